@@ -4,3 +4,4 @@
 //! # Layout
 //! - `http`: bytes on the wire — heads, framing, dates, forwarding headers.
 pub mod http;
+pub mod config;
