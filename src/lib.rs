@@ -5,3 +5,6 @@
 //! - `http`: bytes on the wire — heads, framing, dates, forwarding headers.
 pub mod http;
 pub mod config;
+pub mod access_log;
+pub mod upstream;
+pub mod proxy;
