@@ -3,3 +3,4 @@
 //! knows HTTP; the proxy combines them with the caching policy.
 
 pub mod lru;
+pub mod persist;
