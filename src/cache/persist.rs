@@ -43,6 +43,7 @@
 //! instead of sniffed. Loading never trusts a length before checking it against the
 //! bytes that are really there and the caller's [`LoadLimits`].
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -349,19 +350,19 @@ fn read_body<R: Read>(
                 ))
             }
             4 => {}
-            _ => return Err(src.truncated("a record header", at)),
+            _ => return Err(src.truncated(&"a record header", at)),
         }
         let len = u32::from_le_bytes(len);
         if len == END_MARKER {
             return check_trailer(src, at, found);
         }
-        let what = format!("record {} at byte {at}", found + 1);
+        let what = RecordNo(found + 1);
         let mut crc = [0u8; 4];
         src.exact(&mut crc, at, &what)?;
         let crc = u32::from_le_bytes(crc);
         if len < FIXED_PAYLOAD_LEN {
             return Err(format!(
-                "{what}: length {len} is below the {FIXED_PAYLOAD_LEN}-byte minimum"
+                "{what} at byte {at}: length {len} is below the {FIXED_PAYLOAD_LEN}-byte minimum"
             ));
         }
         let len64 = u64::from(len);
@@ -375,7 +376,7 @@ fn read_body<R: Read>(
         }
         src.payload(len64, crc, at, &what, &mut payload)?;
         let record = decode(&payload)
-            .ok_or_else(|| format!("{what}: field lengths do not add up to {len}"))?;
+            .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))?;
         found += 1;
         if record.stale_until <= now_unix_ms {
             loaded.skipped_expired += 1;
@@ -388,7 +389,7 @@ fn read_body<R: Read>(
 
 fn check_trailer<R: Read>(src: &mut Source<R>, at: u64, found: u64) -> Result<(), String> {
     let mut rest = [0u8; 12];
-    src.exact(&mut rest, at, "the end trailer")?;
+    src.exact(&mut rest, at, &"the end trailer")?;
     let mut count = [0u8; 8];
     count.copy_from_slice(&rest[..8]);
     let count = u64::from_le_bytes(count);
@@ -476,14 +477,14 @@ impl<R: Read> Source<R> {
         format!("read error near byte {}: {e}", self.offset)
     }
 
-    fn truncated(&self, what: &str, at: u64) -> String {
+    fn truncated(&self, what: &dyn fmt::Display, at: u64) -> String {
         format!(
             "truncated: the file ends at byte {}, inside {what} starting at byte {at}",
             self.offset
         )
     }
 
-    fn exact(&mut self, buf: &mut [u8], at: u64, what: &str) -> Result<(), String> {
+    fn exact(&mut self, buf: &mut [u8], at: u64, what: &dyn fmt::Display) -> Result<(), String> {
         if self.fill(buf)? < buf.len() {
             return Err(self.truncated(what, at));
         }
@@ -498,7 +499,7 @@ impl<R: Read> Source<R> {
         len: u64,
         crc: u32,
         at: u64,
-        what: &str,
+        what: &dyn fmt::Display,
         buf: &mut Vec<u8>,
     ) -> Result<(), String> {
         buf.clear();
@@ -509,14 +510,20 @@ impl<R: Read> Source<R> {
             return Err(self.truncated(what, at));
         }
         if crc32fast::hash(buf) != crc {
-            return Err(format!("{what} fails its checksum"));
+            return Err(format!("{what} at byte {at} fails its checksum"));
         }
         Ok(())
     }
 
     /// Reads past a payload of `len` bytes through a fixed buffer, checking its CRC,
     /// so a record the limits exclude is never held in memory.
-    fn skip_verified(&mut self, len: u64, crc: u32, at: u64, what: &str) -> Result<(), String> {
+    fn skip_verified(
+        &mut self,
+        len: u64,
+        crc: u32,
+        at: u64,
+        what: &dyn fmt::Display,
+    ) -> Result<(), String> {
         let mut sink = CrcSink(crc32fast::Hasher::new());
         let result = io::copy(&mut (&mut self.reader).take(len), &mut sink);
         let n = result.map_err(|e| self.read_error(e))?;
@@ -525,9 +532,18 @@ impl<R: Read> Source<R> {
             return Err(self.truncated(what, at));
         }
         if sink.0.finalize() != crc {
-            return Err(format!("{what} fails its checksum"));
+            return Err(format!("{what} at byte {at} fails its checksum"));
         }
         Ok(())
+    }
+}
+
+/// Names a record in damage reports, formatted only if there is damage.
+struct RecordNo(u64);
+
+impl fmt::Display for RecordNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record {}", self.0)
     }
 }
 
@@ -787,7 +803,7 @@ mod tests {
             offset: 0,
         };
         let mut buf = Vec::new();
-        let result = src.payload(u64::from(MAX_PAYLOAD_LEN), 0, 0, "claim", &mut buf);
+        let result = src.payload(u64::from(MAX_PAYLOAD_LEN), 0, 0, &"claim", &mut buf);
         assert!(result.unwrap_err().contains("truncated"));
         assert_eq!(buf.len(), bytes.len());
         assert!(buf.capacity() < 64 * 1024, "capacity {}", buf.capacity());
