@@ -43,12 +43,7 @@ impl Record {
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
-        let _ = write!(
-            line,
-            "{} - - [{}] \"",
-            self.client,
-            format_clf(self.time)
-        );
+        let _ = write!(line, "{} - - [{}] \"", self.client, format_clf(self.time));
         escape_into(&mut line, &self.request_line);
         let _ = write!(line, "\" {} {} \"", self.status, self.bytes);
         escape_into(&mut line, self.referer.as_deref().unwrap_or("-"));

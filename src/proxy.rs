@@ -8,8 +8,12 @@ use crate::config::Config;
 use crate::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
 use crate::http::conn::is_timeout;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
-use crate::http::head::{find_head_end, parse_request, parse_response, reason_phrase, RequestLimits};
-use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version};
+use crate::http::head::{
+    find_head_end, parse_request, parse_response, reason_phrase, RequestLimits,
+};
+use crate::http::{
+    BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
+};
 use crate::upstream::{Upstream, UpstreamConn, Upstreams};
 use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -140,7 +144,10 @@ impl Client {
                 }
                 let now = Instant::now();
                 let deadline = *deadline.get_or_insert(now + self.timeout);
-                let Some(left) = deadline.checked_duration_since(now).filter(|d| !d.is_zero()) else {
+                let Some(left) = deadline
+                    .checked_duration_since(now)
+                    .filter(|d| !d.is_zero())
+                else {
                     break HeadRead::Refused(408, first_line(self.conn.buffered()));
                 };
                 let _ = self.conn.get_ref().set_read_timeout(Some(left));
@@ -214,15 +221,22 @@ impl LogLine {
 
 /// The request line of a head that could not be parsed, for the log.
 fn first_line(buf: &[u8]) -> String {
-    let end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len()).min(256);
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len())
+        .min(256);
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// One request/response exchange, from a complete head in the client's
 /// buffer to the last byte of the response.
 fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, LogLine) {
-    let parsed = parse_request(&client.conn.buffered()[..head_len], &RequestLimits::default())
-        .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
+    let parsed = parse_request(
+        &client.conn.buffered()[..head_len],
+        &RequestLimits::default(),
+    )
+    .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
     let (head, body_kind) = match parsed {
         Ok(ok) => ok,
         Err(e) => {
@@ -277,7 +291,12 @@ enum RequestBody {
     Streamed(BodyKind),
 }
 
-fn forward(client: &mut Client, mut head: RequestHead, body_kind: BodyKind, shared: &Shared) -> Result<Outcome, Refusal> {
+fn forward(
+    client: &mut Client,
+    mut head: RequestHead,
+    body_kind: BodyKind,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
     let client_keep_alive = head.wants_keep_alive();
     let mut expect_continue = false;
     if let Some(expect) = head.headers.get_str("expect") {
@@ -318,13 +337,27 @@ fn forward(client: &mut Client, mut head: RequestHead, body_kind: BodyKind, shar
             Ok(up) => up,
             Err(e) => {
                 log::warn!("target {}: cannot connect: {e}", target.name);
-                return Err(failed(if is_timeout(&e) { 504 } else { 502 }, client_keep_alive && body_done(&body)));
+                return Err(failed(
+                    if is_timeout(&e) { 504 } else { 502 },
+                    client_keep_alive && body_done(&body),
+                ));
             }
         };
         match send_request(&mut up, &request, &body, client, expect_continue) {
             Ok((response, len)) => break (up, response, len),
-            Err(Failure::Client(status)) => return Err(Refusal { status, upstream: upstream_name, keep_alive: false }),
-            Err(f) if up.reused && !fresh && f.before_response() && matches!(body, RequestBody::Buffered(_)) => {
+            Err(Failure::Client(status)) => {
+                return Err(Refusal {
+                    status,
+                    upstream: upstream_name,
+                    keep_alive: false,
+                })
+            }
+            Err(f)
+                if up.reused
+                    && !fresh
+                    && f.before_response()
+                    && matches!(body, RequestBody::Buffered(_)) =>
+            {
                 fresh = true;
             }
             Err(f) => {
@@ -334,7 +367,14 @@ fn forward(client: &mut Client, mut head: RequestHead, body_kind: BodyKind, shar
             }
         }
     };
-    let result = relay_response(client, &mut up, response, response_len, &head, client_keep_alive);
+    let result = relay_response(
+        client,
+        &mut up,
+        response,
+        response_len,
+        &head,
+        client_keep_alive,
+    );
     match result {
         Ok((outcome, reusable)) => {
             if reusable {
@@ -376,7 +416,13 @@ impl Client {
             match reader.next(&mut self.conn) {
                 Ok(Some(piece)) => body.extend_from_slice(piece),
                 Ok(None) => return Ok(body),
-                Err(e) => return Err(Refusal { status: client_body_status(&e), upstream: None, keep_alive: false }),
+                Err(e) => {
+                    return Err(Refusal {
+                        status: client_body_status(&e),
+                        upstream: None,
+                        keep_alive: false,
+                    })
+                }
             }
         }
     }
@@ -393,7 +439,12 @@ fn client_body_status(e: &BodyError) -> Option<u16> {
 
 /// Builds the head sent to the backend: origin-form request line,
 /// end-to-end fields, forwarding fields, and our own framing.
-fn upstream_request(head: &mut RequestHead, body: &RequestBody, client_ip: IpAddr, target: &Upstream) -> Vec<u8> {
+fn upstream_request(
+    head: &mut RequestHead,
+    body: &RequestBody,
+    client_ip: IpAddr,
+    target: &Upstream,
+) -> Vec<u8> {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field.
@@ -495,7 +546,8 @@ fn send_request(
     let stream = up.conn.get_mut();
     match body {
         RequestBody::Buffered(bytes) => {
-            write_all_vectored(stream, &mut [IoSlice::new(request), IoSlice::new(bytes)]).map_err(Failure::io)?
+            write_all_vectored(stream, &mut [IoSlice::new(request), IoSlice::new(bytes)])
+                .map_err(Failure::io)?
         }
         RequestBody::Streamed(kind) => {
             stream.write_all(request).map_err(Failure::io)?;
@@ -520,7 +572,11 @@ fn send_request(
 
 /// Copies a request body from the client to the backend, re-framed: the
 /// backend sees exactly the framing we announced, whatever the client sent.
-fn stream_request_body(kind: BodyKind, from: &mut BufConn<TcpStream>, to: &mut TcpStream) -> Result<(), Failure> {
+fn stream_request_body(
+    kind: BodyKind,
+    from: &mut BufConn<TcpStream>,
+    to: &mut TcpStream,
+) -> Result<(), Failure> {
     let chunked = kind == BodyKind::Chunked;
     let mut reader = BodyReader::new(kind);
     let mut size_line = Vec::with_capacity(16);
@@ -533,7 +589,14 @@ fn stream_request_body(kind: BodyKind, from: &mut BufConn<TcpStream>, to: &mut T
         if chunked {
             size_line.clear();
             chunk_size_line(piece.len(), &mut size_line);
-            write_all_vectored(to, &mut [IoSlice::new(&size_line), IoSlice::new(piece), IoSlice::new(b"\r\n")])
+            write_all_vectored(
+                to,
+                &mut [
+                    IoSlice::new(&size_line),
+                    IoSlice::new(piece),
+                    IoSlice::new(b"\r\n"),
+                ],
+            )
         } else {
             to.write_all(piece)
         }
@@ -557,7 +620,11 @@ fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
         }
         match conn.fill() {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
-            Ok(0) => return Err(Failure::Malformed("connection closed inside the response head".into())),
+            Ok(0) => {
+                return Err(Failure::Malformed(
+                    "connection closed inside the response head".into(),
+                ))
+            }
             Ok(_) => {}
             Err(e) => return Err(Failure::io(e)),
         }
@@ -576,12 +643,16 @@ fn relay_response(
 ) -> Result<(Outcome, bool), Failure> {
     up.conn.consume(head_len);
     let kind = BodyKind::for_response(request.is_head(), &response)?;
-    let upstream_reusable = response.allows_keep_alive() && !response_forbids_reuse(&response) && kind != BodyKind::UntilClose;
+    let upstream_reusable = response.allows_keep_alive()
+        && !response_forbids_reuse(&response)
+        && kind != BodyKind::UntilClose;
 
     // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
     // is sent raw and ended by closing the connection.
-    let rechunk = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose) && request.version == Version::Http11;
-    let keep_alive = client_keep_alive && (rechunk || !matches!(kind, BodyKind::Chunked | BodyKind::UntilClose));
+    let rechunk = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose)
+        && request.version == Version::Http11;
+    let keep_alive =
+        client_keep_alive && (rechunk || !matches!(kind, BodyKind::Chunked | BodyKind::UntilClose));
 
     // HEAD and 304 responses describe a body they do not carry: keep the
     // backend's Content-Length for them.
@@ -594,7 +665,9 @@ fn relay_response(
     response.version = Version::Http11;
     response.write_start(&mut head);
     match kind {
-        BodyKind::Length(n) => head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+        BodyKind::Length(n) => {
+            head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes())
+        }
         BodyKind::Empty => {
             if let Some(len) = described_length {
                 head.extend_from_slice(b"Content-Length: ");
@@ -619,7 +692,13 @@ fn relay_response(
             gather(&mut up.conn, n as usize)?;
         }
     }
-    let sent = copy_body(&mut reader, &mut up.conn, client.conn.get_mut(), head, rechunk)?;
+    let sent = copy_body(
+        &mut reader,
+        &mut up.conn,
+        client.conn.get_mut(),
+        head,
+        rechunk,
+    )?;
     let outcome = Outcome {
         status,
         bytes: sent,
@@ -633,7 +712,11 @@ fn relay_response(
 fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
     while conn.buffered().len() < n {
         match conn.fill() {
-            Ok(0) => return Err(Failure::Malformed("connection closed inside the body".into())),
+            Ok(0) => {
+                return Err(Failure::Malformed(
+                    "connection closed inside the body".into(),
+                ))
+            }
             Ok(_) => {}
             Err(e) => return Err(Failure::io(e)),
         }
@@ -668,14 +751,23 @@ fn copy_body(
             chunk_size_line(piece.len(), &mut size_line);
         }
         let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-        write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(&size_line), IoSlice::new(piece), IoSlice::new(tail)])
-            .map_err(|_| Failure::Client(None))?;
+        write_all_vectored(
+            to,
+            &mut [
+                IoSlice::new(&head),
+                IoSlice::new(&size_line),
+                IoSlice::new(piece),
+                IoSlice::new(tail),
+            ],
+        )
+        .map_err(|_| Failure::Client(None))?;
         sent += piece.len() as u64;
     }
     let head = pending_head.take().unwrap_or_default();
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !last.is_empty() {
-        write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(last)]).map_err(|_| Failure::Client(None))?;
+        write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(last)])
+            .map_err(|_| Failure::Client(None))?;
     }
     Ok(sent)
 }
@@ -705,8 +797,12 @@ pub struct ErrorResponse {
 pub fn error_response(status: u16, close: bool) -> ErrorResponse {
     let body = format!("{status} {}\n", reason_phrase(status));
     let mut head = ResponseHead::new(status);
-    head.headers.push("Date", crate::http::date::format_http_date(SystemTime::now()));
-    head.headers.push("Content-Type", "text/plain; charset=utf-8");
+    head.headers.push(
+        "Date",
+        crate::http::date::format_http_date(SystemTime::now()),
+    );
+    head.headers
+        .push("Content-Type", "text/plain; charset=utf-8");
     head.headers.push("Content-Length", body.len().to_string());
     if close {
         head.headers.push("Connection", "close");
