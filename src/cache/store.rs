@@ -49,6 +49,7 @@ impl Entry {
         ] {
             head.headers.remove(hop);
         }
+        head.version = crate::http::Version::Http11;
         let mut bytes = Vec::with_capacity(256);
         head.write_start(&mut bytes);
         let stored_at = unix_ms(birth);
@@ -238,6 +239,11 @@ impl Cache {
     /// Stores an entry (replacing any with the same key), evicting the
     /// least recently used as needed. Returns false if it was too large.
     pub fn insert(&self, entry: Entry) -> bool {
+        self.insert_shared(Arc::new(entry))
+    }
+
+    /// `insert` for an entry the caller keeps using.
+    pub fn insert_shared(&self, entry: Arc<Entry>) -> bool {
         if entry.record.body.len() as u64 > self.max_object_size {
             return false;
         }
@@ -256,7 +262,7 @@ impl Cache {
             // The response stopped varying: its old variants are unreachable.
             // (They age out of the LRU; nothing serves them.)
         }
-        let removed = state.lru.insert(key.clone(), Arc::new(entry), weight);
+        let removed = state.lru.insert(key.clone(), entry, weight);
         let mut stored = true;
         let mut evicted = 0;
         for (k, _) in &removed {
