@@ -74,30 +74,87 @@ fn a_target_answering_garbage_gets_502() {
     }
 }
 
-#[test]
-fn a_target_closing_mid_body_closes_the_client_and_others_are_served() {
-    let a = Backend::start("a", |seen, out| {
-        let announced = match seen.path() {
-            "/cut-large" => 200_000,
-            "/cut-small" => 1000,
+/// A backend that cuts its responses short: `/cut-large` and `/cut-small`
+/// announce a Content-Length and close after 100 bytes, `/cut-chunked`
+/// sends a bad chunk after 100 good bytes; anything else gets "fine".
+fn cutting_backend() -> Backend {
+    Backend::start("a", |seen, out| {
+        let head = match seen.path() {
+            "/cut-large" => "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n",
+            "/cut-small" => "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+            "/cut-chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n",
             _ => {
                 respond(out, 200, &[], b"fine");
                 return Action::KeepAlive;
             }
         };
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {announced}\r\n\r\n");
         let _ = out.write_all(head.as_bytes());
         let _ = out.write_all(&pattern(100));
+        if seen.path() == "/cut-chunked" {
+            let _ = out.write_all(b"\r\nzz-not-a-size\r\n");
+        }
         Action::Close
-    });
-    let proxy = start_proxy(&[a.addr], |_| {});
+    })
+}
 
-    // Past the head: the client cannot be told, so its connection ends
-    // before the announced length.
+/// A second's idle timeout, so a connection wrongly kept open ends soon.
+fn one_second(config: &mut inverso::Config) {
+    config.connection_timeout = Duration::from_secs(1);
+}
+
+#[test]
+fn a_target_closing_mid_body_ends_the_client_connection_with_nothing_appended() {
+    let a = cutting_backend();
+    let proxy = start_proxy(&[a.addr], one_second);
+    // Past the head the client cannot be told: it must get exactly the
+    // bytes the backend sent, then a closed connection. Nothing may be
+    // appended to the truncated body (no error response inside it).
     let mut client = proxy.connect();
     client.send(b"GET /cut-large HTTP/1.1\r\nHost: x\r\n\r\n");
-    let error = client.try_response(false).unwrap_err();
-    assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
+    let head = client.reader.read_head().unwrap().expect("no response");
+    assert!(head.start_line.contains(" 200 "), "{}", head.raw);
+    assert_eq!(head.get("content-length"), Some("200000"));
+    let rest = client.read_until_closed();
+    assert!(
+        rest == pattern(100),
+        "after the truncated body the client got {:?}",
+        String::from_utf8_lossy(&rest[100.min(rest.len())..])
+    );
+}
+
+#[test]
+fn a_broken_chunked_body_ends_the_client_connection_without_a_last_chunk() {
+    let a = cutting_backend();
+    let proxy = start_proxy(&[a.addr], one_second);
+    let mut client = proxy.connect();
+    client.send(b"GET /cut-chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("no response");
+    assert!(head.start_line.contains(" 200 "), "{}", head.raw);
+    assert!(head.is_chunked(), "{}", head.raw);
+    // The client must not be able to mistake the body for a complete one,
+    // and nothing but chunk framing and the backend's bytes may follow.
+    let rest = client.read_until_closed();
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        !text.contains("HTTP/1.1"),
+        "a response inside the body: {text:?}"
+    );
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "truncated body looks complete"
+    );
+}
+
+#[test]
+fn after_a_target_cut_a_body_the_proxy_serves_others() {
+    let a = cutting_backend();
+    let proxy = start_proxy(&[a.addr], one_second);
+    let mut cut = proxy.connect();
+    cut.send(b"GET /cut-large HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        cut.try_response(false).unwrap_err().kind(),
+        io::ErrorKind::UnexpectedEof
+    );
 
     // A small body may be gathered before the head goes out: then a 502
     // is possible; a truncated 200 never is.

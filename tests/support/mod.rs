@@ -582,6 +582,17 @@ impl Client {
         self.response()
     }
 
+    /// Reads until the proxy closes the connection (or resets it, or the
+    /// read timeout passes); returns every byte not consumed before.
+    pub fn read_until_closed(&mut self) -> Vec<u8> {
+        loop {
+            match self.reader.fill() {
+                Ok(0) | Err(_) => return std::mem::take(&mut self.reader.buf),
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Whether the proxy closed the connection: the next read ends the
     /// stream (or resets it) with no further bytes. Bounded by the read
     /// timeout; a timeout or unexpected bytes count as "not closed".
