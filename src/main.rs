@@ -121,7 +121,8 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     let (config, loader) = load(args)?;
     println!("# {}: OK", args.config.display());
     for (key, setting) in loader.effective() {
-        println!("{key} = {:<30} # {}", setting.value, setting.origin);
+        let line = format!("{key} = {}", setting.value);
+        println!("{line:<48} # {}", setting.origin);
     }
     for target in &config.targets {
         println!(
