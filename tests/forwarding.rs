@@ -395,3 +395,77 @@ fn access_log_has_one_line_per_request() {
         lines[2]
     );
 }
+
+#[test]
+fn an_http11_client_asking_to_close_is_closed() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(response.head.has_token("connection", "close"));
+    assert!(client.is_closed());
+    // The backend connection itself stays pooled.
+    assert_eq!(proxy.connect().get("/again").status, 200);
+    assert_eq!(a.connections(), 1);
+}
+
+#[test]
+fn without_upstream_keepalive_every_request_opens_a_connection() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.upstream_keepalive = 0);
+    let mut client = proxy.connect();
+    for i in 0..5 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    assert_eq!(a.requests(), 5);
+    assert_eq!(a.connections(), 5);
+}
+
+#[test]
+fn interim_responses_from_the_backend_are_absorbed() {
+    let a = Backend::start("a", |_, out| {
+        use std::io::Write;
+        out.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+            .unwrap();
+        respond(out, 200, &[], b"final");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let response = client.get("/");
+        assert_eq!(response.status, 200, "{}", response.head.raw);
+        assert_eq!(response.body, b"final");
+    }
+}
+
+#[test]
+fn an_absolute_form_target_is_forwarded_in_origin_form() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET http://other.example/path?x=1 HTTP/1.1\r\nHost: ignored.example\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    let seen = a.seen();
+    assert_eq!(seen[0].head.start_line, "GET /path?x=1 HTTP/1.1");
+    assert_eq!(seen[0].head.get("host"), Some("other.example"));
+    assert_eq!(seen[0].head.get_all("host").count(), 1);
+}
+
+#[test]
+fn access_log_records_refused_requests_without_an_upstream() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    assert!(client.is_closed());
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("\"GET / HTTP/1.1\" 400 "), "{}", lines[0]);
+    assert!(lines[0].contains(" upstream=- "), "{}", lines[0]);
+    assert_eq!(a.requests(), 0);
+}
