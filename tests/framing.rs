@@ -228,3 +228,28 @@ fn an_oversized_head_gets_431_and_the_connection_closes() {
     // And the proxy still serves.
     assert_eq!(proxy.connect().get("/").status, 200);
 }
+
+#[test]
+fn a_response_with_both_length_and_chunked_is_read_as_chunked() {
+    let a = Backend::start("a", |_, out| {
+        out.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    let response = client.get("/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"hello");
+    assert!(
+        !(response.head.has("content-length") && response.head.has("transfer-encoding")),
+        "{}",
+        response.head.raw
+    );
+    // Such a connection is not trusted again: the next request gets a
+    // new one.
+    assert_eq!(client.get("/").body, b"hello");
+    assert_eq!(a.connections(), 2);
+}
