@@ -74,11 +74,7 @@ impl Timer {
             .name("cache-timer".into())
             .spawn(move || {
                 let mut written = cache.generation();
-                loop {
-                    match stopped.recv_timeout(interval) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => break,
-                    }
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     let expired = cache.expire_due(SystemTime::now());
                     if expired > 0 {
                         log::debug!("cache: {expired} entries expired");

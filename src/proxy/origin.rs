@@ -354,7 +354,9 @@ pub(super) struct Relay<'a> {
 }
 
 /// Sends the response head and streams the body to the client; returns the
-/// pooled connection on success.
+/// pooled connection on success. A failure before the head went out is
+/// answered with 502/504; after it, the client connection is closed
+/// (nothing more can be said within a response already started).
 pub(super) fn relay(
     client: &mut Client,
     mut fetched: Fetched<'_>,
@@ -363,7 +365,18 @@ pub(super) fn relay(
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
     let target = fetched.target;
-    match relay_inner(client, &mut fetched, how, tee) {
+    let refusal = |f: Failure, head_sent: bool| {
+        if !matches!(f, Failure::Client(_)) {
+            log::warn!("target {}: {}", target.name, f.describe());
+        }
+        Refusal {
+            status: (!head_sent).then(|| f.status()),
+            upstream: Some(target.name.clone()),
+            keep_alive: how.keep_alive && !head_sent,
+        }
+    };
+    let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
+    match send_response(client, &mut fetched, prepared, tee) {
         Ok((outcome, reusable)) => {
             if reusable {
                 shared.upstreams.checkin(target, fetched.up.conn);
@@ -373,18 +386,7 @@ pub(super) fn relay(
                 ..outcome
             })
         }
-        Err(f) => {
-            if !matches!(f, Failure::Client(_)) {
-                log::warn!("target {}: {}", target.name, f.describe());
-            }
-            // The head may be out already: nothing more can be said to the
-            // client, so its connection is closed.
-            Err(Refusal {
-                status: None,
-                upstream: Some(target.name.clone()),
-                keep_alive: false,
-            })
-        }
+        Err(f) => Err(refusal(f, true)),
     }
 }
 
@@ -407,12 +409,19 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
     }
 }
 
-fn relay_inner(
-    client: &mut Client,
-    fetched: &mut Fetched<'_>,
-    how: &Relay<'_>,
-    mut tee: Option<&mut Tee>,
-) -> Result<(Outcome, bool), Failure> {
+/// A response ready to go: its head for the client, and how its body is
+/// read and framed.
+struct Prepared {
+    head: Vec<u8>,
+    kind: BodyKind,
+    rechunk: bool,
+    keep_alive: bool,
+    upstream_reusable: bool,
+}
+
+/// Everything that can fail before the first byte goes to the client:
+/// the backend's framing, and gathering a small body whole.
+fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
     up.conn.consume(fetched.head_len);
@@ -454,33 +463,47 @@ fn relay_inner(
     }
     push_connection_header(&mut head, keep_alive, how.version);
     head.extend_from_slice(b"\r\n");
-
-    let status = response.status;
-    let mut reader = BodyReader::new(kind);
     if let BodyKind::Length(n) = kind {
         if n <= GATHERED_BODY {
             gather(&mut up.conn, n as usize)?;
         }
     }
+    Ok(Prepared {
+        head,
+        kind,
+        rechunk,
+        keep_alive,
+        upstream_reusable,
+    })
+}
+
+fn send_response(
+    client: &mut Client,
+    fetched: &mut Fetched<'_>,
+    prepared: Prepared,
+    tee: Option<&mut Tee>,
+) -> Result<(Outcome, bool), Failure> {
+    let mut reader = BodyReader::new(prepared.kind);
+    let mut tee = tee;
     let sent = copy_body(
         &mut reader,
-        &mut up.conn,
+        &mut fetched.up.conn,
         client.conn.get_mut(),
-        head,
-        rechunk,
+        prepared.head,
+        prepared.rechunk,
         tee.as_deref_mut(),
     )?;
     if let Some(tee) = tee {
         tee.complete = reader.is_done() && !tee.overflowed;
     }
     let outcome = Outcome {
-        status,
+        status: fetched.response.status,
         bytes: sent,
         upstream: None,
-        keep_alive,
+        keep_alive: prepared.keep_alive,
         cache: None,
     };
-    Ok((outcome, upstream_reusable && reader.is_done()))
+    Ok((outcome, prepared.upstream_reusable && reader.is_done()))
 }
 
 /// `Connection: close` when closing; HTTP/1.0 clients must be told when
