@@ -33,6 +33,18 @@ pub struct Config {
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
     pub stale_if_error: Duration,
+    /// Largest request head (request line and fields) in bytes; 431 past it.
+    pub max_header_size: usize,
+    /// Most header fields in a request head; 431 past it.
+    pub max_headers: usize,
+    /// Longest request-target in bytes; 414 past it.
+    pub max_uri_length: usize,
+    /// Largest request body in bytes; 413 past it. 0 = unlimited.
+    pub max_body_size: u64,
+    /// The longest a whole request head may take to arrive (slowloris); 408.
+    pub client_header_timeout: Duration,
+    /// The longest a client may pause between two reads of its request body; 408.
+    pub client_body_timeout: Duration,
     /// Not a key: the access log always goes to stdout when run from the
     /// command line; embedders and tests may turn that copy off.
     pub log_to_stdout: bool,
@@ -206,7 +218,54 @@ pub const KEYS: &[Key] = &[
         help: "on SIGINT/SIGTERM, how long requests in flight may take to finish",
         apply: |c, v| parse_duration(v).map(|d| c.shutdown_timeout = d),
     },
+    Key {
+        name: "max_header_size",
+        default: "16KiB",
+        help: "largest request head (request line + fields); larger gets 431",
+        apply: |c, v| {
+            parse_size_in(v, 1024..=MAX_HEADER_SIZE_CEILING).map(|n| c.max_header_size = n as usize)
+        },
+    },
+    Key {
+        name: "max_headers",
+        default: "100",
+        help: "most header fields in a request; more gets 431",
+        apply: |c, v| {
+            parse_number(v, 1..=crate::http::head::MAX_HEADERS as u64)
+                .map(|n| c.max_headers = n as usize)
+        },
+    },
+    Key {
+        name: "max_uri_length",
+        default: "8KiB",
+        help: "longest request-target; longer gets 414",
+        apply: |c, v| {
+            parse_size_in(v, 1..=MAX_HEADER_SIZE_CEILING).map(|n| c.max_uri_length = n as usize)
+        },
+    },
+    Key {
+        name: "max_body_size",
+        default: "0",
+        help: "largest request body; larger gets 413; 0 = unlimited",
+        apply: |c, v| parse_size(v).map(|n| c.max_body_size = n),
+    },
+    Key {
+        name: "client_header_timeout",
+        default: "10s",
+        help: "the longest a whole request head may take to arrive; then 408 and close",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.client_header_timeout = d),
+    },
+    Key {
+        name: "client_body_timeout",
+        default: "30s",
+        help: "the longest a client may pause while sending a request body; then 408 and close",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.client_body_timeout = d),
+    },
 ];
+
+/// The largest `max_header_size` (and `max_uri_length`) accepted: a head is
+/// buffered whole, so this bounds the memory one connection can make us hold.
+pub const MAX_HEADER_SIZE_CEILING: u64 = 1 << 20;
 
 fn find_key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
@@ -380,6 +439,12 @@ impl Config {
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,
+            max_header_size: 0,
+            max_headers: 0,
+            max_uri_length: 0,
+            max_body_size: 0,
+            client_header_timeout: Duration::from_secs(1),
+            client_body_timeout: Duration::from_secs(1),
             log_to_stdout: true,
         }
     }
@@ -526,6 +591,19 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("`{v}` is too large"))
+}
+
+fn parse_size_in(v: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    let n = parse_size(v)?;
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} bytes is out of range ({}..={} bytes)",
+            range.start(),
+            range.end()
+        ))
+    }
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {

@@ -3,7 +3,7 @@
 //! through bounded buffers and re-framed on the other side.
 
 use super::conn::BufConn;
-use super::head::{HeadError, RequestHead, ResponseHead, Version};
+use super::head::{is_tchar, HeadError, RequestHead, ResponseHead, Version};
 use super::headers::Headers;
 use std::io::{self, Read};
 
@@ -47,12 +47,15 @@ impl BodyKind {
                     "both Content-Length and Transfer-Encoding",
                 ));
             }
-            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
-            // faulty framing.
+            // RFC 9112 §6.1: "A server or client that receives an HTTP/1.0
+            // message containing a Transfer-Encoding header field MUST treat
+            // the message as if the framing is faulty, even if a
+            // Content-Length is present, and close the connection after
+            // processing the message."
             if head.version == Version::Http10 {
                 return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"));
             }
-            return chunked_only(&head.headers);
+            return chunked_only(&transfer_codings(&head.headers)?);
         }
         Ok(match length {
             Some(0) | None => BodyKind::Empty,
@@ -63,18 +66,28 @@ impl BodyKind {
     /// RFC 9112 §6.3, for responses: "Any response to a HEAD request and any
     /// response with a 1xx (Informational), 204 (No Content), or 304 (Not
     /// Modified) status code is always terminated by the first empty line
-    /// after the header fields"; then Transfer-Encoding (chunked final, else
-    /// read until close), then Content-Length, then until close.
+    /// after the header fields"; then "If a Transfer-Encoding header field
+    /// is present in a response and the chunked transfer coding is not the
+    /// final encoding, the message body length is determined by reading the
+    /// connection until it is closed by the server"; then Content-Length,
+    /// then until close.
     ///
     /// A response with both fields is read as chunked; the caller must not
     /// reuse the connection afterwards (see [`response_forbids_reuse`]).
+    /// An HTTP/1.0 response with Transfer-Encoding has faulty framing
+    /// (§6.1) and is refused, as is any Content-Length we would not accept
+    /// on a request.
     pub fn for_response(request_is_head: bool, head: &ResponseHead) -> Result<BodyKind, HeadError> {
         if request_is_head || head.status < 200 || head.status == 204 || head.status == 304 {
             return Ok(BodyKind::Empty);
         }
         if head.headers.contains("transfer-encoding") {
-            return Ok(match head.headers.tokens("transfer-encoding").last() {
-                Some(last) if last.eq_ignore_ascii_case("chunked") => BodyKind::Chunked,
+            if head.version == Version::Http10 {
+                return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"));
+            }
+            let codings = transfer_codings(&head.headers)?;
+            return Ok(match codings.last() {
+                Some(last) if last.eq_ignore_ascii_case(b"chunked") => BodyKind::Chunked,
                 _ => BodyKind::UntilClose,
             });
         }
@@ -86,26 +99,67 @@ impl BodyKind {
 }
 
 /// Whether a response's framing is dubious enough that the connection it
-/// came on must be closed after it (RFC 9112 §6.3: both Content-Length and
-/// Transfer-Encoding; or a coding we do not know).
+/// came on must be closed after it (RFC 9112 §6.3: "If a message is
+/// received with both a Transfer-Encoding and a Content-Length header
+/// field ... a server or client that receives [such a message] ... MUST
+/// close the connection after responding to the request or processing the
+/// response").
 pub fn response_forbids_reuse(head: &ResponseHead) -> bool {
     head.headers.contains("transfer-encoding") && head.headers.contains("content-length")
 }
 
-/// Only exactly `chunked` is accepted on requests: the final coding must be
-/// chunked (else 400), and any other coding before it is one we will not
-/// decode for the backend (501).
-fn chunked_only(headers: &Headers) -> Result<BodyKind, HeadError> {
-    let codings: Vec<&str> = headers.tokens("transfer-encoding").collect();
-    match codings.as_slice() {
-        [only] if only.eq_ignore_ascii_case("chunked") => Ok(BodyKind::Chunked),
-        // "A sender MUST NOT apply the chunked transfer coding more than once"
-        [first @ .., last]
-            if last.eq_ignore_ascii_case("chunked")
-                && !first.iter().any(|c| c.eq_ignore_ascii_case("chunked")) =>
-        {
+/// Most transfer codings we look at in one message; nobody needs more than
+/// two, a long list is noise meant to confuse someone's parser.
+const MAX_CODINGS: usize = 8;
+
+/// The transfer codings of every Transfer-Encoding field, in order, as raw
+/// bytes (a value that is not UTF-8 must not simply vanish from the list).
+/// RFC 9112 §6.1: Transfer-Encoding = #transfer-coding, and RFC 9110 §5.6.1
+/// lets empty list elements be ignored; but a field with no coding at all,
+/// or a coding that is not a token (a quoted string, a parameter, a
+/// control character), is refused: another parser could see a different
+/// list.
+fn transfer_codings(headers: &Headers) -> Result<Vec<&[u8]>, HeadError> {
+    let mut codings = Vec::new();
+    for value in headers.get_all("transfer-encoding") {
+        let before = codings.len();
+        for element in value.split(|&b| b == b',') {
+            let coding = element.trim_ascii();
+            if coding.is_empty() {
+                continue;
+            }
+            if !coding.iter().all(|&b| is_tchar(b)) {
+                return Err(HeadError::Malformed("invalid transfer coding"));
+            }
+            codings.push(coding);
+        }
+        if codings.len() == before {
+            return Err(HeadError::Malformed("empty Transfer-Encoding"));
+        }
+        if codings.len() > MAX_CODINGS {
+            return Err(HeadError::Malformed("too many transfer codings"));
+        }
+    }
+    Ok(codings)
+}
+
+/// Only exactly `chunked` is accepted on requests. RFC 9112 §6.3: "If a
+/// Transfer-Encoding header field is present in a request and the chunked
+/// transfer coding is not the final encoding, the message body length
+/// cannot be determined reliably; the server MUST respond with the 400 (Bad
+/// Request) status code and then close the connection." §7: "A sender MUST
+/// NOT apply the chunked transfer coding more than once to a message body".
+/// A coding before chunked is one we will not decode for the backend;
+/// §6.1: "A server that receives a request message with a transfer coding
+/// it does not understand SHOULD respond with 501 (Not Implemented)."
+fn chunked_only(codings: &[&[u8]]) -> Result<BodyKind, HeadError> {
+    let is_chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
+    match codings {
+        [only] if is_chunked(only) => Ok(BodyKind::Chunked),
+        [first @ .., last] if is_chunked(last) && !first.iter().any(is_chunked) => {
             Err(HeadError::UnsupportedCoding)
         }
+        [.., last] if is_chunked(last) => Err(HeadError::Malformed("chunked applied twice")),
         _ => Err(HeadError::Malformed(
             "chunked is not the final transfer coding",
         )),
@@ -115,7 +169,14 @@ fn chunked_only(headers: &Headers) -> Result<BodyKind, HeadError> {
 /// The Content-Length of a message. Strict on purpose: one field, plain
 /// decimal digits, no list, no sign, no overflow. RFC 9110 §8.6 would let us
 /// accept "42, 42"; a proxy gains nothing from that leniency and a backend
-/// might read it differently.
+/// might read it differently. RFC 9112 §6.3: "If a message is received
+/// without Transfer-Encoding and with an invalid Content-Length header
+/// field, then the message framing is invalid and the recipient MUST treat
+/// it as an unrecoverable error ... the server MUST respond with a 400 (Bad
+/// Request) status code and then close the connection."
+///
+/// Leading zeros are digits (`Content-Length = 1*DIGIT`), so `007` is 7;
+/// the backend never sees them, as every forwarded message is re-framed.
 pub fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
     let mut values = headers.get_all("content-length");
     let Some(value) = values.next() else {
@@ -146,6 +207,8 @@ pub enum BodyError {
     Truncated,
     #[error("malformed chunked encoding: {0}")]
     BadChunk(&'static str),
+    #[error("body larger than {0} bytes")]
+    TooLarge(u64),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -175,6 +238,8 @@ pub struct BodyReader {
     trailer_bytes: usize,
     /// Decoded bytes so far.
     read: u64,
+    /// Most decoded bytes allowed (`u64::MAX`: no limit).
+    limit: u64,
 }
 
 impl BodyReader {
@@ -190,6 +255,18 @@ impl BodyReader {
             remaining,
             trailer_bytes: 0,
             read: 0,
+            limit: u64::MAX,
+        }
+    }
+
+    /// A reader that fails with [`BodyError::TooLarge`] as soon as the body
+    /// is known to exceed `limit` bytes: before any data for a chunk whose
+    /// size line would take it past, before any data at all for a
+    /// Content-Length past it.
+    pub fn with_limit(kind: BodyKind, limit: u64) -> Self {
+        BodyReader {
+            limit,
+            ..BodyReader::new(kind)
         }
     }
 
@@ -212,6 +289,9 @@ impl BodyReader {
             match self.state {
                 State::Done => return Ok(None),
                 State::Length | State::ChunkData => {
+                    if self.read.saturating_add(self.remaining) > self.limit {
+                        return Err(BodyError::TooLarge(self.limit));
+                    }
                     if conn.buffered().is_empty() && conn.fill()? == 0 {
                         return Err(BodyError::Truncated);
                     }
@@ -234,6 +314,9 @@ impl BodyReader {
                     }
                     let n = conn.buffered().len();
                     self.read += n as u64;
+                    if self.read > self.limit {
+                        return Err(BodyError::TooLarge(self.limit));
+                    }
                     return Ok(Some(conn.take(n)));
                 }
                 State::ChunkSize => {
@@ -404,6 +487,24 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \xffchunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: \xff\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunk\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked-false\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5e2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n",
         ];
         for b in bad {
             assert_eq!(
@@ -417,6 +518,22 @@ mod tests {
             request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
                 .map_err(|e| e.status()),
             Err(501)
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:   chunked\t\r\n\r\n"),
+            Ok(BodyKind::Chunked)
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked,\r\n\r\n"),
+            Ok(BodyKind::Chunked)
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n"),
+            Ok(BodyKind::Length(7))
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:  5 \r\n\r\n"),
+            Ok(BodyKind::Length(5))
         );
     }
 
@@ -451,6 +568,55 @@ mod tests {
             r(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false),
             Ok(BodyKind::UntilClose)
         );
+        for bad in [
+            &b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n",
+        ] {
+            assert!(r(bad, false).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    fn decode_limited(kind: BodyKind, wire: &[u8], limit: u64) -> Result<Vec<u8>, BodyError> {
+        let mut conn = BufConn::new(wire, 16);
+        let mut reader = BodyReader::with_limit(kind, limit);
+        let mut out = Vec::new();
+        while let Some(piece) = reader.next(&mut conn)? {
+            out.extend_from_slice(piece);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn limits_stop_a_body_before_its_data() {
+        assert!(matches!(
+            decode_limited(BodyKind::Length(6), b"hello!", 5),
+            Err(BodyError::TooLarge(5))
+        ));
+        assert_eq!(
+            decode_limited(BodyKind::Length(5), b"hello", 5).unwrap(),
+            b"hello"
+        );
+        let wire = b"3\r\nhel\r\n2\r\nlo\r\n1\r\n!\r\n0\r\n\r\n";
+        assert_eq!(
+            decode_limited(BodyKind::Chunked, wire, 6).unwrap(),
+            b"hello!"
+        );
+        assert!(matches!(
+            decode_limited(BodyKind::Chunked, wire, 5),
+            Err(BodyError::TooLarge(5))
+        ));
+        // A huge announced chunk is refused before any of its data arrives.
+        assert!(matches!(
+            decode_limited(BodyKind::Chunked, b"ffffffff\r\n", 1000),
+            Err(BodyError::TooLarge(1000))
+        ));
+        assert!(matches!(
+            decode_limited(BodyKind::UntilClose, b"hello!", 5),
+            Err(BodyError::TooLarge(5))
+        ));
     }
 
     #[test]
@@ -497,6 +663,85 @@ mod tests {
         ]
         .concat();
         assert!(decode(BodyKind::Chunked, &long_ext).is_err());
+    }
+
+    /// Encodes `body` as chunks cut at `cuts`, each size line written in
+    /// upper or lower case hex with optional leading zeros and extensions.
+    fn encode(body: &[u8], cuts: &[(usize, u8)], trailers: &[&str]) -> Vec<u8> {
+        const EXTENSIONS: &[&str] = &["", ";a", ";a=b", " ; a = \"q;\\\" x\"", ";x;y=1", "\t;z"];
+        let mut out = Vec::new();
+        let mut rest = body;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let (size, style) = cuts.get(i).copied().unwrap_or((rest.len(), 0));
+            let n = size.clamp(1, rest.len());
+            let size_line = match style % 3 {
+                0 => format!("{n:x}"),
+                1 => format!("{n:X}"),
+                _ => format!("000{n:x}"),
+            };
+            let ext = EXTENSIONS[style as usize % EXTENSIONS.len()];
+            out.extend_from_slice(format!("{size_line}{ext}\r\n").as_bytes());
+            out.extend_from_slice(&rest[..n]);
+            out.extend_from_slice(b"\r\n");
+            rest = &rest[n..];
+            i += 1;
+        }
+        out.extend_from_slice(b"0\r\n");
+        for t in trailers {
+            out.extend_from_slice(format!("{t}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    proptest::proptest! {
+        /// Any chunked encoding of a body decodes to that body, whatever the
+        /// chunk boundaries, extensions, trailers and read sizes, and leaves
+        /// the bytes after it (the next message) untouched.
+        #[test]
+        fn any_chunking_decodes_to_the_body(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec((1usize..700, proptest::prelude::any::<u8>()), 0..20),
+            trailer_count in 0usize..3,
+            buffer in 1usize..64,
+        ) {
+            let trailers = &["X-Checksum: 1", "Expires: never", "A:"][..trailer_count];
+            let mut wire = encode(&body, &cuts, trailers);
+            wire.extend_from_slice(b"NEXT");
+            let mut conn = BufConn::new(&wire[..], buffer);
+            let mut reader = BodyReader::new(BodyKind::Chunked);
+            let mut out = Vec::new();
+            while let Some(piece) = reader.next(&mut conn).unwrap() {
+                out.extend_from_slice(piece);
+            }
+            proptest::prop_assert_eq!(&out, &body);
+            proptest::prop_assert_eq!(reader.bytes_read(), body.len() as u64);
+            let mut rest = conn.buffered().to_vec();
+            let mut tail = [0u8; 16];
+            loop {
+                let n = std::io::Read::read(conn.get_mut(), &mut tail).unwrap();
+                if n == 0 { break; }
+                rest.extend_from_slice(&tail[..n]);
+            }
+            proptest::prop_assert_eq!(rest, b"NEXT".to_vec());
+        }
+
+        /// Decoding never panics on arbitrary bytes, and never returns more
+        /// than the limit.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            wire in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            limit in 0u64..600,
+        ) {
+            let mut conn = BufConn::new(&wire[..], 7);
+            let mut reader = BodyReader::with_limit(BodyKind::Chunked, limit);
+            let mut total = 0u64;
+            while let Ok(Some(piece)) = reader.next(&mut conn) {
+                total += piece.len() as u64;
+            }
+            proptest::prop_assert!(total <= limit);
+        }
     }
 
     #[test]

@@ -5,9 +5,11 @@ use super::headers::Headers;
 use std::borrow::Cow;
 use std::fmt;
 
-/// The most header fields a head may carry (431 past it). nginx and HAProxy
-/// allow about 100 as well.
-pub const MAX_HEADERS: usize = 100;
+/// The hard ceiling on header fields in any head: httparse parses into a
+/// fixed array of this many slots. Requests are held to the configured
+/// `max_headers` (100 by default, as nginx and HAProxy), which may not
+/// exceed it; responses from backends to this ceiling.
+pub const MAX_HEADERS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -44,8 +46,8 @@ impl fmt::Display for Version {
 pub enum HeadError {
     #[error("head larger than {0} bytes")]
     TooLarge(usize),
-    #[error("more than {MAX_HEADERS} header fields")]
-    TooManyHeaders,
+    #[error("more than {0} header fields")]
+    TooManyHeaders(usize),
     #[error("request-target longer than {0} bytes")]
     UriTooLong(usize),
     #[error("bare LF line ending (CRLF required)")]
@@ -63,7 +65,7 @@ pub enum HeadError {
 impl HeadError {
     pub fn status(&self) -> u16 {
         match self {
-            HeadError::TooLarge(_) | HeadError::TooManyHeaders => 431,
+            HeadError::TooLarge(_) | HeadError::TooManyHeaders(_) => 431,
             HeadError::UriTooLong(_) => 414,
             HeadError::Version => 505,
             HeadError::UnsupportedCoding => 501,
@@ -213,16 +215,24 @@ fn push_status(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(&digits);
 }
 
-/// Limits applied while parsing a request head.
+/// Limits applied while parsing a request head (the `max_*` keys of the
+/// configuration; these defaults are theirs).
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLimits {
+    /// The whole head, request line to the empty line, in bytes (431).
+    pub max_head_size: usize,
+    /// Header fields (431); at most [`MAX_HEADERS`].
+    pub max_headers: usize,
+    /// The request-target, in bytes (414).
     pub max_uri_length: usize,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
         RequestLimits {
-            max_uri_length: 8192,
+            max_head_size: 16 * 1024,
+            max_headers: 100,
+            max_uri_length: 8 * 1024,
         }
     }
 }
@@ -230,12 +240,31 @@ impl Default for RequestLimits {
 /// Parses a complete request head (as delimited by [`find_head_end`]) and
 /// checks what RFC 9112 requires before the request may be forwarded.
 pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead, HeadError> {
+    if head.len() > limits.max_head_size {
+        return Err(HeadError::TooLarge(limits.max_head_size));
+    }
+    // RFC 9112 §2.2: "A sender MUST NOT send whitespace between the
+    // start-line and the first header field. A recipient that receives
+    // whitespace between the start-line and the first header field MUST
+    // either reject the message as invalid or ..." — we reject it (some
+    // parsers take such a line for a field, others for a fold).
+    // httparse does too; checking here keeps the rule independent of it.
+    if let Some(lf) = head.iter().position(|&b| b == b'\n') {
+        if matches!(head.get(lf + 1), Some(b' ' | b'\t')) {
+            return Err(HeadError::Malformed("whitespace before the first field"));
+        }
+    }
+    let max_headers = limits.max_headers.min(MAX_HEADERS);
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut storage);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(max_headers)),
         Err(e) => return Err(request_parse_error(e, head)),
+    }
+    if req.headers.len() > max_headers {
+        return Err(HeadError::TooManyHeaders(max_headers));
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("incomplete request line"));
@@ -268,7 +297,6 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
 
 fn request_parse_error(e: httparse::Error, head: &[u8]) -> HeadError {
     match e {
-        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
         // httparse says "bad version" both for "HTTP/2.0" (a version we do
         // not speak: 505) and for a request line with a space in its target
         // (garbage: 400).
@@ -290,10 +318,15 @@ fn names_a_version(head: &[u8]) -> bool {
 /// RFC 9112 §3.2: origin-form for most methods, absolute-form always
 /// allowed, asterisk-form only for OPTIONS; authority-form is CONNECT's,
 /// which a reverse proxy does not offer.
+///
+/// RFC 9112 §3: "Recipients of an invalid request-line SHOULD respond
+/// with either a 400 (Bad Request) error or a 301 (Moved Permanently)
+/// redirect with the request-target properly encoded." We answer 400.
 fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
     if method == "CONNECT" {
         return Err(HeadError::MethodNotAllowed);
     }
+    check_target_bytes(target.as_bytes())?;
     if target.starts_with('/') {
         // "//host/path" would read as a scheme-relative reference to some
         // backends; it is legal origin-form, so it is forwarded as is.
@@ -312,33 +345,121 @@ fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
     }
 }
 
-/// A Host value: uri-host [ ":" port ], without userinfo or anything a
-/// backend could split differently from us.
+/// The characters of a request-target. RFC 3986 allows only ASCII
+/// graphic characters, and of those not `"`, `<`, `>`, `#` (a fragment is
+/// never sent), with `%` always starting a two-digit escape. httparse lets
+/// bytes above 0x7F through; a backend may decode them, or a bad escape,
+/// differently from us, so they are refused. `[ ] { } | ^ \ \``, which
+/// browsers send unescaped in queries, are tolerated.
+fn check_target_bytes(target: &[u8]) -> Result<(), HeadError> {
+    let mut i = 0;
+    while i < target.len() {
+        match target[i] {
+            b'%' => {
+                let escape = target.get(i + 1..i + 3);
+                if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err(HeadError::Malformed("invalid percent-encoding in target"));
+                }
+                i += 3;
+                continue;
+            }
+            b'"' | b'<' | b'>' | b'#' => {
+                return Err(HeadError::Malformed("invalid character in target"))
+            }
+            b if !b.is_ascii_graphic() => {
+                return Err(HeadError::Malformed("invalid character in target"))
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// RFC 9110 §7.2: Host = uri-host [ ":" port ], where uri-host is an
+/// IP-literal in brackets or a reg-name (unreserved, pct-encoded and
+/// sub-delims characters; an IPv4 address is one too), and port is digits.
+/// No userinfo, no path, nothing a backend could split differently from us.
 fn check_host(host: &[u8]) -> Result<(), HeadError> {
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b".-_~:[]!$&'()*+,;=%".contains(&b));
-    if ok {
+    let invalid = Err(HeadError::Malformed("invalid Host"));
+    if host.is_empty() || host.len() > 255 {
+        return invalid;
+    }
+    let (name, port) = if host[0] == b'[' {
+        let Some(close) = host.iter().position(|&b| b == b']') else {
+            return invalid;
+        };
+        let literal = &host[1..close];
+        let literal_ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b));
+        if !literal_ok {
+            return invalid;
+        }
+        match &host[close + 1..] {
+            [] => (&host[..0], None),
+            [b':', port @ ..] => (&host[..0], Some(port)),
+            _ => return invalid,
+        }
+    } else {
+        match host.iter().position(|&b| b == b':') {
+            Some(colon) => (&host[..colon], Some(&host[colon + 1..])),
+            None => (host, None),
+        }
+    };
+    let reg_name_ok = name
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
+        && (host[0] == b'[' || !name.is_empty());
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    if reg_name_ok && port_ok {
         Ok(())
     } else {
-        Err(HeadError::Malformed("invalid Host"))
+        invalid
     }
 }
 
-/// Copies httparse's borrowed fields into an owned list. httparse already
-/// refuses field names that are not tokens, whitespace before the colon,
-/// control characters in values and obs-fold in requests.
+/// Copies httparse's borrowed fields into an owned list, checking them.
+///
+/// RFC 9112 §5.1: "No whitespace is allowed between the field name and
+/// colon. ... A server MUST reject, with a response status code of 400
+/// (Bad Request), any received request message that contains whitespace
+/// between a header field name and colon. A proxy MUST remove any such
+/// whitespace from a response message before forwarding it downstream."
+/// httparse refuses it in both (we answer a backend that sends it 502).
+///
+/// RFC 9112 §5.2: "A server that receives an obs-fold in a request message
+/// that is not within a "message/http" container MUST either reject the
+/// message by sending a 400 (Bad Request) ... or replace each received
+/// obs-fold with one or more SP octets". We reject (httparse does, for
+/// requests and, by default, for responses).
+///
+/// RFC 9110 §5.5: "Field values containing CR, LF, or NUL characters are
+/// invalid and dangerous ... a recipient of CR, LF, or NUL within a field
+/// value MUST either reject the message or replace each of those
+/// characters with SP". We reject them, and every other control character
+/// but HTAB, which field-value does not allow either.
 fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
     let mut headers = Headers::with_capacity(raw.len() + 4);
     for h in raw {
-        if h.value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+        if h.name.is_empty() || !h.name.bytes().all(is_tchar) {
+            return Err(HeadError::Malformed("invalid header name"));
+        }
+        if h.value
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
             return Err(HeadError::Malformed("control character in header value"));
         }
         headers.push(h.name, h.value);
     }
     Ok(headers)
+}
+
+/// RFC 9110 §5.6.2: tchar, the characters of a token (field names, methods).
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Parses a complete response head from a backend.
@@ -348,7 +469,7 @@ pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
     match res.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(MAX_HEADERS)),
         Err(httparse::Error::Version) => return Err(HeadError::Version),
         Err(_) => return Err(HeadError::Malformed("unparsable response head")),
     }
@@ -359,6 +480,12 @@ pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
         return Err(HeadError::Malformed("status code out of range"));
     }
     let reason = res.reason.unwrap_or("");
+    if reason
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
+        return Err(HeadError::Malformed("control character in reason phrase"));
+    }
     Ok(ResponseHead {
         version: Version::from_minor(minor)?,
         status,
@@ -521,7 +648,136 @@ mod tests {
             h.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         h.extend_from_slice(b"\r\n");
-        assert_eq!(req(&h), Err(HeadError::TooManyHeaders));
+        assert_eq!(req(&h), Err(HeadError::TooManyHeaders(100)));
+    }
+
+    fn status(bytes: &[u8]) -> Result<(), u16> {
+        req(bytes).map(|_| ()).map_err(|e| e.status())
+    }
+
+    #[test]
+    fn field_syntax_that_parsers_disagree_on_is_refused() {
+        for bad in [
+            // whitespace between name and colon (RFC 9112 §5.1)
+            &b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 5\r\n\r\n",
+            // obs-fold (§5.2), also right after the request line (§2.2)
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\tfolded\r\n\r\n",
+            b"GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\tX: a\r\nHost: a\r\n\r\n",
+            // control characters in names and values (RFC 9110 §5.5)
+            b"GET / HTTP/1.1\r\nHost: a\r\nX\x00Y: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n: empty name\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-\xc3\xa9: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n",
+            // the request line
+            b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+            b" GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GE\x00T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"G{T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /\r\n\r\n",
+            b"GET / http/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\rHost: a\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), Err(400), "{:?}", String::from_utf8_lossy(bad));
+        }
+        // HTTP/0.9 and versions we do not speak
+        for bad in [
+            &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/0.9\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/3.0\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), Err(505), "{:?}", String::from_utf8_lossy(bad));
+        }
+        // obs-text in values and leading/trailing whitespace are fine
+        let r = req(b"GET / HTTP/1.1\r\nHost: a\r\nX: \t caf\xc3\xa9 \t\r\n\r\n").unwrap();
+        assert_eq!(r.headers.get("x"), Some(&b"caf\xc3\xa9"[..]));
+    }
+
+    #[test]
+    fn target_characters() {
+        for good in [
+            &b"GET /a/b%2Fc?x=1&y=%41;z@:!$'()*+,= HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /search?q[]=1|2^{x}`\\ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET //double HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET HTTP://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            b"GET https://[::1]:8443/x HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n",
+        ] {
+            assert_eq!(status(good), Ok(()), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a% HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /\"x\" HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /<script> HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://user@evil/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET a.example:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), Err(400), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn host_values() {
+        for good in [
+            "a",
+            "a.example",
+            "a.example:8080",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:80",
+            "a:",
+            "xn--caf-dma.example",
+            "a_b",
+        ] {
+            assert_eq!(check_host(good.as_bytes()), Ok(()), "{good}");
+        }
+        for bad in [
+            "", ":80", "a:b", "a:80:90", "a:123456", "a b", "a/b", "u@a", "[::1", "[]", "[::1]x",
+            "[::g]", "a\\b", "a,b:x",
+        ] {
+            assert!(check_host(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configured_limits() {
+        let limits = RequestLimits {
+            max_head_size: 64,
+            max_headers: 2,
+            max_uri_length: 8,
+        };
+        let parse = |b: &[u8]| {
+            parse_request(b, &limits)
+                .map(|_| ())
+                .map_err(|e| e.status())
+        };
+        assert_eq!(
+            parse(b"GET /1234567 HTTP/1.1\r\nHost: a\r\nA: 1\r\n\r\n"),
+            Ok(())
+        );
+        assert_eq!(
+            parse(b"GET /12345678 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Err(414)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n"),
+            Err(431)
+        );
+        let long = format!("GET / HTTP/1.1\r\nHost: a\r\nA: {}\r\n\r\n", "x".repeat(64));
+        assert_eq!(parse(long.as_bytes()), Err(431));
     }
 
     #[test]
@@ -532,6 +788,22 @@ mod tests {
         assert!(!r.allows_keep_alive());
         assert!(parse_response(b"HTTP/1.1 99 x\r\n\r\n").is_err());
         assert!(parse_response(b"garbage\r\n\r\n").is_err());
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 600 OK\r\n\r\n",
+            b"HTTP/1.1 200 O\x01K\r\n\r\n",
+            b"HTTP/2 200 OK\r\n\r\n",
+            b"ICY 200 OK\r\n\r\n",
+        ] {
+            assert!(
+                parse_response(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         let mut out = Vec::new();
         ResponseHead::new(502).write_start(&mut out);
         assert_eq!(out, b"HTTP/1.1 502 Bad Gateway\r\n");

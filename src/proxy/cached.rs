@@ -127,6 +127,7 @@ pub(super) fn serve(
         expect_continue: false,
         keep_alive,
         extra: &validators,
+        upgrade: false,
     };
     let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
         Ok(fetched) => fetched,

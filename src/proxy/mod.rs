@@ -5,6 +5,7 @@
 
 mod cached;
 mod origin;
+mod tunnel;
 
 use crate::access_log::{LogSender, Record};
 use crate::cache::{policy, Cache};
@@ -23,9 +24,6 @@ use std::time::{Duration, Instant, SystemTime};
 /// Initial size of a client connection's read buffer (it grows up to the
 /// head limit for a large head, and is freed while the connection idles).
 const CLIENT_BUFFER: usize = 16 * 1024;
-/// Largest request head accepted (431 past it); nginx's default allows
-/// 4 x 8 KiB, HAProxy's 16 KiB buffers hold about as much.
-pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// Request bodies up to this size are read whole before they are sent:
 /// such a request can be retried on a fresh connection, and head and body
 /// leave in one write.
@@ -49,7 +47,8 @@ pub struct Shared {
 /// shuts down. `idle` is raised while the connection waits for a request,
 /// so shutdown can close exactly the connections that are not mid-request.
 pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &AtomicBool) {
-    let timeout = shared.config.connection_timeout;
+    let config = &shared.config;
+    let timeout = config.connection_timeout;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
@@ -57,13 +56,34 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &Atomic
         conn: BufConn::new(stream, CLIENT_BUFFER),
         peer: peer.ip(),
         timeout,
+        // The head must arrive within client_header_timeout, and no read
+        // may stall longer than connection_timeout: the smaller one bounds
+        // the whole head.
+        header_timeout: config.client_header_timeout.min(timeout),
+        body_timeout: config.client_body_timeout,
+        limits: RequestLimits {
+            max_head_size: config.max_header_size,
+            max_headers: config.max_headers,
+            max_uri_length: config.max_uri_length,
+        },
+        max_body: match config.max_body_size {
+            0 => u64::MAX,
+            n => n,
+        },
     };
+    let accepted = Instant::now();
+    let mut first = true;
     loop {
         idle.store(true, Ordering::SeqCst);
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
         }
-        let head = client.read_head();
+        // A new connection's first head is due client_header_timeout after
+        // the connection opened: connecting and saying nothing ties up a
+        // thread as surely as trickling bytes. Between requests the idle
+        // timeout applies until the next head starts.
+        let head = client.read_head(first.then_some(accepted));
+        first = false;
         idle.store(false, Ordering::SeqCst);
         let time = SystemTime::now();
         let started = Instant::now();
@@ -97,7 +117,15 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &Atomic
 struct Client {
     conn: BufConn<TcpStream>,
     peer: IpAddr,
+    /// connection_timeout: idle time between requests, and any socket read.
     timeout: Duration,
+    /// The longest a whole request head may take.
+    header_timeout: Duration,
+    /// The longest a pause between two reads of a request body may take.
+    body_timeout: Duration,
+    limits: RequestLimits,
+    /// max_body_size (`u64::MAX` when unlimited).
+    max_body: u64,
 }
 
 enum HeadRead {
@@ -112,11 +140,13 @@ enum HeadRead {
 
 impl Client {
     /// Waits for the next request head. The first byte may take up to the
-    /// idle timeout; from then on the whole head must arrive within one
-    /// more timeout, however slowly it trickles (slowloris).
-    fn read_head(&mut self) -> HeadRead {
+    /// idle timeout (or, on a new connection, the head timeout counted from
+    /// `since`); from then on the whole head must arrive within the head
+    /// timeout, however slowly it trickles (slowloris): 408 and close.
+    fn read_head(&mut self, since: Option<Instant>) -> HeadRead {
+        let max_head = self.limits.max_head_size;
         let mut scanned = 0;
-        let mut deadline: Option<Instant> = None;
+        let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
         let mut empty_lines = 0;
         let result = loop {
             while self.conn.buffered().starts_with(b"\r\n") {
@@ -130,29 +160,31 @@ impl Client {
             let buffered = self.conn.buffered();
             if !buffered.is_empty() {
                 match find_head_end(buffered, &mut scanned) {
+                    // The head may have arrived whole in one read past the
+                    // limit: the limit is on the head, not on the reads.
+                    Ok(Some(len)) if len > max_head => {
+                        break HeadRead::Refused(431, first_line(buffered));
+                    }
                     Ok(Some(len)) => break HeadRead::Ready(len),
-                    Ok(None) if buffered.len() > MAX_REQUEST_HEAD => {
+                    Ok(None) if buffered.len() > max_head => {
                         break HeadRead::Refused(431, first_line(buffered));
                     }
                     Ok(None) => {}
                     Err(e) => break HeadRead::Refused(e.status(), first_line(buffered)),
                 }
-                let now = Instant::now();
-                let deadline = *deadline.get_or_insert(now + self.timeout);
-                let Some(left) = deadline
-                    .checked_duration_since(now)
-                    .filter(|d| !d.is_zero())
-                else {
-                    break HeadRead::Refused(408, first_line(self.conn.buffered()));
-                };
+                deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break self.head_timed_out();
+                }
                 let _ = self.conn.get_ref().set_read_timeout(Some(left));
             }
             match self.conn.fill() {
                 Ok(0) => break HeadRead::Closed,
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) && !self.conn.buffered().is_empty() => {
-                    break HeadRead::Refused(408, first_line(self.conn.buffered()));
-                }
+                Err(e) if is_timeout(&e) => break self.head_timed_out(),
                 Err(_) => break HeadRead::Closed,
             }
         };
@@ -160,6 +192,16 @@ impl Client {
             let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
         }
         result
+    }
+
+    /// A head that did not arrive in time: 408 if it had started, else a
+    /// silent close (there is no request to answer).
+    fn head_timed_out(&self) -> HeadRead {
+        if self.conn.buffered().is_empty() {
+            HeadRead::Closed
+        } else {
+            HeadRead::Refused(408, first_line(self.conn.buffered()))
+        }
     }
 
     /// Sends a short plain-text error response; returns the body size.
@@ -230,11 +272,8 @@ fn first_line(buf: &[u8]) -> String {
 /// One request/response exchange, from a complete head in the client's
 /// buffer to the last byte of the response.
 fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, LogLine) {
-    let parsed = parse_request(
-        &client.conn.buffered()[..head_len],
-        &RequestLimits::default(),
-    )
-    .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
+    let parsed = parse_request(&client.conn.buffered()[..head_len], &client.limits)
+        .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
     let (head, body_kind) = match parsed {
         Ok(ok) => ok,
         Err(e) => {
@@ -245,7 +284,29 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     };
     client.conn.consume(head_len);
     let line = LogLine::of(&head);
-    let outcome = match forward(client, head, body_kind, shared) {
+    // RFC 9110 §15.5.14: a server may refuse a request whose content is
+    // larger than it is willing to process with 413, and close the
+    // connection (the body is not read). A declared length is checked
+    // before anything is read or forwarded; a chunked body is counted as
+    // it streams (BodyReader::with_limit).
+    if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
+        let bytes = client.send_error(413, true);
+        return (Outcome::closing(413, bytes), line);
+    }
+    // While the body arrives, a pause longer than client_body_timeout ends
+    // the exchange with 408 (the response side keeps connection_timeout).
+    let has_body = body_kind != BodyKind::Empty;
+    if has_body {
+        let _ = client
+            .conn
+            .get_ref()
+            .set_read_timeout(Some(client.body_timeout));
+    }
+    let forwarded = forward(client, head, body_kind, shared);
+    if has_body {
+        let _ = client.conn.get_ref().set_read_timeout(Some(client.timeout));
+    }
+    let outcome = match forwarded {
         Ok(outcome) => outcome,
         Err(refusal) => {
             let bytes = match refusal.status {
@@ -307,6 +368,11 @@ fn forward(
         }
         expect_continue = body_kind != BodyKind::Empty;
     }
+    // RFC 9110 §7.8: "A server MUST ignore an Upgrade header field that is
+    // received in an HTTP/1.0 request." A request with a body is not
+    // upgraded either: the switch would have to wait for the whole body,
+    // and nobody needs that.
+    let upgrade = tunnel::is_upgrade_request(&head) && body_kind == BodyKind::Empty;
     let body = match body_kind {
         BodyKind::Length(n) if n <= REPLAYABLE_BODY => {
             if expect_continue {
@@ -318,7 +384,7 @@ fn forward(
         BodyKind::Empty => RequestBody::Buffered(Vec::new()),
         kind => RequestBody::Streamed(kind),
     };
-    if let Some(cache) = &shared.cache {
+    if let Some(cache) = shared.cache.as_ref().filter(|_| !upgrade) {
         if cached::eligible(&head, &body) {
             return cached::serve(client, head, cache, shared);
         }
@@ -335,10 +401,14 @@ fn forward(
         expect_continue,
         keep_alive,
         extra: &[],
+        upgrade,
     };
     let is_head = head.is_head();
     let version = head.version;
     let fetched = origin::fetch(client, &mut head, &send, shared)?;
+    if fetched.response.status == 101 {
+        return tunnel::run(client, fetched, shared);
+    }
     let x_cache: &[u8] = if shared.cache.is_some() {
         b"X-Cache: BYPASS\r\n"
     } else {
@@ -371,7 +441,7 @@ impl Client {
 
     /// Reads a whole (small) request body.
     fn read_body(&mut self, kind: BodyKind) -> Result<Vec<u8>, Refusal> {
-        let mut reader = BodyReader::new(kind);
+        let mut reader = BodyReader::with_limit(kind, self.max_body);
         let mut body = Vec::new();
         loop {
             match reader.next(&mut self.conn) {
@@ -393,6 +463,7 @@ impl Client {
 fn client_body_status(e: &BodyError) -> Option<u16> {
     match e {
         BodyError::BadChunk(_) => Some(400),
+        BodyError::TooLarge(_) => Some(413),
         BodyError::Io(e) if is_timeout(e) => Some(408),
         _ => None,
     }

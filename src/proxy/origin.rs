@@ -17,6 +17,9 @@ use std::time::SystemTime;
 
 /// Largest response head accepted from a backend (502 past it).
 const MAX_RESPONSE_HEAD: usize = 32 * 1024;
+/// Interim (1xx) responses absorbed before the final one; a backend that
+/// sends an endless stream of them would otherwise hold the thread forever.
+const MAX_INTERIM_RESPONSES: usize = 16;
 /// Response bodies up to this size are gathered whole before the head is
 /// written, so head and body leave in one `writev`.
 const GATHERED_BODY: u64 = 64 * 1024;
@@ -40,7 +43,7 @@ pub(super) struct Fetched<'s> {
     pub target: &'s Upstream,
     pub up: UpstreamConn,
     pub response: ResponseHead,
-    head_len: usize,
+    pub head_len: usize,
     /// When the request was sent (for the response's age).
     pub request_time: SystemTime,
 }
@@ -53,6 +56,8 @@ pub(super) struct Send<'a> {
     pub keep_alive: bool,
     /// Extra request fields (cache validators).
     pub extra: &'a [(&'static str, Vec<u8>)],
+    /// Forward the client's `Upgrade` and accept a `101 Switching Protocols`.
+    pub upgrade: bool,
 }
 
 /// Sends `head` (rewritten for the backend in place) to the next backend
@@ -129,8 +134,11 @@ fn upstream_request(
     // replaces any Host field.
     let host = head.authority().map(str::to_string);
     let had_length = head.headers.contains("content-length");
-    strip_hop_by_hop(&mut head.headers, false);
+    strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
+    if send.upgrade {
+        head.headers.push("Connection", "Upgrade");
+    }
     match &host {
         Some(h) => head.headers.set("Host", h.as_str()),
         None => head.headers.set("Host", &*target.name),
@@ -235,12 +243,22 @@ fn send_request(
             if send.expect_continue {
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
-            stream_request_body(*kind, &mut client.conn, stream)?;
+            stream_request_body(*kind, &mut client.conn, stream, client.max_body)?;
         }
     }
-    loop {
+    for _ in 0..=MAX_INTERIM_RESPONSES {
         let len = read_response_head(&mut up.conn)?;
         let response = parse_response(&up.conn.buffered()[..len])?;
+        // RFC 9110 §15.2.2: a server sends 101 only in answer to Upgrade.
+        // One we did not ask for would hand the connection to some other
+        // protocol behind the client's back.
+        if response.status == 101 {
+            return if send.upgrade {
+                Ok((response, len))
+            } else {
+                Err(Failure::Malformed("101 without an upgrade request".into()))
+            };
+        }
         // Interim responses (100 Continue and friends) are ours to absorb:
         // we answered the client's Expect ourselves.
         if response.status < 200 {
@@ -249,6 +267,7 @@ fn send_request(
         }
         return Ok((response, len));
     }
+    Err(Failure::Malformed("too many interim responses".into()))
 }
 
 /// Copies a request body from the client to the backend, re-framed: the
@@ -257,9 +276,10 @@ fn stream_request_body(
     kind: BodyKind,
     from: &mut BufConn<TcpStream>,
     to: &mut TcpStream,
+    max_body: u64,
 ) -> Result<(), Failure> {
     let chunked = kind == BodyKind::Chunked;
-    let mut reader = BodyReader::new(kind);
+    let mut reader = BodyReader::with_limit(kind, max_body);
     let mut size_line = Vec::with_capacity(16);
     loop {
         let piece = match reader.next(from) {

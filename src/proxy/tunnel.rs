@@ -1,0 +1,168 @@
+//! Protocol upgrades (WebSocket and friends): once a backend answers an
+//! `Upgrade` request with `101 Switching Protocols`, the connection is no
+//! longer HTTP. The proxy relays the 101 head, then copies bytes both ways
+//! until either side closes or both stay silent for the idle timeout. The
+//! backend connection is never returned to the pool.
+
+use super::origin::Fetched;
+use super::{Client, Outcome, Refusal, Shared};
+use crate::http::conn::is_timeout;
+use crate::http::forward::strip_hop_by_hop;
+use crate::http::{RequestHead, Version};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bytes copied per read in each direction.
+const TUNNEL_BUFFER: usize = 16 * 1024;
+
+/// RFC 9110 §7.8: a request asks to switch protocols with an `Upgrade`
+/// field named in `Connection` ("A sender of Upgrade MUST also send an
+/// "Upgrade" connection option in the Connection header field"), and
+/// "A server MUST ignore an Upgrade header field that is received in an
+/// HTTP/1.0 request."
+pub(super) fn is_upgrade_request(head: &RequestHead) -> bool {
+    head.version == Version::Http11
+        && head.headers.has_token("connection", "upgrade")
+        && head.headers.tokens("upgrade").next().is_some()
+}
+
+/// Relays the backend's 101 to the client and then the two byte streams.
+pub(super) fn run(
+    client: &mut Client,
+    fetched: Fetched<'_>,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
+    let Fetched {
+        target,
+        mut up,
+        mut response,
+        head_len,
+        ..
+    } = fetched;
+    let upstream = Some(target.name.clone());
+    // RFC 9110 §15.2.2: "The server MUST generate an Upgrade header field
+    // in the response that indicates which protocol(s) are being switched
+    // to". Without one, nobody knows what follows: 502.
+    if response.headers.tokens("upgrade").next().is_none() {
+        log::warn!("target {}: 101 without Upgrade", target.name);
+        return Err(Refusal {
+            status: Some(502),
+            upstream,
+            keep_alive: false,
+        });
+    }
+    up.conn.consume(head_len);
+    strip_hop_by_hop(&mut response.headers, true);
+    response.version = Version::Http11;
+    let mut head = Vec::with_capacity(256);
+    response.write_start(&mut head);
+    head.extend_from_slice(b"Connection: Upgrade\r\n\r\n");
+    // Whatever either side sent right behind its head belongs to the new
+    // protocol and goes through first.
+    head.extend_from_slice(up.conn.buffered());
+    let early_from_client = client.conn.buffered().to_vec();
+    let up_len = up.conn.buffered().len();
+    up.conn.consume(up_len);
+    let client_len = client.conn.buffered().len();
+    client.conn.consume(client_len);
+
+    let closing = |bytes: u64| Outcome {
+        status: 101,
+        bytes,
+        upstream: upstream.clone(),
+        keep_alive: false,
+        cache: None,
+    };
+    if client.conn.get_mut().write_all(&head).is_err() {
+        return Ok(closing(0));
+    }
+    let idle = shared.config.connection_timeout;
+    let client_stream = client.conn.get_mut();
+    let up_stream = up.conn.get_mut();
+    if up_stream.write_all(&early_from_client).is_err() {
+        let _ = client_stream.shutdown(Shutdown::Both);
+        return Ok(closing(0));
+    }
+    let to_client = relay_both_ways(client_stream, up_stream, idle);
+    Ok(closing(to_client))
+}
+
+/// Copies client -> backend on a helper thread and backend -> client on
+/// this one, until either side closes or fails, or neither sends anything
+/// for `idle`. Returns the bytes sent to the client.
+fn relay_both_ways(client: &mut TcpStream, up: &mut TcpStream, idle: Duration) -> u64 {
+    let (Ok(client_reader), Ok(up_writer)) = (client.try_clone(), up.try_clone()) else {
+        close_both(client, up);
+        return 0;
+    };
+    for s in [&*client, &*up] {
+        let _ = s.set_read_timeout(Some(idle));
+        let _ = s.set_write_timeout(Some(idle));
+    }
+    let activity = Activity::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let (mut from, mut to) = (client_reader, up_writer);
+            pump(&mut from, &mut to, &activity, idle);
+        });
+        pump(up, client, &activity, idle)
+    })
+}
+
+/// When either direction last moved a byte, shared by both: a quiet
+/// direction is fine as long as the other one talks.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self, limit: Duration) -> bool {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last) >= limit
+    }
+}
+
+/// Copies `from` to `to` until the end. Either side closing, an error, or
+/// the whole tunnel idling out closes both sockets, which also wakes the
+/// other direction's blocked read.
+fn pump(from: &mut TcpStream, to: &mut TcpStream, activity: &Activity, idle: Duration) -> u64 {
+    let mut buf = vec![0u8; TUNNEL_BUFFER];
+    let mut copied = 0u64;
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                copied += n as u64;
+                activity.touch();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) && !activity.idle_for(idle) => {}
+            Err(_) => break,
+        }
+    }
+    close_both(from, to);
+    copied
+}
+
+fn close_both(a: &TcpStream, b: &TcpStream) {
+    let _ = a.shutdown(Shutdown::Both);
+    let _ = b.shutdown(Shutdown::Both);
+}
