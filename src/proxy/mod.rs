@@ -15,8 +15,8 @@ use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimi
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
 use crate::upstream::Upstreams;
 use origin::{Relay, RequestBody, Send};
-use std::io::{self, IoSlice, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,6 +31,13 @@ const REPLAYABLE_BODY: u64 = 64 * 1024;
 /// Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at
 /// least one; unbounded would let a client idle forever on CRLFs).
 const MAX_LEADING_EMPTY_LINES: usize = 4;
+/// Lingering close (as nginx does): after the last response on a connection
+/// we close, input is read and dropped for at most this long, or this many
+/// bytes, so the kernel does not answer unread input with a reset that can
+/// destroy our response before the client reads it.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_READ_TIMEOUT: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 256 * 1024;
 /// This hop's entry in `Via`.
 const VIA: &str = "1.1 inverso";
 
@@ -108,9 +115,30 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &Atomic
             duration: started.elapsed(),
         });
         if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
+            if !shared.shutting_down.load(Ordering::SeqCst) {
+                linger(client.conn.get_mut());
+            }
             break;
         }
         client.conn.release_if_empty();
+    }
+}
+
+/// Stops sending, then reads and drops what the client still sends until it
+/// closes, for a bounded time and amount (see [`LINGER_TIME`]).
+fn linger(stream: &mut TcpStream) {
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let _ = stream.set_read_timeout(Some(LINGER_READ_TIMEOUT));
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut sink = [0u8; 4096];
+    let mut dropped = 0;
+    while dropped < LINGER_BYTES && Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => dropped += n,
+        }
     }
 }
 

@@ -1,0 +1,643 @@
+//! Request smuggling and strict parsing, end to end: raw bytes over a real
+//! socket to the proxy, checking both what the client gets back and what
+//! the backend saw. A request the proxy refuses must never reach a backend,
+//! and neither may anything hidden behind it.
+
+mod support;
+
+use std::io::Write;
+use std::time::Duration;
+use support::*;
+
+/// Sends `bytes` on a new connection and expects `status` followed by the
+/// proxy closing the connection, with no backend ever contacted.
+fn assert_refused(proxy: &Proxy, backend: &Backend, bytes: &[u8], status: u16) {
+    let what = String::from_utf8_lossy(bytes).into_owned();
+    let mut client = proxy.connect();
+    client.send(bytes);
+    let response = client
+        .try_response(false)
+        .unwrap_or_else(|e| panic!("no response to {what:?}: {e}"));
+    assert_eq!(response.status, status, "{what:?}: {}", response.body_str());
+    assert!(
+        response.head.has_token("connection", "close"),
+        "{what:?}: not told the connection closes"
+    );
+    assert!(client.is_closed(), "{what:?}: connection left open");
+    // The proxy closed the connection: it is done with these bytes, and
+    // any request it forwarded would have been counted before that.
+    assert_eq!(backend.connections(), 0, "{what:?} reached the backend");
+}
+
+fn echo_proxy() -> (Backend, Proxy) {
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    (backend, proxy)
+}
+
+/// Request heads whose body framing is ambiguous or faulty; each carries a
+/// request hidden where a lenient parser would find it.
+const FRAMING: &[(&str, u16)] = &[
+    // CL.TE and TE.CL: both fields
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n0\r\n\r\n", 400),
+    // TE.TE obfuscations
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\x00\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\n : chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: a\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+    ("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    // codings we do not decode: 501
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", 501),
+    // Content-Length that is not one plain number
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\nh", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello", 400),
+];
+
+#[test]
+fn ambiguous_framing_is_refused_and_nothing_reaches_the_backend() {
+    let (backend, proxy) = echo_proxy();
+    for (request, status) in FRAMING {
+        assert_refused(&proxy, &backend, request.as_bytes(), *status);
+    }
+    // Still serving.
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+/// Heads that are malformed in ways parsers are known to disagree about.
+const HEADS: &[(&[u8], u16)] = &[
+    // line endings: bare LF anywhere, bare CR
+    (b"GET / HTTP/1.1\nHost: a\n\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\n\r\n", 400),
+    (b"GET / HTTP/1.1\rHost: a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", 400),
+    // control characters in names and values
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: 1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\x00\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[31m\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX Y: 1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\n: 1\r\n\r\n", 400),
+    // Host: none, two, invalid
+    (b"GET / HTTP/1.1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: evil@a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+    // the request line: method, target, version
+    (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET\x00 / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
+    (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET /a#f HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET a HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET /\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
+];
+
+#[test]
+fn malformed_heads_are_refused_and_nothing_reaches_the_backend() {
+    let (backend, proxy) = echo_proxy();
+    for (request, status) in HEADS {
+        assert_refused(&proxy, &backend, request, *status);
+    }
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+#[test]
+fn a_refused_request_takes_the_pipelined_one_behind_it_down_too() {
+    let (backend, proxy) = echo_proxy();
+    assert_refused(
+        &proxy,
+        &backend,
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: \x00\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    );
+    // After a good request, a bad one on the same connection: the first is
+    // answered, the second refused, nothing after it forwarded.
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /bad HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxGET /third HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    let refused = client.response();
+    assert_eq!(refused.status, 400);
+    assert!(client.is_closed());
+    let paths: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| s.path().to_string())
+        .collect();
+    assert_eq!(paths, ["/first"]);
+}
+
+#[test]
+fn a_chunked_body_is_re_framed_and_what_follows_it_is_a_separate_request() {
+    let (backend, proxy) = echo_proxy();
+    let mut client = proxy.connect();
+    // A TE.CL attempt without the CL: what follows the last chunk is the
+    // next request on this connection, parsed and forwarded on its own.
+    client.send(
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    assert_eq!(client.response().status, 200);
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].path(), "/a");
+    assert_eq!(seen[0].body, b"hello");
+    // The backend sees one framing, ours: chunked without extensions or
+    // trailers, and no Content-Length.
+    assert!(seen[0].head.is_chunked());
+    assert!(!seen[0].head.has("content-length"));
+    assert!(!seen[0].head.raw.contains("ext=1"));
+    assert!(!seen[0].head.has("x-trailer"));
+    assert_eq!(seen[1].path(), "/b");
+    assert_eq!(seen[1].body, b"");
+}
+
+#[test]
+fn content_length_with_leading_zeros_is_forwarded_as_a_plain_number() {
+    let (backend, proxy) = echo_proxy();
+    let mut client = proxy.connect();
+    client.send(b"POST /z HTTP/1.1\r\nHost: a\r\nContent-Length: 005\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    assert_eq!(client.response().status, 200);
+    let seen = backend.seen();
+    assert_eq!(seen[0].head.get("content-length"), Some("5"));
+    assert_eq!(seen[0].body, b"hello");
+    assert_eq!(seen[1].path(), "/next");
+}
+
+#[test]
+fn bad_chunked_bodies_are_400_and_no_request_completes_at_the_backend() {
+    let cases: &[&[u8]] = &[
+        b"5\r\nhelloX\r\n0\r\n\r\n",
+        b"5\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\n0\r\n\r\n",
+        b"0x5\r\nhello\r\n0\r\n\r\n",
+        b"-5\r\nhello\r\n0\r\n\r\n",
+        b" 5\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b"+5\r\nhello\r\n0\r\n\r\n",
+        b"fffffffffffffffff5\r\nhello\r\n0\r\n\r\n",
+        b"5;a\x00b\r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX : y\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX: y\r\n folded\r\n\r\n",
+        b"5\r\nhello\r\n0\r\r\n\r\n",
+    ];
+    let (backend, proxy) = echo_proxy();
+    for body in cases {
+        let mut request =
+            b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        request.extend_from_slice(body);
+        request.extend_from_slice(b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
+        let what = String::from_utf8_lossy(body).into_owned();
+        let mut client = proxy.connect();
+        client.send(&request);
+        let response = client.try_response(false).unwrap();
+        assert_eq!(response.status, 400, "{what:?}");
+        assert!(client.is_closed(), "{what:?}");
+    }
+    // The head went ahead of the body, but no request ever completed.
+    assert_eq!(backend.requests(), 0);
+    assert!(backend.seen().iter().all(|s| s.path() != "/smuggled"));
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+#[test]
+fn a_long_chunk_extension_or_trailer_section_is_refused() {
+    let (backend, proxy) = echo_proxy();
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;".to_vec();
+    request.extend_from_slice(&vec![b'x'; 8192]);
+    request.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    let mut client = proxy.connect();
+    client.send(&request);
+    assert_eq!(client.response().status, 400);
+
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".to_vec();
+    for i in 0..2000 {
+        request.extend_from_slice(format!("X-{i}: yyyyyyyyyy\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let mut client = proxy.connect();
+    client.send(&request);
+    assert_eq!(client.try_response(false).map(|r| r.status).ok(), Some(400));
+    assert_eq!(backend.requests(), 0);
+}
+
+#[test]
+fn an_absolute_form_target_overrides_host_and_the_backend_sees_one_host() {
+    let (backend, proxy) = echo_proxy();
+    let mut client = proxy.connect();
+    client.send(b"GET http://real.example:8080/p?q=1 HTTP/1.1\r\nHost: other.example\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.head.start_line, "GET /p?q=1 HTTP/1.1");
+    assert_eq!(
+        seen.head.get_all("host").collect::<Vec<_>>(),
+        ["real.example:8080"]
+    );
+    assert_eq!(seen.head.get("x-forwarded-host"), Some("real.example:8080"));
+}
+
+#[test]
+fn http_1_0_without_host_is_served_and_upgraded_to_1_1_framing() {
+    let (backend, proxy) = echo_proxy();
+    let mut client = proxy.connect();
+    client.send(b"GET /old HTTP/1.0\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.head.start_line, "GET /old HTTP/1.1");
+    assert_eq!(seen.head.get_all("host").count(), 1);
+}
+
+// ---------------------------------------------------------------- limits
+
+#[test]
+fn head_size_field_count_and_uri_length_limits() {
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.max_header_size = 2048;
+        c.max_headers = 10;
+        c.max_uri_length = 100;
+    });
+    let fields = |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v\r\n")).collect() };
+    // Within every limit.
+    let ok = format!(
+        "GET /{} HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        "u".repeat(99),
+        fields(9)
+    );
+    assert_eq!(one_request(proxy.addr, ok.as_bytes()).status, 200);
+    assert_eq!(backend.requests(), 1);
+    let fresh = Backend::echo("fresh");
+    let proxy2 = start_proxy(&[fresh.addr], |c| {
+        c.max_header_size = 2048;
+        c.max_headers = 10;
+        c.max_uri_length = 100;
+    });
+    for (request, status) in [
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "u".repeat(100)),
+            414,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", fields(10)),
+            431,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+                "v".repeat(2048)
+            ),
+            431,
+        ),
+        // Larger than the limit and never ending: refused once past it.
+        (
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(4096)),
+            431,
+        ),
+    ] {
+        assert_refused(&proxy2, &fresh, request.as_bytes(), status);
+    }
+}
+
+#[test]
+fn max_body_size_refuses_a_declared_length_up_front_and_a_chunked_body_midway() {
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], |c| c.max_body_size = 1000);
+    // Up to the limit is fine.
+    let mut client = proxy.connect();
+    assert_eq!(client.post("/ok", &pattern(1000)).status, 200);
+    assert_eq!(backend.requests(), 1);
+
+    // Declared too large: 413 before any body byte is read or forwarded,
+    // also when the client waits for 100-continue.
+    let mut client = proxy.connect();
+    client.send(b"POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 413);
+    assert!(client.is_closed());
+    let mut client = proxy.connect();
+    client.send(
+        b"PUT /big HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n",
+    );
+    assert_eq!(client.response().status, 413);
+
+    // Chunked: counted while it streams; the backend never gets a whole request.
+    let mut request =
+        b"POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        request.extend_from_slice(b"190\r\n");
+        request.extend_from_slice(&pattern(400));
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut client = proxy.connect();
+    client.send(&request);
+    assert_eq!(client.response().status, 413);
+    assert!(client.is_closed());
+    // A chunk announcing more than the limit is refused before its data.
+    let mut client = proxy.connect();
+    client.send(
+        b"POST /huge HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\n",
+    );
+    assert_eq!(client.response().status, 413);
+    assert_eq!(backend.requests(), 1);
+    assert!(backend.seen().iter().all(|s| s.path() == "/ok"));
+}
+
+/// A second's grace for the head or body, a minute for everything else:
+/// a proxy that only applied connection_timeout would make the test's own
+/// read time out instead of receiving the 408.
+fn slow_client_limits(c: &mut inverso::Config) {
+    c.connection_timeout = Duration::from_secs(60);
+    c.client_header_timeout = Duration::from_millis(400);
+    c.client_body_timeout = Duration::from_millis(400);
+}
+
+#[test]
+fn slowloris_a_head_trickling_in_gets_408_when_the_head_timeout_passes() {
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], slow_client_limits);
+    let mut client = proxy.connect();
+    // Each piece comes well within connection_timeout; the head never ends.
+    client.send(b"GET / HTTP/1.1\r\n");
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(50));
+        client.send(format!("X-{i}: y\r\n").as_bytes());
+    }
+    let response = client.response();
+    assert_eq!(response.status, 408);
+    assert!(client.is_closed());
+    assert_eq!(backend.connections(), 0);
+    // A connection that never sends a byte is closed too (without a word).
+    let mut silent = proxy.connect();
+    assert!(silent.is_closed());
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+#[test]
+fn a_body_that_stops_arriving_gets_408() {
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], slow_client_limits);
+    // A small body (read whole before forwarding) and a chunked one
+    // (streamed): both stall after a few bytes.
+    for request in [
+        &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..],
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+    ] {
+        let mut client = proxy.connect();
+        client.send(request);
+        let response = client.response();
+        assert_eq!(response.status, 408);
+        assert!(client.is_closed());
+    }
+    assert_eq!(backend.requests(), 0);
+}
+
+// ---------------------------------------------------------------- upstream
+
+/// A backend that answers every request with `raw`, and keeps the
+/// connection open (so only the proxy's own judgement stops its reuse).
+fn raw_backend(raw: &'static [u8]) -> Backend {
+    Backend::start("raw", move |_, out| {
+        let _ = out.write_all(raw);
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn malformed_responses_are_502_and_their_connection_is_not_reused() {
+    let cases: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \"chunked\"\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/2 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok",
+        b"garbage\r\n\r\n",
+    ];
+    for raw in cases {
+        let what = String::from_utf8_lossy(raw).into_owned();
+        let backend = raw_backend(raw);
+        let proxy = start_proxy(&[backend.addr], |_| {});
+        let mut client = proxy.connect();
+        client.send(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let response = client.response();
+        assert_eq!(response.status, 502, "{what:?}");
+        assert!(response.body_str().contains("Bad Gateway"), "{what:?}");
+        // The next request needs a new backend connection.
+        assert_eq!(client.get("/y").status, 502, "{what:?}");
+        assert_eq!(backend.connections(), 2, "{what:?}");
+    }
+}
+
+#[test]
+fn a_response_with_a_bad_chunk_after_its_head_went_out_closes_the_client() {
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\nnot that long\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+    ] {
+        let backend = Backend::start("raw", move |_, out| {
+            let _ = out.write_all(raw);
+            Action::Close
+        });
+        let proxy = start_proxy(&[backend.addr], |_| {});
+        let mut client = proxy.connect();
+        client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        // Whatever arrived, it must not look like a complete response.
+        assert!(client.try_response(false).is_err());
+    }
+}
+
+// ---------------------------------------------------------------- upgrade
+
+/// A WebSocket origin: answers the handshake, then echoes each frame it
+/// receives unmasked, until a close frame (echoed too) or the end.
+fn websocket_backend() -> Backend {
+    Backend::start("ws", |seen, out| {
+        let Some(key) = seen.head.get("sec-websocket-key") else {
+            respond(out, 400, &[], b"not a websocket request");
+            return Action::Close;
+        };
+        let is_upgrade = seen.head.has_token("connection", "upgrade")
+            && seen.head.get("upgrade") == Some("websocket");
+        if !is_upgrade {
+            respond(out, 426, &[("Upgrade", "websocket")], b"upgrade required");
+            return Action::KeepAlive;
+        }
+        let handshake = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            websocket_accept(key)
+        );
+        if out.write_all(handshake.as_bytes()).is_err() {
+            return Action::Close;
+        }
+        let mut reader = out.try_clone().unwrap();
+        while let Ok((opcode, payload)) = read_websocket_frame(&mut reader) {
+            let echo = websocket_frame(opcode, &payload, None);
+            if out.write_all(&echo).is_err() || opcode == 0x8 {
+                break;
+            }
+        }
+        Action::Close
+    })
+}
+
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+fn websocket_handshake(client: &mut Client) -> Response {
+    client.send(
+        format!(
+            "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    client.try_response(true).unwrap()
+}
+
+#[test]
+fn the_test_sha1_matches_rfc_6455() {
+    // RFC 6455 §1.3's example.
+    assert_eq!(websocket_accept(WS_KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(base64(b"ab"), "YWI=");
+}
+
+#[test]
+fn a_websocket_handshake_is_relayed_and_frames_echo_both_ways() {
+    let backend = websocket_backend();
+    let proxy = start_proxy(&[backend.addr], |c| c.cache_size = 1 << 20);
+    let mut client = proxy.connect();
+    let response = websocket_handshake(&mut client);
+    assert_eq!(response.status, 101);
+    assert_eq!(
+        response.header("sec-websocket-accept"),
+        Some(websocket_accept(WS_KEY).as_str())
+    );
+    assert!(response.head.has_token("connection", "upgrade"));
+    assert_eq!(response.header("upgrade"), Some("websocket"));
+    // The backend got the Upgrade and its Connection option; the client's
+    // other connection options did not travel.
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.head.get("upgrade"), Some("websocket"));
+    assert!(seen.head.has_token("connection", "upgrade"));
+    assert!(!seen.head.has_token("connection", "keep-alive"));
+    assert_eq!(seen.head.get("sec-websocket-key"), Some(WS_KEY));
+
+    // A masked text frame goes out, the echo comes back; then a larger
+    // binary one, sent in pieces.
+    client.send(&websocket_frame(0x1, b"hello", Some([1, 2, 3, 4])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"hello".to_vec())
+    );
+    let big = pattern(100_000);
+    client.send_split(&websocket_frame(0x2, &big, Some([9, 8, 7, 6])), 4096);
+    let (opcode, echoed) = client.reader.read_websocket_frame().unwrap();
+    assert_eq!(opcode, 0x2);
+    assert!(echoed == big, "binary frame differs");
+    // Close handshake: the backend echoes the close and hangs up; the
+    // proxy closes the client side too.
+    client.send(&websocket_frame(0x8, &[0x03, 0xe8], Some([5, 5, 5, 5])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x8, vec![0x03, 0xe8])
+    );
+    assert!(client.is_closed());
+
+    // The proxy goes on, on a new backend connection.
+    let mut client = proxy.connect();
+    assert_eq!(websocket_handshake(&mut client).status, 101);
+    assert!(wait_until(WAIT_LIMIT, || backend.connections() == 2));
+}
+
+#[test]
+fn an_idle_websocket_is_closed_after_the_idle_timeout() {
+    let backend = websocket_backend();
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.connection_timeout = Duration::from_millis(300)
+    });
+    let mut client = proxy.connect();
+    assert_eq!(websocket_handshake(&mut client).status, 101);
+    // Say nothing: the proxy ends the tunnel well before the test's read
+    // timeout, and the backend's side ends with it.
+    assert!(client.is_closed());
+    assert!(wait_until(WAIT_LIMIT, || backend
+        .closed
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 1));
+}
+
+#[test]
+fn upgrade_is_not_forwarded_for_http_1_0_or_with_a_body() {
+    let backend = websocket_backend();
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    for request in [
+        format!("GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        format!("POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\nContent-Length: 2\r\n\r\nhi"),
+        format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+    ] {
+        let response = one_request(proxy.addr, request.as_bytes());
+        assert_eq!(response.status, 426, "{request:?}");
+    }
+    assert!(backend
+        .seen()
+        .iter()
+        .all(|s| !s.head.has("upgrade") && !s.head.has_token("connection", "upgrade")));
+}
+
+#[test]
+fn a_101_without_upgrade_is_a_502() {
+    let backend = raw_backend(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n");
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let mut client = proxy.connect();
+    let response = websocket_handshake(&mut client);
+    assert_eq!(response.status, 502);
+}
