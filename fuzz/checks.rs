@@ -1,0 +1,145 @@
+//! What each fuzz target checks, one function per target. Shared by the
+//! cargo-fuzz binaries (`fuzz_targets/*.rs`) and by `cargo test`, which
+//! replays the seeds and every input that once crashed a target
+//! (`tests/fuzz_regressions.rs`), so a fix stays fixed without nightly.
+
+#![allow(dead_code)]
+
+use inverso::cache::persist::{read_records, LoadLimits};
+use inverso::config::Loader;
+use inverso::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
+use inverso::http::head::{find_head_end, parse_request, parse_response, RequestLimits};
+use inverso::http::{BodyKind, BodyReader, BufConn};
+
+/// The request-head path a client's bytes take: find the end of the head
+/// (fed whole, and again in two pieces, which must agree), parse and
+/// validate it, then decide the body framing.
+pub fn request_head(data: &[u8]) {
+    let mut scanned = 0;
+    let whole = find_head_end(data, &mut scanned);
+    // The same bytes arriving in two reads must end the head at the same place.
+    if !data.is_empty() {
+        let cut = data[0] as usize % data.len();
+        let mut scanned = 0;
+        let split = match find_head_end(&data[..cut], &mut scanned) {
+            Ok(None) => find_head_end(data, &mut scanned),
+            other => other,
+        };
+        assert_eq!(whole, split, "split at {cut}");
+    }
+    let Ok(Some(len)) = whole else { return };
+    assert!(len <= data.len());
+    assert!(data[..len].ends_with(b"\r\n\r\n") || len == 2);
+    if let Ok(head) = parse_request(&data[..len], &RequestLimits::default()) {
+        let _ = head.path_and_query();
+        let _ = head.authority();
+        let _ = head.wants_keep_alive();
+        if let Ok(BodyKind::Chunked) = BodyKind::for_request(&head) {
+            assert!(!head.headers.contains("content-length"));
+        }
+    }
+}
+
+/// A backend's response head: find its end, parse it, decide the framing
+/// (for a GET and for a HEAD request).
+pub fn response_head(data: &[u8]) {
+    let mut scanned = 0;
+    let Ok(Some(len)) = find_head_end(data, &mut scanned) else {
+        return;
+    };
+    if let Ok(head) = parse_response(&data[..len]) {
+        assert!((100..=599).contains(&head.status));
+        let _ = BodyKind::for_response(true, &head);
+        let _ = BodyKind::for_response(false, &head);
+        let _ = response_forbids_reuse(&head);
+        let mut out = Vec::new();
+        head.write_start(&mut out);
+    }
+}
+
+fn decode_chunked(wire: &[u8], buffer: usize, limit: u64) -> Option<Vec<u8>> {
+    let mut conn = BufConn::new(wire, buffer);
+    let mut reader = BodyReader::with_limit(BodyKind::Chunked, limit);
+    let mut body = Vec::new();
+    loop {
+        match reader.next(&mut conn) {
+            Ok(Some(piece)) => body.extend_from_slice(piece),
+            Ok(None) => return Some(body),
+            Err(_) => return None,
+        }
+        assert!(body.len() as u64 <= limit);
+    }
+}
+
+/// The chunked decoder, reading through a small buffer so every boundary
+/// gets hit (the first byte picks the buffer size). A body that decodes
+/// must decode again, to the same bytes, from our own re-encoding of it,
+/// and must be refused under a limit one byte smaller.
+pub fn chunked(data: &[u8]) {
+    let Some((&first, wire)) = data.split_first() else {
+        return;
+    };
+    let buffer = 1 + (first as usize % 32);
+    let Some(body) = decode_chunked(wire, buffer, u64::MAX) else {
+        return;
+    };
+    let mut again = Vec::new();
+    if !body.is_empty() {
+        chunk_size_line(body.len(), &mut again);
+        again.extend_from_slice(&body);
+        again.extend_from_slice(b"\r\n");
+    }
+    again.extend_from_slice(LAST_CHUNK);
+    assert_eq!(
+        decode_chunked(&again, 7, u64::MAX).as_deref(),
+        Some(&body[..])
+    );
+    if !body.is_empty() {
+        assert_eq!(decode_chunked(wire, buffer, body.len() as u64 - 1), None);
+    }
+}
+
+/// Whether a proxy.conf text would make `targets` resolve a host name
+/// (anything that is not an IP address literal): DNS is slow and not what
+/// is under test, so such inputs are skipped.
+fn resolves_names(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.split('#').next().unwrap_or_default();
+        let Some((key, value)) = line.split_once('=') else {
+            return false;
+        };
+        key.trim() == "targets"
+            && value.split(',').any(|item| {
+                let name = item.split_whitespace().next().unwrap_or_default();
+                let host = name.rsplit_once(':').map_or(name, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                !host.is_empty() && host.parse::<std::net::IpAddr>().is_err()
+            })
+    })
+}
+
+/// proxy.conf text through the loader and the typed build.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if resolves_names(text) {
+        return;
+    }
+    let mut loader = Loader::new();
+    if loader.file("proxy.conf", text).is_ok() {
+        let _ = loader.effective().count();
+        let _ = loader.build();
+    }
+}
+
+/// The cache snapshot loader on arbitrary bytes: it must never panic and
+/// never allocate past what the input holds or the limits allow.
+pub fn snapshot(data: &[u8]) {
+    let limits = LoadLimits {
+        max_record_bytes: 1 << 20,
+        max_total_bytes: 4 << 20,
+    };
+    let _ = read_records(data, 0, &limits);
+    let _ = read_records(data, u64::MAX, &LoadLimits::UNLIMITED);
+}
