@@ -573,6 +573,40 @@ impl Client {
         self.response()
     }
 
+    /// `GET path` with extra request fields.
+    pub fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, headers, b"")
+    }
+
+    /// `HEAD path`; the response is read without a body.
+    pub fn head(&mut self, path: &str) -> Response {
+        self.send(format!("HEAD {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+        self.head_response()
+    }
+
+    /// Any method but HEAD, with extra fields and a Content-Length body
+    /// (no Content-Length field when `body` is empty).
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        let mut request = request.into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request);
+        self.response()
+    }
+
     /// `POST path` with a Content-Length body.
     pub fn post(&mut self, path: &str, body: &[u8]) -> Response {
         let mut request = format!(
