@@ -110,12 +110,19 @@ fn expect(r: &Response, status: u16, cache: &str, body: &str) {
     );
 }
 
+// Requests go one per connection, and each returns once the proxy is done
+// with it (see `Proxy::exchange`): the next one sees what it stored.
+
 fn get(proxy: &Proxy, path: &str) -> Response {
-    proxy.connect().get(path)
+    proxy.exchange(|c| c.get(path))
 }
 
 fn get_with(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Response {
-    proxy.connect().get_with(path, headers)
+    proxy.exchange(|c| c.get_with(path, headers))
+}
+
+fn request(proxy: &Proxy, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    proxy.exchange(|c| c.request(method, path, headers, b"x"))
 }
 
 fn cache_of(proxy: &Proxy) -> &Arc<Cache> {
@@ -192,10 +199,10 @@ fn other_paths_and_hosts_are_other_keys() {
     let proxy = cached_proxy(&backend, |_| {});
     expect(&get(&proxy, "/k?x=1"), 200, "MISS", "/k?x=1 #1");
     expect(&get(&proxy, "/k?x=2"), 200, "MISS", "/k?x=2 #2");
-    let other_host = one_request(
-        proxy.addr,
-        b"GET /k?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n",
-    );
+    let other_host = proxy.exchange(|c| {
+        c.send(b"GET /k?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n");
+        c.response()
+    });
     expect(&other_host, 200, "MISS", "/k?x=1 #3");
     expect(&get(&proxy, "/k?x=1"), 200, "HIT", "/k?x=1 #1");
     assert_eq!(backend.requests(), 3);
@@ -461,9 +468,9 @@ fn a_post_is_never_answered_from_the_cache() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
     let proxy = cached_proxy(&backend, |_| {});
     expect(&get(&proxy, "/p"), 200, "MISS", "/p #1");
-    let post = proxy.connect().post("/p", b"data");
+    let post = request(&proxy, "POST", "/p", &[]);
     expect(&post, 200, "BYPASS", "/p #2");
-    let post = proxy.connect().post("/p", b"data");
+    let post = request(&proxy, "POST", "/p", &[]);
     expect(&post, 200, "BYPASS", "/p #3");
     assert_eq!(backend.requests(), 3);
     assert!(backend.seen().iter().skip(1).all(|s| s.method() == "POST"));
@@ -571,6 +578,31 @@ fn only_if_cached_gets_504_on_a_miss_and_the_entry_on_a_hit() {
     let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
     expect(&r, 200, "HIT", "/o #1");
     assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn only_if_cached_with_only_a_stale_entry_gets_504() {
+    // RFC 9111 §5.2.1.7: serve a stored response that satisfies the
+    // request, or 504; never ask the origin.
+    let backend = fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/o");
+    let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
+    assert_eq!(
+        (r.status, backend.requests()),
+        (504, 1),
+        "only-if-cached reached the origin: {} {}:\n{}",
+        r.status,
+        x_cache(&r),
+        r.head.raw
+    );
+    // With max-stale the stale entry satisfies the request.
+    let r = get_with(
+        &proxy,
+        "/o",
+        &[("Cache-Control", "only-if-cached, max-stale")],
+    );
+    expect(&r, 200, "STALE", "/o #1");
 }
 
 #[test]
@@ -799,9 +831,7 @@ fn a_successful_unsafe_method_invalidates_the_uri() {
         );
 
         // A failure changes nothing.
-        let r = proxy
-            .connect()
-            .request(method, &path, &[("X-Want-Status", "500")], b"x");
+        let r = request(&proxy, method, &path, &[("X-Want-Status", "500")]);
         assert_eq!(
             (r.status, x_cache(&r)),
             (500, "BYPASS"),
@@ -816,7 +846,7 @@ fn a_successful_unsafe_method_invalidates_the_uri() {
             r.head.raw
         );
 
-        let r = proxy.connect().request(method, &path, &[], b"x");
+        let r = request(&proxy, method, &path, &[]);
         assert_eq!(
             (r.status, x_cache(&r)),
             (200, "BYPASS"),
@@ -845,7 +875,7 @@ fn invalidation_drops_every_variant() {
     get_with(&proxy, "/v", &[("Accept-Language", "en")]);
     get_with(&proxy, "/v", &[("Accept-Language", "fr")]);
     assert_eq!(cache_of(&proxy).len(), 2);
-    proxy.connect().post("/v", b"x");
+    request(&proxy, "POST", "/v", &[]);
     assert_eq!(cache_of(&proxy).len(), 0);
     let r = get_with(&proxy, "/v", &[("Accept-Language", "fr")]);
     assert_eq!(x_cache(&r), "MISS");
@@ -944,6 +974,21 @@ fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::from_secs(30));
     assert_eq!(a.status, 500, "{}", a.head.raw);
     assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+}
+
+#[test]
+fn entries_past_their_stale_window_are_expired_as_a_function_of_time() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |c| c.stale_if_error = Duration::from_secs(100));
+    get(&proxy, "/x");
+    let cache = cache_of(&proxy);
+    let now = SystemTime::now();
+    // Stale at +60 s but still a fallback until +160 s.
+    assert_eq!(cache.expire_due(now + Duration::from_secs(120)), 0);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.expire_due(now + Duration::from_secs(200)), 1);
+    assert_eq!(cache.len(), 0);
+    expect(&get(&proxy, "/x"), 200, "MISS", "/x #2");
 }
 
 // -------------------------------------------------------------- coalescing
@@ -1105,9 +1150,12 @@ fn a_response_shorter_than_its_content_length_is_not_stored() {
     let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1 << 20));
     for path in ["/small", "/large"] {
         for _ in 0..2 {
-            let mut client = proxy.connect();
-            client.send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
-            match client.try_response(false) {
+            let response = proxy.exchange(|client| {
+                client
+                    .send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+                client.try_response(false)
+            });
+            match response {
                 // Caught before the head went out.
                 Ok(r) => assert_eq!(r.status, 502, "{path}: {}", r.head.raw),
                 // Or cut short after it.
@@ -1145,6 +1193,82 @@ fn entries_survive_a_restart() {
     expect(&get(&second, "/r2"), 200, "HIT", "/r2 #2");
     assert_eq!(get(&second, "/r3").status, 502);
     assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn variants_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=600"),
+            ("Vary", "Accept-Language"),
+        ],
+    );
+    let mut first = start_proxy(&[backend.addr], persisted(&file));
+    let en = [("Accept-Language", "en")];
+    let fr = [("Accept-Language", "fr")];
+    get_with(&first, "/v", &en);
+    get_with(&first, "/v", &fr);
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    let second = start_proxy(&[dead_addr()], persisted(&file));
+    assert_eq!(cache_of(&second).len(), 2);
+    expect(&get_with(&second, "/v", &en), 200, "HIT", "/v #1");
+    expect(&get_with(&second, "/v", &fr), 200, "HIT", "/v #2");
+    // A value never stored is a miss (the dead origin: 502).
+    let r = get_with(&second, "/v", &[("Accept-Language", "de")]);
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+}
+
+#[test]
+fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = Backend::start("big", |seen, out| {
+        let mut body = seen.path().as_bytes().to_vec();
+        body.resize(1000, b'.');
+        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
+        Action::KeepAlive
+    });
+    let mut first = start_proxy(&[backend.addr], persisted(&file));
+    for i in 1..=5 {
+        get(&first, &format!("/r{i}"));
+    }
+    assert_eq!(x_cache(&get(&first, "/r1")), "HIT"); // most recent: r1, r5
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    // Room for two 1000-byte entries, not three.
+    let second = start_proxy(&[dead_addr()], |c| {
+        persisted(&file)(c);
+        c.cache_size = 2500;
+        c.max_object_size = Some(2000);
+    });
+    let mut keys: Vec<String> = cache_of(&second)
+        .entries()
+        .iter()
+        .map(|e| e.key().to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [key("/r1"), key("/r5")]);
+    assert_eq!(x_cache(&get(&second, "/r1")), "HIT");
+    assert_eq!(x_cache(&get(&second, "/r5")), "HIT");
+}
+
+#[test]
+fn records_past_their_stale_window_are_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let mut old = record("/old", "old");
+    old.stored_at -= 10_000_000;
+    old.expires_at = old.stored_at + 1000;
+    old.stale_until = old.expires_at + 1000;
+    write_snapshot(&file, &[record("/new", "new"), old]).unwrap();
+    let proxy = start_proxy(&[dead_addr()], persisted(&file));
+    assert_eq!(cache_of(&proxy).len(), 1);
+    expect(&get(&proxy, "/new"), 200, "HIT", "new");
+    assert_eq!(get(&proxy, "/old").status, 502);
 }
 
 #[test]
