@@ -768,13 +768,22 @@ fn a_changed_resource_replaces_the_entry_on_revalidation() {
 
 #[test]
 fn a_clients_own_conditional_on_a_fresh_entry_gets_304_from_the_cache() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")]);
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("ETag", "\"v1\""),
+            ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ],
+    );
     let proxy = cached_proxy(&backend, |_| {});
     get(&proxy, "/i");
     let r = get_with(&proxy, "/i", &[("If-None-Match", "\"v1\"")]);
     assert_eq!((r.status, x_cache(&r)), (304, "HIT"), "{}", r.head.raw);
     assert_eq!(r.header("etag"), Some("\"v1\""));
     assert!(r.body.is_empty());
+    let r = get_with(&proxy, "/i", &[("If-Modified-Since", &now_date(0))]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
     let r = get_with(&proxy, "/i", &[("If-None-Match", "W/\"v0\", \"v1\"")]);
     assert_eq!(r.status, 304, "{}", r.head.raw);
     // Not matching: the whole stored response.
@@ -1254,6 +1263,45 @@ fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
     assert_eq!(keys, [key("/r1"), key("/r5")]);
     assert_eq!(x_cache(&get(&second, "/r1")), "HIT");
     assert_eq!(x_cache(&get(&second, "/r5")), "HIT");
+}
+
+#[test]
+fn recency_after_the_last_snapshot_survives_a_restart() {
+    // As above, but the timer has already written all five entries when
+    // /r1 is read again: the final snapshot must still record that read.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = Backend::start("big", |seen, out| {
+        let mut body = seen.path().as_bytes().to_vec();
+        body.resize(1000, b'.');
+        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
+        Action::KeepAlive
+    });
+    let mut first = start_proxy(&[backend.addr], |c| {
+        persisted(&file)(c);
+        c.unit_time = Duration::from_millis(50);
+    });
+    for i in 1..=5 {
+        get(&first, &format!("/r{i}"));
+    }
+    let written = wait_until(WAIT_LIMIT, || {
+        load_snapshot(&file, 0, &LoadLimits::UNLIMITED).is_ok_and(|l| l.records.len() == 5)
+    });
+    assert!(written, "no snapshot with five records appeared");
+    assert_eq!(x_cache(&get(&first, "/r1")), "HIT"); // most recent: r1, r5
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    let order: Vec<String> = load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.key).into_owned())
+        .collect();
+    assert_eq!(
+        order,
+        ["/r1", "/r5", "/r4", "/r3", "/r2"].map(key),
+        "snapshot order (most recent first)"
+    );
 }
 
 #[test]
