@@ -1473,7 +1473,6 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
 // -------------------------------------------------------- cache inspect CLI
 
 #[test]
-#[ignore = "cache inspect not merged yet"]
 fn cache_inspect_lists_records_and_rejects_other_files() {
     use std::process::Command;
     let dir = tempfile::tempdir().unwrap();
@@ -1493,6 +1492,8 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (header, lines) = lines.split_first().expect("a header line");
+    assert!(header.starts_with("status"), "{stdout}");
     let (summary, records) = lines.split_last().expect("output");
     assert!(summary.starts_with("records:"), "{stdout}");
     assert_eq!(records.len(), 5, "{stdout}");
@@ -1513,5 +1514,5 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a snapshot"), "{stderr}");
+    assert!(stderr.contains("not an inverso cache snapshot"), "{stderr}");
 }
