@@ -73,7 +73,6 @@ pub(super) fn serve(
                 }
                 Use::Validate => {
                     stored = Some(entry);
-                    break;
                 }
             }
         }
@@ -82,7 +81,7 @@ pub(super) fn serve(
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::new(504, keep_alive));
         }
-        if waited || no_cache {
+        if waited || no_cache || stored.is_some() {
             break;
         }
         match cache.join_flight(&cache.variant_key(&primary, &request.headers)) {
