@@ -10,6 +10,7 @@ use crate::http::head::{find_head_end, parse_response};
 use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
+use crate::metrics::InFlight;
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, TcpStream};
@@ -41,6 +42,8 @@ impl RequestBody {
 /// A response head received, its body still on the connection.
 pub(super) struct Fetched<'s> {
     pub target: &'s Upstream,
+    /// Counts the request as in flight at the target until dropped.
+    _busy: InFlight<'s>,
     pub up: UpstreamConn,
     pub response: ResponseHead,
     pub head_len: usize,
@@ -70,6 +73,7 @@ pub(super) fn fetch<'s>(
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
     let target = upstreams.pick();
+    let busy = target.stats.begin();
     let request = upstream_request(head, send, client.peer, target);
     let failed = |status: u16, keep_alive: bool| Refusal {
         status: Some(status),
@@ -86,6 +90,7 @@ pub(super) fn fetch<'s>(
             Ok(up) => up,
             Err(e) => {
                 log::warn!("target {}: cannot connect: {e}", target.name);
+                busy.failed();
                 let status = if is_timeout(&e) { 504 } else { 502 };
                 return Err(failed(status, send.keep_alive && send.body.is_buffered()));
             }
@@ -94,6 +99,7 @@ pub(super) fn fetch<'s>(
             Ok((response, head_len)) => {
                 return Ok(Fetched {
                     target,
+                    _busy: busy,
                     up,
                     response,
                     head_len,
@@ -112,6 +118,7 @@ pub(super) fn fetch<'s>(
             }
             Err(f) => {
                 log::warn!("target {}: {}", target.name, f.describe());
+                busy.failed();
                 return Err(failed(
                     f.status(),
                     send.keep_alive && send.body.is_buffered(),
@@ -388,6 +395,10 @@ pub(super) fn relay(
     let refusal = |f: Failure, head_sent: bool| {
         if !matches!(f, Failure::Client(_)) {
             log::warn!("target {}: {}", target.name, f.describe());
+            target
+                .stats
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Refusal {
             status: (!head_sent).then(|| f.status()),
@@ -396,6 +407,7 @@ pub(super) fn relay(
         }
     };
     let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
+    client.note_sent_head(&[&prepared.head]);
     match send_response(client, &mut fetched, prepared, tee) {
         Ok((outcome, reusable)) => {
             if reusable {
