@@ -480,6 +480,24 @@ fn malformed_responses_are_502_and_their_connection_is_not_reused() {
 }
 
 #[test]
+fn bytes_after_a_response_are_never_read_as_the_next_response() {
+    // A backend answering one request with two responses: the second must
+    // not become the answer to the next client's request.
+    let backend = raw_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+    );
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let mut client = proxy.connect();
+    let first = client.get("/1");
+    assert_eq!(first.body, b"ok");
+    let mut other = proxy.connect();
+    let second = other.get("/2");
+    assert_eq!(second.body, b"ok");
+    assert_eq!(backend.connections(), 2);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
 fn a_response_with_a_bad_chunk_after_its_head_went_out_closes_the_client() {
     for raw in [
         &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\nnot that long\r\n0\r\n\r\n"[..],

@@ -410,7 +410,12 @@ pub(super) fn relay(
     client.note_sent_head(&[&prepared.head]);
     match send_response(client, &mut fetched, prepared, tee) {
         Ok((outcome, reusable)) => {
-            if reusable {
+            // Bytes past the end of the response are not the start of the
+            // next one: nothing was asked yet. A backend that sends them has
+            // lost track of framing (or is desynchronising us on purpose);
+            // pooled, they would be read as the answer to someone else's
+            // request. The connection is dropped instead.
+            if reusable && fetched.up.conn.buffered().is_empty() {
                 shared.upstreams.checkin(target, fetched.up.conn);
             }
             Ok(Outcome {
