@@ -33,6 +33,17 @@ pub struct Config {
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
     pub stale_if_error: Duration,
+    pub balance: Balance,
+    /// Failures within `fail_timeout` that take a target out; 0 = never.
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    /// Other targets tried after a failure; `None`: every other target.
+    pub retries: Option<usize>,
+    /// Active health checks; `None`: off.
+    pub health_check_path: Option<String>,
+    pub health_check_interval: Duration,
+    pub health_check_rise: u32,
+    pub health_check_fall: u32,
     /// Not a key: the access log always goes to stdout when run from the
     /// command line; embedders and tests may turn that copy off.
     pub log_to_stdout: bool,
@@ -46,6 +57,44 @@ pub struct Target {
     pub name: String,
     pub addr: SocketAddr,
     pub weight: u32,
+}
+
+/// How requests are spread over the targets (`balance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConn,
+    IpHash,
+    RandomTwo,
+}
+
+impl Balance {
+    const NAMES: &'static [(&'static str, Balance)] = &[
+        ("round_robin", Balance::RoundRobin),
+        ("weighted_round_robin", Balance::WeightedRoundRobin),
+        ("least_conn", Balance::LeastConn),
+        ("ip_hash", Balance::IpHash),
+        ("random_two", Balance::RandomTwo),
+    ];
+
+    fn parse(v: &str) -> Result<Balance, String> {
+        Balance::NAMES
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                let names: Vec<_> = Balance::NAMES.iter().map(|(n, _)| *n).collect();
+                format!("unknown algorithm `{v}` (one of {})", names.join(", "))
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        Balance::NAMES
+            .iter()
+            .find(|(_, b)| *b == self)
+            .map_or("?", |(n, _)| n)
+    }
 }
 
 /// Where a value came from.
@@ -201,6 +250,70 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_duration(v).map(|d| c.stale_if_error = d),
     },
     Key {
+        name: "balance",
+        default: "round_robin",
+        help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",
+        apply: |c, v| Balance::parse(v).map(|b| c.balance = b),
+    },
+    Key {
+        name: "max_fails",
+        default: "1",
+        help: "failures within fail_timeout that take a target out of rotation; 0 = never",
+        apply: |c, v| parse_number(v, 0..=1_000_000).map(|n| c.max_fails = n as u32),
+    },
+    Key {
+        name: "fail_timeout",
+        default: "10s",
+        help: "window for counting max_fails, and how long a failed target stays out",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.fail_timeout = d),
+    },
+    Key {
+        name: "retries",
+        default: "",
+        help: "other targets tried when one fails; empty = every other target",
+        apply: |c, v| {
+            c.retries = if v.is_empty() {
+                None
+            } else {
+                Some(parse_number(v, 0..=1000)? as usize)
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "health_check_path",
+        default: "",
+        help: "path probed with GET on every target; empty = no active checks",
+        apply: |c, v| {
+            if !v.is_empty() && !v.starts_with('/') {
+                return Err(format!("`{v}` must be a path starting with /"));
+            }
+            if v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(format!("`{v}` contains spaces or control characters"));
+            }
+            c.health_check_path = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Key {
+        name: "health_check_interval",
+        default: "5s",
+        help: "time between two probes of a target",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.health_check_interval = d),
+    },
+    Key {
+        name: "health_check_rise",
+        default: "2",
+        help: "good probes in a row that bring a target back",
+        apply: |c, v| parse_number(v, 1..=1000).map(|n| c.health_check_rise = n as u32),
+    },
+    Key {
+        name: "health_check_fall",
+        default: "3",
+        help: "failed probes in a row that take a target out",
+        apply: |c, v| parse_number(v, 1..=1000).map(|n| c.health_check_fall = n as u32),
+    },
+    Key {
         name: "shutdown_timeout",
         default: "10s",
         help: "on SIGINT/SIGTERM, how long requests in flight may take to finish",
@@ -346,6 +459,20 @@ impl Loader {
                 message: "targets: at least one backend is required, e.g. `targets = 127.0.0.1:9001, 127.0.0.1:9002`".to_string(),
             });
         }
+        // Plain round robin is one atomic increment and has no notion of
+        // weight: a weight there would be silently ignored.
+        if config.balance == Balance::RoundRobin {
+            if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
+                let setting = &self.settings["targets"];
+                return Err(ConfigError::at(
+                    &setting.origin,
+                    format!(
+                        "targets: {} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash or random_two)",
+                        t.name, t.weight
+                    ),
+                ));
+            }
+        }
         Ok(config)
     }
 }
@@ -380,12 +507,26 @@ impl Config {
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,
+            balance: Balance::RoundRobin,
+            max_fails: 0,
+            fail_timeout: Duration::from_secs(1),
+            retries: None,
+            health_check_path: None,
+            health_check_interval: Duration::from_secs(1),
+            health_check_rise: 1,
+            health_check_fall: 1,
             log_to_stdout: true,
         }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    /// Other targets tried after a failure: `retries`, or by default
+    /// every other target.
+    pub fn effective_retries(&self) -> usize {
+        self.retries.unwrap_or(self.targets.len().saturating_sub(1))
     }
 
     /// The largest body the cache stores.
@@ -620,7 +761,7 @@ mod tests {
     #[test]
     fn reads_keys_comments_and_blank_lines() {
         let c = build(
-            "# a comment\n\nport = 9000\ntargets = 127.0.0.1:1, [::1]:2 weight=3 # trailing\ncache_size = 2MiB\nttl = 90s\npath_to_persistence =\n",
+            "# a comment\n\nport = 9000\nbalance = least_conn\ntargets = 127.0.0.1:1, [::1]:2 weight=3 # trailing\ncache_size = 2MiB\nttl = 90s\npath_to_persistence =\n",
         )
         .unwrap();
         assert_eq!(c.port, 9000);

@@ -17,6 +17,7 @@ use crate::cache::timer::{self, Timer};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::proxy::{self, error_response, Shared};
+use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
@@ -89,11 +90,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             cache,
-            upstreams: Upstreams::new(
-                &config.targets,
-                config.connection_timeout,
-                config.upstream_keepalive,
-            ),
+            upstreams: Upstreams::new(&config),
             log: access_log.sender(),
             shutting_down: AtomicBool::new(false),
             config,
@@ -104,6 +101,11 @@ impl Server {
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
         });
+        let checker = inner
+            .shared
+            .upstreams
+            .start_checker(&inner.shared.config)
+            .map_err(StartError::Thread)?;
         let (stop_tx, stop_rx) = bounded(1);
         let acceptor = {
             let inner = inner.clone();
@@ -119,6 +121,7 @@ impl Server {
             acceptor: Some(acceptor),
             access_log: Some(access_log),
             timer,
+            checker,
             stop_tx,
             stop_rx,
         })
@@ -145,6 +148,7 @@ pub struct ServerHandle {
     acceptor: Option<JoinHandle<()>>,
     access_log: Option<AccessLog>,
     timer: Option<Timer>,
+    checker: Option<Checker>,
     stop_tx: Sender<()>,
     stop_rx: Receiver<()>,
 }
@@ -199,6 +203,9 @@ impl ServerHandle {
         wake_acceptor(self.addr);
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
+        }
+        if let Some(checker) = self.checker.take() {
+            checker.stop();
         }
         inner.close_idle();
         let clean = inner.wait_drained(Instant::now() + grace);

@@ -1,29 +1,61 @@
-//! The backends: which one serves the next request (`balancer`), and the
-//! keep-alive connections kept open to each (`pool`).
+//! The backends: which one serves the next request (`balancer`), whether
+//! each may be used (`health`), and the keep-alive connections kept open
+//! to each (`pool`).
 
 pub mod balancer;
+pub mod health;
 pub mod pool;
 
-use crate::config::Target;
+use crate::config::{Config, Target};
 use crate::http::BufConn;
-use balancer::{Balancer, RoundRobin};
+use balancer::{Balancer, Context, Peers};
+use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Buffer for reading a backend's responses: large enough that a 64 KiB
 /// response arrives in one read and leaves in one write.
 const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
-/// One backend and its idle connections.
+/// One backend, its health and its idle connections.
 pub struct Upstream {
     /// As configured (`host:port`); shown in the access log.
     pub name: Arc<str>,
     pub addr: SocketAddr,
     pub weight: u32,
+    pub health: Arc<Health>,
+    /// Requests between pick and the end of their exchange.
+    in_flight: AtomicUsize,
     pool: Pool,
+}
+
+impl Upstream {
+    /// Requests being served by this backend right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A request counted in its target's in-flight number until dropped.
+pub struct InFlight<'a> {
+    target: &'a Upstream,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(target: &'a Upstream) -> Self {
+        target.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { target }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection to a backend, checked out for one exchange.
@@ -39,23 +71,59 @@ pub struct Upstreams {
     targets: Vec<Upstream>,
     balancer: Box<dyn Balancer>,
     timeout: Duration,
+    retries: usize,
+}
+
+/// The targets a pick may choose from: healthy and not tried yet.
+struct Candidates<'a> {
+    targets: &'a [Upstream],
+    tried: &'a [bool],
+    now: Instant,
+}
+
+impl Peers for Candidates<'_> {
+    fn len(&self) -> usize {
+        self.targets.len()
+    }
+    fn weight(&self, i: usize) -> u32 {
+        self.targets[i].weight
+    }
+    fn in_flight(&self, i: usize) -> usize {
+        self.targets[i].in_flight()
+    }
+    fn usable(&self, i: usize) -> bool {
+        !self.tried.get(i).copied().unwrap_or(false) && self.targets[i].health.usable(self.now)
+    }
 }
 
 impl Upstreams {
-    pub fn new(targets: &[Target], timeout: Duration, keepalive: usize) -> Upstreams {
-        let targets = targets
+    pub fn new(config: &Config) -> Upstreams {
+        let passive = Passive {
+            max_fails: config.max_fails,
+            fail_timeout: config.fail_timeout,
+        };
+        let targets = config
+            .targets
             .iter()
-            .map(|t| Upstream {
-                name: t.name.as_str().into(),
-                addr: t.addr,
-                weight: t.weight,
-                pool: Pool::new(keepalive, timeout),
+            .map(|t: &Target| {
+                let name: Arc<str> = t.name.as_str().into();
+                Upstream {
+                    health: Arc::new(Health::new(name.clone(), passive)),
+                    name,
+                    addr: t.addr,
+                    weight: t.weight,
+                    in_flight: AtomicUsize::new(0),
+                    pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
+                }
             })
             .collect::<Vec<_>>();
+        let names: Vec<&str> = targets.iter().map(|t| &*t.name).collect();
+        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
         Upstreams {
-            balancer: Box::new(RoundRobin::new(targets.len())),
+            balancer: balancer::new(config.balance, &names, &weights),
             targets,
-            timeout,
+            timeout: config.connection_timeout,
+            retries: config.effective_retries(),
         }
     }
 
@@ -63,9 +131,61 @@ impl Upstreams {
         &self.targets
     }
 
-    /// The backend for the next request.
-    pub fn pick(&self) -> &Upstream {
-        &self.targets[self.balancer.pick() % self.targets.len()]
+    /// Other targets a failed request may be tried on.
+    pub fn retries(&self) -> usize {
+        self.retries
+    }
+
+    /// The backend for the next request of `client`, skipping targets
+    /// marked in `tried` (indexed like [`Upstreams::targets`]). When every
+    /// untried target is down, the one that failed longest ago is chosen:
+    /// a request is better tried than refused outright. `None` only when
+    /// every target was tried. The returned guard counts the request in
+    /// the target's in-flight number until it is dropped.
+    pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Option<(usize, InFlight<'_>)> {
+        let candidates = Candidates {
+            targets: &self.targets,
+            tried,
+            now: Instant::now(),
+        };
+        let cx = Context {
+            client,
+            peers: &candidates,
+        };
+        let index = self.balancer.pick(&cx).or_else(|| {
+            (0..self.targets.len())
+                .filter(|&i| !tried.get(i).copied().unwrap_or(false))
+                .min_by_key(|&i| self.targets[i].health.last_failure())
+        })?;
+        let index = index % self.targets.len();
+        Some((index, InFlight::new(&self.targets[index])))
+    }
+
+    /// What the active checker probes.
+    pub fn probes(&self) -> Vec<Probe> {
+        self.targets
+            .iter()
+            .map(|t| Probe {
+                name: t.name.clone(),
+                addr: t.addr,
+                health: t.health.clone(),
+            })
+            .collect()
+    }
+
+    /// Starts the active health checker, when `health_check_path` is set.
+    pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
+        let Some(path) = &config.health_check_path else {
+            return Ok(None);
+        };
+        let settings = Active {
+            path: path.clone(),
+            interval: config.health_check_interval,
+            timeout: config.connection_timeout.min(config.health_check_interval),
+            rise: config.health_check_rise,
+            fall: config.health_check_fall,
+        };
+        Checker::start(self.probes(), settings).map(Some)
     }
 
     /// An idle pooled connection to `target`, or a new one when none is
