@@ -50,6 +50,8 @@ struct State {
     active_down: bool,
     /// A "down" line was logged and no "up" since.
     announced_down: bool,
+    /// Passive marks so far, so the checker sees a new one.
+    marks: u64,
 }
 
 impl Health {
@@ -89,6 +91,7 @@ impl Health {
         state.fails += 1;
         if state.fails >= self.settings.max_fails {
             state.down_until = Some(now + self.settings.fail_timeout);
+            state.marks += 1;
             state.fails = 0;
             state.window_start = None;
             if !state.announced_down {
@@ -146,6 +149,10 @@ impl Health {
     pub fn active_down(&self) -> bool {
         self.state.lock().active_down
     }
+
+    fn marks(&self) -> u64 {
+        self.state.lock().marks
+    }
 }
 
 /// Active check settings.
@@ -171,6 +178,10 @@ pub struct Probe {
 struct Streak {
     good: u32,
     bad: u32,
+    /// The target's passive marks when last looked at.
+    marks_seen: u64,
+    /// Passively marked since: `rise` good probes bring it back early.
+    rise_pending: bool,
 }
 
 /// The checker thread; stopped by [`Checker::stop`] (or on drop).
@@ -240,11 +251,20 @@ fn apply(
     now: Instant,
     result: Result<(), String>,
 ) {
+    // A target the proxy took out for failing requests comes back after
+    // `rise` good probes counted from then, rather than after fail_timeout.
+    let marks = health.marks();
+    if marks != streak.marks_seen {
+        streak.marks_seen = marks;
+        streak.good = 0;
+        streak.rise_pending = true;
+    }
     match result {
         Ok(()) => {
             streak.bad = 0;
             streak.good = streak.good.saturating_add(1);
-            if streak.good >= settings.rise && health.active_down() {
+            if streak.good >= settings.rise && (health.active_down() || streak.rise_pending) {
+                streak.rise_pending = false;
                 health.set_active(now, Ok(()));
             }
         }
@@ -383,6 +403,28 @@ mod tests {
         assert_eq!(h.last_failure(), Some(now));
         apply(&h, &mut streak, &settings, now, Ok(()));
         assert!(!h.usable(now));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn rise_good_probes_after_a_passive_mark_bring_a_target_back() {
+        let h = health(1, 3600);
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        };
+        let now = Instant::now();
+        let mut streak = Streak::default();
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.failed(now, "refused");
+        assert!(!h.usable(now));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        assert!(!h.usable(now), "one good probe is not enough");
         apply(&h, &mut streak, &settings, now, Ok(()));
         assert!(h.usable(now));
     }
