@@ -134,7 +134,9 @@ pub fn storable(
     response_time: SystemTime,
     settings: &Settings,
 ) -> Option<Lifetime> {
-    if request.method != "GET" || response.status < 200 || response.status == 206 {
+    // 206 needs range merging we do not do; a 304 answers a conditional
+    // request and has no body to store.
+    if request.method != "GET" || response.status < 200 || matches!(response.status, 206 | 304) {
         return None;
     }
     let req_cc = CacheControl::parse(&request.headers);
@@ -269,12 +271,20 @@ pub fn usable(
     if request_no_cache {
         return Use::Validate;
     }
-    if req.max_age.is_some_and(|max| age.as_secs() > max) {
+    // Compared at full precision: `max-age=0` ("reload") must revalidate
+    // even an entry stored a millisecond ago.
+    if req
+        .max_age
+        .is_some_and(|max| age > Duration::from_secs(max))
+    {
         return Use::Validate;
     }
     let left = fresh.saturating_sub(age);
     if age < fresh {
-        if req.min_fresh.is_some_and(|min| left.as_secs() < min) {
+        if req
+            .min_fresh
+            .is_some_and(|min| left < Duration::from_secs(min))
+        {
             return Use::Validate;
         }
         return Use::Fresh;
@@ -330,24 +340,24 @@ pub fn validators(stored: &ResponseHead) -> Vec<(&'static str, Vec<u8>)> {
 /// §4.3.4: a 304 refreshes the stored head: its fields replace the stored
 /// ones of the same name (framing fields excepted).
 pub fn refresh_from_304(stored: &mut ResponseHead, not_modified: &ResponseHead) {
-    for (name, _) in not_modified.headers.iter() {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
-            continue;
-        }
+    let fresh: Vec<(&str, &[u8])> = not_modified
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            ![
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "keep-alive",
+            ]
+            .iter()
+            .any(|f| name.eq_ignore_ascii_case(f))
+        })
+        .collect();
+    for (name, _) in &fresh {
         stored.headers.remove(name);
     }
-    for (name, value) in not_modified.headers.iter() {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
-            continue;
-        }
+    for (name, value) in fresh {
         stored.headers.push(name, value);
     }
 }

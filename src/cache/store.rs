@@ -12,7 +12,7 @@ use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -168,6 +168,10 @@ pub struct Cache {
     flights: Mutex<HashMap<String, Arc<Waiter>>>,
     /// Bumped by every change, so the timer knows when to snapshot.
     generation: AtomicU64,
+    /// Set by hits: recency changed, which only the final snapshot records
+    /// (rewriting the whole file because entries were read would cost far
+    /// more than the order is worth).
+    touched: AtomicBool,
     pub stats: Stats,
 }
 
@@ -182,6 +186,7 @@ impl Cache {
             settings,
             flights: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            touched: AtomicBool::new(false),
             stats: Stats::default(),
         }
     }
@@ -227,13 +232,25 @@ impl Cache {
     /// The stored response for a request, promoted to most recently used.
     pub fn lookup(&self, primary: &str, request: &Headers) -> Option<Arc<Entry>> {
         let mut state = self.state.lock();
-        match state.vary.get(primary) {
+        let found = match state.vary.get(primary) {
             Some(v) => {
                 let key = policy::variant_key(primary, &v.names, request);
                 state.lru.get(&key).cloned()
             }
-            None => state.lru.get(&primary.to_string()).cloned(),
+            None => state.lru.get(primary).cloned(),
+        };
+        drop(state);
+        // Load first: a store on every hit would bounce the cache line
+        // between cores.
+        if found.is_some() && !self.touched.load(Ordering::Relaxed) {
+            self.touched.store(true, Ordering::Relaxed);
         }
+        found
+    }
+
+    /// Whether entries were read since the last call (recency changed).
+    pub fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
     }
 
     /// Stores an entry (replacing any with the same key), evicting the
@@ -291,7 +308,10 @@ impl Cache {
             .map(|v| v.keys)
             .unwrap_or_default();
         keys.push(primary.to_string());
-        let removed: Vec<_> = keys.iter().filter_map(|k| state.lru.remove(k)).collect();
+        let removed: Vec<_> = keys
+            .iter()
+            .filter_map(|k| state.lru.remove(k.as_str()))
+            .collect();
         drop(state);
         if !removed.is_empty() {
             self.changed();

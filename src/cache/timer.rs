@@ -22,9 +22,10 @@ pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistErro
 pub fn load(cache: &Cache, path: &Path) -> usize {
     let limits = LoadLimits {
         max_record_bytes: cache.max_object_size().saturating_add(1 << 20),
-        // A snapshot from a larger cache only fills ours: its most recent
-        // entries come first.
-        max_total_bytes: cache.capacity(),
+        // Only a bound on memory: the cache's own LRU keeps the most recent
+        // entries of a snapshot from a larger cache (they come first). Twice
+        // the capacity leaves room for the file's per-record overhead.
+        max_total_bytes: cache.capacity().saturating_mul(2),
     };
     let started = Instant::now();
     match persist::load_snapshot(path, unix_ms(SystemTime::now()), &limits) {
@@ -80,11 +81,12 @@ impl Timer {
                         log::debug!("cache: {expired} entries expired");
                     }
                     if let Some(path) = &path {
-                        written = write_if_changed(&cache, path, written);
+                        written = write_if_changed(&cache, path, written, false);
                     }
                 }
+                // The final snapshot also records recency changed by reads.
                 if let Some(path) = &path {
-                    write_if_changed(&cache, path, written);
+                    write_if_changed(&cache, path, written, cache.take_touched());
                 }
             })?;
         Ok(Timer {
@@ -112,11 +114,11 @@ impl Drop for Timer {
     }
 }
 
-/// Writes a snapshot unless nothing changed since generation `written`;
-/// returns the generation now on disk.
-fn write_if_changed(cache: &Cache, path: &Path, written: u64) -> u64 {
+/// Writes a snapshot unless nothing changed since generation `written`
+/// (or `force`); returns the generation now on disk.
+fn write_if_changed(cache: &Cache, path: &Path, written: u64, force: bool) -> u64 {
     let now = cache.generation();
-    if now == written {
+    if now == written && !force {
         return written;
     }
     let started = Instant::now();
