@@ -844,6 +844,46 @@ mod tests {
     }
 
     #[test]
+    fn balancing_keys() {
+        let c = build("targets = 127.0.0.1:1, 127.0.0.1:2\n").unwrap();
+        assert_eq!(c.balance, Balance::RoundRobin);
+        assert_eq!((c.max_fails, c.fail_timeout), (1, Duration::from_secs(10)));
+        assert_eq!(c.effective_retries(), 1);
+        assert_eq!(c.health_check_path, None);
+        assert_eq!((c.health_check_rise, c.health_check_fall), (2, 3));
+
+        let c = build(
+            "targets = 127.0.0.1:1 weight=3, 127.0.0.1:2\nbalance = weighted_round_robin\nmax_fails = 0\nfail_timeout = 30s\nretries = 0\nhealth_check_path = /healthz?full=1\nhealth_check_interval = 500ms\nhealth_check_rise = 1\nhealth_check_fall = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.balance, Balance::WeightedRoundRobin);
+        assert_eq!(c.balance.name(), "weighted_round_robin");
+        assert_eq!((c.max_fails, c.fail_timeout), (0, Duration::from_secs(30)));
+        assert_eq!(c.effective_retries(), 0);
+        assert_eq!(c.health_check_path.as_deref(), Some("/healthz?full=1"));
+        assert_eq!(c.health_check_interval, Duration::from_millis(500));
+        assert_eq!((c.health_check_rise, c.health_check_fall), (1, 5));
+
+        let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("least_conn"), "{e}");
+        // A weight that round robin would silently ignore.
+        let e = build("targets = 127.0.0.1:1 weight=2, 127.0.0.1:2\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:1");
+        assert!(e.message.contains("weighted_round_robin"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_path = healthz\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_path = /a b\n").unwrap_err();
+        assert!(e.message.contains("spaces"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_rise = 0\n").unwrap_err();
+        assert!(e.message.contains("health_check_rise"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nfail_timeout = 0\n").unwrap_err();
+        assert!(e.message.contains("fail_timeout"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nretires = 2\n").unwrap_err();
+        assert!(e.message.contains("did you mean `retries`"), "{e}");
+    }
+
+    #[test]
     fn durations_and_sizes() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));

@@ -6,7 +6,7 @@
 //! - `server`: listener, accept loop, worker pool, connection limit, shutdown.
 //! - `proxy`: one client connection: request, upstream, response, log.
 //! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers.
-//! - `upstream`: backends: balancer and keep-alive pools.
+//! - `upstream`: backends: balancer, health (passive and active checks), keep-alive pools.
 //! - `cache`: the LRU store and its snapshot file.
 //! - `access_log`: request records to one writer thread, stdout and a file.
 //! - `demo`: two built-in origin servers for `inverso demo`.
