@@ -430,6 +430,52 @@ mod tests {
     }
 
     #[test]
+    fn the_checker_probes_and_stops_within_its_interval() {
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let probes = Arc::new(AtomicUsize::new(0));
+        let seen = probes.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let h = Arc::new(health(1, 10));
+        let probe = Probe {
+            name: "t:1".into(),
+            addr,
+            health: h.clone(),
+        };
+        // An hour between rounds: stopping must not wait for it.
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(5),
+            rise: 1,
+            fall: 1,
+        };
+        let checker = Checker::start(vec![probe], settings).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.usable(Instant::now()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!h.usable(Instant::now()), "a 503 probe did not take it out");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            checker.stop();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the checker did not stop");
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
     fn checks_passing_clear_a_passive_mark() {
         let h = health(1, 3600);
         let now = Instant::now();
