@@ -131,6 +131,10 @@ pub struct Stats {
     pub revalidated: AtomicU64,
     pub bypass: AtomicU64,
     pub evictions: AtomicU64,
+    /// Snapshot files written, the time spent writing them, and failures.
+    pub snapshot_writes: AtomicU64,
+    pub snapshot_micros: AtomicU64,
+    pub snapshot_failures: AtomicU64,
 }
 
 struct State {

@@ -6,6 +6,7 @@ use super::persist::{self, LoadLimits, PersistError, SnapshotStats};
 use super::store::{unix_ms, Cache};
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -122,8 +123,14 @@ fn write_if_changed(cache: &Cache, path: &Path, written: u64, force: bool) -> u6
         return written;
     }
     let started = Instant::now();
+    let written_in = |started: Instant| {
+        let micros = started.elapsed().as_micros() as u64;
+        cache.stats.snapshot_micros.fetch_add(micros, Relaxed);
+    };
     match snapshot(cache, path) {
         Ok(stats) => {
+            written_in(started);
+            cache.stats.snapshot_writes.fetch_add(1, Relaxed);
             log::debug!(
                 "cache snapshot {}: {} records, {} bytes, {:?}",
                 path.display(),
@@ -134,6 +141,7 @@ fn write_if_changed(cache: &Cache, path: &Path, written: u64, force: bool) -> u6
             now
         }
         Err(e) => {
+            cache.stats.snapshot_failures.fetch_add(1, Relaxed);
             log::warn!("cache snapshot {}: {e}", path.display());
             written
         }

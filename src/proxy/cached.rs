@@ -142,7 +142,7 @@ pub(super) fn serve(
                 &request_as_get(&request),
                 &head,
                 response_time,
-                &cache.settings,
+                &shared.cache_settings(),
             ) {
                 Some(lifetime) => {
                     let e = Entry::new(
@@ -169,7 +169,12 @@ pub(super) fn serve(
     let lifetime = if request.is_head() {
         None
     } else {
-        policy::storable(&request, &fetched.response, response_time, &cache.settings)
+        policy::storable(
+            &request,
+            &fetched.response,
+            response_time,
+            &shared.cache_settings(),
+        )
     };
     let too_big = crate::http::body::content_length(&fetched.response.headers)
         .ok()
@@ -299,6 +304,7 @@ fn serve_entry(
     let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
+    client.note_sent_head(&[&head, &tail]);
     write_all_vectored(
         client.conn.get_mut(),
         &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],

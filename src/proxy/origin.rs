@@ -11,7 +11,8 @@ use crate::http::head::{find_head_end, parse_response};
 use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
-use crate::upstream::{InFlight, Upstream, UpstreamConn};
+use crate::metrics::InFlight;
+use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::{Instant, SystemTime};
@@ -113,6 +114,7 @@ pub(super) fn fetch<'s>(
                 let reason = f.describe();
                 log::warn!("target {}: {reason}", target.name);
                 target.health.failed(Instant::now(), &reason);
+                busy.failed();
                 let untried = tried.iter().any(|&t| !t);
                 if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
                     return Err(failed(f.status()));
@@ -448,6 +450,10 @@ pub(super) fn relay(
             let reason = f.describe();
             log::warn!("target {}: {reason}", target.name);
             target.health.failed(Instant::now(), &reason);
+            target
+                .stats
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Refusal {
             status: (!head_sent).then(|| f.status()),
@@ -456,6 +462,7 @@ pub(super) fn relay(
         }
     };
     let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
+    client.note_sent_head(&[&prepared.head]);
     if prepared.gathered {
         // The backend's part is over: it is free for the next pick even
         // before this client has its bytes.

@@ -8,12 +8,13 @@ pub mod pool;
 
 use crate::config::{Config, Target};
 use crate::http::BufConn;
+use crate::metrics::{InFlight, TargetStats};
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,33 +29,16 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub weight: u32,
     pub health: Arc<Health>,
-    /// Requests between pick and the end of their exchange.
-    in_flight: AtomicUsize,
     pool: Pool,
+    /// Requests, failures and requests in flight (which `least_conn` and
+    /// `random_two` read), for the admin listener too.
+    pub stats: Arc<TargetStats>,
 }
 
 impl Upstream {
     /// Requests being served by this backend right now.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-}
-
-/// A request counted in its target's in-flight number until dropped.
-pub struct InFlight<'a> {
-    target: &'a Upstream,
-}
-
-impl<'a> InFlight<'a> {
-    fn new(target: &'a Upstream) -> Self {
-        target.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight { target }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -112,8 +96,8 @@ impl Upstreams {
                     name,
                     addr: t.addr,
                     weight: t.weight,
-                    in_flight: AtomicUsize::new(0),
                     pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
+                    stats: Arc::default(),
                 }
             })
             .collect::<Vec<_>>();
@@ -129,6 +113,18 @@ impl Upstreams {
 
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
+    }
+
+    /// Takes over the counters and health of the targets `old` shares
+    /// with us (by name), so a reload does not reset them, and a target
+    /// that was down stays down.
+    pub fn keep_state_of(&mut self, old: &Upstreams) {
+        for target in &mut self.targets {
+            if let Some(same) = old.targets.iter().find(|o| o.name == target.name) {
+                target.stats = same.stats.clone();
+                target.health = same.health.clone();
+            }
+        }
     }
 
     /// Other targets a failed request may be tried on.
@@ -158,7 +154,7 @@ impl Upstreams {
                 .min_by_key(|&i| self.targets[i].health.last_failure())
         })?;
         let index = index % self.targets.len();
-        Some((index, InFlight::new(&self.targets[index])))
+        Some((index, self.targets[index].stats.begin()))
     }
 
     /// What the active checker probes.
