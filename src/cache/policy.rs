@@ -271,11 +271,11 @@ pub fn usable(
     if request_no_cache {
         return Use::Validate;
     }
-    // Compared at full precision: `max-age=0` ("reload") must revalidate
-    // even an entry stored a millisecond ago.
+    // Compared at full precision, and `max-age=0` (a browser's "reload")
+    // always revalidates, even an entry stored in this very millisecond.
     if req
         .max_age
-        .is_some_and(|max| age > Duration::from_secs(max))
+        .is_some_and(|max| max == 0 || age > Duration::from_secs(max))
     {
         return Use::Validate;
     }

@@ -18,7 +18,7 @@ use origin::{Relay, RequestBody, Send};
 use parking_lot::RwLock;
 use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -65,20 +65,41 @@ impl Shared {
 
 /// The generation of [`Shared`] in force. Read once per request (an `Arc`
 /// clone under a read lock), swapped whole by a reload.
-pub struct Current(RwLock<Arc<Shared>>);
+pub struct Current {
+    shared: RwLock<Arc<Shared>>,
+    /// Bumped by every reload, so connections notice one with a plain
+    /// load instead of taking the lock and touching the `Arc`'s counter on
+    /// every request (both are writes to memory every core shares).
+    generation: AtomicU64,
+}
 
 impl Current {
     pub fn new(shared: Shared) -> Current {
-        Current(RwLock::new(Arc::new(shared)))
+        Current {
+            shared: RwLock::new(Arc::new(shared)),
+            generation: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self) -> Arc<Shared> {
-        self.0.read().clone()
+        self.shared.read().clone()
+    }
+
+    /// Brings a connection's copy up to date if a reload happened since it
+    /// was taken (generation `seen`).
+    pub fn refresh(&self, held: &mut Arc<Shared>, seen: &mut u64) {
+        let now = self.generation.load(Ordering::Acquire);
+        if now != *seen {
+            *held = self.get();
+            *seen = now;
+        }
     }
 
     /// Puts `next` in force; returns the generation it replaces.
     pub fn replace(&self, next: Shared) -> Arc<Shared> {
-        std::mem::replace(&mut *self.0.write(), Arc::new(next))
+        let old = std::mem::replace(&mut *self.shared.write(), Arc::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
+        old
     }
 }
 
@@ -86,6 +107,7 @@ impl Current {
 /// shuts down. `idle` is raised while the connection waits for a request,
 /// so shutdown can close exactly the connections that are not mid-request.
 pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &AtomicBool) {
+    let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
     let mut timeout = shared.config.connection_timeout;
     let _ = stream.set_nodelay(true);
@@ -100,7 +122,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &Atom
     loop {
         // --- reload: each request runs on the settings in force when it
         // begins; those in flight finish on theirs.
-        shared = current.get();
+        current.refresh(&mut shared, &mut seen);
         if shared.config.connection_timeout != timeout {
             timeout = shared.config.connection_timeout;
             client.timeout = timeout;

@@ -393,21 +393,23 @@ fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
 }
 
 /// A copy of the body taken while it is relayed, for the cache.
-pub(super) struct Tee {
+pub(super) struct Tee<'a> {
     limit: u64,
-    pub body: Vec<u8>,
+    body: Vec<u8>,
     overflowed: bool,
-    /// Set once the whole body went through.
-    pub complete: bool,
+    /// Receives the whole body once it has been read, before its last bytes
+    /// go to the client: a client that asks again as soon as it has the
+    /// response finds the entry stored.
+    on_complete: Option<Box<dyn FnOnce(Vec<u8>) + 'a>>,
 }
 
-impl Tee {
-    pub(super) fn new(limit: u64) -> Self {
+impl<'a> Tee<'a> {
+    pub(super) fn new(limit: u64, on_complete: impl FnOnce(Vec<u8>) + 'a) -> Self {
         Tee {
             limit,
             body: Vec::new(),
             overflowed: false,
-            complete: false,
+            on_complete: Some(Box::new(on_complete)),
         }
     }
 
@@ -420,6 +422,13 @@ impl Tee {
             self.body = Vec::new();
         } else {
             self.body.extend_from_slice(piece);
+        }
+    }
+
+    /// The body ended: hand it over (once), unless it grew too large.
+    fn finish(&mut self) {
+        if let Some(on_complete) = self.on_complete.take().filter(|_| !self.overflowed) {
+            on_complete(std::mem::take(&mut self.body));
         }
     }
 }
@@ -441,7 +450,7 @@ pub(super) fn relay(
     client: &mut Client,
     mut fetched: Fetched<'_>,
     how: &Relay<'_>,
-    tee: Option<&mut Tee>,
+    tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
     let target = fetched.target;
@@ -579,21 +588,17 @@ fn send_response(
     client: &mut Client,
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
-    tee: Option<&mut Tee>,
+    tee: Option<&mut Tee<'_>>,
 ) -> Result<(Outcome, bool), Failure> {
     let mut reader = BodyReader::new(prepared.kind);
-    let mut tee = tee;
     let sent = copy_body(
         &mut reader,
         &mut fetched.up.conn,
         client.conn.get_mut(),
         prepared.head,
         prepared.rechunk,
-        tee.as_deref_mut(),
+        tee,
     )?;
-    if let Some(tee) = tee {
-        tee.complete = reader.is_done() && !tee.overflowed;
-    }
     let outcome = Outcome {
         status: fetched.response.status,
         bytes: sent,
@@ -638,7 +643,7 @@ fn copy_body(
     to: &mut TcpStream,
     head: Vec<u8>,
     chunked: bool,
-    mut tee: Option<&mut Tee>,
+    mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Failure> {
     let mut pending_head = Some(head);
     let mut size_line = Vec::with_capacity(16);
@@ -652,6 +657,9 @@ fn copy_body(
         };
         if let Some(tee) = tee.as_deref_mut() {
             tee.push(piece);
+            if reader.is_done() {
+                tee.finish();
+            }
         }
         let head = pending_head.take().unwrap_or_default();
         size_line.clear();
@@ -670,6 +678,9 @@ fn copy_body(
         )
         .map_err(|_| Failure::Client(None))?;
         sent += piece.len() as u64;
+    }
+    if let Some(tee) = tee {
+        tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
