@@ -385,6 +385,21 @@ fn the_checker_stops_with_the_server() {
     assert_eq!(a.probes(), 1);
 }
 
+#[test]
+fn a_reload_points_the_checker_at_the_new_targets() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut next = Config::with_targets(vec![target(a.addr), target(b.addr)]);
+    next.log_to_stdout = false;
+    next.cache_size = 0;
+    next.path_to_persistence = None;
+    checks(&mut next);
+    proxy.handle().control().reload(next).unwrap();
+    assert!(wait_until(WAIT_LIMIT, || a.probes() >= 1 && b.probes() >= 1));
+    assert!(proxy.shutdown(Duration::from_secs(1)));
+}
+
 // ------------------------------------------------------------- bad backends
 
 fn short_timeout(config: &mut Config) {
