@@ -320,7 +320,7 @@ impl LogLine {
                 .collect()
         });
         LogLine {
-            request_line: format!("{} {} {}", head.method, head.target, head.version),
+            request_line: [head.method.as_str(), &head.target, head.version.as_str()].join(" "),
             referer: head.headers.get_str("referer").map(str::to_string),
             user_agent: head.headers.get_str("user-agent").map(str::to_string),
             headers,
