@@ -51,6 +51,7 @@
 # stopped by PID when the script exits (trap EXIT). If inverso does not build
 # or start, its cells read n/a and the rest still runs.
 set -euo pipefail
+umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
@@ -405,9 +406,15 @@ EOF
   _ipid=$!
   PIDS+=("$_ipid")
   if ! wait_listening "$_ipid" "$port"; then
-    log "$name did not start; its cells read n/a. stderr:"
+    local why="did not listen within 10s"
+    if ! alive "$_ipid"; then
+      local rc=0
+      wait "$_ipid" || rc=$?
+      why="exited with status $rc"
+    fi
+    log "$name $why; its cells read n/a. stderr:"
     tail -n 20 "$TMP/$name/stderr.log" >&2 || true
-    note "$name did not start: $(tail -n 3 "$TMP/$name/stderr.log" | tr '\n' ' ')"
+    note "$name $why: $(tail -n 3 "$TMP/$name/stderr.log" | tr '\n' ' ')"
     stop_pid "$_ipid"
     return 0
   fi
@@ -688,6 +695,9 @@ main() {
   build_inverso
 
   TMP=$(mktemp -d "${TMPDIR:-/tmp}/inverso-bench.XXXXXX")
+  # Run as root, nginx's workers switch to an unprivileged user: they must be
+  # able to read the content (mktemp -d makes the dir 0700).
+  chmod 755 "$TMP"
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   make_content
