@@ -1,0 +1,650 @@
+//! proxy.conf, `INVERSO_*` environment variables and command-line flags,
+//! merged into one typed [`Config`].
+//!
+//! Every key has one entry in [`KEYS`]: its name, its default (as text, parsed
+//! like any other value so defaults cannot drift from the parser) and a
+//! one-line description used by `inverso check` and the README. Precedence is
+//! flag > environment > file > default, and every value remembers where it
+//! came from so an error can say `proxy.conf:7: ...` or
+//! `environment INVERSO_PORT: ...`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The effective configuration of one proxy process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub port: u16,
+    pub bind: IpAddr,
+    pub targets: Vec<Target>,
+    pub cache_size: u64,
+    pub ttl: Duration,
+    pub unit_time: Duration,
+    pub connection_timeout: Duration,
+    pub path_to_persistence: Option<PathBuf>,
+    pub path_to_log: Option<PathBuf>,
+    pub max_connections: usize,
+    pub upstream_keepalive: usize,
+    /// Not a key: the access log always goes to stdout when run from the
+    /// command line; embedders and tests may turn that copy off.
+    pub log_to_stdout: bool,
+}
+
+/// A backend as configured: `host:port` with an optional `weight=N`,
+/// resolved to an address at load time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// As written in the configuration, e.g. `app1.internal:8080`.
+    pub name: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File { path: String, line: usize },
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File { path, line } => write!(f, "{path}:{line}"),
+            Origin::Env(var) => write!(f, "environment {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where the problem is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{place}: {message}")]
+pub struct ConfigError {
+    /// `proxy.conf:7`, `environment INVERSO_PORT`, `flag --port`, or just
+    /// the file name for whole-file problems.
+    pub place: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(origin: &Origin, message: impl Into<String>) -> Self {
+        ConfigError {
+            place: origin.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+type Apply = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One configuration key.
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+    apply: Apply,
+}
+
+/// Every key proxy.conf understands.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "port",
+        default: "8080",
+        help: "listening port",
+        apply: |c, v| parse_number(v, 0..=65535).map(|n| c.port = n as u16),
+    },
+    Key {
+        name: "bind",
+        default: "0.0.0.0",
+        help: "listening address",
+        apply: |c, v| {
+            v.parse()
+                .map(|a| c.bind = a)
+                .map_err(|_| format!("`{v}` is not an IP address"))
+        },
+    },
+    Key {
+        name: "targets",
+        default: "",
+        help: "backends, comma separated host:port with optional weight=N",
+        apply: |c, v| parse_targets(v).map(|t| c.targets = t),
+    },
+    Key {
+        name: "cache_size",
+        default: "64MiB",
+        help: "cache capacity in bytes; 0 disables the cache",
+        apply: |c, v| parse_size(v).map(|n| c.cache_size = n),
+    },
+    Key {
+        name: "ttl",
+        default: "1h",
+        help: "the longest a response stays fresh in the cache",
+        apply: |c, v| parse_duration(v).map(|d| c.ttl = d),
+    },
+    Key {
+        name: "unit_time",
+        default: "5s",
+        help: "interval of the timer thread: expire entries, write the snapshot",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.unit_time = d),
+    },
+    Key {
+        name: "connection_timeout",
+        default: "30s",
+        help: "idle/read timeout for client and upstream sockets",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.connection_timeout = d),
+    },
+    Key {
+        name: "path_to_persistence",
+        default: "cache.bin",
+        help: "cache snapshot file; empty = no persistence",
+        apply: |c, v| {
+            c.path_to_persistence = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "path_to_log",
+        default: "",
+        help: "file that receives the same log lines as stdout; empty = none",
+        apply: |c, v| {
+            c.path_to_log = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "max_connections",
+        default: "10000",
+        help: "most client connections served at once; more get 503",
+        apply: |c, v| parse_number(v, 1..=1_000_000).map(|n| c.max_connections = n as usize),
+    },
+    Key {
+        name: "upstream_keepalive",
+        default: "128",
+        help: "idle keep-alive connections kept per target; 0 = close after each request",
+        apply: |c, v| parse_number(v, 0..=100_000).map(|n| c.upstream_keepalive = n as usize),
+    },
+];
+
+fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Collects raw values from the sources in increasing precedence, then
+/// builds the typed [`Config`]. Later sources override earlier ones.
+#[derive(Clone, Debug)]
+pub struct Loader {
+    settings: BTreeMap<&'static str, Setting>,
+    /// The file name whole-file errors are reported against.
+    file: String,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// Starts with every key at its default.
+    pub fn new() -> Self {
+        let settings = KEYS
+            .iter()
+            .map(|k| {
+                let s = Setting {
+                    value: k.default.to_string(),
+                    origin: Origin::Default,
+                };
+                (k.name, s)
+            })
+            .collect();
+        Loader {
+            settings,
+            file: "configuration".to_string(),
+        }
+    }
+
+    /// Reads proxy.conf text: `key = value` lines, `#` comments and blank
+    /// lines ignored. Unknown and repeated keys are errors.
+    pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
+        self.file = path.to_string();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let origin = Origin::File {
+                path: path.to_string(),
+                line,
+            };
+            let content = strip_comment(raw).trim();
+            if content.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                return Err(ConfigError::at(
+                    &origin,
+                    format!("expected `key = value`, found `{content}`"),
+                ));
+            };
+            let key = key.trim();
+            let Some(spec) = find_key(key) else {
+                return Err(ConfigError::at(&origin, unknown_key_message(key)));
+            };
+            if let Some(first) = seen.insert(spec.name, line) {
+                return Err(ConfigError::at(
+                    &origin,
+                    format!("duplicate key `{key}` (first set on line {first})"),
+                ));
+            }
+            self.put(spec.name, value.trim(), origin);
+        }
+        Ok(self)
+    }
+
+    /// Applies `INVERSO_<KEY>` variables. Other variables are ignored.
+    pub fn env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
+        for (var, value) in vars {
+            let Some(rest) = var.strip_prefix("INVERSO_") else {
+                continue;
+            };
+            if let Some(spec) = find_key(&rest.to_ascii_lowercase()) {
+                self.put(spec.name, value.trim(), Origin::Env(var.clone()));
+            }
+        }
+        self
+    }
+
+    /// Applies a command-line override of one key.
+    pub fn flag(&mut self, key: &str, value: &str, flag: &str) -> Result<&mut Self, ConfigError> {
+        let origin = Origin::Flag(flag.to_string());
+        let Some(spec) = find_key(key) else {
+            return Err(ConfigError::at(&origin, unknown_key_message(key)));
+        };
+        self.put(spec.name, value.trim(), origin);
+        Ok(self)
+    }
+
+    fn put(&mut self, key: &'static str, value: &str, origin: Origin) {
+        self.settings.insert(
+            key,
+            Setting {
+                value: value.to_string(),
+                origin,
+            },
+        );
+    }
+
+    /// Every key with its effective value and origin, in key-table order.
+    pub fn effective(&self) -> impl Iterator<Item = (&'static str, &Setting)> {
+        KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
+    }
+
+    /// Parses every value into a [`Config`], resolving target names.
+    pub fn build(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::blank();
+        for key in KEYS {
+            let setting = &self.settings[key.name];
+            (key.apply)(&mut config, &setting.value)
+                .map_err(|m| ConfigError::at(&setting.origin, format!("{}: {m}", key.name)))?;
+        }
+        if config.targets.is_empty() {
+            let setting = &self.settings["targets"];
+            let place = match &setting.origin {
+                Origin::Default => self.file.clone(),
+                other => other.to_string(),
+            };
+            return Err(ConfigError {
+                place,
+                message: "targets: at least one backend is required, e.g. `targets = 127.0.0.1:9001, 127.0.0.1:9002`".to_string(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// A config with every key at its default but no targets (which have
+    /// none); for tests and embedders, who then set the fields they need.
+    pub fn with_targets(targets: Vec<Target>) -> Config {
+        let mut c = Config::blank();
+        for key in KEYS {
+            // Defaults are known to parse: a unit test checks every one.
+            let _ = (key.apply)(&mut c, key.default);
+        }
+        c.targets = targets;
+        c
+    }
+
+    fn blank() -> Config {
+        Config {
+            port: 0,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            targets: Vec::new(),
+            cache_size: 0,
+            ttl: Duration::ZERO,
+            unit_time: Duration::from_secs(1),
+            connection_timeout: Duration::from_secs(1),
+            path_to_persistence: None,
+            path_to_log: None,
+            max_connections: 1,
+            upstream_keepalive: 0,
+            log_to_stdout: true,
+        }
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+}
+
+/// Reads a configuration the way the binary does: the file (if `path` is
+/// given it must exist; the default `proxy.conf` may be absent), then the
+/// environment, then flags `(key, value, flag name)`.
+pub fn load(
+    path: &Path,
+    path_is_explicit: bool,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &[(&str, String, &str)],
+) -> Result<(Config, Loader), ConfigError> {
+    let mut loader = Loader::new();
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            loader.file(&name, &text)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path_is_explicit => {
+            log::info!("{name} not found; using defaults, environment and flags");
+        }
+        Err(e) => {
+            return Err(ConfigError {
+                place: name,
+                message: format!("cannot read: {e}"),
+            })
+        }
+    }
+    loader.env(env);
+    for (key, value, flag) in flags {
+        loader.flag(key, value, flag)?;
+    }
+    let config = loader.build()?;
+    Ok((config, loader))
+}
+
+/// `#` starts a comment anywhere on a line (values never contain `#`).
+fn strip_comment(line: &str) -> &str {
+    line.split_once('#').map_or(line, |(before, _)| before)
+}
+
+fn unknown_key_message(key: &str) -> String {
+    let nearest = KEYS
+        .iter()
+        .map(|k| (edit_distance(key, k.name), k.name))
+        .min()
+        .filter(|(d, name)| *d <= 3.max(name.len() / 4));
+    match nearest {
+        Some((_, name)) => format!("unknown key `{key}` (did you mean `{name}`?)"),
+        None => format!("unknown key `{key}`"),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca.to_ascii_lowercase() != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn parse_number(v: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    let n: u64 = v
+        .parse()
+        .map_err(|_| format!("`{v}` is not a whole number"))?;
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range ({}..={})",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
+    let millis_per = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{v}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    n.checked_mul(millis_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{v}` is too long"))
+}
+
+fn parse_positive_duration(v: &str) -> Result<Duration, String> {
+    match parse_duration(v)? {
+        d if d.is_zero() => Err("must be greater than zero".to_string()),
+        d => Ok(d),
+    }
+}
+
+/// `512B`, `64KiB`, `64MiB`, `1GiB` (`K`, `M`, `G` are the same binary
+/// units); a bare number is bytes.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a size (e.g. 4096, 512KiB, 64MiB, 1GiB)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" | "mb" | "gb" => {
+            return Err(format!(
+                "`{v}`: use KiB, MiB or GiB (sizes are binary, 1 KiB = 1024 bytes)"
+            ))
+        }
+        other => return Err(format!("unknown size unit `{other}` in `{v}`")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{v}` is too large"))
+}
+
+fn optional_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+/// `host:port[ weight=N], ...`; each name is resolved once, here, so a
+/// typo is a start-up error rather than a stream of 502s.
+fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for item in v.split(',') {
+        let mut words = item.split_whitespace();
+        let Some(name) = words.next() else {
+            if v.trim().is_empty() {
+                break;
+            }
+            return Err("empty entry in the targets list".to_string());
+        };
+        let mut weight = 1;
+        for option in words {
+            match option.split_once('=') {
+                Some(("weight", w)) => {
+                    weight = parse_number(w, 1..=10_000)
+                        .map_err(|m| format!("target {name}: weight: {m}"))?
+                        as u32
+                }
+                _ => return Err(format!("target {name}: unknown option `{option}` (expected weight=N)")),
+            }
+        }
+        let addr = resolve(name)?;
+        if targets.iter().any(|t: &Target| t.name == name) {
+            return Err(format!("target {name} is listed twice (use weight=N instead)"));
+        }
+        targets.push(Target {
+            name: name.to_string(),
+            addr,
+            weight,
+        });
+    }
+    Ok(targets)
+}
+
+fn resolve(name: &str) -> Result<SocketAddr, String> {
+    let (host, port) = name
+        .rsplit_once(':')
+        .ok_or_else(|| format!("target `{name}` needs a port (host:port)"))?;
+    if host.is_empty() {
+        return Err(format!("target `{name}` has no host"));
+    }
+    let port = parse_number(port, 1..=65535).map_err(|m| format!("target `{name}`: port {m}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port as u16));
+    }
+    (host, port as u16)
+        .to_socket_addrs()
+        .map_err(|e| format!("target `{name}` does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("target `{name}` does not resolve to any address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<Config, ConfigError> {
+        Loader::new().file("proxy.conf", text)?.build()
+    }
+
+    #[test]
+    fn every_default_parses() {
+        let mut c = Config::blank();
+        for key in KEYS {
+            assert_eq!((key.apply)(&mut c, key.default), Ok(()), "{}", key.name);
+        }
+    }
+
+    #[test]
+    fn reads_keys_comments_and_blank_lines() {
+        let c = build(
+            "# a comment\n\nport = 9000\ntargets = 127.0.0.1:1, [::1]:2 weight=3 # trailing\ncache_size = 2MiB\nttl = 90s\npath_to_persistence =\n",
+        )
+        .unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[1].weight, 3);
+        assert_eq!(c.targets[1].addr, "[::1]:2".parse().unwrap());
+        assert_eq!(c.cache_size, 2 << 20);
+        assert_eq!(c.ttl, Duration::from_secs(90));
+        assert_eq!(c.path_to_persistence, None);
+        assert_eq!(c.connection_timeout, Duration::from_secs(30));
+        assert_eq!(c.path_to_log, None);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = build("targets = 127.0.0.1:1\n\nport = http\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("port"), "{e}");
+
+        let e = build("targets = 127.0.0.1:1\nprot = 80\n").unwrap_err();
+        assert_eq!(e.to_string(), "proxy.conf:2: unknown key `prot` (did you mean `port`?)");
+
+        let e = build("targets = 127.0.0.1:1\nport = 1\n# x\nport = 2\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:4");
+        assert!(e.message.contains("duplicate"));
+
+        let e = build("port 80\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:1");
+
+        let e = build("port = 80\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf");
+        assert!(e.message.contains("targets"));
+
+        let e = build("targets = 127.0.0.1:1\nunit_time = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        let e = build("targets = 127.0.0.1\n").unwrap_err();
+        assert!(e.message.contains("needs a port"), "{e}");
+        let e = build("targets = 127.0.0.1:1 weight=0\n").unwrap_err();
+        assert!(e.message.contains("weight"), "{e}");
+        let e = build("targets = 127.0.0.1:1,,127.0.0.1:2\n").unwrap_err();
+        assert!(e.message.contains("empty entry"), "{e}");
+        let e = build("targets = no-such-host.invalid:80\n").unwrap_err();
+        assert!(e.message.contains("does not resolve"), "{e}");
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        let mut l = Loader::new();
+        l.file("proxy.conf", "targets = 127.0.0.1:1\nport = 1000\nttl = 5s\n").unwrap();
+        l.env([
+            ("INVERSO_PORT".to_string(), "2000".to_string()),
+            ("INVERSO_TTL".to_string(), "7s".to_string()),
+            ("HOME".to_string(), "/".to_string()),
+        ]);
+        l.flag("port", "3000", "--port").unwrap();
+        let c = l.build().unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.ttl, Duration::from_secs(7));
+        assert_eq!(c.unit_time, Duration::from_secs(5));
+        let origins: BTreeMap<_, _> = l.effective().map(|(k, s)| (k, s.origin.to_string())).collect();
+        assert_eq!(origins["port"], "flag --port");
+        assert_eq!(origins["ttl"], "environment INVERSO_TTL");
+        assert_eq!(origins["targets"], "proxy.conf:1");
+        assert_eq!(origins["unit_time"], "default");
+
+        let mut l = Loader::new();
+        l.env([("INVERSO_PORT".to_string(), "x".to_string())]);
+        l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
+        assert_eq!(l.build().unwrap_err().place, "environment INVERSO_PORT");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("-3s").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("10MB").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+}

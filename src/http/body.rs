@@ -1,0 +1,507 @@
+//! Message body framing (RFC 9112 §6-§7): deciding how a body is delimited,
+//! and decoding it piece by piece from a [`BufConn`] so it can be streamed
+//! through bounded buffers and re-framed on the other side.
+
+use super::conn::BufConn;
+use super::head::{HeadError, RequestHead, ResponseHead, Version};
+use super::headers::Headers;
+use std::io::{self, Read};
+
+/// Longest chunk-size line (size, extensions, CRLF) we read. Extensions carry
+/// nothing we use; a long line is an attack on our memory.
+pub const MAX_CHUNK_LINE: usize = 4096;
+/// Most bytes of trailer fields after the last chunk; trailers are dropped.
+pub const MAX_TRAILERS: usize = 16 * 1024;
+
+/// How a message body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Transfer-Encoding: chunked.
+    Chunked,
+    /// Everything until the peer closes (responses only).
+    UntilClose,
+}
+
+impl BodyKind {
+    /// RFC 9112 §6.3, for requests:
+    /// "If a Transfer-Encoding header field is present in a request and the
+    /// chunked transfer coding is not the final encoding, the message body
+    /// length cannot be determined reliably; the server MUST respond with
+    /// the 400 (Bad Request) status code and then close the connection."
+    /// "If a message is received with both a Transfer-Encoding and a
+    /// Content-Length header field, the Transfer-Encoding overrides the
+    /// Content-Length. Such a message might indicate an attempt to perform
+    /// request smuggling" — so we refuse it outright rather than guess.
+    /// "If this is a request message and none of the above are true, then
+    /// the message body length is zero."
+    pub fn for_request(head: &RequestHead) -> Result<BodyKind, HeadError> {
+        let has_te = head.headers.contains("transfer-encoding");
+        let length = content_length(&head.headers)?;
+        if has_te {
+            if length.is_some() {
+                return Err(HeadError::Malformed(
+                    "both Content-Length and Transfer-Encoding",
+                ));
+            }
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+            // faulty framing.
+            if head.version == Version::Http10 {
+                return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"));
+            }
+            return chunked_only(&head.headers);
+        }
+        Ok(match length {
+            Some(0) | None => BodyKind::Empty,
+            Some(n) => BodyKind::Length(n),
+        })
+    }
+
+    /// RFC 9112 §6.3, for responses: "Any response to a HEAD request and any
+    /// response with a 1xx (Informational), 204 (No Content), or 304 (Not
+    /// Modified) status code is always terminated by the first empty line
+    /// after the header fields"; then Transfer-Encoding (chunked final, else
+    /// read until close), then Content-Length, then until close.
+    ///
+    /// A response with both fields is read as chunked; the caller must not
+    /// reuse the connection afterwards (see [`response_forbids_reuse`]).
+    pub fn for_response(request_is_head: bool, head: &ResponseHead) -> Result<BodyKind, HeadError> {
+        if request_is_head || head.status < 200 || head.status == 204 || head.status == 304 {
+            return Ok(BodyKind::Empty);
+        }
+        if head.headers.contains("transfer-encoding") {
+            return Ok(match head.headers.tokens("transfer-encoding").last() {
+                Some(last) if last.eq_ignore_ascii_case("chunked") => BodyKind::Chunked,
+                _ => BodyKind::UntilClose,
+            });
+        }
+        Ok(match content_length(&head.headers)? {
+            Some(n) => BodyKind::Length(n),
+            None => BodyKind::UntilClose,
+        })
+    }
+}
+
+/// Whether a response's framing is dubious enough that the connection it
+/// came on must be closed after it (RFC 9112 §6.3: both Content-Length and
+/// Transfer-Encoding; or a coding we do not know).
+pub fn response_forbids_reuse(head: &ResponseHead) -> bool {
+    head.headers.contains("transfer-encoding") && head.headers.contains("content-length")
+}
+
+/// Only exactly `chunked` is accepted on requests: the final coding must be
+/// chunked (else 400), and any other coding before it is one we will not
+/// decode for the backend (501).
+fn chunked_only(headers: &Headers) -> Result<BodyKind, HeadError> {
+    let codings: Vec<&str> = headers.tokens("transfer-encoding").collect();
+    match codings.as_slice() {
+        [only] if only.eq_ignore_ascii_case("chunked") => Ok(BodyKind::Chunked),
+        // "A sender MUST NOT apply the chunked transfer coding more than once"
+        [first @ .., last]
+            if last.eq_ignore_ascii_case("chunked")
+                && !first.iter().any(|c| c.eq_ignore_ascii_case("chunked")) =>
+        {
+            Err(HeadError::UnsupportedCoding)
+        }
+        _ => Err(HeadError::Malformed(
+            "chunked is not the final transfer coding",
+        )),
+    }
+}
+
+/// The Content-Length of a message. Strict on purpose: one field, plain
+/// decimal digits, no list, no sign, no overflow. RFC 9110 §8.6 would let us
+/// accept "42, 42"; a proxy gains nothing from that leniency and a backend
+/// might read it differently.
+pub fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
+    let mut values = headers.get_all("content-length");
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(HeadError::Malformed("more than one Content-Length"));
+    }
+    parse_decimal(value)
+        .map(Some)
+        .ok_or(HeadError::Malformed("invalid Content-Length"))
+}
+
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 {
+        return None;
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        let digit = (b as char).to_digit(10)?;
+        acc.checked_mul(10)?.checked_add(digit as u64)
+    })
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("connection closed before the body ended")]
+    Truncated,
+    #[error("malformed chunked encoding: {0}")]
+    BadChunk(&'static str),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// `remaining` bytes of a Content-Length body left.
+    Length,
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk's data, `remaining` bytes left.
+    ChunkData,
+    /// Expecting the CRLF after a chunk's data.
+    ChunkEnd,
+    /// After the last chunk: trailer fields, then an empty line.
+    Trailers,
+    UntilClose,
+    Done,
+}
+
+/// Decodes one message body from a connection, piece by piece. Each piece
+/// is a slice of the connection's buffer, so data is never copied here.
+#[derive(Debug)]
+pub struct BodyReader {
+    state: State,
+    remaining: u64,
+    trailer_bytes: usize,
+    /// Decoded bytes so far.
+    read: u64,
+}
+
+impl BodyReader {
+    pub fn new(kind: BodyKind) -> Self {
+        let (state, remaining) = match kind {
+            BodyKind::Empty | BodyKind::Length(0) => (State::Done, 0),
+            BodyKind::Length(n) => (State::Length, n),
+            BodyKind::Chunked => (State::ChunkSize, 0),
+            BodyKind::UntilClose => (State::UntilClose, 0),
+        };
+        BodyReader {
+            state,
+            remaining,
+            trailer_bytes: 0,
+            read: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Decoded body bytes returned so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    /// The next piece of the body, or `None` once it has ended. Reads from
+    /// the stream only when the buffer holds nothing usable.
+    pub fn next<'c, S: Read>(
+        &mut self,
+        conn: &'c mut BufConn<S>,
+    ) -> Result<Option<&'c [u8]>, BodyError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::Length | State::ChunkData => {
+                    if conn.buffered().is_empty() && conn.fill()? == 0 {
+                        return Err(BodyError::Truncated);
+                    }
+                    let n = (conn.buffered().len() as u64).min(self.remaining) as usize;
+                    self.remaining -= n as u64;
+                    self.read += n as u64;
+                    if self.remaining == 0 {
+                        self.state = if self.state == State::Length {
+                            State::Done
+                        } else {
+                            State::ChunkEnd
+                        };
+                    }
+                    return Ok(Some(conn.take(n)));
+                }
+                State::UntilClose => {
+                    if conn.buffered().is_empty() && conn.fill()? == 0 {
+                        self.state = State::Done;
+                        return Ok(None);
+                    }
+                    let n = conn.buffered().len();
+                    self.read += n as u64;
+                    return Ok(Some(conn.take(n)));
+                }
+                State::ChunkSize => {
+                    let line = read_line(conn, MAX_CHUNK_LINE)?;
+                    let size = parse_chunk_size(&line)?;
+                    if size == 0 {
+                        self.state = State::Trailers;
+                    } else {
+                        self.remaining = size;
+                        self.state = State::ChunkData;
+                    }
+                }
+                State::ChunkEnd => {
+                    let line = read_line(conn, 2)?;
+                    if !line.is_empty() {
+                        return Err(BodyError::BadChunk("missing CRLF after chunk data"));
+                    }
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    let limit = MAX_TRAILERS.saturating_sub(self.trailer_bytes);
+                    let line = read_line(conn, limit)?;
+                    self.trailer_bytes += line.len() + 2;
+                    if line.is_empty() {
+                        self.state = State::Done;
+                    } else if !is_field_line(&line) {
+                        return Err(BodyError::BadChunk("malformed trailer field"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and discards the rest of the body.
+    pub fn skip_rest<S: Read>(&mut self, conn: &mut BufConn<S>) -> Result<(), BodyError> {
+        while self.next(conn)?.is_some() {}
+        Ok(())
+    }
+}
+
+/// Takes one CRLF-terminated line (without the CRLF) from `conn`, reading
+/// more as needed; a line longer than `limit` or ending in a bare LF is an
+/// error.
+fn read_line<S: Read>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, BodyError> {
+    loop {
+        let buffered = conn.buffered();
+        if let Some(lf) = buffered.iter().position(|&b| b == b'\n') {
+            if lf == 0 || buffered[lf - 1] != b'\r' {
+                return Err(BodyError::BadChunk("bare LF"));
+            }
+            if lf + 1 > limit + 2 {
+                return Err(BodyError::BadChunk("line too long"));
+            }
+            let line = buffered[..lf - 1].to_vec();
+            conn.consume(lf + 1);
+            return Ok(line);
+        }
+        if buffered.len() > limit + 2 {
+            return Err(BodyError::BadChunk("line too long"));
+        }
+        if conn.fill()? == 0 {
+            return Err(BodyError::Truncated);
+        }
+    }
+}
+
+/// RFC 9112 §7.1: `chunk-size [ chunk-ext ] CRLF`, chunk-size = 1*HEXDIG,
+/// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ). The size
+/// is checked for overflow; extensions are validated loosely (no control
+/// characters) and dropped.
+fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return Err(BodyError::BadChunk("missing chunk size"));
+    }
+    let mut size: u64 = 0;
+    for &b in &line[..digits] {
+        let d = (b as char).to_digit(16).unwrap_or(0) as u64;
+        size = size
+            .checked_mul(16)
+            .and_then(|s| s.checked_add(d))
+            .ok_or(BodyError::BadChunk("chunk size overflows"))?;
+    }
+    let ext = &line[digits..];
+    let ext_start = ext.iter().position(|&b| b != b' ' && b != b'\t');
+    match ext_start {
+        None if ext.is_empty() => Ok(size),
+        // Whitespace after the size with no extension is not in the grammar.
+        None => Err(BodyError::BadChunk("trailing whitespace after chunk size")),
+        Some(i)
+            if ext[i] == b';'
+                && ext[i..]
+                    .iter()
+                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80) =>
+        {
+            Ok(size)
+        }
+        Some(_) => Err(BodyError::BadChunk("invalid chunk size")),
+    }
+}
+
+/// A trailer line must look like a header field (name ":" value) with no
+/// obs-fold.
+fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon > 0
+        && line[..colon]
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))
+        && line[colon..]
+            .iter()
+            .all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f)
+}
+
+/// Writes the framing of one chunk of `len` bytes: the size line.
+pub fn chunk_size_line(len: usize, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = write!(out, "{len:x}\r\n");
+}
+
+/// The bytes that end a chunked body (last chunk, no trailers).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::{find_head_end, parse_request, parse_response, RequestLimits};
+
+    fn decode(kind: BodyKind, wire: &[u8]) -> Result<(Vec<u8>, usize), BodyError> {
+        let mut conn = BufConn::new(wire, 16);
+        let mut reader = BodyReader::new(kind);
+        let mut out = Vec::new();
+        while let Some(piece) = reader.next(&mut conn)? {
+            out.extend_from_slice(piece);
+        }
+        Ok((out, conn.buffered().len()))
+    }
+
+    fn request(bytes: &[u8]) -> Result<BodyKind, HeadError> {
+        let mut s = 0;
+        let len = find_head_end(bytes, &mut s)?.unwrap();
+        BodyKind::for_request(&parse_request(&bytes[..len], &RequestLimits::default())?)
+    }
+
+    #[test]
+    fn request_framing_rules() {
+        assert_eq!(
+            request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(BodyKind::Empty)
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+            Ok(BodyKind::Length(5))
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            Ok(BodyKind::Chunked)
+        );
+        let bad = [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for b in bad {
+            assert_eq!(
+                request(b).map_err(|e| e.status()),
+                Err(400),
+                "{}",
+                String::from_utf8_lossy(b)
+            );
+        }
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+                .map_err(|e| e.status()),
+            Err(501)
+        );
+    }
+
+    #[test]
+    fn response_framing_rules() {
+        let r = |b: &[u8], head| {
+            let mut s = 0;
+            let len = find_head_end(b, &mut s).unwrap().unwrap();
+            BodyKind::for_response(head, &parse_response(&b[..len]).unwrap())
+        };
+        assert_eq!(
+            r(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true),
+            Ok(BodyKind::Empty)
+        );
+        assert_eq!(
+            r(b"HTTP/1.1 304 OK\r\nContent-Length: 3\r\n\r\n", false),
+            Ok(BodyKind::Empty)
+        );
+        assert_eq!(r(b"HTTP/1.1 204 OK\r\n\r\n", false), Ok(BodyKind::Empty));
+        assert_eq!(
+            r(b"HTTP/1.1 200 OK\r\n\r\n", false),
+            Ok(BodyKind::UntilClose)
+        );
+        assert_eq!(
+            r(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            ),
+            Ok(BodyKind::Chunked)
+        );
+        assert_eq!(
+            r(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false),
+            Ok(BodyKind::UntilClose)
+        );
+    }
+
+    #[test]
+    fn decodes_length_and_leaves_the_next_message() {
+        let (body, left) = decode(BodyKind::Length(5), b"helloGET").unwrap();
+        assert_eq!(body, b"hello");
+        assert_eq!(left, 3);
+        assert!(matches!(
+            decode(BodyKind::Length(6), b"hello"),
+            Err(BodyError::Truncated)
+        ));
+    }
+
+    #[test]
+    fn decodes_chunked_with_extensions_and_trailers() {
+        let wire = b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nExpires: never\r\n\r\nNEXT";
+        let (body, left) = decode(BodyKind::Chunked, wire).unwrap();
+        assert_eq!(body, b"hello world");
+        assert_eq!(left, 4);
+    }
+
+    #[test]
+    fn refuses_bad_chunking() {
+        for bad in [
+            &b"5\r\nhelloX\r\n0\r\n\r\n"[..],
+            b"5\nhello\r\n0\r\n\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"fffffffffffffffff\r\n",
+            b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n",
+            b"5\r\nhel",
+        ] {
+            assert!(
+                decode(BodyKind::Chunked, bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long_ext = [
+            b"5;".to_vec(),
+            vec![b'a'; MAX_CHUNK_LINE + 10],
+            b"\r\nhello\r\n0\r\n\r\n".to_vec(),
+        ]
+        .concat();
+        assert!(decode(BodyKind::Chunked, &long_ext).is_err());
+    }
+
+    #[test]
+    fn until_close_reads_everything() {
+        let (body, _) = decode(BodyKind::UntilClose, b"all of it").unwrap();
+        assert_eq!(body, b"all of it");
+    }
+}

@@ -1,0 +1,185 @@
+//! A buffered byte stream that lets the caller look at what has arrived,
+//! take part of it, and ask for more: what head parsing, body framing and
+//! pipelining all need, and what `std::io::BufReader` cannot do (it only
+//! refills when empty).
+
+use std::io::{self, Read};
+
+/// Bytes read by one `read` call into an empty, released buffer. Small on
+/// purpose: it lives on the stack of a thread that may sit idle for minutes.
+const PROBE_BYTES: usize = 1024;
+
+pub struct BufConn<S> {
+    stream: S,
+    /// Fully initialised storage (zeroed once, when allocated); the live
+    /// bytes are `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Size the buffer is given when it is (re)allocated.
+    capacity: usize,
+}
+
+impl<S> BufConn<S> {
+    pub fn new(stream: S, capacity: usize) -> Self {
+        BufConn {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            capacity,
+        }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    /// The bytes received and not yet taken.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` buffered bytes as used and returns them.
+    pub fn take(&mut self, n: usize) -> &[u8] {
+        let from = self.start;
+        self.start += n;
+        assert!(self.start <= self.end, "took more than was buffered");
+        &self.buf[from..self.start]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.take(n);
+    }
+
+    /// Frees the buffer when nothing is pending, so a connection that sits
+    /// idle between requests holds no heap memory.
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.end {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+impl<S: Read> BufConn<S> {
+    /// Reads more bytes after the buffered ones. Returns how many arrived;
+    /// 0 means end of stream. The buffer grows (by `capacity` at a time)
+    /// only when it is full of unconsumed bytes, so callers bound growth by
+    /// checking `buffered().len()` against their own limits first.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            return self.fill_released();
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                self.buf.resize(self.buf.len() + self.capacity, 0);
+            }
+        }
+        let n = read_retrying(&mut self.stream, &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// The first read after `release_if_empty` goes to a small stack buffer,
+    /// so an idle connection blocked in `read` costs no heap.
+    fn fill_released(&mut self) -> io::Result<usize> {
+        let mut probe = [0u8; PROBE_BYTES];
+        let n = read_retrying(&mut self.stream, &mut probe)?;
+        if n > 0 {
+            self.buf = vec![0; self.capacity.max(n)];
+            self.buf[..n].copy_from_slice(&probe[..n]);
+            self.start = 0;
+            self.end = n;
+        }
+        Ok(n)
+    }
+}
+
+fn read_retrying<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Whether an I/O error is a timeout (`set_read_timeout` reports either
+/// kind depending on the platform).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out one byte per call, as a slow peer would.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn accumulates_until_taken() {
+        let mut c = BufConn::new(Trickle(b"abcdef"), 4);
+        while c.fill().unwrap() > 0 {}
+        assert_eq!(c.buffered(), b"abcdef");
+        assert_eq!(c.take(2), b"ab");
+        assert_eq!(c.buffered(), b"cdef");
+    }
+
+    #[test]
+    fn release_then_fill_again() {
+        let mut c = BufConn::new(&b"hello world"[..], 8);
+        assert_eq!(c.fill().unwrap(), 11);
+        c.consume(11);
+        c.release_if_empty();
+        assert!(c.buf.is_empty());
+        assert_eq!(c.fill().unwrap(), 0);
+    }
+
+    #[test]
+    fn compacts_instead_of_growing_when_possible() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut c = BufConn::new(&data[..], 16);
+        let mut seen = Vec::new();
+        loop {
+            if c.fill().unwrap() == 0 {
+                break;
+            }
+            let n = c.buffered().len();
+            seen.extend_from_slice(c.take(n));
+        }
+        assert_eq!(seen, data);
+        assert!(c.buf.len() <= data.len());
+    }
+}

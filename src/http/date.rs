@@ -1,0 +1,157 @@
+//! Dates as HTTP and the access log write them, from `SystemTime`, without a
+//! calendar crate: the civil-date arithmetic is a dozen lines (Howard
+//! Hinnant's days-from-civil algorithm).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Broken-down UTC time.
+#[derive(Debug, PartialEq, Eq)]
+struct Civil {
+    year: i64,
+    month: u32, // 1..=12
+    day: u32,   // 1..=31
+    secs_of_day: u32,
+    weekday: usize, // index into DAYS (0 = Thursday, 1970-01-01)
+}
+
+fn to_civil(t: SystemTime) -> Civil {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400) as u32;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year,
+        month,
+        day,
+        secs_of_day,
+        weekday: days.rem_euclid(7) as usize,
+    }
+}
+
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn format_http_date(t: SystemTime) -> String {
+    let c = to_civil(t);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[c.weekday],
+        c.day,
+        MONTHS[c.month as usize - 1],
+        c.year,
+        c.secs_of_day / 3600,
+        c.secs_of_day / 60 % 60,
+        c.secs_of_day % 60
+    )
+}
+
+/// The Common Log Format timestamp, in UTC: `06/Nov/1994:08:49:37 +0000`.
+pub fn format_clf(t: SystemTime) -> String {
+    let c = to_civil(t);
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        c.day,
+        MONTHS[c.month as usize - 1],
+        c.year,
+        c.secs_of_day / 3600,
+        c.secs_of_day / 60 % 60,
+        c.secs_of_day % 60
+    )
+}
+
+/// Parses the three date formats RFC 9110 §5.6.7 says a recipient must
+/// accept: IMF-fixdate, RFC 850 and asctime. `None` for anything else
+/// (callers treat an invalid date as "in the past", as the RFC says for
+/// Expires).
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let parts: Vec<&str> = s.split_ascii_whitespace().collect();
+    let (day, month, year, time) = match parts.as_slice() {
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        [_, d, m, y, t, "GMT"] => (d.parse().ok()?, *m, y.parse::<i64>().ok()?, *t),
+        // Sunday, 06-Nov-94 08:49:37 GMT
+        [_, dmy, t, "GMT"] => {
+            let mut it = dmy.split('-');
+            let (d, m, y) = (it.next()?, it.next()?, it.next()?);
+            let y: i64 = y.parse().ok()?;
+            // RFC 9110: a two-digit year more than 50 years in the future is in the past century.
+            let y = if y < 100 {
+                if y < 70 {
+                    2000 + y
+                } else {
+                    1900 + y
+                }
+            } else {
+                y
+            };
+            (d.parse().ok()?, m, y, *t)
+        }
+        // Sun Nov  6 08:49:37 1994
+        [_, m, d, t, y] => (d.parse().ok()?, *m, y.parse::<i64>().ok()?, *t),
+        _ => return None,
+    };
+    let month = MONTHS.iter().position(|&x| x == month)? as u32 + 1;
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) {
+        return None;
+    }
+    let mut hms = time.split(':').map(|x| x.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days as u64 * 86_400 + h * 3600 + m * 60 + sec;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_the_rfc_example() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(format_clf(t), "06/Nov/1994:08:49:37 +0000");
+    }
+
+    #[test]
+    fn parses_all_three_formats() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date("0"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn round_trips_across_years() {
+        for secs in (0..4_000_000_000u64).step_by(7_777_777) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(parse_http_date(&format_http_date(t)), Some(t));
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The header rewriting a proxy owes both sides (RFC 9110 §7.6): drop what
+//! describes one connection, and tell the backend who asked and through
+//! whom.
+
+use super::headers::Headers;
+use std::net::IpAddr;
+
+/// Fields that describe a single connection (RFC 9110 §7.6.1, plus the
+/// non-standard ones clients still send). The framing fields are also
+/// dropped: the proxy frames each message it forwards itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "content-length",
+    "upgrade",
+];
+
+/// Fields a peer may not make us drop by naming them in `Connection`: a
+/// client that lists `X-Forwarded-For` or `Host` there is trying to make
+/// the proxy hide something from the backend.
+const PROTECTED: &[&str] = &[
+    "host",
+    "authorization",
+    "cookie",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "via",
+];
+
+/// Removes hop-by-hop fields and every field the `Connection` header names,
+/// except protected ones. `keep_upgrade` leaves `Upgrade` in place for a
+/// protocol switch (the caller re-adds `Connection: upgrade`).
+pub fn strip_hop_by_hop(headers: &mut Headers, keep_upgrade: bool) {
+    let named: Vec<String> = headers
+        .tokens("connection")
+        .filter(|t| !PROTECTED.iter().any(|p| p.eq_ignore_ascii_case(t)))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    headers.retain(|name, _| {
+        let lower_is = |n: &str| name.eq_ignore_ascii_case(n);
+        if keep_upgrade && lower_is("upgrade") {
+            return true;
+        }
+        !HOP_BY_HOP.iter().any(|h| lower_is(h)) && !named.iter().any(|n| lower_is(n))
+    });
+}
+
+/// Who the request came from, for the `X-Forwarded-*` and `Via` fields.
+pub struct Forwarded<'a> {
+    pub client_ip: IpAddr,
+    /// "http" (inverso does not terminate TLS).
+    pub proto: &'a str,
+    /// The Host the client asked for, if any.
+    pub host: Option<&'a str>,
+    /// This hop's entry for Via, e.g. "1.1 inverso".
+    pub via: &'a str,
+}
+
+/// Adds the forwarding fields: `X-Forwarded-For` appended to what earlier
+/// proxies wrote (folded into one field), `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` set from what this proxy saw (a client's own values
+/// would be lies we pass on), and `Via` appended.
+pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
+    let client = f.client_ip.to_string();
+    let xff = join_values(headers, "x-forwarded-for", &client);
+    headers.set("X-Forwarded-For", xff);
+    headers.set("X-Forwarded-Proto", f.proto);
+    match f.host {
+        Some(host) => headers.set("X-Forwarded-Host", host),
+        None => {
+            headers.remove("x-forwarded-host");
+        }
+    }
+    let via = join_values(headers, "via", f.via);
+    headers.set("Via", via);
+}
+
+/// All values of `name` joined with ", ", then `last`.
+fn join_values(headers: &Headers, name: &str, last: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in headers.get_all(name) {
+        let v = v.trim_ascii();
+        if !v.is_empty() {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(last.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_fields() {
+        let mut h = Headers::new();
+        h.push("Connection", "keep-alive, X-Secret, X-Forwarded-For, host");
+        h.push("Keep-Alive", "timeout=5");
+        h.push("X-Secret", "1");
+        h.push("TE", "trailers");
+        h.push("Upgrade", "websocket");
+        h.push("Host", "a");
+        h.push("X-Forwarded-For", "10.0.0.1");
+        h.push("Accept", "*/*");
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<_> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Host", "X-Forwarded-For", "Accept"]);
+    }
+
+    #[test]
+    fn keeps_upgrade_when_asked() {
+        let mut h = Headers::new();
+        h.push("Connection", "Upgrade");
+        h.push("Upgrade", "websocket");
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get_str("upgrade"), Some("websocket"));
+        assert!(!h.contains("connection"));
+    }
+
+    #[test]
+    fn appends_forwarding_fields() {
+        let mut h = Headers::new();
+        h.push("X-Forwarded-For", "1.1.1.1");
+        h.push("x-forwarded-for", "2.2.2.2");
+        h.push("X-Forwarded-Proto", "https");
+        h.push("Via", "1.0 fred");
+        add_forwarded(
+            &mut h,
+            &Forwarded {
+                client_ip: "127.0.0.1".parse().unwrap(),
+                proto: "http",
+                host: Some("example.com"),
+                via: "1.1 inverso",
+            },
+        );
+        assert_eq!(
+            h.get_str("x-forwarded-for"),
+            Some("1.1.1.1, 2.2.2.2, 127.0.0.1")
+        );
+        assert_eq!(h.get_str("x-forwarded-proto"), Some("http"));
+        assert_eq!(h.get_str("x-forwarded-host"), Some("example.com"));
+        assert_eq!(h.get_str("via"), Some("1.0 fred, 1.1 inverso"));
+        assert_eq!(h.get_all("x-forwarded-for").count(), 1);
+    }
+}

@@ -1,0 +1,539 @@
+//! Request and response heads: finding where a head ends, parsing it with
+//! httparse, and the checks RFC 9112 asks of a recipient before it trusts one.
+
+use super::headers::Headers;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The most header fields a head may carry (431 past it). nginx and HAProxy
+/// allow about 100 as well.
+pub const MAX_HEADERS: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    fn from_minor(minor: u8) -> Result<Self, HeadError> {
+        match minor {
+            0 => Ok(Version::Http10),
+            1 => Ok(Version::Http11),
+            _ => Err(HeadError::Version),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a head was refused. Each variant maps to the status a server answers
+/// with (`status`); for upstream replies every variant means 502.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeadError {
+    #[error("head larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("more than {MAX_HEADERS} header fields")]
+    TooManyHeaders,
+    #[error("request-target longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("bare LF line ending (CRLF required)")]
+    BareLf,
+    #[error("malformed head: {0}")]
+    Malformed(&'static str),
+    #[error("unsupported HTTP version")]
+    Version,
+    #[error("unsupported transfer coding")]
+    UnsupportedCoding,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl HeadError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::TooLarge(_) | HeadError::TooManyHeaders => 431,
+            HeadError::UriTooLong(_) => 414,
+            HeadError::Version => 505,
+            HeadError::UnsupportedCoding => 501,
+            HeadError::MethodNotAllowed => 405,
+            HeadError::BareLf | HeadError::Malformed(_) => 400,
+        }
+    }
+}
+
+/// Looks for the empty line that ends a head in `buf`, starting the scan at
+/// `from` (the caller passes how far an earlier call got, so a head that
+/// trickles in byte by byte costs linear, not quadratic, time).
+///
+/// RFC 9112 §2.2 lets a recipient accept a bare LF as a line terminator; we
+/// do not. A proxy that reads `\n` as a line end while the backend does not
+/// (or the other way round) is how requests get smuggled, so a bare LF
+/// anywhere in a head is an error.
+///
+/// Returns `Ok(Some(len))` with the length of the head including its final
+/// CRLF CRLF, `Ok(None)` when more bytes are needed, and the offset to resume
+/// from in `scanned`.
+pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, HeadError> {
+    let mut i = *scanned;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let lf = i + off;
+        if lf == 0 || buf[lf - 1] != b'\r' {
+            return Err(HeadError::BareLf);
+        }
+        // An empty line: this LF ends "\r\n\r\n" (or the head is only "\r\n").
+        if lf >= 3 && &buf[lf - 3..lf - 1] == b"\r\n" {
+            *scanned = lf + 1;
+            return Ok(Some(lf + 1));
+        }
+        i = lf + 1;
+    }
+    // Resume just before a trailing CR so "\r" + "\n" split across reads is seen.
+    *scanned = buf.len().saturating_sub(1).max(i);
+    Ok(None)
+}
+
+/// A parsed request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request-target exactly as sent (origin-form, absolute-form or `*`).
+    pub target: String,
+    pub version: Version,
+    pub headers: Headers,
+}
+
+impl RequestHead {
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
+    /// Whether the client wants the connection kept open after this exchange
+    /// (RFC 9112 §9.3): HTTP/1.1 unless it says `close`, HTTP/1.0 only if it
+    /// says `keep-alive`.
+    pub fn wants_keep_alive(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.headers.has_token("connection", "close"),
+            Version::Http10 => self.headers.has_token("connection", "keep-alive"),
+        }
+    }
+
+    /// The path and query of the target, also for absolute-form targets
+    /// (whose empty path becomes "/", RFC 9112 §3.2.2).
+    pub fn path_and_query(&self) -> Cow<'_, str> {
+        match split_absolute(&self.target) {
+            Some((_, path)) if path.starts_with('/') => Cow::Borrowed(path),
+            Some((_, path)) => Cow::Owned(format!("/{path}")),
+            None => Cow::Borrowed(&self.target),
+        }
+    }
+
+    /// The authority the request is for: the absolute-form target's, or Host.
+    pub fn authority(&self) -> Option<&str> {
+        match split_absolute(&self.target) {
+            Some((authority, _)) => Some(authority),
+            None => self.headers.get_str("host"),
+        }
+    }
+}
+
+/// Splits `http://authority/path?q` into its authority and the rest (which
+/// may be empty or start with '?'); `None` for any other form.
+fn split_absolute(target: &str) -> Option<(&str, &str)> {
+    let rest = strip_prefix_ignore_case(target, "http://")
+        .or_else(|| strip_prefix_ignore_case(target, "https://"))?;
+    match rest.find(['/', '?']) {
+        Some(i) => Some((&rest[..i], &rest[i..])),
+        None => Some((rest, "")),
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// A parsed response head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub version: Version,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+}
+
+impl ResponseHead {
+    pub fn new(status: u16) -> Self {
+        ResponseHead {
+            version: Version::Http11,
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers: Headers::new(),
+        }
+    }
+
+    /// Whether the server lets the connection be reused after this response.
+    pub fn allows_keep_alive(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.headers.has_token("connection", "close"),
+            Version::Http10 => self.headers.has_token("connection", "keep-alive"),
+        }
+    }
+
+    /// Appends the status line and fields, without the final empty line.
+    pub fn write_start(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.version.as_str().as_bytes());
+        out.push(b' ');
+        push_status(out, self.status);
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        self.headers.write_to(out);
+    }
+}
+
+fn push_status(out: &mut Vec<u8>, status: u16) {
+    let digits = [
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ];
+    out.extend_from_slice(&digits);
+}
+
+/// Limits applied while parsing a request head.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    pub max_uri_length: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_uri_length: 8192,
+        }
+    }
+}
+
+/// Parses a complete request head (as delimited by [`find_head_end`]) and
+/// checks what RFC 9112 requires before the request may be forwarded.
+pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead, HeadError> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut storage);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
+        Err(e) => return Err(request_parse_error(e, head)),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Malformed("incomplete request line"));
+    };
+    let version = Version::from_minor(minor)?;
+    if target.len() > limits.max_uri_length {
+        return Err(HeadError::UriTooLong(limits.max_uri_length));
+    }
+    check_target(method, target)?;
+    let headers = collect_headers(req.headers)?;
+
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+    // code to any HTTP/1.1 request message that lacks a Host header field and
+    // to any request message that contains more than one Host header field
+    // line or a Host header field with an invalid field value."
+    match headers.get_all("host").count() {
+        0 if version == Version::Http10 => {}
+        0 => return Err(HeadError::Malformed("missing Host")),
+        1 => check_host(headers.get("host").unwrap_or_default())?,
+        _ => return Err(HeadError::Malformed("more than one Host")),
+    }
+
+    Ok(RequestHead {
+        method: method.to_string(),
+        target: target.to_string(),
+        version,
+        headers,
+    })
+}
+
+fn request_parse_error(e: httparse::Error, head: &[u8]) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        // httparse says "bad version" both for "HTTP/2.0" (a version we do
+        // not speak: 505) and for a request line with a space in its target
+        // (garbage: 400).
+        httparse::Error::Version if names_a_version(head) => HeadError::Version,
+        httparse::Error::HeaderName => HeadError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::Malformed("invalid header value"),
+        httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+        _ => HeadError::Malformed("invalid request line"),
+    }
+}
+
+/// Whether the request line ends in something shaped like `HTTP/x.y`.
+fn names_a_version(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    matches!(parts.as_slice(), [_, _, v] if v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit())
+}
+
+/// RFC 9112 §3.2: origin-form for most methods, absolute-form always
+/// allowed, asterisk-form only for OPTIONS; authority-form is CONNECT's,
+/// which a reverse proxy does not offer.
+fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
+    if method == "CONNECT" {
+        return Err(HeadError::MethodNotAllowed);
+    }
+    if target.starts_with('/') {
+        // "//host/path" would read as a scheme-relative reference to some
+        // backends; it is legal origin-form, so it is forwarded as is.
+        return Ok(());
+    }
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok(())
+        } else {
+            Err(HeadError::Malformed("asterisk-form is for OPTIONS only"))
+        };
+    }
+    match split_absolute(target) {
+        Some((authority, _)) if !authority.is_empty() => check_host(authority.as_bytes()),
+        _ => Err(HeadError::Malformed("invalid request-target")),
+    }
+}
+
+/// A Host value: uri-host [ ":" port ], without userinfo or anything a
+/// backend could split differently from us.
+fn check_host(host: &[u8]) -> Result<(), HeadError> {
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b".-_~:[]!$&'()*+,;=%".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(HeadError::Malformed("invalid Host"))
+    }
+}
+
+/// Copies httparse's borrowed fields into an owned list. httparse already
+/// refuses field names that are not tokens, whitespace before the colon,
+/// control characters in values and obs-fold in requests.
+fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
+    let mut headers = Headers::with_capacity(raw.len() + 4);
+    for h in raw {
+        if h.value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+            return Err(HeadError::Malformed("control character in header value"));
+        }
+        headers.push(h.name, h.value);
+    }
+    Ok(headers)
+}
+
+/// Parses a complete response head from a backend.
+pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut storage);
+    match res.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(HeadError::Version),
+        Err(_) => return Err(HeadError::Malformed("unparsable response head")),
+    }
+    let (Some(minor), Some(status)) = (res.version, res.code) else {
+        return Err(HeadError::Malformed("incomplete status line"));
+    };
+    if !(100..=599).contains(&status) {
+        return Err(HeadError::Malformed("status code out of range"));
+    }
+    let reason = res.reason.unwrap_or("");
+    Ok(ResponseHead {
+        version: Version::from_minor(minor)?,
+        status,
+        reason: if reason.is_empty() {
+            reason_phrase(status).to_string()
+        } else {
+            reason.to_string()
+        },
+        headers: collect_headers(res.headers)?,
+    })
+}
+
+/// The standard reason phrase of a status code, for responses we make.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(bytes: &[u8]) -> Result<RequestHead, HeadError> {
+        let mut scanned = 0;
+        let len = find_head_end(bytes, &mut scanned)?.expect("complete head");
+        parse_request(&bytes[..len], &RequestLimits::default())
+    }
+
+    #[test]
+    fn finds_the_end_across_split_reads() {
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest";
+        let mut scanned = 0;
+        for cut in 1..full.len() - 4 {
+            scanned = scanned.min(cut);
+            assert_eq!(
+                find_head_end(&full[..cut], &mut scanned),
+                Ok(None),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(find_head_end(full, &mut scanned), Ok(Some(full.len() - 4)));
+    }
+
+    #[test]
+    fn bare_lf_is_refused() {
+        let mut s = 0;
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\nHost: a\n\n", &mut s),
+            Err(HeadError::BareLf)
+        );
+        let mut s = 0;
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nHost: a\n\r\n", &mut s),
+            Err(HeadError::BareLf)
+        );
+    }
+
+    #[test]
+    fn parses_a_request() {
+        let r = req(b"GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n").unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.target, "/a?b=1");
+        assert_eq!(r.version, Version::Http11);
+        assert_eq!(r.headers.get_str("x-a"), Some("1"));
+        assert!(r.wants_keep_alive());
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\n\r\n"),
+            Err(HeadError::Malformed("missing Host"))
+        );
+        assert!(req(b"GET / HTTP/1.0\r\n\r\n").is_ok());
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Err(HeadError::Malformed("more than one Host"))
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            Err(HeadError::Malformed("invalid Host"))
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: u@evil\r\n\r\n"),
+            Err(HeadError::Malformed("invalid Host"))
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_lines() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n",
+            b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+            b"GET x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(
+                req(bad).map_err(|e| e.status()),
+                Err(400),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            req(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n").map_err(|e| e.status()),
+            Err(505)
+        );
+        assert_eq!(
+            req(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").map_err(|e| e.status()),
+            Err(405)
+        );
+        assert!(req(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        let r = req(b"GET http://Example.com:8080/p?q HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
+        assert_eq!(r.authority(), Some("Example.com:8080"));
+        assert_eq!(r.path_and_query(), "/p?q");
+        let r = req(b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.path_and_query(), "/");
+        let r = req(b"GET http://example.com?a=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.path_and_query(), "/?a=1");
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut h = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..MAX_HEADERS {
+            h.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        h.extend_from_slice(b"\r\n");
+        assert_eq!(req(&h), Err(HeadError::TooManyHeaders));
+    }
+
+    #[test]
+    fn parses_a_response() {
+        let r = parse_response(b"HTTP/1.0 404 \r\nA: b\r\n\r\n").unwrap();
+        assert_eq!(r.status, 404);
+        assert_eq!(r.reason, "Not Found");
+        assert!(!r.allows_keep_alive());
+        assert!(parse_response(b"HTTP/1.1 99 x\r\n\r\n").is_err());
+        assert!(parse_response(b"garbage\r\n\r\n").is_err());
+        let mut out = Vec::new();
+        ResponseHead::new(502).write_start(&mut out);
+        assert_eq!(out, b"HTTP/1.1 502 Bad Gateway\r\n");
+    }
+}

@@ -1,0 +1,156 @@
+//! An ordered list of header fields, as received, with case-insensitive lookup.
+
+use std::fmt;
+
+/// Header fields in the order they arrived. Names keep their original case
+/// (some backends care) and are compared case-insensitively; values are raw
+/// bytes because RFC 9110 allows obs-text in them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Headers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Headers {
+            fields: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.fields.push((name.into(), value.into()));
+    }
+
+    /// Replaces every field called `name` with one field holding `value`.
+    pub fn set(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        self.remove(name);
+        self.push(name, value);
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value of `name`, if it is text, with surrounding whitespace trimmed.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Removes every field called `name`; returns how many were removed.
+    pub fn remove(&mut self, name: &str) -> usize {
+        let before = self.fields.len();
+        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        before - self.fields.len()
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &[u8]) -> bool) {
+        self.fields.retain(|(n, v)| keep(n, v));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The comma-separated elements of every `name` field (RFC 9110 §5.6.1),
+    /// trimmed, empty elements skipped.
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Whether the list header `name` holds `token` (case-insensitive).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
+    }
+
+    /// Appends the fields as `Name: value\r\n` lines.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for (name, value) in &self.fields {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.fields
+                    .iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive_and_ordered() {
+        let mut h = Headers::new();
+        h.push("Cache-Control", "no-cache");
+        h.push("cache-control", "max-age=5");
+        assert_eq!(h.get("CACHE-CONTROL"), Some(&b"no-cache"[..]));
+        assert_eq!(h.get_all("cache-control").count(), 2);
+        assert!(h.has_token("Cache-Control", "MAX-AGE=5"));
+        assert_eq!(h.remove("Cache-control"), 2);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn tokens_split_lists_across_fields() {
+        let mut h = Headers::new();
+        h.push("Connection", " keep-alive , ,X-Foo");
+        h.push("Connection", "close");
+        let t: Vec<_> = h.tokens("connection").collect();
+        assert_eq!(t, ["keep-alive", "X-Foo", "close"]);
+    }
+
+    #[test]
+    fn set_replaces_all_values() {
+        let mut h = Headers::new();
+        h.push("A", "1");
+        h.push("a", "2");
+        h.set("A", "3");
+        let mut out = Vec::new();
+        h.write_to(&mut out);
+        assert_eq!(out, b"A: 3\r\n");
+    }
+}

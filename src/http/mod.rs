@@ -1,0 +1,15 @@
+//! HTTP/1.1 on the wire: heads, header lists, body framing, dates, and the
+//! header rewriting a proxy owes both sides. This module knows bytes, never
+//! policy: it does not know about backends, caches or configuration.
+
+pub mod body;
+pub mod conn;
+pub mod date;
+pub mod forward;
+pub mod head;
+pub mod headers;
+
+pub use body::{BodyError, BodyKind, BodyReader};
+pub use conn::BufConn;
+pub use head::{HeadError, RequestHead, ResponseHead, Version};
+pub use headers::Headers;
