@@ -9,6 +9,7 @@
 #   BENCH_IDLE_CONNS  idle keep-alive connections (idle mode) (default 5000)
 #   BENCH_TIMEOUT     wrk request timeout in seconds          (default 5)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release/inverso
+#   BENCH_INVERSO_BIN another inverso binary to measure (no build)
 #
 # Modes:
 #   proxy  direct-to-backend (the ceiling), nginx, HAProxy and inverso (cache
@@ -81,7 +82,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
 readonly OUT_DIR=$REPO_ROOT/target/bench
-readonly INVERSO_BIN=$REPO_ROOT/target/release/inverso
+readonly INVERSO_BIN=${BENCH_INVERSO_BIN:-$REPO_ROOT/target/release/inverso}
 CORES=$(nproc)
 readonly CORES
 readonly WRK_THREADS=2
@@ -384,6 +385,7 @@ EOF
 }
 
 INVERSO_STATE="not built"
+INVERSO_LABEL="" # what the report calls the binary, if not this checkout's build
 # start_inverso VAR NAME PORT CACHE_SIZE: sets VAR to inverso's PID, or to ""
 # if it could not start (its cells then read n/a).
 start_inverso() {
@@ -402,7 +404,11 @@ path_to_persistence =
 path_to_log =
 max_connections = $((IDLE_CONNS + 1000))
 EOF
-  RUST_LOG=warn "$INVERSO_BIN" --config "$conf" >/dev/null 2>"$TMP/$name/stderr.log" &
+  # INVERSO_<KEY> variables would override the file: drop any that are set.
+  local unset_env=() v
+  for v in $(compgen -e); do [[ $v == INVERSO_* ]] && unset_env+=(-u "$v"); done
+  env "${unset_env[@]}" RUST_LOG=warn "$INVERSO_BIN" --config "$conf" \
+    >/dev/null 2>"$TMP/$name/stderr.log" &
   _ipid=$!
   PIDS+=("$_ipid")
   if ! wait_listening "$_ipid" "$port"; then
@@ -414,7 +420,9 @@ EOF
     fi
     log "$name $why; its cells read n/a. stderr:"
     tail -n 20 "$TMP/$name/stderr.log" >&2 || true
-    note "$name $why: $(tail -n 3 "$TMP/$name/stderr.log" | tr '\n' ' ')"
+    local err
+    err=$(tail -n 3 "$TMP/$name/stderr.log" | tr '\n' ' ')
+    note "$name $why${err:+; stderr: $err}"
     stop_pid "$_ipid"
     return 0
   fi
@@ -422,8 +430,9 @@ EOF
 }
 
 build_inverso() {
-  if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
-    log "BENCH_SKIP_BUILD=1: using the existing binary"
+  if [[ ${BENCH_SKIP_BUILD:-0} == 1 || -n ${BENCH_INVERSO_BIN:-} ]]; then
+    log "not building; measuring $INVERSO_BIN"
+    [[ -n ${BENCH_INVERSO_BIN:-} ]] && INVERSO_LABEL="given binary $(basename "$INVERSO_BIN")"
   else
     log "cargo build --release"
     if ! (cd "$REPO_ROOT" && cargo build --release) >"$OUT_DIR/build.log" 2>&1; then
@@ -708,7 +717,7 @@ main() {
   {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $MODE; ${SECONDS_PER_RUN}s per run; $REPS repetition(s); wrk $WRK_THREADS threads"
     echo "machine: $CORES cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
-    echo "versions: inverso $rev ($INVERSO_STATE), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
+    echo "versions: inverso ${INVERSO_LABEL:-$rev} ($INVERSO_STATE), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
     echo "clock ticks/s: $(getconf CLK_TCK)"
     echo "note: all on 127.0.0.1; backends: one nginx on two ports serving static files (access_log off). wrk, proxy and backends share the same $CORES cores."
     echo "note: inverso's access log (stdout) goes to /dev/null; nginx logs to a file (buffer=64k); HAProxy logs to its stdout, redirected to a file."

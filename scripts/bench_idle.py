@@ -15,7 +15,6 @@ its threads one at a time, which is also what an idle fleet looks like.
 
 import argparse
 import os
-import select
 import socket
 import sys
 import time
@@ -64,12 +63,14 @@ def read_response(sock):
 
 
 def still_open(sock):
-    """An idle connection is open if nothing (not even EOF) is readable."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    if not readable:
-        return True
+    """An idle connection is open if nothing (not even EOF) is readable.
+
+    (Not select(): it cannot watch descriptors above 1023.)"""
+    sock.setblocking(False)
     try:
         return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
     except OSError:
         return False
 
