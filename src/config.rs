@@ -28,6 +28,7 @@ pub struct Config {
     pub path_to_log: Option<PathBuf>,
     pub max_connections: usize,
     pub upstream_keepalive: usize,
+    pub shutdown_timeout: Duration,
     /// Not a key: the access log always goes to stdout when run from the
     /// command line; embedders and tests may turn that copy off.
     pub log_to_stdout: bool,
@@ -169,6 +170,12 @@ pub const KEYS: &[Key] = &[
         default: "128",
         help: "idle keep-alive connections kept per target; 0 = close after each request",
         apply: |c, v| parse_number(v, 0..=100_000).map(|n| c.upstream_keepalive = n as usize),
+    },
+    Key {
+        name: "shutdown_timeout",
+        default: "10s",
+        help: "on SIGINT/SIGTERM, how long requests in flight may take to finish",
+        apply: |c, v| parse_duration(v).map(|d| c.shutdown_timeout = d),
     },
 ];
 
@@ -340,6 +347,7 @@ impl Config {
             path_to_log: None,
             max_connections: 1,
             upstream_keepalive: 0,
+            shutdown_timeout: Duration::ZERO,
             log_to_stdout: true,
         }
     }
@@ -507,12 +515,18 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                         .map_err(|m| format!("target {name}: weight: {m}"))?
                         as u32
                 }
-                _ => return Err(format!("target {name}: unknown option `{option}` (expected weight=N)")),
+                _ => {
+                    return Err(format!(
+                        "target {name}: unknown option `{option}` (expected weight=N)"
+                    ))
+                }
             }
         }
         let addr = resolve(name)?;
         if targets.iter().any(|t: &Target| t.name == name) {
-            return Err(format!("target {name} is listed twice (use weight=N instead)"));
+            return Err(format!(
+                "target {name} is listed twice (use weight=N instead)"
+            ));
         }
         targets.push(Target {
             name: name.to_string(),
@@ -582,7 +596,10 @@ mod tests {
         assert!(e.message.contains("port"), "{e}");
 
         let e = build("targets = 127.0.0.1:1\nprot = 80\n").unwrap_err();
-        assert_eq!(e.to_string(), "proxy.conf:2: unknown key `prot` (did you mean `port`?)");
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:2: unknown key `prot` (did you mean `port`?)"
+        );
 
         let e = build("targets = 127.0.0.1:1\nport = 1\n# x\nport = 2\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:4");
@@ -610,7 +627,11 @@ mod tests {
     #[test]
     fn precedence_is_flag_env_file_default() {
         let mut l = Loader::new();
-        l.file("proxy.conf", "targets = 127.0.0.1:1\nport = 1000\nttl = 5s\n").unwrap();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nport = 1000\nttl = 5s\n",
+        )
+        .unwrap();
         l.env([
             ("INVERSO_PORT".to_string(), "2000".to_string()),
             ("INVERSO_TTL".to_string(), "7s".to_string()),
@@ -621,7 +642,10 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.ttl, Duration::from_secs(7));
         assert_eq!(c.unit_time, Duration::from_secs(5));
-        let origins: BTreeMap<_, _> = l.effective().map(|(k, s)| (k, s.origin.to_string())).collect();
+        let origins: BTreeMap<_, _> = l
+            .effective()
+            .map(|(k, s)| (k, s.origin.to_string()))
+            .collect();
         assert_eq!(origins["port"], "flag --port");
         assert_eq!(origins["ttl"], "environment INVERSO_TTL");
         assert_eq!(origins["targets"], "proxy.conf:1");

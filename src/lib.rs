@@ -2,6 +2,23 @@
 //! response cache.
 //!
 //! # Layout
-//! - `http`: bytes on the wire — heads, framing, dates, forwarding headers.
-pub mod http;
+//! - `config`: proxy.conf + `INVERSO_*` environment + flags into a typed `Config`.
+//! - `server`: listener, accept loop, worker pool, connection limit, shutdown.
+//! - `proxy`: one client connection: request, upstream, response, log.
+//! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers.
+//! - `upstream`: backends: balancer and keep-alive pools.
+//! - `cache`: the LRU store and its snapshot file.
+//! - `access_log`: request records to one writer thread, stdout and a file.
+//! - `demo`: two built-in origin servers for `inverso demo`.
+
+pub mod access_log;
+pub mod cache;
 pub mod config;
+pub mod demo;
+pub mod http;
+pub mod proxy;
+pub mod server;
+pub mod upstream;
+
+pub use config::Config;
+pub use server::{Server, ServerHandle};

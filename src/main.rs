@@ -1,1 +1,201 @@
-fn main() {}
+//! The `inverso` command: parse the command line, load the configuration,
+//! start the server, and turn signals into a graceful shutdown. Errors are
+//! printed as one line with their causes; exit codes: 0 clean shutdown,
+//! 1 runtime failure, 2 bad configuration or usage.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use inverso::config::{self, Config, Loader};
+use inverso::{demo, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "inverso",
+    version,
+    about = "HTTP/1.1 reverse proxy and load balancer with a persistent cache"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and print the effective settings.
+    Check(ConfigArgs),
+    /// Start two built-in origin servers and the proxy in front of them.
+    Demo {
+        /// Port of the proxy.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Configuration file.
+    #[arg(long, short, default_value = "proxy.conf")]
+    config: PathBuf,
+    /// Listening port (overrides `port`).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Listening address (overrides `bind`).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Backends, comma separated host:port (overrides `targets`).
+    #[arg(long)]
+    targets: Option<String>,
+    /// Override any key, e.g. `--set cache_size=128MiB` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// A failure and the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(&cli.run),
+        Some(Command::Check(args)) => check(&args),
+        Some(Command::Demo { port }) => run_demo(port),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("inverso: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
+    let explicit = std::env::args_os()
+        .any(|a| a == "--config" || a == "-c" || a.to_string_lossy().starts_with("--config="));
+    let mut flags: Vec<(&str, String, &str)> = Vec::new();
+    if let Some(port) = args.port {
+        flags.push(("port", port.to_string(), "--port"));
+    }
+    if let Some(bind) = &args.bind {
+        flags.push(("bind", bind.clone(), "--bind"));
+    }
+    if let Some(targets) = &args.targets {
+        flags.push(("targets", targets.clone(), "--targets"));
+    }
+    for item in &args.set {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(Failure {
+                code: 2,
+                error: anyhow::anyhow!("--set {item}: expected KEY=VALUE"),
+            });
+        };
+        flags.push((key.trim(), value.to_string(), "--set"));
+    }
+    config::load(&args.config, explicit, std::env::vars(), &flags).map_err(|e| Failure {
+        code: 2,
+        error: e.into(),
+    })
+}
+
+fn check(args: &ConfigArgs) -> Result<(), Failure> {
+    let (config, loader) = load(args)?;
+    println!("# {}: OK", args.config.display());
+    for (key, setting) in loader.effective() {
+        let line = format!("{key} = {}", setting.value);
+        println!("{line:<48} # {}", setting.origin);
+    }
+    for target in &config.targets {
+        println!(
+            "# target {} -> {} (weight {})",
+            target.name, target.addr, target.weight
+        );
+    }
+    Ok(())
+}
+
+fn run(args: &ConfigArgs) -> Result<(), Failure> {
+    let (config, _) = load(args)?;
+    serve(config)
+}
+
+fn serve(config: Config) -> Result<(), Failure> {
+    let grace = config.shutdown_timeout;
+    let handle = Server::start(config).context("cannot start")?;
+    let trigger = handle.stop_trigger();
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    log::info!("signal {signal}: shutting down (send it again to exit at once)");
+                    trigger.stop();
+                } else {
+                    log::warn!("second signal: exiting now");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    if !handle.wait(grace) {
+        log::warn!("some connections were cut at the end of the grace period");
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+fn run_demo(port: u16) -> Result<(), Failure> {
+    let a = demo::start_origin("origin-1").context("cannot start demo origin")?;
+    let b = demo::start_origin("origin-2").context("cannot start demo origin")?;
+    let mut loader = Loader::new();
+    loader.env(std::env::vars());
+    for (key, value) in [
+        ("bind", "127.0.0.1".to_string()),
+        ("port", port.to_string()),
+        ("targets", format!("{}, {}", a.addr, b.addr)),
+        ("path_to_persistence", String::new()),
+    ] {
+        loader.flag(key, &value, "demo").map_err(|e| Failure {
+            code: 2,
+            error: e.into(),
+        })?;
+    }
+    let config = loader.build().map_err(|e| Failure {
+        code: 2,
+        error: e.into(),
+    })?;
+    let url = format!("http://127.0.0.1:{port}");
+    eprintln!(
+        "\ninverso demo: the proxy listens on {url}, in front of {} ({}) and {} ({}).\n\
+         Try, in another terminal:\n\
+         \x20 curl -i {url}/              # answered by each origin in turn (round robin)\n\
+         \x20 curl -i {url}/cached        # cacheable for 30 s\n\
+         \x20 curl -i {url}/echo          # what the origin received: X-Forwarded-For, Via, ...\n\
+         \x20 curl -i {url}/slow          # an origin that takes a second\n\
+         Each request is logged below, one line each. Ctrl-C stops everything.\n",
+        a.name, a.addr, b.name, b.addr
+    );
+    serve(config)
+}

@@ -1,0 +1,702 @@
+//! A least-recently-used map whose capacity is counted in bytes.
+//!
+//! Every entry carries a caller-chosen `weight` (for a cached response: the size of
+//! its head and body); the map keeps the sum of weights at or below the capacity by
+//! evicting the least recently used entries.
+//!
+//! The recency list is a doubly-linked list without `unsafe`: nodes live in a `Vec`
+//! (an arena), links are indices into it, two sentinel slots mark both ends so that
+//! linking and unlinking never special-case an empty list, and freed slots go on a
+//! free list to be reused, so a cache at steady state does not allocate per insert.
+//! A `HashMap` from key to slot index makes lookups O(1).
+//!
+//! This module knows recency and sizes only: nothing about HTTP, files or locking.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+
+type Index = usize;
+
+/// Link value of a slot that is not in the list (a sentinel's outer side or a free slot).
+const NIL: Index = usize::MAX;
+/// `nodes[HEAD].next` is the most recently used entry.
+const HEAD: Index = 0;
+/// `nodes[TAIL].prev` is the least recently used entry.
+const TAIL: Index = 1;
+
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    weight: u64,
+}
+
+struct Node<K, V> {
+    prev: Index,
+    next: Index,
+    /// `None` for the two sentinels and for slots on the free list.
+    entry: Option<Entry<K, V>>,
+}
+
+/// An LRU map with a capacity in bytes.
+///
+/// Invariant (checked by `debug_check` on every change, fully by tests):
+/// - the map and the list hold the same keys: every `map[k]` is a linked slot whose
+///   entry has key `k`, and the list holds exactly `map.len()` entries;
+/// - free slots are unlinked and empty, and every slot is either a sentinel, linked
+///   or free;
+/// - `bytes` is the sum of the weights of the stored entries, and `bytes <= capacity`.
+pub struct Lru<K, V> {
+    nodes: Vec<Node<K, V>>,
+    free: Vec<Index>,
+    map: HashMap<K, Index>,
+    bytes: u64,
+    capacity: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> Lru<K, V> {
+    /// An empty map that holds at most `capacity_bytes` of summed weights.
+    pub fn new(capacity_bytes: u64) -> Self {
+        let sentinel = |prev, next| Node {
+            prev,
+            next,
+            entry: None,
+        };
+        Lru {
+            nodes: vec![sentinel(NIL, TAIL), sentinel(HEAD, NIL)],
+            free: Vec::new(),
+            map: HashMap::new(),
+            bytes: 0,
+            capacity: capacity_bytes,
+        }
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Sum of the weights of the stored entries.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether `key` is stored; does not change recency.
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// The value for `key`, which becomes the most recently used entry.
+    pub fn get(&mut self, key: &K) -> Option<&V> {
+        let idx = *self.map.get(key)?;
+        self.promote(idx);
+        self.nodes[idx].entry.as_ref().map(|e| &e.value)
+    }
+
+    /// Like [`Lru::get`], mutably. The weight cannot change through this reference;
+    /// re-insert to change it.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let idx = *self.map.get(key)?;
+        self.promote(idx);
+        self.nodes[idx].entry.as_mut().map(|e| &mut e.value)
+    }
+
+    /// The value for `key` without touching its recency.
+    pub fn peek(&self, key: &K) -> Option<&V> {
+        let idx = *self.map.get(key)?;
+        self.nodes[idx].entry.as_ref().map(|e| &e.value)
+    }
+
+    /// The weight `key` was inserted with, without touching its recency.
+    pub fn peek_weight(&self, key: &K) -> Option<u64> {
+        let idx = *self.map.get(key)?;
+        self.nodes[idx].entry.as_ref().map(|e| e.weight)
+    }
+
+    /// Stores `value` under `key` as the most recently used entry and returns every
+    /// entry that left the map, so the caller can count evictions and drop large
+    /// values outside its lock. In order:
+    /// - the previous entry for `key`, if any (it is replaced even when the new one
+    ///   cannot be stored: a cache must never keep serving the superseded value);
+    /// - the new entry itself if its weight alone exceeds the capacity (or the
+    ///   capacity is 0), in which case nothing else is evicted;
+    /// - otherwise the least recently used entries evicted to make room, oldest first.
+    pub fn insert(&mut self, key: K, value: V, weight: u64) -> Vec<(K, V)> {
+        let mut removed = Vec::new();
+        if let Some(idx) = self.map.get(&key).copied() {
+            let old = self.remove_index(idx);
+            removed.push((old.key, old.value));
+        }
+        if self.capacity == 0 || weight > self.capacity {
+            removed.push((key, value));
+            return removed;
+        }
+        // Terminates: once the list is empty, `bytes` is 0 and `weight <= capacity`.
+        while !self.fits(weight) {
+            match self.pop_oldest() {
+                Some(evicted) => removed.push(evicted),
+                None => break,
+            }
+        }
+        let idx = self.alloc(Entry {
+            key: key.clone(),
+            value,
+            weight,
+        });
+        self.link_after(idx, HEAD);
+        self.map.insert(key, idx);
+        self.bytes += weight;
+        self.debug_check();
+        debug_assert!(self.bytes <= self.capacity);
+        removed
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let idx = *self.map.get(key)?;
+        Some(self.remove_index(idx).value)
+    }
+
+    /// Removes and returns the least recently used entry.
+    pub fn pop_oldest(&mut self) -> Option<(K, V)> {
+        let idx = self.nodes[TAIL].prev;
+        if idx == HEAD {
+            return None;
+        }
+        let entry = self.remove_index(idx);
+        Some((entry.key, entry.value))
+    }
+
+    /// Removes every entry. The arena keeps its allocation for reuse.
+    pub fn clear(&mut self) {
+        self.nodes.truncate(2);
+        self.nodes[HEAD].next = TAIL;
+        self.nodes[TAIL].prev = HEAD;
+        self.free.clear();
+        self.map.clear();
+        self.bytes = 0;
+        self.debug_check();
+    }
+
+    /// Keeps only the entries for which `keep` returns true and returns how many were
+    /// removed. Recency of the kept entries is unchanged. O(n).
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+        let mut removed = 0;
+        let mut idx = self.nodes[TAIL].prev;
+        while idx != HEAD {
+            // Read the link first: removing `idx` resets it.
+            let prev = self.nodes[idx].prev;
+            let drop = match &self.nodes[idx].entry {
+                Some(e) => !keep(&e.key, &e.value),
+                None => false,
+            };
+            if drop {
+                self.remove_index(idx);
+                removed += 1;
+            }
+            idx = prev;
+        }
+        removed
+    }
+
+    /// Changes the capacity and returns the entries evicted to fit it, oldest first.
+    pub fn set_capacity(&mut self, capacity_bytes: u64) -> Vec<(K, V)> {
+        self.capacity = capacity_bytes;
+        let mut evicted = Vec::new();
+        while self.bytes > self.capacity {
+            match self.pop_oldest() {
+                Some(e) => evicted.push(e),
+                None => break,
+            }
+        }
+        self.debug_check();
+        debug_assert!(self.bytes <= self.capacity);
+        evicted
+    }
+
+    /// Entries from the most to the least recently used. Reverse it (it is
+    /// double-ended) or use [`Lru::iter_oldest_first`] for the other direction.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter {
+            nodes: &self.nodes,
+            front: HEAD,
+            back: TAIL,
+            remaining: self.map.len(),
+        }
+    }
+
+    /// Entries from the least to the most recently used.
+    pub fn iter_oldest_first(&self) -> std::iter::Rev<Iter<'_, K, V>> {
+        self.iter().rev()
+    }
+
+    /// Whether `bytes + weight` stays within the capacity, without overflowing.
+    fn fits(&self, weight: u64) -> bool {
+        self.bytes
+            .checked_add(weight)
+            .is_some_and(|total| total <= self.capacity)
+    }
+
+    fn alloc(&mut self, entry: Entry<K, V>) -> Index {
+        let node = Node {
+            prev: NIL,
+            next: NIL,
+            entry: Some(entry),
+        };
+        match self.free.pop() {
+            Some(idx) => {
+                self.nodes[idx] = node;
+                idx
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    /// Unlinks slot `idx`, frees it and drops its key from the map.
+    fn remove_index(&mut self, idx: Index) -> Entry<K, V> {
+        self.unlink(idx);
+        let entry = self.nodes[idx]
+            .entry
+            .take()
+            .expect("invariant: a linked slot holds an entry");
+        self.free.push(idx);
+        self.map.remove(&entry.key);
+        self.bytes -= entry.weight;
+        self.debug_check();
+        entry
+    }
+
+    fn promote(&mut self, idx: Index) {
+        if self.nodes[HEAD].next != idx {
+            self.unlink(idx);
+            self.link_after(idx, HEAD);
+        }
+    }
+
+    fn link_after(&mut self, idx: Index, at: Index) {
+        let next = self.nodes[at].next;
+        self.nodes[idx].prev = at;
+        self.nodes[idx].next = next;
+        self.nodes[at].next = idx;
+        self.nodes[next].prev = idx;
+    }
+
+    fn unlink(&mut self, idx: Index) {
+        let (prev, next) = (self.nodes[idx].prev, self.nodes[idx].next);
+        // A NIL link here means a sentinel or a freed slot: a bug in this module,
+        // and continuing would corrupt the list silently.
+        assert!(
+            idx != HEAD && idx != TAIL && prev != NIL && next != NIL,
+            "unlinking a slot that is not in the list"
+        );
+        self.nodes[prev].next = next;
+        self.nodes[next].prev = prev;
+        self.nodes[idx].prev = NIL;
+        self.nodes[idx].next = NIL;
+    }
+
+    /// The O(1) part of the invariant, cheap enough for every change in debug builds.
+    /// `bytes <= capacity` is checked only where an operation completes, since
+    /// `set_capacity` passes through states above the new capacity.
+    fn debug_check(&self) {
+        debug_assert_eq!(self.nodes.len() - 2 - self.free.len(), self.map.len());
+    }
+
+    /// Walks the whole structure and panics on any violation of the invariant.
+    #[cfg(test)]
+    fn assert_invariant(&self) {
+        use std::collections::HashSet;
+        let mut seen = HashSet::new();
+        let (mut prev, mut idx, mut sum) = (HEAD, self.nodes[HEAD].next, 0u64);
+        while idx != TAIL {
+            assert_eq!(self.nodes[idx].prev, prev, "back link of slot {idx}");
+            let entry = self.nodes[idx].entry.as_ref().expect("linked slot is full");
+            assert_eq!(self.map.get(&entry.key), Some(&idx), "map points at slot");
+            assert!(seen.insert(idx), "cycle at slot {idx}");
+            sum += entry.weight;
+            prev = idx;
+            idx = self.nodes[idx].next;
+        }
+        assert_eq!(self.nodes[TAIL].prev, prev);
+        assert_eq!(seen.len(), self.map.len(), "list and map lengths");
+        assert_eq!(sum, self.bytes, "bytes is the sum of weights");
+        assert!(self.bytes <= self.capacity);
+        for &f in &self.free {
+            let node = &self.nodes[f];
+            assert!(f > TAIL && node.entry.is_none() && node.prev == NIL && node.next == NIL);
+            assert!(!seen.contains(&f));
+        }
+        assert_eq!(seen.len() + self.free.len() + 2, self.nodes.len());
+    }
+}
+
+impl<K: Hash + Eq + Clone + fmt::Debug, V: fmt::Debug> fmt::Debug for Lru<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over an [`Lru`], most recently used first; double-ended.
+pub struct Iter<'a, K, V> {
+    nodes: &'a [Node<K, V>],
+    /// Last slot yielded from the front (starts at the HEAD sentinel).
+    front: Index,
+    /// Last slot yielded from the back (starts at the TAIL sentinel).
+    back: Index,
+    /// Counting down keeps the two ends from crossing.
+    remaining: usize,
+}
+
+impl<'a, K, V> Iter<'a, K, V> {
+    fn yield_slot(&mut self, idx: Index) -> Option<(&'a K, &'a V)> {
+        self.remaining -= 1;
+        let nodes: &'a [Node<K, V>] = self.nodes;
+        nodes[idx].entry.as_ref().map(|e| (&e.key, &e.value))
+    }
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.front = self.nodes[self.front].next;
+        self.yield_slot(self.front)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<K, V> DoubleEndedIterator for Iter<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.back = self.nodes[self.back].prev;
+        self.yield_slot(self.back)
+    }
+}
+
+impl<K, V> ExactSizeIterator for Iter<'_, K, V> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Keys from most to least recent, checked against the reverse walk and the invariant.
+    fn keys(lru: &Lru<&'static str, u32>) -> Vec<&'static str> {
+        lru.assert_invariant();
+        let forward: Vec<_> = lru.iter().map(|(k, _)| *k).collect();
+        let mut backward: Vec<_> = lru.iter_oldest_first().map(|(k, _)| *k).collect();
+        backward.reverse();
+        assert_eq!(forward, backward, "both walks agree");
+        assert_eq!(forward.len(), lru.len());
+        forward
+    }
+
+    #[test]
+    fn new_map_is_empty() {
+        let lru: Lru<&str, u32> = Lru::new(100);
+        assert!(lru.is_empty());
+        assert_eq!((lru.len(), lru.bytes(), lru.capacity()), (0, 0, 100));
+        assert_eq!(keys(&lru), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn mixed_operations_keep_recency_order_both_ways() {
+        let mut lru = Lru::new(100);
+        for (i, k) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            assert!(lru.insert(k, i as u32, 10).is_empty());
+        }
+        assert_eq!(keys(&lru), ["d", "c", "b", "a"]);
+        assert_eq!(lru.get(&"b"), Some(&1));
+        assert_eq!(keys(&lru), ["b", "d", "c", "a"]);
+        assert_eq!(lru.peek(&"a"), Some(&0));
+        assert_eq!(keys(&lru), ["b", "d", "c", "a"], "peek does not promote");
+        *lru.get_mut(&"a").unwrap() = 7;
+        assert_eq!(keys(&lru), ["a", "b", "d", "c"]);
+        assert_eq!(lru.remove(&"d"), Some(3));
+        assert_eq!(lru.remove(&"d"), None);
+        assert_eq!(keys(&lru), ["a", "b", "c"]);
+        assert_eq!(lru.pop_oldest(), Some(("c", 2)));
+        assert_eq!(keys(&lru), ["a", "b"]);
+        assert_eq!(lru.get(&"a"), Some(&7), "already most recent");
+        assert_eq!(keys(&lru), ["a", "b"]);
+        assert_eq!(lru.bytes(), 20);
+        lru.clear();
+        assert_eq!((keys(&lru).len(), lru.bytes()), (0, 0));
+        assert_eq!(lru.pop_oldest(), None);
+        lru.insert("z", 1, 5);
+        assert_eq!(keys(&lru), ["z"]);
+    }
+
+    #[test]
+    fn iterator_ends_meet_in_the_middle() {
+        let mut lru = Lru::new(100);
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            lru.insert(k, i as u32, 1);
+        }
+        let mut it = lru.iter();
+        assert_eq!(it.len(), 3);
+        assert_eq!(it.next().map(|(k, _)| *k), Some("c"));
+        assert_eq!(it.next_back().map(|(k, _)| *k), Some("a"));
+        assert_eq!(it.next().map(|(k, _)| *k), Some("b"));
+        assert_eq!(it.next_back(), None);
+        assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn evicts_least_recently_used_first() {
+        let mut lru = Lru::new(30);
+        lru.insert("a", 0, 10);
+        lru.insert("b", 1, 10);
+        lru.insert("c", 2, 10);
+        lru.get(&"a");
+        // Needs 15 bytes: "b" (oldest) then "c" must go, "a" was just used.
+        let evicted = lru.insert("d", 3, 15);
+        assert_eq!(evicted, [("b", 1), ("c", 2)]);
+        assert_eq!(keys(&lru), ["d", "a"]);
+        assert_eq!(lru.bytes(), 25);
+    }
+
+    #[test]
+    fn replacing_a_key_returns_the_old_value_and_updates_bytes() {
+        let mut lru = Lru::new(30);
+        lru.insert("a", 0, 10);
+        lru.insert("b", 1, 10);
+        assert_eq!(lru.insert("a", 9, 20), [("a", 0)]);
+        assert_eq!(keys(&lru), ["a", "b"]);
+        assert_eq!(lru.bytes(), 30);
+        assert_eq!(lru.peek_weight(&"a"), Some(20));
+        // Growing "a" again must evict "b" but never the entry being replaced.
+        assert_eq!(lru.insert("a", 8, 25), [("a", 9), ("b", 1)]);
+        assert_eq!(keys(&lru), ["a"]);
+        assert_eq!(lru.bytes(), 25);
+    }
+
+    #[test]
+    fn oversized_entry_is_returned_and_not_stored() {
+        let mut lru = Lru::new(10);
+        lru.insert("a", 0, 5);
+        assert_eq!(lru.insert("big", 1, 11), [("big", 1)]);
+        assert_eq!(keys(&lru), ["a"], "nothing else was evicted for it");
+        // Replacing with an oversized value drops the old one too.
+        assert_eq!(lru.insert("a", 2, 11), [("a", 0), ("a", 2)]);
+        assert!(lru.is_empty());
+        // Exactly the capacity fits.
+        assert!(lru.insert("full", 3, 10).is_empty());
+        assert_eq!(keys(&lru), ["full"]);
+    }
+
+    #[test]
+    fn capacity_zero_stores_nothing() {
+        let mut lru = Lru::new(0);
+        assert_eq!(lru.insert("a", 0, 0), [("a", 0)]);
+        assert_eq!(lru.insert("b", 1, 1), [("b", 1)]);
+        assert!(lru.is_empty());
+        lru.assert_invariant();
+    }
+
+    #[test]
+    fn huge_weights_do_not_overflow() {
+        let mut lru = Lru::new(u64::MAX);
+        lru.insert("a", 0, u64::MAX - 1);
+        assert_eq!(lru.insert("b", 1, 2), [("a", 0)]);
+        assert_eq!(keys(&lru), ["b"]);
+    }
+
+    #[test]
+    fn free_slots_are_reused() {
+        let mut lru = Lru::new(100);
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            lru.insert(k, i as u32, 1);
+        }
+        let slots = lru.nodes.len();
+        lru.remove(&"b");
+        lru.pop_oldest();
+        assert_eq!(lru.free.len(), 2);
+        lru.insert("d", 3, 1);
+        lru.insert("e", 4, 1);
+        assert_eq!(lru.nodes.len(), slots, "no new slots while free ones exist");
+        assert!(lru.free.is_empty());
+        assert_eq!(keys(&lru), ["e", "d", "c"]);
+        lru.insert("f", 5, 1);
+        assert_eq!(lru.nodes.len(), slots + 1);
+    }
+
+    #[test]
+    fn retain_removes_matching_entries_and_keeps_order() {
+        let mut lru = Lru::new(100);
+        for (i, k) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            lru.insert(k, i as u32, 2);
+        }
+        let mut visited = Vec::new();
+        let removed = lru.retain(|k, v| {
+            visited.push(*k);
+            v % 2 == 0
+        });
+        assert_eq!(visited, ["a", "b", "c", "d", "e"], "oldest first");
+        assert_eq!(removed, 2);
+        assert_eq!(keys(&lru), ["e", "c", "a"]);
+        assert_eq!(lru.bytes(), 6);
+        assert_eq!(lru.retain(|_, _| false), 3);
+        assert!(keys(&lru).is_empty());
+    }
+
+    #[test]
+    fn set_capacity_evicts_oldest_until_it_fits() {
+        let mut lru = Lru::new(100);
+        for (i, k) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            lru.insert(k, i as u32, 10);
+        }
+        lru.get(&"a");
+        assert_eq!(lru.set_capacity(25), [("b", 1), ("c", 2)]);
+        assert_eq!(keys(&lru), ["a", "d"]);
+        assert!(lru.set_capacity(1000).is_empty());
+        assert_eq!(lru.set_capacity(0).len(), 2);
+        assert!(keys(&lru).is_empty());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u32, u64),
+        Get(u8),
+        GetMut(u8),
+        Peek(u8),
+        Remove(u8),
+        PopOldest,
+        RetainEven,
+        SetCapacity(u64),
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = 0u8..12;
+        prop_oneof![
+            6 => (key.clone(), any::<u32>(), 0u64..40).prop_map(|(k, v, w)| Op::Insert(k, v, w)),
+            3 => key.clone().prop_map(Op::Get),
+            1 => key.clone().prop_map(Op::GetMut),
+            1 => key.clone().prop_map(Op::Peek),
+            2 => key.prop_map(Op::Remove),
+            1 => Just(Op::PopOldest),
+            1 => Just(Op::RetainEven),
+            1 => (0u64..150).prop_map(Op::SetCapacity),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    /// The obviously correct model: (key, value, weight), most recent first.
+    struct Model {
+        entries: Vec<(u8, u32, u64)>,
+        capacity: u64,
+    }
+
+    impl Model {
+        fn bytes(&self) -> u64 {
+            self.entries.iter().map(|e| e.2).sum()
+        }
+
+        fn take(&mut self, k: u8) -> Option<(u8, u32, u64)> {
+            let pos = self.entries.iter().position(|e| e.0 == k)?;
+            Some(self.entries.remove(pos))
+        }
+
+        fn touch(&mut self, k: u8) -> Option<u32> {
+            let e = self.take(k)?;
+            self.entries.insert(0, e);
+            Some(e.1)
+        }
+
+        fn shrink(&mut self) -> Vec<(u8, u32)> {
+            let mut out = Vec::new();
+            while self.bytes() > self.capacity {
+                if let Some((k, v, _)) = self.entries.pop() {
+                    out.push((k, v));
+                }
+            }
+            out
+        }
+
+        fn insert(&mut self, k: u8, v: u32, w: u64) -> Vec<(u8, u32)> {
+            let mut out: Vec<_> = self.take(k).map(|e| (e.0, e.1)).into_iter().collect();
+            if self.capacity == 0 || w > self.capacity {
+                out.push((k, v));
+                return out;
+            }
+            while self.bytes() + w > self.capacity {
+                if let Some((k, v, _)) = self.entries.pop() {
+                    out.push((k, v));
+                }
+            }
+            self.entries.insert(0, (k, v, w));
+            out
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_the_model(capacity in 0u64..150, ops in prop::collection::vec(op(), 1..120)) {
+            let mut lru = Lru::new(capacity);
+            let mut model = Model { entries: Vec::new(), capacity };
+            for op in ops {
+                match op {
+                    Op::Insert(k, v, w) => prop_assert_eq!(lru.insert(k, v, w), model.insert(k, v, w)),
+                    Op::Get(k) => prop_assert_eq!(lru.get(&k).copied(), model.touch(k)),
+                    Op::GetMut(k) => {
+                        if let Some(v) = lru.get_mut(&k) {
+                            *v = v.wrapping_add(1);
+                        }
+                        if model.touch(k).is_some() {
+                            model.entries[0].1 = model.entries[0].1.wrapping_add(1);
+                        }
+                    }
+                    Op::Peek(k) => {
+                        let expected = model.entries.iter().find(|e| e.0 == k).map(|e| e.1);
+                        prop_assert_eq!(lru.peek(&k).copied(), expected);
+                    }
+                    Op::Remove(k) => prop_assert_eq!(lru.remove(&k), model.take(k).map(|e| e.1)),
+                    Op::PopOldest => {
+                        let expected = model.entries.pop().map(|e| (e.0, e.1));
+                        prop_assert_eq!(lru.pop_oldest(), expected);
+                    }
+                    Op::RetainEven => {
+                        let before = model.entries.len();
+                        model.entries.retain(|e| e.1 % 2 == 0);
+                        prop_assert_eq!(lru.retain(|_, v| v % 2 == 0), before - model.entries.len());
+                    }
+                    Op::SetCapacity(c) => {
+                        model.capacity = c;
+                        prop_assert_eq!(lru.set_capacity(c), model.shrink());
+                    }
+                    Op::Clear => {
+                        lru.clear();
+                        model.entries.clear();
+                    }
+                }
+                lru.assert_invariant();
+                let got: Vec<_> = lru.iter().map(|(k, v)| (*k, *v)).collect();
+                let want: Vec<_> = model.entries.iter().map(|e| (e.0, e.1)).collect();
+                prop_assert_eq!(&got, &want);
+                let mut back: Vec<_> = lru.iter_oldest_first().map(|(k, v)| (*k, *v)).collect();
+                back.reverse();
+                prop_assert_eq!(&back, &want);
+                prop_assert_eq!(lru.bytes(), model.bytes());
+                prop_assert_eq!(lru.len(), model.entries.len());
+            }
+        }
+    }
+}

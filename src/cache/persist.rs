@@ -1,0 +1,896 @@
+//! The cache snapshot file: its format, an atomic write and a tolerant load.
+//!
+//! This module knows bytes on disk only: records are opaque keys, heads and bodies
+//! with three timestamps. Recency, HTTP and locking belong to the caller.
+//!
+//! # Format, version 1
+//!
+//! All integers are little-endian; times are milliseconds since the Unix epoch.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic, b"INVERSO\0"
+//! 8       4     format version, u32 = 1
+//! 12            records, zero or more, then the trailer
+//!
+//! record:
+//!   4     payload length `len`, u32, at least 36 and below 0xFFFF_FFFF
+//!   4     CRC-32 (IEEE, as crc32fast computes it) of the payload
+//!   len   payload:
+//!           8   stored_at, u64
+//!           8   expires_at, u64 (end of freshness)
+//!           8   stale_until, u64 (end of the stale-if-error window)
+//!           4   key length k, u32     k   key
+//!           4   head length h, u32    h   head (opaque serialized response head)
+//!           4   body length b, u32    b   body
+//!         and len = 36 + k + h + b exactly.
+//!
+//! trailer (16 bytes), then the end of the file:
+//!   4     end marker 0xFFFF_FFFF, in the place of a record length
+//!   8     number of records in the file, u64
+//!   4     CRC-32 of the 12 bytes before it (marker and count)
+//! ```
+//!
+//! Why a trailer: per-record checksums catch a torn or flipped record, but a file cut
+//! exactly between two records would otherwise look whole and silently lose the rest
+//! of the cache. A file without a valid trailer is therefore reported as truncated.
+//! The marker takes the place of a length so a reader needs no look-ahead, and uses
+//! a value no record length can have; it is all ones rather than zero because
+//! zero-filled blocks are a common face of a file damaged by a crash. The count,
+//! under its own checksum, also catches records lost or duplicated in the middle.
+//!
+//! A version number is there from day one so a later format can be told apart
+//! instead of sniffed. Loading never trusts a length before checking it against the
+//! bytes that are really there and the caller's [`LoadLimits`].
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const MAGIC: [u8; 8] = *b"INVERSO\0";
+pub const FORMAT_VERSION: u32 = 1;
+
+const HEADER_LEN: u64 = 12;
+/// Three u64 times and three u32 lengths.
+const FIXED_PAYLOAD_LEN: u32 = 3 * 8 + 3 * 4;
+const END_MARKER: u32 = u32::MAX;
+const MAX_PAYLOAD_LEN: u32 = END_MARKER - 1;
+const TRAILER_LEN: u64 = 16;
+
+/// One cached response as stored on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: Vec<u8>,
+    /// Opaque serialized response head.
+    pub head: Vec<u8>,
+    pub body: Arc<[u8]>,
+    /// Unix milliseconds.
+    pub stored_at: u64,
+    /// Unix milliseconds: end of freshness.
+    pub expires_at: u64,
+    /// Unix milliseconds: end of the stale-if-error window, `>= expires_at`.
+    pub stale_until: u64,
+}
+
+impl Record {
+    /// The payload length on disk, or `None` if the record cannot be represented.
+    fn payload_len(&self) -> Option<u32> {
+        let variable = [self.key.len(), self.head.len(), self.body.len()]
+            .into_iter()
+            .try_fold(0u64, |sum, n| sum.checked_add(u64::try_from(n).ok()?))?;
+        let len = u64::from(FIXED_PAYLOAD_LEN).checked_add(variable)?;
+        u32::try_from(len)
+            .ok()
+            .filter(|&len| len <= MAX_PAYLOAD_LEN)
+    }
+}
+
+/// Bounds on what loading keeps, in payload bytes (a record's key, head and body
+/// plus 36 bytes). Records beyond them are skipped, never allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// A larger record is skipped (typically the cache's per-object limit).
+    pub max_record_bytes: u64,
+    /// Records that would take the kept total past this are skipped (typically the
+    /// cache capacity). Records are kept in file order.
+    pub max_total_bytes: u64,
+}
+
+impl LoadLimits {
+    /// No limit but the format's own; for tools that list a file.
+    pub const UNLIMITED: LoadLimits = LoadLimits {
+        max_record_bytes: u64::MAX,
+        max_total_bytes: u64::MAX,
+    };
+}
+
+/// What a load found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Valid, unexpired records within the limits, in file order.
+    pub records: Vec<Record>,
+    /// Valid records whose `stale_until` had passed.
+    pub skipped_expired: usize,
+    /// Valid records left out because of the [`LoadLimits`].
+    pub skipped_over_limit: usize,
+    /// Corruption or truncation, with its byte offset. Everything before it was read.
+    pub damage: Option<String>,
+}
+
+/// What a write produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    pub records: usize,
+    /// Size of the file, header and trailer included.
+    pub bytes: u64,
+    /// Records left out because the format cannot hold them (over 4 GiB).
+    pub skipped_too_large: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("not an inverso cache snapshot (unknown magic bytes)")]
+    NotASnapshot,
+    #[error("unsupported snapshot format version {0} (this build reads version {FORMAT_VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("cannot {step} {}", path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// From [`read_records`], which has no path; [`load_snapshot`] turns it into `Io`.
+    #[error("cannot read the snapshot header")]
+    Header(#[source] io::Error),
+}
+
+fn io_error<'p>(step: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> PersistError + 'p {
+    move |source| PersistError::Io {
+        step,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes a snapshot atomically: to `path` + ".tmp" in the same directory, fsync'd,
+/// renamed over `path`, then the directory fsync'd so the rename itself is durable.
+/// A crash at any moment leaves either the old or the new file at `path`; a stale
+/// ".tmp" is simply overwritten next time.
+pub fn write_snapshot<'a>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<SnapshotStats, PersistError> {
+    let tmp = tmp_path(path);
+    let result = write_file(&tmp, records).and_then(|stats| {
+        fs::rename(&tmp, path).map_err(io_error("rename the temporary file over", path))?;
+        sync_parent_dir(path)?;
+        Ok(stats)
+    });
+    if result.is_err() {
+        // Best effort: a leftover .tmp is harmless, only untidy.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+fn write_file<'a>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<SnapshotStats, PersistError> {
+    let file = File::create(path).map_err(io_error("create", path))?;
+    let mut out = BufWriter::new(file);
+    let stats = write_records(&mut out, records).map_err(io_error("write", path))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_error("write", path)(e.into_error()))?;
+    file.sync_all().map_err(io_error("fsync", path))?;
+    Ok(stats)
+}
+
+#[cfg(unix)]
+fn sync_parent_dir(path: &Path) -> Result<(), PersistError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("fsync the directory", dir))
+}
+
+#[cfg(not(unix))]
+fn sync_parent_dir(_path: &Path) -> Result<(), PersistError> {
+    // Directories cannot be opened for syncing here; the rename is as durable as it gets.
+    Ok(())
+}
+
+/// Writes the whole format (header, records, trailer) to `out`. Records too large
+/// for the format are left out and counted.
+pub fn write_records<'a, W: Write>(
+    out: &mut W,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> io::Result<SnapshotStats> {
+    out.write_all(&MAGIC)?;
+    out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    let mut stats = SnapshotStats {
+        bytes: HEADER_LEN,
+        ..SnapshotStats::default()
+    };
+    for record in records {
+        let Some(len) = record.payload_len() else {
+            stats.skipped_too_large += 1;
+            continue;
+        };
+        write_record(out, record, len)?;
+        stats.records += 1;
+        stats.bytes += 8 + u64::from(len);
+    }
+    out.write_all(&trailer(stats.records as u64))?;
+    stats.bytes += TRAILER_LEN;
+    Ok(stats)
+}
+
+/// Streams the payload in its parts, so bodies are not copied to compute the CRC.
+fn write_record<W: Write>(out: &mut W, r: &Record, len: u32) -> io::Result<()> {
+    let mut times = [0u8; 24];
+    times[..8].copy_from_slice(&r.stored_at.to_le_bytes());
+    times[8..16].copy_from_slice(&r.expires_at.to_le_bytes());
+    times[16..].copy_from_slice(&r.stale_until.to_le_bytes());
+    // payload_len has checked that every length fits in a u32.
+    let len_of = |bytes: &[u8]| (bytes.len() as u32).to_le_bytes();
+    let (key_len, head_len, body_len) = (len_of(&r.key), len_of(&r.head), len_of(&r.body));
+    let parts: [&[u8]; 7] = [
+        &times, &key_len, &r.key, &head_len, &r.head, &body_len, &r.body,
+    ];
+    let mut crc = crc32fast::Hasher::new();
+    for part in parts {
+        crc.update(part);
+    }
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&crc.finalize().to_le_bytes())?;
+    for part in parts {
+        out.write_all(part)?;
+    }
+    Ok(())
+}
+
+fn trailer(count: u64) -> [u8; TRAILER_LEN as usize] {
+    let mut t = [0u8; TRAILER_LEN as usize];
+    t[..4].copy_from_slice(&END_MARKER.to_le_bytes());
+    t[4..12].copy_from_slice(&count.to_le_bytes());
+    let crc = crc32fast::hash(&t[..12]);
+    t[12..].copy_from_slice(&crc.to_le_bytes());
+    t
+}
+
+/// Loads the snapshot at `path`. A missing file is an empty cache, not an error.
+/// Records whose `stale_until` is at or before `now_unix_ms` are skipped. Damage is
+/// reported in [`Loaded::damage`] with every valid record before it kept; only an
+/// unreadable file, a foreign file or an unknown version are errors.
+pub fn load_snapshot(
+    path: &Path,
+    now_unix_ms: u64,
+    limits: &LoadLimits,
+) -> Result<Loaded, PersistError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
+        Err(e) => return Err(io_error("open", path)(e)),
+    };
+    read_records(BufReader::new(file), now_unix_ms, limits).map_err(|e| match e {
+        PersistError::Header(source) => io_error("read the header of", path)(source),
+        other => other,
+    })
+}
+
+/// Parses a snapshot from any reader; see [`load_snapshot`]. Arbitrary input never
+/// panics and never makes it allocate more than the input holds or the limits allow.
+pub fn read_records(
+    reader: impl Read,
+    now_unix_ms: u64,
+    limits: &LoadLimits,
+) -> Result<Loaded, PersistError> {
+    let mut src = Source { reader, offset: 0 };
+    let mut header = [0u8; HEADER_LEN as usize];
+    let n = read_full(&mut src.reader, &mut header).map_err(PersistError::Header)?;
+    let magic_seen = n.min(MAGIC.len());
+    if header[..magic_seen] != MAGIC[..magic_seen] {
+        return Err(PersistError::NotASnapshot);
+    }
+    if n < header.len() {
+        // A prefix of a valid header: a snapshot cut short, not a foreign file.
+        let damage = if n == 0 {
+            "empty file (0 bytes)".to_string()
+        } else {
+            format!("truncated: the file ends at byte {n}, inside the {HEADER_LEN}-byte header")
+        };
+        return Ok(Loaded {
+            damage: Some(damage),
+            ..Loaded::default()
+        });
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != FORMAT_VERSION {
+        return Err(PersistError::UnsupportedVersion(version));
+    }
+    src.offset = HEADER_LEN;
+    let mut loaded = Loaded::default();
+    if let Err(damage) = read_body(&mut src, now_unix_ms, limits, &mut loaded) {
+        loaded.damage = Some(damage);
+    }
+    Ok(loaded)
+}
+
+/// Reads records up to and including the trailer. `Err` describes the damage.
+fn read_body<R: Read>(
+    src: &mut Source<R>,
+    now_unix_ms: u64,
+    limits: &LoadLimits,
+    loaded: &mut Loaded,
+) -> Result<(), String> {
+    let mut found: u64 = 0;
+    let mut kept_bytes: u64 = 0;
+    let mut payload = Vec::new();
+    loop {
+        let at = src.offset;
+        let mut len = [0u8; 4];
+        match src.fill(&mut len)? {
+            0 => {
+                return Err(format!(
+                    "truncated: the file ends at byte {at} after {found} records, without the end trailer"
+                ))
+            }
+            4 => {}
+            _ => return Err(src.truncated(&"a record header", at)),
+        }
+        let len = u32::from_le_bytes(len);
+        if len == END_MARKER {
+            return check_trailer(src, at, found);
+        }
+        let what = RecordNo(found + 1);
+        let mut crc = [0u8; 4];
+        src.exact(&mut crc, at, &what)?;
+        let crc = u32::from_le_bytes(crc);
+        if len < FIXED_PAYLOAD_LEN {
+            return Err(format!(
+                "{what} at byte {at}: length {len} is below the {FIXED_PAYLOAD_LEN}-byte minimum"
+            ));
+        }
+        let len64 = u64::from(len);
+        if len64 > limits.max_record_bytes
+            || kept_bytes.saturating_add(len64) > limits.max_total_bytes
+        {
+            src.skip_verified(len64, crc, at, &what)?;
+            found += 1;
+            loaded.skipped_over_limit += 1;
+            continue;
+        }
+        src.payload(len64, crc, at, &what, &mut payload)?;
+        let record = decode(&payload)
+            .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))?;
+        found += 1;
+        if record.stale_until <= now_unix_ms {
+            loaded.skipped_expired += 1;
+            continue;
+        }
+        kept_bytes += len64;
+        loaded.records.push(record);
+    }
+}
+
+fn check_trailer<R: Read>(src: &mut Source<R>, at: u64, found: u64) -> Result<(), String> {
+    let mut rest = [0u8; 12];
+    src.exact(&mut rest, at, &"the end trailer")?;
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&rest[..8]);
+    let count = u64::from_le_bytes(count);
+    if trailer(count)[4..] != rest {
+        return Err(format!("the end trailer at byte {at} fails its checksum"));
+    }
+    if count != found {
+        return Err(format!(
+            "the end trailer at byte {at} counts {count} records, the file holds {found}"
+        ));
+    }
+    let end = src.offset;
+    if src.fill(&mut [0u8; 1])? != 0 {
+        return Err(format!(
+            "unexpected bytes after the end trailer, at byte {end}"
+        ));
+    }
+    Ok(())
+}
+
+fn decode(payload: &[u8]) -> Option<Record> {
+    let mut cur = payload;
+    let stored_at = take_u64(&mut cur)?;
+    let expires_at = take_u64(&mut cur)?;
+    let stale_until = take_u64(&mut cur)?;
+    let key = take_field(&mut cur)?.to_vec();
+    let head = take_field(&mut cur)?.to_vec();
+    let body = Arc::from(take_field(&mut cur)?);
+    cur.is_empty().then_some(Record {
+        key,
+        head,
+        body,
+        stored_at,
+        expires_at,
+        stale_until,
+    })
+}
+
+fn take_u64(cur: &mut &[u8]) -> Option<u64> {
+    let (bytes, rest) = cur.split_first_chunk::<8>()?;
+    *cur = rest;
+    Some(u64::from_le_bytes(*bytes))
+}
+
+fn take_field<'a>(cur: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, rest) = cur.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    if rest.len() < len {
+        return None;
+    }
+    let (field, rest) = rest.split_at(len);
+    *cur = rest;
+    Some(field)
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A reader that knows its byte offset, so every damage report can say where.
+/// Its methods return damage descriptions as `Err(String)`.
+struct Source<R> {
+    reader: R,
+    offset: u64,
+}
+
+impl<R: Read> Source<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+        let n = read_full(&mut self.reader, buf).map_err(|e| self.read_error(e))?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    fn read_error(&self, e: io::Error) -> String {
+        format!("read error near byte {}: {e}", self.offset)
+    }
+
+    fn truncated(&self, what: &dyn fmt::Display, at: u64) -> String {
+        format!(
+            "truncated: the file ends at byte {}, inside {what} starting at byte {at}",
+            self.offset
+        )
+    }
+
+    fn exact(&mut self, buf: &mut [u8], at: u64, what: &dyn fmt::Display) -> Result<(), String> {
+        if self.fill(buf)? < buf.len() {
+            return Err(self.truncated(what, at));
+        }
+        Ok(())
+    }
+
+    /// Reads a payload of `len` bytes into `buf` and checks its CRC. The buffer grows
+    /// with the bytes actually read, so a corrupt length in a short file costs no
+    /// more memory than the file holds.
+    fn payload(
+        &mut self,
+        len: u64,
+        crc: u32,
+        at: u64,
+        what: &dyn fmt::Display,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        buf.clear();
+        let result = (&mut self.reader).take(len).read_to_end(buf);
+        self.offset += buf.len() as u64;
+        result.map_err(|e| self.read_error(e))?;
+        if (buf.len() as u64) < len {
+            return Err(self.truncated(what, at));
+        }
+        if crc32fast::hash(buf) != crc {
+            return Err(format!("{what} at byte {at} fails its checksum"));
+        }
+        Ok(())
+    }
+
+    /// Reads past a payload of `len` bytes through a fixed buffer, checking its CRC,
+    /// so a record the limits exclude is never held in memory.
+    fn skip_verified(
+        &mut self,
+        len: u64,
+        crc: u32,
+        at: u64,
+        what: &dyn fmt::Display,
+    ) -> Result<(), String> {
+        let mut sink = CrcSink(crc32fast::Hasher::new());
+        let result = io::copy(&mut (&mut self.reader).take(len), &mut sink);
+        let n = result.map_err(|e| self.read_error(e))?;
+        self.offset += n;
+        if n < len {
+            return Err(self.truncated(what, at));
+        }
+        if sink.0.finalize() != crc {
+            return Err(format!("{what} at byte {at} fails its checksum"));
+        }
+        Ok(())
+    }
+}
+
+/// Names a record in damage reports, formatted only if there is damage.
+struct RecordNo(u64);
+
+impl fmt::Display for RecordNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record {}", self.0)
+    }
+}
+
+struct CrcSink(crc32fast::Hasher);
+
+impl Write for CrcSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(i: usize) -> Record {
+        Record {
+            key: format!("GET example.test /item/{i}").into_bytes(),
+            head: format!("HTTP/1.1 200 OK\r\nx-n: {i}\r\n\r\n").into_bytes(),
+            body: vec![(i % 251) as u8; i % 300].into(),
+            stored_at: 1_000 + i as u64,
+            expires_at: 2_000 + i as u64,
+            stale_until: 3_000 + i as u64,
+        }
+    }
+
+    fn encode(records: &[Record]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let stats = write_records(&mut out, records).expect("writing to a Vec");
+        assert_eq!(stats.bytes, out.len() as u64);
+        out
+    }
+
+    fn read(bytes: &[u8]) -> Loaded {
+        read_records(bytes, 0, &LoadLimits::UNLIMITED).expect("a valid header")
+    }
+
+    /// Byte offset where each record ends.
+    fn record_ends(records: &[Record]) -> Vec<usize> {
+        let mut end = HEADER_LEN as usize;
+        records
+            .iter()
+            .map(|r| {
+                end += 8 + r.payload_len().expect("small record") as usize;
+                end
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_of_ten_thousand_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let records: Vec<_> = (0..10_000).map(record).collect();
+        let stats = write_snapshot(&path, &records).unwrap();
+        assert_eq!(stats.records, 10_000);
+        assert_eq!(stats.skipped_too_large, 0);
+        assert_eq!(stats.bytes, fs::metadata(&path).unwrap().len());
+        assert!(!tmp_path(&path).exists(), "the temporary file was renamed");
+
+        let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(loaded.damage, None);
+        assert_eq!(loaded.records, records);
+        assert_eq!((loaded.skipped_expired, loaded.skipped_over_limit), (0, 0));
+    }
+
+    #[test]
+    fn empty_snapshot_round_trips() {
+        let bytes = encode(&[]);
+        assert_eq!(bytes.len() as u64, HEADER_LEN + TRAILER_LEN);
+        let loaded = read(&bytes);
+        assert!(loaded.records.is_empty());
+        assert_eq!(loaded.damage, None);
+    }
+
+    #[test]
+    fn missing_file_is_an_empty_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load_snapshot(&dir.path().join("none.bin"), 0, &LoadLimits::UNLIMITED);
+        let loaded = loaded.unwrap();
+        assert!(loaded.records.is_empty());
+        assert_eq!(loaded.damage, None);
+    }
+
+    #[test]
+    fn zero_byte_file_is_reported_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        fs::write(&path, b"").unwrap();
+        let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert!(loaded.records.is_empty());
+        assert!(loaded.damage.unwrap().contains("empty"));
+    }
+
+    #[test]
+    fn truncation_at_every_offset_keeps_the_records_before_the_cut() {
+        let records: Vec<_> = (1..=3).map(record).collect();
+        let bytes = encode(&records);
+        let ends = record_ends(&records);
+        for cut in 0..bytes.len() {
+            let loaded = read(&bytes[..cut]);
+            let whole = ends.iter().filter(|&&end| end <= cut).count();
+            assert_eq!(loaded.records, records[..whole], "cut at {cut}");
+            assert!(loaded.damage.is_some(), "cut at {cut} must be reported");
+        }
+        assert_eq!(read(&bytes).damage, None);
+    }
+
+    #[test]
+    fn cut_at_a_record_boundary_names_the_offset() {
+        let records: Vec<_> = (1..=3).map(record).collect();
+        let bytes = encode(&records);
+        let boundary = record_ends(&records)[1];
+        let damage = read(&bytes[..boundary]).damage.unwrap();
+        assert!(damage.contains(&format!("byte {boundary}")), "{damage}");
+    }
+
+    #[test]
+    fn any_flipped_bit_in_record_two_keeps_record_one_only() {
+        let records: Vec<_> = (1..=3).map(record).collect();
+        let bytes = encode(&records);
+        let ends = record_ends(&records);
+        for byte in ends[0]..ends[1] {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[byte] ^= 1 << bit;
+                let loaded = read(&damaged);
+                assert_eq!(loaded.records, records[..1], "byte {byte} bit {bit}");
+                assert!(loaded.damage.is_some(), "byte {byte} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_record_is_caught_by_the_trailer_count() {
+        let records: Vec<_> = (1..=3).map(record).collect();
+        let bytes = encode(&records);
+        let ends = record_ends(&records);
+        let mut spliced = bytes[..ends[0]].to_vec();
+        spliced.extend_from_slice(&bytes[ends[1]..]);
+        let loaded = read(&spliced);
+        assert_eq!(loaded.records, [records[0].clone(), records[2].clone()]);
+        assert!(loaded.damage.unwrap().contains("counts 3 records"));
+    }
+
+    #[test]
+    fn bytes_after_the_trailer_are_reported_but_records_kept() {
+        let records: Vec<_> = (1..=3).map(record).collect();
+        let mut bytes = encode(&records);
+        bytes.push(0);
+        let loaded = read(&bytes);
+        assert_eq!(loaded.records, records);
+        assert!(loaded.damage.unwrap().contains("after the end trailer"));
+    }
+
+    #[test]
+    fn wrong_magic_is_not_a_snapshot() {
+        let mut bytes = encode(&[record(1)]);
+        bytes[0] = b'X';
+        let err = read_records(&bytes[..], 0, &LoadLimits::UNLIMITED).unwrap_err();
+        assert!(matches!(err, PersistError::NotASnapshot), "{err}");
+        let err = read_records(&b"GET / HTTP/1.1\r\n"[..], 0, &LoadLimits::UNLIMITED);
+        assert!(matches!(err, Err(PersistError::NotASnapshot)));
+    }
+
+    #[test]
+    fn unknown_version_is_an_error() {
+        let mut bytes = encode(&[record(1)]);
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let err = read_records(&bytes[..], 0, &LoadLimits::UNLIMITED).unwrap_err();
+        assert!(matches!(err, PersistError::UnsupportedVersion(2)), "{err}");
+        assert!(err.to_string().contains("version 2"));
+    }
+
+    #[test]
+    fn records_past_their_stale_window_are_skipped() {
+        let mut records: Vec<_> = (0..4).map(record).collect();
+        for (r, stale_until) in records.iter_mut().zip([100, 200, 300, 400]) {
+            r.expires_at = 50;
+            r.stale_until = stale_until;
+        }
+        let loaded = read_records(&encode(&records)[..], 200, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(
+            loaded.records,
+            records[2..],
+            "expired but still within stale-if-error"
+        );
+        assert_eq!(loaded.skipped_expired, 2);
+        assert_eq!(loaded.damage, None);
+    }
+
+    #[test]
+    fn records_over_the_limits_are_skipped_and_later_ones_kept() {
+        let records = [record(10), record(290), record(20), record(30)];
+        let len = |i: usize| u64::from(records[i].payload_len().unwrap());
+        let limits = LoadLimits {
+            max_record_bytes: len(0).max(len(2)).max(len(3)),
+            max_total_bytes: len(0) + len(2),
+        };
+        let loaded = read_records(&encode(&records)[..], 0, &limits).unwrap();
+        assert_eq!(loaded.records, [records[0].clone(), records[2].clone()]);
+        assert_eq!(
+            loaded.skipped_over_limit, 2,
+            "one too big, one over the total"
+        );
+        assert_eq!(loaded.damage, None);
+    }
+
+    #[test]
+    fn a_corrupt_skipped_record_is_still_damage() {
+        let records = [record(290), record(1)];
+        let mut bytes = encode(&records);
+        let last_body_byte = record_ends(&records)[0] - 1;
+        bytes[last_body_byte] ^= 1;
+        let limits = LoadLimits {
+            max_record_bytes: 100,
+            max_total_bytes: u64::MAX,
+        };
+        let loaded = read_records(&bytes[..], 0, &limits).unwrap();
+        assert!(loaded.records.is_empty());
+        assert!(loaded.damage.unwrap().contains("checksum"));
+    }
+
+    /// A header and one record frame claiming `len` payload bytes, followed by a few.
+    fn claiming(len: u32) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&[7; 100]);
+        bytes
+    }
+
+    #[test]
+    fn a_four_gib_length_does_not_allocate() {
+        let bytes = claiming(MAX_PAYLOAD_LEN);
+        for limits in [
+            LoadLimits::UNLIMITED,
+            LoadLimits {
+                max_record_bytes: 1 << 20,
+                max_total_bytes: 1 << 20,
+            },
+        ] {
+            let loaded = read_records(&bytes[..], 0, &limits).unwrap();
+            assert!(loaded.records.is_empty());
+            assert!(loaded.damage.unwrap().contains("truncated"));
+        }
+        // The buffer grows with the bytes present, not with the claim.
+        let mut src = Source {
+            reader: &bytes[..],
+            offset: 0,
+        };
+        let mut buf = Vec::new();
+        let result = src.payload(u64::from(MAX_PAYLOAD_LEN), 0, 0, &"claim", &mut buf);
+        assert!(result.unwrap_err().contains("truncated"));
+        assert_eq!(buf.len(), bytes.len());
+        assert!(buf.capacity() < 64 * 1024, "capacity {}", buf.capacity());
+    }
+
+    #[test]
+    fn a_length_below_the_fixed_fields_is_damage() {
+        let loaded = read(&claiming(FIXED_PAYLOAD_LEN - 1));
+        assert!(loaded.damage.unwrap().contains("below"));
+    }
+
+    #[test]
+    fn a_leftover_tmp_file_does_not_disturb_loading_or_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let records: Vec<_> = (0..5).map(record).collect();
+        write_snapshot(&path, &records).unwrap();
+        // As if a crash happened half-way through the next write.
+        fs::write(tmp_path(&path), b"INVERSO\0garbage from a crash").unwrap();
+        let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!((loaded.records, loaded.damage), (records.clone(), None));
+
+        write_snapshot(&path, &records[..2]).unwrap();
+        assert!(!tmp_path(&path).exists());
+        let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(loaded.records, records[..2]);
+    }
+
+    #[test]
+    fn io_errors_name_the_step_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("cache.bin");
+        let err = write_snapshot(&path, &[record(1)]).unwrap_err();
+        let PersistError::Io { step, path: at, .. } = &err else {
+            panic!("expected an io error, got {err}");
+        };
+        assert_eq!(*step, "create");
+        assert_eq!(*at, tmp_path(&path));
+        assert!(err.to_string().contains("cache.bin.tmp"), "{err}");
+
+        let err = load_snapshot(dir.path(), 0, &LoadLimits::UNLIMITED).unwrap_err();
+        assert!(matches!(err, PersistError::Io { .. }), "a directory: {err}");
+    }
+
+    #[test]
+    fn writing_with_a_relative_path_syncs_the_current_directory() {
+        // `Path::parent` of a bare file name is empty; it must mean ".".
+        assert!(sync_parent_dir(Path::new("cache.bin")).is_ok());
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        let bytes = || prop::collection::vec(any::<u8>(), 0..64);
+        (bytes(), bytes(), bytes(), any::<[u64; 3]>()).prop_map(|(key, head, body, t)| Record {
+            key,
+            head,
+            body: body.into(),
+            stored_at: t[0],
+            expires_at: t[1],
+            stale_until: t[2],
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_after_a_valid_header_never_panic(
+            tail in prop::collection::vec(any::<u8>(), 0..512),
+            max in 0u64..300,
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            bytes.extend_from_slice(&tail);
+            let limits = LoadLimits { max_record_bytes: max, max_total_bytes: max * 2 };
+            prop_assert!(read_records(&bytes[..], 0, &limits).is_ok());
+            prop_assert!(read_records(&bytes[..], 0, &LoadLimits::UNLIMITED).is_ok());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = read_records(&bytes[..], 0, &LoadLimits::UNLIMITED);
+        }
+
+        #[test]
+        fn arbitrary_records_round_trip(records in prop::collection::vec(arb_record(), 0..20)) {
+            let loaded = read(&encode(&records));
+            let live: Vec<_> = records.iter().filter(|r| r.stale_until > 0).cloned().collect();
+            prop_assert_eq!(loaded.damage, None);
+            prop_assert_eq!(loaded.records, live);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Two tiny origin servers for `inverso demo`, so the proxy can be tried
+//! with nothing else installed.
+//!
+//! Each answers on loopback, names itself in every response body and in an
+//! `X-Origin` header, and serves a few paths that show off the proxy:
+//! `/` (not cacheable), `/cached` (cacheable for 30 s), `/slow` (answers
+//! after a second), `/echo` (returns the request it saw, forwarding headers
+//! included).
+
+use crate::http::head::{find_head_end, parse_request, RequestLimits};
+use crate::http::{BodyKind, BodyReader, BufConn};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running demo origin.
+pub struct Origin {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// Starts an origin called `name` on an ephemeral loopback port. It runs
+/// for the life of the process.
+pub fn start_origin(name: &str) -> io::Result<Origin> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let served = Arc::new(AtomicU64::new(0));
+    let origin_name = name.to_string();
+    std::thread::Builder::new()
+        .name(format!("demo-{name}"))
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let name = origin_name.clone();
+                let served = served.clone();
+                let _ = std::thread::Builder::new().spawn(move || serve(stream, &name, &served));
+            }
+        })?;
+    Ok(Origin {
+        name: name.to_string(),
+        addr,
+    })
+}
+
+fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut conn = BufConn::new(stream, 8192);
+    loop {
+        let mut scanned = 0;
+        let len = loop {
+            match find_head_end(conn.buffered(), &mut scanned) {
+                Ok(Some(len)) => break len,
+                Ok(None) if conn.buffered().len() < 65536 => {}
+                _ => return,
+            }
+            match conn.fill() {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+        };
+        let Ok(head) = parse_request(&conn.buffered()[..len], &RequestLimits::default()) else {
+            return;
+        };
+        conn.consume(len);
+        let Ok(kind) = BodyKind::for_request(&head) else {
+            return;
+        };
+        if BodyReader::new(kind).skip_rest(&mut conn).is_err() {
+            return;
+        }
+        let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+        let path = head.path_and_query().into_owned();
+        let (status, cache_control, body) = match path.split('?').next().unwrap_or("/") {
+            "/" => (
+                200,
+                "no-store",
+                format!("Hello from {name} (request #{n} it served)\n"),
+            ),
+            "/cached" => (
+                200,
+                "public, max-age=30",
+                format!("Cacheable answer from {name}, made at request #{n}\n"),
+            ),
+            "/slow" => {
+                std::thread::sleep(Duration::from_secs(1));
+                (200, "no-store", format!("Slow answer from {name}\n"))
+            }
+            "/echo" => {
+                let mut text = format!("{name} saw: {} {} {}\n", head.method, path, head.version);
+                for (k, v) in head.headers.iter() {
+                    text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v)));
+                }
+                (200, "no-store", text)
+            }
+            _ => (404, "no-store", format!("{name}: no such page\n")),
+        };
+        let reason = if status == 200 { "OK" } else { "Not Found" };
+        let response = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nCache-Control: {cache_control}\r\nX-Origin: {name}\r\nContent-Length: {}\r\n\r\n{}",
+            body.len(),
+            if head.is_head() { "" } else { &body }
+        );
+        if conn.get_mut().write_all(response.as_bytes()).is_err() || !head.wants_keep_alive() {
+            return;
+        }
+    }
+}

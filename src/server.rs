@@ -1,0 +1,354 @@
+//! The listener, the accept loop and the worker pool.
+//!
+//! Each client connection is served start to end by one OS thread, but
+//! threads are reused: the acceptor offers each new socket to an idle
+//! worker over a zero-capacity channel (the offer succeeds only if a worker
+//! is waiting at that moment), and spawns a new worker only when none is.
+//! Workers that stay unused for a while retire. Spawning a thread per
+//! connection costs a mmap/munmap of its stack and the TLB shootdowns that
+//! go with it: about 140 µs of CPU per connection on our benchmark machine.
+//!
+//! Shutdown: a flag, a self-connection to wake the blocked `accept`, then
+//! closing the connections that sit idle between requests; connections
+//! that are mid-request finish it (within a grace period) and close.
+
+use crate::access_log::{AccessLog, Outputs};
+use crate::config::Config;
+use crate::proxy::{self, error_response, Shared};
+use crate::upstream::Upstreams;
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an unused worker thread waits for a connection before it exits.
+const WORKER_IDLE: Duration = Duration::from_secs(60);
+/// Stack reserved per worker. Only touched pages cost memory; the proxy
+/// keeps its buffers on the heap and its frames small.
+const WORKER_STACK: usize = 256 * 1024;
+/// Longest pause after repeated accept errors (e.g. out of descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// After the grace period, how long to wait for forcibly closed connections.
+const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a connection over the limit is given to take its 503.
+const REJECT_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot open the access log: {0}")]
+    AccessLog(io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+}
+
+pub struct Server;
+
+impl Server {
+    /// Binds `bind:port` from the configuration and starts serving.
+    pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+        let addr = config.listen_addr();
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        Server::start_on(listener, config)
+    }
+
+    /// Serves on an already bound listener (tests bind `127.0.0.1:0`).
+    pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen_addr(),
+            source,
+        })?;
+        let access_log = AccessLog::start(Outputs {
+            stdout: config.log_to_stdout,
+            file: config.path_to_log.clone(),
+        })
+        .map_err(StartError::AccessLog)?;
+        let shared = Arc::new(Shared {
+            upstreams: Upstreams::new(
+                &config.targets,
+                config.connection_timeout,
+                config.upstream_keepalive,
+            ),
+            log: access_log.sender(),
+            shutting_down: AtomicBool::new(false),
+            config,
+        });
+        let inner = Arc::new(Inner {
+            shared,
+            connections: Mutex::new(Connections::default()),
+            drained: Condvar::new(),
+            next_id: AtomicU64::new(0),
+        });
+        let (stop_tx, stop_rx) = bounded(1);
+        let acceptor = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("acceptor".into())
+                .spawn(move || accept_loop(listener, inner))
+                .map_err(StartError::Thread)?
+        };
+        log::info!("listening on {addr}");
+        Ok(ServerHandle {
+            addr,
+            inner,
+            acceptor: Some(acceptor),
+            access_log: Some(access_log),
+            stop_tx,
+            stop_rx,
+        })
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    acceptor: Option<JoinHandle<()>>,
+    access_log: Option<AccessLog>,
+    stop_tx: Sender<()>,
+    stop_rx: Receiver<()>,
+}
+
+/// Asks a running server to stop, from any thread (a signal handler's,
+/// say); the owner of the handle does the draining in [`ServerHandle::wait`].
+#[derive(Clone)]
+pub struct StopTrigger {
+    tx: Sender<()>,
+}
+
+impl StopTrigger {
+    pub fn stop(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+impl ServerHandle {
+    /// The address the server accepts connections on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stop_trigger(&self) -> StopTrigger {
+        StopTrigger {
+            tx: self.stop_tx.clone(),
+        }
+    }
+
+    /// Client connections being served right now.
+    pub fn live_connections(&self) -> usize {
+        self.inner.connections.lock().live.len()
+    }
+
+    /// Blocks until a [`StopTrigger`] fires, then shuts down gracefully.
+    pub fn wait(self, grace: Duration) -> bool {
+        let _ = self.stop_rx.recv();
+        self.shutdown(grace)
+    }
+
+    /// Stops accepting, closes idle connections, lets requests in flight
+    /// finish for up to `grace`, then closes what is left and flushes the
+    /// access log. Returns whether every connection finished in time.
+    pub fn shutdown(mut self, grace: Duration) -> bool {
+        let inner = &self.inner;
+        inner.shared.shutting_down.store(true, Ordering::SeqCst);
+        wake_acceptor(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        inner.close_idle();
+        let clean = inner.wait_drained(Instant::now() + grace);
+        if !clean {
+            log::warn!("shutdown: closing connections still busy after {grace:?}");
+            inner.close_all();
+            inner.wait_drained(Instant::now() + FORCED_CLOSE_WAIT);
+        }
+        if let Some(log) = self.access_log.take() {
+            log.finish();
+        }
+        clean
+    }
+}
+
+/// Connects to our own listener so a blocked `accept` returns and sees the
+/// shutdown flag (a wildcard address is reached through loopback).
+fn wake_acceptor(addr: SocketAddr) {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), Duration::from_secs(1));
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    connections: Mutex<Connections>,
+    /// Signalled whenever a connection ends.
+    drained: Condvar,
+    next_id: AtomicU64,
+}
+
+/// The live client connections, so shutdown can reach them.
+#[derive(Default)]
+struct Connections {
+    live: HashMap<u64, Registered>,
+}
+
+struct Registered {
+    stream: TcpStream,
+    idle: Arc<AtomicBool>,
+}
+
+impl Inner {
+    fn close_idle(&self) {
+        for conn in self.connections.lock().live.values() {
+            if conn.idle.load(Ordering::SeqCst) {
+                let _ = conn.stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn close_all(&self) {
+        for conn in self.connections.lock().live.values() {
+            let _ = conn.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn wait_drained(&self, deadline: Instant) -> bool {
+        let mut connections = self.connections.lock();
+        while !connections.live.is_empty() {
+            if self
+                .drained
+                .wait_until(&mut connections, deadline)
+                .timed_out()
+            {
+                return connections.live.is_empty();
+            }
+        }
+        true
+    }
+}
+
+/// A connection's place in the registry; leaving it (on drop, however the
+/// connection ended) frees the slot counted against `max_connections`.
+struct Slot {
+    inner: Arc<Inner>,
+    id: u64,
+    idle: Arc<AtomicBool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.inner.connections.lock().live.remove(&self.id);
+        self.inner.drained.notify_all();
+    }
+}
+
+/// A connection handed to a worker.
+struct Job {
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
+    let (handoff_tx, handoff_rx) = bounded::<Job>(0);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = listener.accept();
+        if inner.shared.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+        let (stream, peer) = match accepted {
+            Ok(ok) => {
+                backoff = Duration::from_millis(5);
+                ok
+            }
+            Err(e) => {
+                // Out of descriptors, aborted handshakes...: never fatal.
+                log::warn!("accept failed: {e}; retrying in {backoff:?}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        let Some(slot) = register(&inner, &stream) else {
+            reject(stream, 503);
+            continue;
+        };
+        let job = Job { stream, peer, slot };
+        match handoff_tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                spawn_worker(job, handoff_rx.clone(), inner.clone());
+            }
+        }
+    }
+    // Dropping the sender tells idle workers to exit.
+}
+
+/// Takes a slot for a new connection, or `None` over `max_connections`.
+fn register(inner: &Arc<Inner>, stream: &TcpStream) -> Option<Slot> {
+    let mut connections = inner.connections.lock();
+    if connections.live.len() >= inner.shared.config.max_connections {
+        return None;
+    }
+    let stream = stream.try_clone().ok()?;
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let idle = Arc::new(AtomicBool::new(true));
+    connections.live.insert(
+        id,
+        Registered {
+            stream,
+            idle: idle.clone(),
+        },
+    );
+    Some(Slot {
+        inner: inner.clone(),
+        id,
+        idle,
+    })
+}
+
+/// Answers a connection we will not serve, without ever blocking the
+/// acceptor: non-blocking, one short write, close.
+fn reject(mut stream: TcpStream, status: u16) {
+    let _ = stream.set_nonblocking(true);
+    // Read what the client already sent, so closing does not reset the
+    // connection before it sees our answer.
+    let mut sink = [0u8; 4096];
+    let _ = stream.read(&mut sink);
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(REJECT_WRITE_TIMEOUT));
+    let _ = stream.write_all(&error_response(status, true).bytes);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("worker".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || {
+            run(first, &inner);
+            while let Ok(job) = jobs.recv_timeout(WORKER_IDLE) {
+                run(job, &inner);
+            }
+        });
+    if let Err(e) = spawned {
+        // The job (and its socket) went down with the closure; the client
+        // sees a closed connection. Nothing else to do but say why.
+        log::error!("cannot start a worker thread: {e}");
+    }
+}
+
+fn run(job: Job, inner: &Inner) {
+    proxy::serve(job.stream, job.peer, &inner.shared, &job.slot.idle);
+    drop(job.slot);
+}
