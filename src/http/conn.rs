@@ -3,11 +3,37 @@
 //! pipelining all need, and what `std::io::BufReader` cannot do (it only
 //! refills when empty).
 
+use parking_lot::Mutex;
 use std::io::{self, Read};
 
 /// Bytes read by one `read` call into an empty, released buffer. Small on
 /// purpose: it lives on the stack of a thread that may sit idle for minutes.
 const PROBE_BYTES: usize = 1024;
+
+/// Buffers given back by connections that went idle, kept for the next
+/// busy one: reusing them spares zeroing fresh memory on every request,
+/// while idle connections still hold none.
+static SPARE: Mutex<Vec<Vec<u8>>> = parking_lot::const_mutex(Vec::new());
+/// Most spare buffers kept (a few MiB at the sizes we use).
+const MAX_SPARE: usize = 64;
+
+fn take_buffer(size: usize) -> Vec<u8> {
+    let mut spare = SPARE.lock();
+    match spare.iter().rposition(|b| b.len() == size) {
+        Some(i) => spare.swap_remove(i),
+        None => {
+            drop(spare);
+            vec![0; size]
+        }
+    }
+}
+
+fn give_buffer(buf: Vec<u8>) {
+    let mut spare = SPARE.lock();
+    if spare.len() < MAX_SPARE {
+        spare.push(buf);
+    }
+}
 
 pub struct BufConn<S> {
     stream: S,
@@ -39,10 +65,6 @@ impl<S> BufConn<S> {
         &mut self.stream
     }
 
-    pub fn into_inner(self) -> S {
-        self.stream
-    }
-
     /// The bytes received and not yet taken.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
@@ -63,10 +85,18 @@ impl<S> BufConn<S> {
     /// Frees the buffer when nothing is pending, so a connection that sits
     /// idle between requests holds no heap memory.
     pub fn release_if_empty(&mut self) {
-        if self.start == self.end {
-            self.buf = Vec::new();
+        if self.start == self.end && !self.buf.is_empty() {
+            give_buffer(std::mem::take(&mut self.buf));
             self.start = 0;
             self.end = 0;
+        }
+    }
+}
+
+impl<S> Drop for BufConn<S> {
+    fn drop(&mut self) {
+        if self.buf.len() == self.capacity {
+            give_buffer(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -103,7 +133,7 @@ impl<S: Read> BufConn<S> {
         let mut probe = [0u8; PROBE_BYTES];
         let n = read_retrying(&mut self.stream, &mut probe)?;
         if n > 0 {
-            self.buf = vec![0; self.capacity.max(n)];
+            self.buf = take_buffer(self.capacity.max(n));
             self.buf[..n].copy_from_slice(&probe[..n]);
             self.start = 0;
             self.end = n;
