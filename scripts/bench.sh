@@ -84,7 +84,8 @@ readonly SCRIPT_DIR REPO_ROOT
 readonly OUT_DIR=$REPO_ROOT/target/bench
 readonly INVERSO_BIN=${BENCH_INVERSO_BIN:-$REPO_ROOT/target/release/inverso}
 CORES=$(nproc)
-readonly CORES
+CLK_TCK=$(getconf CLK_TCK)
+readonly CORES CLK_TCK
 readonly WRK_THREADS=2
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -220,6 +221,24 @@ cpu_ticks_tree() {
     total=$((total + ${v:-0}))
   done
   echo "$total"
+}
+
+# "busy all" ticks of the whole machine (/proc/stat): busy = user + nice +
+# system + steal, all = every field. Interrupt time is left out of "busy":
+# on loopback it is mostly our own traffic.
+machine_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# children_ticks VAR: CPU ticks of this shell's finished children (wrk),
+# from the "times" builtin, which must run in this shell: in a $(...)
+# subshell it would see that subshell's children only.
+children_ticks() {
+  times >"$TMP/times"
+  printf -v "$1" '%s' "$(awk -v hz="$CLK_TCK" 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + substr(a[2], 1, length(a[2]) - 1) }
+    printf "%d", t * hz }' "$TMP/times")"
 }
 
 # ---------------------------------------------------------------- servers
@@ -471,24 +490,37 @@ run_wrk() {
   [[ -n $close ]] && args+=(-H "Connection: close")
   local na=$'na\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna'
   if [[ -z $pid ]]; then
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na >>"$OUT_DIR/runs.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
+      >>"$OUT_DIR/runs.tsv"
     return 0
   fi
-  local t0=- t1 out line
+  local t0=0 t1=0 b0 b1 w0 w1 m0 m1 out line
   [[ $pid != - ]] && t0=$(cpu_ticks_tree "$pid")
+  b0=$(cpu_ticks_tree "$BACKEND_PID") m0=$(machine_ticks)
+  children_ticks w0
   # timeout: wrk stops by itself after -d, this only bounds a hung wrk.
   out=$(timeout $((SECONDS_PER_RUN + WRK_TIMEOUT + 30)) wrk "${args[@]}" "$url" 2>&1) || true
+  children_ticks w1
+  m1=$(machine_ticks) b1=$(cpu_ticks_tree "$BACKEND_PID")
   local ticks=-
   if [[ $pid != - ]]; then
     t1=$(cpu_ticks_tree "$pid")
     ticks=$((t1 - t0))
   fi
+  # CPU the rest of the machine used meanwhile (other users' jobs, the
+  # hypervisor's steal): busy time minus that of wrk, backends and proxy.
+  local other
+  other=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((t1 - t0 + b1 - b0 + w1 - w0)) 'BEGIN {
+    split(m0, a, " "); split(m1, b, " "); total = b[2] - a[2]
+    o = total > 0 ? (b[1] - a[1] - ours) * 100 / total : 0
+    printf "%.0f", o < 0 ? 0 : o }')
   truncate_logs
   line=$(grep '^BENCH ' <<<"$out" || true)
   if [[ -z $line ]]; then
     log "wrk failed for $system $cell: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
     note "wrk failed for $mode $cell $system (rep $rep)"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na >>"$OUT_DIR/runs.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
+      >>"$OUT_DIR/runs.tsv"
     return 0
   fi
   # "BENCH k=v k=v ..." -> values in the column order of runs.tsv
@@ -498,11 +530,12 @@ run_wrk() {
   printf '%s\t' "$mode" "$cell" "$system" "$rep" "${f[requests]}" "${f[duration_us]}" \
     "${f[bytes]}" "${f[p50_us]}" "${f[p99_us]}" "${f[connect]}" "${f[read]}" \
     "${f[write]}" "${f[status]}" "${f[timeout]}" >>"$OUT_DIR/runs.tsv"
-  printf '%s\n' "$ticks" >>"$OUT_DIR/runs.tsv"
+  printf '%s\t%s\n' "$ticks" "$other" >>"$OUT_DIR/runs.tsv"
   local errs=$((f[connect] + f[read] + f[write] + f[status] + f[timeout]))
-  log "$(printf '%-6s %-12s %-14s %9.0f req/s  p99 %6.2f ms  errors %d' "$mode" "$cell" \
-    "$system" "$(awk -v r="${f[requests]}" -v d="${f[duration_us]}" 'BEGIN { print r / (d / 1e6) }')" \
-    "$(awk -v p="${f[p99_us]}" 'BEGIN { print p / 1000 }')" "$errs")"
+  log "$(printf '%-6s %-12s %-14s %9.0f req/s  p99 %6.2f ms  errors %d  other CPU %d%%' \
+    "$mode" "$cell" "$system" \
+    "$(awk -v r="${f[requests]}" -v d="${f[duration_us]}" 'BEGIN { print r / (d / 1e6) }')" \
+    "$(awk -v p="${f[p99_us]}" 'BEGIN { print p / 1000 }')" "$errs" "$other")"
 }
 
 # Short unmeasured load: fills upstream keep-alive pools and caches, faults
@@ -597,6 +630,7 @@ mode_cache() {
       probe "$s" "${ports[$s]}" "/c/$body" "$(body_size "$body")"
       hdr=$(curl -s -D - -o /dev/null --max-time 5 "http://127.0.0.1:${ports[$s]}/c/$body" |
         tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
+      printf '%s\t%s\t%s\n' "$s" "$body" "${hdr:-none}" >>"$OUT_DIR/cachecheck.tsv"
       if [[ $hdr != HIT ]]; then
         log "warning: $s /c/$body second request: X-Cache '$hdr', expected HIT"
         note "$s /c/$body was not a cache hit after warming (X-Cache: '${hdr:-none}')"
@@ -694,10 +728,11 @@ main() {
     log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
-  printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\n' \
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
+  printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
   printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
+  printf 'system\tbody\tx_cache\n' >"$OUT_DIR/cachecheck.tsv"
   printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
     >"$OUT_DIR/idle.tsv"
 
@@ -718,10 +753,11 @@ main() {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $MODE; ${SECONDS_PER_RUN}s per run; $REPS repetition(s); wrk $WRK_THREADS threads"
     echo "machine: $CORES cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
     echo "versions: inverso ${INVERSO_LABEL:-$rev} ($INVERSO_STATE), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
-    echo "clock ticks/s: $(getconf CLK_TCK)"
+    echo "clock ticks/s: $CLK_TCK"
     echo "note: all on 127.0.0.1; backends: one nginx on two ports serving static files (access_log off). wrk, proxy and backends share the same $CORES cores."
     echo "note: inverso's access log (stdout) goes to /dev/null; nginx logs to a file (buffer=64k); HAProxy logs to its stdout, redirected to a file."
     echo "note: errors = wrk's connect/read/write/timeout errors plus responses >= 400; p50/p99 are exact (wrk done() callback); figures are medians over repetitions, errors are summed."
+    echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed."
     echo "note: CPU µs/req = utime+stime of the proxy's processes over the run / requests; RSS of nginx sums master and workers."
   } >"$OUT_DIR/info.txt"
 

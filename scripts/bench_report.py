@@ -97,6 +97,10 @@ class Cell:
         detail = ", ".join(f"{k} {v}" for k, v in sums.items() if v)
         return f"**{total}** ({detail})"
 
+    def other_cpu(self):
+        v = median(num(r.get("other_cpu_pct")) for r in self.measured)
+        return "n/a" if v is None else f"{v:.0f}"
+
     def bytes_per_req(self):
         return median(num(r["bytes"]) / num(r["requests"])
                       for r in self.measured if num(r["requests"]))
@@ -127,7 +131,7 @@ def proxy_section(runs, clk_tck):
         return []
     header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
               "req/s ÷ direct", "req/s ÷ nginx", "p99 ÷ nginx p99",
-              "proxy CPU µs/req", "bytes/resp"]
+              "proxy CPU µs/req", "bytes/resp", "other CPU %"]
     rows = []
     for name in order:
         systems = cells[name]
@@ -141,18 +145,19 @@ def proxy_section(runs, clk_tck):
                 fmt_ratio(c.p99(), nginx.p99() if nginx else None),
                 "—" if sysname == "direct" else
                 (lambda v: "n/a" if v is None else f"{v:.1f}")(c.cpu_us_per_req(clk_tck)),
-                fmt_int(c.bytes_per_req()),
+                fmt_int(c.bytes_per_req()), c.other_cpu(),
             ])
     return ["## Proxy (cache off): throughput and latency", ""] + table(header, rows) + [""]
 
 
-def cache_section(runs):
+def cache_section(runs, checks):
     order, cells = group(runs, "cache")
     if not order:
         return []
     header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
               "req/s ÷ direct", "req/s ÷ nginx-cache", "p99 ÷ nginx-cache p99",
-              "bytes/resp"]
+              "bytes/resp", "X-Cache after warm-up", "other CPU %"]
+    seen = {(c["system"], c["body"]): c["x_cache"] for c in checks}
     rows = []
     for name in order:
         systems = cells[name]
@@ -165,8 +170,16 @@ def cache_section(runs):
                 fmt_ratio(c.rps(), ref.rps() if ref else None),
                 fmt_ratio(c.p99(), ref.p99() if ref else None),
                 fmt_int(c.bytes_per_req()),
+                hit_label(seen.get((sysname, name.split()[0]))) if sysname != "direct" else "—",
+                c.other_cpu(),
             ])
     return ["## Cache hits: inverso vs nginx proxy_cache", ""] + table(header, rows) + [""]
+
+
+def hit_label(x_cache):
+    if x_cache is None:
+        return "n/a"
+    return x_cache if x_cache == "HIT" else f"**{x_cache}** (not a hit!)"
 
 
 def mem_section(mem):
@@ -219,7 +232,7 @@ def main():
     out += proxy_section(runs, clk_tck)
     out += mem_section(mem)
     out += idle_section(idle)
-    out += cache_section(runs)
+    out += cache_section(runs, read_tsv(os.path.join(out_dir, "cachecheck.tsv")))
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
