@@ -112,10 +112,22 @@ install_deps() {
   log "installing ${missing[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's nginx/haproxy packages try to start their system service;
-  # policy-rc.d is not ours to touch, so we only make sure not to rely on it:
-  # we start our own instances with our own configs and never the service.
+  # Debian's nginx and haproxy packages start their system service on
+  # install (nginx on port 80). We run our own instances only, and must
+  # leave nothing running: unless the machine already has a policy-rc.d
+  # (containers usually do), a temporary one tells the packages not to start
+  # anything; it is removed right after, also on failure.
+  local policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\n# temporary, from scripts/bench.sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+  fi
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  if grep -q 'from scripts/bench.sh' "$policy" 2>/dev/null; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 }
 
 # ---------------------------------------------------------------- processes
@@ -465,7 +477,7 @@ build_inverso() {
   if [[ -x $INVERSO_BIN ]]; then
     INVERSO_STATE=built
   else
-    note "no inverso binary at target/release/inverso"
+    note "no inverso binary at ${BENCH_INVERSO_BIN:-target/release/inverso}"
     INVERSO_STATE="no binary"
   fi
 }
@@ -759,7 +771,7 @@ main() {
     echo "note: errors = wrk's connect/read/write/timeout errors plus responses >= 400; p50/p99 are exact (wrk done() callback); figures are medians over repetitions, errors are summed."
     echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed."
     echo "note: CPU µs/req = utime+stime of the proxy's processes over the run / requests; RSS of nginx sums master and workers."
-  } >"$OUT_DIR/info.txt"
+  } >>"$OUT_DIR/info.txt" # >>: keeps the notes build_inverso may have written
 
   case $MODE in
     proxy) mode_proxy ;;

@@ -52,6 +52,10 @@ def fmt_ratio(a, b):
     return f"{a / b:.2f}"
 
 
+def na(value):
+    return "n/a" if value in (None, "", "na") else value
+
+
 def fmt_kib(kib):
     return "n/a" if kib is None else f"{kib / 1024:.1f}"
 
@@ -185,7 +189,7 @@ def hit_label(x_cache):
 def mem_section(mem):
     if not mem:
         return []
-    rows = [[m["mode"], m["system"], fmt_kib(num(m["peak_rss_kib"])), m["threads"]]
+    rows = [[m["mode"], m["system"], fmt_kib(num(m["peak_rss_kib"])), na(m["threads"])]
             for m in mem]
     return (["## Peak memory after the load runs", ""]
             + table(["mode", "system", "peak RSS MiB (VmHWM)", "threads"], rows) + [""])
@@ -200,9 +204,11 @@ def idle_section(idle):
         per_conn = "n/a"
         if before is not None and after is not None and ok:
             per_conn = f"{(after - before) / ok:.1f}"
-        rows.append([m["system"], m["conns"], m["ok"], m["failed"], m["still_open"],
-                     fmt_kib(before), fmt_kib(after), per_conn,
-                     f'{m["threads_before"]} → {m["threads_after"]}'])
+        threads = "n/a"
+        if na(m["threads_before"]) != "n/a":
+            threads = f'{m["threads_before"]} → {m["threads_after"]}'
+        rows.append([m["system"], m["conns"], na(m["ok"]), na(m["failed"]),
+                     na(m["still_open"]), fmt_kib(before), fmt_kib(after), per_conn, threads])
     header = ["system", "conns asked", "opened", "failed", "still open at end",
               "RSS before MiB", "RSS with idle conns MiB", "KiB per idle conn", "threads"]
     return ["## Idle keep-alive connections: memory", ""] + table(header, rows) + [""]
