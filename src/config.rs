@@ -29,6 +29,10 @@ pub struct Config {
     pub max_connections: usize,
     pub upstream_keepalive: usize,
     pub shutdown_timeout: Duration,
+    /// `None`: an eighth of `cache_size`.
+    pub max_object_size: Option<u64>,
+    pub cache_unlabeled: bool,
+    pub stale_if_error: Duration,
     /// Not a key: the access log always goes to stdout when run from the
     /// command line; embedders and tests may turn that copy off.
     pub log_to_stdout: bool,
@@ -170,6 +174,31 @@ pub const KEYS: &[Key] = &[
         default: "128",
         help: "idle keep-alive connections kept per target; 0 = close after each request",
         apply: |c, v| parse_number(v, 0..=100_000).map(|n| c.upstream_keepalive = n as usize),
+    },
+    Key {
+        name: "max_object_size",
+        default: "",
+        help: "largest response body stored in the cache; empty = cache_size / 8",
+        apply: |c, v| {
+            c.max_object_size = if v.is_empty() {
+                None
+            } else {
+                Some(parse_size(v)?)
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "cache_unlabeled",
+        default: "false",
+        help: "cache responses that carry no freshness information for ttl",
+        apply: |c, v| parse_bool(v).map(|b| c.cache_unlabeled = b),
+    },
+    Key {
+        name: "stale_if_error",
+        default: "1h",
+        help: "how long an expired entry may be served when no backend answers",
+        apply: |c, v| parse_duration(v).map(|d| c.stale_if_error = d),
     },
     Key {
         name: "shutdown_timeout",
@@ -348,12 +377,20 @@ impl Config {
             max_connections: 1,
             upstream_keepalive: 0,
             shutdown_timeout: Duration::ZERO,
+            max_object_size: None,
+            cache_unlabeled: false,
+            stale_if_error: Duration::ZERO,
             log_to_stdout: true,
         }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    /// The largest body the cache stores.
+    pub fn effective_max_object_size(&self) -> u64 {
+        self.max_object_size.unwrap_or(self.cache_size / 8)
     }
 }
 
@@ -489,6 +526,14 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("`{v}` is too large"))
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!("`{v}` is not a boolean (true or false)")),
+    }
 }
 
 fn optional_path(v: &str) -> Option<PathBuf> {

@@ -13,6 +13,8 @@
 //! that are mid-request finish it (within a grace period) and close.
 
 use crate::access_log::{AccessLog, Outputs};
+use crate::cache::timer::{self, Timer};
+use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::proxy::{self, error_response, Shared};
 use crate::upstream::Upstreams;
@@ -70,7 +72,23 @@ impl Server {
             file: config.path_to_log.clone(),
         })
         .map_err(StartError::AccessLog)?;
+        let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
+        if let (Some(cache), Some(path)) = (&cache, &config.path_to_persistence) {
+            timer::load(cache, path);
+        }
+        let timer = match &cache {
+            Some(cache) => Some(
+                Timer::start(
+                    cache.clone(),
+                    config.unit_time,
+                    config.path_to_persistence.clone(),
+                )
+                .map_err(StartError::Thread)?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            cache,
             upstreams: Upstreams::new(
                 &config.targets,
                 config.connection_timeout,
@@ -100,10 +118,24 @@ impl Server {
             inner,
             acceptor: Some(acceptor),
             access_log: Some(access_log),
+            timer,
             stop_tx,
             stop_rx,
         })
     }
+}
+
+fn new_cache(config: &Config) -> Cache {
+    let settings = policy::Settings {
+        ttl: config.ttl,
+        cache_unlabeled: config.cache_unlabeled,
+        stale_if_error: config.stale_if_error,
+    };
+    Cache::new(
+        config.cache_size,
+        config.effective_max_object_size(),
+        settings,
+    )
 }
 
 /// A running server.
@@ -112,6 +144,7 @@ pub struct ServerHandle {
     inner: Arc<Inner>,
     acceptor: Option<JoinHandle<()>>,
     access_log: Option<AccessLog>,
+    timer: Option<Timer>,
     stop_tx: Sender<()>,
     stop_rx: Receiver<()>,
 }
@@ -133,6 +166,11 @@ impl ServerHandle {
     /// The address the server accepts connections on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The response cache, when `cache_size` is not 0.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.inner.shared.cache.as_ref()
     }
 
     pub fn stop_trigger(&self) -> StopTrigger {
@@ -168,6 +206,10 @@ impl ServerHandle {
             log::warn!("shutdown: closing connections still busy after {grace:?}");
             inner.close_all();
             inner.wait_drained(Instant::now() + FORCED_CLOSE_WAIT);
+        }
+        // The final snapshot, once no request can change the cache any more.
+        if let Some(timer) = self.timer.take() {
+            timer.finish();
         }
         if let Some(log) = self.access_log.take() {
             log.finish();

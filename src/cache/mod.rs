@@ -1,6 +1,15 @@
-//! The response cache's pure building blocks: [`lru`] keeps entries by recency
-//! within a byte budget, [`persist`] reads and writes the snapshot file. Neither
-//! knows HTTP; the proxy combines them with the caching policy.
+//! The response cache.
+//!
+//! - `lru`: a hand-written LRU list with byte capacity; knows nothing of HTTP.
+//! - `policy`: RFC 9111 rules: storable, freshness, age, keys, conditionals.
+//! - `store`: the cache proper: entries, Vary index, expiry, coalescing.
+//! - `persist`: the snapshot file format; knows bytes on disk, not recency.
+//! - `timer`: the thread that expires entries and writes snapshots.
 
 pub mod lru;
 pub mod persist;
+pub mod policy;
+pub mod store;
+pub mod timer;
+
+pub use store::{Cache, Entry};

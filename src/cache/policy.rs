@@ -1,0 +1,646 @@
+//! HTTP caching rules for a shared cache (RFC 9111): what may be stored,
+//! for how long, how old a stored response is, and whether a stored
+//! response may answer a given request. Pure functions of heads and times;
+//! no storage, no sockets.
+
+use crate::http::date::parse_http_date;
+use crate::http::{Headers, RequestHead, ResponseHead};
+use std::time::{Duration, SystemTime};
+
+/// Knobs from the configuration that the rules depend on.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Caps every response's freshness (the original design's `ttl`).
+    pub ttl: Duration,
+    /// Cache responses that carry no freshness information at all, for `ttl`.
+    pub cache_unlabeled: bool,
+    /// How long an expired entry may still be served when the origin fails.
+    pub stale_if_error: Duration,
+}
+
+/// Cache-Control directives we act on (RFC 9111 §5.2), from either side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    /// must-revalidate or proxy-revalidate.
+    pub must_revalidate: bool,
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    /// `Some(None)`: max-stale without a value (any staleness).
+    pub max_stale: Option<Option<u64>>,
+    pub min_fresh: Option<u64>,
+    pub only_if_cached: bool,
+    pub stale_if_error: Option<u64>,
+}
+
+impl CacheControl {
+    pub fn parse(headers: &Headers) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for directive in headers.tokens("cache-control") {
+            let (name, value) = match directive.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
+            // stale, so a bad max-age counts as 0 rather than absent.
+            let seconds = || Some(value.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+            match name.to_ascii_lowercase().as_str() {
+                "no-store" => cc.no_store = true,
+                "no-cache" => cc.no_cache = true,
+                "private" => cc.private = true,
+                "public" => cc.public = true,
+                "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
+                "max-age" => cc.max_age = cc.max_age.or(seconds()),
+                "s-maxage" => cc.s_maxage = cc.s_maxage.or(seconds()),
+                "max-stale" => cc.max_stale = Some(value.and_then(|v| v.parse().ok())),
+                "min-fresh" => cc.min_fresh = cc.min_fresh.or(seconds()),
+                "only-if-cached" => cc.only_if_cached = true,
+                "stale-if-error" => cc.stale_if_error = cc.stale_if_error.or(seconds()),
+                _ => {}
+            }
+        }
+        cc
+    }
+
+    /// The request asks to skip stored responses: `no-cache`, or the
+    /// HTTP/1.0 `Pragma: no-cache` when there is no Cache-Control (§5.4).
+    pub fn request_no_cache(&self, headers: &Headers) -> bool {
+        self.no_cache
+            || (!headers.contains("cache-control") && headers.has_token("pragma", "no-cache"))
+    }
+}
+
+/// Statuses a cache may store without explicit freshness (RFC 9110
+/// §15.1). 206 is left out: inverso does not combine partial content.
+fn heuristically_cacheable(status: u16) -> bool {
+    matches!(
+        status,
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// The cache key of a request: host (lower-cased) and target path with
+/// query. The scheme is always http.
+pub fn primary_key(request: &RequestHead) -> String {
+    let host = request.authority().unwrap_or("").to_ascii_lowercase();
+    format!("{host}{}", request.path_and_query())
+}
+
+/// The field names a response varies on, lower-cased.
+pub fn vary_names(response: &ResponseHead) -> Vec<String> {
+    response
+        .headers
+        .tokens("vary")
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The key of one variant: the primary key, then each varying request
+/// field's value (all its lines, joined) — RFC 9111 §4.1 with the simplest
+/// normalization, exact match.
+pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String {
+    let mut key = primary.to_string();
+    for name in vary {
+        key.push('\n');
+        key.push_str(name);
+        key.push('=');
+        for (i, value) in request.get_all(name).enumerate() {
+            if i > 0 {
+                key.push_str(", ");
+            }
+            key.push_str(&String::from_utf8_lossy(value));
+        }
+    }
+    key
+}
+
+/// How long a stored response stays fresh and may serve as stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetime {
+    pub fresh: Duration,
+    /// Past freshness, how long it may still answer when the origin fails.
+    pub stale_if_error: Duration,
+}
+
+/// Decides whether a response to `request` may be stored (RFC 9111 §3),
+/// and for how long it is fresh (§4.2.1). `response_time` is when it
+/// arrived. `None`: do not store.
+pub fn storable(
+    request: &RequestHead,
+    response: &ResponseHead,
+    response_time: SystemTime,
+    settings: &Settings,
+) -> Option<Lifetime> {
+    if request.method != "GET" || response.status < 200 || response.status == 206 {
+        return None;
+    }
+    let req_cc = CacheControl::parse(&request.headers);
+    let cc = CacheControl::parse(&response.headers);
+    if req_cc.no_store || cc.no_store || cc.private {
+        return None;
+    }
+    if response.headers.has_token("vary", "*") {
+        return None;
+    }
+    // §3.5: a shared cache stores a response to an authenticated request
+    // only when the response says so explicitly.
+    if request.headers.contains("authorization")
+        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
+    {
+        return None;
+    }
+    // Stricter than the RFC: a Set-Cookie meant for one user must not be
+    // replayed to others unless the origin marks the response public.
+    if response.headers.contains("set-cookie") && !cc.public {
+        return None;
+    }
+    let explicit = explicit_freshness(&cc, response, response_time);
+    let fresh = match explicit {
+        Some(d) => d,
+        None if !heuristically_cacheable(response.status) && !cc.public => return None,
+        None => match heuristic_freshness(response, response_time) {
+            Some(d) => d,
+            None if settings.cache_unlabeled => settings.ttl,
+            None => Duration::ZERO,
+        },
+    };
+    let fresh = if cc.no_cache {
+        Duration::ZERO
+    } else {
+        fresh.min(settings.ttl)
+    };
+    // Nothing to gain from an entry that is born stale and cannot be
+    // revalidated: it would never be served.
+    if fresh.is_zero() && !has_validator(response) {
+        return None;
+    }
+    // §4.2.4 / §5.2.2.2: must-revalidate (and s-maxage, which implies
+    // proxy-revalidate) forbid serving stale, unless the origin grants a
+    // stale-if-error window explicitly (RFC 5861).
+    let stale_if_error = match cc.stale_if_error {
+        Some(s) => Duration::from_secs(s),
+        None if cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache => Duration::ZERO,
+        None => settings.stale_if_error,
+    };
+    Some(Lifetime {
+        fresh,
+        stale_if_error,
+    })
+}
+
+/// s-maxage, then max-age, then Expires minus Date (§4.2.1).
+fn explicit_freshness(
+    cc: &CacheControl,
+    response: &ResponseHead,
+    response_time: SystemTime,
+) -> Option<Duration> {
+    if let Some(s) = cc.s_maxage.or(cc.max_age) {
+        return Some(Duration::from_secs(s));
+    }
+    let expires = response.headers.get_str("expires")?;
+    // An invalid Expires (e.g. "0") means "already expired" (§5.3).
+    let Some(expires) = parse_http_date(expires) else {
+        return Some(Duration::ZERO);
+    };
+    let date = date_of(response).unwrap_or(response_time);
+    Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
+}
+
+/// §4.2.2: 10% of the time since Last-Modified.
+fn heuristic_freshness(response: &ResponseHead, response_time: SystemTime) -> Option<Duration> {
+    let last_modified = parse_http_date(response.headers.get_str("last-modified")?)?;
+    let date = date_of(response).unwrap_or(response_time);
+    Some(date.duration_since(last_modified).ok()? / 10)
+}
+
+fn date_of(response: &ResponseHead) -> Option<SystemTime> {
+    parse_http_date(response.headers.get_str("date")?)
+}
+
+pub fn has_validator(response: &ResponseHead) -> bool {
+    response.headers.contains("etag") || response.headers.contains("last-modified")
+}
+
+/// §4.2.3: how old the response already was when it arrived
+/// (`corrected_initial_age`), from its Date and Age fields and the time the
+/// request took.
+pub fn initial_age(
+    response: &ResponseHead,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Duration {
+    let apparent = date_of(response)
+        .and_then(|date| response_time.duration_since(date).ok())
+        .unwrap_or(Duration::ZERO);
+    let age_value = response
+        .headers
+        .get_str("age")
+        .and_then(|a| a.parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let delay = response_time
+        .duration_since(request_time)
+        .unwrap_or(Duration::ZERO);
+    apparent.max(age_value + delay)
+}
+
+/// What a request accepts of a stored response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Serve it as is.
+    Fresh,
+    /// Serve it although stale, because the request allows (max-stale).
+    AllowedStale,
+    /// Ask the origin first (conditionally when it has a validator).
+    Validate,
+}
+
+/// Whether a stored response `age` old, fresh for `fresh` in all, may
+/// answer a request with directives `req` (§4.2, §5.2.1).
+pub fn usable(
+    req: &CacheControl,
+    request_no_cache: bool,
+    age: Duration,
+    fresh: Duration,
+    must_revalidate: bool,
+) -> Use {
+    if request_no_cache {
+        return Use::Validate;
+    }
+    if req.max_age.is_some_and(|max| age.as_secs() > max) {
+        return Use::Validate;
+    }
+    let left = fresh.saturating_sub(age);
+    if age < fresh {
+        if req.min_fresh.is_some_and(|min| left.as_secs() < min) {
+            return Use::Validate;
+        }
+        return Use::Fresh;
+    }
+    let staleness = age - fresh;
+    match req.max_stale {
+        Some(limit) if !must_revalidate && limit.is_none_or(|l| staleness.as_secs() <= l) => {
+            Use::AllowedStale
+        }
+        _ => Use::Validate,
+    }
+}
+
+/// Whether a client's own conditional GET/HEAD is satisfied by a stored
+/// response, so it gets 304 (RFC 9110 §13.1.2-3, §13.2.2: If-None-Match
+/// wins over If-Modified-Since).
+pub fn not_modified(request: &Headers, stored: &ResponseHead) -> bool {
+    if request.contains("if-none-match") {
+        let Some(etag) = stored.headers.get_str("etag") else {
+            return false;
+        };
+        return request
+            .tokens("if-none-match")
+            .any(|tag| tag == "*" || weak_eq(tag, etag));
+    }
+    let since = request
+        .get_str("if-modified-since")
+        .and_then(parse_http_date);
+    let modified = stored
+        .headers
+        .get_str("last-modified")
+        .and_then(parse_http_date);
+    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+/// Weak comparison of entity tags: equal once any `W/` is dropped.
+fn weak_eq(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
+
+/// Request fields that make the origin answer 304 if our copy is current.
+pub fn validators(stored: &ResponseHead) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Some(etag) = stored.headers.get("etag") {
+        out.push(("If-None-Match", etag.to_vec()));
+    }
+    if let Some(lm) = stored.headers.get("last-modified") {
+        out.push(("If-Modified-Since", lm.to_vec()));
+    }
+    out
+}
+
+/// §4.3.4: a 304 refreshes the stored head: its fields replace the stored
+/// ones of the same name (framing fields excepted).
+pub fn refresh_from_304(stored: &mut ResponseHead, not_modified: &ResponseHead) {
+    for (name, _) in not_modified.headers.iter() {
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+        ) {
+            continue;
+        }
+        stored.headers.remove(name);
+    }
+    for (name, value) in not_modified.headers.iter() {
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+        ) {
+            continue;
+        }
+        stored.headers.push(name, value);
+    }
+}
+
+/// Methods whose success invalidates what is stored for their URI (§4.4).
+pub fn is_unsafe(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::date::format_http_date;
+    use crate::http::Version;
+
+    const SETTINGS: Settings = Settings {
+        ttl: Duration::from_secs(3600),
+        cache_unlabeled: false,
+        stale_if_error: Duration::from_secs(60),
+    };
+
+    fn get(headers: &[(&str, &str)]) -> RequestHead {
+        let mut h = Headers::new();
+        h.push("Host", "Example.com");
+        for (n, v) in headers {
+            h.push(*n, *v);
+        }
+        RequestHead {
+            method: "GET".into(),
+            target: "/a?b".into(),
+            version: Version::Http11,
+            headers: h,
+        }
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)]) -> ResponseHead {
+        let mut r = ResponseHead::new(status);
+        for (n, v) in headers {
+            r.headers.push(*n, *v);
+        }
+        r
+    }
+
+    fn fresh_for(req: &[(&str, &str)], status: u16, resp: &[(&str, &str)]) -> Option<Duration> {
+        storable(
+            &get(req),
+            &response(status, resp),
+            SystemTime::now(),
+            &SETTINGS,
+        )
+        .map(|l| l.fresh)
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(primary_key(&get(&[])), "example.com/a?b");
+        let mut h = Headers::new();
+        h.push("Accept-Encoding", "gzip");
+        assert_eq!(
+            variant_key("k", &["accept-encoding".into()], &h),
+            "k\naccept-encoding=gzip"
+        );
+    }
+
+    #[test]
+    fn freshness_order() {
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", "max-age=10, s-maxage=20")]),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", "max-age=10")]),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", "max-age=99999")]),
+            Some(Duration::from_secs(3600))
+        );
+        let now = SystemTime::now();
+        let date = format_http_date(now);
+        let expires = format_http_date(now + Duration::from_secs(100));
+        assert_eq!(
+            fresh_for(&[], 200, &[("Date", &date), ("Expires", &expires)]),
+            Some(Duration::from_secs(100))
+        );
+        let lm = format_http_date(now - Duration::from_secs(1000));
+        assert_eq!(
+            fresh_for(&[], 200, &[("Date", &date), ("Last-Modified", &lm)]),
+            Some(Duration::from_secs(100))
+        );
+        // Nothing said, no validator: not stored unless cache_unlabeled.
+        assert_eq!(fresh_for(&[], 200, &[]), None);
+        let unlabeled = Settings {
+            cache_unlabeled: true,
+            ..SETTINGS
+        };
+        assert_eq!(
+            storable(&get(&[]), &response(200, &[]), now, &unlabeled).map(|l| l.fresh),
+            Some(Duration::from_secs(3600))
+        );
+        // A validator alone: stored, to be revalidated on use.
+        assert_eq!(
+            fresh_for(&[], 200, &[("ETag", "\"x\"")]),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn what_is_not_stored() {
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", "no-store, max-age=5")]),
+            None
+        );
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", "private, max-age=5")]),
+            None
+        );
+        assert_eq!(
+            fresh_for(
+                &[("Cache-Control", "no-store")],
+                200,
+                &[("Cache-Control", "max-age=5")]
+            ),
+            None
+        );
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", "max-age=5"), ("Vary", "*")]),
+            None
+        );
+        assert_eq!(
+            fresh_for(
+                &[("Authorization", "x")],
+                200,
+                &[("Cache-Control", "max-age=5")]
+            ),
+            None
+        );
+        assert!(fresh_for(
+            &[("Authorization", "x")],
+            200,
+            &[("Cache-Control", "public, max-age=5")]
+        )
+        .is_some());
+        assert!(fresh_for(
+            &[("Authorization", "x")],
+            200,
+            &[("Cache-Control", "s-maxage=5")]
+        )
+        .is_some());
+        assert_eq!(
+            fresh_for(
+                &[],
+                200,
+                &[("Cache-Control", "max-age=5"), ("Set-Cookie", "a=b")]
+            ),
+            None
+        );
+        assert!(fresh_for(
+            &[],
+            200,
+            &[
+                ("Cache-Control", "public, max-age=5"),
+                ("Set-Cookie", "a=b")
+            ]
+        )
+        .is_some());
+        // 302 only with explicit freshness; 500 likewise.
+        assert_eq!(fresh_for(&[], 302, &[("ETag", "\"x\"")]), None);
+        assert!(fresh_for(&[], 302, &[("Cache-Control", "max-age=5")]).is_some());
+        assert_eq!(fresh_for(&[], 206, &[("Cache-Control", "max-age=5")]), None);
+        let mut post = get(&[]);
+        post.method = "POST".into();
+        assert!(storable(
+            &post,
+            &response(200, &[("Cache-Control", "max-age=5")]),
+            SystemTime::now(),
+            &SETTINGS
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn stale_if_error_windows() {
+        let l = |cc: &str| {
+            storable(
+                &get(&[]),
+                &response(200, &[("Cache-Control", cc)]),
+                SystemTime::now(),
+                &SETTINGS,
+            )
+            .unwrap()
+            .stale_if_error
+        };
+        assert_eq!(l("max-age=5"), Duration::from_secs(60));
+        assert_eq!(l("max-age=5, stale-if-error=7"), Duration::from_secs(7));
+        assert_eq!(l("max-age=5, must-revalidate"), Duration::ZERO);
+        assert_eq!(l("s-maxage=5"), Duration::ZERO);
+    }
+
+    #[test]
+    fn request_directives() {
+        let cc = |v: &str| {
+            let mut h = Headers::new();
+            h.push("Cache-Control", v);
+            CacheControl::parse(&h)
+        };
+        let s = Duration::from_secs;
+        assert_eq!(usable(&cc(""), false, s(5), s(10), false), Use::Fresh);
+        assert_eq!(usable(&cc(""), false, s(15), s(10), false), Use::Validate);
+        assert_eq!(usable(&cc(""), true, s(1), s(10), false), Use::Validate);
+        assert_eq!(
+            usable(&cc("max-age=3"), false, s(5), s(10), false),
+            Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("min-fresh=6"), false, s(5), s(10), false),
+            Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("max-stale"), false, s(50), s(10), false),
+            Use::AllowedStale
+        );
+        assert_eq!(
+            usable(&cc("max-stale=5"), false, s(14), s(10), false),
+            Use::AllowedStale
+        );
+        assert_eq!(
+            usable(&cc("max-stale=5"), false, s(16), s(10), false),
+            Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("max-stale"), false, s(50), s(10), true),
+            Use::Validate
+        );
+        let mut h = Headers::new();
+        h.push("Pragma", "no-cache");
+        assert!(CacheControl::parse(&h).request_no_cache(&h));
+    }
+
+    #[test]
+    fn conditionals() {
+        let stored = response(
+            200,
+            &[
+                ("ETag", "W/\"v1\""),
+                ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ],
+        );
+        let h = |n: &str, v: &str| {
+            let mut h = Headers::new();
+            h.push(n, v);
+            h
+        };
+        assert!(not_modified(&h("If-None-Match", "\"v0\", \"v1\""), &stored));
+        assert!(!not_modified(&h("If-None-Match", "\"v2\""), &stored));
+        assert!(not_modified(&h("If-None-Match", "*"), &stored));
+        assert!(not_modified(
+            &h("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            &stored
+        ));
+        assert!(!not_modified(
+            &h("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"),
+            &stored
+        ));
+    }
+
+    #[test]
+    fn a_304_refreshes_fields() {
+        let mut stored = response(
+            200,
+            &[
+                ("ETag", "\"a\""),
+                ("Cache-Control", "max-age=1"),
+                ("X-Keep", "1"),
+            ],
+        );
+        let nm = response(
+            304,
+            &[("Cache-Control", "max-age=60"), ("Content-Length", "0")],
+        );
+        refresh_from_304(&mut stored, &nm);
+        assert_eq!(stored.headers.get_str("cache-control"), Some("max-age=60"));
+        assert_eq!(stored.headers.get_str("x-keep"), Some("1"));
+        assert!(!stored.headers.contains("content-length"));
+    }
+
+    #[test]
+    fn initial_age_uses_date_and_age() {
+        let now = SystemTime::now();
+        let r = response(200, &[("Age", "30")]);
+        assert_eq!(initial_age(&r, now, now).as_secs(), 30);
+        let date = format_http_date(now - Duration::from_secs(100));
+        let r = response(200, &[("Date", &date)]);
+        assert!(initial_age(&r, now, now).as_secs() >= 99);
+    }
+}

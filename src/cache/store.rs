@@ -1,0 +1,516 @@
+//! The cache proper: entries in the LRU behind one lock, the Vary index,
+//! expiry, and the flights that coalesce concurrent misses.
+//!
+//! The lock is held for O(1) work only (a hash lookup and a list splice, or
+//! an insert); entries are shared as `Arc`s, so serving a hit means cloning
+//! a pointer under the lock and writing the bytes after it is released.
+
+use super::lru::Lru;
+use super::persist::Record;
+use super::policy::{self, Lifetime};
+use crate::http::head::parse_response;
+use crate::http::{Headers, ResponseHead};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// One stored response.
+#[derive(Debug)]
+pub struct Entry {
+    /// What goes to disk, and what is served: `head` is the status line and
+    /// fields, each line ending in CRLF, without framing fields; `body` is
+    /// shared by every response served from it. `stored_at` is the
+    /// response's birth (arrival minus its initial age), so its Age is
+    /// simply now minus `stored_at`.
+    pub record: Record,
+    pub head: ResponseHead,
+    pub must_revalidate: bool,
+}
+
+impl Entry {
+    /// `birth` is when the response was generated as far as we can tell:
+    /// its arrival minus its initial age (RFC 9111 §4.2.3).
+    pub fn new(
+        key: String,
+        mut head: ResponseHead,
+        body: Arc<[u8]>,
+        birth: SystemTime,
+        lifetime: Lifetime,
+    ) -> Entry {
+        for hop in [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "content-length",
+            "age",
+            "x-cache",
+        ] {
+            head.headers.remove(hop);
+        }
+        head.version = crate::http::Version::Http11;
+        let mut bytes = Vec::with_capacity(256);
+        head.write_start(&mut bytes);
+        let stored_at = unix_ms(birth);
+        let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
+        let must_revalidate = policy::CacheControl::parse(&head.headers).must_revalidate;
+        Entry {
+            record: Record {
+                key: key.into_bytes(),
+                head: bytes,
+                body,
+                stored_at,
+                expires_at,
+                stale_until: expires_at.saturating_add(lifetime.stale_if_error.as_millis() as u64),
+            },
+            head,
+            must_revalidate,
+        }
+    }
+
+    /// Rebuilds an entry from a snapshot record; `None` if its head does not
+    /// parse (a record from a damaged or foreign file).
+    pub fn from_record(record: Record) -> Option<Entry> {
+        let mut text = record.head.clone();
+        text.extend_from_slice(b"\r\n");
+        let head = parse_response(&text).ok()?;
+        std::str::from_utf8(&record.key).ok()?;
+        let must_revalidate = policy::CacheControl::parse(&head.headers).must_revalidate;
+        Some(Entry {
+            record,
+            head,
+            must_revalidate,
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        std::str::from_utf8(&self.record.key).unwrap_or("")
+    }
+
+    /// The key without its Vary part.
+    pub fn primary_key(&self) -> &str {
+        primary_of(self.key())
+    }
+
+    pub fn age(&self, now: SystemTime) -> Duration {
+        Duration::from_millis(unix_ms(now).saturating_sub(self.record.stored_at))
+    }
+
+    /// How long it is fresh in all, from birth.
+    pub fn fresh_lifetime(&self) -> Duration {
+        Duration::from_millis(self.record.expires_at.saturating_sub(self.record.stored_at))
+    }
+
+    /// Whether it may still answer when the origin fails.
+    pub fn within_stale_window(&self, now: SystemTime) -> bool {
+        unix_ms(now) < self.record.stale_until
+    }
+
+    /// Bytes counted against the cache capacity.
+    pub fn weight(&self) -> u64 {
+        (self.record.key.len() + self.record.head.len() + self.record.body.len()) as u64
+    }
+}
+
+fn primary_of(key: &str) -> &str {
+    key.split('\n').next().unwrap_or(key)
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub revalidated: AtomicU64,
+    pub bypass: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+struct State {
+    lru: Lru<String, Arc<Entry>>,
+    /// For primary keys whose response varies: the request fields it
+    /// varies on, and the variant keys stored.
+    vary: HashMap<String, Variants>,
+}
+
+#[derive(Default)]
+struct Variants {
+    names: Vec<String>,
+    keys: Vec<String>,
+}
+
+impl State {
+    fn forget_variant(&mut self, key: &str) {
+        let primary = primary_of(key);
+        if primary.len() == key.len() {
+            return;
+        }
+        if let Some(v) = self.vary.get_mut(primary) {
+            v.keys.retain(|k| k != key);
+            if v.keys.is_empty() {
+                self.vary.remove(primary);
+            }
+        }
+    }
+}
+
+pub struct Cache {
+    state: Mutex<State>,
+    max_object_size: u64,
+    pub settings: policy::Settings,
+    flights: Mutex<HashMap<String, Arc<Waiter>>>,
+    /// Bumped by every change, so the timer knows when to snapshot.
+    generation: AtomicU64,
+    pub stats: Stats,
+}
+
+impl Cache {
+    pub fn new(capacity: u64, max_object_size: u64, settings: policy::Settings) -> Cache {
+        Cache {
+            state: Mutex::new(State {
+                lru: Lru::new(capacity),
+                vary: HashMap::new(),
+            }),
+            max_object_size,
+            settings,
+            flights: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Largest body stored; larger responses are only streamed.
+    pub fn max_object_size(&self) -> u64 {
+        self.max_object_size
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().lru.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.state.lock().lru.bytes()
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.state.lock().lru.capacity()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The key a request's response is (or would be) stored under.
+    pub fn variant_key(&self, primary: &str, request: &Headers) -> String {
+        let state = self.state.lock();
+        match state.vary.get(primary) {
+            Some(v) => policy::variant_key(primary, &v.names, request),
+            None => primary.to_string(),
+        }
+    }
+
+    /// The stored response for a request, promoted to most recently used.
+    pub fn lookup(&self, primary: &str, request: &Headers) -> Option<Arc<Entry>> {
+        let mut state = self.state.lock();
+        match state.vary.get(primary) {
+            Some(v) => {
+                let key = policy::variant_key(primary, &v.names, request);
+                state.lru.get(&key).cloned()
+            }
+            None => state.lru.get(&primary.to_string()).cloned(),
+        }
+    }
+
+    /// Stores an entry (replacing any with the same key), evicting the
+    /// least recently used as needed. Returns false if it was too large.
+    pub fn insert(&self, entry: Entry) -> bool {
+        self.insert_shared(Arc::new(entry))
+    }
+
+    /// `insert` for an entry the caller keeps using.
+    pub fn insert_shared(&self, entry: Arc<Entry>) -> bool {
+        if entry.record.body.len() as u64 > self.max_object_size {
+            return false;
+        }
+        let key = entry.key().to_string();
+        let primary = primary_of(&key).to_string();
+        let names = policy::vary_names(&entry.head);
+        let weight = entry.weight();
+        let mut state = self.state.lock();
+        if key != primary {
+            let v = state.vary.entry(primary).or_default();
+            v.names = names;
+            if !v.keys.contains(&key) {
+                v.keys.push(key.clone());
+            }
+        } else if state.vary.remove(&primary).is_some() {
+            // The response stopped varying: its old variants are unreachable.
+            // (They age out of the LRU; nothing serves them.)
+        }
+        let removed = state.lru.insert(key.clone(), entry, weight);
+        let mut stored = true;
+        let mut evicted = 0;
+        for (k, _) in &removed {
+            if *k == key {
+                // Our own key comes back when it replaced an older entry
+                // (first) or when it did not fit (last).
+                stored = state.lru.contains_key(&key);
+                continue;
+            }
+            evicted += 1;
+            state.forget_variant(k);
+        }
+        drop(state);
+        drop(removed); // entries freed outside the lock
+        self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
+        self.changed();
+        stored
+    }
+
+    /// Drops every variant stored for a primary key; returns how many.
+    pub fn invalidate(&self, primary: &str) -> usize {
+        let mut state = self.state.lock();
+        let mut keys = state
+            .vary
+            .remove(primary)
+            .map(|v| v.keys)
+            .unwrap_or_default();
+        keys.push(primary.to_string());
+        let removed: Vec<_> = keys.iter().filter_map(|k| state.lru.remove(k)).collect();
+        drop(state);
+        if !removed.is_empty() {
+            self.changed();
+        }
+        removed.len()
+    }
+
+    /// Drops everything; returns how many entries there were.
+    pub fn clear(&self) -> usize {
+        let mut state = self.state.lock();
+        let n = state.lru.len();
+        state.lru.clear();
+        state.vary.clear();
+        drop(state);
+        self.changed();
+        n
+    }
+
+    /// Drops entries past their stale window at `now`; returns how many.
+    pub fn expire_due(&self, now: SystemTime) -> usize {
+        let now_ms = unix_ms(now);
+        let mut state = self.state.lock();
+        let mut gone = Vec::new();
+        let n = state.lru.retain(|k, e| {
+            let keep = e.record.stale_until > now_ms;
+            if !keep {
+                gone.push(k.clone());
+            }
+            keep
+        });
+        for k in &gone {
+            state.forget_variant(k);
+        }
+        drop(state);
+        if n > 0 {
+            self.changed();
+        }
+        n
+    }
+
+    /// Every entry, most recently used first: pointer copies under the
+    /// lock, so a snapshot can be written without holding it.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.state
+            .lock()
+            .lru
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Loads snapshot records (most recent first, as `entries` gives them).
+    /// Returns how many were stored.
+    pub fn load(&self, records: Vec<Record>) -> usize {
+        let mut stored = 0;
+        // Insert the oldest first so the newest end up most recent.
+        for record in records.into_iter().rev() {
+            if let Some(entry) = Entry::from_record(record) {
+                stored += usize::from(self.insert(entry));
+            }
+        }
+        stored
+    }
+
+    /// Coalescing: the first request for `key` leads (goes to the origin);
+    /// the others follow (wait for it, then look again).
+    pub fn join_flight(self: &Arc<Self>, key: &str) -> Flight {
+        let mut flights = self.flights.lock();
+        if let Some(flight) = flights.get(key) {
+            return Flight::Follower(flight.clone());
+        }
+        let flight = Arc::new(Waiter::default());
+        flights.insert(key.to_string(), flight.clone());
+        Flight::Leader(FlightGuard {
+            cache: self.clone(),
+            key: key.to_string(),
+            flight,
+        })
+    }
+}
+
+/// A request's role for a missing key.
+pub enum Flight {
+    Leader(FlightGuard),
+    Follower(Arc<Waiter>),
+}
+
+/// Held by the leader; dropping it (done or failed) releases the followers.
+pub struct FlightGuard {
+    cache: Arc<Cache>,
+    key: String,
+    flight: Arc<Waiter>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.cache.flights.lock().remove(&self.key);
+        *self.flight.done.lock() = true;
+        self.flight.cv.notify_all();
+    }
+}
+
+#[derive(Default)]
+pub struct Waiter {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Waiter {
+    /// Waits until the leader is done, at most `timeout`.
+    pub fn wait(&self, timeout: Duration) {
+        let mut done = self.done.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        while !*done {
+            if self.cv.wait_until(&mut done, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Headers;
+
+    const SETTINGS: policy::Settings = policy::Settings {
+        ttl: Duration::from_secs(3600),
+        cache_unlabeled: false,
+        stale_if_error: Duration::from_secs(60),
+    };
+
+    fn entry(key: &str, body: &str, fresh: u64, vary: Option<&str>) -> Entry {
+        let mut head = ResponseHead::new(200);
+        head.headers
+            .push("Cache-Control", format!("max-age={fresh}"));
+        if let Some(v) = vary {
+            head.headers.push("Vary", v);
+        }
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(fresh),
+            stale_if_error: Duration::from_secs(10),
+        };
+        Entry::new(
+            key.into(),
+            head,
+            body.as_bytes().into(),
+            SystemTime::now(),
+            lifetime,
+        )
+    }
+
+    #[test]
+    fn lookup_insert_and_variants() {
+        let cache = Cache::new(1 << 20, 1 << 16, SETTINGS);
+        assert!(cache.lookup("h/a", &Headers::new()).is_none());
+        assert!(cache.insert(entry("h/a", "plain", 60, None)));
+        assert_eq!(
+            &*cache.lookup("h/a", &Headers::new()).unwrap().record.body,
+            b"plain"
+        );
+
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let key = policy::variant_key("h/v", &["accept-encoding".into()], &gzip);
+        assert!(cache.insert(entry(&key, "zipped", 60, Some("Accept-Encoding"))));
+        assert_eq!(cache.variant_key("h/v", &gzip), key);
+        assert!(cache.lookup("h/v", &gzip).is_some());
+        assert!(cache.lookup("h/v", &Headers::new()).is_none());
+        assert_eq!(cache.invalidate("h/v"), 1);
+        assert!(cache.lookup("h/v", &gzip).is_none());
+    }
+
+    #[test]
+    fn expiry_is_a_function_of_time() {
+        let cache = Cache::new(1 << 20, 1 << 16, SETTINGS);
+        cache.insert(entry("h/a", "x", 5, None));
+        cache.insert(entry("h/b", "y", 100, None));
+        let now = SystemTime::now();
+        assert_eq!(cache.expire_due(now), 0);
+        // Past 5 s of freshness and 10 s of stale window.
+        assert_eq!(cache.expire_due(now + Duration::from_secs(16)), 1);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn eviction_counts_and_oversize() {
+        let cache = Cache::new(600, 300, SETTINGS);
+        let big = "z".repeat(301);
+        assert!(!cache.insert(entry("h/big", &big, 60, None)));
+        for i in 0..10 {
+            cache.insert(entry(&format!("h/{i}"), &"b".repeat(100), 60, None));
+        }
+        assert!(cache.bytes() <= 600);
+        assert!(cache.stats.evictions.load(Ordering::Relaxed) > 0);
+        assert!(cache.lookup("h/9", &Headers::new()).is_some());
+        assert!(cache.lookup("h/0", &Headers::new()).is_none());
+    }
+
+    #[test]
+    fn records_round_trip_through_entries() {
+        let e = entry("h/a", "body", 60, Some("Accept"));
+        let back = Entry::from_record(e.record.clone()).unwrap();
+        assert_eq!(back.head, e.head);
+        assert_eq!(back.key(), "h/a");
+    }
+
+    #[test]
+    fn flights_release_followers() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16, SETTINGS));
+        let Flight::Leader(guard) = cache.join_flight("k") else {
+            panic!("first is the leader")
+        };
+        let Flight::Follower(waiter) = cache.join_flight("k") else {
+            panic!("second follows")
+        };
+        let t = std::thread::spawn(move || waiter.wait(Duration::from_secs(30)));
+        drop(guard);
+        t.join().unwrap();
+        assert!(matches!(cache.join_flight("k"), Flight::Leader(_)));
+    }
+}

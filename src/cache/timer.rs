@@ -1,0 +1,139 @@
+//! The timer thread: every `unit_time`, drop entries past their stale
+//! window and, if the cache changed, write a snapshot. Also the start-up
+//! load and the final snapshot at shutdown.
+
+use super::persist::{self, LoadLimits, PersistError, SnapshotStats};
+use super::store::{unix_ms, Cache};
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Writes the cache to `path` (temporary file, fsync, rename). Only
+/// pointer copies happen under the cache lock.
+pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistError> {
+    let entries = cache.entries();
+    persist::write_snapshot(path, entries.iter().map(|e| &e.record))
+}
+
+/// Fills the cache from a snapshot file. Never fails the start: damage or
+/// an unknown version is logged and the cache starts with what was valid.
+pub fn load(cache: &Cache, path: &Path) -> usize {
+    let limits = LoadLimits {
+        max_record_bytes: cache.max_object_size().saturating_add(1 << 20),
+        // A snapshot from a larger cache only fills ours: its most recent
+        // entries come first.
+        max_total_bytes: cache.capacity(),
+    };
+    let started = Instant::now();
+    match persist::load_snapshot(path, unix_ms(SystemTime::now()), &limits) {
+        Ok(loaded) => {
+            if let Some(damage) = &loaded.damage {
+                log::warn!(
+                    "cache snapshot {}: {damage}; keeping the {} records before it",
+                    path.display(),
+                    loaded.records.len()
+                );
+            }
+            let total = loaded.records.len();
+            let stored = cache.load(loaded.records);
+            if total > 0 || loaded.skipped_expired > 0 {
+                log::info!(
+                    "cache snapshot {}: loaded {stored} of {total} records in {:?} ({} expired skipped)",
+                    path.display(),
+                    started.elapsed(),
+                    loaded.skipped_expired
+                );
+            }
+            stored
+        }
+        Err(e) => {
+            log::warn!(
+                "cache snapshot {}: {e}; starting with an empty cache",
+                path.display()
+            );
+            0
+        }
+    }
+}
+
+pub struct Timer {
+    stop: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Timer {
+    pub fn start(
+        cache: Arc<Cache>,
+        interval: Duration,
+        path: Option<PathBuf>,
+    ) -> std::io::Result<Timer> {
+        let (stop, stopped) = bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("cache-timer".into())
+            .spawn(move || {
+                let mut written = cache.generation();
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    let expired = cache.expire_due(SystemTime::now());
+                    if expired > 0 {
+                        log::debug!("cache: {expired} entries expired");
+                    }
+                    if let Some(path) = &path {
+                        written = write_if_changed(&cache, path, written);
+                    }
+                }
+                if let Some(path) = &path {
+                    write_if_changed(&cache, path, written);
+                }
+            })?;
+        Ok(Timer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread after a last snapshot.
+    pub fn finish(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.stop.try_send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Writes a snapshot unless nothing changed since generation `written`;
+/// returns the generation now on disk.
+fn write_if_changed(cache: &Cache, path: &Path, written: u64) -> u64 {
+    let now = cache.generation();
+    if now == written {
+        return written;
+    }
+    let started = Instant::now();
+    match snapshot(cache, path) {
+        Ok(stats) => {
+            log::debug!(
+                "cache snapshot {}: {} records, {} bytes, {:?}",
+                path.display(),
+                stats.records,
+                stats.bytes,
+                started.elapsed()
+            );
+            now
+        }
+        Err(e) => {
+            log::warn!("cache snapshot {}: {e}", path.display());
+            written
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! GET and HEAD through the cache: answer from a stored response when the
+//! rules allow, coalesce concurrent misses, revalidate stale entries, fall
+//! back to a stale entry when the origin fails, and store what may be
+//! stored while relaying it.
+
+use super::origin::{self, push_connection_header, Relay, RequestBody, Send, Tee};
+use super::{write_all_vectored, Client, Outcome, Refusal, Shared};
+use crate::cache::policy::{self, CacheControl, Use};
+use crate::cache::store::Flight;
+use crate::cache::{Cache, Entry};
+use crate::http::RequestHead;
+use std::io::{IoSlice, Write as _};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long a request waits for another request already fetching the same
+/// key (nginx's `proxy_cache_lock_timeout` is also 5 s); then it goes to
+/// the origin itself.
+const COALESCE_WAIT: Duration = Duration::from_secs(5);
+
+/// Fields a 304 made from a stored response carries (RFC 9110 §15.4.5).
+const NOT_MODIFIED_FIELDS: &[&str] = &[
+    "cache-control",
+    "content-location",
+    "date",
+    "etag",
+    "expires",
+    "last-modified",
+    "vary",
+];
+
+/// Whether the cache has a say in this request: GET or HEAD, no body, no
+/// Range (partial content is passed through, never stored).
+pub(super) fn eligible(head: &RequestHead, body: &RequestBody) -> bool {
+    matches!(head.method.as_str(), "GET" | "HEAD")
+        && !head.headers.contains("range")
+        && matches!(body, RequestBody::Buffered(b) if b.is_empty())
+}
+
+pub(super) fn serve(
+    client: &mut Client,
+    request: RequestHead,
+    cache: &Arc<Cache>,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
+    let keep_alive = request.wants_keep_alive();
+    let req_cc = CacheControl::parse(&request.headers);
+    let no_cache = req_cc.request_no_cache(&request.headers);
+    let primary = policy::primary_key(&request);
+
+    let mut _flight = None;
+    let mut stored: Option<Arc<Entry>> = None;
+    let mut waited = false;
+    loop {
+        if let Some(entry) = cache.lookup(&primary, &request.headers) {
+            let age = entry.age(SystemTime::now());
+            match policy::usable(
+                &req_cc,
+                no_cache,
+                age,
+                entry.fresh_lifetime(),
+                entry.must_revalidate,
+            ) {
+                Use::Fresh => {
+                    return serve_entry(
+                        client,
+                        &entry,
+                        Status::Hit,
+                        &request,
+                        keep_alive,
+                        cache,
+                        None,
+                    )
+                }
+                Use::AllowedStale => {
+                    return serve_entry(
+                        client,
+                        &entry,
+                        Status::Stale,
+                        &request,
+                        keep_alive,
+                        cache,
+                        None,
+                    )
+                }
+                Use::Validate => {
+                    stored = Some(entry);
+                    break;
+                }
+            }
+        }
+        if req_cc.only_if_cached {
+            // RFC 9111 §5.2.1.7: nothing usable is stored.
+            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::new(504, keep_alive));
+        }
+        if waited || no_cache {
+            break;
+        }
+        match cache.join_flight(&cache.variant_key(&primary, &request.headers)) {
+            Flight::Leader(guard) => {
+                _flight = Some(guard);
+                break;
+            }
+            Flight::Follower(waiter) => {
+                waiter.wait(COALESCE_WAIT);
+                waited = true;
+            }
+        }
+    }
+
+    // To the origin: conditionally when a stored copy can be revalidated.
+    let validators = stored
+        .as_ref()
+        .map(|e| policy::validators(&e.head))
+        .unwrap_or_default();
+    let revalidating = !validators.is_empty();
+    let mut upstream_head = request.clone();
+    if revalidating {
+        upstream_head.headers.remove("if-none-match");
+        upstream_head.headers.remove("if-modified-since");
+    }
+    let body = RequestBody::Buffered(Vec::new());
+    let send = Send {
+        body: &body,
+        expect_continue: false,
+        keep_alive,
+        extra: &validators,
+    };
+    let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
+        Ok(fetched) => fetched,
+        Err(refusal) => {
+            return match stale_fallback(&stored, refusal.status.is_some()) {
+                Some(entry) => serve_entry(
+                    client,
+                    entry,
+                    Status::Stale,
+                    &request,
+                    keep_alive,
+                    cache,
+                    refusal.upstream,
+                ),
+                None => Err(refusal),
+            }
+        }
+    };
+    let response_time = SystemTime::now();
+    let upstream = Some(fetched.target.name.clone());
+    if fetched.response.status >= 500 {
+        if let Some(entry) = stale_fallback(&stored, true) {
+            drop(fetched); // closes the connection; its body is not wanted
+            return serve_entry(
+                client,
+                entry,
+                Status::Stale,
+                &request,
+                keep_alive,
+                cache,
+                upstream,
+            );
+        }
+    }
+    if let (Some(entry), 304) = (&stored, fetched.response.status) {
+        if revalidating {
+            let mut head = entry.head.clone();
+            policy::refresh_from_304(&mut head, &fetched.response);
+            let initial_age =
+                policy::initial_age(&fetched.response, fetched.request_time, response_time);
+            origin::finish_bodiless(fetched, shared);
+            let refreshed = match policy::storable(
+                &request_as_get(&request),
+                &head,
+                response_time,
+                &cache.settings,
+            ) {
+                Some(lifetime) => {
+                    let e = Entry::new(
+                        entry.key().to_string(),
+                        head,
+                        entry.record.body.clone(),
+                        response_time - initial_age,
+                        lifetime,
+                    );
+                    let e = Arc::new(e);
+                    cache.insert_shared(e.clone());
+                    e
+                }
+                None => {
+                    cache.invalidate(&primary);
+                    entry.clone()
+                }
+            };
+            return serve_entry(
+                client,
+                &refreshed,
+                Status::Revalidated,
+                &request,
+                keep_alive,
+                cache,
+                upstream,
+            );
+        }
+    }
+
+    // A full response: relay it, and store it on the way if allowed.
+    let lifetime = if request.is_head() {
+        None
+    } else {
+        policy::storable(&request, &fetched.response, response_time, &cache.settings)
+    };
+    let too_big = crate::http::body::content_length(&fetched.response.headers)
+        .ok()
+        .flatten()
+        .is_some_and(|n| n > cache.max_object_size());
+    let mut tee = lifetime
+        .filter(|_| !too_big)
+        .map(|_| Tee::new(cache.max_object_size()));
+    let to_store = tee.as_ref().map(|_| {
+        let vary = policy::vary_names(&fetched.response);
+        let key = if vary.is_empty() {
+            primary.clone()
+        } else {
+            policy::variant_key(&primary, &vary, &request.headers)
+        };
+        let initial_age =
+            policy::initial_age(&fetched.response, fetched.request_time, response_time);
+        (key, fetched.response.clone(), response_time - initial_age)
+    });
+    let how = Relay {
+        request_is_head: request.is_head(),
+        version: request.version,
+        keep_alive,
+        extra: b"X-Cache: MISS\r\n",
+    };
+    let mut outcome = origin::relay(client, fetched, &how, tee.as_mut(), shared)?;
+    cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+    outcome.cache = Some(Status::Miss.name());
+    if let (Some(tee), Some((key, head, birth)), Some(lifetime)) = (tee, to_store, lifetime) {
+        if tee.complete {
+            cache.insert(Entry::new(key, head, tee.body.into(), birth, lifetime));
+        }
+    }
+    Ok(outcome)
+}
+
+/// A HEAD request's view as the GET it is answered from.
+fn request_as_get(request: &RequestHead) -> RequestHead {
+    let mut get = request.clone();
+    get.method = "GET".into();
+    get
+}
+
+/// The stored entry to serve when the origin failed, if its stale window
+/// allows (`origin_failed` is false when it was the client that failed).
+fn stale_fallback(stored: &Option<Arc<Entry>>, origin_failed: bool) -> Option<&Arc<Entry>> {
+    stored
+        .as_ref()
+        .filter(|e| origin_failed && e.within_stale_window(SystemTime::now()))
+}
+
+#[derive(Clone, Copy)]
+enum Status {
+    Hit,
+    Stale,
+    Revalidated,
+    Miss,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Hit => "HIT",
+            Status::Stale => "STALE",
+            Status::Revalidated => "REVALIDATED",
+            Status::Miss => "MISS",
+        }
+    }
+}
+
+/// Answers from a stored response: its head, then Age, X-Cache and
+/// framing, then the shared body, in one `writev`. A client's own
+/// conditional request that the entry satisfies gets a 304.
+fn serve_entry(
+    client: &mut Client,
+    entry: &Entry,
+    status: Status,
+    request: &RequestHead,
+    keep_alive: bool,
+    cache: &Cache,
+    upstream: Option<Arc<str>>,
+) -> Result<Outcome, Refusal> {
+    let counter = match status {
+        Status::Hit => &cache.stats.hits,
+        Status::Stale => &cache.stats.stale,
+        Status::Revalidated => &cache.stats.revalidated,
+        Status::Miss => &cache.stats.misses,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let age = entry.age(SystemTime::now()).as_secs();
+    let mut tail = Vec::with_capacity(128);
+    let (head, body, code): (std::borrow::Cow<'_, [u8]>, &[u8], u16) =
+        if policy::not_modified(&request.headers, &entry.head) {
+            let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
+            for (name, value) in entry.head.headers.iter() {
+                if NOT_MODIFIED_FIELDS
+                    .iter()
+                    .any(|f| name.eq_ignore_ascii_case(f))
+                {
+                    head.extend_from_slice(name.as_bytes());
+                    head.extend_from_slice(b": ");
+                    head.extend_from_slice(value);
+                    head.extend_from_slice(b"\r\n");
+                }
+            }
+            (head.into(), b"", 304)
+        } else {
+            let body: &[u8] = if request.is_head() {
+                b""
+            } else {
+                &entry.record.body
+            };
+            let _ = write!(tail, "Content-Length: {}\r\n", entry.record.body.len());
+            ((&entry.record.head[..]).into(), body, entry.head.status)
+        };
+    let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
+    push_connection_header(&mut tail, keep_alive, request.version);
+    tail.extend_from_slice(b"\r\n");
+    write_all_vectored(
+        client.conn.get_mut(),
+        &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],
+    )
+    .map_err(|_| Refusal::silent())?;
+    Ok(Outcome {
+        status: code,
+        bytes: body.len() as u64,
+        upstream,
+        keep_alive,
+        cache: Some(status.name()),
+    })
+}

@@ -1,0 +1,444 @@
+//! One client connection, start to end: read a request, forward it to a
+//! backend, relay the response, log it, and go round again while the
+//! connection stays alive. This module holds the proxy's policy; the byte
+//! level lives in `http`, backends in `upstream`.
+
+mod cached;
+mod origin;
+
+use crate::access_log::{LogSender, Record};
+use crate::cache::{policy, Cache};
+use crate::config::Config;
+use crate::http::conn::is_timeout;
+use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
+use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
+use crate::upstream::Upstreams;
+use origin::{Relay, RequestBody, Send};
+use std::io::{self, IoSlice, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Initial size of a client connection's read buffer (it grows up to the
+/// head limit for a large head, and is freed while the connection idles).
+const CLIENT_BUFFER: usize = 16 * 1024;
+/// Largest request head accepted (431 past it); nginx's default allows
+/// 4 x 8 KiB, HAProxy's 16 KiB buffers hold about as much.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// Request bodies up to this size are read whole before they are sent:
+/// such a request can be retried on a fresh connection, and head and body
+/// leave in one write.
+const REPLAYABLE_BODY: u64 = 64 * 1024;
+/// Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at
+/// least one; unbounded would let a client idle forever on CRLFs).
+const MAX_LEADING_EMPTY_LINES: usize = 4;
+/// This hop's entry in `Via`.
+const VIA: &str = "1.1 inverso";
+
+/// What every connection thread shares.
+pub struct Shared {
+    pub config: Config,
+    pub upstreams: Upstreams,
+    pub log: LogSender,
+    pub cache: Option<Arc<Cache>>,
+    pub shutting_down: AtomicBool,
+}
+
+/// Serves one client connection until it closes, times out, or the server
+/// shuts down. `idle` is raised while the connection waits for a request,
+/// so shutdown can close exactly the connections that are not mid-request.
+pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &AtomicBool) {
+    let timeout = shared.config.connection_timeout;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let mut client = Client {
+        conn: BufConn::new(stream, CLIENT_BUFFER),
+        peer: peer.ip(),
+        timeout,
+    };
+    loop {
+        idle.store(true, Ordering::SeqCst);
+        if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
+            break;
+        }
+        let head = client.read_head();
+        idle.store(false, Ordering::SeqCst);
+        let time = SystemTime::now();
+        let started = Instant::now();
+        let (outcome, line) = match head {
+            HeadRead::Ready(len) => exchange(&mut client, len, shared),
+            HeadRead::Closed => break,
+            HeadRead::Refused(status, request_line) => {
+                let bytes = client.send_error(status, true);
+                (Outcome::closing(status, bytes), LogLine::raw(request_line))
+            }
+        };
+        shared.log.log(Record {
+            time,
+            client: client.peer,
+            request_line: line.request_line,
+            status: outcome.status,
+            bytes: outcome.bytes,
+            referer: line.referer,
+            user_agent: line.user_agent,
+            upstream: outcome.upstream,
+            cache: outcome.cache,
+            duration: started.elapsed(),
+        });
+        if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+        client.conn.release_if_empty();
+    }
+}
+
+struct Client {
+    conn: BufConn<TcpStream>,
+    peer: IpAddr,
+    timeout: Duration,
+}
+
+enum HeadRead {
+    /// A complete head of this many bytes is buffered.
+    Ready(usize),
+    /// The client went away, or idled out, between requests.
+    Closed,
+    /// Answer with this status and close; the text is what could be read
+    /// of the request line, for the log.
+    Refused(u16, String),
+}
+
+impl Client {
+    /// Waits for the next request head. The first byte may take up to the
+    /// idle timeout; from then on the whole head must arrive within one
+    /// more timeout, however slowly it trickles (slowloris).
+    fn read_head(&mut self) -> HeadRead {
+        let mut scanned = 0;
+        let mut deadline: Option<Instant> = None;
+        let mut empty_lines = 0;
+        let result = loop {
+            while self.conn.buffered().starts_with(b"\r\n") {
+                self.conn.consume(2);
+                empty_lines += 1;
+                scanned = 0;
+            }
+            if empty_lines > MAX_LEADING_EMPTY_LINES {
+                break HeadRead::Refused(400, String::new());
+            }
+            let buffered = self.conn.buffered();
+            if !buffered.is_empty() {
+                match find_head_end(buffered, &mut scanned) {
+                    Ok(Some(len)) => break HeadRead::Ready(len),
+                    Ok(None) if buffered.len() > MAX_REQUEST_HEAD => {
+                        break HeadRead::Refused(431, first_line(buffered));
+                    }
+                    Ok(None) => {}
+                    Err(e) => break HeadRead::Refused(e.status(), first_line(buffered)),
+                }
+                let now = Instant::now();
+                let deadline = *deadline.get_or_insert(now + self.timeout);
+                let Some(left) = deadline
+                    .checked_duration_since(now)
+                    .filter(|d| !d.is_zero())
+                else {
+                    break HeadRead::Refused(408, first_line(self.conn.buffered()));
+                };
+                let _ = self.conn.get_ref().set_read_timeout(Some(left));
+            }
+            match self.conn.fill() {
+                Ok(0) => break HeadRead::Closed,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) && !self.conn.buffered().is_empty() => {
+                    break HeadRead::Refused(408, first_line(self.conn.buffered()));
+                }
+                Err(_) => break HeadRead::Closed,
+            }
+        };
+        if deadline.is_some() {
+            let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
+        }
+        result
+    }
+
+    /// Sends a short plain-text error response; returns the body size.
+    fn send_error(&mut self, status: u16, close: bool) -> u64 {
+        let response = error_response(status, close);
+        let _ = self.conn.get_mut().write_all(&response.bytes);
+        response.body_len
+    }
+}
+
+/// What happened to one request, for the log and the connection loop.
+struct Outcome {
+    status: u16,
+    bytes: u64,
+    upstream: Option<Arc<str>>,
+    keep_alive: bool,
+    /// The X-Cache status, when the cache is on.
+    cache: Option<&'static str>,
+}
+
+impl Outcome {
+    fn closing(status: u16, bytes: u64) -> Self {
+        Outcome {
+            status,
+            bytes,
+            upstream: None,
+            keep_alive: false,
+            cache: None,
+        }
+    }
+}
+
+/// The request fields the access log shows.
+struct LogLine {
+    request_line: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl LogLine {
+    fn raw(request_line: String) -> Self {
+        LogLine {
+            request_line,
+            referer: None,
+            user_agent: None,
+        }
+    }
+
+    fn of(head: &RequestHead) -> Self {
+        LogLine {
+            request_line: format!("{} {} {}", head.method, head.target, head.version),
+            referer: head.headers.get_str("referer").map(str::to_string),
+            user_agent: head.headers.get_str("user-agent").map(str::to_string),
+        }
+    }
+}
+
+/// The request line of a head that could not be parsed, for the log.
+fn first_line(buf: &[u8]) -> String {
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len())
+        .min(256);
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// One request/response exchange, from a complete head in the client's
+/// buffer to the last byte of the response.
+fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, LogLine) {
+    let parsed = parse_request(
+        &client.conn.buffered()[..head_len],
+        &RequestLimits::default(),
+    )
+    .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
+    let (head, body_kind) = match parsed {
+        Ok(ok) => ok,
+        Err(e) => {
+            let line = LogLine::raw(first_line(client.conn.buffered()));
+            let bytes = client.send_error(e.status(), true);
+            return (Outcome::closing(e.status(), bytes), line);
+        }
+    };
+    client.conn.consume(head_len);
+    let line = LogLine::of(&head);
+    let outcome = match forward(client, head, body_kind, shared) {
+        Ok(outcome) => outcome,
+        Err(refusal) => {
+            let bytes = match refusal.status {
+                Some(status) => client.send_error(status, !refusal.keep_alive),
+                None => 0,
+            };
+            Outcome {
+                status: refusal.status.unwrap_or(499),
+                bytes,
+                upstream: refusal.upstream,
+                keep_alive: refusal.keep_alive && refusal.status.is_some(),
+                cache: None,
+            }
+        }
+    };
+    (outcome, line)
+}
+
+/// An exchange that ended without relaying a response: the status the
+/// proxy answers with itself (`None`: the client is gone, say nothing).
+struct Refusal {
+    status: Option<u16>,
+    upstream: Option<Arc<str>>,
+    keep_alive: bool,
+}
+
+impl Refusal {
+    fn new(status: u16, keep_alive: bool) -> Self {
+        Refusal {
+            status: Some(status),
+            upstream: None,
+            keep_alive,
+        }
+    }
+
+    /// The client is gone: nothing to answer.
+    fn silent() -> Self {
+        Refusal {
+            status: None,
+            upstream: None,
+            keep_alive: false,
+        }
+    }
+}
+
+fn forward(
+    client: &mut Client,
+    mut head: RequestHead,
+    body_kind: BodyKind,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
+    let keep_alive = head.wants_keep_alive();
+    let mut expect_continue = false;
+    if let Some(expect) = head.headers.get_str("expect") {
+        // RFC 9110 §10.1.1: 100-continue is the only expectation defined;
+        // a server that receives another may answer 417.
+        if !expect.eq_ignore_ascii_case("100-continue") {
+            return Err(Refusal::new(417, false));
+        }
+        expect_continue = body_kind != BodyKind::Empty;
+    }
+    let body = match body_kind {
+        BodyKind::Length(n) if n <= REPLAYABLE_BODY => {
+            if expect_continue {
+                client.send_continue()?;
+                expect_continue = false;
+            }
+            RequestBody::Buffered(client.read_body(body_kind)?)
+        }
+        BodyKind::Empty => RequestBody::Buffered(Vec::new()),
+        kind => RequestBody::Streamed(kind),
+    };
+    if let Some(cache) = &shared.cache {
+        if cached::eligible(&head, &body) {
+            return cached::serve(client, head, cache, shared);
+        }
+    }
+    // Unsafe methods that succeed invalidate what is stored for their URI
+    // (RFC 9111 §4.4).
+    let invalidates = shared
+        .cache
+        .as_ref()
+        .filter(|_| policy::is_unsafe(&head.method))
+        .map(|_| policy::primary_key(&head));
+    let send = Send {
+        body: &body,
+        expect_continue,
+        keep_alive,
+        extra: &[],
+    };
+    let is_head = head.is_head();
+    let version = head.version;
+    let fetched = origin::fetch(client, &mut head, &send, shared)?;
+    let x_cache: &[u8] = if shared.cache.is_some() {
+        b"X-Cache: BYPASS\r\n"
+    } else {
+        b""
+    };
+    let how = Relay {
+        request_is_head: is_head,
+        version,
+        keep_alive,
+        extra: x_cache,
+    };
+    let mut outcome = origin::relay(client, fetched, &how, None, shared)?;
+    if let Some(cache) = &shared.cache {
+        cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
+        outcome.cache = Some("BYPASS");
+        if let Some(primary) = invalidates.filter(|_| (200..400).contains(&outcome.status)) {
+            cache.invalidate(&primary);
+        }
+    }
+    Ok(outcome)
+}
+
+impl Client {
+    fn send_continue(&mut self) -> Result<(), Refusal> {
+        self.conn
+            .get_mut()
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|_| Refusal::silent())
+    }
+
+    /// Reads a whole (small) request body.
+    fn read_body(&mut self, kind: BodyKind) -> Result<Vec<u8>, Refusal> {
+        let mut reader = BodyReader::new(kind);
+        let mut body = Vec::new();
+        loop {
+            match reader.next(&mut self.conn) {
+                Ok(Some(piece)) => body.extend_from_slice(piece),
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(Refusal {
+                        status: client_body_status(&e),
+                        upstream: None,
+                        keep_alive: false,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// What to tell a client whose request body could not be read.
+fn client_body_status(e: &BodyError) -> Option<u16> {
+    match e {
+        BodyError::BadChunk(_) => Some(400),
+        BodyError::Io(e) if is_timeout(e) => Some(408),
+        _ => None,
+    }
+}
+
+/// `write_all` for several buffers at once (`Write::write_all_vectored` is
+/// not stable yet): one `writev` in the common case.
+pub fn write_all_vectored(out: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A response the proxy makes itself.
+pub struct ErrorResponse {
+    pub bytes: Vec<u8>,
+    pub body_len: u64,
+}
+
+/// A short plain-text response for `status`, e.g. `502 Bad Gateway`.
+pub fn error_response(status: u16, close: bool) -> ErrorResponse {
+    let body = format!("{status} {}\n", reason_phrase(status));
+    let mut head = ResponseHead::new(status);
+    head.headers.push(
+        "Date",
+        crate::http::date::format_http_date(SystemTime::now()),
+    );
+    head.headers
+        .push("Content-Type", "text/plain; charset=utf-8");
+    head.headers.push("Content-Length", body.len().to_string());
+    if close {
+        head.headers.push("Connection", "close");
+    }
+    let mut bytes = Vec::with_capacity(160);
+    head.write_start(&mut bytes);
+    bytes.extend_from_slice(b"\r\n");
+    bytes.extend_from_slice(body.as_bytes());
+    ErrorResponse {
+        bytes,
+        body_len: body.len() as u64,
+    }
+}

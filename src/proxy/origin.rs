@@ -1,0 +1,583 @@
+//! The backend side of an exchange: build the forwarded request, send it
+//! (retrying once on a fresh connection when a pooled one turns out dead),
+//! read the response head, and relay the response to the client.
+
+use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Shared, VIA};
+use crate::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
+use crate::http::conn::is_timeout;
+use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
+use crate::http::head::{find_head_end, parse_response};
+use crate::http::{
+    BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
+};
+use crate::upstream::{Upstream, UpstreamConn};
+use std::io::{self, IoSlice, Write};
+use std::net::{IpAddr, TcpStream};
+use std::time::SystemTime;
+
+/// Largest response head accepted from a backend (502 past it).
+const MAX_RESPONSE_HEAD: usize = 32 * 1024;
+/// Response bodies up to this size are gathered whole before the head is
+/// written, so head and body leave in one `writev`.
+const GATHERED_BODY: u64 = 64 * 1024;
+
+/// How the request body travels to the backend.
+pub(super) enum RequestBody {
+    /// Read whole from the client already (replayable).
+    Buffered(Vec<u8>),
+    /// Copied from the client while it is sent; cannot be replayed.
+    Streamed(BodyKind),
+}
+
+impl RequestBody {
+    pub(super) fn is_buffered(&self) -> bool {
+        matches!(self, RequestBody::Buffered(_))
+    }
+}
+
+/// A response head received, its body still on the connection.
+pub(super) struct Fetched<'s> {
+    pub target: &'s Upstream,
+    pub up: UpstreamConn,
+    pub response: ResponseHead,
+    head_len: usize,
+    /// When the request was sent (for the response's age).
+    pub request_time: SystemTime,
+}
+
+/// What to do with the request before it leaves.
+pub(super) struct Send<'a> {
+    pub body: &'a RequestBody,
+    pub expect_continue: bool,
+    /// Whether the client connection may stay open if this fails.
+    pub keep_alive: bool,
+    /// Extra request fields (cache validators).
+    pub extra: &'a [(&'static str, Vec<u8>)],
+}
+
+/// Sends `head` (rewritten for the backend in place) to the next backend
+/// and reads its final response head.
+pub(super) fn fetch<'s>(
+    client: &mut Client,
+    head: &mut RequestHead,
+    send: &Send<'_>,
+    shared: &'s Shared,
+) -> Result<Fetched<'s>, Refusal> {
+    let upstreams = &shared.upstreams;
+    let target = upstreams.pick();
+    let request = upstream_request(head, send, client.peer, target);
+    let failed = |status: u16, keep_alive: bool| Refusal {
+        status: Some(status),
+        upstream: Some(target.name.clone()),
+        keep_alive,
+    };
+    // A pooled connection the backend closed while it idled fails before
+    // any response byte: that one failure is retried on a new connection,
+    // when the request can be sent again.
+    let mut fresh = false;
+    loop {
+        let request_time = SystemTime::now();
+        let mut up = match upstreams.checkout(target, fresh) {
+            Ok(up) => up,
+            Err(e) => {
+                log::warn!("target {}: cannot connect: {e}", target.name);
+                let status = if is_timeout(&e) { 504 } else { 502 };
+                return Err(failed(status, send.keep_alive && send.body.is_buffered()));
+            }
+        };
+        match send_request(&mut up, &request, send, client) {
+            Ok((response, head_len)) => {
+                return Ok(Fetched {
+                    target,
+                    up,
+                    response,
+                    head_len,
+                    request_time,
+                })
+            }
+            Err(Failure::Client(status)) => {
+                return Err(Refusal {
+                    status,
+                    upstream: Some(target.name.clone()),
+                    keep_alive: false,
+                })
+            }
+            Err(f) if up.reused && !fresh && f.before_response() && send.body.is_buffered() => {
+                fresh = true
+            }
+            Err(f) => {
+                log::warn!("target {}: {}", target.name, f.describe());
+                return Err(failed(
+                    f.status(),
+                    send.keep_alive && send.body.is_buffered(),
+                ));
+            }
+        }
+    }
+}
+
+/// Builds the head sent to the backend: origin-form request line,
+/// end-to-end fields, forwarding fields, and our own framing.
+fn upstream_request(
+    head: &mut RequestHead,
+    send: &Send<'_>,
+    client_ip: IpAddr,
+    target: &Upstream,
+) -> Vec<u8> {
+    let path = head.path_and_query().into_owned();
+    // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
+    // replaces any Host field.
+    let host = head.authority().map(str::to_string);
+    let had_length = head.headers.contains("content-length");
+    strip_hop_by_hop(&mut head.headers, false);
+    head.headers.remove("expect");
+    match &host {
+        Some(h) => head.headers.set("Host", h.as_str()),
+        None => head.headers.set("Host", &*target.name),
+    }
+    add_forwarded(
+        &mut head.headers,
+        &Forwarded {
+            client_ip,
+            proto: "http",
+            host: host.as_deref(),
+            via: VIA,
+        },
+    );
+    for (name, value) in send.extra {
+        head.headers.set(name, value.clone());
+    }
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    head.headers.write_to(&mut out);
+    match send.body {
+        RequestBody::Buffered(b) if !b.is_empty() || had_length => {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+        }
+        RequestBody::Buffered(_) => {}
+        RequestBody::Streamed(BodyKind::Length(n)) => {
+            out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+        }
+        RequestBody::Streamed(_) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Why an exchange with a backend failed.
+enum Failure {
+    /// The backend did not answer in time.
+    Timeout,
+    /// The connection ended before a single response byte.
+    Closed,
+    Io(io::Error),
+    Malformed(String),
+    /// The client's side failed; answer with this, if anything.
+    Client(Option<u16>),
+}
+
+impl Failure {
+    fn status(&self) -> u16 {
+        match self {
+            Failure::Timeout => 504,
+            _ => 502,
+        }
+    }
+
+    /// Failures that leave no doubt the backend never sent a response.
+    fn before_response(&self) -> bool {
+        matches!(self, Failure::Closed | Failure::Io(_))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Failure::Timeout => "timed out".into(),
+            Failure::Closed => "closed the connection without a response".into(),
+            Failure::Io(e) => format!("I/O error: {e}"),
+            Failure::Malformed(m) => format!("malformed response: {m}"),
+            Failure::Client(_) => "the client failed".into(),
+        }
+    }
+
+    fn io(e: io::Error) -> Self {
+        if is_timeout(&e) {
+            Failure::Timeout
+        } else {
+            Failure::Io(e)
+        }
+    }
+}
+
+impl From<HeadError> for Failure {
+    fn from(e: HeadError) -> Self {
+        Failure::Malformed(e.to_string())
+    }
+}
+
+/// Sends the request and reads the final response head (skipping 1xx).
+fn send_request(
+    up: &mut UpstreamConn,
+    request: &[u8],
+    send: &Send<'_>,
+    client: &mut Client,
+) -> Result<(ResponseHead, usize), Failure> {
+    let stream = up.conn.get_mut();
+    match send.body {
+        RequestBody::Buffered(bytes) => {
+            write_all_vectored(stream, &mut [IoSlice::new(request), IoSlice::new(bytes)])
+                .map_err(Failure::io)?
+        }
+        RequestBody::Streamed(kind) => {
+            stream.write_all(request).map_err(Failure::io)?;
+            if send.expect_continue {
+                client.send_continue().map_err(|_| Failure::Client(None))?;
+            }
+            stream_request_body(*kind, &mut client.conn, stream)?;
+        }
+    }
+    loop {
+        let len = read_response_head(&mut up.conn)?;
+        let response = parse_response(&up.conn.buffered()[..len])?;
+        // Interim responses (100 Continue and friends) are ours to absorb:
+        // we answered the client's Expect ourselves.
+        if response.status < 200 {
+            up.conn.consume(len);
+            continue;
+        }
+        return Ok((response, len));
+    }
+}
+
+/// Copies a request body from the client to the backend, re-framed: the
+/// backend sees exactly the framing we announced, whatever the client sent.
+fn stream_request_body(
+    kind: BodyKind,
+    from: &mut BufConn<TcpStream>,
+    to: &mut TcpStream,
+) -> Result<(), Failure> {
+    let chunked = kind == BodyKind::Chunked;
+    let mut reader = BodyReader::new(kind);
+    let mut size_line = Vec::with_capacity(16);
+    loop {
+        let piece = match reader.next(from) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(e) => return Err(Failure::Client(client_body_status(&e))),
+        };
+        if chunked {
+            size_line.clear();
+            chunk_size_line(piece.len(), &mut size_line);
+            write_all_vectored(
+                to,
+                &mut [
+                    IoSlice::new(&size_line),
+                    IoSlice::new(piece),
+                    IoSlice::new(b"\r\n"),
+                ],
+            )
+        } else {
+            to.write_all(piece)
+        }
+        .map_err(Failure::io)?;
+    }
+    if chunked {
+        to.write_all(LAST_CHUNK).map_err(Failure::io)?;
+    }
+    Ok(())
+}
+
+/// Reads until a complete response head is buffered; returns its length.
+fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
+    let mut scanned = 0;
+    loop {
+        if let Some(len) = find_head_end(conn.buffered(), &mut scanned)? {
+            return Ok(len);
+        }
+        if conn.buffered().len() > MAX_RESPONSE_HEAD {
+            return Err(Failure::Malformed("response head too large".into()));
+        }
+        match conn.fill() {
+            Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
+            Ok(0) => {
+                return Err(Failure::Malformed(
+                    "connection closed inside the response head".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Failure::io(e)),
+        }
+    }
+}
+
+/// A copy of the body taken while it is relayed, for the cache.
+pub(super) struct Tee {
+    limit: u64,
+    pub body: Vec<u8>,
+    overflowed: bool,
+    /// Set once the whole body went through.
+    pub complete: bool,
+}
+
+impl Tee {
+    pub(super) fn new(limit: u64) -> Self {
+        Tee {
+            limit,
+            body: Vec::new(),
+            overflowed: false,
+            complete: false,
+        }
+    }
+
+    fn push(&mut self, piece: &[u8]) {
+        if self.overflowed {
+            return;
+        }
+        if (self.body.len() + piece.len()) as u64 > self.limit {
+            self.overflowed = true;
+            self.body = Vec::new();
+        } else {
+            self.body.extend_from_slice(piece);
+        }
+    }
+}
+
+/// How the response goes to the client.
+pub(super) struct Relay<'a> {
+    pub request_is_head: bool,
+    pub version: Version,
+    pub keep_alive: bool,
+    /// Extra response field lines (`X-Cache: MISS\r\n`).
+    pub extra: &'a [u8],
+}
+
+/// Sends the response head and streams the body to the client; returns the
+/// pooled connection on success. A failure before the head went out is
+/// answered with 502/504; after it, the client connection is closed
+/// (nothing more can be said within a response already started).
+pub(super) fn relay(
+    client: &mut Client,
+    mut fetched: Fetched<'_>,
+    how: &Relay<'_>,
+    tee: Option<&mut Tee>,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
+    let target = fetched.target;
+    let refusal = |f: Failure, head_sent: bool| {
+        if !matches!(f, Failure::Client(_)) {
+            log::warn!("target {}: {}", target.name, f.describe());
+        }
+        Refusal {
+            status: (!head_sent).then(|| f.status()),
+            upstream: Some(target.name.clone()),
+            keep_alive: how.keep_alive && !head_sent,
+        }
+    };
+    let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
+    match send_response(client, &mut fetched, prepared, tee) {
+        Ok((outcome, reusable)) => {
+            if reusable {
+                shared.upstreams.checkin(target, fetched.up.conn);
+            }
+            Ok(Outcome {
+                upstream: Some(target.name.clone()),
+                ..outcome
+            })
+        }
+        Err(f) => Err(refusal(f, true)),
+    }
+}
+
+/// Returns a bodiless response's connection to the pool (a 304 used to
+/// refresh a cache entry, say).
+pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
+    let Fetched {
+        target,
+        mut up,
+        response,
+        head_len,
+        ..
+    } = fetched;
+    up.conn.consume(head_len);
+    if response.allows_keep_alive()
+        && !response_forbids_reuse(&response)
+        && up.conn.buffered().is_empty()
+    {
+        shared.upstreams.checkin(target, up.conn);
+    }
+}
+
+/// A response ready to go: its head for the client, and how its body is
+/// read and framed.
+struct Prepared {
+    head: Vec<u8>,
+    kind: BodyKind,
+    rechunk: bool,
+    keep_alive: bool,
+    upstream_reusable: bool,
+}
+
+/// Everything that can fail before the first byte goes to the client:
+/// the backend's framing, and gathering a small body whole.
+fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepared, Failure> {
+    let up = &mut fetched.up;
+    let response = &mut fetched.response;
+    up.conn.consume(fetched.head_len);
+    let kind = BodyKind::for_response(how.request_is_head, response)?;
+    let upstream_reusable = response.allows_keep_alive()
+        && !response_forbids_reuse(response)
+        && kind != BodyKind::UntilClose;
+
+    // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
+    // is sent raw and ended by closing the connection.
+    let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
+    let rechunk = delimited_by_close && how.version == Version::Http11;
+    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
+
+    // HEAD and 304 responses describe a body they do not carry: keep the
+    // backend's Content-Length for them.
+    let described_length = match kind {
+        BodyKind::Empty => response.headers.get("content-length").map(<[u8]>::to_vec),
+        _ => None,
+    };
+    strip_hop_by_hop(&mut response.headers, false);
+    let mut head = Vec::with_capacity(512);
+    response.version = Version::Http11;
+    response.write_start(&mut head);
+    head.extend_from_slice(how.extra);
+    match kind {
+        BodyKind::Length(n) => {
+            head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes())
+        }
+        BodyKind::Empty => {
+            if let Some(len) = described_length {
+                head.extend_from_slice(b"Content-Length: ");
+                head.extend_from_slice(&len);
+                head.extend_from_slice(b"\r\n");
+            }
+        }
+        _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    push_connection_header(&mut head, keep_alive, how.version);
+    head.extend_from_slice(b"\r\n");
+    if let BodyKind::Length(n) = kind {
+        if n <= GATHERED_BODY {
+            gather(&mut up.conn, n as usize)?;
+        }
+    }
+    Ok(Prepared {
+        head,
+        kind,
+        rechunk,
+        keep_alive,
+        upstream_reusable,
+    })
+}
+
+fn send_response(
+    client: &mut Client,
+    fetched: &mut Fetched<'_>,
+    prepared: Prepared,
+    tee: Option<&mut Tee>,
+) -> Result<(Outcome, bool), Failure> {
+    let mut reader = BodyReader::new(prepared.kind);
+    let mut tee = tee;
+    let sent = copy_body(
+        &mut reader,
+        &mut fetched.up.conn,
+        client.conn.get_mut(),
+        prepared.head,
+        prepared.rechunk,
+        tee.as_deref_mut(),
+    )?;
+    if let Some(tee) = tee {
+        tee.complete = reader.is_done() && !tee.overflowed;
+    }
+    let outcome = Outcome {
+        status: fetched.response.status,
+        bytes: sent,
+        upstream: None,
+        keep_alive: prepared.keep_alive,
+        cache: None,
+    };
+    Ok((outcome, prepared.upstream_reusable && reader.is_done()))
+}
+
+/// `Connection: close` when closing; HTTP/1.0 clients must be told when
+/// the connection stays open.
+pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, version: Version) {
+    match (keep_alive, version) {
+        (false, _) => head.extend_from_slice(b"Connection: close\r\n"),
+        (true, Version::Http10) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
+        (true, Version::Http11) => {}
+    }
+}
+
+/// Reads until `n` bytes are buffered (the caller checked they fit).
+fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
+    while conn.buffered().len() < n {
+        match conn.fill() {
+            Ok(0) => {
+                return Err(Failure::Malformed(
+                    "connection closed inside the body".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Failure::io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Streams a body from `from` to `to`, the head going out with the first
+/// piece. Returns the body bytes sent.
+fn copy_body(
+    reader: &mut BodyReader,
+    from: &mut BufConn<TcpStream>,
+    to: &mut TcpStream,
+    head: Vec<u8>,
+    chunked: bool,
+    mut tee: Option<&mut Tee>,
+) -> Result<u64, Failure> {
+    let mut pending_head = Some(head);
+    let mut size_line = Vec::with_capacity(16);
+    let mut sent = 0u64;
+    loop {
+        let piece = match reader.next(from) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(BodyError::Io(e)) => return Err(Failure::io(e)),
+            Err(e) => return Err(Failure::Malformed(e.to_string())),
+        };
+        if let Some(tee) = tee.as_deref_mut() {
+            tee.push(piece);
+        }
+        let head = pending_head.take().unwrap_or_default();
+        size_line.clear();
+        if chunked {
+            chunk_size_line(piece.len(), &mut size_line);
+        }
+        let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
+        write_all_vectored(
+            to,
+            &mut [
+                IoSlice::new(&head),
+                IoSlice::new(&size_line),
+                IoSlice::new(piece),
+                IoSlice::new(tail),
+            ],
+        )
+        .map_err(|_| Failure::Client(None))?;
+        sent += piece.len() as u64;
+    }
+    let head = pending_head.take().unwrap_or_default();
+    let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
+    if !head.is_empty() || !last.is_empty() {
+        write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(last)])
+            .map_err(|_| Failure::Client(None))?;
+    }
+    Ok(sent)
+}

@@ -1,0 +1,209 @@
+//! The `inverso` binary: `check` on good and bad configurations, and the
+//! precedence of flags, environment and file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `inverso args...` in `dir` with no `INVERSO_*` variables except
+/// those in `env`.
+fn inverso(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command.args(args).current_dir(dir).env("RUST_LOG", "error");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("INVERSO_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+/// Writes `proxy.conf` with `text` into a new directory.
+fn conf(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("proxy.conf"), text).unwrap();
+    dir
+}
+
+fn check(text: &str) -> (Option<i32>, String, String) {
+    let dir = conf(text);
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str =
+    "# a sample\nport = 9000\n\ntargets = 127.0.0.1:9001, 127.0.0.1:9002\ncache_size = 1MiB\n";
+
+#[test]
+fn check_accepts_a_good_config_and_prints_the_effective_settings() {
+    let (code, stdout, stderr) = check(GOOD);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let port = stdout
+        .lines()
+        .find(|l| l.starts_with("port ="))
+        .expect("no port line");
+    assert!(port.starts_with("port = 9000 "), "{port}");
+    assert!(port.contains("proxy.conf:2"), "{port}");
+    assert!(stdout.contains("127.0.0.1:9001"), "{stdout}");
+    assert!(stdout.contains("127.0.0.1:9002"), "{stdout}");
+    let timeout = stdout
+        .lines()
+        .find(|l| l.starts_with("connection_timeout ="))
+        .expect("no connection_timeout line");
+    assert!(timeout.contains("default"), "{timeout}");
+}
+
+/// Asserts `check` fails with exit code 2 and a message located at `line`
+/// of the file that mentions every one of `words`.
+fn assert_rejected(text: &str, line: Option<usize>, words: &[&str]) {
+    let (code, stdout, stderr) = check(text);
+    assert_eq!(code, Some(2), "stdout: {stdout}\nstderr: {stderr}");
+    let place = match line {
+        Some(n) => format!("proxy.conf:{n}: "),
+        None => "proxy.conf".to_string(),
+    };
+    assert!(stderr.contains(&place), "no {place:?} in {stderr:?}");
+    for word in words {
+        assert!(stderr.contains(word), "no {word:?} in {stderr:?}");
+    }
+}
+
+#[test]
+fn check_rejects_an_unknown_key_with_a_suggestion() {
+    assert_rejected(
+        "port = 9000\ntagrets = 127.0.0.1:9001\n",
+        Some(2),
+        &["tagrets", "did you mean", "targets"],
+    );
+}
+
+#[test]
+fn check_rejects_a_bad_value() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\n\nport = eighty\n",
+        Some(3),
+        &["port", "eighty"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nconnection_timeout = 5 fortnights\n",
+        Some(2),
+        &["connection_timeout"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nport = 70000\n",
+        Some(2),
+        &["port"],
+    );
+}
+
+#[test]
+fn check_rejects_a_duplicate_key() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nport = 1\n# again\nport = 2\n",
+        Some(4),
+        &["duplicate", "port"],
+    );
+}
+
+#[test]
+fn check_rejects_a_config_without_targets() {
+    assert_rejected("port = 9000\n", None, &["targets"]);
+    assert_rejected("port = 9000\ntargets =\n", None, &["targets"]);
+}
+
+#[test]
+fn check_rejects_a_line_without_equals() {
+    assert_rejected("targets = 127.0.0.1:9001\nport 9000\n", Some(2), &[]);
+}
+
+/// The `port = ...` line of `check`'s output.
+fn port_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("port ="))
+        .unwrap_or_else(|| panic!("no port line in {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn flag_beats_environment_beats_file() {
+    let dir = conf(GOOD);
+    let args = ["check", "--config", "proxy.conf"];
+
+    let out = inverso(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = port_line(&String::from_utf8_lossy(&out.stdout));
+    assert!(line.starts_with("port = 9000 "), "{line}");
+
+    let out = inverso(dir.path(), &args, &[("INVERSO_PORT", "9100")]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = port_line(&String::from_utf8_lossy(&out.stdout));
+    assert!(line.starts_with("port = 9100 "), "{line}");
+    assert!(line.contains("INVERSO_PORT"), "{line}");
+
+    let mut with_flag = args.to_vec();
+    with_flag.extend(["--port", "9200"]);
+    let out = inverso(dir.path(), &with_flag, &[("INVERSO_PORT", "9100")]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = port_line(&String::from_utf8_lossy(&out.stdout));
+    assert!(line.starts_with("port = 9200 "), "{line}");
+    assert!(line.contains("--port"), "{line}");
+}
+
+#[test]
+fn a_bad_environment_value_is_reported_with_its_variable() {
+    let dir = conf(GOOD);
+    let out = inverso(
+        dir.path(),
+        &["check", "--config", "proxy.conf"],
+        &[("INVERSO_PORT", "nope")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INVERSO_PORT"), "{stderr}");
+}
+
+#[test]
+fn a_missing_explicit_config_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "absent.conf"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("absent.conf"), "{stderr}");
+}
+
+#[test]
+fn targets_from_the_command_line_alone_are_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = inverso(
+        dir.path(),
+        &["check", "--targets", "127.0.0.1:9001", "--set", "ttl=5m"],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ttl = stdout.lines().find(|l| l.starts_with("ttl =")).unwrap();
+    assert!(ttl.starts_with("ttl = 5m "), "{ttl}");
+}
+
+#[test]
+fn an_unknown_set_key_is_a_usage_error() {
+    let dir = conf(GOOD);
+    let out = inverso(
+        dir.path(),
+        &["check", "--config", "proxy.conf", "--set", "cache_sise=1"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean"), "{stderr}");
+}

@@ -1,0 +1,471 @@
+//! Forwarding: balancing, keep-alive and pooling, header rewriting,
+//! HEAD/204/304, pipelining, Expect, HTTP/1.0, retries and the access log.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+#[test]
+fn round_robin_alternates_between_two_backends() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |_| {});
+    let mut answered = Vec::new();
+    for i in 0..6 {
+        // Half on one keep-alive connection, half on fresh ones: the
+        // rotation is per request, not per connection.
+        let response = if i < 3 {
+            one_request(proxy.addr, b"GET /rr HTTP/1.1\r\nHost: x\r\n\r\n")
+        } else {
+            let mut c = proxy.connect();
+            c.get("/rr")
+        };
+        assert_eq!(response.status, 200);
+        let by = response.header("x-backend").unwrap().to_string();
+        assert!(
+            response.body_str().starts_with(&by),
+            "{}",
+            response.body_str()
+        );
+        answered.push(by);
+    }
+    for pair in answered.windows(2) {
+        assert_ne!(pair[0], pair[1], "not alternating: {answered:?}");
+    }
+    assert_eq!(a.requests(), 3);
+    assert_eq!(b.requests(), 3);
+}
+
+#[test]
+fn many_requests_on_one_connection_reuse_few_upstream_connections() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |_| {});
+    let mut client = proxy.connect();
+    for i in 0..200 {
+        let path = format!("/item/{i}");
+        let response = client.get(&path);
+        assert_eq!(response.status, 200, "request {i}");
+        assert!(
+            response.body_str().contains(&format!(" GET {path} len=0 ")),
+            "request {i}: {}",
+            response.body_str()
+        );
+    }
+    assert_eq!(a.requests() + b.requests(), 200);
+    assert_eq!(a.requests(), 100);
+    let upstream_connections = a.connections() + b.connections();
+    assert!(
+        upstream_connections <= 4,
+        "200 sequential requests used {upstream_connections} upstream connections"
+    );
+}
+
+#[test]
+fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /headers HTTP/1.1\r\n\
+          Host: shop.example\r\n\
+          Connection: keep-alive, X-Secret\r\n\
+          X-Secret: hidden\r\n\
+          Keep-Alive: timeout=5\r\n\
+          TE: trailers\r\n\
+          Upgrade: websocket\r\n\
+          Proxy-Connection: keep-alive\r\n\
+          X-Forwarded-For: 10.1.2.3\r\n\
+          X-End-To-End: kept\r\n\
+          \r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    let seen = a.seen();
+    assert_eq!(seen.len(), 1);
+    let head = &seen[0].head;
+    for name in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-connection",
+    ] {
+        assert!(!head.has(name), "{name} reached the backend:\n{}", head.raw);
+    }
+    assert_eq!(head.get("x-end-to-end"), Some("kept"));
+    let xff: Vec<_> = head.get_all("x-forwarded-for").collect();
+    assert_eq!(xff, ["10.1.2.3, 127.0.0.1"], "{}", head.raw);
+    assert_eq!(head.get("x-forwarded-proto"), Some("http"));
+    assert_eq!(head.get("x-forwarded-host"), Some("shop.example"));
+    assert_eq!(head.get("host"), Some("shop.example"));
+    let via = head.get("via").expect("no Via");
+    assert!(via.starts_with("1.1 "), "Via: {via}");
+}
+
+#[test]
+fn response_hop_by_hop_fields_do_not_reach_the_client() {
+    let a = Backend::start("a", |_, out| {
+        respond(
+            out,
+            200,
+            &[
+                ("Connection", "X-Backend-Private"),
+                ("X-Backend-Private", "1"),
+                ("Keep-Alive", "timeout=100"),
+                ("X-Public", "yes"),
+            ],
+            b"ok",
+        );
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let response = proxy.connect().get("/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"ok");
+    assert_eq!(response.header("x-public"), Some("yes"));
+    assert!(
+        !response.head.has("x-backend-private"),
+        "{}",
+        response.head.raw
+    );
+    assert!(!response.head.has("keep-alive"), "{}", response.head.raw);
+}
+
+/// Answers HEAD with a head only, `/204` and `/304` with bodiless
+/// statuses, anything else like `echo`.
+fn bodiless_backend() -> Backend {
+    Backend::start("a", |seen, out| {
+        use std::io::Write;
+        let raw: &[u8] = match (seen.method(), seen.path()) {
+            ("HEAD", _) => b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-Head: 1\r\n\r\n",
+            (_, "/204") => b"HTTP/1.1 204 No Content\r\nX-Status: 204\r\n\r\n",
+            (_, "/304") => b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n",
+            _ => {
+                respond(out, 200, &[], describe("a", seen).as_bytes());
+                return Action::KeepAlive;
+            }
+        };
+        out.write_all(raw).unwrap();
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn head_relays_no_body_and_keeps_content_length() {
+    let a = bodiless_backend();
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"HEAD /thing HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = client.head_response();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-length"), Some("1234"));
+    assert_eq!(response.header("x-head"), Some("1"));
+    assert!(!response.head.has("transfer-encoding"));
+    // Had any body bytes followed the head, the next response would not
+    // start with a status line.
+    let next = client.get("/after-head");
+    assert_eq!(next.status, 200);
+    assert!(next.body_str().contains("GET /after-head"));
+    assert_eq!(a.seen()[0].method(), "HEAD");
+}
+
+#[test]
+fn responses_204_and_304_carry_no_body() {
+    let a = bodiless_backend();
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+
+    let response = client.get("/204");
+    assert_eq!(response.status, 204);
+    assert_eq!(response.header("x-status"), Some("204"));
+    assert!(
+        !response.head.has("transfer-encoding"),
+        "{}",
+        response.head.raw
+    );
+    assert!(
+        response.header("content-length").is_none_or(|v| v == "0"),
+        "{}",
+        response.head.raw
+    );
+
+    let response = client.get("/304");
+    assert_eq!(response.status, 304);
+    assert_eq!(response.header("etag"), Some("\"v1\""));
+    assert!(
+        !response.head.has("transfer-encoding"),
+        "{}",
+        response.head.raw
+    );
+
+    let next = client.get("/after");
+    assert_eq!(next.status, 200);
+    assert!(next.body_str().contains("GET /after len=0"));
+    assert!(client.reader.buffered().is_empty());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /p2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          GET /p3 HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /p4 HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /p5 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let expected = [
+        "GET /p1 len=0",
+        &format!("POST /p2 len=5 fnv={:016x}", fnv(b"hello")),
+        "GET /p3 len=0",
+    ];
+    for want in expected {
+        let response = client.response();
+        assert_eq!(response.status, 200);
+        assert!(
+            response.body_str().contains(want),
+            "{want}: {}",
+            response.body_str()
+        );
+    }
+    let head = client.head_response();
+    assert_eq!(head.status, 200);
+    let last = client.response();
+    assert!(
+        last.body_str().contains("GET /p5 len=0"),
+        "{}",
+        last.body_str()
+    );
+    assert_eq!(a.requests() + b.requests(), 5);
+}
+
+#[test]
+fn expect_100_continue_gets_continue_before_the_body() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    // A small body (read whole by the proxy) and a large one (streamed).
+    for len in [10usize, 200 * 1024] {
+        let body = pattern(len);
+        let mut client = proxy.connect();
+        client.send(
+            format!(
+                "PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {len}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let interim = client.response();
+        assert_eq!(interim.status, 100, "len {len}: {}", interim.head.raw);
+        client.send(&body);
+        let last = client.response();
+        assert_eq!(last.status, 200, "len {len}");
+        assert!(
+            last.body_str()
+                .contains(&format!("PUT /upload len={len} fnv={:016x}", fnv(&body))),
+            "{}",
+            last.body_str()
+        );
+    }
+    assert!(a.seen().iter().all(|s| !s.head.has("expect")));
+}
+
+#[test]
+fn http10_client_is_closed_unless_it_asks_for_keep_alive() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+
+    let mut client = proxy.connect();
+    client.send(b"GET /old HTTP/1.0\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(response.body_str().contains("GET /old"));
+    assert!(client.is_closed(), "HTTP/1.0 connection left open");
+
+    let mut client = proxy.connect();
+    for i in 0..3 {
+        client.send(b"GET /kept HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let response = client.response();
+        assert_eq!(response.status, 200, "request {i}");
+        assert!(response.head.has_token("connection", "keep-alive"));
+        assert!(response.header("content-length").is_some());
+        assert!(response.body_str().contains("GET /kept"));
+    }
+    client.send(b"GET /last HTTP/1.0\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    assert!(client.is_closed());
+}
+
+#[test]
+fn http10_client_gets_a_chunked_backend_response_delimited_by_close() {
+    let a = Backend::start("a", |_, out| {
+        use std::io::Write;
+        out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            .unwrap();
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(!response.head.is_chunked(), "{}", response.head.raw);
+    assert_eq!(response.body, b"abcde");
+}
+
+#[test]
+fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
+    // Answers as if keeping the connection, then closes it while idle.
+    let a = Backend::start("a", |seen, out| {
+        respond(out, 200, &[], describe("a", seen).as_bytes());
+        Action::Close
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for (i, path) in ["/first", "/second", "/third"].iter().enumerate() {
+        let response = client.get(path);
+        assert_eq!(response.status, 200, "{path}: {}", response.body_str());
+        assert!(response.body_str().contains(path));
+        // The backend's close has happened before the next request.
+        assert!(wait_until(WAIT_LIMIT, || a
+            .closed
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > i));
+    }
+    assert_eq!(a.requests(), 3);
+    assert_eq!(a.connections(), 3);
+}
+
+#[test]
+fn a_small_post_is_retried_too() {
+    let a = Backend::start("a", |seen, out| {
+        respond(out, 200, &[], describe("a", seen).as_bytes());
+        Action::Close
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.post("/one", b"abc").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || a
+        .closed
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 1));
+    let response = client.post("/two", b"defg");
+    assert_eq!(response.status, 200);
+    assert!(response.body_str().contains("POST /two len=4"));
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
+fn access_log_has_one_line_per_request() {
+    let a = Backend::echo("a");
+    let dead = dead_addr();
+    let mut proxy = start_proxy(&[a.addr, dead], |_| {});
+    let mut client = proxy.connect();
+    // Round robin: /one to a, /two to the dead target, /three to a.
+    assert_eq!(client.get("/one").status, 200);
+    assert_eq!(client.get("/two?q=1").status, 502);
+    let three = client.post("/three", b"12345");
+    assert_eq!(three.status, 200);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let expect = [
+        ("\"GET /one HTTP/1.1\" 200 ", a.addr),
+        ("\"GET /two?q=1 HTTP/1.1\" 502 ", dead),
+        ("\"POST /three HTTP/1.1\" 200 ", a.addr),
+    ];
+    for (line, (request, upstream)) in lines.iter().zip(expect) {
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        assert!(line.contains(request), "{line} lacks {request}");
+        assert!(
+            line.contains(&format!(" upstream={upstream} ")),
+            "{line} lacks upstream {upstream}"
+        );
+        assert!(line.contains(" duration_ms="), "{line}");
+    }
+    // The byte count is the body relayed to the client.
+    let body_len = three.body.len();
+    assert!(
+        lines[2].contains(&format!("\" 200 {body_len} \"")),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn an_http11_client_asking_to_close_is_closed() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(response.head.has_token("connection", "close"));
+    assert!(client.is_closed());
+    // The backend connection itself stays pooled.
+    assert_eq!(proxy.connect().get("/again").status, 200);
+    assert_eq!(a.connections(), 1);
+}
+
+#[test]
+fn without_upstream_keepalive_every_request_opens_a_connection() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.upstream_keepalive = 0);
+    let mut client = proxy.connect();
+    for i in 0..5 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    assert_eq!(a.requests(), 5);
+    assert_eq!(a.connections(), 5);
+}
+
+#[test]
+fn interim_responses_from_the_backend_are_absorbed() {
+    let a = Backend::start("a", |_, out| {
+        use std::io::Write;
+        out.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+            .unwrap();
+        respond(out, 200, &[], b"final");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let response = client.get("/");
+        assert_eq!(response.status, 200, "{}", response.head.raw);
+        assert_eq!(response.body, b"final");
+    }
+}
+
+#[test]
+fn an_absolute_form_target_is_forwarded_in_origin_form() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET http://other.example/path?x=1 HTTP/1.1\r\nHost: ignored.example\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    let seen = a.seen();
+    assert_eq!(seen[0].head.start_line, "GET /path?x=1 HTTP/1.1");
+    assert_eq!(seen[0].head.get("host"), Some("other.example"));
+    assert_eq!(seen[0].head.get_all("host").count(), 1);
+}
+
+#[test]
+fn access_log_records_refused_requests_without_an_upstream() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    assert!(client.is_closed());
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("\"GET / HTTP/1.1\" 400 "), "{}", lines[0]);
+    assert!(lines[0].contains(" upstream=- "), "{}", lines[0]);
+    assert_eq!(a.requests(), 0);
+}

@@ -1,0 +1,255 @@
+//! Message framing through the proxy: large and chunked request bodies,
+//! chunked and close-delimited responses, split writes, and requests the
+//! proxy must refuse.
+
+mod support;
+
+use std::io::Write;
+use support::*;
+
+#[test]
+fn a_10_mib_post_arrives_intact() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let body = pattern(10 * 1024 * 1024);
+    let mut client = proxy.connect();
+    let response = client.post("/big", &body);
+    assert_eq!(response.status, 200);
+    assert!(
+        response.body_str().contains(&format!(
+            "POST /big len={} fnv={:016x}",
+            body.len(),
+            fnv(&body)
+        )),
+        "{}",
+        response.body_str()
+    );
+    let seen = a.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.len(), body.len());
+    assert!(seen[0].body == body, "body bytes differ");
+    // The connection is still usable.
+    assert_eq!(client.get("/after").status, 200);
+}
+
+/// Encodes `body` as chunks of the given sizes (cycled), with extensions
+/// on some size lines and a trailer field.
+fn chunked(body: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes[i % sizes.len()].min(rest.len());
+        let ext = if i % 2 == 0 { ";name=value" } else { "" };
+        out.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
+        out.extend_from_slice(&rest[..n]);
+        out.extend_from_slice(b"\r\n");
+        rest = &rest[n..];
+        i += 1;
+    }
+    out.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
+    out
+}
+
+#[test]
+fn a_chunked_request_body_arrives_intact() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    // A small body, and one larger than any buffer, sent in odd pieces.
+    for len in [1000usize, 300 * 1024 + 7] {
+        let body = pattern(len);
+        let mut request =
+            b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        request.extend_from_slice(&chunked(&body, &[1, 17, 4093, 65_537, 3]));
+        let mut client = proxy.connect();
+        client.send_split(&request, 7919);
+        let response = client.response();
+        assert_eq!(response.status, 200, "len {len}");
+        assert!(
+            response
+                .body_str()
+                .contains(&format!("POST /chunked len={len} fnv={:016x}", fnv(&body))),
+            "{}",
+            response.body_str()
+        );
+        assert_eq!(client.get("/next").status, 200);
+    }
+    let seen = a.seen();
+    let posts: Vec<_> = seen.iter().filter(|s| s.method() == "POST").collect();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[1].body, pattern(300 * 1024 + 7));
+    for s in posts {
+        // Exactly one framing reaches the backend.
+        assert!(
+            !(s.head.has("content-length") && s.head.has("transfer-encoding")),
+            "{}",
+            s.head.raw
+        );
+    }
+}
+
+/// A backend answering with `body` in odd chunks with extensions.
+fn chunked_backend(body: Vec<u8>) -> Backend {
+    Backend::start("a", move |_, out| {
+        let mut bytes =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kind: chunked\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&chunked(&body, &[1, 7, 4099, 31, 70_001]));
+        out.write_all(&bytes).unwrap();
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn a_chunked_response_is_relayed_intact() {
+    for len in [5usize, 3000, 500 * 1024 + 1] {
+        let body = pattern(len);
+        let a = chunked_backend(body.clone());
+        let proxy = start_proxy(&[a.addr], |_| {});
+        let mut client = proxy.connect();
+        let response = client.get("/chunked");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("x-kind"), Some("chunked"));
+        assert!(
+            response.head.is_chunked() || response.head.has("content-length"),
+            "{}",
+            response.head.raw
+        );
+        assert_eq!(response.body.len(), len);
+        assert!(response.body == body, "len {len}: body bytes differ");
+        // Framing ended exactly: the connection carries on.
+        let again = client.get("/again");
+        assert_eq!(again.body, body);
+        assert_eq!(a.connections(), 1, "chunked response not reused upstream");
+    }
+}
+
+#[test]
+fn a_close_delimited_response_is_relayed_intact() {
+    let body = pattern(200 * 1024);
+    let sent = body.clone();
+    let a = Backend::start("a", move |_, out| {
+        out.write_all(b"HTTP/1.1 200 OK\r\nX-Kind: eof\r\n\r\n")
+            .unwrap();
+        out.write_all(&sent).unwrap();
+        Action::Close
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    let response = client.get("/eof");
+    assert_eq!(response.status, 200);
+    assert!(response.body == body, "body bytes differ");
+    if response.head.is_chunked() {
+        // Re-framed for an HTTP/1.1 client: the connection may stay.
+        assert_eq!(client.get("/eof").body.len(), body.len());
+    }
+}
+
+#[test]
+fn a_large_content_length_response_is_relayed_intact() {
+    let body = pattern(3 * 1024 * 1024 + 5);
+    let sent = body.clone();
+    let a = Backend::start("a", move |_, out| {
+        respond(out, 200, &[], &sent);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let response = client.get("/large");
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.header("content-length"),
+            Some(body.len().to_string().as_str())
+        );
+        assert!(response.body == body, "body bytes differ");
+    }
+}
+
+#[test]
+fn a_request_sent_byte_by_byte_is_forwarded() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send_split(
+        b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd",
+        1,
+    );
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(response.body_str().contains("POST /slowly len=4"));
+    assert_eq!(a.seen()[0].body, b"abcd");
+}
+
+/// Sends `request` on a new connection; returns the response and whether
+/// the proxy then closed the connection.
+fn refused(proxy: &Proxy, request: &[u8]) -> (Response, bool) {
+    let mut client = proxy.connect();
+    client.send(request);
+    let response = client.response();
+    let closed = client.is_closed();
+    (response, closed)
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_connection_closes() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let cases: [&[u8]; 5] = [
+        b"THIS IS NOT HTTP\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ];
+    for request in cases {
+        let (response, closed) = refused(&proxy, request);
+        let text = String::from_utf8_lossy(request);
+        assert_eq!(response.status, 400, "{text}");
+        assert!(closed, "connection left open after 400 for {text}");
+    }
+    // The bad chunk was the only one that got as far as a backend, and
+    // the backend never saw a complete request from any of them.
+    assert!(a.seen().iter().all(|s| s.body.is_empty()));
+}
+
+#[test]
+fn an_oversized_head_gets_431_and_the_connection_closes() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut request = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..400 {
+        request.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(100)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let (response, closed) = refused(&proxy, &request);
+    assert_eq!(response.status, 431);
+    assert!(closed);
+    assert_eq!(a.requests(), 0);
+    // And the proxy still serves.
+    assert_eq!(proxy.connect().get("/").status, 200);
+}
+
+#[test]
+fn a_response_with_both_length_and_chunked_is_read_as_chunked() {
+    let a = Backend::start("a", |_, out| {
+        out.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    let response = client.get("/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"hello");
+    assert!(
+        !(response.head.has("content-length") && response.head.has("transfer-encoding")),
+        "{}",
+        response.head.raw
+    );
+    // Such a connection is not trusted again: the next request gets a
+    // new one.
+    assert_eq!(client.get("/").body, b"hello");
+    assert_eq!(a.connections(), 2);
+}

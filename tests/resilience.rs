@@ -1,0 +1,299 @@
+//! Failures and limits: dead, slow and broken backends, slow clients, the
+//! connection limit, and graceful shutdown.
+
+mod support;
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+fn short_timeout(config: &mut inverso::Config) {
+    config.connection_timeout = Duration::from_millis(300);
+}
+
+#[test]
+fn a_dead_target_gets_502() {
+    let proxy = start_proxy(&[dead_addr()], |_| {});
+    let mut client = proxy.connect();
+    let response = client.get("/");
+    assert_eq!(response.status, 502);
+    assert!(
+        response.body_str().contains("502"),
+        "{}",
+        response.body_str()
+    );
+    // The client is told, and may carry on (or is told to go away).
+    if !response.head.has_token("connection", "close") {
+        assert_eq!(client.get("/again").status, 502);
+    }
+}
+
+#[test]
+fn a_target_that_never_answers_gets_504() {
+    let slow = Backend::start("slow", |_, _| Action::Hang);
+    let proxy = start_proxy(&[slow.addr], short_timeout);
+    let mut client = proxy.connect();
+    let response = client.get("/");
+    assert_eq!(response.status, 504);
+    assert_eq!(slow.requests(), 1);
+    // The proxy gave up on the backend connection rather than pooling it.
+    assert!(wait_until(WAIT_LIMIT, || slow
+        .closed
+        .load(Ordering::SeqCst)
+        == 1));
+}
+
+#[test]
+fn a_target_answering_garbage_gets_502() {
+    let a = Backend::start("a", |seen, out| {
+        match seen.path() {
+            "/garbage" => {
+                let _ = out.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
+            }
+            "/bad-status" => {
+                let _ = out.write_all(b"HTTP/1.1 2x0 Hmm\r\nContent-Length: 0\r\n\r\n");
+            }
+            "/bad-length" => {
+                let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\nabc");
+            }
+            _ => {
+                respond(out, 200, &[], b"fine");
+                return Action::KeepAlive;
+            }
+        }
+        Action::Close
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    for path in ["/garbage", "/bad-status", "/bad-length"] {
+        let mut client = proxy.connect();
+        let response = client.get(path);
+        assert_eq!(response.status, 502, "{path}");
+        assert_eq!(proxy.connect().get("/ok").body, b"fine");
+    }
+}
+
+/// A backend that cuts its responses short: `/cut-large` and `/cut-small`
+/// announce a Content-Length and close after 100 bytes, `/cut-chunked`
+/// sends a bad chunk after 100 good bytes; anything else gets "fine".
+fn cutting_backend() -> Backend {
+    Backend::start("a", |seen, out| {
+        let head = match seen.path() {
+            "/cut-large" => "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n",
+            "/cut-small" => "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+            "/cut-chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n",
+            _ => {
+                respond(out, 200, &[], b"fine");
+                return Action::KeepAlive;
+            }
+        };
+        let _ = out.write_all(head.as_bytes());
+        let _ = out.write_all(&pattern(100));
+        if seen.path() == "/cut-chunked" {
+            let _ = out.write_all(b"\r\nzz-not-a-size\r\n");
+        }
+        Action::Close
+    })
+}
+
+/// A second's idle timeout, so a connection wrongly kept open ends soon.
+fn one_second(config: &mut inverso::Config) {
+    config.connection_timeout = Duration::from_secs(1);
+}
+
+#[test]
+fn a_target_closing_mid_body_ends_the_client_connection_with_nothing_appended() {
+    let a = cutting_backend();
+    let proxy = start_proxy(&[a.addr], one_second);
+    // Past the head the client cannot be told: it must get exactly the
+    // bytes the backend sent, then a closed connection. Nothing may be
+    // appended to the truncated body (no error response inside it).
+    let mut client = proxy.connect();
+    client.send(b"GET /cut-large HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("no response");
+    assert!(head.start_line.contains(" 200 "), "{}", head.raw);
+    assert_eq!(head.get("content-length"), Some("200000"));
+    let rest = client.read_until_closed();
+    assert!(
+        rest == pattern(100),
+        "after the truncated body the client got {:?}",
+        String::from_utf8_lossy(&rest[100.min(rest.len())..])
+    );
+}
+
+#[test]
+fn a_broken_chunked_body_ends_the_client_connection_without_a_last_chunk() {
+    let a = cutting_backend();
+    let proxy = start_proxy(&[a.addr], one_second);
+    let mut client = proxy.connect();
+    client.send(b"GET /cut-chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("no response");
+    assert!(head.start_line.contains(" 200 "), "{}", head.raw);
+    assert!(head.is_chunked(), "{}", head.raw);
+    // The client must not be able to mistake the body for a complete one,
+    // and nothing but chunk framing and the backend's bytes may follow.
+    let rest = client.read_until_closed();
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        !text.contains("HTTP/1.1"),
+        "a response inside the body: {text:?}"
+    );
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "truncated body looks complete"
+    );
+}
+
+#[test]
+fn after_a_target_cut_a_body_the_proxy_serves_others() {
+    let a = cutting_backend();
+    let proxy = start_proxy(&[a.addr], one_second);
+    let mut cut = proxy.connect();
+    cut.send(b"GET /cut-large HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        cut.try_response(false).unwrap_err().kind(),
+        io::ErrorKind::UnexpectedEof
+    );
+
+    // A small body may be gathered before the head goes out: then a 502
+    // is possible; a truncated 200 never is.
+    let mut client = proxy.connect();
+    client.send(b"GET /cut-small HTTP/1.1\r\nHost: x\r\n\r\n");
+    match client.try_response(false) {
+        Ok(response) => assert_eq!(response.status, 502),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}"),
+    }
+
+    let mut other = proxy.connect();
+    for _ in 0..3 {
+        assert_eq!(other.get("/ok").body, b"fine");
+    }
+}
+
+#[test]
+fn a_client_that_stops_mid_head_is_dropped_and_others_are_served() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], short_timeout);
+    let mut stalled = proxy.connect();
+    stalled.send(b"GET /never-finished HTTP/1.1\r\nHost: x\r\nX-Partial: ye");
+    // Others are served meanwhile.
+    let mut other = proxy.connect();
+    assert_eq!(other.get("/other").status, 200);
+    match stalled.try_response(false) {
+        Ok(response) => assert_eq!(response.status, 408),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            "stalled client not closed: {e}"
+        ),
+    }
+    assert!(stalled.is_closed());
+    assert_eq!(a.requests(), 1);
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+#[test]
+fn a_client_idle_between_requests_is_closed_after_the_timeout() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], short_timeout);
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/").status, 200);
+    // Nothing more is sent: the proxy closes (without a response, or
+    // with a 408) well within the client's own read timeout.
+    match client.try_response(false) {
+        Ok(response) => assert_eq!(response.status, 408),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            "idle client not closed: {e}"
+        ),
+    }
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+}
+
+#[test]
+fn over_max_connections_gets_503_and_is_closed() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.max_connections = 2);
+    let mut first = proxy.connect();
+    let mut second = proxy.connect();
+    assert_eq!(first.get("/1").status, 200);
+    assert_eq!(second.get("/2").status, 200);
+    assert_eq!(proxy.handle().live_connections(), 2);
+
+    let mut third = proxy.connect();
+    third.send(b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = third.response();
+    assert_eq!(response.status, 503);
+    assert!(third.is_closed());
+    assert_eq!(a.requests(), 2);
+
+    // The first two are still served; once one leaves, a newcomer is too.
+    assert_eq!(second.get("/2b").status, 200);
+    drop(first);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() <= 1));
+    assert_eq!(proxy.connect().get("/4").status, 200);
+}
+
+#[test]
+fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let body = pattern(100_000);
+    let sent = body.clone();
+    let a = Backend::start("a", move |seen, out| {
+        if seen.path() == "/slow" {
+            // Bounded: if the test never releases, answer anyway and
+            // let its assertions fail.
+            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            respond(out, 200, &[], &sent);
+        } else {
+            respond(out, 200, &[], b"fast");
+        }
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/fast").body, b"fast");
+    let mut busy = proxy.connect();
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 2));
+
+    let handle = proxy.take_handle();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.shutdown(Duration::from_secs(20)));
+    });
+
+    // Shutdown has begun once it closes the idle connection.
+    assert!(idle.is_closed(), "idle keep-alive client not closed");
+    assert!(
+        rx.try_recv().is_err(),
+        "shutdown returned with a request in flight"
+    );
+    release.store(true, Ordering::SeqCst);
+
+    let response = busy.response();
+    assert_eq!(response.status, 200);
+    assert!(response.body == body, "in-flight body damaged");
+    let clean = rx
+        .recv_timeout(WAIT_LIMIT)
+        .expect("shutdown did not return");
+    assert!(clean, "shutdown reported connections cut");
+    assert!(busy.is_closed());
+}
+
+#[test]
+fn shutdown_with_no_connections_returns_true() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    assert_eq!(proxy.connect().get("/").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+}

@@ -1,0 +1,623 @@
+//! Shared helpers for the integration tests: tiny backends in plain
+//! `std::net`, the proxy started in front of them, and a raw-socket client
+//! that parses responses itself (Content-Length, chunked, until close).
+//!
+//! Every blocking read has a timeout ([`IO_TIMEOUT`]) and every wait has a
+//! deadline, so a proxy bug makes a test fail, never hang.
+
+#![allow(dead_code)]
+
+use inverso::config::{Config, Target};
+use inverso::{Server, ServerHandle};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest any single socket read or write in a test may block.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a test waits for a condition to become true.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// FNV-1a, 64 bits: enough to tell two large bodies apart in a message.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `len` bytes of a pattern that does not repeat on any power-of-two period.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+// ---------------------------------------------------------------- parsing
+
+/// A parsed message head (request or response).
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub start_line: String,
+    /// Names as sent (case preserved), values trimmed.
+    pub headers: Vec<(String, String)>,
+    /// The head exactly as received, CRLF CRLF included.
+    pub raw: String,
+}
+
+impl Head {
+    fn parse(raw: &[u8]) -> io::Result<Head> {
+        let text = String::from_utf8(raw.to_vec()).map_err(|_| bad("head is not UTF-8"))?;
+        let mut lines = text.split("\r\n");
+        let start_line = lines.next().unwrap_or_default().to_string();
+        let mut headers = Vec::new();
+        for line in lines.filter(|l| !l.is_empty()) {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| bad(&format!("bad header line {line:?}")))?;
+            headers.push((name.to_string(), value.trim().to_string()));
+        }
+        Ok(Head {
+            start_line,
+            headers,
+            raw: text,
+        })
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_all(name).next()
+    }
+
+    pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Whether the comma-separated field `name` contains `token`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    pub fn is_chunked(&self) -> bool {
+        self.get_all("transfer-encoding")
+            .flat_map(|v| v.split(','))
+            .last()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+    }
+
+    fn content_length(&self) -> io::Result<Option<usize>> {
+        match self.get("content-length") {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(&format!("bad Content-Length {v:?}"))),
+        }
+    }
+}
+
+fn bad(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
+}
+
+/// Largest head either side of a test accepts.
+const MAX_HEAD: usize = 256 * 1024;
+
+/// A stream with a read buffer, for reading heads and bodies.
+pub struct Reader {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    pub fn new(stream: TcpStream) -> Reader {
+        Reader {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads more bytes into the buffer; 0 at end of stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 64 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Bytes received but not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The next head; `None` when the stream ends cleanly before its first
+    /// byte.
+    pub fn read_head(&mut self) -> io::Result<Option<Head>> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let raw: Vec<u8> = self.buf.drain(..end + 4).collect();
+                return Head::parse(&raw).map(Some);
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(bad("head too large"));
+            }
+            if self.fill()? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "stream ended inside a head",
+                    ))
+                };
+            }
+        }
+    }
+
+    fn read_line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..end + 2).collect();
+                return String::from_utf8(line[..end].to_vec()).map_err(|_| bad("bad line"));
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(bad("line too long"));
+            }
+            if self.fill()? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    pub fn read_exact_body(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("body ended after {} of {n} bytes", self.buf.len()),
+                ));
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// Decodes a chunked body (extensions ignored, trailers skipped).
+    pub fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line()?;
+            let size = line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| bad(&format!("bad chunk size line {line:?}")))?;
+            if size == 0 {
+                // Trailer fields, then the empty line.
+                while !self.read_line()?.is_empty() {}
+                return Ok(body);
+            }
+            body.extend_from_slice(&self.read_exact_body(size)?);
+            if !self.read_line()?.is_empty() {
+                return Err(bad("chunk data not followed by CRLF"));
+            }
+        }
+    }
+
+    pub fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+        while self.fill()? != 0 {}
+        Ok(std::mem::take(&mut self.buf))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------- backends
+
+/// One request as a backend received it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Which accepted connection (0, 1, ...) it came on.
+    pub conn: usize,
+    pub head: Head,
+    /// The body, decoded from whatever framing the proxy used.
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn method(&self) -> &str {
+        self.head.start_line.split(' ').next().unwrap_or_default()
+    }
+
+    pub fn path(&self) -> &str {
+        self.head.start_line.split(' ').nth(1).unwrap_or_default()
+    }
+}
+
+/// What a backend does with its connection after the handler answered.
+pub enum Action {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+    /// Answer nothing more: wait until the proxy closes (or the I/O timeout).
+    Hang,
+}
+
+pub type Handler = Arc<dyn Fn(&Seen, &mut TcpStream) -> Action + Send + Sync>;
+
+/// A tiny origin server on an ephemeral loopback port.
+#[derive(Clone)]
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Requests received (counted once the whole request was read).
+    pub requests: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    /// Connections that ended (closed by either side).
+    pub closed: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Backend {
+    /// Starts a backend whose `handler` writes each response itself.
+    pub fn start(
+        name: &str,
+        handler: impl Fn(&Seen, &mut TcpStream) -> Action + Send + Sync + 'static,
+    ) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend = Backend {
+            name: name.to_string(),
+            addr: listener.local_addr().unwrap(),
+            requests: Arc::default(),
+            connections: Arc::default(),
+            closed: Arc::default(),
+            seen: Arc::default(),
+        };
+        let handler: Handler = Arc::new(handler);
+        let b = backend.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let id = b.connections.fetch_add(1, Ordering::SeqCst);
+                let b = b.clone();
+                let handler = handler.clone();
+                std::thread::spawn(move || {
+                    let _ = b.serve(id, stream, &handler);
+                    b.closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        backend
+    }
+
+    /// A backend answering every request with 200, an `X-Backend: name`
+    /// header and a body describing what it received:
+    /// `name METHOD PATH len=N fnv=HASH`.
+    pub fn echo(name: &str) -> Backend {
+        let me = name.to_string();
+        Backend::start(name, move |seen, out| {
+            let body = describe(&me, seen);
+            respond(out, 200, &[("X-Backend", &me)], body.as_bytes());
+            Action::KeepAlive
+        })
+    }
+
+    fn serve(&self, id: usize, stream: TcpStream, handler: &Handler) -> io::Result<()> {
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut writer = stream.try_clone()?;
+        let mut reader = Reader::new(stream);
+        while let Some(head) = reader.read_head()? {
+            let body = if head.is_chunked() {
+                reader.read_chunked()?
+            } else {
+                let n = head.content_length()?.unwrap_or(0);
+                reader.read_exact_body(n)?
+            };
+            let seen = Seen {
+                conn: id,
+                head,
+                body,
+            };
+            self.seen.lock().unwrap().push(seen.clone());
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            match handler(&seen, &mut writer) {
+                Action::KeepAlive => {}
+                Action::Close => {
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+                Action::Hang => {
+                    let _ = reader.read_to_end();
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The configured target for this backend, named `127.0.0.1:PORT`.
+    pub fn target(&self) -> Target {
+        target(self.addr)
+    }
+}
+
+/// The body [`Backend::echo`] answers with.
+pub fn describe(name: &str, seen: &Seen) -> String {
+    format!(
+        "{name} {} {} len={} fnv={:016x}",
+        seen.method(),
+        seen.path(),
+        seen.body.len(),
+        fnv(&seen.body)
+    )
+}
+
+/// Writes a response with a Content-Length body.
+pub fn respond(out: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let mut bytes = format!("HTTP/1.1 {status} Whatever\r\n");
+    for (name, value) in headers {
+        bytes.push_str(&format!("{name}: {value}\r\n"));
+    }
+    bytes.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = bytes.into_bytes();
+    bytes.extend_from_slice(body);
+    let _ = out.write_all(&bytes);
+}
+
+pub fn target(addr: SocketAddr) -> Target {
+    Target {
+        name: addr.to_string(),
+        addr,
+        weight: 1,
+    }
+}
+
+/// A loopback address nothing listens on (bound, then released).
+pub fn dead_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------- the proxy
+
+/// A running proxy with its access log in a temporary directory.
+pub struct Proxy {
+    handle: Option<ServerHandle>,
+    pub addr: SocketAddr,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the proxy on `127.0.0.1:0` in front of `targets`; `tweak` adjusts
+/// the configuration first.
+pub fn start_proxy(targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("access.log");
+    let mut config = Config::with_targets(targets.iter().copied().map(target).collect());
+    config.log_to_stdout = false;
+    config.path_to_persistence = None;
+    config.path_to_log = Some(log_path.clone());
+    config.connection_timeout = Duration::from_secs(5);
+    // These tests are about forwarding: a cache answering repeated GETs
+    // itself would hide requests from the backends' counters.
+    config.cache_size = 0;
+    tweak(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let handle = Server::start_on(listener, config).unwrap();
+    Proxy {
+        addr: handle.local_addr(),
+        handle: Some(handle),
+        log_path,
+        _dir: dir,
+    }
+}
+
+impl Proxy {
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    pub fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    pub fn take_handle(&mut self) -> ServerHandle {
+        self.handle.take().unwrap()
+    }
+
+    /// Shuts the proxy down (which flushes the access log) on a helper
+    /// thread, failing the test if that takes longer than [`WAIT_LIMIT`].
+    pub fn shutdown(&mut self, grace: Duration) -> bool {
+        let handle = self.take_handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(handle.shutdown(grace));
+        });
+        rx.recv_timeout(grace + WAIT_LIMIT)
+            .expect("shutdown did not return")
+    }
+
+    /// The access log's lines (complete after [`Proxy::shutdown`]).
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- the client
+
+/// A response as a client received it.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: Head,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.get(name)
+    }
+}
+
+/// A raw-socket client.
+pub struct Client {
+    pub reader: Reader,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: Reader::new(stream),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.reader.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends `bytes` one write per piece of `piece` bytes.
+    pub fn send_split(&mut self, bytes: &[u8], piece: usize) {
+        for part in bytes.chunks(piece) {
+            self.reader.stream.write_all(part).unwrap();
+            self.reader.stream.flush().unwrap();
+        }
+    }
+
+    /// Reads one response (a 1xx is returned on its own); `to_head` says
+    /// the request was HEAD, whose response has no body.
+    pub fn try_response(&mut self, to_head: bool) -> io::Result<Response> {
+        let head = self.reader.read_head()?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a response")
+        })?;
+        let status: u16 = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(&format!("bad status line {:?}", head.start_line)))?;
+        let body = if to_head || status < 200 || status == 204 || status == 304 {
+            Vec::new()
+        } else if head.is_chunked() {
+            self.reader.read_chunked()?
+        } else if let Some(n) = head.content_length()? {
+            self.reader.read_exact_body(n)?
+        } else {
+            self.reader.read_to_end()?
+        };
+        Ok(Response { status, head, body })
+    }
+
+    pub fn response(&mut self) -> Response {
+        self.try_response(false).unwrap()
+    }
+
+    pub fn head_response(&mut self) -> Response {
+        self.try_response(true).unwrap()
+    }
+
+    /// `GET path` over HTTP/1.1 on this connection.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+        self.response()
+    }
+
+    /// `POST path` with a Content-Length body.
+    pub fn post(&mut self, path: &str, body: &[u8]) -> Response {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: test.example\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request);
+        self.response()
+    }
+
+    /// Reads until the proxy closes the connection (or resets it, or the
+    /// read timeout passes); returns every byte not consumed before.
+    pub fn read_until_closed(&mut self) -> Vec<u8> {
+        loop {
+            match self.reader.fill() {
+                Ok(0) | Err(_) => return std::mem::take(&mut self.reader.buf),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Whether the proxy closed the connection: the next read ends the
+    /// stream (or resets it) with no further bytes. Bounded by the read
+    /// timeout; a timeout or unexpected bytes count as "not closed".
+    pub fn is_closed(&mut self) -> bool {
+        if !self.reader.buffered().is_empty() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match self.reader.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+}
+
+/// Sends `request` on a new connection and returns the one response.
+pub fn one_request(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut client = Client::connect(addr);
+    client.send(request);
+    client.response()
+}
