@@ -98,7 +98,7 @@ die() {
 
 install_deps() {
   local missing=() cmd pkg
-  # command:package pairs; procps gives ps/pgrep, iproute2 nothing we need.
+  # command:package pairs (procps gives ps and pgrep); cargo must be there.
   for pair in wrk:wrk nginx:nginx haproxy:haproxy ps:procps pgrep:procps \
     curl:curl python3:python3 cargo:; do
     cmd=${pair%%:*} pkg=${pair#*:}
@@ -572,6 +572,21 @@ probe() {
 
 body_size() { case $1 in 1k) echo 1024 ;; 64k) echo 65536 ;; esac }
 
+# Warns (and notes in the report) if the machine is busy before we start:
+# other jobs on these few cores disturb every figure.
+check_quiet() {
+  local m0 m1 busy
+  m0=$(machine_ticks)
+  sleep 2
+  m1=$(machine_ticks)
+  busy=$(awk -v m0="$m0" -v m1="$m1" 'BEGIN { split(m0, a, " "); split(m1, b, " ")
+    t = b[2] - a[2]; printf "%.0f", t > 0 ? (b[1] - a[1]) * 100 / t : 0 }')
+  if ((busy > 10)); then
+    log "warning: the machine is ${busy}% busy before the benchmark starts"
+    note "the machine was ${busy}% busy before the benchmark started: figures are disturbed"
+  fi
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -758,6 +773,7 @@ main() {
   trap 'exit 130' INT TERM
   make_content
   start_backends
+  check_quiet
 
   local rev
   rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -769,7 +785,7 @@ main() {
     echo "note: all on 127.0.0.1; backends: one nginx on two ports serving static files (access_log off). wrk, proxy and backends share the same $CORES cores."
     echo "note: inverso's access log (stdout) goes to /dev/null; nginx logs to a file (buffer=64k); HAProxy logs to its stdout, redirected to a file."
     echo "note: errors = wrk's connect/read/write/timeout errors plus responses >= 400; p50/p99 are exact (wrk done() callback); figures are medians over repetitions, errors are summed."
-    echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed."
+    echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed. Under contention the scheduler is fair per thread, so a proxy with many threads (inverso: one per connection) gets a larger share and shows less other CPU: compare systems on runs where it is low."
     echo "note: CPU µs/req = utime+stime of the proxy's processes over the run / requests; RSS of nginx sums master and workers."
   } >>"$OUT_DIR/info.txt" # >>: keeps the notes build_inverso may have written
 
