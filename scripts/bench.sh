@@ -525,7 +525,7 @@ run_wrk() {
   other=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((t1 - t0 + b1 - b0 + w1 - w0)) 'BEGIN {
     split(m0, a, " "); split(m1, b, " "); total = b[2] - a[2]
     o = total > 0 ? (b[1] - a[1] - ours) * 100 / total : 0
-    printf "%.0f", o < 0 ? 0 : o }')
+    printf "%.0f", (o < 0 ? 0 : o) }')
   truncate_logs
   line=$(grep '^BENCH ' <<<"$out" || true)
   if [[ -z $line ]]; then
@@ -580,7 +580,7 @@ check_quiet() {
   sleep 2
   m1=$(machine_ticks)
   busy=$(awk -v m0="$m0" -v m1="$m1" 'BEGIN { split(m0, a, " "); split(m1, b, " ")
-    t = b[2] - a[2]; printf "%.0f", t > 0 ? (b[1] - a[1]) * 100 / t : 0 }')
+    t = b[2] - a[2]; printf "%.0f", (t > 0 ? (b[1] - a[1]) * 100 / t : 0) }')
   if ((busy > 10)); then
     log "warning: the machine is ${busy}% busy before the benchmark starts"
     note "the machine was ${busy}% busy before the benchmark started: figures are disturbed"
