@@ -10,6 +10,8 @@ use inverso::{demo, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
+
+mod inspect;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -35,6 +37,18 @@ enum Command {
         /// Port of the proxy.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+    /// Work with cache snapshot files.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List what a snapshot file holds.
+    Inspect {
+        /// The snapshot file (path_to_persistence).
+        file: PathBuf,
     },
 }
 
@@ -79,6 +93,9 @@ fn main() -> ExitCode {
         None => run(&cli.run),
         Some(Command::Check(args)) => check(&args),
         Some(Command::Demo { port }) => run_demo(port),
+        Some(Command::Cache(CacheCommand::Inspect { file })) => {
+            inspect::run(&file).map_err(Failure::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@
 //!
 //! This module knows recency and sizes only: nothing about HTTP, files or locking.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -89,12 +90,20 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     }
 
     /// Whether `key` is stored; does not change recency.
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.map.contains_key(key)
     }
 
     /// The value for `key`, which becomes the most recently used entry.
-    pub fn get(&mut self, key: &K) -> Option<&V> {
+    pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let idx = *self.map.get(key)?;
         self.promote(idx);
         self.nodes[idx].entry.as_ref().map(|e| &e.value)
@@ -102,20 +111,32 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 
     /// Like [`Lru::get`], mutably. The weight cannot change through this reference;
     /// re-insert to change it.
-    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let idx = *self.map.get(key)?;
         self.promote(idx);
         self.nodes[idx].entry.as_mut().map(|e| &mut e.value)
     }
 
     /// The value for `key` without touching its recency.
-    pub fn peek(&self, key: &K) -> Option<&V> {
+    pub fn peek<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let idx = *self.map.get(key)?;
         self.nodes[idx].entry.as_ref().map(|e| &e.value)
     }
 
     /// The weight `key` was inserted with, without touching its recency.
-    pub fn peek_weight(&self, key: &K) -> Option<u64> {
+    pub fn peek_weight<Q>(&self, key: &Q) -> Option<u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let idx = *self.map.get(key)?;
         self.nodes[idx].entry.as_ref().map(|e| e.weight)
     }
@@ -158,7 +179,11 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         removed
     }
 
-    pub fn remove(&mut self, key: &K) -> Option<V> {
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let idx = *self.map.get(key)?;
         Some(self.remove_index(idx).value)
     }

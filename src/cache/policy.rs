@@ -330,24 +330,24 @@ pub fn validators(stored: &ResponseHead) -> Vec<(&'static str, Vec<u8>)> {
 /// §4.3.4: a 304 refreshes the stored head: its fields replace the stored
 /// ones of the same name (framing fields excepted).
 pub fn refresh_from_304(stored: &mut ResponseHead, not_modified: &ResponseHead) {
-    for (name, _) in not_modified.headers.iter() {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
-            continue;
-        }
+    let fresh: Vec<(&str, &[u8])> = not_modified
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            ![
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "keep-alive",
+            ]
+            .iter()
+            .any(|f| name.eq_ignore_ascii_case(f))
+        })
+        .collect();
+    for (name, _) in &fresh {
         stored.headers.remove(name);
     }
-    for (name, value) in not_modified.headers.iter() {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
-            continue;
-        }
+    for (name, value) in fresh {
         stored.headers.push(name, value);
     }
 }

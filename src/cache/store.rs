@@ -232,7 +232,7 @@ impl Cache {
                 let key = policy::variant_key(primary, &v.names, request);
                 state.lru.get(&key).cloned()
             }
-            None => state.lru.get(&primary.to_string()).cloned(),
+            None => state.lru.get(primary).cloned(),
         }
     }
 
@@ -291,7 +291,10 @@ impl Cache {
             .map(|v| v.keys)
             .unwrap_or_default();
         keys.push(primary.to_string());
-        let removed: Vec<_> = keys.iter().filter_map(|k| state.lru.remove(k)).collect();
+        let removed: Vec<_> = keys
+            .iter()
+            .filter_map(|k| state.lru.remove(k.as_str()))
+            .collect();
         drop(state);
         if !removed.is_empty() {
             self.changed();

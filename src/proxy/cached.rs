@@ -48,6 +48,11 @@ pub(super) fn serve(
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let primary = policy::primary_key(&request);
+    let here = Here {
+        request: &request,
+        keep_alive,
+        cache,
+    };
 
     let mut _flight = None;
     let mut stored: Option<Arc<Entry>> = None;
@@ -62,27 +67,9 @@ pub(super) fn serve(
                 entry.fresh_lifetime(),
                 entry.must_revalidate,
             ) {
-                Use::Fresh => {
-                    return serve_entry(
-                        client,
-                        &entry,
-                        Status::Hit,
-                        &request,
-                        keep_alive,
-                        cache,
-                        None,
-                    )
-                }
+                Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None),
                 Use::AllowedStale => {
-                    return serve_entry(
-                        client,
-                        &entry,
-                        Status::Stale,
-                        &request,
-                        keep_alive,
-                        cache,
-                        None,
-                    )
+                    return serve_entry(client, &here, &entry, Status::Stale, None)
                 }
                 Use::Validate => {
                     stored = Some(entry);
@@ -132,15 +119,7 @@ pub(super) fn serve(
         Ok(fetched) => fetched,
         Err(refusal) => {
             return match stale_fallback(&stored, refusal.status.is_some()) {
-                Some(entry) => serve_entry(
-                    client,
-                    entry,
-                    Status::Stale,
-                    &request,
-                    keep_alive,
-                    cache,
-                    refusal.upstream,
-                ),
+                Some(entry) => serve_entry(client, &here, entry, Status::Stale, refusal.upstream),
                 None => Err(refusal),
             }
         }
@@ -150,15 +129,7 @@ pub(super) fn serve(
     if fetched.response.status >= 500 {
         if let Some(entry) = stale_fallback(&stored, true) {
             drop(fetched); // closes the connection; its body is not wanted
-            return serve_entry(
-                client,
-                entry,
-                Status::Stale,
-                &request,
-                keep_alive,
-                cache,
-                upstream,
-            );
+            return serve_entry(client, &here, entry, Status::Stale, upstream);
         }
     }
     if let (Some(entry), 304) = (&stored, fetched.response.status) {
@@ -191,15 +162,7 @@ pub(super) fn serve(
                     entry.clone()
                 }
             };
-            return serve_entry(
-                client,
-                &refreshed,
-                Status::Revalidated,
-                &request,
-                keep_alive,
-                cache,
-                upstream,
-            );
+            return serve_entry(client, &here, &refreshed, Status::Revalidated, upstream);
         }
     }
 
@@ -259,6 +222,14 @@ fn stale_fallback(stored: &Option<Arc<Entry>>, origin_failed: bool) -> Option<&A
         .filter(|e| origin_failed && e.within_stale_window(SystemTime::now()))
 }
 
+/// The request being answered, for `serve_entry`.
+#[derive(Clone, Copy)]
+struct Here<'a> {
+    request: &'a RequestHead,
+    keep_alive: bool,
+    cache: &'a Cache,
+}
+
 #[derive(Clone, Copy)]
 enum Status {
     Hit,
@@ -283,13 +254,16 @@ impl Status {
 /// conditional request that the entry satisfies gets a 304.
 fn serve_entry(
     client: &mut Client,
+    here: &Here<'_>,
     entry: &Entry,
     status: Status,
-    request: &RequestHead,
-    keep_alive: bool,
-    cache: &Cache,
     upstream: Option<Arc<str>>,
 ) -> Result<Outcome, Refusal> {
+    let Here {
+        request,
+        keep_alive,
+        cache,
+    } = *here;
     let counter = match status {
         Status::Hit => &cache.stats.hits,
         Status::Stale => &cache.stats.stale,
