@@ -2,8 +2,14 @@
 //! threads never wait on stdout. Records travel over a bounded channel;
 //! when it is full, senders wait (a line is never dropped), which only
 //! happens if stdout itself cannot keep up.
+//!
+//! Control messages travel on the same channel, so they take effect in
+//! order with the records: a reopen (SIGUSR1, for logrotate) writes every
+//! record queued before it to the old file, then opens the path afresh.
 
-use crate::http::date::format_clf;
+use crate::config::LogFormat;
+use crate::http::date::{format_clf, format_rfc3339};
+use crate::json;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -38,9 +44,98 @@ pub struct Record {
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
+    /// The request head received and the response head sent, when
+    /// `log_headers` is on.
+    pub heads: Option<Box<Heads>>,
+}
+
+/// Header fields of one exchange, as `(name, value)` in wire order.
+#[derive(Clone, Debug, Default)]
+pub struct Heads {
+    pub request: Vec<(String, String)>,
+    pub response: Vec<(String, String)>,
+}
+
+impl Heads {
+    /// The fields of a head as written on the wire (status or request
+    /// line first, which is skipped; CRLF line ends).
+    pub fn fields_of(head: &[u8]) -> Vec<(String, String)> {
+        String::from_utf8_lossy(head)
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_string(), value.trim().to_string()))
+            .collect()
+    }
 }
 
 impl Record {
+    /// The line in the given format, without newline.
+    pub fn format_as(&self, format: LogFormat) -> String {
+        match format {
+            LogFormat::Combined => self.format(),
+            LogFormat::Json => self.to_json(),
+        }
+    }
+
+    /// One JSON object with the fields of the combined line:
+    /// `time` (RFC 3339, UTC), `client`, `request`, `status`, `bytes`,
+    /// `referer`, `user_agent`, `upstream`, `cache` (null when absent),
+    /// `duration_ms`, and with `log_headers` `request_headers` and
+    /// `response_headers` as arrays of `[name, value]` pairs.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256);
+        out.push('{');
+        json::push_key(&mut out, "time");
+        json::push_str(&mut out, &format_rfc3339(self.time));
+        out.push(',');
+        json::push_key(&mut out, "client");
+        json::push_str(&mut out, &self.client.to_string());
+        out.push(',');
+        json::push_key(&mut out, "request");
+        json::push_str(&mut out, &self.request_line);
+        let _ = write!(out, ",\"status\":{},\"bytes\":{},", self.status, self.bytes);
+        json::push_key(&mut out, "referer");
+        json::push_opt_str(&mut out, self.referer.as_deref());
+        out.push(',');
+        json::push_key(&mut out, "user_agent");
+        json::push_opt_str(&mut out, self.user_agent.as_deref());
+        out.push(',');
+        json::push_key(&mut out, "upstream");
+        json::push_opt_str(&mut out, self.upstream.as_deref());
+        out.push(',');
+        json::push_key(&mut out, "cache");
+        json::push_opt_str(&mut out, self.cache);
+        let _ = write!(
+            out,
+            ",\"duration_ms\":{:.3}",
+            self.duration.as_secs_f64() * 1000.0
+        );
+        if let Some(heads) = &self.heads {
+            for (key, fields) in [
+                ("request_headers", &heads.request),
+                ("response_headers", &heads.response),
+            ] {
+                out.push(',');
+                json::push_key(&mut out, key);
+                out.push('[');
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push('[');
+                    json::push_str(&mut out, name);
+                    out.push(',');
+                    json::push_str(&mut out, value);
+                    out.push(']');
+                }
+                out.push(']');
+            }
+        }
+        out.push('}');
+        out
+    }
+
     /// The line as written (without newline): the combined log format, then
     /// `upstream=`, `cache=` and `duration_ms=`. Quoted fields escape `"`,
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
@@ -59,6 +154,25 @@ impl Record {
             self.cache.unwrap_or("-"),
             self.duration.as_secs_f64() * 1000.0
         );
+        if let Some(heads) = &self.heads {
+            // Each head as one quoted field, its lines joined by CRLF
+            // (escaped as \x0D\x0A like any control byte).
+            for (key, fields) in [
+                (" request_headers=\"", &heads.request),
+                (" response_headers=\"", &heads.response),
+            ] {
+                line.push_str(key);
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        escape_into(&mut line, "\r\n");
+                    }
+                    escape_into(&mut line, name);
+                    line.push_str(": ");
+                    escape_into(&mut line, value);
+                }
+                line.push('"');
+            }
+        }
         line
     }
 }
@@ -82,15 +196,22 @@ fn escape_into(out: &mut String, s: &str) {
 
 enum Message {
     Record(Box<Record>),
+    /// Flush, then open the file again (or another one), and say how it went.
+    Reopen {
+        file: Option<PathBuf>,
+        format: LogFormat,
+        done: Sender<io::Result<()>>,
+    },
     /// Write what is queued, then stop.
     Close,
 }
 
-/// Where log lines go.
+/// Where log lines go, and how they look.
 #[derive(Clone, Debug, Default)]
 pub struct Outputs {
     pub stdout: bool,
     pub file: Option<PathBuf>,
+    pub format: LogFormat,
 }
 
 /// A cheap handle request threads use to log.
@@ -104,6 +225,20 @@ impl LogSender {
     pub fn log(&self, record: Record) {
         // The writer only goes away at shutdown, after request threads.
         let _ = self.tx.send(Message::Record(Box::new(record)));
+    }
+
+    /// Writes out every record queued so far, then reopens the log file at
+    /// `file` (the same path after logrotate moved it away, or a new one
+    /// after a reload) and switches to `format`. On failure the old file
+    /// stays in use. Returns once the writer has done it.
+    pub fn reopen(&self, file: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
+        let (done, result) = bounded(1);
+        self.tx
+            .send(Message::Reopen { file, format, done })
+            .map_err(|_| io::Error::other("the access log is closed"))?;
+        result
+            .recv()
+            .map_err(|_| io::Error::other("the access log is closed"))?
     }
 }
 
@@ -123,7 +258,7 @@ impl AccessLog {
         let (tx, rx) = bounded(CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(rx, outputs.stdout, file))?;
+            .spawn(move || write_loop(rx, outputs, file))?;
         Ok(AccessLog {
             tx,
             thread: Some(thread),
@@ -167,12 +302,13 @@ fn open_log_file(path: &Path) -> io::Result<File> {
 struct Sinks {
     stdout: Option<BufWriter<io::StdoutLock<'static>>>,
     file: Option<BufWriter<File>>,
+    format: LogFormat,
     warned: bool,
 }
 
 impl Sinks {
     fn write(&mut self, record: &Record) {
-        let mut line = record.format();
+        let mut line = record.format_as(self.format);
         line.push('\n');
         let results = [
             self.stdout.as_mut().map(|w| w.write_all(line.as_bytes())),
@@ -189,6 +325,18 @@ impl Sinks {
         self.report(results);
     }
 
+    fn reopen(&mut self, path: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
+        self.flush();
+        self.file = match &path {
+            Some(path) => Some(BufWriter::with_capacity(64 * 1024, open_log_file(path)?)),
+            None => None,
+        };
+        self.format = format;
+        // A fresh file deserves a fresh warning if it fails too.
+        self.warned = false;
+        Ok(())
+    }
+
     /// Says once that the log cannot be written (a full disk, a closed
     /// pipe); request threads go on regardless.
     fn report(&mut self, results: [Option<io::Result<()>>; 2]) {
@@ -201,25 +349,38 @@ impl Sinks {
     }
 }
 
-fn write_loop(rx: Receiver<Message>, to_stdout: bool, file: Option<File>) {
+fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>) {
     let mut sinks = Sinks {
-        stdout: to_stdout.then(|| BufWriter::with_capacity(64 * 1024, io::stdout().lock())),
+        stdout: outputs
+            .stdout
+            .then(|| BufWriter::with_capacity(64 * 1024, io::stdout().lock())),
         file: file.map(|f| BufWriter::with_capacity(64 * 1024, f)),
+        format: outputs.format,
         warned: false,
     };
     // Park in `recv` only when traffic stops. While it flows, sleep between
     // batches instead: a sender wakes the writer (a futex call and a
     // context switch) only if it is parked, so under load the request
     // threads never pay for waking it.
-    'idle: while let Ok(Message::Record(record)) = rx.recv() {
-        sinks.write(&record);
+    'idle: while let Ok(message) = rx.recv() {
+        match message {
+            Message::Record(record) => sinks.write(&record),
+            Message::Reopen { file, format, done } => {
+                let _ = done.send(sinks.reopen(file, format));
+                continue 'idle;
+            }
+            Message::Close => break 'idle,
+        }
         loop {
             let mut batch = 0;
             for message in rx.try_iter() {
-                let Message::Record(record) = message else {
-                    break 'idle;
-                };
-                sinks.write(&record);
+                match message {
+                    Message::Record(record) => sinks.write(&record),
+                    Message::Reopen { file, format, done } => {
+                        let _ = done.send(sinks.reopen(file, format));
+                    }
+                    Message::Close => break 'idle,
+                }
                 batch += 1;
             }
             sinks.flush();
@@ -249,7 +410,50 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
+            heads: None,
         }
+    }
+
+    #[test]
+    fn formats_json_and_heads() {
+        let mut r = record();
+        r.heads = Some(Box::new(Heads {
+            request: vec![("Host".into(), "a\"b".into())],
+            response: Heads::fields_of(b"HTTP/1.1 200 OK\r\nX-Cache: MISS\r\n\r\n"),
+        }));
+        assert_eq!(
+            r.to_json(),
+            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
+        );
+        assert!(r
+            .format()
+            .ends_with(r#" request_headers="Host: a\x22b" response_headers="X-Cache: MISS""#));
+    }
+
+    #[test]
+    fn reopen_moves_to_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::start(Outputs {
+            stdout: false,
+            file: Some(path.clone()),
+            format: LogFormat::Combined,
+        })
+        .unwrap();
+        let sender = log.sender();
+        sender.log(record());
+        let rotated = dir.path().join("access.log.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        sender.reopen(Some(path.clone()), LogFormat::Json).unwrap();
+        sender.log(record());
+        log.finish();
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap().lines().count(),
+            1
+        );
+        let now = std::fs::read_to_string(&path).unwrap();
+        assert!(now.starts_with("{\"time\""), "{now}");
+        assert!(sender.reopen(None, LogFormat::Json).is_err());
     }
 
     #[test]
@@ -267,6 +471,7 @@ mod tests {
         let log = AccessLog::start(Outputs {
             stdout: false,
             file: Some(path.clone()),
+            ..Outputs::default()
         })
         .unwrap();
         let senders: Vec<_> = (0..4).map(|_| log.sender()).collect();

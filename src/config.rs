@@ -33,9 +33,25 @@ pub struct Config {
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
     pub stale_if_error: Duration,
+    /// The admin listener's port; `None`: no admin listener.
+    pub admin_port: Option<u16>,
+    pub admin_bind: IpAddr,
+    pub log_format: LogFormat,
+    /// Add the request and response heads to each access-log record.
+    pub log_headers: bool,
     /// Not a key: the access log always goes to stdout when run from the
     /// command line; embedders and tests may turn that copy off.
     pub log_to_stdout: bool,
+}
+
+/// How access-log records are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// The combined log format plus `upstream=`, `cache=`, `duration_ms=`.
+    #[default]
+    Combined,
+    /// One JSON object per line, with the same fields.
+    Json,
 }
 
 /// A backend as configured: `host:port` with an optional `weight=N`,
@@ -205,6 +221,48 @@ pub const KEYS: &[Key] = &[
         default: "10s",
         help: "on SIGINT/SIGTERM, how long requests in flight may take to finish",
         apply: |c, v| parse_duration(v).map(|d| c.shutdown_timeout = d),
+    },
+    Key {
+        name: "admin_port",
+        default: "",
+        help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",
+        apply: |c, v| {
+            c.admin_port = if v.is_empty() {
+                None
+            } else {
+                Some(parse_number(v, 0..=65535)? as u16)
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "admin_bind",
+        default: "127.0.0.1",
+        help: "address of the admin listener",
+        apply: |c, v| {
+            v.parse()
+                .map(|a| c.admin_bind = a)
+                .map_err(|_| format!("`{v}` is not an IP address"))
+        },
+    },
+    Key {
+        name: "log_format",
+        default: "combined",
+        help: "access-log format: combined or json",
+        apply: |c, v| {
+            c.log_format = match v {
+                "combined" => LogFormat::Combined,
+                "json" => LogFormat::Json,
+                _ => return Err(format!("`{v}` is not a log format (combined or json)")),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "log_headers",
+        default: "false",
+        help: "add the request and response heads to each access-log record",
+        apply: |c, v| parse_bool(v).map(|b| c.log_headers = b),
     },
 ];
 
@@ -380,12 +438,22 @@ impl Config {
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,
+            admin_port: None,
+            admin_bind: IpAddr::from([127, 0, 0, 1]),
+            log_format: LogFormat::Combined,
+            log_headers: false,
             log_to_stdout: true,
         }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    /// The admin listener's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_port
+            .map(|port| SocketAddr::new(self.admin_bind, port))
     }
 
     /// The largest body the cache stores.
@@ -715,5 +783,22 @@ mod tests {
         assert_eq!(parse_size("0"), Ok(0));
         assert!(parse_size("10MB").is_err());
         assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn admin_and_log_keys() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.admin_addr(), None);
+        assert_eq!(c.log_format, LogFormat::Combined);
+        assert!(!c.log_headers);
+        let c = build(
+            "targets = 127.0.0.1:1\nadmin_port = 9901\nlog_format = json\nlog_headers = yes\n",
+        )
+        .unwrap();
+        assert_eq!(c.admin_addr(), Some("127.0.0.1:9901".parse().unwrap()));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.log_headers);
+        let e = build("targets = 127.0.0.1:1\nlog_format = xml\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
     }
 }

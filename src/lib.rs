@@ -9,16 +9,22 @@
 //! - `upstream`: backends: balancer and keep-alive pools.
 //! - `cache`: the LRU store and its snapshot file.
 //! - `access_log`: request records to one writer thread, stdout and a file.
+//! - `admin`: the admin listener: metrics, status, health, purge.
+//! - `metrics`: the counters behind `/metrics` and `/status`.
+//! - `json`: string escaping for the JSON log and `/status`.
 //! - `demo`: two built-in origin servers for `inverso demo`.
 
 pub mod access_log;
+pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod json;
+pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod upstream;
 
 pub use config::Config;
-pub use server::{Server, ServerHandle};
+pub use server::{Control, Reloaded, Server, ServerHandle};

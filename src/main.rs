@@ -1,5 +1,7 @@
 //! The `inverso` command: parse the command line, load the configuration,
-//! start the server, and turn signals into a graceful shutdown. Errors are
+//! start the server, and turn signals into actions: SIGINT/SIGTERM a
+//! graceful shutdown (a second one exits at once), SIGHUP a reload of the
+//! configuration, SIGUSR1 a reopen of the access-log file. Errors are
 //! printed as one line with their causes; exit codes: 0 clean shutdown,
 //! 1 runtime failure, 2 bad configuration or usage.
 
@@ -7,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use inverso::config::{self, Config, Loader};
 use inverso::{demo, Server};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
 
@@ -152,35 +154,68 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
 
 fn run(args: &ConfigArgs) -> Result<(), Failure> {
     let (config, _) = load(args)?;
-    serve(config)
+    serve(config, Some(args.clone()))
 }
 
-fn serve(config: Config) -> Result<(), Failure> {
-    let grace = config.shutdown_timeout;
+/// Runs until SIGINT/SIGTERM. `reload_from`: how to read the configuration
+/// again on SIGHUP (the same file, environment and flags); `None` ignores
+/// SIGHUP (the demo).
+fn serve(config: Config, reload_from: Option<ConfigArgs>) -> Result<(), Failure> {
     let handle = Server::start(config).context("cannot start")?;
     let trigger = handle.stop_trigger();
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let control = handle.control();
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+        .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut seen = 0;
+            let mut stops = 0;
             for signal in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    log::info!("signal {signal}: shutting down (send it again to exit at once)");
-                    trigger.stop();
-                } else {
-                    log::warn!("second signal: exiting now");
-                    std::process::exit(1);
+                match signal {
+                    SIGHUP => match &reload_from {
+                        Some(args) => reload(args, &control),
+                        None => log::info!("SIGHUP: nothing to reload in the demo"),
+                    },
+                    SIGUSR1 => match control.reopen_log() {
+                        Ok(()) => log::info!("SIGUSR1: access log reopened"),
+                        Err(e) => log::error!("SIGUSR1: cannot reopen the access log: {e}"),
+                    },
+                    _ => {
+                        stops += 1;
+                        if stops == 1 {
+                            log::info!(
+                                "signal {signal}: shutting down (send it again to exit at once)"
+                            );
+                            trigger.stop();
+                        } else {
+                            log::warn!("second signal: exiting now");
+                            std::process::exit(1);
+                        }
+                    }
                 }
             }
         })
         .context("cannot start the signal thread")?;
-    if !handle.wait(grace) {
+    if !handle.wait_configured() {
         log::warn!("some connections were cut at the end of the grace period");
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: reads the configuration again; a bad one is refused with its
+/// `file:line` error and the running one stays.
+fn reload(args: &ConfigArgs, control: &inverso::Control) {
+    match load(args) {
+        Ok((config, _)) => match control.reload(config) {
+            Ok(_) => {}
+            Err(e) => log::error!("SIGHUP: reload refused, keeping the running configuration: {e}"),
+        },
+        Err(Failure { error, .. }) => {
+            control.refused();
+            log::error!("SIGHUP: reload refused, keeping the running configuration: {error:#}");
+        }
+    }
 }
 
 fn run_demo(port: u16) -> Result<(), Failure> {
@@ -214,5 +249,5 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
         a.name, a.addr, b.name, b.addr
     );
-    serve(config)
+    serve(config, None)
 }

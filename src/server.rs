@@ -11,12 +11,19 @@
 //! Shutdown: a flag, a self-connection to wake the blocked `accept`, then
 //! closing the connections that sit idle between requests; connections
 //! that are mid-request finish it (within a grace period) and close.
+//!
+//! Reload: the settings live in one [`Shared`] generation behind
+//! [`Current`]; a reload builds the next generation and swaps it in. Each
+//! request takes the generation in force when it begins, so requests in
+//! flight finish on the old settings and no connection is dropped.
 
-use crate::access_log::{AccessLog, Outputs};
+use crate::access_log::{AccessLog, LogSender, Outputs};
+use crate::admin::Admin;
 use crate::cache::timer::{self, Timer};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
-use crate::proxy::{self, error_response, Shared};
+use crate::metrics::Metrics;
+use crate::proxy::{self, error_response, Current, Shared};
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
@@ -44,6 +51,8 @@ const REJECT_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {addr} (admin): {source}")]
+    AdminBind { addr: SocketAddr, source: io::Error },
     #[error("cannot open the access log: {0}")]
     AccessLog(io::Error),
     #[error("cannot start a thread: {0}")]
@@ -62,7 +71,24 @@ impl Server {
     }
 
     /// Serves on an already bound listener (tests bind `127.0.0.1:0`).
+    /// The admin listener, when `admin_port` is set, is bound here.
     pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
+        let admin = match config.admin_addr() {
+            Some(addr) => Some(
+                TcpListener::bind(addr).map_err(|source| StartError::AdminBind { addr, source })?,
+            ),
+            None => None,
+        };
+        Server::start_with(listener, admin, config)
+    }
+
+    /// Serves on already bound public and admin listeners (`admin_port` is
+    /// then ignored).
+    pub fn start_with(
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        config: Config,
+    ) -> Result<ServerHandle, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen_addr(),
             source,
@@ -70,6 +96,7 @@ impl Server {
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
+            format: config.log_format,
         })
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
@@ -87,19 +114,19 @@ impl Server {
             ),
             None => None,
         };
-        let shared = Arc::new(Shared {
-            cache,
-            upstreams: Upstreams::new(
-                &config.targets,
-                config.connection_timeout,
-                config.upstream_keepalive,
-            ),
+        let shared = Shared {
+            cache: cache.clone(),
+            upstreams: upstreams_for(&config),
             log: access_log.sender(),
-            shutting_down: AtomicBool::new(false),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::new(Metrics::default()),
             config,
-        });
+        };
         let inner = Arc::new(Inner {
-            shared,
+            shutting_down: shared.shutting_down.clone(),
+            metrics: shared.metrics.clone(),
+            log: shared.log.clone(),
+            current: Arc::new(Current::new(shared)),
             connections: Mutex::new(Connections::default()),
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
@@ -113,9 +140,17 @@ impl Server {
                 .map_err(StartError::Thread)?
         };
         log::info!("listening on {addr}");
+        let admin = match admin {
+            Some(listener) => {
+                Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
+            }
+            None => None,
+        };
         Ok(ServerHandle {
             addr,
             inner,
+            cache,
+            admin,
             acceptor: Some(acceptor),
             access_log: Some(access_log),
             timer,
@@ -123,6 +158,15 @@ impl Server {
             stop_rx,
         })
     }
+}
+
+/// The backends as configured (at start and on every reload).
+fn upstreams_for(config: &Config) -> Upstreams {
+    Upstreams::new(
+        &config.targets,
+        config.connection_timeout,
+        config.upstream_keepalive,
+    )
 }
 
 fn new_cache(config: &Config) -> Cache {
@@ -142,6 +186,8 @@ fn new_cache(config: &Config) -> Cache {
 pub struct ServerHandle {
     addr: SocketAddr,
     inner: Arc<Inner>,
+    cache: Option<Arc<Cache>>,
+    admin: Option<Admin>,
     acceptor: Option<JoinHandle<()>>,
     access_log: Option<AccessLog>,
     timer: Option<Timer>,
@@ -170,7 +216,19 @@ impl ServerHandle {
 
     /// The response cache, when `cache_size` is not 0.
     pub fn cache(&self) -> Option<&Arc<Cache>> {
-        self.inner.shared.cache.as_ref()
+        self.cache.as_ref()
+    }
+
+    /// The admin listener's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::local_addr)
+    }
+
+    /// Reopens the log file and reloads settings, from any thread.
+    pub fn control(&self) -> Control {
+        Control {
+            inner: self.inner.clone(),
+        }
     }
 
     pub fn stop_trigger(&self) -> StopTrigger {
@@ -190,12 +248,23 @@ impl ServerHandle {
         self.shutdown(grace)
     }
 
+    /// [`ServerHandle::wait`] with the `shutdown_timeout` in force when
+    /// the stop comes (a reload may have changed it).
+    pub fn wait_configured(self) -> bool {
+        let _ = self.stop_rx.recv();
+        let grace = self.inner.current.get().config.shutdown_timeout;
+        self.shutdown(grace)
+    }
+
     /// Stops accepting, closes idle connections, lets requests in flight
     /// finish for up to `grace`, then closes what is left and flushes the
     /// access log. Returns whether every connection finished in time.
     pub fn shutdown(mut self, grace: Duration) -> bool {
         let inner = &self.inner;
-        inner.shared.shutting_down.store(true, Ordering::SeqCst);
+        inner.shutting_down.store(true, Ordering::SeqCst);
+        if let Some(admin) = self.admin.take() {
+            admin.finish();
+        }
         wake_acceptor(self.addr);
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
@@ -220,7 +289,7 @@ impl ServerHandle {
 
 /// Connects to our own listener so a blocked `accept` returns and sees the
 /// shutdown flag (a wildcard address is reached through loopback).
-fn wake_acceptor(addr: SocketAddr) {
+pub(crate) fn wake_acceptor(addr: SocketAddr) {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -230,7 +299,12 @@ fn wake_acceptor(addr: SocketAddr) {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    /// The settings in force.
+    current: Arc<Current>,
+    /// What every generation shares.
+    shutting_down: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    log: LogSender,
     connections: Mutex<Connections>,
     /// Signalled whenever a connection ends.
     drained: Condvar,
@@ -289,6 +363,10 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.inner.connections.lock().live.remove(&self.id);
+        self.inner
+            .metrics
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
         self.inner.drained.notify_all();
     }
 }
@@ -305,7 +383,7 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = listener.accept();
-        if inner.shared.shutting_down.load(Ordering::SeqCst) {
+        if inner.shutting_down.load(Ordering::SeqCst) {
             break;
         }
         let (stream, peer) = match accepted {
@@ -338,13 +416,15 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
 
 /// Takes a slot for a new connection, or `None` over `max_connections`.
 fn register(inner: &Arc<Inner>, stream: &TcpStream) -> Option<Slot> {
+    let max = inner.current.get().config.max_connections;
     let mut connections = inner.connections.lock();
-    if connections.live.len() >= inner.shared.config.max_connections {
+    if connections.live.len() >= max {
         return None;
     }
     let stream = stream.try_clone().ok()?;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let idle = Arc::new(AtomicBool::new(true));
+    inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
     connections.live.insert(
         id,
         Registered {
@@ -391,6 +471,119 @@ fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
 }
 
 fn run(job: Job, inner: &Inner) {
-    proxy::serve(job.stream, job.peer, &inner.shared, &job.slot.idle);
+    proxy::serve(job.stream, job.peer, &inner.current, &job.slot.idle);
     drop(job.slot);
+}
+
+/// Operations on a running server from any thread (the signal thread's):
+/// reopen the access log (SIGUSR1), reload the settings (SIGHUP).
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+/// Keys whose new value only takes effect at the next start.
+const RESTART_KEYS: &[&str] = &[
+    "port",
+    "bind",
+    "admin_port",
+    "admin_bind",
+    "cache_size",
+    "max_object_size",
+    "unit_time",
+    "path_to_persistence",
+];
+
+/// What a reload did.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Keys that changed but need a restart; their old values stay.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl Control {
+    /// Writes out the records queued so far, then reopens `path_to_log`
+    /// (after logrotate renamed it). On failure the old file stays in use.
+    pub fn reopen_log(&self) -> io::Result<()> {
+        let shared = self.inner.current.get();
+        shared
+            .log
+            .reopen(shared.config.path_to_log.clone(), shared.config.log_format)
+    }
+
+    /// Puts `next` in force: targets, timeouts, limits, log settings and
+    /// cache rules change for every request that begins from now on;
+    /// requests in flight finish on the old settings. Keys that need a
+    /// restart keep their old values and are reported (and logged). Fails,
+    /// changing nothing, if a new `path_to_log` cannot be opened.
+    pub fn reload(&self, mut next: Config) -> io::Result<Reloaded> {
+        let old = self.inner.current.get();
+        let was = &old.config;
+        let mut reloaded = Reloaded::default();
+        let mut keep = |key: &'static str, changed: bool| {
+            if changed {
+                reloaded.needs_restart.push(key);
+            }
+        };
+        keep("port", next.port != was.port);
+        keep("bind", next.bind != was.bind);
+        keep("admin_port", next.admin_port != was.admin_port);
+        keep("admin_bind", next.admin_bind != was.admin_bind);
+        keep("cache_size", next.cache_size != was.cache_size);
+        keep(
+            "max_object_size",
+            next.max_object_size != was.max_object_size,
+        );
+        keep("unit_time", next.unit_time != was.unit_time);
+        keep(
+            "path_to_persistence",
+            next.path_to_persistence != was.path_to_persistence,
+        );
+        debug_assert!(reloaded
+            .needs_restart
+            .iter()
+            .all(|k| RESTART_KEYS.contains(k)));
+        next.port = was.port;
+        next.bind = was.bind;
+        next.admin_port = was.admin_port;
+        next.admin_bind = was.admin_bind;
+        next.cache_size = was.cache_size;
+        next.max_object_size = was.max_object_size;
+        next.unit_time = was.unit_time;
+        next.path_to_persistence = was.path_to_persistence.clone();
+        next.log_to_stdout = was.log_to_stdout;
+        if next.path_to_log != was.path_to_log || next.log_format != was.log_format {
+            if let Err(e) = old.log.reopen(next.path_to_log.clone(), next.log_format) {
+                self.inner
+                    .metrics
+                    .reloads_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        let mut upstreams = upstreams_for(&next);
+        upstreams.keep_stats_of(&old.upstreams);
+        self.inner.current.replace(Shared {
+            config: next,
+            upstreams,
+            log: self.inner.log.clone(),
+            cache: old.cache.clone(),
+            shutting_down: self.inner.shutting_down.clone(),
+            metrics: self.inner.metrics.clone(),
+        });
+        self.inner.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        for key in &reloaded.needs_restart {
+            log::warn!("reload: `{key}` changed; it takes effect at the next restart");
+        }
+        log::info!("reload: new configuration in force");
+        Ok(reloaded)
+    }
+
+    /// Counts a reload refused before it reached us (a bad file).
+    pub fn refused(&self) {
+        self.inner
+            .metrics
+            .reloads_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }

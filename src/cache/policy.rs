@@ -134,7 +134,9 @@ pub fn storable(
     response_time: SystemTime,
     settings: &Settings,
 ) -> Option<Lifetime> {
-    if request.method != "GET" || response.status < 200 || response.status == 206 {
+    // 206 needs range merging we do not do; a 304 answers a conditional
+    // request and has no body to store.
+    if request.method != "GET" || response.status < 200 || matches!(response.status, 206 | 304) {
         return None;
     }
     let req_cc = CacheControl::parse(&request.headers);
@@ -269,12 +271,20 @@ pub fn usable(
     if request_no_cache {
         return Use::Validate;
     }
-    if req.max_age.is_some_and(|max| age.as_secs() > max) {
+    // Compared at full precision, and `max-age=0` (a browser's "reload")
+    // always revalidates, even an entry stored in this very millisecond.
+    if req
+        .max_age
+        .is_some_and(|max| max == 0 || age > Duration::from_secs(max))
+    {
         return Use::Validate;
     }
     let left = fresh.saturating_sub(age);
     if age < fresh {
-        if req.min_fresh.is_some_and(|min| left.as_secs() < min) {
+        if req
+            .min_fresh
+            .is_some_and(|min| left < Duration::from_secs(min))
+        {
             return Use::Validate;
         }
         return Use::Fresh;

@@ -12,7 +12,7 @@ use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,6 +131,10 @@ pub struct Stats {
     pub revalidated: AtomicU64,
     pub bypass: AtomicU64,
     pub evictions: AtomicU64,
+    /// Snapshot files written, the time spent writing them, and failures.
+    pub snapshot_writes: AtomicU64,
+    pub snapshot_micros: AtomicU64,
+    pub snapshot_failures: AtomicU64,
 }
 
 struct State {
@@ -168,6 +172,10 @@ pub struct Cache {
     flights: Mutex<HashMap<String, Arc<Waiter>>>,
     /// Bumped by every change, so the timer knows when to snapshot.
     generation: AtomicU64,
+    /// Set by hits: recency changed, which only the final snapshot records
+    /// (rewriting the whole file because entries were read would cost far
+    /// more than the order is worth).
+    touched: AtomicBool,
     pub stats: Stats,
 }
 
@@ -182,6 +190,7 @@ impl Cache {
             settings,
             flights: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            touched: AtomicBool::new(false),
             stats: Stats::default(),
         }
     }
@@ -227,13 +236,25 @@ impl Cache {
     /// The stored response for a request, promoted to most recently used.
     pub fn lookup(&self, primary: &str, request: &Headers) -> Option<Arc<Entry>> {
         let mut state = self.state.lock();
-        match state.vary.get(primary) {
+        let found = match state.vary.get(primary) {
             Some(v) => {
                 let key = policy::variant_key(primary, &v.names, request);
                 state.lru.get(&key).cloned()
             }
             None => state.lru.get(primary).cloned(),
+        };
+        drop(state);
+        // Load first: a store on every hit would bounce the cache line
+        // between cores.
+        if found.is_some() && !self.touched.load(Ordering::Relaxed) {
+            self.touched.store(true, Ordering::Relaxed);
         }
+        found
+    }
+
+    /// Whether entries were read since the last call (recency changed).
+    pub fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
     }
 
     /// Stores an entry (replacing any with the same key), evicting the

@@ -6,6 +6,7 @@ use super::persist::{self, LoadLimits, PersistError, SnapshotStats};
 use super::store::{unix_ms, Cache};
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,9 +23,10 @@ pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistErro
 pub fn load(cache: &Cache, path: &Path) -> usize {
     let limits = LoadLimits {
         max_record_bytes: cache.max_object_size().saturating_add(1 << 20),
-        // A snapshot from a larger cache only fills ours: its most recent
-        // entries come first.
-        max_total_bytes: cache.capacity(),
+        // Only a bound on memory: the cache's own LRU keeps the most recent
+        // entries of a snapshot from a larger cache (they come first). Twice
+        // the capacity leaves room for the file's per-record overhead.
+        max_total_bytes: cache.capacity().saturating_mul(2),
     };
     let started = Instant::now();
     match persist::load_snapshot(path, unix_ms(SystemTime::now()), &limits) {
@@ -80,11 +82,12 @@ impl Timer {
                         log::debug!("cache: {expired} entries expired");
                     }
                     if let Some(path) = &path {
-                        written = write_if_changed(&cache, path, written);
+                        written = write_if_changed(&cache, path, written, false);
                     }
                 }
+                // The final snapshot also records recency changed by reads.
                 if let Some(path) = &path {
-                    write_if_changed(&cache, path, written);
+                    write_if_changed(&cache, path, written, cache.take_touched());
                 }
             })?;
         Ok(Timer {
@@ -112,16 +115,22 @@ impl Drop for Timer {
     }
 }
 
-/// Writes a snapshot unless nothing changed since generation `written`;
-/// returns the generation now on disk.
-fn write_if_changed(cache: &Cache, path: &Path, written: u64) -> u64 {
+/// Writes a snapshot unless nothing changed since generation `written`
+/// (or `force`); returns the generation now on disk.
+fn write_if_changed(cache: &Cache, path: &Path, written: u64, force: bool) -> u64 {
     let now = cache.generation();
-    if now == written {
+    if now == written && !force {
         return written;
     }
     let started = Instant::now();
+    let written_in = |started: Instant| {
+        let micros = started.elapsed().as_micros() as u64;
+        cache.stats.snapshot_micros.fetch_add(micros, Relaxed);
+    };
     match snapshot(cache, path) {
         Ok(stats) => {
+            written_in(started);
+            cache.stats.snapshot_writes.fetch_add(1, Relaxed);
             log::debug!(
                 "cache snapshot {}: {} records, {} bytes, {:?}",
                 path.display(),
@@ -132,6 +141,7 @@ fn write_if_changed(cache: &Cache, path: &Path, written: u64) -> u64 {
             now
         }
         Err(e) => {
+            cache.stats.snapshot_failures.fetch_add(1, Relaxed);
             log::warn!("cache snapshot {}: {e}", path.display());
             written
         }

@@ -80,6 +80,24 @@ pub fn format_clf(t: SystemTime) -> String {
     )
 }
 
+/// An RFC 3339 timestamp in UTC with milliseconds:
+/// `1994-11-06T08:49:37.000Z` (the JSON access log's `time`).
+pub fn format_rfc3339(t: SystemTime) -> String {
+    let c = to_civil(t);
+    let millis = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    format!(
+        "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.secs_of_day / 3600,
+        c.secs_of_day / 60 % 60,
+        c.secs_of_day % 60
+    )
+}
+
 /// Parses the three date formats RFC 9110 §5.6.7 says a recipient must
 /// accept: IMF-fixdate, RFC 850 and asctime. `None` for anything else
 /// (callers treat an invalid date as "in the past", as the RFC says for

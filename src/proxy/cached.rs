@@ -73,7 +73,6 @@ pub(super) fn serve(
                 }
                 Use::Validate => {
                     stored = Some(entry);
-                    break;
                 }
             }
         }
@@ -82,7 +81,7 @@ pub(super) fn serve(
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::new(504, keep_alive));
         }
-        if waited || no_cache {
+        if waited || no_cache || stored.is_some() {
             break;
         }
         match cache.join_flight(&cache.variant_key(&primary, &request.headers)) {
@@ -143,7 +142,7 @@ pub(super) fn serve(
                 &request_as_get(&request),
                 &head,
                 response_time,
-                &cache.settings,
+                &shared.cache_settings(),
             ) {
                 Some(lifetime) => {
                     let e = Entry::new(
@@ -170,16 +169,18 @@ pub(super) fn serve(
     let lifetime = if request.is_head() {
         None
     } else {
-        policy::storable(&request, &fetched.response, response_time, &cache.settings)
+        policy::storable(
+            &request,
+            &fetched.response,
+            response_time,
+            &shared.cache_settings(),
+        )
     };
     let too_big = crate::http::body::content_length(&fetched.response.headers)
         .ok()
         .flatten()
         .is_some_and(|n| n > cache.max_object_size());
-    let mut tee = lifetime
-        .filter(|_| !too_big)
-        .map(|_| Tee::new(cache.max_object_size()));
-    let to_store = tee.as_ref().map(|_| {
+    let mut tee = lifetime.filter(|_| !too_big).map(|lifetime| {
         let vary = policy::vary_names(&fetched.response);
         let key = if vary.is_empty() {
             primary.clone()
@@ -188,7 +189,11 @@ pub(super) fn serve(
         };
         let initial_age =
             policy::initial_age(&fetched.response, fetched.request_time, response_time);
-        (key, fetched.response.clone(), response_time - initial_age)
+        let head = fetched.response.clone();
+        let birth = response_time - initial_age;
+        Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
+            cache.insert(Entry::new(key, head, body.into(), birth, lifetime));
+        })
     });
     let how = Relay {
         request_is_head: request.is_head(),
@@ -199,11 +204,6 @@ pub(super) fn serve(
     let mut outcome = origin::relay(client, fetched, &how, tee.as_mut(), shared)?;
     cache.stats.misses.fetch_add(1, Ordering::Relaxed);
     outcome.cache = Some(Status::Miss.name());
-    if let (Some(tee), Some((key, head, birth)), Some(lifetime)) = (tee, to_store, lifetime) {
-        if tee.complete {
-            cache.insert(Entry::new(key, head, tee.body.into(), birth, lifetime));
-        }
-    }
     Ok(outcome)
 }
 
@@ -300,6 +300,7 @@ fn serve_entry(
     let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
+    client.note_sent_head(&[&head, &tail]);
     write_all_vectored(
         client.conn.get_mut(),
         &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],

@@ -6,17 +6,19 @@
 mod cached;
 mod origin;
 
-use crate::access_log::{LogSender, Record};
+use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::http::conn::is_timeout;
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
+use crate::metrics::Metrics;
 use crate::upstream::Upstreams;
 use origin::{Relay, RequestBody, Send};
+use parking_lot::RwLock;
 use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,20 +38,78 @@ const MAX_LEADING_EMPTY_LINES: usize = 4;
 /// This hop's entry in `Via`.
 const VIA: &str = "1.1 inverso";
 
-/// What every connection thread shares.
+/// What every connection thread shares: one generation of the settings.
+/// A reload builds a new one; a request keeps the one it started with.
 pub struct Shared {
     pub config: Config,
     pub upstreams: Upstreams,
     pub log: LogSender,
     pub cache: Option<Arc<Cache>>,
-    pub shutting_down: AtomicBool,
+    /// The same flag in every generation.
+    pub shutting_down: Arc<AtomicBool>,
+    /// The same counters in every generation.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// The cache rules from the settings in force (`ttl` and friends can
+    /// change on reload; the cache's size cannot).
+    pub fn cache_settings(&self) -> policy::Settings {
+        policy::Settings {
+            ttl: self.config.ttl,
+            cache_unlabeled: self.config.cache_unlabeled,
+            stale_if_error: self.config.stale_if_error,
+        }
+    }
+}
+
+/// The generation of [`Shared`] in force. Read once per request (an `Arc`
+/// clone under a read lock), swapped whole by a reload.
+pub struct Current {
+    shared: RwLock<Arc<Shared>>,
+    /// Bumped by every reload, so connections notice one with a plain
+    /// load instead of taking the lock and touching the `Arc`'s counter on
+    /// every request (both are writes to memory every core shares).
+    generation: AtomicU64,
+}
+
+impl Current {
+    pub fn new(shared: Shared) -> Current {
+        Current {
+            shared: RwLock::new(Arc::new(shared)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Shared> {
+        self.shared.read().clone()
+    }
+
+    /// Brings a connection's copy up to date if a reload happened since it
+    /// was taken (generation `seen`).
+    pub fn refresh(&self, held: &mut Arc<Shared>, seen: &mut u64) {
+        let now = self.generation.load(Ordering::Acquire);
+        if now != *seen {
+            *held = self.get();
+            *seen = now;
+        }
+    }
+
+    /// Puts `next` in force; returns the generation it replaces.
+    pub fn replace(&self, next: Shared) -> Arc<Shared> {
+        let old = std::mem::replace(&mut *self.shared.write(), Arc::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
+        old
+    }
 }
 
 /// Serves one client connection until it closes, times out, or the server
 /// shuts down. `idle` is raised while the connection waits for a request,
 /// so shutdown can close exactly the connections that are not mid-request.
-pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &AtomicBool) {
-    let timeout = shared.config.connection_timeout;
+pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &AtomicBool) {
+    let mut seen = current.generation.load(Ordering::Acquire);
+    let mut shared = current.get();
+    let mut timeout = shared.config.connection_timeout;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
@@ -57,8 +117,20 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &Atomic
         conn: BufConn::new(stream, CLIENT_BUFFER),
         peer: peer.ip(),
         timeout,
+        sent_head: None,
     };
     loop {
+        // --- reload: each request runs on the settings in force when it
+        // begins; those in flight finish on theirs.
+        current.refresh(&mut shared, &mut seen);
+        if shared.config.connection_timeout != timeout {
+            timeout = shared.config.connection_timeout;
+            client.timeout = timeout;
+            let _ = client.conn.get_ref().set_read_timeout(Some(timeout));
+            let _ = client.conn.get_ref().set_write_timeout(Some(timeout));
+        }
+        client.sent_head = shared.config.log_headers.then(Vec::new);
+        // --- end reload
         idle.store(true, Ordering::SeqCst);
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -68,13 +140,23 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &Atomic
         let time = SystemTime::now();
         let started = Instant::now();
         let (outcome, line) = match head {
-            HeadRead::Ready(len) => exchange(&mut client, len, shared),
+            HeadRead::Ready(len) => exchange(&mut client, len, &shared),
             HeadRead::Closed => break,
             HeadRead::Refused(status, request_line) => {
                 let bytes = client.send_error(status, true);
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
             }
         };
+        let duration = started.elapsed();
+        shared
+            .metrics
+            .observe(outcome.status, duration.as_micros() as u64);
+        let heads = client.sent_head.take().map(|sent| {
+            Box::new(Heads {
+                request: line.headers.unwrap_or_default(),
+                response: Heads::fields_of(&sent),
+            })
+        });
         shared.log.log(Record {
             time,
             client: client.peer,
@@ -85,7 +167,8 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, idle: &Atomic
             user_agent: line.user_agent,
             upstream: outcome.upstream,
             cache: outcome.cache,
-            duration: started.elapsed(),
+            duration,
+            heads,
         });
         if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
             break;
@@ -98,6 +181,8 @@ struct Client {
     conn: BufConn<TcpStream>,
     peer: IpAddr,
     timeout: Duration,
+    /// With `log_headers`: the response head sent, for the log.
+    sent_head: Option<Vec<u8>>,
 }
 
 enum HeadRead {
@@ -162,9 +247,20 @@ impl Client {
         result
     }
 
+    /// Keeps a copy of the response head about to be sent, when the log
+    /// wants it (`parts` are written one after the other).
+    fn note_sent_head(&mut self, parts: &[&[u8]]) {
+        if let Some(sent) = &mut self.sent_head {
+            sent.clear();
+            parts.iter().for_each(|p| sent.extend_from_slice(p));
+        }
+    }
+
     /// Sends a short plain-text error response; returns the body size.
     fn send_error(&mut self, status: u16, close: bool) -> u64 {
         let response = error_response(status, close);
+        let head_len = response.bytes.len() - response.body_len as usize;
+        self.note_sent_head(&[&response.bytes[..head_len]]);
         let _ = self.conn.get_mut().write_all(&response.bytes);
         response.body_len
     }
@@ -197,6 +293,8 @@ struct LogLine {
     request_line: String,
     referer: Option<String>,
     user_agent: Option<String>,
+    /// With `log_headers`: the request's fields.
+    headers: Option<Vec<(String, String)>>,
 }
 
 impl LogLine {
@@ -205,14 +303,27 @@ impl LogLine {
             request_line,
             referer: None,
             user_agent: None,
+            headers: None,
         }
     }
 
-    fn of(head: &RequestHead) -> Self {
+    fn of(head: &RequestHead, with_headers: bool) -> Self {
+        let headers = with_headers.then(|| {
+            head.headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        String::from_utf8_lossy(value).into_owned(),
+                    )
+                })
+                .collect()
+        });
         LogLine {
             request_line: format!("{} {} {}", head.method, head.target, head.version),
             referer: head.headers.get_str("referer").map(str::to_string),
             user_agent: head.headers.get_str("user-agent").map(str::to_string),
+            headers,
         }
     }
 }
@@ -244,7 +355,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     client.conn.consume(head_len);
-    let line = LogLine::of(&head);
+    let line = LogLine::of(&head, shared.config.log_headers);
     let outcome = match forward(client, head, body_kind, shared) {
         Ok(outcome) => outcome,
         Err(refusal) => {

@@ -10,6 +10,7 @@ use crate::http::head::{find_head_end, parse_response};
 use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
+use crate::metrics::InFlight;
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, TcpStream};
@@ -38,6 +39,8 @@ impl RequestBody {
 /// A response head received, its body still on the connection.
 pub(super) struct Fetched<'s> {
     pub target: &'s Upstream,
+    /// Counts the request as in flight at the target until dropped.
+    _busy: InFlight<'s>,
     pub up: UpstreamConn,
     pub response: ResponseHead,
     head_len: usize,
@@ -65,6 +68,7 @@ pub(super) fn fetch<'s>(
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
     let target = upstreams.pick();
+    let busy = target.stats.begin();
     let request = upstream_request(head, send, client.peer, target);
     let failed = |status: u16, keep_alive: bool| Refusal {
         status: Some(status),
@@ -81,6 +85,7 @@ pub(super) fn fetch<'s>(
             Ok(up) => up,
             Err(e) => {
                 log::warn!("target {}: cannot connect: {e}", target.name);
+                busy.failed();
                 let status = if is_timeout(&e) { 504 } else { 502 };
                 return Err(failed(status, send.keep_alive && send.body.is_buffered()));
             }
@@ -89,6 +94,7 @@ pub(super) fn fetch<'s>(
             Ok((response, head_len)) => {
                 return Ok(Fetched {
                     target,
+                    _busy: busy,
                     up,
                     response,
                     head_len,
@@ -107,6 +113,7 @@ pub(super) fn fetch<'s>(
             }
             Err(f) => {
                 log::warn!("target {}: {}", target.name, f.describe());
+                busy.failed();
                 return Err(failed(
                     f.status(),
                     send.keep_alive && send.body.is_buffered(),
@@ -313,21 +320,23 @@ fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
 }
 
 /// A copy of the body taken while it is relayed, for the cache.
-pub(super) struct Tee {
+pub(super) struct Tee<'a> {
     limit: u64,
-    pub body: Vec<u8>,
+    body: Vec<u8>,
     overflowed: bool,
-    /// Set once the whole body went through.
-    pub complete: bool,
+    /// Receives the whole body once it has been read, before its last bytes
+    /// go to the client: a client that asks again as soon as it has the
+    /// response finds the entry stored.
+    on_complete: Option<Box<dyn FnOnce(Vec<u8>) + 'a>>,
 }
 
-impl Tee {
-    pub(super) fn new(limit: u64) -> Self {
+impl<'a> Tee<'a> {
+    pub(super) fn new(limit: u64, on_complete: impl FnOnce(Vec<u8>) + 'a) -> Self {
         Tee {
             limit,
             body: Vec::new(),
             overflowed: false,
-            complete: false,
+            on_complete: Some(Box::new(on_complete)),
         }
     }
 
@@ -340,6 +349,13 @@ impl Tee {
             self.body = Vec::new();
         } else {
             self.body.extend_from_slice(piece);
+        }
+    }
+
+    /// The body ended: hand it over (once), unless it grew too large.
+    fn finish(&mut self) {
+        if let Some(on_complete) = self.on_complete.take().filter(|_| !self.overflowed) {
+            on_complete(std::mem::take(&mut self.body));
         }
     }
 }
@@ -361,13 +377,17 @@ pub(super) fn relay(
     client: &mut Client,
     mut fetched: Fetched<'_>,
     how: &Relay<'_>,
-    tee: Option<&mut Tee>,
+    tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
     let target = fetched.target;
     let refusal = |f: Failure, head_sent: bool| {
         if !matches!(f, Failure::Client(_)) {
             log::warn!("target {}: {}", target.name, f.describe());
+            target
+                .stats
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Refusal {
             status: (!head_sent).then(|| f.status()),
@@ -376,6 +396,7 @@ pub(super) fn relay(
         }
     };
     let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
+    client.note_sent_head(&[&prepared.head]);
     match send_response(client, &mut fetched, prepared, tee) {
         Ok((outcome, reusable)) => {
             if reusable {
@@ -481,21 +502,17 @@ fn send_response(
     client: &mut Client,
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
-    tee: Option<&mut Tee>,
+    tee: Option<&mut Tee<'_>>,
 ) -> Result<(Outcome, bool), Failure> {
     let mut reader = BodyReader::new(prepared.kind);
-    let mut tee = tee;
     let sent = copy_body(
         &mut reader,
         &mut fetched.up.conn,
         client.conn.get_mut(),
         prepared.head,
         prepared.rechunk,
-        tee.as_deref_mut(),
+        tee,
     )?;
-    if let Some(tee) = tee {
-        tee.complete = reader.is_done() && !tee.overflowed;
-    }
     let outcome = Outcome {
         status: fetched.response.status,
         bytes: sent,
@@ -540,7 +557,7 @@ fn copy_body(
     to: &mut TcpStream,
     head: Vec<u8>,
     chunked: bool,
-    mut tee: Option<&mut Tee>,
+    mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Failure> {
     let mut pending_head = Some(head);
     let mut size_line = Vec::with_capacity(16);
@@ -554,6 +571,9 @@ fn copy_body(
         };
         if let Some(tee) = tee.as_deref_mut() {
             tee.push(piece);
+            if reader.is_done() {
+                tee.finish();
+            }
         }
         let head = pending_head.take().unwrap_or_default();
         size_line.clear();
@@ -572,6 +592,9 @@ fn copy_body(
         )
         .map_err(|_| Failure::Client(None))?;
         sent += piece.len() as u64;
+    }
+    if let Some(tee) = tee {
+        tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };

@@ -6,6 +6,7 @@ pub mod pool;
 
 use crate::config::Target;
 use crate::http::BufConn;
+use crate::metrics::TargetStats;
 use balancer::{Balancer, RoundRobin};
 use pool::Pool;
 use std::io;
@@ -24,6 +25,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub weight: u32,
     pool: Pool,
+    /// Requests, failures and requests in flight, for the admin listener.
+    pub stats: Arc<TargetStats>,
 }
 
 /// A connection to a backend, checked out for one exchange.
@@ -50,6 +53,7 @@ impl Upstreams {
                 addr: t.addr,
                 weight: t.weight,
                 pool: Pool::new(keepalive, timeout),
+                stats: Arc::default(),
             })
             .collect::<Vec<_>>();
         Upstreams {
@@ -61,6 +65,16 @@ impl Upstreams {
 
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
+    }
+
+    /// Takes over the counters of the targets `old` shares with us (by
+    /// name), so a reload does not reset them.
+    pub fn keep_stats_of(&mut self, old: &Upstreams) {
+        for target in &mut self.targets {
+            if let Some(same) = old.targets.iter().find(|o| o.name == target.name) {
+                target.stats = same.stats.clone();
+            }
+        }
     }
 
     /// The backend for the next request.

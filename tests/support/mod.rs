@@ -412,10 +412,21 @@ pub fn target(addr: SocketAddr) -> Target {
     }
 }
 
-/// A loopback address nothing listens on (bound, then released).
+/// A loopback address nothing listens on: connecting is refused at once.
+///
+/// The port stays bound (without `listen`) for the rest of the test run:
+/// a port merely released could be handed to a backend of a test running
+/// in parallel, whose counters would then see this test's requests.
 pub fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    // Never closed: see above. One descriptor per call, a few per run.
+    std::mem::forget(socket);
+    addr
 }
 
 // ---------------------------------------------------------------- the proxy
@@ -475,6 +486,23 @@ impl Proxy {
         });
         rx.recv_timeout(grace + WAIT_LIMIT)
             .expect("shutdown did not return")
+    }
+
+    /// Runs `exchange` on a new connection, closes it, and waits until the
+    /// proxy is done with it, so whatever the exchange stored in the cache
+    /// is there: a response is written to the client before it is stored.
+    /// Only for tests that have no other connection open to this proxy.
+    pub fn exchange<T>(&self, exchange: impl FnOnce(&mut Client) -> T) -> T {
+        let mut client = self.connect();
+        let result = exchange(&mut client);
+        drop(client);
+        let handle = self.handle();
+        assert!(
+            wait_until(WAIT_LIMIT, || handle.live_connections() == 0),
+            "the proxy still serves {} connections",
+            handle.live_connections()
+        );
+        result
     }
 
     /// The access log's lines (complete after [`Proxy::shutdown`]).
@@ -570,6 +598,40 @@ impl Client {
     /// `GET path` over HTTP/1.1 on this connection.
     pub fn get(&mut self, path: &str) -> Response {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+        self.response()
+    }
+
+    /// `GET path` with extra request fields.
+    pub fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, headers, b"")
+    }
+
+    /// `HEAD path`; the response is read without a body.
+    pub fn head(&mut self, path: &str) -> Response {
+        self.send(format!("HEAD {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+        self.head_response()
+    }
+
+    /// Any method but HEAD, with extra fields and a Content-Length body
+    /// (no Content-Length field when `body` is empty).
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        let mut request = request.into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request);
         self.response()
     }
 

@@ -1,0 +1,474 @@
+//! The admin listener: `GET /metrics` (Prometheus text format),
+//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` and
+//! `DELETE /cache`. Off unless `admin_port` is set; bound to `admin_bind`
+//! (loopback by default) because it can empty the cache.
+//!
+//! Admin traffic is a scrape every few seconds and an occasional purge: a
+//! thread per connection, one request per connection, `Connection: close`.
+
+use crate::cache::policy;
+use crate::http::date::format_http_date;
+use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
+use crate::http::BufConn;
+use crate::json;
+use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
+use crate::proxy::{Current, Shared};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// Admin connections served at once; more are closed unanswered.
+const MAX_ADMIN_CONNECTIONS: usize = 32;
+/// Read and write timeout of an admin connection.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest admin request head.
+const MAX_ADMIN_HEAD: usize = 16 * 1024;
+
+/// The running admin listener.
+pub struct Admin {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Admin {
+    pub fn start(listener: TcpListener, current: Arc<Current>) -> io::Result<Admin> {
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("admin".into())
+                .spawn(move || accept_loop(listener, current, &stop))?
+        };
+        log::info!("admin listener on {addr}");
+        Ok(Admin {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting admin connections (those open finish on their own).
+    pub fn finish(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        crate::server::wake_acceptor(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                log::warn!("admin: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_ADMIN_CONNECTIONS {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let current = current.clone();
+        let busy = busy.clone();
+        let spawned = std::thread::Builder::new()
+            .name("admin-conn".into())
+            .spawn(move || {
+                handle(stream, &current.get());
+                busy.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            log::warn!("admin: cannot start a thread: {e}");
+        }
+    }
+}
+
+/// An admin response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// For 405: the methods the path allows.
+    pub allow: Option<&'static str>,
+}
+
+impl Reply {
+    fn text(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+            allow: None,
+        }
+    }
+
+    fn json(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            body,
+            allow: None,
+        }
+    }
+
+    fn not_allowed(allow: &'static str) -> Reply {
+        Reply {
+            allow: Some(allow),
+            ..Reply::text(405, "405 Method Not Allowed\n")
+        }
+    }
+}
+
+fn handle(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(ADMIN_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(ADMIN_TIMEOUT));
+    let mut conn = BufConn::new(stream, 4096);
+    let mut scanned = 0;
+    let (reply, is_head) = loop {
+        match find_head_end(conn.buffered(), &mut scanned) {
+            Ok(Some(len)) => {
+                break match parse_request(&conn.buffered()[..len], &RequestLimits::default()) {
+                    Ok(head) => (route(&head, shared), head.is_head()),
+                    Err(e) => (Reply::text(e.status(), "bad request\n"), false),
+                };
+            }
+            Ok(None) if conn.buffered().len() > MAX_ADMIN_HEAD => {
+                break (Reply::text(431, "request head too large\n"), false)
+            }
+            Ok(None) => {}
+            Err(e) => break (Reply::text(e.status(), "bad request\n"), false),
+        }
+        match conn.fill() {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+        reply.status,
+        reason_phrase(reply.status),
+        format_http_date(SystemTime::now()),
+        reply.content_type,
+        reply.body.len()
+    );
+    if let Some(allow) = reply.allow {
+        let _ = write!(out, "Allow: {allow}\r\n");
+    }
+    out.push_str("\r\n");
+    if !is_head {
+        out.push_str(&reply.body);
+    }
+    let stream = conn.get_mut();
+    let _ = stream.write_all(out.as_bytes());
+    let _ = stream.flush();
+}
+
+/// What the admin listener answers to a request.
+///
+/// `PURGE` takes the key of the public request it names: the host from
+/// the admin request's `Host` field (or from an absolute-form target),
+/// lower-cased, then the path and query exactly as sent. So
+/// `curl -X PURGE -H 'Host: www.example.com' http://127.0.0.1:9901/a?b=1`
+/// drops what `GET http://www.example.com/a?b=1` stored, every Vary variant.
+pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
+    let method = head.method.as_str();
+    if method == "PURGE" {
+        return purge(head, shared);
+    }
+    let target = head.path_and_query();
+    let path = target.split('?').next().unwrap_or("");
+    let read = matches!(method, "GET" | "HEAD");
+    match path {
+        "/metrics" if read => Reply {
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            ..Reply::text(200, metrics_text(shared))
+        },
+        "/status" if read => Reply::json(200, status_json(shared)),
+        "/healthz" if read => {
+            if shared.shutting_down.load(Ordering::SeqCst) {
+                Reply::text(503, "shutting down\n")
+            } else {
+                Reply::text(200, "ok\n")
+            }
+        }
+        "/metrics" | "/status" | "/healthz" => Reply::not_allowed("GET, HEAD, PURGE"),
+        "/cache" if method == "DELETE" => {
+            let removed = shared.cache.as_ref().map_or(0, |c| c.clear());
+            log::info!("admin: cache cleared, {removed} entries removed");
+            let status = if removed > 0 { 200 } else { 404 };
+            Reply::json(status, format!("{{\"removed\":{removed}}}\n"))
+        }
+        "/cache" => Reply::not_allowed("DELETE, PURGE"),
+        _ => Reply::text(404, "404 Not Found\n"),
+    }
+}
+
+fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
+    let key = policy::primary_key(head);
+    let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate(&key));
+    log::info!("admin: purge {key}: {removed} entries removed");
+    let mut body = String::from("{");
+    json::push_key(&mut body, "key");
+    json::push_str(&mut body, &key);
+    let _ = writeln!(body, ",\"removed\":{removed}}}");
+    Reply::json(if removed > 0 { 200 } else { 404 }, body)
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The Prometheus text exposition format (version 0.0.4).
+pub fn metrics_text(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut out = String::with_capacity(4096);
+
+    family(
+        &mut out,
+        "inverso_requests_total",
+        "counter",
+        "Client requests answered, by status class.",
+    );
+    for (class, n) in STATUS_CLASSES.iter().zip(m.requests()) {
+        let _ = writeln!(out, "inverso_requests_total{{class=\"{class}\"}} {n}");
+    }
+
+    family(
+        &mut out,
+        "inverso_request_duration_seconds",
+        "histogram",
+        "Time from a request head's arrival to the last byte of its response.",
+    );
+    let (buckets, sum) = m.durations();
+    for (i, n) in buckets.iter().enumerate() {
+        let le = DURATION_BUCKETS
+            .get(i)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "inverso_request_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+        );
+    }
+    let count = buckets.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "inverso_request_duration_seconds_sum {sum}");
+    let _ = writeln!(out, "inverso_request_duration_seconds_count {count}");
+
+    family(
+        &mut out,
+        "inverso_connections_in_flight",
+        "gauge",
+        "Client connections open.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_connections_in_flight {}",
+        m.connections.load(Ordering::Relaxed)
+    );
+
+    let targets = shared.upstreams.targets();
+    for (name, kind, help) in [
+        (
+            "inverso_upstream_requests_total",
+            "counter",
+            "Requests sent to each backend.",
+        ),
+        (
+            "inverso_upstream_failures_total",
+            "counter",
+            "Requests that failed at each backend (connect, timeout, bad reply).",
+        ),
+        (
+            "inverso_upstream_in_flight",
+            "gauge",
+            "Requests at each backend right now.",
+        ),
+    ] {
+        family(&mut out, name, kind, help);
+        for t in targets {
+            let value = match kind {
+                "gauge" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
+                _ if name.contains("failures") => t.stats.failures.load(Ordering::Relaxed),
+                _ => t.stats.requests.load(Ordering::Relaxed),
+            };
+            let _ = writeln!(out, "{name}{{target=\"{}\"}} {value}", label(&t.name));
+        }
+    }
+
+    family(
+        &mut out,
+        "inverso_config_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP), applied or refused.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_config_reloads_total{{result=\"applied\"}} {}\ninverso_config_reloads_total{{result=\"refused\"}} {}",
+        m.reloads.load(Ordering::Relaxed),
+        m.reloads_refused.load(Ordering::Relaxed)
+    );
+
+    let Some(cache) = &shared.cache else {
+        return out;
+    };
+    let s = &cache.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    family(
+        &mut out,
+        "inverso_cache_requests_total",
+        "counter",
+        "Requests that went through the cache, by X-Cache result.",
+    );
+    for (result, n) in [
+        ("hit", load(&s.hits)),
+        ("miss", load(&s.misses)),
+        ("stale", load(&s.stale)),
+        ("revalidated", load(&s.revalidated)),
+        ("bypass", load(&s.bypass)),
+    ] {
+        let _ = writeln!(
+            out,
+            "inverso_cache_requests_total{{result=\"{result}\"}} {n}"
+        );
+    }
+    for (name, kind, help, value) in [
+        (
+            "inverso_cache_entries",
+            "gauge",
+            "Responses stored (each Vary variant counts).",
+            cache.len() as f64,
+        ),
+        (
+            "inverso_cache_bytes",
+            "gauge",
+            "Bytes stored (key, head and body of every entry).",
+            cache.bytes() as f64,
+        ),
+        (
+            "inverso_cache_capacity_bytes",
+            "gauge",
+            "The cache's capacity (cache_size).",
+            cache.capacity() as f64,
+        ),
+        (
+            "inverso_cache_evictions_total",
+            "counter",
+            "Entries evicted to make room.",
+            load(&s.evictions) as f64,
+        ),
+        (
+            "inverso_cache_snapshot_failures_total",
+            "counter",
+            "Snapshot writes that failed.",
+            load(&s.snapshot_failures) as f64,
+        ),
+    ] {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    family(
+        &mut out,
+        "inverso_cache_snapshot_duration_seconds",
+        "summary",
+        "Snapshot files written, and the time spent writing them.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_cache_snapshot_duration_seconds_sum {}\ninverso_cache_snapshot_duration_seconds_count {}",
+        load(&s.snapshot_micros) as f64 / 1e6,
+        load(&s.snapshot_writes)
+    );
+    out
+}
+
+/// `/status`: the targets and the cache, as one JSON object.
+pub fn status_json(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut out = String::with_capacity(1024);
+    let requests: u64 = m.requests().iter().sum();
+    let _ = write!(
+        out,
+        "{{\"shutting_down\":{},\"connections\":{},\"requests\":{requests},\"targets\":[",
+        shared.shutting_down.load(Ordering::Relaxed),
+        m.connections.load(Ordering::Relaxed),
+    );
+    for (i, t) in shared.upstreams.targets().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(&mut out, "name");
+        json::push_str(&mut out, &t.name);
+        out.push(',');
+        json::push_key(&mut out, "address");
+        json::push_str(&mut out, &t.addr.to_string());
+        let _ = write!(
+            out,
+            ",\"weight\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            t.weight,
+            t.stats.in_flight.load(Ordering::Relaxed),
+            t.stats.requests.load(Ordering::Relaxed),
+            t.stats.failures.load(Ordering::Relaxed),
+        );
+    }
+    out.push_str("],\"cache\":");
+    match &shared.cache {
+        None => out.push_str("{\"enabled\":false}"),
+        Some(cache) => {
+            let s = &cache.stats;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "{{\"enabled\":true,\"entries\":{},\"bytes\":{},\"capacity\":{},\"hits\":{},\"misses\":{},\"stale\":{},\"revalidated\":{},\"bypass\":{},\"evictions\":{},\"snapshot_writes\":{},\"snapshot_failures\":{}}}",
+                cache.len(),
+                cache.bytes(),
+                cache.capacity(),
+                load(&s.hits),
+                load(&s.misses),
+                load(&s.stale),
+                load(&s.revalidated),
+                load(&s.bypass),
+                load(&s.evictions),
+                load(&s.snapshot_writes),
+                load(&s.snapshot_failures),
+            );
+        }
+    }
+    out.push_str("}\n");
+    out
+}

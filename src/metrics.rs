@@ -1,0 +1,137 @@
+//! Counters for the admin listener's `/metrics` and `/status`.
+//!
+//! Everything on the request path is a relaxed atomic increment: no lock,
+//! no allocation. Figures are read, and the text put together, only when
+//! somebody scrapes.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Upper bounds of the request-duration histogram, in seconds (the
+/// Prometheus client libraries' defaults, plus a finer start: most
+/// proxied requests take well under 5 ms).
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Status classes counted: 1xx to 5xx.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Process-wide counters. Survive a reload.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [AtomicU64; 5],
+    /// Requests per histogram bucket (not cumulative; the last slot is
+    /// past the largest bound).
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    duration_micros: AtomicU64,
+    /// Client connections open right now.
+    pub connections: AtomicUsize,
+    /// SIGHUP reloads applied and refused.
+    pub reloads: AtomicU64,
+    pub reloads_refused: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one request that ended with `status` after `micros`.
+    pub fn observe(&self, status: u16, micros: u64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class].fetch_add(1, Ordering::Relaxed);
+        let seconds = micros as f64 / 1e6;
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Requests per status class, in [`STATUS_CLASSES`] order.
+    pub fn requests(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.requests[i].load(Ordering::Relaxed))
+    }
+
+    /// Cumulative counts per bucket bound (then +Inf), and the sum in seconds.
+    pub fn durations(&self) -> (Vec<u64>, f64) {
+        let mut total = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        let sum = self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (cumulative, sum)
+    }
+}
+
+/// One backend's counters; kept across reloads for a target that stays.
+#[derive(Debug, Default)]
+pub struct TargetStats {
+    /// Requests sent (a retry on a fresh connection is the same request).
+    pub requests: AtomicU64,
+    /// Requests that failed at this backend: no connection, a timeout, a
+    /// broken or malformed response.
+    pub failures: AtomicU64,
+    /// Requests at this backend right now.
+    pub in_flight: AtomicUsize,
+}
+
+impl TargetStats {
+    /// Counts a request and holds it as in flight until the guard drops.
+    pub fn begin(&self) -> InFlight<'_> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+}
+
+/// A request at a backend; dropping it ends it.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a TargetStats);
+
+impl InFlight<'_> {
+    pub fn failed(&self) {
+        self.0.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe(200, 500);
+        m.observe(204, 3_000);
+        m.observe(502, 20_000_000);
+        m.observe(99, 1);
+        assert_eq!(m.requests(), [1, 2, 0, 0, 1]);
+        let (buckets, sum) = m.durations();
+        assert_eq!(buckets[0], 2); // <= 1 ms
+        assert_eq!(buckets[2], 3); // <= 5 ms
+        assert_eq!(buckets[DURATION_BUCKETS.len() - 1], 3);
+        assert_eq!(buckets[DURATION_BUCKETS.len()], 4);
+        assert!((sum - 20.003501).abs() < 1e-9);
+    }
+
+    #[test]
+    fn in_flight_ends_with_its_guard() {
+        let t = TargetStats::default();
+        let guard = t.begin();
+        guard.failed();
+        assert_eq!(t.in_flight.load(Ordering::Relaxed), 1);
+        drop(guard);
+        assert_eq!(t.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(t.requests.load(Ordering::Relaxed), 1);
+        assert_eq!(t.failures.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,1518 @@
+//! The response cache over real sockets: what is stored and reused, request
+//! directives, Vary, revalidation, invalidation, stale-on-failure,
+//! coalescing, eviction, size limits, and the snapshot across restarts.
+//!
+//! Backends number their responses (`PATH #N`), so a body tells whether it
+//! came from the cache (an old number) or from the origin (a new one); the
+//! backends' request counters say the same from the other side.
+//!
+//! Staleness is never waited for: a response is made old on arrival with
+//! `Age` (e.g. `Age: 100` with `max-age=50`), or born stale with
+//! `max-age=0` plus a validator.
+
+mod support;
+
+use inverso::cache::persist::{load_snapshot, write_snapshot, LoadLimits, Record};
+use inverso::cache::policy::{Lifetime, Settings};
+use inverso::cache::{timer, Cache, Entry};
+use inverso::http::date::format_http_date;
+use inverso::http::ResponseHead;
+use inverso::Config;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use support::*;
+
+/// Cache capacity for most tests: roomy enough that nothing is evicted.
+const CACHE_SIZE: u64 = 4 << 20;
+/// The host every support client sends; keys start with it.
+const HOST: &str = "test.example";
+
+fn cache_on(c: &mut Config) {
+    c.cache_size = CACHE_SIZE;
+    c.max_object_size = Some(256 * 1024);
+}
+
+/// A proxy with the cache on (no persistence) in front of `backend`.
+fn cached_proxy(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Proxy {
+    start_proxy(&[backend.addr], |c| {
+        cache_on(c);
+        tweak(c);
+    })
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Writes a response; `body: None` writes no body and no Content-Length
+/// (for 304).
+fn write_response(
+    out: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) {
+    let mut bytes = format!("HTTP/1.1 {status} Whatever\r\n");
+    for (name, value) in headers {
+        bytes.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        bytes.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    bytes.push_str("\r\n");
+    let mut bytes = bytes.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    let _ = out.write_all(&bytes);
+}
+
+/// A backend whose `answer` picks status and fields per request; the body
+/// is `PATH #N`, N counting this backend's responses from 1 (no body for
+/// 304).
+fn origin(
+    answer: impl Fn(&Seen) -> (u16, Vec<(String, String)>) + Send + Sync + 'static,
+) -> Backend {
+    let numbered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        let (status, headers) = answer(seen);
+        let body = format!("{} #{n}", seen.path());
+        let body = (status != 304).then_some(body.as_bytes());
+        write_response(out, status, &headers, body);
+        Action::KeepAlive
+    })
+}
+
+/// A backend answering `status` with fixed `headers`.
+fn fixed(status: u16, headers: &[(&str, &str)]) -> Backend {
+    let headers = fields(headers);
+    origin(move |_| (status, headers.clone()))
+}
+
+fn x_cache(r: &Response) -> &str {
+    r.header("x-cache").unwrap_or("(none)")
+}
+
+/// Asserts status, X-Cache and body at once, showing the head on failure.
+#[track_caller]
+fn expect(r: &Response, status: u16, cache: &str, body: &str) {
+    assert_eq!(
+        (r.status, x_cache(r), r.body_str().as_str()),
+        (status, cache, body),
+        "response head:\n{}",
+        r.head.raw
+    );
+}
+
+// Requests go one per connection, and each returns once the proxy is done
+// with it (see `Proxy::exchange`): the next one sees what it stored.
+
+fn get(proxy: &Proxy, path: &str) -> Response {
+    proxy.exchange(|c| c.get(path))
+}
+
+fn get_with(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Response {
+    proxy.exchange(|c| c.get_with(path, headers))
+}
+
+fn request(proxy: &Proxy, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    proxy.exchange(|c| c.request(method, path, headers, b"x"))
+}
+
+fn cache_of(proxy: &Proxy) -> &Arc<Cache> {
+    proxy.handle().cache().expect("the cache is on")
+}
+
+fn key(path: &str) -> String {
+    format!("{HOST}{path}")
+}
+
+/// The fresh lifetime of the stored entry for `path`.
+fn stored_lifetime(proxy: &Proxy, path: &str) -> Option<Duration> {
+    cache_of(proxy)
+        .entries()
+        .iter()
+        .find(|e| e.key() == key(path))
+        .map(|e| e.fresh_lifetime())
+}
+
+fn now_date(offset: i64) -> String {
+    let now = SystemTime::now();
+    let t = if offset >= 0 {
+        now + Duration::from_secs(offset as u64)
+    } else {
+        now - Duration::from_secs(offset.unsigned_abs())
+    };
+    format_http_date(t)
+}
+
+// ------------------------------------------------------------- hit / miss
+
+#[test]
+fn a_repeated_get_is_a_hit_and_head_is_answered_from_the_get() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+
+    expect(&get(&proxy, "/a"), 200, "MISS", "/a #1");
+    assert_eq!(backend.requests(), 1);
+
+    let hit = get(&proxy, "/a");
+    expect(&hit, 200, "HIT", "/a #1");
+    let age: u64 = hit.header("age").expect("Age on a hit").parse().unwrap();
+    assert!(age <= 60, "Age {age}");
+    assert_eq!(backend.requests(), 1);
+
+    // HEAD from the stored GET, then a GET on the same connection: had the
+    // HEAD carried body bytes, the GET would not parse.
+    let mut client = proxy.connect();
+    let head = client.head("/a");
+    assert_eq!(
+        (head.status, x_cache(&head)),
+        (200, "HIT"),
+        "{}",
+        head.head.raw
+    );
+    assert_eq!(
+        head.header("content-length"),
+        Some("5"),
+        "{}",
+        head.head.raw
+    );
+    assert!(head.body.is_empty());
+    expect(&client.get("/a"), 200, "HIT", "/a #1");
+    assert_eq!(backend.requests(), 1);
+
+    let stats = &cache_of(&proxy).stats;
+    assert_eq!(stats.misses.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.hits.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn other_paths_and_hosts_are_other_keys() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/k?x=1"), 200, "MISS", "/k?x=1 #1");
+    expect(&get(&proxy, "/k?x=2"), 200, "MISS", "/k?x=2 #2");
+    let other_host = proxy.exchange(|c| {
+        c.send(b"GET /k?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n");
+        c.response()
+    });
+    expect(&other_host, 200, "MISS", "/k?x=1 #3");
+    expect(&get(&proxy, "/k?x=1"), 200, "HIT", "/k?x=1 #1");
+    assert_eq!(backend.requests(), 3);
+}
+
+// ------------------------------------------------------------ storability
+
+/// One storability rule: two identical GETs, and whether the second came
+/// from the cache.
+struct Case {
+    name: &'static str,
+    request: Vec<(String, String)>,
+    status: u16,
+    response: Vec<(String, String)>,
+    unlabeled: bool,
+    stored: bool,
+}
+
+fn case(name: &'static str, status: u16, response: &[(&str, &str)], stored: bool) -> Case {
+    Case {
+        name,
+        request: Vec::new(),
+        status,
+        response: fields(response),
+        unlabeled: false,
+        stored,
+    }
+}
+
+impl Case {
+    fn request(mut self, headers: &[(&str, &str)]) -> Case {
+        self.request = fields(headers);
+        self
+    }
+
+    fn unlabeled(mut self) -> Case {
+        self.unlabeled = true;
+        self
+    }
+
+    /// `None` when the proxy behaved as expected, else what it did.
+    fn run(&self) -> Option<String> {
+        let response = self.response.clone();
+        let status = self.status;
+        let backend = origin(move |_| (status, response.clone()));
+        let unlabeled = self.unlabeled;
+        let proxy = cached_proxy(&backend, |c| c.cache_unlabeled = unlabeled);
+        let request: Vec<(&str, &str)> = self
+            .request
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let first = get_with(&proxy, "/c", &request);
+        let second = get_with(&proxy, "/c", &request);
+        let (want_requests, want_cache, want_body) = if self.stored {
+            (1, "HIT", "/c #1")
+        } else {
+            (2, "MISS", "/c #2")
+        };
+        let got = (
+            backend.requests(),
+            x_cache(&second).to_string(),
+            second.body_str(),
+        );
+        let ok = first.status == status
+            && x_cache(&first) == "MISS"
+            && got == (want_requests, want_cache.to_string(), want_body.to_string());
+        (!ok).then(|| {
+            format!(
+                "{}: expected stored={} ({want_requests} backend requests, second {want_cache} {want_body:?}); \
+                 got first {} {}, {} backend requests, second {} {:?}",
+                self.name,
+                self.stored,
+                first.status,
+                x_cache(&first),
+                got.0,
+                got.1,
+                got.2
+            )
+        })
+    }
+}
+
+#[track_caller]
+fn check(cases: Vec<Case>) {
+    let failures: Vec<String> = cases.iter().filter_map(Case::run).collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn what_is_stored_and_what_is_not() {
+    check(vec![
+        case("max-age", 200, &[("Cache-Control", "max-age=60")], true),
+        case(
+            "no-store",
+            200,
+            &[("Cache-Control", "no-store, max-age=60")],
+            false,
+        ),
+        case(
+            "private",
+            200,
+            &[("Cache-Control", "private, max-age=60")],
+            false,
+        ),
+        case(
+            "request no-store",
+            200,
+            &[("Cache-Control", "max-age=60")],
+            false,
+        )
+        .request(&[("Cache-Control", "no-store")]),
+        case(
+            "vary *",
+            200,
+            &[("Cache-Control", "max-age=60"), ("Vary", "*")],
+            false,
+        ),
+        case("no freshness, no validator", 200, &[], false),
+        case(
+            "no freshness, no validator, cache_unlabeled",
+            200,
+            &[],
+            true,
+        )
+        .unlabeled(),
+        case(
+            "302 without freshness",
+            302,
+            &[("Location", "/elsewhere")],
+            false,
+        ),
+        case(
+            "302 with max-age",
+            302,
+            &[("Location", "/elsewhere"), ("Cache-Control", "max-age=60")],
+            true,
+        ),
+        case("404 without freshness", 404, &[], false),
+    ]);
+}
+
+#[test]
+fn authorization_and_set_cookie_need_an_explicit_permission() {
+    let auth = [("Authorization", "Bearer secret")];
+    check(vec![
+        case(
+            "authorization, max-age",
+            200,
+            &[("Cache-Control", "max-age=60")],
+            false,
+        )
+        .request(&auth),
+        case(
+            "authorization, public",
+            200,
+            &[("Cache-Control", "public, max-age=60")],
+            true,
+        )
+        .request(&auth),
+        case(
+            "authorization, s-maxage",
+            200,
+            &[("Cache-Control", "s-maxage=60")],
+            true,
+        )
+        .request(&auth),
+        case(
+            "authorization, must-revalidate",
+            200,
+            &[("Cache-Control", "max-age=60, must-revalidate")],
+            true,
+        )
+        .request(&auth),
+        case(
+            "set-cookie, max-age",
+            200,
+            &[("Cache-Control", "max-age=60"), ("Set-Cookie", "id=1")],
+            false,
+        ),
+        case(
+            "set-cookie, public",
+            200,
+            &[
+                ("Cache-Control", "public, max-age=60"),
+                ("Set-Cookie", "id=1"),
+            ],
+            true,
+        ),
+    ]);
+}
+
+#[test]
+fn freshness_comes_from_s_maxage_max_age_expires_or_last_modified() {
+    // Each case: fields (computed when the response is sent), expected
+    // fresh lifetime of the stored entry.
+    type Fields = fn() -> Vec<(String, String)>;
+    let cases: [(&str, Fields, Option<u64>); 5] = [
+        (
+            "s-maxage over max-age=0",
+            || fields(&[("Cache-Control", "max-age=0, s-maxage=60")]),
+            Some(60),
+        ),
+        (
+            "s-maxage=0 over max-age (no validator: not stored)",
+            || fields(&[("Cache-Control", "max-age=60, s-maxage=0")]),
+            None,
+        ),
+        (
+            "Expires minus Date",
+            || fields(&[("Date", &now_date(0)), ("Expires", &now_date(100))]),
+            Some(100),
+        ),
+        (
+            "10% of Date minus Last-Modified",
+            || fields(&[("Date", &now_date(0)), ("Last-Modified", &now_date(-1000))]),
+            Some(100),
+        ),
+        (
+            "max-age",
+            || fields(&[("Cache-Control", "max-age=77")]),
+            Some(77),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, make, want) in cases {
+        let backend = origin(move |_| (200, make()));
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/f");
+        let second = get(&proxy, "/f");
+        let lifetime = stored_lifetime(&proxy, "/f").map(|d| d.as_secs());
+        let reused = backend.requests() == 1 && x_cache(&second) == "HIT";
+        if lifetime != want || reused != want.is_some() {
+            failures.push(format!(
+                "{name}: expected lifetime {want:?}, got {lifetime:?}; second {} with {} backend requests",
+                x_cache(&second),
+                backend.requests()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn ttl_caps_what_the_origin_says() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=3600")]);
+    let proxy = cached_proxy(&backend, |c| c.ttl = Duration::from_secs(30));
+    get(&proxy, "/t");
+    assert_eq!(stored_lifetime(&proxy, "/t"), Some(Duration::from_secs(30)));
+    expect(&get(&proxy, "/t"), 200, "HIT", "/t #1");
+
+    // Observed on the wire: 40 s old on arrival is fresh for the origin
+    // (3600 s) but stale under a 30 s ttl.
+    let old = fixed(200, &[("Cache-Control", "max-age=3600"), ("Age", "40")]);
+    let proxy = cached_proxy(&old, |c| c.ttl = Duration::from_secs(30));
+    expect(&get(&proxy, "/t"), 200, "MISS", "/t #1");
+    expect(&get(&proxy, "/t"), 200, "MISS", "/t #2");
+    assert_eq!(old.requests(), 2);
+}
+
+#[test]
+fn a_post_is_never_answered_from_the_cache() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/p"), 200, "MISS", "/p #1");
+    let post = request(&proxy, "POST", "/p", &[]);
+    expect(&post, 200, "BYPASS", "/p #2");
+    let post = request(&proxy, "POST", "/p", &[]);
+    expect(&post, 200, "BYPASS", "/p #3");
+    assert_eq!(backend.requests(), 3);
+    assert!(backend.seen().iter().skip(1).all(|s| s.method() == "POST"));
+}
+
+// ------------------------------------------------------ request directives
+
+#[test]
+fn no_cache_and_pragma_no_cache_go_to_the_origin() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/n"), 200, "MISS", "/n #1");
+
+    let r = get_with(&proxy, "/n", &[("Cache-Control", "no-cache")]);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "/n #2"),
+        "{}",
+        r.head.raw
+    );
+    assert_ne!(x_cache(&r), "HIT");
+    assert_eq!(backend.requests(), 2);
+
+    let r = get_with(&proxy, "/n", &[("Pragma", "no-cache")]);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "/n #3"),
+        "{}",
+        r.head.raw
+    );
+    assert_ne!(x_cache(&r), "HIT");
+    assert_eq!(backend.requests(), 3);
+
+    // What came back replaced the stored copy.
+    expect(&get(&proxy, "/n"), 200, "HIT", "/n #3");
+    assert_eq!(backend.requests(), 3);
+}
+
+/// ETag "v1"; a request carrying it gets 304 with `on_304` fields.
+fn etag_origin(on_200: &[(&str, &str)], on_304: &[(&str, &str)]) -> Backend {
+    let on_200 = fields(on_200);
+    let on_304 = fields(on_304);
+    origin(move |seen| {
+        if seen.head.get("if-none-match") == Some("\"v1\"") {
+            (304, on_304.clone())
+        } else {
+            (200, on_200.clone())
+        }
+    })
+}
+
+#[test]
+fn request_max_age_zero_forces_revalidation() {
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/m"), 200, "MISS", "/m #1");
+    // The entry is well under a second old here.
+    let r = get_with(&proxy, "/m", &[("Cache-Control", "max-age=0")]);
+    assert_eq!(
+        backend.requests(),
+        2,
+        "max-age=0 must reach the origin; got {} {}:\n{}",
+        r.status,
+        x_cache(&r),
+        r.head.raw
+    );
+    expect(&r, 200, "REVALIDATED", "/m #1");
+    assert_eq!(backend.seen()[1].head.get("if-none-match"), Some("\"v1\""));
+}
+
+#[test]
+fn request_max_age_sends_an_older_entry_to_the_origin() {
+    // 10 s old on arrival, fresh for 60.
+    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("Age", "10")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/m"), 200, "MISS", "/m #1");
+    let hit = get(&proxy, "/m");
+    expect(&hit, 200, "HIT", "/m #1");
+    let age: u64 = hit.header("age").unwrap().parse().unwrap();
+    assert!((10..60).contains(&age), "Age {age}");
+
+    expect(
+        &get_with(&proxy, "/m", &[("Cache-Control", "max-age=30")]),
+        200,
+        "HIT",
+        "/m #1",
+    );
+    let r = get_with(&proxy, "/m", &[("Cache-Control", "max-age=5")]);
+    assert_eq!(r.body_str(), "/m #2", "{}", r.head.raw);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn only_if_cached_gets_504_on_a_miss_and_the_entry_on_a_hit() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
+    assert_eq!(r.status, 504, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+
+    get(&proxy, "/o");
+    let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
+    expect(&r, 200, "HIT", "/o #1");
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn only_if_cached_with_only_a_stale_entry_gets_504() {
+    // RFC 9111 §5.2.1.7: serve a stored response that satisfies the
+    // request, or 504; never ask the origin.
+    let backend = fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/o");
+    let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
+    assert_eq!(
+        (r.status, backend.requests()),
+        (504, 1),
+        "only-if-cached reached the origin: {} {}:\n{}",
+        r.status,
+        x_cache(&r),
+        r.head.raw
+    );
+    // With max-stale the stale entry satisfies the request.
+    let r = get_with(
+        &proxy,
+        "/o",
+        &[("Cache-Control", "only-if-cached, max-stale")],
+    );
+    expect(&r, 200, "STALE", "/o #1");
+}
+
+#[test]
+fn max_stale_serves_an_expired_entry() {
+    // 100 s old on arrival, fresh for 50: stale by 50 s at once.
+    let backend = fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
+    assert_eq!(cache_of(&proxy).len(), 1);
+
+    let r = get_with(&proxy, "/s", &[("Cache-Control", "max-stale")]);
+    expect(&r, 200, "STALE", "/s #1");
+    let age: u64 = r.header("age").unwrap().parse().unwrap();
+    assert!(age >= 100, "Age {age}");
+    let r = get_with(&proxy, "/s", &[("Cache-Control", "max-stale=120")]);
+    expect(&r, 200, "STALE", "/s #1");
+    assert_eq!(backend.requests(), 1);
+
+    // Stale by more than the client accepts, or no max-stale at all.
+    let r = get_with(&proxy, "/s", &[("Cache-Control", "max-stale=10")]);
+    assert_eq!(r.body_str(), "/s #2", "{}", r.head.raw);
+    let r = get(&proxy, "/s");
+    assert_eq!(r.body_str(), "/s #3", "{}", r.head.raw);
+    assert_eq!(backend.requests(), 3);
+}
+
+// -------------------------------------------------------------------- Vary
+
+#[test]
+fn vary_keeps_one_entry_per_value() {
+    let backend = Backend::start("vary", |seen, out| {
+        let encoding = seen
+            .head
+            .get("accept-encoding")
+            .unwrap_or("none")
+            .to_string();
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")],
+            format!("encoded {encoding}").as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    let gzip = [("Accept-Encoding", "gzip")];
+    let br = [("Accept-Encoding", "br")];
+
+    expect(&get_with(&proxy, "/v", &gzip), 200, "MISS", "encoded gzip");
+    expect(&get_with(&proxy, "/v", &br), 200, "MISS", "encoded br");
+    assert_eq!(backend.requests(), 2);
+    expect(&get_with(&proxy, "/v", &gzip), 200, "HIT", "encoded gzip");
+    expect(&get_with(&proxy, "/v", &br), 200, "HIT", "encoded br");
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(cache_of(&proxy).len(), 2);
+
+    expect(&get(&proxy, "/v"), 200, "MISS", "encoded none");
+    expect(&get(&proxy, "/v"), 200, "HIT", "encoded none");
+    assert_eq!(backend.requests(), 3);
+}
+
+// ------------------------------------------------------------ revalidation
+
+#[test]
+fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
+    let backend = etag_origin(
+        &[
+            ("Cache-Control", "max-age=0"),
+            ("ETag", "\"v1\""),
+            ("X-Origin", "first"),
+        ],
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
+    assert_eq!(
+        cache_of(&proxy).len(),
+        1,
+        "born stale, kept for its validator"
+    );
+
+    let r = get(&proxy, "/e");
+    expect(&r, 200, "REVALIDATED", "/e #1");
+    assert_eq!(r.header("x-origin"), Some("first"), "{}", r.head.raw);
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert_eq!(backend.requests(), 2);
+    let seen = backend.seen();
+    assert_eq!(
+        seen[1].head.get("if-none-match"),
+        Some("\"v1\""),
+        "{}",
+        seen[1].head.raw
+    );
+
+    // The 304's max-age=60 made the entry fresh.
+    expect(&get(&proxy, "/e"), 200, "HIT", "/e #1");
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(stored_lifetime(&proxy, "/e"), Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/e");
+    expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
+    expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn a_stale_entry_with_last_modified_is_revalidated_with_if_modified_since() {
+    const MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let backend = origin(|seen| {
+        if seen.head.get("if-modified-since") == Some(MODIFIED) {
+            (304, fields(&[("Cache-Control", "max-age=60")]))
+        } else {
+            (
+                200,
+                fields(&[("Cache-Control", "max-age=0"), ("Last-Modified", MODIFIED)]),
+            )
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/l"), 200, "MISS", "/l #1");
+    expect(&get(&proxy, "/l"), 200, "REVALIDATED", "/l #1");
+    let seen = backend.seen();
+    assert_eq!(
+        seen[1].head.get("if-modified-since"),
+        Some(MODIFIED),
+        "{}",
+        seen[1].head.raw
+    );
+    assert!(!seen[1].head.has("if-none-match"));
+    expect(&get(&proxy, "/l"), 200, "HIT", "/l #1");
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_changed_resource_replaces_the_entry_on_revalidation() {
+    // The origin no longer matches the stored validator: a full 200.
+    let backend = origin(|seen| {
+        let etag = if seen.head.has("if-none-match") {
+            "\"v2\""
+        } else {
+            "\"v1\""
+        };
+        (
+            200,
+            fields(&[("Cache-Control", "max-age=0"), ("ETag", etag)]),
+        )
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/c");
+    let r = get(&proxy, "/c");
+    expect(&r, 200, "MISS", "/c #2");
+    assert_eq!(r.header("etag"), Some("\"v2\""));
+    assert_eq!(cache_of(&proxy).len(), 1);
+}
+
+#[test]
+fn a_clients_own_conditional_on_a_fresh_entry_gets_304_from_the_cache() {
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("ETag", "\"v1\""),
+            ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/i");
+    let r = get_with(&proxy, "/i", &[("If-None-Match", "\"v1\"")]);
+    assert_eq!((r.status, x_cache(&r)), (304, "HIT"), "{}", r.head.raw);
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert!(r.body.is_empty());
+    let r = get_with(&proxy, "/i", &[("If-Modified-Since", &now_date(0))]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    let r = get_with(&proxy, "/i", &[("If-None-Match", "W/\"v0\", \"v1\"")]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    // Not matching: the whole stored response.
+    let r = get_with(&proxy, "/i", &[("If-None-Match", "\"v2\"")]);
+    expect(&r, 200, "HIT", "/i #1");
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_304_to_a_clients_conditional_miss_is_not_served_to_unconditional_requests() {
+    // Nothing stored; a client revalidates its own copy through the proxy
+    // and the origin answers 304 with freshness. A later client without a
+    // copy must get the full response, not an empty 304.
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    let r = get_with(&proxy, "/q", &[("If-None-Match", "\"v1\"")]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    let r = get(&proxy, "/q");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "/q #2"),
+        "an unconditional GET got {} {}:\n{}",
+        r.status,
+        x_cache(&r),
+        r.head.raw
+    );
+}
+
+// ------------------------------------------------------------ invalidation
+
+#[test]
+fn a_successful_unsafe_method_invalidates_the_uri() {
+    // Unsafe methods get the status asked for in X-Want-Status.
+    let backend = origin(|seen| {
+        let status = seen
+            .head
+            .get("x-want-status")
+            .map_or(200, |s| s.parse().unwrap());
+        (status, fields(&[("Cache-Control", "max-age=60")]))
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    let mut expected_requests = 0;
+    for method in ["POST", "PUT", "DELETE"] {
+        let path = format!("/{}", method.to_lowercase());
+        get(&proxy, &path);
+        expect(
+            &get(&proxy, &path),
+            200,
+            "HIT",
+            &format!("{path} #{}", expected_requests + 1),
+        );
+
+        // A failure changes nothing.
+        let r = request(&proxy, method, &path, &[("X-Want-Status", "500")]);
+        assert_eq!(
+            (r.status, x_cache(&r)),
+            (500, "BYPASS"),
+            "{method}: {}",
+            r.head.raw
+        );
+        let r = get(&proxy, &path);
+        assert_eq!(
+            x_cache(&r),
+            "HIT",
+            "{method} 500 invalidated:\n{}",
+            r.head.raw
+        );
+
+        let r = request(&proxy, method, &path, &[]);
+        assert_eq!(
+            (r.status, x_cache(&r)),
+            (200, "BYPASS"),
+            "{method}: {}",
+            r.head.raw
+        );
+        let r = get(&proxy, &path);
+        expected_requests += 4;
+        assert_eq!(
+            (x_cache(&r), r.body_str()),
+            ("MISS", format!("{path} #{expected_requests}")),
+            "{method} 200 did not invalidate:\n{}",
+            r.head.raw
+        );
+        assert_eq!(backend.requests(), expected_requests);
+    }
+}
+
+#[test]
+fn invalidation_drops_every_variant() {
+    let backend = fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get_with(&proxy, "/v", &[("Accept-Language", "en")]);
+    get_with(&proxy, "/v", &[("Accept-Language", "fr")]);
+    assert_eq!(cache_of(&proxy).len(), 2);
+    request(&proxy, "POST", "/v", &[]);
+    assert_eq!(cache_of(&proxy).len(), 0);
+    let r = get_with(&proxy, "/v", &[("Accept-Language", "fr")]);
+    assert_eq!(x_cache(&r), "MISS");
+}
+
+// ------------------------------------------------------- stale on failure
+
+/// What a [`failing_origin`] does.
+const SERVE: u8 = 0;
+const FAIL_500: u8 = 1;
+const HANG_UP: u8 = 2;
+
+/// Answers per `mode`: the fields given, a 500, or closing unanswered.
+fn failing_origin(mode: Arc<AtomicU8>, headers: &[(&str, &str)]) -> Backend {
+    let headers = fields(headers);
+    let numbered = AtomicUsize::new(0);
+    Backend::start("failing", move |seen, out| {
+        match mode.load(Ordering::SeqCst) {
+            SERVE => {
+                let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+                write_response(
+                    out,
+                    200,
+                    &headers,
+                    Some(format!("{} #{n}", seen.path()).as_bytes()),
+                );
+                Action::KeepAlive
+            }
+            FAIL_500 => {
+                respond(out, 500, &[], b"broken");
+                Action::KeepAlive
+            }
+            _ => Action::Close,
+        }
+    })
+}
+
+/// Stores `/x` from an origin sending `headers`, then fails it both ways
+/// and returns the two responses (after a 500, after a hang-up).
+fn fail_after_storing(
+    headers: &[(&str, &str)],
+    tweak: impl FnOnce(&mut Config),
+) -> (Response, Response) {
+    let mode = Arc::new(AtomicU8::new(SERVE));
+    let backend = failing_origin(mode.clone(), headers);
+    let proxy = cached_proxy(&backend, tweak);
+    expect(&get(&proxy, "/x"), 200, "MISS", "/x #1");
+    assert_eq!(cache_of(&proxy).len(), 1);
+    mode.store(FAIL_500, Ordering::SeqCst);
+    let after_500 = get(&proxy, "/x");
+    mode.store(HANG_UP, Ordering::SeqCst);
+    let after_hang_up = get(&proxy, "/x");
+    (after_500, after_hang_up)
+}
+
+#[test]
+fn an_expired_entry_is_served_stale_when_the_origin_fails() {
+    let old = [("Cache-Control", "max-age=50"), ("Age", "100")];
+    let (a, b) = fail_after_storing(&old, |_| {});
+    expect(&a, 200, "STALE", "/x #1");
+    expect(&b, 200, "STALE", "/x #1");
+
+    // Born stale with a validator: revalidation fails, the copy answers.
+    let validated = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+    let (a, b) = fail_after_storing(&validated, |_| {});
+    expect(&a, 200, "STALE", "/x #1");
+    expect(&b, 200, "STALE", "/x #1");
+}
+
+#[test]
+fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
+    let must = [
+        ("Cache-Control", "max-age=50, must-revalidate"),
+        ("Age", "100"),
+    ];
+    let (a, b) = fail_after_storing(&must, |_| {});
+    assert_eq!(
+        (a.status, a.body_str().as_str()),
+        (500, "broken"),
+        "{}",
+        a.head.raw
+    );
+    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+
+    let old = [("Cache-Control", "max-age=50"), ("Age", "100")];
+    let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::ZERO);
+    assert_eq!(
+        (a.status, a.body_str().as_str()),
+        (500, "broken"),
+        "{}",
+        a.head.raw
+    );
+    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+
+    // Past the window: 100 s old, fresh for 50, stale allowed for 30.
+    let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::from_secs(30));
+    assert_eq!(a.status, 500, "{}", a.head.raw);
+    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+}
+
+#[test]
+fn entries_past_their_stale_window_are_expired_as_a_function_of_time() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |c| c.stale_if_error = Duration::from_secs(100));
+    get(&proxy, "/x");
+    let cache = cache_of(&proxy);
+    let now = SystemTime::now();
+    // Stale at +60 s but still a fallback until +160 s.
+    assert_eq!(cache.expire_due(now + Duration::from_secs(120)), 0);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.expire_due(now + Duration::from_secs(200)), 1);
+    assert_eq!(cache.len(), 0);
+    expect(&get(&proxy, "/x"), 200, "MISS", "/x #2");
+}
+
+// -------------------------------------------------------------- coalescing
+
+#[test]
+fn concurrent_misses_reach_the_origin_once() {
+    const CLIENTS: usize = 8;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let backend = {
+        let sent = sent.clone();
+        Backend::start("slow", move |_, out| {
+            // Hold the answer until every client has sent its request (or
+            // the deadline passes), so they all find the key missing.
+            wait_until(WAIT_LIMIT, || sent.load(Ordering::SeqCst) >= CLIENTS);
+            respond(
+                out,
+                200,
+                &[("Cache-Control", "max-age=60")],
+                b"the one body",
+            );
+            Action::KeepAlive
+        })
+    };
+    let proxy = cached_proxy(&backend, |_| {});
+    let addr = proxy.addr;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                client.send(b"GET /co HTTP/1.1\r\nHost: test.example\r\n\r\n");
+                sent.fetch_add(1, Ordering::SeqCst);
+                client.response()
+            })
+        })
+        .collect();
+    let responses: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(backend.requests(), 1);
+    for r in &responses {
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "the one body"),
+            "{}",
+            r.head.raw
+        );
+    }
+    let misses = responses.iter().filter(|r| x_cache(r) == "MISS").count();
+    let hits = responses.iter().filter(|r| x_cache(r) == "HIT").count();
+    assert_eq!((misses, hits), (1, CLIENTS - 1));
+}
+
+// ---------------------------------------------------------------- eviction
+
+#[test]
+fn the_least_recently_used_entry_is_evicted_first() {
+    // Bodies of 1000 bytes; key and head add well under 200 bytes, so the
+    // cache holds three entries and not four.
+    let backend = Backend::start("big", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], &pattern(1000));
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| {
+        c.cache_size = 3600;
+        c.max_object_size = Some(2000);
+    });
+    for path in ["/e1", "/e2", "/e3"] {
+        assert_eq!(x_cache(&get(&proxy, path)), "MISS");
+    }
+    assert_eq!(cache_of(&proxy).len(), 3, "three entries fit");
+    assert_eq!(x_cache(&get(&proxy, "/e1")), "HIT"); // e2 is now the oldest
+    assert_eq!(x_cache(&get(&proxy, "/e4")), "MISS");
+    let mut keys: Vec<String> = cache_of(&proxy)
+        .entries()
+        .iter()
+        .map(|e| e.key().to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [key("/e1"), key("/e3"), key("/e4")]);
+    assert!(cache_of(&proxy).bytes() <= 3600);
+    assert_eq!(cache_of(&proxy).stats.evictions.load(Ordering::Relaxed), 1);
+    for path in ["/e1", "/e3", "/e4"] {
+        let r = get(&proxy, path);
+        assert_eq!(x_cache(&r), "HIT", "{path}");
+        assert_eq!(r.body, pattern(1000));
+    }
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(x_cache(&get(&proxy, "/e2")), "MISS");
+    assert_eq!(backend.requests(), 5);
+}
+
+// ------------------------------------------------------------ size limits
+
+#[test]
+fn a_body_over_max_object_size_is_relayed_whole_but_not_stored() {
+    let backend = Backend::start("sizes", |seen, out| {
+        let n: usize = seen.path().trim_start_matches('/').parse().unwrap();
+        respond(out, 200, &[("Cache-Control", "max-age=60")], &pattern(n));
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1000));
+    // Gathered before relaying, and streamed.
+    for n in [5000, 300_000] {
+        let path = format!("/{n}");
+        for _ in 0..2 {
+            let r = get(&proxy, &path);
+            assert_eq!((r.status, x_cache(&r)), (200, "MISS"), "{path}");
+            assert_eq!(r.body.len(), n);
+            assert_eq!(fnv(&r.body), fnv(&pattern(n)));
+        }
+    }
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(x_cache(&get(&proxy, "/900")), "MISS");
+    assert_eq!(x_cache(&get(&proxy, "/900")), "HIT");
+    assert_eq!(cache_of(&proxy).len(), 1);
+}
+
+#[test]
+fn a_chunked_body_over_max_object_size_is_relayed_whole_but_not_stored() {
+    let backend = Backend::start("chunked", |_, out| {
+        let mut bytes =
+            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for piece in pattern(5000).chunks(700) {
+            bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            bytes.extend_from_slice(piece);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"0\r\n\r\n");
+        let _ = out.write_all(&bytes);
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1000));
+    for _ in 0..2 {
+        let r = get(&proxy, "/chunked");
+        assert_eq!((r.status, x_cache(&r)), (200, "MISS"));
+        assert_eq!(r.body, pattern(5000));
+    }
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(cache_of(&proxy).len(), 0);
+}
+
+#[test]
+fn a_response_shorter_than_its_content_length_is_not_stored() {
+    // Promises `promised` bytes, sends `sent`, hangs up.
+    let backend = Backend::start("liar", |seen, out| {
+        let (promised, sent) = if seen.path() == "/small" {
+            (1000, 10)
+        } else {
+            (300_000, 100_000)
+        };
+        let mut bytes = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {promised}\r\n\r\n"
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&pattern(sent));
+        let _ = out.write_all(&bytes);
+        Action::Close
+    });
+    let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1 << 20));
+    for path in ["/small", "/large"] {
+        for _ in 0..2 {
+            let response = proxy.exchange(|client| {
+                client
+                    .send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+                client.try_response(false)
+            });
+            match response {
+                // Caught before the head went out.
+                Ok(r) => assert_eq!(r.status, 502, "{path}: {}", r.head.raw),
+                // Or cut short after it.
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{path}: {e}"),
+            }
+        }
+    }
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(cache_of(&proxy).len(), 0);
+}
+
+// ------------------------------------------------------------- persistence
+
+fn persisted(path: &Path) -> impl FnOnce(&mut Config) + '_ {
+    move |c| {
+        cache_on(c);
+        c.path_to_persistence = Some(path.to_path_buf());
+    }
+}
+
+#[test]
+fn entries_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
+    let mut first = start_proxy(&[backend.addr], persisted(&file));
+    expect(&get(&first, "/r1"), 200, "MISS", "/r1 #1");
+    expect(&get(&first, "/r2"), 200, "MISS", "/r2 #2");
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    // Same file, no origin at all.
+    let second = start_proxy(&[dead_addr()], persisted(&file));
+    assert_eq!(cache_of(&second).len(), 2);
+    expect(&get(&second, "/r1"), 200, "HIT", "/r1 #1");
+    expect(&get(&second, "/r2"), 200, "HIT", "/r2 #2");
+    assert_eq!(get(&second, "/r3").status, 502);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn variants_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=600"),
+            ("Vary", "Accept-Language"),
+        ],
+    );
+    let mut first = start_proxy(&[backend.addr], persisted(&file));
+    let en = [("Accept-Language", "en")];
+    let fr = [("Accept-Language", "fr")];
+    get_with(&first, "/v", &en);
+    get_with(&first, "/v", &fr);
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    let second = start_proxy(&[dead_addr()], persisted(&file));
+    assert_eq!(cache_of(&second).len(), 2);
+    expect(&get_with(&second, "/v", &en), 200, "HIT", "/v #1");
+    expect(&get_with(&second, "/v", &fr), 200, "HIT", "/v #2");
+    // A value never stored is a miss (the dead origin: 502).
+    let r = get_with(&second, "/v", &[("Accept-Language", "de")]);
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+}
+
+#[test]
+fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = Backend::start("big", |seen, out| {
+        let mut body = seen.path().as_bytes().to_vec();
+        body.resize(1000, b'.');
+        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
+        Action::KeepAlive
+    });
+    let mut first = start_proxy(&[backend.addr], persisted(&file));
+    for i in 1..=5 {
+        get(&first, &format!("/r{i}"));
+    }
+    assert_eq!(x_cache(&get(&first, "/r1")), "HIT"); // most recent: r1, r5
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    // Room for two 1000-byte entries, not three.
+    let second = start_proxy(&[dead_addr()], |c| {
+        persisted(&file)(c);
+        c.cache_size = 2500;
+        c.max_object_size = Some(2000);
+    });
+    let mut keys: Vec<String> = cache_of(&second)
+        .entries()
+        .iter()
+        .map(|e| e.key().to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [key("/r1"), key("/r5")]);
+    assert_eq!(x_cache(&get(&second, "/r1")), "HIT");
+    assert_eq!(x_cache(&get(&second, "/r5")), "HIT");
+}
+
+#[test]
+fn recency_after_the_last_snapshot_survives_a_restart() {
+    // As above, but the timer has already written all five entries when
+    // /r1 is read again: the final snapshot must still record that read.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = Backend::start("big", |seen, out| {
+        let mut body = seen.path().as_bytes().to_vec();
+        body.resize(1000, b'.');
+        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
+        Action::KeepAlive
+    });
+    let mut first = start_proxy(&[backend.addr], |c| {
+        persisted(&file)(c);
+        c.unit_time = Duration::from_millis(50);
+    });
+    for i in 1..=5 {
+        get(&first, &format!("/r{i}"));
+    }
+    let written = wait_until(WAIT_LIMIT, || {
+        load_snapshot(&file, 0, &LoadLimits::UNLIMITED).is_ok_and(|l| l.records.len() == 5)
+    });
+    assert!(written, "no snapshot with five records appeared");
+    assert_eq!(x_cache(&get(&first, "/r1")), "HIT"); // most recent: r1, r5
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    let order: Vec<String> = load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.key).into_owned())
+        .collect();
+    assert_eq!(
+        order,
+        ["/r1", "/r5", "/r4", "/r3", "/r2"].map(key),
+        "snapshot order (most recent first)"
+    );
+}
+
+#[test]
+fn records_past_their_stale_window_are_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let mut old = record("/old", "old");
+    old.stored_at -= 10_000_000;
+    old.expires_at = old.stored_at + 1000;
+    old.stale_until = old.expires_at + 1000;
+    write_snapshot(&file, &[record("/new", "new"), old]).unwrap();
+    let proxy = start_proxy(&[dead_addr()], persisted(&file));
+    assert_eq!(cache_of(&proxy).len(), 1);
+    expect(&get(&proxy, "/new"), 200, "HIT", "new");
+    assert_eq!(get(&proxy, "/old").status, 502);
+}
+
+#[test]
+fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
+    let _running = start_proxy(&[backend.addr], |c| {
+        persisted(&file)(c);
+        c.unit_time = Duration::from_millis(100);
+    });
+    expect(&get(&_running, "/t1"), 200, "MISS", "/t1 #1");
+    let written = wait_until(WAIT_LIMIT, || {
+        load_snapshot(&file, 0, &LoadLimits::UNLIMITED).is_ok_and(|l| {
+            l.damage.is_none() && l.records.iter().any(|r| r.key == key("/t1").as_bytes())
+        })
+    });
+    assert!(written, "no snapshot with /t1 appeared");
+
+    // What a kill -9 now would leave: the file as it is, no final snapshot.
+    let crashed = dir.path().join("crashed.bin");
+    std::fs::copy(&file, &crashed).unwrap();
+    let second = start_proxy(&[dead_addr()], persisted(&crashed));
+    expect(&get(&second, "/t1"), 200, "HIT", "/t1 #1");
+}
+
+fn record(path: &str, body: &str) -> Record {
+    let mut head = ResponseHead::new(200);
+    head.headers.push("Cache-Control", "max-age=3600");
+    let lifetime = Lifetime {
+        fresh: Duration::from_secs(3600),
+        stale_if_error: Duration::from_secs(3600),
+    };
+    Entry::new(
+        key(path),
+        head,
+        body.as_bytes().into(),
+        SystemTime::now(),
+        lifetime,
+    )
+    .record
+}
+
+/// Writes five records `/d0`..`/d4`; returns the byte offset where each
+/// record starts and where the trailer starts.
+fn five_records(file: &Path) -> Vec<usize> {
+    let records: Vec<Record> = (0..5)
+        .map(|i| record(&format!("/d{i}"), &format!("body {i}")))
+        .collect();
+    write_snapshot(file, &records).unwrap();
+    let mut offsets = vec![12];
+    for r in &records {
+        let last = *offsets.last().unwrap();
+        offsets.push(last + 8 + 36 + r.key.len() + r.head.len() + r.body.len());
+    }
+    assert_eq!(
+        std::fs::metadata(file).unwrap().len() as usize,
+        offsets[5] + 16
+    );
+    offsets
+}
+
+#[test]
+fn a_damaged_snapshot_keeps_what_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let offsets = five_records(&file);
+    let whole = std::fs::read(&file).unwrap();
+
+    let mut flipped = whole.clone();
+    flipped[offsets[3] - 2] ^= 0x10; // in the body of the third record
+    let cases: [(&str, Vec<u8>, usize); 6] = [
+        ("whole", whole.clone(), 5),
+        (
+            "cut inside the fourth record",
+            whole[..offsets[3] + 20].to_vec(),
+            3,
+        ),
+        ("cut before the trailer", whole[..offsets[5]].to_vec(), 5),
+        ("a bit flipped in the third record", flipped, 2),
+        ("empty", Vec::new(), 0),
+        ("not a snapshot", b"GET / HTTP/1.1\r\n\r\n".to_vec(), 0),
+    ];
+    let mut failures = Vec::new();
+    for (name, bytes, kept) in cases {
+        let file = dir.path().join(format!("{}.bin", name.replace(' ', "-")));
+        std::fs::write(&file, &bytes).unwrap();
+        let proxy = start_proxy(&[dead_addr()], persisted(&file));
+        let len = cache_of(&proxy).len();
+        if len != kept {
+            failures.push(format!("{name}: kept {len} entries, expected {kept}"));
+            continue;
+        }
+        // The survivors answer; the first lost one does not.
+        for i in 0..5 {
+            let r = get(&proxy, &format!("/d{i}"));
+            let want = if i < kept {
+                (200, "HIT".to_string(), format!("body {i}"))
+            } else {
+                (502, "MISS".into(), String::new())
+            };
+            let got = (
+                r.status,
+                x_cache(&r).to_string(),
+                if r.status == 200 {
+                    r.body_str()
+                } else {
+                    String::new()
+                },
+            );
+            if got.0 != want.0 || (i < kept && got != want) {
+                failures.push(format!("{name}: /d{i} got {got:?}, expected {want:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn ten_thousand_entries_round_trip_through_a_snapshot() {
+    const N: usize = 10_000;
+    let settings = Settings {
+        ttl: Duration::from_secs(3600),
+        cache_unlabeled: false,
+        stale_if_error: Duration::from_secs(3600),
+    };
+    let cache = Cache::new(1 << 30, 1 << 20, settings);
+    for i in 0..N {
+        let body = format!("body of entry {i} {}", "x".repeat(i % 300));
+        assert!(cache.insert(Entry::from_record(record(&format!("/n/{i}"), &body)).unwrap()));
+    }
+    assert_eq!(cache.len(), N);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let stats = timer::snapshot(&cache, &file).unwrap();
+    assert_eq!(stats.records, N);
+
+    let loaded = load_snapshot(&file, 0, &LoadLimits::UNLIMITED).unwrap();
+    assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
+    let before: Vec<Record> = cache.entries().iter().map(|e| e.record.clone()).collect();
+    assert_eq!(loaded.records, before);
+
+    let restored = Cache::new(1 << 30, 1 << 20, settings);
+    assert_eq!(timer::load(&restored, &file), N);
+    let after: Vec<Record> = restored
+        .entries()
+        .iter()
+        .map(|e| e.record.clone())
+        .collect();
+    assert_eq!(after, before, "same records in the same recency order");
+    assert_eq!(restored.bytes(), cache.bytes());
+}
+
+// -------------------------------------------------------- cache inspect CLI
+
+#[test]
+fn cache_inspect_lists_records_and_rejects_other_files() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let offsets = five_records(&file);
+    assert_eq!(offsets.len(), 6);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .args(["cache", "inspect"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (header, lines) = lines.split_first().expect("a header line");
+    assert!(header.starts_with("status"), "{stdout}");
+    let (summary, records) = lines.split_last().expect("output");
+    assert!(summary.starts_with("records:"), "{stdout}");
+    assert_eq!(records.len(), 5, "{stdout}");
+    for i in 0..5 {
+        let k = key(&format!("/d{i}"));
+        assert!(
+            records.iter().any(|l| l.contains(&k) && l.contains("200")),
+            "no line with {k} and 200:\n{stdout}"
+        );
+    }
+
+    let foreign = dir.path().join("foreign.bin");
+    std::fs::write(&foreign, b"this is not a cache file").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .args(["cache", "inspect"])
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not an inverso cache snapshot"), "{stderr}");
+}

@@ -1,0 +1,916 @@
+//! Operations: the admin listener (metrics, status, health, purge), the
+//! access log's formats and reopen, reload, graceful shutdown, and the
+//! signals of the binary.
+
+mod support;
+
+use inverso::config::LogFormat;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use support::*;
+
+// ------------------------------------------------------------ tiny JSON
+
+/// Just enough JSON to check what the proxy writes.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Json {
+        let chars: Vec<char> = text.trim().chars().collect();
+        let mut at = 0;
+        let value = parse_value(&chars, &mut at);
+        assert_eq!(at, chars.len(), "trailing text after JSON in {text:?}");
+        value
+    }
+
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Obj(fields) => fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("no key {key:?} in {self:?}")),
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+
+    fn num(&self) -> f64 {
+        match self {
+            Json::Num(n) => *n,
+            _ => panic!("not a number: {self:?}"),
+        }
+    }
+
+    fn str(&self) -> &str {
+        match self {
+            Json::Str(s) => s,
+            _ => panic!("not a string: {self:?}"),
+        }
+    }
+
+    fn arr(&self) -> &[Json] {
+        match self {
+            Json::Arr(items) => items,
+            _ => panic!("not an array: {self:?}"),
+        }
+    }
+}
+
+fn parse_value(c: &[char], at: &mut usize) -> Json {
+    skip_ws(c, at);
+    match c[*at] {
+        '{' => {
+            *at += 1;
+            let mut fields = Vec::new();
+            skip_ws(c, at);
+            if c[*at] == '}' {
+                *at += 1;
+                return Json::Obj(fields);
+            }
+            loop {
+                skip_ws(c, at);
+                let Json::Str(key) = parse_value(c, at) else {
+                    panic!("object key is not a string at {at}");
+                };
+                skip_ws(c, at);
+                assert_eq!(c[*at], ':');
+                *at += 1;
+                fields.push((key, parse_value(c, at)));
+                skip_ws(c, at);
+                *at += 1;
+                match c[*at - 1] {
+                    ',' => continue,
+                    '}' => return Json::Obj(fields),
+                    other => panic!("unexpected {other:?} in object"),
+                }
+            }
+        }
+        '[' => {
+            *at += 1;
+            let mut items = Vec::new();
+            skip_ws(c, at);
+            if c[*at] == ']' {
+                *at += 1;
+                return Json::Arr(items);
+            }
+            loop {
+                items.push(parse_value(c, at));
+                skip_ws(c, at);
+                *at += 1;
+                match c[*at - 1] {
+                    ',' => continue,
+                    ']' => return Json::Arr(items),
+                    other => panic!("unexpected {other:?} in array"),
+                }
+            }
+        }
+        '"' => {
+            *at += 1;
+            let mut s = String::new();
+            loop {
+                let ch = c[*at];
+                *at += 1;
+                match ch {
+                    '"' => return Json::Str(s),
+                    '\\' => {
+                        let e = c[*at];
+                        *at += 1;
+                        match e {
+                            'n' => s.push('\n'),
+                            'r' => s.push('\r'),
+                            't' => s.push('\t'),
+                            'u' => {
+                                let hex: String = c[*at..*at + 4].iter().collect();
+                                *at += 4;
+                                let code = u32::from_str_radix(&hex, 16).unwrap();
+                                s.push(char::from_u32(code).unwrap());
+                            }
+                            other => s.push(other),
+                        }
+                    }
+                    ch if (ch as u32) < 0x20 => panic!("raw control character in a string"),
+                    ch => s.push(ch),
+                }
+            }
+        }
+        't' | 'f' | 'n' => {
+            for (word, value) in [
+                ("true", Json::Bool(true)),
+                ("false", Json::Bool(false)),
+                ("null", Json::Null),
+            ] {
+                let end = (*at + word.len()).min(c.len());
+                if c[*at..end].iter().collect::<String>() == word {
+                    *at = end;
+                    return value;
+                }
+            }
+            panic!("bad literal at {at}");
+        }
+        _ => {
+            let start = *at;
+            while *at < c.len() && matches!(c[*at], '-' | '+' | '.' | 'e' | 'E' | '0'..='9') {
+                *at += 1;
+            }
+            let text: String = c[start..*at].iter().collect();
+            Json::Num(
+                text.parse()
+                    .unwrap_or_else(|_| panic!("bad number {text:?}")),
+            )
+        }
+    }
+}
+
+fn skip_ws(c: &[char], at: &mut usize) {
+    while *at < c.len() && c[*at].is_whitespace() {
+        *at += 1;
+    }
+}
+
+// ------------------------------------------------------------ helpers
+
+/// One request on its own connection to the admin listener.
+fn admin(addr: SocketAddr, method: &str, target: &str, host: &str) -> Response {
+    let mut client = Client::connect(addr);
+    client.send(format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+    if method == "HEAD" {
+        client.head_response()
+    } else {
+        client.response()
+    }
+}
+
+/// The samples of a Prometheus text page, `name{labels}` to value; checks
+/// that every sample's family was announced with `# HELP` and `# TYPE`.
+fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let response = admin(addr, "GET", "/metrics", "admin");
+    assert_eq!(response.status, 200);
+    assert!(response
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.body_str();
+    let mut helped = Vec::new();
+    let mut typed = HashMap::new();
+    let mut samples = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.push(rest.split(' ').next().unwrap().to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split(' ');
+            let name = words.next().unwrap().to_string();
+            let kind = words.next().unwrap().to_string();
+            assert!(
+                ["counter", "gauge", "histogram", "summary"].contains(&kind.as_str()),
+                "{line}"
+            );
+            typed.insert(name, kind);
+        } else if !line.is_empty() {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix)
+                        .filter(|base| typed.contains_key(*base))
+                })
+                .unwrap_or(name);
+            assert!(typed.contains_key(family), "no # TYPE for {line}");
+            assert!(helped.iter().any(|h| h == family), "no # HELP for {line}");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            samples.insert(series.to_string(), value);
+        }
+    }
+    samples
+}
+
+fn with_admin(config: &mut inverso::Config) {
+    config.admin_port = Some(0);
+}
+
+fn with_cache(config: &mut inverso::Config) {
+    config.admin_port = Some(0);
+    config.cache_size = 1 << 20;
+}
+
+/// A backend whose responses may be cached for a minute and vary on
+/// Accept-Encoding; the body names the encoding asked for.
+fn cacheable_backend() -> Backend {
+    Backend::start("cacheable", |seen, out| {
+        let encoding = seen.head.get("accept-encoding").unwrap_or("none");
+        let body = format!("{} {encoding}", seen.path());
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    })
+}
+
+fn get_with(proxy: &Proxy, path: &str, extra: &str) -> Response {
+    let mut client = proxy.connect();
+    client.send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n{extra}\r\n").as_bytes());
+    client.response()
+}
+
+// ------------------------------------------------------------ admin
+
+#[test]
+fn metrics_count_requests_by_class_target_and_duration() {
+    let a = Backend::echo("a");
+    let b = Backend::start("b", |seen, out| {
+        let status = if seen.path() == "/missing" { 404 } else { 200 };
+        respond(out, status, &[], b"b");
+        Action::KeepAlive
+    });
+    let dead = dead_addr();
+    let proxy = start_proxy(&[a.addr, b.addr, dead], with_admin);
+    let admin_addr = proxy.handle().admin_addr().expect("admin listener");
+    let mut client = proxy.connect();
+    // Round robin: a, b (404), dead (502), a, b, dead.
+    let statuses: Vec<u16> = ["/1", "/missing", "/3", "/4", "/5", "/6"]
+        .iter()
+        .map(|p| {
+            let r = client.get(p);
+            if r.head.has_token("connection", "close") {
+                client = proxy.connect();
+            }
+            r.status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 404, 502, 200, 200, 502]);
+    // Counted once each response has gone out: wait for the last one.
+    assert!(wait_until(WAIT_LIMIT, || {
+        scrape(admin_addr)["inverso_request_duration_seconds_count"] == 6.0
+    }));
+    let m = scrape(admin_addr);
+    assert_eq!(m["inverso_requests_total{class=\"2xx\"}"], 3.0);
+    assert_eq!(m["inverso_requests_total{class=\"4xx\"}"], 1.0);
+    assert_eq!(m["inverso_requests_total{class=\"5xx\"}"], 2.0);
+    assert_eq!(m["inverso_requests_total{class=\"3xx\"}"], 0.0);
+    assert_eq!(
+        m["inverso_request_duration_seconds_bucket{le=\"+Inf\"}"],
+        6.0
+    );
+    assert!(m["inverso_request_duration_seconds_sum"] > 0.0);
+    let bucket = |le: &str| m[&format!("inverso_request_duration_seconds_bucket{{le=\"{le}\"}}")];
+    assert!(bucket("0.001") <= bucket("0.01") && bucket("0.01") <= bucket("10"));
+    for (addr, requests, failures) in [(a.addr, 2.0, 0.0), (b.addr, 2.0, 0.0), (dead, 2.0, 2.0)] {
+        let label = format!("{{target=\"{addr}\"}}");
+        assert_eq!(
+            m[&format!("inverso_upstream_requests_total{label}")],
+            requests
+        );
+        assert_eq!(
+            m[&format!("inverso_upstream_failures_total{label}")],
+            failures
+        );
+        assert_eq!(m[&format!("inverso_upstream_in_flight{label}")], 0.0);
+    }
+    // The client connection is open while we scrape.
+    assert!(m["inverso_connections_in_flight"] >= 1.0);
+    // No cache, no cache families.
+    assert!(!m.keys().any(|k| k.starts_with("inverso_cache_")));
+}
+
+#[test]
+fn metrics_count_cache_results() {
+    let origin = cacheable_backend();
+    let proxy = start_proxy(&[origin.addr], with_cache);
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    assert_eq!(get_with(&proxy, "/c", "").header("x-cache"), Some("MISS"));
+    assert_eq!(get_with(&proxy, "/c", "").header("x-cache"), Some("HIT"));
+    assert_eq!(get_with(&proxy, "/c", "").header("x-cache"), Some("HIT"));
+    let mut client = proxy.connect();
+    assert_eq!(client.post("/p", b"x").header("x-cache"), Some("BYPASS"));
+    assert!(wait_until(WAIT_LIMIT, || {
+        scrape(admin_addr)["inverso_request_duration_seconds_count"] == 4.0
+    }));
+    let m = scrape(admin_addr);
+    assert_eq!(m["inverso_cache_requests_total{result=\"hit\"}"], 2.0);
+    assert_eq!(m["inverso_cache_requests_total{result=\"miss\"}"], 1.0);
+    assert_eq!(m["inverso_cache_requests_total{result=\"bypass\"}"], 1.0);
+    assert_eq!(m["inverso_cache_requests_total{result=\"stale\"}"], 0.0);
+    assert_eq!(
+        m["inverso_cache_requests_total{result=\"revalidated\"}"],
+        0.0
+    );
+    assert_eq!(m["inverso_cache_entries"], 1.0);
+    assert!(m["inverso_cache_bytes"] > 0.0);
+    assert_eq!(m["inverso_cache_capacity_bytes"], (1u64 << 20) as f64);
+    assert_eq!(m["inverso_cache_evictions_total"], 0.0);
+    assert_eq!(m["inverso_cache_snapshot_duration_seconds_count"], 0.0);
+}
+
+#[test]
+fn status_is_json_with_targets_and_cache() {
+    let a = Backend::echo("a");
+    let dead = dead_addr();
+    let proxy = start_proxy(&[a.addr, dead], |c| {
+        with_cache(c);
+        c.targets[1].weight = 3;
+    });
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    assert_eq!(proxy.connect().get("/x").status, 200);
+    assert_eq!(proxy.connect().get("/y").status, 502);
+    assert!(wait_until(WAIT_LIMIT, || {
+        let s = Json::parse(&admin(admin_addr, "GET", "/status", "admin").body_str());
+        s.get("requests").num() == 2.0
+    }));
+    let response = admin(admin_addr, "GET", "/status", "admin");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let status = Json::parse(&response.body_str());
+    let targets = status.get("targets").arr();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0].get("address").str(), a.addr.to_string());
+    assert_eq!(targets[0].get("weight").num(), 1.0);
+    assert_eq!(targets[0].get("failures").num(), 0.0);
+    assert_eq!(targets[0].get("in_flight").num(), 0.0);
+    assert_eq!(targets[1].get("address").str(), dead.to_string());
+    assert_eq!(targets[1].get("weight").num(), 3.0);
+    assert_eq!(targets[1].get("failures").num(), 1.0);
+    let cache = status.get("cache");
+    assert_eq!(cache.get("enabled"), &Json::Bool(true));
+    assert_eq!(cache.get("misses").num(), 1.0);
+    assert_eq!(cache.get("entries").num(), 0.0); // the echo is not cacheable
+    assert_eq!(status.get("shutting_down"), &Json::Bool(false));
+}
+
+#[test]
+fn healthz_unknown_paths_and_wrong_methods() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    let ok = admin(admin_addr, "GET", "/healthz", "admin");
+    assert_eq!((ok.status, ok.body_str().as_str()), (200, "ok\n"));
+    assert!(ok.head.has_token("connection", "close"));
+    assert_eq!(admin(admin_addr, "HEAD", "/healthz", "admin").status, 200);
+    assert_eq!(admin(admin_addr, "GET", "/nope", "admin").status, 404);
+    assert_eq!(admin(admin_addr, "POST", "/nope", "admin").status, 404);
+    for (method, path) in [
+        ("POST", "/metrics"),
+        ("DELETE", "/status"),
+        ("GET", "/cache"),
+    ] {
+        let r = admin(admin_addr, method, path, "admin");
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert!(r.header("allow").is_some(), "{method} {path}");
+    }
+    // A malformed request is refused, not a crash.
+    let mut client = Client::connect(admin_addr);
+    client.send(b"GARBAGE\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    assert_eq!(a.requests(), 0);
+}
+
+#[test]
+fn purge_removes_every_variant_and_only_on_the_admin_port() {
+    let origin = cacheable_backend();
+    let proxy = start_proxy(&[origin.addr], with_cache);
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    for extra in ["Accept-Encoding: gzip\r\n", ""] {
+        assert_eq!(
+            get_with(&proxy, "/v?q=1", extra).header("x-cache"),
+            Some("MISS")
+        );
+        assert_eq!(
+            get_with(&proxy, "/v?q=1", extra).header("x-cache"),
+            Some("HIT")
+        );
+    }
+    assert_eq!(
+        get_with(&proxy, "/other", "").header("x-cache"),
+        Some("MISS")
+    );
+    assert_eq!(proxy.handle().cache().unwrap().len(), 3);
+
+    // Another host's key is not ours.
+    assert_eq!(
+        admin(admin_addr, "PURGE", "/v?q=1", "elsewhere.example").status,
+        404
+    );
+    // The Host field names the public host (any case).
+    let purged = admin(admin_addr, "PURGE", "/v?q=1", "Test.Example");
+    assert_eq!(purged.status, 200, "{}", purged.body_str());
+    let body = Json::parse(&purged.body_str());
+    assert_eq!(body.get("removed").num(), 2.0);
+    assert_eq!(body.get("key").str(), "test.example/v?q=1");
+    for extra in ["Accept-Encoding: gzip\r\n", ""] {
+        let r = get_with(&proxy, "/v?q=1", extra);
+        assert_eq!(r.header("x-cache"), Some("MISS"), "{extra:?}");
+    }
+    assert_eq!(
+        get_with(&proxy, "/other", "").header("x-cache"),
+        Some("HIT")
+    );
+    // An absolute-form target carries its host itself.
+    let r = admin(admin_addr, "PURGE", "http://test.example/other", "admin");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        admin(admin_addr, "PURGE", "/other", "test.example").status,
+        404
+    );
+
+    // On the public port PURGE is just a method, forwarded to the backend.
+    let before = origin.requests();
+    let mut client = proxy.connect();
+    client.send(b"PURGE /v?q=1 HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    assert_eq!(origin.requests(), before + 1);
+    assert_eq!(origin.seen().last().unwrap().method(), "PURGE");
+}
+
+#[test]
+fn delete_cache_drops_everything() {
+    let origin = cacheable_backend();
+    let proxy = start_proxy(&[origin.addr], with_cache);
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    get_with(&proxy, "/a", "");
+    get_with(&proxy, "/b", "");
+    let r = admin(admin_addr, "DELETE", "/cache", "admin");
+    assert_eq!(r.status, 200);
+    assert_eq!(Json::parse(&r.body_str()).get("removed").num(), 2.0);
+    assert!(proxy.handle().cache().unwrap().is_empty());
+    assert_eq!(get_with(&proxy, "/a", "").header("x-cache"), Some("MISS"));
+    proxy.handle().cache().unwrap().clear();
+    let r = admin(admin_addr, "DELETE", "/cache", "admin");
+    assert_eq!(r.status, 404);
+    assert_eq!(Json::parse(&r.body_str()).get("removed").num(), 0.0);
+}
+
+#[test]
+fn the_admin_listener_is_off_by_default() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    assert_eq!(proxy.handle().admin_addr(), None);
+}
+
+// ------------------------------------------------------------ logs
+
+#[test]
+fn json_log_lines_with_heads_parse() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.log_format = LogFormat::Json;
+        c.log_headers = true;
+    });
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /j?x=\"1\" HTTP/1.1\r\nHost: test.example\r\nUser-Agent: t\"\\\r\nX-Test: yes\r\n\r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    client.send(b"GET /k HTTP/1.1\r\n\r\n"); // no Host: refused with 400
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let first = Json::parse(&lines[0]);
+    assert_eq!(first.get("request").str(), "GET /j?x=\"1\" HTTP/1.1");
+    assert_eq!(first.get("status").num(), 200.0);
+    assert_eq!(first.get("client").str(), "127.0.0.1");
+    assert_eq!(first.get("user_agent").str(), "t\"\\");
+    assert_eq!(first.get("referer"), &Json::Null);
+    assert_eq!(first.get("upstream").str(), a.addr.to_string());
+    assert_eq!(first.get("cache"), &Json::Null);
+    assert!(first.get("duration_ms").num() >= 0.0);
+    assert!(first.get("time").str().ends_with('Z'));
+    assert!(first.get("bytes").num() > 0.0);
+    let pairs = |key: &str| -> Vec<(String, String)> {
+        first
+            .get(key)
+            .arr()
+            .iter()
+            .map(|p| (p.arr()[0].str().to_string(), p.arr()[1].str().to_string()))
+            .collect()
+    };
+    assert!(pairs("request_headers").contains(&("X-Test".into(), "yes".into())));
+    assert!(pairs("response_headers").contains(&("X-Backend".into(), "a".into())));
+    let second = Json::parse(&lines[1]);
+    assert_eq!(second.get("status").num(), 400.0);
+    assert!(second.get("response_headers").arr().len() >= 2);
+}
+
+#[test]
+fn combined_log_with_heads_stays_one_line_per_request() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |c| c.log_headers = true);
+    let mut client = proxy.connect();
+    client.send(b"GET /h HTTP/1.1\r\nHost: test.example\r\nX-Test: a\"b\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(r#" request_headers="Host: test.example\x0D\x0AX-Test: a\x22b""#),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("X-Backend: a"), "{}", lines[0]);
+}
+
+#[test]
+fn the_log_file_is_reopened_after_a_rename() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    assert_eq!(proxy.connect().get("/before").status, 200);
+    let rotated = proxy.log_path.with_extension("log.1");
+    // The record is queued before the reopen, so it reaches the old file.
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 1));
+    std::fs::rename(&proxy.log_path, &rotated).unwrap();
+    proxy.handle().control().reopen_log().unwrap();
+    assert!(proxy.log_path.exists());
+    assert_eq!(proxy.connect().get("/after").status, 200);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert_eq!(old.lines().count(), 1);
+    assert!(old.contains("/before"));
+    let new = proxy.log_lines();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(new[0].contains("/after"));
+}
+
+// ------------------------------------------------------------ reload
+
+#[test]
+fn reload_swaps_targets_under_load_without_a_failed_request() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let addr = proxy.addr;
+    let loaders: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            let failures = failures.clone();
+            std::thread::spawn(move || {
+                // One keep-alive connection each, held across the reload.
+                let mut client = Client::connect(addr);
+                let mut sent = 0;
+                while !stop.load(Ordering::SeqCst) && sent < 20_000 {
+                    client.send(b"GET /load HTTP/1.1\r\nHost: test.example\r\n\r\n");
+                    match client.try_response(false) {
+                        Ok(r) if r.status == 200 => {}
+                        _ => {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                            client = Client::connect(addr);
+                        }
+                    }
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    assert!(wait_until(WAIT_LIMIT, || a.requests() >= 50));
+    let mut next = proxy_config(&[b.addr]);
+    next.connection_timeout = Duration::from_secs(7);
+    let reloaded = proxy.handle().control().reload(next).unwrap();
+    assert!(
+        reloaded.needs_restart.is_empty(),
+        "{:?}",
+        reloaded.needs_restart
+    );
+    let a_after = a.requests();
+    assert!(wait_until(WAIT_LIMIT, || b.requests() >= 50));
+    stop.store(true, Ordering::SeqCst);
+    let sent: usize = loaders.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "of {sent} requests");
+    // Only requests already in flight at the swap may still reach a.
+    assert!(a.requests() <= a_after + 4);
+    let m = scrape(proxy.handle().admin_addr().unwrap());
+    assert_eq!(m["inverso_config_reloads_total{result=\"applied\"}"], 1.0);
+    assert!(m.contains_key(&format!(
+        "inverso_upstream_requests_total{{target=\"{}\"}}",
+        b.addr
+    )));
+}
+
+/// The configuration `start_proxy` builds, for reloads.
+fn proxy_config(targets: &[SocketAddr]) -> inverso::Config {
+    let mut config = inverso::Config::with_targets(targets.iter().copied().map(target).collect());
+    config.log_to_stdout = false;
+    config.path_to_persistence = None;
+    config.connection_timeout = Duration::from_secs(5);
+    config.cache_size = 0;
+    config.admin_port = Some(0);
+    config
+}
+
+#[test]
+fn reload_reports_keys_that_need_a_restart_and_keeps_them() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_admin(c);
+        c.log_headers = false;
+    });
+    let log = proxy.log_path.clone();
+    let mut next = proxy_config(&[a.addr]);
+    next.port = 1;
+    next.cache_size = 1 << 20;
+    next.path_to_log = Some(log);
+    next.log_format = LogFormat::Json;
+    let reloaded = proxy.handle().control().reload(next).unwrap();
+    assert_eq!(reloaded.needs_restart, ["port", "cache_size"]);
+    // The log format changed on the fly; the cache stayed off.
+    let r = proxy.connect().get("/after");
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-cache").is_none());
+    assert!(wait_until(WAIT_LIMIT, || proxy
+        .log_lines()
+        .iter()
+        .any(|l| l.starts_with('{') && l.contains("/after"))));
+}
+
+#[test]
+fn a_reload_that_cannot_open_its_log_changes_nothing() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let mut next = proxy_config(&[b.addr]);
+    next.path_to_log = Some(Path::new("/nonexistent-dir/for/sure/access.log").into());
+    assert!(proxy.handle().control().reload(next).is_err());
+    assert_eq!(
+        proxy.connect().get("/x").body_str(),
+        format!("a GET /x len=0 fnv={:016x}", fnv(b""))
+    );
+    let m = scrape(proxy.handle().admin_addr().unwrap());
+    assert_eq!(m["inverso_config_reloads_total{result=\"refused\"}"], 1.0);
+}
+
+// ------------------------------------------------------------ shutdown
+
+#[test]
+fn shutdown_writes_the_final_snapshot() {
+    let origin = cacheable_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("cache.bin");
+    let settings = |c: &mut inverso::Config| {
+        c.cache_size = 1 << 20;
+        // The timer never fires during the test: only shutdown writes.
+        c.unit_time = Duration::from_secs(3600);
+        c.path_to_persistence = Some(snapshot.clone());
+    };
+    let mut first = start_proxy(&[origin.addr], settings);
+    assert_eq!(
+        get_with(&first, "/kept", "").header("x-cache"),
+        Some("MISS")
+    );
+    assert!(!snapshot.exists());
+    assert!(first.shutdown(Duration::from_secs(5)));
+    assert!(snapshot.exists());
+    let second = start_proxy(&[origin.addr], settings);
+    assert_eq!(
+        get_with(&second, "/kept", "").header("x-cache"),
+        Some("HIT")
+    );
+    assert_eq!(origin.requests(), 1);
+}
+
+// ------------------------------------------------------------ the binary
+
+/// `inverso --config proxy.conf` in `dir`, with stderr lines on a channel.
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(dir: &Path) -> Running {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
+        command
+            .args(["--config", "proxy.conf"])
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("INVERSO_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `text`; returns it.
+    fn expect(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no {text:?} on stderr; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn address_after(line: &str, marker: &str) -> SocketAddr {
+    let text = line.split(marker).nth(1).unwrap().trim();
+    let port: u16 = text.rsplit(':').next().unwrap().parse().unwrap();
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn conf(targets: SocketAddr, extra: &str) -> String {
+    format!(
+        "bind = 127.0.0.1\nport = 0\nadmin_port = 0\ntargets = {targets}\ncache_size = 0\npath_to_persistence =\npath_to_log = access.log\n{extra}"
+    )
+}
+
+#[test]
+fn signals_reload_refuse_reopen_and_stop_the_binary() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    std::fs::write(&file, conf(a.addr, "")).unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
+    assert_eq!(
+        one_request(addr, b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n").header("x-backend"),
+        Some("a")
+    );
+
+    // A bad file is refused with its file:line, and a keeps serving.
+    std::fs::write(&file, conf(b.addr, "prot = 1\n")).unwrap();
+    running.signal("HUP");
+    let refused = running.expect("reload refused");
+    assert!(refused.contains("proxy.conf:8"), "{refused}");
+    assert_eq!(
+        one_request(addr, b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n").header("x-backend"),
+        Some("a")
+    );
+
+    // A good one is applied; a changed port is reported, not applied.
+    std::fs::write(&file, conf(b.addr, "").replace("port = 0\n", "port = 1\n")).unwrap();
+    running.signal("HUP");
+    running.expect("`port` changed");
+    running.expect("new configuration in force");
+    assert_eq!(
+        one_request(addr, b"GET /3 HTTP/1.1\r\nHost: h\r\n\r\n").header("x-backend"),
+        Some("b")
+    );
+    let m = scrape(admin_addr);
+    assert_eq!(m["inverso_config_reloads_total{result=\"refused\"}"], 1.0);
+    assert_eq!(m["inverso_config_reloads_total{result=\"applied\"}"], 1.0);
+
+    // SIGUSR1 after logrotate's rename.
+    let log = dir.path().join("access.log");
+    assert!(wait_until(WAIT_LIMIT, || std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        == 3));
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    running.signal("USR1");
+    running.expect("access log reopened");
+    assert_eq!(
+        one_request(addr, b"GET /4 HTTP/1.1\r\nHost: h\r\n\r\n").status,
+        200
+    );
+
+    // SIGTERM: a clean exit that flushes the log.
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(new.lines().count(), 1, "{new}");
+    assert!(new.contains("GET /4"));
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+    let slow = Backend::start("slow", move |_, out| {
+        // Holds the request until the test ends (or the I/O timeout).
+        let _ = release_rx.lock().unwrap().recv_timeout(IO_TIMEOUT);
+        respond(out, 200, &[], b"late");
+        Action::Close
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        conf(
+            slow.addr,
+            "shutdown_timeout = 1h\nconnection_timeout = 1h\n",
+        ),
+    )
+    .unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let mut client = Client::connect(addr);
+    client.send(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || slow.requests() == 1));
+    running.signal("TERM");
+    running.expect("shutting down");
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(1));
+    drop(release_tx);
+}
