@@ -41,12 +41,24 @@
 #     to a temp file (that is how one tunes nginx for this payload).
 #   - HAProxy: mode http, roundrobin, http-reuse always, nbthread = cores.
 #   - inverso: round robin (its default) over the same two backends,
-#     RUST_LOG=warn, persistence off; cache_size = 0 in proxy/idle mode.
+#     RUST_LOG=warn, persistence off, upstream_keepalive at its default;
+#     cache_size = 0 in proxy/idle mode, 256MiB in cache mode.
 #   - Percentiles are exact (wrk's done() callback, scripts/bench_wrk.lua).
 #     Errors are all of wrk's counters: connect, read, write, timeout, and
 #     status (responses >= 400). Any error shows in bold in the table.
 #   - CPU µs/req: utime+stime of the proxy's processes (/proc/PID/stat)
 #     over the run, divided by the requests of the run.
+#   - "other CPU %": the machine's busy time during a run (/proc/stat, with
+#     hypervisor steal) minus that of wrk, the backends and the proxy under
+#     test. Above a few percent, something else disturbed that run. The
+#     script also warns if the machine is busy before it starts.
+#   - Idle memory: VmRSS of the proxy (all its processes) before and while
+#     BENCH_IDLE_CONNS connections sit idle after one request each
+#     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
+#
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 2 minutes; the
+# default takes about 8). For README figures use BENCH_REPS=3 on a quiet
+# machine: figures are then medians and the errors are summed.
 #
 # Output: the report (Markdown) on stdout and in target/bench/results.md; raw
 # per-run figures in target/bench/*.tsv. Everything the script starts lives in
@@ -817,7 +829,7 @@ main() {
     echo "note: all on 127.0.0.1; backends: one nginx on two ports serving static files (access_log off). wrk, proxy and backends share the same $CORES cores."
     echo "note: inverso's access log (stdout) goes to /dev/null; nginx logs to a file (buffer=64k); HAProxy logs to its stdout, redirected to a file."
     echo "note: errors = wrk's connect/read/write/timeout errors plus responses >= 400; p50/p99 are exact (wrk done() callback); figures are medians over repetitions, errors are summed."
-    echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed. Under contention the scheduler is fair per thread, so a proxy with many threads (inverso: one per connection) gets a larger share and shows less other CPU: compare systems on runs where it is low."
+    echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed. Under such load, inverso (a thread per connection) was seen to keep more of the CPU than nginx and HAProxy: compare systems only on runs where it is low (BENCH_NICE=-10 helps on a shared machine)."
     echo "note: CPU µs/req = utime+stime of the proxy's processes over the run / requests; RSS of nginx sums master and workers."
   } >>"$OUT_DIR/info.txt" # >>: keeps the notes build_inverso may have written
 
