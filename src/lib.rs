@@ -12,6 +12,7 @@
 //! - `admin`: the admin listener: metrics, status, health, purge.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `demo`: two built-in origin servers for `inverso demo`.
 
 pub mod access_log;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod proxy;
+pub mod sched;
 pub mod server;
 pub mod upstream;
 

@@ -467,6 +467,7 @@ fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
         .name("worker".into())
         .stack_size(WORKER_STACK)
         .spawn(move || {
+            crate::sched::batch_current_thread();
             run(first, &inner);
             while let Ok(job) = jobs.recv_timeout(WORKER_IDLE) {
                 run(job, &inner);
