@@ -331,7 +331,12 @@ fn check_host(host: &[u8]) -> Result<(), HeadError> {
 /// refuses field names that are not tokens, whitespace before the colon,
 /// control characters in values and obs-fold in requests.
 fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
-    let mut headers = Headers::with_capacity(raw.len() + 4);
+    let bytes = raw
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .sum::<usize>();
+    // Room for the fields a proxy adds (X-Forwarded-*, Via, framing).
+    let mut headers = Headers::with_capacity(raw.len() + 6, bytes + 160);
     for h in raw {
         if h.value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
             return Err(HeadError::Malformed("control character in header value"));
