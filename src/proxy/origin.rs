@@ -231,11 +231,11 @@ fn upstream_request(
     head.headers.write_to(&mut out);
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_length => {
-            out.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+            let _ = write!(out, "Content-Length: {}\r\n", b.len());
         }
         RequestBody::Buffered(_) => {}
         RequestBody::Streamed(BodyKind::Length(n)) => {
-            out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+            let _ = write!(out, "Content-Length: {n}\r\n");
         }
         RequestBody::Streamed(_) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
@@ -340,7 +340,7 @@ fn stream_request_body(
 ) -> Result<(), Failure> {
     let chunked = kind == BodyKind::Chunked;
     let mut reader = BodyReader::new(kind);
-    let mut size_line = Vec::with_capacity(16);
+    let mut size_line = Vec::new();
     loop {
         let piece = match reader.next(from) {
             Ok(Some(piece)) => piece,
@@ -552,7 +552,7 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     head.extend_from_slice(how.extra);
     match kind {
         BodyKind::Length(n) => {
-            head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes())
+            let _ = write!(head, "Content-Length: {n}\r\n");
         }
         BodyKind::Empty => {
             if let Some(len) = described_length {
@@ -646,7 +646,7 @@ fn copy_body(
     mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Failure> {
     let mut pending_head = Some(head);
-    let mut size_line = Vec::with_capacity(16);
+    let mut size_line = Vec::new();
     let mut sent = 0u64;
     loop {
         let piece = match reader.next(from) {
