@@ -9,7 +9,7 @@ mod origin;
 use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
-use crate::http::conn::is_timeout;
+use crate::http::conn::{is_timeout, SharedStream};
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
 use crate::metrics::Metrics;
@@ -106,15 +106,22 @@ impl Current {
 /// Serves one client connection until it closes, times out, or the server
 /// shuts down. `idle` is raised while the connection waits for a request,
 /// so shutdown can close exactly the connections that are not mid-request.
-pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &AtomicBool) {
+///
+/// The socket arrives with TCP_NODELAY and its timeouts set to `inherited`
+/// (Linux copies them from the listener), so nothing is set here unless the
+/// configuration says otherwise.
+pub fn serve(
+    stream: Arc<TcpStream>,
+    peer: SocketAddr,
+    current: &Current,
+    idle: &AtomicBool,
+    inherited: Duration,
+) {
     let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
-    let mut timeout = shared.config.connection_timeout;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
+    let mut timeout = inherited;
     let mut client = Client {
-        conn: BufConn::new(stream, CLIENT_BUFFER),
+        conn: BufConn::new(SharedStream(stream), CLIENT_BUFFER),
         peer: peer.ip(),
         timeout,
         sent_head: None,
@@ -178,7 +185,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &Atom
 }
 
 struct Client {
-    conn: BufConn<TcpStream>,
+    conn: BufConn<SharedStream>,
     peer: IpAddr,
     timeout: Duration,
     /// With `log_headers`: the response head sent, for the log.

@@ -13,7 +13,7 @@ use crate::http::{
 };
 use crate::metrics::InFlight;
 use crate::upstream::{Upstream, UpstreamConn};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::{Instant, SystemTime};
 
@@ -335,8 +335,8 @@ fn send_request(
 /// backend sees exactly the framing we announced, whatever the client sent.
 fn stream_request_body(
     kind: BodyKind,
-    from: &mut BufConn<TcpStream>,
-    to: &mut TcpStream,
+    from: &mut BufConn<impl Read>,
+    to: &mut impl Write,
 ) -> Result<(), Failure> {
     let chunked = kind == BodyKind::Chunked;
     let mut reader = BodyReader::new(kind);
@@ -639,8 +639,8 @@ fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
 /// piece. Returns the body bytes sent.
 fn copy_body(
     reader: &mut BodyReader,
-    from: &mut BufConn<TcpStream>,
-    to: &mut TcpStream,
+    from: &mut BufConn<impl Read>,
+    to: &mut impl Write,
     head: Vec<u8>,
     chunked: bool,
     mut tee: Option<&mut Tee<'_>>,
