@@ -33,6 +33,17 @@ pub struct Config {
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
     pub stale_if_error: Duration,
+    pub balance: Balance,
+    /// Failures within `fail_timeout` that take a target out; 0 = never.
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    /// Other targets tried after a failure; `None`: every other target.
+    pub retries: Option<usize>,
+    /// Active health checks; `None`: off.
+    pub health_check_path: Option<String>,
+    pub health_check_interval: Duration,
+    pub health_check_rise: u32,
+    pub health_check_fall: u32,
     /// The admin listener's port; `None`: no admin listener.
     pub admin_port: Option<u16>,
     pub admin_bind: IpAddr,
@@ -74,6 +85,44 @@ pub struct Target {
     pub name: String,
     pub addr: SocketAddr,
     pub weight: u32,
+}
+
+/// How requests are spread over the targets (`balance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConn,
+    IpHash,
+    RandomTwo,
+}
+
+impl Balance {
+    const NAMES: &'static [(&'static str, Balance)] = &[
+        ("round_robin", Balance::RoundRobin),
+        ("weighted_round_robin", Balance::WeightedRoundRobin),
+        ("least_conn", Balance::LeastConn),
+        ("ip_hash", Balance::IpHash),
+        ("random_two", Balance::RandomTwo),
+    ];
+
+    fn parse(v: &str) -> Result<Balance, String> {
+        Balance::NAMES
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                let names: Vec<_> = Balance::NAMES.iter().map(|(n, _)| *n).collect();
+                format!("unknown algorithm `{v}` (one of {})", names.join(", "))
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        Balance::NAMES
+            .iter()
+            .find(|(_, b)| *b == self)
+            .map_or("?", |(n, _)| n)
+    }
 }
 
 /// Where a value came from.
@@ -227,6 +276,70 @@ pub const KEYS: &[Key] = &[
         default: "1h",
         help: "how long an expired entry may be served when no backend answers",
         apply: |c, v| parse_duration(v).map(|d| c.stale_if_error = d),
+    },
+    Key {
+        name: "balance",
+        default: "round_robin",
+        help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",
+        apply: |c, v| Balance::parse(v).map(|b| c.balance = b),
+    },
+    Key {
+        name: "max_fails",
+        default: "1",
+        help: "failures within fail_timeout that take a target out of rotation; 0 = never",
+        apply: |c, v| parse_number(v, 0..=1_000_000).map(|n| c.max_fails = n as u32),
+    },
+    Key {
+        name: "fail_timeout",
+        default: "10s",
+        help: "window for counting max_fails, and how long a failed target stays out",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.fail_timeout = d),
+    },
+    Key {
+        name: "retries",
+        default: "",
+        help: "other targets tried when one fails; empty = every other target",
+        apply: |c, v| {
+            c.retries = if v.is_empty() {
+                None
+            } else {
+                Some(parse_number(v, 0..=1000)? as usize)
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "health_check_path",
+        default: "",
+        help: "path probed with GET on every target; empty = no active checks",
+        apply: |c, v| {
+            if !v.is_empty() && !v.starts_with('/') {
+                return Err(format!("`{v}` must be a path starting with /"));
+            }
+            if v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(format!("`{v}` contains spaces or control characters"));
+            }
+            c.health_check_path = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Key {
+        name: "health_check_interval",
+        default: "5s",
+        help: "time between two probes of a target",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.health_check_interval = d),
+    },
+    Key {
+        name: "health_check_rise",
+        default: "2",
+        help: "good probes in a row that bring a target back",
+        apply: |c, v| parse_number(v, 1..=1000).map(|n| c.health_check_rise = n as u32),
+    },
+    Key {
+        name: "health_check_fall",
+        default: "3",
+        help: "failed probes in a row that take a target out",
+        apply: |c, v| parse_number(v, 1..=1000).map(|n| c.health_check_fall = n as u32),
     },
     Key {
         name: "shutdown_timeout",
@@ -463,6 +576,20 @@ impl Loader {
                 message: "targets: at least one backend is required, e.g. `targets = 127.0.0.1:9001, 127.0.0.1:9002`".to_string(),
             });
         }
+        // Plain round robin is one atomic increment and has no notion of
+        // weight: a weight there would be silently ignored.
+        if config.balance == Balance::RoundRobin {
+            if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
+                let setting = &self.settings["targets"];
+                return Err(ConfigError::at(
+                    &setting.origin,
+                    format!(
+                        "targets: {} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash or random_two)",
+                        t.name, t.weight
+                    ),
+                ));
+            }
+        }
         Ok(config)
     }
 }
@@ -497,6 +624,14 @@ impl Config {
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,
+            balance: Balance::RoundRobin,
+            max_fails: 0,
+            fail_timeout: Duration::from_secs(1),
+            retries: None,
+            health_check_path: None,
+            health_check_interval: Duration::from_secs(1),
+            health_check_rise: 1,
+            health_check_fall: 1,
             admin_port: None,
             admin_bind: IpAddr::from([127, 0, 0, 1]),
             log_format: LogFormat::Combined,
@@ -513,6 +648,12 @@ impl Config {
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    /// Other targets tried after a failure: `retries`, or by default
+    /// every other target.
+    pub fn effective_retries(&self) -> usize {
+        self.retries.unwrap_or(self.targets.len().saturating_sub(1))
     }
 
     /// The admin listener's address, when it is on.
@@ -766,7 +907,7 @@ mod tests {
     #[test]
     fn reads_keys_comments_and_blank_lines() {
         let c = build(
-            "# a comment\n\nport = 9000\ntargets = 127.0.0.1:1, [::1]:2 weight=3 # trailing\ncache_size = 2MiB\nttl = 90s\npath_to_persistence =\n",
+            "# a comment\n\nport = 9000\nbalance = least_conn\ntargets = 127.0.0.1:1, [::1]:2 weight=3 # trailing\ncache_size = 2MiB\nttl = 90s\npath_to_persistence =\n",
         )
         .unwrap();
         assert_eq!(c.port, 9000);
@@ -846,6 +987,46 @@ mod tests {
         l.env([("INVERSO_PORT".to_string(), "x".to_string())]);
         l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
         assert_eq!(l.build().unwrap_err().place, "environment INVERSO_PORT");
+    }
+
+    #[test]
+    fn balancing_keys() {
+        let c = build("targets = 127.0.0.1:1, 127.0.0.1:2\n").unwrap();
+        assert_eq!(c.balance, Balance::RoundRobin);
+        assert_eq!((c.max_fails, c.fail_timeout), (1, Duration::from_secs(10)));
+        assert_eq!(c.effective_retries(), 1);
+        assert_eq!(c.health_check_path, None);
+        assert_eq!((c.health_check_rise, c.health_check_fall), (2, 3));
+
+        let c = build(
+            "targets = 127.0.0.1:1 weight=3, 127.0.0.1:2\nbalance = weighted_round_robin\nmax_fails = 0\nfail_timeout = 30s\nretries = 0\nhealth_check_path = /healthz?full=1\nhealth_check_interval = 500ms\nhealth_check_rise = 1\nhealth_check_fall = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.balance, Balance::WeightedRoundRobin);
+        assert_eq!(c.balance.name(), "weighted_round_robin");
+        assert_eq!((c.max_fails, c.fail_timeout), (0, Duration::from_secs(30)));
+        assert_eq!(c.effective_retries(), 0);
+        assert_eq!(c.health_check_path.as_deref(), Some("/healthz?full=1"));
+        assert_eq!(c.health_check_interval, Duration::from_millis(500));
+        assert_eq!((c.health_check_rise, c.health_check_fall), (1, 5));
+
+        let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("least_conn"), "{e}");
+        // A weight that round robin would silently ignore.
+        let e = build("targets = 127.0.0.1:1 weight=2, 127.0.0.1:2\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:1");
+        assert!(e.message.contains("weighted_round_robin"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_path = healthz\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_path = /a b\n").unwrap_err();
+        assert!(e.message.contains("spaces"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_rise = 0\n").unwrap_err();
+        assert!(e.message.contains("health_check_rise"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nfail_timeout = 0\n").unwrap_err();
+        assert!(e.message.contains("fail_timeout"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nretires = 2\n").unwrap_err();
+        assert!(e.message.contains("did you mean `retries`"), "{e}");
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! - `server`: listener, accept loop, worker pool, connection limit, shutdown.
 //! - `proxy`: one client connection: request, upstream, response, log.
 //! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers.
-//! - `upstream`: backends: balancer and keep-alive pools.
+//! - `upstream`: backends: balancer, health (passive and active checks), keep-alive pools.
 //! - `cache`: the LRU store and its snapshot file.
 //! - `access_log`: request records to one writer thread, stdout and a file.
 //! - `admin`: the admin listener: metrics, status, health, purge.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `demo`: two built-in origin servers for `inverso demo`.
 
 pub mod access_log;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod proxy;
+pub mod sched;
 pub mod server;
 pub mod upstream;
 

@@ -22,8 +22,10 @@ use crate::admin::Admin;
 use crate::cache::timer::{self, Timer};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
+use crate::http::conn::is_timeout;
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, Current, Shared};
+use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
@@ -93,6 +95,8 @@ impl Server {
             addr: config.listen_addr(),
             source,
         })?;
+        let inherited_timeout = config.connection_timeout;
+        set_inherited_options(&listener, inherited_timeout);
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
@@ -127,10 +131,18 @@ impl Server {
             metrics: shared.metrics.clone(),
             log: shared.log.clone(),
             current: Arc::new(Current::new(shared)),
+            checker: Mutex::new(None),
             connections: Mutex::new(Connections::default()),
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
+            inherited_timeout,
         });
+        let first = inner.current.get();
+        *inner.checker.lock() = first
+            .upstreams
+            .start_checker(&first.config)
+            .map_err(StartError::Thread)?;
+        drop(first);
         let (stop_tx, stop_rx) = bounded(1);
         let acceptor = {
             let inner = inner.clone();
@@ -162,11 +174,7 @@ impl Server {
 
 /// The backends as configured (at start and on every reload).
 fn upstreams_for(config: &Config) -> Upstreams {
-    Upstreams::new(
-        &config.targets,
-        config.connection_timeout,
-        config.upstream_keepalive,
-    )
+    Upstreams::new(config)
 }
 
 fn new_cache(config: &Config) -> Cache {
@@ -180,6 +188,22 @@ fn new_cache(config: &Config) -> Cache {
         config.effective_max_object_size(),
         settings,
     )
+}
+
+/// Options set once on the listener instead of three system calls per
+/// connection: Linux copies TCP_NODELAY and the socket timeouts to every
+/// socket `accept` returns. (The receive timeout also bounds `accept`
+/// itself, which the accept loop takes in its stride.) Elsewhere the
+/// connection sets them itself.
+fn set_inherited_options(listener: &TcpListener, timeout: Duration) {
+    let socket = socket2::SockRef::from(listener);
+    let set = socket
+        .set_nodelay(true)
+        .and_then(|()| socket.set_read_timeout(Some(timeout)))
+        .and_then(|()| socket.set_write_timeout(Some(timeout)));
+    if let Err(e) = set {
+        log::warn!("cannot set socket options on the listener: {e}");
+    }
 }
 
 /// A running server.
@@ -269,6 +293,9 @@ impl ServerHandle {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+        if let Some(checker) = inner.checker.lock().take() {
+            checker.stop();
+        }
         inner.close_idle();
         let clean = inner.wait_drained(Instant::now() + grace);
         if !clean {
@@ -301,6 +328,8 @@ pub(crate) fn wake_acceptor(addr: SocketAddr) {
 struct Inner {
     /// The settings in force.
     current: Arc<Current>,
+    /// The active health checker of the generation in force, if any.
+    checker: Mutex<Option<Checker>>,
     /// What every generation shares.
     shutting_down: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -309,6 +338,8 @@ struct Inner {
     /// Signalled whenever a connection ends.
     drained: Condvar,
     next_id: AtomicU64,
+    /// The timeouts accepted sockets come with (see `set_inherited_options`).
+    inherited_timeout: Duration,
 }
 
 /// The live client connections, so shutdown can reach them.
@@ -318,7 +349,7 @@ struct Connections {
 }
 
 struct Registered {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     idle: Arc<AtomicBool>,
 }
 
@@ -373,7 +404,7 @@ impl Drop for Slot {
 
 /// A connection handed to a worker.
 struct Job {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     peer: SocketAddr,
     slot: Slot,
 }
@@ -387,10 +418,13 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
             break;
         }
         let (stream, peer) = match accepted {
-            Ok(ok) => {
+            Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                ok
+                (Arc::new(stream), peer)
             }
+            // The listener's receive timeout (set for the sockets it
+            // hands out) also bounds `accept`: nothing came, go on.
+            Err(e) if is_timeout(&e) => continue,
             Err(e) => {
                 // Out of descriptors, aborted handshakes...: never fatal.
                 log::warn!("accept failed: {e}; retrying in {backoff:?}");
@@ -415,13 +449,13 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
 }
 
 /// Takes a slot for a new connection, or `None` over `max_connections`.
-fn register(inner: &Arc<Inner>, stream: &TcpStream) -> Option<Slot> {
+fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>) -> Option<Slot> {
     let max = inner.current.get().config.max_connections;
     let mut connections = inner.connections.lock();
     if connections.live.len() >= max {
         return None;
     }
-    let stream = stream.try_clone().ok()?;
+    let stream = stream.clone();
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let idle = Arc::new(AtomicBool::new(true));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
@@ -441,7 +475,8 @@ fn register(inner: &Arc<Inner>, stream: &TcpStream) -> Option<Slot> {
 
 /// Answers a connection we will not serve, without ever blocking the
 /// acceptor: non-blocking, one short write, close.
-fn reject(mut stream: TcpStream, status: u16) {
+fn reject(stream: Arc<TcpStream>, status: u16) {
+    let mut stream = &*stream;
     let _ = stream.set_nonblocking(true);
     // Read what the client already sent, so closing does not reset the
     // connection before it sees our answer.
@@ -458,6 +493,7 @@ fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
         .name("worker".into())
         .stack_size(WORKER_STACK)
         .spawn(move || {
+            crate::sched::batch_current_thread();
             run(first, &inner);
             while let Ok(job) = jobs.recv_timeout(WORKER_IDLE) {
                 run(job, &inner);
@@ -471,7 +507,18 @@ fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
 }
 
 fn run(job: Job, inner: &Inner) {
-    proxy::serve(job.stream, job.peer, &inner.current, &job.slot.idle);
+    if !cfg!(target_os = "linux") {
+        let _ = job.stream.set_nodelay(true);
+        let _ = job.stream.set_read_timeout(Some(inner.inherited_timeout));
+        let _ = job.stream.set_write_timeout(Some(inner.inherited_timeout));
+    }
+    proxy::serve(
+        job.stream,
+        job.peer,
+        &inner.current,
+        &job.slot.idle,
+        inner.inherited_timeout,
+    );
     drop(job.slot);
 }
 
@@ -562,7 +609,7 @@ impl Control {
             }
         }
         let mut upstreams = upstreams_for(&next);
-        upstreams.keep_stats_of(&old.upstreams);
+        upstreams.keep_state_of(&old.upstreams);
         self.inner.current.replace(Shared {
             config: next,
             upstreams,
@@ -571,6 +618,7 @@ impl Control {
             shutting_down: self.inner.shutting_down.clone(),
             metrics: self.inner.metrics.clone(),
         });
+        self.restart_checker();
         self.inner.metrics.reloads.fetch_add(1, Ordering::Relaxed);
         for key in &reloaded.needs_restart {
             log::warn!("reload: `{key}` changed; it takes effect at the next restart");
@@ -579,11 +627,45 @@ impl Control {
         Ok(reloaded)
     }
 
+    /// Replaces the health checker with one for the targets and settings
+    /// now in force (none once shutdown has begun).
+    fn restart_checker(&self) {
+        let mut checker = self.inner.checker.lock();
+        if let Some(old) = checker.take() {
+            old.stop();
+        }
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let current = self.inner.current.get();
+        match current.upstreams.start_checker(&current.config) {
+            Ok(next) => *checker = next,
+            Err(e) => log::error!("reload: cannot start the health checker: {e}"),
+        }
+    }
+
     /// Counts a reload refused before it reached us (a bad file).
     pub fn refused(&self) {
         self.inner
             .metrics
             .reloads_refused
             .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_the_listener_options() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        set_inherited_options(&listener, Duration::from_secs(7));
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+        let timeout = accepted.read_timeout().unwrap().unwrap();
+        assert!(timeout >= Duration::from_secs(7) && timeout < Duration::from_secs(8));
+        assert!(accepted.write_timeout().unwrap().is_some());
     }
 }

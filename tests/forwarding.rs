@@ -362,7 +362,8 @@ fn a_small_post_is_retried_too() {
 fn access_log_has_one_line_per_request() {
     let a = Backend::echo("a");
     let dead = dead_addr();
-    let mut proxy = start_proxy(&[a.addr, dead], |_| {});
+    // No retries, so the dead target's 502 reaches the client and the log.
+    let mut proxy = start_proxy(&[a.addr, dead], |c| c.retries = Some(0));
     let mut client = proxy.connect();
     // Round robin: /one to a, /two to the dead target, /three to a.
     assert_eq!(client.get("/one").status, 200);

@@ -280,7 +280,12 @@ fn metrics_count_requests_by_class_target_and_duration() {
         Action::KeepAlive
     });
     let dead = dead_addr();
-    let proxy = start_proxy(&[a.addr, b.addr, dead], with_admin);
+    // No retries and no passive health: the dead target answers its turns.
+    let proxy = start_proxy(&[a.addr, b.addr, dead], |c| {
+        with_admin(c);
+        c.retries = Some(0);
+        c.max_fails = 0;
+    });
     let admin_addr = proxy.handle().admin_addr().expect("admin listener");
     let mut client = proxy.connect();
     // Round robin: a, b (404), dead (502), a, b, dead.
@@ -365,6 +370,8 @@ fn status_is_json_with_targets_and_cache() {
     let proxy = start_proxy(&[a.addr, dead], |c| {
         with_cache(c);
         c.targets[1].weight = 3;
+        // No retries: the dead target's 502 reaches the client.
+        c.retries = Some(0);
     });
     let admin_addr = proxy.handle().admin_addr().unwrap();
     assert_eq!(proxy.connect().get("/x").status, 200);

@@ -85,8 +85,12 @@ fn heuristically_cacheable(status: u16) -> bool {
 /// The cache key of a request: host (lower-cased) and target path with
 /// query. The scheme is always http.
 pub fn primary_key(request: &RequestHead) -> String {
-    let host = request.authority().unwrap_or("").to_ascii_lowercase();
-    format!("{host}{}", request.path_and_query())
+    let host = request.authority().unwrap_or("");
+    let path = request.path_and_query();
+    let mut key = String::with_capacity(host.len() + path.len());
+    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(&path);
+    key
 }
 
 /// The field names a response varies on, lower-cased.
@@ -271,11 +275,11 @@ pub fn usable(
     if request_no_cache {
         return Use::Validate;
     }
-    // Compared at full precision: `max-age=0` ("reload") must revalidate
-    // even an entry stored a millisecond ago.
+    // Compared at full precision, and `max-age=0` (a browser's "reload")
+    // always revalidates, even an entry stored in this very millisecond.
     if req
         .max_age
-        .is_some_and(|max| age > Duration::from_secs(max))
+        .is_some_and(|max| max == 0 || age > Duration::from_secs(max))
     {
         return Use::Validate;
     }

@@ -72,10 +72,12 @@ impl Timer {
         path: Option<PathBuf>,
     ) -> std::io::Result<Timer> {
         let (stop, stopped) = bounded::<()>(1);
+        // Read here, not in the thread: requests may change the cache before
+        // the thread first runs, and those changes must count as unwritten.
+        let mut written = cache.generation();
         let thread = std::thread::Builder::new()
             .name("cache-timer".into())
             .spawn(move || {
-                let mut written = cache.generation();
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     let expired = cache.expire_due(SystemTime::now());
                     if expired > 0 {

@@ -4,7 +4,10 @@
 //! refills when empty).
 
 use parking_lot::Mutex;
-use std::io::{self, Read};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// Bytes read by one `read` call into an empty, released buffer. Small on
 /// purpose: it lives on the stack of a thread that may sit idle for minutes.
@@ -139,6 +142,39 @@ impl<S: Read> BufConn<S> {
             self.end = n;
         }
         Ok(n)
+    }
+}
+
+/// A client socket held both by the thread that serves it and by the
+/// server's registry, which shuts it down at shutdown. Sharing the handle
+/// spares a `dup` and a `close` per connection.
+pub struct SharedStream(pub Arc<TcpStream>);
+
+impl Read for SharedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for SharedStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Deref for SharedStream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.0
     }
 }
 

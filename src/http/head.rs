@@ -440,7 +440,12 @@ fn check_host(host: &[u8]) -> Result<(), HeadError> {
 /// characters with SP". We reject them, and every other control character
 /// but HTAB, which field-value does not allow either.
 fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
-    let mut headers = Headers::with_capacity(raw.len() + 4);
+    let bytes = raw
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .sum::<usize>();
+    // Room for the fields a proxy adds (X-Forwarded-*, Via, framing).
+    let mut headers = Headers::with_capacity(raw.len() + 6, bytes + 160);
     for h in raw {
         if h.name.is_empty() || !h.name.bytes().all(is_tchar) {
             return Err(HeadError::Malformed("invalid header name"));

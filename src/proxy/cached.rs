@@ -181,10 +181,7 @@ pub(super) fn serve(
         .ok()
         .flatten()
         .is_some_and(|n| n > cache.max_object_size());
-    let mut tee = lifetime
-        .filter(|_| !too_big)
-        .map(|_| Tee::new(cache.max_object_size()));
-    let to_store = tee.as_ref().map(|_| {
+    let mut tee = lifetime.filter(|_| !too_big).map(|lifetime| {
         let vary = policy::vary_names(&fetched.response);
         let key = if vary.is_empty() {
             primary.clone()
@@ -193,7 +190,11 @@ pub(super) fn serve(
         };
         let initial_age =
             policy::initial_age(&fetched.response, fetched.request_time, response_time);
-        (key, fetched.response.clone(), response_time - initial_age)
+        let head = fetched.response.clone();
+        let birth = response_time - initial_age;
+        Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
+            cache.insert(Entry::new(key, head, body.into(), birth, lifetime));
+        })
     });
     let how = Relay {
         request_is_head: request.is_head(),
@@ -204,11 +205,6 @@ pub(super) fn serve(
     let mut outcome = origin::relay(client, fetched, &how, tee.as_mut(), shared)?;
     cache.stats.misses.fetch_add(1, Ordering::Relaxed);
     outcome.cache = Some(Status::Miss.name());
-    if let (Some(tee), Some((key, head, birth)), Some(lifetime)) = (tee, to_store, lifetime) {
-        if tee.complete {
-            cache.insert(Entry::new(key, head, tee.body.into(), birth, lifetime));
-        }
-    }
     Ok(outcome)
 }
 

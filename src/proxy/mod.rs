@@ -10,7 +10,7 @@ mod tunnel;
 use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
-use crate::http::conn::is_timeout;
+use crate::http::conn::{is_timeout, SharedStream};
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
 use crate::metrics::Metrics;
@@ -19,7 +19,7 @@ use origin::{Relay, RequestBody, Send};
 use parking_lot::RwLock;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -70,34 +70,63 @@ impl Shared {
 
 /// The generation of [`Shared`] in force. Read once per request (an `Arc`
 /// clone under a read lock), swapped whole by a reload.
-pub struct Current(RwLock<Arc<Shared>>);
+pub struct Current {
+    shared: RwLock<Arc<Shared>>,
+    /// Bumped by every reload, so connections notice one with a plain
+    /// load instead of taking the lock and touching the `Arc`'s counter on
+    /// every request (both are writes to memory every core shares).
+    generation: AtomicU64,
+}
 
 impl Current {
     pub fn new(shared: Shared) -> Current {
-        Current(RwLock::new(Arc::new(shared)))
+        Current {
+            shared: RwLock::new(Arc::new(shared)),
+            generation: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self) -> Arc<Shared> {
-        self.0.read().clone()
+        self.shared.read().clone()
+    }
+
+    /// Brings a connection's copy up to date if a reload happened since it
+    /// was taken (generation `seen`).
+    pub fn refresh(&self, held: &mut Arc<Shared>, seen: &mut u64) {
+        let now = self.generation.load(Ordering::Acquire);
+        if now != *seen {
+            *held = self.get();
+            *seen = now;
+        }
     }
 
     /// Puts `next` in force; returns the generation it replaces.
     pub fn replace(&self, next: Shared) -> Arc<Shared> {
-        std::mem::replace(&mut *self.0.write(), Arc::new(next))
+        let old = std::mem::replace(&mut *self.shared.write(), Arc::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
+        old
     }
 }
 
 /// Serves one client connection until it closes, times out, or the server
 /// shuts down. `idle` is raised while the connection waits for a request,
 /// so shutdown can close exactly the connections that are not mid-request.
-pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &AtomicBool) {
+///
+/// The socket arrives with TCP_NODELAY and its timeouts set to `inherited`
+/// (Linux copies them from the listener), so nothing is set here unless the
+/// configuration says otherwise.
+pub fn serve(
+    stream: Arc<TcpStream>,
+    peer: SocketAddr,
+    current: &Current,
+    idle: &AtomicBool,
+    inherited: Duration,
+) {
+    let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
-    let mut timeout = shared.config.connection_timeout;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
+    let mut timeout = inherited;
     let mut client = Client {
-        conn: BufConn::new(stream, CLIENT_BUFFER),
+        conn: BufConn::new(SharedStream(stream), CLIENT_BUFFER),
         peer: peer.ip(),
         timeout,
         header_timeout: timeout,
@@ -111,7 +140,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &Atom
     loop {
         // --- reload: each request runs on the settings in force when it
         // begins; those in flight finish on theirs.
-        shared = current.get();
+        current.refresh(&mut shared, &mut seen);
         if shared.config.connection_timeout != timeout {
             timeout = shared.config.connection_timeout;
             client.timeout = timeout;
@@ -167,7 +196,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &Atom
         });
         if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
             if !shared.shutting_down.load(Ordering::SeqCst) {
-                linger(client.conn.get_mut());
+                linger(client.conn.get_ref());
             }
             break;
         }
@@ -177,7 +206,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, current: &Current, idle: &Atom
 
 /// Stops sending, then reads and drops what the client still sends until it
 /// closes, for a bounded time and amount (see [`LINGER_TIME`]).
-fn linger(stream: &mut TcpStream) {
+fn linger(mut stream: &TcpStream) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }
@@ -194,7 +223,7 @@ fn linger(stream: &mut TcpStream) {
 }
 
 struct Client {
-    conn: BufConn<TcpStream>,
+    conn: BufConn<SharedStream>,
     peer: IpAddr,
     /// connection_timeout: idle time between requests, and any socket read.
     timeout: Duration,
@@ -376,7 +405,7 @@ impl LogLine {
                 .collect()
         });
         LogLine {
-            request_line: format!("{} {} {}", head.method, head.target, head.version),
+            request_line: [head.method.as_str(), &head.target, head.version.as_str()].join(" "),
             referer: head.headers.get_str("referer").map(str::to_string),
             user_agent: head.headers.get_str("user-agent").map(str::to_string),
             headers,

@@ -1,6 +1,7 @@
 //! The backend side of an exchange: build the forwarded request, send it
-//! (retrying once on a fresh connection when a pooled one turns out dead),
-//! read the response head, and relay the response to the client.
+//! (retrying on a fresh connection when a pooled one turns out dead, and on
+//! other targets when that is safe), read the response head, and relay the
+//! response to the client. Each outcome is reported to the target's health.
 
 use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Shared, VIA};
 use crate::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
@@ -12,9 +13,9 @@ use crate::http::{
 };
 use crate::metrics::InFlight;
 use crate::upstream::{Upstream, UpstreamConn};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, TcpStream};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Largest response head accepted from a backend (502 past it).
 const MAX_RESPONSE_HEAD: usize = 32 * 1024;
@@ -42,13 +43,14 @@ impl RequestBody {
 /// A response head received, its body still on the connection.
 pub(super) struct Fetched<'s> {
     pub target: &'s Upstream,
-    /// Counts the request as in flight at the target until dropped.
-    _busy: InFlight<'s>,
     pub up: UpstreamConn,
     pub response: ResponseHead,
     pub head_len: usize,
     /// When the request was sent (for the response's age).
     pub request_time: SystemTime,
+    /// Counts the exchange in the target's in-flight requests; released
+    /// as soon as the backend's part is over.
+    busy: Option<InFlight<'s>>,
 }
 
 /// What to do with the request before it leaves.
@@ -63,8 +65,9 @@ pub(super) struct Send<'a> {
     pub upgrade: bool,
 }
 
-/// Sends `head` (rewritten for the backend in place) to the next backend
-/// and reads its final response head.
+/// Sends `head` (rewritten for the backend in place) to a backend chosen
+/// by the balancer and reads its final response head, trying other
+/// targets when that is safe (see [`retry_elsewhere`]).
 pub(super) fn fetch<'s>(
     client: &mut Client,
     head: &mut RequestHead,
@@ -72,39 +75,38 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
-    let target = upstreams.pick();
-    let busy = target.stats.begin();
-    let request = upstream_request(head, send, client.peer, target);
-    let failed = |status: u16, keep_alive: bool| Refusal {
-        status: Some(status),
-        upstream: Some(target.name.clone()),
-        keep_alive,
-    };
-    // A pooled connection the backend closed while it idled fails before
-    // any response byte: that one failure is retried on a new connection,
-    // when the request can be sent again.
-    let mut fresh = false;
+    let forwarded = prepare_request(head, send, client.peer);
+    let idempotent = is_idempotent(&head.method);
+    let mut tried = vec![false; upstreams.targets().len()];
+    let mut retries_left = upstreams.retries();
     loop {
-        let request_time = SystemTime::now();
-        let mut up = match upstreams.checkout(target, fresh) {
-            Ok(up) => up,
-            Err(e) => {
-                log::warn!("target {}: cannot connect: {e}", target.name);
-                busy.failed();
-                let status = if is_timeout(&e) { 504 } else { 502 };
-                return Err(failed(status, send.keep_alive && send.body.is_buffered()));
-            }
+        let Some((index, busy)) = upstreams.pick(client.peer, &tried) else {
+            // Unreachable while `retries` stops the loop first; kept as
+            // the answer to "nothing left to try".
+            return Err(Refusal::new(
+                502,
+                send.keep_alive && send.body.is_buffered(),
+            ));
         };
-        match send_request(&mut up, &request, send, client) {
-            Ok((response, head_len)) => {
+        tried[index] = true;
+        let target = &upstreams.targets()[index];
+        let request = upstream_request(head, &forwarded, send, target);
+        let failed = |status: u16| Refusal {
+            status: Some(status),
+            upstream: Some(target.name.clone()),
+            keep_alive: send.keep_alive && send.body.is_buffered(),
+        };
+        match attempt(client, target, &request, send, shared) {
+            Ok((up, response, head_len, request_time)) => {
+                target.health.succeeded();
                 return Ok(Fetched {
                     target,
-                    _busy: busy,
                     up,
                     response,
                     head_len,
                     request_time,
-                })
+                    busy: Some(busy),
+                });
             }
             Err(Failure::Client(status)) => {
                 return Err(Refusal {
@@ -113,29 +115,81 @@ pub(super) fn fetch<'s>(
                     keep_alive: false,
                 })
             }
-            Err(f) if up.reused && !fresh && f.before_response() && send.body.is_buffered() => {
-                fresh = true
-            }
             Err(f) => {
-                log::warn!("target {}: {}", target.name, f.describe());
+                let reason = f.describe();
+                log::warn!("target {}: {reason}", target.name);
+                target.health.failed(Instant::now(), &reason);
                 busy.failed();
-                return Err(failed(
-                    f.status(),
-                    send.keep_alive && send.body.is_buffered(),
-                ));
+                let untried = tried.iter().any(|&t| !t);
+                if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
+                    return Err(failed(f.status()));
+                }
+                retries_left -= 1;
             }
         }
     }
 }
 
-/// Builds the head sent to the backend: origin-form request line,
-/// end-to-end fields, forwarding fields, and our own framing.
-fn upstream_request(
-    head: &mut RequestHead,
-    send: &Send<'_>,
-    client_ip: IpAddr,
+/// RFC 9110 §9.2.2: repeating these has the same effect as sending once.
+fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
+}
+
+/// Whether a request that failed this way may go to another target:
+/// - when it never left (cannot connect), always: even a streamed body
+///   has not been read from the client yet;
+/// - otherwise only when its body can be sent again (buffered), and only
+///   for idempotent methods: the backend may have acted on it before the
+///   connection failed. A reused connection closing before any response
+///   byte is retried on a fresh connection to the same target already,
+///   in [`attempt`].
+fn retry_elsewhere(f: &Failure, idempotent: bool, body: &RequestBody) -> bool {
+    match f {
+        Failure::Connect(_) => true,
+        Failure::Client(_) => false,
+        _ => idempotent && body.is_buffered(),
+    }
+}
+
+/// One target: send the request, read the response head. A pooled
+/// connection the backend closed while it idled fails before any response
+/// byte: that one failure is retried on a new connection, when the request
+/// can be sent again, and is not held against the target.
+fn attempt(
+    client: &mut Client,
     target: &Upstream,
-) -> Vec<u8> {
+    request: &[u8],
+    send: &Send<'_>,
+    shared: &Shared,
+) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
+    let mut fresh = false;
+    loop {
+        let request_time = SystemTime::now();
+        let mut up = shared
+            .upstreams
+            .checkout(target, fresh)
+            .map_err(Failure::Connect)?;
+        match send_request(&mut up, request, send, client) {
+            Ok((response, head_len)) => return Ok((up, response, head_len, request_time)),
+            Err(f) if up.reused && !fresh && f.before_response() && send.body.is_buffered() => {
+                fresh = true
+            }
+            Err(f) => return Err(f),
+        }
+    }
+}
+
+/// The parts of the forwarded head that do not depend on the target.
+struct Forwarding {
+    path: String,
+    /// The authority the client asked for, if any.
+    host: Option<String>,
+    had_length: bool,
+}
+
+/// Rewrites `head` for any backend once: end-to-end fields only, plus the
+/// forwarding fields and cache validators.
+fn prepare_request(head: &mut RequestHead, send: &Send<'_>, client_ip: IpAddr) -> Forwarding {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field.
@@ -145,10 +199,6 @@ fn upstream_request(
     head.headers.remove("expect");
     if send.upgrade {
         head.headers.push("Connection", "Upgrade");
-    }
-    match &host {
-        Some(h) => head.headers.set("Host", h.as_str()),
-        None => head.headers.set("Host", &*target.name),
     }
     add_forwarded(
         &mut head.headers,
@@ -162,19 +212,38 @@ fn upstream_request(
     for (name, value) in send.extra {
         head.headers.set(name, value.clone());
     }
+    Forwarding {
+        path,
+        host,
+        had_length,
+    }
+}
+
+/// Builds the head sent to `target`: origin-form request line, the
+/// prepared fields, Host, and our own framing.
+fn upstream_request(
+    head: &mut RequestHead,
+    forwarding: &Forwarding,
+    send: &Send<'_>,
+    target: &Upstream,
+) -> Vec<u8> {
+    match &forwarding.host {
+        Some(h) => head.headers.set("Host", h.as_str()),
+        None => head.headers.set("Host", &*target.name),
+    }
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(forwarding.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     head.headers.write_to(&mut out);
     match send.body {
-        RequestBody::Buffered(b) if !b.is_empty() || had_length => {
-            out.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+        RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_length => {
+            let _ = write!(out, "Content-Length: {}\r\n", b.len());
         }
         RequestBody::Buffered(_) => {}
         RequestBody::Streamed(BodyKind::Length(n)) => {
-            out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+            let _ = write!(out, "Content-Length: {n}\r\n");
         }
         RequestBody::Streamed(_) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
@@ -184,6 +253,8 @@ fn upstream_request(
 
 /// Why an exchange with a backend failed.
 enum Failure {
+    /// No connection: the request never left.
+    Connect(io::Error),
     /// The backend did not answer in time.
     Timeout,
     /// The connection ended before a single response byte.
@@ -198,6 +269,7 @@ impl Failure {
     fn status(&self) -> u16 {
         match self {
             Failure::Timeout => 504,
+            Failure::Connect(e) if is_timeout(e) => 504,
             _ => 502,
         }
     }
@@ -209,6 +281,7 @@ impl Failure {
 
     fn describe(&self) -> String {
         match self {
+            Failure::Connect(e) => format!("cannot connect: {e}"),
             Failure::Timeout => "timed out".into(),
             Failure::Closed => "closed the connection without a response".into(),
             Failure::Io(e) => format!("I/O error: {e}"),
@@ -281,13 +354,13 @@ fn send_request(
 /// backend sees exactly the framing we announced, whatever the client sent.
 fn stream_request_body(
     kind: BodyKind,
-    from: &mut BufConn<TcpStream>,
-    to: &mut TcpStream,
+    from: &mut BufConn<impl Read>,
+    to: &mut impl Write,
     max_body: u64,
 ) -> Result<(), Failure> {
     let chunked = kind == BodyKind::Chunked;
     let mut reader = BodyReader::with_limit(kind, max_body);
-    let mut size_line = Vec::with_capacity(16);
+    let mut size_line = Vec::new();
     loop {
         let piece = match reader.next(from) {
             Ok(Some(piece)) => piece,
@@ -340,21 +413,23 @@ fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
 }
 
 /// A copy of the body taken while it is relayed, for the cache.
-pub(super) struct Tee {
+pub(super) struct Tee<'a> {
     limit: u64,
-    pub body: Vec<u8>,
+    body: Vec<u8>,
     overflowed: bool,
-    /// Set once the whole body went through.
-    pub complete: bool,
+    /// Receives the whole body once it has been read, before its last bytes
+    /// go to the client: a client that asks again as soon as it has the
+    /// response finds the entry stored.
+    on_complete: Option<Box<dyn FnOnce(Vec<u8>) + 'a>>,
 }
 
-impl Tee {
-    pub(super) fn new(limit: u64) -> Self {
+impl<'a> Tee<'a> {
+    pub(super) fn new(limit: u64, on_complete: impl FnOnce(Vec<u8>) + 'a) -> Self {
         Tee {
             limit,
             body: Vec::new(),
             overflowed: false,
-            complete: false,
+            on_complete: Some(Box::new(on_complete)),
         }
     }
 
@@ -367,6 +442,13 @@ impl Tee {
             self.body = Vec::new();
         } else {
             self.body.extend_from_slice(piece);
+        }
+    }
+
+    /// The body ended: hand it over (once), unless it grew too large.
+    fn finish(&mut self) {
+        if let Some(on_complete) = self.on_complete.take().filter(|_| !self.overflowed) {
+            on_complete(std::mem::take(&mut self.body));
         }
     }
 }
@@ -388,13 +470,15 @@ pub(super) fn relay(
     client: &mut Client,
     mut fetched: Fetched<'_>,
     how: &Relay<'_>,
-    tee: Option<&mut Tee>,
+    tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
     let target = fetched.target;
     let refusal = |f: Failure, head_sent: bool| {
         if !matches!(f, Failure::Client(_)) {
-            log::warn!("target {}: {}", target.name, f.describe());
+            let reason = f.describe();
+            log::warn!("target {}: {reason}", target.name);
+            target.health.failed(Instant::now(), &reason);
             target
                 .stats
                 .failures
@@ -408,6 +492,11 @@ pub(super) fn relay(
     };
     let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
     client.note_sent_head(&[&prepared.head]);
+    if prepared.gathered {
+        // The backend's part is over: it is free for the next pick even
+        // before this client has its bytes.
+        fetched.busy = None;
+    }
     match send_response(client, &mut fetched, prepared, tee) {
         Ok((outcome, reusable)) => {
             // Bytes past the end of the response are not the start of the
@@ -454,6 +543,8 @@ struct Prepared {
     rechunk: bool,
     keep_alive: bool,
     upstream_reusable: bool,
+    /// The whole body is buffered already.
+    gathered: bool,
 }
 
 /// Everything that can fail before the first byte goes to the client:
@@ -486,7 +577,7 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     head.extend_from_slice(how.extra);
     match kind {
         BodyKind::Length(n) => {
-            head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes())
+            let _ = write!(head, "Content-Length: {n}\r\n");
         }
         BodyKind::Empty => {
             if let Some(len) = described_length {
@@ -500,17 +591,21 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     }
     push_connection_header(&mut head, keep_alive, how.version);
     head.extend_from_slice(b"\r\n");
-    if let BodyKind::Length(n) = kind {
-        if n <= GATHERED_BODY {
+    let gathered = match kind {
+        BodyKind::Empty => true,
+        BodyKind::Length(n) if n <= GATHERED_BODY => {
             gather(&mut up.conn, n as usize)?;
+            true
         }
-    }
+        _ => false,
+    };
     Ok(Prepared {
         head,
         kind,
         rechunk,
         keep_alive,
         upstream_reusable,
+        gathered,
     })
 }
 
@@ -518,21 +613,17 @@ fn send_response(
     client: &mut Client,
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
-    tee: Option<&mut Tee>,
+    tee: Option<&mut Tee<'_>>,
 ) -> Result<(Outcome, bool), Failure> {
     let mut reader = BodyReader::new(prepared.kind);
-    let mut tee = tee;
     let sent = copy_body(
         &mut reader,
         &mut fetched.up.conn,
         client.conn.get_mut(),
         prepared.head,
         prepared.rechunk,
-        tee.as_deref_mut(),
+        tee,
     )?;
-    if let Some(tee) = tee {
-        tee.complete = reader.is_done() && !tee.overflowed;
-    }
     let outcome = Outcome {
         status: fetched.response.status,
         bytes: sent,
@@ -573,14 +664,14 @@ fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
 /// piece. Returns the body bytes sent.
 fn copy_body(
     reader: &mut BodyReader,
-    from: &mut BufConn<TcpStream>,
-    to: &mut TcpStream,
+    from: &mut BufConn<impl Read>,
+    to: &mut impl Write,
     head: Vec<u8>,
     chunked: bool,
-    mut tee: Option<&mut Tee>,
+    mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Failure> {
     let mut pending_head = Some(head);
-    let mut size_line = Vec::with_capacity(16);
+    let mut size_line = Vec::new();
     let mut sent = 0u64;
     loop {
         let piece = match reader.next(from) {
@@ -591,6 +682,9 @@ fn copy_body(
         };
         if let Some(tee) = tee.as_deref_mut() {
             tee.push(piece);
+            if reader.is_done() {
+                tee.finish();
+            }
         }
         let head = pending_head.take().unwrap_or_default();
         size_line.clear();
@@ -609,6 +703,9 @@ fn copy_body(
         )
         .map_err(|_| Failure::Client(None))?;
         sent += piece.len() as u64;
+    }
+    if let Some(tee) = tee {
+        tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };

@@ -79,8 +79,8 @@ pub(super) fn run(
         return Ok(closing(0));
     }
     let idle = shared.config.connection_timeout;
-    let client_stream = client.conn.get_mut();
-    let up_stream = up.conn.get_mut();
+    let client_stream: &TcpStream = client.conn.get_ref();
+    let mut up_stream: &TcpStream = up.conn.get_ref();
     if up_stream.write_all(&early_from_client).is_err() {
         let _ = client_stream.shutdown(Shutdown::Both);
         return Ok(closing(0));
@@ -92,21 +92,14 @@ pub(super) fn run(
 /// Copies client -> backend on a helper thread and backend -> client on
 /// this one, until either side closes or fails, or neither sends anything
 /// for `idle`. Returns the bytes sent to the client.
-fn relay_both_ways(client: &mut TcpStream, up: &mut TcpStream, idle: Duration) -> u64 {
-    let (Ok(client_reader), Ok(up_writer)) = (client.try_clone(), up.try_clone()) else {
-        close_both(client, up);
-        return 0;
-    };
-    for s in [&*client, &*up] {
+fn relay_both_ways(client: &TcpStream, up: &TcpStream, idle: Duration) -> u64 {
+    for s in [client, up] {
         let _ = s.set_read_timeout(Some(idle));
         let _ = s.set_write_timeout(Some(idle));
     }
     let activity = Activity::new();
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let (mut from, mut to) = (client_reader, up_writer);
-            pump(&mut from, &mut to, &activity, idle);
-        });
+        scope.spawn(|| pump(client, up, &activity, idle));
         pump(up, client, &activity, idle)
     })
 }
@@ -140,7 +133,7 @@ impl Activity {
 /// Copies `from` to `to` until the end. Either side closing, an error, or
 /// the whole tunnel idling out closes both sockets, which also wakes the
 /// other direction's blocked read.
-fn pump(from: &mut TcpStream, to: &mut TcpStream, activity: &Activity, idle: Duration) -> u64 {
+fn pump(mut from: &TcpStream, mut to: &TcpStream, activity: &Activity, idle: Duration) -> u64 {
     let mut buf = vec![0u8; TUNNEL_BUFFER];
     let mut copied = 0u64;
     loop {

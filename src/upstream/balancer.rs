@@ -1,42 +1,521 @@
 //! Choosing a backend. A balancer only picks an index; it never touches
 //! sockets, so each algorithm is a few lines and testable alone.
+//!
+//! What a balancer may look at is passed in a [`Context`]: the client's
+//! address (for `ip_hash`) and a view of the targets ([`Peers`]): their
+//! weights, requests in flight, and whether each may be chosen at all
+//! (down targets and targets already tried for this request may not).
+//! When no target may be chosen a balancer says `None`; what to do then
+//! (try the least recently failed one) is the caller's policy.
 
+use crate::config::Balance;
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub trait Balancer: Send + Sync {
-    /// The index of the target for the next request.
-    fn pick(&self) -> usize;
+/// The targets as a balancer sees them.
+pub trait Peers {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn weight(&self, i: usize) -> u32;
+    /// Requests being served by target `i` right now.
+    fn in_flight(&self, i: usize) -> usize;
+    /// Whether target `i` may be chosen for this request.
+    fn usable(&self, i: usize) -> bool;
 }
 
-/// Each target in turn: one atomic increment per request, no lock.
+/// Everything a pick may depend on.
+pub struct Context<'a> {
+    pub client: IpAddr,
+    pub peers: &'a dyn Peers,
+}
+
+pub trait Balancer: Send + Sync {
+    /// The index of the target for the next request, or `None` when no
+    /// target is usable.
+    fn pick(&self, cx: &Context<'_>) -> Option<usize>;
+}
+
+/// The balancer `balance` names, for targets with these names and weights.
+pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balancer> {
+    let n = names.len();
+    match balance {
+        Balance::RoundRobin => Box::new(RoundRobin::new()),
+        Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
+        Balance::LeastConn => Box::new(LeastConn::new()),
+        Balance::IpHash => Box::new(IpHash::new(names, weights)),
+        Balance::RandomTwo => Box::new(RandomTwo),
+    }
+}
+
+/// Each target in turn: one atomic increment per request, no lock. When
+/// the target in turn cannot be used, the pick goes to one of the usable
+/// ones, chosen by the same counter, so their shares stay even (walking on
+/// to the next target would double the share of the one after a dead one).
 pub struct RoundRobin {
     next: AtomicUsize,
-    targets: usize,
 }
 
 impl RoundRobin {
-    pub fn new(targets: usize) -> Self {
+    pub fn new() -> Self {
         RoundRobin {
             next: AtomicUsize::new(0),
-            targets: targets.max(1),
         }
     }
 }
 
-impl Balancer for RoundRobin {
-    fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.targets
+impl Default for RoundRobin {
+    fn default() -> Self {
+        Self::new()
     }
+}
+
+impl Balancer for RoundRobin {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        let n = cx.peers.len();
+        if n == 0 {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let i = turn % n;
+        if cx.peers.usable(i) {
+            return Some(i);
+        }
+        nth_usable(cx.peers, turn / n)
+    }
+}
+
+/// The `(k mod usable)`-th usable target, `None` when none is usable.
+fn nth_usable(peers: &dyn Peers, k: usize) -> Option<usize> {
+    let usable = (0..peers.len()).filter(|&i| peers.usable(i)).count();
+    if usable == 0 {
+        return None;
+    }
+    (0..peers.len())
+        .filter(|&i| peers.usable(i))
+        .nth(k % usable)
+}
+
+/// nginx's smooth weighted round robin: every pick, each usable target's
+/// current weight grows by its weight; the largest is chosen and loses the
+/// total. Weights 3 and 1 give `a a b a`, and every window of 4 picks
+/// holds exactly three `a` and one `b` (no bursts of the heavy target).
+pub struct SmoothWeighted {
+    /// Current weights. The lock is held for a pass over the targets.
+    current: Mutex<Vec<i64>>,
+}
+
+impl SmoothWeighted {
+    pub fn new(targets: usize) -> Self {
+        SmoothWeighted {
+            current: Mutex::new(vec![0; targets]),
+        }
+    }
+}
+
+impl Balancer for SmoothWeighted {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        let mut current = self.current.lock();
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for i in 0..current.len() {
+            if !cx.peers.usable(i) {
+                continue;
+            }
+            let weight = i64::from(cx.peers.weight(i));
+            current[i] += weight;
+            total += weight;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let best = best?;
+        current[best] -= total;
+        Some(best)
+    }
+}
+
+/// Fewest requests in flight relative to weight (`in_flight / weight`,
+/// compared by cross-multiplying); ties go round robin among the tied, so
+/// an idle pool of backends is used evenly.
+pub struct LeastConn {
+    next: AtomicUsize,
+}
+
+impl LeastConn {
+    pub fn new() -> Self {
+        LeastConn {
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Default for LeastConn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Balancer for LeastConn {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        let peers = cx.peers;
+        let load = |i: usize| (peers.in_flight(i) as u64, u64::from(peers.weight(i).max(1)));
+        // a/b < c/d without division: a*d < c*b.
+        let lighter = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d < c * b;
+        let same = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d == c * b;
+        let mut best: Option<(u64, u64)> = None;
+        let mut ties = 0;
+        for i in (0..peers.len()).filter(|&i| peers.usable(i)) {
+            let l = load(i);
+            match best {
+                Some(b) if same(l, b) => ties += 1,
+                Some(b) if !lighter(l, b) => {}
+                _ => {
+                    best = Some(l);
+                    ties = 1;
+                }
+            }
+        }
+        let best = best?;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % ties;
+        (0..peers.len())
+            .filter(|&i| peers.usable(i) && same(load(i), best))
+            .nth(turn)
+    }
+}
+
+/// Virtual nodes on the hash ring per unit of weight. More points spread
+/// keys more evenly; 160 is what ketama uses.
+pub const POINTS_PER_WEIGHT: u32 = 160;
+
+/// Consistent hashing of the client address: each target owns points on a
+/// ring (hashes of its name and a counter), and a client goes to the owner
+/// of the first point at or after its own hash. The hash is fixed (FNV-1a
+/// with a mixing step, not std's randomly keyed SipHash), so a client maps
+/// to the same target across restarts, and adding a target moves only the
+/// clients that land on its new points: about 1/N of them.
+pub struct IpHash {
+    /// (point, target index), sorted by point.
+    ring: Vec<(u64, usize)>,
+}
+
+impl IpHash {
+    pub fn new(names: &[&str], weights: &[u32]) -> Self {
+        let mut ring = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let points = POINTS_PER_WEIGHT * weights.get(i).copied().unwrap_or(1).max(1);
+            for p in 0..points {
+                let key = format!("{name}#{p}");
+                ring.push((stable_hash(key.as_bytes()), i));
+            }
+        }
+        // Ties between points (vanishingly rare) are broken by index so
+        // the ring does not depend on the order of insertion.
+        ring.sort_unstable();
+        IpHash { ring }
+    }
+
+    /// The target owning `hash`, walking on past unusable targets.
+    fn owner(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
+        if self.ring.is_empty() {
+            return None;
+        }
+        let start = self.ring.partition_point(|&(point, _)| point < hash);
+        (0..self.ring.len())
+            .map(|k| self.ring[(start + k) % self.ring.len()].1)
+            .find(|&i| usable(i))
+    }
+}
+
+impl Balancer for IpHash {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        let hash = match cx.client {
+            IpAddr::V4(ip) => stable_hash(&ip.octets()),
+            IpAddr::V6(ip) => stable_hash(&ip.octets()),
+        };
+        self.owner(hash, |i| cx.peers.usable(i))
+    }
+}
+
+/// FNV-1a over `bytes`, then a finaliser (from SplitMix64) so that similar
+/// inputs (`a#1`, `a#2`) land far apart on the ring.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The power of two random choices: two distinct usable targets at random,
+/// the one with fewer requests in flight (relative to weight) wins. Nearly
+/// as good as least_conn, with no shared counter to contend on.
+pub struct RandomTwo;
+
+impl Balancer for RandomTwo {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        let peers = cx.peers;
+        let usable = (0..peers.len()).filter(|&i| peers.usable(i)).count();
+        if usable == 0 {
+            return None;
+        }
+        let first = random_below(usable);
+        let a = nth_usable(peers, first)?;
+        if usable == 1 {
+            return Some(a);
+        }
+        // A second, distinct draw: one of the other usable - 1 targets.
+        let mut second = random_below(usable - 1);
+        if second >= first {
+            second += 1;
+        }
+        let b = nth_usable(peers, second)?;
+        let load = |i: usize| peers.in_flight(i) as u64;
+        let weight = |i: usize| u64::from(peers.weight(i).max(1));
+        if load(b) * weight(a) < load(a) * weight(b) {
+            Some(b)
+        } else {
+            Some(a)
+        }
+    }
+}
+
+thread_local! {
+    /// xorshift64* state, seeded per thread from std's random hasher keys.
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(0);
+    h.finish() | 1
+}
+
+/// A number in `0..n` (`n > 0`), from a per-thread xorshift64*.
+fn random_below(n: usize) -> usize {
+    RNG.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    /// Targets for tests: (weight, in flight, usable).
+    struct Fake(Vec<(u32, usize, bool)>);
+
+    impl Fake {
+        fn even(n: usize) -> Self {
+            Fake(vec![(1, 0, true); n])
+        }
+    }
+
+    impl Peers for Fake {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn weight(&self, i: usize) -> u32 {
+            self.0[i].0
+        }
+        fn in_flight(&self, i: usize) -> usize {
+            self.0[i].1
+        }
+        fn usable(&self, i: usize) -> bool {
+            self.0[i].2
+        }
+    }
+
+    fn picks(b: &dyn Balancer, peers: &Fake, n: usize) -> Vec<usize> {
+        let cx = Context {
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peers,
+        };
+        (0..n).map(|_| b.pick(&cx).unwrap()).collect()
+    }
 
     #[test]
-    fn round_robin_cycles() {
-        let rr = RoundRobin::new(3);
-        let picks: Vec<_> = (0..7).map(|_| rr.pick()).collect();
-        assert_eq!(picks, [0, 1, 2, 0, 1, 2, 0]);
+    fn round_robin_cycles_and_skips_unusable() {
+        let rr = RoundRobin::new();
+        assert_eq!(picks(&rr, &Fake::even(3), 7), [0, 1, 2, 0, 1, 2, 0]);
+        let mut peers = Fake::even(3);
+        peers.0[1].2 = false;
+        let got = picks(&rr, &peers, 60);
+        assert!(!got.contains(&1), "{got:?}");
+        assert_eq!(got.iter().filter(|&&i| i == 0).count(), 30, "{got:?}");
+        let none = Fake(vec![(1, 0, false); 3]);
+        let cx = Context {
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peers: &none,
+        };
+        assert_eq!(rr.pick(&cx), None);
+    }
+
+    #[test]
+    fn smooth_weighted_is_exact_in_every_window_and_interleaved() {
+        let wrr = SmoothWeighted::new(2);
+        let peers = Fake(vec![(3, 0, true), (1, 0, true)]);
+        let got = picks(&wrr, &peers, 40);
+        assert_eq!(&got[..4], [0, 0, 1, 0]);
+        for window in got.windows(4) {
+            assert_eq!(window.iter().filter(|&&i| i == 0).count(), 3, "{got:?}");
+        }
+
+        // 5, 1, 1 as in nginx's comment: a a b a c a a, repeated.
+        let wrr = SmoothWeighted::new(3);
+        let peers = Fake(vec![(5, 0, true), (1, 0, true), (1, 0, true)]);
+        let got = picks(&wrr, &peers, 70);
+        assert_eq!(&got[..7], [0, 0, 1, 0, 2, 0, 0]);
+        for window in got.chunks(7) {
+            assert_eq!(window, &got[..7]);
+        }
+    }
+
+    #[test]
+    fn smooth_weighted_skips_unusable_targets() {
+        let wrr = SmoothWeighted::new(3);
+        let peers = Fake(vec![(3, 0, true), (2, 0, false), (1, 0, true)]);
+        let got = picks(&wrr, &peers, 40);
+        assert!(!got.contains(&1));
+        for window in got.windows(4) {
+            assert_eq!(window.iter().filter(|&&i| i == 0).count(), 3, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn least_conn_prefers_idle_targets_and_respects_weights() {
+        let lc = LeastConn::new();
+        let peers = Fake(vec![(1, 4, true), (1, 1, true), (1, 2, true)]);
+        assert_eq!(picks(&lc, &peers, 5), [1; 5]);
+
+        // 4 in flight on weight 4 is lighter than 2 on weight 1.
+        let peers = Fake(vec![(1, 2, true), (4, 4, true)]);
+        assert_eq!(picks(&lc, &peers, 3), [1; 3]);
+
+        // Unusable targets are never chosen, however idle.
+        let peers = Fake(vec![(1, 0, false), (1, 9, true)]);
+        assert_eq!(picks(&lc, &peers, 3), [1; 3]);
+    }
+
+    #[test]
+    fn least_conn_breaks_ties_round_robin() {
+        let lc = LeastConn::new();
+        let mut got = picks(&lc, &Fake::even(3), 9);
+        got.sort_unstable();
+        assert_eq!(got, [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+        // Ties among the least loaded only.
+        let peers = Fake(vec![(1, 1, true), (1, 0, true), (1, 0, true)]);
+        let got = picks(&lc, &peers, 10);
+        assert!(!got.contains(&0));
+        assert_eq!(got.iter().filter(|&&i| i == 1).count(), 5, "{got:?}");
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("10.0.0.{i}:80")).collect()
+    }
+
+    fn ring(names: &[String]) -> IpHash {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        IpHash::new(&names, &vec![1; names.len()])
+    }
+
+    /// The ring owner of many client addresses, by target name.
+    fn owners(hash: &IpHash, names: &[String]) -> Vec<String> {
+        (0..20_000u32)
+            .map(|k| {
+                let ip = Ipv4Addr::from(0x0a00_0000 + k * 7919);
+                let i = hash.owner(stable_hash(&ip.octets()), |_| true).unwrap();
+                names[i].clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ip_hash_is_stable_and_spreads_keys() {
+        let names = names(4);
+        let first = owners(&ring(&names), &names);
+        // Built again (as after a restart): the same owners.
+        assert_eq!(first, owners(&ring(&names), &names));
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for owner in &first {
+            *counts.entry(owner).or_default() += 1;
+        }
+        // Each of 4 targets owns roughly a quarter (5000) of the keys.
+        for (name, count) in &counts {
+            assert!((3500..6500).contains(count), "{name}: {count} {counts:?}");
+        }
+        // The order targets are listed in does not matter.
+        let mut reversed = names.clone();
+        reversed.reverse();
+        assert_eq!(first, owners(&ring(&reversed), &reversed));
+    }
+
+    #[test]
+    fn ip_hash_adding_a_target_moves_about_one_nth_of_keys() {
+        let four = names(4);
+        let five = names(5);
+        let before = owners(&ring(&four), &four);
+        let after = owners(&ring(&five), &five);
+        let moved: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).collect();
+        // Every key that moved went to the new target...
+        assert!(moved.iter().all(|(_, a)| **a == five[4]));
+        // ...and they are about 1/5 of all keys (4000 of 20000).
+        assert!((2800..5200).contains(&moved.len()), "{}", moved.len());
+    }
+
+    #[test]
+    fn ip_hash_keeps_a_client_and_walks_past_unusable_targets() {
+        let names = names(3);
+        let hash = ring(&names);
+        let mut peers = Fake::even(3);
+        let cx = Context {
+            client: "192.0.2.7".parse().unwrap(),
+            peers: &peers,
+        };
+        let home = hash.pick(&cx).unwrap();
+        assert!((0..50).all(|_| hash.pick(&cx) == Some(home)));
+        peers.0[home].2 = false;
+        let cx = Context {
+            client: "192.0.2.7".parse().unwrap(),
+            peers: &peers,
+        };
+        let other = hash.pick(&cx).unwrap();
+        assert_ne!(other, home);
+        assert!((0..50).all(|_| hash.pick(&cx) == Some(other)));
+    }
+
+    #[test]
+    fn random_two_avoids_the_busier_target() {
+        let r2 = RandomTwo;
+        // With two targets both are always drawn: the idle one wins.
+        let peers = Fake(vec![(1, 5, true), (1, 0, true)]);
+        assert_eq!(picks(&r2, &peers, 50), [1; 50]);
+        // With three, the busiest is never the lighter of two draws.
+        let peers = Fake(vec![(1, 9, true), (1, 0, true), (1, 0, true)]);
+        assert!(!picks(&r2, &peers, 200).contains(&0));
+        // Unusable targets are never drawn.
+        let peers = Fake(vec![(1, 0, false), (1, 3, true), (1, 0, false)]);
+        assert_eq!(picks(&r2, &peers, 20), [1; 20]);
+        // Idle targets share the load.
+        let got = picks(&r2, &Fake::even(3), 300);
+        for i in 0..3 {
+            assert!(got.iter().filter(|&&g| g == i).count() > 30, "{got:?}");
+        }
     }
 }

@@ -1,32 +1,45 @@
-//! The backends: which one serves the next request (`balancer`), and the
-//! keep-alive connections kept open to each (`pool`).
+//! The backends: which one serves the next request (`balancer`), whether
+//! each may be used (`health`), and the keep-alive connections kept open
+//! to each (`pool`).
 
 pub mod balancer;
+pub mod health;
 pub mod pool;
 
-use crate::config::Target;
+use crate::config::{Config, Target};
 use crate::http::BufConn;
-use crate::metrics::TargetStats;
-use balancer::{Balancer, RoundRobin};
+use crate::metrics::{InFlight, TargetStats};
+use balancer::{Balancer, Context, Peers};
+use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Buffer for reading a backend's responses: large enough that a 64 KiB
 /// response arrives in one read and leaves in one write.
 const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
-/// One backend and its idle connections.
+/// One backend, its health and its idle connections.
 pub struct Upstream {
     /// As configured (`host:port`); shown in the access log.
     pub name: Arc<str>,
     pub addr: SocketAddr,
     pub weight: u32,
+    pub health: Arc<Health>,
     pool: Pool,
-    /// Requests, failures and requests in flight, for the admin listener.
+    /// Requests, failures and requests in flight (which `least_conn` and
+    /// `random_two` read), for the admin listener too.
     pub stats: Arc<TargetStats>,
+}
+
+impl Upstream {
+    /// Requests being served by this backend right now.
+    pub fn in_flight(&self) -> usize {
+        self.stats.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// A connection to a backend, checked out for one exchange.
@@ -42,24 +55,59 @@ pub struct Upstreams {
     targets: Vec<Upstream>,
     balancer: Box<dyn Balancer>,
     timeout: Duration,
+    retries: usize,
+}
+
+/// The targets a pick may choose from: healthy and not tried yet.
+struct Candidates<'a> {
+    targets: &'a [Upstream],
+    tried: &'a [bool],
+    now: Instant,
+}
+
+impl Peers for Candidates<'_> {
+    fn len(&self) -> usize {
+        self.targets.len()
+    }
+    fn weight(&self, i: usize) -> u32 {
+        self.targets[i].weight
+    }
+    fn in_flight(&self, i: usize) -> usize {
+        self.targets[i].in_flight()
+    }
+    fn usable(&self, i: usize) -> bool {
+        !self.tried.get(i).copied().unwrap_or(false) && self.targets[i].health.usable(self.now)
+    }
 }
 
 impl Upstreams {
-    pub fn new(targets: &[Target], timeout: Duration, keepalive: usize) -> Upstreams {
-        let targets = targets
+    pub fn new(config: &Config) -> Upstreams {
+        let passive = Passive {
+            max_fails: config.max_fails,
+            fail_timeout: config.fail_timeout,
+        };
+        let targets = config
+            .targets
             .iter()
-            .map(|t| Upstream {
-                name: t.name.as_str().into(),
-                addr: t.addr,
-                weight: t.weight,
-                pool: Pool::new(keepalive, timeout),
-                stats: Arc::default(),
+            .map(|t: &Target| {
+                let name: Arc<str> = t.name.as_str().into();
+                Upstream {
+                    health: Arc::new(Health::new(name.clone(), passive)),
+                    name,
+                    addr: t.addr,
+                    weight: t.weight,
+                    pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
+                    stats: Arc::default(),
+                }
             })
             .collect::<Vec<_>>();
+        let names: Vec<&str> = targets.iter().map(|t| &*t.name).collect();
+        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
         Upstreams {
-            balancer: Box::new(RoundRobin::new(targets.len())),
+            balancer: balancer::new(config.balance, &names, &weights),
             targets,
-            timeout,
+            timeout: config.connection_timeout,
+            retries: config.effective_retries(),
         }
     }
 
@@ -67,19 +115,73 @@ impl Upstreams {
         &self.targets
     }
 
-    /// Takes over the counters of the targets `old` shares with us (by
-    /// name), so a reload does not reset them.
-    pub fn keep_stats_of(&mut self, old: &Upstreams) {
+    /// Takes over the counters and health of the targets `old` shares
+    /// with us (by name), so a reload does not reset them, and a target
+    /// that was down stays down.
+    pub fn keep_state_of(&mut self, old: &Upstreams) {
         for target in &mut self.targets {
             if let Some(same) = old.targets.iter().find(|o| o.name == target.name) {
                 target.stats = same.stats.clone();
+                target.health = same.health.clone();
             }
         }
     }
 
-    /// The backend for the next request.
-    pub fn pick(&self) -> &Upstream {
-        &self.targets[self.balancer.pick() % self.targets.len()]
+    /// Other targets a failed request may be tried on.
+    pub fn retries(&self) -> usize {
+        self.retries
+    }
+
+    /// The backend for the next request of `client`, skipping targets
+    /// marked in `tried` (indexed like [`Upstreams::targets`]). When every
+    /// untried target is down, the one that failed longest ago is chosen:
+    /// a request is better tried than refused outright. `None` only when
+    /// every target was tried. The returned guard counts the request in
+    /// the target's in-flight number until it is dropped.
+    pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Option<(usize, InFlight<'_>)> {
+        let candidates = Candidates {
+            targets: &self.targets,
+            tried,
+            now: Instant::now(),
+        };
+        let cx = Context {
+            client,
+            peers: &candidates,
+        };
+        let index = self.balancer.pick(&cx).or_else(|| {
+            (0..self.targets.len())
+                .filter(|&i| !tried.get(i).copied().unwrap_or(false))
+                .min_by_key(|&i| self.targets[i].health.last_failure())
+        })?;
+        let index = index % self.targets.len();
+        Some((index, self.targets[index].stats.begin()))
+    }
+
+    /// What the active checker probes.
+    pub fn probes(&self) -> Vec<Probe> {
+        self.targets
+            .iter()
+            .map(|t| Probe {
+                name: t.name.clone(),
+                addr: t.addr,
+                health: t.health.clone(),
+            })
+            .collect()
+    }
+
+    /// Starts the active health checker, when `health_check_path` is set.
+    pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
+        let Some(path) = &config.health_check_path else {
+            return Ok(None);
+        };
+        let settings = Active {
+            path: path.clone(),
+            interval: config.health_check_interval,
+            timeout: config.connection_timeout.min(config.health_check_interval),
+            rise: config.health_check_rise,
+            fall: config.health_check_fall,
+        };
+        Checker::start(self.probes(), settings).map(Some)
     }
 
     /// An idle pooled connection to `target`, or a new one when none is

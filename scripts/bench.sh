@@ -1,0 +1,851 @@
+#!/usr/bin/env bash
+# Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
+#
+#   scripts/bench.sh [proxy|cache|idle|all]      (default: all)
+#
+# Environment:
+#   BENCH_SECONDS     seconds per measured wrk run            (default 10)
+#   BENCH_REPS        repetitions of the whole round          (default 1)
+#   BENCH_IDLE_CONNS  idle keep-alive connections (idle mode) (default 5000)
+#   BENCH_TIMEOUT     wrk request timeout in seconds          (default 5)
+#   BENCH_SKIP_BUILD  1 = use the existing target/release/inverso
+#   BENCH_INVERSO_BIN another inverso binary to measure (no build)
+#   BENCH_NICE        nice value for everything measured, e.g. -10 on a
+#                     shared machine so that other jobs disturb less (root)
+#
+# Modes:
+#   proxy  direct-to-backend (the ceiling), nginx, HAProxy and inverso (cache
+#          off) in front of two backends; keep-alive with 16/64/256
+#          connections and "Connection: close" with 64, for a 1 KiB and a
+#          64 KiB body. Runs are interleaved (each repetition walks every cell,
+#          and in each cell runs all systems back to back) so that machine
+#          noise hits every system alike.
+#   cache  cache hits: inverso (cache on) vs nginx proxy_cache, 64 keep-alive
+#          connections, after warming the cache.
+#   idle   memory per idle keep-alive connection (BENCH_IDLE_CONNS of them)
+#          for inverso, nginx and HAProxy.
+#
+# Choices worth knowing when reading the numbers:
+#   - Backends: one dedicated nginx listening on two ports, static files,
+#     access_log off, so that they cost as little CPU as possible. On 2 cores,
+#     wrk, the proxy and the backends share the CPU: the ratios matter, not
+#     the absolute numbers.
+#   - Access logs: inverso writes one line per request to stdout, which goes
+#     to /dev/null here (it still formats and writes every line). nginx gets
+#     a comparable log: combined format to a file in the temp dir with
+#     buffer=64k. HAProxy logs each request (option httplog) to its stdout,
+#     redirected to a file in the temp dir. Log files are truncated between
+#     runs so that a long run cannot fill the disk.
+#   - nginx proxy: upstream keepalive 64, HTTP/1.1 to the backends, and
+#     proxy_buffers big enough for the 64 KiB body, so that it never spills
+#     to a temp file (that is how one tunes nginx for this payload).
+#   - HAProxy: mode http, roundrobin, http-reuse always, nbthread = cores.
+#   - inverso: round robin (its default) over the same two backends,
+#     RUST_LOG=warn, persistence off, upstream_keepalive at its default;
+#     cache_size = 0 in proxy/idle mode, 256MiB in cache mode.
+#   - Percentiles are exact (wrk's done() callback, scripts/bench_wrk.lua).
+#     Errors are all of wrk's counters: connect, read, write, timeout, and
+#     status (responses >= 400). Any error shows in bold in the table.
+#   - CPU µs/req: utime+stime of the proxy's processes (/proc/PID/stat)
+#     over the run, divided by the requests of the run.
+#   - "other CPU %": the machine's busy time during a run (/proc/stat, with
+#     hypervisor steal) minus that of wrk, the backends and the proxy under
+#     test. Above a few percent, something else disturbed that run. The
+#     script also warns if the machine is busy before it starts.
+#   - Idle memory: VmRSS of the proxy (all its processes) before and while
+#     BENCH_IDLE_CONNS connections sit idle after one request each
+#     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
+#
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 2 minutes; the
+# default takes about 8). For README figures use BENCH_REPS=3 on a quiet
+# machine: figures are then medians and the errors are summed.
+#
+# Output: the report (Markdown) on stdout and in target/bench/results.md; raw
+# per-run figures in target/bench/*.tsv. Everything the script starts lives in
+# a temp dir from mktemp -d, listens on ports it checked were free, and is
+# stopped by PID when the script exits (trap EXIT). If inverso does not build
+# or start, its cells read n/a and the rest still runs.
+set -euo pipefail
+umask 022 # files and dirs we create must be readable by nginx's workers
+
+readonly MODE=${1:-all}
+case $MODE in
+  proxy | cache | idle | all) ;;
+  -h | --help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [proxy|cache|idle|all]" >&2
+    exit 2
+    ;;
+esac
+
+readonly SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+readonly REPS=${BENCH_REPS:-1}
+readonly IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+readonly WRK_TIMEOUT=${BENCH_TIMEOUT:-5}
+readonly NICE=${BENCH_NICE:-0}
+if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
+  echo "bench: BENCH_NICE must be an integer from -20 to 19, got '$NICE'" >&2
+  exit 2
+fi
+# BENCH_NICE: with the kernel's autogroups (the default), a nice value only
+# weighs against threads of the same session, while each session as a whole
+# gets an equal share. So the benchmark re-runs itself in a session of its
+# own and sets that session's nice; every process it starts is measured
+# under the same priority, so the comparison stays fair.
+if ((NICE != 0)) && [[ -z ${BENCH_OWN_SESSION:-} ]]; then
+  BENCH_OWN_SESSION=1 setsid "$0" "$@" &
+  bench_pid=$!
+  trap 'kill -TERM "$bench_pid" 2>/dev/null' INT TERM
+  status=0
+  # wait returns early when a trapped signal arrives; then wait again.
+  for _ in 1 2 3; do
+    wait "$bench_pid" && status=0 || status=$?
+    kill -0 "$bench_pid" 2>/dev/null || break
+  done
+  exit "$status"
+fi
+RUN=()
+if ((NICE != 0)); then
+  if [[ -w /proc/self/autogroup ]]; then
+    echo "$NICE" >/proc/self/autogroup
+  fi
+  RUN=(nice -n "$NICE") # without autogroups, nice the processes themselves
+fi
+readonly RUN
+for v in SECONDS_PER_RUN REPS IDLE_CONNS WRK_TIMEOUT; do
+  if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench: $v must be a positive integer, got '${!v}'" >&2
+    exit 2
+  fi
+done
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+readonly SCRIPT_DIR REPO_ROOT
+readonly OUT_DIR=$REPO_ROOT/target/bench
+readonly INVERSO_BIN=${BENCH_INVERSO_BIN:-$REPO_ROOT/target/release/inverso}
+CORES=$(nproc)
+CLK_TCK=$(getconf CLK_TCK)
+readonly CORES CLK_TCK
+readonly WRK_THREADS=2
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# ---------------------------------------------------------------- install
+
+install_deps() {
+  local missing=() cmd pkg
+  # command:package pairs (procps gives ps and pgrep); cargo must be there.
+  for pair in wrk:wrk nginx:nginx haproxy:haproxy ps:procps pgrep:procps \
+    curl:curl python3:python3 cargo:; do
+    cmd=${pair%%:*} pkg=${pair#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+      [[ -n $pkg ]] || die "$cmd not found (install the Rust toolchain)"
+      missing+=("$pkg")
+    fi
+  done
+  ((${#missing[@]} == 0)) && return 0
+  [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root to install them"
+  log "installing ${missing[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's nginx and haproxy packages start their system service on
+  # install (nginx on port 80). We run our own instances only, and must
+  # leave nothing running: unless the machine already has a policy-rc.d
+  # (containers usually do), a temporary one tells the packages not to start
+  # anything; it is removed right after, also on failure.
+  local policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\n# temporary, from scripts/bench.sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+  fi
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  if grep -q 'from scripts/bench.sh' "$policy" 2>/dev/null; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+}
+
+# ---------------------------------------------------------------- processes
+
+TMP=
+PIDS=() # every process we started, stopped by PID on exit
+
+alive() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $state != Z* ]] # a zombie has exited; it only waits to be reaped
+}
+
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# Stop one process we started: TERM, wait (bounded), then KILL. nginx's
+# workers are its children; if the master has to be killed they would be
+# orphaned, so they are collected first and killed by PID too.
+stop_pid() {
+  local pid=$1 children i
+  children=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  if alive "$pid"; then
+    log "pid $pid ignored SIGTERM for 10s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  for i in $children; do
+    if alive "$i"; then kill -KILL "$i" 2>/dev/null || true; fi
+  done
+  forget_pid "$pid"
+}
+
+cleanup() {
+  local status=$? i
+  trap - EXIT INT TERM
+  # Newest first: proxies before the backends they talk to.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+  [[ -n $TMP && -d $TMP ]] && rm -rf "$TMP"
+  exit "$status"
+}
+
+# A port is free if we can bind it on 127.0.0.1. Ports are drawn below the
+# kernel's ephemeral range, so that no outgoing connection (wrk, proxies)
+# takes them between the check and our server's bind.
+USED_PORTS=" "
+# pick_port VAR: sets VAR to a free port. (Functions that start things return
+# through a named variable, not $(...): a subshell would lose PIDS and
+# USED_PORTS, and would be the parent of what it started.)
+pick_port() {
+  local _lo _hi _port _i
+  read -r _lo _ </proc/sys/net/ipv4/ip_local_port_range
+  _hi=$((_lo - 1)) _lo=$((_lo > 20000 ? 10000 : 2000))
+  for ((_i = 0; _i < 200; _i++)); do
+    _port=$((_lo + RANDOM % (_hi - _lo)))
+    [[ $USED_PORTS == *" $_port "* ]] && continue
+    if python3 -c 'import socket,sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' \
+      "$_port" 2>/dev/null; then
+      USED_PORTS+="$_port "
+      printf -v "$1" '%s' "$_port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# Wait (bounded) until PID listens on PORT. Fails if the process died.
+wait_listening() {
+  local pid=$1 port=$2 i
+  for ((i = 0; i < 100; i++)); do
+    alive "$pid" || return 1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# Sum of a /proc/PID/status field (VmRSS, VmHWM, Threads) over PID and its
+# children (nginx master + workers). In KiB for Vm* fields.
+status_tree() {
+  local field=$1 pid=$2 p total=0 v
+  for p in $pid $(pgrep -P "$pid" 2>/dev/null || true); do
+    v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# utime+stime in clock ticks over PID and its children.
+cpu_ticks_tree() {
+  local pid=$1 p total=0 v
+  for p in $pid $(pgrep -P "$pid" 2>/dev/null || true); do
+    # Fields after "(comm) ": utime and stime are the 12th and 13th.
+    v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# "busy all" ticks of the whole machine (/proc/stat): busy = user + nice +
+# system + steal, all = every field. Interrupt time is left out of "busy":
+# on loopback it is mostly our own traffic.
+machine_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# children_ticks VAR: CPU ticks of this shell's finished children (wrk),
+# from the "times" builtin, which must run in this shell: in a $(...)
+# subshell it would see that subshell's children only.
+children_ticks() {
+  times >"$TMP/times"
+  printf -v "$1" '%s' "$(awk -v hz="$CLK_TCK" 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + substr(a[2], 1, length(a[2]) - 1) }
+    printf "%d", t * hz }' "$TMP/times")"
+}
+
+# ---------------------------------------------------------------- servers
+
+# Static files the backends serve. /c/... answers carry max-age so caches may
+# keep them; the plain paths say nothing about caching.
+make_content() {
+  mkdir -p "$TMP/www/c"
+  head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
+  head -c 65536 /dev/zero | tr '\0' 'b' >"$TMP/www/64k"
+  cp "$TMP/www/1k" "$TMP/www/64k" "$TMP/www/c/"
+}
+
+# Lines every nginx config here needs so that nothing lands outside $TMP:
+# Debian's build defaults point its temp paths and logs into /var.
+nginx_common() {
+  local name=$1
+  mkdir -p "$TMP/$name"
+  cat <<EOF
+daemon off;
+worker_processes auto;
+worker_rlimit_nofile $NOFILE;
+pid $TMP/$name/nginx.pid;
+error_log $TMP/$name/error.log warn;
+events { worker_connections $((NOFILE / 2)); multi_accept on; }
+EOF
+}
+
+nginx_http_common() {
+  local name=$1
+  cat <<EOF
+  client_body_temp_path $TMP/$name/client_body;
+  proxy_temp_path $TMP/$name/proxy_temp;
+  fastcgi_temp_path $TMP/$name/fastcgi_temp;
+  uwsgi_temp_path $TMP/$name/uwsgi_temp;
+  scgi_temp_path $TMP/$name/scgi_temp;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  tcp_nodelay on;
+EOF
+}
+
+# start_nginx VAR NAME CONF PORT: starts nginx, sets VAR to its master's PID.
+start_nginx() {
+  local _name=$2 _conf=$3 _port=$4 _pid
+  "${RUN[@]}" nginx -p "$TMP/$_name" -c "$_conf" -e "$TMP/$_name/error.log" \
+    >"$TMP/$_name/stdout.log" 2>&1 &
+  _pid=$!
+  PIDS+=("$_pid")
+  if ! wait_listening "$_pid" "$_port"; then
+    cat "$TMP/$_name/error.log" >&2 || true
+    die "$_name did not start"
+  fi
+  printf -v "$1" '%s' "$_pid"
+}
+
+BACKEND1="" BACKEND2="" BACKEND_PID=""
+start_backends() {
+  pick_port BACKEND1
+  pick_port BACKEND2
+  local conf=$TMP/backend.conf
+  {
+    nginx_common backend
+    cat <<EOF
+http {
+$(nginx_http_common backend)
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  etag off;
+  open_file_cache max=64;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$BACKEND1 backlog=4096;
+    listen 127.0.0.1:$BACKEND2 backlog=4096;
+    root $TMP/www;
+    location /c/ { add_header Cache-Control "max-age=600"; }
+  }
+}
+EOF
+  } >"$conf"
+  start_nginx BACKEND_PID backend "$conf" "$BACKEND1"
+  wait_listening "$BACKEND_PID" "$BACKEND2" || die "backend port 2 not up"
+  log "backends on 127.0.0.1:$BACKEND1 and :$BACKEND2 (nginx pid $BACKEND_PID)"
+}
+
+# start_nginx_proxy VAR NAME PORT CACHE: nginx as reverse proxy (CACHE=1:
+# with proxy_cache); sets VAR to its master's PID.
+start_nginx_proxy() {
+  local _var=$1 name=$2 port=$3 cache=$4 conf=$TMP/$2.conf cache_http="" cache_loc=""
+  if [[ $cache == 1 ]]; then
+    mkdir -p "$TMP/$name/cache"
+    cache_http="proxy_cache_path $TMP/$name/cache levels=1:2 keys_zone=bench:16m max_size=256m inactive=10m use_temp_path=off;"
+    cache_loc="proxy_cache bench; proxy_cache_valid 200 10m; add_header X-Cache \$upstream_cache_status;"
+  fi
+  {
+    nginx_common "$name"
+    cat <<EOF
+http {
+$(nginx_http_common "$name")
+  access_log $TMP/$name/access.log combined buffer=64k;
+  $cache_http
+  upstream backends {
+    server 127.0.0.1:$BACKEND1;
+    server 127.0.0.1:$BACKEND2;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffer_size 16k;
+      proxy_buffers 8 16k;
+      $cache_loc
+    }
+  }
+}
+EOF
+  } >"$conf"
+  start_nginx "$_var" "$name" "$conf" "$port"
+}
+
+# start_haproxy VAR PORT: sets VAR to HAProxy's PID.
+start_haproxy() {
+  local _port=$2 _conf=$TMP/haproxy.conf _pid
+  mkdir -p "$TMP/haproxy"
+  cat >"$_conf" <<EOF
+global
+  nbthread $CORES
+  maxconn $(((NOFILE - 1000) / 2))
+  log stdout format raw local0
+
+defaults
+  mode http
+  log global
+  option httplog
+  http-reuse always
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 120s
+
+frontend fe
+  bind 127.0.0.1:$_port
+  default_backend be
+
+backend be
+  balance roundrobin
+  server b1 127.0.0.1:$BACKEND1
+  server b2 127.0.0.1:$BACKEND2
+EOF
+  "${RUN[@]}" haproxy -db -f "$_conf" >>"$TMP/haproxy/access.log" 2>"$TMP/haproxy/stderr.log" &
+  _pid=$!
+  PIDS+=("$_pid")
+  if ! wait_listening "$_pid" "$_port"; then
+    cat "$TMP/haproxy/stderr.log" >&2 || true
+    die "haproxy did not start"
+  fi
+  printf -v "$1" '%s' "$_pid"
+}
+
+INVERSO_STATE="not built"
+INVERSO_LABEL="" # what the report calls the binary, if not this checkout's build
+# start_inverso VAR NAME PORT CACHE_SIZE: sets VAR to inverso's PID, or to ""
+# if it could not start (its cells then read n/a).
+start_inverso() {
+  local _var=$1 name=$2 port=$3 cache_size=$4 conf=$TMP/$2.conf _ipid
+  printf -v "$_var" '%s' ""
+  [[ $INVERSO_STATE == built ]] || return 0
+  mkdir -p "$TMP/$name"
+  cat >"$conf" <<EOF
+# written by scripts/bench.sh
+bind = 127.0.0.1
+port = $port
+targets = 127.0.0.1:$BACKEND1, 127.0.0.1:$BACKEND2
+cache_size = $cache_size
+connection_timeout = 120s
+path_to_persistence =
+path_to_log =
+max_connections = $((IDLE_CONNS + 1000))
+EOF
+  # INVERSO_<KEY> variables would override the file: drop any that are set.
+  local unset_env=() v
+  for v in $(compgen -e); do [[ $v == INVERSO_* ]] && unset_env+=(-u "$v"); done
+  "${RUN[@]}" env "${unset_env[@]}" RUST_LOG=warn "$INVERSO_BIN" --config "$conf" \
+    >/dev/null 2>"$TMP/$name/stderr.log" &
+  _ipid=$!
+  PIDS+=("$_ipid")
+  if ! wait_listening "$_ipid" "$port"; then
+    local why="did not listen within 10s"
+    if ! alive "$_ipid"; then
+      local rc=0
+      wait "$_ipid" || rc=$?
+      why="exited with status $rc"
+    fi
+    log "$name $why; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/$name/stderr.log" >&2 || true
+    local err
+    err=$(tail -n 3 "$TMP/$name/stderr.log" | tr '\n' ' ')
+    note "$name $why${err:+; stderr: $err}"
+    stop_pid "$_ipid"
+    return 0
+  fi
+  printf -v "$_var" '%s' "$_ipid"
+}
+
+build_inverso() {
+  if [[ ${BENCH_SKIP_BUILD:-0} == 1 || -n ${BENCH_INVERSO_BIN:-} ]]; then
+    log "not building; measuring $INVERSO_BIN"
+    [[ -n ${BENCH_INVERSO_BIN:-} ]] && INVERSO_LABEL="given binary $(basename "$INVERSO_BIN")"
+  else
+    log "cargo build --release"
+    if ! (cd "$REPO_ROOT" && cargo build --release) >"$OUT_DIR/build.log" 2>&1; then
+      tail -n 15 "$OUT_DIR/build.log" >&2
+      log "inverso did not build (log: target/bench/build.log); its cells read n/a"
+      note "inverso did not build; see target/bench/build.log"
+      INVERSO_STATE="build failed"
+      return 0
+    fi
+  fi
+  if [[ -x $INVERSO_BIN ]]; then
+    INVERSO_STATE=built
+  else
+    note "no inverso binary at ${BENCH_INVERSO_BIN:-target/release/inverso}"
+    INVERSO_STATE="no binary"
+  fi
+}
+
+# ---------------------------------------------------------------- measuring
+
+note() { echo "note: $*" >>"$OUT_DIR/info.txt"; }
+
+truncate_logs() {
+  local f
+  for f in "$TMP"/*/access.log; do [[ -e $f ]] && : >"$f"; done
+  return 0
+}
+
+# run_wrk MODE CELL SYSTEM REP PID URL CONNS [close]
+# PID is the process whose CPU time is counted ("-" for none; empty = the
+# system is not running, the row reads n/a). Appends one row to runs.tsv.
+run_wrk() {
+  local mode=$1 cell=$2 system=$3 rep=$4 pid=$5 url=$6 conns=$7 close=${8:-}
+  local -a args=(-t "$WRK_THREADS" -c "$conns" -d "${SECONDS_PER_RUN}s"
+    --timeout "${WRK_TIMEOUT}s" -s "$SCRIPT_DIR/bench_wrk.lua")
+  [[ -n $close ]] && args+=(-H "Connection: close")
+  local na=$'na\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna'
+  if [[ -z $pid ]]; then
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
+      >>"$OUT_DIR/runs.tsv"
+    return 0
+  fi
+  local t0=0 t1=0 b0 b1 w0 w1 m0 m1 out line
+  [[ $pid != - ]] && t0=$(cpu_ticks_tree "$pid")
+  b0=$(cpu_ticks_tree "$BACKEND_PID") m0=$(machine_ticks)
+  children_ticks w0
+  # timeout: wrk stops by itself after -d, this only bounds a hung wrk.
+  out=$(timeout $((SECONDS_PER_RUN + WRK_TIMEOUT + 30)) "${RUN[@]}" wrk "${args[@]}" "$url" 2>&1) || true
+  children_ticks w1
+  m1=$(machine_ticks) b1=$(cpu_ticks_tree "$BACKEND_PID")
+  local ticks=-
+  if [[ $pid != - ]]; then
+    t1=$(cpu_ticks_tree "$pid")
+    ticks=$((t1 - t0))
+  fi
+  # CPU the rest of the machine used meanwhile (other users' jobs, the
+  # hypervisor's steal): busy time minus that of wrk, backends and proxy.
+  local other
+  other=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((t1 - t0 + b1 - b0 + w1 - w0)) 'BEGIN {
+    split(m0, a, " "); split(m1, b, " "); total = b[2] - a[2]
+    o = total > 0 ? (b[1] - a[1] - ours) * 100 / total : 0
+    printf "%.0f", (o < 0 ? 0 : o) }')
+  truncate_logs
+  line=$(grep '^BENCH ' <<<"$out" || true)
+  if [[ -z $line ]]; then
+    log "wrk failed for $system $cell: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+    note "wrk failed for $mode $cell $system (rep $rep)"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
+      >>"$OUT_DIR/runs.tsv"
+    return 0
+  fi
+  # "BENCH k=v k=v ..." -> values in the column order of runs.tsv
+  local -A f=()
+  local kv
+  for kv in ${line#BENCH }; do f[${kv%%=*}]=${kv#*=}; done
+  printf '%s\t' "$mode" "$cell" "$system" "$rep" "${f[requests]}" "${f[duration_us]}" \
+    "${f[bytes]}" "${f[p50_us]}" "${f[p99_us]}" "${f[connect]}" "${f[read]}" \
+    "${f[write]}" "${f[status]}" "${f[timeout]}" >>"$OUT_DIR/runs.tsv"
+  printf '%s\t%s\n' "$ticks" "$other" >>"$OUT_DIR/runs.tsv"
+  local errs=$((f[connect] + f[read] + f[write] + f[status] + f[timeout]))
+  log "$(printf '%-6s %-12s %-14s %9.0f req/s  p99 %6.2f ms  errors %d  other CPU %d%%' \
+    "$mode" "$cell" "$system" \
+    "$(awk -v r="${f[requests]}" -v d="${f[duration_us]}" 'BEGIN { print r / (d / 1e6) }')" \
+    "$(awk -v p="${f[p99_us]}" 'BEGIN { print p / 1000 }')" "$errs" "$other")"
+}
+
+# Short unmeasured load: fills upstream keep-alive pools and caches, faults
+# in memory, so that the first measured run is not penalised.
+warm_up() {
+  local url=$1
+  timeout 30 "${RUN[@]}" wrk -t "$WRK_THREADS" -c 16 -d 1s "$url" >/dev/null 2>&1 || true
+  truncate_logs
+}
+
+# Checks a system answers PATH with 200 and the right body size, so that a
+# broken proxy cannot post fast numbers with short or wrong answers.
+probe() {
+  local system=$1 port=$2 path=$3 want=$4 got
+  got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 \
+    "http://127.0.0.1:$port$path" || true)
+  if [[ $got != "200 $want" ]]; then
+    log "warning: $system $path answered '$got', expected '200 $want'"
+    note "$system $path answered '$got' instead of '200 $want'"
+  fi
+}
+
+body_size() { case $1 in 1k) echo 1024 ;; 64k) echo 65536 ;; esac }
+
+# Warns (and notes in the report) if the machine is busy before we start:
+# other jobs on these few cores disturb every figure.
+check_quiet() {
+  local m0 m1 busy
+  m0=$(machine_ticks)
+  sleep 2
+  m1=$(machine_ticks)
+  busy=$(awk -v m0="$m0" -v m1="$m1" 'BEGIN { split(m0, a, " "); split(m1, b, " ")
+    t = b[2] - a[2]; printf "%.0f", (t > 0 ? (b[1] - a[1]) * 100 / t : 0) }')
+  if ((busy > 10)); then
+    log "warning: the machine is ${busy}% busy before the benchmark starts"
+    note "the machine was ${busy}% busy before the benchmark started: figures are disturbed"
+  fi
+}
+
+# ---------------------------------------------------------------- modes
+
+mode_proxy() {
+  log "== proxy mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_haproxy p_inverso nginx_pid haproxy_pid inverso_pid
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso
+  start_nginx_proxy nginx_pid nginx-proxy "$p_nginx" 0
+  start_haproxy haproxy_pid "$p_haproxy"
+  start_inverso inverso_pid inverso-proxy "$p_inverso" 0
+
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
+  # direct: no proxy process, no CPU to count ("-"); inverso may be missing ("").
+  local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
+  local systems=(direct nginx haproxy inverso) s body rep cell conns close
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      probe "$s" "${ports[$s]}" "/$body" "$(body_size "$body")"
+      warm_up "http://127.0.0.1:${ports[$s]}/$body"
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 1k 64k; do
+      for cell in ka16 ka64 ka256 close64; do
+        conns=${cell//[a-z]/} close=
+        [[ $cell == close* ]] && close=1
+        for s in "${systems[@]}"; do
+          run_wrk proxy "$body $cell" "$s" "$rep" "${pids[$s]}" \
+            "http://127.0.0.1:${ports[$s]}/$body" "$conns" ${close:+close}
+        done
+      done
+    done
+  done
+
+  printf 'nginx\tproxy\t%s\t%s\n' "$(status_tree VmHWM "$nginx_pid")" \
+    "$(status_tree Threads "$nginx_pid")" >>"$OUT_DIR/mem.tsv"
+  printf 'haproxy\tproxy\t%s\t%s\n' "$(status_tree VmHWM "$haproxy_pid")" \
+    "$(status_tree Threads "$haproxy_pid")" >>"$OUT_DIR/mem.tsv"
+  if [[ -n $inverso_pid ]]; then
+    printf 'inverso\tproxy\t%s\t%s\n' "$(status_tree VmHWM "$inverso_pid")" \
+      "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
+    stop_pid "$inverso_pid"
+  else
+    printf 'inverso\tproxy\tna\tna\n' >>"$OUT_DIR/mem.tsv"
+  fi
+  stop_pid "$haproxy_pid"
+  stop_pid "$nginx_pid"
+}
+
+mode_cache() {
+  log "== cache mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_inverso nginx_pid inverso_pid s body rep hdr
+  pick_port p_nginx
+  pick_port p_inverso
+  start_nginx_proxy nginx_pid nginx-cache "$p_nginx" 1
+  start_inverso inverso_pid inverso-cache "$p_inverso" 256MiB
+  local -A ports=([direct]=$BACKEND1 [nginx-cache]=$p_nginx [inverso-cache]=$p_inverso)
+  local -A pids=([direct]=- [nginx-cache]=$nginx_pid [inverso-cache]=$inverso_pid)
+  local systems=(direct nginx-cache inverso-cache)
+
+  # Warm: the first request fills the cache; the second must be a hit.
+  for s in nginx-cache inverso-cache; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      probe "$s" "${ports[$s]}" "/c/$body" "$(body_size "$body")"
+      hdr=$(curl -s -D - -o /dev/null --max-time 5 "http://127.0.0.1:${ports[$s]}/c/$body" |
+        tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
+      printf '%s\t%s\t%s\n' "$s" "$body" "${hdr:-none}" >>"$OUT_DIR/cachecheck.tsv"
+      if [[ $hdr != HIT ]]; then
+        log "warning: $s /c/$body second request: X-Cache '$hdr', expected HIT"
+        note "$s /c/$body was not a cache hit after warming (X-Cache: '${hdr:-none}')"
+      fi
+      warm_up "http://127.0.0.1:${ports[$s]}/c/$body"
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 1k 64k; do
+      for s in "${systems[@]}"; do
+        run_wrk cache "$body ka64 hit" "$s" "$rep" "${pids[$s]}" \
+          "http://127.0.0.1:${ports[$s]}/c/$body" 64
+      done
+    done
+  done
+
+  printf 'nginx-cache\tcache\t%s\t%s\n' "$(status_tree VmHWM "$nginx_pid")" \
+    "$(status_tree Threads "$nginx_pid")" >>"$OUT_DIR/mem.tsv"
+  if [[ -n $inverso_pid ]]; then
+    printf 'inverso-cache\tcache\t%s\t%s\n' "$(status_tree VmHWM "$inverso_pid")" \
+      "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
+    stop_pid "$inverso_pid"
+  fi
+  stop_pid "$nginx_pid"
+}
+
+# measure_idle SYSTEM PID PORT: RSS of the process tree before and while
+# IDLE_CONNS idle keep-alive connections are open.
+measure_idle() {
+  local system=$1 pid=$2 port=$3
+  if [[ -z $pid ]]; then
+    printf '%s\t%s\tna\tna\tna\tna\tna\tna\tna\n' "$system" "$IDLE_CONNS" >>"$OUT_DIR/idle.tsv"
+    return 0
+  fi
+  local state=$TMP/idle-$system before after tb ta ready done_ i client
+  mkdir -p "$state"
+  warm_up "http://127.0.0.1:$port/1k"
+  sleep 1
+  before=$(status_tree VmRSS "$pid") tb=$(status_tree Threads "$pid")
+  python3 "$SCRIPT_DIR/bench_idle.py" 127.0.0.1 "$port" "$IDLE_CONNS" /1k "$state" \
+    --hold 300 &
+  client=$!
+  PIDS+=("$client")
+  for ((i = 0; i < 1800; i++)); do # up to 180 s to open them all
+    [[ -e $state/ready ]] && break
+    alive "$client" || break
+    sleep 0.1
+  done
+  ready=$(cat "$state/ready" 2>/dev/null || echo "ok=0 failed=$IDLE_CONNS")
+  sleep 2 # let lazily started threads and buffers settle
+  after=$(status_tree VmRSS "$pid") ta=$(status_tree Threads "$pid")
+  touch "$state/release"
+  for ((i = 0; i < 300; i++)); do
+    [[ -e $state/done ]] && break
+    alive "$client" || break
+    sleep 0.1
+  done
+  done_=$(cat "$state/done" 2>/dev/null || echo "still_open=na")
+  stop_pid "$client"
+  local ok=${ready#ok=} failed
+  ok=${ok%% *} failed=${ready##*failed=}
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$IDLE_CONNS" "$ok" "$failed" \
+    "${done_#still_open=}" "$before" "$after" "$tb" "$ta" >>"$OUT_DIR/idle.tsv"
+  log "idle $system: $ok open, $failed failed, RSS $before -> $after KiB"
+}
+
+mode_idle() {
+  log "== idle mode: $IDLE_CONNS idle keep-alive connections"
+  local p_nginx p_haproxy p_inverso pid
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso
+  # Fresh processes, one at a time, so that each is measured alone.
+  start_inverso pid inverso-idle "$p_inverso" 0
+  measure_idle inverso "$pid" "$p_inverso"
+  [[ -n $pid ]] && stop_pid "$pid"
+  start_nginx_proxy pid nginx-idle "$p_nginx" 0
+  measure_idle nginx "$pid" "$p_nginx"
+  stop_pid "$pid"
+  start_haproxy pid "$p_haproxy"
+  measure_idle haproxy "$pid" "$p_haproxy"
+  stop_pid "$pid"
+}
+
+# ---------------------------------------------------------------- main
+
+main() {
+  install_deps
+  # Thousands of idle connections, each possibly with an upstream socket.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  NOFILE=$(ulimit -n)
+  [[ $NOFILE == unlimited ]] && NOFILE=65536
+  ((NOFILE > 2 * IDLE_CONNS + 1000)) ||
+    log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
+
+  mkdir -p "$OUT_DIR"
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
+  printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
+    >"$OUT_DIR/runs.tsv"
+  printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
+  printf 'system\tbody\tx_cache\n' >"$OUT_DIR/cachecheck.tsv"
+  printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
+    >"$OUT_DIR/idle.tsv"
+
+  build_inverso
+
+  TMP=$(mktemp -d "${TMPDIR:-/tmp}/inverso-bench.XXXXXX")
+  # Run as root, nginx's workers switch to an unprivileged user: they must be
+  # able to read the content (mktemp -d makes the dir 0700).
+  chmod 755 "$TMP"
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  make_content
+  start_backends
+  check_quiet
+
+  local rev
+  rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  {
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $MODE; ${SECONDS_PER_RUN}s per run; $REPS repetition(s); wrk $WRK_THREADS threads; nice $NICE"
+    echo "machine: $CORES cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
+    echo "versions: inverso ${INVERSO_LABEL:-$rev} ($INVERSO_STATE), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
+    echo "clock ticks/s: $CLK_TCK"
+    echo "note: all on 127.0.0.1; backends: one nginx on two ports serving static files (access_log off). wrk, proxy and backends share the same $CORES cores."
+    echo "note: inverso's access log (stdout) goes to /dev/null; nginx logs to a file (buffer=64k); HAProxy logs to its stdout, redirected to a file."
+    echo "note: errors = wrk's connect/read/write/timeout errors plus responses >= 400; p50/p99 are exact (wrk done() callback); figures are medians over repetitions, errors are summed."
+    echo "note: other CPU % = share of the machine's CPU (incl. hypervisor steal) used during the run by anything but wrk, the backends and the proxy measured; high values mean the figures are disturbed. Under such load, inverso (a thread per connection) was seen to keep more of the CPU than nginx and HAProxy: compare systems only on runs where it is low (BENCH_NICE=-10 helps on a shared machine)."
+    echo "note: CPU µs/req = utime+stime of the proxy's processes over the run / requests; RSS of nginx sums master and workers."
+  } >>"$OUT_DIR/info.txt" # >>: keeps the notes build_inverso may have written
+
+  case $MODE in
+    proxy) mode_proxy ;;
+    cache) mode_cache ;;
+    idle) mode_idle ;;
+    all)
+      mode_proxy
+      mode_idle
+      mode_cache
+      ;;
+  esac
+
+  python3 "$SCRIPT_DIR/bench_report.py" "$OUT_DIR"
+  log "report written to target/bench/results.md"
+}
+
+main "$@"

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Turns the raw files of scripts/bench.sh into one Markdown report.
+
+Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv, info.txt
+there; prints the report and writes OUT_DIR/results.md)
+
+With several repetitions, every figure is the median over them, except
+errors and requests, which are summed, so that no error can hide.
+"""
+
+import os
+import statistics
+import sys
+
+ERROR_KINDS = ("connect", "read", "write", "status", "timeout")
+
+
+def read_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        lines = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    if not lines:
+        return []
+    header, rows = lines[0], lines[1:]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def num(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt_int(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def fmt_ms(us):
+    return "n/a" if us is None else f"{us / 1000:.2f}"
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def na(value):
+    return "n/a" if value in (None, "", "na") else value
+
+
+def fmt_kib(kib):
+    return "n/a" if kib is None else f"{kib / 1024:.1f}"
+
+
+class Cell:
+    """All repetitions of one (mode, cell, system)."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, row):
+        self.rows.append(row)
+
+    @property
+    def measured(self):
+        return [r for r in self.rows if num(r["requests"]) is not None]
+
+    def rps(self):
+        return median(num(r["requests"]) / (num(r["duration_us"]) / 1e6)
+                      for r in self.measured if num(r["duration_us"]))
+
+    def p50(self):
+        return median(num(r["p50_us"]) for r in self.measured)
+
+    def p99(self):
+        return median(num(r["p99_us"]) for r in self.measured)
+
+    def cpu_us_per_req(self, clk_tck):
+        vals = []
+        for r in self.measured:
+            ticks, reqs = num(r["cpu_ticks"]), num(r["requests"])
+            if ticks is not None and reqs:
+                vals.append(ticks * 1e6 / clk_tck / reqs)
+        return median(vals)
+
+    def errors(self):
+        if not self.measured:
+            return "n/a"
+        sums = {k: sum(int(r[k]) for r in self.measured) for k in ERROR_KINDS}
+        total = sum(sums.values())
+        if total == 0:
+            return "0"
+        detail = ", ".join(f"{k} {v}" for k, v in sums.items() if v)
+        return f"**{total}** ({detail})"
+
+    def other_cpu(self):
+        v = median(num(r.get("other_cpu_pct")) for r in self.measured)
+        return "n/a" if v is None else f"{v:.0f}"
+
+    def bytes_per_req(self):
+        return median(num(r["bytes"]) / num(r["requests"])
+                      for r in self.measured if num(r["requests"]))
+
+
+def group(runs, mode):
+    cells, order = {}, []
+    for r in runs:
+        if r["mode"] != mode:
+            continue
+        if r["cell"] not in cells:
+            cells[r["cell"]] = {}
+            order.append(r["cell"])
+        cells[r["cell"]].setdefault(r["system"], Cell()).add(r)
+    return order, cells
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out
+
+
+def proxy_section(runs, clk_tck):
+    order, cells = group(runs, "proxy")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ direct", "req/s ÷ nginx", "p99 ÷ nginx p99",
+              "proxy CPU µs/req", "bytes/resp", "other CPU %"]
+    rows = []
+    for name in order:
+        systems = cells[name]
+        direct, nginx = systems.get("direct"), systems.get("nginx")
+        for sysname, c in systems.items():
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), direct.rps() if direct else None),
+                fmt_ratio(c.rps(), nginx.rps() if nginx else None),
+                fmt_ratio(c.p99(), nginx.p99() if nginx else None),
+                "—" if sysname == "direct" else
+                (lambda v: "n/a" if v is None else f"{v:.1f}")(c.cpu_us_per_req(clk_tck)),
+                fmt_int(c.bytes_per_req()), c.other_cpu(),
+            ])
+    return ["## Proxy (cache off): throughput and latency", ""] + table(header, rows) + [""]
+
+
+def cache_section(runs, checks):
+    order, cells = group(runs, "cache")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ direct", "req/s ÷ nginx-cache", "p99 ÷ nginx-cache p99",
+              "bytes/resp", "X-Cache after warm-up", "other CPU %"]
+    seen = {(c["system"], c["body"]): c["x_cache"] for c in checks}
+    rows = []
+    for name in order:
+        systems = cells[name]
+        direct, ref = systems.get("direct"), systems.get("nginx-cache")
+        for sysname, c in systems.items():
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), direct.rps() if direct else None),
+                fmt_ratio(c.rps(), ref.rps() if ref else None),
+                fmt_ratio(c.p99(), ref.p99() if ref else None),
+                fmt_int(c.bytes_per_req()),
+                hit_label(seen.get((sysname, name.split()[0]))) if sysname != "direct" else "—",
+                c.other_cpu(),
+            ])
+    return ["## Cache hits: inverso vs nginx proxy_cache", ""] + table(header, rows) + [""]
+
+
+def hit_label(x_cache):
+    if x_cache is None:
+        return "n/a"
+    return x_cache if x_cache == "HIT" else f"**{x_cache}** (not a hit!)"
+
+
+def mem_section(mem):
+    if not mem:
+        return []
+    rows = [[m["mode"], m["system"], fmt_kib(num(m["peak_rss_kib"])), na(m["threads"])]
+            for m in mem]
+    return (["## Peak memory after the load runs", ""]
+            + table(["mode", "system", "peak RSS MiB (VmHWM)", "threads"], rows) + [""])
+
+
+def idle_section(idle):
+    if not idle:
+        return []
+    rows = []
+    for m in idle:
+        before, after, ok = num(m["rss_before_kib"]), num(m["rss_after_kib"]), num(m["ok"])
+        per_conn = "n/a"
+        if before is not None and after is not None and ok:
+            per_conn = f"{(after - before) / ok:.1f}"
+        threads = "n/a"
+        if na(m["threads_before"]) != "n/a":
+            threads = f'{m["threads_before"]} → {m["threads_after"]}'
+        rows.append([m["system"], m["conns"], na(m["ok"]), na(m["failed"]),
+                     na(m["still_open"]), fmt_kib(before), fmt_kib(after), per_conn, threads])
+    header = ["system", "conns asked", "opened", "failed", "still open at end",
+              "RSS before MiB", "RSS with idle conns MiB", "KiB per idle conn", "threads"]
+    return ["## Idle keep-alive connections: memory", ""] + table(header, rows) + [""]
+
+
+def main():
+    out_dir = sys.argv[1]
+    runs = read_tsv(os.path.join(out_dir, "runs.tsv"))
+    mem = read_tsv(os.path.join(out_dir, "mem.tsv"))
+    idle = read_tsv(os.path.join(out_dir, "idle.tsv"))
+    info, notes = [], []
+    info_path = os.path.join(out_dir, "info.txt")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line.startswith("note: "):
+                    notes.append("- " + line[len("note: "):])
+                elif line:
+                    info.append("- " + line)
+    clk_tck = 100
+    for line in info:
+        if line.startswith("- clock ticks/s: "):
+            clk_tck = int(line.split(": ", 1)[1])
+
+    out = ["# inverso benchmark", ""] + info + [""]
+    out += proxy_section(runs, clk_tck)
+    out += mem_section(mem)
+    out += idle_section(idle)
+    out += cache_section(runs, read_tsv(os.path.join(out_dir, "cachecheck.tsv")))
+    if notes:
+        out += ["## Notes", ""] + notes + [""]
+    text = "\n".join(out)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+//! Whether a backend may be sent requests.
+//!
+//! Passive: the proxy reports each exchange's outcome; `max_fails`
+//! failures within `fail_timeout` take a target out for `fail_timeout`,
+//! after which it is tried again (nginx's model). Active: one checker
+//! thread sends `GET health_check_path` to every target each interval; a
+//! target goes down after `fall` failed probes in a row and comes back
+//! after `rise` good ones (HAProxy's model). Either way, each transition is
+//! logged once. Time is a parameter (`now`), so the rules are tested
+//! without sleeping.
+
+use crate::http::head::{find_head_end, parse_response};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Largest probe response head read; a health endpoint needs no more.
+const MAX_PROBE_HEAD: usize = 8 * 1024;
+
+/// Passive health settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Passive {
+    /// Failures within `fail_timeout` that take a target out; 0 = never.
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+}
+
+/// One target's health, shared by request threads and the checker.
+pub struct Health {
+    name: Arc<str>,
+    settings: Passive,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Failures counted in the current window, and when it began.
+    fails: u32,
+    window_start: Option<Instant>,
+    /// Out of rotation until then (passive).
+    down_until: Option<Instant>,
+    /// The last failure of either kind: when every target is down, the one
+    /// that failed longest ago is tried first.
+    last_failure: Option<Instant>,
+    /// Failing its active checks.
+    active_down: bool,
+    /// A "down" line was logged and no "up" since.
+    announced_down: bool,
+    /// Passive marks so far, so the checker sees a new one.
+    marks: u64,
+}
+
+impl Health {
+    pub fn new(name: Arc<str>, settings: Passive) -> Health {
+        Health {
+            name,
+            settings,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Whether requests may go to this target at `now`.
+    pub fn usable(&self, now: Instant) -> bool {
+        let state = self.state.lock();
+        !state.active_down && state.down_until.is_none_or(|until| now >= until)
+    }
+
+    /// When it last failed (`None`: never), for choosing among down targets.
+    pub fn last_failure(&self) -> Option<Instant> {
+        self.state.lock().last_failure
+    }
+
+    /// An exchange failed: connect error, timeout, malformed reply.
+    pub fn failed(&self, now: Instant, reason: &str) {
+        let mut state = self.state.lock();
+        state.last_failure = Some(now);
+        if self.settings.max_fails == 0 {
+            return;
+        }
+        let window_over = state
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= self.settings.fail_timeout);
+        if window_over {
+            state.fails = 0;
+            state.window_start = Some(now);
+        }
+        state.fails += 1;
+        if state.fails >= self.settings.max_fails {
+            state.down_until = Some(now + self.settings.fail_timeout);
+            state.marks += 1;
+            state.fails = 0;
+            state.window_start = None;
+            if !state.announced_down {
+                state.announced_down = true;
+                log::warn!(
+                    "target {} down: {reason} ({} failure(s) within {:?}; out for {:?})",
+                    self.name,
+                    self.settings.max_fails,
+                    self.settings.fail_timeout,
+                    self.settings.fail_timeout
+                );
+            }
+        }
+    }
+
+    /// An exchange succeeded (a response head arrived).
+    pub fn succeeded(&self) {
+        let mut state = self.state.lock();
+        state.fails = 0;
+        state.window_start = None;
+        state.down_until = None;
+        if state.announced_down && !state.active_down {
+            state.announced_down = false;
+            log::info!("target {} up", self.name);
+        }
+    }
+
+    /// The checker's verdict changed: `Err(reason)` down, `Ok(())` up.
+    fn set_active(&self, now: Instant, verdict: Result<(), &str>) {
+        let mut state = self.state.lock();
+        match verdict {
+            Err(reason) => {
+                state.active_down = true;
+                state.last_failure = Some(now);
+                if !state.announced_down {
+                    state.announced_down = true;
+                    log::warn!("target {} down: {reason}", self.name);
+                }
+            }
+            Ok(()) => {
+                // Checks passing outweigh older passive failures.
+                state.active_down = false;
+                state.down_until = None;
+                state.fails = 0;
+                state.window_start = None;
+                if state.announced_down {
+                    state.announced_down = false;
+                    log::info!("target {} up", self.name);
+                }
+            }
+        }
+    }
+
+    /// Whether the checker has it down.
+    pub fn active_down(&self) -> bool {
+        self.state.lock().active_down
+    }
+
+    fn marks(&self) -> u64 {
+        self.state.lock().marks
+    }
+}
+
+/// Active check settings.
+#[derive(Clone, Debug)]
+pub struct Active {
+    pub path: String,
+    pub interval: Duration,
+    /// Each probe's connect and read timeout.
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+/// A target as the checker sees it.
+pub struct Probe {
+    pub name: Arc<str>,
+    pub addr: SocketAddr,
+    pub health: Arc<Health>,
+}
+
+/// Consecutive probe results, counted towards `rise` or `fall`.
+#[derive(Default)]
+struct Streak {
+    good: u32,
+    bad: u32,
+    /// The target's passive marks when last looked at.
+    marks_seen: u64,
+    /// Passively marked since: `rise` good probes bring it back early.
+    rise_pending: bool,
+}
+
+/// The checker thread; stopped by [`Checker::stop`] (or on drop).
+pub struct Checker {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checker {
+    pub fn start(probes: Vec<Probe>, settings: Active) -> io::Result<Checker> {
+        let (stop, stopped) = bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("health".into())
+            .spawn(move || check_loop(&probes, &settings, &stopped))?;
+        Ok(Checker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread; returns once it has ended (at most one probe's
+    /// timeout later).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        // Dropping the sender wakes the thread's wait.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn check_loop(probes: &[Probe], settings: &Active, stopped: &Receiver<()>) {
+    let mut streaks: Vec<Streak> = probes.iter().map(|_| Streak::default()).collect();
+    loop {
+        for (probe, streak) in probes.iter().zip(&mut streaks) {
+            if !matches!(
+                stopped.try_recv(),
+                Err(crossbeam_channel::TryRecvError::Empty)
+            ) {
+                return;
+            }
+            let result = probe_once(probe, settings);
+            apply(&probe.health, streak, settings, Instant::now(), result);
+        }
+        match stopped.recv_timeout(settings.interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Counts one probe result and flips the target's state at a threshold.
+fn apply(
+    health: &Health,
+    streak: &mut Streak,
+    settings: &Active,
+    now: Instant,
+    result: Result<(), String>,
+) {
+    // A target the proxy took out for failing requests comes back after
+    // `rise` good probes counted from then, rather than after fail_timeout.
+    let marks = health.marks();
+    if marks != streak.marks_seen {
+        streak.marks_seen = marks;
+        streak.good = 0;
+        streak.rise_pending = true;
+    }
+    match result {
+        Ok(()) => {
+            streak.bad = 0;
+            streak.good = streak.good.saturating_add(1);
+            if streak.good >= settings.rise && (health.active_down() || streak.rise_pending) {
+                streak.rise_pending = false;
+                health.set_active(now, Ok(()));
+            }
+        }
+        Err(reason) => {
+            streak.good = 0;
+            streak.bad = streak.bad.saturating_add(1);
+            if streak.bad >= settings.fall && !health.active_down() {
+                let reason = format!(
+                    "health check {} failed {} time(s): {reason}",
+                    settings.path, streak.bad
+                );
+                health.set_active(now, Err(&reason));
+            }
+        }
+    }
+}
+
+/// One `GET path` on a fresh connection: a 2xx or 3xx status is healthy.
+fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
+    let mut stream = TcpStream::connect_timeout(&probe.addr, settings.timeout)
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(settings.timeout))
+        .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
+        settings.path, probe.name
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("cannot send: {e}"))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let mut scanned = 0;
+    loop {
+        match find_head_end(&buf, &mut scanned) {
+            Ok(Some(len)) => {
+                let head = parse_response(&buf[..len]).map_err(|e| format!("bad reply: {e}"))?;
+                return match head.status {
+                    200..=399 => Ok(()),
+                    status => Err(format!("status {status}")),
+                };
+            }
+            Ok(None) if buf.len() > MAX_PROBE_HEAD => return Err("reply head too large".into()),
+            Ok(None) => {}
+            Err(e) => return Err(format!("bad reply: {e}")),
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("closed without a reply".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("no reply: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(max_fails: u32, secs: u64) -> Health {
+        Health::new(
+            "t:1".into(),
+            Passive {
+                max_fails,
+                fail_timeout: Duration::from_secs(secs),
+            },
+        )
+    }
+
+    #[test]
+    fn max_fails_within_fail_timeout_take_a_target_out_for_fail_timeout() {
+        let h = health(3, 10);
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        h.failed(t0, "x");
+        h.failed(t0 + s(1), "x");
+        assert!(h.usable(t0 + s(2)));
+        h.failed(t0 + s(2), "x");
+        assert!(!h.usable(t0 + s(2)));
+        assert!(!h.usable(t0 + s(11)));
+        assert!(h.usable(t0 + s(12)));
+        assert_eq!(h.last_failure(), Some(t0 + s(2)));
+    }
+
+    #[test]
+    fn failures_spread_wider_than_fail_timeout_do_not_add_up() {
+        let h = health(2, 10);
+        let t0 = Instant::now();
+        h.failed(t0, "x");
+        h.failed(t0 + Duration::from_secs(11), "x");
+        assert!(h.usable(t0 + Duration::from_secs(11)));
+        h.failed(t0 + Duration::from_secs(12), "x");
+        assert!(!h.usable(t0 + Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn a_success_clears_the_count_and_max_fails_zero_disables() {
+        let h = health(2, 10);
+        let t0 = Instant::now();
+        h.failed(t0, "x");
+        h.succeeded();
+        h.failed(t0, "x");
+        assert!(h.usable(t0));
+
+        let never = health(0, 10);
+        for _ in 0..100 {
+            never.failed(t0, "x");
+        }
+        assert!(never.usable(t0));
+        assert_eq!(never.last_failure(), Some(t0));
+    }
+
+    #[test]
+    fn rise_and_fall_thresholds() {
+        let h = health(1, 10);
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        };
+        let now = Instant::now();
+        let mut streak = Streak::default();
+        let bad = || Err("status 503".to_string());
+        apply(&h, &mut streak, &settings, now, bad());
+        apply(&h, &mut streak, &settings, now, bad());
+        assert!(h.usable(now));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        apply(&h, &mut streak, &settings, now, bad());
+        apply(&h, &mut streak, &settings, now, bad());
+        assert!(h.usable(now), "the good probe reset the streak");
+        apply(&h, &mut streak, &settings, now, bad());
+        assert!(!h.usable(now));
+        assert_eq!(h.last_failure(), Some(now));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        assert!(!h.usable(now));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn rise_good_probes_after_a_passive_mark_bring_a_target_back() {
+        let h = health(1, 3600);
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        };
+        let now = Instant::now();
+        let mut streak = Streak::default();
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.failed(now, "refused");
+        assert!(!h.usable(now));
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        assert!(!h.usable(now), "one good probe is not enough");
+        apply(&h, &mut streak, &settings, now, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn the_checker_probes_and_stops_within_its_interval() {
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let probes = Arc::new(AtomicUsize::new(0));
+        let seen = probes.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let h = Arc::new(health(1, 10));
+        let probe = Probe {
+            name: "t:1".into(),
+            addr,
+            health: h.clone(),
+        };
+        // An hour between rounds: stopping must not wait for it.
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(5),
+            rise: 1,
+            fall: 1,
+        };
+        let checker = Checker::start(vec![probe], settings).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.usable(Instant::now()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!h.usable(Instant::now()), "a 503 probe did not take it out");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            checker.stop();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the checker did not stop");
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn checks_passing_clear_a_passive_mark() {
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.failed(now, "refused");
+        assert!(!h.usable(now));
+        h.set_active(now, Err("status 500"));
+        h.set_active(now, Ok(()));
+        assert!(h.usable(now));
+    }
+}

@@ -1,0 +1,562 @@
+//! Load balancing and resilience: algorithms, dead and returning targets,
+//! retries, and backends that fail in every way before answering.
+
+mod support;
+
+use inverso::config::{Balance, Loader};
+use inverso::{Config, Server};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use support::*;
+
+// ------------------------------------------------------- a killable backend
+
+/// A backend that can be killed (its listener closed, so connecting is
+/// refused, and its open connections cut) and brought back on the same
+/// port. `GET /health` answers 200 or 503 after [`Killable::healthy`];
+/// anything else gets 200, `X-Backend: name` and the name as body.
+#[derive(Clone)]
+struct Killable {
+    name: String,
+    addr: SocketAddr,
+    /// Requests other than health probes.
+    requests: Arc<AtomicUsize>,
+    probes: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+    alive: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    acceptor: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Killable {
+    fn start(name: &str) -> Killable {
+        Killable::start_on(name, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    fn start_on(name: &str, ip: IpAddr) -> Killable {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
+        let k = Killable {
+            name: name.to_string(),
+            addr: listener.local_addr().unwrap(),
+            requests: Arc::default(),
+            probes: Arc::default(),
+            healthy: Arc::new(AtomicBool::new(true)),
+            alive: Arc::new(AtomicBool::new(true)),
+            conns: Arc::default(),
+            acceptor: Arc::default(),
+        };
+        k.listen(listener);
+        k
+    }
+
+    fn listen(&self, listener: TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        self.alive.store(true, Ordering::SeqCst);
+        let k = self.clone();
+        let thread = std::thread::spawn(move || {
+            // Polls so that `kill` can close the listener: a blocking
+            // accept cannot be interrupted portably.
+            while k.alive.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        k.conns.lock().unwrap().push(stream.try_clone().unwrap());
+                        let k = k.clone();
+                        std::thread::spawn(move || k.serve(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        *self.acceptor.lock().unwrap() = Some(thread);
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+        let mut out = stream.try_clone().unwrap();
+        let mut reader = Reader::new(stream);
+        while let Ok(Some(head)) = reader.read_head() {
+            if !self.alive.load(Ordering::SeqCst) {
+                return;
+            }
+            if head.start_line.starts_with("GET /health ") {
+                self.probes.fetch_add(1, Ordering::SeqCst);
+                let status = if self.healthy.load(Ordering::SeqCst) {
+                    200
+                } else {
+                    503
+                };
+                respond(&mut out, status, &[], b"");
+            } else {
+                self.requests.fetch_add(1, Ordering::SeqCst);
+                respond(
+                    &mut out,
+                    200,
+                    &[("X-Backend", &self.name)],
+                    self.name.as_bytes(),
+                );
+            }
+        }
+    }
+
+    /// Closes the listener and every open connection; returns once
+    /// connecting is refused.
+    fn kill(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        if let Some(thread) = self.acceptor.lock().unwrap().take() {
+            thread.join().unwrap();
+        }
+        for conn in self.conns.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Listens again on the same address.
+    fn revive(&self) {
+        self.listen(TcpListener::bind(self.addr).unwrap());
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn probes(&self) -> usize {
+        self.probes.load(Ordering::SeqCst)
+    }
+}
+
+/// `GET path` on a new connection; the status and `X-Backend`.
+fn get(proxy: &Proxy, path: &str) -> (u16, String) {
+    let response = proxy.connect().get(path);
+    let backend = response.header("x-backend").unwrap_or("-").to_string();
+    (response.status, backend)
+}
+
+/// How many responses came from each backend.
+fn tally(names: &[String]) -> HashMap<&str, usize> {
+    let mut counts = HashMap::new();
+    for name in names {
+        *counts.entry(name.as_str()).or_default() += 1;
+    }
+    counts
+}
+
+// ------------------------------------------------------------- dead targets
+
+#[test]
+fn three_targets_one_dead_no_failed_get_in_100() {
+    // With passive health (the dead target is soon skipped) and without
+    // (every pick of it is retried elsewhere).
+    for max_fails in [1, 0] {
+        let a = Backend::echo("a");
+        let b = Backend::echo("b");
+        let proxy = start_proxy(&[a.addr, dead_addr(), b.addr], |c| c.max_fails = max_fails);
+        let mut client = proxy.connect();
+        for i in 0..100 {
+            let response = client.get(&format!("/{i}"));
+            assert_eq!(response.status, 200, "request {i}, max_fails={max_fails}");
+        }
+        assert_eq!(a.requests() + b.requests(), 100);
+        let (a, b) = (a.requests(), b.requests());
+        assert!(a >= 30 && b >= 30, "a: {a}, b: {b}");
+    }
+}
+
+#[test]
+fn a_target_killed_in_the_middle_of_a_load_loop_costs_no_failed_get() {
+    let backends: Vec<Killable> = ["a", "b", "c"].iter().map(|n| Killable::start(n)).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|k| k.addr).collect();
+    let proxy = start_proxy(&addrs, |_| {});
+    // A keep-alive client and one-shot clients: the proxy holds pooled
+    // connections to the victim when it dies.
+    let mut client = proxy.connect();
+    let mut served = Vec::new();
+    for i in 0..150 {
+        if i == 50 {
+            backends[1].kill();
+        }
+        let response = if i % 2 == 0 {
+            client.get(&format!("/{i}"))
+        } else {
+            proxy.connect().get(&format!("/{i}"))
+        };
+        assert_eq!(response.status, 200, "request {i}");
+        served.push(response.header("x-backend").unwrap().to_string());
+    }
+    let before = tally(&served[..50]);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let after = tally(&served[51..]);
+    assert_eq!(after.get("b"), None, "{after:?}");
+    assert!(after["a"] > 30 && after["c"] > 30, "{after:?}");
+}
+
+#[test]
+fn when_every_target_is_down_the_least_recently_failed_is_still_tried() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    // Down for an hour after one failure: only the fallback can reach them.
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        c.max_fails = 1;
+        c.fail_timeout = Duration::from_secs(3600);
+    });
+    a.kill();
+    b.kill();
+    assert_eq!(get(&proxy, "/").0, 502);
+    a.revive();
+    b.revive();
+    // Both are marked down; a request is still tried rather than refused.
+    let (status, _) = get(&proxy, "/");
+    assert_eq!(status, 200);
+}
+
+// --------------------------------------------------------------- algorithms
+
+#[test]
+fn weighted_round_robin_holds_weights_exactly() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        c.balance = Balance::WeightedRoundRobin;
+        c.targets[0].weight = 3;
+    });
+    let mut client = proxy.connect();
+    let served: Vec<String> = (0..40)
+        .map(|i| {
+            let r = client.get(&format!("/{i}"));
+            r.header("x-backend").unwrap().to_string()
+        })
+        .collect();
+    for window in served.windows(4) {
+        let a_count = window.iter().filter(|n| *n == "a").count();
+        assert_eq!(a_count, 3, "{served:?}");
+    }
+    // Interleaved: never four in a row, b at most once per window.
+    assert_eq!(a.requests(), 30);
+    assert_eq!(b.requests(), 10);
+}
+
+#[test]
+fn least_conn_sends_new_requests_away_from_a_busy_target() {
+    let release = Arc::new(AtomicBool::new(false));
+    let slow_backend = |name: &'static str| {
+        let gate = release.clone();
+        Backend::start(name, move |seen, out| {
+            if seen.path() == "/slow" {
+                // Bounded: a test that never releases fails, not hangs.
+                wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            }
+            respond(out, 200, &[("X-Backend", name)], name.as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let a = slow_backend("a");
+    let b = slow_backend("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| c.balance = Balance::LeastConn);
+
+    let mut slow = proxy.connect();
+    slow.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() + b.requests() == 1));
+    let (busy, idle) = if a.requests() == 1 {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+
+    // Every new request goes to the idle target (round robin would send
+    // every other one to the busy target, where it would wait).
+    let mut client = proxy.connect();
+    for i in 0..20 {
+        let response = client.get(&format!("/fast/{i}"));
+        assert_eq!(response.header("x-backend"), Some(idle), "request {i}");
+    }
+    release.store(true, Ordering::SeqCst);
+    let response = slow.response();
+    assert_eq!(response.header("x-backend"), Some(busy));
+    // Both idle again: ties are broken round robin.
+    let served: Vec<String> = (0..10).map(|i| get(&proxy, &format!("/{i}")).1).collect();
+    let counts = tally(&served);
+    assert_eq!((counts["a"], counts["b"]), (5, 5), "{served:?}");
+}
+
+#[test]
+fn ip_hash_keeps_a_client_on_one_target() {
+    let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::echo(n)).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let proxy = start_proxy(&addrs, |c| c.balance = Balance::IpHash);
+    let served: Vec<String> = (0..30)
+        .map(|i| {
+            let r = proxy.connect().get(&format!("/{i}"));
+            assert_eq!(r.status, 200);
+            r.body_str().split(' ').next().unwrap().to_string()
+        })
+        .collect();
+    assert!(served.iter().all(|s| *s == served[0]), "{served:?}");
+}
+
+#[test]
+fn random_two_spreads_requests_over_every_target() {
+    let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::echo(n)).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let proxy = start_proxy(&addrs, |c| c.balance = Balance::RandomTwo);
+    let mut client = proxy.connect();
+    for i in 0..90 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    // Sequential requests: every draw is a tie, so the choice is uniform.
+    for b in &backends {
+        assert!(b.requests() >= 10, "{}: {}", b.name, b.requests());
+    }
+}
+
+// ------------------------------------------------------------ active checks
+
+fn checks(config: &mut Config) {
+    config.health_check_path = Some("/health".to_string());
+    config.health_check_interval = Duration::from_millis(20);
+    config.health_check_rise = 2;
+    config.health_check_fall = 2;
+    // Passive marks last an hour: only the checks can bring a target back.
+    config.max_fails = 1;
+    config.fail_timeout = Duration::from_secs(3600);
+}
+
+#[test]
+fn a_target_failing_its_checks_gets_no_traffic_until_they_pass() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    b.healthy.store(false, Ordering::SeqCst);
+    let proxy = start_proxy(&[a.addr, b.addr], checks);
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
+    for i in 0..20 {
+        assert_eq!(get(&proxy, &format!("/{i}")), (200, "a".to_string()));
+    }
+    assert_eq!(b.requests(), 0);
+
+    b.healthy.store(true, Ordering::SeqCst);
+    // Bounded: each round is one request, the deadline caps the rounds.
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/again").1 == "b"),
+        "b never used again"
+    );
+}
+
+#[test]
+fn a_target_that_comes_back_is_used_again_after_its_checks_pass() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let proxy = start_proxy(&[a.addr, b.addr], checks);
+    assert!(wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"));
+
+    b.kill();
+    for i in 0..20 {
+        assert_eq!(
+            get(&proxy, &format!("/{i}")),
+            (200, "a".to_string()),
+            "request {i}"
+        );
+    }
+    b.revive();
+    // Marked down by a failed request (for an hour) and by its probes:
+    // the probes passing again are what brings it back.
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/back").1 == "b"),
+        "b never used again"
+    );
+}
+
+#[test]
+fn the_checker_stops_with_the_server() {
+    let a = Killable::start("a");
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        checks(c);
+        // The checker spends its time waiting for the next round: shutdown
+        // must interrupt that wait, not sit it out.
+        c.health_check_interval = Duration::from_secs(3600);
+    });
+    assert!(wait_until(WAIT_LIMIT, || a.probes() >= 1));
+    // Bounded by WAIT_LIMIT inside `shutdown`.
+    assert!(proxy.shutdown(Duration::from_secs(1)));
+    assert_eq!(a.probes(), 1);
+}
+
+#[test]
+fn a_reload_points_the_checker_at_the_new_targets() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut next = Config::with_targets(vec![target(a.addr), target(b.addr)]);
+    next.log_to_stdout = false;
+    next.cache_size = 0;
+    next.path_to_persistence = None;
+    checks(&mut next);
+    proxy.handle().control().reload(next).unwrap();
+    assert!(wait_until(WAIT_LIMIT, || a.probes() >= 1 && b.probes() >= 1));
+    assert!(proxy.shutdown(Duration::from_secs(1)));
+}
+
+// ------------------------------------------------------------- bad backends
+
+fn short_timeout(config: &mut Config) {
+    config.connection_timeout = Duration::from_millis(300);
+    // Keep every target in rotation: the tests choose targets by turn.
+    config.max_fails = 0;
+}
+
+/// A backend that reads each request and then resets the connection
+/// without a byte of response.
+fn resetting_backend() -> Backend {
+    Backend::start("reset", |_, out| {
+        let _ = socket2::SockRef::from(&*out).set_linger(Some(Duration::ZERO));
+        Action::Close
+    })
+}
+
+/// Sends `request` on a new connection; the response must come, and come
+/// before the client's own read timeout.
+fn send(proxy: &Proxy, request: &[u8]) -> Response {
+    let mut client = proxy.connect();
+    client.send(request);
+    client.response()
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+const POST: &[u8] = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+
+/// The answer to `request` from a new proxy in front of `bad` then
+/// `good`: round robin sends its first request to `bad`.
+fn first_answer(bad: &Backend, good: &Backend, request: &[u8]) -> Response {
+    let proxy = start_proxy(&[bad.addr, good.addr], short_timeout);
+    send(&proxy, request)
+}
+
+#[test]
+fn a_backend_that_never_answers_costs_a_get_a_retry_and_a_post_a_504() {
+    let hang = Backend::start("hang", |_, _| Action::Hang);
+    let good = Backend::echo("good");
+    let response = first_answer(&hang, &good, GET);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-backend"), Some("good"));
+    assert_eq!(first_answer(&hang, &good, POST).status, 504);
+    assert_eq!(hang.requests(), 2);
+    assert_eq!(good.requests(), 1);
+}
+
+#[test]
+fn a_backend_answering_garbage_costs_a_get_a_retry_and_a_post_a_502() {
+    let garbage = Backend::start("garbage", |_, out| {
+        let _ = out.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
+        Action::Close
+    });
+    let good = Backend::echo("good");
+    let response = first_answer(&garbage, &good, GET);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-backend"), Some("good"));
+    assert_eq!(first_answer(&garbage, &good, POST).status, 502);
+    assert_eq!(garbage.requests(), 2);
+    assert_eq!(good.requests(), 1);
+}
+
+#[test]
+fn a_reset_before_the_response_costs_a_get_a_retry_and_a_post_a_502() {
+    let reset = resetting_backend();
+    let good = Backend::echo("good");
+    let response = first_answer(&reset, &good, GET);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-backend"), Some("good"));
+    // The backend may have acted on the POST: it is not sent twice.
+    assert_eq!(first_answer(&reset, &good, POST).status, 502);
+    assert_eq!(reset.requests(), 2);
+    assert_eq!(good.requests(), 1);
+}
+
+#[test]
+fn a_streamed_body_is_never_replayed_but_an_unsent_one_moves_on() {
+    // Larger than what the proxy buffers: streamed to the backend.
+    let body = pattern(200_000);
+    let mut post = format!(
+        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    post.extend_from_slice(&body);
+
+    let reset = resetting_backend();
+    let good = Backend::echo("good");
+    assert_eq!(first_answer(&reset, &good, &post).status, 502);
+    assert_eq!(reset.requests(), 1);
+    assert_eq!(good.requests(), 0);
+
+    // Connecting failed: nothing was read from the client yet, so the
+    // request goes to the next target whole.
+    let good = Backend::echo("good");
+    let proxy = start_proxy(&[dead_addr(), good.addr], short_timeout);
+    let response = send(&proxy, &post);
+    assert_eq!(response.status, 200);
+    let expect = format!("good POST /big len=200000 fnv={:016x}", fnv(&body));
+    assert_eq!(response.body_str(), expect);
+}
+
+#[test]
+fn retries_zero_answers_the_first_failure() {
+    let good = Backend::echo("good");
+    let proxy = start_proxy(&[dead_addr(), good.addr], |c| {
+        c.retries = Some(0);
+        c.max_fails = 0;
+    });
+    assert_eq!(send(&proxy, GET).status, 502);
+    assert_eq!(send(&proxy, GET).status, 200);
+}
+
+// --------------------------------------------------------- targets by name
+
+#[test]
+fn targets_are_given_by_name() {
+    // Whatever `localhost` resolves to first is where the backend listens.
+    let ip = ("localhost", 0)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap()
+        .ip();
+    let a = Killable::start_on("a", ip);
+    let mut loader = Loader::new();
+    loader
+        .file(
+            "proxy.conf",
+            &format!(
+                "targets = localhost:{}\ncache_size = 0\npath_to_persistence =\n",
+                a.addr.port()
+            ),
+        )
+        .unwrap();
+    let mut config = loader.build().unwrap();
+    assert_eq!(
+        config.targets[0].name,
+        format!("localhost:{}", a.addr.port())
+    );
+    config.log_to_stdout = false;
+    let handle = Server::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), config).unwrap();
+    let response = Client::connect(handle.local_addr()).get("/");
+    assert_eq!(response.header("x-backend"), Some("a"));
+    handle.shutdown(Duration::from_secs(1));
+
+    let mut loader = Loader::new();
+    loader
+        .file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1, no-such-host.invalid:80\n",
+        )
+        .unwrap();
+    let e = loader.build().unwrap_err();
+    assert_eq!(e.place, "proxy.conf:1");
+    assert!(
+        e.message.contains("no-such-host.invalid:80") && e.message.contains("does not resolve"),
+        "{e}"
+    );
+}
