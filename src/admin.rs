@@ -318,12 +318,19 @@ pub fn metrics_text(shared: &Shared) -> String {
             "gauge",
             "Requests at each backend right now.",
         ),
+        (
+            "inverso_upstream_up",
+            "gauge",
+            "1 while a backend is in rotation, 0 while health checks or failures keep it out.",
+        ),
     ] {
         family(&mut out, name, kind, help);
+        let now = std::time::Instant::now();
         for t in targets {
-            let value = match kind {
-                "gauge" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
-                _ if name.contains("failures") => t.stats.failures.load(Ordering::Relaxed),
+            let value = match name {
+                "inverso_upstream_up" => u64::from(t.health.usable(now)),
+                "inverso_upstream_in_flight" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
+                "inverso_upstream_failures_total" => t.stats.failures.load(Ordering::Relaxed),
                 _ => t.stats.requests.load(Ordering::Relaxed),
             };
             let _ = writeln!(out, "{name}{{target=\"{}\"}} {value}", label(&t.name));
@@ -439,8 +446,9 @@ pub fn status_json(shared: &Shared) -> String {
         json::push_str(&mut out, &t.addr.to_string());
         let _ = write!(
             out,
-            ",\"weight\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            ",\"weight\":{},\"healthy\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
             t.weight,
+            t.health.usable(std::time::Instant::now()),
             t.stats.in_flight.load(Ordering::Relaxed),
             t.stats.requests.load(Ordering::Relaxed),
             t.stats.failures.load(Ordering::Relaxed),

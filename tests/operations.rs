@@ -328,6 +328,9 @@ fn metrics_count_requests_by_class_target_and_duration() {
         );
         assert_eq!(m[&format!("inverso_upstream_in_flight{label}")], 0.0);
     }
+    for addr in [a.addr, b.addr] {
+        assert_eq!(m[&format!("inverso_upstream_up{{target=\"{addr}\"}}")], 1.0);
+    }
     // The client connection is open while we scrape.
     assert!(m["inverso_connections_in_flight"] >= 1.0);
     // No cache, no cache families.
@@ -393,6 +396,9 @@ fn status_is_json_with_targets_and_cache() {
     assert_eq!(targets[1].get("address").str(), dead.to_string());
     assert_eq!(targets[1].get("weight").num(), 3.0);
     assert_eq!(targets[1].get("failures").num(), 1.0);
+    // One failure (max_fails = 1) takes the dead target out of rotation.
+    assert_eq!(targets[0].get("healthy"), &Json::Bool(true));
+    assert_eq!(targets[1].get("healthy"), &Json::Bool(false));
     let cache = status.get("cache");
     assert_eq!(cache.get("enabled"), &Json::Bool(true));
     assert_eq!(cache.get("misses").num(), 1.0);

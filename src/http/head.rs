@@ -255,7 +255,7 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
         }
     }
     let max_headers = limits.max_headers.min(MAX_HEADERS);
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut storage = header_storage(head, max_headers);
     let mut req = httparse::Request::new(&mut storage);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
@@ -466,9 +466,18 @@ pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Room for httparse to put the fields of `head`: one slot per line (an
+/// upper bound on the fields), at most `max`, on the heap. A fixed array of
+/// `MAX_HEADERS` on the stack would be 8 KiB that every worker thread
+/// touches once and then keeps resident while it idles.
+fn header_storage(head: &[u8], max: usize) -> Vec<httparse::Header<'static>> {
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    vec![httparse::EMPTY_HEADER; lines.min(max)]
+}
+
 /// Parses a complete response head from a backend.
 pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut storage = header_storage(head, MAX_HEADERS);
     let mut res = httparse::Response::new(&mut storage);
     match res.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}

@@ -206,6 +206,11 @@ pub fn serve(
 
 /// Stops sending, then reads and drops what the client still sends until it
 /// closes, for a bounded time and amount (see [`LINGER_TIME`]).
+///
+/// Never inlined: its buffer would otherwise sit in the frame of `serve`,
+/// pushing every call below it a page deeper into the stack of every
+/// worker, a page each idle connection then keeps resident.
+#[inline(never)]
 fn linger(mut stream: &TcpStream) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
