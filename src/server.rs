@@ -493,7 +493,6 @@ fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
         .name("worker".into())
         .stack_size(WORKER_STACK)
         .spawn(move || {
-            crate::sched::batch_current_thread();
             run(first, &inner);
             while let Ok(job) = jobs.recv_timeout(WORKER_IDLE) {
                 run(job, &inner);
@@ -507,6 +506,7 @@ fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
 }
 
 fn run(job: Job, inner: &Inner) {
+    crate::sched::set_batch(inner.current.get().config.batch_scheduling);
     if !cfg!(target_os = "linux") {
         let _ = job.stream.set_nodelay(true);
         let _ = job.stream.set_read_timeout(Some(inner.inherited_timeout));
