@@ -19,6 +19,18 @@ struct Civil {
     weekday: usize, // index into DAYS (0 = Thursday, 1970-01-01)
 }
 
+impl Civil {
+    fn month_name(&self) -> &'static str {
+        MONTHS[self.month as usize - 1]
+    }
+
+    /// `hh:mm:ss`.
+    fn clock(&self) -> String {
+        let s = self.secs_of_day;
+        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
 fn to_civil(t: SystemTime) -> Civil {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let days = secs.div_euclid(86_400);
@@ -55,14 +67,12 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 pub fn format_http_date(t: SystemTime) -> String {
     let c = to_civil(t);
     format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        "{}, {:02} {} {} {} GMT",
         DAYS[c.weekday],
         c.day,
-        MONTHS[c.month as usize - 1],
+        c.month_name(),
         c.year,
-        c.secs_of_day / 3600,
-        c.secs_of_day / 60 % 60,
-        c.secs_of_day % 60
+        c.clock()
     )
 }
 
@@ -70,13 +80,11 @@ pub fn format_http_date(t: SystemTime) -> String {
 pub fn format_clf(t: SystemTime) -> String {
     let c = to_civil(t);
     format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        "{:02}/{}/{}:{} +0000",
         c.day,
-        MONTHS[c.month as usize - 1],
+        c.month_name(),
         c.year,
-        c.secs_of_day / 3600,
-        c.secs_of_day / 60 % 60,
-        c.secs_of_day % 60
+        c.clock()
     )
 }
 
@@ -88,13 +96,11 @@ pub fn format_rfc3339(t: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_millis());
     format!(
-        "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        "{}-{:02}-{:02}T{}.{millis:03}Z",
         c.year,
         c.month,
         c.day,
-        c.secs_of_day / 3600,
-        c.secs_of_day / 60 % 60,
-        c.secs_of_day % 60
+        c.clock()
     )
 }
 
