@@ -1,16 +1,19 @@
 //! The listener, the accept loop and the worker pool.
 //!
 //! Each client connection is served start to end by one OS thread, but
-//! threads are reused: the acceptor offers each new socket to an idle
-//! worker over a zero-capacity channel (the offer succeeds only if a worker
-//! is waiting at that moment), and spawns a new worker only when none is.
-//! Workers that stay unused for a while retire. Spawning a thread per
-//! connection costs a mmap/munmap of its stack and the TLB shootdowns that
-//! go with it: about 140 µs of CPU per connection on our benchmark machine.
+//! threads are reused: idle workers wait in `accept` on the shared
+//! listener, and the one that gets a connection serves it itself, first
+//! spawning a new worker if it was the last one accepting (leader and
+//! followers). Workers unused for a minute retire. Spawning a thread per
+//! connection would cost a mmap/munmap of its stack and the TLB shootdowns
+//! that go with it: about 140 µs of CPU per connection on our benchmark
+//! machine. Accepting in the worker instead of handing sockets over from an
+//! acceptor thread spares a wake-up per connection.
 //!
-//! Shutdown: a flag, a self-connection to wake the blocked `accept`, then
-//! closing the connections that sit idle between requests; connections
-//! that are mid-request finish it (within a grace period) and close.
+//! Shutdown: a flag, `shutdown(SHUT_RD)` on the listener to wake every
+//! blocked `accept`, then closing the connections that sit idle between
+//! requests; connections that are mid-request finish it (within a grace
+//! period) and close.
 //!
 //! Reload: the settings live in one [`Shared`] generation behind
 //! [`Current`]; a reload builds the next generation and swaps it in. Each
@@ -27,14 +30,13 @@ use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, Current, Shared};
 use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long an unused worker thread waits for a connection before it exits.
@@ -144,13 +146,12 @@ impl Server {
             .map_err(StartError::Thread)?;
         drop(first);
         let (stop_tx, stop_rx) = bounded(1);
-        let acceptor = {
-            let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("acceptor".into())
-                .spawn(move || accept_loop(listener, inner))
-                .map_err(StartError::Thread)?
-        };
+        let workers = Arc::new(Workers {
+            listener,
+            inner: inner.clone(),
+            idle: AtomicUsize::new(0),
+        });
+        spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
         let admin = match admin {
             Some(listener) => {
@@ -163,7 +164,7 @@ impl Server {
             inner,
             cache,
             admin,
-            acceptor: Some(acceptor),
+            workers,
             access_log: Some(access_log),
             timer,
             stop_tx,
@@ -212,7 +213,7 @@ pub struct ServerHandle {
     inner: Arc<Inner>,
     cache: Option<Arc<Cache>>,
     admin: Option<Admin>,
-    acceptor: Option<JoinHandle<()>>,
+    workers: Arc<Workers>,
     access_log: Option<AccessLog>,
     timer: Option<Timer>,
     stop_tx: Sender<()>,
@@ -289,10 +290,8 @@ impl ServerHandle {
         if let Some(admin) = self.admin.take() {
             admin.finish();
         }
-        wake_acceptor(self.addr);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+        // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
+        let _ = socket2::SockRef::from(&self.workers.listener).shutdown(Shutdown::Read);
         if let Some(checker) = inner.checker.lock().take() {
             checker.stop();
         }
@@ -402,18 +401,49 @@ impl Drop for Slot {
     }
 }
 
-/// A connection handed to a worker.
+/// A connection being served.
 struct Job {
     stream: Arc<TcpStream>,
     peer: SocketAddr,
     slot: Slot,
 }
 
-fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
-    let (handoff_tx, handoff_rx) = bounded::<Job>(0);
+/// The worker threads and the listener they share. An idle worker is a
+/// thread blocked in `accept`; the one that gets a connection serves it
+/// itself, after making sure another thread is left accepting. No hand-off:
+/// a new connection wakes exactly one thread (Linux wakes one `accept`er per
+/// connection), where an acceptor passing sockets to workers woke two.
+struct Workers {
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    /// Threads blocked in (or about to enter) `accept`.
+    idle: AtomicUsize,
+}
+
+/// Starts one more worker; logs if the system refuses a thread.
+fn spawn_worker(workers: &Arc<Workers>) -> io::Result<()> {
+    let workers = workers.clone();
+    workers.idle.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name("worker".into())
+        .stack_size(WORKER_STACK)
+        .spawn({
+            let workers = workers.clone();
+            move || work(&workers)
+        });
+    if let Err(e) = &spawned {
+        workers.idle.fetch_sub(1, Ordering::SeqCst);
+        log::error!("cannot start a worker thread: {e}");
+    }
+    spawned.map(drop)
+}
+
+fn work(workers: &Arc<Workers>) {
+    let inner = &workers.inner;
     let mut backoff = Duration::from_millis(5);
+    let mut idle_since = Instant::now();
     loop {
-        let accepted = listener.accept();
+        let accepted = workers.listener.accept();
         if inner.shutting_down.load(Ordering::SeqCst) {
             break;
         }
@@ -423,8 +453,14 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
                 (Arc::new(stream), peer)
             }
             // The listener's receive timeout (set for the sockets it
-            // hands out) also bounds `accept`: nothing came, go on.
-            Err(e) if is_timeout(&e) => continue,
+            // hands out) also bounds `accept`: a thread unused for a while
+            // retires, unless it is the last one accepting.
+            Err(e) if is_timeout(&e) => {
+                if idle_since.elapsed() >= WORKER_IDLE && leave_if_not_last(&workers.idle) {
+                    return;
+                }
+                continue;
+            }
             Err(e) => {
                 // Out of descriptors, aborted handshakes...: never fatal.
                 log::warn!("accept failed: {e}; retrying in {backoff:?}");
@@ -433,19 +469,26 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
                 continue;
             }
         };
-        let Some(slot) = register(&inner, &stream) else {
-            reject(stream, 503);
-            continue;
-        };
-        let job = Job { stream, peer, slot };
-        match handoff_tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-                spawn_worker(job, handoff_rx.clone(), inner.clone());
-            }
+        // Leave someone accepting before this thread is busy.
+        if workers.idle.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _ = spawn_worker(workers);
         }
+        match register(inner, &stream) {
+            Some(slot) => run(Job { stream, peer, slot }, inner),
+            None => reject(stream, 503),
+        }
+        workers.idle.fetch_add(1, Ordering::SeqCst);
+        idle_since = Instant::now();
     }
-    // Dropping the sender tells idle workers to exit.
+    workers.idle.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Takes this thread out of the idle count unless it is the last one.
+fn leave_if_not_last(idle: &AtomicUsize) -> bool {
+    idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+        (n > 1).then(|| n - 1)
+    })
+    .is_ok()
 }
 
 /// Takes a slot for a new connection, or `None` over `max_connections`.
@@ -486,23 +529,6 @@ fn reject(stream: Arc<TcpStream>, status: u16) {
     let _ = stream.set_write_timeout(Some(REJECT_WRITE_TIMEOUT));
     let _ = stream.write_all(&error_response(status, true).bytes);
     let _ = stream.shutdown(Shutdown::Write);
-}
-
-fn spawn_worker(first: Job, jobs: Receiver<Job>, inner: Arc<Inner>) {
-    let spawned = std::thread::Builder::new()
-        .name("worker".into())
-        .stack_size(WORKER_STACK)
-        .spawn(move || {
-            run(first, &inner);
-            while let Ok(job) = jobs.recv_timeout(WORKER_IDLE) {
-                run(job, &inner);
-            }
-        });
-    if let Err(e) = spawned {
-        // The job (and its socket) went down with the closure; the client
-        // sees a closed connection. Nothing else to do but say why.
-        log::error!("cannot start a worker thread: {e}");
-    }
 }
 
 fn run(job: Job, inner: &Inner) {
