@@ -518,6 +518,10 @@ fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>) -> Option<Slot> {
 
 /// Answers a connection we will not serve, without ever blocking the
 /// acceptor: non-blocking, one short write, close.
+///
+/// Never inlined: its buffer would otherwise sit in the base frame of
+/// every worker (which now accepts), a page each idle connection keeps.
+#[inline(never)]
 fn reject(stream: Arc<TcpStream>, status: u16) {
     let mut stream = &*stream;
     let _ = stream.set_nonblocking(true);
