@@ -6,7 +6,7 @@
 //! The snapshot goes to DIR (default: the system temporary directory) and
 //! is removed afterwards.
 
-use inverso::cache::policy::{Lifetime, Settings};
+use inverso::cache::policy::Lifetime;
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::ResponseHead;
 use std::path::PathBuf;
@@ -24,13 +24,8 @@ fn main() {
         "inverso-snapshot-timing-{}.bin",
         std::process::id()
     ));
-    let settings = Settings {
-        ttl: Duration::from_secs(3600),
-        cache_unlabeled: false,
-        stale_if_error: Duration::from_secs(3600),
-    };
     let capacity = 2 * TOTAL_BODY as u64;
-    let cache = Cache::new(capacity, capacity, settings);
+    let cache = Cache::new(capacity, capacity);
     let body: Arc<[u8]> = vec![b'x'; TOTAL_BODY / ENTRIES].into();
     let lifetime = Lifetime {
         fresh: Duration::from_secs(3600),
@@ -56,7 +51,7 @@ fn main() {
     let wrote = started.elapsed();
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
 
-    let fresh = Cache::new(capacity, capacity, settings);
+    let fresh = Cache::new(capacity, capacity);
     let started = Instant::now();
     let loaded = timer::load(&fresh, &path);
     let load = started.elapsed();

@@ -15,7 +15,7 @@ use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
 use crate::proxy::{Current, Shared};
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -64,7 +64,7 @@ impl Admin {
 
     fn stop_now(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        crate::server::wake_acceptor(self.addr);
+        wake_acceptor(self.addr);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -75,6 +75,17 @@ impl Drop for Admin {
     fn drop(&mut self) {
         self.stop_now();
     }
+}
+
+/// Connects to our own listener so a blocked `accept` returns and sees the
+/// shutdown flag (a wildcard address is reached through loopback).
+fn wake_acceptor(addr: SocketAddr) {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), Duration::from_secs(1));
 }
 
 fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) {

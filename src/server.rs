@@ -23,7 +23,7 @@
 use crate::access_log::{AccessLog, LogSender, Outputs};
 use crate::admin::Admin;
 use crate::cache::timer::{self, Timer};
-use crate::cache::{policy, Cache};
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::http::conn::is_timeout;
 use crate::metrics::Metrics;
@@ -34,7 +34,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,16 +179,7 @@ fn upstreams_for(config: &Config) -> Upstreams {
 }
 
 fn new_cache(config: &Config) -> Cache {
-    let settings = policy::Settings {
-        ttl: config.ttl,
-        cache_unlabeled: config.cache_unlabeled,
-        stale_if_error: config.stale_if_error,
-    };
-    Cache::new(
-        config.cache_size,
-        config.effective_max_object_size(),
-        settings,
-    )
+    Cache::new(config.cache_size, config.effective_max_object_size())
 }
 
 /// Options set once on the listener instead of three system calls per
@@ -311,17 +302,6 @@ impl ServerHandle {
         }
         clean
     }
-}
-
-/// Connects to our own listener so a blocked `accept` returns and sees the
-/// shutdown flag (a wildcard address is reached through loopback).
-pub(crate) fn wake_acceptor(addr: SocketAddr) {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), Duration::from_secs(1));
 }
 
 struct Inner {

@@ -13,7 +13,7 @@
 mod support;
 
 use inverso::cache::persist::{load_snapshot, write_snapshot, LoadLimits, Record};
-use inverso::cache::policy::{Lifetime, Settings};
+use inverso::cache::policy::Lifetime;
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::date::format_http_date;
 use inverso::http::ResponseHead;
@@ -1438,12 +1438,7 @@ fn a_damaged_snapshot_keeps_what_is_valid() {
 #[test]
 fn ten_thousand_entries_round_trip_through_a_snapshot() {
     const N: usize = 10_000;
-    let settings = Settings {
-        ttl: Duration::from_secs(3600),
-        cache_unlabeled: false,
-        stale_if_error: Duration::from_secs(3600),
-    };
-    let cache = Cache::new(1 << 30, 1 << 20, settings);
+    let cache = Cache::new(1 << 30, 1 << 20);
     for i in 0..N {
         let body = format!("body of entry {i} {}", "x".repeat(i % 300));
         assert!(cache.insert(Entry::from_record(record(&format!("/n/{i}"), &body)).unwrap()));
@@ -1459,7 +1454,7 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
     let before: Vec<Record> = cache.entries().iter().map(|e| e.record.clone()).collect();
     assert_eq!(loaded.records, before);
 
-    let restored = Cache::new(1 << 30, 1 << 20, settings);
+    let restored = Cache::new(1 << 30, 1 << 20);
     assert_eq!(timer::load(&restored, &file), N);
     let after: Vec<Record> = restored
         .entries()

@@ -168,7 +168,6 @@ impl State {
 pub struct Cache {
     state: Mutex<State>,
     max_object_size: u64,
-    pub settings: policy::Settings,
     flights: Mutex<HashMap<String, Arc<Waiter>>>,
     /// Bumped by every change, so the timer knows when to snapshot.
     generation: AtomicU64,
@@ -180,14 +179,13 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(capacity: u64, max_object_size: u64, settings: policy::Settings) -> Cache {
+    pub fn new(capacity: u64, max_object_size: u64) -> Cache {
         Cache {
             state: Mutex::new(State {
                 lru: Lru::new(capacity),
                 vary: HashMap::new(),
             }),
             max_object_size,
-            settings,
             flights: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             touched: AtomicBool::new(false),
@@ -442,12 +440,6 @@ mod tests {
     use super::*;
     use crate::http::Headers;
 
-    const SETTINGS: policy::Settings = policy::Settings {
-        ttl: Duration::from_secs(3600),
-        cache_unlabeled: false,
-        stale_if_error: Duration::from_secs(60),
-    };
-
     fn entry(key: &str, body: &str, fresh: u64, vary: Option<&str>) -> Entry {
         let mut head = ResponseHead::new(200);
         head.headers
@@ -470,7 +462,7 @@ mod tests {
 
     #[test]
     fn lookup_insert_and_variants() {
-        let cache = Cache::new(1 << 20, 1 << 16, SETTINGS);
+        let cache = Cache::new(1 << 20, 1 << 16);
         assert!(cache.lookup("h/a", &Headers::new()).is_none());
         assert!(cache.insert(entry("h/a", "plain", 60, None)));
         assert_eq!(
@@ -491,7 +483,7 @@ mod tests {
 
     #[test]
     fn expiry_is_a_function_of_time() {
-        let cache = Cache::new(1 << 20, 1 << 16, SETTINGS);
+        let cache = Cache::new(1 << 20, 1 << 16);
         cache.insert(entry("h/a", "x", 5, None));
         cache.insert(entry("h/b", "y", 100, None));
         let now = SystemTime::now();
@@ -503,7 +495,7 @@ mod tests {
 
     #[test]
     fn eviction_counts_and_oversize() {
-        let cache = Cache::new(600, 300, SETTINGS);
+        let cache = Cache::new(600, 300);
         let big = "z".repeat(301);
         assert!(!cache.insert(entry("h/big", &big, 60, None)));
         for i in 0..10 {
@@ -525,7 +517,7 @@ mod tests {
 
     #[test]
     fn flights_release_followers() {
-        let cache = Arc::new(Cache::new(1 << 20, 1 << 16, SETTINGS));
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
         let Flight::Leader(guard) = cache.join_flight("k") else {
             panic!("first is the leader")
         };

@@ -68,8 +68,9 @@ impl Shared {
     }
 }
 
-/// The generation of [`Shared`] in force. Read once per request (an `Arc`
-/// clone under a read lock), swapped whole by a reload.
+/// The generation of [`Shared`] in force, swapped whole by a reload. A
+/// connection keeps its copy and checks the generation counter (one
+/// atomic load) per request.
 pub struct Current {
     shared: RwLock<Arc<Shared>>,
     /// Bumped by every reload, so connections notice one with a plain
