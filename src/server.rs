@@ -381,13 +381,6 @@ impl Drop for Slot {
     }
 }
 
-/// A connection being served.
-struct Job {
-    stream: Arc<TcpStream>,
-    peer: SocketAddr,
-    slot: Slot,
-}
-
 /// The worker threads and the listener they share. An idle worker is a
 /// thread blocked in `accept`; the one that gets a connection serves it
 /// itself, after making sure another thread is left accepting. No hand-off:
@@ -453,8 +446,13 @@ fn work(workers: &Arc<Workers>) {
         if workers.idle.fetch_sub(1, Ordering::SeqCst) == 1 {
             let _ = spawn_worker(workers);
         }
-        match register(inner, &stream) {
-            Some(slot) => run(Job { stream, peer, slot }, inner),
+        let shared = inner.current.get();
+        match register(inner, &stream, shared.config.max_connections) {
+            Some(slot) => {
+                crate::sched::set_batch(shared.config.batch_scheduling);
+                drop(shared);
+                serve(stream, peer, slot, inner);
+            }
             None => reject(stream, 503),
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
@@ -472,8 +470,7 @@ fn leave_if_not_last(idle: &AtomicUsize) -> bool {
 }
 
 /// Takes a slot for a new connection, or `None` over `max_connections`.
-fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>) -> Option<Slot> {
-    let max = inner.current.get().config.max_connections;
+fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>, max: usize) -> Option<Slot> {
     let mut connections = inner.connections.lock();
     if connections.live.len() >= max {
         return None;
@@ -496,8 +493,8 @@ fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>) -> Option<Slot> {
     })
 }
 
-/// Answers a connection we will not serve, without ever blocking the
-/// acceptor: non-blocking, one short write, close.
+/// Answers a connection we will not serve, without letting the client hold
+/// the worker: non-blocking, one short write, close.
 ///
 /// Never inlined: its buffer would otherwise sit in the base frame of
 /// every worker (which now accepts), a page each idle connection keeps.
@@ -515,21 +512,21 @@ fn reject(stream: Arc<TcpStream>, status: u16) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-fn run(job: Job, inner: &Inner) {
-    crate::sched::set_batch(inner.current.get().config.batch_scheduling);
+fn serve(stream: Arc<TcpStream>, peer: SocketAddr, slot: Slot, inner: &Inner) {
     if !cfg!(target_os = "linux") {
-        let _ = job.stream.set_nodelay(true);
-        let _ = job.stream.set_read_timeout(Some(inner.inherited_timeout));
-        let _ = job.stream.set_write_timeout(Some(inner.inherited_timeout));
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(inner.inherited_timeout));
+        let _ = stream.set_write_timeout(Some(inner.inherited_timeout));
     }
     proxy::serve(
-        job.stream,
-        job.peer,
+        stream,
+        peer,
         &inner.current,
-        &job.slot.idle,
+        &slot.idle,
         inner.inherited_timeout,
     );
-    drop(job.slot);
+    // Leaving the registry frees the slot only once the socket is done with.
+    drop(slot);
 }
 
 /// Operations on a running server from any thread (the signal thread's):
