@@ -245,6 +245,44 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn a_client_that_asks_to_close_gets_its_whole_response_then_the_end() {
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[], &pattern(50_000));
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    // The client keeps its side open: the proxy must close on its own
+    // after the response, whether it lingers or not.
+    let response = client.get_with("/bye", &[("Connection", "close")]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, pattern(50_000));
+    assert!(response.head.has_token("connection", "close"));
+    assert!(client.is_closed());
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+}
+
+#[test]
+fn a_request_pipelined_behind_a_close_is_not_answered() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n\
+          GET /ignored HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(
+        response.body_str().contains("GET /last"),
+        "{}",
+        response.body_str()
+    );
+    assert!(client.is_closed());
+    assert_eq!(a.requests(), 1);
+}
+
+#[test]
 fn expect_100_continue_gets_continue_before_the_body() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

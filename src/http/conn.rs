@@ -9,8 +9,9 @@ use std::net::TcpStream;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// Bytes read by one `read` call into an empty, released buffer. Small on
-/// purpose: it lives on the stack of a thread that may sit idle for minutes.
+/// Bytes read by one `read` call into an empty, released buffer of a
+/// probing connection. Small on purpose: it lives on the stack of a thread
+/// that may sit idle for minutes.
 const PROBE_BYTES: usize = 1024;
 
 /// Buffers given back by connections that went idle, kept for the next
@@ -47,6 +48,9 @@ pub struct BufConn<S> {
     end: usize,
     /// Size the buffer is given when it is (re)allocated.
     capacity: usize,
+    /// Whether a read into a released buffer goes to a small stack buffer
+    /// first (see [`BufConn::probing`]).
+    probe: bool,
 }
 
 impl<S> BufConn<S> {
@@ -57,7 +61,19 @@ impl<S> BufConn<S> {
             start: 0,
             end: 0,
             capacity,
+            probe: false,
         }
+    }
+
+    /// For a connection that waits, buffer released, for its peer to speak
+    /// (a client between requests): that wait reads into a small stack
+    /// buffer, so an idle connection holds no heap. A connection that is
+    /// only read right after it was written to (a backend's) is better off
+    /// reading straight into a full buffer: a whole response in one read.
+    pub fn probing(stream: S, capacity: usize) -> Self {
+        let mut conn = BufConn::new(stream, capacity);
+        conn.probe = true;
+        conn
     }
 
     pub fn get_ref(&self) -> &S {
@@ -111,7 +127,12 @@ impl<S: Read> BufConn<S> {
     /// checking `buffered().len()` against their own limits first.
     pub fn fill(&mut self) -> io::Result<usize> {
         if self.buf.is_empty() {
-            return self.fill_released();
+            if self.probe {
+                return self.fill_released();
+            }
+            self.buf = take_buffer(self.capacity);
+            self.start = 0;
+            self.end = 0;
         }
         if self.start == self.end {
             self.start = 0;
@@ -224,13 +245,27 @@ mod tests {
     }
 
     #[test]
-    fn release_then_fill_again() {
-        let mut c = BufConn::new(&b"hello world"[..], 8);
-        assert_eq!(c.fill().unwrap(), 11);
-        c.consume(11);
+    fn probing_release_then_fill_again() {
+        let mut c = BufConn::probing(&b"hello world, again"[..], 8);
+        // The probe takes all that fits in it, more than `capacity`.
+        assert_eq!(c.fill().unwrap(), 18);
+        c.consume(18);
         c.release_if_empty();
         assert!(c.buf.is_empty());
         assert_eq!(c.fill().unwrap(), 0);
+        assert!(c.buf.is_empty(), "nothing read, nothing allocated");
+    }
+
+    #[test]
+    fn plain_fill_after_release_reads_into_a_full_buffer() {
+        let mut c = BufConn::new(&b"hello world"[..], 8);
+        assert_eq!(c.fill().unwrap(), 8);
+        c.consume(8);
+        c.release_if_empty();
+        assert!(c.buf.is_empty());
+        assert_eq!(c.fill().unwrap(), 3);
+        assert_eq!(c.buffered(), b"rld");
+        assert_eq!(c.buf.len(), 8);
     }
 
     #[test]

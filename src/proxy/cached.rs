@@ -313,5 +313,6 @@ fn serve_entry(
         upstream,
         keep_alive,
         cache: Some(status.name()),
+        linger: true,
     })
 }

@@ -36,7 +36,9 @@ const MAX_LEADING_EMPTY_LINES: usize = 4;
 /// Lingering close (as nginx does): after the last response on a connection
 /// we close, input is read and dropped for at most this long, or this many
 /// bytes, so the kernel does not answer unread input with a reset that can
-/// destroy our response before the client reads it.
+/// destroy our response before the client reads it. Skipped when the client
+/// itself asked to close and nothing of its is left unread (see
+/// [`Outcome::linger`]).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_READ_TIMEOUT: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 256 * 1024;
@@ -127,7 +129,7 @@ pub fn serve(
     let mut shared = current.get();
     let mut timeout = inherited;
     let mut client = Client {
-        conn: BufConn::new(SharedStream(stream), CLIENT_BUFFER),
+        conn: BufConn::probing(SharedStream(stream), CLIENT_BUFFER),
         peer: peer.ip(),
         timeout,
         header_timeout: timeout,
@@ -196,13 +198,23 @@ pub fn serve(
             heads,
         });
         if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
-            if !shared.shutting_down.load(Ordering::SeqCst) {
+            let unread = !client.conn.buffered().is_empty() || has_input(client.conn.get_ref());
+            if (outcome.linger || unread) && !shared.shutting_down.load(Ordering::SeqCst) {
                 linger(client.conn.get_ref());
             }
             break;
         }
         client.conn.release_if_empty();
     }
+}
+
+/// Whether the client has sent bytes that are waiting to be read (one
+/// non-blocking peek).
+fn has_input(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    let peeked = socket2::SockRef::from(stream)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    matches!(peeked, Ok(n) if n > 0)
 }
 
 /// Stops sending, then reads and drops what the client still sends until it
@@ -365,6 +377,12 @@ struct Outcome {
     keep_alive: bool,
     /// The X-Cache status, when the cache is on.
     cache: Option<&'static str>,
+    /// Whether closing after this exchange must linger (see [`linger`]):
+    /// true unless the client asked to close and its whole request was
+    /// read, so that it has nothing more to send. nginx's `lingering_close
+    /// on` makes the same guess; lingering on every close costs a thread
+    /// wake-up per connection for nothing.
+    linger: bool,
 }
 
 impl Outcome {
@@ -375,6 +393,7 @@ impl Outcome {
             upstream: None,
             keep_alive: false,
             cache: None,
+            linger: true,
         }
     }
 }
@@ -462,12 +481,20 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             .get_ref()
             .set_read_timeout(Some(client.body_timeout));
     }
+    // Bodies up to REPLAYABLE_BODY are read whole before anything else
+    // happens; a streamed one may be cut short by an early response.
+    let read_whole = matches!(body_kind, BodyKind::Empty)
+        || matches!(body_kind, BodyKind::Length(n) if n <= REPLAYABLE_BODY);
+    let client_closes = !head.wants_keep_alive() && read_whole;
     let forwarded = forward(client, head, body_kind, shared);
     if has_body {
         let _ = client.conn.get_ref().set_read_timeout(Some(client.timeout));
     }
     let outcome = match forwarded {
-        Ok(outcome) => outcome,
+        Ok(outcome) => Outcome {
+            linger: !client_closes,
+            ..outcome
+        },
         Err(refusal) => {
             let bytes = match refusal.status {
                 Some(status) => client.send_error(status, !refusal.keep_alive),
@@ -479,6 +506,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                 upstream: refusal.upstream,
                 keep_alive: refusal.keep_alive && refusal.status.is_some(),
                 cache: None,
+                linger: true,
             }
         }
     };

@@ -630,6 +630,7 @@ fn send_response(
         upstream: None,
         keep_alive: prepared.keep_alive,
         cache: None,
+        linger: true,
     };
     Ok((outcome, prepared.upstream_reusable && reader.is_done()))
 }

@@ -74,6 +74,7 @@ pub(super) fn run(
         upstream: upstream.clone(),
         keep_alive: false,
         cache: None,
+        linger: true,
     };
     if client.conn.get_mut().write_all(&head).is_err() {
         return Ok(closing(0));
