@@ -199,6 +199,14 @@ impl Deref for SharedStream {
     }
 }
 
+/// Looks at what is waiting to be read on `stream` without taking it or
+/// blocking: `Ok(0)` at the end of the stream, `WouldBlock` when nothing
+/// has arrived.
+pub fn peek(stream: &TcpStream) -> io::Result<usize> {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    socket2::SockRef::from(stream).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+}
+
 fn read_retrying<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match stream.read(buf) {

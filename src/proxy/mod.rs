@@ -10,10 +10,11 @@ mod tunnel;
 use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
-use crate::http::conn::{is_timeout, SharedStream};
+use crate::http::conn::{is_timeout, peek, SharedStream};
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
 use crate::metrics::Metrics;
+use crate::sched::{self, Peer};
 use crate::upstream::Upstreams;
 use origin::{Relay, RequestBody, Send};
 use parking_lot::RwLock;
@@ -198,7 +199,8 @@ pub fn serve(
             heads,
         });
         if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
-            let unread = !client.conn.buffered().is_empty() || has_input(client.conn.get_ref());
+            let unread = !client.conn.buffered().is_empty()
+                || matches!(peek(client.conn.get_ref()), Ok(n) if n > 0);
             if (outcome.linger || unread) && !shared.shutting_down.load(Ordering::SeqCst) {
                 linger(client.conn.get_ref());
             }
@@ -206,15 +208,6 @@ pub fn serve(
         }
         client.conn.release_if_empty();
     }
-}
-
-/// Whether the client has sent bytes that are waiting to be read (one
-/// non-blocking peek).
-fn has_input(stream: &TcpStream) -> bool {
-    let mut byte = [std::mem::MaybeUninit::uninit()];
-    let peeked = socket2::SockRef::from(stream)
-        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
-    matches!(peeked, Ok(n) if n > 0)
 }
 
 /// Stops sending, then reads and drops what the client still sends until it
@@ -326,6 +319,9 @@ impl Client {
                     break self.head_timed_out();
                 }
                 let _ = self.conn.get_ref().set_read_timeout(Some(left));
+            }
+            if self.conn.buffered().is_empty() {
+                sched::yield_until_readable(self.conn.get_ref(), Peer::Client);
             }
             match self.conn.fill() {
                 Ok(0) => break HeadRead::Closed,

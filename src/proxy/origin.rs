@@ -12,6 +12,7 @@ use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
 use crate::metrics::InFlight;
+use crate::sched::{self, Peer};
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, TcpStream};
@@ -391,6 +392,9 @@ fn stream_request_body(
 
 /// Reads until a complete response head is buffered; returns its length.
 fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
+    if conn.buffered().is_empty() {
+        sched::yield_until_readable(conn.get_ref(), Peer::Backend);
+    }
     let mut scanned = 0;
     loop {
         if let Some(len) = find_head_end(conn.buffered(), &mut scanned)? {
