@@ -21,12 +21,12 @@
 //! between: when the answer comes while the others run, the thread never
 //! slept and nobody had to wake it. On a quiet machine the answer comes
 //! later than a few turns of others, so a thread whose yields did not pay
-//! off stops yielding for a while (see [`yield_until_readable`]).
+//! off stops yielding for a while (see [`fill_yielding`]).
 
-use crate::http::conn::peek;
+use crate::http::BufConn;
 use std::cell::Cell;
-use std::io;
-use std::net::TcpStream;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 
 thread_local! {
     /// The policy this thread is under: set only when it must change.
@@ -57,33 +57,28 @@ pub enum Peer {
     Backend = 1,
 }
 
-/// Call before a read that may block on `stream`: yields the CPU up to
-/// [`YIELDS`] times while nothing has arrived. Returns early as soon as
-/// input is waiting; after yields that did not pay off, skips the next
-/// reads' yields.
-pub fn yield_until_readable(stream: &TcpStream, peer: Peer) {
+/// `conn.fill()`, but before a read that would block, yields the CPU up to
+/// [`YIELDS`] times, trying again after each turn. After yields that did
+/// not pay off, the next reads of this `peer` block without yielding.
+pub fn fill_yielding<S: Read + AsRawFd>(conn: &mut BufConn<S>, peer: Peer) -> io::Result<usize> {
     SKIP.with(|skip| {
         let skip = &skip[peer as usize];
         if skip.get() > 0 {
             skip.set(skip.get() - 1);
-            return;
+            return conn.fill();
         }
-        for _ in 0..YIELDS {
-            if readable(stream) {
-                return;
+        for turn in 0..=YIELDS {
+            match conn.fill_now() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
             }
-            std::thread::yield_now();
+            if turn < YIELDS {
+                std::thread::yield_now();
+            }
         }
-        if !readable(stream) {
-            skip.set(SKIP_AFTER_MISS);
-        }
+        skip.set(SKIP_AFTER_MISS);
+        conn.fill()
     })
-}
-
-/// Whether a read on `stream` would return at once (data, end of stream
-/// or an error).
-fn readable(stream: &TcpStream) -> bool {
-    !matches!(peek(stream), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// Puts the calling thread under `SCHED_BATCH` or back under the normal
@@ -119,7 +114,8 @@ pub fn set_batch(batch: bool) -> bool {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -135,38 +131,27 @@ mod tests {
     fn yields_that_see_nothing_are_skipped_for_the_next_reads() {
         std::thread::spawn(|| {
             let (mut near, far) = pair();
-            yield_until_readable(&far, Peer::Backend);
+            far.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let mut conn = BufConn::new(far, 64);
+            let timed_out = fill_yielding(&mut conn, Peer::Backend).unwrap_err();
+            assert!(crate::http::conn::is_timeout(&timed_out), "{timed_out}");
             assert_eq!(skip(Peer::Backend), SKIP_AFTER_MISS, "a miss");
             assert_eq!(skip(Peer::Client), 0, "each peer keeps its own record");
-            near.write_all(b"x").unwrap();
             for left in (0..SKIP_AFTER_MISS).rev() {
-                yield_until_readable(&far, Peer::Backend);
+                near.write_all(b"x").unwrap();
+                assert_eq!(fill_yielding(&mut conn, Peer::Backend).unwrap(), 1);
                 assert_eq!(skip(Peer::Backend), left);
             }
-            // Input waiting: no miss, nothing to skip.
-            yield_until_readable(&far, Peer::Backend);
+            // Input waiting: read at once, no miss.
+            near.write_all(b"yz").unwrap();
+            assert_eq!(fill_yielding(&mut conn, Peer::Backend).unwrap(), 2);
             assert_eq!(skip(Peer::Backend), 0);
-            assert!(readable(&far));
+            let n = SKIP_AFTER_MISS as usize;
+            assert_eq!(&conn.buffered()[n..], b"yz");
         })
         .join()
         .unwrap();
-    }
-
-    #[test]
-    fn the_end_of_the_stream_counts_as_input() {
-        let (near, far) = pair();
-        assert!(!readable(&far));
-        drop(near);
-        assert!(wait_for(|| readable(&far)));
-    }
-
-    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
-        (0..500).any(|_| {
-            cond() || {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                false
-            }
-        })
     }
 
     #[test]

@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::ops::Deref;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 /// Bytes read by one `read` call into an empty, released buffer of a
@@ -126,9 +127,17 @@ impl<S: Read> BufConn<S> {
     /// only when it is full of unconsumed bytes, so callers bound growth by
     /// checking `buffered().len()` against their own limits first.
     pub fn fill(&mut self) -> io::Result<usize> {
+        self.fill_by(read_retrying)
+    }
+
+    /// `fill` with `read` doing the reading.
+    fn fill_by(
+        &mut self,
+        mut read: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         if self.buf.is_empty() {
             if self.probe {
-                return self.fill_released();
+                return self.fill_released(read);
             }
             self.buf = take_buffer(self.capacity);
             self.start = 0;
@@ -146,16 +155,19 @@ impl<S: Read> BufConn<S> {
                 self.buf.resize(self.buf.len() + self.capacity, 0);
             }
         }
-        let n = read_retrying(&mut self.stream, &mut self.buf[self.end..])?;
+        let n = read(&mut self.stream, &mut self.buf[self.end..])?;
         self.end += n;
         Ok(n)
     }
 
     /// The first read after `release_if_empty` goes to a small stack buffer,
     /// so an idle connection blocked in `read` costs no heap.
-    fn fill_released(&mut self) -> io::Result<usize> {
+    fn fill_released(
+        &mut self,
+        mut read: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let mut probe = [0u8; PROBE_BYTES];
-        let n = read_retrying(&mut self.stream, &mut probe)?;
+        let n = read(&mut self.stream, &mut probe)?;
         if n > 0 {
             self.buf = take_buffer(self.capacity.max(n));
             self.buf[..n].copy_from_slice(&probe[..n]);
@@ -163,6 +175,30 @@ impl<S: Read> BufConn<S> {
             self.end = n;
         }
         Ok(n)
+    }
+}
+
+impl<S: Read + AsRawFd> BufConn<S> {
+    /// `fill` without waiting: `WouldBlock` when nothing has arrived.
+    pub fn fill_now(&mut self) -> io::Result<usize> {
+        self.fill_by(|stream, buf| recv_now(stream.as_raw_fd(), buf))
+    }
+}
+
+/// One `recv` that does not block, whatever the socket's mode.
+fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes, and recv
+        // writes at most that many; `fd` is a socket its owner keeps open
+        // for the duration of the call.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -188,6 +224,12 @@ impl Write for SharedStream {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl AsRawFd for SharedStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 
@@ -274,6 +316,35 @@ mod tests {
         assert_eq!(c.fill().unwrap(), 3);
         assert_eq!(c.buffered(), b"rld");
         assert_eq!(c.buf.len(), 8);
+    }
+
+    #[test]
+    fn fill_now_never_waits() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let far = listener.accept().unwrap().0;
+        let mut c = BufConn::probing(far, 8);
+        let nothing = c.fill_now().unwrap_err();
+        assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock);
+        assert!(c.buf.is_empty(), "nothing read, nothing allocated");
+        near.write_all(b"hello").unwrap();
+        assert_eq!(c.fill_now().unwrap(), 5);
+        assert_eq!(c.buffered(), b"hello");
+        drop(near);
+        let mut ended = false;
+        for _ in 0..500 {
+            match c.fill_now() {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(ended, "the end of the stream reads as 0");
     }
 
     #[test]

@@ -320,10 +320,7 @@ impl Client {
                 }
                 let _ = self.conn.get_ref().set_read_timeout(Some(left));
             }
-            if self.conn.buffered().is_empty() {
-                sched::yield_until_readable(self.conn.get_ref(), Peer::Client);
-            }
-            match self.conn.fill() {
+            match sched::fill_yielding(&mut self.conn, Peer::Client) {
                 Ok(0) => break HeadRead::Closed,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),

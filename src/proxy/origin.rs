@@ -392,9 +392,6 @@ fn stream_request_body(
 
 /// Reads until a complete response head is buffered; returns its length.
 fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
-    if conn.buffered().is_empty() {
-        sched::yield_until_readable(conn.get_ref(), Peer::Backend);
-    }
     let mut scanned = 0;
     loop {
         if let Some(len) = find_head_end(conn.buffered(), &mut scanned)? {
@@ -403,7 +400,7 @@ fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
         if conn.buffered().len() > MAX_RESPONSE_HEAD {
             return Err(Failure::Malformed("response head too large".into()));
         }
-        match conn.fill() {
+        match sched::fill_yielding(conn, Peer::Backend) {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
             Ok(0) => {
                 return Err(Failure::Malformed(
