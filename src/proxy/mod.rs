@@ -126,6 +126,7 @@ pub fn serve(
     idle: &AtomicBool,
     inherited: Duration,
 ) {
+    let _counted = sched::connection();
     let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
     let mut timeout = inherited;
