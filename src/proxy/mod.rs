@@ -131,7 +131,7 @@ pub fn serve(
     let mut shared = current.get();
     let mut timeout = inherited;
     let mut client = Client {
-        conn: BufConn::probing(SharedStream(stream), CLIENT_BUFFER),
+        conn: BufConn::new(SharedStream(stream), CLIENT_BUFFER),
         peer: peer.ip(),
         timeout,
         header_timeout: timeout,
