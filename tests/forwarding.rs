@@ -245,6 +245,40 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn many_open_connections_each_get_their_own_answers() {
+    // Past 8 open connections per core, workers yield and try non-blocking
+    // reads before they block: answers must still go to the right client,
+    // whole, request after request, from threads running side by side.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |_| {});
+    let clients: Vec<_> = (0..8 * cores + 8).map(|_| proxy.connect()).collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            std::thread::spawn(move || {
+                for round in 0..20 {
+                    let path = format!("/c{i}/r{round}");
+                    let response = client.get(&path);
+                    assert_eq!(response.status, 200);
+                    assert!(
+                        response.body_str().contains(&format!(" GET {path} len=0 ")),
+                        "{path}: {}",
+                        response.body_str()
+                    );
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(a.requests() + b.requests(), (8 * cores + 8) * 20);
+}
+
+#[test]
 fn a_client_that_asks_to_close_gets_its_whole_response_then_the_end() {
     let a = Backend::start("a", |_, out| {
         respond(out, 200, &[], &pattern(50_000));
