@@ -28,7 +28,6 @@ use crate::http::BufConn;
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 thread_local! {
@@ -51,9 +50,6 @@ const YIELDS: usize = 3;
 /// connections, skipping 4 does as well as never skipping, 16 worse.
 const SKIP_AFTER_MISS: u8 = 4;
 
-/// Client connections being served, all workers together (see
-/// [`connection`]).
-static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 /// Yielding pays when many more connections compete for the CPU than there
 /// are cores; with few, a woken thread finds a core soon anyway, and the
 /// yields only push it back in the queue. Measured on 2 cores (1 KiB,
@@ -63,27 +59,13 @@ static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 /// +15-20% cache hits at 64.
 const CONNECTIONS_PER_CORE: usize = 8;
 
-/// Connections above which workers yield before blocking.
-fn crowd() -> usize {
+/// Whether `open` client connections are enough for yielding to pay.
+pub fn crowded(open: usize) -> bool {
     static CROWD: OnceLock<usize> = OnceLock::new();
-    *CROWD.get_or_init(|| {
+    open > *CROWD.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         cores * CONNECTIONS_PER_CORE
     })
-}
-
-/// Counts a client connection until the guard drops.
-pub fn connection() -> Counted {
-    CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-    Counted(())
-}
-
-pub struct Counted(());
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Whom a read waits for. Each keeps its own record: a client thinks
@@ -94,12 +76,16 @@ pub enum Peer {
     Backend = 1,
 }
 
-/// `conn.fill()`, but when many connections are open ([`crowd`]),
+/// `conn.fill()`, but when `crowded` (see [`crowded`]),
 /// before a read that would block, yields the CPU up to [`YIELDS`] times,
 /// trying again after each turn. After yields that did not pay off, the
 /// next reads of this `peer` block without yielding.
-pub fn fill_yielding<S: Read + AsRawFd>(conn: &mut BufConn<S>, peer: Peer) -> io::Result<usize> {
-    if CONNECTIONS.load(Ordering::Relaxed) <= crowd() {
+pub fn fill_yielding<S: Read + AsRawFd>(
+    conn: &mut BufConn<S>,
+    peer: Peer,
+    crowded: bool,
+) -> io::Result<usize> {
+    if !crowded {
         return conn.fill();
     }
     SKIP.with(|skip| {
@@ -171,23 +157,22 @@ mod tests {
     #[test]
     fn yields_that_see_nothing_are_skipped_for_the_next_reads() {
         std::thread::spawn(|| {
-            let _crowd: Vec<Counted> = (0..=crowd()).map(|_| connection()).collect();
             let (mut near, far) = pair();
             far.set_read_timeout(Some(Duration::from_millis(20)))
                 .unwrap();
             let mut conn = BufConn::new(far, 64);
-            let timed_out = fill_yielding(&mut conn, Peer::Backend).unwrap_err();
+            let timed_out = fill_yielding(&mut conn, Peer::Backend, true).unwrap_err();
             assert!(crate::http::conn::is_timeout(&timed_out), "{timed_out}");
             assert_eq!(skip(Peer::Backend), SKIP_AFTER_MISS, "a miss");
             assert_eq!(skip(Peer::Client), 0, "each peer keeps its own record");
             for left in (0..SKIP_AFTER_MISS).rev() {
                 near.write_all(b"x").unwrap();
-                assert_eq!(fill_yielding(&mut conn, Peer::Backend).unwrap(), 1);
+                assert_eq!(fill_yielding(&mut conn, Peer::Backend, true).unwrap(), 1);
                 assert_eq!(skip(Peer::Backend), left);
             }
             // Input waiting: read at once, no miss.
             near.write_all(b"yz").unwrap();
-            assert_eq!(fill_yielding(&mut conn, Peer::Backend).unwrap(), 2);
+            assert_eq!(fill_yielding(&mut conn, Peer::Backend, true).unwrap(), 2);
             assert_eq!(skip(Peer::Backend), 0);
             let n = SKIP_AFTER_MISS as usize;
             assert_eq!(&conn.buffered()[n..], b"yz");

@@ -126,7 +126,6 @@ pub fn serve(
     idle: &AtomicBool,
     inherited: Duration,
 ) {
-    let _counted = sched::connection();
     let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
     let mut timeout = inherited;
@@ -139,6 +138,7 @@ pub fn serve(
         limits: RequestLimits::default(),
         max_body: u64::MAX,
         sent_head: None,
+        crowded: false,
     };
     let accepted = Instant::now();
     let mut first = true;
@@ -153,6 +153,7 @@ pub fn serve(
             let _ = client.conn.get_ref().set_write_timeout(Some(timeout));
         }
         client.sent_head = shared.config.log_headers.then(Vec::new);
+        client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
         client.apply_limits(&shared.config);
         // --- end reload
         idle.store(true, Ordering::SeqCst);
@@ -200,9 +201,9 @@ pub fn serve(
             heads,
         });
         if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
-            let unread = !client.conn.buffered().is_empty()
-                || matches!(peek(client.conn.get_ref()), Ok(n) if n > 0);
-            if (outcome.linger || unread) && !shared.shutting_down.load(Ordering::SeqCst) {
+            if !shared.shutting_down.load(Ordering::SeqCst)
+                && (outcome.linger || client.has_unread_input())
+            {
                 linger(client.conn.get_ref());
             }
             break;
@@ -248,6 +249,9 @@ struct Client {
     max_body: u64,
     /// With `log_headers`: the response head sent, for the log.
     sent_head: Option<Vec<u8>>,
+    /// Enough client connections are open for workers to yield before
+    /// blocking (see [`sched::fill_yielding`]); taken once per request.
+    crowded: bool,
 }
 
 enum HeadRead {
@@ -321,7 +325,7 @@ impl Client {
                 }
                 let _ = self.conn.get_ref().set_read_timeout(Some(left));
             }
-            match sched::fill_yielding(&mut self.conn, Peer::Client) {
+            match sched::fill_yielding(&mut self.conn, Peer::Client, self.crowded) {
                 Ok(0) => break HeadRead::Closed,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),
@@ -332,6 +336,12 @@ impl Client {
             let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
         }
         result
+    }
+
+    /// Whether the client sent bytes we have not used: buffered, or waiting
+    /// in the socket (one non-blocking peek).
+    fn has_unread_input(&self) -> bool {
+        !self.conn.buffered().is_empty() || matches!(peek(self.conn.get_ref()), Ok(n) if n > 0)
     }
 
     /// A head that did not arrive in time: 408 if it had started, else a
@@ -475,11 +485,9 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             .get_ref()
             .set_read_timeout(Some(client.body_timeout));
     }
-    // Bodies up to REPLAYABLE_BODY are read whole before anything else
-    // happens; a streamed one may be cut short by an early response.
-    let read_whole = matches!(body_kind, BodyKind::Empty)
-        || matches!(body_kind, BodyKind::Length(n) if n <= REPLAYABLE_BODY);
-    let client_closes = !head.wants_keep_alive() && read_whole;
+    // A streamed body may be cut short by an early response; a replayable
+    // one is read whole before anything else happens.
+    let client_closes = !head.wants_keep_alive() && !is_streamed(body_kind);
     let forwarded = forward(client, head, body_kind, shared);
     if has_body {
         let _ = client.conn.get_ref().set_read_timeout(Some(client.timeout));
@@ -556,7 +564,7 @@ fn forward(
     // and nobody needs that.
     let upgrade = tunnel::is_upgrade_request(&head) && body_kind == BodyKind::Empty;
     let body = match body_kind {
-        BodyKind::Length(n) if n <= REPLAYABLE_BODY => {
+        BodyKind::Length(_) if !is_streamed(body_kind) => {
             if expect_continue {
                 client.send_continue()?;
                 expect_continue = false;
@@ -638,6 +646,17 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// Whether a request body is streamed to the backend as it arrives, rather
+/// than read whole first (up to [`REPLAYABLE_BODY`]: such a request can be
+/// retried, and head and body leave in one write).
+fn is_streamed(kind: BodyKind) -> bool {
+    match kind {
+        BodyKind::Empty => false,
+        BodyKind::Length(n) => n > REPLAYABLE_BODY,
+        BodyKind::Chunked | BodyKind::UntilClose => true,
     }
 }
 

@@ -328,7 +328,7 @@ fn send_request(
         }
     }
     for _ in 0..=MAX_INTERIM_RESPONSES {
-        let len = read_response_head(&mut up.conn)?;
+        let len = read_response_head(&mut up.conn, client.crowded)?;
         let response = parse_response(&up.conn.buffered()[..len])?;
         // RFC 9110 §15.2.2: a server sends 101 only in answer to Upgrade.
         // One we did not ask for would hand the connection to some other
@@ -391,7 +391,7 @@ fn stream_request_body(
 }
 
 /// Reads until a complete response head is buffered; returns its length.
-fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
+fn read_response_head(conn: &mut BufConn<TcpStream>, crowded: bool) -> Result<usize, Failure> {
     let mut scanned = 0;
     loop {
         if let Some(len) = find_head_end(conn.buffered(), &mut scanned)? {
@@ -400,7 +400,7 @@ fn read_response_head(conn: &mut BufConn<TcpStream>) -> Result<usize, Failure> {
         if conn.buffered().len() > MAX_RESPONSE_HEAD {
             return Err(Failure::Malformed("response head too large".into()));
         }
-        match sched::fill_yielding(conn, Peer::Backend) {
+        match sched::fill_yielding(conn, Peer::Backend, crowded) {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
             Ok(0) => {
                 return Err(Failure::Malformed(
