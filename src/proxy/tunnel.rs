@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Bytes copied per read in each direction.
 const TUNNEL_BUFFER: usize = 16 * 1024;
+/// The helper thread copies bytes and nothing else (its buffer is on the
+/// heap): a small stack, like the workers'.
+const TUNNEL_STACK: usize = 64 * 1024;
 
 /// RFC 9110 §7.8: a request asks to switch protocols with an `Upgrade`
 /// field named in `Connection` ("A sender of Upgrade MUST also send an
@@ -100,7 +103,16 @@ fn relay_both_ways(client: &TcpStream, up: &TcpStream, idle: Duration) -> u64 {
     }
     let activity = Activity::new();
     std::thread::scope(|scope| {
-        scope.spawn(|| pump(client, up, &activity, idle));
+        // `scope.spawn` would panic if the system refused a thread.
+        let upward = std::thread::Builder::new()
+            .name("tunnel".into())
+            .stack_size(TUNNEL_STACK)
+            .spawn_scoped(scope, || pump(client, up, &activity, idle));
+        if let Err(e) = upward {
+            log::warn!("cannot start a tunnel thread: {e}");
+            close_both(client, up);
+            return 0;
+        }
         pump(up, client, &activity, idle)
     })
 }
