@@ -8,7 +8,7 @@
 //! record queued before it to the old file, then opens the path afresh.
 
 use crate::config::LogFormat;
-use crate::http::date::{format_clf, format_rfc3339};
+use crate::http::date::{format_rfc3339, Clf};
 use crate::json;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::fmt::Write as _;
@@ -141,7 +141,7 @@ impl Record {
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
-        let _ = write!(line, "{} - - [{}] \"", self.client, format_clf(self.time));
+        let _ = write!(line, "{} - - [{}] \"", self.client, Clf(self.time));
         escape_into(&mut line, &self.request_line);
         let _ = write!(line, "\" {} {} \"", self.status, self.bytes);
         escape_into(&mut line, self.referer.as_deref().unwrap_or("-"));

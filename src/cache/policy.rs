@@ -314,14 +314,17 @@ pub fn not_modified(request: &Headers, stored: &ResponseHead) -> bool {
             .tokens("if-none-match")
             .any(|tag| tag == "*" || weak_eq(tag, etag));
     }
-    let since = request
+    let Some(since) = request
         .get_str("if-modified-since")
-        .and_then(parse_http_date);
+        .and_then(parse_http_date)
+    else {
+        return false;
+    };
     let modified = stored
         .headers
         .get_str("last-modified")
         .and_then(parse_http_date);
-    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+    modified.is_some_and(|modified| modified <= since)
 }
 
 /// Weak comparison of entity tags: equal once any `W/` is dropped.

@@ -2,6 +2,7 @@
 //! calendar crate: the civil-date arithmetic is a dozen lines (Howard
 //! Hinnant's days-from-civil algorithm).
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -24,10 +25,18 @@ impl Civil {
         MONTHS[self.month as usize - 1]
     }
 
-    /// `hh:mm:ss`.
-    fn clock(&self) -> String {
-        let s = self.secs_of_day;
-        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    fn clock(&self) -> Clock {
+        Clock(self.secs_of_day)
+    }
+}
+
+/// A time of day written as `hh:mm:ss`.
+struct Clock(u32);
+
+impl fmt::Display for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        write!(f, "{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     }
 }
 
@@ -77,15 +86,22 @@ pub fn format_http_date(t: SystemTime) -> String {
 }
 
 /// The Common Log Format timestamp, in UTC: `06/Nov/1994:08:49:37 +0000`.
-pub fn format_clf(t: SystemTime) -> String {
-    let c = to_civil(t);
-    format!(
-        "{:02}/{}/{}:{} +0000",
-        c.day,
-        c.month_name(),
-        c.year,
-        c.clock()
-    )
+/// Written straight into the line that holds it: the access log formats
+/// one per request.
+pub struct Clf(pub SystemTime);
+
+impl fmt::Display for Clf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = to_civil(self.0);
+        write!(
+            f,
+            "{:02}/{}/{}:{} +0000",
+            c.day,
+            c.month_name(),
+            c.year,
+            c.clock()
+        )
+    }
 }
 
 /// An RFC 3339 timestamp in UTC with milliseconds:
@@ -109,9 +125,14 @@ pub fn format_rfc3339(t: SystemTime) -> String {
 /// (callers treat an invalid date as "in the past", as the RFC says for
 /// Expires).
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let parts: Vec<&str> = s.split_ascii_whitespace().collect();
-    let (day, month, year, time) = match parts.as_slice() {
+    // Called on every cache hit with a validator: no allocation.
+    let mut parts = [""; 6];
+    let mut count = 0;
+    for part in s.split_ascii_whitespace() {
+        *parts.get_mut(count)? = part;
+        count += 1;
+    }
+    let (day, month, year, time) = match &parts[..count] {
         // Sun, 06 Nov 1994 08:49:37 GMT
         [_, d, m, y, t, "GMT"] => (d.parse().ok()?, *m, y.parse::<i64>().ok()?, *t),
         // Sunday, 06-Nov-94 08:49:37 GMT
@@ -157,7 +178,7 @@ mod tests {
     fn formats_the_rfc_example() {
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
         assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(format_clf(t), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(Clf(t).to_string(), "06/Nov/1994:08:49:37 +0000");
     }
 
     #[test]
@@ -167,6 +188,7 @@ mod tests {
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
         assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
         assert_eq!(parse_http_date("0"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT extra"), None);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
         assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
     }
