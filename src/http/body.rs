@@ -2,10 +2,10 @@
 //! and decoding it piece by piece from a [`BufConn`] so it can be streamed
 //! through bounded buffers and re-framed on the other side.
 
-use super::conn::BufConn;
+use super::conn::{BufConn, Source};
 use super::head::{is_tchar, HeadError, RequestHead, ResponseHead, Version};
 use super::headers::Headers;
-use std::io::{self, Read};
+use std::io;
 
 /// Longest chunk-size line (size, extensions, CRLF) we read. Extensions carry
 /// nothing we use; a long line is an attack on our memory.
@@ -281,7 +281,7 @@ impl BodyReader {
 
     /// The next piece of the body, or `None` once it has ended. Reads from
     /// the stream only when the buffer holds nothing usable.
-    pub fn next<'c, S: Read>(
+    pub fn next<'c, S: Source>(
         &mut self,
         conn: &'c mut BufConn<S>,
     ) -> Result<Option<&'c [u8]>, BodyError> {
@@ -292,7 +292,7 @@ impl BodyReader {
                     if self.read.saturating_add(self.remaining) > self.limit {
                         return Err(BodyError::TooLarge(self.limit));
                     }
-                    if conn.buffered().is_empty() && conn.fill()? == 0 {
+                    if conn.buffered().is_empty() && conn.fill_midway()? == 0 {
                         return Err(BodyError::Truncated);
                     }
                     let n = (conn.buffered().len() as u64).min(self.remaining) as usize;
@@ -308,7 +308,7 @@ impl BodyReader {
                     return Ok(Some(conn.take(n)));
                 }
                 State::UntilClose => {
-                    if conn.buffered().is_empty() && conn.fill()? == 0 {
+                    if conn.buffered().is_empty() && conn.fill_midway()? == 0 {
                         self.state = State::Done;
                         return Ok(None);
                     }
@@ -351,7 +351,7 @@ impl BodyReader {
     }
 
     /// Reads and discards the rest of the body.
-    pub fn skip_rest<S: Read>(&mut self, conn: &mut BufConn<S>) -> Result<(), BodyError> {
+    pub fn skip_rest<S: Source>(&mut self, conn: &mut BufConn<S>) -> Result<(), BodyError> {
         while self.next(conn)?.is_some() {}
         Ok(())
     }
@@ -360,7 +360,7 @@ impl BodyReader {
 /// Takes one CRLF-terminated line (without the CRLF) from `conn`, reading
 /// more as needed; a line longer than `limit` or ending in a bare LF is an
 /// error.
-fn read_line<S: Read>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, BodyError> {
+fn read_line<S: Source>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, BodyError> {
     loop {
         let buffered = conn.buffered();
         if let Some(lf) = buffered.iter().position(|&b| b == b'\n') {
@@ -377,7 +377,7 @@ fn read_line<S: Read>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, Bo
         if buffered.len() > limit + 2 {
             return Err(BodyError::BadChunk("line too long"));
         }
-        if conn.fill()? == 0 {
+        if conn.fill_midway()? == 0 {
             return Err(BodyError::Truncated);
         }
     }

@@ -169,6 +169,64 @@ impl<S: Read + AsRawFd> BufConn<S> {
     }
 }
 
+impl<S: Source> BufConn<S> {
+    /// `fill` for the rest of a message whose start has arrived (a body):
+    /// see [`Source::read_midway`].
+    pub fn fill_midway(&mut self) -> io::Result<usize> {
+        self.fill_by(S::read_midway)
+    }
+}
+
+/// What a [`BufConn`] reads from.
+pub trait Source: Read {
+    /// A read inside a message. A socket that would wait first sends the
+    /// acknowledgement it was holding back (see [`read_acking`]); other
+    /// sources just read.
+    fn read_midway(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_retrying(self, buf)
+    }
+}
+
+impl Source for &[u8] {}
+
+impl Source for TcpStream {
+    fn read_midway(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_acking(self, buf)
+    }
+}
+
+impl Source for SharedStream {
+    fn read_midway(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_acking(&self.0, buf)
+    }
+}
+
+/// A read that, when nothing has arrived yet, first acknowledges at once
+/// what did arrive, then waits.
+///
+/// Linux delays the acknowledgement of data that asks for no answer by up
+/// to 40 ms, hoping to send it with one. A sender that holds back a
+/// message's last, partial segment until its earlier data is acknowledged
+/// (Nagle's algorithm; nginx serving a file with `sendfile` and
+/// `tcp_nopush` does) then waits those 40 ms with us waiting on it.
+/// Measured with wrk through inverso to the benchmark's nginx backends
+/// (64 KiB responses, 64 connections): about 1% of responses took the delay,
+/// making p99 42 ms; acknowledging before waiting brought p99 to 10-23 ms
+/// and requests per second up 13-16%. Asking for the quick acknowledgement
+/// only when the read would wait spares the extra packet when the rest of
+/// the message is already here (1 KiB responses: no change).
+fn read_acking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    match recv_now(stream.as_raw_fd(), buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            // TCP_QUICKACK sends the pending acknowledgement now; failing
+            // to set it only costs the delay.
+            let _ = socket2::SockRef::from(stream).set_quickack(true);
+            read_retrying(&mut &*stream, buf)
+        }
+        done => done,
+    }
+}
+
 /// One `recv` that does not block, whatever the socket's mode.
 fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -233,7 +291,7 @@ pub fn peek(stream: &TcpStream) -> io::Result<usize> {
     socket2::SockRef::from(stream).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
 }
 
-fn read_retrying<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
+fn read_retrying<S: Read + ?Sized>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match stream.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -317,6 +375,57 @@ mod tests {
             }
         }
         assert!(ended, "the end of the stream reads as 0");
+    }
+
+    /// Segments the peer sent that we have not acknowledged, as the
+    /// sender's kernel counts them.
+    fn unacknowledged(sender: &TcpStream) -> u32 {
+        // SAFETY: `tcp_info` is plain integers, so all-zero is valid;
+        // getsockopt writes at most `len` bytes into it.
+        unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let got = libc::getsockopt(
+                sender.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            );
+            assert_eq!(got, 0, "{}", io::Error::last_os_error());
+            info.tcpi_unacked
+        }
+    }
+
+    #[test]
+    fn a_read_inside_a_message_acknowledges_before_it_waits() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let receiver = listener.accept().unwrap().0;
+        // A new connection acknowledges its first segments at once; turn
+        // that off, as it is on a connection that has carried a few.
+        socket2::SockRef::from(&receiver)
+            .set_quickack(false)
+            .unwrap();
+        receiver
+            .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+            .unwrap();
+        let mut c = BufConn::new(receiver, 64);
+        sender.write_all(b"first part").unwrap();
+        assert_eq!(
+            c.fill_midway().unwrap(),
+            10,
+            "what is there is read at once"
+        );
+        // The rest has not come: the read waits (here, until its timeout),
+        // and has told the sender first that the first part arrived,
+        // instead of letting the kernel hold that back for up to 40 ms.
+        let waited = c.fill_midway().unwrap_err();
+        assert!(is_timeout(&waited), "{waited}");
+        assert_eq!(unacknowledged(&sender), 0);
+        sender.write_all(b", the rest").unwrap();
+        assert_eq!(c.fill_midway().unwrap(), 10);
+        assert_eq!(c.buffered(), b"first part, the rest");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Shared, VIA};
 use crate::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
-use crate::http::conn::is_timeout;
+use crate::http::conn::{is_timeout, Source};
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response};
 use crate::http::{
@@ -14,7 +14,7 @@ use crate::http::{
 use crate::metrics::InFlight;
 use crate::sched::{self, Peer};
 use crate::upstream::{Upstream, UpstreamConn};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::{Instant, SystemTime};
 
@@ -355,7 +355,7 @@ fn send_request(
 /// backend sees exactly the framing we announced, whatever the client sent.
 fn stream_request_body(
     kind: BodyKind,
-    from: &mut BufConn<impl Read>,
+    from: &mut BufConn<impl Source>,
     to: &mut impl Write,
     max_body: u64,
 ) -> Result<(), Failure> {
@@ -649,7 +649,7 @@ pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, versi
 /// Reads until `n` bytes are buffered (the caller checked they fit).
 fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
     while conn.buffered().len() < n {
-        match conn.fill() {
+        match conn.fill_midway() {
             Ok(0) => {
                 return Err(Failure::Malformed(
                     "connection closed inside the body".into(),
@@ -666,7 +666,7 @@ fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
 /// piece. Returns the body bytes sent.
 fn copy_body(
     reader: &mut BodyReader,
-    from: &mut BufConn<impl Read>,
+    from: &mut BufConn<impl Source>,
     to: &mut impl Write,
     head: Vec<u8>,
     chunked: bool,
