@@ -207,8 +207,9 @@ impl Source for SharedStream {
 /// Linux delays the acknowledgement of data that asks for no answer by up
 /// to 40 ms, hoping to send it with one. A sender that holds back a
 /// message's last, partial segment until its earlier data is acknowledged
-/// (Nagle's algorithm; nginx serving a file with `sendfile` and
-/// `tcp_nopush` does) then waits those 40 ms with us waiting on it.
+/// (Nagle's algorithm does; so did the benchmark's nginx backends, serving
+/// files with `sendfile` and `tcp_nopush`) then waits those 40 ms, and we
+/// wait on it.
 /// Measured with wrk through inverso to the benchmark's nginx backends
 /// (64 KiB responses, 64 connections): about 1% of responses took the delay,
 /// making p99 42 ms; acknowledging before waiting brought p99 to 10-23 ms

@@ -125,7 +125,7 @@ pub fn format_rfc3339(t: SystemTime) -> String {
 /// (callers treat an invalid date as "in the past", as the RFC says for
 /// Expires).
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    // Called on every cache hit with a validator: no allocation.
+    // On the request path (freshness, conditional requests): no allocation.
     let mut parts = [""; 6];
     let mut count = 0;
     for part in s.split_ascii_whitespace() {
