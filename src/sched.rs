@@ -143,15 +143,9 @@ pub fn set_batch(batch: bool) -> bool {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use crate::http::conn::tests::loopback_pair;
     use std::io::Write;
-    use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        (near, listener.accept().unwrap().0)
-    }
 
     fn skip(peer: Peer) -> u8 {
         SKIP.with(|skip| skip[peer as usize].get())
@@ -160,7 +154,7 @@ mod tests {
     #[test]
     fn yields_that_see_nothing_are_skipped_for_the_next_reads() {
         std::thread::spawn(|| {
-            let (mut near, far) = pair();
+            let (mut near, far) = loopback_pair();
             far.set_read_timeout(Some(Duration::from_millis(20)))
                 .unwrap();
             let mut conn = BufConn::new(far, 64);

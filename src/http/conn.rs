@@ -311,7 +311,7 @@ pub fn is_timeout(e: &io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A reader that hands out one byte per call, as a slow peer would.
@@ -349,11 +349,17 @@ mod tests {
         assert!(c.buf.is_empty(), "nothing read, nothing allocated");
     }
 
+    /// Both ends of a loopback TCP connection: (the connecting end, the
+    /// accepted end).
+    pub(crate) fn loopback_pair() -> (TcpStream, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (near, listener.accept().unwrap().0)
+    }
+
     #[test]
     fn fill_now_never_waits() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let far = listener.accept().unwrap().0;
+        let (mut near, far) = loopback_pair();
         let mut c = BufConn::new(far, 8);
         let nothing = c.fill_now().unwrap_err();
         assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock);
@@ -400,9 +406,7 @@ mod tests {
 
     #[test]
     fn a_read_inside_a_message_acknowledges_before_it_waits() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let receiver = listener.accept().unwrap().0;
+        let (mut sender, receiver) = loopback_pair();
         // A new connection acknowledges its first segments at once; turn
         // that off, as it is on a connection that has carried a few.
         socket2::SockRef::from(&receiver)
