@@ -32,6 +32,8 @@ pub struct Config {
     /// Worker threads under SCHED_BATCH (throughput) rather than the
     /// default policy (tail latency).
     pub batch_scheduling: bool,
+    /// Nice value of the worker threads; `None`: the process's own.
+    pub worker_priority: Option<i32>,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -364,6 +366,25 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "worker_priority",
+        default: "",
+        help: "nice value (-20..=19) of connection threads, as nginx's worker_priority; below 0 needs CAP_SYS_NICE; empty = the process's own",
+        apply: |c, v| {
+            c.worker_priority = if v.is_empty() {
+                None
+            } else {
+                let nice: i32 = v
+                    .parse()
+                    .map_err(|_| format!("`{v}` is not a whole number"))?;
+                if !(-20..=19).contains(&nice) {
+                    return Err(format!("{nice} is out of range (-20..=19)"));
+                }
+                Some(nice)
+            };
+            Ok(())
+        },
+    },
+    Key {
         name: "admin_port",
         default: "",
         help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",
@@ -638,6 +659,7 @@ impl Config {
             upstream_keepalive: 0,
             shutdown_timeout: Duration::ZERO,
             batch_scheduling: false,
+            worker_priority: None,
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,
@@ -1044,6 +1066,20 @@ mod tests {
         assert!(e.message.contains("fail_timeout"), "{e}");
         let e = build("targets = 127.0.0.1:1\nretires = 2\n").unwrap_err();
         assert!(e.message.contains("did you mean `retries`"), "{e}");
+    }
+
+    #[test]
+    fn worker_priority_is_a_nice_value_or_empty() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.worker_priority, None);
+        let c = build("targets = 127.0.0.1:1\nworker_priority = -10\n").unwrap();
+        assert_eq!(c.worker_priority, Some(-10));
+        let c = build("targets = 127.0.0.1:1\nworker_priority =\n").unwrap();
+        assert_eq!(c.worker_priority, None);
+        let e = build("targets = 127.0.0.1:1\nworker_priority = -21\n").unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nworker_priority = high\n").unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
     }
 
     #[test]

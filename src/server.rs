@@ -98,6 +98,7 @@ impl Server {
             source,
         })?;
         let inherited_timeout = config.connection_timeout;
+        let config_priority = config.worker_priority;
         set_inherited_options(&listener, inherited_timeout);
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
@@ -150,6 +151,7 @@ impl Server {
             listener,
             inner: inner.clone(),
             idle: AtomicUsize::new(0),
+            priority: config_priority,
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
@@ -391,6 +393,8 @@ struct Workers {
     inner: Arc<Inner>,
     /// Threads blocked in (or about to enter) `accept`.
     idle: AtomicUsize,
+    /// `worker_priority` as started with (a restart key).
+    priority: Option<i32>,
 }
 
 /// Starts one more worker; logs if the system refuses a thread.
@@ -412,6 +416,17 @@ fn spawn_worker(workers: &Arc<Workers>) -> io::Result<()> {
 }
 
 fn work(workers: &Arc<Workers>) {
+    if let Some(nice) = workers.priority {
+        if let Err(e) = crate::sched::set_priority(nice) {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                log::warn!(
+                    "worker_priority = {nice}: {e}; connection threads keep the process's priority \
+                     (below 0 needs CAP_SYS_NICE or RLIMIT_NICE, e.g. systemd's Nice= or AmbientCapabilities=)"
+                );
+            });
+        }
+    }
     let inner = &workers.inner;
     let mut backoff = Duration::from_millis(5);
     let mut idle_since = Instant::now();
@@ -545,6 +560,7 @@ const RESTART_KEYS: &[&str] = &[
     "cache_size",
     "max_object_size",
     "unit_time",
+    "worker_priority",
     "path_to_persistence",
 ];
 
@@ -590,6 +606,10 @@ impl Control {
         );
         keep("unit_time", next.unit_time != was.unit_time);
         keep(
+            "worker_priority",
+            next.worker_priority != was.worker_priority,
+        );
+        keep(
             "path_to_persistence",
             next.path_to_persistence != was.path_to_persistence,
         );
@@ -604,6 +624,7 @@ impl Control {
         next.cache_size = was.cache_size;
         next.max_object_size = was.max_object_size;
         next.unit_time = was.unit_time;
+        next.worker_priority = was.worker_priority;
         next.path_to_persistence = was.path_to_persistence.clone();
         next.log_to_stdout = was.log_to_stdout;
         if next.path_to_log != was.path_to_log || next.log_format != was.log_format {

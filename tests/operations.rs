@@ -682,8 +682,12 @@ fn reload_reports_keys_that_need_a_restart_and_keeps_them() {
     next.cache_size = 1 << 20;
     next.path_to_log = Some(log);
     next.log_format = LogFormat::Json;
+    next.worker_priority = Some(5);
     let reloaded = proxy.handle().control().reload(next).unwrap();
-    assert_eq!(reloaded.needs_restart, ["port", "cache_size"]);
+    assert_eq!(
+        reloaded.needs_restart,
+        ["port", "cache_size", "worker_priority"]
+    );
     // The log format changed on the fly; the cache stayed off.
     let r = proxy.connect().get("/after");
     assert_eq!(r.status, 200);
@@ -692,6 +696,52 @@ fn reload_reports_keys_that_need_a_restart_and_keeps_them() {
         .log_lines()
         .iter()
         .any(|l| l.starts_with('{') && l.contains("/after"))));
+}
+
+/// The nice value in a /proc/.../stat line.
+#[cfg(target_os = "linux")]
+fn nice_in(stat: &str) -> i64 {
+    // Fields after the parenthesised name: state is field 3, nice 19.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+/// Nice values of this process's threads named `name`.
+#[cfg(target_os = "linux")]
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // A thread may end between the listing and the reads.
+        if let (true, Ok(stat)) = (
+            comm.trim_end() == name,
+            std::fs::read_to_string(task.path().join("stat")),
+        ) {
+            nice.push(nice_in(&stat));
+        }
+    }
+    nice
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn worker_priority_is_the_nice_value_of_the_connection_threads() {
+    let own = || nice_in(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
+    let base = own();
+    // Lowering the priority needs no privilege; no other test sets it, so a
+    // worker at this value is one of this proxy's.
+    let wanted = (base + 3).min(19);
+    assert_ne!(wanted, base);
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.worker_priority = Some(wanted as i32));
+    assert_eq!(proxy.connect().get("/").status, 200);
+    let workers = nice_of_threads("worker");
+    assert!(workers.contains(&wanted), "workers at {workers:?}");
+    assert_eq!(
+        own(),
+        base,
+        "the thread that started the proxy is untouched"
+    );
 }
 
 #[test]
