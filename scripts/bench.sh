@@ -12,10 +12,11 @@
 #   BENCH_INVERSO_BIN another inverso binary to measure (no build)
 #   BENCH_NICE        nice value for everything measured, e.g. -10 on a
 #                     shared machine so that other jobs disturb less (root)
-#   BENCH_PROXY_NICE  nice value of the three proxies only, above (below 0)
-#                     wrk and the backends: nginx `worker_priority`, inverso
-#                     `worker_priority`, HAProxy started under `nice` (it has
-#                     no such directive); empty = as everything else
+#   BENCH_PROXY_NICE  the three proxies' nice value relative to wrk and the
+#                     backends, e.g. -10 for a higher priority than theirs:
+#                     nginx `worker_priority`, inverso `worker_priority`,
+#                     HAProxy started under `nice` (it has no such directive);
+#                     empty = the same as everything else
 #
 # Modes:
 #   proxy  direct-to-backend (the ceiling), nginx, HAProxy and inverso (cache
@@ -120,12 +121,21 @@ if ((NICE != 0)); then
 fi
 readonly RUN
 # BENCH_PROXY_NICE: the same priority for every proxy, relative to wrk and
-# the backends (which stay at the bench's own).
+# the backends. nginx's and inverso's settings are absolute nice values:
+# PROXY_AT is the proxies' one, from the value the others run at.
 readonly PROXY_NICE=${BENCH_PROXY_NICE:-}
-if [[ -n $PROXY_NICE ]] && { ! [[ $PROXY_NICE =~ ^-?[0-9]+$ ]] || ((PROXY_NICE < -20 || PROXY_NICE > 19)); }; then
-  echo "bench: BENCH_PROXY_NICE must be an integer from -20 to 19, got '$PROXY_NICE'" >&2
-  exit 2
+PROXY_AT=
+if [[ -n $PROXY_NICE ]]; then
+  if ! [[ $PROXY_NICE =~ ^-?[0-9]+$ ]] || ((PROXY_NICE < -39 || PROXY_NICE > 39)); then
+    echo "bench: BENCH_PROXY_NICE must be an integer from -39 to 39, got '$PROXY_NICE'" >&2
+    exit 2
+  fi
+  others=$(nice)
+  if ((${#RUN[@]} > 0)); then others=$((others + NICE)); fi # RUN: nice -n NICE
+  PROXY_AT=$((others + PROXY_NICE))
+  PROXY_AT=$((PROXY_AT < -20 ? -20 : PROXY_AT > 19 ? 19 : PROXY_AT))
 fi
+readonly PROXY_AT
 for v in SECONDS_PER_RUN REPS IDLE_CONNS WRK_TIMEOUT; do
   if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
     echo "bench: $v must be a positive integer, got '${!v}'" >&2
@@ -403,7 +413,7 @@ start_nginx_proxy() {
   fi
   {
     nginx_common "$name"
-    if [[ -n $PROXY_NICE ]]; then echo "worker_priority $PROXY_NICE;"; fi
+    if [[ -n $PROXY_AT ]]; then echo "worker_priority $PROXY_AT;"; fi
     cat <<EOF
 http {
 $(nginx_http_common "$name")
@@ -461,10 +471,10 @@ backend be
   server b1 127.0.0.1:$BACKEND1
   server b2 127.0.0.1:$BACKEND2
 EOF
-  local at=()
-  # `nice -n` is relative: from the bench's own value to PROXY_NICE.
-  if [[ -n $PROXY_NICE ]]; then at=(nice -n $((PROXY_NICE - $(nice)))); fi
-  "${RUN[@]}" "${at[@]}" haproxy -db -f "$_conf" >>"$TMP/haproxy/access.log" 2>"$TMP/haproxy/stderr.log" &
+  local at=("${RUN[@]}")
+  # `nice -n` adds to the caller's value.
+  if [[ -n $PROXY_AT ]]; then at=(nice -n $((PROXY_AT - $(nice)))); fi
+  "${at[@]}" haproxy -db -f "$_conf" >>"$TMP/haproxy/access.log" 2>"$TMP/haproxy/stderr.log" &
   _pid=$!
   PIDS+=("$_pid")
   if ! wait_listening "$_pid" "$_port"; then
@@ -493,7 +503,7 @@ connection_timeout = 120s
 path_to_persistence =
 path_to_log =
 max_connections = $((IDLE_CONNS + 1000))
-worker_priority = $PROXY_NICE
+worker_priority = $PROXY_AT
 EOF
   # INVERSO_<KEY> variables would override the file: drop any that are set.
   local unset_env=() v
@@ -838,7 +848,7 @@ main() {
   local rev
   rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   {
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $MODE; ${SECONDS_PER_RUN}s per run; $REPS repetition(s); wrk $WRK_THREADS threads; nice $NICE; proxies' nice ${PROXY_NICE:-(same)}"
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $MODE; ${SECONDS_PER_RUN}s per run; $REPS repetition(s); wrk $WRK_THREADS threads; nice $NICE; proxies' nice ${PROXY_AT:-(same)}"
     echo "machine: $CORES cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
     echo "versions: inverso ${INVERSO_LABEL:-$rev} ($INVERSO_STATE), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
     echo "clock ticks/s: $CLK_TCK"
