@@ -1,5 +1,6 @@
 //! How the threads that serve connections share the CPU: a scheduling
-//! policy hint, and yielding before a read that would block.
+//! policy hint, their priority, and yielding before a read that would
+//! block.
 //!
 //! A worker sleeps and wakes at least once per request (waiting for the
 //! client, then for the backend). Under the default policy a thread that
@@ -222,31 +223,5 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(policy, (libc::SCHED_BATCH, libc::SCHED_OTHER));
-    }
-
-    #[test]
-    fn a_thread_takes_a_lower_priority_and_only_that_thread() {
-        let nice_of_this_thread = || {
-            // SAFETY: a plain query about the calling thread (tid 0 means
-            // the caller); errno is cleared first because -1 is a valid
-            // nice value.
-            unsafe {
-                *libc::__errno_location() = 0;
-                let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-                assert_eq!(*libc::__errno_location(), 0);
-                nice
-            }
-        };
-        let before = nice_of_this_thread();
-        // Raising the nice value (lowering the priority) needs no privilege.
-        let wanted = (before + 3).min(19);
-        let inside = std::thread::spawn(move || {
-            set_priority(wanted).unwrap();
-            nice_of_this_thread()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(inside, wanted);
-        assert_eq!(nice_of_this_thread(), before, "the caller is untouched");
     }
 }

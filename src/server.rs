@@ -98,7 +98,7 @@ impl Server {
             source,
         })?;
         let inherited_timeout = config.connection_timeout;
-        let config_priority = config.worker_priority;
+        let worker_priority = config.worker_priority;
         set_inherited_options(&listener, inherited_timeout);
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
@@ -151,7 +151,7 @@ impl Server {
             listener,
             inner: inner.clone(),
             idle: AtomicUsize::new(0),
-            priority: config_priority,
+            priority: worker_priority,
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
