@@ -373,13 +373,7 @@ pub const KEYS: &[Key] = &[
             c.worker_priority = if v.is_empty() {
                 None
             } else {
-                let nice: i32 = v
-                    .parse()
-                    .map_err(|_| format!("`{v}` is not a whole number"))?;
-                if !(-20..=19).contains(&nice) {
-                    return Err(format!("{nice} is out of range (-20..=19)"));
-                }
-                Some(nice)
+                Some(parse_number(v, -20..=19)?)
             };
             Ok(())
         },
@@ -772,18 +766,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn parse_number(v: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
-    let n: u64 = v
+/// A whole number within `range` (the message names the range either way:
+/// a number too large for `T` fails to parse rather than to fit).
+fn parse_number<T>(v: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let (start, end) = (range.start(), range.end());
+    let n: T = v
         .parse()
-        .map_err(|_| format!("`{v}` is not a whole number"))?;
+        .map_err(|_| format!("`{v}` is not a whole number ({start}..={end})"))?;
     if range.contains(&n) {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is out of range ({}..={})",
-            range.start(),
-            range.end()
-        ))
+        Err(format!("{n} is out of range ({start}..={end})"))
     }
 }
 
