@@ -325,6 +325,16 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn probing(rise: u32, fall: u32) -> Active {
+        Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise,
+            fall,
+        }
+    }
+
     fn health(max_fails: u32, secs: u64) -> Health {
         Health::new(
             "t:1".into(),
@@ -381,13 +391,7 @@ mod tests {
     #[test]
     fn rise_and_fall_thresholds() {
         let h = health(1, 10);
-        let settings = Active {
-            path: "/health".into(),
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            rise: 2,
-            fall: 3,
-        };
+        let settings = probing(2, 3);
         let now = Instant::now();
         let mut streak = Streak::default();
         let bad = || Err("status 503".to_string());
@@ -410,13 +414,7 @@ mod tests {
     #[test]
     fn rise_good_probes_after_a_passive_mark_bring_a_target_back() {
         let h = health(1, 3600);
-        let settings = Active {
-            path: "/health".into(),
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            rise: 2,
-            fall: 3,
-        };
+        let settings = probing(2, 3);
         let now = Instant::now();
         let mut streak = Streak::default();
         apply(&h, &mut streak, &settings, now, Ok(()));
