@@ -261,14 +261,7 @@ pub const KEYS: &[Key] = &[
         name: "max_object_size",
         default: "",
         help: "largest response body stored in the cache; empty = cache_size / 8",
-        apply: |c, v| {
-            c.max_object_size = if v.is_empty() {
-                None
-            } else {
-                Some(parse_size(v)?)
-            };
-            Ok(())
-        },
+        apply: |c, v| optional(v, parse_size).map(|n| c.max_object_size = n),
     },
     Key {
         name: "cache_unlabeled",
@@ -304,14 +297,7 @@ pub const KEYS: &[Key] = &[
         name: "retries",
         default: "",
         help: "other targets tried when one fails; empty = every other target",
-        apply: |c, v| {
-            c.retries = if v.is_empty() {
-                None
-            } else {
-                Some(parse_number(v, 0..=1000)? as usize)
-            };
-            Ok(())
-        },
+        apply: |c, v| optional(v, |v| parse_number(v, 0..=1000)).map(|n| c.retries = n),
     },
     Key {
         name: "health_check_path",
@@ -369,14 +355,7 @@ pub const KEYS: &[Key] = &[
         name: "worker_priority",
         default: "",
         help: "nice value (-20..=19) of connection threads, as nginx's worker_priority; below 0 needs CAP_SYS_NICE; empty = the process's own",
-        apply: |c, v| {
-            c.worker_priority = if v.is_empty() {
-                None
-            } else {
-                Some(parse_number(v, -20..=19)?)
-            };
-            Ok(())
-        },
+        apply: |c, v| optional(v, |v| parse_number(v, -20..=19)).map(|n| c.worker_priority = n),
     },
     Key {
         name: "admin_port",
@@ -764,6 +743,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// An empty value is "not set"; anything else must parse.
+fn optional<T>(
+    v: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        parse(v).map(Some)
+    }
 }
 
 /// A whole number within `range` (the message names the range either way:

@@ -551,19 +551,6 @@ pub struct Control {
     inner: Arc<Inner>,
 }
 
-/// Keys whose new value only takes effect at the next start.
-const RESTART_KEYS: &[&str] = &[
-    "port",
-    "bind",
-    "admin_port",
-    "admin_bind",
-    "cache_size",
-    "max_object_size",
-    "unit_time",
-    "worker_priority",
-    "path_to_persistence",
-];
-
 /// What a reload did.
 #[derive(Debug, Default)]
 pub struct Reloaded {
@@ -590,42 +577,28 @@ impl Control {
         let old = self.inner.current.get();
         let was = &old.config;
         let mut reloaded = Reloaded::default();
-        let mut keep = |key: &'static str, changed: bool| {
-            if changed {
-                reloaded.needs_restart.push(key);
-            }
-        };
-        keep("port", next.port != was.port);
-        keep("bind", next.bind != was.bind);
-        keep("admin_port", next.admin_port != was.admin_port);
-        keep("admin_bind", next.admin_bind != was.admin_bind);
-        keep("cache_size", next.cache_size != was.cache_size);
-        keep(
-            "max_object_size",
-            next.max_object_size != was.max_object_size,
+        // Keys whose new value only takes effect at the next start: the
+        // running value stays, and the change is reported. Each config
+        // field is named after its key.
+        macro_rules! keep_running {
+            ($($key:ident),*) => {$(
+                if next.$key != was.$key {
+                    reloaded.needs_restart.push(stringify!($key));
+                    next.$key = was.$key.clone();
+                }
+            )*};
+        }
+        keep_running!(
+            port,
+            bind,
+            admin_port,
+            admin_bind,
+            cache_size,
+            max_object_size,
+            unit_time,
+            worker_priority,
+            path_to_persistence
         );
-        keep("unit_time", next.unit_time != was.unit_time);
-        keep(
-            "worker_priority",
-            next.worker_priority != was.worker_priority,
-        );
-        keep(
-            "path_to_persistence",
-            next.path_to_persistence != was.path_to_persistence,
-        );
-        debug_assert!(reloaded
-            .needs_restart
-            .iter()
-            .all(|k| RESTART_KEYS.contains(k)));
-        next.port = was.port;
-        next.bind = was.bind;
-        next.admin_port = was.admin_port;
-        next.admin_bind = was.admin_bind;
-        next.cache_size = was.cache_size;
-        next.max_object_size = was.max_object_size;
-        next.unit_time = was.unit_time;
-        next.worker_priority = was.worker_priority;
-        next.path_to_persistence = was.path_to_persistence.clone();
         next.log_to_stdout = was.log_to_stdout;
         if next.path_to_log != was.path_to_log || next.log_format != was.log_format {
             if let Err(e) = old.log.reopen(next.path_to_log.clone(), next.log_format) {
