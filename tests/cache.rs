@@ -1226,16 +1226,22 @@ fn variants_survive_a_restart() {
     assert_eq!(r.status, 502, "{}", r.head.raw);
 }
 
-#[test]
-fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
-    let backend = Backend::start("big", |seen, out| {
+/// An origin whose every answer is cacheable and 1000 bytes long (the
+/// path, padded with dots).
+fn thousand_byte_origin() -> Backend {
+    Backend::start("big", |seen, out| {
         let mut body = seen.path().as_bytes().to_vec();
         body.resize(1000, b'.');
         respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
         Action::KeepAlive
-    });
+    })
+}
+
+#[test]
+fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = thousand_byte_origin();
     let mut first = start_proxy(&[backend.addr], persisted(&file));
     for i in 1..=5 {
         get(&first, &format!("/r{i}"));
@@ -1266,12 +1272,7 @@ fn recency_after_the_last_snapshot_survives_a_restart() {
     // /r1 is read again: the final snapshot must still record that read.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.bin");
-    let backend = Backend::start("big", |seen, out| {
-        let mut body = seen.path().as_bytes().to_vec();
-        body.resize(1000, b'.');
-        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
-        Action::KeepAlive
-    });
+    let backend = thousand_byte_origin();
     let mut first = start_proxy(&[backend.addr], |c| {
         persisted(&file)(c);
         c.unit_time = Duration::from_millis(50);
