@@ -657,9 +657,37 @@ fn vary_keeps_one_entry_per_value() {
     expect(&get(&proxy, "/v"), 200, "MISS", "encoded none");
     expect(&get(&proxy, "/v"), 200, "HIT", "encoded none");
     assert_eq!(backend.requests(), 3);
+    // An empty value is a value: it matches only an empty value (RFC 9111
+    // §4.1), not the absence the entry above was stored for.
+    let empty = [("Accept-Encoding", "")];
+    expect(&get_with(&proxy, "/v", &empty), 200, "MISS", "encoded ");
+    expect(&get_with(&proxy, "/v", &empty), 200, "HIT", "encoded ");
+    expect(&get(&proxy, "/v"), 200, "HIT", "encoded none");
 }
 
 // ------------------------------------------------------------ revalidation
+
+#[test]
+fn an_absurd_age_makes_an_old_response_not_a_crash() {
+    // An Age far past what 64 bits of seconds can subtract from now: RFC
+    // 9111 §1.2.2 caps it at 2^31 s, so the response is simply old.
+    let huge = "18446744073709551615";
+    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("Age", huge)]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/a"), 200, "MISS", "/a #1");
+    expect(&get(&proxy, "/a"), 200, "MISS", "/a #2");
+
+    // The same Age on the 304 that revalidates an entry.
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\""), ("Age", huge)],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
+    expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
+    expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
+    assert_eq!(backend.requests(), 3);
+}
 
 #[test]
 fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {

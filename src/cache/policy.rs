@@ -5,7 +5,8 @@
 
 use crate::http::date::parse_http_date;
 use crate::http::{Headers, RequestHead, ResponseHead};
-use std::time::{Duration, SystemTime};
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Knobs from the configuration that the rules depend on.
 #[derive(Clone, Copy, Debug)]
@@ -46,7 +47,7 @@ impl CacheControl {
             };
             // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
             // stale, so a bad max-age counts as 0 rather than absent.
-            let seconds = || Some(value.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+            let seconds = || Some(value.and_then(delta_seconds).unwrap_or(0));
             match name.to_ascii_lowercase().as_str() {
                 "no-store" => cc.no_store = true,
                 "no-cache" => cc.no_cache = true,
@@ -55,7 +56,7 @@ impl CacheControl {
                 "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
                 "max-age" => cc.max_age = cc.max_age.or(seconds()),
                 "s-maxage" => cc.s_maxage = cc.s_maxage.or(seconds()),
-                "max-stale" => cc.max_stale = Some(value.and_then(|v| v.parse().ok())),
+                "max-stale" => cc.max_stale = Some(value.and_then(delta_seconds)),
                 "min-fresh" => cc.min_fresh = cc.min_fresh.or(seconds()),
                 "only-if-cached" => cc.only_if_cached = true,
                 "stale-if-error" => cc.stale_if_error = cc.stale_if_error.or(seconds()),
@@ -75,6 +76,26 @@ impl CacheControl {
 
 /// Statuses a cache may store without explicit freshness (RFC 9110
 /// §15.1). 206 is left out: inverso does not combine partial content.
+/// The largest delta-seconds we keep (68 years): RFC 9111 §1.2.2, "If a
+/// cache receives a delta-seconds value greater than the greatest integer
+/// it can represent, or if any of its subsequent calculations overflows,
+/// the cache MUST consider the value to be 2147483648 (2^31)".
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// RFC 9111 §1.2.2: `delta-seconds = 1*DIGIT` (no sign, no space), capped
+/// at [`MAX_DELTA_SECONDS`] so that no later sum or subtraction with it
+/// can overflow.
+fn delta_seconds(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        value
+            .parse::<u64>()
+            .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
+    )
+}
+
 fn heuristically_cacheable(status: u16) -> bool {
     matches!(
         status,
@@ -103,19 +124,25 @@ pub fn vary_names(response: &ResponseHead) -> Vec<String> {
 }
 
 /// The key of one variant: the primary key, then each varying request
-/// field's value (all its lines, joined) — RFC 9111 §4.1 with the simplest
-/// normalization, exact match.
+/// field (RFC 9111 §4.1, exact match, the simplest normalization): its
+/// name alone when the request lacks it (absent matches only absent), else
+/// `name=` and the values of all its lines, joined. Values are kept byte
+/// for byte: bytes outside printable ASCII, and `%`, are written `%XX`, so
+/// two different values never make the same key.
 pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String {
     let mut key = primary.to_string();
     for name in vary {
         key.push('\n');
         key.push_str(name);
-        key.push('=');
         for (i, value) in request.get_all(name).enumerate() {
-            if i > 0 {
-                key.push_str(", ");
+            key.push_str(if i == 0 { "=" } else { ", " });
+            for &b in value {
+                if b == b'%' || !(0x20..0x7f).contains(&b) {
+                    let _ = write!(key, "%{b:02X}");
+                } else {
+                    key.push(b as char);
+                }
             }
-            key.push_str(&String::from_utf8_lossy(value));
         }
     }
     key
@@ -233,7 +260,7 @@ pub fn has_validator(response: &ResponseHead) -> bool {
 /// §4.2.3: how old the response already was when it arrived
 /// (`corrected_initial_age`), from its Date and Age fields and the time the
 /// request took.
-pub fn initial_age(
+fn initial_age(
     response: &ResponseHead,
     request_time: SystemTime,
     response_time: SystemTime,
@@ -244,12 +271,26 @@ pub fn initial_age(
     let age_value = response
         .headers
         .get_str("age")
-        .and_then(|a| a.parse::<u64>().ok())
+        .and_then(delta_seconds)
         .map_or(Duration::ZERO, Duration::from_secs);
     let delay = response_time
         .duration_since(request_time)
         .unwrap_or(Duration::ZERO);
-    apparent.max(age_value + delay)
+    apparent.max(age_value.saturating_add(delay))
+}
+
+/// When the response was generated, as far as its Date and Age fields
+/// tell: its arrival minus its initial age, never before the Unix epoch
+/// whatever a backend claims.
+pub fn birth_time(
+    response: &ResponseHead,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> SystemTime {
+    response_time
+        .checked_sub(initial_age(response, request_time, response_time))
+        .filter(|birth| *birth >= UNIX_EPOCH)
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// What a request accepts of a stored response.
@@ -427,6 +468,73 @@ mod tests {
             variant_key("k", &["accept-encoding".into()], &h),
             "k\naccept-encoding=gzip"
         );
+    }
+
+    #[test]
+    fn variant_keys_tell_every_value_apart() {
+        let vary = ["x-lang".to_string()];
+        let key_of = |values: &[&[u8]]| {
+            let mut h = Headers::new();
+            for v in values {
+                h.push("X-Lang", v);
+            }
+            variant_key("k", &vary, &h)
+        };
+        let keys = [
+            key_of(&[]),
+            key_of(&[b""]),
+            key_of(&[b"\xff"]),
+            key_of(&[b"\xfe"]),
+            key_of(&["\u{fffd}".as_bytes()]),
+            key_of(&[b"%FF"]),
+            key_of(&[b"a\tb"]),
+            key_of(&[b"a b"]),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(key_of(&[]), "k\nx-lang");
+        assert_eq!(key_of(&[b""]), "k\nx-lang=");
+        assert_eq!(key_of(&[b"caf\xc3\xa9 %"]), "k\nx-lang=caf%C3%A9 %25");
+        // Several lines are one list (RFC 9110 §5.3).
+        assert_eq!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+    }
+
+    #[test]
+    fn delta_seconds_are_digits_capped_at_2_pow_31() {
+        assert_eq!(delta_seconds("0"), Some(0));
+        assert_eq!(delta_seconds("600"), Some(600));
+        assert_eq!(delta_seconds("4294967296"), Some(MAX_DELTA_SECONDS));
+        assert_eq!(
+            delta_seconds("18446744073709551616000"),
+            Some(MAX_DELTA_SECONDS)
+        );
+        for bad in ["", "+5", "-5", " 5", "5s", "0x5", "1.5"] {
+            assert_eq!(delta_seconds(bad), None, "{bad:?}");
+        }
+        // A max-age too large to represent still means "fresh", for ttl.
+        let huge = "max-age=99999999999999999999999";
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", huge)]),
+            Some(Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn an_absurd_age_makes_an_old_response_not_a_panic() {
+        let now = SystemTime::now();
+        for age in [
+            "18446744073709551615",
+            "99999999999999999999999",
+            "2147483648",
+        ] {
+            let r = response(200, &[("Age", age)]);
+            assert_eq!(birth_time(&r, now, now), UNIX_EPOCH, "Age: {age}");
+        }
+        let r = response(200, &[("Age", "30")]);
+        assert_eq!(birth_time(&r, now, now), now - Duration::from_secs(30));
     }
 
     #[test]

@@ -136,8 +136,7 @@ pub(super) fn serve(
         if revalidating {
             let mut head = entry.head.clone();
             policy::refresh_from_304(&mut head, &fetched.response);
-            let initial_age =
-                policy::initial_age(&fetched.response, fetched.request_time, response_time);
+            let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
             origin::finish_bodiless(fetched, shared);
             let refreshed = match policy::storable(
                 &request_as_get(&request),
@@ -150,7 +149,7 @@ pub(super) fn serve(
                         entry.key().to_string(),
                         head,
                         entry.record.body.clone(),
-                        response_time - initial_age,
+                        birth,
                         lifetime,
                     );
                     let e = Arc::new(e);
@@ -188,10 +187,8 @@ pub(super) fn serve(
         } else {
             policy::variant_key(&primary, &vary, &request.headers)
         };
-        let initial_age =
-            policy::initial_age(&fetched.response, fetched.request_time, response_time);
+        let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
         let head = fetched.response.clone();
-        let birth = response_time - initial_age;
         Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
             cache.insert(Entry::new(key, head, body.into(), birth, lifetime));
         })
@@ -295,7 +292,10 @@ fn serve_entry(
             } else {
                 &entry.record.body
             };
-            let _ = write!(tail, "Content-Length: {}\r\n", entry.record.body.len());
+            // RFC 9110 §8.6: never a Content-Length on a 204.
+            if entry.head.status != 204 {
+                let _ = write!(tail, "Content-Length: {}\r\n", entry.record.body.len());
+            }
             ((&entry.record.head[..]).into(), body, entry.head.status)
         };
     let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
