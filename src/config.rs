@@ -61,6 +61,8 @@ pub struct Config {
     pub max_headers: usize,
     /// Longest request-target in bytes; 414 past it.
     pub max_uri_length: usize,
+    /// Forward request fields whose name has an underscore (else dropped).
+    pub underscores_in_headers: bool,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// The longest a whole request head may take to arrive (slowloris); 408.
@@ -425,6 +427,12 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "underscores_in_headers",
+        default: "false",
+        help: "forward request header fields whose name has an underscore (else they are dropped)",
+        apply: |c, v| parse_bool(v).map(|b| c.underscores_in_headers = b),
+    },
+    Key {
         name: "max_body_size",
         default: "0",
         help: "largest request body; larger gets 413; 0 = unlimited",
@@ -651,6 +659,7 @@ impl Config {
             max_header_size: 0,
             max_headers: 0,
             max_uri_length: 0,
+            underscores_in_headers: false,
             max_body_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),

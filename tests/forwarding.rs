@@ -105,6 +105,26 @@ fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
 }
 
 #[test]
+fn fields_with_an_underscore_are_dropped_unless_allowed() {
+    let a = Backend::echo("a");
+    let request = b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
+          X_Forwarded_For: 6.6.6.6\r\nTransfer_Encoding: chunked\r\n\
+          X-Plain: kept\r\n\r\nok";
+    for allowed in [false, true] {
+        let proxy = start_proxy(&[a.addr], |c| c.underscores_in_headers = allowed);
+        let mut client = proxy.connect();
+        client.send(request);
+        assert_eq!(client.response().status, 200);
+        let seen = a.seen().pop().unwrap();
+        let head = &seen.head;
+        assert_eq!(head.has("x_forwarded_for"), allowed, "{}", head.raw);
+        assert_eq!(head.has("transfer_encoding"), allowed, "{}", head.raw);
+        assert_eq!(head.get("x-plain"), Some("kept"));
+        assert_eq!(seen.body, b"ok");
+    }
+}
+
+#[test]
 fn response_hop_by_hop_fields_do_not_reach_the_client() {
     let a = Backend::start("a", |_, out| {
         respond(
@@ -343,6 +363,26 @@ fn expect_100_continue_gets_continue_before_the_body() {
         );
     }
     assert!(a.seen().iter().all(|s| !s.head.has("expect")));
+}
+
+#[test]
+fn an_http10_expectation_is_ignored() {
+    // RFC 9110 §10.1.1: an HTTP/1.0 client may not know 1xx at all; its
+    // 100-continue (or any other expectation) is ignored, never answered.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    for expect in ["100-continue", "something-else"] {
+        let mut client = proxy.connect();
+        client.send(
+            format!(
+                "POST /old HTTP/1.0\r\nHost: x\r\nExpect: {expect}\r\nContent-Length: 5\r\n\r\nhello"
+            )
+            .as_bytes(),
+        );
+        let response = client.response();
+        assert_eq!(response.status, 200, "{expect}: {}", response.head.raw);
+        assert!(response.body_str().contains("POST /old len=5"));
+    }
 }
 
 #[test]

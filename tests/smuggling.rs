@@ -458,6 +458,9 @@ fn malformed_responses_are_502_and_their_connection_is_not_reused() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \"chunked\"\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok",
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
         b"HTTP/2 200 OK\r\nContent-Length: 2\r\n\r\nok",
@@ -498,10 +501,79 @@ fn bytes_after_a_response_are_never_read_as_the_next_response() {
 }
 
 #[test]
+fn a_response_head_over_32_kib_is_a_502_even_when_one_read_brings_it_whole() {
+    let mut raw = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+    raw.resize(40 * 1024, b'a');
+    raw.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nok");
+    let raw: &'static [u8] = raw.leak();
+    let backend = raw_backend(raw);
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    assert_eq!(proxy.connect().get("/").status, 502);
+}
+
+#[test]
+fn a_backend_failing_before_the_first_body_byte_is_a_502_or_504() {
+    // The head is held back until the body starts: until then the client
+    // can still be told what happened.
+    let cases: [(&[u8], u16); 3] = [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+            502,
+        ),
+        // Larger than what is gathered whole before sending, then closed.
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", 502),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            504,
+        ),
+    ];
+    for (raw, status) in cases {
+        let what = String::from_utf8_lossy(raw).into_owned();
+        let backend = Backend::start("raw", move |_, out| {
+            let _ = out.write_all(raw);
+            if status == 504 {
+                Action::Hang
+            } else {
+                Action::Close
+            }
+        });
+        let proxy = start_proxy(&[backend.addr], |c| {
+            c.connection_timeout = Duration::from_millis(300);
+        });
+        let mut client = proxy.connect();
+        client.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(client.response().status, status, "{what:?}");
+        // Nothing was sent of the failed response: the connection goes on.
+        assert_eq!(client.get("/next").status, status, "{what:?}");
+    }
+}
+
+#[test]
+fn a_204_never_carries_a_content_length() {
+    // A 204 with a Content-Length (RFC 9110 §8.6 forbids it): a client
+    // believing it would take the next response for this one's body.
+    let backend = raw_backend(
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nCache-Control: max-age=60\r\n\r\n",
+    );
+    let proxy = start_proxy(&[backend.addr], |c| c.cache_size = 1 << 20);
+    let mut client = proxy.connect();
+    for x_cache in ["MISS", "HIT"] {
+        let response = client.get("/empty");
+        assert_eq!(response.status, 204);
+        assert_eq!(response.header("x-cache"), Some(x_cache));
+        assert!(
+            !response.head.has("content-length"),
+            "{}",
+            response.head.raw
+        );
+    }
+}
+
+#[test]
 fn a_response_with_a_bad_chunk_after_its_head_went_out_closes_the_client() {
     for raw in [
         &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\nnot that long\r\n0\r\n\r\n"[..],
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n0\r\n\r\n",
     ] {
         let backend = Backend::start("raw", move |_, out| {
             let _ = out.write_all(raw);

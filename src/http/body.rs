@@ -66,11 +66,15 @@ impl BodyKind {
     /// RFC 9112 §6.3, for responses: "Any response to a HEAD request and any
     /// response with a 1xx (Informational), 204 (No Content), or 304 (Not
     /// Modified) status code is always terminated by the first empty line
-    /// after the header fields"; then "If a Transfer-Encoding header field
-    /// is present in a response and the chunked transfer coding is not the
-    /// final encoding, the message body length is determined by reading the
-    /// connection until it is closed by the server"; then Content-Length,
-    /// then until close.
+    /// after the header fields"; then Transfer-Encoding; then
+    /// Content-Length, then until close.
+    ///
+    /// Transfer-Encoding must be exactly `chunked`, as nginx requires of
+    /// its upstreams. RFC 9112 would read `gzip` alone until close and
+    /// decode `gzip, chunked` down to gzip; but Transfer-Encoding is
+    /// hop-by-hop and we re-frame every body, so the client would get
+    /// gzip bytes with nothing saying so. Those responses are an error
+    /// (502), as on requests.
     ///
     /// A response with both fields is read as chunked; the caller must not
     /// reuse the connection afterwards (see [`response_forbids_reuse`]).
@@ -85,11 +89,7 @@ impl BodyKind {
             if head.version == Version::Http10 {
                 return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"));
             }
-            let codings = transfer_codings(&head.headers)?;
-            return Ok(match codings.last() {
-                Some(last) if last.eq_ignore_ascii_case(b"chunked") => BodyKind::Chunked,
-                _ => BodyKind::UntilClose,
-            });
+            return chunked_only(&transfer_codings(&head.headers)?);
         }
         Ok(match content_length(&head.headers)? {
             Some(n) => BodyKind::Length(n),
@@ -143,11 +143,12 @@ fn transfer_codings(headers: &Headers) -> Result<Vec<&[u8]>, HeadError> {
     Ok(codings)
 }
 
-/// Only exactly `chunked` is accepted on requests. RFC 9112 §6.3: "If a
-/// Transfer-Encoding header field is present in a request and the chunked
-/// transfer coding is not the final encoding, the message body length
-/// cannot be determined reliably; the server MUST respond with the 400 (Bad
-/// Request) status code and then close the connection." §7: "A sender MUST
+/// Only exactly `chunked` is accepted (on responses too, see
+/// [`BodyKind::for_response`]). RFC 9112 §6.3: "If a Transfer-Encoding
+/// header field is present in a request and the chunked transfer coding is
+/// not the final encoding, the message body length cannot be determined
+/// reliably; the server MUST respond with the 400 (Bad Request) status code
+/// and then close the connection." §7: "A sender MUST
 /// NOT apply the chunked transfer coding more than once to a message body".
 /// A coding before chunked is one we will not decode for the backend;
 /// §6.1: "A server that receives a request message with a transfer coding
@@ -383,10 +384,9 @@ fn read_line<S: Source>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, 
     }
 }
 
-/// RFC 9112 §7.1: `chunk-size [ chunk-ext ] CRLF`, chunk-size = 1*HEXDIG,
-/// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ). The size
-/// is checked for overflow; extensions are validated loosely (no control
-/// characters) and dropped.
+/// RFC 9112 §7.1: `chunk-size [ chunk-ext ] CRLF`, chunk-size = 1*HEXDIG.
+/// The size is checked for overflow, the extensions against their grammar
+/// (see [`is_chunk_ext`]); they are then dropped.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 {
@@ -400,22 +400,79 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
             .and_then(|s| s.checked_add(d))
             .ok_or(BodyError::BadChunk("chunk size overflows"))?;
     }
-    let ext = &line[digits..];
-    let ext_start = ext.iter().position(|&b| b != b' ' && b != b'\t');
-    match ext_start {
-        None if ext.is_empty() => Ok(size),
+    match &line[digits..] {
+        [] => Ok(size),
+        ext if is_chunk_ext(ext) => Ok(size),
         // Whitespace after the size with no extension is not in the grammar.
-        None => Err(BodyError::BadChunk("trailing whitespace after chunk size")),
-        Some(i)
-            if ext[i] == b';'
-                && ext[i..]
-                    .iter()
-                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80) =>
-        {
-            Ok(size)
+        ext if ext.iter().all(|&b| b == b' ' || b == b'\t') => {
+            Err(BodyError::BadChunk("trailing whitespace after chunk size"))
         }
-        Some(_) => Err(BodyError::BadChunk("invalid chunk size")),
+        _ => Err(BodyError::BadChunk("invalid chunk size or extension")),
     }
+}
+
+/// RFC 9112 §7.1.1: `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "="
+/// BWS chunk-ext-val ] )`, a name being a token and a value a token or a
+/// quoted-string (RFC 9110 §5.6.4). Whitespace at the very end is let
+/// through (harmless: the size is already read).
+fn is_chunk_ext(ext: &[u8]) -> bool {
+    let skip_ws = |i: &mut usize| {
+        while ext.get(*i).is_some_and(|&b| b == b' ' || b == b'\t') {
+            *i += 1;
+        }
+    };
+    let token = |i: &mut usize| {
+        let start = *i;
+        while ext.get(*i).is_some_and(|&b| is_tchar(b)) {
+            *i += 1;
+        }
+        *i > start
+    };
+    let quoted = |i: &mut usize| {
+        if ext.get(*i) != Some(&b'"') {
+            return false;
+        }
+        *i += 1;
+        // qdtext and quoted-pair: any HTAB, SP, VCHAR or obs-text, a
+        // backslash escaping the next one.
+        let text = |b: u8| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80;
+        loop {
+            match ext.get(*i) {
+                Some(b'"') => {
+                    *i += 1;
+                    return true;
+                }
+                Some(b'\\') if ext.get(*i + 1).is_some_and(|&b| text(b)) => *i += 2,
+                Some(&b) if text(b) => *i += 1,
+                _ => return false,
+            }
+        }
+    };
+    let mut i = 0;
+    skip_ws(&mut i);
+    if i == ext.len() {
+        return false;
+    }
+    while i < ext.len() {
+        if ext[i] != b';' {
+            return false;
+        }
+        i += 1;
+        skip_ws(&mut i);
+        if !token(&mut i) {
+            return false;
+        }
+        skip_ws(&mut i);
+        if ext.get(i) == Some(&b'=') {
+            i += 1;
+            skip_ws(&mut i);
+            if !(token(&mut i) || quoted(&mut i)) {
+                return false;
+            }
+            skip_ws(&mut i);
+        }
+    }
+    true
 }
 
 /// A trailer line must look like a header field (name ":" value) with no
@@ -565,11 +622,19 @@ mod tests {
             Ok(BodyKind::Chunked)
         );
         assert_eq!(
-            r(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false),
-            Ok(BodyKind::UntilClose)
+            r(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked \r\n\r\n",
+                false
+            ),
+            Ok(BodyKind::Chunked)
         );
         for bad in [
             &b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            // Codings we would strip without decoding (see for_response).
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
@@ -636,6 +701,41 @@ mod tests {
         let (body, left) = decode(BodyKind::Chunked, wire).unwrap();
         assert_eq!(body, b"hello world");
         assert_eq!(left, 4);
+    }
+
+    #[test]
+    fn chunk_extensions_follow_their_grammar() {
+        for good in [
+            &b"5;a"[..],
+            b"5;a=b",
+            b"5 ; a = b ;c",
+            b"5;a=\"quoted; \\\"x\\\" \xc3\xa9\"",
+            b"5;a=\"\"",
+            b"5\t;a=b\t",
+            b"5;a=b;c=\"d\";e",
+        ] {
+            let line = String::from_utf8_lossy(good);
+            assert_eq!(parse_chunk_size(good).ok(), Some(5), "{line:?}");
+        }
+        for bad in [
+            &b"5;"[..],
+            b"5;=x",
+            b"5;a=",
+            b"5;a=\"x",
+            b"5;a=\"x\\",
+            b"5;a b",
+            b"5;a=b c",
+            b"5;a=b;",
+            b"5;a@b",
+            b"5;a=\"x\"y",
+            b"5;a=\"\x01\"",
+            b"5 ",
+            b"5x",
+            b"5 ;",
+        ] {
+            let line = String::from_utf8_lossy(bad);
+            assert!(parse_chunk_size(bad).is_err(), "{line:?}");
+        }
     }
 
     #[test]

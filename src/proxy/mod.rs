@@ -12,7 +12,7 @@ use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::http::conn::{is_timeout, peek, SharedStream};
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
-use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead};
+use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
 use crate::sched::{self, Peer};
 use crate::upstream::Upstreams;
@@ -457,7 +457,7 @@ fn first_line(buf: &[u8]) -> String {
 fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, LogLine) {
     let parsed = parse_request(&client.conn.buffered()[..head_len], &client.limits)
         .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
-    let (head, body_kind) = match parsed {
+    let (mut head, body_kind) = match parsed {
         Ok(ok) => ok,
         Err(e) => {
             let line = LogLine::raw(first_line(client.conn.buffered()));
@@ -467,6 +467,12 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     };
     client.conn.consume(head_len);
     let line = LogLine::of(&head, shared.config.log_headers);
+    // As nginx does by default: a backend that maps `-` and `_` to one
+    // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
+    // X-Forwarded-For, or `Content_Length` as framing we did not check.
+    if !shared.config.underscores_in_headers {
+        head.headers.retain(|name, _| !name.contains('_'));
+    }
     // RFC 9110 §15.5.14: a server may refuse a request whose content is
     // larger than it is willing to process with 413, and close the
     // connection (the body is not read). A declared length is checked
@@ -550,9 +556,15 @@ fn forward(
 ) -> Result<Outcome, Refusal> {
     let keep_alive = head.wants_keep_alive();
     let mut expect_continue = false;
-    if let Some(expect) = head.headers.get_str("expect") {
-        // RFC 9110 §10.1.1: 100-continue is the only expectation defined;
-        // a server that receives another may answer 417.
+    // RFC 9110 §10.1.1: 100-continue is the only expectation defined; a
+    // server that receives another may answer 417. "A server that receives
+    // a 100-continue expectation in an HTTP/1.0 request MUST ignore that
+    // expectation": such a client may not know 1xx responses at all.
+    let expect = head
+        .headers
+        .get_str("expect")
+        .filter(|_| head.version == Version::Http11);
+    if let Some(expect) = expect {
         if !expect.eq_ignore_ascii_case("100-continue") {
             return Err(Refusal::new(417, false));
         }

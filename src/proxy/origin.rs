@@ -394,8 +394,11 @@ fn stream_request_body(
 fn read_response_head(conn: &mut BufConn<TcpStream>, crowded: bool) -> Result<usize, Failure> {
     let mut scanned = 0;
     loop {
-        if let Some(len) = find_head_end(conn.buffered(), &mut scanned)? {
-            return Ok(len);
+        // One read can bring a whole head larger than the limit.
+        match find_head_end(conn.buffered(), &mut scanned)? {
+            Some(len) if len <= MAX_RESPONSE_HEAD => return Ok(len),
+            Some(_) => return Err(Failure::Malformed("response head too large".into())),
+            None => {}
         }
         if conn.buffered().len() > MAX_RESPONSE_HEAD {
             return Err(Failure::Malformed("response head too large".into()));
@@ -513,7 +516,7 @@ pub(super) fn relay(
                 ..outcome
             })
         }
-        Err(f) => Err(refusal(f, true)),
+        Err(Broken { failure, head_sent }) => Err(refusal(failure, head_sent)),
     }
 }
 
@@ -565,10 +568,15 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     let rechunk = delimited_by_close && how.version == Version::Http11;
     let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
 
-    // HEAD and 304 responses describe a body they do not carry: keep the
-    // backend's Content-Length for them.
+    // Responses to HEAD and 304s describe a body they do not carry: keep
+    // the backend's Content-Length for them. RFC 9110 §8.6: "A server MUST
+    // NOT send a Content-Length header field in any response with a status
+    // code of 1xx (Informational) or 204 (No Content)"; a client that
+    // believed one would read the next response as this one's body.
     let described_length = match kind {
-        BodyKind::Empty => response.headers.get("content-length").map(<[u8]>::to_vec),
+        BodyKind::Empty if response.status != 204 => {
+            response.headers.get("content-length").map(<[u8]>::to_vec)
+        }
         _ => None,
     };
     strip_hop_by_hop(&mut response.headers, false);
@@ -610,12 +618,19 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     })
 }
 
+/// A relay that failed midway, and whether the client already has the
+/// response head (then it can only be cut short, not answered 502).
+struct Broken {
+    failure: Failure,
+    head_sent: bool,
+}
+
 fn send_response(
     client: &mut Client,
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
     tee: Option<&mut Tee<'_>>,
-) -> Result<(Outcome, bool), Failure> {
+) -> Result<(Outcome, bool), Broken> {
     let mut reader = BodyReader::new(prepared.kind);
     let sent = copy_body(
         &mut reader,
@@ -671,16 +686,28 @@ fn copy_body(
     head: Vec<u8>,
     chunked: bool,
     mut tee: Option<&mut Tee<'_>>,
-) -> Result<u64, Failure> {
+) -> Result<u64, Broken> {
     let mut pending_head = Some(head);
     let mut size_line = Vec::new();
     let mut sent = 0u64;
+    let client_gone = || Broken {
+        failure: Failure::Client(None),
+        head_sent: true,
+    };
     loop {
         let piece = match reader.next(from) {
             Ok(Some(piece)) => piece,
             Ok(None) => break,
-            Err(BodyError::Io(e)) => return Err(Failure::io(e)),
-            Err(e) => return Err(Failure::Malformed(e.to_string())),
+            Err(e) => {
+                let failure = match e {
+                    BodyError::Io(e) => Failure::io(e),
+                    e => Failure::Malformed(e.to_string()),
+                };
+                return Err(Broken {
+                    failure,
+                    head_sent: pending_head.is_none(),
+                });
+            }
         };
         if let Some(tee) = tee.as_deref_mut() {
             tee.push(piece);
@@ -703,7 +730,7 @@ fn copy_body(
                 IoSlice::new(tail),
             ],
         )
-        .map_err(|_| Failure::Client(None))?;
+        .map_err(|_| client_gone())?;
         sent += piece.len() as u64;
     }
     if let Some(tee) = tee {
@@ -713,7 +740,7 @@ fn copy_body(
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !last.is_empty() {
         write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(last)])
-            .map_err(|_| Failure::Client(None))?;
+            .map_err(|_| client_gone())?;
     }
     Ok(sent)
 }
