@@ -24,6 +24,19 @@ struct Field {
     value_len: u32,
 }
 
+impl Field {
+    /// The name as bytes: lookups and writing compare and copy bytes, and
+    /// skip `name_of`'s UTF-8 check (measured: ~1% of a proxied request's
+    /// CPU when every lookup checked every name).
+    fn name_in<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[self.name_start as usize..(self.name_start + self.name_len) as usize]
+    }
+
+    fn is_named(&self, bytes: &[u8], name: &str) -> bool {
+        self.name_in(bytes).eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
 impl Headers {
     pub fn new() -> Self {
         Self::default()
@@ -46,9 +59,8 @@ impl Headers {
     }
 
     fn name_of(&self, f: &Field) -> &str {
-        let bytes = &self.bytes[f.name_start as usize..(f.name_start + f.name_len) as usize];
         // Names only ever come in as `&str` (see `push`).
-        std::str::from_utf8(bytes).unwrap_or("")
+        std::str::from_utf8(f.name_in(&self.bytes)).unwrap_or("")
     }
 
     fn value_of(&self, f: &Field) -> &[u8] {
@@ -77,9 +89,8 @@ impl Headers {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let field = self.fields.iter().find(|f| f.is_named(&self.bytes, name))?;
+        Some(self.value_of(field))
     }
 
     /// The first value of `name`, if it is text, with surrounding whitespace trimmed.
@@ -90,9 +101,10 @@ impl Headers {
     }
 
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.fields
+            .iter()
+            .filter(move |f| f.is_named(&self.bytes, name))
+            .map(|f| self.value_of(f))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -102,7 +114,8 @@ impl Headers {
     /// Removes every field called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.fields.len();
-        self.retain(|n, _| !n.eq_ignore_ascii_case(name));
+        let bytes = &self.bytes;
+        self.fields.retain(|f| !f.is_named(bytes, name));
         before - self.fields.len()
     }
 
@@ -135,10 +148,10 @@ impl Headers {
 
     /// Appends the fields as `Name: value\r\n` lines.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        for (name, value) in self.iter() {
-            out.extend_from_slice(name.as_bytes());
+        for f in &self.fields {
+            out.extend_from_slice(f.name_in(&self.bytes));
             out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
+            out.extend_from_slice(self.value_of(f));
             out.extend_from_slice(b"\r\n");
         }
     }
