@@ -452,7 +452,7 @@ fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
 }
 
 #[test]
-fn a_small_post_is_retried_too() {
+fn a_small_post_goes_on_a_new_connection_when_the_pooled_one_closed() {
     let a = Backend::start("a", |seen, out| {
         respond(out, 200, &[], describe("a", seen).as_bytes());
         Action::Close
@@ -468,6 +468,38 @@ fn a_small_post_is_retried_too() {
     assert_eq!(response.status, 200);
     assert!(response.body_str().contains("POST /two len=4"));
     assert_eq!(a.requests(), 2);
+}
+
+#[test]
+fn a_post_the_backend_may_have_acted_on_is_never_sent_twice() {
+    // The backend reads the POST, then closes without a word: it may have
+    // charged the card. The client gets 502; the backend saw it once.
+    let a = Backend::start("a", |seen, out| {
+        if seen.method() == "POST" {
+            return Action::Close;
+        }
+        respond(out, 200, &[], b"warm");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/warm").status, 200); // pools a connection
+    assert_eq!(client.post("/charge", b"abc").status, 502);
+    let posts = a.seen().iter().filter(|s| s.method() == "POST").count();
+    assert_eq!(posts, 1);
+    // A GET in the same situation is retried on a new connection.
+    let b = Backend::start("b", |seen, out| {
+        if seen.conn == 0 && seen.path() == "/again" {
+            return Action::Close;
+        }
+        respond(out, 200, &[], b"fine");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[b.addr], |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/warm").status, 200);
+    assert_eq!(client.get("/again").status, 200);
+    assert_eq!(b.requests(), 3);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Shared, VIA};
 use crate::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
-use crate::http::conn::{is_timeout, Source};
+use crate::http::conn::{is_timeout, peek, Source};
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response};
 use crate::http::{
@@ -97,7 +97,7 @@ pub(super) fn fetch<'s>(
             upstream: Some(target.name.clone()),
             keep_alive: send.keep_alive && send.body.is_buffered(),
         };
-        match attempt(client, target, &request, send, shared) {
+        match attempt(client, target, &request, send, idempotent, shared) {
             Ok((up, response, head_len, request_time)) => {
                 target.health.succeeded();
                 return Ok(Fetched {
@@ -131,6 +131,14 @@ pub(super) fn fetch<'s>(
     }
 }
 
+/// Whether an idle connection can still carry a request: nothing has
+/// arrived on it, not even the backend's close (anything at all would be a
+/// response nobody asked for).
+fn still_open(conn: &BufConn<TcpStream>) -> bool {
+    conn.buffered().is_empty()
+        && matches!(peek(conn.get_ref()), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
 /// RFC 9110 §9.2.2: repeating these has the same effect as sending once.
 fn is_idempotent(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
@@ -154,15 +162,23 @@ fn retry_elsewhere(f: &Failure, idempotent: bool, body: &RequestBody) -> bool {
 
 /// One target: send the request, read the response head. A pooled
 /// connection the backend closed while it idled fails before any response
-/// byte: that one failure is retried on a new connection, when the request
-/// can be sent again, and is not held against the target.
+/// byte: for an idempotent request whose body can be sent again, that one
+/// failure is retried on a new connection and not held against the target.
+///
+/// Any other request is sent once: the backend may have acted on it before
+/// closing (a POST charged twice). So it only goes out on a pooled
+/// connection that is still open when it leaves (the backend's close of an
+/// idle connection has usually arrived by then), as nginx, which never
+/// retries a non-idempotent request, also leaves to chance.
 fn attempt(
     client: &mut Client,
     target: &Upstream,
     request: &[u8],
     send: &Send<'_>,
+    idempotent: bool,
     shared: &Shared,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
+    let replayable = idempotent && send.body.is_buffered();
     let mut fresh = false;
     loop {
         let request_time = SystemTime::now();
@@ -170,11 +186,12 @@ fn attempt(
             .upstreams
             .checkout(target, fresh)
             .map_err(Failure::Connect)?;
+        if up.reused && !replayable && !still_open(&up.conn) {
+            continue; // dropped; the next pooled one, or a new one
+        }
         match send_request(&mut up, request, send, client) {
             Ok((response, head_len)) => return Ok((up, response, head_len, request_time)),
-            Err(f) if up.reused && !fresh && f.before_response() && send.body.is_buffered() => {
-                fresh = true
-            }
+            Err(f) if up.reused && !fresh && f.before_response() && replayable => fresh = true,
             Err(f) => return Err(f),
         }
     }
