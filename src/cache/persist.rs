@@ -44,7 +44,7 @@
 //! bytes that are really there and the caller's [`LoadLimits`].
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -186,7 +186,20 @@ fn write_file<'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a Record>,
 ) -> Result<SnapshotStats, PersistError> {
-    let file = File::create(path).map_err(io_error("create", path))?;
+    // A fresh file, never whatever sits at the temporary path: a symlink
+    // left there (by anyone who can write to the directory) would otherwise
+    // be followed, and the snapshot written over the file it points to.
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io_error("remove the old", path)(e));
+        }
+        _ => {}
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error("create", path))?;
     let mut out = BufWriter::new(file);
     let stats = write_records(&mut out, records).map_err(io_error("write", path))?;
     let file = out
@@ -281,7 +294,7 @@ pub fn load_snapshot(
     now_unix_ms: u64,
     limits: &LoadLimits,
 ) -> Result<Loaded, PersistError> {
-    let file = match File::open(path) {
+    let file = match open_regular(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(io_error("open", path)(e)),
@@ -290,6 +303,24 @@ pub fn load_snapshot(
         PersistError::Header(source) => io_error("read the header of", path)(source),
         other => other,
     })
+}
+
+/// Opens `path` for reading if it is a regular file. Anything else is an
+/// error, not a wait: opening a FIFO would block until someone writes to
+/// it (start-up would hang), and a device could be read forever.
+fn open_regular(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// Parses a snapshot from any reader; see [`load_snapshot`]. Arbitrary input never
@@ -830,6 +861,41 @@ mod tests {
         assert!(!tmp_path(&path).exists());
         let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
         assert_eq!(loaded.records, records[..2]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_at_the_temporary_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, tmp_path(&path)).unwrap();
+        write_snapshot(&path, &[record(1)]).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(fs::symlink_metadata(&path).unwrap().is_file());
+        let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(loaded.records, [record(1)]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_snapshot_path_that_is_not_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("cache.bin");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening a FIFO for reading would block until a writer came.
+        for path in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let err = load_snapshot(path, 0, &LoadLimits::UNLIMITED).unwrap_err();
+            assert!(matches!(err, PersistError::Io { .. }), "{path:?}: {err}");
+        }
+        let err = load_snapshot(&fifo, 0, &LoadLimits::UNLIMITED).unwrap_err();
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("not a regular file"));
     }
 
     #[test]

@@ -52,8 +52,9 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
         }
         Err(e) => {
             log::warn!(
-                "cache snapshot {}: {e}; starting with an empty cache",
-                path.display()
+                "cache snapshot {}: {}; starting with an empty cache",
+                path.display(),
+                with_causes(&e)
             );
             0
         }
@@ -144,8 +145,21 @@ fn write_if_changed(cache: &Cache, path: &Path, written: u64, force: bool) -> u6
         }
         Err(e) => {
             cache.stats.snapshot_failures.fetch_add(1, Relaxed);
-            log::warn!("cache snapshot {}: {e}", path.display());
+            log::warn!("cache snapshot {}: {}", path.display(), with_causes(&e));
             written
         }
     }
+}
+
+/// An error and what caused it, for a log line: "cannot open X: not a
+/// regular file" rather than "cannot open X".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
