@@ -2,8 +2,9 @@
 //!
 //! Passive: the proxy reports each exchange's outcome; `max_fails`
 //! failures within `fail_timeout` take a target out for `fail_timeout`,
-//! after which it is tried again (nginx's model). Active: one checker
-//! thread sends `GET health_check_path` to every target each interval; a
+//! after which it is tried again (nginx's model). Active: a checker thread
+//! per target sends it `GET health_check_path` each interval (a target
+//! that hangs delays no other's checks); a
 //! target goes down after `fall` failed probes in a row and comes back
 //! after `rise` good ones (HAProxy's model). Either way, each transition is
 //! logged once. Time is a parameter (`now`), so the rules are tested
@@ -160,7 +161,9 @@ impl Health {
 pub struct Active {
     pub path: String,
     pub interval: Duration,
-    /// Each probe's connect and read timeout.
+    /// The longest one probe may take, connecting and reading included
+    /// (HAProxy's `timeout check`): a reply trickling in byte by byte
+    /// fails at this deadline rather than holding the checker.
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
@@ -184,34 +187,41 @@ struct Streak {
     rise_pending: bool,
 }
 
-/// The checker thread; stopped by [`Checker::stop`] (or on drop).
+/// The checker threads, one per target; stopped by [`Checker::stop`] (or
+/// on drop).
 pub struct Checker {
     stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Checker {
     pub fn start(probes: Vec<Probe>, settings: Active) -> io::Result<Checker> {
         let (stop, stopped) = bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("health".into())
-            .spawn(move || check_loop(&probes, &settings, &stopped))?;
-        Ok(Checker {
+        let mut checker = Checker {
             stop: Some(stop),
-            thread: Some(thread),
-        })
+            threads: Vec::with_capacity(probes.len()),
+        };
+        let settings = Arc::new(settings);
+        for probe in probes {
+            let (settings, stopped) = (settings.clone(), stopped.clone());
+            let thread = std::thread::Builder::new()
+                .name("health".into())
+                .spawn(move || check_loop(&probe, &settings, &stopped))?;
+            checker.threads.push(thread);
+        }
+        Ok(checker)
     }
 
-    /// Stops the thread; returns once it has ended (at most one probe's
-    /// timeout later).
+    /// Stops the threads; returns once they have ended (at most one
+    /// probe's timeout later).
     pub fn stop(mut self) {
         self.halt();
     }
 
     fn halt(&mut self) {
-        // Dropping the sender wakes the thread's wait.
+        // Dropping the sender wakes every thread's wait.
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -223,19 +233,11 @@ impl Drop for Checker {
     }
 }
 
-fn check_loop(probes: &[Probe], settings: &Active, stopped: &Receiver<()>) {
-    let mut streaks: Vec<Streak> = probes.iter().map(|_| Streak::default()).collect();
+fn check_loop(probe: &Probe, settings: &Active, stopped: &Receiver<()>) {
+    let mut streak = Streak::default();
     loop {
-        for (probe, streak) in probes.iter().zip(&mut streaks) {
-            if !matches!(
-                stopped.try_recv(),
-                Err(crossbeam_channel::TryRecvError::Empty)
-            ) {
-                return;
-            }
-            let result = probe_once(probe, settings);
-            apply(&probe.health, streak, settings, Instant::now(), result);
-        }
+        let result = probe_once(probe, settings);
+        apply(&probe.health, &mut streak, settings, Instant::now(), result);
         match stopped.recv_timeout(settings.interval) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
@@ -282,13 +284,19 @@ fn apply(
     }
 }
 
-/// One `GET path` on a fresh connection: a 2xx or 3xx status is healthy.
+/// One `GET path` on a fresh connection, all within `settings.timeout`: a
+/// 2xx or 3xx status is healthy.
 fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
+    let deadline = Instant::now() + settings.timeout;
+    let left = || {
+        Some(deadline.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("no reply within {:?}", settings.timeout))
+    };
     let mut stream = TcpStream::connect_timeout(&probe.addr, settings.timeout)
         .map_err(|e| format!("cannot connect: {e}"))?;
     stream
-        .set_read_timeout(Some(settings.timeout))
-        .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+        .set_write_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
@@ -313,6 +321,9 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
             Ok(None) => {}
             Err(e) => return Err(format!("bad reply: {e}")),
         }
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
         match stream.read(&mut chunk) {
             Ok(0) => return Err("closed without a reply".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -471,6 +482,75 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the checker did not stop");
         assert_eq!(probes.load(Ordering::SeqCst), 1);
+    }
+
+    /// A health endpoint that answers `reply` to each probe, byte by byte
+    /// with `pause` in between (1000 bytes at most).
+    fn endpoint(reply: &'static [u8], pause: Duration) -> SocketAddr {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    let _ = stream.read(&mut buf);
+                    for byte in reply.iter().cycle().take(1000) {
+                        if stream.write_all(&[*byte]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(pause);
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_reply_trickling_in_fails_its_probe_and_delays_no_other_target() {
+        let trickle = endpoint(b"HTTP/1.1 200 OK\r\nX-Pad: aaaa", Duration::from_millis(20));
+        let failing = endpoint(
+            b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        );
+        let probes: Vec<Probe> = [trickle, failing]
+            .into_iter()
+            .map(|addr| Probe {
+                name: addr.to_string().into(),
+                addr,
+                health: Arc::new(health(1, 3600)),
+            })
+            .collect();
+        let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(200),
+            rise: 1,
+            fall: 1,
+        };
+        let checker = Checker::start(probes, settings).unwrap();
+        // Each reply byte came within the timeout, the whole reply never.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while healths.iter().any(|h| h.usable(Instant::now())) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            !healths[1].usable(Instant::now()),
+            "the 503 target was not checked"
+        );
+        assert!(
+            !healths[0].usable(Instant::now()),
+            "the trickle never failed"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            checker.stop();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the checker did not stop");
     }
 
     #[test]
