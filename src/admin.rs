@@ -7,6 +7,7 @@
 //! thread per connection, one request per connection, `Connection: close`.
 
 use crate::cache::policy;
+use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
 use crate::http::BufConn;
@@ -19,11 +20,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Admin connections served at once; more are closed unanswered.
 const MAX_ADMIN_CONNECTIONS: usize = 32;
-/// Read and write timeout of an admin connection.
+/// The longest an admin request head may take to arrive, however it
+/// trickles in (else a few slow clients could hold every slot), and the
+/// write timeout of the reply.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest admin request head.
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
@@ -159,7 +162,7 @@ impl Reply {
 }
 
 fn handle(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(ADMIN_TIMEOUT));
+    let deadline = Instant::now() + ADMIN_TIMEOUT;
     let _ = stream.set_write_timeout(Some(ADMIN_TIMEOUT));
     let mut conn = BufConn::new(stream, 4096);
     let mut scanned = 0;
@@ -177,8 +180,15 @@ fn handle(stream: TcpStream, shared: &Shared) {
             Ok(None) => {}
             Err(e) => break (Reply::text(e.status(), "bad request\n"), false),
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break (Reply::text(408, "request head too slow\n"), false);
+        }
+        let _ = conn.get_ref().set_read_timeout(Some(left));
         match conn.fill() {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
+            Err(e) if is_timeout(&e) => break (Reply::text(408, "request head too slow\n"), false),
+            Err(_) => return,
             Ok(_) => {}
         }
     };

@@ -509,6 +509,22 @@ fn delete_cache_drops_everything() {
 }
 
 #[test]
+fn an_admin_request_head_trickling_in_gets_408_at_its_deadline() {
+    // One byte every 0.7 s: each read comes well within any per-read
+    // timeout, the whole head never. The admin listener's deadline (5 s)
+    // frees the slot; before it had one, 32 such clients locked it out.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let mut client = Client::connect(proxy.handle().admin_addr().unwrap());
+    for byte in b"GET /h" {
+        client.send(&[*byte]);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let response = client.response();
+    assert_eq!(response.status, 408, "{}", response.head.raw);
+}
+
+#[test]
 fn the_admin_listener_is_off_by_default() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});
