@@ -706,6 +706,33 @@ fn an_idle_websocket_is_closed_after_the_idle_timeout() {
 }
 
 #[test]
+fn a_half_closed_tunnel_still_carries_the_answer() {
+    // The client sends its last bytes and shuts its side; the backend
+    // answers once it sees that end. The answer must still arrive.
+    let backend = Backend::start("half", |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
+        );
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(out, &mut got);
+        let _ = out.write_all(format!("got {:?}, bye", String::from_utf8_lossy(&got)).as_bytes());
+        Action::Close
+    });
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    assert_eq!(client.try_response(true).unwrap().status, 101);
+    client.send(b"last words");
+    client
+        .reader
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    let rest = client.read_until_closed();
+    assert_eq!(String::from_utf8_lossy(&rest), "got \"last words\", bye");
+}
+
+#[test]
 fn upgrade_is_not_forwarded_for_http_1_0_or_with_a_body() {
     let backend = websocket_backend();
     let proxy = start_proxy(&[backend.addr], |_| {});

@@ -1,8 +1,10 @@
 //! Protocol upgrades (WebSocket and friends): once a backend answers an
 //! `Upgrade` request with `101 Switching Protocols`, the connection is no
 //! longer HTTP. The proxy relays the 101 head, then copies bytes both ways
-//! until either side closes or both stay silent for the idle timeout. The
-//! backend connection is never returned to the pool.
+//! until both sides have finished (a side's end of stream is passed on as a
+//! half-close, and the other direction goes on), either fails, or both stay
+//! silent for the idle timeout. The backend connection is never returned
+//! to the pool.
 
 use super::origin::Fetched;
 use super::{Client, Outcome, Refusal, Shared};
@@ -94,8 +96,8 @@ pub(super) fn run(
 }
 
 /// Copies client -> backend on a helper thread and backend -> client on
-/// this one, until either side closes or fails, or neither sends anything
-/// for `idle`. Returns the bytes sent to the client.
+/// this one, until both directions have ended, either fails, or neither
+/// sends anything for `idle`. Returns the bytes sent to the client.
 fn relay_both_ways(client: &TcpStream, up: &TcpStream, idle: Duration) -> u64 {
     for s in [client, up] {
         let _ = s.set_read_timeout(Some(idle));
@@ -143,15 +145,20 @@ impl Activity {
     }
 }
 
-/// Copies `from` to `to` until the end. Either side closing, an error, or
-/// the whole tunnel idling out closes both sockets, which also wakes the
+/// Copies `from` to `to` until the end. The end of `from`'s stream is
+/// passed on as a half-close of `to` (a client may send its last message
+/// and shut its side, still waiting for the answer). An error, or the
+/// whole tunnel idling out, closes both sockets, which also wakes the
 /// other direction's blocked read.
 fn pump(mut from: &TcpStream, mut to: &TcpStream, activity: &Activity, idle: Duration) -> u64 {
     let mut buf = vec![0u8; TUNNEL_BUFFER];
     let mut copied = 0u64;
     loop {
         match from.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return copied;
+            }
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
                     break;
