@@ -106,12 +106,41 @@ fn heuristically_cacheable(status: u16) -> bool {
 /// The cache key of a request: host (lower-cased) and target path with
 /// query. The scheme is always http.
 pub fn primary_key(request: &RequestHead) -> String {
-    let host = request.authority().unwrap_or("");
+    let authority = request.authority().unwrap_or("");
     let path = request.path_and_query();
-    let mut key = String::with_capacity(host.len() + path.len());
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    let mut key = String::with_capacity(authority.len() + path.len());
+    push_authority(&mut key, authority);
     key.push_str(&path);
     key
+}
+
+/// The authority as one name per server (RFC 3986 §6.2.2, §6.2.3): host
+/// lower-cased, without the trailing dot of a fully qualified name, and
+/// the port as a number, left out when it is HTTP's default. Otherwise
+/// `Host: example.com:80` would be a second copy of `example.com`, which
+/// a PURGE of the one would leave in place.
+fn push_authority(key: &mut String, authority: &str) {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port),
+        _ => (authority, ""),
+    };
+    let host = host
+        .strip_suffix('.')
+        .filter(|h| !h.is_empty())
+        .unwrap_or(host);
+    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    match port.parse::<u16>() {
+        Ok(80) => {}
+        Ok(n) => {
+            let _ = write!(key, ":{n}");
+        }
+        // Empty; anything else was refused with the request.
+        Err(_) if port.is_empty() => {}
+        Err(_) => {
+            key.push(':');
+            key.push_str(port);
+        }
+    }
 }
 
 /// The field names a response varies on, lower-cased.
@@ -468,6 +497,29 @@ mod tests {
             variant_key("k", &["accept-encoding".into()], &h),
             "k\naccept-encoding=gzip"
         );
+    }
+
+    #[test]
+    fn one_server_is_one_key_however_its_host_is_spelled() {
+        let key_for = |host: &str| {
+            let mut request = get(&[]);
+            request.headers.set("Host", host);
+            primary_key(&request)
+        };
+        for same in [
+            "example.com",
+            "EXAMPLE.com:80",
+            "example.com.",
+            "example.com:0080",
+        ] {
+            assert_eq!(key_for(same), "example.com/a?b", "{same}");
+        }
+        assert_eq!(key_for("example.com:8080"), "example.com:8080/a?b");
+        assert_eq!(key_for("example.com:08080"), "example.com:8080/a?b");
+        assert_eq!(key_for("[::1]"), "[::1]/a?b");
+        assert_eq!(key_for("[::1]:80"), "[::1]/a?b");
+        assert_eq!(key_for("[::1]:81"), "[::1]:81/a?b");
+        assert_eq!(key_for("10.0.0.1:80"), "10.0.0.1/a?b");
     }
 
     #[test]
