@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 /// Appends `s` as a JSON string, quotes included. Control characters are
-/// escaped, so a value can never break a one-object-per-line log.
+/// escaped, and so are the characters Unicode counts as line ends (NEL,
+/// LINE SEPARATOR, PARAGRAPH SEPARATOR): valid raw in JSON, but a reader
+/// splitting the log by Unicode lines would cut a record in two.
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -14,7 +16,9 @@ pub fn push_str(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+            c if (c as u32) < 0x20
+                || matches!(c, '\u{7f}' | '\u{85}' | '\u{2028}' | '\u{2029}') =>
+            {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -44,7 +48,7 @@ mod tests {
     #[test]
     fn escapes_quotes_backslashes_and_controls() {
         let mut out = String::new();
-        push_str(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+        push_str(&mut out, "a\"b\\c\nd\u{1}é\u{85}\u{2028}\u{2029}");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é\u0085\u2028\u2029""#);
     }
 }

@@ -435,11 +435,16 @@ impl LogLine {
         });
         LogLine {
             request_line: [head.method.as_str(), &head.target, head.version.as_str()].join(" "),
-            referer: head.headers.get_str("referer").map(str::to_string),
-            user_agent: head.headers.get_str("user-agent").map(str::to_string),
+            // obs-text (not UTF-8) is logged, as U+FFFD, rather than lost.
+            referer: head.headers.get("referer").map(lossy_trimmed),
+            user_agent: head.headers.get("user-agent").map(lossy_trimmed),
             headers,
         }
     }
+}
+
+fn lossy_trimmed(value: &[u8]) -> String {
+    String::from_utf8_lossy(value.trim_ascii()).into_owned()
 }
 
 /// The request line of a head that could not be parsed, for the log.
