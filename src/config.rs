@@ -506,6 +506,8 @@ impl Loader {
     pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
         self.file = path.to_string();
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        // Some editors start a UTF-8 file with a byte order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let origin = Origin::File {
@@ -543,8 +545,14 @@ impl Loader {
             let Some(rest) = var.strip_prefix("INVERSO_") else {
                 continue;
             };
-            if let Some(spec) = find_key(&rest.to_ascii_lowercase()) {
-                self.put(spec.name, value.trim(), Origin::Env(var.clone()));
+            match find_key(&rest.to_ascii_lowercase()) {
+                Some(spec) => self.put(spec.name, value.trim(), Origin::Env(var.clone())),
+                // Not an error: the environment is shared with other
+                // programs. But a misspelt key should not vanish silently.
+                None => log::warn!(
+                    "{var}: {}; ignored",
+                    unknown_key_message(&rest.to_ascii_lowercase())
+                ),
             }
         }
         self
@@ -689,6 +697,25 @@ impl Config {
     }
 }
 
+/// A configuration is a few dozen lines; anything this large is some other
+/// file (or /dev/zero), refused before it fills the memory.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Reads a configuration the way the binary does: the file (if `path` is
 /// given it must exist; the default `proxy.conf` may be absent), then the
 /// environment, then flags `(key, value, flag name)`.
@@ -700,7 +727,7 @@ pub fn load(
 ) -> Result<(Config, Loader), ConfigError> {
     let mut loader = Loader::new();
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_config_file(path) {
         Ok(text) => {
             loader.file(&name, &text)?;
         }
@@ -728,6 +755,22 @@ fn strip_comment(line: &str) -> &str {
 }
 
 fn unknown_key_message(key: &str) -> String {
+    // A key is a short word: anything long is garbage, shown cut and not
+    // compared (the edit distance is quadratic).
+    const SHOWN: usize = 64;
+    if key.len() > SHOWN {
+        let cut = (0..=SHOWN)
+            .rev()
+            .find(|&i| key.is_char_boundary(i))
+            .unwrap_or(0);
+        return format!(
+            "unknown key `{}...` ({} bytes)",
+            key[..cut].escape_debug(),
+            key.len()
+        );
+    }
+    let key = key.escape_debug().to_string();
+    let key = key.as_str();
     let nearest = KEYS
         .iter()
         .map(|k| (edit_distance(key, k.name), k.name))
@@ -954,6 +997,25 @@ mod tests {
         assert_eq!(c.path_to_persistence, None);
         assert_eq!(c.connection_timeout, Duration::from_secs(30));
         assert_eq!(c.path_to_log, None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_key() {
+        let c = build("\u{feff}targets = 127.0.0.1:1\nport = 81\n").unwrap();
+        assert_eq!(c.port, 81);
+    }
+
+    #[test]
+    fn odd_keys_are_shown_escaped_and_long_ones_cut() {
+        let e = build("targets = 127.0.0.1:1\npo\0rt = 1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:2: unknown key `po\\0rt` (did you mean `port`?)"
+        );
+        let long = "k".repeat(100_000);
+        let e = build(&format!("targets = 127.0.0.1:1\n{long} = 1\n")).unwrap_err();
+        assert!(e.message.len() < 200, "{}", e.message);
+        assert!(e.message.contains("100000 bytes"), "{}", e.message);
     }
 
     #[test]

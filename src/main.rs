@@ -130,10 +130,30 @@ fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
         };
         flags.push((key.trim(), value.to_string(), "--set"));
     }
-    config::load(&args.config, explicit, std::env::vars(), &flags).map_err(|e| Failure {
+    config::load(&args.config, explicit, inverso_env()?, &flags).map_err(|e| Failure {
         code: 2,
         error: e.into(),
     })
+}
+
+/// The `INVERSO_*` variables of the environment. Others are not ours to
+/// judge (`std::env::vars` would panic on any that is not UTF-8); one of
+/// ours that is not UTF-8 is a configuration error.
+fn inverso_env() -> Result<Vec<(String, String)>, Failure> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with("INVERSO_")) else {
+            continue;
+        };
+        let Some(value) = value.to_str() else {
+            return Err(Failure {
+                code: 2,
+                error: anyhow::anyhow!("{name}: the value is not UTF-8"),
+            });
+        };
+        vars.push((name.to_string(), value.to_string()));
+    }
+    Ok(vars)
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
@@ -222,7 +242,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
     let a = demo::start_origin("origin-1").context("cannot start demo origin")?;
     let b = demo::start_origin("origin-2").context("cannot start demo origin")?;
     let mut loader = Loader::new();
-    loader.env(std::env::vars());
+    loader.env(inverso_env()?);
     for (key, value) in [
         ("bind", "127.0.0.1".to_string()),
         ("port", port.to_string()),

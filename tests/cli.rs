@@ -116,6 +116,16 @@ fn check_rejects_a_config_without_targets() {
 }
 
 #[test]
+fn a_file_too_large_to_be_a_configuration_is_refused() {
+    // /dev/zero, or a log file given by mistake, is not read to the end.
+    let mut text = String::from("targets = 127.0.0.1:9001\n");
+    text.push_str(&"# padding\n".repeat(200_000));
+    let (code, _, stderr) = check(&text);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a configuration file"), "{stderr}");
+}
+
+#[test]
 fn check_rejects_a_line_without_equals() {
     assert_rejected("targets = 127.0.0.1:9001\nport 9000\n", Some(2), &[]);
 }
@@ -165,6 +175,31 @@ fn a_bad_environment_value_is_reported_with_its_variable() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("INVERSO_PORT"), "{stderr}");
+}
+
+#[test]
+fn environment_values_that_are_not_utf8_are_ours_to_refuse_only_when_ours() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = conf(GOOD);
+    let run = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_inverso"))
+            .args(["check", "--config", "proxy.conf"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "error")
+            .env(name, OsStr::from_bytes(b"\xff\xfe"))
+            .output()
+            .unwrap()
+    };
+    // Someone else's variable: none of our business (it used to panic).
+    assert_eq!(run("SOMEONE_ELSES").status.code(), Some(0));
+    let out = run("INVERSO_PORT");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("INVERSO_PORT: the value is not UTF-8"),
+        "{stderr}"
+    );
 }
 
 #[test]
