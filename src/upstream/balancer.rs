@@ -139,8 +139,9 @@ impl Balancer for SmoothWeighted {
 }
 
 /// Fewest requests in flight relative to weight (`in_flight / weight`,
-/// compared by cross-multiplying); ties go round robin among the tied, so
-/// an idle pool of backends is used evenly.
+/// compared by cross-multiplying); ties go round robin among the tied, in
+/// proportion to their weights (as nginx's least_conn does), so weights
+/// count also while load is too light to tell the targets apart.
 pub struct LeastConn {
     next: AtomicUsize,
 }
@@ -167,29 +168,31 @@ impl Balancer for LeastConn {
         let lighter = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d < c * b;
         let same = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d == c * b;
         let mut best: Option<(u64, u64)> = None;
-        let mut ties = 0;
+        let mut tied_weight = 0;
         for i in (0..peers.len()).filter(|&i| peers.usable(i)) {
             let l = load(i);
             match best {
-                Some(b) if same(l, b) => ties += 1,
+                Some(b) if same(l, b) => tied_weight += l.1,
                 Some(b) if !lighter(l, b) => {}
                 _ => {
                     best = Some(l);
-                    ties = 1;
+                    tied_weight = l.1;
                 }
             }
         }
         let best = best?;
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % ties;
-        (0..peers.len())
-            .filter(|&i| peers.usable(i) && same(load(i), best))
-            .nth(turn)
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % tied_weight;
+        let tied = (0..peers.len()).filter(|&i| peers.usable(i) && same(load(i), best));
+        by_weight(tied, turn, |i| load(i).1)
     }
 }
 
 /// Virtual nodes on the hash ring per unit of weight. More points spread
 /// keys more evenly; 160 is what ketama uses.
 pub const POINTS_PER_WEIGHT: u32 = 160;
+/// The most points on the ring (16 MiB of them): large weights on many
+/// targets get fewer points per unit of weight rather than gigabytes.
+const MAX_RING_POINTS: u64 = 1 << 20;
 
 /// Consistent hashing of the client address: each target owns points on a
 /// ring (hashes of its name and a counter), and a client goes to the owner
@@ -204,9 +207,14 @@ pub struct IpHash {
 
 impl IpHash {
     pub fn new(names: &[&str], weights: &[u32]) -> Self {
+        let weight = |i: usize| u64::from(weights.get(i).copied().unwrap_or(1).max(1));
+        let total: u64 = (0..names.len()).map(weight).sum();
+        let per_weight = u64::from(POINTS_PER_WEIGHT)
+            .min(MAX_RING_POINTS / total.max(1))
+            .max(1);
         let mut ring = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            let points = POINTS_PER_WEIGHT * weights.get(i).copied().unwrap_or(1).max(1);
+            let points = per_weight * weight(i);
             for p in 0..points {
                 let key = format!("{name}#{p}");
                 ring.push((stable_hash(key.as_bytes()), i));
@@ -255,37 +263,52 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
-/// The power of two random choices: two distinct usable targets at random,
-/// the one with fewer requests in flight (relative to weight) wins. Nearly
-/// as good as least_conn, with no shared counter to contend on.
+/// The power of two random choices: two distinct usable targets drawn at
+/// random in proportion to their weights, the one with fewer requests in
+/// flight (relative to weight) wins, the first drawn on a tie. Nearly as
+/// good as least_conn, with no shared counter to contend on; weights
+/// count even while every target is idle.
 pub struct RandomTwo;
 
 impl Balancer for RandomTwo {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         let peers = cx.peers;
-        let usable = (0..peers.len()).filter(|&i| peers.usable(i)).count();
-        if usable == 0 {
-            return None;
-        }
-        let first = random_below(usable);
-        let a = nth_usable(peers, first)?;
-        if usable == 1 {
-            return Some(a);
-        }
-        // A second, distinct draw: one of the other usable - 1 targets.
-        let mut second = random_below(usable - 1);
-        if second >= first {
-            second += 1;
-        }
-        let b = nth_usable(peers, second)?;
-        let load = |i: usize| peers.in_flight(i) as u64;
         let weight = |i: usize| u64::from(peers.weight(i).max(1));
+        let draw = |except: Option<usize>| {
+            let candidates = || (0..peers.len()).filter(|&i| peers.usable(i) && Some(i) != except);
+            let total: u64 = candidates().map(weight).sum();
+            (total > 0)
+                .then(|| by_weight(candidates(), random_below(total as usize) as u64, weight))?
+        };
+        let a = draw(None)?;
+        // A second, distinct draw from the others.
+        let Some(b) = draw(Some(a)) else {
+            return Some(a);
+        };
+        let load = |i: usize| peers.in_flight(i) as u64;
         if load(b) * weight(a) < load(a) * weight(b) {
             Some(b)
         } else {
             Some(a)
         }
     }
+}
+
+/// The target whose share of `0..sum of weights` holds `turn`: each one
+/// owns as many consecutive numbers as its weight.
+fn by_weight(
+    targets: impl Iterator<Item = usize>,
+    mut turn: u64,
+    weight: impl Fn(usize) -> u64,
+) -> Option<usize> {
+    for i in targets {
+        let w = weight(i);
+        if turn < w {
+            return Some(i);
+        }
+        turn -= w;
+    }
+    None
 }
 
 thread_local! {
@@ -424,6 +447,14 @@ mod tests {
         let got = picks(&lc, &peers, 10);
         assert!(!got.contains(&0));
         assert_eq!(got.iter().filter(|&&i| i == 1).count(), 5, "{got:?}");
+        // Idle targets share by weight: 3:1:1 in every run of 5.
+        let peers = Fake(vec![(3, 0, true), (1, 0, true), (1, 0, true)]);
+        let got = picks(&lc, &peers, 50);
+        for window in got.chunks(5) {
+            let mut w = window.to_vec();
+            w.sort_unstable();
+            assert_eq!(w, [0, 0, 0, 1, 2], "{got:?}");
+        }
     }
 
     fn names(n: usize) -> Vec<String> {
@@ -512,10 +543,29 @@ mod tests {
         // Unusable targets are never drawn.
         let peers = Fake(vec![(1, 0, false), (1, 3, true), (1, 0, false)]);
         assert_eq!(picks(&r2, &peers, 20), [1; 20]);
-        // Idle targets share the load.
+        // Idle targets share the load, by weight.
         let got = picks(&r2, &Fake::even(3), 300);
         for i in 0..3 {
             assert!(got.iter().filter(|&&g| g == i).count() > 30, "{got:?}");
         }
+        let peers = Fake(vec![(3, 0, true), (1, 0, true), (1, 0, true)]);
+        let got = picks(&r2, &peers, 5000);
+        let heavy = got.iter().filter(|&&g| g == 0).count();
+        // 3/5 of 5000 expected; far from an even third (1667).
+        assert!((2700..3300).contains(&heavy), "{heavy} of 5000");
+    }
+
+    #[test]
+    fn ip_hash_ring_stays_bounded_with_huge_weights() {
+        let names = names(100);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hash = IpHash::new(&names, &[10_000; 100]);
+        assert!(hash.ring.len() as u64 <= MAX_RING_POINTS);
+        // Still in proportion: one target with twice the weight.
+        let mut weights = [5_000; 100];
+        weights[0] = 10_000;
+        let hash = IpHash::new(&names, &weights);
+        let points = |i| hash.ring.iter().filter(|&&(_, t)| t == i).count();
+        assert_eq!(points(0), 2 * points(1));
     }
 }
