@@ -519,7 +519,9 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                 upstream: refusal.upstream,
                 keep_alive: refusal.keep_alive && refusal.status.is_some(),
                 cache: None,
-                linger: true,
+                // As after a relayed response: a client that asked to close
+                // and sent all it had leaves nothing to drain.
+                linger: !client_closes,
             }
         }
     };
