@@ -51,12 +51,14 @@ const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a connection over the limit is given to take its 503.
 const REJECT_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// Each says its cause itself (in its message, not as a `source`, so that
+/// printing the chain does not say it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
-    #[error("cannot listen on {addr} (admin): {source}")]
-    AdminBind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: io::Error },
+    #[error("cannot listen on {addr} (admin): {error}")]
+    AdminBind { addr: SocketAddr, error: io::Error },
     #[error("cannot open the access log: {0}")]
     AccessLog(io::Error),
     #[error("cannot start a thread: {0}")]
@@ -69,8 +71,7 @@ impl Server {
     /// Binds `bind:port` from the configuration and starts serving.
     pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         let addr = config.listen_addr();
-        let listener =
-            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).map_err(|error| StartError::Bind { addr, error })?;
         Server::start_on(listener, config)
     }
 
@@ -79,7 +80,7 @@ impl Server {
     pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
         let admin = match config.admin_addr() {
             Some(addr) => Some(
-                TcpListener::bind(addr).map_err(|source| StartError::AdminBind { addr, source })?,
+                TcpListener::bind(addr).map_err(|error| StartError::AdminBind { addr, error })?,
             ),
             None => None,
         };
@@ -93,9 +94,9 @@ impl Server {
         admin: Option<TcpListener>,
         config: Config,
     ) -> Result<ServerHandle, StartError> {
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: config.listen_addr(),
-            source,
+            error,
         })?;
         let inherited_timeout = config.connection_timeout;
         let worker_priority = config.worker_priority;
