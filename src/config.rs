@@ -602,6 +602,21 @@ impl Loader {
                 message: "targets: at least one backend is required, e.g. `targets = 127.0.0.1:9001, 127.0.0.1:9002`".to_string(),
             });
         }
+        // Both listeners on one port: caught here rather than as a bind
+        // error once `check` has said the configuration is fine (port 0
+        // asks the system for a free port, a different one each).
+        if config.admin_port == Some(config.port)
+            && config.port != 0
+            && (config.admin_bind == config.bind
+                || config.bind.is_unspecified()
+                || config.admin_bind.is_unspecified())
+        {
+            let setting = &self.settings["admin_port"];
+            return Err(ConfigError::at(
+                &setting.origin,
+                format!("admin_port: {} is also `port`", config.port),
+            ));
+        }
         // Plain round robin is one atomic increment and has no notion of
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
@@ -917,13 +932,18 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             }
             return Err("empty entry in the targets list".to_string());
         };
-        let mut weight = 1;
+        let mut weight = None;
         for option in words {
             match option.split_once('=') {
+                Some(("weight", _)) if weight.is_some() => {
+                    return Err(format!("target {name}: weight given twice"))
+                }
                 Some(("weight", w)) => {
-                    weight = parse_number(w, 1..=10_000)
-                        .map_err(|m| format!("target {name}: weight: {m}"))?
-                        as u32
+                    weight = Some(
+                        parse_number(w, 1..=10_000)
+                            .map_err(|m| format!("target {name}: weight: {m}"))?
+                            as u32,
+                    )
                 }
                 _ => {
                     return Err(format!(
@@ -933,15 +953,17 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             }
         }
         let addr = resolve(name)?;
-        if targets.iter().any(|t: &Target| t.name == name) {
+        // By address: `127.0.0.1:80` and `localhost:80` are one backend.
+        if let Some(twin) = targets.iter().find(|t: &&Target| t.addr == addr) {
             return Err(format!(
-                "target {name} is listed twice (use weight=N instead)"
+                "target {name} is listed twice (as {}, both {addr}; use weight=N instead)",
+                twin.name
             ));
         }
         targets.push(Target {
             name: name.to_string(),
             addr,
-            weight,
+            weight: weight.unwrap_or(1),
         });
     }
     Ok(targets)
@@ -1051,6 +1073,21 @@ mod tests {
         assert!(e.message.contains("empty entry"), "{e}");
         let e = build("targets = no-such-host.invalid:80\n").unwrap_err();
         assert!(e.message.contains("does not resolve"), "{e}");
+        let e = build("targets = 127.0.0.1:1 weight=2 weight=3\n").unwrap_err();
+        assert!(e.message.contains("weight given twice"), "{e}");
+        // One backend under two names.
+        let e = build("targets = 127.0.0.1:1, 127.0.0.1:01\n").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_listener_cannot_share_the_proxy_port() {
+        let e = build("targets = 127.0.0.1:1\nport = 9000\nadmin_port = 9000\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        // Distinct addresses on one port are fine.
+        let c = build("targets = 127.0.0.1:1\nbind = 127.0.0.2\nport = 9000\nadmin_port = 9000\n")
+            .unwrap();
+        assert_eq!(c.admin_port, Some(9000));
     }
 
     #[test]
