@@ -928,7 +928,11 @@ fn signals_reload_refuse_reopen_and_stop_the_binary() {
     );
 
     // A good one is applied; a changed port is reported, not applied.
-    std::fs::write(&file, conf(b.addr, "").replace("port = 0\n", "port = 1\n")).unwrap();
+    std::fs::write(
+        &file,
+        conf(b.addr, "").replacen("port = 0\n", "port = 1\n", 1),
+    )
+    .unwrap();
     running.signal("HUP");
     running.expect("`port` changed");
     running.expect("new configuration in force");
