@@ -474,6 +474,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(!h.usable(Instant::now()), "a 503 probe did not take it out");
+        stop_within_limit(checker);
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+    }
+
+    /// Stops `checker`, failing the test if that takes more than 10 s.
+    fn stop_within_limit(checker: Checker) {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             checker.stop();
@@ -481,7 +487,6 @@ mod tests {
         });
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the checker did not stop");
-        assert_eq!(probes.load(Ordering::SeqCst), 1);
     }
 
     /// A health endpoint that answers `reply` to each probe, byte by byte
@@ -544,13 +549,7 @@ mod tests {
             !healths[0].usable(Instant::now()),
             "the trickle never failed"
         );
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            checker.stop();
-            let _ = tx.send(());
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("the checker did not stop");
+        stop_within_limit(checker);
     }
 
     #[test]
