@@ -190,7 +190,7 @@ impl Balancer for LeastConn {
 /// Virtual nodes on the hash ring per unit of weight. More points spread
 /// keys more evenly; 160 is what ketama uses.
 pub const POINTS_PER_WEIGHT: u32 = 160;
-/// The most points on the ring (16 MiB of them): large weights on many
+/// The most points on the ring (2^20, 16 MiB): large weights on many
 /// targets get fewer points per unit of weight rather than gigabytes.
 const MAX_RING_POINTS: u64 = 1 << 20;
 
