@@ -841,6 +841,36 @@ fn a_304_to_a_clients_conditional_miss_is_not_served_to_unconditional_requests()
 // ------------------------------------------------------------ invalidation
 
 #[test]
+fn an_invalidation_during_a_fetch_keeps_that_response_out() {
+    // A GET's response is on its way when a POST to the same URI succeeds:
+    // the response may predate the POST, so it is relayed but not stored.
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = release.clone();
+    let backend = Backend::start("slow", move |seen, out| {
+        if seen.method() == "GET" {
+            let waited = wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            assert!(waited, "never released");
+        }
+        let headers = [("Cache-Control", "max-age=600")];
+        respond(out, 200, &headers, seen.method().as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    std::thread::scope(|scope| {
+        // Plain connections: `get` would wait for the other to finish.
+        let first = scope.spawn(|| proxy.connect().get("/doc"));
+        assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
+        let post = proxy.connect().request("POST", "/doc", &[], b"x");
+        assert_eq!(post.status, 200);
+        release.store(true, Ordering::SeqCst);
+        expect(&first.join().unwrap(), 200, "MISS", "GET");
+    });
+    expect(&get(&proxy, "/doc"), 200, "MISS", "GET");
+    expect(&get(&proxy, "/doc"), 200, "HIT", "GET");
+    assert_eq!(backend.requests(), 3); // GET, POST, GET
+}
+
+#[test]
 fn a_successful_unsafe_method_invalidates_the_uri() {
     // Unsafe methods get the status asked for in X-Want-Status.
     let backend = origin(|seen| {

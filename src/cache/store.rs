@@ -11,7 +11,7 @@ use super::policy::{self, Lifetime};
 use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -142,6 +142,16 @@ struct State {
     /// For primary keys whose response varies: the request fields it
     /// varies on, and the variant keys stored.
     vary: HashMap<String, Variants>,
+    /// Counts invalidations (and clears), so that a response fetched
+    /// before one is not stored after it (see [`Fill`]).
+    epoch: u64,
+    /// Fills in flight, by the epoch they began in.
+    fills: BTreeMap<u64, usize>,
+    /// While fills are in flight: the epoch each primary key was last
+    /// invalidated in. Emptied as the fills that could care end.
+    invalidated: HashMap<String, u64>,
+    /// The epoch of the last clear, while fills are in flight.
+    cleared: u64,
 }
 
 #[derive(Default)]
@@ -184,6 +194,10 @@ impl Cache {
             state: Mutex::new(State {
                 lru: Lru::new(capacity),
                 vary: HashMap::new(),
+                epoch: 0,
+                fills: BTreeMap::new(),
+                invalidated: HashMap::new(),
+                cleared: 0,
             }),
             max_object_size,
             flights: Mutex::new(HashMap::new()),
@@ -263,6 +277,30 @@ impl Cache {
 
     /// `insert` for an entry the caller keeps using.
     pub fn insert_shared(&self, entry: Arc<Entry>) -> bool {
+        self.insert_checked(entry, None)
+    }
+
+    /// Begins fetching a response to store: an invalidation of its key (a
+    /// PURGE, a successful POST) or a clear that happens before it is
+    /// stored makes [`Cache::insert_filled`] drop it, as it may predate
+    /// the change.
+    pub fn begin_fill(self: &Arc<Self>) -> Fill {
+        let mut state = self.state.lock();
+        let since = state.epoch;
+        *state.fills.entry(since).or_default() += 1;
+        Fill {
+            cache: self.clone(),
+            since,
+        }
+    }
+
+    /// `insert_shared` for the response of `fill`: not stored if its key
+    /// was invalidated since the fill began.
+    pub fn insert_filled(&self, entry: Arc<Entry>, fill: &Fill) -> bool {
+        self.insert_checked(entry, Some(fill.since))
+    }
+
+    fn insert_checked(&self, entry: Arc<Entry>, since: Option<u64>) -> bool {
         if entry.record.body.len() as u64 > self.max_object_size {
             return false;
         }
@@ -271,6 +309,12 @@ impl Cache {
         let names = policy::vary_names(&entry.head);
         let weight = entry.weight();
         let mut state = self.state.lock();
+        if let Some(since) = since {
+            let invalidated = state.invalidated.get(&primary).copied().unwrap_or(0);
+            if state.cleared.max(invalidated) > since {
+                return false;
+            }
+        }
         if key != primary {
             let v = state.vary.entry(primary).or_default();
             v.names = names;
@@ -304,6 +348,11 @@ impl Cache {
     /// Drops every variant stored for a primary key; returns how many.
     pub fn invalidate(&self, primary: &str) -> usize {
         let mut state = self.state.lock();
+        state.epoch += 1;
+        if !state.fills.is_empty() {
+            let epoch = state.epoch;
+            state.invalidated.insert(primary.to_string(), epoch);
+        }
         let mut keys = state
             .vary
             .remove(primary)
@@ -324,6 +373,10 @@ impl Cache {
     /// Drops everything; returns how many entries there were.
     pub fn clear(&self) -> usize {
         let mut state = self.state.lock();
+        state.epoch += 1;
+        if !state.fills.is_empty() {
+            state.cleared = state.epoch;
+        }
         let n = state.lru.len();
         state.lru.clear();
         state.vary.clear();
@@ -392,6 +445,36 @@ impl Cache {
             key: key.to_string(),
             flight,
         })
+    }
+}
+
+/// A response being fetched to be stored; see [`Cache::begin_fill`].
+pub struct Fill {
+    cache: Arc<Cache>,
+    since: u64,
+}
+
+impl Drop for Fill {
+    fn drop(&mut self) {
+        let mut state = self.cache.state.lock();
+        if let Some(count) = state.fills.get_mut(&self.since) {
+            *count -= 1;
+            if *count == 0 {
+                state.fills.remove(&self.since);
+            }
+        }
+        // Invalidations no fill in flight began before are of no use.
+        let oldest = state.fills.keys().next().copied();
+        match oldest {
+            None => {
+                state.invalidated.clear();
+                state.cleared = 0;
+            }
+            Some(oldest) if !state.invalidated.is_empty() => {
+                state.invalidated.retain(|_, epoch| *epoch > oldest);
+            }
+            Some(_) => {}
+        }
     }
 }
 
@@ -513,6 +596,27 @@ mod tests {
         let back = Entry::from_record(e.record.clone()).unwrap();
         assert_eq!(back.head, e.head);
         assert_eq!(back.key(), "h/a");
+    }
+
+    #[test]
+    fn a_fill_outlived_by_an_invalidation_or_a_clear_is_not_stored() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let e = |key: &str| Arc::new(entry(key, "body", 60, None));
+        let early = cache.begin_fill();
+        let other = cache.begin_fill();
+        cache.invalidate("h/a");
+        let late = cache.begin_fill();
+        assert!(!cache.insert_filled(e("h/a"), &early), "began before");
+        assert!(cache.insert_filled(e("h/b"), &other), "another key");
+        assert!(cache.insert_filled(e("h/a"), &late), "began after");
+        cache.clear();
+        assert!(
+            !cache.insert_filled(e("h/c"), &late),
+            "began before the clear"
+        );
+        drop((early, other, late));
+        let state = cache.state.lock();
+        assert!(state.fills.is_empty() && state.invalidated.is_empty());
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub(super) fn serve(
         extra: &validators,
         upgrade: false,
     };
+    // Whatever this fetch brings is not stored if the key is invalidated
+    // (PURGE, POST) while it is on its way: it may predate that.
+    let fill = cache.begin_fill();
     let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
         Ok(fetched) => fetched,
         Err(refusal) => {
@@ -153,7 +156,7 @@ pub(super) fn serve(
                         lifetime,
                     );
                     let e = Arc::new(e);
-                    cache.insert_shared(e.clone());
+                    cache.insert_filled(e.clone(), &fill);
                     e
                 }
                 None => {
@@ -190,7 +193,8 @@ pub(super) fn serve(
         let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
         let head = fetched.response.clone();
         Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
-            cache.insert(Entry::new(key, head, body.into(), birth, lifetime));
+            let entry = Entry::new(key, head, body.into(), birth, lifetime);
+            cache.insert_filled(Arc::new(entry), &fill);
         })
     });
     let how = Relay {
