@@ -443,8 +443,10 @@ fn work(workers: &Arc<Workers>) {
             }
             // The listener's receive timeout (set for the sockets it
             // hands out) also bounds `accept`: a thread unused for a while
-            // retires, unless it is the last one accepting.
+            // retires, unless it is the last one accepting. A quiet moment
+            // is also when to close backend connections idle too long.
             Err(e) if is_timeout(&e) => {
+                inner.current.get().upstreams.sweep_idle();
                 if idle_since.elapsed() >= WORKER_IDLE && leave_if_not_last(&workers.idle) {
                     return;
                 }

@@ -202,6 +202,13 @@ impl Upstreams {
         })
     }
 
+    /// Closes every target's pooled connections that idled too long.
+    pub fn sweep_idle(&self) {
+        for target in self.targets() {
+            target.pool.sweep();
+        }
+    }
+
     /// Returns a connection whose last exchange ended cleanly.
     pub fn checkin(&self, target: &Upstream, mut conn: BufConn<TcpStream>) {
         conn.release_if_empty();

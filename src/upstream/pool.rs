@@ -27,18 +27,33 @@ impl Pool {
     }
 
     pub fn take(&self) -> Option<BufConn<TcpStream>> {
-        let now = Instant::now();
         let mut idle = self.idle.lock();
+        let stale = self.drain_stale(&mut idle);
+        let conn = idle.pop().map(|(conn, _)| conn);
+        drop(idle);
+        drop(stale); // closed outside the lock
+        conn
+    }
+
+    /// Closes the connections idle for longer than `max_age`, as nginx's
+    /// upstream `keepalive_timeout` does: without it they would stay open
+    /// (or half-closed by a backend that went away) until the next request.
+    pub fn sweep(&self) {
+        let stale = self.drain_stale(&mut self.idle.lock());
+        drop(stale); // closed outside the lock
+    }
+
+    fn drain_stale(
+        &self,
+        idle: &mut Vec<(BufConn<TcpStream>, Instant)>,
+    ) -> Vec<BufConn<TcpStream>> {
+        let now = Instant::now();
         // The oldest entries sit at the bottom of the stack.
         let fresh_from = idle
             .iter()
             .position(|(_, since)| now.duration_since(*since) < self.max_age)
             .unwrap_or(idle.len());
-        let stale: Vec<_> = idle.drain(..fresh_from).collect();
-        let conn = idle.pop().map(|(conn, _)| conn);
-        drop(idle);
-        drop(stale); // closed outside the lock
-        conn
+        idle.drain(..fresh_from).map(|(conn, _)| conn).collect()
     }
 
     pub fn give(&self, conn: BufConn<TcpStream>) {
@@ -58,5 +73,33 @@ impl Pool {
 
     pub fn idle_count(&self) -> usize {
         self.idle.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn connections(n: usize) -> (TcpListener, Vec<BufConn<TcpStream>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = (0..n)
+            .map(|_| BufConn::new(TcpStream::connect(addr).unwrap(), 1024))
+            .collect();
+        (listener, conns)
+    }
+
+    #[test]
+    fn a_sweep_closes_only_connections_idle_past_their_age() {
+        let (_listener, conns) = connections(2);
+        let keeping = Pool::new(4, Duration::from_secs(3600));
+        let expiring = Pool::new(4, Duration::ZERO);
+        let mut conns = conns.into_iter();
+        keeping.give(conns.next().unwrap());
+        expiring.give(conns.next().unwrap());
+        keeping.sweep();
+        expiring.sweep();
+        assert_eq!((keeping.idle_count(), expiring.idle_count()), (1, 0));
     }
 }
