@@ -181,11 +181,16 @@ fn handle(stream: TcpStream, shared: &Shared) {
             Err(e) => break (Reply::text(e.status(), "bad request\n"), false),
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break (Reply::text(408, "request head too slow\n"), false);
-        }
-        let _ = conn.get_ref().set_read_timeout(Some(left));
-        match conn.fill() {
+        // Past the deadline reads as a timeout (a zero timeout would be an
+        // error of its own).
+        let read = if left.is_zero() {
+            Err(io::ErrorKind::TimedOut.into())
+        } else {
+            conn.get_ref()
+                .set_read_timeout(Some(left))
+                .and_then(|()| conn.fill())
+        };
+        match read {
             Ok(0) => return,
             Err(e) if is_timeout(&e) => break (Reply::text(408, "request head too slow\n"), false),
             Err(_) => return,

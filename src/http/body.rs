@@ -98,6 +98,14 @@ impl BodyKind {
     }
 }
 
+/// RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in
+/// any response with a status code of 1xx (Informational) or 204 (No
+/// Content)"; a client that believed one would read the next response as
+/// this one's body.
+pub fn forbids_content_length(status: u16) -> bool {
+    status < 200 || status == 204
+}
+
 /// Whether a response's framing is dubious enough that the connection it
 /// came on must be closed after it (RFC 9112 §6.3: "If a message is
 /// received with both a Transfer-Encoding and a Content-Length header

@@ -42,7 +42,7 @@ pub fn strip_hop_by_hop(headers: &mut Headers, keep_upgrade: bool) {
         .map(str::to_ascii_lowercase)
         .collect();
     headers.retain(|name, _| {
-        let lower_is = |n: &str| name.eq_ignore_ascii_case(n);
+        let lower_is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if keep_upgrade && lower_is("upgrade") {
             return true;
         }

@@ -119,9 +119,11 @@ impl Headers {
         before - self.fields.len()
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &[u8]) -> bool) {
+    /// Keeps the fields for which `keep(name, value)` holds; names as
+    /// bytes, like lookups (this runs on every request and response).
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) {
         let mut fields = std::mem::take(&mut self.fields);
-        fields.retain(|f| keep(self.name_of(f), self.value_of(f)));
+        fields.retain(|f| keep(f.name_in(&self.bytes), self.value_of(f)));
         self.fields = fields;
     }
 

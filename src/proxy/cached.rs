@@ -8,6 +8,7 @@ use super::{write_all_vectored, Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Use};
 use crate::cache::store::Flight;
 use crate::cache::{Cache, Entry};
+use crate::http::body::forbids_content_length;
 use crate::http::RequestHead;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::Ordering;
@@ -296,8 +297,7 @@ fn serve_entry(
             } else {
                 &entry.record.body
             };
-            // RFC 9110 §8.6: never a Content-Length on a 204.
-            if entry.head.status != 204 {
+            if !forbids_content_length(entry.head.status) {
                 let _ = write!(tail, "Content-Length: {}\r\n", entry.record.body.len());
             }
             ((&entry.record.head[..]).into(), body, entry.head.status)

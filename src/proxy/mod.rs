@@ -476,7 +476,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
     // X-Forwarded-For, or `Content_Length` as framing we did not check.
     if !shared.config.underscores_in_headers {
-        head.headers.retain(|name, _| !name.contains('_'));
+        head.headers.retain(|name, _| !name.contains(&b'_'));
     }
     // RFC 9110 §15.5.14: a server may refuse a request whose content is
     // larger than it is willing to process with 413, and close the

@@ -4,7 +4,9 @@
 //! response to the client. Each outcome is reported to the target's health.
 
 use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Shared, VIA};
-use crate::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
+use crate::http::body::{
+    chunk_size_line, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
+};
 use crate::http::conn::{is_timeout, peek, Source};
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response};
@@ -323,6 +325,15 @@ impl From<HeadError> for Failure {
     }
 }
 
+impl From<BodyError> for Failure {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Io(e) => Failure::io(e),
+            e => Failure::Malformed(e.to_string()),
+        }
+    }
+}
+
 /// Sends the request and reads the final response head (skipping 1xx).
 fn send_request(
     up: &mut UpstreamConn,
@@ -586,12 +597,9 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
 
     // Responses to HEAD and 304s describe a body they do not carry: keep
-    // the backend's Content-Length for them. RFC 9110 §8.6: "A server MUST
-    // NOT send a Content-Length header field in any response with a status
-    // code of 1xx (Informational) or 204 (No Content)"; a client that
-    // believed one would read the next response as this one's body.
+    // the backend's Content-Length for them (never on a 204).
     let described_length = match kind {
-        BodyKind::Empty if response.status != 204 => {
+        BodyKind::Empty if !forbids_content_length(response.status) => {
             response.headers.get("content-length").map(<[u8]>::to_vec)
         }
         _ => None,
@@ -716,14 +724,10 @@ fn copy_body(
             Ok(Some(piece)) => piece,
             Ok(None) => break,
             Err(e) => {
-                let failure = match e {
-                    BodyError::Io(e) => Failure::io(e),
-                    e => Failure::Malformed(e.to_string()),
-                };
                 return Err(Broken {
-                    failure,
+                    failure: e.into(),
                     head_sent: pending_head.is_none(),
-                });
+                })
             }
         };
         if let Some(tee) = tee.as_deref_mut() {
