@@ -69,6 +69,8 @@ pub struct Config {
     pub client_header_timeout: Duration,
     /// The longest a client may pause between two reads of its request body; 408.
     pub client_body_timeout: Duration,
+    /// Requests served on one client connection before it is closed; 0 = no limit.
+    pub keepalive_requests: u64,
     /// Not a key: the access log always goes to stdout when run from the
     /// command line; embedders and tests may turn that copy off.
     pub log_to_stdout: bool,
@@ -433,6 +435,12 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.underscores_in_headers = b),
     },
     Key {
+        name: "keepalive_requests",
+        default: "1000",
+        help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",
+        apply: |c, v| parse_number(v, 0..=u64::MAX).map(|n| c.keepalive_requests = n),
+    },
+    Key {
         name: "max_body_size",
         default: "0",
         help: "largest request body; larger gets 413; 0 = unlimited",
@@ -617,6 +625,21 @@ impl Loader {
                 format!("admin_port: {} is also `port`", config.port),
             ));
         }
+        // An object larger than the whole cache could never be stored: the
+        // setting would silently mean less than it says.
+        if let Some(max) = config
+            .max_object_size
+            .filter(|&m| config.cache_size > 0 && m > config.cache_size)
+        {
+            let setting = &self.settings["max_object_size"];
+            return Err(ConfigError::at(
+                &setting.origin,
+                format!(
+                    "max_object_size: {max} bytes is more than cache_size ({} bytes); an object larger than the cache cannot be stored",
+                    config.cache_size
+                ),
+            ));
+        }
         // Plain round robin is one atomic increment and has no notion of
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
@@ -686,6 +709,7 @@ impl Config {
             max_body_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),
+            keepalive_requests: 0,
             log_to_stdout: true,
         }
     }
@@ -1088,6 +1112,30 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nbind = 127.0.0.2\nport = 9000\nadmin_port = 9000\n")
             .unwrap();
         assert_eq!(c.admin_port, Some(9000));
+    }
+
+    #[test]
+    fn an_object_limit_larger_than_the_cache_is_refused() {
+        let e = build("targets = 127.0.0.1:1\ncache_size = 1MiB\nmax_object_size = 2MiB\n")
+            .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("more than cache_size"), "{e}");
+        // Equal is fine, and so is any limit with the cache off.
+        assert!(
+            build("targets = 127.0.0.1:1\ncache_size = 1MiB\nmax_object_size = 1MiB\n").is_ok()
+        );
+        assert!(build("targets = 127.0.0.1:1\ncache_size = 0\nmax_object_size = 2MiB\n").is_ok());
+    }
+
+    #[test]
+    fn keepalive_requests_defaults_to_nginx_s_1000_and_0_is_no_limit() {
+        assert_eq!(
+            build("targets = 127.0.0.1:1\n").unwrap().keepalive_requests,
+            1000
+        );
+        let c = build("targets = 127.0.0.1:1\nkeepalive_requests = 0\n").unwrap();
+        assert_eq!(c.keepalive_requests, 0);
+        assert!(build("targets = 127.0.0.1:1\nkeepalive_requests = -1\n").is_err());
     }
 
     #[test]

@@ -337,6 +337,42 @@ fn a_request_pipelined_behind_a_close_is_not_answered() {
 }
 
 #[test]
+fn a_connection_closes_after_keepalive_requests() {
+    // As nginx's keepalive_requests: the last allowed response says
+    // Connection: close, and what was pipelined behind it is not answered
+    // (the client sends it again on a new connection).
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"k");
+        Action::KeepAlive
+    });
+    for cache_size in [0, 1 << 20] {
+        let proxy = start_proxy(&[a.addr], |c| {
+            c.keepalive_requests = 3;
+            c.cache_size = cache_size;
+        });
+        let before = a.requests();
+        let mut client = proxy.connect();
+        client.send(&b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5));
+        for n in 1..=3 {
+            let response = client.response();
+            assert_eq!(response.status, 200);
+            assert_eq!(
+                response.head.has_token("connection", "close"),
+                n == 3,
+                "response {n}, cache_size {cache_size}"
+            );
+        }
+        assert!(client.is_closed());
+        // Without a cache all three went to the backend; with one, the
+        // first filled it and the others were hits.
+        let forwarded = if cache_size == 0 { 3 } else { 1 };
+        assert_eq!(a.requests() - before, forwarded);
+        // A new connection gets its own count.
+        assert_eq!(proxy.connect().get("/k").status, 200);
+    }
+}
+
+#[test]
 fn expect_100_continue_gets_continue_before_the_body() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

@@ -139,9 +139,11 @@ pub fn serve(
         max_body: u64::MAX,
         sent_head: None,
         crowded: false,
+        last_request: false,
     };
     let accepted = Instant::now();
     let mut first = true;
+    let mut served: u64 = 0;
     loop {
         // --- reload: each request runs on the settings in force when it
         // begins; those in flight finish on theirs.
@@ -155,6 +157,9 @@ pub fn serve(
         client.sent_head = shared.config.log_headers.then(Vec::new);
         client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
         client.apply_limits(&shared.config);
+        served += 1;
+        let limit = shared.config.keepalive_requests;
+        client.last_request = limit != 0 && served >= limit;
         // --- end reload
         idle.store(true, Ordering::SeqCst);
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
@@ -200,7 +205,8 @@ pub fn serve(
             duration,
             heads,
         });
-        if !outcome.keep_alive || shared.shutting_down.load(Ordering::SeqCst) {
+        if !outcome.keep_alive || client.last_request || shared.shutting_down.load(Ordering::SeqCst)
+        {
             if !shared.shutting_down.load(Ordering::SeqCst)
                 && (outcome.linger || client.has_unread_input())
             {
@@ -252,6 +258,9 @@ struct Client {
     /// Enough client connections are open for workers to yield before
     /// blocking (see [`sched::fill_yielding`]); taken once per request.
     crowded: bool,
+    /// This request is the last keepalive_requests allows on the
+    /// connection: its response says Connection: close.
+    last_request: bool,
 }
 
 enum HeadRead {
@@ -561,7 +570,7 @@ fn forward(
     body_kind: BodyKind,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
-    let keep_alive = head.wants_keep_alive();
+    let keep_alive = client.keeps_alive(&head);
     let mut expect_continue = false;
     // RFC 9110 §10.1.1: 100-continue is the only expectation defined; a
     // server that receives another may answer 417. "A server that receives
@@ -641,6 +650,12 @@ fn forward(
 }
 
 impl Client {
+    /// Whether the connection stays open after this request's response:
+    /// the client wants it and keepalive_requests allows it.
+    fn keeps_alive(&self, head: &RequestHead) -> bool {
+        head.wants_keep_alive() && !self.last_request
+    }
+
     fn send_continue(&mut self) -> Result<(), Refusal> {
         self.conn
             .get_mut()
