@@ -110,8 +110,55 @@ pub fn primary_key(request: &RequestHead) -> String {
     let path = request.path_and_query();
     let mut key = String::with_capacity(authority.len() + path.len());
     push_authority(&mut key, authority);
-    key.push_str(&path);
+    push_path(&mut key, &path);
     key
+}
+
+/// The path and query with percent-encodings in one spelling (RFC 3986
+/// §6.2.2.1, §6.2.2.2): hex digits upper-cased, and an encoded unreserved
+/// character (letter, digit, `-._~`) decoded. `/a%2fb`, `/a%2Fb` name
+/// one resource, `/%7Euser` and `/~user` another; without this each
+/// spelling would be an entry of its own, and a PURGE of one would leave
+/// the others. Reserved characters stay encoded: `%2F` is not `/`.
+fn push_path(key: &mut String, path: &str) {
+    if !path.contains('%') {
+        key.push_str(path);
+        return;
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let encoded = (bytes[i] == b'%')
+            .then(|| {
+                Some((
+                    hex_digit(*bytes.get(i + 1)?)?,
+                    hex_digit(*bytes.get(i + 2)?)?,
+                ))
+            })
+            .flatten();
+        match encoded {
+            Some((hi, lo)) => {
+                let c = char::from(hi << 4 | lo);
+                if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                    key.push(c);
+                } else {
+                    let _ = write!(key, "%{:02X}", hi << 4 | lo);
+                }
+                i += 3;
+            }
+            None => {
+                // A lone `%`, or one not followed by two hex digits: kept
+                // as it came. Stepping by char keeps multi-byte UTF-8 whole.
+                let c = path[i..].chars().next().unwrap_or('%');
+                key.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// The authority as one name per server (RFC 3986 §6.2.2, §6.2.3): host
@@ -520,6 +567,27 @@ mod tests {
         assert_eq!(key_for("[::1]:80"), "[::1]/a?b");
         assert_eq!(key_for("[::1]:81"), "[::1]:81/a?b");
         assert_eq!(key_for("10.0.0.1:80"), "10.0.0.1/a?b");
+    }
+
+    #[test]
+    fn one_resource_is_one_key_however_its_path_is_percent_encoded() {
+        let key_for = |target: &str| {
+            let mut request = get(&[]);
+            request.target = target.to_string();
+            request.headers.set("Host", "h");
+            primary_key(&request)
+        };
+        assert_eq!(key_for("/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
+        assert_eq!(key_for("/a%2Fb?q=%3D"), "h/a%2Fb?q=%3D");
+        // Unreserved characters decoded; reserved ones stay encoded.
+        assert_eq!(key_for("/%7Euser/%41%62%2d%2E%5f"), "h/~user/Ab-._");
+        assert_eq!(key_for("/a%2F%3F%25"), "h/a%2F%3F%25");
+        // Not a percent-encoding: kept as it came.
+        assert_eq!(key_for("/100%"), "h/100%");
+        assert_eq!(key_for("/%g1%4"), "h/%g1%4");
+        assert_eq!(key_for("/%é%41"), "h/%éA");
+        // Encoded UTF-8 bytes stay encoded: only the hex case changes.
+        assert_eq!(key_for("/%c3%a9"), "h/%C3%A9");
     }
 
     #[test]
