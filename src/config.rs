@@ -855,9 +855,12 @@ where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     let (start, end) = (range.start(), range.end());
-    let n: T = v
-        .parse()
-        .map_err(|_| format!("`{v}` is not a whole number ({start}..={end})"))?;
+    // Digits only (and a minus sign): `parse` would also take `+80`.
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let n: T = Some(v)
+        .filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("`{v}` is not a whole number ({start}..={end})"))?;
     if range.contains(&n) {
         Ok(n)
     } else {
@@ -994,6 +997,15 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
 }
 
 fn resolve(name: &str) -> Result<SocketAddr, String> {
+    if let Some((scheme, rest)) = name.split_once("://") {
+        let hint = match scheme.to_ascii_lowercase().as_str() {
+            "http" => format!(" (`{}`)", rest.trim_end_matches('/')),
+            _ => String::new(),
+        };
+        return Err(format!(
+            "target `{name}`: write host:port, without a scheme{hint}; backends are spoken to in plain HTTP"
+        ));
+    }
     let (host, port) = name
         .rsplit_once(':')
         .ok_or_else(|| format!("target `{name}` needs a port (host:port)"))?;
@@ -1001,11 +1013,27 @@ fn resolve(name: &str) -> Result<SocketAddr, String> {
         return Err(format!("target `{name}` has no host"));
     }
     let port = parse_number(port, 1..=65535).map_err(|m| format!("target `{name}`: port {m}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port as u16));
+    let port = port as u16;
+    // Brackets are for IPv6 addresses (RFC 3986 §3.2.2), and an IPv6
+    // address needs them: `::1:80` could be an address without a port.
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .and_then(|ip| ip.parse::<std::net::Ipv6Addr>().ok())
+            .map(|ip| SocketAddr::new(ip.into(), port))
+            .ok_or_else(|| {
+                format!("target `{name}`: `{host}` is not an IPv6 address in brackets")
+            });
     }
-    (host, port as u16)
+    if host.contains(':') {
+        return Err(format!(
+            "target `{name}`: an IPv6 address goes in brackets, as `[{host}]:{port}`"
+        ));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("target `{name}` does not resolve: {e}"))?
         .next()
@@ -1102,6 +1130,25 @@ mod tests {
         // One backend under two names.
         let e = build("targets = 127.0.0.1:1, 127.0.0.1:01\n").unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");
+        // Spellings that would be read some other way than meant.
+        for (target, says) in [
+            ("http://127.0.0.1:80/", "without a scheme (`127.0.0.1:80`)"),
+            ("https://127.0.0.1:443", "without a scheme;"),
+            ("::1:80", "as `[::1]:80`"),
+            ("[127.0.0.1]:80", "not an IPv6 address in brackets"),
+            ("[::1:80", "not an IPv6 address in brackets"),
+            ("127.0.0.1:+80", "not a whole number"),
+        ] {
+            let e = build(&format!("targets = {target}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{target}: {e}");
+        }
+        assert!(build("port = +80\ntargets = 127.0.0.1:1\n").is_err());
+        assert_eq!(
+            build("worker_priority = -5\ntargets = 127.0.0.1:1\n")
+                .unwrap()
+                .worker_priority,
+            Some(-5)
+        );
     }
 
     #[test]
