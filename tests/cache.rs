@@ -943,6 +943,290 @@ fn invalidation_drops_every_variant() {
     assert_eq!(x_cache(&r), "MISS");
 }
 
+#[test]
+fn an_unsafe_request_invalidates_on_its_status_even_if_the_relay_then_fails() {
+    // The backend has acted on the POST once it answers 200, whether or not
+    // the body then arrives (RFC 9111 §4.4: on receiving the status).
+    let backend = Backend::start("cut", |seen, out| {
+        if seen.method() == "POST" {
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsevenby");
+            return Action::Close;
+        }
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"version");
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/cut"), 200, "MISS", "version");
+    expect(&get(&proxy, "/cut"), 200, "HIT", "version");
+    let mut client = proxy.connect();
+    client.send(b"POST /cut HTTP/1.1\r\nHost: test.example\r\nContent-Length: 1\r\n\r\nx");
+    // The relay fails mid-body: the client sees its connection end early.
+    let _ = client.read_until_closed();
+    expect(&get(&proxy, "/cut"), 200, "MISS", "version");
+    assert_eq!(backend.requests(), 3);
+}
+
+// ---------------------------------------------- what a stored head may hold
+
+#[test]
+fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
+    // RFC 9111 §3.1: Connection, the fields it names, and the other
+    // hop-by-hop fields are not stored; a 304's are not merged either.
+    let backend = etag_origin(
+        &[
+            ("Cache-Control", "max-age=0"),
+            ("ETag", "\"v1\""),
+            ("Connection", "X-Internal"),
+            ("X-Internal", "s3cr3t"),
+            ("Upgrade", "h2c"),
+            ("Proxy-Connection", "keep-alive"),
+        ],
+        &[
+            ("ETag", "\"v1\""),
+            ("Cache-Control", "max-age=60"),
+            ("Connection", "X-Hop"),
+            ("X-Hop", "hop"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    let leaks = |r: &Response| {
+        ["x-internal", "upgrade", "proxy-connection", "x-hop"]
+            .into_iter()
+            .filter(|f| r.head.has(f))
+            .collect::<Vec<_>>()
+    };
+    let miss = get(&proxy, "/h");
+    expect(&miss, 200, "MISS", "/h #1");
+    assert!(leaks(&miss).is_empty(), "{}", miss.head.raw);
+    let revalidated = get(&proxy, "/h");
+    expect(&revalidated, 200, "REVALIDATED", "/h #1");
+    assert!(leaks(&revalidated).is_empty(), "{}", revalidated.head.raw);
+    let hit = get(&proxy, "/h");
+    expect(&hit, 200, "HIT", "/h #1");
+    assert!(leaks(&hit).is_empty(), "{}", hit.head.raw);
+}
+
+#[test]
+fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
+    // Session middleware refreshing a cookie on a revalidation: the client
+    // that caused it gets the cookie, the entry does not keep it.
+    let backend = etag_origin(
+        &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
+        &[
+            ("ETag", "\"v1\""),
+            ("Cache-Control", "max-age=60"),
+            ("Set-Cookie", "session=alice"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
+    let alice = get(&proxy, "/s");
+    expect(&alice, 200, "REVALIDATED", "/s #1");
+    assert_eq!(alice.header("set-cookie"), Some("session=alice"));
+    let bob = get(&proxy, "/s");
+    expect(&bob, 200, "HIT", "/s #1");
+    assert!(!bob.head.has("set-cookie"), "{}", bob.head.raw);
+}
+
+#[test]
+fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
+    // A crafted (or foreign) record with framing and hop-by-hop fields in
+    // its head: served, they would frame the response twice.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let mut crafted = record("/crafted", "hello");
+    crafted.head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\
+        Connection: X-Conn\r\nX-Conn: 1\r\nCache-Control: max-age=3600\r\n"
+        .to_vec();
+    write_snapshot(&file, &[crafted]).unwrap();
+    let proxy = start_proxy(&[dead_addr()], persisted(&file));
+    let r = get(&proxy, "/crafted");
+    expect(&r, 200, "HIT", "hello");
+    assert!(!r.head.has("transfer-encoding"), "{}", r.head.raw);
+    assert!(!r.head.has("x-conn"), "{}", r.head.raw);
+    assert_eq!(r.head.get_all("content-length").collect::<Vec<_>>(), ["5"]);
+}
+
+#[test]
+fn a_snapshot_written_with_the_clock_ahead_is_counted_from_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    // Born a day in the future, fresh for an hour from then.
+    let mut ahead = record("/ahead", "ahead");
+    let day = 86_400_000;
+    ahead.stored_at += day;
+    ahead.expires_at += day;
+    ahead.stale_until += day;
+    write_snapshot(&file, &[ahead]).unwrap();
+    let proxy = start_proxy(&[dead_addr()], persisted(&file));
+    let entries = cache_of(&proxy).entries();
+    assert_eq!(entries.len(), 1);
+    let now = SystemTime::now();
+    assert!(entries[0].age(now) < Duration::from_secs(60));
+    let fresh_until = SystemTime::UNIX_EPOCH + Duration::from_millis(entries[0].record.expires_at);
+    assert!(
+        fresh_until <= now + Duration::from_secs(3600),
+        "fresh until {fresh_until:?}, past an hour from now"
+    );
+}
+
+// ------------------------------------------------- variants and conditionals
+
+#[test]
+fn a_field_the_client_hides_with_connection_is_absent_from_the_variant_key() {
+    // The backend never sees a field the request's Connection names; its
+    // answer must not be filed under that field's value.
+    let backend = Backend::start("lang", |seen, out| {
+        let lang = seen
+            .head
+            .get("accept-language")
+            .unwrap_or("none")
+            .to_string();
+        let headers = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")];
+        respond(out, 200, &headers, format!("lang {lang}").as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    let hiding = [("Accept-Language", "fr"), ("Connection", "Accept-Language")];
+    expect(&get_with(&proxy, "/l", &hiding), 200, "MISS", "lang none");
+    let french = [("Accept-Language", "fr")];
+    expect(&get_with(&proxy, "/l", &french), 200, "MISS", "lang fr");
+    expect(&get_with(&proxy, "/l", &french), 200, "HIT", "lang fr");
+    expect(&get(&proxy, "/l"), 200, "HIT", "lang none");
+    expect(&get_with(&proxy, "/l", &hiding), 200, "HIT", "lang none");
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_response_varying_on_x_forwarded_for_is_not_stored() {
+    // The proxy writes X-Forwarded-For from each client's address: no key
+    // made from the client's request tells those variants apart.
+    let backend = fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("Vary", "X-Forwarded-For")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/geo"), 200, "MISS", "/geo #1");
+    expect(&get(&proxy, "/geo"), 200, "MISS", "/geo #2");
+    assert_eq!(cache_of(&proxy).len(), 0);
+}
+
+#[test]
+fn when_a_response_stops_varying_its_old_variants_go() {
+    // The newest response decides (RFC 9111 §4.1); variants stored before
+    // must not linger where a PURGE misses them and come back later.
+    let varies = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mode = varies.clone();
+    let backend = origin(move |_| {
+        let mut headers = vec![("Cache-Control", "max-age=60")];
+        if mode.load(Ordering::SeqCst) {
+            headers.push(("Vary", "X-A"));
+        }
+        (200, fields(&headers))
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(
+        &get_with(&proxy, "/o", &[("X-A", "1")]),
+        200,
+        "MISS",
+        "/o #1",
+    );
+    varies.store(false, Ordering::SeqCst);
+    expect(&get(&proxy, "/o"), 200, "MISS", "/o #2");
+    assert_eq!(cache_of(&proxy).len(), 1, "the X-A=1 variant is still held");
+    assert_eq!(cache_of(&proxy).invalidate(&key("/o")), 1);
+    assert_eq!(cache_of(&proxy).len(), 0);
+    varies.store(true, Ordering::SeqCst);
+    expect(
+        &get_with(&proxy, "/o", &[("X-A", "1")]),
+        200,
+        "MISS",
+        "/o #3",
+    );
+    // And the other way: the unvaried entry goes once the response varies.
+    varies.store(false, Ordering::SeqCst);
+    cache_of(&proxy).clear();
+    expect(&get(&proxy, "/p"), 200, "MISS", "/p #4");
+    varies.store(true, Ordering::SeqCst);
+    expect(
+        &get_with(&proxy, "/p", &[("Cache-Control", "no-cache")]),
+        200,
+        "MISS",
+        "/p #5",
+    );
+    assert_eq!(cache_of(&proxy).len(), 1);
+}
+
+#[test]
+fn a_conditional_request_for_a_stored_error_gets_the_error() {
+    // RFC 9110 §13.2.1: preconditions apply to 2xx responses only.
+    let backend = fixed(404, &[("Cache-Control", "max-age=60"), ("ETag", "\"e\"")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/gone"), 404, "MISS", "/gone #1");
+    for tag in ["\"e\"", "*"] {
+        let r = get_with(&proxy, "/gone", &[("If-None-Match", tag)]);
+        expect(&r, 404, "HIT", "/gone #1");
+    }
+}
+
+#[test]
+fn a_304_naming_another_representation_refreshes_nothing() {
+    // RFC 9111 §4.3.4: the stored copy has "v1"; a 304 saying "v2" is about
+    // something else, so the proxy asks again without a condition.
+    let backend = origin(|seen| {
+        let v2 = [("Cache-Control", "max-age=600"), ("ETag", "\"v2\"")];
+        match (seen.path(), seen.head.get("if-none-match")) {
+            (_, Some("\"v1\"")) => (304, fields(&v2)),
+            (_, _) if seen.head.has("x-first") => (
+                200,
+                fields(&[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")]),
+            ),
+            _ => (200, fields(&v2)),
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(
+        &get_with(&proxy, "/e", &[("X-First", "1")]),
+        200,
+        "MISS",
+        "/e #1",
+    );
+    let r = get(&proxy, "/e");
+    expect(&r, 200, "MISS", "/e #3");
+    assert_eq!(r.header("etag"), Some("\"v2\""));
+    let seen = backend.seen();
+    assert_eq!(seen[1].head.get("if-none-match"), Some("\"v1\""));
+    assert_eq!(seen[2].head.get("if-none-match"), None);
+    expect(&get(&proxy, "/e"), 200, "HIT", "/e #3");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn an_entry_the_origin_can_revalidate_outlives_a_zero_stale_window() {
+    // No stale-if-error window at all, but an ETag: kept past its
+    // freshness so that the next request costs a 304, not the body.
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&backend, |c| c.stale_if_error = Duration::ZERO);
+    expect(&get(&proxy, "/k"), 200, "MISS", "/k #1");
+    let cache = cache_of(&proxy);
+    let now = SystemTime::now();
+    assert_eq!(cache.expire_due(now + Duration::from_secs(60)), 0);
+    expect(&get(&proxy, "/k"), 200, "REVALIDATED", "/k #1");
+    // Not forever: some minutes past its freshness it goes.
+    assert_eq!(cache.expire_due(now + Duration::from_secs(3600)), 1);
+    // Without a validator there is nothing to revalidate: it goes at once.
+    let plain = fixed(200, &[("Cache-Control", "max-age=1")]);
+    let proxy = cached_proxy(&plain, |c| c.stale_if_error = Duration::ZERO);
+    get(&proxy, "/p");
+    assert_eq!(
+        cache_of(&proxy).expire_due(now + Duration::from_secs(60)),
+        1
+    );
+}
+
 // ------------------------------------------------------- stale on failure
 
 /// What a [`failing_origin`] does.

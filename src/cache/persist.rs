@@ -74,7 +74,25 @@ pub struct Record {
     pub stale_until: u64,
 }
 
+/// How long past its freshness a response the origin can revalidate (it
+/// has an `ETag` or `Last-Modified`) is kept, even with no stale-if-error
+/// window: a request for it then costs a 304 rather than the whole body
+/// again (nginx's `proxy_cache_path ... inactive` is 10 minutes too).
+pub const REVALIDATION_WINDOW_MS: u64 = 10 * 60 * 1000;
+
 impl Record {
+    /// Until when the record is worth keeping (Unix milliseconds): the end
+    /// of its stale-if-error window, or for one that can be revalidated at
+    /// least [`REVALIDATION_WINDOW_MS`] past its freshness.
+    pub fn keep_until(&self) -> u64 {
+        let revalidatable = self.expires_at.saturating_add(REVALIDATION_WINDOW_MS);
+        if self.stale_until >= revalidatable || !has_validator(&self.head) {
+            self.stale_until
+        } else {
+            revalidatable
+        }
+    }
+
     /// The payload length on disk, or `None` if the record cannot be represented.
     fn payload_len(&self) -> Option<u32> {
         let variable = [self.key.len(), self.head.len(), self.body.len()]
@@ -85,6 +103,14 @@ impl Record {
             .ok()
             .filter(|&len| len <= MAX_PAYLOAD_LEN)
     }
+}
+
+/// Whether a serialized head has an `ETag` or `Last-Modified` field.
+fn has_validator(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n').any(|line| {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        name.eq_ignore_ascii_case(b"etag") || name.eq_ignore_ascii_case(b"last-modified")
+    })
 }
 
 /// Bounds on what loading keeps, in payload bytes (a record's key, head and body
@@ -111,7 +137,7 @@ impl LoadLimits {
 pub struct Loaded {
     /// Valid, unexpired records within the limits, in file order.
     pub records: Vec<Record>,
-    /// Valid records whose `stale_until` had passed.
+    /// Valid records past [`Record::keep_until`].
     pub skipped_expired: usize,
     /// Valid records left out because of the [`LoadLimits`].
     pub skipped_over_limit: usize,
@@ -286,7 +312,7 @@ fn trailer(count: u64) -> [u8; TRAILER_LEN as usize] {
 }
 
 /// Loads the snapshot at `path`. A missing file is an empty cache, not an error.
-/// Records whose `stale_until` is at or before `now_unix_ms` are skipped. Damage is
+/// Records past [`Record::keep_until`] at `now_unix_ms` are skipped. Damage is
 /// reported in [`Loaded::damage`] with every valid record before it kept; only an
 /// unreadable file, a foreign file or an unknown version are errors.
 pub fn load_snapshot(
@@ -409,7 +435,7 @@ fn read_body<R: Read>(
         let record = decode(&payload)
             .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))?;
         found += 1;
-        if record.stale_until <= now_unix_ms {
+        if record.keep_until() <= now_unix_ms {
             loaded.skipped_expired += 1;
             continue;
         }

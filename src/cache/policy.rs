@@ -4,6 +4,7 @@
 //! no storage, no sockets.
 
 use crate::http::date::parse_http_date;
+use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -205,11 +206,19 @@ pub fn vary_names(response: &ResponseHead) -> Vec<String> {
 /// `name=` and the values of all its lines, joined. Values are kept byte
 /// for byte: bytes outside printable ASCII, and `%`, are written `%XX`, so
 /// two different values never make the same key.
+///
+/// A field the proxy drops before forwarding (a hop-by-hop one, or one the
+/// request's `Connection` names) counts as absent: the key describes the
+/// request the backend answered, or a client could file the answer to
+/// its stripped request under the variant of a field it never reached.
 pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String {
     let mut key = primary.to_string();
     for name in vary {
         key.push('\n');
         key.push_str(name);
+        if is_hop_by_hop(request, name) {
+            continue;
+        }
         for (i, value) in request.get_all(name).enumerate() {
             key.push_str(if i == 0 { "=" } else { ", " });
             for &b in value {
@@ -251,7 +260,14 @@ pub fn storable(
     if req_cc.no_store || cc.no_store || cc.private {
         return None;
     }
-    if response.headers.has_token("vary", "*") {
+    // `Vary: *`, and a response that varies on X-Forwarded-For, which the
+    // proxy writes from the client's address: no key tells its variants
+    // apart.
+    if response
+        .headers
+        .tokens("vary")
+        .any(|v| v == "*" || v.eq_ignore_ascii_case("x-forwarded-for"))
+    {
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
@@ -423,6 +439,11 @@ pub fn usable(
 /// response, so it gets 304 (RFC 9110 §13.1.2-3, §13.2.2: If-None-Match
 /// wins over If-Modified-Since).
 pub fn not_modified(request: &Headers, stored: &ResponseHead) -> bool {
+    // RFC 9110 §13.2.1: preconditions are ignored when the response would
+    // not be 2xx (a stored 404 or 301 is sent as it is).
+    if !(200..300).contains(&stored.status) {
+        return false;
+    }
     if request.contains("if-none-match") {
         let Some(etag) = stored.headers.get_str("etag") else {
             return false;
@@ -461,27 +482,43 @@ pub fn validators(stored: &ResponseHead) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
+/// §4.3.4: whether a 304 is about the stored response. Its validator, if
+/// it has one, must be the stored one: a strong entity-tag exactly, a weak
+/// one by weak comparison, a `Last-Modified` the same date. A 304 naming
+/// another representation must not refresh this one.
+pub fn same_validator(stored: &ResponseHead, not_modified: &ResponseHead) -> bool {
+    if let Some(tag) = not_modified.headers.get_str("etag") {
+        let tag = tag.trim();
+        let ours = stored.headers.get_str("etag").map(str::trim);
+        return match ours {
+            Some(ours) if tag.starts_with("W/") => weak_eq(tag, ours),
+            Some(ours) => tag == ours,
+            None => false,
+        };
+    }
+    match (
+        not_modified.headers.get_str("last-modified"),
+        stored.headers.get_str("last-modified"),
+    ) {
+        (Some(theirs), Some(ours)) => parse_http_date(theirs) == parse_http_date(ours),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 /// §4.3.4: a 304 refreshes the stored head: its fields replace the stored
-/// ones of the same name (framing fields excepted).
+/// ones of the same name. Not merged: framing and hop-by-hop fields
+/// (§3.1), and `Set-Cookie`, which a 304 carries for the client that
+/// caused it (a session refreshed on revalidation), not for everyone the
+/// entry is served to afterwards.
 pub fn refresh_from_304(stored: &mut ResponseHead, not_modified: &ResponseHead) {
-    let fresh: Vec<(&str, &[u8])> = not_modified
-        .headers
-        .iter()
-        .filter(|(name, _)| {
-            ![
-                "content-length",
-                "transfer-encoding",
-                "connection",
-                "keep-alive",
-            ]
-            .iter()
-            .any(|f| name.eq_ignore_ascii_case(f))
-        })
-        .collect();
-    for (name, _) in &fresh {
+    let mut fresh = not_modified.headers.clone();
+    strip_hop_by_hop(&mut fresh, false);
+    fresh.remove("set-cookie");
+    for (name, _) in fresh.iter() {
         stored.headers.remove(name);
     }
-    for (name, value) in fresh {
+    for (name, value) in fresh.iter() {
         stored.headers.push(name, value);
     }
 }
@@ -533,6 +570,15 @@ mod tests {
             &SETTINGS,
         )
         .map(|l| l.fresh)
+    }
+
+    #[test]
+    fn an_odd_byte_in_one_directive_does_not_hide_the_others() {
+        // Latin-1 in a quoted extension (obs-text): `private` still counts.
+        let mut r = response(200, &[("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+        r.headers
+            .push("Cache-Control", b"private, max-age=600, x-note=\"caf\xe9\"");
+        assert_eq!(storable(&get(&[]), &r, SystemTime::now(), &SETTINGS), None);
     }
 
     #[test]

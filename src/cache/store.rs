@@ -8,6 +8,7 @@
 use super::lru::Lru;
 use super::persist::Record;
 use super::policy::{self, Lifetime};
+use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex};
@@ -39,19 +40,7 @@ impl Entry {
         birth: SystemTime,
         lifetime: Lifetime,
     ) -> Entry {
-        for hop in [
-            "connection",
-            "keep-alive",
-            "transfer-encoding",
-            "content-length",
-            "age",
-            "x-cache",
-        ] {
-            head.headers.remove(hop);
-        }
-        head.version = crate::http::Version::Http11;
-        let mut bytes = Vec::with_capacity(256);
-        head.write_start(&mut bytes);
+        let bytes = sanitize(&mut head);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
         let must_revalidate = policy::CacheControl::parse(&head.headers).must_revalidate;
@@ -70,12 +59,15 @@ impl Entry {
     }
 
     /// Rebuilds an entry from a snapshot record; `None` if its head does not
-    /// parse (a record from a damaged or foreign file).
-    pub fn from_record(record: Record) -> Option<Entry> {
+    /// parse (a record from a damaged or foreign file). The head is cleaned
+    /// as a fresh one is: a crafted file must not smuggle framing fields
+    /// into the responses served from it.
+    pub fn from_record(mut record: Record) -> Option<Entry> {
         let mut text = record.head.clone();
         text.extend_from_slice(b"\r\n");
-        let head = parse_response(&text).ok()?;
+        let mut head = parse_response(&text).ok()?;
         std::str::from_utf8(&record.key).ok()?;
+        record.head = sanitize(&mut head);
         let must_revalidate = policy::CacheControl::parse(&head.headers).must_revalidate;
         Some(Entry {
             record,
@@ -111,6 +103,20 @@ impl Entry {
     pub fn weight(&self) -> u64 {
         (self.record.key.len() + self.record.head.len() + self.record.body.len()) as u64
     }
+}
+
+/// Takes out of a head what must not be stored (RFC 9111 §3.1: the
+/// hop-by-hop fields, those its `Connection` names, framing, which is
+/// written per response) or is written per response (`Age`, `X-Cache`),
+/// and returns it serialized as stored.
+fn sanitize(head: &mut ResponseHead) -> Vec<u8> {
+    strip_hop_by_hop(&mut head.headers, false);
+    head.headers.remove("age");
+    head.headers.remove("x-cache");
+    head.version = crate::http::Version::Http11;
+    let mut bytes = Vec::with_capacity(256);
+    head.write_start(&mut bytes);
+    bytes
 }
 
 fn primary_of(key: &str) -> &str {
@@ -315,15 +321,22 @@ impl Cache {
                 return false;
             }
         }
+        // The newest response for a URI decides whether it varies (RFC
+        // 9111 §4.1): when that changes, what was stored the other way is
+        // unreachable, and is dropped rather than left where a PURGE would
+        // not find it and a later change back would serve it again.
+        let mut superseded = Vec::new();
         if key != primary {
+            if !state.vary.contains_key(&primary) {
+                superseded.extend(state.lru.remove(primary.as_str()));
+            }
             let v = state.vary.entry(primary).or_default();
             v.names = names;
             if !v.keys.contains(&key) {
                 v.keys.push(key.clone());
             }
-        } else if state.vary.remove(&primary).is_some() {
-            // The response stopped varying: its old variants are unreachable.
-            // (They age out of the LRU; nothing serves them.)
+        } else if let Some(old) = state.vary.remove(&primary) {
+            superseded.extend(old.keys.iter().filter_map(|k| state.lru.remove(k.as_str())));
         }
         let removed = state.lru.insert(key.clone(), entry, weight);
         let mut stored = true;
@@ -339,7 +352,7 @@ impl Cache {
             state.forget_variant(k);
         }
         drop(state);
-        drop(removed); // entries freed outside the lock
+        drop((removed, superseded)); // entries freed outside the lock
         self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
         self.changed();
         stored
@@ -385,13 +398,13 @@ impl Cache {
         n
     }
 
-    /// Drops entries past their stale window at `now`; returns how many.
+    /// Drops entries past [`Record::keep_until`] at `now`; returns how many.
     pub fn expire_due(&self, now: SystemTime) -> usize {
         let now_ms = unix_ms(now);
         let mut state = self.state.lock();
         let mut gone = Vec::new();
         let n = state.lru.retain(|k, e| {
-            let keep = e.record.stale_until > now_ms;
+            let keep = e.record.keep_until() > now_ms;
             if !keep {
                 gone.push(k.clone());
             }
@@ -418,12 +431,20 @@ impl Cache {
             .collect()
     }
 
-    /// Loads snapshot records (most recent first, as `entries` gives them).
-    /// Returns how many were stored.
-    pub fn load(&self, records: Vec<Record>) -> usize {
+    /// Loads snapshot records (most recent first, as `entries` gives them)
+    /// at `now` (Unix milliseconds). Returns how many were stored.
+    pub fn load(&self, records: Vec<Record>, now: u64) -> usize {
         let mut stored = 0;
         // Insert the oldest first so the newest end up most recent.
-        for record in records.into_iter().rev() {
+        for mut record in records.into_iter().rev() {
+            // Born in the future: written while the clock was ahead (and
+            // since set back). Counted from now instead, so the entry is
+            // fresh for its own lifetime, not that plus the clock's error.
+            if let Some(ahead) = record.stored_at.checked_sub(now).filter(|&a| a > 0) {
+                record.stored_at = now;
+                record.expires_at -= ahead.min(record.expires_at);
+                record.stale_until -= ahead.min(record.stale_until);
+            }
             if let Some(entry) = Entry::from_record(record) {
                 stored += usize::from(self.insert(entry));
             }

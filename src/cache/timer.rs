@@ -29,7 +29,8 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
         max_total_bytes: cache.capacity().saturating_mul(2),
     };
     let started = Instant::now();
-    match persist::load_snapshot(path, unix_ms(SystemTime::now()), &limits) {
+    let now = unix_ms(SystemTime::now());
+    match persist::load_snapshot(path, now, &limits) {
         Ok(loaded) => {
             if let Some(damage) = &loaded.damage {
                 log::warn!(
@@ -39,7 +40,7 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
                 );
             }
             let total = loaded.records.len();
-            let stored = cache.load(loaded.records);
+            let stored = cache.load(loaded.records, now);
             if total > 0 || loaded.skipped_expired > 0 {
                 log::info!(
                     "cache snapshot {}: loaded {stored} of {total} records in {:?} ({} expired skipped)",

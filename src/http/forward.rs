@@ -50,6 +50,16 @@ pub fn strip_hop_by_hop(headers: &mut Headers, keep_upgrade: bool) {
     });
 }
 
+/// Whether `name` is a field that `strip_hop_by_hop` would remove from
+/// `headers` (`name` lower-case): what the backend never sees.
+pub fn is_hop_by_hop(headers: &Headers, name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+        || (!PROTECTED.contains(&name)
+            && headers
+                .tokens("connection")
+                .any(|t| t.eq_ignore_ascii_case(name)))
+}
+
 /// Who the request came from, for the `X-Forwarded-*` and `Via` fields.
 pub struct Forwarded<'a> {
     pub client_ip: IpAddr,

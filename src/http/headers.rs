@@ -134,12 +134,15 @@ impl Headers {
     }
 
     /// The comma-separated elements of every `name` field (RFC 9110 §5.6.1),
-    /// trimmed, empty elements skipped.
+    /// trimmed, empty elements skipped. A comma inside a quoted string
+    /// (`no-cache="a, b"`, an entity-tag) does not split. An element that
+    /// is not UTF-8 (obs-text in a quoted string) is skipped alone: the
+    /// others on its line still count, or one odd byte in an extension
+    /// would hide a `private` beside it.
     pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.get_all(name)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .flat_map(ListElements::new)
+            .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
             .filter(|t| !t.is_empty())
     }
 
@@ -156,6 +159,41 @@ impl Headers {
             out.extend_from_slice(self.value_of(f));
             out.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+/// The elements of one list field value, split at commas outside quoted
+/// strings (a backslash escapes the next byte inside one).
+struct ListElements<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> ListElements<'a> {
+    fn new(value: &'a [u8]) -> Self {
+        ListElements { rest: Some(value) }
+    }
+}
+
+impl<'a> Iterator for ListElements<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    self.rest = Some(&rest[i + 1..]);
+                    return Some(&rest[..i]);
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(rest)
     }
 }
 
@@ -200,6 +238,33 @@ mod tests {
         h.push("Connection", "close");
         let t: Vec<_> = h.tokens("connection").collect();
         assert_eq!(t, ["keep-alive", "X-Foo", "close"]);
+    }
+
+    #[test]
+    fn tokens_keep_quoted_commas_and_survive_odd_bytes() {
+        let mut h = Headers::new();
+        h.push("Cache-Control", r#"no-cache="Set-Cookie, X-A", max-age=5"#);
+        h.push(
+            "Cache-Control",
+            b"private, x-note=\"caf\xe9, \\\"q\\\"\", no-store",
+        );
+        h.push("ETag", r#""a,b""#);
+        let t: Vec<_> = h.tokens("cache-control").collect();
+        assert_eq!(
+            t,
+            [
+                r#"no-cache="Set-Cookie, X-A""#,
+                "max-age=5",
+                "private",
+                "no-store"
+            ]
+        );
+        assert_eq!(h.tokens("etag").collect::<Vec<_>>(), [r#""a,b""#]);
+        // An unterminated quote runs to the end of its line only.
+        h.push("Connection", r#"x="oops, close"#);
+        h.push("Connection", "keep-alive");
+        let t: Vec<_> = h.tokens("connection").collect();
+        assert_eq!(t, [r#"x="oops, close"#, "keep-alive"]);
     }
 
     #[test]

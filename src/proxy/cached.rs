@@ -68,9 +68,9 @@ pub(super) fn serve(
                 entry.fresh_lifetime(),
                 entry.must_revalidate,
             ) {
-                Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None),
+                Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None, b""),
                 Use::AllowedStale => {
-                    return serve_entry(client, &here, &entry, Status::Stale, None)
+                    return serve_entry(client, &here, &entry, Status::Stale, None, b"")
                 }
                 Use::Validate => {
                     stored = Some(entry);
@@ -97,49 +97,71 @@ pub(super) fn serve(
         }
     }
 
-    // To the origin: conditionally when a stored copy can be revalidated.
-    let validators = stored
-        .as_ref()
-        .map(|e| policy::validators(&e.head))
-        .unwrap_or_default();
-    let revalidating = !validators.is_empty();
-    let mut upstream_head = request.clone();
-    if revalidating {
-        upstream_head.headers.remove("if-none-match");
-        upstream_head.headers.remove("if-modified-since");
-    }
-    let body = RequestBody::Buffered(Vec::new());
-    let send = Send {
-        body: &body,
-        expect_continue: false,
-        keep_alive,
-        extra: &validators,
-        upgrade: false,
-    };
     // Whatever this fetch brings is not stored if the key is invalidated
     // (PURGE, POST) while it is on its way: it may predate that.
     let fill = cache.begin_fill();
-    let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
-        Ok(fetched) => fetched,
-        Err(refusal) => {
-            return match stale_fallback(&stored, refusal.status.is_some()) {
-                Some(entry) => serve_entry(client, &here, entry, Status::Stale, refusal.upstream),
-                None => Err(refusal),
+    let (fetched, revalidating) = loop {
+        // To the origin: conditionally when a stored copy can be revalidated.
+        let validators = stored
+            .as_ref()
+            .map(|e| policy::validators(&e.head))
+            .unwrap_or_default();
+        let revalidating = !validators.is_empty();
+        let mut upstream_head = request.clone();
+        if revalidating {
+            upstream_head.headers.remove("if-none-match");
+            upstream_head.headers.remove("if-modified-since");
+        }
+        let body = RequestBody::Buffered(Vec::new());
+        let send = Send {
+            body: &body,
+            expect_continue: false,
+            keep_alive,
+            extra: &validators,
+            upgrade: false,
+        };
+        let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
+            Ok(fetched) => fetched,
+            Err(refusal) => {
+                return match stale_fallback(&stored, refusal.status.is_some()) {
+                    Some(entry) => {
+                        serve_entry(client, &here, entry, Status::Stale, refusal.upstream, b"")
+                    }
+                    None => Err(refusal),
+                }
+            }
+        };
+        // RFC 9111 §4.3.4: a 304 about another representation than ours
+        // refreshes nothing. Ask again, unconditionally (once: nothing is
+        // stored to revalidate the second time).
+        if let (Some(entry), 304, true) = (&stored, fetched.response.status, revalidating) {
+            if !policy::same_validator(&entry.head, &fetched.response) {
+                origin::finish_bodiless(fetched, shared);
+                stored = None;
+                continue;
             }
         }
+        break (fetched, revalidating);
     };
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
         if let Some(entry) = stale_fallback(&stored, true) {
             drop(fetched); // closes the connection; its body is not wanted
-            return serve_entry(client, &here, entry, Status::Stale, upstream);
+            return serve_entry(client, &here, entry, Status::Stale, upstream, b"");
         }
     }
     if let (Some(entry), 304) = (&stored, fetched.response.status) {
         if revalidating {
             let mut head = entry.head.clone();
             policy::refresh_from_304(&mut head, &fetched.response);
+            // Not stored (see refresh_from_304), but this client's own.
+            let mut cookies = Vec::new();
+            for value in fetched.response.headers.get_all("set-cookie") {
+                cookies.extend_from_slice(b"Set-Cookie: ");
+                cookies.extend_from_slice(value);
+                cookies.extend_from_slice(b"\r\n");
+            }
             let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
             origin::finish_bodiless(fetched, shared);
             let refreshed = match policy::storable(
@@ -165,7 +187,14 @@ pub(super) fn serve(
                     entry.clone()
                 }
             };
-            return serve_entry(client, &here, &refreshed, Status::Revalidated, upstream);
+            return serve_entry(
+                client,
+                &here,
+                &refreshed,
+                Status::Revalidated,
+                upstream,
+                &cookies,
+            );
         }
     }
 
@@ -252,15 +281,17 @@ impl Status {
     }
 }
 
-/// Answers from a stored response: its head, then Age, X-Cache and
-/// framing, then the shared body, in one `writev`. A client's own
-/// conditional request that the entry satisfies gets a 304.
+/// Answers from a stored response: its head, then Age, X-Cache, `own`
+/// (fields for this client alone, each line ending in CRLF) and framing,
+/// then the shared body, in one `writev`. A client's own conditional
+/// request that the entry satisfies gets a 304.
 fn serve_entry(
     client: &mut Client,
     here: &Here<'_>,
     entry: &Entry,
     status: Status,
     upstream: Option<Arc<str>>,
+    own: &[u8],
 ) -> Result<Outcome, Refusal> {
     let Here {
         request,
@@ -303,6 +334,7 @@ fn serve_entry(
             ((&entry.record.head[..]).into(), body, entry.head.status)
         };
     let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
+    tail.extend_from_slice(own);
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&head, &tail]);

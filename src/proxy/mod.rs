@@ -627,6 +627,14 @@ fn forward(
     if fetched.response.status == 101 {
         return tunnel::run(client, fetched, shared);
     }
+    // On the status, not after the relay: the backend has acted on the
+    // request even if its body or the client then fails (RFC 9111 §4.4:
+    // "when it receives a non-error status code").
+    if let (Some(cache), Some(primary)) = (&shared.cache, &invalidates) {
+        if (200..400).contains(&fetched.response.status) {
+            cache.invalidate(primary);
+        }
+    }
     let x_cache: &[u8] = if shared.cache.is_some() {
         b"X-Cache: BYPASS\r\n"
     } else {
@@ -642,9 +650,6 @@ fn forward(
     if let Some(cache) = &shared.cache {
         cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
         outcome.cache = Some("BYPASS");
-        if let Some(primary) = invalidates.filter(|_| (200..400).contains(&outcome.status)) {
-            cache.invalidate(&primary);
-        }
     }
     Ok(outcome)
 }
