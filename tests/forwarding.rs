@@ -125,6 +125,25 @@ fn fields_with_an_underscore_are_dropped_unless_allowed() {
 }
 
 #[test]
+fn an_odd_byte_in_connection_does_not_hide_its_other_tokens() {
+    // obs-text in one element: `close` and `X-Hop` still count.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client
+        .send(b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: close, X-Hop, \xff\r\nX-Hop: 1\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(
+        response.head.has_token("connection", "close"),
+        "{}",
+        response.head.raw
+    );
+    assert!(client.is_closed());
+    assert!(!a.seen()[0].head.has("x-hop"), "{}", a.seen()[0].head.raw);
+}
+
+#[test]
 fn response_hop_by_hop_fields_do_not_reach_the_client() {
     let a = Backend::start("a", |_, out| {
         respond(

@@ -6,6 +6,8 @@
 mod support;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -498,6 +500,51 @@ fn bytes_after_a_response_are_never_read_as_the_next_response() {
     assert_eq!(second.body, b"ok");
     assert_eq!(backend.connections(), 2);
     assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn bytes_arriving_on_an_idle_pooled_connection_are_never_read_as_a_response() {
+    // The backend answers, then writes more on the connection once it sits
+    // idle in the pool (a late HEAD body, a 408 before a close). Whatever
+    // the method, the next request must not take those bytes for its
+    // answer: the connection is dropped and a new one used.
+    let stray_written = Arc::new(AtomicBool::new(false));
+    let flag = stray_written.clone();
+    let backend = Backend::start("late", move |seen, out| {
+        if seen.path() == "/first" {
+            respond(out, 200, &[], b"first");
+            // Written once the proxy has put the connection back.
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = out
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: x=1\r\n\r\nstray");
+            flag.store(true, Ordering::SeqCst);
+        } else {
+            respond(out, 200, &[], seen.path().as_bytes());
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    for method in ["GET", "HEAD", "DELETE"] {
+        stray_written.store(false, Ordering::SeqCst);
+        assert_eq!(proxy.connect().get("/first").body, b"first");
+        assert!(wait_until(WAIT_LIMIT, || stray_written.load(Ordering::SeqCst)));
+        let mut victim = proxy.connect();
+        victim.send(format!("{method} /victim HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        let response = if method == "HEAD" {
+            victim.head_response()
+        } else {
+            victim.response()
+        };
+        assert_eq!(response.status, 200, "{method}");
+        assert!(
+            !response.head.has("set-cookie"),
+            "{method}: {}",
+            response.head.raw
+        );
+        if method != "HEAD" {
+            assert_eq!(response.body, b"/victim", "{method}");
+        }
+    }
 }
 
 #[test]

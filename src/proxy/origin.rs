@@ -168,10 +168,11 @@ fn retry_elsewhere(f: &Failure, idempotent: bool, body: &RequestBody) -> bool {
 /// failure is retried on a new connection and not held against the target.
 ///
 /// Any other request is sent once: the backend may have acted on it before
-/// closing (a POST charged twice). So it only goes out on a pooled
-/// connection that is still open when it leaves (the backend's close of an
-/// idle connection has usually arrived by then), as nginx, which never
-/// retries a non-idempotent request, also leaves to chance.
+/// closing (a POST charged twice). Every request only goes out on a pooled
+/// connection that is still open and silent when it leaves (the backend's
+/// close of an idle connection has usually arrived by then); what closes
+/// after that is left to chance, as nginx, which never retries a
+/// non-idempotent request, also leaves it.
 fn attempt(
     client: &mut Client,
     target: &Upstream,
@@ -188,7 +189,11 @@ fn attempt(
             .upstreams
             .checkout(target, fresh)
             .map_err(Failure::Connect)?;
-        if up.reused && !replayable && !still_open(&up.conn) {
+        // Whatever the method: bytes that arrived on an idle connection
+        // (a late HEAD body, a second response, a 408 before closing) would
+        // otherwise be read as the answer to this request, another
+        // client's perhaps. nginx closes such a connection too.
+        if up.reused && !still_open(&up.conn) {
             continue; // dropped; the next pooled one, or a new one
         }
         match send_request(&mut up, request, send, client) {
