@@ -125,7 +125,6 @@ const HEADS: &[(&[u8], u16)] = &[
     (b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     (b"GET /\r\n\r\n", 400),
     (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
-    (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
     (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
 ];
@@ -137,6 +136,37 @@ fn malformed_heads_are_refused_and_nothing_reaches_the_backend() {
         assert_refused(&proxy, &backend, request, *status);
     }
     assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+#[test]
+fn connect_gets_405_with_the_methods_a_reverse_proxy_passes() {
+    let (backend, proxy) = echo_proxy();
+    let r = one_request(proxy.addr, b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n");
+    assert_eq!(r.status, 405);
+    let allow = r.header("allow").unwrap_or_default();
+    assert!(
+        allow.contains("GET") && !allow.contains("CONNECT"),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(backend.requests(), 0);
+}
+
+#[test]
+fn a_higher_minor_version_is_served_as_http_1_1_both_ways() {
+    // RFC 9110 §2.5, as nginx does.
+    let backend = raw_backend(b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let r = one_request(proxy.addr, b"GET /v HTTP/1.2\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "ok"),
+        "{}",
+        r.head.raw
+    );
+    assert!(r.head.raw.starts_with("HTTP/1.1 200"), "{}", r.head.raw);
+    // And the backend said no Date: the proxy adds one (RFC 9110 §6.6.1).
+    assert!(r.head.has("date"), "{}", r.head.raw);
 }
 
 #[test]

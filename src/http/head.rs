@@ -261,6 +261,13 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(max_headers)),
+        Err(httparse::Error::Version) => {
+            let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+            return match as_http11(head, line_end.saturating_sub(8)) {
+                Some(patched) => parse_request(&patched, limits),
+                None => Err(request_parse_error(httparse::Error::Version, head)),
+            };
+        }
         Err(e) => return Err(request_parse_error(e, head)),
     }
     if req.headers.len() > max_headers {
@@ -293,6 +300,20 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
         version,
         headers,
     })
+}
+
+/// RFC 9110 §2.5: a message of a higher minor version of HTTP/1 is
+/// processed as the highest one we speak, 1.1. Given where the version
+/// sits in `head`, a copy saying `HTTP/1.1` there, if it says `HTTP/1.x`
+/// with x above 1 (httparse knows only 1.0 and 1.1).
+fn as_http11(head: &[u8], at: usize) -> Option<Vec<u8>> {
+    let version = head.get(at..at + 8)?;
+    if !(version.starts_with(b"HTTP/1.") && matches!(version[7], b'2'..=b'9')) {
+        return None;
+    }
+    let mut patched = head.to_vec();
+    patched[at + 7] = b'1';
+    Some(patched)
 }
 
 fn request_parse_error(e: httparse::Error, head: &[u8]) -> HeadError {
@@ -483,7 +504,12 @@ pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(MAX_HEADERS)),
-        Err(httparse::Error::Version) => return Err(HeadError::Version),
+        Err(httparse::Error::Version) => {
+            return match as_http11(head, 0) {
+                Some(patched) => parse_response(&patched),
+                None => Err(HeadError::Version),
+            }
+        }
         Err(_) => return Err(HeadError::Malformed("unparsable response head")),
     }
     let (Some(minor), Some(status)) = (res.version, res.code) else {
@@ -702,12 +728,17 @@ mod tests {
         // HTTP/0.9 and versions we do not speak
         for bad in [
             &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
-            b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
             b"GET / HTTP/0.9\r\nHost: a\r\n\r\n",
             b"GET / HTTP/3.0\r\nHost: a\r\n\r\n",
         ] {
             assert_eq!(status(bad), Err(505), "{:?}", String::from_utf8_lossy(bad));
         }
+        // RFC 9110 §2.5: a higher minor version is taken as 1.1.
+        let r = req(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(r.version, Version::Http11);
+        let r = parse_response(b"HTTP/1.9 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!((r.version, r.status), (Version::Http11, 200));
+        assert_eq!(status(b"GET / HTTP/1.2 \r\nHost: a\r\n\r\n"), Err(400));
         // obs-text in values and leading/trailing whitespace are fine
         let r = req(b"GET / HTTP/1.1\r\nHost: a\r\nX: \t caf\xc3\xa9 \t\r\n\r\n").unwrap();
         assert_eq!(r.headers.get("x"), Some(&b"caf\xc3\xa9"[..]));

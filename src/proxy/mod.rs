@@ -741,6 +741,14 @@ pub fn error_response(status: u16, close: bool) -> ErrorResponse {
     head.headers
         .push("Content-Type", "text/plain; charset=utf-8");
     head.headers.push("Content-Length", body.len().to_string());
+    // RFC 9110 §15.5.6: a 405 lists the methods the resource supports;
+    // a reverse proxy passes on every method but CONNECT.
+    if status == 405 {
+        head.headers.push(
+            "Allow",
+            "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH",
+        );
+    }
     if close {
         head.headers.push("Connection", "close");
     }

@@ -8,6 +8,7 @@ use crate::http::body::{
     chunk_size_line, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::{is_timeout, peek, Source};
+use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response};
 use crate::http::{
@@ -378,6 +379,14 @@ fn send_request(
         if response.status < 200 {
             up.conn.consume(len);
             continue;
+        }
+        let mut response = response;
+        // RFC 9110 §6.6.1: a recipient with a clock that forwards (or
+        // caches) a response without Date adds the time it arrived.
+        if !response.headers.contains("date") {
+            response
+                .headers
+                .push("Date", format_http_date(SystemTime::now()));
         }
         return Ok((response, len));
     }
