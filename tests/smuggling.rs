@@ -515,6 +515,20 @@ fn malformed_responses_are_502_and_their_connection_is_not_reused() {
 }
 
 #[test]
+fn a_reply_that_is_not_http_is_a_502_at_once() {
+    // No head end ever comes: waiting for one would hold the client until
+    // the read timeout.
+    let backend = Backend::start("banner", |_, out| {
+        let _ = out.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+        Action::Hang
+    });
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.connection_timeout = Duration::from_secs(600);
+    });
+    assert_eq!(proxy.connect().get("/").status, 502);
+}
+
+#[test]
 fn bytes_after_a_response_are_never_read_as_the_next_response() {
     // A backend answering one request with two responses: the second must
     // not become the answer to the next client's request.

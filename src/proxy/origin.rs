@@ -445,6 +445,12 @@ fn read_response_head(conn: &mut BufConn<TcpStream>, crowded: bool) -> Result<us
         if conn.buffered().len() > MAX_RESPONSE_HEAD {
             return Err(Failure::Malformed("response head too large".into()));
         }
+        // Not HTTP at all (another protocol on the port, a banner): a 502
+        // now, not after waiting for a head end that may never come.
+        let start = conn.buffered();
+        if !b"HTTP/".starts_with(&start[..start.len().min(5)]) {
+            return Err(Failure::Malformed("reply is not HTTP".into()));
+        }
         match sched::fill_yielding(conn, Peer::Backend, crowded) {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
             Ok(0) => {
