@@ -16,15 +16,19 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Records in flight between request threads and the writer.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
 /// While requests keep coming, the writer wakes this often to write what
 /// queued up (a few hundred lines at a time under load).
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
+/// While a sink keeps failing (a full disk), how often that is said again:
+/// nginx repeats its access-log alert at most once a minute too.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// What is logged about one request.
 #[derive(Clone, Debug)]
@@ -218,9 +222,22 @@ pub struct Outputs {
 #[derive(Clone)]
 pub struct LogSender {
     tx: Sender<Message>,
+    lost: Arc<AtomicU64>,
 }
 
 impl LogSender {
+    /// Lines a sink could not take (a full disk, a closed stdout), per
+    /// sink, since the start.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue is full: the writer cannot keep up (a stdout
+    /// nobody reads), and request threads wait for it.
+    pub fn is_stalled(&self) -> bool {
+        self.tx.is_full()
+    }
+
     /// Queues a record; waits if the writer is behind, never drops.
     pub fn log(&self, record: Record) {
         // The writer only goes away at shutdown, after request threads.
@@ -245,6 +262,7 @@ impl LogSender {
 /// The writer thread.
 pub struct AccessLog {
     tx: Sender<Message>,
+    lost: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -256,11 +274,14 @@ impl AccessLog {
             None => None,
         };
         let (tx, rx) = bounded(CHANNEL_CAPACITY);
+        let lost = Arc::new(AtomicU64::new(0));
+        let counted = lost.clone();
         let thread = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(rx, outputs, file))?;
+            .spawn(move || write_loop(rx, outputs, file, counted))?;
         Ok(AccessLog {
             tx,
+            lost,
             thread: Some(thread),
         })
     }
@@ -268,6 +289,7 @@ impl AccessLog {
     pub fn sender(&self) -> LogSender {
         LogSender {
             tx: self.tx.clone(),
+            lost: self.lost.clone(),
         }
     }
 
@@ -303,7 +325,8 @@ struct Sinks {
     stdout: Option<BufWriter<io::StdoutLock<'static>>>,
     file: Option<BufWriter<File>>,
     format: LogFormat,
-    warned: bool,
+    failures: [Failures; 2],
+    lost: Arc<AtomicU64>,
 }
 
 impl Sinks {
@@ -314,15 +337,17 @@ impl Sinks {
             self.stdout.as_mut().map(|w| w.write_all(line.as_bytes())),
             self.file.as_mut().map(|w| w.write_all(line.as_bytes())),
         ];
-        self.report(results);
+        self.report(results, 1);
     }
 
     fn flush(&mut self) {
+        // A failed flush keeps its bytes buffered for the next try: no
+        // line is lost by it alone.
         let results = [
             self.stdout.as_mut().map(|w| w.flush()),
             self.file.as_mut().map(|w| w.flush()),
         ];
-        self.report(results);
+        self.report(results, 0);
     }
 
     fn reopen(&mut self, path: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
@@ -333,30 +358,71 @@ impl Sinks {
         };
         self.format = format;
         // A fresh file deserves a fresh warning if it fails too.
-        self.warned = false;
+        self.failures[1] = Failures::default();
         Ok(())
     }
 
-    /// Says once that the log cannot be written (a full disk, a closed
-    /// pipe); request threads go on regardless.
-    fn report(&mut self, results: [Option<io::Result<()>>; 2]) {
-        for e in results.into_iter().flatten().filter_map(Result::err) {
-            if !self.warned {
-                log::warn!("access log: cannot write: {e}");
-                self.warned = true;
+    /// Request threads go on whatever happens here; lines a sink could not
+    /// take are counted (see [`LogSender::lost`]) and said (see [`Failures`]).
+    fn report(&mut self, results: [Option<io::Result<()>>; 2], lines: u64) {
+        for ((result, failures), sink) in results
+            .into_iter()
+            .zip(&mut self.failures)
+            .zip(["stdout", "file"])
+        {
+            match result {
+                Some(Ok(())) => failures.recovered(sink),
+                Some(Err(e)) => {
+                    self.lost.fetch_add(lines, Ordering::Relaxed);
+                    failures.failed(sink, &e, lines);
+                }
+                None => {}
             }
         }
     }
 }
 
-fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>) {
+/// One sink's write failures: said when they start, again at most every
+/// [`WARN_EVERY`] while they last, with the lines lost, and once more when
+/// writing works again.
+#[derive(Default)]
+struct Failures {
+    lost: u64,
+    warned: Option<Instant>,
+}
+
+impl Failures {
+    fn failed(&mut self, sink: &str, e: &io::Error, lines: u64) {
+        self.lost += lines;
+        if self.warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            log::warn!(
+                "access log ({sink}): cannot write: {e}; {} lines lost so far",
+                self.lost
+            );
+            self.warned = Some(Instant::now());
+        }
+    }
+
+    fn recovered(&mut self, sink: &str) {
+        if self.warned.take().is_some() {
+            log::warn!(
+                "access log ({sink}): writing again; {} lines were lost",
+                self.lost
+            );
+            self.lost = 0;
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost: Arc<AtomicU64>) {
     let mut sinks = Sinks {
         stdout: outputs
             .stdout
             .then(|| BufWriter::with_capacity(64 * 1024, io::stdout().lock())),
         file: file.map(|f| BufWriter::with_capacity(64 * 1024, f)),
         format: outputs.format,
-        warned: false,
+        failures: Default::default(),
+        lost,
     };
     // Park in `recv` only when traffic stops. While it flows, sleep between
     // batches instead: a sender wakes the writer (a futex call and a
@@ -454,6 +520,64 @@ mod tests {
         let now = std::fs::read_to_string(&path).unwrap();
         assert!(now.starts_with("{\"time\""), "{now}");
         assert!(sender.reopen(None, LogFormat::Json).is_err());
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_stalls_the_queue_and_loses_nothing() {
+        // The log goes to a pipe whose reader does not read (a stuck log
+        // shipper): once the pipe and the queue are full, senders wait and
+        // the log says it is stalled; when the reader drains, every line
+        // comes through.
+        use std::io::Read;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let log = AccessLog::start(Outputs {
+            stdout: false,
+            file: Some(fifo.clone()),
+            ..Outputs::default()
+        })
+        .unwrap();
+        let sender = log.sender();
+        assert!(!sender.is_stalled());
+        let total = CHANNEL_CAPACITY + 4096;
+        let writer = {
+            let sender = sender.clone();
+            std::thread::spawn(move || (0..total).for_each(|_| sender.log(record())))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sender.is_stalled() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(sender.is_stalled(), "the queue never filled");
+        // Drain on a thread until the writer is done, then count lines.
+        let drained = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            all
+        });
+        writer.join().unwrap();
+        log.finish();
+        let all = drained.join().unwrap();
+        assert_eq!(all.iter().filter(|&&b| b == b'\n').count(), total);
+        assert_eq!(sender.lost(), 0);
     }
 
     #[test]

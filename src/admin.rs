@@ -241,6 +241,10 @@ pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
         "/healthz" if read => {
             if shared.shutting_down.load(Ordering::SeqCst) {
                 Reply::text(503, "shutting down\n")
+            } else if shared.log.is_stalled() {
+                // Lines are never dropped: with the queue full, request
+                // threads wait for a log reader (stdout) that is not reading.
+                Reply::text(503, "access log stalled: its queue is full\n")
             } else {
                 Reply::text(200, "ok\n")
             }
@@ -374,6 +378,18 @@ pub fn metrics_text(shared: &Shared) -> String {
         "inverso_config_reloads_total{{result=\"applied\"}} {}\ninverso_config_reloads_total{{result=\"refused\"}} {}",
         m.reloads.load(Ordering::Relaxed),
         m.reloads_refused.load(Ordering::Relaxed)
+    );
+
+    family(
+        &mut out,
+        "inverso_access_log_lost_lines_total",
+        "counter",
+        "Access-log lines a sink (stdout, the file) could not take, e.g. on a full disk.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_access_log_lost_lines_total {}",
+        shared.log.lost()
     );
 
     let Some(cache) = &shared.cache else {

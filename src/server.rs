@@ -20,7 +20,7 @@
 //! request takes the generation in force when it begins, so requests in
 //! flight finish on the old settings and no connection is dropped.
 
-use crate::access_log::{AccessLog, LogSender, Outputs};
+use crate::access_log::{AccessLog, LogSender, Outputs, Record};
 use crate::admin::Admin;
 use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
@@ -37,7 +37,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long an unused worker thread waits for a connection before it exits.
 const WORKER_IDLE: Duration = Duration::from_secs(60);
@@ -471,7 +471,25 @@ fn work(workers: &Arc<Workers>) {
                 drop(shared);
                 serve(stream, peer, slot, inner);
             }
-            None => reject(stream, 503),
+            None => {
+                let (time, started) = (SystemTime::now(), Instant::now());
+                let (request_line, bytes) = reject(stream, 503);
+                let duration = started.elapsed();
+                shared.metrics.observe(503, duration.as_micros() as u64);
+                shared.log.log(Record {
+                    time,
+                    client: peer.ip(),
+                    request_line,
+                    status: 503,
+                    bytes,
+                    referer: None,
+                    user_agent: None,
+                    upstream: None,
+                    cache: None,
+                    duration,
+                    heads: None,
+                });
+            }
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
         idle_since = Instant::now();
@@ -516,18 +534,25 @@ fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>, max: usize) -> Option<S
 ///
 /// Never inlined: its buffer would otherwise sit in the base frame of
 /// every worker (which now accepts), a page each idle connection keeps.
+///
+/// Returns what could be read of the request line and the body bytes
+/// sent, for the access log: a refusal is the overload signal an operator
+/// most needs to see (nginx logs its `limit_conn` 503s too).
 #[inline(never)]
-fn reject(stream: Arc<TcpStream>, status: u16) {
+fn reject(stream: Arc<TcpStream>, status: u16) -> (String, u64) {
     let mut stream = &*stream;
     let _ = stream.set_nonblocking(true);
     // Read what the client already sent, so closing does not reset the
     // connection before it sees our answer.
     let mut sink = [0u8; 4096];
-    let _ = stream.read(&mut sink);
+    let read = stream.read(&mut sink).unwrap_or(0);
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(REJECT_WRITE_TIMEOUT));
-    let _ = stream.write_all(&error_response(status, true).bytes);
+    let response = error_response(status, true);
+    let sent = stream.write_all(&response.bytes).is_ok();
     let _ = stream.shutdown(Shutdown::Write);
+    let bytes = if sent { response.body_len } else { 0 };
+    (proxy::first_line(&sink[..read]), bytes)
 }
 
 fn serve(stream: Arc<TcpStream>, peer: SocketAddr, slot: Slot, inner: &Inner) {

@@ -597,6 +597,27 @@ fn combined_log_with_heads_stays_one_line_per_request() {
 }
 
 #[test]
+fn access_log_lines_a_full_disk_refuses_are_counted() {
+    // /dev/full refuses every write with ENOSPC: serving goes on, and the
+    // lost lines show in the metrics.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_admin(c);
+        c.path_to_log = Some("/dev/full".into());
+    });
+    let admin_addr = proxy.handle().admin_addr().expect("admin listener");
+    let mut client = proxy.connect();
+    // Enough lines to overflow the writer's 64 KiB buffer.
+    for i in 0..1000 {
+        assert_eq!(client.get(&format!("/{i:0>100}")).status, 200);
+    }
+    assert!(wait_until(WAIT_LIMIT, || {
+        scrape(admin_addr)["inverso_access_log_lost_lines_total"] > 0.0
+    }));
+    assert_eq!(admin(admin_addr, "GET", "/healthz", "admin").status, 200);
+}
+
+#[test]
 fn the_log_file_is_reopened_after_a_rename() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |_| {});

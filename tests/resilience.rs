@@ -238,6 +238,48 @@ fn over_max_connections_gets_503_and_is_closed() {
     drop(first);
     assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() <= 1));
     assert_eq!(proxy.connect().get("/4").status, 200);
+
+    // The refusal is in the access log like any answer (nginx logs its
+    // limit_conn 503s): an operator sees overload where it shows.
+    drop(second);
+    let mut proxy = proxy;
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let refused: Vec<_> = lines.iter().filter(|l| l.contains("\" 503 ")).collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert!(
+        refused[0].contains("\"GET /3 HTTP/1.1\" 503 "),
+        "{}",
+        refused[0]
+    );
+    assert!(refused[0].contains(" upstream=- "), "{}", refused[0]);
+}
+
+#[test]
+fn a_client_that_leaves_in_the_middle_of_a_head_is_logged_as_400() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /half HTTP/1.1\r\nHost: x\r\nX-Par");
+    drop(client);
+    assert!(wait_until(WAIT_LIMIT, || !proxy.log_lines().is_empty()));
+    // A connection that says nothing at all is not logged.
+    drop(proxy.connect());
+    assert_eq!(proxy.connect().get("/after").status, 200);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].contains("\"GET /half HTTP/1.1\" 400 0 "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("\"GET /after HTTP/1.1\" 200 "),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(a.requests(), 1);
 }
 
 #[test]
@@ -282,6 +324,12 @@ fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
     let response = busy.response();
     assert_eq!(response.status, 200);
     assert!(response.body == body, "in-flight body damaged");
+    // Said up front, so the client sends nothing more into the close.
+    assert!(
+        response.head.has_token("connection", "close"),
+        "{}",
+        response.head.raw
+    );
     let clean = rx
         .recv_timeout(WAIT_LIMIT)
         .expect("shutdown did not return");

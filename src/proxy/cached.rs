@@ -45,7 +45,7 @@ pub(super) fn serve(
     cache: &Arc<Cache>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
-    let keep_alive = client.keeps_alive(&request);
+    let keep_alive = client.keeps_alive(&request, shared);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let primary = policy::primary_key(&request);

@@ -177,6 +177,13 @@ pub fn serve(
         let (outcome, line) = match head {
             HeadRead::Ready(len) => exchange(&mut client, len, &shared),
             HeadRead::Closed => break,
+            HeadRead::Abandoned(request_line) => {
+                let outcome = Outcome {
+                    linger: false,
+                    ..Outcome::closing(400, 0)
+                };
+                (outcome, LogLine::raw(request_line))
+            }
             HeadRead::Refused(status, request_line) => {
                 let bytes = client.send_error(status, true);
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
@@ -268,6 +275,9 @@ enum HeadRead {
     Ready(usize),
     /// The client went away, or idled out, between requests.
     Closed,
+    /// The client went away in the middle of a head; what could be read of
+    /// its request line, for the log.
+    Abandoned(String),
     /// Answer with this status and close; the text is what could be read
     /// of the request line, for the log.
     Refused(u16, String),
@@ -335,10 +345,10 @@ impl Client {
                 let _ = self.conn.get_ref().set_read_timeout(Some(left));
             }
             match sched::fill_yielding(&mut self.conn, Peer::Client, self.crowded) {
-                Ok(0) => break HeadRead::Closed,
+                Ok(0) => break self.head_abandoned(),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),
-                Err(_) => break HeadRead::Closed,
+                Err(_) => break self.head_abandoned(),
             }
         };
         if deadline.is_some() {
@@ -351,6 +361,18 @@ impl Client {
     /// in the socket (one non-blocking peek).
     fn has_unread_input(&self) -> bool {
         !self.conn.buffered().is_empty() || matches!(peek(self.conn.get_ref()), Ok(n) if n > 0)
+    }
+
+    /// The client closed (or reset) before its head was complete: nothing
+    /// to answer, but a head that had started is logged, as nginx logs a
+    /// 400 for a client that "prematurely closed" (scanners, broken
+    /// clients show up that way).
+    fn head_abandoned(&self) -> HeadRead {
+        if self.conn.buffered().is_empty() {
+            HeadRead::Closed
+        } else {
+            HeadRead::Abandoned(first_line(self.conn.buffered()))
+        }
     }
 
     /// A head that did not arrive in time: 408 if it had started, else a
@@ -457,7 +479,7 @@ fn lossy_trimmed(value: &[u8]) -> String {
 }
 
 /// The request line of a head that could not be parsed, for the log.
-fn first_line(buf: &[u8]) -> String {
+pub(crate) fn first_line(buf: &[u8]) -> String {
     let end = buf
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
@@ -570,7 +592,7 @@ fn forward(
     body_kind: BodyKind,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
-    let keep_alive = client.keeps_alive(&head);
+    let keep_alive = client.keeps_alive(&head, shared);
     let mut expect_continue = false;
     // RFC 9110 §10.1.1: 100-continue is the only expectation defined; a
     // server that receives another may answer 417. "A server that receives
@@ -656,9 +678,13 @@ fn forward(
 
 impl Client {
     /// Whether the connection stays open after this request's response:
-    /// the client wants it and keepalive_requests allows it.
-    fn keeps_alive(&self, head: &RequestHead) -> bool {
-        head.wants_keep_alive() && !self.last_request
+    /// the client wants it, keepalive_requests allows it, and the server is
+    /// not shutting down (the response then says Connection: close, so the
+    /// client does not send another request into the close).
+    fn keeps_alive(&self, head: &RequestHead, shared: &Shared) -> bool {
+        head.wants_keep_alive()
+            && !self.last_request
+            && !shared.shutting_down.load(Ordering::Relaxed)
     }
 
     fn send_continue(&mut self) -> Result<(), Refusal> {

@@ -525,6 +525,15 @@ pub(super) fn relay(
     tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
+    // A shutdown that began while the backend worked: say it in this
+    // response, as one that began before the request would have.
+    let closing = shared
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let how = &Relay {
+        keep_alive: how.keep_alive && !closing,
+        ..*how
+    };
     let target = fetched.target;
     let refusal = |f: Failure, head_sent: bool| {
         if !matches!(f, Failure::Client(_)) {
