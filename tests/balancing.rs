@@ -371,6 +371,28 @@ fn a_target_that_comes_back_is_used_again_after_its_checks_pass() {
 }
 
 #[test]
+fn a_failed_request_is_not_retried_on_a_target_the_checker_holds_down() {
+    // a hangs (a timeout); b fails its checks. Retrying on b would go to a
+    // target known to be out; the client hears of a's timeout instead.
+    let a = Backend::start("a", |seen, out| {
+        if seen.path() == "/health" {
+            respond(out, 200, &[], b"");
+            return Action::KeepAlive;
+        }
+        Action::Hang
+    });
+    let b = Killable::start("b");
+    b.healthy.store(false, Ordering::SeqCst);
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.connection_timeout = Duration::from_millis(300);
+    });
+    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
+    assert_eq!(get(&proxy, "/hang").0, 504);
+    assert_eq!(b.requests(), 0);
+}
+
+#[test]
 fn the_checker_stops_with_the_server() {
     let a = Killable::start("a");
     let mut proxy = start_proxy(&[a.addr], |c| {

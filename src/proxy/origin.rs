@@ -83,14 +83,12 @@ pub(super) fn fetch<'s>(
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
+    // The failure the client hears of when no target is left to try.
+    let mut last_failure = None;
     loop {
         let Some((index, busy)) = upstreams.pick(client.peer, &tried) else {
-            // Unreachable while `retries` stops the loop first; kept as
-            // the answer to "nothing left to try".
-            return Err(Refusal::new(
-                502,
-                send.keep_alive && send.body.is_buffered(),
-            ));
+            return Err(last_failure
+                .unwrap_or_else(|| Refusal::new(502, send.keep_alive && send.body.is_buffered())));
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];
@@ -128,6 +126,7 @@ pub(super) fn fetch<'s>(
                 if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
                     return Err(failed(f.status()));
                 }
+                last_failure = Some(failed(f.status()));
                 retries_left -= 1;
             }
         }

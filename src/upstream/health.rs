@@ -70,9 +70,11 @@ impl Health {
         !state.active_down && state.down_until.is_none_or(|until| now >= until)
     }
 
-    /// When it last failed (`None`: never), for choosing among down targets.
-    pub fn last_failure(&self) -> Option<Instant> {
-        self.state.lock().last_failure
+    /// For choosing among down targets, lowest first: whether the active
+    /// checker holds it down, then when it last failed (`None`: never).
+    pub fn fallback_rank(&self) -> (bool, Option<Instant>) {
+        let state = self.state.lock();
+        (state.active_down, state.last_failure)
     }
 
     /// An exchange failed: connect error, timeout, malformed reply.
@@ -368,7 +370,7 @@ mod tests {
         assert!(!h.usable(t0 + s(2)));
         assert!(!h.usable(t0 + s(11)));
         assert!(h.usable(t0 + s(12)));
-        assert_eq!(h.last_failure(), Some(t0 + s(2)));
+        assert_eq!(h.fallback_rank().1, Some(t0 + s(2)));
     }
 
     #[test]
@@ -396,7 +398,7 @@ mod tests {
             never.failed(t0, "x");
         }
         assert!(never.usable(t0));
-        assert_eq!(never.last_failure(), Some(t0));
+        assert_eq!(never.fallback_rank().1, Some(t0));
     }
 
     #[test]
@@ -415,7 +417,7 @@ mod tests {
         assert!(h.usable(now), "the good probe reset the streak");
         apply(&h, &mut streak, &settings, now, bad());
         assert!(!h.usable(now));
-        assert_eq!(h.last_failure(), Some(now));
+        assert_eq!(h.fallback_rank().1, Some(now));
         apply(&h, &mut streak, &settings, now, Ok(()));
         assert!(!h.usable(now));
         apply(&h, &mut streak, &settings, now, Ok(()));

@@ -134,10 +134,13 @@ impl Upstreams {
 
     /// The backend for the next request of `client`, skipping targets
     /// marked in `tried` (indexed like [`Upstreams::targets`]). When every
-    /// untried target is down, the one that failed longest ago is chosen:
-    /// a request is better tried than refused outright. `None` only when
-    /// every target was tried. The returned guard counts the request in
-    /// the target's in-flight number until it is dropped.
+    /// untried target is down, the first try goes to the one that failed
+    /// longest ago, preferring one only passive failures keep out: a
+    /// request is better tried than refused outright. A retry never goes
+    /// to a target the active checker holds down (it is known dead; the
+    /// client is better told how the last try failed). `None` when nothing
+    /// is left to try. The returned guard counts the request in the
+    /// target's in-flight number until it is dropped.
     pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Option<(usize, InFlight<'_>)> {
         let candidates = Candidates {
             targets: &self.targets,
@@ -148,10 +151,14 @@ impl Upstreams {
             client,
             peers: &candidates,
         };
+        let retrying = tried.contains(&true);
         let index = self.balancer.pick(&cx).or_else(|| {
             (0..self.targets.len())
                 .filter(|&i| !tried.get(i).copied().unwrap_or(false))
-                .min_by_key(|&i| self.targets[i].health.last_failure())
+                .map(|i| (i, self.targets[i].health.fallback_rank()))
+                .filter(|(_, (checked_down, _))| !(retrying && *checked_down))
+                .min_by_key(|&(_, rank)| rank)
+                .map(|(i, _)| i)
         })?;
         let index = index % self.targets.len();
         Some((index, self.targets[index].stats.begin()))
