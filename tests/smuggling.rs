@@ -824,13 +824,16 @@ fn a_half_closed_tunnel_still_carries_the_answer() {
 }
 
 #[test]
-fn upgrade_is_not_forwarded_for_http_1_0_or_with_a_body() {
+fn upgrade_is_not_forwarded_for_http_1_0_with_a_body_or_to_h2c() {
     let backend = websocket_backend();
     let proxy = start_proxy(&[backend.addr], |_| {});
     for request in [
         format!("GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
         format!("POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\nContent-Length: 2\r\n\r\nhi"),
         format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        // h2c: behind it every request would pass the proxy unseen.
+        format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket, H2C\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
     ] {
         let response = one_request(proxy.addr, request.as_bytes());
         assert_eq!(response.status, 426, "{request:?}");

@@ -27,10 +27,20 @@ const TUNNEL_STACK: usize = 64 * 1024;
 /// "Upgrade" connection option in the Connection header field"), and
 /// "A server MUST ignore an Upgrade header field that is received in an
 /// HTTP/1.0 request."
+///
+/// Never to cleartext HTTP/2 (`h2c`): behind the switch every request
+/// goes to the backend unseen by the proxy (not logged, not limited,
+/// past any rule in front of the path), which is what "h2c smuggling"
+/// exploits. Such a request is forwarded as plain HTTP/1.1, its `Upgrade`
+/// dropped with the other hop-by-hop fields (HAProxy does the same).
 pub(super) fn is_upgrade_request(head: &RequestHead) -> bool {
     head.version == Version::Http11
         && head.headers.has_token("connection", "upgrade")
         && head.headers.tokens("upgrade").next().is_some()
+        && !head
+            .headers
+            .tokens("upgrade")
+            .any(|p| p.get(..3).is_some_and(|h| h.eq_ignore_ascii_case("h2c")))
 }
 
 /// Relays the backend's 101 to the client and then the two byte streams.
