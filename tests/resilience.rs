@@ -247,8 +247,9 @@ fn over_max_connections_gets_503_and_is_closed() {
     let lines = proxy.log_lines();
     let refused: Vec<_> = lines.iter().filter(|l| l.contains("\" 503 ")).collect();
     assert_eq!(refused.len(), 1, "{lines:#?}");
+    // With the request line if it had arrived when the 503 went out.
     assert!(
-        refused[0].contains("\"GET /3 HTTP/1.1\" 503 "),
+        refused[0].contains("\"GET /3 HTTP/1.1\" 503 ") || refused[0].contains(" \"\" 503 "),
         "{}",
         refused[0]
     );
@@ -335,6 +336,65 @@ fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
         .expect("shutdown did not return");
     assert!(clean, "shutdown reported connections cut");
     assert!(busy.is_closed());
+}
+
+#[test]
+fn every_kind_of_response_finishing_during_a_shutdown_says_connection_close() {
+    // Held at the backend while the shutdown begins: a relayed response, a
+    // proxy error (the backend hangs up: 502) and a cached entry the
+    // backend revalidates (304).
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let a = Backend::start("a", move |seen, out| {
+        if seen.path() == "/reval" && !seen.head.has("if-none-match") {
+            let headers = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+            respond(out, 200, &headers, b"stored");
+            return Action::KeepAlive;
+        }
+        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        match seen.path() {
+            "/broken" => Action::Close,
+            "/reval" => {
+                let _ = out.write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n");
+                Action::KeepAlive
+            }
+            _ => {
+                respond(out, 200, &[], b"slow");
+                Action::KeepAlive
+            }
+        }
+    });
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.cache_size = 1 << 20;
+        c.retries = Some(0);
+    });
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/reval").body, b"stored");
+    let paths = ["/slow", "/broken", "/reval"];
+    let mut busy: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let mut client = proxy.connect();
+            client.send(format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+            client
+        })
+        .collect();
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 4));
+    let handle = proxy.take_handle();
+    let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
+    // The shutdown has begun once it closes the idle connection.
+    assert!(idle.is_closed(), "idle keep-alive client not closed");
+    release.store(true, Ordering::SeqCst);
+    for (client, (path, status)) in busy.iter_mut().zip(paths.into_iter().zip([200, 502, 200])) {
+        let response = client.response();
+        assert_eq!(response.status, status, "{path}");
+        assert!(
+            response.head.has_token("connection", "close"),
+            "{path}: {}",
+            response.head.raw
+        );
+    }
+    assert!(shutdown.join().unwrap());
 }
 
 #[test]

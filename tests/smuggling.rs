@@ -526,6 +526,18 @@ fn a_reply_that_is_not_http_is_a_502_at_once() {
         c.connection_timeout = Duration::from_secs(600);
     });
     assert_eq!(proxy.connect().get("/").status, 502);
+
+    // An empty line before the status line, in a segment of its own, is
+    // skipped like one in the same segment.
+    let backend = Backend::start("crlf", |_, out| {
+        let _ = out.write_all(b"\r\n");
+        let _ = out.flush();
+        std::thread::sleep(Duration::from_millis(20));
+        respond(out, 200, &[], b"ok");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    assert_eq!(proxy.connect().get("/").body, b"ok");
 }
 
 #[test]
@@ -834,6 +846,9 @@ fn upgrade_is_not_forwarded_for_http_1_0_with_a_body_or_to_h2c() {
         // h2c: behind it every request would pass the proxy unseen.
         format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
         format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket, H2C\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        // Not protocol tokens: another reader could find an h2c in them.
+        format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: \"x, h2c\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket, x=\"a, h2c\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
     ] {
         let response = one_request(proxy.addr, request.as_bytes());
         assert_eq!(response.status, 426, "{request:?}");
@@ -845,10 +860,15 @@ fn upgrade_is_not_forwarded_for_http_1_0_with_a_body_or_to_h2c() {
 }
 
 #[test]
-fn a_101_without_upgrade_is_a_502() {
-    let backend = raw_backend(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n");
-    let proxy = start_proxy(&[backend.addr], |_| {});
-    let mut client = proxy.connect();
-    let response = websocket_handshake(&mut client);
-    assert_eq!(response.status, 502);
+fn a_101_without_upgrade_or_to_another_protocol_is_a_502() {
+    for raw in [
+        &b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n"[..],
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    ] {
+        let backend = raw_backend(raw);
+        let proxy = start_proxy(&[backend.addr], |_| {});
+        let mut client = proxy.connect();
+        let response = websocket_handshake(&mut client);
+        assert_eq!(response.status, 502, "{}", String::from_utf8_lossy(raw));
+    }
 }

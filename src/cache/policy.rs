@@ -41,7 +41,7 @@ pub struct CacheControl {
 impl CacheControl {
     pub fn parse(headers: &Headers) -> CacheControl {
         let mut cc = CacheControl::default();
-        for directive in headers.tokens("cache-control") {
+        for directive in headers.quoted_list("cache-control") {
             let (name, value) = match directive.split_once('=') {
                 Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
                 None => (directive, None),
@@ -117,10 +117,12 @@ pub fn primary_key(request: &RequestHead) -> String {
 
 /// The path and query with percent-encodings in one spelling (RFC 3986
 /// §6.2.2.1, §6.2.2.2): hex digits upper-cased, and an encoded unreserved
-/// character (letter, digit, `-._~`) decoded. `/a%2fb`, `/a%2Fb` name
+/// character (letter, digit, `-_~`) decoded. `/a%2fb`, `/a%2Fb` name
 /// one resource, `/%7Euser` and `/~user` another; without this each
 /// spelling would be an entry of its own, and a PURGE of one would leave
-/// the others. Reserved characters stay encoded: `%2F` is not `/`.
+/// the others. Reserved characters stay encoded: `%2F` is not `/`. Nor
+/// is `%2E` decoded: `/a/%2E%2E/b` would become a dot-segment, which
+/// backends resolve while some take the encoded form literally.
 fn push_path(key: &mut String, path: &str) {
     if !path.contains('%') {
         key.push_str(path);
@@ -140,7 +142,7 @@ fn push_path(key: &mut String, path: &str) {
         match encoded {
             Some((hi, lo)) => {
                 let c = char::from(hi << 4 | lo);
-                if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                if c.is_ascii_alphanumeric() || "-_~".contains(c) {
                     key.push(c);
                 } else {
                     let _ = write!(key, "%{:02X}", hi << 4 | lo);
@@ -260,14 +262,21 @@ pub fn storable(
     if req_cc.no_store || cc.no_store || cc.private {
         return None;
     }
-    // `Vary: *`, and a response that varies on X-Forwarded-For, which the
-    // proxy writes from the client's address: no key tells its variants
-    // apart.
-    if response
-        .headers
-        .tokens("vary")
-        .any(|v| v == "*" || v.eq_ignore_ascii_case("x-forwarded-for"))
-    {
+    // `Vary: *`, and a response that varies on a field the proxy writes
+    // itself (from the client's address, from its Host as spelled): the
+    // client's own value of it, which is all a key can hold, is not what
+    // the backend answered.
+    if response.headers.tokens("vary").any(|v| {
+        v == "*"
+            || [
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+                "via",
+            ]
+            .iter()
+            .any(|f| v.eq_ignore_ascii_case(f))
+    }) {
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
@@ -449,7 +458,7 @@ pub fn not_modified(request: &Headers, stored: &ResponseHead) -> bool {
             return false;
         };
         return request
-            .tokens("if-none-match")
+            .quoted_list("if-none-match")
             .any(|tag| tag == "*" || weak_eq(tag, etag));
     }
     let Some(since) = request
@@ -626,7 +635,9 @@ mod tests {
         assert_eq!(key_for("/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
         assert_eq!(key_for("/a%2Fb?q=%3D"), "h/a%2Fb?q=%3D");
         // Unreserved characters decoded; reserved ones stay encoded.
-        assert_eq!(key_for("/%7Euser/%41%62%2d%2E%5f"), "h/~user/Ab-._");
+        assert_eq!(key_for("/%7Euser/%41%62%2d%5f"), "h/~user/Ab-_");
+        // Dots stay encoded: no dot-segment appears that was not sent.
+        assert_eq!(key_for("/a/%2e%2e/b"), "h/a/%2E%2E/b");
         assert_eq!(key_for("/a%2F%3F%25"), "h/a%2F%3F%25");
         // Not a percent-encoding: kept as it came.
         assert_eq!(key_for("/100%"), "h/100%");

@@ -134,12 +134,22 @@ impl Headers {
     }
 
     /// The comma-separated elements of every `name` field (RFC 9110 §5.6.1),
-    /// trimmed, empty elements skipped. A comma inside a quoted string
-    /// (`no-cache="a, b"`, an entity-tag) does not split. An element that
-    /// is not UTF-8 (obs-text in a quoted string) is skipped alone: the
-    /// others on its line still count, or one odd byte in an extension
-    /// would hide a `private` beside it.
+    /// trimmed, empty elements skipped: for fields made of tokens
+    /// (`Connection`, `Upgrade`, `Vary`, `Transfer-Encoding`), where every
+    /// comma splits, as any recipient splits them. An element that is not
+    /// UTF-8 is skipped alone: the others on its line still count, or one
+    /// odd byte would hide a `close` beside it.
     pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// `tokens` for fields whose elements may hold quoted strings
+    /// (`Cache-Control: no-cache="a, b"`, entity-tags in `If-None-Match`):
+    /// a comma inside a properly closed quoted string does not split.
+    pub fn quoted_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.get_all(name)
             .flat_map(ListElements::new)
             .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
@@ -163,14 +173,37 @@ impl Headers {
 }
 
 /// The elements of one list field value, split at commas outside quoted
-/// strings (a backslash escapes the next byte inside one).
+/// strings (a backslash escapes the next byte inside one). A quote left
+/// open to the end of the value proves nothing: from that element on,
+/// every comma splits, so an unbalanced quote cannot hide a `private`
+/// that any other reader would see.
 struct ListElements<'a> {
     rest: Option<&'a [u8]>,
+    plain: bool,
 }
 
 impl<'a> ListElements<'a> {
     fn new(value: &'a [u8]) -> Self {
-        ListElements { rest: Some(value) }
+        ListElements {
+            rest: Some(value),
+            plain: false,
+        }
+    }
+
+    /// The end of the element at the start of `rest`, honouring quotes;
+    /// `None` if a quote is left open.
+    fn quoted_end(rest: &[u8]) -> Option<usize> {
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => return Some(i),
+                _ => {}
+            }
+        }
+        (!quoted).then_some(rest.len())
     }
 }
 
@@ -179,21 +212,15 @@ impl<'a> Iterator for ListElements<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        let (mut quoted, mut escaped) = (false, false);
-        for (i, &b) in rest.iter().enumerate() {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' if quoted => escaped = true,
-                b'"' => quoted = !quoted,
-                b',' if !quoted => {
-                    self.rest = Some(&rest[i + 1..]);
-                    return Some(&rest[..i]);
-                }
-                _ => {}
+        let end = match (self.plain, Self::quoted_end(rest)) {
+            (false, Some(end)) => end,
+            _ => {
+                self.plain = true;
+                rest.iter().position(|&b| b == b',').unwrap_or(rest.len())
             }
-        }
-        self.rest = None;
-        Some(rest)
+        };
+        self.rest = rest.get(end + 1..);
+        Some(&rest[..end])
     }
 }
 
@@ -241,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_keep_quoted_commas_and_survive_odd_bytes() {
+    fn lists_keep_quoted_commas_and_survive_odd_bytes() {
         let mut h = Headers::new();
         h.push("Cache-Control", r#"no-cache="Set-Cookie, X-A", max-age=5"#);
         h.push(
@@ -249,7 +276,7 @@ mod tests {
             b"private, x-note=\"caf\xe9, \\\"q\\\"\", no-store",
         );
         h.push("ETag", r#""a,b""#);
-        let t: Vec<_> = h.tokens("cache-control").collect();
+        let t: Vec<_> = h.quoted_list("cache-control").collect();
         assert_eq!(
             t,
             [
@@ -259,12 +286,20 @@ mod tests {
                 "no-store"
             ]
         );
-        assert_eq!(h.tokens("etag").collect::<Vec<_>>(), [r#""a,b""#]);
-        // An unterminated quote runs to the end of its line only.
-        h.push("Connection", r#"x="oops, close"#);
-        h.push("Connection", "keep-alive");
-        let t: Vec<_> = h.tokens("connection").collect();
-        assert_eq!(t, [r#"x="oops, close"#, "keep-alive"]);
+        assert_eq!(h.quoted_list("etag").collect::<Vec<_>>(), [r#""a,b""#]);
+        // A quote left open hides nothing: every comma splits from there.
+        h.push("Pragma", r#"max-age=600, x="y, private, z"#);
+        let t: Vec<_> = h.quoted_list("pragma").collect();
+        assert_eq!(t, ["max-age=600", r#"x="y"#, "private", "z"]);
+        // Token lists split at every comma, quotes or not; an element that
+        // is not UTF-8 goes alone.
+        h.push("Upgrade", r#""x, h2c"#);
+        assert_eq!(h.tokens("upgrade").collect::<Vec<_>>(), [r#""x"#, "h2c"]);
+        h.push("Connection", b"close, X-Hop, \xff");
+        assert_eq!(
+            h.tokens("connection").collect::<Vec<_>>(),
+            ["close", "X-Hop"]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::cache::{Cache, Entry};
 use crate::http::body::forbids_content_length;
 use crate::http::RequestHead;
 use std::io::{IoSlice, Write as _};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +53,7 @@ pub(super) fn serve(
         request: &request,
         keep_alive,
         cache,
+        shutting_down: &shared.shutting_down,
     };
 
     let mut _flight = None;
@@ -100,6 +101,9 @@ pub(super) fn serve(
     // Whatever this fetch brings is not stored if the key is invalidated
     // (PURGE, POST) while it is on its way: it may predate that.
     let fill = cache.begin_fill();
+    // What may answer if the origin fails, even after a refetch (below)
+    // stopped revalidating it.
+    let fallback = stored.clone();
     let (fetched, revalidating) = loop {
         // To the origin: conditionally when a stored copy can be revalidated.
         let validators = stored
@@ -123,7 +127,7 @@ pub(super) fn serve(
         let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
             Ok(fetched) => fetched,
             Err(refusal) => {
-                return match stale_fallback(&stored, refusal.status.is_some()) {
+                return match stale_fallback(&fallback, refusal.status.is_some()) {
                     Some(entry) => {
                         serve_entry(client, &here, entry, Status::Stale, refusal.upstream, b"")
                     }
@@ -146,7 +150,7 @@ pub(super) fn serve(
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
-        if let Some(entry) = stale_fallback(&stored, true) {
+        if let Some(entry) = stale_fallback(&fallback, true) {
             drop(fetched); // closes the connection; its body is not wanted
             return serve_entry(client, &here, entry, Status::Stale, upstream, b"");
         }
@@ -260,6 +264,9 @@ struct Here<'a> {
     request: &'a RequestHead,
     keep_alive: bool,
     cache: &'a Cache,
+    /// A shutdown that began since the request did closes the connection
+    /// after this response too, which then says so.
+    shutting_down: &'a AtomicBool,
 }
 
 #[derive(Clone, Copy)]
@@ -297,7 +304,9 @@ fn serve_entry(
         request,
         keep_alive,
         cache,
+        shutting_down,
     } = *here;
+    let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     let counter = match status {
         Status::Hit => &cache.stats.hits,
         Status::Stale => &cache.stats.stale,

@@ -541,7 +541,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         },
         Err(refusal) => {
             let bytes = match refusal.status {
-                Some(status) => client.send_error(status, !refusal.keep_alive),
+                Some(status) => client.send_error(
+                    status,
+                    !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed),
+                ),
                 None => 0,
             };
             Outcome {
@@ -647,7 +650,7 @@ fn forward(
     let version = head.version;
     let fetched = origin::fetch(client, &mut head, &send, shared)?;
     if fetched.response.status == 101 {
-        return tunnel::run(client, fetched, shared);
+        return tunnel::run(client, fetched, &head, shared);
     }
     // On the status, not after the relay: the backend has acted on the
     // request even if its body or the client then fails (RFC 9111 §4.4:

@@ -446,7 +446,12 @@ fn read_response_head(conn: &mut BufConn<TcpStream>, crowded: bool) -> Result<us
         }
         // Not HTTP at all (another protocol on the port, a banner): a 502
         // now, not after waiting for a head end that may never come.
+        // (Empty lines before a status line are skipped by the parser.)
         let start = conn.buffered();
+        let start = &start[start
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count()..];
         if !b"HTTP/".starts_with(&start[..start.len().min(5)]) {
             return Err(Failure::Malformed("reply is not HTTP".into()));
         }

@@ -10,6 +10,7 @@ use super::origin::Fetched;
 use super::{Client, Outcome, Refusal, Shared};
 use crate::http::conn::is_timeout;
 use crate::http::forward::strip_hop_by_hop;
+use crate::http::head::is_tchar;
 use crate::http::{RequestHead, Version};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -33,20 +34,44 @@ const TUNNEL_STACK: usize = 64 * 1024;
 /// past any rule in front of the path), which is what "h2c smuggling"
 /// exploits. Such a request is forwarded as plain HTTP/1.1, its `Upgrade`
 /// dropped with the other hop-by-hop fields (HAProxy does the same).
+///
+/// Every protocol named must be one (`name` or `name/version`, tokens,
+/// RFC 9110 §7.8): a value another reader could split differently (a
+/// quote, say) must not carry an `h2c` past this check.
 pub(super) fn is_upgrade_request(head: &RequestHead) -> bool {
     head.version == Version::Http11
         && head.headers.has_token("connection", "upgrade")
         && head.headers.tokens("upgrade").next().is_some()
-        && !head
+        && head
             .headers
-            .tokens("upgrade")
-            .any(|p| p.get(..3).is_some_and(|h| h.eq_ignore_ascii_case("h2c")))
+            .get_all("upgrade")
+            .flat_map(|v| v.split(|&b| b == b','))
+            .all(|p| is_protocol(p.trim_ascii()) && !is_h2c(p.trim_ascii()))
+}
+
+/// `protocol-name ["/" protocol-version]`, both tokens.
+fn is_protocol(p: &[u8]) -> bool {
+    let token = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| is_tchar(b));
+    match p.iter().position(|&b| b == b'/') {
+        Some(slash) => token(&p[..slash]) && token(&p[slash + 1..]),
+        None => token(p),
+    }
+}
+
+fn is_h2c(p: &[u8]) -> bool {
+    p.get(..3).is_some_and(|h| h.eq_ignore_ascii_case(b"h2c"))
+}
+
+/// The protocol name of `p` (`websocket` of `websocket/13`), lower-cased.
+fn protocol_name(p: &str) -> String {
+    p.split('/').next().unwrap_or(p).to_ascii_lowercase()
 }
 
 /// Relays the backend's 101 to the client and then the two byte streams.
 pub(super) fn run(
     client: &mut Client,
     fetched: Fetched<'_>,
+    request: &RequestHead,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
     let Fetched {
@@ -60,8 +85,28 @@ pub(super) fn run(
     // RFC 9110 §15.2.2: "The server MUST generate an Upgrade header field
     // in the response that indicates which protocol(s) are being switched
     // to". Without one, nobody knows what follows: 502.
-    if response.headers.tokens("upgrade").next().is_none() {
-        log::warn!("target {}: 101 without Upgrade", target.name);
+    // And "A server MUST NOT switch to a protocol that was not indicated
+    // by the client": a backend that does would hand the client's
+    // connection to something nobody asked for (h2c, say).
+    let asked: Vec<String> = request
+        .headers
+        .tokens("upgrade")
+        .map(protocol_name)
+        .collect();
+    let switched: Vec<String> = response
+        .headers
+        .tokens("upgrade")
+        .map(protocol_name)
+        .collect();
+    let problem = if switched.is_empty() {
+        Some("101 without Upgrade")
+    } else if !switched.iter().all(|p| asked.contains(p)) {
+        Some("101 to a protocol the client did not ask for")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        log::warn!("target {}: {problem}", target.name);
         return Err(Refusal {
             status: Some(502),
             upstream,
