@@ -312,12 +312,36 @@ impl Drop for AccessLog {
     }
 }
 
-fn open_log_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+/// Opens the log file for appending. The open itself never blocks: on a
+/// FIFO nobody reads it would hang start-up, or a SIGHUP's reload and with
+/// it every later signal; that is an error instead ("no reader"). Writes
+/// block as usual once it is open.
+pub fn open_log_file(path: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let context = |e: io::Error| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENXIO) => "a FIFO with no reader".to_string(),
+            _ => e.to_string(),
+        };
+        io::Error::new(e.kind(), format!("cannot open {}: {why}", path.display()))
+    };
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))
+        .map_err(context)?;
+    // SAFETY: fcntl on a descriptor we own, changing only its status flags.
+    let cleared = unsafe {
+        let fd = file.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) >= 0
+    };
+    if !cleared {
+        return Err(context(io::Error::last_os_error()));
+    }
+    Ok(file)
 }
 
 /// The writer thread's outputs.

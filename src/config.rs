@@ -743,7 +743,9 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 fn read_config_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
-    std::fs::File::open(path)?
+    // A FIFO would hang `check`, or a SIGHUP's reload and with it the
+    // signal thread: only a regular file is read.
+    crate::cache::persist::open_regular(path)?
         .take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)?;
     if text.len() as u64 > MAX_CONFIG_BYTES {

@@ -56,9 +56,10 @@ enum CacheCommand {
 
 #[derive(Args, Clone)]
 struct ConfigArgs {
-    /// Configuration file.
-    #[arg(long, short, default_value = "proxy.conf")]
-    config: PathBuf,
+    /// Configuration file [default: proxy.conf, which may be absent; a
+    /// file named here must exist].
+    #[arg(long, short)]
+    config: Option<PathBuf>,
     /// Listening port (overrides `port`).
     #[arg(long)]
     port: Option<u16>,
@@ -108,9 +109,13 @@ fn main() -> ExitCode {
     }
 }
 
+impl ConfigArgs {
+    fn config_path(&self) -> PathBuf {
+        self.config.clone().unwrap_or_else(|| "proxy.conf".into())
+    }
+}
+
 fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
-    let explicit = std::env::args_os()
-        .any(|a| a == "--config" || a == "-c" || a.to_string_lossy().starts_with("--config="));
     let mut flags: Vec<(&str, String, &str)> = Vec::new();
     if let Some(port) = args.port {
         flags.push(("port", port.to_string(), "--port"));
@@ -130,7 +135,8 @@ fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
         };
         flags.push((key.trim(), value.to_string(), "--set"));
     }
-    config::load(&args.config, explicit, inverso_env()?, &flags).map_err(|e| Failure {
+    let explicit = args.config.is_some();
+    config::load(&args.config_path(), explicit, inverso_env()?, &flags).map_err(|e| Failure {
         code: 2,
         error: e.into(),
     })
@@ -158,7 +164,15 @@ fn inverso_env() -> Result<Vec<(String, String)>, Failure> {
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
     let (config, loader) = load(args)?;
-    println!("# {}: OK", args.config.display());
+    // What a run would open first: a log file it cannot open stops it
+    // (created if missing, as nginx -t creates its logs).
+    if let Some(path) = &config.path_to_log {
+        inverso::access_log::open_log_file(path).map_err(|e| Failure {
+            code: 2,
+            error: anyhow::anyhow!("path_to_log: {e}"),
+        })?;
+    }
+    println!("# {}: OK", args.config_path().display());
     for (key, setting) in loader.effective() {
         let line = format!("{key} = {}", setting.value);
         println!("{line:<48} # {}", setting.origin);

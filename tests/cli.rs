@@ -205,10 +205,47 @@ fn environment_values_that_are_not_utf8_are_ours_to_refuse_only_when_ours() {
 #[test]
 fn a_missing_explicit_config_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = inverso(dir.path(), &["check", "--config", "absent.conf"], &[]);
+    // However the option is spelled.
+    for args in [
+        &["check", "--config", "absent.conf"][..],
+        &["check", "--config=absent.conf"],
+        &["check", "-c", "absent.conf"],
+        &["check", "-cabsent.conf"],
+        &["check", "-c=absent.conf"],
+    ] {
+        let out = inverso(dir.path(), args, &[("INVERSO_TARGETS", "127.0.0.1:9001")]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("absent.conf"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_fifo_as_config_or_log_file_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Reading the configuration from it would wait for a writer forever.
+    let out = inverso(dir.path(), &["check", "--config", "fifo"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("absent.conf"), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    // Opening it as the log would wait for a reader forever.
+    let out = inverso(
+        dir.path(),
+        &[
+            "check",
+            "--targets",
+            "127.0.0.1:9001",
+            "--set",
+            "path_to_log=fifo",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a FIFO with no reader"), "{stderr}");
 }
 
 #[test]

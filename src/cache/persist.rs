@@ -189,6 +189,7 @@ pub fn write_snapshot<'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a Record>,
 ) -> Result<SnapshotStats, PersistError> {
+    let path = &destination(path)?;
     let tmp = tmp_path(path);
     let result = write_file(&tmp, records).and_then(|stats| {
         fs::rename(&tmp, path).map_err(io_error("rename the temporary file over", path))?;
@@ -200,6 +201,26 @@ pub fn write_snapshot<'a>(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Where a snapshot for `path` goes: through a symlink to the file it
+/// names (a link to a data volume keeps working, rather than being
+/// replaced by a file), and only ever over a regular file or nothing. The
+/// rename would otherwise replace whatever sits there: a device node
+/// (`/dev/null`, as root), a FIFO, a dangling link.
+fn destination(path: &Path) -> Result<PathBuf, PersistError> {
+    let dest = match fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
+        Err(e) => return Err(io_error("resolve", path)(e)),
+    };
+    match fs::symlink_metadata(&dest) {
+        Ok(meta) if !meta.is_file() => Err(io_error("write over", &dest)(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))),
+        _ => Ok(dest),
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -334,7 +355,7 @@ pub fn load_snapshot(
 /// Opens `path` for reading if it is a regular file. Anything else is an
 /// error, not a wait: opening a FIFO would block until someone writes to
 /// it (start-up would hang), and a device could be read forever.
-fn open_regular(path: &Path) -> io::Result<File> {
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -922,6 +943,42 @@ mod tests {
         let err = load_snapshot(&fifo, 0, &LoadLimits::UNLIMITED).unwrap_err();
         let cause = std::error::Error::source(&err).map(ToString::to_string);
         assert_eq!(cause.as_deref(), Some("not a regular file"));
+        // Nor is one written over: the rename would replace the FIFO (or
+        // a device node, as root) with a file.
+        let err = write_snapshot(&fifo, &[record(1)]).unwrap_err();
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("not a regular file"), "{err}");
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+            &fs::symlink_metadata(&fifo).unwrap().file_type()
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_snapshot_path_is_written_through_not_replaced() {
+        // An operator's link to a data volume keeps working.
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("volume");
+        fs::create_dir(&volume).unwrap();
+        let real = volume.join("cache.bin");
+        write_snapshot(&real, &[record(1)]).unwrap();
+        let link = dir.path().join("cache.bin");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_snapshot(&link, &[record(2)]).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let loaded = load_snapshot(&real, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(loaded.records, [record(2)]);
+        // A dangling link is not replaced either.
+        let dangling = dir.path().join("dangling.bin");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &dangling).unwrap();
+        assert!(write_snapshot(&dangling, &[record(3)]).is_err());
+        assert!(fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]

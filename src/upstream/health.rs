@@ -11,12 +11,11 @@
 //! without sleeping.
 
 use crate::http::head::{find_head_end, parse_response};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Largest probe response head read; a health endpoint needs no more.
@@ -190,55 +189,40 @@ struct Streak {
 }
 
 /// The checker threads, one per target; stopped by [`Checker::stop`] (or
-/// on drop).
+/// on drop) without waiting for them: one in the middle of a probe ends
+/// when the probe does (at most its timeout later) and applies nothing
+/// more. Waiting would hold a reload, and with it the signal thread, or a
+/// shutdown, on a backend that accepts and never answers.
 pub struct Checker {
-    stop: Option<Sender<()>>,
-    threads: Vec<JoinHandle<()>>,
+    /// Dropping it wakes every thread's wait between probes.
+    _stop: Sender<()>,
 }
 
 impl Checker {
     pub fn start(probes: Vec<Probe>, settings: Active) -> io::Result<Checker> {
         let (stop, stopped) = bounded(1);
-        let mut checker = Checker {
-            stop: Some(stop),
-            threads: Vec::with_capacity(probes.len()),
-        };
         let settings = Arc::new(settings);
         for probe in probes {
             let (settings, stopped) = (settings.clone(), stopped.clone());
-            let thread = std::thread::Builder::new()
+            std::thread::Builder::new()
                 .name("health".into())
                 .spawn(move || check_loop(&probe, &settings, &stopped))?;
-            checker.threads.push(thread);
         }
-        Ok(checker)
+        Ok(Checker { _stop: stop })
     }
 
-    /// Stops the threads; returns once they have ended (at most one
-    /// probe's timeout later).
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        // Dropping the sender wakes every thread's wait.
-        drop(self.stop.take());
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Checker {
-    fn drop(&mut self) {
-        self.halt();
-    }
+    pub fn stop(self) {}
 }
 
 fn check_loop(probe: &Probe, settings: &Active, stopped: &Receiver<()>) {
     let mut streak = Streak::default();
     loop {
         let result = probe_once(probe, settings);
+        // Stopped while probing: the target's health may belong to a new
+        // checker by now.
+        if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
+            return;
+        }
         apply(&probe.health, &mut streak, settings, Instant::now(), result);
         match stopped.recv_timeout(settings.interval) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -478,6 +462,47 @@ mod tests {
         assert!(!h.usable(Instant::now()), "a 503 probe did not take it out");
         stop_within_limit(checker);
         assert_eq!(probes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn stopping_does_not_wait_for_a_probe_that_hangs() {
+        // A backend that accepts and never answers, probed with a minute's
+        // timeout: a reload or a shutdown must not wait that minute.
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().take(4).flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_secs(60));
+        });
+        let h = Arc::new(health(1, 10));
+        let probe = Probe {
+            name: "t:1".into(),
+            addr,
+            health: h.clone(),
+        };
+        let settings = Active {
+            path: "/health".into(),
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(60),
+            rise: 1,
+            fall: 1,
+        };
+        let checker = Checker::start(vec![probe], settings).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while accepted.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "no probe arrived");
+        stop_within_limit(checker);
+        assert!(h.usable(Instant::now()));
     }
 
     /// Stops `checker`, failing the test if that takes more than 10 s.
