@@ -361,7 +361,7 @@ impl Sinks {
             self.stdout.as_mut().map(|w| w.write_all(line.as_bytes())),
             self.file.as_mut().map(|w| w.write_all(line.as_bytes())),
         ];
-        self.report(results, 1);
+        self.report(results, 1, false);
     }
 
     fn flush(&mut self) {
@@ -371,7 +371,7 @@ impl Sinks {
             self.stdout.as_mut().map(|w| w.flush()),
             self.file.as_mut().map(|w| w.flush()),
         ];
-        self.report(results, 0);
+        self.report(results, 0, true);
     }
 
     fn reopen(&mut self, path: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
@@ -388,14 +388,17 @@ impl Sinks {
 
     /// Request threads go on whatever happens here; lines a sink could not
     /// take are counted (see [`LogSender::lost`]) and said (see [`Failures`]).
-    fn report(&mut self, results: [Option<io::Result<()>>; 2], lines: u64) {
+    /// Only a flush that worked shows the sink works again: a line that
+    /// went into the buffer has not reached it yet.
+    fn report(&mut self, results: [Option<io::Result<()>>; 2], lines: u64, flushed: bool) {
         for ((result, failures), sink) in results
             .into_iter()
             .zip(&mut self.failures)
             .zip(["stdout", "file"])
         {
             match result {
-                Some(Ok(())) => failures.recovered(sink),
+                Some(Ok(())) if flushed => failures.recovered(sink),
+                Some(Ok(())) => {}
                 Some(Err(e)) => {
                     self.lost.fetch_add(lines, Ordering::Relaxed);
                     failures.failed(sink, &e, lines);

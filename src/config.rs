@@ -553,6 +553,15 @@ impl Loader {
             let Some(rest) = var.strip_prefix("INVERSO_") else {
                 continue;
             };
+            // One spelling per key: with `INVERSO_port` beside `INVERSO_PORT`
+            // the winner would depend on the environment's order.
+            if rest != rest.to_ascii_uppercase() {
+                log::warn!(
+                    "{var}: environment keys are upper case (INVERSO_{}); ignored",
+                    rest.to_ascii_uppercase()
+                );
+                continue;
+            }
             match find_key(&rest.to_ascii_lowercase()) {
                 Some(spec) => self.put(spec.name, value.trim(), Origin::Env(var.clone())),
                 // Not an error: the environment is shared with other
@@ -624,6 +633,27 @@ impl Loader {
                 &setting.origin,
                 format!("admin_port: {} is also `port`", config.port),
             ));
+        }
+        // A target that is this proxy's own listener: the first request
+        // would be forwarded to itself, again and again, until every
+        // connection slot is taken.
+        if config.port != 0 {
+            let own = |t: &&Target| {
+                t.addr.port() == config.port
+                    && (t.addr.ip() == config.bind
+                        || (config.bind.is_unspecified()
+                            && (t.addr.ip().is_loopback() || t.addr.ip().is_unspecified())))
+            };
+            if let Some(t) = config.targets.iter().find(own) {
+                let setting = &self.settings["targets"];
+                return Err(ConfigError::at(
+                    &setting.origin,
+                    format!(
+                        "targets: {} is this proxy's own address (bind {}, port {}): requests would loop",
+                        t.name, config.bind, config.port
+                    ),
+                ));
+            }
         }
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
@@ -1161,6 +1191,32 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nbind = 127.0.0.2\nport = 9000\nadmin_port = 9000\n")
             .unwrap();
         assert_eq!(c.admin_port, Some(9000));
+    }
+
+    #[test]
+    fn a_target_that_is_the_proxy_itself_is_refused() {
+        for text in [
+            "port = 9000\ntargets = 127.0.0.1:9000\n",
+            "port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.2:9000\n",
+            "port = 9000\ntargets = 127.0.0.1:9001, localhost:9000\n",
+        ] {
+            let e = build(text).unwrap_err();
+            assert!(e.message.contains("own address"), "{text:?}: {e}");
+        }
+        // Another address on the same port is another server.
+        assert!(build("port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.1:9000\n").is_ok());
+    }
+
+    #[test]
+    fn environment_keys_have_one_spelling() {
+        let mut l = Loader::new();
+        l.env([
+            ("INVERSO_port".to_string(), "1".to_string()),
+            ("INVERSO_PORT".to_string(), "2".to_string()),
+            ("INVERSO_Port".to_string(), "3".to_string()),
+        ]);
+        l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
+        assert_eq!(l.build().unwrap().port, 2);
     }
 
     #[test]

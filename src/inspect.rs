@@ -5,6 +5,7 @@ use anyhow::Context;
 use inverso::cache::persist::{load_snapshot, LoadLimits};
 use inverso::cache::store::unix_ms;
 use inverso::cache::Entry;
+use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -17,7 +18,8 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot inspect {}", path.display()))?;
     let now = unix_ms(SystemTime::now());
     let (mut fresh, mut stale, mut expired, mut bytes) = (0, 0, 0, 0u64);
-    println!("{:<7} {:>10} {:>22}  key", "status", "body", "expires");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{:<7} {:>10} {:>22}  key", "status", "body", "expires")?;
     for record in loaded.records {
         bytes += record.body.len() as u64;
         let expires = if record.expires_at > now {
@@ -34,14 +36,20 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         let body = record.body.len();
         let status =
             Entry::from_record(record).map_or("?".to_string(), |e| e.head.status.to_string());
-        println!("{status:<7} {body:>10} {expires:>22}  {key}");
+        writeln!(out, "{status:<7} {body:>10} {expires:>22}  {key}")?;
     }
-    println!(
+    writeln!(
+        out,
         "records: {} ({fresh} fresh, {stale} stale, {expired} expired), body bytes: {bytes}",
         fresh + stale + expired
-    );
+    )?;
+    out.flush()?;
+    // Listed, but not a healthy file: a script should be able to tell.
     if let Some(damage) = loaded.damage {
-        println!("damage: {damage} (records after it are lost)");
+        anyhow::bail!(
+            "{}: damaged: {damage} (records after it are lost)",
+            path.display()
+        );
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use inverso::config::{self, Config, Loader};
 use inverso::{demo, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 mod inspect;
@@ -102,11 +103,20 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output stopped (`| head`): nothing to say.
+        Err(Failure { error, .. }) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
             eprintln!("inverso: {error:#}");
             ExitCode::from(code)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 impl ConfigArgs {
@@ -172,30 +182,39 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             error: anyhow::anyhow!("path_to_log: {e}"),
         })?;
     }
-    println!("# {}: OK", args.config_path().display());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "# {}: OK", args.config_path().display())?;
     for (key, setting) in loader.effective() {
         let line = format!("{key} = {}", setting.value);
-        println!("{line:<48} # {}", setting.origin);
+        writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
     for target in &config.targets {
-        println!(
+        writeln!(
+            out,
             "# target {} -> {} (weight {})",
             target.name, target.addr, target.weight
-        );
+        )?;
     }
+    out.flush()?;
     Ok(())
 }
 
 fn run(args: &ConfigArgs) -> Result<(), Failure> {
     let (config, _) = load(args)?;
-    serve(config, Some(args.clone()))
+    serve(config, Some(args.clone()), |_| {})
 }
 
 /// Runs until SIGINT/SIGTERM. `reload_from`: how to read the configuration
 /// again on SIGHUP (the same file, environment and flags); `None` ignores
 /// SIGHUP (the demo).
-fn serve(config: Config, reload_from: Option<ConfigArgs>) -> Result<(), Failure> {
+/// `started` is told the address the proxy listens on.
+fn serve(
+    config: Config,
+    reload_from: Option<ConfigArgs>,
+    started: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), Failure> {
     let handle = Server::start(config).context("cannot start")?;
+    started(handle.local_addr());
     let trigger = handle.stop_trigger();
     let control = handle.control();
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
@@ -272,16 +291,20 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         code: 2,
         error: e.into(),
     })?;
-    let url = format!("http://127.0.0.1:{port}");
-    eprintln!(
-        "\ninverso demo: the proxy listens on {url}, in front of {} ({}) and {} ({}).\n\
+    // Said once the proxy listens: the port it got (for `--port 0`), and
+    // nothing at all if it could not bind.
+    let banner = |addr: std::net::SocketAddr| {
+        let url = format!("http://{addr}");
+        eprintln!(
+            "\ninverso demo: the proxy listens on {url}, in front of {} ({}) and {} ({}).\n\
          Try, in another terminal:\n\
          \x20 curl -i {url}/              # answered by each origin in turn (round robin)\n\
          \x20 curl -i {url}/cached        # cacheable for 30 s\n\
          \x20 curl -i {url}/echo          # what the origin received: X-Forwarded-For, Via, ...\n\
          \x20 curl -i {url}/slow          # an origin that takes a second\n\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
-        a.name, a.addr, b.name, b.addr
-    );
-    serve(config, None)
+            a.name, a.addr, b.name, b.addr
+        );
+    };
+    serve(config, None, banner)
 }

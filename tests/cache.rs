@@ -1853,4 +1853,31 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not an inverso cache snapshot"), "{stderr}");
+
+    // A damaged file: what is valid is listed, and the exit code says the
+    // file is not whole.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, &bytes[..offsets[3] + 10]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .args(["cache", "inspect"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("records: 3 "), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"));
+
+    // Output to a full device is an error, not a panic.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .args(["cache", "inspect"])
+        .arg(&file)
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No space left"), "{stderr}");
 }
