@@ -185,7 +185,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "# {}: OK", args.config_path().display())?;
     for (key, setting) in loader.effective() {
-        let line = format!("{key} = {}", setting.value);
+        let line = format!("{key} = {}", config::printable(&setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
     for target in &config.targets {

@@ -373,7 +373,7 @@ fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
 /// differently from us). RFC 3986 also excludes `" < > [ ] { } | ^ \ \``;
 /// clients other than browsers send them raw, and they say nothing about
 /// where a request ends, so they are tolerated.
-fn check_target_bytes(target: &[u8]) -> Result<(), HeadError> {
+pub fn check_target_bytes(target: &[u8]) -> Result<(), HeadError> {
     let mut i = 0;
     while i < target.len() {
         match target[i] {
