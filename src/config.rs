@@ -167,16 +167,26 @@ pub struct ConfigError {
 
 /// `text` made safe to print on a terminal or in a log: control
 /// characters (an escape sequence, a newline that would fake another
-/// line) escaped, and anything past 300 characters cut.
+/// line) and bidirectional overrides escaped, and anything past 300
+/// characters cut.
 pub fn printable(text: &str) -> String {
     const SHOWN: usize = 300;
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == SHOWN {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => escape_controls(&text[..cut]) + "...",
+        None => escape_controls(text),
+    }
+}
+
+/// `text` with control characters and bidirectional overrides (which
+/// reorder what a terminal shows) escaped.
+pub fn escape_controls(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if hidden(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -664,11 +674,15 @@ impl Loader {
         // would be forwarded to itself, again and again, until every
         // connection slot is taken.
         if config.port != 0 {
+            let bind = config.bind.to_canonical();
+            let local = bind.is_loopback() || bind.is_unspecified();
             let own = |t: &&Target| {
+                let ip = t.addr.ip().to_canonical();
                 t.addr.port() == config.port
-                    && (t.addr.ip() == config.bind
-                        || (config.bind.is_unspecified()
-                            && (t.addr.ip().is_loopback() || t.addr.ip().is_unspecified())))
+                    && (ip == bind
+                        || (bind.is_unspecified() && ip.is_loopback())
+                        // Connecting to 0.0.0.0 or :: reaches this host.
+                        || (ip.is_unspecified() && local))
             };
             if let Some(t) = config.targets.iter().find(own) {
                 let setting = &self.settings["targets"];
@@ -680,6 +694,22 @@ impl Loader {
                     ),
                 ));
             }
+        }
+        // A probe inverso itself would answer 414.
+        if let Some(path) = config
+            .health_check_path
+            .as_ref()
+            .filter(|p| p.len() > config.max_uri_length)
+        {
+            let setting = &self.settings["health_check_path"];
+            return Err(ConfigError::at(
+                &setting.origin,
+                format!(
+                    "health_check_path: {} bytes, longer than max_uri_length ({})",
+                    path.len(),
+                    config.max_uri_length
+                ),
+            ));
         }
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
@@ -1244,6 +1274,12 @@ mod tests {
             let e = build(text).unwrap_err();
             assert!(e.message.contains("own address"), "{text:?}: {e}");
         }
+        for text in [
+            "port = 9000\nbind = 127.0.0.1\ntargets = 0.0.0.0:9000\n",
+            "port = 9000\nbind = 127.0.0.1\ntargets = [::ffff:127.0.0.1]:9000\n",
+        ] {
+            assert!(build(text).is_err(), "{text:?}");
+        }
         // Another address on the same port is another server.
         assert!(build("port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.1:9000\n").is_ok());
     }
@@ -1355,6 +1391,11 @@ mod tests {
             assert!(e.message.contains("not a valid request path"), "{bad}: {e}");
         }
         assert!(build("targets = 127.0.0.1:1\nhealth_check_path = /h?x=%41\n").is_ok());
+        let long = format!(
+            "targets = 127.0.0.1:1\nhealth_check_path = /{}\n",
+            "a".repeat(9000)
+        );
+        assert!(build(&long).unwrap_err().message.contains("max_uri_length"));
         let e = build("targets = 127.0.0.1:1\nhealth_check_rise = 0\n").unwrap_err();
         assert!(e.message.contains("health_check_rise"), "{e}");
         let e = build("targets = 127.0.0.1:1\nfail_timeout = 0\n").unwrap_err();

@@ -43,7 +43,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         "records: {} ({fresh} fresh, {stale} stale, {expired} expired), body bytes: {bytes}",
         fresh + stale + expired
     )?;
-    out.flush()?;
+    out.flush().context("cannot write the output")?;
     // Listed, but not a healthy file: a script should be able to tell.
     if let Some(damage) = loaded.damage {
         anyhow::bail!(

@@ -106,7 +106,11 @@ fn main() -> ExitCode {
         // Whoever read the output stopped (`| head`): nothing to say.
         Err(Failure { error, .. }) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("inverso: {error:#}");
+            // Messages quote what came in (paths, values): printed safe.
+            eprintln!(
+                "inverso: {}",
+                config::escape_controls(&format!("{error:#}"))
+            );
             ExitCode::from(code)
         }
     }
@@ -195,7 +199,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             target.name, target.addr, target.weight
         )?;
     }
-    out.flush()?;
+    out.flush().context("cannot write the output")?;
     Ok(())
 }
 

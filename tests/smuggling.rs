@@ -871,4 +871,24 @@ fn a_101_without_upgrade_or_to_another_protocol_is_a_502() {
         let response = websocket_handshake(&mut client);
         assert_eq!(response.status, 502, "{}", String::from_utf8_lossy(raw));
     }
+    // A version the client did not name is another protocol; none named
+    // accepts any; and an empty list element is no reason to refuse.
+    let backend = raw_backend(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: Foo/2\r\n\r\n",
+    );
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    for (asked, status) in [
+        ("foo/1", 502),
+        ("foo", 101),
+        ("foo/2,", 101),
+        ("bar, foo/2", 101),
+    ] {
+        let mut client = proxy.connect();
+        client.send(
+            format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: {asked}\r\n\r\n")
+                .as_bytes(),
+        );
+        let response = client.try_response(true).unwrap();
+        assert_eq!(response.status, status, "{asked}");
+    }
 }

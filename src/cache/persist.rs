@@ -203,24 +203,41 @@ pub fn write_snapshot<'a>(
     result
 }
 
-/// Where a snapshot for `path` goes: through a symlink to the file it
-/// names (a link to a data volume keeps working, rather than being
-/// replaced by a file), and only ever over a regular file or nothing. The
-/// rename would otherwise replace whatever sits there: a device node
-/// (`/dev/null`, as root), a FIFO, a dangling link.
+/// Where a snapshot for `path` goes: through symlinks to the file they
+/// name, existing or not yet (a link to a data volume keeps working,
+/// rather than being replaced by a file), and only ever over a regular
+/// file or nothing. The rename would otherwise replace whatever sits
+/// there: a device node (`/dev/null`, as root), a FIFO, a directory.
 fn destination(path: &Path) -> Result<PathBuf, PersistError> {
-    let dest = match fs::canonicalize(path) {
-        Ok(resolved) => resolved,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
-        Err(e) => return Err(io_error("resolve", path)(e)),
-    };
-    match fs::symlink_metadata(&dest) {
-        Ok(meta) if !meta.is_file() => Err(io_error("write over", &dest)(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ))),
-        _ => Ok(dest),
+    // As the kernel's own limit on links followed in one lookup.
+    const MAX_LINKS: usize = 40;
+    let mut dest = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&dest) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&dest).map_err(io_error("resolve", &dest))?;
+                // A relative target is relative to the link's directory;
+                // `join` keeps an absolute one as it is.
+                dest = match dest.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(meta) if meta.is_file() => return Ok(dest),
+            Ok(_) => {
+                return Err(io_error("write over", &dest)(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dest),
+            Err(e) => return Err(io_error("resolve", &dest)(e)),
+        }
     }
+    Err(io_error("resolve", path)(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "too many levels of symbolic links",
+    )))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -971,11 +988,25 @@ mod tests {
             .is_symlink());
         let loaded = load_snapshot(&real, 0, &LoadLimits::UNLIMITED).unwrap();
         assert_eq!(loaded.records, [record(2)]);
-        // A dangling link is not replaced either.
-        let dangling = dir.path().join("dangling.bin");
-        std::os::unix::fs::symlink(dir.path().join("gone"), &dangling).unwrap();
-        assert!(write_snapshot(&dangling, &[record(3)]).is_err());
-        assert!(fs::symlink_metadata(&dangling)
+        // A link to a file not written yet (a first run): the file is
+        // made where the link points, relative to the link's directory.
+        let first = dir.path().join("first.bin");
+        std::os::unix::fs::symlink("volume/new.bin", &first).unwrap();
+        write_snapshot(&first, &[record(3)]).unwrap();
+        assert!(fs::symlink_metadata(&first)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let loaded = load_snapshot(&volume.join("new.bin"), 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(loaded.records, [record(3)]);
+        // A link to a directory, or a loop, is refused and left alone.
+        let to_dir = dir.path().join("to_dir.bin");
+        std::os::unix::fs::symlink(&volume, &to_dir).unwrap();
+        assert!(write_snapshot(&to_dir, &[record(4)]).is_err());
+        let looped = dir.path().join("loop.bin");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        assert!(write_snapshot(&looped, &[record(4)]).is_err());
+        assert!(fs::symlink_metadata(&looped)
             .unwrap()
             .file_type()
             .is_symlink());

@@ -191,14 +191,24 @@ impl<'a> ListElements<'a> {
     }
 
     /// The end of the element at the start of `rest`, honouring quotes;
-    /// `None` if a quote is left open.
+    /// `None` if a quote is left open, or opens where no quoted string
+    /// may start (RFC 9110 §5.6.4: a parameter value after `=`, or an
+    /// entity-tag, `"x"` or `W/"x"`): `a"b, private, c"d` is not one
+    /// element hiding a `private`.
     fn quoted_end(rest: &[u8]) -> Option<usize> {
         let (mut quoted, mut escaped) = (false, false);
         for (i, &b) in rest.iter().enumerate() {
             match b {
                 _ if escaped => escaped = false,
                 b'\\' if quoted => escaped = true,
-                b'"' => quoted = !quoted,
+                b'"' if quoted => quoted = false,
+                b'"' => {
+                    let before = rest[..i].trim_ascii();
+                    if !(before.is_empty() || before.ends_with(b"=") || before == b"W/") {
+                        return None;
+                    }
+                    quoted = true;
+                }
                 b',' if !quoted => return Some(i),
                 _ => {}
             }
@@ -287,10 +297,17 @@ mod tests {
             ]
         );
         assert_eq!(h.quoted_list("etag").collect::<Vec<_>>(), [r#""a,b""#]);
-        // A quote left open hides nothing: every comma splits from there.
+        // A quote left open, or opened where no quoted string may start,
+        // hides nothing: every comma splits from there.
         h.push("Pragma", r#"max-age=600, x="y, private, z"#);
         let t: Vec<_> = h.quoted_list("pragma").collect();
         assert_eq!(t, ["max-age=600", r#"x="y"#, "private", "z"]);
+        h.push("Expect", r#"max-age=600, a"b, private, c"d"#);
+        let t: Vec<_> = h.quoted_list("expect").collect();
+        assert_eq!(t, ["max-age=600", r#"a"b"#, "private", r#"c"d"#]);
+        h.push("If-None-Match", r#"W/"a,b", "c,d""#);
+        let t: Vec<_> = h.quoted_list("if-none-match").collect();
+        assert_eq!(t, [r#"W/"a,b""#, r#""c,d""#]);
         // Token lists split at every comma, quotes or not; an element that
         // is not UTF-8 goes alone.
         h.push("Upgrade", r#""x, h2c"#);

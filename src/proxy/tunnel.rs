@@ -46,7 +46,9 @@ pub(super) fn is_upgrade_request(head: &RequestHead) -> bool {
             .headers
             .get_all("upgrade")
             .flat_map(|v| v.split(|&b| b == b','))
-            .all(|p| is_protocol(p.trim_ascii()) && !is_h2c(p.trim_ascii()))
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+            .all(|p| is_protocol(p) && !is_h2c(p))
 }
 
 /// `protocol-name ["/" protocol-version]`, both tokens.
@@ -62,9 +64,14 @@ fn is_h2c(p: &[u8]) -> bool {
     p.get(..3).is_some_and(|h| h.eq_ignore_ascii_case(b"h2c"))
 }
 
-/// The protocol name of `p` (`websocket` of `websocket/13`), lower-cased.
-fn protocol_name(p: &str) -> String {
-    p.split('/').next().unwrap_or(p).to_ascii_lowercase()
+/// Whether the protocol a 101 switched to is one of those `asked` for:
+/// the same name (any case), and the same version if the client named one.
+fn was_asked(switched: &str, asked: &[&str]) -> bool {
+    let (name, version) = switched.split_once('/').unwrap_or((switched, ""));
+    asked.iter().any(|a| {
+        let (a_name, a_version) = a.split_once('/').unwrap_or((a, ""));
+        a_name.eq_ignore_ascii_case(name) && (a_version.is_empty() || a_version == version)
+    })
 }
 
 /// Relays the backend's 101 to the client and then the two byte streams.
@@ -88,22 +95,16 @@ pub(super) fn run(
     // And "A server MUST NOT switch to a protocol that was not indicated
     // by the client": a backend that does would hand the client's
     // connection to something nobody asked for (h2c, say).
-    let asked: Vec<String> = request
-        .headers
-        .tokens("upgrade")
-        .map(protocol_name)
-        .collect();
-    let switched: Vec<String> = response
-        .headers
-        .tokens("upgrade")
-        .map(protocol_name)
-        .collect();
-    let problem = if switched.is_empty() {
-        Some("101 without Upgrade")
-    } else if !switched.iter().all(|p| asked.contains(p)) {
-        Some("101 to a protocol the client did not ask for")
-    } else {
-        None
+    let asked: Vec<&str> = request.headers.tokens("upgrade").collect();
+    let problem = {
+        let mut switched = response.headers.tokens("upgrade").peekable();
+        if switched.peek().is_none() {
+            Some("101 without Upgrade")
+        } else if !switched.all(|p| was_asked(p, &asked)) {
+            Some("101 to a protocol the client did not ask for")
+        } else {
+            None
+        }
     };
     if let Some(problem) = problem {
         log::warn!("target {}: {problem}", target.name);
