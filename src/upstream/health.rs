@@ -440,21 +440,8 @@ mod tests {
                 let _ = stream.write_all(b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n");
             }
         });
-        let h = Arc::new(health(1, 10));
-        let probe = Probe {
-            name: "t:1".into(),
-            addr,
-            health: h.clone(),
-        };
         // An hour between rounds: stopping must not wait for it.
-        let settings = Active {
-            path: "/health".into(),
-            interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(5),
-            rise: 1,
-            fall: 1,
-        };
-        let checker = Checker::start(vec![probe], settings).unwrap();
+        let (h, checker) = check_hourly(addr, Duration::from_secs(5));
         let deadline = Instant::now() + Duration::from_secs(10);
         while h.usable(Instant::now()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -482,6 +469,19 @@ mod tests {
             }
             std::thread::sleep(Duration::from_secs(60));
         });
+        let (h, checker) = check_hourly(addr, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while accepted.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "no probe arrived");
+        stop_within_limit(checker);
+        assert!(h.usable(Instant::now()));
+    }
+
+    /// A checker probing `addr` once an hour (rise and fall 1), and the
+    /// target's health.
+    fn check_hourly(addr: SocketAddr, timeout: Duration) -> (Arc<Health>, Checker) {
         let h = Arc::new(health(1, 10));
         let probe = Probe {
             name: "t:1".into(),
@@ -491,18 +491,11 @@ mod tests {
         let settings = Active {
             path: "/health".into(),
             interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(60),
+            timeout,
             rise: 1,
             fall: 1,
         };
-        let checker = Checker::start(vec![probe], settings).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while accepted.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "no probe arrived");
-        stop_within_limit(checker);
-        assert!(h.usable(Instant::now()));
+        (h, Checker::start(vec![probe], settings).unwrap())
     }
 
     /// Stops `checker`, failing the test if that takes more than 10 s.
