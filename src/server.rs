@@ -478,7 +478,7 @@ fn work(workers: &Arc<Workers>) {
                 shared.metrics.observe(503, duration.as_micros() as u64);
                 shared.log.log(Record {
                     time,
-                    client: peer.ip(),
+                    client: peer.ip().to_canonical(),
                     request_line,
                     status: 503,
                     bytes,

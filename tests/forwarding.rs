@@ -63,6 +63,39 @@ fn many_requests_on_one_connection_reuse_few_upstream_connections() {
 }
 
 #[test]
+fn an_ipv4_client_of_a_dual_stack_listener_is_forwarded_as_ipv4() {
+    // bind = :: accepts IPv4 clients as ::ffff:a.b.c.d; backends (and
+    // their allow-lists) must see a.b.c.d, as they do without the proxy.
+    let Ok(listener) = std::net::TcpListener::bind("[::]:0") else {
+        return; // no IPv6 on this machine: nothing to test
+    };
+    let a = Backend::echo("a");
+    let mut config = inverso::Config::with_targets(vec![target(a.addr)]);
+    config.log_to_stdout = false;
+    config.path_to_persistence = None;
+    config.cache_size = 0;
+    let handle = inverso::Server::start_on(listener, config).unwrap();
+    let port = handle.local_addr().port();
+    let v4: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    if std::net::TcpStream::connect(v4).is_err() {
+        // An IPv6-only listener (bindv6only): no IPv4 client to test with.
+        assert!(handle.shutdown(Duration::from_secs(5)));
+        return;
+    }
+    let mut client = Client::connect(v4);
+    assert_eq!(client.get("/who").status, 200);
+    let seen = a.seen();
+    assert_eq!(
+        seen[0].head.get("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "{}",
+        seen[0].head.raw
+    );
+    drop(client);
+    assert!(handle.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
 fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

@@ -5,6 +5,7 @@
 mod support;
 
 use std::io::Write;
+use std::time::Duration;
 use support::*;
 
 #[test]
@@ -252,4 +253,124 @@ fn a_response_with_both_length_and_chunked_is_read_as_chunked() {
     // new one.
     assert_eq!(client.get("/").body, b"hello");
     assert_eq!(a.connections(), 2);
+}
+
+/// A backend that reads only request heads and answers each at once with
+/// `reply`, never reading a body; `close` ends the connection after it.
+/// Returns its address and how many heads it saw.
+fn answers_before_the_body(
+    reply: &'static [u8],
+    close: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16).flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(reply);
+                if close {
+                    return;
+                }
+                // Keep the connection, read nothing more.
+                std::thread::sleep(IO_TIMEOUT);
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[test]
+fn a_backend_answering_before_reading_a_large_body_is_relayed() {
+    // RFC 9112 §9.5: the answer a backend gives before it has read the
+    // body (a 413 here) reaches the client, whether the backend then
+    // closes or just stops reading; it is not a 502 or a 504, and not a
+    // failure of the target.
+    const TOO_LARGE: &[u8] =
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
+    for close in [true, false] {
+        let (addr, heads) = answers_before_the_body(TOO_LARGE, close);
+        let proxy = start_proxy(&[addr], |c| c.connection_timeout = Duration::from_secs(30));
+        for is_chunked in [false, true] {
+            let body = pattern(8 * 1024 * 1024);
+            let mut client = proxy.connect();
+            let head = if is_chunked {
+                "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+            } else {
+                format!(
+                    "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+            };
+            client.send(head.as_bytes());
+            // The body goes from another thread: the proxy may stop reading
+            // it, and the answer must come back all the same.
+            let mut writer = client.reader.stream.try_clone().unwrap();
+            let sender = std::thread::spawn(move || {
+                let framed = if is_chunked {
+                    chunked(&body, &[64 * 1024])
+                } else {
+                    body
+                };
+                let _ = writer.write_all(&framed);
+            });
+            let response = client.response();
+            assert_eq!(
+                (response.status, response.body_str().as_str()),
+                (413, "big"),
+                "close {close}, chunked {is_chunked}"
+            );
+            drop(client);
+            let _ = sender.join();
+        }
+        assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}
+
+#[test]
+fn an_unasked_100_continue_does_not_stop_a_streamed_body() {
+    // Some servers send 100 Continue whatever the request said: an interim
+    // answer, not a reason to stop sending the body.
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Some(Ok(mut stream)) = listener.incoming().next() else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+        let mut reader = Reader::new(stream.try_clone().unwrap());
+        let Ok(Some(head)) = reader.read_head() else {
+            return;
+        };
+        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let len: usize = head.get("content-length").unwrap().parse().unwrap();
+        let body = reader.read_exact_body(len).unwrap_or_default();
+        let answer = format!("got {} fnv={:016x}", body.len(), fnv(&body));
+        respond(&mut stream, 200, &[], answer.as_bytes());
+        let _ = stream.read(&mut [0u8; 1]);
+    });
+    let proxy = start_proxy(&[addr], |_| {});
+    let body = pattern(2 * 1024 * 1024);
+    let response = proxy.connect().post("/up", &body);
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.body_str(),
+        format!("got {} fnv={:016x}", body.len(), fnv(&body))
+    );
 }

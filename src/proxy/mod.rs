@@ -131,7 +131,9 @@ pub fn serve(
     let mut timeout = inherited;
     let mut client = Client {
         conn: BufConn::new(SharedStream(stream), CLIENT_BUFFER),
-        peer: peer.ip(),
+        // A dual-stack listener (bind = ::) sees IPv4 clients as
+        // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
+        peer: peer.ip().to_canonical(),
         timeout,
         header_timeout: timeout,
         body_timeout: timeout,

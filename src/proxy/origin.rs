@@ -357,7 +357,9 @@ fn send_request(
             if send.expect_continue {
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
-            stream_request_body(*kind, &mut client.conn, stream, client.max_body)?;
+            let whole =
+                stream_request_body(*kind, &mut client.conn, &mut up.conn, client.max_body)?;
+            up.body_cut = !whole;
         }
     }
     for _ in 0..=MAX_INTERIM_RESPONSES {
@@ -394,12 +396,20 @@ fn send_request(
 
 /// Copies a request body from the client to the backend, re-framed: the
 /// backend sees exactly the framing we announced, whatever the client sent.
+///
+/// Returns whether the whole body went. A backend may answer before it has
+/// read the body (a 413, a 401), and then stop reading or close (RFC 9112
+/// §9.5: a client sending a body should watch for that). Before each piece
+/// and after a failed write, a non-blocking peek looks for such an answer:
+/// then the rest of the body is not sent, and the answer is relayed rather
+/// than turned into a 502 (or, from a backend that stops reading but keeps
+/// the connection, a 504 some write timeouts later).
 fn stream_request_body(
     kind: BodyKind,
     from: &mut BufConn<impl Source>,
-    to: &mut impl Write,
+    up: &mut BufConn<TcpStream>,
     max_body: u64,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let chunked = kind == BodyKind::Chunked;
     let mut reader = BodyReader::with_limit(kind, max_body);
     let mut size_line = Vec::new();
@@ -409,7 +419,11 @@ fn stream_request_body(
             Ok(None) => break,
             Err(e) => return Err(Failure::Client(client_body_status(&e))),
         };
-        if chunked {
+        if answered_early(up) {
+            return Ok(false);
+        }
+        let to = up.get_mut();
+        let written = if chunked {
             size_line.clear();
             chunk_size_line(piece.len(), &mut size_line);
             write_all_vectored(
@@ -422,13 +436,42 @@ fn stream_request_body(
             )
         } else {
             to.write_all(piece)
+        };
+        if let Err(e) = written {
+            return if answered_early(up) {
+                Ok(false)
+            } else {
+                Err(Failure::io(e))
+            };
         }
-        .map_err(Failure::io)?;
     }
     if chunked {
-        to.write_all(LAST_CHUNK).map_err(Failure::io)?;
+        up.get_mut().write_all(LAST_CHUNK).map_err(Failure::io)?;
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Whether the backend has begun its final answer while the request body
+/// is still going. What it sent is read without waiting; whole interim
+/// (1xx) responses are dropped, as a backend may send `100 Continue`
+/// unasked, and the start of one is not an answer yet.
+fn answered_early(up: &mut BufConn<TcpStream>) -> bool {
+    if up.buffered().is_empty() && !matches!(peek(up.get_ref()), Ok(n) if n > 0) {
+        return false;
+    }
+    let _ = up.fill_now();
+    loop {
+        let buffered = up.buffered();
+        let interim =
+            buffered.len() >= 10 && buffered.starts_with(b"HTTP/1.") && buffered[9] == b'1';
+        if !interim {
+            return buffered.len() >= 10 || !b"HTTP/1.1 1".starts_with(buffered);
+        }
+        match find_head_end(buffered, &mut 0) {
+            Ok(Some(len)) => up.consume(len),
+            _ => return false,
+        }
+    }
 }
 
 /// Reads until a complete response head is buffered; returns its length.
@@ -621,13 +664,16 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     let kind = BodyKind::for_response(how.request_is_head, response)?;
     let upstream_reusable = response.allows_keep_alive()
         && !response_forbids_reuse(response)
-        && kind != BodyKind::UntilClose;
+        && kind != BodyKind::UntilClose
+        && !up.body_cut;
 
     // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
-    // is sent raw and ended by closing the connection.
+    // is sent raw and ended by closing the connection. So is the client
+    // connection of a request whose body was cut short by an early answer:
+    // the rest of that body is still on its way.
     let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
     let rechunk = delimited_by_close && how.version == Version::Http11;
-    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
+    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close) && !up.body_cut;
 
     // Responses to HEAD and 304s describe a body they do not carry: keep
     // the backend's Content-Length for them (never on a 204).

@@ -48,6 +48,9 @@ pub struct UpstreamConn {
     /// Whether it served an earlier request: a reused connection may have
     /// been closed by the backend while idle, which is worth one retry.
     pub reused: bool,
+    /// The backend answered before the whole request body was sent, and
+    /// the rest was not: the connection is out of step, never reused.
+    pub body_cut: bool,
 }
 
 /// All backends and the policy that spreads requests over them.
@@ -196,7 +199,11 @@ impl Upstreams {
     pub fn checkout(&self, target: &Upstream, fresh: bool) -> io::Result<UpstreamConn> {
         if !fresh {
             if let Some(conn) = target.pool.take() {
-                return Ok(UpstreamConn { conn, reused: true });
+                return Ok(UpstreamConn {
+                    conn,
+                    reused: true,
+                    body_cut: false,
+                });
             }
         }
         let stream = TcpStream::connect_timeout(&target.addr, self.timeout)?;
@@ -206,6 +213,7 @@ impl Upstreams {
         Ok(UpstreamConn {
             conn: BufConn::new(stream, UPSTREAM_BUFFER),
             reused: false,
+            body_cut: false,
         })
     }
 
