@@ -150,10 +150,15 @@ fn push_path(key: &mut String, path: &str) {
                 i += 3;
             }
             None => {
-                // A lone `%`, or one not followed by two hex digits: kept
-                // as it came. Stepping by char keeps multi-byte UTF-8 whole.
+                // A lone `%` (requests with one are refused, but the key
+                // must not depend on that) is written as the escape it
+                // stands for: kept bare, `%` + a decoded `3` + `0` would
+                // read as `%30`. Stepping by char keeps UTF-8 whole.
                 let c = path[i..].chars().next().unwrap_or('%');
-                key.push(c);
+                match c {
+                    '%' => key.push_str("%25"),
+                    c => key.push(c),
+                }
                 i += c.len_utf8();
             }
         }
@@ -639,12 +644,82 @@ mod tests {
         // Dots stay encoded: no dot-segment appears that was not sent.
         assert_eq!(key_for("/a/%2e%2e/b"), "h/a/%2E%2E/b");
         assert_eq!(key_for("/a%2F%3F%25"), "h/a%2F%3F%25");
-        // Not a percent-encoding: kept as it came.
-        assert_eq!(key_for("/100%"), "h/100%");
-        assert_eq!(key_for("/%g1%4"), "h/%g1%4");
-        assert_eq!(key_for("/%é%41"), "h/%éA");
+        // A lone `%` is written as the escape it stands for, so that no
+        // escape appears that was not sent (`%%300` is not `%00`).
+        assert_eq!(key_for("/100%"), "h/100%25");
+        assert_eq!(key_for("/%g1%4"), "h/%25g1%254");
+        assert_eq!(key_for("/%é%41"), "h/%25éA");
+        assert_eq!(key_for("/%%300"), "h/%2500");
         // Encoded UTF-8 bytes stay encoded: only the hex case changes.
         assert_eq!(key_for("/%c3%a9"), "h/%C3%A9");
+    }
+
+    proptest::proptest! {
+        /// Normalising a path twice changes nothing more, hex case never
+        /// matters, and two paths share a key only if they decode to the
+        /// same bytes (no two resources are ever confused).
+        #[test]
+        fn percent_normalisation_is_stable_and_only_merges_equivalents(
+            path in "(/|[a-zA-Z0-9._~-]|%[0-9a-fA-F]{2}|%|\\?){0,24}",
+        ) {
+            let mut once = String::new();
+            push_path(&mut once, &path);
+            let mut twice = String::new();
+            push_path(&mut twice, &once);
+            proptest::prop_assert_eq!(&once, &twice);
+            let mut flipped = String::new();
+            push_path(&mut flipped, &flip_hex_case(&path));
+            proptest::prop_assert_eq!(&once, &flipped);
+            proptest::prop_assert_eq!(decoded(&once), decoded(&path));
+        }
+    }
+
+    /// `path` with the case of the hex digits of every complete %-escape
+    /// swapped.
+    fn flip_hex_case(path: &str) -> String {
+        let b = path.as_bytes();
+        let mut out = b.to_vec();
+        let mut i = 0;
+        while i + 2 < b.len() {
+            if b[i] == b'%' && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+                for k in [i + 1, i + 2] {
+                    out[k] = if b[k].is_ascii_uppercase() {
+                        b[k].to_ascii_lowercase()
+                    } else {
+                        b[k].to_ascii_uppercase()
+                    };
+                }
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The bytes a path names, every valid %-escape decoded.
+    fn decoded(path: &str) -> Vec<u8> {
+        let b = path.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| char::from(c).to_digit(16);
+            match (
+                b[i],
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (b'%', Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                }
+                (c, _, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        out
     }
 
     #[test]

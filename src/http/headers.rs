@@ -319,6 +319,51 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Without quotes both readers agree; with them, `quoted_list` never
+        /// loses an element that a plain comma split sees whole and that
+        /// names a directive (a token alone): what a quote may hide is only
+        /// text inside a properly placed, closed quoted string.
+        #[test]
+        fn quotes_hide_no_bare_directive(
+            parts in proptest::collection::vec("[a-z\\-]{1,8}|\"[a-z ,]{0,6}\"?|[a-z]{1,4}=\"[a-z ,]{0,6}\"?|[a-z]\"[a-z]", 1..8),
+        ) {
+            let value = parts.join(", ");
+            let mut h = Headers::new();
+            h.push("Cache-Control", &value);
+            let quoted: Vec<&str> = h.quoted_list("cache-control").collect();
+            let plain: Vec<&str> = h.tokens("cache-control").collect();
+            if !value.contains('"') {
+                proptest::prop_assert_eq!(&quoted, &plain);
+            }
+            // A bare token (no quote, no `=`) a plain reader sees, that is
+            // not inside a closed quoted string opened after `=` or at an
+            // element's start, is seen by quoted_list too.
+            let mut inside = false;
+            let mut at_start = true;
+            let mut after_eq = false;
+            let mut hidden = String::new();
+            for c in value.chars() {
+                match c {
+                    '"' if inside => inside = false,
+                    '"' if at_start || after_eq => inside = true,
+                    ',' if !inside => at_start = true,
+                    ' ' => {}
+                    _ => at_start = false,
+                }
+                after_eq = c == '=';
+                if inside {
+                    hidden.push(c);
+                }
+            }
+            for token in plain.iter().filter(|t| t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')) {
+                if !hidden.contains(token) {
+                    proptest::prop_assert!(quoted.contains(token), "{token} hidden in {value:?}: {quoted:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn set_replaces_all_values() {
         let mut h = Headers::new();
