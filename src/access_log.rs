@@ -346,10 +346,9 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
 
 /// The writer thread's outputs.
 struct Sinks {
-    stdout: Option<BufWriter<io::StdoutLock<'static>>>,
-    file: Option<BufWriter<File>>,
+    stdout: Option<Sink<io::StdoutLock<'static>>>,
+    file: Option<Sink<File>>,
     format: LogFormat,
-    failures: [Failures; 2],
     lost: Arc<AtomicU64>,
 }
 
@@ -357,55 +356,89 @@ impl Sinks {
     fn write(&mut self, record: &Record) {
         let mut line = record.format_as(self.format);
         line.push('\n');
-        let results = [
-            self.stdout.as_mut().map(|w| w.write_all(line.as_bytes())),
-            self.file.as_mut().map(|w| w.write_all(line.as_bytes())),
-        ];
-        self.report(results, 1, false);
+        if let Some(sink) = &mut self.stdout {
+            sink.write(line.as_bytes(), &self.lost);
+        }
+        if let Some(sink) = &mut self.file {
+            sink.write(line.as_bytes(), &self.lost);
+        }
     }
 
     fn flush(&mut self) {
-        // A failed flush keeps its bytes buffered for the next try: no
-        // line is lost by it alone.
-        let results = [
-            self.stdout.as_mut().map(|w| w.flush()),
-            self.file.as_mut().map(|w| w.flush()),
-        ];
-        self.report(results, 0, true);
+        if let Some(sink) = &mut self.stdout {
+            sink.flush(&self.lost);
+        }
+        if let Some(sink) = &mut self.file {
+            sink.flush(&self.lost);
+        }
     }
 
     fn reopen(&mut self, path: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
         self.flush();
+        // A fresh file deserves a fresh warning if it fails too.
         self.file = match &path {
-            Some(path) => Some(BufWriter::with_capacity(64 * 1024, open_log_file(path)?)),
+            Some(path) => Some(Sink::new("file", open_log_file(path)?)),
             None => None,
         };
         self.format = format;
-        // A fresh file deserves a fresh warning if it fails too.
-        self.failures[1] = Failures::default();
         Ok(())
     }
+}
 
-    /// Request threads go on whatever happens here; lines a sink could not
-    /// take are counted (see [`LogSender::lost`]) and said (see [`Failures`]).
+/// One output, buffered. Request threads go on whatever happens here;
+/// lines it could not take are counted (see [`LogSender::lost`]) and said
+/// (see [`Failures`]).
+struct Sink<W: Write> {
+    name: &'static str,
+    out: Option<BufWriter<W>>,
+    /// Lines in the buffer since the last flush that worked.
+    pending: u64,
+    failures: Failures,
+}
+
+impl<W: Write> Sink<W> {
+    fn new(name: &'static str, inner: W) -> Self {
+        Sink {
+            name,
+            out: Some(BufWriter::with_capacity(64 * 1024, inner)),
+            pending: 0,
+            failures: Failures::default(),
+        }
+    }
+
+    fn write(&mut self, line: &[u8], lost: &AtomicU64) {
+        let Some(out) = &mut self.out else { return };
+        match out.write_all(line) {
+            Ok(()) => self.pending += 1,
+            Err(e) => self.lose(1, &e, lost),
+        }
+    }
+
     /// Only a flush that worked shows the sink works again: a line that
-    /// went into the buffer has not reached it yet.
-    fn report(&mut self, results: [Option<io::Result<()>>; 2], lines: u64, flushed: bool) {
-        for ((result, failures), sink) in results
-            .into_iter()
-            .zip(&mut self.failures)
-            .zip(["stdout", "file"])
-        {
-            match result {
-                Some(Ok(())) if flushed => failures.recovered(sink),
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    self.lost.fetch_add(lines, Ordering::Relaxed);
-                    failures.failed(sink, &e, lines);
+    /// went into the buffer had not reached it yet. One that failed counts
+    /// what the buffer held as lost and lets it go, rather than writing it
+    /// late, out of order, once the sink recovers.
+    fn flush(&mut self, lost: &AtomicU64) {
+        let Some(out) = &mut self.out else { return };
+        match out.flush() {
+            Ok(()) => {
+                self.pending = 0;
+                self.failures.recovered(self.name);
+            }
+            Err(e) => {
+                if let Some(out) = self.out.take() {
+                    let (inner, _dropped) = out.into_parts();
+                    self.out = Some(BufWriter::with_capacity(64 * 1024, inner));
                 }
-                None => {}
+                let pending = std::mem::take(&mut self.pending);
+                self.lose(pending, &e, lost);
             }
         }
+    }
+
+    fn lose(&mut self, lines: u64, e: &io::Error, lost: &AtomicU64) {
+        lost.fetch_add(lines, Ordering::Relaxed);
+        self.failures.failed(self.name, e, lines);
     }
 }
 
@@ -445,10 +478,9 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
     let mut sinks = Sinks {
         stdout: outputs
             .stdout
-            .then(|| BufWriter::with_capacity(64 * 1024, io::stdout().lock())),
-        file: file.map(|f| BufWriter::with_capacity(64 * 1024, f)),
+            .then(|| Sink::new("stdout", io::stdout().lock())),
+        file: file.map(|f| Sink::new("file", f)),
         format: outputs.format,
-        failures: Default::default(),
         lost,
     };
     // Park in `recv` only when traffic stops. While it flows, sleep between

@@ -281,9 +281,6 @@ impl ServerHandle {
     pub fn shutdown(mut self, grace: Duration) -> bool {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::SeqCst);
-        if let Some(admin) = self.admin.take() {
-            admin.finish();
-        }
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
         let _ = socket2::SockRef::from(&self.workers.listener).shutdown(Shutdown::Read);
         if let Some(checker) = inner.checker.lock().take() {
@@ -295,6 +292,12 @@ impl ServerHandle {
             log::warn!("shutdown: closing connections still busy after {grace:?}");
             inner.close_all();
             inner.wait_drained(Instant::now() + FORCED_CLOSE_WAIT);
+        }
+        // The admin listener serves through the drain, so that a health
+        // checker reads `/healthz`'s 503 "shutting down" rather than a
+        // refused connection, and `/status` shows the drain.
+        if let Some(admin) = self.admin.take() {
+            admin.finish();
         }
         // The final snapshot, once no request can change the cache any more.
         if let Some(timer) = self.timer.take() {

@@ -568,6 +568,8 @@ fn only_if_cached_gets_504_on_a_miss_and_the_entry_on_a_hit() {
     let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
     assert_eq!(r.status, 504, "{}", r.head.raw);
     assert_eq!(backend.requests(), 0);
+    // No X-Cache on that answer, so no cache result counted for it.
+    assert_eq!(cache_of(&proxy).stats.misses.load(Ordering::Relaxed), 0);
 
     get(&proxy, "/o");
     let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);

@@ -79,8 +79,8 @@ pub(super) fn serve(
             }
         }
         if req_cc.only_if_cached {
-            // RFC 9111 §5.2.1.7: nothing usable is stored.
-            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+            // RFC 9111 §5.2.1.7: nothing usable is stored. Not counted as
+            // a miss: the answer has no X-Cache, and the metric counts by it.
             return Err(Refusal::new(504, keep_alive));
         }
         if waited || no_cache || stored.is_some() {
