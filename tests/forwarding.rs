@@ -559,6 +559,32 @@ fn a_small_post_goes_on_a_new_connection_when_the_pooled_one_closed() {
 }
 
 #[test]
+fn a_dead_pooled_connection_is_not_held_against_its_target() {
+    // A restarted backend leaves the proxy's pooled connections dead. The
+    // POST that finds one gets 502 (it must not be sent twice), but the
+    // target stays in rotation: the next requests still reach it.
+    let a = Backend::start("a", |seen, out| {
+        if seen.method() == "POST" {
+            return Action::Close;
+        }
+        respond(out, 200, &[], b"a");
+        Action::KeepAlive
+    });
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| c.retries = Some(0));
+    let mut client = proxy.connect();
+    // Round robin: a, then b; a's connection is pooled.
+    assert_eq!(client.get("/warm-a").status, 200);
+    assert_eq!(client.get("/warm-b").status, 200);
+    assert_eq!(client.post("/charge", b"abc").status, 502);
+    let before = a.requests();
+    for i in 0..4 {
+        assert_eq!(proxy.connect().get(&format!("/after{i}")).status, 200);
+    }
+    assert!(a.requests() > before, "a was taken out of rotation");
+}
+
+#[test]
 fn a_post_the_backend_may_have_acted_on_is_never_sent_twice() {
     // The backend reads the POST, then closes without a word: it may have
     // charged the card. The client gets 502; the backend saw it once.

@@ -120,7 +120,9 @@ pub(super) fn fetch<'s>(
             Err(f) => {
                 let reason = f.describe();
                 log::warn!("target {}: {reason}", target.name);
-                target.health.failed(Instant::now(), &reason);
+                if !matches!(f, Failure::Stale(_)) {
+                    target.health.failed(Instant::now(), &reason);
+                }
                 busy.failed();
                 let untried = tried.iter().any(|&t| !t);
                 if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
@@ -198,7 +200,17 @@ fn attempt(
         }
         match send_request(&mut up, request, send, client) {
             Ok((response, head_len)) => return Ok((up, response, head_len, request_time)),
-            Err(f) if up.reused && !fresh && f.before_response() && replayable => fresh = true,
+            // A pooled connection the backend had closed or reset while it
+            // idled (a restarted backend, most often): the others it holds
+            // went the same way, so they go too. The backend is not at
+            // fault; a request that may be sent again goes on a new one.
+            Err(f) if up.reused && f.before_response() => {
+                shared.upstreams.forget_idle(target);
+                if !replayable {
+                    return Err(Failure::Stale(Box::new(f)));
+                }
+                fresh = true;
+            }
             Err(f) => return Err(f),
         }
     }
@@ -288,6 +300,9 @@ enum Failure {
     Malformed(String),
     /// The client's side failed; answer with this, if anything.
     Client(Option<u16>),
+    /// A pooled connection turned out dead before any response byte, for
+    /// a request that must not be sent twice: not held against the target.
+    Stale(Box<Failure>),
 }
 
 impl Failure {
@@ -309,6 +324,7 @@ impl Failure {
             Failure::Connect(e) => format!("cannot connect: {e}"),
             Failure::Timeout => "timed out".into(),
             Failure::Closed => "closed the connection without a response".into(),
+            Failure::Stale(f) => format!("a pooled connection it had closed: {}", f.describe()),
             Failure::Io(e) => format!("I/O error: {e}"),
             Failure::Malformed(m) => format!("malformed response: {m}"),
             Failure::Client(_) => "the client failed".into(),

@@ -196,6 +196,12 @@ impl Upstreams {
 
     /// An idle pooled connection to `target`, or a new one when none is
     /// left or `fresh` is asked for.
+    /// Closes `target`'s idle connections: one of them was found dead,
+    /// and the others most likely went with it (a restarted backend).
+    pub fn forget_idle(&self, target: &Upstream) {
+        target.pool.clear();
+    }
+
     pub fn checkout(&self, target: &Upstream, fresh: bool) -> io::Result<UpstreamConn> {
         if !fresh {
             if let Some(conn) = target.pool.take() {

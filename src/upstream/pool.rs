@@ -56,6 +56,12 @@ impl Pool {
         idle.drain(..fresh_from).map(|(conn, _)| conn).collect()
     }
 
+    /// Closes every idle connection (the backend went away under them).
+    pub fn clear(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock());
+        drop(idle); // closed outside the lock
+    }
+
     pub fn give(&self, conn: BufConn<TcpStream>) {
         if self.max_idle == 0 {
             return;
