@@ -229,6 +229,8 @@ fn serve(
             let mut stops = 0;
             for signal in signals.forever() {
                 match signal {
+                    // A drain finishes on the settings it began with.
+                    SIGHUP if stops > 0 => log::info!("SIGHUP: shutting down, not reloading"),
                     SIGHUP => match &reload_from {
                         Some(args) => reload(args, &control),
                         None => log::info!("SIGHUP: nothing to reload in the demo"),

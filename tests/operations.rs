@@ -1021,7 +1021,7 @@ fn signals_reload_refuse_reopen_and_stop_the_binary() {
 }
 
 #[test]
-fn a_second_sigterm_exits_at_once() {
+fn a_second_sigterm_exits_at_once_and_sighup_no_longer_reloads() {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
     let slow = Backend::start("slow", move |_, out| {
@@ -1046,6 +1046,9 @@ fn a_second_sigterm_exits_at_once() {
     assert!(wait_until(WAIT_LIMIT, || slow.requests() == 1));
     running.signal("TERM");
     running.expect("shutting down");
+    // A drain finishes on the settings it began with.
+    running.signal("HUP");
+    running.expect("SIGHUP: shutting down, not reloading");
     running.signal("TERM");
     assert_eq!(running.wait_exit(), Some(1));
     drop(release_tx);
