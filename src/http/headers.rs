@@ -140,20 +140,14 @@ impl Headers {
     /// UTF-8 is skipped alone: the others on its line still count, or one
     /// odd byte would hide a `close` beside it.
     pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.get_all(name)
-            .flat_map(|v| v.split(|&b| b == b','))
-            .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
-            .filter(|t| !t.is_empty())
+        list_items(self.get_all(name).flat_map(|v| v.split(|&b| b == b',')))
     }
 
     /// `tokens` for fields whose elements may hold quoted strings
     /// (`Cache-Control: no-cache="a, b"`, entity-tags in `If-None-Match`):
     /// a comma inside a properly closed quoted string does not split.
     pub fn quoted_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.get_all(name)
-            .flat_map(ListElements::new)
-            .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
-            .filter(|t| !t.is_empty())
+        list_items(self.get_all(name).flat_map(ListElements::new))
     }
 
     /// Whether the list header `name` holds `token` (case-insensitive).
@@ -163,13 +157,32 @@ impl Headers {
 
     /// Appends the fields as `Name: value\r\n` lines.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        for f in &self.fields {
+        self.write_matching(out, |_| true);
+    }
+
+    /// Appends the fields named in `names` (any case), as `write_to` does.
+    pub fn write_named(&self, names: &[&str], out: &mut Vec<u8>) {
+        self.write_matching(out, |f| names.iter().any(|n| f.is_named(&self.bytes, n)));
+    }
+
+    fn write_matching(&self, out: &mut Vec<u8>, wanted: impl Fn(&Field) -> bool) {
+        for f in self.fields.iter().filter(|f| wanted(f)) {
             out.extend_from_slice(f.name_in(&self.bytes));
             out.extend_from_slice(b": ");
             out.extend_from_slice(self.value_of(f));
             out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// List elements as text: trimmed, empty ones skipped, and one that is not
+/// UTF-8 skipped alone.
+fn list_items<'a>(
+    elements: impl Iterator<Item = &'a [u8]> + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
+    elements
+        .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
+        .filter(|t| !t.is_empty())
 }
 
 /// The elements of one list field value, split at commas outside quoted

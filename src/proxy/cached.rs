@@ -45,7 +45,7 @@ pub(super) fn serve(
     cache: &Arc<Cache>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
-    let keep_alive = client.keeps_alive(&request, shared);
+    let keep_alive = client.keeps_alive(&request);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let primary = policy::primary_key(&request);
@@ -161,11 +161,10 @@ pub(super) fn serve(
             policy::refresh_from_304(&mut head, &fetched.response);
             // Not stored (see refresh_from_304), but this client's own.
             let mut cookies = Vec::new();
-            for value in fetched.response.headers.get_all("set-cookie") {
-                cookies.extend_from_slice(b"Set-Cookie: ");
-                cookies.extend_from_slice(value);
-                cookies.extend_from_slice(b"\r\n");
-            }
+            fetched
+                .response
+                .headers
+                .write_named(&["set-cookie"], &mut cookies);
             let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
             origin::finish_bodiless(fetched, shared);
             let refreshed = match policy::storable(
@@ -319,17 +318,10 @@ fn serve_entry(
     let (head, body, code): (std::borrow::Cow<'_, [u8]>, &[u8], u16) =
         if policy::not_modified(&request.headers, &entry.head) {
             let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
-            for (name, value) in entry.head.headers.iter() {
-                if NOT_MODIFIED_FIELDS
-                    .iter()
-                    .any(|f| name.eq_ignore_ascii_case(f))
-                {
-                    head.extend_from_slice(name.as_bytes());
-                    head.extend_from_slice(b": ");
-                    head.extend_from_slice(value);
-                    head.extend_from_slice(b"\r\n");
-                }
-            }
+            entry
+                .head
+                .headers
+                .write_named(NOT_MODIFIED_FIELDS, &mut head);
             (head.into(), b"", 304)
         } else {
             let body: &[u8] = if request.is_head() {

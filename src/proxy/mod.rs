@@ -597,7 +597,7 @@ fn forward(
     body_kind: BodyKind,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
-    let keep_alive = client.keeps_alive(&head, shared);
+    let keep_alive = client.keeps_alive(&head);
     let mut expect_continue = false;
     // RFC 9110 §10.1.1: 100-continue is the only expectation defined; a
     // server that receives another may answer 417. "A server that receives
@@ -682,14 +682,12 @@ fn forward(
 }
 
 impl Client {
-    /// Whether the connection stays open after this request's response:
-    /// the client wants it, keepalive_requests allows it, and the server is
-    /// not shutting down (the response then says Connection: close, so the
-    /// client does not send another request into the close).
-    fn keeps_alive(&self, head: &RequestHead, shared: &Shared) -> bool {
-        head.wants_keep_alive()
-            && !self.last_request
-            && !shared.shutting_down.load(Ordering::Relaxed)
+    /// Whether the connection may stay open after this request's
+    /// response: the client wants it and keepalive_requests allows it. A
+    /// shutdown is checked where each response is written (relay, cache,
+    /// the proxy's own errors), as it may begin while the request runs.
+    fn keeps_alive(&self, head: &RequestHead) -> bool {
+        head.wants_keep_alive() && !self.last_request
     }
 
     fn send_continue(&mut self) -> Result<(), Refusal> {
