@@ -636,6 +636,12 @@ impl Loader {
         KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
     }
 
+    /// `key: message`, placed where the value of `key` came from: for
+    /// checks that span keys, after each key has parsed.
+    fn refused(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::at(&self.settings[key].origin, format!("{key}: {message}"))
+    }
+
     /// Parses every value into a [`Config`], resolving target names.
     pub fn build(&self) -> Result<Config, ConfigError> {
         let mut config = Config::blank();
@@ -664,11 +670,7 @@ impl Loader {
                 || config.bind.is_unspecified()
                 || config.admin_bind.is_unspecified())
         {
-            let setting = &self.settings["admin_port"];
-            return Err(ConfigError::at(
-                &setting.origin,
-                format!("admin_port: {} is also `port`", config.port),
-            ));
+            return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
         // A target that is this proxy's own listener: the first request
         // would be forwarded to itself, again and again, until every
@@ -685,11 +687,10 @@ impl Loader {
                         || (ip.is_unspecified() && local))
             };
             if let Some(t) = config.targets.iter().find(own) {
-                let setting = &self.settings["targets"];
-                return Err(ConfigError::at(
-                    &setting.origin,
+                return Err(self.refused(
+                    "targets",
                     format!(
-                        "targets: {} is this proxy's own address (bind {}, port {}): requests would loop",
+                        "{} is this proxy's own address (bind {}, port {}): requests would loop",
                         t.name, config.bind, config.port
                     ),
                 ));
@@ -701,11 +702,10 @@ impl Loader {
             .as_ref()
             .filter(|p| p.len() > config.max_uri_length)
         {
-            let setting = &self.settings["health_check_path"];
-            return Err(ConfigError::at(
-                &setting.origin,
+            return Err(self.refused(
+                "health_check_path",
                 format!(
-                    "health_check_path: {} bytes, longer than max_uri_length ({})",
+                    "{} bytes, longer than max_uri_length ({})",
                     path.len(),
                     config.max_uri_length
                 ),
@@ -717,11 +717,10 @@ impl Loader {
             .max_object_size
             .filter(|&m| config.cache_size > 0 && m > config.cache_size)
         {
-            let setting = &self.settings["max_object_size"];
-            return Err(ConfigError::at(
-                &setting.origin,
+            return Err(self.refused(
+                "max_object_size",
                 format!(
-                    "max_object_size: {max} bytes is more than cache_size ({} bytes); an object larger than the cache cannot be stored",
+                    "{max} bytes is more than cache_size ({} bytes); an object larger than the cache cannot be stored",
                     config.cache_size
                 ),
             ));
@@ -730,11 +729,10 @@ impl Loader {
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
             if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
-                let setting = &self.settings["targets"];
-                return Err(ConfigError::at(
-                    &setting.origin,
+                return Err(self.refused(
+                    "targets",
                     format!(
-                        "targets: {} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash or random_two)",
+                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash or random_two)",
                         t.name, t.weight
                     ),
                 ));
