@@ -27,7 +27,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::http::conn::is_timeout;
 use crate::metrics::Metrics;
-use crate::proxy::{self, error_response, Current, Shared};
+use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
 use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -330,26 +330,19 @@ struct Inner {
 /// The live client connections, so shutdown can reach them.
 #[derive(Default)]
 struct Connections {
-    live: HashMap<u64, Registered>,
-}
-
-struct Registered {
-    stream: Arc<TcpStream>,
-    idle: Arc<AtomicBool>,
+    live: HashMap<u64, Arc<ConnWatch>>,
 }
 
 impl Inner {
     fn close_idle(&self) {
         for conn in self.connections.lock().live.values() {
-            if conn.idle.load(Ordering::SeqCst) {
-                let _ = conn.stream.shutdown(Shutdown::Both);
-            }
+            conn.close_if_idle();
         }
     }
 
     fn close_all(&self) {
         for conn in self.connections.lock().live.values() {
-            let _ = conn.stream.shutdown(Shutdown::Both);
+            conn.close();
         }
     }
 
@@ -373,7 +366,7 @@ impl Inner {
 struct Slot {
     inner: Arc<Inner>,
     id: u64,
-    idle: Arc<AtomicBool>,
+    watch: Arc<ConnWatch>,
 }
 
 impl Drop for Slot {
@@ -514,21 +507,14 @@ fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>, max: usize) -> Option<S
     if connections.live.len() >= max {
         return None;
     }
-    let stream = stream.clone();
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-    let idle = Arc::new(AtomicBool::new(true));
+    let watch = Arc::new(ConnWatch::new(stream.clone()));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    connections.live.insert(
-        id,
-        Registered {
-            stream,
-            idle: idle.clone(),
-        },
-    );
+    connections.live.insert(id, watch.clone());
     Some(Slot {
         inner: inner.clone(),
         id,
-        idle,
+        watch,
     })
 }
 
@@ -565,10 +551,9 @@ fn serve(stream: Arc<TcpStream>, peer: SocketAddr, slot: Slot, inner: &Inner) {
         let _ = stream.set_write_timeout(Some(inner.inherited_timeout));
     }
     proxy::serve(
-        stream,
+        slot.watch.clone(),
         peer,
         &inner.current,
-        &slot.idle,
         inner.inherited_timeout,
     );
     // Leaving the registry frees the slot only once the socket is done with.

@@ -405,3 +405,47 @@ fn shutdown_with_no_connections_returns_true() {
     assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
     assert!(proxy.shutdown(Duration::from_secs(5)));
 }
+
+#[test]
+fn requests_cut_at_the_end_of_the_grace_period_are_logged() {
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let a = Backend::start("a", move |seen, out| {
+        if seen.path().starts_with("/hang") {
+            // Bounded: answers anyway once the test is over.
+            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        }
+        respond(out, 200, &[], b"late");
+        Action::KeepAlive
+    });
+    // Backend reads that would wait far longer than the test.
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(60)
+    });
+
+    // One request on a new backend connection, one on a pooled one (whose
+    // failure would otherwise be retried on a fresh connection).
+    let mut fresh = proxy.connect();
+    fresh.send(b"GET /hang-fresh HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut pooled = proxy.connect();
+    assert_eq!(pooled.get("/fast").status, 200);
+    pooled.send(b"GET /hang-pooled HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 3));
+
+    assert!(
+        !proxy.shutdown(Duration::from_millis(100)),
+        "shutdown said every request finished"
+    );
+    let lines = proxy.log_lines();
+    release.store(true, Ordering::SeqCst);
+    for path in ["/hang-fresh", "/hang-pooled"] {
+        // The 502 the proxy would have answered, which never reached the
+        // client: its connection was closed first.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"GET {path} HTTP/1.1\" 502 0 "))),
+            "no line for {path}: {lines:#?}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 mod cached;
 mod origin;
 mod tunnel;
+mod watch;
 
 use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
@@ -23,6 +24,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+pub use watch::ConnWatch;
 
 /// Initial size of a client connection's read buffer (it grows up to the
 /// head limit for a large head, and is freed while the connection idles).
@@ -113,24 +115,19 @@ impl Current {
 }
 
 /// Serves one client connection until it closes, times out, or the server
-/// shuts down. `idle` is raised while the connection waits for a request,
-/// so shutdown can close exactly the connections that are not mid-request.
+/// shuts down. `watch` says when the connection waits for a request, so
+/// shutdown can close exactly the connections that are not mid-request,
+/// and which backend socket a request uses, so a forced close ends it.
 ///
 /// The socket arrives with TCP_NODELAY and its timeouts set to `inherited`
 /// (Linux copies them from the listener), so nothing is set here unless the
 /// configuration says otherwise.
-pub fn serve(
-    stream: Arc<TcpStream>,
-    peer: SocketAddr,
-    current: &Current,
-    idle: &AtomicBool,
-    inherited: Duration,
-) {
+pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherited: Duration) {
     let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
     let mut timeout = inherited;
     let mut client = Client {
-        conn: BufConn::new(SharedStream(stream), CLIENT_BUFFER),
+        conn: BufConn::new(SharedStream(watch.client().clone()), CLIENT_BUFFER),
         // A dual-stack listener (bind = ::) sees IPv4 clients as
         // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
         peer: peer.ip().to_canonical(),
@@ -142,6 +139,7 @@ pub fn serve(
         sent_head: None,
         crowded: false,
         last_request: false,
+        watch,
     };
     let accepted = Instant::now();
     let mut first = true;
@@ -163,7 +161,7 @@ pub fn serve(
         let limit = shared.config.keepalive_requests;
         client.last_request = limit != 0 && served >= limit;
         // --- end reload
-        idle.store(true, Ordering::SeqCst);
+        client.watch.set_idle(true);
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
         }
@@ -173,11 +171,15 @@ pub fn serve(
         // timeout applies until the next head starts.
         let head = client.read_head(first.then_some(accepted));
         first = false;
-        idle.store(false, Ordering::SeqCst);
+        client.watch.set_idle(false);
         let time = SystemTime::now();
         let started = Instant::now();
         let (outcome, line) = match head {
-            HeadRead::Ready(len) => exchange(&mut client, len, &shared),
+            HeadRead::Ready(len) => {
+                let done = exchange(&mut client, len, &shared);
+                client.watch.backend_done();
+                done
+            }
             HeadRead::Closed => break,
             HeadRead::Abandoned(request_line) => {
                 let outcome = Outcome {
@@ -270,6 +272,7 @@ struct Client {
     /// This request is the last keepalive_requests allows on the
     /// connection: its response says Connection: close.
     last_request: bool,
+    watch: Arc<ConnWatch>,
 }
 
 enum HeadRead {
@@ -401,8 +404,10 @@ impl Client {
         let response = error_response(status, close);
         let head_len = response.bytes.len() - response.body_len as usize;
         self.note_sent_head(&[&response.bytes[..head_len]]);
-        let _ = self.conn.get_mut().write_all(&response.bytes);
-        response.body_len
+        match self.conn.get_mut().write_all(&response.bytes) {
+            Ok(()) => response.body_len,
+            Err(_) => 0,
+        }
     }
 }
 

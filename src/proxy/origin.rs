@@ -7,7 +7,7 @@ use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Sh
 use crate::http::body::{
     chunk_size_line, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
 };
-use crate::http::conn::{is_timeout, peek, Source};
+use crate::http::conn::{is_timeout, peek, SharedStream, Source};
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response};
@@ -18,7 +18,7 @@ use crate::metrics::InFlight;
 use crate::sched::{self, Peer};
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 /// Largest response head accepted from a backend (502 past it).
@@ -138,7 +138,7 @@ pub(super) fn fetch<'s>(
 /// Whether an idle connection can still carry a request: nothing has
 /// arrived on it, not even the backend's close (anything at all would be a
 /// response nobody asked for).
-fn still_open(conn: &BufConn<TcpStream>) -> bool {
+fn still_open(conn: &BufConn<SharedStream>) -> bool {
     conn.buffered().is_empty()
         && matches!(peek(conn.get_ref()), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
@@ -191,6 +191,7 @@ fn attempt(
             .upstreams
             .checkout(target, fresh)
             .map_err(Failure::Connect)?;
+        client.watch.watch_backend(&up.conn.get_ref().0);
         // Whatever the method: bytes that arrived on an idle connection
         // (a late HEAD body, a second response, a 408 before closing) would
         // otherwise be read as the answer to this request, another
@@ -423,7 +424,7 @@ fn send_request(
 fn stream_request_body(
     kind: BodyKind,
     from: &mut BufConn<impl Source>,
-    up: &mut BufConn<TcpStream>,
+    up: &mut BufConn<SharedStream>,
     max_body: u64,
 ) -> Result<bool, Failure> {
     let chunked = kind == BodyKind::Chunked;
@@ -471,7 +472,7 @@ fn stream_request_body(
 /// is still going. What it sent is read without waiting; whole interim
 /// (1xx) responses are dropped, as a backend may send `100 Continue`
 /// unasked, and the start of one is not an answer yet.
-fn answered_early(up: &mut BufConn<TcpStream>) -> bool {
+fn answered_early(up: &mut BufConn<SharedStream>) -> bool {
     if up.buffered().is_empty() && !matches!(peek(up.get_ref()), Ok(n) if n > 0) {
         return false;
     }
@@ -491,7 +492,7 @@ fn answered_early(up: &mut BufConn<TcpStream>) -> bool {
 }
 
 /// Reads until a complete response head is buffered; returns its length.
-fn read_response_head(conn: &mut BufConn<TcpStream>, crowded: bool) -> Result<usize, Failure> {
+fn read_response_head(conn: &mut BufConn<SharedStream>, crowded: bool) -> Result<usize, Failure> {
     let mut scanned = 0;
     loop {
         // One read can bring a whole head larger than the limit.
@@ -782,7 +783,7 @@ pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, versi
 }
 
 /// Reads until `n` bytes are buffered (the caller checked they fit).
-fn gather(conn: &mut BufConn<TcpStream>, n: usize) -> Result<(), Failure> {
+fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<(), Failure> {
     while conn.buffered().len() < n {
         match conn.fill_midway() {
             Ok(0) => {

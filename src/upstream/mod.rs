@@ -7,6 +7,7 @@ pub mod health;
 pub mod pool;
 
 use crate::config::{Config, Target};
+use crate::http::conn::SharedStream;
 use crate::http::BufConn;
 use crate::metrics::{InFlight, TargetStats};
 use balancer::{Balancer, Context, Peers};
@@ -44,7 +45,7 @@ impl Upstream {
 
 /// A connection to a backend, checked out for one exchange.
 pub struct UpstreamConn {
-    pub conn: BufConn<TcpStream>,
+    pub conn: BufConn<SharedStream>,
     /// Whether it served an earlier request: a reused connection may have
     /// been closed by the backend while idle, which is worth one retry.
     pub reused: bool,
@@ -217,7 +218,7 @@ impl Upstreams {
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
-            conn: BufConn::new(stream, UPSTREAM_BUFFER),
+            conn: BufConn::new(SharedStream(Arc::new(stream)), UPSTREAM_BUFFER),
             reused: false,
             body_cut: false,
         })
@@ -231,7 +232,7 @@ impl Upstreams {
     }
 
     /// Returns a connection whose last exchange ended cleanly.
-    pub fn checkin(&self, target: &Upstream, mut conn: BufConn<TcpStream>) {
+    pub fn checkin(&self, target: &Upstream, mut conn: BufConn<SharedStream>) {
         conn.release_if_empty();
         target.pool.give(conn);
     }

@@ -1,15 +1,15 @@
 //! Idle keep-alive connections to one backend.
 
+use crate::http::conn::SharedStream;
 use crate::http::BufConn;
 use parking_lot::Mutex;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A stack of idle connections: the most recently used is reused first (it
 /// is the least likely to have been closed by the backend), and the oldest
 /// are the ones that age out.
 pub struct Pool {
-    idle: Mutex<Vec<(BufConn<TcpStream>, Instant)>>,
+    idle: Mutex<Vec<(BufConn<SharedStream>, Instant)>>,
     max_idle: usize,
     /// Connections idle for longer are closed instead of reused: backends
     /// close idle connections themselves after a while, and a connection
@@ -26,7 +26,7 @@ impl Pool {
         }
     }
 
-    pub fn take(&self) -> Option<BufConn<TcpStream>> {
+    pub fn take(&self) -> Option<BufConn<SharedStream>> {
         let mut idle = self.idle.lock();
         let stale = self.drain_stale(&mut idle);
         let conn = idle.pop().map(|(conn, _)| conn);
@@ -45,8 +45,8 @@ impl Pool {
 
     fn drain_stale(
         &self,
-        idle: &mut Vec<(BufConn<TcpStream>, Instant)>,
-    ) -> Vec<BufConn<TcpStream>> {
+        idle: &mut Vec<(BufConn<SharedStream>, Instant)>,
+    ) -> Vec<BufConn<SharedStream>> {
         let now = Instant::now();
         // The oldest entries sit at the bottom of the stack.
         let fresh_from = idle
@@ -62,7 +62,7 @@ impl Pool {
         drop(idle); // closed outside the lock
     }
 
-    pub fn give(&self, conn: BufConn<TcpStream>) {
+    pub fn give(&self, conn: BufConn<SharedStream>) {
         if self.max_idle == 0 {
             return;
         }
@@ -85,13 +85,19 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
 
-    fn connections(n: usize) -> (TcpListener, Vec<BufConn<TcpStream>>) {
+    fn connections(n: usize) -> (TcpListener, Vec<BufConn<SharedStream>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let conns = (0..n)
-            .map(|_| BufConn::new(TcpStream::connect(addr).unwrap(), 1024))
+            .map(|_| {
+                BufConn::new(
+                    SharedStream(Arc::new(TcpStream::connect(addr).unwrap())),
+                    1024,
+                )
+            })
             .collect();
         (listener, conns)
     }
