@@ -115,6 +115,20 @@ pub fn primary_key(request: &RequestHead) -> String {
     key
 }
 
+/// A stored key (a snapshot's) spelled as [`primary_key`] spells it
+/// today: a key written before a spelling rule existed would never be
+/// looked up again, and only take room until evicted. The variant part,
+/// after the first newline, is kept as it is.
+pub fn respell_key(key: &str) -> String {
+    let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
+    let (authority, path) = primary.split_at(primary.find('/').unwrap_or(primary.len()));
+    let mut respelled = String::with_capacity(key.len());
+    push_authority(&mut respelled, authority);
+    push_path(&mut respelled, path);
+    respelled.push_str(variant);
+    respelled
+}
+
 /// The path and query with percent-encodings in one spelling (RFC 3986
 /// §6.2.2.1, §6.2.2.2): hex digits upper-cased, and an encoded unreserved
 /// character (letter, digit, `-_~`) decoded. `/a%2fb`, `/a%2Fb` name
@@ -652,6 +666,25 @@ mod tests {
         assert_eq!(key_for("/%%300"), "h/%2500");
         // Encoded UTF-8 bytes stay encoded: only the hex case changes.
         assert_eq!(key_for("/%c3%a9"), "h/%C3%A9");
+    }
+
+    #[test]
+    fn keys_stored_in_an_older_spelling_are_respelled_and_todays_are_kept() {
+        assert_eq!(respell_key("h/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
+        assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=%2f");
+        assert_eq!(respell_key("h"), "h");
+        assert_eq!(respell_key(""), "");
+        for target in ["/", "/a%2Fb?x=%25", "/100%25", "/%C3%A9/~u"] {
+            for host in ["h", "[::1]:81", "10.0.0.1:8080", ""] {
+                let mut request = get(&[]);
+                request.target = target.to_string();
+                request.headers.set("Host", host);
+                let key = primary_key(&request);
+                assert_eq!(respell_key(&key), key);
+                let varied = format!("{key}\nx=1");
+                assert_eq!(respell_key(&varied), varied);
+            }
+        }
     }
 
     proptest::proptest! {

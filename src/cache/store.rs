@@ -445,6 +445,9 @@ impl Cache {
                 record.expires_at -= ahead.min(record.expires_at);
                 record.stale_until -= ahead.min(record.stale_until);
             }
+            if let Ok(key) = std::str::from_utf8(&record.key) {
+                record.key = policy::respell_key(key).into_bytes();
+            }
             if let Some(entry) = Entry::from_record(record) {
                 stored += usize::from(self.insert(entry));
             }
@@ -609,6 +612,14 @@ mod tests {
         assert!(cache.stats.evictions.load(Ordering::Relaxed) > 0);
         assert!(cache.lookup("h/9", &Headers::new()).is_some());
         assert!(cache.lookup("h/0", &Headers::new()).is_none());
+    }
+
+    #[test]
+    fn a_snapshot_key_in_an_older_spelling_is_found_under_todays() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let old = entry("h/a%2fb", "body", 60, None).record.clone();
+        assert_eq!(cache.load(vec![old], unix_ms(SystemTime::now())), 1);
+        assert!(cache.lookup("h/a%2Fb", &Headers::new()).is_some());
     }
 
     #[test]
