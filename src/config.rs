@@ -24,6 +24,9 @@ pub struct Config {
     pub ttl: Duration,
     pub unit_time: Duration,
     pub connection_timeout: Duration,
+    /// The longest opening a backend connection may take; `None`:
+    /// `connection_timeout`.
+    pub connect_timeout: Option<Duration>,
     pub path_to_persistence: Option<PathBuf>,
     pub path_to_log: Option<PathBuf>,
     pub max_connections: usize,
@@ -261,6 +264,12 @@ pub const KEYS: &[Key] = &[
         default: "30s",
         help: "idle/read timeout for client and upstream sockets",
         apply: |c, v| parse_positive_duration(v).map(|d| c.connection_timeout = d),
+    },
+    Key {
+        name: "connect_timeout",
+        default: "",
+        help: "longest opening a backend connection may take; empty = connection_timeout",
+        apply: |c, v| optional(v, parse_positive_duration).map(|d| c.connect_timeout = d),
     },
     Key {
         name: "path_to_persistence",
@@ -764,6 +773,7 @@ impl Config {
             ttl: Duration::ZERO,
             unit_time: Duration::from_secs(1),
             connection_timeout: Duration::from_secs(1),
+            connect_timeout: None,
             path_to_persistence: None,
             path_to_log: None,
             max_connections: 1,
@@ -806,6 +816,11 @@ impl Config {
     /// every other target.
     pub fn effective_retries(&self) -> usize {
         self.retries.unwrap_or(self.targets.len().saturating_sub(1))
+    }
+
+    /// The longest opening a backend connection may take.
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(self.connection_timeout)
     }
 
     /// The admin listener's address, when it is on.
@@ -1357,6 +1372,7 @@ mod tests {
         assert_eq!(c.balance, Balance::RoundRobin);
         assert_eq!((c.max_fails, c.fail_timeout), (1, Duration::from_secs(10)));
         assert_eq!(c.effective_retries(), 1);
+        assert_eq!(c.effective_connect_timeout(), Duration::from_secs(30));
         assert_eq!(c.health_check_path, None);
         assert_eq!((c.health_check_rise, c.health_check_fall), (2, 3));
 
@@ -1371,6 +1387,11 @@ mod tests {
         assert_eq!(c.health_check_path.as_deref(), Some("/healthz?full=1"));
         assert_eq!(c.health_check_interval, Duration::from_millis(500));
         assert_eq!((c.health_check_rise, c.health_check_fall), (1, 5));
+
+        let c = build("targets = 127.0.0.1:1\nconnect_timeout = 3s\n").unwrap();
+        assert_eq!(c.effective_connect_timeout(), Duration::from_secs(3));
+        let e = build("targets = 127.0.0.1:1\nconnect_timeout = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
 
         let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");

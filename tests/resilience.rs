@@ -449,3 +449,24 @@ fn requests_cut_at_the_end_of_the_grace_period_are_logged() {
         );
     }
 }
+
+#[test]
+fn connect_timeout_bounds_a_backend_that_never_answers_the_handshake() {
+    // connection_timeout alone would keep the request past the client's
+    // patience; connect_timeout gives up on the handshake first.
+    let slow_reads = |c: &mut inverso::Config| {
+        c.connection_timeout = Duration::from_secs(60);
+        c.connect_timeout = Some(Duration::from_millis(200));
+    };
+    let proxy = start_proxy(&[blackhole_addr()], slow_reads);
+    assert_eq!(proxy.connect().get("/").status, 504);
+
+    // With another target, the request is retried there.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[blackhole_addr(), a.addr], slow_reads);
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        assert_eq!(client.get("/").status, 200);
+    }
+    assert_eq!(a.requests(), 2);
+}

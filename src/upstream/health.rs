@@ -166,6 +166,8 @@ pub struct Active {
     /// (HAProxy's `timeout check`): a reply trickling in byte by byte
     /// fails at this deadline rather than holding the checker.
     pub timeout: Duration,
+    /// The longest connecting may take, within `timeout`.
+    pub connect_timeout: Duration,
     pub rise: u32,
     pub fall: u32,
 }
@@ -279,7 +281,8 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("no reply within {:?}", settings.timeout))
     };
-    let mut stream = TcpStream::connect_timeout(&probe.addr, settings.timeout)
+    let connect_within = settings.timeout.min(settings.connect_timeout);
+    let mut stream = TcpStream::connect_timeout(&probe.addr, connect_within)
         .map_err(|e| format!("cannot connect: {e}"))?;
     stream
         .set_write_timeout(Some(left()?))
@@ -327,6 +330,7 @@ mod tests {
             path: "/health".into(),
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
             rise,
             fall,
         }
@@ -492,6 +496,7 @@ mod tests {
             path: "/health".into(),
             interval: Duration::from_secs(3600),
             timeout,
+            connect_timeout: timeout,
             rise: 1,
             fall: 1,
         };
@@ -552,6 +557,7 @@ mod tests {
             path: "/health".into(),
             interval: Duration::from_millis(50),
             timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_millis(200),
             rise: 1,
             fall: 1,
         };

@@ -58,7 +58,9 @@ pub struct UpstreamConn {
 pub struct Upstreams {
     targets: Vec<Upstream>,
     balancer: Box<dyn Balancer>,
+    /// Reads and writes.
     timeout: Duration,
+    connect_timeout: Duration,
     retries: usize,
 }
 
@@ -111,6 +113,7 @@ impl Upstreams {
             balancer: balancer::new(config.balance, &names, &weights),
             targets,
             timeout: config.connection_timeout,
+            connect_timeout: config.effective_connect_timeout(),
             retries: config.effective_retries(),
         }
     }
@@ -189,6 +192,7 @@ impl Upstreams {
             path: path.clone(),
             interval: config.health_check_interval,
             timeout: config.connection_timeout.min(config.health_check_interval),
+            connect_timeout: config.effective_connect_timeout(),
             rise: config.health_check_rise,
             fall: config.health_check_fall,
         };
@@ -213,7 +217,7 @@ impl Upstreams {
                 });
             }
         }
-        let stream = TcpStream::connect_timeout(&target.addr, self.timeout)?;
+        let stream = TcpStream::connect_timeout(&target.addr, self.connect_timeout)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;

@@ -429,6 +429,23 @@ pub fn dead_addr() -> SocketAddr {
     addr
 }
 
+/// A loopback address where connecting hangs, as with a backend host that
+/// is down and drops packets: a listener with a backlog of one that never
+/// accepts, its queue already full, so that Linux drops further SYNs.
+/// Kept for the rest of the run, like [`dead_addr`]'s.
+pub fn blackhole_addr() -> SocketAddr {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let filler = TcpStream::connect(addr).unwrap();
+    std::mem::forget((socket, filler));
+    addr
+}
+
 // ---------------------------------------------------------------- the proxy
 
 /// A running proxy with its access log in a temporary directory.
