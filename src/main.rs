@@ -195,8 +195,11 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     for target in &config.targets {
         writeln!(
             out,
-            "# target {} -> {} (weight {})",
-            target.name, target.addr, target.weight
+            "# target {} -> {} (weight {}{})",
+            target.name,
+            target.addr,
+            target.weight,
+            if target.backup { ", backup" } else { "" }
         )?;
     }
     out.flush().context("cannot write the output")?;
@@ -217,12 +220,16 @@ fn serve(
     reload_from: Option<ConfigArgs>,
     started: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), Failure> {
+    // Before anything starts: a signal that came between "listening on"
+    // and the handlers would get its default action, and SIGHUP's and
+    // SIGTERM's is to end the process on the spot. One that comes while
+    // the server starts (loading a large snapshot, say) waits for it.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+        .context("cannot install signal handlers")?;
     let handle = Server::start(config).context("cannot start")?;
     started(handle.local_addr());
     let trigger = handle.stop_trigger();
     let control = handle.control();
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
-        .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
