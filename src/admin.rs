@@ -488,8 +488,9 @@ pub fn status_json(shared: &Shared) -> String {
         json::push_str(&mut out, &t.addr.to_string());
         let _ = write!(
             out,
-            ",\"weight\":{},\"healthy\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"healthy\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
             t.weight,
+            t.backup,
             t.health.usable(std::time::Instant::now()),
             t.stats.in_flight.load(Ordering::Relaxed),
             t.stats.requests.load(Ordering::Relaxed),

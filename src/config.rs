@@ -89,14 +89,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// A backend as configured: `host:port` with an optional `weight=N`,
-/// resolved to an address at load time.
+/// A backend as configured: `host:port` with an optional `weight=N` and
+/// `backup`, resolved to an address at load time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// As written in the configuration, e.g. `app1.internal:8080`.
     pub name: String,
     pub addr: SocketAddr,
     pub weight: u32,
+    /// Used only while every other target is down or already tried (as
+    /// nginx's and HAProxy's `backup`).
+    pub backup: bool,
 }
 
 /// How requests are spread over the targets (`balance`).
@@ -734,6 +737,12 @@ impl Loader {
                 ),
             ));
         }
+        if config.targets.iter().all(|t| t.backup) {
+            return Err(self.refused(
+                "targets",
+                "every target is a backup: at least one must serve before the backups do".into(),
+            ));
+        }
         // Plain round robin is one atomic increment and has no notion of
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
@@ -1048,7 +1057,7 @@ fn optional_path(v: &str) -> Option<PathBuf> {
     (!v.is_empty()).then(|| PathBuf::from(v))
 }
 
-/// `host:port[ weight=N], ...`; each name is resolved once, here, so a
+/// `host:port[ weight=N][ backup], ...`; each name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s.
 fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
@@ -1061,7 +1070,15 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             return Err("empty entry in the targets list".to_string());
         };
         let mut weight = None;
+        let mut backup = false;
         for option in words {
+            if option == "backup" {
+                if backup {
+                    return Err(format!("target {name}: backup given twice"));
+                }
+                backup = true;
+                continue;
+            }
             match option.split_once('=') {
                 Some(("weight", _)) if weight.is_some() => {
                     return Err(format!("target {name}: weight given twice"))
@@ -1075,7 +1092,7 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 }
                 _ => {
                     return Err(format!(
-                        "target {name}: unknown option `{option}` (expected weight=N)"
+                        "target {name}: unknown option `{option}` (expected weight=N or backup)"
                     ))
                 }
             }
@@ -1092,6 +1109,7 @@ fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             name: name.to_string(),
             addr,
             weight: weight.unwrap_or(1),
+            backup,
         });
     }
     Ok(targets)
@@ -1228,6 +1246,17 @@ mod tests {
         assert!(e.message.contains("does not resolve"), "{e}");
         let e = build("targets = 127.0.0.1:1 weight=2 weight=3\n").unwrap_err();
         assert!(e.message.contains("weight given twice"), "{e}");
+        let c = build("targets = 127.0.0.1:1, 127.0.0.1:2 backup\n").unwrap();
+        assert_eq!(
+            c.targets.iter().map(|t| t.backup).collect::<Vec<_>>(),
+            [false, true]
+        );
+        let e = build("targets = 127.0.0.1:1, 127.0.0.1:2 backup backup\n").unwrap_err();
+        assert!(e.message.contains("backup given twice"), "{e}");
+        let e = build("targets = 127.0.0.1:1 backup\n").unwrap_err();
+        assert!(e.message.contains("every target is a backup"), "{e}");
+        let e = build("targets = 127.0.0.1:1 spare\n").unwrap_err();
+        assert!(e.message.contains("expected weight=N or backup"), "{e}");
         // One backend under two names.
         let e = build("targets = 127.0.0.1:1, 127.0.0.1:01\n").unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");

@@ -313,6 +313,60 @@ fn random_two_spreads_requests_over_every_target() {
     }
 }
 
+// ------------------------------------------------------------------ backups
+
+#[test]
+fn a_backup_serves_only_while_every_other_target_is_down() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let spare = Killable::start("spare");
+    let targets = [a.addr, b.addr, spare.addr];
+    // Plain round robin: the backup's turns are not handed to `a`.
+    let proxy = start_proxy(&targets, |c| c.targets[2].backup = true);
+    let served: Vec<String> = (0..20).map(|i| get(&proxy, &format!("/{i}")).1).collect();
+    assert_eq!(spare.requests(), 0, "{served:?}");
+    assert_eq!((a.requests(), b.requests()), (10, 10));
+
+    // One primary down: the other takes everything.
+    a.kill();
+    for i in 0..10 {
+        assert_eq!(get(&proxy, &format!("/b{i}")), (200, "b".to_string()));
+    }
+    assert_eq!(spare.requests(), 0);
+
+    // Both down: the backup, from the first request on (a retry).
+    b.kill();
+    for i in 0..10 {
+        assert_eq!(get(&proxy, &format!("/s{i}")), (200, "spare".to_string()));
+    }
+}
+
+#[test]
+fn traffic_returns_from_the_backup_once_a_target_passes_its_checks_again() {
+    let a = Killable::start("a");
+    let spare = Killable::start("spare");
+    let proxy = start_proxy(&[a.addr, spare.addr], |c| {
+        checks(c);
+        c.targets[1].backup = true;
+    });
+    a.healthy.store(false, Ordering::SeqCst);
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || a.probes() >= 3));
+    for i in 0..5 {
+        assert_eq!(get(&proxy, &format!("/{i}")), (200, "spare".to_string()));
+    }
+    a.healthy.store(true, Ordering::SeqCst);
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/again").1 == "a"),
+        "a never used again"
+    );
+    let before = spare.requests();
+    for i in 0..5 {
+        assert_eq!(get(&proxy, &format!("/a{i}")), (200, "a".to_string()));
+    }
+    assert_eq!(spare.requests(), before);
+}
+
 // ------------------------------------------------------------ active checks
 
 fn checks(config: &mut Config) {

@@ -370,9 +370,11 @@ fn metrics_count_cache_results() {
 fn status_is_json_with_targets_and_cache() {
     let a = Backend::echo("a");
     let dead = dead_addr();
-    let proxy = start_proxy(&[a.addr, dead], |c| {
+    let spare = Backend::echo("spare");
+    let proxy = start_proxy(&[a.addr, dead, spare.addr], |c| {
         with_cache(c);
         c.targets[1].weight = 3;
+        c.targets[2].backup = true;
         // No retries: the dead target's 502 reaches the client.
         c.retries = Some(0);
     });
@@ -388,7 +390,7 @@ fn status_is_json_with_targets_and_cache() {
     assert_eq!(response.header("content-type"), Some("application/json"));
     let status = Json::parse(&response.body_str());
     let targets = status.get("targets").arr();
-    assert_eq!(targets.len(), 2);
+    assert_eq!(targets.len(), 3);
     assert_eq!(targets[0].get("address").str(), a.addr.to_string());
     assert_eq!(targets[0].get("weight").num(), 1.0);
     assert_eq!(targets[0].get("failures").num(), 0.0);
@@ -396,6 +398,9 @@ fn status_is_json_with_targets_and_cache() {
     assert_eq!(targets[1].get("address").str(), dead.to_string());
     assert_eq!(targets[1].get("weight").num(), 3.0);
     assert_eq!(targets[1].get("failures").num(), 1.0);
+    assert_eq!(targets[1].get("backup"), &Json::Bool(false));
+    assert_eq!(targets[2].get("backup"), &Json::Bool(true));
+    assert_eq!(targets[2].get("requests").num(), 0.0);
     // One failure (max_fails = 1) takes the dead target out of rotation.
     assert_eq!(targets[0].get("healthy"), &Json::Bool(true));
     assert_eq!(targets[1].get("healthy"), &Json::Bool(false));

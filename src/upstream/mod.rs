@@ -29,6 +29,7 @@ pub struct Upstream {
     pub name: Arc<str>,
     pub addr: SocketAddr,
     pub weight: u32,
+    pub backup: bool,
     pub health: Arc<Health>,
     pool: Pool,
     /// Requests, failures and requests in flight (which `least_conn` and
@@ -57,32 +58,48 @@ pub struct UpstreamConn {
 /// All backends and the policy that spreads requests over them.
 pub struct Upstreams {
     targets: Vec<Upstream>,
-    balancer: Box<dyn Balancer>,
+    /// The primary targets, then the backups if any: a group is picked
+    /// from only when the ones before it have no target left.
+    groups: Vec<Group>,
     /// Reads and writes.
     timeout: Duration,
     connect_timeout: Duration,
     retries: usize,
 }
 
-/// The targets a pick may choose from: healthy and not tried yet.
+/// Targets one balancer spreads requests over. Backups have a balancer of
+/// their own (as nginx's do): over the whole list, round robin would hand
+/// a primary the turns of each backup it skips, and ip_hash would move
+/// clients when a backup is added.
+struct Group {
+    balancer: Box<dyn Balancer>,
+    /// Indexes into [`Upstreams::targets`].
+    members: Vec<usize>,
+}
+
+/// The targets of a group a pick may choose from: healthy and not tried
+/// yet. Indexed like the group's members.
 struct Candidates<'a> {
     targets: &'a [Upstream],
+    members: &'a [usize],
     tried: &'a [bool],
     now: Instant,
 }
 
 impl Peers for Candidates<'_> {
     fn len(&self) -> usize {
-        self.targets.len()
+        self.members.len()
     }
     fn weight(&self, i: usize) -> u32 {
-        self.targets[i].weight
+        self.targets[self.members[i]].weight
     }
     fn in_flight(&self, i: usize) -> usize {
-        self.targets[i].in_flight()
+        self.targets[self.members[i]].in_flight()
     }
     fn usable(&self, i: usize) -> bool {
-        !self.tried.get(i).copied().unwrap_or(false) && self.targets[i].health.usable(self.now)
+        let index = self.members[i];
+        !self.tried.get(index).copied().unwrap_or(false)
+            && self.targets[index].health.usable(self.now)
     }
 }
 
@@ -102,15 +119,29 @@ impl Upstreams {
                     name,
                     addr: t.addr,
                     weight: t.weight,
+                    backup: t.backup,
                     pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
                     stats: Arc::default(),
                 }
             })
             .collect::<Vec<_>>();
-        let names: Vec<&str> = targets.iter().map(|t| &*t.name).collect();
-        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+        let groups = [false, true]
+            .into_iter()
+            .map(|backup| {
+                let members: Vec<usize> = (0..targets.len())
+                    .filter(|&i| targets[i].backup == backup)
+                    .collect();
+                let names: Vec<&str> = members.iter().map(|&i| &*targets[i].name).collect();
+                let weights: Vec<u32> = members.iter().map(|&i| targets[i].weight).collect();
+                Group {
+                    balancer: balancer::new(config.balance, &names, &weights),
+                    members,
+                }
+            })
+            .filter(|group| !group.members.is_empty())
+            .collect();
         Upstreams {
-            balancer: balancer::new(config.balance, &names, &weights),
+            groups,
             targets,
             timeout: config.connection_timeout,
             connect_timeout: config.effective_connect_timeout(),
@@ -140,34 +171,46 @@ impl Upstreams {
     }
 
     /// The backend for the next request of `client`, skipping targets
-    /// marked in `tried` (indexed like [`Upstreams::targets`]). When every
-    /// untried target is down, the first try goes to the one that failed
-    /// longest ago, preferring one only passive failures keep out: a
+    /// marked in `tried` (indexed like [`Upstreams::targets`]). Backups
+    /// are chosen from (by the same algorithm) only when no other target
+    /// is left. When every untried target is down, the first try goes to
+    /// the one that failed longest ago, preferring one only passive
+    /// failures keep out: a
     /// request is better tried than refused outright. A retry never goes
     /// to a target the active checker holds down (it is known dead; the
     /// client is better told how the last try failed). `None` when nothing
     /// is left to try. The returned guard counts the request in the
     /// target's in-flight number until it is dropped.
     pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Option<(usize, InFlight<'_>)> {
-        let candidates = Candidates {
-            targets: &self.targets,
-            tried,
-            now: Instant::now(),
-        };
-        let cx = Context {
-            client,
-            peers: &candidates,
-        };
+        let now = Instant::now();
         let retrying = tried.contains(&true);
-        let index = self.balancer.pick(&cx).or_else(|| {
-            (0..self.targets.len())
-                .filter(|&i| !tried.get(i).copied().unwrap_or(false))
-                .map(|i| (i, self.targets[i].health.fallback_rank()))
-                .filter(|(_, (checked_down, _))| !(retrying && *checked_down))
-                .min_by_key(|&(_, rank)| rank)
-                .map(|(i, _)| i)
-        })?;
-        let index = index % self.targets.len();
+        let index = self
+            .groups
+            .iter()
+            .find_map(|group| {
+                let candidates = Candidates {
+                    targets: &self.targets,
+                    members: &group.members,
+                    tried,
+                    now,
+                };
+                let cx = Context {
+                    client,
+                    peers: &candidates,
+                };
+                group
+                    .balancer
+                    .pick(&cx)
+                    .map(|i| group.members[i % group.members.len()])
+            })
+            .or_else(|| {
+                (0..self.targets.len())
+                    .filter(|&i| !tried.get(i).copied().unwrap_or(false))
+                    .map(|i| (i, self.targets[i].health.fallback_rank()))
+                    .filter(|(_, (checked_down, _))| !(retrying && *checked_down))
+                    .min_by_key(|&(_, rank)| rank)
+                    .map(|(i, _)| i)
+            })?;
         Some((index, self.targets[index].stats.begin()))
     }
 

@@ -409,6 +409,7 @@ pub fn target(addr: SocketAddr) -> Target {
         name: addr.to_string(),
         addr,
         weight: 1,
+        backup: false,
     }
 }
 
