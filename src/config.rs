@@ -30,6 +30,8 @@ pub struct Config {
     pub path_to_persistence: Option<PathBuf>,
     pub path_to_log: Option<PathBuf>,
     pub max_connections: usize,
+    /// Connections one client address may hold at once; 0 = no limit.
+    pub max_connections_per_client: usize,
     pub upstream_keepalive: usize,
     pub shutdown_timeout: Duration,
     /// Worker threads under SCHED_BATCH (throughput) rather than the
@@ -297,6 +299,14 @@ pub const KEYS: &[Key] = &[
         default: "10000",
         help: "most client connections served at once; more get 503",
         apply: |c, v| parse_number(v, 1..=1_000_000).map(|n| c.max_connections = n as usize),
+    },
+    Key {
+        name: "max_connections_per_client",
+        default: "0",
+        help: "connections one client address may hold at once; more get 503; 0 = no limit",
+        apply: |c, v| {
+            parse_number(v, 0..=1_000_000).map(|n| c.max_connections_per_client = n as usize)
+        },
     },
     Key {
         name: "upstream_keepalive",
@@ -786,6 +796,7 @@ impl Config {
             path_to_persistence: None,
             path_to_log: None,
             max_connections: 1,
+            max_connections_per_client: 0,
             upstream_keepalive: 0,
             shutdown_timeout: Duration::ZERO,
             batch_scheduling: false,

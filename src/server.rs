@@ -32,9 +32,10 @@ use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -327,10 +328,12 @@ struct Inner {
     inherited_timeout: Duration,
 }
 
-/// The live client connections, so shutdown can reach them.
+/// The live client connections, so shutdown can reach them, and how many
+/// each client address holds.
 #[derive(Default)]
 struct Connections {
     live: HashMap<u64, Arc<ConnWatch>>,
+    per_client: HashMap<IpAddr, usize>,
 }
 
 impl Inner {
@@ -362,16 +365,27 @@ impl Inner {
 }
 
 /// A connection's place in the registry; leaving it (on drop, however the
-/// connection ended) frees the slot counted against `max_connections`.
+/// connection ended) frees the slot counted against `max_connections` and
+/// `max_connections_per_client`.
 struct Slot {
     inner: Arc<Inner>,
     id: u64,
+    client: IpAddr,
     watch: Arc<ConnWatch>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.inner.connections.lock().live.remove(&self.id);
+        {
+            let mut connections = self.inner.connections.lock();
+            connections.live.remove(&self.id);
+            if let Entry::Occupied(mut held) = connections.per_client.entry(self.client) {
+                *held.get_mut() -= 1;
+                if *held.get() == 0 {
+                    held.remove();
+                }
+            }
+        }
         self.inner
             .metrics
             .connections
@@ -461,7 +475,7 @@ fn work(workers: &Arc<Workers>) {
             let _ = spawn_worker(workers);
         }
         let shared = inner.current.get();
-        match register(inner, &stream, shared.config.max_connections) {
+        match register(inner, &stream, peer.ip().to_canonical(), &shared.config) {
             Some(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
@@ -501,12 +515,24 @@ fn leave_if_not_last(idle: &AtomicUsize) -> bool {
     .is_ok()
 }
 
-/// Takes a slot for a new connection, or `None` over `max_connections`.
-fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>, max: usize) -> Option<Slot> {
+/// Takes a slot for a new connection, or `None` over `max_connections` or
+/// over `max_connections_per_client` for `client`.
+fn register(
+    inner: &Arc<Inner>,
+    stream: &Arc<TcpStream>,
+    client: IpAddr,
+    config: &Config,
+) -> Option<Slot> {
     let mut connections = inner.connections.lock();
-    if connections.live.len() >= max {
+    if connections.live.len() >= config.max_connections {
         return None;
     }
+    let per_client = config.max_connections_per_client;
+    let held = connections.per_client.entry(client).or_default();
+    if per_client != 0 && *held >= per_client {
+        return None;
+    }
+    *held += 1;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let watch = Arc::new(ConnWatch::new(stream.clone()));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
@@ -514,6 +540,7 @@ fn register(inner: &Arc<Inner>, stream: &Arc<TcpStream>, max: usize) -> Option<S
     Some(Slot {
         inner: inner.clone(),
         id,
+        client,
         watch,
     })
 }

@@ -257,6 +257,35 @@ fn over_max_connections_gets_503_and_is_closed() {
 }
 
 #[test]
+fn one_client_address_holds_at_most_max_connections_per_client() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.max_connections_per_client = 2);
+    let here = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut held: Vec<Client> = (0..2)
+        .map(|_| Client::connect_from(here, proxy.addr))
+        .collect();
+    for (i, client) in held.iter_mut().enumerate() {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    let mut third = Client::connect_from(here, proxy.addr);
+    third.send(b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(third.response().status, 503);
+    assert!(third.is_closed());
+
+    // Another address is not held back by this one's connections.
+    let elsewhere = std::net::IpAddr::from([127, 0, 0, 2]);
+    assert_eq!(
+        Client::connect_from(elsewhere, proxy.addr).get("/x").status,
+        200
+    );
+    // Once one of its connections ends, the address may open another.
+    held.pop();
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() <= 1));
+    assert_eq!(Client::connect_from(here, proxy.addr).get("/4").status, 200);
+    assert_eq!(a.requests(), 4);
+}
+
+#[test]
 fn a_client_that_leaves_in_the_middle_of_a_head_is_logged_as_400() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |_| {});
