@@ -21,7 +21,7 @@ use inverso::Config;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use support::*;
@@ -838,6 +838,133 @@ fn a_304_to_a_clients_conditional_miss_is_not_served_to_unconditional_requests()
         x_cache(&r),
         r.head.raw
     );
+}
+
+// ------------------------------------------------ stale-while-revalidate
+
+const SWR: (&str, &str) = ("Cache-Control", "max-age=0, stale-while-revalidate=60");
+
+#[test]
+fn stale_while_revalidate_answers_from_the_cache_then_revalidates() {
+    let backend = etag_origin(
+        &[SWR, ("ETag", "\"v1\"")],
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
+    // Served what is stored; the revalidation follows on the same thread
+    // (`get` returns once the proxy is done with the connection).
+    expect(&get(&proxy, "/s"), 200, "STALE", "/s #1");
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(backend.seen()[1].head.get("if-none-match"), Some("\"v1\""));
+    // The 304 made it fresh.
+    expect(&get(&proxy, "/s"), 200, "HIT", "/s #1");
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_resource_changed_meanwhile_is_stored_whole_in_the_background() {
+    let backend = origin(|seen| {
+        if seen.head.has("if-none-match") {
+            (
+                200,
+                fields(&[("Cache-Control", "max-age=60"), ("ETag", "\"v2\"")]),
+            )
+        } else {
+            (200, fields(&[SWR, ("ETag", "\"v1\"")]))
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/c");
+    expect(&get(&proxy, "/c"), 200, "STALE", "/c #1");
+    let r = get(&proxy, "/c");
+    expect(&r, 200, "HIT", "/c #2");
+    assert_eq!(r.header("etag"), Some("\"v2\""));
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_failed_background_revalidation_keeps_the_stale_entry() {
+    let backend = origin(|seen| {
+        if seen.head.has("if-none-match") {
+            (500, Vec::new())
+        } else {
+            (200, fields(&[SWR, ("ETag", "\"v1\"")]))
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/f");
+    expect(&get(&proxy, "/f"), 200, "STALE", "/f #1");
+    expect(&get(&proxy, "/f"), 200, "STALE", "/f #1");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn stale_while_revalidate_yields_to_must_revalidate_and_to_the_request() {
+    let strict = etag_origin(
+        &[
+            (
+                "Cache-Control",
+                "max-age=0, must-revalidate, stale-while-revalidate=60",
+            ),
+            ("ETag", "\"v1\""),
+        ],
+        &[("ETag", "\"v1\"")],
+    );
+    let proxy = cached_proxy(&strict, |_| {});
+    get(&proxy, "/m");
+    expect(&get(&proxy, "/m"), 200, "REVALIDATED", "/m #1");
+
+    let lenient = etag_origin(&[SWR, ("ETag", "\"v1\"")], &[("ETag", "\"v1\"")]);
+    let proxy = cached_proxy(&lenient, |_| {});
+    get(&proxy, "/r");
+    for wants_fresh in [
+        ("Cache-Control", "max-age=0"),
+        ("Cache-Control", "min-fresh=1"),
+        ("Pragma", "no-cache"),
+    ] {
+        let r = get_with(&proxy, "/r", &[wants_fresh]);
+        expect(&r, 200, "REVALIDATED", "/r #1");
+    }
+}
+
+#[test]
+fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let numbered = AtomicUsize::new(0);
+    let backend = Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        if seen.head.has("if-none-match") {
+            // Bounded: answers anyway if the test never releases.
+            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            write_response(out, 304, &fields(&[("ETag", "\"v1\"")]), None);
+        } else {
+            let body = format!("{} #{n}", seen.path());
+            write_response(
+                out,
+                200,
+                &fields(&[SWR, ("ETag", "\"v1\"")]),
+                Some(body.as_bytes()),
+            );
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/o");
+
+    // The first stale answer leaves its thread revalidating, held by the
+    // origin; the others neither wait for it nor revalidate too.
+    let mut first = proxy.connect();
+    expect(&first.get("/o"), 200, "STALE", "/o #1");
+    assert!(wait_until(WAIT_LIMIT, || backend.requests() == 2));
+    for _ in 0..3 {
+        expect(&proxy.connect().get("/o"), 200, "STALE", "/o #1");
+    }
+    assert_eq!(backend.requests(), 2);
+    release.store(true, Ordering::SeqCst);
+    drop(first);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
 }
 
 // ------------------------------------------------------------ invalidation

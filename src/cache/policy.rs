@@ -36,6 +36,7 @@ pub struct CacheControl {
     pub min_fresh: Option<u64>,
     pub only_if_cached: bool,
     pub stale_if_error: Option<u64>,
+    pub stale_while_revalidate: Option<u64>,
 }
 
 impl CacheControl {
@@ -61,6 +62,9 @@ impl CacheControl {
                 "min-fresh" => cc.min_fresh = cc.min_fresh.or(seconds()),
                 "only-if-cached" => cc.only_if_cached = true,
                 "stale-if-error" => cc.stale_if_error = cc.stale_if_error.or(seconds()),
+                "stale-while-revalidate" => {
+                    cc.stale_while_revalidate = cc.stale_while_revalidate.or(seconds())
+                }
                 _ => {}
             }
         }
@@ -338,6 +342,9 @@ pub fn storable(
         None if cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache => Duration::ZERO,
         None => settings.stale_if_error,
     };
+    // Within a stale-while-revalidate window the entry answers whatever the
+    // origin does; a failing origin is no reason to stop.
+    let stale_if_error = stale_if_error.max(stale_while_revalidate(&cc));
     Some(Lifetime {
         fresh,
         stale_if_error,
@@ -413,6 +420,19 @@ pub fn birth_time(
         .unwrap_or(UNIX_EPOCH)
 }
 
+/// How long past its freshness a response with these directives may be
+/// served while it is revalidated in the background (RFC 5861 §3). None
+/// when the response forbids serving it stale: must-revalidate, and
+/// s-maxage, which implies proxy-revalidate (§5.2.2.2), or no-cache.
+pub fn stale_while_revalidate(cc: &CacheControl) -> Duration {
+    match cc.stale_while_revalidate {
+        Some(s) if !(cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache) => {
+            Duration::from_secs(s)
+        }
+        _ => Duration::ZERO,
+    }
+}
+
 /// What a request accepts of a stored response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Use {
@@ -420,19 +440,33 @@ pub enum Use {
     Fresh,
     /// Serve it although stale, because the request allows (max-stale).
     AllowedStale,
+    /// Serve it although stale, because the response allows while it is
+    /// revalidated (stale-while-revalidate); then revalidate it.
+    StaleRevalidating,
     /// Ask the origin first (conditionally when it has a validator).
     Validate,
 }
 
-/// Whether a stored response `age` old, fresh for `fresh` in all, may
-/// answer a request with directives `req` (§4.2, §5.2.1).
-pub fn usable(
-    req: &CacheControl,
-    request_no_cache: bool,
-    age: Duration,
-    fresh: Duration,
-    must_revalidate: bool,
-) -> Use {
+/// A stored response as [`usable`] weighs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Stored {
+    pub age: Duration,
+    /// Fresh for this long in all, from birth.
+    pub fresh: Duration,
+    pub must_revalidate: bool,
+    /// See [`stale_while_revalidate`].
+    pub stale_while_revalidate: Duration,
+}
+
+/// Whether a stored response may answer a request with directives `req`
+/// (§4.2, §5.2.1; RFC 5861).
+pub fn usable(req: &CacheControl, request_no_cache: bool, stored: &Stored) -> Use {
+    let Stored {
+        age,
+        fresh,
+        must_revalidate,
+        stale_while_revalidate,
+    } = *stored;
     if request_no_cache {
         return Use::Validate;
     }
@@ -458,6 +492,10 @@ pub fn usable(
     match req.max_stale {
         Some(limit) if !must_revalidate && limit.is_none_or(|l| staleness.as_secs() <= l) => {
             Use::AllowedStale
+        }
+        // A client asking for a minimum freshness does not want it stale.
+        _ if staleness < stale_while_revalidate && req.min_fresh.is_none() => {
+            Use::StaleRevalidating
         }
         _ => Use::Validate,
     }
@@ -955,6 +993,19 @@ mod tests {
         assert_eq!(l("max-age=5, stale-if-error=7"), Duration::from_secs(7));
         assert_eq!(l("max-age=5, must-revalidate"), Duration::ZERO);
         assert_eq!(l("s-maxage=5"), Duration::ZERO);
+        // A stale-while-revalidate window is one where it answers anyway.
+        assert_eq!(
+            l("max-age=5, stale-while-revalidate=30"),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            l("max-age=5, stale-if-error=7, stale-while-revalidate=90"),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            l("max-age=5, must-revalidate, stale-while-revalidate=90"),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -964,32 +1015,63 @@ mod tests {
             h.push("Cache-Control", v);
             CacheControl::parse(&h)
         };
-        let s = Duration::from_secs;
-        assert_eq!(usable(&cc(""), false, s(5), s(10), false), Use::Fresh);
-        assert_eq!(usable(&cc(""), false, s(15), s(10), false), Use::Validate);
-        assert_eq!(usable(&cc(""), true, s(1), s(10), false), Use::Validate);
+        let stored = |age, fresh, must_revalidate, swr| Stored {
+            age: Duration::from_secs(age),
+            fresh: Duration::from_secs(fresh),
+            must_revalidate,
+            stale_while_revalidate: Duration::from_secs(swr),
+        };
+        assert_eq!(usable(&cc(""), false, &stored(5, 10, false, 0)), Use::Fresh);
         assert_eq!(
-            usable(&cc("max-age=3"), false, s(5), s(10), false),
+            usable(&cc(""), false, &stored(15, 10, false, 0)),
             Use::Validate
         );
         assert_eq!(
-            usable(&cc("min-fresh=6"), false, s(5), s(10), false),
+            usable(&cc(""), true, &stored(1, 10, false, 0)),
             Use::Validate
         );
         assert_eq!(
-            usable(&cc("max-stale"), false, s(50), s(10), false),
+            usable(&cc("max-age=3"), false, &stored(5, 10, false, 0)),
+            Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("min-fresh=6"), false, &stored(5, 10, false, 0)),
+            Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("max-stale"), false, &stored(50, 10, false, 0)),
             Use::AllowedStale
         );
         assert_eq!(
-            usable(&cc("max-stale=5"), false, s(14), s(10), false),
+            usable(&cc("max-stale=5"), false, &stored(14, 10, false, 0)),
             Use::AllowedStale
         );
         assert_eq!(
-            usable(&cc("max-stale=5"), false, s(16), s(10), false),
+            usable(&cc("max-stale=5"), false, &stored(16, 10, false, 0)),
             Use::Validate
         );
         assert_eq!(
-            usable(&cc("max-stale"), false, s(50), s(10), true),
+            usable(&cc("max-stale"), false, &stored(50, 10, true, 0)),
+            Use::Validate
+        );
+        // Within stale-while-revalidate: served, then revalidated; past
+        // it, or when the request wants it fresh, revalidated first.
+        assert_eq!(
+            usable(&cc(""), false, &stored(15, 10, false, 10)),
+            Use::StaleRevalidating
+        );
+        assert_eq!(
+            usable(&cc(""), false, &stored(20, 10, false, 10)),
+            Use::Validate
+        );
+        for fresh_please in ["max-age=0", "min-fresh=1"] {
+            assert_eq!(
+                usable(&cc(fresh_please), false, &stored(15, 10, false, 10)),
+                Use::Validate
+            );
+        }
+        assert_eq!(
+            usable(&cc(""), true, &stored(15, 10, false, 10)),
             Use::Validate
         );
         let mut h = Headers::new();

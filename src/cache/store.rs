@@ -28,6 +28,8 @@ pub struct Entry {
     pub record: Record,
     pub head: ResponseHead,
     pub must_revalidate: bool,
+    /// See [`policy::stale_while_revalidate`].
+    pub stale_while_revalidate: Duration,
 }
 
 impl Entry {
@@ -43,7 +45,7 @@ impl Entry {
         let bytes = sanitize(&mut head);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
-        let must_revalidate = policy::CacheControl::parse(&head.headers).must_revalidate;
+        let cc = policy::CacheControl::parse(&head.headers);
         Entry {
             record: Record {
                 key: key.into_bytes(),
@@ -54,7 +56,18 @@ impl Entry {
                 stale_until: expires_at.saturating_add(lifetime.stale_if_error.as_millis() as u64),
             },
             head,
-            must_revalidate,
+            must_revalidate: cc.must_revalidate,
+            stale_while_revalidate: policy::stale_while_revalidate(&cc),
+        }
+    }
+
+    /// How [`policy::usable`] sees it at `now`.
+    pub fn as_stored(&self, now: SystemTime) -> policy::Stored {
+        policy::Stored {
+            age: self.age(now),
+            fresh: self.fresh_lifetime(),
+            must_revalidate: self.must_revalidate,
+            stale_while_revalidate: self.stale_while_revalidate,
         }
     }
 
@@ -68,11 +81,12 @@ impl Entry {
         let mut head = parse_response(&text).ok()?;
         std::str::from_utf8(&record.key).ok()?;
         record.head = sanitize(&mut head);
-        let must_revalidate = policy::CacheControl::parse(&head.headers).must_revalidate;
+        let cc = policy::CacheControl::parse(&head.headers);
         Some(Entry {
             record,
             head,
-            must_revalidate,
+            must_revalidate: cc.must_revalidate,
+            stale_while_revalidate: policy::stale_while_revalidate(&cc),
         })
     }
 
@@ -620,6 +634,27 @@ mod tests {
         let old = entry("h/a%2fb", "body", 60, None).record.clone();
         assert_eq!(cache.load(vec![old], unix_ms(SystemTime::now())), 1);
         assert!(cache.lookup("h/a%2Fb", &Headers::new()).is_some());
+    }
+
+    #[test]
+    fn a_stale_while_revalidate_window_survives_a_snapshot() {
+        let mut e = entry("h/a", "body", 60, None);
+        e.head
+            .headers
+            .set("Cache-Control", "max-age=60, stale-while-revalidate=30");
+        let e = Entry::new(
+            "h/a".into(),
+            e.head,
+            e.record.body,
+            SystemTime::now(),
+            Lifetime {
+                fresh: Duration::from_secs(60),
+                stale_if_error: Duration::ZERO,
+            },
+        );
+        assert_eq!(e.stale_while_revalidate, Duration::from_secs(30));
+        let back = Entry::from_record(e.record.clone()).unwrap();
+        assert_eq!(back.stale_while_revalidate, Duration::from_secs(30));
     }
 
     #[test]

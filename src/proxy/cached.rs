@@ -3,10 +3,10 @@
 //! back to a stale entry when the origin fails, and store what may be
 //! stored while relaying it.
 
-use super::origin::{self, push_connection_header, Relay, RequestBody, Send, Tee};
+use super::origin::{self, push_connection_header, Fetched, Relay, RequestBody, Send, Tee};
 use super::{write_all_vectored, Client, Outcome, Refusal, Shared};
-use crate::cache::policy::{self, CacheControl, Use};
-use crate::cache::store::Flight;
+use crate::cache::policy::{self, CacheControl, Lifetime, Use};
+use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::http::body::forbids_content_length;
 use crate::http::RequestHead;
@@ -61,17 +61,23 @@ pub(super) fn serve(
     let mut waited = false;
     loop {
         if let Some(entry) = cache.lookup(&primary, &request.headers) {
-            let age = entry.age(SystemTime::now());
-            match policy::usable(
-                &req_cc,
-                no_cache,
-                age,
-                entry.fresh_lifetime(),
-                entry.must_revalidate,
-            ) {
+            match policy::usable(&req_cc, no_cache, &entry.as_stored(SystemTime::now())) {
                 Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None, b""),
                 Use::AllowedStale => {
                     return serve_entry(client, &here, &entry, Status::Stale, None, b"")
+                }
+                Use::StaleRevalidating => {
+                    // One request per entry revalidates it; the others
+                    // are served what is stored meanwhile.
+                    if let Flight::Leader(flight) = cache.join_flight(entry.key()) {
+                        client.after_response = Some(Refresh {
+                            request: request_as_get(&request),
+                            entry: entry.clone(),
+                            primary: primary.clone(),
+                            _flight: flight,
+                        });
+                    }
+                    return serve_entry(client, &here, &entry, Status::Stale, None, b"");
                 }
                 Use::Validate => {
                     stored = Some(entry);
@@ -157,39 +163,19 @@ pub(super) fn serve(
     }
     if let (Some(entry), 304) = (&stored, fetched.response.status) {
         if revalidating {
-            let mut head = entry.head.clone();
-            policy::refresh_from_304(&mut head, &fetched.response);
             // Not stored (see refresh_from_304), but this client's own.
             let mut cookies = Vec::new();
             fetched
                 .response
                 .headers
                 .write_named(&["set-cookie"], &mut cookies);
-            let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
-            origin::finish_bodiless(fetched, shared);
-            let refreshed = match policy::storable(
-                &request_as_get(&request),
-                &head,
+            let revalidated = Revalidated {
+                request: &request,
+                primary: &primary,
+                entry,
                 response_time,
-                &shared.cache_settings(),
-            ) {
-                Some(lifetime) => {
-                    let e = Entry::new(
-                        entry.key().to_string(),
-                        head,
-                        entry.record.body.clone(),
-                        birth,
-                        lifetime,
-                    );
-                    let e = Arc::new(e);
-                    cache.insert_filled(e.clone(), &fill);
-                    e
-                }
-                None => {
-                    cache.invalidate(&primary);
-                    entry.clone()
-                }
             };
+            let refreshed = revalidated.store(fetched, &fill, cache, shared);
             return serve_entry(
                 client,
                 &here,
@@ -217,18 +203,13 @@ pub(super) fn serve(
         .flatten()
         .is_some_and(|n| n > cache.max_object_size());
     let mut tee = lifetime.filter(|_| !too_big).map(|lifetime| {
-        let vary = policy::vary_names(&fetched.response);
-        let key = if vary.is_empty() {
-            primary.clone()
-        } else {
-            policy::variant_key(&primary, &vary, &request.headers)
+        let stored_as = Storing {
+            request: &request,
+            primary: &primary,
+            lifetime,
+            response_time,
         };
-        let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
-        let head = fetched.response.clone();
-        Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
-            let entry = Entry::new(key, head, body.into(), birth, lifetime);
-            cache.insert_filled(Arc::new(entry), &fill);
-        })
+        stored_as.tee(&fetched, &fill, cache)
     });
     let how = Relay {
         request_is_head: request.is_head(),
@@ -240,6 +221,162 @@ pub(super) fn serve(
     cache.stats.misses.fetch_add(1, Ordering::Relaxed);
     outcome.cache = Some(Status::Miss.name());
     Ok(outcome)
+}
+
+/// A full response that may be stored, and how.
+struct Storing<'a> {
+    request: &'a RequestHead,
+    primary: &'a str,
+    lifetime: Lifetime,
+    response_time: SystemTime,
+}
+
+impl Storing<'_> {
+    /// A tee that stores the response `fetched` brings once its body is
+    /// whole.
+    fn tee<'c>(self, fetched: &Fetched<'_>, fill: &'c Fill, cache: &'c Cache) -> Tee<'c> {
+        let vary = policy::vary_names(&fetched.response);
+        let key = if vary.is_empty() {
+            self.primary.to_string()
+        } else {
+            policy::variant_key(self.primary, &vary, &self.request.headers)
+        };
+        let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
+        let head = fetched.response.clone();
+        let lifetime = self.lifetime;
+        Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
+            let entry = Entry::new(key, head, body.into(), birth, lifetime);
+            cache.insert_filled(Arc::new(entry), fill);
+        })
+    }
+}
+
+/// A stored entry the origin confirmed with a 304.
+struct Revalidated<'a> {
+    request: &'a RequestHead,
+    primary: &'a str,
+    entry: &'a Arc<Entry>,
+    response_time: SystemTime,
+}
+
+impl Revalidated<'_> {
+    /// Stores the entry refreshed with the 304's fields and returns it; or,
+    /// when those fields forbid storing it, drops what is stored for the
+    /// URI and returns the old entry, for this one answer.
+    fn store(
+        self,
+        fetched: Fetched<'_>,
+        fill: &Fill,
+        cache: &Cache,
+        shared: &Shared,
+    ) -> Arc<Entry> {
+        let mut head = self.entry.head.clone();
+        policy::refresh_from_304(&mut head, &fetched.response);
+        let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
+        origin::finish_bodiless(fetched, shared);
+        match policy::storable(
+            &request_as_get(self.request),
+            &head,
+            self.response_time,
+            &shared.cache_settings(),
+        ) {
+            Some(lifetime) => {
+                let e = Entry::new(
+                    self.entry.key().to_string(),
+                    head,
+                    self.entry.record.body.clone(),
+                    birth,
+                    lifetime,
+                );
+                let e = Arc::new(e);
+                cache.insert_filled(e.clone(), fill);
+                e
+            }
+            None => {
+                cache.invalidate(self.primary);
+                self.entry.clone()
+            }
+        }
+    }
+}
+
+/// An entry served stale under its stale-while-revalidate window, to be
+/// revalidated once its response is out. Holding the key's flight keeps
+/// other requests from revalidating it too.
+pub(super) struct Refresh {
+    request: RequestHead,
+    entry: Arc<Entry>,
+    primary: String,
+    _flight: FlightGuard,
+}
+
+/// Revalidates `job`'s entry on the client's thread, after the client got
+/// its answer and the request was logged (nginx's background update also
+/// holds the client connection meanwhile). A 304 refreshes the entry; a
+/// full response replaces it if it may be stored and fits; anything else
+/// (a failure, a 5xx) leaves it as it is, to be served stale until its
+/// window ends.
+pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
+    let Some(cache) = &shared.cache else { return };
+    let Refresh {
+        mut request,
+        entry,
+        primary,
+        _flight,
+    } = job;
+    let fill = cache.begin_fill();
+    let validators = policy::validators(&entry.head);
+    request.headers.remove("if-none-match");
+    request.headers.remove("if-modified-since");
+    let body = RequestBody::Buffered(Vec::new());
+    let send = Send {
+        body: &body,
+        expect_continue: false,
+        keep_alive: false,
+        extra: &validators,
+        upgrade: false,
+    };
+    let Ok(fetched) = origin::fetch(client, &mut request.clone(), &send, shared) else {
+        // Already logged and held against the target: the entry stays.
+        return;
+    };
+    let response_time = SystemTime::now();
+    let status = fetched.response.status;
+    if status == 304 {
+        if !validators.is_empty() && policy::same_validator(&entry.head, &fetched.response) {
+            let revalidated = Revalidated {
+                request: &request,
+                primary: &primary,
+                entry: &entry,
+                response_time,
+            };
+            revalidated.store(fetched, &fill, cache, shared);
+        }
+        return;
+    }
+    if status >= 500 {
+        return;
+    }
+    let fits = crate::http::body::content_length(&fetched.response.headers)
+        .ok()
+        .flatten()
+        .is_none_or(|n| n <= cache.max_object_size());
+    let lifetime = policy::storable(
+        &request,
+        &fetched.response,
+        response_time,
+        &shared.cache_settings(),
+    );
+    if let Some(lifetime) = lifetime.filter(|_| fits) {
+        let stored_as = Storing {
+            request: &request,
+            primary: &primary,
+            lifetime,
+            response_time,
+        };
+        let mut tee = stored_as.tee(&fetched, &fill, cache);
+        origin::absorb(fetched, &mut tee, shared);
+    }
 }
 
 /// A HEAD request's view as the GET it is answered from.

@@ -140,6 +140,7 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         crowded: false,
         last_request: false,
         watch,
+        after_response: None,
     };
     let accepted = Instant::now();
     let mut first = true;
@@ -216,6 +217,10 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
             duration,
             heads,
         });
+        if let Some(job) = client.after_response.take() {
+            cached::refresh(&mut client, job, &shared);
+            client.watch.backend_done();
+        }
         if !outcome.keep_alive || client.last_request || shared.shutting_down.load(Ordering::SeqCst)
         {
             if !shared.shutting_down.load(Ordering::SeqCst)
@@ -273,6 +278,9 @@ struct Client {
     /// connection: its response says Connection: close.
     last_request: bool,
     watch: Arc<ConnWatch>,
+    /// A cache entry to revalidate once this request's response is out
+    /// and logged (stale-while-revalidate).
+    after_response: Option<cached::Refresh>,
 }
 
 enum HeadRead {

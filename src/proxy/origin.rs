@@ -660,6 +660,50 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
     }
 }
 
+/// Reads a response's body into `tee` alone: a revalidation no client
+/// waits for. Past the tee's limit it gives up and closes the connection;
+/// a body that ends cleanly returns it to the pool.
+pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared) {
+    let Fetched {
+        target,
+        mut up,
+        response,
+        head_len,
+        ..
+    } = fetched;
+    up.conn.consume(head_len);
+    let Ok(kind) = BodyKind::for_response(false, &response) else {
+        return;
+    };
+    let mut reader = BodyReader::with_limit(kind, tee.limit);
+    loop {
+        match reader.next(&mut up.conn) {
+            Ok(Some(piece)) => tee.push(piece),
+            Ok(None) => break,
+            Err(BodyError::TooLarge(_)) => return,
+            Err(e) => {
+                let reason = Failure::from(e).describe();
+                log::warn!("target {}: {reason}", target.name);
+                target.health.failed(Instant::now(), &reason);
+                return;
+            }
+        }
+    }
+    tee.finish();
+    if may_reuse(&response, kind, &up) && up.conn.buffered().is_empty() {
+        shared.upstreams.checkin(target, up.conn);
+    }
+}
+
+/// Whether the connection may carry another request once this response's
+/// body has been read to its end.
+fn may_reuse(response: &ResponseHead, kind: BodyKind, up: &UpstreamConn) -> bool {
+    response.allows_keep_alive()
+        && !response_forbids_reuse(response)
+        && kind != BodyKind::UntilClose
+        && !up.body_cut
+}
+
 /// A response ready to go: its head for the client, and how its body is
 /// read and framed.
 struct Prepared {
@@ -679,10 +723,7 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     let response = &mut fetched.response;
     up.conn.consume(fetched.head_len);
     let kind = BodyKind::for_response(how.request_is_head, response)?;
-    let upstream_reusable = response.allows_keep_alive()
-        && !response_forbids_reuse(response)
-        && kind != BodyKind::UntilClose
-        && !up.body_cut;
+    let upstream_reusable = may_reuse(response, kind, up);
 
     // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
     // is sent raw and ended by closing the connection. So is the client
