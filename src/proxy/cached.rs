@@ -70,8 +70,13 @@ pub(super) fn serve(
                     // One request per entry revalidates it; the others
                     // are served what is stored meanwhile.
                     if let Flight::Leader(flight) = cache.join_flight(entry.key()) {
+                        // For the cache, not this client: a GET, without
+                        // the client's own conditions.
+                        let mut for_cache = request_as_get(&request);
+                        for_cache.headers.remove("if-none-match");
+                        for_cache.headers.remove("if-modified-since");
                         client.after_response = Some(Refresh {
-                            request: request_as_get(&request),
+                            request: for_cache,
                             entry: entry.clone(),
                             primary: primary.clone(),
                             _flight: flight,
@@ -117,20 +122,7 @@ pub(super) fn serve(
             .map(|e| policy::validators(&e.head))
             .unwrap_or_default();
         let revalidating = !validators.is_empty();
-        let mut upstream_head = request.clone();
-        if revalidating {
-            upstream_head.headers.remove("if-none-match");
-            upstream_head.headers.remove("if-modified-since");
-        }
-        let body = RequestBody::Buffered(Vec::new());
-        let send = Send {
-            body: &body,
-            expect_continue: false,
-            keep_alive,
-            extra: &validators,
-            upgrade: false,
-        };
-        let fetched = match origin::fetch(client, &mut upstream_head, &send, shared) {
+        let fetched = match fetch(client, &request, &validators, keep_alive, shared) {
             Ok(fetched) => fetched,
             Err(refusal) => {
                 return match stale_fallback(&fallback, refusal.status.is_some()) {
@@ -319,24 +311,14 @@ pub(super) struct Refresh {
 pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
     let Some(cache) = &shared.cache else { return };
     let Refresh {
-        mut request,
+        request,
         entry,
         primary,
         _flight,
     } = job;
     let fill = cache.begin_fill();
     let validators = policy::validators(&entry.head);
-    request.headers.remove("if-none-match");
-    request.headers.remove("if-modified-since");
-    let body = RequestBody::Buffered(Vec::new());
-    let send = Send {
-        body: &body,
-        expect_continue: false,
-        keep_alive: false,
-        extra: &validators,
-        upgrade: false,
-    };
-    let Ok(fetched) = origin::fetch(client, &mut request.clone(), &send, shared) else {
+    let Ok(fetched) = fetch(client, &request, &validators, false, shared) else {
         // Already logged and held against the target: the entry stays.
         return;
     };
@@ -377,6 +359,31 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
         let mut tee = stored_as.tee(&fetched, &fill, cache);
         origin::absorb(fetched, &mut tee, shared);
     }
+}
+
+/// Sends `request` (bodiless: the cache's GET or HEAD) to the origin, with
+/// `validators` in place of the client's own conditions when there are
+/// any, and reads the response head.
+fn fetch<'s>(
+    client: &mut Client,
+    request: &RequestHead,
+    validators: &[(&'static str, Vec<u8>)],
+    keep_alive: bool,
+    shared: &'s Shared,
+) -> Result<Fetched<'s>, Refusal> {
+    let mut upstream_head = request.clone();
+    if !validators.is_empty() {
+        upstream_head.headers.remove("if-none-match");
+        upstream_head.headers.remove("if-modified-since");
+    }
+    let send = Send {
+        body: &RequestBody::Buffered(Vec::new()),
+        expect_continue: false,
+        keep_alive,
+        extra: validators,
+        upgrade: false,
+    };
+    origin::fetch(client, &mut upstream_head, &send, shared)
 }
 
 /// A HEAD request's view as the GET it is answered from.

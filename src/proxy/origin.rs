@@ -57,6 +57,16 @@ pub(super) struct Fetched<'s> {
     busy: Option<InFlight<'s>>,
 }
 
+impl<'s> Fetched<'s> {
+    /// The target, its connection positioned after the response head, and
+    /// the head; the exchange no longer counts as in flight.
+    fn after_head(self) -> (&'s Upstream, UpstreamConn, ResponseHead) {
+        let mut up = self.up;
+        up.conn.consume(self.head_len);
+        (self.target, up, self.response)
+    }
+}
+
 /// What to do with the request before it leaves.
 pub(super) struct Send<'a> {
     pub body: &'a RequestBody,
@@ -644,18 +654,8 @@ pub(super) fn relay(
 /// Returns a bodiless response's connection to the pool (a 304 used to
 /// refresh a cache entry, say).
 pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
-    let Fetched {
-        target,
-        mut up,
-        response,
-        head_len,
-        ..
-    } = fetched;
-    up.conn.consume(head_len);
-    if response.allows_keep_alive()
-        && !response_forbids_reuse(&response)
-        && up.conn.buffered().is_empty()
-    {
+    let (target, up, response) = fetched.after_head();
+    if may_reuse(&response, BodyKind::Empty, &up) && up.conn.buffered().is_empty() {
         shared.upstreams.checkin(target, up.conn);
     }
 }
@@ -664,14 +664,7 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
 /// waits for. Past the tee's limit it gives up and closes the connection;
 /// a body that ends cleanly returns it to the pool.
 pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared) {
-    let Fetched {
-        target,
-        mut up,
-        response,
-        head_len,
-        ..
-    } = fetched;
-    up.conn.consume(head_len);
+    let (target, mut up, response) = fetched.after_head();
     let Ok(kind) = BodyKind::for_response(false, &response) else {
         return;
     };
