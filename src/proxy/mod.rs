@@ -234,6 +234,28 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
     }
 }
 
+/// Whether `name`, read with `_` as `-`, is a field the proxy writes or
+/// frames the message with itself.
+fn stands_in_for_proxy_field(name: &[u8]) -> bool {
+    const OURS: &[&[u8]] = &[
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"via",
+    ];
+    OURS.iter().any(|ours| {
+        ours.len() == name.len()
+            && ours
+                .iter()
+                .zip(name)
+                .all(|(&o, &n)| o == n.to_ascii_lowercase() || (o == b'-' && n == b'_'))
+    })
+}
+
 /// Stops sending, then reads and drops what the client still sends until it
 /// closes, for a bounded time and amount (see [`LINGER_TIME`]).
 ///
@@ -521,9 +543,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // As nginx does by default: a backend that maps `-` and `_` to one
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
     // X-Forwarded-For, or `Content_Length` as framing we did not check.
-    if !shared.config.underscores_in_headers {
-        head.headers.retain(|name, _| !name.contains(&b'_'));
-    }
+    // Allowed, they still never stand in for a field the proxy writes.
+    let underscores = shared.config.underscores_in_headers;
+    head.headers.retain(|name, _| {
+        !name.contains(&b'_') || (underscores && !stands_in_for_proxy_field(name))
+    });
     // RFC 9110 §15.5.14: a server may refuse a request whose content is
     // larger than it is willing to process with 413, and close the
     // connection (the body is not read). A declared length is checked
