@@ -186,6 +186,8 @@ fn chunked_only(codings: &[&[u8]]) -> Result<BodyKind, HeadError> {
 ///
 /// Leading zeros are digits (`Content-Length = 1*DIGIT`), so `007` is 7;
 /// the backend never sees them, as every forwarded message is re-framed.
+/// A length past what a signed 64-bit number holds is refused, as nginx
+/// does: a peer that parses it into one would frame the body otherwise.
 pub fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
     let mut values = headers.get_all("content-length");
     let Some(value) = values.next() else {
@@ -195,6 +197,7 @@ pub fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
         return Err(HeadError::Malformed("more than one Content-Length"));
     }
     parse_decimal(value)
+        .filter(|&n| i64::try_from(n).is_ok())
         .map(Some)
         .ok_or(HeadError::Malformed("invalid Content-Length"))
 }
@@ -535,6 +538,10 @@ mod tests {
             Ok(BodyKind::Empty)
         );
         assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"),
+            Ok(BodyKind::Length(i64::MAX as u64))
+        );
+        assert_eq!(
             request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
             Ok(BodyKind::Length(5))
         );
@@ -548,6 +555,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
