@@ -476,6 +476,76 @@ fn a_reload_points_the_checker_at_the_new_targets() {
     assert!(proxy.shutdown(Duration::from_secs(1)));
 }
 
+/// `configure` applied to a config for `targets` like `start_proxy`'s.
+fn reloaded(targets: &[SocketAddr], configure: impl FnOnce(&mut Config)) -> Config {
+    let mut next = Config::with_targets(targets.iter().copied().map(target).collect());
+    next.log_to_stdout = false;
+    next.cache_size = 0;
+    next.path_to_persistence = None;
+    configure(&mut next);
+    next
+}
+
+#[test]
+fn reloads_neither_restart_the_checks_count_nor_probe_at_once() {
+    let a = Killable::start("a");
+    let hourly = |c: &mut Config| {
+        checks(c);
+        c.health_check_interval = Duration::from_secs(3600);
+        c.health_check_fall = 2;
+    };
+    a.healthy.store(false, Ordering::SeqCst);
+    let proxy = start_proxy(&[a.addr], hourly);
+    assert!(wait_until(WAIT_LIMIT, || a.probes() == 1));
+    for _ in 0..10 {
+        let next = reloaded(&[a.addr], hourly);
+        proxy.handle().control().reload(next).unwrap();
+    }
+    // Nothing is due for an hour, whichever checker is in force.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(a.probes(), 1);
+    // One failure of two so far: still in rotation.
+    assert_eq!(get(&proxy, "/").1, "a");
+}
+
+#[test]
+fn a_reload_that_turns_checks_off_lets_go_of_the_targets_they_held_down() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    b.healthy.store(false, Ordering::SeqCst);
+    let proxy = start_proxy(&[a.addr, b.addr], checks);
+    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
+    assert!((0..6).all(|_| get(&proxy, "/").1 == "a"));
+    let next = reloaded(&[a.addr, b.addr], |c| c.max_fails = 0);
+    proxy.handle().control().reload(next).unwrap();
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
+        "b still held down by checks that are off"
+    );
+}
+
+#[test]
+fn a_reload_applies_max_fails_and_fail_timeout_to_the_targets_it_keeps() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    // One failure takes a target out for an hour.
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        c.max_fails = 1;
+        c.fail_timeout = Duration::from_secs(3600);
+    });
+    b.kill();
+    assert!((0..4).all(|i| get(&proxy, &format!("/{i}")).0 == 200));
+    b.revive();
+    assert!((0..6).all(|_| get(&proxy, "/").1 == "a"), "b is out");
+    let next = reloaded(&[a.addr, b.addr], |c| c.max_fails = 0);
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(
+        (0..4).filter(|_| get(&proxy, "/").1 == "b").count(),
+        2,
+        "max_fails = 0 holds nothing out"
+    );
+}
+
 // ------------------------------------------------------------- bad backends
 
 fn short_timeout(config: &mut Config) {

@@ -10,6 +10,7 @@
 //! logged once. Time is a parameter (`now`), so the rules are tested
 //! without sleeping.
 
+use crate::http::conn::is_timeout;
 use crate::http::head::{find_head_end, parse_response};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
@@ -20,24 +21,27 @@ use std::time::{Duration, Instant};
 
 /// Largest probe response head read; a health endpoint needs no more.
 const MAX_PROBE_HEAD: usize = 8 * 1024;
+/// Interim (1xx) heads skipped before the final one.
+const MAX_PROBE_INTERIM: usize = 4;
 
 /// Passive health settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Passive {
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
     pub fail_timeout: Duration,
 }
 
-/// One target's health, shared by request threads and the checker.
+/// One target's health, shared by request threads and the checker, and
+/// kept by a reload that keeps the target (with the new settings).
 pub struct Health {
     name: Arc<str>,
-    settings: Passive,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
+    settings: Passive,
     /// Failures counted in the current window, and when it began.
     fails: u32,
     window_start: Option<Instant>,
@@ -50,16 +54,53 @@ struct State {
     active_down: bool,
     /// A "down" line was logged and no "up" since.
     announced_down: bool,
-    /// Passive marks so far, so the checker sees a new one.
-    marks: u64,
+    /// The active checker's run of results: a reload's new checker goes
+    /// on counting where the old one stopped.
+    streak: Streak,
+    /// When the last probe began, so that a new checker keeps the rhythm
+    /// rather than probing at once.
+    last_probe: Option<Instant>,
 }
 
 impl Health {
     pub fn new(name: Arc<str>, settings: Passive) -> Health {
         Health {
             name,
-            settings,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                settings,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// A reload's settings. Failures counted so far stay counted; with
+    /// `max_fails = 0` nothing holds the target out any more.
+    pub fn set_passive(&self, settings: Passive) {
+        let mut state = self.state.lock();
+        state.settings = settings;
+        if settings.max_fails == 0 {
+            state.fails = 0;
+            state.window_start = None;
+            state.down_until = None;
+        }
+    }
+
+    pub fn passive(&self) -> Passive {
+        self.state.lock().settings
+    }
+
+    /// Active checks were turned off (by a reload): what they held down
+    /// is let go, and their run starts anew should they come back.
+    pub fn checks_off(&self) {
+        let mut state = self.state.lock();
+        state.streak = Streak::default();
+        state.last_probe = None;
+        if state.active_down {
+            state.active_down = false;
+            if state.announced_down && state.down_until.is_none() {
+                state.announced_down = false;
+                log::info!("target {} up: health checks are off", self.name);
+            }
         }
     }
 
@@ -80,30 +121,34 @@ impl Health {
     pub fn failed(&self, now: Instant, reason: &str) {
         let mut state = self.state.lock();
         state.last_failure = Some(now);
-        if self.settings.max_fails == 0 {
+        let settings = state.settings;
+        if settings.max_fails == 0 {
             return;
         }
         let window_over = state
             .window_start
-            .is_none_or(|start| now.duration_since(start) >= self.settings.fail_timeout);
+            .is_none_or(|start| now.duration_since(start) >= settings.fail_timeout);
         if window_over {
             state.fails = 0;
             state.window_start = Some(now);
         }
         state.fails += 1;
-        if state.fails >= self.settings.max_fails {
-            state.down_until = Some(now + self.settings.fail_timeout);
-            state.marks += 1;
+        if state.fails >= settings.max_fails {
+            state.down_until = Some(now + settings.fail_timeout);
             state.fails = 0;
             state.window_start = None;
+            // With active checks, `rise` good probes counted from now
+            // bring it back before fail_timeout is over.
+            state.streak.good = 0;
+            state.streak.rise_pending = true;
             if !state.announced_down {
                 state.announced_down = true;
                 log::warn!(
                     "target {} down: {reason} ({} failure(s) within {:?}; out for {:?})",
                     self.name,
-                    self.settings.max_fails,
-                    self.settings.fail_timeout,
-                    self.settings.fail_timeout
+                    settings.max_fails,
+                    settings.fail_timeout,
+                    settings.fail_timeout
                 );
             }
         }
@@ -121,39 +166,67 @@ impl Health {
         }
     }
 
-    /// The checker's verdict changed: `Err(reason)` down, `Ok(())` up.
-    fn set_active(&self, now: Instant, verdict: Result<(), &str>) {
+    /// Counts one probe result, and flips the target's state at a
+    /// threshold: `fall` failed probes in a row take it out, `rise` good
+    /// ones bring it back (also from a passive mark).
+    fn probed(&self, now: Instant, settings: &Active, result: Result<(), String>) {
         let mut state = self.state.lock();
-        match verdict {
-            Err(reason) => {
-                state.active_down = true;
-                state.last_failure = Some(now);
-                if !state.announced_down {
-                    state.announced_down = true;
-                    log::warn!("target {} down: {reason}", self.name);
+        let state = &mut *state;
+        let streak = &mut state.streak;
+        match result {
+            Ok(()) => {
+                streak.bad = 0;
+                streak.good = streak.good.saturating_add(1);
+                if streak.good >= settings.rise && (state.active_down || streak.rise_pending) {
+                    streak.rise_pending = false;
+                    // Checks passing outweigh older passive failures.
+                    state.active_down = false;
+                    state.down_until = None;
+                    state.fails = 0;
+                    state.window_start = None;
+                    if state.announced_down {
+                        state.announced_down = false;
+                        log::info!("target {} up", self.name);
+                    }
                 }
             }
-            Ok(()) => {
-                // Checks passing outweigh older passive failures.
-                state.active_down = false;
-                state.down_until = None;
-                state.fails = 0;
-                state.window_start = None;
-                if state.announced_down {
-                    state.announced_down = false;
-                    log::info!("target {} up", self.name);
+            Err(reason) => {
+                streak.good = 0;
+                streak.bad = streak.bad.saturating_add(1);
+                if streak.bad >= settings.fall && !state.active_down {
+                    state.active_down = true;
+                    state.last_failure = Some(now);
+                    if !state.announced_down {
+                        state.announced_down = true;
+                        log::warn!(
+                            "target {} down: health check {} failed {} time(s): {reason}",
+                            self.name,
+                            settings.path,
+                            streak.bad
+                        );
+                    }
                 }
             }
         }
     }
 
+    /// How long until the next probe is due, `interval` after the last
+    /// one began (whichever checker sent it); records that one begins now
+    /// when it is due.
+    fn probe_due(&self, now: Instant, interval: Duration) -> Duration {
+        let mut state = self.state.lock();
+        let wait = state.last_probe.map_or(Duration::ZERO, |last| {
+            (last + interval).saturating_duration_since(now)
+        });
+        if wait.is_zero() {
+            state.last_probe = Some(now);
+        }
+        wait
+    }
+
     /// Whether the checker has it down.
     pub fn active_down(&self) -> bool {
         self.state.lock().active_down
-    }
-
-    fn marks(&self) -> u64 {
-        self.state.lock().marks
     }
 }
 
@@ -184,8 +257,6 @@ pub struct Probe {
 struct Streak {
     good: u32,
     bad: u32,
-    /// The target's passive marks when last looked at.
-    marks_seen: u64,
     /// Passively marked since: `rise` good probes bring it back early.
     rise_pending: bool,
 }
@@ -217,69 +288,40 @@ impl Checker {
 }
 
 fn check_loop(probe: &Probe, settings: &Active, stopped: &Receiver<()>) {
-    let mut streak = Streak::default();
     loop {
+        let wait = probe.health.probe_due(Instant::now(), settings.interval);
+        if !wait.is_zero() {
+            match stopped.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => return,
+            }
+        }
         let result = probe_once(probe, settings);
         // Stopped while probing: the target's health may belong to a new
         // checker by now.
         if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
             return;
         }
-        apply(&probe.health, &mut streak, settings, Instant::now(), result);
-        match stopped.recv_timeout(settings.interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-    }
-}
-
-/// Counts one probe result and flips the target's state at a threshold.
-fn apply(
-    health: &Health,
-    streak: &mut Streak,
-    settings: &Active,
-    now: Instant,
-    result: Result<(), String>,
-) {
-    // A target the proxy took out for failing requests comes back after
-    // `rise` good probes counted from then, rather than after fail_timeout.
-    let marks = health.marks();
-    if marks != streak.marks_seen {
-        streak.marks_seen = marks;
-        streak.good = 0;
-        streak.rise_pending = true;
-    }
-    match result {
-        Ok(()) => {
-            streak.bad = 0;
-            streak.good = streak.good.saturating_add(1);
-            if streak.good >= settings.rise && (health.active_down() || streak.rise_pending) {
-                streak.rise_pending = false;
-                health.set_active(now, Ok(()));
-            }
-        }
-        Err(reason) => {
-            streak.good = 0;
-            streak.bad = streak.bad.saturating_add(1);
-            if streak.bad >= settings.fall && !health.active_down() {
-                let reason = format!(
-                    "health check {} failed {} time(s): {reason}",
-                    settings.path, streak.bad
-                );
-                health.set_active(now, Err(&reason));
-            }
-        }
+        probe.health.probed(Instant::now(), settings, result);
     }
 }
 
 /// One `GET path` on a fresh connection, all within `settings.timeout`: a
-/// 2xx or 3xx status is healthy.
+/// 2xx or 3xx final status is healthy (interim 1xx heads are skipped).
 fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
     let deadline = Instant::now() + settings.timeout;
+    let too_late = || format!("no reply within {:?}", settings.timeout);
     let left = || {
         Some(deadline.saturating_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("no reply within {:?}", settings.timeout))
+            .ok_or_else(too_late)
+    };
+    let failed = |what: &str, e: io::Error| {
+        if is_timeout(&e) {
+            too_late()
+        } else {
+            format!("{what}: {e}")
+        }
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let mut stream = TcpStream::connect_timeout(&probe.addr, connect_within)
@@ -293,18 +335,25 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
     );
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| format!("cannot send: {e}"))?;
+        .map_err(|e| failed("cannot send", e))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let mut scanned = 0;
+    let mut interim = 0;
     loop {
         match find_head_end(&buf, &mut scanned) {
             Ok(Some(len)) => {
                 let head = parse_response(&buf[..len]).map_err(|e| format!("bad reply: {e}"))?;
-                return match head.status {
-                    200..=399 => Ok(()),
-                    status => Err(format!("status {status}")),
-                };
+                match head.status {
+                    100..=199 if interim < MAX_PROBE_INTERIM => {
+                        interim += 1;
+                        buf.drain(..len);
+                        scanned = 0;
+                        continue;
+                    }
+                    200..=399 => return Ok(()),
+                    status => return Err(format!("status {status}")),
+                }
             }
             Ok(None) if buf.len() > MAX_PROBE_HEAD => return Err("reply head too large".into()),
             Ok(None) => {}
@@ -316,7 +365,7 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
         match stream.read(&mut chunk) {
             Ok(0) => return Err("closed without a reply".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("no reply: {e}")),
+            Err(e) => return Err(failed("no reply", e)),
         }
     }
 }
@@ -394,21 +443,20 @@ mod tests {
         let h = health(1, 10);
         let settings = probing(2, 3);
         let now = Instant::now();
-        let mut streak = Streak::default();
         let bad = || Err("status 503".to_string());
-        apply(&h, &mut streak, &settings, now, bad());
-        apply(&h, &mut streak, &settings, now, bad());
+        h.probed(now, &settings, bad());
+        h.probed(now, &settings, bad());
         assert!(h.usable(now));
-        apply(&h, &mut streak, &settings, now, Ok(()));
-        apply(&h, &mut streak, &settings, now, bad());
-        apply(&h, &mut streak, &settings, now, bad());
+        h.probed(now, &settings, Ok(()));
+        h.probed(now, &settings, bad());
+        h.probed(now, &settings, bad());
         assert!(h.usable(now), "the good probe reset the streak");
-        apply(&h, &mut streak, &settings, now, bad());
+        h.probed(now, &settings, bad());
         assert!(!h.usable(now));
         assert_eq!(h.fallback_rank().1, Some(now));
-        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.probed(now, &settings, Ok(()));
         assert!(!h.usable(now));
-        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.probed(now, &settings, Ok(()));
         assert!(h.usable(now));
     }
 
@@ -417,14 +465,13 @@ mod tests {
         let h = health(1, 3600);
         let settings = probing(2, 3);
         let now = Instant::now();
-        let mut streak = Streak::default();
-        apply(&h, &mut streak, &settings, now, Ok(()));
-        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.probed(now, &settings, Ok(()));
+        h.probed(now, &settings, Ok(()));
         h.failed(now, "refused");
         assert!(!h.usable(now));
-        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.probed(now, &settings, Ok(()));
         assert!(!h.usable(now), "one good probe is not enough");
-        apply(&h, &mut streak, &settings, now, Ok(()));
+        h.probed(now, &settings, Ok(()));
         assert!(h.usable(now));
     }
 
@@ -578,14 +625,119 @@ mod tests {
         stop_within_limit(checker);
     }
 
+    /// One probe of a server that reads the request, writes `reply` and
+    /// holds the connection open.
+    fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<(), String> {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply);
+            // Held until the prober is done with it.
+            let _ = stream.read(&mut buf);
+        });
+        let probe = Probe {
+            name: addr.to_string().into(),
+            addr,
+            health: Arc::new(health(1, 10)),
+        };
+        let settings = Active {
+            timeout,
+            ..probing(1, 1)
+        };
+        let result = probe_once(&probe, &settings);
+        drop(probe);
+        server.join().unwrap();
+        result
+    }
+
+    #[test]
+    fn a_probe_skips_interim_heads_and_names_a_timeout() {
+        let s = Duration::from_secs;
+        let continued = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(probe_answered_with(continued, s(5)), Ok(()));
+        let failing = b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 503 No\r\n\r\n";
+        assert_eq!(
+            probe_answered_with(failing, s(5)),
+            Err("status 503".to_string())
+        );
+        let silent = probe_answered_with(b"", Duration::from_millis(100));
+        assert_eq!(silent, Err("no reply within 100ms".to_string()));
+    }
+
     #[test]
     fn checks_passing_clear_a_passive_mark() {
         let h = health(1, 3600);
         let now = Instant::now();
         h.failed(now, "refused");
         assert!(!h.usable(now));
-        h.set_active(now, Err("status 500"));
-        h.set_active(now, Ok(()));
+        let settings = probing(1, 1);
+        h.probed(now, &settings, Err("status 500".into()));
+        h.probed(now, &settings, Ok(()));
         assert!(h.usable(now));
+    }
+
+    #[test]
+    fn a_reload_applies_its_passive_settings_to_the_health_it_keeps() {
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.set_passive(Passive {
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(10),
+        });
+        h.failed(now, "x");
+        assert!(h.usable(now), "one failure of three");
+        h.failed(now, "x");
+        h.failed(now, "x");
+        assert!(!h.usable(now));
+        assert!(
+            h.usable(now + Duration::from_secs(10)),
+            "out for the new 10 s"
+        );
+
+        // max_fails = 0: nothing holds it out any more, at once.
+        h.failed(now, "x");
+        h.failed(now, "x");
+        h.failed(now, "x");
+        h.set_passive(Passive {
+            max_fails: 0,
+            fail_timeout: Duration::from_secs(10),
+        });
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn checks_turned_off_let_go_of_what_they_held_down() {
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.probed(now, &probing(1, 1), Err("status 500".into()));
+        assert!(!h.usable(now));
+        h.checks_off();
+        assert!(h.usable(now));
+        // A passive mark is not theirs to lift.
+        h.failed(now, "refused");
+        h.checks_off();
+        assert!(!h.usable(now));
+    }
+
+    #[test]
+    fn a_new_checker_goes_on_with_the_old_ones_count_and_rhythm() {
+        let h = health(1, 3600);
+        let settings = probing(2, 3);
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(h.probe_due(t0, s(5)), Duration::ZERO);
+        h.probed(t0, &settings, Err("status 503".into()));
+        assert_eq!(h.probe_due(t0 + s(1), s(5)), s(4));
+        assert_eq!(h.probe_due(t0 + s(5), s(5)), Duration::ZERO);
+        h.probed(t0 + s(5), &settings, Err("status 503".into()));
+        // A reload's checker shares this health: its first probe is the
+        // third in a row, and is due an interval after the last.
+        assert_eq!(h.probe_due(t0 + s(6), s(5)), s(4));
+        h.probed(t0 + s(10), &settings, Err("status 503".into()));
+        assert!(!h.usable(t0 + s(10)));
     }
 }

@@ -155,11 +155,12 @@ impl Upstreams {
 
     /// Takes over the counters and health of the targets `old` shares
     /// with us (by name), so a reload does not reset them, and a target
-    /// that was down stays down.
+    /// that was down stays down; the health goes on under our settings.
     pub fn keep_state_of(&mut self, old: &Upstreams) {
         for target in &mut self.targets {
             if let Some(same) = old.targets.iter().find(|o| o.name == target.name) {
                 target.stats = same.stats.clone();
+                same.health.set_passive(target.health.passive());
                 target.health = same.health.clone();
             }
         }
@@ -229,6 +230,10 @@ impl Upstreams {
     /// Starts the active health checker, when `health_check_path` is set.
     pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
         let Some(path) = &config.health_check_path else {
+            // Off, perhaps since a reload: nothing is held down by them.
+            for target in &self.targets {
+                target.health.checks_off();
+            }
             return Ok(None);
         };
         let settings = Active {
