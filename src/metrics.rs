@@ -69,7 +69,8 @@ impl Metrics {
 /// One backend's counters; kept across reloads for a target that stays.
 #[derive(Debug, Default)]
 pub struct TargetStats {
-    /// Requests sent (a retry on a fresh connection is the same request).
+    /// Requests sent, a resend on a fresh connection (after a pooled one
+    /// died) included: the backend may have seen both.
     pub requests: AtomicU64,
     /// Requests that failed at this backend: no connection, a timeout, a
     /// broken or malformed response.

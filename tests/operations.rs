@@ -1058,3 +1058,34 @@ fn a_second_sigterm_exits_at_once_and_sighup_no_longer_reloads() {
     assert_eq!(running.wait_exit(), Some(1));
     drop(release_tx);
 }
+
+#[test]
+fn upstream_counters_agree_with_what_the_backend_saw_when_a_pooled_connection_dies() {
+    // The backend reads a request on a pooled connection and drops the
+    // connection without a word: a GET is sent again on a fresh one (both
+    // counted), a POST is not (502, and no failure held against it).
+    let dropped_once = AtomicBool::new(false);
+    let a = Backend::start("a", move |seen, out| {
+        let drop_it = seen.method() == "POST"
+            || (seen.path() == "/again" && !dropped_once.swap(true, Ordering::SeqCst));
+        if drop_it {
+            return Action::Close;
+        }
+        respond(out, 200, &[], b"a");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_admin(c);
+        c.retries = Some(0);
+    });
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/warm").status, 200);
+    assert_eq!(client.get("/again").status, 200);
+    assert_eq!(client.post("/charge", b"abc").status, 502);
+    assert_eq!(a.requests(), 4);
+    let m = scrape(admin_addr);
+    let target = format!("{{target=\"{}\"}}", a.addr);
+    assert_eq!(m[&format!("inverso_upstream_requests_total{target}")], 4.0);
+    assert_eq!(m[&format!("inverso_upstream_failures_total{target}")], 0.0);
+}

@@ -19,6 +19,7 @@ use crate::sched::{self, Peer};
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 /// Largest response head accepted from a backend (502 past it).
@@ -130,10 +131,12 @@ pub(super) fn fetch<'s>(
             Err(f) => {
                 let reason = f.describe();
                 log::warn!("target {}: {reason}", target.name);
+                // A pooled connection the backend had closed is not its
+                // failure, neither for its health nor in its counters.
                 if !matches!(f, Failure::Stale(_)) {
                     target.health.failed(Instant::now(), &reason);
+                    busy.failed();
                 }
-                busy.failed();
                 let untried = tried.iter().any(|&t| !t);
                 if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
                     return Err(failed(f.status()));
@@ -220,6 +223,8 @@ fn attempt(
                 if !replayable {
                     return Err(Failure::Stale(Box::new(f)));
                 }
+                // Sent again: the backend may well have seen both.
+                target.stats.requests.fetch_add(1, Ordering::Relaxed);
                 fresh = true;
             }
             Err(f) => return Err(f),
@@ -601,9 +606,7 @@ pub(super) fn relay(
 ) -> Result<Outcome, Refusal> {
     // A shutdown that began while the backend worked: say it in this
     // response, as one that began before the request would have.
-    let closing = shared
-        .shutting_down
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let closing = shared.shutting_down.load(Ordering::Relaxed);
     let how = &Relay {
         keep_alive: how.keep_alive && !closing,
         ..*how
@@ -614,10 +617,7 @@ pub(super) fn relay(
             let reason = f.describe();
             log::warn!("target {}: {reason}", target.name);
             target.health.failed(Instant::now(), &reason);
-            target
-                .stats
-                .failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            target.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
         Refusal {
             status: (!head_sent).then(|| f.status()),
