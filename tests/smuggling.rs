@@ -111,6 +111,13 @@ const HEADS: &[(&[u8], u16)] = &[
     (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+    // characters a backend could decode or split on, an impossible port
+    (b"GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a%2fb\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a;b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n", 400),
+    (b"GET http://a%2fb/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     // the request line: method, target, version
     (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     (b"GET\x00 / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
@@ -307,6 +314,26 @@ fn an_absolute_form_target_overrides_host_and_the_backend_sees_one_host() {
         ["real.example:8080"]
     );
     assert_eq!(seen.head.get("x-forwarded-host"), Some("real.example:8080"));
+}
+
+#[test]
+fn the_backend_is_sent_the_host_spelled_as_the_cache_keys_it() {
+    // Otherwise `Host: Victim.:80` could store, for every client of
+    // `victim`, what a backend answered for that odd spelling.
+    let (backend, proxy) = echo_proxy();
+    for (sent, forwarded) in [
+        ("Shop.Example.:80", "shop.example"),
+        ("SHOP.example:0080", "shop.example"),
+        ("shop.example:8080", "shop.example:8080"),
+        ("[::1]:80", "[::1]"),
+    ] {
+        let mut client = proxy.connect();
+        client.send(format!("GET /h HTTP/1.1\r\nHost: {sent}\r\n\r\n").as_bytes());
+        assert_eq!(client.response().status, 200);
+        let seen = backend.seen().pop().unwrap();
+        assert_eq!(seen.head.get("host"), Some(forwarded), "sent {sent}");
+        assert_eq!(seen.head.get("x-forwarded-host"), Some(forwarded));
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use crate::http::date::parse_http_date;
 use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop};
+use crate::http::head::push_canonical_authority;
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -114,7 +115,7 @@ pub fn primary_key(request: &RequestHead) -> String {
     let authority = request.authority().unwrap_or("");
     let path = request.path_and_query();
     let mut key = String::with_capacity(authority.len() + path.len());
-    push_authority(&mut key, authority);
+    push_canonical_authority(&mut key, authority);
     push_path(&mut key, &path);
     key
 }
@@ -127,7 +128,7 @@ pub fn respell_key(key: &str) -> String {
     let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
     let (authority, path) = primary.split_at(primary.find('/').unwrap_or(primary.len()));
     let mut respelled = String::with_capacity(key.len());
-    push_authority(&mut respelled, authority);
+    push_canonical_authority(&mut respelled, authority);
     push_path(&mut respelled, path);
     respelled.push_str(variant);
     respelled
@@ -185,35 +186,6 @@ fn push_path(key: &mut String, path: &str) {
 
 fn hex_digit(b: u8) -> Option<u8> {
     char::from(b).to_digit(16).map(|d| d as u8)
-}
-
-/// The authority as one name per server (RFC 3986 §6.2.2, §6.2.3): host
-/// lower-cased, without the trailing dot of a fully qualified name, and
-/// the port as a number, left out when it is HTTP's default. Otherwise
-/// `Host: example.com:80` would be a second copy of `example.com`, which
-/// a PURGE of the one would leave in place.
-fn push_authority(key: &mut String, authority: &str) {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port),
-        _ => (authority, ""),
-    };
-    let host = host
-        .strip_suffix('.')
-        .filter(|h| !h.is_empty())
-        .unwrap_or(host);
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
-    match port.parse::<u16>() {
-        Ok(80) => {}
-        Ok(n) => {
-            let _ = write!(key, ":{n}");
-        }
-        // Empty; anything else was refused with the request.
-        Err(_) if port.is_empty() => {}
-        Err(_) => {
-            key.push(':');
-            key.push_str(port);
-        }
-    }
 }
 
 /// The field names a response varies on, lower-cased.

@@ -4,6 +4,7 @@
 use super::headers::Headers;
 use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// The hard ceiling on header fields in any head: httparse parses into a
 /// fixed array of this many slots. Requests are held to the configured
@@ -396,10 +397,45 @@ pub fn check_target_bytes(target: &[u8]) -> Result<(), HeadError> {
     Ok(())
 }
 
+/// The authority (of a valid Host) as one name per server (RFC 3986
+/// §6.2.2, §6.2.3): host lower-cased, without the trailing dot of a fully
+/// qualified name, and the port as a number, left out when it is HTTP's
+/// default. The cache keys on it, so `example.com:80` is not a second copy
+/// of `example.com`; and it is what backends are sent, so that the key is
+/// what the backend answered for (nginx's `$host` is spelled the same
+/// way), not a spelling a backend might treat otherwise.
+pub fn push_canonical_authority(key: &mut String, authority: &str) {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port),
+        _ => (authority, ""),
+    };
+    let host = host
+        .strip_suffix('.')
+        .filter(|h| !h.is_empty())
+        .unwrap_or(host);
+    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    match port.parse::<u16>() {
+        Ok(80) => {}
+        Ok(n) => {
+            let _ = write!(key, ":{n}");
+        }
+        // Empty; anything else was refused with the request.
+        Err(_) if port.is_empty() => {}
+        Err(_) => {
+            key.push(':');
+            key.push_str(port);
+        }
+    }
+}
+
 /// RFC 9110 §7.2: Host = uri-host [ ":" port ], where uri-host is an
-/// IP-literal in brackets or a reg-name (unreserved, pct-encoded and
-/// sub-delims characters; an IPv4 address is one too), and port is digits.
-/// No userinfo, no path, nothing a backend could split differently from us.
+/// IP-literal in brackets or a name, and port a number up to 65535. No
+/// userinfo, no path, nothing a backend could split differently from us.
+/// Names are narrower than RFC 3986's reg-name: letters, digits, `-`, `_`
+/// and dots between non-empty labels (a trailing one too), which is every
+/// name DNS or a hosts file serves; `%`-escapes and sub-delims (`,;'=`...)
+/// are refused, as a backend decoding or splitting on them would see
+/// another host than the one the cache keyed on.
 fn check_host(host: &[u8]) -> Result<(), HeadError> {
     let invalid = Err(HeadError::Malformed("invalid Host"));
     if host.is_empty() || host.len() > 255 {
@@ -428,12 +464,18 @@ fn check_host(host: &[u8]) -> Result<(), HeadError> {
             None => (host, None),
         }
     };
-    let reg_name_ok = name
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
-        && (host[0] == b'[' || !name.is_empty());
-    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
-    if reg_name_ok && port_ok {
+    let labels = name.strip_suffix(b".").unwrap_or(name);
+    let name_ok = host[0] == b'['
+        || (labels
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && labels.split(|&b| b == b'.').all(|label| !label.is_empty()));
+    let port_ok = port.is_none_or(|p| {
+        p.len() <= 5
+            && p.iter().all(u8::is_ascii_digit)
+            && (p.is_empty() || p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535)
+    });
+    if name_ok && port_ok {
         Ok(())
     } else {
         invalid
@@ -784,12 +826,42 @@ mod tests {
             "a:",
             "xn--caf-dma.example",
             "a_b",
+            "a.",
+            "A.Example.:8080",
+            "a:65535",
+            "a:0080",
         ] {
             assert_eq!(check_host(good.as_bytes()), Ok(()), "{good}");
         }
         for bad in [
-            "", ":80", "a:b", "a:80:90", "a:123456", "a b", "a/b", "u@a", "[::1", "[]", "[::1]x",
-            "[::g]", "a\\b", "a,b:x",
+            "",
+            ":80",
+            "a:b",
+            "a:80:90",
+            "a:123456",
+            "a b",
+            "a/b",
+            "u@a",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[::g]",
+            "a\\b",
+            "a,b:x",
+            "a,b",
+            "a;b",
+            "a'b",
+            "a%00",
+            "a%2fb",
+            "a=b",
+            "a~b",
+            "a:99999",
+            "a:65536",
+            ".",
+            "..",
+            ".a",
+            "a..b",
+            "[::1]:65536",
         ] {
             assert!(check_host(bad.as_bytes()).is_err(), "{bad}");
         }

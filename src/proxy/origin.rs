@@ -10,7 +10,7 @@ use crate::http::body::{
 use crate::http::conn::{is_timeout, peek, SharedStream, Source};
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
-use crate::http::head::{find_head_end, parse_response};
+use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
 use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
@@ -245,8 +245,13 @@ struct Forwarding {
 fn prepare_request(head: &mut RequestHead, send: &Send<'_>, client_ip: IpAddr) -> Forwarding {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
-    // replaces any Host field.
-    let host = head.authority().map(str::to_string);
+    // replaces any Host field. Spelled as the cache keys it (see
+    // `push_canonical_authority`).
+    let host = head.authority().map(|authority| {
+        let mut host = String::with_capacity(authority.len());
+        push_canonical_authority(&mut host, authority);
+        host
+    });
     let had_length = head.headers.contains("content-length");
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
