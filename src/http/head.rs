@@ -339,13 +339,15 @@ fn names_a_version(head: &[u8]) -> bool {
 
 /// RFC 9112 §3.2: origin-form for most methods, absolute-form always
 /// allowed, asterisk-form only for OPTIONS; authority-form is CONNECT's,
-/// which a reverse proxy does not offer.
+/// which a reverse proxy does not offer. Nor TRACE (as nginx): the
+/// backend would echo the request as it reached it, cookies and the
+/// proxy's own fields included, to whatever script made it send one.
 ///
 /// RFC 9112 §3: "Recipients of an invalid request-line SHOULD respond
 /// with either a 400 (Bad Request) error or a 301 (Moved Permanently)
 /// redirect with the request-target properly encoded." We answer 400.
 fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
-    if method == "CONNECT" {
+    if method == "CONNECT" || method == "TRACE" {
         return Err(HeadError::MethodNotAllowed);
     }
     check_target_bytes(target.as_bytes())?;
@@ -706,6 +708,10 @@ mod tests {
         );
         assert_eq!(
             req(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").map_err(|e| e.status()),
+            Err(405)
+        );
+        assert_eq!(
+            req(b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n").map_err(|e| e.status()),
             Err(405)
         );
         assert!(req(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());

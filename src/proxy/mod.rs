@@ -808,12 +808,10 @@ pub fn error_response(status: u16, close: bool) -> ErrorResponse {
         .push("Content-Type", "text/plain; charset=utf-8");
     head.headers.push("Content-Length", body.len().to_string());
     // RFC 9110 §15.5.6: a 405 lists the methods the resource supports;
-    // a reverse proxy passes on every method but CONNECT.
+    // the proxy passes on every method but CONNECT and TRACE.
     if status == 405 {
-        head.headers.push(
-            "Allow",
-            "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH",
-        );
+        head.headers
+            .push("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
     }
     if close {
         head.headers.push("Connection", "close");
