@@ -92,6 +92,14 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // A write past the file-size limit (`ulimit -f`, systemd's
+    // LimitFSIZE=) must fail with EFBIG, which the snapshot and log
+    // writers report and survive, rather than kill the process.
+    // SAFETY: setting a signal's disposition to "ignore" installs no
+    // handler and touches no memory; nothing else handles SIGXFSZ.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         None => run(&cli.run),

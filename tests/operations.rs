@@ -874,7 +874,12 @@ struct Running {
 
 impl Running {
     fn start(dir: &Path) -> Running {
+        Running::start_with(dir, |_| {})
+    }
+
+    fn start_with(dir: &Path, adjust: impl FnOnce(&mut Command)) -> Running {
         let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
+        adjust(&mut command);
         command
             .args(["--config", "proxy.conf"])
             .current_dir(dir)
@@ -1088,4 +1093,47 @@ fn upstream_counters_agree_with_what_the_backend_saw_when_a_pooled_connection_di
     let target = format!("{{target=\"{}\"}}", a.addr);
     assert_eq!(m[&format!("inverso_upstream_requests_total{target}")], 4.0);
     assert_eq!(m[&format!("inverso_upstream_failures_total{target}")], 0.0);
+}
+
+#[test]
+fn a_snapshot_past_the_file_size_limit_fails_without_killing_the_process() {
+    // `ulimit -f` smaller than the snapshot: the write must fail (and be
+    // reported), not raise SIGXFSZ, whose default action ends the process.
+    let body = pattern(200 * 1024);
+    let origin = Backend::start("origin", move |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let settings = "cache_size = 4MiB\npath_to_persistence = cache.bin\nunit_time = 100ms\n";
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        conf(origin.addr, settings).replace("cache_size = 0\npath_to_persistence =\n", ""),
+    )
+    .unwrap();
+    let mut running = Running::start_with(dir.path(), |command| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit, async-signal-safe, runs between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 64 * 1024,
+                    rlim_max: 64 * 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let request = b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_eq!(one_request(addr, request).status, 200);
+    running.expect("File too large");
+    // Still serving, from the cache.
+    assert_eq!(one_request(addr, request).header("x-cache"), Some("HIT"));
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
 }
