@@ -141,8 +141,13 @@ pub struct Loaded {
     pub skipped_expired: usize,
     /// Valid records left out because of the [`LoadLimits`].
     pub skipped_over_limit: usize,
-    /// Corruption or truncation, with its byte offset. Everything before it was read.
+    /// The first corruption or truncation, with its byte offset. Every
+    /// valid record before it was read, and after it too when the damage
+    /// was inside one record (its checksum failed, its length was sound).
     pub damage: Option<String>,
+    /// Records left out because their checksum failed or their fields did
+    /// not add up.
+    pub skipped_damaged: usize,
 }
 
 /// What a write produced.
@@ -201,6 +206,29 @@ pub fn write_snapshot<'a>(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Moves the file a snapshot for `path` would replace (through symlinks,
+/// as [`write_snapshot`] goes) to the same name plus `.{label}-{unix
+/// seconds}`, so that what could not be read of it is not destroyed by
+/// the next snapshot. Returns the new name; `None` when there is nothing
+/// worth keeping (no file, an empty one).
+pub fn set_aside(
+    path: &Path,
+    label: &str,
+    unix_secs: u64,
+) -> Result<Option<PathBuf>, PersistError> {
+    let file = destination(path)?;
+    match fs::metadata(&file) {
+        Ok(meta) if meta.len() > 0 => {}
+        _ => return Ok(None),
+    }
+    let mut aside = file.as_os_str().to_owned();
+    aside.push(format!(".{label}-{unix_secs}"));
+    let aside = PathBuf::from(aside);
+    fs::rename(&file, &aside).map_err(io_error("move aside", &file))?;
+    sync_parent_dir(&file)?;
+    Ok(Some(aside))
 }
 
 /// Where a snapshot for `path` goes: through symlinks to the file they
@@ -420,7 +448,7 @@ pub fn read_records(
     src.offset = HEADER_LEN;
     let mut loaded = Loaded::default();
     if let Err(damage) = read_body(&mut src, now_unix_ms, limits, &mut loaded) {
-        loaded.damage = Some(damage);
+        loaded.damage.get_or_insert(damage);
     }
     Ok(loaded)
 }
@@ -461,18 +489,35 @@ fn read_body<R: Read>(
             ));
         }
         let len64 = u64::from(len);
-        if len64 > limits.max_record_bytes
-            || kept_bytes.saturating_add(len64) > limits.max_total_bytes
-        {
-            src.skip_verified(len64, crc, at, &what)?;
-            found += 1;
+        let over_limit = len64 > limits.max_record_bytes
+            || kept_bytes.saturating_add(len64) > limits.max_total_bytes;
+        let intact = if over_limit {
+            src.skip_verified(len64, crc, at, &what)?
+        } else {
+            src.payload(len64, crc, at, &what, &mut payload)?
+        };
+        found += 1;
+        // Damage inside one record (a flipped bit) loses that record only:
+        // its length led past it, and every other record has a checksum of
+        // its own. Were the length itself damaged, what follows would be
+        // read at the wrong offset and fail its checksum in turn.
+        let decoded = if !intact {
+            Err(format!("{what} at byte {at} fails its checksum"))
+        } else if over_limit {
             loaded.skipped_over_limit += 1;
             continue;
-        }
-        src.payload(len64, crc, at, &what, &mut payload)?;
-        let record = decode(&payload)
-            .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))?;
-        found += 1;
+        } else {
+            decode(&payload)
+                .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))
+        };
+        let record = match decoded {
+            Ok(record) => record,
+            Err(damage) => {
+                loaded.skipped_damaged += 1;
+                loaded.damage.get_or_insert(damage);
+                continue;
+            }
+        };
         if record.keep_until() <= now_unix_ms {
             loaded.skipped_expired += 1;
             continue;
@@ -586,9 +631,9 @@ impl<R: Read> Source<R> {
         Ok(())
     }
 
-    /// Reads a payload of `len` bytes into `buf` and checks its CRC. The buffer grows
-    /// with the bytes actually read, so a corrupt length in a short file costs no
-    /// more memory than the file holds.
+    /// Reads a payload of `len` bytes into `buf`; whether its CRC matches.
+    /// The buffer grows with the bytes actually read, so a corrupt length in
+    /// a short file costs no more memory than the file holds.
     fn payload(
         &mut self,
         len: u64,
@@ -596,7 +641,7 @@ impl<R: Read> Source<R> {
         at: u64,
         what: &dyn fmt::Display,
         buf: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         buf.clear();
         let result = (&mut self.reader).take(len).read_to_end(buf);
         self.offset += buf.len() as u64;
@@ -604,21 +649,19 @@ impl<R: Read> Source<R> {
         if (buf.len() as u64) < len {
             return Err(self.truncated(what, at));
         }
-        if crc32fast::hash(buf) != crc {
-            return Err(format!("{what} at byte {at} fails its checksum"));
-        }
-        Ok(())
+        Ok(crc32fast::hash(buf) == crc)
     }
 
-    /// Reads past a payload of `len` bytes through a fixed buffer, checking its CRC,
-    /// so a record the limits exclude is never held in memory.
+    /// Reads past a payload of `len` bytes through a fixed buffer, so a
+    /// record the limits exclude is never held in memory; whether its CRC
+    /// matches.
     fn skip_verified(
         &mut self,
         len: u64,
         crc: u32,
         at: u64,
         what: &dyn fmt::Display,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let mut sink = CrcSink(crc32fast::Hasher::new());
         let result = io::copy(&mut (&mut self.reader).take(len), &mut sink);
         let n = result.map_err(|e| self.read_error(e))?;
@@ -626,10 +669,7 @@ impl<R: Read> Source<R> {
         if n < len {
             return Err(self.truncated(what, at));
         }
-        if sink.0.finalize() != crc {
-            return Err(format!("{what} at byte {at} fails its checksum"));
-        }
-        Ok(())
+        Ok(sink.0.finalize() == crc)
     }
 }
 
@@ -763,7 +803,7 @@ mod tests {
     }
 
     #[test]
-    fn any_flipped_bit_in_record_two_keeps_record_one_only() {
+    fn any_flipped_bit_in_record_two_loses_record_two_only_unless_in_its_length() {
         let records: Vec<_> = (1..=3).map(record).collect();
         let bytes = encode(&records);
         let ends = record_ends(&records);
@@ -772,8 +812,20 @@ mod tests {
                 let mut damaged = bytes.clone();
                 damaged[byte] ^= 1 << bit;
                 let loaded = read(&damaged);
-                assert_eq!(loaded.records, records[..1], "byte {byte} bit {bit}");
-                assert!(loaded.damage.is_some(), "byte {byte} bit {bit}");
+                let at = format!("byte {byte} bit {bit}");
+                assert!(loaded.damage.is_some(), "{at}");
+                if byte < ends[0] + 4 {
+                    // The length: what follows is read out of step, and
+                    // nothing of it passes a checksum.
+                    assert_eq!(loaded.records, records[..1], "{at}");
+                } else {
+                    assert_eq!(
+                        loaded.records,
+                        [records[0].clone(), records[2].clone()],
+                        "{at}"
+                    );
+                    assert_eq!(loaded.skipped_damaged, 1, "{at}");
+                }
             }
         }
     }
@@ -864,7 +916,8 @@ mod tests {
             max_total_bytes: u64::MAX,
         };
         let loaded = read_records(&bytes[..], 0, &limits).unwrap();
-        assert!(loaded.records.is_empty());
+        assert_eq!(loaded.records, [record(1)]);
+        assert_eq!((loaded.skipped_damaged, loaded.skipped_over_limit), (1, 0));
         assert!(loaded.damage.unwrap().contains("checksum"));
     }
 

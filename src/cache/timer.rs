@@ -20,6 +20,9 @@ pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistErro
 
 /// Fills the cache from a snapshot file. Never fails the start: damage or
 /// an unknown version is logged and the cache starts with what was valid.
+/// Such a file is moved aside (see [`persist::set_aside`]) rather than
+/// left for the next snapshot to replace: another version's reader, or
+/// someone by hand, may recover what this one could not.
 pub fn load(cache: &Cache, path: &Path) -> usize {
     let limits = LoadLimits {
         max_record_bytes: cache.max_object_size().saturating_add(1 << 20),
@@ -33,10 +36,13 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
     match persist::load_snapshot(path, now, &limits) {
         Ok(loaded) => {
             if let Some(damage) = &loaded.damage {
+                // Outside the macro, which evaluates nothing when warnings
+                // are not logged.
+                let aside = set_aside(path, "damaged");
                 log::warn!(
-                    "cache snapshot {}: {damage}; keeping the {} records before it",
+                    "cache snapshot {}: {damage}; keeping the {} valid records{aside}",
                     path.display(),
-                    loaded.records.len()
+                    loaded.records.len(),
                 );
             }
             let total = loaded.records.len();
@@ -52,13 +58,36 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
             stored
         }
         Err(e) => {
+            let aside = match e {
+                PersistError::NotASnapshot | PersistError::UnsupportedVersion(_) => {
+                    set_aside(path, "unread")
+                }
+                _ => String::new(),
+            };
             log::warn!(
-                "cache snapshot {}: {}; starting with an empty cache",
+                "cache snapshot {}: {}; starting with an empty cache{aside}",
                 path.display(),
-                with_causes(&e)
+                with_causes(&e),
             );
             0
         }
+    }
+}
+
+/// Moves a snapshot file that could not be read whole out of the way;
+/// says how it went, for the warning about it.
+fn set_aside(path: &Path, label: &str) -> String {
+    let now = unix_ms(SystemTime::now()) / 1000;
+    match persist::set_aside(path, label, now) {
+        Ok(Some(aside)) => format!(
+            "; the file is kept as {} (the next snapshot would replace it)",
+            aside.display()
+        ),
+        Ok(None) => String::new(),
+        Err(e) => format!(
+            "; it could not be moved aside ({}), and the next snapshot will replace it",
+            with_causes(&e)
+        ),
     }
 }
 
