@@ -10,6 +10,7 @@
 use crate::config::LogFormat;
 use crate::http::date::{format_rfc3339, Clf};
 use crate::json;
+use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -26,9 +27,6 @@ const CHANNEL_CAPACITY: usize = 16 * 1024;
 /// While requests keep coming, the writer wakes this often to write what
 /// queued up (a few hundred lines at a time under load).
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
-/// While a sink keeps failing (a full disk), how often that is said again:
-/// nginx repeats its access-log alert at most once a minute too.
-const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// What is logged about one request.
 #[derive(Clone, Debug)]
@@ -442,29 +440,28 @@ impl<W: Write> Sink<W> {
     }
 }
 
-/// One sink's write failures: said when they start, again at most every
-/// [`WARN_EVERY`] while they last, with the lines lost, and once more when
-/// writing works again.
+/// One sink's write failures: said when they start, again at most once a
+/// minute while they last, with the lines lost, and once more when writing
+/// works again.
 #[derive(Default)]
 struct Failures {
     lost: u64,
-    warned: Option<Instant>,
+    throttle: Throttle,
 }
 
 impl Failures {
     fn failed(&mut self, sink: &str, e: &io::Error, lines: u64) {
         self.lost += lines;
-        if self.warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+        if self.throttle.failed(Instant::now()) {
             log::warn!(
                 "access log ({sink}): cannot write: {e}; {} lines lost so far",
                 self.lost
             );
-            self.warned = Some(Instant::now());
         }
     }
 
     fn recovered(&mut self, sink: &str) {
-        if self.warned.take().is_some() {
+        if self.throttle.recovered() {
             log::warn!(
                 "access log ({sink}): writing again; {} lines were lost",
                 self.lost

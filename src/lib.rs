@@ -13,6 +13,7 @@
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `json`: string escaping for the JSON log and `/status`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
+//! - `throttle`: a lasting failure said once a minute, not at every retry.
 //! - `demo`: two built-in origin servers for `inverso demo`.
 
 pub mod access_log;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod sched;
 pub mod server;
+pub mod throttle;
 pub mod upstream;
 
 pub use config::Config;

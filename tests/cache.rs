@@ -1815,6 +1815,29 @@ fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
     expect(&get(&second, "/t1"), 200, "HIT", "/t1 #1");
 }
 
+#[test]
+fn a_snapshot_deleted_while_running_is_written_again_without_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        persisted(&file)(c);
+        c.unit_time = Duration::from_millis(50);
+    });
+    get(&proxy, "/kept");
+    let holds_kept = || {
+        load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
+            .is_ok_and(|l| l.records.iter().any(|r| r.key == key("/kept").as_bytes()))
+    };
+    assert!(wait_until(WAIT_LIMIT, holds_kept));
+    std::fs::remove_file(&file).unwrap();
+    // Nothing changes in the cache from here on.
+    assert!(
+        wait_until(WAIT_LIMIT, holds_kept),
+        "the snapshot was not written again"
+    );
+}
+
 fn record(path: &str, body: &str) -> Record {
     let mut head = ResponseHead::new(200);
     head.headers.push("Cache-Control", "max-age=3600");

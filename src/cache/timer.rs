@@ -4,6 +4,7 @@
 
 use super::persist::{self, LoadLimits, PersistError, SnapshotStats};
 use super::store::{unix_ms, Cache};
+use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -105,7 +106,12 @@ impl Timer {
         let (stop, stopped) = bounded::<()>(1);
         // Read here, not in the thread: requests may change the cache before
         // the thread first runs, and those changes must count as unwritten.
-        let mut written = cache.generation();
+        let mut file = path.map(|path| SnapshotFile {
+            on_disk: path.exists(),
+            path,
+            written: cache.generation(),
+            failing: Throttle::default(),
+        });
         let thread = std::thread::Builder::new()
             .name("cache-timer".into())
             .spawn(move || {
@@ -114,13 +120,13 @@ impl Timer {
                     if expired > 0 {
                         log::debug!("cache: {expired} entries expired");
                     }
-                    if let Some(path) = &path {
-                        written = write_if_changed(&cache, path, written, false);
+                    if let Some(file) = &mut file {
+                        file.write_if_needed(&cache, false);
                     }
                 }
                 // The final snapshot also records recency changed by reads.
-                if let Some(path) = &path {
-                    write_if_changed(&cache, path, written, cache.take_touched());
+                if let Some(file) = &mut file {
+                    file.write_if_needed(&cache, cache.take_touched());
                 }
             })?;
         Ok(Timer {
@@ -148,35 +154,56 @@ impl Drop for Timer {
     }
 }
 
-/// Writes a snapshot unless nothing changed since generation `written`
-/// (or `force`); returns the generation now on disk.
-fn write_if_changed(cache: &Cache, path: &Path, written: u64, force: bool) -> u64 {
-    let now = cache.generation();
-    if now == written && !force {
-        return written;
-    }
-    let started = Instant::now();
-    let written_in = |started: Instant| {
-        let micros = started.elapsed().as_micros() as u64;
-        cache.stats.snapshot_micros.fetch_add(micros, Relaxed);
-    };
-    match snapshot(cache, path) {
-        Ok(stats) => {
-            written_in(started);
-            cache.stats.snapshot_writes.fetch_add(1, Relaxed);
-            log::debug!(
-                "cache snapshot {}: {} records, {} bytes, {:?}",
-                path.display(),
-                stats.records,
-                stats.bytes,
-                started.elapsed()
-            );
-            now
+/// The snapshot file, and what is known of it.
+struct SnapshotFile {
+    path: PathBuf,
+    /// A snapshot was there at start-up or has been written since.
+    on_disk: bool,
+    /// The cache generation it holds.
+    written: u64,
+    failing: Throttle,
+}
+
+impl SnapshotFile {
+    /// Writes a snapshot if the cache changed since the last one, if the
+    /// file went missing (deleted while the proxy runs: nothing else would
+    /// bring it back before the next change), or if `force`d. A failure is
+    /// tried again next time, and said once a minute while it lasts.
+    fn write_if_needed(&mut self, cache: &Cache, force: bool) {
+        let now = cache.generation();
+        let missing = self.on_disk && !self.path.exists();
+        if now == self.written && !force && !missing {
+            return;
         }
-        Err(e) => {
-            cache.stats.snapshot_failures.fetch_add(1, Relaxed);
-            log::warn!("cache snapshot {}: {}", path.display(), with_causes(&e));
-            written
+        let started = Instant::now();
+        match snapshot(cache, &self.path) {
+            Ok(stats) => {
+                let micros = started.elapsed().as_micros() as u64;
+                cache.stats.snapshot_micros.fetch_add(micros, Relaxed);
+                cache.stats.snapshot_writes.fetch_add(1, Relaxed);
+                if self.failing.recovered() {
+                    log::warn!("cache snapshot {}: written again", self.path.display());
+                }
+                log::debug!(
+                    "cache snapshot {}: {} records, {} bytes, {:?}",
+                    self.path.display(),
+                    stats.records,
+                    stats.bytes,
+                    started.elapsed()
+                );
+                self.written = now;
+                self.on_disk = true;
+            }
+            Err(e) => {
+                cache.stats.snapshot_failures.fetch_add(1, Relaxed);
+                if self.failing.failed(Instant::now()) {
+                    log::warn!(
+                        "cache snapshot {}: {} (tried again every unit_time; said again at most once a minute)",
+                        self.path.display(),
+                        with_causes(&e)
+                    );
+                }
+            }
         }
     }
 }
