@@ -464,6 +464,22 @@ fn ttl_caps_what_the_origin_says() {
 }
 
 #[test]
+fn a_lower_ttl_applies_to_what_is_already_stored() {
+    // 100 s old on arrival, fresh for 600.
+    let backend = fixed(200, &[("Cache-Control", "max-age=600"), ("Age", "100")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/t");
+    expect(&get(&proxy, "/t"), 200, "HIT", "/t #1");
+    let mut next = Config::with_targets(vec![target(backend.addr)]);
+    next.log_to_stdout = false;
+    next.path_to_persistence = None;
+    cache_on(&mut next);
+    next.ttl = Duration::from_secs(60);
+    proxy.handle().control().reload(next).unwrap();
+    expect(&get(&proxy, "/t"), 200, "MISS", "/t #2");
+}
+
+#[test]
 fn a_post_is_never_answered_from_the_cache() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
     let proxy = cached_proxy(&backend, |_| {});

@@ -238,6 +238,12 @@ pub struct Lifetime {
     pub stale_if_error: Duration,
 }
 
+/// Final statuses but 206, which needs range merging we do not do, and
+/// 304, which answers a conditional request and has no body to store.
+pub fn status_ever_stored(status: u16) -> bool {
+    status >= 200 && !matches!(status, 206 | 304)
+}
+
 /// Decides whether a response to `request` may be stored (RFC 9111 §3),
 /// and for how long it is fresh (§4.2.1). `response_time` is when it
 /// arrived. `None`: do not store.
@@ -247,9 +253,7 @@ pub fn storable(
     response_time: SystemTime,
     settings: &Settings,
 ) -> Option<Lifetime> {
-    // 206 needs range merging we do not do; a 304 answers a conditional
-    // request and has no body to store.
-    if request.method != "GET" || response.status < 200 || matches!(response.status, 206 | 304) {
+    if request.method != "GET" || !status_ever_stored(response.status) {
         return None;
     }
     let req_cc = CacheControl::parse(&request.headers);

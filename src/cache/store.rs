@@ -72,13 +72,18 @@ impl Entry {
     }
 
     /// Rebuilds an entry from a snapshot record; `None` if its head does not
-    /// parse (a record from a damaged or foreign file). The head is cleaned
-    /// as a fresh one is: a crafted file must not smuggle framing fields
-    /// into the responses served from it.
+    /// parse or has a status the cache never stores (a record from a
+    /// damaged or crafted file: a 304 or a 101 served with a body would
+    /// break the framing of the connection). The head is cleaned as a
+    /// fresh one is: a crafted file must not smuggle framing fields into
+    /// the responses served from it.
     pub fn from_record(mut record: Record) -> Option<Entry> {
         let mut text = record.head.clone();
         text.extend_from_slice(b"\r\n");
         let mut head = parse_response(&text).ok()?;
+        if !policy::status_ever_stored(head.status) {
+            return None;
+        }
         std::str::from_utf8(&record.key).ok()?;
         record.head = sanitize(&mut head);
         let cc = policy::CacheControl::parse(&head.headers);
@@ -655,6 +660,16 @@ mod tests {
         assert_eq!(e.stale_while_revalidate, Duration::from_secs(30));
         let back = Entry::from_record(e.record.clone()).unwrap();
         assert_eq!(back.stale_while_revalidate, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_snapshot_record_with_a_status_never_stored_is_refused() {
+        for status in [101, 206, 304] {
+            let mut e = entry("h/a", "body", 60, None);
+            e.record.head =
+                format!("HTTP/1.1 {status} X\r\nCache-Control: max-age=60\r\n").into_bytes();
+            assert!(Entry::from_record(e.record).is_none(), "{status}");
+        }
     }
 
     #[test]

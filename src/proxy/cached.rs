@@ -61,7 +61,11 @@ pub(super) fn serve(
     let mut waited = false;
     loop {
         if let Some(entry) = cache.lookup(&primary, &request.headers) {
-            match policy::usable(&req_cc, no_cache, &entry.as_stored(SystemTime::now())) {
+            let mut as_stored = entry.as_stored(SystemTime::now());
+            // `ttl` as it is now caps what was stored under an older one
+            // (or read from a crafted snapshot).
+            as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
+            match policy::usable(&req_cc, no_cache, &as_stored) {
                 Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None, b""),
                 Use::AllowedStale => {
                     return serve_entry(client, &here, &entry, Status::Stale, None, b"")
