@@ -135,7 +135,8 @@ impl LoadLimits {
 /// What a load found.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// Valid, unexpired records within the limits, in file order.
+    /// Valid, unexpired records within the limits, in file order (empty
+    /// when they were handed to a visitor instead).
     pub records: Vec<Record>,
     /// Valid records past [`Record::keep_until`].
     pub skipped_expired: usize,
@@ -386,12 +387,27 @@ pub fn load_snapshot(
     now_unix_ms: u64,
     limits: &LoadLimits,
 ) -> Result<Loaded, PersistError> {
+    let mut records = Vec::new();
+    let mut loaded = scan_snapshot(path, now_unix_ms, limits, &mut |r| records.push(r))?;
+    loaded.records = records;
+    Ok(loaded)
+}
+
+/// As [`load_snapshot`], but hands each record to `visit` as it is read
+/// rather than keeping them ([`Loaded::records`] stays empty): one record
+/// in memory at a time, however large the file.
+pub fn scan_snapshot(
+    path: &Path,
+    now_unix_ms: u64,
+    limits: &LoadLimits,
+    visit: &mut dyn FnMut(Record),
+) -> Result<Loaded, PersistError> {
     let file = match open_regular(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(io_error("open", path)(e)),
     };
-    read_records(BufReader::new(file), now_unix_ms, limits).map_err(|e| match e {
+    scan_records(BufReader::new(file), now_unix_ms, limits, visit).map_err(|e| match e {
         PersistError::Header(source) => io_error("read the header of", path)(source),
         other => other,
     })
@@ -422,6 +438,19 @@ pub fn read_records(
     now_unix_ms: u64,
     limits: &LoadLimits,
 ) -> Result<Loaded, PersistError> {
+    let mut records = Vec::new();
+    let mut loaded = scan_records(reader, now_unix_ms, limits, &mut |r| records.push(r))?;
+    loaded.records = records;
+    Ok(loaded)
+}
+
+/// [`read_records`], handing each record to `visit` (see [`scan_snapshot`]).
+pub fn scan_records(
+    reader: impl Read,
+    now_unix_ms: u64,
+    limits: &LoadLimits,
+    visit: &mut dyn FnMut(Record),
+) -> Result<Loaded, PersistError> {
     let mut src = Source { reader, offset: 0 };
     let mut header = [0u8; HEADER_LEN as usize];
     let n = read_full(&mut src.reader, &mut header).map_err(PersistError::Header)?;
@@ -447,7 +476,7 @@ pub fn read_records(
     }
     src.offset = HEADER_LEN;
     let mut loaded = Loaded::default();
-    if let Err(damage) = read_body(&mut src, now_unix_ms, limits, &mut loaded) {
+    if let Err(damage) = read_body(&mut src, now_unix_ms, limits, &mut loaded, visit) {
         loaded.damage.get_or_insert(damage);
     }
     Ok(loaded)
@@ -459,6 +488,7 @@ fn read_body<R: Read>(
     now_unix_ms: u64,
     limits: &LoadLimits,
     loaded: &mut Loaded,
+    visit: &mut dyn FnMut(Record),
 ) -> Result<(), String> {
     let mut found: u64 = 0;
     let mut kept_bytes: u64 = 0;
@@ -523,7 +553,7 @@ fn read_body<R: Read>(
             continue;
         }
         kept_bytes += len64;
-        loaded.records.push(record);
+        visit(record);
     }
 }
 

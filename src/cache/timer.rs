@@ -48,12 +48,20 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
             }
             let total = loaded.records.len();
             let stored = cache.load(loaded.records, now);
-            if total > 0 || loaded.skipped_expired > 0 {
+            if total > 0 || loaded.skipped_expired > 0 || loaded.skipped_over_limit > 0 {
                 log::info!(
-                    "cache snapshot {}: loaded {stored} of {total} records in {:?} ({} expired skipped)",
+                    "cache snapshot {}: loaded {stored} of {total} records in {:?} (skipped: {} expired, {} larger than the cache takes)",
                     path.display(),
                     started.elapsed(),
-                    loaded.skipped_expired
+                    loaded.skipped_expired,
+                    loaded.skipped_over_limit,
+                );
+            }
+            if stored < total {
+                log::warn!(
+                    "cache snapshot {}: {} records not used: a head that does not parse, a status the cache never stores, a key that is not UTF-8, or larger than max_object_size (`inverso cache inspect` lists them)",
+                    path.display(),
+                    total - stored
                 );
             }
             stored
