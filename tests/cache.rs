@@ -14,6 +14,7 @@ mod support;
 
 use inverso::cache::persist::{load_snapshot, write_snapshot, LoadLimits, Record};
 use inverso::cache::policy::Lifetime;
+use inverso::cache::store::ENTRY_OVERHEAD;
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::date::format_http_date;
 use inverso::http::ResponseHead;
@@ -1540,14 +1541,15 @@ fn concurrent_misses_reach_the_origin_once() {
 
 #[test]
 fn the_least_recently_used_entry_is_evicted_first() {
-    // Bodies of 1000 bytes; key and head add well under 200 bytes, so the
-    // cache holds three entries and not four.
+    // Bodies of 1000 bytes; key and head (counted three and two times)
+    // add well under 300 bytes to the bookkeeping, so the cache holds
+    // three entries and not four.
     let backend = Backend::start("big", |_, out| {
         respond(out, 200, &[("Cache-Control", "max-age=60")], &pattern(1000));
         Action::KeepAlive
     });
     let proxy = cached_proxy(&backend, |c| {
-        c.cache_size = 3600;
+        c.cache_size = 3 * (1000 + ENTRY_OVERHEAD + 300);
         c.max_object_size = Some(2000);
     });
     for path in ["/e1", "/e2", "/e3"] {
@@ -1563,7 +1565,7 @@ fn the_least_recently_used_entry_is_evicted_first() {
         .collect();
     keys.sort();
     assert_eq!(keys, [key("/e1"), key("/e3"), key("/e4")]);
-    assert!(cache_of(&proxy).bytes() <= 3600);
+    assert!(cache_of(&proxy).bytes() <= 3 * (1000 + ENTRY_OVERHEAD + 300));
     assert_eq!(cache_of(&proxy).stats.evictions.load(Ordering::Relaxed), 1);
     for path in ["/e1", "/e3", "/e4"] {
         let r = get(&proxy, path);
@@ -1744,7 +1746,7 @@ fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
     // Room for two 1000-byte entries, not three.
     let second = start_proxy(&[dead_addr()], |c| {
         persisted(&file)(c);
-        c.cache_size = 2500;
+        c.cache_size = 2 * (1000 + ENTRY_OVERHEAD + 300);
         c.max_object_size = Some(2000);
     });
     let mut keys: Vec<String> = cache_of(&second)

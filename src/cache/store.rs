@@ -17,6 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// What an entry costs in memory beyond its key, head and body: the
+/// entry, record and parsed head structs, the LRU node and map slot, and
+/// the allocator's share of some eight allocations (measured with many
+/// small entries: about 500 bytes each).
+pub const ENTRY_OVERHEAD: u64 = 512;
+
 /// One stored response.
 #[derive(Debug)]
 pub struct Entry {
@@ -118,9 +124,15 @@ impl Entry {
         unix_ms(now) < self.record.stale_until
     }
 
-    /// Bytes counted against the cache capacity.
+    /// Bytes counted against the cache capacity: what the entry holds in
+    /// memory, not only its key, head and body. The key is held three times
+    /// (the record, the LRU's map and its list), the head twice (as stored
+    /// and parsed), and each entry has its structs and allocations besides:
+    /// counting only the payload let a cache of many small entries take
+    /// many times `cache_size`.
     pub fn weight(&self) -> u64 {
-        (self.record.key.len() + self.record.head.len() + self.record.body.len()) as u64
+        let record = &self.record;
+        (3 * record.key.len() + 2 * record.head.len() + record.body.len()) as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -621,13 +633,16 @@ mod tests {
 
     #[test]
     fn eviction_counts_and_oversize() {
-        let cache = Cache::new(600, 300);
+        // Room for six entries of this size, not seven.
+        let one = entry("h/0", &"b".repeat(100), 60, None).weight();
+        let cache = Cache::new(6 * one + one / 2, 300);
         let big = "z".repeat(301);
         assert!(!cache.insert(entry("h/big", &big, 60, None)));
         for i in 0..10 {
             cache.insert(entry(&format!("h/{i}"), &"b".repeat(100), 60, None));
         }
-        assert!(cache.bytes() <= 600);
+        assert_eq!(cache.len(), 6);
+        assert!(cache.bytes() <= 6 * one + one / 2);
         assert!(cache.stats.evictions.load(Ordering::Relaxed) > 0);
         assert!(cache.lookup("h/9", &Headers::new()).is_some());
         assert!(cache.lookup("h/0", &Headers::new()).is_none());
