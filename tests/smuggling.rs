@@ -135,6 +135,7 @@ const HEADS: &[(&[u8], u16)] = &[
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
     (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
     (b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+    (b"TRACK / HTTP/1.1\r\nHost: a\r\n\r\n", 405),
 ];
 
 #[test]

@@ -203,7 +203,16 @@ pub fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
 }
 
 fn parse_decimal(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 {
+    if value.is_empty() {
+        return None;
+    }
+    // Leading zeros are digits too, however many.
+    let first = value
+        .iter()
+        .position(|&b| b != b'0')
+        .unwrap_or(value.len() - 1);
+    let value = &value[first..];
+    if value.len() > 19 {
         return None;
     }
     value.iter().try_fold(0u64, |acc, &b| {
@@ -540,6 +549,14 @@ mod tests {
         assert_eq!(
             request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"),
             Ok(BodyKind::Length(i64::MAX as u64))
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000000000000000000005\r\n\r\n"),
+            Ok(BodyKind::Length(5))
+        );
+        assert_eq!(
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n"),
+            Ok(BodyKind::Empty)
         );
         assert_eq!(
             request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),

@@ -339,15 +339,16 @@ fn names_a_version(head: &[u8]) -> bool {
 
 /// RFC 9112 §3.2: origin-form for most methods, absolute-form always
 /// allowed, asterisk-form only for OPTIONS; authority-form is CONNECT's,
-/// which a reverse proxy does not offer. Nor TRACE (as nginx): the
-/// backend would echo the request as it reached it, cookies and the
-/// proxy's own fields included, to whatever script made it send one.
+/// which a reverse proxy does not offer. Nor TRACE (as nginx), nor IIS's
+/// TRACK: the backend would echo the request as it reached it, cookies
+/// and the proxy's own fields included, to whatever script made it send
+/// one.
 ///
 /// RFC 9112 §3: "Recipients of an invalid request-line SHOULD respond
 /// with either a 400 (Bad Request) error or a 301 (Moved Permanently)
 /// redirect with the request-target properly encoded." We answer 400.
 fn check_target(method: &str, target: &str) -> Result<(), HeadError> {
-    if method == "CONNECT" || method == "TRACE" {
+    if matches!(method, "CONNECT" | "TRACE" | "TRACK") {
         return Err(HeadError::MethodNotAllowed);
     }
     check_target_bytes(target.as_bytes())?;
