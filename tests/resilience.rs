@@ -480,6 +480,27 @@ fn requests_cut_at_the_end_of_the_grace_period_are_logged() {
 }
 
 #[test]
+fn a_request_still_connecting_at_the_end_of_the_grace_period_is_logged() {
+    let mut proxy = start_proxy(&[blackhole_addr()], |c| {
+        c.connection_timeout = Duration::from_secs(60);
+        c.connect_timeout = Some(Duration::from_secs(60));
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET /connecting HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 1));
+    // Time to reach the connect, which no backend will ever answer.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!proxy.shutdown(Duration::from_millis(100)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"GET /connecting HTTP/1.1\" 502 0 ")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn connect_timeout_bounds_a_backend_that_never_answers_the_handshake() {
     // connection_timeout alone would keep the request past the client's
     // patience; connect_timeout gives up on the handshake first.

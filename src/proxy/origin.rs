@@ -128,6 +128,7 @@ pub(super) fn fetch<'s>(
                     keep_alive: false,
                 })
             }
+            Err(f) if client.watch.cut() => return Err(failed(f.status())),
             Err(f) => {
                 let reason = f.describe();
                 log::warn!("target {}: {reason}", target.name);
@@ -202,9 +203,8 @@ fn attempt(
         let request_time = SystemTime::now();
         let mut up = shared
             .upstreams
-            .checkout(target, fresh)
+            .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
             .map_err(Failure::Connect)?;
-        client.watch.watch_backend(&up.conn.get_ref().0);
         // Whatever the method: bytes that arrived on an idle connection
         // (a late HEAD body, a second response, a 408 before closing) would
         // otherwise be read as the answer to this request, another
@@ -617,8 +617,9 @@ pub(super) fn relay(
         ..*how
     };
     let target = fetched.target;
-    let refusal = |f: Failure, head_sent: bool| {
-        if !matches!(f, Failure::Client(_)) {
+    // `cut`: by a forced shutdown, which is not the backend's failure.
+    let refusal = |f: Failure, head_sent: bool, cut: bool| {
+        if !matches!(f, Failure::Client(_)) && !cut {
             let reason = f.describe();
             log::warn!("target {}: {reason}", target.name);
             target.health.failed(Instant::now(), &reason);
@@ -630,7 +631,8 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
-    let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false))?;
+    let prepared =
+        prepare_response(&mut fetched, how).map_err(|f| refusal(f, false, client.watch.cut()))?;
     client.note_sent_head(&[&prepared.head]);
     if prepared.gathered {
         // The backend's part is over: it is free for the next pick even
@@ -652,7 +654,7 @@ pub(super) fn relay(
                 ..outcome
             })
         }
-        Err(Broken { failure, head_sent }) => Err(refusal(failure, head_sent)),
+        Err(Broken { failure, head_sent }) => Err(refusal(failure, head_sent, client.watch.cut())),
     }
 }
 

@@ -53,6 +53,13 @@ impl ConnWatch {
         backend.in_use = Some(stream.clone());
     }
 
+    /// Whether the connection was closed by force (at the end of a
+    /// shutdown's grace period): what fails after that is not the
+    /// backend's doing.
+    pub(super) fn cut(&self) -> bool {
+        self.backend.lock().closed
+    }
+
     pub(super) fn backend_done(&self) {
         // Dropped outside the lock: it may be the last handle, and close.
         let released = self.backend.lock().in_use.take();

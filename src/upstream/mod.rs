@@ -13,6 +13,7 @@ use crate::metrics::{InFlight, TargetStats};
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
+use socket2::{Domain, SockRef, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
@@ -255,9 +256,18 @@ impl Upstreams {
         target.pool.clear();
     }
 
-    pub fn checkout(&self, target: &Upstream, fresh: bool) -> io::Result<UpstreamConn> {
+    /// `in_use` is shown the socket before anything waits on it, even the
+    /// connect: a forced shutdown can then end the wait (see
+    /// `proxy::ConnWatch`).
+    pub fn checkout(
+        &self,
+        target: &Upstream,
+        fresh: bool,
+        in_use: impl FnOnce(&Arc<TcpStream>),
+    ) -> io::Result<UpstreamConn> {
         if !fresh {
             if let Some(conn) = target.pool.take() {
+                in_use(&conn.get_ref().0);
                 return Ok(UpstreamConn {
                     conn,
                     reused: true,
@@ -265,12 +275,15 @@ impl Upstreams {
                 });
             }
         }
-        let stream = TcpStream::connect_timeout(&target.addr, self.connect_timeout)?;
+        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, None)?;
+        let stream = Arc::new(TcpStream::from(socket));
+        in_use(&stream);
+        SockRef::from(&*stream).connect_timeout(&target.addr.into(), self.connect_timeout)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
-            conn: BufConn::new(SharedStream(Arc::new(stream)), UPSTREAM_BUFFER),
+            conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER),
             reused: false,
             body_cut: false,
         })
