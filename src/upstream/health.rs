@@ -25,7 +25,7 @@ const MAX_PROBE_HEAD: usize = 8 * 1024;
 const MAX_PROBE_INTERIM: usize = 4;
 
 /// Passive health settings.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Passive {
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
@@ -73,15 +73,22 @@ impl Health {
         }
     }
 
-    /// A reload's settings. Failures counted so far stay counted; with
-    /// `max_fails = 0` nothing holds the target out any more.
+    /// A reload's settings. When they change, failed requests counted
+    /// under the old ones no longer count, and a target they held out
+    /// comes back (as after an nginx reload): whether it would be out
+    /// under the new ones cannot be told from a count kept under others.
+    /// What the active checks hold is theirs to keep.
     pub fn set_passive(&self, settings: Passive) {
         let mut state = self.state.lock();
+        if state.settings == settings {
+            return;
+        }
         state.settings = settings;
-        if settings.max_fails == 0 {
-            state.fails = 0;
-            state.window_start = None;
-            state.down_until = None;
+        state.fails = 0;
+        state.window_start = None;
+        if state.down_until.take().is_some() && state.announced_down && !state.active_down {
+            state.announced_down = false;
+            log::info!("target {} up: max_fails or fail_timeout changed", self.name);
         }
     }
 
@@ -698,15 +705,28 @@ mod tests {
             "out for the new 10 s"
         );
 
-        // max_fails = 0: nothing holds it out any more, at once.
+        let passive = |max_fails, secs| Passive {
+            max_fails,
+            fail_timeout: Duration::from_secs(secs),
+        };
+        // The same settings again change nothing.
         h.failed(now, "x");
         h.failed(now, "x");
         h.failed(now, "x");
-        h.set_passive(Passive {
-            max_fails: 0,
-            fail_timeout: Duration::from_secs(10),
-        });
-        assert!(h.usable(now));
+        h.set_passive(passive(3, 10));
+        assert!(!h.usable(now));
+        // Other settings: a fresh count, the target back.
+        for changed in [passive(3, 5), passive(4, 5), passive(0, 5)] {
+            h.set_passive(passive(1, 3600));
+            h.failed(now, "x");
+            assert!(!h.usable(now));
+            h.set_passive(changed);
+            assert!(h.usable(now), "{changed:?}");
+        }
+        // What the checks hold, they keep.
+        h.probed(now, &probing(1, 1), Err("status 500".into()));
+        h.set_passive(passive(2, 5));
+        assert!(!h.usable(now));
     }
 
     #[test]
