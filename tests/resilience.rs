@@ -520,3 +520,26 @@ fn connect_timeout_bounds_a_backend_that_never_answers_the_handshake() {
     }
     assert_eq!(a.requests(), 2);
 }
+
+#[test]
+fn a_response_cut_short_is_logged_with_its_status_and_the_bytes_sent() {
+    // The backend announces 100 000 bytes, sends 50 000 and hangs up.
+    let a = Backend::start("a", |_, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+        let _ = out.write_all(&pattern(50_000));
+        Action::Close
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n");
+    let got = client.read_until_closed();
+    assert!(got.starts_with(b"HTTP/1.1 200 "), "{:?}", &got[..20]);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"GET /cut HTTP/1.1\" 200 50000 ")),
+        "{lines:#?}"
+    );
+}

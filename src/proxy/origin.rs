@@ -654,7 +654,25 @@ pub(super) fn relay(
                 ..outcome
             })
         }
-        Err(Broken { failure, head_sent }) => Err(refusal(failure, head_sent, client.watch.cut())),
+        Err(Broken {
+            failure,
+            head_sent: true,
+            sent,
+        }) => {
+            // Cut short: logged as what the client got, the status sent
+            // and the body bytes that went out (as nginx), not as a 499.
+            let client_gone = matches!(failure, Failure::Client(_));
+            refusal(failure, true, client.watch.cut());
+            Ok(Outcome {
+                status: fetched.response.status,
+                bytes: sent,
+                upstream: Some(target.name.clone()),
+                keep_alive: false,
+                cache: None,
+                linger: !client_gone,
+            })
+        }
+        Err(Broken { failure, .. }) => Err(refusal(failure, false, client.watch.cut())),
     }
 }
 
@@ -780,11 +798,13 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     })
 }
 
-/// A relay that failed midway, and whether the client already has the
-/// response head (then it can only be cut short, not answered 502).
+/// A relay that failed midway, whether the client already has the
+/// response head (then it can only be cut short, not answered 502), and
+/// the body bytes it has.
 struct Broken {
     failure: Failure,
     head_sent: bool,
+    sent: u64,
 }
 
 fn send_response(
@@ -852,9 +872,10 @@ fn copy_body(
     let mut pending_head = Some(head);
     let mut size_line = Vec::new();
     let mut sent = 0u64;
-    let client_gone = || Broken {
+    let client_gone = |sent| Broken {
         failure: Failure::Client(None),
         head_sent: true,
+        sent,
     };
     loop {
         let piece = match reader.next(from) {
@@ -864,6 +885,7 @@ fn copy_body(
                 return Err(Broken {
                     failure: e.into(),
                     head_sent: pending_head.is_none(),
+                    sent,
                 })
             }
         };
@@ -888,7 +910,7 @@ fn copy_body(
                 IoSlice::new(tail),
             ],
         )
-        .map_err(|_| client_gone())?;
+        .map_err(|_| client_gone(sent))?;
         sent += piece.len() as u64;
     }
     if let Some(tee) = tee {
@@ -898,7 +920,7 @@ fn copy_body(
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !last.is_empty() {
         write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(last)])
-            .map_err(|_| client_gone())?;
+            .map_err(|_| client_gone(sent))?;
     }
     Ok(sent)
 }
