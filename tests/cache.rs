@@ -901,6 +901,22 @@ fn a_resource_changed_meanwhile_is_stored_whole_in_the_background() {
 }
 
 #[test]
+fn an_answer_that_may_not_be_stored_ends_the_stale_window() {
+    let backend = origin(|seen| {
+        if seen.head.has("if-none-match") {
+            (200, fields(&[("Cache-Control", "no-store")]))
+        } else {
+            (200, fields(&[SWR, ("ETag", "\"v1\"")]))
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/n");
+    expect(&get(&proxy, "/n"), 200, "STALE", "/n #1");
+    // The origin said no-store: what was stored is not served any more.
+    expect(&get(&proxy, "/n"), 200, "MISS", "/n #3");
+}
+
+#[test]
 fn a_failed_background_revalidation_keeps_the_stale_entry() {
     let backend = origin(|seen| {
         if seen.head.has("if-none-match") {

@@ -353,15 +353,25 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
         response_time,
         &shared.cache_settings(),
     );
-    if let Some(lifetime) = lifetime.filter(|_| fits) {
-        let stored_as = Storing {
-            request: &request,
-            primary: &primary,
-            lifetime,
-            response_time,
-        };
-        let mut tee = stored_as.tee(&fetched, &fill, cache);
-        origin::absorb(fetched, &mut tee, shared);
+    match lifetime.filter(|_| fits) {
+        Some(lifetime) => {
+            let stored_as = Storing {
+                request: &request,
+                primary: &primary,
+                lifetime,
+                response_time,
+            };
+            let mut tee = stored_as.tee(&fetched, &fill, cache);
+            // The client's next request waits meanwhile: a body that
+            // trickles gets connection_timeout in all, not per read.
+            origin::absorb(fetched, &mut tee, shared, shared.config.connection_timeout);
+        }
+        // What the origin answers now may not be stored (no-store,
+        // private, too large...): the old answer is not served for the rest
+        // of its window either. Its body is not read.
+        None => {
+            cache.invalidate(&primary);
+        }
     }
 }
 

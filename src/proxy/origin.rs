@@ -20,7 +20,7 @@ use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest response head accepted from a backend (502 past it).
 const MAX_RESPONSE_HEAD: usize = 32 * 1024;
@@ -686,9 +686,10 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
 }
 
 /// Reads a response's body into `tee` alone: a revalidation no client
-/// waits for. Past the tee's limit it gives up and closes the connection;
-/// a body that ends cleanly returns it to the pool.
-pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared) {
+/// waits for. Past the tee's limit, or `within` from now, it gives up and
+/// closes the connection; a body that ends cleanly returns it to the pool.
+pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared, within: Duration) {
+    let deadline = Instant::now() + within;
     let (target, mut up, response) = fetched.after_head();
     let Ok(kind) = BodyKind::for_response(false, &response) else {
         return;
@@ -696,6 +697,7 @@ pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared) {
     let mut reader = BodyReader::with_limit(kind, tee.limit);
     loop {
         match reader.next(&mut up.conn) {
+            Ok(Some(_)) if Instant::now() > deadline => return,
             Ok(Some(piece)) => tee.push(piece),
             Ok(None) => break,
             Err(BodyError::TooLarge(_)) => return,
