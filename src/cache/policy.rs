@@ -363,6 +363,11 @@ pub fn has_validator(response: &ResponseHead) -> bool {
 /// §4.2.3: how old the response already was when it arrived
 /// (`corrected_initial_age`), from its Date and Age fields and the time the
 /// request took.
+///
+/// A Date names a whole second: a response dated `12:00:00` was made at
+/// some time up to `12:00:00.999`. It is taken as made at the end of that
+/// second; otherwise a `max-age=1` response (or one dated by the proxy as
+/// it arrived) would be up to a second old on arrival, and stale at once.
 fn initial_age(
     response: &ResponseHead,
     request_time: SystemTime,
@@ -370,7 +375,7 @@ fn initial_age(
 ) -> Duration {
     let apparent = date_of(response)
         .and_then(|date| response_time.duration_since(date).ok())
-        .unwrap_or(Duration::ZERO);
+        .map_or(Duration::ZERO, |d| d.saturating_sub(Duration::from_secs(1)));
     let age_value = response
         .headers
         .get_str("age")
@@ -1109,6 +1114,9 @@ mod tests {
         assert_eq!(initial_age(&r, now, now).as_secs(), 30);
         let date = format_http_date(now - Duration::from_secs(100));
         let r = response(200, &[("Date", &date)]);
-        assert!(initial_age(&r, now, now).as_secs() >= 99);
+        assert!(initial_age(&r, now, now).as_secs() >= 98);
+        // Dated this very second: not a fraction of a second old.
+        let r = response(200, &[("Date", &format_http_date(now))]);
+        assert_eq!(initial_age(&r, now, now), Duration::ZERO);
     }
 }
