@@ -282,11 +282,15 @@ fn write_file<'a>(
     // A fresh file, never whatever sits at the temporary path: a symlink
     // left there (by anyone who can write to the directory) would otherwise
     // be followed, and the snapshot written over the file it points to.
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(io_error("remove the old", path)(e));
+    // Only if there is one: on a read-only file system the removal would
+    // fail first, and name a leftover that does not exist.
+    if fs::symlink_metadata(path).is_ok() {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error("remove the old", path)(e));
+            }
+            _ => {}
         }
-        _ => {}
     }
     let file = OpenOptions::new()
         .write(true)
