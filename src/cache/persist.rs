@@ -391,8 +391,15 @@ pub fn load_snapshot(
     now_unix_ms: u64,
     limits: &LoadLimits,
 ) -> Result<Loaded, PersistError> {
+    keeping_records(|visit| scan_snapshot(path, now_unix_ms, limits, visit))
+}
+
+/// Runs a scan that keeps the records it is handed, in [`Loaded::records`].
+fn keeping_records(
+    scan: impl FnOnce(&mut dyn FnMut(Record)) -> Result<Loaded, PersistError>,
+) -> Result<Loaded, PersistError> {
     let mut records = Vec::new();
-    let mut loaded = scan_snapshot(path, now_unix_ms, limits, &mut |r| records.push(r))?;
+    let mut loaded = scan(&mut |r| records.push(r))?;
     loaded.records = records;
     Ok(loaded)
 }
@@ -442,10 +449,7 @@ pub fn read_records(
     now_unix_ms: u64,
     limits: &LoadLimits,
 ) -> Result<Loaded, PersistError> {
-    let mut records = Vec::new();
-    let mut loaded = scan_records(reader, now_unix_ms, limits, &mut |r| records.push(r))?;
-    loaded.records = records;
-    Ok(loaded)
+    keeping_records(|visit| scan_records(reader, now_unix_ms, limits, visit))
 }
 
 /// [`read_records`], handing each record to `visit` (see [`scan_snapshot`]).

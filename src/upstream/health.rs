@@ -62,6 +62,15 @@ struct State {
     last_probe: Option<Instant>,
 }
 
+impl State {
+    /// Says the target is back, once, if it was said to be down.
+    fn announce_up(&mut self, name: &str, why: &str) {
+        if std::mem::take(&mut self.announced_down) {
+            log::info!("target {name} up{why}");
+        }
+    }
+}
+
 impl Health {
     pub fn new(name: Arc<str>, settings: Passive) -> Health {
         Health {
@@ -86,9 +95,8 @@ impl Health {
         state.settings = settings;
         state.fails = 0;
         state.window_start = None;
-        if state.down_until.take().is_some() && state.announced_down && !state.active_down {
-            state.announced_down = false;
-            log::info!("target {} up: max_fails or fail_timeout changed", self.name);
+        if state.down_until.take().is_some() && !state.active_down {
+            state.announce_up(&self.name, ": max_fails or fail_timeout changed");
         }
     }
 
@@ -104,9 +112,8 @@ impl Health {
         state.last_probe = None;
         if state.active_down {
             state.active_down = false;
-            if state.announced_down && state.down_until.is_none() {
-                state.announced_down = false;
-                log::info!("target {} up: health checks are off", self.name);
+            if state.down_until.is_none() {
+                state.announce_up(&self.name, ": health checks are off");
             }
         }
     }
@@ -167,9 +174,8 @@ impl Health {
         state.fails = 0;
         state.window_start = None;
         state.down_until = None;
-        if state.announced_down && !state.active_down {
-            state.announced_down = false;
-            log::info!("target {} up", self.name);
+        if !state.active_down {
+            state.announce_up(&self.name, "");
         }
     }
 
@@ -191,10 +197,7 @@ impl Health {
                     state.down_until = None;
                     state.fails = 0;
                     state.window_start = None;
-                    if state.announced_down {
-                        state.announced_down = false;
-                        log::info!("target {} up", self.name);
-                    }
+                    state.announce_up(&self.name, "");
                 }
             }
             Err(reason) => {
