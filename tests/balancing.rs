@@ -516,7 +516,11 @@ fn a_reload_that_turns_checks_off_lets_go_of_the_targets_they_held_down() {
     let proxy = start_proxy(&[a.addr, b.addr], checks);
     assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
     assert!((0..6).all(|_| get(&proxy, "/").1 == "a"));
-    let next = reloaded(&[a.addr, b.addr], |c| c.max_fails = 0);
+    // The same passive settings, no active checks.
+    let next = reloaded(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.health_check_path = None;
+    });
     proxy.handle().control().reload(next).unwrap();
     assert!(
         wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
