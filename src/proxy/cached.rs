@@ -194,11 +194,7 @@ pub(super) fn serve(
             &shared.cache_settings(),
         )
     };
-    let too_big = crate::http::body::content_length(&fetched.response.headers)
-        .ok()
-        .flatten()
-        .is_some_and(|n| n > cache.max_object_size());
-    let mut tee = lifetime.filter(|_| !too_big).map(|lifetime| {
+    let mut tee = lifetime.filter(|_| fits(&fetched, cache)).map(|lifetime| {
         let stored_as = Storing {
             request: &request,
             primary: &primary,
@@ -309,9 +305,9 @@ pub(super) struct Refresh {
 /// Revalidates `job`'s entry on the client's thread, after the client got
 /// its answer and the request was logged (nginx's background update also
 /// holds the client connection meanwhile). A 304 refreshes the entry; a
-/// full response replaces it if it may be stored and fits; anything else
-/// (a failure, a 5xx) leaves it as it is, to be served stale until its
-/// window ends.
+/// full response replaces it if it may be stored and fits, and drops it
+/// otherwise; a failure or a 5xx leaves it as it is, to be served stale
+/// until its window ends.
 pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
     let Some(cache) = &shared.cache else { return };
     let Refresh {
@@ -343,17 +339,13 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
     if status >= 500 {
         return;
     }
-    let fits = crate::http::body::content_length(&fetched.response.headers)
-        .ok()
-        .flatten()
-        .is_none_or(|n| n <= cache.max_object_size());
     let lifetime = policy::storable(
         &request,
         &fetched.response,
         response_time,
         &shared.cache_settings(),
     );
-    match lifetime.filter(|_| fits) {
+    match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {
             let stored_as = Storing {
                 request: &request,
@@ -373,6 +365,15 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
             cache.invalidate(&primary);
         }
     }
+}
+
+/// Whether the body `fetched` announces fits `max_object_size` (one of
+/// unknown length is found out as it streams).
+fn fits(fetched: &Fetched<'_>, cache: &Cache) -> bool {
+    crate::http::body::content_length(&fetched.response.headers)
+        .ok()
+        .flatten()
+        .is_none_or(|n| n <= cache.max_object_size())
 }
 
 /// Sends `request` (bodiless: the cache's GET or HEAD) to the origin, with
