@@ -471,12 +471,14 @@ pub fn usable(req: &CacheControl, request_no_cache: bool, stored: &Stored) -> Us
     }
     let staleness = age - fresh;
     match req.max_stale {
-        Some(limit) if !must_revalidate && limit.is_none_or(|l| staleness.as_secs() <= l) => {
-            Use::AllowedStale
-        }
         // A client asking for a minimum freshness does not want it stale.
+        // One that accepts it stale (max-stale) gets it all the same, and
+        // the entry is revalidated for the next.
         _ if staleness < stale_while_revalidate && req.min_fresh.is_none() => {
             Use::StaleRevalidating
+        }
+        Some(limit) if !must_revalidate && limit.is_none_or(|l| staleness.as_secs() <= l) => {
+            Use::AllowedStale
         }
         _ => Use::Validate,
     }
@@ -1044,6 +1046,10 @@ mod tests {
         assert_eq!(
             usable(&cc(""), false, &stored(20, 10, false, 10)),
             Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("max-stale"), false, &stored(15, 10, false, 10)),
+            Use::StaleRevalidating
         );
         for fresh_please in ["max-age=0", "min-fresh=1"] {
             assert_eq!(
