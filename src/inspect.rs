@@ -22,21 +22,26 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     }
     let now = unix_ms(SystemTime::now());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    writeln!(out, "{:<7} {:>10} {:>22}  key", "status", "body", "expires")?;
+    let header = |out: &mut dyn Write| {
+        writeln!(out, "{:<7} {:>10} {:>22}  key", "status", "body", "expires")
+    };
     let mut tally = Tally::default();
-    let mut written = Ok(());
+    // The header goes out with the first record (or the summary): not
+    // above an error about a file that could not be read at all.
+    let mut written = None;
     let limits = LoadLimits {
         max_record_bytes: MAX_LISTED_RECORD,
         max_total_bytes: u64::MAX,
     };
     // `now = 0` keeps expired records too: inspecting shows everything.
     let loaded = scan_snapshot(path, 0, &limits, &mut |record| {
-        if written.is_ok() {
-            written = writeln!(out, "{}", tally.line(record, now));
+        let ok = written.get_or_insert_with(|| header(&mut out));
+        if ok.is_ok() {
+            *ok = writeln!(out, "{}", tally.line(record, now));
         }
     })
     .with_context(|| format!("cannot inspect {}", path.display()))?;
-    written?;
+    written.unwrap_or_else(|| header(&mut out))?;
     let Tally {
         fresh,
         stale,
@@ -46,15 +51,14 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     } = tally;
     writeln!(
         out,
-        "records: {} ({fresh} fresh, {stale} stale, {expired} expired, {unusable} unusable), body bytes: {bytes}{}{}",
+        "records: {} ({fresh} fresh, {stale} stale, {expired} expired, {unusable} unusable), body bytes: {bytes}{}",
         fresh + stale + expired + unusable,
         match loaded.skipped_over_limit {
             0 => String::new(),
-            n => format!(", {n} over {} MiB not listed", MAX_LISTED_RECORD >> 20),
-        },
-        match loaded.skipped_damaged {
-            0 => String::new(),
-            n => format!(", {n} damaged"),
+            n => format!(
+                ", {n} over {} MiB (checksums sound) not listed",
+                MAX_LISTED_RECORD >> 20
+            ),
         },
     )?;
     out.flush().context("cannot write the output")?;

@@ -1850,6 +1850,25 @@ fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
 }
 
 #[test]
+fn what_a_damaged_snapshot_held_is_written_back_without_waiting_for_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let offsets = five_records(&file);
+    let whole = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &whole[..offsets[3] + 20]).unwrap();
+    // No request at all: the three records read are on disk again within
+    // a unit_time, the damaged file kept aside.
+    let _proxy = start_proxy(&[dead_addr()], |c| {
+        persisted(&file)(c);
+        c.unit_time = Duration::from_millis(50);
+    });
+    assert!(wait_until(WAIT_LIMIT, || {
+        load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
+            .is_ok_and(|l| l.damage.is_none() && l.records.len() == 3)
+    }));
+}
+
+#[test]
 fn a_snapshot_deleted_while_running_is_written_again_without_a_change() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.bin");
@@ -1933,11 +1952,12 @@ fn a_damaged_snapshot_keeps_what_is_valid() {
             &[0, 1, 2, 3, 4],
             Some("damaged"),
         ),
-        // The others have checksums of their own.
+        // Nothing past the damage: what follows a damaged record cannot
+        // be told from bytes of a body.
         (
             "a bit flipped in the third record",
             flipped,
-            &[0, 1, 3, 4],
+            &[0, 1],
             Some("damaged"),
         ),
         ("empty", Vec::new(), &[], None),
@@ -2180,4 +2200,41 @@ fn cache_inspect_lists_a_file_claiming_a_huge_record_in_bounded_memory() {
     };
     let max_rss_mib = usage.ru_maxrss / 1024;
     assert!(max_rss_mib < 128, "inspect took {max_rss_mib} MiB");
+}
+
+#[test]
+fn a_hit_cut_short_by_the_client_is_logged_with_its_status_and_the_bytes_sent() {
+    const SIZE: usize = 16 << 20;
+    let backend = Backend::start("big", |_, out| {
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=600")],
+            &pattern(SIZE),
+        );
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[backend.addr], |c| {
+        c.cache_size = 64 << 20;
+        c.max_object_size = Some(32 << 20);
+    });
+    assert_eq!(get(&proxy, "/big").body.len(), SIZE);
+    // The head, then gone with most of the body unread.
+    let mut client = proxy.connect();
+    client.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(head.raw.contains("X-Cache: HIT"), "{}", head.raw);
+    drop(client);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.last().unwrap();
+    let bytes: u64 = line
+        .split("\" 200 ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a 200: {line}"));
+    assert!(bytes > 0 && bytes < SIZE as u64, "{line}");
+    assert!(line.contains("cache=HIT"), "{line}");
 }

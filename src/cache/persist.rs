@@ -142,13 +142,12 @@ pub struct Loaded {
     pub skipped_expired: usize,
     /// Valid records left out because of the [`LoadLimits`].
     pub skipped_over_limit: usize,
-    /// The first corruption or truncation, with its byte offset. Every
-    /// valid record before it was read, and after it too when the damage
-    /// was inside one record (its checksum failed, its length was sound).
+    /// Corruption or truncation, with its byte offset. Every valid record
+    /// before it was read, and nothing after it: a record's length is not
+    /// under its checksum, so past a damaged record the next one cannot be
+    /// found with certainty, and reading on could take the bytes of a
+    /// cached body (which a backend chose) for records.
     pub damage: Option<String>,
-    /// Records left out because their checksum failed or their fields did
-    /// not add up.
-    pub skipped_damaged: usize,
 }
 
 /// What a write produced.
@@ -224,9 +223,24 @@ pub fn set_aside(
         Ok(meta) if meta.len() > 0 => {}
         _ => return Ok(None),
     }
-    let mut aside = file.as_os_str().to_owned();
-    aside.push(format!(".{label}-{unix_secs}"));
-    let aside = PathBuf::from(aside);
+    // Never over an earlier one (two starts within a second): `-2`, `-3`...
+    let named = |n: u32| {
+        let mut aside = file.as_os_str().to_owned();
+        aside.push(format!(".{label}-{unix_secs}"));
+        if n > 1 {
+            aside.push(format!("-{n}"));
+        }
+        PathBuf::from(aside)
+    };
+    let aside = (1..=1000)
+        .map(named)
+        .find(|p| fs::symlink_metadata(p).is_err())
+        .ok_or_else(|| {
+            io_error("move aside", &file)(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a thousand earlier copies in the same second",
+            ))
+        })?;
     fs::rename(&file, &aside).map_err(io_error("move aside", &file))?;
     sync_parent_dir(&file)?;
     Ok(Some(aside))
@@ -485,7 +499,7 @@ pub fn scan_records(
     src.offset = HEADER_LEN;
     let mut loaded = Loaded::default();
     if let Err(damage) = read_body(&mut src, now_unix_ms, limits, &mut loaded, visit) {
-        loaded.damage.get_or_insert(damage);
+        loaded.damage = Some(damage);
     }
     Ok(loaded)
 }
@@ -534,28 +548,16 @@ fn read_body<R: Read>(
         } else {
             src.payload(len64, crc, at, &what, &mut payload)?
         };
+        if !intact {
+            return Err(format!("{what} at byte {at} fails its checksum"));
+        }
         found += 1;
-        // Damage inside one record (a flipped bit) loses that record only:
-        // its length led past it, and every other record has a checksum of
-        // its own. Were the length itself damaged, what follows would be
-        // read at the wrong offset and fail its checksum in turn.
-        let decoded = if !intact {
-            Err(format!("{what} at byte {at} fails its checksum"))
-        } else if over_limit {
+        if over_limit {
             loaded.skipped_over_limit += 1;
             continue;
-        } else {
-            decode(&payload)
-                .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))
-        };
-        let record = match decoded {
-            Ok(record) => record,
-            Err(damage) => {
-                loaded.skipped_damaged += 1;
-                loaded.damage.get_or_insert(damage);
-                continue;
-            }
-        };
+        }
+        let record = decode(&payload)
+            .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))?;
         if record.keep_until() <= now_unix_ms {
             loaded.skipped_expired += 1;
             continue;
@@ -841,7 +843,30 @@ mod tests {
     }
 
     #[test]
-    fn any_flipped_bit_in_record_two_loses_record_two_only_unless_in_its_length() {
+    fn files_set_aside_in_the_same_second_keep_each_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let mut kept = Vec::new();
+        for content in ["first", "second", "third"] {
+            fs::write(&path, content).unwrap();
+            kept.push(set_aside(&path, "damaged", 7).unwrap().unwrap());
+        }
+        assert!(!path.exists());
+        let names: Vec<_> = kept
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect();
+        assert_eq!(names, ["first", "second", "third"]);
+        assert!(kept[0].to_string_lossy().ends_with("cache.bin.damaged-7"));
+        assert!(kept[1].to_string_lossy().ends_with("cache.bin.damaged-7-2"));
+        // Nothing worth keeping: no file, or an empty one.
+        assert_eq!(set_aside(&path, "damaged", 7).unwrap(), None);
+        fs::write(&path, "").unwrap();
+        assert_eq!(set_aside(&path, "damaged", 7).unwrap(), None);
+    }
+
+    #[test]
+    fn any_flipped_bit_in_record_two_keeps_record_one_only() {
         let records: Vec<_> = (1..=3).map(record).collect();
         let bytes = encode(&records);
         let ends = record_ends(&records);
@@ -850,22 +875,29 @@ mod tests {
                 let mut damaged = bytes.clone();
                 damaged[byte] ^= 1 << bit;
                 let loaded = read(&damaged);
-                let at = format!("byte {byte} bit {bit}");
-                assert!(loaded.damage.is_some(), "{at}");
-                if byte < ends[0] + 4 {
-                    // The length: what follows is read out of step, and
-                    // nothing of it passes a checksum.
-                    assert_eq!(loaded.records, records[..1], "{at}");
-                } else {
-                    assert_eq!(
-                        loaded.records,
-                        [records[0].clone(), records[2].clone()],
-                        "{at}"
-                    );
-                    assert_eq!(loaded.skipped_damaged, 1, "{at}");
-                }
+                assert_eq!(loaded.records, records[..1], "byte {byte} bit {bit}");
+                assert!(loaded.damage.is_some(), "byte {byte} bit {bit}");
             }
         }
+    }
+
+    #[test]
+    fn a_record_faked_inside_a_body_is_never_read_past_a_damaged_length() {
+        // A backend chose this body: a whole record, checksum and all.
+        let encoded = encode(&[record(9)]);
+        let fake = encoded[HEADER_LEN as usize..encoded.len() - TRAILER_LEN as usize].to_vec();
+        let mut carrier = record(1);
+        carrier.body = fake.clone().into();
+        let records = [carrier, record(2)];
+        let mut damaged = encode(&records);
+        let ends = record_ends(&records);
+        // The carrier's length, damaged to end where the fake one starts.
+        let header = HEADER_LEN as usize;
+        let len = (ends[0] - fake.len() - header - 8) as u32;
+        damaged[header..header + 4].copy_from_slice(&len.to_le_bytes());
+        let loaded = read(&damaged);
+        assert!(loaded.records.is_empty(), "{:?}", loaded.records);
+        assert!(loaded.damage.is_some());
     }
 
     #[test]
@@ -954,8 +986,7 @@ mod tests {
             max_total_bytes: u64::MAX,
         };
         let loaded = read_records(&bytes[..], 0, &limits).unwrap();
-        assert_eq!(loaded.records, [record(1)]);
-        assert_eq!((loaded.skipped_damaged, loaded.skipped_over_limit), (1, 0));
+        assert!(loaded.records.is_empty());
         assert!(loaded.damage.unwrap().contains("checksum"));
     }
 

@@ -50,16 +50,17 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
             let stored = cache.load(loaded.records, now);
             if total > 0 || loaded.skipped_expired > 0 || loaded.skipped_over_limit > 0 {
                 log::info!(
-                    "cache snapshot {}: loaded {stored} of {total} records in {:?} (skipped: {} expired, {} larger than the cache takes)",
+                    "cache snapshot {}: loaded {stored} of {total} records in {:?}, {} kept within cache_size (skipped: {} expired, {} larger than the cache takes)",
                     path.display(),
                     started.elapsed(),
+                    cache.len(),
                     loaded.skipped_expired,
                     loaded.skipped_over_limit,
                 );
             }
             if stored < total {
                 log::warn!(
-                    "cache snapshot {}: {} records not used: a head that does not parse, a status the cache never stores, a key that is not UTF-8, or larger than max_object_size (`inverso cache inspect` lists them)",
+                    "cache snapshot {}: {} records not used: a head that does not parse, a status the cache never stores, a key that is not UTF-8, or a body larger than max_object_size (`inverso cache inspect` shows which)",
                     path.display(),
                     total - stored
                 );
@@ -115,7 +116,10 @@ impl Timer {
         // Read here, not in the thread: requests may change the cache before
         // the thread first runs, and those changes must count as unwritten.
         let mut file = path.map(|path| SnapshotFile {
-            on_disk: path.exists(),
+            // What was loaded belongs on disk, also when the file it came
+            // from was damaged and moved aside: written at the first tick,
+            // not at the first change, which may never come before a crash.
+            on_disk: path.exists() || !cache.is_empty(),
             path,
             written: cache.generation(),
             failing: Throttle::default(),

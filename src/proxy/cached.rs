@@ -4,7 +4,7 @@
 //! stored while relaying it.
 
 use super::origin::{self, push_connection_header, Fetched, Relay, RequestBody, Send, Tee};
-use super::{write_all_vectored, Client, Outcome, Refusal, Shared};
+use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
@@ -498,17 +498,23 @@ fn serve_entry(
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&head, &tail]);
-    write_all_vectored(
+    let (written, result) = write_all_vectored_counting(
         client.conn.get_mut(),
         &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],
-    )
-    .map_err(|_| Refusal::silent())?;
+    );
+    // A client gone before a byte went out is logged 499; one gone in the
+    // middle, as what it got (as a relayed response cut short is): the
+    // status and the body bytes that went out.
+    if result.is_err() && written == 0 {
+        return Err(Refusal::silent());
+    }
+    let sent = written.saturating_sub(head.len() + tail.len());
     Ok(Outcome {
         status: code,
-        bytes: body.len() as u64,
+        bytes: sent as u64,
         upstream,
-        keep_alive,
+        keep_alive: keep_alive && result.is_ok(),
         cache: Some(status.name()),
-        linger: true,
+        linger: result.is_ok(),
     })
 }
