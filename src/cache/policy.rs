@@ -239,9 +239,10 @@ pub struct Lifetime {
 }
 
 /// Final statuses but 206, which needs range merging we do not do, and
-/// 304, which answers a conditional request and has no body to store.
+/// 304 and 412, which answer one client's conditions (and a 304 has no
+/// body to store).
 pub fn status_ever_stored(status: u16) -> bool {
-    status >= 200 && !matches!(status, 206 | 304)
+    status >= 200 && !matches!(status, 206 | 304 | 412)
 }
 
 /// Decides whether a response to `request` may be stored (RFC 9111 §3),

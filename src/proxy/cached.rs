@@ -6,7 +6,7 @@
 use super::origin::{self, push_connection_header, Fetched, Relay, RequestBody, Send, Tee};
 use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
-use crate::cache::store::{Fill, Flight, FlightGuard};
+use crate::cache::store::{Fill, Flight};
 use crate::cache::{Cache, Entry};
 use crate::http::body::forbids_content_length;
 use crate::http::RequestHead;
@@ -32,11 +32,32 @@ const NOT_MODIFIED_FIELDS: &[&str] = &[
 ];
 
 /// Whether the cache has a say in this request: GET or HEAD, no body, no
-/// Range (partial content is passed through, never stored).
+/// Range (partial content is passed through, never stored), no If-Match
+/// or If-Unmodified-Since (the answer, a 412 perhaps, is about this
+/// client's copy: the cache neither answers nor keeps it).
 pub(super) fn eligible(head: &RequestHead, body: &RequestBody) -> bool {
     matches!(head.method.as_str(), "GET" | "HEAD")
-        && !head.headers.contains("range")
+        && !["range", "if-match", "if-unmodified-since"]
+            .iter()
+            .any(|name| head.headers.contains(name))
         && matches!(body, RequestBody::Buffered(b) if b.is_empty())
+}
+
+/// The request as the cache makes it for itself, for whoever asks next:
+/// a GET, without what belongs to this client (its conditions, its cache
+/// directives).
+fn for_the_cache(request: &RequestHead) -> RequestHead {
+    let mut own = request_as_get(request);
+    for name in [
+        "if-none-match",
+        "if-modified-since",
+        "if-range",
+        "cache-control",
+        "pragma",
+    ] {
+        own.headers.remove(name);
+    }
+    own
 }
 
 pub(super) fn serve(
@@ -70,24 +91,18 @@ pub(super) fn serve(
                 Use::AllowedStale => {
                     return serve_entry(client, &here, &entry, Status::Stale, None, b"")
                 }
-                Use::StaleRevalidating => {
-                    // One request per entry revalidates it; the others
-                    // are served what is stored meanwhile.
-                    if let Flight::Leader(flight) = cache.join_flight(entry.key()) {
-                        // For the cache, not this client: a GET, without
-                        // the client's own conditions.
-                        let mut for_cache = request_as_get(&request);
-                        for_cache.headers.remove("if-none-match");
-                        for_cache.headers.remove("if-modified-since");
-                        client.after_response = Some(Refresh {
-                            request: for_cache,
-                            entry: entry.clone(),
-                            primary: primary.clone(),
-                            _flight: flight,
-                        });
-                    }
+                // A request with credentials revalidates in the foreground:
+                // what it would bring back is its own, not the cache's.
+                Use::StaleRevalidating if !request.headers.contains("authorization") => {
+                    // Revalidated after the response (see `refresh`).
+                    client.after_response = Some(Refresh {
+                        request: for_the_cache(&request),
+                        entry: entry.clone(),
+                        primary: primary.clone(),
+                    });
                     return serve_entry(client, &here, &entry, Status::Stale, None, b"");
                 }
+                Use::StaleRevalidating => stored = Some(entry),
                 Use::Validate => {
                     stored = Some(entry);
                 }
@@ -266,8 +281,13 @@ impl Revalidated<'_> {
         policy::refresh_from_304(&mut head, &fetched.response);
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
         origin::finish_bodiless(fetched, shared);
+        // Whether the response may be stored, whoever asked: this client's
+        // own directives or credentials are no reason to drop the entry
+        // for everyone.
+        let mut neutral = for_the_cache(self.request);
+        neutral.headers.remove("authorization");
         match policy::storable(
-            &request_as_get(self.request),
+            &neutral,
             &head,
             self.response_time,
             &shared.cache_settings(),
@@ -293,13 +313,11 @@ impl Revalidated<'_> {
 }
 
 /// An entry served stale under its stale-while-revalidate window, to be
-/// revalidated once its response is out. Holding the key's flight keeps
-/// other requests from revalidating it too.
+/// revalidated once its response is out, with the cache's own request.
 pub(super) struct Refresh {
     request: RequestHead,
     entry: Arc<Entry>,
     primary: String,
-    _flight: FlightGuard,
 }
 
 /// Revalidates `job`'s entry on the client's thread, after the client got
@@ -314,18 +332,44 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
         request,
         entry,
         primary,
-        _flight,
     } = job;
-    let fill = cache.begin_fill();
-    let validators = policy::validators(&entry.head);
-    let Ok(fetched) = fetch(client, &request, &validators, false, shared) else {
-        // Already logged and held against the target: the entry stays.
+    // The key's flight is claimed now, not as the stale answer went out:
+    // a client reading that slowly would hold up other requests' misses,
+    // which wait for a flight. Another request holding it is revalidating.
+    let Flight::Leader(_flight) = cache.join_flight(entry.key()) else {
         return;
+    };
+    // From before the look below: an invalidation (PURGE, a POST) from
+    // here on keeps what comes back out of the cache.
+    let fill = cache.begin_fill();
+    // Gone since it was served (invalidated, evicted), or replaced (another
+    // request revalidated it): nothing left to do.
+    match cache.lookup(&primary, &request.headers) {
+        Some(now) if Arc::ptr_eq(&now, &entry) => {}
+        _ => return,
+    }
+    let mut validators = policy::validators(&entry.head);
+    let fetched = loop {
+        let Ok(fetched) = fetch(client, &request, &validators, false, shared) else {
+            // Already logged and held against the target: the entry stays.
+            return;
+        };
+        // RFC 9111 §4.3.4: a 304 about another representation refreshes
+        // nothing; asked again, unconditionally.
+        if fetched.response.status == 304
+            && !validators.is_empty()
+            && !policy::same_validator(&entry.head, &fetched.response)
+        {
+            origin::finish_bodiless(fetched, shared);
+            validators.clear();
+            continue;
+        }
+        break fetched;
     };
     let response_time = SystemTime::now();
     let status = fetched.response.status;
     if status == 304 {
-        if !validators.is_empty() && policy::same_validator(&entry.head, &fetched.response) {
+        if !validators.is_empty() {
             let revalidated = Revalidated {
                 request: &request,
                 primary: &primary,
@@ -339,6 +383,7 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
     if status >= 500 {
         return;
     }
+    // The cache's own request: a refusal here is the response's doing.
     let lifetime = policy::storable(
         &request,
         &fetched.response,
@@ -356,7 +401,8 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
             let mut tee = stored_as.tee(&fetched, &fill, cache);
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
-            origin::absorb(fetched, &mut tee, shared, shared.config.connection_timeout);
+            let within = shared.config.connection_timeout;
+            origin::absorb(client, fetched, &mut tee, shared, within);
         }
         // What the origin answers now may not be stored (no-store,
         // private, too large...): the old answer is not served for the rest

@@ -688,7 +688,13 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
 /// Reads a response's body into `tee` alone: a revalidation no client
 /// waits for. Past the tee's limit, or `within` from now, it gives up and
 /// closes the connection; a body that ends cleanly returns it to the pool.
-pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared, within: Duration) {
+pub(super) fn absorb(
+    client: &Client,
+    fetched: Fetched<'_>,
+    tee: &mut Tee<'_>,
+    shared: &Shared,
+    within: Duration,
+) {
     let deadline = Instant::now() + within;
     let (target, mut up, response) = fetched.after_head();
     let Ok(kind) = BodyKind::for_response(false, &response) else {
@@ -701,6 +707,8 @@ pub(super) fn absorb(fetched: Fetched<'_>, tee: &mut Tee<'_>, shared: &Shared, w
             Ok(Some(piece)) => tee.push(piece),
             Ok(None) => break,
             Err(BodyError::TooLarge(_)) => return,
+            // Cut by a forced shutdown: not the backend's failure.
+            Err(_) if client.watch.cut() => return,
             Err(e) => {
                 let reason = Failure::from(e).describe();
                 log::warn!("target {}: {reason}", target.name);
