@@ -2332,3 +2332,89 @@ fn a_hit_cut_short_by_the_client_is_logged_with_its_status_and_the_bytes_sent() 
     assert!(bytes > 0 && bytes < SIZE as u64, "{line}");
     assert!(line.contains("cache=HIT"), "{line}");
 }
+
+#[test]
+fn max_stale_never_gets_an_entry_that_forbids_serving_it_stale() {
+    // s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10), no-cache
+    // means validate every time (§5.2.2.4), must-revalidate says so: once
+    // stale, whatever the request allows, the origin is asked first.
+    for cc in [
+        "s-maxage=50",
+        "max-age=50, no-cache",
+        "max-age=50, must-revalidate",
+    ] {
+        let backend = fixed(
+            200,
+            &[("Cache-Control", cc), ("Age", "100"), ("ETag", "\"v1\"")],
+        );
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/f");
+        let r = get_with(&proxy, "/f", &[("Cache-Control", "max-stale")]);
+        assert_ne!(x_cache(&r), "STALE", "{cc}:\n{}", r.head.raw);
+        assert_eq!(backend.requests(), 2, "{cc}");
+    }
+}
+
+#[test]
+fn a_304_that_makes_an_entry_private_is_answered_as_private() {
+    // The stored 200 was public; the 304 says private, and sets the
+    // session of the client that caused it: that answer must not carry
+    // the old, shareable Cache-Control next to the cookie.
+    let backend = etag_origin(
+        &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
+        &[
+            ("ETag", "\"v1\""),
+            ("Cache-Control", "private, max-age=60"),
+            ("Set-Cookie", "session=alice"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/p");
+    let alice = get(&proxy, "/p");
+    assert_eq!(alice.header("set-cookie"), Some("session=alice"));
+    assert_eq!(
+        alice.header("cache-control"),
+        Some("private, max-age=60"),
+        "{}",
+        alice.head.raw
+    );
+    assert!(cache_of(&proxy).is_empty());
+}
+
+#[test]
+fn a_background_answer_too_large_drops_the_entry_however_it_is_framed() {
+    for chunked in [false, true] {
+        let first = Arc::new(AtomicBool::new(true));
+        let backend = Backend::start("big", move |_, out| {
+            if first.swap(false, Ordering::SeqCst) {
+                let cc = [
+                    ("Cache-Control", "max-age=10, stale-while-revalidate=60"),
+                    ("Age", "20"),
+                ];
+                respond(out, 200, &cc, b"small #1");
+                return Action::KeepAlive;
+            }
+            let body = pattern(5000);
+            let mut bytes = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n".to_vec();
+            if chunked {
+                bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                bytes.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+                bytes.extend_from_slice(&body);
+                bytes.extend_from_slice(b"\r\n0\r\n\r\n");
+            } else {
+                bytes.extend_from_slice(
+                    format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                bytes.extend_from_slice(&body);
+            }
+            let _ = out.write_all(&bytes);
+            Action::KeepAlive
+        });
+        let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1000));
+        expect(&get(&proxy, "/b"), 200, "MISS", "small #1");
+        // Served stale, then revalidated in the background: 5000 bytes.
+        expect(&get(&proxy, "/b"), 200, "STALE", "small #1");
+        let r = get(&proxy, "/b");
+        assert_eq!(x_cache(&r), "MISS", "chunked={chunked}");
+    }
+}

@@ -41,6 +41,14 @@ pub struct CacheControl {
 }
 
 impl CacheControl {
+    /// Whether a response with these directives may never be served stale
+    /// by a shared cache without revalidating it first: must-revalidate
+    /// (§5.2.2.2), s-maxage, which implies proxy-revalidate (§5.2.2.10),
+    /// and no-cache (§5.2.2.4), whatever the request allows (max-stale).
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.s_maxage.is_some() || self.no_cache
+    }
+
     pub fn parse(headers: &Headers) -> CacheControl {
         let mut cc = CacheControl::default();
         for directive in headers.quoted_list("cache-control") {
@@ -316,7 +324,7 @@ pub fn storable(
     // stale-if-error window explicitly (RFC 5861).
     let stale_if_error = match cc.stale_if_error {
         Some(s) => Duration::from_secs(s),
-        None if cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache => Duration::ZERO,
+        None if cc.forbids_stale() => Duration::ZERO,
         None => settings.stale_if_error,
     };
     // Within a stale-while-revalidate window the entry answers whatever the
@@ -408,9 +416,7 @@ pub fn birth_time(
 /// s-maxage, which implies proxy-revalidate (§5.2.2.2), or no-cache.
 pub fn stale_while_revalidate(cc: &CacheControl) -> Duration {
     match cc.stale_while_revalidate {
-        Some(s) if !(cc.must_revalidate || cc.s_maxage.is_some() || cc.no_cache) => {
-            Duration::from_secs(s)
-        }
+        Some(s) if !cc.forbids_stale() => Duration::from_secs(s),
         _ => Duration::ZERO,
     }
 }

@@ -33,6 +33,8 @@ pub struct Entry {
     /// simply now minus `stored_at`.
     pub record: Record,
     pub head: ResponseHead,
+    /// Never served stale without revalidating (see
+    /// [`policy::CacheControl::forbids_stale`]).
     pub must_revalidate: bool,
     /// See [`policy::stale_while_revalidate`].
     pub stale_while_revalidate: Duration,
@@ -62,7 +64,7 @@ impl Entry {
                 stale_until: expires_at.saturating_add(lifetime.stale_if_error.as_millis() as u64),
             },
             head,
-            must_revalidate: cc.must_revalidate,
+            must_revalidate: cc.forbids_stale(),
             stale_while_revalidate: policy::stale_while_revalidate(&cc),
         }
     }
@@ -96,7 +98,7 @@ impl Entry {
         Some(Entry {
             record,
             head,
-            must_revalidate: cc.must_revalidate,
+            must_revalidate: cc.forbids_stale(),
             stale_while_revalidate: policy::stale_while_revalidate(&cc),
         })
     }

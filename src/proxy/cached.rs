@@ -3,10 +3,12 @@
 //! back to a stale entry when the origin fails, and store what may be
 //! stored while relaying it.
 
-use super::origin::{self, push_connection_header, Fetched, Relay, RequestBody, Send, Tee};
+use super::origin::{
+    self, push_connection_header, Absorbed, Fetched, Relay, RequestBody, Send, Tee,
+};
 use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
-use crate::cache::store::{Fill, Flight};
+use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::http::body::forbids_content_length;
 use crate::http::RequestHead;
@@ -77,7 +79,8 @@ pub(super) fn serve(
         shutting_down: &shared.shutting_down,
     };
 
-    let mut _flight = None;
+    // Held while this request fetches for others waiting on the key.
+    let mut flight = None;
     let mut stored: Option<Arc<Entry>> = None;
     let mut waited = false;
     loop {
@@ -118,7 +121,7 @@ pub(super) fn serve(
         }
         match cache.join_flight(&cache.variant_key(&primary, &request.headers)) {
             Flight::Leader(guard) => {
-                _flight = Some(guard);
+                flight = Some(guard);
                 break;
             }
             Flight::Follower(waiter) => {
@@ -215,9 +218,14 @@ pub(super) fn serve(
             primary: &primary,
             lifetime,
             response_time,
+            flight: flight.take(),
         };
         stored_as.tee(&fetched, &fill, cache)
     });
+    // Nothing will be stored for those waiting on the key: they go now,
+    // not once this client has read the whole body (a slow one would hold
+    // them all). Those waiting for something stored go once it is.
+    drop(flight);
     let how = Relay {
         request_is_head: request.is_head(),
         version: request.version,
@@ -236,6 +244,8 @@ struct Storing<'a> {
     primary: &'a str,
     lifetime: Lifetime,
     response_time: SystemTime,
+    /// The key's flight, released once the entry is stored.
+    flight: Option<FlightGuard>,
 }
 
 impl Storing<'_> {
@@ -251,9 +261,11 @@ impl Storing<'_> {
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
         let head = fetched.response.clone();
         let lifetime = self.lifetime;
+        let flight = self.flight;
         Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
             let entry = Entry::new(key, head, body.into(), birth, lifetime);
             cache.insert_filled(Arc::new(entry), fill);
+            drop(flight);
         })
     }
 }
@@ -269,7 +281,9 @@ struct Revalidated<'a> {
 impl Revalidated<'_> {
     /// Stores the entry refreshed with the 304's fields and returns it; or,
     /// when those fields forbid storing it, drops what is stored for the
-    /// URI and returns the old entry, for this one answer.
+    /// URI and returns the refreshed entry unstored, for this one answer
+    /// (which must say what the 304 said: `private`, say, not the old
+    /// `public`).
     fn store(
         self,
         fetched: Fetched<'_>,
@@ -286,27 +300,33 @@ impl Revalidated<'_> {
         // for everyone.
         let mut neutral = for_the_cache(self.request);
         neutral.headers.remove("authorization");
-        match policy::storable(
+        let storable = policy::storable(
             &neutral,
             &head,
             self.response_time,
             &shared.cache_settings(),
-        ) {
+        );
+        let refreshed = |lifetime| {
+            Arc::new(Entry::new(
+                self.entry.key().to_string(),
+                head,
+                self.entry.record.body.clone(),
+                birth,
+                lifetime,
+            ))
+        };
+        match storable {
             Some(lifetime) => {
-                let e = Entry::new(
-                    self.entry.key().to_string(),
-                    head,
-                    self.entry.record.body.clone(),
-                    birth,
-                    lifetime,
-                );
-                let e = Arc::new(e);
+                let e = refreshed(lifetime);
                 cache.insert_filled(e.clone(), fill);
                 e
             }
             None => {
                 cache.invalidate(self.primary);
-                self.entry.clone()
+                refreshed(Lifetime {
+                    fresh: Duration::ZERO,
+                    stale_if_error: Duration::ZERO,
+                })
             }
         }
     }
@@ -397,12 +417,16 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
                 primary: &primary,
                 lifetime,
                 response_time,
+                flight: None,
             };
             let mut tee = stored_as.tee(&fetched, &fill, cache);
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
-            origin::absorb(client, fetched, &mut tee, shared, within);
+            if origin::absorb(client, fetched, &mut tee, shared, within) == Absorbed::TooLarge {
+                // As a Content-Length past max_object_size (below) does.
+                cache.invalidate(&primary);
+            }
         }
         // What the origin answers now may not be stored (no-store,
         // private, too large...): the old answer is not served for the rest

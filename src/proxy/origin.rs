@@ -685,6 +685,17 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
     }
 }
 
+/// How [`absorb`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Absorbed {
+    /// The whole body went to the tee.
+    Whole,
+    /// Past the tee's limit.
+    TooLarge,
+    /// Cut short, or too slow.
+    Failed,
+}
+
 /// Reads a response's body into `tee` alone: a revalidation no client
 /// waits for. Past the tee's limit, or `within` from now, it gives up and
 /// closes the connection; a body that ends cleanly returns it to the pool.
@@ -694,26 +705,26 @@ pub(super) fn absorb(
     tee: &mut Tee<'_>,
     shared: &Shared,
     within: Duration,
-) {
+) -> Absorbed {
     let deadline = Instant::now() + within;
     let (target, mut up, response) = fetched.after_head();
     let Ok(kind) = BodyKind::for_response(false, &response) else {
-        return;
+        return Absorbed::Failed;
     };
     let mut reader = BodyReader::with_limit(kind, tee.limit);
     loop {
         match reader.next(&mut up.conn) {
-            Ok(Some(_)) if Instant::now() > deadline => return,
+            Ok(Some(_)) if Instant::now() > deadline => return Absorbed::Failed,
             Ok(Some(piece)) => tee.push(piece),
             Ok(None) => break,
-            Err(BodyError::TooLarge(_)) => return,
+            Err(BodyError::TooLarge(_)) => return Absorbed::TooLarge,
             // Cut by a forced shutdown: not the backend's failure.
-            Err(_) if client.watch.cut() => return,
+            Err(_) if client.watch.cut() => return Absorbed::Failed,
             Err(e) => {
                 let reason = Failure::from(e).describe();
                 log::warn!("target {}: {reason}", target.name);
                 target.health.failed(Instant::now(), &reason);
-                return;
+                return Absorbed::Failed;
             }
         }
     }
@@ -721,6 +732,7 @@ pub(super) fn absorb(
     if may_reuse(&response, kind, &up) && up.conn.buffered().is_empty() {
         shared.upstreams.checkin(target, up.conn);
     }
+    Absorbed::Whole
 }
 
 /// Whether the connection may carry another request once this response's
