@@ -5,6 +5,8 @@
 mod support;
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -373,4 +375,112 @@ fn an_unasked_100_continue_does_not_stop_a_streamed_body() {
         response.body_str(),
         format!("got {} fnv={:016x}", body.len(), fnv(&body))
     );
+}
+
+/// A backend that answers `POST /up` with `early` as soon as its head is
+/// read, then closes (after `hang`ing, if asked) without reading the body;
+/// any other request is answered and its path recorded.
+fn answers_early_then_fails(
+    early: &'static [u8],
+    hang: bool,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                if path == "/up" {
+                    let _ = stream.write_all(early);
+                    if hang {
+                        std::thread::sleep(Duration::from_secs(3));
+                    }
+                    return;
+                }
+                seen.lock().unwrap().push(path);
+                respond(&mut stream, 200, &[], b"answered");
+            });
+        }
+    });
+    (addr, paths)
+}
+
+#[test]
+fn an_early_answer_that_fails_closes_the_client_connection() {
+    // The rest of the client's body is still on its connection: answered
+    // 502 and kept open, the proxy would read it as the next request (a
+    // page can make a browser upload one, to capture its next request).
+    let cases: [(&[u8], bool, bool); 3] = [
+        // A head promising a body, then a close.
+        (
+            b"HTTP/1.1 413 Too Large\r\nContent-Length: 10\r\n\r\n",
+            false,
+            false,
+        ),
+        // The same, then a stall past connection_timeout.
+        (
+            b"HTTP/1.1 413 Too Large\r\nContent-Length: 10\r\n\r\n",
+            true,
+            false,
+        ),
+        // A chunked answer with a bad chunk, to a chunked upload.
+        (
+            b"HTTP/1.1 401 No\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            false,
+            true,
+        ),
+    ];
+    for (early, hang, chunked) in cases {
+        let (addr, paths) = answers_early_then_fails(early, hang);
+        let proxy = start_proxy(&[addr], |c| c.connection_timeout = Duration::from_secs(1));
+        let mut client = proxy.connect();
+        let (head, first, second): (&[u8], &[u8], &[u8]) = if chunked {
+            (
+                b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"10\r\naaaaaaaaaaaaaaaa\r\n",
+                b"10\r\nbbbbbbbbbbbbbbbb\r\n",
+            )
+        } else {
+            (
+                b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 200000\r\n\r\n",
+                b"aaaaaaaaaaaaaaaa",
+                b"bbbbbbbbbbbbbbbb",
+            )
+        };
+        // Streamed (over 64 KiB announced, or chunked): a first piece, then
+        // a second once the backend has answered, then "the rest of the body".
+        client.send(&[head, first].concat());
+        std::thread::sleep(Duration::from_millis(300));
+        client.send(second);
+        std::thread::sleep(Duration::from_millis(300));
+        client.send(b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
+        let response = client.response();
+        assert!(
+            response.head.has_token("connection", "close"),
+            "hang {hang}, chunked {chunked}: {}",
+            response.head.raw
+        );
+        assert!(client.is_closed(), "hang {hang}, chunked {chunked}");
+        assert!(
+            paths.lock().unwrap().is_empty(),
+            "{:?}",
+            paths.lock().unwrap()
+        );
+    }
 }

@@ -95,7 +95,13 @@ impl<S> BufConn<S> {
     /// idle between requests holds no heap memory.
     pub fn release_if_empty(&mut self) {
         if self.start == self.end && !self.buf.is_empty() {
-            give_buffer(std::mem::take(&mut self.buf));
+            let buf = std::mem::take(&mut self.buf);
+            // Only a buffer of the usual size is worth keeping for reuse:
+            // one grown for a large head would sit in the spare list for
+            // good, as nothing asks for its size.
+            if buf.len() == self.capacity {
+                give_buffer(buf);
+            }
             self.start = 0;
             self.end = 0;
         }

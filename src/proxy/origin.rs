@@ -491,7 +491,9 @@ fn stream_request_body(
 /// Whether the backend has begun its final answer while the request body
 /// is still going. What it sent is read without waiting; whole interim
 /// (1xx) responses are dropped, as a backend may send `100 Continue`
-/// unasked, and the start of one is not an answer yet.
+/// unasked, and the start of one is not an answer yet, unless it is
+/// longer than any head may be or malformed: then it is taken as the
+/// answer, which the relay refuses (502), rather than buffered on.
 fn answered_early(up: &mut BufConn<SharedStream>) -> bool {
     if up.buffered().is_empty() && !matches!(peek(up.get_ref()), Ok(n) if n > 0) {
         return false;
@@ -505,8 +507,9 @@ fn answered_early(up: &mut BufConn<SharedStream>) -> bool {
             return buffered.len() >= 10 || !b"HTTP/1.1 1".starts_with(buffered);
         }
         match find_head_end(buffered, &mut 0) {
-            Ok(Some(len)) => up.consume(len),
-            _ => return false,
+            Ok(Some(len)) if len <= MAX_RESPONSE_HEAD => up.consume(len),
+            Ok(None) if buffered.len() <= MAX_RESPONSE_HEAD => return false,
+            _ => return true,
         }
     }
 }
@@ -612,8 +615,12 @@ pub(super) fn relay(
     // A shutdown that began while the backend worked: say it in this
     // response, as one that began before the request would have.
     let closing = shared.shutting_down.load(Ordering::Relaxed);
+    // A request body cut short by an early answer leaves the rest of it
+    // on the client connection: whatever is answered (a 502 if the relay
+    // fails), the connection closes, or that rest would be read as the
+    // next request.
     let how = &Relay {
-        keep_alive: how.keep_alive && !closing,
+        keep_alive: how.keep_alive && !closing && !fetched.up.body_cut,
         ..*how
     };
     let target = fetched.target;
@@ -945,4 +952,36 @@ fn copy_body(
             .map_err(|_| client_gone(sent))?;
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::conn::tests::loopback_pair;
+    use std::sync::Arc;
+
+    #[test]
+    fn an_interim_head_that_never_ends_is_an_answer_past_the_head_limit() {
+        // A `100 Continue` started during an upload and never finished:
+        // taken as the answer (which the relay refuses) once longer than
+        // any head may be, not buffered for as long as the backend sends.
+        let (mut backend, proxy_side) = loopback_pair();
+        let mut up = BufConn::new(SharedStream(Arc::new(proxy_side)), 16 * 1024);
+        backend.write_all(b"HTTP/1.1 100 Continue\r\nX: ").unwrap();
+        assert!(!answered_early(&mut up), "the start of an interim head");
+        let writer = std::thread::spawn(move || {
+            let junk = vec![b'a'; 8 * 1024];
+            for _ in 0..16 {
+                if backend.write_all(&junk).is_err() {
+                    break;
+                }
+            }
+            backend
+        });
+        let _backend = writer.join().unwrap();
+        // Bounded: each call reads what has arrived, 128 KiB in all.
+        let answered = (0..64).any(|_| answered_early(&mut up));
+        assert!(answered);
+        assert!(up.buffered().len() <= 2 * MAX_RESPONSE_HEAD);
+    }
 }
