@@ -191,7 +191,8 @@ impl Balancer for LeastConn {
 /// keys more evenly; 160 is what ketama uses.
 pub const POINTS_PER_WEIGHT: u32 = 160;
 /// The most points on the ring (2^20, 16 MiB): large weights on many
-/// targets get fewer points per unit of weight rather than gigabytes.
+/// targets get fewer points per unit of weight, or per target in
+/// proportion to weight, rather than gigabytes.
 const MAX_RING_POINTS: u64 = 1 << 20;
 
 /// Consistent hashing of the client address: each target owns points on a
@@ -203,18 +204,20 @@ const MAX_RING_POINTS: u64 = 1 << 20;
 pub struct IpHash {
     /// (point, target index), sorted by point.
     ring: Vec<(u64, usize)>,
+    targets: usize,
 }
 
 impl IpHash {
     pub fn new(names: &[&str], weights: &[u32]) -> Self {
         let weight = |i: usize| u64::from(weights.get(i).copied().unwrap_or(1).max(1));
-        let total: u64 = (0..names.len()).map(weight).sum();
-        let per_weight = u64::from(POINTS_PER_WEIGHT)
-            .min(MAX_RING_POINTS / total.max(1))
-            .max(1);
+        let total: u64 = (0..names.len()).map(weight).sum::<u64>().max(1);
+        // Points per target in proportion to its weight, the ring within
+        // MAX_RING_POINTS however many targets and however heavy (at least
+        // one point each).
+        let scale = (u64::from(POINTS_PER_WEIGHT) * total).min(MAX_RING_POINTS);
         let mut ring = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            let points = per_weight * weight(i);
+            let points = (scale * weight(i) / total).max(1);
             for p in 0..points {
                 let key = format!("{name}#{p}");
                 ring.push((stable_hash(key.as_bytes()), i));
@@ -223,18 +226,24 @@ impl IpHash {
         // Ties between points (vanishingly rare) are broken by index so
         // the ring does not depend on the order of insertion.
         ring.sort_unstable();
-        IpHash { ring }
+        IpHash {
+            ring,
+            targets: names.len(),
+        }
     }
 
-    /// The target owning `hash`, walking on past unusable targets.
+    /// The target owning `hash`, walking on past unusable targets. Each
+    /// target is asked once, not at each of its points: with none usable
+    /// the walk would otherwise visit the whole ring for every request.
     fn owner(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
-        if self.ring.is_empty() {
+        let usable: Vec<bool> = (0..self.targets).map(usable).collect();
+        if !usable.contains(&true) || self.ring.is_empty() {
             return None;
         }
         let start = self.ring.partition_point(|&(point, _)| point < hash);
         (0..self.ring.len())
             .map(|k| self.ring[(start + k) % self.ring.len()].1)
-            .find(|&i| usable(i))
+            .find(|&i| usable.get(i).copied().unwrap_or(false))
     }
 }
 
@@ -557,15 +566,39 @@ mod tests {
 
     #[test]
     fn ip_hash_ring_stays_bounded_with_huge_weights() {
+        // Past 2^20 in total weight too: 200 targets at weight 10000.
+        for n in [100, 200] {
+            let names = names(n);
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hash = IpHash::new(&names, &vec![10_000; n]);
+            assert!(hash.ring.len() as u64 <= MAX_RING_POINTS, "{n} targets");
+        }
+        // Still in proportion: one target with twice the weight.
         let names = names(100);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let hash = IpHash::new(&names, &[10_000; 100]);
-        assert!(hash.ring.len() as u64 <= MAX_RING_POINTS);
-        // Still in proportion: one target with twice the weight.
         let mut weights = [5_000; 100];
         weights[0] = 10_000;
         let hash = IpHash::new(&names, &weights);
-        let points = |i| hash.ring.iter().filter(|&&(_, t)| t == i).count();
-        assert_eq!(points(0), 2 * points(1));
+        let points = |i| hash.ring.iter().filter(|&&(_, t)| t == i).count() as i64;
+        assert!(
+            (points(0) - 2 * points(1)).abs() <= 2,
+            "{} {}",
+            points(0),
+            points(1)
+        );
+    }
+
+    #[test]
+    fn ip_hash_asks_each_target_once_and_gives_up_when_none_is_usable() {
+        let names = names(3);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hash = IpHash::new(&names, &[10_000; 3]);
+        let asked = std::cell::Cell::new(0);
+        let owner = hash.owner(42, |_| {
+            asked.set(asked.get() + 1);
+            false
+        });
+        assert_eq!((owner, asked.get()), (None, 3));
+        assert_eq!(hash.owner(42, |i| i == 2), Some(2));
     }
 }
