@@ -698,17 +698,7 @@ impl Loader {
         // would be forwarded to itself, again and again, until every
         // connection slot is taken.
         if config.port != 0 {
-            let bind = config.bind.to_canonical();
-            let local = bind.is_loopback() || bind.is_unspecified();
-            let own = |t: &&Target| {
-                let ip = t.addr.ip().to_canonical();
-                t.addr.port() == config.port
-                    && (ip == bind
-                        || (bind.is_unspecified() && ip.is_loopback())
-                        // Connecting to 0.0.0.0 or :: reaches this host.
-                        || (ip.is_unspecified() && local))
-            };
-            if let Some(t) = config.targets.iter().find(own) {
+            if let Some(t) = target_at(config.listen_addr(), &config.targets) {
                 return Err(self.refused(
                     "targets",
                     format!(
@@ -853,6 +843,22 @@ impl Config {
     pub fn effective_max_object_size(&self) -> u64 {
         self.max_object_size.unwrap_or(self.cache_size / 8)
     }
+}
+
+/// The target that is the listener at `listen` (this proxy's own), if
+/// any: a request forwarded there comes back, again and again, until every
+/// connection slot is taken.
+pub fn target_at(listen: SocketAddr, targets: &[Target]) -> Option<&Target> {
+    let bind = listen.ip().to_canonical();
+    let local = bind.is_loopback() || bind.is_unspecified();
+    targets.iter().find(|t| {
+        let ip = t.addr.ip().to_canonical();
+        t.addr.port() == listen.port()
+            && (ip == bind
+                || (bind.is_unspecified() && ip.is_loopback())
+                // Connecting to 0.0.0.0 or :: reaches this host.
+                || (ip.is_unspecified() && local))
+    })
 }
 
 /// A configuration is a few dozen lines; anything this large is some other

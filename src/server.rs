@@ -24,7 +24,7 @@ use crate::access_log::{AccessLog, LogSender, Outputs, Record};
 use crate::admin::Admin;
 use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::http::conn::is_timeout;
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
@@ -141,6 +141,7 @@ impl Server {
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
             inherited_timeout,
+            listening: addr,
         });
         let first = inner.current.get();
         *inner.checker.lock() = first
@@ -326,6 +327,8 @@ struct Inner {
     next_id: AtomicU64,
     /// The timeouts accepted sockets come with (see `set_inherited_options`).
     inherited_timeout: Duration,
+    /// The address actually listened on (a reload keeps it).
+    listening: SocketAddr,
 }
 
 /// The live client connections, so shutdown can reach them, and how many
@@ -643,13 +646,24 @@ impl Control {
             path_to_persistence
         );
         next.log_to_stdout = was.log_to_stdout;
+        let refused = |e| {
+            self.inner
+                .metrics
+                .reloads_refused
+                .fetch_add(1, Ordering::Relaxed);
+            Err(e)
+        };
+        // Checked by the file's `port` as it was loaded; the port listened
+        // on is the running one, which a reload keeps.
+        if let Some(t) = config::target_at(self.inner.listening, &next.targets) {
+            return refused(io::Error::other(format!(
+                "targets: {} is this proxy's own address ({}): requests would loop",
+                t.name, self.inner.listening
+            )));
+        }
         if next.path_to_log != was.path_to_log || next.log_format != was.log_format {
             if let Err(e) = old.log.reopen(next.path_to_log.clone(), next.log_format) {
-                self.inner
-                    .metrics
-                    .reloads_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(e);
+                return refused(e);
             }
         }
         let mut upstreams = upstreams_for(&next);

@@ -487,6 +487,18 @@ fn reloaded(targets: &[SocketAddr], configure: impl FnOnce(&mut Config)) -> Conf
 }
 
 #[test]
+fn a_reload_pointing_a_target_at_the_proxy_itself_is_refused() {
+    // The new file names another port, which a reload does not apply:
+    // the running listener would be a target of its own.
+    let a = Killable::start("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let next = reloaded(&[proxy.addr], |c| c.port = 1);
+    let e = proxy.handle().control().reload(next).unwrap_err();
+    assert!(e.to_string().contains("own address"), "{e}");
+    assert_eq!(get(&proxy, "/").1, "a");
+}
+
+#[test]
 fn reloads_neither_restart_the_checks_count_nor_probe_at_once() {
     let a = Killable::start("a");
     let hourly = |c: &mut Config| {
