@@ -11,7 +11,7 @@ use crate::config::LogFormat;
 use crate::http::date::{format_rfc3339, Clf};
 use crate::json;
 use crate::throttle::Throttle;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -24,6 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Records in flight between request threads and the writer.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
+/// The longest a reopen or the final flush waits on a stalled writer.
+const STALL_WAIT: Duration = Duration::from_secs(5);
 /// While requests keep coming, the writer wakes this often to write what
 /// queued up (a few hundred lines at a time under load).
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
@@ -246,14 +248,21 @@ impl LogSender {
     /// `file` (the same path after logrotate moved it away, or a new one
     /// after a reload) and switches to `format`. On failure the old file
     /// stays in use. Returns once the writer has done it.
+    ///
+    /// Waits at most [`STALL_WAIT`] for the writer: behind a queue that
+    /// whatever reads stdout stopped emptying, it would wait for good, and
+    /// it is the signal thread that waits (a SIGTERM after would go
+    /// unheard).
     pub fn reopen(&self, file: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
+        let stalled = || io::Error::other("the access log is stalled (its reader stopped reading)");
         let (done, result) = bounded(1);
         self.tx
-            .send(Message::Reopen { file, format, done })
-            .map_err(|_| io::Error::other("the access log is closed"))?;
-        result
-            .recv()
-            .map_err(|_| io::Error::other("the access log is closed"))?
+            .send_timeout(Message::Reopen { file, format, done }, STALL_WAIT)
+            .map_err(|e| match e {
+                SendTimeoutError::Timeout(_) => stalled(),
+                SendTimeoutError::Disconnected(_) => io::Error::other("the access log is closed"),
+            })?;
+        result.recv_timeout(STALL_WAIT).map_err(|_| stalled())?
     }
 }
 
@@ -262,6 +271,8 @@ pub struct AccessLog {
     tx: Sender<Message>,
     lost: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
+    /// Closed when the writer is done.
+    finished: Receiver<()>,
 }
 
 impl AccessLog {
@@ -274,13 +285,18 @@ impl AccessLog {
         let (tx, rx) = bounded(CHANNEL_CAPACITY);
         let lost = Arc::new(AtomicU64::new(0));
         let counted = lost.clone();
+        let (done, finished) = bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(rx, outputs, file, counted))?;
+            .spawn(move || {
+                write_loop(rx, outputs, file, counted);
+                drop(done);
+            })?;
         Ok(AccessLog {
             tx,
             lost,
             thread: Some(thread),
+            finished,
         })
     }
 
@@ -292,14 +308,28 @@ impl AccessLog {
     }
 
     /// Writes every record queued so far, flushes, and stops the writer.
+    /// Behind a stalled reader (a full queue, or stdout not taking what is
+    /// written) it gives up after [`STALL_WAIT`], so that a shutdown ends.
     pub fn finish(mut self) {
         self.close();
     }
 
     fn close(&mut self) {
-        let _ = self.tx.send(Message::Close);
-        if let Some(thread) = self.thread.take() {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let queued = self.tx.send_timeout(Message::Close, STALL_WAIT).is_ok();
+        if queued
+            && matches!(
+                self.finished.recv_timeout(STALL_WAIT),
+                Err(RecvTimeoutError::Disconnected)
+            )
+        {
             let _ = thread.join();
+        } else {
+            log::error!(
+                "access log: the reader stopped reading; exiting without the lines still queued"
+            );
         }
     }
 }

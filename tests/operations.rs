@@ -1137,3 +1137,40 @@ fn a_snapshot_past_the_file_size_limit_fails_without_killing_the_process() {
     running.signal("TERM");
     assert_eq!(running.wait_exit(), Some(0));
 }
+
+#[test]
+fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
+    // The log goes to a pipe whose reader stopped reading: once the pipe
+    // is full the writer waits for good. A reopen (SIGUSR1) and the final
+    // flush give up rather than wait with it.
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("log.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // The reader that never reads (non-blocking, so opening does not wait).
+    use std::os::unix::fs::OpenOptionsExt;
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut proxy = start_proxy(&[a.addr], |c| c.path_to_log = Some(fifo.clone()));
+    // Far more than a pipe holds (64 KiB): each line is about 150 bytes.
+    let mut client = proxy.connect();
+    for i in 0..1000 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    drop(client);
+    let control = proxy.handle().control();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(control.reopen_log());
+    });
+    let reopened = rx.recv_timeout(WAIT_LIMIT).expect("the reopen hung");
+    let e = reopened.unwrap_err();
+    assert!(e.to_string().contains("stalled"), "{e}");
+    // Returns (within the test's limit), lines still queued given up.
+    assert!(proxy.shutdown(Duration::from_secs(1)));
+}
