@@ -250,6 +250,14 @@ pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
             }
         }
         "/metrics" | "/status" | "/healthz" => Reply::not_allowed("GET, HEAD, PURGE"),
+        // A web page whose name an attacker points at 127.0.0.1 (DNS
+        // rebinding) is same-origin with the admin listener, and may send
+        // it anything: the one request that destroys is only taken under a
+        // Host that names an address, which no such page has.
+        "/cache" if method == "DELETE" && !host_is_an_address(head) => Reply::text(
+            403,
+            "DELETE /cache takes a Host that is an IP address or localhost\n",
+        ),
         "/cache" if method == "DELETE" => {
             let removed = shared.cache.as_ref().map_or(0, |c| c.clear());
             log::info!("admin: cache cleared, {removed} entries removed");
@@ -259,6 +267,20 @@ pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
         "/cache" => Reply::not_allowed("DELETE, PURGE"),
         _ => Reply::text(404, "404 Not Found\n"),
     }
+}
+
+/// Whether the request's authority (its Host) is an IP address or
+/// `localhost`, with or without a port.
+fn host_is_an_address(head: &crate::http::RequestHead) -> bool {
+    let Some(authority) = head.authority() else {
+        return true; // HTTP/1.0 without Host: no name at all
+    };
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok()
 }
 
 fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {

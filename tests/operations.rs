@@ -534,15 +534,26 @@ fn delete_cache_drops_everything() {
     let admin_addr = proxy.handle().admin_addr().unwrap();
     get_with(&proxy, "/a", "");
     get_with(&proxy, "/b", "");
-    let r = admin(admin_addr, "DELETE", "/cache", "admin");
+    // A page on a rebound name (its Host) is refused; an address is not.
+    for host in ["evil.example", "admin", "evil.example:9901"] {
+        assert_eq!(
+            admin(admin_addr, "DELETE", "/cache", host).status,
+            403,
+            "{host}"
+        );
+    }
+    assert_eq!(proxy.handle().cache().unwrap().len(), 2);
+    let r = admin(admin_addr, "DELETE", "/cache", &admin_addr.to_string());
     assert_eq!(r.status, 200);
     assert_eq!(Json::parse(&r.body_str()).get("removed").num(), 2.0);
     assert!(proxy.handle().cache().unwrap().is_empty());
     assert_eq!(get_with(&proxy, "/a", "").header("x-cache"), Some("MISS"));
     proxy.handle().cache().unwrap().clear();
-    let r = admin(admin_addr, "DELETE", "/cache", "admin");
-    assert_eq!(r.status, 404);
-    assert_eq!(Json::parse(&r.body_str()).get("removed").num(), 0.0);
+    for host in ["localhost", "localhost:9901", "[::1]:9901", "127.0.0.1"] {
+        let r = admin(admin_addr, "DELETE", "/cache", host);
+        assert_eq!(r.status, 404, "{host}");
+        assert_eq!(Json::parse(&r.body_str()).get("removed").num(), 0.0);
+    }
 }
 
 #[test]
