@@ -449,6 +449,8 @@ impl<W: Write> Sink<W> {
     fn flush(&mut self, lost: &AtomicU64) {
         let Some(out) = &mut self.out else { return };
         match out.flush() {
+            // Nothing was written: no sign that the sink works again.
+            Ok(()) if self.pending == 0 => {}
             Ok(()) => {
                 self.pending = 0;
                 self.failures.recovered(self.name);
@@ -564,6 +566,31 @@ mod tests {
             duration: Duration::from_micros(1500),
             heads: None,
         }
+    }
+
+    /// A sink that takes nothing: a full disk.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::other("no space left"))
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flush_with_nothing_to_write_is_no_sign_of_recovery() {
+        let lost = AtomicU64::new(0);
+        let mut sink = Sink::new("file", Full);
+        sink.write(b"a line\n", &lost);
+        sink.flush(&lost);
+        assert_eq!(lost.load(Ordering::Relaxed), 1);
+        // Nothing pending: the flush proves nothing, the failure goes on.
+        sink.flush(&lost);
+        assert!(sink.failures.throttle.recovered(), "taken for a recovery");
     }
 
     #[test]
