@@ -60,6 +60,10 @@ struct State {
     /// When the last probe began, so that a new checker keeps the rhythm
     /// rather than probing at once.
     last_probe: Option<Instant>,
+    /// Which checker's results count: each new one (a reload's) and
+    /// turning checks off move it on, so that a result an old checker got
+    /// just as it was stopped is not applied after.
+    checker: u64,
 }
 
 impl State {
@@ -104,10 +108,19 @@ impl Health {
         self.state.lock().settings
     }
 
+    /// A checker starts (at start-up, or a reload's): from now on only its
+    /// results count. Returns its number.
+    fn new_checker(&self) -> u64 {
+        let mut state = self.state.lock();
+        state.checker += 1;
+        state.checker
+    }
+
     /// Active checks were turned off (by a reload): what they held down
     /// is let go, and their run starts anew should they come back.
     pub fn checks_off(&self) {
         let mut state = self.state.lock();
+        state.checker += 1;
         state.streak = Streak::default();
         state.last_probe = None;
         if state.active_down {
@@ -182,8 +195,11 @@ impl Health {
     /// Counts one probe result, and flips the target's state at a
     /// threshold: `fall` failed probes in a row take it out, `rise` good
     /// ones bring it back (also from a passive mark).
-    fn probed(&self, now: Instant, settings: &Active, result: Result<(), String>) {
+    fn probed(&self, checker: u64, now: Instant, settings: &Active, result: Result<(), String>) {
         let mut state = self.state.lock();
+        if state.checker != checker {
+            return;
+        }
         let state = &mut *state;
         let streak = &mut state.streak;
         match result {
@@ -287,9 +303,10 @@ impl Checker {
         let settings = Arc::new(settings);
         for probe in probes {
             let (settings, stopped) = (settings.clone(), stopped.clone());
+            let checker = probe.health.new_checker();
             std::thread::Builder::new()
                 .name("health".into())
-                .spawn(move || check_loop(&probe, &settings, &stopped))?;
+                .spawn(move || check_loop(&probe, checker, &settings, &stopped))?;
         }
         Ok(Checker { _stop: stop })
     }
@@ -297,7 +314,7 @@ impl Checker {
     pub fn stop(self) {}
 }
 
-fn check_loop(probe: &Probe, settings: &Active, stopped: &Receiver<()>) {
+fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver<()>) {
     loop {
         let wait = probe.health.probe_due(Instant::now(), settings.interval);
         if !wait.is_zero() {
@@ -312,7 +329,9 @@ fn check_loop(probe: &Probe, settings: &Active, stopped: &Receiver<()>) {
         if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
             return;
         }
-        probe.health.probed(Instant::now(), settings, result);
+        probe
+            .health
+            .probed(checker, Instant::now(), settings, result);
     }
 }
 
@@ -454,19 +473,19 @@ mod tests {
         let settings = probing(2, 3);
         let now = Instant::now();
         let bad = || Err("status 503".to_string());
-        h.probed(now, &settings, bad());
-        h.probed(now, &settings, bad());
+        h.probed(0, now, &settings, bad());
+        h.probed(0, now, &settings, bad());
         assert!(h.usable(now));
-        h.probed(now, &settings, Ok(()));
-        h.probed(now, &settings, bad());
-        h.probed(now, &settings, bad());
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, bad());
+        h.probed(0, now, &settings, bad());
         assert!(h.usable(now), "the good probe reset the streak");
-        h.probed(now, &settings, bad());
+        h.probed(0, now, &settings, bad());
         assert!(!h.usable(now));
         assert_eq!(h.fallback_rank().1, Some(now));
-        h.probed(now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
         assert!(!h.usable(now));
-        h.probed(now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
         assert!(h.usable(now));
     }
 
@@ -475,13 +494,13 @@ mod tests {
         let h = health(1, 3600);
         let settings = probing(2, 3);
         let now = Instant::now();
-        h.probed(now, &settings, Ok(()));
-        h.probed(now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
         h.failed(now, "refused");
         assert!(!h.usable(now));
-        h.probed(now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
         assert!(!h.usable(now), "one good probe is not enough");
-        h.probed(now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
         assert!(h.usable(now));
     }
 
@@ -685,8 +704,8 @@ mod tests {
         h.failed(now, "refused");
         assert!(!h.usable(now));
         let settings = probing(1, 1);
-        h.probed(now, &settings, Err("status 500".into()));
-        h.probed(now, &settings, Ok(()));
+        h.probed(0, now, &settings, Err("status 500".into()));
+        h.probed(0, now, &settings, Ok(()));
         assert!(h.usable(now));
     }
 
@@ -727,16 +746,49 @@ mod tests {
             assert!(h.usable(now), "{changed:?}");
         }
         // What the checks hold, they keep.
-        h.probed(now, &probing(1, 1), Err("status 500".into()));
+        h.probed(0, now, &probing(1, 1), Err("status 500".into()));
         h.set_passive(passive(2, 5));
         assert!(!h.usable(now));
+    }
+
+    #[test]
+    fn a_result_from_a_checker_stopped_by_a_reload_counts_no_more() {
+        // Its probe ended just as a reload turned checks off: applied
+        // after, its failure would hold the target down with no checker
+        // left to bring it back.
+        let h = health(1, 3600);
+        let old = h.new_checker();
+        h.checks_off();
+        h.probed(
+            old,
+            Instant::now(),
+            &probing(1, 1),
+            Err("status 500".into()),
+        );
+        assert!(h.usable(Instant::now()));
+        // Nor does an old checker's once a new one runs.
+        let new = h.new_checker();
+        h.probed(
+            old,
+            Instant::now(),
+            &probing(1, 1),
+            Err("status 500".into()),
+        );
+        assert!(h.usable(Instant::now()));
+        h.probed(
+            new,
+            Instant::now(),
+            &probing(1, 1),
+            Err("status 500".into()),
+        );
+        assert!(!h.usable(Instant::now()));
     }
 
     #[test]
     fn checks_turned_off_let_go_of_what_they_held_down() {
         let h = health(1, 3600);
         let now = Instant::now();
-        h.probed(now, &probing(1, 1), Err("status 500".into()));
+        h.probed(0, now, &probing(1, 1), Err("status 500".into()));
         assert!(!h.usable(now));
         h.checks_off();
         assert!(h.usable(now));
@@ -753,14 +805,14 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         assert_eq!(h.probe_due(t0, s(5)), Duration::ZERO);
-        h.probed(t0, &settings, Err("status 503".into()));
+        h.probed(0, t0, &settings, Err("status 503".into()));
         assert_eq!(h.probe_due(t0 + s(1), s(5)), s(4));
         assert_eq!(h.probe_due(t0 + s(5), s(5)), Duration::ZERO);
-        h.probed(t0 + s(5), &settings, Err("status 503".into()));
+        h.probed(0, t0 + s(5), &settings, Err("status 503".into()));
         // A reload's checker shares this health: its first probe is the
         // third in a row, and is due an interval after the last.
         assert_eq!(h.probe_due(t0 + s(6), s(5)), s(4));
-        h.probed(t0 + s(10), &settings, Err("status 503".into()));
+        h.probed(0, t0 + s(10), &settings, Err("status 503".into()));
         assert!(!h.usable(t0 + s(10)));
     }
 }
