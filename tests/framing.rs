@@ -267,7 +267,6 @@ fn answers_before_the_body(
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    use std::io::Read;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -278,12 +277,7 @@ fn answers_before_the_body(
             let seen = seen.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
-                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                    head.push(byte[0]);
-                }
+                read_head_bytes(&mut stream);
                 seen.fetch_add(1, Ordering::SeqCst);
                 let _ = stream.write_all(reply);
                 if close {
@@ -384,7 +378,6 @@ fn answers_early_then_fails(
     early: &'static [u8],
     hang: bool,
 ) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    use std::io::Read;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let paths = Arc::new(Mutex::new(Vec::new()));
@@ -394,12 +387,7 @@ fn answers_early_then_fails(
             let seen = seen.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
-                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                    head.push(byte[0]);
-                }
+                let head = read_head_bytes(&mut stream);
                 let line = String::from_utf8_lossy(&head)
                     .lines()
                     .next()
@@ -483,4 +471,17 @@ fn an_early_answer_that_fails_closes_the_client_connection() {
             paths.lock().unwrap()
         );
     }
+}
+
+/// A request head as it arrives, byte by byte (nothing of the body is
+/// read), within IO_TIMEOUT.
+fn read_head_bytes(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+    head
 }
