@@ -757,30 +757,19 @@ mod tests {
         // after, its failure would hold the target down with no checker
         // left to bring it back.
         let h = health(1, 3600);
+        let fail = |checker| {
+            let failed = Err("status 500".to_string());
+            h.probed(checker, Instant::now(), &probing(1, 1), failed);
+        };
         let old = h.new_checker();
         h.checks_off();
-        h.probed(
-            old,
-            Instant::now(),
-            &probing(1, 1),
-            Err("status 500".into()),
-        );
+        fail(old);
         assert!(h.usable(Instant::now()));
         // Nor does an old checker's once a new one runs.
         let new = h.new_checker();
-        h.probed(
-            old,
-            Instant::now(),
-            &probing(1, 1),
-            Err("status 500".into()),
-        );
+        fail(old);
         assert!(h.usable(Instant::now()));
-        h.probed(
-            new,
-            Instant::now(),
-            &probing(1, 1),
-            Err("status 500".into()),
-        );
+        fail(new);
         assert!(!h.usable(Instant::now()));
     }
 
