@@ -113,6 +113,12 @@ fn has_validator(head: &[u8]) -> bool {
     })
 }
 
+/// What a loaded record takes in memory beyond its payload (its record and
+/// buffers' headers, the entry then built from it), counted against
+/// [`LoadLimits::max_total_bytes`]: a file of many tiny records would
+/// otherwise take many times its size.
+const RECORD_MEMORY: u64 = 512;
+
 /// Bounds on what loading keeps, in payload bytes (a record's key, head and body
 /// plus 36 bytes). Records beyond them are skipped, never allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +224,11 @@ pub fn set_aside(
     label: &str,
     unix_secs: u64,
 ) -> Result<Option<PathBuf>, PersistError> {
-    let file = destination(path)?;
+    // Nothing a snapshot would be written over (a FIFO, a directory...):
+    // nothing to keep out of its way.
+    let Ok(file) = destination(path) else {
+        return Ok(None);
+    };
     match fs::metadata(&file) {
         Ok(meta) if meta.len() > 0 => {}
         _ => return Ok(None),
@@ -542,7 +552,7 @@ fn read_body<R: Read>(
         }
         let len64 = u64::from(len);
         let over_limit = len64 > limits.max_record_bytes
-            || kept_bytes.saturating_add(len64) > limits.max_total_bytes;
+            || kept_bytes.saturating_add(len64 + RECORD_MEMORY) > limits.max_total_bytes;
         let intact = if over_limit {
             src.skip_verified(len64, crc, at, &what)?
         } else {
@@ -562,7 +572,7 @@ fn read_body<R: Read>(
             loaded.skipped_expired += 1;
             continue;
         }
-        kept_bytes += len64;
+        kept_bytes += len64 + RECORD_MEMORY;
         visit(record);
     }
 }
@@ -964,7 +974,8 @@ mod tests {
         let len = |i: usize| u64::from(records[i].payload_len().unwrap());
         let limits = LoadLimits {
             max_record_bytes: len(0).max(len(2)).max(len(3)),
-            max_total_bytes: len(0) + len(2),
+            // Each counted with what it takes in memory beyond its payload.
+            max_total_bytes: len(0) + len(2) + 2 * RECORD_MEMORY,
         };
         let loaded = read_records(&encode(&records)[..], 0, &limits).unwrap();
         assert_eq!(loaded.records, [records[0].clone(), records[2].clone()]);

@@ -23,6 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// small entries: about 500 bytes each).
 pub const ENTRY_OVERHEAD: u64 = 512;
 
+/// URIs invalidated while fills are in flight that are remembered one by
+/// one; past this, an invalidation counts as a clear for those fills.
+const MAX_TRACKED_INVALIDATIONS: usize = 4096;
+
 /// One stored response.
 #[derive(Debug)]
 pub struct Entry {
@@ -340,7 +344,10 @@ impl Cache {
     }
 
     fn insert_checked(&self, entry: Arc<Entry>, since: Option<u64>) -> bool {
-        if entry.record.body.len() as u64 > self.max_object_size {
+        // Before anything is touched: an entry that cannot be stored must
+        // leave no trace in the Vary index either.
+        if entry.record.body.len() as u64 > self.max_object_size || entry.weight() > self.capacity()
+        {
             return false;
         }
         let key = entry.key().to_string();
@@ -363,8 +370,14 @@ impl Cache {
             if !state.vary.contains_key(&primary) {
                 superseded.extend(state.lru.remove(primary.as_str()));
             }
-            let v = state.vary.entry(primary).or_default();
-            v.names = names;
+            let State { vary, lru, .. } = &mut *state;
+            let v = vary.entry(primary).or_default();
+            // Varying on other fields now: the variants keyed the old way
+            // would never be looked up again.
+            if v.names != names {
+                superseded.extend(v.keys.drain(..).filter_map(|k| lru.remove(k.as_str())));
+                v.names = names;
+            }
             if !v.keys.contains(&key) {
                 v.keys.push(key.clone());
             }
@@ -397,7 +410,15 @@ impl Cache {
         state.epoch += 1;
         if !state.fills.is_empty() {
             let epoch = state.epoch;
-            state.invalidated.insert(primary.to_string(), epoch);
+            // Past a bound (one long fill, a stream, holding the list open
+            // while every URI written to adds to it), counted as a clear:
+            // the fills in flight store nothing, which is always safe.
+            if state.invalidated.len() >= MAX_TRACKED_INVALIDATIONS {
+                state.invalidated.clear();
+                state.cleared = epoch;
+            } else {
+                state.invalidated.insert(primary.to_string(), epoch);
+            }
         }
         let mut keys = state
             .vary
@@ -687,6 +708,52 @@ mod tests {
                 format!("HTTP/1.1 {status} X\r\nCache-Control: max-age=60\r\n").into_bytes();
             assert!(Entry::from_record(e.record).is_none(), "{status}");
         }
+    }
+
+    #[test]
+    fn invalidations_remembered_for_a_long_fill_stay_bounded() {
+        // One long miss in flight (a stream), while every URI written to
+        // is invalidated: what is remembered for it must not pile up.
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let long_lived = cache.begin_fill();
+        for i in 0..(3 * MAX_TRACKED_INVALIDATIONS) {
+            cache.invalidate(&format!("h/items/{i}"));
+        }
+        assert!(cache.state.lock().invalidated.len() <= MAX_TRACKED_INVALIDATIONS);
+        // And the fill stores nothing: it may predate any of them.
+        assert!(!cache.insert_filled(Arc::new(entry("h/items/1", "x", 60, None)), &long_lived));
+    }
+
+    #[test]
+    fn a_variant_that_cannot_be_stored_leaves_nothing_in_the_vary_index() {
+        // max_object_size = cache_size is allowed; the entry's weight is more.
+        let cap = 4096;
+        let cache = Cache::new(cap, cap);
+        let body = "b".repeat(cap as usize - 100);
+        for i in 0..10 {
+            let mut req = Headers::new();
+            req.push("User-Agent", format!("ua-{i}"));
+            let key = policy::variant_key("h/big", &["user-agent".into()], &req);
+            assert!(!cache.insert(entry(&key, &body, 60, Some("User-Agent"))));
+        }
+        assert!(cache.state.lock().vary.is_empty());
+    }
+
+    #[test]
+    fn variants_keyed_on_fields_no_longer_varied_on_are_dropped() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let mut req = Headers::new();
+        req.push("Accept-Encoding", "gzip");
+        req.push("Accept-Language", "en");
+        let k1 = policy::variant_key("h/v", &["accept-encoding".into()], &req);
+        assert!(cache.insert(entry(&k1, "by-encoding", 60, Some("Accept-Encoding"))));
+        let k2 = policy::variant_key("h/v", &["accept-language".into()], &req);
+        assert!(cache.insert(entry(&k2, "by-language", 60, Some("Accept-Language"))));
+        assert_eq!(
+            &*cache.lookup("h/v", &req).unwrap().record.body,
+            b"by-language"
+        );
+        assert_eq!(cache.len(), 1, "the variant by encoding is unreachable");
     }
 
     #[test]

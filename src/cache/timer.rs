@@ -68,12 +68,9 @@ pub fn load(cache: &Cache, path: &Path) -> usize {
             stored
         }
         Err(e) => {
-            let aside = match e {
-                PersistError::NotASnapshot | PersistError::UnsupportedVersion(_) => {
-                    set_aside(path, "unread")
-                }
-                _ => String::new(),
-            };
+            // Not read, for whatever reason (another version, not a
+            // snapshot, a permission or an I/O error): kept for whoever can.
+            let aside = set_aside(path, "unread");
             log::warn!(
                 "cache snapshot {}: {}; starting with an empty cache{aside}",
                 path.display(),

@@ -212,19 +212,23 @@ pub(super) fn serve(
             &shared.cache_settings(),
         )
     };
-    let mut tee = lifetime.filter(|_| fits(&fetched, cache)).map(|lifetime| {
-        let stored_as = Storing {
-            request: &request,
-            primary: &primary,
-            lifetime,
-            response_time,
-            flight: flight.take(),
-        };
-        stored_as.tee(&fetched, &fill, cache)
-    });
-    // Nothing will be stored for those waiting on the key: they go now,
-    // not once this client has read the whole body (a slow one would hold
-    // them all). Those waiting for something stored go once it is.
+    // The fill goes with the tee; with nothing to store it ends here, as
+    // does the flight: those waiting on the key go now, not once this
+    // client has read the whole body (a slow one would hold them all, and
+    // the invalidations remembered for fills in flight would pile up).
+    let mut tee = lifetime
+        .filter(|_| fits(&fetched, cache))
+        .zip(Some(fill))
+        .map(|(lifetime, fill)| {
+            let stored_as = Storing {
+                request: &request,
+                primary: &primary,
+                lifetime,
+                response_time,
+                flight: flight.take(),
+            };
+            stored_as.tee(&fetched, fill, cache)
+        });
     drop(flight);
     let how = Relay {
         request_is_head: request.is_head(),
@@ -251,7 +255,7 @@ struct Storing<'a> {
 impl Storing<'_> {
     /// A tee that stores the response `fetched` brings once its body is
     /// whole.
-    fn tee<'c>(self, fetched: &Fetched<'_>, fill: &'c Fill, cache: &'c Cache) -> Tee<'c> {
+    fn tee<'c>(self, fetched: &Fetched<'_>, fill: Fill, cache: &'c Cache) -> Tee<'c> {
         let vary = policy::vary_names(&fetched.response);
         let key = if vary.is_empty() {
             self.primary.to_string()
@@ -264,7 +268,7 @@ impl Storing<'_> {
         let flight = self.flight;
         Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
             let entry = Entry::new(key, head, body.into(), birth, lifetime);
-            cache.insert_filled(Arc::new(entry), fill);
+            cache.insert_filled(Arc::new(entry), &fill);
             drop(flight);
         })
     }
@@ -419,7 +423,7 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
                 response_time,
                 flight: None,
             };
-            let mut tee = stored_as.tee(&fetched, &fill, cache);
+            let mut tee = stored_as.tee(&fetched, fill, cache);
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
