@@ -543,3 +543,132 @@ fn a_response_cut_short_is_logged_with_its_status_and_the_bytes_sent() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_response_finishing_in_a_shutdown_reaches_a_client_that_pipelined_another() {
+    // Closing on unread input (the pipelined request) would send a reset
+    // that destroys what of the response is still on its way.
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let body = pattern(2_000_000);
+    let sent = body.clone();
+    let a = Backend::start("a", move |seen, out| {
+        if seen.path() == "/slow" {
+            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            respond(out, 200, &[], &sent);
+        } else {
+            respond(out, 200, &[], b"fast");
+        }
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut busy = proxy.connect();
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    busy.send(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    let handle = proxy.take_handle();
+    let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(200));
+    release.store(true, Ordering::SeqCst);
+    // A slow reader: the tail is still queued when the proxy closes.
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        std::thread::sleep(Duration::from_millis(2));
+        match busy.reader.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("after {} bytes: {e}", got.len()),
+        }
+    }
+    assert!(shutdown.join().unwrap());
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        got[head_end..] == body[..],
+        "{} of {} body bytes",
+        got.len() - head_end,
+        body.len()
+    );
+}
+
+#[test]
+fn a_request_closed_as_idle_by_a_shutdown_is_never_sent_on() {
+    // Each client sends a POST as the shutdown begins: whatever reaches
+    // the backend must be answered; what is closed as idle, not sent.
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut clients: Vec<Client> = (0..100).map(|_| proxy.connect()).collect();
+    for c in clients.iter_mut() {
+        assert_eq!(c.post("/warm", b"x").status, 200);
+    }
+    let before = a.requests();
+    let handle = proxy.take_handle();
+    for c in clients.iter_mut() {
+        c.send(b"POST /charge HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+    }
+    let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(5)));
+    let answered = clients
+        .iter_mut()
+        .map(|c| c.try_response(false).is_ok())
+        .filter(|&ok| ok)
+        .count();
+    assert!(shutdown.join().unwrap());
+    assert_eq!(a.requests() - before, answered, "acted on, never answered");
+}
+
+#[test]
+fn a_client_gone_before_any_response_byte_is_logged_499() {
+    let a = Backend::start("a", |_, out| {
+        std::thread::sleep(Duration::from_millis(300));
+        respond(out, 200, &[], b"late");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let client = proxy.connect();
+    let mut stream = client.reader.stream;
+    stream
+        .write_all(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    // Gone with a reset: the first write of the response fails.
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/gone")).unwrap();
+    assert!(line.contains("\" 499 0 "), "{line}");
+}
+
+#[test]
+fn a_shutdown_ends_a_background_revalidation_rather_than_wait_for_it() {
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let a = Backend::start("a", move |seen, out| {
+        if seen.head.has("if-none-match") {
+            // Bounded: answers anyway once the test is over.
+            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        }
+        let swr = [
+            ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
+            ("ETag", "\"v1\""),
+        ];
+        respond(out, 200, &swr, b"body");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |c| c.cache_size = 1 << 20);
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/s").header("x-cache"), Some("MISS"));
+    // Served stale; its revalidation then waits on the origin.
+    assert_eq!(client.get("/s").header("x-cache"), Some("STALE"));
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 2));
+    let clean = proxy.shutdown(Duration::from_secs(5));
+    release.store(true, Ordering::SeqCst);
+    assert!(
+        clean,
+        "the shutdown waited out its grace for the revalidation"
+    );
+}

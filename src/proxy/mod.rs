@@ -162,7 +162,7 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         let limit = shared.config.keepalive_requests;
         client.last_request = limit != 0 && served >= limit;
         // --- end reload
-        client.watch.set_idle(true);
+        client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
         }
@@ -172,7 +172,11 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         // timeout applies until the next head starts.
         let head = client.read_head(first.then_some(accepted));
         first = false;
-        client.watch.set_idle(false);
+        // Closed by shutdown as idle while the head came: not served, as
+        // the client was already told by the close.
+        if matches!(head, HeadRead::Ready(_)) && !client.watch.begin_request() {
+            break;
+        }
         let time = SystemTime::now();
         let started = Instant::now();
         let (outcome, line) = match head {
@@ -217,15 +221,21 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
             duration,
             heads,
         });
-        if let Some(job) = client.after_response.take() {
+        let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
+        // Not during a shutdown: no client waits for it, and it would hold
+        // the drain.
+        if let Some(job) = client.after_response.take().filter(|_| !shutting_down) {
+            // Idle as far as shutdown is concerned: it ends the revalidation
+            // rather than wait for it.
+            client.watch.set_idle();
             cached::refresh(&mut client, job, &shared);
             client.watch.backend_done();
         }
-        if !outcome.keep_alive || client.last_request || shared.shutting_down.load(Ordering::SeqCst)
-        {
-            if !shared.shutting_down.load(Ordering::SeqCst)
-                && (outcome.linger || client.has_unread_input())
-            {
+        if !outcome.keep_alive || client.last_request || shutting_down {
+            // During a shutdown too when input is left unread: closing on it
+            // would send a reset that can destroy the response still on its
+            // way (a pipelined request, an upload cut short). Bounded.
+            if client.has_unread_input() || (outcome.linger && !shutting_down) {
                 linger(client.conn.get_ref());
             }
             break;

@@ -3,7 +3,10 @@
 //! other targets when that is safe), read the response head, and relay the
 //! response to the client. Each outcome is reported to the target's health.
 
-use super::{client_body_status, write_all_vectored, Client, Outcome, Refusal, Shared, VIA};
+use super::{
+    client_body_status, write_all_vectored, write_all_vectored_counting, Client, Outcome, Refusal,
+    Shared, VIA,
+};
 use crate::http::body::{
     chunk_size_line, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
 };
@@ -632,8 +635,14 @@ pub(super) fn relay(
             target.health.failed(Instant::now(), &reason);
             target.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
+        // A client gone before anything reached it is answered nothing
+        // (and logged 499).
+        let status = match f {
+            Failure::Client(status) => status,
+            _ => (!head_sent).then(|| f.status()),
+        };
         Refusal {
-            status: (!head_sent).then(|| f.status()),
+            status,
             upstream: Some(target.name.clone()),
             keep_alive: how.keep_alive && !head_sent,
         }
@@ -901,9 +910,10 @@ fn copy_body(
     let mut pending_head = Some(head);
     let mut size_line = Vec::new();
     let mut sent = 0u64;
-    let client_gone = |sent| Broken {
+    // The head counts as sent once any byte of the write it went in did.
+    let client_gone = |sent, head: &[u8], written: usize| Broken {
         failure: Failure::Client(None),
-        head_sent: true,
+        head_sent: head.is_empty() || written > 0,
         sent,
     };
     loop {
@@ -930,7 +940,7 @@ fn copy_body(
             chunk_size_line(piece.len(), &mut size_line);
         }
         let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-        write_all_vectored(
+        let (written, result) = write_all_vectored_counting(
             to,
             &mut [
                 IoSlice::new(&head),
@@ -938,8 +948,8 @@ fn copy_body(
                 IoSlice::new(piece),
                 IoSlice::new(tail),
             ],
-        )
-        .map_err(|_| client_gone(sent))?;
+        );
+        result.map_err(|_| client_gone(sent, &head, written))?;
         sent += piece.len() as u64;
     }
     if let Some(tee) = tee {
@@ -948,8 +958,9 @@ fn copy_body(
     let head = pending_head.take().unwrap_or_default();
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !last.is_empty() {
-        write_all_vectored(to, &mut [IoSlice::new(&head), IoSlice::new(last)])
-            .map_err(|_| client_gone(sent))?;
+        let (written, result) =
+            write_all_vectored_counting(to, &mut [IoSlice::new(&head), IoSlice::new(last)]);
+        result.map_err(|_| client_gone(sent, &head, written))?;
     }
     Ok(sent)
 }

@@ -5,13 +5,23 @@
 
 use parking_lot::Mutex;
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+
+/// [`ConnWatch::state`]: waiting for a request, serving one, or closed by
+/// shutdown while it waited.
+const IDLE: u8 = 0;
+const BUSY: u8 = 1;
+const CLOSED_IDLE: u8 = 2;
 
 pub struct ConnWatch {
     client: Arc<TcpStream>,
-    /// Raised while the connection waits for a request.
-    idle: AtomicBool,
+    /// IDLE, BUSY or CLOSED_IDLE. Shutdown closes a connection as idle only
+    /// by moving it from IDLE, and a request is served only by moving it
+    /// from IDLE too: one of the two wins. (A request read after the close,
+    /// which Linux allows for bytes already received, would otherwise be
+    /// sent on and never answered.)
+    state: AtomicU8,
     backend: Mutex<Backend>,
 }
 
@@ -32,7 +42,7 @@ impl ConnWatch {
     pub fn new(client: Arc<TcpStream>) -> ConnWatch {
         ConnWatch {
             client,
-            idle: AtomicBool::new(true),
+            state: AtomicU8::new(IDLE),
             backend: Mutex::default(),
         }
     }
@@ -41,8 +51,20 @@ impl ConnWatch {
         &self.client
     }
 
-    pub(super) fn set_idle(&self, idle: bool) {
-        self.idle.store(idle, Ordering::SeqCst);
+    /// Waiting for the next request (unless closed meanwhile).
+    pub(super) fn set_idle(&self) {
+        let _ = self
+            .state
+            .compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// A request has arrived: whether it may be served (`false`: shutdown
+    /// closed the connection as idle first, and the client was told
+    /// nothing was done).
+    pub(super) fn begin_request(&self) -> bool {
+        self.state
+            .compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     pub(super) fn watch_backend(&self, stream: &Arc<TcpStream>) {
@@ -68,9 +90,14 @@ impl ConnWatch {
 
     /// Closes the connection if it waits for a request; one mid-request
     /// is left to finish.
+    /// The backend socket too: the only one an idle connection can be
+    /// using is a background revalidation's, which no client waits for.
     pub fn close_if_idle(&self) {
-        if self.idle.load(Ordering::SeqCst) {
-            let _ = self.client.shutdown(Shutdown::Both);
+        let closed =
+            self.state
+                .compare_exchange(IDLE, CLOSED_IDLE, Ordering::SeqCst, Ordering::SeqCst);
+        if closed.is_ok() {
+            self.close();
         }
     }
 
