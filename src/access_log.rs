@@ -17,7 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -205,6 +205,10 @@ enum Message {
         file: Option<PathBuf>,
         format: LogFormat,
         done: Sender<io::Result<()>>,
+        /// Taken by whichever comes first: the writer, which then does
+        /// the reopen, or the caller giving up on it, and then it is not
+        /// done (a reload refused must not switch the log later after all).
+        claimed: Arc<AtomicBool>,
     },
     /// Write what is queued, then stop.
     Close,
@@ -256,13 +260,28 @@ impl LogSender {
     pub fn reopen(&self, file: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
         let stalled = || io::Error::other("the access log is stalled (its reader stopped reading)");
         let (done, result) = bounded(1);
+        let claimed = Arc::new(AtomicBool::new(false));
+        let message = Message::Reopen {
+            file,
+            format,
+            done,
+            claimed: claimed.clone(),
+        };
         self.tx
-            .send_timeout(Message::Reopen { file, format, done }, STALL_WAIT)
+            .send_timeout(message, STALL_WAIT)
             .map_err(|e| match e {
                 SendTimeoutError::Timeout(_) => stalled(),
                 SendTimeoutError::Disconnected(_) => io::Error::other("the access log is closed"),
             })?;
-        result.recv_timeout(STALL_WAIT).map_err(|_| stalled())?
+        match result.recv_timeout(STALL_WAIT) {
+            Ok(reopened) => reopened,
+            // Given up on: the writer will leave it undone...
+            Err(_) if !claimed.swap(true, Ordering::SeqCst) => Err(stalled()),
+            // ...unless it has just begun it: then it says how it went.
+            Err(_) => result
+                .recv()
+                .map_err(|_| io::Error::other("the access log is closed"))?,
+        }
     }
 }
 
@@ -519,8 +538,15 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
     'idle: while let Ok(message) = rx.recv() {
         match message {
             Message::Record(record) => sinks.write(&record),
-            Message::Reopen { file, format, done } => {
-                let _ = done.send(sinks.reopen(file, format));
+            Message::Reopen {
+                file,
+                format,
+                done,
+                claimed,
+            } => {
+                if !claimed.swap(true, Ordering::SeqCst) {
+                    let _ = done.send(sinks.reopen(file, format));
+                }
                 continue 'idle;
             }
             Message::Close => break 'idle,
@@ -530,8 +556,15 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
             for message in rx.try_iter() {
                 match message {
                     Message::Record(record) => sinks.write(&record),
-                    Message::Reopen { file, format, done } => {
-                        let _ = done.send(sinks.reopen(file, format));
+                    Message::Reopen {
+                        file,
+                        format,
+                        done,
+                        claimed,
+                    } => {
+                        if !claimed.swap(true, Ordering::SeqCst) {
+                            let _ = done.send(sinks.reopen(file, format));
+                        }
                     }
                     Message::Close => break 'idle,
                 }

@@ -1185,3 +1185,77 @@ fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
     // Returns (within the test's limit), lines still queued given up.
     assert!(proxy.shutdown(Duration::from_secs(1)));
 }
+
+/// A reopen that timed out (a reload refused for it) is still queued: once
+/// the writer gets going again it must not switch file and format after all.
+#[test]
+fn a_reopen_given_up_on_is_never_applied_later() {
+    use inverso::access_log::{AccessLog, Outputs, Record};
+    use inverso::config::LogFormat;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // A reader that does not read (yet).
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let log = AccessLog::start(Outputs {
+        stdout: false,
+        file: Some(fifo.clone()),
+        format: LogFormat::Combined,
+    })
+    .unwrap();
+    let sender = log.sender();
+    let record = || Record {
+        time: std::time::SystemTime::now(),
+        client: "127.0.0.1".parse().unwrap(),
+        request_line: "GET / HTTP/1.1".into(),
+        status: 200,
+        bytes: 0,
+        referer: None,
+        user_agent: Some("u".repeat(8 * 1024)),
+        upstream: None,
+        cache: None,
+        duration: Duration::ZERO,
+        heads: None,
+    };
+    // Enough to fill the pipe and the writer's buffer: the writer blocks.
+    for _ in 0..64 {
+        sender.log(record());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let other = dir.path().join("other.log");
+    let refused = sender.reopen(Some(other.clone()), LogFormat::Json);
+    assert!(refused.is_err(), "the reopen should have timed out");
+    // The reader catches up.
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            let _ = reader.read(&mut buf);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sender.log(record());
+    drop(sender);
+    drain.join().unwrap();
+    log.finish();
+    let switched = std::fs::read_to_string(&other).unwrap_or_default();
+    assert!(
+        switched.is_empty(),
+        "the refused reopen went ahead later: {} bytes of {} in {}",
+        switched.len(),
+        if switched.starts_with('{') {
+            "JSON"
+        } else {
+            "lines"
+        },
+        other.display()
+    );
+}

@@ -344,13 +344,23 @@ impl Cache {
     }
 
     fn insert_checked(&self, entry: Arc<Entry>, since: Option<u64>) -> bool {
-        // Before anything is touched: an entry that cannot be stored must
-        // leave no trace in the Vary index either.
+        let key = entry.key().to_string();
+        // Before anything else is touched: an entry that cannot be stored
+        // leaves no trace in the Vary index. What was stored under its key
+        // is older than it, and goes (as a replacing insert would drop it).
         if entry.record.body.len() as u64 > self.max_object_size || entry.weight() > self.capacity()
         {
+            let mut state = self.state.lock();
+            let old = state.lru.remove(key.as_str());
+            if old.is_some() {
+                state.forget_variant(&key);
+            }
+            drop(state);
+            if old.is_some() {
+                self.changed();
+            }
             return false;
         }
-        let key = entry.key().to_string();
         let primary = primary_of(&key).to_string();
         let names = policy::vary_names(&entry.head);
         let weight = entry.weight();
@@ -754,6 +764,14 @@ mod tests {
             b"by-language"
         );
         assert_eq!(cache.len(), 1, "the variant by encoding is unreachable");
+    }
+
+    #[test]
+    fn a_newer_response_too_heavy_to_store_drops_the_older_one() {
+        let cache = Cache::new(4096, 4096);
+        assert!(cache.insert(entry("h/doc", "old", 60, None)));
+        assert!(!cache.insert(entry("h/doc", &"n".repeat(4000), 60, None)));
+        assert!(cache.lookup("h/doc", &Headers::new()).is_none());
     }
 
     #[test]

@@ -174,7 +174,9 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         first = false;
         // Closed by shutdown as idle while the head came: not served, as
         // the client was already told by the close.
-        if matches!(head, HeadRead::Ready(_)) && !client.watch.begin_request() {
+        if matches!(head, HeadRead::Ready(_) | HeadRead::Refused(..))
+            && !client.watch.begin_request()
+        {
             break;
         }
         let time = SystemTime::now();
@@ -221,16 +223,17 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
             duration,
             heads,
         });
-        let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
-        // Not during a shutdown: no client waits for it, and it would hold
-        // the drain.
-        if let Some(job) = client.after_response.take().filter(|_| !shutting_down) {
-            // Idle as far as shutdown is concerned: it ends the revalidation
-            // rather than wait for it.
+        // Idle as far as shutdown is concerned, before the flag is read: a
+        // shutdown then either is seen here or ends the revalidation, never
+        // waits for it. Not begun during a shutdown: no client waits for it.
+        if let Some(job) = client.after_response.take() {
             client.watch.set_idle();
-            cached::refresh(&mut client, job, &shared);
-            client.watch.backend_done();
+            if !shared.shutting_down.load(Ordering::SeqCst) {
+                cached::refresh(&mut client, job, &shared);
+                client.watch.backend_done();
+            }
         }
+        let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
         if !outcome.keep_alive || client.last_request || shutting_down {
             // During a shutdown too when input is left unread: closing on it
             // would send a reset that can destroy the response still on its

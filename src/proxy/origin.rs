@@ -582,6 +582,9 @@ impl<'a> Tee<'a> {
         if (self.body.len() + piece.len()) as u64 > self.limit {
             self.overflowed = true;
             self.body = Vec::new();
+            // Nothing will be stored: what waits on it (the key's flight,
+            // the fill) is let go now, not once the body is all relayed.
+            self.on_complete = None;
         } else {
             self.body.extend_from_slice(piece);
         }
