@@ -666,6 +666,9 @@ pub(super) fn relay(
             // pooled, they would be read as the answer to someone else's
             // request. The connection is dropped instead.
             if reusable && fetched.up.conn.buffered().is_empty() {
+                // No longer this connection's to cut at a forced close: from
+                // the pool it may carry someone else's request.
+                client.watch.backend_done();
                 shared.upstreams.checkin(target, fetched.up.conn);
             }
             Ok(Outcome {
@@ -749,6 +752,7 @@ pub(super) fn absorb(
     }
     tee.finish();
     if may_reuse(&response, kind, &up) && up.conn.buffered().is_empty() {
+        client.watch.backend_done();
         shared.upstreams.checkin(target, up.conn);
     }
     Absorbed::Whole
