@@ -400,6 +400,25 @@ struct Sinks {
 }
 
 impl Sinks {
+    /// Does what `message` asks; `false` for the last one (Close).
+    fn take(&mut self, message: Message) -> bool {
+        match message {
+            Message::Record(record) => self.write(&record),
+            Message::Reopen {
+                file,
+                format,
+                done,
+                claimed,
+            } => {
+                if !claimed.swap(true, Ordering::SeqCst) {
+                    let _ = done.send(self.reopen(file, format));
+                }
+            }
+            Message::Close => return false,
+        }
+        true
+    }
+
     fn write(&mut self, record: &Record) {
         let mut line = record.format_as(self.format);
         line.push('\n');
@@ -536,37 +555,18 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
     // context switch) only if it is parked, so under load the request
     // threads never pay for waking it.
     'idle: while let Ok(message) = rx.recv() {
-        match message {
-            Message::Record(record) => sinks.write(&record),
-            Message::Reopen {
-                file,
-                format,
-                done,
-                claimed,
-            } => {
-                if !claimed.swap(true, Ordering::SeqCst) {
-                    let _ = done.send(sinks.reopen(file, format));
-                }
-                continue 'idle;
-            }
-            Message::Close => break 'idle,
+        let reopen = matches!(message, Message::Reopen { .. });
+        if !sinks.take(message) {
+            break 'idle;
+        }
+        if reopen {
+            continue 'idle;
         }
         loop {
             let mut batch = 0;
             for message in rx.try_iter() {
-                match message {
-                    Message::Record(record) => sinks.write(&record),
-                    Message::Reopen {
-                        file,
-                        format,
-                        done,
-                        claimed,
-                    } => {
-                        if !claimed.swap(true, Ordering::SeqCst) {
-                            let _ = done.send(sinks.reopen(file, format));
-                        }
-                    }
-                    Message::Close => break 'idle,
+                if !sinks.take(message) {
+                    break 'idle;
                 }
                 batch += 1;
             }
