@@ -92,12 +92,6 @@ impl TargetStats {
 #[derive(Debug)]
 pub struct InFlight<'a>(&'a TargetStats);
 
-impl InFlight<'_> {
-    pub fn failed(&self) {
-        self.0.failures.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -128,11 +122,9 @@ mod tests {
     fn in_flight_ends_with_its_guard() {
         let t = TargetStats::default();
         let guard = t.begin();
-        guard.failed();
         assert_eq!(t.in_flight.load(Ordering::Relaxed), 1);
         drop(guard);
         assert_eq!(t.in_flight.load(Ordering::Relaxed), 0);
         assert_eq!(t.requests.load(Ordering::Relaxed), 1);
-        assert_eq!(t.failures.load(Ordering::Relaxed), 1);
     }
 }

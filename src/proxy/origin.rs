@@ -133,14 +133,7 @@ pub(super) fn fetch<'s>(
             }
             Err(f) if client.watch.cut() => return Err(failed(f.status())),
             Err(f) => {
-                let reason = f.describe();
-                log::warn!("target {}: {reason}", target.name);
-                // A pooled connection the backend had closed is not its
-                // failure, neither for its health nor in its counters.
-                if !matches!(f, Failure::Stale(_)) {
-                    target.health.failed(Instant::now(), &reason);
-                    busy.failed();
-                }
+                hold_against(target, &f, client);
                 let untried = tried.iter().any(|&t| !t);
                 if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
                     return Err(failed(f.status()));
@@ -149,6 +142,22 @@ pub(super) fn fetch<'s>(
                 retries_left -= 1;
             }
         }
+    }
+}
+
+/// Reports a failed exchange: warned about, counted, and held against the
+/// target's health. Not what is not the backend's doing: the client's
+/// side failing, a pooled connection it had closed while idle (a retry's
+/// business), or a connection cut by a forced shutdown.
+fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
+    if matches!(f, Failure::Client(_)) || client.watch.cut() {
+        return;
+    }
+    let reason = f.describe();
+    log::warn!("target {}: {reason}", target.name);
+    if !matches!(f, Failure::Stale(_)) {
+        target.health.failed(Instant::now(), &reason);
+        target.stats.failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -630,14 +639,8 @@ pub(super) fn relay(
         ..*how
     };
     let target = fetched.target;
-    // `cut`: by a forced shutdown, which is not the backend's failure.
-    let refusal = |f: Failure, head_sent: bool, cut: bool| {
-        if !matches!(f, Failure::Client(_)) && !cut {
-            let reason = f.describe();
-            log::warn!("target {}: {reason}", target.name);
-            target.health.failed(Instant::now(), &reason);
-            target.stats.failures.fetch_add(1, Ordering::Relaxed);
-        }
+    let refusal = |f: Failure, head_sent: bool, client: &Client| {
+        hold_against(target, &f, client);
         // A client gone before anything reached it is answered nothing
         // (and logged 499).
         let status = match f {
@@ -650,8 +653,7 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
-    let prepared =
-        prepare_response(&mut fetched, how).map_err(|f| refusal(f, false, client.watch.cut()))?;
+    let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
     if prepared.gathered {
         // The backend's part is over: it is free for the next pick even
@@ -684,7 +686,7 @@ pub(super) fn relay(
             // Cut short: logged as what the client got, the status sent
             // and the body bytes that went out (as nginx), not as a 499.
             let client_gone = matches!(failure, Failure::Client(_));
-            refusal(failure, true, client.watch.cut());
+            refusal(failure, true, client);
             Ok(Outcome {
                 status: fetched.response.status,
                 bytes: sent,
@@ -694,7 +696,7 @@ pub(super) fn relay(
                 linger: !client_gone,
             })
         }
-        Err(Broken { failure, .. }) => Err(refusal(failure, false, client.watch.cut())),
+        Err(Broken { failure, .. }) => Err(refusal(failure, false, client)),
     }
 }
 
@@ -741,11 +743,8 @@ pub(super) fn absorb(
             Ok(None) => break,
             Err(BodyError::TooLarge(_)) => return Absorbed::TooLarge,
             // Cut by a forced shutdown: not the backend's failure.
-            Err(_) if client.watch.cut() => return Absorbed::Failed,
             Err(e) => {
-                let reason = Failure::from(e).describe();
-                log::warn!("target {}: {reason}", target.name);
-                target.health.failed(Instant::now(), &reason);
+                hold_against(target, &Failure::from(e), client);
                 return Absorbed::Failed;
             }
         }
