@@ -312,23 +312,28 @@ fn a_client_that_leaves_in_the_middle_of_a_head_is_logged_as_400() {
     assert_eq!(a.requests(), 1);
 }
 
-#[test]
-fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
+/// A backend that answers `/slow` with `body` once the returned flag is
+/// raised (or, bounded, after WAIT_LIMIT, letting the test's assertions
+/// fail), and anything else with `fast` at once.
+fn slow_backend(body: Vec<u8>) -> (Backend, Arc<AtomicBool>) {
     let release = Arc::new(AtomicBool::new(false));
     let gate = release.clone();
-    let body = pattern(100_000);
-    let sent = body.clone();
-    let a = Backend::start("a", move |seen, out| {
+    let backend = Backend::start("a", move |seen, out| {
         if seen.path() == "/slow" {
-            // Bounded: if the test never releases, answer anyway and
-            // let its assertions fail.
             wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
-            respond(out, 200, &[], &sent);
+            respond(out, 200, &[], &body);
         } else {
             respond(out, 200, &[], b"fast");
         }
         Action::KeepAlive
     });
+    (backend, release)
+}
+
+#[test]
+fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
+    let body = pattern(100_000);
+    let (a, release) = slow_backend(body.clone());
     let mut proxy = start_proxy(&[a.addr], |_| {});
 
     let mut idle = proxy.connect();
@@ -548,19 +553,8 @@ fn a_response_cut_short_is_logged_with_its_status_and_the_bytes_sent() {
 fn a_response_finishing_in_a_shutdown_reaches_a_client_that_pipelined_another() {
     // Closing on unread input (the pipelined request) would send a reset
     // that destroys what of the response is still on its way.
-    let release = Arc::new(AtomicBool::new(false));
-    let gate = release.clone();
     let body = pattern(2_000_000);
-    let sent = body.clone();
-    let a = Backend::start("a", move |seen, out| {
-        if seen.path() == "/slow" {
-            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
-            respond(out, 200, &[], &sent);
-        } else {
-            respond(out, 200, &[], b"fast");
-        }
-        Action::KeepAlive
-    });
+    let (a, release) = slow_backend(body.clone());
     let mut proxy = start_proxy(&[a.addr], |_| {});
     let mut busy = proxy.connect();
     busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
