@@ -195,6 +195,78 @@ fn a_repeated_get_is_a_hit_and_head_is_answered_from_the_get() {
 }
 
 #[test]
+fn a_range_of_a_stored_response_is_answered_from_the_cache() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/r"), 200, "MISS", "/r #1");
+
+    let part = |range: &str, more: &[(&str, &str)]| {
+        let mut headers = vec![("Range", range)];
+        headers.extend_from_slice(more);
+        get_with(&proxy, "/r", &headers)
+    };
+    for (range, body, content_range) in [
+        ("bytes=1-3", "r #", "bytes 1-3/5"),
+        ("bytes=-2", "#1", "bytes 3-4/5"),
+        ("bytes=2-", " #1", "bytes 2-4/5"),
+        ("bytes=4-400", "1", "bytes 4-4/5"),
+    ] {
+        let r = part(range, &[]);
+        expect(&r, 206, "HIT", body);
+        assert_eq!(r.header("content-range"), Some(content_range), "{range}");
+        assert_eq!(r.header("etag"), Some("\"v1\""), "{}", r.head.raw);
+    }
+
+    let past = part("bytes=5-", &[]);
+    expect(&past, 416, "HIT", "");
+    assert_eq!(past.header("content-range"), Some("bytes */5"));
+
+    // Answered whole: several ranges, an If-Range about another version.
+    expect(&part("bytes=0-0,2-3", &[]), 200, "HIT", "/r #1");
+    expect(
+        &part("bytes=1-3", &[("If-Range", "\"v0\"")]),
+        200,
+        "HIT",
+        "/r #1",
+    );
+    expect(
+        &part("bytes=1-3", &[("If-Range", "\"v1\"")]),
+        206,
+        "HIT",
+        "r #",
+    );
+    // If-None-Match comes before Range (RFC 9110 §13.2.2).
+    let unchanged = part("bytes=1-3", &[("If-None-Match", "\"v1\"")]);
+    expect(&unchanged, 304, "HIT", "");
+    assert_eq!(backend.requests(), 1, "every range from the one response");
+
+    // The connection goes on after a part: its framing was right.
+    let mut client = proxy.connect();
+    let first = client.get_with("/r", &[("Range", "bytes=0-1")]);
+    expect(&first, 206, "HIT", "/r");
+    expect(&client.get("/r"), 200, "HIT", "/r #1");
+}
+
+#[test]
+fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    let r = get_with(&proxy, "/n", &[("Range", "bytes=0-1")]);
+    expect(&r, 200, "BYPASS", "/n #1");
+    let seen = backend.seen();
+    assert_eq!(seen[0].head.get("range"), Some("bytes=0-1"), "sent on");
+    // Nothing was stored from it: the next whole GET is a miss.
+    expect(&get(&proxy, "/n"), 200, "MISS", "/n #2");
+
+    // A stale entry is not cut into parts: the origin is asked.
+    let stale = fixed(200, &[("Cache-Control", "max-age=0"), ("ETag", "\"s\"")]);
+    let proxy = cached_proxy(&stale, |_| {});
+    expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
+    let r = get_with(&proxy, "/s", &[("Range", "bytes=0-1")]);
+    expect(&r, 200, "BYPASS", "/s #2");
+}
+
+#[test]
 fn other_paths_and_hosts_are_other_keys() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
     let proxy = cached_proxy(&backend, |_| {});

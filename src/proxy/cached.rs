@@ -11,6 +11,8 @@ use crate::cache::policy::{self, CacheControl, Lifetime, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::http::body::forbids_content_length;
+use crate::http::date::format_http_date;
+use crate::http::range::{self, Ranged};
 use crate::http::RequestHead;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,15 +36,61 @@ const NOT_MODIFIED_FIELDS: &[&str] = &[
 ];
 
 /// Whether the cache has a say in this request: GET or HEAD, no body, no
-/// Range (partial content is passed through, never stored), no If-Match
-/// or If-Unmodified-Since (the answer, a 412 perhaps, is about this
-/// client's copy: the cache neither answers nor keeps it).
+/// Range (see [`serve_range`]), no If-Match or If-Unmodified-Since.
 pub(super) fn eligible(head: &RequestHead, body: &RequestBody) -> bool {
     matches!(head.method.as_str(), "GET" | "HEAD")
-        && !["range", "if-match", "if-unmodified-since"]
-            .iter()
-            .any(|name| head.headers.contains(name))
+        && !head.headers.contains("range")
+        && asks_for_stored(head, body)
+}
+
+/// Neither a body nor If-Match or If-Unmodified-Since: the answer to
+/// those, a 412 perhaps, is about this client's copy, so the cache
+/// neither answers nor keeps it.
+fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
+    !["if-match", "if-unmodified-since"]
+        .iter()
+        .any(|name| head.headers.contains(name))
         && matches!(body, RequestBody::Buffered(b) if b.is_empty())
+}
+
+/// A GET with `Range`, answered from a stored response that may be used as
+/// it is (fresh, or stale where allowed): the part asked for, from memory.
+/// `None` otherwise: the request goes to the origin as it is, and its
+/// partial answer is not stored (nginx instead fetches the whole response
+/// to store it, which makes the first client wait for all of it).
+pub(super) fn serve_range(
+    client: &mut Client,
+    request: &RequestHead,
+    body: &RequestBody,
+    cache: &Cache,
+    shared: &Shared,
+) -> Option<Result<Outcome, Refusal>> {
+    if request.method != "GET"
+        || !request.headers.contains("range")
+        || !asks_for_stored(request, body)
+    {
+        return None;
+    }
+    let entry = cache.lookup(&policy::primary_key(request), &request.headers)?;
+    let mut as_stored = entry.as_stored(SystemTime::now());
+    as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
+    let req_cc = CacheControl::parse(&request.headers);
+    let status = match policy::usable(
+        &req_cc,
+        req_cc.request_no_cache(&request.headers),
+        &as_stored,
+    ) {
+        Use::Fresh => Status::Hit,
+        Use::AllowedStale => Status::Stale,
+        Use::StaleRevalidating | Use::Validate => return None,
+    };
+    let here = Here {
+        request,
+        keep_alive: client.keeps_alive(request),
+        cache,
+        shutting_down: &shared.shutting_down,
+    };
+    Some(serve_entry(client, &here, &entry, status, None, b""))
 }
 
 /// The request as the cache makes it for itself, for whoever asks next:
@@ -557,15 +605,40 @@ fn serve_entry(
                 .write_named(NOT_MODIFIED_FIELDS, &mut head);
             (head.into(), b"", 304)
         } else {
-            let body: &[u8] = if request.is_head() {
-                b""
+            let whole = &entry.record.body;
+            let len = whole.len() as u64;
+            let ranged = if entry.head.status == 200 && !request.is_head() {
+                range::requested(&request.headers, &entry.head.headers, len)
             } else {
-                &entry.record.body
+                Ranged::Whole
             };
-            if !forbids_content_length(entry.head.status) {
-                let _ = write!(tail, "Content-Length: {}\r\n", entry.record.body.len());
+            match ranged {
+                Ranged::Whole => {
+                    let body: &[u8] = if request.is_head() { b"" } else { whole };
+                    if !forbids_content_length(entry.head.status) {
+                        let _ = write!(tail, "Content-Length: {len}\r\n");
+                    }
+                    ((&entry.record.head[..]).into(), body, entry.head.status)
+                }
+                Ranged::Part { start, end } => {
+                    let _ = write!(
+                        tail,
+                        "Content-Range: bytes {start}-{end}/{len}\r\nContent-Length: {}\r\n",
+                        end - start + 1
+                    );
+                    let fields = entry.record.head.splitn(2, |&b| b == b'\n').nth(1);
+                    let mut head = b"HTTP/1.1 206 Partial Content\r\n".to_vec();
+                    head.extend_from_slice(fields.unwrap_or_default());
+                    (head.into(), &whole[start as usize..=end as usize], 206)
+                }
+                Ranged::Unsatisfiable => {
+                    let mut head = b"HTTP/1.1 416 Range Not Satisfiable\r\n".to_vec();
+                    let now = format_http_date(SystemTime::now());
+                    let _ = write!(head, "Date: {now}\r\nContent-Range: bytes */{len}\r\n");
+                    head.extend_from_slice(b"Content-Length: 0\r\n");
+                    (head.into(), b"", 416)
+                }
             }
-            ((&entry.record.head[..]).into(), body, entry.head.status)
         };
     let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
     tail.extend_from_slice(own);

@@ -683,6 +683,9 @@ fn forward(
         if cached::eligible(&head, &body) {
             return cached::serve(client, head, cache, shared);
         }
+        if let Some(done) = cached::serve_range(client, &head, &body, cache, shared) {
+            return done;
+        }
     }
     // Unsafe methods that succeed invalidate what is stored for their URI
     // (RFC 9111 §4.4).
