@@ -638,6 +638,40 @@ fn a_client_gone_before_any_response_byte_is_logged_499() {
 }
 
 #[test]
+fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
+    // The client closes normally (curl -m, a closed tab) while the backend
+    // works; its answer then comes: not sent, logged 499, and the backend
+    // connection closed rather than read to the end of a long body.
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let a = Backend::start("a", move |_, out| {
+        // Bounded: answers anyway once the test is over.
+        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        respond(out, 200, &[], &vec![b'x'; 4 << 20]);
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /abandoned HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    drop(client);
+    // Past the wait after which the proxy looks (20 ms): a precondition,
+    // not a measurement.
+    std::thread::sleep(Duration::from_millis(50));
+    release.store(true, Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(
+        wait_until(WAIT_LIMIT, || a.closed.load(Ordering::SeqCst) == 1),
+        "the backend connection is closed, not pooled"
+    );
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/abandoned")).unwrap();
+    assert!(line.contains("\" 499 0 "), "{line}");
+    assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+}
+
+#[test]
 fn a_shutdown_ends_a_background_revalidation_rather_than_wait_for_it() {
     let release = Arc::new(AtomicBool::new(false));
     let gate = release.clone();

@@ -17,7 +17,7 @@ use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, Respons
 use crate::metrics::Metrics;
 use crate::sched::{self, Peer};
 use crate::upstream::Upstreams;
-use origin::{Relay, RequestBody, Send};
+use origin::{Fetched, Relay, RequestBody, Send};
 use parking_lot::RwLock;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -47,6 +47,11 @@ const LINGER_READ_TIMEOUT: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 256 * 1024;
 /// This hop's entry in `Via`.
 const VIA: &str = "1.1 inverso";
+/// How long a backend must have taken to answer before the proxy looks
+/// whether the client is still there (see `Client::gave_up_on`): people
+/// and timeouts give up after seconds, so this catches them, while the
+/// quick answers that make up most traffic go out without a look.
+const CLIENT_CHECK_AFTER: Duration = Duration::from_millis(20);
 
 /// What every connection thread shares: one generation of the settings.
 /// A reload builds a new one; a request keeps the one it started with.
@@ -715,6 +720,12 @@ fn forward(
             cache.invalidate(primary);
         }
     }
+    if client.gave_up_on(&fetched) {
+        return Err(Refusal {
+            upstream: Some(fetched.target.name.clone()),
+            ..Refusal::silent()
+        });
+    }
     let x_cache: &[u8] = if shared.cache.is_some() {
         b"X-Cache: BYPASS\r\n"
     } else {
@@ -741,6 +752,22 @@ impl Client {
     /// the proxy's own errors), as it may begin while the request runs.
     fn keeps_alive(&self, head: &RequestHead) -> bool {
         head.wants_keep_alive() && !self.last_request
+    }
+
+    /// Whether the client closed its connection while the backend took
+    /// its time to answer (a browser tab closed, `curl -m`): then the
+    /// response is not sent, the backend connection is closed rather than
+    /// read to its end, and the request is logged 499, as nginx does. Not
+    /// asked when the answer came quickly, to keep a system call off every
+    /// request; nor for what the cache may store (nginx reads a cacheable
+    /// response to its end for the next client; see `forward`).
+    fn gave_up_on(&self, fetched: &Fetched<'_>) -> bool {
+        let waited = fetched.request_time.elapsed().unwrap_or_default();
+        waited >= CLIENT_CHECK_AFTER
+            && match peek(self.conn.get_ref()) {
+                Ok(n) => n == 0,
+                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            }
     }
 
     fn send_continue(&mut self) -> Result<(), Refusal> {
