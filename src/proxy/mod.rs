@@ -759,8 +759,7 @@ impl Client {
     /// response is not sent, the backend connection is closed rather than
     /// read to its end, and the request is logged 499, as nginx does. Not
     /// asked when the answer came quickly, to keep a system call off every
-    /// request; nor for what the cache may store (nginx reads a cacheable
-    /// response to its end for the next client; see `forward`).
+    /// request; nor for requests through the cache (see `forward`).
     fn gave_up_on(&self, fetched: &Fetched<'_>) -> bool {
         let waited = fetched.request_time.elapsed().unwrap_or_default();
         waited >= CLIENT_CHECK_AFTER
