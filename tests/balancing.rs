@@ -214,6 +214,30 @@ fn when_every_target_is_down_the_least_recently_failed_is_still_tried() {
     assert_eq!(status, 200);
 }
 
+#[test]
+fn when_every_target_is_down_a_request_is_tried_once_not_on_each() {
+    // Backends that accept and hang up: each try is a failure the proxy
+    // would retry elsewhere. Once all are down, the one try a request gets
+    // is enough; trying every dead target would make each request wait
+    // out every one's timeout.
+    let hang_up = |name: &str| Backend::start(name, |_, _| Action::Close);
+    let (a, b) = (hang_up("a"), hang_up("b"));
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        c.max_fails = 1;
+        c.fail_timeout = Duration::from_secs(3600);
+    });
+    assert_eq!(get(&proxy, "/").0, 502);
+    assert_eq!(
+        (a.requests(), b.requests()),
+        (1, 1),
+        "retried while one was up"
+    );
+    for _ in 0..4 {
+        assert_eq!(get(&proxy, "/").0, 502);
+    }
+    assert_eq!(a.requests() + b.requests(), 2 + 4, "one try per request");
+}
+
 // --------------------------------------------------------------- algorithms
 
 #[test]

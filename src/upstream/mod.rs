@@ -175,14 +175,14 @@ impl Upstreams {
     /// The backend for the next request of `client`, skipping targets
     /// marked in `tried` (indexed like [`Upstreams::targets`]). Backups
     /// are chosen from (by the same algorithm) only when no other target
-    /// is left. When every untried target is down, the first try goes to
-    /// the one that failed longest ago, preferring one only passive
-    /// failures keep out: a
-    /// request is better tried than refused outright. A retry never goes
-    /// to a target the active checker holds down (it is known dead; the
-    /// client is better told how the last try failed). `None` when nothing
-    /// is left to try. The returned guard counts the request in the
-    /// target's in-flight number until it is dropped.
+    /// is left. When every target is down, the first try goes to the one
+    /// that failed longest ago, preferring one only passive failures keep
+    /// out: a request is better tried than refused outright. A retry never
+    /// goes to a target that is down: with all of them down, one try per
+    /// request is enough (else each would wait out every dead target's
+    /// `connect_timeout`), and the client is told how it failed. `None`
+    /// when nothing is left to try. The returned guard counts the request
+    /// in the target's in-flight number until it is dropped.
     pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Option<(usize, InFlight<'_>)> {
         let now = Instant::now();
         let retrying = tried.contains(&true);
@@ -207,11 +207,8 @@ impl Upstreams {
             })
             .or_else(|| {
                 (0..self.targets.len())
-                    .filter(|&i| !tried.get(i).copied().unwrap_or(false))
-                    .map(|i| (i, self.targets[i].health.fallback_rank()))
-                    .filter(|(_, (checked_down, _))| !(retrying && *checked_down))
-                    .min_by_key(|&(_, rank)| rank)
-                    .map(|(i, _)| i)
+                    .filter(|_| !retrying)
+                    .min_by_key(|&i| self.targets[i].health.fallback_rank())
             })?;
         Some((index, self.targets[index].stats.begin()))
     }
