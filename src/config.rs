@@ -403,7 +403,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "worker_scheduling",
         default: "normal",
-        help: "`batch` runs connection threads under SCHED_BATCH: more requests per second and less CPU, a longer tail at high concurrency",
+        help: "`batch` runs connection threads under SCHED_BATCH (a woken thread does not preempt the running one): no measurable gain since workers yield, a longer tail at high concurrency",
         apply: |c, v| {
             c.batch_scheduling = match v {
                 "normal" => false,
@@ -565,6 +565,12 @@ impl Loader {
             settings,
             file: "configuration".to_string(),
         }
+    }
+
+    /// The file read, or `configuration` when none was (defaults,
+    /// environment and flags only).
+    pub fn source(&self) -> &str {
+        &self.file
     }
 
     /// Reads proxy.conf text: `key = value` lines, `#` comments and blank

@@ -67,7 +67,8 @@ struct ConfigArgs {
     /// Listening address (overrides `bind`).
     #[arg(long)]
     bind: Option<String>,
-    /// Backends, comma separated host:port (overrides `targets`).
+    /// Backends, comma separated host:port, each with an optional weight=N
+    /// and `backup` (overrides `targets`).
     #[arg(long)]
     targets: Option<String>,
     /// Override any key, e.g. `--set cache_size=128MiB` (repeatable).
@@ -195,7 +196,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         })?;
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    writeln!(out, "# {}: OK", args.config_path().display())?;
+    writeln!(out, "# {}: OK", loader.source())?;
     for (key, setting) in loader.effective() {
         let line = format!("{key} = {}", config::printable(&setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;

@@ -203,6 +203,17 @@ fn environment_values_that_are_not_utf8_are_ours_to_refuse_only_when_ours() {
 }
 
 #[test]
+fn check_without_a_file_does_not_claim_to_have_read_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = inverso(dir.path(), &["check", "--targets", "127.0.0.1:9001"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("# configuration: OK\n"), "{stdout}");
+    let (_, stdout, _) = check(GOOD);
+    assert!(stdout.starts_with("# proxy.conf: OK\n"), "{stdout}");
+}
+
+#[test]
 fn a_missing_explicit_config_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     // However the option is spelled.
