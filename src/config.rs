@@ -1072,7 +1072,9 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(format!("`{v}` is not a boolean (true or false)")),
+        _ => Err(format!(
+            "`{v}` is not a boolean (true or false; also yes/no, on/off, 1/0)"
+        )),
     }
 }
 
