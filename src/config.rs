@@ -8,6 +8,7 @@
 //! came from so an error can say `proxy.conf:7: ...` or
 //! `environment INVERSO_PORT: ...`.
 
+use crate::realip::Cidr;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -68,6 +69,8 @@ pub struct Config {
     pub max_uri_length: usize,
     /// Forward request fields whose name has an underscore (else dropped).
     pub underscores_in_headers: bool,
+    /// Proxies in front whose `X-Forwarded-For` names the client.
+    pub real_ip_from: Vec<Cidr>,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// The longest a whole request head may take to arrive (slowloris); 408.
@@ -493,6 +496,12 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.underscores_in_headers = b),
     },
     Key {
+        name: "real_ip_from",
+        default: "",
+        help: "addresses and blocks (10.0.0.0/8) of proxies in front whose X-Forwarded-For names the client, for the log and ip_hash; empty = none",
+        apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",
@@ -816,6 +825,7 @@ impl Config {
             max_headers: 0,
             max_uri_length: 0,
             underscores_in_headers: false,
+            real_ip_from: Vec::new(),
             max_body_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),
@@ -1080,6 +1090,14 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 
 fn optional_path(v: &str) -> Option<PathBuf> {
     (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+/// `10.0.0.0/8, 192.168.1.10, ...`; empty = none.
+fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
+    if v.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    v.split(',').map(|item| Cidr::parse(item.trim())).collect()
 }
 
 /// `host:port[ weight=N][ backup], ...`; each name is resolved once, here, so a
@@ -1489,6 +1507,20 @@ mod tests {
         assert!(e.to_string().contains("out of range"), "{e}");
         let e = build("targets = 127.0.0.1:1\nworker_priority = high\n").unwrap_err();
         assert!(e.to_string().contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn real_ip_from_is_a_list_of_blocks() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.real_ip_from.is_empty());
+        let c = build("targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8, 192.168.1.7\n").unwrap();
+        let shown: Vec<String> = c.real_ip_from.iter().map(|c| c.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.168.1.7/32"]);
+        let e = build("targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/40\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("prefix"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8,\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
     }
 
     #[test]

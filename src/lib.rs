@@ -12,6 +12,7 @@
 //! - `admin`: the admin listener: metrics, status, health, purge.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `realip`: the client's address as trusted proxies in front name it.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
 //! - `demo`: two built-in origin servers for `inverso demo`.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod proxy;
+pub mod realip;
 pub mod sched;
 pub mod server;
 pub mod throttle;

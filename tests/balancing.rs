@@ -4,6 +4,7 @@
 mod support;
 
 use inverso::config::{Balance, Loader};
+use inverso::realip::Cidr;
 use inverso::{Config, Server};
 use std::collections::HashMap;
 use std::io::Write;
@@ -320,6 +321,64 @@ fn ip_hash_keeps_a_client_on_one_target() {
         })
         .collect();
     assert!(served.iter().all(|s| *s == served[0]), "{served:?}");
+}
+
+#[test]
+fn behind_a_trusted_proxy_ip_hash_and_the_log_follow_the_forwarded_client() {
+    // One connection from a trusted balancer carries many clients: each is
+    // hashed and logged by the address the balancer names.
+    let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::echo(n)).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let mut proxy = start_proxy(&addrs, |c| {
+        c.balance = Balance::IpHash;
+        c.real_ip_from = vec![Cidr::parse("127.0.0.0/8").unwrap()];
+    });
+    let mut balancer = proxy.connect();
+    let mut served = |client: &str| {
+        let r = balancer.get_with("/", &[("X-Forwarded-For", client)]);
+        r.body_str().split(' ').next().unwrap().to_string()
+    };
+    let first: Vec<String> = (0..40).map(|i| served(&format!("203.0.113.{i}"))).collect();
+    let again: Vec<String> = (0..40).map(|i| served(&format!("203.0.113.{i}"))).collect();
+    assert_eq!(first, again, "each client stays on its target");
+    let spread = tally(&first);
+    assert!(spread.len() == 3, "40 clients, one target: {spread:?}");
+    // The backend sees the whole chain, the balancer last.
+    let seen = backends.iter().flat_map(|b| b.seen()).next().unwrap();
+    let xff = seen.head.get("x-forwarded-for").unwrap().to_string();
+    assert!(
+        xff.starts_with("203.0.113.") && xff.ends_with(", 127.0.0.1"),
+        "{xff}"
+    );
+    drop(balancer);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("203.0.113.39 - - [")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("127.0.0.1 ")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn an_untrusted_peer_cannot_choose_its_address() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.real_ip_from = vec![Cidr::parse("10.0.0.0/8").unwrap()];
+    });
+    let r = proxy
+        .connect()
+        .get_with("/", &[("X-Forwarded-For", "203.0.113.9")]);
+    assert_eq!(r.status, 200);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines.iter().all(|l| l.starts_with("127.0.0.1 - - [")),
+        "{lines:?}"
+    );
 }
 
 #[test]

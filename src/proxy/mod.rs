@@ -15,6 +15,7 @@ use crate::http::conn::{is_timeout, peek, SharedStream};
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
+use crate::realip;
 use crate::sched::{self, Peer};
 use crate::upstream::Upstreams;
 use origin::{Fetched, Relay, RequestBody, Send};
@@ -136,6 +137,7 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         // A dual-stack listener (bind = ::) sees IPv4 clients as
         // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
         peer: peer.ip().to_canonical(),
+        origin: peer.ip().to_canonical(),
         timeout,
         header_timeout: timeout,
         body_timeout: timeout,
@@ -167,6 +169,7 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         let limit = shared.config.keepalive_requests;
         client.last_request = limit != 0 && served >= limit;
         // --- end reload
+        client.origin = client.peer;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -217,7 +220,7 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         });
         shared.log.log(Record {
             time,
-            client: client.peer,
+            client: client.origin,
             request_line: line.request_line,
             status: outcome.status,
             bytes: outcome.bytes,
@@ -299,7 +302,12 @@ fn linger(mut stream: &TcpStream) {
 
 struct Client {
     conn: BufConn<SharedStream>,
+    /// The connection's other end: the client, or a proxy in front.
     peer: IpAddr,
+    /// Whom the request being served is from: `peer`, or the client a
+    /// trusted proxy in front names (see [`crate::realip`]). Logged, and
+    /// what `ip_hash` hashes.
+    origin: IpAddr,
     /// connection_timeout: idle time between requests, and any socket read.
     timeout: Duration,
     /// The longest a whole request head may take.
@@ -557,6 +565,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     client.conn.consume(head_len);
+    client.origin = realip::client_address(client.peer, &head.headers, &shared.config.real_ip_from);
     let line = LogLine::of(&head, shared.config.log_headers);
     // As nginx does by default: a backend that maps `-` and `_` to one
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our

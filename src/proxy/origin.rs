@@ -100,7 +100,7 @@ pub(super) fn fetch<'s>(
     // The failure the client hears of when no target is left to try.
     let mut last_failure = None;
     loop {
-        let Some((index, busy)) = upstreams.pick(client.peer, &tried) else {
+        let Some((index, busy)) = upstreams.pick(client.origin, &tried) else {
             return Err(last_failure
                 .unwrap_or_else(|| Refusal::new(502, send.keep_alive && send.body.is_buffered())));
         };

@@ -1,0 +1,206 @@
+//! The client's address when inverso sits behind other proxies (a cloud
+//! load balancer, a CDN, a TLS terminator): the TCP peer is then the proxy
+//! in front, and the client is named in `X-Forwarded-For`. Only proxies
+//! the configuration trusts (`real_ip_from`, after nginx's
+//! `set_real_ip_from`) are believed: anyone else can write that field.
+
+use crate::http::headers::Headers;
+use std::fmt;
+use std::net::IpAddr;
+
+/// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is
+/// a block of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an address or address/prefix"))?;
+        let network = network.to_canonical();
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= bits)
+                .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {bits}"))?,
+        };
+        let cidr = Cidr { network, prefix };
+        // `10.1.2.3/8` most likely means a typo for `10.1.2.3` or `10.0.0.0/8`.
+        if cidr.masked(network) != bits_of(network) {
+            return Err(format!(
+                "`{text}` has bits set past its prefix /{prefix}: write the network's first address"
+            ));
+        }
+        Ok(cidr)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.network.is_ipv4() && self.masked(ip) == bits_of(self.network)
+    }
+
+    fn masked(&self, ip: IpAddr) -> u128 {
+        let width = if ip.is_ipv4() { 32 } else { 128 };
+        let host_bits = u32::from(width - self.prefix);
+        let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+        bits_of(ip) & mask
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn bits_of(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address a request comes from: `peer`, unless `peer` is a trusted
+/// proxy, in which case `X-Forwarded-For` is read from its right end, each
+/// hop's word taken for the one before it while that hop is trusted (nginx's
+/// `real_ip_recursive on`). An element that is not an address ends the
+/// walk: the last hop that named a proper one is taken.
+pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if trusted.is_empty() || !is_trusted(peer) {
+        return peer;
+    }
+    let fields: Vec<&[u8]> = headers.get_all("x-forwarded-for").collect();
+    let mut address = peer;
+    let elements = fields.iter().rev().flat_map(|f| f.rsplit(|&b| b == b','));
+    for element in elements.filter(|e| !e.trim_ascii().is_empty()) {
+        if !is_trusted(address) {
+            break;
+        }
+        let Some(ip) = std::str::from_utf8(element)
+            .ok()
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+        else {
+            break;
+        };
+        address = ip.to_canonical();
+    }
+    address
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|c| Cidr::parse(c).unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn from(peer: &str, xff: &[&str], trusted: &[&str]) -> IpAddr {
+        let mut headers = Headers::default();
+        for value in xff {
+            headers.push("X-Forwarded-For", value);
+        }
+        client_address(ip(peer), &headers, &cidrs(trusted))
+    }
+
+    #[test]
+    fn blocks_hold_what_their_prefix_says() {
+        let ten = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(ten.contains(ip("10.255.0.1")));
+        assert!(!ten.contains(ip("11.0.0.1")));
+        assert!(ten.contains(ip("::ffff:10.1.2.3")), "mapped IPv4");
+        assert!(!ten.contains(ip("::1")));
+        let one = Cidr::parse("192.168.1.10").unwrap();
+        assert!(one.contains(ip("192.168.1.10")));
+        assert!(!one.contains(ip("192.168.1.11")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:1::5")));
+        assert!(!v6.contains(ip("2001:db9::5")));
+        assert_eq!(v6.to_string(), "2001:db8::/32");
+    }
+
+    #[test]
+    fn malformed_blocks_are_refused() {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "x",
+            "10.0.0.0/",
+            "10.1.2.3/8",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_trusted_peers_are_believed() {
+        let trusted = ["10.0.0.0/8"];
+        assert_eq!(
+            from("10.0.0.5", &["203.0.113.7"], &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            from("198.51.100.1", &["203.0.113.7"], &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(from("10.0.0.5", &["203.0.113.7"], &[]), ip("10.0.0.5"));
+        assert_eq!(from("10.0.0.5", &[], &trusted), ip("10.0.0.5"), "no field");
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_first_untrusted_hop() {
+        let trusted = ["10.0.0.0/8"];
+        // The client wrote 1.1.1.1 itself; the trusted balancer appended
+        // the address it saw, 203.0.113.7, then a second trusted hop.
+        let xff = ["1.1.1.1, 203.0.113.7, 10.0.0.9"];
+        assert_eq!(from("10.0.0.5", &xff, &trusted), ip("203.0.113.7"));
+        // Over several fields, the last one last.
+        let split = ["1.1.1.1", "203.0.113.7, 10.0.0.9"];
+        assert_eq!(from("10.0.0.5", &split, &trusted), ip("203.0.113.7"));
+        // Every hop trusted: the leftmost.
+        assert_eq!(
+            from("10.0.0.5", &["10.0.0.1, 10.0.0.2"], &trusted),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn garbage_ends_the_walk_at_the_last_proper_address() {
+        let trusted = ["10.0.0.0/8"];
+        assert_eq!(from("10.0.0.5", &["unknown"], &trusted), ip("10.0.0.5"));
+        assert_eq!(
+            from("10.0.0.5", &["1.1.1.1, nonsense, 10.0.0.9"], &trusted),
+            ip("10.0.0.9")
+        );
+        assert_eq!(
+            from("10.0.0.5", &["203.0.113.7:4000"], &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            from("10.0.0.5", &[" 2001:db8::1 "], &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            from("10.0.0.5", &["203.0.113.7, ,"], &trusted),
+            ip("203.0.113.7")
+        );
+    }
+}
