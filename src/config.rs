@@ -71,6 +71,8 @@ pub struct Config {
     pub underscores_in_headers: bool,
     /// Proxies in front whose `X-Forwarded-For` names the client.
     pub real_ip_from: Vec<Cidr>,
+    /// Every client connection starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// The longest a whole request head may take to arrive (slowloris); 408.
@@ -502,6 +504,12 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list),
     },
     Key {
+        name: "proxy_protocol",
+        default: "false",
+        help: "every client connection starts with a PROXY protocol header (v1 or v2) naming the client, as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
+        apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",
@@ -826,6 +834,7 @@ impl Config {
             max_uri_length: 0,
             underscores_in_headers: false,
             real_ip_from: Vec::new(),
+            proxy_protocol: false,
             max_body_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),

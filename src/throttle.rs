@@ -15,6 +15,11 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// Nothing said yet (for a `static`).
+    pub const fn new() -> Self {
+        Throttle { warned: None }
+    }
+
     /// A failure at `now`: whether to say so.
     pub fn failed(&mut self, now: Instant) -> bool {
         let say = self

@@ -96,6 +96,52 @@ fn an_ipv4_client_of_a_dual_stack_listener_is_forwarded_as_ipv4() {
 }
 
 #[test]
+fn a_proxy_protocol_header_names_the_client() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |c| c.proxy_protocol = true);
+    let request = b"GET /pp HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Version 1, then two requests on the connection it opened.
+    let mut client = proxy.connect();
+    client.send(b"PROXY TCP4 203.0.113.5 127.0.0.1 5555 80\r\n");
+    client.send(request);
+    assert_eq!(client.response().status, 200);
+    assert_eq!(client.get("/pp2").status, 200);
+    // Version 2, in one piece with the request.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80]);
+    v2.extend_from_slice(request);
+    let mut client2 = proxy.connect();
+    client2.send(&v2);
+    assert_eq!(client2.response().status, 200);
+    // LOCAL (a balancer's health check): the TCP peer stands.
+    let mut local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00".to_vec();
+    local.extend_from_slice(request);
+    let mut client3 = proxy.connect();
+    client3.send(&local);
+    assert_eq!(client3.response().status, 200);
+    let xff: Vec<String> = a
+        .seen()
+        .iter()
+        .map(|s| s.head.get("x-forwarded-for").unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(
+        xff,
+        ["203.0.113.5", "203.0.113.5", "198.51.100.9", "127.0.0.1"]
+    );
+
+    // Without one: closed unanswered, and nothing reaches the backend.
+    let mut bare = proxy.connect();
+    bare.send(request);
+    assert!(bare.read_until_closed().is_empty());
+    assert_eq!(a.requests(), 4);
+    drop((client, client2, client3));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(lines[0].starts_with("203.0.113.5 - - ["), "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+}
+
+#[test]
 fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

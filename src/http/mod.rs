@@ -8,6 +8,7 @@ pub mod date;
 pub mod forward;
 pub mod head;
 pub mod headers;
+pub mod proxy_protocol;
 pub mod range;
 
 pub use body::{BodyError, BodyKind, BodyReader};

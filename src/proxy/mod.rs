@@ -13,13 +13,15 @@ use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::http::conn::{is_timeout, peek, SharedStream};
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
+use crate::http::proxy_protocol;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
 use crate::realip;
 use crate::sched::{self, Peer};
+use crate::throttle::Throttle;
 use crate::upstream::Upstreams;
 use origin::{Fetched, Relay, RequestBody, Send};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -150,6 +152,28 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         after_response: None,
     };
     let accepted = Instant::now();
+    if shared.config.proxy_protocol {
+        let config = &shared.config;
+        let due = accepted + config.client_header_timeout.min(config.connection_timeout);
+        match client.read_proxy_header(due) {
+            Ok(Some(source)) => {
+                client.peer = source.ip().to_canonical();
+                client.origin = client.peer;
+            }
+            Ok(None) => {}
+            Err(why) => {
+                static BROKEN: Mutex<Throttle> = Mutex::new(Throttle::new());
+                if BROKEN.lock().failed(Instant::now()) {
+                    log::warn!(
+                        "client {}: {why}; connection closed (proxy_protocol is on: every \
+                         connection must start with a PROXY header; said once a minute)",
+                        client.peer
+                    );
+                }
+                return;
+            }
+        }
+    }
     let mut first = true;
     let mut served: u64 = 0;
     loop {
@@ -415,6 +439,34 @@ impl Client {
         if deadline.is_some() {
             let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
         }
+        result
+    }
+
+    /// Reads the PROXY protocol header that starts the connection, due by
+    /// `due`; returns the client it names (`None`: it names none).
+    fn read_proxy_header(&mut self, due: Instant) -> Result<Option<SocketAddr>, String> {
+        let result = loop {
+            match proxy_protocol::parse(self.conn.buffered()) {
+                Ok(Some(header)) => {
+                    self.conn.consume(header.len);
+                    break Ok(header.source);
+                }
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err("no complete PROXY header in time".into());
+            }
+            let _ = self.conn.get_ref().set_read_timeout(Some(left));
+            match self.conn.fill() {
+                Ok(0) => break Err("closed before its PROXY header".into()),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => break Err("no complete PROXY header in time".into()),
+                Err(e) => break Err(format!("reading the PROXY header: {e}")),
+            }
+        };
+        let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
         result
     }
 

@@ -1,0 +1,227 @@
+//! The PROXY protocol header (versions 1 and 2) that a TCP load balancer in
+//! front (HAProxy `send-proxy`, AWS NLB, stunnel) puts before the client's
+//! bytes, to say whom the connection is from. Specification:
+//! <https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Version 2's first 12 bytes.
+const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+/// Version 1's longest line, CRLF included (section 2.1).
+const V1_MAX: usize = 107;
+/// The longest version 2 header accepted: the addresses and room for the
+/// TLVs balancers add (AWS: the VPC endpoint; HAProxy: TLS details).
+pub const V2_MAX: usize = 16 + 4096;
+
+/// A complete header: its length, and the client it names (`None`: the
+/// sender gives none, as in its own health checks; the TCP peer stands).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Header {
+    pub len: usize,
+    pub source: Option<SocketAddr>,
+}
+
+/// Parses the header at the start of `buf`: `Ok(None)` while it is
+/// incomplete; an error when these bytes cannot start one.
+pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
+    let signature_seen = buf.len().min(V2_SIGNATURE.len());
+    if buf[..signature_seen] == V2_SIGNATURE[..signature_seen] {
+        return if signature_seen < V2_SIGNATURE.len() {
+            Ok(None)
+        } else {
+            parse_v2(buf)
+        };
+    }
+    let prefix_seen = buf.len().min(6);
+    if buf[..prefix_seen] != b"PROXY "[..prefix_seen] {
+        return Err("no PROXY protocol header".into());
+    }
+    parse_v1(buf)
+}
+
+/// `PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n`, or `PROXY UNKNOWN…`.
+fn parse_v1(buf: &[u8]) -> Result<Option<Header>, String> {
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return if buf.len() >= V1_MAX {
+            Err("PROXY line too long".into())
+        } else {
+            Ok(None)
+        };
+    };
+    let len = end + 2;
+    if len > V1_MAX {
+        return Err("PROXY line too long".into());
+    }
+    let line = std::str::from_utf8(&buf[..end]).map_err(|_| "PROXY line is not text")?;
+    let words: Vec<&str> = line.split(' ').collect();
+    let source = match words.as_slice() {
+        ["PROXY", "UNKNOWN", ..] => None,
+        ["PROXY", family @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
+            let v4 = *family == "TCP4";
+            let src = address(src, v4)?;
+            address(dst, v4)?;
+            port(dport)?;
+            Some(SocketAddr::new(src, port(sport)?))
+        }
+        _ => return Err(format!("malformed PROXY line `{}`", line.escape_debug())),
+    };
+    Ok(Some(Header { len, source }))
+}
+
+fn address(text: &str, v4: bool) -> Result<IpAddr, String> {
+    let parsed = if v4 {
+        text.parse::<Ipv4Addr>().map(IpAddr::V4).ok()
+    } else {
+        text.parse::<Ipv6Addr>().map(IpAddr::V6).ok()
+    };
+    parsed.ok_or_else(|| format!("`{}` is not an address of its family", text.escape_debug()))
+}
+
+/// A port as the specification writes it: 0 to 65535, no leading zero.
+fn port(text: &str) -> Result<u16, String> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical
+        .then(|| text.parse().ok())
+        .flatten()
+        .ok_or_else(|| format!("`{}` is not a port", text.escape_debug()))
+}
+
+fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
+    let Some(fixed) = buf.get(..16) else {
+        return Ok(None);
+    };
+    let (version, command) = (fixed[12] >> 4, fixed[12] & 0x0f);
+    if version != 2 {
+        return Err(format!("PROXY protocol version {version}"));
+    }
+    let len = 16 + usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    if len > V2_MAX {
+        return Err("PROXY header too long".into());
+    }
+    let Some(header) = buf.get(..len) else {
+        return Ok(None);
+    };
+    let addresses = &header[16..];
+    let source = match command {
+        // LOCAL: the balancer's own connection (a health check).
+        0 => None,
+        1 => match fixed[13] >> 4 {
+            // Over TCP or not, the address is the client's (STREAM or
+            // DGRAM); UNSPEC and UNIX name no IP peer.
+            1 if addresses.len() >= 12 => {
+                let ip: [u8; 4] = addresses[..4].try_into().map_err(|_| "short")?;
+                let port = u16::from_be_bytes([addresses[8], addresses[9]]);
+                Some(SocketAddr::new(IpAddr::from(ip), port))
+            }
+            2 if addresses.len() >= 36 => {
+                let ip: [u8; 16] = addresses[..16].try_into().map_err(|_| "short")?;
+                let port = u16::from_be_bytes([addresses[32], addresses[33]]);
+                Some(SocketAddr::new(IpAddr::from(ip), port))
+            }
+            1 | 2 => return Err("PROXY header shorter than its addresses".into()),
+            _ => None,
+        },
+        other => return Err(format!("PROXY command {other}")),
+    };
+    Ok(Some(Header { len, source }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
+        let mut out = V2_SIGNATURE.to_vec();
+        out.push(0x20 | command);
+        out.push(family);
+        out.extend_from_slice(&(addresses.len() as u16).to_be_bytes());
+        out.extend_from_slice(addresses);
+        out
+    }
+
+    fn addr(s: &str) -> Option<SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn version_1_lines() {
+        let line = b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\nGET / HTTP/1.1\r\n";
+        let header = parse(line).unwrap().unwrap();
+        assert_eq!(header.len, 45);
+        assert_eq!(header.source, addr("192.0.2.1:56324"));
+        let six = b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n";
+        assert_eq!(parse(six).unwrap().unwrap().source, addr("[2001:db8::1]:1"));
+        let unknown = b"PROXY UNKNOWN whatever follows\r\n";
+        assert_eq!(parse(unknown).unwrap().unwrap().source, None);
+    }
+
+    #[test]
+    fn incomplete_headers_ask_for_more() {
+        let line = b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n";
+        for cut in 0..line.len() {
+            assert_eq!(parse(&line[..cut]), Ok(None), "cut at {cut}");
+        }
+        let mut whole = v2(
+            1,
+            0x11,
+            &[192, 0, 2, 1, 198, 51, 100, 1, 0x1f, 0x90, 1, 187],
+        );
+        whole.extend_from_slice(b"GET");
+        for cut in 0..28 {
+            assert_eq!(parse(&whole[..cut]), Ok(None), "cut at {cut}");
+        }
+        let header = parse(&whole).unwrap().unwrap();
+        assert_eq!((header.len, header.source), (28, addr("192.0.2.1:8080")));
+    }
+
+    #[test]
+    fn version_2_families_and_commands() {
+        let mut six = [0u8; 36];
+        six[..16].copy_from_slice(&"2001:db8::7".parse::<Ipv6Addr>().unwrap().octets());
+        six[32..34].copy_from_slice(&443u16.to_be_bytes());
+        let header = parse(&v2(1, 0x21, &six)).unwrap().unwrap();
+        assert_eq!(header.source, addr("[2001:db8::7]:443"));
+        // LOCAL, UNSPEC and UNIX: no client named. TLVs after the addresses.
+        assert_eq!(parse(&v2(0, 0x11, &[0; 12])).unwrap().unwrap().source, None);
+        assert_eq!(parse(&v2(1, 0x00, &[])).unwrap().unwrap().source, None);
+        assert_eq!(
+            parse(&v2(1, 0x31, &[0; 216])).unwrap().unwrap().source,
+            None
+        );
+        let with_tlv = v2(
+            1,
+            0x11,
+            &[10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0, 80, 0x04, 0, 1, 0],
+        );
+        assert_eq!(parse(&with_tlv).unwrap().unwrap().len, 32);
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"PROXY TCP4 192.0.2.1 198.51.100.1 56324\r\n",
+            b"PROXY TCP4 2001:db8::1 198.51.100.1 1 2\r\n",
+            b"PROXY TCP4 192.0.2.1 198.51.100.1 056324 443\r\n",
+            b"PROXY TCP4 192.0.2.1 198.51.100.1 65536 443\r\n",
+            b"PROXY TCP4  192.0.2.1 198.51.100.1 1 2\r\n",
+            b"PROXY UDP4 192.0.2.1 198.51.100.1 1 2\r\n",
+            b"proxy TCP4 192.0.2.1 198.51.100.1 1 2\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse(&[b'P'; 200]).is_err());
+        let long = format!("PROXY UNKNOWN {}\r\n", "x".repeat(100));
+        assert!(parse(long.as_bytes()).is_err(), "past 107 bytes");
+        assert!(parse(&v2(2, 0x11, &[0; 12])).is_err(), "command 2");
+        assert!(parse(&v2(1, 0x11, &[0; 8])).is_err(), "short addresses");
+        let mut v3 = v2(1, 0x11, &[0; 12]);
+        v3[12] = 0x31;
+        assert!(parse(&v3).is_err(), "version 3");
+        let mut huge = V2_SIGNATURE.to_vec();
+        huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
+        assert!(parse(&huge).is_err(), "longer than accepted");
+    }
+}
