@@ -9,6 +9,7 @@ use inverso::cache::persist::{read_records, LoadLimits};
 use inverso::config::Loader;
 use inverso::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
 use inverso::http::head::{find_head_end, parse_request, parse_response, RequestLimits};
+use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn};
 
 /// The request-head path a client's bytes take: find the end of the head
@@ -142,4 +143,31 @@ pub fn snapshot(data: &[u8]) {
     };
     let _ = read_records(data, 0, &limits);
     let _ = read_records(data, u64::MAX, &LoadLimits::UNLIMITED);
+}
+
+/// The PROXY protocol header parser: a header found is found again in
+/// exactly its own bytes and in none of their prefixes; an incomplete one
+/// never holds more than the longest accepted; an error stays an error
+/// however many bytes follow.
+pub fn proxy_header(data: &[u8]) {
+    match proxy_protocol::parse(data) {
+        Ok(Some(header)) => {
+            assert!(header.len <= data.len() && header.len <= V2_MAX);
+            let again = proxy_protocol::parse(&data[..header.len]).unwrap().unwrap();
+            assert_eq!(again, header);
+            for cut in 0..header.len {
+                assert_eq!(
+                    proxy_protocol::parse(&data[..cut]),
+                    Ok(None),
+                    "cut at {cut}"
+                );
+            }
+        }
+        Ok(None) => assert!(data.len() < V2_MAX),
+        Err(_) => {
+            let mut more = data.to_vec();
+            more.extend_from_slice(b"\r\n");
+            assert!(proxy_protocol::parse(&more).is_err());
+        }
+    }
 }

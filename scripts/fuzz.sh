@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(request_head chunked response_head config snapshot)
+    targets=(request_head chunked response_head config snapshot proxy_header)
 fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("chunked", checks::chunked),
     ("config", checks::config),
     ("snapshot", checks::snapshot),
+    ("proxy_header", checks::proxy_header),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
