@@ -195,6 +195,20 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             error: anyhow::anyhow!("path_to_log: {e}"),
         })?;
     }
+    // And the snapshot's directory, created if missing, as a run would.
+    if let Some(path) = config
+        .path_to_persistence
+        .as_ref()
+        .filter(|_| config.cache_size > 0)
+    {
+        inverso::cache::persist::ensure_directory(path).map_err(|e| Failure {
+            code: 2,
+            error: anyhow::anyhow!(
+                "path_to_persistence: cannot create the directory of {}: {e}",
+                path.display()
+            ),
+        })?;
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "# {}: OK", loader.source())?;
     for (key, setting) in loader.effective() {

@@ -22,6 +22,7 @@
 
 use crate::access_log::{AccessLog, LogSender, Outputs, Record};
 use crate::admin::Admin;
+use crate::cache::persist;
 use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
 use crate::config::{self, Config};
@@ -36,6 +37,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -64,6 +66,8 @@ pub enum StartError {
     AccessLog(io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    #[error("path_to_persistence: cannot create the directory of {}: {error}", path.display())]
+    Persistence { path: PathBuf, error: io::Error },
 }
 
 pub struct Server;
@@ -110,6 +114,10 @@ impl Server {
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
         if let (Some(cache), Some(path)) = (&cache, &config.path_to_persistence) {
+            persist::ensure_directory(path).map_err(|error| StartError::Persistence {
+                path: path.clone(),
+                error,
+            })?;
             timer::load(cache, path);
         }
         let timer = match &cache {

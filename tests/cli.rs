@@ -214,6 +214,20 @@ fn check_without_a_file_does_not_claim_to_have_read_one() {
 }
 
 #[test]
+fn check_creates_the_snapshot_directory_or_says_why_it_cannot() {
+    let dir = conf("targets = 127.0.0.1:9001\npath_to_persistence = state/cache/snap.bin\n");
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(dir.path().join("state/cache").is_dir());
+    // Under a regular file, no directory can be made.
+    let dir = conf("targets = 127.0.0.1:9001\npath_to_persistence = proxy.conf/snap.bin\n");
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("path_to_persistence"), "{stderr}");
+}
+
+#[test]
 fn a_missing_explicit_config_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     // However the option is spelled.

@@ -196,6 +196,16 @@ fn io_error<'p>(step: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 /// renamed over `path`, then the directory fsync'd so the rename itself is durable.
 /// A crash at any moment leaves either the old or the new file at `path`; a stale
 /// ".tmp" is simply overwritten next time.
+/// Creates the directory the snapshot goes in when it is missing, as nginx
+/// creates a `proxy_cache_path`: one that cannot be made is found out at
+/// start-up rather than at every tick.
+pub fn ensure_directory(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
+}
+
 pub fn write_snapshot<'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a Record>,
