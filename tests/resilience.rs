@@ -31,6 +31,25 @@ fn a_dead_target_gets_502() {
 }
 
 #[test]
+fn the_proxys_own_answer_to_a_head_has_no_body() {
+    // Pipelined behind a HEAD: had the 502 carried its body, the second
+    // response would start with those bytes.
+    let proxy = start_proxy(&[dead_addr()], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let head = client.head_response();
+    assert_eq!(head.status, 502);
+    assert!(
+        !head.head.has_token("connection", "close"),
+        "{}",
+        head.head.raw
+    );
+    let get = client.response();
+    assert_eq!(get.status, 502, "{}", get.head.raw);
+    assert!(get.body_str().contains("502"));
+}
+
+#[test]
 fn a_target_that_never_answers_gets_504() {
     let slow = Backend::start("slow", |_, _| Action::Hang);
     let proxy = start_proxy(&[slow.addr], short_timeout);

@@ -509,11 +509,23 @@ impl Client {
 
     /// Sends a short plain-text error response; returns the body size.
     fn send_error(&mut self, status: u16, close: bool) -> u64 {
+        self.send_error_to(status, close, false)
+    }
+
+    /// `send_error` in answer to a request known to be a HEAD or not: the
+    /// answer to a HEAD has the head alone (RFC 9110 §9.3.2), or its body
+    /// would be read as the start of the next response on the connection.
+    fn send_error_to(&mut self, status: u16, close: bool, head_request: bool) -> u64 {
         let response = error_response(status, close);
         let head_len = response.bytes.len() - response.body_len as usize;
         self.note_sent_head(&[&response.bytes[..head_len]]);
-        match self.conn.get_mut().write_all(&response.bytes) {
-            Ok(()) => response.body_len,
+        let (bytes, body_len) = if head_request {
+            (&response.bytes[..head_len], 0)
+        } else {
+            (&response.bytes[..], response.body_len)
+        };
+        match self.conn.get_mut().write_all(bytes) {
+            Ok(()) => body_len,
             Err(_) => 0,
         }
     }
@@ -648,6 +660,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // A streamed body may be cut short by an early response; a replayable
     // one is read whole before anything else happens.
     let client_closes = !head.wants_keep_alive() && !is_streamed(body_kind);
+    let head_request = head.is_head();
     let forwarded = forward(client, head, body_kind, shared);
     if has_body {
         let _ = client.conn.get_ref().set_read_timeout(Some(client.timeout));
@@ -659,9 +672,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         },
         Err(refusal) => {
             let bytes = match refusal.status {
-                Some(status) => client.send_error(
+                Some(status) => client.send_error_to(
                     status,
                     !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed),
+                    head_request,
                 ),
                 None => 0,
             };
