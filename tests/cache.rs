@@ -1619,6 +1619,27 @@ fn an_expired_entry_is_served_stale_when_the_origin_fails() {
 }
 
 #[test]
+fn an_answer_whose_body_cannot_be_framed_is_an_origin_failure_too() {
+    // The head parses, the framing does not: nothing reached the client
+    // yet, so the stored copy answers, as after a 5xx.
+    let answers = AtomicUsize::new(0);
+    let backend = Backend::start("garbled", move |_, out| {
+        let broken: &[u8] = match answers.fetch_add(1, Ordering::SeqCst) {
+            0 => b"HTTP/1.1 200 OK\r\nCache-Control: max-age=0\r\nETag: \"v1\"\r\nContent-Length: 8\r\n\r\noriginal",
+            1 => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        };
+        let _ = out.write_all(broken);
+        Action::Close
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/g"), 200, "MISS", "original");
+    expect(&get(&proxy, "/g"), 200, "STALE", "original");
+    expect(&get(&proxy, "/g"), 200, "STALE", "original");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
 fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
     let must = [
         ("Cache-Control", "max-age=50, must-revalidate"),

@@ -194,14 +194,7 @@ pub(super) fn serve(
         let revalidating = !validators.is_empty();
         let fetched = match fetch(client, &request, &validators, keep_alive, shared) {
             Ok(fetched) => fetched,
-            Err(refusal) => {
-                return match stale_fallback(&fallback, refusal.status.is_some()) {
-                    Some(entry) => {
-                        serve_entry(client, &here, entry, Status::Stale, refusal.upstream, b"")
-                    }
-                    None => Err(refusal),
-                }
-            }
+            Err(refusal) => return stale_or(refusal, client, &here, &fallback),
         };
         // RFC 9111 §4.3.4: a 304 about another representation than ours
         // refreshes nothing. Ask again, unconditionally (once: nothing is
@@ -284,7 +277,15 @@ pub(super) fn serve(
         keep_alive,
         extra: b"X-Cache: MISS\r\n",
     };
-    let mut outcome = origin::relay(client, fetched, &how, tee.as_mut(), shared)?;
+    let relayed = origin::relay(client, fetched, &how, tee.as_mut(), shared);
+    drop(tee);
+    let mut outcome = match relayed {
+        // A head that parsed but a body that cannot be framed (two
+        // lengths, an unknown coding, a small body cut short) fails before
+        // anything reached the client: as much the origin failing as a 5xx.
+        Err(refusal) => return stale_or(refusal, client, &here, &fallback),
+        Ok(outcome) => outcome,
+    };
     cache.stats.misses.fetch_add(1, Ordering::Relaxed);
     outcome.cache = Some(Status::Miss.name());
     Ok(outcome)
@@ -536,6 +537,20 @@ fn stale_fallback(stored: &Option<Arc<Entry>>, origin_failed: bool) -> Option<&A
     stored
         .as_ref()
         .filter(|e| origin_failed && e.within_stale_window(SystemTime::now()))
+}
+
+/// The stale entry, when the origin failed (a refusal with a status: the
+/// client is still there) and its window allows; else the refusal.
+fn stale_or(
+    refusal: Refusal,
+    client: &mut Client,
+    here: &Here<'_>,
+    fallback: &Option<Arc<Entry>>,
+) -> Result<Outcome, Refusal> {
+    match stale_fallback(fallback, refusal.status.is_some()) {
+        Some(entry) => serve_entry(client, here, entry, Status::Stale, refusal.upstream, b""),
+        None => Err(refusal),
+    }
 }
 
 /// The request being answered, for `serve_entry`.
