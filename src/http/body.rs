@@ -379,24 +379,27 @@ impl BodyReader {
 }
 
 /// Takes one CRLF-terminated line (without the CRLF) from `conn`, reading
-/// more as needed; a line longer than `limit` or ending in a bare LF is an
-/// error.
+/// more as needed; a line longer than `limit`, or a CR or LF alone, is an
+/// error as soon as it is seen (neither may stand in a chunk-size line or
+/// a trailer field), not once the peer gives up.
 fn read_line<S: Source>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, BodyError> {
     loop {
         let buffered = conn.buffered();
-        if let Some(lf) = buffered.iter().position(|&b| b == b'\n') {
-            if lf == 0 || buffered[lf - 1] != b'\r' {
-                return Err(BodyError::BadChunk("bare LF"));
-            }
-            if lf + 1 > limit + 2 {
-                return Err(BodyError::BadChunk("line too long"));
-            }
-            let line = buffered[..lf - 1].to_vec();
-            conn.consume(lf + 1);
-            return Ok(line);
-        }
-        if buffered.len() > limit + 2 {
+        let end = buffered.iter().position(|&b| b == b'\r' || b == b'\n');
+        if end.is_some_and(|i| i > limit) || (end.is_none() && buffered.len() > limit) {
             return Err(BodyError::BadChunk("line too long"));
+        }
+        if let Some(i) = end {
+            match (buffered[i], buffered.get(i + 1)) {
+                (b'\n', _) => return Err(BodyError::BadChunk("bare LF")),
+                (_, Some(b'\n')) => {
+                    let line = buffered[..i].to_vec();
+                    conn.consume(i + 2);
+                    return Ok(line);
+                }
+                (_, Some(_)) => return Err(BodyError::BadChunk("bare CR")),
+                (_, None) => {} // the LF may be on its way
+            }
         }
         if conn.fill_midway()? == 0 {
             return Err(BodyError::Truncated);
@@ -415,9 +418,12 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
     let mut size: u64 = 0;
     for &b in &line[..digits] {
         let d = (b as char).to_digit(16).unwrap_or(0) as u64;
+        // Past 2^63-1, as for Content-Length (and nginx's off_t): no body
+        // is that long, and a peer that says so is not framing honestly.
         size = size
             .checked_mul(16)
             .and_then(|s| s.checked_add(d))
+            .filter(|&s| s <= i64::MAX as u64)
             .ok_or(BodyError::BadChunk("chunk size overflows"))?;
     }
     match &line[digits..] {
@@ -796,6 +802,25 @@ mod tests {
         ]
         .concat();
         assert!(decode(BodyKind::Chunked, &long_ext).is_err());
+        // Refused as soon as seen, not when the peer stops sending: a CR
+        // alone, a size past 2^63-1.
+        for (bad, why) in [
+            (&b"5\rhello\r0\r\r"[..], "bare CR"),
+            (b"5\r\nhello\r0\r\n\r\n", "bare CR"),
+            (b"5\r\nhello\r\n0\r\nA: b\rC\r\n\r\n", "bare CR"),
+            (b"fffffffffffffff5\r\nhello\r\n", "chunk size overflows"),
+            (b"8000000000000000\r\n", "chunk size overflows"),
+        ] {
+            let got = decode(BodyKind::Chunked, bad);
+            let shown = String::from_utf8_lossy(bad);
+            assert!(
+                matches!(got, Err(BodyError::BadChunk(w)) if w == why),
+                "{shown}: {got:?}"
+            );
+        }
+        let most = b"7fffffffffffffff\r\nhello";
+        let got = decode(BodyKind::Chunked, most);
+        assert!(matches!(got, Err(BodyError::Truncated)), "{got:?}");
     }
 
     /// Encodes `body` as chunks cut at `cuts`, each size line written in
