@@ -267,6 +267,19 @@ fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
 }
 
 #[test]
+fn the_backends_own_x_cache_gives_way_to_ours() {
+    // A cache behind the proxy says HIT; what clients read is this one's.
+    let backend = fixed(200, &[("Cache-Control", "no-store"), ("X-Cache", "HIT")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    let r = get(&proxy, "/x");
+    let all: Vec<&str> = r.head.get_all("x-cache").collect();
+    assert_eq!(all, ["MISS"], "{}", r.head.raw);
+    let r = request(&proxy, "POST", "/x", &[]);
+    let all: Vec<&str> = r.head.get_all("x-cache").collect();
+    assert_eq!(all, ["BYPASS"], "{}", r.head.raw);
+}
+
+#[test]
 fn other_paths_and_hosts_are_other_keys() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
     let proxy = cached_proxy(&backend, |_| {});

@@ -318,6 +318,33 @@ fn head_relays_no_body_and_keeps_content_length() {
 }
 
 #[test]
+fn a_head_answer_passes_on_a_content_length_only_if_it_is_one() {
+    let a = Backend::start("a", |seen, out| {
+        let length = match seen.path() {
+            "/007" => "007",
+            "/list" => "1, 2",
+            _ => "abc",
+        };
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+        let _ = std::io::Write::write_all(out, head.as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for (path, shown) in [("/007", Some("7")), ("/list", None), ("/abc", None)] {
+        client.send(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let response = client.head_response();
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.header("content-length"),
+            shown,
+            "{}",
+            response.head.raw
+        );
+    }
+}
+
+#[test]
 fn responses_204_and_304_carry_no_body() {
     let a = bodiless_backend();
     let proxy = start_proxy(&[a.addr], |_| {});

@@ -8,7 +8,7 @@ use super::{
     Shared, VIA,
 };
 use crate::http::body::{
-    chunk_size_line, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
+    chunk_size_line, content_length, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::{is_timeout, peek, SharedStream, Source};
 use crate::http::date::format_http_date;
@@ -612,7 +612,8 @@ pub(super) struct Relay<'a> {
     pub request_is_head: bool,
     pub version: Version,
     pub keep_alive: bool,
-    /// Extra response field lines (`X-Cache: MISS\r\n`).
+    /// Extra response field lines: `X-Cache: MISS\r\n` with the cache on,
+    /// which replaces any the backend sent.
     pub extra: &'a [u8],
 }
 
@@ -796,14 +797,20 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     let keep_alive = how.keep_alive && (rechunk || !delimited_by_close) && !up.body_cut;
 
     // Responses to HEAD and 304s describe a body they do not carry: keep
-    // the backend's Content-Length for them (never on a 204).
+    // the backend's Content-Length for them (never on a 204), if it is
+    // one number; another value says nothing a client could use.
     let described_length = match kind {
         BodyKind::Empty if !forbids_content_length(response.status) => {
-            response.headers.get("content-length").map(<[u8]>::to_vec)
+            content_length(&response.headers).ok().flatten()
         }
         _ => None,
     };
     strip_hop_by_hop(&mut response.headers, false);
+    // Ours says what the cache did; the backend's (a cache behind it)
+    // would sit beside it, and clients read the first.
+    if !how.extra.is_empty() {
+        response.headers.remove("x-cache");
+    }
     let mut head = Vec::with_capacity(512);
     response.version = Version::Http11;
     response.write_start(&mut head);
@@ -814,9 +821,7 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
         }
         BodyKind::Empty => {
             if let Some(len) = described_length {
-                head.extend_from_slice(b"Content-Length: ");
-                head.extend_from_slice(&len);
-                head.extend_from_slice(b"\r\n");
+                let _ = write!(head, "Content-Length: {len}\r\n");
             }
         }
         _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
