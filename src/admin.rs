@@ -284,8 +284,11 @@ fn host_is_an_address(head: &crate::http::RequestHead) -> bool {
 }
 
 fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
-    let key = policy::primary_key(head);
-    let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate(&key));
+    let [key, https_key] = policy::primary_keys_of_uri(head);
+    let removed = shared
+        .cache
+        .as_ref()
+        .map_or(0, |c| c.invalidate(&key) + c.invalidate(&https_key));
     log::info!("admin: purge {key}: {removed} entries removed");
     let mut body = String::from("{");
     json::push_key(&mut body, "key");

@@ -99,6 +99,31 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
     address
 }
 
+/// The scheme the client used, for `X-Forwarded-Proto`: `https` when the
+/// PROXY header said the client came over TLS (`over_tls`), or when a
+/// trusted proxy says so in the `X-Forwarded-Proto` it sends (the first
+/// element: the scheme of the first hop, the client's); `http` otherwise,
+/// inverso itself speaking plain HTTP. Without this, an application behind
+/// a TLS terminator would build `http://` links and redirect in circles.
+pub fn client_scheme(
+    peer: IpAddr,
+    over_tls: bool,
+    headers: &Headers,
+    trusted: &[Cidr],
+) -> &'static str {
+    let said_https = || {
+        headers
+            .tokens("x-forwarded-proto")
+            .next()
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+    };
+    if over_tls || (trusted.iter().any(|c| c.contains(peer)) && said_https()) {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +204,47 @@ mod tests {
         assert_eq!(
             from("10.0.0.5", &["10.0.0.1, 10.0.0.2"], &trusted),
             ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_or_a_tls_proxy_header_makes_it_https() {
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        let with = |values: &[&str]| {
+            let mut headers = Headers::default();
+            for value in values {
+                headers.push("X-Forwarded-Proto", value);
+            }
+            headers
+        };
+        let https = with(&["https"]);
+        assert_eq!(
+            client_scheme(ip("10.0.0.5"), false, &https, &trusted),
+            "https"
+        );
+        assert_eq!(
+            client_scheme(ip("192.0.2.1"), false, &https, &trusted),
+            "http"
+        );
+        assert_eq!(
+            client_scheme(ip("10.0.0.5"), false, &with(&["HTTPS, http"]), &trusted),
+            "https"
+        );
+        assert_eq!(
+            client_scheme(ip("10.0.0.5"), false, &with(&["http, https"]), &trusted),
+            "http"
+        );
+        assert_eq!(
+            client_scheme(ip("10.0.0.5"), false, &with(&["ftp"]), &trusted),
+            "http"
+        );
+        assert_eq!(
+            client_scheme(ip("10.0.0.5"), false, &with(&[]), &trusted),
+            "http"
+        );
+        assert_eq!(
+            client_scheme(ip("192.0.2.1"), true, &with(&[]), &[]),
+            "https"
         );
     }
 

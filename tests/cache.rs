@@ -280,6 +280,50 @@ fn the_backends_own_x_cache_gives_way_to_ours() {
 }
 
 #[test]
+fn behind_a_tls_terminator_http_and_https_are_stored_apart() {
+    // An application that redirects http to https: were both one key,
+    // the stored redirect would be served to https clients, in a loop.
+    let backend = Backend::start("app", |seen, out| {
+        let proto = seen
+            .head
+            .get("x-forwarded-proto")
+            .unwrap_or("-")
+            .to_string();
+        let cc = [("Cache-Control", "max-age=60")];
+        if seen.method() == "POST" {
+            respond(out, 204, &[], b"");
+        } else if proto == "https" {
+            respond(out, 200, &cc, b"page");
+        } else {
+            respond(
+                out,
+                301,
+                &[("Location", "https://test.example/p"), cc[0]],
+                b"",
+            );
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| {
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    let tls = [("X-Forwarded-Proto", "https")];
+    expect(&get(&proxy, "/p"), 301, "MISS", "");
+    expect(&get_with(&proxy, "/p", &tls), 200, "MISS", "page");
+    expect(&get(&proxy, "/p"), 301, "HIT", "");
+    expect(&get_with(&proxy, "/p", &tls), 200, "HIT", "page");
+    assert_eq!(backend.requests(), 2);
+    // A change over either scheme drops both.
+    assert_eq!(request(&proxy, "POST", "/p", &[]).status, 204);
+    expect(&get(&proxy, "/p"), 301, "MISS", "");
+    expect(&get_with(&proxy, "/p", &tls), 200, "MISS", "page");
+
+    // From a peer not trusted, the field is the proxy's own: http.
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get_with(&proxy, "/p", &tls), 301, "MISS", "");
+}
+
+#[test]
 fn other_paths_and_hosts_are_other_keys() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
     let proxy = cached_proxy(&backend, |_| {});

@@ -106,9 +106,11 @@ fn a_proxy_protocol_header_names_the_client() {
     client.send(request);
     assert_eq!(client.response().status, 200);
     assert_eq!(client.get("/pp2").status, 200);
-    // Version 2, in one piece with the request.
-    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    // Version 2, in one piece with the request, from a client that came
+    // over TLS (an SSL TLV: client bits, then the verify result).
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x14".to_vec();
     v2.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80]);
+    v2.extend_from_slice(&[0x20, 0, 5, 0x01, 0, 0, 0, 0]);
     v2.extend_from_slice(request);
     let mut client2 = proxy.connect();
     client2.send(&v2);
@@ -128,6 +130,12 @@ fn a_proxy_protocol_header_names_the_client() {
         xff,
         ["203.0.113.5", "203.0.113.5", "198.51.100.9", "127.0.0.1"]
     );
+    let schemes: Vec<String> = a
+        .seen()
+        .iter()
+        .map(|s| s.head.get("x-forwarded-proto").unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(schemes, ["http", "http", "https", "http"]);
 
     // Without one: closed unanswered, and nothing reaches the backend.
     let mut bare = proxy.connect();

@@ -117,15 +117,33 @@ fn heuristically_cacheable(status: u16) -> bool {
     )
 }
 
+/// What starts the key of a request the client made over TLS (to a proxy
+/// in front that terminated it, see [`crate::realip::client_scheme`]):
+/// an application may answer `http` and `https` differently (a redirect
+/// to `https` for the one, the page for the other), so they are stored
+/// apart, as nginx's default key begins with `$scheme`.
+const HTTPS_PREFIX: &str = "https://";
+
 /// The cache key of a request: host (lower-cased) and target path with
-/// query. The scheme is always http.
-pub fn primary_key(request: &RequestHead) -> String {
+/// query, after `https://` when `scheme` is `https`.
+pub fn primary_key(request: &RequestHead, scheme: &str) -> String {
     let authority = request.authority().unwrap_or("");
     let path = request.path_and_query();
-    let mut key = String::with_capacity(authority.len() + path.len());
+    let mut key = String::with_capacity(HTTPS_PREFIX.len() + authority.len() + path.len());
+    if scheme == "https" {
+        key.push_str(HTTPS_PREFIX);
+    }
     push_canonical_authority(&mut key, authority);
     push_path(&mut key, &path);
     key
+}
+
+/// The keys a request's URI may be stored under, one per scheme: a change
+/// to the resource (a POST, a PURGE) drops both.
+pub fn primary_keys_of_uri(request: &RequestHead) -> [String; 2] {
+    let http = primary_key(request, "http");
+    let https = format!("{HTTPS_PREFIX}{http}");
+    [http, https]
 }
 
 /// A stored key (a snapshot's) spelled as [`primary_key`] spells it
@@ -134,8 +152,13 @@ pub fn primary_key(request: &RequestHead) -> String {
 /// after the first newline, is kept as it is.
 pub fn respell_key(key: &str) -> String {
     let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
+    let (scheme, primary) = match primary.strip_prefix(HTTPS_PREFIX) {
+        Some(rest) => (HTTPS_PREFIX, rest),
+        None => ("", primary),
+    };
     let (authority, path) = primary.split_at(primary.find('/').unwrap_or(primary.len()));
     let mut respelled = String::with_capacity(key.len());
+    respelled.push_str(scheme);
     push_canonical_authority(&mut respelled, authority);
     push_path(&mut respelled, path);
     respelled.push_str(variant);
@@ -639,7 +662,7 @@ mod tests {
 
     #[test]
     fn keys() {
-        assert_eq!(primary_key(&get(&[])), "example.com/a?b");
+        assert_eq!(primary_key(&get(&[]), "http"), "example.com/a?b");
         let mut h = Headers::new();
         h.push("Accept-Encoding", "gzip");
         assert_eq!(
@@ -653,7 +676,7 @@ mod tests {
         let key_for = |host: &str| {
             let mut request = get(&[]);
             request.headers.set("Host", host);
-            primary_key(&request)
+            primary_key(&request, "http")
         };
         for same in [
             "example.com",
@@ -677,7 +700,7 @@ mod tests {
             let mut request = get(&[]);
             request.target = target.to_string();
             request.headers.set("Host", "h");
-            primary_key(&request)
+            primary_key(&request, "http")
         };
         assert_eq!(key_for("/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
         assert_eq!(key_for("/a%2Fb?q=%3D"), "h/a%2Fb?q=%3D");
@@ -707,8 +730,11 @@ mod tests {
                 let mut request = get(&[]);
                 request.target = target.to_string();
                 request.headers.set("Host", host);
-                let key = primary_key(&request);
+                let key = primary_key(&request, "http");
                 assert_eq!(respell_key(&key), key);
+                let secure = primary_key(&request, "https");
+                assert_eq!(secure, format!("https://{key}"));
+                assert_eq!(respell_key(&secure), secure);
                 let varied = format!("{key}\nx=1");
                 assert_eq!(respell_key(&varied), varied);
             }

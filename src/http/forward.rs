@@ -63,7 +63,7 @@ pub fn is_hop_by_hop(headers: &Headers, name: &str) -> bool {
 /// Who the request came from, for the `X-Forwarded-*` and `Via` fields.
 pub struct Forwarded<'a> {
     pub client_ip: IpAddr,
-    /// "http" (inverso does not terminate TLS).
+    /// "http", or "https" when a proxy in front says the client used TLS.
     pub proto: &'a str,
     /// The Host the client asked for, if any.
     pub host: Option<&'a str>,

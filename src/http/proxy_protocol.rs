@@ -13,13 +13,20 @@ const V1_MAX: usize = 107;
 /// TLVs balancers add (AWS: the VPC endpoint; HAProxy: TLS details).
 pub const V2_MAX: usize = 16 + 4096;
 
-/// A complete header: its length, and the client it names (`None`: the
-/// sender gives none, as in its own health checks; the TCP peer stands).
+/// A complete header: its length, the client it names (`None`: the
+/// sender gives none, as in its own health checks; the TCP peer stands),
+/// and whether the client reached the sender over TLS (version 2's
+/// `PP2_TYPE_SSL`, as HAProxy's `send-proxy-v2-ssl` sends it).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Header {
     pub len: usize,
     pub source: Option<SocketAddr>,
+    pub tls: bool,
 }
+
+/// Version 2's TLV type for TLS details, and its "client used TLS" bit.
+const PP2_TYPE_SSL: u8 = 0x20;
+const PP2_CLIENT_SSL: u8 = 0x01;
 
 /// Parses the header at the start of `buf`: `Ok(None)` while it is
 /// incomplete; an error when these bytes cannot start one.
@@ -65,7 +72,11 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, String> {
         }
         _ => return Err(format!("malformed PROXY line `{}`", line.escape_debug())),
     };
-    Ok(Some(Header { len, source }))
+    Ok(Some(Header {
+        len,
+        source,
+        tls: false,
+    }))
 }
 
 fn address(text: &str, v4: bool) -> Result<IpAddr, String> {
@@ -103,29 +114,56 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
     let Some(header) = buf.get(..len) else {
         return Ok(None);
     };
-    let addresses = &header[16..];
-    let source = match command {
+    let rest = &header[16..];
+    let (source, tlvs): (_, &[u8]) = match command {
         // LOCAL: the balancer's own connection (a health check).
-        0 => None,
+        0 => (None, &[]),
         1 => match fixed[13] >> 4 {
             // Over TCP or not, the address is the client's (STREAM or
             // DGRAM); UNSPEC and UNIX name no IP peer.
-            1 if addresses.len() >= 12 => {
-                let ip: [u8; 4] = addresses[..4].try_into().map_err(|_| "short")?;
-                let port = u16::from_be_bytes([addresses[8], addresses[9]]);
-                Some(SocketAddr::new(IpAddr::from(ip), port))
+            1 if rest.len() >= 12 => {
+                let ip = [rest[0], rest[1], rest[2], rest[3]];
+                let port = u16::from_be_bytes([rest[8], rest[9]]);
+                (Some(SocketAddr::new(IpAddr::from(ip), port)), &rest[12..])
             }
-            2 if addresses.len() >= 36 => {
-                let ip: [u8; 16] = addresses[..16].try_into().map_err(|_| "short")?;
-                let port = u16::from_be_bytes([addresses[32], addresses[33]]);
-                Some(SocketAddr::new(IpAddr::from(ip), port))
+            2 if rest.len() >= 36 => {
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&rest[..16]);
+                let port = u16::from_be_bytes([rest[32], rest[33]]);
+                (Some(SocketAddr::new(IpAddr::from(ip), port)), &rest[36..])
             }
             1 | 2 => return Err("PROXY header shorter than its addresses".into()),
-            _ => None,
+            _ => (None, &[]),
         },
         other => return Err(format!("PROXY command {other}")),
     };
-    Ok(Some(Header { len, source }))
+    Ok(Some(Header {
+        len,
+        source,
+        tls: client_used_tls(tlvs)?,
+    }))
+}
+
+/// Walks the TLVs after the addresses: whether one says the client came
+/// over TLS. TLVs that do not fit their header are an error.
+fn client_used_tls(mut tlvs: &[u8]) -> Result<bool, String> {
+    let mut tls = false;
+    while !tlvs.is_empty() {
+        let [kind, high, low, ref rest @ ..] = *tlvs else {
+            return Err("truncated PROXY TLV".into());
+        };
+        let len = usize::from(u16::from_be_bytes([high, low]));
+        let Some(value) = rest.get(..len) else {
+            return Err("PROXY TLV longer than its header".into());
+        };
+        if kind == PP2_TYPE_SSL {
+            tls |= value
+                .first()
+                .is_some_and(|&client| client & PP2_CLIENT_SSL != 0);
+        }
+        tlvs = &rest[len..];
+    }
+    Ok(tls)
 }
 
 #[cfg(test)]
@@ -195,7 +233,23 @@ mod tests {
             0x11,
             &[10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0, 80, 0x04, 0, 1, 0],
         );
-        assert_eq!(parse(&with_tlv).unwrap().unwrap().len, 32);
+        let header = parse(&with_tlv).unwrap().unwrap();
+        assert_eq!((header.len, header.tls), (32, false));
+    }
+
+    #[test]
+    fn an_ssl_tlv_says_whether_the_client_used_tls() {
+        let four = [10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 1, 187];
+        let with = |tlvs: &[u8]| parse(&v2(1, 0x11, &[&four[..], tlvs].concat()));
+        // PP2_TYPE_SSL: client bits, verify (4 bytes), then sub-TLVs.
+        let ssl = [0x20, 0, 5, 0x01, 0, 0, 0, 0];
+        assert!(with(&ssl).unwrap().unwrap().tls);
+        let plain = [0x20, 0, 5, 0x00, 0, 0, 0, 0];
+        assert!(!with(&plain).unwrap().unwrap().tls);
+        let after_another = [&[0x04, 0, 2, 9, 9][..], &ssl].concat();
+        assert!(with(&after_another).unwrap().unwrap().tls);
+        assert!(with(&[0x20, 0, 9, 1]).is_err(), "longer than the header");
+        assert!(with(&[0x20, 0]).is_err(), "truncated");
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub(super) fn serve_range(
     {
         return None;
     }
-    let entry = cache.lookup(&policy::primary_key(request), &request.headers)?;
+    let primary = policy::primary_key(request, client.scheme);
+    let entry = cache.lookup(&primary, &request.headers)?;
     let mut as_stored = entry.as_stored(SystemTime::now());
     as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
     let req_cc = CacheControl::parse(&request.headers);
@@ -119,7 +120,7 @@ pub(super) fn serve(
     let keep_alive = client.keeps_alive(&request);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
-    let primary = policy::primary_key(&request);
+    let primary = policy::primary_key(&request, client.scheme);
     let here = Here {
         request: &request,
         keep_alive,

@@ -140,6 +140,8 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
         peer: peer.ip().to_canonical(),
         origin: peer.ip().to_canonical(),
+        tls_in_front: false,
+        scheme: "http",
         timeout,
         header_timeout: timeout,
         body_timeout: timeout,
@@ -156,11 +158,12 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         let config = &shared.config;
         let due = accepted + config.client_header_timeout.min(config.connection_timeout);
         match client.read_proxy_header(due) {
-            Ok(Some(source)) => {
-                client.peer = source.ip().to_canonical();
-                client.origin = client.peer;
+            Ok(header) => {
+                if let Some(source) = header.source {
+                    client.peer = source.ip().to_canonical();
+                }
+                client.tls_in_front = header.tls;
             }
-            Ok(None) => {}
             Err(why) => {
                 static BROKEN: Mutex<Throttle> = Mutex::new(Throttle::new());
                 if BROKEN.lock().failed(Instant::now()) {
@@ -332,6 +335,10 @@ struct Client {
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
     origin: IpAddr,
+    /// The PROXY header said the client came over TLS.
+    tls_in_front: bool,
+    /// The scheme of the request being served, for `X-Forwarded-Proto`.
+    scheme: &'static str,
     /// connection_timeout: idle time between requests, and any socket read.
     timeout: Duration,
     /// The longest a whole request head may take.
@@ -443,13 +450,13 @@ impl Client {
     }
 
     /// Reads the PROXY protocol header that starts the connection, due by
-    /// `due`; returns the client it names (`None`: it names none).
-    fn read_proxy_header(&mut self, due: Instant) -> Result<Option<SocketAddr>, String> {
+    /// `due`.
+    fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, String> {
         let result = loop {
             match proxy_protocol::parse(self.conn.buffered()) {
                 Ok(Some(header)) => {
                     self.conn.consume(header.len);
-                    break Ok(header.source);
+                    break Ok(header);
                 }
                 Ok(None) => {}
                 Err(e) => break Err(e),
@@ -629,7 +636,9 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     client.conn.consume(head_len);
-    client.origin = realip::client_address(client.peer, &head.headers, &shared.config.real_ip_from);
+    let trusted = &shared.config.real_ip_from;
+    client.origin = realip::client_address(client.peer, &head.headers, trusted);
+    client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     let line = LogLine::of(&head, shared.config.log_headers);
     // As nginx does by default: a backend that maps `-` and `_` to one
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
@@ -773,7 +782,7 @@ fn forward(
         .cache
         .as_ref()
         .filter(|_| policy::is_unsafe(&head.method))
-        .map(|_| policy::primary_key(&head));
+        .map(|_| policy::primary_keys_of_uri(&head));
     let send = Send {
         body: &body,
         expect_continue,
@@ -790,9 +799,9 @@ fn forward(
     // On the status, not after the relay: the backend has acted on the
     // request even if its body or the client then fails (RFC 9111 §4.4:
     // "when it receives a non-error status code").
-    if let (Some(cache), Some(primary)) = (&shared.cache, &invalidates) {
+    if let (Some(cache), Some(keys)) = (&shared.cache, &invalidates) {
         if (200..400).contains(&fetched.response.status) {
-            cache.invalidate(primary);
+            keys.iter().for_each(|key| _ = cache.invalidate(key));
         }
     }
     if client.gave_up_on(&fetched) {

@@ -93,7 +93,7 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
-    let forwarded = prepare_request(head, send, client.peer);
+    let forwarded = prepare_request(head, send, client.peer, client.scheme);
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
@@ -254,7 +254,12 @@ struct Forwarding {
 
 /// Rewrites `head` for any backend once: end-to-end fields only, plus the
 /// forwarding fields and cache validators.
-fn prepare_request(head: &mut RequestHead, send: &Send<'_>, client_ip: IpAddr) -> Forwarding {
+fn prepare_request(
+    head: &mut RequestHead,
+    send: &Send<'_>,
+    client_ip: IpAddr,
+    proto: &str,
+) -> Forwarding {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field. Spelled as the cache keys it (see
@@ -274,7 +279,7 @@ fn prepare_request(head: &mut RequestHead, send: &Send<'_>, client_ip: IpAddr) -
         &mut head.headers,
         &Forwarded {
             client_ip,
-            proto: "http",
+            proto,
             host: host.as_deref(),
             via: VIA,
         },
