@@ -6,7 +6,7 @@
 
 use crate::http::headers::Headers;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is
 /// a block of one.
@@ -88,10 +88,7 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
         if !is_trusted(address) {
             break;
         }
-        let Some(ip) = std::str::from_utf8(element)
-            .ok()
-            .and_then(|s| s.trim().parse::<IpAddr>().ok())
-        else {
+        let Some(ip) = std::str::from_utf8(element).ok().and_then(parse_element) else {
             break;
         };
         address = ip.to_canonical();
@@ -122,6 +119,15 @@ pub fn client_scheme(
     } else {
         "http"
     }
+}
+
+/// An address, with a port after it or not (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`, as some balancers write them).
+fn parse_element(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    text.parse::<IpAddr>()
+        .or_else(|_| text.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
 }
 
 #[cfg(test)]
@@ -258,6 +264,14 @@ mod tests {
         );
         assert_eq!(
             from("10.0.0.5", &["203.0.113.7:4000"], &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            from("10.0.0.5", &["[2001:db8::1]:4000"], &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            from("10.0.0.5", &["203.0.113.7:port"], &trusted),
             ip("10.0.0.5")
         );
         assert_eq!(

@@ -248,6 +248,34 @@ fn a_range_of_a_stored_response_is_answered_from_the_cache() {
 }
 
 #[test]
+fn a_stored_200_with_a_content_range_of_its_own_is_sent_whole() {
+    // Else the 206 would carry two Content-Range fields, the origin's
+    // first, and a client reading that one would misplace the part.
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("Content-Range", "bytes 0-4/5"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/c");
+    let r = get_with(&proxy, "/c", &[("Range", "bytes=1-2")]);
+    expect(&r, 200, "HIT", "/c #1");
+    let ranges: Vec<&str> = r.head.get_all("content-range").collect();
+    assert_eq!(ranges, ["bytes 0-4/5"], "{}", r.head.raw);
+}
+
+#[test]
+fn a_range_only_if_cached_with_nothing_stored_gets_504() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    let asked = [("Range", "bytes=0-1"), ("Cache-Control", "only-if-cached")];
+    assert_eq!(get_with(&proxy, "/o", &asked).status, 504);
+    assert_eq!(backend.requests(), 0);
+}
+
+#[test]
 fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
     let proxy = cached_proxy(&backend, |_| {});

@@ -691,6 +691,56 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
 }
 
 #[test]
+fn requests_read_before_a_client_closes_are_still_answered() {
+    // Two requests pipelined, then the sending side shut: the one already
+    // in the proxy's buffer when its answer comes is answered; the last,
+    // whose answer finds nothing more from a closed client, is not (as
+    // nginx does: a half-close looks like leaving).
+    let a = Backend::start("a", |_, out| {
+        std::thread::sleep(Duration::from_millis(60));
+        respond(out, 200, &[], b"slow");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    client
+        .reader
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    let got = String::from_utf8_lossy(&client.read_until_closed()).into_owned();
+    assert_eq!(got.matches("HTTP/1.1 200").count(), 1, "{got:?}");
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(lines[0].contains("/p1 HTTP/1.1\" 200 4 "), "{lines:?}");
+    assert!(lines[1].contains("/p2 HTTP/1.1\" 499 0 "), "{lines:?}");
+}
+
+#[test]
+fn with_the_cache_on_a_client_gone_before_an_unstorable_answer_is_logged_499() {
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let a = Backend::start("a", move |_, out| {
+        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        respond(out, 200, &[("Cache-Control", "no-store")], b"late");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
+    let mut client = proxy.connect();
+    client.send(b"GET /abandoned HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    drop(client);
+    std::thread::sleep(Duration::from_millis(50)); // past the 20 ms
+    release.store(true, Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/abandoned")).unwrap();
+    assert!(line.contains("\" 499 0 "), "{line}");
+}
+
+#[test]
 fn a_shutdown_ends_a_background_revalidation_rather_than_wait_for_it() {
     let release = Arc::new(AtomicBool::new(false));
     let gate = release.clone();

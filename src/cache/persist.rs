@@ -192,10 +192,6 @@ fn io_error<'p>(step: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// Writes a snapshot atomically: to `path` + ".tmp" in the same directory, fsync'd,
-/// renamed over `path`, then the directory fsync'd so the rename itself is durable.
-/// A crash at any moment leaves either the old or the new file at `path`; a stale
-/// ".tmp" is simply overwritten next time.
 /// Creates the directory the snapshot goes in when it is missing, as nginx
 /// creates a `proxy_cache_path`: one that cannot be made is found out at
 /// start-up rather than at every tick.
@@ -206,6 +202,10 @@ pub fn ensure_directory(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Writes a snapshot atomically: to `path` + ".tmp" in the same directory, fsync'd,
+/// renamed over `path`, then the directory fsync'd so the rename itself is durable.
+/// A crash at any moment leaves either the old or the new file at `path`; a stale
+/// ".tmp" is simply overwritten next time.
 pub fn write_snapshot<'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a Record>,

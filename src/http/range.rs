@@ -9,6 +9,7 @@
 
 use super::date::parse_http_date;
 use super::headers::Headers;
+use std::time::Duration;
 
 /// What to answer a request for a representation of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,12 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
     let (Some(range), None) = (ranges.next(), ranges.next()) else {
         return Ranged::Whole;
     };
-    if stored.has_token("accept-ranges", "none") || !if_range_holds(request, stored) {
+    // A 200 that names a range of its own (a confused origin) would make
+    // a 206 with two.
+    if stored.has_token("accept-ranges", "none")
+        || stored.contains("content-range")
+        || !if_range_holds(request, stored)
+    {
         return Ranged::Whole;
     }
     std::str::from_utf8(range).map_or(Ranged::Whole, |range| parse(range, len))
@@ -36,7 +42,9 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
 
 /// RFC 9110 §13.1.5: the range applies only if the client's copy is the
 /// stored one, by strong comparison: an entity-tag equal and not weak, or
-/// a date equal to the stored `Last-Modified`.
+/// a date equal to the stored `Last-Modified`, which must itself be strong
+/// (§8.8.2.2: at least a second before the response's `Date`; a file
+/// changed twice within a second has one date for two contents).
 fn if_range_holds(request: &Headers, stored: &Headers) -> bool {
     let Some(condition) = request.get_str("if-range") else {
         return true;
@@ -46,8 +54,14 @@ fn if_range_holds(request: &Headers, stored: &Headers) -> bool {
             .get_str("etag")
             .is_some_and(|etag| etag.starts_with('"') && etag == condition);
     }
-    let stored_date = stored.get_str("last-modified").and_then(parse_http_date);
-    parse_http_date(condition).is_some_and(|date| Some(date) == stored_date)
+    let date_of = |name| stored.get_str(name).and_then(parse_http_date);
+    let (Some(modified), Some(date)) = (date_of("last-modified"), date_of("date")) else {
+        return false;
+    };
+    let strong = date
+        .duration_since(modified)
+        .is_ok_and(|gap| gap >= Duration::from_secs(1));
+    strong && parse_http_date(condition) == Some(modified)
 }
 
 /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix`, with the
@@ -188,9 +202,10 @@ mod tests {
             Ranged::Whole,
             "two Range fields"
         );
-        let refused = headers(&[("Accept-Ranges", "none")]);
         let asked = headers(&[("Range", "bytes=0-1")]);
-        assert_eq!(requested(&asked, &refused, 10), Ranged::Whole);
+        for stored in [("Accept-Ranges", "none"), ("Content-Range", "bytes 0-9/10")] {
+            assert_eq!(requested(&asked, &headers(&[stored]), 10), Ranged::Whole);
+        }
     }
 
     #[test]
@@ -198,6 +213,7 @@ mod tests {
         let stored = headers(&[
             ("ETag", "\"v1\""),
             ("Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("Date", "Tue, 01 Dec 2026 10:00:01 GMT"),
         ]);
         let ask = |if_range: &str| {
             let request = headers(&[("Range", "bytes=0-1"), ("If-Range", if_range)]);
@@ -209,6 +225,16 @@ mod tests {
         assert_eq!(ask("Tue, 01 Dec 2026 10:00:00 GMT"), part(0, 1));
         assert_eq!(ask("Tue, 01 Dec 2026 10:00:01 GMT"), Ranged::Whole);
         assert_eq!(ask("yesterday"), Ranged::Whole);
+        // A Last-Modified within the second of the Date is weak.
+        let same_second = headers(&[
+            ("Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+            ("Date", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ]);
+        let dated = headers(&[
+            ("Range", "bytes=0-1"),
+            ("If-Range", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ]);
+        assert_eq!(requested(&dated, &same_second, 10), Ranged::Whole);
         let weak = headers(&[("ETag", "W/\"v1\"")]);
         let request = headers(&[("Range", "bytes=0-1"), ("If-Range", "W/\"v1\"")]);
         assert_eq!(requested(&request, &weak, 10), Ranged::Whole);

@@ -72,26 +72,41 @@ pub(super) fn serve_range(
         return None;
     }
     let primary = policy::primary_key(request, client.scheme);
-    let entry = cache.lookup(&primary, &request.headers)?;
-    let mut as_stored = entry.as_stored(SystemTime::now());
-    as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
     let req_cc = CacheControl::parse(&request.headers);
-    let status = match policy::usable(
-        &req_cc,
-        req_cc.request_no_cache(&request.headers),
-        &as_stored,
-    ) {
-        Use::Fresh => Status::Hit,
-        Use::AllowedStale => Status::Stale,
-        Use::StaleRevalidating | Use::Validate => return None,
+    let no_cache = req_cc.request_no_cache(&request.headers);
+    let keep_alive = client.keeps_alive(request);
+    let (entry, status) = match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
+        Some((entry, Use::Fresh)) => (entry, Status::Hit),
+        Some((entry, Use::AllowedStale)) => (entry, Status::Stale),
+        // RFC 9111 §5.2.1.7, as in `serve`.
+        _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
+        _ => return None,
     };
     let here = Here {
         request,
-        keep_alive: client.keeps_alive(request),
+        keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
     };
     Some(serve_entry(client, &here, &entry, status, None, b""))
+}
+
+/// The entry stored under `primary` for this request, and how it may be
+/// used. `ttl` as it is now caps what was stored under an older one (or
+/// read from a crafted snapshot).
+fn look_up(
+    cache: &Cache,
+    primary: &str,
+    request: &RequestHead,
+    req_cc: &CacheControl,
+    no_cache: bool,
+    shared: &Shared,
+) -> Option<(Arc<Entry>, Use)> {
+    let entry = cache.lookup(primary, &request.headers)?;
+    let mut as_stored = entry.as_stored(SystemTime::now());
+    as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
+    let usable = policy::usable(req_cc, no_cache, &as_stored);
+    Some((entry, usable))
 }
 
 /// The request as the cache makes it for itself, for whoever asks next:
@@ -133,12 +148,9 @@ pub(super) fn serve(
     let mut stored: Option<Arc<Entry>> = None;
     let mut waited = false;
     loop {
-        if let Some(entry) = cache.lookup(&primary, &request.headers) {
-            let mut as_stored = entry.as_stored(SystemTime::now());
-            // `ttl` as it is now caps what was stored under an older one
-            // (or read from a crafted snapshot).
-            as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
-            match policy::usable(&req_cc, no_cache, &as_stored) {
+        if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, shared)
+        {
+            match usable {
                 Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None, b""),
                 Use::AllowedStale => {
                     return serve_entry(client, &here, &entry, Status::Stale, None, b"")
@@ -272,6 +284,14 @@ pub(super) fn serve(
             stored_as.tee(&fetched, fill, cache)
         });
     drop(flight);
+    // Nothing to store: a client that left meanwhile is not worth the
+    // body, as on the uncached path.
+    if tee.is_none() && client.gave_up_on(&fetched) {
+        return Err(Refusal {
+            upstream,
+            ..Refusal::silent()
+        });
+    }
     let how = Relay {
         request_is_head: request.is_head(),
         version: request.version,

@@ -841,16 +841,24 @@ impl Client {
     /// Whether the client closed its connection while the backend took
     /// its time to answer (a browser tab closed, `curl -m`): then the
     /// response is not sent, the backend connection is closed rather than
-    /// read to its end, and the request is logged 499, as nginx does. Not
-    /// asked when the answer came quickly, to keep a system call off every
-    /// request; nor for requests through the cache (see `forward`).
+    /// read to its end, and the request is logged 499, as nginx does (a
+    /// client that only shut down its sending side looks the same, and is
+    /// treated the same, by nginx too). Not asked when the answer came
+    /// quickly, to keep a system call off every request; nor for a
+    /// response the cache will store.
     fn gave_up_on(&self, fetched: &Fetched<'_>) -> bool {
         let waited = fetched.request_time.elapsed().unwrap_or_default();
-        waited >= CLIENT_CHECK_AFTER
-            && match peek(self.conn.get_ref()) {
-                Ok(n) => n == 0,
-                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        // Requests it pipelined before closing are still answered.
+        if waited < CLIENT_CHECK_AFTER || !self.conn.buffered().is_empty() {
+            return false;
+        }
+        loop {
+            match peek(self.conn.get_ref()) {
+                Ok(n) => return n == 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
             }
+        }
     }
 
     fn send_continue(&mut self) -> Result<(), Refusal> {
