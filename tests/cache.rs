@@ -285,13 +285,73 @@ fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
     assert_eq!(seen[0].head.get("range"), Some("bytes=0-1"), "sent on");
     // Nothing was stored from it: the next whole GET is a miss.
     expect(&get(&proxy, "/n"), 200, "MISS", "/n #2");
+}
 
-    // A stale entry is not cut into parts: the origin is asked.
-    let stale = fixed(200, &[("Cache-Control", "max-age=0"), ("ETag", "\"s\"")]);
-    let proxy = cached_proxy(&stale, |_| {});
+#[test]
+fn a_range_of_a_stale_entry_revalidates_it_first() {
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\""), ("Cache-Control", "max-age=60")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
-    let r = get_with(&proxy, "/s", &[("Range", "bytes=0-1")]);
-    expect(&r, 200, "BYPASS", "/s #2");
+    let r = get_with(&proxy, "/s", &[("Range", "bytes=1-2")]);
+    expect(&r, 206, "REVALIDATED", "s ");
+    // The cache's own request: conditional, whole.
+    let asked = &backend.seen()[1];
+    assert_eq!(asked.head.get("if-none-match"), Some("\"v1\""));
+    assert_eq!(asked.head.get("range"), None);
+    // Fresh again: the next part is a hit.
+    expect(
+        &get_with(&proxy, "/s", &[("Range", "bytes=0-1")]),
+        206,
+        "HIT",
+        "/s",
+    );
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_range_of_a_stale_entry_is_cut_from_a_new_body_or_from_the_stale_one() {
+    let mode = Arc::new(AtomicU8::new(SERVE));
+    let validated = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+    let backend = failing_origin(mode.clone(), &validated);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/x"), 200, "MISS", "/x #1");
+    // The origin fails: the stale copy's part.
+    mode.store(FAIL_500, Ordering::SeqCst);
+    expect(
+        &get_with(&proxy, "/x", &[("Range", "bytes=3-4")]),
+        206,
+        "STALE",
+        "#1",
+    );
+    // It answers with a new body: stored, and the part cut from it.
+    mode.store(SERVE, Ordering::SeqCst);
+    expect(
+        &get_with(&proxy, "/x", &[("Range", "bytes=3-4")]),
+        206,
+        "MISS",
+        "#2",
+    );
+}
+
+#[test]
+fn a_range_within_stale_while_revalidate_is_answered_at_once_then_refreshed() {
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
+            ("ETag", "\"w\""),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/w"), 200, "MISS", "/w #1");
+    let r = get_with(&proxy, "/w", &[("Range", "bytes=0-1")]);
+    expect(&r, 206, "STALE", "/w");
+    // Refreshed after that answer, before the connection went idle.
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(backend.seen()[1].head.get("range"), None);
 }
 
 #[test]

@@ -30,8 +30,10 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
         return Ranged::Whole;
     };
     // A 200 that names a range of its own (a confused origin) would make
-    // a 206 with two.
-    if stored.has_token("accept-ranges", "none")
+    // a 206 with two. An empty body has no part to send (nor can a
+    // Content-Range name one): it goes whole, as nginx sends it.
+    if len == 0
+        || stored.has_token("accept-ranges", "none")
         || stored.contains("content-range")
         || !if_range_holds(request, stored)
     {
@@ -65,7 +67,8 @@ fn if_range_holds(request: &Headers, stored: &Headers) -> bool {
 }
 
 /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix`, with the
-/// whitespace and empty list elements RFC 9110 §5.6.1 allows around it.
+/// whitespace and empty list elements RFC 9110 §5.6.1 allows around it,
+/// of a body of `len` bytes, `len > 0`.
 fn parse(value: &str, len: u64) -> Ranged {
     let Some((unit, set)) = value.split_once('=') else {
         return Ranged::Whole;
@@ -83,15 +86,14 @@ fn parse(value: &str, len: u64) -> Ranged {
     if first.is_empty() {
         return match digits(last) {
             Some(Number::Fits(0)) => Ranged::Unsatisfiable,
-            Some(Number::Fits(suffix)) if len > 0 => Ranged::Part {
+            Some(Number::Fits(suffix)) => Ranged::Part {
                 start: len.saturating_sub(suffix),
                 end: len - 1,
             },
-            Some(Number::TooLarge) if len > 0 => Ranged::Part {
+            Some(Number::TooLarge) => Ranged::Part {
                 start: 0,
                 end: len - 1,
             },
-            Some(_) => Ranged::Unsatisfiable,
             None => Ranged::Whole,
         };
     }
@@ -172,8 +174,8 @@ mod tests {
         assert_eq!(range("bytes=1000-", 1000), Ranged::Unsatisfiable);
         assert_eq!(range("bytes=5000-6000", 1000), Ranged::Unsatisfiable);
         assert_eq!(range("bytes=-0", 1000), Ranged::Unsatisfiable);
-        assert_eq!(range("bytes=0-", 0), Ranged::Unsatisfiable);
-        assert_eq!(range("bytes=-5", 0), Ranged::Unsatisfiable);
+        assert_eq!(range("bytes=0-", 0), Ranged::Whole, "empty: whole");
+        assert_eq!(range("bytes=-5", 0), Ranged::Whole, "empty: whole");
         assert_eq!(
             range("bytes=99999999999999999999999-", 10),
             Ranged::Unsatisfiable

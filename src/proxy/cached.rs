@@ -75,11 +75,53 @@ pub(super) fn serve_range(
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let keep_alive = client.keeps_alive(request);
+    let credentials = request.headers.contains("authorization");
     let (entry, status) = match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
         Some((entry, Use::Fresh)) => (entry, Status::Hit),
         Some((entry, Use::AllowedStale)) => (entry, Status::Stale),
         // RFC 9111 §5.2.1.7, as in `serve`.
         _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
+        Some((entry, Use::StaleRevalidating)) if !credentials => {
+            client.after_response = Some(Refresh {
+                request: for_the_cache(request),
+                entry: entry.clone(),
+                primary,
+            });
+            (entry, Status::Stale)
+        }
+        // Stale: revalidated (or fetched whole) first, as the cache's own
+        // request, then the part is cut from what is stored; a failed
+        // origin leaves the stale copy, within its window. A client that
+        // asks only for parts (a media player) keeps the entry current.
+        Some((entry, Use::Validate | Use::StaleRevalidating)) if !credentials => {
+            let job = Refresh {
+                request: for_the_cache(request),
+                entry: entry.clone(),
+                primary: primary.clone(),
+            };
+            match refresh(client, job, shared) {
+                // Just stored, from the answer to this very request: used
+                // even if it says max-age=0.
+                Refreshed::Answered => {
+                    let now = cache
+                        .lookup(&primary, &request.headers)
+                        .filter(|now| !Arc::ptr_eq(now, &entry))?;
+                    let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
+                    (
+                        now,
+                        if same_body {
+                            Status::Revalidated
+                        } else {
+                            Status::Miss
+                        },
+                    )
+                }
+                Refreshed::OriginFailed => {
+                    (stale_fallback(&Some(entry), true)?.clone(), Status::Stale)
+                }
+                Refreshed::Skipped => return None,
+            }
+        }
         _ => return None,
     };
     let here = Here {
@@ -117,6 +159,7 @@ fn for_the_cache(request: &RequestHead) -> RequestHead {
     for name in [
         "if-none-match",
         "if-modified-since",
+        "range",
         "if-range",
         "cache-control",
         "pragma",
@@ -419,9 +462,12 @@ pub(super) struct Refresh {
 /// holds the client connection meanwhile). A 304 refreshes the entry; a
 /// full response replaces it if it may be stored and fits, and drops it
 /// otherwise; a failure or a 5xx leaves it as it is, to be served stale
-/// until its window ends.
-pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
-    let Some(cache) = &shared.cache else { return };
+/// until its window ends. Also run in the foreground, for a range of a
+/// stale entry (see [`serve_range`]).
+pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) -> Refreshed {
+    let Some(cache) = &shared.cache else {
+        return Refreshed::Skipped;
+    };
     let Refresh {
         request,
         entry,
@@ -431,7 +477,7 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
     // a client reading that slowly would hold up other requests' misses,
     // which wait for a flight. Another request holding it is revalidating.
     let Flight::Leader(_flight) = cache.join_flight(entry.key()) else {
-        return;
+        return Refreshed::Skipped;
     };
     // From before the look below: an invalidation (PURGE, a POST) from
     // here on keeps what comes back out of the cache.
@@ -440,13 +486,13 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
     // request revalidated it): nothing left to do.
     match cache.lookup(&primary, &request.headers) {
         Some(now) if Arc::ptr_eq(&now, &entry) => {}
-        _ => return,
+        _ => return Refreshed::Skipped,
     }
     let mut validators = policy::validators(&entry.head);
     let fetched = loop {
         let Ok(fetched) = fetch(client, &request, &validators, false, shared) else {
             // Already logged and held against the target: the entry stays.
-            return;
+            return Refreshed::OriginFailed;
         };
         // RFC 9111 §4.3.4: a 304 about another representation refreshes
         // nothing; asked again, unconditionally.
@@ -472,10 +518,10 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
             };
             revalidated.store(fetched, &fill, cache, shared);
         }
-        return;
+        return Refreshed::Answered;
     }
     if status >= 500 {
-        return;
+        return Refreshed::OriginFailed;
     }
     // The cache's own request: a refusal here is the response's doing.
     let lifetime = policy::storable(
@@ -509,6 +555,18 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) {
             cache.invalidate(&primary);
         }
     }
+    Refreshed::Answered
+}
+
+/// How [`refresh`] went.
+pub(super) enum Refreshed {
+    /// The origin answered: the entry is refreshed, replaced or dropped.
+    Answered,
+    /// No answer, or a 5xx: the entry is as it was.
+    OriginFailed,
+    /// Nothing was asked: the entry changed meanwhile, or another request
+    /// is revalidating it.
+    Skipped,
 }
 
 /// Whether the body `fetched` announces fits `max_object_size` (one of
