@@ -27,6 +27,7 @@ use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
 use crate::config::{self, Config};
 use crate::http::conn::is_timeout;
+use crate::http::proxy_protocol;
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
 use crate::upstream::health::Checker;
@@ -494,15 +495,15 @@ fn work(workers: &Arc<Workers>) {
             }
             None => {
                 let (time, started) = (SystemTime::now(), Instant::now());
-                let (request_line, bytes) = reject(stream, 503);
+                let refused = reject(stream, 503, shared.config.proxy_protocol);
                 let duration = started.elapsed();
                 shared.metrics.observe(503, duration.as_micros() as u64);
                 shared.log.log(Record {
                     time,
-                    client: peer.ip().to_canonical(),
-                    request_line,
+                    client: refused.client.unwrap_or(peer.ip()).to_canonical(),
+                    request_line: refused.request_line,
                     status: 503,
-                    bytes,
+                    bytes: refused.bytes,
                     referer: None,
                     user_agent: None,
                     upstream: None,
@@ -562,11 +563,12 @@ fn register(
 /// Never inlined: its buffer would otherwise sit in the base frame of
 /// every worker (which now accepts), a page each idle connection keeps.
 ///
-/// Returns what could be read of the request line and the body bytes
-/// sent, for the access log: a refusal is the overload signal an operator
-/// most needs to see (nginx logs its `limit_conn` 503s too).
+/// Returns, for the access log, what could be read of the request line,
+/// the client a PROXY header named (`proxy_protocol`), and the body bytes
+/// sent: a refusal is the overload signal an operator most needs to see
+/// (nginx logs its `limit_conn` 503s too).
 #[inline(never)]
-fn reject(stream: Arc<TcpStream>, status: u16) -> (String, u64) {
+fn reject(stream: Arc<TcpStream>, status: u16, proxy_protocol: bool) -> Refused {
     let mut stream = &*stream;
     let _ = stream.set_nonblocking(true);
     // Read what the client already sent, so closing does not reset the
@@ -578,8 +580,27 @@ fn reject(stream: Arc<TcpStream>, status: u16) -> (String, u64) {
     let response = error_response(status, true);
     let sent = stream.write_all(&response.bytes).is_ok();
     let _ = stream.shutdown(Shutdown::Write);
-    let bytes = if sent { response.body_len } else { 0 };
-    (proxy::first_line(&sink[..read]), bytes)
+    let mut received = &sink[..read];
+    let mut client = None;
+    if let Some(header) = proxy_protocol
+        .then(|| proxy_protocol::parse(received).ok().flatten())
+        .flatten()
+    {
+        received = &received[header.len..];
+        client = header.source.map(|s| s.ip());
+    }
+    Refused {
+        request_line: proxy::first_line(received),
+        client,
+        bytes: if sent { response.body_len } else { 0 },
+    }
+}
+
+/// What [`reject`] tells the access log.
+struct Refused {
+    request_line: String,
+    client: Option<IpAddr>,
+    bytes: u64,
 }
 
 fn serve(stream: Arc<TcpStream>, peer: SocketAddr, slot: Slot, inner: &Inner) {

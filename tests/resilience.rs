@@ -305,6 +305,31 @@ fn one_client_address_holds_at_most_max_connections_per_client() {
 }
 
 #[test]
+fn a_refusal_behind_a_proxy_protocol_balancer_is_logged_for_the_client() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.proxy_protocol = true;
+        c.max_connections_per_client = 1;
+    });
+    let mut held = proxy.connect();
+    held.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1000 80\r\n");
+    assert_eq!(held.get("/1").status, 200);
+    let mut refused = proxy.connect();
+    refused
+        .send(b"PROXY TCP4 203.0.113.2 127.0.0.1 1000 80\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(refused.response().status, 503);
+    drop((held, refused));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("\" 503 ")).unwrap();
+    // The PROXY line is not the request line; the client it names is the
+    // client (when the bytes had arrived as the 503 went out).
+    let arrived = line.starts_with("203.0.113.2 ") && line.contains("\"GET /two HTTP/1.1\" 503");
+    let not_yet = line.starts_with("127.0.0.1 ") && line.contains(" \"\" 503 ");
+    assert!(arrived || not_yet, "{line}");
+}
+
+#[test]
 fn a_client_that_leaves_in_the_middle_of_a_head_is_logged_as_400() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |_| {});
