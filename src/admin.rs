@@ -284,11 +284,9 @@ fn host_is_an_address(head: &crate::http::RequestHead) -> bool {
 }
 
 fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
-    let [key, https_key] = policy::primary_keys_of_uri(head);
-    let removed = shared
-        .cache
-        .as_ref()
-        .map_or(0, |c| c.invalidate(&key) + c.invalidate(&https_key));
+    let keys = policy::primary_keys_of_uri(head);
+    let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate_all(&keys));
+    let key = &keys[0];
     log::info!("admin: purge {key}: {removed} entries removed");
     let mut body = String::from("{");
     json::push_key(&mut body, "key");

@@ -500,13 +500,13 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "real_ip_from",
         default: "",
-        help: "addresses and blocks (10.0.0.0/8) of proxies in front whose X-Forwarded-For names the client, for the log and ip_hash; empty = none",
+        help: "addresses and blocks (10.0.0.0/8) of proxies in front whose X-Forwarded-For names the client (for the log and ip_hash) and whose X-Forwarded-Proto: https is passed on; empty = none",
         apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list),
     },
     Key {
         name: "proxy_protocol",
         default: "false",
-        help: "every client connection starts with a PROXY protocol header (v1 or v2) naming the client, as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
+        help: "every client connection starts with a PROXY protocol header (v1 or v2) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
         apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
     },
     Key {

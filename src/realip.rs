@@ -98,10 +98,11 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
 
 /// The scheme the client used, for `X-Forwarded-Proto`: `https` when the
 /// PROXY header said the client came over TLS (`over_tls`), or when a
-/// trusted proxy says so in the `X-Forwarded-Proto` it sends (the first
-/// element: the scheme of the first hop, the client's); `http` otherwise,
-/// inverso itself speaking plain HTTP. Without this, an application behind
-/// a TLS terminator would build `http://` links and redirect in circles.
+/// trusted proxy says so in the `X-Forwarded-Proto` it sends (the last
+/// element, its own: one that appends to what its client sent would
+/// otherwise let that client claim TLS); `http` otherwise, inverso itself
+/// speaking plain HTTP. Without this, an application behind a TLS
+/// terminator would build `http://` links and redirect in circles.
 pub fn client_scheme(
     peer: IpAddr,
     over_tls: bool,
@@ -111,7 +112,7 @@ pub fn client_scheme(
     let said_https = || {
         headers
             .tokens("x-forwarded-proto")
-            .next()
+            .last()
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
     };
     if over_tls || (trusted.iter().any(|c| c.contains(peer)) && said_https()) {
@@ -232,13 +233,15 @@ mod tests {
             client_scheme(ip("192.0.2.1"), false, &https, &trusted),
             "http"
         );
+        // The trusted proxy's own element is the last: what its client
+        // wrote before it is the client's claim.
         assert_eq!(
-            client_scheme(ip("10.0.0.5"), false, &with(&["HTTPS, http"]), &trusted),
-            "https"
+            client_scheme(ip("10.0.0.5"), false, &with(&["https, http"]), &trusted),
+            "http"
         );
         assert_eq!(
-            client_scheme(ip("10.0.0.5"), false, &with(&["http, https"]), &trusted),
-            "http"
+            client_scheme(ip("10.0.0.5"), false, &with(&["http", "HTTPS"]), &trusted),
+            "https"
         );
         assert_eq!(
             client_scheme(ip("10.0.0.5"), false, &with(&["ftp"]), &trusted),

@@ -582,12 +582,11 @@ fn reject(stream: Arc<TcpStream>, status: u16, proxy_protocol: bool) -> Refused 
     let _ = stream.shutdown(Shutdown::Write);
     let mut received = &sink[..read];
     let mut client = None;
-    if let Some(header) = proxy_protocol
-        .then(|| proxy_protocol::parse(received).ok().flatten())
-        .flatten()
-    {
-        received = &received[header.len..];
-        client = header.source.map(|s| s.ip());
+    if proxy_protocol {
+        if let Ok(Some(header)) = proxy_protocol::parse(received) {
+            received = &received[header.len..];
+            client = header.source.map(|s| s.ip());
+        }
     }
     Refused {
         request_line: proxy::first_line(received),

@@ -336,6 +336,124 @@ fn a_range_of_a_stale_entry_is_cut_from_a_new_body_or_from_the_stale_one() {
     );
 }
 
+/// An origin answering `first` (a numbered body) once, then `later`.
+fn two_phase(first: &[(&str, &str)], later: &[(&str, &str)]) -> Backend {
+    let (first, later) = (fields(first), fields(later));
+    let answered = AtomicUsize::new(0);
+    origin(move |_| match answered.fetch_add(1, Ordering::SeqCst) {
+        0 => (200, first.clone()),
+        _ => (200, later.clone()),
+    })
+}
+
+#[test]
+fn a_range_revalidation_is_logged_with_its_backend() {
+    let backend = etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\""), ("Cache-Control", "max-age=0")],
+    );
+    let mut proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/a");
+    let part = get_with(&proxy, "/a", &[("Range", "bytes=0-1")]);
+    expect(&part, 206, "REVALIDATED", "/a");
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines[1].contains(&format!("upstream={} ", backend.addr)),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn a_range_refetch_that_may_not_be_stored_is_sent_whole_not_asked_again() {
+    let backend = two_phase(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("Cache-Control", "no-store")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/u");
+    let r = get_with(&proxy, "/u", &[("Range", "bytes=0-1")]);
+    expect(&r, 200, "MISS", "/u #2");
+    assert_eq!(backend.requests(), 2, "one request to the origin for it");
+    assert_eq!(cache_of(&proxy).len(), 0, "the old entry is dropped");
+}
+
+#[test]
+fn a_range_with_no_store_does_not_store_what_it_brings() {
+    let backend = two_phase(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v2\"")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/n");
+    let asked = [("Range", "bytes=0-1"), ("Cache-Control", "no-store")];
+    assert_eq!(get_with(&proxy, "/n", &asked).status, 200, "as it is");
+    assert_ne!(x_cache(&get(&proxy, "/n")), "HIT");
+}
+
+#[test]
+fn only_if_cached_within_stale_while_revalidate_gets_the_stale_part() {
+    let swr = [
+        ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
+        ("ETag", "\"w\""),
+    ];
+    let backend = two_phase(&swr, &swr);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/w");
+    let asked = [("Cache-Control", "only-if-cached"), ("Range", "bytes=0-1")];
+    expect(&get_with(&proxy, "/w", &asked), 206, "STALE", "/w");
+}
+
+#[test]
+fn a_range_of_an_entry_that_may_not_be_served_stale_asks_the_origin_once() {
+    let mode = Arc::new(AtomicU8::new(SERVE));
+    let must = [
+        ("Cache-Control", "max-age=0, must-revalidate"),
+        ("ETag", "\"v1\""),
+    ];
+    let backend = failing_origin(mode.clone(), &must);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/f");
+    mode.store(FAIL_500, Ordering::SeqCst);
+    let r = get_with(&proxy, "/f", &[("Range", "bytes=0-1")]);
+    assert_eq!((r.status, r.body_str().as_str()), (500, "broken"));
+    assert_eq!(backend.requests(), 2, "once for the range, as it is");
+}
+
+#[test]
+fn https_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let backend = Backend::start("app", |seen, out| {
+        let proto = seen
+            .head
+            .get("x-forwarded-proto")
+            .unwrap_or("-")
+            .to_string();
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=600")],
+            proto.as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let trusted = |c: &mut Config| {
+        cache_on(c);
+        c.path_to_persistence = Some(file.clone());
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    };
+    let tls = [("X-Forwarded-Proto", "https")];
+    let mut first = start_proxy(&[backend.addr], trusted);
+    assert_eq!(get_with(&first, "/p", &tls).body_str(), "https");
+    assert_eq!(get(&first, "/p").body_str(), "http");
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let second = start_proxy(&[dead_addr()], trusted);
+    expect(&get_with(&second, "/p", &tls), 200, "HIT", "https");
+    expect(&get(&second, "/p"), 200, "HIT", "http");
+}
+
 #[test]
 fn a_range_within_stale_while_revalidate_is_answered_at_once_then_refreshed() {
     let backend = fixed(

@@ -414,6 +414,11 @@ impl Cache {
         stored
     }
 
+    /// [`Cache::invalidate`] for each of `primaries`; how many entries went.
+    pub fn invalidate_all(&self, primaries: &[String]) -> usize {
+        primaries.iter().map(|p| self.invalidate(p)).sum()
+    }
+
     /// Drops every variant stored for a primary key; returns how many.
     pub fn invalidate(&self, primary: &str) -> usize {
         let mut state = self.state.lock();

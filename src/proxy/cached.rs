@@ -53,11 +53,17 @@ fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
         && matches!(body, RequestBody::Buffered(b) if b.is_empty())
 }
 
-/// A GET with `Range`, answered from a stored response that may be used as
-/// it is (fresh, or stale where allowed): the part asked for, from memory.
-/// `None` otherwise: the request goes to the origin as it is, and its
-/// partial answer is not stored (nginx instead fetches the whole response
-/// to store it, which makes the first client wait for all of it).
+/// A GET with `Range`, answered from what is stored: the part asked for,
+/// cut from a stored 200 (see [`range::requested`]). A fresh entry, or a
+/// stale one the request or `stale-while-revalidate` allows, answers at
+/// once (the latter refreshed after). Any other stale entry that could
+/// stand in if the origin failed is revalidated (or fetched whole) first,
+/// by the cache's own request, and the part cut from what comes back, or
+/// from the stale copy if the origin fails: a client that only ever asks
+/// for parts (a media player) keeps an entry current, as with nginx.
+/// `None` otherwise (nothing stored, credentials, `no-store`, an entry
+/// another request is revalidating, an answer that may not be stored):
+/// the request goes to the origin as it is, and its answer is not stored.
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
@@ -75,62 +81,74 @@ pub(super) fn serve_range(
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let keep_alive = client.keeps_alive(request);
-    let credentials = request.headers.contains("authorization");
-    let (entry, status) = match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
-        Some((entry, Use::Fresh)) => (entry, Status::Hit),
-        Some((entry, Use::AllowedStale)) => (entry, Status::Stale),
-        // RFC 9111 §5.2.1.7, as in `serve`.
-        _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
-        Some((entry, Use::StaleRevalidating)) if !credentials => {
-            client.after_response = Some(Refresh {
-                request: for_the_cache(request),
-                entry: entry.clone(),
-                primary,
-            });
-            (entry, Status::Stale)
-        }
-        // Stale: revalidated (or fetched whole) first, as the cache's own
-        // request, then the part is cut from what is stored; a failed
-        // origin leaves the stale copy, within its window. A client that
-        // asks only for parts (a media player) keeps the entry current.
-        Some((entry, Use::Validate | Use::StaleRevalidating)) if !credentials => {
-            let job = Refresh {
-                request: for_the_cache(request),
-                entry: entry.clone(),
-                primary: primary.clone(),
-            };
-            match refresh(client, job, shared) {
-                // Just stored, from the answer to this very request: used
-                // even if it says max-age=0.
-                Refreshed::Answered => {
-                    let now = cache
-                        .lookup(&primary, &request.headers)
-                        .filter(|now| !Arc::ptr_eq(now, &entry))?;
-                    let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
-                    (
-                        now,
-                        if same_body {
+    // What the cache may do on its own for this client: what `serve`
+    // does only for requests without credentials or no-store.
+    let on_its_own = !request.headers.contains("authorization") && !req_cc.no_store;
+    let (entry, status, upstream) =
+        match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
+            Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
+            Some((entry, Use::AllowedStale)) => (entry, Status::Stale, None),
+            Some((entry, Use::StaleRevalidating)) if on_its_own => {
+                client.after_response = Some(Refresh {
+                    request: for_the_cache(request),
+                    entry: entry.clone(),
+                    primary,
+                });
+                (entry, Status::Stale, None)
+            }
+            // RFC 9111 §5.2.1.7, as in `serve`.
+            _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
+            Some((entry, Use::Validate))
+                if on_its_own && entry.within_stale_window(SystemTime::now()) =>
+            {
+                let job = Refresh {
+                    request: for_the_cache(request),
+                    entry: entry.clone(),
+                    primary: primary.clone(),
+                };
+                match refresh(client, job, shared) {
+                    // Stored from the answer to this very request: used
+                    // even if it says max-age=0.
+                    Refreshed::Stored { now, upstream } => {
+                        let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
+                        let status = if same_body {
                             Status::Revalidated
                         } else {
                             Status::Miss
-                        },
-                    )
+                        };
+                        (now, status, Some(upstream))
+                    }
+                    Refreshed::OriginFailed { upstream } => (entry, Status::Stale, upstream),
+                    // Sent whole (a server may always ignore a range),
+                    // rather than asked for again.
+                    Refreshed::Unstorable(fetched) => {
+                        let how = Relay {
+                            request_is_head: false,
+                            version: request.version,
+                            keep_alive,
+                            extra: b"X-Cache: MISS\r\n",
+                        };
+                        let relayed = origin::relay(client, fetched, &how, None, shared);
+                        return Some(relayed.map(|outcome| {
+                            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+                            Outcome {
+                                cache: Some(Status::Miss.name()),
+                                ..outcome
+                            }
+                        }));
+                    }
+                    Refreshed::NotStored | Refreshed::Skipped => return None,
                 }
-                Refreshed::OriginFailed => {
-                    (stale_fallback(&Some(entry), true)?.clone(), Status::Stale)
-                }
-                Refreshed::Skipped => return None,
             }
-        }
-        _ => return None,
-    };
+            _ => return None,
+        };
     let here = Here {
         request,
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
     };
-    Some(serve_entry(client, &here, &entry, status, None, b""))
+    Some(serve_entry(client, &here, &entry, status, upstream, b""))
 }
 
 /// The entry stored under `primary` for this request, and how it may be
@@ -464,7 +482,7 @@ pub(super) struct Refresh {
 /// otherwise; a failure or a 5xx leaves it as it is, to be served stale
 /// until its window ends. Also run in the foreground, for a range of a
 /// stale entry (see [`serve_range`]).
-pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) -> Refreshed {
+pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared) -> Refreshed<'s> {
     let Some(cache) = &shared.cache else {
         return Refreshed::Skipped;
     };
@@ -490,9 +508,14 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) -> Ref
     }
     let mut validators = policy::validators(&entry.head);
     let fetched = loop {
-        let Ok(fetched) = fetch(client, &request, &validators, false, shared) else {
+        let fetched = match fetch(client, &request, &validators, false, shared) {
+            Ok(fetched) => fetched,
             // Already logged and held against the target: the entry stays.
-            return Refreshed::OriginFailed;
+            Err(refusal) => {
+                return Refreshed::OriginFailed {
+                    upstream: refusal.upstream,
+                }
+            }
         };
         // RFC 9111 §4.3.4: a 304 about another representation refreshes
         // nothing; asked again, unconditionally.
@@ -508,20 +531,24 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) -> Ref
     };
     let response_time = SystemTime::now();
     let status = fetched.response.status;
+    let upstream = fetched.target.name.clone();
     if status == 304 {
-        if !validators.is_empty() {
-            let revalidated = Revalidated {
-                request: &request,
-                primary: &primary,
-                entry: &entry,
-                response_time,
-            };
-            revalidated.store(fetched, &fill, cache, shared);
+        if validators.is_empty() {
+            return Refreshed::NotStored;
         }
-        return Refreshed::Answered;
+        let revalidated = Revalidated {
+            request: &request,
+            primary: &primary,
+            entry: &entry,
+            response_time,
+        };
+        let now = revalidated.store(fetched, &fill, cache, shared);
+        return Refreshed::Stored { now, upstream };
     }
     if status >= 500 {
-        return Refreshed::OriginFailed;
+        return Refreshed::OriginFailed {
+            upstream: Some(upstream),
+        };
     }
     // The cache's own request: a refusal here is the response's doing.
     let lifetime = policy::storable(
@@ -550,20 +577,30 @@ pub(super) fn refresh(client: &mut Client, job: Refresh, shared: &Shared) -> Ref
         }
         // What the origin answers now may not be stored (no-store,
         // private, too large...): the old answer is not served for the rest
-        // of its window either. Its body is not read.
+        // of its window either. Its body is the caller's to relay or drop.
         None => {
             cache.invalidate(&primary);
+            return Refreshed::Unstorable(fetched);
         }
     }
-    Refreshed::Answered
+    match cache.lookup(&primary, &request.headers) {
+        Some(now) if !Arc::ptr_eq(&now, &entry) => Refreshed::Stored { now, upstream },
+        _ => Refreshed::NotStored,
+    }
 }
 
 /// How [`refresh`] went.
-pub(super) enum Refreshed {
-    /// The origin answered: the entry is refreshed, replaced or dropped.
-    Answered,
+pub(super) enum Refreshed<'s> {
+    /// The origin answered, and this is the entry now stored.
+    Stored { now: Arc<Entry>, upstream: Arc<str> },
+    /// The origin answered with what may not be stored (the old entry is
+    /// dropped); its body is still unread.
+    Unstorable(Fetched<'s>),
+    /// A 304 to an unconditional request, or a body that failed (the old
+    /// entry stays).
+    NotStored,
     /// No answer, or a 5xx: the entry is as it was.
-    OriginFailed,
+    OriginFailed { upstream: Option<Arc<str>> },
     /// Nothing was asked: the entry changed meanwhile, or another request
     /// is revalidating it.
     Skipped,

@@ -801,7 +801,7 @@ fn forward(
     // "when it receives a non-error status code").
     if let (Some(cache), Some(keys)) = (&shared.cache, &invalidates) {
         if (200..400).contains(&fetched.response.status) {
-            keys.iter().for_each(|key| _ = cache.invalidate(key));
+            cache.invalidate_all(keys);
         }
     }
     if client.gave_up_on(&fetched) {
