@@ -290,7 +290,7 @@ fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
     log::info!("admin: purge {key}: {removed} entries removed");
     let mut body = String::from("{");
     json::push_key(&mut body, "key");
-    json::push_str(&mut body, &key);
+    json::push_str(&mut body, key);
     let _ = writeln!(body, ",\"removed\":{removed}}}");
     Reply::json(if removed > 0 { 200 } else { 404 }, body)
 }
