@@ -260,6 +260,9 @@ pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
         ),
         "/cache" if method == "DELETE" => {
             let removed = shared.cache.as_ref().map_or(0, |c| c.clear());
+            if removed > 0 {
+                give_back_freed_memory();
+            }
             log::info!("admin: cache cleared, {removed} entries removed");
             let status = if removed > 0 { 200 } else { 404 };
             Reply::json(status, format!("{{\"removed\":{removed}}}\n"))
@@ -281,6 +284,19 @@ fn host_is_an_address(head: &crate::http::RequestHead) -> bool {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Returns to the system the heap pages freed by emptying the cache.
+/// glibc keeps them in the arenas of the threads that allocated the
+/// bodies, so an emptied cache would otherwise leave the process's memory
+/// where it was (a chaos run saw ~100 MB stay after clearing 64 MiB).
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free heap memory to the system;
+    // no memory in use is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
