@@ -494,12 +494,18 @@ impl<W: Write> Sink<W> {
                 self.failures.recovered(self.name);
             }
             Err(e) => {
+                let mut unwritten = std::mem::take(&mut self.pending);
                 if let Some(out) = self.out.take() {
-                    let (inner, _dropped) = out.into_parts();
+                    let (inner, dropped) = out.into_parts();
+                    // What a partial write left in the buffer: each line
+                    // there, one cut short included, ends with its newline;
+                    // the lines before reached the sink.
+                    if let Ok(bytes) = dropped {
+                        unwritten = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                    }
                     self.out = Some(BufWriter::with_capacity(64 * 1024, inner));
                 }
-                let pending = std::mem::take(&mut self.pending);
-                self.lose(pending, &e, lost);
+                self.lose(unwritten, &e, lost);
             }
         }
     }
@@ -612,6 +618,38 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A sink that takes `room` bytes, then fails.
+    struct Fills {
+        room: usize,
+    }
+
+    impl Write for Fills {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::other("no space left"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_written_before_a_failure_are_not_counted_lost() {
+        let lost = AtomicU64::new(0);
+        // Room for the first line and half the second.
+        let mut sink = Sink::new("file", Fills { room: 10 });
+        for line in [&b"line one\n"[..], b"line two\n", b"line three\n"] {
+            sink.write(line, &lost);
+        }
+        sink.flush(&lost);
+        assert_eq!(lost.load(Ordering::Relaxed), 2, "the cut one and the last");
     }
 
     #[test]
