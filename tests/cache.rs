@@ -198,7 +198,9 @@ fn a_repeated_get_is_a_hit_and_head_is_answered_from_the_get() {
 fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")]);
     let proxy = cached_proxy(&backend, |_| {});
-    expect(&get(&proxy, "/r"), 200, "MISS", "/r #1");
+    let miss = get(&proxy, "/r");
+    expect(&miss, 200, "MISS", "/r #1");
+    assert_eq!(miss.header("accept-ranges"), None);
 
     let part = |range: &str, more: &[(&str, &str)]| {
         let mut headers = vec![("Range", range)];
@@ -239,6 +241,25 @@ fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     let unchanged = part("bytes=1-3", &[("If-None-Match", "\"v1\"")]);
     expect(&unchanged, 304, "HIT", "");
     assert_eq!(backend.requests(), 1, "every range from the one response");
+
+    // A whole answer from the cache says parts may be asked for; the
+    // origin's, which said nothing, did not.
+    let whole = get(&proxy, "/r");
+    assert_eq!(
+        whole.header("accept-ranges"),
+        Some("bytes"),
+        "{}",
+        whole.head.raw
+    );
+    let refused = fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("Accept-Ranges", "none")],
+    );
+    let other = cached_proxy(&refused, |_| {});
+    assert_eq!(get(&other, "/n").header("accept-ranges"), Some("none"));
+    let hit = get(&other, "/n");
+    let said: Vec<&str> = hit.head.get_all("accept-ranges").collect();
+    assert_eq!(said, ["none"], "{}", hit.head.raw);
 
     // The connection goes on after a part: its framing was right.
     let mut client = proxy.connect();

@@ -42,6 +42,14 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
     std::str::from_utf8(range).map_or(Ranged::Whole, |range| parse(range, len))
 }
 
+/// Whether a whole stored 200 of `len` bytes should tell the client it
+/// may ask for parts (`Accept-Ranges: bytes`, as nginx says of what it
+/// serves from its cache; media players look for it before seeking): it
+/// can be cut (see [`requested`]) and the origin said nothing either way.
+pub fn worth_announcing(stored: &Headers, len: u64) -> bool {
+    len > 0 && !stored.contains("accept-ranges") && !stored.contains("content-range")
+}
+
 /// RFC 9110 §13.1.5: the range applies only if the client's copy is the
 /// stored one, by strong comparison: an entity-tag equal and not weak, or
 /// a date equal to the stored `Last-Modified`, which must itself be strong

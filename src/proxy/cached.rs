@@ -749,6 +749,10 @@ fn serve_entry(
                     if !forbids_content_length(entry.head.status) {
                         let _ = write!(tail, "Content-Length: {len}\r\n");
                     }
+                    if entry.head.status == 200 && range::worth_announcing(&entry.head.headers, len)
+                    {
+                        tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+                    }
                     ((&entry.record.head[..]).into(), body, entry.head.status)
                 }
                 Ranged::Part { start, end } => {
