@@ -242,6 +242,19 @@ fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     expect(&unchanged, 304, "HIT", "");
     assert_eq!(backend.requests(), 1, "every range from the one response");
 
+    // A HEAD's Range means nothing: answered from the cache, whole.
+    let mut client = proxy.connect();
+    client.send(b"HEAD /r HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-1\r\n\r\n");
+    let head = client.head_response();
+    assert_eq!(
+        (head.status, x_cache(&head)),
+        (200, "HIT"),
+        "{}",
+        head.head.raw
+    );
+    assert_eq!(head.header("content-length"), Some("5"));
+    drop(client);
+
     // A whole answer from the cache says parts may be asked for; the
     // origin's, which said nothing, did not.
     let whole = get(&proxy, "/r");

@@ -35,12 +35,15 @@ const NOT_MODIFIED_FIELDS: &[&str] = &[
     "vary",
 ];
 
-/// Whether the cache has a say in this request: GET or HEAD, no body, no
-/// Range (see [`serve_range`]), no If-Match or If-Unmodified-Since.
+/// Whether the cache has a say in this request: a HEAD, or a GET without
+/// Range (see [`serve_range`]), with no body, If-Match or
+/// If-Unmodified-Since. A HEAD's Range means nothing (RFC 9110 §14.2).
 pub(super) fn eligible(head: &RequestHead, body: &RequestBody) -> bool {
-    matches!(head.method.as_str(), "GET" | "HEAD")
-        && !head.headers.contains("range")
-        && asks_for_stored(head, body)
+    match head.method.as_str() {
+        "HEAD" => asks_for_stored(head, body),
+        "GET" => !head.headers.contains("range") && asks_for_stored(head, body),
+        _ => false,
+    }
 }
 
 /// Neither a body nor If-Match or If-Unmodified-Since: the answer to
