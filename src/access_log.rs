@@ -14,7 +14,7 @@ use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -456,58 +456,73 @@ impl Sinks {
 /// (see [`Failures`]).
 struct Sink<W: Write> {
     name: &'static str,
-    out: Option<BufWriter<W>>,
-    /// Lines in the buffer since the last flush that worked.
-    pending: u64,
+    inner: W,
+    /// Whole lines not written yet.
+    buf: Vec<u8>,
+    /// A failed write stopped in the middle of a line: what comes next
+    /// starts on a line of its own rather than finish that fragment.
+    cut: bool,
     failures: Failures,
 }
+
+/// How much a sink gathers before writing.
+const SINK_BUFFER: usize = 64 * 1024;
 
 impl<W: Write> Sink<W> {
     fn new(name: &'static str, inner: W) -> Self {
         Sink {
             name,
-            out: Some(BufWriter::with_capacity(64 * 1024, inner)),
-            pending: 0,
+            inner,
+            buf: Vec::with_capacity(SINK_BUFFER),
+            cut: false,
             failures: Failures::default(),
         }
     }
 
     fn write(&mut self, line: &[u8], lost: &AtomicU64) {
-        let Some(out) = &mut self.out else { return };
-        match out.write_all(line) {
-            Ok(()) => self.pending += 1,
-            Err(e) => self.lose(1, &e, lost),
+        if !self.buf.is_empty() && self.buf.len() + line.len() > SINK_BUFFER {
+            self.flush(lost);
         }
+        if std::mem::take(&mut self.cut) {
+            self.buf.push(b'\n');
+        }
+        self.buf.extend_from_slice(line);
     }
 
-    /// Only a flush that worked shows the sink works again: a line that
-    /// went into the buffer had not reached it yet. One that failed counts
-    /// what the buffer held as lost and lets it go, rather than writing it
-    /// late, out of order, once the sink recovers.
+    /// Writes what is gathered. Only a write that worked shows the sink
+    /// works again. One that failed counts the lines it did not get out
+    /// as lost (a line cut in the middle among them) and lets them go,
+    /// rather than write them late, out of order, once the sink recovers.
     fn flush(&mut self, lost: &AtomicU64) {
-        let Some(out) = &mut self.out else { return };
-        match out.flush() {
-            // Nothing was written: no sign that the sink works again.
-            Ok(()) if self.pending == 0 => {}
-            Ok(()) => {
-                self.pending = 0;
-                self.failures.recovered(self.name);
-            }
-            Err(e) => {
-                let mut unwritten = std::mem::take(&mut self.pending);
-                if let Some(out) = self.out.take() {
-                    let (inner, dropped) = out.into_parts();
-                    // What a partial write left in the buffer: each line
-                    // there, one cut short included, ends with its newline;
-                    // the lines before reached the sink.
-                    if let Ok(bytes) = dropped {
-                        unwritten = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        // Nothing to write: no sign that the sink works again.
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut written = 0;
+        let result = loop {
+            match self.inner.write(&self.buf[written..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    written += n;
+                    if written == self.buf.len() {
+                        break self.inner.flush();
                     }
-                    self.out = Some(BufWriter::with_capacity(64 * 1024, inner));
                 }
-                self.lose(unwritten, &e, lost);
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok(()) => self.failures.recovered(self.name),
+            Err(e) => {
+                let unwritten = &self.buf[written..];
+                let lines = unwritten.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.cut =
+                    written > 0 && written < self.buf.len() && self.buf[written - 1] != b'\n';
+                self.lose(lines, &e, lost);
             }
         }
+        self.buf.clear();
     }
 
     fn lose(&mut self, lines: u64, e: &io::Error, lost: &AtomicU64) {
@@ -650,6 +665,54 @@ mod tests {
         }
         sink.flush(&lost);
         assert_eq!(lost.load(Ordering::Relaxed), 2, "the cut one and the last");
+    }
+
+    /// A sink that takes `room` bytes, fails once, then takes everything.
+    struct Hiccup {
+        room: usize,
+        failed: bool,
+        got: Vec<u8>,
+    }
+
+    impl Write for Hiccup {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 && !self.failed {
+                self.failed = true;
+                return Err(io::Error::other("no space left"));
+            }
+            let n = if self.failed {
+                buf.len()
+            } else {
+                buf.len().min(self.room)
+            };
+            self.room -= n.min(self.room);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_cut_by_a_failure_is_not_run_into_the_next() {
+        let lost = AtomicU64::new(0);
+        let mut sink = Sink::new(
+            "file",
+            Hiccup {
+                room: 10,
+                failed: false,
+                got: Vec::new(),
+            },
+        );
+        sink.write(b"line one\nline two\n", &lost);
+        sink.flush(&lost);
+        sink.write(b"line three\n", &lost);
+        sink.flush(&lost);
+        assert_eq!(lost.load(Ordering::Relaxed), 1);
+        let got = String::from_utf8(sink.inner.got.clone()).unwrap();
+        assert_eq!(got, "line one\nl\nline three\n");
     }
 
     #[test]

@@ -455,6 +455,75 @@ fn a_range_of_an_entry_that_may_not_be_served_stale_asks_the_origin_once() {
     assert_eq!(backend.requests(), 2, "once for the range, as it is");
 }
 
+/// An origin whose first answer is a small entry born stale, with a
+/// validator; `later` answers the rest.
+fn stale_then(later: impl Fn(&Seen, &mut TcpStream) -> Action + Send + Sync + 'static) -> Backend {
+    let answered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        if answered.fetch_add(1, Ordering::SeqCst) == 0 {
+            let stale = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+            respond(out, 200, &stale, b"0123456789");
+            Action::KeepAlive
+        } else {
+            later(seen, out)
+        }
+    })
+}
+
+#[test]
+fn a_range_whose_refetch_is_cut_short_gets_the_stale_part() {
+    let backend = stale_then(|_, out| {
+        let cut =
+            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 1000\r\n\r\nshort";
+        let _ = out.write_all(cut);
+        Action::Close
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/cut");
+    expect(
+        &get_with(&proxy, "/cut", &[("Range", "bytes=0-1")]),
+        206,
+        "STALE",
+        "01",
+    );
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_heads_range_goes_neither_into_the_answer_nor_to_the_origin() {
+    let backend = stale_then(|seen, out| {
+        // An origin that would honour a HEAD's Range, and describe that
+        // part in its 304.
+        let ranged = seen.head.get("range").is_some();
+        let part = if ranged {
+            "Content-Range: bytes 0-1/10\r\n"
+        } else {
+            ""
+        };
+        let head = format!(
+            "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n{part}\r\n"
+        );
+        let _ = out.write_all(head.as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/t");
+    let head = proxy.exchange(|c| {
+        c.send(b"HEAD /t HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-1\r\n\r\n");
+        c.head_response()
+    });
+    assert_eq!(
+        (head.status, x_cache(&head)),
+        (200, "REVALIDATED"),
+        "{}",
+        head.head.raw
+    );
+    assert_eq!(backend.seen()[1].head.get("range"), None);
+    let whole = get(&proxy, "/t");
+    expect(&whole, 200, "HIT", "0123456789");
+    assert_eq!(whole.header("content-range"), None, "{}", whole.head.raw);
+}
+
 #[test]
 fn https_keys_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -64,9 +64,10 @@ fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
 /// by the cache's own request, and the part cut from what comes back, or
 /// from the stale copy if the origin fails: a client that only ever asks
 /// for parts (a media player) keeps an entry current, as with nginx.
-/// `None` otherwise (nothing stored, credentials, `no-store`, an entry
-/// another request is revalidating, an answer that may not be stored):
-/// the request goes to the origin as it is, and its answer is not stored.
+/// An answer that says it may not be stored is relayed whole. `None`
+/// otherwise (nothing stored, credentials, `no-store`, an entry another
+/// request is revalidating, a body found too large as it streamed): the
+/// request goes to the origin as it is, and its answer is not stored.
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
@@ -192,10 +193,15 @@ fn for_the_cache(request: &RequestHead) -> RequestHead {
 
 pub(super) fn serve(
     client: &mut Client,
-    request: RequestHead,
+    mut request: RequestHead,
     cache: &Arc<Cache>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
+    if request.is_head() {
+        // RFC 9110 §14.2: a HEAD's Range means nothing, here or upstream.
+        request.headers.remove("range");
+        request.headers.remove("if-range");
+    }
     let keep_alive = client.keeps_alive(&request);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
@@ -573,9 +579,18 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
-            if origin::absorb(client, fetched, &mut tee, shared, within) == Absorbed::TooLarge {
-                // As a Content-Length past max_object_size (below) does.
-                cache.invalidate(&primary);
+            match origin::absorb(client, fetched, &mut tee, shared, within) {
+                Absorbed::TooLarge => {
+                    // As a Content-Length past max_object_size (below) does.
+                    cache.invalidate(&primary);
+                }
+                // Cut short or too slow: the origin failed; the entry stays.
+                Absorbed::Failed => {
+                    return Refreshed::OriginFailed {
+                        upstream: Some(upstream),
+                    }
+                }
+                Absorbed::Whole => {}
             }
         }
         // What the origin answers now may not be stored (no-store,
