@@ -346,6 +346,8 @@ struct Inner {
 struct Connections {
     live: HashMap<u64, Arc<ConnWatch>>,
     per_client: HashMap<IpAddr, usize>,
+    /// Connections being refused (see [`Refusing`]).
+    refusing: usize,
 }
 
 impl Inner {
@@ -363,13 +365,14 @@ impl Inner {
 
     fn wait_drained(&self, deadline: Instant) -> bool {
         let mut connections = self.connections.lock();
-        while !connections.live.is_empty() {
+        let busy = |c: &Connections| !c.live.is_empty() || c.refusing > 0;
+        while busy(&connections) {
             if self
                 .drained
                 .wait_until(&mut connections, deadline)
                 .timed_out()
             {
-                return connections.live.is_empty();
+                return !busy(&connections);
             }
         }
         true
@@ -488,12 +491,12 @@ fn work(workers: &Arc<Workers>) {
         }
         let shared = inner.current.get();
         match register(inner, &stream, peer.ip().to_canonical(), &shared.config) {
-            Some(slot) => {
+            Ok(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
                 serve(stream, peer, slot, inner);
             }
-            None => {
+            Err(refusing) => {
                 let (time, started) = (SystemTime::now(), Instant::now());
                 let refused = reject(stream, 503, shared.config.proxy_protocol);
                 let duration = started.elapsed();
@@ -511,6 +514,7 @@ fn work(workers: &Arc<Workers>) {
                     duration,
                     heads: None,
                 });
+                drop(refusing);
             }
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
@@ -534,27 +538,42 @@ fn register(
     stream: &Arc<TcpStream>,
     client: IpAddr,
     config: &Config,
-) -> Option<Slot> {
+) -> Result<Slot, Refusing> {
     let mut connections = inner.connections.lock();
-    if connections.live.len() >= config.max_connections {
-        return None;
-    }
     let per_client = config.max_connections_per_client;
-    let held = connections.per_client.entry(client).or_default();
-    if per_client != 0 && *held >= per_client {
-        return None;
+    let full = connections.live.len() >= config.max_connections
+        || (per_client != 0 && connections.per_client.get(&client) >= Some(&per_client));
+    if full {
+        connections.refusing += 1;
+        return Err(Refusing {
+            inner: inner.clone(),
+        });
     }
+    let held = connections.per_client.entry(client).or_default();
     *held += 1;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let watch = Arc::new(ConnWatch::new(stream.clone()));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
     connections.live.insert(id, watch.clone());
-    Some(Slot {
+    Ok(Slot {
         inner: inner.clone(),
         id,
         client,
         watch,
     })
+}
+
+/// A connection being refused, counted until its 503 is logged: a
+/// shutdown waits for that line rather than close the log under it.
+struct Refusing {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        self.inner.connections.lock().refusing -= 1;
+        self.inner.drained.notify_all();
+    }
 }
 
 /// Answers a connection we will not serve, without letting the client hold
