@@ -126,20 +126,12 @@ pub(super) fn serve_range(
                     // Sent whole (a server may always ignore a range),
                     // rather than asked for again.
                     Refreshed::Unstorable(fetched) => {
-                        let how = Relay {
-                            request_is_head: false,
-                            version: request.version,
-                            keep_alive,
-                            extra: b"X-Cache: MISS\r\n",
-                        };
+                        let how = as_miss(request, keep_alive);
                         let relayed = origin::relay(client, fetched, &how, None, shared);
-                        return Some(relayed.map(|outcome| {
+                        let counted = |_: &Outcome| {
                             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-                            Outcome {
-                                cache: Some(Status::Miss.name()),
-                                ..outcome
-                            }
-                        }));
+                        };
+                        return Some(relayed.inspect(counted));
                     }
                     Refreshed::NotStored | Refreshed::Skipped => return None,
                 }
@@ -362,24 +354,29 @@ pub(super) fn serve(
             ..Refusal::silent()
         });
     }
-    let how = Relay {
-        request_is_head: request.is_head(),
-        version: request.version,
-        keep_alive,
-        extra: b"X-Cache: MISS\r\n",
-    };
+    let how = as_miss(&request, keep_alive);
     let relayed = origin::relay(client, fetched, &how, tee.as_mut(), shared);
     drop(tee);
-    let mut outcome = match relayed {
+    match relayed {
         // A head that parsed but a body that cannot be framed (two
         // lengths, an unknown coding, a small body cut short) fails before
         // anything reached the client: as much the origin failing as a 5xx.
-        Err(refusal) => return stale_or(refusal, client, &here, &fallback),
-        Ok(outcome) => outcome,
-    };
-    cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-    outcome.cache = Some(Status::Miss.name());
-    Ok(outcome)
+        Err(refusal) => stale_or(refusal, client, &here, &fallback),
+        Ok(outcome) => {
+            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+            Ok(outcome)
+        }
+    }
+}
+
+/// How a response from the origin goes out as a `MISS`.
+fn as_miss(request: &RequestHead, keep_alive: bool) -> Relay {
+    Relay {
+        request_is_head: request.is_head(),
+        version: request.version,
+        keep_alive,
+        x_cache: Some(Status::Miss.name()),
+    }
 }
 
 /// A full response that may be stored, and how.

@@ -810,21 +810,15 @@ fn forward(
             ..Refusal::silent()
         });
     }
-    let x_cache: &[u8] = if shared.cache.is_some() {
-        b"X-Cache: BYPASS\r\n"
-    } else {
-        b""
-    };
     let how = Relay {
         request_is_head: is_head,
         version,
         keep_alive,
-        extra: x_cache,
+        x_cache: shared.cache.is_some().then_some("BYPASS"),
     };
-    let mut outcome = origin::relay(client, fetched, &how, None, shared)?;
+    let outcome = origin::relay(client, fetched, &how, None, shared)?;
     if let Some(cache) = &shared.cache {
         cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
-        outcome.cache = Some("BYPASS");
     }
     Ok(outcome)
 }

@@ -613,13 +613,13 @@ impl<'a> Tee<'a> {
 }
 
 /// How the response goes to the client.
-pub(super) struct Relay<'a> {
+pub(super) struct Relay {
     pub request_is_head: bool,
     pub version: Version,
     pub keep_alive: bool,
-    /// Extra response field lines: `X-Cache: MISS\r\n` with the cache on,
-    /// which replaces any the backend sent.
-    pub extra: &'a [u8],
+    /// With the cache on, the `X-Cache` the response carries (`MISS`,
+    /// `BYPASS`): it replaces any the backend sent, and the log shows it.
+    pub x_cache: Option<&'static str>,
 }
 
 /// Sends the response head and streams the body to the client; returns the
@@ -629,7 +629,7 @@ pub(super) struct Relay<'a> {
 pub(super) fn relay(
     client: &mut Client,
     mut fetched: Fetched<'_>,
-    how: &Relay<'_>,
+    how: &Relay,
     tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
@@ -681,6 +681,7 @@ pub(super) fn relay(
             }
             Ok(Outcome {
                 upstream: Some(target.name.clone()),
+                cache: how.x_cache,
                 ..outcome
             })
         }
@@ -698,7 +699,7 @@ pub(super) fn relay(
                 bytes: sent,
                 upstream: Some(target.name.clone()),
                 keep_alive: false,
-                cache: None,
+                cache: how.x_cache,
                 linger: !client_gone,
             })
         }
@@ -786,7 +787,7 @@ struct Prepared {
 
 /// Everything that can fail before the first byte goes to the client:
 /// the backend's framing, and gathering a small body whole.
-fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepared, Failure> {
+fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
     up.conn.consume(fetched.head_len);
@@ -813,13 +814,15 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay<'_>) -> Result<Prepar
     strip_hop_by_hop(&mut response.headers, false);
     // Ours says what the cache did; the backend's (a cache behind it)
     // would sit beside it, and clients read the first.
-    if !how.extra.is_empty() {
+    if how.x_cache.is_some() {
         response.headers.remove("x-cache");
     }
     let mut head = Vec::with_capacity(512);
     response.version = Version::Http11;
     response.write_start(&mut head);
-    head.extend_from_slice(how.extra);
+    if let Some(status) = how.x_cache {
+        let _ = write!(head, "X-Cache: {status}\r\n");
+    }
     match kind {
         BodyKind::Length(n) => {
             let _ = write!(head, "Content-Length: {n}\r\n");
