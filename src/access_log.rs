@@ -622,65 +622,32 @@ mod tests {
         }
     }
 
-    /// A sink that takes nothing: a full disk.
-    struct Full;
-
-    impl Write for Full {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::other("no space left"))
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// A sink that takes `room` bytes, then fails.
-    struct Fills {
+    /// A disk that takes `room` bytes, then fails; if it `recovers`, only
+    /// once, and then takes everything.
+    struct Disk {
         room: usize,
-    }
-
-    impl Write for Fills {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::Error::other("no space left"));
-            }
-            let n = buf.len().min(self.room);
-            self.room -= n;
-            Ok(n)
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn lines_written_before_a_failure_are_not_counted_lost() {
-        let lost = AtomicU64::new(0);
-        // Room for the first line and half the second.
-        let mut sink = Sink::new("file", Fills { room: 10 });
-        for line in [&b"line one\n"[..], b"line two\n", b"line three\n"] {
-            sink.write(line, &lost);
-        }
-        sink.flush(&lost);
-        assert_eq!(lost.load(Ordering::Relaxed), 2, "the cut one and the last");
-    }
-
-    /// A sink that takes `room` bytes, fails once, then takes everything.
-    struct Hiccup {
-        room: usize,
+        recovers: bool,
         failed: bool,
         got: Vec<u8>,
     }
 
-    impl Write for Hiccup {
+    fn disk(room: usize, recovers: bool) -> Disk {
+        Disk {
+            room,
+            recovers,
+            failed: false,
+            got: Vec::new(),
+        }
+    }
+
+    impl Write for Disk {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.room == 0 && !self.failed {
+            let recovered = self.failed && self.recovers;
+            if self.room == 0 && !recovered {
                 self.failed = true;
                 return Err(io::Error::other("no space left"));
             }
-            let n = if self.failed {
+            let n = if recovered {
                 buf.len()
             } else {
                 buf.len().min(self.room)
@@ -696,16 +663,21 @@ mod tests {
     }
 
     #[test]
+    fn lines_written_before_a_failure_are_not_counted_lost() {
+        let lost = AtomicU64::new(0);
+        // Room for the first line and half the second.
+        let mut sink = Sink::new("file", disk(10, false));
+        for line in [&b"line one\n"[..], b"line two\n", b"line three\n"] {
+            sink.write(line, &lost);
+        }
+        sink.flush(&lost);
+        assert_eq!(lost.load(Ordering::Relaxed), 2, "the cut one and the last");
+    }
+
+    #[test]
     fn a_line_cut_by_a_failure_is_not_run_into_the_next() {
         let lost = AtomicU64::new(0);
-        let mut sink = Sink::new(
-            "file",
-            Hiccup {
-                room: 10,
-                failed: false,
-                got: Vec::new(),
-            },
-        );
+        let mut sink = Sink::new("file", disk(10, true));
         sink.write(b"line one\nline two\n", &lost);
         sink.flush(&lost);
         sink.write(b"line three\n", &lost);
@@ -718,7 +690,7 @@ mod tests {
     #[test]
     fn a_flush_with_nothing_to_write_is_no_sign_of_recovery() {
         let lost = AtomicU64::new(0);
-        let mut sink = Sink::new("file", Full);
+        let mut sink = Sink::new("file", disk(0, false));
         sink.write(b"a line\n", &lost);
         sink.flush(&lost);
         assert_eq!(lost.load(Ordering::Relaxed), 1);
