@@ -154,28 +154,8 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         after_response: None,
     };
     let accepted = Instant::now();
-    if shared.config.proxy_protocol {
-        let config = &shared.config;
-        let due = accepted + config.client_header_timeout.min(config.connection_timeout);
-        match client.read_proxy_header(due) {
-            Ok(header) => {
-                if let Some(source) = header.source {
-                    client.peer = source.ip().to_canonical();
-                }
-                client.tls_in_front = header.tls;
-            }
-            Err(why) => {
-                static BROKEN: Mutex<Throttle> = Mutex::new(Throttle::new());
-                if BROKEN.lock().failed(Instant::now()) {
-                    log::warn!(
-                        "client {}: {why}; connection closed (proxy_protocol is on: every \
-                         connection must start with a PROXY header; said once a minute)",
-                        client.peer
-                    );
-                }
-                return;
-            }
-        }
+    if shared.config.proxy_protocol && !client.take_proxy_header(accepted, &shared.config) {
+        return;
     }
     let mut first = true;
     let mut served: u64 = 0;
@@ -447,6 +427,33 @@ impl Client {
             let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
         }
         result
+    }
+
+    /// Takes the PROXY protocol header the connection starts with (due
+    /// within the head timeout from `accepted`): its client becomes the
+    /// peer. `false` when there is none, to close the connection.
+    fn take_proxy_header(&mut self, accepted: Instant, config: &Config) -> bool {
+        let due = accepted + config.client_header_timeout.min(config.connection_timeout);
+        match self.read_proxy_header(due) {
+            Ok(header) => {
+                if let Some(source) = header.source {
+                    self.peer = source.ip().to_canonical();
+                }
+                self.tls_in_front = header.tls;
+                true
+            }
+            Err(why) => {
+                static BROKEN: Mutex<Throttle> = Mutex::new(Throttle::new());
+                if BROKEN.lock().failed(Instant::now()) {
+                    log::warn!(
+                        "client {}: {why}; connection closed (proxy_protocol is on: every \
+                         connection must start with a PROXY header; said once a minute)",
+                        self.peer
+                    );
+                }
+                false
+            }
+        }
     }
 
     /// Reads the PROXY protocol header that starts the connection, due by
