@@ -389,17 +389,41 @@ struct Slot {
     watch: Arc<ConnWatch>,
 }
 
+impl Slot {
+    /// Counts the connection against `client` instead (the one its PROXY
+    /// header named; at accept only the balancer was known), unless that
+    /// client already holds `limit` connections (0: no limit).
+    fn claim(&mut self, client: IpAddr, limit: usize) -> bool {
+        if client == self.client {
+            return true;
+        }
+        let mut connections = self.inner.connections.lock();
+        if limit != 0 && connections.per_client.get(&client) >= Some(&limit) {
+            return false;
+        }
+        *connections.per_client.entry(client).or_default() += 1;
+        release(&mut connections.per_client, self.client);
+        self.client = client;
+        true
+    }
+}
+
+/// Takes one connection off `client`'s count.
+fn release(per_client: &mut HashMap<IpAddr, usize>, client: IpAddr) {
+    if let Entry::Occupied(mut held) = per_client.entry(client) {
+        *held.get_mut() -= 1;
+        if *held.get() == 0 {
+            held.remove();
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         {
             let mut connections = self.inner.connections.lock();
             connections.live.remove(&self.id);
-            if let Entry::Occupied(mut held) = connections.per_client.entry(self.client) {
-                *held.get_mut() -= 1;
-                if *held.get() == 0 {
-                    held.remove();
-                }
-            }
+            release(&mut connections.per_client, self.client);
         }
         self.inner
             .metrics
@@ -540,7 +564,12 @@ fn register(
     config: &Config,
 ) -> Result<Slot, Refusing> {
     let mut connections = inner.connections.lock();
-    let per_client = config.max_connections_per_client;
+    // Behind a PROXY protocol balancer the peer is the balancer: the
+    // client is known, and checked, once its header is read.
+    let per_client = match config.proxy_protocol {
+        true => 0,
+        false => config.max_connections_per_client,
+    };
     let full = connections.live.len() >= config.max_connections
         || (per_client != 0 && connections.per_client.get(&client) >= Some(&per_client));
     if full {
@@ -621,17 +650,23 @@ struct Refused {
     bytes: u64,
 }
 
-fn serve(stream: Arc<TcpStream>, peer: SocketAddr, slot: Slot, inner: &Inner) {
+fn serve(stream: Arc<TcpStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner) {
     if !cfg!(target_os = "linux") {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(inner.inherited_timeout));
         let _ = stream.set_write_timeout(Some(inner.inherited_timeout));
     }
+    let watch = slot.watch.clone();
+    let mut claim = |client| {
+        let limit = inner.current.get().config.max_connections_per_client;
+        slot.claim(client, limit)
+    };
     proxy::serve(
-        slot.watch.clone(),
+        watch,
         peer,
         &inner.current,
         inner.inherited_timeout,
+        &mut claim,
     );
     // Leaving the registry frees the slot only once the socket is done with.
     drop(slot);

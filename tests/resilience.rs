@@ -305,7 +305,7 @@ fn one_client_address_holds_at_most_max_connections_per_client() {
 }
 
 #[test]
-fn a_refusal_behind_a_proxy_protocol_balancer_is_logged_for_the_client() {
+fn behind_a_proxy_protocol_balancer_each_named_client_has_its_own_limit() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |c| {
         c.proxy_protocol = true;
@@ -314,19 +314,36 @@ fn a_refusal_behind_a_proxy_protocol_balancer_is_logged_for_the_client() {
     let mut held = proxy.connect();
     held.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1000 80\r\n");
     assert_eq!(held.get("/1").status, 200);
-    let mut refused = proxy.connect();
-    refused
-        .send(b"PROXY TCP4 203.0.113.2 127.0.0.1 1000 80\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(refused.response().status, 503);
-    drop((held, refused));
+    // Every connection comes from the balancer's address; the clients
+    // they name differ, so neither is held back by the other.
+    let mut other = proxy.connect();
+    other.send(b"PROXY TCP4 203.0.113.2 127.0.0.1 1000 80\r\n");
+    assert_eq!(other.get("/2").status, 200);
+    let mut again = proxy.connect();
+    again.send(
+        b"PROXY TCP4 203.0.113.1 127.0.0.1 1001 80\r\nGET /again HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(again.response().status, 503);
+    assert!(again.is_closed());
+    // Once the named client's connection ends, it may open another.
+    drop(held);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() <= 1));
+    let mut later = proxy.connect();
+    later.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1002 80\r\n");
+    assert_eq!(later.get("/later").status, 200);
+    drop((other, again, later));
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("\" 503 ")).unwrap();
-    // The PROXY line is not the request line; the client it names is the
-    // client (when the bytes had arrived as the 503 went out).
-    let arrived = line.starts_with("203.0.113.2 ") && line.contains("\"GET /two HTTP/1.1\" 503");
-    let not_yet = line.starts_with("127.0.0.1 ") && line.contains(" \"\" 503 ");
-    assert!(arrived || not_yet, "{line}");
+    let refused: Vec<_> = lines.iter().filter(|l| l.contains("\" 503 ")).collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    // Logged for the client, with its request line, not the PROXY line.
+    assert!(
+        refused[0].starts_with("203.0.113.1 ")
+            && refused[0].contains("\"GET /again HTTP/1.1\" 503"),
+        "{}",
+        refused[0]
+    );
+    assert_eq!(a.requests(), 3);
 }
 
 #[test]

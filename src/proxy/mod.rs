@@ -130,7 +130,16 @@ impl Current {
 /// The socket arrives with TCP_NODELAY and its timeouts set to `inherited`
 /// (Linux copies them from the listener), so nothing is set here unless the
 /// configuration says otherwise.
-pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherited: Duration) {
+///
+/// `claim` counts the connection against the client a PROXY header names,
+/// or says that client holds too many already.
+pub fn serve(
+    watch: Arc<ConnWatch>,
+    peer: SocketAddr,
+    current: &Current,
+    inherited: Duration,
+    claim: &mut dyn FnMut(IpAddr) -> bool,
+) {
     let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
     let mut timeout = inherited;
@@ -154,8 +163,14 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         after_response: None,
     };
     let accepted = Instant::now();
-    if shared.config.proxy_protocol && !client.take_proxy_header(accepted, &shared.config) {
-        return;
+    // Over max_connections_per_client for the client the PROXY header
+    // named: its first request is answered 503, as a refusal at accept is.
+    let mut over_limit = false;
+    if shared.config.proxy_protocol {
+        if !client.take_proxy_header(accepted, &shared.config) {
+            return;
+        }
+        over_limit = !claim(client.peer);
     }
     let mut first = true;
     let mut served: u64 = 0;
@@ -185,7 +200,12 @@ pub fn serve(watch: Arc<ConnWatch>, peer: SocketAddr, current: &Current, inherit
         // the connection opened: connecting and saying nothing ties up a
         // thread as surely as trickling bytes. Between requests the idle
         // timeout applies until the next head starts.
-        let head = client.read_head(first.then_some(accepted));
+        let head = match client.read_head(first.then_some(accepted)) {
+            HeadRead::Ready(len) if over_limit => {
+                HeadRead::Refused(503, first_line(&client.conn.buffered()[..len]))
+            }
+            head => head,
+        };
         first = false;
         // Closed by shutdown as idle while the head came: not served, as
         // the client was already told by the close.
