@@ -581,7 +581,7 @@ fn register(
     let held = connections.per_client.entry(client).or_default();
     *held += 1;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-    let watch = Arc::new(ConnWatch::new(stream.clone()));
+    let watch = Arc::new(ConnWatch::new(stream.clone(), inner.inherited_timeout));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
     connections.live.insert(id, watch.clone());
     Ok(Slot {
@@ -748,6 +748,9 @@ impl Control {
                 return refused(e);
             }
         }
+        if next.connection_timeout < was.connection_timeout {
+            self.close_idle_after(next.connection_timeout);
+        }
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
         self.inner.current.replace(Shared {
@@ -765,6 +768,28 @@ impl Control {
         }
         log::info!("reload: new configuration in force");
         Ok(reloaded)
+    }
+
+    /// Once `timeout` has passed, closes the connections still waiting for
+    /// a request under a longer connection_timeout: a read already blocked
+    /// keeps the timeout it began with, and an operator who shortens it to
+    /// shed idle connections should not wait out the old one.
+    fn close_idle_after(&self, timeout: Duration) {
+        // Weak: a shutdown meanwhile must not wait for this thread.
+        let inner = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("idle-close".into())
+            .spawn(move || {
+                std::thread::sleep(timeout);
+                if let Some(inner) = inner.upgrade() {
+                    for conn in inner.connections.lock().live.values() {
+                        conn.close_if_idle_under_longer(timeout);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("reload: cannot start a thread to close idle connections: {e}");
+        }
     }
 
     /// Replaces the health checker with one for the targets and settings

@@ -783,6 +783,23 @@ fn reload_reports_keys_that_need_a_restart_and_keeps_them() {
         .any(|l| l.starts_with('{') && l.contains("/after"))));
 }
 
+#[test]
+fn a_reload_that_shortens_connection_timeout_closes_connections_idle_under_the_old_one() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(3600)
+    });
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/before").status, 200);
+    let mut next = proxy_config(&[a.addr]);
+    next.connection_timeout = Duration::from_millis(300);
+    proxy.handle().control().reload(next).unwrap();
+    // Its read began under an hour's timeout; it ends by the new one.
+    assert!(idle.is_closed());
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
 /// The nice value in a /proc/.../stat line.
 #[cfg(target_os = "linux")]
 fn nice_in(stat: &str) -> i64 {

@@ -183,6 +183,7 @@ pub fn serve(
             client.timeout = timeout;
             let _ = client.conn.get_ref().set_read_timeout(Some(timeout));
             let _ = client.conn.get_ref().set_write_timeout(Some(timeout));
+            client.watch.set_idle_timeout(timeout);
         }
         client.sent_head = shared.config.log_headers.then(Vec::new);
         client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));

@@ -5,8 +5,9 @@
 
 use parking_lot::Mutex;
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// [`ConnWatch::state`]: waiting for a request, serving one, or closed by
 /// shutdown while it waited.
@@ -22,6 +23,10 @@ pub struct ConnWatch {
     /// which Linux allows for bytes already received, would otherwise be
     /// sent on and never answered.)
     state: AtomicU8,
+    /// The connection_timeout (ms) the connection waits for its next
+    /// request under, which a reload that shortens it cannot change for a
+    /// read already blocked (see [`ConnWatch::close_if_idle_under_longer`]).
+    idle_timeout_ms: AtomicU64,
     backend: Mutex<Backend>,
 }
 
@@ -39,10 +44,11 @@ struct Backend {
 }
 
 impl ConnWatch {
-    pub fn new(client: Arc<TcpStream>) -> ConnWatch {
+    pub fn new(client: Arc<TcpStream>, idle_timeout: Duration) -> ConnWatch {
         ConnWatch {
             client,
             state: AtomicU8::new(IDLE),
+            idle_timeout_ms: AtomicU64::new(millis(idle_timeout)),
             backend: Mutex::default(),
         }
     }
@@ -65,6 +71,11 @@ impl ConnWatch {
         self.state
             .compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
+    }
+
+    pub(super) fn set_idle_timeout(&self, timeout: Duration) {
+        self.idle_timeout_ms
+            .store(millis(timeout), Ordering::Relaxed);
     }
 
     pub(super) fn watch_backend(&self, stream: &Arc<TcpStream>) {
@@ -101,6 +112,14 @@ impl ConnWatch {
         }
     }
 
+    /// Closes the connection if it waits for a request under a longer
+    /// connection_timeout than `timeout`.
+    pub fn close_if_idle_under_longer(&self, timeout: Duration) {
+        if self.idle_timeout_ms.load(Ordering::Relaxed) > millis(timeout) {
+            self.close_if_idle();
+        }
+    }
+
     /// Ends the connection whatever it is doing: the client socket and the
     /// backend one, so that no read on either waits out its timeout.
     pub fn close(&self) {
@@ -111,4 +130,8 @@ impl ConnWatch {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
 }
