@@ -157,8 +157,14 @@ fn sanitize(head: &mut ResponseHead) -> Vec<u8> {
         head.headers.remove("content-range");
     }
     head.version = crate::http::Version::Http11;
+    // The parsed head is kept beside the serialized one, and weighed as
+    // its copy: without the bytes of the fields just removed, or of every
+    // field a 304 ever replaced (a backend could make an entry hold many
+    // times its weight).
+    head.headers.compact();
     let mut bytes = Vec::with_capacity(256);
     head.write_start(&mut bytes);
+    bytes.shrink_to_fit();
     bytes
 }
 
@@ -640,6 +646,49 @@ mod tests {
             SystemTime::now(),
             lifetime,
         )
+    }
+
+    #[test]
+    fn a_stored_head_holds_no_more_than_it_is_weighed_at() {
+        let mut head = ResponseHead::new(200);
+        head.headers.push("Cache-Control", "max-age=60");
+        head.headers.push("Connection", "x-big");
+        head.headers.push("X-Big", "b".repeat(30_000));
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::ZERO,
+        };
+        let mut entry = Entry::new(
+            "h/a".into(),
+            head,
+            Arc::from(&b""[..]),
+            SystemTime::now(),
+            lifetime,
+        );
+        // Refreshed by 304s, each replacing a field with a large one.
+        for i in 0..100 {
+            let mut refreshed = entry.head.clone();
+            let mut not_modified = ResponseHead::new(304);
+            not_modified
+                .headers
+                .push("X-Note", format!("{i}").repeat(1000));
+            crate::cache::policy::refresh_from_304(&mut refreshed, &not_modified);
+            entry = Entry::new(
+                "h/a".into(),
+                refreshed,
+                Arc::from(&b""[..]),
+                SystemTime::now(),
+                lifetime,
+            );
+        }
+        assert!(entry.head.headers.get("x-big").is_none());
+        assert!(entry.head.headers.get("x-note").is_some());
+        assert!(
+            entry.head.headers.held_bytes() as u64 <= entry.weight(),
+            "{} held, weighed at {}",
+            entry.head.headers.held_bytes(),
+            entry.weight()
+        );
     }
 
     #[test]

@@ -119,6 +119,27 @@ impl Headers {
         before - self.fields.len()
     }
 
+    /// Drops the bytes of removed fields and any spare room: for a list
+    /// kept long (a cached head), which would otherwise hold every field
+    /// ever removed from it, uncounted by what it is weighed at.
+    pub fn compact(&mut self) {
+        let live = self
+            .fields
+            .iter()
+            .map(|f| (f.name_len + f.value_len) as usize);
+        let mut compacted = Headers::with_capacity(self.fields.len(), live.sum());
+        for (name, value) in self.iter() {
+            compacted.push(name, value);
+        }
+        *self = compacted;
+    }
+
+    /// The bytes the list holds for names and values, removed ones too.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// Keeps the fields for which `keep(name, value)` holds; names as
     /// bytes, like lookups (this runs on every request and response).
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) {
