@@ -226,7 +226,7 @@ pub struct ServerHandle {
 }
 
 /// Asks a running server to stop, from any thread (a signal handler's,
-/// say); the owner of the handle does the draining in [`ServerHandle::wait`].
+/// say); the owner of the handle does the draining in [`ServerHandle::wait_configured`].
 #[derive(Clone)]
 pub struct StopTrigger {
     tx: Sender<()>,
@@ -272,14 +272,9 @@ impl ServerHandle {
         self.inner.connections.lock().live.len()
     }
 
-    /// Blocks until a [`StopTrigger`] fires, then shuts down gracefully.
-    pub fn wait(self, grace: Duration) -> bool {
-        let _ = self.stop_rx.recv();
-        self.shutdown(grace)
-    }
-
-    /// [`ServerHandle::wait`] with the `shutdown_timeout` in force when
-    /// the stop comes (a reload may have changed it).
+    /// Blocks until a [`StopTrigger`] fires, then shuts down gracefully,
+    /// with the `shutdown_timeout` in force when the stop comes (a reload
+    /// may have changed it).
     pub fn wait_configured(self) -> bool {
         let _ = self.stop_rx.recv();
         let grace = self.inner.current.get().config.shutdown_timeout;

@@ -88,8 +88,6 @@ impl CacheControl {
     }
 }
 
-/// Statuses a cache may store without explicit freshness (RFC 9110
-/// §15.1). 206 is left out: inverso does not combine partial content.
 /// The largest delta-seconds we keep (68 years): RFC 9111 §1.2.2, "If a
 /// cache receives a delta-seconds value greater than the greatest integer
 /// it can represent, or if any of its subsequent calculations overflows,
@@ -110,6 +108,8 @@ fn delta_seconds(value: &str) -> Option<u64> {
     )
 }
 
+/// Statuses a cache may store without explicit freshness (RFC 9110
+/// §15.1). 206 is left out: inverso does not combine partial content.
 fn heuristically_cacheable(status: u16) -> bool {
     matches!(
         status,
@@ -434,7 +434,7 @@ pub fn birth_time(
 }
 
 /// How long past its freshness a response with these directives may be
-/// served while it is revalidated in the background (RFC 5861 §3). None
+/// served while it is revalidated in the background (RFC 5861 §3). Zero
 /// when the response forbids serving it stale: must-revalidate, and
 /// s-maxage, which implies proxy-revalidate (§5.2.2.2), or no-cache.
 pub fn stale_while_revalidate(cc: &CacheControl) -> Duration {

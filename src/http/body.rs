@@ -296,7 +296,8 @@ impl BodyReader {
     }
 
     /// Decoded body bytes returned so far.
-    pub fn bytes_read(&self) -> u64 {
+    #[cfg(test)]
+    fn bytes_read(&self) -> u64 {
         self.read
     }
 

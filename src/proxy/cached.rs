@@ -4,7 +4,7 @@
 //! stored while relaying it.
 
 use super::origin::{
-    self, push_connection_header, Absorbed, Fetched, Relay, RequestBody, Send, Tee,
+    self, push_connection_header, Absorbed, Fetched, Outgoing, Relay, RequestBody, Tee,
 };
 use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
@@ -138,13 +138,15 @@ pub(super) fn serve_range(
             }
             _ => return None,
         };
-    let here = Here {
+    let answering = Answering {
         request,
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
     };
-    Some(serve_entry(client, &here, &entry, status, upstream, b""))
+    Some(serve_entry(
+        client, &answering, &entry, status, upstream, b"",
+    ))
 }
 
 /// The entry stored under `primary` for this request, and how it may be
@@ -198,7 +200,7 @@ pub(super) fn serve(
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let primary = policy::primary_key(&request, client.scheme);
-    let here = Here {
+    let answering = Answering {
         request: &request,
         keep_alive,
         cache,
@@ -213,9 +215,11 @@ pub(super) fn serve(
         if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, shared)
         {
             match usable {
-                Use::Fresh => return serve_entry(client, &here, &entry, Status::Hit, None, b""),
+                Use::Fresh => {
+                    return serve_entry(client, &answering, &entry, Status::Hit, None, b"")
+                }
                 Use::AllowedStale => {
-                    return serve_entry(client, &here, &entry, Status::Stale, None, b"")
+                    return serve_entry(client, &answering, &entry, Status::Stale, None, b"")
                 }
                 // A request with credentials revalidates in the foreground:
                 // what it would bring back is its own, not the cache's.
@@ -226,7 +230,7 @@ pub(super) fn serve(
                         entry: entry.clone(),
                         primary: primary.clone(),
                     });
-                    return serve_entry(client, &here, &entry, Status::Stale, None, b"");
+                    return serve_entry(client, &answering, &entry, Status::Stale, None, b"");
                 }
                 Use::StaleRevalidating => stored = Some(entry),
                 Use::Validate => {
@@ -269,7 +273,7 @@ pub(super) fn serve(
         let revalidating = !validators.is_empty();
         let fetched = match fetch(client, &request, &validators, keep_alive, shared) {
             Ok(fetched) => fetched,
-            Err(refusal) => return stale_or(refusal, client, &here, &fallback),
+            Err(refusal) => return stale_or(refusal, client, &answering, &fallback),
         };
         // RFC 9111 §4.3.4: a 304 about another representation than ours
         // refreshes nothing. Ask again, unconditionally (once: nothing is
@@ -288,7 +292,7 @@ pub(super) fn serve(
     if fetched.response.status >= 500 {
         if let Some(entry) = stale_fallback(&fallback, true) {
             drop(fetched); // closes the connection; its body is not wanted
-            return serve_entry(client, &here, entry, Status::Stale, upstream, b"");
+            return serve_entry(client, &answering, entry, Status::Stale, upstream, b"");
         }
     }
     if let (Some(entry), 304) = (&stored, fetched.response.status) {
@@ -308,7 +312,7 @@ pub(super) fn serve(
             let refreshed = revalidated.store(fetched, &fill, cache, shared);
             return serve_entry(
                 client,
-                &here,
+                &answering,
                 &refreshed,
                 Status::Revalidated,
                 upstream,
@@ -361,7 +365,7 @@ pub(super) fn serve(
         // A head that parsed but a body that cannot be framed (two
         // lengths, an unknown coding, a small body cut short) fails before
         // anything reached the client: as much the origin failing as a 5xx.
-        Err(refusal) => stale_or(refusal, client, &here, &fallback),
+        Err(refusal) => stale_or(refusal, client, &answering, &fallback),
         Ok(outcome) => {
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             Ok(outcome)
@@ -645,7 +649,7 @@ fn fetch<'s>(
         upstream_head.headers.remove("if-none-match");
         upstream_head.headers.remove("if-modified-since");
     }
-    let send = Send {
+    let send = Outgoing {
         body: &RequestBody::Buffered(Vec::new()),
         expect_continue: false,
         keep_alive,
@@ -675,18 +679,25 @@ fn stale_fallback(stored: &Option<Arc<Entry>>, origin_failed: bool) -> Option<&A
 fn stale_or(
     refusal: Refusal,
     client: &mut Client,
-    here: &Here<'_>,
+    answering: &Answering<'_>,
     fallback: &Option<Arc<Entry>>,
 ) -> Result<Outcome, Refusal> {
     match stale_fallback(fallback, refusal.status.is_some()) {
-        Some(entry) => serve_entry(client, here, entry, Status::Stale, refusal.upstream, b""),
+        Some(entry) => serve_entry(
+            client,
+            answering,
+            entry,
+            Status::Stale,
+            refusal.upstream,
+            b"",
+        ),
         None => Err(refusal),
     }
 }
 
 /// The request being answered, for `serve_entry`.
 #[derive(Clone, Copy)]
-struct Here<'a> {
+struct Answering<'a> {
     request: &'a RequestHead,
     keep_alive: bool,
     cache: &'a Cache,
@@ -720,18 +731,18 @@ impl Status {
 /// request that the entry satisfies gets a 304.
 fn serve_entry(
     client: &mut Client,
-    here: &Here<'_>,
+    answering: &Answering<'_>,
     entry: &Entry,
     status: Status,
     upstream: Option<Arc<str>>,
     own: &[u8],
 ) -> Result<Outcome, Refusal> {
-    let Here {
+    let Answering {
         request,
         keep_alive,
         cache,
         shutting_down,
-    } = *here;
+    } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     let counter = match status {
         Status::Hit => &cache.stats.hits,

@@ -20,7 +20,7 @@ use crate::realip;
 use crate::sched::{self, Peer};
 use crate::throttle::Throttle;
 use crate::upstream::Upstreams;
-use origin::{Fetched, Relay, RequestBody, Send};
+use origin::{Fetched, Outgoing, Relay, RequestBody};
 use parking_lot::{Mutex, RwLock};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -148,7 +148,7 @@ pub fn serve(
         // A dual-stack listener (bind = ::) sees IPv4 clients as
         // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
         peer: peer.ip().to_canonical(),
-        origin: peer.ip().to_canonical(),
+        real_ip: peer.ip().to_canonical(),
         tls_in_front: false,
         scheme: "http",
         timeout,
@@ -192,7 +192,7 @@ pub fn serve(
         let limit = shared.config.keepalive_requests;
         client.last_request = limit != 0 && served >= limit;
         // --- end reload
-        client.origin = client.peer;
+        client.real_ip = client.peer;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -248,7 +248,7 @@ pub fn serve(
         });
         shared.log.log(Record {
             time,
-            client: client.origin,
+            client: client.real_ip,
             request_line: line.request_line,
             status: outcome.status,
             bytes: outcome.bytes,
@@ -335,7 +335,7 @@ struct Client {
     /// Whom the request being served is from: `peer`, or the client a
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
-    origin: IpAddr,
+    real_ip: IpAddr,
     /// The PROXY header said the client came over TLS.
     tls_in_front: bool,
     /// The scheme of the request being served, for `X-Forwarded-Proto`.
@@ -665,7 +665,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     };
     client.conn.consume(head_len);
     let trusted = &shared.config.real_ip_from;
-    client.origin = realip::client_address(client.peer, &head.headers, trusted);
+    client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     let line = LogLine::of(&head, shared.config.log_headers);
     // As nginx does by default: a backend that maps `-` and `_` to one
@@ -811,7 +811,7 @@ fn forward(
         .as_ref()
         .filter(|_| policy::is_unsafe(&head.method))
         .map(|_| policy::primary_keys_of_uri(&head));
-    let send = Send {
+    let send = Outgoing {
         body: &body,
         expect_continue,
         keep_alive,

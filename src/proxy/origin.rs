@@ -72,7 +72,7 @@ impl<'s> Fetched<'s> {
 }
 
 /// What to do with the request before it leaves.
-pub(super) struct Send<'a> {
+pub(super) struct Outgoing<'a> {
     pub body: &'a RequestBody,
     pub expect_continue: bool,
     /// Whether the client connection may stay open if this fails.
@@ -89,7 +89,7 @@ pub(super) struct Send<'a> {
 pub(super) fn fetch<'s>(
     client: &mut Client,
     head: &mut RequestHead,
-    send: &Send<'_>,
+    send: &Outgoing<'_>,
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
@@ -100,7 +100,7 @@ pub(super) fn fetch<'s>(
     // The failure the client hears of when no target is left to try.
     let mut last_failure = None;
     loop {
-        let Some((index, busy)) = upstreams.pick(client.origin, &tried) else {
+        let Some((index, busy)) = upstreams.pick(client.real_ip, &tried) else {
             return Err(last_failure
                 .unwrap_or_else(|| Refusal::new(502, send.keep_alive && send.body.is_buffered())));
         };
@@ -205,7 +205,7 @@ fn attempt(
     client: &mut Client,
     target: &Upstream,
     request: &[u8],
-    send: &Send<'_>,
+    send: &Outgoing<'_>,
     idempotent: bool,
     shared: &Shared,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
@@ -256,7 +256,7 @@ struct Forwarding {
 /// forwarding fields and cache validators.
 fn prepare_request(
     head: &mut RequestHead,
-    send: &Send<'_>,
+    send: &Outgoing<'_>,
     client_ip: IpAddr,
     proto: &str,
 ) -> Forwarding {
@@ -299,7 +299,7 @@ fn prepare_request(
 fn upstream_request(
     head: &mut RequestHead,
     forwarding: &Forwarding,
-    send: &Send<'_>,
+    send: &Outgoing<'_>,
     target: &Upstream,
 ) -> Vec<u8> {
     match &forwarding.host {
@@ -397,7 +397,7 @@ impl From<BodyError> for Failure {
 fn send_request(
     up: &mut UpstreamConn,
     request: &[u8],
-    send: &Send<'_>,
+    send: &Outgoing<'_>,
     client: &mut Client,
 ) -> Result<(ResponseHead, usize), Failure> {
     let stream = up.conn.get_mut();
@@ -622,10 +622,12 @@ pub(super) struct Relay {
     pub x_cache: Option<&'static str>,
 }
 
-/// Sends the response head and streams the body to the client; returns the
-/// pooled connection on success. A failure before the head went out is
-/// answered with 502/504; after it, the client connection is closed
-/// (nothing more can be said within a response already started).
+/// Sends the response head and streams the body to the client, and puts
+/// the backend connection back in the pool when it may carry another
+/// request. A failure before the head went out is returned for the caller
+/// to answer (502/504); one after it ends the client connection (nothing
+/// more can be said within a response already started) and is logged as
+/// what the client got.
 pub(super) fn relay(
     client: &mut Client,
     mut fetched: Fetched<'_>,

@@ -249,11 +249,6 @@ impl Health {
         }
         wait
     }
-
-    /// Whether the checker has it down.
-    pub fn active_down(&self) -> bool {
-        self.state.lock().active_down
-    }
 }
 
 /// Active check settings.

@@ -245,14 +245,15 @@ impl Upstreams {
         Checker::start(self.probes(), settings).map(Some)
     }
 
-    /// An idle pooled connection to `target`, or a new one when none is
-    /// left or `fresh` is asked for.
     /// Closes `target`'s idle connections: one of them was found dead,
     /// and the others most likely went with it (a restarted backend).
     pub fn forget_idle(&self, target: &Upstream) {
         target.pool.clear();
     }
 
+    /// An idle pooled connection to `target`, or a new one when none is
+    /// left or `fresh` is asked for.
+    ///
     /// `in_use` is shown the socket before anything waits on it, even the
     /// connect: a forced shutdown can then end the wait (see
     /// `proxy::ConnWatch`).

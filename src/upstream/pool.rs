@@ -77,7 +77,8 @@ impl Pool {
         }
     }
 
-    pub fn idle_count(&self) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
         self.idle.lock().len()
     }
 }
