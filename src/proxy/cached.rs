@@ -93,11 +93,7 @@ pub(super) fn serve_range(
             Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
             Some((entry, Use::AllowedStale)) => (entry, Status::Stale, None),
             Some((entry, Use::StaleRevalidating)) if on_its_own => {
-                client.after_response = Some(Refresh {
-                    request: for_the_cache(request),
-                    entry: entry.clone(),
-                    primary,
-                });
+                client.after_response = Some(Refresh::of(request, &entry, primary));
                 (entry, Status::Stale, None)
             }
             // RFC 9111 §5.2.1.7, as in `serve`.
@@ -105,11 +101,7 @@ pub(super) fn serve_range(
             Some((entry, Use::Validate))
                 if on_its_own && entry.within_stale_window(SystemTime::now()) =>
             {
-                let job = Refresh {
-                    request: for_the_cache(request),
-                    entry: entry.clone(),
-                    primary: primary.clone(),
-                };
+                let job = Refresh::of(request, &entry, primary.clone());
                 match refresh(client, job, shared) {
                     // Stored from the answer to this very request: used
                     // even if it says max-age=0.
@@ -225,11 +217,7 @@ pub(super) fn serve(
                 // what it would bring back is its own, not the cache's.
                 Use::StaleRevalidating if !request.headers.contains("authorization") => {
                     // Revalidated after the response (see `refresh`).
-                    client.after_response = Some(Refresh {
-                        request: for_the_cache(&request),
-                        entry: entry.clone(),
-                        primary: primary.clone(),
-                    });
+                    client.after_response = Some(Refresh::of(&request, &entry, primary.clone()));
                     return serve_entry(client, &answering, &entry, Status::Stale, None, b"");
                 }
                 Use::StaleRevalidating => stored = Some(entry),
@@ -264,29 +252,11 @@ pub(super) fn serve(
     // What may answer if the origin fails, even after a refetch (below)
     // stopped revalidating it.
     let fallback = stored.clone();
-    let (fetched, revalidating) = loop {
-        // To the origin: conditionally when a stored copy can be revalidated.
-        let validators = stored
-            .as_ref()
-            .map(|e| policy::validators(&e.head))
-            .unwrap_or_default();
-        let revalidating = !validators.is_empty();
-        let fetched = match fetch(client, &request, &validators, keep_alive, shared) {
+    let (fetched, revalidating) =
+        match fetch_validated(client, &request, stored.as_deref(), keep_alive, shared) {
             Ok(fetched) => fetched,
             Err(refusal) => return stale_or(refusal, client, &answering, &fallback),
         };
-        // RFC 9111 §4.3.4: a 304 about another representation than ours
-        // refreshes nothing. Ask again, unconditionally (once: nothing is
-        // stored to revalidate the second time).
-        if let (Some(entry), 304, true) = (&stored, fetched.response.status, revalidating) {
-            if !policy::same_validator(&entry.head, &fetched.response) {
-                origin::finish_bodiless(fetched, shared);
-                stored = None;
-                continue;
-            }
-        }
-        break (fetched, revalidating);
-    };
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
@@ -485,6 +455,17 @@ pub(super) struct Refresh {
     primary: String,
 }
 
+impl Refresh {
+    /// The cache's own request for `entry`, from the client's `request`.
+    fn of(request: &RequestHead, entry: &Arc<Entry>, primary: String) -> Refresh {
+        Refresh {
+            request: for_the_cache(request),
+            entry: entry.clone(),
+            primary,
+        }
+    }
+}
+
 /// Revalidates `job`'s entry on the client's thread, after the client got
 /// its answer and the request was logged (nginx's background update also
 /// holds the client connection meanwhile). A 304 refreshes the entry; a
@@ -516,9 +497,8 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         Some(now) if Arc::ptr_eq(&now, &entry) => {}
         _ => return Refreshed::Skipped,
     }
-    let mut validators = policy::validators(&entry.head);
-    let fetched = loop {
-        let fetched = match fetch(client, &request, &validators, false, shared) {
+    let (fetched, revalidating) =
+        match fetch_validated(client, &request, Some(&entry), false, shared) {
             Ok(fetched) => fetched,
             // Already logged and held against the target: the entry stays.
             Err(refusal) => {
@@ -527,23 +507,11 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
                 }
             }
         };
-        // RFC 9111 §4.3.4: a 304 about another representation refreshes
-        // nothing; asked again, unconditionally.
-        if fetched.response.status == 304
-            && !validators.is_empty()
-            && !policy::same_validator(&entry.head, &fetched.response)
-        {
-            origin::finish_bodiless(fetched, shared);
-            validators.clear();
-            continue;
-        }
-        break fetched;
-    };
     let response_time = SystemTime::now();
     let status = fetched.response.status;
     let upstream = fetched.target.name.clone();
     if status == 304 {
-        if validators.is_empty() {
+        if !revalidating {
             return Refreshed::NotStored;
         }
         let revalidated = Revalidated {
@@ -632,6 +600,35 @@ fn fits(fetched: &Fetched<'_>, cache: &Cache) -> bool {
         .ok()
         .flatten()
         .is_none_or(|n| n <= cache.max_object_size())
+}
+
+/// Fetches `request` for the cache, conditionally when `stored` has
+/// validators; returns the response head and whether the request that
+/// got it was conditional (a 304 then refreshes `stored`). RFC 9111
+/// §4.3.4: a 304 about another representation than the stored one
+/// refreshes nothing; the request is then sent again, unconditionally.
+fn fetch_validated<'s>(
+    client: &mut Client,
+    request: &RequestHead,
+    stored: Option<&Entry>,
+    keep_alive: bool,
+    shared: &'s Shared,
+) -> Result<(Fetched<'s>, bool), Refusal> {
+    let mut validators = stored
+        .map(|e| policy::validators(&e.head))
+        .unwrap_or_default();
+    loop {
+        let fetched = fetch(client, request, &validators, keep_alive, shared)?;
+        let revalidating = !validators.is_empty();
+        let another_version = revalidating
+            && fetched.response.status == 304
+            && stored.is_some_and(|e| !policy::same_validator(&e.head, &fetched.response));
+        if !another_version {
+            return Ok((fetched, revalidating));
+        }
+        origin::finish_bodiless(fetched, shared);
+        validators.clear();
+    }
 }
 
 /// Sends `request` (bodiless: the cache's GET or HEAD) to the origin, with
