@@ -59,7 +59,17 @@ impl CacheControl {
             // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
             // stale, so a bad max-age counts as 0 rather than absent.
             let seconds = || Some(value.and_then(delta_seconds).unwrap_or(0));
-            match name.to_ascii_lowercase().as_str() {
+            // Directive names are case-insensitive and nearly always sent
+            // in lower case: only the others pay for a copy (this runs for
+            // every request and response that has the field, hits too).
+            let lower;
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                lower = name.to_ascii_lowercase();
+                &lower
+            } else {
+                name
+            };
+            match name {
                 "no-store" => cc.no_store = true,
                 "no-cache" => cc.no_cache = true,
                 "private" => cc.private = true,
@@ -618,6 +628,14 @@ mod tests {
         cache_unlabeled: false,
         stale_if_error: Duration::from_secs(60),
     };
+
+    #[test]
+    fn directive_names_are_case_insensitive() {
+        let cc =
+            CacheControl::parse(&get(&[("Cache-Control", "MAX-AGE=5, No-Store, private")]).headers);
+        assert_eq!(cc.max_age, Some(5));
+        assert!(cc.no_store && cc.private);
+    }
 
     fn get(headers: &[(&str, &str)]) -> RequestHead {
         let mut h = Headers::new();

@@ -24,13 +24,44 @@ pub struct Header {
     pub tls: bool,
 }
 
+/// Why bytes cannot start a PROXY header.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProxyHeaderError {
+    #[error("no PROXY protocol header")]
+    Missing,
+    #[error("PROXY line too long")]
+    LineTooLong,
+    #[error("PROXY line is not text")]
+    NotText,
+    #[error("malformed PROXY line `{}`", .0.escape_debug())]
+    MalformedLine(String),
+    #[error("`{}` is not an address of its family", .0.escape_debug())]
+    Address(String),
+    #[error("`{}` is not a port", .0.escape_debug())]
+    Port(String),
+    #[error("PROXY protocol version {0}")]
+    Version(u8),
+    #[error("PROXY header too long")]
+    TooLong,
+    #[error("PROXY header shorter than its addresses")]
+    ShortAddresses,
+    #[error("PROXY command {0}")]
+    Command(u8),
+    #[error("truncated PROXY TLV")]
+    TruncatedTlv,
+    #[error("PROXY TLV longer than its header")]
+    LongTlv,
+}
+
+use ProxyHeaderError as E;
+
 /// Version 2's TLV type for TLS details, and its "client used TLS" bit.
 const PP2_TYPE_SSL: u8 = 0x20;
 const PP2_CLIENT_SSL: u8 = 0x01;
 
 /// Parses the header at the start of `buf`: `Ok(None)` while it is
 /// incomplete; an error when these bytes cannot start one.
-pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
+pub fn parse(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let signature_seen = buf.len().min(V2_SIGNATURE.len());
     if buf[..signature_seen] == V2_SIGNATURE[..signature_seen] {
         return if signature_seen < V2_SIGNATURE.len() {
@@ -41,25 +72,25 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
     }
     let prefix_seen = buf.len().min(6);
     if buf[..prefix_seen] != b"PROXY "[..prefix_seen] {
-        return Err("no PROXY protocol header".into());
+        return Err(E::Missing);
     }
     parse_v1(buf)
 }
 
 /// `PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n`, or `PROXY UNKNOWN…`.
-fn parse_v1(buf: &[u8]) -> Result<Option<Header>, String> {
+fn parse_v1(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
         return if buf.len() >= V1_MAX {
-            Err("PROXY line too long".into())
+            Err(E::LineTooLong)
         } else {
             Ok(None)
         };
     };
     let len = end + 2;
     if len > V1_MAX {
-        return Err("PROXY line too long".into());
+        return Err(E::LineTooLong);
     }
-    let line = std::str::from_utf8(&buf[..end]).map_err(|_| "PROXY line is not text")?;
+    let line = std::str::from_utf8(&buf[..end]).map_err(|_| E::NotText)?;
     let words: Vec<&str> = line.split(' ').collect();
     let source = match words.as_slice() {
         ["PROXY", "UNKNOWN", ..] => None,
@@ -70,7 +101,7 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, String> {
             port(dport)?;
             Some(SocketAddr::new(src, port(sport)?))
         }
-        _ => return Err(format!("malformed PROXY line `{}`", line.escape_debug())),
+        _ => return Err(E::MalformedLine(line.into())),
     };
     Ok(Some(Header {
         len,
@@ -79,37 +110,37 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, String> {
     }))
 }
 
-fn address(text: &str, v4: bool) -> Result<IpAddr, String> {
+fn address(text: &str, v4: bool) -> Result<IpAddr, ProxyHeaderError> {
     let parsed = if v4 {
         text.parse::<Ipv4Addr>().map(IpAddr::V4).ok()
     } else {
         text.parse::<Ipv6Addr>().map(IpAddr::V6).ok()
     };
-    parsed.ok_or_else(|| format!("`{}` is not an address of its family", text.escape_debug()))
+    parsed.ok_or_else(|| E::Address(text.into()))
 }
 
 /// A port as the specification writes it: 0 to 65535, no leading zero.
-fn port(text: &str) -> Result<u16, String> {
+fn port(text: &str) -> Result<u16, ProxyHeaderError> {
     let canonical = !text.is_empty()
         && text.bytes().all(|b| b.is_ascii_digit())
         && (text == "0" || !text.starts_with('0'));
     canonical
         .then(|| text.parse().ok())
         .flatten()
-        .ok_or_else(|| format!("`{}` is not a port", text.escape_debug()))
+        .ok_or_else(|| E::Port(text.into()))
 }
 
-fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
+fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let Some(fixed) = buf.get(..16) else {
         return Ok(None);
     };
     let (version, command) = (fixed[12] >> 4, fixed[12] & 0x0f);
     if version != 2 {
-        return Err(format!("PROXY protocol version {version}"));
+        return Err(E::Version(version));
     }
     let len = 16 + usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
     if len > V2_MAX {
-        return Err("PROXY header too long".into());
+        return Err(E::TooLong);
     }
     let Some(header) = buf.get(..len) else {
         return Ok(None);
@@ -132,10 +163,10 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
                 let port = u16::from_be_bytes([rest[32], rest[33]]);
                 (Some(SocketAddr::new(IpAddr::from(ip), port)), &rest[36..])
             }
-            1 | 2 => return Err("PROXY header shorter than its addresses".into()),
+            1 | 2 => return Err(E::ShortAddresses),
             _ => (None, &[]),
         },
-        other => return Err(format!("PROXY command {other}")),
+        other => return Err(E::Command(other)),
     };
     Ok(Some(Header {
         len,
@@ -146,15 +177,15 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
 
 /// Walks the TLVs after the addresses: whether one says the client came
 /// over TLS. TLVs that do not fit their header are an error.
-fn client_used_tls(mut tlvs: &[u8]) -> Result<bool, String> {
+fn client_used_tls(mut tlvs: &[u8]) -> Result<bool, ProxyHeaderError> {
     let mut tls = false;
     while !tlvs.is_empty() {
         let [kind, high, low, ref rest @ ..] = *tlvs else {
-            return Err("truncated PROXY TLV".into());
+            return Err(E::TruncatedTlv);
         };
         let len = usize::from(u16::from_be_bytes([high, low]));
         let Some(value) = rest.get(..len) else {
-            return Err("PROXY TLV longer than its header".into());
+            return Err(E::LongTlv);
         };
         if kind == PP2_TYPE_SSL {
             tls |= value

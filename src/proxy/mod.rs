@@ -363,6 +363,19 @@ struct Client {
     after_response: Option<cached::Refresh>,
 }
 
+/// Why a connection under `proxy_protocol` did not start with a header.
+#[derive(Debug, thiserror::Error)]
+enum NoProxyHeader {
+    #[error(transparent)]
+    Invalid(proxy_protocol::ProxyHeaderError),
+    #[error("no complete PROXY header in time")]
+    Late,
+    #[error("closed before its PROXY header")]
+    Closed,
+    #[error("reading the PROXY header: {0}")]
+    Io(io::Error),
+}
+
 enum HeadRead {
     /// A complete head of this many bytes is buffered.
     Ready(usize),
@@ -479,7 +492,7 @@ impl Client {
 
     /// Reads the PROXY protocol header that starts the connection, due by
     /// `due`.
-    fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, String> {
+    fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, NoProxyHeader> {
         let result = loop {
             match proxy_protocol::parse(self.conn.buffered()) {
                 Ok(Some(header)) => {
@@ -487,18 +500,18 @@ impl Client {
                     break Ok(header);
                 }
                 Ok(None) => {}
-                Err(e) => break Err(e),
+                Err(e) => break Err(NoProxyHeader::Invalid(e)),
             }
             let left = due.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break Err("no complete PROXY header in time".into());
+                break Err(NoProxyHeader::Late);
             }
             let _ = self.conn.get_ref().set_read_timeout(Some(left));
             match self.conn.fill() {
-                Ok(0) => break Err("closed before its PROXY header".into()),
+                Ok(0) => break Err(NoProxyHeader::Closed),
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) => break Err("no complete PROXY header in time".into()),
-                Err(e) => break Err(format!("reading the PROXY header: {e}")),
+                Err(e) if is_timeout(&e) => break Err(NoProxyHeader::Late),
+                Err(e) => break Err(NoProxyHeader::Io(e)),
             }
         };
         let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
