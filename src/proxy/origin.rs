@@ -153,7 +153,7 @@ fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
     if matches!(f, Failure::Client(_)) || client.watch.cut() {
         return;
     }
-    let reason = f.describe();
+    let reason = f.to_string();
     log::warn!("target {}: {reason}", target.name);
     if !matches!(f, Failure::Stale(_)) {
         target.health.failed(Instant::now(), &reason);
@@ -327,20 +327,49 @@ fn upstream_request(
 }
 
 /// Why an exchange with a backend failed.
+#[derive(Debug, thiserror::Error)]
 enum Failure {
     /// No connection: the request never left.
+    #[error("cannot connect: {0}")]
     Connect(io::Error),
     /// The backend did not answer in time.
+    #[error("timed out")]
     Timeout,
     /// The connection ended before a single response byte.
+    #[error("closed the connection without a response")]
     Closed,
+    #[error("I/O error: {0}")]
     Io(io::Error),
-    Malformed(String),
+    #[error("malformed response: {0}")]
+    Malformed(Malformed),
     /// The client's side failed; answer with this, if anything.
+    #[error("the client failed")]
     Client(Option<u16>),
     /// A pooled connection turned out dead before any response byte, for
     /// a request that must not be sent twice: not held against the target.
+    #[error("a pooled connection it had closed: {0}")]
     Stale(Box<Failure>),
+}
+
+/// How a backend's reply broke HTTP.
+#[derive(Debug, thiserror::Error)]
+enum Malformed {
+    #[error(transparent)]
+    Head(HeadError),
+    #[error(transparent)]
+    Body(BodyError),
+    #[error("101 without an upgrade request")]
+    UnaskedSwitch,
+    #[error("too many interim responses")]
+    TooManyInterim,
+    #[error("response head too large")]
+    HeadTooLarge,
+    #[error("reply is not HTTP")]
+    NotHttp,
+    #[error("connection closed inside the response head")]
+    ClosedInHead,
+    #[error("connection closed inside the body")]
+    ClosedInBody,
 }
 
 impl Failure {
@@ -357,18 +386,6 @@ impl Failure {
         matches!(self, Failure::Closed | Failure::Io(_))
     }
 
-    fn describe(&self) -> String {
-        match self {
-            Failure::Connect(e) => format!("cannot connect: {e}"),
-            Failure::Timeout => "timed out".into(),
-            Failure::Closed => "closed the connection without a response".into(),
-            Failure::Stale(f) => format!("a pooled connection it had closed: {}", f.describe()),
-            Failure::Io(e) => format!("I/O error: {e}"),
-            Failure::Malformed(m) => format!("malformed response: {m}"),
-            Failure::Client(_) => "the client failed".into(),
-        }
-    }
-
     fn io(e: io::Error) -> Self {
         if is_timeout(&e) {
             Failure::Timeout
@@ -380,7 +397,7 @@ impl Failure {
 
 impl From<HeadError> for Failure {
     fn from(e: HeadError) -> Self {
-        Failure::Malformed(e.to_string())
+        Failure::Malformed(Malformed::Head(e))
     }
 }
 
@@ -388,7 +405,7 @@ impl From<BodyError> for Failure {
     fn from(e: BodyError) -> Self {
         match e {
             BodyError::Io(e) => Failure::io(e),
-            e => Failure::Malformed(e.to_string()),
+            e => Failure::Malformed(Malformed::Body(e)),
         }
     }
 }
@@ -426,7 +443,7 @@ fn send_request(
             return if send.upgrade {
                 Ok((response, len))
             } else {
-                Err(Failure::Malformed("101 without an upgrade request".into()))
+                Err(Failure::Malformed(Malformed::UnaskedSwitch))
             };
         }
         // Interim responses (100 Continue and friends) are ours to absorb:
@@ -445,7 +462,7 @@ fn send_request(
         }
         return Ok((response, len));
     }
-    Err(Failure::Malformed("too many interim responses".into()))
+    Err(Failure::Malformed(Malformed::TooManyInterim))
 }
 
 /// Copies a request body from the client to the backend, re-framed: the
@@ -538,11 +555,11 @@ fn read_response_head(conn: &mut BufConn<SharedStream>, crowded: bool) -> Result
         // One read can bring a whole head larger than the limit.
         match find_head_end(conn.buffered(), &mut scanned)? {
             Some(len) if len <= MAX_RESPONSE_HEAD => return Ok(len),
-            Some(_) => return Err(Failure::Malformed("response head too large".into())),
+            Some(_) => return Err(Failure::Malformed(Malformed::HeadTooLarge)),
             None => {}
         }
         if conn.buffered().len() > MAX_RESPONSE_HEAD {
-            return Err(Failure::Malformed("response head too large".into()));
+            return Err(Failure::Malformed(Malformed::HeadTooLarge));
         }
         // Not HTTP at all (another protocol on the port, a banner): a 502
         // now, not after waiting for a head end that may never come.
@@ -553,15 +570,11 @@ fn read_response_head(conn: &mut BufConn<SharedStream>, crowded: bool) -> Result
             .take_while(|&&b| b == b'\r' || b == b'\n')
             .count()..];
         if !b"HTTP/".starts_with(&start[..start.len().min(5)]) {
-            return Err(Failure::Malformed("reply is not HTTP".into()));
+            return Err(Failure::Malformed(Malformed::NotHttp));
         }
         match sched::fill_yielding(conn, Peer::Backend, crowded) {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
-            Ok(0) => {
-                return Err(Failure::Malformed(
-                    "connection closed inside the response head".into(),
-                ))
-            }
+            Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInHead)),
             Ok(_) => {}
             Err(e) => return Err(Failure::io(e)),
         }
@@ -906,11 +919,7 @@ pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, versi
 fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<(), Failure> {
     while conn.buffered().len() < n {
         match conn.fill_midway() {
-            Ok(0) => {
-                return Err(Failure::Malformed(
-                    "connection closed inside the body".into(),
-                ))
-            }
+            Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInBody)),
             Ok(_) => {}
             Err(e) => return Err(Failure::io(e)),
         }
