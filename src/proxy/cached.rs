@@ -3,9 +3,8 @@
 //! back to a stale entry when the origin fails, and store what may be
 //! stored while relaying it.
 
-use super::origin::{
-    self, push_connection_header, Absorbed, Fetched, Outgoing, Relay, RequestBody, Tee,
-};
+use super::origin::{self, Fetched, Outgoing, RequestBody};
+use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
@@ -119,7 +118,7 @@ pub(super) fn serve_range(
                     // rather than asked for again.
                     Refreshed::Unstorable(fetched) => {
                         let how = as_miss(request, keep_alive);
-                        let relayed = origin::relay(client, fetched, &how, None, shared);
+                        let relayed = relay::relay(client, fetched, &how, None, shared);
                         let counted = |_: &Outcome| {
                             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
                         };
@@ -329,7 +328,7 @@ pub(super) fn serve(
         });
     }
     let how = as_miss(&request, keep_alive);
-    let relayed = origin::relay(client, fetched, &how, tee.as_mut(), shared);
+    let relayed = relay::relay(client, fetched, &how, tee.as_mut(), shared);
     drop(tee);
     match relayed {
         // A head that parsed but a body that cannot be framed (two
@@ -409,7 +408,7 @@ impl Revalidated<'_> {
         let mut head = self.entry.head.clone();
         policy::refresh_from_304(&mut head, &fetched.response);
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
-        origin::finish_bodiless(fetched, shared);
+        relay::finish_bodiless(fetched, shared);
         // Whether the response may be stored, whoever asked: this client's
         // own directives or credentials are no reason to drop the entry
         // for everyone.
@@ -548,7 +547,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
-            match origin::absorb(client, fetched, &mut tee, shared, within) {
+            match relay::absorb(client, fetched, &mut tee, shared, within) {
                 Absorbed::TooLarge => {
                     // As a Content-Length past max_object_size (below) does.
                     cache.invalidate(&primary);
@@ -626,7 +625,7 @@ fn fetch_validated<'s>(
         if !another_version {
             return Ok((fetched, revalidating));
         }
-        origin::finish_bodiless(fetched, shared);
+        relay::finish_bodiless(fetched, shared);
         validators.clear();
     }
 }

@@ -5,6 +5,7 @@
 
 mod cached;
 mod origin;
+mod relay;
 mod tunnel;
 mod watch;
 
@@ -20,8 +21,9 @@ use crate::realip;
 use crate::sched::{self, Peer};
 use crate::throttle::Throttle;
 use crate::upstream::Upstreams;
-use origin::{Fetched, Outgoing, Relay, RequestBody};
+use origin::{Fetched, Outgoing, RequestBody};
 use parking_lot::{Mutex, RwLock};
+use relay::Relay;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -857,7 +859,7 @@ fn forward(
         keep_alive,
         x_cache: shared.cache.is_some().then_some("BYPASS"),
     };
-    let outcome = origin::relay(client, fetched, &how, None, shared)?;
+    let outcome = relay::relay(client, fetched, &how, None, shared)?;
     if let Some(cache) = &shared.cache {
         cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
     }

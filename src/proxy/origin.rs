@@ -1,38 +1,29 @@
-//! The backend side of an exchange: build the forwarded request, send it
-//! (retrying on a fresh connection when a pooled one turns out dead, and on
-//! other targets when that is safe), read the response head, and relay the
-//! response to the client. Each outcome is reported to the target's health.
+//! The request side of an exchange with a backend: build the forwarded
+//! request, send it (retrying on a fresh connection when a pooled one turns
+//! out dead, and on other targets when that is safe) and read the response
+//! head; [`super::relay`] takes it from there. Each failure is reported to
+//! the target's health.
 
-use super::{
-    client_body_status, write_all_vectored, write_all_vectored_counting, Client, Outcome, Refusal,
-    Shared, VIA,
-};
-use crate::http::body::{
-    chunk_size_line, content_length, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
-};
+use super::{client_body_status, write_all_vectored, Client, Refusal, Shared, VIA};
+use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::{is_timeout, peek, SharedStream, Source};
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
-use crate::http::{
-    BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
-};
+use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead};
 use crate::metrics::InFlight;
 use crate::sched::{self, Peer};
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// Largest response head accepted from a backend (502 past it).
 const MAX_RESPONSE_HEAD: usize = 32 * 1024;
 /// Interim (1xx) responses absorbed before the final one; a backend that
 /// sends an endless stream of them would otherwise hold the thread forever.
 const MAX_INTERIM_RESPONSES: usize = 16;
-/// Response bodies up to this size are gathered whole before the head is
-/// written, so head and body leave in one `writev`.
-const GATHERED_BODY: u64 = 64 * 1024;
 
 /// How the request body travels to the backend.
 pub(super) enum RequestBody {
@@ -64,10 +55,16 @@ pub(super) struct Fetched<'s> {
 impl<'s> Fetched<'s> {
     /// The target, its connection positioned after the response head, and
     /// the head; the exchange no longer counts as in flight.
-    fn after_head(self) -> (&'s Upstream, UpstreamConn, ResponseHead) {
+    pub(super) fn after_head(self) -> (&'s Upstream, UpstreamConn, ResponseHead) {
         let mut up = self.up;
         up.conn.consume(self.head_len);
         (self.target, up, self.response)
+    }
+
+    /// The exchange no longer counts as in flight for the target: its
+    /// part is over, though the client may not have its bytes yet.
+    pub(super) fn release(&mut self) {
+        self.busy = None;
     }
 }
 
@@ -149,7 +146,7 @@ pub(super) fn fetch<'s>(
 /// target's health. Not what is not the backend's doing: the client's
 /// side failing, a pooled connection it had closed while idle (a retry's
 /// business), or a connection cut by a forced shutdown.
-fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
+pub(super) fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
     if matches!(f, Failure::Client(_)) || client.watch.cut() {
         return;
     }
@@ -328,7 +325,7 @@ fn upstream_request(
 
 /// Why an exchange with a backend failed.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(super) enum Failure {
     /// No connection: the request never left.
     #[error("cannot connect: {0}")]
     Connect(io::Error),
@@ -353,7 +350,7 @@ enum Failure {
 
 /// How a backend's reply broke HTTP.
 #[derive(Debug, thiserror::Error)]
-enum Malformed {
+pub(super) enum Malformed {
     #[error(transparent)]
     Head(HeadError),
     #[error(transparent)]
@@ -373,7 +370,7 @@ enum Malformed {
 }
 
 impl Failure {
-    fn status(&self) -> u16 {
+    pub(super) fn status(&self) -> u16 {
         match self {
             Failure::Timeout => 504,
             Failure::Connect(e) if is_timeout(e) => 504,
@@ -386,7 +383,7 @@ impl Failure {
         matches!(self, Failure::Closed | Failure::Io(_))
     }
 
-    fn io(e: io::Error) -> Self {
+    pub(super) fn io(e: io::Error) -> Self {
         if is_timeout(&e) {
             Failure::Timeout
         } else {
@@ -579,420 +576,6 @@ fn read_response_head(conn: &mut BufConn<SharedStream>, crowded: bool) -> Result
             Err(e) => return Err(Failure::io(e)),
         }
     }
-}
-
-/// A copy of the body taken while it is relayed, for the cache.
-pub(super) struct Tee<'a> {
-    limit: u64,
-    body: Vec<u8>,
-    overflowed: bool,
-    /// Receives the whole body once it has been read, before its last bytes
-    /// go to the client: a client that asks again as soon as it has the
-    /// response finds the entry stored.
-    on_complete: Option<Box<dyn FnOnce(Vec<u8>) + 'a>>,
-}
-
-impl<'a> Tee<'a> {
-    pub(super) fn new(limit: u64, on_complete: impl FnOnce(Vec<u8>) + 'a) -> Self {
-        Tee {
-            limit,
-            body: Vec::new(),
-            overflowed: false,
-            on_complete: Some(Box::new(on_complete)),
-        }
-    }
-
-    fn push(&mut self, piece: &[u8]) {
-        if self.overflowed {
-            return;
-        }
-        if (self.body.len() + piece.len()) as u64 > self.limit {
-            self.overflowed = true;
-            self.body = Vec::new();
-            // Nothing will be stored: what waits on it (the key's flight,
-            // the fill) is let go now, not once the body is all relayed.
-            self.on_complete = None;
-        } else {
-            self.body.extend_from_slice(piece);
-        }
-    }
-
-    /// The body ended: hand it over (once), unless it grew too large.
-    fn finish(&mut self) {
-        if let Some(on_complete) = self.on_complete.take().filter(|_| !self.overflowed) {
-            on_complete(std::mem::take(&mut self.body));
-        }
-    }
-}
-
-/// How the response goes to the client.
-pub(super) struct Relay {
-    pub request_is_head: bool,
-    pub version: Version,
-    pub keep_alive: bool,
-    /// With the cache on, the `X-Cache` the response carries (`MISS`,
-    /// `BYPASS`): it replaces any the backend sent, and the log shows it.
-    pub x_cache: Option<&'static str>,
-}
-
-/// Sends the response head and streams the body to the client, and puts
-/// the backend connection back in the pool when it may carry another
-/// request. A failure before the head went out is returned for the caller
-/// to answer (502/504); one after it ends the client connection (nothing
-/// more can be said within a response already started) and is logged as
-/// what the client got.
-pub(super) fn relay(
-    client: &mut Client,
-    mut fetched: Fetched<'_>,
-    how: &Relay,
-    tee: Option<&mut Tee<'_>>,
-    shared: &Shared,
-) -> Result<Outcome, Refusal> {
-    // A shutdown that began while the backend worked: say it in this
-    // response, as one that began before the request would have.
-    let closing = shared.shutting_down.load(Ordering::Relaxed);
-    // A request body cut short by an early answer leaves the rest of it
-    // on the client connection: whatever is answered (a 502 if the relay
-    // fails), the connection closes, or that rest would be read as the
-    // next request.
-    let how = &Relay {
-        keep_alive: how.keep_alive && !closing && !fetched.up.body_cut,
-        ..*how
-    };
-    let target = fetched.target;
-    let refusal = |f: Failure, head_sent: bool, client: &Client| {
-        hold_against(target, &f, client);
-        // A client gone before anything reached it is answered nothing
-        // (and logged 499).
-        let status = match f {
-            Failure::Client(status) => status,
-            _ => (!head_sent).then(|| f.status()),
-        };
-        Refusal {
-            status,
-            upstream: Some(target.name.clone()),
-            keep_alive: how.keep_alive && !head_sent,
-        }
-    };
-    let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false, client))?;
-    client.note_sent_head(&[&prepared.head]);
-    if prepared.gathered {
-        // The backend's part is over: it is free for the next pick even
-        // before this client has its bytes.
-        fetched.busy = None;
-    }
-    match send_response(client, &mut fetched, prepared, tee) {
-        Ok((outcome, reusable)) => {
-            // Bytes past the end of the response are not the start of the
-            // next one: nothing was asked yet. A backend that sends them has
-            // lost track of framing (or is desynchronising us on purpose);
-            // pooled, they would be read as the answer to someone else's
-            // request. The connection is dropped instead.
-            if reusable && fetched.up.conn.buffered().is_empty() {
-                // No longer this connection's to cut at a forced close: from
-                // the pool it may carry someone else's request.
-                client.watch.backend_done();
-                shared.upstreams.checkin(target, fetched.up.conn);
-            }
-            Ok(Outcome {
-                upstream: Some(target.name.clone()),
-                cache: how.x_cache,
-                ..outcome
-            })
-        }
-        Err(Broken {
-            failure,
-            head_sent: true,
-            sent,
-        }) => {
-            // Cut short: logged as what the client got, the status sent
-            // and the body bytes that went out (as nginx), not as a 499.
-            let client_gone = matches!(failure, Failure::Client(_));
-            refusal(failure, true, client);
-            Ok(Outcome {
-                status: fetched.response.status,
-                bytes: sent,
-                upstream: Some(target.name.clone()),
-                keep_alive: false,
-                cache: how.x_cache,
-                linger: !client_gone,
-            })
-        }
-        Err(Broken { failure, .. }) => Err(refusal(failure, false, client)),
-    }
-}
-
-/// Returns a bodiless response's connection to the pool (a 304 used to
-/// refresh a cache entry, say).
-pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
-    let (target, up, response) = fetched.after_head();
-    if may_reuse(&response, BodyKind::Empty, &up) && up.conn.buffered().is_empty() {
-        shared.upstreams.checkin(target, up.conn);
-    }
-}
-
-/// How [`absorb`] ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Absorbed {
-    /// The whole body went to the tee.
-    Whole,
-    /// Past the tee's limit.
-    TooLarge,
-    /// Cut short, or too slow.
-    Failed,
-}
-
-/// Reads a response's body into `tee` alone: a revalidation no client
-/// waits for. Past the tee's limit, or `within` from now, it gives up and
-/// closes the connection; a body that ends cleanly returns it to the pool.
-pub(super) fn absorb(
-    client: &Client,
-    fetched: Fetched<'_>,
-    tee: &mut Tee<'_>,
-    shared: &Shared,
-    within: Duration,
-) -> Absorbed {
-    let deadline = Instant::now() + within;
-    let (target, mut up, response) = fetched.after_head();
-    let Ok(kind) = BodyKind::for_response(false, &response) else {
-        return Absorbed::Failed;
-    };
-    let mut reader = BodyReader::with_limit(kind, tee.limit);
-    loop {
-        match reader.next(&mut up.conn) {
-            Ok(Some(_)) if Instant::now() > deadline => return Absorbed::Failed,
-            Ok(Some(piece)) => tee.push(piece),
-            Ok(None) => break,
-            Err(BodyError::TooLarge(_)) => return Absorbed::TooLarge,
-            // Cut by a forced shutdown: not the backend's failure.
-            Err(e) => {
-                hold_against(target, &Failure::from(e), client);
-                return Absorbed::Failed;
-            }
-        }
-    }
-    tee.finish();
-    if may_reuse(&response, kind, &up) && up.conn.buffered().is_empty() {
-        client.watch.backend_done();
-        shared.upstreams.checkin(target, up.conn);
-    }
-    Absorbed::Whole
-}
-
-/// Whether the connection may carry another request once this response's
-/// body has been read to its end.
-fn may_reuse(response: &ResponseHead, kind: BodyKind, up: &UpstreamConn) -> bool {
-    response.allows_keep_alive()
-        && !response_forbids_reuse(response)
-        && kind != BodyKind::UntilClose
-        && !up.body_cut
-}
-
-/// A response ready to go: its head for the client, and how its body is
-/// read and framed.
-struct Prepared {
-    head: Vec<u8>,
-    kind: BodyKind,
-    rechunk: bool,
-    keep_alive: bool,
-    upstream_reusable: bool,
-    /// The whole body is buffered already.
-    gathered: bool,
-}
-
-/// Everything that can fail before the first byte goes to the client:
-/// the backend's framing, and gathering a small body whole.
-fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay) -> Result<Prepared, Failure> {
-    let up = &mut fetched.up;
-    let response = &mut fetched.response;
-    up.conn.consume(fetched.head_len);
-    let kind = BodyKind::for_response(how.request_is_head, response)?;
-    let upstream_reusable = may_reuse(response, kind, up);
-
-    // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
-    // is sent raw and ended by closing the connection. So is the client
-    // connection of a request whose body was cut short by an early answer:
-    // the rest of that body is still on its way.
-    let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
-    let rechunk = delimited_by_close && how.version == Version::Http11;
-    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close) && !up.body_cut;
-
-    // Responses to HEAD and 304s describe a body they do not carry: keep
-    // the backend's Content-Length for them (never on a 204), if it is
-    // one number; another value says nothing a client could use.
-    let described_length = match kind {
-        BodyKind::Empty if !forbids_content_length(response.status) => {
-            content_length(&response.headers).ok().flatten()
-        }
-        _ => None,
-    };
-    strip_hop_by_hop(&mut response.headers, false);
-    // Ours says what the cache did; the backend's (a cache behind it)
-    // would sit beside it, and clients read the first.
-    if how.x_cache.is_some() {
-        response.headers.remove("x-cache");
-    }
-    let mut head = Vec::with_capacity(512);
-    response.version = Version::Http11;
-    response.write_start(&mut head);
-    if let Some(status) = how.x_cache {
-        let _ = write!(head, "X-Cache: {status}\r\n");
-    }
-    match kind {
-        BodyKind::Length(n) => {
-            let _ = write!(head, "Content-Length: {n}\r\n");
-        }
-        BodyKind::Empty => {
-            if let Some(len) = described_length {
-                let _ = write!(head, "Content-Length: {len}\r\n");
-            }
-        }
-        _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        _ => {}
-    }
-    push_connection_header(&mut head, keep_alive, how.version);
-    head.extend_from_slice(b"\r\n");
-    let gathered = match kind {
-        BodyKind::Empty => true,
-        BodyKind::Length(n) if n <= GATHERED_BODY => {
-            gather(&mut up.conn, n as usize)?;
-            true
-        }
-        _ => false,
-    };
-    Ok(Prepared {
-        head,
-        kind,
-        rechunk,
-        keep_alive,
-        upstream_reusable,
-        gathered,
-    })
-}
-
-/// A relay that failed midway, whether the client already has the
-/// response head (then it can only be cut short, not answered 502), and
-/// the body bytes it has.
-struct Broken {
-    failure: Failure,
-    head_sent: bool,
-    sent: u64,
-}
-
-fn send_response(
-    client: &mut Client,
-    fetched: &mut Fetched<'_>,
-    prepared: Prepared,
-    tee: Option<&mut Tee<'_>>,
-) -> Result<(Outcome, bool), Broken> {
-    let mut reader = BodyReader::new(prepared.kind);
-    let sent = copy_body(
-        &mut reader,
-        &mut fetched.up.conn,
-        client.conn.get_mut(),
-        prepared.head,
-        prepared.rechunk,
-        tee,
-    )?;
-    let outcome = Outcome {
-        status: fetched.response.status,
-        bytes: sent,
-        upstream: None,
-        keep_alive: prepared.keep_alive,
-        cache: None,
-        linger: true,
-    };
-    Ok((outcome, prepared.upstream_reusable && reader.is_done()))
-}
-
-/// `Connection: close` when closing; HTTP/1.0 clients must be told when
-/// the connection stays open.
-pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, version: Version) {
-    match (keep_alive, version) {
-        (false, _) => head.extend_from_slice(b"Connection: close\r\n"),
-        (true, Version::Http10) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
-        (true, Version::Http11) => {}
-    }
-}
-
-/// Reads until `n` bytes are buffered (the caller checked they fit).
-fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<(), Failure> {
-    while conn.buffered().len() < n {
-        match conn.fill_midway() {
-            Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInBody)),
-            Ok(_) => {}
-            Err(e) => return Err(Failure::io(e)),
-        }
-    }
-    Ok(())
-}
-
-/// Streams a body from `from` to `to`, the head going out with the first
-/// piece. Returns the body bytes sent.
-fn copy_body(
-    reader: &mut BodyReader,
-    from: &mut BufConn<impl Source>,
-    to: &mut impl Write,
-    head: Vec<u8>,
-    chunked: bool,
-    mut tee: Option<&mut Tee<'_>>,
-) -> Result<u64, Broken> {
-    let mut pending_head = Some(head);
-    let mut size_line = Vec::new();
-    let mut sent = 0u64;
-    // The head counts as sent once any byte of the write it went in did.
-    let client_gone = |sent, head: &[u8], written: usize| Broken {
-        failure: Failure::Client(None),
-        head_sent: head.is_empty() || written > 0,
-        sent,
-    };
-    loop {
-        let piece = match reader.next(from) {
-            Ok(Some(piece)) => piece,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(Broken {
-                    failure: e.into(),
-                    head_sent: pending_head.is_none(),
-                    sent,
-                })
-            }
-        };
-        if let Some(tee) = tee.as_deref_mut() {
-            tee.push(piece);
-            if reader.is_done() {
-                tee.finish();
-            }
-        }
-        let head = pending_head.take().unwrap_or_default();
-        size_line.clear();
-        if chunked {
-            chunk_size_line(piece.len(), &mut size_line);
-        }
-        let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-        let (written, result) = write_all_vectored_counting(
-            to,
-            &mut [
-                IoSlice::new(&head),
-                IoSlice::new(&size_line),
-                IoSlice::new(piece),
-                IoSlice::new(tail),
-            ],
-        );
-        result.map_err(|_| client_gone(sent, &head, written))?;
-        sent += piece.len() as u64;
-    }
-    if let Some(tee) = tee {
-        tee.finish();
-    }
-    let head = pending_head.take().unwrap_or_default();
-    let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
-    if !head.is_empty() || !last.is_empty() {
-        let (written, result) =
-            write_all_vectored_counting(to, &mut [IoSlice::new(&head), IoSlice::new(last)]);
-        result.map_err(|_| client_gone(sent, &head, written))?;
-    }
-    Ok(sent)
 }
 
 #[cfg(test)]
