@@ -4,6 +4,7 @@
 //! level lives in `http`, backends in `upstream`.
 
 mod cached;
+mod client;
 mod origin;
 mod relay;
 mod tunnel;
@@ -12,52 +13,31 @@ mod watch;
 use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
-use crate::http::conn::{is_timeout, peek, SharedStream};
-use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
-use crate::http::proxy_protocol;
-use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
+use crate::http::conn::is_timeout;
+use crate::http::head::{parse_request, reason_phrase};
+use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
 use crate::realip;
-use crate::sched::{self, Peer};
-use crate::throttle::Throttle;
+use crate::sched;
 use crate::upstream::Upstreams;
-use origin::{Fetched, Outgoing, RequestBody};
-use parking_lot::{Mutex, RwLock};
+pub(crate) use client::first_line;
+use client::{linger, Client, HeadRead};
+use origin::{Outgoing, RequestBody};
+use parking_lot::RwLock;
 use relay::Relay;
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::io::{self, IoSlice, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 pub use watch::ConnWatch;
 
-/// Initial size of a client connection's read buffer (it grows up to the
-/// head limit for a large head, and is freed while the connection idles).
-const CLIENT_BUFFER: usize = 16 * 1024;
 /// Request bodies up to this size are read whole before they are sent:
 /// such a request can be retried on a fresh connection, and head and body
 /// leave in one write.
 const REPLAYABLE_BODY: u64 = 64 * 1024;
-/// Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at
-/// least one; unbounded would let a client idle forever on CRLFs).
-const MAX_LEADING_EMPTY_LINES: usize = 4;
-/// Lingering close (as nginx does): after the last response on a connection
-/// we close, input is read and dropped for at most this long, or this many
-/// bytes, so the kernel does not answer unread input with a reset that can
-/// destroy our response before the client reads it. Skipped when the client
-/// itself asked to close and nothing of its is left unread (see
-/// [`Outcome::linger`]).
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_READ_TIMEOUT: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 256 * 1024;
 /// This hop's entry in `Via`.
 const VIA: &str = "1.1 inverso";
-/// How long a backend must have taken to answer before the proxy looks
-/// whether the client is still there (see `Client::gave_up_on`): people
-/// and timeouts give up after seconds, so this catches them, while the
-/// quick answers that make up most traffic go out without a look.
-const CLIENT_CHECK_AFTER: Duration = Duration::from_millis(20);
-
 /// What every connection thread shares: one generation of the settings.
 /// A reload builds a new one; a request keeps the one it started with.
 pub struct Shared {
@@ -145,25 +125,7 @@ pub fn serve(
     let mut seen = current.generation.load(Ordering::Acquire);
     let mut shared = current.get();
     let mut timeout = inherited;
-    let mut client = Client {
-        conn: BufConn::new(SharedStream(watch.client().clone()), CLIENT_BUFFER),
-        // A dual-stack listener (bind = ::) sees IPv4 clients as
-        // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
-        peer: peer.ip().to_canonical(),
-        real_ip: peer.ip().to_canonical(),
-        tls_in_front: false,
-        scheme: "http",
-        timeout,
-        header_timeout: timeout,
-        body_timeout: timeout,
-        limits: RequestLimits::default(),
-        max_body: u64::MAX,
-        sent_head: None,
-        crowded: false,
-        last_request: false,
-        watch,
-        after_response: None,
-    };
+    let mut client = Client::new(watch, peer, timeout);
     let accepted = Instant::now();
     // Over max_connections_per_client for the client the PROXY header
     // named: its first request is answered 503, as a refusal at accept is.
@@ -307,280 +269,6 @@ fn stands_in_for_proxy_field(name: &[u8]) -> bool {
     })
 }
 
-/// Stops sending, then reads and drops what the client still sends until it
-/// closes, for a bounded time and amount (see [`LINGER_TIME`]).
-///
-/// Never inlined: its buffer would otherwise sit in the frame of `serve`,
-/// pushing every call below it a page deeper into the stack of every
-/// worker, a page each idle connection then keeps resident.
-#[inline(never)]
-fn linger(mut stream: &TcpStream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
-        return;
-    }
-    let _ = stream.set_read_timeout(Some(LINGER_READ_TIMEOUT));
-    let deadline = Instant::now() + LINGER_TIME;
-    let mut sink = [0u8; 4096];
-    let mut dropped = 0;
-    while dropped < LINGER_BYTES && Instant::now() < deadline {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => dropped += n,
-        }
-    }
-}
-
-struct Client {
-    conn: BufConn<SharedStream>,
-    /// The connection's other end: the client, or a proxy in front.
-    peer: IpAddr,
-    /// Whom the request being served is from: `peer`, or the client a
-    /// trusted proxy in front names (see [`crate::realip`]). Logged, and
-    /// what `ip_hash` hashes.
-    real_ip: IpAddr,
-    /// The PROXY header said the client came over TLS.
-    tls_in_front: bool,
-    /// The scheme of the request being served, for `X-Forwarded-Proto`.
-    scheme: &'static str,
-    /// connection_timeout: idle time between requests, and any socket read.
-    timeout: Duration,
-    /// The longest a whole request head may take.
-    header_timeout: Duration,
-    /// The longest a pause between two reads of a request body may take.
-    body_timeout: Duration,
-    limits: RequestLimits,
-    /// max_body_size (`u64::MAX` when unlimited).
-    max_body: u64,
-    /// With `log_headers`: the response head sent, for the log.
-    sent_head: Option<Vec<u8>>,
-    /// Enough client connections are open for workers to yield before
-    /// blocking (see [`sched::fill_yielding`]); taken once per request.
-    crowded: bool,
-    /// This request is the last keepalive_requests allows on the
-    /// connection: its response says Connection: close.
-    last_request: bool,
-    watch: Arc<ConnWatch>,
-    /// A cache entry to revalidate once this request's response is out
-    /// and logged (stale-while-revalidate).
-    after_response: Option<cached::Refresh>,
-}
-
-/// Why a connection under `proxy_protocol` did not start with a header.
-#[derive(Debug, thiserror::Error)]
-enum NoProxyHeader {
-    #[error(transparent)]
-    Invalid(proxy_protocol::ProxyHeaderError),
-    #[error("no complete PROXY header in time")]
-    Late,
-    #[error("closed before its PROXY header")]
-    Closed,
-    #[error("reading the PROXY header: {0}")]
-    Io(io::Error),
-}
-
-enum HeadRead {
-    /// A complete head of this many bytes is buffered.
-    Ready(usize),
-    /// The client went away, or idled out, between requests.
-    Closed,
-    /// The client went away in the middle of a head; what could be read of
-    /// its request line, for the log.
-    Abandoned(String),
-    /// Answer with this status and close; the text is what could be read
-    /// of the request line, for the log.
-    Refused(u16, String),
-}
-
-impl Client {
-    /// Takes the request limits of the settings in force.
-    fn apply_limits(&mut self, config: &Config) {
-        // The head must arrive within client_header_timeout, and no read
-        // may stall longer than connection_timeout: the smaller one bounds
-        // the whole head.
-        self.header_timeout = config.client_header_timeout.min(self.timeout);
-        self.body_timeout = config.client_body_timeout;
-        self.limits = RequestLimits {
-            max_head_size: config.max_header_size,
-            max_headers: config.max_headers,
-            max_uri_length: config.max_uri_length,
-        };
-        self.max_body = match config.max_body_size {
-            0 => u64::MAX,
-            n => n,
-        };
-    }
-
-    /// Waits for the next request head. The first byte may take up to the
-    /// idle timeout (or, on a new connection, the head timeout counted from
-    /// `since`); from then on the whole head must arrive within the head
-    /// timeout, however slowly it trickles (slowloris): 408 and close.
-    fn read_head(&mut self, since: Option<Instant>) -> HeadRead {
-        let max_head = self.limits.max_head_size;
-        let mut scanned = 0;
-        let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
-        let mut empty_lines = 0;
-        let result = loop {
-            while self.conn.buffered().starts_with(b"\r\n") {
-                self.conn.consume(2);
-                empty_lines += 1;
-                scanned = 0;
-            }
-            if empty_lines > MAX_LEADING_EMPTY_LINES {
-                break HeadRead::Refused(400, String::new());
-            }
-            let buffered = self.conn.buffered();
-            if !buffered.is_empty() {
-                match find_head_end(buffered, &mut scanned) {
-                    // The head may have arrived whole in one read past the
-                    // limit: the limit is on the head, not on the reads.
-                    Ok(Some(len)) if len > max_head => {
-                        break HeadRead::Refused(431, first_line(buffered));
-                    }
-                    Ok(Some(len)) => break HeadRead::Ready(len),
-                    Ok(None) if buffered.len() > max_head => {
-                        break HeadRead::Refused(431, first_line(buffered));
-                    }
-                    Ok(None) => {}
-                    Err(e) => break HeadRead::Refused(e.status(), first_line(buffered)),
-                }
-                deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
-            }
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break self.head_timed_out();
-                }
-                let _ = self.conn.get_ref().set_read_timeout(Some(left));
-            }
-            match sched::fill_yielding(&mut self.conn, Peer::Client, self.crowded) {
-                Ok(0) => break self.head_abandoned(),
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => break self.head_timed_out(),
-                Err(_) => break self.head_abandoned(),
-            }
-        };
-        if deadline.is_some() {
-            let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
-        }
-        result
-    }
-
-    /// Takes the PROXY protocol header the connection starts with (due
-    /// within the head timeout from `accepted`): its client becomes the
-    /// peer. `false` when there is none, to close the connection.
-    fn take_proxy_header(&mut self, accepted: Instant, config: &Config) -> bool {
-        let due = accepted + config.client_header_timeout.min(config.connection_timeout);
-        match self.read_proxy_header(due) {
-            Ok(header) => {
-                if let Some(source) = header.source {
-                    self.peer = source.ip().to_canonical();
-                }
-                self.tls_in_front = header.tls;
-                true
-            }
-            Err(why) => {
-                static BROKEN: Mutex<Throttle> = Mutex::new(Throttle::new());
-                if BROKEN.lock().failed(Instant::now()) {
-                    log::warn!(
-                        "client {}: {why}; connection closed (proxy_protocol is on: every \
-                         connection must start with a PROXY header; said once a minute)",
-                        self.peer
-                    );
-                }
-                false
-            }
-        }
-    }
-
-    /// Reads the PROXY protocol header that starts the connection, due by
-    /// `due`.
-    fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, NoProxyHeader> {
-        let result = loop {
-            match proxy_protocol::parse(self.conn.buffered()) {
-                Ok(Some(header)) => {
-                    self.conn.consume(header.len);
-                    break Ok(header);
-                }
-                Ok(None) => {}
-                Err(e) => break Err(NoProxyHeader::Invalid(e)),
-            }
-            let left = due.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break Err(NoProxyHeader::Late);
-            }
-            let _ = self.conn.get_ref().set_read_timeout(Some(left));
-            match self.conn.fill() {
-                Ok(0) => break Err(NoProxyHeader::Closed),
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => break Err(NoProxyHeader::Late),
-                Err(e) => break Err(NoProxyHeader::Io(e)),
-            }
-        };
-        let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
-        result
-    }
-
-    /// Whether the client sent bytes we have not used: buffered, or waiting
-    /// in the socket (one non-blocking peek).
-    fn has_unread_input(&self) -> bool {
-        !self.conn.buffered().is_empty() || matches!(peek(self.conn.get_ref()), Ok(n) if n > 0)
-    }
-
-    /// The client closed (or reset) before its head was complete: nothing
-    /// to answer, but a head that had started is logged, as nginx logs a
-    /// 400 for a client that "prematurely closed" (scanners, broken
-    /// clients show up that way).
-    fn head_abandoned(&self) -> HeadRead {
-        if self.conn.buffered().is_empty() {
-            HeadRead::Closed
-        } else {
-            HeadRead::Abandoned(first_line(self.conn.buffered()))
-        }
-    }
-
-    /// A head that did not arrive in time: 408 if it had started, else a
-    /// silent close (there is no request to answer).
-    fn head_timed_out(&self) -> HeadRead {
-        if self.conn.buffered().is_empty() {
-            HeadRead::Closed
-        } else {
-            HeadRead::Refused(408, first_line(self.conn.buffered()))
-        }
-    }
-
-    /// Keeps a copy of the response head about to be sent, when the log
-    /// wants it (`parts` are written one after the other).
-    fn note_sent_head(&mut self, parts: &[&[u8]]) {
-        if let Some(sent) = &mut self.sent_head {
-            sent.clear();
-            parts.iter().for_each(|p| sent.extend_from_slice(p));
-        }
-    }
-
-    /// Sends a short plain-text error response; returns the body size.
-    fn send_error(&mut self, status: u16, close: bool) -> u64 {
-        self.send_error_to(status, close, false)
-    }
-
-    /// `send_error` in answer to a request known to be a HEAD or not: the
-    /// answer to a HEAD has the head alone (RFC 9110 §9.3.2), or its body
-    /// would be read as the start of the next response on the connection.
-    fn send_error_to(&mut self, status: u16, close: bool, head_request: bool) -> u64 {
-        let response = error_response(status, close);
-        let head_len = response.bytes.len() - response.body_len as usize;
-        self.note_sent_head(&[&response.bytes[..head_len]]);
-        let (bytes, body_len) = if head_request {
-            (&response.bytes[..head_len], 0)
-        } else {
-            (&response.bytes[..], response.body_len)
-        };
-        match self.conn.get_mut().write_all(bytes) {
-            Ok(()) => body_len,
-            Err(_) => 0,
-        }
-    }
-}
-
 /// What happened to one request, for the log and the connection loop.
 struct Outcome {
     status: u16,
@@ -653,16 +341,6 @@ impl LogLine {
 
 fn lossy_trimmed(value: &[u8]) -> String {
     String::from_utf8_lossy(value.trim_ascii()).into_owned()
-}
-
-/// The request line of a head that could not be parsed, for the log.
-pub(crate) fn first_line(buf: &[u8]) -> String {
-    let end = buf
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(buf.len())
-        .min(256);
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// One request/response exchange, from a complete head in the client's
@@ -864,65 +542,6 @@ fn forward(
         cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
     }
     Ok(outcome)
-}
-
-impl Client {
-    /// Whether the connection may stay open after this request's
-    /// response: the client wants it and keepalive_requests allows it. A
-    /// shutdown is checked where each response is written (relay, cache,
-    /// the proxy's own errors), as it may begin while the request runs.
-    fn keeps_alive(&self, head: &RequestHead) -> bool {
-        head.wants_keep_alive() && !self.last_request
-    }
-
-    /// Whether the client closed its connection while the backend took
-    /// its time to answer (a browser tab closed, `curl -m`): then the
-    /// response is not sent, the backend connection is closed rather than
-    /// read to its end, and the request is logged 499, as nginx does (a
-    /// client that only shut down its sending side looks the same, and is
-    /// treated the same, by nginx too). Not asked when the answer came
-    /// quickly, to keep a system call off every request; nor for a
-    /// response the cache will store.
-    fn gave_up_on(&self, fetched: &Fetched<'_>) -> bool {
-        let waited = fetched.request_time.elapsed().unwrap_or_default();
-        // Requests it pipelined before closing are still answered.
-        if waited < CLIENT_CHECK_AFTER || !self.conn.buffered().is_empty() {
-            return false;
-        }
-        loop {
-            match peek(self.conn.get_ref()) {
-                Ok(n) => return n == 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
-            }
-        }
-    }
-
-    fn send_continue(&mut self) -> Result<(), Refusal> {
-        self.conn
-            .get_mut()
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .map_err(|_| Refusal::silent())
-    }
-
-    /// Reads a whole (small) request body.
-    fn read_body(&mut self, kind: BodyKind) -> Result<Vec<u8>, Refusal> {
-        let mut reader = BodyReader::with_limit(kind, self.max_body);
-        let mut body = Vec::new();
-        loop {
-            match reader.next(&mut self.conn) {
-                Ok(Some(piece)) => body.extend_from_slice(piece),
-                Ok(None) => return Ok(body),
-                Err(e) => {
-                    return Err(Refusal {
-                        status: client_body_status(&e),
-                        upstream: None,
-                        keep_alive: false,
-                    })
-                }
-            }
-        }
-    }
 }
 
 /// Whether a request body is streamed to the backend as it arrives, rather
