@@ -4,7 +4,7 @@
 //! no storage, no sockets.
 
 use crate::http::date::parse_http_date;
-use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop};
+use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop, FORWARDING_FIELDS};
 use crate::http::head::push_canonical_authority;
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::fmt::Write as _;
@@ -307,17 +307,11 @@ pub fn storable(
     // itself (from the client's address, from its Host as spelled): the
     // client's own value of it, which is all a key can hold, is not what
     // the backend answered.
-    if response.headers.tokens("vary").any(|v| {
-        v == "*"
-            || [
-                "x-forwarded-for",
-                "x-forwarded-host",
-                "x-forwarded-proto",
-                "via",
-            ]
-            .iter()
-            .any(|f| v.eq_ignore_ascii_case(f))
-    }) {
+    if response
+        .headers
+        .tokens("vary")
+        .any(|v| v == "*" || FORWARDING_FIELDS.iter().any(|f| v.eq_ignore_ascii_case(f)))
+    {
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request

@@ -19,18 +19,23 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Fields a peer may not make us drop by naming them in `Connection`: a
-/// client that lists `X-Forwarded-For` or `Host` there is trying to make
-/// the proxy hide something from the backend.
-const PROTECTED: &[&str] = &[
-    "host",
-    "authorization",
-    "cookie",
+/// The fields [`add_forwarded`] writes, whatever the client sent in them.
+pub const FORWARDING_FIELDS: [&str; 4] = [
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
     "via",
 ];
+
+/// Fields a peer may not make us drop by naming them in `Connection`: a
+/// client that lists `X-Forwarded-For` or `Host` there is trying to make
+/// the proxy hide something from the backend.
+fn is_protected(name: &str) -> bool {
+    ["host", "authorization", "cookie"]
+        .iter()
+        .chain(&FORWARDING_FIELDS)
+        .any(|p| p.eq_ignore_ascii_case(name))
+}
 
 /// Removes hop-by-hop fields and every field the `Connection` header names,
 /// except protected ones. `keep_upgrade` leaves `Upgrade` in place for a
@@ -38,7 +43,7 @@ const PROTECTED: &[&str] = &[
 pub fn strip_hop_by_hop(headers: &mut Headers, keep_upgrade: bool) {
     let named: Vec<String> = headers
         .tokens("connection")
-        .filter(|t| !PROTECTED.iter().any(|p| p.eq_ignore_ascii_case(t)))
+        .filter(|t| !is_protected(t))
         .map(str::to_ascii_lowercase)
         .collect();
     headers.retain(|name, _| {
@@ -54,7 +59,7 @@ pub fn strip_hop_by_hop(headers: &mut Headers, keep_upgrade: bool) {
 /// `headers` (`name` lower-case): what the backend never sees.
 pub fn is_hop_by_hop(headers: &Headers, name: &str) -> bool {
     HOP_BY_HOP.contains(&name)
-        || (!PROTECTED.contains(&name)
+        || (!is_protected(name)
             && headers
                 .tokens("connection")
                 .any(|t| t.eq_ignore_ascii_case(name)))

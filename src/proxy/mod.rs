@@ -14,6 +14,7 @@ use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::http::conn::is_timeout;
+use crate::http::forward::FORWARDING_FIELDS;
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
@@ -250,22 +251,13 @@ pub fn serve(
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
 /// frames the message with itself.
 fn stands_in_for_proxy_field(name: &[u8]) -> bool {
-    const OURS: &[&[u8]] = &[
-        b"host",
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-        b"via",
-    ];
-    OURS.iter().any(|ours| {
+    let framing = ["host", "content-length", "transfer-encoding", "connection"];
+    framing.iter().chain(&FORWARDING_FIELDS).any(|ours| {
         ours.len() == name.len()
             && ours
-                .iter()
+                .bytes()
                 .zip(name)
-                .all(|(&o, &n)| o == n.to_ascii_lowercase() || (o == b'-' && n == b'_'))
+                .all(|(o, &n)| o == n.to_ascii_lowercase() || (o == b'-' && n == b'_'))
     })
 }
 
