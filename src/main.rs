@@ -82,6 +82,16 @@ struct Failure {
     error: anyhow::Error,
 }
 
+impl Failure {
+    /// A configuration the command cannot run with: exit code 2.
+    fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {
@@ -151,18 +161,14 @@ fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
     }
     for item in &args.set {
         let Some((key, value)) = item.split_once('=') else {
-            return Err(Failure {
-                code: 2,
-                error: anyhow::anyhow!("--set {item}: expected KEY=VALUE"),
-            });
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--set {item}: expected KEY=VALUE"
+            )));
         };
         flags.push((key.trim(), value.to_string(), "--set"));
     }
     let explicit = args.config.is_some();
-    config::load(&args.config_path(), explicit, inverso_env()?, &flags).map_err(|e| Failure {
-        code: 2,
-        error: e.into(),
-    })
+    config::load(&args.config_path(), explicit, inverso_env()?, &flags).map_err(Failure::usage)
 }
 
 /// The `INVERSO_*` variables of the environment. Others are not ours to
@@ -175,10 +181,9 @@ fn inverso_env() -> Result<Vec<(String, String)>, Failure> {
             continue;
         };
         let Some(value) = value.to_str() else {
-            return Err(Failure {
-                code: 2,
-                error: anyhow::anyhow!("{name}: the value is not UTF-8"),
-            });
+            return Err(Failure::usage(anyhow::anyhow!(
+                "{name}: the value is not UTF-8"
+            )));
         };
         vars.push((name.to_string(), value.to_string()));
     }
@@ -190,10 +195,8 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     // What a run would open first: a log file it cannot open stops it
     // (created if missing, as nginx -t creates its logs).
     if let Some(path) = &config.path_to_log {
-        inverso::access_log::open_log_file(path).map_err(|e| Failure {
-            code: 2,
-            error: anyhow::anyhow!("path_to_log: {e}"),
-        })?;
+        inverso::access_log::open_log_file(path)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("path_to_log: {e}")))?;
     }
     // And the snapshot's directory, created if missing, as a run would.
     if let Some(path) = config
@@ -201,12 +204,11 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         .as_ref()
         .filter(|_| config.cache_size > 0)
     {
-        inverso::cache::persist::ensure_directory(path).map_err(|e| Failure {
-            code: 2,
-            error: anyhow::anyhow!(
+        inverso::cache::persist::ensure_directory(path).map_err(|e| {
+            Failure::usage(anyhow::anyhow!(
                 "path_to_persistence: cannot create the directory of {}: {e}",
                 path.display()
-            ),
+            ))
         })?;
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -318,15 +320,9 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         ("targets", format!("{}, {}", a.addr, b.addr)),
         ("path_to_persistence", String::new()),
     ] {
-        loader.flag(key, &value, "demo").map_err(|e| Failure {
-            code: 2,
-            error: e.into(),
-        })?;
+        loader.flag(key, &value, "demo").map_err(Failure::usage)?;
     }
-    let config = loader.build().map_err(|e| Failure {
-        code: 2,
-        error: e.into(),
-    })?;
+    let config = loader.build().map_err(Failure::usage)?;
     // Said once the proxy listens: the port it got (for `--port 0`), and
     // nothing at all if it could not bind.
     let banner = |addr: std::net::SocketAddr| {

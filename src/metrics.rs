@@ -5,6 +5,7 @@
 //! somebody scrapes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Upper bounds of the request-duration histogram, in seconds (the
 /// Prometheus client libraries' defaults, plus a finer start: most
@@ -33,7 +34,8 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one request that ended with `status` after `micros`.
-    pub fn observe(&self, status: u16, micros: u64) {
+    pub fn observe(&self, status: u16, duration: Duration) {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.requests[class].fetch_add(1, Ordering::Relaxed);
         let seconds = micros as f64 / 1e6;
@@ -105,10 +107,10 @@ mod tests {
     #[test]
     fn classes_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.observe(200, 500);
-        m.observe(204, 3_000);
-        m.observe(502, 20_000_000);
-        m.observe(99, 1);
+        m.observe(200, Duration::from_micros(500));
+        m.observe(204, Duration::from_millis(3));
+        m.observe(502, Duration::from_secs(20));
+        m.observe(99, Duration::from_micros(1));
         assert_eq!(m.requests(), [1, 2, 0, 0, 1]);
         let (buckets, sum) = m.durations();
         assert_eq!(buckets[0], 2); // <= 1 ms

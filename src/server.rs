@@ -519,7 +519,7 @@ fn work(workers: &Arc<Workers>) {
                 let (time, started) = (SystemTime::now(), Instant::now());
                 let refused = reject(stream, 503, shared.config.proxy_protocol);
                 let duration = started.elapsed();
-                shared.metrics.observe(503, duration.as_micros() as u64);
+                shared.metrics.observe(503, duration);
                 shared.log.log(Record {
                     time,
                     client: refused.client.unwrap_or(peer.ip()).to_canonical(),

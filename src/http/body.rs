@@ -511,7 +511,7 @@ fn is_field_line(line: &[u8]) -> bool {
     colon > 0
         && line[..colon]
             .iter()
-            .all(|&b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))
+            .all(|&b| crate::http::head::is_tchar(b))
         && line[colon..]
             .iter()
             .all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f)

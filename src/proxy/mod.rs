@@ -202,9 +202,7 @@ pub fn serve(
             }
         };
         let duration = started.elapsed();
-        shared
-            .metrics
-            .observe(outcome.status, duration.as_micros() as u64);
+        shared.metrics.observe(outcome.status, duration);
         let heads = client.sent_head.take().map(|sent| {
             Box::new(Heads {
                 request: line.headers.unwrap_or_default(),

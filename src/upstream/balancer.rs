@@ -43,9 +43,9 @@ pub trait Balancer: Send + Sync {
 pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balancer> {
     let n = names.len();
     match balance {
-        Balance::RoundRobin => Box::new(RoundRobin::new()),
+        Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
-        Balance::LeastConn => Box::new(LeastConn::new()),
+        Balance::LeastConn => Box::new(LeastConn::default()),
         Balance::IpHash => Box::new(IpHash::new(names, weights)),
         Balance::RandomTwo => Box::new(RandomTwo),
     }
@@ -55,22 +55,9 @@ pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balance
 /// the target in turn cannot be used, the pick goes to one of the usable
 /// ones, chosen by the same counter, so their shares stay even (walking on
 /// to the next target would double the share of the one after a dead one).
+#[derive(Default)]
 pub struct RoundRobin {
     next: AtomicUsize,
-}
-
-impl RoundRobin {
-    pub fn new() -> Self {
-        RoundRobin {
-            next: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Default for RoundRobin {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Balancer for RoundRobin {
@@ -142,22 +129,9 @@ impl Balancer for SmoothWeighted {
 /// compared by cross-multiplying); ties go round robin among the tied, in
 /// proportion to their weights (as nginx's least_conn does), so weights
 /// count also while load is too light to tell the targets apart.
+#[derive(Default)]
 pub struct LeastConn {
     next: AtomicUsize,
-}
-
-impl LeastConn {
-    pub fn new() -> Self {
-        LeastConn {
-            next: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Default for LeastConn {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Balancer for LeastConn {
@@ -384,7 +358,7 @@ mod tests {
 
     #[test]
     fn round_robin_cycles_and_skips_unusable() {
-        let rr = RoundRobin::new();
+        let rr = RoundRobin::default();
         assert_eq!(picks(&rr, &Fake::even(3), 7), [0, 1, 2, 0, 1, 2, 0]);
         let mut peers = Fake::even(3);
         peers.0[1].2 = false;
@@ -432,7 +406,7 @@ mod tests {
 
     #[test]
     fn least_conn_prefers_idle_targets_and_respects_weights() {
-        let lc = LeastConn::new();
+        let lc = LeastConn::default();
         let peers = Fake(vec![(1, 4, true), (1, 1, true), (1, 2, true)]);
         assert_eq!(picks(&lc, &peers, 5), [1; 5]);
 
@@ -447,7 +421,7 @@ mod tests {
 
     #[test]
     fn least_conn_breaks_ties_round_robin() {
-        let lc = LeastConn::new();
+        let lc = LeastConn::default();
         let mut got = picks(&lc, &Fake::even(3), 9);
         got.sort_unstable();
         assert_eq!(got, [0, 0, 0, 1, 1, 1, 2, 2, 2]);
