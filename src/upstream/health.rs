@@ -11,7 +11,7 @@
 //! without sleeping.
 
 use crate::http::conn::is_timeout;
-use crate::http::head::{find_head_end, parse_response};
+use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::io::{self, Read, Write};
@@ -195,7 +195,13 @@ impl Health {
     /// Counts one probe result, and flips the target's state at a
     /// threshold: `fall` failed probes in a row take it out, `rise` good
     /// ones bring it back (also from a passive mark).
-    fn probed(&self, checker: u64, now: Instant, settings: &Active, result: Result<(), String>) {
+    fn probed(
+        &self,
+        checker: u64,
+        now: Instant,
+        settings: &Active,
+        result: Result<(), ProbeError>,
+    ) {
         let mut state = self.state.lock();
         if state.checker != checker {
             return;
@@ -330,36 +336,57 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
     }
 }
 
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    #[error("no reply within {0:?}")]
+    Late(Duration),
+    #[error("cannot send: {0}")]
+    Send(io::Error),
+    #[error("no reply: {0}")]
+    Receive(io::Error),
+    #[error("bad reply: {0}")]
+    BadReply(HeadError),
+    #[error("reply head too large")]
+    HeadTooLarge,
+    #[error("closed without a reply")]
+    Closed,
+    #[error("status {0}")]
+    Status(u16),
+}
+
 /// One `GET path` on a fresh connection, all within `settings.timeout`: a
 /// 2xx or 3xx final status is healthy (interim 1xx heads are skipped).
-fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
+fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
     let deadline = Instant::now() + settings.timeout;
-    let too_late = || format!("no reply within {:?}", settings.timeout);
+    let too_late = || ProbeError::Late(settings.timeout);
     let left = || {
         Some(deadline.saturating_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
             .ok_or_else(too_late)
     };
-    let failed = |what: &str, e: io::Error| {
+    let failed = |e: io::Error, otherwise: fn(io::Error) -> ProbeError| {
         if is_timeout(&e) {
             too_late()
         } else {
-            format!("{what}: {e}")
+            otherwise(e)
         }
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
-    let mut stream = TcpStream::connect_timeout(&probe.addr, connect_within)
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&probe.addr, connect_within).map_err(ProbeError::Connect)?;
     stream
         .set_write_timeout(Some(left()?))
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeError::Send)?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
         settings.path, probe.name
     );
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| failed("cannot send", e))?;
+        .map_err(|e| failed(e, ProbeError::Send))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let mut scanned = 0;
@@ -367,7 +394,7 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
     loop {
         match find_head_end(&buf, &mut scanned) {
             Ok(Some(len)) => {
-                let head = parse_response(&buf[..len]).map_err(|e| format!("bad reply: {e}"))?;
+                let head = parse_response(&buf[..len]).map_err(ProbeError::BadReply)?;
                 match head.status {
                     100..=199 if interim < MAX_PROBE_INTERIM => {
                         interim += 1;
@@ -376,20 +403,20 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), String> {
                         continue;
                     }
                     200..=399 => return Ok(()),
-                    status => return Err(format!("status {status}")),
+                    status => return Err(ProbeError::Status(status)),
                 }
             }
-            Ok(None) if buf.len() > MAX_PROBE_HEAD => return Err("reply head too large".into()),
+            Ok(None) if buf.len() > MAX_PROBE_HEAD => return Err(ProbeError::HeadTooLarge),
             Ok(None) => {}
-            Err(e) => return Err(format!("bad reply: {e}")),
+            Err(e) => return Err(ProbeError::BadReply(e)),
         }
         stream
             .set_read_timeout(Some(left()?))
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Receive)?;
         match stream.read(&mut chunk) {
-            Ok(0) => return Err("closed without a reply".into()),
+            Ok(0) => return Err(ProbeError::Closed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(failed("no reply", e)),
+            Err(e) => return Err(failed(e, ProbeError::Receive)),
         }
     }
 }
@@ -467,7 +494,7 @@ mod tests {
         let h = health(1, 10);
         let settings = probing(2, 3);
         let now = Instant::now();
-        let bad = || Err("status 503".to_string());
+        let bad = || Err(ProbeError::Status(503));
         h.probed(0, now, &settings, bad());
         h.probed(0, now, &settings, bad());
         assert!(h.usable(now));
@@ -651,7 +678,7 @@ mod tests {
 
     /// One probe of a server that reads the request, writes `reply` and
     /// holds the connection open.
-    fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<(), String> {
+    fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<(), ProbeError> {
         use std::net::TcpListener;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -682,14 +709,12 @@ mod tests {
     fn a_probe_skips_interim_heads_and_names_a_timeout() {
         let s = Duration::from_secs;
         let continued = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
-        assert_eq!(probe_answered_with(continued, s(5)), Ok(()));
+        assert!(probe_answered_with(continued, s(5)).is_ok());
         let failing = b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 503 No\r\n\r\n";
-        assert_eq!(
-            probe_answered_with(failing, s(5)),
-            Err("status 503".to_string())
-        );
-        let silent = probe_answered_with(b"", Duration::from_millis(100));
-        assert_eq!(silent, Err("no reply within 100ms".to_string()));
+        let failed = probe_answered_with(failing, s(5));
+        assert!(matches!(failed, Err(ProbeError::Status(503))), "{failed:?}");
+        let silent = probe_answered_with(b"", Duration::from_millis(100)).unwrap_err();
+        assert_eq!(silent.to_string(), "no reply within 100ms");
     }
 
     #[test]
@@ -699,7 +724,7 @@ mod tests {
         h.failed(now, "refused");
         assert!(!h.usable(now));
         let settings = probing(1, 1);
-        h.probed(0, now, &settings, Err("status 500".into()));
+        h.probed(0, now, &settings, Err(ProbeError::Status(500)));
         h.probed(0, now, &settings, Ok(()));
         assert!(h.usable(now));
     }
@@ -741,7 +766,7 @@ mod tests {
             assert!(h.usable(now), "{changed:?}");
         }
         // What the checks hold, they keep.
-        h.probed(0, now, &probing(1, 1), Err("status 500".into()));
+        h.probed(0, now, &probing(1, 1), Err(ProbeError::Status(500)));
         h.set_passive(passive(2, 5));
         assert!(!h.usable(now));
     }
@@ -753,7 +778,7 @@ mod tests {
         // left to bring it back.
         let h = health(1, 3600);
         let fail = |checker| {
-            let failed = Err("status 500".to_string());
+            let failed = Err(ProbeError::Status(500));
             h.probed(checker, Instant::now(), &probing(1, 1), failed);
         };
         let old = h.new_checker();
@@ -772,7 +797,7 @@ mod tests {
     fn checks_turned_off_let_go_of_what_they_held_down() {
         let h = health(1, 3600);
         let now = Instant::now();
-        h.probed(0, now, &probing(1, 1), Err("status 500".into()));
+        h.probed(0, now, &probing(1, 1), Err(ProbeError::Status(500)));
         assert!(!h.usable(now));
         h.checks_off();
         assert!(h.usable(now));
@@ -789,14 +814,14 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         assert_eq!(h.probe_due(t0, s(5)), Duration::ZERO);
-        h.probed(0, t0, &settings, Err("status 503".into()));
+        h.probed(0, t0, &settings, Err(ProbeError::Status(503)));
         assert_eq!(h.probe_due(t0 + s(1), s(5)), s(4));
         assert_eq!(h.probe_due(t0 + s(5), s(5)), Duration::ZERO);
-        h.probed(0, t0 + s(5), &settings, Err("status 503".into()));
+        h.probed(0, t0 + s(5), &settings, Err(ProbeError::Status(503)));
         // A reload's checker shares this health: its first probe is the
         // third in a row, and is due an interval after the last.
         assert_eq!(h.probe_due(t0 + s(6), s(5)), s(4));
-        h.probed(0, t0 + s(10), &settings, Err("status 503".into()));
+        h.probed(0, t0 + s(10), &settings, Err(ProbeError::Status(503)));
         assert!(!h.usable(t0 + s(10)));
     }
 }
