@@ -674,6 +674,18 @@ pub struct Control {
     inner: Arc<Inner>,
 }
 
+/// Why a reload was refused (the running configuration stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("targets: {target} is this proxy's own address ({listening}): requests would loop")]
+    Loop {
+        target: String,
+        listening: SocketAddr,
+    },
+    #[error("path_to_log: {0}")]
+    Log(io::Error),
+}
+
 /// What a reload did.
 #[derive(Debug, Default)]
 pub struct Reloaded {
@@ -696,7 +708,7 @@ impl Control {
     /// requests in flight finish on the old settings. Keys that need a
     /// restart keep their old values and are reported (and logged). Fails,
     /// changing nothing, if a new `path_to_log` cannot be opened.
-    pub fn reload(&self, mut next: Config) -> io::Result<Reloaded> {
+    pub fn reload(&self, mut next: Config) -> Result<Reloaded, ReloadError> {
         let old = self.inner.current.get();
         let was = &old.config;
         let mut reloaded = Reloaded::default();
@@ -724,23 +736,20 @@ impl Control {
         );
         next.log_to_stdout = was.log_to_stdout;
         let refused = |e| {
-            self.inner
-                .metrics
-                .reloads_refused
-                .fetch_add(1, Ordering::Relaxed);
+            self.refused();
             Err(e)
         };
         // Checked by the file's `port` as it was loaded; the port listened
         // on is the running one, which a reload keeps.
         if let Some(t) = config::target_at(self.inner.listening, &next.targets) {
-            return refused(io::Error::other(format!(
-                "targets: {} is this proxy's own address ({}): requests would loop",
-                t.name, self.inner.listening
-            )));
+            return refused(ReloadError::Loop {
+                target: t.name.clone(),
+                listening: self.inner.listening,
+            });
         }
         if next.path_to_log != was.path_to_log || next.log_format != was.log_format {
             if let Err(e) = old.log.reopen(next.path_to_log.clone(), next.log_format) {
-                return refused(e);
+                return refused(ReloadError::Log(e));
             }
         }
         if next.connection_timeout < was.connection_timeout {
