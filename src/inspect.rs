@@ -64,7 +64,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     out.flush().context("cannot write the output")?;
     // Listed, but not a healthy file: a script should be able to tell.
     if let Some(damage) = loaded.damage {
-        anyhow::bail!("{}: damaged: {}", path.display(), escape_controls(&damage));
+        anyhow::bail!(
+            "{}: damaged: {}",
+            path.display(),
+            escape_controls(&damage.to_string())
+        );
     }
     if unusable > 0 {
         anyhow::bail!(

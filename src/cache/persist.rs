@@ -153,7 +153,56 @@ pub struct Loaded {
     /// under its checksum, so past a damaged record the next one cannot be
     /// found with certainty, and reading on could take the bytes of a
     /// cached body (which a backend chose) for records.
-    pub damage: Option<String>,
+    pub damage: Option<Damage>,
+}
+
+/// Where a snapshot's valid records end, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("truncated: the file ends at byte {end}, inside the {HEADER_LEN}-byte header")]
+    InHeader { end: u64 },
+    #[error(
+        "truncated: the file ends at byte {at} after {found} records, without the end trailer"
+    )]
+    NoTrailer { at: u64, found: u64 },
+    #[error("truncated: the file ends at byte {end}, inside {part} starting at byte {at}")]
+    Truncated { end: u64, part: Part, at: u64 },
+    #[error(
+        "record {record} at byte {at}: length {len} is below the {FIXED_PAYLOAD_LEN}-byte minimum"
+    )]
+    ShortRecord { record: u64, at: u64, len: u32 },
+    #[error("record {record} at byte {at} fails its checksum")]
+    Checksum { record: u64, at: u64 },
+    #[error("record {record} at byte {at}: field lengths do not add up to {len}")]
+    FieldLengths { record: u64, at: u64, len: u32 },
+    #[error("the end trailer at byte {at} fails its checksum")]
+    TrailerChecksum { at: u64 },
+    #[error("the end trailer at byte {at} counts {count} records, the file holds {found}")]
+    TrailerCount { at: u64, count: u64, found: u64 },
+    #[error("unexpected bytes after the end trailer, at byte {end}")]
+    AfterTrailer { end: u64 },
+    #[error("read error near byte {near}: {source}")]
+    Read { near: u64, source: io::Error },
+}
+
+/// The part of a snapshot a truncation fell in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    RecordHeader,
+    Record(u64),
+    Trailer,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::RecordHeader => f.write_str("a record header"),
+            Part::Record(n) => write!(f, "record {n}"),
+            Part::Trailer => f.write_str("the end trailer"),
+        }
+    }
 }
 
 /// What a write produced.
@@ -502,10 +551,9 @@ pub fn scan_records(
     }
     if n < header.len() {
         // A prefix of a valid header: a snapshot cut short, not a foreign file.
-        let damage = if n == 0 {
-            "empty file (0 bytes)".to_string()
-        } else {
-            format!("truncated: the file ends at byte {n}, inside the {HEADER_LEN}-byte header")
+        let damage = match n {
+            0 => Damage::Empty,
+            n => Damage::InHeader { end: n as u64 },
         };
         return Ok(Loaded {
             damage: Some(damage),
@@ -524,14 +572,15 @@ pub fn scan_records(
     Ok(loaded)
 }
 
-/// Reads records up to and including the trailer. `Err` describes the damage.
+/// Reads records up to and including the trailer. `Err` says where the
+/// damage is.
 fn read_body<R: Read>(
     src: &mut Source<R>,
     now_unix_ms: u64,
     limits: &LoadLimits,
     loaded: &mut Loaded,
     visit: &mut dyn FnMut(Record),
-) -> Result<(), String> {
+) -> Result<(), Damage> {
     let mut found: u64 = 0;
     let mut kept_bytes: u64 = 0;
     let mut payload = Vec::new();
@@ -539,73 +588,63 @@ fn read_body<R: Read>(
         let at = src.offset;
         let mut len = [0u8; 4];
         match src.fill(&mut len)? {
-            0 => {
-                return Err(format!(
-                    "truncated: the file ends at byte {at} after {found} records, without the end trailer"
-                ))
-            }
+            0 => return Err(Damage::NoTrailer { at, found }),
             4 => {}
-            _ => return Err(src.truncated(&"a record header", at)),
+            _ => return Err(src.truncated(Part::RecordHeader, at)),
         }
         let len = u32::from_le_bytes(len);
         if len == END_MARKER {
             return check_trailer(src, at, found);
         }
-        let what = RecordNo(found + 1);
+        let record = found + 1;
+        let what = Part::Record(record);
         let mut crc = [0u8; 4];
-        src.exact(&mut crc, at, &what)?;
+        src.exact(&mut crc, at, what)?;
         let crc = u32::from_le_bytes(crc);
         if len < FIXED_PAYLOAD_LEN {
-            return Err(format!(
-                "{what} at byte {at}: length {len} is below the {FIXED_PAYLOAD_LEN}-byte minimum"
-            ));
+            return Err(Damage::ShortRecord { record, at, len });
         }
         let len64 = u64::from(len);
         let over_limit = len64 > limits.max_record_bytes
             || kept_bytes.saturating_add(len64 + RECORD_MEMORY) > limits.max_total_bytes;
         let intact = if over_limit {
-            src.skip_verified(len64, crc, at, &what)?
+            src.skip_verified(len64, crc, at, what)?
         } else {
-            src.payload(len64, crc, at, &what, &mut payload)?
+            src.payload(len64, crc, at, what, &mut payload)?
         };
         if !intact {
-            return Err(format!("{what} at byte {at} fails its checksum"));
+            return Err(Damage::Checksum { record, at });
         }
         found += 1;
         if over_limit {
             loaded.skipped_over_limit += 1;
             continue;
         }
-        let record = decode(&payload)
-            .ok_or_else(|| format!("{what} at byte {at}: field lengths do not add up to {len}"))?;
-        if record.keep_until() <= now_unix_ms {
+        let decoded = decode(&payload).ok_or(Damage::FieldLengths { record, at, len })?;
+        if decoded.keep_until() <= now_unix_ms {
             loaded.skipped_expired += 1;
             continue;
         }
         kept_bytes += len64 + RECORD_MEMORY;
-        visit(record);
+        visit(decoded);
     }
 }
 
-fn check_trailer<R: Read>(src: &mut Source<R>, at: u64, found: u64) -> Result<(), String> {
+fn check_trailer<R: Read>(src: &mut Source<R>, at: u64, found: u64) -> Result<(), Damage> {
     let mut rest = [0u8; 12];
-    src.exact(&mut rest, at, &"the end trailer")?;
+    src.exact(&mut rest, at, Part::Trailer)?;
     let mut count = [0u8; 8];
     count.copy_from_slice(&rest[..8]);
     let count = u64::from_le_bytes(count);
     if trailer(count)[4..] != rest {
-        return Err(format!("the end trailer at byte {at} fails its checksum"));
+        return Err(Damage::TrailerChecksum { at });
     }
     if count != found {
-        return Err(format!(
-            "the end trailer at byte {at} counts {count} records, the file holds {found}"
-        ));
+        return Err(Damage::TrailerCount { at, count, found });
     }
     let end = src.offset;
     if src.fill(&mut [0u8; 1])? != 0 {
-        return Err(format!(
-            "unexpected bytes after the end trailer, at byte {end}"
-        ));
+        return Err(Damage::AfterTrailer { end });
     }
     Ok(())
 }
@@ -660,31 +699,34 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// A reader that knows its byte offset, so every damage report can say where.
-/// Its methods return damage descriptions as `Err(String)`.
 struct Source<R> {
     reader: R,
     offset: u64,
 }
 
 impl<R: Read> Source<R> {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, Damage> {
         let n = read_full(&mut self.reader, buf).map_err(|e| self.read_error(e))?;
         self.offset += n as u64;
         Ok(n)
     }
 
-    fn read_error(&self, e: io::Error) -> String {
-        format!("read error near byte {}: {e}", self.offset)
+    fn read_error(&self, source: io::Error) -> Damage {
+        Damage::Read {
+            near: self.offset,
+            source,
+        }
     }
 
-    fn truncated(&self, what: &dyn fmt::Display, at: u64) -> String {
-        format!(
-            "truncated: the file ends at byte {}, inside {what} starting at byte {at}",
-            self.offset
-        )
+    fn truncated(&self, part: Part, at: u64) -> Damage {
+        Damage::Truncated {
+            end: self.offset,
+            part,
+            at,
+        }
     }
 
-    fn exact(&mut self, buf: &mut [u8], at: u64, what: &dyn fmt::Display) -> Result<(), String> {
+    fn exact(&mut self, buf: &mut [u8], at: u64, what: Part) -> Result<(), Damage> {
         if self.fill(buf)? < buf.len() {
             return Err(self.truncated(what, at));
         }
@@ -699,9 +741,9 @@ impl<R: Read> Source<R> {
         len: u64,
         crc: u32,
         at: u64,
-        what: &dyn fmt::Display,
+        what: Part,
         buf: &mut Vec<u8>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Damage> {
         buf.clear();
         let result = (&mut self.reader).take(len).read_to_end(buf);
         self.offset += buf.len() as u64;
@@ -715,13 +757,7 @@ impl<R: Read> Source<R> {
     /// Reads past a payload of `len` bytes through a fixed buffer, so a
     /// record the limits exclude is never held in memory; whether its CRC
     /// matches.
-    fn skip_verified(
-        &mut self,
-        len: u64,
-        crc: u32,
-        at: u64,
-        what: &dyn fmt::Display,
-    ) -> Result<bool, String> {
+    fn skip_verified(&mut self, len: u64, crc: u32, at: u64, what: Part) -> Result<bool, Damage> {
         let mut sink = CrcSink(crc32fast::Hasher::new());
         let result = io::copy(&mut (&mut self.reader).take(len), &mut sink);
         let n = result.map_err(|e| self.read_error(e))?;
@@ -730,15 +766,6 @@ impl<R: Read> Source<R> {
             return Err(self.truncated(what, at));
         }
         Ok(sink.0.finalize() == crc)
-    }
-}
-
-/// Names a record in damage reports, formatted only if there is damage.
-struct RecordNo(u64);
-
-impl fmt::Display for RecordNo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "record {}", self.0)
     }
 }
 
@@ -806,7 +833,7 @@ mod tests {
         assert!(!tmp_path(&path).exists(), "the temporary file was renamed");
 
         let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
-        assert_eq!(loaded.damage, None);
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
         assert_eq!(loaded.records, records);
         assert_eq!((loaded.skipped_expired, loaded.skipped_over_limit), (0, 0));
     }
@@ -817,7 +844,7 @@ mod tests {
         assert_eq!(bytes.len() as u64, HEADER_LEN + TRAILER_LEN);
         let loaded = read(&bytes);
         assert!(loaded.records.is_empty());
-        assert_eq!(loaded.damage, None);
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
     }
 
     #[test]
@@ -826,7 +853,7 @@ mod tests {
         let loaded = load_snapshot(&dir.path().join("none.bin"), 0, &LoadLimits::UNLIMITED);
         let loaded = loaded.unwrap();
         assert!(loaded.records.is_empty());
-        assert_eq!(loaded.damage, None);
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
     }
 
     #[test]
@@ -836,7 +863,7 @@ mod tests {
         fs::write(&path, b"").unwrap();
         let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
         assert!(loaded.records.is_empty());
-        assert!(loaded.damage.unwrap().contains("empty"));
+        assert!(matches!(loaded.damage, Some(Damage::Empty)));
     }
 
     #[test]
@@ -850,7 +877,7 @@ mod tests {
             assert_eq!(loaded.records, records[..whole], "cut at {cut}");
             assert!(loaded.damage.is_some(), "cut at {cut} must be reported");
         }
-        assert_eq!(read(&bytes).damage, None);
+        assert!(read(&bytes).damage.is_none());
     }
 
     #[test]
@@ -858,7 +885,7 @@ mod tests {
         let records: Vec<_> = (1..=3).map(record).collect();
         let bytes = encode(&records);
         let boundary = record_ends(&records)[1];
-        let damage = read(&bytes[..boundary]).damage.unwrap();
+        let damage = read(&bytes[..boundary]).damage.unwrap().to_string();
         assert!(damage.contains(&format!("byte {boundary}")), "{damage}");
     }
 
@@ -929,7 +956,10 @@ mod tests {
         spliced.extend_from_slice(&bytes[ends[1]..]);
         let loaded = read(&spliced);
         assert_eq!(loaded.records, [records[0].clone(), records[2].clone()]);
-        assert!(loaded.damage.unwrap().contains("counts 3 records"));
+        assert!(matches!(
+            loaded.damage,
+            Some(Damage::TrailerCount { count: 3, .. })
+        ));
     }
 
     #[test]
@@ -939,7 +969,7 @@ mod tests {
         bytes.push(0);
         let loaded = read(&bytes);
         assert_eq!(loaded.records, records);
-        assert!(loaded.damage.unwrap().contains("after the end trailer"));
+        assert!(matches!(loaded.damage, Some(Damage::AfterTrailer { .. })));
     }
 
     #[test]
@@ -975,7 +1005,7 @@ mod tests {
             "expired but still within stale-if-error"
         );
         assert_eq!(loaded.skipped_expired, 2);
-        assert_eq!(loaded.damage, None);
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
     }
 
     #[test]
@@ -993,7 +1023,7 @@ mod tests {
             loaded.skipped_over_limit, 2,
             "one too big, one over the total"
         );
-        assert_eq!(loaded.damage, None);
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
     }
 
     #[test]
@@ -1008,7 +1038,10 @@ mod tests {
         };
         let loaded = read_records(&bytes[..], 0, &limits).unwrap();
         assert!(loaded.records.is_empty());
-        assert!(loaded.damage.unwrap().contains("checksum"));
+        assert!(matches!(
+            loaded.damage,
+            Some(Damage::Checksum { record: 1, .. })
+        ));
     }
 
     /// A header and one record frame claiming `len` payload bytes, followed by a few.
@@ -1033,7 +1066,7 @@ mod tests {
         ] {
             let loaded = read_records(&bytes[..], 0, &limits).unwrap();
             assert!(loaded.records.is_empty());
-            assert!(loaded.damage.unwrap().contains("truncated"));
+            assert!(matches!(loaded.damage, Some(Damage::Truncated { .. })));
         }
         // The buffer grows with the bytes present, not with the claim.
         let mut src = Source {
@@ -1041,8 +1074,8 @@ mod tests {
             offset: 0,
         };
         let mut buf = Vec::new();
-        let result = src.payload(u64::from(MAX_PAYLOAD_LEN), 0, 0, &"claim", &mut buf);
-        assert!(result.unwrap_err().contains("truncated"));
+        let result = src.payload(u64::from(MAX_PAYLOAD_LEN), 0, 0, Part::Record(1), &mut buf);
+        assert!(matches!(result, Err(Damage::Truncated { .. })));
         assert_eq!(buf.len(), bytes.len());
         assert!(buf.capacity() < 64 * 1024, "capacity {}", buf.capacity());
     }
@@ -1050,7 +1083,7 @@ mod tests {
     #[test]
     fn a_length_below_the_fixed_fields_is_damage() {
         let loaded = read(&claiming(FIXED_PAYLOAD_LEN - 1));
-        assert!(loaded.damage.unwrap().contains("below"));
+        assert!(matches!(loaded.damage, Some(Damage::ShortRecord { .. })));
     }
 
     #[test]
@@ -1062,7 +1095,8 @@ mod tests {
         // As if a crash happened half-way through the next write.
         fs::write(tmp_path(&path), b"INVERSO\0garbage from a crash").unwrap();
         let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
-        assert_eq!((loaded.records, loaded.damage), (records.clone(), None));
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
+        assert_eq!(loaded.records, records);
 
         write_snapshot(&path, &records[..2]).unwrap();
         assert!(!tmp_path(&path).exists());
@@ -1212,7 +1246,7 @@ mod tests {
         fn arbitrary_records_round_trip(records in prop::collection::vec(arb_record(), 0..20)) {
             let loaded = read(&encode(&records));
             let live: Vec<_> = records.iter().filter(|r| r.stale_until > 0).cloned().collect();
-            prop_assert_eq!(loaded.damage, None);
+            prop_assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
             prop_assert_eq!(loaded.records, live);
         }
     }
