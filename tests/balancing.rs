@@ -267,13 +267,13 @@ fn weighted_round_robin_holds_weights_exactly() {
 
 #[test]
 fn least_conn_sends_new_requests_away_from_a_busy_target() {
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let slow_backend = |name: &'static str| {
         let gate = release.clone();
         Backend::start(name, move |seen, out| {
             if seen.path() == "/slow" {
                 // Bounded: a test that never releases fails, not hangs.
-                wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+                gate.wait();
             }
             respond(out, 200, &[("X-Backend", name)], name.as_bytes());
             Action::KeepAlive
@@ -299,7 +299,7 @@ fn least_conn_sends_new_requests_away_from_a_busy_target() {
         let response = client.get(&format!("/fast/{i}"));
         assert_eq!(response.header("x-backend"), Some(idle), "request {i}");
     }
-    release.store(true, Ordering::SeqCst);
+    release.open();
     let response = slow.response();
     assert_eq!(response.header("x-backend"), Some(busy));
     // Both idle again: ties are broken round robin.

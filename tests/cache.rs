@@ -1491,14 +1491,14 @@ fn stale_while_revalidate_yields_to_must_revalidate_and_to_the_request() {
 
 #[test]
 fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let numbered = AtomicUsize::new(0);
     let backend = Backend::start("origin", move |seen, out| {
         let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
         if seen.head.has("if-none-match") {
             // Bounded: answers anyway if the test never releases.
-            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            gate.wait();
             write_response(out, 304, &fields(&[("ETag", "\"v1\"")]), None);
         } else {
             let body = format!("{} #{n}", seen.path());
@@ -1523,7 +1523,7 @@ fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
         expect(&proxy.connect().get("/o"), 200, "STALE", "/o #1");
     }
     assert_eq!(backend.requests(), 2);
-    release.store(true, Ordering::SeqCst);
+    release.open();
     drop(first);
     assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
 }
@@ -1534,11 +1534,11 @@ fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
 fn an_invalidation_during_a_fetch_keeps_that_response_out() {
     // A GET's response is on its way when a POST to the same URI succeeds:
     // the response may predate the POST, so it is relayed but not stored.
-    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let backend = Backend::start("slow", move |seen, out| {
         if seen.method() == "GET" {
-            let waited = wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            let waited = gate.wait();
             assert!(waited, "never released");
         }
         let headers = [("Cache-Control", "max-age=600")];
@@ -1552,7 +1552,7 @@ fn an_invalidation_during_a_fetch_keeps_that_response_out() {
         assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
         let post = proxy.connect().request("POST", "/doc", &[], b"x");
         assert_eq!(post.status, 200);
-        release.store(true, Ordering::SeqCst);
+        release.open();
         expect(&first.join().unwrap(), 200, "MISS", "GET");
     });
     expect(&get(&proxy, "/doc"), 200, "MISS", "GET");

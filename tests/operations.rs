@@ -442,10 +442,10 @@ fn healthz_unknown_paths_and_wrong_methods() {
 fn healthz_says_shutting_down_while_requests_drain() {
     // The admin listener serves through the drain: a health checker reads
     // 503, not a refused connection.
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |_, out| {
-        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        gate.wait();
         respond(out, 200, &[], b"late");
         Action::KeepAlive
     });
@@ -465,7 +465,7 @@ fn healthz_says_shutting_down_while_requests_drain() {
         "{}",
         status.body_str()
     );
-    release.store(true, Ordering::SeqCst);
+    release.open();
     assert_eq!(busy.response().body, b"late");
     assert!(shutdown.join().unwrap());
 }

@@ -4,8 +4,7 @@
 mod support;
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::*;
 
@@ -376,12 +375,12 @@ fn a_client_that_leaves_in_the_middle_of_a_head_is_logged_as_400() {
 /// A backend that answers `/slow` with `body` once the returned flag is
 /// raised (or, bounded, after WAIT_LIMIT, letting the test's assertions
 /// fail), and anything else with `fast` at once.
-fn slow_backend(body: Vec<u8>) -> (Backend, Arc<AtomicBool>) {
-    let release = Arc::new(AtomicBool::new(false));
+fn slow_backend(body: Vec<u8>) -> (Backend, Gate) {
+    let release = Gate::new();
     let gate = release.clone();
     let backend = Backend::start("a", move |seen, out| {
         if seen.path() == "/slow" {
-            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            gate.wait();
             respond(out, 200, &[], &body);
         } else {
             respond(out, 200, &[], b"fast");
@@ -415,7 +414,7 @@ fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
         rx.try_recv().is_err(),
         "shutdown returned with a request in flight"
     );
-    release.store(true, Ordering::SeqCst);
+    release.open();
 
     let response = busy.response();
     assert_eq!(response.status, 200);
@@ -438,7 +437,7 @@ fn every_kind_of_response_finishing_during_a_shutdown_says_connection_close() {
     // Held at the backend while the shutdown begins: a relayed response, a
     // proxy error (the backend hangs up: 502) and a cached entry the
     // backend revalidates (304).
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |seen, out| {
         if seen.path() == "/reval" && !seen.head.has("if-none-match") {
@@ -446,7 +445,7 @@ fn every_kind_of_response_finishing_during_a_shutdown_says_connection_close() {
             respond(out, 200, &headers, b"stored");
             return Action::KeepAlive;
         }
-        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        gate.wait();
         match seen.path() {
             "/broken" => Action::Close,
             "/reval" => {
@@ -479,7 +478,7 @@ fn every_kind_of_response_finishing_during_a_shutdown_says_connection_close() {
     let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
     // The shutdown has begun once it closes the idle connection.
     assert!(idle.is_closed(), "idle keep-alive client not closed");
-    release.store(true, Ordering::SeqCst);
+    release.open();
     for (client, (path, status)) in busy.iter_mut().zip(paths.into_iter().zip([200, 502, 200])) {
         let response = client.response();
         assert_eq!(response.status, status, "{path}");
@@ -503,12 +502,12 @@ fn shutdown_with_no_connections_returns_true() {
 
 #[test]
 fn requests_cut_at_the_end_of_the_grace_period_are_logged() {
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |seen, out| {
         if seen.path().starts_with("/hang") {
             // Bounded: answers anyway once the test is over.
-            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            gate.wait();
         }
         respond(out, 200, &[], b"late");
         Action::KeepAlive
@@ -532,7 +531,7 @@ fn requests_cut_at_the_end_of_the_grace_period_are_logged() {
         "shutdown said every request finished"
     );
     let lines = proxy.log_lines();
-    release.store(true, Ordering::SeqCst);
+    release.open();
     for path in ["/hang-fresh", "/hang-pooled"] {
         // The 502 the proxy would have answered, which never reached the
         // client: its connection was closed first.
@@ -624,7 +623,7 @@ fn a_response_finishing_in_a_shutdown_reaches_a_client_that_pipelined_another() 
     let handle = proxy.take_handle();
     let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
     std::thread::sleep(Duration::from_millis(200));
-    release.store(true, Ordering::SeqCst);
+    release.open();
     // A slow reader: the tail is still queued when the proxy closes.
     use std::io::Read;
     let mut got = Vec::new();
@@ -703,11 +702,11 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     // The client closes normally (curl -m, a closed tab) while the backend
     // works; its answer then comes: not sent, logged 499, and the backend
     // connection closed rather than read to the end of a long body.
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |_, out| {
         // Bounded: answers anyway once the test is over.
-        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        gate.wait();
         respond(out, 200, &[], &vec![b'x'; 4 << 20]);
         Action::KeepAlive
     });
@@ -719,7 +718,7 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     // Past the wait after which the proxy looks (20 ms): a precondition,
     // not a measurement.
     std::thread::sleep(Duration::from_millis(50));
-    release.store(true, Ordering::SeqCst);
+    release.open();
     assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
     assert!(
         wait_until(WAIT_LIMIT, || a.closed.load(Ordering::SeqCst) == 1),
@@ -761,10 +760,10 @@ fn requests_read_before_a_client_closes_are_still_answered() {
 
 #[test]
 fn with_the_cache_on_a_client_gone_before_an_unstorable_answer_is_logged_499() {
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |_, out| {
-        wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+        gate.wait();
         respond(out, 200, &[("Cache-Control", "no-store")], b"late");
         Action::KeepAlive
     });
@@ -774,7 +773,7 @@ fn with_the_cache_on_a_client_gone_before_an_unstorable_answer_is_logged_499() {
     assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
     drop(client);
     std::thread::sleep(Duration::from_millis(50)); // past the 20 ms
-    release.store(true, Ordering::SeqCst);
+    release.open();
     assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
@@ -784,12 +783,12 @@ fn with_the_cache_on_a_client_gone_before_an_unstorable_answer_is_logged_499() {
 
 #[test]
 fn a_shutdown_ends_a_background_revalidation_rather_than_wait_for_it() {
-    let release = Arc::new(AtomicBool::new(false));
+    let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |seen, out| {
         if seen.head.has("if-none-match") {
             // Bounded: answers anyway once the test is over.
-            wait_until(WAIT_LIMIT, || gate.load(Ordering::SeqCst));
+            gate.wait();
         }
         let swr = [
             ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
@@ -805,7 +804,7 @@ fn a_shutdown_ends_a_background_revalidation_rather_than_wait_for_it() {
     assert_eq!(client.get("/s").header("x-cache"), Some("STALE"));
     assert!(wait_until(WAIT_LIMIT, || a.requests() == 2));
     let clean = proxy.shutdown(Duration::from_secs(5));
-    release.store(true, Ordering::SeqCst);
+    release.open();
     assert!(
         clean,
         "the shutdown waited out its grace for the revalidation"

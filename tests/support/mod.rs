@@ -12,7 +12,7 @@ use inverso::{Server, ServerHandle};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,27 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Where a test backend holds a response until the test opens it; bounded
+/// by [`WAIT_LIMIT`], so a test that never opens it fails its assertions
+/// instead of hanging.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    pub fn open(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it opened within the limit.
+    pub fn wait(&self) -> bool {
+        wait_until(WAIT_LIMIT, || self.0.load(Ordering::SeqCst))
     }
 }
 
