@@ -282,7 +282,7 @@ fn prepare_request(
         },
     );
     for (name, value) in send.extra {
-        head.headers.set(name, value.clone());
+        head.headers.set(name, value);
     }
     Forwarding {
         path,
