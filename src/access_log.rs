@@ -483,9 +483,6 @@ impl<W: Write> Sink<W> {
         if !self.buf.is_empty() && self.buf.len() + line.len() > SINK_BUFFER {
             self.flush(lost);
         }
-        if std::mem::take(&mut self.cut) {
-            self.buf.push(b'\n');
-        }
         self.buf.extend_from_slice(line);
     }
 
@@ -499,36 +496,52 @@ impl<W: Write> Sink<W> {
             return;
         }
         let mut written = 0;
-        let result = loop {
-            match self.inner.write(&self.buf[written..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => {
-                    written += n;
-                    if written == self.buf.len() {
-                        break self.inner.flush();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
+        let result = self
+            .end_cut_line()
+            .and_then(|()| write_counting(&mut self.inner, &self.buf, &mut written))
+            .and_then(|()| self.inner.flush());
+        if written > 0 {
+            self.cut = self.buf[written - 1] != b'\n';
+        }
         match result {
             Ok(()) => self.failures.recovered(self.name),
             Err(e) => {
                 let unwritten = &self.buf[written..];
                 let lines = unwritten.iter().filter(|&&b| b == b'\n').count() as u64;
-                self.cut =
-                    written > 0 && written < self.buf.len() && self.buf[written - 1] != b'\n';
                 self.lose(lines, &e, lost);
             }
         }
         self.buf.clear();
     }
 
+    /// Ends the line a failed write cut, so that what follows starts on a
+    /// line of its own; while that fails too, the cut stays to be ended.
+    fn end_cut_line(&mut self) -> io::Result<()> {
+        if self.cut {
+            write_counting(&mut self.inner, b"\n", &mut 0)?;
+            self.cut = false;
+        }
+        Ok(())
+    }
+
     fn lose(&mut self, lines: u64, e: &io::Error, lost: &AtomicU64) {
         lost.fetch_add(lines, Ordering::Relaxed);
         self.failures.failed(self.name, e, lines);
     }
+}
+
+/// Writes all of `bytes`, counting in `written` what went out, an error
+/// or not.
+fn write_counting(out: &mut impl Write, bytes: &[u8], written: &mut usize) -> io::Result<()> {
+    while *written < bytes.len() {
+        match out.write(&bytes[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One sink's write failures: said when they start, again at most once a
@@ -624,35 +637,35 @@ mod tests {
 
     /// A disk that takes `room` bytes, then fails; if it `recovers`, only
     /// once, and then takes everything.
+    /// Takes `room` bytes, then fails `failures` writes, then has room
+    /// again for everything.
     struct Disk {
         room: usize,
-        recovers: bool,
-        failed: bool,
+        failures: usize,
         got: Vec<u8>,
     }
 
-    fn disk(room: usize, recovers: bool) -> Disk {
+    const NEVER_RECOVERS: usize = usize::MAX;
+
+    fn disk(room: usize, failures: usize) -> Disk {
         Disk {
             room,
-            recovers,
-            failed: false,
+            failures,
             got: Vec::new(),
         }
     }
 
     impl Write for Disk {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let recovered = self.failed && self.recovers;
-            if self.room == 0 && !recovered {
-                self.failed = true;
-                return Err(io::Error::other("no space left"));
+            if self.room == 0 {
+                if self.failures > 0 {
+                    self.failures -= 1;
+                    return Err(io::Error::other("no space left"));
+                }
+                self.room = usize::MAX;
             }
-            let n = if recovered {
-                buf.len()
-            } else {
-                buf.len().min(self.room)
-            };
-            self.room -= n.min(self.room);
+            let n = buf.len().min(self.room);
+            self.room -= n;
             self.got.extend_from_slice(&buf[..n]);
             Ok(n)
         }
@@ -666,7 +679,7 @@ mod tests {
     fn lines_written_before_a_failure_are_not_counted_lost() {
         let lost = AtomicU64::new(0);
         // Room for the first line and half the second.
-        let mut sink = Sink::new("file", disk(10, false));
+        let mut sink = Sink::new("file", disk(10, NEVER_RECOVERS));
         for line in [&b"line one\n"[..], b"line two\n", b"line three\n"] {
             sink.write(line, &lost);
         }
@@ -677,7 +690,7 @@ mod tests {
     #[test]
     fn a_line_cut_by_a_failure_is_not_run_into_the_next() {
         let lost = AtomicU64::new(0);
-        let mut sink = Sink::new("file", disk(10, true));
+        let mut sink = Sink::new("file", disk(10, 1));
         sink.write(b"line one\nline two\n", &lost);
         sink.flush(&lost);
         sink.write(b"line three\n", &lost);
@@ -688,9 +701,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_line_is_ended_once_the_disk_has_room_again_however_late() {
+        let lost = AtomicU64::new(0);
+        // Full for the cut and for the next flush too.
+        let mut sink = Sink::new("file", disk(10, 2));
+        for line in [
+            &b"line one\nline two\n"[..],
+            b"line three\n",
+            b"line four\n",
+        ] {
+            sink.write(line, &lost);
+            sink.flush(&lost);
+        }
+        let got = String::from_utf8(sink.inner.got.clone()).unwrap();
+        assert_eq!(got, "line one\nl\nline four\n");
+        assert_eq!(lost.load(Ordering::Relaxed), 2, "line two and line three");
+    }
+
+    #[test]
     fn a_flush_with_nothing_to_write_is_no_sign_of_recovery() {
         let lost = AtomicU64::new(0);
-        let mut sink = Sink::new("file", disk(0, false));
+        let mut sink = Sink::new("file", disk(0, NEVER_RECOVERS));
         sink.write(b"a line\n", &lost);
         sink.flush(&lost);
         assert_eq!(lost.load(Ordering::Relaxed), 1);
