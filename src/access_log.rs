@@ -612,6 +612,12 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
         }
     }
     sinks.flush();
+    // Said at exit whatever the warnings' throttle let through: the
+    // counter goes with the process.
+    let lost = sinks.lost.load(Ordering::Relaxed);
+    if lost > 0 {
+        log::warn!("access log: {lost} lines lost in all while this process ran");
+    }
 }
 
 #[cfg(test)]

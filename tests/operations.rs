@@ -1124,12 +1124,18 @@ fn upstream_counters_agree_with_what_the_backend_saw_when_a_pooled_connection_di
 }
 
 #[test]
-fn a_snapshot_past_the_file_size_limit_fails_without_killing_the_process() {
-    // `ulimit -f` smaller than the snapshot: the write must fail (and be
-    // reported), not raise SIGXFSZ, whose default action ends the process.
+fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
+    // `ulimit -f` smaller than the snapshot and than the access log: the
+    // writes must fail (and be reported, at exit too), not raise SIGXFSZ,
+    // whose default action ends the process.
     let body = pattern(200 * 1024);
-    let origin = Backend::start("origin", move |_, out| {
-        respond(out, 200, &[("Cache-Control", "max-age=600")], &body);
+    let origin = Backend::start("origin", move |seen, out| {
+        let body = if seen.path() == "/big" {
+            &body[..]
+        } else {
+            b"small"
+        };
+        respond(out, 200, &[("Cache-Control", "max-age=600")], body);
         Action::KeepAlive
     });
     let dir = tempfile::tempdir().unwrap();
@@ -1162,7 +1168,17 @@ fn a_snapshot_past_the_file_size_limit_fails_without_killing_the_process() {
     running.expect("File too large");
     // Still serving, from the cache.
     assert_eq!(one_request(addr, request).header("x-cache"), Some("HIT"));
+    // More access-log lines than the limit lets through.
+    let mut client = Client::connect(addr);
+    for i in 0..600 {
+        assert_eq!(client.get(&format!("/small{}", i % 10)).status, 200);
+    }
+    drop(client);
     running.signal("TERM");
+    // Both said at exit, though their warnings were said less than a
+    // minute before.
+    running.expect("the final snapshot was not written");
+    running.expect("lines lost in all");
     assert_eq!(running.wait_exit(), Some(0));
 }
 

@@ -130,12 +130,12 @@ impl Timer {
                         log::debug!("cache: {expired} entries expired");
                     }
                     if let Some(file) = &mut file {
-                        file.write_if_needed(&cache, false);
+                        file.write_if_needed(&cache, false, false);
                     }
                 }
                 // The final snapshot also records recency changed by reads.
                 if let Some(file) = &mut file {
-                    file.write_if_needed(&cache, cache.take_touched());
+                    file.write_if_needed(&cache, cache.take_touched(), true);
                 }
             })?;
         Ok(Timer {
@@ -177,8 +177,10 @@ impl SnapshotFile {
     /// Writes a snapshot if the cache changed since the last one, if the
     /// file went missing (deleted while the proxy runs: nothing else would
     /// bring it back before the next change), or if `force`d. A failure is
-    /// tried again next time, and said once a minute while it lasts.
-    fn write_if_needed(&mut self, cache: &Cache, force: bool) {
+    /// tried again next time, and said once a minute while it lasts; the
+    /// `last` one, at shutdown, is always said: the next start will not
+    /// find what it held.
+    fn write_if_needed(&mut self, cache: &Cache, force: bool, last: bool) {
         let now = cache.generation();
         let missing = self.on_disk && !self.path.exists();
         if now == self.written && !force && !missing {
@@ -205,7 +207,14 @@ impl SnapshotFile {
             }
             Err(e) => {
                 cache.stats.snapshot_failures.fetch_add(1, Relaxed);
-                if self.failing.failed(Instant::now()) {
+                if last {
+                    log::error!(
+                        "cache snapshot {}: the final snapshot was not written: {}; the next start \
+                         finds the last one written, if any",
+                        self.path.display(),
+                        with_causes(&e)
+                    );
+                } else if self.failing.failed(Instant::now()) {
                     log::warn!(
                         "cache snapshot {}: {} (tried again every unit_time; said again at most once a minute)",
                         self.path.display(),
