@@ -14,6 +14,8 @@ use crate::http::BufConn;
 use crate::json;
 use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
 use crate::proxy::{Current, Shared};
+use crate::throttle::Throttle;
+use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -110,16 +112,33 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
             busy.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        let current = current.clone();
-        let busy = busy.clone();
+        // Kept here too, to be answered on this thread if no other can be
+        // started: the health check and the metrics matter most when the
+        // process is at its thread limit.
+        let held = Arc::new(Mutex::new(Some(stream)));
         let spawned = std::thread::Builder::new()
             .name("admin-conn".into())
-            .spawn(move || {
-                handle(stream, &current.get());
-                busy.fetch_sub(1, Ordering::SeqCst);
+            .spawn({
+                let (held, current, busy) = (held.clone(), current.clone(), busy.clone());
+                move || {
+                    if let Some(stream) = held.lock().take() {
+                        handle(stream, &current.get());
+                    }
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                }
             });
         if let Err(e) = spawned {
-            log::warn!("admin: cannot start a thread: {e}");
+            static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
+            if FAILING.lock().failed(Instant::now()) {
+                log::warn!(
+                    "admin: cannot start a thread: {e}; answering on the listener's own \
+                     (said at most once a minute)"
+                );
+            }
+            if let Some(stream) = held.lock().take() {
+                handle(stream, &current.get());
+            }
+            busy.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod json;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod realip;

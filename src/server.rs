@@ -28,8 +28,10 @@ use crate::cache::Cache;
 use crate::config::{self, Config};
 use crate::http::conn::is_timeout;
 use crate::http::proxy_protocol;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
+use crate::throttle::Throttle;
 use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -167,6 +169,7 @@ impl Server {
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
+        warn_of_limits(inner.current.get().config.max_connections);
         let admin = match admin {
             Some(listener) => {
                 Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
@@ -442,7 +445,16 @@ struct Workers {
     priority: Option<i32>,
 }
 
-/// Starts one more worker; logs if the system refuses a thread.
+/// Says which of the process's limits would stop it short of
+/// `max_connections`.
+fn warn_of_limits(max_connections: usize) {
+    for shortfall in Limits::of_this_process().shortfalls(max_connections) {
+        log::warn!("{shortfall}");
+    }
+}
+
+/// Starts one more worker; logs (once a minute) if the system refuses a
+/// thread.
 fn spawn_worker(workers: &Arc<Workers>) -> io::Result<()> {
     let workers = workers.clone();
     workers.idle.fetch_add(1, Ordering::SeqCst);
@@ -453,9 +465,19 @@ fn spawn_worker(workers: &Arc<Workers>) -> io::Result<()> {
             let workers = workers.clone();
             move || work(&workers)
         });
+    static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
+    if spawned.is_ok() && FAILING.lock().recovered() {
+        log::warn!("worker threads can be started again");
+    }
     if let Err(e) = &spawned {
         workers.idle.fetch_sub(1, Ordering::SeqCst);
-        log::error!("cannot start a worker thread: {e}");
+        if FAILING.lock().failed(Instant::now()) {
+            log::error!(
+                "cannot start a worker thread: {e}; new connections are answered 503 until one \
+                 can be (the process's thread limit: RLIMIT_NPROC, a cgroup's pids.max, \
+                 systemd's TasksMax; said at most once a minute)"
+            );
+        }
     }
     spawned.map(drop)
 }
@@ -504,37 +526,23 @@ fn work(workers: &Arc<Workers>) {
                 continue;
             }
         };
-        // Leave someone accepting before this thread is busy.
-        if workers.idle.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _ = spawn_worker(workers);
-        }
+        // Leave someone accepting before this thread is busy. If no
+        // thread can be started, this one stays the acceptor: the
+        // connection is refused as one over max_connections is, rather
+        // than served while new clients wait unanswered in the backlog.
+        let last = workers.idle.fetch_sub(1, Ordering::SeqCst) == 1;
         let shared = inner.current.get();
-        match register(inner, &stream, peer.ip().to_canonical(), &shared.config) {
+        let registered = match last && spawn_worker(workers).is_err() {
+            true => Err(Refusing::new(inner)),
+            false => register(inner, &stream, peer.ip().to_canonical(), &shared.config),
+        };
+        match registered {
             Ok(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
                 serve(stream, peer, slot, inner);
             }
-            Err(refusing) => {
-                let (time, started) = (SystemTime::now(), Instant::now());
-                let refused = reject(stream, 503, shared.config.proxy_protocol);
-                let duration = started.elapsed();
-                shared.metrics.observe(503, duration);
-                shared.log.log(Record {
-                    time,
-                    client: refused.client.unwrap_or(peer.ip()).to_canonical(),
-                    request_line: refused.request_line,
-                    status: 503,
-                    bytes: refused.bytes,
-                    referer: None,
-                    user_agent: None,
-                    upstream: None,
-                    cache: None,
-                    duration,
-                    heads: None,
-                });
-                drop(refusing);
-            }
+            Err(refusing) => refuse(stream, peer, &shared, refusing),
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
         idle_since = Instant::now();
@@ -568,10 +576,8 @@ fn register(
     let full = connections.live.len() >= config.max_connections
         || (per_client != 0 && connections.per_client.get(&client) >= Some(&per_client));
     if full {
-        connections.refusing += 1;
-        return Err(Refusing {
-            inner: inner.clone(),
-        });
+        drop(connections);
+        return Err(Refusing::new(inner));
     }
     let held = connections.per_client.entry(client).or_default();
     *held += 1;
@@ -587,10 +593,41 @@ fn register(
     })
 }
 
+/// Answers 503 to a connection not served, and logs it.
+fn refuse(stream: Arc<TcpStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
+    let (time, started) = (SystemTime::now(), Instant::now());
+    let refused = reject(stream, 503, shared.config.proxy_protocol);
+    let duration = started.elapsed();
+    shared.metrics.observe(503, duration);
+    shared.log.log(Record {
+        time,
+        client: refused.client.unwrap_or(peer.ip()).to_canonical(),
+        request_line: refused.request_line,
+        status: 503,
+        bytes: refused.bytes,
+        referer: None,
+        user_agent: None,
+        upstream: None,
+        cache: None,
+        duration,
+        heads: None,
+    });
+    drop(refusing);
+}
+
 /// A connection being refused, counted until its 503 is logged: a
 /// shutdown waits for that line rather than close the log under it.
 struct Refusing {
     inner: Arc<Inner>,
+}
+
+impl Refusing {
+    fn new(inner: &Arc<Inner>) -> Refusing {
+        inner.connections.lock().refusing += 1;
+        Refusing {
+            inner: inner.clone(),
+        }
+    }
 }
 
 impl Drop for Refusing {
@@ -751,6 +788,9 @@ impl Control {
             if let Err(e) = old.log.reopen(next.path_to_log.clone(), next.log_format) {
                 return refused(ReloadError::Log(e));
             }
+        }
+        if next.max_connections > was.max_connections {
+            warn_of_limits(next.max_connections);
         }
         if next.connection_timeout < was.connection_timeout {
             self.close_idle_after(next.connection_timeout);

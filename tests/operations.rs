@@ -1182,6 +1182,92 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
     assert_eq!(running.wait_exit(), Some(0));
 }
 
+/// Threads of process `pid` (from /proc).
+fn threads_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line["Threads:".len()..].trim().parse().unwrap()
+}
+
+#[test]
+fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
+    // RLIMIT_NPROC counts a user's threads, and binds only a user without
+    // CAP_SYS_RESOURCE: the binary runs as an otherwise unused one.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the proxy as another user");
+        return;
+    }
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(dir.path().join("proxy.conf"), conf(a.addr, "")).unwrap();
+    let as_other_user = |threads: Option<u64>| {
+        Running::start_with(dir.path(), move |command| {
+            use std::os::unix::process::CommandExt;
+            command.uid(54_321).gid(54_321);
+            if let Some(threads) = threads {
+                // SAFETY: only setrlimit, async-signal-safe, runs between
+                // fork and exec (after the uid is set).
+                unsafe {
+                    command.pre_exec(move || {
+                        let limit = libc::rlimit {
+                            rlim_cur: threads,
+                            rlim_max: threads,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+        })
+    };
+    // The threads it runs once a first client is served (the worker that
+    // serves it starts another to accept meanwhile), counted on a first
+    // run: the limit, so that the second client's worker cannot.
+    let mut first = as_other_user(None);
+    let first_addr = address_after(&first.expect("listening on "), "listening on ");
+    first.expect("admin listener on ");
+    assert_eq!(Client::connect(first_addr).get("/count").status, 200);
+    let threads = threads_of(first.child.id());
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(), Some(0));
+    let mut running = as_other_user(Some(threads));
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
+    // Said at start-up, before any client finds out.
+    let warned = format!("may run at most {threads} threads");
+    assert!(
+        running.seen.iter().any(|l| l.contains(&warned)),
+        "{:#?}",
+        running.seen
+    );
+    let mut held = Client::connect(addr);
+    assert_eq!(held.get("/held").status, 200);
+    // The thread that accepts this one cannot start another to accept
+    // after it: refused at once, not left waiting in the backlog.
+    let mut refused = Client::connect(addr);
+    refused.send(b"GET /refused HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(refused.response().status, 503);
+    // And it stays the acceptor: the next is refused too, not left waiting.
+    assert_eq!(Client::connect(addr).get("/refused-too").status, 503);
+    running.expect("cannot start a worker thread");
+    assert_eq!(admin(admin_addr, "GET", "/healthz", "admin").status, 200);
+    // A worker free again serves the next client.
+    drop(held);
+    assert!(wait_until(WAIT_LIMIT, || {
+        Client::connect(addr).get("/after").status == 200
+    }));
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    // The refusals logged (with their request line if it had arrived).
+    assert!(log.matches("\" 503 ").count() >= 2, "{log}");
+}
+
 #[test]
 fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
     // The log goes to a pipe whose reader stopped reading: once the pipe
