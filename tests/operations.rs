@@ -1269,6 +1269,70 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
 }
 
 #[test]
+fn out_of_descriptors_the_proxy_answers_503_and_blames_no_backend() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        conf(a.addr, "upstream_keepalive = 0\n"),
+    )
+    .unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
+    let pid = running.child.id();
+    // The child runs as this process's user, which may change its limits.
+    let limit_descriptors = |n: u64| {
+        // The soft limit only: raising a hard one takes a privilege.
+        let limit = libc::rlimit {
+            rlim_cur: n,
+            rlim_max: 4096,
+        };
+        // SAFETY: a valid rlimit; no old value asked for.
+        let set = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+    };
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    limit_descriptors(open + 8);
+    // Each client held takes a descriptor, until one is accepted with
+    // none left for its backend connection.
+    let mut held = Vec::new();
+    let refused = (0..20).find_map(|i| {
+        let mut client = Client::connect(addr);
+        let status = client.get(&format!("/{i}")).status;
+        held.push(client);
+        (status != 200).then_some(status)
+    });
+    assert_eq!(refused, Some(503));
+    running.expect("cannot open a connection to a backend");
+    // With room again (each worker waiting in accept holds a descriptor
+    // number too), requests go through: the backend was never out.
+    limit_descriptors(4096);
+    drop(held);
+    assert!(wait_until(WAIT_LIMIT, || {
+        Client::connect(addr).get("/after").status == 200
+    }));
+    let m = scrape(admin_addr);
+    let target = format!("{{target=\"{}\"}}", a.addr);
+    assert_eq!(m[&format!("inverso_upstream_failures_total{target}")], 0.0);
+    assert_eq!(m[&format!("inverso_upstream_up{target}")], 1.0);
+    assert!(
+        !running.seen.iter().any(|l| l.contains(" down")),
+        "{:#?}",
+        running.seen
+    );
+}
+
+#[test]
 fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
     // The log goes to a pipe whose reader stopped reading: once the pipe
     // is full the writer waits for good. A reopen (SIGUSR1) and the final

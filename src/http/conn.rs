@@ -309,6 +309,16 @@ fn read_retrying<S: Read + ?Sized>(stream: &mut S, buf: &mut [u8]) -> io::Result
 
 /// Whether an I/O error is a timeout (`set_read_timeout` reports either
 /// kind depending on the platform).
+/// Whether opening a connection failed for want of this process's or
+/// this machine's resources (descriptors, memory, local ports), not
+/// because of the peer: no reason to think less of the backend.
+pub fn is_local_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
 pub fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),

@@ -6,14 +6,16 @@
 
 use super::{client_body_status, write_all_vectored, Client, Refusal, Shared, VIA};
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
-use crate::http::conn::{is_timeout, peek, SharedStream, Source};
+use crate::http::conn::{is_local_shortage, is_timeout, peek, SharedStream, Source};
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead};
 use crate::metrics::InFlight;
 use crate::sched::{self, Peer};
+use crate::throttle::Throttle;
 use crate::upstream::{Upstream, UpstreamConn};
+use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -129,6 +131,19 @@ pub(super) fn fetch<'s>(
                 })
             }
             Err(f) if client.watch.cut() => return Err(failed(f.status())),
+            Err(Failure::Local(e)) => {
+                static SHORT: Mutex<Throttle> = Mutex::new(Throttle::new());
+                if SHORT.lock().failed(Instant::now()) {
+                    log::error!(
+                        "cannot open a connection to a backend: {e}; answering 503 (this \
+                         process's limits: see `max_connections`; said at most once a minute)"
+                    );
+                }
+                return Err(Refusal {
+                    upstream: None,
+                    ..failed(503)
+                });
+            }
             Err(f) => {
                 hold_against(target, &f, client);
                 let untried = tried.iter().any(|&t| !t);
@@ -213,7 +228,10 @@ fn attempt(
         let mut up = shared
             .upstreams
             .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
-            .map_err(Failure::Connect)?;
+            .map_err(|e| match is_local_shortage(&e) {
+                true => Failure::Local(e),
+                false => Failure::Connect(e),
+            })?;
         // Whatever the method: bytes that arrived on an idle connection
         // (a late HEAD body, a second response, a 408 before closing) would
         // otherwise be read as the answer to this request, another
@@ -329,6 +347,10 @@ pub(super) enum Failure {
     /// No connection: the request never left.
     #[error("cannot connect: {0}")]
     Connect(io::Error),
+    /// No connection for want of this proxy's own resources (descriptors,
+    /// local ports): not the backend's doing, and no other does better.
+    #[error("this proxy cannot open a connection: {0}")]
+    Local(io::Error),
     /// The backend did not answer in time.
     #[error("timed out")]
     Timeout,
@@ -374,6 +396,7 @@ impl Failure {
         match self {
             Failure::Timeout => 504,
             Failure::Connect(e) if is_timeout(e) => 504,
+            Failure::Local(_) => 503,
             _ => 502,
         }
     }

@@ -10,7 +10,7 @@
 //! logged once. Time is a parameter (`now`), so the rules are tested
 //! without sleeping.
 
-use crate::http::conn::is_timeout;
+use crate::http::conn::{is_local_shortage, is_timeout};
 use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
@@ -330,6 +330,12 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
         if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
             return;
         }
+        // This process out of descriptors or ports says nothing of the
+        // target: the probe counts neither way.
+        if let Err(ProbeError::Local(e)) = &result {
+            log::debug!("health check of {}: {e}", probe.name);
+            continue;
+        }
         probe
             .health
             .probed(checker, Instant::now(), settings, result);
@@ -341,6 +347,8 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
 pub enum ProbeError {
     #[error("cannot connect: {0}")]
     Connect(io::Error),
+    #[error("this proxy cannot open a connection: {0}")]
+    Local(io::Error),
     #[error("no reply within {0:?}")]
     Late(Duration),
     #[error("cannot send: {0}")]
@@ -376,7 +384,12 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let mut stream =
-        TcpStream::connect_timeout(&probe.addr, connect_within).map_err(ProbeError::Connect)?;
+        TcpStream::connect_timeout(&probe.addr, connect_within).map_err(
+            |e| match is_local_shortage(&e) {
+                true => ProbeError::Local(e),
+                false => ProbeError::Connect(e),
+            },
+        )?;
     stream
         .set_write_timeout(Some(left()?))
         .map_err(ProbeError::Send)?;
