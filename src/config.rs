@@ -75,6 +75,9 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
+    /// Request bodies with a Content-Length up to this are read whole
+    /// before a backend is contacted; larger ones stream.
+    pub request_buffer_size: u64,
     /// The longest a whole request head may take to arrive (slowloris); 408.
     pub client_header_timeout: Duration,
     /// The longest a client may pause between two reads of its request body; 408.
@@ -522,6 +525,16 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_size(v).map(|n| c.max_body_size = n),
     },
     Key {
+        name: "request_buffer_size",
+        default: "64KiB",
+        help: "request bodies with a Content-Length up to this are read whole before a backend is \
+               contacted (a slow upload holds no backend connection, and the request may be retried); \
+               larger and chunked ones stream; 0 = every body streams",
+        apply: |c, v| {
+            parse_size_in(v, 0..=MAX_REQUEST_BUFFER).map(|n| c.request_buffer_size = n)
+        },
+    },
+    Key {
         name: "client_header_timeout",
         default: "10s",
         help: "the longest a whole request head may take to arrive; then 408 and close",
@@ -534,6 +547,10 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_positive_duration(v).map(|d| c.client_body_timeout = d),
     },
 ];
+
+/// The largest `request_buffer_size` accepted: each connection may hold
+/// that much while its body arrives.
+const MAX_REQUEST_BUFFER: u64 = 64 << 20;
 
 /// The largest `max_header_size` (and `max_uri_length`) accepted: a head is
 /// buffered whole, so this bounds the memory one connection can make us hold.
@@ -836,6 +853,7 @@ impl Config {
             real_ip_from: Vec::new(),
             proxy_protocol: false,
             max_body_size: 0,
+            request_buffer_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),
             keepalive_requests: 0,

@@ -753,6 +753,31 @@ fn a_streamed_body_is_never_replayed_but_an_unsent_one_moves_on() {
 }
 
 #[test]
+fn a_body_within_request_buffer_size_is_read_first_and_may_be_replayed() {
+    let body = pattern(200_000);
+    let mut put = format!(
+        "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    put.extend_from_slice(&body);
+    let reset = resetting_backend();
+    let good = Backend::echo("good");
+    // Streamed by default: once sent, it cannot be sent again.
+    assert_eq!(first_answer(&reset, &good, &put).status, 502);
+    // Read whole first, it goes to the next target after the reset.
+    let proxy = start_proxy(&[reset.addr, good.addr], |c| {
+        short_timeout(c);
+        c.request_buffer_size = 1 << 20;
+    });
+    let response = send(&proxy, &put);
+    assert_eq!(response.status, 200);
+    let expect = format!("good PUT /big len=200000 fnv={:016x}", fnv(&body));
+    assert_eq!(response.body_str(), expect);
+    assert_eq!(reset.requests(), 2);
+}
+
+#[test]
 fn retries_zero_answers_the_first_failure() {
     let good = Backend::echo("good");
     let proxy = start_proxy(&[dead_addr(), good.addr], |c| {

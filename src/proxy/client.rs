@@ -83,6 +83,8 @@ pub(super) struct Client {
     pub(super) limits: RequestLimits,
     /// max_body_size (`u64::MAX` when unlimited).
     pub(super) max_body: u64,
+    /// request_buffer_size: bodies up to this are read whole first.
+    pub(super) buffer_limit: u64,
     /// With `log_headers`: the response head sent, for the log.
     pub(super) sent_head: Option<Vec<u8>>,
     /// Enough client connections are open for workers to yield before
@@ -140,6 +142,7 @@ impl Client {
             body_timeout: timeout,
             limits: RequestLimits::default(),
             max_body: u64::MAX,
+            buffer_limit: 0,
             sent_head: None,
             crowded: false,
             last_request: false,
@@ -160,6 +163,7 @@ impl Client {
             max_headers: config.max_headers,
             max_uri_length: config.max_uri_length,
         };
+        self.buffer_limit = config.request_buffer_size;
         self.max_body = match config.max_body_size {
             0 => u64::MAX,
             n => n,
@@ -372,6 +376,18 @@ impl Client {
             .get_mut()
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .map_err(|_| Refusal::silent())
+    }
+
+    /// Whether a request body is streamed to the backend as it arrives,
+    /// rather than read whole first (up to request_buffer_size: a slow
+    /// upload then holds no backend connection, the request can be retried
+    /// on a fresh connection, and head and body leave in one write).
+    pub(super) fn streams(&self, kind: BodyKind) -> bool {
+        match kind {
+            BodyKind::Empty => false,
+            BodyKind::Length(n) => n > self.buffer_limit,
+            BodyKind::Chunked | BodyKind::UntilClose => true,
+        }
     }
 
     /// Reads a whole (small) request body.

@@ -33,10 +33,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 pub use watch::ConnWatch;
 
-/// Request bodies up to this size are read whole before they are sent:
-/// such a request can be retried on a fresh connection, and head and body
-/// leave in one write.
-const REPLAYABLE_BODY: u64 = 64 * 1024;
 /// This hop's entry in `Via`.
 const VIA: &str = "1.1 inverso";
 /// What every connection thread shares: one generation of the settings.
@@ -379,7 +375,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     }
     // A streamed body may be cut short by an early response; a replayable
     // one is read whole before anything else happens.
-    let client_closes = !head.wants_keep_alive() && !is_streamed(body_kind);
+    let client_closes = !head.wants_keep_alive() && !client.streams(body_kind);
     let head_request = head.is_head();
     let forwarded = forward(client, head, body_kind, shared);
     if has_body {
@@ -469,7 +465,7 @@ fn forward(
     // and nobody needs that.
     let upgrade = tunnel::is_upgrade_request(&head) && body_kind == BodyKind::Empty;
     let body = match body_kind {
-        BodyKind::Length(_) if !is_streamed(body_kind) => {
+        BodyKind::Length(_) if !client.streams(body_kind) => {
             if expect_continue {
                 client.send_continue()?;
                 expect_continue = false;
@@ -532,17 +528,6 @@ fn forward(
         cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
     }
     Ok(outcome)
-}
-
-/// Whether a request body is streamed to the backend as it arrives, rather
-/// than read whole first (up to [`REPLAYABLE_BODY`]: such a request can be
-/// retried, and head and body leave in one write).
-fn is_streamed(kind: BodyKind) -> bool {
-    match kind {
-        BodyKind::Empty => false,
-        BodyKind::Length(n) => n > REPLAYABLE_BODY,
-        BodyKind::Chunked | BodyKind::UntilClose => true,
-    }
 }
 
 /// What to tell a client whose request body could not be read.
