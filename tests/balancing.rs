@@ -725,16 +725,22 @@ fn a_reset_before_the_response_costs_a_get_a_retry_and_a_post_a_502() {
     assert_eq!(good.requests(), 1);
 }
 
+/// `METHOD /big` with `body`, whole.
+fn request_to_big(method: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "{method} /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
 #[test]
 fn a_streamed_body_is_never_replayed_but_an_unsent_one_moves_on() {
     // Larger than what the proxy buffers: streamed to the backend.
     let body = pattern(200_000);
-    let mut post = format!(
-        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    post.extend_from_slice(&body);
+    let post = request_to_big("POST", &body);
 
     let reset = resetting_backend();
     let good = Backend::echo("good");
@@ -755,12 +761,7 @@ fn a_streamed_body_is_never_replayed_but_an_unsent_one_moves_on() {
 #[test]
 fn a_body_within_request_buffer_size_is_read_first_and_may_be_replayed() {
     let body = pattern(200_000);
-    let mut put = format!(
-        "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    put.extend_from_slice(&body);
+    let put = request_to_big("PUT", &body);
     let reset = resetting_backend();
     let good = Backend::echo("good");
     // Streamed by default: once sent, it cannot be sent again.
