@@ -228,9 +228,12 @@ fn attempt(
         let mut up = shared
             .upstreams
             .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
-            .map_err(|e| match is_local_shortage(&e) {
-                true => Failure::Local(e),
-                false => Failure::Connect(e),
+            .map_err(|e| {
+                if is_local_shortage(&e) {
+                    Failure::Local(e)
+                } else {
+                    Failure::Connect(e)
+                }
             })?;
         // Whatever the method: bytes that arrived on an idle connection
         // (a late HEAD body, a second response, a 408 before closing) would
@@ -348,7 +351,7 @@ pub(super) enum Failure {
     #[error("cannot connect: {0}")]
     Connect(io::Error),
     /// No connection for want of this proxy's own resources (descriptors,
-    /// local ports): not the backend's doing, and no other does better.
+    /// memory): not the backend's doing, and no other does better.
     #[error("this proxy cannot open a connection: {0}")]
     Local(io::Error),
     /// The backend did not answer in time.

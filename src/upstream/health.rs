@@ -383,13 +383,13 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
         }
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
-    let mut stream =
-        TcpStream::connect_timeout(&probe.addr, connect_within).map_err(
-            |e| match is_local_shortage(&e) {
-                true => ProbeError::Local(e),
-                false => ProbeError::Connect(e),
-            },
-        )?;
+    let mut stream = TcpStream::connect_timeout(&probe.addr, connect_within).map_err(|e| {
+        if is_local_shortage(&e) {
+            ProbeError::Local(e)
+        } else {
+            ProbeError::Connect(e)
+        }
+    })?;
     stream
         .set_write_timeout(Some(left()?))
         .map_err(ProbeError::Send)?;
