@@ -582,7 +582,11 @@ fn register(
     let held = connections.per_client.entry(client).or_default();
     *held += 1;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-    let watch = Arc::new(ConnWatch::new(stream.clone(), inner.inherited_timeout));
+    let watch = Arc::new(ConnWatch::new(
+        stream.clone(),
+        inner.inherited_timeout,
+        inner.current.generation(),
+    ));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
     connections.live.insert(id, watch.clone());
     Ok(Slot {
@@ -792,9 +796,7 @@ impl Control {
         if next.max_connections > was.max_connections {
             warn_of_limits(next.max_connections);
         }
-        if next.connection_timeout < was.connection_timeout {
-            self.close_idle_after(next.connection_timeout);
-        }
+        let shortened = next.connection_timeout < was.connection_timeout;
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
         self.inner.current.replace(Shared {
@@ -805,6 +807,9 @@ impl Control {
             shutting_down: self.inner.shutting_down.clone(),
             metrics: self.inner.metrics.clone(),
         });
+        if shortened {
+            self.close_idle_after(self.inner.current.generation());
+        }
         self.restart_checker();
         self.inner.metrics.reloads.fetch_add(1, Ordering::Relaxed);
         for key in &reloaded.needs_restart {
@@ -814,21 +819,29 @@ impl Control {
         Ok(reloaded)
     }
 
-    /// Once `timeout` has passed, closes the connections still waiting for
-    /// a request under a longer connection_timeout: a read already blocked
-    /// keeps the timeout it began with, and an operator who shortens it to
-    /// shed idle connections should not wait out the old one.
-    fn close_idle_after(&self, timeout: Duration) {
+    /// Once the connection_timeout that settings `generation` shortened
+    /// has passed, closes the connections still waiting for a request
+    /// under a longer one taken before: a read already blocked keeps the
+    /// timeout it began with, and an operator who shortens it to shed idle
+    /// connections should not wait out the old one. Nothing is closed if a
+    /// later reload lengthened it again.
+    fn close_idle_after(&self, generation: u64) {
+        let timeout = self.inner.current.get().config.connection_timeout;
         // Weak: a shutdown meanwhile must not wait for this thread.
         let inner = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("idle-close".into())
             .spawn(move || {
                 std::thread::sleep(timeout);
-                if let Some(inner) = inner.upgrade() {
-                    for conn in inner.connections.lock().live.values() {
-                        conn.close_if_idle_under_longer(timeout);
-                    }
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                let now = inner.current.get().config.connection_timeout;
+                if now > timeout {
+                    return;
+                }
+                for conn in inner.connections.lock().live.values() {
+                    conn.close_if_idle_from_before(generation, now);
                 }
             });
         if let Err(e) = spawned {

@@ -1182,6 +1182,30 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
     assert_eq!(running.wait_exit(), Some(0));
 }
 
+#[test]
+fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(3600)
+    });
+    let mut before = proxy.connect();
+    assert_eq!(before.get("/before").status, 200);
+    let reload = |timeout| {
+        let mut next = proxy_config(&[a.addr]);
+        next.connection_timeout = timeout;
+        proxy.handle().control().reload(next).unwrap();
+    };
+    reload(Duration::from_millis(200));
+    reload(Duration::from_secs(3600));
+    let mut after = proxy.connect();
+    assert_eq!(after.get("/after").status, 200);
+    // Well past the short timeout, which the second reload undid: both
+    // connections still serve.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(before.get("/before-again").status, 200);
+    assert_eq!(after.get("/after-again").status, 200);
+}
+
 /// Threads of process `pid` (from /proc).
 fn threads_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

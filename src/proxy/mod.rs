@@ -83,6 +83,11 @@ impl Current {
         self.shared.read().clone()
     }
 
+    /// Counts the reloads.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Brings a connection's copy up to date if a reload happened since it
     /// was taken (generation `seen`).
     pub fn refresh(&self, held: &mut Arc<Shared>, seen: &mut u64) {
@@ -144,7 +149,7 @@ pub fn serve(
             client.timeout = timeout;
             let _ = client.conn.get_ref().set_read_timeout(Some(timeout));
             let _ = client.conn.get_ref().set_write_timeout(Some(timeout));
-            client.watch.set_idle_timeout(timeout);
+            client.watch.set_idle_timeout(timeout, seen);
         }
         client.sent_head = shared.config.log_headers.then(Vec::new);
         client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));

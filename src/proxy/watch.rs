@@ -25,8 +25,10 @@ pub struct ConnWatch {
     state: AtomicU8,
     /// The connection_timeout (ms) the connection waits for its next
     /// request under, which a reload that shortens it cannot change for a
-    /// read already blocked (see [`ConnWatch::close_if_idle_under_longer`]).
+    /// read already blocked (see [`ConnWatch::close_if_idle_from_before`]),
+    /// and the generation of the settings it was taken from.
     idle_timeout_ms: AtomicU64,
+    idle_generation: AtomicU64,
     backend: Mutex<Backend>,
 }
 
@@ -44,11 +46,12 @@ struct Backend {
 }
 
 impl ConnWatch {
-    pub fn new(client: Arc<TcpStream>, idle_timeout: Duration) -> ConnWatch {
+    pub fn new(client: Arc<TcpStream>, idle_timeout: Duration, generation: u64) -> ConnWatch {
         ConnWatch {
             client,
             state: AtomicU8::new(IDLE),
             idle_timeout_ms: AtomicU64::new(millis(idle_timeout)),
+            idle_generation: AtomicU64::new(generation),
             backend: Mutex::default(),
         }
     }
@@ -73,9 +76,10 @@ impl ConnWatch {
             .is_ok()
     }
 
-    pub(super) fn set_idle_timeout(&self, timeout: Duration) {
+    pub(super) fn set_idle_timeout(&self, timeout: Duration, generation: u64) {
         self.idle_timeout_ms
             .store(millis(timeout), Ordering::Relaxed);
+        self.idle_generation.store(generation, Ordering::Relaxed);
     }
 
     pub(super) fn watch_backend(&self, stream: &Arc<TcpStream>) {
@@ -112,10 +116,13 @@ impl ConnWatch {
         }
     }
 
-    /// Closes the connection if it waits for a request under a longer
-    /// connection_timeout than `timeout`.
-    pub fn close_if_idle_under_longer(&self, timeout: Duration) {
-        if self.idle_timeout_ms.load(Ordering::Relaxed) > millis(timeout) {
+    /// Closes the connection if it waits for a request under a
+    /// connection_timeout longer than `timeout` and taken from settings
+    /// older than `generation`.
+    pub fn close_if_idle_from_before(&self, generation: u64, timeout: Duration) {
+        if self.idle_generation.load(Ordering::Relaxed) < generation
+            && self.idle_timeout_ms.load(Ordering::Relaxed) > millis(timeout)
+        {
             self.close_if_idle();
         }
     }
