@@ -74,6 +74,31 @@ impl Heads {
 }
 
 impl Record {
+    /// A connection answered 503 before any request was read from it
+    /// (over a connection limit): what had arrived of its request line,
+    /// and the body bytes sent.
+    pub fn refused(
+        time: SystemTime,
+        client: IpAddr,
+        request_line: String,
+        bytes: u64,
+        duration: Duration,
+    ) -> Record {
+        Record {
+            time,
+            client,
+            request_line,
+            status: 503,
+            bytes,
+            referer: None,
+            user_agent: None,
+            upstream: None,
+            cache: None,
+            duration,
+            heads: None,
+        }
+    }
+
     /// The line in the given format, without newline.
     pub fn format_as(&self, format: LogFormat) -> String {
         match format {

@@ -603,19 +603,14 @@ fn refuse(stream: Arc<TcpStream>, peer: SocketAddr, shared: &Shared, refusing: R
     let refused = reject(stream, 503, shared.config.proxy_protocol);
     let duration = started.elapsed();
     shared.metrics.observe(503, duration);
-    shared.log.log(Record {
+    let client = refused.client.unwrap_or(peer.ip()).to_canonical();
+    shared.log.log(Record::refused(
         time,
-        client: refused.client.unwrap_or(peer.ip()).to_canonical(),
-        request_line: refused.request_line,
-        status: 503,
-        bytes: refused.bytes,
-        referer: None,
-        user_agent: None,
-        upstream: None,
-        cache: None,
+        client,
+        refused.request_line,
+        refused.bytes,
         duration,
-        heads: None,
-    });
+    ));
     drop(refusing);
 }
 

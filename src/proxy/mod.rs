@@ -27,7 +27,7 @@ use origin::{Outgoing, RequestBody};
 use parking_lot::RwLock;
 use relay::Relay;
 use std::io::{self, IoSlice, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -124,19 +124,22 @@ pub fn serve(
     inherited: Duration,
     claim: &mut dyn FnMut(IpAddr) -> bool,
 ) {
-    let mut seen = current.generation.load(Ordering::Acquire);
+    let mut seen = current.generation();
     let mut shared = current.get();
     let mut timeout = inherited;
     let mut client = Client::new(watch, peer, timeout);
     let accepted = Instant::now();
-    // Over max_connections_per_client for the client the PROXY header
-    // named: its first request is answered 503, as a refusal at accept is.
-    let mut over_limit = false;
     if shared.config.proxy_protocol {
         if !client.take_proxy_header(accepted, &shared.config) {
             return;
         }
-        over_limit = !claim(client.peer);
+        // Over max_connections_per_client for the client the header
+        // named: refused at once, as at accept, so that its slot and its
+        // thread are free again.
+        if !claim(client.peer) {
+            refuse(&mut client, &shared);
+            return;
+        }
     }
     let mut first = true;
     let mut served: u64 = 0;
@@ -167,12 +170,7 @@ pub fn serve(
         // the connection opened: connecting and saying nothing ties up a
         // thread as surely as trickling bytes. Between requests the idle
         // timeout applies until the next head starts.
-        let head = match client.read_head(first.then_some(accepted)) {
-            HeadRead::Ready(len) if over_limit => {
-                HeadRead::Refused(503, first_line(&client.conn.buffered()[..len]))
-            }
-            head => head,
-        };
+        let head = client.read_head(first.then_some(accepted));
         first = false;
         // Closed by shutdown as idle while the head came: not served, as
         // the client was already told by the close.
@@ -245,6 +243,26 @@ pub fn serve(
         }
         client.conn.release_if_empty();
     }
+}
+
+/// Answers 503 to a connection over a limit without waiting for its
+/// request (what has arrived of it names it in the log), and closes it.
+fn refuse(client: &mut Client, shared: &Shared) {
+    let (time, started) = (SystemTime::now(), Instant::now());
+    // Read what the client already sent, so closing does not reset the
+    // connection before it sees the answer.
+    let socket = client.conn.get_ref();
+    if socket.set_nonblocking(true).is_ok() {
+        let _ = client.conn.fill();
+        let _ = client.conn.get_ref().set_nonblocking(false);
+    }
+    let request_line = first_line(client.conn.buffered());
+    let bytes = client.send_error(503, true);
+    let _ = client.conn.get_ref().shutdown(Shutdown::Write);
+    let duration = started.elapsed();
+    shared.metrics.observe(503, duration);
+    let record = Record::refused(time, client.peer, request_line, bytes, duration);
+    shared.log.log(record);
 }
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
