@@ -641,7 +641,10 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
     // counter goes with the process.
     let lost = sinks.lost.load(Ordering::Relaxed);
     if lost > 0 {
-        log::warn!("access log: {lost} lines lost in all while this process ran");
+        log::warn!(
+            "access log: {lost} lines lost while this process ran (counted for each output \
+             that lost them)"
+        );
     }
 }
 
@@ -666,9 +669,7 @@ mod tests {
         }
     }
 
-    /// A disk that takes `room` bytes, then fails; if it `recovers`, only
-    /// once, and then takes everything.
-    /// Takes `room` bytes, then fails `failures` writes, then has room
+    /// A disk that takes `room` bytes, then fails `failures` writes, then has room
     /// again for everything.
     struct Disk {
         room: usize,

@@ -15,6 +15,7 @@
 //! - `realip`: the client's address as trusted proxies in front name it.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
+//! - `limits`: the process limits that would stop it short of `max_connections`.
 //! - `demo`: two built-in origin servers for `inverso demo`.
 
 pub mod access_log;

@@ -6,16 +6,17 @@
 use std::path::Path;
 
 /// Threads and descriptors the process needs besides its connections
-/// (main, logger, timer, checkers, admin; listeners, files, pooled
-/// backend connections).
+/// (main, logger, timer, checkers, admin; listeners, files).
 const SPARE: u64 = 64;
 
 /// What the limits allow, as far as they can be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Threads: the lower of RLIMIT_NPROC (which binds only users other
-    /// than root) and the cgroup's `pids.max` (a container's pids limit,
-    /// systemd's `TasksMax`); `None` when neither limits them.
+    /// Threads: the lower of RLIMIT_NPROC (the user's threads, which binds
+    /// only users other than root) and the `pids.max` of the process's own
+    /// cgroup (a container's pids limit, systemd's `TasksMax`; one set on
+    /// a parent is not seen); `None` when neither limits them. Others'
+    /// threads count against both: the room may be less.
     pub threads: Option<u64>,
     /// Open descriptors (RLIMIT_NOFILE).
     pub descriptors: Option<u64>,
@@ -33,34 +34,42 @@ impl Limits {
         }
     }
 
-    /// Warnings for the limits that `max_connections` would run into.
-    pub fn shortfalls(&self, max_connections: usize) -> Vec<String> {
+    /// Warnings for the limits that `max_connections` would run into,
+    /// with `pooled` idle backend connections kept besides.
+    pub fn shortfalls(&self, max_connections: usize, pooled: usize) -> Vec<String> {
         let wanted = max_connections as u64;
+        let spare_fds = SPARE + pooled as u64;
         let mut said = Vec::new();
         if let Some(threads) = self.threads.filter(|&n| n < wanted + SPARE) {
             said.push(format!(
-                "max_connections = {max_connections}, but this process may run at most {threads} \
-                 threads (RLIMIT_NPROC, the cgroup's pids.max, systemd's TasksMax), one per \
-                 connection: past about {} connections new ones get 503; raise the limit or \
+                "max_connections = {max_connections}, but at most {threads} threads may run \
+                 (RLIMIT_NPROC for this user, the cgroup's pids.max, systemd's TasksMax), one \
+                 per connection: past about {} connections new ones get 503; raise the limit or \
                  lower max_connections",
                 threads.saturating_sub(SPARE)
             ));
         }
-        if let Some(fds) = self.descriptors.filter(|&n| n < 2 * wanted + SPARE) {
+        if let Some(fds) = self.descriptors.filter(|&n| n < 2 * wanted + spare_fds) {
             said.push(format!(
                 "max_connections = {max_connections}, but this process may open at most {fds} \
                  descriptors (RLIMIT_NOFILE, `ulimit -n`, systemd's LimitNOFILE), up to two per \
-                 connection: past about {} busy connections requests fail; raise the limit or \
-                 lower max_connections",
-                fds.saturating_sub(SPARE) / 2
+                 connection and {pooled} for idle backend connections: past about {} busy \
+                 connections requests fail; raise the limit or lower max_connections",
+                fds.saturating_sub(spare_fds) / 2
             ));
         }
         said
     }
 }
 
+/// What `getrlimit` takes: glibc has a type of its own for it.
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
 /// A resource limit's soft value; `None` when unlimited or unreadable.
-fn rlimit(resource: libc::__rlimit_resource_t) -> Option<u64> {
+fn rlimit(resource: Resource) -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -101,19 +110,26 @@ mod tests {
             threads: Some(20_000),
             descriptors: Some(65_536),
         };
-        assert!(roomy.shortfalls(10_000).is_empty());
+        assert!(roomy.shortfalls(10_000, 256).is_empty());
         let unlimited = Limits {
             threads: None,
             descriptors: None,
         };
-        assert!(unlimited.shortfalls(1_000_000).is_empty());
+        assert!(unlimited.shortfalls(1_000_000, 256).is_empty());
         let tight = Limits {
             threads: Some(4915),
             descriptors: Some(1024),
         };
-        let said = tight.shortfalls(10_000);
+        let said = tight.shortfalls(10_000, 256);
         assert_eq!(said.len(), 2, "{said:?}");
         assert!(said[0].contains("4915 threads") && said[0].contains("about 4851"));
-        assert!(said[1].contains("1024 descriptors") && said[1].contains("about 480"));
+        assert!(said[1].contains("1024 descriptors") && said[1].contains("about 352"));
+        // Room for every connection, not for the pooled ones besides.
+        let pooled = Limits {
+            threads: None,
+            descriptors: Some(2 * 1000 + 64 + 100),
+        };
+        assert!(pooled.shortfalls(1000, 100).is_empty());
+        assert_eq!(pooled.shortfalls(1000, 101).len(), 1);
     }
 }

@@ -33,7 +33,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one request that ended with `status` after `micros`.
+    /// Counts one request that ended with `status` after `duration`.
     pub fn observe(&self, status: u16, duration: Duration) {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let class = usize::from(status / 100).clamp(1, 5) - 1;

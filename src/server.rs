@@ -169,7 +169,7 @@ impl Server {
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
-        warn_of_limits(inner.current.get().config.max_connections);
+        warn_of_limits(&inner.current.get().config);
         let admin = match admin {
             Some(listener) => {
                 Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
@@ -446,9 +446,11 @@ struct Workers {
 }
 
 /// Says which of the process's limits would stop it short of
-/// `max_connections`.
-fn warn_of_limits(max_connections: usize) {
-    for shortfall in Limits::of_this_process().shortfalls(max_connections) {
+/// `max_connections` (and the idle backend connections kept besides).
+fn warn_of_limits(config: &Config) {
+    let pooled = config.upstream_keepalive * config.targets.len();
+    let limits = Limits::of_this_process();
+    for shortfall in limits.shortfalls(config.max_connections, pooled) {
         log::warn!("{shortfall}");
     }
 }
@@ -532,9 +534,10 @@ fn work(workers: &Arc<Workers>) {
         // than served while new clients wait unanswered in the backlog.
         let last = workers.idle.fetch_sub(1, Ordering::SeqCst) == 1;
         let shared = inner.current.get();
-        let registered = match last && spawn_worker(workers).is_err() {
-            true => Err(Refusing::new(inner)),
-            false => register(inner, &stream, peer.ip().to_canonical(), &shared.config),
+        let registered = if last && spawn_worker(workers).is_err() {
+            Err(Refusing::new(inner))
+        } else {
+            register(inner, &stream, peer.ip().to_canonical(), &shared.config)
         };
         match registered {
             Ok(slot) => {
@@ -542,7 +545,9 @@ fn work(workers: &Arc<Workers>) {
                 drop(shared);
                 serve(stream, peer, slot, inner);
             }
-            Err(refusing) => refuse(stream, peer, &shared, refusing),
+            Err(Some(refusing)) => refuse(stream, peer, &shared, refusing),
+            // A shutdown began: dropped, as a connection accepted then is.
+            Err(None) => {}
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
         idle_since = Instant::now();
@@ -558,20 +563,22 @@ fn leave_if_not_last(idle: &AtomicUsize) -> bool {
     .is_ok()
 }
 
-/// Takes a slot for a new connection, or `None` over `max_connections` or
-/// over `max_connections_per_client` for `client`.
+/// Takes a slot for a new connection, or refuses it over
+/// `max_connections` or over `max_connections_per_client` for `client`
+/// (see [`Refusing::new`] for the `None`).
 fn register(
     inner: &Arc<Inner>,
     stream: &Arc<TcpStream>,
     client: IpAddr,
     config: &Config,
-) -> Result<Slot, Refusing> {
+) -> Result<Slot, Option<Refusing>> {
     let mut connections = inner.connections.lock();
     // Behind a PROXY protocol balancer the peer is the balancer: the
     // client is known, and checked, once its header is read.
-    let per_client = match config.proxy_protocol {
-        true => 0,
-        false => config.max_connections_per_client,
+    let per_client = if config.proxy_protocol {
+        0
+    } else {
+        config.max_connections_per_client
     };
     let full = connections.live.len() >= config.max_connections
         || (per_client != 0 && connections.per_client.get(&client) >= Some(&per_client));
@@ -621,11 +628,18 @@ struct Refusing {
 }
 
 impl Refusing {
-    fn new(inner: &Arc<Inner>) -> Refusing {
-        inner.connections.lock().refusing += 1;
-        Refusing {
-            inner: inner.clone(),
+    /// `None` once a shutdown has begun (checked under the lock its wait
+    /// takes): it may have found nothing left to wait for, and closed the
+    /// log; the connection is then dropped unanswered.
+    fn new(inner: &Arc<Inner>) -> Option<Refusing> {
+        let mut connections = inner.connections.lock();
+        if inner.shutting_down.load(Ordering::SeqCst) {
+            return None;
         }
+        connections.refusing += 1;
+        Some(Refusing {
+            inner: inner.clone(),
+        })
     }
 }
 
@@ -718,7 +732,7 @@ pub enum ReloadError {
         target: String,
         listening: SocketAddr,
     },
-    #[error("path_to_log: {0}")]
+    #[error("access log: {0}")]
     Log(io::Error),
 }
 
@@ -789,7 +803,7 @@ impl Control {
             }
         }
         if next.max_connections > was.max_connections {
-            warn_of_limits(next.max_connections);
+            warn_of_limits(&next);
         }
         let shortened = next.connection_timeout < was.connection_timeout;
         let mut upstreams = upstreams_for(&next);

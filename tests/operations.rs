@@ -832,8 +832,11 @@ fn worker_priority_is_the_nice_value_of_the_connection_threads() {
     let base = own();
     // Lowering the priority needs no privilege; no other test sets it, so a
     // worker at this value is one of this proxy's.
+    if base == 19 {
+        eprintln!("skipped: the tests run at the lowest priority already");
+        return;
+    }
     let wanted = (base + 3).min(19);
-    assert_ne!(wanted, base);
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| c.worker_priority = Some(wanted as i32));
     assert_eq!(proxy.connect().get("/").status, 200);
@@ -1178,7 +1181,7 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
     // Both said at exit, though their warnings were said less than a
     // minute before.
     running.expect("the final snapshot was not written");
-    running.expect("lines lost in all");
+    running.expect("lines lost while this process ran");
     assert_eq!(running.wait_exit(), Some(0));
 }
 
@@ -1263,7 +1266,7 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     let addr = address_after(&running.expect("listening on "), "listening on ");
     let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
     // Said at start-up, before any client finds out.
-    let warned = format!("may run at most {threads} threads");
+    let warned = format!("at most {threads} threads may run");
     assert!(
         running.seen.iter().any(|l| l.contains(&warned)),
         "{:#?}",

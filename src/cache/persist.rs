@@ -183,8 +183,8 @@ pub enum Damage {
     TrailerCount { at: u64, count: u64, found: u64 },
     #[error("unexpected bytes after the end trailer, at byte {end}")]
     AfterTrailer { end: u64 },
-    #[error("read error near byte {near}: {source}")]
-    Read { near: u64, source: io::Error },
+    #[error("read error near byte {near}: {error}")]
+    Read { near: u64, error: io::Error },
 }
 
 /// The part of a snapshot a truncation fell in.
@@ -711,10 +711,10 @@ impl<R: Read> Source<R> {
         Ok(n)
     }
 
-    fn read_error(&self, source: io::Error) -> Damage {
+    fn read_error(&self, error: io::Error) -> Damage {
         Damage::Read {
             near: self.offset,
-            source,
+            error,
         }
     }
 

@@ -130,12 +130,13 @@ impl Timer {
                         log::debug!("cache: {expired} entries expired");
                     }
                     if let Some(file) = &mut file {
-                        file.write_if_needed(&cache, false, false);
+                        file.write_if_needed(&cache, Moment::Tick);
                     }
                 }
                 // The final snapshot also records recency changed by reads.
                 if let Some(file) = &mut file {
-                    file.write_if_needed(&cache, cache.take_touched(), true);
+                    let touched = cache.take_touched();
+                    file.write_if_needed(&cache, Moment::Last { touched });
                 }
             })?;
         Ok(Timer {
@@ -163,6 +164,14 @@ impl Drop for Timer {
     }
 }
 
+/// When a snapshot is considered.
+enum Moment {
+    /// A tick of the timer.
+    Tick,
+    /// At shutdown; `touched`: reads changed the recency since the last.
+    Last { touched: bool },
+}
+
 /// The snapshot file, and what is known of it.
 struct SnapshotFile {
     path: PathBuf,
@@ -176,11 +185,13 @@ struct SnapshotFile {
 impl SnapshotFile {
     /// Writes a snapshot if the cache changed since the last one, if the
     /// file went missing (deleted while the proxy runs: nothing else would
-    /// bring it back before the next change), or if `force`d. A failure is
-    /// tried again next time, and said once a minute while it lasts; the
-    /// `last` one, at shutdown, is always said: the next start will not
-    /// find what it held.
-    fn write_if_needed(&mut self, cache: &Cache, force: bool, last: bool) {
+    /// bring it back before the next change), or at the last moment if
+    /// reads changed the recency. A failure is tried again next time, and
+    /// said once a minute while it lasts; the last one, at shutdown, is
+    /// always said: the next start will not find what it held.
+    fn write_if_needed(&mut self, cache: &Cache, moment: Moment) {
+        let last = matches!(moment, Moment::Last { .. });
+        let force = matches!(moment, Moment::Last { touched: true });
         let now = cache.generation();
         let missing = self.on_disk && !self.path.exists();
         if now == self.written && !force && !missing {
