@@ -251,11 +251,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let (time, started) = (SystemTime::now(), Instant::now());
     // Read what the client already sent, so closing does not reset the
     // connection before it sees the answer.
-    let socket = client.conn.get_ref();
-    if socket.set_nonblocking(true).is_ok() {
-        let _ = client.conn.fill();
-        let _ = client.conn.get_ref().set_nonblocking(false);
-    }
+    let _ = client.conn.fill_now();
     let request_line = first_line(client.conn.buffered());
     let bytes = client.send_error(503, true);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
