@@ -1,0 +1,347 @@
+//! Every key proxy.conf understands: its name, its default (as text,
+//! parsed like any other value so defaults cannot drift from the parser),
+//! its help line for `inverso check` and the README, and how its value is
+//! parsed into the [`Config`].
+
+use super::values::*;
+use super::{Balance, Config, LogFormat};
+
+pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One configuration key.
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+    pub(super) apply: Apply,
+}
+
+/// Every key proxy.conf understands.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "port",
+        default: "8080",
+        help: "listening port",
+        apply: |c, v| parse_number(v, 0..=65535).map(|n| c.port = n as u16),
+    },
+    Key {
+        name: "bind",
+        default: "0.0.0.0",
+        help: "listening address",
+        apply: |c, v| {
+            v.parse()
+                .map(|a| c.bind = a)
+                .map_err(|_| format!("`{v}` is not an IP address"))
+        },
+    },
+    Key {
+        name: "targets",
+        default: "",
+        help: "backends, comma separated host:port with optional weight=N",
+        apply: |c, v| parse_targets(v).map(|t| c.targets = t),
+    },
+    Key {
+        name: "cache_size",
+        default: "64MiB",
+        help: "cache capacity in bytes; 0 disables the cache",
+        apply: |c, v| parse_size(v).map(|n| c.cache_size = n),
+    },
+    Key {
+        name: "ttl",
+        default: "1h",
+        help: "the longest a response stays fresh in the cache",
+        apply: |c, v| parse_duration(v).map(|d| c.ttl = d),
+    },
+    Key {
+        name: "unit_time",
+        default: "5s",
+        help: "interval of the timer thread: expire entries, write the snapshot",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.unit_time = d),
+    },
+    Key {
+        name: "connection_timeout",
+        default: "30s",
+        help: "idle/read timeout for client and upstream sockets",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.connection_timeout = d),
+    },
+    Key {
+        name: "connect_timeout",
+        default: "",
+        help: "longest opening a backend connection may take; empty = connection_timeout",
+        apply: |c, v| optional(v, parse_positive_duration).map(|d| c.connect_timeout = d),
+    },
+    Key {
+        name: "path_to_persistence",
+        default: "cache.bin",
+        help: "cache snapshot file; empty = no persistence",
+        apply: |c, v| {
+            c.path_to_persistence = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "path_to_log",
+        default: "",
+        help: "file that receives the same log lines as stdout; empty = none",
+        apply: |c, v| {
+            c.path_to_log = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "max_connections",
+        default: "10000",
+        help: "most client connections served at once; more get 503",
+        apply: |c, v| parse_number(v, 1..=1_000_000).map(|n| c.max_connections = n as usize),
+    },
+    Key {
+        name: "max_connections_per_client",
+        default: "0",
+        help: "connections one client address may hold at once; more get 503; 0 = no limit",
+        apply: |c, v| {
+            parse_number(v, 0..=1_000_000).map(|n| c.max_connections_per_client = n as usize)
+        },
+    },
+    Key {
+        name: "upstream_keepalive",
+        default: "128",
+        help: "idle keep-alive connections kept per target; 0 = close after each request",
+        apply: |c, v| parse_number(v, 0..=100_000).map(|n| c.upstream_keepalive = n as usize),
+    },
+    Key {
+        name: "max_object_size",
+        default: "",
+        help: "largest response body stored in the cache; empty = cache_size / 8",
+        apply: |c, v| optional(v, parse_size).map(|n| c.max_object_size = n),
+    },
+    Key {
+        name: "cache_unlabeled",
+        default: "false",
+        help: "cache responses that carry no freshness information for ttl",
+        apply: |c, v| parse_bool(v).map(|b| c.cache_unlabeled = b),
+    },
+    Key {
+        name: "stale_if_error",
+        default: "1h",
+        help: "how long an expired entry may be served when no backend answers",
+        apply: |c, v| parse_duration(v).map(|d| c.stale_if_error = d),
+    },
+    Key {
+        name: "balance",
+        default: "round_robin",
+        help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",
+        apply: |c, v| Balance::parse(v).map(|b| c.balance = b),
+    },
+    Key {
+        name: "max_fails",
+        default: "1",
+        help: "failures within fail_timeout that take a target out of rotation; 0 = never",
+        apply: |c, v| parse_number(v, 0..=1_000_000).map(|n| c.max_fails = n as u32),
+    },
+    Key {
+        name: "fail_timeout",
+        default: "10s",
+        help: "window for counting max_fails, and how long a failed target stays out",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.fail_timeout = d),
+    },
+    Key {
+        name: "retries",
+        default: "",
+        help: "other targets tried when one fails; empty = every other target",
+        apply: |c, v| optional(v, |v| parse_number(v, 0..=1000)).map(|n| c.retries = n),
+    },
+    Key {
+        name: "health_check_path",
+        default: "",
+        help: "path probed with GET on every target; empty = no active checks",
+        apply: |c, v| {
+            if !v.is_empty() && !v.starts_with('/') {
+                return Err(format!("`{v}` must be a path starting with /"));
+            }
+            // What inverso itself would accept as a request-target: a probe
+            // the backend must refuse as malformed tests nothing.
+            if crate::http::head::check_target_bytes(v.as_bytes()).is_err() {
+                return Err(format!(
+                    "`{}` is not a valid request path (spaces, control or non-ASCII characters, a bad %-escape, a #fragment)",
+                    v.escape_debug()
+                ));
+            }
+            c.health_check_path = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Key {
+        name: "health_check_interval",
+        default: "5s",
+        help: "time between two probes of a target",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.health_check_interval = d),
+    },
+    Key {
+        name: "health_check_rise",
+        default: "2",
+        help: "good probes in a row that bring a target back",
+        apply: |c, v| parse_number(v, 1..=1000).map(|n| c.health_check_rise = n as u32),
+    },
+    Key {
+        name: "health_check_fall",
+        default: "3",
+        help: "failed probes in a row that take a target out",
+        apply: |c, v| parse_number(v, 1..=1000).map(|n| c.health_check_fall = n as u32),
+    },
+    Key {
+        name: "shutdown_timeout",
+        default: "10s",
+        help: "on SIGINT/SIGTERM, how long requests in flight may take to finish",
+        apply: |c, v| parse_duration(v).map(|d| c.shutdown_timeout = d),
+    },
+    Key {
+        name: "worker_scheduling",
+        default: "normal",
+        help: "`batch` runs connection threads under SCHED_BATCH (a woken thread does not preempt the running one): no measurable gain since workers yield, a longer tail at high concurrency",
+        apply: |c, v| {
+            c.batch_scheduling = match v {
+                "normal" => false,
+                "batch" => true,
+                other => return Err(format!("`{other}` is not `normal` or `batch`")),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "worker_priority",
+        default: "",
+        help: "nice value (-20..=19) of connection threads, as nginx's worker_priority; below 0 needs CAP_SYS_NICE; empty = the process's own",
+        apply: |c, v| optional(v, |v| parse_number(v, -20..=19)).map(|n| c.worker_priority = n),
+    },
+    Key {
+        name: "admin_port",
+        default: "",
+        help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",
+        apply: |c, v| {
+            c.admin_port = if v.is_empty() {
+                None
+            } else {
+                Some(parse_number(v, 0..=65535)? as u16)
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "admin_bind",
+        default: "127.0.0.1",
+        help: "address of the admin listener",
+        apply: |c, v| {
+            v.parse()
+                .map(|a| c.admin_bind = a)
+                .map_err(|_| format!("`{v}` is not an IP address"))
+        },
+    },
+    Key {
+        name: "log_format",
+        default: "combined",
+        help: "access-log format: combined or json",
+        apply: |c, v| {
+            c.log_format = match v {
+                "combined" => LogFormat::Combined,
+                "json" => LogFormat::Json,
+                _ => return Err(format!("`{v}` is not a log format (combined or json)")),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "log_headers",
+        default: "false",
+        help: "add the request and response heads to each access-log record",
+        apply: |c, v| parse_bool(v).map(|b| c.log_headers = b),
+    },
+    Key {
+        name: "max_header_size",
+        default: "16KiB",
+        help: "largest request head (request line + fields); larger gets 431",
+        apply: |c, v| {
+            parse_size_in(v, 1024..=MAX_HEADER_SIZE_CEILING).map(|n| c.max_header_size = n as usize)
+        },
+    },
+    Key {
+        name: "max_headers",
+        default: "100",
+        help: "most header fields in a request; more gets 431",
+        apply: |c, v| {
+            parse_number(v, 1..=crate::http::head::MAX_HEADERS as u64)
+                .map(|n| c.max_headers = n as usize)
+        },
+    },
+    Key {
+        name: "max_uri_length",
+        default: "8KiB",
+        help: "longest request-target; longer gets 414",
+        apply: |c, v| {
+            parse_size_in(v, 1..=MAX_HEADER_SIZE_CEILING).map(|n| c.max_uri_length = n as usize)
+        },
+    },
+    Key {
+        name: "underscores_in_headers",
+        default: "false",
+        help: "forward request header fields whose name has an underscore (else they are dropped)",
+        apply: |c, v| parse_bool(v).map(|b| c.underscores_in_headers = b),
+    },
+    Key {
+        name: "real_ip_from",
+        default: "",
+        help: "addresses and blocks (10.0.0.0/8) of proxies in front whose X-Forwarded-For names the client (for the log and ip_hash) and whose X-Forwarded-Proto: https is passed on; empty = none",
+        apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list),
+    },
+    Key {
+        name: "proxy_protocol",
+        default: "false",
+        help: "every client connection starts with a PROXY protocol header (v1 or v2) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
+        apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
+    },
+    Key {
+        name: "keepalive_requests",
+        default: "1000",
+        help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",
+        apply: |c, v| parse_number(v, 0..=u64::MAX).map(|n| c.keepalive_requests = n),
+    },
+    Key {
+        name: "max_body_size",
+        default: "0",
+        help: "largest request body; larger gets 413; 0 = unlimited",
+        apply: |c, v| parse_size(v).map(|n| c.max_body_size = n),
+    },
+    Key {
+        name: "request_buffer_size",
+        default: "64KiB",
+        help: "request bodies with a Content-Length up to this are read whole before a backend is \
+               contacted (a slow upload holds no backend connection, and the request may be retried); \
+               larger and chunked ones stream; 0 = every body streams",
+        apply: |c, v| {
+            parse_size_in(v, 0..=MAX_REQUEST_BUFFER).map(|n| c.request_buffer_size = n)
+        },
+    },
+    Key {
+        name: "client_header_timeout",
+        default: "10s",
+        help: "the longest a whole request head may take to arrive; then 408 and close",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.client_header_timeout = d),
+    },
+    Key {
+        name: "client_body_timeout",
+        default: "30s",
+        help: "the longest a client may pause while sending a request body; then 408 and close",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.client_body_timeout = d),
+    },
+];
+
+/// The largest `request_buffer_size` accepted: each connection may hold
+/// that much while its body arrives.
+const MAX_REQUEST_BUFFER: u64 = 64 << 20;
+
+/// The largest `max_header_size` (and `max_uri_length`) accepted: a head is
+/// buffered whole, so this bounds the memory one connection can make us hold.
+pub const MAX_HEADER_SIZE_CEILING: u64 = 1 << 20;
+
+pub(super) fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}

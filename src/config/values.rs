@@ -1,0 +1,232 @@
+//! Parsers for configuration values: numbers, durations, sizes, booleans,
+//! paths, address blocks and targets. Each says what is wrong in words;
+//! the loader adds where (`proxy.conf:7: ...`).
+
+use super::Target;
+use crate::realip::Cidr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An empty value is "not set"; anything else must parse.
+pub(super) fn optional<T>(
+    v: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        parse(v).map(Some)
+    }
+}
+
+/// A whole number within `range` (the message names the range either way:
+/// a number too large for `T` fails to parse rather than to fit).
+pub(super) fn parse_number<T>(v: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let (start, end) = (range.start(), range.end());
+    // Digits only (and a minus sign): `parse` would also take `+80`.
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let n: T = Some(v)
+        .filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("`{v}` is not a whole number ({start}..={end})"))?;
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is out of range ({start}..={end})"))
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
+    let millis_per = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{v}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    n.checked_mul(millis_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{v}` is too long"))
+}
+
+pub(super) fn parse_positive_duration(v: &str) -> Result<Duration, String> {
+    match parse_duration(v)? {
+        d if d.is_zero() => Err("must be greater than zero".to_string()),
+        d => Ok(d),
+    }
+}
+
+/// `512B`, `64KiB`, `64MiB`, `1GiB` (`K`, `M`, `G` are the same binary
+/// units); a bare number is bytes.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{v}` is not a size (e.g. 4096, 512KiB, 64MiB, 1GiB)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" | "mb" | "gb" => {
+            return Err(format!(
+                "`{v}`: use KiB, MiB or GiB (sizes are binary, 1 KiB = 1024 bytes)"
+            ))
+        }
+        other => return Err(format!("unknown size unit `{other}` in `{v}`")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{v}` is too large"))
+}
+
+pub(super) fn parse_size_in(v: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    let n = parse_size(v)?;
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} bytes is out of range ({}..={} bytes)",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+pub(super) fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!(
+            "`{v}` is not a boolean (true or false; also yes/no, on/off, 1/0)"
+        )),
+    }
+}
+
+pub(super) fn optional_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+/// `10.0.0.0/8, 192.168.1.10, ...`; empty = none.
+pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
+    if v.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    v.split(',').map(|item| Cidr::parse(item.trim())).collect()
+}
+
+/// `host:port[ weight=N][ backup], ...`; each name is resolved once, here, so a
+/// typo is a start-up error rather than a stream of 502s.
+pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for item in v.split(',') {
+        let mut words = item.split_whitespace();
+        let Some(name) = words.next() else {
+            if v.trim().is_empty() {
+                break;
+            }
+            return Err("empty entry in the targets list".to_string());
+        };
+        let mut weight = None;
+        let mut backup = false;
+        for option in words {
+            if option == "backup" {
+                if backup {
+                    return Err(format!("target {name}: backup given twice"));
+                }
+                backup = true;
+                continue;
+            }
+            match option.split_once('=') {
+                Some(("weight", _)) if weight.is_some() => {
+                    return Err(format!("target {name}: weight given twice"))
+                }
+                Some(("weight", w)) => {
+                    weight = Some(
+                        parse_number(w, 1..=10_000)
+                            .map_err(|m| format!("target {name}: weight: {m}"))?
+                            as u32,
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                        "target {name}: unknown option `{option}` (expected weight=N or backup)"
+                    ))
+                }
+            }
+        }
+        let addr = resolve(name)?;
+        // By address: `127.0.0.1:80` and `localhost:80` are one backend.
+        if let Some(twin) = targets.iter().find(|t: &&Target| t.addr == addr) {
+            return Err(format!(
+                "target {name} is listed twice (as {}, both {addr}; use weight=N instead)",
+                twin.name
+            ));
+        }
+        targets.push(Target {
+            name: name.to_string(),
+            addr,
+            weight: weight.unwrap_or(1),
+            backup,
+        });
+    }
+    Ok(targets)
+}
+
+pub(super) fn resolve(name: &str) -> Result<SocketAddr, String> {
+    if let Some((scheme, rest)) = name.split_once("://") {
+        let hint = match scheme.to_ascii_lowercase().as_str() {
+            "http" => format!(" (`{}`)", rest.trim_end_matches('/')),
+            _ => String::new(),
+        };
+        return Err(format!(
+            "target `{name}`: write host:port, without a scheme{hint}; backends are spoken to in plain HTTP"
+        ));
+    }
+    let (host, port) = name
+        .rsplit_once(':')
+        .ok_or_else(|| format!("target `{name}` needs a port (host:port)"))?;
+    if host.is_empty() {
+        return Err(format!("target `{name}` has no host"));
+    }
+    let port = parse_number(port, 1..=65535).map_err(|m| format!("target `{name}`: port {m}"))?;
+    let port = port as u16;
+    // Brackets are for IPv6 addresses (RFC 3986 §3.2.2), and an IPv6
+    // address needs them: `::1:80` could be an address without a port.
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .and_then(|ip| ip.parse::<std::net::Ipv6Addr>().ok())
+            .map(|ip| SocketAddr::new(ip.into(), port))
+            .ok_or_else(|| {
+                format!("target `{name}`: `{host}` is not an IPv6 address in brackets")
+            });
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "target `{name}`: an IPv6 address goes in brackets, as `[{host}]:{port}`"
+        ));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("target `{name}` does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("target `{name}` does not resolve to any address"))
+}
