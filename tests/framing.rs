@@ -301,8 +301,14 @@ fn a_backend_answering_before_reading_a_large_body_is_relayed() {
         b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
     for close in [true, false] {
         let (addr, heads) = answers_before_the_body(TOO_LARGE, close);
-        let proxy = start_proxy(&[addr], |c| c.connection_timeout = Duration::from_secs(30));
-        for is_chunked in [false, true] {
+        // Streamed as it comes, or read whole first (request_buffer_size)
+        // and sent in one go: the answer is watched for either way.
+        let cases = [(false, 0), (true, 0), (false, 16 << 20)];
+        for (is_chunked, buffer) in cases {
+            let proxy = start_proxy(&[addr], |c| {
+                c.connection_timeout = Duration::from_secs(30);
+                c.request_buffer_size = buffer;
+            });
             let body = pattern(8 * 1024 * 1024);
             let mut client = proxy.connect();
             let head = if is_chunked {
@@ -329,12 +335,12 @@ fn a_backend_answering_before_reading_a_large_body_is_relayed() {
             assert_eq!(
                 (response.status, response.body_str().as_str()),
                 (413, "big"),
-                "close {close}, chunked {is_chunked}"
+                "close {close}, chunked {is_chunked}, buffer {buffer}"
             );
             drop(client);
             let _ = sender.join();
         }
-        assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }
 

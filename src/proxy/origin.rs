@@ -21,6 +21,10 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
+/// How much of a buffered request body goes in one write: what a socket
+/// buffer takes at once, so that a backend that stops reading is noticed
+/// between two pieces, not after a write timeout.
+const BODY_PIECE: usize = 64 * 1024;
 /// Largest response head accepted from a backend (502 past it).
 const MAX_RESPONSE_HEAD: usize = 32 * 1024;
 /// Interim (1xx) responses absorbed before the final one; a backend that
@@ -440,14 +444,10 @@ fn send_request(
     send: &Outgoing<'_>,
     client: &mut Client,
 ) -> Result<(ResponseHead, usize), Failure> {
-    let stream = up.conn.get_mut();
     match send.body {
-        RequestBody::Buffered(bytes) => {
-            write_all_vectored(stream, &mut [IoSlice::new(request), IoSlice::new(bytes)])
-                .map_err(Failure::io)?
-        }
+        RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
         RequestBody::Streamed(kind) => {
-            stream.write_all(request).map_err(Failure::io)?;
+            up.conn.get_mut().write_all(request).map_err(Failure::io)?;
             if send.expect_continue {
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
@@ -486,6 +486,39 @@ fn send_request(
         return Ok((response, len));
     }
     Err(Failure::Malformed(Malformed::TooManyInterim))
+}
+
+/// Sends a request with its whole body; returns whether all of the body
+/// went. Past what a socket takes at once, the body goes in pieces, each
+/// after the look for an early answer a streamed body gets (see
+/// [`stream_request_body`]): a large buffered body (`request_buffer_size`)
+/// to a backend that answered 413 and stopped reading would otherwise end
+/// in a write timeout.
+fn send_buffered(
+    up: &mut BufConn<SharedStream>,
+    request: &[u8],
+    body: &[u8],
+) -> Result<bool, Failure> {
+    let (first, rest) = body.split_at(body.len().min(BODY_PIECE));
+    let mut head = [IoSlice::new(request), IoSlice::new(first)];
+    let mut sent = write_all_vectored(up.get_mut(), &mut head);
+    let mut pieces = rest.chunks(BODY_PIECE);
+    loop {
+        if let Err(e) = sent {
+            return if answered_early(up) {
+                Ok(false)
+            } else {
+                Err(Failure::io(e))
+            };
+        }
+        let Some(piece) = pieces.next() else {
+            return Ok(true);
+        };
+        if answered_early(up) {
+            return Ok(false);
+        }
+        sent = up.get_mut().write_all(piece);
+    }
 }
 
 /// Copies a request body from the client to the backend, re-framed: the
