@@ -832,26 +832,29 @@ impl Control {
     /// has passed, closes the connections still waiting for a request
     /// under a longer one taken before: a read already blocked keeps the
     /// timeout it began with, and an operator who shortens it to shed idle
-    /// connections should not wait out the old one. Nothing is closed if a
-    /// later reload lengthened it again.
+    /// connections should not wait out the old one. A later reload that
+    /// lengthens it again makes this wait for the new one.
     fn close_idle_after(&self, generation: u64) {
-        let timeout = self.inner.current.get().config.connection_timeout;
+        let started = Instant::now();
+        let mut timeout = self.inner.current.get().config.connection_timeout;
         // Weak: a shutdown meanwhile must not wait for this thread.
         let inner = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("idle-close".into())
-            .spawn(move || {
-                std::thread::sleep(timeout);
+            .spawn(move || loop {
+                std::thread::sleep((started + timeout).saturating_duration_since(Instant::now()));
                 let Some(inner) = inner.upgrade() else {
                     return;
                 };
                 let now = inner.current.get().config.connection_timeout;
                 if now > timeout {
-                    return;
+                    timeout = now;
+                    continue;
                 }
                 for conn in inner.connections.lock().live.values() {
                     conn.close_if_idle_from_before(generation, now);
                 }
+                return;
             });
         if let Err(e) = spawned {
             log::warn!("reload: cannot start a thread to close idle connections: {e}");

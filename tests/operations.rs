@@ -1186,6 +1186,23 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
 }
 
 #[test]
+fn a_connection_timeout_shortened_then_lengthened_a_little_closes_at_the_longer() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(3600)
+    });
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/before").status, 200);
+    for timeout in [Duration::from_millis(100), Duration::from_millis(400)] {
+        let mut next = proxy_config(&[a.addr]);
+        next.connection_timeout = timeout;
+        proxy.handle().control().reload(next).unwrap();
+    }
+    // Still shorter than the hour it waits under: closed once it passed.
+    assert!(idle.is_closed());
+}
+
+#[test]
 fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
