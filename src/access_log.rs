@@ -468,7 +468,7 @@ impl Sinks {
         self.flush();
         // A fresh file deserves a fresh warning if it fails too.
         self.file = match &path {
-            Some(path) => Some(Sink::new("file", open_log_file(path)?)),
+            Some(path) => Some(Sink::for_file(path, open_log_file(path)?)),
             None => None,
         };
         self.format = format;
@@ -492,6 +492,30 @@ struct Sink<W: Write> {
 
 /// How much a sink gathers before writing.
 const SINK_BUFFER: usize = 64 * 1024;
+
+impl Sink<File> {
+    /// The file sink; a file that ends in the middle of a line (one cut by
+    /// a full disk, reopened after room was made) gets that line ended
+    /// before the next one.
+    fn for_file(path: &Path, file: File) -> Self {
+        let mut sink = Sink::new("file", file);
+        sink.cut = ends_mid_line(path);
+        sink
+    }
+}
+
+/// Whether the regular file at `path` ends with anything but a newline.
+fn ends_mid_line(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    // Only a regular file is opened to look: a FIFO would block.
+    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0);
+    let Some(file) = regular.then(|| File::open(path).ok()).flatten() else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    let len = file.metadata().map_or(0, |m| m.len());
+    len > 0 && file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n'
+}
 
 impl<W: Write> Sink<W> {
     fn new(name: &'static str, inner: W) -> Self {
@@ -605,7 +629,11 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
         stdout: outputs
             .stdout
             .then(|| Sink::new("stdout", io::stdout().lock())),
-        file: file.map(|f| Sink::new("file", f)),
+        file: outputs
+            .file
+            .as_deref()
+            .zip(file)
+            .map(|(path, f)| Sink::for_file(path, f)),
         format: outputs.format,
         lost,
     };
@@ -748,6 +776,25 @@ mod tests {
         let got = String::from_utf8(sink.inner.got.clone()).unwrap();
         assert_eq!(got, "line one\nl\nline four\n");
         assert_eq!(lost.load(Ordering::Relaxed), 2, "line two and line three");
+    }
+
+    #[test]
+    fn a_file_opened_on_a_cut_line_ends_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let lost = AtomicU64::new(0);
+        for (before, after) in [
+            ("whole\ncut fragm", "whole\ncut fragm\nnext\n"),
+            ("whole\n", "whole\nnext\n"),
+            ("", "next\n"),
+        ] {
+            let path = dir.path().join("access.log");
+            std::fs::write(&path, before).unwrap();
+            let mut sink = Sink::for_file(&path, open_log_file(&path).unwrap());
+            sink.write(b"next\n", &lost);
+            sink.flush(&lost);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        }
+        assert_eq!(lost.load(Ordering::Relaxed), 0);
     }
 
     #[test]
