@@ -30,6 +30,10 @@ const MAX_ADMIN_CONNECTIONS: usize = 32;
 /// trickles in (else a few slow clients could hold every slot), and the
 /// write timeout of the reply.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same for a request answered on the listener's own thread (when no
+/// other can be started): short, so that a client that says nothing
+/// does not hold up the health checks behind it.
+const INLINE_ADMIN_TIMEOUT: Duration = Duration::from_millis(250);
 /// Largest admin request head.
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
 
@@ -103,7 +107,10 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
-                log::warn!("admin: accept failed: {e}");
+                static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
+                if FAILING.lock().failed(Instant::now()) {
+                    log::warn!("admin: accept failed: {e} (said at most once a minute)");
+                }
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -122,7 +129,7 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
                 let (held, current, busy) = (held.clone(), current.clone(), busy.clone());
                 move || {
                     if let Some(stream) = held.lock().take() {
-                        handle(stream, &current.get());
+                        handle(stream, &current.get(), ADMIN_TIMEOUT);
                     }
                     busy.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -136,7 +143,7 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
                 );
             }
             if let Some(stream) = held.lock().take() {
-                handle(stream, &current.get());
+                handle(stream, &current.get(), INLINE_ADMIN_TIMEOUT);
             }
             busy.fetch_sub(1, Ordering::SeqCst);
         }
@@ -180,9 +187,11 @@ impl Reply {
     }
 }
 
-fn handle(stream: TcpStream, shared: &Shared) {
-    let deadline = Instant::now() + ADMIN_TIMEOUT;
-    let _ = stream.set_write_timeout(Some(ADMIN_TIMEOUT));
+/// Answers one admin request, which must arrive (and its answer leave)
+/// within `timeout`.
+fn handle(stream: TcpStream, shared: &Shared, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
     let mut scanned = 0;
     let (reply, is_head) = loop {

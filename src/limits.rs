@@ -6,8 +6,9 @@
 use std::path::Path;
 
 /// Threads and descriptors the process needs besides its connections
-/// (main, logger, timer, checkers, admin; listeners, files).
-const SPARE: u64 = 64;
+/// (main, signals, logger, timer, checkers, admin; standard streams,
+/// listeners, files).
+const SPARE: u64 = 16;
 
 /// What the limits allow, as far as they can be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,6 @@ impl Limits {
     /// with `pooled` idle backend connections kept besides.
     pub fn shortfalls(&self, max_connections: usize, pooled: usize) -> Vec<String> {
         let wanted = max_connections as u64;
-        let spare_fds = SPARE + pooled as u64;
         let mut said = Vec::new();
         if let Some(threads) = self.threads.filter(|&n| n < wanted + SPARE) {
             said.push(format!(
@@ -49,13 +49,17 @@ impl Limits {
                 threads.saturating_sub(SPARE)
             ));
         }
-        if let Some(fds) = self.descriptors.filter(|&n| n < 2 * wanted + spare_fds) {
+        if let Some(fds) = self
+            .descriptors
+            .filter(|&n| n < 2 * wanted + SPARE + pooled as u64)
+        {
             said.push(format!(
                 "max_connections = {max_connections}, but this process may open at most {fds} \
                  descriptors (RLIMIT_NOFILE, `ulimit -n`, systemd's LimitNOFILE), up to two per \
-                 connection and {pooled} for idle backend connections: past about {} busy \
-                 connections requests fail; raise the limit or lower max_connections",
-                fds.saturating_sub(spare_fds) / 2
+                 connection (a worker waiting for one holds one too) and up to {pooled} for idle \
+                 backend connections: past about {} busy connections requests fail; raise the \
+                 limit or lower max_connections",
+                fds.saturating_sub(SPARE) / 2
             ));
         }
         said
@@ -122,12 +126,12 @@ mod tests {
         };
         let said = tight.shortfalls(10_000, 256);
         assert_eq!(said.len(), 2, "{said:?}");
-        assert!(said[0].contains("4915 threads") && said[0].contains("about 4851"));
-        assert!(said[1].contains("1024 descriptors") && said[1].contains("about 352"));
+        assert!(said[0].contains("4915 threads") && said[0].contains("about 4899"));
+        assert!(said[1].contains("1024 descriptors") && said[1].contains("about 504"));
         // Room for every connection, not for the pooled ones besides.
         let pooled = Limits {
             threads: None,
-            descriptors: Some(2 * 1000 + 64 + 100),
+            descriptors: Some(2 * 1000 + 16 + 100),
         };
         assert!(pooled.shortfalls(1000, 100).is_empty());
         assert_eq!(pooled.shortfalls(1000, 101).len(), 1);

@@ -522,7 +522,10 @@ fn work(workers: &Arc<Workers>) {
             }
             Err(e) => {
                 // Out of descriptors, aborted handshakes...: never fatal.
-                log::warn!("accept failed: {e}; retrying in {backoff:?}");
+                static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
+                if FAILING.lock().failed(Instant::now()) {
+                    log::warn!("accept failed: {e}; retrying (said at most once a minute)");
+                }
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
