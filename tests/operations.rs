@@ -783,21 +783,58 @@ fn reload_reports_keys_that_need_a_restart_and_keeps_them() {
         .any(|l| l.starts_with('{') && l.contains("/after"))));
 }
 
-#[test]
-fn a_reload_that_shortens_connection_timeout_closes_connections_idle_under_the_old_one() {
+/// A proxy whose connection_timeout is an hour, and a client connection
+/// that made a request and now waits under it.
+fn an_hour_idle() -> (Backend, Proxy, Client) {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
         c.connection_timeout = Duration::from_secs(3600)
     });
     let mut idle = proxy.connect();
     assert_eq!(idle.get("/before").status, 200);
-    let mut next = proxy_config(&[a.addr]);
-    next.connection_timeout = Duration::from_millis(300);
-    proxy.handle().control().reload(next).unwrap();
+    (a, proxy, idle)
+}
+
+/// Reloads `proxy` with `connection_timeout` set to each of `timeouts`.
+fn reload_timeouts(proxy: &Proxy, a: &Backend, timeouts: &[Duration]) {
+    for &timeout in timeouts {
+        let mut next = proxy_config(&[a.addr]);
+        next.connection_timeout = timeout;
+        proxy.handle().control().reload(next).unwrap();
+    }
+}
+
+#[test]
+fn a_reload_that_shortens_connection_timeout_closes_connections_idle_under_the_old_one() {
+    let (a, proxy, mut idle) = an_hour_idle();
+    reload_timeouts(&proxy, &a, &[Duration::from_millis(300)]);
     // Its read began under an hour's timeout; it ends by the new one.
     assert!(idle.is_closed());
     assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
     assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
+#[test]
+fn a_connection_timeout_shortened_then_lengthened_a_little_closes_at_the_longer() {
+    let (a, proxy, mut idle) = an_hour_idle();
+    let timeouts = [Duration::from_millis(100), Duration::from_millis(400)];
+    reload_timeouts(&proxy, &a, &timeouts);
+    // Still shorter than the hour it waits under: closed once it passed.
+    assert!(idle.is_closed());
+}
+
+#[test]
+fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
+    let (a, proxy, mut before) = an_hour_idle();
+    let timeouts = [Duration::from_millis(200), Duration::from_secs(3600)];
+    reload_timeouts(&proxy, &a, &timeouts);
+    let mut after = proxy.connect();
+    assert_eq!(after.get("/after").status, 200);
+    // Well past the short timeout, which the second reload undid: both
+    // connections still serve.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(before.get("/before-again").status, 200);
+    assert_eq!(after.get("/after-again").status, 200);
 }
 
 /// The nice value in a /proc/.../stat line.
@@ -1183,47 +1220,6 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
     running.expect("the final snapshot was not written");
     running.expect("lines lost while this process ran");
     assert_eq!(running.wait_exit(), Some(0));
-}
-
-#[test]
-fn a_connection_timeout_shortened_then_lengthened_a_little_closes_at_the_longer() {
-    let a = Backend::echo("a");
-    let proxy = start_proxy(&[a.addr], |c| {
-        c.connection_timeout = Duration::from_secs(3600)
-    });
-    let mut idle = proxy.connect();
-    assert_eq!(idle.get("/before").status, 200);
-    for timeout in [Duration::from_millis(100), Duration::from_millis(400)] {
-        let mut next = proxy_config(&[a.addr]);
-        next.connection_timeout = timeout;
-        proxy.handle().control().reload(next).unwrap();
-    }
-    // Still shorter than the hour it waits under: closed once it passed.
-    assert!(idle.is_closed());
-}
-
-#[test]
-fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
-    let a = Backend::echo("a");
-    let proxy = start_proxy(&[a.addr], |c| {
-        c.connection_timeout = Duration::from_secs(3600)
-    });
-    let mut before = proxy.connect();
-    assert_eq!(before.get("/before").status, 200);
-    let reload = |timeout| {
-        let mut next = proxy_config(&[a.addr]);
-        next.connection_timeout = timeout;
-        proxy.handle().control().reload(next).unwrap();
-    };
-    reload(Duration::from_millis(200));
-    reload(Duration::from_secs(3600));
-    let mut after = proxy.connect();
-    assert_eq!(after.get("/after").status, 200);
-    // Well past the short timeout, which the second reload undid: both
-    // connections still serve.
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(before.get("/before-again").status, 200);
-    assert_eq!(after.get("/after-again").status, 200);
 }
 
 /// Threads of process `pid` (from /proc).
