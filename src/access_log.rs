@@ -498,23 +498,40 @@ impl Sink<File> {
     /// a full disk, reopened after room was made) gets that line ended
     /// before the next one.
     fn for_file(path: &Path, file: File) -> Self {
+        let cut = ends_mid_line(path, &file);
         let mut sink = Sink::new("file", file);
-        sink.cut = ends_mid_line(path);
+        sink.cut = cut;
         sink
     }
 }
 
-/// Whether the regular file at `path` ends with anything but a newline.
-fn ends_mid_line(path: &Path) -> bool {
-    use std::os::unix::fs::FileExt;
-    // Only a regular file is opened to look: a FIFO would block.
-    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0);
-    let Some(file) = regular.then(|| File::open(path).ok()).flatten() else {
+/// Whether `written`, a regular file opened at `path`, ends with anything
+/// but a newline. It is read through `path` (it was opened to append
+/// only), without waiting (were `path` a FIFO by now) and only if `path`
+/// still names that file.
+fn ends_mid_line(path: &Path, written: &File) -> bool {
+    use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+    let Ok(meta) = written.metadata() else {
         return false;
     };
+    if !meta.is_file() || meta.len() == 0 {
+        return false;
+    }
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let Ok(reader) = reader else {
+        return false;
+    };
+    let same = reader
+        .metadata()
+        .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
     let mut last = [0u8; 1];
-    let len = file.metadata().map_or(0, |m| m.len());
-    len > 0 && file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n'
+    same && reader
+        .read_at(&mut last, meta.len() - 1)
+        .is_ok_and(|n| n == 1)
+        && last[0] != b'\n'
 }
 
 impl<W: Write> Sink<W> {

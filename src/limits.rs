@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-/// Threads and descriptors the process needs besides its connections
-/// (main, signals, logger, timer, checkers, admin; standard streams,
-/// listeners, files).
+/// Threads and descriptors the process needs besides its connections and
+/// its targets' (main, signals, logger, timer, admin, the worker waiting
+/// for the next connection; standard streams, listeners, files).
 const SPARE: u64 = 16;
 
 /// What the limits allow, as far as they can be read.
@@ -36,30 +36,30 @@ impl Limits {
     }
 
     /// Warnings for the limits that `max_connections` would run into,
-    /// with `pooled` idle backend connections kept besides.
-    pub fn shortfalls(&self, max_connections: usize, pooled: usize) -> Vec<String> {
+    /// with `targets` (a health checker and its probe each) and `pooled`
+    /// idle backend connections besides.
+    pub fn shortfalls(&self, max_connections: usize, targets: usize, pooled: usize) -> Vec<String> {
         let wanted = max_connections as u64;
+        let spare_threads = SPARE + targets as u64;
+        let spare_fds = SPARE + (targets + pooled) as u64;
+        let room_threads = self.threads.map(|n| n.saturating_sub(spare_threads));
+        let room_fds = self.descriptors.map(|n| n.saturating_sub(spare_fds) / 2);
         let mut said = Vec::new();
-        if let Some(threads) = self.threads.filter(|&n| n < wanted + SPARE) {
+        if let (Some(threads), Some(room)) = (self.threads, room_threads.filter(|&r| r < wanted)) {
             said.push(format!(
                 "max_connections = {max_connections}, but at most {threads} threads may run \
                  (RLIMIT_NPROC for this user, the cgroup's pids.max, systemd's TasksMax), one \
-                 per connection: past about {} connections new ones get 503; raise the limit or \
-                 lower max_connections",
-                threads.saturating_sub(SPARE)
+                 per connection: past as few as {room} connections new ones may get 503; raise \
+                 the limit or lower max_connections"
             ));
         }
-        if let Some(fds) = self
-            .descriptors
-            .filter(|&n| n < 2 * wanted + SPARE + pooled as u64)
-        {
+        if let (Some(fds), Some(room)) = (self.descriptors, room_fds.filter(|&r| r < wanted)) {
             said.push(format!(
                 "max_connections = {max_connections}, but this process may open at most {fds} \
                  descriptors (RLIMIT_NOFILE, `ulimit -n`, systemd's LimitNOFILE), up to two per \
                  connection (a worker waiting for one holds one too) and up to {pooled} for idle \
-                 backend connections: past about {} busy connections requests fail; raise the \
-                 limit or lower max_connections",
-                fds.saturating_sub(SPARE) / 2
+                 backend connections: past as few as {room} busy connections requests may fail; \
+                 raise the limit or lower max_connections"
             ));
         }
         said
@@ -114,26 +114,26 @@ mod tests {
             threads: Some(20_000),
             descriptors: Some(65_536),
         };
-        assert!(roomy.shortfalls(10_000, 256).is_empty());
+        assert!(roomy.shortfalls(10_000, 2, 256).is_empty());
         let unlimited = Limits {
             threads: None,
             descriptors: None,
         };
-        assert!(unlimited.shortfalls(1_000_000, 256).is_empty());
+        assert!(unlimited.shortfalls(1_000_000, 2, 256).is_empty());
         let tight = Limits {
             threads: Some(4915),
             descriptors: Some(1024),
         };
-        let said = tight.shortfalls(10_000, 256);
+        let said = tight.shortfalls(10_000, 2, 256);
         assert_eq!(said.len(), 2, "{said:?}");
-        assert!(said[0].contains("4915 threads") && said[0].contains("about 4899"));
-        assert!(said[1].contains("1024 descriptors") && said[1].contains("about 504"));
+        assert!(said[0].contains("4915 threads") && said[0].contains("as few as 4897 "));
+        assert!(said[1].contains("1024 descriptors") && said[1].contains("as few as 375 "));
         // Room for every connection, not for the pooled ones besides.
         let pooled = Limits {
             threads: None,
-            descriptors: Some(2 * 1000 + 16 + 100),
+            descriptors: Some(2 * 1000 + 16 + 2 + 100),
         };
-        assert!(pooled.shortfalls(1000, 100).is_empty());
-        assert_eq!(pooled.shortfalls(1000, 101).len(), 1);
+        assert!(pooled.shortfalls(1000, 2, 100).is_empty());
+        assert_eq!(pooled.shortfalls(1000, 2, 102).len(), 1);
     }
 }

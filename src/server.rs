@@ -450,7 +450,7 @@ struct Workers {
 fn warn_of_limits(config: &Config) {
     let pooled = config.upstream_keepalive * config.targets.len();
     let limits = Limits::of_this_process();
-    for shortfall in limits.shortfalls(config.max_connections, pooled) {
+    for shortfall in limits.shortfalls(config.max_connections, config.targets.len(), pooled) {
         log::warn!("{shortfall}");
     }
 }
@@ -850,14 +850,21 @@ impl Control {
                     return;
                 };
                 let now = inner.current.get().config.connection_timeout;
-                if now > timeout {
-                    timeout = now;
-                    continue;
+                let connections = inner.connections.lock();
+                let mut old = connections
+                    .live
+                    .values()
+                    .filter(|conn| conn.waits_from_before(generation, now));
+                if now <= timeout {
+                    old.for_each(|conn| conn.close_if_idle());
+                    return;
                 }
-                for conn in inner.connections.lock().live.values() {
-                    conn.close_if_idle_from_before(generation, now);
+                // Lengthened meanwhile: the new timeout is waited for, if
+                // anything is left to close then.
+                if old.next().is_none() {
+                    return;
                 }
-                return;
+                timeout = now;
             });
         if let Err(e) = spawned {
             log::warn!("reload: cannot start a thread to close idle connections: {e}");

@@ -337,6 +337,10 @@ fn a_backend_answering_before_reading_a_large_body_is_relayed() {
                 (413, "big"),
                 "close {close}, chunked {is_chunked}, buffer {buffer}"
             );
+            // The rest of a streamed body is still on its way: that client
+            // connection closes. A buffered one was read whole.
+            let closes = response.header("connection") == Some("close");
+            assert_eq!(closes, buffer == 0, "chunked {is_chunked}, buffer {buffer}");
             drop(client);
             let _ = sender.join();
         }

@@ -1,7 +1,7 @@
 //! Every key proxy.conf understands: its name, its default (as text,
 //! parsed like any other value so defaults cannot drift from the parser),
-//! its help line for `inverso check` and the README, and how its value is
-//! parsed into the [`Config`].
+//! a one-line summary for whoever reads the table (the README's says
+//! more), and how its value is parsed into the [`Config`].
 
 use super::values::*;
 use super::{Balance, Config, LogFormat};

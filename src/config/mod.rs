@@ -3,7 +3,7 @@
 //!
 //! Every key has one entry in [`KEYS`]: its name, its default (as text, parsed
 //! like any other value so defaults cannot drift from the parser) and a
-//! one-line description used by `inverso check` and the README. Precedence is
+//! one-line summary. Precedence is
 //! flag > environment > file > default, and every value remembers where it
 //! came from so an error can say `proxy.conf:7: ...` or
 //! `environment INVERSO_PORT: ...`.

@@ -454,6 +454,7 @@ fn send_request(
             let whole =
                 stream_request_body(*kind, &mut client.conn, &mut up.conn, client.max_body)?;
             up.body_cut = !whole;
+            up.client_body_left = !whole;
         }
     }
     for _ in 0..=MAX_INTERIM_RESPONSES {

@@ -95,7 +95,7 @@ pub(super) fn relay(
     // fails), the connection closes, or that rest would be read as the
     // next request.
     let how = &Relay {
-        keep_alive: how.keep_alive && !closing && !fetched.up.body_cut,
+        keep_alive: how.keep_alive && !closing && !fetched.up.client_body_left,
         ..*how
     };
     let target = fetched.target;
@@ -254,7 +254,7 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay) -> Result<Prepared, 
     // the rest of that body is still on its way.
     let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
     let rechunk = delimited_by_close && how.version == Version::Http11;
-    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close) && !up.body_cut;
+    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close) && !up.client_body_left;
 
     // Responses to HEAD and 304s describe a body they do not carry: keep
     // the backend's Content-Length for them (never on a 204), if it is

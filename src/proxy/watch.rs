@@ -25,7 +25,7 @@ pub struct ConnWatch {
     state: AtomicU8,
     /// The connection_timeout (ms) the connection waits for its next
     /// request under, which a reload that shortens it cannot change for a
-    /// read already blocked (see [`ConnWatch::close_if_idle_from_before`]),
+    /// read already blocked (see [`ConnWatch::waits_from_before`]),
     /// and the generation of the settings it was taken from.
     idle_timeout_ms: AtomicU64,
     idle_generation: AtomicU64,
@@ -116,15 +116,12 @@ impl ConnWatch {
         }
     }
 
-    /// Closes the connection if it waits for a request under a
+    /// Whether the connection waits (or will, between requests) under a
     /// connection_timeout longer than `timeout` and taken from settings
     /// older than `generation`.
-    pub fn close_if_idle_from_before(&self, generation: u64, timeout: Duration) {
-        if self.idle_generation.load(Ordering::Relaxed) < generation
+    pub fn waits_from_before(&self, generation: u64, timeout: Duration) -> bool {
+        self.idle_generation.load(Ordering::Relaxed) < generation
             && self.idle_timeout_ms.load(Ordering::Relaxed) > millis(timeout)
-        {
-            self.close_if_idle();
-        }
     }
 
     /// Ends the connection whatever it is doing: the client socket and the

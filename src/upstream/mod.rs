@@ -54,6 +54,9 @@ pub struct UpstreamConn {
     /// The backend answered before the whole request body was sent, and
     /// the rest was not: the connection is out of step, never reused.
     pub body_cut: bool,
+    /// The same for a body streamed from the client: the rest of it is
+    /// still on the client connection, which closes after the answer.
+    pub client_body_left: bool,
 }
 
 /// All backends and the policy that spreads requests over them.
@@ -270,6 +273,7 @@ impl Upstreams {
                     conn,
                     reused: true,
                     body_cut: false,
+                    client_body_left: false,
                 });
             }
         }
@@ -284,6 +288,7 @@ impl Upstreams {
             conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER),
             reused: false,
             body_cut: false,
+            client_body_left: false,
         })
     }
 
