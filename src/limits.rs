@@ -72,6 +72,29 @@ type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 type Resource = libc::c_int;
 
+/// Raises the soft limit on open descriptors to what [`Limits::shortfalls`]
+/// asks for, as far as the hard limit allows (as HAProxy sizes its own
+/// from `maxconn`, and Go programs raise theirs): systems commonly give
+/// 1,024 with a far higher hard limit.
+pub fn raise_descriptor_limit(max_connections: usize, targets: usize, pooled: usize) {
+    let wanted = 2 * max_connections as u64 + SPARE + (targets + pooled) as u64;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to a properly sized struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+        || limit.rlim_cur >= wanted
+    {
+        return;
+    }
+    limit.rlim_cur = wanted.min(limit.rlim_max);
+    // SAFETY: a valid rlimit, its soft value within the hard one. Failure
+    // leaves the limit as it was, which the warnings then describe.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+}
+
 /// A resource limit's soft value; `None` when unlimited or unreadable.
 fn rlimit(resource: Resource) -> Option<u64> {
     let mut limit = libc::rlimit {

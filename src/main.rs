@@ -319,6 +319,10 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         ("port", port.to_string()),
         ("targets", format!("{}, {}", a.addr, b.addr)),
         ("path_to_persistence", String::new()),
+        // A try-out on loopback: no need for the descriptors and threads
+        // of 10,000 connections (nor the warning that the system's limits
+        // would not give them).
+        ("max_connections", "1000".to_string()),
     ] {
         loader.flag(key, &value, "demo").map_err(Failure::usage)?;
     }

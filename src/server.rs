@@ -28,7 +28,7 @@ use crate::cache::Cache;
 use crate::config::{self, Config};
 use crate::http::conn::is_timeout;
 use crate::http::proxy_protocol;
-use crate::limits::Limits;
+use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
 use crate::throttle::Throttle;
@@ -445,10 +445,13 @@ struct Workers {
     priority: Option<i32>,
 }
 
-/// Says which of the process's limits would stop it short of
-/// `max_connections` (and the idle backend connections kept besides).
+/// Raises the descriptor limit as far as `max_connections` needs and the
+/// hard limit allows, then says which of the process's limits would stop
+/// it short of `max_connections` (and the idle backend connections kept
+/// besides).
 fn warn_of_limits(config: &Config) {
     let pooled = config.upstream_keepalive * config.targets.len();
+    limits::raise_descriptor_limit(config.max_connections, config.targets.len(), pooled);
     let limits = Limits::of_this_process();
     for shortfall in limits.shortfalls(config.max_connections, config.targets.len(), pooled) {
         log::warn!("{shortfall}");

@@ -1317,6 +1317,39 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
 }
 
 #[test]
+fn the_descriptor_limit_is_raised_as_far_as_allowed_and_the_rest_said() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("proxy.conf"), conf(a.addr, "")).unwrap();
+    let mut running = Running::start_with(dir.path(), |command| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit, async-signal-safe, runs between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 256,
+                    rlim_max: 4096,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    // 10,000 connections would want more than the hard limit gives.
+    let warning = running.expect("descriptors (RLIMIT_NOFILE");
+    assert!(warning.contains("at most 4096 descriptors"), "{warning}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", running.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(line.split_whitespace().nth(3), Some("4096"), "{line}");
+}
+
+#[test]
 fn out_of_descriptors_the_proxy_answers_503_and_blames_no_backend() {
     let a = Backend::echo("a");
     let dir = tempfile::tempdir().unwrap();
