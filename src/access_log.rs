@@ -278,7 +278,7 @@ impl LogSender {
     /// after a reload) and switches to `format`. On failure the old file
     /// stays in use. Returns once the writer has done it.
     ///
-    /// Waits at most [`STALL_WAIT`] for the writer: behind a queue that
+    /// Waits at most `STALL_WAIT` (5 s) for the writer: behind a queue that
     /// whatever reads stdout stopped emptying, it would wait for good, and
     /// it is the signal thread that waits (a SIGTERM after would go
     /// unheard).
@@ -353,7 +353,7 @@ impl AccessLog {
 
     /// Writes every record queued so far, flushes, and stops the writer.
     /// Behind a stalled reader (a full queue, or stdout not taking what is
-    /// written) it gives up after [`STALL_WAIT`], so that a shutdown ends.
+    /// written) it gives up after `STALL_WAIT` (5 s), so that a shutdown ends.
     pub fn finish(mut self) {
         self.close();
     }

@@ -81,7 +81,7 @@ pub enum Peer {
 }
 
 /// `conn.fill()`, but when `crowded` (see [`crowded`]),
-/// before a read that would block, yields the CPU up to [`YIELDS`] times,
+/// before a read that would block, yields the CPU up to `YIELDS` (3) times,
 /// trying again after each turn. After yields that did not pay off, the
 /// next reads of this `peer` block without yielding.
 pub fn fill_yielding<S: Read + AsRawFd>(

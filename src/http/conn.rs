@@ -186,7 +186,7 @@ impl<S: Source> BufConn<S> {
 /// What a [`BufConn`] reads from.
 pub trait Source: Read {
     /// A read inside a message. A socket that would wait first sends the
-    /// acknowledgement it was holding back (see [`read_acking`]); other
+    /// acknowledgement it was holding back (see `read_acking`); other
     /// sources just read.
     fn read_midway(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         read_retrying(self, buf)
