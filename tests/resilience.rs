@@ -744,11 +744,7 @@ fn requests_read_before_a_client_closes_are_still_answered() {
     let mut proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     client.send(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n");
-    client
-        .reader
-        .stream
-        .shutdown(std::net::Shutdown::Write)
-        .unwrap();
+    client.finish_sending();
     let got = String::from_utf8_lossy(&client.read_until_closed()).into_owned();
     assert_eq!(got.matches("HTTP/1.1 200").count(), 1, "{got:?}");
     assert!(proxy.shutdown(Duration::from_secs(5)));

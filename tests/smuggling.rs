@@ -855,11 +855,7 @@ fn a_half_closed_tunnel_still_carries_the_answer() {
     client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
     assert_eq!(client.try_response(true).unwrap().status, 101);
     client.send(b"last words");
-    client
-        .reader
-        .stream
-        .shutdown(std::net::Shutdown::Write)
-        .unwrap();
+    client.finish_sending();
     let rest = client.read_until_closed();
     assert_eq!(String::from_utf8_lossy(&rest), "got \"last words\", bye");
 }

@@ -699,6 +699,11 @@ impl Client {
         self.response()
     }
 
+    /// Shuts down the sending side: the proxy reads the end of the stream.
+    pub fn finish_sending(&mut self) {
+        self.reader.stream.shutdown(Shutdown::Write).unwrap();
+    }
+
     /// Reads until the proxy closes the connection (or resets it, or the
     /// read timeout passes); returns every byte not consumed before.
     pub fn read_until_closed(&mut self) -> Vec<u8> {
