@@ -260,30 +260,20 @@ mod tests {
     #[test]
     fn garbage_ends_the_walk_at_the_last_proper_address() {
         let trusted = ["10.0.0.0/8"];
-        assert_eq!(from("10.0.0.5", &["unknown"], &trusted), ip("10.0.0.5"));
-        assert_eq!(
-            from("10.0.0.5", &["1.1.1.1, nonsense, 10.0.0.9"], &trusted),
-            ip("10.0.0.9")
-        );
-        assert_eq!(
-            from("10.0.0.5", &["203.0.113.7:4000"], &trusted),
-            ip("203.0.113.7")
-        );
-        assert_eq!(
-            from("10.0.0.5", &["[2001:db8::1]:4000"], &trusted),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            from("10.0.0.5", &["203.0.113.7:port"], &trusted),
-            ip("10.0.0.5")
-        );
-        assert_eq!(
-            from("10.0.0.5", &[" 2001:db8::1 "], &trusted),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            from("10.0.0.5", &["203.0.113.7, ,"], &trusted),
-            ip("203.0.113.7")
-        );
+        for (forwarded, client) in [
+            ("unknown", "10.0.0.5"),
+            ("1.1.1.1, nonsense, 10.0.0.9", "10.0.0.9"),
+            ("203.0.113.7:4000", "203.0.113.7"),
+            ("[2001:db8::1]:4000", "2001:db8::1"),
+            ("203.0.113.7:port", "10.0.0.5"),
+            (" 2001:db8::1 ", "2001:db8::1"),
+            ("203.0.113.7, ,", "203.0.113.7"),
+        ] {
+            assert_eq!(
+                from("10.0.0.5", &[forwarded], &trusted),
+                ip(client),
+                "{forwarded:?}"
+            );
+        }
     }
 }
