@@ -91,6 +91,14 @@ fn origin(
 }
 
 /// A backend answering `status` with fixed `headers`.
+/// A proxy with its cache on, in front of an origin that answers every
+/// request `status` with `headers`.
+fn cached_fixed(status: u16, headers: &[(&str, &str)]) -> (Backend, Proxy) {
+    let backend = fixed(status, headers);
+    let proxy = cached_proxy(&backend, |_| {});
+    (backend, proxy)
+}
+
 fn fixed(status: u16, headers: &[(&str, &str)]) -> Backend {
     let headers = fields(headers);
     origin(move |_| (status, headers.clone()))
@@ -157,8 +165,7 @@ fn now_date(offset: i64) -> String {
 
 #[test]
 fn a_repeated_get_is_a_hit_and_head_is_answered_from_the_get() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
 
     expect(&get(&proxy, "/a"), 200, "MISS", "/a #1");
     assert_eq!(backend.requests(), 1);
@@ -196,8 +203,8 @@ fn a_repeated_get_is_a_hit_and_head_is_answered_from_the_get() {
 
 #[test]
 fn a_range_of_a_stored_response_is_answered_from_the_cache() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) =
+        cached_fixed(200, &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")]);
     let miss = get(&proxy, "/r");
     expect(&miss, 200, "MISS", "/r #1");
     assert_eq!(miss.header("accept-ranges"), None);
@@ -286,14 +293,13 @@ fn a_200_is_stored_without_a_content_range_of_its_own() {
     // Else a 206 cut from it would carry two Content-Range fields, the
     // origin's first, and a client reading that one would misplace the
     // part.
-    let backend = fixed(
+    let (_backend, proxy) = cached_fixed(
         200,
         &[
             ("Cache-Control", "max-age=60"),
             ("Content-Range", "bytes 0-4/5"),
         ],
     );
-    let proxy = cached_proxy(&backend, |_| {});
     get(&proxy, "/c");
     let r = get_with(&proxy, "/c", &[("Range", "bytes=1-2")]);
     expect(&r, 206, "HIT", "c ");
@@ -304,8 +310,7 @@ fn a_200_is_stored_without_a_content_range_of_its_own() {
 
 #[test]
 fn a_range_only_if_cached_with_nothing_stored_gets_504() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     let asked = [("Range", "bytes=0-1"), ("Cache-Control", "only-if-cached")];
     assert_eq!(get_with(&proxy, "/o", &asked).status, 504);
     assert_eq!(backend.requests(), 0);
@@ -313,8 +318,7 @@ fn a_range_only_if_cached_with_nothing_stored_gets_504() {
 
 #[test]
 fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     let r = get_with(&proxy, "/n", &[("Range", "bytes=0-1")]);
     expect(&r, 200, "BYPASS", "/n #1");
     let seen = backend.seen();
@@ -561,14 +565,13 @@ fn https_keys_survive_a_restart() {
 
 #[test]
 fn a_range_within_stale_while_revalidate_is_answered_at_once_then_refreshed() {
-    let backend = fixed(
+    let (backend, proxy) = cached_fixed(
         200,
         &[
             ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
             ("ETag", "\"w\""),
         ],
     );
-    let proxy = cached_proxy(&backend, |_| {});
     expect(&get(&proxy, "/w"), 200, "MISS", "/w #1");
     let r = get_with(&proxy, "/w", &[("Range", "bytes=0-1")]);
     expect(&r, 206, "STALE", "/w");
@@ -580,8 +583,7 @@ fn a_range_within_stale_while_revalidate_is_answered_at_once_then_refreshed() {
 #[test]
 fn the_backends_own_x_cache_gives_way_to_ours() {
     // A cache behind the proxy says HIT; what clients read is this one's.
-    let backend = fixed(200, &[("Cache-Control", "no-store"), ("X-Cache", "HIT")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (_backend, proxy) = cached_fixed(200, &[("Cache-Control", "no-store"), ("X-Cache", "HIT")]);
     let r = get(&proxy, "/x");
     let all: Vec<&str> = r.head.get_all("x-cache").collect();
     assert_eq!(all, ["MISS"], "{}", r.head.raw);
@@ -636,8 +638,7 @@ fn behind_a_tls_terminator_http_and_https_are_stored_apart() {
 
 #[test]
 fn other_paths_and_hosts_are_other_keys() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     expect(&get(&proxy, "/k?x=1"), 200, "MISS", "/k?x=1 #1");
     expect(&get(&proxy, "/k?x=2"), 200, "MISS", "/k?x=2 #2");
     let other_host = proxy.exchange(|c| {
@@ -907,8 +908,7 @@ fn ttl_caps_what_the_origin_says() {
 #[test]
 fn a_lower_ttl_applies_to_what_is_already_stored() {
     // 100 s old on arrival, fresh for 600.
-    let backend = fixed(200, &[("Cache-Control", "max-age=600"), ("Age", "100")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=600"), ("Age", "100")]);
     get(&proxy, "/t");
     expect(&get(&proxy, "/t"), 200, "HIT", "/t #1");
     let mut next = Config::with_targets(vec![target(backend.addr)]);
@@ -922,8 +922,7 @@ fn a_lower_ttl_applies_to_what_is_already_stored() {
 
 #[test]
 fn a_post_is_never_answered_from_the_cache() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     expect(&get(&proxy, "/p"), 200, "MISS", "/p #1");
     let post = request(&proxy, "POST", "/p", &[]);
     expect(&post, 200, "BYPASS", "/p #2");
@@ -937,8 +936,7 @@ fn a_post_is_never_answered_from_the_cache() {
 
 #[test]
 fn no_cache_and_pragma_no_cache_go_to_the_origin() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     expect(&get(&proxy, "/n"), 200, "MISS", "/n #1");
 
     for (n, field) in [
@@ -999,8 +997,7 @@ fn request_max_age_zero_forces_revalidation() {
 #[test]
 fn request_max_age_sends_an_older_entry_to_the_origin() {
     // 10 s old on arrival, fresh for 60.
-    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("Age", "10")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60"), ("Age", "10")]);
     expect(&get(&proxy, "/m"), 200, "MISS", "/m #1");
     let hit = get(&proxy, "/m");
     expect(&hit, 200, "HIT", "/m #1");
@@ -1020,8 +1017,7 @@ fn request_max_age_sends_an_older_entry_to_the_origin() {
 
 #[test]
 fn only_if_cached_gets_504_on_a_miss_and_the_entry_on_a_hit() {
-    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
     assert_eq!(r.status, 504, "{}", r.head.raw);
     assert_eq!(backend.requests(), 0);
@@ -1038,8 +1034,7 @@ fn only_if_cached_gets_504_on_a_miss_and_the_entry_on_a_hit() {
 fn only_if_cached_with_only_a_stale_entry_gets_504() {
     // RFC 9111 §5.2.1.7: serve a stored response that satisfies the
     // request, or 504; never ask the origin.
-    let backend = fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
     get(&proxy, "/o");
     let r = get_with(&proxy, "/o", &[("Cache-Control", "only-if-cached")]);
     assert_eq!(
@@ -1062,8 +1057,7 @@ fn only_if_cached_with_only_a_stale_entry_gets_504() {
 #[test]
 fn max_stale_serves_an_expired_entry() {
     // 100 s old on arrival, fresh for 50: stale by 50 s at once.
-    let backend = fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=50"), ("Age", "100")]);
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     assert_eq!(cache_of(&proxy).len(), 1);
 
@@ -1131,8 +1125,7 @@ fn an_absurd_age_makes_an_old_response_not_a_crash() {
     // An Age far past what 64 bits of seconds can subtract from now: RFC
     // 9111 §1.2.2 caps it at 2^31 s, so the response is simply old.
     let huge = "18446744073709551615";
-    let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("Age", huge)]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (_backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60"), ("Age", huge)]);
     expect(&get(&proxy, "/a"), 200, "MISS", "/a #1");
     expect(&get(&proxy, "/a"), 200, "MISS", "/a #2");
 
@@ -1250,7 +1243,7 @@ fn a_changed_resource_replaces_the_entry_on_revalidation() {
 
 #[test]
 fn a_clients_own_conditional_on_a_fresh_entry_gets_304_from_the_cache() {
-    let backend = fixed(
+    let (backend, proxy) = cached_fixed(
         200,
         &[
             ("Cache-Control", "max-age=60"),
@@ -1258,7 +1251,6 @@ fn a_clients_own_conditional_on_a_fresh_entry_gets_304_from_the_cache() {
             ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
         ],
     );
-    let proxy = cached_proxy(&backend, |_| {});
     get(&proxy, "/i");
     let r = get_with(&proxy, "/i", &[("If-None-Match", "\"v1\"")]);
     assert_eq!((r.status, x_cache(&r)), (304, "HIT"), "{}", r.head.raw);
@@ -1619,11 +1611,10 @@ fn a_successful_unsafe_method_invalidates_the_uri() {
 
 #[test]
 fn invalidation_drops_every_variant() {
-    let backend = fixed(
+    let (_backend, proxy) = cached_fixed(
         200,
         &[("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
     );
-    let proxy = cached_proxy(&backend, |_| {});
     get_with(&proxy, "/v", &[("Accept-Language", "en")]);
     get_with(&proxy, "/v", &[("Accept-Language", "fr")]);
     assert_eq!(cache_of(&proxy).len(), 2);
@@ -1798,8 +1789,8 @@ fn a_response_varying_on_a_field_the_proxy_writes_is_not_stored() {
         "x-forwarded-proto",
         "Via",
     ] {
-        let backend = fixed(200, &[("Cache-Control", "max-age=60"), ("Vary", field)]);
-        let proxy = cached_proxy(&backend, |_| {});
+        let (_backend, proxy) =
+            cached_fixed(200, &[("Cache-Control", "max-age=60"), ("Vary", field)]);
         expect(&get(&proxy, "/geo"), 200, "MISS", "/geo #1");
         expect(&get(&proxy, "/geo"), 200, "MISS", "/geo #2");
         assert_eq!(cache_of(&proxy).len(), 0, "{field}");
@@ -1855,8 +1846,8 @@ fn when_a_response_stops_varying_its_old_variants_go() {
 #[test]
 fn a_conditional_request_for_a_stored_error_gets_the_error() {
     // RFC 9110 §13.2.1: preconditions apply to 2xx responses only.
-    let backend = fixed(404, &[("Cache-Control", "max-age=60"), ("ETag", "\"e\"")]);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (_backend, proxy) =
+        cached_fixed(404, &[("Cache-Control", "max-age=60"), ("ETag", "\"e\"")]);
     expect(&get(&proxy, "/gone"), 404, "MISS", "/gone #1");
     for tag in ["\"e\"", "*"] {
         let r = get_with(&proxy, "/gone", &[("If-None-Match", tag)]);
@@ -2804,11 +2795,10 @@ fn max_stale_never_gets_an_entry_that_forbids_serving_it_stale() {
         "max-age=50, no-cache",
         "max-age=50, must-revalidate",
     ] {
-        let backend = fixed(
+        let (backend, proxy) = cached_fixed(
             200,
             &[("Cache-Control", cc), ("Age", "100"), ("ETag", "\"v1\"")],
         );
-        let proxy = cached_proxy(&backend, |_| {});
         get(&proxy, "/f");
         let r = get_with(&proxy, "/f", &[("Cache-Control", "max-stale")]);
         assert_ne!(x_cache(&r), "STALE", "{cc}:\n{}", r.head.raw);
