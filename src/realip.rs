@@ -81,9 +81,9 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
     if trusted.is_empty() || !is_trusted(peer) {
         return peer;
     }
-    let fields: Vec<&[u8]> = headers.get_all("x-forwarded-for").collect();
     let mut address = peer;
-    let elements = fields.iter().rev().flat_map(|f| f.rsplit(|&b| b == b','));
+    let fields = headers.get_all("x-forwarded-for").rev();
+    let elements = fields.flat_map(|f| f.rsplit(|&b| b == b','));
     for element in elements.filter(|e| !e.trim_ascii().is_empty()) {
         if !is_trusted(address) {
             break;

@@ -100,7 +100,7 @@ impl Headers {
             .map(str::trim)
     }
 
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
         self.fields
             .iter()
             .filter(move |f| f.is_named(&self.bytes, name))
