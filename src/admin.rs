@@ -14,7 +14,7 @@ use crate::http::BufConn;
 use crate::json;
 use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
 use crate::proxy::{Current, Shared};
-use crate::throttle::Throttle;
+use crate::throttle::OnceAMinute;
 use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -107,8 +107,8 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
-                static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
-                if FAILING.lock().failed(Instant::now()) {
+                static FAILING: OnceAMinute = OnceAMinute::new();
+                if FAILING.due() {
                     log::warn!("admin: accept failed: {e} (said at most once a minute)");
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -135,8 +135,8 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
                 }
             });
         if let Err(e) = spawned {
-            static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
-            if FAILING.lock().failed(Instant::now()) {
+            static FAILING: OnceAMinute = OnceAMinute::new();
+            if FAILING.due() {
                 log::warn!(
                     "admin: cannot start a thread: {e}; answering on the listener's own \
                      (said at most once a minute)"

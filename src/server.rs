@@ -31,7 +31,7 @@ use crate::http::proxy_protocol;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
-use crate::throttle::Throttle;
+use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -470,13 +470,13 @@ fn spawn_worker(workers: &Arc<Workers>) -> io::Result<()> {
             let workers = workers.clone();
             move || work(&workers)
         });
-    static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
-    if spawned.is_ok() && FAILING.lock().recovered() {
+    static FAILING: OnceAMinute = OnceAMinute::new();
+    if spawned.is_ok() && FAILING.recovered() {
         log::warn!("worker threads can be started again");
     }
     if let Err(e) = &spawned {
         workers.idle.fetch_sub(1, Ordering::SeqCst);
-        if FAILING.lock().failed(Instant::now()) {
+        if FAILING.due() {
             log::error!(
                 "cannot start a worker thread: {e}; new connections are answered 503 until one \
                  can be (the process's thread limit: RLIMIT_NPROC, a cgroup's pids.max, \
@@ -525,8 +525,8 @@ fn work(workers: &Arc<Workers>) {
             }
             Err(e) => {
                 // Out of descriptors, aborted handshakes...: never fatal.
-                static FAILING: Mutex<Throttle> = Mutex::new(Throttle::new());
-                if FAILING.lock().failed(Instant::now()) {
+                static FAILING: OnceAMinute = OnceAMinute::new();
+                if FAILING.due() {
                     log::warn!("accept failed: {e}; retrying (said at most once a minute)");
                 }
                 std::thread::sleep(backoff);

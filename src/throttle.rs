@@ -2,6 +2,7 @@
 //! snapshot) when it starts, again at most once a minute while it lasts,
 //! and when it ends, rather than at every retry.
 
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 /// How often a failure that goes on is said again: nginx repeats its
@@ -34,6 +35,27 @@ impl Throttle {
     /// A success: whether it ends failures that were said.
     pub fn recovered(&mut self) -> bool {
         self.warned.take().is_some()
+    }
+}
+
+/// A [`Throttle`] in a `static`, for a failure any thread may meet
+/// (threads that cannot be started, descriptors run out).
+#[derive(Default)]
+pub struct OnceAMinute(Mutex<Throttle>);
+
+impl OnceAMinute {
+    pub const fn new() -> Self {
+        OnceAMinute(Mutex::new(Throttle::new()))
+    }
+
+    /// A failure now: whether to say so.
+    pub fn due(&self) -> bool {
+        self.0.lock().failed(Instant::now())
+    }
+
+    /// A success: whether it ends failures that were said.
+    pub fn recovered(&self) -> bool {
+        self.0.lock().recovered()
     }
 }
 

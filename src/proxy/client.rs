@@ -11,8 +11,7 @@ use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
 use crate::sched::{self, Peer};
-use crate::throttle::Throttle;
-use parking_lot::Mutex;
+use crate::throttle::OnceAMinute;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -239,11 +238,11 @@ impl Client {
                 true
             }
             Err(why) => {
-                static BROKEN: Mutex<Throttle> = Mutex::new(Throttle::new());
-                if BROKEN.lock().failed(Instant::now()) {
+                static BROKEN: OnceAMinute = OnceAMinute::new();
+                if BROKEN.due() {
                     log::warn!(
                         "client {}: {why}; connection closed (proxy_protocol is on: every \
-                         connection must start with a PROXY header; said once a minute)",
+                         connection must start with a PROXY header; said at most once a minute)",
                         self.peer
                     );
                 }

@@ -13,9 +13,8 @@ use crate::http::head::{find_head_end, parse_response, push_canonical_authority}
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead};
 use crate::metrics::InFlight;
 use crate::sched::{self, Peer};
-use crate::throttle::Throttle;
+use crate::throttle::OnceAMinute;
 use crate::upstream::{Upstream, UpstreamConn};
-use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -136,8 +135,8 @@ pub(super) fn fetch<'s>(
             }
             Err(f) if client.watch.cut() => return Err(failed(f.status())),
             Err(Failure::Local(e)) => {
-                static SHORT: Mutex<Throttle> = Mutex::new(Throttle::new());
-                if SHORT.lock().failed(Instant::now()) {
+                static SHORT: OnceAMinute = OnceAMinute::new();
+                if SHORT.due() {
                     log::error!(
                         "cannot open a connection to a backend: {e}; answering 503 (this \
                          process's limits: see `max_connections`; said at most once a minute)"
