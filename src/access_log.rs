@@ -8,13 +8,14 @@
 //! record queued before it to the old file, then opens the path afresh.
 
 use crate::config::LogFormat;
+use crate::http::conn::{write_all_vectored, write_all_vectored_counting};
 use crate::http::date::{format_rfc3339, Clf};
 use crate::json;
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -510,18 +511,14 @@ impl Sink<File> {
 /// only), without waiting (were `path` a FIFO by now) and only if `path`
 /// still names that file.
 fn ends_mid_line(path: &Path, written: &File) -> bool {
-    use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{FileExt, MetadataExt};
     let Ok(meta) = written.metadata() else {
         return false;
     };
     if !meta.is_file() || meta.len() == 0 {
         return false;
     }
-    let reader = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path);
-    let Ok(reader) = reader else {
+    let Ok(reader) = crate::cache::persist::open_regular(path) else {
         return false;
     };
     let same = reader
@@ -561,11 +558,11 @@ impl<W: Write> Sink<W> {
         if self.buf.is_empty() {
             return;
         }
-        let mut written = 0;
-        let result = self
-            .end_cut_line()
-            .and_then(|()| write_counting(&mut self.inner, &self.buf, &mut written))
-            .and_then(|()| self.inner.flush());
+        let (written, result) = match self.end_cut_line() {
+            Ok(()) => write_all_vectored_counting(&mut self.inner, &mut [IoSlice::new(&self.buf)]),
+            Err(e) => (0, Err(e)),
+        };
+        let result = result.and_then(|()| self.inner.flush());
         if written > 0 {
             self.cut = self.buf[written - 1] != b'\n';
         }
@@ -584,7 +581,7 @@ impl<W: Write> Sink<W> {
     /// line of its own; while that fails too, the cut stays to be ended.
     fn end_cut_line(&mut self) -> io::Result<()> {
         if self.cut {
-            write_counting(&mut self.inner, b"\n", &mut 0)?;
+            write_all_vectored(&mut self.inner, &mut [IoSlice::new(b"\n")])?;
             self.cut = false;
         }
         Ok(())
@@ -594,20 +591,6 @@ impl<W: Write> Sink<W> {
         lost.fetch_add(lines, Ordering::Relaxed);
         self.failures.failed(self.name, e, lines);
     }
-}
-
-/// Writes all of `bytes`, counting in `written` what went out, an error
-/// or not.
-fn write_counting(out: &mut impl Write, bytes: &[u8], written: &mut usize) -> io::Result<()> {
-    while *written < bytes.len() {
-        match out.write(&bytes[*written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => *written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// One sink's write failures: said when they start, again at most once a

@@ -328,6 +328,34 @@ pub fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// `write_all` for several buffers at once (`Write::write_all_vectored` is
+/// not stable yet): one `writev` in the common case.
+pub fn write_all_vectored(out: &mut impl Write, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    write_all_vectored_counting(out, bufs).1
+}
+
+/// [`write_all_vectored`], also saying how many bytes went out, all of
+/// them or, on an error, those before it.
+pub fn write_all_vectored_counting(
+    out: &mut impl Write,
+    mut bufs: &mut [IoSlice<'_>],
+) -> (usize, io::Result<()>) {
+    IoSlice::advance_slices(&mut bufs, 0);
+    let mut written = 0;
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                written += n;
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
+        }
+    }
+    (written, Ok(()))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -5,11 +5,12 @@
 
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
-use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
+use super::{Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::http::body::forbids_content_length;
+use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
 use crate::http::range::{self, Ranged};
 use crate::http::RequestHead;

@@ -26,7 +26,6 @@ use client::{linger, Client, HeadRead};
 use origin::{Outgoing, RequestBody};
 use parking_lot::RwLock;
 use relay::Relay;
-use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -557,34 +556,6 @@ fn client_body_status(e: &BodyError) -> Option<u16> {
         BodyError::Io(e) if is_timeout(e) => Some(408),
         _ => None,
     }
-}
-
-/// `write_all` for several buffers at once (`Write::write_all_vectored` is
-/// not stable yet): one `writev` in the common case.
-pub fn write_all_vectored(out: &mut impl Write, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    write_all_vectored_counting(out, bufs).1
-}
-
-/// [`write_all_vectored`], also saying how many bytes went out, all of
-/// them or, on an error, those before it.
-pub fn write_all_vectored_counting(
-    out: &mut impl Write,
-    mut bufs: &mut [IoSlice<'_>],
-) -> (usize, io::Result<()>) {
-    IoSlice::advance_slices(&mut bufs, 0);
-    let mut written = 0;
-    while !bufs.is_empty() {
-        match out.write_vectored(bufs) {
-            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
-            Ok(n) => {
-                written += n;
-                IoSlice::advance_slices(&mut bufs, n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (written, Err(e)),
-        }
-    }
-    (written, Ok(()))
 }
 
 /// A response the proxy makes itself.

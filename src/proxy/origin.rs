@@ -4,8 +4,9 @@
 //! head; [`super::relay`] takes it from there. Each failure is reported to
 //! the target's health.
 
-use super::{client_body_status, write_all_vectored, Client, Refusal, Shared, VIA};
+use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
+use crate::http::conn::write_all_vectored;
 use crate::http::conn::{is_local_shortage, is_timeout, peek, SharedStream, Source};
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};

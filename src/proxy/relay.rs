@@ -4,10 +4,11 @@
 //! when it may carry another request.
 
 use super::origin::{hold_against, Failure, Fetched, Malformed};
-use super::{write_all_vectored_counting, Client, Outcome, Refusal, Shared};
+use super::{Client, Outcome, Refusal, Shared};
 use crate::http::body::{
     chunk_size_line, content_length, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
 };
+use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{SharedStream, Source};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
