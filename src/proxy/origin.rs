@@ -502,23 +502,28 @@ fn send_buffered(
 ) -> Result<bool, Failure> {
     let (first, rest) = body.split_at(body.len().min(BODY_PIECE));
     let mut head = [IoSlice::new(request), IoSlice::new(first)];
-    let mut sent = write_all_vectored(up.get_mut(), &mut head);
-    let mut pieces = rest.chunks(BODY_PIECE);
-    loop {
-        if let Err(e) = sent {
-            return if answered_early(up) {
-                Ok(false)
-            } else {
-                Err(Failure::io(e))
-            };
-        }
-        let Some(piece) = pieces.next() else {
-            return Ok(true);
-        };
+    if let Err(e) = write_all_vectored(up.get_mut(), &mut head) {
+        return answered_or(up, e);
+    }
+    for piece in rest.chunks(BODY_PIECE) {
         if answered_early(up) {
             return Ok(false);
         }
-        sent = up.get_mut().write_all(piece);
+        if let Err(e) = up.get_mut().write_all(piece) {
+            return answered_or(up, e);
+        }
+    }
+    Ok(true)
+}
+
+/// After a failed write of the request body: `Ok(false)` (not all of it
+/// went) if the backend answered early, which is what the failure was,
+/// else the failure.
+fn answered_or(up: &mut BufConn<SharedStream>, e: io::Error) -> Result<bool, Failure> {
+    if answered_early(up) {
+        Ok(false)
+    } else {
+        Err(Failure::io(e))
     }
 }
 
@@ -566,11 +571,7 @@ fn stream_request_body(
             to.write_all(piece)
         };
         if let Err(e) = written {
-            return if answered_early(up) {
-                Ok(false)
-            } else {
-                Err(Failure::io(e))
-            };
+            return answered_or(up, e);
         }
     }
     if chunked {

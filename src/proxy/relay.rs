@@ -250,12 +250,11 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay) -> Result<Prepared, 
     let upstream_reusable = may_reuse(response, kind, up);
 
     // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
-    // is sent raw and ended by closing the connection. So is the client
-    // connection of a request whose body was cut short by an early answer:
-    // the rest of that body is still on its way.
+    // is sent raw and ended by closing the connection (`how` already
+    // closes one whose request body was cut short, see [`relay`]).
     let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
     let rechunk = delimited_by_close && how.version == Version::Http11;
-    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close) && !up.client_body_left;
+    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
 
     // Responses to HEAD and 304s describe a body they do not carry: keep
     // the backend's Content-Length for them (never on a 204), if it is
