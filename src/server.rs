@@ -589,8 +589,7 @@ fn register(
     let full = connections.live.len() >= config.max_connections
         || (per_client != 0 && connections.per_client.get(&client) >= Some(&per_client));
     if full {
-        drop(connections);
-        return Err(Refusing::new(inner));
+        return Err(Refusing::counted(inner, &mut connections));
     }
     let held = connections.per_client.entry(client).or_default();
     *held += 1;
@@ -614,15 +613,14 @@ fn register(
 fn refuse(stream: Arc<TcpStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
     let (time, started) = (SystemTime::now(), Instant::now());
     let refused = reject(stream, 503, shared.config.proxy_protocol);
-    let duration = started.elapsed();
-    shared.metrics.observe(503, duration);
     let client = refused.client.unwrap_or(peer.ip()).to_canonical();
-    shared.log.log(Record::refused(
+    let (line, bytes) = (refused.request_line, refused.bytes);
+    shared.log_refusal(Record::refused(
         time,
         client,
-        refused.request_line,
-        refused.bytes,
-        duration,
+        line,
+        bytes,
+        started.elapsed(),
     ));
     drop(refusing);
 }
@@ -638,7 +636,11 @@ impl Refusing {
     /// takes): it may have found nothing left to wait for, and closed the
     /// log; the connection is then dropped unanswered.
     fn new(inner: &Arc<Inner>) -> Option<Refusing> {
-        let mut connections = inner.connections.lock();
+        Refusing::counted(inner, &mut inner.connections.lock())
+    }
+
+    /// [`Refusing::new`] with the registry's lock held already.
+    fn counted(inner: &Arc<Inner>, connections: &mut Connections) -> Option<Refusing> {
         if inner.shutting_down.load(Ordering::SeqCst) {
             return None;
         }
@@ -708,10 +710,7 @@ fn serve(stream: Arc<TcpStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner
         let _ = stream.set_write_timeout(Some(inner.inherited_timeout));
     }
     let watch = slot.watch.clone();
-    let mut claim = |client| {
-        let limit = inner.current.get().config.max_connections_per_client;
-        slot.claim(client, limit)
-    };
+    let mut claim = |client, limit| slot.claim(client, limit);
     proxy::serve(
         watch,
         peer,
@@ -853,18 +852,18 @@ impl Control {
                     return;
                 };
                 let now = inner.current.get().config.connection_timeout;
-                let connections = inner.connections.lock();
-                let mut old = connections
-                    .live
-                    .values()
-                    .filter(|conn| conn.waits_from_before(generation, now));
+                // Closed outside the lock, which every accept takes.
+                let old: Vec<Arc<ConnWatch>> = (inner.connections.lock().live.values())
+                    .filter(|conn| conn.waits_from_before(generation, now))
+                    .cloned()
+                    .collect();
                 if now <= timeout {
-                    old.for_each(|conn| conn.close_if_idle());
+                    old.iter().for_each(|conn| conn.close_if_idle());
                     return;
                 }
                 // Lengthened meanwhile: the new timeout is waited for, if
                 // anything is left to close then.
-                if old.next().is_none() {
+                if old.is_empty() {
                     return;
                 }
                 timeout = now;

@@ -48,6 +48,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Counts and logs a connection answered 503 before any request was
+    /// read from it (see [`Record::refused`]).
+    pub fn log_refusal(&self, record: Record) {
+        self.metrics.observe(record.status, record.duration);
+        self.log.log(record);
+    }
+
     /// The cache rules from the settings in force (`ttl` and friends can
     /// change on reload; the cache's size cannot).
     pub fn cache_settings(&self) -> policy::Settings {
@@ -115,13 +122,13 @@ impl Current {
 /// configuration says otherwise.
 ///
 /// `claim` counts the connection against the client a PROXY header names,
-/// or says that client holds too many already.
+/// or says that client holds the most it may already.
 pub fn serve(
     watch: Arc<ConnWatch>,
     peer: SocketAddr,
     current: &Current,
     inherited: Duration,
-    claim: &mut dyn FnMut(IpAddr) -> bool,
+    claim: &mut dyn FnMut(IpAddr, usize) -> bool,
 ) {
     let mut seen = current.generation();
     let mut shared = current.get();
@@ -135,7 +142,7 @@ pub fn serve(
         // Over max_connections_per_client for the client the header
         // named: refused at once, as at accept, so that its slot and its
         // thread are free again.
-        if !claim(client.peer) {
+        if !claim(client.peer, shared.config.max_connections_per_client) {
             refuse(&mut client, &shared);
             return;
         }
@@ -255,9 +262,13 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let bytes = client.send_error(503, true);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
     let duration = started.elapsed();
-    shared.metrics.observe(503, duration);
-    let record = Record::refused(time, client.peer, request_line, bytes, duration);
-    shared.log.log(record);
+    shared.log_refusal(Record::refused(
+        time,
+        client.peer,
+        request_line,
+        bytes,
+        duration,
+    ));
 }
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
