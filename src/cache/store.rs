@@ -426,42 +426,42 @@ impl Cache {
         stored
     }
 
-    /// [`Cache::invalidate`] for each of `primaries`; how many entries went.
+    /// Drops every variant stored for each of `primaries`, under one lock;
+    /// returns how many entries went.
     pub fn invalidate_all(&self, primaries: &[String]) -> usize {
-        primaries.iter().map(|p| self.invalidate(p)).sum()
-    }
-
-    /// Drops every variant stored for a primary key; returns how many.
-    pub fn invalidate(&self, primary: &str) -> usize {
         let mut state = self.state.lock();
         state.epoch += 1;
-        if !state.fills.is_empty() {
-            let epoch = state.epoch;
-            // Past a bound (one long fill, a stream, holding the list open
-            // while every URI written to adds to it), counted as a clear:
-            // the fills in flight store nothing, which is always safe.
-            if state.invalidated.len() >= MAX_TRACKED_INVALIDATIONS {
-                state.invalidated.clear();
-                state.cleared = epoch;
-            } else {
-                state.invalidated.insert(primary.to_string(), epoch);
+        let epoch = state.epoch;
+        let mut removed = Vec::new();
+        for primary in primaries {
+            if !state.fills.is_empty() {
+                // Past a bound (one long fill, a stream, holding the list
+                // open while every URI written to adds to it), counted as
+                // a clear: the fills in flight store nothing, which is
+                // always safe.
+                if state.invalidated.len() >= MAX_TRACKED_INVALIDATIONS {
+                    state.invalidated.clear();
+                    state.cleared = epoch;
+                } else {
+                    state.invalidated.insert(primary.clone(), epoch);
+                }
             }
+            let mut keys = (state.vary.remove(primary.as_str()))
+                .map(|v| v.keys)
+                .unwrap_or_default();
+            keys.push(primary.clone());
+            removed.extend(keys.iter().filter_map(|k| state.lru.remove(k.as_str())));
         }
-        let mut keys = state
-            .vary
-            .remove(primary)
-            .map(|v| v.keys)
-            .unwrap_or_default();
-        keys.push(primary.to_string());
-        let removed: Vec<_> = keys
-            .iter()
-            .filter_map(|k| state.lru.remove(k.as_str()))
-            .collect();
         drop(state);
         if !removed.is_empty() {
             self.changed();
         }
         removed.len()
+    }
+
+    /// Drops every variant stored for a primary key; returns how many.
+    pub fn invalidate(&self, primary: &str) -> usize {
+        self.invalidate_all(&[primary.to_string()])
     }
 
     /// Drops everything; returns how many entries there were.
