@@ -209,9 +209,10 @@ impl Upstreams {
                     .map(|i| group.members[i % group.members.len()])
             })
             .or_else(|| {
-                (0..self.targets.len())
-                    .filter(|_| !retrying)
-                    .min_by_key(|&i| self.targets[i].health.fallback_rank())
+                if retrying {
+                    return None;
+                }
+                (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank())
             })?;
         Some((index, self.targets[index].stats.begin()))
     }
