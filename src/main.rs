@@ -204,11 +204,9 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         .as_ref()
         .filter(|_| config.cache_size > 0)
     {
-        inverso::cache::persist::ensure_directory(path).map_err(|e| {
-            Failure::usage(anyhow::anyhow!(
-                "path_to_persistence: cannot create the directory of {}: {e}",
-                path.display()
-            ))
+        inverso::cache::persist::ensure_directory(path).map_err(|error| {
+            let path = path.clone();
+            Failure::usage(inverso::server::StartError::Persistence { path, error })
         })?;
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

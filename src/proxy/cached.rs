@@ -101,7 +101,7 @@ pub(super) fn serve_range(
             Some((entry, Use::Validate))
                 if on_its_own && entry.within_stale_window(SystemTime::now()) =>
             {
-                let job = Refresh::of(request, &entry, primary.clone());
+                let job = Refresh::of(request, &entry, primary);
                 match refresh(client, job, shared) {
                     // Stored from the answer to this very request: used
                     // even if it says max-age=0.
