@@ -41,7 +41,7 @@ impl Limits {
     pub fn shortfalls(&self, max_connections: usize, targets: usize, pooled: usize) -> Vec<String> {
         let wanted = max_connections as u64;
         let spare_threads = SPARE + targets as u64;
-        let spare_fds = SPARE + (targets + pooled) as u64;
+        let spare_fds = descriptors_wanted(0, targets, pooled);
         let room_threads = self.threads.map(|n| n.saturating_sub(spare_threads));
         let room_fds = self.descriptors.map(|n| n.saturating_sub(spare_fds) / 2);
         let mut said = Vec::new();
@@ -77,16 +77,11 @@ type Resource = libc::c_int;
 /// from `maxconn`, and Go programs raise theirs): systems commonly give
 /// 1,024 with a far higher hard limit.
 pub fn raise_descriptor_limit(max_connections: usize, targets: usize, pooled: usize) {
-    let wanted = 2 * max_connections as u64 + SPARE + (targets + pooled) as u64;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let wanted = descriptors_wanted(max_connections, targets, pooled);
+    let Some(mut limit) = get_rlimit(libc::RLIMIT_NOFILE) else {
+        return;
     };
-    // SAFETY: a valid pointer to a properly sized struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
-        || limit.rlim_cur == libc::RLIM_INFINITY
-        || limit.rlim_cur >= wanted
-    {
+    if limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur >= wanted {
         return;
     }
     limit.rlim_cur = wanted.min(limit.rlim_max);
@@ -95,15 +90,27 @@ pub fn raise_descriptor_limit(max_connections: usize, targets: usize, pooled: us
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
 }
 
-/// A resource limit's soft value; `None` when unlimited or unreadable.
-fn rlimit(resource: Resource) -> Option<u64> {
+/// Descriptors for `max_connections` (two each) and for `targets` (a probe
+/// each) and `pooled` idle backend connections besides.
+fn descriptors_wanted(max_connections: usize, targets: usize, pooled: usize) -> u64 {
+    2 * max_connections as u64 + SPARE + (targets + pooled) as u64
+}
+
+/// A resource limit, soft and hard; `None` when unreadable.
+fn get_rlimit(resource: Resource) -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: a valid pointer to a properly sized struct.
-    let read = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
-    (read && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    (unsafe { libc::getrlimit(resource, &mut limit) } == 0).then_some(limit)
+}
+
+/// A resource limit's soft value; `None` when unlimited or unreadable.
+fn rlimit(resource: Resource) -> Option<u64> {
+    get_rlimit(resource)
+        .map(|limit| limit.rlim_cur)
+        .filter(|&soft| soft != libc::RLIM_INFINITY)
 }
 
 /// The `pids.max` of this process's cgroup (v2, or v1's pids controller).
