@@ -778,6 +778,48 @@ fn a_body_within_request_buffer_size_is_read_first_and_may_be_replayed() {
     assert_eq!(reset.requests(), 2);
 }
 
+/// `PUT /big` with `body` in chunks of 10,000 bytes.
+fn chunked_put_to_big(body: &[u8]) -> Vec<u8> {
+    let mut request =
+        b"PUT /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in body.chunks(10_000) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    request
+}
+
+#[test]
+fn a_chunked_body_within_request_buffer_size_may_be_replayed_and_a_longer_one_only_unsent() {
+    let reset = resetting_backend();
+    let good = Backend::echo("good");
+    // Within the default 64 KiB: read whole first, so sent again after
+    // the reset.
+    let small = pattern(30_000);
+    let response = first_answer(&reset, &good, &chunked_put_to_big(&small));
+    assert_eq!(response.status, 200);
+    let expect = format!("good PUT /big len=30000 fnv={:016x}", fnv(&small));
+    assert_eq!(response.body_str(), expect);
+    assert_eq!(reset.requests(), 1);
+
+    // Past it: streamed once its start is read, and never sent twice.
+    let big = pattern(200_000);
+    let put = chunked_put_to_big(&big);
+    assert_eq!(first_answer(&reset, &good, &put).status, 502);
+    assert_eq!(reset.requests(), 2);
+    assert_eq!(good.requests(), 1);
+
+    // A target that could not be reached got none of it: the next one
+    // gets it whole, the start read before streaming included.
+    let proxy = start_proxy(&[dead_addr(), good.addr], short_timeout);
+    let response = send(&proxy, &put);
+    assert_eq!(response.status, 200);
+    let expect = format!("good PUT /big len=200000 fnv={:016x}", fnv(&big));
+    assert_eq!(response.body_str(), expect);
+}
+
 #[test]
 fn retries_zero_answers_the_first_failure() {
     let good = Backend::echo("good");

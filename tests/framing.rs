@@ -80,15 +80,52 @@ fn a_chunked_request_body_arrives_intact() {
     let seen = a.seen();
     let posts: Vec<_> = seen.iter().filter(|s| s.method() == "POST").collect();
     assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0].body, pattern(1000));
     assert_eq!(posts[1].body, pattern(300 * 1024 + 7));
-    for s in posts {
-        // Exactly one framing reaches the backend.
-        assert!(
-            !(s.head.has("content-length") && s.head.has("transfer-encoding")),
-            "{}",
-            s.head.raw
-        );
-    }
+    // Within request_buffer_size the body was read whole and goes with a
+    // Content-Length (as nginx sends it); past it, it streams chunked.
+    assert_eq!(posts[0].head.get("content-length"), Some("1000"));
+    assert!(
+        !posts[0].head.has("transfer-encoding"),
+        "{}",
+        posts[0].head.raw
+    );
+    assert!(posts[1].head.is_chunked(), "{}", posts[1].head.raw);
+    assert!(
+        !posts[1].head.has("content-length"),
+        "{}",
+        posts[1].head.raw
+    );
+}
+
+#[test]
+fn an_empty_chunked_body_goes_with_content_length_zero_and_without_buffering_chunked_it_stays() {
+    let a = Backend::echo("a");
+    let empty = b"POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(empty);
+    assert_eq!(client.response().status, 200);
+    let seen = a.seen();
+    assert_eq!(
+        seen[0].head.get("content-length"),
+        Some("0"),
+        "{}",
+        seen[0].head.raw
+    );
+    assert!(!seen[0].head.has("transfer-encoding"));
+
+    // request_buffer_size = 0: every body streams as it arrives.
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[b.addr], |c| c.request_buffer_size = 0);
+    let mut client = proxy.connect();
+    let mut request = b"POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(&chunked(&pattern(500), &[100]));
+    client.send(&request);
+    assert_eq!(client.response().status, 200);
+    let seen = b.seen();
+    assert!(seen[0].head.is_chunked(), "{}", seen[0].head.raw);
+    assert_eq!(seen[0].body, pattern(500));
 }
 
 /// A backend answering with `body` in odd chunks with extensions.

@@ -220,10 +220,10 @@ fn a_chunked_body_is_re_framed_and_what_follows_it_is_a_separate_request() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].path(), "/a");
     assert_eq!(seen[0].body, b"hello");
-    // The backend sees one framing, ours: chunked without extensions or
-    // trailers, and no Content-Length.
-    assert!(seen[0].head.is_chunked());
-    assert!(!seen[0].head.has("content-length"));
+    // The backend sees one framing, ours: the body was read whole, so a
+    // Content-Length, without the chunk extensions or trailers.
+    assert!(!seen[0].head.has("transfer-encoding"));
+    assert_eq!(seen[0].head.get("content-length"), Some("5"));
     assert!(!seen[0].head.raw.contains("ext=1"));
     assert!(!seen[0].head.has("x-trailer"));
     assert_eq!(seen[1].path(), "/b");

@@ -313,9 +313,9 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "request_buffer_size",
         default: "64KiB",
-        help: "request bodies with a Content-Length up to this are read whole before a backend is \
-               contacted (a slow upload holds no backend connection, and the request may be retried); \
-               larger and chunked ones stream; 0 = every body streams",
+        help: "request bodies up to this are read whole before a backend is contacted (a slow \
+               upload holds no backend connection, and the request may be retried; a chunked one \
+               goes with a Content-Length); larger ones stream; 0 = every body streams",
         apply: |c, v| {
             parse_size_in(v, 0..=MAX_REQUEST_BUFFER).map(|n| c.request_buffer_size = n)
         },

@@ -252,7 +252,7 @@ enum State {
 
 /// Decodes one message body from a connection, piece by piece. Each piece
 /// is a slice of the connection's buffer, so data is never copied here.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BodyReader {
     state: State,
     remaining: u64,

@@ -3,7 +3,7 @@
 //! proxy's own short answers, and closing without losing a response.
 
 use super::cached;
-use super::origin::Fetched;
+use super::origin::{Fetched, RequestBody};
 use super::{client_body_status, error_response, ConnWatch, Refusal};
 use crate::config::Config;
 use crate::http::conn::{is_timeout, peek, SharedStream};
@@ -377,10 +377,11 @@ impl Client {
             .map_err(|_| Refusal::silent())
     }
 
-    /// Whether a request body is streamed to the backend as it arrives,
-    /// rather than read whole first (up to request_buffer_size: a slow
-    /// upload then holds no backend connection, the request can be retried
-    /// on a fresh connection, and head and body leave in one write).
+    /// Whether a request body may be streamed to the backend as it
+    /// arrives, rather than read whole first (up to request_buffer_size: a
+    /// slow upload then holds no backend connection, the request can be
+    /// retried on a fresh connection, and head and body leave in one
+    /// write). A chunked body streams once it outgrows the limit.
     pub(super) fn streams(&self, kind: BodyKind) -> bool {
         match kind {
             BodyKind::Empty => false,
@@ -389,14 +390,25 @@ impl Client {
         }
     }
 
-    /// Reads a whole (small) request body.
-    pub(super) fn read_body(&mut self, kind: BodyKind) -> Result<Vec<u8>, Refusal> {
-        let mut reader = BodyReader::with_limit(kind, self.max_body);
+    /// Reads a request body whole if it ends within request_buffer_size;
+    /// past that (a chunked body: a longer Content-Length is never read
+    /// here), what was read becomes the start of a streamed body.
+    pub(super) fn read_body(&mut self, kind: BodyKind) -> Result<RequestBody, Refusal> {
+        let mut rest = BodyReader::with_limit(kind, self.max_body);
         let mut body = Vec::new();
         loop {
-            match reader.next(&mut self.conn) {
-                Ok(Some(piece)) => body.extend_from_slice(piece),
-                Ok(None) => return Ok(body),
+            match rest.next(&mut self.conn) {
+                Ok(Some(piece)) => {
+                    body.extend_from_slice(piece);
+                    if body.len() as u64 > self.buffer_limit {
+                        return Ok(RequestBody::Streamed {
+                            kind,
+                            start: body,
+                            rest,
+                        });
+                    }
+                }
+                Ok(None) => return Ok(RequestBody::Buffered(body)),
                 Err(e) => {
                     return Err(Refusal {
                         status: client_body_status(&e),

@@ -493,16 +493,24 @@ fn forward(
     // upgraded either: the switch would have to wait for the whole body,
     // and nobody needs that.
     let upgrade = tunnel::is_upgrade_request(&head) && body_kind == BodyKind::Empty;
+    // Bodies are read whole first when they fit request_buffer_size: a
+    // Content-Length says so at once; a chunked body is read until it ends
+    // or outgrows it, and goes on a Content-Length if it ended (nginx's
+    // proxy_request_buffering does the same; many backends take no
+    // chunked request at all).
     let body = match body_kind {
-        BodyKind::Length(_) if !client.streams(body_kind) => {
+        BodyKind::Empty => RequestBody::Buffered(Vec::new()),
+        BodyKind::Length(n) if n > client.buffer_limit => {
+            RequestBody::streamed(body_kind, client.max_body)
+        }
+        _ if client.buffer_limit == 0 => RequestBody::streamed(body_kind, client.max_body),
+        _ => {
             if expect_continue {
                 client.send_continue()?;
                 expect_continue = false;
             }
-            RequestBody::Buffered(client.read_body(body_kind)?)
+            client.read_body(body_kind)?
         }
-        BodyKind::Empty => RequestBody::Buffered(Vec::new()),
-        kind => RequestBody::Streamed(kind),
     };
     if let Some(cache) = shared.cache.as_ref().filter(|_| !upgrade) {
         if cached::eligible(&head, &body) {

@@ -36,10 +36,28 @@ pub(super) enum RequestBody {
     /// Read whole from the client already (replayable).
     Buffered(Vec<u8>),
     /// Copied from the client while it is sent; cannot be replayed.
-    Streamed(BodyKind),
+    Streamed {
+        kind: BodyKind,
+        /// What was read of it already: the start of a chunked body that
+        /// outgrew `request_buffer_size`.
+        start: Vec<u8>,
+        /// Reads the rest from the client connection. Used by one attempt
+        /// only: a streamed body is sent again only when nothing of it went
+        /// (see [`retry_elsewhere`]).
+        rest: BodyReader,
+    },
 }
 
 impl RequestBody {
+    /// A body none of which has been read, to stream.
+    pub(super) fn streamed(kind: BodyKind, max_body: u64) -> Self {
+        RequestBody::Streamed {
+            kind,
+            start: Vec::new(),
+            rest: BodyReader::with_limit(kind, max_body),
+        }
+    }
+
     pub(super) fn is_buffered(&self) -> bool {
         matches!(self, RequestBody::Buffered(_))
     }
@@ -271,7 +289,7 @@ struct Forwarding {
     path: String,
     /// The authority the client asked for, if any.
     host: Option<String>,
-    had_length: bool,
+    had_body: bool,
 }
 
 /// Rewrites `head` for any backend once: end-to-end fields only, plus the
@@ -291,7 +309,10 @@ fn prepare_request(
         push_canonical_authority(&mut host, authority);
         host
     });
-    let had_length = head.headers.contains("content-length");
+    // A body the client framed, even an empty one, is announced with a
+    // Content-Length: some backends answer a POST without one 411.
+    let had_body =
+        head.headers.contains("content-length") || head.headers.contains("transfer-encoding");
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
     if send.upgrade {
@@ -312,7 +333,7 @@ fn prepare_request(
     Forwarding {
         path,
         host,
-        had_length,
+        had_body,
     }
 }
 
@@ -335,14 +356,17 @@ fn upstream_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     head.headers.write_to(&mut out);
     match send.body {
-        RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_length => {
+        RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
             let _ = write!(out, "Content-Length: {}\r\n", b.len());
         }
         RequestBody::Buffered(_) => {}
-        RequestBody::Streamed(BodyKind::Length(n)) => {
+        RequestBody::Streamed {
+            kind: BodyKind::Length(n),
+            ..
+        } => {
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
-        RequestBody::Streamed(_) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        RequestBody::Streamed { .. } => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
     out
@@ -446,13 +470,14 @@ fn send_request(
 ) -> Result<(ResponseHead, usize), Failure> {
     match send.body {
         RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
-        RequestBody::Streamed(kind) => {
+        RequestBody::Streamed { kind, start, rest } => {
             up.conn.get_mut().write_all(request).map_err(Failure::io)?;
             if send.expect_continue {
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
+            let chunked = *kind == BodyKind::Chunked;
             let whole =
-                stream_request_body(*kind, &mut client.conn, &mut up.conn, client.max_body)?;
+                stream_request_body(chunked, start, rest.clone(), &mut client.conn, &mut up.conn)?;
             up.body_cut = !whole;
             up.client_body_left = !whole;
         }
@@ -538,19 +563,22 @@ fn answered_or(up: &mut BufConn<SharedStream>, e: io::Error) -> Result<bool, Fai
 /// than turned into a 502 (or, from a backend that stops reading but keeps
 /// the connection, a 504 some write timeouts later).
 fn stream_request_body(
-    kind: BodyKind,
+    chunked: bool,
+    start: &[u8],
+    mut rest: BodyReader,
     from: &mut BufConn<impl Source>,
     up: &mut BufConn<SharedStream>,
-    max_body: u64,
 ) -> Result<bool, Failure> {
-    let chunked = kind == BodyKind::Chunked;
-    let mut reader = BodyReader::with_limit(kind, max_body);
     let mut size_line = Vec::new();
+    let mut start = Some(start).filter(|s| !s.is_empty());
     loop {
-        let piece = match reader.next(from) {
-            Ok(Some(piece)) => piece,
-            Ok(None) => break,
-            Err(e) => return Err(Failure::Client(client_body_status(&e))),
+        let piece = match start.take() {
+            Some(piece) => piece,
+            None => match rest.next(from) {
+                Ok(Some(piece)) => piece,
+                Ok(None) => break,
+                Err(e) => return Err(Failure::Client(client_body_status(&e))),
+            },
         };
         if answered_early(up) {
             return Ok(false);
