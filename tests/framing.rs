@@ -192,17 +192,54 @@ fn a_large_content_length_response_is_relayed_intact() {
         respond(out, 200, &[], &sent);
         Action::KeepAlive
     });
-    let proxy = start_proxy(&[a.addr], |_| {});
-    let mut client = proxy.connect();
-    for _ in 0..2 {
-        let response = client.get("/large");
-        assert_eq!(response.status, 200);
-        assert_eq!(
-            response.header("content-length"),
-            Some(body.len().to_string().as_str())
-        );
-        assert!(response.body == body, "body bytes differ");
+    // Streamed (past the default response_buffer_size), and read whole
+    // first.
+    for buffer in [64 << 10, 4 << 20] {
+        let proxy = start_proxy(&[a.addr], |c| c.response_buffer_size = buffer);
+        let mut client = proxy.connect();
+        for _ in 0..2 {
+            let response = client.get("/large");
+            assert_eq!(response.status, 200);
+            assert_eq!(
+                response.header("content-length"),
+                Some(body.len().to_string().as_str())
+            );
+            assert!(response.body == body, "body bytes differ");
+        }
     }
+}
+
+/// The backend connections used when a second client asks while the first
+/// has read only the head of a 16 MiB response (more than the sockets
+/// between them hold) and reads no more.
+fn backend_connections_beside_a_slow_reader(response_buffer_size: u64) -> usize {
+    let big = Arc::new(pattern(16 << 20));
+    let a = Backend::start("a", move |seen, out| {
+        let body: &[u8] = if seen.path() == "/big" {
+            &big
+        } else {
+            b"small"
+        };
+        respond(out, 200, &[], body);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |c| c.response_buffer_size = response_buffer_size);
+    let mut slow = proxy.connect();
+    slow.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = slow.reader.read_head().unwrap().unwrap();
+    assert!(head.start_line.contains(" 200 "), "{}", head.start_line);
+    let response = proxy.connect().get("/small");
+    assert_eq!(response.body, b"small");
+    a.connections()
+}
+
+#[test]
+fn a_response_within_response_buffer_size_frees_its_backend_before_the_client_reads_it() {
+    // Read whole first: the connection is back in the pool before the
+    // head goes out, and carries the second request.
+    assert_eq!(backend_connections_beside_a_slow_reader(16 << 20), 1);
+    // Streamed: held until the slow client has it all.
+    assert_eq!(backend_connections_beside_a_slow_reader(64 << 10), 2);
 }
 
 #[test]

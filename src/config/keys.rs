@@ -317,8 +317,16 @@ pub const KEYS: &[Key] = &[
                upload holds no backend connection, and the request may be retried; a chunked one \
                goes with a Content-Length); larger ones stream; 0 = every body streams",
         apply: |c, v| {
-            parse_size_in(v, 0..=MAX_REQUEST_BUFFER).map(|n| c.request_buffer_size = n)
+            parse_size_in(v, 0..=MAX_BODY_BUFFER).map(|n| c.request_buffer_size = n)
         },
+    },
+    Key {
+        name: "response_buffer_size",
+        default: "64KiB",
+        help: "response bodies with a Content-Length up to this are read whole before the client \
+               gets any, so a slow reader holds no backend connection; larger ones, and chunked or \
+               close-delimited ones, stream; 0 = every body streams",
+        apply: |c, v| parse_size_in(v, 0..=MAX_BODY_BUFFER).map(|n| c.response_buffer_size = n),
     },
     Key {
         name: "client_header_timeout",
@@ -334,9 +342,9 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
-/// The largest `request_buffer_size` accepted: each connection may hold
-/// that much while its body arrives.
-const MAX_REQUEST_BUFFER: u64 = 64 << 20;
+/// The largest `request_buffer_size` and `response_buffer_size` accepted:
+/// each connection may hold that much of a body.
+const MAX_BODY_BUFFER: u64 = 64 << 20;
 
 /// The largest `max_header_size` (and `max_uri_length`) accepted: a head is
 /// buffered whole, so this bounds the memory one connection can make us hold.

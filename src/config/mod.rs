@@ -81,9 +81,13 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
-    /// Request bodies with a Content-Length up to this are read whole
-    /// before a backend is contacted; larger ones stream.
+    /// Request bodies up to this are read whole before a backend is
+    /// contacted; larger ones stream.
     pub request_buffer_size: u64,
+    /// Response bodies with a Content-Length up to this are read whole
+    /// before the client gets any, freeing the backend connection first;
+    /// larger ones stream.
+    pub response_buffer_size: u64,
     /// The longest a whole request head may take to arrive (slowloris); 408.
     pub client_header_timeout: Duration,
     /// The longest a client may pause between two reads of its request body; 408.
@@ -520,6 +524,7 @@ impl Config {
             proxy_protocol: false,
             max_body_size: 0,
             request_buffer_size: 0,
+            response_buffer_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),
             keepalive_requests: 0,
@@ -977,6 +982,22 @@ mod tests {
         assert!(e.to_string().contains("out of range"), "{e}");
         let e = build("targets = 127.0.0.1:1\nworker_priority = high\n").unwrap_err();
         assert!(e.to_string().contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn body_buffers_default_to_64_kib_and_stop_at_64_mib() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(
+            (c.request_buffer_size, c.response_buffer_size),
+            (64 << 10, 64 << 10)
+        );
+        let c = build("targets = 127.0.0.1:1\nresponse_buffer_size = 64MiB\n").unwrap();
+        assert_eq!(c.response_buffer_size, 64 << 20);
+        for key in ["request_buffer_size", "response_buffer_size"] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{key} = 65MiB\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2");
+            assert!(e.message.contains(key), "{e}");
+        }
     }
 
     #[test]

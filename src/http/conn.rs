@@ -108,6 +108,62 @@ impl<S> BufConn<S> {
     }
 }
 
+impl<S> BufConn<S> {
+    /// Makes room for `n` bytes from the first buffered one on, so that a
+    /// body gathered whole is read in large pieces into storage of its
+    /// size, not grown a buffer at a time. Storage grown past the usual
+    /// size is freed, not kept for reuse, once the connection releases it.
+    pub fn reserve(&mut self, n: usize) {
+        if self.buf.len() - self.start >= n {
+            return;
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        self.buf.resize(n.max(self.capacity), 0);
+    }
+
+    /// Takes every buffered byte out with the storage it is in, without
+    /// copying: the connection is left with none, as after
+    /// [`release_if_empty`](Self::release_if_empty).
+    pub fn take_all(&mut self) -> Taken {
+        let taken = Taken {
+            buf: std::mem::take(&mut self.buf),
+            start: self.start,
+            end: self.end,
+            capacity: self.capacity,
+        };
+        self.start = 0;
+        self.end = 0;
+        taken
+    }
+}
+
+/// Bytes taken out of a [`BufConn`] with their storage; the storage goes
+/// back to the spare buffers when dropped.
+pub struct Taken {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    capacity: usize,
+}
+
+impl std::ops::Deref for Taken {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.buf.len() == self.capacity {
+            give_buffer(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 impl<S> Drop for BufConn<S> {
     fn drop(&mut self) {
         if self.buf.len() == self.capacity {

@@ -84,6 +84,9 @@ pub(super) struct Client {
     pub(super) max_body: u64,
     /// request_buffer_size: bodies up to this are read whole first.
     pub(super) buffer_limit: u64,
+    /// response_buffer_size: response bodies of a known length up to this
+    /// are read whole before the client gets any.
+    pub(super) response_buffer: u64,
     /// With `log_headers`: the response head sent, for the log.
     pub(super) sent_head: Option<Vec<u8>>,
     /// Enough client connections are open for workers to yield before
@@ -142,6 +145,7 @@ impl Client {
             limits: RequestLimits::default(),
             max_body: u64::MAX,
             buffer_limit: 0,
+            response_buffer: 0,
             sent_head: None,
             crowded: false,
             last_request: false,
@@ -163,6 +167,7 @@ impl Client {
             max_uri_length: config.max_uri_length,
         };
         self.buffer_limit = config.request_buffer_size;
+        self.response_buffer = config.response_buffer_size;
         self.max_body = match config.max_body_size {
             0 => u64::MAX,
             n => n,

@@ -12,14 +12,10 @@ use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{SharedStream, Source};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
-use crate::upstream::UpstreamConn;
+use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// Response bodies up to this size are gathered whole before the head is
-/// written, so head and body leave in one `writev`.
-const GATHERED_BODY: u64 = 64 * 1024;
 
 /// A copy of the body taken while it is relayed, for the cache.
 pub(super) struct Tee<'a> {
@@ -114,32 +110,38 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
-    let prepared = prepare_response(&mut fetched, how).map_err(|f| refusal(f, false, client))?;
+    let prepared = prepare_response(&mut fetched, how, client.response_buffer)
+        .map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
-    if prepared.gathered {
-        // The backend's part is over: it is free for the next pick even
-        // before this client has its bytes.
-        fetched.release();
-    }
-    match send_response(client, &mut fetched, prepared, tee) {
-        Ok((outcome, reusable)) => {
-            // Bytes past the end of the response are not the start of the
-            // next one: nothing was asked yet. A backend that sends them has
-            // lost track of framing (or is desynchronising us on purpose);
-            // pooled, they would be read as the answer to someone else's
-            // request. The connection is dropped instead.
-            if reusable && fetched.up.conn.buffered().is_empty() {
-                // No longer this connection's to cut at a forced close: from
-                // the pool it may carry someone else's request.
-                client.watch.backend_done();
-                shared.upstreams.checkin(target, fetched.up.conn);
+    let keep_alive = prepared.keep_alive;
+    let sent = match prepared.gathered {
+        Some(len) => {
+            // The backend's part is over: it is free for the next pick, and
+            // its connection back in the pool, before this client has a
+            // byte (a slow reader holds no backend).
+            fetched.release();
+            let body = fetched.up.conn.take_all();
+            if prepared.upstream_reusable && body.len() == len {
+                reuse(client, shared, target, fetched.up.conn);
             }
-            Ok(Outcome {
-                upstream: Some(target.name.clone()),
-                cache: how.x_cache,
-                ..outcome
-            })
+            send_gathered(client, prepared.head, &body[..len], tee)
         }
+        None => send_streamed(client, &mut fetched, prepared, tee).map(|(sent, reusable)| {
+            if reusable {
+                reuse(client, shared, target, fetched.up.conn);
+            }
+            sent
+        }),
+    };
+    match sent {
+        Ok(sent) => Ok(Outcome {
+            status: fetched.response.status,
+            bytes: sent,
+            upstream: Some(target.name.clone()),
+            keep_alive,
+            cache: how.x_cache,
+            linger: true,
+        }),
         Err(Broken {
             failure,
             head_sent: true,
@@ -159,6 +161,21 @@ pub(super) fn relay(
             })
         }
         Err(Broken { failure, .. }) => Err(refusal(failure, false, client)),
+    }
+}
+
+/// Returns a connection whose response was read to its end to the pool.
+/// Bytes past the end of the response are not the start of the next one:
+/// nothing was asked yet. A backend that sends them has lost track of
+/// framing (or is desynchronising us on purpose); pooled, they would be
+/// read as the answer to someone else's request. The connection is
+/// dropped instead.
+fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<SharedStream>) {
+    if conn.buffered().is_empty() {
+        // No longer this connection's to cut at a forced close: from the
+        // pool it may carry someone else's request.
+        client.watch.backend_done();
+        shared.upstreams.checkin(target, conn);
     }
 }
 
@@ -236,13 +253,20 @@ struct Prepared {
     rechunk: bool,
     keep_alive: bool,
     upstream_reusable: bool,
-    /// The whole body is buffered already.
-    gathered: bool,
+    /// The whole body is buffered already, this many bytes.
+    gathered: Option<usize>,
 }
 
 /// Everything that can fail before the first byte goes to the client:
-/// the backend's framing, and gathering a small body whole.
-fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay) -> Result<Prepared, Failure> {
+/// the backend's framing, and gathering a body of a known length up to
+/// `gather_limit` (response_buffer_size) whole: the backend is then free
+/// before a slow client has read a byte, and head and body leave in one
+/// `writev`.
+fn prepare_response(
+    fetched: &mut Fetched<'_>,
+    how: &Relay,
+    gather_limit: u64,
+) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
     up.conn.consume(fetched.head_len);
@@ -292,12 +316,12 @@ fn prepare_response(fetched: &mut Fetched<'_>, how: &Relay) -> Result<Prepared, 
     push_connection_header(&mut head, keep_alive, how.version);
     head.extend_from_slice(b"\r\n");
     let gathered = match kind {
-        BodyKind::Empty => true,
-        BodyKind::Length(n) if n <= GATHERED_BODY => {
+        BodyKind::Empty => Some(0),
+        BodyKind::Length(n) if n <= gather_limit => {
             gather(&mut up.conn, n as usize)?;
-            true
+            Some(n as usize)
         }
-        _ => false,
+        _ => None,
     };
     Ok(Prepared {
         head,
@@ -318,12 +342,38 @@ struct Broken {
     sent: u64,
 }
 
-fn send_response(
+/// Sends the head and a body read whole in one write; returns the body
+/// bytes sent.
+fn send_gathered(
+    client: &mut Client,
+    head: Vec<u8>,
+    body: &[u8],
+    tee: Option<&mut Tee<'_>>,
+) -> Result<u64, Broken> {
+    if let Some(tee) = tee {
+        tee.push(body);
+        tee.finish();
+    }
+    let (written, result) = write_all_vectored_counting(
+        client.conn.get_mut(),
+        &mut [IoSlice::new(&head), IoSlice::new(body)],
+    );
+    result.map_err(|_| Broken {
+        failure: Failure::Client(None),
+        head_sent: written > 0,
+        sent: written.saturating_sub(head.len()) as u64,
+    })?;
+    Ok(body.len() as u64)
+}
+
+/// Streams the body as it arrives; returns the body bytes sent, and
+/// whether the connection may carry another request.
+fn send_streamed(
     client: &mut Client,
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
     tee: Option<&mut Tee<'_>>,
-) -> Result<(Outcome, bool), Broken> {
+) -> Result<(u64, bool), Broken> {
     let mut reader = BodyReader::new(prepared.kind);
     let sent = copy_body(
         &mut reader,
@@ -333,15 +383,7 @@ fn send_response(
         prepared.rechunk,
         tee,
     )?;
-    let outcome = Outcome {
-        status: fetched.response.status,
-        bytes: sent,
-        upstream: None,
-        keep_alive: prepared.keep_alive,
-        cache: None,
-        linger: true,
-    };
-    Ok((outcome, prepared.upstream_reusable && reader.is_done()))
+    Ok((sent, prepared.upstream_reusable && reader.is_done()))
 }
 
 /// `Connection: close` when closing; HTTP/1.0 clients must be told when
@@ -356,6 +398,7 @@ pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, versi
 
 /// Reads until `n` bytes are buffered (the caller checked they fit).
 fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<(), Failure> {
+    conn.reserve(n);
     while conn.buffered().len() < n {
         match conn.fill_midway() {
             Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInBody)),
