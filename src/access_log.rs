@@ -49,6 +49,8 @@ pub struct Record {
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
+    /// The request's ID, when `request_id_header` is set.
+    pub request_id: Option<String>,
     /// The request head received and the response head sent, when
     /// `log_headers` is on.
     pub heads: Option<Box<Heads>>,
@@ -96,6 +98,7 @@ impl Record {
             upstream: None,
             cache: None,
             duration,
+            request_id: None,
             heads: None,
         }
     }
@@ -111,8 +114,9 @@ impl Record {
     /// One JSON object with the fields of the combined line:
     /// `time` (RFC 3339, UTC), `client`, `request`, `status`, `bytes`,
     /// `referer`, `user_agent`, `upstream`, `cache` (null when absent),
-    /// `duration_ms`, and with `log_headers` `request_headers` and
-    /// `response_headers` as arrays of `[name, value]` pairs.
+    /// `duration_ms`, with `request_id_header` `request_id`, and with
+    /// `log_headers` `request_headers` and `response_headers` as arrays of
+    /// `[name, value]` pairs.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(256);
         out.push('{');
@@ -141,6 +145,11 @@ impl Record {
             ",\"duration_ms\":{:.3}",
             self.duration.as_secs_f64() * 1000.0
         );
+        if let Some(id) = &self.request_id {
+            out.push(',');
+            json::push_key(&mut out, "request_id");
+            json::push_str(&mut out, id);
+        }
         if let Some(heads) = &self.heads {
             for (key, fields) in [
                 ("request_headers", &heads.request),
@@ -167,7 +176,8 @@ impl Record {
     }
 
     /// The line as written (without newline): the combined log format, then
-    /// `upstream=`, `cache=` and `duration_ms=`. Quoted fields escape `"`,
+    /// `upstream=`, `cache=`, `duration_ms=` and with `request_id_header`
+    /// `request_id=`. Quoted fields escape `"`,
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
@@ -184,6 +194,12 @@ impl Record {
             self.cache.unwrap_or("-"),
             self.duration.as_secs_f64() * 1000.0
         );
+        if let Some(id) = &self.request_id {
+            // Unquoted: an ID is printable ASCII without spaces or quotes
+            // (see `request_id::is_well_formed`); escaped all the same.
+            line.push_str(" request_id=");
+            escape_into(&mut line, id);
+        }
         if let Some(heads) = &self.heads {
             // Each head as one quoted field, its lines joined by CRLF
             // (escaped as \x0D\x0A like any control byte).
@@ -693,6 +709,7 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
+            request_id: None,
             heads: None,
         }
     }
@@ -823,6 +840,18 @@ mod tests {
         assert!(r
             .format()
             .ends_with(r#" request_headers="Host: a\x22b" response_headers="X-Cache: MISS""#));
+    }
+
+    #[test]
+    fn a_request_id_follows_the_duration_in_both_formats() {
+        let mut r = record();
+        assert!(!r.to_json().contains("request_id"));
+        assert!(!r.format().contains("request_id"));
+        r.request_id = Some("4f1c-x".into());
+        assert!(r
+            .to_json()
+            .ends_with(r#""duration_ms":1.500,"request_id":"4f1c-x"}"#));
+        assert!(r.format().ends_with(" duration_ms=1.500 request_id=4f1c-x"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `json`: string escaping for the JSON log and `/status`.
 //! - `realip`: the client's address as trusted proxies in front name it.
+//! - `request_id`: the ID each request carries with `request_id_header`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
 //! - `limits`: the process limits that would stop it short of `max_connections`.
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod realip;
+pub mod request_id;
 pub mod sched;
 pub mod server;
 pub mod throttle;

@@ -837,3 +837,117 @@ fn access_log_records_refused_requests_without_an_upstream() {
     assert!(lines[0].contains(" upstream=- "), "{}", lines[0]);
     assert_eq!(a.requests(), 0);
 }
+
+// --------------------------------------------------------------- request IDs
+
+fn with_request_ids(c: &mut inverso::config::Config) {
+    c.request_id_header = Some("X-Request-ID".into());
+}
+
+/// The access log's lines once `n` are written.
+fn log_lines_once(proxy: &Proxy, n: usize) -> Vec<String> {
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() >= n));
+    proxy.log_lines()
+}
+
+#[test]
+fn request_ids_are_off_unless_a_field_is_named() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let response = proxy.connect().get("/");
+    assert_eq!(response.header("x-request-id"), None);
+    assert!(!a.seen()[0].head.has("x-request-id"));
+    assert!(!log_lines_once(&proxy, 1)[0].contains("request_id"));
+}
+
+#[test]
+fn each_request_gets_an_id_sent_to_the_backend_returned_and_logged() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_request_ids);
+    let mut client = proxy.connect();
+    let ids: Vec<String> = (0..2)
+        .map(|_| client.get("/").header("x-request-id").unwrap().to_string())
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    for (id, seen) in ids.iter().zip(a.seen()) {
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert_eq!(seen.head.get("x-request-id"), Some(id.as_str()));
+    }
+    let lines = log_lines_once(&proxy, 2);
+    for (id, line) in ids.iter().zip(&lines) {
+        assert!(line.ends_with(&format!(" request_id={id}")), "{line}");
+    }
+}
+
+#[test]
+fn a_given_id_is_kept_only_from_a_trusted_proxy_and_only_if_well_formed() {
+    let sent_for = |proxy: &Proxy, backend: &Backend, given: &str| {
+        let mut client = proxy.connect();
+        // Named in Connection too: that must not make the field go.
+        let response = client.get_with(
+            "/",
+            &[("X-Request-ID", given), ("Connection", "X-Request-ID")],
+        );
+        let seen = backend.seen().pop().unwrap();
+        let forwarded = seen.head.get("x-request-id").unwrap().to_string();
+        assert_eq!(response.header("x-request-id"), Some(forwarded.as_str()));
+        forwarded
+    };
+    let a = Backend::echo("a");
+    let untrusted = start_proxy(&[a.addr], with_request_ids);
+    assert_ne!(
+        sent_for(&untrusted, &a, "from-the-client"),
+        "from-the-client"
+    );
+    let trusted = start_proxy(&[a.addr], |c| {
+        with_request_ids(c);
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    assert_eq!(sent_for(&trusted, &a, "lb-7f3a"), "lb-7f3a");
+    let replaced = sent_for(&trusted, &a, "two\"words");
+    assert_eq!(replaced.len(), 32, "{replaced}");
+}
+
+#[test]
+fn a_backend_echoing_the_id_does_not_double_it() {
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[("X-Request-ID", "the-backend-s-own")], b"ok");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], with_request_ids);
+    let response = proxy.connect().get("/");
+    let ids: Vec<&str> = response.head.get_all("x-request-id").collect();
+    let sent = a.seen()[0].head.get("x-request-id").unwrap().to_string();
+    assert_eq!(ids, [sent.as_str()]);
+}
+
+#[test]
+fn the_proxys_own_answers_and_cache_hits_carry_an_id_of_their_own() {
+    let proxy = start_proxy(&[dead_addr()], with_request_ids);
+    let response = proxy.connect().get("/");
+    assert_eq!(response.status, 502);
+    let id = response.header("x-request-id").unwrap();
+    let lines = log_lines_once(&proxy, 1);
+    assert!(
+        lines[0].contains(" 502 ") && lines[0].ends_with(id),
+        "{}",
+        lines[0]
+    );
+
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"cached");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_request_ids(c);
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    let miss = client.get("/c");
+    let hit = client.get("/c");
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    assert_eq!(hit.head.get_all("x-request-id").count(), 1);
+    assert_ne!(hit.header("x-request-id"), miss.header("x-request-id"));
+    assert_eq!(a.requests(), 1);
+}

@@ -1485,6 +1485,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream: None,
         cache: None,
         duration: Duration::ZERO,
+        request_id: None,
         heads: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.

@@ -256,6 +256,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.log_headers = b),
     },
     Key {
+        name: "request_id_header",
+        default: "",
+        help: "a header field carrying an ID for each request (e.g. X-Request-ID): sent to the \
+               backend, returned to the client and logged; an ID from a real_ip_from proxy is \
+               kept; empty = no IDs",
+        apply: |c, v| optional(v, parse_field_name).map(|n| c.request_id_header = n),
+    },
+    Key {
         name: "max_header_size",
         default: "16KiB",
         help: "largest request head (request line + fields); larger gets 431",

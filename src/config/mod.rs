@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 pub use values::{parse_duration, parse_size};
 
@@ -67,6 +68,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Add the request and response heads to each access-log record.
     pub log_headers: bool,
+    /// The header field carrying each request's ID, if any.
+    pub request_id_header: Option<Arc<str>>,
     /// Largest request head (request line and fields) in bytes; 431 past it.
     pub max_header_size: usize,
     /// Most header fields in a request head; 431 past it.
@@ -516,6 +519,7 @@ impl Config {
             admin_bind: IpAddr::from([127, 0, 0, 1]),
             log_format: LogFormat::Combined,
             log_headers: false,
+            request_id_header: None,
             max_header_size: 0,
             max_headers: 0,
             max_uri_length: 0,
@@ -997,6 +1001,28 @@ mod tests {
             let e = build(&format!("targets = 127.0.0.1:1\n{key} = 65MiB\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2");
             assert!(e.message.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn request_id_header_is_a_field_name_the_proxy_does_not_own() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.request_id_header, None);
+        let c = build("targets = 127.0.0.1:1\nrequest_id_header = X-Request-ID\n").unwrap();
+        assert_eq!(c.request_id_header.as_deref(), Some("X-Request-ID"));
+        for bad in [
+            "X Request",
+            "X-Id:",
+            "Host",
+            "content-length",
+            "X-Forwarded-For",
+            "x-cache",
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\nrequest_id_header = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
         }
     }
 

@@ -6,7 +6,25 @@ use super::Target;
 use crate::realip::Cidr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A header field name for the proxy to write itself: a token (RFC 9110
+/// §5.6.2), and not one of the fields that frame a message, describe a
+/// connection, or that the proxy already writes (a request ID in `Host` or
+/// `X-Forwarded-For` would break what they are for).
+pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
+    if v.is_empty() || !v.bytes().all(crate::http::head::is_tchar) {
+        return Err(format!("`{}` is not a header field name", v.escape_debug()));
+    }
+    let owned = ["host", "x-cache", "age", "date", "expect", "content-type"];
+    if owned.iter().any(|o| o.eq_ignore_ascii_case(v)) || crate::http::forward::is_proxy_owned(v) {
+        return Err(format!(
+            "`{v}` is a field the proxy writes or frames messages with"
+        ));
+    }
+    Ok(Arc::from(v))
+}
 
 /// An empty value is "not set"; anything else must parse.
 pub(super) fn optional<T>(

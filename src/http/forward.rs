@@ -27,6 +27,16 @@ pub const FORWARDING_FIELDS: [&str; 4] = [
     "via",
 ];
 
+/// Whether `name` is a field that frames a message or describes one
+/// connection, or one of the forwarding fields: the proxy writes these
+/// itself.
+pub fn is_proxy_owned(name: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .chain(&FORWARDING_FIELDS)
+        .any(|f| f.eq_ignore_ascii_case(name))
+}
+
 /// Fields a peer may not make us drop by naming them in `Connection`: a
 /// client that lists `X-Forwarded-For` or `Host` there is trying to make
 /// the proxy hide something from the backend.

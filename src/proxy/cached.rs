@@ -800,6 +800,7 @@ fn serve_entry(
         };
     let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
     tail.extend_from_slice(own);
+    client.push_request_id(&mut tail);
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&head, &tail]);

@@ -89,6 +89,8 @@ pub(super) struct Client {
     pub(super) response_buffer: u64,
     /// With `log_headers`: the response head sent, for the log.
     pub(super) sent_head: Option<Vec<u8>>,
+    /// With `request_id_header`: the field's name and this request's ID.
+    pub(super) request_id: Option<(Arc<str>, String)>,
     /// Enough client connections are open for workers to yield before
     /// blocking (see [`sched::fill_yielding`]); taken once per request.
     pub(super) crowded: bool,
@@ -147,6 +149,7 @@ impl Client {
             buffer_limit: 0,
             response_buffer: 0,
             sent_head: None,
+            request_id: None,
             crowded: false,
             last_request: false,
             watch,
@@ -330,8 +333,15 @@ impl Client {
     /// answer to a HEAD has the head alone (RFC 9110 §9.3.2), or its body
     /// would be read as the start of the next response on the connection.
     pub(super) fn send_error_to(&mut self, status: u16, close: bool, head_request: bool) -> u64 {
-        let response = error_response(status, close);
-        let head_len = response.bytes.len() - response.body_len as usize;
+        let mut response = error_response(status, close);
+        let mut head_len = response.bytes.len() - response.body_len as usize;
+        let mut id = Vec::new();
+        self.push_request_id(&mut id);
+        // Before the blank line that ends the head.
+        response
+            .bytes
+            .splice(head_len - 2..head_len - 2, id.iter().copied());
+        head_len += id.len();
         self.note_sent_head(&[&response.bytes[..head_len]]);
         let (bytes, body_len) = if head_request {
             (&response.bytes[..head_len], 0)
@@ -341,6 +351,15 @@ impl Client {
         match self.conn.get_mut().write_all(bytes) {
             Ok(()) => body_len,
             Err(_) => 0,
+        }
+    }
+
+    /// Writes the request ID field, if IDs are on, into a response head.
+    pub(super) fn push_request_id(&self, head: &mut Vec<u8>) {
+        if let Some((name, id)) = &self.request_id {
+            for part in [name.as_bytes(), b": ", id.as_bytes(), b"\r\n"] {
+                head.extend_from_slice(part);
+            }
         }
     }
 

@@ -19,6 +19,7 @@ use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
 use crate::realip;
+use crate::request_id;
 use crate::sched;
 use crate::upstream::Upstreams;
 pub(crate) use client::first_line;
@@ -225,6 +226,7 @@ pub fn serve(
             upstream: outcome.upstream,
             cache: outcome.cache,
             duration,
+            request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
             heads,
         });
         // Idle as far as shutdown is concerned, before the flag is read: a
@@ -361,6 +363,13 @@ fn lossy_trimmed(value: &[u8]) -> String {
 /// One request/response exchange, from a complete head in the client's
 /// buffer to the last byte of the response.
 fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, LogLine) {
+    // Given before the head is parsed: a request refused as malformed has
+    // one too, in its answer and its log line.
+    client.request_id = shared
+        .config
+        .request_id_header
+        .clone()
+        .map(|name| (name, request_id::generate()));
     let parsed = parse_request(&client.conn.buffered()[..head_len], &client.limits)
         .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
     let (mut head, body_kind) = match parsed {
@@ -375,6 +384,13 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
+    if let Some((name, id)) = &mut client.request_id {
+        let from_proxy = trusted.iter().any(|block| block.contains(client.peer));
+        let given = head.headers.get_str(name);
+        if let Some(given) = given.filter(|g| from_proxy && request_id::is_well_formed(g)) {
+            *id = given.to_string();
+        }
+    }
     let line = LogLine::of(&head, shared.config.log_headers);
     // As nginx does by default: a backend that maps `-` and `_` to one
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our

@@ -17,7 +17,6 @@ use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use crate::upstream::{Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
@@ -114,7 +113,7 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
-    let forwarded = prepare_request(head, send, client.peer, client.scheme);
+    let forwarded = prepare_request(head, send, client);
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
@@ -294,12 +293,7 @@ struct Forwarding {
 
 /// Rewrites `head` for any backend once: end-to-end fields only, plus the
 /// forwarding fields and cache validators.
-fn prepare_request(
-    head: &mut RequestHead,
-    send: &Outgoing<'_>,
-    client_ip: IpAddr,
-    proto: &str,
-) -> Forwarding {
+fn prepare_request(head: &mut RequestHead, send: &Outgoing<'_>, client: &Client) -> Forwarding {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field. Spelled as the cache keys it (see
@@ -321,14 +315,19 @@ fn prepare_request(
     add_forwarded(
         &mut head.headers,
         &Forwarded {
-            client_ip,
-            proto,
+            client_ip: client.peer,
+            proto: client.scheme,
             host: host.as_deref(),
             via: VIA,
         },
     );
     for (name, value) in send.extra {
         head.headers.set(name, value);
+    }
+    // After the hop-by-hop fields went: a client naming the field in
+    // `Connection` cannot make it disappear.
+    if let Some((name, id)) = &client.request_id {
+        head.headers.set(name, id);
     }
     Forwarding {
         path,
@@ -484,7 +483,12 @@ fn send_request(
     }
     for _ in 0..=MAX_INTERIM_RESPONSES {
         let len = read_response_head(&mut up.conn, client.crowded)?;
-        let response = parse_response(&up.conn.buffered()[..len])?;
+        let mut response = parse_response(&up.conn.buffered()[..len])?;
+        // The request's ID is ours to give the client (and the cache must
+        // not keep one backend's echo of it).
+        if let Some((name, _)) = &client.request_id {
+            response.headers.remove(name);
+        }
         // RFC 9110 §15.2.2: a server sends 101 only in answer to Upgrade.
         // One we did not ask for would hand the connection to some other
         // protocol behind the client's back.
@@ -501,7 +505,6 @@ fn send_request(
             up.conn.consume(len);
             continue;
         }
-        let mut response = response;
         // RFC 9110 §6.6.1: a recipient with a clock that forwards (or
         // caches) a response without Date adds the time it arrived.
         if !response.headers.contains("date") {

@@ -110,8 +110,8 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
-    let prepared = prepare_response(&mut fetched, how, client.response_buffer)
-        .map_err(|f| refusal(f, false, client))?;
+    let prepared =
+        prepare_response(&mut fetched, how, client).map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
     let keep_alive = prepared.keep_alive;
     let sent = match prepared.gathered {
@@ -259,13 +259,13 @@ struct Prepared {
 
 /// Everything that can fail before the first byte goes to the client:
 /// the backend's framing, and gathering a body of a known length up to
-/// `gather_limit` (response_buffer_size) whole: the backend is then free
+/// response_buffer_size whole: the backend is then free
 /// before a slow client has read a byte, and head and body leave in one
 /// `writev`.
 fn prepare_response(
     fetched: &mut Fetched<'_>,
     how: &Relay,
-    gather_limit: u64,
+    client: &Client,
 ) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
@@ -301,6 +301,7 @@ fn prepare_response(
     if let Some(status) = how.x_cache {
         let _ = write!(head, "X-Cache: {status}\r\n");
     }
+    client.push_request_id(&mut head);
     match kind {
         BodyKind::Length(n) => {
             let _ = write!(head, "Content-Length: {n}\r\n");
@@ -317,7 +318,7 @@ fn prepare_response(
     head.extend_from_slice(b"\r\n");
     let gathered = match kind {
         BodyKind::Empty => Some(0),
-        BodyKind::Length(n) if n <= gather_limit => {
+        BodyKind::Length(n) if n <= client.response_buffer => {
             gather(&mut up.conn, n as usize)?;
             Some(n as usize)
         }

@@ -119,6 +119,7 @@ pub(super) fn run(
     response.version = Version::Http11;
     let mut head = Vec::with_capacity(256);
     response.write_start(&mut head);
+    client.push_request_id(&mut head);
     head.extend_from_slice(b"Connection: Upgrade\r\n\r\n");
     // Whatever either side sent right behind its head belongs to the new
     // protocol and goes through first.
