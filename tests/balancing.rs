@@ -698,6 +698,39 @@ fn a_backend_that_never_answers_costs_a_get_a_retry_and_a_post_a_504() {
 }
 
 #[test]
+fn backend_timeout_bounds_the_wait_for_a_backend_apart_from_the_clients_timeout() {
+    let slow = Backend::start("slow", |_, out| {
+        std::thread::sleep(Duration::from_millis(1200));
+        respond(out, 200, &[], b"late");
+        Action::KeepAlive
+    });
+    // Clients idle out after 500 ms, yet the backend may take seconds.
+    let patient = start_proxy(&[slow.addr], |c| {
+        c.connection_timeout = Duration::from_millis(500);
+        c.backend_timeout = Some(Duration::from_secs(10));
+    });
+    let response = send(&patient, GET);
+    assert_eq!(
+        (response.status, response.body_str().as_str()),
+        (200, "late")
+    );
+    // Without it, connection_timeout bounds the backend too.
+    let strict = start_proxy(&[slow.addr], |c| {
+        c.connection_timeout = Duration::from_millis(500);
+    });
+    assert_eq!(send(&strict, GET).status, 504);
+    // And a short one gives up on a backend long before clients idle out
+    // (past the test client's own read timeout: it would fail first).
+    let hang = Backend::start("hang", |_, _| Action::Hang);
+    let proxy = start_proxy(&[hang.addr], |c| {
+        c.connection_timeout = IO_TIMEOUT * 6;
+        c.backend_timeout = Some(Duration::from_millis(300));
+        c.max_fails = 0;
+    });
+    assert_eq!(send(&proxy, GET).status, 504);
+}
+
+#[test]
 fn a_backend_answering_garbage_costs_a_get_a_retry_and_a_post_a_502() {
     let garbage = Backend::start("garbage", |_, out| {
         let _ = out.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");

@@ -61,7 +61,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "connection_timeout",
         default: "30s",
-        help: "idle/read timeout for client and upstream sockets",
+        help: "idle, read and write timeout for client sockets (and backend ones, unless \
+               backend_timeout is set)",
         apply: |c, v| parse_positive_duration(v).map(|d| c.connection_timeout = d),
     },
     Key {
@@ -69,6 +70,13 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "longest opening a backend connection may take; empty = connection_timeout",
         apply: |c, v| optional(v, parse_positive_duration).map(|d| c.connect_timeout = d),
+    },
+    Key {
+        name: "backend_timeout",
+        default: "",
+        help: "longest a backend may keep the proxy waiting: for the response head, on each read \
+               of its body and each write of the request; then 504; empty = connection_timeout",
+        apply: |c, v| optional(v, parse_positive_duration).map(|d| c.backend_timeout = d),
     },
     Key {
         name: "path_to_persistence",

@@ -35,6 +35,9 @@ pub struct Config {
     /// The longest opening a backend connection may take; `None`:
     /// `connection_timeout`.
     pub connect_timeout: Option<Duration>,
+    /// Read and write timeout of backend connections (the wait for a
+    /// response head too); `None`: `connection_timeout`.
+    pub backend_timeout: Option<Duration>,
     pub path_to_persistence: Option<PathBuf>,
     pub path_to_log: Option<PathBuf>,
     pub max_connections: usize,
@@ -496,6 +499,7 @@ impl Config {
             unit_time: Duration::from_secs(1),
             connection_timeout: Duration::from_secs(1),
             connect_timeout: None,
+            backend_timeout: None,
             path_to_persistence: None,
             path_to_log: None,
             max_connections: 1,
@@ -549,6 +553,10 @@ impl Config {
     /// The longest opening a backend connection may take.
     pub fn effective_connect_timeout(&self) -> Duration {
         self.connect_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    pub fn effective_backend_timeout(&self) -> Duration {
+        self.backend_timeout.unwrap_or(self.connection_timeout)
     }
 
     /// The admin listener's address, when it is on.
@@ -942,6 +950,12 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nconnect_timeout = 3s\n").unwrap();
         assert_eq!(c.effective_connect_timeout(), Duration::from_secs(3));
         let e = build("targets = 127.0.0.1:1\nconnect_timeout = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        let c = build("targets = 127.0.0.1:1\nconnection_timeout = 9s\n").unwrap();
+        assert_eq!(c.effective_backend_timeout(), Duration::from_secs(9));
+        let c = build("targets = 127.0.0.1:1\nbackend_timeout = 5m\n").unwrap();
+        assert_eq!(c.effective_backend_timeout(), Duration::from_secs(300));
+        let e = build("targets = 127.0.0.1:1\nbackend_timeout = 0\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
 
         let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();

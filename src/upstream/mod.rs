@@ -147,7 +147,7 @@ impl Upstreams {
         Upstreams {
             groups,
             targets,
-            timeout: config.connection_timeout,
+            timeout: config.effective_backend_timeout(),
             connect_timeout: config.effective_connect_timeout(),
             retries: config.effective_retries(),
         }
@@ -241,7 +241,9 @@ impl Upstreams {
         let settings = Active {
             path: path.clone(),
             interval: config.health_check_interval,
-            timeout: config.connection_timeout.min(config.health_check_interval),
+            timeout: config
+                .effective_backend_timeout()
+                .min(config.health_check_interval),
             connect_timeout: config.effective_connect_timeout(),
             rise: config.health_check_rise,
             fall: config.health_check_fall,
