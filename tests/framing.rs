@@ -164,6 +164,56 @@ fn a_chunked_response_is_relayed_intact() {
 }
 
 #[test]
+fn a_chunked_response_streams_as_it_comes_unless_it_came_whole() {
+    let gate = Gate::new();
+    let sent_first = gate.clone();
+    let a = Backend::start("a", move |seen, out| {
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        if seen.path() == "/small" {
+            let whole = format!("{head}3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+            out.write_all(whole.as_bytes()).unwrap();
+        } else {
+            // Server-sent events: the next one comes when it happens.
+            let first = format!("{head}d\r\ndata: first\n\n\r\n");
+            out.write_all(first.as_bytes()).unwrap();
+            sent_first.wait();
+            out.write_all(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
+                .unwrap();
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(head.is_chunked(), "{}", head.raw);
+    // The first event arrives while the backend still holds the second.
+    assert_eq!(client.reader.read_line().unwrap(), "d");
+    assert_eq!(
+        client.reader.read_exact_body(13).unwrap(),
+        b"data: first\n\n"
+    );
+    gate.open();
+    assert_eq!(client.reader.read_line().unwrap(), "");
+    assert_eq!(client.reader.read_chunked().unwrap(), b"data: second\n\n");
+
+    // All there with its head: read whole and sent with its length, so
+    // that even an HTTP/1.0 client keeps its connection.
+    client.send(b"GET /small HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+    let response = client.response();
+    assert_eq!(
+        response.header("content-length"),
+        Some("5"),
+        "{}",
+        response.head.raw
+    );
+    assert_eq!(response.header("connection"), Some("keep-alive"));
+    assert_eq!(response.body, b"abcde");
+    assert_eq!(client.get("/small").body, b"abcde");
+    assert_eq!(a.connections(), 1);
+}
+
+#[test]
 fn a_close_delimited_response_is_relayed_intact() {
     let body = pattern(200 * 1024);
     let sent = body.clone();

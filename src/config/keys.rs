@@ -339,9 +339,9 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "response_buffer_size",
         default: "64KiB",
-        help: "response bodies with a Content-Length up to this are read whole before the client \
-               gets any, so a slow reader holds no backend connection; larger ones, and chunked or \
-               close-delimited ones, stream; 0 = every body streams",
+        help: "response bodies with a Content-Length up to this (and chunked ones that arrived \
+               whole) are read whole before the client gets any, so a slow reader holds no backend \
+               connection; larger ones, and ones still arriving, stream; 0 = every body streams",
         apply: |c, v| parse_size_in(v, 0..=MAX_BODY_BUFFER).map(|n| c.response_buffer_size = n),
     },
     Key {

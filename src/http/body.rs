@@ -517,6 +517,21 @@ fn is_field_line(line: &[u8]) -> bool {
             .all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f)
 }
 
+/// A chunked body decoded whole from `wire`, when all of it, last chunk
+/// and trailers included, is there and decodes to at most `limit` bytes;
+/// with the number of bytes of `wire` it took. `None` otherwise: more is
+/// still to come, it is too large, or it is malformed (whoever reads it
+/// from the connection then meets the error).
+pub fn decode_complete_chunked(wire: &[u8], limit: u64) -> Option<(Vec<u8>, usize)> {
+    let mut conn = BufConn::holding(wire.to_vec());
+    let mut reader = BodyReader::with_limit(BodyKind::Chunked, limit);
+    let mut body = Vec::new();
+    while let Some(piece) = reader.next(&mut conn).ok()? {
+        body.extend_from_slice(piece);
+    }
+    Some((body, wire.len() - conn.buffered().len()))
+}
+
 /// Writes the framing of one chunk of `len` bytes: the size line.
 pub fn chunk_size_line(len: usize, out: &mut Vec<u8>) {
     use std::io::Write;
@@ -907,5 +922,26 @@ mod tests {
     fn until_close_reads_everything() {
         let (body, _) = decode(BodyKind::UntilClose, b"all of it").unwrap();
         assert_eq!(body, b"all of it");
+    }
+
+    #[test]
+    fn a_complete_chunked_body_is_decoded_from_what_arrived_and_nothing_else() {
+        let wire = b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\nHTTP/1.1 200";
+        let (body, used) = decode_complete_chunked(wire, 64).unwrap();
+        assert_eq!(body, b"abcde");
+        assert_eq!(&wire[used..], b"HTTP/1.1 200");
+        assert_eq!(
+            decode_complete_chunked(b"0\r\n\r\n", 64),
+            Some((Vec::new(), 5))
+        );
+        // Not all there yet, at every cut.
+        let whole = b"3\r\nabc\r\n0\r\n\r\n";
+        for cut in 0..whole.len() {
+            assert_eq!(decode_complete_chunked(&whole[..cut], 64), None, "{cut}");
+        }
+        // Larger than the limit, or malformed: left to the stream.
+        assert_eq!(decode_complete_chunked(whole, 2), None);
+        assert_eq!(decode_complete_chunked(b"3\nabc\r\n0\r\n\r\n", 64), None);
+        assert_eq!(decode_complete_chunked(b"zz\r\n", 64), None);
     }
 }

@@ -139,6 +139,21 @@ impl<S> BufConn<S> {
     }
 }
 
+impl BufConn<&'static [u8]> {
+    /// A connection whose bytes are `bytes` and nothing more: reading past
+    /// them meets the end of the stream. Its storage never grows, nor is it
+    /// kept for reuse.
+    pub fn holding(bytes: Vec<u8>) -> Self {
+        BufConn {
+            stream: &[],
+            start: 0,
+            end: bytes.len(),
+            buf: bytes,
+            capacity: 0,
+        }
+    }
+}
+
 /// Bytes taken out of a [`BufConn`] with their storage; the storage goes
 /// back to the spare buffers when dropped.
 pub struct Taken {
@@ -156,9 +171,29 @@ impl std::ops::Deref for Taken {
     }
 }
 
+impl Taken {
+    /// Only the first `n` of the bytes.
+    pub fn first(mut self, n: usize) -> Self {
+        self.end = self.end.min(self.start + n);
+        self
+    }
+}
+
+impl From<Vec<u8>> for Taken {
+    /// Bytes of no connection, not kept for reuse once dropped.
+    fn from(buf: Vec<u8>) -> Self {
+        Taken {
+            end: buf.len(),
+            buf,
+            start: 0,
+            capacity: 0,
+        }
+    }
+}
+
 impl Drop for Taken {
     fn drop(&mut self) {
-        if self.buf.len() == self.capacity {
+        if !self.buf.is_empty() && self.buf.len() == self.capacity {
             give_buffer(std::mem::take(&mut self.buf));
         }
     }
@@ -166,7 +201,7 @@ impl Drop for Taken {
 
 impl<S> Drop for BufConn<S> {
     fn drop(&mut self) {
-        if self.buf.len() == self.capacity {
+        if !self.buf.is_empty() && self.buf.len() == self.capacity {
             give_buffer(std::mem::take(&mut self.buf));
         }
     }

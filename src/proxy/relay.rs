@@ -6,10 +6,11 @@
 use super::origin::{hold_against, Failure, Fetched, Malformed};
 use super::{Client, Outcome, Refusal, Shared};
 use crate::http::body::{
-    chunk_size_line, content_length, forbids_content_length, response_forbids_reuse, LAST_CHUNK,
+    chunk_size_line, content_length, decode_complete_chunked, forbids_content_length,
+    response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{SharedStream, Source};
+use crate::http::conn::{SharedStream, Source, Taken};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
 use crate::upstream::{Upstream, UpstreamConn};
@@ -115,16 +116,25 @@ pub(super) fn relay(
     client.note_sent_head(&[&prepared.head]);
     let keep_alive = prepared.keep_alive;
     let sent = match prepared.gathered {
-        Some(len) => {
+        Some(gathered) => {
             // The backend's part is over: it is free for the next pick, and
             // its connection back in the pool, before this client has a
             // byte (a slow reader holds no backend).
             fetched.release();
-            let body = fetched.up.conn.take_all();
-            if prepared.upstream_reusable && body.len() == len {
+            let conn = &mut fetched.up.conn;
+            // Anything past the body's end is not pooled (see `reuse`).
+            let (body, past_end) = match gathered {
+                Gathered::OnConnection(len) => {
+                    let all = conn.take_all();
+                    let past_end = all.len() > len;
+                    (all.first(len), past_end)
+                }
+                Gathered::Decoded(body) => (Taken::from(body), !conn.buffered().is_empty()),
+            };
+            if prepared.upstream_reusable && !past_end {
                 reuse(client, shared, target, fetched.up.conn);
             }
-            send_gathered(client, prepared.head, &body[..len], tee)
+            send_gathered(client, prepared.head, &body, tee)
         }
         None => send_streamed(client, &mut fetched, prepared, tee).map(|(sent, reusable)| {
             if reusable {
@@ -253,15 +263,24 @@ struct Prepared {
     rechunk: bool,
     keep_alive: bool,
     upstream_reusable: bool,
-    /// The whole body is buffered already, this many bytes.
-    gathered: Option<usize>,
+    /// The whole body, read before the head goes out.
+    gathered: Option<Gathered>,
+}
+
+/// Where a body read whole is.
+enum Gathered {
+    /// The first this many bytes on the connection.
+    OnConnection(usize),
+    /// Decoded from chunks already taken off the connection.
+    Decoded(Vec<u8>),
 }
 
 /// Everything that can fail before the first byte goes to the client:
-/// the backend's framing, and gathering a body of a known length up to
-/// response_buffer_size whole: the backend is then free
-/// before a slow client has read a byte, and head and body leave in one
-/// `writev`.
+/// the backend's framing, and gathering the body whole when it fits
+/// response_buffer_size (then the backend is free before a slow client has
+/// read a byte, and head and body leave in one `writev`): one of a known
+/// length, or a chunked one that has all arrived with its head (a small
+/// dynamic page, not an event stream: what trickles in is not waited for).
 fn prepare_response(
     fetched: &mut Fetched<'_>,
     how: &Relay,
@@ -272,6 +291,26 @@ fn prepare_response(
     up.conn.consume(fetched.head_len);
     let kind = BodyKind::for_response(how.request_is_head, response)?;
     let upstream_reusable = may_reuse(response, kind, up);
+    let limit = client.response_buffer;
+    let gathered = match kind {
+        BodyKind::Empty => Some(Gathered::OnConnection(0)),
+        BodyKind::Length(n) if n <= limit => {
+            gather(&mut up.conn, n as usize)?;
+            Some(Gathered::OnConnection(n as usize))
+        }
+        BodyKind::Chunked => {
+            decode_complete_chunked(up.conn.buffered(), limit).map(|(body, used)| {
+                up.conn.consume(used);
+                Gathered::Decoded(body)
+            })
+        }
+        _ => None,
+    };
+    // Sent with the length it turned out to have.
+    let kind = match &gathered {
+        Some(Gathered::Decoded(body)) => BodyKind::Length(body.len() as u64),
+        _ => kind,
+    };
 
     // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
     // is sent raw and ended by closing the connection (`how` already
@@ -316,14 +355,6 @@ fn prepare_response(
     }
     push_connection_header(&mut head, keep_alive, how.version);
     head.extend_from_slice(b"\r\n");
-    let gathered = match kind {
-        BodyKind::Empty => Some(0),
-        BodyKind::Length(n) if n <= client.response_buffer => {
-            gather(&mut up.conn, n as usize)?;
-            Some(n as usize)
-        }
-        _ => None,
-    };
     Ok(Prepared {
         head,
         kind,

@@ -201,7 +201,7 @@ impl Reader {
         }
     }
 
-    fn read_line(&mut self) -> io::Result<String> {
+    pub fn read_line(&mut self) -> io::Result<String> {
         loop {
             if let Some(end) = find(&self.buf, b"\r\n") {
                 let line: Vec<u8> = self.buf.drain(..end + 2).collect();
