@@ -449,6 +449,18 @@ pub fn metrics_text(shared: &Shared) -> String {
 
     family(
         &mut out,
+        "inverso_upstream_queued_total",
+        "counter",
+        "Requests that waited for a slot because the targets that could serve them were at max_conns.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_upstream_queued_total {}",
+        m.queued.load(Ordering::Relaxed)
+    );
+
+    family(
+        &mut out,
         "inverso_access_log_lost_lines_total",
         "counter",
         "Access-log lines a sink (stdout, the file) could not take, e.g. on a full disk.",
@@ -555,9 +567,13 @@ pub fn status_json(shared: &Shared) -> String {
         json::push_str(&mut out, &t.addr.to_string());
         let _ = write!(
             out,
-            ",\"weight\":{},\"backup\":{},\"healthy\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"healthy\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
             t.weight,
             t.backup,
+            match t.max_conns {
+                0 => "null".to_string(),
+                n => n.to_string(),
+            },
             t.health.usable(std::time::Instant::now()),
             t.stats.in_flight.load(Ordering::Relaxed),
             t.stats.requests.load(Ordering::Relaxed),

@@ -218,10 +218,14 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     for target in &config.targets {
         writeln!(
             out,
-            "# target {} -> {} (weight {}{})",
+            "# target {} -> {} (weight {}{}{})",
             target.name,
             target.addr,
             target.weight,
+            target
+                .max_conns
+                .map(|n| format!(", max_conns {n}"))
+                .unwrap_or_default(),
             if target.backup { ", backup" } else { "" }
         )?;
     }

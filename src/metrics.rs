@@ -30,6 +30,8 @@ pub struct Metrics {
     /// SIGHUP reloads applied and refused.
     pub reloads: AtomicU64,
     pub reloads_refused: AtomicU64,
+    /// Requests that had to wait for a slot at a target (`max_conns`).
+    pub queued: AtomicU64,
 }
 
 impl Metrics {
@@ -77,27 +79,9 @@ pub struct TargetStats {
     /// Requests that failed at this backend: no connection, a timeout, a
     /// broken or malformed response.
     pub failures: AtomicU64,
-    /// Requests at this backend right now.
+    /// Requests at this backend right now (counted by
+    /// [`crate::upstream::slots`]).
     pub in_flight: AtomicUsize,
-}
-
-impl TargetStats {
-    /// Counts a request and holds it as in flight until the guard drops.
-    pub fn begin(&self) -> InFlight<'_> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self)
-    }
-}
-
-/// A request at a backend; dropping it ends it.
-#[derive(Debug)]
-pub struct InFlight<'a>(&'a TargetStats);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]
@@ -118,15 +102,5 @@ mod tests {
         assert_eq!(buckets[DURATION_BUCKETS.len() - 1], 3);
         assert_eq!(buckets[DURATION_BUCKETS.len()], 4);
         assert!((sum - 20.003501).abs() < 1e-9);
-    }
-
-    #[test]
-    fn in_flight_ends_with_its_guard() {
-        let t = TargetStats::default();
-        let guard = t.begin();
-        assert_eq!(t.in_flight.load(Ordering::Relaxed), 1);
-        drop(guard);
-        assert_eq!(t.in_flight.load(Ordering::Relaxed), 0);
-        assert_eq!(t.requests.load(Ordering::Relaxed), 1);
     }
 }

@@ -864,6 +864,102 @@ fn retries_zero_answers_the_first_failure() {
     assert_eq!(send(&proxy, GET).status, 200);
 }
 
+// ---------------------------------------------------------------- max_conns
+
+/// A backend that holds `/slow` until `release` opens and answers every
+/// request with its path.
+fn holding_backend(name: &str, release: &Gate) -> Backend {
+    let release = release.clone();
+    Backend::start(name, move |seen, out| {
+        if seen.path() == "/slow" {
+            release.wait();
+        }
+        respond(out, 200, &[("X-Backend", "x")], seen.path().as_bytes());
+        Action::KeepAlive
+    })
+}
+
+/// Sends `GET path` on a new connection without waiting for the answer.
+fn ask(proxy: &Proxy, path: &str) -> Client {
+    let mut client = proxy.connect();
+    client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    client
+}
+
+fn queued_total(proxy: &Proxy) -> u64 {
+    let admin = proxy.handle().admin_addr().unwrap();
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let text = metrics.body_str();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("inverso_upstream_queued_total "))
+        .unwrap();
+    line.parse().unwrap()
+}
+
+#[test]
+fn a_request_past_max_conns_waits_for_a_slot() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+    });
+    let mut slow = ask(&proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut next = ask(&proxy, "/next");
+    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    // Waiting at the proxy, not sent to the busy backend.
+    assert_eq!(a.requests(), 1);
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(next.response().body, b"/next");
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
+fn a_request_that_waits_past_the_queue_timeout_gets_503() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.connect_timeout = Some(Duration::from_millis(200));
+    });
+    let mut slow = ask(&proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    assert_eq!(send(&proxy, GET).status, 503);
+    assert_eq!(a.requests(), 1);
+    release.open();
+    assert_eq!(slow.response().status, 200);
+}
+
+#[test]
+fn requests_go_around_a_target_at_max_conns() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let b = holding_backend("b", &release);
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.max_fails = 0;
+    });
+    // Round robin sends the first to a, which then has no slot left.
+    let mut slow = ask(&proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    for path in ["/x", "/y", "/z"] {
+        assert_eq!(
+            send(
+                &proxy,
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()
+            )
+            .status,
+            200
+        );
+    }
+    assert_eq!((a.requests(), b.requests()), (1, 3));
+    release.open();
+    assert_eq!(slow.response().status, 200);
+}
+
 // --------------------------------------------------------- targets by name
 
 #[test]

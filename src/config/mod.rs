@@ -126,6 +126,9 @@ pub struct Target {
     /// Used only while every other target is down or already tried (as
     /// nginx's and HAProxy's `backup`).
     pub backup: bool,
+    /// Most requests at this target at once (`max_conns=N`); more wait for
+    /// a slot. `None`: no limit.
+    pub max_conns: Option<usize>,
 }
 
 /// How requests are spread over the targets (`balance`).
@@ -776,6 +779,20 @@ mod tests {
         assert!(e.message.contains("does not resolve"), "{e}");
         let e = build("targets = 127.0.0.1:1 weight=2 weight=3\n").unwrap_err();
         assert!(e.message.contains("weight given twice"), "{e}");
+        let c = build("targets = 127.0.0.1:1 max_conns=8 backup, 127.0.0.1:2\n").unwrap();
+        assert_eq!(
+            c.targets.iter().map(|t| t.max_conns).collect::<Vec<_>>(),
+            [Some(8), None]
+        );
+        for bad in [
+            "max_conns=0",
+            "max_conns=x",
+            "max_conns=1 max_conns=2",
+            "maxconn=3",
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1 {bad}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:1", "{bad}");
+        }
         let c = build("targets = 127.0.0.1:1, 127.0.0.1:2 backup\n").unwrap();
         assert_eq!(
             c.targets.iter().map(|t| t.backup).collect::<Vec<_>>(),
@@ -786,7 +803,11 @@ mod tests {
         let e = build("targets = 127.0.0.1:1 backup\n").unwrap_err();
         assert!(e.message.contains("every target is a backup"), "{e}");
         let e = build("targets = 127.0.0.1:1 spare\n").unwrap_err();
-        assert!(e.message.contains("expected weight=N or backup"), "{e}");
+        assert!(
+            e.message
+                .contains("expected weight=N, max_conns=N or backup"),
+            "{e}"
+        );
         // One backend under two names.
         let e = build("targets = 127.0.0.1:1, 127.0.0.1:01\n").unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");

@@ -147,7 +147,7 @@ pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
     v.split(',').map(|item| Cidr::parse(item.trim())).collect()
 }
 
-/// `host:port[ weight=N][ backup], ...`; each name is resolved once, here, so a
+/// `host:port[ weight=N][ max_conns=N][ backup], ...`; each name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s.
 pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
@@ -160,6 +160,7 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             return Err("empty entry in the targets list".to_string());
         };
         let mut weight = None;
+        let mut max_conns = None;
         let mut backup = false;
         for option in words {
             if option == "backup" {
@@ -180,9 +181,19 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                             as u32,
                     )
                 }
+                Some(("max_conns", _)) if max_conns.is_some() => {
+                    return Err(format!("target {name}: max_conns given twice"))
+                }
+                Some(("max_conns", n)) => {
+                    max_conns = Some(
+                        parse_number(n, 1..=1_000_000)
+                            .map_err(|m| format!("target {name}: max_conns: {m}"))?,
+                    )
+                }
                 _ => {
                     return Err(format!(
-                        "target {name}: unknown option `{option}` (expected weight=N or backup)"
+                        "target {name}: unknown option `{option}` (expected weight=N, \
+                         max_conns=N or backup)"
                     ))
                 }
             }
@@ -200,6 +211,7 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             addr,
             weight: weight.unwrap_or(1),
             backup,
+            max_conns,
         });
     }
     Ok(targets)

@@ -12,18 +12,20 @@ use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead};
-use crate::metrics::InFlight;
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
-use crate::upstream::{Upstream, UpstreamConn};
+use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn};
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How much of a buffered request body goes in one write: what a socket
 /// buffer takes at once, so that a backend that stops reading is noticed
 /// between two pieces, not after a write timeout.
 const BODY_PIECE: usize = 64 * 1024;
+/// The longest one wait for a slot at a target (`max_conns`) lasts before
+/// the request looks again, whether the server is shutting down included.
+const QUEUE_STEP: Duration = Duration::from_millis(250);
 /// Largest response head accepted from a backend (502 past it).
 const MAX_RESPONSE_HEAD: usize = 32 * 1024;
 /// Interim (1xx) responses absorbed before the final one; a backend that
@@ -119,10 +121,34 @@ pub(super) fn fetch<'s>(
     let mut retries_left = upstreams.retries();
     // The failure the client hears of when no target is left to try.
     let mut last_failure = None;
+    // Set once the request first has to wait for a slot (`max_conns`).
+    let mut queued_until = None;
     loop {
-        let Some((index, busy)) = upstreams.pick(client.real_ip, &tried) else {
-            return Err(last_failure
-                .unwrap_or_else(|| Refusal::new(502, send.keep_alive && send.body.is_buffered())));
+        let (index, busy) = match upstreams.pick(client.real_ip, &tried) {
+            Pick::Chosen(index, busy) => (index, busy),
+            Pick::Full => {
+                let until = *queued_until.get_or_insert_with(|| {
+                    shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+                    Instant::now() + upstreams.queue_timeout()
+                });
+                // In short steps, so that a shutdown is not kept waiting.
+                let step = until.min(Instant::now() + QUEUE_STEP);
+                if !upstreams.wait_for_slot(&tried, step)
+                    && (Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed))
+                {
+                    // As HAProxy answers a request its queue timed out.
+                    return Err(Refusal::new(
+                        503,
+                        send.keep_alive && send.body.is_buffered(),
+                    ));
+                }
+                continue;
+            }
+            Pick::Nothing => {
+                return Err(last_failure.unwrap_or_else(|| {
+                    Refusal::new(502, send.keep_alive && send.body.is_buffered())
+                }))
+            }
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];

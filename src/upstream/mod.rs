@@ -5,14 +5,16 @@
 pub mod balancer;
 pub mod health;
 pub mod pool;
+pub mod slots;
 
 use crate::config::{Config, Target};
 use crate::http::conn::SharedStream;
 use crate::http::BufConn;
-use crate::metrics::{InFlight, TargetStats};
+use crate::metrics::TargetStats;
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
+pub use slots::InFlight;
 use socket2::{Domain, SockRef, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -31,6 +33,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub weight: u32,
     pub backup: bool,
+    /// Most requests at once (`max_conns`); 0: no limit.
+    pub max_conns: usize,
     pub health: Arc<Health>,
     pool: Pool,
     /// Requests, failures and requests in flight (which `least_conn` and
@@ -43,6 +47,23 @@ impl Upstream {
     pub fn in_flight(&self) -> usize {
         self.stats.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Serving `max_conns` requests already.
+    fn is_full(&self) -> bool {
+        slots::is_full(&self.stats, self.max_conns)
+    }
+}
+
+/// What [`Upstreams::pick`] found.
+pub enum Pick<'a> {
+    /// This target, the request counted in its in-flight number until the
+    /// guard drops.
+    Chosen(usize, InFlight<'a>),
+    /// Targets that could serve are all at their `max_conns`: wait for a
+    /// slot (see [`Upstreams::wait_for_slot`]).
+    Full,
+    /// Nothing is left to try.
+    Nothing,
 }
 
 /// A connection to a backend, checked out for one exchange.
@@ -102,9 +123,14 @@ impl Peers for Candidates<'_> {
     }
     fn usable(&self, i: usize) -> bool {
         let index = self.members[i];
-        !self.tried.get(index).copied().unwrap_or(false)
-            && self.targets[index].health.usable(self.now)
+        could_serve(&self.targets[index], index, self.tried, self.now)
+            && !self.targets[index].is_full()
     }
+}
+
+/// Not tried yet for this request, and not out of rotation.
+fn could_serve(target: &Upstream, index: usize, tried: &[bool], now: Instant) -> bool {
+    !tried.get(index).copied().unwrap_or(false) && target.health.usable(now)
 }
 
 impl Upstreams {
@@ -124,6 +150,7 @@ impl Upstreams {
                     addr: t.addr,
                     weight: t.weight,
                     backup: t.backup,
+                    max_conns: t.max_conns.unwrap_or(0),
                     pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
                     stats: Arc::default(),
                 }
@@ -175,6 +202,13 @@ impl Upstreams {
         self.retries
     }
 
+    /// How long a request may wait for a slot when every target that could
+    /// serve it is at its `max_conns`: `connect_timeout`, as HAProxy's
+    /// `timeout queue` defaults to its `timeout connect`.
+    pub fn queue_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// The backend for the next request of `client`, skipping targets
     /// marked in `tried` (indexed like [`Upstreams::targets`]). Backups
     /// are chosen from (by the same algorithm) only when no other target
@@ -183,14 +217,33 @@ impl Upstreams {
     /// out: a request is better tried than refused outright. A retry never
     /// goes to a target that is down: with all of them down, one try per
     /// request is enough (else each would wait out every dead target's
-    /// `connect_timeout`), and the client is told how it failed. `None`
-    /// when nothing is left to try. The returned guard counts the request
-    /// in the target's in-flight number until it is dropped.
-    pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Option<(usize, InFlight<'_>)> {
+    /// `connect_timeout`), and the client is told how it failed. A target
+    /// at its `max_conns` is passed over like one already tried; when all
+    /// that could serve are, the request waits for a slot ([`Pick::Full`])
+    /// rather than going to a target that is down.
+    pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Pick<'_> {
         let now = Instant::now();
+        // A target's last slot taken by another request between the choice
+        // and the count: choose again (it now counts as full).
+        for _ in 0..=self.targets.len() {
+            let Some(index) = self.choose(client, tried, now) else {
+                break;
+            };
+            let target = &self.targets[index];
+            if let Some(busy) = slots::begin(&target.stats, target.max_conns) {
+                return Pick::Chosen(index, busy);
+            }
+        }
+        if self.any_full(tried, now) {
+            Pick::Full
+        } else {
+            Pick::Nothing
+        }
+    }
+
+    fn choose(&self, client: IpAddr, tried: &[bool], now: Instant) -> Option<usize> {
         let retrying = tried.contains(&true);
-        let index = self
-            .groups
+        self.groups
             .iter()
             .find_map(|group| {
                 let candidates = Candidates {
@@ -209,12 +262,33 @@ impl Upstreams {
                     .map(|i| group.members[i % group.members.len()])
             })
             .or_else(|| {
-                if retrying {
+                // A target that is up but busy is waited for, rather than
+                // one that is down tried.
+                if retrying || self.any_full(tried, now) {
                     return None;
                 }
                 (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank())
-            })?;
-        Some((index, self.targets[index].stats.begin()))
+            })
+    }
+
+    /// Whether a target that could serve the request is at its `max_conns`.
+    fn any_full(&self, tried: &[bool], now: Instant) -> bool {
+        self.targets
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.is_full() && could_serve(t, i, tried, now))
+    }
+
+    /// Waits, after [`Pick::Full`], until a slot may have freed or `until`
+    /// passes; returns whether it is still before `until`.
+    pub fn wait_for_slot(&self, tried: &[bool], until: Instant) -> bool {
+        slots::wait(until, || {
+            let now = Instant::now();
+            self.targets
+                .iter()
+                .enumerate()
+                .any(|(i, t)| !t.is_full() && could_serve(t, i, tried, now))
+        })
     }
 
     /// What the active checker probes.

@@ -431,6 +431,7 @@ pub fn target(addr: SocketAddr) -> Target {
         addr,
         weight: 1,
         backup: false,
+        max_conns: None,
     }
 }
 

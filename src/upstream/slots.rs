@@ -1,0 +1,112 @@
+//! `max_conns`: the most requests a target serves at once, and the wait
+//! of the others for a free slot (HAProxy's server `maxconn` and its
+//! queue). Every request at a target is counted here, limited or not.
+
+use crate::metrics::TargetStats;
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Requests waiting for a slot at a limited target sleep here; each slot
+/// that frees wakes one.
+static QUEUE: Mutex<()> = parking_lot::const_mutex(());
+static FREED: Condvar = Condvar::new();
+
+/// A request at a backend; dropping it ends it, and frees its slot.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    stats: &'a TargetStats,
+    limited: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.limited {
+            // Under the lock: a waiter checks for room and sleeps under
+            // it, so it is either past its check (and sees this slot) or
+            // asleep (and woken).
+            let _queue = QUEUE.lock();
+            FREED.notify_one();
+        }
+    }
+}
+
+/// Counts a request at a target and holds it as in flight until the guard
+/// drops; `None` when `limit` requests (0: no limit) are there already.
+pub fn begin(stats: &TargetStats, limit: usize) -> Option<InFlight<'_>> {
+    if limit == 0 {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+    }
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    Some(InFlight {
+        stats,
+        limited: limit > 0,
+    })
+}
+
+/// Whether `limit` (0: none) requests are at the target already.
+pub fn is_full(stats: &TargetStats, limit: usize) -> bool {
+    limit > 0 && stats.in_flight.load(Ordering::Relaxed) >= limit
+}
+
+/// Waits until a slot frees or `until` passes, unless `has_room` says one
+/// is free already; returns whether it is still before `until`.
+pub fn wait(until: Instant, has_room: impl Fn() -> bool) -> bool {
+    let mut queue = QUEUE.lock();
+    if has_room() {
+        return true;
+    }
+    if FREED.wait_until(&mut queue, until).timed_out() {
+        // A wake-up may have come for this waiter as it gave up: it goes
+        // to the next one rather than being lost.
+        FREED.notify_one();
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn in_flight_ends_with_its_guard() {
+        let t = TargetStats::default();
+        let guard = begin(&t, 0).unwrap();
+        assert_eq!(t.in_flight.load(Ordering::Relaxed), 1);
+        drop(guard);
+        assert_eq!(t.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(t.requests.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_limit_is_never_passed_and_a_freed_slot_wakes_a_waiter() {
+        let t = TargetStats::default();
+        let first = begin(&t, 2).unwrap();
+        let _second = begin(&t, 2).unwrap();
+        assert!(begin(&t, 2).is_none());
+        assert!(is_full(&t, 2));
+        assert_eq!(t.requests.load(Ordering::Relaxed), 2);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let until = Instant::now() + Duration::from_secs(30);
+                wait(until, || !is_full(&t, 2)) && begin(&t, 2).is_some()
+            });
+            drop(first);
+            assert!(waiter.join().unwrap());
+        });
+        // Full again, and nothing frees: the wait ends at its deadline.
+        let _third = begin(&t, 2).unwrap();
+        let past = Instant::now();
+        assert!(!wait(past, || !is_full(&t, 2)));
+    }
+}
