@@ -461,6 +461,18 @@ pub fn metrics_text(shared: &Shared) -> String {
 
     family(
         &mut out,
+        "inverso_rate_limited_total",
+        "counter",
+        "Requests answered 429 because their client address was over rate_limit.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_rate_limited_total {}",
+        m.rate_limited.load(Ordering::Relaxed)
+    );
+
+    family(
+        &mut out,
         "inverso_access_log_lost_lines_total",
         "counter",
         "Access-log lines a sink (stdout, the file) could not take, e.g. on a full disk.",

@@ -12,6 +12,7 @@
 //! - `admin`: the admin listener: metrics, status, health, purge.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
 //! - `request_id`: the ID each request carries with `request_id_header`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
@@ -29,6 +30,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod realip;
 pub mod request_id;
 pub mod sched;

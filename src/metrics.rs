@@ -32,6 +32,8 @@ pub struct Metrics {
     pub reloads_refused: AtomicU64,
     /// Requests that had to wait for a slot at a target (`max_conns`).
     pub queued: AtomicU64,
+    /// Requests refused 429 by `rate_limit`.
+    pub rate_limited: AtomicU64,
 }
 
 impl Metrics {

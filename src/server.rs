@@ -31,6 +31,7 @@ use crate::http::proxy_protocol;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
+use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
 use crate::upstream::Upstreams;
@@ -140,6 +141,7 @@ impl Server {
             log: access_log.sender(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
+            limiter: limiter_for(&config, None),
             config,
         };
         let inner = Arc::new(Inner {
@@ -193,6 +195,18 @@ impl Server {
 /// The backends as configured (at start and on every reload).
 fn upstreams_for(config: &Config) -> Upstreams {
     Upstreams::new(config)
+}
+
+/// The rate limiter `config` asks for: the running one when a reload
+/// leaves the limit as it was (clients keep their buckets), else a new one.
+fn limiter_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Limiter>> {
+    let (rate, burst) = config.effective_rate_limit()?;
+    match running {
+        Some(old) if old.config.effective_rate_limit() == Some((rate, burst)) => {
+            old.limiter.clone()
+        }
+        _ => Some(Arc::new(Limiter::new(rate, burst))),
+    }
 }
 
 fn new_cache(config: &Config) -> Cache {
@@ -814,6 +828,7 @@ impl Control {
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
         self.inner.current.replace(Shared {
+            limiter: limiter_for(&next, Some(&old)),
             config: next,
             upstreams,
             log: self.inner.log.clone(),

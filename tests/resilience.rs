@@ -303,6 +303,95 @@ fn one_client_address_holds_at_most_max_connections_per_client() {
     assert_eq!(a.requests(), 4);
 }
 
+/// Three requests an hour, two at once past the first: nothing refills
+/// while a test runs.
+fn slow_rate(c: &mut inverso::config::Config) {
+    c.rate_limit = Some(inverso::ratelimit::Rate::parse("3/h").unwrap());
+    c.rate_limit_burst = Some(2);
+}
+
+#[test]
+fn a_client_address_over_rate_limit_gets_429_and_others_do_not() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], slow_rate);
+    let here = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut client = Client::connect_from(here, proxy.addr);
+    for i in 0..3 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    let refused = client.get("/3");
+    assert_eq!(refused.status, 429);
+    // A token comes back every 20 minutes.
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=1200).contains(&retry), "{retry}");
+    // Without a body the connection stays open; with one, it closes (the
+    // body is not read).
+    assert_eq!(client.get("/4").status, 429);
+    assert_eq!(client.post("/5", b"body").status, 429);
+    assert!(client.is_closed());
+    assert_eq!(a.requests(), 3);
+    // Another address has a bucket of its own.
+    let elsewhere = std::net::IpAddr::from([127, 0, 0, 2]);
+    assert_eq!(
+        Client::connect_from(elsewhere, proxy.addr).get("/x").status,
+        200
+    );
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 7));
+    let lines = proxy.log_lines();
+    assert!(
+        lines[3].contains("\"GET /3 HTTP/1.1\" 429 "),
+        "{}",
+        lines[3]
+    );
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_client_it_names_is_limited() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        slow_rate(c);
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    let mut balancer = proxy.connect();
+    for _ in 0..3 {
+        let r = balancer.get_with("/", &[("X-Forwarded-For", "203.0.113.1")]);
+        assert_eq!(r.status, 200);
+    }
+    let over = balancer.get_with("/", &[("X-Forwarded-For", "203.0.113.1")]);
+    assert_eq!(over.status, 429);
+    let other = balancer.get_with("/", &[("X-Forwarded-For", "203.0.113.2")]);
+    assert_eq!(other.status, 200);
+}
+
+#[test]
+fn a_reload_that_keeps_the_rate_limit_keeps_the_buckets() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], slow_rate);
+    let mut client = proxy.connect();
+    for _ in 0..3 {
+        assert_eq!(client.get("/").status, 200);
+    }
+    assert_eq!(client.get("/").status, 429);
+    let same = |c: &mut inverso::config::Config| {
+        c.targets = vec![target(a.addr)];
+        c.log_to_stdout = false;
+        c.cache_size = 0;
+        c.path_to_persistence = None;
+    };
+    let mut next = inverso::config::Config::with_targets(vec![target(a.addr)]);
+    same(&mut next);
+    slow_rate(&mut next);
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(client.get("/").status, 429, "a reload is no way around it");
+    // A new limit starts everyone afresh.
+    let mut next = inverso::config::Config::with_targets(vec![target(a.addr)]);
+    same(&mut next);
+    slow_rate(&mut next);
+    next.rate_limit_burst = Some(5);
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(client.get("/").status, 200);
+}
+
 #[test]
 fn behind_a_proxy_protocol_balancer_each_named_client_has_its_own_limit() {
     let a = Backend::echo("a");

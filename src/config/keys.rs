@@ -5,6 +5,7 @@
 
 use super::values::*;
 use super::{Balance, Config, LogFormat};
+use crate::ratelimit::Rate;
 
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
 
@@ -270,6 +271,21 @@ pub const KEYS: &[Key] = &[
                backend, returned to the client and logged; an ID from a real_ip_from proxy is \
                kept; empty = no IDs",
         apply: |c, v| optional(v, parse_field_name).map(|n| c.request_id_header = n),
+    },
+    Key {
+        name: "rate_limit",
+        default: "",
+        help: "requests one client address may make over time (`10/s`, `600/m`); more get 429; \
+               empty = no limit",
+        apply: |c, v| optional(v, Rate::parse).map(|r| c.rate_limit = r),
+    },
+    Key {
+        name: "rate_limit_burst",
+        default: "",
+        help: "requests past rate_limit a client may make at once; empty = one second's worth",
+        apply: |c, v| {
+            optional(v, |v| parse_number(v, 0..=1_000_000)).map(|n| c.rate_limit_burst = n)
+        },
     },
     Key {
         name: "max_header_size",

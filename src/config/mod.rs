@@ -11,6 +11,7 @@
 mod keys;
 mod values;
 
+use crate::ratelimit::Rate;
 use crate::realip::Cidr;
 use keys::find_key;
 pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING};
@@ -73,6 +74,11 @@ pub struct Config {
     pub log_headers: bool,
     /// The header field carrying each request's ID, if any.
     pub request_id_header: Option<Arc<str>>,
+    /// Requests one client address may make over time; more get 429.
+    pub rate_limit: Option<Rate>,
+    /// Requests past the rate a client may make at once; `None`: one
+    /// second's worth of the rate.
+    pub rate_limit_burst: Option<u32>,
     /// Largest request head (request line and fields) in bytes; 431 past it.
     pub max_header_size: usize,
     /// Most header fields in a request head; 431 past it.
@@ -527,6 +533,8 @@ impl Config {
             log_format: LogFormat::Combined,
             log_headers: false,
             request_id_header: None,
+            rate_limit: None,
+            rate_limit_burst: None,
             max_header_size: 0,
             max_headers: 0,
             max_uri_length: 0,
@@ -560,6 +568,12 @@ impl Config {
 
     pub fn effective_backend_timeout(&self) -> Duration {
         self.backend_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// The rate limit and its burst, when one is set.
+    pub fn effective_rate_limit(&self) -> Option<(Rate, u32)> {
+        self.rate_limit
+            .map(|rate| (rate, self.rate_limit_burst.unwrap_or(rate.one_second())))
     }
 
     /// The admin listener's address, when it is on.
@@ -1057,6 +1071,25 @@ mod tests {
                 "targets = 127.0.0.1:1\nrequest_id_header = {bad}\n"
             ))
             .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_is_a_rate_with_a_burst_of_a_second_unless_set() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.effective_rate_limit(), None);
+        let c = build("targets = 127.0.0.1:1\nrate_limit = 600/m\n").unwrap();
+        let (rate, burst) = c.effective_rate_limit().unwrap();
+        assert_eq!((rate.to_string(), burst), ("600/m".to_string(), 10));
+        let c = build("targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_burst = 0\n").unwrap();
+        assert_eq!(c.effective_rate_limit().unwrap().1, 0);
+        for bad in [
+            "rate_limit = 10",
+            "rate_limit = 10/d",
+            "rate_limit_burst = -1",
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{bad}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
         }
     }

@@ -333,15 +333,27 @@ impl Client {
     /// answer to a HEAD has the head alone (RFC 9110 §9.3.2), or its body
     /// would be read as the start of the next response on the connection.
     pub(super) fn send_error_to(&mut self, status: u16, close: bool, head_request: bool) -> u64 {
+        self.send_error_with(status, close, head_request, b"")
+    }
+
+    /// `send_error_to` with `fields` (whole lines, CRLF-ended) added to
+    /// the head.
+    pub(super) fn send_error_with(
+        &mut self,
+        status: u16,
+        close: bool,
+        head_request: bool,
+        fields: &[u8],
+    ) -> u64 {
         let mut response = error_response(status, close);
         let mut head_len = response.bytes.len() - response.body_len as usize;
-        let mut id = Vec::new();
-        self.push_request_id(&mut id);
+        let mut extra = fields.to_vec();
+        self.push_request_id(&mut extra);
         // Before the blank line that ends the head.
         response
             .bytes
-            .splice(head_len - 2..head_len - 2, id.iter().copied());
-        head_len += id.len();
+            .splice(head_len - 2..head_len - 2, extra.iter().copied());
+        head_len += extra.len();
         self.note_sent_head(&[&response.bytes[..head_len]]);
         let (bytes, body_len) = if head_request {
             (&response.bytes[..head_len], 0)

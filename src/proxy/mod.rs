@@ -18,6 +18,7 @@ use crate::http::forward::FORWARDING_FIELDS;
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
 use crate::sched;
@@ -46,6 +47,9 @@ pub struct Shared {
     pub shutting_down: Arc<AtomicBool>,
     /// The same counters in every generation.
     pub metrics: Arc<Metrics>,
+    /// With `rate_limit`: every client address's bucket (kept by a reload
+    /// that leaves the limit as it was).
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl Shared {
@@ -151,23 +155,13 @@ pub fn serve(
     let mut first = true;
     let mut served: u64 = 0;
     loop {
-        // --- reload: each request runs on the settings in force when it
-        // begins; those in flight finish on theirs.
+        // Reload: each request runs on the settings in force when it
+        // begins; those in flight finish on theirs. Taken here for the wait
+        // for the next head (its timeouts and limits), and again once it
+        // has come.
         current.refresh(&mut shared, &mut seen);
-        if shared.config.connection_timeout != timeout {
-            timeout = shared.config.connection_timeout;
-            client.timeout = timeout;
-            let _ = client.conn.get_ref().set_read_timeout(Some(timeout));
-            let _ = client.conn.get_ref().set_write_timeout(Some(timeout));
-            client.watch.set_idle_timeout(timeout, seen);
-        }
-        client.sent_head = shared.config.log_headers.then(Vec::new);
-        client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
-        client.apply_limits(&shared.config);
+        take_settings(&mut client, &shared, seen, &mut timeout);
         served += 1;
-        let limit = shared.config.keepalive_requests;
-        client.last_request = limit != 0 && served >= limit;
-        // --- end reload
         client.real_ip = client.peer;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
@@ -186,6 +180,13 @@ pub fn serve(
         {
             break;
         }
+        let generation = seen;
+        current.refresh(&mut shared, &mut seen);
+        if seen != generation {
+            take_settings(&mut client, &shared, seen, &mut timeout);
+        }
+        let limit = shared.config.keepalive_requests;
+        client.last_request = limit != 0 && served >= limit;
         let time = SystemTime::now();
         let started = Instant::now();
         let (outcome, line) = match head {
@@ -255,6 +256,20 @@ pub fn serve(
 
 /// Answers 503 to a connection over a limit without waiting for its
 /// request (what has arrived of it names it in the log), and closes it.
+/// Applies the settings of `shared` (generation `seen`) to the connection.
+fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut Duration) {
+    if shared.config.connection_timeout != *timeout {
+        *timeout = shared.config.connection_timeout;
+        client.timeout = *timeout;
+        let _ = client.conn.get_ref().set_read_timeout(Some(*timeout));
+        let _ = client.conn.get_ref().set_write_timeout(Some(*timeout));
+        client.watch.set_idle_timeout(*timeout, seen);
+    }
+    client.sent_head = shared.config.log_headers.then(Vec::new);
+    client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
+    client.apply_limits(&shared.config);
+}
+
 fn refuse(client: &mut Client, shared: &Shared) {
     let (time, started) = (SystemTime::now(), Instant::now());
     // Read what the client already sent, so closing does not reset the
@@ -392,6 +407,23 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let line = LogLine::of(&head, shared.config.log_headers);
+    if let Some(limiter) = &shared.limiter {
+        if let Err(wait) = limiter.admit(client.real_ip, Instant::now()) {
+            shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            // A body is not read: the connection closes after the answer,
+            // or what is left of it would be taken for the next request.
+            let close = body_kind != BodyKind::Empty
+                || !client.keeps_alive(&head)
+                || shared.shutting_down.load(Ordering::Relaxed);
+            let retry_after = format!("Retry-After: {}\r\n", wait.as_secs_f64().ceil().max(1.0));
+            let bytes = client.send_error_with(429, close, head.is_head(), retry_after.as_bytes());
+            let outcome = Outcome {
+                keep_alive: !close,
+                ..Outcome::closing(429, bytes)
+            };
+            return (outcome, line);
+        }
+    }
     // As nginx does by default: a backend that maps `-` and `_` to one
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
     // X-Forwarded-For, or `Content_Length` as framing we did not check.

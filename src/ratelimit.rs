@@ -1,0 +1,214 @@
+//! `rate_limit`: requests per client address over time, as nginx's
+//! `limit_req` with `nodelay` and HAProxy's `http_req_rate` stick tables.
+//! Each address has a token bucket: it holds up to `burst + 1` requests,
+//! refills at the rate, and a request that finds it empty is refused
+//! (429) rather than delayed.
+//!
+//! The buckets live in a bounded table, as nginx's zone: an address whose
+//! bucket has refilled holds nothing worth keeping and is forgotten, and
+//! when addresses that are all still limited fill the table, the one seen
+//! longest ago makes room.
+
+use parking_lot::Mutex;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Shards of the table: requests from different addresses rarely wait on
+/// one lock.
+const SHARDS: usize = 16;
+/// Addresses kept at once (about 64 bytes each with the map's overhead).
+const MAX_CLIENTS: usize = 100_000;
+
+/// Requests per unit of time, as written: `10/s`, `600/m`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// `N/s`, `N/m` or `N/h`, N from 1 to 1,000,000.
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let wrong =
+            || format!("`{text}` is not a rate: write requests per unit, as `10/s` or `600/m`");
+        let (count, unit) = text.split_once('/').ok_or_else(wrong)?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(wrong)?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(wrong()),
+        };
+        Ok(Rate { count, per })
+    }
+
+    fn per_second(self) -> f64 {
+        f64::from(self.count) / self.per.as_secs_f64()
+    }
+
+    /// A second's worth of requests, at least one: the burst allowed when
+    /// none is set.
+    pub fn one_second(self) -> u32 {
+        self.per_second().ceil().max(1.0) as u32
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    seen: Instant,
+}
+
+/// The buckets of every client address.
+pub struct Limiter {
+    /// Tokens added per second.
+    rate: f64,
+    /// Tokens a bucket holds when full: the burst, plus the request itself.
+    capacity: f64,
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<IpAddr, Bucket>>>,
+}
+
+impl Limiter {
+    pub fn new(rate: Rate, burst: u32) -> Limiter {
+        Limiter {
+            rate: rate.per_second(),
+            capacity: f64::from(burst) + 1.0,
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Whether `client` may make a request at `now`; if not, how long
+    /// until it may.
+    pub fn admit(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
+        let mut buckets = self.shards[shard].lock();
+        if !buckets.contains_key(&client) && buckets.len() >= MAX_CLIENTS / SHARDS {
+            self.make_room(&mut buckets, now);
+        }
+        let full = Bucket {
+            tokens: self.capacity,
+            seen: now,
+        };
+        let bucket = buckets.entry(client).or_insert(full);
+        bucket.tokens = self.refilled(bucket, now);
+        bucket.seen = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+        }
+    }
+
+    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(bucket.seen).as_secs_f64();
+        (bucket.tokens + elapsed * self.rate).min(self.capacity)
+    }
+
+    /// Forgets the addresses whose buckets have refilled (they would start
+    /// full anyway); if that frees too little, the eighth seen longest ago,
+    /// so that a flood of new addresses pays for a sweep once every many
+    /// requests, not at each.
+    fn make_room(&self, buckets: &mut HashMap<IpAddr, Bucket>, now: Instant) {
+        let most = MAX_CLIENTS / SHARDS;
+        buckets.retain(|_, bucket| self.refilled(bucket, now) < self.capacity);
+        if buckets.len() > most - most / 8 {
+            let mut seen: Vec<Instant> = buckets.values().map(|b| b.seen).collect();
+            let (_, cut, _) = seen.select_nth_unstable(most / 8);
+            let cut = *cut;
+            buckets.retain(|_, bucket| bucket.seen > cut);
+        }
+    }
+
+    /// Addresses in the table (for tests).
+    #[cfg(test)]
+    fn clients(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::from(n.to_be_bytes())
+    }
+
+    #[test]
+    fn rates_are_counts_per_second_minute_or_hour() {
+        assert_eq!(
+            Rate::parse("10/s"),
+            Ok(Rate {
+                count: 10,
+                per: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(Rate::parse(" 600 / m").unwrap().to_string(), "600/m");
+        assert_eq!(Rate::parse("600/m").unwrap().one_second(), 10);
+        assert_eq!(Rate::parse("5/h").unwrap().one_second(), 1);
+        for bad in ["10", "10/d", "0/s", "-1/s", "x/s", "2000000/s", "/s"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_burst_then_the_rate_and_each_address_on_its_own() {
+        let limiter = Limiter::new(Rate::parse("10/s").unwrap(), 2);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(limiter.admit(ip(1), t0), Ok(()));
+        }
+        let wait = limiter.admit(ip(1), t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
+        // Another address has its own bucket.
+        assert_eq!(limiter.admit(ip(2), t0), Ok(()));
+        // A tenth of a second brings one more request back, not two.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(limiter.admit(ip(1), t1), Ok(()));
+        assert!(limiter.admit(ip(1), t1).is_err());
+        // Refusals take nothing: the bucket keeps refilling under them.
+        let t2 = t1 + Duration::from_secs(10);
+        for _ in 0..3 {
+            assert_eq!(limiter.admit(ip(1), t2), Ok(()));
+        }
+        assert!(limiter.admit(ip(1), t2).is_err());
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_forgets_refilled_addresses_first() {
+        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let t0 = Instant::now();
+        for n in 0..(MAX_CLIENTS as u32 + 5_000) {
+            let _ = limiter.admit(ip(n), t0);
+        }
+        assert!(limiter.clients() <= MAX_CLIENTS);
+        // An hour later every bucket has refilled: all are forgotten as
+        // room is needed, and a limited address is still limited.
+        let t1 = t0 + Duration::from_secs(3600);
+        assert_eq!(limiter.admit(ip(u32::MAX), t1), Ok(()));
+        assert!(limiter.admit(ip(u32::MAX), t1).is_err());
+    }
+}
