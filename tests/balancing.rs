@@ -960,6 +960,95 @@ fn requests_go_around_a_target_at_max_conns() {
     assert_eq!(slow.response().status, 200);
 }
 
+// ------------------------------------------------------------ sticky_cookie
+
+fn sticky(c: &mut Config) {
+    c.sticky_cookie = Some("srv".into());
+    c.max_fails = 1;
+}
+
+/// `GET /` with `cookie` (if any): the backend that answered, and the
+/// `srv` cookie the response set (if it did).
+fn get_sticky(proxy: &Proxy, cookie: Option<&str>) -> (String, Option<String>) {
+    let mut client = proxy.connect();
+    let response = match cookie {
+        Some(value) => client.get_with("/", &[("Cookie", &format!("a=1; srv={value}"))]),
+        None => client.get("/"),
+    };
+    assert_eq!(response.status, 200);
+    let set = response.header("set-cookie").map(|v| {
+        assert!(v.ends_with("; Path=/; HttpOnly"), "{v}");
+        v.strip_prefix("srv=")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    });
+    (response.header("x-backend").unwrap().to_string(), set)
+}
+
+#[test]
+fn a_sticky_cookie_keeps_a_client_on_the_target_that_served_it() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], sticky);
+    let (first, id) = get_sticky(&proxy, None);
+    let id = id.expect("the first response names its target");
+    // Round robin alone would alternate; the cookie holds the client.
+    for _ in 0..4 {
+        assert_eq!(get_sticky(&proxy, Some(&id)), (first.clone(), None));
+    }
+    // Another client, without the cookie, is balanced as usual and told
+    // where it landed.
+    let (other, other_id) = get_sticky(&proxy, None);
+    assert_ne!(other, first);
+    assert_ne!(other_id.unwrap(), id);
+    // A cookie that names no target is replaced.
+    let (_, replaced) = get_sticky(&proxy, Some("0123456789abcdef"));
+    assert!(replaced.is_some());
+}
+
+#[test]
+fn a_client_stuck_to_a_target_that_is_down_moves_and_is_told() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[dead_addr(), a.addr, b.addr], |c| {
+        sticky(c);
+        c.max_fails = 1;
+    });
+    let dead_id = inverso::upstream::sticky::id_of(&dead_addr().to_string());
+    let (served, moved_to) = get_sticky(&proxy, Some(&dead_id));
+    let moved_to = moved_to.expect("the cookie now names another target");
+    assert_ne!(moved_to, dead_id);
+    assert_eq!(get_sticky(&proxy, Some(&moved_to)), (served, None));
+}
+
+#[test]
+fn a_client_stuck_to_a_full_target_waits_for_it() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let b = holding_backend("b", &release);
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        sticky(c);
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+    });
+    let a_id = inverso::upstream::sticky::id_of(&a.addr.to_string());
+    let mut slow = proxy.connect();
+    slow.send(format!("GET /slow HTTP/1.1\r\nHost: x\r\nCookie: srv={a_id}\r\n\r\n").as_bytes());
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut next = proxy.connect();
+    next.send(format!("GET /next HTTP/1.1\r\nHost: x\r\nCookie: srv={a_id}\r\n\r\n").as_bytes());
+    // Waiting for a, not sent to b.
+    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    assert_eq!((a.requests(), b.requests()), (1, 0));
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(next.response().body, b"/next");
+    assert_eq!((a.requests(), b.requests()), (2, 0));
+}
+
 // --------------------------------------------------------- targets by name
 
 #[test]

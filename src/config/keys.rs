@@ -273,6 +273,13 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_field_name).map(|n| c.request_id_header = n),
     },
     Key {
+        name: "sticky_cookie",
+        default: "",
+        help: "a cookie naming the target that served a client, which then keeps serving it while \
+               it can; empty = no stickiness",
+        apply: |c, v| optional(v, parse_cookie_name).map(|n| c.sticky_cookie = n),
+    },
+    Key {
         name: "rate_limit",
         default: "",
         help: "requests one client address may make over time (`10/s`, `600/m`); more get 429; \

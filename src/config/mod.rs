@@ -74,6 +74,8 @@ pub struct Config {
     pub log_headers: bool,
     /// The header field carrying each request's ID, if any.
     pub request_id_header: Option<Arc<str>>,
+    /// The cookie that keeps a client on the target that served it.
+    pub sticky_cookie: Option<Arc<str>>,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -533,6 +535,7 @@ impl Config {
             log_format: LogFormat::Combined,
             log_headers: false,
             request_id_header: None,
+            sticky_cookie: None,
             rate_limit: None,
             rate_limit_burst: None,
             max_header_size: 0,
@@ -1071,6 +1074,16 @@ mod tests {
                 "targets = 127.0.0.1:1\nrequest_id_header = {bad}\n"
             ))
             .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+        }
+    }
+
+    #[test]
+    fn sticky_cookie_is_a_cookie_name() {
+        let c = build("targets = 127.0.0.1:1\nsticky_cookie = SERVERID\n").unwrap();
+        assert_eq!(c.sticky_cookie.as_deref(), Some("SERVERID"));
+        for bad in ["a b", "a=b", "a;b"] {
+            let e = build(&format!("targets = 127.0.0.1:1\nsticky_cookie = {bad}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
         }
     }

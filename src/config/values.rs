@@ -26,6 +26,15 @@ pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
     Ok(Arc::from(v))
 }
 
+/// A cookie name: a token (RFC 6265 §4.1.1).
+pub(super) fn parse_cookie_name(v: &str) -> Result<Arc<str>, String> {
+    if v.bytes().all(crate::http::head::is_tchar) {
+        Ok(Arc::from(v))
+    } else {
+        Err(format!("`{}` is not a cookie name", v.escape_debug()))
+    }
+}
+
 /// An empty value is "not set"; anything else must parse.
 pub(super) fn optional<T>(
     v: &str,

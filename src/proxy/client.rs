@@ -91,6 +91,9 @@ pub(super) struct Client {
     pub(super) sent_head: Option<Vec<u8>>,
     /// With `request_id_header`: the field's name and this request's ID.
     pub(super) request_id: Option<(Arc<str>, String)>,
+    /// With `sticky_cookie`: the cookie's name, and the target it named in
+    /// this request, if it did.
+    pub(super) sticky: Option<(Arc<str>, Option<String>)>,
     /// Enough client connections are open for workers to yield before
     /// blocking (see [`sched::fill_yielding`]); taken once per request.
     pub(super) crowded: bool,
@@ -150,6 +153,7 @@ impl Client {
             response_buffer: 0,
             sent_head: None,
             request_id: None,
+            sticky: None,
             crowded: false,
             last_request: false,
             watch,

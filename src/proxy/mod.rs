@@ -22,7 +22,7 @@ use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
 use crate::sched;
-use crate::upstream::Upstreams;
+use crate::upstream::{sticky, Upstreams};
 pub(crate) use client::first_line;
 use client::{linger, Client, HeadRead};
 use origin::{Outgoing, RequestBody};
@@ -407,6 +407,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let line = LogLine::of(&head, shared.config.log_headers);
+    client.sticky = shared.config.sticky_cookie.clone().map(|name| {
+        let sent = sticky::requested(&head.headers, &name).map(str::to_string);
+        (name, sent)
+    });
     if let Some(limiter) = &shared.limiter {
         if let Err(wait) = limiter.admit(client.real_ip, Instant::now()) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -124,7 +124,8 @@ pub(super) fn fetch<'s>(
     // Set once the request first has to wait for a slot (`max_conns`).
     let mut queued_until = None;
     loop {
-        let (index, busy) = match upstreams.pick(client.real_ip, &tried) {
+        let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
+        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to) {
             Pick::Chosen(index, busy) => (index, busy),
             Pick::Full => {
                 let until = *queued_until.get_or_insert_with(|| {
@@ -133,7 +134,7 @@ pub(super) fn fetch<'s>(
                 });
                 // In short steps, so that a shutdown is not kept waiting.
                 let step = until.min(Instant::now() + QUEUE_STEP);
-                if !upstreams.wait_for_slot(&tried, step)
+                if !upstreams.wait_for_slot(&tried, stuck_to, step)
                     && (Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed))
                 {
                     // As HAProxy answers a request its queue timed out.

@@ -13,7 +13,7 @@ use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{SharedStream, Source, Taken};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
-use crate::upstream::{Upstream, UpstreamConn};
+use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -341,6 +341,14 @@ fn prepare_response(
         let _ = write!(head, "X-Cache: {status}\r\n");
     }
     client.push_request_id(&mut head);
+    // A client not yet stuck to this target is from now on.
+    if let Some((name, sent)) = &client.sticky {
+        if sent.as_deref() != Some(&fetched.target.sticky_id) {
+            head.extend_from_slice(
+                sticky::set_cookie_line(name, &fetched.target.sticky_id).as_bytes(),
+            );
+        }
+    }
     match kind {
         BodyKind::Length(n) => {
             let _ = write!(head, "Content-Length: {n}\r\n");

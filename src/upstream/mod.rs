@@ -6,6 +6,7 @@ pub mod balancer;
 pub mod health;
 pub mod pool;
 pub mod slots;
+pub mod sticky;
 
 use crate::config::{Config, Target};
 use crate::http::conn::SharedStream;
@@ -35,6 +36,8 @@ pub struct Upstream {
     pub backup: bool,
     /// Most requests at once (`max_conns`); 0: no limit.
     pub max_conns: usize,
+    /// What `sticky_cookie` says to name this target.
+    pub sticky_id: String,
     pub health: Arc<Health>,
     pool: Pool,
     /// Requests, failures and requests in flight (which `least_conn` and
@@ -151,6 +154,7 @@ impl Upstreams {
                     weight: t.weight,
                     backup: t.backup,
                     max_conns: t.max_conns.unwrap_or(0),
+                    sticky_id: sticky::id_of(&t.name),
                     pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
                     stats: Arc::default(),
                 }
@@ -221,8 +225,17 @@ impl Upstreams {
     /// at its `max_conns` is passed over like one already tried; when all
     /// that could serve are, the request waits for a slot ([`Pick::Full`])
     /// rather than going to a target that is down.
-    pub fn pick(&self, client: IpAddr, tried: &[bool]) -> Pick<'_> {
+    pub fn pick(&self, client: IpAddr, tried: &[bool], stuck_to: Option<&str>) -> Pick<'_> {
         let now = Instant::now();
+        // A full target the client is stuck to is waited for: its
+        // sessions live there.
+        if let Some(index) = self.stuck(stuck_to, tried, now) {
+            let target = &self.targets[index];
+            return match slots::begin(&target.stats, target.max_conns) {
+                Some(busy) => Pick::Chosen(index, busy),
+                None => Pick::Full,
+            };
+        }
         // A target's last slot taken by another request between the choice
         // and the count: choose again (it now counts as full).
         for _ in 0..=self.targets.len() {
@@ -279,15 +292,29 @@ impl Upstreams {
             .any(|(i, t)| t.is_full() && could_serve(t, i, tried, now))
     }
 
+    /// The target the client's sticky cookie names (`stuck_to`), while it
+    /// could serve the request.
+    fn stuck(&self, stuck_to: Option<&str>, tried: &[bool], now: Instant) -> Option<usize> {
+        let index = self
+            .targets
+            .iter()
+            .position(|t| Some(&*t.sticky_id) == stuck_to)?;
+        could_serve(&self.targets[index], index, tried, now).then_some(index)
+    }
+
     /// Waits, after [`Pick::Full`], until a slot may have freed or `until`
     /// passes; returns whether it is still before `until`.
-    pub fn wait_for_slot(&self, tried: &[bool], until: Instant) -> bool {
+    pub fn wait_for_slot(&self, tried: &[bool], stuck_to: Option<&str>, until: Instant) -> bool {
         slots::wait(until, || {
             let now = Instant::now();
-            self.targets
-                .iter()
-                .enumerate()
-                .any(|(i, t)| !t.is_full() && could_serve(t, i, tried, now))
+            match self.stuck(stuck_to, tried, now) {
+                Some(index) => !self.targets[index].is_full(),
+                None => self
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .any(|(i, t)| !t.is_full() && could_serve(t, i, tried, now)),
+            }
         })
     }
 
