@@ -881,6 +881,38 @@ fn each_request_gets_an_id_sent_to_the_backend_returned_and_logged() {
 }
 
 #[test]
+fn a_head_refused_before_it_is_parsed_gets_an_id_of_its_own() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_request_ids(c);
+        c.max_header_size = 1024;
+    });
+    let too_large = format!(
+        "GET /big HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
+    let mut client = proxy.connect();
+    let first = client.get("/");
+    let first_id = first.header("x-request-id").unwrap().to_string();
+    client.send(too_large.as_bytes());
+    let refused = client.response();
+    assert_eq!(refused.status, 431);
+    let refused_id = refused.header("x-request-id").unwrap().to_string();
+    assert_ne!(refused_id, first_id);
+    let lines = log_lines_once(&proxy, 2);
+    assert!(
+        lines[0].ends_with(&format!(" request_id={first_id}")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(" 431 ") && lines[1].ends_with(&refused_id),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
 fn a_given_id_is_kept_only_from_a_trusted_proxy_and_only_if_well_formed() {
     let sent_for = |proxy: &Proxy, backend: &Backend, given: &str| {
         let mut client = proxy.connect();

@@ -169,9 +169,11 @@ fn a_chunked_response_streams_as_it_comes_unless_it_came_whole() {
     let sent_first = gate.clone();
     let a = Backend::start("a", move |seen, out| {
         let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-        if seen.path() == "/small" {
-            let whole = format!("{head}3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
-            out.write_all(whole.as_bytes()).unwrap();
+        if seen.path() == "/page" {
+            // A page of 6,000 bytes in chunks, written in one go.
+            let mut whole = head.as_bytes().to_vec();
+            whole.extend_from_slice(&chunked(&pattern(6000), &[1000, 7, 2993]));
+            out.write_all(&whole).unwrap();
         } else {
             // Server-sent events: the next one comes when it happens.
             let first = format!("{head}d\r\ndata: first\n\n\r\n");
@@ -199,17 +201,13 @@ fn a_chunked_response_streams_as_it_comes_unless_it_came_whole() {
 
     // All there with its head: read whole and sent with its length, so
     // that even an HTTP/1.0 client keeps its connection.
-    client.send(b"GET /small HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+    client.send(b"GET /page HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
     let response = client.response();
-    assert_eq!(
-        response.header("content-length"),
-        Some("5"),
-        "{}",
-        response.head.raw
-    );
+    let length = response.header("content-length");
+    assert_eq!(length, Some("6000"), "{}", response.head.raw);
     assert_eq!(response.header("connection"), Some("keep-alive"));
-    assert_eq!(response.body, b"abcde");
-    assert_eq!(client.get("/small").body, b"abcde");
+    assert_eq!(response.body, pattern(6000));
+    assert_eq!(client.get("/page").body, pattern(6000));
     assert_eq!(a.connections(), 1);
 }
 
@@ -281,6 +279,29 @@ fn backend_connections_beside_a_slow_reader(response_buffer_size: u64) -> usize 
     let response = proxy.connect().get("/small");
     assert_eq!(response.body, b"small");
     a.connections()
+}
+
+#[test]
+fn a_backend_connection_that_cannot_be_pooled_is_closed_before_a_slow_client_reads() {
+    let big = Arc::new(pattern(16 << 20));
+    let a = Backend::start("a", move |_, out| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        );
+        out.write_all(head.as_bytes()).unwrap();
+        out.write_all(&big).unwrap();
+        // Reads on: the proxy's close ends the connection.
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |c| c.response_buffer_size = 16 << 20);
+    let mut slow = proxy.connect();
+    slow.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = slow.reader.read_head().unwrap().unwrap();
+    assert!(head.start_line.contains(" 200 "), "{}", head.start_line);
+    // The client reads no more: the proxy is still writing to it.
+    let closed = || a.closed.load(std::sync::atomic::Ordering::SeqCst) == 1;
+    assert!(wait_until(WAIT_LIMIT, closed));
 }
 
 #[test]

@@ -1069,6 +1069,9 @@ mod tests {
             "content-length",
             "X-Forwarded-For",
             "x-cache",
+            "Content-Range",
+            "Set-Cookie",
+            "Vary",
         ] {
             let e = build(&format!(
                 "targets = 127.0.0.1:1\nrequest_id_header = {bad}\n"

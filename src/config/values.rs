@@ -9,18 +9,65 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Fields with a meaning in HTTP (RFC 9110, 9111) besides the framing and
+/// forwarding ones: the proxy writes the field it is given on every
+/// request and response, and drops a backend's, so one of these would
+/// break what it is for (a request ID in `Content-Range` breaks ranges).
+const HTTP_FIELDS: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-ranges",
+    "age",
+    "allow",
+    "authorization",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-location",
+    "content-range",
+    "content-type",
+    "cookie",
+    "date",
+    "etag",
+    "expect",
+    "expires",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "last-modified",
+    "location",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "range",
+    "referer",
+    "retry-after",
+    "server",
+    "set-cookie",
+    "user-agent",
+    "vary",
+    "www-authenticate",
+    "x-cache",
+];
+
 /// A header field name for the proxy to write itself: a token (RFC 9110
 /// §5.6.2), and not one of the fields that frame a message, describe a
-/// connection, or that the proxy already writes (a request ID in `Host` or
-/// `X-Forwarded-For` would break what they are for).
+/// connection, the proxy already writes, or HTTP gives a meaning.
 pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
     if v.is_empty() || !v.bytes().all(crate::http::head::is_tchar) {
         return Err(format!("`{}` is not a header field name", v.escape_debug()));
     }
-    let owned = ["host", "x-cache", "age", "date", "expect", "content-type"];
-    if owned.iter().any(|o| o.eq_ignore_ascii_case(v)) || crate::http::forward::is_proxy_owned(v) {
+    if HTTP_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(v))
+        || crate::http::forward::is_proxy_owned(v)
+    {
         return Err(format!(
-            "`{v}` is a field the proxy writes or frames messages with"
+            "`{v}` is a field HTTP gives a meaning, or the proxy writes or frames messages \
+             with; use a name of your own, e.g. X-Request-ID"
         ));
     }
     Ok(Arc::from(v))

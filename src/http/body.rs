@@ -252,7 +252,7 @@ enum State {
 
 /// Decodes one message body from a connection, piece by piece. Each piece
 /// is a slice of the connection's buffer, so data is never copied here.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct BodyReader {
     state: State,
     remaining: u64,
@@ -523,6 +523,11 @@ fn is_field_line(line: &[u8]) -> bool {
 /// still to come, it is too large, or it is malformed (whoever reads it
 /// from the connection then meets the error).
 pub fn decode_complete_chunked(wire: &[u8], limit: u64) -> Option<(Vec<u8>, usize)> {
+    // A whole body ends its last chunk (and trailers) with an empty line:
+    // a stream still arriving is not copied for nothing.
+    if !wire.ends_with(b"\r\n\r\n") {
+        return None;
+    }
     let mut conn = BufConn::holding(wire.to_vec());
     let mut reader = BodyReader::with_limit(BodyKind::Chunked, limit);
     let mut body = Vec::new();
@@ -926,10 +931,15 @@ mod tests {
 
     #[test]
     fn a_complete_chunked_body_is_decoded_from_what_arrived_and_nothing_else() {
-        let wire = b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\nHTTP/1.1 200";
-        let (body, used) = decode_complete_chunked(wire, 64).unwrap();
-        assert_eq!(body, b"abcde");
-        assert_eq!(&wire[used..], b"HTTP/1.1 200");
+        let wire = b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n";
+        assert_eq!(
+            decode_complete_chunked(wire, 64),
+            Some((b"abcde".to_vec(), wire.len()))
+        );
+        // Bytes after its end: not a body that arrived alone.
+        let mut more = wire.to_vec();
+        more.extend_from_slice(b"HTTP/1.1 200");
+        assert_eq!(decode_complete_chunked(&more, 64), None);
         assert_eq!(
             decode_complete_chunked(b"0\r\n\r\n", 64),
             Some((Vec::new(), 5))

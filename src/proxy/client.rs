@@ -91,6 +91,9 @@ pub(super) struct Client {
     pub(super) sent_head: Option<Vec<u8>>,
     /// With `request_id_header`: the field's name and this request's ID.
     pub(super) request_id: Option<(Arc<str>, String)>,
+    /// This request's body (if any) was read to its end before it went to
+    /// a backend: nothing of the request is left on the connection.
+    pub(super) body_read_whole: bool,
     /// With `sticky_cookie`: the cookie's name, and the target it named in
     /// this request, if it did.
     pub(super) sticky: Option<(Arc<str>, Option<String>)>,
@@ -153,6 +156,7 @@ impl Client {
             response_buffer: 0,
             sent_head: None,
             request_id: None,
+            body_read_whole: false,
             sticky: None,
             crowded: false,
             last_request: false,
@@ -417,19 +421,6 @@ impl Client {
             .map_err(|_| Refusal::silent())
     }
 
-    /// Whether a request body may be streamed to the backend as it
-    /// arrives, rather than read whole first (up to request_buffer_size: a
-    /// slow upload then holds no backend connection, the request can be
-    /// retried on a fresh connection, and head and body leave in one
-    /// write). A chunked body streams once it outgrows the limit.
-    pub(super) fn streams(&self, kind: BodyKind) -> bool {
-        match kind {
-            BodyKind::Empty => false,
-            BodyKind::Length(n) => n > self.buffer_limit,
-            BodyKind::Chunked | BodyKind::UntilClose => true,
-        }
-    }
-
     /// Reads a request body whole if it ends within request_buffer_size;
     /// past that (a chunked body: a longer Content-Length is never read
     /// here), what was read becomes the start of a streamed body.
@@ -441,11 +432,7 @@ impl Client {
                 Ok(Some(piece)) => {
                     body.extend_from_slice(piece);
                     if body.len() as u64 > self.buffer_limit {
-                        return Ok(RequestBody::Streamed {
-                            kind,
-                            start: body,
-                            rest,
-                        });
+                        return Ok(RequestBody::streamed_from(kind, body, rest));
                     }
                 }
                 Ok(None) => return Ok(RequestBody::Buffered(body)),

@@ -187,6 +187,13 @@ pub fn serve(
         }
         let limit = shared.config.keepalive_requests;
         client.last_request = limit != 0 && served >= limit;
+        // Every request gets its own, given before its head is parsed: one
+        // refused as malformed has one too, in its answer and its log line.
+        client.request_id = shared
+            .config
+            .request_id_header
+            .clone()
+            .map(|name| (name, request_id::generate()));
         let time = SystemTime::now();
         let started = Instant::now();
         let (outcome, line) = match head {
@@ -378,13 +385,6 @@ fn lossy_trimmed(value: &[u8]) -> String {
 /// One request/response exchange, from a complete head in the client's
 /// buffer to the last byte of the response.
 fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, LogLine) {
-    // Given before the head is parsed: a request refused as malformed has
-    // one too, in its answer and its log line.
-    client.request_id = shared
-        .config
-        .request_id_header
-        .clone()
-        .map(|name| (name, request_id::generate()));
     let parsed = parse_request(&client.conn.buffered()[..head_len], &client.limits)
         .and_then(|head| BodyKind::for_request(&head).map(|kind| (head, kind)));
     let (mut head, body_kind) = match parsed {
@@ -454,11 +454,14 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             .get_ref()
             .set_read_timeout(Some(client.body_timeout));
     }
-    // A streamed body may be cut short by an early response; a replayable
-    // one is read whole before anything else happens.
-    let client_closes = !head.wants_keep_alive() && !client.streams(body_kind);
+    let wants_keep_alive = head.wants_keep_alive();
     let head_request = head.is_head();
+    client.body_read_whole = false;
     let forwarded = forward(client, head, body_kind, shared);
+    // A client that asked to close and whose request was read to its end
+    // has nothing more to send: no lingering. A streamed body may have been
+    // cut short by an early response, and its rest still be coming.
+    let client_closes = !wants_keep_alive && client.body_read_whole;
     if has_body {
         let _ = client.conn.get_ref().set_read_timeout(Some(client.timeout));
     }
@@ -564,6 +567,7 @@ fn forward(
             client.read_body(body_kind)?
         }
     };
+    client.body_read_whole = body.is_buffered();
     if let Some(cache) = shared.cache.as_ref().filter(|_| !upgrade) {
         if cached::eligible(&head, &body) {
             return cached::serve(client, head, cache, shared);
@@ -589,6 +593,9 @@ fn forward(
     let is_head = head.is_head();
     let version = head.version;
     let fetched = origin::fetch(client, &mut head, &send, shared)?;
+    // Sent: the body cannot go again, and is not kept while the response
+    // is relayed.
+    drop(body);
     if fetched.response.status == 101 {
         return tunnel::run(client, fetched, &head, shared);
     }

@@ -15,6 +15,7 @@ use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHe
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn};
+use std::cell::Cell;
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,26 +37,36 @@ const MAX_INTERIM_RESPONSES: usize = 16;
 pub(super) enum RequestBody {
     /// Read whole from the client already (replayable).
     Buffered(Vec<u8>),
-    /// Copied from the client while it is sent; cannot be replayed.
+    /// Copied from the client while it is sent; cannot be replayed. The
+    /// first attempt that sends it takes it: a second finds nothing (see
+    /// [`retry_elsewhere`]: a streamed body goes again only when nothing of
+    /// it went, and then it is still here).
     Streamed {
         kind: BodyKind,
-        /// What was read of it already: the start of a chunked body that
-        /// outgrew `request_buffer_size`.
-        start: Vec<u8>,
-        /// Reads the rest from the client connection. Used by one attempt
-        /// only: a streamed body is sent again only when nothing of it went
-        /// (see [`retry_elsewhere`]).
-        rest: BodyReader,
+        unsent: Cell<Option<Unsent>>,
     },
+}
+
+/// A streamed body, before it goes.
+pub(super) struct Unsent {
+    /// What was read of it already: the start of a chunked body that
+    /// outgrew `request_buffer_size`.
+    pub start: Vec<u8>,
+    /// Reads the rest from the client connection.
+    pub rest: BodyReader,
 }
 
 impl RequestBody {
     /// A body none of which has been read, to stream.
     pub(super) fn streamed(kind: BodyKind, max_body: u64) -> Self {
+        RequestBody::streamed_from(kind, Vec::new(), BodyReader::with_limit(kind, max_body))
+    }
+
+    /// A body whose `start` was read already, `rest` reading the remainder.
+    pub(super) fn streamed_from(kind: BodyKind, start: Vec<u8>, rest: BodyReader) -> Self {
         RequestBody::Streamed {
             kind,
-            start: Vec::new(),
-            rest: BodyReader::with_limit(kind, max_body),
+            unsent: Cell::new(Some(Unsent { start, rest })),
         }
     }
 
@@ -496,14 +507,19 @@ fn send_request(
 ) -> Result<(ResponseHead, usize), Failure> {
     match send.body {
         RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
-        RequestBody::Streamed { kind, start, rest } => {
+        RequestBody::Streamed { kind, unsent } => {
+            // Taken before a byte goes: whatever happens next, it cannot be
+            // sent again.
+            let Some(Unsent { start, rest }) = unsent.take() else {
+                log::error!("a streamed request body was to be sent twice; answering 502");
+                return Err(Failure::Client(Some(502)));
+            };
             up.conn.get_mut().write_all(request).map_err(Failure::io)?;
             if send.expect_continue {
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
             let chunked = *kind == BodyKind::Chunked;
-            let whole =
-                stream_request_body(chunked, start, rest.clone(), &mut client.conn, &mut up.conn)?;
+            let whole = stream_request_body(chunked, &start, rest, &mut client.conn, &mut up.conn)?;
             up.body_cut = !whole;
             up.client_body_left = !whole;
         }

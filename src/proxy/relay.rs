@@ -18,6 +18,10 @@ use std::io::{IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// Room for the chunk framing around a chunked body of up to
+/// response_buffer_size (size lines, CRLFs, trailers) when it is read whole.
+const CHUNK_FRAMING: u64 = 16 * 1024;
+
 /// A copy of the body taken while it is relayed, for the cache.
 pub(super) struct Tee<'a> {
     limit: u64,
@@ -133,6 +137,11 @@ pub(super) fn relay(
             };
             if prepared.upstream_reusable && !past_end {
                 reuse(client, shared, target, fetched.up.conn);
+            } else {
+                // Closed now, not once the client has it all: the backend
+                // may be waiting for the close.
+                client.watch.backend_done();
+                drop(fetched.up.conn);
             }
             send_gathered(client, prepared.head, &body, tee)
         }
@@ -299,6 +308,11 @@ fn prepare_response(
             Some(Gathered::OnConnection(n as usize))
         }
         BodyKind::Chunked => {
+            // What has arrived already, without waiting: a page sent in
+            // one go is all there, and an event stream is not held back.
+            while (up.conn.buffered().len() as u64) <= limit.saturating_add(CHUNK_FRAMING)
+                && matches!(up.conn.fill_now(), Ok(n) if n > 0)
+            {}
             decode_complete_chunked(up.conn.buffered(), limit).map(|(body, used)| {
                 up.conn.consume(used);
                 Gathered::Decoded(body)
