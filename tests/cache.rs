@@ -2869,3 +2869,65 @@ fn a_background_answer_too_large_drops_the_entry_however_it_is_framed() {
         assert_eq!(x_cache(&r), "MISS", "chunked={chunked}");
     }
 }
+
+// ------------------------------------------- what one user's page must not do
+
+#[test]
+fn an_entry_the_origin_said_nothing_about_is_never_served_stale() {
+    // An application's page with only an ETag (Express's default): stored
+    // so that a 304 can stand for it, never handed out unconfirmed.
+    let unlabeled = [("ETag", "\"v1\"")];
+    let (a, b) = fail_after_storing(&unlabeled, |_| {});
+    assert_eq!(
+        (a.status, b.status),
+        (500, 502),
+        "{}\n{}",
+        a.head.raw,
+        b.head.raw
+    );
+
+    let backend = fixed(200, &unlabeled);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/me"), 200, "MISS", "/me #1");
+    // A client that accepts anything stale still gets the origin's word.
+    let r = get_with(&proxy, "/me", &[("Cache-Control", "max-stale")]);
+    assert_eq!(backend.requests(), 2, "{}", r.head.raw);
+    assert_eq!(backend.seen()[1].head.get("if-none-match"), Some("\"v1\""));
+}
+
+#[test]
+fn a_stored_response_never_hands_out_its_set_cookie() {
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "public, max-age=60"),
+            ("Set-Cookie", "sid=first-visitor"),
+        ],
+    );
+    let miss = get(&proxy, "/landing");
+    expect(&miss, 200, "MISS", "/landing #1");
+    assert_eq!(miss.header("set-cookie"), Some("sid=first-visitor"));
+    let hit = get(&proxy, "/landing");
+    expect(&hit, 200, "HIT", "/landing #1");
+    assert_eq!(hit.header("set-cookie"), None, "{}", hit.head.raw);
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn freshness_is_not_guessed_for_a_request_with_cookies() {
+    let old = [("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")];
+    // Without cookies, Last-Modified a long time ago makes it fresh for a
+    // while (RFC 9111 §4.2.2).
+    let (backend, proxy) = cached_fixed(200, &old);
+    expect(&get(&proxy, "/page"), 200, "MISS", "/page #1");
+    expect(&get(&proxy, "/page"), 200, "HIT", "/page #1");
+    assert_eq!(backend.requests(), 1);
+    // With them, it is only stored to be revalidated.
+    let (backend, proxy) = cached_fixed(200, &old);
+    let cookie = [("Cookie", "sid=alice")];
+    expect(&get_with(&proxy, "/page", &cookie), 200, "MISS", "/page #1");
+    let r = get(&proxy, "/page");
+    assert_eq!(backend.requests(), 2, "{}", r.head.raw);
+    let asked = &backend.seen()[1];
+    assert!(asked.head.has("if-modified-since"), "{}", asked.head.raw);
+}

@@ -327,10 +327,15 @@ pub fn storable(
         return None;
     }
     let explicit = explicit_freshness(&cc, response, response_time);
+    // Guessed freshness (from Last-Modified) only for a request without
+    // cookies: an application that knows its users by a cookie and says
+    // nothing of caching has not said that one user's page may go to
+    // another (nginx never guesses; Varnish passes every such request).
+    let may_guess = !request.headers.contains("cookie");
     let fresh = match explicit {
         Some(d) => d,
         None if !heuristically_cacheable(response.status) && !cc.public => return None,
-        None => match heuristic_freshness(response, response_time) {
+        None => match heuristic_freshness(response, response_time).filter(|_| may_guess) {
             Some(d) => d,
             None if settings.cache_unlabeled => settings.ttl,
             None => Duration::ZERO,
@@ -351,7 +356,7 @@ pub fn storable(
     // stale-if-error window explicitly (RFC 5861).
     let stale_if_error = match cc.stale_if_error {
         Some(s) => Duration::from_secs(s),
-        None if cc.forbids_stale() => Duration::ZERO,
+        None if cc.forbids_stale() || only_revalidated(fresh, &cc, response) => Duration::ZERO,
         None => settings.stale_if_error,
     };
     // Within a stale-while-revalidate window the entry answers whatever the
@@ -361,6 +366,17 @@ pub fn storable(
         fresh,
         stale_if_error,
     })
+}
+
+/// Whether a stored response may only ever answer once the origin has
+/// confirmed it (a 304), never stale: it was never fresh, and the origin
+/// said nothing about freshness at all. Such is an application's page with
+/// only an `ETag` (Express's default): stored so that a 304 can stand for
+/// its body, it may be one user's own page, which `max-stale` or an
+/// outage must not hand to others. (An explicit `max-age=0` is the
+/// origin's word on caching, and stale-if-error applies to it as usual.)
+pub fn only_revalidated(fresh: Duration, cc: &CacheControl, response: &ResponseHead) -> bool {
+    fresh.is_zero() && cc.s_maxage.or(cc.max_age).is_none() && !response.headers.contains("expires")
 }
 
 /// s-maxage, then max-age, then Expires minus Date (§4.2.1).

@@ -58,6 +58,8 @@ impl Entry {
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
         let cc = policy::CacheControl::parse(&head.headers);
+        let must_revalidate =
+            cc.forbids_stale() || policy::only_revalidated(lifetime.fresh, &cc, &head);
         Entry {
             record: Record {
                 key: key.into_bytes(),
@@ -68,7 +70,7 @@ impl Entry {
                 stale_until: expires_at.saturating_add(lifetime.stale_if_error.as_millis() as u64),
             },
             head,
-            must_revalidate: cc.forbids_stale(),
+            must_revalidate,
             stale_while_revalidate: policy::stale_while_revalidate(&cc),
         }
     }
@@ -99,11 +101,19 @@ impl Entry {
         std::str::from_utf8(&record.key).ok()?;
         record.head = sanitize(&mut head);
         let cc = policy::CacheControl::parse(&head.headers);
+        let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
+        let only_revalidated = policy::only_revalidated(fresh, &cc, &head);
+        let swr = policy::stale_while_revalidate(&cc);
+        // As when it was stored (a snapshot of an older version may say
+        // otherwise).
+        if only_revalidated && cc.stale_if_error.is_none() && swr.is_zero() {
+            record.stale_until = record.stale_until.min(record.expires_at);
+        }
         Some(Entry {
             record,
             head,
-            must_revalidate: cc.forbids_stale(),
-            stale_while_revalidate: policy::stale_while_revalidate(&cc),
+            must_revalidate: cc.forbids_stale() || only_revalidated,
+            stale_while_revalidate: swr,
         })
     }
 
@@ -153,6 +163,9 @@ fn sanitize(head: &mut ResponseHead) -> Vec<u8> {
     strip_hop_by_hop(&mut head.headers, false);
     head.headers.remove("age");
     head.headers.remove("x-cache");
+    // A cookie is for the client whose request the response answered:
+    // replayed from the cache it would give every visitor one session.
+    head.headers.remove("set-cookie");
     if head.status == 200 {
         head.headers.remove("content-range");
     }
@@ -646,6 +659,30 @@ mod tests {
             SystemTime::now(),
             lifetime,
         )
+    }
+
+    #[test]
+    fn a_snapshot_record_the_origin_said_nothing_about_is_never_served_stale() {
+        // As an older version stored it: born stale, with an hour of
+        // stale-if-error and a Set-Cookie.
+        let record = |head: &str| Record {
+            key: b"h/me".to_vec(),
+            head: head.as_bytes().to_vec(),
+            body: Arc::from(&b"alice"[..]),
+            stored_at: 1_000,
+            expires_at: 1_000,
+            stale_until: 3_601_000,
+        };
+        let unlabeled = "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nSet-Cookie: sid=a\r\n";
+        let entry = Entry::from_record(record(unlabeled)).unwrap();
+        assert!(entry.must_revalidate);
+        assert_eq!(entry.record.stale_until, 1_000);
+        assert!(!entry.head.headers.contains("set-cookie"));
+        // An explicit max-age=0 is the origin's word: stale on error stays.
+        let labelled = "HTTP/1.1 200 OK\r\nCache-Control: max-age=0\r\nETag: \"v1\"\r\n";
+        let entry = Entry::from_record(record(labelled)).unwrap();
+        assert!(!entry.must_revalidate);
+        assert_eq!(entry.record.stale_until, 3_601_000);
     }
 
     #[test]
