@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What an entry costs in memory beyond its key, head and body: the
 /// entry, record and parsed head structs, the LRU node and map slot, and
@@ -247,6 +247,11 @@ pub struct Cache {
     state: Mutex<State>,
     max_object_size: u64,
     flights: Mutex<HashMap<String, Arc<Waiter>>>,
+    /// Keys whose last response could not be stored, and until when their
+    /// misses go to the origin at once instead of waiting on each other
+    /// (Varnish's hit-for-miss): a dynamic page or a long poll gains
+    /// nothing from the wait.
+    passes: Mutex<HashMap<String, Instant>>,
     /// Bumped by every change, so the timer knows when to snapshot.
     generation: AtomicU64,
     /// Set by hits: recency changed, which only the final snapshot records
@@ -269,6 +274,7 @@ impl Cache {
             }),
             max_object_size,
             flights: Mutex::new(HashMap::new()),
+            passes: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             touched: AtomicBool::new(false),
             stats: Stats::default(),
@@ -550,8 +556,19 @@ impl Cache {
     }
 
     /// Coalescing: the first request for `key` leads (goes to the origin);
-    /// the others follow (wait for it, then look again).
+    /// the others follow (wait for it, then look again). A key whose last
+    /// response could not be stored is not coalesced for a while
+    /// ([`FlightGuard::not_stored`]).
     pub fn join_flight(self: &Arc<Self>, key: &str) -> Flight {
+        let now = Instant::now();
+        if self
+            .passes
+            .lock()
+            .get(key)
+            .is_some_and(|&until| now < until)
+        {
+            return Flight::Alone;
+        }
         let mut flights = self.flights.lock();
         if let Some(flight) = flights.get(key) {
             return Flight::Follower(flight.clone());
@@ -600,13 +617,36 @@ impl Drop for Fill {
 pub enum Flight {
     Leader(FlightGuard),
     Follower(Arc<Waiter>),
+    /// Not coalesced: the key's last response could not be stored.
+    Alone,
 }
+
+/// How long a key whose response could not be stored goes uncoalesced
+/// (Varnish's hit-for-miss lasts as long by default).
+const PASS_FOR: Duration = Duration::from_secs(120);
+/// Keys remembered as not stored, at most (a few MiB).
+const MAX_PASSES: usize = 10_000;
 
 /// Held by the leader; dropping it (done or failed) releases the followers.
 pub struct FlightGuard {
     cache: Arc<Cache>,
     key: String,
     flight: Arc<Waiter>,
+}
+
+impl FlightGuard {
+    /// The leader's response may not be stored: the key's next misses go to
+    /// the origin each on its own for a while.
+    pub fn not_stored(self) {
+        let now = Instant::now();
+        let mut passes = self.cache.passes.lock();
+        if passes.len() >= MAX_PASSES {
+            passes.retain(|_, until| now < *until);
+        }
+        if passes.len() < MAX_PASSES {
+            passes.insert(self.key.clone(), now + PASS_FOR);
+        }
+    }
 }
 
 impl Drop for FlightGuard {
@@ -659,6 +699,20 @@ mod tests {
             SystemTime::now(),
             lifetime,
         )
+    }
+
+    #[test]
+    fn a_key_whose_response_was_not_stored_is_not_coalesced_for_a_while() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let Flight::Leader(leader) = cache.join_flight("h/poll") else {
+            panic!("the first miss leads");
+        };
+        assert!(matches!(cache.join_flight("h/poll"), Flight::Follower(_)));
+        leader.not_stored();
+        assert!(matches!(cache.join_flight("h/poll"), Flight::Alone));
+        assert!(matches!(cache.join_flight("h/poll"), Flight::Alone));
+        // Other keys coalesce as before.
+        assert!(matches!(cache.join_flight("h/page"), Flight::Leader(_)));
     }
 
     #[test]

@@ -243,6 +243,7 @@ pub(super) fn serve(
                 waiter.wait(COALESCE_WAIT);
                 waited = true;
             }
+            Flight::Alone => break,
         }
     }
 
@@ -319,7 +320,10 @@ pub(super) fn serve(
             };
             stored_as.tee(&fetched, fill, cache)
         });
-    drop(flight);
+    if let Some(flight) = flight {
+        // Still ours: nothing of it will be stored.
+        flight.not_stored();
+    }
     // Nothing to store: a client that left meanwhile is not worth the
     // body, as on the uncached path.
     if tee.is_none() && client.gave_up_on(&fetched) {
@@ -485,8 +489,10 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     // The key's flight is claimed now, not as the stale answer went out:
     // a client reading that slowly would hold up other requests' misses,
     // which wait for a flight. Another request holding it is revalidating.
-    let Flight::Leader(_flight) = cache.join_flight(entry.key()) else {
-        return Refreshed::Skipped;
+    let _flight = match cache.join_flight(entry.key()) {
+        Flight::Leader(flight) => Some(flight),
+        Flight::Alone => None,
+        Flight::Follower(_) => return Refreshed::Skipped,
     };
     // From before the look below: an invalidation (PURGE, a POST) from
     // here on keeps what comes back out of the cache.
