@@ -231,13 +231,14 @@ pub(super) fn serve(
             // a miss: the answer has no X-Cache, and the metric counts by it.
             return Err(Refusal::new(504, keep_alive));
         }
-        if waited || no_cache || stored.is_some() {
+        if flight.is_some() || waited || no_cache || stored.is_some() {
             break;
         }
         match cache.join_flight(&cache.variant_key(&primary, &request.headers)) {
             Flight::Leader(guard) => {
+                // Look once more, leading: the flight before ours may have
+                // stored the entry and ended since the look above.
                 flight = Some(guard);
-                break;
             }
             Flight::Follower(waiter) => {
                 waiter.wait(COALESCE_WAIT);
