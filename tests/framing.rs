@@ -282,6 +282,40 @@ fn backend_connections_beside_a_slow_reader(response_buffer_size: u64) -> usize 
 }
 
 #[test]
+fn a_small_body_the_backend_pauses_in_reaches_the_client_as_it_comes() {
+    // A page flushed as it renders: 10,000 bytes, a pause, the rest.
+    let gate = Gate::new();
+    let read_first = gate.clone();
+    let paused_for_the_client = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen_by_backend = paused_for_the_client.clone();
+    let page = pattern(30_000);
+    let sent = page.clone();
+    let a = Backend::start("a", move |_, out| {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", sent.len());
+        out.write_all(head.as_bytes()).unwrap();
+        out.write_all(&sent[..10_000]).unwrap();
+        // Until the client has the first part (or the wait gives up).
+        seen_by_backend.store(read_first.wait(), std::sync::atomic::Ordering::SeqCst);
+        out.write_all(&sent[10_000..]).unwrap();
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert_eq!(head.get("content-length"), Some("30000"));
+    let first = client.reader.read_exact_body(10_000).unwrap();
+    gate.open();
+    let rest = client.reader.read_exact_body(20_000).unwrap();
+    assert!(
+        paused_for_the_client.load(std::sync::atomic::Ordering::SeqCst),
+        "the first part waited for the rest"
+    );
+    assert_eq!([first, rest].concat(), page);
+    assert_eq!(client.get("/again").status, 200);
+}
+
+#[test]
 fn a_backend_connection_that_cannot_be_pooled_is_closed_before_a_slow_client_reads() {
     let big = Arc::new(pattern(16 << 20));
     let a = Backend::start("a", move |_, out| {

@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::ops::Deref;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes read by one `read` call into an empty, released buffer. Small on
 /// purpose: it lives on the stack of a thread that may sit idle for minutes.
@@ -322,6 +323,49 @@ fn read_acking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
             read_retrying(&mut &*stream, buf)
         }
         done => done,
+    }
+}
+
+impl BufConn<SharedStream> {
+    /// `fill` that waits at most `patience` for the first byte: `None` when
+    /// nothing came in that time. As in [`read_acking`], the acknowledgement
+    /// held back goes first, so that a sender waiting on it is not what the
+    /// patience runs out on.
+    pub fn fill_within(&mut self, patience: Duration) -> io::Result<Option<usize>> {
+        let mut waited_out = false;
+        let n = self.fill_by(|stream, buf| match recv_now(stream.as_raw_fd(), buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = socket2::SockRef::from(&**stream).set_quickack(true);
+                if !readable_within(stream.as_raw_fd(), patience)? {
+                    waited_out = true;
+                    return Ok(0);
+                }
+                read_retrying(&mut &**stream, buf)
+            }
+            done => done,
+        })?;
+        Ok((!waited_out).then_some(n))
+    }
+}
+
+/// Whether `fd` has something to read (data, or its end) within `patience`.
+fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = patience.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: one valid pollfd, as the count says.
+        let n = unsafe { libc::poll(&mut pollfd, 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

@@ -18,6 +18,10 @@ use std::io::{IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// The longest pause of a backend in the middle of a body read whole
+/// (`response_buffer_size`) before what came goes to the client and the
+/// rest streams. A body sent in one go arrives with pauses of microseconds.
+const GATHER_PATIENCE: Duration = Duration::from_millis(50);
 /// Room for the chunk framing around a chunked body of up to
 /// response_buffer_size (size lines, CRLFs, trailers) when it is read whole.
 const CHUNK_FRAMING: u64 = 16 * 1024;
@@ -304,8 +308,7 @@ fn prepare_response(
     let gathered = match kind {
         BodyKind::Empty => Some(Gathered::OnConnection(0)),
         BodyKind::Length(n) if n <= limit => {
-            gather(&mut up.conn, n as usize)?;
-            Some(Gathered::OnConnection(n as usize))
+            gather(&mut up.conn, n as usize)?.then_some(Gathered::OnConnection(n as usize))
         }
         BodyKind::Chunked => {
             // What has arrived already, without waiting: a page sent in
@@ -450,17 +453,21 @@ pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, versi
     }
 }
 
-/// Reads until `n` bytes are buffered (the caller checked they fit).
-fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<(), Failure> {
+/// Reads until `n` bytes are buffered (the caller checked they fit), as
+/// long as they keep coming: `false` when the backend paused for
+/// [`GATHER_PATIENCE`], and the body streams from there (a page flushed as
+/// it renders reaches the client as it comes, as through nginx).
+fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<bool, Failure> {
     conn.reserve(n);
     while conn.buffered().len() < n {
-        match conn.fill_midway() {
-            Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInBody)),
-            Ok(_) => {}
+        match conn.fill_within(GATHER_PATIENCE) {
+            Ok(None) => return Ok(false),
+            Ok(Some(0)) => return Err(Failure::Malformed(Malformed::ClosedInBody)),
+            Ok(Some(_)) => {}
             Err(e) => return Err(Failure::io(e)),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Streams a body from `from` to `to`, the head going out with the first
