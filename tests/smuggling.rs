@@ -821,10 +821,12 @@ fn a_websocket_handshake_is_relayed_and_frames_echo_both_ways() {
 }
 
 #[test]
-fn an_idle_websocket_is_closed_after_the_idle_timeout() {
+fn an_idle_websocket_is_closed_after_tunnel_timeout() {
     let backend = websocket_backend();
+    // Clients idle out between requests far later: the tunnel has its own.
     let proxy = start_proxy(&[backend.addr], |c| {
-        c.connection_timeout = Duration::from_millis(300)
+        c.connection_timeout = IO_TIMEOUT * 6;
+        c.tunnel_timeout = Duration::from_millis(300);
     });
     let mut client = proxy.connect();
     assert_eq!(websocket_handshake(&mut client).status, 101);

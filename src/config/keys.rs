@@ -80,6 +80,13 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_positive_duration).map(|d| c.backend_timeout = d),
     },
     Key {
+        name: "tunnel_timeout",
+        default: "1h",
+        help: "how long an upgraded (WebSocket) connection may carry nothing either way before \
+               it is closed",
+        apply: |c, v| parse_positive_duration(v).map(|d| c.tunnel_timeout = d),
+    },
+    Key {
         name: "path_to_persistence",
         default: "cache.bin",
         help: "cache snapshot file; empty = no persistence",

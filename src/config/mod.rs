@@ -39,6 +39,9 @@ pub struct Config {
     /// Read and write timeout of backend connections (the wait for a
     /// response head too); `None`: `connection_timeout`.
     pub backend_timeout: Option<Duration>,
+    /// How long an upgraded (WebSocket) connection may carry nothing
+    /// either way before it is closed.
+    pub tunnel_timeout: Duration,
     pub path_to_persistence: Option<PathBuf>,
     pub path_to_log: Option<PathBuf>,
     pub max_connections: usize,
@@ -511,6 +514,7 @@ impl Config {
             connection_timeout: Duration::from_secs(1),
             connect_timeout: None,
             backend_timeout: None,
+            tunnel_timeout: Duration::from_secs(1),
             path_to_persistence: None,
             path_to_log: None,
             max_connections: 1,
@@ -991,6 +995,7 @@ mod tests {
         assert_eq!(e.place, "proxy.conf:2");
         let c = build("targets = 127.0.0.1:1\nconnection_timeout = 9s\n").unwrap();
         assert_eq!(c.effective_backend_timeout(), Duration::from_secs(9));
+        assert_eq!(c.tunnel_timeout, Duration::from_secs(3600));
         let c = build("targets = 127.0.0.1:1\nbackend_timeout = 5m\n").unwrap();
         assert_eq!(c.effective_backend_timeout(), Duration::from_secs(300));
         let e = build("targets = 127.0.0.1:1\nbackend_timeout = 0\n").unwrap_err();
