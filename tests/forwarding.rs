@@ -192,6 +192,18 @@ fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
 }
 
 #[test]
+fn via_false_leaves_via_as_it_came() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.via = false);
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/").status, 200);
+    assert_eq!(client.get_with("/", &[("Via", "1.0 fred")]).status, 200);
+    let seen = a.seen();
+    assert!(!seen[0].head.has("via"), "{}", seen[0].head.raw);
+    assert_eq!(seen[1].head.get("via"), Some("1.0 fred"));
+}
+
+#[test]
 fn fields_with_an_underscore_are_dropped_unless_allowed() {
     let a = Backend::echo("a");
     let request = b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\

@@ -272,6 +272,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.log_headers = b),
     },
     Key {
+        name: "via",
+        default: "true",
+        help: "add `Via: 1.1 inverso` to requests to backends (RFC 9110); false leaves Via as it \
+               came, as nginx and HAProxy do (an nginx origin does not gzip requests with Via \
+               unless gzip_proxied says so)",
+        apply: |c, v| parse_bool(v).map(|b| c.via = b),
+    },
+    Key {
         name: "request_id_header",
         default: "",
         help: "a header field carrying an ID for each request (e.g. X-Request-ID): sent to the \

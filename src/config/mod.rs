@@ -75,6 +75,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Add the request and response heads to each access-log record.
     pub log_headers: bool,
+    /// Add this hop to `Via` on requests to backends.
+    pub via: bool,
     /// The header field carrying each request's ID, if any.
     pub request_id_header: Option<Arc<str>>,
     /// The cookie that keeps a client on the target that served it.
@@ -538,6 +540,7 @@ impl Config {
             admin_bind: IpAddr::from([127, 0, 0, 1]),
             log_format: LogFormat::Combined,
             log_headers: false,
+            via: true,
             request_id_header: None,
             sticky_cookie: None,
             rate_limit: None,

@@ -82,8 +82,9 @@ pub struct Forwarded<'a> {
     pub proto: &'a str,
     /// The Host the client asked for, if any.
     pub host: Option<&'a str>,
-    /// This hop's entry for Via, e.g. "1.1 inverso".
-    pub via: &'a str,
+    /// This hop's entry for Via, e.g. "1.1 inverso"; `None` leaves `Via`
+    /// as it came.
+    pub via: Option<&'a str>,
 }
 
 /// Adds the forwarding fields: `X-Forwarded-For` appended to what earlier
@@ -101,8 +102,10 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
             headers.remove("x-forwarded-host");
         }
     }
-    let via = join_values(headers, "via", f.via);
-    headers.set("Via", via);
+    if let Some(entry) = f.via {
+        let via = join_values(headers, "via", entry);
+        headers.set("Via", via);
+    }
 }
 
 /// All values of `name` joined with ", ", then `last`.
@@ -162,7 +165,7 @@ mod tests {
                 client_ip: "127.0.0.1".parse().unwrap(),
                 proto: "http",
                 host: Some("example.com"),
-                via: "1.1 inverso",
+                via: Some("1.1 inverso"),
             },
         );
         assert_eq!(

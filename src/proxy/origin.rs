@@ -126,7 +126,7 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
-    let forwarded = prepare_request(head, send, client);
+    let forwarded = prepare_request(head, send, client, shared.config.via);
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
@@ -331,7 +331,12 @@ struct Forwarding {
 
 /// Rewrites `head` for any backend once: end-to-end fields only, plus the
 /// forwarding fields and cache validators.
-fn prepare_request(head: &mut RequestHead, send: &Outgoing<'_>, client: &Client) -> Forwarding {
+fn prepare_request(
+    head: &mut RequestHead,
+    send: &Outgoing<'_>,
+    client: &Client,
+    send_via: bool,
+) -> Forwarding {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field. Spelled as the cache keys it (see
@@ -356,7 +361,7 @@ fn prepare_request(head: &mut RequestHead, send: &Outgoing<'_>, client: &Client)
             client_ip: client.peer,
             proto: client.scheme,
             host: host.as_deref(),
-            via: VIA,
+            via: send_via.then_some(VIA),
         },
     );
     for (name, value) in send.extra {
