@@ -2931,3 +2931,38 @@ fn freshness_is_not_guessed_for_a_request_with_cookies() {
     let asked = &backend.seen()[1];
     assert!(asked.head.has("if-modified-since"), "{}", asked.head.raw);
 }
+
+#[test]
+fn a_percent_that_starts_no_escape_is_forwarded_as_sent_and_keyed_as_its_escape() {
+    // As browsers send what was typed: `?q=100%`, `?promo=50%off`.
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
+    expect(
+        &get(&proxy, "/search?q=100%"),
+        200,
+        "MISS",
+        "/search?q=100% #1",
+    );
+    assert_eq!(
+        backend.seen()[0].head.start_line,
+        "GET /search?q=100% HTTP/1.1"
+    );
+    expect(
+        &get(&proxy, "/search?q=100%"),
+        200,
+        "HIT",
+        "/search?q=100% #1",
+    );
+    // The one resource, spelled properly.
+    expect(
+        &get(&proxy, "/search?q=100%25"),
+        200,
+        "HIT",
+        "/search?q=100% #1",
+    );
+    expect(
+        &get(&proxy, "/p?promo=50%off"),
+        200,
+        "MISS",
+        "/p?promo=50%off #2",
+    );
+}

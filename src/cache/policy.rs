@@ -210,9 +210,8 @@ fn push_path(key: &mut String, path: &str) {
                 i += 3;
             }
             None => {
-                // A lone `%` (requests with one are refused, but the key
-                // must not depend on that) is written as the escape it
-                // stands for: kept bare, `%` + a decoded `3` + `0` would
+                // A lone `%` (`?q=100%`, as browsers send what was typed)
+                // is written as the escape it stands for: kept bare, `%` + a decoded `3` + `0` would
                 // read as `%30`. Stepping by char keeps UTF-8 whole.
                 let c = path[i..].chars().next().unwrap_or('%');
                 match c {
