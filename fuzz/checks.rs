@@ -7,7 +7,9 @@
 
 use inverso::cache::persist::{read_records, LoadLimits};
 use inverso::config::Loader;
-use inverso::http::body::{chunk_size_line, response_forbids_reuse, LAST_CHUNK};
+use inverso::http::body::{
+    chunk_size_line, decode_complete_chunked, response_forbids_reuse, LAST_CHUNK,
+};
 use inverso::http::head::{find_head_end, parse_request, parse_response, RequestLimits};
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn};
@@ -75,13 +77,19 @@ fn decode_chunked(wire: &[u8], buffer: usize, limit: u64) -> Option<Vec<u8>> {
 /// The chunked decoder, reading through a small buffer so every boundary
 /// gets hit (the first byte picks the buffer size). A body that decodes
 /// must decode again, to the same bytes, from our own re-encoding of it,
-/// and must be refused under a limit one byte smaller.
+/// and must be refused under a limit one byte smaller. Decoded whole from
+/// what arrived (`decode_complete_chunked`), it is the same body, or none.
 pub fn chunked(data: &[u8]) {
     let Some((&first, wire)) = data.split_first() else {
         return;
     };
     let buffer = 1 + (first as usize % 32);
-    let Some(body) = decode_chunked(wire, buffer, u64::MAX) else {
+    let streamed = decode_chunked(wire, buffer, u64::MAX);
+    if let Some((whole, used)) = decode_complete_chunked(wire, u64::MAX) {
+        assert_eq!(used, wire.len());
+        assert_eq!(streamed.as_deref(), Some(&whole[..]));
+    }
+    let Some(body) = streamed else {
         return;
     };
     let mut again = Vec::new();
