@@ -86,7 +86,7 @@ pub fn chunked(data: &[u8]) {
     let buffer = 1 + (first as usize % 32);
     let streamed = decode_chunked(wire, buffer, u64::MAX);
     if let Some((whole, used)) = decode_complete_chunked(wire, u64::MAX) {
-        assert_eq!(used, wire.len());
+        assert!(used <= wire.len());
         assert_eq!(streamed.as_deref(), Some(&whole[..]));
     }
     let Some(body) = streamed else {
