@@ -295,10 +295,8 @@ impl Upstreams {
     /// The target the client's sticky cookie names (`stuck_to`), while it
     /// could serve the request.
     fn stuck(&self, stuck_to: Option<&str>, tried: &[bool], now: Instant) -> Option<usize> {
-        let index = self
-            .targets
-            .iter()
-            .position(|t| Some(&*t.sticky_id) == stuck_to)?;
+        let id = stuck_to?;
+        let index = self.targets.iter().position(|t| t.sticky_id == id)?;
         could_serve(&self.targets[index], index, tried, now).then_some(index)
     }
 
