@@ -2914,22 +2914,33 @@ fn a_stored_response_never_hands_out_its_set_cookie() {
 }
 
 #[test]
-fn freshness_is_not_guessed_for_a_request_with_cookies() {
-    let old = [("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")];
+fn a_response_to_a_request_with_cookies_is_stored_only_when_it_says_so() {
+    let old = [
+        ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+        ("ETag", "\"v1\""),
+    ];
     // Without cookies, Last-Modified a long time ago makes it fresh for a
     // while (RFC 9111 §4.2.2).
     let (backend, proxy) = cached_fixed(200, &old);
     expect(&get(&proxy, "/page"), 200, "MISS", "/page #1");
     expect(&get(&proxy, "/page"), 200, "HIT", "/page #1");
     assert_eq!(backend.requests(), 1);
-    // With them, it is only stored to be revalidated.
+    // With them, the page may be that user's own: not stored, so neither
+    // served to another nor revalidated with the first user's validator
+    // (which may name the resource, and get a 304 for someone else's page).
     let (backend, proxy) = cached_fixed(200, &old);
-    let cookie = [("Cookie", "sid=alice")];
-    expect(&get_with(&proxy, "/page", &cookie), 200, "MISS", "/page #1");
-    let r = get(&proxy, "/page");
-    assert_eq!(backend.requests(), 2, "{}", r.head.raw);
+    let alice = [("Cookie", "sid=alice")];
+    expect(&get_with(&proxy, "/page", &alice), 200, "MISS", "/page #1");
+    let bob = [("Cookie", "sid=bob")];
+    expect(&get_with(&proxy, "/page", &bob), 200, "MISS", "/page #2");
     let asked = &backend.seen()[1];
-    assert!(asked.head.has("if-modified-since"), "{}", asked.head.raw);
+    assert!(!asked.head.has("if-none-match"), "{}", asked.head.raw);
+    assert!(!asked.head.has("if-modified-since"), "{}", asked.head.raw);
+    // Said explicitly, it is stored as any response is.
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
+    expect(&get_with(&proxy, "/page", &alice), 200, "MISS", "/page #1");
+    expect(&get_with(&proxy, "/page", &bob), 200, "HIT", "/page #1");
+    assert_eq!(backend.requests(), 1);
 }
 
 #[test]

@@ -326,15 +326,25 @@ pub fn storable(
         return None;
     }
     let explicit = explicit_freshness(&cc, response, response_time);
-    // Guessed freshness (from Last-Modified) only for a request without
-    // cookies: an application that knows its users by a cookie and says
-    // nothing of caching has not said that one user's page may go to
-    // another (nginx never guesses; Varnish passes every such request).
-    let may_guess = !request.headers.contains("cookie");
+    // A response to a request with cookies that says nothing of caching
+    // is not stored: an application that knows its users by a cookie has
+    // not said that one user's page may go to another, neither fresh
+    // (guessed from Last-Modified) nor after a revalidation (its validator
+    // may name the resource, not this user's rendering of it, and the
+    // origin then confirms one user's page for the next). nginx stores
+    // nothing without an explicit lifetime; Varnish passes every request
+    // with cookies.
+    if explicit.is_none()
+        && !cc.public
+        && !settings.cache_unlabeled
+        && request.headers.contains("cookie")
+    {
+        return None;
+    }
     let fresh = match explicit {
         Some(d) => d,
         None if !heuristically_cacheable(response.status) && !cc.public => return None,
-        None => match heuristic_freshness(response, response_time).filter(|_| may_guess) {
+        None => match heuristic_freshness(response, response_time) {
             Some(d) => d,
             None if settings.cache_unlabeled => settings.ttl,
             None => Duration::ZERO,
