@@ -2048,6 +2048,22 @@ fn entries_past_their_stale_window_are_expired_as_a_function_of_time() {
 
 #[test]
 fn concurrent_misses_reach_the_origin_once() {
+    concurrent_misses_after(&[]);
+}
+
+#[test]
+fn a_head_or_a_no_store_get_does_not_stop_coalescing() {
+    // Neither is stored, whatever the URL: that says nothing about what
+    // the next plain GET brings.
+    concurrent_misses_after(&[
+        b"HEAD /co HTTP/1.1\r\nHost: test.example\r\n\r\n",
+        b"GET /co HTTP/1.1\r\nHost: test.example\r\nCache-Control: no-store\r\n\r\n",
+    ]);
+}
+
+/// `CLIENTS` concurrent misses of one URL, after `before` were answered
+/// one by one: the origin sees one of them.
+fn concurrent_misses_after(before: &[&[u8]]) {
     const CLIENTS: usize = 8;
     let sent = Arc::new(AtomicUsize::new(0));
     let backend = {
@@ -2067,6 +2083,15 @@ fn concurrent_misses_reach_the_origin_once() {
     };
     let proxy = cached_proxy(&backend, |_| {});
     let addr = proxy.addr;
+    for request in before {
+        sent.fetch_add(CLIENTS, Ordering::SeqCst);
+        let mut client = Client::connect(addr);
+        client.send(request);
+        let response = client.try_response(request.starts_with(b"HEAD")).unwrap();
+        assert_eq!(response.status, 200, "{}", response.head.raw);
+        sent.store(0, Ordering::SeqCst);
+    }
+    let asked_before = backend.requests();
     let threads: Vec<_> = (0..CLIENTS)
         .map(|_| {
             let sent = sent.clone();
@@ -2079,7 +2104,7 @@ fn concurrent_misses_reach_the_origin_once() {
         })
         .collect();
     let responses: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(backend.requests(), 1);
+    assert_eq!(backend.requests() - asked_before, 1);
     for r in &responses {
         assert_eq!(
             (r.status, r.body_str().as_str()),

@@ -251,7 +251,7 @@ pub struct Cache {
     /// misses go to the origin at once instead of waiting on each other
     /// (Varnish's hit-for-miss): a dynamic page or a long poll gains
     /// nothing from the wait.
-    passes: Mutex<HashMap<String, Instant>>,
+    passes: Passes,
     /// Bumped by every change, so the timer knows when to snapshot.
     generation: AtomicU64,
     /// Set by hits: recency changed, which only the final snapshot records
@@ -274,7 +274,7 @@ impl Cache {
             }),
             max_object_size,
             flights: Mutex::new(HashMap::new()),
-            passes: Mutex::new(HashMap::new()),
+            passes: Passes::default(),
             generation: AtomicU64::new(0),
             touched: AtomicBool::new(false),
             stats: Stats::default(),
@@ -376,6 +376,8 @@ impl Cache {
 
     fn insert_checked(&self, entry: Arc<Entry>, since: Option<u64>) -> bool {
         let key = entry.key().to_string();
+        // Storable again: its misses wait on each other again.
+        self.passes.forget(&key);
         // Before anything else is touched: an entry that cannot be stored
         // leaves no trace in the Vary index. What was stored under its key
         // is older than it, and goes (as a replacing insert would drop it).
@@ -560,13 +562,7 @@ impl Cache {
     /// response could not be stored is not coalesced for a while
     /// ([`FlightGuard::not_stored`]).
     pub fn join_flight(self: &Arc<Self>, key: &str) -> Flight {
-        let now = Instant::now();
-        if self
-            .passes
-            .lock()
-            .get(key)
-            .is_some_and(|&until| now < until)
-        {
+        if self.passes.holds(key) {
             return Flight::Alone;
         }
         let mut flights = self.flights.lock();
@@ -624,7 +620,7 @@ pub enum Flight {
 /// How long a key whose response could not be stored goes uncoalesced
 /// (Varnish's hit-for-miss lasts as long by default).
 const PASS_FOR: Duration = Duration::from_secs(120);
-/// Keys remembered as not stored, at most (a few MiB).
+/// Keys remembered as not stored, at most.
 const MAX_PASSES: usize = 10_000;
 
 /// Held by the leader; dropping it (done or failed) releases the followers.
@@ -635,16 +631,53 @@ pub struct FlightGuard {
 }
 
 impl FlightGuard {
-    /// The leader's response may not be stored: the key's next misses go to
-    /// the origin each on its own for a while.
+    /// The leader's response may not be stored, whoever asks: the key's
+    /// next misses go to the origin each on its own for a while.
     pub fn not_stored(self) {
+        self.cache.passes.remember(&self.key);
+    }
+}
+
+/// Keys whose response could not be stored, by a hash of the key (a few
+/// hundred KiB at most, whatever the keys' length; two keys sharing a hash
+/// only lose coalescing).
+#[derive(Default)]
+struct Passes {
+    until: Mutex<HashMap<u64, Instant>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Passes {
+    fn hash(&self, key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, key)
+    }
+
+    fn holds(&self, key: &str) -> bool {
         let now = Instant::now();
-        let mut passes = self.cache.passes.lock();
-        if passes.len() >= MAX_PASSES {
-            passes.retain(|_, until| now < *until);
+        let hash = self.hash(key);
+        self.until
+            .lock()
+            .get(&hash)
+            .is_some_and(|&until| now < until)
+    }
+
+    fn remember(&self, key: &str) {
+        let now = Instant::now();
+        let hash = self.hash(key);
+        let mut until = self.until.lock();
+        if until.len() >= MAX_PASSES {
+            until.retain(|_, t| now < *t);
         }
-        if passes.len() < MAX_PASSES {
-            passes.insert(self.key.clone(), now + PASS_FOR);
+        if until.len() < MAX_PASSES {
+            until.insert(hash, now + PASS_FOR);
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        let hash = self.hash(key);
+        let mut until = self.until.lock();
+        if !until.is_empty() {
+            until.remove(&hash);
         }
     }
 }

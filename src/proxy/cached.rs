@@ -322,8 +322,23 @@ pub(super) fn serve(
             stored_as.tee(&fetched, fill, cache)
         });
     if let Some(flight) = flight {
-        // Still ours: nothing of it will be stored.
-        flight.not_stored();
+        // Still ours: nothing of it will be stored. Remembered only when
+        // the response is why: a HEAD, a conditional or credentialed
+        // request, one that says no-store, says nothing of what the next
+        // plain GET would bring.
+        let plain_get = request.method == "GET"
+            && ![
+                "authorization",
+                "cookie",
+                "if-none-match",
+                "if-modified-since",
+            ]
+            .iter()
+            .any(|f| request.headers.contains(f))
+            && !req_cc.no_store;
+        if plain_get && policy::status_ever_stored(fetched.response.status) {
+            flight.not_stored();
+        }
     }
     // Nothing to store: a client that left meanwhile is not worth the
     // body, as on the uncached path.
