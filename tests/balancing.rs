@@ -960,6 +960,26 @@ fn requests_go_around_a_target_at_max_conns() {
     assert_eq!(slow.response().status, 200);
 }
 
+#[test]
+fn a_full_target_is_waited_for_rather_than_its_backup_used() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let spare = Backend::echo("spare");
+    let proxy = start_proxy(&[a.addr, spare.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.targets[1].backup = true;
+        c.admin_port = Some(0);
+    });
+    let mut slow = ask(&proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut next = ask(&proxy, "/next");
+    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(next.response().body, b"/next");
+    assert_eq!((a.requests(), spare.requests()), (2, 0));
+}
+
 // ------------------------------------------------------------ sticky_cookie
 
 fn sticky(c: &mut Config) {
@@ -1013,15 +1033,33 @@ fn a_sticky_cookie_keeps_a_client_on_the_target_that_served_it() {
 fn a_client_stuck_to_a_target_that_is_down_moves_and_is_told() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");
-    let proxy = start_proxy(&[dead_addr(), a.addr, b.addr], |c| {
+    let dead = dead_addr();
+    let proxy = start_proxy(&[dead, a.addr, b.addr], |c| {
         sticky(c);
         c.max_fails = 1;
     });
-    let dead_id = inverso::upstream::sticky::id_of(&dead_addr().to_string());
+    let dead_id = inverso::upstream::sticky::id_of(&dead.to_string());
     let (served, moved_to) = get_sticky(&proxy, Some(&dead_id));
     let moved_to = moved_to.expect("the cookie now names another target");
     assert_ne!(moved_to, dead_id);
     assert_eq!(get_sticky(&proxy, Some(&moved_to)), (served, None));
+}
+
+#[test]
+fn a_client_stuck_to_a_backup_goes_back_once_the_others_can_serve() {
+    let a = Backend::echo("a");
+    let spare = Backend::echo("spare");
+    let proxy = start_proxy(&[a.addr, spare.addr], |c| {
+        sticky(c);
+        c.targets[1].backup = true;
+    });
+    // Given during an outage of a.
+    let spare_id = inverso::upstream::sticky::id_of(&spare.addr.to_string());
+    let (served, now_stuck_to) = get_sticky(&proxy, Some(&spare_id));
+    assert_eq!(served, "a");
+    let a_id = inverso::upstream::sticky::id_of(&a.addr.to_string());
+    assert_eq!(now_stuck_to.as_deref(), Some(a_id.as_str()));
+    assert_eq!(spare.requests(), 0);
 }
 
 #[test]

@@ -255,41 +255,51 @@ impl Upstreams {
     }
 
     fn choose(&self, client: IpAddr, tried: &[bool], now: Instant) -> Option<usize> {
-        let retrying = tried.contains(&true);
-        self.groups
-            .iter()
-            .find_map(|group| {
-                let candidates = Candidates {
-                    targets: &self.targets,
-                    members: &group.members,
-                    tried,
-                    now,
-                };
-                let cx = Context {
-                    client,
-                    peers: &candidates,
-                };
-                group
-                    .balancer
-                    .pick(&cx)
-                    .map(|i| group.members[i % group.members.len()])
-            })
-            .or_else(|| {
-                // A target that is up but busy is waited for, rather than
-                // one that is down tried.
-                if retrying || self.any_full(tried, now) {
-                    return None;
-                }
-                (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank())
-            })
+        for group in &self.groups {
+            let candidates = Candidates {
+                targets: &self.targets,
+                members: &group.members,
+                tried,
+                now,
+            };
+            let cx = Context {
+                client,
+                peers: &candidates,
+            };
+            if let Some(i) = group.balancer.pick(&cx) {
+                return Some(group.members[i % group.members.len()]);
+            }
+            // A group that is up but busy is waited for: the backups are
+            // for when the others are down, not full.
+            if self.any_full_in(group.members.iter().copied(), tried, now) {
+                return None;
+            }
+        }
+        // A target that is up but busy is waited for, rather than one that
+        // is down tried.
+        if tried.contains(&true) || self.any_full(tried, now) {
+            return None;
+        }
+        (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank())
+    }
+
+    /// Whether one of `members` could serve the request but is at its
+    /// `max_conns`.
+    fn any_full_in(
+        &self,
+        members: impl IntoIterator<Item = usize>,
+        tried: &[bool],
+        now: Instant,
+    ) -> bool {
+        members.into_iter().any(|i| {
+            let target = &self.targets[i];
+            target.is_full() && could_serve(target, i, tried, now)
+        })
     }
 
     /// Whether a target that could serve the request is at its `max_conns`.
     fn any_full(&self, tried: &[bool], now: Instant) -> bool {
-        self.targets
-            .iter()
-            .enumerate()
-            .any(|(i, t)| t.is_full() && could_serve(t, i, tried, now))
+        self.any_full_in(0..self.targets.len(), tried, now)
     }
 
     /// The target the client's sticky cookie names (`stuck_to`), while it
@@ -297,7 +307,16 @@ impl Upstreams {
     fn stuck(&self, stuck_to: Option<&str>, tried: &[bool], now: Instant) -> Option<usize> {
         let id = stuck_to?;
         let index = self.targets.iter().position(|t| t.sticky_id == id)?;
-        could_serve(&self.targets[index], index, tried, now).then_some(index)
+        let target = &self.targets[index];
+        // Stuck to a backup during an outage: back to the others once one
+        // of them can serve again.
+        let primary_back = target.backup
+            && self
+                .targets
+                .iter()
+                .enumerate()
+                .any(|(i, t)| !t.backup && could_serve(t, i, tried, now));
+        (could_serve(target, index, tried, now) && !primary_back).then_some(index)
     }
 
     /// Waits, after [`Pick::Full`], until a slot may have freed or `until`
