@@ -980,6 +980,56 @@ fn a_full_target_is_waited_for_rather_than_its_backup_used() {
     assert_eq!((a.requests(), spare.requests()), (2, 0));
 }
 
+#[test]
+fn a_background_revalidation_holds_its_slot_until_its_body_is_read() {
+    let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (head_sent, release) = (Arc::new(AtomicBool::new(false)), Gate::new());
+    let backend = {
+        let (active, most, head_sent, release) = (
+            active.clone(),
+            most.clone(),
+            head_sent.clone(),
+            release.clone(),
+        );
+        Backend::start("o", move |seen, out| {
+            most.fetch_max(active.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            let swr = [
+                ("Cache-Control", "max-age=1, stale-while-revalidate=1000"),
+                ("Age", "100"),
+            ];
+            if seen.path() != "/swr" {
+                respond(out, 200, &[("Cache-Control", "no-store")], b"other");
+            } else if seen.head.has("if-none-match") {
+                // The new body comes later: the revalidation is reading it.
+                let head = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: \"v2\"\r\nContent-Length: 8\r\n\r\n";
+                let _ = out.write_all(head.as_bytes());
+                head_sent.store(true, Ordering::SeqCst);
+                release.wait();
+                let _ = out.write_all(b"new body");
+            } else {
+                respond(out, 200, &[swr[0], swr[1], ("ETag", "\"v1\"")], b"old body");
+            }
+            active.fetch_sub(1, Ordering::SeqCst);
+            Action::KeepAlive
+        })
+    };
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.cache_size = 4 << 20;
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+    });
+    assert_eq!(proxy.exchange(|c| c.get("/swr")).status, 200);
+    // Served stale, then revalidated on this connection's thread.
+    let mut first = proxy.connect();
+    assert_eq!(first.get("/swr").header("x-cache"), Some("STALE"));
+    assert!(wait_until(WAIT_LIMIT, || head_sent.load(Ordering::SeqCst)));
+    let mut other = ask(&proxy, "/other");
+    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    release.open();
+    assert_eq!(other.response().body, b"other");
+    assert_eq!(most.load(Ordering::SeqCst), 1, "max_conns=1 was passed");
+}
+
 // ------------------------------------------------------------ sticky_cookie
 
 fn sticky(c: &mut Config) {

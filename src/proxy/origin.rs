@@ -89,12 +89,18 @@ pub(super) struct Fetched<'s> {
 }
 
 impl<'s> Fetched<'s> {
-    /// The target, its connection positioned after the response head, and
-    /// the head; the exchange no longer counts as in flight.
-    pub(super) fn after_head(self) -> (&'s Upstream, UpstreamConn, ResponseHead) {
+    /// The target, its connection positioned after the response head, the
+    /// head, and what counts the exchange as in flight (at the target's
+    /// `max_conns` too) until it is dropped.
+    pub(super) fn after_head(self) -> AfterHead<'s> {
         let mut up = self.up;
         up.conn.consume(self.head_len);
-        (self.target, up, self.response)
+        AfterHead {
+            target: self.target,
+            up,
+            response: self.response,
+            busy: self.busy,
+        }
     }
 
     /// The exchange no longer counts as in flight for the target: its
@@ -102,6 +108,14 @@ impl<'s> Fetched<'s> {
     pub(super) fn release(&mut self) {
         self.busy = None;
     }
+}
+
+/// A response head read, its body next on the connection.
+pub(super) struct AfterHead<'s> {
+    pub target: &'s Upstream,
+    pub up: UpstreamConn,
+    pub response: ResponseHead,
+    pub busy: Option<InFlight<'s>>,
 }
 
 /// What to do with the request before it leaves.

@@ -3,7 +3,7 @@
 //! a copy for the cache on the way, and return the connection to the pool
 //! when it may carry another request.
 
-use super::origin::{hold_against, Failure, Fetched, Malformed};
+use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed};
 use super::{Client, Outcome, Refusal, Shared};
 use crate::http::body::{
     chunk_size_line, content_length, decode_complete_chunked, forbids_content_length,
@@ -205,7 +205,12 @@ fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<Shar
 /// Returns a bodiless response's connection to the pool (a 304 used to
 /// refresh a cache entry, say).
 pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
-    let (target, up, response) = fetched.after_head();
+    let AfterHead {
+        target,
+        up,
+        response,
+        ..
+    } = fetched.after_head();
     if may_reuse(&response, BodyKind::Empty, &up) && up.conn.buffered().is_empty() {
         shared.upstreams.checkin(target, up.conn);
     }
@@ -233,7 +238,14 @@ pub(super) fn absorb(
     within: Duration,
 ) -> Absorbed {
     let deadline = Instant::now() + within;
-    let (target, mut up, response) = fetched.after_head();
+    // The target serves this exchange until its body is read: it counts
+    // against max_conns until then.
+    let AfterHead {
+        target,
+        mut up,
+        response,
+        busy: _busy,
+    } = fetched.after_head();
     let Ok(kind) = BodyKind::for_response(false, &response) else {
         return Absorbed::Failed;
     };

@@ -7,8 +7,10 @@ use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// Requests waiting for a slot at a limited target sleep here; each slot
-/// that frees wakes one.
+/// Requests waiting for a slot at a limited target sleep here; a slot that
+/// frees wakes them all (few wait but under overload), as each waits for
+/// its own targets: woken one at a time, the one woken could be waiting
+/// for another target, and the one that could use the slot sleep on.
 static QUEUE: Mutex<()> = parking_lot::const_mutex(());
 static FREED: Condvar = Condvar::new();
 
@@ -27,7 +29,7 @@ impl Drop for InFlight<'_> {
             // it, so it is either past its check (and sees this slot) or
             // asleep (and woken).
             let _queue = QUEUE.lock();
-            FREED.notify_one();
+            FREED.notify_all();
         }
     }
 }
@@ -64,13 +66,7 @@ pub fn wait(until: Instant, has_room: impl Fn() -> bool) -> bool {
     if has_room() {
         return true;
     }
-    if FREED.wait_until(&mut queue, until).timed_out() {
-        // A wake-up may have come for this waiter as it gave up: it goes
-        // to the next one rather than being lost.
-        FREED.notify_one();
-        return false;
-    }
-    true
+    !FREED.wait_until(&mut queue, until).timed_out()
 }
 
 #[cfg(test)]
@@ -99,10 +95,14 @@ mod tests {
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let until = Instant::now() + Duration::from_secs(30);
-                wait(until, || !is_full(&t, 2)) && begin(&t, 2).is_some()
+                let woken = wait(until, || !is_full(&t, 2));
+                (woken, begin(&t, 2).is_some())
             });
+            // Asleep by then, most likely: the free slot must wake it, not
+            // its own look (either way it must get the slot).
+            std::thread::sleep(Duration::from_millis(50));
             drop(first);
-            assert!(waiter.join().unwrap());
+            assert_eq!(waiter.join().unwrap(), (true, true));
         });
         // Full again, and nothing frees: the wait ends at its deadline.
         let _third = begin(&t, 2).unwrap();
