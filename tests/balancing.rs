@@ -1077,6 +1077,10 @@ fn a_sticky_cookie_keeps_a_client_on_the_target_that_served_it() {
     // A cookie that names no target is replaced.
     let (_, replaced) = get_sticky(&proxy, Some("0123456789abcdef"));
     assert!(replaced.is_some());
+    // The cookie is the proxy's: backends see the application's alone.
+    let seen = [a.seen(), b.seen()].concat();
+    assert!(seen.iter().all(|s| s.head.get("cookie").is_none_or(|c| c == "a=1")));
+    assert!(seen.iter().any(|s| s.head.get("cookie") == Some("a=1")));
 }
 
 #[test]

@@ -2961,6 +2961,13 @@ fn a_response_to_a_request_with_cookies_is_stored_only_when_it_says_so() {
     let asked = &backend.seen()[1];
     assert!(!asked.head.has("if-none-match"), "{}", asked.head.raw);
     assert!(!asked.head.has("if-modified-since"), "{}", asked.head.raw);
+    // The proxy's own sticky cookie is no application's: not a cookie the
+    // page could depend on.
+    let backend = fixed(200, &old);
+    let proxy = cached_proxy(&backend, |c| c.sticky_cookie = Some("srv".into()));
+    let ours = [("Cookie", "srv=0123456789abcdef")];
+    expect(&get_with(&proxy, "/page", &ours), 200, "MISS", "/page #1");
+    expect(&get_with(&proxy, "/page", &ours), 200, "HIT", "/page #1");
     // Said explicitly, it is stored as any response is.
     let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
     expect(&get_with(&proxy, "/page", &alice), 200, "MISS", "/page #1");

@@ -408,7 +408,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     }
     let line = LogLine::of(&head, shared.config.log_headers);
     client.sticky = shared.config.sticky_cookie.clone().map(|name| {
-        let sent = sticky::requested(&head.headers, &name).map(str::to_string);
+        let sent = sticky::take(&mut head.headers, &name);
         (name, sent)
     });
     if let Some(limiter) = &shared.limiter {

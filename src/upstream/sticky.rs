@@ -18,15 +18,33 @@ pub fn id_of(target_name: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// The value of cookie `name` in the request's `Cookie` fields, if any.
-pub fn requested<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
-    headers
-        .get_all("cookie")
-        .filter_map(|value| std::str::from_utf8(value).ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
+/// Takes cookie `name` out of the request's `Cookie` fields and returns its
+/// value, if there was one. It is the proxy's, not the application's
+/// (HAProxy's `indirect`): the backend does not see it, and a request that
+/// carries no other cookie is, for the cache, a request without cookies.
+pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
+    let mut value = None;
+    let mut others = Vec::new();
+    for field in headers.get_all("cookie") {
+        let Ok(field) = std::str::from_utf8(field) else {
+            // Not ours to parse: left as it came.
+            return None;
+        };
+        for pair in field.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((key, v)) if key == name => {
+                    value.get_or_insert_with(|| v.trim_matches('"').to_string());
+                }
+                _ => others.push(pair.to_string()),
+            }
+        }
+    }
+    value.as_ref()?;
+    headers.remove("cookie");
+    if !others.is_empty() {
+        headers.push("Cookie", others.join("; "));
+    }
+    value
 }
 
 /// The `Set-Cookie` line that sends the client to target `id`.
@@ -46,15 +64,23 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_found_among_others_and_in_any_cookie_field() {
+    fn the_cookie_is_taken_from_among_the_others_in_any_cookie_field() {
         let mut headers = Headers::default();
         headers.push("Cookie", "a=1; srv=abc ;b=2");
-        assert_eq!(requested(&headers, "srv"), Some("abc"));
-        assert_eq!(requested(&headers, "sr"), None);
+        assert_eq!(take(&mut headers, "sr"), None);
+        assert_eq!(headers.get_str("cookie"), Some("a=1; srv=abc ;b=2"));
+        assert_eq!(take(&mut headers, "srv").as_deref(), Some("abc"));
+        assert_eq!(headers.get_str("cookie"), Some("a=1; b=2"));
         let mut headers = Headers::default();
         headers.push("Cookie", "a=1");
         headers.push("Cookie", "srv=\"q\"");
-        assert_eq!(requested(&headers, "srv"), Some("q"));
-        assert_eq!(requested(&Headers::default(), "srv"), None);
+        assert_eq!(take(&mut headers, "srv").as_deref(), Some("q"));
+        assert_eq!(headers.get_str("cookie"), Some("a=1"));
+        // Ours alone: no Cookie field left.
+        let mut headers = Headers::default();
+        headers.push("Cookie", "srv=q");
+        assert_eq!(take(&mut headers, "srv").as_deref(), Some("q"));
+        assert!(!headers.contains("cookie"));
+        assert_eq!(take(&mut Headers::default(), "srv"), None);
     }
 }
