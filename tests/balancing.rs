@@ -918,6 +918,28 @@ fn a_request_past_max_conns_waits_for_a_slot() {
 }
 
 #[test]
+fn a_request_whose_client_left_while_it_waited_is_not_sent() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+    });
+    let mut slow = ask(&proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let gone = ask(&proxy, "/gone");
+    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    drop(gone);
+    assert!(wait_until(WAIT_LIMIT, || proxy
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("\"GET /gone HTTP/1.1\" 499 "))));
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(a.requests(), 1);
+}
+
+#[test]
 fn a_request_that_waits_past_the_queue_timeout_gets_503() {
     let release = Gate::new();
     let a = holding_backend("a", &release);
@@ -1079,7 +1101,9 @@ fn a_sticky_cookie_keeps_a_client_on_the_target_that_served_it() {
     assert!(replaced.is_some());
     // The cookie is the proxy's: backends see the application's alone.
     let seen = [a.seen(), b.seen()].concat();
-    assert!(seen.iter().all(|s| s.head.get("cookie").is_none_or(|c| c == "a=1")));
+    assert!(seen
+        .iter()
+        .all(|s| s.head.get("cookie").is_none_or(|c| c == "a=1")));
     assert!(seen.iter().any(|s| s.head.get("cookie") == Some("a=1")));
 }
 

@@ -157,16 +157,19 @@ pub(super) fn fetch<'s>(
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
                     Instant::now() + upstreams.queue_timeout()
                 });
-                // In short steps, so that a shutdown is not kept waiting.
+                // In short steps, so that a shutdown is not kept waiting,
+                // nor a slot taken for a client that left meanwhile.
                 let step = until.min(Instant::now() + QUEUE_STEP);
-                if !upstreams.wait_for_slot(&tried, stuck_to, step)
-                    && (Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed))
-                {
-                    // As HAProxy answers a request its queue timed out.
-                    return Err(Refusal::new(
-                        503,
-                        send.keep_alive && send.body.is_buffered(),
-                    ));
+                let woken = upstreams.wait_for_slot(&tried, stuck_to, step);
+                if matches!(peek(client.conn.get_ref()), Ok(0)) {
+                    return Err(Refusal::silent());
+                }
+                if !woken {
+                    if Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed) {
+                        // As HAProxy answers a request its queue timed out.
+                        let keep_alive = send.keep_alive && send.body.is_buffered();
+                        return Err(Refusal::new(503, keep_alive));
+                    }
                 }
                 continue;
             }
