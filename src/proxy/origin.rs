@@ -164,12 +164,11 @@ pub(super) fn fetch<'s>(
                 if matches!(peek(client.conn.get_ref()), Ok(0)) {
                     return Err(Refusal::silent());
                 }
-                if !woken {
-                    if Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed) {
-                        // As HAProxy answers a request its queue timed out.
-                        let keep_alive = send.keep_alive && send.body.is_buffered();
-                        return Err(Refusal::new(503, keep_alive));
-                    }
+                let over = Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed);
+                if !woken && over {
+                    // As HAProxy answers a request its queue timed out.
+                    let keep_alive = send.keep_alive && send.body.is_buffered();
+                    return Err(Refusal::new(503, keep_alive));
                 }
                 continue;
             }
