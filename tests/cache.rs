@@ -2961,6 +2961,14 @@ fn a_response_to_a_request_with_cookies_is_stored_only_when_it_says_so() {
     let asked = &backend.seen()[1];
     assert!(!asked.head.has("if-none-match"), "{}", asked.head.raw);
     assert!(!asked.head.has("if-modified-since"), "{}", asked.head.raw);
+    // Nor when it says it is fresh for no time at all.
+    for zero in [("Cache-Control", "max-age=0"), ("Expires", "0")] {
+        let (backend, proxy) = cached_fixed(200, &[zero, ("ETag", "\"v1\"")]);
+        expect(&get_with(&proxy, "/page", &alice), 200, "MISS", "/page #1");
+        let stale = [("Cookie", "sid=bob"), ("Cache-Control", "max-stale")];
+        expect(&get_with(&proxy, "/page", &stale), 200, "MISS", "/page #2");
+        assert!(!backend.seen()[1].head.has("if-none-match"));
+    }
     // The proxy's own sticky cookie is no application's: not a cookie the
     // page could depend on.
     let backend = fixed(200, &old);

@@ -334,8 +334,12 @@ pub fn storable(
     // origin then confirms one user's page for the next). nginx stores
     // nothing without an explicit lifetime; Varnish passes every request
     // with cookies.
-    if explicit.is_none()
+    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`): stored,
+    // it would answer the next user once revalidated with this one's
+    // validator, or stale.
+    if explicit.is_none_or(|d| d.is_zero())
         && !cc.public
+        && cc.s_maxage.is_none()
         && !settings.cache_unlabeled
         && request.headers.contains("cookie")
     {
