@@ -1080,6 +1080,9 @@ mod tests {
             "Content-Range",
             "Set-Cookie",
             "Vary",
+            "Content-Security-Policy",
+            "Strict-Transport-Security",
+            "Access-Control-Allow-Origin",
         ] {
             let e = build(&format!(
                 "targets = 127.0.0.1:1\nrequest_id_header = {bad}\n"

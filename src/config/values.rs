@@ -62,7 +62,12 @@ pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
     if v.is_empty() || !v.bytes().all(crate::http::head::is_tchar) {
         return Err(format!("`{}` is not a header field name", v.escape_debug()));
     }
+    // Whole families too: every `Content-*` field describes the body, and
+    // browsers act on the security and CORS ones.
+    let lower = v.to_ascii_lowercase();
+    let families = ["content-", "access-control-", "cross-origin-", "sec-"];
     if HTTP_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(v))
+        || families.iter().any(|f| lower.starts_with(f))
         || crate::http::forward::is_proxy_owned(v)
     {
         return Err(format!(
