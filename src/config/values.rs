@@ -53,6 +53,19 @@ const HTTP_FIELDS: &[&str] = &[
     "vary",
     "www-authenticate",
     "x-cache",
+    "strict-transport-security",
+    "x-frame-options",
+    "x-content-type-options",
+    "x-xss-protection",
+    "referrer-policy",
+    "permissions-policy",
+    "link",
+    "refresh",
+    "alt-svc",
+    "origin",
+    "forwarded",
+    "timing-allow-origin",
+    "upgrade-insecure-requests",
 ];
 
 /// A header field name for the proxy to write itself: a token (RFC 9110
