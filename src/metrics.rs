@@ -84,6 +84,8 @@ pub struct TargetStats {
     /// Requests at this backend right now (counted by
     /// [`crate::upstream::slots`]).
     pub in_flight: AtomicUsize,
+    /// Requests waiting for a slot here (`max_conns`).
+    pub waiting: AtomicUsize,
 }
 
 #[cfg(test)]

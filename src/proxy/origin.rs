@@ -148,15 +148,24 @@ pub(super) fn fetch<'s>(
     let mut last_failure = None;
     // Set once the request first has to wait for a slot (`max_conns`).
     let mut queued_until = None;
+    // Counts it among the waiting while it waits.
+    let mut waiting = None;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
-        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to) {
-            Pick::Chosen(index, busy) => (index, busy),
+        let queued = waiting.is_some();
+        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to, queued) {
+            Pick::Chosen(index, busy) => {
+                waiting = None;
+                (index, busy)
+            }
             Pick::Full => {
                 let until = *queued_until.get_or_insert_with(|| {
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
                     Instant::now() + upstreams.queue_timeout()
                 });
+                if waiting.is_none() {
+                    waiting = Some(upstreams.enqueue(&tried, stuck_to));
+                }
                 // In short steps, so that a shutdown is not kept waiting,
                 // nor a slot taken for a client that left meanwhile.
                 let step = until.min(Instant::now() + QUEUE_STEP);

@@ -225,13 +225,26 @@ impl Upstreams {
     /// at its `max_conns` is passed over like one already tried; when all
     /// that could serve are, the request waits for a slot ([`Pick::Full`])
     /// rather than going to a target that is down.
-    pub fn pick(&self, client: IpAddr, tried: &[bool], stuck_to: Option<&str>) -> Pick<'_> {
+    pub fn pick(
+        &self,
+        client: IpAddr,
+        tried: &[bool],
+        stuck_to: Option<&str>,
+        queued: bool,
+    ) -> Pick<'_> {
         let now = Instant::now();
+        // Slots at limited targets go to the queue first.
+        let take = |index: usize| {
+            let target = &self.targets[index];
+            if !queued && slots::must_queue(&target.stats, target.max_conns) {
+                return None;
+            }
+            slots::begin(&target.stats, target.max_conns)
+        };
         // A full target the client is stuck to is waited for: its
         // sessions live there.
         if let Some(index) = self.stuck(stuck_to, tried, now) {
-            let target = &self.targets[index];
-            return match slots::begin(&target.stats, target.max_conns) {
+            return match take(index) {
                 Some(busy) => Pick::Chosen(index, busy),
                 None => Pick::Full,
             };
@@ -242,9 +255,12 @@ impl Upstreams {
             let Some(index) = self.choose(client, tried, now) else {
                 break;
             };
-            let target = &self.targets[index];
-            if let Some(busy) = slots::begin(&target.stats, target.max_conns) {
+            if let Some(busy) = take(index) {
                 return Pick::Chosen(index, busy);
+            }
+            let target = &self.targets[index];
+            if !queued && slots::must_queue(&target.stats, target.max_conns) {
+                return Pick::Full;
             }
         }
         if self.any_full(tried, now) {
@@ -300,6 +316,24 @@ impl Upstreams {
     /// Whether a target that could serve the request is at its `max_conns`.
     fn any_full(&self, tried: &[bool], now: Instant) -> bool {
         self.any_full_in(0..self.targets.len(), tried, now)
+    }
+
+    /// Counts a request that found no slot among those waiting for the
+    /// limited targets that could serve it.
+    pub fn enqueue(&self, tried: &[bool], stuck_to: Option<&str>) -> slots::Waiting {
+        let now = Instant::now();
+        let stuck = self.stuck(stuck_to, tried, now);
+        let targets = self
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| match stuck {
+                Some(s) => s == i,
+                None => t.max_conns > 0 && could_serve(t, i, tried, now),
+            })
+            .map(|(_, t)| t.stats.clone())
+            .collect();
+        slots::Waiting::at(targets)
     }
 
     /// The target the client's sticky cookie names (`stuck_to`), while it
@@ -424,5 +458,40 @@ impl Upstreams {
     pub fn checkin(&self, target: &Upstream, mut conn: BufConn<SharedStream>) {
         conn.release_if_empty();
         target.pool.give(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_just_came_queues_behind_those_waiting_for_a_slot() {
+        let mut config = Config::with_targets(vec![Target {
+            name: "127.0.0.1:1".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            weight: 1,
+            backup: false,
+            max_conns: Some(1),
+        }]);
+        config.max_fails = 0;
+        let upstreams = Upstreams::new(&config);
+        let client = IpAddr::from([127, 0, 0, 1]);
+        let tried = [false];
+        // A slot is free, but a request waits for it already.
+        let waiting = upstreams.enqueue(&tried, None);
+        assert!(matches!(
+            upstreams.pick(client, &tried, None, false),
+            Pick::Full
+        ));
+        match upstreams.pick(client, &tried, None, true) {
+            Pick::Chosen(0, busy) => drop(busy),
+            _ => panic!("the waiting request gets the slot"),
+        }
+        drop(waiting);
+        assert!(matches!(
+            upstreams.pick(client, &tried, None, false),
+            Pick::Chosen(0, _)
+        ));
     }
 }

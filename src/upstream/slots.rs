@@ -5,6 +5,7 @@
 use crate::metrics::TargetStats;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Requests waiting for a slot at a limited target sleep here; a slot that
@@ -13,6 +14,36 @@ use std::time::Instant;
 /// for another target, and the one that could use the slot sleep on.
 static QUEUE: Mutex<()> = parking_lot::const_mutex(());
 static FREED: Condvar = Condvar::new();
+/// A request in the queue, counted at each target it waits for (in
+/// [`TargetStats::waiting`]) until dropped. While any wait for a target, a
+/// request that just came takes no slot there: it queues behind them, or
+/// clients that keep their connections busy would take every slot that
+/// frees and the waiting ones run out of time (HAProxy serves its queue
+/// first too).
+pub struct Waiting(Vec<Arc<TargetStats>>);
+
+impl Waiting {
+    pub fn at(targets: Vec<Arc<TargetStats>>) -> Waiting {
+        for stats in &targets {
+            stats.waiting.fetch_add(1, Ordering::Relaxed);
+        }
+        Waiting(targets)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        for stats in &self.0 {
+            stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether a request that is not queued must queue for a slot at a target
+/// with `limit`: others wait for it already.
+pub fn must_queue(stats: &TargetStats, limit: usize) -> bool {
+    limit > 0 && stats.waiting.load(Ordering::Relaxed) > 0
+}
 
 /// A request at a backend; dropping it ends it, and frees its slot.
 #[derive(Debug)]
