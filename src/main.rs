@@ -67,8 +67,8 @@ struct ConfigArgs {
     /// Listening address (overrides `bind`).
     #[arg(long)]
     bind: Option<String>,
-    /// Backends, comma separated host:port, each with an optional weight=N
-    /// and `backup` (overrides `targets`).
+    /// Backends, comma separated host:port, each with an optional weight=N,
+    /// max_conns=N and `backup` (overrides `targets`).
     #[arg(long)]
     targets: Option<String>,
     /// Override any key, e.g. `--set cache_size=128MiB` (repeatable).

@@ -38,7 +38,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "targets",
         default: "",
-        help: "backends, comma separated host:port with optional weight=N",
+        help: "backends, comma separated host:port with optional weight=N, max_conns=N, backup",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {
