@@ -475,6 +475,12 @@ impl Loader {
                 "every target is a backup: at least one must serve before the backups do".into(),
             ));
         }
+        if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
+            return Err(self.refused(
+                "rate_limit_burst",
+                "is set, but rate_limit is not: without a rate there is no burst".into(),
+            ));
+        }
         // Plain round robin is one atomic increment and has no notion of
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
@@ -1119,6 +1125,8 @@ mod tests {
             let e = build(&format!("targets = 127.0.0.1:1\n{bad}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
         }
+        let e = build("targets = 127.0.0.1:1\nrate_limit_burst = 5\n").unwrap_err();
+        assert!(e.message.contains("rate_limit is not"), "{e}");
     }
 
     #[test]
