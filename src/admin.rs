@@ -351,6 +351,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A counter family of one sample, without labels.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// The Prometheus text exposition format (version 0.0.4).
 pub fn metrics_text(shared: &Shared) -> String {
     let m = &shared.metrics;
@@ -447,40 +453,23 @@ pub fn metrics_text(shared: &Shared) -> String {
         m.reloads_refused.load(Ordering::Relaxed)
     );
 
-    family(
+    counter(
         &mut out,
         "inverso_upstream_queued_total",
-        "counter",
         "Requests that waited for a slot because the targets that could serve them were at max_conns.",
+        m.queued.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "inverso_upstream_queued_total {}",
-        m.queued.load(Ordering::Relaxed)
-    );
-
-    family(
+    counter(
         &mut out,
         "inverso_rate_limited_total",
-        "counter",
         "Requests answered 429 because their client address was over rate_limit.",
+        m.rate_limited.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "inverso_rate_limited_total {}",
-        m.rate_limited.load(Ordering::Relaxed)
-    );
-
-    family(
+    counter(
         &mut out,
         "inverso_access_log_lost_lines_total",
-        "counter",
         "Access-log lines a sink (stdout, the file) could not take, e.g. on a full disk.",
-    );
-    let _ = writeln!(
-        out,
-        "inverso_access_log_lost_lines_total {}",
-        shared.log.lost()
+        shared.log.lost(),
     );
 
     let Some(cache) = &shared.cache else {

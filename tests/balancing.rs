@@ -897,14 +897,20 @@ fn queued_total(proxy: &Proxy) -> u64 {
     line.parse().unwrap()
 }
 
+/// A proxy in front of `a` alone, with one slot there (`max_conns=1`)
+/// and the admin listener for `queued_total`.
+fn one_slot_proxy(a: &Backend) -> Proxy {
+    start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+    })
+}
+
 #[test]
 fn a_request_past_max_conns_waits_for_a_slot() {
     let release = Gate::new();
     let a = holding_backend("a", &release);
-    let proxy = start_proxy(&[a.addr], |c| {
-        c.targets[0].max_conns = Some(1);
-        c.admin_port = Some(0);
-    });
+    let proxy = one_slot_proxy(&a);
     let mut slow = ask(&proxy, "/slow");
     assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
     let mut next = ask(&proxy, "/next");
@@ -921,10 +927,7 @@ fn a_request_past_max_conns_waits_for_a_slot() {
 fn a_request_whose_client_left_while_it_waited_is_not_sent() {
     let release = Gate::new();
     let a = holding_backend("a", &release);
-    let proxy = start_proxy(&[a.addr], |c| {
-        c.targets[0].max_conns = Some(1);
-        c.admin_port = Some(0);
-    });
+    let proxy = one_slot_proxy(&a);
     let mut slow = ask(&proxy, "/slow");
     assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
     let gone = ask(&proxy, "/gone");
