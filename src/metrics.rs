@@ -84,8 +84,9 @@ pub struct TargetStats {
     /// Requests at this backend right now (counted by
     /// [`crate::upstream::slots`]).
     pub in_flight: AtomicUsize,
-    /// Requests waiting for a slot here (`max_conns`).
-    pub waiting: AtomicUsize,
+    /// The tickets of the requests waiting for a slot here (`max_conns`),
+    /// oldest first (see [`crate::upstream::slots::Waiting`]).
+    pub waiting: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 #[cfg(test)]

@@ -152,8 +152,8 @@ pub(super) fn fetch<'s>(
     let mut waiting = None;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
-        let queued = waiting.is_some();
-        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to, queued) {
+        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to, waiting.as_ref())
+        {
             Pick::Chosen(index, busy) => {
                 waiting = None;
                 (index, busy)
@@ -163,13 +163,11 @@ pub(super) fn fetch<'s>(
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
                     Instant::now() + upstreams.queue_timeout()
                 });
-                if waiting.is_none() {
-                    waiting = Some(upstreams.enqueue(&tried, stuck_to));
-                }
+                let queue = waiting.get_or_insert_with(|| upstreams.enqueue(&tried, stuck_to));
                 // In short steps, so that a shutdown is not kept waiting,
                 // nor a slot taken for a client that left meanwhile.
                 let step = until.min(Instant::now() + QUEUE_STEP);
-                let woken = upstreams.wait_for_slot(&tried, stuck_to, step);
+                let woken = upstreams.wait_for_slot(&tried, stuck_to, queue, step);
                 if matches!(peek(client.conn.get_ref()), Ok(0)) {
                     return Err(Refusal::silent());
                 }

@@ -51,9 +51,11 @@ impl Upstream {
         self.stats.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Serving `max_conns` requests already.
-    fn is_full(&self) -> bool {
+    /// No slot here for a request waiting as `waiting` (or not at all):
+    /// `max_conns` are served already, or others wait for it first.
+    fn has_no_slot(&self, waiting: Option<&slots::Waiting>) -> bool {
         slots::is_full(&self.stats, self.max_conns)
+            || !slots::in_turn(&self.stats, self.max_conns, waiting)
     }
 }
 
@@ -112,6 +114,7 @@ struct Candidates<'a> {
     members: &'a [usize],
     tried: &'a [bool],
     now: Instant,
+    waiting: Option<&'a slots::Waiting>,
 }
 
 impl Peers for Candidates<'_> {
@@ -127,7 +130,7 @@ impl Peers for Candidates<'_> {
     fn usable(&self, i: usize) -> bool {
         let index = self.members[i];
         could_serve(&self.targets[index], index, self.tried, self.now)
-            && !self.targets[index].is_full()
+            && !self.targets[index].has_no_slot(self.waiting)
     }
 }
 
@@ -230,13 +233,13 @@ impl Upstreams {
         client: IpAddr,
         tried: &[bool],
         stuck_to: Option<&str>,
-        queued: bool,
+        waiting: Option<&slots::Waiting>,
     ) -> Pick<'_> {
         let now = Instant::now();
-        // Slots at limited targets go to the queue first.
+        // Slots at limited targets go to those waiting, in turn.
         let take = |index: usize| {
             let target = &self.targets[index];
-            if !queued && slots::must_queue(&target.stats, target.max_conns) {
+            if !slots::in_turn(&target.stats, target.max_conns, waiting) {
                 return None;
             }
             slots::begin(&target.stats, target.max_conns)
@@ -252,31 +255,34 @@ impl Upstreams {
         // A target's last slot taken by another request between the choice
         // and the count: choose again (it now counts as full).
         for _ in 0..=self.targets.len() {
-            let Some(index) = self.choose(client, tried, now) else {
+            let Some(index) = self.choose(client, tried, now, waiting) else {
                 break;
             };
             if let Some(busy) = take(index) {
                 return Pick::Chosen(index, busy);
             }
-            let target = &self.targets[index];
-            if !queued && slots::must_queue(&target.stats, target.max_conns) {
-                return Pick::Full;
-            }
         }
-        if self.any_full(tried, now) {
+        if self.any_full(tried, now, waiting) {
             Pick::Full
         } else {
             Pick::Nothing
         }
     }
 
-    fn choose(&self, client: IpAddr, tried: &[bool], now: Instant) -> Option<usize> {
+    fn choose(
+        &self,
+        client: IpAddr,
+        tried: &[bool],
+        now: Instant,
+        waiting: Option<&slots::Waiting>,
+    ) -> Option<usize> {
         for group in &self.groups {
             let candidates = Candidates {
                 targets: &self.targets,
                 members: &group.members,
                 tried,
                 now,
+                waiting,
             };
             let cx = Context {
                 client,
@@ -287,13 +293,13 @@ impl Upstreams {
             }
             // A group that is up but busy is waited for: the backups are
             // for when the others are down, not full.
-            if self.any_full_in(group.members.iter().copied(), tried, now) {
+            if self.any_full_in(group.members.iter().copied(), tried, now, waiting) {
                 return None;
             }
         }
         // A target that is up but busy is waited for, rather than one that
         // is down tried.
-        if tried.contains(&true) || self.any_full(tried, now) {
+        if tried.contains(&true) || self.any_full(tried, now, waiting) {
             return None;
         }
         (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank())
@@ -306,16 +312,17 @@ impl Upstreams {
         members: impl IntoIterator<Item = usize>,
         tried: &[bool],
         now: Instant,
+        waiting: Option<&slots::Waiting>,
     ) -> bool {
         members.into_iter().any(|i| {
             let target = &self.targets[i];
-            target.is_full() && could_serve(target, i, tried, now)
+            target.has_no_slot(waiting) && could_serve(target, i, tried, now)
         })
     }
 
     /// Whether a target that could serve the request is at its `max_conns`.
-    fn any_full(&self, tried: &[bool], now: Instant) -> bool {
-        self.any_full_in(0..self.targets.len(), tried, now)
+    fn any_full(&self, tried: &[bool], now: Instant, waiting: Option<&slots::Waiting>) -> bool {
+        self.any_full_in(0..self.targets.len(), tried, now, waiting)
     }
 
     /// Counts a request that found no slot among those waiting for the
@@ -355,16 +362,23 @@ impl Upstreams {
 
     /// Waits, after [`Pick::Full`], until a slot may have freed or `until`
     /// passes; returns whether it is still before `until`.
-    pub fn wait_for_slot(&self, tried: &[bool], stuck_to: Option<&str>, until: Instant) -> bool {
+    pub fn wait_for_slot(
+        &self,
+        tried: &[bool],
+        stuck_to: Option<&str>,
+        waiting: &slots::Waiting,
+        until: Instant,
+    ) -> bool {
+        let free = |t: &Upstream| !t.has_no_slot(Some(waiting));
         slots::wait(until, || {
             let now = Instant::now();
             match self.stuck(stuck_to, tried, now) {
-                Some(index) => !self.targets[index].is_full(),
+                Some(index) => free(&self.targets[index]),
                 None => self
                     .targets
                     .iter()
                     .enumerate()
-                    .any(|(i, t)| !t.is_full() && could_serve(t, i, tried, now)),
+                    .any(|(i, t)| free(t) && could_serve(t, i, tried, now)),
             }
         })
     }
@@ -478,19 +492,30 @@ mod tests {
         let upstreams = Upstreams::new(&config);
         let client = IpAddr::from([127, 0, 0, 1]);
         let tried = [false];
-        // A slot is free, but a request waits for it already.
-        let waiting = upstreams.enqueue(&tried, None);
+        // A slot is free, but requests wait for it already: it goes to
+        // the first in line, then the next.
+        let first = upstreams.enqueue(&tried, None);
+        let second = upstreams.enqueue(&tried, None);
         assert!(matches!(
-            upstreams.pick(client, &tried, None, false),
+            upstreams.pick(client, &tried, None, None),
             Pick::Full
         ));
-        match upstreams.pick(client, &tried, None, true) {
-            Pick::Chosen(0, busy) => drop(busy),
-            _ => panic!("the waiting request gets the slot"),
-        }
-        drop(waiting);
         assert!(matches!(
-            upstreams.pick(client, &tried, None, false),
+            upstreams.pick(client, &tried, None, Some(&second)),
+            Pick::Full
+        ));
+        match upstreams.pick(client, &tried, None, Some(&first)) {
+            Pick::Chosen(0, busy) => drop(busy),
+            _ => panic!("the first in line gets the slot"),
+        }
+        drop(first);
+        match upstreams.pick(client, &tried, None, Some(&second)) {
+            Pick::Chosen(0, busy) => drop(busy),
+            _ => panic!("then the next"),
+        }
+        drop(second);
+        assert!(matches!(
+            upstreams.pick(client, &tried, None, None),
             Pick::Chosen(0, _)
         ));
     }

@@ -4,7 +4,7 @@
 
 use crate::metrics::TargetStats;
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,35 +14,50 @@ use std::time::Instant;
 /// for another target, and the one that could use the slot sleep on.
 static QUEUE: Mutex<()> = parking_lot::const_mutex(());
 static FREED: Condvar = Condvar::new();
-/// A request in the queue, counted at each target it waits for (in
-/// [`TargetStats::waiting`]) until dropped. While any wait for a target, a
-/// request that just came takes no slot there: it queues behind them, or
-/// clients that keep their connections busy would take every slot that
-/// frees and the waiting ones run out of time (HAProxy serves its queue
-/// first too).
-pub struct Waiting(Vec<Arc<TargetStats>>);
+/// Tickets of waiting requests, in the order they began to wait.
+static TICKETS: AtomicU64 = AtomicU64::new(0);
+
+/// A request in the queue, with a ticket at each target it waits for (in
+/// [`TargetStats::waiting`]) until dropped. A target's slots go to its
+/// waiting requests in turn, before any request that just came, as
+/// HAProxy serves its queue: else clients that keep their connections busy
+/// would take every slot that frees and the waiting run out of time.
+pub struct Waiting {
+    ticket: u64,
+    targets: Vec<Arc<TargetStats>>,
+}
 
 impl Waiting {
     pub fn at(targets: Vec<Arc<TargetStats>>) -> Waiting {
+        let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
         for stats in &targets {
-            stats.waiting.fetch_add(1, Ordering::Relaxed);
+            stats.waiting.lock().insert(ticket);
         }
-        Waiting(targets)
+        Waiting { ticket, targets }
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        for stats in &self.0 {
-            stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        for stats in &self.targets {
+            stats.waiting.lock().remove(&self.ticket);
         }
+        // The next in line may be free to go now.
+        let _queue = QUEUE.lock();
+        FREED.notify_all();
     }
 }
 
-/// Whether a request that is not queued must queue for a slot at a target
-/// with `limit`: others wait for it already.
-pub fn must_queue(stats: &TargetStats, limit: usize) -> bool {
-    limit > 0 && stats.waiting.load(Ordering::Relaxed) > 0
+/// Whether a request may take a slot at a target with `limit` now, as far
+/// as the queue goes: nobody waits there, or it is the first in line.
+pub fn in_turn(stats: &TargetStats, limit: usize, waiting: Option<&Waiting>) -> bool {
+    if limit == 0 {
+        return true;
+    }
+    match stats.waiting.lock().first() {
+        None => true,
+        Some(&first) => waiting.is_some_and(|w| w.ticket == first),
+    }
 }
 
 /// A request at a backend; dropping it ends it, and frees its slot.
