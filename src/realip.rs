@@ -77,8 +77,8 @@ fn bits_of(ip: IpAddr) -> u128 {
 /// `real_ip_recursive on`). An element that is not an address ends the
 /// walk: the last hop that named a proper one is taken.
 pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
-    if trusted.is_empty() || !is_trusted(peer) {
+    let is_trusted = |ip: IpAddr| is_trusted(ip, trusted);
+    if !is_trusted(peer) {
         return peer;
     }
     let mut address = peer;
@@ -94,6 +94,11 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
         address = ip.to_canonical();
     }
     address
+}
+
+/// Whether `peer` is one of the proxies in front listed in `real_ip_from`.
+pub fn is_trusted(peer: IpAddr, trusted: &[Cidr]) -> bool {
+    trusted.iter().any(|block| block.contains(peer))
 }
 
 /// The scheme the client used, for `X-Forwarded-Proto`: `https` when the
@@ -115,7 +120,7 @@ pub fn client_scheme(
             .last()
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
     };
-    if over_tls || (trusted.iter().any(|c| c.contains(peer)) && said_https()) {
+    if over_tls || (is_trusted(peer, trusted) && said_https()) {
         "https"
     } else {
         "http"

@@ -401,8 +401,14 @@ impl Client {
     /// response the cache will store.
     pub(super) fn gave_up_on(&self, fetched: &Fetched<'_>) -> bool {
         let waited = fetched.request_time.elapsed().unwrap_or_default();
-        // Requests it pipelined before closing are still answered.
-        if waited < CLIENT_CHECK_AFTER || !self.conn.buffered().is_empty() {
+        waited >= CLIENT_CHECK_AFTER && self.has_left()
+    }
+
+    /// Whether the client closed its connection (or it broke), as far as a
+    /// look without waiting tells; one that sent more first (pipelined
+    /// requests, to be answered) has not left.
+    pub(super) fn has_left(&self) -> bool {
+        if !self.conn.buffered().is_empty() {
             return false;
         }
         loop {

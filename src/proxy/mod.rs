@@ -400,7 +400,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     if let Some((name, id)) = &mut client.request_id {
-        let from_proxy = trusted.iter().any(|block| block.contains(client.peer));
+        let from_proxy = realip::is_trusted(client.peer, trusted);
         let given = head.headers.get_str(name);
         if let Some(given) = given.filter(|g| from_proxy && request_id::is_well_formed(g)) {
             *id = given.to_string();

@@ -14,6 +14,7 @@ use crate::http::head::{find_head_end, parse_response, push_canonical_authority}
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead};
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
+use crate::upstream::slots::Waiting;
 use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn};
 use std::cell::Cell;
 use std::io::{self, IoSlice, Write};
@@ -146,29 +147,29 @@ pub(super) fn fetch<'s>(
     let mut retries_left = upstreams.retries();
     // The failure the client hears of when no target is left to try.
     let mut last_failure = None;
-    // Set once the request first has to wait for a slot (`max_conns`).
-    let mut queued_until = None;
-    // Counts it among the waiting while it waits.
-    let mut waiting = None;
+    // While the request waits for a slot (`max_conns`): its place in the
+    // queue, and until when it may wait.
+    let mut queued: Option<(Waiting, Instant)> = None;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
-        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to, waiting.as_ref())
-        {
+        let waiting = queued.as_ref().map(|(place, _)| place);
+        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to, waiting) {
             Pick::Chosen(index, busy) => {
-                waiting = None;
+                queued = None;
                 (index, busy)
             }
             Pick::Full => {
-                let until = *queued_until.get_or_insert_with(|| {
+                let (place, until) = &*queued.get_or_insert_with(|| {
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
-                    Instant::now() + upstreams.queue_timeout()
+                    let until = Instant::now() + upstreams.queue_timeout();
+                    (upstreams.enqueue(&tried, stuck_to), until)
                 });
-                let queue = waiting.get_or_insert_with(|| upstreams.enqueue(&tried, stuck_to));
+                let until = *until;
                 // In short steps, so that a shutdown is not kept waiting,
                 // nor a slot taken for a client that left meanwhile.
                 let step = until.min(Instant::now() + QUEUE_STEP);
-                let woken = upstreams.wait_for_slot(&tried, stuck_to, queue, step);
-                if matches!(peek(client.conn.get_ref()), Ok(0)) {
+                let woken = upstreams.wait_for_slot(&tried, stuck_to, place, step);
+                if client.has_left() {
                     return Err(Refusal::silent());
                 }
                 let over = Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed);
