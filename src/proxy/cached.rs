@@ -281,7 +281,7 @@ pub(super) fn serve(
                 entry,
                 response_time,
             };
-            let refreshed = revalidated.store(fetched, &fill, cache, shared);
+            let refreshed = revalidated.store(fetched, client, &fill, cache, shared);
             return serve_entry(
                 client,
                 &answering,
@@ -422,6 +422,7 @@ impl Revalidated<'_> {
     fn store(
         self,
         fetched: Fetched<'_>,
+        client: &Client,
         fill: &Fill,
         cache: &Cache,
         shared: &Shared,
@@ -429,7 +430,7 @@ impl Revalidated<'_> {
         let mut head = self.entry.head.clone();
         policy::refresh_from_304(&mut head, &fetched.response);
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
-        relay::finish_bodiless(fetched, shared);
+        relay::finish_bodiless(fetched, client, shared);
         // Whether the response may be stored, whoever asked: this client's
         // own directives or credentials are no reason to drop the entry
         // for everyone.
@@ -542,7 +543,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             entry: &entry,
             response_time,
         };
-        let now = revalidated.store(fetched, &fill, cache, shared);
+        let now = revalidated.store(fetched, client, &fill, cache, shared);
         return Refreshed::Stored { now, upstream };
     }
     if status >= 500 {
@@ -648,7 +649,7 @@ fn fetch_validated<'s>(
         if !another_version {
             return Ok((fetched, revalidating));
         }
-        relay::finish_bodiless(fetched, shared);
+        relay::finish_bodiless(fetched, client, shared);
         validators.clear();
     }
 }

@@ -204,15 +204,15 @@ fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<Shar
 
 /// Returns a bodiless response's connection to the pool (a 304 used to
 /// refresh a cache entry, say).
-pub(super) fn finish_bodiless(fetched: Fetched<'_>, shared: &Shared) {
+pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client, shared: &Shared) {
     let AfterHead {
         target,
         up,
         response,
         ..
     } = fetched.after_head();
-    if may_reuse(&response, BodyKind::Empty, &up) && up.conn.buffered().is_empty() {
-        shared.upstreams.checkin(target, up.conn);
+    if may_reuse(&response, BodyKind::Empty, &up) {
+        reuse(client, shared, target, up.conn);
     }
 }
 
@@ -264,9 +264,8 @@ pub(super) fn absorb(
         }
     }
     tee.finish();
-    if may_reuse(&response, kind, &up) && up.conn.buffered().is_empty() {
-        client.watch.backend_done();
-        shared.upstreams.checkin(target, up.conn);
+    if may_reuse(&response, kind, &up) {
+        reuse(client, shared, target, up.conn);
     }
     Absorbed::Whole
 }
