@@ -59,6 +59,14 @@ impl Upstream {
     }
 }
 
+/// What [`Upstreams::choose`] found.
+enum Choice {
+    Target(usize),
+    /// Targets that could serve are up but have no slot for the request.
+    Wait,
+    Nothing,
+}
+
 /// What [`Upstreams::pick`] found.
 pub enum Pick<'a> {
     /// This target, the request counted in its in-flight number until the
@@ -255,18 +263,17 @@ impl Upstreams {
         // A target's last slot taken by another request between the choice
         // and the count: choose again (it now counts as full).
         for _ in 0..=self.targets.len() {
-            let Some(index) = self.choose(client, tried, now, waiting) else {
-                break;
-            };
-            if let Some(busy) = take(index) {
-                return Pick::Chosen(index, busy);
+            match self.choose(client, tried, now, waiting) {
+                Choice::Target(index) => {
+                    if let Some(busy) = take(index) {
+                        return Pick::Chosen(index, busy);
+                    }
+                }
+                Choice::Wait => return Pick::Full,
+                Choice::Nothing => return Pick::Nothing,
             }
         }
-        if self.any_full(tried, now, waiting) {
-            Pick::Full
-        } else {
-            Pick::Nothing
-        }
+        Pick::Full
     }
 
     fn choose(
@@ -275,7 +282,7 @@ impl Upstreams {
         tried: &[bool],
         now: Instant,
         waiting: Option<&slots::Waiting>,
-    ) -> Option<usize> {
+    ) -> Choice {
         for group in &self.groups {
             let candidates = Candidates {
                 targets: &self.targets,
@@ -289,40 +296,24 @@ impl Upstreams {
                 peers: &candidates,
             };
             if let Some(i) = group.balancer.pick(&cx) {
-                return Some(group.members[i % group.members.len()]);
+                return Choice::Target(group.members[i % group.members.len()]);
             }
-            // A group that is up but busy is waited for: the backups are
-            // for when the others are down, not full.
-            if self.any_full_in(group.members.iter().copied(), tried, now, waiting) {
-                return None;
+            // Up but with no slot for this request: waited for. The backups
+            // are for when the others are down or tried, not busy; nor is
+            // a target that is down tried while one that is up is busy.
+            let up = group
+                .members
+                .iter()
+                .any(|&i| could_serve(&self.targets[i], i, tried, now));
+            if up {
+                return Choice::Wait;
             }
         }
-        // A target that is up but busy is waited for, rather than one that
-        // is down tried.
-        if tried.contains(&true) || self.any_full(tried, now, waiting) {
-            return None;
+        if tried.contains(&true) {
+            return Choice::Nothing;
         }
-        (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank())
-    }
-
-    /// Whether one of `members` could serve the request but is at its
-    /// `max_conns`.
-    fn any_full_in(
-        &self,
-        members: impl IntoIterator<Item = usize>,
-        tried: &[bool],
-        now: Instant,
-        waiting: Option<&slots::Waiting>,
-    ) -> bool {
-        members.into_iter().any(|i| {
-            let target = &self.targets[i];
-            target.has_no_slot(waiting) && could_serve(target, i, tried, now)
-        })
-    }
-
-    /// Whether a target that could serve the request is at its `max_conns`.
-    fn any_full(&self, tried: &[bool], now: Instant, waiting: Option<&slots::Waiting>) -> bool {
-        self.any_full_in(0..self.targets.len(), tried, now, waiting)
+        let index = (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank());
+        index.map_or(Choice::Nothing, Choice::Target)
     }
 
     /// Counts a request that found no slot among those waiting for the
