@@ -83,7 +83,7 @@ pub(super) struct Client {
     /// max_body_size (`u64::MAX` when unlimited).
     pub(super) max_body: u64,
     /// request_buffer_size: bodies up to this are read whole first.
-    pub(super) buffer_limit: u64,
+    pub(super) request_buffer: u64,
     /// response_buffer_size: response bodies of a known length up to this
     /// are read whole before the client gets any.
     pub(super) response_buffer: u64,
@@ -152,7 +152,7 @@ impl Client {
             body_timeout: timeout,
             limits: RequestLimits::default(),
             max_body: u64::MAX,
-            buffer_limit: 0,
+            request_buffer: 0,
             response_buffer: 0,
             sent_head: None,
             request_id: None,
@@ -177,7 +177,7 @@ impl Client {
             max_headers: config.max_headers,
             max_uri_length: config.max_uri_length,
         };
-        self.buffer_limit = config.request_buffer_size;
+        self.request_buffer = config.request_buffer_size;
         self.response_buffer = config.response_buffer_size;
         self.max_body = match config.max_body_size {
             0 => u64::MAX,
@@ -437,7 +437,7 @@ impl Client {
             match rest.next(&mut self.conn) {
                 Ok(Some(piece)) => {
                     body.extend_from_slice(piece);
-                    if body.len() as u64 > self.buffer_limit {
+                    if body.len() as u64 > self.request_buffer {
                         return Ok(RequestBody::streamed_from(kind, body, rest));
                     }
                 }

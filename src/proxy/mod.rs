@@ -555,10 +555,10 @@ fn forward(
     // chunked request at all).
     let body = match body_kind {
         BodyKind::Empty => RequestBody::Buffered(Vec::new()),
-        BodyKind::Length(n) if n > client.buffer_limit => {
+        BodyKind::Length(n) if n > client.request_buffer => {
             RequestBody::streamed(body_kind, client.max_body)
         }
-        _ if client.buffer_limit == 0 => RequestBody::streamed(body_kind, client.max_body),
+        _ if client.request_buffer == 0 => RequestBody::streamed(body_kind, client.max_body),
         _ => {
             if expect_continue {
                 client.send_continue()?;
