@@ -8,8 +8,9 @@
 //! record queued before it to the old file, then opens the path afresh.
 
 use crate::config::LogFormat;
+use crate::digits::{push_ip, Decimal};
 use crate::http::conn::{write_all_vectored, write_all_vectored_counting};
-use crate::http::date::{format_rfc3339, Clf};
+use crate::http::date::{format_rfc3339, ClfClock};
 use crate::json;
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -105,9 +106,17 @@ impl Record {
 
     /// The line in the given format, without newline.
     pub fn format_as(&self, format: LogFormat) -> String {
+        let mut line = String::new();
+        self.write_as(format, &mut line, &mut ClfClock::new());
+        line
+    }
+
+    /// Appends the line in the given format to `line`, without newline;
+    /// `clock` keeps the timestamp of the last second it wrote.
+    fn write_as(&self, format: LogFormat, line: &mut String, clock: &mut ClfClock) {
         match format {
-            LogFormat::Combined => self.format(),
-            LogFormat::Json => self.to_json(),
+            LogFormat::Combined => self.write_combined(line, clock),
+            LogFormat::Json => line.push_str(&self.to_json()),
         }
     }
 
@@ -181,24 +190,38 @@ impl Record {
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
-        let _ = write!(line, "{} - - [{}] \"", self.client, Clf(self.time));
-        escape_into(&mut line, &self.request_line);
-        let _ = write!(line, "\" {} {} \"", self.status, self.bytes);
-        escape_into(&mut line, self.referer.as_deref().unwrap_or("-"));
+        self.write_combined(&mut line, &mut ClfClock::new());
+        line
+    }
+
+    /// [`format`](Self::format) into `line`. Written piece by piece rather
+    /// than with `write!`: the writer formats a line per request, and the
+    /// formatting machinery made a third of a cache hit's instructions.
+    fn write_combined(&self, line: &mut String, clock: &mut ClfClock) {
+        push_ip(line, self.client);
+        line.push_str(" - - [");
+        line.push_str(clock.stamp(self.time));
+        line.push_str("] \"");
+        escape_into(line, &self.request_line);
+        line.push_str("\" ");
+        line.push_str(Decimal::new(u64::from(self.status)).as_str());
+        line.push(' ');
+        line.push_str(Decimal::new(self.bytes).as_str());
+        line.push_str(" \"");
+        escape_into(line, self.referer.as_deref().unwrap_or("-"));
         line.push_str("\" \"");
-        escape_into(&mut line, self.user_agent.as_deref().unwrap_or("-"));
-        let _ = write!(
-            line,
-            "\" upstream={} cache={} duration_ms={:.3}",
-            self.upstream.as_deref().unwrap_or("-"),
-            self.cache.unwrap_or("-"),
-            self.duration.as_secs_f64() * 1000.0
-        );
+        escape_into(line, self.user_agent.as_deref().unwrap_or("-"));
+        line.push_str("\" upstream=");
+        line.push_str(self.upstream.as_deref().unwrap_or("-"));
+        line.push_str(" cache=");
+        line.push_str(self.cache.unwrap_or("-"));
+        line.push_str(" duration_ms=");
+        push_millis(line, self.duration);
         if let Some(id) = &self.request_id {
             // Unquoted: an ID is printable ASCII without spaces or quotes
             // (see `request_id::is_well_formed`); escaped all the same.
             line.push_str(" request_id=");
-            escape_into(&mut line, id);
+            escape_into(line, id);
         }
         if let Some(heads) = &self.heads {
             // Each head as one quoted field, its lines joined by CRLF
@@ -210,20 +233,28 @@ impl Record {
                 line.push_str(key);
                 for (i, (name, value)) in fields.iter().enumerate() {
                     if i > 0 {
-                        escape_into(&mut line, "\r\n");
+                        escape_into(line, "\r\n");
                     }
-                    escape_into(&mut line, name);
+                    escape_into(line, name);
                     line.push_str(": ");
-                    escape_into(&mut line, value);
+                    escape_into(line, value);
                 }
                 line.push('"');
             }
         }
-        line
     }
 }
 
+/// Whether `b` goes into a quoted field as it is.
+fn is_plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
 fn escape_into(out: &mut String, s: &str) {
+    if s.bytes().all(is_plain) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' | '\\' => {
@@ -238,6 +269,23 @@ fn escape_into(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
+}
+
+/// Appends `d` in milliseconds with three decimals, rounded to the
+/// nearest microsecond: `1.500`.
+fn push_millis(out: &mut String, d: Duration) {
+    let micros = (d.as_nanos() + 500) / 1000;
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    out.push_str(Decimal::new(micros / 1000).as_str());
+    out.push('.');
+    let frac = micros % 1000;
+    if frac < 100 {
+        out.push('0');
+    }
+    if frac < 10 {
+        out.push('0');
+    }
+    out.push_str(Decimal::new(frac).as_str());
 }
 
 enum Message {
@@ -439,6 +487,9 @@ struct Sinks {
     file: Option<Sink<File>>,
     format: LogFormat,
     lost: Arc<AtomicU64>,
+    /// The line being written, its memory kept from one to the next.
+    line: String,
+    clock: ClfClock,
 }
 
 impl Sinks {
@@ -462,7 +513,9 @@ impl Sinks {
     }
 
     fn write(&mut self, record: &Record) {
-        let mut line = record.format_as(self.format);
+        let line = &mut self.line;
+        line.clear();
+        record.write_as(self.format, line, &mut self.clock);
         line.push('\n');
         if let Some(sink) = &mut self.stdout {
             sink.write(line.as_bytes(), &self.lost);
@@ -652,6 +705,8 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
             .map(|(path, f)| Sink::for_file(path, f)),
         format: outputs.format,
         lost,
+        line: String::with_capacity(256),
+        clock: ClfClock::new(),
     };
     // Park in `recv` only when traffic stops. While it flows, sleep between
     // batches instead: a sender wakes the writer (a futex call and a
@@ -936,6 +991,32 @@ mod tests {
         let all = drained.join().unwrap();
         assert_eq!(all.iter().filter(|&&b| b == b'\n').count(), total);
         assert_eq!(sender.lost(), 0);
+    }
+
+    #[test]
+    fn durations_are_written_in_milliseconds_to_the_microsecond() {
+        for (nanos, text) in [
+            (0, "0.000"),
+            (499, "0.000"),
+            (500, "0.001"),
+            (1_500_000, "1.500"),
+            (12_345_678, "12.346"),
+            (3_600_000_000_000, "3600000.000"),
+        ] {
+            let mut out = String::new();
+            push_millis(&mut out, Duration::from_nanos(nanos));
+            assert_eq!(out, text, "{nanos} ns");
+        }
+    }
+
+    #[test]
+    fn quoted_fields_escape_only_what_they_must() {
+        let mut out = String::new();
+        escape_into(&mut out, "Mozilla/5.0 (X11; Linux) ~!");
+        assert_eq!(out, "Mozilla/5.0 (X11; Linux) ~!");
+        out.clear();
+        escape_into(&mut out, "a\"b\\c\x7f\té");
+        assert_eq!(out, "a\\x22b\\x5Cc\\x7F\\x09\\xC3\\xA9");
     }
 
     #[test]

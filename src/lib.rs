@@ -11,6 +11,7 @@
 //! - `access_log`: request records to one writer thread, stdout and a file.
 //! - `admin`: the admin listener: metrics, status, health, purge.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
+//! - `digits`: numbers and addresses as text, without `core::fmt`.
 //! - `json`: string escaping for the JSON log and `/status`.
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
@@ -25,6 +26,7 @@ pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod digits;
 pub mod http;
 pub mod json;
 pub mod limits;

@@ -2,7 +2,7 @@
 //! calendar crate: the civil-date arithmetic is a dozen lines (Howard
 //! Hinnant's days-from-civil algorithm).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -104,6 +104,39 @@ impl fmt::Display for Clf {
     }
 }
 
+/// The [`Clf`] timestamp of the last second written, kept: a log writes one
+/// per line, and under load hundreds of lines share their second.
+pub struct ClfClock {
+    secs: u64,
+    text: String,
+}
+
+impl ClfClock {
+    pub fn new() -> Self {
+        ClfClock {
+            secs: u64::MAX,
+            text: String::new(),
+        }
+    }
+
+    /// `Clf(t)` as text.
+    pub fn stamp(&mut self, t: SystemTime) -> &str {
+        let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if secs != self.secs {
+            self.text.clear();
+            let _ = write!(self.text, "{}", Clf(t));
+            self.secs = secs;
+        }
+        &self.text
+    }
+}
+
+impl Default for ClfClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// An RFC 3339 timestamp in UTC with milliseconds:
 /// `1994-11-06T08:49:37.000Z` (the JSON access log's `time`).
 pub fn format_rfc3339(t: SystemTime) -> String {
@@ -179,6 +212,17 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
         assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(Clf(t).to_string(), "06/Nov/1994:08:49:37 +0000");
+        let mut clock = ClfClock::new();
+        assert_eq!(clock.stamp(t), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(
+            clock.stamp(t + Duration::from_millis(999)),
+            "06/Nov/1994:08:49:37 +0000"
+        );
+        assert_eq!(
+            clock.stamp(t + Duration::from_secs(1)),
+            "06/Nov/1994:08:49:38 +0000"
+        );
+        assert_eq!(clock.stamp(UNIX_EPOCH), "01/Jan/1970:00:00:00 +0000");
     }
 
     #[test]

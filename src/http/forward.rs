@@ -3,6 +3,7 @@
 //! whom.
 
 use super::headers::Headers;
+use crate::digits::push_ip;
 use std::net::IpAddr;
 
 /// Fields that describe a single connection (RFC 9110 §7.6.1, plus the
@@ -92,7 +93,8 @@ pub struct Forwarded<'a> {
 /// `X-Forwarded-Host` set from what this proxy saw (a client's own values
 /// would be lies we pass on), and `Via` appended.
 pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
-    let client = f.client_ip.to_string();
+    let mut client = String::with_capacity(15);
+    push_ip(&mut client, f.client_ip);
     let xff = join_values(headers, "x-forwarded-for", &client);
     headers.set("X-Forwarded-For", xff);
     headers.set("X-Forwarded-Proto", f.proto);

@@ -507,10 +507,11 @@ fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
         if h.name.is_empty() || !h.name.bytes().all(is_tchar) {
             return Err(HeadError::Malformed("invalid header name"));
         }
-        if h.value
-            .iter()
-            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
-        {
+        // Every byte looked at, no early exit: the loop vectorizes, and
+        // a valid value (nearly all) is read whole anyway.
+        if h.value.iter().fold(false, |bad, &b| {
+            bad | ((b < 0x20 && b != b'\t') || b == 0x7f)
+        }) {
             return Err(HeadError::Malformed("control character in header value"));
         }
         headers.push(h.name, h.value);
@@ -520,8 +521,38 @@ fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
 
 /// RFC 9110 §5.6.2: tchar, the characters of a token (field names, methods).
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
+
+/// [`is_tchar`] as a table: every field name of every head is checked byte
+/// by byte.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// Room for httparse to put the fields of `head`: one slot per line (an
 /// upper bound on the fields), at most `max`, on the heap. A fixed array of

@@ -9,6 +9,7 @@ use super::{Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, Lifetime, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
+use crate::digits::push_field;
 use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
@@ -793,7 +794,7 @@ fn serve_entry(
                 Ranged::Whole => {
                     let body: &[u8] = if request.is_head() { b"" } else { whole };
                     if !forbids_content_length(entry.head.status) {
-                        let _ = write!(tail, "Content-Length: {len}\r\n");
+                        push_field(&mut tail, "Content-Length", len);
                     }
                     if entry.head.status == 200 && range::worth_announcing(&entry.head.headers, len)
                     {
@@ -821,7 +822,10 @@ fn serve_entry(
                 }
             }
         };
-    let _ = write!(tail, "Age: {age}\r\nX-Cache: {}\r\n", status.name());
+    push_field(&mut tail, "Age", age);
+    tail.extend_from_slice(b"X-Cache: ");
+    tail.extend_from_slice(status.name().as_bytes());
+    tail.extend_from_slice(b"\r\n");
     tail.extend_from_slice(own);
     client.push_request_id(&mut tail);
     push_connection_header(&mut tail, keep_alive, request.version);

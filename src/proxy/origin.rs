@@ -5,6 +5,7 @@
 //! the target's health.
 
 use super::{client_body_status, Client, Refusal, Shared, VIA};
+use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::write_all_vectored;
 use crate::http::conn::{is_local_shortage, is_timeout, peek, SharedStream, Source};
@@ -423,14 +424,14 @@ fn upstream_request(
     head.headers.write_to(&mut out);
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
-            let _ = write!(out, "Content-Length: {}\r\n", b.len());
+            push_field(&mut out, "Content-Length", b.len() as u64);
         }
         RequestBody::Buffered(_) => {}
         RequestBody::Streamed {
             kind: BodyKind::Length(n),
             ..
         } => {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            push_field(&mut out, "Content-Length", *n);
         }
         RequestBody::Streamed { .. } => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }

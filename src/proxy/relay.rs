@@ -5,6 +5,7 @@
 
 use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed};
 use super::{Client, Outcome, Refusal, Shared};
+use crate::digits::push_field;
 use crate::http::body::{
     chunk_size_line, content_length, decode_complete_chunked, forbids_content_length,
     response_forbids_reuse, LAST_CHUNK,
@@ -379,11 +380,11 @@ fn prepare_response(
     }
     match kind {
         BodyKind::Length(n) => {
-            let _ = write!(head, "Content-Length: {n}\r\n");
+            push_field(&mut head, "Content-Length", n);
         }
         BodyKind::Empty => {
             if let Some(len) = described_length {
-                let _ = write!(head, "Content-Length: {len}\r\n");
+                push_field(&mut head, "Content-Length", len);
             }
         }
         _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
