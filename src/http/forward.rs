@@ -52,10 +52,13 @@ fn is_protected(name: &str) -> bool {
 /// except protected ones. `keep_upgrade` leaves `Upgrade` in place for a
 /// protocol switch (the caller re-adds `Connection: upgrade`).
 pub fn strip_hop_by_hop(headers: &mut Headers, keep_upgrade: bool) {
+    // Names only `Connection` adds: its usual `keep-alive` or `upgrade`
+    // go anyway (or stay as `keep_upgrade` says), and with nothing else
+    // named, nothing is copied.
     let named: Vec<String> = headers
         .tokens("connection")
-        .filter(|t| !is_protected(t))
-        .map(str::to_ascii_lowercase)
+        .filter(|t| !is_protected(t) && !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t)))
+        .map(str::to_owned)
         .collect();
     headers.retain(|name, _| {
         let lower_is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());

@@ -33,7 +33,10 @@ impl Field {
     }
 
     fn is_named(&self, bytes: &[u8], name: &str) -> bool {
-        self.name_in(bytes).eq_ignore_ascii_case(name.as_bytes())
+        // Lengths first: most fields a lookup passes differ in length, and
+        // then the name need not even be found in `bytes`.
+        self.name_len as usize == name.len()
+            && self.name_in(bytes).eq_ignore_ascii_case(name.as_bytes())
     }
 }
 
