@@ -89,14 +89,24 @@ pub fn fill_yielding<S: Read + AsRawFd>(
     peer: Peer,
     crowded: bool,
 ) -> io::Result<usize> {
+    fill_yielding_or(conn, peer, crowded, BufConn::fill)
+}
+
+/// [`fill_yielding`], with `block` doing the read that may wait.
+pub fn fill_yielding_or<S: Read + AsRawFd>(
+    conn: &mut BufConn<S>,
+    peer: Peer,
+    crowded: bool,
+    block: impl FnOnce(&mut BufConn<S>) -> io::Result<usize>,
+) -> io::Result<usize> {
     if !crowded {
-        return conn.fill();
+        return block(conn);
     }
     SKIP.with(|skip| {
         let skip = &skip[peer as usize];
         if skip.get() > 0 {
             skip.set(skip.get() - 1);
-            return conn.fill();
+            return block(conn);
         }
         // Yield first: callers come here right after sending (a request to
         // the backend, a response to the client), and the answer is almost
@@ -111,7 +121,7 @@ pub fn fill_yielding<S: Read + AsRawFd>(
             }
         }
         skip.set(SKIP_AFTER_MISS);
-        conn.fill()
+        block(conn)
     })
 }
 

@@ -3,8 +3,9 @@
 
 mod support;
 
-use std::io::{self, Write};
-use std::sync::atomic::Ordering;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -817,6 +818,82 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     let line = lines.iter().find(|l| l.contains("/abandoned")).unwrap();
     assert!(line.contains("\" 499 0 "), "{line}");
     assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+}
+
+/// A backend that, on `/work`, answers nothing and waits (bounded) for the
+/// proxy to close the connection, counting in `saw_close` the closes it
+/// saw; other paths it answers at once.
+fn working_backend(saw_close: &Arc<AtomicUsize>) -> Backend {
+    let saw_close = saw_close.clone();
+    Backend::start("a", move |seen, out| {
+        if seen.path() != "/work" {
+            respond(out, 200, &[], seen.path().as_bytes());
+            return Action::KeepAlive;
+        }
+        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        if matches!(out.read(&mut [0; 64]), Ok(0)) {
+            saw_close.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Close
+    })
+}
+
+#[test]
+fn a_client_that_leaves_while_the_backend_works_has_its_backend_connection_closed_at_once() {
+    // nginx's `proxy_ignore_client_abort off`: the backend sees the close
+    // while it works (a Go handler's context is cancelled), not only once
+    // it answers.
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = working_backend(&saw_close);
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close while it worked"
+    );
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/work")).unwrap();
+    assert!(line.contains("\" 499 0 "), "{line}");
+    assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+}
+
+#[test]
+fn a_client_that_leaves_frees_its_max_conns_slot_for_the_next_request() {
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = working_backend(&saw_close);
+    let proxy = start_proxy(&[a.addr], |c| c.targets[0].max_conns = Some(1));
+    let mut gone = proxy.connect();
+    gone.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    drop(gone);
+    // Served, not 503 after waiting for a slot the one who left held.
+    let mut next = proxy.connect();
+    assert_eq!(next.get("/next").body, b"/next");
+    assert_eq!(saw_close.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_request_the_cache_may_store_is_not_given_up_while_the_backend_works() {
+    // As nginx does for a cacheable request: its answer is worth having
+    // (and others may be waiting for it).
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = working_backend(&saw_close);
+    let proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
+    let mut client = proxy.connect();
+    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    drop(client);
+    // Long enough for a watched wait to have seen the close (the test
+    // above needs far less); nothing to measure.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(saw_close.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.handle().live_connections(), 1);
+    drop(proxy);
 }
 
 #[test]

@@ -369,6 +369,64 @@ fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
     }
 }
 
+/// How a wait for one socket's bytes that watched another for its close
+/// ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Awaited {
+    /// The socket waited on has bytes, or its end, or an error, to read.
+    Readable,
+    /// The watched socket was closed or shut down for sending by its peer
+    /// (or broke).
+    WatchedClosed,
+    TimedOut,
+}
+
+/// Waits up to `patience` for `fd` to be readable, or for the peer of
+/// `watched` to close it: one `poll` on both.
+pub fn readable_unless_closed(
+    fd: RawFd,
+    watched: RawFd,
+    patience: Duration,
+) -> io::Result<Awaited> {
+    // A peer's FIN shows as POLLRDHUP (Linux); a reset as POLLHUP or
+    // POLLERR, which poll always reports.
+    #[cfg(target_os = "linux")]
+    const CLOSED: libc::c_short = libc::POLLRDHUP;
+    #[cfg(not(target_os = "linux"))]
+    const CLOSED: libc::c_short = 0;
+    let mut fds = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: watched,
+            events: CLOSED,
+            revents: 0,
+        },
+    ];
+    let ms = patience.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: two valid pollfds, as the count says.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if n > 0 {
+            return Ok(if fds[0].revents != 0 {
+                Awaited::Readable
+            } else {
+                Awaited::WatchedClosed
+            });
+        }
+        if n == 0 {
+            return Ok(Awaited::TimedOut);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// One `recv` that does not block, whatever the socket's mode.
 fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {

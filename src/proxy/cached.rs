@@ -676,6 +676,7 @@ fn fetch<'s>(
         keep_alive,
         extra: validators,
         upgrade: false,
+        abandon_if_client_leaves: false,
     };
     origin::fetch(client, &mut upstream_head, &send, shared)
 }

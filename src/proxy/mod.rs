@@ -589,6 +589,7 @@ fn forward(
         keep_alive,
         extra: &[],
         upgrade,
+        abandon_if_client_leaves: true,
     };
     let is_head = head.is_head();
     let version = head.version;

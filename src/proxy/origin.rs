@@ -8,7 +8,9 @@ use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::write_all_vectored;
-use crate::http::conn::{is_local_shortage, is_timeout, peek, SharedStream, Source};
+use crate::http::conn::{
+    is_local_shortage, is_timeout, peek, readable_unless_closed, Awaited, SharedStream, Source,
+};
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
@@ -19,6 +21,7 @@ use crate::upstream::slots::Waiting;
 use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn};
 use std::cell::Cell;
 use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -130,6 +133,12 @@ pub(super) struct Outgoing<'a> {
     pub extra: &'a [(&'static str, Vec<u8>)],
     /// Forward the client's `Upgrade` and accept a `101 Switching Protocols`.
     pub upgrade: bool,
+    /// Give the request up, closing the backend connection, if the client
+    /// leaves while the backend has not answered (nginx's default,
+    /// `proxy_ignore_client_abort off`): the backend sees the close and
+    /// may stop its work. Not for a response the cache may store: that
+    /// one is worth having.
+    pub abandon_if_client_leaves: bool,
 }
 
 /// Sends `head` (rewritten for the backend in place) to a backend chosen
@@ -326,7 +335,10 @@ fn attempt(
         if up.reused && !still_open(&up.conn) {
             continue; // dropped; the next pooled one, or a new one
         }
-        match send_request(&mut up, request, send, client) {
+        let watch = send
+            .abandon_if_client_leaves
+            .then(|| shared.upstreams.backend_timeout());
+        match send_request(&mut up, request, send, client, watch) {
             Ok((response, head_len)) => return Ok((up, response, head_len, request_time)),
             // A pooled connection the backend had closed or reset while it
             // idled (a restarted backend, most often): the others it holds
@@ -529,11 +541,14 @@ impl From<BodyError> for Failure {
 }
 
 /// Sends the request and reads the final response head (skipping 1xx).
+/// `watch`: the backend timeout, when the wait for the response gives up
+/// if the client leaves (see [`Outgoing::abandon_if_client_leaves`]).
 fn send_request(
     up: &mut UpstreamConn,
     request: &[u8],
     send: &Outgoing<'_>,
     client: &mut Client,
+    watch: Option<Duration>,
 ) -> Result<(ResponseHead, usize), Failure> {
     match send.body {
         RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
@@ -555,7 +570,7 @@ fn send_request(
         }
     }
     for _ in 0..=MAX_INTERIM_RESPONSES {
-        let len = read_response_head(&mut up.conn, client.crowded)?;
+        let len = read_response_head(&mut up.conn, client, watch)?;
         let mut response = parse_response(&up.conn.buffered()[..len])?;
         // The request's ID is ours to give the client (and the cache must
         // not keep one backend's echo of it).
@@ -711,7 +726,11 @@ fn answered_early(up: &mut BufConn<SharedStream>) -> bool {
 }
 
 /// Reads until a complete response head is buffered; returns its length.
-fn read_response_head(conn: &mut BufConn<SharedStream>, crowded: bool) -> Result<usize, Failure> {
+fn read_response_head(
+    conn: &mut BufConn<SharedStream>,
+    client: &Client,
+    mut watch: Option<Duration>,
+) -> Result<usize, Failure> {
     let mut scanned = 0;
     loop {
         // One read can bring a whole head larger than the limit.
@@ -734,11 +753,48 @@ fn read_response_head(conn: &mut BufConn<SharedStream>, crowded: bool) -> Result
         if !b"HTTP/".starts_with(&start[..start.len().min(5)]) {
             return Err(Failure::Malformed(Malformed::NotHttp));
         }
-        match sched::fill_yielding(conn, Peer::Backend, crowded) {
+        let mut left = false;
+        let filled = sched::fill_yielding_or(conn, Peer::Backend, client.crowded, |conn| {
+            fill_unless_client_leaves(conn, client, &mut watch, &mut left)
+        });
+        if left {
+            return Err(Failure::Client(None));
+        }
+        match filled {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
             Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInHead)),
             Ok(_) => {}
             Err(e) => return Err(Failure::io(e)),
+        }
+    }
+}
+
+/// `conn.fill()` that, while `watch` holds the backend timeout, also
+/// watches the client: one that closes its connection before the backend
+/// answers sets `left` (nothing is read). One that only shut down its
+/// sending side after sending more requests has not left: it is waiting
+/// for their answers, and from then on is not watched (its half-close
+/// would wake every wait).
+fn fill_unless_client_leaves(
+    conn: &mut BufConn<SharedStream>,
+    client: &Client,
+    watch: &mut Option<Duration>,
+    left: &mut bool,
+) -> io::Result<usize> {
+    let Some(patience) = *watch else {
+        return conn.fill();
+    };
+    let client_fd = client.conn.get_ref().as_raw_fd();
+    match readable_unless_closed(conn.get_ref().as_raw_fd(), client_fd, patience)? {
+        Awaited::Readable => conn.fill(),
+        Awaited::TimedOut => Err(io::ErrorKind::TimedOut.into()),
+        Awaited::WatchedClosed if client.has_left() => {
+            *left = true;
+            Err(io::ErrorKind::ConnectionAborted.into())
+        }
+        Awaited::WatchedClosed => {
+            *watch = None;
+            conn.fill()
         }
     }
 }
