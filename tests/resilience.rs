@@ -897,6 +897,21 @@ fn a_request_the_cache_may_store_is_not_given_up_while_the_backend_works() {
 }
 
 #[test]
+fn a_client_that_shuts_down_its_sending_side_after_its_request_gets_a_quick_answer() {
+    // `nc -N`, `socat`, scripts: the request, then a half-close. Only a
+    // backend slower than the 20 ms the proxy waits before it watches the
+    // client makes that look like leaving (as the test below shows).
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.finish_sending();
+    let got = String::from_utf8_lossy(&client.read_until_closed()).into_owned();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    assert!(got.contains("a GET /quick"), "{got:?}");
+}
+
+#[test]
 fn requests_read_before_a_client_closes_are_still_answered() {
     // Two requests pipelined, then the sending side shut: the one already
     // in the proxy's buffer when its answer comes is answered; the last,

@@ -350,23 +350,12 @@ impl BufConn<SharedStream> {
 
 /// Whether `fd` has something to read (data, or its end) within `patience`.
 fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
-    let mut pollfd = libc::pollfd {
+    let mut fds = [libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    };
-    let ms = patience.as_millis().min(i32::MAX as u128) as i32;
-    loop {
-        // SAFETY: one valid pollfd, as the count says.
-        let n = unsafe { libc::poll(&mut pollfd, 1, ms) };
-        if n >= 0 {
-            return Ok(n > 0);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    }];
+    Ok(poll(&mut fds, patience)? > 0)
 }
 
 /// How a wait for one socket's bytes that watched another for its close
@@ -381,13 +370,20 @@ pub enum Awaited {
     TimedOut,
 }
 
-/// Waits up to `patience` for `fd` to be readable, or for the peer of
-/// `watched` to close it: one `poll` on both.
+/// Waits up to `patience` for `fd` to be readable, or, once `grace` has
+/// passed, for the peer of `watched` to close it: a `poll` on `fd` alone,
+/// then on both. (A client may shut down its sending side right after its
+/// request, `nc -N` does: the grace lets a quick answer reach it.)
 pub fn readable_unless_closed(
     fd: RawFd,
     watched: RawFd,
+    grace: Duration,
     patience: Duration,
 ) -> io::Result<Awaited> {
+    let grace = grace.min(patience);
+    if readable_within(fd, grace)? {
+        return Ok(Awaited::Readable);
+    }
     // A peer's FIN shows as POLLRDHUP (Linux); a reset as POLLHUP or
     // POLLERR, which poll always reports.
     #[cfg(target_os = "linux")]
@@ -406,19 +402,22 @@ pub fn readable_unless_closed(
             revents: 0,
         },
     ];
+    Ok(match poll(&mut fds, patience - grace)? {
+        0 => Awaited::TimedOut,
+        _ if fds[0].revents != 0 => Awaited::Readable,
+        _ => Awaited::WatchedClosed,
+    })
+}
+
+/// `poll(2)` on `fds` for up to `patience` (at most `i32::MAX` ms):
+/// how many have events.
+fn poll(fds: &mut [libc::pollfd], patience: Duration) -> io::Result<usize> {
     let ms = patience.as_millis().min(i32::MAX as u128) as i32;
     loop {
-        // SAFETY: two valid pollfds, as the count says.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-        if n > 0 {
-            return Ok(if fds[0].revents != 0 {
-                Awaited::Readable
-            } else {
-                Awaited::WatchedClosed
-            });
-        }
-        if n == 0 {
-            return Ok(Awaited::TimedOut);
+        // SAFETY: `fds` is a valid array of as many pollfds as the count says.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n >= 0 {
+            return Ok(n as usize);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

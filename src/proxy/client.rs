@@ -33,10 +33,11 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_READ_TIMEOUT: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 256 * 1024;
 /// How long a backend must have taken to answer before the proxy looks
-/// whether the client is still there (see `Client::gave_up_on`): people
+/// whether the client is still there (see `Client::gave_up_on`, and the
+/// watch on the client while the answer is awaited in `origin`): people
 /// and timeouts give up after seconds, so this catches them, while the
 /// quick answers that make up most traffic go out without a look.
-const CLIENT_CHECK_AFTER: Duration = Duration::from_millis(20);
+pub(super) const CLIENT_CHECK_AFTER: Duration = Duration::from_millis(20);
 
 /// Stops sending, then reads and drops what the client still sends until it
 /// closes, for a bounded time and amount (see [`LINGER_TIME`]).

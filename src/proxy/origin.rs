@@ -4,6 +4,7 @@
 //! head; [`super::relay`] takes it from there. Each failure is reported to
 //! the target's health.
 
+use super::client::CLIENT_CHECK_AFTER;
 use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
@@ -758,7 +759,14 @@ fn read_response_head(
             fill_unless_client_leaves(conn, client, &mut watch, &mut left)
         });
         if left {
-            return Err(Failure::Client(None));
+            // A forced shutdown closes the client too: that is the
+            // shutdown's doing, told as it is when the backend's side
+            // closes first.
+            return Err(if client.watch.cut() {
+                Failure::Closed
+            } else {
+                Failure::Client(None)
+            });
         }
         match filled {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
@@ -770,8 +778,9 @@ fn read_response_head(
 }
 
 /// `conn.fill()` that, while `watch` holds the backend timeout, also
-/// watches the client: one that closes its connection before the backend
-/// answers sets `left` (nothing is read). One that only shut down its
+/// watches the client once the backend has taken `CLIENT_CHECK_AFTER`: one
+/// that closes its connection before the backend answers sets `left`
+/// (nothing is read). One that only shut down its
 /// sending side after sending more requests has not left: it is waiting
 /// for their answers, and from then on is not watched (its half-close
 /// would wake every wait).
@@ -785,7 +794,8 @@ fn fill_unless_client_leaves(
         return conn.fill();
     };
     let client_fd = client.conn.get_ref().as_raw_fd();
-    match readable_unless_closed(conn.get_ref().as_raw_fd(), client_fd, patience)? {
+    let backend_fd = conn.get_ref().as_raw_fd();
+    match readable_unless_closed(backend_fd, client_fd, CLIENT_CHECK_AFTER, patience)? {
         Awaited::Readable => conn.fill(),
         Awaited::TimedOut => Err(io::ErrorKind::TimedOut.into()),
         Awaited::WatchedClosed if client.has_left() => {

@@ -127,12 +127,17 @@ impl ConnWatch {
     /// Ends the connection whatever it is doing: the client socket and the
     /// backend one, so that no read on either waits out its timeout.
     pub fn close(&self) {
-        let _ = self.client.shutdown(Shutdown::Both);
-        let mut backend = self.backend.lock();
-        backend.closed = true;
-        if let Some(stream) = &backend.in_use {
-            let _ = stream.shutdown(Shutdown::Both);
+        // The backend side first: a thread woken by the client's close
+        // then already sees the connection as cut (not as a client that
+        // left: its request is logged as the shutdown's, not 499).
+        {
+            let mut backend = self.backend.lock();
+            backend.closed = true;
+            if let Some(stream) = &backend.in_use {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
         }
+        let _ = self.client.shutdown(Shutdown::Both);
     }
 }
 

@@ -217,14 +217,14 @@ impl Upstreams {
         self.retries
     }
 
-    /// How long a request may wait for a slot when every target that could
-    /// serve it is at its `max_conns`: `connect_timeout`, as HAProxy's
-    /// `timeout queue` defaults to its `timeout connect`.
     /// The longest a read from or a write to a backend may wait.
     pub fn backend_timeout(&self) -> Duration {
         self.timeout
     }
 
+    /// How long a request may wait for a slot when every target that could
+    /// serve it is at its `max_conns`: `connect_timeout`, as HAProxy's
+    /// `timeout queue` defaults to its `timeout connect`.
     pub fn queue_timeout(&self) -> Duration {
         self.connect_timeout
     }
