@@ -279,13 +279,9 @@ fn push_millis(out: &mut String, d: Duration) {
     out.push_str(Decimal::new(micros / 1000).as_str());
     out.push('.');
     let frac = micros % 1000;
-    if frac < 100 {
-        out.push('0');
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        out.push(char::from(b'0' + digit as u8));
     }
-    if frac < 10 {
-        out.push('0');
-    }
-    out.push_str(Decimal::new(frac).as_str());
 }
 
 enum Message {

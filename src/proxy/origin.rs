@@ -780,10 +780,9 @@ fn read_response_head(
 /// `conn.fill()` that, while `watch` holds the backend timeout, also
 /// watches the client once the backend has taken `CLIENT_CHECK_AFTER`: one
 /// that closes its connection before the backend answers sets `left`
-/// (nothing is read). One that only shut down its
-/// sending side after sending more requests has not left: it is waiting
-/// for their answers, and from then on is not watched (its half-close
-/// would wake every wait).
+/// (nothing is read). One that only shut down its sending side after
+/// sending more requests has not left: it is waiting for their answers,
+/// and from then on is not watched (its half-close would wake every wait).
 fn fill_unless_client_leaves(
     conn: &mut BufConn<SharedStream>,
     client: &Client,
