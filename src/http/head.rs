@@ -642,6 +642,15 @@ pub fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    #[test]
+    fn tchar_is_exactly_rfc_9110s_token_characters() {
+        let specials = b"!#$%&'*+-.^_`|~";
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || specials.contains(&b);
+            assert_eq!(is_tchar(b), expected, "byte {b:#04x}");
+        }
+    }
+
     fn req(bytes: &[u8]) -> Result<RequestHead, HeadError> {
         let mut scanned = 0;
         let len = find_head_end(bytes, &mut scanned)?.expect("complete head");
