@@ -3,6 +3,7 @@
 //! The proxy names the target in a cookie on the responses it relays; a
 //! request that carries the cookie goes to that target while it can serve.
 
+use super::balancer::stable_hash;
 use crate::http::headers::Headers;
 
 /// The cookie value that names a target: a hash of its name as written in
@@ -10,12 +11,8 @@ use crate::http::headers::Headers;
 /// on every proxy with the same targets, without showing the backend's
 /// address to clients.
 pub fn id_of(target_name: &str) -> String {
-    // FNV-1a, 64 bits: stable across builds and processes, unlike std's
-    // hasher.
-    let hash = target_name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    // Stable across builds and processes, unlike std's hasher.
+    format!("{:016x}", stable_hash(target_name.as_bytes()))
 }
 
 /// Takes cookie `name` out of the request's `Cookie` fields and returns its
