@@ -104,19 +104,12 @@ impl Record {
         }
     }
 
-    /// The line in the given format, without newline.
-    pub fn format_as(&self, format: LogFormat) -> String {
-        let mut line = String::new();
-        self.write_as(format, &mut line, &mut ClfClock::new());
-        line
-    }
-
     /// Appends the line in the given format to `line`, without newline;
     /// `clock` keeps the timestamp of the last second it wrote.
     fn write_as(&self, format: LogFormat, line: &mut String, clock: &mut ClfClock) {
         match format {
             LogFormat::Combined => self.write_combined(line, clock),
-            LogFormat::Json => line.push_str(&self.to_json()),
+            LogFormat::Json => self.write_json(line),
         }
     }
 
@@ -128,36 +121,45 @@ impl Record {
     /// `[name, value]` pairs.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(256);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// [`to_json`](Self::to_json) into `out`.
+    fn write_json(&self, out: &mut String) {
         out.push('{');
-        json::push_key(&mut out, "time");
-        json::push_str(&mut out, &format_rfc3339(self.time));
+        json::push_key(out, "time");
+        json::push_str(out, &format_rfc3339(self.time));
         out.push(',');
-        json::push_key(&mut out, "client");
-        json::push_str(&mut out, &self.client.to_string());
+        json::push_key(out, "client");
+        out.push('"');
+        push_ip(out, self.client);
+        out.push('"');
         out.push(',');
-        json::push_key(&mut out, "request");
-        json::push_str(&mut out, &self.request_line);
-        let _ = write!(out, ",\"status\":{},\"bytes\":{},", self.status, self.bytes);
-        json::push_key(&mut out, "referer");
-        json::push_opt_str(&mut out, self.referer.as_deref());
+        json::push_key(out, "request");
+        json::push_str(out, &self.request_line);
+        out.push_str(",\"status\":");
+        out.push_str(Decimal::new(u64::from(self.status)).as_str());
+        out.push_str(",\"bytes\":");
+        out.push_str(Decimal::new(self.bytes).as_str());
         out.push(',');
-        json::push_key(&mut out, "user_agent");
-        json::push_opt_str(&mut out, self.user_agent.as_deref());
+        json::push_key(out, "referer");
+        json::push_opt_str(out, self.referer.as_deref());
         out.push(',');
-        json::push_key(&mut out, "upstream");
-        json::push_opt_str(&mut out, self.upstream.as_deref());
+        json::push_key(out, "user_agent");
+        json::push_opt_str(out, self.user_agent.as_deref());
         out.push(',');
-        json::push_key(&mut out, "cache");
-        json::push_opt_str(&mut out, self.cache);
-        let _ = write!(
-            out,
-            ",\"duration_ms\":{:.3}",
-            self.duration.as_secs_f64() * 1000.0
-        );
+        json::push_key(out, "upstream");
+        json::push_opt_str(out, self.upstream.as_deref());
+        out.push(',');
+        json::push_key(out, "cache");
+        json::push_opt_str(out, self.cache);
+        out.push_str(",\"duration_ms\":");
+        push_millis(out, self.duration);
         if let Some(id) = &self.request_id {
             out.push(',');
-            json::push_key(&mut out, "request_id");
-            json::push_str(&mut out, id);
+            json::push_key(out, "request_id");
+            json::push_str(out, id);
         }
         if let Some(heads) = &self.heads {
             for (key, fields) in [
@@ -165,23 +167,22 @@ impl Record {
                 ("response_headers", &heads.response),
             ] {
                 out.push(',');
-                json::push_key(&mut out, key);
+                json::push_key(out, key);
                 out.push('[');
                 for (i, (name, value)) in fields.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
                     out.push('[');
-                    json::push_str(&mut out, name);
+                    json::push_str(out, name);
                     out.push(',');
-                    json::push_str(&mut out, value);
+                    json::push_str(out, value);
                     out.push(']');
                 }
                 out.push(']');
             }
         }
         out.push('}');
-        out
     }
 
     /// The line as written (without newline): the combined log format, then

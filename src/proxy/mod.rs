@@ -13,6 +13,7 @@ mod watch;
 use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
+use crate::digits::push_field;
 use crate::http::conn::is_timeout;
 use crate::http::forward::FORWARDING_FIELDS;
 use crate::http::head::{parse_request, reason_phrase};
@@ -261,8 +262,6 @@ pub fn serve(
     }
 }
 
-/// Answers 503 to a connection over a limit without waiting for its
-/// request (what has arrived of it names it in the log), and closes it.
 /// Applies the settings of `shared` (generation `seen`) to the connection.
 fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut Duration) {
     if shared.config.connection_timeout != *timeout {
@@ -277,6 +276,8 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
     client.apply_limits(&shared.config);
 }
 
+/// Answers 503 to a connection over a limit without waiting for its
+/// request (what has arrived of it names it in the log), and closes it.
 fn refuse(client: &mut Client, shared: &Shared) {
     let (time, started) = (SystemTime::now(), Instant::now());
     // Read what the client already sent, so closing does not reset the
@@ -419,8 +420,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             let close = body_kind != BodyKind::Empty
                 || !client.keeps_alive(&head)
                 || shared.shutting_down.load(Ordering::Relaxed);
-            let retry_after = format!("Retry-After: {}\r\n", wait.as_secs_f64().ceil().max(1.0));
-            let bytes = client.send_error_with(429, close, head.is_head(), retry_after.as_bytes());
+            // Whole seconds, rounded up, at least one.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut retry_after = Vec::new();
+            push_field(&mut retry_after, "Retry-After", seconds.max(1));
+            let bytes = client.send_error_with(429, close, head.is_head(), &retry_after);
             let outcome = Outcome {
                 keep_alive: !close,
                 ..Outcome::closing(429, bytes)

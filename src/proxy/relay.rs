@@ -325,7 +325,10 @@ fn prepare_response(
         BodyKind::Chunked => {
             // What has arrived already, without waiting: a page sent in
             // one go is all there, and an event stream is not held back.
+            // No look past a body that has ended (its last chunk and
+            // trailer section end in an empty line).
             while (up.conn.buffered().len() as u64) <= limit.saturating_add(CHUNK_FRAMING)
+                && !up.conn.buffered().ends_with(b"\r\n\r\n")
                 && matches!(up.conn.fill_now(), Ok(n) if n > 0)
             {}
             decode_complete_chunked(up.conn.buffered(), limit).map(|(body, used)| {

@@ -20,28 +20,40 @@ pub fn id_of(target_name: &str) -> String {
 /// (HAProxy's `indirect`): the backend does not see it, and a request that
 /// carries no other cookie is, for the cache, a request without cookies.
 pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
+    let is_ours = |pair: &str| pair.split_once('=').is_some_and(|(key, _)| key == name);
+    // A first look copies nothing: most requests do not carry it.
     let mut value = None;
-    let mut others = Vec::new();
     for field in headers.get_all("cookie") {
-        let Ok(field) = std::str::from_utf8(field) else {
-            // Not ours to parse: left as it came.
-            return None;
-        };
-        for pair in field.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some((key, v)) if key == name => {
-                    value.get_or_insert_with(|| v.trim_matches('"').to_string());
+        // A field that is not text is not ours to parse: left as it came.
+        let field = std::str::from_utf8(field).ok()?;
+        if value.is_none() {
+            value = field
+                .split(';')
+                .map(str::trim)
+                .find(|pair| is_ours(pair))
+                .and_then(|pair| pair.split_once('='))
+                .map(|(_, v)| v.trim_matches('"').to_string());
+        }
+    }
+    let value = value?;
+    // The others go on, in one field.
+    let mut others = String::new();
+    for field in headers.get_all("cookie") {
+        let field = std::str::from_utf8(field).unwrap_or_default();
+        for pair in field.split(';').map(str::trim) {
+            if !pair.is_empty() && !is_ours(pair) {
+                if !others.is_empty() {
+                    others.push_str("; ");
                 }
-                _ => others.push(pair.to_string()),
+                others.push_str(pair);
             }
         }
     }
-    value.as_ref()?;
     headers.remove("cookie");
     if !others.is_empty() {
-        headers.push("Cookie", others.join("; "));
+        headers.push("Cookie", others);
     }
-    value
+    Some(value)
 }
 
 /// The `Set-Cookie` line that sends the client to target `id`.
