@@ -877,6 +877,96 @@ fn a_client_that_leaves_frees_its_max_conns_slot_for_the_next_request() {
     assert_eq!(saw_close.load(Ordering::SeqCst), 1);
 }
 
+/// A backend answering an event stream: the head at once, then one event,
+/// then (after `first_event` is opened) nothing more, waiting (bounded)
+/// for the proxy to close the connection, counting in `saw_close` the
+/// closes it saw.
+fn streaming_backend(first_event: &Gate, saw_close: &Arc<AtomicUsize>) -> Backend {
+    let (first_event, saw_close) = (first_event.clone(), saw_close.clone());
+    Backend::start("a", move |_, out| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        out.write_all(head.as_bytes()).unwrap();
+        first_event.wait();
+        out.write_all(b"c\r\ndata: tick\n\n\r\n").unwrap();
+        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        if matches!(out.read(&mut [0; 64]), Ok(0)) {
+            saw_close.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Close
+    })
+}
+
+#[test]
+fn an_event_stream_s_head_reaches_the_client_before_its_first_event() {
+    // A browser's EventSource opens on the head; nginx sends it on at once.
+    let first_event = Gate::new();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = streaming_backend(&first_event, &saw_close);
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a head");
+    first_event.open();
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{head:?}");
+    assert!(head.is_chunked(), "{head:?}");
+    assert_eq!(client.reader.read_line().unwrap(), "c");
+}
+
+#[test]
+fn a_client_that_leaves_an_event_stream_has_its_backend_connection_closed() {
+    // Between events the proxy waits on the backend; a client that leaves
+    // then is seen leaving, not only when the next event finds it gone
+    // (which may be never: a stream with nothing more to say).
+    let first_event = Gate::new();
+    first_event.open();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = streaming_backend(&first_event, &saw_close);
+    // Not the backend timeout closing it: that comes after the backend
+    // has stopped waiting.
+    let mut proxy = start_proxy(&[a.addr], |c| c.connection_timeout = 2 * WAIT_LIMIT);
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.reader.read_head().unwrap().expect("a head");
+    assert_eq!(client.reader.read_line().unwrap(), "c");
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close"
+    );
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/events")).unwrap();
+    // What the client got: the head and one event.
+    assert!(line.contains("\" 200 12 "), "{line}");
+}
+
+#[test]
+fn an_event_stream_the_cache_takes_is_read_on_after_its_client_leaves() {
+    // As while waiting for the head: a response being stored is worth
+    // having whole.
+    let first_event = Gate::new();
+    first_event.open();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = streaming_backend(&first_event, &saw_close);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.cache_size = 4 << 20;
+        c.cache_unlabeled = true;
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.reader.read_head().unwrap().expect("a head");
+    assert_eq!(client.reader.read_line().unwrap(), "c");
+    drop(client);
+    // Long enough for a watched wait to have seen the close (the test
+    // above needs far less); nothing to measure.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(saw_close.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.handle().live_connections(), 1);
+    drop(proxy);
+}
+
 #[test]
 fn a_request_the_cache_may_store_is_not_given_up_while_the_backend_works() {
     // As nginx does for a cacheable request: its answer is worth having

@@ -208,6 +208,30 @@ impl<S> Drop for BufConn<S> {
     }
 }
 
+impl<S> BufConn<S> {
+    /// Runs `f` on this connection's bytes read through `through(stream)`,
+    /// a view of the stream that reads, or waits, its own way (see
+    /// [`WatchingClose`]). The buffer is moved there and back, not copied.
+    pub fn read_through<'s, T, R>(
+        &'s mut self,
+        through: impl FnOnce(&'s S) -> T,
+        f: impl FnOnce(&mut BufConn<T>) -> R,
+    ) -> R {
+        let mut view = BufConn {
+            stream: through(&self.stream),
+            buf: std::mem::take(&mut self.buf),
+            start: self.start,
+            end: self.end,
+            capacity: self.capacity,
+        };
+        let result = f(&mut view);
+        self.buf = std::mem::take(&mut view.buf);
+        self.start = view.start;
+        self.end = view.end;
+        result
+    }
+}
+
 impl<S: Read> BufConn<S> {
     /// Reads more bytes after the buffered ones. Returns how many arrived;
     /// 0 means end of stream. The buffer grows (by `capacity` at a time)
@@ -315,11 +339,24 @@ impl Source for SharedStream {
 /// only when the read would wait spares the extra packet when the rest of
 /// the message is already here (1 KiB responses: no change).
 fn read_acking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    read_acking_or(stream, buf, |_| Ok(true))
+}
+
+/// [`read_acking`] that, when it would wait, first asks `wait` (given the
+/// socket) whether to: `Ok(false)` reads nothing (`Ok(0)`).
+fn read_acking_or(
+    stream: &TcpStream,
+    buf: &mut [u8],
+    wait: impl FnOnce(RawFd) -> io::Result<bool>,
+) -> io::Result<usize> {
     match recv_now(stream.as_raw_fd(), buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             // TCP_QUICKACK sends the pending acknowledgement now; failing
             // to set it only costs the delay.
             let _ = socket2::SockRef::from(stream).set_quickack(true);
+            if !wait(stream.as_raw_fd())? {
+                return Ok(0);
+            }
             read_retrying(&mut &*stream, buf)
         }
         done => done,
@@ -333,18 +370,88 @@ impl BufConn<SharedStream> {
     /// patience runs out on.
     pub fn fill_within(&mut self, patience: Duration) -> io::Result<Option<usize>> {
         let mut waited_out = false;
-        let n = self.fill_by(|stream, buf| match recv_now(stream.as_raw_fd(), buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let _ = socket2::SockRef::from(&**stream).set_quickack(true);
-                if !readable_within(stream.as_raw_fd(), patience)? {
-                    waited_out = true;
-                    return Ok(0);
-                }
-                read_retrying(&mut &**stream, buf)
-            }
-            done => done,
+        let n = self.fill_by(|stream, buf| {
+            read_acking_or(stream, buf, |fd| {
+                waited_out = !readable_within(fd, patience)?;
+                Ok(!waited_out)
+            })
         })?;
         Ok((!waited_out).then_some(n))
+    }
+}
+
+/// A socket read inside a message (see [`Source`]) whose waits also watch
+/// another socket for its peer's close: a backend's body on its way to a
+/// client that may leave between two of its pieces (an event stream, a
+/// long poll), when nothing else would notice before the backend's next
+/// byte, if it ever comes.
+pub struct WatchingClose<'a> {
+    stream: &'a TcpStream,
+    /// No longer watched once its peer shut down its sending side with
+    /// bytes still unread (pipelined requests, waiting for their answers):
+    /// that half-close would end every wait at once.
+    watched: Option<&'a TcpStream>,
+    /// How long each wait looks at `stream` alone first (see
+    /// [`readable_unless_closed`]).
+    grace: Duration,
+    /// How long a wait may last (the read timeout `stream` has).
+    patience: Duration,
+    /// Whether the watched peer was found gone: the read failed for that.
+    pub left: bool,
+}
+
+impl<'a> WatchingClose<'a> {
+    pub fn new(
+        stream: &'a TcpStream,
+        watched: Option<&'a TcpStream>,
+        grace: Duration,
+        patience: Duration,
+    ) -> Self {
+        WatchingClose {
+            stream,
+            watched,
+            grace,
+            patience,
+            left: false,
+        }
+    }
+
+    /// Whether to wait in `recv`; an error ends the read.
+    fn wait(&mut self, fd: RawFd) -> io::Result<bool> {
+        let Some(watched) = self.watched else {
+            return Ok(true);
+        };
+        match readable_unless_closed(fd, watched.as_raw_fd(), self.grace, self.patience)? {
+            Awaited::Readable => Ok(true),
+            Awaited::TimedOut => Err(io::ErrorKind::TimedOut.into()),
+            Awaited::WatchedClosed if peer_gone(watched) => {
+                self.left = true;
+                Err(io::ErrorKind::ConnectionAborted.into())
+            }
+            Awaited::WatchedClosed => {
+                self.watched = None;
+                Ok(true)
+            }
+        }
+    }
+}
+
+impl Read for WatchingClose<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl Source for WatchingClose<'_> {
+    fn read_midway(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = self.stream;
+        read_acking_or(stream, buf, |fd| self.wait(fd))
+    }
+}
+
+impl AsRawFd for WatchingClose<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
     }
 }
 
@@ -490,6 +597,18 @@ pub fn peek(stream: &TcpStream) -> io::Result<usize> {
     socket2::SockRef::from(stream).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
 }
 
+/// Whether the peer of `stream` closed it (or it broke) with nothing left
+/// unread, as far as a look without waiting tells.
+pub fn peer_gone(stream: &TcpStream) -> bool {
+    loop {
+        match peek(stream) {
+            Ok(n) => return n == 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
 fn read_retrying<S: Read + ?Sized>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match stream.read(buf) {
@@ -593,6 +712,57 @@ pub(crate) mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         (near, listener.accept().unwrap().0)
+    }
+
+    /// Reads through [`WatchingClose`] watching `watched`: what the read
+    /// gave (or its error), whether the watched peer was found gone, and
+    /// what `conn` holds after.
+    fn read_watching(
+        conn: &mut BufConn<TcpStream>,
+        watched: &TcpStream,
+    ) -> (Result<usize, io::ErrorKind>, bool, Vec<u8>) {
+        let patience = Duration::from_secs(10);
+        let (read, left) = conn.read_through(
+            |s| WatchingClose::new(s, Some(watched), Duration::ZERO, patience),
+            |c| (c.fill_midway().map_err(|e| e.kind()), c.get_ref().left),
+        );
+        (read, left, conn.buffered().to_vec())
+    }
+
+    #[test]
+    fn a_wait_watching_a_socket_ends_when_its_peer_leaves() {
+        let (mut backend, proxy_side) = loopback_pair();
+        let (client, watched) = loopback_pair();
+        let mut conn = BufConn::new(proxy_side, 64);
+        backend.write_all(b"ab").unwrap();
+        while conn.buffered().len() < 2 {
+            conn.fill().unwrap();
+        }
+        drop(client);
+        let got = read_watching(&mut conn, &watched);
+        assert_eq!(
+            got,
+            (Err(io::ErrorKind::ConnectionAborted), true, b"ab".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_watched_peer_that_only_stopped_sending_is_not_taken_for_gone() {
+        // Pipelined requests, then a half-close: it waits for answers.
+        let (mut backend, proxy_side) = loopback_pair();
+        let (mut client, watched) = loopback_pair();
+        client.write_all(b"GET /next").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut conn = BufConn::new(proxy_side, 64);
+        let answer = std::thread::spawn(move || {
+            // Late enough that the read waits (nothing to measure).
+            std::thread::sleep(Duration::from_millis(50));
+            backend.write_all(b"body").unwrap();
+            backend
+        });
+        let got = read_watching(&mut conn, &watched);
+        let _backend = answer.join().unwrap();
+        assert_eq!(got, (Ok(4), false, b"body".to_vec()));
     }
 
     #[test]

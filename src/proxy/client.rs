@@ -3,10 +3,10 @@
 //! proxy's own short answers, and closing without losing a response.
 
 use super::cached;
-use super::origin::{Fetched, RequestBody};
+use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, error_response, ConnWatch, Refusal};
 use crate::config::Config;
-use crate::http::conn::{is_timeout, peek, SharedStream};
+use crate::http::conn::{is_timeout, peek, peer_gone, SharedStream};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
@@ -409,15 +409,17 @@ impl Client {
     /// look without waiting tells; one that sent more first (pipelined
     /// requests, to be answered) has not left.
     pub(super) fn has_left(&self) -> bool {
-        if !self.conn.buffered().is_empty() {
-            return false;
-        }
-        loop {
-            match peek(self.conn.get_ref()) {
-                Ok(n) => return n == 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
-            }
+        self.conn.buffered().is_empty() && peer_gone(self.conn.get_ref())
+    }
+
+    /// What a client found gone is put down to: its leaving, or a forced
+    /// shutdown, which closes the client too (told as it is when the
+    /// backend's side closes first).
+    pub(super) fn departure(&self) -> Failure {
+        if self.watch.cut() {
+            Failure::Closed
+        } else {
+            Failure::Client(None)
         }
     }
 

@@ -759,14 +759,7 @@ fn read_response_head(
             fill_unless_client_leaves(conn, client, &mut watch, &mut left)
         });
         if left {
-            // A forced shutdown closes the client too: that is the
-            // shutdown's doing, told as it is when the backend's side
-            // closes first.
-            return Err(if client.watch.cut() {
-                Failure::Closed
-            } else {
-                Failure::Client(None)
-            });
+            return Err(client.departure());
         }
         match filled {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),

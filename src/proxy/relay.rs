@@ -3,6 +3,7 @@
 //! a copy for the cache on the way, and return the connection to the pool
 //! when it may carry another request.
 
+use super::client::CLIENT_CHECK_AFTER;
 use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed};
 use super::{Client, Outcome, Refusal, Shared};
 use crate::digits::push_field;
@@ -11,11 +12,12 @@ use crate::http::body::{
     response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{SharedStream, Source, Taken};
+use crate::http::conn::{SharedStream, Source, Taken, WatchingClose};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
 use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
+use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -150,7 +152,14 @@ pub(super) fn relay(
             }
             send_gathered(client, prepared.head, &body, tee)
         }
-        None => send_streamed(client, &mut fetched, prepared, tee).map(|(sent, reusable)| {
+        None => send_streamed(
+            client,
+            &mut fetched,
+            prepared,
+            tee,
+            shared.upstreams.backend_timeout(),
+        )
+        .map(|(sent, reusable)| {
             if reusable {
                 reuse(client, shared, target, fetched.up.conn);
             }
@@ -440,22 +449,82 @@ fn send_gathered(
 
 /// Streams the body as it arrives; returns the body bytes sent, and
 /// whether the connection may carry another request.
+///
+/// While it waits on the backend, the client is watched (past the same
+/// grace as for the head): one that leaves between two pieces (an event
+/// stream closed, a long poll given up) has the backend's connection
+/// closed at once, as nginx does, not when a next piece finds it gone, if
+/// one ever comes. Not when the cache takes the response (worth having
+/// whole, as when waiting for the head), nor with requests pipelined
+/// behind it.
 fn send_streamed(
-    client: &mut Client,
+    client: &Client,
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
     tee: Option<&mut Tee<'_>>,
+    patience: Duration,
 ) -> Result<(u64, bool), Broken> {
     let mut reader = BodyReader::new(prepared.kind);
-    let sent = copy_body(
-        &mut reader,
-        &mut fetched.up.conn,
-        client.conn.get_mut(),
-        prepared.head,
-        prepared.rechunk,
-        tee,
-    )?;
+    let to: &TcpStream = client.conn.get_ref();
+    let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
+    let watched = (tee.is_none() && client.conn.buffered().is_empty()).then_some(to);
+    let (sent, left) = fetched.up.conn.read_through(
+        |backend| WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience),
+        |conn| {
+            let sent = copy_body(&mut reader, conn, &mut &*to, head, prepared.rechunk, tee);
+            (sent, conn.get_ref().left)
+        },
+    );
+    let sent = sent.map_err(|broken| {
+        if left {
+            Broken {
+                failure: client.departure(),
+                ..broken
+            }
+        } else {
+            broken
+        }
+    })?;
     Ok((sent, prepared.upstream_reusable && reader.is_done()))
+}
+
+/// Sends the head now, and returns none to send with the body, when the
+/// body's length is unknown (chunked, or until the close) and none of it
+/// comes within [`GATHER_PATIENCE`]: an event stream, a long poll, whose
+/// client should have the status now (a browser's `EventSource` opens on
+/// it, a `fetch` resolves), as HAProxy sends it (nginx holds it back
+/// unless told `X-Accel-Buffering: no`). Otherwise the head goes with the
+/// first piece, and a backend that fails before it, within the patience
+/// or with a body of a known length, is answered 502 or 504.
+fn head_unless_body_begins(
+    conn: &mut BufConn<SharedStream>,
+    kind: BodyKind,
+    head: Vec<u8>,
+    mut to: &TcpStream,
+) -> Result<Vec<u8>, Broken> {
+    let open_ended = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
+    if !open_ended || !conn.buffered().is_empty() {
+        return Ok(head);
+    }
+    match conn.fill_within(GATHER_PATIENCE) {
+        // Bytes, or the end that the body's reader will find.
+        Ok(Some(_)) => Ok(head),
+        Ok(None) => {
+            let (written, result) =
+                write_all_vectored_counting(&mut to, &mut [IoSlice::new(&head)]);
+            result.map_err(|_| Broken {
+                failure: Failure::Client(None),
+                head_sent: written > 0,
+                sent: 0,
+            })?;
+            Ok(Vec::new())
+        }
+        Err(e) => Err(Broken {
+            failure: Failure::io(e),
+            head_sent: false,
+            sent: 0,
+        }),
+    }
 }
 
 /// `Connection: close` when closing; HTTP/1.0 clients must be told when
