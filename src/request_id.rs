@@ -25,7 +25,8 @@ pub fn is_well_formed(id: &str) -> bool {
 
 /// 128 bits as 32 hex digits, as nginx's `$request_id`: a counter through
 /// a keyed hash, so unique within the process, and a key drawn at random
-/// by each process, so unique across restarts and instances.
+/// by each process, so unique across restarts and instances. Also the
+/// boundary of a multipart answer from the cache, which no body may hold.
 pub fn generate() -> String {
     static KEY: OnceLock<RandomState> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);

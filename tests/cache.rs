@@ -230,8 +230,12 @@ fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     expect(&past, 416, "HIT", "");
     assert_eq!(past.header("content-range"), Some("bytes */5"));
 
-    // Answered whole: several ranges, an If-Range about another version.
-    expect(&part("bytes=0-0,2-3", &[]), 200, "HIT", "/r #1");
+    // Several ranges: a multipart 206 (see below).
+    let several = part("bytes=0-0,2-3", &[]);
+    assert_eq!((several.status, x_cache(&several)), (206, "HIT"));
+    let cut: Vec<Vec<u8>> = multipart(&several).into_iter().map(|p| p.1).collect();
+    assert_eq!(cut, [b"/".to_vec(), b" #".to_vec()]);
+    // Answered whole: an If-Range about another version.
     expect(
         &part("bytes=1-3", &[("If-Range", "\"v0\"")]),
         200,
@@ -286,6 +290,180 @@ fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     let first = client.get_with("/r", &[("Range", "bytes=0-1")]);
     expect(&first, 206, "HIT", "/r");
     expect(&client.get("/r"), 200, "HIT", "/r #1");
+}
+
+/// A part of a multipart body: its fields (names lower-cased), its bytes.
+type Part = (Vec<(String, String)>, Vec<u8>);
+
+/// The parts of a `multipart/byteranges` response, each with its fields
+/// and its bytes, read strictly as RFC 9110 §14.6 and RFC 2046 §5.1.1 lay
+/// them out: the body opens with the first delimiter, each part's bytes
+/// end at CRLF and the next delimiter, and the closing one ends the body.
+fn multipart(r: &Response) -> Vec<Part> {
+    let content_type = r.header("content-type").unwrap_or_default();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart: {}", r.head.raw));
+    let delimiter = format!("\r\n--{boundary}").into_bytes();
+    let find = |from: usize, what: &[u8]| {
+        r.body[from..]
+            .windows(what.len())
+            .position(|w| w == what)
+            .map(|at| from + at)
+    };
+    let opening = &delimiter[2..];
+    assert!(r.body.starts_with(opening), "{}", r.body_str());
+    let mut at = opening.len();
+    let mut parts = Vec::new();
+    loop {
+        assert_eq!(&r.body[at..at + 2], b"\r\n", "{}", r.body_str());
+        let fields_end = find(at + 2, b"\r\n\r\n").expect("the part's fields end");
+        let fields = String::from_utf8_lossy(&r.body[at + 2..fields_end])
+            .split("\r\n")
+            .map(|line| {
+                let (name, value) = line.split_once(": ").expect("a field");
+                (name.to_ascii_lowercase(), value.to_string())
+            })
+            .collect();
+        let bytes_start = fields_end + 4;
+        let bytes_end = find(bytes_start, &delimiter).expect("a delimiter after the part");
+        parts.push((fields, r.body[bytes_start..bytes_end].to_vec()));
+        at = bytes_end + delimiter.len();
+        if &r.body[at..] == b"--\r\n" {
+            return parts;
+        }
+    }
+}
+
+/// A backend that answers every GET with `body`, typed `content_type`,
+/// storable for a minute and with validators.
+fn serving(body: Vec<u8>, content_type: &'static str) -> Backend {
+    Backend::start("origin", move |_, out| {
+        let fields = [
+            ("Content-Type", content_type),
+            ("Cache-Control", "max-age=60"),
+            ("ETag", "\"v1\""),
+            ("Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT"),
+        ];
+        respond(out, 200, &fields, &body);
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn several_ranges_of_a_stored_response_are_one_multipart_206() {
+    let body = pattern(1000);
+    let backend = serving(body.clone(), "application/pdf");
+    let mut proxy = cached_proxy(&backend, |_| {});
+    expect(
+        &get(&proxy, "/doc"),
+        200,
+        "MISS",
+        &String::from_utf8_lossy(&body),
+    );
+
+    let mut client = proxy.connect();
+    let r = client.get_with("/doc", &[("Range", "bytes=0-99, 200-299,,-50")]);
+    assert_eq!((r.status, x_cache(&r)), (206, "HIT"), "{}", r.head.raw);
+    // The client read exactly Content-Length bytes: it is the body's length
+    // if the body parses to its closing delimiter, with nothing after.
+    let parts = multipart(&r);
+    let expected = [(0, 99), (200, 299), (950, 999)];
+    assert_eq!(parts.len(), expected.len());
+    for ((fields, bytes), (start, end)) in parts.iter().zip(expected) {
+        let content_range = format!("bytes {start}-{end}/1000");
+        assert_eq!(
+            fields,
+            &[
+                ("content-type".to_string(), "application/pdf".to_string()),
+                ("content-range".to_string(), content_range),
+            ]
+        );
+        assert_eq!(bytes, &body[start..=end], "{start}-{end}");
+    }
+    // The stored fields as a single 206 has them, but for Content-Type,
+    // which is the multipart's own, once; no Content-Range at the top.
+    let types: Vec<&str> = r.head.get_all("content-type").collect();
+    assert_eq!(types.len(), 1, "{}", r.head.raw);
+    assert_eq!(r.header("content-range"), None, "{}", r.head.raw);
+    assert_eq!(
+        r.head.get_all("content-length").count(),
+        1,
+        "{}",
+        r.head.raw
+    );
+    for field in ["etag", "last-modified", "cache-control", "age", "date"] {
+        assert!(r.head.has(field), "{field}: {}", r.head.raw);
+    }
+    // The connection goes on: the framing was right.
+    let next = client.get_with("/doc", &[("Range", "bytes=10-19")]);
+    assert_eq!(next.status, 206);
+    assert_eq!(next.body, &body[10..20]);
+    drop(client);
+
+    // Out of order but disjoint: in the order asked, with a new boundary.
+    let again = get_with(&proxy, "/doc", &[("Range", "bytes=900-909,0-9")]);
+    let parts = multipart(&again);
+    assert_eq!(parts[0].1, &body[900..910]);
+    assert_eq!(parts[1].1, &body[..10]);
+    assert_ne!(again.header("content-type"), r.header("content-type"));
+    // A range past the end is left out; what is left goes as it would alone.
+    let one = get_with(&proxy, "/doc", &[("Range", "bytes=5000-,10-19")]);
+    assert_eq!(one.status, 206);
+    assert_eq!(one.header("content-range"), Some("bytes 10-19/1000"));
+    assert_eq!(one.header("content-type"), Some("application/pdf"));
+    assert_eq!(one.body, &body[10..20]);
+    let none = get_with(&proxy, "/doc", &[("Range", "bytes=5000-,1000-1001")]);
+    expect(&none, 416, "HIT", "");
+    assert_eq!(none.header("content-range"), Some("bytes */1000"));
+    // A HEAD's ranges still mean nothing.
+    let mut client = proxy.connect();
+    client.send(b"HEAD /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-1,4-5\r\n\r\n");
+    let head = client.head_response();
+    assert_eq!(head.status, 200, "{}", head.head.raw);
+    assert_eq!(head.header("content-length"), Some("1000"));
+    assert_eq!(head.header("content-type"), Some("application/pdf"));
+    drop(client);
+    assert_eq!(backend.requests(), 1, "every answer from the one response");
+
+    // The access log counts the body sent: frames and parts.
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let logged = format!("\"GET /doc HTTP/1.1\" 206 {} ", r.body.len());
+    let lines = proxy.log_lines();
+    assert!(lines[1].contains(&logged), "{logged} in {lines:?}");
+}
+
+#[test]
+fn a_range_set_a_careful_server_declines_is_answered_whole() {
+    let body = pattern(1000);
+    let backend = serving(body.clone(), "video/mp4");
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/v");
+    let many: Vec<String> = (0..33).map(|i| format!("{}-{}", 10 * i, 10 * i)).collect();
+    let within: Vec<String> = (0..32).map(|i| format!("{}-{}", 10 * i, 10 * i)).collect();
+    for range in [
+        // More ranges than MAX_RANGES (32).
+        format!("bytes={}", many.join(",")),
+        // Overlapping: CVE-2011-3192's shape, each range near the whole body.
+        "bytes=0-,1-,2-,3-,4-,5-,6-,7-".to_string(),
+        "bytes=0-99,50-149".to_string(),
+        "bytes=-100,900-999".to_string(),
+        // One malformed range makes the header invalid.
+        "bytes=0-9,x-y".to_string(),
+    ] {
+        let r = get_with(&proxy, "/v", &[("Range", &range)]);
+        assert_eq!((r.status, x_cache(&r)), (200, "HIT"), "{range}");
+        assert_eq!(r.body, body, "{range}");
+        assert_eq!(r.header("content-type"), Some("video/mp4"), "{range}");
+    }
+    let most = get_with(
+        &proxy,
+        "/v",
+        &[("Range", &format!("bytes={}", within.join(",")))],
+    );
+    assert_eq!(most.status, 206, "{}", most.head.raw);
+    assert_eq!(multipart(&most).len(), 32);
+    assert_eq!(backend.requests(), 1);
 }
 
 #[test]

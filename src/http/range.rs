@@ -1,25 +1,62 @@
 //! Byte ranges (RFC 9110 §14) of a complete response held in memory, as a
 //! cache answers them.
 //!
-//! One range gets a 206; anything else the header may say (several
-//! ranges, another unit, a syntax error) gets the whole response, which a
-//! server may always send instead (RFC 9110 §14.2). nginx answers several
-//! ranges with a multipart body; the clients that ask for parts (media
-//! players, download resumers) ask for one at a time.
+//! One range gets a 206 with its `Content-Range`; several get a 206 whose
+//! body is `multipart/byteranges` (§14.6), the parts in the order they
+//! were asked for, as nginx answers them; a set with no range that starts
+//! before the end gets a 416. Ranges past the end are left out of a set
+//! that has others. Anything else the header may say (another unit, a
+//! syntax error), and the sets a careful server declines (more than
+//! [`MAX_RANGES`] ranges, ranges that overlap), get the whole response,
+//! which a server may always send instead (§14.2).
 
 use super::date::parse_http_date;
 use super::headers::Headers;
+use crate::digits::{push_field, Decimal};
+use std::io::IoSlice;
 use std::time::Duration;
 
+/// The most ranges one request may ask for; a set of more is answered
+/// with the whole response (Apache limits them with `MaxRanges`; nginx's
+/// `max_ranges` has no default). Clients that read a file in pieces ask
+/// for one range at a time, or a few (a PDF reader fetching the pages it
+/// shows); hundreds of them is the shape of the "Range header DoS"
+/// (CVE-2011-3192), where Apache spent memory on every range. With 32,
+/// no more than 32 spans are ever kept, and the frames add at most some
+/// 32 × (150 bytes + the `Content-Type`) to parts that, disjoint, add up
+/// to no more than the body.
+pub const MAX_RANGES: usize = 32;
+
 /// What to answer a request for a representation of `len` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ranged {
     /// The whole response, as if no range had been asked for.
     Whole,
     /// 206 with bytes `start..=end`.
     Part { start: u64, end: u64 },
-    /// 416: the one range asked for starts past the end.
+    /// 206 `multipart/byteranges`: two to [`MAX_RANGES`] ranges that do
+    /// not overlap, in the order asked (see [`Multipart`]).
+    Parts(Vec<Span>),
+    /// 416: every range asked for starts past the end.
     Unsatisfiable,
+}
+
+/// Bytes `start..=end` of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Span {
+    fn len(self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Whether the two have a byte in common.
+    fn overlaps(self, other: Span) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
 }
 
 /// The answer to `request`'s `Range` (and `If-Range`) for a stored 200
@@ -69,9 +106,10 @@ fn if_range_holds(request: &Headers, stored: &Headers) -> bool {
     strong && parse_http_date(condition) == Some(modified)
 }
 
-/// `bytes=first-last`, `bytes=first-` or `bytes=-suffix`, with the
-/// whitespace and empty list elements RFC 9110 §5.6.1 allows around it,
-/// of a body of `len` bytes, `len > 0`.
+/// A range set (`bytes=0-99,200-299,-50`), with the whitespace and empty
+/// list elements RFC 9110 §5.6.1 allows, of a body of `len` bytes,
+/// `len > 0`. Nothing is kept beyond the [`MAX_RANGES`] ranges a set may
+/// have: a longer one is declined as soon as it is counted.
 fn parse(value: &str, len: u64) -> Ranged {
     let Some((unit, set)) = value.split_once('=') else {
         return Ranged::Whole;
@@ -79,47 +117,94 @@ fn parse(value: &str, len: u64) -> Ranged {
     if !unit.trim().eq_ignore_ascii_case("bytes") {
         return Ranged::Whole;
     }
-    let mut specs = set.split(',').map(str::trim).filter(|s| !s.is_empty());
-    let (Some(spec), None) = (specs.next(), specs.next()) else {
-        return Ranged::Whole;
-    };
+    let mut spans = Vec::new();
+    let mut asked = 0;
+    for spec in set.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        asked += 1;
+        if asked > MAX_RANGES {
+            return Ranged::Whole;
+        }
+        match one(spec, len) {
+            Spec::Satisfiable(span) => spans.push(span),
+            // Left out; the set is unsatisfiable only if all are.
+            Spec::Unsatisfiable => {}
+            // RFC 9110 §14.1.1: one invalid range makes the whole
+            // header invalid, and an invalid one is ignored.
+            Spec::Invalid => return Ranged::Whole,
+        }
+    }
+    match spans[..] {
+        [] if asked == 0 => Ranged::Whole,
+        [] => Ranged::Unsatisfiable,
+        [Span { start, end }] => Ranged::Part { start, end },
+        // Overlapping ranges are declined rather than coalesced. Disjoint
+        // ranges never add up to more than the body, so their multipart
+        // answer is at most the body plus the part fields; overlap is
+        // where the CVE-2011-3192 attack made one request cost many
+        // times the body (`bytes=0-,5-0,5-1,...`). No client that reads
+        // a file in pieces asks for a byte twice, and coalescing would
+        // send other parts, in another order, than the ones asked for
+        // (§14.6 wants them in the order asked): the whole response is
+        // always a right answer (§14.2), and costs no more than a GET.
+        // At most MAX_RANGES spans: comparing every pair is cheap.
+        _ if spans
+            .iter()
+            .enumerate()
+            .any(|(i, a)| spans[..i].iter().any(|b| a.overlaps(*b))) =>
+        {
+            Ranged::Whole
+        }
+        _ => Ranged::Parts(spans),
+    }
+}
+
+/// One range of a set.
+enum Spec {
+    Satisfiable(Span),
+    /// Starts past the end (or is an empty suffix, `-0`).
+    Unsatisfiable,
+    /// Not a range: the set is ignored.
+    Invalid,
+}
+
+/// `first-last`, `first-` or `-suffix`, of a body of `len` bytes, `len > 0`.
+fn one(spec: &str, len: u64) -> Spec {
     let Some((first, last)) = spec.split_once('-') else {
-        return Ranged::Whole;
+        return Spec::Invalid;
+    };
+    let through_end = |start| {
+        Spec::Satisfiable(Span {
+            start,
+            end: len - 1,
+        })
     };
     if first.is_empty() {
         return match digits(last) {
-            Some(Number::Fits(0)) => Ranged::Unsatisfiable,
-            Some(Number::Fits(suffix)) => Ranged::Part {
-                start: len.saturating_sub(suffix),
-                end: len - 1,
-            },
-            Some(Number::TooLarge) => Ranged::Part {
-                start: 0,
-                end: len - 1,
-            },
-            None => Ranged::Whole,
+            Some(Number::Fits(0)) => Spec::Unsatisfiable,
+            Some(Number::Fits(suffix)) => through_end(len.saturating_sub(suffix)),
+            Some(Number::TooLarge) => through_end(0),
+            None => Spec::Invalid,
         };
     }
     let start = match digits(first) {
         Some(Number::Fits(start)) => start,
-        Some(Number::TooLarge) => return Ranged::Unsatisfiable,
-        None => return Ranged::Whole,
+        Some(Number::TooLarge) => return Spec::Unsatisfiable,
+        None => return Spec::Invalid,
     };
     let end = match digits(last) {
         _ if last.is_empty() => u64::MAX,
         Some(Number::Fits(end)) if end >= start => end,
         Some(Number::TooLarge) => u64::MAX,
-        // Invalid (last before first, not a number): RFC 9110 §14.1.1
-        // makes the whole header invalid, and an invalid one is ignored.
-        _ => return Ranged::Whole,
+        // Last before first, or not a number.
+        _ => return Spec::Invalid,
     };
     if start >= len {
-        return Ranged::Unsatisfiable;
+        return Spec::Unsatisfiable;
     }
-    Ranged::Part {
+    Spec::Satisfiable(Span {
         start,
         end: end.min(len - 1),
-    }
+    })
 }
 
 enum Number {
@@ -133,6 +218,130 @@ fn digits(s: &str) -> Option<Number> {
         return None;
     }
     Some(s.parse().map_or(Number::TooLarge, Number::Fits))
+}
+
+/// The body of a `multipart/byteranges` 206 (RFC 9110 §14.6) cut from a
+/// stored body, laid out as nginx lays it out:
+///
+/// ```text
+/// --BOUNDARY
+/// Content-Type: text/html          (the stored one, if there is one)
+/// Content-Range: bytes 0-99/1000
+///
+/// <bytes 0 to 99>
+/// --BOUNDARY
+/// Content-Type: text/html
+/// Content-Range: bytes 200-299/1000
+///
+/// <bytes 200 to 299>
+/// --BOUNDARY--
+/// ```
+///
+/// every line ending in CRLF, and the CRLF after each part's bytes
+/// belonging to the delimiter that follows (nginx also puts a CRLF before
+/// the first delimiter, an empty preamble; the RFC's example has none).
+/// The delimiters and part fields are made in one buffer; the parts'
+/// bytes are not copied, but sent from the stored body, interleaved with
+/// them in one `writev` (see [`Multipart::slices`]).
+#[derive(Debug)]
+pub struct Multipart {
+    spans: Vec<Span>,
+    boundary: String,
+    /// The delimiter and fields before each part, back to back, then the
+    /// closing delimiter.
+    frames: Vec<u8>,
+    /// Where each part's delimiter and fields end in `frames`.
+    heads_end: Vec<usize>,
+}
+
+impl Multipart {
+    /// The parts `spans` of a body of `len` bytes (as [`requested`] cut
+    /// them from it), each saying `content_type`. `boundary` must be
+    /// something no body holds (RFC 2046 §5.1.1: at most 70 characters),
+    /// by chance or by design: a part holding it would end there for
+    /// the client.
+    pub fn new(
+        spans: Vec<Span>,
+        len: u64,
+        content_type: Option<&[u8]>,
+        boundary: String,
+    ) -> Multipart {
+        // Room for every frame with the longest numbers: one allocation.
+        let frame_len = 110 + boundary.len() + content_type.map_or(0, <[u8]>::len);
+        let mut frames = Vec::with_capacity((spans.len() + 1) * frame_len);
+        let mut heads_end = Vec::with_capacity(spans.len());
+        let total = Decimal::new(len);
+        for (i, span) in spans.iter().enumerate() {
+            if i > 0 {
+                frames.extend_from_slice(b"\r\n");
+            }
+            for piece in [b"--", boundary.as_bytes(), b"\r\n"] {
+                frames.extend_from_slice(piece);
+            }
+            if let Some(content_type) = content_type {
+                for piece in [b"Content-Type: ", content_type, b"\r\n"] {
+                    frames.extend_from_slice(piece);
+                }
+            }
+            let (start, end) = (Decimal::new(span.start), Decimal::new(span.end));
+            for piece in [
+                &b"Content-Range: bytes "[..],
+                start.as_bytes(),
+                b"-",
+                end.as_bytes(),
+                b"/",
+                total.as_bytes(),
+                b"\r\n\r\n",
+            ] {
+                frames.extend_from_slice(piece);
+            }
+            heads_end.push(frames.len());
+        }
+        for piece in [b"\r\n--", boundary.as_bytes(), b"--\r\n"] {
+            frames.extend_from_slice(piece);
+        }
+        Multipart {
+            spans,
+            boundary,
+            frames,
+            heads_end,
+        }
+    }
+
+    /// The body's length: the frames and the parts' bytes.
+    pub fn content_length(&self) -> u64 {
+        let parts: u64 = self.spans.iter().map(|s| s.len()).sum();
+        self.frames.len() as u64 + parts
+    }
+
+    /// Appends the response's framing fields: its `Content-Type`, in
+    /// place of the stored one, and its exact `Content-Length`.
+    pub fn push_fields(&self, out: &mut Vec<u8>) {
+        for piece in [
+            b"Content-Type: multipart/byteranges; boundary=",
+            self.boundary.as_bytes(),
+            b"\r\n",
+        ] {
+            out.extend_from_slice(piece);
+        }
+        push_field(out, "Content-Length", self.content_length());
+    }
+
+    /// `before` (the response head), then the body: each part's frame
+    /// and its bytes from `body`, the stored body the spans were cut
+    /// from, then the closing delimiter.
+    pub fn slices<'a>(&'a self, before: &[&'a [u8]], body: &'a [u8]) -> Vec<IoSlice<'a>> {
+        let mut slices = Vec::with_capacity(before.len() + 2 * self.spans.len() + 1);
+        slices.extend(before.iter().map(|b| IoSlice::new(b)));
+        let mut from = 0;
+        for (span, &to) in self.spans.iter().zip(&self.heads_end) {
+            slices.push(IoSlice::new(&self.frames[from..to]));
+            slices.push(IoSlice::new(&body[span.start as usize..=span.end as usize]));
+            from = to;
+        }
+        slices.push(IoSlice::new(&self.frames[from..]));
+        slices
+    }
 }
 
 #[cfg(test)]
@@ -188,7 +397,6 @@ mod tests {
     #[test]
     fn anything_else_is_answered_whole() {
         for value in [
-            "bytes=0-1,5-6",
             "items=0-1",
             "bytes 0-1",
             "bytes=5-1",
@@ -212,6 +420,142 @@ mod tests {
         assert_eq!(requested(&asked, &refused, 10), Ranged::Whole);
     }
 
+    fn parts(spans: &[(u64, u64)]) -> Ranged {
+        Ranged::Parts(
+            spans
+                .iter()
+                .map(|&(start, end)| Span { start, end })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn several_ranges_are_parts_in_the_order_asked() {
+        assert_eq!(
+            range("bytes=0-99,200-299,-50", 1000),
+            parts(&[(0, 99), (200, 299), (950, 999)])
+        );
+        assert_eq!(
+            range("bytes=900-,0-9", 1000),
+            parts(&[(900, 999), (0, 9)]),
+            "out of order, disjoint: as asked"
+        );
+        assert_eq!(
+            range("bytes=0-0,1-1", 1000),
+            parts(&[(0, 0), (1, 1)]),
+            "adjacent"
+        );
+        assert_eq!(
+            range("Bytes = , 1-2 ,, 5-6 ,", 1000),
+            parts(&[(1, 2), (5, 6)]),
+            "case, spaces, empty elements"
+        );
+        assert_eq!(
+            range("bytes=-99999999999999999999999,", 10),
+            part(0, 9),
+            "one range and an empty element: one part"
+        );
+    }
+
+    #[test]
+    fn ranges_past_the_end_are_left_out_of_a_set() {
+        assert_eq!(range("bytes=0-1,2000-3000", 1000), part(0, 1));
+        assert_eq!(range("bytes=-0,998-", 1000), part(998, 999));
+        assert_eq!(
+            range("bytes=0-1,1000-,5-6,99999999999999999999999-", 1000),
+            parts(&[(0, 1), (5, 6)])
+        );
+        assert_eq!(
+            range("bytes=1000-,2000-3000,-0", 1000),
+            Ranged::Unsatisfiable
+        );
+    }
+
+    #[test]
+    fn more_than_max_ranges_is_answered_whole() {
+        let set = |n: u64| {
+            let specs: Vec<String> = (0..n).map(|i| format!("{}-{}", 2 * i, 2 * i)).collect();
+            format!("bytes={}", specs.join(","))
+        };
+        let most = MAX_RANGES as u64;
+        match range(&set(most), 1000) {
+            Ranged::Parts(spans) => assert_eq!(spans.len(), MAX_RANGES),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(range(&set(most + 1), 1000), Ranged::Whole);
+        // Counted whether they can be served or not.
+        let past = format!("{},5000-", set(most));
+        assert_eq!(range(&past, 1000), Ranged::Whole);
+        let empties = format!("{},,,", set(most));
+        assert!(matches!(range(&empties, 1000), Ranged::Parts(_)));
+    }
+
+    #[test]
+    fn overlapping_ranges_are_answered_whole() {
+        for value in [
+            "bytes=0-99,50-149",
+            "bytes=0-499,0-499",
+            "bytes=100-199,0-100",
+            "bytes=-100,900-950",
+            "bytes=0-,999-",
+            "bytes=0-9,20-29,5-5",
+            // The CVE-2011-3192 request's shape, every range valid.
+            "bytes=0-,5-5,5-6,5-7,5-8,5-9,5-10,5-11",
+        ] {
+            assert_eq!(range(value, 1000), Ranged::Whole, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_range_in_a_set_makes_it_whole() {
+        for value in [
+            "bytes=0-1,a-b",
+            "bytes=0-1,5-1",
+            "bytes=0-1,-",
+            "bytes=0-1,2",
+            "bytes=0-1;2-3",
+            "bytes=0-1,5-6,0x7-8",
+            "bytes=1000-,0-1,+2-3",
+        ] {
+            assert_eq!(range(value, 1000), Ranged::Whole, "{value}");
+        }
+    }
+
+    fn laid_out(multipart: &Multipart, body: &[u8]) -> Vec<u8> {
+        let slices = multipart.slices(&[b"head|"], body);
+        slices.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    #[test]
+    fn a_multipart_body_is_laid_out_as_nginx_does() {
+        let body = b"0123456789";
+        let spans = vec![Span { start: 7, end: 9 }, Span { start: 0, end: 2 }];
+        let m = Multipart::new(spans.clone(), 10, Some(b"text/plain"), "B".into());
+        let expected =
+            "head|--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 7-9/10\r\n\r\n\
+            789\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-2/10\r\n\r\n\
+            012\r\n--B--\r\n";
+        let sent = laid_out(&m, body);
+        assert_eq!(String::from_utf8_lossy(&sent), expected);
+        assert_eq!(m.content_length(), (sent.len() - "head|".len()) as u64);
+        let mut fields = Vec::new();
+        m.push_fields(&mut fields);
+        let length = expected.len() - "head|".len();
+        assert_eq!(
+            String::from_utf8_lossy(&fields),
+            format!(
+                "Content-Type: multipart/byteranges; boundary=B\r\nContent-Length: {length}\r\n"
+            )
+        );
+
+        let untyped = Multipart::new(spans, 10, None, "B".into());
+        assert_eq!(
+            String::from_utf8_lossy(&laid_out(&untyped, body)),
+            "head|--B\r\nContent-Range: bytes 7-9/10\r\n\r\n789\r\n\
+             --B\r\nContent-Range: bytes 0-2/10\r\n\r\n012\r\n--B--\r\n"
+        );
+    }
+
     #[test]
     fn if_range_compares_strongly() {
         let stored = headers(&[
@@ -229,6 +573,13 @@ mod tests {
         assert_eq!(ask("Tue, 01 Dec 2026 10:00:00 GMT"), part(0, 1));
         assert_eq!(ask("Tue, 01 Dec 2026 10:00:01 GMT"), Ranged::Whole);
         assert_eq!(ask("yesterday"), Ranged::Whole);
+        // It holds for the whole set, or not at all.
+        let set = |if_range: &str| {
+            let request = headers(&[("Range", "bytes=0-1,4-5"), ("If-Range", if_range)]);
+            requested(&request, &stored, 10)
+        };
+        assert_eq!(set("\"v1\""), parts(&[(0, 1), (4, 5)]));
+        assert_eq!(set("\"v2\""), Ranged::Whole);
         // A Last-Modified within the second of the Date is weak.
         let same_second = headers(&[
             ("Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT"),

@@ -13,7 +13,7 @@ use crate::digits::push_field;
 use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
-use crate::http::range::{self, Ranged};
+use crate::http::range::{self, Multipart, Ranged};
 use crate::http::RequestHead;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +24,9 @@ use std::time::{Duration, SystemTime};
 /// key (nginx's `proxy_cache_lock_timeout` is also 5 s); then it goes to
 /// the origin itself.
 const COALESCE_WAIT: Duration = Duration::from_secs(5);
+
+/// The status line of a 206, of one part or several.
+const PARTIAL_CONTENT: &[u8] = b"HTTP/1.1 206 Partial Content\r\n";
 
 /// Fields a 304 made from a stored response carries (RFC 9110 §15.4.5).
 const NOT_MODIFIED_FIELDS: &[&str] = &[
@@ -57,8 +60,8 @@ fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
         && matches!(body, RequestBody::Buffered(b) if b.is_empty())
 }
 
-/// A GET with `Range`, answered from what is stored: the part asked for,
-/// cut from a stored 200 (see [`range::requested`]). A fresh entry, or a
+/// A GET with `Range`, answered from what is stored: the part or parts
+/// asked for, cut from a stored 200 (see [`range::requested`]). A fresh entry, or a
 /// stale one the request or `stale-while-revalidate` allows, answers at
 /// once (the latter refreshed after). Any other stale entry that could
 /// stand in if the origin failed is revalidated (or fetched whole) first,
@@ -749,7 +752,8 @@ impl Status {
 
 /// Answers from a stored response: its head, then Age, X-Cache, `own`
 /// (fields for this client alone, each line ending in CRLF) and framing,
-/// then the shared body, in one `writev`. A client's own conditional
+/// then the shared body (or the parts cut from it, between their
+/// multipart frames), in one `writev`. A client's own conditional
 /// request that the entry satisfies gets a 304.
 fn serve_entry(
     client: &mut Client,
@@ -775,6 +779,9 @@ fn serve_entry(
     counter.fetch_add(1, Ordering::Relaxed);
     let age = entry.age(SystemTime::now()).as_secs();
     let mut tail = Vec::with_capacity(128);
+    let whole = &entry.record.body;
+    // Several parts go out from the stored body (see `Multipart`).
+    let mut multipart = None;
     let (head, body, code): (std::borrow::Cow<'_, [u8]>, &[u8], u16) =
         if policy::not_modified(&request.headers, &entry.head) {
             let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
@@ -784,7 +791,6 @@ fn serve_entry(
                 .write_named(NOT_MODIFIED_FIELDS, &mut head);
             (head.into(), b"", 304)
         } else {
-            let whole = &entry.record.body;
             let len = whole.len() as u64;
             let ranged = if entry.head.status == 200 && !request.is_head() {
                 range::requested(&request.headers, &entry.head.headers, len)
@@ -810,9 +816,22 @@ fn serve_entry(
                         end - start + 1
                     );
                     let fields = entry.record.head.splitn(2, |&b| b == b'\n').nth(1);
-                    let mut head = b"HTTP/1.1 206 Partial Content\r\n".to_vec();
+                    let mut head = PARTIAL_CONTENT.to_vec();
                     head.extend_from_slice(fields.unwrap_or_default());
                     (head.into(), &whole[start as usize..=end as usize], 206)
+                }
+                Ranged::Parts(spans) => {
+                    let stored = &entry.head.headers;
+                    // Unique, and unguessable (a keyed hash of a counter):
+                    // no stored body holds it, by chance or by design.
+                    let boundary = crate::request_id::generate();
+                    let parts = Multipart::new(spans, len, stored.get("content-type"), boundary);
+                    parts.push_fields(&mut tail);
+                    let mut head = PARTIAL_CONTENT.to_vec();
+                    // Each part says the stored type; the response, its own.
+                    stored.write_except(&["content-type"], &mut head);
+                    multipart = Some(parts);
+                    (head.into(), b"", 206)
                 }
                 Ranged::Unsatisfiable => {
                     let mut head = b"HTTP/1.1 416 Range Not Satisfiable\r\n".to_vec();
@@ -832,10 +851,14 @@ fn serve_entry(
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&head, &tail]);
-    let (written, result) = write_all_vectored_counting(
-        client.conn.get_mut(),
-        &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],
-    );
+    let out = client.conn.get_mut();
+    let (written, result) = match &multipart {
+        None => write_all_vectored_counting(
+            out,
+            &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],
+        ),
+        Some(parts) => write_all_vectored_counting(out, &mut parts.slices(&[&head, &tail], whole)),
+    };
     // A client gone before a byte went out is logged 499; one gone in the
     // middle, as what it got (as a relayed response cut short is): the
     // status and the body bytes that went out.
