@@ -943,6 +943,61 @@ fn a_client_that_leaves_an_event_stream_has_its_backend_connection_closed() {
 }
 
 #[test]
+fn an_event_stream_that_fails_after_its_head_went_on_alone_is_cut_not_answered_502() {
+    // Its head already reached the client: a 502 after it would be read
+    // as the body's next bytes (and the connection might even be kept).
+    for (what, ending) in [("closed", &b""[..]), ("malformed", &b"zz\r\n"[..])] {
+        let head_seen = Gate::new();
+        let a = {
+            let head_seen = head_seen.clone();
+            Backend::start("a", move |_, out| {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                            Transfer-Encoding: chunked\r\n\r\n";
+                out.write_all(head.as_bytes()).unwrap();
+                head_seen.wait();
+                let _ = out.write_all(ending);
+                Action::Close
+            })
+        };
+        let mut proxy = start_proxy(&[a.addr], |_| {});
+        let mut client = proxy.connect();
+        client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+        let head = client.reader.read_head().unwrap().expect("a head");
+        assert!(
+            head.start_line.starts_with("HTTP/1.1 200"),
+            "{what}: {head:?}"
+        );
+        head_seen.open();
+        let rest = client.read_until_closed();
+        assert_eq!(String::from_utf8_lossy(&rest), "", "{what}");
+        assert!(proxy.shutdown(Duration::from_secs(5)));
+        let lines = proxy.log_lines();
+        let line = lines.iter().find(|l| l.contains("/events")).unwrap();
+        assert!(line.contains("\" 200 0 "), "{what}: {line}");
+    }
+}
+
+#[test]
+fn a_client_that_leaves_an_event_stream_before_its_first_event_is_logged_with_its_head() {
+    // The head went on alone; the client has it, then leaves: logged as
+    // what it got (200, no body byte), not as a 499.
+    let first_event = Gate::new();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = streaming_backend(&first_event, &saw_close);
+    let mut proxy = start_proxy(&[a.addr], |c| c.connection_timeout = 2 * WAIT_LIMIT);
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.reader.read_head().unwrap().expect("a head");
+    drop(client);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    first_event.open();
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/events")).unwrap();
+    assert!(line.contains("\" 200 0 "), "{line}");
+}
+
+#[test]
 fn an_event_stream_the_cache_takes_is_read_on_after_its_client_leaves() {
     // As while waiting for the head: a response being stored is worth
     // having whole.

@@ -488,7 +488,8 @@ fn send_streamed(
     Ok((sent, prepared.upstream_reusable && reader.is_done()))
 }
 
-/// Sends the head now, and returns none to send with the body, when the
+/// Sends the head now, and returns `None` (nothing to send with the body:
+/// a failure from here on can only cut the response short), when the
 /// body's length is unknown (chunked, or until the close) and none of it
 /// comes within [`GATHER_PATIENCE`]: an event stream, a long poll, whose
 /// client should have the status now (a browser's `EventSource` opens on
@@ -501,14 +502,14 @@ fn head_unless_body_begins(
     kind: BodyKind,
     head: Vec<u8>,
     mut to: &TcpStream,
-) -> Result<Vec<u8>, Broken> {
+) -> Result<Option<Vec<u8>>, Broken> {
     let open_ended = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
     if !open_ended || !conn.buffered().is_empty() {
-        return Ok(head);
+        return Ok(Some(head));
     }
     match conn.fill_within(GATHER_PATIENCE) {
         // Bytes, or the end that the body's reader will find.
-        Ok(Some(_)) => Ok(head),
+        Ok(Some(_)) => Ok(Some(head)),
         Ok(None) => {
             let (written, result) =
                 write_all_vectored_counting(&mut to, &mut [IoSlice::new(&head)]);
@@ -517,7 +518,7 @@ fn head_unless_body_begins(
                 head_sent: written > 0,
                 sent: 0,
             })?;
-            Ok(Vec::new())
+            Ok(None)
         }
         Err(e) => Err(Broken {
             failure: Failure::io(e),
@@ -554,17 +555,17 @@ fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<bool, Failure> {
     Ok(true)
 }
 
-/// Streams a body from `from` to `to`, the head going out with the first
-/// piece. Returns the body bytes sent.
+/// Streams a body from `from` to `to`, the head, unless already sent
+/// (`None`), going out with the first piece. Returns the body bytes sent.
 fn copy_body(
     reader: &mut BodyReader,
     from: &mut BufConn<impl Source>,
     to: &mut impl Write,
-    head: Vec<u8>,
+    head: Option<Vec<u8>>,
     chunked: bool,
     mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Broken> {
-    let mut pending_head = Some(head);
+    let mut pending_head = head;
     let mut size_line = Vec::new();
     let mut sent = 0u64;
     // The head counts as sent once any byte of the write it went in did.
