@@ -117,7 +117,10 @@ fn parse(value: &str, len: u64) -> Ranged {
     if !unit.trim().eq_ignore_ascii_case("bytes") {
         return Ranged::Whole;
     }
-    let mut spans = Vec::new();
+    // On the stack: the usual single range (a media player seeking, a
+    // download resumed) is answered from the cache without an allocation.
+    let mut kept = [Span { start: 0, end: 0 }; MAX_RANGES];
+    let mut satisfiable = 0;
     let mut asked = 0;
     for spec in set.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         asked += 1;
@@ -125,7 +128,11 @@ fn parse(value: &str, len: u64) -> Ranged {
             return Ranged::Whole;
         }
         match one(spec, len) {
-            Spec::Satisfiable(span) => spans.push(span),
+            // Within bounds: no more satisfiable ranges than asked.
+            Spec::Satisfiable(span) => {
+                kept[satisfiable] = span;
+                satisfiable += 1;
+            }
             // Left out; the set is unsatisfiable only if all are.
             Spec::Unsatisfiable => {}
             // RFC 9110 §14.1.1: one invalid range makes the whole
@@ -133,7 +140,8 @@ fn parse(value: &str, len: u64) -> Ranged {
             Spec::Invalid => return Ranged::Whole,
         }
     }
-    match spans[..] {
+    let spans = &kept[..satisfiable];
+    match *spans {
         [] if asked == 0 => Ranged::Whole,
         [] => Ranged::Unsatisfiable,
         [Span { start, end }] => Ranged::Part { start, end },
@@ -154,7 +162,7 @@ fn parse(value: &str, len: u64) -> Ranged {
         {
             Ranged::Whole
         }
-        _ => Ranged::Parts(spans),
+        _ => Ranged::Parts(spans.to_vec()),
     }
 }
 
