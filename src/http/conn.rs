@@ -418,20 +418,37 @@ impl<'a> WatchingClose<'a> {
 
     /// Whether to wait in `recv`; an error ends the read.
     fn wait(&mut self, fd: RawFd) -> io::Result<bool> {
-        let Some(watched) = self.watched else {
-            return Ok(true);
-        };
-        match readable_unless_closed(fd, watched.as_raw_fd(), self.grace, self.patience)? {
-            Awaited::Readable => Ok(true),
-            Awaited::TimedOut => Err(io::ErrorKind::TimedOut.into()),
-            Awaited::WatchedClosed if peer_gone(watched) => {
-                self.left = true;
-                Err(io::ErrorKind::ConnectionAborted.into())
-            }
-            Awaited::WatchedClosed => {
-                self.watched = None;
-                Ok(true)
-            }
+        if !wait_unless_left(fd, &mut self.watched, self.grace, self.patience, peer_gone)? {
+            self.left = true;
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        Ok(true)
+    }
+}
+
+/// Waits, as [`readable_unless_closed`] does, for `fd` to be readable,
+/// watching `*watched` (if any) for its peer's close: `Ok(false)` when
+/// `gone` (given the watched socket) says the peer has left. One that only
+/// shut down its sending side after sending more (pipelined requests,
+/// waiting for their answers) is watched no more (`*watched` becomes
+/// `None`): that half-close would end every wait at once.
+pub fn wait_unless_left(
+    fd: RawFd,
+    watched: &mut Option<&TcpStream>,
+    grace: Duration,
+    patience: Duration,
+    gone: impl FnOnce(&TcpStream) -> bool,
+) -> io::Result<bool> {
+    let Some(peer) = *watched else {
+        return Ok(true);
+    };
+    match readable_unless_closed(fd, peer.as_raw_fd(), grace, patience)? {
+        Awaited::Readable => Ok(true),
+        Awaited::TimedOut => Err(io::ErrorKind::TimedOut.into()),
+        Awaited::WatchedClosed if gone(peer) => Ok(false),
+        Awaited::WatchedClosed => {
+            *watched = None;
+            Ok(true)
         }
     }
 }
@@ -468,7 +485,7 @@ fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
 /// How a wait for one socket's bytes that watched another for its close
 /// ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Awaited {
+enum Awaited {
     /// The socket waited on has bytes, or its end, or an error, to read.
     Readable,
     /// The watched socket was closed or shut down for sending by its peer
@@ -481,7 +498,7 @@ pub enum Awaited {
 /// passed, for the peer of `watched` to close it: a `poll` on `fd` alone,
 /// then on both. (A client may shut down its sending side right after its
 /// request, `nc -N` does: the grace lets a quick answer reach it.)
-pub fn readable_unless_closed(
+fn readable_unless_closed(
     fd: RawFd,
     watched: RawFd,
     grace: Duration,

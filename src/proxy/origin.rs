@@ -10,7 +10,7 @@ use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::write_all_vectored;
 use crate::http::conn::{
-    is_local_shortage, is_timeout, peek, readable_unless_closed, Awaited, SharedStream, Source,
+    is_local_shortage, is_timeout, peek, wait_unless_left, SharedStream, Source,
 };
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
@@ -785,20 +785,17 @@ fn fill_unless_client_leaves(
     let Some(patience) = *watch else {
         return conn.fill();
     };
-    let client_fd = client.conn.get_ref().as_raw_fd();
+    let mut watched = Some(&**client.conn.get_ref());
     let backend_fd = conn.get_ref().as_raw_fd();
-    match readable_unless_closed(backend_fd, client_fd, CLIENT_CHECK_AFTER, patience)? {
-        Awaited::Readable => conn.fill(),
-        Awaited::TimedOut => Err(io::ErrorKind::TimedOut.into()),
-        Awaited::WatchedClosed if client.has_left() => {
-            *left = true;
-            Err(io::ErrorKind::ConnectionAborted.into())
-        }
-        Awaited::WatchedClosed => {
-            *watch = None;
-            conn.fill()
-        }
+    let gone = |_: &_| client.has_left();
+    if !wait_unless_left(backend_fd, &mut watched, CLIENT_CHECK_AFTER, patience, gone)? {
+        *left = true;
+        return Err(io::ErrorKind::ConnectionAborted.into());
     }
+    if watched.is_none() {
+        *watch = None;
+    }
+    conn.fill()
 }
 
 #[cfg(test)]
