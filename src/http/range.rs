@@ -602,4 +602,49 @@ mod tests {
         let request = headers(&[("Range", "bytes=0-1"), ("If-Range", "W/\"v1\"")]);
         assert_eq!(requested(&request, &weak, 10), Ranged::Whole);
     }
+
+    proptest::proptest! {
+        /// Whatever the set says (numbers past u64, suffixes longer than
+        /// the body, `-0`, ranges past the end), what is cut lies within
+        /// the body, never overlaps, and a multipart body is exactly as
+        /// long as its Content-Length says.
+        #[test]
+        fn what_is_cut_lies_within_the_body_and_is_framed_exactly(
+            // Mostly disjoint ranges (what gets a multipart answer), with
+            // a few of any shape among them.
+            steps in proptest::collection::vec((0u64..60, 0u64..60), 0..36),
+            odd in proptest::collection::vec(
+                "[0-9]{1,4}-[0-9]{0,4}|-[0-9]{1,4}|99999999999999999999[0-9]?-[0-9]*",
+                0..3,
+            ),
+            len in 1u64..2000,
+        ) {
+            let mut at = 0;
+            let mut specs: Vec<String> = steps
+                .iter()
+                .map(|&(gap, width)| {
+                    let (start, end) = (at + gap, at + gap + width);
+                    at = end + 1;
+                    format!("{start}-{end}")
+                })
+                .collect();
+            for (i, spec) in odd.into_iter().enumerate() {
+                specs.insert((7 * i) % (specs.len() + 1), spec);
+            }
+            let body: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let spans = match range(&format!("bytes={}", specs.join(",")), len) {
+                Ranged::Part { start, end } => vec![Span { start, end }],
+                Ranged::Parts(spans) => spans,
+                Ranged::Whole | Ranged::Unsatisfiable => return Ok(()),
+            };
+            proptest::prop_assert!(spans.len() <= MAX_RANGES);
+            for (i, a) in spans.iter().enumerate() {
+                proptest::prop_assert!(a.start <= a.end && a.end < len, "{a:?}");
+                proptest::prop_assert!(!spans[..i].iter().any(|b| a.overlaps(*b)));
+            }
+            let m = Multipart::new(spans, len, Some(b"text/plain"), "B".into());
+            let sent: usize = m.slices(&[], &body).iter().map(|s| s.len()).sum();
+            proptest::prop_assert_eq!(m.content_length(), sent as u64);
+        }
+    }
 }
