@@ -84,9 +84,9 @@ pub struct TargetStats {
     /// Requests at this backend right now (counted by
     /// [`crate::upstream::slots`]).
     pub in_flight: AtomicUsize,
-    /// The tickets of the requests waiting for a slot here (`max_conns`),
-    /// oldest first (see [`crate::upstream::slots::Waiting`]).
-    pub waiting: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
+    /// The requests waiting for a slot here (`max_conns`), in the order
+    /// they began to wait (see [`crate::upstream::slots::Waiting`]).
+    pub waiting: crate::upstream::slots::Queue,
 }
 
 #[cfg(test)]

@@ -924,6 +924,38 @@ fn a_request_past_max_conns_waits_for_a_slot() {
 }
 
 #[test]
+fn requests_waiting_for_a_slot_get_it_in_the_order_they_came() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+        // The queue's timeout: none of these waits comes near it.
+        c.connect_timeout = Some(Duration::from_secs(30));
+    });
+    let mut slow = ask(&proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut line = Vec::new();
+    for (n, path) in (1..).zip(["/1", "/2", "/gone", "/3"]) {
+        line.push(ask(&proxy, path));
+        assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == n));
+    }
+    // One in the middle of the line leaves: those behind it still go.
+    drop(line.remove(2));
+    assert!(wait_until(WAIT_LIMIT, || proxy
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("\"GET /gone HTTP/1.1\" 499 "))));
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    for (client, path) in line.iter_mut().zip(["/1", "/2", "/3"]) {
+        assert_eq!(client.response().body, path.as_bytes());
+    }
+    let served: Vec<String> = a.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(served, ["/slow", "/1", "/2", "/3"]);
+}
+
+#[test]
 fn a_request_whose_client_left_while_it_waited_is_not_sent() {
     let release = Gate::new();
     let a = holding_backend("a", &release);

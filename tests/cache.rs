@@ -1369,6 +1369,86 @@ fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
     assert_eq!(backend.requests(), 3);
 }
 
+/// A backend whose `/doc` is 16 MiB (more than the sockets between the
+/// proxy and a client that stops reading hold), born stale with `ETag:
+/// "v1"`; a conditional request gets `answer`'s response, on a connection
+/// the backend then reads on, so that it ends when the proxy closes it.
+/// Every response says `Connection: close`.
+fn closing_origin(answer: fn(&mut TcpStream, &[u8])) -> (Backend, Arc<Vec<u8>>) {
+    let big = Arc::new(pattern(16 << 20));
+    let body = big.clone();
+    let backend = Backend::start("a", move |seen, out| {
+        if seen.head.has("if-none-match") {
+            answer(out, &body);
+        } else {
+            let stored = [
+                ("Cache-Control", "max-age=0, stale-if-error=60"),
+                ("ETag", "\"v1\""),
+                ("Connection", "close"),
+            ];
+            respond(out, 200, &stored, &body);
+        }
+        Action::KeepAlive
+    });
+    (backend, big)
+}
+
+/// A proxy with room for [`closing_origin`]'s body, and a connection_timeout
+/// no wait of these tests reaches: a write to the client that stops
+/// reading must not be what ends the exchange.
+fn proxy_for_closing_origin(backend: &Backend) -> Proxy {
+    start_proxy(&[backend.addr], |c| {
+        c.cache_size = 64 << 20;
+        c.max_object_size = Some(32 << 20);
+        c.connection_timeout = Duration::from_secs(60);
+    })
+}
+
+#[test]
+fn a_304_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_entry() {
+    let (a, big) = closing_origin(|out, _| {
+        let _ = out
+            .write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n");
+    });
+    let proxy = proxy_for_closing_origin(&a);
+    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
+    let closed = || a.closed.load(Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || closed() == 1));
+    let mut slow = proxy.connect();
+    slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let head = slow.reader.read_head().unwrap().unwrap();
+    assert_eq!(head.get("x-cache"), Some("REVALIDATED"), "{}", head.raw);
+    // The client reads no more: the proxy is still writing to it.
+    assert!(
+        wait_until(WAIT_LIMIT, || closed() == 2),
+        "the backend saw no close while the client read"
+    );
+    assert!(slow.reader.read_exact_body(big.len()).unwrap() == *big);
+}
+
+#[test]
+fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_part() {
+    let (a, big) = closing_origin(|out, body| {
+        let new = [("ETag", "\"v2\""), ("Connection", "close")];
+        respond(out, 200, &new, body);
+    });
+    let proxy = proxy_for_closing_origin(&a);
+    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
+    let closed = || a.closed.load(Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || closed() == 1));
+    let mut slow = proxy.connect();
+    slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n");
+    let head = slow.reader.read_head().unwrap().unwrap();
+    assert!(head.start_line.contains(" 206 "), "{}", head.raw);
+    assert_eq!(head.get("x-cache"), Some("MISS"), "{}", head.raw);
+    // The client reads no more: the proxy is still writing to it.
+    assert!(
+        wait_until(WAIT_LIMIT, || closed() == 2),
+        "the backend saw no close while the client read"
+    );
+    assert!(slow.reader.read_exact_body(big.len()).unwrap() == *big);
+}
+
 #[test]
 fn a_stale_entry_with_last_modified_is_revalidated_with_if_modified_since() {
     const MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";

@@ -364,32 +364,50 @@ pub fn storable(
     if fresh.is_zero() && !has_validator(response) {
         return None;
     }
-    // §4.2.4 / §5.2.2.2: must-revalidate (and s-maxage, which implies
-    // proxy-revalidate) forbid serving stale, unless the origin grants a
-    // stale-if-error window explicitly (RFC 5861).
-    let stale_if_error = match cc.stale_if_error {
-        Some(s) => Duration::from_secs(s),
-        None if cc.forbids_stale() || only_revalidated(fresh, &cc, response) => Duration::ZERO,
-        None => settings.stale_if_error,
-    };
-    // Within a stale-while-revalidate window the entry answers whatever the
-    // origin does; a failing origin is no reason to stop.
-    let stale_if_error = stale_if_error.max(stale_while_revalidate(&cc));
     Some(Lifetime {
         fresh,
-        stale_if_error,
+        stale_if_error: stale_window(fresh, &cc, response, settings.stale_if_error),
     })
 }
 
-/// Whether a stored response may only ever answer once the origin has
-/// confirmed it (a 304), never stale: it was never fresh, and the origin
+/// How long past its freshness a stored response may still answer when
+/// the origin fails. `fresh` is its lifetime as stored, `cc` its
+/// Cache-Control, and `configured` the window for a response that says
+/// nothing of it (the `stale_if_error` setting). Every stored entry's
+/// window comes from here: a new response's, and a snapshot record's,
+/// which must not keep one today's rules would not give it.
+pub fn stale_window(
+    fresh: Duration,
+    cc: &CacheControl,
+    response: &ResponseHead,
+    configured: Duration,
+) -> Duration {
+    // §4.2.4 / §5.2.2.2: must-revalidate (and s-maxage, which implies
+    // proxy-revalidate) forbid serving stale, unless the origin grants a
+    // stale-if-error window explicitly (RFC 5861).
+    let on_error = match cc.stale_if_error {
+        Some(s) => Duration::from_secs(s),
+        None if must_revalidate(fresh, cc, response) => Duration::ZERO,
+        None => configured,
+    };
+    // Within a stale-while-revalidate window the entry answers whatever the
+    // origin does; a failing origin is no reason to stop.
+    on_error.max(stale_while_revalidate(cc))
+}
+
+/// Whether a stored response may never be served stale without the
+/// origin's word first: its directives forbid it
+/// ([`CacheControl::forbids_stale`]), or it was never fresh and the origin
 /// said nothing about freshness at all. Such is an application's page with
 /// only an `ETag` (Express's default): stored so that a 304 can stand for
 /// its body, it may be one user's own page, which `max-stale` or an
 /// outage must not hand to others. (An explicit `max-age=0` is the
 /// origin's word on caching, and stale-if-error applies to it as usual.)
-pub fn only_revalidated(fresh: Duration, cc: &CacheControl, response: &ResponseHead) -> bool {
-    fresh.is_zero() && cc.s_maxage.or(cc.max_age).is_none() && !response.headers.contains("expires")
+pub fn must_revalidate(fresh: Duration, cc: &CacheControl, response: &ResponseHead) -> bool {
+    let only_revalidated = fresh.is_zero()
+        && cc.s_maxage.or(cc.max_age).is_none()
+        && !response.headers.contains("expires");
+    cc.forbids_stale() || only_revalidated
 }
 
 /// s-maxage, then max-age, then Expires minus Date (§4.2.1).

@@ -38,7 +38,7 @@ pub struct Entry {
     pub record: Record,
     pub head: ResponseHead,
     /// Never served stale without revalidating (see
-    /// [`policy::CacheControl::forbids_stale`]).
+    /// [`policy::must_revalidate`]).
     pub must_revalidate: bool,
     /// See [`policy::stale_while_revalidate`].
     pub stale_while_revalidate: Duration,
@@ -58,8 +58,7 @@ impl Entry {
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
         let cc = policy::CacheControl::parse(&head.headers);
-        let must_revalidate =
-            cc.forbids_stale() || policy::only_revalidated(lifetime.fresh, &cc, &head);
+        let must_revalidate = policy::must_revalidate(lifetime.fresh, &cc, &head);
         Entry {
             record: Record {
                 key: key.into_bytes(),
@@ -102,18 +101,17 @@ impl Entry {
         record.head = sanitize(&mut head);
         let cc = policy::CacheControl::parse(&head.headers);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
-        let only_revalidated = policy::only_revalidated(fresh, &cc, &head);
-        let swr = policy::stale_while_revalidate(&cc);
-        // As when it was stored (a snapshot of an older version may say
-        // otherwise).
-        if only_revalidated && cc.stale_if_error.is_none() && swr.is_zero() {
-            record.stale_until = record.stale_until.min(record.expires_at);
-        }
+        // The window as the rules give it today (a snapshot of an older
+        // version may say otherwise); the `stale_if_error` it was stored
+        // under is known only from the window it recorded.
+        let recorded = Duration::from_millis(record.stale_until.saturating_sub(record.expires_at));
+        let window = policy::stale_window(fresh, &cc, &head, recorded);
+        record.stale_until = record.expires_at.saturating_add(window.as_millis() as u64);
         Some(Entry {
             record,
+            must_revalidate: policy::must_revalidate(fresh, &cc, &head),
             head,
-            must_revalidate: cc.forbids_stale() || only_revalidated,
-            stale_while_revalidate: swr,
+            stale_while_revalidate: policy::stale_while_revalidate(&cc),
         })
     }
 
@@ -770,6 +768,62 @@ mod tests {
         let entry = Entry::from_record(record(labelled)).unwrap();
         assert!(!entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 3_601_000);
+    }
+
+    #[test]
+    fn a_snapshot_record_keeps_the_stale_window_it_was_stored_with() {
+        let settings = policy::Settings {
+            ttl: Duration::from_secs(3600),
+            cache_unlabeled: false,
+            stale_if_error: Duration::from_secs(60),
+        };
+        let request = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/a".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        for fields in [
+            &[("Cache-Control", "max-age=5")][..],
+            &[("Cache-Control", "max-age=5, stale-if-error=7")],
+            &[("Cache-Control", "max-age=5, stale-while-revalidate=90")],
+            &[("Cache-Control", "max-age=5, must-revalidate")],
+            &[("Cache-Control", "s-maxage=5, stale-if-error=7")],
+            &[("Cache-Control", "no-cache"), ("ETag", "\"v1\"")],
+            &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+            &[("Expires", "0"), ("ETag", "\"v1\"")],
+            &[("ETag", "\"v1\"")],
+            &[("Cache-Control", "stale-if-error=30"), ("ETag", "\"v1\"")],
+            &[
+                ("Cache-Control", "stale-while-revalidate=30"),
+                ("ETag", "\"v1\""),
+            ],
+        ] {
+            let mut head = ResponseHead::new(200);
+            for (name, value) in fields {
+                head.headers.push(*name, *value);
+            }
+            let now = SystemTime::now();
+            let lifetime = policy::storable(&request, &head, now, &settings).unwrap();
+            let stored = Entry::new("h/a".into(), head, Arc::from(&b"x"[..]), now, lifetime);
+            let back = Entry::from_record(stored.record.clone()).unwrap();
+            assert_eq!(back.record, stored.record, "{fields:?}");
+            assert_eq!(back.must_revalidate, stored.must_revalidate, "{fields:?}");
+        }
+        // A window the rules never give a must-revalidate response (as a
+        // damaged or crafted file may hold) is not served from.
+        let record = Record {
+            key: b"h/a".to_vec(),
+            head: b"HTTP/1.1 200 OK\r\nCache-Control: max-age=1, must-revalidate\r\n".to_vec(),
+            body: Arc::from(&b"x"[..]),
+            stored_at: 1_000,
+            expires_at: 2_000,
+            stale_until: 3_602_000,
+        };
+        assert_eq!(
+            Entry::from_record(record).unwrap().record.stale_until,
+            2_000
+        );
     }
 
     #[test]

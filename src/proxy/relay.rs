@@ -147,7 +147,6 @@ pub(super) fn relay(
             } else {
                 // Closed now, not once the client has it all: the backend
                 // may be waiting for the close.
-                client.watch.backend_done();
                 drop(fetched.up.conn);
             }
             send_gathered(client, prepared.head, &body, tee)
@@ -213,7 +212,8 @@ fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<Shar
 }
 
 /// Returns a bodiless response's connection to the pool (a 304 used to
-/// refresh a cache entry, say).
+/// refresh a cache entry, say), or closes it, before the client has its
+/// answer.
 pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client, shared: &Shared) {
     let AfterHead {
         target,

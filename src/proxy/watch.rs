@@ -6,7 +6,7 @@
 use parking_lot::Mutex;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// [`ConnWatch::state`]: waiting for a request, serving one, or closed by
@@ -34,12 +34,15 @@ pub struct ConnWatch {
 
 #[derive(Default)]
 struct Backend {
-    /// A handle on the socket the request in flight is using, so a forced
-    /// close ends a thread blocked on a backend that does not answer: the
-    /// thread then unwinds and logs its request. The handle keeps the
-    /// socket open, so the socket shut down is never another one that got
+    /// The socket the request in flight is using, so a forced close ends a
+    /// thread blocked on a backend that does not answer: the thread then
+    /// unwinds and logs its request. Weak: a connection that will not be
+    /// pooled closes the moment the exchange drops it, wherever that is (the
+    /// backend may be waiting for the close), not once the exchange ends.
+    /// A forced close shuts the socket down only through a strong handle,
+    /// which keeps it open meanwhile: it is never another socket that got
     /// its number after a close.
-    in_use: Option<Arc<TcpStream>>,
+    in_use: Option<Weak<TcpStream>>,
     /// Closed by force: a backend connection taken after that (a retry)
     /// is shut down at once.
     closed: bool,
@@ -87,7 +90,7 @@ impl ConnWatch {
         if backend.closed {
             let _ = stream.shutdown(Shutdown::Both);
         }
-        backend.in_use = Some(stream.clone());
+        backend.in_use = Some(Arc::downgrade(stream));
     }
 
     /// Whether the connection was closed by force (at the end of a
@@ -97,10 +100,10 @@ impl ConnWatch {
         self.backend.lock().closed
     }
 
+    /// The backend connection is no longer this client's to cut at a
+    /// forced close: from the pool it may carry someone else's request.
     pub(super) fn backend_done(&self) {
-        // Dropped outside the lock: it may be the last handle, and close.
-        let released = self.backend.lock().in_use.take();
-        drop(released);
+        self.backend.lock().in_use = None;
     }
 
     /// Closes the connection if it waits for a request; one mid-request
@@ -130,13 +133,19 @@ impl ConnWatch {
         // The backend side first: a thread woken by the client's close
         // then already sees the connection as cut (not as a client that
         // left: its request is logged as the shutdown's, not 499).
-        {
+        // Shut down under the lock: released, the connection could go back
+        // to the pool (`backend_done`) and carry another client's request.
+        let in_use = {
             let mut backend = self.backend.lock();
             backend.closed = true;
-            if let Some(stream) = &backend.in_use {
+            let in_use = backend.in_use.as_ref().and_then(Weak::upgrade);
+            if let Some(stream) = &in_use {
                 let _ = stream.shutdown(Shutdown::Both);
             }
-        }
+            in_use
+        };
+        // Dropped outside the lock: it may be the last handle, and close.
+        drop(in_use);
         let _ = self.client.shutdown(Shutdown::Both);
     }
 }

@@ -357,7 +357,7 @@ impl Upstreams {
     }
 
     /// Waits, after [`Pick::Full`], until a slot may have freed or `until`
-    /// passes; returns whether it is still before `until`.
+    /// passes; `false` when `until` passed first.
     pub fn wait_for_slot(
         &self,
         tried: &[bool],
@@ -366,7 +366,7 @@ impl Upstreams {
         until: Instant,
     ) -> bool {
         let free = |t: &Upstream| !t.has_no_slot(Some(waiting));
-        slots::wait(until, || {
+        waiting.wait(until, || {
             let now = Instant::now();
             match self.stuck(stuck_to, tried, now) {
                 Some(index) => free(&self.targets[index]),

@@ -4,18 +4,95 @@
 
 use crate::metrics::TargetStats;
 use parking_lot::{Condvar, Mutex};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Requests waiting for a slot at a limited target sleep here; a slot that
-/// frees wakes them all (few wait but under overload), as each waits for
-/// its own targets: woken one at a time, the one woken could be waiting
-/// for another target, and the one that could use the slot sleep on.
-static QUEUE: Mutex<()> = parking_lot::const_mutex(());
-static FREED: Condvar = Condvar::new();
 /// Tickets of waiting requests, in the order they began to wait.
 static TICKETS: AtomicU64 = AtomicU64::new(0);
+/// [`Queue::first`] while nobody waits (no ticket ever gets this far).
+const NOBODY: u64 = u64::MAX;
+
+/// The requests waiting for a slot at one limited target, by ticket.
+///
+/// Only the first in line may take a slot that frees ([`in_turn`]), so a
+/// freed slot wakes only it, and a first that leaves the line (served
+/// elsewhere, timed out, its client gone) wakes the next: woken all at
+/// once, every waiter at every target looked at its client and the
+/// targets again for each slot, to find it was not its turn.
+#[derive(Debug)]
+pub struct Queue {
+    line: Mutex<BTreeMap<u64, Arc<Wake>>>,
+    /// The first ticket in `line`, or [`NOBODY`]: written under its
+    /// lock, read without it by every request that looks at the target
+    /// (nearly always to find nobody waiting).
+    first: AtomicU64,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            line: Mutex::default(),
+            first: AtomicU64::new(NOBODY),
+        }
+    }
+}
+
+impl Queue {
+    fn join(&self, ticket: u64, wake: &Arc<Wake>) {
+        let mut line = self.line.lock();
+        line.insert(ticket, wake.clone());
+        self.set_first(&line);
+    }
+
+    fn leave(&self, ticket: u64) {
+        let mut line = self.line.lock();
+        let was_first = line.first_key_value().is_some_and(|(&t, _)| t == ticket);
+        line.remove(&ticket);
+        self.set_first(&line);
+        if was_first {
+            // The slot it was woken for, if any, is the next one's now.
+            wake_first(&line);
+        }
+    }
+
+    /// A slot freed (its count already taken back).
+    fn slot_freed(&self) {
+        // Under the lock: a request that joins the line after this look
+        // at it joined under the same lock, so it sees the slot when it
+        // checks for room; one that joined before is in the line, and is
+        // woken if first.
+        wake_first(&self.line.lock());
+    }
+
+    fn set_first(&self, line: &BTreeMap<u64, Arc<Wake>>) {
+        let first = line.first_key_value().map_or(NOBODY, |(&t, _)| t);
+        self.first.store(first, Ordering::Release);
+    }
+}
+
+fn wake_first(line: &BTreeMap<u64, Arc<Wake>>) {
+    if let Some((_, wake)) = line.first_key_value() {
+        wake.wake();
+    }
+}
+
+/// Where a waiting request sleeps. `woken` stays set until the request
+/// looks: one woken before it sleeps (while it checks its client, or
+/// picks) does not sleep through it.
+#[derive(Debug, Default)]
+struct Wake {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    fn wake(&self) {
+        *self.woken.lock() = true;
+        self.cv.notify_one();
+    }
+}
 
 /// A request in the queue, with a ticket at each target it waits for (in
 /// [`TargetStats::waiting`]) until dropped. A target's slots go to its
@@ -24,27 +101,50 @@ static TICKETS: AtomicU64 = AtomicU64::new(0);
 /// would take every slot that frees and the waiting run out of time.
 pub struct Waiting {
     ticket: u64,
+    wake: Arc<Wake>,
     targets: Vec<Arc<TargetStats>>,
 }
 
 impl Waiting {
     pub fn at(targets: Vec<Arc<TargetStats>>) -> Waiting {
         let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+        let wake = Arc::new(Wake::default());
         for stats in &targets {
-            stats.waiting.lock().insert(ticket);
+            stats.waiting.join(ticket, &wake);
         }
-        Waiting { ticket, targets }
+        Waiting {
+            ticket,
+            wake,
+            targets,
+        }
+    }
+
+    /// Waits until it is woken (a slot freed where it is first in line, or
+    /// it became first) or `until` passes, unless `has_room` says a slot is
+    /// free for it already; `false` when `until` passed without either.
+    ///
+    /// No wake is lost: it joined its lines before `has_room` looks, and a
+    /// slot freed after that look wakes the first in line (see
+    /// [`InFlight`]'s drop), which sets `woken` even if it is not asleep yet.
+    pub fn wait(&self, until: Instant, has_room: impl Fn() -> bool) -> bool {
+        if has_room() {
+            return true;
+        }
+        let mut woken = self.wake.woken.lock();
+        while !*woken {
+            if self.wake.cv.wait_until(&mut woken, until).timed_out() {
+                break;
+            }
+        }
+        std::mem::take(&mut *woken)
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
         for stats in &self.targets {
-            stats.waiting.lock().remove(&self.ticket);
+            stats.waiting.leave(self.ticket);
         }
-        // The next in line may be free to go now.
-        let _queue = QUEUE.lock();
-        FREED.notify_all();
     }
 }
 
@@ -54,9 +154,9 @@ pub fn in_turn(stats: &TargetStats, limit: usize, waiting: Option<&Waiting>) -> 
     if limit == 0 {
         return true;
     }
-    match stats.waiting.lock().first() {
-        None => true,
-        Some(&first) => waiting.is_some_and(|w| w.ticket == first),
+    match stats.waiting.first.load(Ordering::Acquire) {
+        NOBODY => true,
+        first => waiting.is_some_and(|w| w.ticket == first),
     }
 }
 
@@ -71,11 +171,7 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.limited {
-            // Under the lock: a waiter checks for room and sleeps under
-            // it, so it is either past its check (and sees this slot) or
-            // asleep (and woken).
-            let _queue = QUEUE.lock();
-            FREED.notify_all();
+            self.stats.waiting.slot_freed();
         }
     }
 }
@@ -105,16 +201,6 @@ pub fn is_full(stats: &TargetStats, limit: usize) -> bool {
     limit > 0 && stats.in_flight.load(Ordering::Relaxed) >= limit
 }
 
-/// Waits until a slot frees or `until` passes, unless `has_room` says one
-/// is free already; returns whether it is still before `until`.
-pub fn wait(until: Instant, has_room: impl Fn() -> bool) -> bool {
-    let mut queue = QUEUE.lock();
-    if has_room() {
-        return true;
-    }
-    !FREED.wait_until(&mut queue, until).timed_out()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,36 +218,109 @@ mod tests {
 
     #[test]
     fn a_limit_is_never_passed_and_a_freed_slot_wakes_a_waiter() {
-        let t = TargetStats::default();
+        let t = Arc::new(TargetStats::default());
         let first = begin(&t, 2).unwrap();
         let _second = begin(&t, 2).unwrap();
         assert!(begin(&t, 2).is_none());
         assert!(is_full(&t, 2));
         assert_eq!(t.requests.load(Ordering::Relaxed), 2);
-        std::thread::scope(|s| {
+        let waiting = Waiting::at(vec![t.clone()]);
+        let third = std::thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let until = Instant::now() + Duration::from_secs(30);
-                // Other tests free slots too, and every freed slot wakes
-                // every waiter: as its callers do, look again after a wake.
-                let woken = loop {
-                    if !wait(until, || !is_full(&t, 2)) {
-                        break false;
-                    }
-                    if !is_full(&t, 2) {
-                        break true;
-                    }
-                };
-                (woken, begin(&t, 2).is_some())
+                let woken = waiting.wait(until, || !is_full(&t, 2));
+                let slot = begin(&t, 2);
+                drop(waiting);
+                (woken, slot)
             });
             // Asleep by then, most likely: the free slot must wake it, not
             // its own look (either way it must get the slot).
             std::thread::sleep(Duration::from_millis(50));
             drop(first);
-            assert_eq!(waiter.join().unwrap(), (true, true));
+            let (woken, slot) = waiter.join().unwrap();
+            assert!(woken);
+            slot.expect("the freed slot")
         });
         // Full again, and nothing frees: the wait ends at its deadline.
-        let _third = begin(&t, 2).unwrap();
-        let past = Instant::now();
-        assert!(!wait(past, || !is_full(&t, 2)));
+        assert!(is_full(&t, 2));
+        let late = Waiting::at(vec![t.clone()]);
+        assert!(!late.wait(Instant::now(), || !is_full(&t, 2)));
+        drop(third);
+    }
+
+    /// Whether `w` was woken since it last looked.
+    fn woken(w: &Waiting) -> bool {
+        w.wait(Instant::now(), || false)
+    }
+
+    #[test]
+    fn a_freed_slot_wakes_the_first_in_line_only_and_a_first_that_leaves_wakes_the_next() {
+        let t = Arc::new(TargetStats::default());
+        let busy = begin(&t, 1).unwrap();
+        let first = Waiting::at(vec![t.clone()]);
+        let second = Waiting::at(vec![t.clone()]);
+        let third = Waiting::at(vec![t.clone()]);
+        assert!(in_turn(&t, 1, Some(&first)));
+        assert!(!in_turn(&t, 1, Some(&second)) && !in_turn(&t, 1, None));
+        drop(busy);
+        assert!(woken(&first));
+        assert!(!woken(&second) && !woken(&third));
+        // Served: it leaves the line, and the next is woken to look (no
+        // slot for it yet); one behind it leaving wakes nobody.
+        let busy = begin(&t, 1).unwrap();
+        drop(first);
+        assert!(in_turn(&t, 1, Some(&second)));
+        assert!(woken(&second));
+        drop(third);
+        assert!(!woken(&second));
+        drop(busy);
+        assert!(woken(&second));
+        drop(second);
+        assert!(in_turn(&t, 1, None));
+        // A request counted without a limit frees no slot: nobody is woken.
+        let waiting = Waiting::at(vec![t.clone()]);
+        drop(begin(&t, 0).unwrap());
+        assert!(in_turn(&t, 0, None) && !woken(&waiting));
+    }
+
+    #[test]
+    fn a_line_of_sleeping_requests_takes_the_slot_in_turn_without_a_wake_lost() {
+        let t = Arc::new(TargetStats::default());
+        let busy = begin(&t, 1).unwrap();
+        let order = Mutex::new(Vec::new());
+        // Each has its place before any sleeps: tickets in this order.
+        let line: Vec<Waiting> = (0..8).map(|_| Waiting::at(vec![t.clone()])).collect();
+        std::thread::scope(|s| {
+            let (t, order) = (&t, &order);
+            let waiters: Vec<_> = line
+                .into_iter()
+                .enumerate()
+                .map(|(i, place)| {
+                    s.spawn(move || {
+                        // A lost wake would sleep to the deadline and fail.
+                        let until = Instant::now() + Duration::from_secs(30);
+                        let has_room = || !is_full(t, 1) && in_turn(t, 1, Some(&place));
+                        let slot = loop {
+                            if let Some(slot) = has_room().then(|| begin(t, 1)).flatten() {
+                                break slot;
+                            }
+                            if !place.wait(until, has_room) {
+                                return false;
+                            }
+                        };
+                        order.lock().push(i);
+                        drop(place);
+                        drop(slot);
+                        true
+                    })
+                })
+                .collect();
+            drop(busy);
+            for waiter in waiters {
+                assert!(waiter.join().unwrap(), "a waiter was never woken");
+            }
+        });
+        assert_eq!(*order.lock(), (0..8).collect::<Vec<_>>());
+        assert!(in_turn(&t, 1, None));
     }
 }
