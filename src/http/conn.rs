@@ -387,9 +387,7 @@ impl BufConn<SharedStream> {
 /// byte, if it ever comes.
 pub struct WatchingClose<'a> {
     stream: &'a TcpStream,
-    /// No longer watched once its peer shut down its sending side with
-    /// bytes still unread (pipelined requests, waiting for their answers):
-    /// that half-close would end every wait at once.
+    /// `None` once not worth watching (see [`wait_unless_left`]).
     watched: Option<&'a TcpStream>,
     /// How long each wait looks at `stream` alone first (see
     /// [`readable_unless_closed`]).
