@@ -1023,6 +1023,51 @@ fn an_event_stream_the_cache_takes_is_read_on_after_its_client_leaves() {
 }
 
 #[test]
+fn a_stream_grown_too_large_to_store_has_its_backend_closed_once_its_client_leaves() {
+    // Read on for the cache only while it may be stored: once it has
+    // outgrown `max_object_size` it is watched as any other stream.
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = {
+        let saw_close = saw_close.clone();
+        Backend::start("a", move |_, out| {
+            let head = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n";
+            out.write_all(head.as_bytes()).unwrap();
+            let large = format!("800\r\n{}\r\n", "x".repeat(0x800));
+            out.write_all(large.as_bytes()).unwrap();
+            out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+            if matches!(out.read(&mut [0; 64]), Ok(0)) {
+                saw_close.fetch_add(1, Ordering::SeqCst);
+            }
+            Action::Close
+        })
+    };
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.cache_size = 4 << 20;
+        c.max_object_size = Some(1024);
+        c.connection_timeout = 2 * WAIT_LIMIT;
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.reader.read_head().unwrap().expect("a head");
+    assert_eq!(client.reader.read_line().unwrap(), "800");
+    assert_eq!(
+        client.reader.read_exact_body(0x800 + 2).unwrap().len(),
+        0x802
+    );
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close"
+    );
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/large")).unwrap();
+    assert!(line.contains("\" 200 2048 "), "{line}");
+}
+
+#[test]
 fn a_request_the_cache_may_store_is_not_given_up_while_the_backend_works() {
     // As nginx does for a cacheable request: its answer is worth having
     // (and others may be waiting for it).

@@ -389,6 +389,9 @@ pub struct WatchingClose<'a> {
     stream: &'a TcpStream,
     /// `None` once not worth watching (see [`wait_unless_left`]).
     watched: Option<&'a TcpStream>,
+    /// Waits do not watch while set (a response the cache is taking is
+    /// worth reading whole, client or not).
+    pub paused: bool,
     /// How long each wait looks at `stream` alone first (see
     /// [`readable_unless_closed`]).
     grace: Duration,
@@ -408,6 +411,7 @@ impl<'a> WatchingClose<'a> {
         WatchingClose {
             stream,
             watched,
+            paused: false,
             grace,
             patience,
             left: false,
@@ -416,6 +420,9 @@ impl<'a> WatchingClose<'a> {
 
     /// Whether to wait in `recv`; an error ends the read.
     fn wait(&mut self, fd: RawFd) -> io::Result<bool> {
+        if self.paused {
+            return Ok(true);
+        }
         if !wait_unless_left(fd, &mut self.watched, self.grace, self.patience, peer_gone)? {
             self.left = true;
             return Err(io::ErrorKind::ConnectionAborted.into());

@@ -12,7 +12,7 @@ use crate::http::body::{
     response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{SharedStream, Source, Taken, WatchingClose};
+use crate::http::conn::{SharedStream, Taken, WatchingClose};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
 use crate::upstream::{sticky, Upstream, UpstreamConn};
@@ -454,9 +454,10 @@ fn send_gathered(
 /// grace as for the head): one that leaves between two pieces (an event
 /// stream closed, a long poll given up) has the backend's connection
 /// closed at once, as nginx does, not when a next piece finds it gone, if
-/// one ever comes. Not when the cache takes the response (worth having
-/// whole, as when waiting for the head), nor with requests pipelined
-/// behind it.
+/// one ever comes. Not while the cache takes the response (worth having
+/// whole, as when waiting for the head: from the piece that makes it too
+/// large to store on, it is watched), nor with requests pipelined behind
+/// it.
 fn send_streamed(
     client: &Client,
     fetched: &mut Fetched<'_>,
@@ -467,9 +468,14 @@ fn send_streamed(
     let mut reader = BodyReader::new(prepared.kind);
     let to: &TcpStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
-    let watched = (tee.is_none() && client.conn.buffered().is_empty()).then_some(to);
+    let watched = client.conn.buffered().is_empty().then_some(to);
+    let storing = tee.is_some();
     let (sent, left) = fetched.up.conn.read_through(
-        |backend| WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience),
+        |backend| {
+            let mut source = WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience);
+            source.paused = storing;
+            source
+        },
         |conn| {
             let sent = copy_body(&mut reader, conn, &mut &*to, head, prepared.rechunk, tee);
             (sent, conn.get_ref().left)
@@ -559,7 +565,7 @@ fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<bool, Failure> {
 /// (`None`), going out with the first piece. Returns the body bytes sent.
 fn copy_body(
     reader: &mut BodyReader,
-    from: &mut BufConn<impl Source>,
+    from: &mut BufConn<WatchingClose<'_>>,
     to: &mut impl Write,
     head: Option<Vec<u8>>,
     chunked: bool,
@@ -586,11 +592,13 @@ fn copy_body(
                 })
             }
         };
-        if let Some(tee) = tee.as_deref_mut() {
-            tee.push(piece);
+        let mut given_up = false;
+        if let Some(copy) = tee.as_deref_mut() {
+            copy.push(piece);
             if reader.is_done() {
-                tee.finish();
+                copy.finish();
             }
+            given_up = copy.overflowed;
         }
         let head = pending_head.take().unwrap_or_default();
         size_line.clear();
@@ -609,6 +617,12 @@ fn copy_body(
         );
         result.map_err(|_| client_gone(sent, &head, written))?;
         sent += piece.len() as u64;
+        if given_up {
+            // Nothing will be stored: the response is now its client's
+            // alone, not worth reading on once it has left.
+            tee = None;
+            from.get_mut().paused = false;
+        }
     }
     if let Some(tee) = tee {
         tee.finish();
