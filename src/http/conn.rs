@@ -54,6 +54,9 @@ pub struct BufConn<S> {
     end: usize,
     /// Size the buffer is given when it is (re)allocated.
     capacity: usize,
+    /// Whether a read with no buffer (after `release_if_empty`) goes to a
+    /// small stack buffer first (see `fill_released`).
+    probe: bool,
 }
 
 impl<S> BufConn<S> {
@@ -64,7 +67,17 @@ impl<S> BufConn<S> {
             start: 0,
             end: 0,
             capacity,
+            probe: true,
         }
+    }
+
+    /// Reads into the buffer itself, taking one for the read if released,
+    /// rather than probing: for a connection that is read only while an
+    /// answer is due (a backend's), where a probe would only split a
+    /// response larger than it into two reads.
+    pub fn without_probe(mut self) -> Self {
+        self.probe = false;
+        self
     }
 
     pub fn get_ref(&self) -> &S {
@@ -151,6 +164,7 @@ impl BufConn<&'static [u8]> {
             end: bytes.len(),
             buf: bytes,
             capacity: 0,
+            probe: true,
         }
     }
 }
@@ -223,6 +237,7 @@ impl<S> BufConn<S> {
             start: self.start,
             end: self.end,
             capacity: self.capacity,
+            probe: self.probe,
         };
         let result = f(&mut view);
         self.buf = std::mem::take(&mut view.buf);
@@ -247,7 +262,10 @@ impl<S: Read> BufConn<S> {
         mut read: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         if self.buf.is_empty() {
-            return self.fill_released(read);
+            if self.probe {
+                return self.fill_released(read);
+            }
+            self.buf = take_buffer(self.capacity);
         }
         if self.start == self.end {
             self.start = 0;
@@ -726,6 +744,21 @@ pub(crate) mod tests {
         assert!(c.buf.is_empty());
         assert_eq!(c.fill().unwrap(), 0);
         assert!(c.buf.is_empty(), "nothing read, nothing allocated");
+    }
+
+    #[test]
+    fn without_a_probe_a_released_connection_reads_what_came_in_one_read() {
+        let message = vec![b'x'; 3 * PROBE_BYTES];
+        for (probe, first_read) in [(true, PROBE_BYTES), (false, message.len())] {
+            let mut c = BufConn::new(&message[..], 4 * PROBE_BYTES);
+            if !probe {
+                c = c.without_probe();
+            }
+            assert_eq!(c.fill().unwrap(), first_read, "probe: {probe}");
+            c.consume(first_read);
+            c.release_if_empty();
+            assert!(c.buf.is_empty());
+        }
     }
 
     /// Both ends of a loopback TCP connection: (the connecting end, the

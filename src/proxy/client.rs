@@ -76,6 +76,9 @@ pub(super) struct Client {
     pub(super) scheme: &'static str,
     /// connection_timeout: idle time between requests, and any socket read.
     pub(super) timeout: Duration,
+    /// The receive timeout the socket has: changed only when a read wants
+    /// another (a system call each time).
+    read_timeout: Duration,
     /// The longest a whole request head may take.
     pub(super) header_timeout: Duration,
     /// The longest a pause between two reads of a request body may take.
@@ -149,6 +152,7 @@ impl Client {
             tls_in_front: false,
             scheme: "http",
             timeout,
+            read_timeout: timeout,
             header_timeout: timeout,
             body_timeout: timeout,
             limits: RequestLimits::default(),
@@ -163,6 +167,16 @@ impl Client {
             last_request: false,
             watch,
             after_response: None,
+        }
+    }
+
+    /// Gives the socket's reads `timeout`, unless they have it already:
+    /// each read sets what it needs, and nothing is put back after it.
+    pub(super) fn time_reads_out_after(&mut self, timeout: Duration) {
+        if self.read_timeout != timeout
+            && self.conn.get_ref().set_read_timeout(Some(timeout)).is_ok()
+        {
+            self.read_timeout = timeout;
         }
     }
 
@@ -195,7 +209,7 @@ impl Client {
         let mut scanned = 0;
         let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
         let mut empty_lines = 0;
-        let result = loop {
+        loop {
             while self.conn.buffered().starts_with(b"\r\n") {
                 self.conn.consume(2);
                 empty_lines += 1;
@@ -221,24 +235,21 @@ impl Client {
                 }
                 deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
             }
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break self.head_timed_out();
-                }
-                let _ = self.conn.get_ref().set_read_timeout(Some(left));
+            let wait = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => self.timeout,
+            };
+            if wait.is_zero() {
+                break self.head_timed_out();
             }
+            self.time_reads_out_after(wait);
             match sched::fill_yielding(&mut self.conn, Peer::Client, self.crowded) {
                 Ok(0) => break self.head_abandoned(),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),
                 Err(_) => break self.head_abandoned(),
             }
-        };
-        if deadline.is_some() {
-            let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
         }
-        result
     }
 
     /// Takes the PROXY protocol header the connection starts with (due
@@ -271,7 +282,7 @@ impl Client {
     /// Reads the PROXY protocol header that starts the connection, due by
     /// `due`.
     fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, NoProxyHeader> {
-        let result = loop {
+        loop {
             match proxy_protocol::parse(self.conn.buffered()) {
                 Ok(Some(header)) => {
                     self.conn.consume(header.len);
@@ -284,16 +295,14 @@ impl Client {
             if left.is_zero() {
                 break Err(NoProxyHeader::Late);
             }
-            let _ = self.conn.get_ref().set_read_timeout(Some(left));
+            self.time_reads_out_after(left);
             match self.conn.fill() {
                 Ok(0) => break Err(NoProxyHeader::Closed),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break Err(NoProxyHeader::Late),
                 Err(e) => break Err(NoProxyHeader::Io(e)),
             }
-        };
-        let _ = self.conn.get_ref().set_read_timeout(Some(self.timeout));
-        result
+        }
     }
 
     /// Whether the client sent bytes we have not used: buffered, or waiting

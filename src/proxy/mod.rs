@@ -267,7 +267,6 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
     if shared.config.connection_timeout != *timeout {
         *timeout = shared.config.connection_timeout;
         client.timeout = *timeout;
-        let _ = client.conn.get_ref().set_read_timeout(Some(*timeout));
         let _ = client.conn.get_ref().set_write_timeout(Some(*timeout));
         client.watch.set_idle_timeout(*timeout, seen);
     }
@@ -453,10 +452,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // the exchange with 408 (the response side keeps connection_timeout).
     let has_body = body_kind != BodyKind::Empty;
     if has_body {
-        let _ = client
-            .conn
-            .get_ref()
-            .set_read_timeout(Some(client.body_timeout));
+        client.time_reads_out_after(client.body_timeout);
     }
     let wants_keep_alive = head.wants_keep_alive();
     let head_request = head.is_head();
@@ -466,9 +462,6 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // has nothing more to send: no lingering. A streamed body may have been
     // cut short by an early response, and its rest still be coming.
     let client_closes = !wants_keep_alive && client.body_read_whole;
-    if has_body {
-        let _ = client.conn.get_ref().set_read_timeout(Some(client.timeout));
-    }
     let outcome = match forwarded {
         Ok(outcome) => Outcome {
             linger: !client_closes,

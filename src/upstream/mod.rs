@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Buffer for reading a backend's responses: large enough that a 64 KiB
-/// response arrives in one read and leaves in one write.
+/// response arrives in one read and leaves in one write (read straight
+/// into it: a connection waits for a backend only while its answer is
+/// due, so that costs no idle memory).
 const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
 /// One backend, its health and its idle connections.
@@ -450,7 +452,7 @@ impl Upstreams {
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
-            conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER),
+            conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER).without_probe(),
             reused: false,
             body_cut: false,
             client_body_left: false,
