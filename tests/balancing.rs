@@ -7,7 +7,7 @@ use inverso::config::{Balance, Loader};
 use inverso::realip::Cidr;
 use inverso::{Config, Server};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1198,6 +1198,73 @@ fn a_client_stuck_to_a_full_target_waits_for_it() {
     assert_eq!(slow.response().body, b"/slow");
     assert_eq!(next.response().body, b"/next");
     assert_eq!((a.requests(), b.requests()), (2, 0));
+}
+
+/// A backend that keeps every request head as raw bytes (the shared test
+/// backend reads heads as UTF-8) and answers with its name.
+fn raw_head_backend(name: &'static str) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let kept = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        kept.lock().unwrap().push(buf.drain(..end + 4).collect());
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nX-Backend: {name}\r\nContent-Length: 0\r\n\r\n"
+                        );
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[test]
+fn a_sticky_cookie_beside_a_cookie_that_is_not_utf_8_still_holds_and_stays_the_proxys() {
+    let (a, a_heads) = raw_head_backend("a");
+    let (b, b_heads) = raw_head_backend("b");
+    let proxy = start_proxy(&[a, b], sticky);
+    let b_id = inverso::upstream::sticky::id_of(&b.to_string());
+    // Round robin alone would send one of two to a.
+    for _ in 0..2 {
+        let mut client = proxy.connect();
+        let mut request =
+            format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: srv={b_id}\r\nCookie: lang=caf")
+                .into_bytes();
+        request.extend_from_slice(b"\xe9\r\n\r\n");
+        client.send(&request);
+        let response = client.response();
+        assert_eq!(response.header("x-backend"), Some("b"));
+        assert_eq!(response.header("set-cookie"), None);
+    }
+    assert!(a_heads.lock().unwrap().is_empty());
+    let heads = b_heads.lock().unwrap();
+    assert_eq!(heads.len(), 2);
+    for head in heads.iter() {
+        let cookies: Vec<&[u8]> = head
+            .split(|&b| b == b'\n')
+            .filter(|line| line.to_ascii_lowercase().starts_with(b"cookie:"))
+            .collect();
+        // The application's cookie as it came, the proxy's gone.
+        assert_eq!(cookies, [&b"Cookie: lang=caf\xe9\r"[..]]);
+    }
 }
 
 // --------------------------------------------------------- targets by name

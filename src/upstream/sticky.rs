@@ -19,34 +19,25 @@ pub fn id_of(target_name: &str) -> String {
 /// value, if there was one. It is the proxy's, not the application's
 /// (HAProxy's `indirect`): the backend does not see it, and a request that
 /// carries no other cookie is, for the cache, a request without cookies.
+///
+/// Read as bytes: a cookie of the application's that is not UTF-8 (obs-text
+/// is allowed in a field value) neither hides ours, in the same field or
+/// another, nor is lost from what goes on.
 pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
-    let is_ours = |pair: &str| pair.split_once('=').is_some_and(|(key, _)| key == name);
     // A first look copies nothing: most requests do not carry it.
-    let mut value = None;
-    for field in headers.get_all("cookie") {
-        // A field that is not text is not ours to parse: left as it came.
-        let field = std::str::from_utf8(field).ok()?;
-        if value.is_none() {
-            value = field
-                .split(';')
-                .map(str::trim)
-                .find(|pair| is_ours(pair))
-                .and_then(|pair| pair.split_once('='))
-                .map(|(_, v)| v.trim_matches('"').to_string());
-        }
-    }
-    let value = value?;
+    let value = headers
+        .get_all("cookie")
+        .flat_map(pairs)
+        .find_map(|pair| value_if_named(pair, name))?;
+    let value = String::from_utf8_lossy(value).trim_matches('"').to_string();
     // The others go on, in one field.
-    let mut others = String::new();
-    for field in headers.get_all("cookie") {
-        let field = std::str::from_utf8(field).unwrap_or_default();
-        for pair in field.split(';').map(str::trim) {
-            if !pair.is_empty() && !is_ours(pair) {
-                if !others.is_empty() {
-                    others.push_str("; ");
-                }
-                others.push_str(pair);
+    let mut others = Vec::new();
+    for pair in headers.get_all("cookie").flat_map(pairs) {
+        if value_if_named(pair, name).is_none() {
+            if !others.is_empty() {
+                others.extend_from_slice(b"; ");
             }
+            others.extend_from_slice(pair);
         }
     }
     headers.remove("cookie");
@@ -54,6 +45,20 @@ pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
         headers.push("Cookie", others);
     }
     Some(value)
+}
+
+/// The `;`-separated pairs of a `Cookie` field, trimmed, empty ones left out.
+fn pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
+    field
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+}
+
+/// The value of `pair` if it is the cookie `name`.
+fn value_if_named<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
 }
 
 /// The `Set-Cookie` line that sends the client to target `id`.
@@ -91,5 +96,18 @@ mod tests {
         assert_eq!(take(&mut headers, "srv").as_deref(), Some("q"));
         assert!(!headers.contains("cookie"));
         assert_eq!(take(&mut Headers::default(), "srv"), None);
+    }
+
+    #[test]
+    fn a_cookie_that_is_not_utf_8_neither_hides_ours_nor_is_lost() {
+        let mut headers = Headers::default();
+        headers.push("Cookie", b"lang=caf\xe9".as_slice());
+        headers.push("Cookie", "srv=abc; a=1");
+        assert_eq!(take(&mut headers, "srv").as_deref(), Some("abc"));
+        assert_eq!(headers.get("cookie"), Some(&b"lang=caf\xe9; a=1"[..]));
+        let mut headers = Headers::default();
+        headers.push("Cookie", b"x=\xff; srv=abc".as_slice());
+        assert_eq!(take(&mut headers, "srv").as_deref(), Some("abc"));
+        assert_eq!(headers.get("cookie"), Some(&b"x=\xff"[..]));
     }
 }
