@@ -1412,15 +1412,14 @@ fn a_304_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_ent
     });
     let proxy = proxy_for_closing_origin(&a);
     proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
-    let closed = || a.closed.load(Ordering::SeqCst);
-    assert!(wait_until(WAIT_LIMIT, || closed() == 1));
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
     let mut slow = proxy.connect();
     slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\n\r\n");
     let head = slow.reader.read_head().unwrap().unwrap();
     assert_eq!(head.get("x-cache"), Some("REVALIDATED"), "{}", head.raw);
     // The client reads no more: the proxy is still writing to it.
     assert!(
-        wait_until(WAIT_LIMIT, || closed() == 2),
+        wait_until(WAIT_LIMIT, || a.closed() == 2),
         "the backend saw no close while the client read"
     );
     assert!(slow.reader.read_exact_body(big.len()).unwrap() == *big);
@@ -1434,8 +1433,7 @@ fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_h
     });
     let proxy = proxy_for_closing_origin(&a);
     proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
-    let closed = || a.closed.load(Ordering::SeqCst);
-    assert!(wait_until(WAIT_LIMIT, || closed() == 1));
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
     let mut slow = proxy.connect();
     slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n");
     let head = slow.reader.read_head().unwrap().unwrap();
@@ -1443,7 +1441,7 @@ fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_h
     assert_eq!(head.get("x-cache"), Some("MISS"), "{}", head.raw);
     // The client reads no more: the proxy is still writing to it.
     assert!(
-        wait_until(WAIT_LIMIT, || closed() == 2),
+        wait_until(WAIT_LIMIT, || a.closed() == 2),
         "the backend saw no close while the client read"
     );
     assert!(slow.reader.read_exact_body(big.len()).unwrap() == *big);
@@ -1689,7 +1687,7 @@ fn a_purge_while_a_stale_answer_goes_out_is_not_undone_by_its_revalidation() {
     assert_eq!(cache_of(&proxy).invalidate(&key("/p")), 1);
     let rest = client.read_until_closed();
     assert!(!rest.is_empty());
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(cache_of(&proxy).is_empty(), "the purged entry came back");
     assert_eq!(backend.requests(), 1, "revalidated what was purged");
 }
@@ -1775,7 +1773,7 @@ fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
     assert_eq!(backend.requests(), 2);
     release.open();
     drop(first);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
 }
 
 // ------------------------------------------------------------ invalidation
@@ -3054,7 +3052,7 @@ fn a_hit_cut_short_by_the_client_is_logged_with_its_status_and_the_bytes_sent() 
     let head = client.reader.read_head().unwrap().unwrap();
     assert!(head.raw.contains("X-Cache: HIT"), "{}", head.raw);
     drop(client);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let line = lines.last().unwrap();

@@ -486,7 +486,7 @@ fn a_client_that_asks_to_close_gets_its_whole_response_then_the_end() {
     assert_eq!(response.body, pattern(50_000));
     assert!(response.head.has_token("connection", "close"));
     assert!(client.is_closed());
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
 }
 
 #[test]
@@ -651,10 +651,7 @@ fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
         assert_eq!(response.status, 200, "{path}: {}", response.body_str());
         assert!(response.body_str().contains(path));
         // The backend's close has happened before the next request.
-        assert!(wait_until(WAIT_LIMIT, || a
-            .closed
-            .load(std::sync::atomic::Ordering::SeqCst)
-            > i));
+        assert!(wait_until(WAIT_LIMIT, || a.closed() > i));
     }
     assert_eq!(a.requests(), 3);
     assert_eq!(a.connections(), 3);
@@ -669,10 +666,7 @@ fn a_small_post_goes_on_a_new_connection_when_the_pooled_one_closed() {
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     assert_eq!(client.post("/one", b"abc").status, 200);
-    assert!(wait_until(WAIT_LIMIT, || a
-        .closed
-        .load(std::sync::atomic::Ordering::SeqCst)
-        == 1));
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
     let response = client.post("/two", b"defg");
     assert_eq!(response.status, 200);
     assert!(response.body_str().contains("POST /two len=4"));

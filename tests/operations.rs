@@ -810,7 +810,7 @@ fn a_reload_that_shortens_connection_timeout_closes_connections_idle_under_the_o
     reload_timeouts(&proxy, &a, &[Duration::from_millis(300)]);
     // Its read began under an hour's timeout; it ends by the new one.
     assert!(idle.is_closed());
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert_eq!(proxy.connect().get("/after").status, 200);
 }
 

@@ -58,10 +58,7 @@ fn a_target_that_never_answers_gets_504() {
     assert_eq!(response.status, 504);
     assert_eq!(slow.requests(), 1);
     // The proxy gave up on the backend connection rather than pooling it.
-    assert!(wait_until(WAIT_LIMIT, || slow
-        .closed
-        .load(Ordering::SeqCst)
-        == 1));
+    assert!(wait_until(WAIT_LIMIT, || slow.closed() == 1));
 }
 
 #[test]
@@ -232,7 +229,7 @@ fn a_client_idle_between_requests_is_closed_after_the_timeout() {
             "idle client not closed: {e}"
         ),
     }
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
 }
 
 #[test]
@@ -585,7 +582,7 @@ fn shutdown_with_no_connections_returns_true() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |_| {});
     assert_eq!(proxy.connect().get("/").status, 200);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
 }
 
@@ -779,7 +776,7 @@ fn a_client_gone_before_any_response_byte_is_logged_499() {
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(stream);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let line = lines.iter().find(|l| l.contains("/gone")).unwrap();
@@ -808,9 +805,9 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     // not a measurement.
     std::thread::sleep(Duration::from_millis(50));
     release.open();
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(
-        wait_until(WAIT_LIMIT, || a.closed.load(Ordering::SeqCst) == 1),
+        wait_until(WAIT_LIMIT, || a.closed() == 1),
         "the backend connection is closed, not pooled"
     );
     assert!(proxy.shutdown(Duration::from_secs(5)));
@@ -854,7 +851,7 @@ fn a_client_that_leaves_while_the_backend_works_has_its_backend_connection_close
         wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
         "the backend saw no close while it worked"
     );
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let line = lines.iter().find(|l| l.contains("/work")).unwrap();
@@ -934,7 +931,7 @@ fn a_client_that_leaves_an_event_stream_has_its_backend_connection_closed() {
         wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
         "the backend saw no close"
     );
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let line = lines.iter().find(|l| l.contains("/events")).unwrap();
@@ -989,7 +986,7 @@ fn a_client_that_leaves_an_event_stream_before_its_first_event_is_logged_with_it
     client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
     client.reader.read_head().unwrap().expect("a head");
     drop(client);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     first_event.open();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
@@ -1095,7 +1092,7 @@ fn with_the_cache_on_a_client_gone_before_an_unstorable_answer_is_logged_499() {
     drop(client);
     std::thread::sleep(Duration::from_millis(50)); // past the 20 ms
     release.open();
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let line = lines.iter().find(|l| l.contains("/abandoned")).unwrap();

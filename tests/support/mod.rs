@@ -392,6 +392,10 @@ impl Backend {
         self.connections.load(Ordering::SeqCst)
     }
 
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -536,13 +540,20 @@ impl Proxy {
         let mut client = self.connect();
         let result = exchange(&mut client);
         drop(client);
+        self.assert_becomes_idle();
+        result
+    }
+
+    /// Asserts that the proxy comes to serve no connection at all within
+    /// [`WAIT_LIMIT`].
+    #[track_caller]
+    pub fn assert_becomes_idle(&self) {
         let handle = self.handle();
         assert!(
             wait_until(WAIT_LIMIT, || handle.live_connections() == 0),
             "the proxy still serves {} connections",
             handle.live_connections()
         );
-        result
     }
 
     /// The access log's lines (complete after [`Proxy::shutdown`]).
