@@ -637,13 +637,18 @@ fn http10_client_gets_a_chunked_backend_response_delimited_by_close() {
     assert_eq!(response.body, b"abcde");
 }
 
-#[test]
-fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
-    // Answers as if keeping the connection, then closes it while idle.
-    let a = Backend::start("a", |seen, out| {
+/// A backend answering like `Backend::echo("a")`, as if keeping the
+/// connection, then closing it: the proxy's pooled connection is dead.
+fn echo_then_close() -> Backend {
+    Backend::start("a", |seen, out| {
         respond(out, 200, &[], describe("a", seen).as_bytes());
         Action::Close
-    });
+    })
+}
+
+#[test]
+fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
+    let a = echo_then_close();
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     for (i, path) in ["/first", "/second", "/third"].iter().enumerate() {
@@ -659,10 +664,7 @@ fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
 
 #[test]
 fn a_small_post_goes_on_a_new_connection_when_the_pooled_one_closed() {
-    let a = Backend::start("a", |seen, out| {
-        respond(out, 200, &[], describe("a", seen).as_bytes());
-        Action::Close
-    });
+    let a = echo_then_close();
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     assert_eq!(client.post("/one", b"abc").status, 200);
