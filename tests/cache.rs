@@ -138,6 +138,17 @@ fn cache_of(proxy: &Proxy) -> &Arc<Cache> {
     proxy.handle().cache().expect("the cache is on")
 }
 
+/// The keys of the entries the cache holds, sorted.
+fn stored_keys(proxy: &Proxy) -> Vec<String> {
+    let mut keys: Vec<String> = cache_of(proxy)
+        .entries()
+        .iter()
+        .map(|e| e.key().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
 fn key(path: &str) -> String {
     format!("{HOST}{path}")
 }
@@ -710,14 +721,9 @@ fn a_heads_range_goes_neither_into_the_answer_nor_to_the_origin() {
 
 #[test]
 fn https_keys_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = Backend::start("app", |seen, out| {
-        let proto = seen
-            .head
-            .get("x-forwarded-proto")
-            .unwrap_or("-")
-            .to_string();
+        let proto = seen.field_or("x-forwarded-proto", "-");
         respond(
             out,
             200,
@@ -775,11 +781,7 @@ fn behind_a_tls_terminator_http_and_https_are_stored_apart() {
     // An application that redirects http to https: were both one key,
     // the stored redirect would be served to https clients, in a loop.
     let backend = Backend::start("app", |seen, out| {
-        let proto = seen
-            .head
-            .get("x-forwarded-proto")
-            .unwrap_or("-")
-            .to_string();
+        let proto = seen.field_or("x-forwarded-proto", "-");
         let cc = [("Cache-Control", "max-age=60")];
         if seen.method() == "POST" {
             respond(out, 204, &[], b"");
@@ -1260,11 +1262,7 @@ fn max_stale_serves_an_expired_entry() {
 #[test]
 fn vary_keeps_one_entry_per_value() {
     let backend = Backend::start("vary", |seen, out| {
-        let encoding = seen
-            .head
-            .get("accept-encoding")
-            .unwrap_or("none")
-            .to_string();
+        let encoding = seen.field_or("accept-encoding", "none");
         respond(
             out,
             200,
@@ -1404,18 +1402,28 @@ fn proxy_for_closing_origin(backend: &Backend) -> Proxy {
     })
 }
 
+/// Stores [`closing_origin`]'s `/doc` through a new proxy and waits until
+/// the backend's connection for it has closed; then sends `request`, which
+/// makes the proxy ask the origin again, from a client that reads the
+/// response's head and no more. Returns the proxy, that client and the head.
+fn slow_reader_of_a_refetch(a: &Backend, big: &[u8], request: &[u8]) -> (Proxy, Client, Head) {
+    let proxy = proxy_for_closing_origin(a);
+    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
+    let mut slow = proxy.connect();
+    slow.send(request);
+    let head = slow.reader.read_head().unwrap().unwrap();
+    (proxy, slow, head)
+}
+
 #[test]
 fn a_304_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_entry() {
     let (a, big) = closing_origin(|out, _| {
         let _ = out
             .write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n");
     });
-    let proxy = proxy_for_closing_origin(&a);
-    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
-    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
-    let mut slow = proxy.connect();
-    slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\n\r\n");
-    let head = slow.reader.read_head().unwrap().unwrap();
+    let request = b"GET /doc HTTP/1.1\r\nHost: test.example\r\n\r\n";
+    let (_proxy, mut slow, head) = slow_reader_of_a_refetch(&a, &big, request);
     assert_eq!(head.get("x-cache"), Some("REVALIDATED"), "{}", head.raw);
     // The client reads no more: the proxy is still writing to it.
     assert!(
@@ -1431,12 +1439,8 @@ fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_h
         let new = [("ETag", "\"v2\""), ("Connection", "close")];
         respond(out, 200, &new, body);
     });
-    let proxy = proxy_for_closing_origin(&a);
-    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
-    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
-    let mut slow = proxy.connect();
-    slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n");
-    let head = slow.reader.read_head().unwrap().unwrap();
+    let request = b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n";
+    let (_proxy, mut slow, head) = slow_reader_of_a_refetch(&a, &big, request);
     assert!(head.start_line.contains(" 206 "), "{}", head.raw);
     assert_eq!(head.get("x-cache"), Some("MISS"), "{}", head.raw);
     // The client reads no more: the proxy is still writing to it.
@@ -1969,8 +1973,7 @@ fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
 fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
     // A crafted (or foreign) record with framing and hop-by-hop fields in
     // its head: served, they would frame the response twice.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let mut crafted = record("/crafted", "hello");
     crafted.head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\
         Connection: X-Conn\r\nX-Conn: 1\r\nCache-Control: max-age=3600\r\n"
@@ -1986,8 +1989,7 @@ fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
 
 #[test]
 fn a_snapshot_written_with_the_clock_ahead_is_counted_from_now() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     // Born a day in the future, fresh for an hour from then.
     let mut ahead = record("/ahead", "ahead");
     let day = 86_400_000;
@@ -2014,11 +2016,7 @@ fn a_field_the_client_hides_with_connection_is_absent_from_the_variant_key() {
     // The backend never sees a field the request's Connection names; its
     // answer must not be filed under that field's value.
     let backend = Backend::start("lang", |seen, out| {
-        let lang = seen
-            .head
-            .get("accept-language")
-            .unwrap_or("none")
-            .to_string();
+        let lang = seen.field_or("accept-language", "none");
         let headers = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")];
         respond(out, 200, &headers, format!("lang {lang}").as_bytes());
         Action::KeepAlive
@@ -2254,6 +2252,23 @@ fn an_answer_whose_body_cannot_be_framed_is_an_origin_failure_too() {
     assert_eq!(backend.requests(), 3);
 }
 
+/// No stale copy for either failure of [`fail_after_storing`]: the
+/// origin's 500 as it came, then the proxy's own error.
+#[track_caller]
+fn assert_no_stale_copy(after_500: &Response, after_hang_up: &Response) {
+    assert_eq!(
+        (after_500.status, after_500.body_str().as_str()),
+        (500, "broken"),
+        "{}",
+        after_500.head.raw
+    );
+    assert!(
+        matches!(after_hang_up.status, 502 | 504),
+        "{}",
+        after_hang_up.head.raw
+    );
+}
+
 #[test]
 fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
     let must = [
@@ -2261,23 +2276,11 @@ fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
         ("Age", "100"),
     ];
     let (a, b) = fail_after_storing(&must, |_| {});
-    assert_eq!(
-        (a.status, a.body_str().as_str()),
-        (500, "broken"),
-        "{}",
-        a.head.raw
-    );
-    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+    assert_no_stale_copy(&a, &b);
 
     let old = [("Cache-Control", "max-age=50"), ("Age", "100")];
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::ZERO);
-    assert_eq!(
-        (a.status, a.body_str().as_str()),
-        (500, "broken"),
-        "{}",
-        a.head.raw
-    );
-    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+    assert_no_stale_copy(&a, &b);
 
     // Past the window: 100 s old, fresh for 50, stale allowed for 30.
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::from_secs(30));
@@ -2395,13 +2398,7 @@ fn the_least_recently_used_entry_is_evicted_first() {
     assert_eq!(cache_of(&proxy).len(), 3, "three entries fit");
     assert_eq!(x_cache(&get(&proxy, "/e1")), "HIT"); // e2 is now the oldest
     assert_eq!(x_cache(&get(&proxy, "/e4")), "MISS");
-    let mut keys: Vec<String> = cache_of(&proxy)
-        .entries()
-        .iter()
-        .map(|e| e.key().to_string())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, [key("/e1"), key("/e3"), key("/e4")]);
+    assert_eq!(stored_keys(&proxy), [key("/e1"), key("/e3"), key("/e4")]);
     assert!(cache_of(&proxy).bytes() <= 3 * (1000 + ENTRY_OVERHEAD + 300));
     assert_eq!(cache_of(&proxy).stats.evictions.load(Ordering::Relaxed), 1);
     for path in ["/e1", "/e3", "/e4"] {
@@ -2504,6 +2501,14 @@ fn a_response_shorter_than_its_content_length_is_not_stored() {
 
 // ------------------------------------------------------------- persistence
 
+/// A temporary directory and the path of a snapshot file in it, not
+/// written yet.
+fn snapshot_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    (dir, file)
+}
+
 fn persisted(path: &Path) -> impl FnOnce(&mut Config) + '_ {
     move |c| {
         cache_on(c);
@@ -2511,10 +2516,18 @@ fn persisted(path: &Path) -> impl FnOnce(&mut Config) + '_ {
     }
 }
 
+/// [`persisted`], with the timer that writes snapshots ticking every
+/// `unit_time`.
+fn persisted_every(path: &Path, unit_time: Duration) -> impl FnOnce(&mut Config) + '_ {
+    move |c| {
+        persisted(path)(c);
+        c.unit_time = unit_time;
+    }
+}
+
 #[test]
 fn entries_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
     let mut first = start_proxy(&[backend.addr], persisted(&file));
     expect(&get(&first, "/r1"), 200, "MISS", "/r1 #1");
@@ -2532,8 +2545,7 @@ fn entries_survive_a_restart() {
 
 #[test]
 fn variants_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = fixed(
         200,
         &[
@@ -2570,8 +2582,7 @@ fn thousand_byte_origin() -> Backend {
 
 #[test]
 fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = thousand_byte_origin();
     let mut first = start_proxy(&[backend.addr], persisted(&file));
     for i in 1..=5 {
@@ -2586,13 +2597,7 @@ fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
         c.cache_size = 2 * (1000 + ENTRY_OVERHEAD + 300);
         c.max_object_size = Some(2000);
     });
-    let mut keys: Vec<String> = cache_of(&second)
-        .entries()
-        .iter()
-        .map(|e| e.key().to_string())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, [key("/r1"), key("/r5")]);
+    assert_eq!(stored_keys(&second), [key("/r1"), key("/r5")]);
     assert_eq!(x_cache(&get(&second, "/r1")), "HIT");
     assert_eq!(x_cache(&get(&second, "/r5")), "HIT");
 }
@@ -2601,13 +2606,12 @@ fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
 fn recency_after_the_last_snapshot_survives_a_restart() {
     // As above, but the timer has already written all five entries when
     // /r1 is read again: the final snapshot must still record that read.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = thousand_byte_origin();
-    let mut first = start_proxy(&[backend.addr], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(50);
-    });
+    let mut first = start_proxy(
+        &[backend.addr],
+        persisted_every(&file, Duration::from_millis(50)),
+    );
     for i in 1..=5 {
         get(&first, &format!("/r{i}"));
     }
@@ -2633,8 +2637,7 @@ fn recency_after_the_last_snapshot_survives_a_restart() {
 
 #[test]
 fn records_past_their_stale_window_are_not_loaded() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let mut old = record("/old", "old");
     old.stored_at -= 10_000_000;
     old.expires_at = old.stored_at + 1000;
@@ -2648,13 +2651,12 @@ fn records_past_their_stale_window_are_not_loaded() {
 
 #[test]
 fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (dir, file) = snapshot_file();
     let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
-    let _running = start_proxy(&[backend.addr], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(100);
-    });
+    let _running = start_proxy(
+        &[backend.addr],
+        persisted_every(&file, Duration::from_millis(100)),
+    );
     expect(&get(&_running, "/t1"), 200, "MISS", "/t1 #1");
     let written = wait_until(WAIT_LIMIT, || {
         load_snapshot(&file, 0, &LoadLimits::UNLIMITED).is_ok_and(|l| {
@@ -2672,17 +2674,16 @@ fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
 
 #[test]
 fn what_a_damaged_snapshot_held_is_written_back_without_waiting_for_a_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let offsets = five_records(&file);
     let whole = std::fs::read(&file).unwrap();
     std::fs::write(&file, &whole[..offsets[3] + 20]).unwrap();
     // No request at all: the three records read are on disk again within
     // a unit_time, the damaged file kept aside.
-    let _proxy = start_proxy(&[dead_addr()], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(50);
-    });
+    let _proxy = start_proxy(
+        &[dead_addr()],
+        persisted_every(&file, Duration::from_millis(50)),
+    );
     assert!(wait_until(WAIT_LIMIT, || {
         load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
             .is_ok_and(|l| l.damage.is_none() && l.records.len() == 3)
@@ -2691,13 +2692,12 @@ fn what_a_damaged_snapshot_held_is_written_back_without_waiting_for_a_change() {
 
 #[test]
 fn a_snapshot_deleted_while_running_is_written_again_without_a_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
-    let proxy = start_proxy(&[backend.addr], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(50);
-    });
+    let proxy = start_proxy(
+        &[backend.addr],
+        persisted_every(&file, Duration::from_millis(50)),
+    );
     get(&proxy, "/kept");
     let holds_kept = || {
         load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
@@ -2750,8 +2750,7 @@ fn five_records(file: &Path) -> Vec<usize> {
 
 #[test]
 fn a_damaged_snapshot_keeps_what_is_valid() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (dir, file) = snapshot_file();
     let offsets = five_records(&file);
     let whole = std::fs::read(&file).unwrap();
 
@@ -2858,8 +2857,7 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
         assert!(cache.insert(Entry::from_record(record(&format!("/n/{i}"), &body)).unwrap()));
     }
     assert_eq!(cache.len(), N);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let stats = timer::snapshot(&cache, &file).unwrap();
     assert_eq!(stats.records, N);
 
@@ -2881,19 +2879,20 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
 
 // -------------------------------------------------------- cache inspect CLI
 
+/// `inverso cache inspect FILE`, not started yet.
+fn cache_inspect(file: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command.args(["cache", "inspect"]).arg(file);
+    command
+}
+
 #[test]
 fn cache_inspect_lists_records_and_rejects_other_files() {
-    use std::process::Command;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (dir, file) = snapshot_file();
     let offsets = five_records(&file);
     assert_eq!(offsets.len(), 6);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&file).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -2916,11 +2915,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
 
     let foreign = dir.path().join("foreign.bin");
     std::fs::write(&foreign, b"this is not a cache file").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&foreign)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&foreign).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not an inverso cache snapshot"), "{stderr}");
@@ -2930,11 +2925,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
     let bytes = std::fs::read(&file).unwrap();
     let cut = dir.path().join("cut.bin");
     std::fs::write(&cut, &bytes[..offsets[3] + 10]).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&cut)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&cut).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("records: 3 "), "{stdout}");
@@ -2951,11 +2942,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
     bad.push(binary_key);
     let crafted = dir.path().join("crafted.bin");
     write_snapshot(&crafted, &bad).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&crafted)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&crafted).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -2977,12 +2964,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
 
     // Output to a full device is an error, not a panic.
     let full = std::fs::File::create("/dev/full").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&file)
-        .stdout(full)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&file).stdout(full).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("No space left"), "{stderr}");
@@ -2990,7 +2972,6 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
 
 #[test]
 fn cache_inspect_lists_a_file_claiming_a_huge_record_in_bounded_memory() {
-    use std::process::Command;
     // A header, then one record claiming 256 MiB, all of it zeros that
     // take no room on disk (a sparse file).
     let dir = tempfile::tempdir().unwrap();
@@ -3006,8 +2987,7 @@ fn cache_inspect_lists_a_file_claiming_a_huge_record_in_bounded_memory() {
 
     // Run with less address space than the record claims: holding it
     // would fail (and abort), reading it through does not.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
-    command.args(["cache", "inspect"]).arg(&file);
+    let mut command = cache_inspect(&file);
     // SAFETY: only setrlimit, async-signal-safe, runs between fork and
     // exec.
     unsafe {

@@ -278,6 +278,11 @@ impl Seen {
     pub fn path(&self) -> &str {
         self.head.start_line.split(' ').nth(1).unwrap_or_default()
     }
+
+    /// The first value of the field `name`, or `absent` when there is none.
+    pub fn field_or(&self, name: &str, absent: &str) -> String {
+        self.head.get(name).unwrap_or(absent).to_string()
+    }
 }
 
 /// What a backend does with its connection after the handler answered.
