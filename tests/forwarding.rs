@@ -675,18 +675,24 @@ fn a_small_post_goes_on_a_new_connection_when_the_pooled_one_closed() {
     assert_eq!(a.requests(), 2);
 }
 
+/// A backend that reads a POST and closes the connection without a word;
+/// anything else it answers 200 with `body`, keeping the connection.
+fn closing_on_post(body: &'static [u8]) -> Backend {
+    Backend::start("a", move |seen, out| {
+        if seen.method() == "POST" {
+            return Action::Close;
+        }
+        respond(out, 200, &[], body);
+        Action::KeepAlive
+    })
+}
+
 #[test]
 fn a_dead_pooled_connection_is_not_held_against_its_target() {
     // A restarted backend leaves the proxy's pooled connections dead. The
     // POST that finds one gets 502 (it must not be sent twice), but the
     // target stays in rotation: the next requests still reach it.
-    let a = Backend::start("a", |seen, out| {
-        if seen.method() == "POST" {
-            return Action::Close;
-        }
-        respond(out, 200, &[], b"a");
-        Action::KeepAlive
-    });
+    let a = closing_on_post(b"a");
     let b = Backend::echo("b");
     let proxy = start_proxy(&[a.addr, b.addr], |c| c.retries = Some(0));
     let mut client = proxy.connect();
@@ -705,13 +711,7 @@ fn a_dead_pooled_connection_is_not_held_against_its_target() {
 fn a_post_the_backend_may_have_acted_on_is_never_sent_twice() {
     // The backend reads the POST, then closes without a word: it may have
     // charged the card. The client gets 502; the backend saw it once.
-    let a = Backend::start("a", |seen, out| {
-        if seen.method() == "POST" {
-            return Action::Close;
-        }
-        respond(out, 200, &[], b"warm");
-        Action::KeepAlive
-    });
+    let a = closing_on_post(b"warm");
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     assert_eq!(client.get("/warm").status, 200); // pools a connection
