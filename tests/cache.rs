@@ -90,15 +90,20 @@ fn origin(
     })
 }
 
-/// A backend answering `status` with fixed `headers`.
-/// A proxy with its cache on, in front of an origin that answers every
-/// request `status` with `headers`.
-fn cached_fixed(status: u16, headers: &[(&str, &str)]) -> (Backend, Proxy) {
-    let backend = fixed(status, headers);
+/// A proxy with its cache on in front of `backend`; both, for the test
+/// to keep.
+fn behind_cache(backend: Backend) -> (Backend, Proxy) {
     let proxy = cached_proxy(&backend, |_| {});
     (backend, proxy)
 }
 
+/// A proxy with its cache on, in front of an origin that answers every
+/// request `status` with `headers`.
+fn cached_fixed(status: u16, headers: &[(&str, &str)]) -> (Backend, Proxy) {
+    behind_cache(fixed(status, headers))
+}
+
+/// A backend answering `status` with fixed `headers`.
 fn fixed(status: u16, headers: &[(&str, &str)]) -> Backend {
     let headers = fields(headers);
     origin(move |_| (status, headers.clone()))
@@ -518,11 +523,10 @@ fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
 
 #[test]
 fn a_range_of_a_stale_entry_revalidates_it_first() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\""), ("Cache-Control", "max-age=60")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     let r = get_with(&proxy, "/s", &[("Range", "bytes=1-2")]);
     expect(&r, 206, "REVALIDATED", "s ");
@@ -596,11 +600,10 @@ fn a_range_revalidation_is_logged_with_its_backend() {
 
 #[test]
 fn a_range_refetch_that_may_not_be_stored_is_sent_whole_not_asked_again() {
-    let backend = two_phase(
+    let (backend, proxy) = behind_cache(two_phase(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "no-store")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/u");
     let r = get_with(&proxy, "/u", &[("Range", "bytes=0-1")]);
     expect(&r, 200, "MISS", "/u #2");
@@ -610,11 +613,10 @@ fn a_range_refetch_that_may_not_be_stored_is_sent_whole_not_asked_again() {
 
 #[test]
 fn a_range_with_no_store_does_not_store_what_it_brings() {
-    let backend = two_phase(
+    let (_backend, proxy) = behind_cache(two_phase(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v2\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/n");
     let asked = [("Range", "bytes=0-1"), ("Cache-Control", "no-store")];
     assert_eq!(get_with(&proxy, "/n", &asked).status, 200, "as it is");
@@ -627,8 +629,7 @@ fn only_if_cached_within_stale_while_revalidate_gets_the_stale_part() {
         ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
         ("ETag", "\"w\""),
     ];
-    let backend = two_phase(&swr, &swr);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (_backend, proxy) = behind_cache(two_phase(&swr, &swr));
     get(&proxy, "/w");
     let asked = [("Cache-Control", "only-if-cached"), ("Range", "bytes=0-1")];
     expect(&get_with(&proxy, "/w", &asked), 206, "STALE", "/w");
@@ -1154,11 +1155,10 @@ fn etag_origin(on_200: &[(&str, &str)], on_304: &[(&str, &str)]) -> Backend {
 
 #[test]
 fn request_max_age_zero_forces_revalidation() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/m"), 200, "MISS", "/m #1");
     // The entry is well under a second old here.
     let r = get_with(&proxy, "/m", &[("Cache-Control", "max-age=0")]);
@@ -1306,11 +1306,10 @@ fn an_absurd_age_makes_an_old_response_not_a_crash() {
     expect(&get(&proxy, "/a"), 200, "MISS", "/a #2");
 
     // The same Age on the 304 that revalidates an entry.
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\""), ("Age", huge)],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
@@ -1319,15 +1318,14 @@ fn an_absurd_age_makes_an_old_response_not_a_crash() {
 
 #[test]
 fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[
             ("Cache-Control", "max-age=0"),
             ("ETag", "\"v1\""),
             ("X-Origin", "first"),
         ],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
     assert_eq!(
         cache_of(&proxy).len(),
@@ -1356,11 +1354,10 @@ fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
 
 #[test]
 fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/e");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
@@ -1531,11 +1528,10 @@ fn a_304_to_a_clients_conditional_miss_is_not_served_to_unconditional_requests()
     // Nothing stored; a client revalidates its own copy through the proxy
     // and the origin answers 304 with freshness. A later client without a
     // copy must get the full response, not an empty 304.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     let r = get_with(&proxy, "/q", &[("If-None-Match", "\"v1\"")]);
     assert_eq!(r.status, 304, "{}", r.head.raw);
     let r = get(&proxy, "/q");
@@ -1555,11 +1551,10 @@ const SWR: (&str, &str) = ("Cache-Control", "max-age=0, stale-while-revalidate=6
 
 #[test]
 fn stale_while_revalidate_answers_from_the_cache_then_revalidates() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[SWR, ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     // Served what is stored; the revalidation follows on the same thread
     // (`get` returns once the proxy is done with the connection).
@@ -1714,7 +1709,7 @@ fn a_failed_background_revalidation_keeps_the_stale_entry() {
 
 #[test]
 fn stale_while_revalidate_yields_to_must_revalidate_and_to_the_request() {
-    let strict = etag_origin(
+    let (_strict, proxy) = behind_cache(etag_origin(
         &[
             (
                 "Cache-Control",
@@ -1723,13 +1718,14 @@ fn stale_while_revalidate_yields_to_must_revalidate_and_to_the_request() {
             ("ETag", "\"v1\""),
         ],
         &[("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&strict, |_| {});
+    ));
     get(&proxy, "/m");
     expect(&get(&proxy, "/m"), 200, "REVALIDATED", "/m #1");
 
-    let lenient = etag_origin(&[SWR, ("ETag", "\"v1\"")], &[("ETag", "\"v1\"")]);
-    let proxy = cached_proxy(&lenient, |_| {});
+    let (_lenient, proxy) = behind_cache(etag_origin(
+        &[SWR, ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\"")],
+    ));
     get(&proxy, "/r");
     for wants_fresh in [
         ("Cache-Control", "max-age=0"),
@@ -1913,7 +1909,7 @@ fn an_unsafe_request_invalidates_on_its_status_even_if_the_relay_then_fails() {
 fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
     // RFC 9111 §3.1: Connection, the fields it names, and the other
     // hop-by-hop fields are not stored; a 304's are not merged either.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[
             ("Cache-Control", "max-age=0"),
             ("ETag", "\"v1\""),
@@ -1928,8 +1924,7 @@ fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
             ("Connection", "X-Hop"),
             ("X-Hop", "hop"),
         ],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     let leaks = |r: &Response| {
         ["x-internal", "upgrade", "proxy-connection", "x-hop"]
             .into_iter()
@@ -1951,15 +1946,14 @@ fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
 fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
     // Session middleware refreshing a cookie on a revalidation: the client
     // that caused it gets the cookie, the entry does not keep it.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
         &[
             ("ETag", "\"v1\""),
             ("Cache-Control", "max-age=60"),
             ("Set-Cookie", "session=alice"),
         ],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     let alice = get(&proxy, "/s");
     expect(&alice, 200, "REVALIDATED", "/s #1");
@@ -3072,15 +3066,14 @@ fn a_304_that_makes_an_entry_private_is_answered_as_private() {
     // The stored 200 was public; the 304 says private, and sets the
     // session of the client that caused it: that answer must not carry
     // the old, shareable Cache-Control next to the cookie.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
         &[
             ("ETag", "\"v1\""),
             ("Cache-Control", "private, max-age=60"),
             ("Set-Cookie", "session=alice"),
         ],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/p");
     let alice = get(&proxy, "/p");
     assert_eq!(alice.header("set-cookie"), Some("session=alice"));
@@ -3147,8 +3140,7 @@ fn an_entry_the_origin_said_nothing_about_is_never_served_stale() {
         b.head.raw
     );
 
-    let backend = fixed(200, &unlabeled);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &unlabeled);
     expect(&get(&proxy, "/me"), 200, "MISS", "/me #1");
     // A client that accepts anything stale still gets the origin's word.
     let r = get_with(&proxy, "/me", &[("Cache-Control", "max-stale")]);
