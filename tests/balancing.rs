@@ -149,6 +149,12 @@ fn tally(names: &[String]) -> HashMap<&str, usize> {
 
 // ------------------------------------------------------------- dead targets
 
+/// One failure takes a target out for an hour: longer than any test.
+fn down_for_an_hour(config: &mut Config) {
+    config.max_fails = 1;
+    config.fail_timeout = Duration::from_secs(3600);
+}
+
 #[test]
 fn three_targets_one_dead_no_failed_get_in_100() {
     // With passive health (the dead target is soon skipped) and without
@@ -200,11 +206,8 @@ fn a_target_killed_in_the_middle_of_a_load_loop_costs_no_failed_get() {
 fn when_every_target_is_down_the_least_recently_failed_is_still_tried() {
     let a = Killable::start("a");
     let b = Killable::start("b");
-    // Down for an hour after one failure: only the fallback can reach them.
-    let proxy = start_proxy(&[a.addr, b.addr], |c| {
-        c.max_fails = 1;
-        c.fail_timeout = Duration::from_secs(3600);
-    });
+    // Once both failed, only the fallback can reach them.
+    let proxy = start_proxy(&[a.addr, b.addr], down_for_an_hour);
     a.kill();
     b.kill();
     assert_eq!(get(&proxy, "/").0, 502);
@@ -223,10 +226,7 @@ fn when_every_target_is_down_a_request_is_tried_once_not_on_each() {
     // out every one's timeout.
     let hang_up = |name: &str| Backend::start(name, |_, _| Action::Close);
     let (a, b) = (hang_up("a"), hang_up("b"));
-    let proxy = start_proxy(&[a.addr, b.addr], |c| {
-        c.max_fails = 1;
-        c.fail_timeout = Duration::from_secs(3600);
-    });
+    let proxy = start_proxy(&[a.addr, b.addr], down_for_an_hour);
     assert_eq!(get(&proxy, "/").0, 502);
     assert_eq!(
         (a.requests(), b.requests()),
@@ -458,8 +458,7 @@ fn checks(config: &mut Config) {
     config.health_check_rise = 2;
     config.health_check_fall = 2;
     // Passive marks last an hour: only the checks can bring a target back.
-    config.max_fails = 1;
-    config.fail_timeout = Duration::from_secs(3600);
+    down_for_an_hour(config);
 }
 
 #[test]
@@ -627,11 +626,7 @@ fn a_reload_that_turns_checks_off_lets_go_of_the_targets_they_held_down() {
 fn a_reload_applies_max_fails_and_fail_timeout_to_the_targets_it_keeps() {
     let a = Killable::start("a");
     let b = Killable::start("b");
-    // One failure takes a target out for an hour.
-    let proxy = start_proxy(&[a.addr, b.addr], |c| {
-        c.max_fails = 1;
-        c.fail_timeout = Duration::from_secs(3600);
-    });
+    let proxy = start_proxy(&[a.addr, b.addr], down_for_an_hour);
     b.kill();
     assert!((0..4).all(|i| get(&proxy, &format!("/{i}")).0 == 200));
     b.revive();
@@ -685,16 +680,23 @@ fn first_answer(bad: &Backend, good: &Backend, request: &[u8]) -> Response {
     send(&proxy, request)
 }
 
+/// With `bad` first in turn and a good echo backend after it: a GET is
+/// retried there, a POST is answered `post_status` and never sent on.
+#[track_caller]
+fn assert_get_retried_post_answered(bad: &Backend, post_status: u16) {
+    let good = Backend::echo("good");
+    let response = first_answer(bad, &good, GET);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-backend"), Some("good"));
+    assert_eq!(first_answer(bad, &good, POST).status, post_status);
+    assert_eq!(bad.requests(), 2);
+    assert_eq!(good.requests(), 1);
+}
+
 #[test]
 fn a_backend_that_never_answers_costs_a_get_a_retry_and_a_post_a_504() {
     let hang = Backend::start("hang", |_, _| Action::Hang);
-    let good = Backend::echo("good");
-    let response = first_answer(&hang, &good, GET);
-    assert_eq!(response.status, 200);
-    assert_eq!(response.header("x-backend"), Some("good"));
-    assert_eq!(first_answer(&hang, &good, POST).status, 504);
-    assert_eq!(hang.requests(), 2);
-    assert_eq!(good.requests(), 1);
+    assert_get_retried_post_answered(&hang, 504);
 }
 
 #[test]
@@ -736,26 +738,27 @@ fn a_backend_answering_garbage_costs_a_get_a_retry_and_a_post_a_502() {
         let _ = out.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
         Action::Close
     });
-    let good = Backend::echo("good");
-    let response = first_answer(&garbage, &good, GET);
-    assert_eq!(response.status, 200);
-    assert_eq!(response.header("x-backend"), Some("good"));
-    assert_eq!(first_answer(&garbage, &good, POST).status, 502);
-    assert_eq!(garbage.requests(), 2);
-    assert_eq!(good.requests(), 1);
+    assert_get_retried_post_answered(&garbage, 502);
 }
 
 #[test]
 fn a_reset_before_the_response_costs_a_get_a_retry_and_a_post_a_502() {
     let reset = resetting_backend();
-    let good = Backend::echo("good");
-    let response = first_answer(&reset, &good, GET);
-    assert_eq!(response.status, 200);
-    assert_eq!(response.header("x-backend"), Some("good"));
     // The backend may have acted on the POST: it is not sent twice.
-    assert_eq!(first_answer(&reset, &good, POST).status, 502);
-    assert_eq!(reset.requests(), 2);
-    assert_eq!(good.requests(), 1);
+    assert_get_retried_post_answered(&reset, 502);
+}
+
+/// The answer of the echo backend named `good` to `METHOD /big`: 200,
+/// having received all of `body`.
+#[track_caller]
+fn assert_good_got_all(response: &Response, method: &str, body: &[u8]) {
+    assert_eq!(response.status, 200);
+    let expect = format!(
+        "good {method} /big len={} fnv={:016x}",
+        body.len(),
+        fnv(body)
+    );
+    assert_eq!(response.body_str(), expect);
 }
 
 /// `METHOD /big` with `body`, whole.
@@ -786,9 +789,7 @@ fn a_streamed_body_is_never_replayed_but_an_unsent_one_moves_on() {
     let good = Backend::echo("good");
     let proxy = start_proxy(&[dead_addr(), good.addr], short_timeout);
     let response = send(&proxy, &post);
-    assert_eq!(response.status, 200);
-    let expect = format!("good POST /big len=200000 fnv={:016x}", fnv(&body));
-    assert_eq!(response.body_str(), expect);
+    assert_good_got_all(&response, "POST", &body);
 }
 
 #[test]
@@ -805,9 +806,7 @@ fn a_body_within_request_buffer_size_is_read_first_and_may_be_replayed() {
         c.request_buffer_size = 1 << 20;
     });
     let response = send(&proxy, &put);
-    assert_eq!(response.status, 200);
-    let expect = format!("good PUT /big len=200000 fnv={:016x}", fnv(&body));
-    assert_eq!(response.body_str(), expect);
+    assert_good_got_all(&response, "PUT", &body);
     assert_eq!(reset.requests(), 2);
 }
 
@@ -832,9 +831,7 @@ fn a_chunked_body_within_request_buffer_size_may_be_replayed_and_a_longer_one_on
     // the reset.
     let small = pattern(30_000);
     let response = first_answer(&reset, &good, &chunked_put_to_big(&small));
-    assert_eq!(response.status, 200);
-    let expect = format!("good PUT /big len=30000 fnv={:016x}", fnv(&small));
-    assert_eq!(response.body_str(), expect);
+    assert_good_got_all(&response, "PUT", &small);
     assert_eq!(reset.requests(), 1);
 
     // Past it: streamed once its start is read, and never sent twice.
@@ -848,9 +845,7 @@ fn a_chunked_body_within_request_buffer_size_may_be_replayed_and_a_longer_one_on
     // gets it whole, the start read before streaming included.
     let proxy = start_proxy(&[dead_addr(), good.addr], short_timeout);
     let response = send(&proxy, &put);
-    assert_eq!(response.status, 200);
-    let expect = format!("good PUT /big len=200000 fnv={:016x}", fnv(&big));
-    assert_eq!(response.body_str(), expect);
+    assert_good_got_all(&response, "PUT", &big);
 }
 
 #[test]
@@ -886,6 +881,31 @@ fn ask(proxy: &Proxy, path: &str) -> Client {
     client
 }
 
+/// Sends `GET /slow`, which `a` holds, and waits until `a` has it: with
+/// `max_conns=1`, `a` has no slot left.
+fn take_the_slot(proxy: &Proxy, a: &Backend) -> Client {
+    let slow = ask(proxy, "/slow");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    slow
+}
+
+/// Sends `GET path` and waits until the proxy has queued it, the `nth`
+/// request queued since it started.
+fn ask_in_line(proxy: &Proxy, path: &str, nth: u64) -> Client {
+    let client = ask(proxy, path);
+    assert!(wait_until(WAIT_LIMIT, || queued_total(proxy) == nth));
+    client
+}
+
+/// Waits until the access log has a line containing `fragment`.
+#[track_caller]
+fn assert_logged_soon(proxy: &Proxy, fragment: &str) {
+    assert!(wait_until(WAIT_LIMIT, || proxy
+        .log_lines()
+        .iter()
+        .any(|l| l.contains(fragment))));
+}
+
 fn queued_total(proxy: &Proxy) -> u64 {
     let admin = proxy.handle().admin_addr().unwrap();
     let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
@@ -911,10 +931,8 @@ fn a_request_past_max_conns_waits_for_a_slot() {
     let release = Gate::new();
     let a = holding_backend("a", &release);
     let proxy = one_slot_proxy(&a);
-    let mut slow = ask(&proxy, "/slow");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    let mut next = ask(&proxy, "/next");
-    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut next = ask_in_line(&proxy, "/next", 1);
     // Waiting at the proxy, not sent to the busy backend.
     assert_eq!(a.requests(), 1);
     release.open();
@@ -933,19 +951,14 @@ fn requests_waiting_for_a_slot_get_it_in_the_order_they_came() {
         // The queue's timeout: none of these waits comes near it.
         c.connect_timeout = Some(Duration::from_secs(30));
     });
-    let mut slow = ask(&proxy, "/slow");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut slow = take_the_slot(&proxy, &a);
     let mut line = Vec::new();
     for (n, path) in (1..).zip(["/1", "/2", "/gone", "/3"]) {
-        line.push(ask(&proxy, path));
-        assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == n));
+        line.push(ask_in_line(&proxy, path, n));
     }
     // One in the middle of the line leaves: those behind it still go.
     drop(line.remove(2));
-    assert!(wait_until(WAIT_LIMIT, || proxy
-        .log_lines()
-        .iter()
-        .any(|l| l.contains("\"GET /gone HTTP/1.1\" 499 "))));
+    assert_logged_soon(&proxy, "\"GET /gone HTTP/1.1\" 499 ");
     release.open();
     assert_eq!(slow.response().body, b"/slow");
     for (client, path) in line.iter_mut().zip(["/1", "/2", "/3"]) {
@@ -960,15 +973,10 @@ fn a_request_whose_client_left_while_it_waited_is_not_sent() {
     let release = Gate::new();
     let a = holding_backend("a", &release);
     let proxy = one_slot_proxy(&a);
-    let mut slow = ask(&proxy, "/slow");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    let gone = ask(&proxy, "/gone");
-    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    let mut slow = take_the_slot(&proxy, &a);
+    let gone = ask_in_line(&proxy, "/gone", 1);
     drop(gone);
-    assert!(wait_until(WAIT_LIMIT, || proxy
-        .log_lines()
-        .iter()
-        .any(|l| l.contains("\"GET /gone HTTP/1.1\" 499 "))));
+    assert_logged_soon(&proxy, "\"GET /gone HTTP/1.1\" 499 ");
     release.open();
     assert_eq!(slow.response().body, b"/slow");
     assert_eq!(a.requests(), 1);
@@ -982,8 +990,7 @@ fn a_request_that_waits_past_the_queue_timeout_gets_503() {
         c.targets[0].max_conns = Some(1);
         c.connect_timeout = Some(Duration::from_millis(200));
     });
-    let mut slow = ask(&proxy, "/slow");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut slow = take_the_slot(&proxy, &a);
     assert_eq!(send(&proxy, GET).status, 503);
     assert_eq!(a.requests(), 1);
     release.open();
@@ -1000,8 +1007,7 @@ fn requests_go_around_a_target_at_max_conns() {
         c.max_fails = 0;
     });
     // Round robin sends the first to a, which then has no slot left.
-    let mut slow = ask(&proxy, "/slow");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut slow = take_the_slot(&proxy, &a);
     for path in ["/x", "/y", "/z"] {
         assert_eq!(
             send(
@@ -1027,10 +1033,8 @@ fn a_full_target_is_waited_for_rather_than_its_backup_used() {
         c.targets[1].backup = true;
         c.admin_port = Some(0);
     });
-    let mut slow = ask(&proxy, "/slow");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    let mut next = ask(&proxy, "/next");
-    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut next = ask_in_line(&proxy, "/next", 1);
     release.open();
     assert_eq!(slow.response().body, b"/slow");
     assert_eq!(next.response().body, b"/next");
@@ -1080,8 +1084,7 @@ fn a_background_revalidation_holds_its_slot_until_its_body_is_read() {
     let mut first = proxy.connect();
     assert_eq!(first.get("/swr").header("x-cache"), Some("STALE"));
     assert!(wait_until(WAIT_LIMIT, || head_sent.load(Ordering::SeqCst)));
-    let mut other = ask(&proxy, "/other");
-    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    let mut other = ask_in_line(&proxy, "/other", 1);
     release.open();
     assert_eq!(other.response().body, b"other");
     assert_eq!(most.load(Ordering::SeqCst), 1, "max_conns=1 was passed");

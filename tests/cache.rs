@@ -90,15 +90,20 @@ fn origin(
     })
 }
 
-/// A backend answering `status` with fixed `headers`.
-/// A proxy with its cache on, in front of an origin that answers every
-/// request `status` with `headers`.
-fn cached_fixed(status: u16, headers: &[(&str, &str)]) -> (Backend, Proxy) {
-    let backend = fixed(status, headers);
+/// A proxy with its cache on in front of `backend`; both, for the test
+/// to keep.
+fn behind_cache(backend: Backend) -> (Backend, Proxy) {
     let proxy = cached_proxy(&backend, |_| {});
     (backend, proxy)
 }
 
+/// A proxy with its cache on, in front of an origin that answers every
+/// request `status` with `headers`.
+fn cached_fixed(status: u16, headers: &[(&str, &str)]) -> (Backend, Proxy) {
+    behind_cache(fixed(status, headers))
+}
+
+/// A backend answering `status` with fixed `headers`.
 fn fixed(status: u16, headers: &[(&str, &str)]) -> Backend {
     let headers = fields(headers);
     origin(move |_| (status, headers.clone()))
@@ -136,6 +141,17 @@ fn request(proxy: &Proxy, method: &str, path: &str, headers: &[(&str, &str)]) ->
 
 fn cache_of(proxy: &Proxy) -> &Arc<Cache> {
     proxy.handle().cache().expect("the cache is on")
+}
+
+/// The keys of the entries the cache holds, sorted.
+fn stored_keys(proxy: &Proxy) -> Vec<String> {
+    let mut keys: Vec<String> = cache_of(proxy)
+        .entries()
+        .iter()
+        .map(|e| e.key().to_string())
+        .collect();
+    keys.sort();
+    keys
 }
 
 fn key(path: &str) -> String {
@@ -507,11 +523,10 @@ fn a_range_with_nothing_usable_stored_goes_to_the_origin_as_it_is() {
 
 #[test]
 fn a_range_of_a_stale_entry_revalidates_it_first() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\""), ("Cache-Control", "max-age=60")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     let r = get_with(&proxy, "/s", &[("Range", "bytes=1-2")]);
     expect(&r, 206, "REVALIDATED", "s ");
@@ -585,11 +600,10 @@ fn a_range_revalidation_is_logged_with_its_backend() {
 
 #[test]
 fn a_range_refetch_that_may_not_be_stored_is_sent_whole_not_asked_again() {
-    let backend = two_phase(
+    let (backend, proxy) = behind_cache(two_phase(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "no-store")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/u");
     let r = get_with(&proxy, "/u", &[("Range", "bytes=0-1")]);
     expect(&r, 200, "MISS", "/u #2");
@@ -599,11 +613,10 @@ fn a_range_refetch_that_may_not_be_stored_is_sent_whole_not_asked_again() {
 
 #[test]
 fn a_range_with_no_store_does_not_store_what_it_brings() {
-    let backend = two_phase(
+    let (_backend, proxy) = behind_cache(two_phase(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v2\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/n");
     let asked = [("Range", "bytes=0-1"), ("Cache-Control", "no-store")];
     assert_eq!(get_with(&proxy, "/n", &asked).status, 200, "as it is");
@@ -616,8 +629,7 @@ fn only_if_cached_within_stale_while_revalidate_gets_the_stale_part() {
         ("Cache-Control", "max-age=0, stale-while-revalidate=60"),
         ("ETag", "\"w\""),
     ];
-    let backend = two_phase(&swr, &swr);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (_backend, proxy) = behind_cache(two_phase(&swr, &swr));
     get(&proxy, "/w");
     let asked = [("Cache-Control", "only-if-cached"), ("Range", "bytes=0-1")];
     expect(&get_with(&proxy, "/w", &asked), 206, "STALE", "/w");
@@ -710,14 +722,9 @@ fn a_heads_range_goes_neither_into_the_answer_nor_to_the_origin() {
 
 #[test]
 fn https_keys_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = Backend::start("app", |seen, out| {
-        let proto = seen
-            .head
-            .get("x-forwarded-proto")
-            .unwrap_or("-")
-            .to_string();
+        let proto = seen.field_or("x-forwarded-proto", "-");
         respond(
             out,
             200,
@@ -775,11 +782,7 @@ fn behind_a_tls_terminator_http_and_https_are_stored_apart() {
     // An application that redirects http to https: were both one key,
     // the stored redirect would be served to https clients, in a loop.
     let backend = Backend::start("app", |seen, out| {
-        let proto = seen
-            .head
-            .get("x-forwarded-proto")
-            .unwrap_or("-")
-            .to_string();
+        let proto = seen.field_or("x-forwarded-proto", "-");
         let cc = [("Cache-Control", "max-age=60")];
         if seen.method() == "POST" {
             respond(out, 204, &[], b"");
@@ -1152,11 +1155,10 @@ fn etag_origin(on_200: &[(&str, &str)], on_304: &[(&str, &str)]) -> Backend {
 
 #[test]
 fn request_max_age_zero_forces_revalidation() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/m"), 200, "MISS", "/m #1");
     // The entry is well under a second old here.
     let r = get_with(&proxy, "/m", &[("Cache-Control", "max-age=0")]);
@@ -1260,11 +1262,7 @@ fn max_stale_serves_an_expired_entry() {
 #[test]
 fn vary_keeps_one_entry_per_value() {
     let backend = Backend::start("vary", |seen, out| {
-        let encoding = seen
-            .head
-            .get("accept-encoding")
-            .unwrap_or("none")
-            .to_string();
+        let encoding = seen.field_or("accept-encoding", "none");
         respond(
             out,
             200,
@@ -1308,11 +1306,10 @@ fn an_absurd_age_makes_an_old_response_not_a_crash() {
     expect(&get(&proxy, "/a"), 200, "MISS", "/a #2");
 
     // The same Age on the 304 that revalidates an entry.
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\""), ("Age", huge)],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
@@ -1321,15 +1318,14 @@ fn an_absurd_age_makes_an_old_response_not_a_crash() {
 
 #[test]
 fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[
             ("Cache-Control", "max-age=0"),
             ("ETag", "\"v1\""),
             ("X-Origin", "first"),
         ],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
     assert_eq!(
         cache_of(&proxy).len(),
@@ -1358,11 +1354,10 @@ fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
 
 #[test]
 fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/e");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
     expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
@@ -1404,23 +1399,32 @@ fn proxy_for_closing_origin(backend: &Backend) -> Proxy {
     })
 }
 
+/// Stores [`closing_origin`]'s `/doc` through a new proxy and waits until
+/// the backend's connection for it has closed; then sends `request`, which
+/// makes the proxy ask the origin again, from a client that reads the
+/// response's head and no more. Returns the proxy, that client and the head.
+fn slow_reader_of_a_refetch(a: &Backend, big: &[u8], request: &[u8]) -> (Proxy, Client, Head) {
+    let proxy = proxy_for_closing_origin(a);
+    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
+    let mut slow = proxy.connect();
+    slow.send(request);
+    let head = slow.reader.read_head().unwrap().unwrap();
+    (proxy, slow, head)
+}
+
 #[test]
 fn a_304_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_entry() {
     let (a, big) = closing_origin(|out, _| {
         let _ = out
             .write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n");
     });
-    let proxy = proxy_for_closing_origin(&a);
-    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
-    let closed = || a.closed.load(Ordering::SeqCst);
-    assert!(wait_until(WAIT_LIMIT, || closed() == 1));
-    let mut slow = proxy.connect();
-    slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\n\r\n");
-    let head = slow.reader.read_head().unwrap().unwrap();
+    let request = b"GET /doc HTTP/1.1\r\nHost: test.example\r\n\r\n";
+    let (_proxy, mut slow, head) = slow_reader_of_a_refetch(&a, &big, request);
     assert_eq!(head.get("x-cache"), Some("REVALIDATED"), "{}", head.raw);
     // The client reads no more: the proxy is still writing to it.
     assert!(
-        wait_until(WAIT_LIMIT, || closed() == 2),
+        wait_until(WAIT_LIMIT, || a.closed() == 2),
         "the backend saw no close while the client read"
     );
     assert!(slow.reader.read_exact_body(big.len()).unwrap() == *big);
@@ -1432,18 +1436,13 @@ fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_h
         let new = [("ETag", "\"v2\""), ("Connection", "close")];
         respond(out, 200, &new, body);
     });
-    let proxy = proxy_for_closing_origin(&a);
-    proxy.exchange(|c| assert_eq!(c.get("/doc").body.len(), big.len()));
-    let closed = || a.closed.load(Ordering::SeqCst);
-    assert!(wait_until(WAIT_LIMIT, || closed() == 1));
-    let mut slow = proxy.connect();
-    slow.send(b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n");
-    let head = slow.reader.read_head().unwrap().unwrap();
+    let request = b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n";
+    let (_proxy, mut slow, head) = slow_reader_of_a_refetch(&a, &big, request);
     assert!(head.start_line.contains(" 206 "), "{}", head.raw);
     assert_eq!(head.get("x-cache"), Some("MISS"), "{}", head.raw);
     // The client reads no more: the proxy is still writing to it.
     assert!(
-        wait_until(WAIT_LIMIT, || closed() == 2),
+        wait_until(WAIT_LIMIT, || a.closed() == 2),
         "the backend saw no close while the client read"
     );
     assert!(slow.reader.read_exact_body(big.len()).unwrap() == *big);
@@ -1529,11 +1528,10 @@ fn a_304_to_a_clients_conditional_miss_is_not_served_to_unconditional_requests()
     // Nothing stored; a client revalidates its own copy through the proxy
     // and the origin answers 304 with freshness. A later client without a
     // copy must get the full response, not an empty 304.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     let r = get_with(&proxy, "/q", &[("If-None-Match", "\"v1\"")]);
     assert_eq!(r.status, 304, "{}", r.head.raw);
     let r = get(&proxy, "/q");
@@ -1553,11 +1551,10 @@ const SWR: (&str, &str) = ("Cache-Control", "max-age=0, stale-while-revalidate=6
 
 #[test]
 fn stale_while_revalidate_answers_from_the_cache_then_revalidates() {
-    let backend = etag_origin(
+    let (backend, proxy) = behind_cache(etag_origin(
         &[SWR, ("ETag", "\"v1\"")],
         &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     // Served what is stored; the revalidation follows on the same thread
     // (`get` returns once the proxy is done with the connection).
@@ -1689,7 +1686,7 @@ fn a_purge_while_a_stale_answer_goes_out_is_not_undone_by_its_revalidation() {
     assert_eq!(cache_of(&proxy).invalidate(&key("/p")), 1);
     let rest = client.read_until_closed();
     assert!(!rest.is_empty());
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(cache_of(&proxy).is_empty(), "the purged entry came back");
     assert_eq!(backend.requests(), 1, "revalidated what was purged");
 }
@@ -1712,7 +1709,7 @@ fn a_failed_background_revalidation_keeps_the_stale_entry() {
 
 #[test]
 fn stale_while_revalidate_yields_to_must_revalidate_and_to_the_request() {
-    let strict = etag_origin(
+    let (_strict, proxy) = behind_cache(etag_origin(
         &[
             (
                 "Cache-Control",
@@ -1721,13 +1718,14 @@ fn stale_while_revalidate_yields_to_must_revalidate_and_to_the_request() {
             ("ETag", "\"v1\""),
         ],
         &[("ETag", "\"v1\"")],
-    );
-    let proxy = cached_proxy(&strict, |_| {});
+    ));
     get(&proxy, "/m");
     expect(&get(&proxy, "/m"), 200, "REVALIDATED", "/m #1");
 
-    let lenient = etag_origin(&[SWR, ("ETag", "\"v1\"")], &[("ETag", "\"v1\"")]);
-    let proxy = cached_proxy(&lenient, |_| {});
+    let (_lenient, proxy) = behind_cache(etag_origin(
+        &[SWR, ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\"")],
+    ));
     get(&proxy, "/r");
     for wants_fresh in [
         ("Cache-Control", "max-age=0"),
@@ -1775,7 +1773,7 @@ fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
     assert_eq!(backend.requests(), 2);
     release.open();
     drop(first);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
 }
 
 // ------------------------------------------------------------ invalidation
@@ -1911,7 +1909,7 @@ fn an_unsafe_request_invalidates_on_its_status_even_if_the_relay_then_fails() {
 fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
     // RFC 9111 §3.1: Connection, the fields it names, and the other
     // hop-by-hop fields are not stored; a 304's are not merged either.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[
             ("Cache-Control", "max-age=0"),
             ("ETag", "\"v1\""),
@@ -1926,8 +1924,7 @@ fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
             ("Connection", "X-Hop"),
             ("X-Hop", "hop"),
         ],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     let leaks = |r: &Response| {
         ["x-internal", "upgrade", "proxy-connection", "x-hop"]
             .into_iter()
@@ -1949,15 +1946,14 @@ fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
 fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
     // Session middleware refreshing a cookie on a revalidation: the client
     // that caused it gets the cookie, the entry does not keep it.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
         &[
             ("ETag", "\"v1\""),
             ("Cache-Control", "max-age=60"),
             ("Set-Cookie", "session=alice"),
         ],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     let alice = get(&proxy, "/s");
     expect(&alice, 200, "REVALIDATED", "/s #1");
@@ -1971,8 +1967,7 @@ fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
 fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
     // A crafted (or foreign) record with framing and hop-by-hop fields in
     // its head: served, they would frame the response twice.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let mut crafted = record("/crafted", "hello");
     crafted.head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\
         Connection: X-Conn\r\nX-Conn: 1\r\nCache-Control: max-age=3600\r\n"
@@ -1988,8 +1983,7 @@ fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
 
 #[test]
 fn a_snapshot_written_with_the_clock_ahead_is_counted_from_now() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     // Born a day in the future, fresh for an hour from then.
     let mut ahead = record("/ahead", "ahead");
     let day = 86_400_000;
@@ -2016,11 +2010,7 @@ fn a_field_the_client_hides_with_connection_is_absent_from_the_variant_key() {
     // The backend never sees a field the request's Connection names; its
     // answer must not be filed under that field's value.
     let backend = Backend::start("lang", |seen, out| {
-        let lang = seen
-            .head
-            .get("accept-language")
-            .unwrap_or("none")
-            .to_string();
+        let lang = seen.field_or("accept-language", "none");
         let headers = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")];
         respond(out, 200, &headers, format!("lang {lang}").as_bytes());
         Action::KeepAlive
@@ -2256,6 +2246,23 @@ fn an_answer_whose_body_cannot_be_framed_is_an_origin_failure_too() {
     assert_eq!(backend.requests(), 3);
 }
 
+/// No stale copy for either failure of [`fail_after_storing`]: the
+/// origin's 500 as it came, then the proxy's own error.
+#[track_caller]
+fn assert_no_stale_copy(after_500: &Response, after_hang_up: &Response) {
+    assert_eq!(
+        (after_500.status, after_500.body_str().as_str()),
+        (500, "broken"),
+        "{}",
+        after_500.head.raw
+    );
+    assert!(
+        matches!(after_hang_up.status, 502 | 504),
+        "{}",
+        after_hang_up.head.raw
+    );
+}
+
 #[test]
 fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
     let must = [
@@ -2263,23 +2270,11 @@ fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
         ("Age", "100"),
     ];
     let (a, b) = fail_after_storing(&must, |_| {});
-    assert_eq!(
-        (a.status, a.body_str().as_str()),
-        (500, "broken"),
-        "{}",
-        a.head.raw
-    );
-    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+    assert_no_stale_copy(&a, &b);
 
     let old = [("Cache-Control", "max-age=50"), ("Age", "100")];
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::ZERO);
-    assert_eq!(
-        (a.status, a.body_str().as_str()),
-        (500, "broken"),
-        "{}",
-        a.head.raw
-    );
-    assert!(matches!(b.status, 502 | 504), "{}", b.head.raw);
+    assert_no_stale_copy(&a, &b);
 
     // Past the window: 100 s old, fresh for 50, stale allowed for 30.
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::from_secs(30));
@@ -2397,13 +2392,7 @@ fn the_least_recently_used_entry_is_evicted_first() {
     assert_eq!(cache_of(&proxy).len(), 3, "three entries fit");
     assert_eq!(x_cache(&get(&proxy, "/e1")), "HIT"); // e2 is now the oldest
     assert_eq!(x_cache(&get(&proxy, "/e4")), "MISS");
-    let mut keys: Vec<String> = cache_of(&proxy)
-        .entries()
-        .iter()
-        .map(|e| e.key().to_string())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, [key("/e1"), key("/e3"), key("/e4")]);
+    assert_eq!(stored_keys(&proxy), [key("/e1"), key("/e3"), key("/e4")]);
     assert!(cache_of(&proxy).bytes() <= 3 * (1000 + ENTRY_OVERHEAD + 300));
     assert_eq!(cache_of(&proxy).stats.evictions.load(Ordering::Relaxed), 1);
     for path in ["/e1", "/e3", "/e4"] {
@@ -2506,6 +2495,14 @@ fn a_response_shorter_than_its_content_length_is_not_stored() {
 
 // ------------------------------------------------------------- persistence
 
+/// A temporary directory and the path of a snapshot file in it, not
+/// written yet.
+fn snapshot_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    (dir, file)
+}
+
 fn persisted(path: &Path) -> impl FnOnce(&mut Config) + '_ {
     move |c| {
         cache_on(c);
@@ -2513,10 +2510,18 @@ fn persisted(path: &Path) -> impl FnOnce(&mut Config) + '_ {
     }
 }
 
+/// [`persisted`], with the timer that writes snapshots ticking every
+/// `unit_time`.
+fn persisted_every(path: &Path, unit_time: Duration) -> impl FnOnce(&mut Config) + '_ {
+    move |c| {
+        persisted(path)(c);
+        c.unit_time = unit_time;
+    }
+}
+
 #[test]
 fn entries_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
     let mut first = start_proxy(&[backend.addr], persisted(&file));
     expect(&get(&first, "/r1"), 200, "MISS", "/r1 #1");
@@ -2534,8 +2539,7 @@ fn entries_survive_a_restart() {
 
 #[test]
 fn variants_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = fixed(
         200,
         &[
@@ -2572,8 +2576,7 @@ fn thousand_byte_origin() -> Backend {
 
 #[test]
 fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = thousand_byte_origin();
     let mut first = start_proxy(&[backend.addr], persisted(&file));
     for i in 1..=5 {
@@ -2588,13 +2591,7 @@ fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
         c.cache_size = 2 * (1000 + ENTRY_OVERHEAD + 300);
         c.max_object_size = Some(2000);
     });
-    let mut keys: Vec<String> = cache_of(&second)
-        .entries()
-        .iter()
-        .map(|e| e.key().to_string())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, [key("/r1"), key("/r5")]);
+    assert_eq!(stored_keys(&second), [key("/r1"), key("/r5")]);
     assert_eq!(x_cache(&get(&second, "/r1")), "HIT");
     assert_eq!(x_cache(&get(&second, "/r5")), "HIT");
 }
@@ -2603,13 +2600,12 @@ fn a_restart_into_a_smaller_cache_keeps_the_most_recently_used() {
 fn recency_after_the_last_snapshot_survives_a_restart() {
     // As above, but the timer has already written all five entries when
     // /r1 is read again: the final snapshot must still record that read.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = thousand_byte_origin();
-    let mut first = start_proxy(&[backend.addr], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(50);
-    });
+    let mut first = start_proxy(
+        &[backend.addr],
+        persisted_every(&file, Duration::from_millis(50)),
+    );
     for i in 1..=5 {
         get(&first, &format!("/r{i}"));
     }
@@ -2635,8 +2631,7 @@ fn recency_after_the_last_snapshot_survives_a_restart() {
 
 #[test]
 fn records_past_their_stale_window_are_not_loaded() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let mut old = record("/old", "old");
     old.stored_at -= 10_000_000;
     old.expires_at = old.stored_at + 1000;
@@ -2650,13 +2645,12 @@ fn records_past_their_stale_window_are_not_loaded() {
 
 #[test]
 fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (dir, file) = snapshot_file();
     let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
-    let _running = start_proxy(&[backend.addr], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(100);
-    });
+    let _running = start_proxy(
+        &[backend.addr],
+        persisted_every(&file, Duration::from_millis(100)),
+    );
     expect(&get(&_running, "/t1"), 200, "MISS", "/t1 #1");
     let written = wait_until(WAIT_LIMIT, || {
         load_snapshot(&file, 0, &LoadLimits::UNLIMITED).is_ok_and(|l| {
@@ -2674,17 +2668,16 @@ fn the_timer_writes_snapshots_a_crash_would_leave_behind() {
 
 #[test]
 fn what_a_damaged_snapshot_held_is_written_back_without_waiting_for_a_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let offsets = five_records(&file);
     let whole = std::fs::read(&file).unwrap();
     std::fs::write(&file, &whole[..offsets[3] + 20]).unwrap();
     // No request at all: the three records read are on disk again within
     // a unit_time, the damaged file kept aside.
-    let _proxy = start_proxy(&[dead_addr()], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(50);
-    });
+    let _proxy = start_proxy(
+        &[dead_addr()],
+        persisted_every(&file, Duration::from_millis(50)),
+    );
     assert!(wait_until(WAIT_LIMIT, || {
         load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
             .is_ok_and(|l| l.damage.is_none() && l.records.len() == 3)
@@ -2693,13 +2686,12 @@ fn what_a_damaged_snapshot_held_is_written_back_without_waiting_for_a_change() {
 
 #[test]
 fn a_snapshot_deleted_while_running_is_written_again_without_a_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let backend = fixed(200, &[("Cache-Control", "max-age=600")]);
-    let proxy = start_proxy(&[backend.addr], |c| {
-        persisted(&file)(c);
-        c.unit_time = Duration::from_millis(50);
-    });
+    let proxy = start_proxy(
+        &[backend.addr],
+        persisted_every(&file, Duration::from_millis(50)),
+    );
     get(&proxy, "/kept");
     let holds_kept = || {
         load_snapshot(&file, 0, &LoadLimits::UNLIMITED)
@@ -2752,8 +2744,7 @@ fn five_records(file: &Path) -> Vec<usize> {
 
 #[test]
 fn a_damaged_snapshot_keeps_what_is_valid() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (dir, file) = snapshot_file();
     let offsets = five_records(&file);
     let whole = std::fs::read(&file).unwrap();
 
@@ -2860,8 +2851,7 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
         assert!(cache.insert(Entry::from_record(record(&format!("/n/{i}"), &body)).unwrap()));
     }
     assert_eq!(cache.len(), N);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (_dir, file) = snapshot_file();
     let stats = timer::snapshot(&cache, &file).unwrap();
     assert_eq!(stats.records, N);
 
@@ -2883,19 +2873,20 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
 
 // -------------------------------------------------------- cache inspect CLI
 
+/// `inverso cache inspect FILE`, not started yet.
+fn cache_inspect(file: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command.args(["cache", "inspect"]).arg(file);
+    command
+}
+
 #[test]
 fn cache_inspect_lists_records_and_rejects_other_files() {
-    use std::process::Command;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cache.bin");
+    let (dir, file) = snapshot_file();
     let offsets = five_records(&file);
     assert_eq!(offsets.len(), 6);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&file).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -2918,11 +2909,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
 
     let foreign = dir.path().join("foreign.bin");
     std::fs::write(&foreign, b"this is not a cache file").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&foreign)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&foreign).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not an inverso cache snapshot"), "{stderr}");
@@ -2932,11 +2919,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
     let bytes = std::fs::read(&file).unwrap();
     let cut = dir.path().join("cut.bin");
     std::fs::write(&cut, &bytes[..offsets[3] + 10]).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&cut)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&cut).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("records: 3 "), "{stdout}");
@@ -2953,11 +2936,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
     bad.push(binary_key);
     let crafted = dir.path().join("crafted.bin");
     write_snapshot(&crafted, &bad).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&crafted)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&crafted).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -2979,12 +2958,7 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
 
     // Output to a full device is an error, not a panic.
     let full = std::fs::File::create("/dev/full").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["cache", "inspect"])
-        .arg(&file)
-        .stdout(full)
-        .output()
-        .unwrap();
+    let out = cache_inspect(&file).stdout(full).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("No space left"), "{stderr}");
@@ -2992,7 +2966,6 @@ fn cache_inspect_lists_records_and_rejects_other_files() {
 
 #[test]
 fn cache_inspect_lists_a_file_claiming_a_huge_record_in_bounded_memory() {
-    use std::process::Command;
     // A header, then one record claiming 256 MiB, all of it zeros that
     // take no room on disk (a sparse file).
     let dir = tempfile::tempdir().unwrap();
@@ -3008,8 +2981,7 @@ fn cache_inspect_lists_a_file_claiming_a_huge_record_in_bounded_memory() {
 
     // Run with less address space than the record claims: holding it
     // would fail (and abort), reading it through does not.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
-    command.args(["cache", "inspect"]).arg(&file);
+    let mut command = cache_inspect(&file);
     // SAFETY: only setrlimit, async-signal-safe, runs between fork and
     // exec.
     unsafe {
@@ -3054,7 +3026,7 @@ fn a_hit_cut_short_by_the_client_is_logged_with_its_status_and_the_bytes_sent() 
     let head = client.reader.read_head().unwrap().unwrap();
     assert!(head.raw.contains("X-Cache: HIT"), "{}", head.raw);
     drop(client);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let line = lines.last().unwrap();
@@ -3094,15 +3066,14 @@ fn a_304_that_makes_an_entry_private_is_answered_as_private() {
     // The stored 200 was public; the 304 says private, and sets the
     // session of the client that caused it: that answer must not carry
     // the old, shareable Cache-Control next to the cookie.
-    let backend = etag_origin(
+    let (_backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
         &[
             ("ETag", "\"v1\""),
             ("Cache-Control", "private, max-age=60"),
             ("Set-Cookie", "session=alice"),
         ],
-    );
-    let proxy = cached_proxy(&backend, |_| {});
+    ));
     get(&proxy, "/p");
     let alice = get(&proxy, "/p");
     assert_eq!(alice.header("set-cookie"), Some("session=alice"));
@@ -3169,8 +3140,7 @@ fn an_entry_the_origin_said_nothing_about_is_never_served_stale() {
         b.head.raw
     );
 
-    let backend = fixed(200, &unlabeled);
-    let proxy = cached_proxy(&backend, |_| {});
+    let (backend, proxy) = cached_fixed(200, &unlabeled);
     expect(&get(&proxy, "/me"), 200, "MISS", "/me #1");
     // A client that accepts anything stale still gets the origin's word.
     let r = get_with(&proxy, "/me", &[("Cache-Control", "max-stale")]);

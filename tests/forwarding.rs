@@ -486,7 +486,7 @@ fn a_client_that_asks_to_close_gets_its_whole_response_then_the_end() {
     assert_eq!(response.body, pattern(50_000));
     assert!(response.head.has_token("connection", "close"));
     assert!(client.is_closed());
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
 }
 
 #[test]
@@ -637,13 +637,18 @@ fn http10_client_gets_a_chunked_backend_response_delimited_by_close() {
     assert_eq!(response.body, b"abcde");
 }
 
-#[test]
-fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
-    // Answers as if keeping the connection, then closes it while idle.
-    let a = Backend::start("a", |seen, out| {
+/// A backend answering like `Backend::echo("a")`, as if keeping the
+/// connection, then closing it: the proxy's pooled connection is dead.
+fn echo_then_close() -> Backend {
+    Backend::start("a", |seen, out| {
         respond(out, 200, &[], describe("a", seen).as_bytes());
         Action::Close
-    });
+    })
+}
+
+#[test]
+fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
+    let a = echo_then_close();
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     for (i, path) in ["/first", "/second", "/third"].iter().enumerate() {
@@ -651,10 +656,7 @@ fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
         assert_eq!(response.status, 200, "{path}: {}", response.body_str());
         assert!(response.body_str().contains(path));
         // The backend's close has happened before the next request.
-        assert!(wait_until(WAIT_LIMIT, || a
-            .closed
-            .load(std::sync::atomic::Ordering::SeqCst)
-            > i));
+        assert!(wait_until(WAIT_LIMIT, || a.closed() > i));
     }
     assert_eq!(a.requests(), 3);
     assert_eq!(a.connections(), 3);
@@ -662,21 +664,27 @@ fn a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() {
 
 #[test]
 fn a_small_post_goes_on_a_new_connection_when_the_pooled_one_closed() {
-    let a = Backend::start("a", |seen, out| {
-        respond(out, 200, &[], describe("a", seen).as_bytes());
-        Action::Close
-    });
+    let a = echo_then_close();
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     assert_eq!(client.post("/one", b"abc").status, 200);
-    assert!(wait_until(WAIT_LIMIT, || a
-        .closed
-        .load(std::sync::atomic::Ordering::SeqCst)
-        == 1));
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
     let response = client.post("/two", b"defg");
     assert_eq!(response.status, 200);
     assert!(response.body_str().contains("POST /two len=4"));
     assert_eq!(a.requests(), 2);
+}
+
+/// A backend that reads a POST and closes the connection without a word;
+/// anything else it answers 200 with `body`, keeping the connection.
+fn closing_on_post(body: &'static [u8]) -> Backend {
+    Backend::start("a", move |seen, out| {
+        if seen.method() == "POST" {
+            return Action::Close;
+        }
+        respond(out, 200, &[], body);
+        Action::KeepAlive
+    })
 }
 
 #[test]
@@ -684,13 +692,7 @@ fn a_dead_pooled_connection_is_not_held_against_its_target() {
     // A restarted backend leaves the proxy's pooled connections dead. The
     // POST that finds one gets 502 (it must not be sent twice), but the
     // target stays in rotation: the next requests still reach it.
-    let a = Backend::start("a", |seen, out| {
-        if seen.method() == "POST" {
-            return Action::Close;
-        }
-        respond(out, 200, &[], b"a");
-        Action::KeepAlive
-    });
+    let a = closing_on_post(b"a");
     let b = Backend::echo("b");
     let proxy = start_proxy(&[a.addr, b.addr], |c| c.retries = Some(0));
     let mut client = proxy.connect();
@@ -709,13 +711,7 @@ fn a_dead_pooled_connection_is_not_held_against_its_target() {
 fn a_post_the_backend_may_have_acted_on_is_never_sent_twice() {
     // The backend reads the POST, then closes without a word: it may have
     // charged the card. The client gets 502; the backend saw it once.
-    let a = Backend::start("a", |seen, out| {
-        if seen.method() == "POST" {
-            return Action::Close;
-        }
-        respond(out, 200, &[], b"warm");
-        Action::KeepAlive
-    });
+    let a = closing_on_post(b"warm");
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     assert_eq!(client.get("/warm").status, 200); // pools a connection

@@ -238,6 +238,15 @@ fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
     samples
 }
 
+/// [`scrape`]s once `requests` are counted: a request is, once its
+/// response has gone out.
+fn scrape_once_counted(addr: SocketAddr, requests: f64) -> HashMap<String, f64> {
+    assert!(wait_until(WAIT_LIMIT, || {
+        scrape(addr)["inverso_request_duration_seconds_count"] == requests
+    }));
+    scrape(addr)
+}
+
 fn with_admin(config: &mut inverso::Config) {
     config.admin_port = Some(0);
 }
@@ -300,11 +309,8 @@ fn metrics_count_requests_by_class_target_and_duration() {
         })
         .collect();
     assert_eq!(statuses, [200, 404, 502, 200, 200, 502]);
-    // Counted once each response has gone out: wait for the last one.
-    assert!(wait_until(WAIT_LIMIT, || {
-        scrape(admin_addr)["inverso_request_duration_seconds_count"] == 6.0
-    }));
-    let m = scrape(admin_addr);
+    // Waits for the last response to have gone out.
+    let m = scrape_once_counted(admin_addr, 6.0);
     assert_eq!(m["inverso_requests_total{class=\"2xx\"}"], 3.0);
     assert_eq!(m["inverso_requests_total{class=\"4xx\"}"], 1.0);
     assert_eq!(m["inverso_requests_total{class=\"5xx\"}"], 2.0);
@@ -347,10 +353,7 @@ fn metrics_count_cache_results() {
     assert_eq!(get_with(&proxy, "/c", "").header("x-cache"), Some("HIT"));
     let mut client = proxy.connect();
     assert_eq!(client.post("/p", b"x").header("x-cache"), Some("BYPASS"));
-    assert!(wait_until(WAIT_LIMIT, || {
-        scrape(admin_addr)["inverso_request_duration_seconds_count"] == 4.0
-    }));
-    let m = scrape(admin_addr);
+    let m = scrape_once_counted(admin_addr, 4.0);
     assert_eq!(m["inverso_cache_requests_total{result=\"hit\"}"], 2.0);
     assert_eq!(m["inverso_cache_requests_total{result=\"miss\"}"], 1.0);
     assert_eq!(m["inverso_cache_requests_total{result=\"bypass\"}"], 1.0);
@@ -810,7 +813,7 @@ fn a_reload_that_shortens_connection_timeout_closes_connections_idle_under_the_o
     reload_timeouts(&proxy, &a, &[Duration::from_millis(300)]);
     // Its read began under an hour's timeout; it ends by the new one.
     assert!(idle.is_closed());
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert_eq!(proxy.connect().get("/after").status, 200);
 }
 
@@ -1411,6 +1414,21 @@ fn out_of_descriptors_the_proxy_answers_503_and_blames_no_backend() {
     );
 }
 
+/// Makes a named pipe at `path` and opens its reading end, non-blocking
+/// (so opening does not wait for a writer); the pipe fills up unless the
+/// test reads from what this returns.
+fn fifo_with_a_reader(path: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap()
+}
+
 #[test]
 fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
     // The log goes to a pipe whose reader stopped reading: once the pipe
@@ -1419,16 +1437,8 @@ fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
     let a = Backend::echo("a");
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("log.fifo");
-    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
-    // The reader that never reads (non-blocking, so opening does not wait).
-    use std::os::unix::fs::OpenOptionsExt;
-    let _reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
-        .unwrap();
+    // The reader that never reads.
+    let _reader = fifo_with_a_reader(&fifo);
     let mut proxy = start_proxy(&[a.addr], |c| c.path_to_log = Some(fifo.clone()));
     // Far more than a pipe holds (64 KiB): each line is about 150 bytes.
     let mut client = proxy.connect();
@@ -1455,18 +1465,10 @@ fn a_reopen_given_up_on_is_never_applied_later() {
     use inverso::access_log::{AccessLog, Outputs, Record};
     use inverso::config::LogFormat;
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     // A reader that does not read (yet).
-    let mut reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
-        .unwrap();
+    let mut reader = fifo_with_a_reader(&fifo);
     let log = AccessLog::start(Outputs {
         stdout: false,
         file: Some(fifo.clone()),

@@ -58,10 +58,7 @@ fn a_target_that_never_answers_gets_504() {
     assert_eq!(response.status, 504);
     assert_eq!(slow.requests(), 1);
     // The proxy gave up on the backend connection rather than pooling it.
-    assert!(wait_until(WAIT_LIMIT, || slow
-        .closed
-        .load(Ordering::SeqCst)
-        == 1));
+    assert!(wait_until(WAIT_LIMIT, || slow.closed() == 1));
 }
 
 #[test]
@@ -121,6 +118,35 @@ fn one_second(config: &mut inverso::Config) {
     config.connection_timeout = Duration::from_secs(1);
 }
 
+/// Sends `GET path` on a new connection and reads the response's head
+/// only, leaving its body to the test.
+fn head_only(proxy: &Proxy, path: &str) -> (Client, Head) {
+    let mut client = proxy.connect();
+    client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let head = client
+        .reader
+        .read_head()
+        .unwrap()
+        .expect("no response head");
+    (client, head)
+}
+
+/// What a client whose connection the proxy ends reads: a 408, or the
+/// end of the stream (or a reset) at once. `who` names it in the message.
+#[track_caller]
+fn assert_closed_or_408(client: &mut Client, who: &str) {
+    match client.try_response(false) {
+        Ok(response) => assert_eq!(response.status, 408),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            "{who} client not closed: {e}"
+        ),
+    }
+}
+
 #[test]
 fn a_target_closing_mid_body_ends_the_client_connection_with_nothing_appended() {
     let a = cutting_backend();
@@ -128,9 +154,7 @@ fn a_target_closing_mid_body_ends_the_client_connection_with_nothing_appended() 
     // Past the head the client cannot be told: it must get exactly the
     // bytes the backend sent, then a closed connection. Nothing may be
     // appended to the truncated body (no error response inside it).
-    let mut client = proxy.connect();
-    client.send(b"GET /cut-large HTTP/1.1\r\nHost: x\r\n\r\n");
-    let head = client.reader.read_head().unwrap().expect("no response");
+    let (mut client, head) = head_only(&proxy, "/cut-large");
     assert!(head.start_line.contains(" 200 "), "{}", head.raw);
     assert_eq!(head.get("content-length"), Some("200000"));
     let rest = client.read_until_closed();
@@ -145,9 +169,7 @@ fn a_target_closing_mid_body_ends_the_client_connection_with_nothing_appended() 
 fn a_broken_chunked_body_ends_the_client_connection_without_a_last_chunk() {
     let a = cutting_backend();
     let proxy = start_proxy(&[a.addr], one_second);
-    let mut client = proxy.connect();
-    client.send(b"GET /cut-chunked HTTP/1.1\r\nHost: x\r\n\r\n");
-    let head = client.reader.read_head().unwrap().expect("no response");
+    let (mut client, head) = head_only(&proxy, "/cut-chunked");
     assert!(head.start_line.contains(" 200 "), "{}", head.raw);
     assert!(head.is_chunked(), "{}", head.raw);
     // The client must not be able to mistake the body for a complete one,
@@ -199,16 +221,7 @@ fn a_client_that_stops_mid_head_is_dropped_and_others_are_served() {
     // Others are served meanwhile.
     let mut other = proxy.connect();
     assert_eq!(other.get("/other").status, 200);
-    match stalled.try_response(false) {
-        Ok(response) => assert_eq!(response.status, 408),
-        Err(e) => assert!(
-            matches!(
-                e.kind(),
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-            ),
-            "stalled client not closed: {e}"
-        ),
-    }
+    assert_closed_or_408(&mut stalled, "stalled");
     assert!(stalled.is_closed());
     assert_eq!(a.requests(), 1);
     assert_eq!(proxy.connect().get("/after").status, 200);
@@ -222,17 +235,8 @@ fn a_client_idle_between_requests_is_closed_after_the_timeout() {
     assert_eq!(client.get("/").status, 200);
     // Nothing more is sent: the proxy closes (without a response, or
     // with a 408) well within the client's own read timeout.
-    match client.try_response(false) {
-        Ok(response) => assert_eq!(response.status, 408),
-        Err(e) => assert!(
-            matches!(
-                e.kind(),
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-            ),
-            "idle client not closed: {e}"
-        ),
-    }
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    assert_closed_or_408(&mut client, "idle");
+    proxy.assert_becomes_idle();
 }
 
 #[test]
@@ -585,7 +589,7 @@ fn shutdown_with_no_connections_returns_true() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |_| {});
     assert_eq!(proxy.connect().get("/").status, 200);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(proxy.shutdown(Duration::from_secs(5)));
 }
 
@@ -779,10 +783,8 @@ fn a_client_gone_before_any_response_byte_is_logged_499() {
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(stream);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
-    assert!(proxy.shutdown(Duration::from_secs(5)));
-    let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("/gone")).unwrap();
+    proxy.assert_becomes_idle();
+    let line = logged_line(&mut proxy, "/gone");
     assert!(line.contains("\" 499 0 "), "{line}");
 }
 
@@ -800,24 +802,40 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
         Action::KeepAlive
     });
     let mut proxy = start_proxy(&[a.addr], |_| {});
-    let mut client = proxy.connect();
-    client.send(b"GET /abandoned HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    drop(client);
+    send_then_leave(&proxy, &a, "/abandoned");
     // Past the wait after which the proxy looks (20 ms): a precondition,
     // not a measurement.
     std::thread::sleep(Duration::from_millis(50));
     release.open();
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     assert!(
-        wait_until(WAIT_LIMIT, || a.closed.load(Ordering::SeqCst) == 1),
+        wait_until(WAIT_LIMIT, || a.closed() == 1),
         "the backend connection is closed, not pooled"
     );
-    assert!(proxy.shutdown(Duration::from_secs(5)));
-    let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("/abandoned")).unwrap();
+    let line = logged_line(&mut proxy, "/abandoned");
     assert!(line.contains("\" 499 0 "), "{line}");
     assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+}
+
+/// Shuts `proxy` down, asserting that nothing was cut, and returns its
+/// access log's line for `path`.
+#[track_caller]
+fn logged_line(proxy: &mut Proxy, path: &str) -> String {
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let found = lines.iter().find(|l| l.contains(path));
+    found
+        .unwrap_or_else(|| panic!("no line for {path}: {lines:#?}"))
+        .clone()
+}
+
+/// A client sends `GET path`, waits until `backend` has the request, and
+/// leaves (a normal close) while the backend works on it.
+fn send_then_leave(proxy: &Proxy, backend: &Backend, path: &str) {
+    let mut client = proxy.connect();
+    client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
+    drop(client);
 }
 
 /// A backend that, on `/work`, answers nothing and waits (bounded) for the
@@ -846,18 +864,13 @@ fn a_client_that_leaves_while_the_backend_works_has_its_backend_connection_close
     let saw_close = Arc::new(AtomicUsize::new(0));
     let a = working_backend(&saw_close);
     let mut proxy = start_proxy(&[a.addr], |_| {});
-    let mut client = proxy.connect();
-    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    drop(client);
+    send_then_leave(&proxy, &a, "/work");
     assert!(
         wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
         "the backend saw no close while it worked"
     );
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
-    assert!(proxy.shutdown(Duration::from_secs(5)));
-    let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("/work")).unwrap();
+    proxy.assert_becomes_idle();
+    let line = logged_line(&mut proxy, "/work");
     assert!(line.contains("\" 499 0 "), "{line}");
     assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
 }
@@ -867,15 +880,16 @@ fn a_client_that_leaves_frees_its_max_conns_slot_for_the_next_request() {
     let saw_close = Arc::new(AtomicUsize::new(0));
     let a = working_backend(&saw_close);
     let proxy = start_proxy(&[a.addr], |c| c.targets[0].max_conns = Some(1));
-    let mut gone = proxy.connect();
-    gone.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    drop(gone);
+    send_then_leave(&proxy, &a, "/work");
     // Served, not 503 after waiting for a slot the one who left held.
     let mut next = proxy.connect();
     assert_eq!(next.get("/next").body, b"/next");
     assert_eq!(saw_close.load(Ordering::SeqCst), 1);
 }
+
+/// The head of an event stream, its body chunked.
+const EVENT_STREAM_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 /// A backend answering an event stream: the head at once, then one event,
 /// then (after `first_event` is opened) nothing more, waiting (bounded)
@@ -884,9 +898,7 @@ fn a_client_that_leaves_frees_its_max_conns_slot_for_the_next_request() {
 fn streaming_backend(first_event: &Gate, saw_close: &Arc<AtomicUsize>) -> Backend {
     let (first_event, saw_close) = (first_event.clone(), saw_close.clone());
     Backend::start("a", move |_, out| {
-        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-                    Transfer-Encoding: chunked\r\n\r\n";
-        out.write_all(head.as_bytes()).unwrap();
+        out.write_all(EVENT_STREAM_HEAD).unwrap();
         first_event.wait();
         out.write_all(b"c\r\ndata: tick\n\n\r\n").unwrap();
         out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
@@ -904,9 +916,7 @@ fn an_event_stream_s_head_reaches_the_client_before_its_first_event() {
     let saw_close = Arc::new(AtomicUsize::new(0));
     let a = streaming_backend(&first_event, &saw_close);
     let proxy = start_proxy(&[a.addr], |_| {});
-    let mut client = proxy.connect();
-    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-    let head = client.reader.read_head().unwrap().expect("a head");
+    let (mut client, head) = head_only(&proxy, "/events");
     first_event.open();
     assert!(head.start_line.starts_with("HTTP/1.1 200"), "{head:?}");
     assert!(head.is_chunked(), "{head:?}");
@@ -925,19 +935,15 @@ fn a_client_that_leaves_an_event_stream_has_its_backend_connection_closed() {
     // Not the backend timeout closing it: that comes after the backend
     // has stopped waiting.
     let mut proxy = start_proxy(&[a.addr], |c| c.connection_timeout = 2 * WAIT_LIMIT);
-    let mut client = proxy.connect();
-    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-    client.reader.read_head().unwrap().expect("a head");
+    let (mut client, _head) = head_only(&proxy, "/events");
     assert_eq!(client.reader.read_line().unwrap(), "c");
     drop(client);
     assert!(
         wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
         "the backend saw no close"
     );
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
-    assert!(proxy.shutdown(Duration::from_secs(5)));
-    let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("/events")).unwrap();
+    proxy.assert_becomes_idle();
+    let line = logged_line(&mut proxy, "/events");
     // What the client got: the head and one event.
     assert!(line.contains("\" 200 12 "), "{line}");
 }
@@ -951,18 +957,14 @@ fn an_event_stream_that_fails_after_its_head_went_on_alone_is_cut_not_answered_5
         let a = {
             let head_seen = head_seen.clone();
             Backend::start("a", move |_, out| {
-                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-                            Transfer-Encoding: chunked\r\n\r\n";
-                out.write_all(head.as_bytes()).unwrap();
+                out.write_all(EVENT_STREAM_HEAD).unwrap();
                 head_seen.wait();
                 let _ = out.write_all(ending);
                 Action::Close
             })
         };
         let mut proxy = start_proxy(&[a.addr], |_| {});
-        let mut client = proxy.connect();
-        client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-        let head = client.reader.read_head().unwrap().expect("a head");
+        let (mut client, head) = head_only(&proxy, "/events");
         assert!(
             head.start_line.starts_with("HTTP/1.1 200"),
             "{what}: {head:?}"
@@ -970,9 +972,7 @@ fn an_event_stream_that_fails_after_its_head_went_on_alone_is_cut_not_answered_5
         head_seen.open();
         let rest = client.read_until_closed();
         assert_eq!(String::from_utf8_lossy(&rest), "", "{what}");
-        assert!(proxy.shutdown(Duration::from_secs(5)));
-        let lines = proxy.log_lines();
-        let line = lines.iter().find(|l| l.contains("/events")).unwrap();
+        let line = logged_line(&mut proxy, "/events");
         assert!(line.contains("\" 200 0 "), "{what}: {line}");
     }
 }
@@ -985,16 +985,24 @@ fn a_client_that_leaves_an_event_stream_before_its_first_event_is_logged_with_it
     let saw_close = Arc::new(AtomicUsize::new(0));
     let a = streaming_backend(&first_event, &saw_close);
     let mut proxy = start_proxy(&[a.addr], |c| c.connection_timeout = 2 * WAIT_LIMIT);
-    let mut client = proxy.connect();
-    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-    client.reader.read_head().unwrap().expect("a head");
+    let (client, _head) = head_only(&proxy, "/events");
     drop(client);
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    proxy.assert_becomes_idle();
     first_event.open();
-    assert!(proxy.shutdown(Duration::from_secs(5)));
-    let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("/events")).unwrap();
+    let line = logged_line(&mut proxy, "/events");
     assert!(line.contains("\" 200 0 "), "{line}");
+}
+
+/// After its client left, the proxy still reads the backend's answer: the
+/// backend sees no close, the proxy keeps that one connection.
+#[track_caller]
+fn assert_still_read_on(proxy: Proxy, saw_close: &AtomicUsize) {
+    // Long enough for a watched wait to have seen the close (the tests
+    // where the client is watched need far less); nothing to measure.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(saw_close.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.handle().live_connections(), 1);
+    drop(proxy);
 }
 
 #[test]
@@ -1009,17 +1017,10 @@ fn an_event_stream_the_cache_takes_is_read_on_after_its_client_leaves() {
         c.cache_size = 4 << 20;
         c.cache_unlabeled = true;
     });
-    let mut client = proxy.connect();
-    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-    client.reader.read_head().unwrap().expect("a head");
+    let (mut client, _head) = head_only(&proxy, "/events");
     assert_eq!(client.reader.read_line().unwrap(), "c");
     drop(client);
-    // Long enough for a watched wait to have seen the close (the test
-    // above needs far less); nothing to measure.
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(saw_close.load(Ordering::SeqCst), 0);
-    assert_eq!(proxy.handle().live_connections(), 1);
-    drop(proxy);
+    assert_still_read_on(proxy, &saw_close);
 }
 
 #[test]
@@ -1074,16 +1075,8 @@ fn a_request_the_cache_may_store_is_not_given_up_while_the_backend_works() {
     let saw_close = Arc::new(AtomicUsize::new(0));
     let a = working_backend(&saw_close);
     let proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
-    let mut client = proxy.connect();
-    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    drop(client);
-    // Long enough for a watched wait to have seen the close (the test
-    // above needs far less); nothing to measure.
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(saw_close.load(Ordering::SeqCst), 0);
-    assert_eq!(proxy.handle().live_connections(), 1);
-    drop(proxy);
+    send_then_leave(&proxy, &a, "/work");
+    assert_still_read_on(proxy, &saw_close);
 }
 
 #[test]
@@ -1134,16 +1127,11 @@ fn with_the_cache_on_a_client_gone_before_an_unstorable_answer_is_logged_499() {
         Action::KeepAlive
     });
     let mut proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
-    let mut client = proxy.connect();
-    client.send(b"GET /abandoned HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    drop(client);
+    send_then_leave(&proxy, &a, "/abandoned");
     std::thread::sleep(Duration::from_millis(50)); // past the 20 ms
     release.open();
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
-    assert!(proxy.shutdown(Duration::from_secs(5)));
-    let lines = proxy.log_lines();
-    let line = lines.iter().find(|l| l.contains("/abandoned")).unwrap();
+    proxy.assert_becomes_idle();
+    let line = logged_line(&mut proxy, "/abandoned");
     assert!(line.contains("\" 499 0 "), "{line}");
 }
 

@@ -278,6 +278,11 @@ impl Seen {
     pub fn path(&self) -> &str {
         self.head.start_line.split(' ').nth(1).unwrap_or_default()
     }
+
+    /// The first value of the field `name`, or `absent` when there is none.
+    pub fn field_or(&self, name: &str, absent: &str) -> String {
+        self.head.get(name).unwrap_or(absent).to_string()
+    }
 }
 
 /// What a backend does with its connection after the handler answered.
@@ -390,6 +395,10 @@ impl Backend {
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -536,13 +545,20 @@ impl Proxy {
         let mut client = self.connect();
         let result = exchange(&mut client);
         drop(client);
+        self.assert_becomes_idle();
+        result
+    }
+
+    /// Asserts that the proxy comes to serve no connection at all within
+    /// [`WAIT_LIMIT`].
+    #[track_caller]
+    pub fn assert_becomes_idle(&self) {
         let handle = self.handle();
         assert!(
             wait_until(WAIT_LIMIT, || handle.live_connections() == 0),
             "the proxy still serves {} connections",
             handle.live_connections()
         );
-        result
     }
 
     /// The access log's lines (complete after [`Proxy::shutdown`]).
