@@ -505,7 +505,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         (
             "inverso_cache_bytes",
             "gauge",
-            "Bytes stored (key, head and body of every entry).",
+            "Bytes the entries take, counted as cache_size is (body, head, key and bookkeeping).",
             cache.bytes() as f64,
         ),
         (

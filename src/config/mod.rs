@@ -700,7 +700,9 @@ fn unknown_key_message(key: &str) -> String {
         .iter()
         .map(|k| (edit_distance(key, k.name), k.name))
         .min()
-        .filter(|(d, name)| *d <= 3.max(name.len() / 4));
+        // Not when most of a short key would have to change (`foo` is no
+        // misspelt `port`).
+        .filter(|(d, name)| *d <= 3.max(name.len() / 4) && 2 * d <= key.len().min(name.len()));
     match nearest {
         Some((_, name)) => format!("unknown key `{key}` (did you mean `{name}`?)"),
         None => format!("unknown key `{key}`"),
@@ -785,6 +787,8 @@ mod tests {
             e.to_string(),
             "proxy.conf:2: unknown key `prot` (did you mean `port`?)"
         );
+        let e = build("targets = 127.0.0.1:1\nfoo = 80\n").unwrap_err();
+        assert_eq!(e.to_string(), "proxy.conf:2: unknown key `foo`");
 
         let e = build("targets = 127.0.0.1:1\nport = 1\n# x\nport = 2\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:4");
