@@ -476,6 +476,37 @@ fn slowloris_a_head_trickling_in_gets_408_when_the_head_timeout_passes() {
 }
 
 #[test]
+fn the_head_timeout_holds_while_many_connections_are_open() {
+    // With many connections open a worker yields before a read that
+    // would wait, and sets the read's timeout only if it still must wait:
+    // that wait must still end when the head timeout passes.
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], slow_client_limits);
+    let mut crowd: Vec<_> = (0..40).map(|_| proxy.connect()).collect();
+    for client in &mut crowd {
+        assert_eq!(client.get("/crowd").status, 200);
+    }
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\n");
+    assert_eq!(client.response().status, 408);
+    assert!(client.is_closed());
+    let mut silent = proxy.connect();
+    assert!(silent.is_closed());
+}
+
+#[test]
+fn after_a_body_the_connection_idles_under_connection_timeout_not_the_body_timeout() {
+    // The body's reads time out after 400 ms; the wait for the next
+    // request that follows must not inherit that.
+    let backend = Backend::echo("b");
+    let proxy = start_proxy(&[backend.addr], slow_client_limits);
+    let mut client = proxy.connect();
+    assert_eq!(client.post("/form", b"a=1").status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(client.get("/next").status, 200);
+}
+
+#[test]
 fn a_body_that_stops_arriving_gets_408() {
     let backend = Backend::echo("b");
     let proxy = start_proxy(&[backend.addr], slow_client_limits);

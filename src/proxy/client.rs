@@ -76,9 +76,7 @@ pub(super) struct Client {
     pub(super) scheme: &'static str,
     /// connection_timeout: idle time between requests, and any socket read.
     pub(super) timeout: Duration,
-    /// The receive timeout the socket has: changed only when a read wants
-    /// another (a system call each time).
-    read_timeout: Duration,
+    read_timeout: ReadTimeout,
     /// The longest a whole request head may take.
     pub(super) header_timeout: Duration,
     /// The longest a pause between two reads of a request body may take.
@@ -126,6 +124,19 @@ enum NoProxyHeader {
     Io(io::Error),
 }
 
+/// The receive timeout a client socket has. Each read that may wait sets
+/// what it needs, and nothing is put back after it: the system call is
+/// made only when a read wants another than the last one.
+struct ReadTimeout(Duration);
+
+impl ReadTimeout {
+    fn set(&mut self, stream: &TcpStream, wanted: Duration) {
+        if self.0 != wanted && stream.set_read_timeout(Some(wanted)).is_ok() {
+            self.0 = wanted;
+        }
+    }
+}
+
 pub(super) enum HeadRead {
     /// A complete head of this many bytes is buffered.
     Ready(usize),
@@ -152,7 +163,7 @@ impl Client {
             tls_in_front: false,
             scheme: "http",
             timeout,
-            read_timeout: timeout,
+            read_timeout: ReadTimeout(timeout),
             header_timeout: timeout,
             body_timeout: timeout,
             limits: RequestLimits::default(),
@@ -170,14 +181,9 @@ impl Client {
         }
     }
 
-    /// Gives the socket's reads `timeout`, unless they have it already:
-    /// each read sets what it needs, and nothing is put back after it.
+    /// Gives the socket's reads `timeout` (see [`ReadTimeout`]).
     pub(super) fn time_reads_out_after(&mut self, timeout: Duration) {
-        if self.read_timeout != timeout
-            && self.conn.get_ref().set_read_timeout(Some(timeout)).is_ok()
-        {
-            self.read_timeout = timeout;
-        }
+        self.read_timeout.set(self.conn.get_ref(), timeout);
     }
 
     /// Takes the request limits of the settings in force.
@@ -242,8 +248,14 @@ impl Client {
             if wait.is_zero() {
                 break self.head_timed_out();
             }
-            self.time_reads_out_after(wait);
-            match sched::fill_yielding(&mut self.conn, Peer::Client, self.crowded) {
+            // Set for the read that waits: one the yields make needless
+            // (a new connection's request there by then) needs none.
+            let filled =
+                sched::fill_yielding_or(&mut self.conn, Peer::Client, self.crowded, |conn| {
+                    self.read_timeout.set(conn.get_ref(), wait);
+                    conn.fill()
+                });
+            match filled {
                 Ok(0) => break self.head_abandoned(),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),
