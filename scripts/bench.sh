@@ -43,8 +43,10 @@
 #     runs so that a long run cannot fill the disk.
 #   - nginx proxy: upstream keepalive 64, HTTP/1.1 to the backends, and
 #     proxy_buffers big enough for the 64 KiB body, so that it never spills
-#     to a temp file (that is how one tunes nginx for this payload).
-#   - HAProxy: mode http, roundrobin, http-reuse always, nbthread = cores.
+#     to a temp file (that is how one tunes nginx for this payload);
+#     `listen ... deferred`, as inverso defers accept by default.
+#   - HAProxy: mode http, roundrobin, http-reuse always, nbthread = cores,
+#     `bind ... defer-accept`.
 #   - inverso: round robin (its default) over the same two backends,
 #     RUST_LOG=warn, persistence off, upstream_keepalive at its default;
 #     cache_size = 0 in proxy/idle mode, 256MiB in cache mode.
@@ -426,7 +428,7 @@ $(nginx_http_common "$name")
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port backlog=4096 deferred;
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -463,7 +465,7 @@ defaults
   timeout http-keep-alive 120s
 
 frontend fe
-  bind 127.0.0.1:$_port
+  bind 127.0.0.1:$_port defer-accept
   default_backend be
 
 backend be

@@ -30,7 +30,7 @@ use crate::http::conn::is_timeout;
 use crate::http::proxy_protocol;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
-use crate::proxy::{self, error_response, ConnWatch, Current, Shared};
+use crate::proxy::{self, error_response, ConnWatch, Current, Inherited, Shared};
 use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
@@ -107,9 +107,9 @@ impl Server {
             addr: config.listen_addr(),
             error,
         })?;
-        let inherited_timeout = config.connection_timeout;
         let worker_priority = config.worker_priority;
-        set_inherited_options(&listener, inherited_timeout);
+        let inherited =
+            set_inherited_options(&listener, config.connection_timeout, config.defer_accept);
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
@@ -153,7 +153,7 @@ impl Server {
             connections: Mutex::new(Connections::default()),
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
-            inherited_timeout,
+            inherited,
             listening: addr,
         });
         let first = inner.current.get();
@@ -217,8 +217,9 @@ fn new_cache(config: &Config) -> Cache {
 /// connection: Linux copies TCP_NODELAY and the socket timeouts to every
 /// socket `accept` returns. (The receive timeout also bounds `accept`
 /// itself, which the accept loop takes in its stride.) Elsewhere the
-/// connection sets them itself.
-fn set_inherited_options(listener: &TcpListener, timeout: Duration) {
+/// connection sets them itself. With `defer`, connections are accepted
+/// once their first bytes have come (see [`defer_accept`]).
+fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool) -> Inherited {
     let socket = socket2::SockRef::from(listener);
     let set = socket
         .set_nodelay(true)
@@ -226,6 +227,48 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration) {
         .and_then(|()| socket.set_write_timeout(Some(timeout)));
     if let Err(e) = set {
         log::warn!("cannot set socket options on the listener: {e}");
+    }
+    let deferred = defer
+        && defer_accept(listener)
+            .inspect_err(|e| log::warn!("defer_accept: {e}; connections are accepted at once"))
+            .is_ok();
+    Inherited { timeout, deferred }
+}
+
+/// Has the kernel hold a new connection until its first bytes arrive
+/// (TCP_DEFER_ACCEPT; Apache's default `AcceptFilter http data` on Linux,
+/// nginx's `listen ... deferred`, HAProxy's `defer-accept`). A thread per
+/// connection gains most from it: the worker that accepts finds the
+/// request there, instead of sleeping again at once to wait for it. A
+/// client that says nothing is passed on after a second anyway (the
+/// kernel's first SYN-ACK retransmission), and the header timeout runs
+/// from then.
+fn defer_accept(listener: &TcpListener) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let seconds: libc::c_int = 1;
+        // SAFETY: the descriptor is the listener's, open for the call; the
+        // option value is a c_int we own, passed with its size.
+        let done = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&seconds as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = listener;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "Linux only"))
     }
 }
 
@@ -346,8 +389,8 @@ struct Inner {
     /// Signalled whenever a connection ends.
     drained: Condvar,
     next_id: AtomicU64,
-    /// The timeouts accepted sockets come with (see `set_inherited_options`).
-    inherited_timeout: Duration,
+    /// What accepted sockets come with (see `set_inherited_options`).
+    inherited: Inherited,
     /// The address actually listened on (a reload keeps it).
     listening: SocketAddr,
 }
@@ -610,7 +653,7 @@ fn register(
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let watch = Arc::new(ConnWatch::new(
         stream.clone(),
-        inner.inherited_timeout,
+        inner.inherited.timeout,
         inner.current.generation(),
     ));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
@@ -720,18 +763,12 @@ struct Refused {
 fn serve(stream: Arc<TcpStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner) {
     if !cfg!(target_os = "linux") {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(inner.inherited_timeout));
-        let _ = stream.set_write_timeout(Some(inner.inherited_timeout));
+        let _ = stream.set_read_timeout(Some(inner.inherited.timeout));
+        let _ = stream.set_write_timeout(Some(inner.inherited.timeout));
     }
     let watch = slot.watch.clone();
     let mut claim = |client, limit| slot.claim(client, limit);
-    proxy::serve(
-        watch,
-        peer,
-        &inner.current,
-        inner.inherited_timeout,
-        &mut claim,
-    );
+    proxy::serve(watch, peer, &inner.current, inner.inherited, &mut claim);
     // Leaving the registry frees the slot only once the socket is done with.
     drop(slot);
 }
@@ -801,6 +838,7 @@ impl Control {
             max_object_size,
             unit_time,
             worker_priority,
+            defer_accept,
             path_to_persistence
         );
         next.log_to_stdout = was.log_to_stdout;
@@ -921,7 +959,7 @@ mod tests {
     #[test]
     fn accepted_sockets_inherit_the_listener_options() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        set_inherited_options(&listener, Duration::from_secs(7));
+        set_inherited_options(&listener, Duration::from_secs(7), false);
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         assert!(accepted.nodelay().unwrap());

@@ -280,6 +280,31 @@ fn over_max_connections_gets_503_and_is_closed() {
 }
 
 #[test]
+fn a_client_that_connects_and_says_nothing_holds_no_thread_until_it_speaks() {
+    // defer_accept (the default): the kernel keeps the connection until
+    // its first bytes come, so a worker takes it with its request there.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut silent = proxy.connect();
+    // Well within the second after which the kernel passes it on anyway.
+    let handle = proxy.handle();
+    let counted = wait_until(Duration::from_millis(300), || handle.live_connections() > 0);
+    assert!(!counted, "a silent connection was accepted at once");
+    assert_eq!(silent.get("/spoke").status, 200);
+    assert_eq!(proxy.handle().live_connections(), 1);
+}
+
+#[test]
+fn without_defer_accept_a_silent_connection_is_accepted_at_once() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.defer_accept = false);
+    let mut silent = proxy.connect();
+    let handle = proxy.handle();
+    assert!(wait_until(WAIT_LIMIT, || handle.live_connections() == 1));
+    assert_eq!(silent.get("/spoke").status, 200);
+}
+
+#[test]
 fn one_client_address_holds_at_most_max_connections_per_client() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| c.max_connections_per_client = 2);

@@ -230,6 +230,12 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, |v| parse_number(v, -20..=19)).map(|n| c.worker_priority = n),
     },
     Key {
+        name: "defer_accept",
+        default: "true",
+        help: "accept a connection once its first bytes have arrived (Linux TCP_DEFER_ACCEPT, nginx's `listen ... deferred`): one wake-up per new connection, not two; a client that says nothing holds no thread for its first second",
+        apply: |c, v| parse_bool(v).map(|b| c.defer_accept = b),
+    },
+    Key {
         name: "admin_port",
         default: "",
         help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",

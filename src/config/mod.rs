@@ -54,6 +54,7 @@ pub struct Config {
     pub batch_scheduling: bool,
     /// Nice value of the worker threads; `None`: the process's own.
     pub worker_priority: Option<i32>,
+    pub defer_accept: bool,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -531,6 +532,7 @@ impl Config {
             shutdown_timeout: Duration::ZERO,
             batch_scheduling: false,
             worker_priority: None,
+            defer_accept: true,
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,

@@ -77,6 +77,9 @@ pub(super) struct Client {
     /// connection_timeout: idle time between requests, and any socket read.
     pub(super) timeout: Duration,
     read_timeout: ReadTimeout,
+    /// Connections are accepted once their first bytes have come: the
+    /// first read of a new one looks before it yields or waits.
+    pub(super) bytes_on_accept: bool,
     /// The longest a whole request head may take.
     pub(super) header_timeout: Duration,
     /// The longest a pause between two reads of a request body may take.
@@ -164,6 +167,7 @@ impl Client {
             scheme: "http",
             timeout,
             read_timeout: ReadTimeout(timeout),
+            bytes_on_accept: false,
             header_timeout: timeout,
             body_timeout: timeout,
             limits: RequestLimits::default(),
@@ -215,6 +219,11 @@ impl Client {
         let mut scanned = 0;
         let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
         let mut empty_lines = 0;
+        if since.is_some() && self.bytes_on_accept && self.conn.buffered().is_empty() {
+            // Whatever this finds (bytes, the end, an error, nothing yet),
+            // the loop below takes it from there.
+            let _ = self.conn.fill_now();
+        }
         loop {
             while self.conn.buffered().starts_with(b"\r\n") {
                 self.conn.consume(2);

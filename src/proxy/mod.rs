@@ -118,12 +118,21 @@ impl Current {
     }
 }
 
+/// What every accepted socket comes with from the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Inherited {
+    /// Its receive and send timeouts.
+    pub timeout: Duration,
+    /// It was accepted only once its first bytes had come (TCP_DEFER_ACCEPT).
+    pub deferred: bool,
+}
+
 /// Serves one client connection until it closes, times out, or the server
 /// shuts down. `watch` says when the connection waits for a request, so
 /// shutdown can close exactly the connections that are not mid-request,
 /// and which backend socket a request uses, so a forced close ends it.
 ///
-/// The socket arrives with TCP_NODELAY and its timeouts set to `inherited`
+/// The socket arrives with TCP_NODELAY and the timeouts of `inherited`
 /// (Linux copies them from the listener), so nothing is set here unless the
 /// configuration says otherwise.
 ///
@@ -133,13 +142,14 @@ pub fn serve(
     watch: Arc<ConnWatch>,
     peer: SocketAddr,
     current: &Current,
-    inherited: Duration,
+    inherited: Inherited,
     claim: &mut dyn FnMut(IpAddr, usize) -> bool,
 ) {
     let mut seen = current.generation();
     let mut shared = current.get();
-    let mut timeout = inherited;
+    let mut timeout = inherited.timeout;
     let mut client = Client::new(watch, peer, timeout);
+    client.bytes_on_accept = inherited.deferred;
     let accepted = Instant::now();
     if shared.config.proxy_protocol {
         if !client.take_proxy_header(accepted, &shared.config) {
