@@ -54,8 +54,9 @@ pub struct BufConn<S> {
     end: usize,
     /// Size the buffer is given when it is (re)allocated.
     capacity: usize,
-    /// Whether a read with no buffer (after `release_if_empty`) goes to a
-    /// small stack buffer first (see `fill_released`).
+    /// Whether a read that cannot wait ([`fill_now`](Self::fill_now)) with
+    /// no buffer (after `release_if_empty`) also goes to the small stack
+    /// buffer (see `fill_released`), as every read that may wait does.
     probe: bool,
 }
 
@@ -71,10 +72,12 @@ impl<S> BufConn<S> {
         }
     }
 
-    /// Reads into the buffer itself, taking one for the read if released,
-    /// rather than probing: for a connection that is read only while an
-    /// answer is due (a backend's), where a probe would only split a
-    /// response larger than it into two reads.
+    /// A read that cannot wait takes the buffer for what has come, rather
+    /// than probing, and gives it back if nothing has: for a connection
+    /// whose answer is often found there after a yield (a backend's),
+    /// where a probe would split a response larger than it into two
+    /// reads. A read that may wait still probes, so that a request
+    /// waiting for its answer (a long poll) holds no buffer.
     pub fn without_probe(mut self) -> Self {
         self.probe = false;
         self
@@ -262,10 +265,7 @@ impl<S: Read> BufConn<S> {
         mut read: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         if self.buf.is_empty() {
-            if self.probe {
-                return self.fill_released(read);
-            }
-            self.buf = take_buffer(self.capacity);
+            return self.fill_released(read);
         }
         if self.start == self.end {
             self.start = 0;
@@ -305,7 +305,15 @@ impl<S: Read> BufConn<S> {
 impl<S: Read + AsRawFd> BufConn<S> {
     /// `fill` without waiting: `WouldBlock` when nothing has arrived.
     pub fn fill_now(&mut self) -> io::Result<usize> {
-        self.fill_by(|stream, buf| recv_now(stream.as_raw_fd(), buf))
+        let released = self.buf.is_empty();
+        if released && !self.probe {
+            self.buf = take_buffer(self.capacity);
+        }
+        let filled = self.fill_by(|stream, buf| recv_now(stream.as_raw_fd(), buf));
+        if released {
+            self.release_if_empty();
+        }
+        filled
     }
 }
 
@@ -747,17 +755,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn without_a_probe_a_released_connection_reads_what_came_in_one_read() {
+    fn without_a_probe_a_read_that_cannot_wait_takes_what_came_in_one_read() {
+        let (mut far, near) = loopback_pair();
         let message = vec![b'x'; 3 * PROBE_BYTES];
         for (probe, first_read) in [(true, PROBE_BYTES), (false, message.len())] {
-            let mut c = BufConn::new(&message[..], 4 * PROBE_BYTES);
+            let mut c = BufConn::new(near.try_clone().unwrap(), 4 * PROBE_BYTES);
             if !probe {
                 c = c.without_probe();
             }
-            assert_eq!(c.fill().unwrap(), first_read, "probe: {probe}");
-            c.consume(first_read);
+            // Nothing there: no buffer kept.
+            assert_eq!(c.fill_now().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+            assert!(c.buf.is_empty(), "probe: {probe}");
+            far.write_all(&message).unwrap();
+            while !readable_within(near.as_raw_fd(), Duration::from_secs(10)).unwrap() {}
+            let mut got = c.fill_now().unwrap();
+            assert_eq!(got, first_read, "probe: {probe}");
+            while got < message.len() {
+                got += c.fill().unwrap();
+            }
+            c.consume(got);
             c.release_if_empty();
-            assert!(c.buf.is_empty());
         }
     }
 

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 
 /// Buffer for reading a backend's responses: large enough that a 64 KiB
 /// response arrives in one read and leaves in one write (read straight
-/// into it: a connection waits for a backend only while its answer is
-/// due, so that costs no idle memory).
+/// into it when found there; see `BufConn::without_probe`).
 const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
 /// One backend, its health and its idle connections.
