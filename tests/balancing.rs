@@ -428,11 +428,14 @@ fn a_backup_serves_only_while_every_other_target_is_down() {
 fn traffic_returns_from_the_backup_once_a_target_passes_its_checks_again() {
     let a = Killable::start("a");
     let spare = Killable::start("spare");
+    // Failing before the checker starts, which probes at once: a first
+    // probe answered 200 would leave one failure, not two, counted by
+    // the time the third arrives.
+    a.healthy.store(false, Ordering::SeqCst);
     let proxy = start_proxy(&[a.addr, spare.addr], |c| {
         checks(c);
         c.targets[1].backup = true;
     });
-    a.healthy.store(false, Ordering::SeqCst);
     // fall = 2: once a third probe has arrived, two have failed.
     assert!(wait_until(WAIT_LIMIT, || a.probes() >= 3));
     for i in 0..5 {
@@ -689,6 +692,12 @@ fn assert_get_retried_post_answered(bad: &Backend, post_status: u16) {
     assert_eq!(response.status, 200);
     assert_eq!(response.header("x-backend"), Some("good"));
     assert_eq!(first_answer(bad, &good, POST).status, post_status);
+    // After a timeout (a backend that never answers) nothing orders the
+    // backend's reading of the request before the proxy's answer.
+    assert!(
+        wait_until(WAIT_LIMIT, || bad.requests() >= 2),
+        "the bad backend did not get both requests"
+    );
     assert_eq!(bad.requests(), 2);
     assert_eq!(good.requests(), 1);
 }

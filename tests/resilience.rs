@@ -56,6 +56,12 @@ fn a_target_that_never_answers_gets_504() {
     let mut client = proxy.connect();
     let response = client.get("/");
     assert_eq!(response.status, 504);
+    // The 504 comes from the proxy's timeout, not from the backend: its
+    // thread may not have read the request yet.
+    assert!(
+        wait_until(WAIT_LIMIT, || slow.requests() >= 1),
+        "the backend never got the request"
+    );
     assert_eq!(slow.requests(), 1);
     // The proxy gave up on the backend connection rather than pooling it.
     assert!(wait_until(WAIT_LIMIT, || slow.closed() == 1));
@@ -664,15 +670,20 @@ fn requests_cut_at_the_end_of_the_grace_period_are_logged() {
 
 #[test]
 fn a_request_still_connecting_at_the_end_of_the_grace_period_is_logged() {
-    let mut proxy = start_proxy(&[blackhole_addr()], |c| {
+    let blackhole = blackhole_addr();
+    let mut proxy = start_proxy(&[blackhole], |c| {
         c.connection_timeout = Duration::from_secs(60);
         c.connect_timeout = Some(Duration::from_secs(60));
+        c.admin_port = Some(0);
     });
     let mut client = proxy.connect();
     client.send(b"GET /connecting HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 1));
-    // Time to reach the connect, which no backend will ever answer.
-    std::thread::sleep(Duration::from_millis(200));
+    // The target is picked, the connect (which no backend will ever
+    // answer) next: the request is under way, not a connection idle.
+    assert!(
+        wait_until(WAIT_LIMIT, || upstream_in_flight(&proxy, blackhole) == 1),
+        "the request never went for its target"
+    );
     assert!(!proxy.shutdown(Duration::from_millis(100)));
     let lines = proxy.log_lines();
     assert!(
@@ -681,6 +692,21 @@ fn a_request_still_connecting_at_the_end_of_the_grace_period_is_logged() {
             .any(|l| l.contains("\"GET /connecting HTTP/1.1\" 502 0 ")),
         "{lines:#?}"
     );
+}
+
+/// The requests in flight at `target`, from the admin listener's metrics.
+fn upstream_in_flight(proxy: &Proxy, target: std::net::SocketAddr) -> u64 {
+    let admin = proxy
+        .handle()
+        .admin_addr()
+        .expect("the admin listener is on");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let sample = format!("inverso_upstream_in_flight{{target=\"{target}\"}} ");
+    let text = metrics.body_str();
+    let value = text.lines().find_map(|l| l.strip_prefix(&sample));
+    value
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {sample:?} in {text}"))
 }
 
 #[test]
