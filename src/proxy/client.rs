@@ -4,7 +4,7 @@
 
 use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
-use super::{client_body_status, error_response, ConnWatch, Refusal};
+use super::{client_body_status, error_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
 use crate::http::conn::{is_timeout, peek, peer_gone, SharedStream};
 use crate::http::head::{find_head_end, RequestLimits};
@@ -79,7 +79,7 @@ pub(super) struct Client {
     read_timeout: ReadTimeout,
     /// Connections are accepted once their first bytes have come: the
     /// first read of a new one looks before it yields or waits.
-    pub(super) bytes_on_accept: bool,
+    bytes_on_accept: bool,
     /// The longest a whole request head may take.
     pub(super) header_timeout: Duration,
     /// The longest a pause between two reads of a request body may take.
@@ -155,8 +155,10 @@ pub(super) enum HeadRead {
 
 impl Client {
     /// A connection just accepted from `peer`, its socket watched by
-    /// `watch`, with `timeout` as its idle and read timeout.
-    pub(super) fn new(watch: Arc<ConnWatch>, peer: SocketAddr, timeout: Duration) -> Client {
+    /// `watch`, with what it `inherited` from the listener (its timeouts
+    /// become its idle and read timeout).
+    pub(super) fn new(watch: Arc<ConnWatch>, peer: SocketAddr, inherited: Inherited) -> Client {
+        let timeout = inherited.timeout;
         Client {
             conn: BufConn::new(SharedStream(watch.client().clone()), CLIENT_BUFFER),
             // A dual-stack listener (bind = ::) sees IPv4 clients as
@@ -167,7 +169,7 @@ impl Client {
             scheme: "http",
             timeout,
             read_timeout: ReadTimeout(timeout),
-            bytes_on_accept: false,
+            bytes_on_accept: inherited.deferred,
             header_timeout: timeout,
             body_timeout: timeout,
             limits: RequestLimits::default(),

@@ -148,8 +148,7 @@ pub fn serve(
     let mut seen = current.generation();
     let mut shared = current.get();
     let mut timeout = inherited.timeout;
-    let mut client = Client::new(watch, peer, timeout);
-    client.bytes_on_accept = inherited.deferred;
+    let mut client = Client::new(watch, peer, inherited);
     let accepted = Instant::now();
     if shared.config.proxy_protocol {
         if !client.take_proxy_header(accepted, &shared.config) {
