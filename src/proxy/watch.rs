@@ -153,3 +153,38 @@ impl ConnWatch {
 fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Target};
+    use crate::upstream::Upstreams;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_backend_connection_begun_after_a_forced_close_fails_to_connect() {
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = backend.local_addr().unwrap();
+        let client = Arc::new(TcpStream::connect(addr).unwrap());
+        let watch = ConnWatch::new(client, Duration::from_secs(5), 0);
+        // The forced close comes after the request picked its target and
+        // before the connect: the socket is shown to the watch before it
+        // connects, and Linux keeps a shutdown of an unconnected socket,
+        // so the connect that follows ends at once.
+        watch.close();
+        let upstreams = Upstreams::new(&Config::with_targets(vec![Target {
+            name: addr.to_string(),
+            addr,
+            weight: 1,
+            backup: false,
+            max_conns: None,
+        }]));
+        let checkout = upstreams.checkout(&upstreams.targets()[0], true, |stream| {
+            watch.watch_backend(stream)
+        });
+        assert!(
+            checkout.is_err(),
+            "the connect went ahead after a forced close"
+        );
+    }
+}

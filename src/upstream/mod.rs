@@ -425,7 +425,8 @@ impl Upstreams {
     ///
     /// `in_use` is shown the socket before anything waits on it, even the
     /// connect: a forced shutdown can then end the wait (see
-    /// `proxy::ConnWatch`).
+    /// `proxy::ConnWatch`). One that comes before the connect begins
+    /// makes it fail: Linux keeps the shutdown of an unconnected socket.
     pub fn checkout(
         &self,
         target: &Upstream,
