@@ -1,7 +1,7 @@
 //! What each fuzz target checks, one function per target. Shared by the
-//! cargo-fuzz binaries (`fuzz_targets/*.rs`) and by `cargo test`, which
-//! replays the seeds and every input that once crashed a target
-//! (`tests/fuzz_regressions.rs`), so a fix stays fixed without nightly.
+//! libFuzzer binaries (`fuzz_targets/*.rs`, run by `scripts/fuzz.sh`) and
+//! by `cargo test`, which replays the seeds and every input that once
+//! crashed a target (`tests/fuzz_regressions.rs`), so a fix stays fixed.
 
 #![allow(dead_code)]
 

@@ -1,8 +1,8 @@
 //! Replays the fuzz targets' checks (`fuzz/checks.rs`, shared with the
-//! cargo-fuzz binaries) on their seeds and on every input that once made a
-//! target fail (`tests/fuzz_regressions/<target>/`), on stable Rust, so a
-//! fixed crash stays fixed. Also a short deterministic run on generated
-//! inputs, for machines without nightly.
+//! libFuzzer binaries) on their seeds and on every input that once made a
+//! target fail (`tests/fuzz_regressions/<target>/`), so a fixed crash stays
+//! fixed. Also a short deterministic run on generated inputs, so that every
+//! `cargo test` mutates the seeds a little without libFuzzer.
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
