@@ -817,13 +817,25 @@ fn a_reload_that_shortens_connection_timeout_closes_connections_idle_under_the_o
     assert_eq!(proxy.connect().get("/after").status, 200);
 }
 
+/// The shortened timeout the two tests below undo with a second reload.
+/// That reload must land before it passes (or the connection is closed
+/// under it): a second is many times what two reloads take on a loaded
+/// machine, where a tenth of one was not.
+const UNDONE: Duration = Duration::from_secs(1);
+
 #[test]
 fn a_connection_timeout_shortened_then_lengthened_a_little_closes_at_the_longer() {
     let (a, proxy, mut idle) = an_hour_idle();
-    let timeouts = [Duration::from_millis(100), Duration::from_secs(2)];
+    // The longer one well past the look below, still within the client's
+    // own read timeout.
+    let timeouts = [UNDONE, Duration::from_secs(4)];
+    let reloaded = std::time::Instant::now();
     reload_timeouts(&proxy, &a, &timeouts);
-    // Not at the first, undone by the second...
-    std::thread::sleep(Duration::from_millis(600));
+    // Not at the first, undone by the second: looked at once it has passed
+    // (counted from before the reloads, so slow reloads add no margin).
+    std::thread::sleep(
+        (reloaded + UNDONE * 3 / 2).saturating_duration_since(std::time::Instant::now()),
+    );
     let stream = &idle.reader.stream;
     stream.set_nonblocking(true).unwrap();
     let open =
@@ -837,13 +849,16 @@ fn a_connection_timeout_shortened_then_lengthened_a_little_closes_at_the_longer(
 #[test]
 fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
     let (a, proxy, mut before) = an_hour_idle();
-    let timeouts = [Duration::from_millis(200), Duration::from_secs(3600)];
+    let timeouts = [UNDONE, Duration::from_secs(3600)];
+    let reloaded = std::time::Instant::now();
     reload_timeouts(&proxy, &a, &timeouts);
     let mut after = proxy.connect();
     assert_eq!(after.get("/after").status, 200);
-    // Well past the short timeout, which the second reload undid: both
+    // Past the short timeout, which the second reload undid: both
     // connections still serve.
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(
+        (reloaded + UNDONE * 3 / 2).saturating_duration_since(std::time::Instant::now()),
+    );
     assert_eq!(before.get("/before-again").status, 200);
     assert_eq!(after.get("/after-again").status, 200);
 }
