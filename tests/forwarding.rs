@@ -271,6 +271,33 @@ fn an_odd_byte_in_connection_does_not_hide_its_other_tokens() {
 }
 
 #[test]
+fn a_status_http_does_not_define_is_passed_on_not_taken_for_a_broken_backend() {
+    // Applications use 600-999 among themselves (RFC 9110 §15 has them
+    // treated as a 5xx). Refused as malformed, the first would have taken
+    // its target out of the rotation, and the cache must not store it.
+    let a = Backend::start("a", |_, out| {
+        respond(out, 999, &[("Cache-Control", "max-age=600")], b"app error");
+        Action::KeepAlive
+    });
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| c.cache_size = 1 << 20);
+    let mut client = proxy.connect();
+    let statuses: Vec<u16> = (0..4).map(|_| client.get("/app").status).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 999).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(a.requests(), 2);
+    // The rotation comes back to `a`, whose answer was not stored.
+    let response = proxy.connect().get("/app");
+    assert_eq!(response.status, 999);
+    assert_eq!(response.body, b"app error");
+    assert_eq!(response.header("x-cache"), Some("MISS"));
+    assert_eq!(a.requests(), 3);
+}
+
+#[test]
 fn response_hop_by_hop_fields_do_not_reach_the_client() {
     let a = Backend::start("a", |_, out| {
         respond(

@@ -278,11 +278,12 @@ pub struct Lifetime {
     pub stale_if_error: Duration,
 }
 
-/// Final statuses but 206, which needs range merging we do not do, and
-/// 304 and 412, which answer one client's conditions (and a 304 has no
-/// body to store).
+/// Final statuses but 206, which needs range merging we do not do, 304
+/// and 412, which answer one client's conditions (and a 304 has no body to
+/// store), and 600-999, which HTTP does not define (RFC 9110 §15: treated
+/// as an error).
 pub fn status_ever_stored(status: u16) -> bool {
-    status >= 200 && !matches!(status, 206 | 304 | 412)
+    (200..600).contains(&status) && !matches!(status, 206 | 304 | 412)
 }
 
 /// Decides whether a response to `request` may be stored (RFC 9111 §3),

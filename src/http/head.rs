@@ -582,8 +582,13 @@ pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
     let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };
-    if !(100..=599).contains(&status) {
-        return Err(HeadError::Malformed("status code out of range"));
+    // httparse takes exactly three digits. 600-999 are not HTTP's, but
+    // applications use them among themselves, and RFC 9110 §15 has a
+    // recipient treat them as a 5xx, not as garbage: they are passed on as
+    // nginx and HAProxy pass them, never stored (`status_ever_stored`), and
+    // never cost the backend its place in the rotation.
+    if status < 100 {
+        return Err(HeadError::Malformed("status code below 100"));
     }
     let reason = res.reason.unwrap_or("");
     if reason
@@ -948,7 +953,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n",
             b"HTTP/1.1 2000 OK\r\n\r\n",
-            b"HTTP/1.1 600 OK\r\n\r\n",
+            b"HTTP/1.1 099 OK\r\n\r\n",
             b"HTTP/1.1 200 O\x01K\r\n\r\n",
             b"HTTP/2 200 OK\r\n\r\n",
             b"ICY 200 OK\r\n\r\n",
@@ -958,6 +963,10 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+        for status in [600, 999] {
+            let raw = format!("HTTP/1.1 {status} App Error\r\n\r\n");
+            assert_eq!(parse_response(raw.as_bytes()).unwrap().status, status);
         }
         let mut out = Vec::new();
         ResponseHead::new(502).write_start(&mut out);
