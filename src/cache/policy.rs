@@ -637,15 +637,33 @@ pub fn same_validator(stored: &ResponseHead, not_modified: &ResponseHead) -> boo
     }
 }
 
+/// Fields that describe the stored body's bytes: a 304 leaves them as
+/// they are (RFC 9111 §3.2 lets a cache keep what assures the integrity of
+/// what it stored). A 304 that says `Content-Encoding: gzip` of a body
+/// stored uncompressed would have every later client get bytes its coding
+/// does not match; a weakly matching `ETag` names another rendering.
+const DESCRIBE_THE_BODY: [&str; 7] = [
+    "content-encoding",
+    "content-range",
+    "content-md5",
+    "content-digest",
+    "repr-digest",
+    "digest",
+    "etag",
+];
+
 /// §4.3.4: a 304 refreshes the stored head: its fields replace the stored
 /// ones of the same name. Not merged: framing and hop-by-hop fields
-/// (§3.1), and `Set-Cookie`, which a 304 carries for the client that
-/// caused it (a session refreshed on revalidation), not for everyone the
-/// entry is served to afterwards.
+/// (§3.1), the fields that describe the stored body, and `Set-Cookie`,
+/// which a 304 carries for the client that caused it (a session refreshed
+/// on revalidation), not for everyone the entry is served to afterwards.
 pub fn refresh_from_304(stored: &mut ResponseHead, not_modified: &ResponseHead) {
     let mut fresh = not_modified.headers.clone();
     strip_hop_by_hop(&mut fresh, false);
     fresh.remove("set-cookie");
+    for name in DESCRIBE_THE_BODY {
+        fresh.remove(name);
+    }
     for (name, _) in fresh.iter() {
         stored.headers.remove(name);
     }
@@ -1198,12 +1216,22 @@ mod tests {
         );
         let nm = response(
             304,
-            &[("Cache-Control", "max-age=60"), ("Content-Length", "0")],
+            &[
+                ("Cache-Control", "max-age=60"),
+                ("Content-Length", "0"),
+                ("Content-Type", "text/plain"),
+                ("Content-Encoding", "gzip"),
+                ("ETag", "W/\"a\""),
+            ],
         );
         refresh_from_304(&mut stored, &nm);
         assert_eq!(stored.headers.get_str("cache-control"), Some("max-age=60"));
+        assert_eq!(stored.headers.get_str("content-type"), Some("text/plain"));
         assert_eq!(stored.headers.get_str("x-keep"), Some("1"));
         assert!(!stored.headers.contains("content-length"));
+        // What describes the stored bytes stays as it was stored.
+        assert!(!stored.headers.contains("content-encoding"));
+        assert_eq!(stored.headers.get_str("etag"), Some("\"a\""));
     }
 
     #[test]
