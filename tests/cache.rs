@@ -1866,6 +1866,37 @@ fn a_successful_unsafe_method_invalidates_the_uri() {
 }
 
 #[test]
+fn a_successful_unsafe_method_invalidates_what_its_location_and_content_location_name() {
+    // POST answers carry the Location and Content-Location asked for.
+    let backend = origin(|seen| {
+        let mut answer = vec![("Cache-Control".to_string(), "max-age=60".to_string())];
+        for (asked, field) in [("x-location", "Location"), ("x-cl", "Content-Location")] {
+            if let Some(uri) = seen.head.get(asked) {
+                answer.push((field.to_string(), uri.to_string()));
+            }
+        }
+        (if seen.method() == "POST" { 201 } else { 200 }, answer)
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    for item in ["/item/1", "/item/2", "/item/3"] {
+        get(&proxy, item);
+        assert_eq!(x_cache(&get(&proxy, item)), "HIT", "{item}");
+    }
+    let post = |headers: &[(&str, &str)]| {
+        assert_eq!(request(&proxy, "POST", "/cart/add", headers).status, 201);
+    };
+    post(&[
+        ("X-Location", "../item/1"),
+        ("X-CL", "http://TEST.example/item/2"),
+    ]);
+    // Another origin's URI is not this cache's to drop.
+    post(&[("X-Location", "http://other.example/item/3")]);
+    for (item, cache) in [("/item/1", "MISS"), ("/item/2", "MISS"), ("/item/3", "HIT")] {
+        assert_eq!(x_cache(&get(&proxy, item)), cache, "{item}");
+    }
+}
+
+#[test]
 fn invalidation_drops_every_variant() {
     let (_backend, proxy) = cached_fixed(
         200,

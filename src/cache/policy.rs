@@ -7,6 +7,7 @@ use crate::http::date::parse_http_date;
 use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop, FORWARDING_FIELDS};
 use crate::http::head::push_canonical_authority;
 use crate::http::{Headers, RequestHead, ResponseHead};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -154,6 +155,93 @@ pub fn primary_keys_of_uri(request: &RequestHead) -> [String; 2] {
     let http = primary_key(request, "http");
     let https = format!("{HTTPS_PREFIX}{http}");
     [http, https]
+}
+
+/// The keys of the URI a `Location` or `Content-Location` names in the
+/// answer to an unsafe request whose own keys are `request_keys` (from
+/// [`primary_keys_of_uri`]). RFC 9111 §4.4 makes them candidates for
+/// invalidation too, and forbids it for another origin: a reference to
+/// another host, or one that is not HTTP, gives `None`. A relative
+/// reference is resolved against the request's path (RFC 3986 §5.2).
+pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<[String; 2]> {
+    let base = &request_keys[0];
+    let (authority, base_path) = base.split_at(base.find('/').unwrap_or(base.len()));
+    let reference = reference.split('#').next().unwrap_or_default().trim();
+    let network_path = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| {
+            let head = reference.get(..scheme.len())?;
+            head.eq_ignore_ascii_case(scheme)
+                .then(|| &reference[scheme.len()..])
+        })
+        .or_else(|| reference.strip_prefix("//"));
+    let path = match network_path {
+        Some(rest) => {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let mut theirs = String::with_capacity(end);
+            push_canonical_authority(&mut theirs, &rest[..end]);
+            if theirs != authority {
+                return None;
+            }
+            match &rest[end..] {
+                path if path.starts_with('/') => path.to_string(),
+                query => format!("/{query}"),
+            }
+        }
+        None if reference.starts_with('/') => reference.to_string(),
+        // Empty (the request's own URI, already dropped), or with another
+        // scheme (`mailto:`): a relative path has no `:` in its first
+        // segment.
+        None if reference.is_empty()
+            || reference[..reference.find(['/', '?']).unwrap_or(reference.len())].contains(':') =>
+        {
+            return None
+        }
+        None => {
+            let base_path = &base_path[..base_path.find('?').unwrap_or(base_path.len())];
+            if reference.starts_with('?') {
+                format!("{base_path}{reference}")
+            } else {
+                let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+                format!("{dir}{reference}")
+            }
+        }
+    };
+    let (path, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+    let mut key = String::with_capacity(authority.len() + path.len() + query.len());
+    key.push_str(authority);
+    push_path(&mut key, &remove_dot_segments(path));
+    push_path(&mut key, query);
+    let https = format!("{HTTPS_PREFIX}{key}");
+    Some([key, https])
+}
+
+/// RFC 3986 §5.2.4, for a path that starts with `/`: what a client that
+/// follows the reference asks for.
+fn remove_dot_segments(path: &str) -> Cow<'_, str> {
+    if !path.split('/').any(|s| s == "." || s == "..") {
+        return Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => {
+                out.push(s);
+                continue;
+            }
+        }
+        // `/a/b/..` is the directory `/a/`.
+        if last {
+            out.push("");
+        }
+    }
+    Cow::Owned(format!("/{}", out.join("/")))
 }
 
 /// A stored key (a snapshot's) spelled as [`primary_key`] spells it
@@ -747,6 +835,47 @@ mod tests {
             variant_key("k", &["accept-encoding".into()], &h),
             "k\naccept-encoding=gzip"
         );
+    }
+
+    #[test]
+    fn location_and_content_location_name_keys_on_the_same_host_only() {
+        let mut post = get(&[]);
+        post.method = "POST".into();
+        post.target = "/shop/cart/add?x=1".into();
+        post.headers.set("Host", "Shop.Example:80");
+        let keys = primary_keys_of_uri(&post);
+        let named = |reference: &str| keys_of_reference(&keys, reference).map(|[http, _]| http);
+        for (reference, key) in [
+            ("/shop/cart", "shop.example/shop/cart"),
+            (
+                "http://shop.example/shop/cart#top",
+                "shop.example/shop/cart",
+            ),
+            ("HTTPS://SHOP.example/", "shop.example/"),
+            ("//shop.example:80?page=2", "shop.example/?page=2"),
+            ("view", "shop.example/shop/cart/view"),
+            ("../list?all", "shop.example/shop/list?all"),
+            ("./a/./b/..", "shop.example/shop/cart/a/"),
+            ("?x=2", "shop.example/shop/cart/add?x=2"),
+            ("/%7Euser/%2f", "shop.example/~user/%2F"),
+            ("/../../etc", "shop.example/etc"),
+        ] {
+            assert_eq!(named(reference).as_deref(), Some(key), "{reference}");
+        }
+        let [http, https] = keys_of_reference(&keys, "/shop/cart").unwrap();
+        assert_eq!(https, format!("https://{http}"));
+        // Another origin's pages, or none at all.
+        for reference in [
+            "http://other.example/shop/cart",
+            "//shop.example:8080/",
+            "http://user@shop.example/",
+            "mailto:shop@example.com",
+            "ftp://shop.example/",
+            "",
+            "#top",
+        ] {
+            assert_eq!(named(reference), None, "{reference}");
+        }
     }
 
     #[test]

@@ -612,6 +612,12 @@ fn forward(
     if let (Some(cache), Some(keys)) = (&shared.cache, &invalidates) {
         if (200..400).contains(&fetched.response.status) {
             cache.invalidate_all(keys);
+            for field in ["location", "content-location"] {
+                let named = fetched.response.headers.get_str(field);
+                if let Some(more) = named.and_then(|uri| policy::keys_of_reference(keys, uri)) {
+                    cache.invalidate_all(&more);
+                }
+            }
         }
     }
     if client.gave_up_on(&fetched) {
