@@ -582,7 +582,8 @@ fn forward(
             return done;
         }
     }
-    // Unsafe methods that succeed invalidate what is stored for their URI
+    // Unsafe methods that succeed invalidate what is stored for their URI,
+    // and for the ones their answer's Location and Content-Location name
     // (RFC 9111 §4.4).
     let invalidates = shared
         .cache
