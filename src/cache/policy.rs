@@ -26,6 +26,9 @@ pub struct Settings {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CacheControl {
     pub no_store: bool,
+    /// Store only a status whose caching rules the cache knows, and then
+    /// whatever `no-store` says (§5.2.2.3).
+    pub must_understand: bool,
     pub no_cache: bool,
     pub private: bool,
     pub public: bool,
@@ -72,6 +75,7 @@ impl CacheControl {
             };
             match name {
                 "no-store" => cc.no_store = true,
+                "must-understand" => cc.must_understand = true,
                 "no-cache" => cc.no_cache = true,
                 "private" => cc.private = true,
                 "public" => cc.public = true,
@@ -125,6 +129,15 @@ fn heuristically_cacheable(status: u16) -> bool {
     matches!(
         status,
         200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// The final statuses RFC 9110 §15 defines, whose caching rules inverso
+/// applies: what `must-understand` asks of a cache (RFC 9111 §5.2.2.3).
+fn understood(status: u16) -> bool {
+    matches!(
+        status,
+        200..=206 | 300..=305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
     )
 }
 
@@ -388,7 +401,15 @@ pub fn storable(
     }
     let req_cc = CacheControl::parse(&request.headers);
     let cc = CacheControl::parse(&response.headers);
-    if req_cc.no_store || cc.no_store || cc.private {
+    // `must-understand, no-store`: stored by a cache that knows the
+    // status, by no other (the `no-store` is for caches that do not know
+    // the directive).
+    let no_store = match cc.must_understand {
+        true if !understood(response.status) => return None,
+        true => false,
+        false => cc.no_store,
+    };
+    if req_cc.no_store || no_store || cc.private {
         return None;
     }
     // `Vary: *`, and a response that varies on a field the proxy writes
@@ -1124,6 +1145,22 @@ mod tests {
             fresh_for(&[], 200, &[("ETag", "\"x\"")]),
             Some(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn must_understand_stores_known_statuses_whatever_no_store_says() {
+        let cc = [("Cache-Control", "max-age=5, must-understand, no-store")];
+        assert_eq!(fresh_for(&[], 200, &cc), Some(Duration::from_secs(5)));
+        assert_eq!(fresh_for(&[], 404, &cc), Some(Duration::from_secs(5)));
+        // A status whose rules it does not know, never.
+        assert_eq!(fresh_for(&[], 599, &cc), None);
+        let without_no_store = [("Cache-Control", "max-age=5, must-understand")];
+        assert_eq!(fresh_for(&[], 599, &without_no_store), None);
+        assert_eq!(fresh_for(&[], 299, &without_no_store), None);
+        // The request's own no-store still holds.
+        assert_eq!(fresh_for(&[("Cache-Control", "no-store")], 200, &cc), None);
+        // Without it, an unknown status with explicit freshness is stored.
+        assert!(fresh_for(&[], 599, &[("Cache-Control", "max-age=5")]).is_some());
     }
 
     #[test]
