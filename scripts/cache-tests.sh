@@ -166,48 +166,13 @@ note() {
 # ---------------------------------------------------------------- processes
 
 TMP=''
-PIDS=() # every process we started, stopped by PID on exit
-
-alive() {
-  local state
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ $state != Z* ]] # a zombie has exited; it only waits to be reaped
-}
-
-forget_pid() {
-  local keep=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]+"${keep[@]}"}")
-}
-
-# Stop one process we started: TERM, wait (bounded), then KILL. nginx's
-# workers (and cache manager and loader) are its children; if the master has
-# to be killed they would be orphaned, so they are collected first and
-# killed by PID too.
-stop_pid() {
-  local pid=$1 children i
-  children=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    log "pid $pid ignored SIGTERM for 10s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  for i in $children; do
-    if alive "$i"; then kill -KILL "$i" 2>/dev/null || true; fi
-  done
-  forget_pid "$pid"
-}
+# shellcheck source=scripts/procs.sh
+source "$SCRIPT_DIR/procs.sh"
 
 cleanup() {
-  local status=$? i
+  local status=$?
   trap - EXIT INT TERM
-  # Newest first: a proxy before the origin behind it.
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+  stop_all
   if [[ -n $TMP && -d $TMP ]]; then
     if ((KEEP)); then
       log "work dir kept: $TMP"
@@ -216,40 +181,6 @@ cleanup() {
     fi
   fi
   exit "$status"
-}
-
-# pick_port VAR: sets VAR to a port that can be bound on 127.0.0.1, drawn
-# below the kernel's ephemeral range so that no outgoing connection takes it
-# between the check and the server's bind.
-USED_PORTS=' '
-pick_port() {
-  local _lo _hi _port _i
-  read -r _lo _ </proc/sys/net/ipv4/ip_local_port_range
-  _hi=$((_lo - 1)) _lo=$((_lo > 20000 ? 10000 : 2000))
-  for ((_i = 0; _i < 200; _i++)); do
-    _port=$((_lo + RANDOM % (_hi - _lo)))
-    [[ $USED_PORTS == *" $_port "* ]] && continue
-    if node -e '
-      const s = require("net").createServer()
-      s.on("error", () => process.exit(1))
-      s.listen(Number(process.argv[1]), "127.0.0.1", () => s.close())' "$_port" 2>/dev/null; then
-      USED_PORTS+="$_port "
-      printf -v "$1" '%s' "$_port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-# Wait (bounded) until PID accepts connections on PORT. Fails if it died.
-wait_listening() {
-  local pid=$1 port=$2 i
-  for ((i = 0; i < 100; i++)); do
-    alive "$pid" || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
 }
 
 # status_line PORT PATH: the status line of a GET on 127.0.0.1:PORT, or
@@ -278,7 +209,7 @@ check_tools() {
   local npm_version
   npm_version=$(npm --version 2>/dev/null) || die "npm does not run"
   ((${npm_version%%.*} >= 8)) || die "npm $npm_version is too old: this script needs npm 8 or newer"
-  for t in tar sha256sum sed ps timeout; do
+  for t in tar sha256sum sed ps timeout python3; do
     command -v "$t" >/dev/null 2>&1 || die "$t not found"
   done
   # nginx and HAProxy are optional: a missing one is left out, with a note.
