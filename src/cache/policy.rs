@@ -698,9 +698,12 @@ pub fn not_modified(request: &Headers, stored: &ResponseHead) -> bool {
     else {
         return false;
     };
-    let modified = stored
-        .headers
-        .get_str("last-modified")
+    // RFC 9111 §4.3.2: without a Last-Modified, the stored Date (which
+    // every stored response has: one is added to those that come without)
+    // says when the copy was current.
+    let modified = ["last-modified", "date"]
+        .iter()
+        .find_map(|name| stored.headers.get_str(name))
         .and_then(parse_http_date);
     modified.is_some_and(|modified| modified <= since)
 }
@@ -1367,6 +1370,16 @@ mod tests {
         assert!(!not_modified(
             &h("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"),
             &stored
+        ));
+        // Without Last-Modified, the stored Date stands for it.
+        let dated = response(200, &[("Date", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+        assert!(not_modified(
+            &h("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            &dated
+        ));
+        assert!(!not_modified(
+            &h("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"),
+            &dated
         ));
     }
 
