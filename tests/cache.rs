@@ -2345,6 +2345,45 @@ fn a_head_or_a_no_store_get_does_not_stop_coalescing() {
     ]);
 }
 
+#[test]
+fn a_status_http_does_not_define_stops_coalescing_as_a_5xx_does() {
+    // Neither a 500 without freshness nor a 999 (a 5xx to the cache) is
+    // stored: once one came, the next misses of the URL go to the origin
+    // at once, not each behind another's answer, which a failing origin
+    // may take long to give.
+    for status in [500, 999] {
+        let answered = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let backend = {
+            let (answered, in_flight, most) = (answered.clone(), in_flight.clone(), most.clone());
+            Backend::start("failing", move |_, out| {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // The first answer at once; the later ones once two wait
+                // together (or after 3 s).
+                if answered.load(Ordering::SeqCst) > 0 {
+                    wait_until(Duration::from_secs(3), || most.load(Ordering::SeqCst) >= 2);
+                }
+                respond(out, status, &[], b"app error");
+                answered.fetch_add(1, Ordering::SeqCst);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Action::KeepAlive
+            })
+        };
+        let proxy = cached_proxy(&backend, |_| {});
+        assert_eq!(get(&proxy, "/app").status, status);
+        let addr = proxy.addr;
+        let clients: Vec<_> = (0..2)
+            .map(|_| std::thread::spawn(move || Client::connect(addr).get("/app").status))
+            .collect();
+        for client in clients {
+            assert_eq!(client.join().unwrap(), status);
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2, "{status}: one waited");
+    }
+}
+
 /// `CLIENTS` concurrent misses of one URL, after `before` were answered
 /// one by one: the origin sees one of them.
 fn concurrent_misses_after(before: &[&[u8]]) {

@@ -180,6 +180,7 @@ pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<
     let base = &request_keys[0];
     let (authority, base_path) = base.split_at(base.find('/').unwrap_or(base.len()));
     let reference = reference.split('#').next().unwrap_or_default().trim();
+    let reference = &*as_followed(reference);
     let network_path = ["http://", "https://"]
         .iter()
         .find_map(|scheme| {
@@ -227,6 +228,26 @@ pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<
     push_path(&mut key, query);
     let https = format!("{HTTPS_PREFIX}{key}");
     Some([key, https])
+}
+
+/// A reference as a browser follows it (the WHATWG URL parser): tabs
+/// dropped, and what a URI may not hold raw (a non-ASCII character, a
+/// space), which some applications put in a `Location` as given,
+/// percent-encoded in UTF-8. Request targets with such bytes are refused,
+/// so only the encoded spelling can name a stored entry.
+fn as_followed(reference: &str) -> Cow<'_, str> {
+    if reference.bytes().all(|b| b.is_ascii_graphic()) {
+        return Cow::Borrowed(reference);
+    }
+    let mut out = String::with_capacity(reference.len() * 3);
+    for b in reference.bytes().filter(|&b| b != b'\t') {
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// RFC 3986 §5.2.4, for a path that starts with `/`: what a client that
@@ -899,6 +920,26 @@ mod tests {
             "#top",
         ] {
             assert_eq!(named(reference), None, "{reference}");
+        }
+    }
+
+    #[test]
+    fn a_reference_with_raw_characters_names_the_uri_a_browser_asks_for() {
+        // PHP's header() and others send a Location as given: a raw `é`
+        // or space, which a browser follows percent-encoded in UTF-8.
+        let mut post = get(&[]);
+        post.method = "POST".into();
+        post.target = "/cart".into();
+        let keys = primary_keys_of_uri(&post);
+        for (reference, followed) in [
+            ("/caf\u{e9}?q=\u{e9}t\u{e9}", "/caf%c3%a9?q=%C3%A9t%C3%A9"),
+            ("http://example.com/a b", "/a%20b"),
+            ("na\u{ef}ve", "/na%C3%AFve"),
+        ] {
+            let mut browser = get(&[]);
+            browser.target = followed.into();
+            let [named, _] = keys_of_reference(&keys, reference).unwrap();
+            assert_eq!(named, primary_key(&browser, "http"), "{reference}");
         }
     }
 

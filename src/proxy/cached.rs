@@ -340,7 +340,11 @@ pub(super) fn serve(
             .iter()
             .any(|f| request.headers.contains(f))
             && !req_cc.no_store;
-        if plain_get && policy::status_ever_stored(fetched.response.status) {
+        // A 206, 304 or 412 answers this request's range or conditions,
+        // not the URL; a status from 600 up, never stored, is the URL's
+        // answer as a 5xx is.
+        let status = fetched.response.status;
+        if plain_get && (policy::status_ever_stored(status) || status >= 600) {
             flight.not_stored();
         }
     }
