@@ -1031,6 +1031,26 @@ mod tests {
             proptest::prop_assert_eq!(&once, &flipped);
             proptest::prop_assert_eq!(decoded(&once), decoded(&path));
         }
+
+        /// Whatever a backend puts in `Location`, the keys it names are on
+        /// the request's own host, a path after it, and never a panic.
+        #[test]
+        fn a_reference_never_names_another_host(
+            reference in "(https?://|//|/|\\.\\.?/|[a-z]+:)?([a-zA-Z0-9.:@\\[\\]%?#/ é\\t-]){0,24}",
+        ) {
+            let mut post = RequestHead {
+                method: "POST".into(),
+                target: "/a/b?c".into(),
+                version: Version::Http11,
+                headers: Headers::new(),
+            };
+            post.headers.push("Host", "shop.example");
+            let keys = primary_keys_of_uri(&post);
+            if let Some([http, https]) = keys_of_reference(&keys, &reference) {
+                proptest::prop_assert!(http.starts_with("shop.example/"), "{}", http);
+                proptest::prop_assert_eq!(https, format!("https://{http}"));
+            }
+        }
     }
 
     /// `path` with the case of the hex digits of every complete %-escape
