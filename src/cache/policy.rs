@@ -5,7 +5,7 @@
 
 use crate::http::date::parse_http_date;
 use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop, FORWARDING_FIELDS};
-use crate::http::head::push_canonical_authority;
+use crate::http::head::{push_canonical_authority, split_absolute};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -181,23 +181,18 @@ pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<
     let (authority, base_path) = base.split_at(base.find('/').unwrap_or(base.len()));
     let reference = reference.split('#').next().unwrap_or_default().trim();
     let reference = &*as_followed(reference);
-    let network_path = ["http://", "https://"]
-        .iter()
-        .find_map(|scheme| {
-            let head = reference.get(..scheme.len())?;
-            head.eq_ignore_ascii_case(scheme)
-                .then(|| &reference[scheme.len()..])
-        })
-        .or_else(|| reference.strip_prefix("//"));
+    let network_path = split_absolute(reference).or_else(|| {
+        let rest = reference.strip_prefix("//")?;
+        Some(rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len())))
+    });
     let path = match network_path {
-        Some(rest) => {
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            let mut theirs = String::with_capacity(end);
-            push_canonical_authority(&mut theirs, &rest[..end]);
+        Some((their_authority, rest)) => {
+            let mut theirs = String::with_capacity(their_authority.len());
+            push_canonical_authority(&mut theirs, their_authority);
             if theirs != authority {
                 return None;
             }
-            match &rest[end..] {
+            match rest {
                 path if path.starts_with('/') => path.to_string(),
                 query => format!("/{query}"),
             }
@@ -256,24 +251,21 @@ fn remove_dot_segments(path: &str) -> Cow<'_, str> {
     if !path.split('/').any(|s| s == "." || s == "..") {
         return Cow::Borrowed(path);
     }
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        match *segment {
+    let mut out: Vec<&str> = Vec::new();
+    let mut last = "";
+    for segment in path.split('/').skip(1) {
+        match segment {
             "." => {}
             ".." => {
                 out.pop();
             }
-            s => {
-                out.push(s);
-                continue;
-            }
+            s => out.push(s),
         }
-        // `/a/b/..` is the directory `/a/`.
-        if last {
-            out.push("");
-        }
+        last = segment;
+    }
+    // `/a/b/..` is the directory `/a/`.
+    if last == "." || last == ".." {
+        out.push("");
     }
     Cow::Owned(format!("/{}", out.join("/")))
 }
@@ -400,12 +392,17 @@ pub struct Lifetime {
     pub stale_if_error: Duration,
 }
 
-/// Final statuses but 206, which needs range merging we do not do, 304
-/// and 412, which answer one client's conditions (and a 304 has no body to
-/// store), and 600-999, which HTTP does not define (RFC 9110 §15: treated
-/// as an error).
+/// Whether a final status is the URL's own answer: all but 206, 304 and
+/// 412, which answer one request's range or conditions.
+pub fn answers_the_url(status: u16) -> bool {
+    status >= 200 && !matches!(status, 206 | 304 | 412)
+}
+
+/// The URL's answers (206 also needs range merging we do not do, and a
+/// 304 has no body to store) but 600-999, which HTTP does not define (RFC
+/// 9110 §15: treated as an error).
 pub fn status_ever_stored(status: u16) -> bool {
-    (200..600).contains(&status) && !matches!(status, 206 | 304 | 412)
+    answers_the_url(status) && status < 600
 }
 
 /// Decides whether a response to `request` may be stored (RFC 9111 §3),
@@ -425,11 +422,10 @@ pub fn storable(
     // `must-understand, no-store`: stored by a cache that knows the
     // status, by no other (the `no-store` is for caches that do not know
     // the directive).
-    let no_store = match cc.must_understand {
-        true if !understood(response.status) => return None,
-        true => false,
-        false => cc.no_store,
-    };
+    if cc.must_understand && !understood(response.status) {
+        return None;
+    }
+    let no_store = cc.no_store && !cc.must_understand;
     if req_cc.no_store || no_store || cc.private {
         return None;
     }

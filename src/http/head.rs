@@ -153,7 +153,7 @@ impl RequestHead {
 
 /// Splits `http://authority/path?q` into its authority and the rest (which
 /// may be empty or start with '?'); `None` for any other form.
-fn split_absolute(target: &str) -> Option<(&str, &str)> {
+pub fn split_absolute(target: &str) -> Option<(&str, &str)> {
     let rest = strip_prefix_ignore_case(target, "http://")
         .or_else(|| strip_prefix_ignore_case(target, "https://"))?;
     match rest.find(['/', '?']) {

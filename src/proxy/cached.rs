@@ -340,11 +340,7 @@ pub(super) fn serve(
             .iter()
             .any(|f| request.headers.contains(f))
             && !req_cc.no_store;
-        // A 206, 304 or 412 answers this request's range or conditions,
-        // not the URL; a status from 600 up, never stored, is the URL's
-        // answer as a 5xx is.
-        let status = fetched.response.status;
-        if plain_get && (policy::status_ever_stored(status) || status >= 600) {
+        if plain_get && policy::answers_the_url(fetched.response.status) {
             flight.not_stored();
         }
     }
