@@ -6,7 +6,7 @@
 //! The snapshot goes to DIR (default: the system temporary directory) and
 //! is removed afterwards.
 
-use inverso::cache::policy::Lifetime;
+use inverso::cache::policy::{Lifetime, Targeting};
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::ResponseHead;
 use std::path::PathBuf;
@@ -43,6 +43,7 @@ fn main() {
             body.clone(),
             SystemTime::now(),
             lifetime,
+            &Targeting::default(),
         ));
     }
 
@@ -53,7 +54,7 @@ fn main() {
 
     let fresh = Cache::new(capacity, capacity);
     let started = Instant::now();
-    let loaded = timer::load(&fresh, &path);
+    let loaded = timer::load(&fresh, &path, &Targeting::default());
     let load = started.elapsed();
     let _ = std::fs::remove_file(&path);
 

@@ -13,7 +13,7 @@
 mod support;
 
 use inverso::cache::persist::{load_snapshot, write_snapshot, LoadLimits, Record};
-use inverso::cache::policy::Lifetime;
+use inverso::cache::policy::{Lifetime, Targeting};
 use inverso::cache::store::ENTRY_OVERHEAD;
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::date::format_http_date;
@@ -1111,6 +1111,149 @@ fn a_post_is_never_answered_from_the_cache() {
     expect(&post, 200, "BYPASS", "/p #3");
     assert_eq!(backend.requests(), 3);
     assert!(backend.seen().iter().skip(1).all(|s| s.method() == "POST"));
+}
+
+// ---------------------------------------------- fields for the cache alone
+
+#[test]
+fn surrogate_control_gives_the_cache_its_own_lifetime_and_stays_behind() {
+    // Browsers are told not to store it; the cache, to keep it a minute.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "no-store"),
+            ("Surrogate-Control", "max-age=60;inverso"),
+        ],
+    );
+    let miss = get(&proxy, "/s");
+    expect(&miss, 200, "MISS", "/s #1");
+    let hit = get(&proxy, "/s");
+    expect(&hit, 200, "HIT", "/s #1");
+    assert_eq!(backend.requests(), 1);
+    assert_eq!(stored_lifetime(&proxy, "/s"), Some(Duration::from_secs(60)));
+    for r in [&miss, &hit] {
+        assert_eq!(r.header("surrogate-control"), None, "{}", r.head.raw);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+    // The backend hears who is asking, after what earlier surrogates said.
+    let capability = proxy.exchange(|c| {
+        c.get_with(
+            "/other",
+            &[("Surrogate-Capability", "cdn=\"Surrogate/1.0\"")],
+        )
+    });
+    assert_eq!(capability.status, 200);
+    let seen = backend.seen();
+    assert_eq!(
+        seen[0].head.get("surrogate-capability"),
+        Some("inverso=\"Surrogate/1.0\"")
+    );
+    assert_eq!(
+        seen[1].head.get("surrogate-capability"),
+        Some("cdn=\"Surrogate/1.0\", inverso=\"Surrogate/1.0\"")
+    );
+}
+
+#[test]
+fn surrogate_control_for_another_device_or_switched_off_is_not_read() {
+    let headers = [
+        ("Cache-Control", "no-store"),
+        ("Surrogate-Control", "max-age=60;cdn"),
+    ];
+    let (backend, proxy) = cached_fixed(200, &headers);
+    expect(&get(&proxy, "/o"), 200, "MISS", "/o #1");
+    expect(&get(&proxy, "/o"), 200, "MISS", "/o #2");
+    assert_eq!(backend.requests(), 2);
+
+    // With the device token empty, the field is neither read nor removed,
+    // and no capability is announced.
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "no-store"),
+            ("Surrogate-Control", "max-age=60"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |c| c.surrogate_id = None);
+    let first = get(&proxy, "/n");
+    expect(&first, 200, "MISS", "/n #1");
+    assert_eq!(first.header("surrogate-control"), Some("max-age=60"));
+    expect(&get(&proxy, "/n"), 200, "MISS", "/n #2");
+    assert_eq!(backend.seen()[0].head.get("surrogate-capability"), None);
+}
+
+#[test]
+fn x_accel_expires_gives_the_cache_its_own_lifetime_as_in_nginx() {
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[("Cache-Control", "private"), ("X-Accel-Expires", "30")],
+    );
+    let miss = get(&proxy, "/x");
+    expect(&miss, 200, "MISS", "/x #1");
+    let hit = get(&proxy, "/x");
+    expect(&hit, 200, "HIT", "/x #1");
+    assert_eq!(backend.requests(), 1);
+    assert_eq!(stored_lifetime(&proxy, "/x"), Some(Duration::from_secs(30)));
+    for r in [&miss, &hit] {
+        assert_eq!(r.header("x-accel-expires"), None, "{}", r.head.raw);
+        assert_eq!(r.header("cache-control"), Some("private"));
+    }
+
+    // `0`: not stored, whatever Cache-Control says.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("X-Accel-Expires", "0")],
+    );
+    expect(&get(&proxy, "/z"), 200, "MISS", "/z #1");
+    expect(&get(&proxy, "/z"), 200, "MISS", "/z #2");
+    assert_eq!(backend.requests(), 2);
+
+    // Switched off, it is one more field.
+    let backend = fixed(
+        200,
+        &[("Cache-Control", "private"), ("X-Accel-Expires", "30")],
+    );
+    let proxy = cached_proxy(&backend, |c| c.x_accel_expires = false);
+    let first = get(&proxy, "/f");
+    assert_eq!(first.header("x-accel-expires"), Some("30"));
+    expect(&get(&proxy, "/f"), 200, "MISS", "/f #2");
+}
+
+#[test]
+fn without_a_cache_fields_for_it_pass_through() {
+    let backend = fixed(
+        200,
+        &[
+            ("Surrogate-Control", "max-age=60"),
+            ("X-Accel-Expires", "30"),
+        ],
+    );
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let r = get(&proxy, "/p");
+    assert_eq!(r.header("surrogate-control"), Some("max-age=60"));
+    assert_eq!(r.header("x-accel-expires"), Some("30"));
+    assert_eq!(backend.seen()[0].head.get("surrogate-capability"), None);
+}
+
+#[test]
+fn a_lifetime_for_the_cache_alone_survives_a_restart_unserved() {
+    let (_dir, file) = snapshot_file();
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "no-cache"),
+            ("Surrogate-Control", "max-age=600"),
+        ],
+    );
+    let mut first = start_proxy(&[backend.addr], persisted(&file));
+    expect(&get(&first, "/k"), 200, "MISS", "/k #1");
+    assert!(first.shutdown(Duration::from_secs(1)));
+
+    let second = start_proxy(&[dead_addr()], persisted(&file));
+    let hit = get(&second, "/k");
+    expect(&hit, 200, "HIT", "/k #1");
+    assert_eq!(hit.header("surrogate-control"), None, "{}", hit.head.raw);
+    assert_eq!(hit.header("cache-control"), Some("no-cache"));
 }
 
 // ------------------------------------------------------ request directives
@@ -2789,6 +2932,7 @@ fn record(path: &str, body: &str) -> Record {
         body.as_bytes().into(),
         SystemTime::now(),
         lifetime,
+        &Targeting::default(),
     )
     .record
 }
@@ -2918,7 +3062,9 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
     let cache = Cache::new(1 << 30, 1 << 20);
     for i in 0..N {
         let body = format!("body of entry {i} {}", "x".repeat(i % 300));
-        assert!(cache.insert(Entry::from_record(record(&format!("/n/{i}"), &body)).unwrap()));
+        assert!(cache.insert(
+            Entry::from_record(record(&format!("/n/{i}"), &body), &Targeting::default()).unwrap()
+        ));
     }
     assert_eq!(cache.len(), N);
     let (_dir, file) = snapshot_file();
@@ -2931,7 +3077,7 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
     assert_eq!(loaded.records, before);
 
     let restored = Cache::new(1 << 30, 1 << 20);
-    assert_eq!(timer::load(&restored, &file), N);
+    assert_eq!(timer::load(&restored, &file, &Targeting::default()), N);
     let after: Vec<Record> = restored
         .entries()
         .iter()

@@ -9,10 +9,11 @@ use crate::http::head::{push_canonical_authority, split_absolute};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Knobs from the configuration that the rules depend on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// Caps every response's freshness (the original design's `ttl`).
     pub ttl: Duration,
@@ -20,6 +21,45 @@ pub struct Settings {
     pub cache_unlabeled: bool,
     /// How long an expired entry may still be served when the origin fails.
     pub stale_if_error: Duration,
+    pub targeting: Targeting,
+}
+
+/// Which fields the origin may use to speak to this cache alone, over
+/// Cache-Control and Expires (meant for browsers and every other cache):
+/// `Surrogate-Control` (W3C Edge Architecture 1.0, as Squid, Fastly and
+/// Akamai read it) and nginx's `X-Accel-Expires`. Both are taken out of
+/// the responses clients get.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Targeting {
+    /// The device token this cache announces in `Surrogate-Capability` and
+    /// answers to in targeted directives (`max-age=60;inverso`); `None`:
+    /// `Surrogate-Control` is neither read nor removed.
+    pub surrogate_id: Option<Arc<str>>,
+    pub x_accel_expires: bool,
+}
+
+impl Targeting {
+    /// The fields that speak to this cache alone: read, stored with the
+    /// response, never sent on to a client.
+    pub fn own_fields(&self) -> &'static [&'static str] {
+        own_fields(self.surrogate_id.is_some(), self.x_accel_expires)
+    }
+
+    /// This cache's entry in a request's `Surrogate-Capability`.
+    pub fn capability(&self) -> Option<String> {
+        let id = self.surrogate_id.as_deref()?;
+        Some(format!("{id}=\"Surrogate/1.0\""))
+    }
+}
+
+/// The fields for this cache alone that it reads (see [`Targeting`]).
+pub fn own_fields(surrogate_control: bool, x_accel_expires: bool) -> &'static [&'static str] {
+    match (surrogate_control, x_accel_expires) {
+        (true, true) => &["surrogate-control", "x-accel-expires"],
+        (true, false) => &["surrogate-control"],
+        (false, true) => &["x-accel-expires"],
+        (false, false) => &[],
+    }
 }
 
 /// Cache-Control directives we act on (RFC 9111 §5.2), from either side.
@@ -42,6 +82,11 @@ pub struct CacheControl {
     pub only_if_cached: bool,
     pub stale_if_error: Option<u64>,
     pub stale_while_revalidate: Option<u64>,
+    /// From `X-Accel-Expires: @T`: fresh until then (Unix seconds).
+    pub fresh_until: Option<u64>,
+    /// The lifetime came from a field for this cache alone (see
+    /// [`Targeting`]): the origin's explicit word to it.
+    pub targeted: bool,
 }
 
 impl CacheControl {
@@ -56,43 +101,75 @@ impl CacheControl {
     pub fn parse(headers: &Headers) -> CacheControl {
         let mut cc = CacheControl::default();
         for directive in headers.quoted_list("cache-control") {
-            let (name, value) = match directive.split_once('=') {
-                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
-                None => (directive, None),
-            };
-            // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
-            // stale, so a bad max-age counts as 0 rather than absent.
-            let seconds = || Some(value.and_then(delta_seconds).unwrap_or(0));
-            // Directive names are case-insensitive and nearly always sent
-            // in lower case: only the others pay for a copy (this runs for
-            // every request and response that has the field, hits too).
-            let lower;
-            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                lower = name.to_ascii_lowercase();
-                &lower
-            } else {
-                name
-            };
-            match name {
-                "no-store" => cc.no_store = true,
-                "must-understand" => cc.must_understand = true,
-                "no-cache" => cc.no_cache = true,
-                "private" => cc.private = true,
-                "public" => cc.public = true,
-                "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
-                "max-age" => cc.max_age = cc.max_age.or(seconds()),
-                "s-maxage" => cc.s_maxage = cc.s_maxage.or(seconds()),
-                "max-stale" => cc.max_stale = Some(value.and_then(delta_seconds)),
-                "min-fresh" => cc.min_fresh = cc.min_fresh.or(seconds()),
-                "only-if-cached" => cc.only_if_cached = true,
-                "stale-if-error" => cc.stale_if_error = cc.stale_if_error.or(seconds()),
-                "stale-while-revalidate" => {
-                    cc.stale_while_revalidate = cc.stale_while_revalidate.or(seconds())
-                }
-                _ => {}
-            }
+            cc.apply(directive);
         }
         cc
+    }
+
+    fn apply(&mut self, directive: &str) {
+        let (name, value) = match directive.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (directive, None),
+        };
+        // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
+        // stale, so a bad max-age counts as 0 rather than absent.
+        let seconds = || Some(value.and_then(delta_seconds).unwrap_or(0));
+        // Directive names are case-insensitive and nearly always sent
+        // in lower case: only the others pay for a copy (this runs for
+        // every request and response that has the field, hits too).
+        let lower;
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = name.to_ascii_lowercase();
+            &lower
+        } else {
+            name
+        };
+        match name {
+            "no-store" => self.no_store = true,
+            "must-understand" => self.must_understand = true,
+            "no-cache" => self.no_cache = true,
+            "private" => self.private = true,
+            "public" => self.public = true,
+            "must-revalidate" | "proxy-revalidate" => self.must_revalidate = true,
+            "max-age" => self.max_age = self.max_age.or(seconds()),
+            "s-maxage" => self.s_maxage = self.s_maxage.or(seconds()),
+            "max-stale" => self.max_stale = Some(value.and_then(delta_seconds)),
+            "min-fresh" => self.min_fresh = self.min_fresh.or(seconds()),
+            "only-if-cached" => self.only_if_cached = true,
+            "stale-if-error" => self.stale_if_error = self.stale_if_error.or(seconds()),
+            "stale-while-revalidate" => {
+                self.stale_while_revalidate = self.stale_while_revalidate.or(seconds())
+            }
+            _ => {}
+        }
+    }
+
+    /// The directives a stored or arriving response gives this cache: the
+    /// ones in a field for it alone when the origin sent one (see
+    /// [`Targeting`]; `Surrogate-Control` first), else Cache-Control's.
+    /// Cache-Control's `public` counts either way: it is what lets a
+    /// response with `Set-Cookie` be stored, and a field about lifetimes
+    /// is no such permission.
+    pub fn of_response(headers: &Headers, targeting: &Targeting) -> CacheControl {
+        let cc = CacheControl::parse(headers);
+        let targeted = match &targeting.surrogate_id {
+            Some(id) => surrogate_control(headers, id),
+            None => None,
+        };
+        let targeted = targeted.or_else(|| {
+            targeting
+                .x_accel_expires
+                .then(|| x_accel_expires(headers))
+                .flatten()
+        });
+        match targeted {
+            Some(own) => CacheControl {
+                public: cc.public,
+                targeted: true,
+                ..own
+            },
+            None => cc,
+        }
     }
 
     /// The request asks to skip stored responses: `no-cache`, or the
@@ -101,6 +178,60 @@ impl CacheControl {
         self.no_cache
             || (!headers.contains("cache-control") && headers.has_token("pragma", "no-cache"))
     }
+}
+
+/// The `Surrogate-Control` directives for this cache (Edge Architecture
+/// §2.2-2.3): those targeted at `id` (`max-age=60;inverso`) and those
+/// targeted at no device. Of them, `no-store`, `max-age` (with its
+/// `+seconds` extension: how long it may still be served stale after,
+/// read as a `stale-if-error` window), `stale-if-error` and
+/// `stale-while-revalidate` are read. `None` when they say nothing of
+/// storing or of lifetime (`content="ESI/1.0"` alone): Cache-Control then
+/// decides, as it does for a response without the field.
+fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
+    let mut sc = CacheControl::default();
+    for item in headers.quoted_list("surrogate-control") {
+        let (directive, target) = match item.rsplit_once(';') {
+            Some((directive, target)) if !target.contains('"') => (directive, Some(target.trim())),
+            _ => (item, None),
+        };
+        if target.is_some_and(|t| !t.eq_ignore_ascii_case(id)) {
+            continue;
+        }
+        let name = directive.split('=').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("max-age") {
+            let value = directive.split_once('=').map_or("", |(_, v)| v.trim());
+            let (fresh, stale) = match value.split_once('+') {
+                Some((fresh, stale)) => (fresh, delta_seconds(stale)),
+                None => (value, None),
+            };
+            // Invalid counts as 0, as in Cache-Control (§4.2.1).
+            sc.max_age = sc.max_age.or(Some(delta_seconds(fresh).unwrap_or(0)));
+            sc.stale_if_error = sc.stale_if_error.or(stale);
+        } else if ["no-store", "stale-if-error", "stale-while-revalidate"]
+            .iter()
+            .any(|d| name.eq_ignore_ascii_case(d))
+        {
+            sc.apply(directive);
+        }
+    }
+    (sc.no_store || sc.max_age.is_some()).then_some(sc)
+}
+
+/// nginx's `X-Accel-Expires`: seconds of freshness, `0` for "do not
+/// store", or `@T` for "fresh until the Unix time T". A value of another
+/// form is ignored, as nginx ignores it.
+fn x_accel_expires(headers: &Headers) -> Option<CacheControl> {
+    let value = headers.get_str("x-accel-expires")?;
+    let mut cc = CacheControl::default();
+    match value.strip_prefix('@') {
+        Some(at) => cc.fresh_until = Some(delta_seconds(at)?),
+        None => match delta_seconds(value)? {
+            0 => cc.no_store = true,
+            n => cc.max_age = Some(n),
+        },
+    }
+    Some(cc)
 }
 
 /// The largest delta-seconds we keep (68 years): RFC 9111 §1.2.2, "If a
@@ -418,7 +549,7 @@ pub fn storable(
         return None;
     }
     let req_cc = CacheControl::parse(&request.headers);
-    let cc = CacheControl::parse(&response.headers);
+    let cc = CacheControl::of_response(&response.headers, &settings.targeting);
     // `must-understand, no-store`: stored by a cache that knows the
     // status, by no other (the `no-store` is for caches that do not know
     // the directive).
@@ -441,9 +572,10 @@ pub fn storable(
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
-    // only when the response says so explicitly.
+    // only when the response says so explicitly (a lifetime given to this
+    // cache alone says so).
     if request.headers.contains("authorization")
-        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
+        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate || cc.targeted)
     {
         return None;
     }
@@ -467,6 +599,7 @@ pub fn storable(
     if explicit.is_none_or(|d| d.is_zero())
         && !cc.public
         && cc.s_maxage.is_none()
+        && !cc.targeted
         && !settings.cache_unlabeled
         && request.headers.contains("cookie")
     {
@@ -533,6 +666,7 @@ pub fn stale_window(
 pub fn must_revalidate(fresh: Duration, cc: &CacheControl, response: &ResponseHead) -> bool {
     let only_revalidated = fresh.is_zero()
         && cc.s_maxage.or(cc.max_age).is_none()
+        && !cc.targeted
         && !response.headers.contains("expires");
     cc.forbids_stale() || only_revalidated
 }
@@ -546,13 +680,18 @@ fn explicit_freshness(
     if let Some(s) = cc.s_maxage.or(cc.max_age) {
         return Some(Duration::from_secs(s));
     }
+    let date = || date_of(response).unwrap_or(response_time);
+    if let Some(until) = cc.fresh_until {
+        // At most 2^31 seconds: no overflow.
+        let until = UNIX_EPOCH + Duration::from_secs(until);
+        return Some(until.duration_since(date()).unwrap_or(Duration::ZERO));
+    }
     let expires = response.headers.get_str("expires")?;
     // An invalid Expires (e.g. "0") means "already expired" (§5.3).
     let Some(expires) = parse_http_date(expires) else {
         return Some(Duration::ZERO);
     };
-    let date = date_of(response).unwrap_or(response_time);
-    Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
+    Some(expires.duration_since(date()).unwrap_or(Duration::ZERO))
 }
 
 /// §4.2.2: 10% of the time since Last-Modified.
@@ -816,6 +955,10 @@ mod tests {
         ttl: Duration::from_secs(3600),
         cache_unlabeled: false,
         stale_if_error: Duration::from_secs(60),
+        targeting: Targeting {
+            surrogate_id: None,
+            x_accel_expires: false,
+        },
     };
 
     #[test]
@@ -1295,6 +1438,154 @@ mod tests {
             &SETTINGS
         )
         .is_none());
+    }
+
+    fn surrogate_settings() -> Settings {
+        Settings {
+            targeting: Targeting {
+                surrogate_id: Some(Arc::from("edge")),
+                x_accel_expires: true,
+            },
+            ..SETTINGS
+        }
+    }
+
+    /// What `storable` gives a response, with the cache answering to
+    /// `edge` and reading X-Accel-Expires.
+    fn targeted(req: &[(&str, &str)], resp: &[(&str, &str)]) -> Option<Lifetime> {
+        storable(
+            &get(req),
+            &response(200, resp),
+            SystemTime::now(),
+            &surrogate_settings(),
+        )
+    }
+
+    fn targeted_fresh(resp: &[(&str, &str)]) -> Option<Duration> {
+        targeted(&[], resp).map(|l| l.fresh)
+    }
+
+    #[test]
+    fn surrogate_control_goes_before_cache_control_and_expires() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let sc = |v| ("Surrogate-Control", v);
+        assert_eq!(targeted_fresh(&[sc("max-age=60")]), secs(60));
+        // Cache-Control is for browsers and other caches.
+        for cc in ["no-store", "private", "no-cache", "max-age=5", "s-maxage=5"] {
+            let resp = [("Cache-Control", cc), sc("max-age=60")];
+            assert_eq!(targeted_fresh(&resp), secs(60), "{cc}");
+        }
+        let expires = [("Expires", "0"), sc("max-age=60")];
+        assert_eq!(targeted_fresh(&expires), secs(60));
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "max-age=600"), sc("no-store")]),
+            None
+        );
+        // Targeted at this cache, at another, at none; names in any case.
+        assert_eq!(targeted_fresh(&[sc("max-age=60;edge")]), secs(60));
+        assert_eq!(targeted_fresh(&[sc("max-age=60;EDGE")]), secs(60));
+        assert_eq!(targeted_fresh(&[sc("MaX-AgE=60")]), secs(60));
+        assert_eq!(targeted_fresh(&[sc("max-age=60;other")]), None);
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "max-age=5"), sc("max-age=60;other")]),
+            secs(5)
+        );
+        assert_eq!(
+            targeted_fresh(&[sc("max-age=5, max-age=60;edge, no-store;other")]),
+            secs(5)
+        );
+        assert_eq!(targeted_fresh(&[sc("foo, max-age=60")]), secs(60));
+        // Nothing of storing or lifetime: Cache-Control decides.
+        let content = [("Cache-Control", "max-age=5"), sc("content=\"ESI/1.0\"")];
+        assert_eq!(targeted_fresh(&content), secs(5));
+        // Still capped by `ttl`, and a lifetime of 0 without a validator is
+        // not worth storing.
+        assert_eq!(targeted_fresh(&[sc("max-age=99999")]), secs(3600));
+        assert_eq!(
+            targeted_fresh(&[
+                ("Expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+                sc("max-age=0")
+            ]),
+            None
+        );
+        // Not read at all without a device token.
+        let resp = response(200, &[("Cache-Control", "no-store"), sc("max-age=60")]);
+        assert_eq!(
+            storable(&get(&[]), &resp, SystemTime::now(), &SETTINGS),
+            None
+        );
+    }
+
+    #[test]
+    fn surrogate_control_windows_and_permissions() {
+        let sc = |v| ("Surrogate-Control", v);
+        // `max-age=60+600`: served stale for up to 600 s when the origin
+        // fails; its own stale-if-error and stale-while-revalidate count.
+        let plus = targeted(&[], &[sc("max-age=60+600")]).unwrap();
+        assert_eq!(plus.fresh, Duration::from_secs(60));
+        assert_eq!(plus.stale_if_error, Duration::from_secs(600));
+        let sie = targeted(&[], &[sc("max-age=60, stale-if-error=30")]).unwrap();
+        assert_eq!(sie.stale_if_error, Duration::from_secs(30));
+        // Cache-Control's must-revalidate is not for this cache.
+        let resp = [("Cache-Control", "must-revalidate"), sc("max-age=60")];
+        assert_eq!(
+            targeted(&[], &resp).unwrap().stale_if_error,
+            Duration::from_secs(60)
+        );
+        // An explicit lifetime for this cache lets it store answers to
+        // credentialed requests, as s-maxage does.
+        assert!(targeted(&[("Authorization", "Basic eDp5")], &[sc("max-age=60")]).is_some());
+        assert!(targeted(&[("Cookie", "a=1")], &[sc("max-age=60")]).is_some());
+        // Set-Cookie still needs Cache-Control's `public`.
+        assert_eq!(
+            targeted(&[], &[("Set-Cookie", "a=1"), sc("max-age=60")]),
+            None
+        );
+        let public = [
+            ("Cache-Control", "public"),
+            ("Set-Cookie", "a=1"),
+            sc("max-age=60"),
+        ];
+        assert!(targeted(&[], &public).is_some());
+    }
+
+    #[test]
+    fn x_accel_expires_as_nginx_reads_it() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let xa = |v| ("X-Accel-Expires", v);
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "no-store"), xa("60")]),
+            secs(60)
+        );
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "max-age=600"), xa("0")]),
+            None
+        );
+        let now = SystemTime::now();
+        let date = format_http_date(now);
+        let at = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 100;
+        let until = format!("@{at}");
+        let fresh = targeted_fresh(&[("Date", &date), xa(&until)]).unwrap();
+        assert!((99..=100).contains(&fresh.as_secs()), "{fresh:?}");
+        // Another form is ignored, as nginx ignores it.
+        for bad in ["", "-5", "1.5", "@", "@x", "soon"] {
+            let resp = [("Cache-Control", "max-age=5"), xa(bad)];
+            assert_eq!(targeted_fresh(&resp), secs(5), "{bad:?}");
+        }
+        // Surrogate-Control first.
+        let both = [xa("60"), ("Surrogate-Control", "max-age=30")];
+        assert_eq!(targeted_fresh(&both), secs(30));
+        // Off: Cache-Control alone.
+        let off = Settings {
+            targeting: Targeting {
+                surrogate_id: None,
+                x_accel_expires: false,
+            },
+            ..SETTINGS
+        };
+        let resp = response(200, &[("Cache-Control", "max-age=5"), xa("60")]);
+        let lifetime = storable(&get(&[]), &resp, SystemTime::now(), &off);
+        assert_eq!(lifetime.map(|l| l.fresh), secs(5));
     }
 
     #[test]

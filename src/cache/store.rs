@@ -7,7 +7,7 @@
 
 use super::lru::Lru;
 use super::persist::Record;
-use super::policy::{self, Lifetime};
+use super::policy::{self, Lifetime, Targeting};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
@@ -42,6 +42,9 @@ pub struct Entry {
     pub must_revalidate: bool,
     /// See [`policy::stale_while_revalidate`].
     pub stale_while_revalidate: Duration,
+    /// How much of `record.head` goes to clients: all but the fields for
+    /// this cache alone (see [`Targeting`]), which `sanitize` puts last.
+    served_len: usize,
 }
 
 impl Entry {
@@ -53,11 +56,12 @@ impl Entry {
         body: Arc<[u8]>,
         birth: SystemTime,
         lifetime: Lifetime,
+        targeting: &Targeting,
     ) -> Entry {
-        let bytes = sanitize(&mut head);
+        let (bytes, served_len) = sanitize(&mut head, targeting.own_fields());
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
-        let cc = policy::CacheControl::parse(&head.headers);
+        let cc = policy::CacheControl::of_response(&head.headers, targeting);
         let must_revalidate = policy::must_revalidate(lifetime.fresh, &cc, &head);
         Entry {
             record: Record {
@@ -71,7 +75,14 @@ impl Entry {
             head,
             must_revalidate,
             stale_while_revalidate: policy::stale_while_revalidate(&cc),
+            served_len,
         }
+    }
+
+    /// The status line and fields sent with every response served from
+    /// it, each line ending in CRLF.
+    pub fn served_head(&self) -> &[u8] {
+        &self.record.head[..self.served_len]
     }
 
     /// How [`policy::usable`] sees it at `now`.
@@ -90,7 +101,7 @@ impl Entry {
     /// break the framing of the connection). The head is cleaned as a
     /// fresh one is: a crafted file must not smuggle framing fields into
     /// the responses served from it.
-    pub fn from_record(mut record: Record) -> Option<Entry> {
+    pub fn from_record(mut record: Record, targeting: &Targeting) -> Option<Entry> {
         let mut text = record.head.clone();
         text.extend_from_slice(b"\r\n");
         let mut head = parse_response(&text).ok()?;
@@ -98,8 +109,9 @@ impl Entry {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
-        record.head = sanitize(&mut head);
-        let cc = policy::CacheControl::parse(&head.headers);
+        let (bytes, served_len) = sanitize(&mut head, targeting.own_fields());
+        record.head = bytes;
+        let cc = policy::CacheControl::of_response(&head.headers, targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
         // The window as the rules give it today (a snapshot of an older
         // version may say otherwise); the `stale_if_error` it was stored
@@ -112,6 +124,7 @@ impl Entry {
             must_revalidate: policy::must_revalidate(fresh, &cc, &head),
             head,
             stale_while_revalidate: policy::stale_while_revalidate(&cc),
+            served_len,
         })
     }
 
@@ -154,10 +167,11 @@ impl Entry {
 /// hop-by-hop fields, those its `Connection` names, framing, which is
 /// written per response) or is written per response (`Age`, `X-Cache`, a
 /// 200's `Content-Range`: a 200 is the whole body, and the parts cut from
-/// it say their own range), and returns it serialized as stored. Every
-/// stored head comes here: new, refreshed by a 304, or read from a
-/// snapshot.
-fn sanitize(head: &mut ResponseHead) -> Vec<u8> {
+/// it say their own range), and returns it serialized as stored, with the
+/// length of what is served of it: the fields named in `own` (for this
+/// cache alone) are moved last, to be stored but not served. Every stored
+/// head comes here: new, refreshed by a 304, or read from a snapshot.
+fn sanitize(head: &mut ResponseHead, own: &[&str]) -> (Vec<u8>, usize) {
     strip_hop_by_hop(&mut head.headers, false);
     head.headers.remove("age");
     head.headers.remove("x-cache");
@@ -168,15 +182,29 @@ fn sanitize(head: &mut ResponseHead) -> Vec<u8> {
         head.headers.remove("content-range");
     }
     head.version = crate::http::Version::Http11;
+    let mut own_fields = Headers::new();
+    for (name, value) in head.headers.iter() {
+        if own.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            own_fields.push(name, value);
+        }
+    }
+    for name in own {
+        head.headers.remove(name);
+    }
+    let mut bytes = Vec::with_capacity(256);
+    head.write_start(&mut bytes);
+    let served_len = bytes.len();
+    own_fields.write_to(&mut bytes);
+    for (name, value) in own_fields.iter() {
+        head.headers.push(name, value);
+    }
     // The parsed head is kept beside the serialized one, and weighed as
     // its copy: without the bytes of the fields just removed, or of every
     // field a 304 ever replaced (a backend could make an entry hold many
     // times its weight).
     head.headers.compact();
-    let mut bytes = Vec::with_capacity(256);
-    head.write_start(&mut bytes);
     bytes.shrink_to_fit();
-    bytes
+    (bytes, served_len)
 }
 
 fn primary_of(key: &str) -> &str {
@@ -533,7 +561,7 @@ impl Cache {
 
     /// Loads snapshot records (most recent first, as `entries` gives them)
     /// at `now` (Unix milliseconds). Returns how many were stored.
-    pub fn load(&self, records: Vec<Record>, now: u64) -> usize {
+    pub fn load(&self, records: Vec<Record>, now: u64, targeting: &Targeting) -> usize {
         let mut stored = 0;
         // Insert the oldest first so the newest end up most recent.
         for mut record in records.into_iter().rev() {
@@ -548,7 +576,7 @@ impl Cache {
             if let Ok(key) = std::str::from_utf8(&record.key) {
                 record.key = policy::respell_key(key).into_bytes();
             }
-            if let Some(entry) = Entry::from_record(record) {
+            if let Some(entry) = Entry::from_record(record, targeting) {
                 stored += usize::from(self.insert(entry));
             }
         }
@@ -712,6 +740,11 @@ mod tests {
     use super::*;
     use crate::http::Headers;
 
+    const NO_TARGETING: Targeting = Targeting {
+        surrogate_id: None,
+        x_accel_expires: false,
+    };
+
     fn entry(key: &str, body: &str, fresh: u64, vary: Option<&str>) -> Entry {
         let mut head = ResponseHead::new(200);
         head.headers
@@ -729,6 +762,7 @@ mod tests {
             body.as_bytes().into(),
             SystemTime::now(),
             lifetime,
+            &NO_TARGETING,
         )
     }
 
@@ -759,13 +793,13 @@ mod tests {
             stale_until: 3_601_000,
         };
         let unlabeled = "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nSet-Cookie: sid=a\r\n";
-        let entry = Entry::from_record(record(unlabeled)).unwrap();
+        let entry = Entry::from_record(record(unlabeled), &NO_TARGETING).unwrap();
         assert!(entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 1_000);
         assert!(!entry.head.headers.contains("set-cookie"));
         // An explicit max-age=0 is the origin's word: stale on error stays.
         let labelled = "HTTP/1.1 200 OK\r\nCache-Control: max-age=0\r\nETag: \"v1\"\r\n";
-        let entry = Entry::from_record(record(labelled)).unwrap();
+        let entry = Entry::from_record(record(labelled), &NO_TARGETING).unwrap();
         assert!(!entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 3_601_000);
     }
@@ -776,6 +810,7 @@ mod tests {
             ttl: Duration::from_secs(3600),
             cache_unlabeled: false,
             stale_if_error: Duration::from_secs(60),
+            targeting: NO_TARGETING,
         };
         let request = crate::http::RequestHead {
             method: "GET".into(),
@@ -805,8 +840,15 @@ mod tests {
             }
             let now = SystemTime::now();
             let lifetime = policy::storable(&request, &head, now, &settings).unwrap();
-            let stored = Entry::new("h/a".into(), head, Arc::from(&b"x"[..]), now, lifetime);
-            let back = Entry::from_record(stored.record.clone()).unwrap();
+            let stored = Entry::new(
+                "h/a".into(),
+                head,
+                Arc::from(&b"x"[..]),
+                now,
+                lifetime,
+                &NO_TARGETING,
+            );
+            let back = Entry::from_record(stored.record.clone(), &NO_TARGETING).unwrap();
             assert_eq!(back.record, stored.record, "{fields:?}");
             assert_eq!(back.must_revalidate, stored.must_revalidate, "{fields:?}");
         }
@@ -821,9 +863,62 @@ mod tests {
             stale_until: 3_602_000,
         };
         assert_eq!(
-            Entry::from_record(record).unwrap().record.stale_until,
+            Entry::from_record(record, &NO_TARGETING)
+                .unwrap()
+                .record
+                .stale_until,
             2_000
         );
+    }
+
+    fn edge() -> Targeting {
+        Targeting {
+            surrogate_id: Some(Arc::from("edge")),
+            x_accel_expires: true,
+        }
+    }
+
+    #[test]
+    fn fields_for_the_cache_alone_are_stored_but_not_served() {
+        let mut head = ResponseHead::new(200);
+        head.headers.push("Surrogate-Control", "max-age=60;edge");
+        head.headers
+            .push("Cache-Control", "no-cache, must-revalidate");
+        head.headers.push("x-accel-expires", "60");
+        head.headers.push("ETag", "\"v1\"");
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(60),
+        };
+        let now = SystemTime::now();
+        let entry = Entry::new(
+            "h/a".into(),
+            head,
+            Arc::from(&b"x"[..]),
+            now,
+            lifetime,
+            &edge(),
+        );
+        assert_eq!(
+            entry.served_head(),
+            b"HTTP/1.1 200 OK\r\nCache-Control: no-cache, must-revalidate\r\nETag: \"v1\"\r\n"
+        );
+        assert!(entry
+            .record
+            .head
+            .ends_with(b"Surrogate-Control: max-age=60;edge\r\nx-accel-expires: 60\r\n"));
+        // The rules read them: Cache-Control's must-revalidate is not for
+        // this cache.
+        assert!(!entry.must_revalidate);
+        // So does an entry read back from a snapshot.
+        let back = Entry::from_record(entry.record.clone(), &edge()).unwrap();
+        assert_eq!(back.record, entry.record);
+        assert_eq!(back.served_head(), entry.served_head());
+        assert!(!back.must_revalidate);
+        // Configured off: served as any other field, and not read.
+        let off = Entry::from_record(entry.record.clone(), &NO_TARGETING).unwrap();
+        assert_eq!(off.served_head(), &off.record.head[..]);
+        assert!(off.must_revalidate);
     }
 
     #[test]
@@ -842,6 +937,7 @@ mod tests {
             Arc::from(&b""[..]),
             SystemTime::now(),
             lifetime,
+            &NO_TARGETING,
         );
         // Refreshed by 304s, each replacing a field with a large one.
         for i in 0..100 {
@@ -857,6 +953,7 @@ mod tests {
                 Arc::from(&b""[..]),
                 SystemTime::now(),
                 lifetime,
+                &NO_TARGETING,
             );
         }
         assert!(entry.head.headers.get("x-big").is_none());
@@ -904,6 +1001,7 @@ mod tests {
             b"01".as_slice().into(),
             SystemTime::now(),
             forever,
+            &NO_TARGETING,
         );
         assert!(!e.head.headers.contains("content-range"));
         assert!(!String::from_utf8_lossy(&e.record.head).contains("Content-Range"));
@@ -942,7 +1040,10 @@ mod tests {
     fn a_snapshot_key_in_an_older_spelling_is_found_under_todays() {
         let cache = Cache::new(1 << 20, 1 << 16);
         let old = entry("h/a%2fb", "body", 60, None).record.clone();
-        assert_eq!(cache.load(vec![old], unix_ms(SystemTime::now())), 1);
+        assert_eq!(
+            cache.load(vec![old], unix_ms(SystemTime::now()), &NO_TARGETING),
+            1
+        );
         assert!(cache.lookup("h/a%2Fb", &Headers::new()).is_some());
     }
 
@@ -961,9 +1062,10 @@ mod tests {
                 fresh: Duration::from_secs(60),
                 stale_if_error: Duration::ZERO,
             },
+            &NO_TARGETING,
         );
         assert_eq!(e.stale_while_revalidate, Duration::from_secs(30));
-        let back = Entry::from_record(e.record.clone()).unwrap();
+        let back = Entry::from_record(e.record.clone(), &NO_TARGETING).unwrap();
         assert_eq!(back.stale_while_revalidate, Duration::from_secs(30));
     }
 
@@ -973,7 +1075,10 @@ mod tests {
             let mut e = entry("h/a", "body", 60, None);
             e.record.head =
                 format!("HTTP/1.1 {status} X\r\nCache-Control: max-age=60\r\n").into_bytes();
-            assert!(Entry::from_record(e.record).is_none(), "{status}");
+            assert!(
+                Entry::from_record(e.record, &NO_TARGETING).is_none(),
+                "{status}"
+            );
         }
     }
 
@@ -1034,7 +1139,7 @@ mod tests {
     #[test]
     fn records_round_trip_through_entries() {
         let e = entry("h/a", "body", 60, Some("Accept"));
-        let back = Entry::from_record(e.record.clone()).unwrap();
+        let back = Entry::from_record(e.record.clone(), &NO_TARGETING).unwrap();
         assert_eq!(back.head, e.head);
         assert_eq!(back.key(), "h/a");
     }

@@ -143,6 +143,21 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_duration(v).map(|d| c.stale_if_error = d),
     },
     Key {
+        name: "surrogate_id",
+        default: "inverso",
+        help: "the name the cache gives itself in Surrogate-Capability and answers to in targeted \
+               Surrogate-Control directives, which then go before Cache-Control; empty = \
+               Surrogate-Control is neither read nor removed",
+        apply: |c, v| optional(v, parse_device_token).map(|id| c.surrogate_id = id),
+    },
+    Key {
+        name: "x_accel_expires",
+        default: "true",
+        help: "read nginx's X-Accel-Expires from backends: a lifetime for the cache alone, before \
+               Cache-Control; removed from responses",
+        apply: |c, v| parse_bool(v).map(|b| c.x_accel_expires = b),
+    },
+    Key {
         name: "balance",
         default: "round_robin",
         help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",

@@ -59,6 +59,9 @@ pub struct Config {
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
     pub stale_if_error: Duration,
+    /// The cache's device token for Surrogate-Control; `None`: not read.
+    pub surrogate_id: Option<Arc<str>>,
+    pub x_accel_expires: bool,
     pub balance: Balance,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
@@ -536,6 +539,8 @@ impl Config {
             max_object_size: None,
             cache_unlabeled: false,
             stale_if_error: Duration::ZERO,
+            surrogate_id: None,
+            x_accel_expires: false,
             balance: Balance::RoundRobin,
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),
@@ -586,6 +591,15 @@ impl Config {
 
     pub fn effective_backend_timeout(&self) -> Duration {
         self.backend_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// The fields for the cache alone that it reads (with a cache; see
+    /// `Shared::targeting`).
+    pub fn cache_targeting(&self) -> crate::cache::policy::Targeting {
+        crate::cache::policy::Targeting {
+            surrogate_id: self.surrogate_id.clone(),
+            x_accel_expires: self.x_accel_expires,
+        }
     }
 
     /// The rate limit and its burst, when one is set.

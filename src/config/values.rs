@@ -100,6 +100,19 @@ pub(super) fn parse_cookie_name(v: &str) -> Result<Arc<str>, String> {
     }
 }
 
+/// A device token for `Surrogate-Capability` and `Surrogate-Control`
+/// (an HTTP token: no `=`, `;`, `,` or quote to break those fields).
+pub(super) fn parse_device_token(v: &str) -> Result<Arc<str>, String> {
+    if v.len() <= 64 && v.bytes().all(crate::http::head::is_tchar) {
+        Ok(Arc::from(v))
+    } else {
+        Err(format!(
+            "`{}` is not a device token (at most 64 letters, digits and !#$%&'*+-.^_`|~)",
+            v.escape_debug()
+        ))
+    }
+}
+
 /// An empty value is "not set"; anything else must parse.
 pub(super) fn optional<T>(
     v: &str,

@@ -89,6 +89,10 @@ pub struct Forwarded<'a> {
     /// This hop's entry for Via, e.g. "1.1 inverso"; `None` leaves `Via`
     /// as it came.
     pub via: Option<&'a str>,
+    /// The cache's entry for `Surrogate-Capability`, e.g.
+    /// `inverso="Surrogate/1.0"`: appended to what surrogates in front
+    /// announced.
+    pub surrogate_capability: Option<&'a str>,
 }
 
 /// Adds the forwarding fields: `X-Forwarded-For` appended to what earlier
@@ -110,6 +114,10 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
     if let Some(entry) = f.via {
         let via = join_values(headers, "via", entry);
         headers.set("Via", via);
+    }
+    if let Some(entry) = f.surrogate_capability {
+        let capability = join_values(headers, "surrogate-capability", entry);
+        headers.set("Surrogate-Capability", capability);
     }
 }
 
@@ -164,6 +172,7 @@ mod tests {
         h.push("x-forwarded-for", "2.2.2.2");
         h.push("X-Forwarded-Proto", "https");
         h.push("Via", "1.0 fred");
+        h.push("Surrogate-Capability", "cdn=\"Surrogate/1.0 ESI/1.0\"");
         add_forwarded(
             &mut h,
             &Forwarded {
@@ -171,6 +180,7 @@ mod tests {
                 proto: "http",
                 host: Some("example.com"),
                 via: Some("1.1 inverso"),
+                surrogate_capability: Some("inverso=\"Surrogate/1.0\""),
             },
         );
         assert_eq!(
@@ -181,5 +191,9 @@ mod tests {
         assert_eq!(h.get_str("x-forwarded-host"), Some("example.com"));
         assert_eq!(h.get_str("via"), Some("1.0 fred, 1.1 inverso"));
         assert_eq!(h.get_all("x-forwarded-for").count(), 1);
+        assert_eq!(
+            h.get_str("surrogate-capability"),
+            Some("cdn=\"Surrogate/1.0 ESI/1.0\", inverso=\"Surrogate/1.0\"")
+        );
     }
 }

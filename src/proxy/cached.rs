@@ -6,7 +6,7 @@
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
-use crate::cache::policy::{self, CacheControl, Lifetime, Use};
+use crate::cache::policy::{self, CacheControl, Lifetime, Targeting, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::digits::push_field;
@@ -298,15 +298,11 @@ pub(super) fn serve(
     }
 
     // A full response: relay it, and store it on the way if allowed.
+    let settings = shared.cache_settings();
     let lifetime = if request.is_head() {
         None
     } else {
-        policy::storable(
-            &request,
-            &fetched.response,
-            response_time,
-            &shared.cache_settings(),
-        )
+        policy::storable(&request, &fetched.response, response_time, &settings)
     };
     // The fill goes with the tee; with nothing to store it ends here, as
     // does the flight: those waiting on the key go now, not once this
@@ -322,6 +318,7 @@ pub(super) fn serve(
                 lifetime,
                 response_time,
                 flight: flight.take(),
+                targeting: settings.targeting,
             };
             stored_as.tee(&fetched, fill, cache)
         });
@@ -385,6 +382,7 @@ struct Storing<'a> {
     response_time: SystemTime,
     /// The key's flight, released once the entry is stored.
     flight: Option<FlightGuard>,
+    targeting: Targeting,
 }
 
 impl Storing<'_> {
@@ -401,8 +399,9 @@ impl Storing<'_> {
         let head = fetched.response.clone();
         let lifetime = self.lifetime;
         let flight = self.flight;
+        let targeting = self.targeting;
         Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
-            let entry = Entry::new(key, head, body.into(), birth, lifetime);
+            let entry = Entry::new(key, head, body.into(), birth, lifetime, &targeting);
             cache.insert_filled(Arc::new(entry), &fill);
             drop(flight);
         })
@@ -440,12 +439,8 @@ impl Revalidated<'_> {
         // for everyone.
         let mut neutral = for_the_cache(self.request);
         neutral.headers.remove("authorization");
-        let storable = policy::storable(
-            &neutral,
-            &head,
-            self.response_time,
-            &shared.cache_settings(),
-        );
+        let settings = shared.cache_settings();
+        let storable = policy::storable(&neutral, &head, self.response_time, &settings);
         let refreshed = |lifetime| {
             Arc::new(Entry::new(
                 self.entry.key().to_string(),
@@ -453,6 +448,7 @@ impl Revalidated<'_> {
                 self.entry.record.body.clone(),
                 birth,
                 lifetime,
+                &settings.targeting,
             ))
         };
         match storable {
@@ -556,12 +552,8 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         };
     }
     // The cache's own request: a refusal here is the response's doing.
-    let lifetime = policy::storable(
-        &request,
-        &fetched.response,
-        response_time,
-        &shared.cache_settings(),
-    );
+    let settings = shared.cache_settings();
+    let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {
             let stored_as = Storing {
@@ -570,6 +562,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
                 lifetime,
                 response_time,
                 flight: None,
+                targeting: settings.targeting,
             };
             let mut tee = stored_as.tee(&fetched, fill, cache);
             // The client's next request waits meanwhile: a body that
@@ -807,7 +800,7 @@ fn serve_entry(
                     {
                         tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                     }
-                    ((&entry.record.head[..]).into(), body, entry.head.status)
+                    (entry.served_head().into(), body, entry.head.status)
                 }
                 Ranged::Part { start, end } => {
                     let _ = write!(
@@ -815,7 +808,7 @@ fn serve_entry(
                         "Content-Range: bytes {start}-{end}/{len}\r\nContent-Length: {}\r\n",
                         end - start + 1
                     );
-                    let fields = entry.record.head.splitn(2, |&b| b == b'\n').nth(1);
+                    let fields = entry.served_head().splitn(2, |&b| b == b'\n').nth(1);
                     let mut head = PARTIAL_CONTENT.to_vec();
                     head.extend_from_slice(fields.unwrap_or_default());
                     (head.into(), &whole[start as usize..=end as usize], 206)

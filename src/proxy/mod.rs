@@ -68,6 +68,27 @@ impl Shared {
             ttl: self.config.ttl,
             cache_unlabeled: self.config.cache_unlabeled,
             stale_if_error: self.config.stale_if_error,
+            targeting: self.targeting(),
+        }
+    }
+
+    /// The fields for the cache alone that it reads; none without a cache
+    /// (then they pass through as any other field).
+    pub fn targeting(&self) -> policy::Targeting {
+        match self.cache {
+            Some(_) => self.config.cache_targeting(),
+            None => policy::Targeting::default(),
+        }
+    }
+
+    /// `targeting().own_fields()`, without copying the settings.
+    pub fn own_fields(&self) -> &'static [&'static str] {
+        match self.cache {
+            Some(_) => policy::own_fields(
+                self.config.surrogate_id.is_some(),
+                self.config.x_accel_expires,
+            ),
+            None => &[],
         }
     }
 }

@@ -152,7 +152,7 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
-    let forwarded = prepare_request(head, send, client, shared.config.via);
+    let forwarded = prepare_request(head, send, client, shared);
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
@@ -373,7 +373,7 @@ fn prepare_request(
     head: &mut RequestHead,
     send: &Outgoing<'_>,
     client: &Client,
-    send_via: bool,
+    shared: &Shared,
 ) -> Forwarding {
     let path = head.path_and_query().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
@@ -399,7 +399,8 @@ fn prepare_request(
             client_ip: client.peer,
             proto: client.scheme,
             host: host.as_deref(),
-            via: send_via.then_some(VIA),
+            via: shared.config.via.then_some(VIA),
+            surrogate_capability: shared.targeting().capability().as_deref(),
         },
     );
     for (name, value) in send.extra {

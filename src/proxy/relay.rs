@@ -122,6 +122,11 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
+    // The origin's word to the cache alone (stored with what the tee
+    // took) is not for clients.
+    for name in shared.own_fields() {
+        fetched.response.headers.remove(name);
+    }
     let prepared =
         prepare_response(&mut fetched, how, client).map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
