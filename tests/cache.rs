@@ -1437,6 +1437,30 @@ fn vary_keeps_one_entry_per_value() {
     expect(&get(&proxy, "/v"), 200, "HIT", "encoded none");
 }
 
+#[test]
+fn vary_treats_spellings_of_one_list_as_one_value() {
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("Vary", "Accept-Language, Foo"),
+        ],
+    );
+    let asked = [("Accept-Language", "en, de"), ("Foo", "1,2")];
+    expect(&get_with(&proxy, "/l", &asked), 200, "MISS", "/l #1");
+    let respelled = [("Accept-Language", " EN ,de"), ("Foo", "1"), ("Foo", " 2 ")];
+    expect(&get_with(&proxy, "/l", &respelled), 200, "HIT", "/l #1");
+    // Order may be a preference; case, in a field that is not known to
+    // ignore it, may matter.
+    let reordered = [("Accept-Language", "de, en"), ("Foo", "1,2")];
+    expect(&get_with(&proxy, "/l", &reordered), 200, "MISS", "/l #2");
+    let upper = [("Accept-Language", "en,de"), ("Foo", "1,2"), ("Foo", "A")];
+    expect(&get_with(&proxy, "/l", &upper), 200, "MISS", "/l #3");
+    let lower = [("Accept-Language", "en,de"), ("Foo", "1,2,a")];
+    expect(&get_with(&proxy, "/l", &lower), 200, "MISS", "/l #4");
+    assert_eq!(backend.requests(), 4);
+}
+
 // ------------------------------------------------------------ revalidation
 
 #[test]

@@ -6,6 +6,7 @@
 use crate::http::date::parse_http_date;
 use crate::http::forward::{is_hop_by_hop, strip_hop_by_hop, FORWARDING_FIELDS};
 use crate::http::head::{push_canonical_authority, split_absolute};
+use crate::http::headers::list_elements;
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -401,10 +402,10 @@ fn remove_dot_segments(path: &str) -> Cow<'_, str> {
     Cow::Owned(format!("/{}", out.join("/")))
 }
 
-/// A stored key (a snapshot's) spelled as [`primary_key`] spells it
-/// today: a key written before a spelling rule existed would never be
-/// looked up again, and only take room until evicted. The variant part,
-/// after the first newline, is kept as it is.
+/// A stored key (a snapshot's) spelled as [`primary_key`] and
+/// [`variant_key`] spell it today: a key written before a spelling rule
+/// existed would never be looked up again, and only take room until
+/// evicted.
 pub fn respell_key(key: &str) -> String {
     let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
     let (scheme, primary) = match primary.strip_prefix(HTTPS_PREFIX) {
@@ -416,7 +417,7 @@ pub fn respell_key(key: &str) -> String {
     respelled.push_str(scheme);
     push_canonical_authority(&mut respelled, authority);
     push_path(&mut respelled, path);
-    respelled.push_str(variant);
+    respelled.push_str(&respell_variant(variant));
     respelled
 }
 
@@ -483,11 +484,9 @@ pub fn vary_names(response: &ResponseHead) -> Vec<String> {
 }
 
 /// The key of one variant: the primary key, then each varying request
-/// field (RFC 9111 §4.1, exact match, the simplest normalization): its
-/// name alone when the request lacks it (absent matches only absent), else
-/// `name=` and the values of all its lines, joined. Values are kept byte
-/// for byte: bytes outside printable ASCII, and `%`, are written `%XX`, so
-/// two different values never make the same key.
+/// field: its name alone when the request lacks it (absent matches only
+/// absent), else `name=` and its value in one spelling (see
+/// [`push_variant_value`]).
 ///
 /// A field the proxy drops before forwarding (a hop-by-hop one, or one the
 /// request's `Connection` names) counts as absent: the key describes the
@@ -498,21 +497,89 @@ pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String 
     for name in vary {
         key.push('\n');
         key.push_str(name);
-        if is_hop_by_hop(request, name) {
+        if is_hop_by_hop(request, name) || !request.contains(name) {
             continue;
         }
-        for (i, value) in request.get_all(name).enumerate() {
-            key.push_str(if i == 0 { "=" } else { ", " });
-            for &b in value {
-                if b == b'%' || !(0x20..0x7f).contains(&b) {
-                    let _ = write!(key, "%{b:02X}");
-                } else {
-                    key.push(b as char);
-                }
+        key.push('=');
+        push_variant_value(&mut key, name, request.get_all(name));
+    }
+    key
+}
+
+/// Fields whose values are case-insensitive throughout (RFC 9110 §12.5:
+/// codings, charsets and language ranges, and the `q` parameter).
+const CASE_INSENSITIVE_VALUES: [&str; 3] = ["accept-encoding", "accept-language", "accept-charset"];
+
+/// The value of a varying field `name`, from the values of its lines,
+/// normalized as RFC 9111 §4.1 allows, so that requests a backend must
+/// answer alike share one variant: the lines combined, the list split at
+/// commas outside quoted strings, whitespace around each element and empty
+/// elements dropped (RFC 9110 §5.6.1), and the values of the `Accept-*`
+/// fields above lower-cased. Nothing else: the order of elements stays, as
+/// some servers read it as a preference. Bytes outside printable ASCII,
+/// and `%`, are written `%XX`, so two values that differ otherwise never
+/// make the same key.
+fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<Item = &'a [u8]>) {
+    let lower = CASE_INSENSITIVE_VALUES.contains(&name);
+    let mut first = true;
+    for element in values.flat_map(list_elements) {
+        let element = element.trim_ascii();
+        if element.is_empty() {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            key.push(',');
+        }
+        for &b in element {
+            let b = if lower { b.to_ascii_lowercase() } else { b };
+            if b == b'%' || !(0x20..0x7f).contains(&b) {
+                let _ = write!(key, "%{b:02X}");
+            } else {
+                key.push(b as char);
             }
         }
     }
-    key
+}
+
+/// The variant part of a stored key (`\nname=value...`) as
+/// [`variant_key`] spells it today.
+fn respell_variant(variant: &str) -> String {
+    let mut out = String::with_capacity(variant.len());
+    for field in variant.split('\n').skip(1) {
+        out.push('\n');
+        match field.split_once('=') {
+            Some((name, value)) => {
+                out.push_str(name);
+                out.push('=');
+                let value = decode_percent(value.as_bytes());
+                push_variant_value(&mut out, name, std::iter::once(&value[..]));
+            }
+            None => out.push_str(field),
+        }
+    }
+    out
+}
+
+/// `%XX` decoded; anything else kept.
+fn decode_percent(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%')
+            .then(|| Some(hex_digit(*b.get(i + 1)?)? * 16 + hex_digit(*b.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// How long a stored response stays fresh and may serve as stale.
@@ -1133,7 +1200,12 @@ mod tests {
     #[test]
     fn keys_stored_in_an_older_spelling_are_respelled_and_todays_are_kept() {
         assert_eq!(respell_key("h/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
-        assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=%2f");
+        assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=/");
+        // Variant values as an older version spelled them.
+        assert_eq!(
+            respell_key("h/a\naccept-language=en, De\nx-a\nfoo=1, 2%09"),
+            "h/a\naccept-language=en,de\nx-a\nfoo=1,2"
+        );
         assert_eq!(respell_key("h"), "h");
         assert_eq!(respell_key(""), "");
         for target in ["/", "/a%2Fb?x=%25", "/100%25", "/%C3%A9/~u"] {
@@ -1153,6 +1225,30 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A variant key is spelled as it will be read back from a
+        /// snapshot, whatever bytes the request's field held.
+        #[test]
+        fn variant_keys_are_respelled_as_they_are(
+            values in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::sample::select(b" ,\"\\%\t=a".to_vec()),
+                        proptest::num::u8::ANY,
+                    ],
+                    0..12,
+                ),
+                0..3,
+            ),
+            name in proptest::sample::select(vec!["accept-language", "x-a"]),
+        ) {
+            let mut h = Headers::new();
+            for v in &values {
+                h.push(name, v);
+            }
+            let key = variant_key("h/", &[name.to_string()], &h);
+            proptest::prop_assert_eq!(respell_key(&key), key);
+        }
+
         /// Normalising a path twice changes nothing more, hex case never
         /// matters, and two paths share a key only if they decode to the
         /// same bytes (no two resources are ever confused).
@@ -1270,6 +1366,52 @@ mod tests {
         assert_eq!(key_of(&[b"caf\xc3\xa9 %"]), "k\nx-lang=caf%C3%A9 %25");
         // Several lines are one list (RFC 9110 §5.3).
         assert_eq!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+    }
+
+    fn keyed(name: &str, values: &[&str]) -> String {
+        let mut h = Headers::new();
+        for v in values {
+            h.push(name, v);
+        }
+        variant_key("k", &[name.to_ascii_lowercase()], &h)
+    }
+
+    #[test]
+    fn variant_keys_merge_only_the_spellings_of_one_list() {
+        let one = keyed("Foo", &["1,2"]);
+        assert_eq!(one, "k\nfoo=1,2");
+        for same in [
+            &[" 1, 2 "][..],
+            &["1", "2"],
+            &["1 ,\t2"],
+            &["1, ,2,"],
+            &[",1", "", "2"],
+        ] {
+            assert_eq!(keyed("Foo", same), one, "{same:?}");
+        }
+        for other in [
+            &["2,1"][..],
+            &["1 2"],
+            &["12"],
+            &["1"],
+            &["1,2,3"],
+            &["\"1,2\""],
+        ] {
+            assert_ne!(keyed("Foo", other), one, "{other:?}");
+        }
+        // Inside a quoted string nothing is normalized.
+        assert_ne!(keyed("Foo", &["\"a, b\""]), keyed("Foo", &["\"a,b\""]));
+        // Case, only where the field's values are case-insensitive.
+        let lang = keyed("Accept-Language", &["en, de;q=0.5"]);
+        assert_eq!(keyed("Accept-Language", &["EN , De;Q=0.5"]), lang);
+        assert_ne!(keyed("Accept-Language", &["de;q=0.5, en"]), lang);
+        assert_eq!(
+            keyed("Accept-Encoding", &["GZIP", "br"]),
+            keyed("Accept-Encoding", &["gzip,br"])
+        );
+        assert_ne!(keyed("X-Lang", &["EN"]), keyed("X-Lang", &["en"]));
+        // An empty field is not an absent one.
+        assert_ne!(keyed("Foo", &[" "]), keyed("Foo", &[]));
     }
 
     #[test]

@@ -215,6 +215,12 @@ fn list_items<'a>(
         .filter(|t| !t.is_empty())
 }
 
+/// The elements of one list field value, untrimmed, empty ones included
+/// (see [`ListElements`]).
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    ListElements::new(value)
+}
+
 /// The elements of one list field value, split at commas outside quoted
 /// strings (a backslash escapes the next byte inside one). A quote left
 /// open to the end of the value proves nothing: from that element on,
