@@ -1135,6 +1135,12 @@ fn surrogate_control_gives_the_cache_its_own_lifetime_and_stays_behind() {
         assert_eq!(r.header("surrogate-control"), None, "{}", r.head.raw);
         assert_eq!(r.header("cache-control"), Some("no-store"));
     }
+    // Nor in a range, or several, cut from the stored response.
+    for range in ["bytes=0-1", "bytes=0-0,2-2"] {
+        let part = get_with(&proxy, "/s", &[("Range", range)]);
+        assert_eq!((part.status, x_cache(&part)), (206, "HIT"), "{range}");
+        assert_eq!(part.header("surrogate-control"), None, "{}", part.head.raw);
+    }
     // The backend hears who is asking, after what earlier surrogates said.
     let capability = proxy.exchange(|c| {
         c.get_with(

@@ -85,6 +85,13 @@ impl Entry {
         &self.record.head[..self.served_len]
     }
 
+    /// [`Entry::served_head`] without its status line.
+    pub fn served_fields(&self) -> &[u8] {
+        let head = self.served_head();
+        let fields = head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        &head[fields..]
+    }
+
     /// How [`policy::usable`] sees it at `now`.
     pub fn as_stored(&self, now: SystemTime) -> policy::Stored {
         policy::Stored {

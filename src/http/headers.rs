@@ -189,12 +189,6 @@ impl Headers {
         self.write_matching(out, |f| names.iter().any(|n| f.is_named(&self.bytes, n)));
     }
 
-    /// Appends the fields not named in `names` (any case), as `write_to`
-    /// does.
-    pub fn write_except(&self, names: &[&str], out: &mut Vec<u8>) {
-        self.write_matching(out, |f| !names.iter().any(|n| f.is_named(&self.bytes, n)));
-    }
-
     fn write_matching(&self, out: &mut Vec<u8>, wanted: impl Fn(&Field) -> bool) {
         for f in self.fields.iter().filter(|f| wanted(f)) {
             out.extend_from_slice(f.name_in(&self.bytes));

@@ -808,9 +808,8 @@ fn serve_entry(
                         "Content-Range: bytes {start}-{end}/{len}\r\nContent-Length: {}\r\n",
                         end - start + 1
                     );
-                    let fields = entry.served_head().splitn(2, |&b| b == b'\n').nth(1);
                     let mut head = PARTIAL_CONTENT.to_vec();
-                    head.extend_from_slice(fields.unwrap_or_default());
+                    head.extend_from_slice(entry.served_fields());
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -822,7 +821,15 @@ fn serve_entry(
                     parts.push_fields(&mut tail);
                     let mut head = PARTIAL_CONTENT.to_vec();
                     // Each part says the stored type; the response, its own.
-                    stored.write_except(&["content-type"], &mut head);
+                    let content_type = |line: &[u8]| {
+                        line.get(..13)
+                            .is_some_and(|name| name.eq_ignore_ascii_case(b"content-type:"))
+                    };
+                    for line in entry.served_fields().split_inclusive(|&b| b == b'\n') {
+                        if !content_type(line) {
+                            head.extend_from_slice(line);
+                        }
+                    }
                     multipart = Some(parts);
                     (head.into(), b"", 206)
                 }
