@@ -6,13 +6,17 @@
 #![allow(dead_code)]
 
 use inverso::cache::persist::{read_records, LoadLimits};
+use inverso::cache::policy::{storable, Settings, Targeting};
+use inverso::cache::Entry;
 use inverso::config::Loader;
 use inverso::http::body::{
     chunk_size_line, decode_complete_chunked, response_forbids_reuse, LAST_CHUNK,
 };
 use inverso::http::head::{find_head_end, parse_request, parse_response, RequestLimits};
 use inverso::http::proxy_protocol::{self, V2_MAX};
-use inverso::http::{BodyKind, BodyReader, BufConn};
+use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// The request-head path a client's bytes take: find the end of the head
 /// (fed whole, and again in two pieces, which must agree), parse and
@@ -59,6 +63,53 @@ pub fn response_head(data: &[u8]) {
         let mut out = Vec::new();
         head.write_start(&mut out);
         assert_eq!(&out[8..13], format!(" {} ", head.status).as_bytes());
+        cached(head);
+    }
+}
+
+/// The cache's view of a response head: whatever it says, an entry made
+/// of it and the same entry read back from a snapshot agree, and the
+/// fields for the cache alone are never in what is served.
+fn cached(head: ResponseHead) {
+    let targeting = Targeting {
+        surrogate_id: Some(Arc::from("edge")),
+        x_accel_expires: true,
+    };
+    let settings = Settings {
+        ttl: Duration::from_secs(3600),
+        cache_unlabeled: false,
+        stale_if_error: Duration::from_secs(60),
+        targeting: targeting.clone(),
+    };
+    let mut request = RequestHead {
+        method: "GET".into(),
+        target: "/".into(),
+        version: Version::Http11,
+        headers: Headers::new(),
+    };
+    request.headers.push("Host", "h");
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let Some(lifetime) = storable(&request, &head, now, &settings) else {
+        return;
+    };
+    let entry = Entry::new(
+        "h/".into(),
+        head,
+        Arc::from(&b""[..]),
+        now,
+        lifetime,
+        &targeting,
+    );
+    let back =
+        Entry::from_record(entry.record.clone(), &targeting).expect("a stored head reads back");
+    assert_eq!(back.record, entry.record);
+    assert_eq!(back.served_head(), entry.served_head());
+    assert_eq!(back.must_revalidate, entry.must_revalidate);
+    for line in entry.served_fields().split(|&b| b == b'\n') {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        for own in targeting.own_fields() {
+            assert!(!name.eq_ignore_ascii_case(own.as_bytes()), "{own} served");
+        }
     }
 }
 
