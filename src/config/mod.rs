@@ -1091,6 +1091,24 @@ mod tests {
     }
 
     #[test]
+    fn surrogate_id_is_a_token_that_fits_surrogate_control() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.surrogate_id.as_deref(), Some("inverso"));
+        assert!(c.x_accel_expires);
+        let c = build("targets = 127.0.0.1:1\nsurrogate_id =\nx_accel_expires = off\n").unwrap();
+        assert_eq!(c.surrogate_id, None);
+        assert!(!c.x_accel_expires);
+        let c = build("targets = 127.0.0.1:1\nsurrogate_id = edge-1.example\n").unwrap();
+        assert_eq!(c.surrogate_id.as_deref(), Some("edge-1.example"));
+        let long = "a".repeat(65);
+        for bad in ["a;b", "a=b", "a,b", "\"a\"", "a b", long.as_str()] {
+            let e = build(&format!("targets = 127.0.0.1:1\nsurrogate_id = {bad}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.contains("device token"), "{e}");
+        }
+    }
+
+    #[test]
     fn request_id_header_is_a_field_name_the_proxy_does_not_own() {
         let c = build("targets = 127.0.0.1:1\n").unwrap();
         assert_eq!(c.request_id_header, None);
