@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use inverso::cache::persist::{read_records, LoadLimits};
-use inverso::cache::policy::{storable, Settings, Targeting};
+use inverso::cache::policy::{storable, CacheValid, Settings, Targeting};
 use inverso::cache::Entry;
 use inverso::config::Loader;
 use inverso::http::body::{
@@ -80,6 +80,7 @@ fn cached(head: ResponseHead) {
         cache_unlabeled: false,
         stale_if_error: Duration::from_secs(60),
         targeting: targeting.clone(),
+        cache_valid: Arc::new(CacheValid::parse("200 301 10m, any 1m").expect("parses")),
     };
     let mut request = RequestHead {
         method: "GET".into(),

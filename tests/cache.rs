@@ -13,7 +13,7 @@
 mod support;
 
 use inverso::cache::persist::{load_snapshot, write_snapshot, LoadLimits, Record};
-use inverso::cache::policy::{Lifetime, Targeting};
+use inverso::cache::policy::{CacheValid, Lifetime, Targeting};
 use inverso::cache::store::ENTRY_OVERHEAD;
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::date::format_http_date;
@@ -1099,6 +1099,45 @@ fn a_lower_ttl_applies_to_what_is_already_stored() {
     next.ttl = Duration::from_secs(60);
     proxy.handle().control().reload(next).unwrap();
     expect(&get(&proxy, "/t"), 200, "MISS", "/t #2");
+}
+
+#[test]
+fn cache_valid_stores_what_the_origin_says_nothing_about_by_status() {
+    let backend = origin(|seen| match seen.path() {
+        "/missing" => (404, Vec::new()),
+        "/moved" => (302, fields(&[("Location", "/elsewhere")])),
+        _ => (200, Vec::new()),
+    });
+    let proxy = cached_proxy(&backend, |c| {
+        c.cache_valid = Arc::new(CacheValid::parse("200 302 10m, 404 1m").unwrap());
+    });
+    for (n, (path, status)) in [("/page", 200), ("/missing", 404), ("/moved", 302)]
+        .into_iter()
+        .enumerate()
+    {
+        expect(
+            &get(&proxy, path),
+            status,
+            "MISS",
+            &format!("{path} #{}", n + 1),
+        );
+        let hit = get(&proxy, path);
+        assert_eq!((hit.status, x_cache(&hit)), (status, "HIT"), "{path}");
+    }
+    assert_eq!(
+        stored_lifetime(&proxy, "/page"),
+        Some(Duration::from_secs(600))
+    );
+    assert_eq!(
+        stored_lifetime(&proxy, "/missing"),
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(backend.requests(), 3);
+
+    // Without it, none of them is stored.
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/page");
+    assert_eq!(x_cache(&get(&proxy, "/page")), "MISS");
 }
 
 #[test]

@@ -23,6 +23,61 @@ pub struct Settings {
     /// How long an expired entry may still be served when the origin fails.
     pub stale_if_error: Duration,
     pub targeting: Targeting,
+    pub cache_valid: Arc<CacheValid>,
+}
+
+/// Lifetimes by status for responses that say nothing of their freshness
+/// (nginx's `proxy_cache_valid`): the `cache_valid` setting, e.g.
+/// `200 301 302 10m, 404 1m, any 30s`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheValid {
+    /// `None` stands for `any`: every status not named elsewhere.
+    rules: Vec<(Option<u16>, Duration)>,
+}
+
+impl CacheValid {
+    pub fn parse(v: &str) -> Result<CacheValid, String> {
+        let mut rules: Vec<(Option<u16>, Duration)> = Vec::new();
+        for group in v.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            let words: Vec<&str> = group.split_whitespace().collect();
+            let [statuses @ .., lifetime] = &words[..] else {
+                continue;
+            };
+            if statuses.is_empty() {
+                return Err(format!(
+                    "`{group}` names no status (e.g. `200 301 10m, 404 1m, any 30s`)"
+                ));
+            }
+            let lifetime = crate::config::parse_duration(lifetime)?;
+            for status in statuses {
+                let status = match *status {
+                    "any" => None,
+                    code => Some(
+                        code.parse::<u16>()
+                            .ok()
+                            .filter(|&s| (100..600).contains(&s))
+                            .ok_or_else(|| format!("`{code}` is not a status (or `any`)"))?,
+                    ),
+                };
+                if let Some(code) = status.filter(|&s| !status_ever_stored(s)) {
+                    return Err(format!("a {code} is never stored"));
+                }
+                if rules.iter().any(|(s, _)| *s == status) {
+                    let named = status.map_or("any".to_string(), |s| s.to_string());
+                    return Err(format!("{named} is given a lifetime twice"));
+                }
+                rules.push((status, lifetime));
+            }
+        }
+        Ok(CacheValid { rules })
+    }
+
+    /// The lifetime for a response with `status` that says nothing of its
+    /// freshness, if one is set.
+    pub fn lifetime(&self, status: u16) -> Option<Duration> {
+        let rule = |wanted: Option<u16>| self.rules.iter().find(|(s, _)| *s == wanted);
+        rule(Some(status)).or_else(|| rule(None)).map(|(_, d)| *d)
+    }
 }
 
 /// Which fields the origin may use to speak to this cache alone, over
@@ -663,16 +718,23 @@ pub fn storable(
     // The same for a lifetime of zero (`max-age=0`, `Expires: 0`): stored,
     // it would answer the next user once revalidated with this one's
     // validator, or stale.
+    // The operator's word (`cache_valid`, `cache_unlabeled`) lifts this
+    // as the origin's does.
+    let configured = match explicit {
+        Some(_) => None,
+        None => settings.cache_valid.lifetime(response.status),
+    };
     if explicit.is_none_or(|d| d.is_zero())
         && !cc.public
         && cc.s_maxage.is_none()
         && !cc.targeted
+        && configured.is_none()
         && !settings.cache_unlabeled
         && request.headers.contains("cookie")
     {
         return None;
     }
-    let fresh = match explicit {
+    let fresh = match explicit.or(configured) {
         Some(d) => d,
         None if !heuristically_cacheable(response.status) && !cc.public => return None,
         None => match heuristic_freshness(response, response_time) {
@@ -1018,15 +1080,15 @@ mod tests {
     use crate::http::date::format_http_date;
     use crate::http::Version;
 
-    const SETTINGS: Settings = Settings {
-        ttl: Duration::from_secs(3600),
-        cache_unlabeled: false,
-        stale_if_error: Duration::from_secs(60),
-        targeting: Targeting {
-            surrogate_id: None,
-            x_accel_expires: false,
-        },
-    };
+    fn settings() -> Settings {
+        Settings {
+            ttl: Duration::from_secs(3600),
+            cache_unlabeled: false,
+            stale_if_error: Duration::from_secs(60),
+            targeting: Targeting::default(),
+            cache_valid: Arc::default(),
+        }
+    }
 
     #[test]
     fn directive_names_are_case_insensitive() {
@@ -1063,7 +1125,7 @@ mod tests {
             &get(req),
             &response(status, resp),
             SystemTime::now(),
-            &SETTINGS,
+            &settings(),
         )
         .map(|l| l.fresh)
     }
@@ -1074,7 +1136,10 @@ mod tests {
         let mut r = response(200, &[("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
         r.headers
             .push("Cache-Control", b"private, max-age=600, x-note=\"caf\xe9\"");
-        assert_eq!(storable(&get(&[]), &r, SystemTime::now(), &SETTINGS), None);
+        assert_eq!(
+            storable(&get(&[]), &r, SystemTime::now(), &settings()),
+            None
+        );
     }
 
     #[test]
@@ -1479,7 +1544,7 @@ mod tests {
         assert_eq!(fresh_for(&[], 200, &[]), None);
         let unlabeled = Settings {
             cache_unlabeled: true,
-            ..SETTINGS
+            ..settings()
         };
         assert_eq!(
             storable(&get(&[]), &response(200, &[]), now, &unlabeled).map(|l| l.fresh),
@@ -1577,7 +1642,7 @@ mod tests {
             &post,
             &response(200, &[("Cache-Control", "max-age=5")]),
             SystemTime::now(),
-            &SETTINGS
+            &settings()
         )
         .is_none());
     }
@@ -1588,7 +1653,7 @@ mod tests {
                 surrogate_id: Some(Arc::from("edge")),
                 x_accel_expires: true,
             },
-            ..SETTINGS
+            ..settings()
         }
     }
 
@@ -1653,7 +1718,7 @@ mod tests {
         // Not read at all without a device token.
         let resp = response(200, &[("Cache-Control", "no-store"), sc("max-age=60")]);
         assert_eq!(
-            storable(&get(&[]), &resp, SystemTime::now(), &SETTINGS),
+            storable(&get(&[]), &resp, SystemTime::now(), &settings()),
             None
         );
     }
@@ -1692,6 +1757,75 @@ mod tests {
     }
 
     #[test]
+    fn cache_valid_reads_as_nginx_proxy_cache_valid() {
+        let rules = CacheValid::parse("200 301 302 10m, 404 1m, any 30s").unwrap();
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(rules.lifetime(200), secs(600));
+        assert_eq!(rules.lifetime(302), secs(600));
+        assert_eq!(rules.lifetime(404), secs(60));
+        assert_eq!(rules.lifetime(500), secs(30));
+        let no_any = CacheValid::parse(" 200 5m ,").unwrap();
+        assert_eq!(no_any.lifetime(200), secs(300));
+        assert_eq!(no_any.lifetime(404), None);
+        assert_eq!(CacheValid::parse("").unwrap(), CacheValid::default());
+        for bad in [
+            "10m",
+            "200",
+            "abc 10m",
+            "600 1m",
+            "99 1m",
+            "206 1m",
+            "304 1m",
+            "200 x",
+            "200 1m, 200 2m",
+            "any 1m, any 2m",
+        ] {
+            assert!(CacheValid::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cache_valid_gives_a_lifetime_to_responses_that_say_nothing_of_it() {
+        let configured = Settings {
+            cache_valid: Arc::new(CacheValid::parse("200 302 10m, 404 1m").unwrap()),
+            ..settings()
+        };
+        let fresh = |req: &[(&str, &str)], status, resp: &[(&str, &str)]| {
+            storable(
+                &get(req),
+                &response(status, resp),
+                SystemTime::now(),
+                &configured,
+            )
+            .map(|l| l.fresh)
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(fresh(&[], 200, &[]), secs(600));
+        assert_eq!(fresh(&[], 404, &[]), secs(60));
+        // A status not cacheable by default, because the operator says so.
+        assert_eq!(fresh(&[], 302, &[]), secs(600));
+        // Not named: as before (no word on freshness, no validator).
+        assert_eq!(fresh(&[], 410, &[]), None);
+        // The origin's own word wins, and before the heuristic.
+        assert_eq!(fresh(&[], 200, &[("Cache-Control", "max-age=5")]), secs(5));
+        let lm = format_http_date(SystemTime::now() - Duration::from_secs(100_000));
+        assert_eq!(fresh(&[], 200, &[("Last-Modified", &lm)]), secs(600));
+        // What forbids storing still does; a request's cookie does not.
+        assert_eq!(fresh(&[], 200, &[("Cache-Control", "private")]), None);
+        assert_eq!(fresh(&[], 200, &[("Cache-Control", "no-store")]), None);
+        assert_eq!(fresh(&[], 200, &[("Set-Cookie", "a=1")]), None);
+        assert_eq!(fresh(&[("Cookie", "a=1")], 200, &[]), secs(600));
+        assert_eq!(fresh(&[("Authorization", "Basic eDp5")], 200, &[]), None);
+        // Capped by ttl.
+        let long = Settings {
+            cache_valid: Arc::new(CacheValid::parse("200 2h").unwrap()),
+            ..settings()
+        };
+        let lifetime = storable(&get(&[]), &response(200, &[]), SystemTime::now(), &long);
+        assert_eq!(lifetime.map(|l| l.fresh), secs(3600));
+    }
+
+    #[test]
     fn x_accel_expires_as_nginx_reads_it() {
         let secs = |s| Some(Duration::from_secs(s));
         let xa = |v| ("X-Accel-Expires", v);
@@ -1723,7 +1857,7 @@ mod tests {
                 surrogate_id: None,
                 x_accel_expires: false,
             },
-            ..SETTINGS
+            ..settings()
         };
         let resp = response(200, &[("Cache-Control", "max-age=5"), xa("60")]);
         let lifetime = storable(&get(&[]), &resp, SystemTime::now(), &off);
@@ -1737,7 +1871,7 @@ mod tests {
                 &get(&[]),
                 &response(200, &[("Cache-Control", cc)]),
                 SystemTime::now(),
-                &SETTINGS,
+                &settings(),
             )
             .unwrap()
             .stale_if_error

@@ -818,6 +818,7 @@ mod tests {
             cache_unlabeled: false,
             stale_if_error: Duration::from_secs(60),
             targeting: NO_TARGETING,
+            cache_valid: Arc::default(),
         };
         let request = crate::http::RequestHead {
             method: "GET".into(),

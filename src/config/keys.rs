@@ -5,7 +5,9 @@
 
 use super::values::*;
 use super::{Balance, Config, LogFormat};
+use crate::cache::policy::CacheValid;
 use crate::ratelimit::Rate;
+use std::sync::Arc;
 
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
 
@@ -135,6 +137,13 @@ pub const KEYS: &[Key] = &[
         default: "false",
         help: "cache responses that carry no freshness information for ttl",
         apply: |c, v| parse_bool(v).map(|b| c.cache_unlabeled = b),
+    },
+    Key {
+        name: "cache_valid",
+        default: "",
+        help: "lifetimes by status for responses that say nothing of their freshness, as nginx's \
+               proxy_cache_valid: `200 301 302 10m, 404 1m, any 30s` (capped by ttl); empty = none",
+        apply: |c, v| CacheValid::parse(v).map(|r| c.cache_valid = Arc::new(r)),
     },
     Key {
         name: "stale_if_error",

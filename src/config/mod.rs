@@ -58,6 +58,7 @@ pub struct Config {
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
+    pub cache_valid: Arc<crate::cache::policy::CacheValid>,
     pub stale_if_error: Duration,
     /// The cache's device token for Surrogate-Control; `None`: not read.
     pub surrogate_id: Option<Arc<str>>,
@@ -538,6 +539,7 @@ impl Config {
             defer_accept: true,
             max_object_size: None,
             cache_unlabeled: false,
+            cache_valid: Arc::default(),
             stale_if_error: Duration::ZERO,
             surrogate_id: None,
             x_accel_expires: false,
@@ -1088,6 +1090,17 @@ mod tests {
             assert_eq!(e.place, "proxy.conf:2");
             assert!(e.message.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn cache_valid_is_refused_where_it_is_wrong() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.cache_valid.lifetime(200), None);
+        let c = build("targets = 127.0.0.1:1\ncache_valid = 200 10m, any 1m\n").unwrap();
+        assert_eq!(c.cache_valid.lifetime(500), Some(Duration::from_secs(60)));
+        let e = build("targets = 127.0.0.1:1\n\ncache_valid = 200 10m, 304 1m\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("304 is never stored"), "{e}");
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl Shared {
             cache_unlabeled: self.config.cache_unlabeled,
             stale_if_error: self.config.stale_if_error,
             targeting: self.targeting(),
+            cache_valid: self.config.cache_valid.clone(),
         }
     }
 
