@@ -6,7 +6,7 @@
 //! The snapshot goes to DIR (default: the system temporary directory) and
 //! is removed afterwards.
 
-use inverso::cache::policy::{Lifetime, Targeting};
+use inverso::cache::policy::{Lifetime, Settings};
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::ResponseHead;
 use std::path::PathBuf;
@@ -43,7 +43,7 @@ fn main() {
             body.clone(),
             SystemTime::now(),
             lifetime,
-            &Targeting::default(),
+            &Settings::default(),
         ));
     }
 
@@ -54,7 +54,7 @@ fn main() {
 
     let fresh = Cache::new(capacity, capacity);
     let started = Instant::now();
-    let loaded = timer::load(&fresh, &path, &Targeting::default());
+    let loaded = timer::load(&fresh, &path, &Settings::default());
     let load = started.elapsed();
     let _ = std::fs::remove_file(&path);
 

@@ -71,16 +71,16 @@ pub fn response_head(data: &[u8]) {
 /// of it and the same entry read back from a snapshot agree, and the
 /// fields for the cache alone are never in what is served.
 fn cached(head: ResponseHead) {
-    let targeting = Targeting {
-        surrogate_id: Some(Arc::from("edge")),
-        x_accel_expires: true,
-    };
     let settings = Settings {
         ttl: Duration::from_secs(3600),
-        cache_unlabeled: false,
         stale_if_error: Duration::from_secs(60),
-        targeting: targeting.clone(),
+        stale_while_revalidate: Duration::from_secs(30),
+        targeting: Targeting {
+            surrogate_id: Some(Arc::from("edge")),
+            x_accel_expires: true,
+        },
         cache_valid: Arc::new(CacheValid::parse("200 301 10m, any 1m").expect("parses")),
+        ..Settings::default()
     };
     let mut request = RequestHead {
         method: "GET".into(),
@@ -99,16 +99,17 @@ fn cached(head: ResponseHead) {
         Arc::from(&b""[..]),
         now,
         lifetime,
-        &targeting,
+        &settings,
     );
     let back =
-        Entry::from_record(entry.record.clone(), &targeting).expect("a stored head reads back");
+        Entry::from_record(entry.record.clone(), &settings).expect("a stored head reads back");
     assert_eq!(back.record, entry.record);
     assert_eq!(back.served_head(), entry.served_head());
     assert_eq!(back.must_revalidate, entry.must_revalidate);
+    assert_eq!(back.stale_while_revalidate, entry.stale_while_revalidate);
     for line in entry.served_fields().split(|&b| b == b'\n') {
         let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        for own in targeting.own_fields() {
+        for own in settings.targeting.own_fields() {
             assert!(!name.eq_ignore_ascii_case(own.as_bytes()), "{own} served");
         }
     }

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use inverso::cache::persist::{scan_snapshot, LoadLimits, Record};
-use inverso::cache::policy::Targeting;
+use inverso::cache::policy::Settings;
 use inverso::cache::store::unix_ms;
 use inverso::cache::Entry;
 use inverso::config::escape_controls;
@@ -99,8 +99,8 @@ impl Tally {
         let key = String::from_utf8_lossy(&record.key).replace('\n', " | ");
         let key = escape_controls(&key);
         let body = record.body.len();
-        // Whatever fields it reads, a record is as usable.
-        let Some(entry) = Entry::from_record(record, &Targeting::default()) else {
+        // Whatever the rules, a record is as usable.
+        let Some(entry) = Entry::from_record(record, &Settings::default()) else {
             self.unusable += 1;
             return format!("{:<7} {body:>10} {:>22}  {key}", "bad", "unusable");
         };

@@ -122,7 +122,7 @@ impl Server {
                 path: path.clone(),
                 error,
             })?;
-            timer::load(cache, path, &config.cache_targeting());
+            timer::load(cache, path, &config.cache_settings());
         }
         let timer = match &cache {
             Some(cache) => Some(

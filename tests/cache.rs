@@ -13,7 +13,7 @@
 mod support;
 
 use inverso::cache::persist::{load_snapshot, write_snapshot, LoadLimits, Record};
-use inverso::cache::policy::{CacheValid, Lifetime, Targeting};
+use inverso::cache::policy::{CacheValid, Lifetime, Settings};
 use inverso::cache::store::ENTRY_OVERHEAD;
 use inverso::cache::{timer, Cache, Entry};
 use inverso::http::date::format_http_date;
@@ -1779,6 +1779,42 @@ fn stale_while_revalidate_answers_from_the_cache_then_revalidates() {
 }
 
 #[test]
+fn the_stale_while_revalidate_setting_serves_stale_where_the_response_allows() {
+    let stale_while_updating = |c: &mut Config| c.stale_while_revalidate = Duration::from_secs(60);
+    let revalidated = [("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")];
+    // A response that says nothing of it: the setting gives the window.
+    let max_age_0 = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+    let backend = etag_origin(&max_age_0, &revalidated);
+    let proxy = cached_proxy(&backend, stale_while_updating);
+    expect(&get(&proxy, "/w"), 200, "MISS", "/w #1");
+    expect(&get(&proxy, "/w"), 200, "STALE", "/w #1");
+    expect(&get(&proxy, "/w"), 200, "HIT", "/w #1");
+    assert_eq!(backend.requests(), 2);
+
+    // Not where the response forbids serving it stale, nor for one that
+    // said nothing of freshness at all (it may be one user's page).
+    for first in [
+        &[
+            ("Cache-Control", "max-age=0, must-revalidate"),
+            ("ETag", "\"v1\""),
+        ][..],
+        &[("Cache-Control", "no-cache"), ("ETag", "\"v1\"")],
+        &[("ETag", "\"v1\"")],
+    ] {
+        let backend = etag_origin(first, &revalidated);
+        let proxy = cached_proxy(&backend, stale_while_updating);
+        expect(&get(&proxy, "/w"), 200, "MISS", "/w #1");
+        let second = get(&proxy, "/w");
+        assert_eq!(x_cache(&second), "REVALIDATED", "{first:?}");
+    }
+    // Without the setting, revalidated before it is served.
+    let backend = etag_origin(&max_age_0, &revalidated);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/w");
+    assert_eq!(x_cache(&get(&proxy, "/w")), "REVALIDATED");
+}
+
+#[test]
 fn a_resource_changed_meanwhile_is_stored_whole_in_the_background() {
     let backend = origin(|seen| {
         if seen.head.has("if-none-match") {
@@ -3001,7 +3037,7 @@ fn record(path: &str, body: &str) -> Record {
         body.as_bytes().into(),
         SystemTime::now(),
         lifetime,
-        &Targeting::default(),
+        &Settings::default(),
     )
     .record
 }
@@ -3132,7 +3168,7 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
     for i in 0..N {
         let body = format!("body of entry {i} {}", "x".repeat(i % 300));
         assert!(cache.insert(
-            Entry::from_record(record(&format!("/n/{i}"), &body), &Targeting::default()).unwrap()
+            Entry::from_record(record(&format!("/n/{i}"), &body), &Settings::default()).unwrap()
         ));
     }
     assert_eq!(cache.len(), N);
@@ -3146,7 +3182,7 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
     assert_eq!(loaded.records, before);
 
     let restored = Cache::new(1 << 30, 1 << 20);
-    assert_eq!(timer::load(&restored, &file, &Targeting::default()), N);
+    assert_eq!(timer::load(&restored, &file, &Settings::default()), N);
     let after: Vec<Record> = restored
         .entries()
         .iter()

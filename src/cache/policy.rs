@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Knobs from the configuration that the rules depend on.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// Caps every response's freshness (the original design's `ttl`).
     pub ttl: Duration,
@@ -22,6 +22,9 @@ pub struct Settings {
     pub cache_unlabeled: bool,
     /// How long an expired entry may still be served when the origin fails.
     pub stale_if_error: Duration,
+    /// How long an expired entry may still be served while it is
+    /// revalidated in the background.
+    pub stale_while_revalidate: Duration,
     pub targeting: Targeting,
     pub cache_valid: Arc<CacheValid>,
 }
@@ -755,21 +758,29 @@ pub fn storable(
     }
     Some(Lifetime {
         fresh,
-        stale_if_error: stale_window(fresh, &cc, response, settings.stale_if_error),
+        stale_if_error: stale_window(
+            fresh,
+            &cc,
+            response,
+            settings.stale_if_error,
+            settings.stale_while_revalidate,
+        ),
     })
 }
 
 /// How long past its freshness a stored response may still answer when
 /// the origin fails. `fresh` is its lifetime as stored, `cc` its
-/// Cache-Control, and `configured` the window for a response that says
-/// nothing of it (the `stale_if_error` setting). Every stored entry's
-/// window comes from here: a new response's, and a snapshot record's,
-/// which must not keep one today's rules would not give it.
+/// directives ([`CacheControl::of_response`]), and `configured` and
+/// `configured_swr` the windows for a response that says nothing of them
+/// (the `stale_if_error` and `stale_while_revalidate` settings). Every
+/// stored entry's window comes from here: a new response's, and a snapshot
+/// record's, which must not keep one today's rules would not give it.
 pub fn stale_window(
     fresh: Duration,
     cc: &CacheControl,
     response: &ResponseHead,
     configured: Duration,
+    configured_swr: Duration,
 ) -> Duration {
     // §4.2.4 / §5.2.2.2: must-revalidate (and s-maxage, which implies
     // proxy-revalidate) forbid serving stale, unless the origin grants a
@@ -781,7 +792,7 @@ pub fn stale_window(
     };
     // Within a stale-while-revalidate window the entry answers whatever the
     // origin does; a failing origin is no reason to stop.
-    on_error.max(stale_while_revalidate(cc))
+    on_error.max(stale_while_revalidate(fresh, cc, response, configured_swr))
 }
 
 /// Whether a stored response may never be served stale without the
@@ -880,13 +891,24 @@ pub fn birth_time(
 }
 
 /// How long past its freshness a response with these directives may be
-/// served while it is revalidated in the background (RFC 5861 §3). Zero
-/// when the response forbids serving it stale: must-revalidate, and
-/// s-maxage, which implies proxy-revalidate (§5.2.2.2), or no-cache.
-pub fn stale_while_revalidate(cc: &CacheControl) -> Duration {
+/// served while it is revalidated in the background (RFC 5861 §3): what
+/// it says, else `configured` (the `stale_while_revalidate` setting, as
+/// nginx's `proxy_cache_use_stale updating`). Zero when the response
+/// forbids serving it stale: must-revalidate, and s-maxage, which implies
+/// proxy-revalidate (§5.2.2.2), or no-cache; and, unless it grants the
+/// window itself, when it said nothing of freshness (see
+/// [`must_revalidate`]).
+pub fn stale_while_revalidate(
+    fresh: Duration,
+    cc: &CacheControl,
+    response: &ResponseHead,
+    configured: Duration,
+) -> Duration {
     match cc.stale_while_revalidate {
-        Some(s) if !cc.forbids_stale() => Duration::from_secs(s),
-        _ => Duration::ZERO,
+        _ if cc.forbids_stale() => Duration::ZERO,
+        Some(s) => Duration::from_secs(s),
+        None if must_revalidate(fresh, cc, response) => Duration::ZERO,
+        None => configured,
     }
 }
 
@@ -1085,6 +1107,7 @@ mod tests {
             ttl: Duration::from_secs(3600),
             cache_unlabeled: false,
             stale_if_error: Duration::from_secs(60),
+            stale_while_revalidate: Duration::ZERO,
             targeting: Targeting::default(),
             cache_valid: Arc::default(),
         }

@@ -7,7 +7,7 @@
 
 use super::lru::Lru;
 use super::persist::Record;
-use super::policy::{self, Lifetime, Targeting};
+use super::policy::{self, Lifetime, Settings};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
@@ -56,13 +56,19 @@ impl Entry {
         body: Arc<[u8]>,
         birth: SystemTime,
         lifetime: Lifetime,
-        targeting: &Targeting,
+        settings: &Settings,
     ) -> Entry {
-        let (bytes, served_len) = sanitize(&mut head, targeting.own_fields());
+        let (bytes, served_len) = sanitize(&mut head, settings.targeting.own_fields());
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
-        let cc = policy::CacheControl::of_response(&head.headers, targeting);
+        let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
         let must_revalidate = policy::must_revalidate(lifetime.fresh, &cc, &head);
+        let stale_while_revalidate = policy::stale_while_revalidate(
+            lifetime.fresh,
+            &cc,
+            &head,
+            settings.stale_while_revalidate,
+        );
         Entry {
             record: Record {
                 key: key.into_bytes(),
@@ -74,7 +80,7 @@ impl Entry {
             },
             head,
             must_revalidate,
-            stale_while_revalidate: policy::stale_while_revalidate(&cc),
+            stale_while_revalidate,
             served_len,
         }
     }
@@ -108,7 +114,7 @@ impl Entry {
     /// break the framing of the connection). The head is cleaned as a
     /// fresh one is: a crafted file must not smuggle framing fields into
     /// the responses served from it.
-    pub fn from_record(mut record: Record, targeting: &Targeting) -> Option<Entry> {
+    pub fn from_record(mut record: Record, settings: &Settings) -> Option<Entry> {
         let mut text = record.head.clone();
         text.extend_from_slice(b"\r\n");
         let mut head = parse_response(&text).ok()?;
@@ -116,21 +122,27 @@ impl Entry {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
-        let (bytes, served_len) = sanitize(&mut head, targeting.own_fields());
+        let (bytes, served_len) = sanitize(&mut head, settings.targeting.own_fields());
         record.head = bytes;
-        let cc = policy::CacheControl::of_response(&head.headers, targeting);
+        let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
         // The window as the rules give it today (a snapshot of an older
         // version may say otherwise); the `stale_if_error` it was stored
         // under is known only from the window it recorded.
         let recorded = Duration::from_millis(record.stale_until.saturating_sub(record.expires_at));
-        let window = policy::stale_window(fresh, &cc, &head, recorded);
+        let configured_swr = settings.stale_while_revalidate;
+        let window = policy::stale_window(fresh, &cc, &head, recorded, configured_swr);
         record.stale_until = record.expires_at.saturating_add(window.as_millis() as u64);
         Some(Entry {
             record,
             must_revalidate: policy::must_revalidate(fresh, &cc, &head),
+            stale_while_revalidate: policy::stale_while_revalidate(
+                fresh,
+                &cc,
+                &head,
+                configured_swr,
+            ),
             head,
-            stale_while_revalidate: policy::stale_while_revalidate(&cc),
             served_len,
         })
     }
@@ -568,7 +580,7 @@ impl Cache {
 
     /// Loads snapshot records (most recent first, as `entries` gives them)
     /// at `now` (Unix milliseconds). Returns how many were stored.
-    pub fn load(&self, records: Vec<Record>, now: u64, targeting: &Targeting) -> usize {
+    pub fn load(&self, records: Vec<Record>, now: u64, settings: &Settings) -> usize {
         let mut stored = 0;
         // Insert the oldest first so the newest end up most recent.
         for mut record in records.into_iter().rev() {
@@ -583,7 +595,7 @@ impl Cache {
             if let Ok(key) = std::str::from_utf8(&record.key) {
                 record.key = policy::respell_key(key).into_bytes();
             }
-            if let Some(entry) = Entry::from_record(record, targeting) {
+            if let Some(entry) = Entry::from_record(record, settings) {
                 stored += usize::from(self.insert(entry));
             }
         }
@@ -747,10 +759,10 @@ mod tests {
     use super::*;
     use crate::http::Headers;
 
-    const NO_TARGETING: Targeting = Targeting {
-        surrogate_id: None,
-        x_accel_expires: false,
-    };
+    /// The rules with no fields for the cache alone read.
+    fn plain() -> Settings {
+        Settings::default()
+    }
 
     fn entry(key: &str, body: &str, fresh: u64, vary: Option<&str>) -> Entry {
         let mut head = ResponseHead::new(200);
@@ -769,7 +781,7 @@ mod tests {
             body.as_bytes().into(),
             SystemTime::now(),
             lifetime,
-            &NO_TARGETING,
+            &plain(),
         )
     }
 
@@ -800,25 +812,27 @@ mod tests {
             stale_until: 3_601_000,
         };
         let unlabeled = "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nSet-Cookie: sid=a\r\n";
-        let entry = Entry::from_record(record(unlabeled), &NO_TARGETING).unwrap();
+        let entry = Entry::from_record(record(unlabeled), &plain()).unwrap();
         assert!(entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 1_000);
         assert!(!entry.head.headers.contains("set-cookie"));
         // An explicit max-age=0 is the origin's word: stale on error stays.
         let labelled = "HTTP/1.1 200 OK\r\nCache-Control: max-age=0\r\nETag: \"v1\"\r\n";
-        let entry = Entry::from_record(record(labelled), &NO_TARGETING).unwrap();
+        let entry = Entry::from_record(record(labelled), &plain()).unwrap();
         assert!(!entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 3_601_000);
     }
 
     #[test]
     fn a_snapshot_record_keeps_the_stale_window_it_was_stored_with() {
-        let settings = policy::Settings {
+        let windows = policy::Settings {
             ttl: Duration::from_secs(3600),
-            cache_unlabeled: false,
             stale_if_error: Duration::from_secs(60),
-            targeting: NO_TARGETING,
-            cache_valid: Arc::default(),
+            ..plain()
+        };
+        let updating = policy::Settings {
+            stale_while_revalidate: Duration::from_secs(90),
+            ..windows.clone()
         };
         let request = crate::http::RequestHead {
             method: "GET".into(),
@@ -826,39 +840,46 @@ mod tests {
             version: crate::http::Version::Http11,
             headers: Headers::new(),
         };
-        for fields in [
-            &[("Cache-Control", "max-age=5")][..],
-            &[("Cache-Control", "max-age=5, stale-if-error=7")],
-            &[("Cache-Control", "max-age=5, stale-while-revalidate=90")],
-            &[("Cache-Control", "max-age=5, must-revalidate")],
-            &[("Cache-Control", "s-maxage=5, stale-if-error=7")],
-            &[("Cache-Control", "no-cache"), ("ETag", "\"v1\"")],
-            &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
-            &[("Expires", "0"), ("ETag", "\"v1\"")],
-            &[("ETag", "\"v1\"")],
-            &[("Cache-Control", "stale-if-error=30"), ("ETag", "\"v1\"")],
-            &[
-                ("Cache-Control", "stale-while-revalidate=30"),
-                ("ETag", "\"v1\""),
-            ],
-        ] {
+        for (settings, fields) in [&windows, &updating].into_iter().flat_map(|s| {
+            [
+                &[("Cache-Control", "max-age=5")][..],
+                &[("Cache-Control", "max-age=5, stale-if-error=7")],
+                &[("Cache-Control", "max-age=5, stale-while-revalidate=90")],
+                &[("Cache-Control", "max-age=5, must-revalidate")],
+                &[("Cache-Control", "s-maxage=5, stale-if-error=7")],
+                &[("Cache-Control", "no-cache"), ("ETag", "\"v1\"")],
+                &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+                &[("Expires", "0"), ("ETag", "\"v1\"")],
+                &[("ETag", "\"v1\"")],
+                &[("Cache-Control", "stale-if-error=30"), ("ETag", "\"v1\"")],
+                &[
+                    ("Cache-Control", "stale-while-revalidate=30"),
+                    ("ETag", "\"v1\""),
+                ],
+            ]
+            .map(|f| (s, f))
+        }) {
             let mut head = ResponseHead::new(200);
             for (name, value) in fields {
                 head.headers.push(*name, *value);
             }
             let now = SystemTime::now();
-            let lifetime = policy::storable(&request, &head, now, &settings).unwrap();
+            let lifetime = policy::storable(&request, &head, now, settings).unwrap();
             let stored = Entry::new(
                 "h/a".into(),
                 head,
                 Arc::from(&b"x"[..]),
                 now,
                 lifetime,
-                &NO_TARGETING,
+                settings,
             );
-            let back = Entry::from_record(stored.record.clone(), &NO_TARGETING).unwrap();
+            let back = Entry::from_record(stored.record.clone(), settings).unwrap();
             assert_eq!(back.record, stored.record, "{fields:?}");
             assert_eq!(back.must_revalidate, stored.must_revalidate, "{fields:?}");
+            assert_eq!(
+                back.stale_while_revalidate, stored.stale_while_revalidate,
+                "{fields:?}"
+            );
         }
         // A window the rules never give a must-revalidate response (as a
         // damaged or crafted file may hold) is not served from.
@@ -871,7 +892,7 @@ mod tests {
             stale_until: 3_602_000,
         };
         assert_eq!(
-            Entry::from_record(record, &NO_TARGETING)
+            Entry::from_record(record, &plain())
                 .unwrap()
                 .record
                 .stale_until,
@@ -879,10 +900,13 @@ mod tests {
         );
     }
 
-    fn edge() -> Targeting {
-        Targeting {
-            surrogate_id: Some(Arc::from("edge")),
-            x_accel_expires: true,
+    fn edge() -> Settings {
+        Settings {
+            targeting: policy::Targeting {
+                surrogate_id: Some(Arc::from("edge")),
+                x_accel_expires: true,
+            },
+            ..plain()
         }
     }
 
@@ -924,7 +948,7 @@ mod tests {
         assert_eq!(back.served_head(), entry.served_head());
         assert!(!back.must_revalidate);
         // Configured off: served as any other field, and not read.
-        let off = Entry::from_record(entry.record.clone(), &NO_TARGETING).unwrap();
+        let off = Entry::from_record(entry.record.clone(), &plain()).unwrap();
         assert_eq!(off.served_head(), &off.record.head[..]);
         assert!(off.must_revalidate);
     }
@@ -945,7 +969,7 @@ mod tests {
             Arc::from(&b""[..]),
             SystemTime::now(),
             lifetime,
-            &NO_TARGETING,
+            &plain(),
         );
         // Refreshed by 304s, each replacing a field with a large one.
         for i in 0..100 {
@@ -961,7 +985,7 @@ mod tests {
                 Arc::from(&b""[..]),
                 SystemTime::now(),
                 lifetime,
-                &NO_TARGETING,
+                &plain(),
             );
         }
         assert!(entry.head.headers.get("x-big").is_none());
@@ -1009,7 +1033,7 @@ mod tests {
             b"01".as_slice().into(),
             SystemTime::now(),
             forever,
-            &NO_TARGETING,
+            &plain(),
         );
         assert!(!e.head.headers.contains("content-range"));
         assert!(!String::from_utf8_lossy(&e.record.head).contains("Content-Range"));
@@ -1049,7 +1073,7 @@ mod tests {
         let cache = Cache::new(1 << 20, 1 << 16);
         let old = entry("h/a%2fb", "body", 60, None).record.clone();
         assert_eq!(
-            cache.load(vec![old], unix_ms(SystemTime::now()), &NO_TARGETING),
+            cache.load(vec![old], unix_ms(SystemTime::now()), &plain()),
             1
         );
         assert!(cache.lookup("h/a%2Fb", &Headers::new()).is_some());
@@ -1070,10 +1094,10 @@ mod tests {
                 fresh: Duration::from_secs(60),
                 stale_if_error: Duration::ZERO,
             },
-            &NO_TARGETING,
+            &plain(),
         );
         assert_eq!(e.stale_while_revalidate, Duration::from_secs(30));
-        let back = Entry::from_record(e.record.clone(), &NO_TARGETING).unwrap();
+        let back = Entry::from_record(e.record.clone(), &plain()).unwrap();
         assert_eq!(back.stale_while_revalidate, Duration::from_secs(30));
     }
 
@@ -1083,10 +1107,7 @@ mod tests {
             let mut e = entry("h/a", "body", 60, None);
             e.record.head =
                 format!("HTTP/1.1 {status} X\r\nCache-Control: max-age=60\r\n").into_bytes();
-            assert!(
-                Entry::from_record(e.record, &NO_TARGETING).is_none(),
-                "{status}"
-            );
+            assert!(Entry::from_record(e.record, &plain()).is_none(), "{status}");
         }
     }
 
@@ -1147,7 +1168,7 @@ mod tests {
     #[test]
     fn records_round_trip_through_entries() {
         let e = entry("h/a", "body", 60, Some("Accept"));
-        let back = Entry::from_record(e.record.clone(), &NO_TARGETING).unwrap();
+        let back = Entry::from_record(e.record.clone(), &plain()).unwrap();
         assert_eq!(back.head, e.head);
         assert_eq!(back.key(), "h/a");
     }

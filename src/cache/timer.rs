@@ -3,7 +3,7 @@
 //! load and the final snapshot at shutdown.
 
 use super::persist::{self, LoadLimits, PersistError, SnapshotStats};
-use super::policy::Targeting;
+use super::policy::Settings;
 use super::store::{unix_ms, Cache};
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
@@ -25,7 +25,7 @@ pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistErro
 /// Such a file is moved aside (see [`persist::set_aside`]) rather than
 /// left for the next snapshot to replace: another version's reader, or
 /// someone by hand, may recover what this one could not.
-pub fn load(cache: &Cache, path: &Path, targeting: &Targeting) -> usize {
+pub fn load(cache: &Cache, path: &Path, settings: &Settings) -> usize {
     let limits = LoadLimits {
         max_record_bytes: cache.max_object_size().saturating_add(1 << 20),
         // Only a bound on memory: the cache's own LRU keeps the most recent
@@ -48,7 +48,7 @@ pub fn load(cache: &Cache, path: &Path, targeting: &Targeting) -> usize {
                 );
             }
             let total = loaded.records.len();
-            let stored = cache.load(loaded.records, now, targeting);
+            let stored = cache.load(loaded.records, now, settings);
             if total > 0 || loaded.skipped_expired > 0 || loaded.skipped_over_limit > 0 {
                 log::info!(
                     "cache snapshot {}: loaded {stored} of {total} records in {:?}, {} kept within cache_size (skipped: {} expired, {} larger than the cache takes)",

@@ -152,6 +152,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_duration(v).map(|d| c.stale_if_error = d),
     },
     Key {
+        name: "stale_while_revalidate",
+        default: "0",
+        help: "how long an expired entry may be served while one request revalidates it, for \
+               responses that do not say (nginx's proxy_cache_use_stale updating); 0 = only when \
+               they say",
+        apply: |c, v| parse_duration(v).map(|d| c.stale_while_revalidate = d),
+    },
+    Key {
         name: "surrogate_id",
         default: "inverso",
         help: "the name the cache gives itself in Surrogate-Capability and answers to in targeted \

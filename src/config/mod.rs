@@ -60,6 +60,7 @@ pub struct Config {
     pub cache_unlabeled: bool,
     pub cache_valid: Arc<crate::cache::policy::CacheValid>,
     pub stale_if_error: Duration,
+    pub stale_while_revalidate: Duration,
     /// The cache's device token for Surrogate-Control; `None`: not read.
     pub surrogate_id: Option<Arc<str>>,
     pub x_accel_expires: bool,
@@ -541,6 +542,7 @@ impl Config {
             cache_unlabeled: false,
             cache_valid: Arc::default(),
             stale_if_error: Duration::ZERO,
+            stale_while_revalidate: Duration::ZERO,
             surrogate_id: None,
             x_accel_expires: false,
             balance: Balance::RoundRobin,
@@ -595,12 +597,19 @@ impl Config {
         self.backend_timeout.unwrap_or(self.connection_timeout)
     }
 
-    /// The fields for the cache alone that it reads (with a cache; see
-    /// `Shared::targeting`).
-    pub fn cache_targeting(&self) -> crate::cache::policy::Targeting {
-        crate::cache::policy::Targeting {
-            surrogate_id: self.surrogate_id.clone(),
-            x_accel_expires: self.x_accel_expires,
+    /// The cache rules these settings give (`ttl` and friends can change
+    /// on reload; the cache's size cannot).
+    pub fn cache_settings(&self) -> crate::cache::policy::Settings {
+        crate::cache::policy::Settings {
+            ttl: self.ttl,
+            cache_unlabeled: self.cache_unlabeled,
+            stale_if_error: self.stale_if_error,
+            stale_while_revalidate: self.stale_while_revalidate,
+            targeting: crate::cache::policy::Targeting {
+                surrogate_id: self.surrogate_id.clone(),
+                x_accel_expires: self.x_accel_expires,
+            },
+            cache_valid: self.cache_valid.clone(),
         }
     }
 

@@ -6,7 +6,7 @@
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
-use crate::cache::policy::{self, CacheControl, Lifetime, Targeting, Use};
+use crate::cache::policy::{self, CacheControl, Lifetime, Settings, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::digits::push_field;
@@ -318,7 +318,7 @@ pub(super) fn serve(
                 lifetime,
                 response_time,
                 flight: flight.take(),
-                targeting: settings.targeting,
+                settings,
             };
             stored_as.tee(&fetched, fill, cache)
         });
@@ -382,7 +382,7 @@ struct Storing<'a> {
     response_time: SystemTime,
     /// The key's flight, released once the entry is stored.
     flight: Option<FlightGuard>,
-    targeting: Targeting,
+    settings: Settings,
 }
 
 impl Storing<'_> {
@@ -399,9 +399,9 @@ impl Storing<'_> {
         let head = fetched.response.clone();
         let lifetime = self.lifetime;
         let flight = self.flight;
-        let targeting = self.targeting;
+        let settings = self.settings;
         Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
-            let entry = Entry::new(key, head, body.into(), birth, lifetime, &targeting);
+            let entry = Entry::new(key, head, body.into(), birth, lifetime, &settings);
             cache.insert_filled(Arc::new(entry), &fill);
             drop(flight);
         })
@@ -448,7 +448,7 @@ impl Revalidated<'_> {
                 self.entry.record.body.clone(),
                 birth,
                 lifetime,
-                &settings.targeting,
+                &settings,
             ))
         };
         match storable {
@@ -562,7 +562,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
                 lifetime,
                 response_time,
                 flight: None,
-                targeting: settings.targeting,
+                settings,
             };
             let mut tee = stored_as.tee(&fetched, fill, cache);
             // The client's next request waits meanwhile: a body that

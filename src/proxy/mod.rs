@@ -61,28 +61,20 @@ impl Shared {
         self.log.log(record);
     }
 
-    /// The cache rules from the settings in force (`ttl` and friends can
-    /// change on reload; the cache's size cannot).
+    /// The cache rules from the settings in force.
     pub fn cache_settings(&self) -> policy::Settings {
-        policy::Settings {
-            ttl: self.config.ttl,
-            cache_unlabeled: self.config.cache_unlabeled,
-            stale_if_error: self.config.stale_if_error,
-            targeting: self.targeting(),
-            cache_valid: self.config.cache_valid.clone(),
-        }
+        self.config.cache_settings()
     }
 
-    /// The fields for the cache alone that it reads; none without a cache
-    /// (then they pass through as any other field).
-    pub fn targeting(&self) -> policy::Targeting {
-        match self.cache {
-            Some(_) => self.config.cache_targeting(),
-            None => policy::Targeting::default(),
-        }
+    /// This cache's entry for `Surrogate-Capability`, when it reads
+    /// `Surrogate-Control`: only with a cache.
+    pub fn surrogate_capability(&self) -> Option<String> {
+        self.cache.as_ref()?;
+        self.config.cache_settings().targeting.capability()
     }
 
-    /// `targeting().own_fields()`, without copying the settings.
+    /// The fields for the cache alone that it reads and clients never
+    /// get; none without a cache (then they pass through as any other).
     pub fn own_fields(&self) -> &'static [&'static str] {
         match self.cache {
             Some(_) => policy::own_fields(
