@@ -1509,6 +1509,25 @@ fn vary_treats_spellings_of_one_list_as_one_value() {
 // ------------------------------------------------------------ revalidation
 
 #[test]
+fn an_age_is_read_as_its_first_members_digits() {
+    // Older than its max-age however it is spelled: never a hit.
+    for (n, age) in ["7200, 0", "7200.0", "7200;x=1"].into_iter().enumerate() {
+        let (_backend, proxy) =
+            cached_fixed(200, &[("Cache-Control", "max-age=3600"), ("Age", age)]);
+        let path = format!("/a{n}");
+        expect(&get(&proxy, &path), 200, "MISS", &format!("{path} #1"));
+        expect(&get(&proxy, &path), 200, "MISS", &format!("{path} #2"));
+    }
+    // A first member of 0 is what counts.
+    let (_backend, proxy) = cached_fixed(
+        200,
+        &[("Cache-Control", "max-age=3600"), ("Age", "0, 7200")],
+    );
+    get(&proxy, "/b");
+    expect(&get(&proxy, "/b"), 200, "HIT", "/b #1");
+}
+
+#[test]
 fn an_absurd_age_makes_an_old_response_not_a_crash() {
     // An Age far past what 64 bits of seconds can subtract from now: RFC
     // 9111 §1.2.2 caps it at 2^31 s, so the response is simply old.

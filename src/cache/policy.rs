@@ -868,12 +868,24 @@ fn initial_age(
     let age_value = response
         .headers
         .get_str("age")
-        .and_then(delta_seconds)
+        .and_then(age_value)
         .map_or(Duration::ZERO, Duration::from_secs);
     let delay = response_time
         .duration_since(request_time)
         .unwrap_or(Duration::ZERO);
     apparent.max(age_value.saturating_add(delay))
+}
+
+/// The seconds an `Age` field says: its first list member (RFC 9111 §5.1:
+/// `7200, 0` is 7200), read as far as its digits go, so that `7200.0` or
+/// `7200;x=1` count as 7200 (as Squid, Varnish, Fastly, Traffic Server and
+/// Firefox read them) rather than as nothing, which would keep a response
+/// fresh that its sender called old. A member that does not start with a
+/// digit (`abc`, `-5`) is ignored, as §5.1 says of an invalid value.
+fn age_value(field: &str) -> Option<u64> {
+    let first = field.split(',').next().unwrap_or("").trim();
+    let digits = first.bytes().take_while(u8::is_ascii_digit).count();
+    delta_seconds(&first[..digits])
 }
 
 /// When the response was generated, as far as its Date and Age fields
@@ -1500,6 +1512,25 @@ mod tests {
         assert_ne!(keyed("X-Lang", &["EN"]), keyed("X-Lang", &["en"]));
         // An empty field is not an absent one.
         assert_ne!(keyed("Foo", &[" "]), keyed("Foo", &[]));
+    }
+
+    #[test]
+    fn age_is_the_first_members_leading_digits() {
+        for (field, seconds) in [
+            ("7200", Some(7200)),
+            ("7200,0", Some(7200)),
+            ("0, 7200", Some(0)),
+            (" 7200 , 0", Some(7200)),
+            ("7200.0", Some(7200)),
+            ("7200;foo=bar", Some(7200)),
+            ("99999999999999999999", Some(MAX_DELTA_SECONDS)),
+            ("abc", None),
+            ("-7200", None),
+            ("", None),
+            (",7200", None),
+        ] {
+            assert_eq!(age_value(field), seconds, "{field:?}");
+        }
     }
 
     #[test]
