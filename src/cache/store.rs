@@ -184,9 +184,8 @@ impl Entry {
 
 /// Takes out of a head what must not be stored (RFC 9111 §3.1: the
 /// hop-by-hop fields, those its `Connection` names, framing, which is
-/// written per response) or is written per response (`Age`, `X-Cache`, a
-/// 200's `Content-Range`: a 200 is the whole body, and the parts cut from
-/// it say their own range), and returns it serialized as stored, with the
+/// written per response) or is written per response (`Age`, `X-Cache`),
+/// and returns it serialized as stored, with the
 /// length of what is served of it: the fields named in `own` (for this
 /// cache alone) are moved last, to be stored but not served. Every stored
 /// head comes here: new, refreshed by a 304, or read from a snapshot.
@@ -197,9 +196,6 @@ fn sanitize(head: &mut ResponseHead, own: &[&str]) -> (Vec<u8>, usize) {
     // A cookie is for the client whose request the response answered:
     // replayed from the cache it would give every visitor one session.
     head.headers.remove("set-cookie");
-    if head.status == 200 {
-        head.headers.remove("content-range");
-    }
     head.version = crate::http::Version::Http11;
     let mut own_fields = Headers::new();
     for (name, value) in head.headers.iter() {
@@ -1017,26 +1013,6 @@ mod tests {
         assert!(cache.lookup("h/v", &Headers::new()).is_none());
         assert_eq!(cache.invalidate("h/v"), 1);
         assert!(cache.lookup("h/v", &gzip).is_none());
-    }
-
-    #[test]
-    fn a_200_keeps_no_content_range() {
-        let mut head = ResponseHead::new(200);
-        head.headers.push("Content-Range", "bytes 0-1/10");
-        let forever = Lifetime {
-            fresh: Duration::from_secs(60),
-            stale_if_error: Duration::ZERO,
-        };
-        let e = Entry::new(
-            "h/a".into(),
-            head,
-            b"01".as_slice().into(),
-            SystemTime::now(),
-            forever,
-            &plain(),
-        );
-        assert!(!e.head.headers.contains("content-range"));
-        assert!(!String::from_utf8_lossy(&e.record.head).contains("Content-Range"));
     }
 
     #[test]

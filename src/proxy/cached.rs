@@ -364,6 +364,21 @@ pub(super) fn serve(
     }
 }
 
+/// Appends the `Name: value` lines of `fields` but those whose name is
+/// one of `names` (lower case, with the colon): the parts cut from a
+/// stored 200 say their own range (and, several, their own type).
+fn push_fields_except(out: &mut Vec<u8>, fields: &[u8], names: &[&[u8]]) {
+    for line in fields.split_inclusive(|&b| b == b'\n') {
+        let named = |name: &&[u8]| {
+            line.get(..name.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(name))
+        };
+        if !names.iter().any(named) {
+            out.extend_from_slice(line);
+        }
+    }
+}
+
 /// How a response from the origin goes out as a `MISS`.
 fn as_miss(request: &RequestHead, keep_alive: bool) -> Relay {
     Relay {
@@ -809,7 +824,7 @@ fn serve_entry(
                         end - start + 1
                     );
                     let mut head = PARTIAL_CONTENT.to_vec();
-                    head.extend_from_slice(entry.served_fields());
+                    push_fields_except(&mut head, entry.served_fields(), &[b"content-range:"]);
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -821,15 +836,8 @@ fn serve_entry(
                     parts.push_fields(&mut tail);
                     let mut head = PARTIAL_CONTENT.to_vec();
                     // Each part says the stored type; the response, its own.
-                    let content_type = |line: &[u8]| {
-                        line.get(..13)
-                            .is_some_and(|name| name.eq_ignore_ascii_case(b"content-type:"))
-                    };
-                    for line in entry.served_fields().split_inclusive(|&b| b == b'\n') {
-                        if !content_type(line) {
-                            head.extend_from_slice(line);
-                        }
-                    }
+                    let parts_own: [&[u8]; 2] = [b"content-type:", b"content-range:"];
+                    push_fields_except(&mut head, entry.served_fields(), &parts_own);
                     multipart = Some(parts);
                     (head.into(), b"", 206)
                 }
