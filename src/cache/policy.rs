@@ -186,11 +186,20 @@ impl CacheControl {
 /// targeted at no device. Of them, `no-store`, `max-age` (with its
 /// `+seconds` extension: how long it may still be served stale after,
 /// read as a `stale-if-error` window), `stale-if-error` and
-/// `stale-while-revalidate` are read. `None` when they say nothing of
-/// storing or of lifetime (`content="ESI/1.0"` alone): Cache-Control then
-/// decides, as it does for a response without the field.
+/// `stale-while-revalidate` are read. "If more than one is targeted at a
+/// surrogate, the most specific applies" (§3): a value targeted at `id`
+/// goes before one targeted at none, wherever either stands; a
+/// `no-store` for either keeps the response out (as Squid merges them).
+/// `None` when they say nothing of storing or of lifetime
+/// (`content="ESI/1.0"` alone): Cache-Control then decides, as it does
+/// for a response without the field.
 fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
-    let mut sc = CacheControl::default();
+    // [untargeted, targeted at this cache], each with its `max-age`'s
+    // `+seconds`.
+    let mut scs = [
+        (CacheControl::default(), None),
+        (CacheControl::default(), None),
+    ];
     for item in headers.quoted_list("surrogate-control") {
         let (directive, target) = match item.rsplit_once(';') {
             Some((directive, target)) if !target.contains('"') => (directive, Some(target.trim())),
@@ -199,16 +208,20 @@ fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
         if target.is_some_and(|t| !t.eq_ignore_ascii_case(id)) {
             continue;
         }
+        let (sc, plus) = &mut scs[usize::from(target.is_some())];
         let name = directive.split('=').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("max-age") {
+            if sc.max_age.is_some() {
+                continue;
+            }
             let value = directive.split_once('=').map_or("", |(_, v)| v.trim());
             let (fresh, stale) = match value.split_once('+') {
                 Some((fresh, stale)) => (fresh, delta_seconds(stale)),
                 None => (value, None),
             };
             // Invalid counts as 0, as in Cache-Control (§4.2.1).
-            sc.max_age = sc.max_age.or(Some(delta_seconds(fresh).unwrap_or(0)));
-            sc.stale_if_error = sc.stale_if_error.or(stale);
+            sc.max_age = Some(delta_seconds(fresh).unwrap_or(0));
+            *plus = stale;
         } else if ["no-store", "stale-if-error", "stale-while-revalidate"]
             .iter()
             .any(|d| name.eq_ignore_ascii_case(d))
@@ -216,6 +229,23 @@ fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
             sc.apply(directive);
         }
     }
+    let [(any, any_plus), (ours, ours_plus)] = scs;
+    // The `+seconds` goes with the max-age that applies.
+    let (max_age, plus) = match ours.max_age {
+        Some(_) => (ours.max_age, ours_plus),
+        None => (any.max_age, any_plus),
+    };
+    let sc = CacheControl {
+        no_store: any.no_store || ours.no_store,
+        max_age,
+        stale_if_error: ours
+            .stale_if_error
+            .or(ours_plus)
+            .or(any.stale_if_error)
+            .or(plus),
+        stale_while_revalidate: ours.stale_while_revalidate.or(any.stale_while_revalidate),
+        ..CacheControl::default()
+    };
     (sc.no_store || sc.max_age.is_some()).then_some(sc)
 }
 
@@ -1633,7 +1663,7 @@ mod tests {
             secs(5)
         );
         assert_eq!(
-            targeted_fresh(&[sc("max-age=5, max-age=60;edge, no-store;other")]),
+            targeted_fresh(&[sc("max-age=5, max-age=60;other, no-store;other")]),
             secs(5)
         );
         assert_eq!(targeted_fresh(&[sc("foo, max-age=60")]), secs(60));
@@ -1656,6 +1686,35 @@ mod tests {
             storable(&get(&[]), &resp, SystemTime::now(), &SETTINGS),
             None
         );
+    }
+
+    /// Edge Architecture 1.0 §3: "If more than one is targeted at a
+    /// surrogate, the most specific applies" (`max-age=60, no-store;abc`:
+    /// `abc` applies no-store, the others max-age=60). A directive
+    /// targeted at this cache goes before one targeted at none, wherever
+    /// either stands in the field.
+    #[test]
+    fn a_directive_targeted_at_this_cache_goes_before_an_untargeted_one() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let sc = |v| ("Surrogate-Control", v);
+        for field in [
+            "max-age=5, max-age=60;edge",
+            "max-age=60;edge, max-age=5",
+            "max-age=5, max-age=60;edge, no-store;other",
+        ] {
+            assert_eq!(targeted_fresh(&[sc(field)]), secs(60), "{field}");
+        }
+        // The windows too.
+        for field in [
+            "max-age=60+5, max-age=60+600;edge",
+            "max-age=60;edge, stale-if-error=5, stale-if-error=600;edge",
+        ] {
+            let lifetime = targeted(&[], &[sc(field)]).unwrap();
+            assert_eq!(lifetime.stale_if_error, Duration::from_secs(600), "{field}");
+        }
+        // A no-store for anyone still keeps it out.
+        assert_eq!(targeted_fresh(&[sc("no-store, max-age=60;edge")]), None);
+        assert_eq!(targeted_fresh(&[sc("max-age=60, no-store;edge")]), None);
     }
 
     #[test]
