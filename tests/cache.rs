@@ -1242,6 +1242,40 @@ fn without_a_cache_fields_for_it_pass_through() {
 }
 
 #[test]
+fn a_lifetime_for_the_cache_alone_is_no_permission_to_store_an_authenticated_answer() {
+    // An application that gives every page a lifetime at the edge (a
+    // middleware's Surrogate-Control, nginx's X-Accel-Expires) and marks
+    // a user's own page `private` for browsers: RFC 9111 §3.5 lets a
+    // shared cache store the answer to a request with credentials only
+    // on Cache-Control's `public`, `s-maxage` or `must-revalidate`, and
+    // Squid stores none while Surrogate-Control applies.
+    for own in [
+        ("Surrogate-Control", "max-age=60"),
+        ("X-Accel-Expires", "60"),
+    ] {
+        let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "private"), own]);
+        let alice = get_with(&proxy, "/me", &[("Authorization", "Basic YWxpY2U6cw==")]);
+        expect(&alice, 200, "MISS", "/me #1");
+        let anonymous = get(&proxy, "/me");
+        expect(&anonymous, 200, "MISS", "/me #2");
+        assert_eq!(backend.requests(), 2, "{own:?}");
+    }
+    // With Cache-Control's word, the lifetime is the cache's own.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "public, max-age=5"),
+            ("Surrogate-Control", "max-age=60"),
+        ],
+    );
+    let auth = [("Authorization", "Basic YWxpY2U6cw==")];
+    expect(&get_with(&proxy, "/p", &auth), 200, "MISS", "/p #1");
+    expect(&get(&proxy, "/p"), 200, "HIT", "/p #1");
+    assert_eq!(stored_lifetime(&proxy, "/p"), Some(Duration::from_secs(60)));
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
 fn a_lifetime_for_the_cache_alone_survives_a_restart_unserved() {
     let (_dir, file) = snapshot_file();
     let backend = fixed(

@@ -669,12 +669,20 @@ pub fn storable(
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
-    // only when the response says so explicitly (a lifetime given to this
-    // cache alone says so).
-    if request.headers.contains("authorization")
-        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate || cc.targeted)
-    {
-        return None;
+    // only when the response's Cache-Control says so explicitly. A
+    // lifetime given to this cache alone does not: an application may
+    // give one to every page (a middleware's Surrogate-Control) and mark
+    // a user's own `private` for browsers, which this cache then does not
+    // read. Squid stores none while it reads Surrogate-Control.
+    if request.headers.contains("authorization") {
+        let said = if cc.targeted {
+            Cow::Owned(CacheControl::parse(&response.headers))
+        } else {
+            Cow::Borrowed(&cc)
+        };
+        if !(said.public || said.s_maxage.is_some() || said.must_revalidate) {
+            return None;
+        }
     }
     // Stricter than the RFC: a Set-Cookie meant for one user must not be
     // replayed to others unless the origin marks the response public.
@@ -1734,9 +1742,23 @@ mod tests {
             Duration::from_secs(60)
         );
         // An explicit lifetime for this cache lets it store answers to
-        // credentialed requests, as s-maxage does.
-        assert!(targeted(&[("Authorization", "Basic eDp5")], &[sc("max-age=60")]).is_some());
+        // requests with cookies, as max-age does; to requests with
+        // credentials, only with Cache-Control's permission (§3.5).
         assert!(targeted(&[("Cookie", "a=1")], &[sc("max-age=60")]).is_some());
+        let auth = [("Authorization", "Basic eDp5")];
+        assert!(targeted(&auth, &[sc("max-age=60")]).is_none());
+        assert!(targeted(&auth, &[("X-Accel-Expires", "60")]).is_none());
+        let private = [("Cache-Control", "private"), sc("max-age=60")];
+        assert!(targeted(&auth, &private).is_none());
+        for permission in ["public", "s-maxage=5", "must-revalidate"] {
+            let resp = [("Cache-Control", permission), sc("max-age=60")];
+            let lifetime = targeted(&auth, &resp);
+            assert_eq!(
+                lifetime.map(|l| l.fresh.as_secs()),
+                Some(60),
+                "{permission}"
+            );
+        }
         // Set-Cookie still needs Cache-Control's `public`.
         assert_eq!(
             targeted(&[], &[("Set-Cookie", "a=1"), sc("max-age=60")]),
