@@ -1483,21 +1483,63 @@ fn vary_treats_spellings_of_one_list_as_one_value() {
         200,
         &[
             ("Cache-Control", "max-age=60"),
-            ("Vary", "Accept-Language, Foo"),
+            ("Vary", "Accept-Language, Accept"),
         ],
     );
-    let asked = [("Accept-Language", "en, de"), ("Foo", "1,2")];
+    let asked = [("Accept-Language", "en, de"), ("Accept", "1,2")];
     expect(&get_with(&proxy, "/l", &asked), 200, "MISS", "/l #1");
-    let respelled = [("Accept-Language", " EN ,de"), ("Foo", "1"), ("Foo", " 2 ")];
+    let respelled = [
+        ("Accept-Language", " EN ,de"),
+        ("Accept", "1"),
+        ("Accept", " 2 "),
+    ];
     expect(&get_with(&proxy, "/l", &respelled), 200, "HIT", "/l #1");
     // Order may be a preference; case, in a field that is not known to
     // ignore it, may matter.
-    let reordered = [("Accept-Language", "de, en"), ("Foo", "1,2")];
+    let reordered = [("Accept-Language", "de, en"), ("Accept", "1,2")];
     expect(&get_with(&proxy, "/l", &reordered), 200, "MISS", "/l #2");
-    let upper = [("Accept-Language", "en,de"), ("Foo", "1,2"), ("Foo", "A")];
+    let upper = [
+        ("Accept-Language", "en,de"),
+        ("Accept", "1,2"),
+        ("Accept", "A"),
+    ];
     expect(&get_with(&proxy, "/l", &upper), 200, "MISS", "/l #3");
-    let lower = [("Accept-Language", "en,de"), ("Foo", "1,2,a")];
+    let lower = [("Accept-Language", "en,de"), ("Accept", "1,2,a")];
     expect(&get_with(&proxy, "/l", &lower), 200, "MISS", "/l #4");
+    assert_eq!(backend.requests(), 4);
+}
+
+#[test]
+fn vary_on_a_field_that_is_no_list_keeps_its_spelling() {
+    // A comma in a User-Agent is no list separator ("(KHTML, like
+    // Gecko)"), nor is a second line a list element: a backend that reads
+    // the first line, or does not know a UA spelled otherwise ("update
+    // your browser"), answers these otherwise, and that answer must not
+    // go to every client that sends the common spelling.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("Vary", "User-Agent")],
+    );
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                  (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let (first, second) = chrome.split_once(", ").unwrap();
+    let odd: [&[(&str, &str)]; 3] = [
+        &[("User-Agent", &chrome.replace(", ", ","))],
+        &[("User-Agent", &format!("{chrome},"))],
+        &[("User-Agent", first), ("User-Agent", second)],
+    ];
+    for (i, ua) in odd.iter().enumerate() {
+        let body = format!("/ua #{}", i + 1);
+        expect(&get_with(&proxy, "/ua", ua), 200, "MISS", &body);
+    }
+    let common = get_with(&proxy, "/ua", &[("User-Agent", chrome)]);
+    expect(&common, 200, "MISS", "/ua #4");
+    expect(
+        &get_with(&proxy, "/ua", &[("User-Agent", chrome)]),
+        200,
+        "HIT",
+        "/ua #4",
+    );
     assert_eq!(backend.requests(), 4);
 }
 

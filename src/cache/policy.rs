@@ -536,20 +536,50 @@ pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String 
     key
 }
 
+/// Request fields that are lists by their definition (RFC 9110 §5.6.1's
+/// `#rule`, whose recipients ignore empty elements and the whitespace
+/// around commas, and whose lines combine into one: §5.3), those a
+/// response may vary on. Another field's comma may be no separator (a
+/// `User-Agent`'s `(KHTML, like Gecko)`, a cookie's value), nor its second
+/// line a list element (a backend may read the first alone): its value
+/// is kept as sent.
+const LIST_VALUES: [&str; 9] = [
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "if-match",
+    "if-none-match",
+    "pragma",
+    "prefer",
+];
+
 /// Fields whose values are case-insensitive throughout (RFC 9110 §12.5:
 /// codings, charsets and language ranges, and the `q` parameter).
 const CASE_INSENSITIVE_VALUES: [&str; 3] = ["accept-encoding", "accept-language", "accept-charset"];
 
-/// The value of a varying field `name`, from the values of its lines,
-/// normalized as RFC 9111 §4.1 allows, so that requests a backend must
-/// answer alike share one variant: the lines combined, the list split at
-/// commas outside quoted strings, whitespace around each element and empty
-/// elements dropped (RFC 9110 §5.6.1), and the values of the `Accept-*`
-/// fields above lower-cased. Nothing else: the order of elements stays, as
-/// some servers read it as a preference. Bytes outside printable ASCII,
+/// The value of a varying field `name`, from the values of its lines.
+/// Of a field in [`LIST_VALUES`], normalized as RFC 9111 §4.1 allows, so
+/// that requests a backend must answer alike share one variant: the lines
+/// combined, the list split at commas outside quoted strings, whitespace
+/// around each element and empty elements dropped (RFC 9110 §5.6.1), and
+/// the values of the `Accept-*` fields above lower-cased. Nothing else:
+/// the order of elements stays, as some servers read it as a preference.
+/// Of any other field, the lines as sent, each one apart (a `%0A`
+/// between them, which no value holds). Bytes outside printable ASCII,
 /// and `%`, are written `%XX`, so two values that differ otherwise never
 /// make the same key.
 fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<Item = &'a [u8]>) {
+    if !LIST_VALUES.contains(&name) {
+        for (i, value) in values.enumerate() {
+            if i > 0 {
+                key.push_str("%0A");
+            }
+            push_escaped(key, value, false);
+        }
+        return;
+    }
     let lower = CASE_INSENSITIVE_VALUES.contains(&name);
     let mut first = true;
     for element in values.flat_map(list_elements) {
@@ -560,13 +590,19 @@ fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<It
         if !std::mem::take(&mut first) {
             key.push(',');
         }
-        for &b in element {
-            let b = if lower { b.to_ascii_lowercase() } else { b };
-            if b == b'%' || !(0x20..0x7f).contains(&b) {
-                let _ = write!(key, "%{b:02X}");
-            } else {
-                key.push(b as char);
-            }
+        push_escaped(key, element, lower);
+    }
+}
+
+/// `bytes` in a key: `%` and bytes outside printable ASCII as `%XX`;
+/// ASCII letters lower-cased if `lower`.
+fn push_escaped(key: &mut String, bytes: &[u8], lower: bool) {
+    for &b in bytes {
+        let b = if lower { b.to_ascii_lowercase() } else { b };
+        if b == b'%' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(key, "%{b:02X}");
+        } else {
+            key.push(b as char);
         }
     }
 }
@@ -1239,10 +1275,11 @@ mod tests {
     fn keys_stored_in_an_older_spelling_are_respelled_and_todays_are_kept() {
         assert_eq!(respell_key("h/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
         assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=/");
-        // Variant values as an older version spelled them.
+        // Variant values as an older version spelled them: a list's in
+        // one spelling, another field's as they were.
         assert_eq!(
             respell_key("h/a\naccept-language=en, De\nx-a\nfoo=1, 2%09"),
-            "h/a\naccept-language=en,de\nx-a\nfoo=1,2"
+            "h/a\naccept-language=en,de\nx-a\nfoo=1, 2%09"
         );
         assert_eq!(respell_key("h"), "h");
         assert_eq!(respell_key(""), "");
@@ -1402,8 +1439,14 @@ mod tests {
         assert_eq!(key_of(&[]), "k\nx-lang");
         assert_eq!(key_of(&[b""]), "k\nx-lang=");
         assert_eq!(key_of(&[b"caf\xc3\xa9 %"]), "k\nx-lang=caf%C3%A9 %25");
-        // Several lines are one list (RFC 9110 §5.3).
-        assert_eq!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+        // Several lines are one list (RFC 9110 §5.3), of a field known to
+        // be one; another's stay apart.
+        assert_ne!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+        assert_eq!(key_of(&[b"a", b"b"]), "k\nx-lang=a%0Ab");
+        assert_eq!(
+            keyed("Accept-Language", &["a", "b"]),
+            keyed("Accept-Language", &["a, b"])
+        );
     }
 
     fn keyed(name: &str, values: &[&str]) -> String {
@@ -1416,8 +1459,8 @@ mod tests {
 
     #[test]
     fn variant_keys_merge_only_the_spellings_of_one_list() {
-        let one = keyed("Foo", &["1,2"]);
-        assert_eq!(one, "k\nfoo=1,2");
+        let one = keyed("Accept", &["1,2"]);
+        assert_eq!(one, "k\naccept=1,2");
         for same in [
             &[" 1, 2 "][..],
             &["1", "2"],
@@ -1425,7 +1468,7 @@ mod tests {
             &["1, ,2,"],
             &[",1", "", "2"],
         ] {
-            assert_eq!(keyed("Foo", same), one, "{same:?}");
+            assert_eq!(keyed("Accept", same), one, "{same:?}");
         }
         for other in [
             &["2,1"][..],
@@ -1435,10 +1478,13 @@ mod tests {
             &["1,2,3"],
             &["\"1,2\""],
         ] {
-            assert_ne!(keyed("Foo", other), one, "{other:?}");
+            assert_ne!(keyed("Accept", other), one, "{other:?}");
         }
         // Inside a quoted string nothing is normalized.
-        assert_ne!(keyed("Foo", &["\"a, b\""]), keyed("Foo", &["\"a,b\""]));
+        assert_ne!(
+            keyed("Accept", &["\"a, b\""]),
+            keyed("Accept", &["\"a,b\""])
+        );
         // Case, only where the field's values are case-insensitive.
         let lang = keyed("Accept-Language", &["en, de;q=0.5"]);
         assert_eq!(keyed("Accept-Language", &["EN , De;Q=0.5"]), lang);
@@ -1449,7 +1495,36 @@ mod tests {
         );
         assert_ne!(keyed("X-Lang", &["EN"]), keyed("X-Lang", &["en"]));
         // An empty field is not an absent one.
-        assert_ne!(keyed("Foo", &[" "]), keyed("Foo", &[]));
+        assert_ne!(keyed("Accept", &[" "]), keyed("Accept", &[]));
+    }
+
+    #[test]
+    fn variant_keys_keep_a_field_that_is_no_list_as_sent() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                  (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let one = keyed("User-Agent", &[ua]);
+        assert_eq!(keyed("User-Agent", &[ua]), one);
+        let (first, second) = ua.split_once(", ").unwrap();
+        for other in [
+            &[&*ua.replace(", ", ",")][..],
+            &[&*ua.replace(", ", " ,\t")],
+            &[&*format!("{ua},")],
+            &[&*format!("{ua}, ")],
+            &[&*format!(",{ua}")],
+            &[first, second],
+        ] {
+            assert_ne!(keyed("User-Agent", other), one, "{other:?}");
+        }
+        // Nor are the lines of another field combined, or its case changed.
+        assert_ne!(
+            keyed("Cookie", &["a=1, b=2"]),
+            keyed("Cookie", &["a=1,b=2"])
+        );
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1, 2"]));
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1,2"]));
+        assert_ne!(keyed("X-A", &["a"]), keyed("X-A", &["A"]));
+        // A line may not pass for two (no parsed value holds a line feed).
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1%0A2"]));
     }
 
     #[test]
