@@ -1276,6 +1276,44 @@ fn a_lifetime_for_the_cache_alone_is_no_permission_to_store_an_authenticated_ans
 }
 
 #[test]
+fn fields_for_the_cache_alone_stay_behind_once_a_reload_turns_them_on() {
+    // Stored while neither was read (and passed on, for a CDN in front):
+    // once a reload makes them this cache's own, no response carries them,
+    // hits of what was stored before included, as after a restart.
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("Surrogate-Control", "max-age=600"),
+            ("X-Accel-Expires", "600"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |c| {
+        c.surrogate_id = None;
+        c.x_accel_expires = false;
+    });
+    let first = get(&proxy, "/r");
+    expect(&first, 200, "MISS", "/r #1");
+    assert_eq!(first.header("surrogate-control"), Some("max-age=600"));
+    let mut next = Config::with_targets(vec![target(backend.addr)]);
+    next.log_to_stdout = false;
+    next.path_to_persistence = None;
+    cache_on(&mut next);
+    proxy.handle().control().reload(next).unwrap();
+    let with_head = |r: &Response| format!("{}", r.head.raw);
+    for range in [None, Some("bytes=0-1"), Some("bytes=0-0,2-2")] {
+        let r = match range {
+            None => get(&proxy, "/r"),
+            Some(range) => get_with(&proxy, "/r", &[("Range", range)]),
+        };
+        assert_eq!(x_cache(&r), "HIT", "{range:?}");
+        assert_eq!(r.header("surrogate-control"), None, "{}", with_head(&r));
+        assert_eq!(r.header("x-accel-expires"), None, "{}", with_head(&r));
+    }
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
 fn a_lifetime_for_the_cache_alone_survives_a_restart_unserved() {
     let (_dir, file) = snapshot_file();
     let backend = fixed(

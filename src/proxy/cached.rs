@@ -139,6 +139,7 @@ pub(super) fn serve_range(
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
+        own_fields: shared.own_fields(),
     };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
@@ -201,6 +202,7 @@ pub(super) fn serve(
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
+        own_fields: shared.own_fields(),
     };
 
     // Held while this request fetches for others waiting on the key.
@@ -722,6 +724,9 @@ struct Answering<'a> {
     /// A shutdown that began since the request did closes the connection
     /// after this response too, which then says so.
     shutting_down: &'a AtomicBool,
+    /// The fields for the cache alone, never served (see
+    /// [`Entry::served_head`]).
+    own_fields: &'static [&'static str],
 }
 
 #[derive(Clone, Copy)]
@@ -761,6 +766,7 @@ fn serve_entry(
         keep_alive,
         cache,
         shutting_down,
+        own_fields,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     let counter = match status {
@@ -800,7 +806,7 @@ fn serve_entry(
                     {
                         tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                     }
-                    (entry.served_head().into(), body, entry.head.status)
+                    (entry.served_head(own_fields), body, entry.head.status)
                 }
                 Ranged::Part { start, end } => {
                     let _ = write!(
@@ -809,7 +815,7 @@ fn serve_entry(
                         end - start + 1
                     );
                     let mut head = PARTIAL_CONTENT.to_vec();
-                    head.extend_from_slice(entry.served_fields());
+                    head.extend_from_slice(&entry.served_fields(own_fields));
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -825,7 +831,10 @@ fn serve_entry(
                         line.get(..13)
                             .is_some_and(|name| name.eq_ignore_ascii_case(b"content-type:"))
                     };
-                    for line in entry.served_fields().split_inclusive(|&b| b == b'\n') {
+                    for line in entry
+                        .served_fields(own_fields)
+                        .split_inclusive(|&b| b == b'\n')
+                    {
                         if !content_type(line) {
                             head.extend_from_slice(line);
                         }
