@@ -1314,6 +1314,34 @@ fn fields_for_the_cache_alone_stay_behind_once_a_reload_turns_them_on() {
 }
 
 #[test]
+fn a_switch_of_protocols_does_not_carry_fields_for_the_cache_alone() {
+    let backend = Backend::start("upgrade", |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\
+              Surrogate-Control: max-age=60\r\nX-Accel-Expires: 60\r\n\r\n",
+        );
+        Action::Close
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    let switched = client.try_response(true).unwrap();
+    assert_eq!(switched.status, 101);
+    assert_eq!(
+        switched.header("surrogate-control"),
+        None,
+        "{}",
+        switched.head.raw
+    );
+    assert_eq!(
+        switched.header("x-accel-expires"),
+        None,
+        "{}",
+        switched.head.raw
+    );
+}
+
+#[test]
 fn a_lifetime_for_the_cache_alone_survives_a_restart_unserved() {
     let (_dir, file) = snapshot_file();
     let backend = fixed(
