@@ -1342,6 +1342,26 @@ fn a_switch_of_protocols_does_not_carry_fields_for_the_cache_alone() {
 }
 
 #[test]
+fn a_zero_lifetime_for_the_cache_alone_keeps_a_page_asked_with_cookies_out() {
+    // "Not at the edge" for a signed-in user's page: a lifetime of zero,
+    // as `max-age=0` in Cache-Control is. Stored, it would be revalidated
+    // with Alice's validator for Bob (the origin confirms the resource)
+    // and served to him stale when the origin fails.
+    for own in [
+        ("Surrogate-Control", "max-age=0"),
+        ("X-Accel-Expires", "@1"),
+    ] {
+        let backend = etag_origin(&[("ETag", "\"v1\""), own], &[own]);
+        let proxy = cached_proxy(&backend, |_| {});
+        let alice = get_with(&proxy, "/account", &[("Cookie", "sid=alice")]);
+        expect(&alice, 200, "MISS", "/account #1");
+        assert!(stored_keys(&proxy).is_empty(), "{own:?}");
+        let bob = get_with(&proxy, "/account", &[("Cookie", "sid=bob")]);
+        expect(&bob, 200, "MISS", "/account #2");
+    }
+}
+
+#[test]
 fn a_lifetime_for_the_cache_alone_survives_a_restart_unserved() {
     let (_dir, file) = snapshot_file();
     let backend = fixed(

@@ -734,13 +734,13 @@ pub fn storable(
     // origin then confirms one user's page for the next). nginx stores
     // nothing without an explicit lifetime; Varnish passes every request
     // with cookies.
-    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`): stored,
-    // it would answer the next user once revalidated with this one's
-    // validator, or stale.
+    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`, and one
+    // for this cache alone: `Surrogate-Control: max-age=0`, "not at the
+    // edge"): stored, it would answer the next user once revalidated with
+    // this one's validator, or stale.
     if explicit.is_none_or(|d| d.is_zero())
         && !cc.public
         && cc.s_maxage.is_none()
-        && !cc.targeted
         && !settings.cache_unlabeled
         && request.headers.contains("cookie")
     {
@@ -1820,6 +1820,11 @@ mod tests {
         // requests with cookies, as max-age does; to requests with
         // credentials, only with Cache-Control's permission (§3.5).
         assert!(targeted(&[("Cookie", "a=1")], &[sc("max-age=60")]).is_some());
+        // Not a lifetime of zero, as for max-age=0 (it would be revalidated
+        // with this user's validator for the next).
+        let zero = [("ETag", "\"x\""), sc("max-age=0")];
+        assert!(targeted(&[("Cookie", "a=1")], &zero).is_none());
+        assert!(targeted(&[], &zero).is_some());
         let auth = [("Authorization", "Basic eDp5")];
         assert!(targeted(&auth, &[sc("max-age=60")]).is_none());
         assert!(targeted(&auth, &[("X-Accel-Expires", "60")]).is_none());
