@@ -1292,6 +1292,125 @@ fn without_a_cache_fields_for_it_pass_through() {
 }
 
 #[test]
+fn a_lifetime_for_the_cache_alone_is_no_permission_to_store_an_authenticated_answer() {
+    // An application that gives every page a lifetime at the edge (a
+    // middleware's Surrogate-Control, nginx's X-Accel-Expires) and marks
+    // a user's own page `private` for browsers: RFC 9111 §3.5 lets a
+    // shared cache store the answer to a request with credentials only
+    // on Cache-Control's `public`, `s-maxage` or `must-revalidate`, and
+    // Squid stores none while Surrogate-Control applies.
+    for own in [
+        ("Surrogate-Control", "max-age=60"),
+        ("X-Accel-Expires", "60"),
+    ] {
+        let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "private"), own]);
+        let alice = get_with(&proxy, "/me", &[("Authorization", "Basic YWxpY2U6cw==")]);
+        expect(&alice, 200, "MISS", "/me #1");
+        let anonymous = get(&proxy, "/me");
+        expect(&anonymous, 200, "MISS", "/me #2");
+        assert_eq!(backend.requests(), 2, "{own:?}");
+    }
+    // With Cache-Control's word, the lifetime is the cache's own.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "public, max-age=5"),
+            ("Surrogate-Control", "max-age=60"),
+        ],
+    );
+    let auth = [("Authorization", "Basic YWxpY2U6cw==")];
+    expect(&get_with(&proxy, "/p", &auth), 200, "MISS", "/p #1");
+    expect(&get(&proxy, "/p"), 200, "HIT", "/p #1");
+    assert_eq!(stored_lifetime(&proxy, "/p"), Some(Duration::from_secs(60)));
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn fields_for_the_cache_alone_stay_behind_once_a_reload_turns_them_on() {
+    // Stored while neither was read (and passed on, for a CDN in front):
+    // once a reload makes them this cache's own, no response carries them,
+    // hits of what was stored before included, as after a restart.
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("Surrogate-Control", "max-age=600"),
+            ("X-Accel-Expires", "600"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |c| {
+        c.surrogate_id = None;
+        c.x_accel_expires = false;
+    });
+    let first = get(&proxy, "/r");
+    expect(&first, 200, "MISS", "/r #1");
+    assert_eq!(first.header("surrogate-control"), Some("max-age=600"));
+    let mut next = Config::with_targets(vec![target(backend.addr)]);
+    next.log_to_stdout = false;
+    next.path_to_persistence = None;
+    cache_on(&mut next);
+    proxy.handle().control().reload(next).unwrap();
+    for range in [None, Some("bytes=0-1"), Some("bytes=0-0,2-2")] {
+        let r = match range {
+            None => get(&proxy, "/r"),
+            Some(range) => get_with(&proxy, "/r", &[("Range", range)]),
+        };
+        assert_eq!(x_cache(&r), "HIT", "{range:?}");
+        assert_eq!(r.header("surrogate-control"), None, "{}", r.head.raw);
+        assert_eq!(r.header("x-accel-expires"), None, "{}", r.head.raw);
+    }
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_switch_of_protocols_does_not_carry_fields_for_the_cache_alone() {
+    let backend = Backend::start("upgrade", |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\
+              Surrogate-Control: max-age=60\r\nX-Accel-Expires: 60\r\n\r\n",
+        );
+        Action::Close
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    let switched = client.try_response(true).unwrap();
+    assert_eq!(switched.status, 101);
+    assert_eq!(
+        switched.header("surrogate-control"),
+        None,
+        "{}",
+        switched.head.raw
+    );
+    assert_eq!(
+        switched.header("x-accel-expires"),
+        None,
+        "{}",
+        switched.head.raw
+    );
+}
+
+#[test]
+fn a_zero_lifetime_for_the_cache_alone_keeps_a_page_asked_with_cookies_out() {
+    // "Not at the edge" for a signed-in user's page: a lifetime of zero,
+    // as `max-age=0` in Cache-Control is. Stored, it would be revalidated
+    // with Alice's validator for Bob (the origin confirms the resource)
+    // and served to him stale when the origin fails.
+    for own in [
+        ("Surrogate-Control", "max-age=0"),
+        ("X-Accel-Expires", "@1"),
+    ] {
+        let backend = etag_origin(&[("ETag", "\"v1\""), own], &[own]);
+        let proxy = cached_proxy(&backend, |_| {});
+        let alice = get_with(&proxy, "/account", &[("Cookie", "sid=alice")]);
+        expect(&alice, 200, "MISS", "/account #1");
+        assert!(stored_keys(&proxy).is_empty(), "{own:?}");
+        let bob = get_with(&proxy, "/account", &[("Cookie", "sid=bob")]);
+        expect(&bob, 200, "MISS", "/account #2");
+    }
+}
+
+#[test]
 fn a_lifetime_for_the_cache_alone_survives_a_restart_unserved() {
     let (_dir, file) = snapshot_file();
     let backend = fixed(
@@ -1499,21 +1618,63 @@ fn vary_treats_spellings_of_one_list_as_one_value() {
         200,
         &[
             ("Cache-Control", "max-age=60"),
-            ("Vary", "Accept-Language, Foo"),
+            ("Vary", "Accept-Language, Accept"),
         ],
     );
-    let asked = [("Accept-Language", "en, de"), ("Foo", "1,2")];
+    let asked = [("Accept-Language", "en, de"), ("Accept", "1,2")];
     expect(&get_with(&proxy, "/l", &asked), 200, "MISS", "/l #1");
-    let respelled = [("Accept-Language", " EN ,de"), ("Foo", "1"), ("Foo", " 2 ")];
+    let respelled = [
+        ("Accept-Language", " EN ,de"),
+        ("Accept", "1"),
+        ("Accept", " 2 "),
+    ];
     expect(&get_with(&proxy, "/l", &respelled), 200, "HIT", "/l #1");
     // Order may be a preference; case, in a field that is not known to
     // ignore it, may matter.
-    let reordered = [("Accept-Language", "de, en"), ("Foo", "1,2")];
+    let reordered = [("Accept-Language", "de, en"), ("Accept", "1,2")];
     expect(&get_with(&proxy, "/l", &reordered), 200, "MISS", "/l #2");
-    let upper = [("Accept-Language", "en,de"), ("Foo", "1,2"), ("Foo", "A")];
+    let upper = [
+        ("Accept-Language", "en,de"),
+        ("Accept", "1,2"),
+        ("Accept", "A"),
+    ];
     expect(&get_with(&proxy, "/l", &upper), 200, "MISS", "/l #3");
-    let lower = [("Accept-Language", "en,de"), ("Foo", "1,2,a")];
+    let lower = [("Accept-Language", "en,de"), ("Accept", "1,2,a")];
     expect(&get_with(&proxy, "/l", &lower), 200, "MISS", "/l #4");
+    assert_eq!(backend.requests(), 4);
+}
+
+#[test]
+fn vary_on_a_field_that_is_no_list_keeps_its_spelling() {
+    // A comma in a User-Agent is no list separator ("(KHTML, like
+    // Gecko)"), nor is a second line a list element: a backend that reads
+    // the first line, or does not know a UA spelled otherwise ("update
+    // your browser"), answers these otherwise, and that answer must not
+    // go to every client that sends the common spelling.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("Vary", "User-Agent")],
+    );
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                  (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let (first, second) = chrome.split_once(", ").unwrap();
+    let odd: [&[(&str, &str)]; 3] = [
+        &[("User-Agent", &chrome.replace(", ", ","))],
+        &[("User-Agent", &format!("{chrome},"))],
+        &[("User-Agent", first), ("User-Agent", second)],
+    ];
+    for (i, ua) in odd.iter().enumerate() {
+        let body = format!("/ua #{}", i + 1);
+        expect(&get_with(&proxy, "/ua", ua), 200, "MISS", &body);
+    }
+    let common = get_with(&proxy, "/ua", &[("User-Agent", chrome)]);
+    expect(&common, 200, "MISS", "/ua #4");
+    expect(
+        &get_with(&proxy, "/ua", &[("User-Agent", chrome)]),
+        200,
+        "HIT",
+        "/ua #4",
+    );
     assert_eq!(backend.requests(), 4);
 }
 

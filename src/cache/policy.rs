@@ -244,11 +244,20 @@ impl CacheControl {
 /// targeted at no device. Of them, `no-store`, `max-age` (with its
 /// `+seconds` extension: how long it may still be served stale after,
 /// read as a `stale-if-error` window), `stale-if-error` and
-/// `stale-while-revalidate` are read. `None` when they say nothing of
-/// storing or of lifetime (`content="ESI/1.0"` alone): Cache-Control then
-/// decides, as it does for a response without the field.
+/// `stale-while-revalidate` are read. "If more than one is targeted at a
+/// surrogate, the most specific applies" (§3): a value targeted at `id`
+/// goes before one targeted at none, wherever either stands; a
+/// `no-store` for either keeps the response out (as Squid merges them).
+/// `None` when they say nothing of storing or of lifetime
+/// (`content="ESI/1.0"` alone): Cache-Control then decides, as it does
+/// for a response without the field.
 fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
-    let mut sc = CacheControl::default();
+    // [untargeted, targeted at this cache], each with its `max-age`'s
+    // `+seconds`.
+    let mut scs = [
+        (CacheControl::default(), None),
+        (CacheControl::default(), None),
+    ];
     for item in headers.quoted_list("surrogate-control") {
         let (directive, target) = match item.rsplit_once(';') {
             Some((directive, target)) if !target.contains('"') => (directive, Some(target.trim())),
@@ -257,16 +266,20 @@ fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
         if target.is_some_and(|t| !t.eq_ignore_ascii_case(id)) {
             continue;
         }
+        let (sc, plus) = &mut scs[usize::from(target.is_some())];
         let name = directive.split('=').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("max-age") {
+            if sc.max_age.is_some() {
+                continue;
+            }
             let value = directive.split_once('=').map_or("", |(_, v)| v.trim());
             let (fresh, stale) = match value.split_once('+') {
                 Some((fresh, stale)) => (fresh, delta_seconds(stale)),
                 None => (value, None),
             };
             // Invalid counts as 0, as in Cache-Control (§4.2.1).
-            sc.max_age = sc.max_age.or(Some(delta_seconds(fresh).unwrap_or(0)));
-            sc.stale_if_error = sc.stale_if_error.or(stale);
+            sc.max_age = Some(delta_seconds(fresh).unwrap_or(0));
+            *plus = stale;
         } else if ["no-store", "stale-if-error", "stale-while-revalidate"]
             .iter()
             .any(|d| name.eq_ignore_ascii_case(d))
@@ -274,6 +287,23 @@ fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
             sc.apply(directive);
         }
     }
+    let [(any, any_plus), (ours, ours_plus)] = scs;
+    // The `+seconds` goes with the max-age that applies.
+    let (max_age, plus) = match ours.max_age {
+        Some(_) => (ours.max_age, ours_plus),
+        None => (any.max_age, any_plus),
+    };
+    let sc = CacheControl {
+        no_store: any.no_store || ours.no_store,
+        max_age,
+        stale_if_error: ours
+            .stale_if_error
+            .or(ours_plus)
+            .or(any.stale_if_error)
+            .or(plus),
+        stale_while_revalidate: ours.stale_while_revalidate.or(any.stale_while_revalidate),
+        ..CacheControl::default()
+    };
     (sc.no_store || sc.max_age.is_some()).then_some(sc)
 }
 
@@ -564,20 +594,50 @@ pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String 
     key
 }
 
+/// Request fields that are lists by their definition (RFC 9110 §5.6.1's
+/// `#rule`, whose recipients ignore empty elements and the whitespace
+/// around commas, and whose lines combine into one: §5.3), those a
+/// response may vary on. Another field's comma may be no separator (a
+/// `User-Agent`'s `(KHTML, like Gecko)`, a cookie's value), nor its second
+/// line a list element (a backend may read the first alone): its value
+/// is kept as sent.
+const LIST_VALUES: [&str; 9] = [
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "if-match",
+    "if-none-match",
+    "pragma",
+    "prefer",
+];
+
 /// Fields whose values are case-insensitive throughout (RFC 9110 §12.5:
 /// codings, charsets and language ranges, and the `q` parameter).
 const CASE_INSENSITIVE_VALUES: [&str; 3] = ["accept-encoding", "accept-language", "accept-charset"];
 
-/// The value of a varying field `name`, from the values of its lines,
-/// normalized as RFC 9111 §4.1 allows, so that requests a backend must
-/// answer alike share one variant: the lines combined, the list split at
-/// commas outside quoted strings, whitespace around each element and empty
-/// elements dropped (RFC 9110 §5.6.1), and the values of the `Accept-*`
-/// fields above lower-cased. Nothing else: the order of elements stays, as
-/// some servers read it as a preference. Bytes outside printable ASCII,
+/// The value of a varying field `name`, from the values of its lines.
+/// Of a field in [`LIST_VALUES`], normalized as RFC 9111 §4.1 allows, so
+/// that requests a backend must answer alike share one variant: the lines
+/// combined, the list split at commas outside quoted strings, whitespace
+/// around each element and empty elements dropped (RFC 9110 §5.6.1), and
+/// the values of the `Accept-*` fields above lower-cased. Nothing else:
+/// the order of elements stays, as some servers read it as a preference.
+/// Of any other field, the lines as sent, each one apart (a `%0A`
+/// between them, which no value holds). Bytes outside printable ASCII,
 /// and `%`, are written `%XX`, so two values that differ otherwise never
 /// make the same key.
 fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<Item = &'a [u8]>) {
+    if !LIST_VALUES.contains(&name) {
+        for (i, value) in values.enumerate() {
+            if i > 0 {
+                key.push_str("%0A");
+            }
+            push_escaped(key, value, false);
+        }
+        return;
+    }
     let lower = CASE_INSENSITIVE_VALUES.contains(&name);
     let mut first = true;
     for element in values.flat_map(list_elements) {
@@ -588,13 +648,19 @@ fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<It
         if !std::mem::take(&mut first) {
             key.push(',');
         }
-        for &b in element {
-            let b = if lower { b.to_ascii_lowercase() } else { b };
-            if b == b'%' || !(0x20..0x7f).contains(&b) {
-                let _ = write!(key, "%{b:02X}");
-            } else {
-                key.push(b as char);
-            }
+        push_escaped(key, element, lower);
+    }
+}
+
+/// `bytes` in a key: `%` and bytes outside printable ASCII as `%XX`;
+/// ASCII letters lower-cased if `lower`.
+fn push_escaped(key: &mut String, bytes: &[u8], lower: bool) {
+    for &b in bytes {
+        let b = if lower { b.to_ascii_lowercase() } else { b };
+        if b == b'%' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(key, "%{b:02X}");
+        } else {
+            key.push(b as char);
         }
     }
 }
@@ -697,12 +763,20 @@ pub fn storable(
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
-    // only when the response says so explicitly (a lifetime given to this
-    // cache alone says so).
-    if request.headers.contains("authorization")
-        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate || cc.targeted)
-    {
-        return None;
+    // only when the response's Cache-Control says so explicitly. A
+    // lifetime given to this cache alone does not: an application may
+    // give one to every page (a middleware's Surrogate-Control) and mark
+    // a user's own `private` for browsers, which this cache then does not
+    // read. Squid stores none while it reads Surrogate-Control.
+    if request.headers.contains("authorization") {
+        let said = if cc.targeted {
+            Cow::Owned(CacheControl::parse(&response.headers))
+        } else {
+            Cow::Borrowed(&cc)
+        };
+        if !(said.public || said.s_maxage.is_some() || said.must_revalidate) {
+            return None;
+        }
     }
     // Stricter than the RFC: a Set-Cookie meant for one user must not be
     // replayed to others unless the origin marks the response public.
@@ -718,11 +792,11 @@ pub fn storable(
     // origin then confirms one user's page for the next). nginx stores
     // nothing without an explicit lifetime; Varnish passes every request
     // with cookies.
-    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`): stored,
-    // it would answer the next user once revalidated with this one's
-    // validator, or stale.
-    // The operator's word (`cache_valid`, `cache_unlabeled`) lifts this
-    // as the origin's does.
+    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`, and one
+    // for this cache alone: `Surrogate-Control: max-age=0`, "not at the
+    // edge"): stored, it would answer the next user once revalidated with
+    // this one's validator, or stale. The operator's word (`cache_valid`,
+    // `cache_unlabeled`) lifts this as the origin's does.
     let configured = match explicit {
         Some(_) => None,
         None => settings.cache_valid.lifetime(response.status),
@@ -730,7 +804,6 @@ pub fn storable(
     if explicit.is_none_or(|d| d.is_zero())
         && !cc.public
         && cc.s_maxage.is_none()
-        && !cc.targeted
         && configured.is_none()
         && !settings.cache_unlabeled
         && request.headers.contains("cookie")
@@ -1301,10 +1374,11 @@ mod tests {
     fn keys_stored_in_an_older_spelling_are_respelled_and_todays_are_kept() {
         assert_eq!(respell_key("h/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
         assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=/");
-        // Variant values as an older version spelled them.
+        // Variant values as an older version spelled them: a list's in
+        // one spelling, another field's as they were.
         assert_eq!(
             respell_key("h/a\naccept-language=en, De\nx-a\nfoo=1, 2%09"),
-            "h/a\naccept-language=en,de\nx-a\nfoo=1,2"
+            "h/a\naccept-language=en,de\nx-a\nfoo=1, 2%09"
         );
         assert_eq!(respell_key("h"), "h");
         assert_eq!(respell_key(""), "");
@@ -1464,8 +1538,14 @@ mod tests {
         assert_eq!(key_of(&[]), "k\nx-lang");
         assert_eq!(key_of(&[b""]), "k\nx-lang=");
         assert_eq!(key_of(&[b"caf\xc3\xa9 %"]), "k\nx-lang=caf%C3%A9 %25");
-        // Several lines are one list (RFC 9110 §5.3).
-        assert_eq!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+        // Several lines are one list (RFC 9110 §5.3), of a field known to
+        // be one; another's stay apart.
+        assert_ne!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+        assert_eq!(key_of(&[b"a", b"b"]), "k\nx-lang=a%0Ab");
+        assert_eq!(
+            keyed("Accept-Language", &["a", "b"]),
+            keyed("Accept-Language", &["a, b"])
+        );
     }
 
     fn keyed(name: &str, values: &[&str]) -> String {
@@ -1478,8 +1558,8 @@ mod tests {
 
     #[test]
     fn variant_keys_merge_only_the_spellings_of_one_list() {
-        let one = keyed("Foo", &["1,2"]);
-        assert_eq!(one, "k\nfoo=1,2");
+        let one = keyed("Accept", &["1,2"]);
+        assert_eq!(one, "k\naccept=1,2");
         for same in [
             &[" 1, 2 "][..],
             &["1", "2"],
@@ -1487,7 +1567,7 @@ mod tests {
             &["1, ,2,"],
             &[",1", "", "2"],
         ] {
-            assert_eq!(keyed("Foo", same), one, "{same:?}");
+            assert_eq!(keyed("Accept", same), one, "{same:?}");
         }
         for other in [
             &["2,1"][..],
@@ -1497,10 +1577,13 @@ mod tests {
             &["1,2,3"],
             &["\"1,2\""],
         ] {
-            assert_ne!(keyed("Foo", other), one, "{other:?}");
+            assert_ne!(keyed("Accept", other), one, "{other:?}");
         }
         // Inside a quoted string nothing is normalized.
-        assert_ne!(keyed("Foo", &["\"a, b\""]), keyed("Foo", &["\"a,b\""]));
+        assert_ne!(
+            keyed("Accept", &["\"a, b\""]),
+            keyed("Accept", &["\"a,b\""])
+        );
         // Case, only where the field's values are case-insensitive.
         let lang = keyed("Accept-Language", &["en, de;q=0.5"]);
         assert_eq!(keyed("Accept-Language", &["EN , De;Q=0.5"]), lang);
@@ -1511,7 +1594,36 @@ mod tests {
         );
         assert_ne!(keyed("X-Lang", &["EN"]), keyed("X-Lang", &["en"]));
         // An empty field is not an absent one.
-        assert_ne!(keyed("Foo", &[" "]), keyed("Foo", &[]));
+        assert_ne!(keyed("Accept", &[" "]), keyed("Accept", &[]));
+    }
+
+    #[test]
+    fn variant_keys_keep_a_field_that_is_no_list_as_sent() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                  (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let one = keyed("User-Agent", &[ua]);
+        assert_eq!(keyed("User-Agent", &[ua]), one);
+        let (first, second) = ua.split_once(", ").unwrap();
+        for other in [
+            &[&*ua.replace(", ", ",")][..],
+            &[&*ua.replace(", ", " ,\t")],
+            &[&*format!("{ua},")],
+            &[&*format!("{ua}, ")],
+            &[&*format!(",{ua}")],
+            &[first, second],
+        ] {
+            assert_ne!(keyed("User-Agent", other), one, "{other:?}");
+        }
+        // Nor are the lines of another field combined, or its case changed.
+        assert_ne!(
+            keyed("Cookie", &["a=1, b=2"]),
+            keyed("Cookie", &["a=1,b=2"])
+        );
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1, 2"]));
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1,2"]));
+        assert_ne!(keyed("X-A", &["a"]), keyed("X-A", &["A"]));
+        // A line may not pass for two (no parsed value holds a line feed).
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1%0A2"]));
     }
 
     #[test]
@@ -1752,7 +1864,7 @@ mod tests {
             secs(5)
         );
         assert_eq!(
-            targeted_fresh(&[sc("max-age=5, max-age=60;edge, no-store;other")]),
+            targeted_fresh(&[sc("max-age=5, max-age=60;other, no-store;other")]),
             secs(5)
         );
         assert_eq!(targeted_fresh(&[sc("foo, max-age=60")]), secs(60));
@@ -1777,6 +1889,35 @@ mod tests {
         );
     }
 
+    /// Edge Architecture 1.0 §3: "If more than one is targeted at a
+    /// surrogate, the most specific applies" (`max-age=60, no-store;abc`:
+    /// `abc` applies no-store, the others max-age=60). A directive
+    /// targeted at this cache goes before one targeted at none, wherever
+    /// either stands in the field.
+    #[test]
+    fn a_directive_targeted_at_this_cache_goes_before_an_untargeted_one() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let sc = |v| ("Surrogate-Control", v);
+        for field in [
+            "max-age=5, max-age=60;edge",
+            "max-age=60;edge, max-age=5",
+            "max-age=5, max-age=60;edge, no-store;other",
+        ] {
+            assert_eq!(targeted_fresh(&[sc(field)]), secs(60), "{field}");
+        }
+        // The windows too.
+        for field in [
+            "max-age=60+5, max-age=60+600;edge",
+            "max-age=60;edge, stale-if-error=5, stale-if-error=600;edge",
+        ] {
+            let lifetime = targeted(&[], &[sc(field)]).unwrap();
+            assert_eq!(lifetime.stale_if_error, Duration::from_secs(600), "{field}");
+        }
+        // A no-store for anyone still keeps it out.
+        assert_eq!(targeted_fresh(&[sc("no-store, max-age=60;edge")]), None);
+        assert_eq!(targeted_fresh(&[sc("max-age=60, no-store;edge")]), None);
+    }
+
     #[test]
     fn surrogate_control_windows_and_permissions() {
         let sc = |v| ("Surrogate-Control", v);
@@ -1794,9 +1935,28 @@ mod tests {
             Duration::from_secs(60)
         );
         // An explicit lifetime for this cache lets it store answers to
-        // credentialed requests, as s-maxage does.
-        assert!(targeted(&[("Authorization", "Basic eDp5")], &[sc("max-age=60")]).is_some());
+        // requests with cookies, as max-age does; to requests with
+        // credentials, only with Cache-Control's permission (§3.5).
         assert!(targeted(&[("Cookie", "a=1")], &[sc("max-age=60")]).is_some());
+        // Not a lifetime of zero, as for max-age=0 (it would be revalidated
+        // with this user's validator for the next).
+        let zero = [("ETag", "\"x\""), sc("max-age=0")];
+        assert!(targeted(&[("Cookie", "a=1")], &zero).is_none());
+        assert!(targeted(&[], &zero).is_some());
+        let auth = [("Authorization", "Basic eDp5")];
+        assert!(targeted(&auth, &[sc("max-age=60")]).is_none());
+        assert!(targeted(&auth, &[("X-Accel-Expires", "60")]).is_none());
+        let private = [("Cache-Control", "private"), sc("max-age=60")];
+        assert!(targeted(&auth, &private).is_none());
+        for permission in ["public", "s-maxage=5", "must-revalidate"] {
+            let resp = [("Cache-Control", permission), sc("max-age=60")];
+            let lifetime = targeted(&auth, &resp);
+            assert_eq!(
+                lifetime.map(|l| l.fresh.as_secs()),
+                Some(60),
+                "{permission}"
+            );
+        }
         // Set-Cookie still needs Cache-Control's `public`.
         assert_eq!(
             targeted(&[], &[("Set-Cookie", "a=1"), sc("max-age=60")]),

@@ -12,6 +12,7 @@ use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Entry {
     /// How much of `record.head` goes to clients: all but the fields for
     /// this cache alone (see [`Targeting`]), which `sanitize` puts last.
     served_len: usize,
+    /// The names of those fields when it was stored (or loaded).
+    hidden: &'static [&'static str],
 }
 
 impl Entry {
@@ -58,7 +61,8 @@ impl Entry {
         lifetime: Lifetime,
         settings: &Settings,
     ) -> Entry {
-        let (bytes, served_len) = sanitize(&mut head, settings.targeting.own_fields());
+        let hidden = settings.targeting.own_fields();
+        let (bytes, served_len) = sanitize(&mut head, hidden);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
         let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
@@ -82,20 +86,47 @@ impl Entry {
             must_revalidate,
             stale_while_revalidate,
             served_len,
+            hidden,
         }
     }
 
     /// The status line and fields sent with every response served from
-    /// it, each line ending in CRLF.
-    pub fn served_head(&self) -> &[u8] {
-        &self.record.head[..self.served_len]
+    /// it, each line ending in CRLF: all but the fields named in `own`,
+    /// the ones for this cache alone as the settings in force name them
+    /// (`Shared::own_fields`). Those it was stored under, nearly always:
+    /// a slice of what is stored. Others (a reload changed `surrogate_id`
+    /// or `x_accel_expires` since): a copy without them, as a restart
+    /// would serve it.
+    pub fn served_head(&self, own: &[&str]) -> Cow<'_, [u8]> {
+        if own == self.hidden {
+            return Cow::Borrowed(&self.record.head[..self.served_len]);
+        }
+        let named = |line: &[u8]| {
+            own.iter().any(|name| {
+                line.len() > name.len()
+                    && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                    && line[name.len()] == b':'
+            })
+        };
+        let mut head = Vec::with_capacity(self.record.head.len());
+        for line in self.record.head.split_inclusive(|&b| b == b'\n') {
+            if !named(line) {
+                head.extend_from_slice(line);
+            }
+        }
+        Cow::Owned(head)
     }
 
     /// [`Entry::served_head`] without its status line.
-    pub fn served_fields(&self) -> &[u8] {
-        let head = self.served_head();
-        let fields = head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-        &head[fields..]
+    pub fn served_fields(&self, own: &[&str]) -> Cow<'_, [u8]> {
+        let after_status = |head: &[u8]| head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        match self.served_head(own) {
+            Cow::Borrowed(head) => Cow::Borrowed(&head[after_status(head)..]),
+            Cow::Owned(mut head) => {
+                head.drain(..after_status(&head));
+                Cow::Owned(head)
+            }
+        }
     }
 
     /// How [`policy::usable`] sees it at `now`.
@@ -122,7 +153,8 @@ impl Entry {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
-        let (bytes, served_len) = sanitize(&mut head, settings.targeting.own_fields());
+        let hidden = settings.targeting.own_fields();
+        let (bytes, served_len) = sanitize(&mut head, hidden);
         record.head = bytes;
         let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
@@ -144,6 +176,7 @@ impl Entry {
             ),
             head,
             served_len,
+            hidden,
         })
     }
 
@@ -927,10 +960,11 @@ mod tests {
             lifetime,
             &edge(),
         );
-        assert_eq!(
-            entry.served_head(),
-            b"HTTP/1.1 200 OK\r\nCache-Control: no-cache, must-revalidate\r\nETag: \"v1\"\r\n"
-        );
+        let on = edge().targeting.own_fields();
+        let served =
+            b"HTTP/1.1 200 OK\r\nCache-Control: no-cache, must-revalidate\r\nETag: \"v1\"\r\n";
+        assert_eq!(&entry.served_head(on)[..], served);
+        assert!(matches!(entry.served_head(on), Cow::Borrowed(_)));
         assert!(entry
             .record
             .head
@@ -941,12 +975,27 @@ mod tests {
         // So does an entry read back from a snapshot.
         let back = Entry::from_record(entry.record.clone(), &edge()).unwrap();
         assert_eq!(back.record, entry.record);
-        assert_eq!(back.served_head(), entry.served_head());
+        assert_eq!(back.served_head(on), entry.served_head(on));
         assert!(!back.must_revalidate);
         // Configured off: served as any other field, and not read.
+        let none = plain().targeting.own_fields();
         let off = Entry::from_record(entry.record.clone(), &plain()).unwrap();
-        assert_eq!(off.served_head(), &off.record.head[..]);
+        assert_eq!(off.served_head(none), &off.record.head[..]);
         assert!(off.must_revalidate);
+        // A reload since it was stored: served as a restart would serve it,
+        // either way.
+        assert_eq!(off.served_head(on), entry.served_head(on));
+        assert_eq!(entry.served_head(none), off.served_head(none));
+        let mut only_sc = edge();
+        only_sc.targeting.x_accel_expires = false;
+        let restarted = Entry::from_record(entry.record.clone(), &only_sc).unwrap();
+        let sc_only = only_sc.targeting.own_fields();
+        assert_eq!(entry.served_head(sc_only), restarted.served_head(sc_only));
+        assert_eq!(off.served_head(sc_only), restarted.served_head(sc_only));
+        assert_eq!(
+            &off.served_fields(on)[..],
+            &served[b"HTTP/1.1 200 OK\r\n".len()..]
+        );
     }
 
     #[test]

@@ -116,7 +116,20 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
         headers.set("Via", via);
     }
     if let Some(entry) = f.surrogate_capability {
-        let capability = join_values(headers, "surrogate-capability", entry);
+        // What surrogates in front announced, but an entry in this
+        // cache's own name: no device in front has it, and whoever sent it
+        // (a client claiming ESI, say) would have the origin answer what
+        // suits a device this cache is not, for it to store for everyone.
+        let ours = entry.split('=').next().unwrap_or(entry).trim();
+        let mut capability = Vec::new();
+        for device in headers.quoted_list("surrogate-capability") {
+            let token = device.split('=').next().unwrap_or(device).trim();
+            if !token.eq_ignore_ascii_case(ours) {
+                capability.extend_from_slice(device.as_bytes());
+                capability.extend_from_slice(b", ");
+            }
+        }
+        capability.extend_from_slice(entry.as_bytes());
         headers.set("Surrogate-Capability", capability);
     }
 }
@@ -195,5 +208,36 @@ mod tests {
             h.get_str("surrogate-capability"),
             Some("cdn=\"Surrogate/1.0 ESI/1.0\", inverso=\"Surrogate/1.0\"")
         );
+    }
+
+    #[test]
+    fn a_capability_in_this_caches_name_is_not_taken_from_the_client() {
+        // A client claiming this cache's device token (with a capability
+        // it lacks, ESI) would have the origin answer what suits such a
+        // device, and the cache store it for everyone.
+        let mut h = Headers::new();
+        h.push(
+            "Surrogate-Capability",
+            "INVERSO=\"Surrogate/1.0 ESI/1.0\", cdn=\"Surrogate/1.0 ESI/1.0\"",
+        );
+        h.push(
+            "Surrogate-Capability",
+            " inverso = \"ESI/1.0\" ,, x=\"a,b\"",
+        );
+        add_forwarded(
+            &mut h,
+            &Forwarded {
+                client_ip: "127.0.0.1".parse().unwrap(),
+                proto: "http",
+                host: None,
+                via: None,
+                surrogate_capability: Some("inverso=\"Surrogate/1.0\""),
+            },
+        );
+        assert_eq!(
+            h.get_str("surrogate-capability"),
+            Some("cdn=\"Surrogate/1.0 ESI/1.0\", x=\"a,b\", inverso=\"Surrogate/1.0\"")
+        );
+        assert_eq!(h.get_all("surrogate-capability").count(), 1);
     }
 }

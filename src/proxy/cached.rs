@@ -139,6 +139,7 @@ pub(super) fn serve_range(
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
+        own_fields: shared.own_fields(),
     };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
@@ -201,6 +202,7 @@ pub(super) fn serve(
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
+        own_fields: shared.own_fields(),
     };
 
     // Held while this request fetches for others waiting on the key.
@@ -737,6 +739,9 @@ struct Answering<'a> {
     /// A shutdown that began since the request did closes the connection
     /// after this response too, which then says so.
     shutting_down: &'a AtomicBool,
+    /// The fields for the cache alone, never served (see
+    /// [`Entry::served_head`]).
+    own_fields: &'static [&'static str],
 }
 
 #[derive(Clone, Copy)]
@@ -776,6 +781,7 @@ fn serve_entry(
         keep_alive,
         cache,
         shutting_down,
+        own_fields,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     let counter = match status {
@@ -815,7 +821,7 @@ fn serve_entry(
                     {
                         tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                     }
-                    (entry.served_head().into(), body, entry.head.status)
+                    (entry.served_head(own_fields), body, entry.head.status)
                 }
                 Ranged::Part { start, end } => {
                     let _ = write!(
@@ -824,7 +830,8 @@ fn serve_entry(
                         end - start + 1
                     );
                     let mut head = PARTIAL_CONTENT.to_vec();
-                    push_fields_except(&mut head, entry.served_fields(), &[b"content-range:"]);
+                    let fields = entry.served_fields(own_fields);
+                    push_fields_except(&mut head, &fields, &[b"content-range:"]);
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -837,7 +844,8 @@ fn serve_entry(
                     let mut head = PARTIAL_CONTENT.to_vec();
                     // Each part says the stored type; the response, its own.
                     let parts_own: [&[u8]; 2] = [b"content-type:", b"content-range:"];
-                    push_fields_except(&mut head, entry.served_fields(), &parts_own);
+                    let fields = entry.served_fields(own_fields);
+                    push_fields_except(&mut head, &fields, &parts_own);
                     multipart = Some(parts);
                     (head.into(), b"", 206)
                 }
