@@ -3,9 +3,10 @@
 //!
 //! Each answers on loopback, names itself in every response body and in an
 //! `X-Origin` header, and serves a few paths that show off the proxy:
-//! `/` (not cacheable), `/cached` (cacheable for 30 s), `/slow` (answers
-//! after a second), `/echo` (returns the request it saw, forwarding headers
-//! included).
+//! `/` (not cacheable), `/cached` (cacheable for 30 s), `/edge` (kept by
+//! the proxy's cache for 30 s, `Surrogate-Control`, while browsers are told
+//! `no-store`), `/slow` (answers after a second), `/echo` (returns the
+//! request it saw, forwarding headers included).
 
 use crate::http::head::{find_head_end, parse_request, RequestLimits};
 use crate::http::{BodyKind, BodyReader, BufConn};
@@ -71,6 +72,7 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
         }
         let n = served.fetch_add(1, Ordering::Relaxed) + 1;
         let path = head.path_and_query().into_owned();
+        let mut edge = "";
         let (status, cache_control, body) = match path.split('?').next().unwrap_or("/") {
             "/" => (
                 200,
@@ -82,6 +84,14 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
                 "public, max-age=30",
                 format!("Cacheable answer from {name}, made at request #{n}\n"),
             ),
+            "/edge" => {
+                edge = "Surrogate-Control: max-age=30\r\n";
+                (
+                    200,
+                    "no-store",
+                    format!("Kept by the proxy, not by browsers: from {name}, request #{n}\n"),
+                )
+            }
             "/slow" => {
                 std::thread::sleep(Duration::from_secs(1));
                 (200, "no-store", format!("Slow answer from {name}\n"))
@@ -97,7 +107,7 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
         };
         let reason = if status == 200 { "OK" } else { "Not Found" };
         let response = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nCache-Control: {cache_control}\r\nX-Origin: {name}\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nCache-Control: {cache_control}\r\n{edge}X-Origin: {name}\r\nContent-Length: {}\r\n\r\n{}",
             body.len(),
             if head.is_head() { "" } else { &body }
         );

@@ -338,6 +338,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          Try, in another terminal:\n\
          \x20 curl -i {url}/              # answered by each origin in turn (round robin)\n\
          \x20 curl -i {url}/cached        # cacheable for 30 s\n\
+         \x20 curl -i {url}/edge          # no-store for browsers, 30 s in the cache (Surrogate-Control)\n\
          \x20 curl -i {url}/echo          # what the origin received: X-Forwarded-For, Via, ...\n\
          \x20 curl -i {url}/slow          # an origin that takes a second\n\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
