@@ -75,6 +75,21 @@ impl CacheValid {
         Ok(CacheValid { rules })
     }
 
+    /// What `ttl` cuts short, said for a warning: a lifetime longer than
+    /// it is not what the operator will get.
+    pub fn capped_by(&self, ttl: Duration) -> Option<String> {
+        // The first of the longest, as the setting names them.
+        let (status, longest) = self.rules.iter().rev().max_by_key(|(_, d)| *d)?;
+        let status = status.map_or("any".to_string(), |s| s.to_string());
+        (*longest > ttl).then(|| {
+            format!(
+                "{status} is given {}s, but ttl caps every lifetime at {}s",
+                longest.as_secs(),
+                ttl.as_secs()
+            )
+        })
+    }
+
     /// The lifetime for a response with `status` that says nothing of its
     /// freshness, if one is set.
     pub fn lifetime(&self, status: u16) -> Option<Duration> {
@@ -1978,6 +1993,11 @@ mod tests {
         assert_eq!(rules.lifetime(302), secs(600));
         assert_eq!(rules.lifetime(404), secs(60));
         assert_eq!(rules.lifetime(500), secs(30));
+        assert_eq!(rules.capped_by(Duration::from_secs(600)), None);
+        assert_eq!(
+            rules.capped_by(Duration::from_secs(60)).as_deref(),
+            Some("200 is given 600s, but ttl caps every lifetime at 60s")
+        );
         let no_any = CacheValid::parse(" 200 5m ,").unwrap();
         assert_eq!(no_any.lifetime(200), secs(300));
         assert_eq!(no_any.lifetime(404), None);

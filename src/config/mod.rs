@@ -432,6 +432,12 @@ impl Loader {
         {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
+        if let Some(capped) = config.cache_valid.capped_by(config.ttl) {
+            log::warn!(
+                "{}: cache_valid: {capped}",
+                self.settings["cache_valid"].origin
+            );
+        }
         // A target that is this proxy's own listener: the first request
         // would be forwarded to itself, again and again, until every
         // connection slot is taken.
