@@ -811,7 +811,9 @@ pub fn storable(
     // for this cache alone: `Surrogate-Control: max-age=0`, "not at the
     // edge"): stored, it would answer the next user once revalidated with
     // this one's validator, or stale. The operator's word (`cache_valid`,
-    // `cache_unlabeled`) lifts this as the origin's does.
+    // `cache_unlabeled`) lifts this as the origin's does; `cache_valid`
+    // only with a lifetime to give: not a zero one, nor one the
+    // response's `no-cache` makes zero.
     let configured = match explicit {
         Some(_) => None,
         None => settings.cache_valid.lifetime(response.status),
@@ -819,7 +821,7 @@ pub fn storable(
     if explicit.is_none_or(|d| d.is_zero())
         && !cc.public
         && cc.s_maxage.is_none()
-        && configured.is_none()
+        && (configured.is_none_or(|d| d.is_zero()) || cc.no_cache)
         && !settings.cache_unlabeled
         && request.headers.contains("cookie")
     {
@@ -2057,6 +2059,37 @@ mod tests {
         };
         let lifetime = storable(&get(&[]), &response(200, &[]), SystemTime::now(), &long);
         assert_eq!(lifetime.map(|l| l.fresh), secs(3600));
+    }
+
+    #[test]
+    fn a_cache_valid_lifetime_that_comes_to_nothing_stores_no_page_asked_with_a_cookie() {
+        // The operator's word lifts the cookie rule only with a lifetime to
+        // give: zero, or a `no-cache` that makes it so, leaves the page to
+        // be revalidated with this user's validator for the next, as an
+        // origin's `max-age=0` would.
+        let configured = Settings {
+            cache_valid: Arc::new(CacheValid::parse("200 10m, 404 0s").unwrap()),
+            ..settings()
+        };
+        let fresh = |req: &[(&str, &str)], status, resp: &[(&str, &str)]| {
+            storable(
+                &get(req),
+                &response(status, resp),
+                SystemTime::now(),
+                &configured,
+            )
+            .map(|l| l.fresh)
+        };
+        let cookie = [("Cookie", "sid=alice")];
+        let etag = ("ETag", "\"alice\"");
+        let no_cache = [("Cache-Control", "no-cache"), etag];
+        assert_eq!(fresh(&cookie, 200, &no_cache), None);
+        assert_eq!(fresh(&cookie, 404, &[etag]), None);
+        // Without the cookie, stored as before: revalidated on every use.
+        assert_eq!(fresh(&[], 200, &no_cache), Some(Duration::ZERO));
+        assert_eq!(fresh(&[], 404, &[etag]), Some(Duration::ZERO));
+        // A lifetime to give still lifts it.
+        assert_eq!(fresh(&cookie, 200, &[etag]), Some(Duration::from_secs(600)));
     }
 
     #[test]
