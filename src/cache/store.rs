@@ -160,10 +160,14 @@ impl Entry {
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
         // The window as the rules give it today (a snapshot of an older
         // version may say otherwise); the `stale_if_error` it was stored
-        // under is known only from the window it recorded.
+        // under is known only from the window it recorded, which may also
+        // be the `stale_while_revalidate` setting's of then: never longer
+        // than the `stale_if_error` in force (as with `ttl`), so that a
+        // setting turned down does not live on as a window for errors.
         let recorded = Duration::from_millis(record.stale_until.saturating_sub(record.expires_at));
+        let on_error = recorded.min(settings.stale_if_error);
         let configured_swr = settings.stale_while_revalidate;
-        let window = policy::stale_window(fresh, &cc, &head, recorded, configured_swr);
+        let window = policy::stale_window(fresh, &cc, &head, on_error, configured_swr);
         record.stale_until = record.expires_at.saturating_add(window.as_millis() as u64);
         Some(Entry {
             record,
@@ -840,14 +844,18 @@ mod tests {
             expires_at: 1_000,
             stale_until: 3_601_000,
         };
+        let hour = Settings {
+            stale_if_error: Duration::from_secs(3600),
+            ..plain()
+        };
         let unlabeled = "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nSet-Cookie: sid=a\r\n";
-        let entry = Entry::from_record(record(unlabeled), &plain()).unwrap();
+        let entry = Entry::from_record(record(unlabeled), &hour).unwrap();
         assert!(entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 1_000);
         assert!(!entry.head.headers.contains("set-cookie"));
         // An explicit max-age=0 is the origin's word: stale on error stays.
         let labelled = "HTTP/1.1 200 OK\r\nCache-Control: max-age=0\r\nETag: \"v1\"\r\n";
-        let entry = Entry::from_record(record(labelled), &plain()).unwrap();
+        let entry = Entry::from_record(record(labelled), &hour).unwrap();
         assert!(!entry.must_revalidate);
         assert_eq!(entry.record.stale_until, 3_601_000);
     }
@@ -935,6 +943,7 @@ mod tests {
                 surrogate_id: Some(Arc::from("edge")),
                 x_accel_expires: true,
             },
+            stale_if_error: Duration::from_secs(60),
             ..plain()
         }
     }
@@ -1102,6 +1111,57 @@ mod tests {
             1
         );
         assert!(cache.lookup("h/a%2Fb", &Headers::new()).is_some());
+    }
+
+    #[test]
+    fn a_restart_that_turns_stale_while_revalidate_down_leaves_no_longer_stale_if_error() {
+        // Stored while the setting gave a window longer than stale_if_error:
+        // the record's window is that one, and must not become a
+        // stale-if-error window once the setting is off.
+        let updating = Settings {
+            ttl: Duration::from_secs(3600),
+            stale_if_error: Duration::from_secs(60),
+            stale_while_revalidate: Duration::from_secs(600),
+            ..plain()
+        };
+        let off = Settings {
+            stale_while_revalidate: Duration::ZERO,
+            ..updating.clone()
+        };
+        let mut head = ResponseHead::new(200);
+        head.headers.push("Cache-Control", "max-age=5");
+        let request = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/a".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        let now = SystemTime::now();
+        let lifetime = policy::storable(&request, &head, now, &updating).unwrap();
+        let stored = Entry::new(
+            "h/a".into(),
+            head,
+            Arc::from(&b"x"[..]),
+            now,
+            lifetime,
+            &updating,
+        );
+        let window = |e: &Entry| e.record.stale_until - e.record.expires_at;
+        assert_eq!(window(&stored), 600_000);
+        let back = Entry::from_record(stored.record.clone(), &off).unwrap();
+        assert_eq!(back.stale_while_revalidate, Duration::ZERO);
+        assert_eq!(window(&back), 60_000);
+        // Nor does a lowered stale_if_error leave the longer one it was
+        // stored with (as a lowered ttl applies to what is stored).
+        let lowered = Settings {
+            stale_if_error: Duration::from_secs(10),
+            ..off.clone()
+        };
+        let back = Entry::from_record(stored.record.clone(), &lowered).unwrap();
+        assert_eq!(window(&back), 10_000);
+        // On again: the window the setting gives.
+        let back = Entry::from_record(back.record.clone(), &updating).unwrap();
+        assert_eq!(window(&back), 600_000);
     }
 
     #[test]
