@@ -83,9 +83,9 @@ impl CacheValid {
         let status = status.map_or("any".to_string(), |s| s.to_string());
         (*longest > ttl).then(|| {
             format!(
-                "{status} is given {}s, but ttl caps every lifetime at {}s",
-                longest.as_secs(),
-                ttl.as_secs()
+                "{status} is given {}, but ttl caps every lifetime at {}",
+                said(*longest),
+                said(ttl)
             )
         })
     }
@@ -95,6 +95,16 @@ impl CacheValid {
     pub fn lifetime(&self, status: u16) -> Option<Duration> {
         let rule = |wanted: Option<u16>| self.rules.iter().find(|(s, _)| *s == wanted);
         rule(Some(status)).or_else(|| rule(None)).map(|(_, d)| *d)
+    }
+}
+
+/// A configured duration as a warning says it: whole seconds, else
+/// milliseconds (`1500ms`, which whole seconds would call `1s`, as a `1s`
+/// ttl).
+fn said(d: Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{}s", d.as_secs()),
+        _ => format!("{}ms", d.as_millis()),
     }
 }
 
@@ -1999,6 +2009,12 @@ mod tests {
         assert_eq!(
             rules.capped_by(Duration::from_secs(60)).as_deref(),
             Some("200 is given 600s, but ttl caps every lifetime at 60s")
+        );
+        // Said as set: not `1s` for both of `1500ms` and a `1s` ttl.
+        let fine = CacheValid::parse("200 1500ms").unwrap();
+        assert_eq!(
+            fine.capped_by(Duration::from_secs(1)).as_deref(),
+            Some("200 is given 1500ms, but ttl caps every lifetime at 1s")
         );
         let no_any = CacheValid::parse(" 200 5m ,").unwrap();
         assert_eq!(no_any.lifetime(200), secs(300));
