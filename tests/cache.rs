@@ -1971,11 +1971,16 @@ fn stale_while_revalidate_answers_from_the_cache_then_revalidates() {
 
 #[test]
 fn the_stale_while_revalidate_setting_serves_stale_where_the_response_allows() {
-    let stale_while_updating = |c: &mut Config| c.stale_while_revalidate = Duration::from_secs(60);
+    let stale_while_updating = |c: &mut Config| c.stale_while_revalidate = Duration::from_secs(600);
     let revalidated = [("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")];
     // A response that says nothing of it: the setting gives the window.
-    let max_age_0 = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
-    let backend = etag_origin(&max_age_0, &revalidated);
+    // Fresh for a minute, it is two minutes old on arrival.
+    let stale_on_arrival = [
+        ("Cache-Control", "max-age=60"),
+        ("Age", "120"),
+        ("ETag", "\"v1\""),
+    ];
+    let backend = etag_origin(&stale_on_arrival, &revalidated);
     let proxy = cached_proxy(&backend, stale_while_updating);
     expect(&get(&proxy, "/w"), 200, "MISS", "/w #1");
     expect(&get(&proxy, "/w"), 200, "STALE", "/w #1");
@@ -1983,12 +1988,14 @@ fn the_stale_while_revalidate_setting_serves_stale_where_the_response_allows() {
     assert_eq!(backend.requests(), 2);
 
     // Not where the response forbids serving it stale, nor for one that
-    // said nothing of freshness at all (it may be one user's page).
+    // said nothing of freshness at all (it may be one user's page), nor
+    // one fresh for no time (the origin asks to be asked each time).
     for first in [
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")][..],
         &[
             ("Cache-Control", "max-age=0, must-revalidate"),
             ("ETag", "\"v1\""),
-        ][..],
+        ],
         &[("Cache-Control", "no-cache"), ("ETag", "\"v1\"")],
         &[("ETag", "\"v1\"")],
     ] {
@@ -1999,7 +2006,7 @@ fn the_stale_while_revalidate_setting_serves_stale_where_the_response_allows() {
         assert_eq!(x_cache(&second), "REVALIDATED", "{first:?}");
     }
     // Without the setting, revalidated before it is served.
-    let backend = etag_origin(&max_age_0, &revalidated);
+    let backend = etag_origin(&stale_on_arrival, &revalidated);
     let proxy = cached_proxy(&backend, |_| {});
     get(&proxy, "/w");
     assert_eq!(x_cache(&get(&proxy, "/w")), "REVALIDATED");

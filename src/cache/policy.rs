@@ -1009,7 +1009,9 @@ pub fn birth_time(
 /// forbids serving it stale: must-revalidate, and s-maxage, which implies
 /// proxy-revalidate (§5.2.2.2), or no-cache; and, unless it grants the
 /// window itself, when it said nothing of freshness (see
-/// [`must_revalidate`]).
+/// [`must_revalidate`]) or was fresh for no time at all (`max-age=0`, an
+/// `Expires` already past: the origin asks to be asked on every use, and
+/// nginx does not even store such a response).
 pub fn stale_while_revalidate(
     fresh: Duration,
     cc: &CacheControl,
@@ -1019,7 +1021,7 @@ pub fn stale_while_revalidate(
     match cc.stale_while_revalidate {
         _ if cc.forbids_stale() => Duration::ZERO,
         Some(s) => Duration::from_secs(s),
-        None if must_revalidate(fresh, cc, response) => Duration::ZERO,
+        None if fresh.is_zero() || must_revalidate(fresh, cc, response) => Duration::ZERO,
         None => configured,
     }
 }
