@@ -1224,7 +1224,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("3d").is_err());
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
+        assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
         assert!(parse_duration("-3s").is_err());
         assert!(parse_duration("").is_err());
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));

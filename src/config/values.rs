@@ -151,15 +151,16 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let (digits, unit) = v.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("`{v}` is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
+        .map_err(|_| format!("`{v}` is not a duration (e.g. 500ms, 30s, 5m, 1h, 1d)"))?;
     let millis_per = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         other => {
             return Err(format!(
-                "unknown duration unit `{other}` in `{v}` (use ms, s, m or h)"
+                "unknown duration unit `{other}` in `{v}` (use ms, s, m, h or d)"
             ))
         }
     };
