@@ -10,6 +10,7 @@ use super::persist::Record;
 use super::policy::{self, Lifetime, Settings};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
+use crate::http::headers::push_lines_except;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex};
 use std::borrow::Cow;
@@ -44,7 +45,8 @@ pub struct Entry {
     /// See [`policy::stale_while_revalidate`].
     pub stale_while_revalidate: Duration,
     /// How much of `record.head` goes to clients: all but the fields for
-    /// this cache alone (see [`Targeting`]), which `sanitize` puts last.
+    /// this cache alone (see [`policy::Targeting`]), which `sanitize` puts
+    /// last.
     served_len: usize,
     /// The names of those fields when it was stored (or loaded).
     hidden: &'static [&'static str],
@@ -101,19 +103,8 @@ impl Entry {
         if own == self.hidden {
             return Cow::Borrowed(&self.record.head[..self.served_len]);
         }
-        let named = |line: &[u8]| {
-            own.iter().any(|name| {
-                line.len() > name.len()
-                    && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-                    && line[name.len()] == b':'
-            })
-        };
         let mut head = Vec::with_capacity(self.record.head.len());
-        for line in self.record.head.split_inclusive(|&b| b == b'\n') {
-            if !named(line) {
-                head.extend_from_slice(line);
-            }
-        }
+        push_lines_except(&mut head, &self.record.head, own);
         Cow::Owned(head)
     }
 
@@ -222,10 +213,10 @@ impl Entry {
 /// Takes out of a head what must not be stored (RFC 9111 §3.1: the
 /// hop-by-hop fields, those its `Connection` names, framing, which is
 /// written per response) or is written per response (`Age`, `X-Cache`),
-/// and returns it serialized as stored, with the
-/// length of what is served of it: the fields named in `own` (for this
-/// cache alone) are moved last, to be stored but not served. Every stored
-/// head comes here: new, refreshed by a 304, or read from a snapshot.
+/// and returns it serialized as stored, with the length of what is served
+/// of it: the fields named in `own` (for this cache alone) are moved last,
+/// to be stored but not served. Every stored head comes here: new,
+/// refreshed by a 304, or read from a snapshot.
 fn sanitize(head: &mut ResponseHead, own: &[&str]) -> (Vec<u8>, usize) {
     strip_hop_by_hop(&mut head.headers, false);
     head.headers.remove("age");

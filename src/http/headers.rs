@@ -209,6 +209,23 @@ fn list_items<'a>(
         .filter(|t| !t.is_empty())
 }
 
+/// Appends the lines of a serialized head (`Name: value\r\n` each, as
+/// `Headers::write_to` writes them) but those of the fields named in
+/// `names` (any case). A status line is kept: no name is followed by its
+/// colon there.
+pub fn push_lines_except(out: &mut Vec<u8>, lines: &[u8], names: &[&str]) {
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        let named = |name: &&str| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && line[name.len()] == b':'
+        };
+        if !names.iter().any(named) {
+            out.extend_from_slice(line);
+        }
+    }
+}
+
 /// The elements of one list field value, untrimmed, empty ones included
 /// (see [`ListElements`]).
 pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -298,6 +315,17 @@ impl fmt::Debug for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_dropped_by_their_whole_name_only() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: a\r\ncontent-type-options: b\r\nCONTENT-RANGE: c\r\nX: content-type: d\r\n";
+        let mut out = Vec::new();
+        push_lines_except(&mut out, head, &["content-type", "content-range"]);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\ncontent-type-options: b\r\nX: content-type: d\r\n"
+        );
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_ordered() {

@@ -13,6 +13,7 @@ use crate::digits::push_field;
 use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
+use crate::http::headers::push_lines_except;
 use crate::http::range::{self, Multipart, Ranged};
 use crate::http::RequestHead;
 use std::io::{IoSlice, Write as _};
@@ -362,21 +363,6 @@ pub(super) fn serve(
         Ok(outcome) => {
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             Ok(outcome)
-        }
-    }
-}
-
-/// Appends the `Name: value` lines of `fields` but those whose name is
-/// one of `names` (lower case, with the colon): the parts cut from a
-/// stored 200 say their own range (and, several, their own type).
-fn push_fields_except(out: &mut Vec<u8>, fields: &[u8], names: &[&[u8]]) {
-    for line in fields.split_inclusive(|&b| b == b'\n') {
-        let named = |name: &&[u8]| {
-            line.get(..name.len())
-                .is_some_and(|start| start.eq_ignore_ascii_case(name))
-        };
-        if !names.iter().any(named) {
-            out.extend_from_slice(line);
         }
     }
 }
@@ -831,7 +817,8 @@ fn serve_entry(
                     );
                     let mut head = PARTIAL_CONTENT.to_vec();
                     let fields = entry.served_fields(own_fields);
-                    push_fields_except(&mut head, &fields, &[b"content-range:"]);
+                    // The part says its own range.
+                    push_lines_except(&mut head, &fields, &["content-range"]);
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -843,9 +830,8 @@ fn serve_entry(
                     parts.push_fields(&mut tail);
                     let mut head = PARTIAL_CONTENT.to_vec();
                     // Each part says the stored type; the response, its own.
-                    let parts_own: [&[u8]; 2] = [b"content-type:", b"content-range:"];
                     let fields = entry.served_fields(own_fields);
-                    push_fields_except(&mut head, &fields, &parts_own);
+                    push_lines_except(&mut head, &fields, &["content-type", "content-range"]);
                     multipart = Some(parts);
                     (head.into(), b"", 206)
                 }
