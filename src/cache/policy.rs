@@ -809,34 +809,10 @@ pub fn storable(
         return None;
     }
     let explicit = explicit_freshness(&cc, response, response_time);
-    // A response to a request with cookies that says nothing of caching
-    // is not stored: an application that knows its users by a cookie has
-    // not said that one user's page may go to another, neither fresh
-    // (guessed from Last-Modified) nor after a revalidation (its validator
-    // may name the resource, not this user's rendering of it, and the
-    // origin then confirms one user's page for the next). nginx stores
-    // nothing without an explicit lifetime; Varnish passes every request
-    // with cookies.
-    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`, and one
-    // for this cache alone: `Surrogate-Control: max-age=0`, "not at the
-    // edge"): stored, it would answer the next user once revalidated with
-    // this one's validator, or stale. The operator's word (`cache_valid`,
-    // `cache_unlabeled`) lifts this as the origin's does; `cache_valid`
-    // only with a lifetime to give: not a zero one, nor one the
-    // response's `no-cache` makes zero.
     let configured = match explicit {
         Some(_) => None,
         None => settings.cache_valid.lifetime(response.status),
     };
-    if explicit.is_none_or(|d| d.is_zero())
-        && !cc.public
-        && cc.s_maxage.is_none()
-        && (configured.is_none_or(|d| d.is_zero()) || cc.no_cache)
-        && !settings.cache_unlabeled
-        && request.headers.contains("cookie")
-    {
-        return None;
-    }
     let fresh = match explicit.or(configured) {
         Some(d) => d,
         None if !heuristically_cacheable(response.status) && !cc.public => return None,
@@ -851,6 +827,32 @@ pub fn storable(
     } else {
         fresh.min(settings.ttl)
     };
+    // A response to a request with cookies that says nothing of caching
+    // is not stored: an application that knows its users by a cookie has
+    // not said that one user's page may go to another, neither fresh
+    // (guessed from Last-Modified) nor after a revalidation (its validator
+    // may name the resource, not this user's rendering of it, and the
+    // origin then confirms one user's page for the next). nginx stores
+    // nothing without an explicit lifetime; Varnish passes every request
+    // with cookies.
+    // The same for a lifetime of zero (`max-age=0`, `Expires: 0`, and one
+    // for this cache alone: `Surrogate-Control: max-age=0`, "not at the
+    // edge"): stored, it would answer the next user once revalidated with
+    // this one's validator, or stale. The operator's word (`cache_valid`,
+    // `cache_unlabeled`) on a response that says nothing lifts this as the
+    // origin's does, but only with a lifetime to give: not a zero one, nor
+    // one the response's `no-cache` makes zero.
+    let operators_lifetime = explicit.is_none()
+        && (configured.is_some() || settings.cache_unlabeled)
+        && !fresh.is_zero();
+    if explicit.is_none_or(|d| d.is_zero())
+        && !cc.public
+        && cc.s_maxage.is_none()
+        && !operators_lifetime
+        && request.headers.contains("cookie")
+    {
+        return None;
+    }
     // Nothing to gain from an entry that is born stale and cannot be
     // revalidated: it would never be served.
     if fresh.is_zero() && !has_validator(response) {
@@ -2108,6 +2110,32 @@ mod tests {
         assert_eq!(fresh(&[], 404, &[etag]), Some(Duration::ZERO));
         // A lifetime to give still lifts it.
         assert_eq!(fresh(&cookie, 200, &[etag]), Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn cache_unlabeled_lifts_the_cookie_rule_only_for_responses_that_say_nothing() {
+        let unlabeled = Settings {
+            cache_unlabeled: true,
+            ..settings()
+        };
+        let fresh = |resp: &[(&str, &str)]| {
+            let request = get(&[("Cookie", "session=alice")]);
+            storable(
+                &request,
+                &response(200, resp),
+                SystemTime::now(),
+                &unlabeled,
+            )
+            .map(|l| l.fresh)
+        };
+        let etag = ("ETag", "\"alice\"");
+        // Nothing said: stored for ttl, as the setting says.
+        assert_eq!(fresh(&[etag]), Some(Duration::from_secs(3600)));
+        // The origin said "ask me each time": alice's validator must not
+        // fetch bob a 304 for alice's page.
+        assert_eq!(fresh(&[("Cache-Control", "max-age=0"), etag]), None);
+        assert_eq!(fresh(&[("Cache-Control", "no-cache"), etag]), None);
+        assert_eq!(fresh(&[("Expires", "0"), etag]), None);
     }
 
     #[test]
