@@ -128,12 +128,12 @@ impl Targeting {
     pub fn own_fields(&self) -> &'static [&'static str] {
         own_fields(self.surrogate_id.is_some(), self.x_accel_expires)
     }
+}
 
-    /// This cache's entry in a request's `Surrogate-Capability`.
-    pub fn capability(&self) -> Option<String> {
-        let id = self.surrogate_id.as_deref()?;
-        Some(format!("{id}=\"Surrogate/1.0\""))
-    }
+/// This cache's entry in a request's `Surrogate-Capability`, for the
+/// device token `id` (the `surrogate_id` setting).
+pub fn surrogate_capability(id: &str) -> String {
+    format!("{id}=\"Surrogate/1.0\"")
 }
 
 /// The fields for this cache alone that it reads (see [`Targeting`]).
@@ -1260,13 +1260,31 @@ mod tests {
     }
 
     fn fresh_for(req: &[(&str, &str)], status: u16, resp: &[(&str, &str)]) -> Option<Duration> {
-        storable(
+        fresh_with(&settings(), req, status, resp)
+    }
+
+    /// The freshness `storable` gives a response under `settings`.
+    fn fresh_with(
+        settings: &Settings,
+        req: &[(&str, &str)],
+        status: u16,
+        resp: &[(&str, &str)],
+    ) -> Option<Duration> {
+        let lifetime = storable(
             &get(req),
             &response(status, resp),
             SystemTime::now(),
-            &settings(),
-        )
-        .map(|l| l.fresh)
+            settings,
+        );
+        lifetime.map(|l| l.fresh)
+    }
+
+    /// The test settings with `cache_valid` set to `rules`.
+    fn with_cache_valid(rules: &str) -> Settings {
+        Settings {
+            cache_valid: Arc::new(CacheValid::parse(rules).unwrap()),
+            ..settings()
+        }
     }
 
     #[test]
@@ -2042,18 +2060,9 @@ mod tests {
 
     #[test]
     fn cache_valid_gives_a_lifetime_to_responses_that_say_nothing_of_it() {
-        let configured = Settings {
-            cache_valid: Arc::new(CacheValid::parse("200 302 10m, 404 1m").unwrap()),
-            ..settings()
-        };
+        let configured = with_cache_valid("200 302 10m, 404 1m");
         let fresh = |req: &[(&str, &str)], status, resp: &[(&str, &str)]| {
-            storable(
-                &get(req),
-                &response(status, resp),
-                SystemTime::now(),
-                &configured,
-            )
-            .map(|l| l.fresh)
+            fresh_with(&configured, req, status, resp)
         };
         let secs = |s| Some(Duration::from_secs(s));
         assert_eq!(fresh(&[], 200, &[]), secs(600));
@@ -2073,12 +2082,8 @@ mod tests {
         assert_eq!(fresh(&[("Cookie", "a=1")], 200, &[]), secs(600));
         assert_eq!(fresh(&[("Authorization", "Basic eDp5")], 200, &[]), None);
         // Capped by ttl.
-        let long = Settings {
-            cache_valid: Arc::new(CacheValid::parse("200 2h").unwrap()),
-            ..settings()
-        };
-        let lifetime = storable(&get(&[]), &response(200, &[]), SystemTime::now(), &long);
-        assert_eq!(lifetime.map(|l| l.fresh), secs(3600));
+        let long = with_cache_valid("200 2h");
+        assert_eq!(fresh_with(&long, &[], 200, &[]), secs(3600));
     }
 
     #[test]
@@ -2087,18 +2092,9 @@ mod tests {
         // give: zero, or a `no-cache` that makes it so, leaves the page to
         // be revalidated with this user's validator for the next, as an
         // origin's `max-age=0` would.
-        let configured = Settings {
-            cache_valid: Arc::new(CacheValid::parse("200 10m, 404 0s").unwrap()),
-            ..settings()
-        };
+        let configured = with_cache_valid("200 10m, 404 0s");
         let fresh = |req: &[(&str, &str)], status, resp: &[(&str, &str)]| {
-            storable(
-                &get(req),
-                &response(status, resp),
-                SystemTime::now(),
-                &configured,
-            )
-            .map(|l| l.fresh)
+            fresh_with(&configured, req, status, resp)
         };
         let cookie = [("Cookie", "sid=alice")];
         let etag = ("ETag", "\"alice\"");
@@ -2118,16 +2114,8 @@ mod tests {
             cache_unlabeled: true,
             ..settings()
         };
-        let fresh = |resp: &[(&str, &str)]| {
-            let request = get(&[("Cookie", "session=alice")]);
-            storable(
-                &request,
-                &response(200, resp),
-                SystemTime::now(),
-                &unlabeled,
-            )
-            .map(|l| l.fresh)
-        };
+        let cookie = [("Cookie", "session=alice")];
+        let fresh = |resp: &[(&str, &str)]| fresh_with(&unlabeled, &cookie, 200, resp);
         let etag = ("ETag", "\"alice\"");
         // Nothing said: stored for ttl, as the setting says.
         assert_eq!(fresh(&[etag]), Some(Duration::from_secs(3600)));

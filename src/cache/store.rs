@@ -893,14 +893,7 @@ mod tests {
             }
             let now = SystemTime::now();
             let lifetime = policy::storable(&request, &head, now, settings).unwrap();
-            let stored = Entry::new(
-                "h/a".into(),
-                head,
-                Arc::from(&b"x"[..]),
-                now,
-                lifetime,
-                settings,
-            );
+            let stored = stored_at_h_a(head, now, lifetime, settings);
             let back = Entry::from_record(stored.record.clone(), settings).unwrap();
             assert_eq!(back.record, stored.record, "{fields:?}");
             assert_eq!(back.must_revalidate, stored.must_revalidate, "{fields:?}");
@@ -928,6 +921,23 @@ mod tests {
         );
     }
 
+    /// `head` stored as `h/a` with a one-byte body.
+    fn stored_at_h_a(
+        head: ResponseHead,
+        birth: SystemTime,
+        lifetime: Lifetime,
+        settings: &Settings,
+    ) -> Entry {
+        Entry::new(
+            "h/a".into(),
+            head,
+            Arc::from(&b"x"[..]),
+            birth,
+            lifetime,
+            settings,
+        )
+    }
+
     fn edge() -> Settings {
         Settings {
             targeting: policy::Targeting {
@@ -952,14 +962,7 @@ mod tests {
             stale_if_error: Duration::from_secs(60),
         };
         let now = SystemTime::now();
-        let entry = Entry::new(
-            "h/a".into(),
-            head,
-            Arc::from(&b"x"[..]),
-            now,
-            lifetime,
-            &edge(),
-        );
+        let entry = stored_at_h_a(head, now, lifetime, &edge());
         let on = edge().targeting.own_fields();
         let served =
             b"HTTP/1.1 200 OK\r\nCache-Control: no-cache, must-revalidate\r\nETag: \"v1\"\r\n";
@@ -1129,14 +1132,7 @@ mod tests {
         };
         let now = SystemTime::now();
         let lifetime = policy::storable(&request, &head, now, &updating).unwrap();
-        let stored = Entry::new(
-            "h/a".into(),
-            head,
-            Arc::from(&b"x"[..]),
-            now,
-            lifetime,
-            &updating,
-        );
+        let stored = stored_at_h_a(head, now, lifetime, &updating);
         let window = |e: &Entry| e.record.stale_until - e.record.expires_at;
         assert_eq!(window(&stored), 600_000);
         let back = Entry::from_record(stored.record.clone(), &off).unwrap();

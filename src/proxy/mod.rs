@@ -70,7 +70,8 @@ impl Shared {
     /// `Surrogate-Control`: only with a cache.
     pub fn surrogate_capability(&self) -> Option<String> {
         self.cache.as_ref()?;
-        self.config.cache_settings().targeting.capability()
+        let id = self.config.surrogate_id.as_deref()?;
+        Some(policy::surrogate_capability(id))
     }
 
     /// The fields for the cache alone that it reads and clients never
