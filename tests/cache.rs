@@ -1901,6 +1901,116 @@ fn a_changed_resource_replaces_the_entry_on_revalidation() {
     assert_eq!(cache_of(&proxy).len(), 1);
 }
 
+/// An origin whose GET answers are born stale (`max-age=0`, `ETag: "v1"`,
+/// `X-Version: 1`), and which answers every HEAD 200 with `on_head`,
+/// whatever its conditions: many frameworks answer a HEAD as a GET
+/// without its body, and never with 304.
+fn head_ignoring_conditions(on_head: &[(&str, &str)]) -> Backend {
+    let on_head = fields(on_head);
+    let on_get = fields(&[
+        ("Cache-Control", "max-age=0"),
+        ("ETag", "\"v1\""),
+        ("X-Version", "1"),
+    ]);
+    let numbered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        if seen.method() == "HEAD" {
+            write_response(out, 200, &on_head, None);
+        } else {
+            let body = format!("{} #{n}", seen.path());
+            write_response(out, 200, &on_get, Some(body.as_bytes()));
+        }
+        Action::KeepAlive
+    })
+}
+
+fn head(proxy: &Proxy, path: &str) -> Response {
+    proxy.exchange(|c| c.head(path))
+}
+
+#[test]
+fn a_head_answered_200_with_the_stored_validator_refreshes_the_get_entry() {
+    // RFC 9111 §4.3.5: the same ETag and length, so the same body; the
+    // HEAD's fields, its freshness among them, go into the entry.
+    let backend = head_ignoring_conditions(&[
+        ("Cache-Control", "max-age=60"),
+        ("ETag", "\"v1\""),
+        ("X-Version", "2"),
+        ("Content-Length", "5"),
+    ]);
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/h"), 200, "MISS", "/h #1");
+
+    let r = head(&proxy, "/h");
+    assert_eq!(
+        (r.status, x_cache(&r), r.header("x-version")),
+        (200, "REVALIDATED", Some("2")),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(r.header("content-length"), Some("5"), "{}", r.head.raw);
+    assert_eq!(backend.seen()[1].method(), "HEAD");
+
+    let r = get(&proxy, "/h");
+    expect(&r, 200, "HIT", "/h #1");
+    assert_eq!(r.header("x-version"), Some("2"), "{}", r.head.raw);
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(stored_lifetime(&proxy, "/h"), Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn a_head_answered_200_that_contradicts_the_stored_get_drops_it() {
+    for (why, etag, length) in [
+        ("another ETag", "\"v2\"", "5"),
+        ("another length", "\"v1\"", "6"),
+    ] {
+        let backend = head_ignoring_conditions(&[
+            ("Cache-Control", "max-age=60"),
+            ("ETag", etag),
+            ("Content-Length", length),
+        ]);
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/h");
+        let r = head(&proxy, "/h");
+        assert_eq!(
+            (r.status, x_cache(&r)),
+            (200, "MISS"),
+            "{why}: {}",
+            r.head.raw
+        );
+        assert_eq!(r.header("etag"), Some(etag), "{why}: the origin's answer");
+        assert_eq!(
+            cache_of(&proxy).len(),
+            0,
+            "{why}: the stored GET is outdated"
+        );
+    }
+}
+
+#[test]
+fn a_head_answered_200_without_validators_leaves_the_get_entry_as_it_was() {
+    // Nothing in it says whether the stored body is still the one.
+    let backend = head_ignoring_conditions(&[
+        ("Cache-Control", "max-age=60"),
+        ("X-Version", "2"),
+        ("Content-Length", "5"),
+    ]);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/h");
+    let r = head(&proxy, "/h");
+    assert_eq!(
+        (r.status, x_cache(&r), r.header("x-version")),
+        (200, "MISS", Some("2")),
+        "{}",
+        r.head.raw
+    );
+    let entries = cache_of(&proxy).entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].head.headers.get_str("x-version"), Some("1"));
+    assert_eq!(stored_lifetime(&proxy, "/h"), Some(Duration::ZERO));
+}
+
 #[test]
 fn a_clients_own_conditional_on_a_fresh_entry_gets_304_from_the_cache() {
     let (backend, proxy) = cached_fixed(

@@ -6,7 +6,7 @@
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
-use crate::cache::policy::{self, CacheControl, Lifetime, Settings, Use};
+use crate::cache::policy::{self, CacheControl, HeadVerdict, Lifetime, Settings, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::digits::push_field;
@@ -274,30 +274,45 @@ pub(super) fn serve(
             return serve_entry(client, &answering, entry, Status::Stale, upstream, b"");
         }
     }
-    if let (Some(entry), 304) = (&stored, fetched.response.status) {
-        if revalidating {
-            // Not stored (see refresh_from_304), but this client's own.
-            let mut cookies = Vec::new();
-            fetched
-                .response
-                .headers
-                .write_named(&["set-cookie"], &mut cookies);
-            let revalidated = Revalidated {
-                request: &request,
-                primary: &primary,
-                entry,
-                response_time,
-            };
-            let refreshed = revalidated.store(fetched, client, &fill, cache, shared);
-            return serve_entry(
-                client,
-                &answering,
-                &refreshed,
-                Status::Revalidated,
-                upstream,
-                &cookies,
-            );
+    // A 304 to the cache's conditions, or (RFC 9111 §4.3.5) a 200 to a
+    // HEAD that names the stored body: the entry is refreshed with its
+    // fields. A HEAD that names another body shows the entry outdated.
+    let confirmed = match (&stored, fetched.response.status) {
+        (Some(_), 304) => revalidating,
+        (Some(entry), 200) if request.is_head() => {
+            match policy::compare_head(&entry.head, entry.record.body.len(), &fetched.response) {
+                HeadVerdict::Confirms => true,
+                HeadVerdict::Contradicts => {
+                    cache.invalidate(&primary);
+                    false
+                }
+                HeadVerdict::Silent => false,
+            }
         }
+        _ => false,
+    };
+    if let Some(entry) = stored.as_ref().filter(|_| confirmed) {
+        // Not stored (see refresh_from_304), but this client's own.
+        let mut cookies = Vec::new();
+        fetched
+            .response
+            .headers
+            .write_named(&["set-cookie"], &mut cookies);
+        let revalidated = Revalidated {
+            request: &request,
+            primary: &primary,
+            entry,
+            response_time,
+        };
+        let refreshed = revalidated.store(fetched, client, &fill, cache, shared);
+        return serve_entry(
+            client,
+            &answering,
+            &refreshed,
+            Status::Revalidated,
+            upstream,
+            &cookies,
+        );
     }
 
     // A full response: relay it, and store it on the way if allowed.
