@@ -10,6 +10,7 @@ pub mod head;
 pub mod headers;
 pub mod proxy_protocol;
 pub mod range;
+pub mod structured;
 
 pub use body::{BodyError, BodyKind, BodyReader};
 pub use conn::BufConn;
