@@ -1,0 +1,511 @@
+//! The directives this cache acts on: Cache-Control (RFC 9111 §5.2),
+//! from either side, and the fields a response gives this cache alone
+//! (`Surrogate-Control`, `X-Accel-Expires`).
+
+use crate::http::Headers;
+use std::sync::Arc;
+
+/// Which fields the origin may use to speak to this cache alone, over
+/// Cache-Control and Expires (meant for browsers and every other cache):
+/// `Surrogate-Control` (W3C Edge Architecture 1.0, as Squid, Fastly and
+/// Akamai read it) and nginx's `X-Accel-Expires`. Both are taken out of
+/// the responses clients get.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Targeting {
+    /// The device token this cache announces in `Surrogate-Capability` and
+    /// answers to in targeted directives (`max-age=60;inverso`); `None`:
+    /// `Surrogate-Control` is neither read nor removed.
+    pub surrogate_id: Option<Arc<str>>,
+    pub x_accel_expires: bool,
+}
+
+impl Targeting {
+    /// The fields that speak to this cache alone: read, stored with the
+    /// response, never sent on to a client.
+    pub fn own_fields(&self) -> &'static [&'static str] {
+        own_fields(self.surrogate_id.is_some(), self.x_accel_expires)
+    }
+}
+
+/// This cache's entry in a request's `Surrogate-Capability`, for the
+/// device token `id` (the `surrogate_id` setting).
+pub fn surrogate_capability(id: &str) -> String {
+    format!("{id}=\"Surrogate/1.0\"")
+}
+
+/// The fields for this cache alone that it reads (see [`Targeting`]).
+pub fn own_fields(surrogate_control: bool, x_accel_expires: bool) -> &'static [&'static str] {
+    match (surrogate_control, x_accel_expires) {
+        (true, true) => &["surrogate-control", "x-accel-expires"],
+        (true, false) => &["surrogate-control"],
+        (false, true) => &["x-accel-expires"],
+        (false, false) => &[],
+    }
+}
+
+/// Cache-Control directives we act on (RFC 9111 §5.2), from either side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_store: bool,
+    /// Store only a status whose caching rules the cache knows, and then
+    /// whatever `no-store` says (§5.2.2.3).
+    pub must_understand: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    /// must-revalidate or proxy-revalidate.
+    pub must_revalidate: bool,
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    /// `Some(None)`: max-stale without a value (any staleness).
+    pub max_stale: Option<Option<u64>>,
+    pub min_fresh: Option<u64>,
+    pub only_if_cached: bool,
+    pub stale_if_error: Option<u64>,
+    pub stale_while_revalidate: Option<u64>,
+    /// From `X-Accel-Expires: @T`: fresh until then (Unix seconds).
+    pub fresh_until: Option<u64>,
+    /// The lifetime came from a field for this cache alone (see
+    /// [`Targeting`]): the origin's explicit word to it.
+    pub targeted: bool,
+}
+
+impl CacheControl {
+    /// Whether a response with these directives may never be served stale
+    /// by a shared cache without revalidating it first: must-revalidate
+    /// (§5.2.2.2), s-maxage, which implies proxy-revalidate (§5.2.2.10),
+    /// and no-cache (§5.2.2.4), whatever the request allows (max-stale).
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.s_maxage.is_some() || self.no_cache
+    }
+
+    pub fn parse(headers: &Headers) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for directive in headers.quoted_list("cache-control") {
+            cc.apply(directive);
+        }
+        cc
+    }
+
+    fn apply(&mut self, directive: &str) {
+        let (name, value) = match directive.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (directive, None),
+        };
+        // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
+        // stale, so a bad max-age counts as 0 rather than absent.
+        let seconds = || Some(value.and_then(delta_seconds).unwrap_or(0));
+        // Directive names are case-insensitive and nearly always sent
+        // in lower case: only the others pay for a copy (this runs for
+        // every request and response that has the field, hits too).
+        let lower;
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = name.to_ascii_lowercase();
+            &lower
+        } else {
+            name
+        };
+        match name {
+            "no-store" => self.no_store = true,
+            "must-understand" => self.must_understand = true,
+            "no-cache" => self.no_cache = true,
+            "private" => self.private = true,
+            "public" => self.public = true,
+            "must-revalidate" | "proxy-revalidate" => self.must_revalidate = true,
+            "max-age" => self.max_age = self.max_age.or(seconds()),
+            "s-maxage" => self.s_maxage = self.s_maxage.or(seconds()),
+            "max-stale" => self.max_stale = Some(value.and_then(delta_seconds)),
+            "min-fresh" => self.min_fresh = self.min_fresh.or(seconds()),
+            "only-if-cached" => self.only_if_cached = true,
+            "stale-if-error" => self.stale_if_error = self.stale_if_error.or(seconds()),
+            "stale-while-revalidate" => {
+                self.stale_while_revalidate = self.stale_while_revalidate.or(seconds())
+            }
+            _ => {}
+        }
+    }
+
+    /// The directives a stored or arriving response gives this cache: the
+    /// ones in a field for it alone when the origin sent one (see
+    /// [`Targeting`]; `Surrogate-Control` first), else Cache-Control's.
+    /// Cache-Control's `public` counts either way: it is what lets a
+    /// response with `Set-Cookie` be stored, and a field about lifetimes
+    /// is no such permission.
+    pub fn of_response(headers: &Headers, targeting: &Targeting) -> CacheControl {
+        let cc = CacheControl::parse(headers);
+        let targeted = match &targeting.surrogate_id {
+            Some(id) => surrogate_control(headers, id),
+            None => None,
+        };
+        let targeted = targeted.or_else(|| {
+            targeting
+                .x_accel_expires
+                .then(|| x_accel_expires(headers))
+                .flatten()
+        });
+        match targeted {
+            Some(own) => CacheControl {
+                public: cc.public,
+                targeted: true,
+                ..own
+            },
+            None => cc,
+        }
+    }
+
+    /// The request asks to skip stored responses: `no-cache`, or the
+    /// HTTP/1.0 `Pragma: no-cache` when there is no Cache-Control (§5.4).
+    pub fn request_no_cache(&self, headers: &Headers) -> bool {
+        self.no_cache
+            || (!headers.contains("cache-control") && headers.has_token("pragma", "no-cache"))
+    }
+}
+
+/// The `Surrogate-Control` directives for this cache (Edge Architecture
+/// §2.2-2.3): those targeted at `id` (`max-age=60;inverso`) and those
+/// targeted at no device. Of them, `no-store`, `max-age` (with its
+/// `+seconds` extension: how long it may still be served stale after,
+/// read as a `stale-if-error` window), `stale-if-error` and
+/// `stale-while-revalidate` are read. "If more than one is targeted at a
+/// surrogate, the most specific applies" (§3): a value targeted at `id`
+/// goes before one targeted at none, wherever either stands; a
+/// `no-store` for either keeps the response out (as Squid merges them).
+/// `None` when they say nothing of storing or of lifetime
+/// (`content="ESI/1.0"` alone): Cache-Control then decides, as it does
+/// for a response without the field.
+fn surrogate_control(headers: &Headers, id: &str) -> Option<CacheControl> {
+    // [untargeted, targeted at this cache], each with its `max-age`'s
+    // `+seconds`.
+    let mut scs = [
+        (CacheControl::default(), None),
+        (CacheControl::default(), None),
+    ];
+    for item in headers.quoted_list("surrogate-control") {
+        let (directive, target) = match item.rsplit_once(';') {
+            Some((directive, target)) if !target.contains('"') => (directive, Some(target.trim())),
+            _ => (item, None),
+        };
+        if target.is_some_and(|t| !t.eq_ignore_ascii_case(id)) {
+            continue;
+        }
+        let (sc, plus) = &mut scs[usize::from(target.is_some())];
+        let name = directive.split('=').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("max-age") {
+            if sc.max_age.is_some() {
+                continue;
+            }
+            let value = directive.split_once('=').map_or("", |(_, v)| v.trim());
+            let (fresh, stale) = match value.split_once('+') {
+                Some((fresh, stale)) => (fresh, delta_seconds(stale)),
+                None => (value, None),
+            };
+            // Invalid counts as 0, as in Cache-Control (§4.2.1).
+            sc.max_age = Some(delta_seconds(fresh).unwrap_or(0));
+            *plus = stale;
+        } else if ["no-store", "stale-if-error", "stale-while-revalidate"]
+            .iter()
+            .any(|d| name.eq_ignore_ascii_case(d))
+        {
+            sc.apply(directive);
+        }
+    }
+    let [(any, any_plus), (ours, ours_plus)] = scs;
+    // The `+seconds` goes with the max-age that applies.
+    let (max_age, plus) = match ours.max_age {
+        Some(_) => (ours.max_age, ours_plus),
+        None => (any.max_age, any_plus),
+    };
+    let sc = CacheControl {
+        no_store: any.no_store || ours.no_store,
+        max_age,
+        stale_if_error: ours
+            .stale_if_error
+            .or(ours_plus)
+            .or(any.stale_if_error)
+            .or(plus),
+        stale_while_revalidate: ours.stale_while_revalidate.or(any.stale_while_revalidate),
+        ..CacheControl::default()
+    };
+    (sc.no_store || sc.max_age.is_some()).then_some(sc)
+}
+
+/// nginx's `X-Accel-Expires`: seconds of freshness, `0` for "do not
+/// store", or `@T` for "fresh until the Unix time T". A value of another
+/// form is ignored, as nginx ignores it.
+fn x_accel_expires(headers: &Headers) -> Option<CacheControl> {
+    let value = headers.get_str("x-accel-expires")?;
+    let mut cc = CacheControl::default();
+    match value.strip_prefix('@') {
+        Some(at) => cc.fresh_until = Some(delta_seconds(at)?),
+        None => match delta_seconds(value)? {
+            0 => cc.no_store = true,
+            n => cc.max_age = Some(n),
+        },
+    }
+    Some(cc)
+}
+
+/// The largest delta-seconds we keep (68 years): RFC 9111 §1.2.2, "If a
+/// cache receives a delta-seconds value greater than the greatest integer
+/// it can represent, or if any of its subsequent calculations overflows,
+/// the cache MUST consider the value to be 2147483648 (2^31)".
+pub(super) const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// RFC 9111 §1.2.2: `delta-seconds = 1*DIGIT` (no sign, no space), capped
+/// at [`MAX_DELTA_SECONDS`] so that no later sum or subtraction with it
+/// can overflow.
+pub(super) fn delta_seconds(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        value
+            .parse::<u64>()
+            .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::policy::test_support::{fresh_for, get, response, settings};
+    use crate::cache::policy::{storable, Lifetime, Settings};
+    use crate::http::date::format_http_date;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn directive_names_are_case_insensitive() {
+        let cc =
+            CacheControl::parse(&get(&[("Cache-Control", "MAX-AGE=5, No-Store, private")]).headers);
+        assert_eq!(cc.max_age, Some(5));
+        assert!(cc.no_store && cc.private);
+    }
+
+    #[test]
+    fn an_odd_byte_in_one_directive_does_not_hide_the_others() {
+        // Latin-1 in a quoted extension (obs-text): `private` still counts.
+        let mut r = response(200, &[("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+        r.headers
+            .push("Cache-Control", b"private, max-age=600, x-note=\"caf\xe9\"");
+        assert_eq!(
+            storable(&get(&[]), &r, SystemTime::now(), &settings()),
+            None
+        );
+    }
+
+    #[test]
+    fn delta_seconds_are_digits_capped_at_2_pow_31() {
+        assert_eq!(delta_seconds("0"), Some(0));
+        assert_eq!(delta_seconds("600"), Some(600));
+        assert_eq!(delta_seconds("4294967296"), Some(MAX_DELTA_SECONDS));
+        assert_eq!(
+            delta_seconds("18446744073709551616000"),
+            Some(MAX_DELTA_SECONDS)
+        );
+        for bad in ["", "+5", "-5", " 5", "5s", "0x5", "1.5"] {
+            assert_eq!(delta_seconds(bad), None, "{bad:?}");
+        }
+        // A max-age too large to represent still means "fresh", for ttl.
+        let huge = "max-age=99999999999999999999999";
+        assert_eq!(
+            fresh_for(&[], 200, &[("Cache-Control", huge)]),
+            Some(Duration::from_secs(3600))
+        );
+    }
+
+    fn surrogate_settings() -> Settings {
+        Settings {
+            targeting: Targeting {
+                surrogate_id: Some(Arc::from("edge")),
+                x_accel_expires: true,
+            },
+            ..settings()
+        }
+    }
+
+    /// What `storable` gives a response, with the cache answering to
+    /// `edge` and reading X-Accel-Expires.
+    fn targeted(req: &[(&str, &str)], resp: &[(&str, &str)]) -> Option<Lifetime> {
+        storable(
+            &get(req),
+            &response(200, resp),
+            SystemTime::now(),
+            &surrogate_settings(),
+        )
+    }
+
+    fn targeted_fresh(resp: &[(&str, &str)]) -> Option<Duration> {
+        targeted(&[], resp).map(|l| l.fresh)
+    }
+
+    #[test]
+    fn surrogate_control_goes_before_cache_control_and_expires() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let sc = |v| ("Surrogate-Control", v);
+        assert_eq!(targeted_fresh(&[sc("max-age=60")]), secs(60));
+        // Cache-Control is for browsers and other caches.
+        for cc in ["no-store", "private", "no-cache", "max-age=5", "s-maxage=5"] {
+            let resp = [("Cache-Control", cc), sc("max-age=60")];
+            assert_eq!(targeted_fresh(&resp), secs(60), "{cc}");
+        }
+        let expires = [("Expires", "0"), sc("max-age=60")];
+        assert_eq!(targeted_fresh(&expires), secs(60));
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "max-age=600"), sc("no-store")]),
+            None
+        );
+        // Targeted at this cache, at another, at none; names in any case.
+        assert_eq!(targeted_fresh(&[sc("max-age=60;edge")]), secs(60));
+        assert_eq!(targeted_fresh(&[sc("max-age=60;EDGE")]), secs(60));
+        assert_eq!(targeted_fresh(&[sc("MaX-AgE=60")]), secs(60));
+        assert_eq!(targeted_fresh(&[sc("max-age=60;other")]), None);
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "max-age=5"), sc("max-age=60;other")]),
+            secs(5)
+        );
+        assert_eq!(
+            targeted_fresh(&[sc("max-age=5, max-age=60;other, no-store;other")]),
+            secs(5)
+        );
+        assert_eq!(targeted_fresh(&[sc("foo, max-age=60")]), secs(60));
+        // Nothing of storing or lifetime: Cache-Control decides.
+        let content = [("Cache-Control", "max-age=5"), sc("content=\"ESI/1.0\"")];
+        assert_eq!(targeted_fresh(&content), secs(5));
+        // Still capped by `ttl`, and a lifetime of 0 without a validator is
+        // not worth storing.
+        assert_eq!(targeted_fresh(&[sc("max-age=99999")]), secs(3600));
+        assert_eq!(
+            targeted_fresh(&[
+                ("Expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+                sc("max-age=0")
+            ]),
+            None
+        );
+        // Not read at all without a device token.
+        let resp = response(200, &[("Cache-Control", "no-store"), sc("max-age=60")]);
+        assert_eq!(
+            storable(&get(&[]), &resp, SystemTime::now(), &settings()),
+            None
+        );
+    }
+
+    /// Edge Architecture 1.0 §3: "If more than one is targeted at a
+    /// surrogate, the most specific applies" (`max-age=60, no-store;abc`:
+    /// `abc` applies no-store, the others max-age=60). A directive
+    /// targeted at this cache goes before one targeted at none, wherever
+    /// either stands in the field.
+    #[test]
+    fn a_directive_targeted_at_this_cache_goes_before_an_untargeted_one() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let sc = |v| ("Surrogate-Control", v);
+        for field in [
+            "max-age=5, max-age=60;edge",
+            "max-age=60;edge, max-age=5",
+            "max-age=5, max-age=60;edge, no-store;other",
+        ] {
+            assert_eq!(targeted_fresh(&[sc(field)]), secs(60), "{field}");
+        }
+        // The windows too.
+        for field in [
+            "max-age=60+5, max-age=60+600;edge",
+            "max-age=60;edge, stale-if-error=5, stale-if-error=600;edge",
+        ] {
+            let lifetime = targeted(&[], &[sc(field)]).unwrap();
+            assert_eq!(lifetime.stale_if_error, Duration::from_secs(600), "{field}");
+        }
+        // A no-store for anyone still keeps it out.
+        assert_eq!(targeted_fresh(&[sc("no-store, max-age=60;edge")]), None);
+        assert_eq!(targeted_fresh(&[sc("max-age=60, no-store;edge")]), None);
+    }
+
+    #[test]
+    fn surrogate_control_windows_and_permissions() {
+        let sc = |v| ("Surrogate-Control", v);
+        // `max-age=60+600`: served stale for up to 600 s when the origin
+        // fails; its own stale-if-error and stale-while-revalidate count.
+        let plus = targeted(&[], &[sc("max-age=60+600")]).unwrap();
+        assert_eq!(plus.fresh, Duration::from_secs(60));
+        assert_eq!(plus.stale_if_error, Duration::from_secs(600));
+        let sie = targeted(&[], &[sc("max-age=60, stale-if-error=30")]).unwrap();
+        assert_eq!(sie.stale_if_error, Duration::from_secs(30));
+        // Cache-Control's must-revalidate is not for this cache.
+        let resp = [("Cache-Control", "must-revalidate"), sc("max-age=60")];
+        assert_eq!(
+            targeted(&[], &resp).unwrap().stale_if_error,
+            Duration::from_secs(60)
+        );
+        // An explicit lifetime for this cache lets it store answers to
+        // requests with cookies, as max-age does; to requests with
+        // credentials, only with Cache-Control's permission (§3.5).
+        assert!(targeted(&[("Cookie", "a=1")], &[sc("max-age=60")]).is_some());
+        // Not a lifetime of zero, as for max-age=0 (it would be revalidated
+        // with this user's validator for the next).
+        let zero = [("ETag", "\"x\""), sc("max-age=0")];
+        assert!(targeted(&[("Cookie", "a=1")], &zero).is_none());
+        assert!(targeted(&[], &zero).is_some());
+        let auth = [("Authorization", "Basic eDp5")];
+        assert!(targeted(&auth, &[sc("max-age=60")]).is_none());
+        assert!(targeted(&auth, &[("X-Accel-Expires", "60")]).is_none());
+        let private = [("Cache-Control", "private"), sc("max-age=60")];
+        assert!(targeted(&auth, &private).is_none());
+        for permission in ["public", "s-maxage=5", "must-revalidate"] {
+            let resp = [("Cache-Control", permission), sc("max-age=60")];
+            let lifetime = targeted(&auth, &resp);
+            assert_eq!(
+                lifetime.map(|l| l.fresh.as_secs()),
+                Some(60),
+                "{permission}"
+            );
+        }
+        // Set-Cookie still needs Cache-Control's `public`.
+        assert_eq!(
+            targeted(&[], &[("Set-Cookie", "a=1"), sc("max-age=60")]),
+            None
+        );
+        let public = [
+            ("Cache-Control", "public"),
+            ("Set-Cookie", "a=1"),
+            sc("max-age=60"),
+        ];
+        assert!(targeted(&[], &public).is_some());
+    }
+
+    #[test]
+    fn x_accel_expires_as_nginx_reads_it() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let xa = |v| ("X-Accel-Expires", v);
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "no-store"), xa("60")]),
+            secs(60)
+        );
+        assert_eq!(
+            targeted_fresh(&[("Cache-Control", "max-age=600"), xa("0")]),
+            None
+        );
+        let now = SystemTime::now();
+        let date = format_http_date(now);
+        let at = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 100;
+        let until = format!("@{at}");
+        let fresh = targeted_fresh(&[("Date", &date), xa(&until)]).unwrap();
+        assert!((99..=100).contains(&fresh.as_secs()), "{fresh:?}");
+        // Another form is ignored, as nginx ignores it.
+        for bad in ["", "-5", "1.5", "@", "@x", "soon"] {
+            let resp = [("Cache-Control", "max-age=5"), xa(bad)];
+            assert_eq!(targeted_fresh(&resp), secs(5), "{bad:?}");
+        }
+        // Surrogate-Control first.
+        let both = [xa("60"), ("Surrogate-Control", "max-age=30")];
+        assert_eq!(targeted_fresh(&both), secs(30));
+        // Off: Cache-Control alone.
+        let off = Settings {
+            targeting: Targeting {
+                surrogate_id: None,
+                x_accel_expires: false,
+            },
+            ..settings()
+        };
+        let resp = response(200, &[("Cache-Control", "max-age=5"), xa("60")]);
+        let lifetime = storable(&get(&[]), &resp, SystemTime::now(), &off);
+        assert_eq!(lifetime.map(|l| l.fresh), secs(5));
+    }
+}

@@ -1,0 +1,738 @@
+//! Cache keys: a request's primary key, the keys a `Location` names, the
+//! variant key a response's `Vary` adds, and stored keys respelled as
+//! today's rules spell them.
+
+use crate::http::forward::is_hop_by_hop;
+use crate::http::head::{push_canonical_authority, split_absolute};
+use crate::http::headers::list_elements;
+use crate::http::{Headers, RequestHead, ResponseHead};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// What starts the key of a request the client made over TLS (to a proxy
+/// in front that terminated it, see [`crate::realip::client_scheme`]):
+/// an application may answer `http` and `https` differently (a redirect
+/// to `https` for the one, the page for the other), so they are stored
+/// apart, as nginx's default key begins with `$scheme`.
+const HTTPS_PREFIX: &str = "https://";
+
+/// The cache key of a request: host (lower-cased) and target path with
+/// query, after `https://` when `scheme` is `https`.
+pub fn primary_key(request: &RequestHead, scheme: &str) -> String {
+    let authority = request.authority().unwrap_or("");
+    let path = request.path_and_query();
+    let mut key = String::with_capacity(HTTPS_PREFIX.len() + authority.len() + path.len());
+    if scheme == "https" {
+        key.push_str(HTTPS_PREFIX);
+    }
+    push_canonical_authority(&mut key, authority);
+    push_path(&mut key, &path);
+    key
+}
+
+/// The keys a request's URI may be stored under, one per scheme: a change
+/// to the resource (a POST, a PURGE) drops both.
+pub fn primary_keys_of_uri(request: &RequestHead) -> [String; 2] {
+    let http = primary_key(request, "http");
+    let https = format!("{HTTPS_PREFIX}{http}");
+    [http, https]
+}
+
+/// The keys of the URI a `Location` or `Content-Location` names in the
+/// answer to an unsafe request whose own keys are `request_keys` (from
+/// [`primary_keys_of_uri`]). RFC 9111 §4.4 makes them candidates for
+/// invalidation too, and forbids it for another origin: a reference to
+/// another host, or one that is not HTTP, gives `None`. A relative
+/// reference is resolved against the request's path (RFC 3986 §5.2).
+pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<[String; 2]> {
+    let base = &request_keys[0];
+    let (authority, base_path) = base.split_at(base.find('/').unwrap_or(base.len()));
+    let reference = reference.split('#').next().unwrap_or_default().trim();
+    let reference = &*as_followed(reference);
+    let network_path = split_absolute(reference).or_else(|| {
+        let rest = reference.strip_prefix("//")?;
+        Some(rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len())))
+    });
+    let path = match network_path {
+        Some((their_authority, rest)) => {
+            let mut theirs = String::with_capacity(their_authority.len());
+            push_canonical_authority(&mut theirs, their_authority);
+            if theirs != authority {
+                return None;
+            }
+            match rest {
+                path if path.starts_with('/') => path.to_string(),
+                query => format!("/{query}"),
+            }
+        }
+        None if reference.starts_with('/') => reference.to_string(),
+        // Empty (the request's own URI, already dropped), or with another
+        // scheme (`mailto:`): a relative path has no `:` in its first
+        // segment.
+        None if reference.is_empty()
+            || reference[..reference.find(['/', '?']).unwrap_or(reference.len())].contains(':') =>
+        {
+            return None
+        }
+        None => {
+            let base_path = &base_path[..base_path.find('?').unwrap_or(base_path.len())];
+            if reference.starts_with('?') {
+                format!("{base_path}{reference}")
+            } else {
+                let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+                format!("{dir}{reference}")
+            }
+        }
+    };
+    let (path, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+    let mut key = String::with_capacity(authority.len() + path.len() + query.len());
+    key.push_str(authority);
+    push_path(&mut key, &remove_dot_segments(path));
+    push_path(&mut key, query);
+    let https = format!("{HTTPS_PREFIX}{key}");
+    Some([key, https])
+}
+
+/// A reference as a browser follows it (the WHATWG URL parser): tabs
+/// dropped, and what a URI may not hold raw (a non-ASCII character, a
+/// space), which some applications put in a `Location` as given,
+/// percent-encoded in UTF-8. Request targets with such bytes are refused,
+/// so only the encoded spelling can name a stored entry.
+fn as_followed(reference: &str) -> Cow<'_, str> {
+    if reference.bytes().all(|b| b.is_ascii_graphic()) {
+        return Cow::Borrowed(reference);
+    }
+    let mut out = String::with_capacity(reference.len() * 3);
+    for b in reference.bytes().filter(|&b| b != b'\t') {
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// RFC 3986 §5.2.4, for a path that starts with `/`: what a client that
+/// follows the reference asks for.
+fn remove_dot_segments(path: &str) -> Cow<'_, str> {
+    if !path.split('/').any(|s| s == "." || s == "..") {
+        return Cow::Borrowed(path);
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let mut last = "";
+    for segment in path.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+        last = segment;
+    }
+    // `/a/b/..` is the directory `/a/`.
+    if last == "." || last == ".." {
+        out.push("");
+    }
+    Cow::Owned(format!("/{}", out.join("/")))
+}
+
+/// A stored key (a snapshot's) spelled as [`primary_key`] and
+/// [`variant_key`] spell it today: a key written before a spelling rule
+/// existed would never be looked up again, and only take room until
+/// evicted.
+pub fn respell_key(key: &str) -> String {
+    let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
+    let (scheme, primary) = match primary.strip_prefix(HTTPS_PREFIX) {
+        Some(rest) => (HTTPS_PREFIX, rest),
+        None => ("", primary),
+    };
+    let (authority, path) = primary.split_at(primary.find('/').unwrap_or(primary.len()));
+    let mut respelled = String::with_capacity(key.len());
+    respelled.push_str(scheme);
+    push_canonical_authority(&mut respelled, authority);
+    push_path(&mut respelled, path);
+    respelled.push_str(&respell_variant(variant));
+    respelled
+}
+
+/// The path and query with percent-encodings in one spelling (RFC 3986
+/// §6.2.2.1, §6.2.2.2): hex digits upper-cased, and an encoded unreserved
+/// character (letter, digit, `-_~`) decoded. `/a%2fb`, `/a%2Fb` name
+/// one resource, `/%7Euser` and `/~user` another; without this each
+/// spelling would be an entry of its own, and a PURGE of one would leave
+/// the others. Reserved characters stay encoded: `%2F` is not `/`. Nor
+/// is `%2E` decoded: `/a/%2E%2E/b` would become a dot-segment, which
+/// backends resolve while some take the encoded form literally.
+fn push_path(key: &mut String, path: &str) {
+    if !path.contains('%') {
+        key.push_str(path);
+        return;
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let encoded = (bytes[i] == b'%')
+            .then(|| {
+                Some((
+                    hex_digit(*bytes.get(i + 1)?)?,
+                    hex_digit(*bytes.get(i + 2)?)?,
+                ))
+            })
+            .flatten();
+        match encoded {
+            Some((hi, lo)) => {
+                let c = char::from(hi << 4 | lo);
+                if c.is_ascii_alphanumeric() || "-_~".contains(c) {
+                    key.push(c);
+                } else {
+                    let _ = write!(key, "%{:02X}", hi << 4 | lo);
+                }
+                i += 3;
+            }
+            None => {
+                // A lone `%` (`?q=100%`, as browsers send what was typed)
+                // is written as the escape it stands for: kept bare, `%` + a decoded `3` + `0` would
+                // read as `%30`. Stepping by char keeps UTF-8 whole.
+                let c = path[i..].chars().next().unwrap_or('%');
+                match c {
+                    '%' => key.push_str("%25"),
+                    c => key.push(c),
+                }
+                i += c.len_utf8();
+            }
+        }
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
+}
+
+/// The field names a response varies on, lower-cased.
+pub fn vary_names(response: &ResponseHead) -> Vec<String> {
+    response
+        .headers
+        .tokens("vary")
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The key of one variant: the primary key, then each varying request
+/// field: its name alone when the request lacks it (absent matches only
+/// absent), else `name=` and its value in one spelling (see
+/// [`push_variant_value`]).
+///
+/// A field the proxy drops before forwarding (a hop-by-hop one, or one the
+/// request's `Connection` names) counts as absent: the key describes the
+/// request the backend answered, or a client could file the answer to
+/// its stripped request under the variant of a field it never reached.
+pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String {
+    let mut key = primary.to_string();
+    for name in vary {
+        key.push('\n');
+        key.push_str(name);
+        if is_hop_by_hop(request, name) || !request.contains(name) {
+            continue;
+        }
+        key.push('=');
+        push_variant_value(&mut key, name, request.get_all(name));
+    }
+    key
+}
+
+/// Request fields that are lists by their definition (RFC 9110 §5.6.1's
+/// `#rule`, whose recipients ignore empty elements and the whitespace
+/// around commas, and whose lines combine into one: §5.3), those a
+/// response may vary on. Another field's comma may be no separator (a
+/// `User-Agent`'s `(KHTML, like Gecko)`, a cookie's value), nor its second
+/// line a list element (a backend may read the first alone): its value
+/// is kept as sent.
+const LIST_VALUES: [&str; 9] = [
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "if-match",
+    "if-none-match",
+    "pragma",
+    "prefer",
+];
+
+/// Fields whose values are case-insensitive throughout (RFC 9110 §12.5:
+/// codings, charsets and language ranges, and the `q` parameter).
+const CASE_INSENSITIVE_VALUES: [&str; 3] = ["accept-encoding", "accept-language", "accept-charset"];
+
+/// The value of a varying field `name`, from the values of its lines.
+/// Of a field in [`LIST_VALUES`], normalized as RFC 9111 §4.1 allows, so
+/// that requests a backend must answer alike share one variant: the lines
+/// combined, the list split at commas outside quoted strings, whitespace
+/// around each element and empty elements dropped (RFC 9110 §5.6.1), and
+/// the values of the `Accept-*` fields above lower-cased. Nothing else:
+/// the order of elements stays, as some servers read it as a preference.
+/// Of any other field, the lines as sent, each one apart (a `%0A`
+/// between them, which no value holds). Bytes outside printable ASCII,
+/// and `%`, are written `%XX`, so two values that differ otherwise never
+/// make the same key.
+fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<Item = &'a [u8]>) {
+    if !LIST_VALUES.contains(&name) {
+        for (i, value) in values.enumerate() {
+            if i > 0 {
+                key.push_str("%0A");
+            }
+            push_escaped(key, value, false);
+        }
+        return;
+    }
+    let lower = CASE_INSENSITIVE_VALUES.contains(&name);
+    let mut first = true;
+    for element in values.flat_map(list_elements) {
+        let element = element.trim_ascii();
+        if element.is_empty() {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            key.push(',');
+        }
+        push_escaped(key, element, lower);
+    }
+}
+
+/// `bytes` in a key: `%` and bytes outside printable ASCII as `%XX`;
+/// ASCII letters lower-cased if `lower`.
+fn push_escaped(key: &mut String, bytes: &[u8], lower: bool) {
+    for &b in bytes {
+        let b = if lower { b.to_ascii_lowercase() } else { b };
+        if b == b'%' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(key, "%{b:02X}");
+        } else {
+            key.push(b as char);
+        }
+    }
+}
+
+/// The variant part of a stored key (`\nname=value...`) as
+/// [`variant_key`] spells it today.
+fn respell_variant(variant: &str) -> String {
+    let mut out = String::with_capacity(variant.len());
+    for field in variant.split('\n').skip(1) {
+        out.push('\n');
+        match field.split_once('=') {
+            Some((name, value)) => {
+                out.push_str(name);
+                out.push('=');
+                let value = decode_percent(value.as_bytes());
+                push_variant_value(&mut out, name, std::iter::once(&value[..]));
+            }
+            None => out.push_str(field),
+        }
+    }
+    out
+}
+
+/// `%XX` decoded; anything else kept.
+fn decode_percent(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%')
+            .then(|| Some(hex_digit(*b.get(i + 1)?)? * 16 + hex_digit(*b.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::policy::test_support::get;
+    use crate::http::Version;
+
+    #[test]
+    fn keys() {
+        assert_eq!(primary_key(&get(&[]), "http"), "example.com/a?b");
+        let mut h = Headers::new();
+        h.push("Accept-Encoding", "gzip");
+        assert_eq!(
+            variant_key("k", &["accept-encoding".into()], &h),
+            "k\naccept-encoding=gzip"
+        );
+    }
+
+    #[test]
+    fn location_and_content_location_name_keys_on_the_same_host_only() {
+        let mut post = get(&[]);
+        post.method = "POST".into();
+        post.target = "/shop/cart/add?x=1".into();
+        post.headers.set("Host", "Shop.Example:80");
+        let keys = primary_keys_of_uri(&post);
+        let named = |reference: &str| keys_of_reference(&keys, reference).map(|[http, _]| http);
+        for (reference, key) in [
+            ("/shop/cart", "shop.example/shop/cart"),
+            (
+                "http://shop.example/shop/cart#top",
+                "shop.example/shop/cart",
+            ),
+            ("HTTPS://SHOP.example/", "shop.example/"),
+            ("//shop.example:80?page=2", "shop.example/?page=2"),
+            ("view", "shop.example/shop/cart/view"),
+            ("../list?all", "shop.example/shop/list?all"),
+            ("./a/./b/..", "shop.example/shop/cart/a/"),
+            ("?x=2", "shop.example/shop/cart/add?x=2"),
+            ("/%7Euser/%2f", "shop.example/~user/%2F"),
+            ("/../../etc", "shop.example/etc"),
+        ] {
+            assert_eq!(named(reference).as_deref(), Some(key), "{reference}");
+        }
+        let [http, https] = keys_of_reference(&keys, "/shop/cart").unwrap();
+        assert_eq!(https, format!("https://{http}"));
+        // Another origin's pages, or none at all.
+        for reference in [
+            "http://other.example/shop/cart",
+            "//shop.example:8080/",
+            "http://user@shop.example/",
+            "mailto:shop@example.com",
+            "ftp://shop.example/",
+            "",
+            "#top",
+        ] {
+            assert_eq!(named(reference), None, "{reference}");
+        }
+    }
+
+    #[test]
+    fn a_reference_with_raw_characters_names_the_uri_a_browser_asks_for() {
+        // PHP's header() and others send a Location as given: a raw `é`
+        // or space, which a browser follows percent-encoded in UTF-8.
+        let mut post = get(&[]);
+        post.method = "POST".into();
+        post.target = "/cart".into();
+        let keys = primary_keys_of_uri(&post);
+        for (reference, followed) in [
+            ("/caf\u{e9}?q=\u{e9}t\u{e9}", "/caf%c3%a9?q=%C3%A9t%C3%A9"),
+            ("http://example.com/a b", "/a%20b"),
+            ("na\u{ef}ve", "/na%C3%AFve"),
+        ] {
+            let mut browser = get(&[]);
+            browser.target = followed.into();
+            let [named, _] = keys_of_reference(&keys, reference).unwrap();
+            assert_eq!(named, primary_key(&browser, "http"), "{reference}");
+        }
+    }
+
+    #[test]
+    fn one_server_is_one_key_however_its_host_is_spelled() {
+        let key_for = |host: &str| {
+            let mut request = get(&[]);
+            request.headers.set("Host", host);
+            primary_key(&request, "http")
+        };
+        for same in [
+            "example.com",
+            "EXAMPLE.com:80",
+            "example.com.",
+            "example.com:0080",
+        ] {
+            assert_eq!(key_for(same), "example.com/a?b", "{same}");
+        }
+        assert_eq!(key_for("example.com:8080"), "example.com:8080/a?b");
+        assert_eq!(key_for("example.com:08080"), "example.com:8080/a?b");
+        assert_eq!(key_for("[::1]"), "[::1]/a?b");
+        assert_eq!(key_for("[::1]:80"), "[::1]/a?b");
+        assert_eq!(key_for("[::1]:81"), "[::1]:81/a?b");
+        assert_eq!(key_for("10.0.0.1:80"), "10.0.0.1/a?b");
+    }
+
+    #[test]
+    fn one_resource_is_one_key_however_its_path_is_percent_encoded() {
+        let key_for = |target: &str| {
+            let mut request = get(&[]);
+            request.target = target.to_string();
+            request.headers.set("Host", "h");
+            primary_key(&request, "http")
+        };
+        assert_eq!(key_for("/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
+        assert_eq!(key_for("/a%2Fb?q=%3D"), "h/a%2Fb?q=%3D");
+        // Unreserved characters decoded; reserved ones stay encoded.
+        assert_eq!(key_for("/%7Euser/%41%62%2d%5f"), "h/~user/Ab-_");
+        // Dots stay encoded: no dot-segment appears that was not sent.
+        assert_eq!(key_for("/a/%2e%2e/b"), "h/a/%2E%2E/b");
+        assert_eq!(key_for("/a%2F%3F%25"), "h/a%2F%3F%25");
+        // A lone `%` is written as the escape it stands for, so that no
+        // escape appears that was not sent (`%%300` is not `%00`).
+        assert_eq!(key_for("/100%"), "h/100%25");
+        assert_eq!(key_for("/%g1%4"), "h/%25g1%254");
+        assert_eq!(key_for("/%é%41"), "h/%25éA");
+        assert_eq!(key_for("/%%300"), "h/%2500");
+        // Encoded UTF-8 bytes stay encoded: only the hex case changes.
+        assert_eq!(key_for("/%c3%a9"), "h/%C3%A9");
+    }
+
+    #[test]
+    fn keys_stored_in_an_older_spelling_are_respelled_and_todays_are_kept() {
+        assert_eq!(respell_key("h/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
+        assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=/");
+        // Variant values as an older version spelled them: a list's in
+        // one spelling, another field's as they were.
+        assert_eq!(
+            respell_key("h/a\naccept-language=en, De\nx-a\nfoo=1, 2%09"),
+            "h/a\naccept-language=en,de\nx-a\nfoo=1, 2%09"
+        );
+        assert_eq!(respell_key("h"), "h");
+        assert_eq!(respell_key(""), "");
+        for target in ["/", "/a%2Fb?x=%25", "/100%25", "/%C3%A9/~u"] {
+            for host in ["h", "[::1]:81", "10.0.0.1:8080", ""] {
+                let mut request = get(&[]);
+                request.target = target.to_string();
+                request.headers.set("Host", host);
+                let key = primary_key(&request, "http");
+                assert_eq!(respell_key(&key), key);
+                let secure = primary_key(&request, "https");
+                assert_eq!(secure, format!("https://{key}"));
+                assert_eq!(respell_key(&secure), secure);
+                let varied = format!("{key}\nx=1");
+                assert_eq!(respell_key(&varied), varied);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A variant key is spelled as it will be read back from a
+        /// snapshot, whatever bytes the request's field held.
+        #[test]
+        fn variant_keys_are_respelled_as_they_are(
+            values in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::sample::select(b" ,\"\\%\t=a".to_vec()),
+                        proptest::num::u8::ANY,
+                    ],
+                    0..12,
+                ),
+                0..3,
+            ),
+            name in proptest::sample::select(vec!["accept-language", "x-a"]),
+        ) {
+            let mut h = Headers::new();
+            for v in &values {
+                h.push(name, v);
+            }
+            let key = variant_key("h/", &[name.to_string()], &h);
+            proptest::prop_assert_eq!(respell_key(&key), key);
+        }
+
+        /// Normalising a path twice changes nothing more, hex case never
+        /// matters, and two paths share a key only if they decode to the
+        /// same bytes (no two resources are ever confused).
+        #[test]
+        fn percent_normalisation_is_stable_and_only_merges_equivalents(
+            path in "(/|[a-zA-Z0-9._~-]|%[0-9a-fA-F]{2}|%|\\?){0,24}",
+        ) {
+            let mut once = String::new();
+            push_path(&mut once, &path);
+            let mut twice = String::new();
+            push_path(&mut twice, &once);
+            proptest::prop_assert_eq!(&once, &twice);
+            let mut flipped = String::new();
+            push_path(&mut flipped, &flip_hex_case(&path));
+            proptest::prop_assert_eq!(&once, &flipped);
+            proptest::prop_assert_eq!(decoded(&once), decoded(&path));
+        }
+
+        /// Whatever a backend puts in `Location`, the keys it names are on
+        /// the request's own host, a path after it, and never a panic.
+        #[test]
+        fn a_reference_never_names_another_host(
+            reference in "(https?://|//|/|\\.\\.?/|[a-z]+:)?([a-zA-Z0-9.:@\\[\\]%?#/ é\\t-]){0,24}",
+        ) {
+            let mut post = RequestHead {
+                method: "POST".into(),
+                target: "/a/b?c".into(),
+                version: Version::Http11,
+                headers: Headers::new(),
+            };
+            post.headers.push("Host", "shop.example");
+            let keys = primary_keys_of_uri(&post);
+            if let Some([http, https]) = keys_of_reference(&keys, &reference) {
+                proptest::prop_assert!(http.starts_with("shop.example/"), "{}", http);
+                proptest::prop_assert_eq!(https, format!("https://{http}"));
+            }
+        }
+    }
+
+    /// `path` with the case of the hex digits of every complete %-escape
+    /// swapped.
+    fn flip_hex_case(path: &str) -> String {
+        let b = path.as_bytes();
+        let mut out = b.to_vec();
+        let mut i = 0;
+        while i + 2 < b.len() {
+            if b[i] == b'%' && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+                for k in [i + 1, i + 2] {
+                    out[k] = if b[k].is_ascii_uppercase() {
+                        b[k].to_ascii_lowercase()
+                    } else {
+                        b[k].to_ascii_uppercase()
+                    };
+                }
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The bytes a path names, every valid %-escape decoded.
+    fn decoded(path: &str) -> Vec<u8> {
+        let b = path.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| char::from(c).to_digit(16);
+            match (
+                b[i],
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (b'%', Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                }
+                (c, _, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn variant_keys_tell_every_value_apart() {
+        let vary = ["x-lang".to_string()];
+        let key_of = |values: &[&[u8]]| {
+            let mut h = Headers::new();
+            for v in values {
+                h.push("X-Lang", v);
+            }
+            variant_key("k", &vary, &h)
+        };
+        let keys = [
+            key_of(&[]),
+            key_of(&[b""]),
+            key_of(&[b"\xff"]),
+            key_of(&[b"\xfe"]),
+            key_of(&["\u{fffd}".as_bytes()]),
+            key_of(&[b"%FF"]),
+            key_of(&[b"a\tb"]),
+            key_of(&[b"a b"]),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(key_of(&[]), "k\nx-lang");
+        assert_eq!(key_of(&[b""]), "k\nx-lang=");
+        assert_eq!(key_of(&[b"caf\xc3\xa9 %"]), "k\nx-lang=caf%C3%A9 %25");
+        // Several lines are one list (RFC 9110 §5.3), of a field known to
+        // be one; another's stay apart.
+        assert_ne!(key_of(&[b"a", b"b"]), key_of(&[b"a, b"]));
+        assert_eq!(key_of(&[b"a", b"b"]), "k\nx-lang=a%0Ab");
+        assert_eq!(
+            keyed("Accept-Language", &["a", "b"]),
+            keyed("Accept-Language", &["a, b"])
+        );
+    }
+
+    fn keyed(name: &str, values: &[&str]) -> String {
+        let mut h = Headers::new();
+        for v in values {
+            h.push(name, v);
+        }
+        variant_key("k", &[name.to_ascii_lowercase()], &h)
+    }
+
+    #[test]
+    fn variant_keys_merge_only_the_spellings_of_one_list() {
+        let one = keyed("Accept", &["1,2"]);
+        assert_eq!(one, "k\naccept=1,2");
+        for same in [
+            &[" 1, 2 "][..],
+            &["1", "2"],
+            &["1 ,\t2"],
+            &["1, ,2,"],
+            &[",1", "", "2"],
+        ] {
+            assert_eq!(keyed("Accept", same), one, "{same:?}");
+        }
+        for other in [
+            &["2,1"][..],
+            &["1 2"],
+            &["12"],
+            &["1"],
+            &["1,2,3"],
+            &["\"1,2\""],
+        ] {
+            assert_ne!(keyed("Accept", other), one, "{other:?}");
+        }
+        // Inside a quoted string nothing is normalized.
+        assert_ne!(
+            keyed("Accept", &["\"a, b\""]),
+            keyed("Accept", &["\"a,b\""])
+        );
+        // Case, only where the field's values are case-insensitive.
+        let lang = keyed("Accept-Language", &["en, de;q=0.5"]);
+        assert_eq!(keyed("Accept-Language", &["EN , De;Q=0.5"]), lang);
+        assert_ne!(keyed("Accept-Language", &["de;q=0.5, en"]), lang);
+        assert_eq!(
+            keyed("Accept-Encoding", &["GZIP", "br"]),
+            keyed("Accept-Encoding", &["gzip,br"])
+        );
+        assert_ne!(keyed("X-Lang", &["EN"]), keyed("X-Lang", &["en"]));
+        // An empty field is not an absent one.
+        assert_ne!(keyed("Accept", &[" "]), keyed("Accept", &[]));
+    }
+
+    #[test]
+    fn variant_keys_keep_a_field_that_is_no_list_as_sent() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                  (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let one = keyed("User-Agent", &[ua]);
+        assert_eq!(keyed("User-Agent", &[ua]), one);
+        let (first, second) = ua.split_once(", ").unwrap();
+        for other in [
+            &[&*ua.replace(", ", ",")][..],
+            &[&*ua.replace(", ", " ,\t")],
+            &[&*format!("{ua},")],
+            &[&*format!("{ua}, ")],
+            &[&*format!(",{ua}")],
+            &[first, second],
+        ] {
+            assert_ne!(keyed("User-Agent", other), one, "{other:?}");
+        }
+        // Nor are the lines of another field combined, or its case changed.
+        assert_ne!(
+            keyed("Cookie", &["a=1, b=2"]),
+            keyed("Cookie", &["a=1,b=2"])
+        );
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1, 2"]));
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1,2"]));
+        assert_ne!(keyed("X-A", &["a"]), keyed("X-A", &["A"]));
+        // A line may not pass for two (no parsed value holds a line feed).
+        assert_ne!(keyed("X-A", &["1", "2"]), keyed("X-A", &["1%0A2"]));
+    }
+}
