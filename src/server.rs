@@ -142,6 +142,7 @@ impl Server {
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
             limiter: limiter_for(&config, None),
+            own_fields: Shared::own_fields_for(&config, &cache),
             config,
         };
         let inner = Arc::new(Inner {
@@ -867,6 +868,7 @@ impl Control {
         upstreams.keep_state_of(&old.upstreams);
         self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(&old)),
+            own_fields: Shared::own_fields_for(&next, &old.cache),
             config: next,
             upstreams,
             log: self.inner.log.clone(),

@@ -1362,6 +1362,86 @@ fn fields_for_the_cache_alone_stay_behind_once_a_reload_turns_them_on() {
     assert_eq!(backend.requests(), 1);
 }
 
+/// The `targeted_cache_control` value of the tests that read RFC 9213
+/// fields.
+fn targeted_fields(names: &[&str]) -> Arc<[Box<str>]> {
+    names
+        .iter()
+        .map(|n| n.to_ascii_lowercase().into())
+        .collect()
+}
+
+#[test]
+fn a_listed_targeted_field_gives_the_cache_its_lifetime_and_only_its_own_stays_behind() {
+    // RFC 9213: browsers are told not to store it; this cache reads its
+    // own field first; CDN-Cache-Control goes on to the CDNs in front.
+    let (backend, proxy) = behind_cache(fixed(
+        200,
+        &[
+            ("Cache-Control", "no-store"),
+            ("CDN-Cache-Control", "max-age=600"),
+            ("Inverso-Cache-Control", "max-age=60"),
+            ("Akamai-Cache-Control", "max-age=5"),
+        ],
+    ));
+    let proxy_reading = cached_proxy(&backend, |c| {
+        c.targeted_cache_control = targeted_fields(&["Inverso-Cache-Control", "CDN-Cache-Control"]);
+    });
+    // Not listed (the default): none is read, and all pass on.
+    let plain = get(&proxy, "/t");
+    expect(&plain, 200, "MISS", "/t #1");
+    assert_eq!(plain.header("inverso-cache-control"), Some("max-age=60"));
+    expect(&get(&proxy, "/t"), 200, "MISS", "/t #2");
+
+    let miss = get(&proxy_reading, "/t");
+    expect(&miss, 200, "MISS", "/t #3");
+    let hit = get(&proxy_reading, "/t");
+    expect(&hit, 200, "HIT", "/t #3");
+    let part = get_with(&proxy_reading, "/t", &[("Range", "bytes=0-1")]);
+    assert_eq!((part.status, x_cache(&part)), (206, "HIT"));
+    assert_eq!(
+        stored_lifetime(&proxy_reading, "/t"),
+        Some(Duration::from_secs(60))
+    );
+    for r in [&miss, &hit, &part] {
+        assert_eq!(r.header("inverso-cache-control"), None, "{}", r.head.raw);
+        assert_eq!(r.header("cdn-cache-control"), Some("max-age=600"));
+        assert_eq!(r.header("akamai-cache-control"), Some("max-age=5"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn a_reload_that_lists_a_targeted_field_hides_it_on_entries_stored_before() {
+    let backend = fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("Inverso-Cache-Control", "max-age=600"),
+        ],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    let first = get(&proxy, "/r");
+    expect(&first, 200, "MISS", "/r #1");
+    assert_eq!(first.header("inverso-cache-control"), Some("max-age=600"));
+    let mut next = Config::with_targets(vec![target(backend.addr)]);
+    next.log_to_stdout = false;
+    next.path_to_persistence = None;
+    next.targeted_cache_control = targeted_fields(&["Inverso-Cache-Control"]);
+    cache_on(&mut next);
+    proxy.handle().control().reload(next).unwrap();
+    let hit = get(&proxy, "/r");
+    expect(&hit, 200, "HIT", "/r #1");
+    assert_eq!(
+        hit.header("inverso-cache-control"),
+        None,
+        "{}",
+        hit.head.raw
+    );
+    assert_eq!(backend.requests(), 1);
+}
+
 #[test]
 fn a_switch_of_protocols_does_not_carry_fields_for_the_cache_alone() {
     let backend = Backend::start("upgrade", |_, out| {

@@ -7,7 +7,7 @@
 
 use super::lru::Lru;
 use super::persist::Record;
-use super::policy::{self, Lifetime, Settings};
+use super::policy::{self, Lifetime, OwnFields, Settings};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::headers::push_lines_except;
@@ -49,7 +49,7 @@ pub struct Entry {
     /// last.
     served_len: usize,
     /// The names of those fields when it was stored (or loaded).
-    hidden: &'static [&'static str],
+    hidden: OwnFields,
 }
 
 impl Entry {
@@ -64,7 +64,7 @@ impl Entry {
         settings: &Settings,
     ) -> Entry {
         let hidden = settings.targeting.own_fields();
-        let (bytes, served_len) = sanitize(&mut head, hidden);
+        let (bytes, served_len) = sanitize(&mut head, &hidden);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
         let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
@@ -96,20 +96,21 @@ impl Entry {
     /// it, each line ending in CRLF: all but the fields named in `own`,
     /// the ones for this cache alone as the settings in force name them
     /// (`Shared::own_fields`). Those it was stored under, nearly always:
-    /// a slice of what is stored. Others (a reload changed `surrogate_id`
-    /// or `x_accel_expires` since): a copy without them, as a restart
-    /// would serve it.
-    pub fn served_head(&self, own: &[&str]) -> Cow<'_, [u8]> {
-        if own == self.hidden {
+    /// a slice of what is stored. Others (a reload changed `surrogate_id`,
+    /// `x_accel_expires` or `targeted_cache_control` since): a copy
+    /// without them, as a restart would serve it.
+    pub fn served_head(&self, own: &OwnFields) -> Cow<'_, [u8]> {
+        if *own == self.hidden {
             return Cow::Borrowed(&self.record.head[..self.served_len]);
         }
         let mut head = Vec::with_capacity(self.record.head.len());
-        push_lines_except(&mut head, &self.record.head, own);
+        let names: Vec<&str> = own.iter().collect();
+        push_lines_except(&mut head, &self.record.head, &names);
         Cow::Owned(head)
     }
 
     /// [`Entry::served_head`] without its status line.
-    pub fn served_fields(&self, own: &[&str]) -> Cow<'_, [u8]> {
+    pub fn served_fields(&self, own: &OwnFields) -> Cow<'_, [u8]> {
         let after_status = |head: &[u8]| head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
         match self.served_head(own) {
             Cow::Borrowed(head) => Cow::Borrowed(&head[after_status(head)..]),
@@ -145,7 +146,7 @@ impl Entry {
         }
         std::str::from_utf8(&record.key).ok()?;
         let hidden = settings.targeting.own_fields();
-        let (bytes, served_len) = sanitize(&mut head, hidden);
+        let (bytes, served_len) = sanitize(&mut head, &hidden);
         record.head = bytes;
         let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
@@ -217,7 +218,7 @@ impl Entry {
 /// of it: the fields named in `own` (for this cache alone) are moved last,
 /// to be stored but not served. Every stored head comes here: new,
 /// refreshed by a 304, or read from a snapshot.
-fn sanitize(head: &mut ResponseHead, own: &[&str]) -> (Vec<u8>, usize) {
+fn sanitize(head: &mut ResponseHead, own: &OwnFields) -> (Vec<u8>, usize) {
     strip_hop_by_hop(&mut head.headers, false);
     head.headers.remove("age");
     head.headers.remove("x-cache");
@@ -227,11 +228,11 @@ fn sanitize(head: &mut ResponseHead, own: &[&str]) -> (Vec<u8>, usize) {
     head.version = crate::http::Version::Http11;
     let mut own_fields = Headers::new();
     for (name, value) in head.headers.iter() {
-        if own.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        if own.contains(name) {
             own_fields.push(name, value);
         }
     }
-    for name in own {
+    for name in own.iter() {
         head.headers.remove(name);
     }
     let mut bytes = Vec::with_capacity(256);
@@ -943,6 +944,7 @@ mod tests {
             targeting: policy::Targeting {
                 surrogate_id: Some(Arc::from("edge")),
                 x_accel_expires: true,
+                ..Default::default()
             },
             stale_if_error: Duration::from_secs(60),
             ..plain()
@@ -963,7 +965,7 @@ mod tests {
         };
         let now = SystemTime::now();
         let entry = stored_at_h_a(head, now, lifetime, &edge());
-        let on = edge().targeting.own_fields();
+        let on = &edge().targeting.own_fields();
         let served =
             b"HTTP/1.1 200 OK\r\nCache-Control: no-cache, must-revalidate\r\nETag: \"v1\"\r\n";
         assert_eq!(&entry.served_head(on)[..], served);
@@ -981,7 +983,7 @@ mod tests {
         assert_eq!(back.served_head(on), entry.served_head(on));
         assert!(!back.must_revalidate);
         // Configured off: served as any other field, and not read.
-        let none = plain().targeting.own_fields();
+        let none = &plain().targeting.own_fields();
         let off = Entry::from_record(entry.record.clone(), &plain()).unwrap();
         assert_eq!(off.served_head(none), &off.record.head[..]);
         assert!(off.must_revalidate);
@@ -992,7 +994,7 @@ mod tests {
         let mut only_sc = edge();
         only_sc.targeting.x_accel_expires = false;
         let restarted = Entry::from_record(entry.record.clone(), &only_sc).unwrap();
-        let sc_only = only_sc.targeting.own_fields();
+        let sc_only = &only_sc.targeting.own_fields();
         assert_eq!(entry.served_head(sc_only), restarted.served_head(sc_only));
         assert_eq!(off.served_head(sc_only), restarted.served_head(sc_only));
         assert_eq!(

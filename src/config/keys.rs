@@ -175,6 +175,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.x_accel_expires = b),
     },
     Key {
+        name: "targeted_cache_control",
+        default: "",
+        help: "targeted cache-control fields (RFC 9213) read before Surrogate-Control and \
+               Cache-Control, the first one present and valid winning: CDN-Cache-Control, or a \
+               name of your own ending in -Cache-Control (removed from responses; \
+               CDN-Cache-Control is passed on); empty = none",
+        apply: |c, v| parse_targeted_fields(v).map(|f| c.targeted_cache_control = f),
+    },
+    Key {
         name: "balance",
         default: "round_robin",
         help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",

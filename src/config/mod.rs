@@ -64,6 +64,8 @@ pub struct Config {
     /// The cache's device token for Surrogate-Control; `None`: not read.
     pub surrogate_id: Option<Arc<str>>,
     pub x_accel_expires: bool,
+    /// RFC 9213's target list, lower case (see `policy::Targeting`).
+    pub targeted_cache_control: Arc<[Box<str>]>,
     pub balance: Balance,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
@@ -551,6 +553,7 @@ impl Config {
             stale_while_revalidate: Duration::ZERO,
             surrogate_id: None,
             x_accel_expires: false,
+            targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),
@@ -614,6 +617,7 @@ impl Config {
             targeting: crate::cache::policy::Targeting {
                 surrogate_id: self.surrogate_id.clone(),
                 x_accel_expires: self.x_accel_expires,
+                fields: self.targeted_cache_control.clone(),
             },
             cache_valid: self.cache_valid.clone(),
         }
@@ -1133,6 +1137,37 @@ mod tests {
             let e = build(&format!("targets = 127.0.0.1:1\nsurrogate_id = {bad}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
             assert!(e.message.contains("device token"), "{e}");
+        }
+    }
+
+    #[test]
+    fn targeted_cache_control_lists_fields_ending_in_cache_control() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.targeted_cache_control.is_empty());
+        let c = build(
+            "targets = 127.0.0.1:1\ntargeted_cache_control = Inverso-Cache-Control , CDN-Cache-Control\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = c.targeted_cache_control.iter().map(|n| &**n).collect();
+        assert_eq!(names, ["inverso-cache-control", "cdn-cache-control"]);
+        let nine = (0..9)
+            .map(|i| format!("x{i}-cache-control"))
+            .collect::<Vec<_>>();
+        for (bad, why) in [
+            ("Cache-Control", "ending in"),
+            ("-Cache-Control", "ending in"),
+            ("Vary", "ending in"),
+            ("CDN-Cache-Control,", "ending in"),
+            ("CDN Cache-Control", "ending in"),
+            ("CDN-Cache-Control, cdn-cache-control", "listed twice"),
+            (&nine.join(","), "at most 8"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\ntargeted_cache_control = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.contains(why), "{bad}: {e}");
         }
     }
 

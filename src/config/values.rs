@@ -113,6 +113,48 @@ pub(super) fn parse_device_token(v: &str) -> Result<Arc<str>, String> {
     }
 }
 
+/// The most targeted cache-control fields a configuration may list.
+const MAX_TARGETED_FIELDS: usize = 8;
+
+/// RFC 9213's target list: field names in priority order, each ending in
+/// `-Cache-Control` as every targeted field's does (`CDN-Cache-Control`,
+/// `Inverso-Cache-Control`). The suffix is required because the cache
+/// hides the fields it lists from clients: a slip such as `Vary` or
+/// `Content-Type` would otherwise vanish from every response. Kept lower
+/// case.
+pub(super) fn parse_targeted_fields(v: &str) -> Result<Arc<[Box<str>]>, String> {
+    const SUFFIX: &str = "-cache-control";
+    if v.is_empty() {
+        return Ok(Arc::from([]));
+    }
+    let mut names: Vec<Box<str>> = Vec::new();
+    for name in v.split(',').map(str::trim) {
+        let lower = name.to_ascii_lowercase();
+        let is_targeted = lower.len() > SUFFIX.len()
+            && lower.len() <= 64
+            && lower.ends_with(SUFFIX)
+            && lower.bytes().all(crate::http::head::is_tchar);
+        if !is_targeted {
+            return Err(format!(
+                "`{}` is not a targeted cache-control field: a field name ending in \
+                 -Cache-Control (RFC 9213), such as CDN-Cache-Control, at most 64 characters",
+                name.escape_debug()
+            ));
+        }
+        if names.iter().any(|n| **n == *lower) {
+            return Err(format!("`{name}` is listed twice"));
+        }
+        names.push(lower.into());
+    }
+    if names.len() > MAX_TARGETED_FIELDS {
+        return Err(format!(
+            "{} fields listed; at most {MAX_TARGETED_FIELDS}",
+            names.len()
+        ));
+    }
+    Ok(names.into())
+}
+
 /// An empty value is "not set"; anything else must parse.
 pub(super) fn optional<T>(
     v: &str,

@@ -6,7 +6,7 @@
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
-use crate::cache::policy::{self, CacheControl, HeadVerdict, Lifetime, Settings, Use};
+use crate::cache::policy::{self, CacheControl, HeadVerdict, Lifetime, OwnFields, Settings, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::digits::push_field;
@@ -742,7 +742,7 @@ struct Answering<'a> {
     shutting_down: &'a AtomicBool,
     /// The fields for the cache alone, never served (see
     /// [`Entry::served_head`]).
-    own_fields: &'static [&'static str],
+    own_fields: &'a OwnFields,
 }
 
 #[derive(Clone, Copy)]

@@ -51,9 +51,20 @@ pub struct Shared {
     /// With `rate_limit`: every client address's bucket (kept by a reload
     /// that leaves the limit as it was).
     pub limiter: Option<Arc<Limiter>>,
+    /// See [`Shared::own_fields`]; made once per generation, as a hit
+    /// compares it with its entry's.
+    pub own_fields: policy::OwnFields,
 }
 
 impl Shared {
+    /// What [`Shared::own_fields`] gives for `config`, with a cache or not.
+    pub fn own_fields_for(config: &Config, cache: &Option<Arc<Cache>>) -> policy::OwnFields {
+        match cache {
+            Some(_) => config.cache_settings().targeting.own_fields(),
+            None => policy::OwnFields::default(),
+        }
+    }
+
     /// Counts and logs a connection answered 503 before any request was
     /// read from it (see [`Record::refused`]).
     pub fn log_refusal(&self, record: Record) {
@@ -76,14 +87,8 @@ impl Shared {
 
     /// The fields for the cache alone that it reads and clients never
     /// get; none without a cache (then they pass through as any other).
-    pub fn own_fields(&self) -> &'static [&'static str] {
-        match self.cache {
-            Some(_) => policy::own_fields(
-                self.config.surrogate_id.is_some(),
-                self.config.x_accel_expires,
-            ),
-            None => &[],
-        }
+    pub fn own_fields(&self) -> &policy::OwnFields {
+        &self.own_fields
     }
 }
 

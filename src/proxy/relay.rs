@@ -124,7 +124,7 @@ pub(super) fn relay(
     };
     // The origin's word to the cache alone (stored with what the tee
     // took) is not for clients.
-    for name in shared.own_fields() {
+    for name in shared.own_fields().iter() {
         fetched.response.headers.remove(name);
     }
     let prepared =

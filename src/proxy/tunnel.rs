@@ -117,7 +117,7 @@ pub(super) fn run(
     up.conn.consume(head_len);
     strip_hop_by_hop(&mut response.headers, true);
     // As on every other response (see `relay::relay`).
-    for name in shared.own_fields() {
+    for name in shared.own_fields().iter() {
         response.headers.remove(name);
     }
     response.version = Version::Http11;

@@ -2,14 +2,16 @@
 //! from either side, and the fields a response gives this cache alone
 //! (`Surrogate-Control`, `X-Accel-Expires`).
 
+use crate::http::structured::{parse_dictionary, Item};
 use crate::http::Headers;
 use std::sync::Arc;
 
-/// Which fields the origin may use to speak to this cache alone, over
+/// Which fields the origin may use to speak to this cache, over
 /// Cache-Control and Expires (meant for browsers and every other cache):
+/// the targeted cache-control fields of RFC 9213 the settings list
+/// (`CDN-Cache-Control`, or a name of the operator's own),
 /// `Surrogate-Control` (W3C Edge Architecture 1.0, as Squid, Fastly and
-/// Akamai read it) and nginx's `X-Accel-Expires`. Both are taken out of
-/// the responses clients get.
+/// Akamai read it) and nginx's `X-Accel-Expires`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Targeting {
     /// The device token this cache announces in `Surrogate-Capability` and
@@ -17,13 +19,57 @@ pub struct Targeting {
     /// `Surrogate-Control` is neither read nor removed.
     pub surrogate_id: Option<Arc<str>>,
     pub x_accel_expires: bool,
+    /// RFC 9213's target list: the targeted fields read, the first
+    /// present and valid one winning; lower case.
+    pub fields: Arc<[Box<str>]>,
 }
 
 impl Targeting {
     /// The fields that speak to this cache alone: read, stored with the
     /// response, never sent on to a client.
-    pub fn own_fields(&self) -> &'static [&'static str] {
-        own_fields(self.surrogate_id.is_some(), self.x_accel_expires)
+    pub fn own_fields(&self) -> OwnFields {
+        OwnFields {
+            surrogate_control: self.surrogate_id.is_some(),
+            x_accel_expires: self.x_accel_expires,
+            targeted: self.fields.clone(),
+        }
+    }
+}
+
+/// The one targeted field that speaks to every CDN, those in front of
+/// this cache too: read when listed, and passed on (as Cloudflare passes
+/// it on, and keeps its own `Cloudflare-CDN-Cache-Control`).
+pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// The fields of a response for this cache alone (see
+/// [`Targeting::own_fields`]). Compared whole on every cache hit (an entry
+/// stored under other settings is served without them): the targeted
+/// list is one `Arc` per configuration, so equal settings compare by
+/// pointer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnFields {
+    surrogate_control: bool,
+    x_accel_expires: bool,
+    /// Every listed targeted field but [`CDN_CACHE_CONTROL`].
+    targeted: Arc<[Box<str>]>,
+}
+
+impl OwnFields {
+    /// Their names, lower case.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let surrogate = self.surrogate_control.then_some("surrogate-control");
+        let x_accel = self.x_accel_expires.then_some("x-accel-expires");
+        let targeted = self
+            .targeted
+            .iter()
+            .map(|name| &**name)
+            .filter(|name| *name != CDN_CACHE_CONTROL);
+        surrogate.into_iter().chain(x_accel).chain(targeted)
+    }
+
+    /// Whether `name` (any case) is one of them.
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|own| own.eq_ignore_ascii_case(name))
     }
 }
 
@@ -31,16 +77,6 @@ impl Targeting {
 /// device token `id` (the `surrogate_id` setting).
 pub fn surrogate_capability(id: &str) -> String {
     format!("{id}=\"Surrogate/1.0\"")
-}
-
-/// The fields for this cache alone that it reads (see [`Targeting`]).
-pub fn own_fields(surrogate_control: bool, x_accel_expires: bool) -> &'static [&'static str] {
-    match (surrogate_control, x_accel_expires) {
-        (true, true) => &["surrogate-control", "x-accel-expires"],
-        (true, false) => &["surrogate-control"],
-        (false, true) => &["x-accel-expires"],
-        (false, false) => &[],
-    }
 }
 
 /// Cache-Control directives we act on (RFC 9111 §5.2), from either side.
@@ -126,26 +162,31 @@ impl CacheControl {
     }
 
     /// The directives a stored or arriving response gives this cache: the
-    /// ones in a field for it alone when the origin sent one (see
-    /// [`Targeting`]; `Surrogate-Control` first), else Cache-Control's.
+    /// ones in a field that targets it when the origin sent one (see
+    /// [`Targeting`]: the listed RFC 9213 fields in their order, then
+    /// `Surrogate-Control`, then `X-Accel-Expires`), else Cache-Control's.
     /// Cache-Control's `public` counts either way: it is what lets a
     /// response with `Set-Cookie` be stored, and a field about lifetimes
     /// is no such permission.
     pub fn of_response(headers: &Headers, targeting: &Targeting) -> CacheControl {
         let cc = CacheControl::parse(headers);
-        let targeted = match &targeting.surrogate_id {
-            Some(id) => surrogate_control(headers, id),
-            None => None,
-        };
-        let targeted = targeted.or_else(|| {
-            targeting
-                .x_accel_expires
-                .then(|| x_accel_expires(headers))
-                .flatten()
-        });
+        let targeted = targeting
+            .fields
+            .iter()
+            .find_map(|name| targeted_cache_control(headers, name))
+            .or_else(|| {
+                let id = targeting.surrogate_id.as_deref()?;
+                surrogate_control(headers, id)
+            })
+            .or_else(|| {
+                targeting
+                    .x_accel_expires
+                    .then(|| x_accel_expires(headers))
+                    .flatten()
+            });
         match targeted {
             Some(own) => CacheControl {
-                public: cc.public,
+                public: cc.public || own.public,
                 targeted: true,
                 ..own
             },
@@ -159,6 +200,43 @@ impl CacheControl {
         self.no_cache
             || (!headers.contains("cache-control") && headers.has_token("pragma", "no-cache"))
     }
+}
+
+/// A targeted cache-control field (RFC 9213 §2): a Structured Field
+/// Dictionary of Cache-Control's directives. `None` when it is absent,
+/// empty or not a valid Dictionary (§2.1: the field is then ignored, and
+/// the next one on the list, or Cache-Control, decides). A directive
+/// whose value breaks its type (`max-age=1.5`, `max-age="60"`, `no-store=?0`)
+/// is left out, as §2.1 asks ("SHOULD NOT consume"), the others stand.
+fn targeted_cache_control(headers: &Headers, name: &str) -> Option<CacheControl> {
+    let dictionary = parse_dictionary(headers.get_all(name))?;
+    let mut cc = CacheControl::default();
+    for (directive, value) in dictionary {
+        let seconds = match value {
+            Item::Integer(n) => u64::try_from(n).ok().map(|n| n.min(MAX_DELTA_SECONDS)),
+            _ => None,
+        };
+        // `no-cache` and `private` may name fields; read whole, as in
+        // Cache-Control.
+        let flag = matches!(value, Item::Boolean(true));
+        let flag_or_fields = flag || matches!(value, Item::String(_));
+        match directive.as_str() {
+            "no-store" => cc.no_store |= flag,
+            "must-understand" => cc.must_understand |= flag,
+            "no-cache" => cc.no_cache |= flag_or_fields,
+            "private" => cc.private |= flag_or_fields,
+            "public" => cc.public |= flag,
+            "must-revalidate" | "proxy-revalidate" => cc.must_revalidate |= flag,
+            "max-age" => cc.max_age = seconds.or(cc.max_age),
+            "s-maxage" => cc.s_maxage = seconds.or(cc.s_maxage),
+            "stale-if-error" => cc.stale_if_error = seconds.or(cc.stale_if_error),
+            "stale-while-revalidate" => {
+                cc.stale_while_revalidate = seconds.or(cc.stale_while_revalidate)
+            }
+            _ => {}
+        }
+    }
+    Some(cc)
 }
 
 /// The `Surrogate-Control` directives for this cache (Edge Architecture
@@ -318,6 +396,7 @@ mod tests {
             targeting: Targeting {
                 surrogate_id: Some(Arc::from("edge")),
                 x_accel_expires: true,
+                ..Targeting::default()
             },
             ..settings()
         }
@@ -470,6 +549,151 @@ mod tests {
         assert!(targeted(&[], &public).is_some());
     }
 
+    /// The test settings reading `Inverso-Cache-Control`, then
+    /// `CDN-Cache-Control`, before Surrogate-Control (targeted at `edge`).
+    fn rfc_9213_settings() -> Settings {
+        let mut settings = surrogate_settings();
+        settings.targeting.fields =
+            Arc::from(["inverso-cache-control".into(), CDN_CACHE_CONTROL.into()]);
+        settings
+    }
+
+    fn rfc_9213(req: &[(&str, &str)], resp: &[(&str, &str)]) -> Option<Lifetime> {
+        let now = SystemTime::now();
+        storable(&get(req), &response(200, resp), now, &rfc_9213_settings())
+    }
+
+    fn rfc_9213_fresh(resp: &[(&str, &str)]) -> Option<u64> {
+        rfc_9213(&[], resp).map(|l| l.fresh.as_secs())
+    }
+
+    #[test]
+    fn the_first_listed_targeted_field_goes_before_the_others() {
+        let own = |v| ("Inverso-Cache-Control", v);
+        let cdn = |v| ("CDN-Cache-Control", v);
+        let cc = ("Cache-Control", "max-age=5");
+        // RFC 9213 §2.2: the first field on the list that is present,
+        // valid and not empty; then Surrogate-Control, then Cache-Control.
+        assert_eq!(
+            rfc_9213_fresh(&[cc, cdn("max-age=60"), own("max-age=30")]),
+            Some(30)
+        );
+        assert_eq!(rfc_9213_fresh(&[cc, cdn("max-age=60")]), Some(60));
+        let sc = ("Surrogate-Control", "max-age=90");
+        assert_eq!(rfc_9213_fresh(&[cc, sc, cdn("max-age=60")]), Some(60));
+        for skipped in [
+            "",
+            "max-age=60,",
+            "MAX-AGE=60",
+            "max-age = 60",
+            "max-age=\"60",
+        ] {
+            let resp = [cc, own(skipped), cdn("max-age=60")];
+            assert_eq!(rfc_9213_fresh(&resp), Some(60), "{skipped:?}");
+            assert_eq!(rfc_9213_fresh(&[cc, own(skipped)]), Some(5), "{skipped:?}");
+        }
+        // Not listed: not read (and, see store, passed on).
+        let other = ("Akamai-Cache-Control", "max-age=60");
+        assert_eq!(rfc_9213_fresh(&[cc, other]), Some(5));
+        // Off: Cache-Control alone.
+        let resp = response(200, &[cc, cdn("max-age=60")]);
+        let lifetime = storable(&get(&[]), &resp, SystemTime::now(), &settings());
+        assert_eq!(lifetime.map(|l| l.fresh.as_secs()), Some(5));
+    }
+
+    #[test]
+    fn a_targeted_field_sets_cache_control_and_expires_aside() {
+        let cdn = |v| ("CDN-Cache-Control", v);
+        // RFC 9213 §3.1's examples: stored by this cache alone, or by
+        // every cache but this one.
+        let no_store = ("Cache-Control", "no-store");
+        assert_eq!(rfc_9213_fresh(&[no_store, cdn("max-age=60")]), Some(60));
+        let everyone = [("Cache-Control", "max-age=60"), cdn("no-store")];
+        assert_eq!(rfc_9213_fresh(&everyone), None);
+        // `none` names no directive, and is not empty: Cache-Control is
+        // set aside, and with it its lifetime; a validator keeps the
+        // response to be revalidated.
+        let none = [no_store, ("ETag", "\"x\""), cdn("none")];
+        assert_eq!(rfc_9213_fresh(&none), Some(0));
+        let expires = [(
+            "Expires",
+            &*format_http_date(SystemTime::now() + Duration::from_secs(600)),
+        )];
+        let with_expires = [expires[0], ("ETag", "\"x\""), cdn("must-revalidate")];
+        assert_eq!(rfc_9213_fresh(&with_expires), Some(0));
+        // Every directive of Cache-Control, with its meaning there.
+        assert_eq!(rfc_9213_fresh(&[cdn("private, max-age=60")]), None);
+        assert_eq!(
+            rfc_9213_fresh(&[cdn("private=\"x-user\", max-age=60")]),
+            None
+        );
+        assert_eq!(
+            rfc_9213_fresh(&[("ETag", "\"x\""), cdn("no-cache, max-age=60")]),
+            Some(0)
+        );
+        assert_eq!(rfc_9213_fresh(&[cdn("s-maxage=30, max-age=60")]), Some(30));
+        let windows = rfc_9213(&[], &[cdn("max-age=60, stale-if-error=600")]).unwrap();
+        assert_eq!(windows.stale_if_error, Duration::from_secs(600));
+        let strict = rfc_9213(&[], &[cdn("max-age=60, must-revalidate")]).unwrap();
+        assert_eq!(strict.stale_if_error, Duration::ZERO);
+        // A value of the wrong type is left out; the rest stands.
+        for odd in ["max-age=1.5", "max-age=\"60\"", "max-age=-5", "max-age=?1"] {
+            let resp = [("ETag", "\"x\""), cdn(odd)];
+            assert_eq!(rfc_9213_fresh(&resp), Some(0), "{odd}");
+        }
+        assert_eq!(rfc_9213_fresh(&[cdn("no-store=?0, max-age=60")]), Some(60));
+        // A repeated directive: its last value (a Dictionary's rule).
+        assert_eq!(rfc_9213_fresh(&[cdn("max-age=10, max-age=20")]), Some(20));
+        // Lines are one Dictionary.
+        assert_eq!(rfc_9213_fresh(&[cdn("max-age=60"), cdn("no-store")]), None);
+    }
+
+    #[test]
+    fn a_targeted_field_grants_what_it_says_but_not_credentials() {
+        let cdn = |v| ("CDN-Cache-Control", v);
+        // Its `public` lets a response with Set-Cookie be stored, as
+        // Cache-Control's does (the cookie itself never is).
+        assert_eq!(
+            rfc_9213_fresh(&[("Set-Cookie", "a=1"), cdn("max-age=60")]),
+            None
+        );
+        assert_eq!(
+            rfc_9213_fresh(&[("Set-Cookie", "a=1"), cdn("public, max-age=60")]),
+            Some(60)
+        );
+        // Answers to requests with credentials: Cache-Control's word only,
+        // as for Surrogate-Control (a middleware may give every page a
+        // lifetime for the CDN).
+        let auth = [("Authorization", "Basic eDp5")];
+        assert!(rfc_9213(&auth, &[cdn("public, max-age=60")]).is_none());
+        let permitted = [("Cache-Control", "public"), cdn("max-age=60")];
+        assert_eq!(
+            rfc_9213(&auth, &permitted).map(|l| l.fresh.as_secs()),
+            Some(60)
+        );
+        // Cookies in the request: an explicit lifetime, as max-age.
+        assert!(rfc_9213(&[("Cookie", "a=1")], &[cdn("max-age=60")]).is_some());
+        assert!(rfc_9213(&[("Cookie", "a=1")], &[("ETag", "\"x\""), cdn("max-age=0")]).is_none());
+    }
+
+    #[test]
+    fn own_fields_are_the_listed_ones_but_cdn_cache_control() {
+        let own = rfc_9213_settings().targeting.own_fields();
+        let names: Vec<&str> = own.iter().collect();
+        assert_eq!(
+            names,
+            [
+                "surrogate-control",
+                "x-accel-expires",
+                "inverso-cache-control"
+            ]
+        );
+        assert!(own.contains("Inverso-Cache-Control"));
+        assert!(!own.contains("CDN-Cache-Control"));
+        assert_eq!(own, rfc_9213_settings().targeting.own_fields());
+        assert_ne!(own, surrogate_settings().targeting.own_fields());
+    }
+
     #[test]
     fn x_accel_expires_as_nginx_reads_it() {
         let secs = |s| Some(Duration::from_secs(s));
@@ -501,6 +725,7 @@ mod tests {
             targeting: Targeting {
                 surrogate_id: None,
                 x_accel_expires: false,
+                ..Targeting::default()
             },
             ..settings()
         };

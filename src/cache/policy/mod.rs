@@ -24,7 +24,7 @@ mod valid;
 pub use conditional::{
     compare_head, not_modified, refresh_from_304, same_validator, validators, HeadVerdict,
 };
-pub use directives::{own_fields, surrogate_capability, CacheControl, Targeting};
+pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting, CDN_CACHE_CONTROL};
 pub use key::{
     keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key, vary_names,
 };
@@ -248,9 +248,8 @@ pub fn stale_window(
 /// origin's word on caching, and stale-if-error applies to it as usual.)
 pub fn must_revalidate(fresh: Duration, cc: &CacheControl, response: &ResponseHead) -> bool {
     let only_revalidated = fresh.is_zero()
-        && cc.s_maxage.or(cc.max_age).is_none()
-        && !cc.targeted
-        && !response.headers.contains("expires");
+        && cc.s_maxage.or(cc.max_age).or(cc.fresh_until).is_none()
+        && (cc.targeted || !response.headers.contains("expires"));
     cc.forbids_stale() || only_revalidated
 }
 
@@ -268,6 +267,11 @@ fn explicit_freshness(
         // At most 2^31 seconds: no overflow.
         let until = UNIX_EPOCH + Duration::from_secs(until);
         return Some(until.duration_since(date()).unwrap_or(Duration::ZERO));
+    }
+    // RFC 9213 §2.2: a field that targets this cache sets Expires aside
+    // with Cache-Control.
+    if cc.targeted {
+        return None;
     }
     let expires = response.headers.get_str("expires")?;
     // An invalid Expires (e.g. "0") means "already expired" (§5.3).
