@@ -6,7 +6,7 @@
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
-use crate::cache::policy::{self, CacheControl, HeadVerdict, Lifetime, OwnFields, Settings, Use};
+use crate::cache::policy::{self, CacheControl, Lifetime, OwnFields, Settings, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::digits::push_field;
@@ -275,19 +275,17 @@ pub(super) fn serve(
         }
     }
     // A 304 to the cache's conditions, or (RFC 9111 §4.3.5) a 200 to a
-    // HEAD that names the stored body: the entry is refreshed with its
-    // fields. A HEAD that names another body shows the entry outdated.
+    // HEAD that describes the stored body: the entry is refreshed with its
+    // fields. A HEAD that describes another body shows the entry outdated.
     let confirmed = match (&stored, fetched.response.status) {
         (Some(_), 304) => revalidating,
         (Some(entry), 200) if request.is_head() => {
-            match policy::compare_head(&entry.head, entry.record.body.len(), &fetched.response) {
-                HeadVerdict::Confirms => true,
-                HeadVerdict::Contradicts => {
-                    cache.invalidate(&primary);
-                    false
-                }
-                HeadVerdict::Silent => false,
+            let body_len = entry.record.body.len();
+            let same = policy::head_describes(&entry.head, body_len, &fetched.response);
+            if !same {
+                cache.invalidate(&primary);
             }
+            same
         }
         _ => false,
     };

@@ -21,9 +21,7 @@ mod key;
 mod test_support;
 mod valid;
 
-pub use conditional::{
-    compare_head, not_modified, refresh_from_304, same_validator, validators, HeadVerdict,
-};
+pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting, CDN_CACHE_CONTROL};
 pub use key::{
     keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key, vary_names,
