@@ -1954,22 +1954,20 @@ fn a_changed_resource_replaces_the_entry_on_revalidation() {
     assert_eq!(cache_of(&proxy).len(), 1);
 }
 
-/// An origin whose GET answers are born stale (`max-age=0`, `ETag: "v1"`,
-/// `X-Version: 1`), and which answers every HEAD 200 with `on_head`,
-/// whatever its conditions: many frameworks answer a HEAD as a GET
-/// without its body, and never with 304.
-fn head_ignoring_conditions(on_head: &[(&str, &str)]) -> Backend {
-    let on_head = fields(on_head);
-    let on_get = fields(&[
-        ("Cache-Control", "max-age=0"),
-        ("ETag", "\"v1\""),
-        ("X-Version", "1"),
-    ]);
+/// An origin that answers a GET with `on_get` (and the body `PATH #N`), and
+/// every HEAD 200 with what `on_head` gives for it, whatever its
+/// conditions: many frameworks answer a HEAD as a GET without its body,
+/// and never with 304.
+fn head_origin(
+    on_get: &[(&str, &str)],
+    on_head: impl Fn(&Seen) -> Vec<(String, String)> + Send + Sync + 'static,
+) -> Backend {
+    let on_get = fields(on_get);
     let numbered = AtomicUsize::new(0);
     Backend::start("origin", move |seen, out| {
         let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
         if seen.method() == "HEAD" {
-            write_response(out, 200, &on_head, None);
+            write_response(out, 200, &on_head(seen), None);
         } else {
             let body = format!("{} #{n}", seen.path());
             write_response(out, 200, &on_get, Some(body.as_bytes()));
@@ -1978,8 +1976,26 @@ fn head_ignoring_conditions(on_head: &[(&str, &str)]) -> Backend {
     })
 }
 
+/// A [`head_origin`] whose GET answers are born stale (`max-age=0`,
+/// `ETag: "v1"`, `X-Version: 1`), and whose HEAD answers are `on_head`.
+fn head_ignoring_conditions(on_head: &[(&str, &str)]) -> Backend {
+    let on_head = fields(on_head);
+    head_origin(
+        &[
+            ("Cache-Control", "max-age=0"),
+            ("ETag", "\"v1\""),
+            ("X-Version", "1"),
+        ],
+        move |_| on_head.clone(),
+    )
+}
+
 fn head(proxy: &Proxy, path: &str) -> Response {
-    proxy.exchange(|c| c.head(path))
+    head_with(proxy, path, &[])
+}
+
+fn head_with(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Response {
+    proxy.exchange(|c| c.head_with(path, headers))
 }
 
 #[test]
@@ -2013,7 +2029,7 @@ fn a_head_answered_200_with_the_stored_validator_refreshes_the_get_entry() {
 }
 
 #[test]
-fn a_head_answered_200_that_contradicts_the_stored_get_drops_it() {
+fn a_head_answered_200_that_contradicts_the_stored_get_is_relayed_and_refreshes_nothing() {
     for (why, etag, length) in [
         ("another ETag", "\"v2\"", "5"),
         ("another length", "\"v1\"", "6"),
@@ -2033,10 +2049,12 @@ fn a_head_answered_200_that_contradicts_the_stored_get_drops_it() {
             r.head.raw
         );
         assert_eq!(r.header("etag"), Some(etag), "{why}: the origin's answer");
+        let entries = cache_of(&proxy).entries();
+        let stored = &entries[0].head.headers;
         assert_eq!(
-            cache_of(&proxy).len(),
-            0,
-            "{why}: the stored GET is outdated"
+            (stored.get_str("etag"), stored.get_str("cache-control")),
+            (Some("\"v1\""), Some("max-age=0")),
+            "{why}: the stored GET is outdated, not refreshed"
         );
     }
 }
@@ -2059,6 +2077,146 @@ fn a_head_answered_200_without_validators_refreshes_the_get_entry_too() {
     assert_eq!(r.header("etag"), Some("\"v1\""), "{}", r.head.raw);
     expect(&get(&proxy, "/h"), 200, "HIT", "/h #1");
     assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_heads_answer_for_one_client_does_not_refresh_the_shared_get_entry() {
+    // As a GET, none of these answers would be stored for everyone: one
+    // for a request with credentials, one setting a cookie, one that
+    // varies on what the stored response did not, one to a request that
+    // says no-store. As a HEAD's answer, they must not reach the entry.
+    let fresh = [("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")];
+    let no_cache = ("Cache-Control", "no-cache");
+    for (why, request, answer) in [
+        (
+            "credentials",
+            vec![("Authorization", "alice"), no_cache],
+            vec![],
+        ),
+        (
+            "a cookie set",
+            vec![no_cache],
+            vec![("Set-Cookie", "sid=alice")],
+        ),
+        (
+            "another Vary",
+            vec![("Cookie", "sid=alice"), no_cache],
+            vec![("Vary", "Cookie")],
+        ),
+        (
+            "no-store",
+            vec![("Cache-Control", "no-store, no-cache")],
+            vec![],
+        ),
+    ] {
+        let answer = fields(&answer);
+        let backend = head_origin(&fresh, move |_| {
+            let mut f = fields(&[
+                ("Cache-Control", "max-age=60"),
+                ("ETag", "\"v1\""),
+                ("X-User", "alice"),
+            ]);
+            f.extend(answer.iter().cloned());
+            f
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        expect(&get(&proxy, "/h"), 200, "MISS", "/h #1");
+        let r = head_with(&proxy, "/h", &request);
+        assert_eq!(r.header("x-user"), Some("alice"), "{why}: {}", r.head.raw);
+        let r = get(&proxy, "/h");
+        assert_eq!(
+            (x_cache(&r), r.header("x-user"), r.header("vary")),
+            ("HIT", None, None),
+            "{why}: one client's answer served to the next: {}",
+            r.head.raw
+        );
+    }
+}
+
+#[test]
+fn a_heads_answer_for_one_client_does_not_take_the_entry_from_others() {
+    // A signed-in client's HEAD, answered with its own private page (its
+    // own ETag), says nothing of the page everyone else gets.
+    let backend = head_origin(
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+        |seen| {
+            assert!(seen.head.has("authorization") || seen.head.has("cookie"));
+            fields(&[("Cache-Control", "private"), ("ETag", "\"alice-1\"")])
+        },
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/h");
+    for credential in ["Authorization", "Cookie"] {
+        head_with(
+            &proxy,
+            "/h",
+            &[(credential, "alice"), ("Cache-Control", "no-cache")],
+        );
+        expect(&get(&proxy, "/h"), 200, "HIT", "/h #1");
+    }
+}
+
+#[test]
+fn a_heads_answer_naming_another_body_makes_the_entry_stale_not_gone() {
+    // RFC 9111 §4.3.5: "consider the stored response to be stale". It
+    // still stands in when the origin fails (here, every GET after the
+    // first).
+    let gets = AtomicUsize::new(0);
+    let backend = Backend::start("origin", move |seen, out| {
+        let fresh = |etag| fields(&[("Cache-Control", "max-age=60"), ("ETag", etag)]);
+        if seen.method() == "HEAD" {
+            write_response(out, 200, &fresh("\"v2\""), None);
+        } else if gets.fetch_add(1, Ordering::SeqCst) == 0 {
+            write_response(out, 200, &fresh("\"v1\""), Some(b"/h #1"));
+        } else {
+            write_response(out, 500, &[], Some(b"down"));
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| c.stale_if_error = Duration::from_secs(600));
+    get(&proxy, "/h");
+    let r = head_with(&proxy, "/h", &[("Cache-Control", "no-cache")]);
+    assert_eq!((x_cache(&r), r.header("etag")), ("MISS", Some("\"v2\"")));
+    assert_eq!(cache_of(&proxy).len(), 1, "kept for when the origin fails");
+    // Stale, or it would be a HIT without asking the origin.
+    expect(&get(&proxy, "/h"), 200, "STALE", "/h #1");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn a_304_varying_on_other_fields_than_the_stored_response_is_asked_again() {
+    // The stored response varied on nothing; revalidated with alice's
+    // cookie, the 304 says it varies on Cookie (the session was touched):
+    // its fields are about alice's variant, not the stored one's.
+    let backend = origin(|seen| {
+        let alice = [
+            ("Cache-Control", "max-age=60"),
+            ("ETag", "\"v1\""),
+            ("Vary", "Cookie"),
+            ("X-User", "alice"),
+        ];
+        match (seen.head.has("cookie"), seen.head.has("if-none-match")) {
+            (true, true) => (304, fields(&alice)),
+            (true, false) => (200, fields(&alice)),
+            (false, _) => (
+                200,
+                fields(&[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")]),
+            ),
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/v"), 200, "MISS", "/v #1");
+    let r = get_with(&proxy, "/v", &[("Cookie", "sid=alice")]);
+    expect(&r, 200, "MISS", "/v #3");
+    assert_eq!(r.header("x-user"), Some("alice"));
+    assert_eq!(backend.requests(), 3, "asked again without a condition");
+    let r = get(&proxy, "/v");
+    assert_eq!(
+        r.header("x-user"),
+        None,
+        "alice's answer for bob: {}",
+        r.head.raw
+    );
 }
 
 #[test]

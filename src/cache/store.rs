@@ -30,7 +30,7 @@ pub const ENTRY_OVERHEAD: u64 = 512;
 const MAX_TRACKED_INVALIDATIONS: usize = 4096;
 
 /// One stored response.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     /// What goes to disk, and what is served: `head` is the status line and
     /// fields, each line ending in CRLF, without framing fields; `body` is
@@ -119,6 +119,19 @@ impl Entry {
                 Cow::Owned(head)
             }
         }
+    }
+
+    /// The entry as an answer from the origin shows it outdated (RFC 9111
+    /// §4.3.5, a HEAD's): stale from `now` if it was still fresh, with the
+    /// stale window it was given, so that it still stands in when the
+    /// origin fails.
+    pub fn outdated(&self, now: SystemTime) -> Entry {
+        let mut entry = self.clone();
+        let record = &mut entry.record;
+        let window = record.stale_until.saturating_sub(record.expires_at);
+        record.expires_at = record.expires_at.min(unix_ms(now)).max(record.stored_at);
+        record.stale_until = record.expires_at.saturating_add(window);
+        entry
     }
 
     /// How [`policy::usable`] sees it at `now`.

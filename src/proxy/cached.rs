@@ -280,12 +280,16 @@ pub(super) fn serve(
     let confirmed = match (&stored, fetched.response.status) {
         (Some(_), 304) => revalidating,
         (Some(entry), 200) if request.is_head() => {
-            let body_len = entry.record.body.len();
-            let same = policy::head_describes(&entry.head, body_len, &fetched.response);
-            if !same {
-                cache.invalidate(&primary);
+            let verdict = HeadAnswer {
+                request: &request,
+                entry,
+                response_time,
             }
-            same
+            .describes_entry(&fetched, shared);
+            if verdict == Some(false) {
+                cache.insert_filled(Arc::new(entry.outdated(response_time)), &fill);
+            }
+            verdict == Some(true)
         }
         _ => false,
     };
@@ -484,6 +488,35 @@ impl Revalidated<'_> {
     }
 }
 
+/// A 200 to a HEAD sent for a stored GET response (RFC 9111 §4.3.5).
+struct HeadAnswer<'a> {
+    request: &'a RequestHead,
+    entry: &'a Entry,
+    response_time: SystemTime,
+}
+
+impl HeadAnswer<'_> {
+    /// Whether the answer describes the stored body (`Some(true)`: the
+    /// entry takes its fields) or another one (`Some(false)`: the entry is
+    /// outdated); `None` when it is no answer for everyone, which says
+    /// nothing of the entry: one that could not have been stored as a
+    /// GET's on its own terms (for a request with credentials, setting a
+    /// cookie, `private`, or to a request saying `no-store`), or that
+    /// varies on other fields than the entry (it was chosen by them).
+    fn describes_entry(&self, fetched: &Fetched<'_>, shared: &Shared) -> Option<bool> {
+        let settings = shared.cache_settings();
+        let answer = &fetched.response;
+        let as_get = request_as_get(self.request);
+        let for_everyone =
+            policy::storable(&as_get, answer, self.response_time, &settings).is_some();
+        if !for_everyone || policy::vary_names(answer) != policy::vary_names(&self.entry.head) {
+            return None;
+        }
+        let body_len = self.entry.record.body.len();
+        Some(policy::head_describes(&self.entry.head, body_len, answer))
+    }
+}
+
 /// An entry served stale under its stale-while-revalidate window, to be
 /// revalidated once its response is out, with the cache's own request.
 pub(super) struct Refresh {
@@ -656,9 +689,16 @@ fn fetch_validated<'s>(
     loop {
         let fetched = fetch(client, request, &validators, keep_alive, shared)?;
         let revalidating = !validators.is_empty();
+        // A 304 naming another validator is about another representation;
+        // one varying on other fields than the stored response, about
+        // other variants (its fields would be stored under the old key).
         let another_version = revalidating
             && fetched.response.status == 304
-            && stored.is_some_and(|e| !policy::same_validator(&e.head, &fetched.response));
+            && stored.is_some_and(|e| {
+                let varies_otherwise = fetched.response.headers.contains("vary")
+                    && policy::vary_names(&fetched.response) != policy::vary_names(&e.head);
+                !policy::same_validator(&e.head, &fetched.response) || varies_otherwise
+            });
         if !another_version {
             return Ok((fetched, revalidating));
         }

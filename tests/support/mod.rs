@@ -677,7 +677,17 @@ impl Client {
 
     /// `HEAD path`; the response is read without a body.
     pub fn head(&mut self, path: &str) -> Response {
-        self.send(format!("HEAD {path} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+        self.head_with(path, &[])
+    }
+
+    /// `HEAD path` with extra request fields.
+    pub fn head_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = format!("HEAD {path} HTTP/1.1\r\nHost: test.example\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        self.send(request.as_bytes());
         self.head_response()
     }
 
