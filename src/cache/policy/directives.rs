@@ -63,7 +63,7 @@ impl OwnFields {
             .targeted
             .iter()
             .map(|name| &**name)
-            .filter(|name| *name != CDN_CACHE_CONTROL);
+            .filter(|name| !name.eq_ignore_ascii_case(CDN_CACHE_CONTROL));
         surrogate.into_iter().chain(x_accel).chain(targeted)
     }
 
@@ -205,37 +205,44 @@ impl CacheControl {
 /// A targeted cache-control field (RFC 9213 §2): a Structured Field
 /// Dictionary of Cache-Control's directives. `None` when it is absent,
 /// empty or not a valid Dictionary (§2.1: the field is then ignored, and
-/// the next one on the list, or Cache-Control, decides). A directive
-/// whose value breaks its type (`max-age=1.5`, `max-age="60"`, `no-store=?0`)
-/// is left out, as §2.1 asks ("SHOULD NOT consume"), the others stand.
+/// the next one on the list, or Cache-Control, decides).
+///
+/// A value of the wrong type is one §2.1 says not to consume; read as
+/// nothing, it would make a cache store more than the origin meant. So
+/// it errs the way Cache-Control's parsing does: a directive that
+/// restricts caching (`private=x-user`, a token where a string belongs)
+/// counts unless it says false (`no-store=?0`); a lifetime that is not a
+/// non-negative integer (`max-age=1.5`, `max-age="60"`) is 0, as an
+/// invalid one makes a response stale (RFC 9111 §4.2.1); a stale window
+/// or a permission (`public`, `must-understand`) of another type is left
+/// out. Members come in order, a repeated one's last value winning.
 fn targeted_cache_control(headers: &Headers, name: &str) -> Option<CacheControl> {
     let dictionary = parse_dictionary(headers.get_all(name))?;
     let mut cc = CacheControl::default();
+    let (mut must_revalidate, mut proxy_revalidate) = (false, false);
     for (directive, value) in dictionary {
         let seconds = match value {
             Item::Integer(n) => u64::try_from(n).ok().map(|n| n.min(MAX_DELTA_SECONDS)),
             _ => None,
         };
-        // `no-cache` and `private` may name fields; read whole, as in
-        // Cache-Control.
-        let flag = matches!(value, Item::Boolean(true));
-        let flag_or_fields = flag || matches!(value, Item::String(_));
+        let restricts = !matches!(value, Item::Boolean(false));
+        let permits = matches!(value, Item::Boolean(true));
         match directive.as_str() {
-            "no-store" => cc.no_store |= flag,
-            "must-understand" => cc.must_understand |= flag,
-            "no-cache" => cc.no_cache |= flag_or_fields,
-            "private" => cc.private |= flag_or_fields,
-            "public" => cc.public |= flag,
-            "must-revalidate" | "proxy-revalidate" => cc.must_revalidate |= flag,
-            "max-age" => cc.max_age = seconds.or(cc.max_age),
-            "s-maxage" => cc.s_maxage = seconds.or(cc.s_maxage),
-            "stale-if-error" => cc.stale_if_error = seconds.or(cc.stale_if_error),
-            "stale-while-revalidate" => {
-                cc.stale_while_revalidate = seconds.or(cc.stale_while_revalidate)
-            }
+            "no-store" => cc.no_store = restricts,
+            "no-cache" => cc.no_cache = restricts,
+            "private" => cc.private = restricts,
+            "must-revalidate" => must_revalidate = restricts,
+            "proxy-revalidate" => proxy_revalidate = restricts,
+            "must-understand" => cc.must_understand = permits,
+            "public" => cc.public = permits,
+            "max-age" => cc.max_age = Some(seconds.unwrap_or(0)),
+            "s-maxage" => cc.s_maxage = Some(seconds.unwrap_or(0)),
+            "stale-if-error" => cc.stale_if_error = seconds,
+            "stale-while-revalidate" => cc.stale_while_revalidate = seconds,
             _ => {}
         }
     }
+    cc.must_revalidate = must_revalidate || proxy_revalidate;
     Some(cc)
 }
 
@@ -346,7 +353,9 @@ pub(super) fn delta_seconds(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::policy::test_support::{fresh_for, get, response, settings};
+    use crate::cache::policy::test_support::{
+        fresh_for, fresh_with, get, response, settings, with_cache_valid,
+    };
     use crate::cache::policy::{storable, Lifetime, Settings};
     use crate::http::date::format_http_date;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -527,14 +536,14 @@ mod tests {
         assert!(targeted(&auth, &[("X-Accel-Expires", "60")]).is_none());
         let private = [("Cache-Control", "private"), sc("max-age=60")];
         assert!(targeted(&auth, &private).is_none());
-        for permission in ["public", "s-maxage=5", "must-revalidate"] {
-            let resp = [("Cache-Control", permission), sc("max-age=60")];
-            let lifetime = targeted(&auth, &resp);
-            assert_eq!(
-                lifetime.map(|l| l.fresh.as_secs()),
-                Some(60),
-                "{permission}"
-            );
+        let resp = [("Cache-Control", "public"), sc("max-age=60")];
+        assert_eq!(targeted(&auth, &resp).map(|l| l.fresh.as_secs()), Some(60));
+        // s-maxage and must-revalidate permit it for the revalidation they
+        // impose once stale, which this cache does not read here: its
+        // window would be the one the targeted field gives.
+        for obligation in ["s-maxage=5", "must-revalidate"] {
+            let resp = [("Cache-Control", obligation), sc("max-age=60")];
+            assert_eq!(targeted(&auth, &resp), None, "{obligation}");
         }
         // Set-Cookie still needs Cache-Control's `public`.
         assert_eq!(
@@ -556,6 +565,13 @@ mod tests {
         settings.targeting.fields =
             Arc::from(["inverso-cache-control".into(), CDN_CACHE_CONTROL.into()]);
         settings
+    }
+
+    fn rfc_9213_with_cache_valid() -> Settings {
+        Settings {
+            cache_valid: with_cache_valid("200 10m").cache_valid,
+            ..rfc_9213_settings()
+        }
     }
 
     fn rfc_9213(req: &[(&str, &str)], resp: &[(&str, &str)]) -> Option<Lifetime> {
@@ -636,14 +652,42 @@ mod tests {
         assert_eq!(windows.stale_if_error, Duration::from_secs(600));
         let strict = rfc_9213(&[], &[cdn("max-age=60, must-revalidate")]).unwrap();
         assert_eq!(strict.stale_if_error, Duration::ZERO);
-        // A value of the wrong type is left out; the rest stands.
+        // A value of the wrong type errs toward caching less: a lifetime
+        // is 0 (whatever cache_valid would give), a restriction counts
+        // unless it says false, a stale window is left out.
+        let valid = rfc_9213_with_cache_valid();
         for odd in ["max-age=1.5", "max-age=\"60\"", "max-age=-5", "max-age=?1"] {
             let resp = [("ETag", "\"x\""), cdn(odd)];
             assert_eq!(rfc_9213_fresh(&resp), Some(0), "{odd}");
+            assert_eq!(
+                fresh_with(&valid, &[], 200, &resp),
+                Some(Duration::ZERO),
+                "{odd}"
+            );
         }
+        assert_eq!(rfc_9213_fresh(&[cdn("private=x-user, max-age=60")]), None);
+        assert_eq!(
+            rfc_9213_fresh(&[cdn("private=(\"x-user\"), max-age=60")]),
+            None
+        );
+        assert_eq!(rfc_9213_fresh(&[cdn("no-store=1, max-age=60")]), None);
+        let no_cache_token = [("ETag", "\"x\""), cdn("no-cache=x-user, max-age=60")];
+        assert_eq!(rfc_9213_fresh(&no_cache_token), Some(0));
         assert_eq!(rfc_9213_fresh(&[cdn("no-store=?0, max-age=60")]), Some(60));
+        let odd_window = rfc_9213(&[], &[cdn("max-age=60, stale-if-error=1.5")]).unwrap();
+        assert_eq!(
+            odd_window.stale_if_error,
+            Duration::from_secs(60),
+            "the setting's"
+        );
+        let odd_public = [("Set-Cookie", "a=1"), cdn("public=1, max-age=60")];
+        assert_eq!(rfc_9213_fresh(&odd_public), None);
         // A repeated directive: its last value (a Dictionary's rule).
         assert_eq!(rfc_9213_fresh(&[cdn("max-age=10, max-age=20")]), Some(20));
+        assert_eq!(
+            rfc_9213_fresh(&[cdn("no-store, max-age=60, no-store=?0")]),
+            Some(60)
+        );
         // Lines are one Dictionary.
         assert_eq!(rfc_9213_fresh(&[cdn("max-age=60"), cdn("no-store")]), None);
     }
@@ -666,6 +710,10 @@ mod tests {
         // lifetime for the CDN).
         let auth = [("Authorization", "Basic eDp5")];
         assert!(rfc_9213(&auth, &[cdn("public, max-age=60")]).is_none());
+        for obligation in ["s-maxage=5", "must-revalidate"] {
+            let resp = [("Cache-Control", obligation), cdn("max-age=60")];
+            assert!(rfc_9213(&auth, &resp).is_none(), "{obligation}");
+        }
         let permitted = [("Cache-Control", "public"), cdn("max-age=60")];
         assert_eq!(
             rfc_9213(&auth, &permitted).map(|l| l.fresh.as_secs()),

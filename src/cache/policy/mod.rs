@@ -32,7 +32,6 @@ use crate::http::date::parse_http_date;
 use crate::http::forward::FORWARDING_FIELDS;
 use crate::http::{RequestHead, ResponseHead};
 use directives::delta_seconds;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,14 +130,17 @@ pub fn storable(
     // lifetime given to this cache alone does not: an application may
     // give one to every page (a middleware's Surrogate-Control) and mark
     // a user's own `private` for browsers, which this cache then does not
-    // read. Squid stores none while it reads Surrogate-Control.
+    // read. Squid stores none while it reads Surrogate-Control. Nor, then,
+    // do Cache-Control's `s-maxage` and `must-revalidate`: they permit it
+    // for the revalidation they impose once stale, and with a field for
+    // this cache read they are not; only its `public` still counts.
     if request.headers.contains("authorization") {
-        let said = if cc.targeted {
-            Cow::Owned(CacheControl::parse(&response.headers))
+        let permitted = if cc.targeted {
+            CacheControl::parse(&response.headers).public
         } else {
-            Cow::Borrowed(&cc)
+            cc.public || cc.s_maxage.is_some() || cc.must_revalidate
         };
-        if !(said.public || said.s_maxage.is_some() || said.must_revalidate) {
+        if !permitted {
             return None;
         }
     }
