@@ -1809,6 +1809,27 @@ fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
 }
 
 #[test]
+fn a_revalidation_for_a_request_saying_no_store_is_not_stored() {
+    // RFC 9111 §5.2.1.5: no part of the answer to it is stored; the 304's
+    // freshness refreshes what this client gets, not the entry.
+    let (backend, proxy) = behind_cache(etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("ETag", "\"v1\""),
+            ("X-Refreshed", "yes"),
+        ],
+    ));
+    get(&proxy, "/n");
+    let r = get_with(&proxy, "/n", &[("Cache-Control", "no-store")]);
+    expect(&r, 200, "REVALIDATED", "/n #1");
+    assert_eq!(r.header("x-refreshed"), Some("yes"));
+    let r = get(&proxy, "/n");
+    expect(&r, 200, "REVALIDATED", "/n #1");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
 fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
     let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],

@@ -471,7 +471,11 @@ impl Revalidated<'_> {
                 &settings,
             ))
         };
+        // A request saying no-store has no part of its answer stored (RFC
+        // 9111 §5.2.1.5), a refresh neither: it is served this once.
+        let stored_for_others = !CacheControl::parse(&self.request.headers).no_store;
         match storable {
+            Some(lifetime) if !stored_for_others => refreshed(lifetime),
             Some(lifetime) => {
                 let e = refreshed(lifetime);
                 cache.insert_filled(e.clone(), fill);
