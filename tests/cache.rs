@@ -2101,6 +2101,21 @@ fn a_head_answered_200_without_validators_refreshes_the_get_entry_too() {
 }
 
 #[test]
+fn a_head_answered_200_that_says_nothing_of_freshness_keeps_the_stored_fields() {
+    // Fields it does not carry stay as stored, the freshness ones too.
+    let backend = head_ignoring_conditions(&[("X-Extra", "2")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/h");
+    let r = head(&proxy, "/h");
+    assert_eq!(
+        (x_cache(&r), r.header("x-version"), r.header("x-extra")),
+        ("REVALIDATED", Some("1"), Some("2")),
+        "{}",
+        r.head.raw
+    );
+}
+
+#[test]
 fn a_heads_answer_for_one_client_does_not_refresh_the_shared_get_entry() {
     // As a GET, none of these answers would be stored for everyone: one
     // for a request with credentials, one setting a cookie, one that

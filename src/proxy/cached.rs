@@ -503,19 +503,24 @@ impl HeadAnswer<'_> {
     /// Whether the answer describes the stored body (`Some(true)`: the
     /// entry takes its fields) or another one (`Some(false)`: the entry is
     /// outdated); `None` when it is no answer for everyone, which says
-    /// nothing of the entry: one that could not have been stored as a
-    /// GET's on its own terms (for a request with credentials, setting a
-    /// cookie, `private`, or to a request saying `no-store`), or that
-    /// varies on other fields than the entry (it was chosen by them).
+    /// nothing of the entry: one that varies on other fields than the
+    /// entry (it was chosen by them), or that could not be stored as a
+    /// GET's with the stored fields it leaves in place (for a request
+    /// with credentials, setting a cookie, `private`, or to a request
+    /// saying `no-store`).
     fn describes_entry(&self, fetched: &Fetched<'_>, shared: &Shared) -> Option<bool> {
-        let settings = shared.cache_settings();
         let answer = &fetched.response;
-        let as_get = request_as_get(self.request);
-        let for_everyone =
-            policy::storable(&as_get, answer, self.response_time, &settings).is_some();
-        if !for_everyone || policy::vary_names(answer) != policy::vary_names(&self.entry.head) {
+        if policy::vary_names(answer) != policy::vary_names(&self.entry.head) {
             return None;
         }
+        let mut merged = self.entry.head.clone();
+        policy::refresh_from_304(&mut merged, answer);
+        for cookie in answer.headers.get_all("set-cookie") {
+            merged.headers.push("set-cookie", cookie);
+        }
+        let as_get = request_as_get(self.request);
+        let settings = shared.cache_settings();
+        policy::storable(&as_get, &merged, self.response_time, &settings)?;
         let body_len = self.entry.record.body.len();
         Some(policy::head_describes(&self.entry.head, body_len, answer))
     }
