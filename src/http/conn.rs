@@ -368,7 +368,7 @@ fn read_acking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     read_acking_or(stream, buf, |_| Ok(true))
 }
 
-/// [`read_acking`] that, when it would wait, first asks `wait` (given the
+/// `read_acking` that, when it would wait, first asks `wait` (given the
 /// socket) whether to: `Ok(false)` reads nothing (`Ok(0)`).
 fn read_acking_or(
     stream: &TcpStream,
@@ -391,7 +391,7 @@ fn read_acking_or(
 
 impl BufConn<SharedStream> {
     /// `fill` that waits at most `patience` for the first byte: `None` when
-    /// nothing came in that time. As in [`read_acking`], the acknowledgement
+    /// nothing came in that time. As in `read_acking`, the acknowledgement
     /// held back goes first, so that a sender waiting on it is not what the
     /// patience runs out on.
     pub fn fill_within(&mut self, patience: Duration) -> io::Result<Option<usize>> {
@@ -419,7 +419,7 @@ pub struct WatchingClose<'a> {
     /// worth reading whole, client or not).
     pub paused: bool,
     /// How long each wait looks at `stream` alone first (see
-    /// [`readable_unless_closed`]).
+    /// `readable_unless_closed`).
     grace: Duration,
     /// How long a wait may last (the read timeout `stream` has).
     patience: Duration,

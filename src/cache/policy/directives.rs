@@ -1,6 +1,7 @@
 //! The directives this cache acts on: Cache-Control (RFC 9111 §5.2),
-//! from either side, and the fields a response gives this cache alone
-//! (`Surrogate-Control`, `X-Accel-Expires`).
+//! from either side, and the fields in which a response speaks to this
+//! cache (RFC 9213's targeted fields, `Surrogate-Control`,
+//! `X-Accel-Expires`).
 
 use crate::http::structured::{parse_dictionary, Item};
 use crate::http::Headers;
@@ -39,7 +40,7 @@ impl Targeting {
 /// The one targeted field that speaks to every CDN, those in front of
 /// this cache too: read when listed, and passed on (as Cloudflare passes
 /// it on, and keeps its own `Cloudflare-CDN-Cache-Control`).
-pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
 
 /// The fields of a response for this cache alone (see
 /// [`Targeting::own_fields`]). Compared whole on every cache hit (an entry

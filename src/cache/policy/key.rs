@@ -222,7 +222,7 @@ pub fn vary_names(response: &ResponseHead) -> Vec<String> {
 /// The key of one variant: the primary key, then each varying request
 /// field: its name alone when the request lacks it (absent matches only
 /// absent), else `name=` and its value in one spelling (see
-/// [`push_variant_value`]).
+/// `push_variant_value`).
 ///
 /// A field the proxy drops before forwarding (a hop-by-hop one, or one the
 /// request's `Connection` names) counts as absent: the key describes the

@@ -5,11 +5,13 @@
 //!
 //! - here: the settings, what may be stored and for how long, freshness
 //!   and age, and what a request accepts of a stored response.
-//! - `directives`: Cache-Control, and the fields for this cache alone
-//!   (`Surrogate-Control`, `X-Accel-Expires`).
+//! - `directives`: Cache-Control, and the fields that speak to this
+//!   cache (RFC 9213's targeted fields, `Surrogate-Control`,
+//!   `X-Accel-Expires`).
 //! - `valid`: lifetimes by status (the `cache_valid` setting).
 //! - `key`: cache keys and Vary.
-//! - `conditional`: conditional requests, and what a 304 refreshes.
+//! - `conditional`: conditional requests, and what a 304 (or a HEAD's
+//!   200) refreshes.
 //!
 //! Their public items are re-exported here: callers name every one
 //! `policy::X`.
@@ -22,7 +24,7 @@ mod test_support;
 mod valid;
 
 pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
-pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting, CDN_CACHE_CONTROL};
+pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use key::{
     keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key, vary_names,
 };
