@@ -457,7 +457,7 @@ impl<'a> WatchingClose<'a> {
     }
 }
 
-/// Waits, as [`readable_unless_closed`] does, for `fd` to be readable,
+/// Waits, as `readable_unless_closed` does, for `fd` to be readable,
 /// watching `*watched` (if any) for its peer's close: `Ok(false)` when
 /// `gone` (given the watched socket) says the peer has left. One that only
 /// shut down its sending side after sending more (pipelined requests,
