@@ -1830,6 +1830,38 @@ fn a_revalidation_for_a_request_saying_no_store_is_not_stored() {
 }
 
 #[test]
+fn a_304_to_a_request_with_credentials_refreshes_only_its_own_answer() {
+    // RFC 9111 §3.5: the stored response is everyone's; a 304 answering
+    // alice's credentials may carry fields of hers, which her answer gets
+    // and the entry does not (it says nothing that permits storing it).
+    let backend = origin(|seen| {
+        if seen.head.get("if-none-match") == Some("\"v1\"") {
+            let user = seen.head.get("authorization").unwrap_or("anonymous");
+            let fresh = [
+                ("Cache-Control", "max-age=60"),
+                ("ETag", "\"v1\""),
+                ("X-User", user),
+            ];
+            (304, fields(&fresh))
+        } else {
+            (
+                200,
+                fields(&[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")]),
+            )
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/u");
+    let r = get_with(&proxy, "/u", &[("Authorization", "alice")]);
+    expect(&r, 200, "REVALIDATED", "/u #1");
+    assert_eq!(r.header("x-user"), Some("alice"));
+    let r = get(&proxy, "/u");
+    expect(&r, 200, "REVALIDATED", "/u #1");
+    assert_eq!(r.header("x-user"), Some("anonymous"), "{}", r.head.raw);
+    expect(&get(&proxy, "/u"), 200, "HIT", "/u #1");
+}
+
+#[test]
 fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
     let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],

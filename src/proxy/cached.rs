@@ -457,10 +457,18 @@ impl Revalidated<'_> {
         // Whether the response may be stored, whoever asked: this client's
         // own directives or credentials are no reason to drop the entry
         // for everyone.
-        let mut neutral = for_the_cache(self.request);
+        let own = for_the_cache(self.request);
+        let mut neutral = own.clone();
         neutral.headers.remove("authorization");
         let settings = shared.cache_settings();
         let storable = policy::storable(&neutral, &head, self.response_time, &settings);
+        // Nor is an answer to them everyone's: a request saying no-store
+        // has no part of its answer stored (RFC 9111 §5.2.1.5), and one with
+        // credentials may have fields of its own in its 304 (§3.5). Such a
+        // refresh is served this once.
+        let for_everyone = !CacheControl::parse(&self.request.headers).no_store
+            && (!own.headers.contains("authorization")
+                || policy::storable(&own, &head, self.response_time, &settings).is_some());
         let refreshed = |lifetime| {
             Arc::new(Entry::new(
                 self.entry.key().to_string(),
@@ -471,11 +479,8 @@ impl Revalidated<'_> {
                 &settings,
             ))
         };
-        // A request saying no-store has no part of its answer stored (RFC
-        // 9111 §5.2.1.5), a refresh neither: it is served this once.
-        let stored_for_others = !CacheControl::parse(&self.request.headers).no_store;
         match storable {
-            Some(lifetime) if !stored_for_others => refreshed(lifetime),
+            Some(lifetime) if !for_everyone => refreshed(lifetime),
             Some(lifetime) => {
                 let e = refreshed(lifetime);
                 cache.insert_filled(e.clone(), fill);
