@@ -245,9 +245,7 @@ fn sanitize(head: &mut ResponseHead, own: &OwnFields) -> (Vec<u8>, usize) {
             own_fields.push(name, value);
         }
     }
-    for name in own.iter() {
-        head.headers.remove(name);
-    }
+    own.remove_from(&mut head.headers);
     let mut bytes = Vec::with_capacity(256);
     head.write_start(&mut bytes);
     let served_len = bytes.len();

@@ -124,9 +124,9 @@ pub(super) fn relay(
     };
     // The origin's word to the cache alone (stored with what the tee
     // took) is not for clients.
-    for name in shared.own_fields().iter() {
-        fetched.response.headers.remove(name);
-    }
+    shared
+        .own_fields()
+        .remove_from(&mut fetched.response.headers);
     let prepared =
         prepare_response(&mut fetched, how, client).map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);

@@ -72,6 +72,13 @@ impl OwnFields {
     pub fn contains(&self, name: &str) -> bool {
         self.iter().any(|own| own.eq_ignore_ascii_case(name))
     }
+
+    /// Takes them out of a response on its way to a client.
+    pub fn remove_from(&self, headers: &mut Headers) {
+        for name in self.iter() {
+            headers.remove(name);
+        }
+    }
 }
 
 /// This cache's entry in a request's `Surrogate-Capability`, for the
