@@ -1862,6 +1862,55 @@ fn a_304_to_a_request_with_credentials_refreshes_only_its_own_answer() {
 }
 
 #[test]
+fn a_private_304_to_one_clients_request_leaves_the_entry_for_everyone() {
+    // Many applications answer `private` to any signed-in request: that
+    // answer is the client's, and the stored one stays everyone's.
+    for (why, own) in [
+        ("credentials", ("Authorization", "alice")),
+        ("no-store", ("Cache-Control", "no-store")),
+    ] {
+        let backend = origin(|seen| {
+            if seen.head.get("if-none-match") == Some("\"v1\"") {
+                let personal = seen.head.has("authorization") || seen.head.has("cache-control");
+                let cc = if personal { "private" } else { "max-age=60" };
+                (304, fields(&[("Cache-Control", cc), ("ETag", "\"v1\"")]))
+            } else {
+                (
+                    200,
+                    fields(&[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")]),
+                )
+            }
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        expect(&get(&proxy, "/p"), 200, "MISS", "/p #1");
+        let r = get_with(&proxy, "/p", &[own]);
+        assert_eq!(r.header("cache-control"), Some("private"), "{why}");
+        assert_eq!(cache_of(&proxy).len(), 1, "{why}: the entry was dropped");
+        expect(&get(&proxy, "/p"), 200, "REVALIDATED", "/p #1");
+    }
+}
+
+#[test]
+fn a_304_listing_the_same_vary_names_in_another_order_refreshes() {
+    let (backend, proxy) = behind_cache(etag_origin(
+        &[
+            ("Cache-Control", "max-age=0"),
+            ("ETag", "\"v1\""),
+            ("Vary", "Accept-Encoding, Origin"),
+        ],
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("ETag", "\"v1\""),
+            ("Vary", "Origin, Accept-Encoding, origin"),
+        ],
+    ));
+    expect(&get(&proxy, "/v"), 200, "MISS", "/v #1");
+    expect(&get(&proxy, "/v"), 200, "REVALIDATED", "/v #1");
+    expect(&get(&proxy, "/v"), 200, "HIT", "/v #1");
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
 fn a_304_without_freshness_leaves_the_entry_to_be_revalidated_again() {
     let (backend, proxy) = behind_cache(etag_origin(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
@@ -2222,6 +2271,51 @@ fn a_heads_answer_for_one_client_does_not_take_the_entry_from_others() {
         );
         expect(&get(&proxy, "/h"), 200, "HIT", "/h #1");
     }
+}
+
+#[test]
+fn a_heads_answer_does_not_put_back_an_entry_a_newer_one_replaced() {
+    // A monitor's HEAD is on its way when a GET stores the new body; the
+    // HEAD's answer names it, and must not make the old entry stale over
+    // the new one.
+    let gate = Gate::new();
+    let held = gate.clone();
+    let gets = AtomicUsize::new(0);
+    let backend = Backend::start("origin", move |seen, out| {
+        let v = |etag, cc| fields(&[("Cache-Control", cc), ("ETag", etag)]);
+        if seen.method() == "HEAD" {
+            assert!(held.wait());
+            write_response(out, 200, &v("\"v2\"", "max-age=60"), None);
+        } else if gets.fetch_add(1, Ordering::SeqCst) == 0 {
+            write_response(out, 200, &v("\"v1\"", "max-age=0"), Some(b"v1"));
+        } else {
+            write_response(out, 200, &v("\"v2\"", "max-age=60"), Some(b"v2"));
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/h"), 200, "MISS", "v1");
+    let mut monitor = proxy.connect();
+    let head = std::thread::spawn(move || monitor.head("/h"));
+    assert!(wait_until(WAIT_LIMIT, || backend.requests() == 2));
+    let mut browser = proxy.connect();
+    expect(&browser.get("/h"), 200, "MISS", "v2");
+    drop(browser);
+    let stored_etag = || {
+        let entries = cache_of(&proxy).entries();
+        entries[0].head.headers.get_str("etag").map(str::to_string)
+    };
+    assert!(wait_until(WAIT_LIMIT, || stored_etag().as_deref() == Some("\"v2\"")));
+    gate.open();
+    let r = head.join().unwrap();
+    assert_eq!(x_cache(&r), "MISS", "{}", r.head.raw);
+    proxy.assert_becomes_idle();
+    assert_eq!(
+        stored_etag().as_deref(),
+        Some("\"v2\""),
+        "v2 replaced by v1"
+    );
+    expect(&get(&proxy, "/h"), 200, "HIT", "v2");
 }
 
 #[test]

@@ -432,7 +432,7 @@ impl Cache {
 
     /// `insert` for an entry the caller keeps using.
     pub fn insert_shared(&self, entry: Arc<Entry>) -> bool {
-        self.insert_checked(entry, None)
+        self.insert_checked(entry, None, None)
     }
 
     /// Begins fetching a response to store: an invalidation of its key (a
@@ -452,10 +452,23 @@ impl Cache {
     /// `insert_shared` for the response of `fill`: not stored if its key
     /// was invalidated since the fill began.
     pub fn insert_filled(&self, entry: Arc<Entry>, fill: &Fill) -> bool {
-        self.insert_checked(entry, Some(fill.since))
+        self.insert_checked(entry, Some(fill.since), None)
     }
 
-    fn insert_checked(&self, entry: Arc<Entry>, since: Option<u64>) -> bool {
+    /// `insert_filled` of `old` refreshed or outdated by its origin's
+    /// answer: not stored either if `old` is no longer what the cache holds
+    /// under its key (what replaced it, while the answer was on its way,
+    /// is newer than what that answer says of `old`).
+    pub fn replace_filled(&self, old: &Arc<Entry>, entry: Arc<Entry>, fill: &Fill) -> bool {
+        self.insert_checked(entry, Some(fill.since), Some(old))
+    }
+
+    fn insert_checked(
+        &self,
+        entry: Arc<Entry>,
+        since: Option<u64>,
+        replacing: Option<&Arc<Entry>>,
+    ) -> bool {
         let key = entry.key().to_string();
         // Storable again: its misses wait on each other again.
         self.passes.forget(&key);
@@ -482,6 +495,12 @@ impl Cache {
         if let Some(since) = since {
             let invalidated = state.invalidated.get(&primary).copied().unwrap_or(0);
             if state.cleared.max(invalidated) > since {
+                return false;
+            }
+        }
+        if let Some(old) = replacing {
+            let held = state.lru.peek(key.as_str());
+            if !held.is_some_and(|held| Arc::ptr_eq(held, old)) {
                 return false;
             }
         }

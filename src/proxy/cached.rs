@@ -287,7 +287,7 @@ pub(super) fn serve(
             }
             .describes_entry(&fetched, shared);
             if verdict == Some(false) {
-                cache.insert_filled(Arc::new(entry.outdated(response_time)), &fill);
+                cache.replace_filled(entry, Arc::new(entry.outdated(response_time)), &fill);
             }
             verdict == Some(true)
         }
@@ -479,19 +479,21 @@ impl Revalidated<'_> {
                 &settings,
             ))
         };
+        let unstored = Lifetime {
+            fresh: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+        };
         match storable {
-            Some(lifetime) if !for_everyone => refreshed(lifetime),
+            // Whatever it says, the entry stays as it was for the others.
+            _ if !for_everyone => refreshed(storable.unwrap_or(unstored)),
             Some(lifetime) => {
                 let e = refreshed(lifetime);
-                cache.insert_filled(e.clone(), fill);
+                cache.replace_filled(self.entry, e.clone(), fill);
                 e
             }
             None => {
                 cache.invalidate(self.primary);
-                refreshed(Lifetime {
-                    fresh: Duration::ZERO,
-                    stale_if_error: Duration::ZERO,
-                })
+                refreshed(unstored)
             }
         }
     }

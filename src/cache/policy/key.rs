@@ -7,6 +7,7 @@ use crate::http::head::{push_canonical_authority, split_absolute};
 use crate::http::headers::list_elements;
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// What starts the key of a request the client made over TLS (to a proxy
@@ -210,13 +211,17 @@ fn hex_digit(b: u8) -> Option<u8> {
     char::from(b).to_digit(16).map(|d| d as u8)
 }
 
-/// The field names a response varies on, lower-cased.
+/// The field names a response varies on, lower-cased, sorted, each once:
+/// `Vary: Origin, Accept-Encoding` and `Vary: accept-encoding, origin`
+/// are one set, and key variants alike (a 304 listing them in another
+/// order is about the same variants).
 pub fn vary_names(response: &ResponseHead) -> Vec<String> {
-    response
+    let names: BTreeSet<String> = response
         .headers
         .tokens("vary")
         .map(str::to_ascii_lowercase)
-        .collect()
+        .collect();
+    names.into_iter().collect()
 }
 
 /// The key of one variant: the primary key, then each varying request
@@ -317,7 +322,13 @@ fn push_escaped(key: &mut String, bytes: &[u8], lower: bool) {
 /// [`variant_key`] spells it today.
 fn respell_variant(variant: &str) -> String {
     let mut out = String::with_capacity(variant.len());
-    for field in variant.split('\n').skip(1) {
+    // In the order `vary_names` gives today, each name once (older keys
+    // followed the response's order); a name stands before its `=`.
+    let mut fields: Vec<&str> = variant.split('\n').skip(1).collect();
+    let name = |field: &&str| field.split('=').next().unwrap_or_default().to_string();
+    fields.sort_by_key(name);
+    fields.dedup_by_key(|field| name(field));
+    for field in fields {
         out.push('\n');
         match field.split_once('=') {
             Some((name, value)) => {
@@ -485,10 +496,11 @@ mod tests {
         assert_eq!(respell_key("h/a%2fb?q=%3d"), "h/a%2Fb?q=%3D");
         assert_eq!(respell_key("H.:80/%7Eu\naccept=%2f"), "h/~u\naccept=/");
         // Variant values as an older version spelled them: a list's in
-        // one spelling, another field's as they were.
+        // one spelling, another field's as they were; the names in the
+        // response's order, a repeated one again: sorted, each once.
         assert_eq!(
-            respell_key("h/a\naccept-language=en, De\nx-a\nfoo=1, 2%09"),
-            "h/a\naccept-language=en,de\nx-a\nfoo=1, 2%09"
+            respell_key("h/a\naccept-language=en, De\nx-a\nfoo=1, 2%09\nx-a"),
+            "h/a\naccept-language=en,de\nfoo=1, 2%09\nx-a"
         );
         assert_eq!(respell_key("h"), "h");
         assert_eq!(respell_key(""), "");
