@@ -130,7 +130,12 @@ impl Entry {
         let record = &mut entry.record;
         let window = record.stale_until.saturating_sub(record.expires_at);
         record.expires_at = record.expires_at.min(unix_ms(now)).max(record.stored_at);
-        record.stale_until = record.expires_at.saturating_add(window);
+        // Never later than it was (a crafted record may expire before
+        // its birth, and the `max` above move it on).
+        record.stale_until = record
+            .expires_at
+            .saturating_add(window)
+            .min(record.stale_until);
         entry
     }
 
