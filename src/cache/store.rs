@@ -987,6 +987,32 @@ mod tests {
     }
 
     #[test]
+    fn an_outdated_entry_is_stale_from_then_and_its_window_never_ends_later() {
+        let mut head = ResponseHead::new(200);
+        head.headers.push("ETag", "\"v1\"");
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(600),
+        };
+        let born = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let entry = stored_at_h_a(head, born, lifetime, &plain());
+        let later = born + Duration::from_secs(10);
+        let outdated = entry.outdated(later);
+        assert_eq!(outdated.record.expires_at, unix_ms(later));
+        assert_eq!(outdated.record.stale_until, unix_ms(later) + 600_000);
+        // Stale already: as it was.
+        let stale = entry.outdated(born + Duration::from_secs(120));
+        assert_eq!(stale.record, entry.record);
+        // A crafted record that expires before its birth.
+        let mut crafted = entry.clone();
+        crafted.record.expires_at = crafted.record.stored_at - 1_000;
+        crafted.record.stale_until = crafted.record.stored_at - 500;
+        let out = crafted.outdated(born + Duration::from_secs(5));
+        assert!(out.record.stale_until <= crafted.record.stale_until);
+        assert!(out.record.expires_at >= out.record.stored_at);
+    }
+
+    #[test]
     fn fields_for_the_cache_alone_are_stored_but_not_served() {
         let mut head = ResponseHead::new(200);
         head.headers.push("Surrogate-Control", "max-age=60;edge");
