@@ -324,10 +324,12 @@ fn respell_variant(variant: &str) -> String {
     let mut out = String::with_capacity(variant.len());
     // In the order `vary_names` gives today, each name once (older keys
     // followed the response's order); a name stands before its `=`.
+    fn name(field: &str) -> &str {
+        field.split('=').next().unwrap_or_default()
+    }
     let mut fields: Vec<&str> = variant.split('\n').skip(1).collect();
-    let name = |field: &&str| field.split('=').next().unwrap_or_default().to_string();
-    fields.sort_by_key(name);
-    fields.dedup_by_key(|field| name(field));
+    fields.sort_by(|a, b| name(a).cmp(name(b)));
+    fields.dedup_by(|a, b| name(a) == name(b));
     for field in fields {
         out.push('\n');
         match field.split_once('=') {
