@@ -117,12 +117,13 @@ impl Server {
         })
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
+        let cache_settings = Arc::new(config.cache_settings());
         if let (Some(cache), Some(path)) = (&cache, &config.path_to_persistence) {
             persist::ensure_directory(path).map_err(|error| StartError::Persistence {
                 path: path.clone(),
                 error,
             })?;
-            timer::load(cache, path, &config.cache_settings());
+            timer::load(cache, path, &cache_settings);
         }
         let timer = match &cache {
             Some(cache) => Some(
@@ -142,7 +143,8 @@ impl Server {
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
             limiter: limiter_for(&config, None),
-            own_fields: Shared::own_fields_for(&config, &cache),
+            own_fields: Shared::own_fields_for(&cache_settings, &cache),
+            cache_settings,
             config,
         };
         let inner = Arc::new(Inner {
@@ -866,9 +868,11 @@ impl Control {
         let shortened = next.connection_timeout < was.connection_timeout;
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
+        let cache_settings = Arc::new(next.cache_settings());
         self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(&old)),
-            own_fields: Shared::own_fields_for(&next, &old.cache),
+            own_fields: Shared::own_fields_for(&cache_settings, &old.cache),
+            cache_settings,
             config: next,
             upstreams,
             log: self.inner.log.clone(),

@@ -318,7 +318,7 @@ pub(super) fn serve(
     }
 
     // A full response: relay it, and store it on the way if allowed.
-    let settings = shared.cache_settings();
+    let settings = shared.cache_settings.clone();
     let lifetime = if request.is_head() {
         None
     } else {
@@ -402,7 +402,7 @@ struct Storing<'a> {
     response_time: SystemTime,
     /// The key's flight, released once the entry is stored.
     flight: Option<FlightGuard>,
-    settings: Settings,
+    settings: Arc<Settings>,
 }
 
 impl Storing<'_> {
@@ -460,15 +460,15 @@ impl Revalidated<'_> {
         let own = for_the_cache(self.request);
         let mut neutral = own.clone();
         neutral.headers.remove("authorization");
-        let settings = shared.cache_settings();
-        let storable = policy::storable(&neutral, &head, self.response_time, &settings);
+        let settings = &shared.cache_settings;
+        let storable = policy::storable(&neutral, &head, self.response_time, settings);
         // Nor is an answer to them everyone's: a request saying no-store
         // has no part of its answer stored (RFC 9111 §5.2.1.5), and one with
         // credentials may have fields of its own in its 304 (§3.5). Such a
         // refresh is served this once.
         let for_everyone = !CacheControl::parse(&self.request.headers).no_store
             && (!own.headers.contains("authorization")
-                || policy::storable(&own, &head, self.response_time, &settings).is_some());
+                || policy::storable(&own, &head, self.response_time, settings).is_some());
         let refreshed = |lifetime| {
             Arc::new(Entry::new(
                 self.entry.key().to_string(),
@@ -476,7 +476,7 @@ impl Revalidated<'_> {
                 self.entry.record.body.clone(),
                 birth,
                 lifetime,
-                &settings,
+                settings,
             ))
         };
         let unstored = Lifetime {
@@ -526,8 +526,7 @@ impl HeadAnswer<'_> {
             merged.headers.push("set-cookie", cookie);
         }
         let as_get = request_as_get(self.request);
-        let settings = shared.cache_settings();
-        policy::storable(&as_get, &merged, self.response_time, &settings)?;
+        policy::storable(&as_get, &merged, self.response_time, &shared.cache_settings)?;
         let body_len = self.entry.record.body.len();
         Some(policy::head_describes(&self.entry.head, body_len, answer))
     }
@@ -617,7 +616,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         };
     }
     // The cache's own request: a refusal here is the response's doing.
-    let settings = shared.cache_settings();
+    let settings = shared.cache_settings.clone();
     let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {

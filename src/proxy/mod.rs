@@ -51,16 +51,22 @@ pub struct Shared {
     /// With `rate_limit`: every client address's bucket (kept by a reload
     /// that leaves the limit as it was).
     pub limiter: Option<Arc<Limiter>>,
+    /// The cache rules of this generation, made once rather than per miss.
+    pub cache_settings: Arc<policy::Settings>,
     /// See [`Shared::own_fields`]; made once per generation, as a hit
     /// compares it with its entry's.
     pub own_fields: policy::OwnFields,
 }
 
 impl Shared {
-    /// What [`Shared::own_fields`] gives for `config`, with a cache or not.
-    pub fn own_fields_for(config: &Config, cache: &Option<Arc<Cache>>) -> policy::OwnFields {
+    /// What [`Shared::own_fields`] gives under `settings`, with a cache or
+    /// not.
+    pub fn own_fields_for(
+        settings: &policy::Settings,
+        cache: &Option<Arc<Cache>>,
+    ) -> policy::OwnFields {
         match cache {
-            Some(_) => config.cache_settings().targeting.own_fields(),
+            Some(_) => settings.targeting.own_fields(),
             None => policy::OwnFields::default(),
         }
     }
@@ -70,11 +76,6 @@ impl Shared {
     pub fn log_refusal(&self, record: Record) {
         self.metrics.observe(record.status, record.duration);
         self.log.log(record);
-    }
-
-    /// The cache rules from the settings in force.
-    pub fn cache_settings(&self) -> policy::Settings {
-        self.config.cache_settings()
     }
 
     /// This cache's entry for `Surrogate-Capability`, when it reads
