@@ -267,7 +267,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "worker_priority",
         default: "",
-        help: "nice value (-20..=19) of connection threads, as nginx's worker_priority; below 0 needs CAP_SYS_NICE; empty = the process's own",
+        help: "nice value (-20..=19) of connection threads, as nginx's worker_priority; below 0 needs CAP_SYS_NICE or RLIMIT_NICE; needs a restart; empty = the process's own",
         apply: |c, v| optional(v, |v| parse_number(v, -20..=19)).map(|n| c.worker_priority = n),
     },
     Key {
