@@ -205,6 +205,38 @@ fn a_refused_request_takes_the_pipelined_one_behind_it_down_too() {
 }
 
 #[test]
+fn close_wins_over_keep_alive_and_nothing_after_it_is_served() {
+    // RFC 9112 §9.3: `close` ends the connection whatever else Connection
+    // says, HTTP/1.0 `keep-alive` included, and §9.6: no request after it
+    // is processed. A peer in front that sent it expects exactly that.
+    let (backend, proxy) = echo_proxy();
+    for connection in [
+        "Connection: keep-alive, close\r\n",
+        "Connection: close\r\nConnection: keep-alive\r\n",
+    ] {
+        let mut client = proxy.connect();
+        client.send(
+            format!("GET /first HTTP/1.0\r\n{connection}\r\nGET /second HTTP/1.0\r\n\r\n")
+                .as_bytes(),
+        );
+        let response = client.response();
+        assert_eq!(response.status, 200, "{connection:?}");
+        assert!(
+            response.head.has_token("connection", "close"),
+            "{connection:?}: {}",
+            response.head.raw
+        );
+        assert!(client.is_closed(), "{connection:?}: connection left open");
+    }
+    let paths: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| s.path().to_string())
+        .collect();
+    assert_eq!(paths, ["/first", "/first"]);
+}
+
+#[test]
 fn a_chunked_body_is_re_framed_and_what_follows_it_is_a_separate_request() {
     let (backend, proxy) = echo_proxy();
     let mut client = proxy.connect();

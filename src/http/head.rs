@@ -123,13 +123,9 @@ impl RequestHead {
     }
 
     /// Whether the client wants the connection kept open after this exchange
-    /// (RFC 9112 §9.3): HTTP/1.1 unless it says `close`, HTTP/1.0 only if it
-    /// says `keep-alive`.
+    /// (see [`persists`]).
     pub fn wants_keep_alive(&self) -> bool {
-        match self.version {
-            Version::Http11 => !self.headers.has_token("connection", "close"),
-            Version::Http10 => self.headers.has_token("connection", "keep-alive"),
-        }
+        persists(self.version, &self.headers)
     }
 
     /// The path and query of the target, also for absolute-form targets
@@ -149,6 +145,21 @@ impl RequestHead {
             None => self.headers.get_str("host"),
         }
     }
+}
+
+/// RFC 9112 §9.3: "If the "close" connection option is present, the
+/// connection will not persist after the current response; else, if the
+/// received protocol is HTTP/1.1 (or later), the connection will persist
+/// ...; else, if the received protocol is HTTP/1.0, the "keep-alive"
+/// connection option is present ... the connection will persist". So
+/// `close` wins over an HTTP/1.0 `keep-alive` in the same message, in
+/// whatever order: a peer that sent both closes (a server "MUST NOT
+/// process any further requests received on that connection", §9.6), and
+/// one that reads `keep-alive` alone sends or answers what comes next on a
+/// connection the other side has given up.
+fn persists(version: Version, headers: &Headers) -> bool {
+    !headers.has_token("connection", "close")
+        && (version == Version::Http11 || headers.has_token("connection", "keep-alive"))
 }
 
 /// Splits `http://authority/path?q` into its authority and the rest (which
@@ -187,12 +198,10 @@ impl ResponseHead {
         }
     }
 
-    /// Whether the server lets the connection be reused after this response.
+    /// Whether the server lets the connection be reused after this response
+    /// (see [`persists`]).
     pub fn allows_keep_alive(&self) -> bool {
-        match self.version {
-            Version::Http11 => !self.headers.has_token("connection", "close"),
-            Version::Http10 => self.headers.has_token("connection", "keep-alive"),
-        }
+        persists(self.version, &self.headers)
     }
 
     /// Appends the status line and fields, without the final empty line.
@@ -699,6 +708,26 @@ mod tests {
         assert_eq!(r.version, Version::Http11);
         assert_eq!(r.headers.get_str("x-a"), Some("1"));
         assert!(r.wants_keep_alive());
+    }
+
+    #[test]
+    fn close_wins_over_keep_alive_in_any_order() {
+        for connection in [
+            "Connection: keep-alive, close\r\n",
+            "Connection: close, keep-alive\r\n",
+            "Connection: keep-alive\r\nConnection: Close\r\n",
+        ] {
+            let r = req(format!("GET / HTTP/1.0\r\n{connection}\r\n").as_bytes()).unwrap();
+            assert!(!r.wants_keep_alive(), "{connection:?}");
+            let raw = format!("HTTP/1.0 200 OK\r\n{connection}\r\n");
+            let r = parse_response(raw.as_bytes()).unwrap();
+            assert!(!r.allows_keep_alive(), "{connection:?}");
+        }
+        let r = req(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert!(r.wants_keep_alive());
+        let r = parse_response(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        assert!(r.allows_keep_alive());
+        assert!(!req(b"GET / HTTP/1.0\r\n\r\n").unwrap().wants_keep_alive());
     }
 
     #[test]
