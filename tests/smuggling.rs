@@ -350,6 +350,35 @@ fn an_absolute_form_target_overrides_host_and_the_backend_sees_one_host() {
 }
 
 #[test]
+fn an_absolute_form_options_for_the_whole_server_reaches_it_as_asterisk_form() {
+    // RFC 9112 §3.2.4: sent as `/`, it would ask about one resource
+    // instead of the server.
+    let (backend, proxy) = echo_proxy();
+    let mut client = proxy.connect();
+    for target in [
+        "http://a.example",
+        "http://a.example/",
+        "http://a.example?x",
+    ] {
+        client.send(format!("OPTIONS {target} HTTP/1.1\r\nHost: a.example\r\n\r\n").as_bytes());
+        assert_eq!(client.response().status, 200, "{target}");
+    }
+    let lines: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| s.head.start_line.clone())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "OPTIONS * HTTP/1.1",
+            "OPTIONS / HTTP/1.1",
+            "OPTIONS /?x HTTP/1.1"
+        ]
+    );
+}
+
+#[test]
 fn the_backend_is_sent_the_host_spelled_as_the_cache_keys_it() {
     // Otherwise `Host: Victim.:80` could store, for every client of
     // `victim`, what a backend answered for that odd spelling.

@@ -138,6 +138,20 @@ impl RequestHead {
         }
     }
 
+    /// The request-target sent to a backend: the path and query, or `*`
+    /// for an OPTIONS about the whole server. RFC 9112 §3.2.4: "If a proxy
+    /// receives an OPTIONS request with an absolute-form of request-target
+    /// in which the URI has an empty path and no query component, then the
+    /// last proxy on the request chain MUST send a request-target of "*"
+    /// when it forwards the request to the indicated origin server." As
+    /// `/` it would ask about one resource instead.
+    pub fn origin_target(&self) -> Cow<'_, str> {
+        match split_absolute(&self.target) {
+            Some((_, "")) if self.method == "OPTIONS" => Cow::Borrowed("*"),
+            _ => self.path_and_query(),
+        }
+    }
+
     /// The authority the request is for: the absolute-form target's, or Host.
     pub fn authority(&self) -> Option<&str> {
         match split_absolute(&self.target) {
@@ -793,6 +807,16 @@ mod tests {
         assert_eq!(r.path_and_query(), "/");
         let r = req(b"GET http://example.com?a=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(r.path_and_query(), "/?a=1");
+        assert_eq!(r.origin_target(), "/?a=1");
+        let r = req(b"OPTIONS http://example.com HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(
+            (r.path_and_query(), r.origin_target()),
+            ("/".into(), "*".into())
+        );
+        let r = req(b"OPTIONS http://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.origin_target(), "/");
+        let r = req(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.origin_target(), "*");
     }
 
     #[test]

@@ -375,7 +375,7 @@ fn prepare_request(
     client: &Client,
     shared: &Shared,
 ) -> Forwarding {
-    let path = head.path_and_query().into_owned();
+    let path = head.origin_target().into_owned();
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field. Spelled as the cache keys it (see
     // `push_canonical_authority`).
