@@ -304,8 +304,11 @@ fn response_hop_by_hop_fields_do_not_reach_the_client() {
             out,
             200,
             &[
-                ("Connection", "X-Backend-Private"),
+                // A Date it names there still reaches the client: every
+                // response carries one (RFC 9110 §6.6.1).
+                ("Connection", "X-Backend-Private, Date"),
                 ("X-Backend-Private", "1"),
+                ("Date", "Tue, 01 Dec 2026 10:00:00 GMT"),
                 ("Keep-Alive", "timeout=100"),
                 ("X-Public", "yes"),
             ],
@@ -324,6 +327,7 @@ fn response_hop_by_hop_fields_do_not_reach_the_client() {
         response.head.raw
     );
     assert!(!response.head.has("keep-alive"), "{}", response.head.raw);
+    assert!(response.head.has("date"), "{}", response.head.raw);
 }
 
 /// Answers HEAD with a head only, `/204` and `/304` with bodiless

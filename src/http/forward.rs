@@ -40,9 +40,10 @@ pub fn is_proxy_owned(name: &str) -> bool {
 
 /// Fields a peer may not make us drop by naming them in `Connection`: a
 /// client that lists `X-Forwarded-For` or `Host` there is trying to make
-/// the proxy hide something from the backend.
+/// the proxy hide something from the backend; a response must keep its
+/// `Date` (RFC 9110 §6.6.1), which the cache's age and freshness read.
 fn is_protected(name: &str) -> bool {
-    ["host", "authorization", "cookie"]
+    ["host", "authorization", "cookie", "date"]
         .iter()
         .chain(&FORWARDING_FIELDS)
         .any(|p| p.eq_ignore_ascii_case(name))
