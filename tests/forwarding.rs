@@ -606,6 +606,41 @@ fn expect_100_continue_gets_continue_before_the_body() {
 }
 
 #[test]
+fn an_expectation_other_than_100_continue_gets_417_however_it_is_spelled() {
+    // RFC 9110 §10.1.1: one list, whether in one field line or several.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let unknown: [&[u8]; 4] = [
+        b"Expect: something-else\r\n",
+        b"Expect: 100-continue, something-else\r\n",
+        b"Expect: 100-continue\r\nExpect: something-else\r\n",
+        b"Expect: 100-continue\r\nExpect: \xff\r\n",
+    ];
+    for expect in unknown {
+        let mut client = proxy.connect();
+        let mut request = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n".to_vec();
+        request.extend_from_slice(expect);
+        request.extend_from_slice(b"\r\nhello");
+        client.send(&request);
+        let response = client.response();
+        assert_eq!(response.status, 417, "{}", String::from_utf8_lossy(expect));
+    }
+    assert!(
+        a.seen().is_empty(),
+        "an unmet expectation reached the backend"
+    );
+    // Said twice, it is still only 100-continue.
+    let mut client = proxy.connect();
+    client.send(
+        b"PUT /y HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nExpect: 100-Continue\r\n\
+          Content-Length: 5\r\n\r\n",
+    );
+    assert_eq!(client.response().status, 100);
+    client.send(b"hello");
+    assert_eq!(client.response().status, 200);
+}
+
+#[test]
 fn an_http10_expectation_is_ignored() {
     // RFC 9110 §10.1.1: an HTTP/1.0 client may not know 1xx at all; its
     // 100-continue (or any other expectation) is ignored, never answered.

@@ -560,12 +560,13 @@ fn forward(
     // server that receives another may answer 417. "A server that receives
     // a 100-continue expectation in an HTTP/1.0 request MUST ignore that
     // expectation": such a client may not know 1xx responses at all.
-    let expect = head
-        .headers
-        .get_str("expect")
-        .filter(|_| head.version == Version::Http11);
-    if let Some(expect) = expect {
-        if !expect.eq_ignore_ascii_case("100-continue") {
+    // Every line counts: `Expect` is a list, whether in one line or several.
+    if head.version == Version::Http11 && head.headers.contains("expect") {
+        let only_continue = head
+            .headers
+            .get_all("expect")
+            .all(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+        if !only_continue {
             return Err(Refusal::new(417, false));
         }
         expect_continue = body_kind != BodyKind::Empty;
