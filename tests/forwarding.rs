@@ -1016,6 +1016,30 @@ fn a_given_id_is_kept_only_from_a_trusted_proxy_and_only_if_well_formed() {
 }
 
 #[test]
+fn a_trusted_proxy_that_appends_its_id_is_believed_not_its_client() {
+    // HAProxy's `unique-id-header` adds its field after whatever the
+    // client sent under that name: the proxy's own is the last one.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_request_ids(c);
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    let response = proxy.connect().get_with(
+        "/",
+        &[
+            ("X-Request-ID", "chosen-by-the-client"),
+            ("X-Request-ID", "given-by-haproxy"),
+        ],
+    );
+    assert_eq!(response.header("x-request-id"), Some("given-by-haproxy"));
+    let seen = a.seen().pop().unwrap();
+    let sent: Vec<&str> = seen.head.get_all("x-request-id").collect();
+    assert_eq!(sent, ["given-by-haproxy"]);
+    let line = &log_lines_once(&proxy, 1)[0];
+    assert!(line.ends_with(" request_id=given-by-haproxy"), "{line}");
+}
+
+#[test]
 fn a_backend_echoing_the_id_does_not_double_it() {
     let a = Backend::start("a", |_, out| {
         respond(out, 200, &[("X-Request-ID", "the-backend-s-own")], b"ok");

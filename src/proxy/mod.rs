@@ -431,7 +431,15 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     if let Some((name, id)) = &mut client.request_id {
         let from_proxy = realip::is_trusted(client.peer, trusted);
-        let given = head.headers.get_str(name);
+        // The last field of that name: a proxy in front that adds its own
+        // (HAProxy's `unique-id-header` does) leaves its client's before
+        // it, as with X-Forwarded-For, and the client's is never kept.
+        let given = head
+            .headers
+            .get_all(name)
+            .next_back()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim);
         if let Some(given) = given.filter(|g| from_proxy && request_id::is_well_formed(g)) {
             *id = given.to_string();
         }
