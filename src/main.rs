@@ -234,8 +234,16 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
 }
 
 fn run(args: &ConfigArgs) -> Result<(), Failure> {
-    let (config, _) = load(args)?;
-    serve(config, Some(args.clone()), |_| {})
+    let (config, loader) = load(args)?;
+    // The default file may be absent at start-up, but once read it is the
+    // configuration: a reload that finds it gone (mid-replacement by a
+    // tool that deletes, then writes) is refused like any file that does
+    // not load, rather than run on the defaults.
+    let mut reload_from = args.clone();
+    if loader.read_a_file() {
+        reload_from.config = Some(args.config_path());
+    }
+    serve(config, Some(reload_from), |_| {})
 }
 
 /// Runs until SIGINT/SIGTERM. `reload_from`: how to read the configuration

@@ -304,3 +304,68 @@ fn an_unknown_set_key_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean"), "{stderr}");
 }
+
+#[test]
+fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
+    // Started on the default proxy.conf (not named), targets on the
+    // command line: a SIGHUP while the file is away (replaced by a tool
+    // that deletes, then writes) must not run on the defaults, dropping
+    // what the file said (rate_limit, real_ip_from, ...) without a word.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = conf("port = 0\npath_to_persistence =\nrate_limit = 10/s\n");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command
+        .args(["--targets", "127.0.0.1:9"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("INVERSO_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |wanted: &[&str]| -> Option<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) if wanted.iter().any(|w| line.contains(w)) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    let started = wait_for(&["listening on"]);
+    let reloaded = started.and_then(|_| {
+        std::fs::remove_file(dir.path().join("proxy.conf")).unwrap();
+        // SAFETY: a signal to the child this test started, by its PID.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+        wait_for(&["reload refused", "new configuration in force"])
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let reloaded = reloaded.expect("no word of the reload");
+    assert!(reloaded.contains("reload refused"), "{reloaded}");
+    assert!(reloaded.contains("proxy.conf"), "{reloaded}");
+}

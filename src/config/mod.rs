@@ -274,6 +274,8 @@ pub struct Loader {
     settings: BTreeMap<&'static str, Setting>,
     /// The file name whole-file errors are reported against.
     file: String,
+    /// Whether a file was read (else defaults, environment and flags only).
+    file_read: bool,
 }
 
 impl Default for Loader {
@@ -298,6 +300,7 @@ impl Loader {
         Loader {
             settings,
             file: "configuration".to_string(),
+            file_read: false,
         }
     }
 
@@ -307,10 +310,16 @@ impl Loader {
         &self.file
     }
 
+    /// Whether a configuration file was read.
+    pub fn read_a_file(&self) -> bool {
+        self.file_read
+    }
+
     /// Reads proxy.conf text: `key = value` lines, `#` comments and blank
     /// lines ignored. Unknown and repeated keys are errors.
     pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
         self.file = path.to_string();
+        self.file_read = true;
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         // Some editors start a UTF-8 file with a byte order mark.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
