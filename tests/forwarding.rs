@@ -641,6 +641,42 @@ fn an_expectation_other_than_100_continue_gets_417_however_it_is_spelled() {
 }
 
 #[test]
+fn max_forwards_on_options_is_counted_down_and_answered_here_at_zero() {
+    // RFC 9110 §7.6.2: an intermediary decrements it, and at 0 answers
+    // the OPTIONS itself; on other methods it means nothing.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n");
+    let here = client.response();
+    assert_eq!(here.status, 200, "{}", here.head.raw);
+    assert!(here.header("allow").is_some_and(|m| m.contains("OPTIONS")));
+    assert!(
+        a.seen().is_empty(),
+        "an OPTIONS with Max-Forwards: 0 went on"
+    );
+    // The connection goes on.
+    client.send(b"OPTIONS /r HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    client.send(b"GET /g HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    let seen = a.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].head.get("max-forwards"),
+        Some("2"),
+        "{}",
+        seen[0].head.raw
+    );
+    assert_eq!(
+        seen[1].head.get("max-forwards"),
+        Some("0"),
+        "{}",
+        seen[1].head.raw
+    );
+}
+
+#[test]
 fn an_http10_expectation_is_ignored() {
     // RFC 9110 §10.1.1: an HTTP/1.0 client may not know 1xx at all; its
     // 100-continue (or any other expectation) is ignored, never answered.

@@ -80,6 +80,22 @@ pub fn is_hop_by_hop(headers: &Headers, name: &str) -> bool {
                 .any(|t| t.eq_ignore_ascii_case(name)))
 }
 
+/// The hops an `OPTIONS` (or `TRACE`) may still be forwarded
+/// (`Max-Forwards`, RFC 9110 §7.6.2), counting this one down; `None` when
+/// the field is absent, repeated or not a number: it is then left as it
+/// came. A number past `u32` is read as `u32::MAX`, the most we count.
+pub fn max_forwards(headers: &Headers) -> Option<u32> {
+    let mut values = headers.get_all("max-forwards");
+    let value = values.next()?.trim_ascii();
+    if values.next().is_some() || value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = value.iter().try_fold(0u32, |n, d| {
+        n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    });
+    Some(n.unwrap_or(u32::MAX))
+}
+
 /// Who the request came from, for the `X-Forwarded-*` and `Via` fields.
 pub struct Forwarded<'a> {
     pub client_ip: IpAddr,
@@ -167,6 +183,31 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Host", "X-Forwarded-For", "Accept"]);
+    }
+
+    #[test]
+    fn max_forwards_is_one_number_or_nothing() {
+        let of = |values: &[&str]| {
+            let mut h = Headers::new();
+            for v in values {
+                h.push("Max-Forwards", v);
+            }
+            max_forwards(&h)
+        };
+        assert_eq!(of(&[]), None);
+        assert_eq!(of(&["0"]), Some(0));
+        assert_eq!(of(&[" 7 "]), Some(7));
+        assert_eq!(of(&["99999999999999999999"]), Some(u32::MAX));
+        for bad in [
+            &["1", "2"][..],
+            &["-1"],
+            &["+1"],
+            &["1.0"],
+            &[""],
+            &["1, 2"],
+        ] {
+            assert_eq!(of(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

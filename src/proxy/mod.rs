@@ -15,7 +15,7 @@ use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::digits::push_field;
 use crate::http::conn::is_timeout;
-use crate::http::forward::FORWARDING_FIELDS;
+use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::metrics::Metrics;
@@ -579,6 +579,22 @@ fn forward(
         }
         expect_continue = body_kind != BodyKind::Empty;
     }
+    // RFC 9110 §7.6.2: an OPTIONS that may go no further is answered here,
+    // as its final recipient; one that may goes one hop less far. (TRACE,
+    // the other method it counts on, is refused before.)
+    if head.method == "OPTIONS" {
+        match max_forwards(&head.headers) {
+            Some(0) => {
+                let keep_alive = keep_alive && body_kind == BodyKind::Empty;
+                return Err(Refusal::new(200, keep_alive));
+            }
+            Some(hops) => {
+                head.headers.remove("max-forwards");
+                head.headers.push("Max-Forwards", (hops - 1).to_string());
+            }
+            None => {}
+        }
+    }
     // RFC 9110 §7.8: "A server MUST ignore an Upgrade header field that is
     // received in an HTTP/1.0 request." A request with a body is not
     // upgraded either: the switch would have to wait for the whole body,
@@ -698,8 +714,10 @@ pub fn error_response(status: u16, close: bool) -> ErrorResponse {
         .push("Content-Type", "text/plain; charset=utf-8");
     head.headers.push("Content-Length", body.len().to_string());
     // RFC 9110 §15.5.6: a 405 lists the methods the resource supports;
-    // the proxy passes on every method but CONNECT and TRACE.
-    if status == 405 {
+    // the proxy passes on every method but CONNECT and TRACE. So does the
+    // only 200 the proxy answers itself: to an OPTIONS it is the last hop
+    // of (see `forward`).
+    if matches!(status, 200 | 405) {
         head.headers
             .push("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
     }
