@@ -47,6 +47,8 @@ pub enum ProxyHeaderError {
     ShortAddresses,
     #[error("PROXY command {0}")]
     Command(u8),
+    #[error("PROXY address family and transport {0:#04x}")]
+    Family(u8),
     #[error("truncated PROXY TLV")]
     TruncatedTlv,
     #[error("PROXY TLV longer than its header")]
@@ -149,6 +151,11 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let (source, tlvs): (_, &[u8]) = match command {
         // LOCAL: the balancer's own connection (a health check).
         0 => (None, &[]),
+        // Families and transports past UNIX and DGRAM "must be rejected
+        // as invalid by receivers".
+        1 if fixed[13] >> 4 > 3 || fixed[13] & 0x0f > 2 => {
+            return Err(E::Family(fixed[13]));
+        }
         1 => match fixed[13] >> 4 {
             // Over TCP or not, the address is the client's (STREAM or
             // DGRAM); UNSPEC and UNIX name no IP peer.
@@ -302,6 +309,22 @@ mod tests {
         assert!(parse(long.as_bytes()).is_err(), "past 107 bytes");
         assert!(parse(&v2(2, 0x11, &[0; 12])).is_err(), "command 2");
         assert!(parse(&v2(1, 0x11, &[0; 8])).is_err(), "short addresses");
+        // Families and transports the specification does not define are
+        // to be refused; a LOCAL header's are ignored.
+        for undefined in [0x41, 0xf1, 0x13, 0x1f] {
+            assert!(
+                parse(&v2(1, undefined, &[0; 12])).is_err(),
+                "{undefined:#x}"
+            );
+            assert!(
+                parse(&v2(0, undefined, &[])).is_ok(),
+                "LOCAL {undefined:#x}"
+            );
+        }
+        assert_eq!(
+            parse(&v2(1, 0x31, &[0; 216])).unwrap().unwrap().source,
+            None
+        );
         let mut v3 = v2(1, 0x11, &[0; 12]);
         v3[12] = 0x31;
         assert!(parse(&v3).is_err(), "version 3");
