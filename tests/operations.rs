@@ -974,8 +974,14 @@ impl Running {
     fn start_with(dir: &Path, adjust: impl FnOnce(&mut Command)) -> Running {
         let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
         adjust(&mut command);
+        command.args(["--config", "proxy.conf"]);
+        Running::spawn(command, dir)
+    }
+
+    /// Runs `command` in `dir`, with no `INVERSO_*` variable of the
+    /// test's environment.
+    fn spawn(mut command: Command, dir: &Path) -> Running {
         command
-            .args(["--config", "proxy.conf"])
             .current_dir(dir)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -1057,6 +1063,39 @@ fn conf(targets: SocketAddr, extra: &str) -> String {
     format!(
         "bind = 127.0.0.1\nport = 0\nadmin_port = 0\ntargets = {targets}\ncache_size = 0\npath_to_persistence =\npath_to_log = access.log\n{extra}"
     )
+}
+
+#[test]
+fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
+    // Started on the default proxy.conf (not named), targets on the
+    // command line: a SIGHUP while the file is away (replaced by a tool
+    // that deletes, then writes) must not run on the defaults, dropping
+    // what the file said (rate_limit, real_ip_from, ...) without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    std::fs::write(
+        &file,
+        "port = 0\npath_to_persistence =\nrate_limit = 10/s\n",
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command.args(["--targets", "127.0.0.1:9"]);
+    let mut running = Running::spawn(command, dir.path());
+    running.expect("listening on ");
+    std::fs::remove_file(&file).unwrap();
+    running.signal("HUP");
+    let refused = running.expect("reload refused");
+    assert!(refused.contains("proxy.conf"), "{refused}");
+    assert!(
+        !running
+            .seen
+            .iter()
+            .any(|l| l.contains("new configuration in force")),
+        "{:#?}",
+        running.seen
+    );
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
 }
 
 #[test]
