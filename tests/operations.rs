@@ -1075,7 +1075,7 @@ fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
     let file = dir.path().join("proxy.conf");
     std::fs::write(
         &file,
-        "port = 0\npath_to_persistence =\nrate_limit = 10/s\n",
+        "bind = 127.0.0.1\nport = 0\npath_to_persistence =\nrate_limit = 10/s\n",
     )
     .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
