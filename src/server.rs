@@ -880,6 +880,10 @@ impl Control {
             shutting_down: self.inner.shutting_down.clone(),
             metrics: self.inner.metrics.clone(),
         });
+        // Requests begun before the swap keep the old generation, pools
+        // included, for as long as they run; nothing takes from or sweeps
+        // those pools any more.
+        old.upstreams.retire();
         if shortened {
             self.close_idle_after(self.inner.current.generation());
         }

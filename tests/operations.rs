@@ -928,6 +928,76 @@ fn a_reload_that_cannot_open_its_log_changes_nothing() {
     assert_eq!(m["inverso_config_reloads_total{result=\"refused\"}"], 1.0);
 }
 
+/// A backend that answers every request `200 ok` on a keep-alive
+/// connection, one request for `/hold` only once the test sends on the
+/// returned channel, and counts the connections whose other end closed.
+/// Its reads wait 30 s, longer than any test waits: a connection it
+/// counts was closed by the proxy, not timed out here.
+fn holding_backend() -> (
+    SocketAddr,
+    mpsc::Sender<()>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release, held) = mpsc::channel::<()>();
+    let held = Arc::new(std::sync::Mutex::new(held));
+    let (requests, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (seen, ended) = (requests.clone(), closed.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(stream) = stream else { continue };
+            let (held, seen, ended) = (held.clone(), seen.clone(), ended.clone());
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = Reader::new(stream);
+                while let Ok(Some(head)) = reader.read_head() {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if head.start_line.starts_with("GET /hold ") {
+                        let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(30));
+                    }
+                    respond(&mut writer, 200, &[], b"ok");
+                }
+                ended.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, release, requests, closed)
+}
+
+#[test]
+fn a_reload_closes_the_idle_backend_connections_of_the_settings_it_replaces() {
+    let (addr, release, requests, closed) = holding_backend();
+    let proxy = start_proxy(&[addr], |c| {
+        c.connection_timeout = Duration::from_secs(60);
+    });
+    // A request that runs across the reload (a WebSocket, a long
+    // download) keeps the old settings alive while it runs.
+    let long = {
+        let addr = proxy.addr;
+        std::thread::spawn(move || Client::connect(addr).get("/hold").status)
+    };
+    assert!(wait_until(WAIT_LIMIT, || requests.load(Ordering::SeqCst) == 1));
+    // Another one leaves its backend connection idle in the old pool.
+    assert_eq!(proxy.connect().get("/quick").status, 200);
+    assert_eq!(closed.load(Ordering::SeqCst), 0);
+    let mut next = proxy_config(&[addr]);
+    next.connection_timeout = Duration::from_secs(60);
+    proxy.handle().control().reload(next).unwrap();
+    // No request will ever take that connection again: it is closed
+    // now, not when the long request ends.
+    let closed_now = wait_until(WAIT_LIMIT, || closed.load(Ordering::SeqCst) == 1);
+    release.send(()).unwrap();
+    assert_eq!(long.join().unwrap(), 200);
+    assert!(closed_now, "the old pool's idle connection is still open");
+    // The long request's connection is not pooled where nobody looks for
+    // it either.
+    assert!(wait_until(WAIT_LIMIT, || closed.load(Ordering::SeqCst) == 2));
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
 // ------------------------------------------------------------ shutdown
 
 #[test]

@@ -459,6 +459,15 @@ impl Upstreams {
         })
     }
 
+    /// The settings these belong to were replaced by a reload: their idle
+    /// connections are closed, and those still in use once their request
+    /// is done (the next generation keeps pools of its own).
+    pub fn retire(&self) {
+        for target in self.targets() {
+            target.pool.retire();
+        }
+    }
+
     /// Closes every target's pooled connections that idled too long.
     pub fn sweep_idle(&self) {
         for target in self.targets() {

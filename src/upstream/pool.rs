@@ -3,6 +3,7 @@
 use crate::http::conn::SharedStream;
 use crate::http::BufConn;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A stack of idle connections: the most recently used is reused first (it
@@ -15,6 +16,14 @@ pub struct Pool {
     /// close idle connections themselves after a while, and a connection
     /// they closed costs a failed attempt.
     max_age: Duration,
+    /// The settings this pool belongs to were replaced (a reload): no
+    /// request looks here any more, and none sweeps it, so a connection
+    /// given back is closed rather than kept for as long as a request of
+    /// the old settings runs (a WebSocket: hours). Read under the lock of
+    /// `idle`, after [`Pool::retire`] set it before taking that lock: a
+    /// connection is either given after the retirement and closed, or
+    /// given before it and closed with the others.
+    retired: AtomicBool,
 }
 
 impl Pool {
@@ -23,6 +32,7 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             max_idle,
             max_age,
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -62,11 +72,23 @@ impl Pool {
         drop(idle); // closed outside the lock
     }
 
+    /// Closes every idle connection, and from now on every connection
+    /// given back (see `retired`).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.clear();
+    }
+
     pub fn give(&self, conn: BufConn<SharedStream>) {
         if self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.lock();
+        if self.retired.load(Ordering::Relaxed) {
+            drop(idle);
+            drop(conn); // closed outside the lock
+            return;
+        }
         if idle.len() >= self.max_idle {
             let oldest = idle.remove(0);
             idle.push((conn, Instant::now()));
