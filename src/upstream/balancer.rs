@@ -77,13 +77,17 @@ impl Balancer for RoundRobin {
 
 /// The `(k mod usable)`-th usable target, `None` when none is usable.
 fn nth_usable(peers: &dyn Peers, k: usize) -> Option<usize> {
-    let usable = (0..peers.len()).filter(|&i| peers.usable(i)).count();
-    if usable == 0 {
-        return None;
-    }
-    (0..peers.len())
-        .filter(|&i| peers.usable(i))
-        .nth(k % usable)
+    let usable = usable(peers);
+    (!usable.is_empty()).then(|| usable[k % usable.len()])
+}
+
+/// The targets usable for this pick, each asked once. Whether a target is
+/// usable, and its load, change while a pick looks (other threads' requests
+/// take and free slots): a pick that counted them on one pass and chose on
+/// another could find nothing where it had counted a target, and send the
+/// request to wait for a slot while a target could take it.
+fn usable(peers: &dyn Peers) -> Vec<usize> {
+    (0..peers.len()).filter(|&i| peers.usable(i)).collect()
 }
 
 /// nginx's smooth weighted round robin: every pick, each usable target's
@@ -137,14 +141,18 @@ pub struct LeastConn {
 impl Balancer for LeastConn {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         let peers = cx.peers;
-        let load = |i: usize| (peers.in_flight(i) as u64, u64::from(peers.weight(i).max(1)));
+        // Each load read once (see `usable`): the tied found on a second
+        // look might no longer add up to the turn drawn among them.
+        let loads: Vec<(usize, (u64, u64))> = usable(peers)
+            .into_iter()
+            .map(|i| (i, (peers.in_flight(i) as u64, weight_of(peers, i))))
+            .collect();
         // a/b < c/d without division: a*d < c*b.
         let lighter = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d < c * b;
         let same = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d == c * b;
         let mut best: Option<(u64, u64)> = None;
         let mut tied_weight = 0;
-        for i in (0..peers.len()).filter(|&i| peers.usable(i)) {
-            let l = load(i);
+        for &(_, l) in &loads {
             match best {
                 Some(b) if same(l, b) => tied_weight += l.1,
                 Some(b) if !lighter(l, b) => {}
@@ -156,8 +164,8 @@ impl Balancer for LeastConn {
         }
         let best = best?;
         let turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % tied_weight;
-        let tied = (0..peers.len()).filter(|&i| peers.usable(i) && same(load(i), best));
-        by_weight(tied, turn, |i| load(i).1)
+        let tied = loads.iter().filter(|&&(_, l)| same(l, best));
+        by_weight(tied.map(|&(i, (_, weight))| (i, weight)), turn)
     }
 }
 
@@ -256,12 +264,18 @@ pub struct RandomTwo;
 impl Balancer for RandomTwo {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         let peers = cx.peers;
-        let weight = |i: usize| u64::from(peers.weight(i).max(1));
+        let weight = |i: usize| weight_of(peers, i);
+        // Asked once (see `usable`): a draw within the total weight of
+        // one look could fall past the end of another.
+        let usable = usable(peers);
         let draw = |except: Option<usize>| {
-            let candidates = || (0..peers.len()).filter(|&i| peers.usable(i) && Some(i) != except);
-            let total: u64 = candidates().map(weight).sum();
-            (total > 0)
-                .then(|| by_weight(candidates(), random_below(total as usize) as u64, weight))?
+            let candidates = || {
+                (usable.iter().copied())
+                    .filter(|&i| Some(i) != except)
+                    .map(|i| (i, weight(i)))
+            };
+            let total: u64 = candidates().map(|(_, w)| w).sum();
+            (total > 0).then(|| by_weight(candidates(), random_below(total as usize) as u64))?
         };
         let a = draw(None)?;
         // A second, distinct draw from the others.
@@ -278,20 +292,21 @@ impl Balancer for RandomTwo {
 }
 
 /// The target whose share of `0..sum of weights` holds `turn`: each one
-/// owns as many consecutive numbers as its weight.
-fn by_weight(
-    targets: impl Iterator<Item = usize>,
-    mut turn: u64,
-    weight: impl Fn(usize) -> u64,
-) -> Option<usize> {
-    for i in targets {
-        let w = weight(i);
+/// of `targets` (index, weight) owns as many consecutive numbers as its
+/// weight.
+fn by_weight(targets: impl Iterator<Item = (usize, u64)>, mut turn: u64) -> Option<usize> {
+    for (i, w) in targets {
         if turn < w {
             return Some(i);
         }
         turn -= w;
     }
     None
+}
+
+/// Target `i`'s weight, at least 1.
+fn weight_of(peers: &dyn Peers, i: usize) -> u64 {
+    u64::from(peers.weight(i).max(1))
 }
 
 thread_local! {
@@ -354,6 +369,91 @@ mod tests {
             peers,
         };
         (0..n).map(|_| b.pick(&cx).unwrap()).collect()
+    }
+
+    /// Targets whose state changes as a pick looks at them, as requests
+    /// on other threads begin and end meanwhile: target `i` shows
+    /// `first[i]` (in flight, usable) the first time it is asked about,
+    /// `then[i]` ever after.
+    struct Changing {
+        first: Vec<(usize, bool)>,
+        then: Vec<(usize, bool)>,
+        asked: Vec<std::cell::Cell<(bool, bool)>>,
+    }
+
+    impl Changing {
+        fn new(first: Vec<(usize, bool)>, then: Vec<(usize, bool)>) -> Self {
+            let asked = vec![Default::default(); first.len()];
+            Changing { first, then, asked }
+        }
+
+        fn state(&self, i: usize, load: bool) -> (usize, bool) {
+            let (mut load_asked, mut usable_asked) = self.asked[i].get();
+            let seen = if load {
+                &mut load_asked
+            } else {
+                &mut usable_asked
+            };
+            let state = if *seen { self.then[i] } else { self.first[i] };
+            *seen = true;
+            self.asked[i].set((load_asked, usable_asked));
+            state
+        }
+    }
+
+    impl Peers for Changing {
+        fn len(&self) -> usize {
+            self.first.len()
+        }
+        fn weight(&self, _: usize) -> u32 {
+            1
+        }
+        fn in_flight(&self, i: usize) -> usize {
+            self.state(i, true).0
+        }
+        fn usable(&self, i: usize) -> bool {
+            self.state(i, false).1
+        }
+    }
+
+    fn pick_from(b: &dyn Balancer, peers: &dyn Peers) -> Option<usize> {
+        b.pick(&Context {
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peers,
+        })
+    }
+
+    /// A pick that comes back empty sends the request to wait for a slot
+    /// (and counts it as queued) although a target could take it.
+    #[test]
+    fn a_target_that_stays_usable_is_picked_whatever_changes_during_the_pick() {
+        // least_conn: 0 and 1 idle, then 1 takes a request; 0 is idle
+        // throughout. The second pick's turn among the tied is the second.
+        let lc = LeastConn::default();
+        let still = Changing::new(vec![(0, true); 2], vec![(0, true); 2]);
+        assert!(pick_from(&lc, &still).is_some());
+        let busier = Changing::new(vec![(0, true); 2], vec![(0, true), (1, true)]);
+        assert!(pick_from(&lc, &busier).is_some(), "least_conn");
+
+        // round_robin: the target in turn (0) is out; 2 goes out during
+        // the pick, 1 stays. The fourth pick wants the second usable one.
+        let rr = RoundRobin::default();
+        let out = |t| (0, t);
+        for _ in 0..3 {
+            pick_from(&rr, &Fake::even(3));
+        }
+        let leaving = Changing::new(
+            vec![out(false), out(true), out(true)],
+            vec![out(false), out(true), out(false)],
+        );
+        assert!(pick_from(&rr, &leaving).is_some(), "round_robin");
+
+        // random_two: 1 goes out during the pick, 0 stays; each draw
+        // falls on 1's share half the time.
+        for _ in 0..64 {
+            let leaving = Changing::new(vec![out(true); 2], vec![out(true), out(false)]);
+            assert!(pick_from(&RandomTwo, &leaving).is_some(), "random_two");
+        }
     }
 
     #[test]
