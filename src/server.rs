@@ -57,6 +57,9 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a connection over the limit is given to take its 503.
 const REJECT_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often idle backend connections are looked at for the ones idle
+/// past their age: how late after it one may be closed.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Each says its cause itself (in its message, not as a `source`, so that
 /// printing the chain does not say it twice).
@@ -171,6 +174,8 @@ impl Server {
             inner: inner.clone(),
             idle: AtomicUsize::new(0),
             priority: worker_priority,
+            started: Instant::now(),
+            next_sweep: AtomicU64::new(0),
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
@@ -503,6 +508,32 @@ struct Workers {
     idle: AtomicUsize,
     /// `worker_priority` as started with (a restart key).
     priority: Option<i32>,
+    /// When the next sweep of idle backend connections is due, in
+    /// milliseconds since `started` (see [`Workers::sweep_if_due`]).
+    started: Instant,
+    next_sweep: AtomicU64,
+}
+
+impl Workers {
+    /// Closes the backend connections idle past their age, at most once
+    /// per [`SWEEP_EVERY`], by whichever worker comes by first: one back
+    /// from a connection, or one whose `accept` timed out. Not only at a
+    /// quiet moment: while connections keep coming faster than an
+    /// `accept` times out there is none, and a target no request goes to
+    /// (a backup after an outage) would keep its idle connections open
+    /// for as long as that lasts.
+    fn sweep_if_due(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        let next = now.saturating_add(SWEEP_EVERY.as_millis() as u64);
+        if now >= due
+            && (self.next_sweep)
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.inner.current.get().upstreams.sweep_idle();
+        }
+    }
 }
 
 /// Raises the descriptor limit as far as `max_connections` needs and the
@@ -574,10 +605,9 @@ fn work(workers: &Arc<Workers>) {
             }
             // The listener's receive timeout (set for the sockets it
             // hands out) also bounds `accept`: a thread unused for a while
-            // retires, unless it is the last one accepting. A quiet moment
-            // is also when to close backend connections idle too long.
+            // retires, unless it is the last one accepting.
             Err(e) if is_timeout(&e) => {
-                inner.current.get().upstreams.sweep_idle();
+                workers.sweep_if_due();
                 if idle_since.elapsed() >= WORKER_IDLE && leave_if_not_last(&workers.idle) {
                     return;
                 }
@@ -617,6 +647,8 @@ fn work(workers: &Arc<Workers>) {
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
         idle_since = Instant::now();
+        // After the connection, not before: it waits for no sweep.
+        workers.sweep_if_due();
     }
     workers.idle.fetch_sub(1, Ordering::SeqCst);
 }

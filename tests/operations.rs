@@ -998,6 +998,31 @@ fn a_reload_closes_the_idle_backend_connections_of_the_settings_it_replaces() {
     assert_eq!(proxy.connect().get("/after").status, 200);
 }
 
+#[test]
+fn idle_backend_connections_are_closed_at_their_age_while_clients_keep_connecting() {
+    let (addr, _release, _requests, closed) = holding_backend();
+    let proxy = start_proxy(&[addr], |c| {
+        c.connection_timeout = Duration::from_secs(1);
+    });
+    assert_eq!(proxy.connect().get("/quick").status, 200);
+    // New connections come faster than a waiting worker's accept times
+    // out (the connection_timeout too): no quiet moment, and nothing is
+    // asked of the backend, so no request finds its connection stale.
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while closed.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        let mut client = proxy.connect();
+        client.send(b"NOT HTTP\r\n\r\n");
+        assert_eq!(client.response().status, 400);
+        drop(client);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        1,
+        "a connection idle past connection_timeout is still pooled"
+    );
+}
+
 // ------------------------------------------------------------ shutdown
 
 #[test]
