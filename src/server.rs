@@ -901,7 +901,7 @@ impl Control {
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
         let cache_settings = Arc::new(next.cache_settings());
-        self.inner.current.replace(Shared {
+        let replaced = self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(&old)),
             own_fields: Shared::own_fields_for(&cache_settings, &old.cache),
             cache_settings,
@@ -915,7 +915,7 @@ impl Control {
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps
         // those pools any more.
-        old.upstreams.retire();
+        replaced.upstreams.retire();
         if shortened {
             self.close_idle_after(self.inner.current.generation());
         }
