@@ -111,8 +111,15 @@ impl Server {
             error,
         })?;
         let worker_priority = config.worker_priority;
-        let inherited =
-            set_inherited_options(&listener, config.connection_timeout, config.defer_accept);
+        // The listener's timeout also bounds a worker's wait in `accept`,
+        // after which an idle one retires: no longer than WORKER_IDLE, or
+        // a connection_timeout of minutes would keep idle threads as long.
+        // (A connection then takes the configured timeouts itself.)
+        let inherited = set_inherited_options(
+            &listener,
+            config.connection_timeout.min(WORKER_IDLE),
+            config.defer_accept,
+        );
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
@@ -176,6 +183,7 @@ impl Server {
             priority: worker_priority,
             started: Instant::now(),
             next_sweep: AtomicU64::new(0),
+            surplus: Surplus::new(),
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
@@ -512,6 +520,8 @@ struct Workers {
     /// milliseconds since `started` (see [`Workers::sweep_if_due`]).
     started: Instant,
     next_sweep: AtomicU64,
+    /// The idle workers a busy minute did not need (see [`Surplus`]).
+    surplus: Surplus,
 }
 
 impl Workers {
@@ -532,7 +542,65 @@ impl Workers {
                 .is_ok()
         {
             self.inner.current.get().upstreams.sweep_idle();
+            self.surplus.review(now, self.idle.load(Ordering::SeqCst));
         }
+    }
+}
+
+/// How many idle workers may retire although connections keep coming.
+///
+/// An idle worker retires when its `accept` times out after a minute
+/// without work; but Linux hands connections to the threads waiting in
+/// `accept` in turn, the longest waiting first, so while they come faster
+/// than that no `accept` ever times out, and the threads a burst started
+/// would stay (each with its stack, and a descriptor number reserved) for
+/// as long as the traffic lasts. The fewest workers idle at any moment of
+/// a window of [`WORKER_IDLE`] were not needed in it: that many may retire
+/// in the next, each as it comes back from a connection.
+#[derive(Debug, Default)]
+struct Surplus {
+    /// The fewest idle workers seen since the window began.
+    fewest_idle: AtomicUsize,
+    /// How many may still retire, from the window before.
+    quota: AtomicUsize,
+    /// When the window ends, in milliseconds (as `now` is counted).
+    window_ends: AtomicU64,
+}
+
+impl Surplus {
+    fn new() -> Surplus {
+        Surplus {
+            fewest_idle: AtomicUsize::new(usize::MAX),
+            quota: AtomicUsize::new(0),
+            window_ends: AtomicU64::new(WORKER_IDLE.as_millis() as u64),
+        }
+    }
+
+    /// A worker took a connection, leaving `idle` idle.
+    fn note(&self, idle: usize) {
+        self.fewest_idle.fetch_min(idle, Ordering::Relaxed);
+    }
+
+    /// At `now` (ms), with `idle` workers idle: a window that has ended
+    /// makes the fewest idle in it the quota, and the next one begins.
+    fn review(&self, now: u64, idle: usize) {
+        let ends = self.window_ends.load(Ordering::Relaxed);
+        let next = now.saturating_add(WORKER_IDLE.as_millis() as u64);
+        if now >= ends
+            && (self.window_ends)
+                .compare_exchange(ends, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let fewest = self.fewest_idle.swap(idle, Ordering::Relaxed).min(idle);
+            self.quota.store(fewest, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether one more worker may retire (taking it from the quota).
+    fn take(&self) -> bool {
+        (self.quota)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1))
+            .is_ok()
     }
 }
 
@@ -628,7 +696,9 @@ fn work(workers: &Arc<Workers>) {
         // thread can be started, this one stays the acceptor: the
         // connection is refused as one over max_connections is, rather
         // than served while new clients wait unanswered in the backlog.
-        let last = workers.idle.fetch_sub(1, Ordering::SeqCst) == 1;
+        let was_idle = workers.idle.fetch_sub(1, Ordering::SeqCst);
+        workers.surplus.note(was_idle.saturating_sub(1));
+        let last = was_idle == 1;
         let shared = inner.current.get();
         let registered = if last && spawn_worker(workers).is_err() {
             Err(Refusing::new(inner))
@@ -649,6 +719,9 @@ fn work(workers: &Arc<Workers>) {
         idle_since = Instant::now();
         // After the connection, not before: it waits for no sweep.
         workers.sweep_if_due();
+        if workers.surplus.take() && leave_if_not_last(&workers.idle) {
+            return;
+        }
     }
     workers.idle.fetch_sub(1, Ordering::SeqCst);
 }
@@ -1008,5 +1081,32 @@ mod tests {
         let timeout = accepted.read_timeout().unwrap().unwrap();
         assert!(timeout >= Duration::from_secs(7) && timeout < Duration::from_secs(8));
         assert!(accepted.write_timeout().unwrap().is_some());
+    }
+
+    #[test]
+    fn the_fewest_idle_of_a_window_may_retire_in_the_next() {
+        let minute = WORKER_IDLE.as_millis() as u64;
+        let surplus = Surplus::new();
+        // A busy first window: never fewer than 3 idle.
+        for idle in [10, 3, 5, 7] {
+            surplus.note(idle);
+        }
+        surplus.review(minute - 1, 8);
+        assert!(!surplus.take(), "the window has not ended");
+        surplus.review(minute, 8);
+        assert!(surplus.take() && surplus.take() && surplus.take());
+        assert!(!surplus.take(), "only the 3 never needed");
+        // A window in which every worker was needed at some moment.
+        surplus.note(4);
+        surplus.note(0);
+        surplus.review(2 * minute, 6);
+        assert!(!surplus.take());
+        // One in which no connection came: every idle worker is spare.
+        surplus.review(3 * minute, 6);
+        assert_eq!(surplus.quota.load(Ordering::Relaxed), 6);
+        // One that came within the quota's window leaves fewer spare.
+        surplus.note(2);
+        surplus.review(4 * minute, 5);
+        assert_eq!(surplus.quota.load(Ordering::Relaxed), 2);
     }
 }
