@@ -557,7 +557,7 @@ impl Workers {
 /// as long as the traffic lasts. The fewest workers idle at any moment of
 /// a window of [`WORKER_IDLE`] were not needed in it: that many may retire
 /// in the next, each as it comes back from a connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Surplus {
     /// The fewest idle workers seen since the window began.
     fewest_idle: AtomicUsize,
