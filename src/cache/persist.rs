@@ -375,11 +375,16 @@ fn write_file<'a>(
             _ => {}
         }
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error("create", path))?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    // Readable by the proxy's user alone, whatever the umask: keys hold
+    // the request fields responses vary on (a Cookie, an Authorization),
+    // and bodies answers to authenticated requests a `public` let the
+    // cache keep. nginx creates its cache files 0600 too. The rename
+    // carries the mode over the file it replaces.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(io_error("create", path))?;
     let mut out = BufWriter::new(file);
     let stats = write_records(&mut out, records).map_err(io_error("write", path))?;
     let file = out
@@ -1102,6 +1107,26 @@ mod tests {
         assert!(!tmp_path(&path).exists());
         let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
         assert_eq!(loaded.records, records[..2]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_snapshot_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        // Keys hold the request fields a response varies on (a Cookie, an
+        // Authorization), bodies what answered them.
+        let mut private = record(1);
+        private.key = b"h/account\nauthorization=Basic YWxpY2U6c2VjcmV0".to_vec();
+        write_snapshot(&path, [&private]).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+        // Also when it replaces a file an older version left readable.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_snapshot(&path, [&private]).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
     }
 
     #[cfg(unix)]
