@@ -477,26 +477,14 @@ impl Cache {
         let key = entry.key().to_string();
         // Storable again: its misses wait on each other again.
         self.passes.forget(&key);
-        // Before anything else is touched: an entry that cannot be stored
-        // leaves no trace in the Vary index. What was stored under its key
-        // is older than it, and goes (as a replacing insert would drop it).
-        if entry.record.body.len() as u64 > self.max_object_size || entry.weight() > self.capacity()
-        {
-            let mut state = self.state.lock();
-            let old = state.lru.remove(key.as_str());
-            if old.is_some() {
-                state.forget_variant(&key);
-            }
-            drop(state);
-            if old.is_some() {
-                self.changed();
-            }
-            return false;
-        }
+        let too_large = entry.record.body.len() as u64 > self.max_object_size
+            || entry.weight() > self.capacity();
         let primary = primary_of(&key).to_string();
         let names = policy::vary_names(&entry.head);
         let weight = entry.weight();
         let mut state = self.state.lock();
+        // A fill that an invalidation or a newer entry overtook says
+        // nothing of what the key holds now: that stays, stored or not.
         if let Some(since) = since {
             let invalidated = state.invalidated.get(&primary).copied().unwrap_or(0);
             if state.cleared.max(invalidated) > since {
@@ -508,6 +496,20 @@ impl Cache {
             if !held.is_some_and(|held| Arc::ptr_eq(held, old)) {
                 return false;
             }
+        }
+        // Before anything else is touched: an entry that cannot be stored
+        // leaves no trace in the Vary index. What was stored under its key
+        // is older than it, and goes (as a replacing insert would drop it).
+        if too_large {
+            let old = state.lru.remove(key.as_str());
+            if old.is_some() {
+                state.forget_variant(&key);
+            }
+            drop(state);
+            if old.is_some() {
+                self.changed();
+            }
+            return false;
         }
         // The newest response for a URI decides whether it varies (RFC
         // 9111 §4.1): when that changes, what was stored the other way is
@@ -1371,6 +1373,36 @@ mod tests {
         drop((early, other, late));
         let state = cache.state.lock();
         assert!(state.fills.is_empty() && state.invalidated.is_empty());
+    }
+
+    #[test]
+    fn a_too_large_answer_leaves_a_newer_entry_alone() {
+        // Max object 16 bytes: a body of 17 is too large to store.
+        let cache = Arc::new(Cache::new(1 << 20, 16));
+        let small = |body: &str| Arc::new(entry("h/a", body, 60, None));
+        let big = || Arc::new(entry("h/a", &"x".repeat(17), 60, None));
+        let old = small("old");
+        cache.insert_shared(old.clone());
+        // A refresh of `old` that turned out too large, after a newer
+        // entry replaced it: the newer one stays.
+        let fill = cache.begin_fill();
+        let newer = small("newer");
+        cache.insert_shared(newer.clone());
+        assert!(!cache.replace_filled(&old, big(), &fill));
+        let held = cache.lookup("h/a", &Headers::new()).unwrap();
+        assert!(Arc::ptr_eq(&held, &newer), "the newer entry was dropped");
+        // A fill that began before an invalidation says nothing of what
+        // was stored after it.
+        let stale_fill = cache.begin_fill();
+        cache.invalidate("h/a");
+        let latest = small("latest");
+        cache.insert_shared(latest.clone());
+        assert!(!cache.insert_filled(big(), &stale_fill));
+        assert!(cache.lookup("h/a", &Headers::new()).is_some());
+        // One that may replace it and is too large drops it: it is older.
+        let fill = cache.begin_fill();
+        assert!(!cache.insert_filled(big(), &fill));
+        assert!(cache.lookup("h/a", &Headers::new()).is_none());
     }
 
     #[test]
