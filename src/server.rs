@@ -30,7 +30,7 @@ use crate::http::conn::is_timeout;
 use crate::http::proxy_protocol;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
-use crate::proxy::{self, error_response, ConnWatch, Current, Inherited, Shared};
+use crate::proxy::{self, error_response, CacheRules, ConnWatch, Current, Inherited, Shared};
 use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
@@ -127,13 +127,13 @@ impl Server {
         })
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
-        let cache_settings = Arc::new(config.cache_settings());
+        let cache_rules = CacheRules::new(&config, &cache);
         if let (Some(cache), Some(path)) = (&cache, &config.path_to_persistence) {
             persist::ensure_directory(path).map_err(|error| StartError::Persistence {
                 path: path.clone(),
                 error,
             })?;
-            timer::load(cache, path, &cache_settings);
+            timer::load(cache, path, &cache_rules.settings);
         }
         let timer = match &cache {
             Some(cache) => Some(
@@ -153,8 +153,7 @@ impl Server {
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
             limiter: limiter_for(&config, None),
-            own_fields: Shared::own_fields_for(&cache_settings, &cache),
-            cache_settings,
+            cache_rules,
             config,
         };
         let inner = Arc::new(Inner {
@@ -973,11 +972,9 @@ impl Control {
         let shortened = next.connection_timeout < was.connection_timeout;
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
-        let cache_settings = Arc::new(next.cache_settings());
         let replaced = self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(&old)),
-            own_fields: Shared::own_fields_for(&cache_settings, &old.cache),
-            cache_settings,
+            cache_rules: CacheRules::new(&next, &old.cache),
             config: next,
             upstreams,
             log: self.inner.log.clone(),

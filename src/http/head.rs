@@ -123,7 +123,7 @@ impl RequestHead {
     }
 
     /// Whether the client wants the connection kept open after this exchange
-    /// (see [`persists`]).
+    /// (see `persists`).
     pub fn wants_keep_alive(&self) -> bool {
         persists(self.version, &self.headers)
     }
@@ -213,7 +213,7 @@ impl ResponseHead {
     }
 
     /// Whether the server lets the connection be reused after this response
-    /// (see [`persists`]).
+    /// (see `persists`).
     pub fn allows_keep_alive(&self) -> bool {
         persists(self.version, &self.headers)
     }

@@ -140,7 +140,7 @@ pub(super) fn serve_range(
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
-        own_fields: shared.own_fields(),
+        own_fields: &shared.cache_rules.own_fields,
     };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
@@ -203,7 +203,7 @@ pub(super) fn serve(
         keep_alive,
         cache,
         shutting_down: &shared.shutting_down,
-        own_fields: shared.own_fields(),
+        own_fields: &shared.cache_rules.own_fields,
     };
 
     // Held while this request fetches for others waiting on the key.
@@ -318,7 +318,7 @@ pub(super) fn serve(
     }
 
     // A full response: relay it, and store it on the way if allowed.
-    let settings = shared.cache_settings.clone();
+    let settings = shared.cache_rules.settings.clone();
     let lifetime = if request.is_head() {
         None
     } else {
@@ -460,7 +460,7 @@ impl Revalidated<'_> {
         let own = for_the_cache(self.request);
         let mut neutral = own.clone();
         neutral.headers.remove("authorization");
-        let settings = &shared.cache_settings;
+        let settings = &shared.cache_rules.settings;
         let storable = policy::storable(&neutral, &head, self.response_time, settings);
         // Nor is an answer to them everyone's: a request saying no-store
         // has no part of its answer stored (RFC 9111 §5.2.1.5), and one with
@@ -526,7 +526,12 @@ impl HeadAnswer<'_> {
             merged.headers.push("set-cookie", cookie);
         }
         let as_get = request_as_get(self.request);
-        policy::storable(&as_get, &merged, self.response_time, &shared.cache_settings)?;
+        policy::storable(
+            &as_get,
+            &merged,
+            self.response_time,
+            &shared.cache_rules.settings,
+        )?;
         let body_len = self.entry.record.body.len();
         Some(policy::head_describes(&self.entry.head, body_len, answer))
     }
@@ -616,7 +621,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         };
     }
     // The cache's own request: a refusal here is the response's doing.
-    let settings = shared.cache_settings.clone();
+    let settings = shared.cache_rules.settings.clone();
     let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {

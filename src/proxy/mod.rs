@@ -51,45 +51,46 @@ pub struct Shared {
     /// With `rate_limit`: every client address's bucket (kept by a reload
     /// that leaves the limit as it was).
     pub limiter: Option<Arc<Limiter>>,
-    /// The cache rules of this generation, made once rather than per miss.
-    pub cache_settings: Arc<policy::Settings>,
-    /// See [`Shared::own_fields`]; made once per generation, as a hit
-    /// compares it with its entry's.
+    /// The cache rules of this generation, made once, not per request.
+    pub cache_rules: CacheRules,
+}
+
+/// What the cache's rules give for one generation of the settings.
+pub struct CacheRules {
+    pub settings: Arc<policy::Settings>,
+    /// The fields for the cache alone that it reads and clients never
+    /// get (none without a cache: then they pass through as any other);
+    /// compared with an entry's on every hit.
     pub own_fields: policy::OwnFields,
+    /// This cache's entry for `Surrogate-Capability`, when it reads
+    /// `Surrogate-Control`: only with a cache.
+    pub surrogate_capability: Option<String>,
+}
+
+impl CacheRules {
+    pub fn new(config: &Config, cache: &Option<Arc<Cache>>) -> CacheRules {
+        let settings = Arc::new(config.cache_settings());
+        let with_cache = cache.is_some();
+        CacheRules {
+            own_fields: if with_cache {
+                settings.targeting.own_fields()
+            } else {
+                policy::OwnFields::default()
+            },
+            surrogate_capability: (config.surrogate_id.as_deref())
+                .filter(|_| with_cache)
+                .map(policy::surrogate_capability),
+            settings,
+        }
+    }
 }
 
 impl Shared {
-    /// What [`Shared::own_fields`] gives under `settings`, with a cache or
-    /// not.
-    pub fn own_fields_for(
-        settings: &policy::Settings,
-        cache: &Option<Arc<Cache>>,
-    ) -> policy::OwnFields {
-        match cache {
-            Some(_) => settings.targeting.own_fields(),
-            None => policy::OwnFields::default(),
-        }
-    }
-
     /// Counts and logs a connection answered 503 before any request was
     /// read from it (see [`Record::refused`]).
     pub fn log_refusal(&self, record: Record) {
         self.metrics.observe(record.status, record.duration);
         self.log.log(record);
-    }
-
-    /// This cache's entry for `Surrogate-Capability`, when it reads
-    /// `Surrogate-Control`: only with a cache.
-    pub fn surrogate_capability(&self) -> Option<String> {
-        self.cache.as_ref()?;
-        let id = self.config.surrogate_id.as_deref()?;
-        Some(policy::surrogate_capability(id))
-    }
-
-    /// The fields for the cache alone that it reads and clients never
-    /// get; none without a cache (then they pass through as any other).
-    pub fn own_fields(&self) -> &policy::OwnFields {
-        &self.own_fields
     }
 }
 

@@ -400,7 +400,7 @@ fn prepare_request(
             proto: client.scheme,
             host: host.as_deref(),
             via: shared.config.via.then_some(VIA),
-            surrogate_capability: shared.surrogate_capability().as_deref(),
+            surrogate_capability: shared.cache_rules.surrogate_capability.as_deref(),
         },
     );
     for (name, value) in send.extra {

@@ -125,7 +125,8 @@ pub(super) fn relay(
     // The origin's word to the cache alone (stored with what the tee
     // took) is not for clients.
     shared
-        .own_fields()
+        .cache_rules
+        .own_fields
         .remove_from(&mut fetched.response.headers);
     let prepared =
         prepare_response(&mut fetched, how, client).map_err(|f| refusal(f, false, client))?;
