@@ -901,22 +901,87 @@ fn without_upstream_keepalive_every_request_opens_a_connection() {
     assert_eq!(a.connections(), 5);
 }
 
-#[test]
-fn interim_responses_from_the_backend_are_absorbed() {
-    let a = Backend::start("a", |_, out| {
+/// A backend that answers every request with an unasked `100 Continue`, a
+/// `103 Early Hints` carrying a field it names in `Connection` and a
+/// `Content-Length` no 1xx may have, and then the final response.
+fn early_hinting_backend() -> Backend {
+    Backend::start("a", |_, out| {
         use std::io::Write;
+        out.write_all(
+            b"HTTP/1.1 100 Continue\r\n\r\n\
+              HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\
+              Connection: x-hop\r\nX-Hop: 1\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"final");
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn early_hints_reach_an_http_11_client_before_the_final_response() {
+    // RFC 9110 §15.2: a proxy forwards 1xx responses it did not ask for.
+    // The backend's `100 Continue` is not passed on: it is about the body
+    // the proxy sends, and a client that asked had its own.
+    for cache_size in [0, 1 << 20] {
+        let a = early_hinting_backend();
+        let proxy = start_proxy(&[a.addr], |c| c.cache_size = cache_size);
+        let mut client = proxy.connect();
+        for i in 0..2 {
+            let path = format!("/{i}");
+            let hints = client.get(&path);
+            assert_eq!(hints.status, 103, "cache {cache_size}: {}", hints.head.raw);
+            assert_eq!(hints.header("link"), Some("</s.css>; rel=preload"));
+            assert_eq!(hints.header("x-hop"), None, "named in Connection");
+            assert_eq!(hints.header("connection"), None);
+            assert_eq!(
+                hints.header("content-length"),
+                None,
+                "a 1xx has no body: {}",
+                hints.head.raw
+            );
+            let last = client.response();
+            assert_eq!(last.status, 200, "cache {cache_size}: {}", last.head.raw);
+            assert_eq!(last.body, b"final");
+        }
+    }
+}
+
+#[test]
+fn a_pooled_connection_closed_after_an_interim_response_is_not_tried_again() {
+    // A close with nothing read is taken for a pooled connection the
+    // backend closed while idle, and an idempotent request goes again on
+    // a new one. After a `103` the backend had the request: a 502, once.
+    let a = Backend::start("a", |seen, out| {
+        use std::io::Write;
+        if seen.head.start_line.starts_with("GET /first ") {
+            respond(out, 200, &[], b"first");
+            return Action::KeepAlive;
+        }
         out.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
             .unwrap();
-        respond(out, 200, &[], b"final");
-        Action::KeepAlive
+        Action::Close
     });
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
-    for _ in 0..2 {
-        let response = client.get("/");
-        assert_eq!(response.status, 200, "{}", response.head.raw);
-        assert_eq!(response.body, b"final");
-    }
+    assert_eq!(client.get("/first").status, 200);
+    assert_eq!(client.get("/second").status, 103);
+    assert_eq!(client.response().status, 502);
+    assert_eq!(a.requests(), 2, "the second request was sent again");
+    assert_eq!(a.connections(), 1);
+}
+
+#[test]
+fn an_http_10_client_gets_no_interim_response() {
+    // RFC 9110 §15.2: "A server MUST NOT send a 1xx response to an
+    // HTTP/1.0 client."
+    let a = early_hinting_backend();
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.0\r\nHost: test.example\r\nConnection: keep-alive\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200, "{}", response.head.raw);
+    assert_eq!(response.body, b"final");
 }
 
 #[test]

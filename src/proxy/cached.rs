@@ -15,7 +15,7 @@ use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
 use crate::http::headers::push_lines_except;
 use crate::http::range::{self, Multipart, Ranged};
-use crate::http::RequestHead;
+use crate::http::{RequestHead, Version};
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -748,6 +748,7 @@ fn fetch<'s>(
         keep_alive,
         extra: validators,
         upgrade: false,
+        interim_to_client: request.version == Version::Http11,
         abandon_if_client_leaves: false,
     };
     origin::fetch(client, &mut upstream_head, &send, shared)

@@ -643,6 +643,7 @@ fn forward(
         keep_alive,
         extra: &[],
         upgrade,
+        interim_to_client: head.version == Version::Http11,
         abandon_if_client_leaves: true,
     };
     let is_head = head.is_head();

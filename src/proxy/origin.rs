@@ -15,7 +15,9 @@ use crate::http::conn::{
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
-use crate::http::{BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead};
+use crate::http::{
+    BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
+};
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use crate::upstream::slots::Waiting;
@@ -134,6 +136,10 @@ pub(super) struct Outgoing<'a> {
     pub extra: &'a [(&'static str, Vec<u8>)],
     /// Forward the client's `Upgrade` and accept a `101 Switching Protocols`.
     pub upgrade: bool,
+    /// Pass the backend's interim responses other than `100 Continue` on
+    /// to the client: to an HTTP/1.1 client (RFC 9110 §15.2: never to an
+    /// HTTP/1.0 one).
+    pub interim_to_client: bool,
     /// Give the request up, closing the backend connection, if the client
     /// leaves while the backend has not answered (nginx's default,
     /// `proxy_ignore_client_abort off`): the backend sees the close and
@@ -499,6 +505,8 @@ pub(super) enum Malformed {
     NotHttp,
     #[error("connection closed inside the response head")]
     ClosedInHead,
+    #[error("connection closed after an interim response")]
+    ClosedAfterInterim,
     #[error("connection closed inside the body")]
     ClosedInBody,
 }
@@ -571,8 +579,17 @@ fn send_request(
             up.client_body_left = !whole;
         }
     }
-    for _ in 0..=MAX_INTERIM_RESPONSES {
-        let len = read_response_head(&mut up.conn, client, watch)?;
+    for interim_seen in 0..=MAX_INTERIM_RESPONSES {
+        let len = match read_response_head(&mut up.conn, client, watch) {
+            Ok(len) => len,
+            // The backend has begun answering: this is no pooled
+            // connection it had closed while idle, and the request is not
+            // sent again (see `attempt`).
+            Err(f) if interim_seen > 0 && f.before_response() => {
+                return Err(Failure::Malformed(Malformed::ClosedAfterInterim))
+            }
+            Err(f) => return Err(f),
+        };
         let mut response = parse_response(&up.conn.buffered()[..len])?;
         // The request's ID is ours to give the client (and the cache must
         // not keep one backend's echo of it).
@@ -589,9 +606,13 @@ fn send_request(
                 Err(Failure::Malformed(Malformed::UnaskedSwitch))
             };
         }
-        // Interim responses (100 Continue and friends) are ours to absorb:
-        // we answered the client's Expect ourselves.
+        // Interim responses: a `100 Continue` is about the body we send,
+        // and the client had its own from us if it asked; the others
+        // (`103 Early Hints`) are the client's (RFC 9110 §15.2).
         if response.status < 200 {
+            if send.interim_to_client && response.status != 100 {
+                pass_on_interim(&mut response, client)?;
+            }
             up.conn.consume(len);
             continue;
         }
@@ -605,6 +626,23 @@ fn send_request(
         return Ok((response, len));
     }
     Err(Failure::Malformed(Malformed::TooManyInterim))
+}
+
+/// Sends an interim response on to the client as it came, less its
+/// hop-by-hop fields, framing ones included: a client that took a
+/// `Content-Length` on a 1xx for a body would read the final response as
+/// its bytes.
+fn pass_on_interim(response: &mut ResponseHead, client: &mut Client) -> Result<(), Failure> {
+    strip_hop_by_hop(&mut response.headers, false);
+    response.version = Version::Http11;
+    let mut head = Vec::with_capacity(256);
+    response.write_start(&mut head);
+    head.extend_from_slice(b"\r\n");
+    client
+        .conn
+        .get_mut()
+        .write_all(&head)
+        .map_err(|_| Failure::Client(None))
 }
 
 /// Sends a request with its whole body; returns whether all of the body
