@@ -111,15 +111,8 @@ impl Server {
             error,
         })?;
         let worker_priority = config.worker_priority;
-        // The listener's timeout also bounds a worker's wait in `accept`,
-        // after which an idle one retires: no longer than WORKER_IDLE, or
-        // a connection_timeout of minutes would keep idle threads as long.
-        // (A connection then takes the configured timeouts itself.)
-        let inherited = set_inherited_options(
-            &listener,
-            config.connection_timeout.min(WORKER_IDLE),
-            config.defer_accept,
-        );
+        let inherited =
+            set_inherited_options(&listener, config.connection_timeout, config.defer_accept);
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
@@ -230,15 +223,19 @@ fn new_cache(config: &Config) -> Cache {
 
 /// Options set once on the listener instead of three system calls per
 /// connection: Linux copies TCP_NODELAY and the socket timeouts to every
-/// socket `accept` returns. (The receive timeout also bounds `accept`
-/// itself, which the accept loop takes in its stride.) Elsewhere the
-/// connection sets them itself. With `defer`, connections are accepted
-/// once their first bytes have come (see [`defer_accept`]).
+/// socket `accept` returns. Elsewhere the connection sets them itself.
+/// The receive timeout also bounds `accept` itself, after which an idle
+/// worker may retire: it is at most WORKER_IDLE, or a `timeout` of minutes
+/// would keep idle threads as long (a connection's reads set the timeout
+/// they need before they wait, see `ReadTimeout`). With `defer`,
+/// connections are accepted once their first bytes have come (see
+/// [`defer_accept`]).
 fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool) -> Inherited {
+    let read_timeout = timeout.min(WORKER_IDLE);
     let socket = socket2::SockRef::from(listener);
     let set = socket
         .set_nodelay(true)
-        .and_then(|()| socket.set_read_timeout(Some(timeout)))
+        .and_then(|()| socket.set_read_timeout(Some(read_timeout)))
         .and_then(|()| socket.set_write_timeout(Some(timeout)));
     if let Err(e) = set {
         log::warn!("cannot set socket options on the listener: {e}");
@@ -247,7 +244,11 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         && defer_accept(listener)
             .inspect_err(|e| log::warn!("defer_accept: {e}; connections are accepted at once"))
             .is_ok();
-    Inherited { timeout, deferred }
+    Inherited {
+        timeout,
+        read_timeout,
+        deferred,
+    }
 }
 
 /// Has the kernel hold a new connection until its first bytes arrive
@@ -870,7 +871,7 @@ struct Refused {
 fn serve(stream: Arc<TcpStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner) {
     if !cfg!(target_os = "linux") {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(inner.inherited.timeout));
+        let _ = stream.set_read_timeout(Some(inner.inherited.read_timeout));
         let _ = stream.set_write_timeout(Some(inner.inherited.timeout));
     }
     let watch = slot.watch.clone();
@@ -1078,6 +1079,28 @@ mod tests {
         let timeout = accepted.read_timeout().unwrap().unwrap();
         assert!(timeout >= Duration::from_secs(7) && timeout < Duration::from_secs(8));
         assert!(accepted.write_timeout().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_long_connection_timeout_bounds_accept_by_the_worker_idle_time_only() {
+        // The send timeout is the connection's own from the start (no
+        // system call per connection to set it); the receive timeout, which
+        // bounds `accept`, is cut to WORKER_IDLE.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let long = WORKER_IDLE * 5;
+        let inherited = set_inherited_options(&listener, long, false);
+        assert_eq!(
+            (inherited.timeout, inherited.read_timeout),
+            (long, WORKER_IDLE)
+        );
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let within = |t: Duration, of: Duration| t <= of && t + Duration::from_secs(1) > of;
+        assert!(within(
+            accepted.read_timeout().unwrap().unwrap(),
+            WORKER_IDLE
+        ));
+        assert!(within(accepted.write_timeout().unwrap().unwrap(), long));
     }
 
     #[test]

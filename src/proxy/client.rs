@@ -168,7 +168,7 @@ impl Client {
             tls_in_front: false,
             scheme: "http",
             timeout,
-            read_timeout: ReadTimeout(timeout),
+            read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
             header_timeout: timeout,
             body_timeout: timeout,

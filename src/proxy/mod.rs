@@ -143,8 +143,11 @@ impl Current {
 /// What every accepted socket comes with from the listener.
 #[derive(Clone, Copy, Debug)]
 pub struct Inherited {
-    /// Its receive and send timeouts.
+    /// Its send timeout: `connection_timeout` as the server started.
     pub timeout: Duration,
+    /// Its receive timeout, which may be shorter (see
+    /// `set_inherited_options`).
+    pub read_timeout: Duration,
     /// It was accepted only once its first bytes had come (TCP_DEFER_ACCEPT).
     pub deferred: bool,
 }
