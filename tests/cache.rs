@@ -2450,6 +2450,26 @@ fn stale_while_revalidate_answers_from_the_cache_then_revalidates() {
 }
 
 #[test]
+fn a_background_revalidation_sends_the_client_no_interim_response() {
+    // The client has its answer when the revalidation runs: a `103` then
+    // would be read as the start of its next response.
+    let backend = Backend::start("a", |_, out| {
+        out.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+            .unwrap();
+        respond(out, 200, &[SWR, ("ETag", "\"v1\"")], b"body");
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/s").status, 103, "a miss passes hints on");
+    expect(&client.response(), 200, "MISS", "body");
+    expect(&client.get("/s"), 200, "STALE", "body");
+    let next = client.get("/s");
+    assert_eq!(next.status, 200, "{}", next.head.raw);
+    assert_eq!(backend.requests(), 2, "one revalidation ran in between");
+}
+
+#[test]
 fn the_stale_while_revalidate_setting_serves_stale_where_the_response_allows() {
     let stale_while_updating = |c: &mut Config| c.stale_while_revalidate = Duration::from_secs(600);
     let revalidated = [("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")];

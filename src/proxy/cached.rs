@@ -261,11 +261,16 @@ pub(super) fn serve(
     // What may answer if the origin fails, even after a refetch (below)
     // stopped revalidating it.
     let fallback = stored.clone();
-    let (fetched, revalidating) =
-        match fetch_validated(client, &request, stored.as_deref(), keep_alive, shared) {
-            Ok(fetched) => fetched,
-            Err(refusal) => return stale_or(refusal, client, &answering, &fallback),
-        };
+    let (fetched, revalidating) = match fetch_validated(
+        client,
+        &request,
+        stored.as_deref(),
+        Some(keep_alive),
+        shared,
+    ) {
+        Ok(fetched) => fetched,
+        Err(refusal) => return stale_or(refusal, client, &answering, &fallback),
+    };
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
@@ -590,7 +595,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         _ => return Refreshed::Skipped,
     }
     let (fetched, revalidating) =
-        match fetch_validated(client, &request, Some(&entry), false, shared) {
+        match fetch_validated(client, &request, Some(&entry), None, shared) {
             Ok(fetched) => fetched,
             // Already logged and held against the target: the entry stays.
             Err(refusal) => {
@@ -696,18 +701,21 @@ fn fits(fetched: &Fetched<'_>, cache: &Cache) -> bool {
 /// got it was conditional (a 304 then refreshes `stored`). RFC 9111
 /// §4.3.4: a 304 about another representation than the stored one
 /// refreshes nothing; the request is then sent again, unconditionally.
+/// `waiting`: when the client waits for this answer, whether its
+/// connection may stay open if the fetch fails; `None` when it has its
+/// answer already (see [`fetch`]).
 fn fetch_validated<'s>(
     client: &mut Client,
     request: &RequestHead,
     stored: Option<&Entry>,
-    keep_alive: bool,
+    waiting: Option<bool>,
     shared: &'s Shared,
 ) -> Result<(Fetched<'s>, bool), Refusal> {
     let mut validators = stored
         .map(|e| policy::validators(&e.head))
         .unwrap_or_default();
     loop {
-        let fetched = fetch(client, request, &validators, keep_alive, shared)?;
+        let fetched = fetch(client, request, &validators, waiting, shared)?;
         let revalidating = !validators.is_empty();
         // A 304 naming another validator is about another representation;
         // one varying on other fields than the stored response, about
@@ -729,12 +737,14 @@ fn fetch_validated<'s>(
 
 /// Sends `request` (bodiless: the cache's GET or HEAD) to the origin, with
 /// `validators` in place of the client's own conditions when there are
-/// any, and reads the response head.
+/// any, and reads the response head. Interim responses go on to a client
+/// `waiting` for this answer; one that has its answer (a revalidation in
+/// the background) would read them as the start of its next response.
 fn fetch<'s>(
     client: &mut Client,
     request: &RequestHead,
     validators: &[(&'static str, Vec<u8>)],
-    keep_alive: bool,
+    waiting: Option<bool>,
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let mut upstream_head = request.clone();
@@ -745,10 +755,10 @@ fn fetch<'s>(
     let send = Outgoing {
         body: &RequestBody::Buffered(Vec::new()),
         expect_continue: false,
-        keep_alive,
+        keep_alive: waiting.unwrap_or(false),
         extra: validators,
         upgrade: false,
-        interim_to_client: request.version == Version::Http11,
+        interim_to_client: waiting.is_some() && request.version == Version::Http11,
         abandon_if_client_leaves: false,
     };
     origin::fetch(client, &mut upstream_head, &send, shared)
