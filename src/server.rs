@@ -970,7 +970,7 @@ impl Control {
         if next.max_connections > was.max_connections {
             warn_of_limits(&next);
         }
-        let shortened = next.connection_timeout < was.connection_timeout;
+        let shortened = next.effective_keepalive_timeout() < was.effective_keepalive_timeout();
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
         let replaced = self.inner.current.replace(Shared {
@@ -999,7 +999,7 @@ impl Control {
         Ok(reloaded)
     }
 
-    /// Once the connection_timeout that settings `generation` shortened
+    /// Once the keepalive_timeout that settings `generation` shortened
     /// has passed, closes the connections still waiting for a request
     /// under a longer one taken before: a read already blocked keeps the
     /// timeout it began with, and an operator who shortens it to shed idle
@@ -1007,7 +1007,12 @@ impl Control {
     /// lengthens it again makes this wait for the new one.
     fn close_idle_after(&self, generation: u64) {
         let started = Instant::now();
-        let mut timeout = self.inner.current.get().config.connection_timeout;
+        let mut timeout = self
+            .inner
+            .current
+            .get()
+            .config
+            .effective_keepalive_timeout();
         // Weak: a shutdown meanwhile must not wait for this thread.
         let inner = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
@@ -1017,7 +1022,7 @@ impl Control {
                 let Some(inner) = inner.upgrade() else {
                     return;
                 };
-                let now = inner.current.get().config.connection_timeout;
+                let now = inner.current.get().config.effective_keepalive_timeout();
                 // Closed outside the lock, which every accept takes.
                 let old: Vec<Arc<ConnWatch>> = (inner.connections.lock().live.values())
                     .filter(|conn| conn.waits_from_before(generation, now))

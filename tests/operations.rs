@@ -863,6 +863,42 @@ fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
     assert_eq!(after.get("/after-again").status, 200);
 }
 
+#[test]
+fn keepalive_timeout_bounds_the_wait_between_requests_alone() {
+    // Shorter than connection_timeout (an hour): the idle connection
+    // closes by it, well within the client's own read timeout.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(3600);
+        c.keepalive_timeout = Some(Duration::from_millis(300));
+    });
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/before").status, 200);
+    assert!(idle.is_closed());
+
+    // Longer (behind a load balancer that keeps its idle connections a
+    // minute): past connection_timeout, the connection still serves.
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_millis(300);
+        c.keepalive_timeout = Some(Duration::from_secs(3600));
+    });
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/before").status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(idle.get("/after").status, 200);
+}
+
+#[test]
+fn a_reload_that_shortens_keepalive_timeout_closes_connections_idle_under_the_old_one() {
+    let (a, proxy, mut idle) = an_hour_idle();
+    let mut next = proxy_config(&[a.addr]);
+    next.connection_timeout = Duration::from_secs(3600);
+    next.keepalive_timeout = Some(Duration::from_millis(300));
+    proxy.handle().control().reload(next).unwrap();
+    assert!(idle.is_closed());
+    assert_eq!(proxy.connect().get("/after").status, 200);
+}
+
 /// The nice value in a /proc/.../stat line.
 #[cfg(target_os = "linux")]
 fn nice_in(stat: &str) -> i64 {

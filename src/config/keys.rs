@@ -64,9 +64,16 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "connection_timeout",
         default: "30s",
-        help: "idle, read and write timeout for client sockets (and backend ones, unless \
-               backend_timeout is set)",
+        help: "idle (unless keepalive_timeout is set), read and write timeout for client \
+               sockets (and backend ones, unless backend_timeout is set)",
         apply: |c, v| parse_positive_duration(v).map(|d| c.connection_timeout = d),
+    },
+    Key {
+        name: "keepalive_timeout",
+        default: "",
+        help: "how long a client connection may sit idle between requests; empty = \
+               connection_timeout",
+        apply: |c, v| optional(v, parse_positive_duration).map(|d| c.keepalive_timeout = d),
     },
     Key {
         name: "connect_timeout",

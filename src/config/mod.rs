@@ -33,6 +33,9 @@ pub struct Config {
     pub ttl: Duration,
     pub unit_time: Duration,
     pub connection_timeout: Duration,
+    /// How long a client connection may wait for its next request;
+    /// `None`: `connection_timeout`.
+    pub keepalive_timeout: Option<Duration>,
     /// The longest opening a backend connection may take; `None`:
     /// `connection_timeout`.
     pub connect_timeout: Option<Duration>,
@@ -543,6 +546,7 @@ impl Config {
             ttl: Duration::ZERO,
             unit_time: Duration::from_secs(1),
             connection_timeout: Duration::from_secs(1),
+            keepalive_timeout: None,
             connect_timeout: None,
             backend_timeout: None,
             tunnel_timeout: Duration::from_secs(1),
@@ -609,6 +613,11 @@ impl Config {
     /// The longest opening a backend connection may take.
     pub fn effective_connect_timeout(&self) -> Duration {
         self.connect_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// How long a client connection may wait for its next request.
+    pub fn effective_keepalive_timeout(&self) -> Duration {
+        self.keepalive_timeout.unwrap_or(self.connection_timeout)
     }
 
     pub fn effective_backend_timeout(&self) -> Duration {
@@ -1055,6 +1064,12 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nconnection_timeout = 9s\n").unwrap();
         assert_eq!(c.effective_backend_timeout(), Duration::from_secs(9));
         assert_eq!(c.tunnel_timeout, Duration::from_secs(3600));
+        assert_eq!(c.effective_keepalive_timeout(), Duration::from_secs(9));
+        let c = build("targets = 127.0.0.1:1\nkeepalive_timeout = 75s\n").unwrap();
+        assert_eq!(c.effective_keepalive_timeout(), Duration::from_secs(75));
+        assert_eq!(c.connection_timeout, Duration::from_secs(30));
+        let e = build("targets = 127.0.0.1:1\nkeepalive_timeout = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
         let c = build("targets = 127.0.0.1:1\nbackend_timeout = 5m\n").unwrap();
         assert_eq!(c.effective_backend_timeout(), Duration::from_secs(300));
         let e = build("targets = 127.0.0.1:1\nbackend_timeout = 0\n").unwrap_err();

@@ -74,8 +74,11 @@ pub(super) struct Client {
     pub(super) tls_in_front: bool,
     /// The scheme of the request being served, for `X-Forwarded-Proto`.
     pub(super) scheme: &'static str,
-    /// connection_timeout: idle time between requests, and any socket read.
+    /// connection_timeout: the longest any socket read may wait, and the
+    /// cap of the head timeout.
     pub(super) timeout: Duration,
+    /// keepalive_timeout: the longest the wait for a next request may be.
+    pub(super) idle_timeout: Duration,
     read_timeout: ReadTimeout,
     /// Connections are accepted once their first bytes have come: the
     /// first read of a new one looks before it yields or waits.
@@ -168,6 +171,7 @@ impl Client {
             tls_in_front: false,
             scheme: "http",
             timeout,
+            idle_timeout: timeout,
             read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
             header_timeout: timeout,
@@ -254,7 +258,7 @@ impl Client {
             }
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => self.timeout,
+                None => self.idle_timeout,
             };
             if wait.is_zero() {
                 break self.head_timed_out();

@@ -302,7 +302,11 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
         *timeout = shared.config.connection_timeout;
         client.timeout = *timeout;
         let _ = client.conn.get_ref().set_write_timeout(Some(*timeout));
-        client.watch.set_idle_timeout(*timeout, seen);
+    }
+    let idle = shared.config.effective_keepalive_timeout();
+    if idle != client.idle_timeout {
+        client.idle_timeout = idle;
+        client.watch.set_idle_timeout(idle, seen);
     }
     client.sent_head = shared.config.log_headers.then(Vec::new);
     client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));

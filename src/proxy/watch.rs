@@ -23,7 +23,7 @@ pub struct ConnWatch {
     /// which Linux allows for bytes already received, would otherwise be
     /// sent on and never answered.)
     state: AtomicU8,
-    /// The connection_timeout (ms) the connection waits for its next
+    /// The keepalive_timeout (ms) the connection waits for its next
     /// request under, which a reload that shortens it cannot change for a
     /// read already blocked (see [`ConnWatch::waits_from_before`]),
     /// and the generation of the settings it was taken from.
@@ -120,7 +120,7 @@ impl ConnWatch {
     }
 
     /// Whether the connection waits (or will, between requests) under a
-    /// connection_timeout longer than `timeout` and taken from settings
+    /// keepalive_timeout longer than `timeout` and taken from settings
     /// older than `generation`.
     pub fn waits_from_before(&self, generation: u64, timeout: Duration) -> bool {
         self.idle_generation.load(Ordering::Relaxed) < generation
