@@ -50,6 +50,9 @@ pub struct Record {
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
+    /// How long the backend that answered took to send its response head
+    /// once it had the request (none when no backend answered).
+    pub upstream_wait: Option<Duration>,
     /// The request's ID, when `request_id_header` is set.
     pub request_id: Option<String>,
     /// The request head received and the response head sent, when
@@ -99,6 +102,7 @@ impl Record {
             upstream: None,
             cache: None,
             duration,
+            upstream_wait: None,
             request_id: None,
             heads: None,
         }
@@ -116,7 +120,7 @@ impl Record {
     /// One JSON object with the fields of the combined line:
     /// `time` (RFC 3339, UTC), `client`, `request`, `status`, `bytes`,
     /// `referer`, `user_agent`, `upstream`, `cache` (null when absent),
-    /// `duration_ms`, with `request_id_header` `request_id`, and with
+    /// `duration_ms`, `upstream_ms` (null when absent), with `request_id_header` `request_id`, and with
     /// `log_headers` `request_headers` and `response_headers` as arrays of
     /// `[name, value]` pairs.
     pub fn to_json(&self) -> String {
@@ -156,6 +160,11 @@ impl Record {
         json::push_opt_str(out, self.cache);
         out.push_str(",\"duration_ms\":");
         push_millis(out, self.duration);
+        out.push_str(",\"upstream_ms\":");
+        match self.upstream_wait {
+            Some(wait) => push_millis(out, wait),
+            None => out.push_str("null"),
+        }
         if let Some(id) = &self.request_id {
             out.push(',');
             json::push_key(out, "request_id");
@@ -186,7 +195,7 @@ impl Record {
     }
 
     /// The line as written (without newline): the combined log format, then
-    /// `upstream=`, `cache=`, `duration_ms=` and with `request_id_header`
+    /// `upstream=`, `cache=`, `duration_ms=`, `upstream_ms=` and with `request_id_header`
     /// `request_id=`. Quoted fields escape `"`,
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
@@ -218,6 +227,11 @@ impl Record {
         line.push_str(self.cache.unwrap_or("-"));
         line.push_str(" duration_ms=");
         push_millis(line, self.duration);
+        line.push_str(" upstream_ms=");
+        match self.upstream_wait {
+            Some(wait) => push_millis(line, wait),
+            None => line.push('-'),
+        }
         if let Some(id) = &self.request_id {
             // Unquoted: an ID is printable ASCII without spaces or quotes
             // (see `request_id::is_well_formed`); escaped all the same.
@@ -761,6 +775,7 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
+            upstream_wait: Some(Duration::from_micros(1250)),
             request_id: None,
             heads: None,
         }
@@ -887,7 +902,7 @@ mod tests {
         }));
         assert_eq!(
             r.to_json(),
-            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
+            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"upstream_ms":1.250,"request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
         );
         assert!(r
             .format()
@@ -895,15 +910,27 @@ mod tests {
     }
 
     #[test]
-    fn a_request_id_follows_the_duration_in_both_formats() {
+    fn a_request_id_follows_the_durations_in_both_formats() {
         let mut r = record();
         assert!(!r.to_json().contains("request_id"));
         assert!(!r.format().contains("request_id"));
         r.request_id = Some("4f1c-x".into());
         assert!(r
             .to_json()
-            .ends_with(r#""duration_ms":1.500,"request_id":"4f1c-x"}"#));
-        assert!(r.format().ends_with(" duration_ms=1.500 request_id=4f1c-x"));
+            .ends_with(r#""duration_ms":1.500,"upstream_ms":1.250,"request_id":"4f1c-x"}"#));
+        assert!(r
+            .format()
+            .ends_with(" duration_ms=1.500 upstream_ms=1.250 request_id=4f1c-x"));
+    }
+
+    #[test]
+    fn no_backend_answer_is_a_dash_or_null() {
+        let mut r = record();
+        r.upstream_wait = None;
+        assert!(r.format().ends_with(" duration_ms=1.500 upstream_ms=-"));
+        assert!(r
+            .to_json()
+            .ends_with(r#""duration_ms":1.500,"upstream_ms":null}"#));
     }
 
     #[test]
@@ -1020,7 +1047,7 @@ mod tests {
     fn formats_a_combined_line_with_extras() {
         assert_eq!(
             record().format(),
-            "127.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"GET /a\\x22b HTTP/1.1\" 200 512 \"-\" \"curl/8\\x0A\" upstream=127.0.0.1:9001 cache=MISS duration_ms=1.500"
+            "127.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"GET /a\\x22b HTTP/1.1\" 200 512 \"-\" \"curl/8\\x0A\" upstream=127.0.0.1:9001 cache=MISS duration_ms=1.500 upstream_ms=1.250"
         );
     }
 

@@ -835,6 +835,41 @@ fn a_post_the_backend_may_have_acted_on_is_never_sent_twice() {
     assert_eq!(b.requests(), 3);
 }
 
+/// The value of `key=` in a combined log line.
+fn field<'l>(line: &'l str, key: &str) -> &'l str {
+    let start = line
+        .find(&format!(" {key}="))
+        .unwrap_or_else(|| panic!("{line}"))
+        + key.len()
+        + 2;
+    line[start..].split(' ').next().unwrap_or("")
+}
+
+#[test]
+fn the_log_tells_the_backend_s_wait_from_the_whole() {
+    // A backend that thinks for 300 ms: its time to the response head is
+    // in `upstream_ms`, a part of `duration_ms`; an answer no backend gave
+    // has none.
+    let slow = Backend::start("slow", |_, out| {
+        std::thread::sleep(Duration::from_millis(300));
+        respond(out, 200, &[], b"late");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[slow.addr], |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/slow").status, 200);
+    client.send(b"GET /no-host HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let upstream: f64 = field(&lines[0], "upstream_ms").parse().unwrap();
+    let duration: f64 = field(&lines[0], "duration_ms").parse().unwrap();
+    assert!(upstream >= 300.0 && duration >= upstream, "{}", lines[0]);
+    assert_eq!(field(&lines[1], "upstream_ms"), "-", "{}", lines[1]);
+}
+
 #[test]
 fn access_log_has_one_line_per_request() {
     let a = Backend::echo("a");

@@ -79,6 +79,9 @@ pub(super) struct Client {
     pub(super) timeout: Duration,
     /// keepalive_timeout: the longest the wait for a next request may be.
     pub(super) idle_timeout: Duration,
+    /// For the log: how long the backend that answered this request took
+    /// to send its response head once it had the request.
+    pub(super) upstream_wait: Option<Duration>,
     read_timeout: ReadTimeout,
     /// Connections are accepted once their first bytes have come: the
     /// first read of a new one looks before it yields or waits.
@@ -172,6 +175,7 @@ impl Client {
             scheme: "http",
             timeout,
             idle_timeout: timeout,
+            upstream_wait: None,
             read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
             header_timeout: timeout,

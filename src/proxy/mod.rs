@@ -198,6 +198,7 @@ pub fn serve(
         take_settings(&mut client, &shared, seen, &mut timeout);
         served += 1;
         client.real_ip = client.peer;
+        client.upstream_wait = None;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -269,6 +270,7 @@ pub fn serve(
             upstream: outcome.upstream,
             cache: outcome.cache,
             duration,
+            upstream_wait: client.upstream_wait.take(),
             request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
             heads,
         });

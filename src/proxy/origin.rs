@@ -579,6 +579,9 @@ fn send_request(
             up.client_body_left = !whole;
         }
     }
+    // From here on the backend has the request: what it takes to answer
+    // is its own time (the log's `upstream_ms`), not the upload's.
+    let sent = Instant::now();
     for interim_seen in 0..=MAX_INTERIM_RESPONSES {
         let len = match read_response_head(&mut up.conn, client, watch) {
             Ok(len) => len,
@@ -601,6 +604,7 @@ fn send_request(
         // protocol behind the client's back.
         if response.status == 101 {
             return if send.upgrade {
+                client.upstream_wait = Some(sent.elapsed());
                 Ok((response, len))
             } else {
                 Err(Failure::Malformed(Malformed::UnaskedSwitch))
@@ -623,6 +627,7 @@ fn send_request(
                 .headers
                 .push("Date", format_http_date(SystemTime::now()));
         }
+        client.upstream_wait = Some(sent.elapsed());
         return Ok((response, len));
     }
     Err(Failure::Malformed(Malformed::TooManyInterim))
