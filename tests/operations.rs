@@ -1672,6 +1672,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream: None,
         cache: None,
         duration: Duration::ZERO,
+        upstream_wait: None,
         request_id: None,
         heads: None,
     };
