@@ -561,6 +561,99 @@ fn a_reload_points_the_checker_at_the_new_targets() {
     assert!(proxy.shutdown(Duration::from_secs(1)));
 }
 
+/// A backend whose `/health` answers 400 unless Host is `host`, as a
+/// Django app with ALLOWED_HOSTS or a name-based virtual host would;
+/// anything else gets 200, `X-Backend: vhost` and the body `vhost`.
+fn virtual_host(host: &'static str) -> Backend {
+    Backend::start("vhost", move |seen, out| {
+        if seen.path() != "/health" {
+            respond(out, 200, &[("X-Backend", "vhost")], b"vhost");
+        } else if seen.field_or("host", "") == host {
+            respond(out, 200, &[], b"");
+        } else {
+            respond(out, 400, &[], b"unknown host");
+        }
+        Action::KeepAlive
+    })
+}
+
+/// The Host field of every probe `backend` has received so far.
+fn probe_hosts(backend: &Backend) -> Vec<String> {
+    backend
+        .seen()
+        .iter()
+        .filter(|seen| seen.path() == "/health")
+        .map(|seen| seen.field_or("host", "(none)"))
+        .collect()
+}
+
+/// The number of probes `backend` has received so far.
+fn probes_seen(backend: &Backend) -> usize {
+    probe_hosts(backend).len()
+}
+
+#[test]
+fn probes_send_health_check_host_and_a_backend_checking_host_stays_in() {
+    let a = Killable::start("a");
+    let v = virtual_host("www.example.com");
+    let proxy = start_proxy(&[a.addr, v.addr], |c| {
+        checks(c);
+        c.health_check_host = Some("www.example.com".to_string());
+    });
+    // fall = 2: had the probes failed, two of three would have taken it out.
+    assert!(wait_until(WAIT_LIMIT, || probes_seen(&v) >= 3));
+    assert!(
+        probe_hosts(&v).iter().all(|h| h == "www.example.com"),
+        "{:?}",
+        probe_hosts(&v)
+    );
+    // Round robin over two targets in rotation: every other request.
+    let served = (0..4).filter(|_| get(&proxy, "/").1 == "vhost").count();
+    assert_eq!(served, 2, "vhost out of rotation");
+}
+
+#[test]
+fn without_health_check_host_probes_name_the_target_as_written() {
+    let a = Killable::start("a");
+    let v = virtual_host("www.example.com");
+    let proxy = start_proxy(&[a.addr, v.addr], checks);
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || probes_seen(&v) >= 3));
+    let written = v.addr.to_string();
+    assert!(
+        probe_hosts(&v).iter().all(|h| *h == written),
+        "{:?}",
+        probe_hosts(&v)
+    );
+    assert!(
+        (0..6).all(|_| get(&proxy, "/").1 == "a"),
+        "vhost in rotation"
+    );
+}
+
+#[test]
+fn a_reload_that_sets_health_check_host_brings_a_host_checking_target_back() {
+    let a = Killable::start("a");
+    let v = virtual_host("www.example.com");
+    let proxy = start_proxy(&[a.addr, v.addr], checks);
+    assert!(wait_until(WAIT_LIMIT, || probes_seen(&v) >= 3));
+    assert!(
+        (0..6).all(|_| get(&proxy, "/").1 == "a"),
+        "vhost in rotation"
+    );
+    let next = reloaded(&[a.addr, v.addr], |c| {
+        checks(c);
+        c.health_check_host = Some("www.example.com".to_string());
+    });
+    proxy.handle().control().reload(next).unwrap();
+    // Bounded: each round is one request, the deadline caps the rounds.
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "vhost"),
+        "vhost never used again"
+    );
+    assert!(probe_hosts(&v).iter().any(|h| h == "www.example.com"));
+}
+
 /// `configure` applied to a config for `targets` like `start_proxy`'s.
 fn reloaded(targets: &[SocketAddr], configure: impl FnOnce(&mut Config)) -> Config {
     let mut next = Config::with_targets(targets.iter().copied().map(target).collect());

@@ -235,6 +235,13 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "health_check_host",
+        default: "",
+        help: "Host the probes send (a backend that checks Host answers 400 to an address); \
+               empty = the target as written in targets",
+        apply: |c, v| optional(v, parse_host).map(|h| c.health_check_host = h),
+    },
+    Key {
         name: "health_check_interval",
         default: "5s",
         help: "time between two probes of a target",

@@ -77,6 +77,8 @@ pub struct Config {
     pub retries: Option<usize>,
     /// Active health checks; `None`: off.
     pub health_check_path: Option<String>,
+    /// The Host the probes send; `None`: each target's own `host:port`.
+    pub health_check_host: Option<String>,
     pub health_check_interval: Duration,
     pub health_check_rise: u32,
     pub health_check_fall: u32,
@@ -572,6 +574,7 @@ impl Config {
             fail_timeout: Duration::from_secs(1),
             retries: None,
             health_check_path: None,
+            health_check_host: None,
             health_check_interval: Duration::from_secs(1),
             health_check_rise: 1,
             health_check_fall: 1,
@@ -1103,6 +1106,84 @@ mod tests {
         assert!(e.message.contains("fail_timeout"), "{e}");
         let e = build("targets = 127.0.0.1:1\nretires = 2\n").unwrap_err();
         assert!(e.message.contains("did you mean `retries`"), "{e}");
+    }
+
+    #[test]
+    fn health_check_host_is_a_host_value_or_empty() {
+        let host = |v: &str| build(&format!("targets = 127.0.0.1:1\nhealth_check_host = {v}\n"));
+        assert_eq!(host("").unwrap().health_check_host, None);
+        assert_eq!(
+            build("targets = 127.0.0.1:1\n").unwrap().health_check_host,
+            None
+        );
+        for good in [
+            "www.example.com",
+            "www.example.com:8080",
+            "localhost",
+            "app_1.internal.",
+            "10.0.0.2",
+            "10.0.0.2:8000",
+            "[::1]",
+            "[2001:db8::1]:443",
+        ] {
+            let c = host(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(c.health_check_host.as_deref(), Some(good));
+        }
+        // Anything that would split the probe's head, name another host
+        // to a backend, or is no authority at all.
+        for bad in [
+            // A lone CR stays in a file's line; a CRLF is tried from
+            // the environment below.
+            "www.example.com\rX-Injected: 1",
+            "a\tb",
+            "a b",
+            "a\u{7f}b",
+            "www.example.com/health",
+            "user@www.example.com",
+            "http://www.example.com",
+            "a%2eb",
+            "a,b",
+            "a:b",
+            "a:65536",
+            "::1",
+            "[::1",
+            ":80",
+            "caf\u{e9}.example",
+        ] {
+            let e = match host(bad) {
+                Ok(c) => panic!("{bad:?} accepted as {:?}", c.health_check_host),
+                Err(e) => e,
+            };
+            assert_eq!(e.place, "proxy.conf:2", "{bad:?}");
+            assert!(e.message.starts_with("health_check_host: "), "{bad:?}: {e}");
+            assert!(e.message.contains("is not a Host value"), "{bad:?}: {e}");
+        }
+        let e = host("a b").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:2: health_check_host: `a b` is not a Host value: a name (letters, \
+             digits, `-`, `_`, dots) or an IP address ([brackets] for IPv6), with an optional \
+             :port"
+        );
+        // From the environment, as every key.
+        let mut l = Loader::new();
+        l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
+        l.env([(
+            "INVERSO_HEALTH_CHECK_HOST".to_string(),
+            "www.example.com".to_string(),
+        )]);
+        assert_eq!(
+            l.build().unwrap().health_check_host.as_deref(),
+            Some("www.example.com")
+        );
+        for bad in ["a/b", "www.example.com\r\nX-Injected: 1"] {
+            l.env([("INVERSO_HEALTH_CHECK_HOST".to_string(), bad.to_string())]);
+            let e = l.build().unwrap_err();
+            assert_eq!(e.place, "environment INVERSO_HEALTH_CHECK_HOST");
+            assert!(e.message.starts_with("health_check_host: "), "{e}");
+            // Shown escaped: the message itself is one line.
+            assert!(!e.to_string().contains(['\r', '\n']), "{e}");
+        }
     }
 
     #[test]

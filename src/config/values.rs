@@ -113,6 +113,21 @@ pub(super) fn parse_device_token(v: &str) -> Result<Arc<str>, String> {
     }
 }
 
+/// A Host field value for the proxy to send (RFC 9110 §7.2): what inverso
+/// itself accepts from a client as Host, so nothing a backend could split
+/// into another field or read as another host (a space, a control
+/// character, `/`, `@`, a `%`-escape).
+pub(super) fn parse_host(v: &str) -> Result<String, String> {
+    match crate::http::head::check_host(v.as_bytes()) {
+        Ok(()) => Ok(v.to_string()),
+        Err(_) => Err(format!(
+            "`{}` is not a Host value: a name (letters, digits, `-`, `_`, dots) or an IP \
+             address ([brackets] for IPv6), with an optional :port",
+            v.escape_debug()
+        )),
+    }
+}
+
 /// The most targeted cache-control fields a configuration may list.
 const MAX_TARGETED_FIELDS: usize = 8;
 

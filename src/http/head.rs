@@ -453,7 +453,7 @@ pub fn push_canonical_authority(key: &mut String, authority: &str) {
 /// name DNS or a hosts file serves; `%`-escapes and sub-delims (`,;'=`...)
 /// are refused, as a backend decoding or splitting on them would see
 /// another host than the one the cache keyed on.
-fn check_host(host: &[u8]) -> Result<(), HeadError> {
+pub fn check_host(host: &[u8]) -> Result<(), HeadError> {
     let invalid = Err(HeadError::Malformed("invalid Host"));
     if host.is_empty() || host.len() > 255 {
         return invalid;

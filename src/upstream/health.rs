@@ -261,6 +261,9 @@ impl Health {
 #[derive(Clone, Debug)]
 pub struct Active {
     pub path: String,
+    /// The Host every probe sends; `None`: each target's name as written
+    /// (`10.0.0.2:8000`), which a backend that checks Host may refuse.
+    pub host: Option<String>,
     pub interval: Duration,
     /// The longest one probe may take, connecting and reading included
     /// (HAProxy's `timeout check`): a reply trickling in byte by byte
@@ -393,9 +396,10 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
     stream
         .set_write_timeout(Some(left()?))
         .map_err(ProbeError::Send)?;
+    let host = settings.host.as_deref().unwrap_or(&probe.name);
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
-        settings.path, probe.name
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
+        settings.path
     );
     stream
         .write_all(request.as_bytes())
@@ -441,6 +445,7 @@ mod tests {
     fn probing(rise: u32, fall: u32) -> Active {
         Active {
             path: "/health".into(),
+            host: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
@@ -605,6 +610,7 @@ mod tests {
         };
         let settings = Active {
             path: "/health".into(),
+            host: None,
             interval: Duration::from_secs(3600),
             timeout,
             connect_timeout: timeout,
@@ -666,6 +672,7 @@ mod tests {
         let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
         let settings = Active {
             path: "/health".into(),
+            host: None,
             interval: Duration::from_millis(50),
             timeout: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(200),

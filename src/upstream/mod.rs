@@ -403,6 +403,7 @@ impl Upstreams {
         };
         let settings = Active {
             path: path.clone(),
+            host: config.health_check_host.clone(),
             interval: config.health_check_interval,
             timeout: config
                 .effective_backend_timeout()
