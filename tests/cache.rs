@@ -3013,6 +3013,8 @@ fn a_response_varying_on_a_field_the_proxy_writes_is_not_stored() {
         "X-Forwarded-Host",
         "x-forwarded-proto",
         "Via",
+        "X-Real-IP",
+        "forwarded",
     ] {
         let (_backend, proxy) =
             cached_fixed(200, &[("Cache-Control", "max-age=60"), ("Vary", field)]);

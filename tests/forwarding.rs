@@ -191,6 +191,139 @@ fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
     assert!(via.starts_with("1.1 "), "Via: {via}");
 }
 
+/// The values of `name` the backend received in the one request it saw.
+fn seen_values(backend: &Backend, name: &str) -> Vec<String> {
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 1);
+    seen[0].head.get_all(name).map(str::to_owned).collect()
+}
+
+#[test]
+fn a_clients_own_x_real_ip_and_forwarded_are_replaced_with_ours() {
+    // Backends moved from behind nginx trust X-Real-IP for allow-lists and
+    // rate limits, and frameworks read Forwarded for host and scheme: a
+    // client's own would be lies passed on.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /who HTTP/1.1\r\n\
+          Host: shop.example\r\n\
+          X-Real-IP: 6.6.6.6\r\n\
+          x-real-ip: 6.6.6.7\r\n\
+          Forwarded: for=7.7.7.7;proto=https;host=evil\r\n\
+          forwarded: for=8.8.8.8\r\n\
+          \r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    assert_eq!(seen_values(&a, "x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(
+        seen_values(&a, "forwarded"),
+        ["for=127.0.0.1;host=shop.example;proto=http"]
+    );
+    // The same client as X-Forwarded-For ends with.
+    assert_eq!(seen_values(&a, "x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[test]
+fn naming_x_real_ip_or_forwarded_in_connection_does_not_remove_ours() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /who HTTP/1.1\r\n\
+          Host: shop.example\r\n\
+          Connection: keep-alive, X-Real-IP, Forwarded\r\n\
+          X-Real-IP: 6.6.6.6\r\n\
+          \r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    assert_eq!(seen_values(&a, "x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(
+        seen_values(&a, "forwarded"),
+        ["for=127.0.0.1;host=shop.example;proto=http"]
+    );
+}
+
+#[test]
+fn forwarded_quotes_a_host_with_a_port_and_names_none_without_one() {
+    // RFC 7239 §4: a value is a token or a quoted-string, and `:` is no
+    // token character.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let response = one_request(
+        proxy.addr,
+        b"GET /p HTTP/1.1\r\nHost: Shop.Example:8443\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        seen_values(&a, "forwarded"),
+        ["for=127.0.0.1;host=\"shop.example:8443\";proto=http"]
+    );
+    // HTTP/1.0 without Host: no host the client asked for to name.
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[b.addr], |_| {});
+    let response = one_request(proxy.addr, b"GET /p HTTP/1.0\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert_eq!(seen_values(&b, "forwarded"), ["for=127.0.0.1;proto=http"]);
+    assert_eq!(seen_values(&b, "x-real-ip"), ["127.0.0.1"]);
+}
+
+#[test]
+fn an_ipv6_client_is_sent_bare_in_x_real_ip_and_quoted_in_brackets_in_forwarded() {
+    // RFC 7239 §6: an IPv6 node is `"[2001:db8::1]"`, brackets and quotes.
+    let listener = std::net::TcpListener::bind("[::1]:0")
+        .expect("this test needs the IPv6 loopback address ::1");
+    let a = Backend::echo("a");
+    let proxy = start_proxy_on(listener, &[a.addr], |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/v6").status, 200);
+    assert_eq!(seen_values(&a, "x-real-ip"), ["::1"]);
+    assert_eq!(seen_values(&a, "x-forwarded-for"), ["::1"]);
+    assert_eq!(
+        seen_values(&a, "forwarded"),
+        ["for=\"[::1]\";host=test.example;proto=http"]
+    );
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_client_it_names_is_in_x_real_ip_and_forwarded() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    let mut client = proxy.connect();
+    let spoofed = [
+        ("X-Real-IP", "6.6.6.6"),
+        ("Forwarded", "for=7.7.7.7;proto=http;host=evil"),
+    ];
+    for (named, x_real_ip, for_) in [
+        ("203.0.113.7", "203.0.113.7", "203.0.113.7"),
+        ("2001:db8::7", "2001:db8::7", "\"[2001:db8::7]\""),
+    ] {
+        let mut fields = vec![("X-Forwarded-For", named), ("X-Forwarded-Proto", "https")];
+        fields.extend(spoofed);
+        assert_eq!(client.get_with("/t", &fields).status, 200);
+        let seen = a.seen().pop().unwrap();
+        let head = &seen.head;
+        let all = |name| head.get_all(name).collect::<Vec<_>>();
+        assert_eq!(all("x-real-ip"), [x_real_ip], "{}", head.raw);
+        assert_eq!(
+            all("forwarded"),
+            [format!("for={for_};host=test.example;proto=https")],
+            "{}",
+            head.raw
+        );
+        // X-Forwarded-For keeps the whole chain, the proxy in front last.
+        assert_eq!(
+            all("x-forwarded-for"),
+            [format!("{named}, 127.0.0.1")],
+            "{}",
+            head.raw
+        );
+    }
+}
+
 #[test]
 fn via_false_leaves_via_as_it_came() {
     let a = Backend::echo("a");
@@ -231,6 +364,7 @@ fn allowed_underscores_never_stand_in_for_the_proxys_own_fields() {
     client.send(
         b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
           X_Forwarded_For: 6.6.6.6\r\nx_FORWARDED_host: evil\r\n\
+          X_Real_IP: 6.6.6.6\r\n\
           Transfer_Encoding: chunked\r\nContent_Length: 99\r\n\
           X_Forwarded_Proto: https\r\nConnection_: x\r\n\r\nok",
     );
@@ -241,6 +375,7 @@ fn allowed_underscores_never_stand_in_for_the_proxys_own_fields() {
         "x_forwarded_for",
         "x_forwarded_host",
         "x_forwarded_proto",
+        "x_real_ip",
         "transfer_encoding",
         "content_length",
     ] {

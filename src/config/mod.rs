@@ -1288,6 +1288,8 @@ mod tests {
             "Host",
             "content-length",
             "X-Forwarded-For",
+            "X-Real-IP",
+            "forwarded",
             "x-cache",
             "Content-Range",
             "Set-Cookie",

@@ -2,6 +2,7 @@
 //! describes one connection, and tell the backend who asked and through
 //! whom.
 
+use super::head::is_tchar;
 use super::headers::Headers;
 use crate::digits::push_ip;
 use std::net::IpAddr;
@@ -21,10 +22,12 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// The fields [`add_forwarded`] writes, whatever the client sent in them.
-pub const FORWARDING_FIELDS: [&str; 4] = [
+pub const FORWARDING_FIELDS: [&str; 6] = [
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-real-ip",
+    "forwarded",
     "via",
 ];
 
@@ -96,9 +99,14 @@ pub fn max_forwards(headers: &Headers) -> Option<u32> {
     Some(n.unwrap_or(u32::MAX))
 }
 
-/// Who the request came from, for the `X-Forwarded-*` and `Via` fields.
+/// Who the request came from, for the forwarding fields.
 pub struct Forwarded<'a> {
+    /// The connection's other end, appended to `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// The client as logged: `client_ip`, or the client a trusted proxy in
+    /// front names. For `X-Real-IP` and `Forwarded`, whose readers take it
+    /// for the client itself.
+    pub real_ip: IpAddr,
     /// "http", or "https" when a proxy in front says the client used TLS.
     pub proto: &'a str,
     /// The Host the client asked for, if any.
@@ -113,14 +121,35 @@ pub struct Forwarded<'a> {
 }
 
 /// Adds the forwarding fields: `X-Forwarded-For` appended to what earlier
-/// proxies wrote (folded into one field), `X-Forwarded-Proto` and
-/// `X-Forwarded-Host` set from what this proxy saw (a client's own values
-/// would be lies we pass on), and `Via` appended.
+/// proxies wrote (folded into one field); `X-Forwarded-Proto`,
+/// `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` set from what this
+/// proxy saw or a trusted proxy in front said (a client's own values would
+/// be lies we pass on); and `Via` appended.
 pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
-    let mut client = String::with_capacity(15);
-    push_ip(&mut client, f.client_ip);
-    let xff = join_values(headers, "x-forwarded-for", &client);
-    headers.set("X-Forwarded-For", xff);
+    let mut peer = String::with_capacity(15);
+    push_ip(&mut peer, f.client_ip);
+    // One buffer for X-Forwarded-For, then Forwarded: `set` copies.
+    let mut scratch = join_values(headers, "x-forwarded-for", &peer);
+    headers.set("X-Forwarded-For", &scratch);
+    let mut named = String::new();
+    let client = if f.real_ip == f.client_ip {
+        &peer
+    } else {
+        push_ip(&mut named, f.real_ip);
+        &named
+    };
+    // As nginx's common `proxy_set_header X-Real-IP $remote_addr` (with
+    // its realip module, the client a trusted proxy names): backends moved
+    // from behind nginx trust it for allow-lists, rate limits and audit
+    // logs.
+    headers.set("X-Real-IP", client);
+    // Ours alone, not appended to: the elements before it would be the
+    // client's word (a trusted proxy's is in X-Forwarded-For), and readers
+    // such as Spring's ForwardedHeaderFilter take host and proto from the
+    // first element.
+    scratch.clear();
+    push_forwarded_element(&mut scratch, client, f.host, f.proto);
+    headers.set("Forwarded", &scratch);
     headers.set("X-Forwarded-Proto", f.proto);
     match f.host {
         Some(host) => headers.set("X-Forwarded-Host", host),
@@ -149,6 +178,46 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
         capability.extend_from_slice(entry.as_bytes());
         headers.set("Surrogate-Capability", capability);
     }
+}
+
+/// Appends this hop's `Forwarded` element (RFC 7239 §4): `for=` the
+/// client, `host=` the Host it asked for (when it asked for one), `proto=`
+/// its scheme. `client` is an address as `push_ip` writes it: an IPv6 one,
+/// the only kind with a colon, goes in brackets and quotes (§6).
+fn push_forwarded_element(out: &mut Vec<u8>, client: &str, host: Option<&str>, proto: &str) {
+    out.extend_from_slice(b"for=");
+    if client.contains(':') {
+        out.extend_from_slice(b"\"[");
+        out.extend_from_slice(client.as_bytes());
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(client.as_bytes());
+    }
+    if let Some(host) = host {
+        out.extend_from_slice(b";host=");
+        push_forwarded_value(out, host);
+    }
+    out.extend_from_slice(b";proto=");
+    push_forwarded_value(out, proto);
+}
+
+/// A `Forwarded` value: a token as it is, anything else (a host's port
+/// colon, an IPv6 literal's brackets) as a quoted-string (RFC 7239 §4, RFC
+/// 9110 §5.6.4), `"` and `\` escaped. A Host was checked when the request
+/// was read: no control characters to reach this.
+fn push_forwarded_value(out: &mut Vec<u8>, value: &str) {
+    if !value.is_empty() && value.bytes().all(is_tchar) {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    for b in value.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// All values of `name` joined with ", ", then `last`.
@@ -232,6 +301,7 @@ mod tests {
             &mut h,
             &Forwarded {
                 client_ip: "127.0.0.1".parse().unwrap(),
+                real_ip: "127.0.0.1".parse().unwrap(),
                 proto: "http",
                 host: Some("example.com"),
                 via: Some("1.1 inverso"),
@@ -252,6 +322,88 @@ mod tests {
         );
     }
 
+    /// The `Forwarded` element for a client at `client`.
+    fn element(client: &str, host: Option<&str>, proto: &str) -> String {
+        let mut out = Vec::new();
+        push_forwarded_element(&mut out, client, host, proto);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_element_quotes_what_is_no_token() {
+        assert_eq!(
+            element("192.0.2.60", Some("example.com"), "http"),
+            "for=192.0.2.60;host=example.com;proto=http"
+        );
+        // RFC 7239 §6: an IPv6 node in brackets, and those in quotes.
+        assert_eq!(
+            element("2001:db8::1", Some("example.com"), "https"),
+            "for=\"[2001:db8::1]\";host=example.com;proto=https"
+        );
+        // A port's colon and an IP literal's brackets are no token.
+        assert_eq!(
+            element("::1", Some("[::1]:8080"), "http"),
+            "for=\"[::1]\";host=\"[::1]:8080\";proto=http"
+        );
+        assert_eq!(
+            element("10.0.0.1", Some("shop.example:8443"), "http"),
+            "for=10.0.0.1;host=\"shop.example:8443\";proto=http"
+        );
+        assert_eq!(element("10.0.0.1", None, "http"), "for=10.0.0.1;proto=http");
+        // What a quoted-string must escape, should a value ever hold it.
+        let mut out = Vec::new();
+        push_forwarded_value(&mut out, "a\"b\\c");
+        assert_eq!(out, b"\"a\\\"b\\\\c\"");
+        out.clear();
+        push_forwarded_value(&mut out, "");
+        assert_eq!(out, b"\"\"");
+    }
+
+    #[test]
+    fn x_real_ip_and_forwarded_name_the_client_not_the_proxy_in_front() {
+        let mut h = Headers::new();
+        h.push("X-Real-IP", "6.6.6.6");
+        h.push("x-real-ip", "6.6.6.7");
+        h.push("Forwarded", "for=7.7.7.7;proto=https;host=evil");
+        h.push("Forwarded", "for=8.8.8.8");
+        h.push("X-Forwarded-For", "2001:db8::7");
+        add_forwarded(
+            &mut h,
+            &Forwarded {
+                client_ip: "10.0.0.1".parse().unwrap(),
+                real_ip: "2001:db8::7".parse().unwrap(),
+                proto: "https",
+                host: Some("shop.example:8443"),
+                via: None,
+                surrogate_capability: None,
+            },
+        );
+        let all = |name| h.get_all(name).collect::<Vec<_>>();
+        assert_eq!(all("x-real-ip"), [&b"2001:db8::7"[..]]);
+        assert_eq!(
+            all("forwarded"),
+            [&b"for=\"[2001:db8::7]\";host=\"shop.example:8443\";proto=https"[..]]
+        );
+        assert_eq!(all("x-forwarded-for"), [&b"2001:db8::7, 10.0.0.1"[..]]);
+    }
+
+    #[test]
+    fn the_fields_the_proxy_writes_are_owned_and_protected() {
+        for name in ["X-Real-IP", "forwarded", "X-Forwarded-For", "via"] {
+            assert!(is_proxy_owned(name), "{name}");
+            assert!(is_protected(name), "{name}");
+        }
+        // Named in Connection, the client's own goes on to be replaced,
+        // not dropped as a hop-by-hop field.
+        let mut h = Headers::new();
+        h.push("Connection", "X-Real-IP, Forwarded");
+        h.push("X-Real-IP", "6.6.6.6");
+        assert!(!is_hop_by_hop(&h, "x-real-ip"));
+        assert!(!is_hop_by_hop(&h, "forwarded"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get_str("x-real-ip"), Some("6.6.6.6"));
+    }
+
     #[test]
     fn a_capability_in_this_caches_name_is_not_taken_from_the_client() {
         // A client claiming this cache's device token (with a capability
@@ -270,6 +422,7 @@ mod tests {
             &mut h,
             &Forwarded {
                 client_ip: "127.0.0.1".parse().unwrap(),
+                real_ip: "127.0.0.1".parse().unwrap(),
                 proto: "http",
                 host: None,
                 via: None,

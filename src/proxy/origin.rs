@@ -403,6 +403,7 @@ fn prepare_request(
         &mut head.headers,
         &Forwarded {
             client_ip: client.peer,
+            real_ip: client.real_ip,
             proto: client.scheme,
             host: host.as_deref(),
             via: shared.config.via.then_some(VIA),
