@@ -159,7 +159,11 @@ impl Entry {
         let mut text = record.head.clone();
         text.extend_from_slice(b"\r\n");
         let mut head = parse_response(&text).ok()?;
-        if !policy::status_ever_stored(head.status) {
+        // A snapshot of a version that passed on a field the proxy now
+        // writes (X-Real-IP, Forwarded) may hold a response varying on it,
+        // filed under the client's own value: not what the backend is
+        // now sent.
+        if !policy::status_ever_stored(head.status) || policy::varies_past_any_key(&head.headers) {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
@@ -1203,6 +1207,24 @@ mod tests {
         assert!(cache.stats.evictions.load(Ordering::Relaxed) > 0);
         assert!(cache.lookup("h/9", &Headers::new()).is_some());
         assert!(cache.lookup("h/0", &Headers::new()).is_none());
+    }
+
+    #[test]
+    fn a_snapshot_entry_varying_on_a_field_the_proxy_now_writes_is_not_loaded() {
+        // Stored by a version that passed a client's X-Real-IP on, under
+        // that value: the backend now gets ours, whatever the client sent.
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let now = unix_ms(SystemTime::now());
+        for vary in ["X-Real-IP", "Accept-Encoding, forwarded"] {
+            let old = entry("h/ip\nx-real-ip", "6.6.6.6", 60, Some(vary));
+            assert_eq!(
+                cache.load(vec![old.record.clone()], now, &plain()),
+                0,
+                "{vary}"
+            );
+        }
+        let kept = entry("h/ae\naccept-encoding", "gzip", 60, Some("Accept-Encoding"));
+        assert_eq!(cache.load(vec![kept.record.clone()], now, &plain()), 1);
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use valid::CacheValid;
 
 use crate::http::date::parse_http_date;
 use crate::http::forward::FORWARDING_FIELDS;
-use crate::http::{RequestHead, ResponseHead};
+use crate::http::{Headers, RequestHead, ResponseHead};
 use directives::delta_seconds;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -92,6 +92,16 @@ pub fn status_ever_stored(status: u16) -> bool {
     answers_the_url(status) && status < 600
 }
 
+/// Whether a response's `Vary` names what no key made from the client's
+/// request tells apart: `*`, or a field the proxy writes itself (from the
+/// client's address, from its Host as spelled), whose value in the
+/// client's request, all a key can hold, is not what the backend answered.
+pub fn varies_past_any_key(response: &Headers) -> bool {
+    response
+        .tokens("vary")
+        .any(|v| v == "*" || FORWARDING_FIELDS.iter().any(|f| v.eq_ignore_ascii_case(f)))
+}
+
 /// Decides whether a response to `request` may be stored (RFC 9111 §3),
 /// and for how long it is fresh (§4.2.1). `response_time` is when it
 /// arrived. `None`: do not store.
@@ -116,15 +126,7 @@ pub fn storable(
     if req_cc.no_store || no_store || cc.private {
         return None;
     }
-    // `Vary: *`, and a response that varies on a field the proxy writes
-    // itself (from the client's address, from its Host as spelled): the
-    // client's own value of it, which is all a key can hold, is not what
-    // the backend answered.
-    if response
-        .headers
-        .tokens("vary")
-        .any(|v| v == "*" || FORWARDING_FIELDS.iter().any(|f| v.eq_ignore_ascii_case(f)))
-    {
+    if varies_past_any_key(&response.headers) {
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
