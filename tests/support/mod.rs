@@ -491,16 +491,6 @@ pub struct Proxy {
 /// Starts the proxy on `127.0.0.1:0` in front of `targets`; `tweak` adjusts
 /// the configuration first.
 pub fn start_proxy(targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) -> Proxy {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    start_proxy_on(listener, targets, tweak)
-}
-
-/// [`start_proxy`] on a listener of the test's own (`[::1]:0`, say).
-pub fn start_proxy_on(
-    listener: TcpListener,
-    targets: &[SocketAddr],
-    tweak: impl FnOnce(&mut Config),
-) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("access.log");
     let mut config = Config::with_targets(targets.iter().copied().map(target).collect());
@@ -512,6 +502,7 @@ pub fn start_proxy_on(
     // itself would hide requests from the backends' counters.
     config.cache_size = 0;
     tweak(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let handle = Server::start_on(listener, config).unwrap();
     Proxy {
         addr: handle.local_addr(),
