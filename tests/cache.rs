@@ -1375,6 +1375,41 @@ fn targeted_fields(names: &[&str]) -> Arc<[Box<str>]> {
 }
 
 #[test]
+fn the_caches_own_fields_never_reach_a_client_on_an_interim_response() {
+    // What a backend says to this cache alone is taken out of every
+    // response a client gets: a `103` it adds them to (a framework that
+    // puts its headers on every head it writes) is one of those.
+    let backend = Backend::start("origin", |_, out| {
+        out.write_all(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\
+              Surrogate-Control: max-age=60\r\nX-Accel-Expires: 60\r\n\
+              Inverso-Cache-Control: max-age=60\r\nCDN-Cache-Control: max-age=60\r\n\r\n",
+        )
+        .unwrap();
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"final");
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| {
+        c.surrogate_id = Some("inverso".into());
+        c.x_accel_expires = true;
+        c.targeted_cache_control = targeted_fields(&["Inverso-Cache-Control", "CDN-Cache-Control"]);
+    });
+    let (hints, last) = proxy.exchange(|c| (c.get("/e"), c.response()));
+    assert_eq!(hints.status, 103, "{}", hints.head.raw);
+    assert_eq!(hints.header("link"), Some("</s.css>; rel=preload"));
+    for own in [
+        "surrogate-control",
+        "x-accel-expires",
+        "inverso-cache-control",
+    ] {
+        assert_eq!(hints.header(own), None, "{own}:\n{}", hints.head.raw);
+    }
+    // As on a final response: for the CDNs in front too.
+    assert_eq!(hints.header("cdn-cache-control"), Some("max-age=60"));
+    expect(&last, 200, "MISS", "final");
+}
+
+#[test]
 fn a_listed_targeted_field_gives_the_cache_its_lifetime_and_only_its_own_stays_behind() {
     // RFC 9213: browsers are told not to store it; this cache reads its
     // own field first; CDN-Cache-Control goes on to the CDNs in front.

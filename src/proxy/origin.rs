@@ -6,6 +6,7 @@
 
 use super::client::CLIENT_CHECK_AFTER;
 use super::{client_body_status, Client, Refusal, Shared, VIA};
+use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::write_all_vectored;
@@ -345,7 +346,8 @@ fn attempt(
         let watch = send
             .abandon_if_client_leaves
             .then(|| shared.upstreams.backend_timeout());
-        match send_request(&mut up, request, send, client, watch) {
+        let own = &shared.cache_rules.own_fields;
+        match send_request(&mut up, request, send, client, watch, own) {
             Ok((response, head_len)) => return Ok((up, response, head_len, request_time)),
             // A pooled connection the backend had closed or reset while it
             // idled (a restarted backend, most often): the others it holds
@@ -554,12 +556,15 @@ impl From<BodyError> for Failure {
 /// Sends the request and reads the final response head (skipping 1xx).
 /// `watch`: the backend timeout, when the wait for the response gives up
 /// if the client leaves (see [`Outgoing::abandon_if_client_leaves`]).
+/// `own`: the cache's own fields, taken out of an interim response passed
+/// on as out of any other.
 fn send_request(
     up: &mut UpstreamConn,
     request: &[u8],
     send: &Outgoing<'_>,
     client: &mut Client,
     watch: Option<Duration>,
+    own: &OwnFields,
 ) -> Result<(ResponseHead, usize), Failure> {
     match send.body {
         RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
@@ -616,7 +621,7 @@ fn send_request(
         // (`103 Early Hints`) are the client's (RFC 9110 §15.2).
         if response.status < 200 {
             if send.interim_to_client && response.status != 100 {
-                pass_on_interim(&mut response, client)?;
+                pass_on_interim(&mut response, client, own)?;
             }
             up.conn.consume(len);
             continue;
@@ -637,9 +642,15 @@ fn send_request(
 /// Sends an interim response on to the client as it came, less its
 /// hop-by-hop fields, framing ones included: a client that took a
 /// `Content-Length` on a 1xx for a body would read the final response as
-/// its bytes.
-fn pass_on_interim(response: &mut ResponseHead, client: &mut Client) -> Result<(), Failure> {
+/// its bytes. Less the cache's `own` fields too: what the backend says to
+/// this cache alone reaches no client, whatever response it comes on.
+fn pass_on_interim(
+    response: &mut ResponseHead,
+    client: &mut Client,
+    own: &OwnFields,
+) -> Result<(), Failure> {
     strip_hop_by_hop(&mut response.headers, false);
+    own.remove_from(&mut response.headers);
     response.version = Version::Http11;
     let mut head = Vec::with_capacity(256);
     response.write_start(&mut head);
