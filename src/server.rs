@@ -534,17 +534,23 @@ impl Workers {
     /// for as long as that lasts.
     fn sweep_if_due(&self) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = self.next_sweep.load(Ordering::Relaxed);
-        let next = now.saturating_add(SWEEP_EVERY.as_millis() as u64);
-        if now >= due
-            && (self.next_sweep)
-                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if claim_if_due(&self.next_sweep, now, SWEEP_EVERY) {
             self.inner.current.get().upstreams.sweep_idle();
             self.surplus.review(now, self.idle.load(Ordering::SeqCst));
         }
     }
+}
+
+/// Whether the moment `due` holds (ms, as `now` is counted) has come, for
+/// this caller alone: the one that sees it first moves it `every` past
+/// `now`, and the others see it moved.
+fn claim_if_due(due: &AtomicU64, now: u64, every: Duration) -> bool {
+    let was = due.load(Ordering::Relaxed);
+    let next = now.saturating_add(every.as_millis() as u64);
+    now >= was
+        && due
+            .compare_exchange(was, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// How many idle workers may retire although connections keep coming.
@@ -584,13 +590,7 @@ impl Surplus {
     /// At `now` (ms), with `idle` workers idle: a window that has ended
     /// makes the fewest idle in it the quota, and the next one begins.
     fn review(&self, now: u64, idle: usize) {
-        let ends = self.window_ends.load(Ordering::Relaxed);
-        let next = now.saturating_add(WORKER_IDLE.as_millis() as u64);
-        if now >= ends
-            && (self.window_ends)
-                .compare_exchange(ends, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if claim_if_due(&self.window_ends, now, WORKER_IDLE) {
             let fewest = self.fewest_idle.swap(idle, Ordering::Relaxed).min(idle);
             self.quota.store(fewest, Ordering::Relaxed);
         }

@@ -270,7 +270,7 @@ pub fn serve(
             upstream: outcome.upstream,
             cache: outcome.cache,
             duration,
-            upstream_wait: client.upstream_wait.take(),
+            upstream_wait: client.upstream_wait,
             request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
             heads,
         });

@@ -143,8 +143,8 @@ impl Balancer for LeastConn {
         let peers = cx.peers;
         // Each load read once (see `usable`): the tied found on a second
         // look might no longer add up to the turn drawn among them.
-        let loads: Vec<(usize, (u64, u64))> = usable(peers)
-            .into_iter()
+        let loads: Vec<(usize, (u64, u64))> = (0..peers.len())
+            .filter(|&i| peers.usable(i))
             .map(|i| (i, (peers.in_flight(i) as u64, weight_of(peers, i))))
             .collect();
         // a/b < c/d without division: a*d < c*b.
