@@ -18,7 +18,7 @@ use crate::throttle::OnceAMinute;
 use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -40,6 +40,9 @@ const MAX_ADMIN_HEAD: usize = 16 * 1024;
 /// The running admin listener.
 pub struct Admin {
     addr: SocketAddr,
+    /// The listening socket itself (the thread accepts on a clone), to
+    /// wake that thread from `accept` when stopping.
+    listener: TcpListener,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -50,6 +53,7 @@ impl Admin {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
+            let listener = listener.try_clone()?;
             std::thread::Builder::new()
                 .name("admin".into())
                 .spawn(move || accept_loop(listener, current, &stop))?
@@ -57,6 +61,7 @@ impl Admin {
         log::info!("admin listener on {addr}");
         Ok(Admin {
             addr,
+            listener,
             stop,
             thread: Some(thread),
         })
@@ -73,7 +78,10 @@ impl Admin {
 
     fn stop_now(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        wake_acceptor(self.addr);
+        // A blocked `accept` returns (EINVAL) and sees the flag. Not by
+        // connecting to the port: under `reuse_port` another process's
+        // listener may take that connection.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -84,17 +92,6 @@ impl Drop for Admin {
     fn drop(&mut self) {
         self.stop_now();
     }
-}
-
-/// Connects to our own listener so a blocked `accept` returns and sees the
-/// shutdown flag (a wildcard address is reached through loopback).
-fn wake_acceptor(addr: SocketAddr) {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), Duration::from_secs(1));
 }
 
 fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) {

@@ -57,6 +57,12 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a connection over the limit is given to take its 503.
 const REJECT_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+/// Connections the kernel completes and queues before they are accepted:
+/// nginx's default (std's `TcpListener::bind` takes 128, which a burst of
+/// new connections overflows into SYN retransmissions, a second each).
+/// The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 511;
+
 /// How often idle backend connections are looked at for the ones idle
 /// past their age: how late after it one may be closed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -83,7 +89,8 @@ impl Server {
     /// Binds `bind:port` from the configuration and starts serving.
     pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         let addr = config.listen_addr();
-        let listener = TcpListener::bind(addr).map_err(|error| StartError::Bind { addr, error })?;
+        let listener =
+            listen(addr, config.reuse_port).map_err(|error| StartError::Bind { addr, error })?;
         Server::start_on(listener, config)
     }
 
@@ -92,7 +99,8 @@ impl Server {
     pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
         let admin = match config.admin_addr() {
             Some(addr) => Some(
-                TcpListener::bind(addr).map_err(|error| StartError::AdminBind { addr, error })?,
+                listen(addr, config.reuse_port)
+                    .map_err(|error| StartError::AdminBind { addr, error })?,
             ),
             None => None,
         };
@@ -249,6 +257,29 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         read_timeout,
         deferred,
     }
+}
+
+/// Binds and listens on `addr` as `TcpListener::bind` does (with
+/// SO_REUSEADDR, so that a restart is not refused while connections of the
+/// last run linger in TIME_WAIT), and with SO_REUSEPORT when asked: a new
+/// process can then listen beside a running one, and the kernel spreads
+/// new connections over both until the old one is stopped.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        #[cfg(unix)]
+        socket.set_reuse_port(true)?;
+        #[cfg(not(unix))]
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "reuse_port: no SO_REUSEPORT here",
+        ));
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Has the kernel hold a new connection until its first bytes arrive
@@ -947,6 +978,7 @@ impl Control {
             unit_time,
             worker_priority,
             defer_accept,
+            reuse_port,
             path_to_persistence
         );
         next.log_to_stdout = was.log_to_stdout;

@@ -1710,3 +1710,50 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         other.display()
     );
 }
+
+// ------------------------------------------------------------ reuse_port
+
+/// A proxy on `port` (and `admin_port`) of 127.0.0.1 in front of `backend`.
+fn start_listening(
+    backend: SocketAddr,
+    port: u16,
+    admin_port: u16,
+    reuse_port: bool,
+) -> Result<inverso::ServerHandle, inverso::server::StartError> {
+    let mut config = inverso::Config::with_targets(vec![target(backend)]);
+    config.bind = [127, 0, 0, 1].into();
+    config.port = port;
+    config.admin_port = Some(admin_port);
+    config.reuse_port = reuse_port;
+    config.log_to_stdout = false;
+    config.path_to_log = None;
+    config.path_to_persistence = None;
+    config.cache_size = 0;
+    inverso::Server::start(config)
+}
+
+#[test]
+fn with_reuse_port_a_new_proxy_takes_over_from_a_running_one() {
+    let old_backend = Backend::echo("old");
+    let new_backend = Backend::echo("new");
+    let old = start_listening(old_backend.addr, 0, 0, true).unwrap();
+    let (addr, admin) = (old.local_addr(), old.admin_addr().unwrap());
+
+    // Without the option the port is taken, as before.
+    match start_listening(new_backend.addr, addr.port(), admin.port(), false) {
+        Err(inverso::server::StartError::Bind { .. }) => {}
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a second listener without SO_REUSEPORT"),
+    }
+    let new = start_listening(new_backend.addr, addr.port(), admin.port(), true).unwrap();
+    assert_eq!(new.local_addr(), addr);
+    assert_eq!(new.admin_addr(), Some(admin));
+
+    // Once the old one is stopped, every connection reaches the new one.
+    assert!(old.shutdown(Duration::from_secs(5)));
+    for _ in 0..10 {
+        let body = Client::connect(addr).get("/").body_str();
+        assert!(body.starts_with("new "), "{body}");
+    }
+    assert!(new.shutdown(Duration::from_secs(5)));
+}

@@ -260,6 +260,7 @@ pub fn write_snapshot<'a>(
     records: impl IntoIterator<Item = &'a Record>,
 ) -> Result<SnapshotStats, PersistError> {
     let path = &destination(path)?;
+    let _writing = lock_directory(path);
     let tmp = tmp_path(path);
     let result = write_file(&tmp, records).and_then(|stats| {
         fs::rename(&tmp, path).map_err(io_error("rename the temporary file over", path))?;
@@ -394,12 +395,44 @@ fn write_file<'a>(
     Ok(stats)
 }
 
-#[cfg(unix)]
-fn sync_parent_dir(path: &Path) -> Result<(), PersistError> {
-    let dir = match path.parent() {
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// Holds the directory a snapshot goes in locked (`flock`) until dropped.
+/// Two processes may share `path_to_persistence` (the old and the new one
+/// of an upgrade under `reuse_port`): each would otherwise remove the
+/// other's temporary file as it starts its own, and could rename one still
+/// being written over the snapshot. Best effort: where the lock cannot be
+/// had (a file system without `flock`), snapshots are written as before.
+#[cfg(unix)]
+fn lock_directory(path: &Path) -> Option<File> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(parent_dir(path)).ok()?;
+    loop {
+        // SAFETY: the descriptor is the directory's, open for the call.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Some(dir);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            log::debug!("cannot lock {}: {error}", parent_dir(path).display());
+            return None;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn lock_directory(_path: &Path) -> Option<File> {
+    None
+}
+
+#[cfg(unix)]
+fn sync_parent_dir(path: &Path) -> Result<(), PersistError> {
+    let dir = parent_dir(path);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error("fsync the directory", dir))
@@ -841,6 +874,30 @@ mod tests {
         assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
         assert_eq!(loaded.records, records);
         assert_eq!((loaded.skipped_expired, loaded.skipped_over_limit), (0, 0));
+    }
+
+    #[test]
+    fn two_writers_of_one_snapshot_take_turns() {
+        // As an old and a new process sharing path_to_persistence do.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let records: Vec<_> = (0..2_000).map(record).collect();
+        std::thread::scope(|scope| {
+            let write_often = || {
+                (0..20)
+                    .map(|_| write_snapshot(&path, &records))
+                    .collect::<Vec<_>>()
+            };
+            let writers = [scope.spawn(write_often), scope.spawn(write_often)];
+            for writer in writers {
+                for result in writer.join().unwrap() {
+                    assert_eq!(result.unwrap().records, 2_000);
+                }
+            }
+        });
+        let loaded = load_snapshot(&path, 0, &LoadLimits::UNLIMITED).unwrap();
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
+        assert_eq!(loaded.records, records);
     }
 
     #[test]

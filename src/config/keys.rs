@@ -291,6 +291,12 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.defer_accept = b),
     },
     Key {
+        name: "reuse_port",
+        default: "false",
+        help: "bind the listeners with SO_REUSEPORT (nginx's `listen ... reuseport`), so a new inverso can start on the same port and the old one be stopped without refusing a connection; needs a restart",
+        apply: |c, v| parse_bool(v).map(|b| c.reuse_port = b),
+    },
+    Key {
         name: "admin_port",
         default: "",
         help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",

@@ -58,6 +58,9 @@ pub struct Config {
     /// Nice value of the worker threads; `None`: the process's own.
     pub worker_priority: Option<i32>,
     pub defer_accept: bool,
+    /// Listeners bound with SO_REUSEPORT, so a second process can listen
+    /// on the same addresses (a binary upgrade without refusing anyone).
+    pub reuse_port: bool,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -561,6 +564,7 @@ impl Config {
             batch_scheduling: false,
             worker_priority: None,
             defer_accept: true,
+            reuse_port: false,
             max_object_size: None,
             cache_unlabeled: false,
             cache_valid: Arc::default(),
