@@ -7,6 +7,7 @@ use super::values::*;
 use super::{Balance, Config, LogFormat};
 use crate::cache::policy::CacheValid;
 use crate::ratelimit::Rate;
+use crate::upstream::retry_on::RetryOnStatus;
 use std::sync::Arc;
 
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
@@ -213,6 +214,14 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "other targets tried when one fails; empty = every other target",
         apply: |c, v| optional(v, |v| parse_number(v, 0..=1000)).map(|n| c.retries = n),
+    },
+    Key {
+        name: "retry_on_status",
+        default: "",
+        help: "response statuses that send an idempotent request with a buffered body on to \
+               another target, as HAProxy's retry-on (e.g. `502, 503, 504`; every 5xx, and 401, \
+               403, 404, 408, 425, 429); a listed 5xx counts toward max_fails; empty = none",
+        apply: |c, v| RetryOnStatus::parse(v).map(|s| c.retry_on_status = s),
     },
     Key {
         name: "health_check_path",

@@ -78,6 +78,8 @@ pub struct Config {
     pub fail_timeout: Duration,
     /// Other targets tried after a failure; `None`: every other target.
     pub retries: Option<usize>,
+    /// Response statuses retried on another target; empty: none.
+    pub retry_on_status: crate::upstream::retry_on::RetryOnStatus,
     /// Active health checks; `None`: off.
     pub health_check_path: Option<String>,
     /// The Host the probes send; `None`: each target's own `host:port`.
@@ -577,6 +579,7 @@ impl Config {
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),
             retries: None,
+            retry_on_status: Default::default(),
             health_check_path: None,
             health_check_host: None,
             health_check_interval: Duration::from_secs(1),
@@ -1202,6 +1205,47 @@ mod tests {
         assert!(e.to_string().contains("out of range"), "{e}");
         let e = build("targets = 127.0.0.1:1\nworker_priority = high\n").unwrap_err();
         assert!(e.to_string().contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn retry_on_status_lists_error_statuses_and_names_the_line_of_a_bad_one() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.retry_on_status.is_empty());
+        let c = build("targets = 127.0.0.1:1\nretry_on_status = 502, 503, 504\n").unwrap();
+        assert!([502, 503, 504]
+            .iter()
+            .all(|&s| c.retry_on_status.contains(s)));
+        assert!(!c.retry_on_status.contains(500));
+        for (bad, says) in [
+            ("200", "not an error"),
+            ("302", "not an error"),
+            ("400", "about the request itself"),
+            ("http_502", "not a status"),
+            ("502, 502", "listed twice"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n# retries\nretry_on_status = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{bad}");
+            assert!(e.message.starts_with("retry_on_status: "), "{bad}: {e}");
+            assert!(e.message.contains(says), "{bad}: {e}");
+        }
+        // From the environment, as every key.
+        let mut l = Loader::new();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nretry_on_status = 503\n",
+        )
+        .unwrap();
+        l.env([("INVERSO_RETRY_ON_STATUS".to_string(), "429 502".to_string())]);
+        let c = l.build().unwrap();
+        assert!(c.retry_on_status.contains(429) && !c.retry_on_status.contains(503));
+        l.env([("INVERSO_RETRY_ON_STATUS".to_string(), "299".to_string())]);
+        assert_eq!(
+            l.build().unwrap_err().place,
+            "environment INVERSO_RETRY_ON_STATUS"
+        );
     }
 
     #[test]

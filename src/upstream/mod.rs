@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod health;
 pub mod pool;
+pub mod retry_on;
 pub mod slots;
 pub mod sticky;
 
@@ -104,6 +105,7 @@ pub struct Upstreams {
     timeout: Duration,
     connect_timeout: Duration,
     retries: usize,
+    retry_on_status: retry_on::RetryOnStatus,
 }
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
@@ -193,6 +195,7 @@ impl Upstreams {
             timeout: config.effective_backend_timeout(),
             connect_timeout: config.effective_connect_timeout(),
             retries: config.effective_retries(),
+            retry_on_status: config.retry_on_status,
         }
     }
 
@@ -216,6 +219,11 @@ impl Upstreams {
     /// Other targets a failed request may be tried on.
     pub fn retries(&self) -> usize {
         self.retries
+    }
+
+    /// Response statuses that send a request on to another target.
+    pub fn retry_on_status(&self) -> &retry_on::RetryOnStatus {
+        &self.retry_on_status
     }
 
     /// The longest a read from or a write to a backend may wait.
