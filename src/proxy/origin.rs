@@ -1,10 +1,12 @@
 //! The request side of an exchange with a backend: build the forwarded
 //! request, send it (retrying on a fresh connection when a pooled one turns
-//! out dead, and on other targets when that is safe) and read the response
-//! head; [`super::relay`] takes it from there. Each failure is reported to
-//! the target's health.
+//! out dead, and on other targets when that is safe, or when the answer's
+//! status is one `retry_on_status` lists) and read the response head;
+//! [`super::relay`] takes it from there. Each failure is reported to the
+//! target's health.
 
 use super::client::CLIENT_CHECK_AFTER;
+use super::relay;
 use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
@@ -151,7 +153,16 @@ pub(super) struct Outgoing<'a> {
 
 /// Sends `head` (rewritten for the backend in place) to a backend chosen
 /// by the balancer and reads its final response head, trying other
-/// targets when that is safe (see [`retry_elsewhere`]).
+/// targets when that is safe (see [`retry_elsewhere`]), and when the
+/// answer's status is listed in `retry_on_status` and the request may be
+/// sent again (see [`may_send_again`]).
+///
+/// Such an answer is held while the next target is picked, and is the
+/// one returned when none is left (the client gets the backend's own
+/// answer, as with HAProxy and nginx, not a 502 of ours), or when every
+/// one left is at its `max_conns`: an answer in hand is not given up to
+/// wait in the queue. Only once another target is chosen is it
+/// discarded; nothing of it reaches the client or the cache.
 pub(super) fn fetch<'s>(
     client: &mut Client,
     head: &mut RequestHead,
@@ -163,20 +174,30 @@ pub(super) fn fetch<'s>(
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
+    let retry_on = upstreams.retry_on_status();
+    let is_head = head.is_head();
     // The failure the client hears of when no target is left to try.
     let mut last_failure = None;
+    // An answer with a listed status, held until another target is chosen.
+    let mut held: Option<Fetched<'s>> = None;
     // While the request waits for a slot (`max_conns`): its place in the
     // queue, and until when it may wait.
     let mut queued: Option<(Waiting, Instant)> = None;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
         let waiting = queued.as_ref().map(|(place, _)| place);
-        let (index, busy) = match upstreams.pick(client.real_ip, &tried, stuck_to, waiting) {
-            Pick::Chosen(index, busy) => {
+        let picked = upstreams.pick(client.real_ip, &tried, stuck_to, waiting);
+        let (index, busy) = match (picked, held.take()) {
+            (Pick::Chosen(index, busy), answered) => {
                 queued = None;
+                // Another target will answer: this answer goes unread.
+                if let Some(answered) = answered {
+                    relay::discard(answered, is_head, client, shared);
+                }
                 (index, busy)
             }
-            Pick::Full => {
+            (Pick::Full | Pick::Nothing, Some(answered)) => return Ok(answered),
+            (Pick::Full, None) => {
                 let (place, until) = &*queued.get_or_insert_with(|| {
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
                     let until = Instant::now() + upstreams.queue_timeout();
@@ -198,7 +219,7 @@ pub(super) fn fetch<'s>(
                 }
                 continue;
             }
-            Pick::Nothing => {
+            (Pick::Nothing, None) => {
                 return Err(last_failure.unwrap_or_else(|| {
                     Refusal::new(502, send.keep_alive && send.body.is_buffered())
                 }))
@@ -214,15 +235,29 @@ pub(super) fn fetch<'s>(
         };
         match attempt(client, target, &request, send, idempotent, shared) {
             Ok((up, response, head_len, request_time)) => {
-                target.health.succeeded();
-                return Ok(Fetched {
+                let status = response.status;
+                report_answer(target, status, client, shared);
+                let fetched = Fetched {
                     target,
                     up,
                     response,
                     head_len,
                     request_time,
                     busy: Some(busy),
-                });
+                };
+                // After a forced shutdown cut the connections, the answer
+                // in hand is the last there will be.
+                let untried = tried.iter().any(|&t| !t);
+                if !retry_on.contains(status)
+                    || retries_left == 0
+                    || !untried
+                    || !may_send_again(idempotent, send.body)
+                    || client.watch.cut()
+                {
+                    return Ok(fetched);
+                }
+                held = Some(fetched);
+                retries_left -= 1;
             }
             Err(Failure::Client(status)) => {
                 return Err(Refusal {
@@ -269,9 +304,31 @@ pub(super) fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
     let reason = f.to_string();
     log::warn!("target {}: {reason}", target.name);
     if !matches!(f, Failure::Stale(_)) {
-        target.health.failed(Instant::now(), &reason);
-        target.stats.failures.fetch_add(1, Ordering::Relaxed);
+        count_failure(target, &reason);
     }
+}
+
+/// Reports a response head to its target's health. A status that
+/// `retry_on_status` counts as the target's failure (a listed 5xx, see
+/// [`RetryOnStatus::fails_target`]) goes toward `max_fails`, whether the
+/// request is then retried or the answer relayed (the last attempt, a
+/// POST); any other answer resets the count.
+///
+/// [`RetryOnStatus::fails_target`]: crate::upstream::retry_on::RetryOnStatus::fails_target
+fn report_answer(target: &Upstream, status: u16, client: &Client, shared: &Shared) {
+    if !shared.upstreams.retry_on_status().fails_target(status) {
+        target.health.succeeded();
+    } else if !client.watch.cut() {
+        let reason = format!("answered {status}");
+        log::warn!("target {}: {reason}", target.name);
+        count_failure(target, &reason);
+    }
+}
+
+/// One failure of `target`: toward `max_fails`, and in its failure count.
+fn count_failure(target: &Upstream, reason: &str) {
+    target.health.failed(Instant::now(), reason);
+    target.stats.failures.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Whether an idle connection can still carry a request: nothing has
@@ -299,8 +356,16 @@ fn retry_elsewhere(f: &Failure, idempotent: bool, body: &RequestBody) -> bool {
     match f {
         Failure::Connect(_) => true,
         Failure::Client(_) => false,
-        _ => idempotent && body.is_buffered(),
+        _ => may_send_again(idempotent, body),
     }
+}
+
+/// Whether a request that reached a backend may be sent again, to it or
+/// another: after a failure (see [`retry_elsewhere`]), or an answer
+/// whose status `retry_on_status` lists. Only an idempotent one (the
+/// backend may have acted on it) whose body can be sent again (buffered).
+fn may_send_again(idempotent: bool, body: &RequestBody) -> bool {
+    idempotent && body.is_buffered()
 }
 
 /// One target: send the request, read the response head. A pooled
@@ -322,7 +387,7 @@ fn attempt(
     idempotent: bool,
     shared: &Shared,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
-    let replayable = idempotent && send.body.is_buffered();
+    let replayable = may_send_again(idempotent, send.body);
     let mut fresh = false;
     loop {
         let request_time = SystemTime::now();

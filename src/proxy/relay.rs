@@ -232,6 +232,44 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client, shared: &Sh
     }
 }
 
+/// Lets go of an answer no client will get: its status is retried on
+/// another target (`retry_on_status`). Its connection goes back to the
+/// pool only when the whole body came with the head (an error page most
+/// often does): nothing is waited for, and no large body read, for an
+/// answer that is thrown away. Any other closes.
+pub(super) fn discard(
+    fetched: Fetched<'_>,
+    request_is_head: bool,
+    client: &Client,
+    shared: &Shared,
+) {
+    let AfterHead {
+        target,
+        mut up,
+        response,
+        busy: _busy,
+    } = fetched.after_head();
+    let Ok(kind) = BodyKind::for_response(request_is_head, &response) else {
+        return;
+    };
+    let arrived = match kind {
+        BodyKind::Empty => true,
+        BodyKind::Length(n) => {
+            let whole = up.conn.buffered().len() as u64 >= n;
+            if whole {
+                // Whole, hence no larger than the buffer.
+                up.conn.consume(n as usize);
+            }
+            whole
+        }
+        // Not worth decoding to keep one connection.
+        BodyKind::Chunked | BodyKind::UntilClose => false,
+    };
+    if arrived && may_reuse(&response, kind, &up) {
+        reuse(client, shared, target, up.conn);
+    }
+}
+
 /// How [`absorb`] ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Absorbed {
