@@ -1,20 +1,25 @@
 //! The admin listener: `GET /metrics` (Prometheus text format),
-//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` and
-//! `DELETE /cache`. Off unless `admin_port` is set; bound to `admin_bind`
-//! (loopback by default) because it can empty the cache.
+//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query`,
+//! `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
+//! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
+//! `admin_bind` (loopback by default) because it can empty the cache and
+//! take targets out of rotation.
 //!
 //! Admin traffic is a scrape every few seconds and an occasional purge: a
 //! thread per connection, one request per connection, `Connection: close`.
 
 use crate::cache::policy;
+use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
 use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
-use crate::http::BufConn;
+use crate::http::{BufConn, RequestHead};
 use crate::json;
 use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
 use crate::proxy::{Current, Shared};
 use crate::throttle::OnceAMinute;
+use crate::upstream::admin_state::AdminState;
+use crate::upstream::Upstream;
 use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -36,6 +41,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_ADMIN_TIMEOUT: Duration = Duration::from_millis(250);
 /// Largest admin request head.
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
+/// Largest admin request body read: a target's new state is one word.
+const MAX_ADMIN_BODY: u64 = 1024;
 
 /// The running admin listener.
 pub struct Admin {
@@ -190,37 +197,10 @@ fn handle(stream: TcpStream, shared: &Shared, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
-    let mut scanned = 0;
-    let (reply, is_head) = loop {
-        match find_head_end(conn.buffered(), &mut scanned) {
-            Ok(Some(len)) => {
-                break match parse_request(&conn.buffered()[..len], &RequestLimits::default()) {
-                    Ok(head) => (route(&head, shared), head.is_head()),
-                    Err(e) => (Reply::text(e.status(), "bad request\n"), false),
-                };
-            }
-            Ok(None) if conn.buffered().len() > MAX_ADMIN_HEAD => {
-                break (Reply::text(431, "request head too large\n"), false)
-            }
-            Ok(None) => {}
-            Err(e) => break (Reply::text(e.status(), "bad request\n"), false),
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        // Past the deadline reads as a timeout (a zero timeout would be an
-        // error of its own).
-        let read = if left.is_zero() {
-            Err(io::ErrorKind::TimedOut.into())
-        } else {
-            conn.get_ref()
-                .set_read_timeout(Some(left))
-                .and_then(|()| conn.fill())
-        };
-        match read {
-            Ok(0) => return,
-            Err(e) if is_timeout(&e) => break (Reply::text(408, "request head too slow\n"), false),
-            Err(_) => return,
-            Ok(_) => {}
-        }
+    let (reply, is_head) = match read_request(&mut conn, deadline) {
+        Ok(Some((head, body))) => (route(&head, &body, shared), head.is_head()),
+        Ok(None) => return,
+        Err(reply) => (reply, false),
     };
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
@@ -242,6 +222,82 @@ fn handle(stream: TcpStream, shared: &Shared, timeout: Duration) {
     let _ = stream.flush();
 }
 
+/// Reads one request: its head, and the body of a `PUT` (the only admin
+/// request whose body means anything; others are answered without
+/// reading theirs, the connection closed after). `Ok(None)`: the client
+/// left or the connection failed; `Err`: what to answer a request that
+/// cannot be read.
+fn read_request(
+    conn: &mut BufConn<TcpStream>,
+    deadline: Instant,
+) -> Result<Option<(RequestHead, Vec<u8>)>, Reply> {
+    let bad = |status: u16| Reply::text(status, "bad request\n");
+    let mut scanned = 0;
+    let (head, head_len) = loop {
+        match find_head_end(conn.buffered(), &mut scanned) {
+            Ok(Some(len)) => {
+                let head = parse_request(&conn.buffered()[..len], &RequestLimits::default())
+                    .map_err(|e| bad(e.status()))?;
+                break (head, len);
+            }
+            Ok(None) if conn.buffered().len() > MAX_ADMIN_HEAD => {
+                return Err(Reply::text(431, "request head too large\n"))
+            }
+            Ok(None) => {}
+            Err(e) => return Err(bad(e.status())),
+        }
+        if !fill_before(conn, deadline, "request head too slow\n")? {
+            return Ok(None);
+        }
+    };
+    conn.consume(head_len);
+    if head.method != "PUT" {
+        return Ok(Some((head, Vec::new())));
+    }
+    let length = match BodyKind::for_request(&head).map_err(|e| bad(e.status()))? {
+        BodyKind::Empty => 0,
+        BodyKind::Length(n) if n <= MAX_ADMIN_BODY => n as usize,
+        BodyKind::Length(_) => return Err(Reply::text(413, "request body too large\n")),
+        _ => return Err(Reply::text(411, "send the body with a Content-Length\n")),
+    };
+    if length > conn.buffered().len() && head.headers.has_token("expect", "100-continue") {
+        let _ = conn.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    while conn.buffered().len() < length {
+        if !fill_before(conn, deadline, "request body too slow\n")? {
+            return Ok(None);
+        }
+    }
+    let body = conn.buffered()[..length].to_vec();
+    Ok(Some((head, body)))
+}
+
+/// Reads more of the request before `deadline`: `Ok(false)` when the
+/// client closed or the read failed, `Err` a 408 saying `too_slow` when
+/// the deadline passed.
+fn fill_before(
+    conn: &mut BufConn<TcpStream>,
+    deadline: Instant,
+    too_slow: &'static str,
+) -> Result<bool, Reply> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    // Past the deadline reads as a timeout (a zero timeout would be an
+    // error of its own).
+    let read = if left.is_zero() {
+        Err(io::ErrorKind::TimedOut.into())
+    } else {
+        conn.get_ref()
+            .set_read_timeout(Some(left))
+            .and_then(|()| conn.fill())
+    };
+    match read {
+        Ok(0) => Ok(false),
+        Err(e) if is_timeout(&e) => Err(Reply::text(408, too_slow)),
+        Err(_) => Ok(false),
+        Ok(_) => Ok(true),
+    }
+}
+
 /// What the admin listener answers to a request.
 ///
 /// `PURGE` takes the key of the public request it names: the host from
@@ -249,13 +305,18 @@ fn handle(stream: TcpStream, shared: &Shared, timeout: Duration) {
 /// lower-cased, then the path and query exactly as sent. So
 /// `curl -X PURGE -H 'Host: www.example.com' http://127.0.0.1:9901/a?b=1`
 /// drops what `GET http://www.example.com/a?b=1` stored, every Vary variant.
-pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
+///
+/// `body` is the request's body, read for a `PUT` only.
+pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
     let method = head.method.as_str();
     if method == "PURGE" {
         return purge(head, shared);
     }
     let target = head.path_and_query();
     let path = target.split('?').next().unwrap_or("");
+    if let Some(id) = path.strip_prefix("/targets/") {
+        return target_state(head, id, body, shared);
+    }
     let read = matches!(method, "GET" | "HEAD");
     match path {
         "/metrics" if read => Reply {
@@ -297,9 +358,74 @@ pub fn route(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
     }
 }
 
+/// `/targets/<id>`: `GET` says the target's state, `PUT` with `ready`,
+/// `drain` or `maint` as the body sets it. `id` is the target's `name`
+/// or `address` as `/status` shows them, percent-encoded if need be
+/// (`%5B::1%5D:80`).
+fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> Reply {
+    let method = head.method.as_str();
+    let set = match method {
+        "GET" | "HEAD" => false,
+        "PUT" => true,
+        _ => return Reply::not_allowed("GET, HEAD, PUT"),
+    };
+    // It changes where requests go: under the same guard against DNS
+    // rebinding as `DELETE /cache`.
+    if set && !host_is_an_address(head) {
+        return Reply::text(
+            403,
+            "PUT /targets/... takes a Host that is an IP address or localhost\n",
+        );
+    }
+    let id = String::from_utf8_lossy(&policy::decode_percent(id.as_bytes())).into_owned();
+    let Some(target) = shared.upstreams.find(&id) else {
+        return Reply::text(404, format!("no target is named {id:?}\n"));
+    };
+    if !set {
+        return Reply::json(200, target_json(target, None));
+    }
+    let state = match std::str::from_utf8(body).map(str::parse::<AdminState>) {
+        Ok(Ok(state)) => state,
+        Ok(Err(e)) => return Reply::text(400, format!("{e}\n")),
+        Err(_) => return Reply::text(400, "the body must be ready, drain or maint\n"),
+    };
+    let was = shared.upstreams.set_admin_state(target, state);
+    if was != state {
+        log::info!(
+            "admin: target {} {was} -> {state} ({} request(s) in flight)",
+            target.name,
+            target.in_flight()
+        );
+    }
+    Reply::json(200, target_json(target, Some(was)))
+}
+
+/// A target's state as `/targets/<id>` answers it: what an operator
+/// draining it waits on is `in_flight` coming down to 0.
+fn target_json(target: &Upstream, was: Option<AdminState>) -> String {
+    let mut out = String::from("{");
+    json::push_key(&mut out, "name");
+    json::push_str(&mut out, &target.name);
+    out.push(',');
+    json::push_key(&mut out, "address");
+    json::push_str(&mut out, &target.addr.to_string());
+    let _ = write!(
+        out,
+        ",\"admin_state\":\"{}\",\"healthy\":{},\"in_flight\":{}",
+        target.health.admin_state(),
+        target.health.usable(Instant::now()),
+        target.in_flight(),
+    );
+    if let Some(was) = was {
+        let _ = write!(out, ",\"previous\":\"{was}\"");
+    }
+    out.push_str("}\n");
+    out
+}
+
 /// Whether the request's authority (its Host) is an IP address or
 /// `localhost`, with or without a port.
-fn host_is_an_address(head: &crate::http::RequestHead) -> bool {
+fn host_is_an_address(head: &RequestHead) -> bool {
     let Some(authority) = head.authority() else {
         return true; // HTTP/1.0 without Host: no name at all
     };
@@ -324,7 +450,7 @@ fn give_back_freed_memory() {
     }
 }
 
-fn purge(head: &crate::http::RequestHead, shared: &Shared) -> Reply {
+fn purge(head: &RequestHead, shared: &Shared) -> Reply {
     let keys = policy::primary_keys_of_uri(head);
     let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate_all(&keys));
     let key = &keys[0];
@@ -421,7 +547,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         (
             "inverso_upstream_up",
             "gauge",
-            "1 while a backend is in rotation, 0 while health checks or failures keep it out.",
+            "1 while a backend is healthy, 0 while health checks or failures keep it out.",
         ),
     ] {
         family(&mut out, name, kind, help);
@@ -434,6 +560,24 @@ pub fn metrics_text(shared: &Shared) -> String {
                 _ => t.stats.requests.load(Ordering::Relaxed),
             };
             let _ = writeln!(out, "{name}{{target=\"{}\"}} {value}", label(&t.name));
+        }
+    }
+
+    family(
+        &mut out,
+        "inverso_upstream_admin_state",
+        "gauge",
+        "1 for the state the operator set each backend in (ready, drain or maint), 0 for the others.",
+    );
+    for t in targets {
+        let current = t.health.admin_state();
+        for state in AdminState::ALL {
+            let _ = writeln!(
+                out,
+                "inverso_upstream_admin_state{{target=\"{}\",state=\"{state}\"}} {}",
+                label(&t.name),
+                u8::from(state == current)
+            );
         }
     }
 
@@ -565,7 +709,7 @@ pub fn status_json(shared: &Shared) -> String {
         json::push_str(&mut out, &t.addr.to_string());
         let _ = write!(
             out,
-            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"healthy\":{},\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
             t.weight,
             t.backup,
             match t.max_conns {
@@ -573,6 +717,7 @@ pub fn status_json(shared: &Shared) -> String {
                 n => n.to_string(),
             },
             t.health.usable(std::time::Instant::now()),
+            t.health.admin_state(),
             t.stats.in_flight.load(Ordering::Relaxed),
             t.stats.requests.load(Ordering::Relaxed),
             t.stats.failures.load(Ordering::Relaxed),

@@ -6,10 +6,11 @@
 //! - `server`: listener, accept loop, worker pool, connection limit, shutdown.
 //! - `proxy`: one client connection: request, upstream, response, log.
 //! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers.
-//! - `upstream`: backends: balancer, health (passive and active checks), keep-alive pools.
+//! - `upstream`: backends: balancer, health (passive and active checks), drain and
+//!   maintenance states, keep-alive pools.
 //! - `cache`: the LRU store and its snapshot file.
 //! - `access_log`: request records to one writer thread, stdout and a file.
-//! - `admin`: the admin listener: metrics, status, health, purge.
+//! - `admin`: the admin listener: metrics, status, health, purge, target states.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
 //! - `json`: string escaping for the JSON log and `/status`.

@@ -1419,3 +1419,320 @@ fn targets_are_given_by_name() {
         "{e}"
     );
 }
+
+// ------------------------------------------- drain and maint (admin listener)
+
+/// Every `balance` algorithm.
+const ALGORITHMS: [Balance; 5] = [
+    Balance::RoundRobin,
+    Balance::WeightedRoundRobin,
+    Balance::LeastConn,
+    Balance::IpHash,
+    Balance::RandomTwo,
+];
+
+fn with_admin(c: &mut Config) {
+    c.admin_port = Some(0);
+}
+
+/// `method path` on the admin listener, with `host` and `body`.
+fn admin_request(proxy: &Proxy, method: &str, path: &str, host: &str, body: &str) -> Response {
+    let admin = proxy.handle().admin_addr().expect("admin listener");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    one_request(admin, request.as_bytes())
+}
+
+/// Sets `target`'s state (`ready`, `drain`, `maint`) and checks the answer.
+#[track_caller]
+fn set_state(proxy: &Proxy, target: impl std::fmt::Display, state: &str) {
+    let path = format!("/targets/{target}");
+    let response = admin_request(proxy, "PUT", &path, "127.0.0.1", state);
+    assert_eq!(response.status, 200, "{}", response.body_str());
+    let body = response.body_str();
+    assert!(
+        body.contains(&format!("\"admin_state\":\"{}\"", state.trim())),
+        "{body}"
+    );
+}
+
+/// The `admin_state` `GET /targets/<target>` reports.
+fn state_of(proxy: &Proxy, target: impl std::fmt::Display) -> String {
+    let response = admin_request(proxy, "GET", &format!("/targets/{target}"), "admin", "");
+    assert_eq!(response.status, 200, "{}", response.body_str());
+    let body = response.body_str();
+    let (_, rest) = body.split_once("\"admin_state\":\"").expect("admin_state");
+    rest.split('"').next().unwrap().to_string()
+}
+
+/// The backends that answered `n` GETs, each on a new connection.
+fn answers(proxy: &Proxy, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let (status, backend) = get(proxy, "/");
+            assert_eq!(status, 200);
+            backend
+        })
+        .collect()
+}
+
+#[test]
+fn a_drained_target_gets_no_new_requests_whatever_the_algorithm() {
+    for balance in ALGORITHMS {
+        let a = Backend::echo("a");
+        let b = Backend::echo("b");
+        let proxy = start_proxy(&[a.addr, b.addr], |c| {
+            with_admin(c);
+            c.balance = balance;
+        });
+        set_state(&proxy, a.addr, "drain");
+        assert_eq!(state_of(&proxy, a.addr), "drain", "{balance:?}");
+        let served = answers(&proxy, 12);
+        assert!(served.iter().all(|s| s == "b"), "{balance:?}: {served:?}");
+        assert_eq!(a.requests(), 0, "{balance:?}");
+    }
+}
+
+#[test]
+fn ready_brings_a_drained_target_back_into_rotation() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], with_admin);
+    set_state(&proxy, a.addr, "drain");
+    assert!(answers(&proxy, 4).iter().all(|s| s == "b"));
+    set_state(&proxy, a.addr, "ready");
+    let served = answers(&proxy, 4);
+    assert_eq!(tally(&served), HashMap::from([("a", 2), ("b", 2)]));
+}
+
+#[test]
+fn a_request_in_flight_at_a_target_put_in_maintenance_finishes() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], with_admin);
+    // Round robin sends the first to a, which holds it.
+    let mut slow = take_the_slot(&proxy, &a);
+    set_state(&proxy, a.addr, "maint");
+    let status = admin_request(&proxy, "GET", &format!("/targets/{}", a.addr), "x", "");
+    assert!(
+        status.body_str().contains("\"in_flight\":1"),
+        "{}",
+        status.body_str()
+    );
+    assert_eq!(get(&proxy, "/x"), (200, "b".to_string()));
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(a.requests(), 1);
+}
+
+#[test]
+fn a_sticky_client_keeps_its_drained_target_but_not_one_in_maintenance() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        sticky(c);
+        with_admin(c);
+    });
+    let a_id = inverso::upstream::sticky::id_of(&a.addr.to_string());
+    let b_id = inverso::upstream::sticky::id_of(&b.addr.to_string());
+    set_state(&proxy, a.addr, "drain");
+    for _ in 0..3 {
+        assert_eq!(get_sticky(&proxy, Some(&a_id)), ("a".to_string(), None));
+        // A client without the cookie goes elsewhere.
+        assert_eq!(
+            get_sticky(&proxy, None),
+            ("b".to_string(), Some(b_id.clone()))
+        );
+    }
+    set_state(&proxy, a.addr, "maint");
+    assert_eq!(
+        get_sticky(&proxy, Some(&a_id)),
+        ("b".to_string(), Some(b_id.clone()))
+    );
+    assert_eq!(a.requests(), 3);
+}
+
+#[test]
+fn with_no_target_ready_requests_get_503_whatever_the_algorithm() {
+    for balance in ALGORITHMS {
+        let a = Backend::echo("a");
+        let b = Backend::echo("b");
+        let spare = Backend::echo("spare");
+        let proxy = start_proxy(&[a.addr, b.addr, spare.addr], |c| {
+            with_admin(c);
+            c.balance = balance;
+            c.targets[2].backup = true;
+        });
+        set_state(&proxy, a.addr, "drain");
+        set_state(&proxy, b.addr, "maint");
+        // The backup stands in for primaries drained or in maintenance.
+        assert_eq!(get(&proxy, "/"), (200, "spare".to_string()), "{balance:?}");
+        set_state(&proxy, spare.addr, "maint");
+        for _ in 0..3 {
+            assert_eq!(get(&proxy, "/").0, 503, "{balance:?}");
+        }
+        assert_eq!(a.requests() + b.requests(), 0, "{balance:?}");
+        assert_eq!(spare.requests(), 1, "{balance:?}");
+        set_state(&proxy, b.addr, "ready");
+        assert_eq!(get(&proxy, "/"), (200, "b".to_string()), "{balance:?}");
+    }
+}
+
+#[test]
+fn a_target_in_maintenance_is_not_the_last_resort_when_the_others_are_down() {
+    let b = Backend::echo("b");
+    let dead = dead_addr();
+    let proxy = start_proxy(&[dead, b.addr], |c| {
+        with_admin(c);
+        down_for_an_hour(c);
+        c.retries = Some(0);
+    });
+    // The dead target fails once and is out for an hour.
+    assert_eq!(get(&proxy, "/").0, 502);
+    set_state(&proxy, b.addr, "maint");
+    // Every target that may serve is down: the dead one is tried (the
+    // one that failed longest ago), never the one in maintenance.
+    assert_eq!(get(&proxy, "/").0, 502);
+    assert_eq!(b.requests(), 0);
+    set_state(&proxy, dead, "maint");
+    assert_eq!(get(&proxy, "/").0, 503);
+    assert_eq!(b.requests(), 0);
+}
+
+#[test]
+fn a_request_waiting_for_the_slot_of_a_target_put_in_maintenance_is_answered_503() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        with_admin(c);
+        // Far beyond the test: only the state change ends the wait.
+        c.connect_timeout = Some(Duration::from_secs(60));
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut next = ask_in_line(&proxy, "/next", 1);
+    set_state(&proxy, a.addr, "maint");
+    assert_eq!(next.response().status, 503);
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(a.requests(), 1);
+}
+
+#[test]
+fn maintenance_closes_the_idle_connections_and_drain_keeps_them() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    assert_eq!(get(&proxy, "/").0, 200);
+    set_state(&proxy, a.addr, "drain");
+    // Still pooled: a sticky client may need it.
+    assert_eq!((a.connections(), a.closed()), (1, 0));
+    set_state(&proxy, a.addr, "maint");
+    assert!(wait_until(WAIT_LIMIT, || a.closed() == 1));
+}
+
+#[test]
+fn health_checks_pause_while_a_target_is_in_maintenance() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        with_admin(c);
+    });
+    assert!(wait_until(WAIT_LIMIT, || a.probes() >= 1));
+    set_state(&proxy, a.addr, "maint");
+    let (a_then, b_then) = (a.probes(), b.probes());
+    // b's probes are the clock: several intervals go by.
+    assert!(wait_until(WAIT_LIMIT, || b.probes() >= b_then + 5));
+    // At most one probe of a's was under way as it went into maintenance.
+    assert!(a.probes() <= a_then + 1, "{} > {}", a.probes(), a_then + 1);
+    set_state(&proxy, a.addr, "ready");
+    let resumed = a.probes();
+    assert!(wait_until(WAIT_LIMIT, || a.probes() > resumed));
+}
+
+#[test]
+fn the_state_survives_a_reload_for_the_targets_that_stay() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let c = Backend::echo("c");
+    let proxy = start_proxy(&[a.addr, b.addr], with_admin);
+    set_state(&proxy, a.addr, "drain");
+    let next = reloaded(&[a.addr, b.addr, c.addr], with_admin);
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(state_of(&proxy, a.addr), "drain");
+    assert_eq!(state_of(&proxy, c.addr), "ready");
+    let served = answers(&proxy, 6);
+    assert_eq!(tally(&served), HashMap::from([("b", 3), ("c", 3)]));
+}
+
+#[test]
+fn targets_are_named_as_in_status_by_name_or_address() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        with_admin(c);
+        c.targets[0].name = "app-a.internal:8080".into();
+    });
+    set_state(&proxy, "app-a.internal:8080", "maint");
+    assert_eq!(state_of(&proxy, a.addr), "maint");
+    set_state(&proxy, a.addr, "drain\n");
+    assert_eq!(state_of(&proxy, "app-a.internal:8080"), "drain");
+    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let of = |name: &str| {
+        let at = status.find(&format!("\"name\":\"{name}\"")).unwrap();
+        status[at..].split('}').next().unwrap().to_string()
+    };
+    assert!(
+        of("app-a.internal:8080").contains("\"admin_state\":\"drain\""),
+        "{status}"
+    );
+    assert!(
+        of(&b.addr.to_string()).contains("\"admin_state\":\"ready\""),
+        "{status}"
+    );
+    let metrics = admin_request(&proxy, "GET", "/metrics", "admin", "").body_str();
+    for (state, value) in [("ready", 0), ("drain", 1), ("maint", 0)] {
+        let line = format!(
+            "inverso_upstream_admin_state{{target=\"app-a.internal:8080\",state=\"{state}\"}} {value}"
+        );
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE inverso_upstream_admin_state gauge"));
+}
+
+#[test]
+fn bad_target_state_requests_are_refused_and_change_nothing() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let path = format!("/targets/{}", a.addr);
+    let unknown = admin_request(&proxy, "PUT", "/targets/10.9.9.9:80", "127.0.0.1", "drain");
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        admin_request(&proxy, "GET", "/targets/nope", "x", "").status,
+        404
+    );
+    for body in ["", "drained", "ready maint", "{\"state\":\"drain\"}"] {
+        let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", body);
+        assert_eq!(r.status, 400, "{body:?}");
+    }
+    for method in ["DELETE", "PATCH"] {
+        let r = admin_request(&proxy, method, &path, "127.0.0.1", "drain");
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD, PUT"));
+    }
+    // DNS rebinding: a page whose name points at the admin listener
+    // cannot take a target out.
+    for host in ["evil.example", "evil.example:9901"] {
+        let r = admin_request(&proxy, "PUT", &path, host, "maint");
+        assert_eq!(r.status, 403, "{host}");
+    }
+    for host in ["localhost:9901", "[::1]:9901", "127.0.0.1"] {
+        let r = admin_request(&proxy, "PUT", &path, host, "ready");
+        assert_eq!(r.status, 200, "{host}");
+    }
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+    assert_eq!(get(&proxy, "/").0, 200);
+}

@@ -224,6 +224,13 @@ pub(super) fn fetch<'s>(
                     Refusal::new(502, send.keep_alive && send.body.is_buffered())
                 }))
             }
+            // Every target drained or in maintenance: as HAProxy's 503.
+            Pick::Unavailable => {
+                return Err(Refusal::new(
+                    503,
+                    send.keep_alive && send.body.is_buffered(),
+                ))
+            }
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];

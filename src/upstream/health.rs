@@ -10,6 +10,7 @@
 //! logged once. Time is a parameter (`now`), so the rules are tested
 //! without sleeping.
 
+use super::admin_state::{AdminCell, AdminState};
 use crate::http::conn::{is_local_shortage, is_timeout};
 use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -37,6 +38,9 @@ pub struct Passive {
 pub struct Health {
     name: Arc<str>,
     state: Mutex<State>,
+    /// What the operator set through the admin listener: read by every
+    /// pick, so an atomic beside the lock rather than under it.
+    admin: AdminCell,
 }
 
 #[derive(Default)]
@@ -83,7 +87,17 @@ impl Health {
                 settings,
                 ..State::default()
             }),
+            admin: AdminCell::default(),
         }
+    }
+
+    pub fn admin_state(&self) -> AdminState {
+        self.admin.get()
+    }
+
+    /// Sets the operator's state; returns the one it replaced.
+    pub fn set_admin_state(&self, state: AdminState) -> AdminState {
+        self.admin.set(state)
     }
 
     /// A reload's settings. When they change, failed requests counted
@@ -327,11 +341,22 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
                 _ => return,
             }
         }
+        // A target in maintenance is not probed (HAProxy pauses its
+        // checks): the backend may be down for the work on it, which is
+        // no news, and no "down" line should say otherwise. Its turn is
+        // passed, so probes resume an interval later at most.
+        if in_maintenance(probe) {
+            continue;
+        }
         let result = probe_once(probe, settings);
         // Stopped while probing: the target's health may belong to a new
         // checker by now.
         if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
             return;
+        }
+        // Nor does a probe that began before maintenance count.
+        if in_maintenance(probe) {
+            continue;
         }
         // This process out of descriptors or ports says nothing of the
         // target: the probe counts neither way.
@@ -343,6 +368,10 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
             .health
             .probed(checker, Instant::now(), settings, result);
     }
+}
+
+fn in_maintenance(probe: &Probe) -> bool {
+    probe.health.admin_state() == AdminState::Maint
 }
 
 /// Why a probe failed.

@@ -1,7 +1,8 @@
 //! The backends: which one serves the next request (`balancer`), whether
-//! each may be used (`health`), and the keep-alive connections kept open
-//! to each (`pool`).
+//! each may be used (`health`, and what the operator says: `admin_state`),
+//! and the keep-alive connections kept open to each (`pool`).
 
+pub mod admin_state;
 pub mod balancer;
 pub mod health;
 pub mod pool;
@@ -13,6 +14,7 @@ use crate::config::{Config, Target};
 use crate::http::conn::SharedStream;
 use crate::http::BufConn;
 use crate::metrics::TargetStats;
+use admin_state::AdminState;
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
@@ -67,6 +69,8 @@ enum Choice {
     /// Targets that could serve are up but have no slot for the request.
     Wait,
     Nothing,
+    /// No target takes new requests: each is drained or in maintenance.
+    Unavailable,
 }
 
 /// What [`Upstreams::pick`] found.
@@ -79,6 +83,10 @@ pub enum Pick<'a> {
     Full,
     /// Nothing is left to try.
     Nothing,
+    /// No target takes new requests (each is drained or in maintenance),
+    /// and the client is stuck to none that still serves: HAProxy's 503
+    /// "no server available".
+    Unavailable,
 }
 
 /// A connection to a backend, checked out for one exchange.
@@ -145,8 +153,18 @@ impl Peers for Candidates<'_> {
     }
 }
 
-/// Not tried yet for this request, and not out of rotation.
+/// Not tried yet for this request, and not out of rotation: neither
+/// drained nor in maintenance, nor down.
 fn could_serve(target: &Upstream, index: usize, tried: &[bool], now: Instant) -> bool {
+    target.health.admin_state().takes_new_requests() && untried_and_up(target, index, tried, now)
+}
+
+/// The same for a client stuck to the target: a drained one will do.
+fn could_serve_stuck(target: &Upstream, index: usize, tried: &[bool], now: Instant) -> bool {
+    target.health.admin_state().takes_sticky_requests() && untried_and_up(target, index, tried, now)
+}
+
+fn untried_and_up(target: &Upstream, index: usize, tried: &[bool], now: Instant) -> bool {
     !tried.get(index).copied().unwrap_or(false) && target.health.usable(now)
 }
 
@@ -216,6 +234,32 @@ impl Upstreams {
         }
     }
 
+    /// The target `id` names: its name as configured, or its address (the
+    /// `name` and `address` of `/status`). Both are unique: the
+    /// configuration refuses two targets at one address.
+    pub fn find(&self, id: &str) -> Option<&Upstream> {
+        let by_name = self.targets.iter().find(|t| *t.name == *id);
+        by_name.or_else(|| self.targets.iter().find(|t| t.addr.to_string() == id))
+    }
+
+    /// Sets `target`'s administrative state; returns the one it replaced.
+    /// Into maintenance, its idle connections are closed (those in use are
+    /// when their request ends, see [`Upstreams::checkin`]). Every request
+    /// waiting for a slot is woken to choose again: the targets it may
+    /// wait for have changed.
+    pub fn set_admin_state(&self, target: &Upstream, state: AdminState) -> AdminState {
+        let was = target.health.set_admin_state(state);
+        // After the store: a connection given back meanwhile either is in
+        // the pool for this clear, or its giver sees the new state.
+        if state == AdminState::Maint {
+            target.pool.clear();
+        }
+        for t in &self.targets {
+            t.stats.waiting.wake_all();
+        }
+        was
+    }
+
     /// Other targets a failed request may be tried on.
     pub fn retries(&self) -> usize {
         self.retries
@@ -241,9 +285,12 @@ impl Upstreams {
     /// The backend for the next request of `client`, skipping targets
     /// marked in `tried` (indexed like [`Upstreams::targets`]). Backups
     /// are chosen from (by the same algorithm) only when no other target
-    /// is left. When every target is down, the first try goes to the one
-    /// that failed longest ago, preferring one only passive failures keep
-    /// out: a request is better tried than refused outright. A retry never
+    /// is left. A target drained or in maintenance gets no new request;
+    /// one the client is stuck to still does while drained. When every
+    /// target is down, the first try goes to the one that failed longest
+    /// ago, preferring one only passive failures keep out: a request is
+    /// better tried than refused outright; with no target even `ready`,
+    /// the answer is [`Pick::Unavailable`]. A retry never
     /// goes to a target that is down: with all of them down, one try per
     /// request is enough (else each would wait out every dead target's
     /// `connect_timeout`), and the client is told how it failed. A target
@@ -285,6 +332,7 @@ impl Upstreams {
                 }
                 Choice::Wait => return Pick::Full,
                 Choice::Nothing => return Pick::Nothing,
+                Choice::Unavailable => return Pick::Unavailable,
             }
         }
         Pick::Full
@@ -326,8 +374,13 @@ impl Upstreams {
         if tried.contains(&true) {
             return Choice::Nothing;
         }
-        let index = (0..self.targets.len()).min_by_key(|&i| self.targets[i].health.fallback_rank());
-        index.map_or(Choice::Nothing, Choice::Target)
+        // The last resort is for targets that are down, not for those the
+        // operator took out: a target drained or in maintenance may be
+        // the very one being worked on.
+        let index = (0..self.targets.len())
+            .filter(|&i| self.targets[i].health.admin_state().takes_new_requests())
+            .min_by_key(|&i| self.targets[i].health.fallback_rank());
+        index.map_or(Choice::Unavailable, Choice::Target)
     }
 
     /// Counts a request that found no slot among those waiting for the
@@ -349,7 +402,7 @@ impl Upstreams {
     }
 
     /// The target the client's sticky cookie names (`stuck_to`), while it
-    /// could serve the request.
+    /// could serve the request (drained, it still serves its clients).
     fn stuck(&self, stuck_to: Option<&str>, tried: &[bool], now: Instant) -> Option<usize> {
         let id = stuck_to?;
         let index = self.targets.iter().position(|t| t.sticky_id == id)?;
@@ -362,7 +415,7 @@ impl Upstreams {
                 .iter()
                 .enumerate()
                 .any(|(i, t)| !t.backup && could_serve(t, i, tried, now));
-        (could_serve(target, index, tried, now) && !primary_back).then_some(index)
+        (could_serve_stuck(target, index, tried, now) && !primary_back).then_some(index)
     }
 
     /// Waits, after [`Pick::Full`], until a slot may have freed or `until`
@@ -484,16 +537,117 @@ impl Upstreams {
         }
     }
 
-    /// Returns a connection whose last exchange ended cleanly.
+    /// Returns a connection whose last exchange ended cleanly; one to a
+    /// target in maintenance is closed.
     pub fn checkin(&self, target: &Upstream, mut conn: BufConn<SharedStream>) {
+        if target.health.admin_state() == AdminState::Maint {
+            return;
+        }
         conn.release_if_empty();
         target.pool.give(conn);
+        // Put into maintenance while it was given back: the clear that
+        // came with the change may have missed it (see `set_admin_state`).
+        if target.health.admin_state() == AdminState::Maint {
+            target.pool.clear();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Balance;
+
+    /// Targets `127.0.0.1:1..=n`, with `max_conns` at each.
+    fn upstreams(n: u16, balance: Balance, max_conns: Option<usize>) -> Upstreams {
+        let targets = (1..=n)
+            .map(|port| Target {
+                name: format!("127.0.0.1:{port}"),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                weight: 1,
+                backup: false,
+                max_conns,
+            })
+            .collect();
+        let mut config = Config::with_targets(targets);
+        config.balance = balance;
+        Upstreams::new(&config)
+    }
+
+    #[test]
+    fn with_no_target_ready_every_algorithm_says_unavailable_at_once() {
+        for balance in [
+            Balance::RoundRobin,
+            Balance::WeightedRoundRobin,
+            Balance::LeastConn,
+            Balance::IpHash,
+            Balance::RandomTwo,
+        ] {
+            for max_conns in [None, Some(1)] {
+                let up = upstreams(3, balance, max_conns);
+                let states = [AdminState::Drain, AdminState::Maint, AdminState::Drain];
+                for (t, state) in up.targets().iter().zip(states) {
+                    up.set_admin_state(t, state);
+                }
+                let client = IpAddr::from([10, 0, 0, 1]);
+                for _ in 0..10 {
+                    let pick = up.pick(client, &[false; 3], None, None);
+                    assert!(matches!(pick, Pick::Unavailable), "{balance:?}");
+                }
+                // The one left ready gets them all.
+                up.set_admin_state(&up.targets()[2], AdminState::Ready);
+                for _ in 0..10 {
+                    match up.pick(client, &[false; 3], None, None) {
+                        Pick::Chosen(2, busy) => drop(busy),
+                        _ => panic!("{balance:?}: not the ready target"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stuck_client_keeps_a_drained_target_and_leaves_one_in_maintenance() {
+        let up = upstreams(2, Balance::RoundRobin, Some(1));
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let first = up.targets()[0].sticky_id.clone();
+        up.set_admin_state(&up.targets()[0], AdminState::Drain);
+        let busy = match up.pick(client, &[false; 2], Some(&first), None) {
+            Pick::Chosen(0, busy) => busy,
+            _ => panic!("a drained target serves its sticky clients"),
+        };
+        // Full: its sticky clients wait for it; the others go elsewhere.
+        assert!(matches!(
+            up.pick(client, &[false; 2], Some(&first), None),
+            Pick::Full
+        ));
+        assert!(matches!(
+            up.pick(client, &[false; 2], None, None),
+            Pick::Chosen(1, _)
+        ));
+        up.set_admin_state(&up.targets()[0], AdminState::Maint);
+        assert!(matches!(
+            up.pick(client, &[false; 2], Some(&first), None),
+            Pick::Chosen(1, _)
+        ));
+        drop(busy);
+    }
+
+    #[test]
+    fn a_target_is_found_by_name_or_address() {
+        let mut config = Config::with_targets(vec![Target {
+            name: "app.internal:80".into(),
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+        }]);
+        config.max_fails = 0;
+        let up = Upstreams::new(&config);
+        assert!(up.find("app.internal:80").is_some());
+        assert!(up.find("127.0.0.1:8080").is_some());
+        assert!(up.find("127.0.0.1:80").is_none());
+    }
 
     #[test]
     fn a_request_that_just_came_queues_behind_those_waiting_for_a_slot() {

@@ -66,6 +66,15 @@ impl Queue {
         wake_first(&self.line.lock());
     }
 
+    /// Wakes every request in the line, to choose again: the target was
+    /// drained or put into maintenance (or back), which changes where
+    /// each may go, not just who is next.
+    pub fn wake_all(&self) {
+        for wake in self.line.lock().values() {
+            wake.wake();
+        }
+    }
+
     fn set_first(&self, line: &BTreeMap<u64, Arc<Wake>>) {
         let first = line.first_key_value().map_or(NOBODY, |(&t, _)| t);
         self.first.store(first, Ordering::Release);
@@ -281,6 +290,16 @@ mod tests {
         let waiting = Waiting::at(vec![t.clone()]);
         drop(begin(&t, 0).unwrap());
         assert!(in_turn(&t, 0, None) && !woken(&waiting));
+    }
+
+    #[test]
+    fn a_change_of_state_wakes_every_request_in_the_line() {
+        let t = Arc::new(TargetStats::default());
+        let line: Vec<Waiting> = (0..3).map(|_| Waiting::at(vec![t.clone()])).collect();
+        t.waiting.wake_all();
+        assert!(line.iter().all(woken));
+        // Still in line, in the same order.
+        assert!(in_turn(&t, 1, Some(&line[0])) && !in_turn(&t, 1, Some(&line[1])));
     }
 
     #[test]

@@ -346,7 +346,7 @@ fn respell_variant(variant: &str) -> String {
 }
 
 /// `%XX` decoded; anything else kept.
-fn decode_percent(b: &[u8]) -> Vec<u8> {
+pub fn decode_percent(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {

@@ -26,7 +26,8 @@ mod valid;
 pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use key::{
-    keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key, vary_names,
+    decode_percent, keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key,
+    vary_names,
 };
 pub use valid::CacheValid;
 

@@ -1,0 +1,146 @@
+//! What the operator says of a target through the admin listener, as
+//! HAProxy's `set server be/srv state ready|drain|maint`:
+//!
+//! - `ready`: in rotation, as far as its health lets it be;
+//! - `drain`: no new requests from the balancer, but clients that a
+//!   `sticky_cookie` ties to it keep coming, and the health checks go on;
+//! - `maint`: no request at all, not even the last-resort try when every
+//!   other target is down; its health checks pause and its idle
+//!   connections are closed.
+//!
+//! Requests in flight finish in either case. The state is one atomic per
+//! target, read by every pick without a lock, and kept (with the target's
+//! health) by a reload that keeps the target; a restart forgets it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A target's administrative state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdminState {
+    #[default]
+    Ready,
+    Drain,
+    Maint,
+}
+
+impl AdminState {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [AdminState; 3] = [AdminState::Ready, AdminState::Drain, AdminState::Maint];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+
+    /// Whether the balancer may give the target a new request.
+    pub fn takes_new_requests(self) -> bool {
+        self == AdminState::Ready
+    }
+
+    /// Whether a client stuck to the target (`sticky_cookie`) still goes
+    /// there: a drained target serves the sessions it holds.
+    pub fn takes_sticky_requests(self) -> bool {
+        self != AdminState::Maint
+    }
+
+    fn from_u8(n: u8) -> AdminState {
+        match n {
+            1 => AdminState::Drain,
+            2 => AdminState::Maint,
+            _ => AdminState::Ready,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            AdminState::Ready => 0,
+            AdminState::Drain => 1,
+            AdminState::Maint => 2,
+        }
+    }
+}
+
+impl fmt::Display for AdminState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is none of `ready`, `drain`, `maint`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown target state `{0}` (expected ready, drain or maint)")]
+pub struct UnknownState(pub String);
+
+impl FromStr for AdminState {
+    type Err = UnknownState;
+
+    /// One of the names, in any case, with blanks around it (as `curl -d`
+    /// or `echo` sends it) ignored.
+    fn from_str(s: &str) -> Result<AdminState, UnknownState> {
+        let name = s.trim();
+        AdminState::ALL
+            .into_iter()
+            .find(|state| name.eq_ignore_ascii_case(state.as_str()))
+            .ok_or_else(|| UnknownState(name.to_string()))
+    }
+}
+
+/// The state of one target, shared by the request threads, the checker
+/// and the admin listener.
+#[derive(Debug, Default)]
+pub struct AdminCell(AtomicU8);
+
+impl AdminCell {
+    pub fn get(&self) -> AdminState {
+        // Relaxed: the state orders nothing else; a pick that still sees
+        // the old state for a moment is one that began before the change.
+        AdminState::from_u8(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Sets the state; returns the one it replaced.
+    pub fn set(&self, state: AdminState) -> AdminState {
+        AdminState::from_u8(self.0.swap(state.to_u8(), Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_in_any_case_with_blanks_around() {
+        assert_eq!("drain".parse(), Ok(AdminState::Drain));
+        assert_eq!(" MAINT\r\n".parse(), Ok(AdminState::Maint));
+        assert_eq!("Ready\n".parse(), Ok(AdminState::Ready));
+        for bad in ["", "drained", "ready maint", "up"] {
+            assert!(bad.parse::<AdminState>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_cell_starts_ready_and_says_what_it_replaced() {
+        let cell = AdminCell::default();
+        assert_eq!(cell.get(), AdminState::Ready);
+        assert_eq!(cell.set(AdminState::Drain), AdminState::Ready);
+        assert_eq!(cell.set(AdminState::Maint), AdminState::Drain);
+        assert_eq!(cell.get(), AdminState::Maint);
+        for state in AdminState::ALL {
+            cell.set(state);
+            assert_eq!(cell.get(), state);
+        }
+    }
+
+    #[test]
+    fn only_ready_takes_new_requests_and_only_maint_refuses_sticky_ones() {
+        use AdminState::*;
+        assert!(Ready.takes_new_requests());
+        assert!(!Drain.takes_new_requests() && !Maint.takes_new_requests());
+        assert!(Ready.takes_sticky_requests() && Drain.takes_sticky_requests());
+        assert!(!Maint.takes_sticky_requests());
+    }
+}
