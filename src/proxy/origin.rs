@@ -196,7 +196,9 @@ pub(super) fn fetch<'s>(
                 }
                 (index, busy)
             }
-            (Pick::Full | Pick::Nothing, Some(answered)) => return Ok(answered),
+            (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
+                return Ok(answered)
+            }
             (Pick::Full, None) => {
                 let (place, until) = &*queued.get_or_insert_with(|| {
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +227,7 @@ pub(super) fn fetch<'s>(
                 }))
             }
             // Every target drained or in maintenance: as HAProxy's 503.
-            Pick::Unavailable => {
+            (Pick::Unavailable, None) => {
                 return Err(Refusal::new(
                     503,
                     send.keep_alive && send.body.is_buffered(),
