@@ -1546,6 +1546,45 @@ fn no_cache_and_pragma_no_cache_go_to_the_origin() {
     assert_eq!(backend.requests(), 3);
 }
 
+#[test]
+fn ignore_client_cache_control_answers_a_reload_from_the_cache() {
+    let backend = origin(|seen| {
+        // What the origin saw of the client's directives.
+        let cc = seen.field_or("cache-control", "-");
+        (
+            200,
+            vec![
+                ("Cache-Control".into(), "max-age=60".into()),
+                ("X-Seen-CC".into(), cc),
+            ],
+        )
+    });
+    let proxy = cached_proxy(&backend, |c| c.ignore_client_cache_control = true);
+    let first = get_with(&proxy, "/r", &[("Cache-Control", "no-cache")]);
+    assert_eq!((first.status, x_cache(&first)), (200, "MISS"));
+    assert_eq!(first.header("x-seen-cc"), Some("-"), "not sent on");
+    for field in [
+        ("Cache-Control", "no-cache"),
+        ("Cache-Control", "max-age=0"),
+        ("Cache-Control", "no-store"),
+        ("Pragma", "no-cache"),
+    ] {
+        let r = get_with(&proxy, "/r", &[field]);
+        assert_eq!((r.status, x_cache(&r)), (200, "HIT"), "{field:?}");
+    }
+    let r = head_with(&proxy, "/r", &[("Cache-Control", "no-cache")]);
+    assert_eq!((r.status, x_cache(&r)), (200, "HIT"));
+    assert_eq!(backend.requests(), 1);
+
+    // Other methods keep theirs.
+    request(&proxy, "POST", "/r", &[("Cache-Control", "no-cache")]);
+    let seen = backend.seen();
+    assert_eq!(
+        seen.last().unwrap().head.get("cache-control"),
+        Some("no-cache")
+    );
+}
+
 /// ETag "v1"; a request carrying it gets 304 with `on_304` fields.
 fn etag_origin(on_200: &[(&str, &str)], on_304: &[(&str, &str)]) -> Backend {
     let on_200 = fields(on_200);

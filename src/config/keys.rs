@@ -192,6 +192,12 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_targeted_fields(v).map(|f| c.targeted_cache_control = f),
     },
     Key {
+        name: "ignore_client_cache_control",
+        default: "false",
+        help: "answer GET and HEAD from the cache whatever their Cache-Control and Pragma say                (a browser's reload, no-cache, max-age=0), as nginx and Varnish do; those fields                are then not sent to backends either",
+        apply: |c, v| parse_bool(v).map(|b| c.ignore_client_cache_control = b),
+    },
+    Key {
         name: "balance",
         default: "round_robin",
         help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",

@@ -72,6 +72,9 @@ pub struct Config {
     pub x_accel_expires: bool,
     /// RFC 9213's target list, lower case (see `policy::Targeting`).
     pub targeted_cache_control: Arc<[Box<str>]>,
+    /// GET and HEAD lose their Cache-Control and Pragma before the cache
+    /// sees them.
+    pub ignore_client_cache_control: bool,
     pub balance: Balance,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
@@ -574,6 +577,7 @@ impl Config {
             stale_while_revalidate: Duration::ZERO,
             surrogate_id: None,
             x_accel_expires: false,
+            ignore_client_cache_control: false,
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
             max_fails: 0,

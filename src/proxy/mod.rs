@@ -631,6 +631,15 @@ fn forward(
     };
     client.body_read_whole = body.is_buffered();
     if let Some(cache) = shared.cache.as_ref().filter(|_| !upgrade) {
+        if shared.config.ignore_client_cache_control && matches!(&*head.method, "GET" | "HEAD") {
+            // A browser's reload (`no-cache`, `max-age=0`) is answered from
+            // the cache, as nginx and Varnish do: a page everyone reloads at
+            // once would otherwise send every reload to the backend. Taken
+            // out of the request itself, so the cache's own fetch does not
+            // carry them either.
+            head.headers.remove("cache-control");
+            head.headers.remove("pragma");
+        }
         if cached::eligible(&head, &body) {
             return cached::serve(client, head, cache, shared);
         }
