@@ -1508,6 +1508,29 @@ fn ready_brings_a_drained_target_back_into_rotation() {
 }
 
 #[test]
+fn under_slow_start_a_target_back_from_maintenance_gets_a_sliver_at_first() {
+    for slow_start in [Duration::ZERO, Duration::from_secs(3600)] {
+        let a = Backend::echo("a");
+        let b = Backend::echo("b");
+        let proxy = start_proxy(&[a.addr, b.addr], |c| {
+            with_admin(c);
+            c.slow_start = slow_start;
+        });
+        set_state(&proxy, a.addr, "maint");
+        set_state(&proxy, a.addr, "ready");
+        let answered = answers(&proxy, 200);
+        let served = tally(&answered);
+        let to_a = served.get("a").copied().unwrap_or(0);
+        if slow_start.is_zero() {
+            assert_eq!(to_a, 100, "{served:?}");
+        } else {
+            // A share of about 1/1000 an hour's first seconds in.
+            assert!(to_a < 10, "{served:?}");
+        }
+    }
+}
+
+#[test]
 fn a_request_in_flight_at_a_target_put_in_maintenance_finishes() {
     let release = Gate::new();
     let a = holding_backend("a", &release);

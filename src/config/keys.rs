@@ -230,6 +230,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| RetryOnStatus::parse(v).map(|s| c.retry_on_status = s),
     },
     Key {
+        name: "slow_start",
+        default: "0s",
+        help: "how long a target back in rotation (after failing, or set ready again through the \
+               admin listener) takes to get its whole share of requests, growing from none, as \
+               HAProxy's slowstart (not with ip_hash); 0 = at once",
+        apply: |c, v| parse_duration(v).map(|d| c.slow_start = d),
+    },
+    Key {
         name: "health_check_path",
         default: "",
         help: "path probed with GET on every target; empty = no active checks",

@@ -83,6 +83,9 @@ pub struct Config {
     pub retries: Option<usize>,
     /// Response statuses retried on another target; empty: none.
     pub retry_on_status: crate::upstream::retry_on::RetryOnStatus,
+    /// How long a target back in rotation takes to get its whole share of
+    /// requests; zero: at once.
+    pub slow_start: Duration,
     /// Active health checks; `None`: off.
     pub health_check_path: Option<String>,
     /// The Host the probes send; `None`: each target's own `host:port`.
@@ -584,6 +587,7 @@ impl Config {
             fail_timeout: Duration::from_secs(1),
             retries: None,
             retry_on_status: Default::default(),
+            slow_start: Duration::ZERO,
             health_check_path: None,
             health_check_host: None,
             health_check_interval: Duration::from_secs(1),

@@ -14,6 +14,10 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// A target's whole share of its weight, in thousandths (see
+/// [`Peers::share`]).
+pub const FULL_SHARE: u32 = 1000;
+
 /// The targets as a balancer sees them.
 pub trait Peers {
     fn len(&self) -> usize;
@@ -21,6 +25,11 @@ pub trait Peers {
         self.len() == 0
     }
     fn weight(&self, i: usize) -> u32;
+    /// The part of its weight target `i` gets now, in thousandths: less
+    /// than [`FULL_SHARE`] while it ramps up under `slow_start`.
+    fn share(&self, _i: usize) -> u32 {
+        FULL_SHARE
+    }
     /// Requests being served by target `i` right now.
     fn in_flight(&self, i: usize) -> usize;
     /// Whether target `i` may be chosen for this request.
@@ -68,16 +77,23 @@ impl Balancer for RoundRobin {
         }
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         let i = turn % n;
-        if cx.peers.usable(i) {
+        if !cx.peers.usable(i) {
+            return nth_usable(cx.peers, turn / n, None);
+        }
+        // A target ramping up (slow_start) takes its turn with the
+        // probability of its share, and passes it on otherwise.
+        let share = cx.peers.share(i);
+        if share >= FULL_SHARE || random_below(FULL_SHARE as usize) < share as usize {
             return Some(i);
         }
-        nth_usable(cx.peers, turn / n)
+        nth_usable(cx.peers, turn / n, Some(i)).or(Some(i))
     }
 }
 
-/// The `(k mod usable)`-th usable target, `None` when none is usable.
-fn nth_usable(peers: &dyn Peers, k: usize) -> Option<usize> {
-    let usable = usable(peers);
+/// The `(k mod usable)`-th usable target but `except`, `None` when none is.
+fn nth_usable(peers: &dyn Peers, k: usize, except: Option<usize>) -> Option<usize> {
+    let mut usable = usable(peers);
+    usable.retain(|&i| Some(i) != except);
     (!usable.is_empty()).then(|| usable[k % usable.len()])
 }
 
@@ -116,7 +132,7 @@ impl Balancer for SmoothWeighted {
             if !cx.peers.usable(i) {
                 continue;
             }
-            let weight = i64::from(cx.peers.weight(i));
+            let weight = weight_of(cx.peers, i) as i64;
             current[i] += weight;
             total += weight;
             if best.is_none_or(|b| current[i] > current[b]) {
@@ -163,9 +179,18 @@ impl Balancer for LeastConn {
             }
         }
         let best = best?;
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % tied_weight;
-        let tied = loads.iter().filter(|&&(_, l)| same(l, best));
-        by_weight(tied.map(|&(i, (_, weight))| (i, weight)), turn)
+        let tied = || loads.iter().filter(move |&&(_, l)| same(l, best));
+        if tied().all(|&(i, _)| peers.share(i) >= FULL_SHARE) {
+            // In turn, by the weights themselves: turns drawn from their
+            // thousandfold would go a thousand in a row to each.
+            let full = |i| u64::from(peers.weight(i).max(1));
+            let total: u64 = tied().map(|&(i, _)| full(i)).sum();
+            let turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % total;
+            return by_weight(tied().map(|&(i, _)| (i, full(i))), turn);
+        }
+        // One ramping up among them: by chance, in proportion to its share.
+        let turn = random_below(tied_weight as usize) as u64;
+        by_weight(tied().map(|&(i, (_, weight))| (i, weight)), turn)
     }
 }
 
@@ -304,9 +329,11 @@ fn by_weight(targets: impl Iterator<Item = (usize, u64)>, mut turn: u64) -> Opti
     None
 }
 
-/// Target `i`'s weight, at least 1.
+/// Target `i`'s weight (at least 1) times its share now, in thousandths:
+/// the same scale for every target, so their proportions are the
+/// weights' while none ramps up.
 fn weight_of(peers: &dyn Peers, i: usize) -> u64 {
-    u64::from(peers.weight(i).max(1))
+    u64::from(peers.weight(i).max(1)) * u64::from(peers.share(i).clamp(1, FULL_SHARE))
 }
 
 thread_local! {
@@ -361,6 +388,69 @@ mod tests {
         fn usable(&self, i: usize) -> bool {
             self.0[i].2
         }
+    }
+
+    /// Targets of weight 1, idle and usable, each with its share.
+    struct Ramping(Vec<u32>);
+
+    impl Peers for Ramping {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn weight(&self, _: usize) -> u32 {
+            1
+        }
+        fn share(&self, i: usize) -> u32 {
+            self.0[i]
+        }
+        fn in_flight(&self, _: usize) -> usize {
+            0
+        }
+        fn usable(&self, _: usize) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_target_ramping_up_gets_its_share_from_every_dynamic_algorithm() {
+        // The second of three at a tenth of its share: a thirtieth-odd of
+        // the requests (1/(2 + 0.1) of a third's weight), far from a third.
+        let peers = Ramping(vec![FULL_SHARE, FULL_SHARE / 10, FULL_SHARE]);
+        let cx = Context {
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peers: &peers,
+        };
+        for balance in [
+            Balance::RoundRobin,
+            Balance::WeightedRoundRobin,
+            Balance::LeastConn,
+            Balance::RandomTwo,
+        ] {
+            let b = new(balance, &["a", "b", "c"], &[1, 1, 1]);
+            let mut counts = [0usize; 3];
+            for _ in 0..6_000 {
+                counts[b.pick(&cx).unwrap()] += 1;
+            }
+            // About 140 of 6000 to the second; the others share the rest.
+            assert!((40..400).contains(&counts[1]), "{balance:?}: {counts:?}");
+            assert!(
+                counts[0].abs_diff(counts[2]) < 600,
+                "{balance:?}: {counts:?}"
+            );
+        }
+        // A whole share again: even.
+        let peers = Ramping(vec![FULL_SHARE; 3]);
+        let cx = Context {
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peers: &peers,
+        };
+        let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
+        let turns: Vec<usize> = (0..6).map(|_| b.pick(&cx).unwrap()).collect();
+        assert_eq!(
+            turns,
+            [0, 1, 2, 0, 1, 2],
+            "ties in turn, as without slow_start"
+        );
     }
 
     fn picks(b: &dyn Balancer, peers: &Fake, n: usize) -> Vec<usize> {

@@ -11,6 +11,7 @@
 //! without sleeping.
 
 use super::admin_state::{AdminCell, AdminState};
+use super::balancer::FULL_SHARE;
 use crate::http::conn::{is_local_shortage, is_timeout};
 use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -56,6 +57,9 @@ struct State {
     last_failure: Option<Instant>,
     /// Failing its active checks.
     active_down: bool,
+    /// When it last came back into rotation (or will, at the end of a
+    /// passive mark): `slow_start` ramps its share up from then.
+    back_since: Option<Instant>,
     /// A "down" line was logged and no "up" since.
     announced_down: bool,
     /// The active checker's run of results: a reload's new checker goes
@@ -95,9 +99,37 @@ impl Health {
         self.admin.get()
     }
 
-    /// Sets the operator's state; returns the one it replaced.
+    /// Sets the operator's state; returns the one it replaced. Back to
+    /// `ready` from `drain` or `maint` is coming back into rotation.
     pub fn set_admin_state(&self, state: AdminState) -> AdminState {
-        self.admin.set(state)
+        let was = self.admin.set(state);
+        if state == AdminState::Ready && was != AdminState::Ready {
+            self.state.lock().back_since = Some(Instant::now());
+        }
+        was
+    }
+
+    /// The part of its weight the target gets at `now`, in thousandths
+    /// ([`FULL_SHARE`]): under `slow_start` (`period`), one that came back
+    /// into rotation gets a share that grows in proportion to the time
+    /// since, from 1 to the whole at the end of the period, so that a
+    /// backend back from a crash or a deploy is not handed its full share
+    /// of traffic while cold (HAProxy's `slowstart`). Not at start-up: a
+    /// target nobody saw fail starts whole.
+    pub fn share(&self, now: Instant, period: Duration) -> u32 {
+        if period.is_zero() {
+            return FULL_SHARE;
+        }
+        let Some(back) = self.state.lock().back_since else {
+            return FULL_SHARE;
+        };
+        let ramped = now.saturating_duration_since(back);
+        if ramped >= period {
+            return FULL_SHARE;
+        }
+        let part = ramped.as_nanos() * u128::from(FULL_SHARE) / period.as_nanos();
+        // Below FULL_SHARE, as ramped < period.
+        (part as u32).max(1)
     }
 
     /// A reload's settings. When they change, failed requests counted
@@ -175,7 +207,9 @@ impl Health {
         }
         state.fails += 1;
         if state.fails >= settings.max_fails {
-            state.down_until = Some(now + settings.fail_timeout);
+            let until = now + settings.fail_timeout;
+            state.down_until = Some(until);
+            state.back_since = Some(until);
             state.fails = 0;
             state.window_start = None;
             // With active checks, `rise` good probes counted from now
@@ -200,7 +234,11 @@ impl Health {
         let mut state = self.state.lock();
         state.fails = 0;
         state.window_start = None;
-        state.down_until = None;
+        // Tried while still out (the last resort when every target is
+        // down): back now, not when the mark would have ended.
+        if let Some(until) = state.down_until.take() {
+            state.back_since = Some(until.min(Instant::now()));
+        }
         if !state.active_down {
             state.announce_up(&self.name, "");
         }
@@ -228,6 +266,7 @@ impl Health {
                 streak.good = streak.good.saturating_add(1);
                 if streak.good >= settings.rise && (state.active_down || streak.rise_pending) {
                     streak.rise_pending = false;
+                    state.back_since = Some(now);
                     // Checks passing outweigh older passive failures.
                     state.active_down = false;
                     state.down_until = None;
@@ -534,6 +573,35 @@ mod tests {
         }
         assert!(never.usable(t0));
         assert_eq!(never.fallback_rank().1, Some(t0));
+    }
+
+    #[test]
+    fn slow_start_ramps_a_target_up_from_when_it_came_back() {
+        let h = health(1, 10);
+        let t0 = Instant::now();
+        let (s, period) = (Duration::from_secs, Duration::from_secs(100));
+        assert_eq!(h.share(t0, period), FULL_SHARE, "never failed: whole");
+        h.failed(t0, "x");
+        let back = t0 + s(10);
+        assert_eq!(h.share(back, period), 1, "a sliver at first");
+        assert_eq!(h.share(back + s(25), period), 250);
+        assert_eq!(h.share(back + s(50), period), 500);
+        assert_eq!(h.share(back + period, period), FULL_SHARE);
+        assert_eq!(h.share(back, Duration::ZERO), FULL_SHARE, "off");
+
+        // Back by its health checks: from the probe that brought it back.
+        let checked = health(0, 10);
+        let settings = probing(1, 1);
+        checked.probed(0, t0, &settings, Err(ProbeError::Status(503)));
+        checked.probed(0, t0 + s(40), &settings, Ok(()));
+        assert_eq!(checked.share(t0 + s(60), period), 200);
+
+        // Back from maintenance: from the operator's word.
+        let kept = health(1, 10);
+        kept.set_admin_state(AdminState::Maint);
+        assert_eq!(kept.share(Instant::now(), period), FULL_SHARE);
+        kept.set_admin_state(AdminState::Ready);
+        assert!(kept.share(Instant::now(), period) < 10);
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct Upstreams {
     connect_timeout: Duration,
     retries: usize,
     retry_on_status: retry_on::RetryOnStatus,
+    /// How long a target back in rotation takes to get its whole share.
+    slow_start: Duration,
 }
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
@@ -134,6 +136,7 @@ struct Candidates<'a> {
     tried: &'a [bool],
     now: Instant,
     waiting: Option<&'a slots::Waiting>,
+    slow_start: Duration,
 }
 
 impl Peers for Candidates<'_> {
@@ -142,6 +145,10 @@ impl Peers for Candidates<'_> {
     }
     fn weight(&self, i: usize) -> u32 {
         self.targets[self.members[i]].weight
+    }
+    fn share(&self, i: usize) -> u32 {
+        let health = &self.targets[self.members[i]].health;
+        health.share(self.now, self.slow_start)
     }
     fn in_flight(&self, i: usize) -> usize {
         self.targets[self.members[i]].in_flight()
@@ -214,6 +221,7 @@ impl Upstreams {
             connect_timeout: config.effective_connect_timeout(),
             retries: config.effective_retries(),
             retry_on_status: config.retry_on_status,
+            slow_start: config.slow_start,
         }
     }
 
@@ -352,6 +360,7 @@ impl Upstreams {
                 tried,
                 now,
                 waiting,
+                slow_start: self.slow_start,
             };
             let cx = Context {
                 client,
