@@ -596,6 +596,12 @@ pub fn metrics_text(shared: &Shared) -> String {
 
     counter(
         &mut out,
+        "inverso_target_address_changes_total",
+        "Targets whose name came to resolve to another address while the proxy ran (resolve_interval).",
+        m.address_changes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "inverso_upstream_queued_total",
         "Requests that waited for a slot because the targets that could serve them were at max_conns.",
         m.queued.load(Ordering::Relaxed),

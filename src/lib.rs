@@ -7,7 +7,7 @@
 //! - `proxy`: one client connection: request, upstream, response, log.
 //! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers.
 //! - `upstream`: backends: balancer, health (passive and active checks), drain and
-//!   maintenance states, keep-alive pools.
+//!   maintenance states, keep-alive pools, names looked up again (`resolve_interval`).
 //! - `cache`: the LRU store and its snapshot file.
 //! - `access_log`: request records to one writer thread, stdout and a file.
 //! - `admin`: the admin listener: metrics, status, health, purge, target states.

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub queued: AtomicU64,
     /// Requests refused 429 by `rate_limit`.
     pub rate_limited: AtomicU64,
+    /// Targets whose name came to resolve to another address while the
+    /// proxy ran (`resolve_interval`).
+    pub address_changes: AtomicU64,
 }
 
 impl Metrics {

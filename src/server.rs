@@ -34,6 +34,7 @@ use crate::proxy::{self, error_response, CacheRules, ConnWatch, Current, Inherit
 use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
+use crate::upstream::resolve::{self, Resolve, Resolver};
 use crate::upstream::Upstreams;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
@@ -163,6 +164,9 @@ impl Server {
             log: shared.log.clone(),
             current: Arc::new(Current::new(shared)),
             checker: Mutex::new(None),
+            installing: Mutex::new(()),
+            resolver: Mutex::new(None),
+            lookup_failures: Mutex::default(),
             connections: Mutex::new(Connections::default()),
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
@@ -175,6 +179,7 @@ impl Server {
             .start_checker(&first.config)
             .map_err(StartError::Thread)?;
         drop(first);
+        restart_resolver(&inner).map_err(StartError::Thread)?;
         let (stop_tx, stop_rx) = bounded(1);
         let workers = Arc::new(Workers {
             listener,
@@ -399,6 +404,9 @@ impl ServerHandle {
         if let Some(checker) = inner.checker.lock().take() {
             checker.stop();
         }
+        if let Some(resolver) = inner.resolver.lock().take() {
+            resolver.stop();
+        }
         inner.close_idle();
         let clean = inner.wait_drained(Instant::now() + grace);
         if !clean {
@@ -428,6 +436,14 @@ struct Inner {
     current: Arc<Current>,
     /// The active health checker of the generation in force, if any.
     checker: Mutex<Option<Checker>>,
+    /// Held while a new generation is built and put in force (a reload,
+    /// or new addresses for targets' names), so that neither replaces one
+    /// it was not built from.
+    installing: Mutex<()>,
+    /// The thread that looks targets' names up again (`resolve_interval`).
+    resolver: Mutex<Option<Resolver>>,
+    /// Names that did not resolve, each said once a minute at most.
+    lookup_failures: Mutex<resolve::Failures>,
     /// What every generation shares.
     shutting_down: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -954,6 +970,7 @@ impl Control {
     /// restart keep their old values and are reported (and logged). Fails,
     /// changing nothing, if a new `path_to_log` cannot be opened.
     pub fn reload(&self, mut next: Config) -> Result<Reloaded, ReloadError> {
+        let _installing = self.inner.installing.lock();
         let old = self.inner.current.get();
         let was = &old.config;
         let mut reloaded = Reloaded::default();
@@ -1003,10 +1020,30 @@ impl Control {
             warn_of_limits(&next);
         }
         let shortened = next.effective_keepalive_timeout() < was.effective_keepalive_timeout();
+        self.install(&old, next);
+        if shortened {
+            self.close_idle_after(self.inner.current.generation());
+        }
+        self.restart_checker();
+        if let Err(e) = restart_resolver(&self.inner) {
+            log::error!("reload: cannot start the thread that resolves targets' names: {e}");
+        }
+        self.inner.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        for key in &reloaded.needs_restart {
+            log::warn!("reload: `{key}` changed; it takes effect at the next restart");
+        }
+        log::info!("reload: new configuration in force");
+        Ok(reloaded)
+    }
+
+    /// Puts `next` in force as the generation after `old` (the one in
+    /// force; the caller holds `installing`): targets that stay keep
+    /// their health and counters (see [`Upstreams::keep_state_of`]).
+    fn install(&self, old: &Shared, next: Config) {
         let mut upstreams = upstreams_for(&next);
         upstreams.keep_state_of(&old.upstreams);
         let replaced = self.inner.current.replace(Shared {
-            limiter: limiter_for(&next, Some(&old)),
+            limiter: limiter_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
             config: next,
             upstreams,
@@ -1017,18 +1054,61 @@ impl Control {
         });
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps
-        // those pools any more.
+        // those pools any more, so no connection to an old address is
+        // used again.
         replaced.upstreams.retire();
-        if shortened {
-            self.close_idle_after(self.inner.current.generation());
+    }
+
+    /// Looks up every target written as a name once, now, with `resolve`
+    /// (the step the `resolve_interval` thread takes with the system
+    /// resolver), and puts the addresses that changed in force as a
+    /// reload would: requests in flight finish at the old address, idle
+    /// connections to it are closed, and a moved target's health starts
+    /// afresh while its counters and drain or maintenance state stay.
+    /// A name that does not resolve keeps its address. Returns how many
+    /// targets moved.
+    ///
+    /// The lookups run without the reload's lock (they may block for
+    /// seconds); their results are dropped if a generation came in force
+    /// meanwhile: a reload looked its names up itself, maybe with other
+    /// targets, and the next interval looks again.
+    pub fn re_resolve(&self, resolve: &Resolve<'_>) -> usize {
+        let seen = self.inner.current.generation();
+        let changes = {
+            let shared = self.inner.current.get();
+            let mut failures = self.inner.lookup_failures.lock();
+            resolve::look_up(
+                &shared.config.targets,
+                resolve,
+                self.inner.listening,
+                &mut failures,
+            )
+        };
+        if changes.is_empty() {
+            return 0;
         }
+        let _installing = self.inner.installing.lock();
+        if self.inner.shutting_down.load(Ordering::SeqCst)
+            || self.inner.current.generation() != seen
+        {
+            return 0;
+        }
+        let old = self.inner.current.get();
+        let mut next = old.config.clone();
+        let moved = resolve::apply(&mut next.targets, &changes);
+        self.install(&old, next);
+        for change in &changes {
+            log::info!(
+                "target {} now resolves to {} (was {})",
+                change.name,
+                change.now,
+                change.was
+            );
+        }
+        (self.inner.metrics.address_changes).fetch_add(moved as u64, Ordering::Relaxed);
+        // The probes go to the new addresses.
         self.restart_checker();
-        self.inner.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-        for key in &reloaded.needs_restart {
-            log::warn!("reload: `{key}` changed; it takes effect at the next restart");
-        }
-        log::info!("reload: new configuration in force");
-        Ok(reloaded)
+        moved
     }
 
     /// Once the keepalive_timeout that settings `generation` shortened
@@ -1100,6 +1180,37 @@ impl Control {
             .reloads_refused
             .fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Replaces the thread that looks targets' names up again with one for
+/// the `resolve_interval` now in force; none when it is off, when every
+/// target is written as an address, or once shutdown has begun.
+fn restart_resolver(inner: &Arc<Inner>) -> io::Result<()> {
+    let mut resolver = inner.resolver.lock();
+    if let Some(old) = resolver.take() {
+        old.stop();
+    }
+    if inner.shutting_down.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let config = &inner.current.get().config;
+    let Some(interval) = config.resolve_interval else {
+        return Ok(());
+    };
+    if !config.targets.iter().any(resolve::is_named) {
+        return Ok(());
+    }
+    // Weak: the thread must not keep a stopped server alive.
+    let weak = Arc::downgrade(inner);
+    let step = move || match weak.upgrade() {
+        Some(inner) => {
+            Control { inner }.re_resolve(&resolve::system);
+            true
+        }
+        None => false,
+    };
+    *resolver = Some(Resolver::start(interval, step)?);
+    Ok(())
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -10,6 +10,21 @@ use crate::ratelimit::Rate;
 use crate::upstream::retry_on::RetryOnStatus;
 use std::sync::Arc;
 
+/// Below this, `resolve_interval` would have the system resolver asked
+/// for every name many times a second, for answers that live seconds.
+const MIN_RESOLVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `0` is off; any other interval is at least [`MIN_RESOLVE_INTERVAL`].
+fn parse_resolve_interval(v: &str) -> Result<Option<std::time::Duration>, String> {
+    match parse_duration(v)? {
+        d if d.is_zero() => Ok(None),
+        d if d < MIN_RESOLVE_INTERVAL => Err(format!(
+            "`{v}` is too short: at least 1s (every name is looked up each interval), or 0 for off"
+        )),
+        d => Ok(Some(d)),
+    }
+}
+
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
 
 /// One configuration key.
@@ -43,6 +58,14 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "backends, comma separated host:port with optional weight=N, max_conns=N, backup",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
+    },
+    Key {
+        name: "resolve_interval",
+        default: "",
+        help: "how often targets written as names are resolved again while the proxy runs \
+               (a changed address takes effect as a reload would); empty or 0 = only at \
+               start-up and reload",
+        apply: |c, v| optional(v, parse_resolve_interval).map(|d| c.resolve_interval = d.flatten()),
     },
     Key {
         name: "cache_size",

@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-pub use values::{parse_duration, parse_size};
+pub use values::{lookup, parse_duration, parse_size, written, Written};
 
 /// The effective configuration of one proxy process.
 #[derive(Clone, Debug)]
@@ -29,6 +29,9 @@ pub struct Config {
     pub port: u16,
     pub bind: IpAddr,
     pub targets: Vec<Target>,
+    /// How often targets written as names are resolved again while the
+    /// proxy runs; `None`: only at start-up and on reload.
+    pub resolve_interval: Option<Duration>,
     pub cache_size: u64,
     pub ttl: Duration,
     pub unit_time: Duration,
@@ -555,6 +558,7 @@ impl Config {
             port: 0,
             bind: IpAddr::from([0, 0, 0, 0]),
             targets: Vec::new(),
+            resolve_interval: None,
             cache_size: 0,
             ttl: Duration::ZERO,
             unit_time: Duration::from_secs(1),
@@ -1121,6 +1125,31 @@ mod tests {
         assert!(e.message.contains("fail_timeout"), "{e}");
         let e = build("targets = 127.0.0.1:1\nretires = 2\n").unwrap_err();
         assert!(e.message.contains("did you mean `retries`"), "{e}");
+    }
+
+    #[test]
+    fn resolve_interval_is_off_empty_or_zero_and_else_a_second_at_least() {
+        let interval = |v: &str| build(&format!("targets = 127.0.0.1:1\nresolve_interval = {v}\n"));
+        assert_eq!(
+            build("targets = 127.0.0.1:1\n").unwrap().resolve_interval,
+            None
+        );
+        for off in ["", "0", "0s", "0ms"] {
+            assert_eq!(interval(off).unwrap().resolve_interval, None, "{off:?}");
+        }
+        for (on, secs) in [("10s", 10), ("10", 10), ("1m", 60), ("1000ms", 1)] {
+            let got = interval(on).unwrap().resolve_interval;
+            assert_eq!(got, Some(Duration::from_secs(secs)), "{on}");
+        }
+        for bad in ["10x", "-1s", "soon", "500ms"] {
+            let e = interval(bad).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.contains("resolve_interval"), "{bad}: {e}");
+        }
+        assert!(interval("500ms")
+            .unwrap_err()
+            .message
+            .contains("at least 1s"));
     }
 
     #[test]

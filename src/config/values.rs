@@ -362,7 +362,39 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
     Ok(targets)
 }
 
+/// How a target is written: as an address, or as a name for the system
+/// resolver (the only kind re-resolved while the proxy runs, see
+/// `resolve_interval`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written<'a> {
+    Address(SocketAddr),
+    Name { host: &'a str, port: u16 },
+}
+
+/// The target `name` resolved to one address: see [`written`] and [`lookup`].
 pub(super) fn resolve(name: &str) -> Result<SocketAddr, String> {
+    match written(name)? {
+        Written::Address(addr) => Ok(addr),
+        Written::Name { host, port } => {
+            lookup(host, port).map_err(|e| format!("target `{name}` does not resolve: {e}"))
+        }
+    }
+}
+
+/// The first address the system resolver gives for `host` (getaddrinfo's
+/// order, RFC 6724): the one rule for start-up, reloads and re-resolution
+/// alike, so all three pick the same address for the same answer. Blocks
+/// for as long as the resolver takes.
+pub fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address returned"))
+}
+
+/// What a target as written in `targets` is: an address, or a name and
+/// a port; an error says what is wrong with it.
+pub fn written(name: &str) -> Result<Written<'_>, String> {
     if let Some((scheme, rest)) = name.split_once("://") {
         let hint = match scheme.to_ascii_lowercase().as_str() {
             "http" => format!(" (`{}`)", rest.trim_end_matches('/')),
@@ -386,7 +418,7 @@ pub(super) fn resolve(name: &str) -> Result<SocketAddr, String> {
         return inner
             .strip_suffix(']')
             .and_then(|ip| ip.parse::<std::net::Ipv6Addr>().ok())
-            .map(|ip| SocketAddr::new(ip.into(), port))
+            .map(|ip| Written::Address(SocketAddr::new(ip.into(), port)))
             .ok_or_else(|| {
                 format!("target `{name}`: `{host}` is not an IPv6 address in brackets")
             });
@@ -396,12 +428,8 @@ pub(super) fn resolve(name: &str) -> Result<SocketAddr, String> {
             "target `{name}`: an IPv6 address goes in brackets, as `[{host}]:{port}`"
         ));
     }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(Written::Address(SocketAddr::new(ip, port))),
+        Err(_) => Ok(Written::Name { host, port }),
     }
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("target `{name}` does not resolve: {e}"))?
-        .next()
-        .ok_or_else(|| format!("target `{name}` does not resolve to any address"))
 }

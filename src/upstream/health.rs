@@ -40,8 +40,10 @@ pub struct Health {
     name: Arc<str>,
     state: Mutex<State>,
     /// What the operator set through the admin listener: read by every
-    /// pick, so an atomic beside the lock rather than under it.
-    admin: AdminCell,
+    /// pick, so an atomic beside the lock rather than under it. Shared
+    /// with the health that replaces this one when the target's name
+    /// comes to resolve to another address (see [`Health::sharing_admin_of`]).
+    admin: Arc<AdminCell>,
 }
 
 #[derive(Default)]
@@ -91,7 +93,20 @@ impl Health {
                 settings,
                 ..State::default()
             }),
-            admin: AdminCell::default(),
+            admin: Arc::default(),
+        }
+    }
+
+    /// A fresh health (nothing failed, nothing probed) for a target whose
+    /// name now resolves to another address: another server, whose
+    /// health the old one's failures say nothing of. What the operator
+    /// set is about the target as named, so it is the same cell: a
+    /// change through either is a change of both, even one made just as
+    /// the new address comes in.
+    pub fn sharing_admin_of(old: &Health, settings: Passive) -> Health {
+        Health {
+            admin: old.admin.clone(),
+            ..Health::new(old.name.clone(), settings)
         }
     }
 

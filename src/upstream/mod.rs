@@ -1,11 +1,13 @@
 //! The backends: which one serves the next request (`balancer`), whether
 //! each may be used (`health`, and what the operator says: `admin_state`),
-//! and the keep-alive connections kept open to each (`pool`).
+//! the keep-alive connections kept open to each (`pool`), and the names
+//! looked up again while the proxy runs (`resolve`).
 
 pub mod admin_state;
 pub mod balancer;
 pub mod health;
 pub mod pool;
+pub mod resolve;
 pub mod retry_on;
 pub mod slots;
 pub mod sticky;
@@ -232,19 +234,29 @@ impl Upstreams {
     /// Takes over the counters and health of the targets `old` shares
     /// with us (by name), so a reload does not reset them, and a target
     /// that was down stays down; the health goes on under our settings.
+    /// A name now at another address is another server: its health
+    /// starts afresh, and only its counters and the operator's state
+    /// (drain, maint) go on.
     pub fn keep_state_of(&mut self, old: &Upstreams) {
         for target in &mut self.targets {
             if let Some(same) = old.targets.iter().find(|o| o.name == target.name) {
                 target.stats = same.stats.clone();
-                same.health.set_passive(target.health.passive());
-                target.health = same.health.clone();
+                let passive = target.health.passive();
+                target.health = if same.addr == target.addr {
+                    same.health.set_passive(passive);
+                    same.health.clone()
+                } else {
+                    Arc::new(Health::sharing_admin_of(&same.health, passive))
+                };
             }
         }
     }
 
     /// The target `id` names: its name as configured, or its address (the
-    /// `name` and `address` of `/status`). Both are unique: the
-    /// configuration refuses two targets at one address.
+    /// `name` and `address` of `/status`). Both are unique as loaded: the
+    /// configuration refuses two targets at one address (two names that
+    /// come to resolve to one while the proxy runs are two targets still,
+    /// the first found by that address).
     pub fn find(&self, id: &str) -> Option<&Upstream> {
         let by_name = self.targets.iter().find(|t| *t.name == *id);
         by_name.or_else(|| self.targets.iter().find(|t| t.addr.to_string() == id))
