@@ -2540,7 +2540,10 @@ fn a_background_revalidation_sends_the_client_no_interim_response() {
     expect(&client.get("/s"), 200, "STALE", "body");
     let next = client.get("/s");
     assert_eq!(next.status, 200, "{}", next.head.raw);
-    assert_eq!(backend.requests(), 2, "one revalidation ran in between");
+    // The revalidation ran before this request was read (on the same
+    // thread); this one, stale again (max-age=0), may start another
+    // after its answer, at any moment now.
+    assert!(backend.requests() >= 2, "one revalidation ran in between");
 }
 
 #[test]
