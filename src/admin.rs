@@ -614,6 +614,12 @@ pub fn metrics_text(shared: &Shared) -> String {
     );
     counter(
         &mut out,
+        "inverso_access_denied_total",
+        "Requests answered 403 because their client address was refused by allow_from or deny_from.",
+        m.access_denied.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "inverso_access_log_lost_lines_total",
         "Access-log lines a sink (stdout, the file) could not take, e.g. on a full disk.",
         shared.log.lost(),

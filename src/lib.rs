@@ -14,6 +14,7 @@
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `access`: which client addresses may send requests (`allow_from`, `deny_from`).
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
 //! - `request_id`: the ID each request carries with `request_id_header`.
@@ -22,6 +23,7 @@
 //! - `limits`: the process limits that would stop it short of `max_connections`.
 //! - `demo`: two built-in origin servers for `inverso demo`.
 
+pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod cache;

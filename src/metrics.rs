@@ -37,6 +37,8 @@ pub struct Metrics {
     /// Targets whose name came to resolve to another address while the
     /// proxy ran (`resolve_interval`).
     pub address_changes: AtomicU64,
+    /// Requests refused 403 by `allow_from` or `deny_from`.
+    pub access_denied: AtomicU64,
 }
 
 impl Metrics {

@@ -466,6 +466,20 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
     },
     Key {
+        name: "allow_from",
+        default: "",
+        help: "client addresses and blocks (10.0.0.0/8) that may send requests, others get 403; \
+               the client as logged (after real_ip_from and proxy_protocol); empty = every client",
+        apply: |c, v| parse_cidrs(v).map(|list| c.allow_from = list),
+    },
+    Key {
+        name: "deny_from",
+        default: "",
+        help: "client addresses and blocks refused 403, even if allow_from lists them; the client \
+               as logged; empty = none",
+        apply: |c, v| parse_cidrs(v).map(|list| c.deny_from = list),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

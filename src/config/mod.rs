@@ -125,6 +125,11 @@ pub struct Config {
     pub real_ip_from: Vec<Cidr>,
     /// Every client connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Client addresses that may send requests; empty = every one (see
+    /// [`crate::access`]).
+    pub allow_from: Vec<Cidr>,
+    /// Client addresses refused 403, whatever `allow_from` says.
+    pub deny_from: Vec<Cidr>,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// Request bodies up to this are read whole before a backend is
@@ -612,6 +617,8 @@ impl Config {
             underscores_in_headers: false,
             real_ip_from: Vec::new(),
             proxy_protocol: false,
+            allow_from: Vec::new(),
+            deny_from: Vec::new(),
             max_body_size: 0,
             request_buffer_size: 0,
             response_buffer_size: 0,
@@ -1434,6 +1441,29 @@ mod tests {
         assert!(e.message.contains("prefix"), "{e}");
         let e = build("targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8,\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
+    }
+
+    #[test]
+    fn allow_from_and_deny_from_are_lists_of_blocks() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.allow_from.is_empty() && c.deny_from.is_empty());
+        let text = "targets = 127.0.0.1:1\nallow_from = 10.0.0.0/8, ::1\ndeny_from = 10.0.0.5\n";
+        let c = build(text).unwrap();
+        let shown = |list: &[Cidr]| list.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(shown(&c.allow_from), ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(shown(&c.deny_from), ["10.0.0.5/32"]);
+        for (line, message) in [
+            ("allow_from = 10.0.0.0/33", "prefix"),
+            ("allow_from = 10.0.0.0/8,", "not an address"),
+            ("deny_from = 10.1.2.3/8", "bits set past"),
+            ("deny_from = localhost", "not an address"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{line}");
+            let key = line.split(' ').next().unwrap_or_default();
+            assert!(e.message.starts_with(key), "{e}");
+            assert!(e.message.contains(message), "{e}");
+        }
     }
 
     #[test]

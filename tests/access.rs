@@ -1,0 +1,292 @@
+//! Client access lists: `allow_from` and `deny_from`, checked on the
+//! client as the access log shows it, and answered 403 before a backend or
+//! the cache is involved.
+
+mod support;
+
+use inverso::config::Config;
+use inverso::realip::Cidr;
+use std::net::IpAddr;
+use std::time::Duration;
+use support::*;
+
+fn blocks(list: &[&str]) -> Vec<Cidr> {
+    list.iter().map(|b| Cidr::parse(b).unwrap()).collect()
+}
+
+const HERE: [u8; 4] = [127, 0, 0, 1];
+
+/// Asserts that `response` is the proxy's own 403 and the connection was
+/// closed after it.
+#[track_caller]
+fn assert_refused(client: &mut Client, response: &Response) {
+    assert_eq!(response.status, 403, "{}", response.body_str());
+    assert!(response.head.has_token("connection", "close"));
+    assert_eq!(response.body_str(), "403 Forbidden\n");
+    assert!(client.is_closed());
+}
+
+#[test]
+fn a_denied_client_gets_403_and_no_backend_hears_of_it() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.deny_from = blocks(&["127.0.0.1"]);
+        c.admin_port = Some(0);
+    });
+    let mut client = proxy.connect();
+    let refused = client.get("/secret");
+    assert_refused(&mut client, &refused);
+    // A HEAD is answered with the head alone.
+    let mut client = proxy.connect();
+    let refused = client.head("/secret");
+    assert_eq!(refused.status, 403);
+    assert!(client.is_closed());
+    assert_eq!((a.requests(), a.connections()), (0, 0));
+    // The admin listener has admin_bind, not these lists: still reachable,
+    // and it counts the refusals.
+    let admin = proxy.handle().admin_addr().unwrap();
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body_str();
+    assert!(
+        text.lines().any(|l| l == "inverso_access_denied_total 2"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "inverso_requests_total{class=\"4xx\"} 2"),
+        "{text}"
+    );
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("127.0.0.1 ") && lines[0].contains("\"GET /secret HTTP/1.1\" 403 "),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn allow_from_admits_only_the_clients_it_lists() {
+    let a = Backend::echo("a");
+    let elsewhere = start_proxy(&[a.addr], |c| c.allow_from = blocks(&["10.0.0.0/8"]));
+    let mut client = elsewhere.connect();
+    let refused = client.get("/");
+    assert_refused(&mut client, &refused);
+    assert_eq!(a.requests(), 0);
+
+    let here = start_proxy(&[a.addr], |c| {
+        c.allow_from = blocks(&["10.0.0.0/8", "127.0.0.0/8"]);
+    });
+    let mut client = here.connect();
+    assert_eq!(client.get("/1").status, 200);
+    assert_eq!(client.get("/2").status, 200, "kept alive");
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
+fn deny_from_wins_over_allow_from() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.allow_from = blocks(&["127.0.0.0/8"]);
+        c.deny_from = blocks(&["127.0.0.2"]);
+    });
+    let denied = IpAddr::from([127, 0, 0, 2]);
+    let mut client = Client::connect_from(denied, proxy.addr);
+    let refused = client.get("/");
+    assert_refused(&mut client, &refused);
+    let mut client = Client::connect_from(IpAddr::from(HERE), proxy.addr);
+    assert_eq!(client.get("/").status, 200);
+    assert_eq!(a.requests(), 1);
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_client_it_names_is_checked() {
+    let a = Backend::echo("a");
+    let trusted = |c: &mut Config| c.real_ip_from = blocks(&["127.0.0.1"]);
+    let proxy = start_proxy(&[a.addr], |c| {
+        trusted(c);
+        c.deny_from = blocks(&["10.0.0.0/8"]);
+    });
+    let mut balancer = proxy.connect();
+    let named = balancer.get_with("/", &[("X-Forwarded-For", "203.0.113.9")]);
+    assert_eq!(named.status, 200);
+    assert_eq!(balancer.get("/own").status, 200, "the balancer itself");
+    let refused = balancer.get_with("/", &[("X-Forwarded-For", "10.1.2.3")]);
+    assert_refused(&mut balancer, &refused);
+    assert_eq!(a.requests(), 2);
+    let mut proxy = proxy;
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines[2].starts_with("10.1.2.3 ") && lines[2].contains(" 403 "),
+        "{lines:#?}"
+    );
+
+    // The other way: only the clients the balancer names from 10/8.
+    let proxy = start_proxy(&[a.addr], |c| {
+        trusted(c);
+        c.allow_from = blocks(&["10.0.0.0/8"]);
+    });
+    let mut balancer = proxy.connect();
+    let named = balancer.get_with("/", &[("X-Forwarded-For", "10.1.2.3")]);
+    assert_eq!(named.status, 200);
+    let refused = balancer.get("/own");
+    assert_refused(&mut balancer, &refused);
+    // An untrusted peer cannot name itself into the list.
+    let untrusted = IpAddr::from([127, 0, 0, 2]);
+    let mut client = Client::connect_from(untrusted, proxy.addr);
+    let refused = client.get_with("/", &[("X-Forwarded-For", "10.1.2.3")]);
+    assert_refused(&mut client, &refused);
+    assert_eq!(a.requests(), 3);
+}
+
+#[test]
+fn a_denied_request_s_body_is_never_forwarded() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.deny_from = blocks(&["127.0.0.0/8"]));
+    // Small enough to be buffered whole if it were read, and larger than
+    // request_buffer_size, which would stream; each followed by a
+    // pipelined request that must not be served either.
+    for len in [100, 100 * 1024] {
+        let mut client = proxy.connect();
+        let mut request =
+            format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n")
+                .into_bytes();
+        request.extend_from_slice(&pattern(len));
+        request.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.send(&request);
+        let refused = client.response();
+        assert_refused(&mut client, &refused);
+    }
+    // Waiting for 100-continue: told 403 instead, never to go on.
+    let mut client = proxy.connect();
+    client
+        .send(b"PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let refused = client.response();
+    assert_refused(&mut client, &refused);
+    assert_eq!((a.requests(), a.connections()), (0, 0));
+}
+
+#[test]
+fn a_denied_client_is_not_served_from_the_cache() {
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=600")], b"stored");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |c| c.cache_size = 1 << 20);
+    proxy.exchange(|client| assert_eq!(client.get("/page").status, 200));
+    let hit = proxy.connect().get("/page");
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    let mut next = reload_config(&proxy, a.addr);
+    next.cache_size = 1 << 20;
+    next.deny_from = blocks(&["127.0.0.1"]);
+    proxy.handle().control().reload(next).unwrap();
+    let mut client = proxy.connect();
+    let refused = client.get("/page");
+    assert_refused(&mut client, &refused);
+    assert!(refused.header("x-cache").is_none());
+    assert_eq!(a.requests(), 1);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+}
+
+/// The configuration [`start_proxy`] makes, for a reload.
+fn reload_config(proxy: &Proxy, backend: std::net::SocketAddr) -> Config {
+    let mut c = Config::with_targets(vec![target(backend)]);
+    c.log_to_stdout = false;
+    c.path_to_persistence = None;
+    c.path_to_log = Some(proxy.log_path.clone());
+    c.connection_timeout = Duration::from_secs(5);
+    c.cache_size = 0;
+    c
+}
+
+#[test]
+fn a_reload_turns_the_lists_on_and_off_from_the_next_request() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/1").status, 200);
+    let mut next = reload_config(&proxy, a.addr);
+    next.allow_from = blocks(&["192.0.2.0/24"]);
+    proxy.handle().control().reload(next).unwrap();
+    // The connection opened before the reload: its next request is
+    // checked on the new lists.
+    let refused = client.get("/2");
+    assert_refused(&mut client, &refused);
+    let mut fresh = proxy.connect();
+    let refused = fresh.get("/3");
+    assert_refused(&mut fresh, &refused);
+    proxy
+        .handle()
+        .control()
+        .reload(reload_config(&proxy, a.addr))
+        .unwrap();
+    assert_eq!(proxy.connect().get("/4").status, 200);
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
+fn behind_a_proxy_protocol_balancer_the_client_its_header_names_is_checked() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.proxy_protocol = true;
+        c.deny_from = blocks(&["203.0.113.1"]);
+    });
+    let mut denied = proxy.connect();
+    denied.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1000 80\r\n");
+    let refused = denied.get("/");
+    assert_refused(&mut denied, &refused);
+    let mut other = proxy.connect();
+    other.send(b"PROXY TCP4 203.0.113.2 127.0.0.1 1000 80\r\n");
+    assert_eq!(other.get("/").status, 200);
+    assert_eq!(a.requests(), 1);
+}
+
+/// Runs `inverso check` on `text` as `proxy.conf`: exit code, stdout, stderr.
+fn check(text: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("proxy.conf"), text).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command
+        .args(["check", "--config", "proxy.conf"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "error");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("INVERSO_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command.output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn check_prints_the_lists_and_names_the_line_of_a_bad_block() {
+    let good =
+        "targets = 127.0.0.1:9001\nallow_from = 10.0.0.0/8, 2001:db8::/32\ndeny_from = 10.0.0.5\n";
+    let (code, stdout, stderr) = check(good);
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let allow = line("allow_from");
+    assert!(
+        allow.starts_with("allow_from = 10.0.0.0/8, 2001:db8::/32 "),
+        "{stdout}"
+    );
+    assert!(allow.contains("proxy.conf:2"), "{allow}");
+    assert!(line("deny_from").contains("10.0.0.5"), "{stdout}");
+
+    let (code, _, stderr) =
+        check("targets = 127.0.0.1:9001\n\ndeny_from = 10.0.0.0/8, 300.1.1.1\n");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("proxy.conf:3: deny_from: "), "{stderr}");
+    assert!(stderr.contains("300.1.1.1"), "{stderr}");
+}
