@@ -9,6 +9,7 @@
 //! - `upstream`: backends: balancer, health (passive and active checks), drain and
 //!   maintenance states, keep-alive pools, names looked up again (`resolve_interval`).
 //! - `cache`: the LRU store and its snapshot file.
+//! - `error_pages`: the operator's bodies for the proxy's own error answers.
 //! - `access_log`: request records to one writer thread, stdout and a file.
 //! - `admin`: the admin listener: metrics, status, health, purge, target states.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
@@ -30,6 +31,7 @@ pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod digits;
+pub mod error_pages;
 pub mod http;
 pub mod json;
 pub mod limits;

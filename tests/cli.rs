@@ -304,3 +304,58 @@ fn an_unknown_set_key_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean"), "{stderr}");
 }
+
+#[test]
+fn check_lists_the_error_pages_it_found() {
+    let dir = conf("targets = 127.0.0.1:9001\nerror_pages = errors\n");
+    std::fs::create_dir(dir.path().join("errors")).unwrap();
+    std::fs::write(dir.path().join("errors/502.html"), "<h1>502</h1>").unwrap();
+    std::fs::write(dir.path().join("errors/503.html"), "<h1>busy</h1>").unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pages: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("error page"))
+        .collect();
+    assert_eq!(pages.len(), 2, "{stdout}");
+    assert!(
+        pages[0].contains("502") && pages[0].contains("errors/502.html"),
+        "{stdout}"
+    );
+    assert!(pages[0].contains("12 bytes"), "{stdout}");
+    assert!(
+        pages[1].contains("503") && pages[1].contains("errors/503.html"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_rejects_an_error_pages_directory_it_cannot_use() {
+    // Missing.
+    let dir = conf("targets = 127.0.0.1:9001\nerror_pages = errors\n");
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("proxy.conf:2: error_pages: errors: "),
+        "{stderr}"
+    );
+    // A page that cannot be read (a directory where the file should be:
+    // permissions would not stop a test run as root).
+    std::fs::create_dir_all(dir.path().join("errors/504.html")).unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("errors/504.html: cannot read"), "{stderr}");
+    // A page too large.
+    std::fs::remove_dir(dir.path().join("errors/504.html")).unwrap();
+    std::fs::write(dir.path().join("errors/502.html"), vec![b'x'; 65537]).unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("errors/502.html: larger than 65536 bytes"),
+        "{stderr}"
+    );
+}

@@ -1230,6 +1230,37 @@ fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
 }
 
 #[test]
+fn sighup_reads_the_error_pages_again_and_a_bad_one_refuses_the_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("errors")).unwrap();
+    let page = dir.path().join("errors/502.html");
+    std::fs::write(&page, "<p>first</p>").unwrap();
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        conf(dead_addr(), "error_pages = errors\n"),
+    )
+    .unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let get = || one_request(addr, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(get().body_str(), "<p>first</p>");
+
+    std::fs::write(&page, "<p>second</p>").unwrap();
+    running.signal("HUP");
+    running.expect("new configuration in force");
+    assert_eq!(get().body_str(), "<p>second</p>");
+
+    // Too large: refused, naming the file; the pages in memory stay.
+    std::fs::write(&page, vec![b'x'; 64 * 1024 + 1]).unwrap();
+    running.signal("HUP");
+    let refused = running.expect("reload refused");
+    assert!(refused.contains("errors/502.html"), "{refused}");
+    assert_eq!(get().body_str(), "<p>second</p>");
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+}
+
+#[test]
 fn signals_reload_refuse_reopen_and_stop_the_binary() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");

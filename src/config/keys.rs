@@ -6,6 +6,7 @@
 use super::values::*;
 use super::{Balance, Config, LogFormat};
 use crate::cache::policy::CacheValid;
+use crate::error_pages::ErrorPages;
 use crate::ratelimit::Rate;
 use crate::upstream::retry_on::RetryOnStatus;
 use std::sync::Arc;
@@ -135,6 +136,17 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| {
             c.path_to_log = optional_path(v);
             Ok(())
+        },
+    },
+    Key {
+        name: "error_pages",
+        default: "",
+        help: "directory of <status>.html bodies for the proxy's own errors (502.html, 503.html, \
+               ...), read at start-up and reload; empty = plain-text bodies",
+        apply: |c, v| {
+            ErrorPages::load(v)
+                .map(|pages| c.error_pages = pages)
+                .map_err(|e| e.to_string())
         },
     },
     Key {

@@ -50,6 +50,9 @@ pub struct Config {
     pub tunnel_timeout: Duration,
     pub path_to_persistence: Option<PathBuf>,
     pub path_to_log: Option<PathBuf>,
+    /// `error_pages`: the bodies read from its directory for the proxy's
+    /// own errors (none when off).
+    pub error_pages: crate::error_pages::ErrorPages,
     pub max_connections: usize,
     /// Connections one client address may hold at once; 0 = no limit.
     pub max_connections_per_client: usize,
@@ -574,6 +577,7 @@ impl Config {
             tunnel_timeout: Duration::from_secs(1),
             path_to_persistence: None,
             path_to_log: None,
+            error_pages: Default::default(),
             max_connections: 1,
             max_connections_per_client: 0,
             upstream_keepalive: 0,

@@ -1,0 +1,175 @@
+//! `error_pages`: the operator's HTML bodies for the proxy's own error
+//! answers, and never for a backend's.
+
+mod support;
+
+use inverso::error_pages::ErrorPages;
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+
+const PAGE_502: &str = "<!doctype html><h1>We will be right back</h1>\n";
+const PAGE_429: &str = "<!doctype html><h1>Slow down</h1>\n";
+const PAGE_503: &str = "<!doctype html><h1>Too busy</h1>\n";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// A directory holding `pages` as `<status>.html`.
+fn pages_dir(pages: &[(u16, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (status, page) in pages {
+        std::fs::write(dir.path().join(format!("{status}.html")), page).unwrap();
+    }
+    dir
+}
+
+fn load(dir: &Path) -> ErrorPages {
+    ErrorPages::load(dir.to_str().unwrap()).unwrap()
+}
+
+#[test]
+fn a_dead_target_s_502_is_the_page_as_html_and_logged_with_its_size() {
+    let dir = pages_dir(&[(502, PAGE_502)]);
+    let mut proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let response = proxy.connect().get("/");
+    assert_eq!(response.status, 502);
+    assert_eq!(response.header("content-type"), Some(HTML));
+    let length = PAGE_502.len().to_string();
+    assert_eq!(response.header("content-length"), Some(&length[..]));
+    assert_eq!(response.body_str(), PAGE_502);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let logged = format!("\"GET / HTTP/1.1\" 502 {length} ");
+    assert!(lines[0].contains(&logged), "{}", lines[0]);
+}
+
+#[test]
+fn a_backend_s_own_502_is_relayed_as_it_came() {
+    let dir = pages_dir(&[(502, PAGE_502)]);
+    let backend = Backend::start("own", |_, out| {
+        respond(
+            out,
+            502,
+            &[("Content-Type", "text/plain")],
+            b"backend says no",
+        );
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], |c| c.error_pages = load(dir.path()));
+    let response = proxy.connect().get("/");
+    assert_eq!(response.status, 502);
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+    assert_eq!(response.body_str(), "backend says no");
+}
+
+#[test]
+fn a_status_without_a_page_keeps_the_plain_text_body() {
+    let dir = pages_dir(&[(503, PAGE_503)]);
+    let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let response = proxy.connect().get("/");
+    assert_eq!(response.status, 502);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(response.body_str(), "502 Bad Gateway\n");
+}
+
+#[test]
+fn a_head_request_gets_the_page_s_length_and_no_body() {
+    let dir = pages_dir(&[(502, PAGE_502)]);
+    let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let mut client = proxy.connect();
+    let head = client.head("/");
+    assert_eq!(head.status, 502);
+    assert_eq!(head.header("content-type"), Some(HTML));
+    let length = PAGE_502.len().to_string();
+    assert_eq!(head.header("content-length"), Some(&length[..]));
+    // Nothing followed the head: the next response on the connection
+    // starts where the head ended, as a GET's with the page.
+    assert!(
+        !head.head.has_token("connection", "close"),
+        "a dead target's 502 keeps the connection"
+    );
+    let get = client.get("/");
+    assert_eq!(get.header("content-length"), Some(&length[..]));
+    assert_eq!(get.body_str(), PAGE_502);
+}
+
+#[test]
+fn a_rate_limited_request_gets_the_429_page_with_its_retry_after() {
+    let dir = pages_dir(&[(429, PAGE_429)]);
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.rate_limit = Some(inverso::ratelimit::Rate::parse("1/h").unwrap());
+        c.rate_limit_burst = Some(0);
+        c.request_id_header = Some("X-Request-ID".into());
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/1").status, 200);
+    let refused = client.get("/2");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("content-type"), Some(HTML));
+    assert_eq!(refused.body_str(), PAGE_429);
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    assert!(
+        refused.header("x-request-id").is_some(),
+        "{:?}",
+        refused.head
+    );
+    // The connection is kept, as without a page.
+    assert_eq!(client.get("/3").status, 429);
+}
+
+#[test]
+fn over_max_connections_the_503_is_the_page() {
+    let dir = pages_dir(&[(503, PAGE_503)]);
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.max_connections = 1;
+    });
+    let mut first = proxy.connect();
+    assert_eq!(first.get("/1").status, 200);
+    let mut second = proxy.connect();
+    second.send(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = second.response();
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("content-type"), Some(HTML));
+    assert!(response.head.has_token("connection", "close"));
+    assert_eq!(response.body_str(), PAGE_503);
+    assert!(second.is_closed());
+}
+
+#[test]
+fn a_malformed_request_gets_the_400_page_and_the_connection_closed() {
+    let dir = pages_dir(&[(400, "<p>bad</p>")]);
+    let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 400);
+    assert_eq!(response.body_str(), "<p>bad</p>");
+    assert!(response.head.has_token("connection", "close"));
+}
+
+#[test]
+fn pages_are_read_once_and_again_by_a_reload() {
+    let dir = pages_dir(&[(502, "first")]);
+    let target = dead_addr();
+    let proxy = start_proxy(&[target], |c| c.error_pages = load(dir.path()));
+    assert_eq!(proxy.connect().get("/").body_str(), "first");
+    // Held in memory: a change on disk waits for the reload.
+    std::fs::write(dir.path().join("502.html"), "second").unwrap();
+    assert_eq!(proxy.connect().get("/").body_str(), "first");
+    let mut next = inverso::Config::with_targets(vec![support::target(target)]);
+    next.log_to_stdout = false;
+    next.cache_size = 0;
+    next.path_to_persistence = None;
+    next.path_to_log = Some(proxy.log_path.clone());
+    next.error_pages = load(dir.path());
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(proxy.connect().get("/").body_str(), "second");
+}
