@@ -229,7 +229,33 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             if target.backup { ", backup" } else { "" }
         )?;
     }
+    write_error_pages(&mut out, &config.error_pages)?;
     out.flush().context("cannot write the output")?;
+    Ok(())
+}
+
+/// `check`'s account of `error_pages`: each page found, or that none was
+/// (every status then keeps its plain-text body, likely not what was meant).
+fn write_error_pages(
+    out: &mut impl std::io::Write,
+    pages: &inverso::error_pages::ErrorPages,
+) -> std::io::Result<()> {
+    let Some(dir) = pages.dir() else {
+        return Ok(());
+    };
+    let mut found = 0;
+    for (status, path, size) in pages.found() {
+        let path = config::printable(&path.display().to_string());
+        writeln!(out, "# error page {status} <- {path} ({size} bytes)")?;
+        found += 1;
+    }
+    if found == 0 {
+        let dir = config::printable(&dir.display().to_string());
+        writeln!(
+            out,
+            "# error_pages: no <status>.html in {dir}: every error keeps its plain-text body"
+        )?;
+    }
     Ok(())
 }
 

@@ -40,7 +40,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -192,6 +192,7 @@ impl Server {
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         log::info!("listening on {addr}");
+        log_error_pages(&inner.current.get().config);
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
             Some(listener) => {
@@ -210,6 +211,21 @@ impl Server {
             stop_tx,
             stop_rx,
         })
+    }
+}
+
+/// Says which error pages are in force (at start and on every reload), so
+/// that an operator sees a page was picked up without making an error.
+fn log_error_pages(config: &Config) {
+    let pages = &config.error_pages;
+    if let Some(dir) = pages.dir() {
+        let statuses: Vec<String> = pages.found().map(|(s, _, _)| s.to_string()).collect();
+        let statuses = if statuses.is_empty() {
+            "none".to_string()
+        } else {
+            statuses.join(", ")
+        };
+        log::info!("error pages from {}: {statuses}", dir.display());
     }
 }
 
@@ -824,7 +840,7 @@ fn register(
 /// Answers 503 to a connection not served, and logs it.
 fn refuse(stream: Arc<TcpStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
     let (time, started) = (SystemTime::now(), Instant::now());
-    let refused = reject(stream, 503, shared.config.proxy_protocol);
+    let refused = reject(stream, 503, shared);
     let client = refused.client.unwrap_or(peer.ip()).to_canonical();
     let (line, bytes) = (refused.request_line, refused.bytes);
     shared.log_refusal(Record::refused(
@@ -881,7 +897,7 @@ impl Drop for Refusing {
 /// sent: a refusal is the overload signal an operator most needs to see
 /// (nginx logs its `limit_conn` 503s too).
 #[inline(never)]
-fn reject(stream: Arc<TcpStream>, status: u16, proxy_protocol: bool) -> Refused {
+fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
     let mut stream = &*stream;
     let _ = stream.set_nonblocking(true);
     // Read what the client already sent, so closing does not reset the
@@ -890,12 +906,12 @@ fn reject(stream: Arc<TcpStream>, status: u16, proxy_protocol: bool) -> Refused 
     let read = stream.read(&mut sink).unwrap_or(0);
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(REJECT_WRITE_TIMEOUT));
-    let response = error_response(status, true);
-    let sent = stream.write_all(&response.bytes).is_ok();
+    let response = error_response(status, true, b"", &shared.config.error_pages);
+    let sent = response.write_to(&mut stream, false).is_ok();
     let _ = stream.shutdown(Shutdown::Write);
     let mut received = &sink[..read];
     let mut client = None;
-    if proxy_protocol {
+    if shared.config.proxy_protocol {
         if let Ok(Some(header)) = proxy_protocol::parse(received) {
             received = &received[header.len..];
             client = header.source.map(|s| s.ip());
@@ -1032,6 +1048,7 @@ impl Control {
         for key in &reloaded.needs_restart {
             log::warn!("reload: `{key}` changed; it takes effect at the next restart");
         }
+        log_error_pages(&self.inner.current.get().config);
         log::info!("reload: new configuration in force");
         Ok(reloaded)
     }

@@ -173,3 +173,19 @@ fn pages_are_read_once_and_again_by_a_reload() {
     proxy.handle().control().reload(next).unwrap();
     assert_eq!(proxy.connect().get("/").body_str(), "second");
 }
+
+#[test]
+fn a_client_the_access_lists_refuse_gets_the_403_page() {
+    let page = "<!doctype html><h1>Not from here</h1>\n";
+    let dir = pages_dir(&[(403, page)]);
+    let backend = Backend::echo("a");
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.deny_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    let response = proxy.connect().get("/");
+    assert_eq!(response.status, 403);
+    assert_eq!(response.header("content-type"), Some(HTML));
+    assert_eq!(response.body_str(), page);
+    assert_eq!(backend.requests(), 0);
+}

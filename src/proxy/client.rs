@@ -6,6 +6,7 @@ use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, error_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
+use crate::error_pages::ErrorPages;
 use crate::http::conn::{is_timeout, peek, peer_gone, SharedStream};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
@@ -373,16 +374,23 @@ impl Client {
         }
     }
 
-    /// Sends a short plain-text error response; returns the body size.
-    pub(super) fn send_error(&mut self, status: u16, close: bool) -> u64 {
-        self.send_error_to(status, close, false)
+    /// Sends the proxy's own answer for `status` (the `error_pages` page
+    /// for it, or a short plain-text one); returns the body size.
+    pub(super) fn send_error(&mut self, status: u16, close: bool, pages: &ErrorPages) -> u64 {
+        self.send_error_to(status, close, false, pages)
     }
 
     /// `send_error` in answer to a request known to be a HEAD or not: the
     /// answer to a HEAD has the head alone (RFC 9110 §9.3.2), or its body
     /// would be read as the start of the next response on the connection.
-    pub(super) fn send_error_to(&mut self, status: u16, close: bool, head_request: bool) -> u64 {
-        self.send_error_with(status, close, head_request, b"")
+    pub(super) fn send_error_to(
+        &mut self,
+        status: u16,
+        close: bool,
+        head_request: bool,
+        pages: &ErrorPages,
+    ) -> u64 {
+        self.send_error_with(status, close, head_request, b"", pages)
     }
 
     /// `send_error_to` with `fields` (whole lines, CRLF-ended) added to
@@ -393,25 +401,15 @@ impl Client {
         close: bool,
         head_request: bool,
         fields: &[u8],
+        pages: &ErrorPages,
     ) -> u64 {
-        let mut response = error_response(status, close);
-        let mut head_len = response.bytes.len() - response.body_len as usize;
         let mut extra = fields.to_vec();
         self.push_request_id(&mut extra);
-        // Before the blank line that ends the head.
-        response
-            .bytes
-            .splice(head_len - 2..head_len - 2, extra.iter().copied());
-        head_len += extra.len();
-        self.note_sent_head(&[&response.bytes[..head_len]]);
-        let (bytes, body_len) = if head_request {
-            (&response.bytes[..head_len], 0)
-        } else {
-            (&response.bytes[..], response.body_len)
-        };
-        match self.conn.get_mut().write_all(bytes) {
-            Ok(()) => body_len,
-            Err(_) => 0,
+        let response = error_response(status, close, &extra, pages);
+        self.note_sent_head(&[response.head()]);
+        match response.write_to(self.conn.get_mut(), head_request) {
+            Ok(()) if !head_request => response.body_len,
+            _ => 0,
         }
     }
 

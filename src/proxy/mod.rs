@@ -15,7 +15,8 @@ use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::digits::push_field;
-use crate::http::conn::is_timeout;
+use crate::error_pages::{ErrorPages, PAGE_CONTENT_TYPE};
+use crate::http::conn::{is_timeout, write_all_vectored};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
@@ -30,6 +31,7 @@ use client::{linger, Client, HeadRead};
 use origin::{Outgoing, RequestBody};
 use parking_lot::RwLock;
 use relay::Relay;
+use std::io::IoSlice;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -248,7 +250,7 @@ pub fn serve(
                 (outcome, LogLine::raw(request_line))
             }
             HeadRead::Refused(status, request_line) => {
-                let bytes = client.send_error(status, true);
+                let bytes = client.send_error(status, true, &shared.config.error_pages);
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
             }
         };
@@ -324,7 +326,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     // connection before it sees the answer.
     let _ = client.conn.fill_now();
     let request_line = first_line(client.conn.buffered());
-    let bytes = client.send_error(503, true);
+    let bytes = client.send_error(503, true, &shared.config.error_pages);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
     let duration = started.elapsed();
     shared.log_refusal(Record::refused(
@@ -432,7 +434,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         Ok(ok) => ok,
         Err(e) => {
             let line = LogLine::raw(first_line(client.conn.buffered()));
-            let bytes = client.send_error(e.status(), true);
+            let bytes = client.send_error(e.status(), true, &shared.config.error_pages);
             return (Outcome::closing(e.status(), bytes), line);
         }
     };
@@ -479,7 +481,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut retry_after = Vec::new();
             push_field(&mut retry_after, "Retry-After", seconds.max(1));
-            let bytes = client.send_error_with(429, close, head.is_head(), &retry_after);
+            let pages = &shared.config.error_pages;
+            let bytes = client.send_error_with(429, close, head.is_head(), &retry_after, pages);
             let outcome = Outcome {
                 keep_alive: !close,
                 ..Outcome::closing(429, bytes)
@@ -501,7 +504,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // before anything is read or forwarded; a chunked body is counted as
     // it streams (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
-        let bytes = client.send_error(413, true);
+        let bytes = client.send_error(413, true, &shared.config.error_pages);
         return (Outcome::closing(413, bytes), line);
     }
     // While the body arrives, a pause longer than client_body_timeout ends
@@ -529,6 +532,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                     status,
                     !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed),
                     head_request,
+                    &shared.config.error_pages,
                 ),
                 None => 0,
             };
@@ -558,7 +562,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
 /// that connection closes too, and the balancer opens another.
 fn deny(client: &mut Client, head: &RequestHead, shared: &Shared) -> Outcome {
     shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-    let bytes = client.send_error_to(403, true, head.is_head());
+    let pages = &shared.config.error_pages;
+    let bytes = client.send_error_to(403, true, head.is_head(), pages);
     Outcome::closing(403, bytes)
 }
 
@@ -739,23 +744,59 @@ fn client_body_status(e: &BodyError) -> Option<u16> {
     }
 }
 
-/// A response the proxy makes itself.
-pub struct ErrorResponse {
-    pub bytes: Vec<u8>,
+/// A response the proxy makes itself: its head (and the plain-text body,
+/// when there is no page), then the operator's page, if any, sent from
+/// where it is held rather than copied.
+pub struct ErrorResponse<'p> {
+    bytes: Vec<u8>,
+    head_len: usize,
+    page: &'p [u8],
     pub body_len: u64,
 }
 
-/// A short plain-text response for `status`, e.g. `502 Bad Gateway`.
-pub fn error_response(status: u16, close: bool) -> ErrorResponse {
-    let body = format!("{status} {}\n", reason_phrase(status));
+impl ErrorResponse<'_> {
+    /// The head, up to and with its blank line.
+    pub fn head(&self) -> &[u8] {
+        &self.bytes[..self.head_len]
+    }
+
+    /// Writes the response, or its head alone (the answer to a HEAD: RFC
+    /// 9110 §9.3.2), in one `writev` in the common case.
+    pub fn write_to(&self, out: &mut impl std::io::Write, head_only: bool) -> std::io::Result<()> {
+        if head_only {
+            return out.write_all(self.head());
+        }
+        let mut parts = [IoSlice::new(&self.bytes), IoSlice::new(self.page)];
+        write_all_vectored(out, &mut parts)
+    }
+}
+
+/// The response for `status`, e.g. `502 Bad Gateway`: the `error_pages`
+/// page for it if there is one, else a short plain-text body. `fields`
+/// (whole lines, CRLF-ended) are added to the head.
+pub fn error_response<'p>(
+    status: u16,
+    close: bool,
+    fields: &[u8],
+    pages: &'p ErrorPages,
+) -> ErrorResponse<'p> {
+    let page = pages.get(status);
+    // With a page, no body is made here (an empty String allocates nothing).
+    let (plain, content_type) = match page {
+        Some(_) => (String::new(), PAGE_CONTENT_TYPE),
+        None => (
+            format!("{status} {}\n", reason_phrase(status)),
+            "text/plain; charset=utf-8",
+        ),
+    };
+    let body_len = page.map_or(plain.len(), <[u8]>::len);
     let mut head = ResponseHead::new(status);
     head.headers.push(
         "Date",
         crate::http::date::format_http_date(SystemTime::now()),
     );
-    head.headers
-        .push("Content-Type", "text/plain; charset=utf-8");
-    head.headers.push("Content-Length", body.len().to_string());
+    head.headers.push("Content-Type", content_type);
+    head.headers.push("Content-Length", body_len.to_string());
     // RFC 9110 §15.5.6: a 405 lists the methods the resource supports;
     // the proxy passes on every method but CONNECT and TRACE. So does the
     // only 200 the proxy answers itself: to an OPTIONS it is the last hop
@@ -767,12 +808,16 @@ pub fn error_response(status: u16, close: bool) -> ErrorResponse {
     if close {
         head.headers.push("Connection", "close");
     }
-    let mut bytes = Vec::with_capacity(160);
+    let mut bytes = Vec::with_capacity(192 + fields.len());
     head.write_start(&mut bytes);
+    bytes.extend_from_slice(fields);
     bytes.extend_from_slice(b"\r\n");
-    bytes.extend_from_slice(body.as_bytes());
+    let head_len = bytes.len();
+    bytes.extend_from_slice(plain.as_bytes());
     ErrorResponse {
         bytes,
-        body_len: body.len() as u64,
+        head_len,
+        page: page.unwrap_or_default(),
+        body_len: body_len as u64,
     }
 }
