@@ -400,15 +400,20 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
     Reply::json(200, target_json(target, Some(was)))
 }
 
+/// A target's `"name":...,"address":...`, the two ids `/targets/<id>` takes.
+fn push_name_and_address(out: &mut String, target: &Upstream) {
+    json::push_key(out, "name");
+    json::push_str(out, &target.name);
+    out.push(',');
+    json::push_key(out, "address");
+    json::push_str(out, &target.addr.to_string());
+}
+
 /// A target's state as `/targets/<id>` answers it: what an operator
 /// draining it waits on is `in_flight` coming down to 0.
 fn target_json(target: &Upstream, was: Option<AdminState>) -> String {
     let mut out = String::from("{");
-    json::push_key(&mut out, "name");
-    json::push_str(&mut out, &target.name);
-    out.push(',');
-    json::push_key(&mut out, "address");
-    json::push_str(&mut out, &target.addr.to_string());
+    push_name_and_address(&mut out, target);
     let _ = write!(
         out,
         ",\"admin_state\":\"{}\",\"healthy\":{},\"in_flight\":{}",
@@ -714,11 +719,7 @@ pub fn status_json(shared: &Shared) -> String {
             out.push(',');
         }
         out.push('{');
-        json::push_key(&mut out, "name");
-        json::push_str(&mut out, &t.name);
-        out.push(',');
-        json::push_key(&mut out, "address");
-        json::push_str(&mut out, &t.addr.to_string());
+        push_name_and_address(&mut out, t);
         let _ = write!(
             out,
             ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
