@@ -906,9 +906,6 @@ fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
     let read = stream.read(&mut sink).unwrap_or(0);
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(REJECT_WRITE_TIMEOUT));
-    let response = error_response(status, true, b"", &shared.config.error_pages);
-    let sent = response.write_to(&mut stream, false).is_ok();
-    let _ = stream.shutdown(Shutdown::Write);
     let mut received = &sink[..read];
     let mut client = None;
     if shared.config.proxy_protocol {
@@ -917,10 +914,19 @@ fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
             client = header.source.map(|s| s.ip());
         }
     }
+    // The answer to a HEAD is its head alone (RFC 9110 §9.3.2).
+    let head_request = received.starts_with(b"HEAD ");
+    let response = error_response(status, true, b"", &shared.config.error_pages);
+    let sent = response.write_to(&mut stream, head_request).is_ok();
+    let _ = stream.shutdown(Shutdown::Write);
     Refused {
         request_line: proxy::first_line(received),
         client,
-        bytes: if sent { response.body_len } else { 0 },
+        bytes: if sent && !head_request {
+            response.body_len
+        } else {
+            0
+        },
     }
 }
 

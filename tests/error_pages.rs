@@ -144,6 +144,76 @@ fn over_max_connections_the_503_is_the_page() {
 }
 
 #[test]
+fn over_max_connections_a_head_gets_the_503_page_s_length_and_no_body() {
+    let dir = pages_dir(&[(503, PAGE_503)]);
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.max_connections = 1;
+    });
+    let mut first = proxy.connect();
+    assert_eq!(first.get("/1").status, 200);
+    let mut second = proxy.connect();
+    let response = second.head("/2");
+    assert_eq!(response.status, 503);
+    let length = PAGE_503.len().to_string();
+    assert_eq!(response.header("content-length"), Some(&length[..]));
+    let after = second.read_until_closed();
+    assert!(
+        after.is_empty(),
+        "a body followed the head: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+}
+
+#[test]
+fn over_max_connections_per_client_a_head_after_a_proxy_header_gets_no_body() {
+    let dir = pages_dir(&[(503, PAGE_503)]);
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.proxy_protocol = true;
+        c.max_connections_per_client = 1;
+    });
+    let mut held = proxy.connect();
+    held.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1000 80\r\n");
+    assert_eq!(held.get("/1").status, 200);
+    let mut again = proxy.connect();
+    again.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1001 80\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = again.head_response();
+    assert_eq!(response.status, 503);
+    let length = PAGE_503.len().to_string();
+    assert_eq!(response.header("content-length"), Some(&length[..]));
+    let after = again.read_until_closed();
+    assert!(
+        after.is_empty(),
+        "a body followed the head: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+}
+
+#[test]
+fn a_head_with_a_body_over_max_body_size_gets_the_413_head_alone() {
+    let dir = pages_dir(&[(413, "<p>too large</p>")]);
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.max_body_size = 10;
+    });
+    let mut client = proxy.connect();
+    client.send(b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+    let response = client.head_response();
+    assert_eq!(response.status, 413);
+    assert_eq!(response.header("content-length"), Some("16"));
+    let after = client.read_until_closed();
+    assert!(
+        after.is_empty(),
+        "a body followed the head: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+}
+
+#[test]
 fn a_malformed_request_gets_the_400_page_and_the_connection_closed() {
     let dir = pages_dir(&[(400, "<p>bad</p>")]);
     let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));

@@ -326,7 +326,10 @@ fn refuse(client: &mut Client, shared: &Shared) {
     // connection before it sees the answer.
     let _ = client.conn.fill_now();
     let request_line = first_line(client.conn.buffered());
-    let bytes = client.send_error(503, true, &shared.config.error_pages);
+    // The answer to a HEAD is its head alone (RFC 9110 §9.3.2).
+    let head_request = client.conn.buffered().starts_with(b"HEAD ");
+    let pages = &shared.config.error_pages;
+    let bytes = client.send_error_to(503, true, head_request, pages);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
     let duration = started.elapsed();
     shared.log_refusal(Record::refused(
@@ -504,7 +507,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // before anything is read or forwarded; a chunked body is counted as
     // it streams (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
-        let bytes = client.send_error(413, true, &shared.config.error_pages);
+        let pages = &shared.config.error_pages;
+        let bytes = client.send_error_to(413, true, head.is_head(), pages);
         return (Outcome::closing(413, bytes), line);
     }
     // While the body arrives, a pause longer than client_body_timeout ends
