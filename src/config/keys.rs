@@ -229,7 +229,9 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "ignore_client_cache_control",
         default: "false",
-        help: "answer GET and HEAD from the cache whatever their Cache-Control and Pragma say                (a browser's reload, no-cache, max-age=0), as nginx and Varnish do; those fields                are then not sent to backends either",
+        help: "answer GET and HEAD from the cache whatever their Cache-Control and Pragma say \
+               (a browser's reload, no-cache, max-age=0), as nginx and Varnish do; those fields \
+               are then not sent to backends either",
         apply: |c, v| parse_bool(v).map(|b| c.ignore_client_cache_control = b),
     },
     Key {

@@ -1139,6 +1139,18 @@ mod tests {
     }
 
     #[test]
+    fn every_key_s_help_is_one_line_of_single_spaced_words() {
+        for key in KEYS {
+            let help = key.help;
+            assert!(
+                !help.contains("  ") && !help.contains('\n') && help.trim() == help,
+                "{}: {help:?}",
+                key.name
+            );
+        }
+    }
+
+    #[test]
     fn resolve_interval_is_off_empty_or_zero_and_else_a_second_at_least() {
         let interval = |v: &str| build(&format!("targets = 127.0.0.1:1\nresolve_interval = {v}\n"));
         assert_eq!(
