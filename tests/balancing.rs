@@ -1759,3 +1759,66 @@ fn bad_target_state_requests_are_refused_and_change_nothing() {
     assert_eq!(state_of(&proxy, a.addr), "ready");
     assert_eq!(get(&proxy, "/").0, 200);
 }
+
+#[test]
+fn a_request_queued_before_its_target_was_drained_does_not_keep_that_targets_sticky_clients_waiting(
+) {
+    let (release_a, release_b) = (Gate::new(), Gate::new());
+    let a = holding_backend("a", &release_a);
+    // Holds past a client's read timeout: nothing but the fix frees `a`'s
+    // slot for the sticky request while the request in line waits.
+    let b = {
+        let release = release_b.clone();
+        Backend::start("b", move |seen, out| {
+            if seen.path() == "/slow" {
+                for _ in 0..3 {
+                    if release.wait() {
+                        break;
+                    }
+                }
+            }
+            respond(out, 200, &[], seen.path().as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        sticky(c);
+        with_admin(c);
+        c.targets[0].max_conns = Some(1);
+        c.targets[1].max_conns = Some(1);
+        // Far beyond the test: no queue timeout frees anything.
+        c.connect_timeout = Some(Duration::from_secs(60));
+        c.backend_timeout = Some(Duration::from_secs(60));
+    });
+    let a_id = inverso::upstream::sticky::id_of(&a.addr.to_string());
+    let b_id = inverso::upstream::sticky::id_of(&b.addr.to_string());
+    let send = |path: &str, id: Option<&str>| {
+        let mut client = proxy.connect();
+        let cookie = id.map_or(String::new(), |id| format!("Cookie: srv={id}\r\n"));
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{cookie}\r\n").as_bytes());
+        client
+    };
+    let mut slow_a = send("/slow", Some(&a_id));
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let mut slow_b = send("/slow", Some(&b_id));
+    assert!(wait_until(WAIT_LIMIT, || b.requests() == 1));
+    // In line for a slot at a or b.
+    let mut waiting = send("/waiting", None);
+    assert!(wait_until(WAIT_LIMIT, || queued_total(&proxy) == 1));
+    set_state(&proxy, a.addr, "drain");
+    release_a.open();
+    assert_eq!(slow_a.response().body, b"/slow");
+    // a's slot is free, and a drained target still serves its sticky
+    // clients: the request in line, which may no longer go to a, is not
+    // ahead of this one there.
+    let mut stuck = send("/stuck", Some(&a_id));
+    let answer = stuck.response();
+    assert_eq!(
+        (answer.status, answer.body.as_slice()),
+        (200, &b"/stuck"[..])
+    );
+    release_b.open();
+    assert_eq!(slow_b.response().body, b"/slow");
+    assert_eq!(waiting.response().body, b"/waiting");
+    assert_eq!(a.requests(), 2);
+}

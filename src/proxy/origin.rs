@@ -200,6 +200,11 @@ pub(super) fn fetch<'s>(
                 return Ok(answered)
             }
             (Pick::Full, None) => {
+                // Woken after a change of state: in the lines it may
+                // still take a slot from, and no other.
+                if let Some((place, _)) = &mut queued {
+                    upstreams.requeue(&tried, stuck_to, place);
+                }
                 let (place, until) = &*queued.get_or_insert_with(|| {
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
                     let until = Instant::now() + upstreams.queue_timeout();

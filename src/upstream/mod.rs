@@ -407,10 +407,21 @@ impl Upstreams {
     /// Counts a request that found no slot among those waiting for the
     /// limited targets that could serve it.
     pub fn enqueue(&self, tried: &[bool], stuck_to: Option<&str>) -> slots::Waiting {
+        slots::Waiting::at(self.lines(tried, stuck_to))
+    }
+
+    /// Moves a request already waiting to the lines it would join now:
+    /// out of those of targets drained or put into maintenance since
+    /// (see [`slots::Waiting::move_to`]).
+    pub fn requeue(&self, tried: &[bool], stuck_to: Option<&str>, place: &mut slots::Waiting) {
+        place.move_to(self.lines(tried, stuck_to));
+    }
+
+    /// The limited targets whose slots the request may wait for.
+    fn lines(&self, tried: &[bool], stuck_to: Option<&str>) -> Vec<Arc<TargetStats>> {
         let now = Instant::now();
         let stuck = self.stuck(stuck_to, tried, now);
-        let targets = self
-            .targets
+        self.targets
             .iter()
             .enumerate()
             .filter(|&(i, t)| match stuck {
@@ -418,8 +429,7 @@ impl Upstreams {
                 None => t.max_conns > 0 && could_serve(t, i, tried, now),
             })
             .map(|(_, t)| t.stats.clone())
-            .collect();
-        slots::Waiting::at(targets)
+            .collect()
     }
 
     /// The target the client's sticky cookie names (`stuck_to`), while it

@@ -128,6 +128,26 @@ impl Waiting {
         }
     }
 
+    /// Moves the request to the lines of `targets`, keeping its ticket
+    /// (its place by age in each): it leaves those of targets it may no
+    /// longer go to (drained or put into maintenance while it waited),
+    /// where it would otherwise stay first in line and keep the slots
+    /// that free there from requests that may take them (a drained
+    /// target's sticky clients).
+    pub fn move_to(&mut self, targets: Vec<Arc<TargetStats>>) {
+        for old in &self.targets {
+            if !targets.iter().any(|t| Arc::ptr_eq(t, old)) {
+                old.waiting.leave(self.ticket);
+            }
+        }
+        for new in &targets {
+            if !self.targets.iter().any(|t| Arc::ptr_eq(t, new)) {
+                new.waiting.join(self.ticket, &self.wake);
+            }
+        }
+        self.targets = targets;
+    }
+
     /// Waits until it is woken (a slot freed where it is first in line, or
     /// it became first) or `until` passes, unless `has_room` says a slot is
     /// free for it already; `false` when `until` passed without either.
