@@ -281,7 +281,12 @@ impl Health {
                 streak.good = streak.good.saturating_add(1);
                 if streak.good >= settings.rise && (state.active_down || streak.rise_pending) {
                     streak.rise_pending = false;
-                    state.back_since = Some(now);
+                    // Back now only if still out: a passive mark that
+                    // already ended brought it back when it did.
+                    let out = state.active_down || state.down_until.is_some_and(|u| now < u);
+                    if out {
+                        state.back_since = Some(now);
+                    }
                     // Checks passing outweigh older passive failures.
                     state.active_down = false;
                     state.down_until = None;
@@ -617,6 +622,19 @@ mod tests {
         assert_eq!(kept.share(Instant::now(), period), FULL_SHARE);
         kept.set_admin_state(AdminState::Ready);
         assert!(kept.share(Instant::now(), period) < 10);
+    }
+
+    #[test]
+    fn slow_start_is_not_begun_again_by_probes_passing_after_a_passive_mark_ended() {
+        let h = health(1, 10);
+        let t0 = Instant::now();
+        let (s, period) = (Duration::from_secs, Duration::from_secs(100));
+        let settings = probing(2, 1);
+        h.failed(t0, "x");
+        h.probed(0, t0 + s(4), &settings, Ok(()));
+        // The mark ended at t0 + 10: back (and ramping) since then.
+        h.probed(0, t0 + s(30), &settings, Ok(()));
+        assert_eq!(h.share(t0 + s(30), period), 200);
     }
 
     #[test]
