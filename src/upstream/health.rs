@@ -119,7 +119,10 @@ impl Health {
     pub fn set_admin_state(&self, state: AdminState) -> AdminState {
         let was = self.admin.set(state);
         if state == AdminState::Ready && was != AdminState::Ready {
-            self.state.lock().back_since = Some(Instant::now());
+            // A passive mark still running brings it back when it ends.
+            let mut held = self.state.lock();
+            let now = Instant::now();
+            held.back_since = Some(held.down_until.map_or(now, |until| until.max(now)));
         }
         was
     }
@@ -635,6 +638,18 @@ mod tests {
         // The mark ended at t0 + 10: back (and ramping) since then.
         h.probed(0, t0 + s(30), &settings, Ok(()));
         assert_eq!(h.share(t0 + s(30), period), 200);
+    }
+
+    #[test]
+    fn ready_during_a_passive_mark_ramps_up_from_the_marks_end() {
+        let h = health(1, 1000);
+        let period = Duration::from_secs(100);
+        h.failed(Instant::now(), "x");
+        h.set_admin_state(AdminState::Maint);
+        h.set_admin_state(AdminState::Ready);
+        let end = Instant::now() + Duration::from_secs(1000);
+        assert!(!h.usable(end - Duration::from_secs(10)));
+        assert!(h.share(end + Duration::from_secs(1), period) <= 20);
     }
 
     #[test]
