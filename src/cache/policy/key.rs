@@ -292,8 +292,21 @@ fn push_variant_value<'a>(key: &mut String, name: &str, values: impl Iterator<It
         return;
     }
     let lower = CASE_INSENSITIVE_VALUES.contains(&name);
+    // The lines combined before the list is split, as RFC 9110 §5.3 has a
+    // recipient combine them: a quoted string may span two, and split
+    // line by line it would not read as it does in the one-line spelling
+    // the key is given in a snapshot.
+    let lines: Vec<&[u8]> = values.collect();
+    let combined;
+    let value = match lines[..] {
+        [one] => one,
+        _ => {
+            combined = lines.join(&b", "[..]);
+            &combined[..]
+        }
+    };
     let mut first = true;
-    for element in values.flat_map(list_elements) {
+    for element in list_elements(value) {
         let element = element.trim_ascii();
         if element.is_empty() {
             continue;
@@ -703,6 +716,11 @@ mod tests {
         ] {
             assert_ne!(keyed("Accept", other), one, "{other:?}");
         }
+        // A quoted string that spans two lines reads as in one line.
+        assert_eq!(
+            keyed("Accept-Language", &["\"", "\", \""]),
+            keyed("Accept-Language", &["\", \", \""])
+        );
         // Inside a quoted string nothing is normalized.
         assert_ne!(
             keyed("Accept", &["\"a, b\""]),
