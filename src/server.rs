@@ -414,7 +414,12 @@ impl ServerHandle {
     /// access log. Returns whether every connection finished in time.
     pub fn shutdown(mut self, grace: Duration) -> bool {
         let inner = &self.inner;
-        inner.shutting_down.store(true, Ordering::SeqCst);
+        {
+            // Set under the lock new generations are put in force with: a
+            // DNS lookup that ends now (`re_resolve`) installs nothing.
+            let _installing = inner.installing.lock();
+            inner.shutting_down.store(true, Ordering::SeqCst);
+        }
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
         let _ = socket2::SockRef::from(&self.workers.listener).shutdown(Shutdown::Read);
         if let Some(checker) = inner.checker.lock().take() {
