@@ -919,19 +919,14 @@ fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
             client = header.source.map(|s| s.ip());
         }
     }
-    // The answer to a HEAD is its head alone (RFC 9110 §9.3.2).
-    let head_request = received.starts_with(b"HEAD ");
+    let head_request = proxy::starts_a_head_request(received);
     let response = error_response(status, true, b"", &shared.config.error_pages);
-    let sent = response.write_to(&mut stream, head_request).is_ok();
+    let bytes = response.send(&mut stream, head_request);
     let _ = stream.shutdown(Shutdown::Write);
     Refused {
         request_line: proxy::first_line(received),
         client,
-        bytes: if sent && !head_request {
-            response.body_len
-        } else {
-            0
-        },
+        bytes,
     }
 }
 

@@ -8,7 +8,7 @@ use inverso::realip::Cidr;
 use inverso::{Config, Server};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -1376,13 +1376,7 @@ fn a_sticky_cookie_beside_a_cookie_that_is_not_utf_8_still_holds_and_stays_the_p
 
 #[test]
 fn targets_are_given_by_name() {
-    // Whatever `localhost` resolves to first is where the backend listens.
-    let ip = ("localhost", 0)
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap()
-        .ip();
+    let ip = localhost_ip();
     let a = Killable::start_on("a", ip);
     let mut loader = Loader::new();
     loader

@@ -22,6 +22,20 @@ fn pages_dir(pages: &[(u16, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// The answer to a HEAD: `length` in its Content-Length, and nothing
+/// after the head before the connection closes.
+#[track_caller]
+fn assert_head_alone(response: &Response, client: &mut Client, length: usize) {
+    let length = length.to_string();
+    assert_eq!(response.header("content-length"), Some(&length[..]));
+    let after = client.read_until_closed();
+    assert!(
+        after.is_empty(),
+        "a body followed the head: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+}
+
 fn load(dir: &Path) -> ErrorPages {
     ErrorPages::load(dir.to_str().unwrap()).unwrap()
 }
@@ -156,14 +170,7 @@ fn over_max_connections_a_head_gets_the_503_page_s_length_and_no_body() {
     let mut second = proxy.connect();
     let response = second.head("/2");
     assert_eq!(response.status, 503);
-    let length = PAGE_503.len().to_string();
-    assert_eq!(response.header("content-length"), Some(&length[..]));
-    let after = second.read_until_closed();
-    assert!(
-        after.is_empty(),
-        "a body followed the head: {:?}",
-        String::from_utf8_lossy(&after)
-    );
+    assert_head_alone(&response, &mut second, PAGE_503.len());
 }
 
 #[test]
@@ -182,14 +189,7 @@ fn over_max_connections_per_client_a_head_after_a_proxy_header_gets_no_body() {
     again.send(b"PROXY TCP4 203.0.113.1 127.0.0.1 1001 80\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n");
     let response = again.head_response();
     assert_eq!(response.status, 503);
-    let length = PAGE_503.len().to_string();
-    assert_eq!(response.header("content-length"), Some(&length[..]));
-    let after = again.read_until_closed();
-    assert!(
-        after.is_empty(),
-        "a body followed the head: {:?}",
-        String::from_utf8_lossy(&after)
-    );
+    assert_head_alone(&response, &mut again, PAGE_503.len());
 }
 
 #[test]
@@ -204,13 +204,7 @@ fn a_head_with_a_body_over_max_body_size_gets_the_413_head_alone() {
     client.send(b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
     let response = client.head_response();
     assert_eq!(response.status, 413);
-    assert_eq!(response.header("content-length"), Some("16"));
-    let after = client.read_until_closed();
-    assert!(
-        after.is_empty(),
-        "a body followed the head: {:?}",
-        String::from_utf8_lossy(&after)
-    );
+    assert_head_alone(&response, &mut client, 16);
 }
 
 #[test]

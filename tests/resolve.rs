@@ -8,7 +8,7 @@ use inverso::config::{Loader, Target};
 use inverso::upstream::resolve;
 use inverso::{Config, Server};
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -282,13 +282,7 @@ fn echo_on(ip: std::net::IpAddr, name: &'static str) -> SocketAddr {
 
 #[test]
 fn localhost_targets_keep_serving_with_the_resolver_thread_on() {
-    // Whatever `localhost` resolves to first is where the backend listens.
-    let ip = ("localhost", 0)
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap()
-        .ip();
+    let ip = localhost_ip();
     let backend = echo_on(ip, "a");
     let mut loader = Loader::new();
     loader

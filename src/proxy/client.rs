@@ -407,10 +407,7 @@ impl Client {
         self.push_request_id(&mut extra);
         let response = error_response(status, close, &extra, pages);
         self.note_sent_head(&[response.head()]);
-        match response.write_to(self.conn.get_mut(), head_request) {
-            Ok(()) if !head_request => response.body_len,
-            _ => 0,
-        }
+        response.send(self.conn.get_mut(), head_request)
     }
 
     /// Writes the request ID field, if IDs are on, into a response head.

@@ -326,8 +326,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     // connection before it sees the answer.
     let _ = client.conn.fill_now();
     let request_line = first_line(client.conn.buffered());
-    // The answer to a HEAD is its head alone (RFC 9110 §9.3.2).
-    let head_request = client.conn.buffered().starts_with(b"HEAD ");
+    let head_request = starts_a_head_request(client.conn.buffered());
     let pages = &shared.config.error_pages;
     let bytes = client.send_error_to(503, true, head_request, pages);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
@@ -765,14 +764,26 @@ impl ErrorResponse<'_> {
     }
 
     /// Writes the response, or its head alone (the answer to a HEAD: RFC
-    /// 9110 §9.3.2), in one `writev` in the common case.
-    pub fn write_to(&self, out: &mut impl std::io::Write, head_only: bool) -> std::io::Result<()> {
-        if head_only {
-            return out.write_all(self.head());
+    /// 9110 §9.3.2), in one `writev` in the common case; returns the body
+    /// bytes that went out (none for a HEAD, or when the write failed).
+    pub fn send(&self, out: &mut impl std::io::Write, head_only: bool) -> u64 {
+        let written = if head_only {
+            out.write_all(self.head())
+        } else {
+            let mut parts = [IoSlice::new(&self.bytes), IoSlice::new(self.page)];
+            write_all_vectored(out, &mut parts)
+        };
+        match written {
+            Ok(()) if !head_only => self.body_len,
+            _ => 0,
         }
-        let mut parts = [IoSlice::new(&self.bytes), IoSlice::new(self.page)];
-        write_all_vectored(out, &mut parts)
     }
+}
+
+/// Whether raw request bytes not parsed yet (what a client sent before it
+/// is refused) begin a HEAD, whose answer is its head alone.
+pub fn starts_a_head_request(received: &[u8]) -> bool {
+    received.starts_with(b"HEAD ")
 }
 
 /// The response for `status`, e.g. `502 Bad Gateway`: the `error_pages`

@@ -23,6 +23,7 @@ use crate::http::{
 };
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
+use crate::upstream::retry_on::RetryOnStatus;
 use crate::upstream::slots::Waiting;
 use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn};
 use std::cell::Cell;
@@ -250,7 +251,7 @@ pub(super) fn fetch<'s>(
         match attempt(client, target, &request, send, idempotent, shared) {
             Ok((up, response, head_len, request_time)) => {
                 let status = response.status;
-                report_answer(target, status, client, shared);
+                report_answer(target, status, retry_on, client);
                 let fetched = Fetched {
                     target,
                     up,
@@ -261,10 +262,9 @@ pub(super) fn fetch<'s>(
                 };
                 // After a forced shutdown cut the connections, the answer
                 // in hand is the last there will be.
-                let untried = tried.iter().any(|&t| !t);
                 if !retry_on.contains(status)
                     || retries_left == 0
-                    || !untried
+                    || !tried.contains(&false)
                     || !may_send_again(idempotent, send.body)
                     || client.watch.cut()
                 {
@@ -327,10 +327,8 @@ pub(super) fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
 /// [`RetryOnStatus::fails_target`]) goes toward `max_fails`, whether the
 /// request is then retried or the answer relayed (the last attempt, a
 /// POST); any other answer resets the count.
-///
-/// [`RetryOnStatus::fails_target`]: crate::upstream::retry_on::RetryOnStatus::fails_target
-fn report_answer(target: &Upstream, status: u16, client: &Client, shared: &Shared) {
-    if !shared.upstreams.retry_on_status().fails_target(status) {
+fn report_answer(target: &Upstream, status: u16, retry_on: &RetryOnStatus, client: &Client) {
+    if !retry_on.fails_target(status) {
         target.health.succeeded();
     } else if !client.watch.cut() {
         let reason = format!("answered {status}");

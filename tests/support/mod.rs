@@ -434,6 +434,18 @@ pub fn respond(out: &mut TcpStream, status: u16, headers: &[(&str, &str)], body:
     let _ = out.write_all(&bytes);
 }
 
+/// Whatever `localhost` resolves to first: where a backend must listen
+/// for a target named `localhost:PORT`.
+pub fn localhost_ip() -> IpAddr {
+    use std::net::ToSocketAddrs;
+    ("localhost", 0)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap()
+        .ip()
+}
+
 pub fn target(addr: SocketAddr) -> Target {
     Target {
         name: addr.to_string(),
