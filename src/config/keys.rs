@@ -5,7 +5,7 @@
 
 use super::values::*;
 use super::{Balance, Config, LogFormat};
-use crate::cache::policy::CacheValid;
+use crate::cache::policy::{BypassCookies, CacheValid};
 use crate::error_pages::ErrorPages;
 use crate::ratelimit::Rate;
 use crate::upstream::retry_on::RetryOnStatus;
@@ -233,6 +233,14 @@ pub const KEYS: &[Key] = &[
                (a browser's reload, no-cache, max-age=0), as nginx and Varnish do; those fields \
                are then not sent to backends either",
         apply: |c, v| parse_bool(v).map(|b| c.ignore_client_cache_control = b),
+    },
+    Key {
+        name: "cache_bypass_cookies",
+        default: "",
+        help: "cookie names (a trailing * matches a prefix; a lone * any cookie) whose requests \
+               are neither answered from the cache nor stored, as nginx's proxy_cache_bypass and \
+               proxy_no_cache on $cookie_: `wordpress_logged_in_*, wp-postpass_*`; empty = none",
+        apply: |c, v| BypassCookies::parse(v).map(|b| c.cache_bypass_cookies = b),
     },
     Key {
         name: "balance",

@@ -81,6 +81,9 @@ pub struct Config {
     /// GET and HEAD lose their Cache-Control and Pragma before the cache
     /// sees them.
     pub ignore_client_cache_control: bool,
+    /// Requests carrying one of these cookies neither are answered from
+    /// the cache nor have their answers stored; empty: off.
+    pub cache_bypass_cookies: crate::cache::policy::BypassCookies,
     pub balance: Balance,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
@@ -594,6 +597,7 @@ impl Config {
             surrogate_id: None,
             x_accel_expires: false,
             ignore_client_cache_control: false,
+            cache_bypass_cookies: Default::default(),
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
             max_fails: 0,
@@ -1380,6 +1384,61 @@ mod tests {
             ))
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_bypass_cookies_are_cookie_names_and_a_bad_one_names_its_line() {
+        let with = |names: &str| {
+            let mut headers = crate::http::Headers::new();
+            headers.push("Cookie", names);
+            headers
+        };
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.cache_bypass_cookies.is_empty());
+        assert!(!c.cache_bypass_cookies.matches(&with("a=1")));
+        let c = build(
+            "targets = 127.0.0.1:1\ncache_bypass_cookies = wordpress_logged_in_*, wp-postpass_*\n",
+        )
+        .unwrap();
+        assert!(c
+            .cache_bypass_cookies
+            .matches(&with("wordpress_logged_in_ab=1")));
+        assert!(!c
+            .cache_bypass_cookies
+            .matches(&with("wordpress_test_cookie=1")));
+        // Without a cache it does nothing, and is no error.
+        let c = build("targets = 127.0.0.1:1\ncache_size = 0\ncache_bypass_cookies = *\n");
+        assert!(c.unwrap().cache_bypass_cookies.matches(&with("a=1")));
+        let mut loader = Loader::new();
+        loader
+            .file("proxy.conf", "targets = 127.0.0.1:1\n")
+            .unwrap();
+        loader.env([("INVERSO_CACHE_BYPASS_COOKIES".into(), "sid".into())]);
+        assert!(loader
+            .build()
+            .unwrap()
+            .cache_bypass_cookies
+            .matches(&with("sid=1")));
+        let many = (0..33)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (bad, why) in [
+            ("sid, session id", "not a cookie name"),
+            ("sid=1", "not a cookie name"),
+            ("sid,", "empty entry"),
+            ("wp_*_x", "may only end"),
+            ("sid, sid", "listed twice"),
+            (many.as_str(), "at most 32"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n\ncache_bypass_cookies = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{bad}");
+            assert!(e.message.starts_with("cache_bypass_cookies: "), "{e}");
             assert!(e.message.contains(why), "{bad}: {e}");
         }
     }

@@ -51,6 +51,12 @@ pub(super) fn eligible(head: &RequestHead, body: &RequestBody) -> bool {
     }
 }
 
+/// Whether the cache would answer this request, whole or in part: a
+/// request [`eligible`] or one [`serve_range`] takes.
+pub(super) fn consulted(head: &RequestHead, body: &RequestBody) -> bool {
+    matches!(head.method.as_str(), "GET" | "HEAD") && asks_for_stored(head, body)
+}
+
 /// Neither a body nor If-Match or If-Unmodified-Since: the answer to
 /// those, a 412 perhaps, is about this client's copy, so the cache
 /// neither answers nor keeps it.

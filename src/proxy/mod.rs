@@ -671,11 +671,24 @@ fn forward(
             head.headers.remove("cache-control");
             head.headers.remove("pragma");
         }
-        if cached::eligible(&head, &body) {
-            return cached::serve(client, head, cache, shared);
-        }
-        if let Some(done) = cached::serve_range(client, &head, &body, cache, shared) {
-            return done;
+        if shared.config.cache_bypass_cookies.matches(&head.headers) {
+            // A signed-in user's request (`cache_bypass_cookies`): as one
+            // the cache has no say in, it goes to the origin on its own,
+            // and its answer to the client alone (BYPASS, below). Nothing
+            // stored may answer it, so its `only-if-cached` (RFC 9111
+            // §5.2.1.7) gets what a miss gets.
+            if cached::consulted(&head, &body)
+                && policy::CacheControl::parse(&head.headers).only_if_cached
+            {
+                return Err(Refusal::new(504, keep_alive));
+            }
+        } else {
+            if cached::eligible(&head, &body) {
+                return cached::serve(client, head, cache, shared);
+            }
+            if let Some(done) = cached::serve_range(client, &head, &body, cache, shared) {
+                return done;
+            }
         }
     }
     // Unsafe methods that succeed invalidate what is stored for their URI,

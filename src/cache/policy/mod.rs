@@ -9,6 +9,8 @@
 //!   cache (RFC 9213's targeted fields, `Surrogate-Control`,
 //!   `X-Accel-Expires`).
 //! - `valid`: lifetimes by status (the `cache_valid` setting).
+//! - `bypass`: cookies that keep a request away from the cache (the
+//!   `cache_bypass_cookies` setting).
 //! - `key`: cache keys and Vary.
 //! - `conditional`: conditional requests, and what a 304 (or a HEAD's
 //!   200) refreshes.
@@ -16,6 +18,7 @@
 //! Their public items are re-exported here: callers name every one
 //! `policy::X`.
 
+mod bypass;
 mod conditional;
 mod directives;
 mod key;
@@ -23,6 +26,7 @@ mod key;
 mod test_support;
 mod valid;
 
+pub use bypass::BypassCookies;
 pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use key::{

@@ -1,0 +1,234 @@
+//! Cookies that keep a request away from the cache (the
+//! `cache_bypass_cookies` setting): nginx's `proxy_cache_bypass` with
+//! `proxy_no_cache` on `$cookie_...`, Varnish's `return (pass)` for a
+//! `Cookie` that names a session. A signed-in user's request is neither
+//! answered from the cache nor stored, while everyone else's is.
+
+use crate::http::head::is_tchar;
+use crate::http::Headers;
+
+/// The most names `cache_bypass_cookies` may list: a site's session and
+/// preview cookies are a handful, and every request with a `Cookie` is
+/// compared with each.
+const MAX_BYPASS_COOKIES: usize = 32;
+
+/// Cookie names whose presence in a request bypasses the cache: each is
+/// exact, or a prefix (written with a trailing `*`, as WordPress's
+/// `wordpress_logged_in_*`, whose name ends in a hash of the site's URL).
+/// A lone `*` is the empty prefix: any cookie at all. Empty: off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BypassCookies {
+    names: Box<[CookieName]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CookieName {
+    Exact(Box<[u8]>),
+    Prefix(Box<[u8]>),
+}
+
+impl CookieName {
+    fn matches(&self, name: &[u8]) -> bool {
+        match self {
+            CookieName::Exact(exact) => name == &**exact,
+            CookieName::Prefix(prefix) => name.starts_with(prefix),
+        }
+    }
+}
+
+impl BypassCookies {
+    /// Comma separated cookie names (HTTP tokens, RFC 6265 §4.1.1), each
+    /// with an optional trailing `*`; empty = off.
+    pub fn parse(v: &str) -> Result<BypassCookies, String> {
+        if v.trim().is_empty() {
+            return Ok(BypassCookies::default());
+        }
+        let mut names: Vec<CookieName> = Vec::new();
+        for written in v.split(',').map(str::trim) {
+            if written.is_empty() {
+                return Err(format!(
+                    "`{v}` has an empty entry (a stray comma?); list cookie names, e.g. \
+                     `wordpress_logged_in_*, wp-postpass_*`"
+                ));
+            }
+            // `*` is a token character, so a name could hold one; here it
+            // is the wildcard, and only at the end.
+            let (stem, prefix) = match written.strip_suffix('*') {
+                Some(stem) => (stem, true),
+                None => (written, false),
+            };
+            if stem.contains('*') {
+                return Err(format!(
+                    "`{written}`: `*` may only end a name (`wp-postpass_*`), or stand alone for \
+                     any cookie"
+                ));
+            }
+            if !stem.bytes().all(is_tchar) {
+                return Err(format!(
+                    "`{}` is not a cookie name (letters, digits and !#$%&'+-.^_`|~; no space, \
+                     `=`, `;` or quote)",
+                    written.escape_debug()
+                ));
+            }
+            let stem: Box<[u8]> = stem.as_bytes().into();
+            let name = if prefix {
+                CookieName::Prefix(stem)
+            } else {
+                CookieName::Exact(stem)
+            };
+            if names.contains(&name) {
+                return Err(format!("`{written}` is listed twice"));
+            }
+            names.push(name);
+        }
+        if names.len() > MAX_BYPASS_COOKIES {
+            return Err(format!(
+                "{} names listed; at most {MAX_BYPASS_COOKIES}",
+                names.len()
+            ));
+        }
+        Ok(BypassCookies {
+            names: names.into(),
+        })
+    }
+
+    /// Whether the setting is off.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Whether a request with these fields bypasses the cache: one of its
+    /// `Cookie` fields (a client may send several) carries a listed
+    /// cookie. Off, it costs one branch; on, the fields are scanned in
+    /// place, nothing copied.
+    pub fn matches(&self, headers: &Headers) -> bool {
+        !self.is_empty() && headers.get_all("cookie").any(|field| self.in_field(field))
+    }
+
+    /// Whether one `Cookie` field's value carries a listed cookie: its
+    /// `;`-separated pairs, trimmed, each named by what comes before its
+    /// `=` (case matters: cookie names are compared as sent). A pair
+    /// without `=` is taken as a name, as PHP reads it (a browser sends a
+    /// cookie with no name that way): bypassing too often is the safe
+    /// side.
+    pub fn in_field(&self, field: &[u8]) -> bool {
+        field.split(|&b| b == b';').any(|pair| {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() {
+                return false;
+            }
+            let name = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => pair[..eq].trim_ascii(),
+                None => pair,
+            };
+            self.names.iter().any(|n| n.matches(name))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(setting: &str, fields: &[&str]) -> bool {
+        let mut headers = Headers::new();
+        headers.push("Host", "example.com");
+        for field in fields {
+            headers.push("Cookie", *field);
+        }
+        BypassCookies::parse(setting).unwrap().matches(&headers)
+    }
+
+    #[test]
+    fn names_are_tokens_with_an_optional_trailing_star() {
+        assert!(BypassCookies::parse("").unwrap().is_empty());
+        assert!(BypassCookies::parse("  ").unwrap().is_empty());
+        let wp =
+            BypassCookies::parse("wordpress_logged_in_*, wp-postpass_* ,comment_author_*").unwrap();
+        assert_eq!(wp.names.len(), 3);
+        assert_eq!(
+            wp.names[0],
+            CookieName::Prefix((*b"wordpress_logged_in_").into())
+        );
+        let one = BypassCookies::parse("sessionid").unwrap();
+        assert_eq!(&*one.names, [CookieName::Exact((*b"sessionid").into())]);
+        let any = BypassCookies::parse("*").unwrap();
+        assert_eq!(&*any.names, [CookieName::Prefix([].into())]);
+        let most = vec!["c"; MAX_BYPASS_COOKIES]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c}{i}"))
+            .collect::<Vec<_>>();
+        assert!(BypassCookies::parse(&most.join(",")).is_ok());
+        let too_many = format!("{}, one_more", most.join(","));
+        for (bad, why) in [
+            ("a b", "not a cookie name"),
+            ("a=b", "not a cookie name"),
+            ("a;b", "not a cookie name"),
+            ("\"a\"", "not a cookie name"),
+            ("caf\u{e9}", "not a cookie name"),
+            ("a\u{1b}", "not a cookie name"),
+            ("a,", "empty entry"),
+            ("a,,b", "empty entry"),
+            (",", "empty entry"),
+            ("a*b", "may only end"),
+            ("a**", "may only end"),
+            ("**", "may only end"),
+            ("*a", "may only end"),
+            ("sid, sid", "listed twice"),
+            ("wp_*, wp_*", "listed twice"),
+            (&too_many, "at most 32"),
+        ] {
+            let e = BypassCookies::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        // Not twice: one is a prefix, the other a name.
+        assert!(BypassCookies::parse("wp_, wp_*").is_ok());
+    }
+
+    #[test]
+    fn a_listed_cookie_anywhere_in_any_cookie_field_matches() {
+        let sid = "sessionid";
+        assert!(matches(sid, &["sessionid=abc"]));
+        assert!(matches(sid, &["theme=dark; sessionid=abc; lang=en"]));
+        assert!(matches(sid, &["theme=dark;sessionid=abc"]));
+        assert!(matches(sid, &["  sessionid=abc  ;"]));
+        assert!(matches(sid, &["theme=dark\t; sessionid =abc"]));
+        // Empty value, or no `=` at all.
+        assert!(matches(sid, &["sessionid="]));
+        assert!(matches(sid, &["a=1; sessionid"]));
+        // The second of two Cookie lines.
+        assert!(matches(sid, &["theme=dark", "sessionid=abc"]));
+        // Names are compared whole, as sent.
+        assert!(!matches(sid, &[]));
+        assert!(!matches(sid, &[""]));
+        assert!(!matches(sid, &["SessionID=abc"]));
+        assert!(!matches(sid, &["sessionid2=abc"]));
+        assert!(!matches(sid, &["my_sessionid=abc"]));
+        // A name in a value is no name.
+        assert!(!matches(sid, &["a=sessionid", "b=x; c=sessionid=1"]));
+        assert!(!matches(sid, &["theme=dark", "lang=en"]));
+        // Off: nothing matches.
+        assert!(!matches("", &["sessionid=abc"]));
+    }
+
+    #[test]
+    fn a_star_matches_every_name_that_starts_with_what_precedes_it() {
+        let wp = "wordpress_logged_in_*, wp-postpass_*, comment_author_*";
+        assert!(matches(
+            wp,
+            &["wordpress_test_cookie=WP%20Cookie%20check; wordpress_logged_in_3f2a9c=admin%7C17"]
+        ));
+        assert!(matches(wp, &["wp-postpass_9d1e=%24P%24B"]));
+        assert!(matches(wp, &["comment_author_"]));
+        assert!(!matches(wp, &["wordpress_test_cookie=WP%20Cookie%20check"]));
+        assert!(!matches(wp, &["wordpress_logged_in=1"]));
+        assert!(!matches(wp, &["Wordpress_logged_in_x=1"]));
+        // A lone star: any cookie, even one with an empty name.
+        assert!(matches("*", &["a=1"]));
+        assert!(matches("*", &["=1"]));
+        assert!(matches("*", &["", "x"]));
+        assert!(!matches("*", &[]));
+        assert!(!matches("*", &["", " ; ;"]));
+    }
+}
