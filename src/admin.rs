@@ -361,7 +361,11 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
 /// `/targets/<id>`: `GET` says the target's state, `PUT` with `ready`,
 /// `drain` or `maint` as the body sets it. `id` is the target's `name`
 /// or `address` as `/status` shows them, percent-encoded if need be
-/// (`%5B::1%5D:80`).
+/// (`%5B::1%5D:80`), or a name as written in `targets` that gives several
+/// addresses (`app:8000`), which stands for each of its targets: a `PUT`
+/// sets them all, as the name is what the operator wrote (and an address
+/// the name comes to give later starts in the state they share, see
+/// `Upstreams::keep_state_of`).
 fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> Reply {
     let method = head.method.as_str();
     let set = match method {
@@ -378,26 +382,45 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
         );
     }
     let id = String::from_utf8_lossy(&policy::decode_percent(id.as_bytes())).into_owned();
-    let Some(target) = shared.upstreams.find(&id) else {
-        return Reply::text(404, format!("no target is named {id:?}\n"));
+    let (targets, several) = match shared.upstreams.find(&id) {
+        Some(target) => (vec![target], false),
+        None => (shared.upstreams.written_as(&id), true),
     };
-    if !set {
-        return Reply::json(200, target_json(target, None));
+    if targets.is_empty() {
+        return Reply::text(404, format!("no target is named {id:?}\n"));
     }
     let state = match std::str::from_utf8(body).map(str::parse::<AdminState>) {
-        Ok(Ok(state)) => state,
+        _ if !set => None,
+        Ok(Ok(state)) => Some(state),
         Ok(Err(e)) => return Reply::text(400, format!("{e}\n")),
         Err(_) => return Reply::text(400, "the body must be ready, drain or maint\n"),
     };
-    let was = shared.upstreams.set_admin_state(target, state);
-    if was != state {
-        log::info!(
-            "admin: target {} {was} -> {state} ({} request(s) in flight)",
-            target.name,
-            target.in_flight()
-        );
+    let each: Vec<String> = (targets.iter())
+        .map(|target| {
+            let was = state.map(|state| {
+                let was = shared.upstreams.set_admin_state(target, state);
+                if was != state {
+                    log::info!(
+                        "admin: target {} {was} -> {state} ({} request(s) in flight)",
+                        target.name,
+                        target.in_flight()
+                    );
+                }
+                was
+            });
+            target_json(target, was)
+        })
+        .collect();
+    if !several {
+        return Reply::json(200, format!("{}\n", each.join("")));
     }
-    Reply::json(200, target_json(target, Some(was)))
+    let mut out = String::from("{");
+    json::push_key(&mut out, "name");
+    json::push_str(&mut out, &id);
+    out.push_str(",\"targets\":[");
+    out.push_str(&each.join(","));
+    out.push_str("]}\n");
+    Reply::json(200, out)
 }
 
 /// A target's `"name":...,"address":...`, the two ids `/targets/<id>` takes.
@@ -410,7 +433,9 @@ fn push_name_and_address(out: &mut String, target: &Upstream) {
 }
 
 /// A target's state as `/targets/<id>` answers it: what an operator
-/// draining it waits on is `in_flight` coming down to 0.
+/// draining it waits on is `in_flight` coming down to 0. A name that
+/// stands for several targets is answered `{"name":...,"targets":[...]}`,
+/// each of them so.
 fn target_json(target: &Upstream, was: Option<AdminState>) -> String {
     let mut out = String::from("{");
     push_name_and_address(&mut out, target);
@@ -424,7 +449,7 @@ fn target_json(target: &Upstream, was: Option<AdminState>) -> String {
     if let Some(was) = was {
         let _ = write!(out, ",\"previous\":\"{was}\"");
     }
-    out.push_str("}\n");
+    out.push('}');
     out
 }
 

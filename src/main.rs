@@ -215,7 +215,22 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         let line = format!("{key} = {}", config::printable(&setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
-    for target in &config.targets {
+    for (i, target) in config.targets.iter().enumerate() {
+        // A name giving several addresses: said once, before its targets.
+        let written = target.as_written();
+        if written != target.name
+            && !config.targets[..i]
+                .iter()
+                .any(|t| t.as_written() == written)
+        {
+            let count = (config.targets.iter())
+                .filter(|t| t.as_written() == written)
+                .count();
+            writeln!(
+                out,
+                "# target {written} resolves to {count} addresses, each a target of its own:"
+            )?;
+        }
         writeln!(
             out,
             "# target {} -> {} (weight {}{}{})",

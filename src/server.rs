@@ -1042,7 +1042,7 @@ impl Control {
             warn_of_limits(&next);
         }
         let shortened = next.effective_keepalive_timeout() < was.effective_keepalive_timeout();
-        self.install(&old, next);
+        self.install(&old, next, false);
         if shortened {
             self.close_idle_after(self.inner.current.generation());
         }
@@ -1061,10 +1061,11 @@ impl Control {
 
     /// Puts `next` in force as the generation after `old` (the one in
     /// force; the caller holds `installing`): targets that stay keep
-    /// their health and counters (see [`Upstreams::keep_state_of`]).
-    fn install(&self, old: &Shared, next: Config) {
+    /// their health and counters, and their idle connections with
+    /// `keep_pools` (see [`Upstreams::keep_state_of`]).
+    fn install(&self, old: &Shared, next: Config, keep_pools: bool) {
         let mut upstreams = upstreams_for(&next);
-        upstreams.keep_state_of(&old.upstreams);
+        upstreams.keep_state_of(&old.upstreams, keep_pools);
         let replaced = self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
@@ -1077,25 +1078,30 @@ impl Control {
         });
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps
-        // those pools any more, so no connection to an old address is
-        // used again.
-        replaced.upstreams.retire();
+        // those pools any more (but those the new one goes on with), so
+        // no connection to an old address is used again.
+        replaced
+            .upstreams
+            .retire(&self.inner.current.get().upstreams);
     }
 
     /// Looks up every target written as a name once, now, with `resolve`
     /// (the step the `resolve_interval` thread takes with the system
-    /// resolver), and puts the addresses that changed in force as a
-    /// reload would: requests in flight finish at the old address, idle
-    /// connections to it are closed, and a moved target's health starts
-    /// afresh while its counters and drain or maintenance state stay.
-    /// A name that does not resolve keeps its address. Returns how many
-    /// targets moved.
+    /// resolver), and puts the names whose set of addresses changed in
+    /// force as a reload would, one target per address (see
+    /// [`resolve::apply`]): requests in flight finish at the addresses
+    /// that went, idle connections to them are closed, and a moved
+    /// target's health starts afresh while its counters and drain or
+    /// maintenance state stay. Targets that keep their address keep
+    /// everything, their idle connections too (the settings are the
+    /// same). A name that does not resolve keeps its addresses. Returns
+    /// how many names changed.
     ///
     /// The lookups run without the reload's lock (they may block for
     /// seconds); their results are dropped if a generation came in force
     /// meanwhile: a reload looked its names up itself, maybe with other
     /// targets, and the next interval looks again.
-    pub fn re_resolve(&self, resolve: &Resolve<'_>) -> usize {
+    pub fn re_resolve<A: resolve::Answer>(&self, resolve: &Resolve<'_, A>) -> usize {
         let seen = self.inner.current.generation();
         let changes = {
             let shared = self.inner.current.get();
@@ -1118,20 +1124,15 @@ impl Control {
         }
         let old = self.inner.current.get();
         let mut next = old.config.clone();
-        let moved = resolve::apply(&mut next.targets, &changes);
-        self.install(&old, next);
+        let changed = resolve::apply(&mut next.targets, &changes);
+        self.install(&old, next, true);
         for change in &changes {
-            log::info!(
-                "target {} now resolves to {} (was {})",
-                change.name,
-                change.now,
-                change.was
-            );
+            log::info!("{change}");
         }
-        (self.inner.metrics.address_changes).fetch_add(moved as u64, Ordering::Relaxed);
+        (self.inner.metrics.address_changes).fetch_add(changed as u64, Ordering::Relaxed);
         // The probes go to the new addresses.
         self.restart_checker();
-        moved
+        changed
     }
 
     /// Once the keepalive_timeout that settings `generation` shortened

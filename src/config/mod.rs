@@ -21,7 +21,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-pub use values::{lookup, parse_duration, parse_size, written, Written};
+pub use values::{
+    addresses_of, lookup, parse_duration, parse_size, written, Addresses, Written,
+    MAX_ADDRESSES_PER_NAME,
+};
 
 /// The effective configuration of one proxy process.
 #[derive(Clone, Debug)]
@@ -167,10 +170,14 @@ pub enum LogFormat {
 }
 
 /// A backend as configured: `host:port` with an optional `weight=N` and
-/// `backup`, resolved to an address at load time.
+/// `backup`, resolved at load time. A name that gives several addresses
+/// is one target per address (see [`Target::at`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// As written in the configuration, e.g. `app1.internal:8080`.
+    /// As written in the configuration, e.g. `app1.internal:8080`; for
+    /// each address of a name giving several, `app1.internal:8080@10.0.0.5:8080`.
+    /// Unique among the targets: the sticky cookie, `ip_hash`, metrics
+    /// and the admin listener know a target by it.
     pub name: String,
     pub addr: SocketAddr,
     pub weight: u32,
@@ -180,6 +187,39 @@ pub struct Target {
     /// Most requests at this target at once (`max_conns=N`); more wait for
     /// a slot. `None`: no limit.
     pub max_conns: Option<usize>,
+}
+
+impl Target {
+    /// The target as written in `targets` (`app:8000`, `10.0.0.5:8000`):
+    /// for each address of a name that gives several, the part of its
+    /// name before `@` (see [`Target::at`]).
+    pub fn as_written(&self) -> &str {
+        self.name
+            .split_once('@')
+            .map_or(&self.name, |(written, _)| written)
+    }
+
+    /// The targets this one, named as written, stands for at `addrs`
+    /// (sorted, as [`addresses_of`] gives them), each with its weight,
+    /// `max_conns` and `backup`. One address keeps the name as written,
+    /// so a name giving one address is the target it has always been
+    /// (its sticky cookie, `ip_hash` points and metrics label); of
+    /// several, each is named `name@address` (`app:8000@10.0.0.5:8000`):
+    /// unique, and the same for an address whatever else the name gives.
+    pub fn at(&self, addrs: &[SocketAddr]) -> Vec<Target> {
+        let written = self.as_written();
+        addrs
+            .iter()
+            .map(|&addr| Target {
+                name: match addrs.len() {
+                    1 => written.to_string(),
+                    _ => format!("{written}@{addr}"),
+                },
+                addr,
+                ..self.clone()
+            })
+            .collect()
+    }
 }
 
 /// How requests are spread over the targets (`balance`).

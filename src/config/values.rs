@@ -343,21 +343,27 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 }
             }
         }
-        let addr = resolve(name)?;
-        // By address: `127.0.0.1:80` and `localhost:80` are one backend.
-        if let Some(twin) = targets.iter().find(|t: &&Target| t.addr == addr) {
-            return Err(format!(
-                "target {name} is listed twice (as {}, both {addr}; use weight=N instead)",
-                twin.name
-            ));
-        }
-        targets.push(Target {
+        let written = Target {
             name: name.to_string(),
-            addr,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             weight: weight.unwrap_or(1),
             backup,
             max_conns,
-        });
+        };
+        let found = resolve(name)?;
+        if found.left_out > 0 {
+            log::warn!("{}", found.cap_warning(name));
+        }
+        for target in written.at(&found.used) {
+            // By address: `127.0.0.1:80` and `localhost:80` are one backend.
+            if let Some(twin) = targets.iter().find(|t: &&Target| t.addr == target.addr) {
+                return Err(format!(
+                    "target {name} is listed twice (as {}, both {}; use weight=N instead)",
+                    twin.name, target.addr
+                ));
+            }
+            targets.push(target);
+        }
     }
     Ok(targets)
 }
@@ -371,25 +377,76 @@ pub enum Written<'a> {
     Name { host: &'a str, port: u16 },
 }
 
-/// The target `name` resolved to one address: see [`written`] and [`lookup`].
-pub(super) fn resolve(name: &str) -> Result<SocketAddr, String> {
-    match written(name)? {
-        Written::Address(addr) => Ok(addr),
-        Written::Name { host, port } => {
-            lookup(host, port).map_err(|e| format!("target `{name}` does not resolve: {e}"))
-        }
+/// The most addresses one name stands for: past it, the first
+/// [`MAX_ADDRESSES_PER_NAME`] in sorted order are used (and a warning
+/// says so), so that a name answering with a whole subnet does not
+/// become thousands of targets, each with its health checker thread.
+pub const MAX_ADDRESSES_PER_NAME: usize = 64;
+
+/// The addresses a target as written stands for: see [`addresses_of`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Addresses {
+    /// Sorted, without duplicates, of one family; at most
+    /// [`MAX_ADDRESSES_PER_NAME`].
+    pub used: Vec<SocketAddr>,
+    /// Addresses of that family past the cap, not used.
+    pub left_out: usize,
+}
+
+impl Addresses {
+    /// What to warn of when `left_out` is not 0.
+    pub fn cap_warning(&self, name: &str) -> String {
+        format!(
+            "target {name} resolves to {} addresses; only the first {} (sorted) are used",
+            self.used.len() + self.left_out,
+            self.used.len()
+        )
     }
 }
 
-/// The first address the system resolver gives for `host` (getaddrinfo's
-/// order, RFC 6724): the one rule for start-up, reloads and re-resolution
-/// alike, so all three pick the same address for the same answer. Blocks
-/// for as long as the resolver takes.
-pub fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address returned"))
+/// The addresses of a resolver's answer that become targets: those of
+/// the family of its first address (a dual-stack `localhost` gives `::1`
+/// and `127.0.0.1`, a backend usually listens on one of them: two
+/// targets, one refusing every connection, is nginx's known annoyance),
+/// each once, sorted, so that the set does not depend on the order a DNS
+/// server rotates its answers in, and at most [`MAX_ADDRESSES_PER_NAME`]
+/// of them. The one rule for start-up, reloads and re-resolution alike.
+pub fn addresses_of(answer: impl IntoIterator<Item = SocketAddr>) -> Addresses {
+    let mut answer = answer.into_iter().peekable();
+    let Some(family) = answer.peek().map(SocketAddr::is_ipv4) else {
+        return Addresses::default();
+    };
+    let mut used: Vec<SocketAddr> = answer.filter(|a| a.is_ipv4() == family).collect();
+    used.sort_unstable();
+    used.dedup();
+    let left_out = used.len().saturating_sub(MAX_ADDRESSES_PER_NAME);
+    used.truncate(MAX_ADDRESSES_PER_NAME);
+    Addresses { used, left_out }
+}
+
+/// The addresses the target `name` stands for: see [`written`],
+/// [`lookup`] and [`addresses_of`].
+pub(super) fn resolve(name: &str) -> Result<Addresses, String> {
+    match written(name)? {
+        Written::Address(addr) => Ok(addresses_of([addr])),
+        Written::Name { host, port } => lookup(host, port)
+            .map(addresses_of)
+            .map_err(|e| format!("target `{name}` does not resolve: {e}")),
+    }
+}
+
+/// Every address the system resolver gives for `host`, in its order
+/// (getaddrinfo's, RFC 6724); never none. Blocks for as long as the
+/// resolver takes.
+pub fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    let found: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if found.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address returned",
+        ));
+    }
+    Ok(found)
 }
 
 /// What a target as written in `targets` is: an address, or a name and
@@ -402,6 +459,13 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
         };
         return Err(format!(
             "target `{name}`: write host:port, without a scheme{hint}; backends are spoken to in plain HTTP"
+        ));
+    }
+    // Each address of a name giving several is called `name@address`
+    // (see `Target::as_written`); no host has an `@` in it.
+    if name.contains('@') {
+        return Err(format!(
+            "target `{name}`: `@` has no place in host:port (write a name, or one address)"
         ));
     }
     let (host, port) = name
@@ -431,5 +495,116 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
     match host.parse::<IpAddr>() {
         Ok(ip) => Ok(Written::Address(SocketAddr::new(ip, port))),
         Err(_) => Ok(Written::Name { host, port }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn only_the_family_of_the_first_answer_is_used() {
+        // A dual-stack localhost: the backend listens on one of the two.
+        let found = addresses_of(addrs(&["[::1]:3000", "127.0.0.1:3000"]));
+        assert_eq!(found.used, addrs(&["[::1]:3000"]));
+        let found = addresses_of(addrs(&["127.0.0.1:3000", "[::1]:3000", "127.0.0.2:3000"]));
+        assert_eq!(found.used, addrs(&["127.0.0.1:3000", "127.0.0.2:3000"]));
+        assert_eq!(found.left_out, 0);
+    }
+
+    #[test]
+    fn addresses_are_sorted_and_each_used_once() {
+        let a = addresses_of(addrs(&[
+            "10.0.0.7:80",
+            "10.0.0.5:80",
+            "10.0.0.7:80",
+            "10.0.0.6:80",
+        ]));
+        let b = addresses_of(addrs(&["10.0.0.6:80", "10.0.0.7:80", "10.0.0.5:80"]));
+        assert_eq!(
+            a.used,
+            addrs(&["10.0.0.5:80", "10.0.0.6:80", "10.0.0.7:80"])
+        );
+        assert_eq!(a, b, "the order of the answer does not matter");
+        assert_eq!(addresses_of([]), Addresses::default());
+    }
+
+    #[test]
+    fn a_name_gives_at_most_the_first_addresses_in_sorted_order() {
+        // Given from the highest down, so the first are not the first given.
+        let answer: Vec<SocketAddr> = (0..100u8)
+            .rev()
+            .map(|i| SocketAddr::from(([10, 0, 0, i], 80)))
+            .collect();
+        let found = addresses_of(answer);
+        assert_eq!(found.used.len(), MAX_ADDRESSES_PER_NAME);
+        assert_eq!(found.left_out, 100 - MAX_ADDRESSES_PER_NAME);
+        assert_eq!(found.used[0], SocketAddr::from(([10, 0, 0, 0], 80)));
+        assert_eq!(
+            found.used[MAX_ADDRESSES_PER_NAME - 1],
+            SocketAddr::from(([10, 0, 0, MAX_ADDRESSES_PER_NAME as u8 - 1], 80))
+        );
+        assert_eq!(
+            found.cap_warning("app:80"),
+            "target app:80 resolves to 100 addresses; only the first 64 (sorted) are used"
+        );
+        let exactly = addresses_of((0..64u8).map(|i| SocketAddr::from(([10, 0, 0, i], 80))));
+        assert_eq!((exactly.used.len(), exactly.left_out), (64, 0));
+    }
+
+    fn written_as(name: &str) -> Target {
+        Target {
+            name: name.into(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            weight: 3,
+            backup: true,
+            max_conns: Some(7),
+        }
+    }
+
+    #[test]
+    fn a_name_giving_one_address_is_the_target_it_always_was() {
+        let [one] = &written_as("app:8000").at(&addrs(&["10.0.0.5:8000"]))[..] else {
+            panic!("one target");
+        };
+        assert_eq!(one.name, "app:8000");
+        assert_eq!(one.as_written(), "app:8000");
+        assert_eq!(one.addr, "10.0.0.5:8000".parse().unwrap());
+        assert_eq!((one.weight, one.backup, one.max_conns), (3, true, Some(7)));
+        // The sticky cookie hashes the name: as before for such a target.
+        assert_eq!(
+            crate::upstream::sticky::id_of(&one.name),
+            crate::upstream::sticky::id_of("app:8000")
+        );
+    }
+
+    #[test]
+    fn each_address_of_a_name_giving_several_is_a_target_named_by_it() {
+        let several = addrs(&["10.0.0.5:8000", "[fd00::6]:8000"]);
+        let targets = written_as("app:8000").at(&several);
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["app:8000@10.0.0.5:8000", "app:8000@[fd00::6]:8000"]);
+        for (t, addr) in targets.iter().zip(&several) {
+            assert_eq!(t.addr, *addr);
+            assert_eq!(t.as_written(), "app:8000");
+            assert_eq!((t.weight, t.backup, t.max_conns), (3, true, Some(7)));
+            // Spread again from one of its own targets: the same.
+            assert_eq!(t.at(&several), targets);
+        }
+        // An address keeps its name whatever else the name gives.
+        let more = written_as("app:8000").at(&addrs(&["10.0.0.4:8000", "10.0.0.5:8000"]));
+        assert_eq!(more[1].name, targets[0].name);
+    }
+
+    #[test]
+    fn a_target_is_written_without_an_at_sign() {
+        for name in ["app:8000@10.0.0.5:8000", "user@app:8000"] {
+            let e = written(name).unwrap_err();
+            assert!(e.contains("`@`"), "{e}");
+        }
     }
 }

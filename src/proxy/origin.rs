@@ -514,7 +514,7 @@ fn upstream_request(
 ) -> Vec<u8> {
     match &forwarding.host {
         Some(h) => head.headers.set("Host", h.as_str()),
-        None => head.headers.set("Host", &*target.name),
+        None => head.headers.set("Host", &*target.written),
     }
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(head.method.as_bytes());

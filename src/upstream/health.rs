@@ -37,7 +37,10 @@ pub struct Passive {
 /// One target's health, shared by request threads and the checker, and
 /// kept by a reload that keeps the target (with the new settings).
 pub struct Health {
-    name: Arc<str>,
+    /// The target's name, for the lines that say it went down or up: a
+    /// target's name may change while its health goes on (a name that
+    /// came to give several addresses, see [`Health::rename`]).
+    name: Mutex<Arc<str>>,
     state: Mutex<State>,
     /// What the operator set through the admin listener: read by every
     /// pick, so an atomic beside the lock rather than under it. Shared
@@ -88,7 +91,7 @@ impl State {
 impl Health {
     pub fn new(name: Arc<str>, settings: Passive) -> Health {
         Health {
-            name,
+            name: Mutex::new(name),
             state: Mutex::new(State {
                 settings,
                 ..State::default()
@@ -106,8 +109,19 @@ impl Health {
     pub fn sharing_admin_of(old: &Health, settings: Passive) -> Health {
         Health {
             admin: old.admin.clone(),
-            ..Health::new(old.name.clone(), settings)
+            ..Health::new(old.name(), settings)
         }
+    }
+
+    fn name(&self) -> Arc<str> {
+        self.name.lock().clone()
+    }
+
+    /// The target goes on under another name: the one address of a name
+    /// that came to give several (`app:8000` is now
+    /// `app:8000@10.0.0.5:8000`), or the other way round.
+    pub fn rename(&self, name: Arc<str>) {
+        *self.name.lock() = name;
     }
 
     pub fn admin_state(&self) -> AdminState {
@@ -164,7 +178,7 @@ impl Health {
         state.fails = 0;
         state.window_start = None;
         if state.down_until.take().is_some() && !state.active_down {
-            state.announce_up(&self.name, ": max_fails or fail_timeout changed");
+            state.announce_up(&self.name(), ": max_fails or fail_timeout changed");
         }
     }
 
@@ -190,7 +204,7 @@ impl Health {
         if state.active_down {
             state.active_down = false;
             if state.down_until.is_none() {
-                state.announce_up(&self.name, ": health checks are off");
+                state.announce_up(&self.name(), ": health checks are off");
             }
         }
     }
@@ -238,7 +252,7 @@ impl Health {
                 state.announced_down = true;
                 log::warn!(
                     "target {} down: {reason} ({} failure(s) within {:?}; out for {:?})",
-                    self.name,
+                    self.name(),
                     settings.max_fails,
                     settings.fail_timeout,
                     settings.fail_timeout
@@ -258,7 +272,7 @@ impl Health {
             state.back_since = Some(until.min(Instant::now()));
         }
         if !state.active_down {
-            state.announce_up(&self.name, "");
+            state.announce_up(&self.name(), "");
         }
     }
 
@@ -295,7 +309,7 @@ impl Health {
                     state.down_until = None;
                     state.fails = 0;
                     state.window_start = None;
-                    state.announce_up(&self.name, "");
+                    state.announce_up(&self.name(), "");
                 }
             }
             Err(reason) => {
@@ -308,7 +322,7 @@ impl Health {
                         state.announced_down = true;
                         log::warn!(
                             "target {} down: health check {} failed {} time(s): {reason}",
-                            self.name,
+                            self.name(),
                             settings.path,
                             streak.bad
                         );
@@ -353,6 +367,9 @@ pub struct Active {
 
 /// A target as the checker sees it.
 pub struct Probe {
+    /// The target as written in `targets` (`app:8000`, for each address
+    /// of a name giving several too): the Host a probe sends when
+    /// `health_check_host` is empty.
     pub name: Arc<str>,
     pub addr: SocketAddr,
     pub health: Arc<Health>,
@@ -423,7 +440,7 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
         // This process out of descriptors or ports says nothing of the
         // target: the probe counts neither way.
         if let Err(ProbeError::Local(e)) = &result {
-            log::debug!("health check of {}: {e}", probe.name);
+            log::debug!("health check of {} at {}: {e}", probe.name, probe.addr);
             continue;
         }
         probe

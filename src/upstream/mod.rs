@@ -35,8 +35,12 @@ const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
 /// One backend, its health and its idle connections.
 pub struct Upstream {
-    /// As configured (`host:port`); shown in the access log.
+    /// As configured (`host:port`; `host:port@address` for each address
+    /// of a name giving several); shown in the access log.
     pub name: Arc<str>,
+    /// As written in `targets` (`host:port`): the `Host` sent when the
+    /// client gave none, and the health checks'.
+    pub written: Arc<str>,
     pub addr: SocketAddr,
     pub weight: u32,
     pub backup: bool,
@@ -44,8 +48,14 @@ pub struct Upstream {
     pub max_conns: usize,
     /// What `sticky_cookie` says to name this target.
     pub sticky_id: String,
+    /// The id it had under the name it had before the name it was written
+    /// as came to give several addresses, or came back to one (see
+    /// [`Upstreams::keep_state_of`]): clients stuck to it then still are.
+    former_sticky_id: Option<String>,
     pub health: Arc<Health>,
-    pool: Pool,
+    /// Shared with the generations after this one while the target stays
+    /// at its address through re-resolutions (not reloads).
+    pool: Arc<Pool>,
     /// Requests, failures and requests in flight (which `least_conn` and
     /// `random_two` read), for the admin listener too.
     pub stats: Arc<TargetStats>,
@@ -191,12 +201,17 @@ impl Upstreams {
                 Upstream {
                     health: Arc::new(Health::new(name.clone(), passive)),
                     name,
+                    written: t.as_written().into(),
                     addr: t.addr,
                     weight: t.weight,
                     backup: t.backup,
                     max_conns: t.max_conns.unwrap_or(0),
                     sticky_id: sticky::id_of(&t.name),
-                    pool: Pool::new(config.upstream_keepalive, config.connection_timeout),
+                    former_sticky_id: None,
+                    pool: Arc::new(Pool::new(
+                        config.upstream_keepalive,
+                        config.connection_timeout,
+                    )),
                     stats: Arc::default(),
                 }
             })
@@ -236,20 +251,57 @@ impl Upstreams {
     /// that was down stays down; the health goes on under our settings.
     /// A name now at another address is another server: its health
     /// starts afresh, and only its counters and the operator's state
-    /// (drain, maint) go on.
-    pub fn keep_state_of(&mut self, old: &Upstreams) {
+    /// (drain, maint) go on. With `keep_pools` (a re-resolution, whose
+    /// settings are those of `old`), a target at the address it was at
+    /// keeps its idle connections too.
+    ///
+    /// The address of a name that came to give several, or came back to
+    /// one, is renamed (`app:8000` is now `app:8000@10.0.0.5:8000`, see
+    /// [`Target::at`]) but is the same target: found by the name as
+    /// written and the address, it keeps all of that, and answers to its
+    /// former sticky id too. An address new to a name starts afresh,
+    /// `ready`, unless every address the name had was in one other state:
+    /// a name put in maintenance stays there as its replicas come and go.
+    pub fn keep_state_of(&mut self, old: &Upstreams, keep_pools: bool) {
         for target in &mut self.targets {
-            if let Some(same) = old.targets.iter().find(|o| o.name == target.name) {
+            let passive = target.health.passive();
+            let same_name = old.targets.iter().find(|o| o.name == target.name);
+            let renamed = || {
+                old.targets
+                    .iter()
+                    .find(|o| o.written == target.written && o.addr == target.addr)
+            };
+            if let Some(same) = same_name.filter(|o| o.addr != target.addr) {
                 target.stats = same.stats.clone();
-                let passive = target.health.passive();
-                target.health = if same.addr == target.addr {
-                    same.health.set_passive(passive);
-                    same.health.clone()
-                } else {
-                    Arc::new(Health::sharing_admin_of(&same.health, passive))
+                target.health = Arc::new(Health::sharing_admin_of(&same.health, passive));
+            } else if let Some(same) = same_name.or_else(renamed) {
+                target.stats = same.stats.clone();
+                same.health.set_passive(passive);
+                if same.name != target.name {
+                    same.health.rename(target.name.clone());
+                }
+                target.health = same.health.clone();
+                target.former_sticky_id = match same.name == target.name {
+                    true => same.former_sticky_id.clone(),
+                    false => Some(same.sticky_id.clone()),
                 };
+                if keep_pools {
+                    target.pool = same.pool.clone();
+                }
+            } else if let Some(state) = old.state_of_every(&target.written) {
+                target.health.set_admin_state(state);
             }
         }
+    }
+
+    /// The administrative state every target written as `written` is in,
+    /// if there are some and they agree.
+    fn state_of_every(&self, written: &str) -> Option<AdminState> {
+        let mut states = (self.targets.iter())
+            .filter(|t| *t.written == *written)
+            .map(|t| t.health.admin_state());
+        let first = states.next()?;
+        states.all(|s| s == first).then_some(first)
     }
 
     /// The target `id` names: its name as configured, or its address (the
@@ -260,6 +312,14 @@ impl Upstreams {
     pub fn find(&self, id: &str) -> Option<&Upstream> {
         let by_name = self.targets.iter().find(|t| *t.name == *id);
         by_name.or_else(|| self.targets.iter().find(|t| t.addr.to_string() == id))
+    }
+
+    /// The targets a name written in `targets` stands for (`app:8000`:
+    /// one per address it gives), none when no target was written so.
+    pub fn written_as(&self, written: &str) -> Vec<&Upstream> {
+        (self.targets.iter())
+            .filter(|t| *t.written == *written)
+            .collect()
     }
 
     /// Sets `target`'s administrative state; returns the one it replaced.
@@ -436,7 +496,9 @@ impl Upstreams {
     /// could serve the request (drained, it still serves its clients).
     fn stuck(&self, stuck_to: Option<&str>, tried: &[bool], now: Instant) -> Option<usize> {
         let id = stuck_to?;
-        let index = self.targets.iter().position(|t| t.sticky_id == id)?;
+        let index = (self.targets.iter().position(|t| t.sticky_id == id)).or_else(|| {
+            (self.targets.iter()).position(|t| t.former_sticky_id.as_deref() == Some(id))
+        })?;
         let target = &self.targets[index];
         // Stuck to a backup during an outage: back to the others once one
         // of them can serve again.
@@ -477,7 +539,7 @@ impl Upstreams {
         self.targets
             .iter()
             .map(|t| Probe {
-                name: t.name.clone(),
+                name: t.written.clone(),
                 addr: t.addr,
                 health: t.health.clone(),
             })
@@ -552,12 +614,15 @@ impl Upstreams {
         })
     }
 
-    /// The settings these belong to were replaced by a reload: their idle
-    /// connections are closed, and those still in use once their request
-    /// is done (the next generation keeps pools of its own).
-    pub fn retire(&self) {
+    /// The settings these belong to were replaced by `next` (a reload, or
+    /// a re-resolution): their idle connections are closed, and those
+    /// still in use once their request is done, but for the pools `next`
+    /// goes on with (see [`Upstreams::keep_state_of`]).
+    pub fn retire(&self, next: &Upstreams) {
         for target in self.targets() {
-            target.pool.retire();
+            if !(next.targets.iter()).any(|t| Arc::ptr_eq(&t.pool, &target.pool)) {
+                target.pool.retire();
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 //! the answer's TTL, so names are looked up every interval instead. The
 //! resolver is a parameter ([`Resolve`]) so tests can play DNS.
 
-use crate::config::{self, Target, Written};
+use crate::config::{self, Addresses, Target, Written};
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -19,26 +19,78 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Turns a target as written (`app:8000`) into one address.
-pub type Resolve<'a> = dyn Fn(&str) -> io::Result<SocketAddr> + 'a;
+/// Turns a target as written (`app:8000`) into the addresses it gives,
+/// in any order ([`config::addresses_of`] makes the set of them): the
+/// system resolver's ([`system`]) or a test's.
+pub type Resolve<'a, A> = dyn Fn(&str) -> io::Result<A> + 'a;
 
-/// The system resolver, with the rule start-up and reloads use: the first
-/// address it gives (see [`config::lookup`]).
-pub fn system(name: &str) -> io::Result<SocketAddr> {
+/// What a resolver answers: one address, or every address a name gives.
+pub trait Answer {
+    fn into_addresses(self) -> Vec<SocketAddr>;
+}
+
+impl Answer for SocketAddr {
+    fn into_addresses(self) -> Vec<SocketAddr> {
+        vec![self]
+    }
+}
+
+impl Answer for Vec<SocketAddr> {
+    fn into_addresses(self) -> Vec<SocketAddr> {
+        self
+    }
+}
+
+/// The system resolver, as start-up and reloads ask it: every address it
+/// gives (see [`config::lookup`]).
+pub fn system(name: &str) -> io::Result<Vec<SocketAddr>> {
     match config::written(name) {
         Ok(Written::Name { host, port }) => config::lookup(host, port),
-        Ok(Written::Address(addr)) => Ok(addr),
+        Ok(Written::Address(addr)) => Ok(vec![addr]),
         Err(message) => Err(io::Error::new(io::ErrorKind::InvalidInput, message)),
     }
 }
 
-/// A target whose name now resolves to another address.
+/// A target written as a name whose set of addresses changed: one came,
+/// one went, or it moved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// As written in `targets`.
     pub name: String,
-    pub was: SocketAddr,
-    pub now: SocketAddr,
+    /// Its addresses before and now, sorted.
+    pub was: Vec<SocketAddr>,
+    pub now: Vec<SocketAddr>,
+    /// Addresses the name gives past [`config::MAX_ADDRESSES_PER_NAME`],
+    /// not used.
+    pub left_out: usize,
+}
+
+impl std::fmt::Display for Change {
+    /// `target app:8000 now resolves to 10.0.0.5:8000, 10.0.0.6:8000 (was 10.0.0.5:8000)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "target {} now resolves to {} (was {})",
+            self.name,
+            listed(&self.now),
+            listed(&self.was)
+        )?;
+        if self.left_out > 0 {
+            write!(
+                f,
+                "; {} more left out, at most {} addresses of a name being used",
+                self.left_out,
+                config::MAX_ADDRESSES_PER_NAME
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `10.0.0.5:8000, 10.0.0.6:8000`.
+fn listed(addrs: &[SocketAddr]) -> String {
+    let listed: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    listed.join(", ")
 }
 
 /// Which names failed to resolve, so each failure is said when it begins,
@@ -60,51 +112,72 @@ impl Failures {
     /// Forgets names no longer among `targets` (a reload took them out).
     fn keep_only(&mut self, targets: &[Target]) {
         self.0
-            .retain(|name, _| targets.iter().any(|t| t.name == *name));
+            .retain(|name, _| targets.iter().any(|t| t.as_written() == *name));
     }
 }
 
 /// Whether `target` was written as a name, the only kind looked up again:
 /// an address written as one is meant as that address.
 pub fn is_named(target: &Target) -> bool {
-    matches!(config::written(&target.name), Ok(Written::Name { .. }))
+    matches!(
+        config::written(target.as_written()),
+        Ok(Written::Name { .. })
+    )
+}
+
+/// Each name among `targets`, once, in their order, with the addresses
+/// its targets are at (sorted).
+fn names(targets: &[Target]) -> Vec<(&str, Vec<SocketAddr>)> {
+    let mut names: Vec<(&str, Vec<SocketAddr>)> = Vec::new();
+    for target in targets.iter().filter(|t| is_named(t)) {
+        let name = target.as_written();
+        match names.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, addrs)) => addrs.push(target.addr),
+            None => names.push((name, vec![target.addr])),
+        }
+    }
+    for (_, addrs) in &mut names {
+        addrs.sort_unstable();
+    }
+    names
 }
 
 /// Looks up each target written as a name, once, with `resolve`; returns
-/// those now at another address. A name that does not resolve keeps the
-/// address it had (DNS down for a moment must not take a backend away),
-/// with a warning at most once a minute per name; so does one that now
-/// resolves to `own`, the address the proxy listens on (requests would
-/// loop, which a reload refuses too).
-pub fn look_up(
+/// those whose set of addresses changed (compared as sets: an answer in
+/// another order is no change). A name that does not resolve keeps the
+/// addresses it had (DNS down for a moment must not take a backend away),
+/// with a warning at most once a minute per name; so does one of which
+/// an address is now `own`, the address the proxy listens on (requests
+/// would loop, which a reload refuses too).
+pub fn look_up<A: Answer>(
     targets: &[Target],
-    resolve: &Resolve<'_>,
+    resolve: &Resolve<'_, A>,
     own: SocketAddr,
     failures: &mut Failures,
 ) -> Vec<Change> {
     failures.keep_only(targets);
     let mut changes = Vec::new();
-    for target in targets.iter().filter(|t| is_named(t)) {
-        match resolve(&target.name).and_then(|addr| not_own(addr, own)) {
+    for (name, was) in names(targets) {
+        match resolve(name).and_then(|answer| usable(answer.into_addresses(), own)) {
             Ok(now) => {
-                if failures.recovered(&target.name) {
-                    log::info!("target {} resolves again", target.name);
+                if failures.recovered(name) {
+                    log::info!("target {name} resolves again");
                 }
-                if now != target.addr {
+                if now.used != was {
                     changes.push(Change {
-                        name: target.name.clone(),
-                        was: target.addr,
-                        now,
+                        name: name.to_string(),
+                        was,
+                        now: now.used,
+                        left_out: now.left_out,
                     });
                 }
             }
             Err(e) => {
-                if failures.failed(&target.name, Instant::now()) {
+                if failures.failed(name, Instant::now()) {
                     log::warn!(
-                        "target {} does not resolve: {e}; it stays at {} (said at most once a \
-                         minute while it lasts)",
-                        target.name,
-                        target.addr
+                        "target {name} does not resolve: {e}; it stays at {} (said at most once \
+                         a minute while it lasts)",
+                        listed(&was)
                     );
                 }
             }
@@ -113,33 +186,53 @@ pub fn look_up(
     changes
 }
 
-/// `addr`, unless it is the proxy's own (`own`, as [`config::target_at`]
-/// tells).
-fn not_own(addr: SocketAddr, own: SocketAddr) -> io::Result<SocketAddr> {
-    let probe = Target {
-        name: String::new(),
-        addr,
-        weight: 1,
-        backup: false,
-        max_conns: None,
-    };
-    match config::target_at(own, std::slice::from_ref(&probe)) {
-        Some(_) => Err(io::Error::other(format!(
-            "it now resolves to {addr}, this proxy's own address (requests would loop)"
+/// The addresses an answer gives (see [`config::addresses_of`]), unless
+/// there are none or one is the proxy's own (`own`, as
+/// [`config::target_at`] tells).
+fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
+    let found = config::addresses_of(answer);
+    if found.used.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no address returned",
+        ));
+    }
+    let probes: Vec<Target> = found
+        .used
+        .iter()
+        .map(|&addr| Target {
+            name: String::new(),
+            addr,
+            weight: 1,
+            backup: false,
+            max_conns: None,
+        })
+        .collect();
+    match config::target_at(own, &probes) {
+        Some(t) => Err(io::Error::other(format!(
+            "it now resolves to {}, this proxy's own address (requests would loop)",
+            t.addr
         ))),
-        None => Ok(addr),
+        None => Ok(found),
     }
 }
 
-/// Gives each target in `changes` (by name) its new address; returns how
-/// many were found. A name that is no longer among `targets` is skipped.
-pub fn apply(targets: &mut [Target], changes: &[Change]) -> usize {
+/// Gives each name in `changes` its new addresses: its targets are
+/// replaced, where the first of them stood, by one per address (see
+/// [`Target::at`]), with the weight, `max_conns` and `backup` written for
+/// it. Returns how many names were found; one that is no longer among
+/// `targets` is skipped.
+pub fn apply(targets: &mut Vec<Target>, changes: &[Change]) -> usize {
     let mut applied = 0;
     for change in changes {
-        if let Some(t) = targets.iter_mut().find(|t| t.name == change.name) {
-            t.addr = change.now;
-            applied += 1;
-        }
+        let Some(first) = targets.iter().position(|t| t.as_written() == change.name) else {
+            continue;
+        };
+        let spread = targets[first].at(&change.now);
+        // Those before `first` are other targets: it stays where it was.
+        targets.retain(|t| t.as_written() != change.name);
+        targets.splice(first..first, spread);
+        applied += 1;
     }
     applied
 }
@@ -228,11 +321,12 @@ mod tests {
             changes,
             [Change {
                 name: "app:80".into(),
-                was: "10.0.0.5:80".parse().unwrap(),
-                now: "10.0.0.7:80".parse().unwrap(),
+                was: vec!["10.0.0.5:80".parse().unwrap()],
+                now: vec!["10.0.0.7:80".parse().unwrap()],
+                left_out: 0,
             }]
         );
-        let mut moved = targets.clone();
+        let mut moved = targets.to_vec();
         assert_eq!(apply(&mut moved, &changes), 1);
         assert_eq!(moved[2].addr, "10.0.0.7:80".parse().unwrap());
         assert_eq!(moved[3], targets[3]);
@@ -262,6 +356,110 @@ mod tests {
         let home = |_: &str| -> io::Result<SocketAddr> { Ok("127.0.0.1:8080".parse().unwrap()) };
         assert!(look_up(&targets, &home, OWN, &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1, "said as a failure");
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_name_is_compared_by_its_set_of_addresses_and_spread_over_them() {
+        let mut targets = vec![
+            target("10.0.0.1:80", "10.0.0.1:80"),
+            Target {
+                weight: 2,
+                max_conns: Some(5),
+                ..target("app:80", "10.0.0.5:80")
+            },
+            target("db:80", "10.0.0.9:80"),
+        ];
+        let answer = Arc::new(std::sync::Mutex::new(addrs(&["10.0.0.5:80"])));
+        let dns = answer.clone();
+        let resolve = move |name: &str| -> io::Result<Vec<SocketAddr>> {
+            match name {
+                "app:80" => Ok(dns.lock().unwrap().clone()),
+                _ => Ok(addrs(&["10.0.0.9:80"])),
+            }
+        };
+        let mut failures = Failures::default();
+        let mut step = |targets: &mut Vec<Target>, now: &[&str]| {
+            *answer.lock().unwrap() = addrs(now);
+            let changes = look_up(targets, &resolve, OWN, &mut failures);
+            assert_eq!(apply(targets, &changes), changes.len());
+            changes
+        };
+
+        // One more address, given first: the name's targets are one per
+        // address, sorted, where the name stood.
+        let changes = step(&mut targets, &["10.0.0.6:80", "10.0.0.5:80"]);
+        assert_eq!(
+            changes,
+            [Change {
+                name: "app:80".into(),
+                was: addrs(&["10.0.0.5:80"]),
+                now: addrs(&["10.0.0.5:80", "10.0.0.6:80"]),
+                left_out: 0,
+            }]
+        );
+        assert_eq!(
+            changes[0].to_string(),
+            "target app:80 now resolves to 10.0.0.5:80, 10.0.0.6:80 (was 10.0.0.5:80)"
+        );
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "10.0.0.1:80",
+                "app:80@10.0.0.5:80",
+                "app:80@10.0.0.6:80",
+                "db:80"
+            ]
+        );
+        assert!(targets[1..3]
+            .iter()
+            .all(|t| (t.weight, t.max_conns) == (2, Some(5))));
+
+        // The same set in another order (DNS round robin): no change.
+        assert!(step(&mut targets, &["10.0.0.6:80", "10.0.0.5:80"]).is_empty());
+        assert!(step(&mut targets, &["10.0.0.5:80", "10.0.0.6:80", "10.0.0.6:80"]).is_empty());
+
+        // One goes, another comes: the one that stays keeps its name.
+        let changes = step(&mut targets, &["10.0.0.7:80", "10.0.0.6:80"]);
+        assert_eq!(changes[0].was, addrs(&["10.0.0.5:80", "10.0.0.6:80"]));
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "10.0.0.1:80",
+                "app:80@10.0.0.6:80",
+                "app:80@10.0.0.7:80",
+                "db:80"
+            ]
+        );
+
+        // Back to one address: named as written again.
+        step(&mut targets, &["10.0.0.7:80"]);
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["10.0.0.1:80", "app:80", "db:80"]);
+        assert_eq!(targets[1].addr, "10.0.0.7:80".parse().unwrap());
+        assert_eq!(targets[1].weight, 2);
+    }
+
+    #[test]
+    fn an_answer_with_the_proxy_itself_among_its_addresses_is_not_used() {
+        let targets = [
+            target("app:8080@10.0.0.5:8080", "10.0.0.5:8080"),
+            target("app:8080@10.0.0.6:8080", "10.0.0.6:8080"),
+        ];
+        let mut failures = Failures::default();
+        let home = |_: &str| -> io::Result<Vec<SocketAddr>> {
+            Ok(addrs(&["10.0.0.5:8080", "127.0.0.1:8080"]))
+        };
+        assert!(look_up(&targets, &home, OWN, &mut failures).is_empty());
+        assert_eq!(failures.0.len(), 1, "said as a failure");
+        // Nor is an empty answer.
+        let empty = |_: &str| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
+        assert!(look_up(&targets, &empty, OWN, &mut failures).is_empty());
     }
 
     #[test]
@@ -299,7 +497,7 @@ mod tests {
     fn the_system_resolver_takes_addresses_as_they_are() {
         assert_eq!(
             system("127.0.0.1:8080").unwrap(),
-            "127.0.0.1:8080".parse().unwrap()
+            ["127.0.0.1:8080".parse().unwrap()]
         );
         assert_eq!(
             system("no port").unwrap_err().kind(),
