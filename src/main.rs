@@ -215,34 +215,8 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         let line = format!("{key} = {}", config::printable(&setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
-    for (i, target) in config.targets.iter().enumerate() {
-        // A name giving several addresses: said once, before its targets.
-        let written = target.as_written();
-        if written != target.name
-            && !config.targets[..i]
-                .iter()
-                .any(|t| t.as_written() == written)
-        {
-            let count = (config.targets.iter())
-                .filter(|t| t.as_written() == written)
-                .count();
-            writeln!(
-                out,
-                "# target {written} resolves to {count} addresses, each a target of its own:"
-            )?;
-        }
-        writeln!(
-            out,
-            "# target {} -> {} (weight {}{}{})",
-            target.name,
-            target.addr,
-            target.weight,
-            target
-                .max_conns
-                .map(|n| format!(", max_conns {n}"))
-                .unwrap_or_default(),
-            if target.backup { ", backup" } else { "" }
-        )?;
+    for line in config::target_lines(&config.targets) {
+        writeln!(out, "{line}")?;
     }
     write_error_pages(&mut out, &config.error_pages)?;
     out.flush().context("cannot write the output")?;

@@ -316,3 +316,331 @@ fn localhost_targets_keep_serving_with_the_resolver_thread_on() {
         .recv_timeout(WAIT_LIMIT)
         .expect("shutdown did not return"));
 }
+
+// ------------------------------------------- a name giving several addresses
+
+/// A resolver that answers `SVC` with every address the test put in it,
+/// in the order it put them (as a DNS server rotating its answers may).
+#[derive(Clone, Default)]
+struct Replicas(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl Replicas {
+    fn resolve(&self, name: &str) -> io::Result<Vec<SocketAddr>> {
+        assert_eq!(name, SVC, "only names are looked up");
+        Ok(self.0.lock().unwrap().clone())
+    }
+}
+
+/// One re-resolution, `SVC` now giving `addrs`: how many names changed.
+fn step(proxy: &Proxy, dns: &Replicas, addrs: &[SocketAddr]) -> usize {
+    *dns.0.lock().unwrap() = addrs.to_vec();
+    (proxy.handle().control()).re_resolve(&|name: &str| dns.resolve(name))
+}
+
+/// The name of `SVC`'s target at `addr` while it gives several addresses.
+fn at(addr: SocketAddr) -> String {
+    format!("{SVC}@{addr}")
+}
+
+/// The backends that answered `n` requests (each on a new connection),
+/// sorted.
+fn served(proxy: &Proxy, n: usize) -> Vec<String> {
+    let mut seen: Vec<String> = (0..n).map(|_| backend_of(proxy)).collect();
+    seen.sort();
+    seen
+}
+
+#[test]
+fn requests_are_spread_over_every_address_a_name_gives() {
+    let (a, b, c) = (Backend::echo("a"), Backend::echo("b"), Backend::echo("c"));
+    let mut proxy = start_proxy(&[a.addr], named);
+    let dns = Replicas::default();
+    assert_eq!(step(&proxy, &dns, &[c.addr, a.addr, b.addr]), 1);
+    assert_eq!(
+        served(&proxy, 9),
+        ["a", "a", "a", "b", "b", "b", "c", "c", "c"]
+    );
+    // Each a target of its own, named by its address.
+    let status = admin_get(&proxy, "/status");
+    for backend in [&a, &b, &c] {
+        let target = format!(
+            "\"name\":\"{}\",\"address\":\"{}\"",
+            at(backend.addr),
+            backend.addr
+        );
+        assert!(status.contains(&target), "{status}");
+    }
+    assert!(!status.contains(&format!("\"name\":\"{SVC}\"")), "{status}");
+    let metrics = admin_get(&proxy, "/metrics");
+    for backend in [&a, &b, &c] {
+        let line = format!(
+            "\ninverso_upstream_requests_total{{target=\"{}\"}} 3\n",
+            at(backend.addr)
+        );
+        assert!(metrics.contains(&line), "{metrics}");
+    }
+    assert!(
+        metrics.contains("\ninverso_target_address_changes_total 1\n"),
+        "{metrics}"
+    );
+
+    // The same addresses in another order, one twice: no change.
+    assert_eq!(step(&proxy, &dns, &[b.addr, c.addr, a.addr, b.addr]), 0);
+    // Down to one: the target is named as written again.
+    assert_eq!(step(&proxy, &dns, &[b.addr]), 1);
+    assert_eq!(served(&proxy, 3), ["b", "b", "b"]);
+    let status = admin_get(&proxy, "/status");
+    let target = format!("\"name\":\"{SVC}\",\"address\":\"{}\"", b.addr);
+    assert!(status.contains(&target), "{status}");
+    assert!(!status.contains('@'), "{status}");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn an_address_that_comes_gets_requests_one_that_goes_none_and_the_others_keep_their_connections() {
+    let (a, b, c) = (Backend::echo("a"), Backend::echo("b"), Backend::echo("c"));
+    let mut proxy = start_proxy(&[a.addr], |conf| {
+        named(conf);
+        conf.upstream_keepalive = 4;
+    });
+    let dns = Replicas::default();
+    assert_eq!(step(&proxy, &dns, &[a.addr, b.addr]), 1);
+    let mut client = proxy.connect();
+    let mut on_one_connection = |n: usize| {
+        let mut seen: Vec<String> = (0..n)
+            .map(|_| client.get("/").header("x-backend").unwrap().to_string())
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert_eq!(on_one_connection(4), ["a", "a", "b", "b"]);
+    assert_eq!((a.connections(), b.connections()), (1, 1));
+
+    // b goes, c comes.
+    assert_eq!(step(&proxy, &dns, &[c.addr, a.addr]), 1);
+    assert_eq!(on_one_connection(4), ["a", "a", "c", "c"]);
+    assert_eq!(b.requests(), 2, "none to the address that went");
+    assert!(
+        wait_until(WAIT_LIMIT, || b.closed() == b.connections()),
+        "its idle connection is closed"
+    );
+    assert_eq!(
+        a.connections(),
+        1,
+        "the address that stayed kept its idle connection"
+    );
+    assert_eq!(c.connections(), 1);
+    // And its counters.
+    let metrics = admin_get(&proxy, "/metrics");
+    let line = format!(
+        "\ninverso_upstream_requests_total{{target=\"{}\"}} 4\n",
+        at(a.addr)
+    );
+    assert!(metrics.contains(&line), "{metrics}");
+    assert!(!metrics.contains(&at(b.addr)), "{metrics}");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_request_in_flight_at_an_address_that_goes_finishes_there() {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let slow = Backend::start("slow", move |seen, out| {
+        if seen.path() == "/slow" {
+            held.wait();
+        }
+        respond(out, 200, &[("X-Backend", "slow")], b"slow");
+        Action::KeepAlive
+    });
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let mut proxy = start_proxy(&[slow.addr], named);
+    let dns = Replicas::default();
+    let addr = proxy.addr;
+    let waiting = std::thread::spawn(move || Client::connect(addr).get("/slow"));
+    assert!(wait_until(WAIT_LIMIT, || slow.requests() == 1));
+
+    assert_eq!(step(&proxy, &dns, &[a.addr, b.addr]), 1);
+    assert_eq!(served(&proxy, 4), ["a", "a", "b", "b"]);
+    gate.open();
+    let response = waiting.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body_str(), "slow");
+    assert_eq!(slow.requests(), 1);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// `GET /` with the sticky cookie `srv` set to `id` (if any): the backend
+/// that answered, and the id the response set (if it did).
+fn get_stuck(proxy: &Proxy, id: Option<&str>) -> (String, Option<String>) {
+    let mut client = proxy.connect();
+    let response = match id {
+        Some(id) => client.get_with("/", &[("Cookie", &format!("srv={id}"))]),
+        None => client.get("/"),
+    };
+    assert_eq!(response.status, 200);
+    let set = response.header("set-cookie").map(|v| {
+        let value = v.strip_prefix("srv=").unwrap();
+        value.split(';').next().unwrap().to_string()
+    });
+    (response.header("x-backend").unwrap().to_string(), set)
+}
+
+#[test]
+fn a_sticky_client_stays_with_its_address_as_the_name_gives_more() {
+    use inverso::upstream::sticky::id_of;
+    let (a, b, c) = (Backend::echo("a"), Backend::echo("b"), Backend::echo("c"));
+    let mut proxy = start_proxy(&[a.addr], |conf| {
+        named(conf);
+        conf.sticky_cookie = Some("srv".into());
+    });
+    let dns = Replicas::default();
+    let (first, id) = get_stuck(&proxy, None);
+    assert_eq!(first, "a");
+    let id = id.expect("a cookie");
+    assert_eq!(
+        id,
+        id_of(SVC),
+        "a name giving one address: as it always was"
+    );
+
+    // a is one of two now, named by its address: its clients stay, and
+    // are given its new id.
+    assert_eq!(step(&proxy, &dns, &[b.addr, a.addr]), 1);
+    let renamed = id_of(&at(a.addr));
+    for _ in 0..4 {
+        assert_eq!(
+            get_stuck(&proxy, Some(&id)),
+            ("a".into(), Some(renamed.clone()))
+        );
+    }
+    for _ in 0..4 {
+        assert_eq!(get_stuck(&proxy, Some(&renamed)), ("a".into(), None));
+    }
+    let (_, b_id) = get_stuck(&proxy, Some(&id_of(&at(b.addr))));
+    assert_eq!(b_id, None, "b's own id");
+
+    // One more: a keeps its name, and its clients; so does b.
+    assert_eq!(step(&proxy, &dns, &[a.addr, c.addr, b.addr]), 1);
+    for _ in 0..4 {
+        assert_eq!(get_stuck(&proxy, Some(&renamed)), ("a".into(), None));
+        assert_eq!(
+            get_stuck(&proxy, Some(&id)),
+            ("a".into(), Some(renamed.clone()))
+        );
+        let b_id = id_of(&at(b.addr));
+        assert_eq!(get_stuck(&proxy, Some(&b_id)), ("b".into(), None));
+    }
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn ip_hash_moves_only_the_clients_of_an_address_that_comes() {
+    // The address that comes sorts first: the others' places in the list
+    // change, their names and clients must not.
+    let mut three = [Backend::echo("1"), Backend::echo("2"), Backend::echo("3")];
+    three.sort_by_key(|backend| backend.addr);
+    let [c, a, b] = three;
+    let x = Backend::echo("x");
+    let mut proxy = start_proxy(&[a.addr, x.addr], |conf| {
+        named(conf);
+        conf.balance = inverso::config::Balance::IpHash;
+        conf.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.0/8").unwrap()];
+    });
+    let dns = Replicas::default();
+    assert_eq!(step(&proxy, &dns, &[a.addr, b.addr]), 1);
+    let mut balancer = proxy.connect();
+    let mut served = |client: usize| {
+        let forwarded = format!("203.0.113.{client}");
+        let r = balancer.get_with("/", &[("X-Forwarded-For", &forwarded)]);
+        r.header("x-backend").unwrap().to_string()
+    };
+    let before: Vec<String> = (0..120).map(&mut served).collect();
+    assert!(
+        [&a, &b, &x].iter().all(|t| before.contains(&t.name)),
+        "{before:?}"
+    );
+
+    assert_eq!(step(&proxy, &dns, &[c.addr, b.addr, a.addr]), 1);
+    let after: Vec<String> = (0..120).map(&mut served).collect();
+    let moved: Vec<(&String, &String)> = (before.iter().zip(&after))
+        .filter(|(was, now)| was != now)
+        .collect();
+    assert!(!moved.is_empty(), "c takes some clients");
+    assert!(
+        moved.iter().all(|(_, now)| **now == c.name),
+        "only to the address that came ({}): {moved:?}",
+        c.name
+    );
+    drop(balancer);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn the_name_of_several_targets_stands_for_each_of_them_at_the_admin_listener() {
+    let (a, b, c, d) = (
+        Backend::echo("a"),
+        Backend::echo("b"),
+        Backend::echo("c"),
+        Backend::echo("d"),
+    );
+    let mut proxy = start_proxy(&[a.addr], named);
+    let dns = Replicas::default();
+    let admin = proxy.handle().admin_addr().unwrap();
+    let put = |id: &str, state: &str| {
+        let request = format!(
+            "PUT /targets/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{state}",
+            state.len()
+        );
+        one_request(admin, request.as_bytes())
+    };
+    assert_eq!(step(&proxy, &dns, &[a.addr, b.addr]), 1);
+    let group = admin_get(&proxy, &format!("/targets/{SVC}"));
+    // In the order of their addresses.
+    let (first, second) = (a.addr.min(b.addr), a.addr.max(b.addr));
+    assert!(
+        group.starts_with(&format!(
+            "{{\"name\":\"{SVC}\",\"targets\":[{{\"name\":\"{}\",",
+            at(first)
+        )),
+        "{group}"
+    );
+    assert!(
+        group.contains(&format!("}},{{\"name\":\"{}\",", at(second))),
+        "{group}"
+    );
+
+    // Drained by the name: each of its targets.
+    let drained = put(SVC, "drain");
+    assert_eq!(drained.status, 200);
+    let body = drained.body_str();
+    assert_eq!(
+        body.matches("\"admin_state\":\"drain\"").count(),
+        2,
+        "{body}"
+    );
+    assert_eq!(body.matches("\"previous\":\"ready\"").count(), 2, "{body}");
+    assert_eq!(proxy.connect().get("/").status, 503, "no target ready");
+
+    // An address that comes starts drained as the others are.
+    assert_eq!(step(&proxy, &dns, &[a.addr, b.addr, c.addr]), 1);
+    assert_eq!(proxy.connect().get("/").status, 503);
+    // One of them by its own name.
+    let ready = put(&at(c.addr), "ready");
+    assert_eq!(ready.status, 200);
+    assert!(
+        ready
+            .body_str()
+            .starts_with(&format!("{{\"name\":\"{}\",", at(c.addr))),
+        "{}",
+        ready.body_str()
+    );
+    assert_eq!(served(&proxy, 2), ["c", "c"]);
+    // The others differ now: the next address starts ready.
+    assert_eq!(step(&proxy, &dns, &[a.addr, b.addr, c.addr, d.addr]), 1);
+    let seen = served(&proxy, 8);
+    assert!(seen.contains(&"d".to_string()), "{seen:?}");
+    assert!(seen.iter().all(|s| s == "c" || s == "d"), "{seen:?}");
+    assert_eq!((a.requests(), b.requests()), (0, 0));
+    assert_eq!(put("nothing:80", "ready").status, 404);
+    proxy.shutdown(Duration::from_secs(1));
+}

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 pub use values::{
-    addresses_of, lookup, parse_duration, parse_size, written, Addresses, Written,
+    addresses_of, lookup, parse_duration, parse_size, target_lines, written, Addresses, Written,
     MAX_ADDRESSES_PER_NAME,
 };
 
@@ -582,7 +582,7 @@ impl Loader {
                     "targets",
                     format!(
                         "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash or random_two)",
-                        t.name, t.weight
+                        t.as_written(), t.weight
                     ),
                 ));
             }

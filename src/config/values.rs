@@ -368,6 +368,35 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
     Ok(targets)
 }
 
+/// `check`'s account of the targets: each with its address and options,
+/// and a name that gives several addresses said once, before its targets.
+pub fn target_lines(targets: &[Target]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let written = target.as_written();
+        let first_of_several =
+            written != target.name && !targets[..i].iter().any(|t| t.as_written() == written);
+        if first_of_several {
+            let count = targets.iter().filter(|t| t.as_written() == written).count();
+            lines.push(format!(
+                "# target {written} resolves to {count} addresses, each a target of its own:"
+            ));
+        }
+        lines.push(format!(
+            "# target {} -> {} (weight {}{}{})",
+            target.name,
+            target.addr,
+            target.weight,
+            target
+                .max_conns
+                .map(|n| format!(", max_conns {n}"))
+                .unwrap_or_default(),
+            if target.backup { ", backup" } else { "" }
+        ));
+    }
+    lines
+}
+
 /// How a target is written: as an address, or as a name for the system
 /// resolver (the only kind re-resolved while the proxy runs, see
 /// `resolve_interval`).
@@ -598,6 +627,29 @@ mod tests {
         // An address keeps its name whatever else the name gives.
         let more = written_as("app:8000").at(&addrs(&["10.0.0.4:8000", "10.0.0.5:8000"]));
         assert_eq!(more[1].name, targets[0].name);
+    }
+
+    #[test]
+    fn check_lists_each_address_of_a_name_under_the_name() {
+        let mut targets = vec![Target {
+            name: "10.0.0.1:80".into(),
+            addr: "10.0.0.1:80".parse().unwrap(),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+        }];
+        targets.extend(written_as("app:80").at(&addrs(&["10.0.0.5:80", "10.0.0.6:80"])));
+        targets.extend(written_as("db:80").at(&addrs(&["10.0.0.9:80"])));
+        assert_eq!(
+            target_lines(&targets),
+            [
+                "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1)",
+                "# target app:80 resolves to 2 addresses, each a target of its own:",
+                "# target app:80@10.0.0.5:80 -> 10.0.0.5:80 (weight 3, max_conns 7, backup)",
+                "# target app:80@10.0.0.6:80 -> 10.0.0.6:80 (weight 3, max_conns 7, backup)",
+                "# target db:80 -> 10.0.0.9:80 (weight 3, max_conns 7, backup)",
+            ]
+        );
     }
 
     #[test]

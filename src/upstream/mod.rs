@@ -746,6 +746,60 @@ mod tests {
     }
 
     #[test]
+    fn the_address_of_a_name_that_comes_to_give_several_is_the_same_target_renamed() {
+        let written = Target {
+            name: "app:80".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+        };
+        let (a, b) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        let generation = |addrs: &[SocketAddr]| {
+            let mut config = Config::with_targets(written.at(addrs));
+            config.max_fails = 1;
+            Upstreams::new(&config)
+        };
+        let one = generation(&[a]);
+        let alone = &one.targets()[0];
+        alone.health.failed(Instant::now(), "test");
+        one.set_admin_state(alone, AdminState::Drain);
+
+        let mut two = generation(&[a, b]);
+        two.keep_state_of(&one, true);
+        let (kept, new) = (&two.targets()[0], &two.targets()[1]);
+        assert_eq!(&*kept.name, "app:80@127.0.0.1:1");
+        assert!(Arc::ptr_eq(&kept.health, &alone.health));
+        assert!(Arc::ptr_eq(&kept.stats, &alone.stats));
+        assert!(Arc::ptr_eq(&kept.pool, &alone.pool));
+        assert!(!kept.health.usable(Instant::now()), "still down");
+        assert_eq!(kept.health.admin_state(), AdminState::Drain);
+        // Its clients stuck to it under its former name still are.
+        assert_eq!(
+            kept.former_sticky_id.as_deref(),
+            Some(&*sticky::id_of("app:80"))
+        );
+        // The new address: fresh, in the state the name's addresses shared.
+        assert!(new.health.usable(Instant::now()));
+        assert_eq!(new.health.admin_state(), AdminState::Drain);
+        assert_eq!(new.former_sticky_id, None);
+
+        // A reload keeps all but the idle connections.
+        let mut reloaded = generation(&[a, b]);
+        reloaded.keep_state_of(&two, false);
+        assert!(Arc::ptr_eq(&reloaded.targets()[0].health, &kept.health));
+        assert!(!Arc::ptr_eq(&reloaded.targets()[0].pool, &kept.pool));
+        // Back to one: named as written, the same target still.
+        let mut back = generation(&[a]);
+        back.keep_state_of(&two, true);
+        assert_eq!(&*back.targets()[0].name, "app:80");
+        assert!(Arc::ptr_eq(&back.targets()[0].health, &kept.health));
+    }
+
+    #[test]
     fn a_request_that_just_came_queues_behind_those_waiting_for_a_slot() {
         let mut config = Config::with_targets(vec![Target {
             name: "127.0.0.1:1".into(),
