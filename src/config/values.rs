@@ -293,7 +293,8 @@ pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
 }
 
 /// `host:port[ weight=N][ max_conns=N][ backup], ...`; each name is resolved once, here, so a
-/// typo is a start-up error rather than a stream of 502s.
+/// typo is a start-up error rather than a stream of 502s, and stands for a
+/// target per address it gives (see [`addresses_of`] and [`Target::at`]).
 pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     for item in v.split(',') {
@@ -343,6 +344,7 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 }
             }
         }
+        // As written; `at` gives it each address found.
         let written = Target {
             name: name.to_string(),
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
