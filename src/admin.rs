@@ -481,7 +481,7 @@ fn give_back_freed_memory() {
 }
 
 fn purge(head: &RequestHead, shared: &Shared) -> Reply {
-    let keys = policy::primary_keys_of_uri(head);
+    let keys = policy::primary_keys_of_uri(head, &shared.config.cache_key_ignore_params);
     let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate_all(&keys));
     let key = &keys[0];
     log::info!("admin: purge {key}: {removed} entries removed");

@@ -5,7 +5,7 @@
 
 use super::values::*;
 use super::{Balance, Config, LogFormat};
-use crate::cache::policy::{BypassCookies, CacheValid};
+use crate::cache::policy::{BypassCookies, CacheValid, IgnoredParams};
 use crate::error_pages::ErrorPages;
 use crate::ratelimit::Rate;
 use crate::upstream::retry_on::RetryOnStatus;
@@ -241,6 +241,14 @@ pub const KEYS: &[Key] = &[
                are neither answered from the cache nor stored, as nginx's proxy_cache_bypass and \
                proxy_no_cache on $cookie_: `wordpress_logged_in_*, wp-postpass_*`; empty = none",
         apply: |c, v| BypassCookies::parse(v).map(|b| c.cache_bypass_cookies = b),
+    },
+    Key {
+        name: "cache_key_ignore_params",
+        default: "",
+        help: "query parameters left out of the cache key (a trailing * matches a prefix), \
+               as Varnish's and nginx's recipes for tracking parameters: `utm_*, gclid, \
+               fbclid`; backends still get the query as sent; empty = none",
+        apply: |c, v| IgnoredParams::parse(v).map(|p| c.cache_key_ignore_params = p),
     },
     Key {
         name: "balance",

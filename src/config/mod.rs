@@ -87,6 +87,8 @@ pub struct Config {
     /// Requests carrying one of these cookies neither are answered from
     /// the cache nor have their answers stored; empty: off.
     pub cache_bypass_cookies: crate::cache::policy::BypassCookies,
+    /// Query parameters left out of the cache key; empty: off.
+    pub cache_key_ignore_params: crate::cache::policy::IgnoredParams,
     pub balance: Balance,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
@@ -638,6 +640,7 @@ impl Config {
             x_accel_expires: false,
             ignore_client_cache_control: false,
             cache_bypass_cookies: Default::default(),
+            cache_key_ignore_params: Default::default(),
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
             max_fails: 0,
@@ -1479,6 +1482,47 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:3", "{bad}");
             assert!(e.message.starts_with("cache_bypass_cookies: "), "{e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_key_ignore_params_are_parameter_names_and_a_bad_one_names_its_line() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.cache_key_ignore_params.is_empty());
+        let c = build("targets = 127.0.0.1:1\ncache_key_ignore_params = utm_*, gclid, fbclid\n")
+            .unwrap();
+        for name in ["utm_source", "gclid", "fbclid"] {
+            assert!(c.cache_key_ignore_params.matches(name), "{name}");
+        }
+        assert!(!c.cache_key_ignore_params.matches("id"));
+        let mut loader = Loader::new();
+        loader
+            .file("proxy.conf", "targets = 127.0.0.1:1\n")
+            .unwrap();
+        loader.env([("INVERSO_CACHE_KEY_IGNORE_PARAMS".into(), "gclid".into())]);
+        let c = loader.build().unwrap();
+        assert!(c.cache_key_ignore_params.matches("gclid"));
+        let many = (0..33)
+            .map(|i| format!("p{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (bad, why) in [
+            ("gclid, utm source", "not a query parameter name"),
+            ("gclid=1", "not a query parameter name"),
+            ("a&b", "not a query parameter name"),
+            ("gclid,", "empty entry"),
+            ("utm_*_x", "may only end"),
+            ("a%2", "must start an escape"),
+            ("gclid, gclid", "listed twice"),
+            (many.as_str(), "at most 32"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n\ncache_key_ignore_params = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{bad}");
+            assert!(e.message.starts_with("cache_key_ignore_params: "), "{e}");
             assert!(e.message.contains(why), "{bad}: {e}");
         }
     }

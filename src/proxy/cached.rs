@@ -92,7 +92,8 @@ pub(super) fn serve_range(
     {
         return None;
     }
-    let primary = policy::primary_key(request, client.scheme);
+    let ignored = &shared.config.cache_key_ignore_params;
+    let primary = policy::primary_key(request, client.scheme, ignored);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
     let keep_alive = client.keeps_alive(request);
@@ -203,7 +204,8 @@ pub(super) fn serve(
     let keep_alive = client.keeps_alive(&request);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
-    let primary = policy::primary_key(&request, client.scheme);
+    let ignored = &shared.config.cache_key_ignore_params;
+    let primary = policy::primary_key(&request, client.scheme, ignored);
     let answering = Answering {
         request: &request,
         keep_alive,

@@ -693,12 +693,13 @@ fn forward(
     }
     // Unsafe methods that succeed invalidate what is stored for their URI,
     // and for the ones their answer's Location and Content-Location name
-    // (RFC 9111 §4.4).
+    // (RFC 9111 §4.4), keyed as a GET of them would be.
+    let ignored = &shared.config.cache_key_ignore_params;
     let invalidates = shared
         .cache
         .as_ref()
         .filter(|_| policy::is_unsafe(&head.method))
-        .map(|_| policy::primary_keys_of_uri(&head));
+        .map(|_| policy::primary_keys_of_uri(&head, ignored));
     let send = Outgoing {
         body: &body,
         expect_continue,
@@ -725,7 +726,9 @@ fn forward(
             cache.invalidate_all(keys);
             for field in ["location", "content-location"] {
                 let named = fetched.response.headers.get_str(field);
-                if let Some(more) = named.and_then(|uri| policy::keys_of_reference(keys, uri)) {
+                if let Some(more) =
+                    named.and_then(|uri| policy::keys_of_reference(keys, uri, ignored))
+                {
                     cache.invalidate_all(&more);
                 }
             }

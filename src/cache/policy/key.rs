@@ -2,6 +2,7 @@
 //! variant key a response's `Vary` adds, and stored keys respelled as
 //! today's rules spell them.
 
+use super::IgnoredParams;
 use crate::http::forward::is_hop_by_hop;
 use crate::http::head::{push_canonical_authority, split_absolute};
 use crate::http::headers::list_elements;
@@ -18,8 +19,9 @@ use std::fmt::Write as _;
 const HTTPS_PREFIX: &str = "https://";
 
 /// The cache key of a request: host (lower-cased) and target path with
-/// query, after `https://` when `scheme` is `https`.
-pub fn primary_key(request: &RequestHead, scheme: &str) -> String {
+/// query, after `https://` when `scheme` is `https`; without the query
+/// parameters `ignored` names (see [`push_query`]).
+pub fn primary_key(request: &RequestHead, scheme: &str, ignored: &IgnoredParams) -> String {
     let authority = request.authority().unwrap_or("");
     let path = request.path_and_query();
     let mut key = String::with_capacity(HTTPS_PREFIX.len() + authority.len() + path.len());
@@ -27,14 +29,20 @@ pub fn primary_key(request: &RequestHead, scheme: &str) -> String {
         key.push_str(HTTPS_PREFIX);
     }
     push_canonical_authority(&mut key, authority);
-    push_path(&mut key, &path);
+    if ignored.is_empty() {
+        push_path(&mut key, &path);
+    } else {
+        let (path, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+        push_path(&mut key, path);
+        push_query(&mut key, query, ignored);
+    }
     key
 }
 
 /// The keys a request's URI may be stored under, one per scheme: a change
 /// to the resource (a POST, a PURGE) drops both.
-pub fn primary_keys_of_uri(request: &RequestHead) -> [String; 2] {
-    let http = primary_key(request, "http");
+pub fn primary_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> [String; 2] {
+    let http = primary_key(request, "http", ignored);
     let https = format!("{HTTPS_PREFIX}{http}");
     [http, https]
 }
@@ -44,8 +52,14 @@ pub fn primary_keys_of_uri(request: &RequestHead) -> [String; 2] {
 /// [`primary_keys_of_uri`]). RFC 9111 §4.4 makes them candidates for
 /// invalidation too, and forbids it for another origin: a reference to
 /// another host, or one that is not HTTP, gives `None`. A relative
-/// reference is resolved against the request's path (RFC 3986 §5.2).
-pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<[String; 2]> {
+/// reference is resolved against the request's path (RFC 3986 §5.2), and
+/// its query keyed as a request's is, without the parameters `ignored`
+/// names.
+pub fn keys_of_reference(
+    request_keys: &[String; 2],
+    reference: &str,
+    ignored: &IgnoredParams,
+) -> Option<[String; 2]> {
     let base = &request_keys[0];
     let (authority, base_path) = base.split_at(base.find('/').unwrap_or(base.len()));
     let reference = reference.split('#').next().unwrap_or_default().trim();
@@ -89,7 +103,7 @@ pub fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<
     let mut key = String::with_capacity(authority.len() + path.len() + query.len());
     key.push_str(authority);
     push_path(&mut key, &remove_dot_segments(path));
-    push_path(&mut key, query);
+    push_query(&mut key, query, ignored);
     let https = format!("{HTTPS_PREFIX}{key}");
     Some([key, https])
 }
@@ -166,7 +180,7 @@ pub fn respell_key(key: &str) -> String {
 /// the others. Reserved characters stay encoded: `%2F` is not `/`. Nor
 /// is `%2E` decoded: `/a/%2E%2E/b` would become a dot-segment, which
 /// backends resolve while some take the encoded form literally.
-fn push_path(key: &mut String, path: &str) {
+pub(super) fn push_path(key: &mut String, path: &str) {
     if !path.contains('%') {
         key.push_str(path);
         return;
@@ -203,6 +217,43 @@ fn push_path(key: &mut String, path: &str) {
                 }
                 i += c.len_utf8();
             }
+        }
+    }
+}
+
+/// A query (empty, or from its `?`) in a key: as [`push_path`] spells it
+/// when `ignored` is empty, the one branch a request pays when the
+/// setting is off. Otherwise the parameters (the `&`-separated pieces of
+/// the query, each named by what comes before its first `=`, or whole
+/// when it has none) that `ignored` does not name, in the order sent,
+/// joined by one `&`: `?id=3&utm_source=a` and `?utm_source=b&id=3` are
+/// both `?id=3`, and a query left with none is no query (`/p?utm_source=a`
+/// is `/p`, as is `/p?`). The order is kept, not sorted: some applications
+/// read `?a=1&b=2` and `?b=2&a=1` apart. Empty pieces (`&&`, a trailing
+/// `&`) are no parameters, as every query parser reads them. A name is
+/// compared as the key spells it: `utm%5Fsource` is `utm_source` in the
+/// key already, so it is left out with it; `%26` and `%3D` stay encoded,
+/// so they neither split a parameter nor end its name, in the key as in
+/// the backend's parser. Each parameter is written into `key` and taken
+/// back if ignored: one pass, no other allocation.
+fn push_query(key: &mut String, query: &str, ignored: &IgnoredParams) {
+    if ignored.is_empty() {
+        push_path(key, query);
+        return;
+    }
+    let Some(params) = query.strip_prefix('?') else {
+        return;
+    };
+    let start = key.len();
+    for param in params.split('&').filter(|p| !p.is_empty()) {
+        let mark = key.len();
+        key.push(if mark == start { '?' } else { '&' });
+        let name_at = key.len();
+        push_path(key, param);
+        let spelled = &key[name_at..];
+        let name = &spelled[..spelled.find('=').unwrap_or(spelled.len())];
+        if ignored.matches(name) {
+            key.truncate(mark);
         }
     }
 }
@@ -385,6 +436,20 @@ mod tests {
     use super::*;
     use crate::cache::policy::test_support::get;
     use crate::http::Version;
+
+    // Keys with `cache_key_ignore_params` off, as the tests up to
+    // `ignored_params_*` want them.
+    fn primary_key(request: &RequestHead, scheme: &str) -> String {
+        super::primary_key(request, scheme, &IgnoredParams::default())
+    }
+
+    fn primary_keys_of_uri(request: &RequestHead) -> [String; 2] {
+        super::primary_keys_of_uri(request, &IgnoredParams::default())
+    }
+
+    fn keys_of_reference(request_keys: &[String; 2], reference: &str) -> Option<[String; 2]> {
+        super::keys_of_reference(request_keys, reference, &IgnoredParams::default())
+    }
 
     #[test]
     fn keys() {
@@ -645,6 +710,182 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The `http` key of `GET target` (on `Host: h`) with
+    /// `cache_key_ignore_params = setting`.
+    fn key_ignoring(setting: &str, target: &str) -> String {
+        let mut request = get(&[]);
+        request.target = target.to_string();
+        request.headers.set("Host", "h");
+        let ignored = IgnoredParams::parse(setting).unwrap();
+        super::primary_key(&request, "http", &ignored)
+    }
+
+    const TRACKERS: &str = "utm_*, gclid, fbclid";
+
+    #[test]
+    fn ignored_params_are_left_out_of_the_key_wherever_they_stand() {
+        let key = |target| key_ignoring(TRACKERS, target);
+        for (target, expected) in [
+            // At the start, in the middle, at the end.
+            ("/p?utm_source=a&id=3", "h/p?id=3"),
+            ("/p?id=3&utm_source=b", "h/p?id=3"),
+            ("/p?a=1&gclid=x&b=2", "h/p?a=1&b=2"),
+            (
+                "/p?a=1&utm_source=x&utm_medium=y&b=2&fbclid=z",
+                "h/p?a=1&b=2",
+            ),
+            // All of them: no query at all.
+            ("/p?utm_source=x", "h/p"),
+            ("/p?utm_source=x&gclid=y&fbclid", "h/p"),
+            ("/p?", "h/p"),
+            ("/p", "h/p"),
+            // A name without `=`, and an empty value.
+            ("/p?utm_source&id=3", "h/p?id=3"),
+            ("/p?gclid=&id", "h/p?id"),
+            // Empty pieces are no parameters.
+            ("/p?a=1&&b=2", "h/p?a=1&b=2"),
+            ("/p?&utm_source=x&&id=3&", "h/p?id=3"),
+            ("/p?&&", "h/p"),
+            // The order of the others is kept, not sorted.
+            ("/p?b=2&utm_source=x&a=1", "h/p?b=2&a=1"),
+            // Names are compared whole and with their case.
+            (
+                "/p?gclid2=1&xgclid=2&GCLID=3&utm=4",
+                "h/p?gclid2=1&xgclid=2&GCLID=3&utm=4",
+            ),
+            // A name in a value, or after its `=`, is no name.
+            ("/p?id=gclid&q=utm_source=1", "h/p?id=gclid&q=utm_source=1"),
+            // The path is untouched, `&` in it included.
+            ("/a&gclid=1/b?gclid=1", "h/a&gclid=1/b"),
+            // A `?` in the query is part of the first name.
+            ("/p??gclid=1&id=3", "h/p??gclid=1&id=3"),
+        ] {
+            assert_eq!(key(target), expected, "{target}");
+        }
+        // Two URLs differing only in a tracker share a key; another
+        // parameter still makes one of its own.
+        assert_eq!(key("/p?utm_source=a&id=3"), key("/p?id=3&utm_source=b"));
+        assert_ne!(key("/p?id=3"), key("/p?id=4"));
+        assert_ne!(key("/p?a=1&b=2"), key("/p?b=2&a=1"));
+    }
+
+    #[test]
+    fn ignored_params_are_named_as_the_key_spells_them() {
+        let key = |target| key_ignoring(TRACKERS, target);
+        // An encoded unreserved character is the character in the key,
+        // so `utm%5Fsource` names `utm_source`, and is left out with it.
+        assert_eq!(key("/p?utm%5fsource=a&id=3"), "h/p?id=3");
+        assert_eq!(key("/p?%67clid=a&id=%41"), "h/p?id=A");
+        // Encoded reserved characters stay encoded: `%3D` ends no name,
+        // `%26` splits no query, as a backend's parser reads them.
+        assert_eq!(key("/p?gclid%3D1=2&id=3"), "h/p?gclid%3D1=2&id=3");
+        assert_eq!(key("/p?id=3%26gclid=1"), "h/p?id=3%26gclid=1");
+        // The rest keeps the key's spelling of percent-encodings.
+        assert_eq!(key("/%7Ea?q=%3d&gclid=1&r=100%"), "h/~a?q=%3D&r=100%25");
+        // A name written encoded in the setting is spelled as in a key.
+        assert_eq!(
+            key_ignoring("a%2fb, %7E*", "/p?a%2Fb=1&~x=2&id=3"),
+            "h/p?id=3"
+        );
+        assert_eq!(key_ignoring("a%2fb", "/p?a/b=1"), "h/p?a/b=1");
+    }
+
+    #[test]
+    fn ignored_params_with_a_lone_star_leave_out_the_whole_query() {
+        assert_eq!(key_ignoring("*", "/p?a=1&b&=c"), "h/p");
+        assert_eq!(key_ignoring("*", "/p/q"), "h/p/q");
+    }
+
+    #[test]
+    fn ignored_params_off_keep_every_key_as_it_was() {
+        for (target, key) in [
+            ("/p?utm_source=a&id=3", "h/p?utm_source=a&id=3"),
+            ("/p?a=1&&b=2&", "h/p?a=1&&b=2&"),
+            ("/p?", "h/p?"),
+            ("/p?%67clid", "h/p?gclid"),
+        ] {
+            assert_eq!(key_ignoring("", target), key, "{target}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the query, its key is the one of the query without
+        /// the ignored parameters and empty pieces, the others in their
+        /// order, and reads back from a snapshot as it was written.
+        #[test]
+        fn ignored_params_leave_the_others_as_they_were(
+            params in proptest::collection::vec(
+                (
+                    proptest::sample::select(
+                        vec!["a", "id", "utm_source", "utm_", "utm", "gclid", "%67clid", "GCLID", ""],
+                    ),
+                    proptest::option::of("[a-z0-9=]{0,3}"),
+                ),
+                0..6,
+            ),
+        ) {
+            let pieces: Vec<String> = params
+                .iter()
+                .map(|(name, value)| match value {
+                    Some(v) => format!("{name}={v}"),
+                    None => name.to_string(),
+                })
+                .collect();
+            let target = format!("/p?{}", pieces.join("&"));
+            let kept: Vec<&str> = params
+                .iter()
+                .zip(&pieces)
+                .filter(|((name, _), piece)| {
+                    !piece.is_empty()
+                        && !name.starts_with("utm_")
+                        && !["gclid", "%67clid"].contains(name)
+                })
+                .map(|(_, piece)| piece.as_str())
+                .collect();
+            let expected = match kept.is_empty() {
+                true => "h/p".to_string(),
+                false => format!("h/p?{}", kept.join("&")),
+            };
+            let key = key_ignoring(TRACKERS, &target);
+            proptest::prop_assert_eq!(&key, &expected, "{}", target);
+            proptest::prop_assert_eq!(respell_key(&key), key);
+        }
+    }
+
+    #[test]
+    fn ignored_params_apply_to_every_key_a_request_makes() {
+        let ignored = IgnoredParams::parse(TRACKERS).unwrap();
+        let mut request = get(&[]);
+        request.target = "http://Example.com/p?utm_source=a&id=3".into();
+        // The `https://` key of a request a proxy in front got over TLS.
+        assert_eq!(
+            super::primary_key(&request, "https", &ignored),
+            "https://example.com/p?id=3"
+        );
+        let keys = super::primary_keys_of_uri(&request, &ignored);
+        assert_eq!(keys, ["example.com/p?id=3", "https://example.com/p?id=3"]);
+        // What a Location or Content-Location names, relative or not, a
+        // fragment dropped first.
+        let named = |reference: &str| {
+            super::keys_of_reference(&keys, reference, &ignored).map(|[http, _]| http)
+        };
+        for (reference, key) in [
+            ("/q?utm_campaign=x", "example.com/q"),
+            ("/q?id=1&gclid=x#top", "example.com/q?id=1"),
+            ("http://example.com/q?fbclid=1&&id=2", "example.com/q?id=2"),
+            ("?utm_source=b&id=3", "example.com/p?id=3"),
+            ("q?utm_source=b", "example.com/q"),
+        ] {
+            assert_eq!(named(reference).as_deref(), Some(key), "{reference}");
+        }
+        // A key made with the setting is read back from a snapshot as it
+        // was written.
+        for target in ["/p?utm_source=a&id=3", "/%7Eu?q=%3d&gclid=1&r=100%"] {
+            let key = key_ignoring(TRACKERS, target);
+            assert_eq!(respell_key(&key), key);
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - `bypass`: cookies that keep a request away from the cache (the
 //!   `cache_bypass_cookies` setting).
 //! - `key`: cache keys and Vary.
+//! - `params`: query parameters left out of the key (the
+//!   `cache_key_ignore_params` setting).
 //! - `conditional`: conditional requests, and what a 304 (or a HEAD's
 //!   200) refreshes.
 //!
@@ -22,6 +24,7 @@ mod bypass;
 mod conditional;
 mod directives;
 mod key;
+mod params;
 #[cfg(test)]
 mod test_support;
 mod valid;
@@ -33,6 +36,7 @@ pub use key::{
     decode_percent, keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key,
     vary_names,
 };
+pub use params::IgnoredParams;
 pub use valid::CacheValid;
 
 use crate::http::date::parse_http_date;
