@@ -1101,7 +1101,7 @@ impl Control {
     /// seconds); their results are dropped if a generation came in force
     /// meanwhile: a reload looked its names up itself, maybe with other
     /// targets, and the next interval looks again.
-    pub fn re_resolve<A: resolve::Answer>(&self, resolve: &Resolve<'_, A>) -> usize {
+    pub fn re_resolve(&self, resolve: &Resolve<'_>) -> usize {
         let seen = self.inner.current.generation();
         let changes = {
             let shared = self.inner.current.get();

@@ -37,10 +37,13 @@ impl FakeDns {
         *self.answer.lock().unwrap() = answer;
     }
 
-    fn resolve(&self, name: &str) -> io::Result<SocketAddr> {
+    fn resolve(&self, name: &str) -> io::Result<Vec<SocketAddr>> {
         assert_eq!(name, SVC, "only names are looked up");
         self.asked.fetch_add(1, Ordering::SeqCst);
-        (*self.answer.lock().unwrap()).ok_or_else(|| io::ErrorKind::NotFound.into())
+        let answer = *self.answer.lock().unwrap();
+        answer
+            .map(|addr| vec![addr])
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 }
 
@@ -144,7 +147,7 @@ fn targets_written_as_addresses_are_never_looked_up() {
 
     // Nor is the step taken at all when no target is a name.
     let mut plain = start_proxy(&[a.addr], |_| {});
-    let never = |name: &str| -> io::Result<SocketAddr> { panic!("{name} looked up") };
+    let never = |name: &str| -> io::Result<Vec<SocketAddr>> { panic!("{name} looked up") };
     assert_eq!(plain.handle().control().re_resolve(&never), 0);
     plain.shutdown(Duration::from_secs(1));
     proxy.shutdown(Duration::from_secs(1));
@@ -217,10 +220,10 @@ fn lookups_overtaken_by_a_reload_are_dropped_and_the_next_step_builds_on_the_rel
     };
     // A reload comes while the lookup is under way (it found b): the
     // reload's own address (a) stands, and its second target too.
-    let racing = |name: &str| -> io::Result<SocketAddr> {
+    let racing = |name: &str| -> io::Result<Vec<SocketAddr>> {
         assert_eq!(name, SVC);
         control.reload(reloaded(a.addr)).unwrap();
-        Ok(b.addr)
+        Ok(vec![b.addr])
     };
     assert_eq!(control.re_resolve(&racing), 0);
     let status = admin_get(&proxy, "/status");

@@ -22,24 +22,7 @@ use std::time::{Duration, Instant};
 /// Turns a target as written (`app:8000`) into the addresses it gives,
 /// in any order ([`config::addresses_of`] makes the set of them): the
 /// system resolver's ([`system`]) or a test's.
-pub type Resolve<'a, A> = dyn Fn(&str) -> io::Result<A> + 'a;
-
-/// What a resolver answers: one address, or every address a name gives.
-pub trait Answer {
-    fn into_addresses(self) -> Vec<SocketAddr>;
-}
-
-impl Answer for SocketAddr {
-    fn into_addresses(self) -> Vec<SocketAddr> {
-        vec![self]
-    }
-}
-
-impl Answer for Vec<SocketAddr> {
-    fn into_addresses(self) -> Vec<SocketAddr> {
-        self
-    }
-}
+pub type Resolve<'a> = dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + 'a;
 
 /// The system resolver, as start-up and reloads ask it: every address it
 /// gives (see [`config::lookup`]).
@@ -149,16 +132,16 @@ fn names(targets: &[Target]) -> Vec<(&str, Vec<SocketAddr>)> {
 /// with a warning at most once a minute per name; so does one of which
 /// an address is now `own`, the address the proxy listens on (requests
 /// would loop, which a reload refuses too).
-pub fn look_up<A: Answer>(
+pub fn look_up(
     targets: &[Target],
-    resolve: &Resolve<'_, A>,
+    resolve: &Resolve<'_>,
     own: SocketAddr,
     failures: &mut Failures,
 ) -> Vec<Change> {
     failures.keep_only(targets);
     let mut changes = Vec::new();
     for (name, was) in names(targets) {
-        match resolve(name).and_then(|answer| usable(answer.into_addresses(), own)) {
+        match resolve(name).and_then(|answer| usable(answer, own)) {
             Ok(now) => {
                 if failures.recovered(name) {
                     log::info!("target {name} resolves again");
@@ -307,11 +290,11 @@ mod tests {
         ];
         let asked = Arc::new(AtomicUsize::new(0));
         let count = asked.clone();
-        let resolve = move |name: &str| -> io::Result<SocketAddr> {
+        let resolve = move |name: &str| -> io::Result<Vec<SocketAddr>> {
             count.fetch_add(1, Ordering::SeqCst);
             match name {
-                "app:80" => Ok("10.0.0.7:80".parse().unwrap()),
-                "db:80" => Ok("10.0.0.6:80".parse().unwrap()),
+                "app:80" => Ok(vec!["10.0.0.7:80".parse().unwrap()]),
+                "db:80" => Ok(vec!["10.0.0.6:80".parse().unwrap()]),
                 other => panic!("{other} is an address, never looked up"),
             }
         };
@@ -336,11 +319,12 @@ mod tests {
     fn a_name_that_fails_keeps_its_address_and_its_failure_is_remembered_until_it_resolves() {
         let targets = [target("app:80", "10.0.0.5:80")];
         let mut failures = Failures::default();
-        let down = |_: &str| -> io::Result<SocketAddr> { Err(io::ErrorKind::NotFound.into()) };
+        let down = |_: &str| -> io::Result<Vec<SocketAddr>> { Err(io::ErrorKind::NotFound.into()) };
         assert!(look_up(&targets, &down, OWN, &mut failures).is_empty());
         assert!(look_up(&targets, &down, OWN, &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1);
-        let up = |_: &str| -> io::Result<SocketAddr> { Ok("10.0.0.5:80".parse().unwrap()) };
+        let up =
+            |_: &str| -> io::Result<Vec<SocketAddr>> { Ok(vec!["10.0.0.5:80".parse().unwrap()]) };
         assert!(look_up(&targets, &up, OWN, &mut failures).is_empty());
         assert!(failures.0.is_empty(), "the failure ended");
         // A name a reload removed is forgotten.
@@ -353,7 +337,9 @@ mod tests {
     fn a_name_that_comes_to_resolve_to_the_proxy_itself_stays_where_it_was() {
         let targets = [target("app:8080", "10.0.0.5:8080")];
         let mut failures = Failures::default();
-        let home = |_: &str| -> io::Result<SocketAddr> { Ok("127.0.0.1:8080".parse().unwrap()) };
+        let home = |_: &str| -> io::Result<Vec<SocketAddr>> {
+            Ok(vec!["127.0.0.1:8080".parse().unwrap()])
+        };
         assert!(look_up(&targets, &home, OWN, &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1, "said as a failure");
     }
