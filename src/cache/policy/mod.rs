@@ -14,6 +14,7 @@
 //! - `key`: cache keys and Vary.
 //! - `params`: query parameters left out of the key (the
 //!   `cache_key_ignore_params` setting).
+//! - `patterns`: the name lists (`utm_*, gclid`) those two settings take.
 //! - `conditional`: conditional requests, and what a 304 (or a HEAD's
 //!   200) refreshes.
 //!
@@ -25,6 +26,7 @@ mod conditional;
 mod directives;
 mod key;
 mod params;
+mod patterns;
 #[cfg(test)]
 mod test_support;
 mod valid;

@@ -7,11 +7,7 @@
 //! the query as sent (see `key::push_query` for how the key is built).
 
 use super::key::push_path;
-
-/// The most names `cache_key_ignore_params` may list: the trackers of the
-/// usual ad networks are a dozen or two, and every parameter of every
-/// cached request is compared with each.
-const MAX_IGNORED_PARAMS: usize = 32;
+use super::patterns::{Listing, NamePatterns};
 
 /// Parameter names left out of the cache key: each exact, or a prefix
 /// (written with a trailing `*`, as `utm_*`); a lone `*` is the empty
@@ -21,23 +17,18 @@ const MAX_IGNORED_PARAMS: usize = 32;
 /// Empty: off, and keys are what they were without the setting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IgnoredParams {
-    names: Box<[ParamName]>,
+    names: NamePatterns,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum ParamName {
-    Exact(Box<str>),
-    Prefix(Box<str>),
-}
-
-impl ParamName {
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            ParamName::Exact(exact) => name == &**exact,
-            ParamName::Prefix(prefix) => name.starts_with(&**prefix),
-        }
-    }
-}
+const PARAMS: Listing = Listing {
+    what: "parameter names",
+    example: "utm_*, gclid, fbclid",
+    prefix_example: "utm_*",
+    every: "every parameter",
+    // The trackers of the usual ad networks are a dozen or two, and every
+    // parameter of every cached request is compared with each.
+    most: 32,
+};
 
 impl IgnoredParams {
     /// Comma separated parameter names, each with an optional trailing
@@ -45,64 +36,24 @@ impl IgnoredParams {
     /// may hold) but `=`, `&` and `#`, which would end it, and `,`, which
     /// ends it here; a `%` must start an escape (`%5F`).
     pub fn parse(v: &str) -> Result<IgnoredParams, String> {
-        if v.trim().is_empty() {
-            return Ok(IgnoredParams::default());
-        }
-        let mut names: Vec<ParamName> = Vec::new();
-        for written in v.split(',').map(str::trim) {
-            if written.is_empty() {
-                return Err(format!(
-                    "`{v}` has an empty entry (a stray comma?); list parameter names, e.g. \
-                     `utm_*, gclid, fbclid`"
-                ));
-            }
-            let (stem, prefix) = match written.strip_suffix('*') {
-                Some(stem) => (stem, true),
-                None => (written, false),
-            };
-            if stem.contains('*') {
-                return Err(format!(
-                    "`{written}`: `*` may only end a name (`utm_*`), or stand alone for every \
-                     parameter"
-                ));
-            }
-            if !stem
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b"=&#".contains(&b))
-            {
+        let names = NamePatterns::parse(v, &PARAMS, |name| {
+            if !(name.bytes()).all(|b| b.is_ascii_graphic() && !b"=&#".contains(&b)) {
                 return Err(format!(
                     "`{}` is not a query parameter name (printable ASCII; no space, `=`, `&` \
                      or `#`)",
-                    written.escape_debug()
+                    name.escape_debug()
                 ));
             }
-            if !escapes_are_whole(stem) {
+            if !escapes_are_whole(name) {
                 return Err(format!(
-                    "`{written}`: a `%` must start an escape of two hex digits (`%5F`)"
+                    "`{name}`: a `%` must start an escape of two hex digits (`%5F`)"
                 ));
             }
-            let mut spelled = String::with_capacity(stem.len());
-            push_path(&mut spelled, stem);
-            let spelled = spelled.into_boxed_str();
-            let name = if prefix {
-                ParamName::Prefix(spelled)
-            } else {
-                ParamName::Exact(spelled)
-            };
-            if names.contains(&name) {
-                return Err(format!("`{written}` is listed twice"));
-            }
-            names.push(name);
-        }
-        if names.len() > MAX_IGNORED_PARAMS {
-            return Err(format!(
-                "{} names listed; at most {MAX_IGNORED_PARAMS}",
-                names.len()
-            ));
-        }
-        Ok(IgnoredParams {
-            names: names.into(),
-        })
+            let mut spelled = String::with_capacity(name.len());
+            push_path(&mut spelled, name);
+            Ok(spelled.into_bytes())
+        })?;
+        Ok(IgnoredParams { names })
     }
 
     /// Whether the setting is off.
@@ -113,7 +64,7 @@ impl IgnoredParams {
     /// Whether a parameter named `name`, as the key spells it (see
     /// [`push_path`]), is left out of the key.
     pub fn matches(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n.matches(name))
+        self.names.matches(name.as_bytes())
     }
 }
 
@@ -133,16 +84,18 @@ fn escapes_are_whole(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn names(v: &str) -> Vec<ParamName> {
-        IgnoredParams::parse(v).unwrap().names.into_vec()
+    use super::super::patterns::Pattern;
+
+    fn names(v: &str) -> Vec<Pattern> {
+        IgnoredParams::parse(v).unwrap().names.patterns().to_vec()
     }
 
-    fn exact(s: &str) -> ParamName {
-        ParamName::Exact(s.into())
+    fn exact(s: &str) -> Pattern {
+        Pattern::Exact(s.as_bytes().into())
     }
 
-    fn prefix(s: &str) -> ParamName {
-        ParamName::Prefix(s.into())
+    fn prefix(s: &str) -> Pattern {
+        Pattern::Prefix(s.as_bytes().into())
     }
 
     #[test]
@@ -162,7 +115,7 @@ mod tests {
             names("utm%5fsource, a%2fb, %7E*"),
             [exact("utm_source"), exact("a%2Fb"), prefix("~")]
         );
-        let most: Vec<String> = (0..MAX_IGNORED_PARAMS).map(|i| format!("p{i}")).collect();
+        let most: Vec<String> = (0..PARAMS.most).map(|i| format!("p{i}")).collect();
         assert!(IgnoredParams::parse(&most.join(",")).is_ok());
         let too_many = format!("{}, one_more", most.join(","));
         for (bad, why) in [

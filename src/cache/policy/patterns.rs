@@ -1,0 +1,187 @@
+//! Lists of names as the cache's settings write them: comma separated,
+//! each name exact or, with a trailing `*`, a prefix (`utm_*`,
+//! `wordpress_logged_in_*`); a lone `*` is the empty prefix, every name.
+//! `cache_bypass_cookies` lists cookies, `cache_key_ignore_params` query
+//! parameters: what a name may hold, and how it is spelled to be
+//! compared, is theirs; the list, its checks and its matching are here.
+
+/// A parsed list; empty when the setting is off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamePatterns {
+    patterns: Box<[Pattern]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Pattern {
+    Exact(Box<[u8]>),
+    Prefix(Box<[u8]>),
+}
+
+impl Pattern {
+    fn matches(&self, name: &[u8]) -> bool {
+        match self {
+            Pattern::Exact(exact) => name == &**exact,
+            Pattern::Prefix(prefix) => name.starts_with(prefix),
+        }
+    }
+}
+
+/// How a setting speaks of what it lists, for its error messages.
+pub(super) struct Listing {
+    /// `cookie names`.
+    pub what: &'static str,
+    /// A list as it might be written: `wordpress_logged_in_*, wp-postpass_*`.
+    pub example: &'static str,
+    /// A prefix as it might be written: `wp-postpass_*`.
+    pub prefix_example: &'static str,
+    /// What a lone `*` stands for: `any cookie`.
+    pub every: &'static str,
+    /// The most names the list may hold: each is compared with every
+    /// name of every request the setting looks at.
+    pub most: usize,
+}
+
+impl NamePatterns {
+    /// `v` as `listing` describes it; `spell` checks one name (its `*`
+    /// taken off) and gives it as names are compared, or says what is
+    /// wrong with it. Empty (or blank) is the empty list.
+    pub(super) fn parse(
+        v: &str,
+        listing: &Listing,
+        spell: impl Fn(&str) -> Result<Vec<u8>, String>,
+    ) -> Result<NamePatterns, String> {
+        if v.trim().is_empty() {
+            return Ok(NamePatterns::default());
+        }
+        let mut patterns: Vec<Pattern> = Vec::new();
+        for written in v.split(',').map(str::trim) {
+            if written.is_empty() {
+                return Err(format!(
+                    "`{v}` has an empty entry (a stray comma?); list {}, e.g. `{}`",
+                    listing.what, listing.example
+                ));
+            }
+            let (stem, prefix) = match written.strip_suffix('*') {
+                Some(stem) => (stem, true),
+                None => (written, false),
+            };
+            if stem.contains('*') {
+                return Err(format!(
+                    "`{written}`: `*` may only end a name (`{}`), or stand alone for {}",
+                    listing.prefix_example, listing.every
+                ));
+            }
+            let spelled = spell(stem)?.into_boxed_slice();
+            let pattern = match prefix {
+                true => Pattern::Prefix(spelled),
+                false => Pattern::Exact(spelled),
+            };
+            if patterns.contains(&pattern) {
+                return Err(format!("`{written}` is listed twice"));
+            }
+            patterns.push(pattern);
+        }
+        if patterns.len() > listing.most {
+            return Err(format!(
+                "{} names listed; at most {}",
+                patterns.len(),
+                listing.most
+            ));
+        }
+        Ok(NamePatterns {
+            patterns: patterns.into(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether `name`, spelled as the list's names are, is listed: whole,
+    /// or under a listed prefix.
+    pub fn matches(&self, name: &[u8]) -> bool {
+        self.patterns.iter().any(|p| p.matches(name))
+    }
+
+    #[cfg(test)]
+    pub(super) fn patterns(&self) -> &[Pattern] {
+        &self.patterns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LETTERS: Listing = Listing {
+        what: "names",
+        example: "ab, c*",
+        prefix_example: "c*",
+        every: "every name",
+        most: 3,
+    };
+
+    fn parse(v: &str) -> Result<NamePatterns, String> {
+        NamePatterns::parse(v, &LETTERS, |name| {
+            match name.bytes().all(|b| b.is_ascii_lowercase()) {
+                true => Ok(name.as_bytes().to_vec()),
+                false => Err(format!("`{name}` is not lower-case letters")),
+            }
+        })
+    }
+
+    #[test]
+    fn a_list_of_exact_names_and_prefixes() {
+        assert!(parse("").unwrap().is_empty());
+        assert!(parse(" \t").unwrap().is_empty());
+        let list = parse("ab , c*,*").unwrap();
+        assert_eq!(
+            list.patterns(),
+            [
+                Pattern::Exact((*b"ab").into()),
+                Pattern::Prefix((*b"c").into()),
+                Pattern::Prefix([].into()),
+            ]
+        );
+        let list = parse("ab, c*").unwrap();
+        for (name, listed) in [
+            ("ab", true),
+            ("abc", false),
+            ("a", false),
+            ("c", true),
+            ("cd", true),
+            ("", false),
+        ] {
+            assert_eq!(list.matches(name.as_bytes()), listed, "{name:?}");
+        }
+        assert!(parse("*").unwrap().matches(b""));
+        assert!(!NamePatterns::default().matches(b"ab"));
+        // One is a prefix, the other a name: not the same twice.
+        assert!(parse("c, c*").is_ok());
+    }
+
+    #[test]
+    fn a_bad_list_says_what_is_wrong() {
+        for (bad, why) in [
+            (
+                "a,",
+                "has an empty entry (a stray comma?); list names, e.g. `ab, c*`",
+            ),
+            ("a,,b", "empty entry"),
+            (",", "empty entry"),
+            (
+                "a*b",
+                "`*` may only end a name (`c*`), or stand alone for every name",
+            ),
+            ("a**", "may only end"),
+            ("*a", "may only end"),
+            ("aB", "`aB` is not lower-case letters"),
+            ("a, a", "`a` is listed twice"),
+            ("a*, a*", "listed twice"),
+            ("a, b, c, d", "4 names listed; at most 3"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+}
