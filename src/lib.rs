@@ -5,7 +5,8 @@
 //! - `config`: proxy.conf + `INVERSO_*` environment + flags into a typed `Config`.
 //! - `server`: listener, accept loop, worker pool, connection limit, shutdown.
 //! - `proxy`: one client connection: request, upstream, response, log.
-//! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers.
+//! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers,
+//!   the response fields the operator sets and removes.
 //! - `upstream`: backends: balancer, health (passive and active checks), drain and
 //!   maintenance states, keep-alive pools, names looked up again (`resolve_interval`).
 //! - `cache`: the LRU store and its snapshot file.

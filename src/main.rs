@@ -215,6 +215,24 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         let line = format!("{key} = {}", config::printable(&setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
+    // The fields set and removed on every response, in the file's order.
+    for (key, setting) in loader.response_header_settings() {
+        let line = format!(
+            "{} = {}",
+            config::printable(&key),
+            config::printable(&setting.value)
+        );
+        let does = if setting.value.is_empty() {
+            "removed from"
+        } else {
+            "set on"
+        };
+        writeln!(
+            out,
+            "{line:<48} # {} ({does} every response)",
+            setting.origin
+        )?;
+    }
     for line in config::target_lines(&config.targets) {
         writeln!(out, "{line}")?;
     }

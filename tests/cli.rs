@@ -359,3 +359,62 @@ fn check_rejects_an_error_pages_directory_it_cannot_use() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_prints_each_response_header_key_with_its_line() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         response_header.Strict-Transport-Security = max-age=63072000; includeSubDomains\n\
+         # hide what the app leaks\n\
+         response_header.X-Powered-By =\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("response_header."))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with(
+            "response_header.Strict-Transport-Security = max-age=63072000; includeSubDomains "
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[0].ends_with("# proxy.conf:2 (set on every response)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("response_header.X-Powered-By = "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with("# proxy.conf:4 (removed from every response)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_rejects_a_response_header_key_it_cannot_use() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nresponse_header.Content-Length = 5\n",
+        Some(2),
+        &["response_header.Content-Length", "frames the message"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nresponse_headers.X-Frame-Options = DENY\n",
+        Some(2),
+        &["did you mean `response_header.X-Frame-Options`"],
+    );
+    // File only: --set cannot give one.
+    let dir = conf(GOOD);
+    let set = "response_header.X-Frame-Options=DENY";
+    let out = inverso(
+        dir.path(),
+        &["check", "--config", "proxy.conf", "--set", set],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("configuration file only"), "{stderr}");
+}

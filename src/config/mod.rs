@@ -11,6 +11,7 @@
 mod keys;
 mod values;
 
+use crate::http::edits::FieldEdits;
 use crate::ratelimit::Rate;
 use crate::realip::Cidr;
 use keys::find_key;
@@ -56,6 +57,9 @@ pub struct Config {
     /// `error_pages`: the bodies read from its directory for the proxy's
     /// own errors (none when off).
     pub error_pages: crate::error_pages::ErrorPages,
+    /// `response_header.<Name>`: fields set or removed on every response
+    /// sent to a client (none when no such key is set).
+    pub response_headers: FieldEdits,
     pub max_connections: usize,
     /// Connections one client address may hold at once; 0 = no limit.
     pub max_connections_per_client: usize,
@@ -339,11 +343,21 @@ pub struct Setting {
     pub origin: Origin,
 }
 
+/// The key family that sets (or, with an empty value, removes) a response
+/// field: `response_header.X-Frame-Options = DENY`. One key per field,
+/// since values hold the commas and semicolons a list would split at
+/// (`Content-Security-Policy`, `Strict-Transport-Security`). File only: an
+/// environment variable's name cannot spell the `.` and `-`.
+pub const RESPONSE_HEADER: &str = "response_header.";
+
 /// Collects raw values from the sources in increasing precedence, then
 /// builds the typed [`Config`]. Later sources override earlier ones.
 #[derive(Clone, Debug)]
 pub struct Loader {
     settings: BTreeMap<&'static str, Setting>,
+    /// The `response_header.<Name>` keys, in the file's order: each name
+    /// as written, and its value.
+    response_headers: Vec<(String, Setting)>,
     /// The file name whole-file errors are reported against.
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
@@ -371,6 +385,7 @@ impl Loader {
             .collect();
         Loader {
             settings,
+            response_headers: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
         }
@@ -412,6 +427,10 @@ impl Loader {
                 ));
             };
             let key = key.trim();
+            if let Some(name) = key.strip_prefix(RESPONSE_HEADER) {
+                self.response_header(name, value.trim(), origin)?;
+                continue;
+            }
             let Some(spec) = find_key(key) else {
                 return Err(ConfigError::at(&origin, unknown_key_message(key)));
             };
@@ -424,6 +443,54 @@ impl Loader {
             self.put(spec.name, value.trim(), origin);
         }
         Ok(self)
+    }
+
+    /// Takes `response_header.<name> = value` from the file: one key per
+    /// field name, in any case (two spellings of one name are one field).
+    fn response_header(
+        &mut self,
+        name: &str,
+        value: &str,
+        origin: Origin,
+    ) -> Result<(), ConfigError> {
+        if name.is_empty() {
+            return Err(ConfigError::at(
+                &origin,
+                format!(
+                    "`{RESPONSE_HEADER}` needs a field name after the dot, e.g. \
+                     `{RESPONSE_HEADER}X-Frame-Options = DENY`"
+                ),
+            ));
+        }
+        let twin = self
+            .response_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name));
+        if let Some((_, first)) = twin {
+            let first = match &first.origin {
+                Origin::File { line, .. } => format!(" (first set on line {line})"),
+                _ => String::new(),
+            };
+            return Err(ConfigError::at(
+                &origin,
+                format!("duplicate key `{RESPONSE_HEADER}{name}`{first}"),
+            ));
+        }
+        if self.response_headers.len() == values::MAX_RESPONSE_HEADERS {
+            return Err(ConfigError::at(
+                &origin,
+                format!(
+                    "`{RESPONSE_HEADER}{name}`: more than {} {RESPONSE_HEADER}* keys",
+                    values::MAX_RESPONSE_HEADERS
+                ),
+            ));
+        }
+        let setting = Setting {
+            value: value.to_string(),
+            origin,
+        };
+        self.response_headers.push((name.to_string(), setting));
+        Ok(())
     }
 
     /// Applies `INVERSO_<KEY>` variables. Other variables are ignored.
@@ -441,7 +508,12 @@ impl Loader {
                 );
                 continue;
             }
-            match find_key(&rest.to_ascii_lowercase()) {
+            let key = rest.to_ascii_lowercase();
+            if key.starts_with(RESPONSE_HEADER.trim_end_matches('.')) {
+                log::warn!("{var}: {}; ignored", file_only(&key));
+                continue;
+            }
+            match find_key(&key) {
                 Some(spec) => self.put(spec.name, value.trim(), Origin::Env(var.clone())),
                 // Not an error: the environment is shared with other
                 // programs. But a misspelt key should not vanish silently.
@@ -457,6 +529,9 @@ impl Loader {
     /// Applies a command-line override of one key.
     pub fn flag(&mut self, key: &str, value: &str, flag: &str) -> Result<&mut Self, ConfigError> {
         let origin = Origin::Flag(flag.to_string());
+        if key.starts_with(RESPONSE_HEADER) {
+            return Err(ConfigError::at(&origin, file_only(key)));
+        }
         let Some(spec) = find_key(key) else {
             return Err(ConfigError::at(&origin, unknown_key_message(key)));
         };
@@ -479,6 +554,37 @@ impl Loader {
         KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
     }
 
+    /// Every `response_header.<Name>` key (`response_header.` and the name
+    /// as written) with its value and origin, in the file's order.
+    pub fn response_header_settings(&self) -> impl Iterator<Item = (String, &Setting)> {
+        (self.response_headers.iter()).map(|(name, s)| (format!("{RESPONSE_HEADER}{name}"), s))
+    }
+
+    /// The fields the `response_header.*` keys set and remove, each
+    /// checked where it came from: a name the proxy writes itself (the
+    /// request's ID field among them), a value that is no field value.
+    fn field_edits(&self, config: &Config) -> Result<FieldEdits, ConfigError> {
+        let mut edits = Vec::with_capacity(self.response_headers.len());
+        for (name, setting) in &self.response_headers {
+            let refused = |message: String| {
+                let key = format!("{RESPONSE_HEADER}{name}");
+                ConfigError::at(&setting.origin, format!("{key}: {message}"))
+            };
+            let value = values::parse_response_header(name, &setting.value).map_err(refused)?;
+            let request_id = config.request_id_header.as_deref();
+            if request_id.is_some_and(|id| id.eq_ignore_ascii_case(name)) {
+                return Err(refused(format!(
+                    "{name} is request_id_header, which the proxy writes on every response itself"
+                )));
+            }
+            edits.push((name.clone(), value));
+        }
+        FieldEdits::new(edits).map_err(|message| ConfigError {
+            place: self.file.clone(),
+            message,
+        })
+    }
+
     /// `key: message`, placed where the value of `key` came from: for
     /// checks that span keys, after each key has parsed.
     fn refused(&self, key: &str, message: String) -> ConfigError {
@@ -493,6 +599,7 @@ impl Loader {
             (key.apply)(&mut config, &setting.value)
                 .map_err(|m| ConfigError::at(&setting.origin, format!("{}: {m}", key.name)))?;
         }
+        config.response_headers = self.field_edits(&config)?;
         if config.targets.is_empty() {
             let setting = &self.settings["targets"];
             let place = match &setting.origin {
@@ -623,6 +730,7 @@ impl Config {
             path_to_persistence: None,
             path_to_log: None,
             error_pages: Default::default(),
+            response_headers: FieldEdits::default(),
             max_connections: 1,
             max_connections_per_client: 0,
             upstream_keepalive: 0,
@@ -814,6 +922,16 @@ fn strip_comment(line: &str) -> &str {
     line.split_once('#').map_or(line, |(before, _)| before)
 }
 
+/// Why a `response_header.*` key given elsewhere than in the file is not
+/// taken.
+fn file_only(key: &str) -> String {
+    format!(
+        "`{}`: {RESPONSE_HEADER}<Field-Name> keys are read from the configuration file only \
+         (an environment variable's name cannot spell their `.` and `-`)",
+        key.escape_debug()
+    )
+}
+
 fn unknown_key_message(key: &str) -> String {
     // A key is a short word: anything long is garbage, shown cut and not
     // compared (the edit distance is quadratic).
@@ -831,14 +949,37 @@ fn unknown_key_message(key: &str) -> String {
     }
     let key = key.escape_debug().to_string();
     let key = key.as_str();
-    let nearest = KEYS
-        .iter()
-        .map(|k| (edit_distance(key, k.name), k.name))
+    // Not when most of a short key would have to change (`foo` is no
+    // misspelt `port`).
+    let close =
+        |d: usize, name: &str| d <= 3.max(name.len() / 4) && 2 * d <= key.len().min(name.len());
+    // The family's name without its dot, a candidate among the keys: a
+    // key with a dot can only be one of its members (no other key has a
+    // dot), misspelt before the field name.
+    let family = RESPONSE_HEADER.trim_end_matches('.');
+    if let Some((prefix, field)) = key.split_once('.') {
+        let d = edit_distance(prefix, family);
+        return if close(d, family) && !field.is_empty() {
+            format!("unknown key `{key}` (did you mean `{RESPONSE_HEADER}{field}`?)")
+        } else {
+            format!("unknown key `{key}`")
+        };
+    }
+    if key == family {
+        return format!(
+            "`{family}` needs a field name: `{RESPONSE_HEADER}X-Frame-Options = DENY` sets \
+             that field on every response, `{RESPONSE_HEADER}X-Powered-By =` removes it"
+        );
+    }
+    let nearest = (KEYS.iter().map(|k| k.name))
+        .chain([family])
+        .map(|name| (edit_distance(key, name), name))
         .min()
-        // Not when most of a short key would have to change (`foo` is no
-        // misspelt `port`).
-        .filter(|(d, name)| *d <= 3.max(name.len() / 4) && 2 * d <= key.len().min(name.len()));
+        .filter(|(d, name)| close(*d, name));
     match nearest {
+        Some((_, name)) if name == family => format!(
+            "unknown key `{key}` (did you mean `{RESPONSE_HEADER}<Field-Name>`, one key per field?)"
+        ),
         Some((_, name)) => format!("unknown key `{key}` (did you mean `{name}`?)"),
         None => format!("unknown key `{key}`"),
     }
@@ -1555,6 +1696,242 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
         }
+    }
+
+    /// The `response_header.*` keys of `text` (after a targets line), as
+    /// the fields they set and remove.
+    fn field_edits(text: &str) -> Result<Vec<(String, Option<String>)>, ConfigError> {
+        let c = build(&format!("targets = 127.0.0.1:1\n{text}"))?;
+        let edits = c.response_headers.iter();
+        Ok(edits
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect())
+    }
+
+    #[test]
+    fn response_header_keys_set_and_remove_fields_in_file_order() {
+        assert_eq!(field_edits("").unwrap(), []);
+        assert!(build("targets = 127.0.0.1:1\n")
+            .unwrap()
+            .response_headers
+            .is_empty());
+        let text = "response_header.Strict-Transport-Security = max-age=63072000; includeSubDomains\n\
+                    response_header.Content-Security-Policy = default-src 'self'; img-src * data:, x\n\
+                    response_header.X-Powered-By =      # empty: removed\n\
+                    response_header.Server =\n\
+                    response_header.Cache-Control =  public, max-age=60  \n\
+                    response_header.Set-Cookie =\n\
+                    response_header.X-Tab = a\tb \"q\" 'x'\n";
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(
+            field_edits(text).unwrap(),
+            [
+                (
+                    "Strict-Transport-Security".to_string(),
+                    some("max-age=63072000; includeSubDomains")
+                ),
+                (
+                    "Content-Security-Policy".to_string(),
+                    some("default-src 'self'; img-src * data:, x")
+                ),
+                ("X-Powered-By".to_string(), None),
+                ("Server".to_string(), None),
+                ("Cache-Control".to_string(), some("public, max-age=60")),
+                ("Set-Cookie".to_string(), None),
+                ("X-Tab".to_string(), some("a\tb \"q\" 'x'")),
+            ]
+        );
+        let long = "v".repeat(8 * 1024);
+        let e = field_edits(&format!("response_header.X-Long = {long}\n")).unwrap();
+        assert_eq!(e[0].1.as_ref().map(String::len), Some(8 * 1024));
+        // At most 64, each name once.
+        let lines: String = (0..64)
+            .map(|i| format!("response_header.X-{i} = {i}\n"))
+            .collect();
+        assert_eq!(field_edits(&lines).unwrap().len(), 64);
+        let e = field_edits(&format!("{lines}response_header.X-64 = 64\n")).unwrap_err();
+        assert_eq!(e.place, "proxy.conf:66");
+        assert!(e.message.contains("more than 64"), "{e}");
+    }
+
+    #[test]
+    fn a_response_header_name_given_twice_in_any_case_is_a_duplicate_key() {
+        let e = field_edits(
+            "response_header.X-Frame-Options = DENY\n# again\nresponse_header.x-frame-OPTIONS = SAMEORIGIN\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:4: duplicate key `response_header.x-frame-OPTIONS` (first set on line 2)"
+        );
+        // Removing and setting one field is twice the same key too.
+        let e = field_edits("response_header.Server =\nresponse_header.server = x\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("duplicate key"), "{e}");
+    }
+
+    #[test]
+    fn response_header_names_the_proxy_writes_or_frames_with_are_refused() {
+        for (name, says) in [
+            ("Content-Length", "frames the message"),
+            ("transfer-encoding", "frames the message"),
+            ("Connection", "frames the message"),
+            ("Keep-Alive", "frames the message"),
+            ("Proxy-Connection", "frames the message"),
+            ("TE", "frames the message"),
+            ("Trailer", "frames the message"),
+            ("Upgrade", "frames the message"),
+            ("Date", "neither set nor removed"),
+            ("age", "neither set nor removed"),
+            ("X-Cache", "neither set nor removed"),
+            ("Vary", "neither set nor removed"),
+            ("ETag", "neither set nor removed"),
+            ("Last-Modified", "neither set nor removed"),
+            ("Content-Range", "neither set nor removed"),
+            ("Content-Type", "same type"),
+            ("Content-Encoding", "neither set nor removed"),
+            ("Accept-Ranges", "neither set nor removed"),
+            ("Retry-After", "neither set nor removed"),
+            ("Allow", "neither set nor removed"),
+        ] {
+            for value in ["x", ""] {
+                let line = format!("response_header.{name} = {value}\n");
+                let e = field_edits(&line).unwrap_err();
+                assert_eq!(e.place, "proxy.conf:2", "{line}");
+                let key = format!("response_header.{name}: ");
+                assert!(e.message.starts_with(&key), "{line}: {e}");
+                assert!(e.message.contains(says), "{line}: {e}");
+            }
+        }
+        // Set-Cookie: removed, not set.
+        assert!(field_edits("response_header.Set-Cookie =\n").is_ok());
+        let e = field_edits("response_header.Set-Cookie = sid=1\n").unwrap_err();
+        assert!(
+            e.message.contains("removed (an empty value) but not set"),
+            "{e}"
+        );
+        // The request's ID field is the proxy's, wherever the two keys stand.
+        for text in [
+            "request_id_header = X-Request-ID\nresponse_header.x-request-id = 1\n",
+            "response_header.X-Request-Id =\nrequest_id_header = X-Request-ID\n",
+        ] {
+            let e = field_edits(text).unwrap_err();
+            assert!(e.message.contains("is request_id_header"), "{text:?}: {e}");
+            let line = if text.starts_with("request") { 3 } else { 2 };
+            assert_eq!(e.place, format!("proxy.conf:{line}"), "{text:?}");
+        }
+        assert!(
+            field_edits("request_id_header = X-Request-ID\nresponse_header.X-Trace = 1\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn response_header_values_are_visible_ascii_of_at_most_8_kib() {
+        let long = "v".repeat(8 * 1024 + 1);
+        for (value, says) in [
+            ("a\rX-Injected: 1", "control character"),
+            ("a\u{7f}b", "control character"),
+            ("a\0b", "control character"),
+            ("a\u{1b}[31m", "control character"),
+            ("caf\u{e9}", "outside ASCII"),
+            (long.as_str(), "at most 8192"),
+        ] {
+            let e = field_edits(&format!("response_header.X-A = {value}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{value:?}");
+            assert!(e.message.starts_with("response_header.X-A: "), "{e}");
+            assert!(e.message.contains(says), "{value:?}: {e}");
+            // One line, whatever the value held.
+            assert!(!e.to_string().contains(['\r', '\n', '\u{1b}']), "{e}");
+        }
+        for name in ["X A", "X:A", "X(A)", "X\"A", "caf\u{e9}"] {
+            let e = field_edits(&format!("response_header.{name} = 1\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{name:?}");
+            assert!(
+                e.message.contains("is not a header field name"),
+                "{name:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_header_without_a_name_or_misspelt_says_what_was_meant() {
+        for (line, says) in [
+            (
+                "response_header. = x",
+                "`response_header.` needs a field name after the dot",
+            ),
+            (
+                "response_header.   = x",
+                "`response_header.` needs a field name after the dot",
+            ),
+            (
+                "response_header = X-Frame-Options: DENY",
+                "`response_header` needs a field name",
+            ),
+            (
+                "respons_header.X-A = 1",
+                "unknown key `respons_header.X-A` (did you mean `response_header.X-A`?)",
+            ),
+            (
+                "response_headers.X-A = 1",
+                "unknown key `response_headers.X-A` (did you mean `response_header.X-A`?)",
+            ),
+            (
+                "Response-Header.X-A = 1",
+                "(did you mean `response_header.X-A`?)",
+            ),
+            (
+                "response_headers = 1",
+                "(did you mean `response_header.<Field-Name>`",
+            ),
+            (
+                "reponse_hedaer.X-A = 1",
+                "(did you mean `response_header.X-A`?)",
+            ),
+            ("request_header.X-A = 1", "unknown key `request_header.X-A`"),
+            ("resp.X-A = 1", "unknown key `resp.X-A`"),
+            ("add_header.X-A = 1", "unknown key `add_header.X-A`"),
+        ] {
+            let e = field_edits(&format!("{line}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{line}");
+            assert!(e.message.contains(says), "{line}: {e}");
+            if says.starts_with("unknown key `") && !says.contains("did you") {
+                assert!(!e.message.contains("did you"), "{line}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn response_header_keys_come_from_the_file_alone() {
+        let mut l = Loader::new();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nresponse_header.X-A = 1\n",
+        )
+        .unwrap();
+        // Warned about and ignored, as any variable naming no key.
+        l.env([("INVERSO_RESPONSE_HEADER_X_A".to_string(), "2".to_string())]);
+        let e = l
+            .clone()
+            .flag("response_header.X-A", "3", "--set")
+            .unwrap_err();
+        assert_eq!(e.place, "flag --set");
+        assert!(e.message.contains("configuration file only"), "{e}");
+        let c = l.build().unwrap();
+        let edits: Vec<_> = c.response_headers.iter().collect();
+        assert_eq!(edits, [("X-A", Some("1"))]);
+        let shown: Vec<_> = l
+            .response_header_settings()
+            .map(|(k, s)| (k, s.value.clone(), s.origin.to_string()))
+            .collect();
+        assert_eq!(
+            shown,
+            [(
+                "response_header.X-A".to_string(),
+                "1".to_string(),
+                "proxy.conf:2".to_string()
+            )]
+        );
     }
 
     #[test]

@@ -9,28 +9,76 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Response fields the proxy writes itself, or that describe the bytes it
+/// frames and serves from the cache, each with why: the operator may
+/// neither set nor remove them (`response_header.*`), and no request ID
+/// goes in one (with [`HTTP_FIELDS`]).
+const RESPONSE_OWNED: &[(&str, &str)] = &[
+    (
+        "accept-ranges",
+        "the cache writes it on the whole responses it serves, and answers ranges itself",
+    ),
+    ("age", "the cache writes it on every response it serves"),
+    (
+        "allow",
+        "the proxy writes it on its own 405 and OPTIONS answers",
+    ),
+    (
+        "content-encoding",
+        "it says how the body's bytes are coded; changed or dropped, clients decode them wrong",
+    ),
+    (
+        "content-range",
+        "it frames a partial response (the cache writes its own on a 206 or 416)",
+    ),
+    (
+        "content-type",
+        "one value would give every response the same type (images and scripts as HTML, \
+         which browsers then refuse under X-Content-Type-Options: nosniff), and the proxy \
+         writes its own on error pages and multipart ranges",
+    ),
+    (
+        "date",
+        "the proxy writes it on its own answers and on backend answers without one, and \
+         Age and freshness are counted from it",
+    ),
+    (
+        "etag",
+        "clients and caches in front send it back in their conditions, and the cache \
+         answers them from the stored one",
+    ),
+    (
+        "last-modified",
+        "clients and caches in front send it back in their conditions, and the cache \
+         answers them from the stored one",
+    ),
+    ("retry-after", "the proxy writes it on its own 429"),
+    (
+        "vary",
+        "caches in front (and browsers) key the response by it; one they do not see \
+         gives one client's variant to another",
+    ),
+    (
+        "x-cache",
+        "the cache writes it on every response relayed or served",
+    ),
+];
+
 /// Fields with a meaning in HTTP (RFC 9110, 9111) besides the framing and
-/// forwarding ones: the proxy writes the field it is given on every
-/// request and response, and drops a backend's, so one of these would
-/// break what it is for (a request ID in `Content-Range` breaks ranges).
+/// forwarding ones and [`RESPONSE_OWNED`]: the proxy writes the field it is
+/// given on every request and response, and drops a backend's, so one of
+/// these would break what it is for (a request ID in `Content-Range`
+/// breaks ranges).
 const HTTP_FIELDS: &[&str] = &[
     "accept",
     "accept-encoding",
     "accept-language",
-    "accept-ranges",
-    "age",
-    "allow",
     "authorization",
     "cache-control",
     "content-disposition",
-    "content-encoding",
     "content-language",
     "content-location",
-    "content-range",
-    "content-type",
     "cookie",
-    "date",
-    "etag",
     "expect",
     "expires",
     "host",
@@ -39,20 +87,16 @@ const HTTP_FIELDS: &[&str] = &[
     "if-none-match",
     "if-range",
     "if-unmodified-since",
-    "last-modified",
     "location",
     "pragma",
     "proxy-authenticate",
     "proxy-authorization",
     "range",
     "referer",
-    "retry-after",
     "server",
     "set-cookie",
     "user-agent",
-    "vary",
     "www-authenticate",
-    "x-cache",
     "strict-transport-security",
     "x-frame-options",
     "x-content-type-options",
@@ -79,7 +123,11 @@ pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
     // browsers act on the security and CORS ones.
     let lower = v.to_ascii_lowercase();
     let families = ["content-", "access-control-", "cross-origin-", "sec-"];
-    if HTTP_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(v))
+    let owned = RESPONSE_OWNED.iter().map(|(name, _)| name);
+    if HTTP_FIELDS
+        .iter()
+        .chain(owned)
+        .any(|f| f.eq_ignore_ascii_case(v))
         || families.iter().any(|f| lower.starts_with(f))
         || crate::http::forward::is_proxy_owned(v)
     {
@@ -89,6 +137,69 @@ pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
         ));
     }
     Ok(Arc::from(v))
+}
+
+/// The most `response_header.*` keys a configuration may hold: the fields
+/// go into every response head, and each is compared with every field a
+/// response carries.
+pub(super) const MAX_RESPONSE_HEADERS: usize = 64;
+
+/// The longest value a `response_header.*` key may have: a
+/// Content-Security-Policy runs to a few KiB, and proxies in front refuse
+/// response heads not much larger (nginx's `proxy_buffer_size` is 4 or
+/// 8 KiB by default).
+const MAX_RESPONSE_HEADER_VALUE: usize = 8 * 1024;
+
+/// `response_header.<name> = value`: the value to set the field to, or
+/// `None` (an empty value) to remove it. The name is a token, and not one
+/// the proxy frames messages with or writes itself ([`RESPONSE_OWNED`];
+/// the request's ID field is checked where both keys are known); the
+/// value visible ASCII with spaces and tabs inside (no control character
+/// to split the head, no obs-text), at most 8 KiB. `Set-Cookie` may be
+/// removed (nginx's `proxy_hide_header Set-Cookie`, for an application
+/// whose cookies nobody needs) but not set.
+pub(super) fn parse_response_header(name: &str, value: &str) -> Result<Option<String>, String> {
+    if !name.bytes().all(crate::http::head::is_tchar) {
+        return Err(format!(
+            "`{}` is not a header field name (letters, digits and !#$%&'*+-.^_`|~)",
+            name.escape_debug()
+        ));
+    }
+    if crate::http::forward::frames_or_hop_by_hop(name) {
+        return Err(format!(
+            "{name} frames the message or describes the connection: the proxy writes its own"
+        ));
+    }
+    if let Some((_, why)) = RESPONSE_OWNED
+        .iter()
+        .find(|(owned, _)| owned.eq_ignore_ascii_case(name))
+    {
+        return Err(format!("{name} may be neither set nor removed: {why}"));
+    }
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if name.eq_ignore_ascii_case("set-cookie") {
+        return Err(
+            "Set-Cookie may be removed (an empty value) but not set: one value would replace \
+             the application's own cookies, its sessions, on every response"
+                .to_string(),
+        );
+    }
+    if value.len() > MAX_RESPONSE_HEADER_VALUE {
+        return Err(format!(
+            "the value is {} bytes; at most {MAX_RESPONSE_HEADER_VALUE}",
+            value.len()
+        ));
+    }
+    if !value.bytes().all(crate::http::edits::is_value_byte) {
+        return Err(format!(
+            "`{}` holds a control character or a byte outside ASCII: a value is visible \
+             ASCII, with spaces and tabs inside",
+            value.escape_debug()
+        ));
+    }
+    Ok(Some(value.to_string()))
 }
 
 /// A cookie name: a token (RFC 6265 §4.1.1).

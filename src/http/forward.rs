@@ -35,10 +35,17 @@ pub const FORWARDING_FIELDS: [&str; 6] = [
 /// connection, or one of the forwarding fields: the proxy writes these
 /// itself.
 pub fn is_proxy_owned(name: &str) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .chain(&FORWARDING_FIELDS)
-        .any(|f| f.eq_ignore_ascii_case(name))
+    frames_or_hop_by_hop(name)
+        || FORWARDING_FIELDS
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+}
+
+/// Whether `name` (any case) is a field that frames a message or describes
+/// one connection: the proxy drops every one it receives and writes its
+/// own, both ways.
+pub fn frames_or_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|f| f.eq_ignore_ascii_case(name))
 }
 
 /// Fields a peer may not make us drop by naming them in `Connection`: a

@@ -189,6 +189,19 @@ impl Headers {
         self.write_matching(out, |f| names.iter().any(|n| f.is_named(&self.bytes, n)));
     }
 
+    /// Appends the fields named in `names` (any case) for whose name
+    /// `keep` holds, as `write_to` does.
+    pub fn write_named_where(
+        &self,
+        names: &[&str],
+        keep: impl Fn(&[u8]) -> bool,
+        out: &mut Vec<u8>,
+    ) {
+        self.write_matching(out, |f| {
+            names.iter().any(|n| f.is_named(&self.bytes, n)) && keep(f.name_in(&self.bytes))
+        });
+    }
+
     fn write_matching(&self, out: &mut Vec<u8>, wanted: impl Fn(&Field) -> bool) {
         for f in self.fields.iter().filter(|f| wanted(f)) {
             out.extend_from_slice(f.name_in(&self.bytes));

@@ -1,10 +1,12 @@
-//! HTTP/1.1 on the wire: heads, header lists, body framing, dates, and the
-//! header rewriting a proxy owes both sides. This module knows bytes, never
+//! HTTP/1.1 on the wire: heads, header lists, body framing, dates, the
+//! header rewriting a proxy owes both sides, and the response fields an
+//! operator sets or removes. This module knows bytes, never
 //! policy: it does not know about backends, caches or configuration.
 
 pub mod body;
 pub mod conn;
 pub mod date;
+pub mod edits;
 pub mod forward;
 pub mod head;
 pub mod headers;

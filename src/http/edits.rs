@@ -1,0 +1,234 @@
+//! Response header fields the operator sets or removes on every response
+//! sent to a client (`response_header.<Name>`, nginx's `add_header ...
+//! always` and `proxy_hide_header`). Applied as each head is written, never
+//! to what is stored: the cache keeps what the backend sent.
+//!
+//! This module knows names and bytes; which names the configuration may
+//! edit is the configuration's business.
+
+use super::head::is_tchar;
+use super::headers::Headers;
+use std::fmt;
+use std::sync::Arc;
+
+/// The fields to set and remove, in configuration order. Empty by default,
+/// and then every method is a no-op: a response path asks
+/// [`FieldEdits::is_empty`] (the length of a slice held by value) before
+/// doing anything else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FieldEdits {
+    edits: Arc<[Edit]>,
+    /// `Name: value\r\n` for every field set, in order: written after the
+    /// fields of each head as it is, built once per configuration.
+    set_lines: Arc<[u8]>,
+}
+
+/// An edited name as written, with the value it is set to; `None` removes
+/// the field.
+type Edit = (Box<str>, Option<Box<str>>);
+
+impl Default for FieldEdits {
+    fn default() -> Self {
+        FieldEdits {
+            edits: Arc::from([]),
+            set_lines: Arc::from([]),
+        }
+    }
+}
+
+impl FieldEdits {
+    /// Edits from `(name, value)` pairs, `None` removing the field. Names
+    /// must be tokens and values (trimmed) visible ASCII with spaces and
+    /// tabs inside (RFC 9110 §5.5, without obs-text): anything else, which
+    /// could split a head, is refused here whatever the caller checked.
+    pub fn new(
+        edits: impl IntoIterator<Item = (String, Option<String>)>,
+    ) -> Result<FieldEdits, String> {
+        let mut list = Vec::new();
+        let mut set_lines = Vec::new();
+        for (name, value) in edits {
+            let value = value.map(|v| v.trim().to_string());
+            if name.is_empty() || !name.bytes().all(is_tchar) {
+                return Err(format!(
+                    "`{}` is not a header field name",
+                    name.escape_debug()
+                ));
+            }
+            if let Some(value) = &value {
+                if let Some(bad) = value.bytes().find(|&b| !is_value_byte(b)) {
+                    return Err(format!(
+                        "the value of {name} holds the byte {bad:#04x}: only visible ASCII, \
+                         spaces and tabs may"
+                    ));
+                }
+                for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                    set_lines.extend_from_slice(part);
+                }
+            }
+            list.push((name.into_boxed_str(), value.map(String::into_boxed_str)));
+        }
+        Ok(FieldEdits {
+            edits: list.into(),
+            set_lines: set_lines.into(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    /// Each edited name as configured, with the value it is set to (`None`:
+    /// removed).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.edits.iter().map(|(n, v)| (&**n, v.as_deref()))
+    }
+
+    /// Whether the field `name` (any case) is set or removed: every field
+    /// of that name that comes with a response is dropped.
+    pub fn edits(&self, name: &[u8]) -> bool {
+        self.edits
+            .iter()
+            .any(|(n, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// The lines of the fields set, each ending in CRLF: what every head
+    /// gets after its own fields.
+    pub fn set_lines(&self) -> &[u8] {
+        &self.set_lines
+    }
+
+    /// Takes every edited field out of a parsed head (to be written, then
+    /// followed by [`FieldEdits::set_lines`]).
+    pub fn remove_from(&self, headers: &mut Headers) {
+        if !self.is_empty() {
+            headers.retain(|name, _| !self.edits(name));
+        }
+    }
+
+    /// Whether a serialized head (`Name: value\r\n` lines, as
+    /// [`Headers::write_to`] writes them, maybe after a status line) has a
+    /// line of an edited field.
+    pub fn touches(&self, lines: &[u8]) -> bool {
+        !self.is_empty()
+            && lines
+                .split(|&b| b == b'\n')
+                .any(|l| self.edits(line_name(l)))
+    }
+
+    /// Appends the lines of a serialized head but those of edited fields
+    /// and of the fields named in `also` (any case). A status line is
+    /// kept: its "name" (what comes before a colon) has a space in it, and
+    /// no field name has.
+    pub fn push_kept(&self, out: &mut Vec<u8>, lines: &[u8], also: &[&str]) {
+        if self.is_empty() && also.is_empty() {
+            out.extend_from_slice(lines);
+            return;
+        }
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            let name = line_name(line);
+            let named = |n: &&str| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name);
+            if !self.edits(name) && !also.iter().any(named) {
+                out.extend_from_slice(line);
+            }
+        }
+    }
+}
+
+/// What comes before the first colon of a head line (the whole line if
+/// it has none, which names no field).
+fn line_name(line: &[u8]) -> &[u8] {
+    line.iter()
+        .position(|&b| b == b':')
+        .map_or(line, |i| &line[..i])
+}
+
+/// A byte a configured value may hold: visible ASCII, space and tab
+/// (RFC 9110 §5.5's field-vchar without obs-text).
+pub fn is_value_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | 0x21..=0x7e)
+}
+
+/// Names and values, as `check` shows them.
+impl fmt::Debug for FieldEdits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edits(pairs: &[(&str, Option<&str>)]) -> FieldEdits {
+        FieldEdits::new(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.map(str::to_string))),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_edits_change_nothing() {
+        let none = FieldEdits::default();
+        assert!(none.is_empty());
+        assert_eq!(none.set_lines(), b"");
+        assert!(!none.touches(b"HTTP/1.1 200 OK\r\nServer: x\r\n"));
+        let mut h = Headers::new();
+        h.push("Server", "x");
+        none.remove_from(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn set_fields_replace_every_line_of_their_name_and_removed_ones_go() {
+        let e = edits(&[
+            ("X-Frame-Options", Some("DENY")),
+            ("x-powered-by", None),
+            (
+                "Content-Security-Policy",
+                Some("default-src 'self'; img-src *, data:"),
+            ),
+        ]);
+        assert_eq!(
+            e.set_lines(),
+            b"X-Frame-Options: DENY\r\nContent-Security-Policy: default-src 'self'; img-src *, data:\r\n"
+        );
+        let mut h = Headers::new();
+        h.push("x-frame-options", "SAMEORIGIN");
+        h.push("X-Powered-By", "Express");
+        h.push("Content-Type", "text/html");
+        h.push("X-FRAME-OPTIONS", "ALLOW-FROM x");
+        e.remove_from(&mut h);
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Content-Type"]);
+    }
+
+    #[test]
+    fn serialized_heads_lose_edited_lines_by_whole_name() {
+        let e = edits(&[("Server", None), ("X-Frame-Options", Some("DENY"))]);
+        let head = b"HTTP/1.1 200 Server: odd reason\r\nserver: app\r\nServer-Timing: db;dur=5\r\nX-Frame-Options: SAMEORIGIN\r\nX-Other: Server: x\r\n";
+        assert!(e.touches(head));
+        assert!(!e.touches(b"HTTP/1.1 200 OK\r\nServer-Timing: a\r\n"));
+        let mut out = Vec::new();
+        e.push_kept(&mut out, head, &["x-other"]);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 Server: odd reason\r\nServer-Timing: db;dur=5\r\n"
+        );
+    }
+
+    #[test]
+    fn values_that_could_split_a_head_are_refused() {
+        for bad in ["a\r\nX-Injected: 1", "a\nb", "a\0b", "caf\u{e9}", "a\u{7f}"] {
+            let made = FieldEdits::new([("X-A".to_string(), Some(bad.to_string()))]);
+            assert!(made.is_err(), "{bad:?}");
+        }
+        for bad in ["", "X A", "X:A", "X\r\nY"] {
+            let made = FieldEdits::new([(bad.to_string(), None)]);
+            assert!(made.is_err(), "{bad:?}");
+        }
+        let ok = edits(&[("X-A", Some("tab\there, \"quoted\"; ok"))]);
+        assert_eq!(ok.set_lines(), b"X-A: tab\there, \"quoted\"; ok\r\n");
+    }
+}
