@@ -920,7 +920,7 @@ fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
         }
     }
     let head_request = proxy::starts_a_head_request(received);
-    let response = error_response(status, true, b"", &shared.config.error_pages);
+    let response = error_response(status, true, b"", &shared.config);
     let bytes = response.send(&mut stream, head_request);
     let _ = stream.shutdown(Shutdown::Write);
     Refused {

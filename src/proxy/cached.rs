@@ -13,9 +13,10 @@ use crate::digits::push_field;
 use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
-use crate::http::headers::push_lines_except;
+use crate::http::edits::FieldEdits;
 use crate::http::range::{self, Multipart, Ranged};
 use crate::http::{RequestHead, Version};
+use std::borrow::Cow;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -148,6 +149,7 @@ pub(super) fn serve_range(
         cache,
         shutting_down: &shared.shutting_down,
         own_fields: &shared.cache_rules.own_fields,
+        edits: &shared.config.response_headers,
     };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
@@ -212,6 +214,7 @@ pub(super) fn serve(
         cache,
         shutting_down: &shared.shutting_down,
         own_fields: &shared.cache_rules.own_fields,
+        edits: &shared.config.response_headers,
     };
 
     // Held while this request fetches for others waiting on the key.
@@ -820,6 +823,9 @@ struct Answering<'a> {
     /// The fields for the cache alone, never served (see
     /// [`Entry::served_head`]).
     own_fields: &'a OwnFields,
+    /// The fields `response_header.*` sets and removes: applied to what is
+    /// served, never to what is stored.
+    edits: &'a FieldEdits,
 }
 
 #[derive(Clone, Copy)]
@@ -841,11 +847,12 @@ impl Status {
     }
 }
 
-/// Answers from a stored response: its head, then Age, X-Cache, `own`
-/// (fields for this client alone, each line ending in CRLF) and framing,
-/// then the shared body (or the parts cut from it, between their
-/// multipart frames), in one `writev`. A client's own conditional
-/// request that the entry satisfies gets a 304.
+/// Answers from a stored response: its head, then Age, X-Cache, the
+/// fields `response_header.*` sets, `own` (fields for this client alone,
+/// each line ending in CRLF) and framing, then the shared body (or the
+/// parts cut from it, between their multipart frames), in one `writev`. A
+/// client's own conditional request that the entry satisfies gets a 304.
+/// The fields those keys name are left out of the stored head as it goes.
 fn serve_entry(
     client: &mut Client,
     answering: &Answering<'_>,
@@ -860,6 +867,7 @@ fn serve_entry(
         cache,
         shutting_down,
         own_fields,
+        edits,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     let counter = match status {
@@ -870,17 +878,23 @@ fn serve_entry(
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let age = entry.age(SystemTime::now()).as_secs();
-    let mut tail = Vec::with_capacity(128);
+    // With fields set or removed, room for them and for the stored head,
+    // which may be copied here (see `Ranged::Whole`): still the one
+    // allocation a hit makes.
+    let room = if edits.is_empty() {
+        128
+    } else {
+        128 + entry.record.head.len() + edits.set_lines().len() + own.len()
+    };
+    let mut tail = Vec::with_capacity(room);
     let whole = &entry.record.body;
     // Several parts go out from the stored body (see `Multipart`).
     let mut multipart = None;
-    let (head, body, code): (std::borrow::Cow<'_, [u8]>, &[u8], u16) =
+    let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) =
         if policy::not_modified(&request.headers, &entry.head) {
             let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
-            entry
-                .head
-                .headers
-                .write_named(NOT_MODIFIED_FIELDS, &mut head);
+            let kept = |name: &[u8]| !edits.edits(name);
+            (entry.head.headers).write_named_where(NOT_MODIFIED_FIELDS, kept, &mut head);
             (head.into(), b"", 304)
         } else {
             let len = whole.len() as u64;
@@ -892,6 +906,16 @@ fn serve_entry(
             match ranged {
                 Ranged::Whole => {
                     let body: &[u8] = if request.is_head() { b"" } else { whole };
+                    let served = entry.served_head(own_fields);
+                    // With an edited field stored, the head goes less that
+                    // field's lines, copied to the start of `tail` (room was
+                    // made for it) rather than into an allocation of its own.
+                    let head = if edits.touches(&served) {
+                        edits.push_kept(&mut tail, &served, &[]);
+                        Cow::Borrowed(&b""[..])
+                    } else {
+                        served
+                    };
                     if !forbids_content_length(entry.head.status) {
                         push_field(&mut tail, "Content-Length", len);
                     }
@@ -899,7 +923,7 @@ fn serve_entry(
                     {
                         tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                     }
-                    (entry.served_head(own_fields), body, entry.head.status)
+                    (head, body, entry.head.status)
                 }
                 Ranged::Part { start, end } => {
                     let _ = write!(
@@ -910,7 +934,7 @@ fn serve_entry(
                     let mut head = PARTIAL_CONTENT.to_vec();
                     let fields = entry.served_fields(own_fields);
                     // The part says its own range.
-                    push_lines_except(&mut head, &fields, &["content-range"]);
+                    edits.push_kept(&mut head, &fields, &["content-range"]);
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -923,7 +947,7 @@ fn serve_entry(
                     let mut head = PARTIAL_CONTENT.to_vec();
                     // Each part says the stored type; the response, its own.
                     let fields = entry.served_fields(own_fields);
-                    push_lines_except(&mut head, &fields, &["content-type", "content-range"]);
+                    edits.push_kept(&mut head, &fields, &["content-type", "content-range"]);
                     multipart = Some(parts);
                     (head.into(), b"", 206)
                 }
@@ -940,7 +964,10 @@ fn serve_entry(
     tail.extend_from_slice(b"X-Cache: ");
     tail.extend_from_slice(status.name().as_bytes());
     tail.extend_from_slice(b"\r\n");
-    tail.extend_from_slice(own);
+    tail.extend_from_slice(edits.set_lines());
+    // A 304's cookies for this client are the backend's too: gone when
+    // `Set-Cookie` is removed.
+    edits.push_kept(&mut tail, own, &[]);
     client.push_request_id(&mut tail);
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");

@@ -6,7 +6,6 @@ use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, error_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
-use crate::error_pages::ErrorPages;
 use crate::http::conn::{is_timeout, peek, peer_gone, SharedStream};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
@@ -375,9 +374,10 @@ impl Client {
     }
 
     /// Sends the proxy's own answer for `status` (the `error_pages` page
-    /// for it, or a short plain-text one); returns the body size.
-    pub(super) fn send_error(&mut self, status: u16, close: bool, pages: &ErrorPages) -> u64 {
-        self.send_error_to(status, close, false, pages)
+    /// for it, or a short plain-text one, with the fields
+    /// `response_header.*` sets); returns the body size.
+    pub(super) fn send_error(&mut self, status: u16, close: bool, config: &Config) -> u64 {
+        self.send_error_to(status, close, false, config)
     }
 
     /// `send_error` in answer to a request known to be a HEAD or not: the
@@ -388,9 +388,9 @@ impl Client {
         status: u16,
         close: bool,
         head_request: bool,
-        pages: &ErrorPages,
+        config: &Config,
     ) -> u64 {
-        self.send_error_with(status, close, head_request, b"", pages)
+        self.send_error_with(status, close, head_request, b"", config)
     }
 
     /// `send_error_to` with `fields` (whole lines, CRLF-ended) added to
@@ -401,11 +401,11 @@ impl Client {
         close: bool,
         head_request: bool,
         fields: &[u8],
-        pages: &ErrorPages,
+        config: &Config,
     ) -> u64 {
         let mut extra = fields.to_vec();
         self.push_request_id(&mut extra);
-        let response = error_response(status, close, &extra, pages);
+        let response = error_response(status, close, &extra, config);
         self.note_sent_head(&[response.head()]);
         response.send(self.conn.get_mut(), head_request)
     }

@@ -15,7 +15,7 @@ use crate::access_log::{Heads, LogSender, Record};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::digits::push_field;
-use crate::error_pages::{ErrorPages, PAGE_CONTENT_TYPE};
+use crate::error_pages::PAGE_CONTENT_TYPE;
 use crate::http::conn::{is_timeout, write_all_vectored};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
@@ -250,7 +250,7 @@ pub fn serve(
                 (outcome, LogLine::raw(request_line))
             }
             HeadRead::Refused(status, request_line) => {
-                let bytes = client.send_error(status, true, &shared.config.error_pages);
+                let bytes = client.send_error(status, true, &shared.config);
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
             }
         };
@@ -327,8 +327,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let _ = client.conn.fill_now();
     let request_line = first_line(client.conn.buffered());
     let head_request = starts_a_head_request(client.conn.buffered());
-    let pages = &shared.config.error_pages;
-    let bytes = client.send_error_to(503, true, head_request, pages);
+    let bytes = client.send_error_to(503, true, head_request, &shared.config);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
     let duration = started.elapsed();
     shared.log_refusal(Record::refused(
@@ -436,7 +435,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         Ok(ok) => ok,
         Err(e) => {
             let line = LogLine::raw(first_line(client.conn.buffered()));
-            let bytes = client.send_error(e.status(), true, &shared.config.error_pages);
+            let bytes = client.send_error(e.status(), true, &shared.config);
             return (Outcome::closing(e.status(), bytes), line);
         }
     };
@@ -483,8 +482,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut retry_after = Vec::new();
             push_field(&mut retry_after, "Retry-After", seconds.max(1));
-            let pages = &shared.config.error_pages;
-            let bytes = client.send_error_with(429, close, head.is_head(), &retry_after, pages);
+            let config = &shared.config;
+            let bytes = client.send_error_with(429, close, head.is_head(), &retry_after, config);
             let outcome = Outcome {
                 keep_alive: !close,
                 ..Outcome::closing(429, bytes)
@@ -506,8 +505,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // before anything is read or forwarded; a chunked body is counted as
     // it streams (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
-        let pages = &shared.config.error_pages;
-        let bytes = client.send_error_to(413, true, head.is_head(), pages);
+        let bytes = client.send_error_to(413, true, head.is_head(), &shared.config);
         return (Outcome::closing(413, bytes), line);
     }
     // While the body arrives, a pause longer than client_body_timeout ends
@@ -535,7 +533,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                     status,
                     !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed),
                     head_request,
-                    &shared.config.error_pages,
+                    &shared.config,
                 ),
                 None => 0,
             };
@@ -565,8 +563,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
 /// that connection closes too, and the balancer opens another.
 fn deny(client: &mut Client, head: &RequestHead, shared: &Shared) -> Outcome {
     shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-    let pages = &shared.config.error_pages;
-    let bytes = client.send_error_to(403, true, head.is_head(), pages);
+    let bytes = client.send_error_to(403, true, head.is_head(), &shared.config);
     Outcome::closing(403, bytes)
 }
 
@@ -804,14 +801,16 @@ pub fn starts_a_head_request(received: &[u8]) -> bool {
 
 /// The response for `status`, e.g. `502 Bad Gateway`: the `error_pages`
 /// page for it if there is one, else a short plain-text body. `fields`
-/// (whole lines, CRLF-ended) are added to the head.
+/// (whole lines, CRLF-ended) are added to the head, then the fields
+/// `response_header.*` sets (none it removes is here: every field of this
+/// head is one the proxy writes, which those keys may not name).
 pub fn error_response<'p>(
     status: u16,
     close: bool,
     fields: &[u8],
-    pages: &'p ErrorPages,
+    config: &'p Config,
 ) -> ErrorResponse<'p> {
-    let page = pages.get(status);
+    let page = config.error_pages.get(status);
     // With a page, no body is made here (an empty String allocates nothing).
     let (plain, content_type) = match page {
         Some(_) => (String::new(), PAGE_CONTENT_TYPE),
@@ -839,9 +838,11 @@ pub fn error_response<'p>(
     if close {
         head.headers.push("Connection", "close");
     }
-    let mut bytes = Vec::with_capacity(192 + fields.len());
+    let set = config.response_headers.set_lines();
+    let mut bytes = Vec::with_capacity(192 + fields.len() + set.len());
     head.write_start(&mut bytes);
     bytes.extend_from_slice(fields);
+    bytes.extend_from_slice(set);
     bytes.extend_from_slice(b"\r\n");
     let head_len = bytes.len();
     bytes.extend_from_slice(plain.as_bytes());

@@ -13,6 +13,7 @@ use crate::http::body::{
 };
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{SharedStream, Taken, WatchingClose};
+use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
 use crate::upstream::{sticky, Upstream, UpstreamConn};
@@ -128,8 +129,9 @@ pub(super) fn relay(
         .cache_rules
         .own_fields
         .remove_from(&mut fetched.response.headers);
-    let prepared =
-        prepare_response(&mut fetched, how, client).map_err(|f| refusal(f, false, client))?;
+    let edits = &shared.config.response_headers;
+    let prepared = prepare_response(&mut fetched, how, client, edits)
+        .map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
     let keep_alive = prepared.keep_alive;
     let sent = match prepared.gathered {
@@ -359,10 +361,13 @@ enum Gathered {
 /// read a byte, and head and body leave in one `writev`): one of a known
 /// length, or a chunked one that has all arrived with its head (a small
 /// dynamic page, not an event stream: what trickles in is not waited for).
+/// The fields `edits` names replace the backend's in the head (what the
+/// cache stores was taken before: see `Storing::tee`).
 fn prepare_response(
     fetched: &mut Fetched<'_>,
     how: &Relay,
     client: &Client,
+    edits: &FieldEdits,
 ) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
@@ -419,9 +424,13 @@ fn prepare_response(
     if how.x_cache.is_some() {
         response.headers.remove("x-cache");
     }
-    let mut head = Vec::with_capacity(512);
+    // The operator's fields: each set one replaces every field of its
+    // name the backend sent, each removed one goes.
+    edits.remove_from(&mut response.headers);
+    let mut head = Vec::with_capacity(512 + edits.set_lines().len());
     response.version = Version::Http11;
     response.write_start(&mut head);
+    head.extend_from_slice(edits.set_lines());
     if let Some(status) = how.x_cache {
         let _ = write!(head, "X-Cache: {status}\r\n");
     }
