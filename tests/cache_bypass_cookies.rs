@@ -330,6 +330,31 @@ fn only_if_cached_with_a_listed_cookie_gets_504() {
 }
 
 #[test]
+fn ignore_client_cache_control_leaves_a_bypassing_request_as_sent() {
+    // The setting takes Cache-Control and Pragma out of the requests the
+    // cache answers, whose fetch is for everyone; a bypassing request's
+    // fetch is its own, and its answer goes to it alone.
+    let backend = fresh_origin();
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c, "sessionid");
+        c.ignore_client_cache_control = true;
+    });
+    expect(&get(&proxy, "/g", &[]), 200, "MISS", "/g #1");
+    let reload = [("Cache-Control", "no-cache"), ("Pragma", "no-cache")];
+    expect(&get(&proxy, "/g", &reload), 200, "HIT", "/g #1");
+    assert_eq!(backend.requests(), 1);
+    let signed_in = [reload[0], reload[1], ("Cookie", "sessionid=s3cr3t")];
+    expect(&get(&proxy, "/g", &signed_in), 200, "BYPASS", "/g #2");
+    let seen = &backend.seen()[1];
+    assert_eq!(seen.head.get("cache-control"), Some("no-cache"));
+    assert_eq!(seen.head.get("pragma"), Some("no-cache"));
+    // Nothing stored answers it: its only-if-cached gets 504.
+    let only = [("Cache-Control", "only-if-cached"), signed_in[2]];
+    assert_eq!(get(&proxy, "/g", &only).status, 504);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
 fn an_unsafe_request_with_a_listed_cookie_still_invalidates() {
     let backend = fresh_origin();
     let proxy = proxy_for(&backend, "sessionid");

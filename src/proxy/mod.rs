@@ -659,7 +659,14 @@ fn forward(
     };
     client.body_read_whole = body.is_buffered();
     if let Some(cache) = shared.cache.as_ref().filter(|_| !upgrade) {
-        if shared.config.ignore_client_cache_control && matches!(&*head.method, "GET" | "HEAD") {
+        // A signed-in user's request (`cache_bypass_cookies`): as one the
+        // cache has no say in, it goes to the origin on its own, as sent,
+        // and its answer to the client alone (BYPASS, below).
+        let bypass = shared.config.cache_bypass_cookies.matches(&head.headers);
+        if shared.config.ignore_client_cache_control
+            && !bypass
+            && matches!(&*head.method, "GET" | "HEAD")
+        {
             // A browser's reload (`no-cache`, `max-age=0`) is answered from
             // the cache, as nginx and Varnish do: a page everyone reloads at
             // once would otherwise send every reload to the backend. Taken
@@ -668,12 +675,9 @@ fn forward(
             head.headers.remove("cache-control");
             head.headers.remove("pragma");
         }
-        if shared.config.cache_bypass_cookies.matches(&head.headers) {
-            // A signed-in user's request (`cache_bypass_cookies`): as one
-            // the cache has no say in, it goes to the origin on its own,
-            // and its answer to the client alone (BYPASS, below). Nothing
-            // stored may answer it, so its `only-if-cached` (RFC 9111
-            // §5.2.1.7) gets what a miss gets.
+        if bypass {
+            // Nothing stored may answer it, so its `only-if-cached` (RFC
+            // 9111 §5.2.1.7) gets what a miss gets.
             if cached::consulted(&head, &body)
                 && policy::CacheControl::parse(&head.headers).only_if_cached
             {
