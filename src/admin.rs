@@ -627,7 +627,7 @@ pub fn metrics_text(shared: &Shared) -> String {
     counter(
         &mut out,
         "inverso_target_address_changes_total",
-        "Targets whose name came to resolve to another address while the proxy ran (resolve_interval).",
+        "Names whose set of addresses changed while the proxy ran (resolve_interval): one came, one went, or it moved.",
         m.address_changes.load(Ordering::Relaxed),
     );
     counter(

@@ -386,6 +386,14 @@ fn requests_are_spread_over_every_address_a_name_gives() {
         metrics.contains("\ninverso_target_address_changes_total 1\n"),
         "{metrics}"
     );
+    // Counted once per name, whatever number of its addresses came or went,
+    // as its HELP says.
+    assert!(
+        metrics.contains(
+            "\n# HELP inverso_target_address_changes_total Names whose set of addresses changed"
+        ),
+        "{metrics}"
+    );
 
     // The same addresses in another order, one twice: no change.
     assert_eq!(step(&proxy, &dns, &[b.addr, c.addr, a.addr, b.addr]), 0);
