@@ -677,6 +677,21 @@ impl Loader {
                 "every target is a backup: at least one must serve before the backups do".into(),
             ));
         }
+        // The proxy takes its own cookie out of a request before the cache
+        // sees it: listed, it would never bypass anything.
+        if let Some(sticky) = config
+            .sticky_cookie
+            .as_deref()
+            .filter(|name| config.cache_bypass_cookies.lists(name))
+        {
+            return Err(self.refused(
+                "cache_bypass_cookies",
+                format!(
+                    "lists {sticky}, the sticky_cookie, which the proxy takes out of every request \
+                     before the cache sees it: it would bypass nothing"
+                ),
+            ));
+        }
         if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
             return Err(self.refused(
                 "rate_limit_burst",
@@ -1625,6 +1640,25 @@ mod tests {
             assert!(e.message.starts_with("cache_bypass_cookies: "), "{e}");
             assert!(e.message.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn cache_bypass_cookies_may_not_list_the_sticky_cookie_which_never_reaches_the_cache() {
+        let conf = |bypass: &str| {
+            build(&format!(
+                "targets = 127.0.0.1:1\nsticky_cookie = SERVERID\ncache_bypass_cookies = {bypass}\n"
+            ))
+        };
+        let e = conf("sid, SERVERID").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("SERVERID, the sticky_cookie"), "{e}");
+        // Under a prefix it is one of many names, and does no harm.
+        assert!(conf("SERVER*").is_ok());
+        assert!(conf("*").is_ok());
+        assert!(
+            conf("serverid").is_ok(),
+            "cookie names are compared as sent"
+        );
     }
 
     #[test]

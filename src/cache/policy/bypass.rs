@@ -42,6 +42,11 @@ impl BypassCookies {
         Ok(BypassCookies { names })
     }
 
+    /// Whether cookie `name` is listed as itself (not under a prefix).
+    pub fn lists(&self, name: &str) -> bool {
+        self.names.lists_exactly(name.as_bytes())
+    }
+
     /// Whether the setting is off.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()

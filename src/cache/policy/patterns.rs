@@ -103,6 +103,11 @@ impl NamePatterns {
         self.patterns.iter().any(|p| p.matches(name))
     }
 
+    /// Whether `name` is listed as a name of its own, not under a prefix.
+    pub fn lists_exactly(&self, name: &[u8]) -> bool {
+        (self.patterns.iter()).any(|p| matches!(p, Pattern::Exact(n) if **n == *name))
+    }
+
     #[cfg(test)]
     pub(super) fn patterns(&self) -> &[Pattern] {
         &self.patterns
@@ -155,6 +160,8 @@ mod tests {
             assert_eq!(list.matches(name.as_bytes()), listed, "{name:?}");
         }
         assert!(parse("*").unwrap().matches(b""));
+        assert!(list.lists_exactly(b"ab"));
+        assert!(!list.lists_exactly(b"c") && !list.lists_exactly(b"cd"));
         assert!(!NamePatterns::default().matches(b"ab"));
         // One is a prefix, the other a name: not the same twice.
         assert!(parse("c, c*").is_ok());
