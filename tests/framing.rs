@@ -528,6 +528,66 @@ fn a_backend_answering_before_reading_a_large_body_is_relayed() {
 }
 
 #[test]
+fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
+    // The backend takes little (a small receive buffer), answers only once
+    // the proxy's writes of the body have had time to fill it, and then
+    // keeps the connection without reading: the proxy, waiting for room
+    // to write, must see the answer then, not after its write timeout (a
+    // minute here, past the client's patience) or the backend's close.
+    const TOO_LARGE: &[u8] =
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&listener)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(3).flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                read_head_bytes(&mut stream);
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = stream.write_all(TOO_LARGE);
+                std::thread::sleep(3 * IO_TIMEOUT);
+            });
+        }
+    });
+    for (is_chunked, buffer) in [(false, 0), (true, 0), (false, 16 << 20)] {
+        let proxy = start_proxy(&[addr], |c| {
+            c.connection_timeout = Duration::from_secs(60);
+            c.request_buffer_size = buffer;
+        });
+        let body = pattern(8 * 1024 * 1024);
+        let mut client = proxy.connect();
+        let head = if is_chunked {
+            "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+        } else {
+            format!(
+                "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+        };
+        client.send(head.as_bytes());
+        let mut writer = client.reader.stream.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let framed = match is_chunked {
+                true => chunked(&body, &[64 * 1024]),
+                false => body,
+            };
+            let _ = writer.write_all(&framed);
+        });
+        let response = client.response();
+        assert_eq!(
+            (response.status, response.body_str().as_str()),
+            (413, "big"),
+            "chunked {is_chunked}, buffer {buffer}"
+        );
+        drop(client);
+        let _ = sender.join();
+    }
+}
+
+#[test]
 fn an_unasked_100_continue_does_not_stop_a_streamed_body() {
     // Some servers send 100 Continue whatever the request said: an interim
     // answer, not a reason to stop sending the body.

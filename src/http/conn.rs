@@ -564,6 +564,60 @@ fn readable_unless_closed(
     })
 }
 
+/// Writes `bufs` whole to `stream`, unless its peer speaks first: each
+/// time the socket takes no more, waits (up to the socket's write
+/// timeout, as a blocking write would) for it to take more or for the
+/// peer to send something, and then asks `answered` whether that is an
+/// answer. `Ok(false)`: it was, and not everything went. A blocking write
+/// would sit out the whole timeout, or until the peer closes, when the
+/// peer has answered and stopped reading (a backend's 413 to an upload,
+/// RFC 9112 §9.5). After `answered` says no, the peer's bytes are not
+/// waited on again until more has gone (its end, say, would otherwise
+/// wake every wait at once).
+pub fn write_all_unless_answered(
+    stream: &TcpStream,
+    mut bufs: &mut [IoSlice<'_>],
+    mut answered: impl FnMut() -> bool,
+) -> io::Result<bool> {
+    let socket = socket2::SockRef::from(stream);
+    let patience = stream.write_timeout()?.unwrap_or(Duration::MAX);
+    let mut watch_peer = true;
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match socket.send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut bufs, n);
+                watch_peer = true;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            Err(_) => {}
+        }
+        let events = match watch_peer {
+            true => libc::POLLOUT | libc::POLLIN,
+            false => libc::POLLOUT,
+        };
+        let mut fds = [libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events,
+            revents: 0,
+        }];
+        if poll(&mut fds, patience)? == 0 {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // POLLHUP and POLLERR come unasked: the next send says what broke.
+        if fds[0].revents & libc::POLLIN != 0 {
+            if answered() {
+                return Ok(false);
+            }
+            watch_peer = false;
+        }
+    }
+    Ok(true)
+}
+
 /// `poll(2)` on `fds` for up to `patience` (at most `i32::MAX` ms):
 /// how many have events.
 fn poll(fds: &mut [libc::pollfd], patience: Duration) -> io::Result<usize> {

@@ -11,9 +11,9 @@ use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
-use crate::http::conn::write_all_vectored;
 use crate::http::conn::{
-    is_local_shortage, is_timeout, peek, wait_unless_left, SharedStream, Source,
+    is_local_shortage, is_timeout, peek, wait_unless_left, write_all_unless_answered, SharedStream,
+    Source,
 };
 use crate::http::date::format_http_date;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
@@ -32,10 +32,6 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-/// How much of a buffered request body goes in one write: what a socket
-/// buffer takes at once, so that a backend that stops reading is noticed
-/// between two pieces, not after a write timeout.
-const BODY_PIECE: usize = 64 * 1024;
 /// The longest one wait for a slot at a target (`max_conns`) lasts before
 /// the request looks again, whether the server is shutting down included.
 const QUEUE_STEP: Duration = Duration::from_millis(250);
@@ -740,30 +736,30 @@ fn pass_on_interim(
 }
 
 /// Sends a request with its whole body; returns whether all of the body
-/// went. Past what a socket takes at once, the body goes in pieces, each
-/// after the look for an early answer a streamed body gets (see
-/// [`stream_request_body`]): a large buffered body (`request_buffer_size`)
-/// to a backend that answered 413 and stopped reading would otherwise end
-/// in a write timeout.
+/// went (see [`send_unless_answered`]).
 fn send_buffered(
     up: &mut BufConn<SharedStream>,
     request: &[u8],
     body: &[u8],
 ) -> Result<bool, Failure> {
-    let (first, rest) = body.split_at(body.len().min(BODY_PIECE));
-    let mut head = [IoSlice::new(request), IoSlice::new(first)];
-    if let Err(e) = write_all_vectored(up.get_mut(), &mut head) {
-        return answered_or(up, e);
+    send_unless_answered(up, &mut [IoSlice::new(request), IoSlice::new(body)])
+}
+
+/// Writes `bufs` to the backend whole, unless it answers first (see
+/// [`answered_early`]): whenever the socket takes no more, the wait for it
+/// also watches for the backend's answer. `Ok(false)`: it answered, and
+/// not all went. A backend that answered a large body's head with a 413
+/// and stopped reading would otherwise leave the write waiting for its
+/// timeout, or for the backend to close.
+fn send_unless_answered(
+    up: &mut BufConn<SharedStream>,
+    bufs: &mut [IoSlice<'_>],
+) -> Result<bool, Failure> {
+    let stream = up.get_ref().0.clone();
+    match write_all_unless_answered(&stream, bufs, || answered_early(up)) {
+        Ok(all) => Ok(all),
+        Err(e) => answered_or(up, e),
     }
-    for piece in rest.chunks(BODY_PIECE) {
-        if answered_early(up) {
-            return Ok(false);
-        }
-        if let Err(e) = up.get_mut().write_all(piece) {
-            return answered_or(up, e);
-        }
-    }
-    Ok(true)
 }
 
 /// After a failed write of the request body: `Ok(false)` (not all of it
@@ -808,23 +804,20 @@ fn stream_request_body(
         if answered_early(up) {
             return Ok(false);
         }
-        let to = up.get_mut();
-        let written = if chunked {
+        let all = if chunked {
             size_line.clear();
             chunk_size_line(piece.len(), &mut size_line);
-            write_all_vectored(
-                to,
-                &mut [
-                    IoSlice::new(&size_line),
-                    IoSlice::new(piece),
-                    IoSlice::new(b"\r\n"),
-                ],
-            )
+            let mut framed = [
+                IoSlice::new(&size_line),
+                IoSlice::new(piece),
+                IoSlice::new(b"\r\n"),
+            ];
+            send_unless_answered(up, &mut framed)?
         } else {
-            to.write_all(piece)
+            send_unless_answered(up, &mut [IoSlice::new(piece)])?
         };
-        if let Err(e) = written {
-            return answered_or(up, e);
+        if !all {
+            return Ok(false);
         }
     }
     if chunked {
