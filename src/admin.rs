@@ -19,7 +19,7 @@ use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
 use crate::proxy::{Current, Shared};
 use crate::throttle::OnceAMinute;
 use crate::upstream::admin_state::AdminState;
-use crate::upstream::Upstream;
+use crate::upstream::{state_file, Upstream};
 use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -366,6 +366,9 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
 /// sets them all, as the name is what the operator wrote (and an address
 /// the name comes to give later starts in the state they share, see
 /// `Upstreams::keep_state_of`).
+///
+/// With `state_file`, a `PUT` writes every target's state there before it
+/// is answered, and says whether that worked (`"saved"`).
 fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> Reply {
     let method = head.method.as_str();
     let set = match method {
@@ -411,16 +414,43 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
             target_json(target, was)
         })
         .collect();
-    if !several {
-        return Reply::json(200, format!("{}\n", each.join("")));
+    // Every PUT writes the file, a change or not: one that could not be
+    // saved is saved by sending it again.
+    let saved = match (state, &shared.config.state_file) {
+        (Some(_), Some(path)) => Some(state_file::save_or_warn(path, &shared.upstreams, "admin")),
+        _ => None,
+    };
+    let mut out = match several {
+        false => each.concat(),
+        true => {
+            let mut out = String::from("{");
+            json::push_key(&mut out, "name");
+            json::push_str(&mut out, &id);
+            out.push_str(",\"targets\":[");
+            out.push_str(&each.join(","));
+            out.push_str("]}");
+            out
+        }
+    };
+    if let Some(saved) = saved {
+        out.pop(); // the closing brace
+        push_saved(&mut out, &saved);
+        out.push('}');
     }
-    let mut out = String::from("{");
-    json::push_key(&mut out, "name");
-    json::push_str(&mut out, &id);
-    out.push_str(",\"targets\":[");
-    out.push_str(&each.join(","));
-    out.push_str("]}\n");
+    out.push('\n');
     Reply::json(200, out)
+}
+
+/// `"saved":true`, or `"saved":false,"save_error":"..."`: whether the
+/// states were written to `state_file`. The state is in force either way
+/// (200): it is the next start that would not find it.
+fn push_saved(out: &mut String, saved: &Result<(), String>) {
+    let _ = write!(out, ",\"saved\":{}", saved.is_ok());
+    if let Err(e) = saved {
+        out.push(',');
+        json::push_key(out, "save_error");
+        json::push_str(out, e);
+    }
 }
 
 /// A target's `"name":...,"address":...`, the two ids `/targets/<id>` takes.

@@ -8,7 +8,8 @@
 //! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers,
 //!   the response fields the operator sets and removes.
 //! - `upstream`: backends: balancer, health (passive and active checks), drain and
-//!   maintenance states, keep-alive pools, names looked up again (`resolve_interval`).
+//!   maintenance states (kept across restarts: `state_file`), keep-alive pools, names
+//!   looked up again (`resolve_interval`).
 //! - `cache`: the LRU store and its snapshot file.
 //! - `error_pages`: the operator's bodies for the proxy's own error answers.
 //! - `access_log`: request records to one writer thread, stdout and a file.

@@ -237,6 +237,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         writeln!(out, "{line}")?;
     }
     write_error_pages(&mut out, &config.error_pages)?;
+    write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())
 }
@@ -262,6 +263,34 @@ fn write_error_pages(
             out,
             "# error_pages: no <status>.html in {dir}: every error keeps its plain-text body"
         )?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of `state_file`: the states a start would put
+/// targets in, and the lines it would skip or ignore (a run starts
+/// whatever the file holds).
+fn write_state_file(out: &mut impl std::io::Write, config: &Config) -> std::io::Result<()> {
+    let Some(path) = &config.state_file else {
+        return Ok(());
+    };
+    // Applied as a start applies them, to targets made for the purpose.
+    let upstreams = inverso::upstream::Upstreams::new(config);
+    let restored = inverso::upstream::state_file::restore(&upstreams, path);
+    let file = config::printable(&path.display().to_string());
+    if restored.missing {
+        writeln!(
+            out,
+            "# state_file {file}: none yet: every target starts ready"
+        )?;
+    } else if restored.applied.is_empty() {
+        writeln!(out, "# state_file {file}: every target starts ready")?;
+    }
+    for applied in &restored.applied {
+        writeln!(out, "# {applied}")?;
+    }
+    for warning in &restored.warnings {
+        writeln!(out, "# warning: {warning}")?;
     }
     Ok(())
 }

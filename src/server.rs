@@ -35,7 +35,7 @@ use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
 use crate::upstream::resolve::{self, Resolve, Resolver};
-use crate::upstream::Upstreams;
+use crate::upstream::{state_file, Upstreams};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::hash_map::Entry;
@@ -148,9 +148,13 @@ impl Server {
             ),
             None => None,
         };
+        let upstreams = upstreams_for(&config);
+        if let Some(path) = &config.state_file {
+            restore_states(&upstreams, path);
+        }
         let shared = Shared {
             cache: cache.clone(),
-            upstreams: upstreams_for(&config),
+            upstreams,
             log: access_log.sender(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
@@ -232,6 +236,25 @@ fn log_error_pages(config: &Config) {
 /// The backends as configured (at start and on every reload).
 fn upstreams_for(config: &Config) -> Upstreams {
     Upstreams::new(config)
+}
+
+/// Puts the targets in the states `state_file` kept (before the health
+/// checker starts: a target in maintenance is not probed), and says what
+/// was applied and what was not.
+fn restore_states(upstreams: &Upstreams, path: &std::path::Path) {
+    let restored = state_file::restore(upstreams, path);
+    if restored.missing {
+        log::info!(
+            "state_file {}: none yet; every target starts ready",
+            config::printable(&path.display().to_string())
+        );
+    }
+    for applied in &restored.applied {
+        log::info!("{applied}");
+    }
+    for warning in &restored.warnings {
+        log::warn!("{warning}");
+    }
 }
 
 /// The rate limiter `config` asks for: the running one when a reload
@@ -1042,7 +1065,22 @@ impl Control {
             warn_of_limits(&next);
         }
         let shortened = next.effective_keepalive_timeout() < was.effective_keepalive_timeout();
+        let state_file_moved = next.state_file != was.state_file;
         self.install(&old, next, false);
+        // The states as the new targets hold them (one gone, one come), in
+        // the file a restart would read, a new `state_file` too.
+        let installed = self.inner.current.get();
+        if let Some(path) = &installed.config.state_file {
+            if state_file::save_or_warn(path, &installed.upstreams, "reload").is_ok()
+                && state_file_moved
+            {
+                log::info!(
+                    "reload: the targets' states are now kept in state_file {}",
+                    config::printable(&path.display().to_string())
+                );
+            }
+        }
+        drop(installed);
         if shortened {
             self.close_idle_after(self.inner.current.generation());
         }

@@ -251,21 +251,34 @@ pub fn ensure_directory(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes a snapshot atomically: to `path` + ".tmp" in the same directory, fsync'd,
-/// renamed over `path`, then the directory fsync'd so the rename itself is durable.
-/// A crash at any moment leaves either the old or the new file at `path`; a stale
-/// ".tmp" is simply overwritten next time.
+/// Writes a snapshot atomically, as [`write_atomically`] writes any file.
 pub fn write_snapshot<'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a Record>,
 ) -> Result<SnapshotStats, PersistError> {
+    write_atomically(path, |out| write_records(out, records))
+}
+
+/// Writes a file whole or not at all: what `write` puts out goes to
+/// `path` + ".tmp" in the same directory, fsync'd, renamed over `path`,
+/// then the directory fsync'd so the rename itself is durable. A crash at
+/// any moment leaves either the old or the new file at `path`, so a reader
+/// never sees half of one; a stale ".tmp" is simply overwritten next time.
+/// `write` runs with the directory locked (see `lock_directory`): what
+/// it reads to decide what to write is read after every earlier writer
+/// (of this process or another) is done, so the last to write holds the
+/// latest. The file is readable by the proxy's user alone.
+pub fn write_atomically<T>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<T>,
+) -> Result<T, PersistError> {
     let path = &destination(path)?;
     let _writing = lock_directory(path);
     let tmp = tmp_path(path);
-    let result = write_file(&tmp, records).and_then(|stats| {
+    let result = write_file(&tmp, write).and_then(|written| {
         fs::rename(&tmp, path).map_err(io_error("rename the temporary file over", path))?;
         sync_parent_dir(path)?;
-        Ok(stats)
+        Ok(written)
     });
     if result.is_err() {
         // Best effort: a leftover .tmp is harmless, only untidy.
@@ -359,10 +372,10 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn write_file<'a>(
+fn write_file<T>(
     path: &Path,
-    records: impl IntoIterator<Item = &'a Record>,
-) -> Result<SnapshotStats, PersistError> {
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<T>,
+) -> Result<T, PersistError> {
     // A fresh file, never whatever sits at the temporary path: a symlink
     // left there (by anyone who can write to the directory) would otherwise
     // be followed, and the snapshot written over the file it points to.
@@ -387,12 +400,12 @@ fn write_file<'a>(
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options.open(path).map_err(io_error("create", path))?;
     let mut out = BufWriter::new(file);
-    let stats = write_records(&mut out, records).map_err(io_error("write", path))?;
+    let written = write(&mut out).map_err(io_error("write", path))?;
     let file = out
         .into_inner()
         .map_err(|e| io_error("write", path)(e.into_error()))?;
     file.sync_all().map_err(io_error("fsync", path))?;
-    Ok(stats)
+    Ok(written)
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -403,11 +416,13 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Holds the directory a snapshot goes in locked (`flock`) until dropped.
-/// Two processes may share `path_to_persistence` (the old and the new one
-/// of an upgrade under `reuse_port`): each would otherwise remove the
-/// other's temporary file as it starts its own, and could rename one still
-/// being written over the snapshot. Best effort: where the lock cannot be
-/// had (a file system without `flock`), snapshots are written as before.
+/// Two processes may share `path_to_persistence` or `state_file` (the old
+/// and the new one of an upgrade under `reuse_port`): each would otherwise
+/// remove the other's temporary file as it starts its own, and could
+/// rename one still being written over the file. Two threads of one
+/// process wait for each other too (each lock is on its own open of the
+/// directory). Best effort: where the lock cannot be had (a file system
+/// without `flock`), files are written as before.
 #[cfg(unix)]
 fn lock_directory(path: &Path) -> Option<File> {
     use std::os::fd::AsRawFd;

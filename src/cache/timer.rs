@@ -240,7 +240,7 @@ impl SnapshotFile {
 
 /// An error and what caused it, for a log line: "cannot open X: not a
 /// regular file" rather than "cannot open X".
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

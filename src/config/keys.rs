@@ -396,6 +396,16 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "state_file",
+        default: "",
+        help: "file the targets' drain and maintenance states set through the admin listener \
+               are written to, and read back at start-up, so a restart keeps them; empty = off",
+        apply: |c, v| {
+            c.state_file = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
         name: "log_format",
         default: "combined",
         help: "access-log format: combined or json",

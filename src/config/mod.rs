@@ -114,6 +114,9 @@ pub struct Config {
     /// The admin listener's port; `None`: no admin listener.
     pub admin_port: Option<u16>,
     pub admin_bind: IpAddr,
+    /// Where the targets' drain and maintenance states are kept across
+    /// restarts (see `upstream::state_file`); `None`: not kept.
+    pub state_file: Option<PathBuf>,
     pub log_format: LogFormat,
     /// Add the request and response heads to each access-log record.
     pub log_headers: bool,
@@ -778,6 +781,7 @@ impl Config {
             health_check_fall: 1,
             admin_port: None,
             admin_bind: IpAddr::from([127, 0, 0, 1]),
+            state_file: None,
             log_format: LogFormat::Combined,
             log_headers: false,
             via: true,

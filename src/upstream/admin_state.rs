@@ -10,7 +10,8 @@
 //!
 //! Requests in flight finish in either case. The state is one atomic per
 //! target, read by every pick without a lock, and kept (with the target's
-//! health) by a reload that keeps the target; a restart forgets it.
+//! health) by a reload that keeps the target; a restart forgets it, unless
+//! `state_file` keeps it (see [`super::state_file`]).
 
 use std::fmt;
 use std::str::FromStr;

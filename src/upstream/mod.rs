@@ -1,5 +1,6 @@
 //! The backends: which one serves the next request (`balancer`), whether
-//! each may be used (`health`, and what the operator says: `admin_state`),
+//! each may be used (`health`, and what the operator says: `admin_state`,
+//! kept across restarts by `state_file`),
 //! the keep-alive connections kept open to each (`pool`), and the names
 //! looked up again while the proxy runs (`resolve`).
 
@@ -10,6 +11,7 @@ pub mod pool;
 pub mod resolve;
 pub mod retry_on;
 pub mod slots;
+pub mod state_file;
 pub mod sticky;
 
 use crate::config::{Config, Target};

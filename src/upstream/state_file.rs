@@ -1,0 +1,778 @@
+//! `state_file`: the drain and maintenance states set through the admin
+//! listener, kept across restarts, as HAProxy's `server-state-file` read
+//! with `load-server-state-from-file`. A reload keeps the states in memory
+//! anyway; a restart (a crash, a reboot, a binary upgrade under
+//! `reuse_port`, where a new process starts beside the old one) would
+//! otherwise put every target back in rotation.
+//!
+//! # Format, version 1
+//!
+//! UTF-8 text, one line each (`\n`; `\r\n` is read too):
+//!
+//! ```text
+//! inverso-state 1
+//! # <target> <state>: the targets not ready, as set through the admin listener
+//! app:8000 maint
+//! 10.0.0.7:80 drain
+//! ```
+//!
+//! The first line names the format and its version, so that a later one
+//! can be told apart instead of sniffed. Then one line per target that is
+//! not `ready`: the target and its state (`ready`, `drain` or `maint`, in
+//! any case), separated by blanks. Blank lines and lines starting with `#`
+//! are ignored. The target is named as `/status` shows it (its `name`, or
+//! its `address`), or by a name as written in `targets` that gives several
+//! addresses, which stands for each of them: the file is written so when
+//! every address of such a name is in one state, and an address the name
+//! gives at the next start is then in that state too, as a re-resolution
+//! puts it (see `Upstreams::keep_state_of`). `name@address`, the name of
+//! one address of such a name, also finds that address once the name
+//! gives it alone.
+//!
+//! # Reading
+//!
+//! Once, at start-up (and by `inverso check`, which says what it would
+//! apply). The file may hold anything: it is read up to
+//! [`MAX_STATE_FILE`] bytes, and a line that does not parse is skipped
+//! with a warning naming the file and the line; the lines that do parse
+//! are applied, in order (a later line for a target wins). A target the
+//! configuration no longer has is ignored with a warning. A missing file
+//! is nothing to apply. Nothing in it can stop the proxy from starting.
+//!
+//! # Writing
+//!
+//! Whole, after every `PUT /targets/...` and at every reload, on the
+//! thread that made the change (an admin connection's, the signal
+//! thread's; never a request's), through [`persist::write_atomically`]: a
+//! temporary file in the same directory, fsync, rename, directory fsync,
+//! with the directory locked so that two processes sharing the file (the
+//! old and the new one of an upgrade) neither remove each other's
+//! temporary file nor rename a half-written one into place. Each writes
+//! the states it holds; the last write wins.
+
+use super::admin_state::AdminState;
+use super::{Upstream, Upstreams};
+use crate::cache::persist::{self, PersistError};
+use crate::cache::timer::with_causes;
+use crate::config::printable;
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write as _};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The first word of the first line.
+const MAGIC: &str = "inverso-state";
+pub const FORMAT_VERSION: u32 = 1;
+/// The most of a state file read: one line per target not ready is a few
+/// kilobytes for hundreds of targets; what is beyond this is not a state
+/// file, and is not read.
+pub const MAX_STATE_FILE: u64 = 1024 * 1024;
+/// Warnings said about one file; the rest are counted. A file of garbage
+/// would otherwise give one per line.
+const MAX_WARNINGS: usize = 10;
+/// The most of a bad line quoted in its warning.
+const QUOTED: usize = 60;
+
+/// One line that sets a target's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// 1 for the first line of the file.
+    pub number: usize,
+    /// As the file names it.
+    pub target: String,
+    pub state: AdminState,
+}
+
+/// What [`parse`] found.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The lines that parse, in file order.
+    pub lines: Vec<Line>,
+    pub warnings: Warnings,
+}
+
+/// What was skipped and why, each with its line if it has one; past
+/// [`MAX_WARNINGS`] only counted.
+#[derive(Debug, Default)]
+pub struct Warnings {
+    said: Vec<(Option<usize>, String)>,
+    more: usize,
+}
+
+impl Warnings {
+    fn push(&mut self, line: Option<usize>, message: String) {
+        if self.said.len() < MAX_WARNINGS {
+            self.said.push((line, message));
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// Each as `file:line: message` (`file: message` without a line),
+    /// in the order of the lines, then how many more there were.
+    fn said_of(&self, file: &str) -> Vec<String> {
+        let mut said: Vec<&(Option<usize>, String)> = self.said.iter().collect();
+        said.sort_by_key(|(line, _)| *line);
+        let mut out: Vec<String> = (said.into_iter())
+            .map(|(line, message)| match line {
+                Some(n) => format!("{file}:{n}: {message}"),
+                None => format!("{file}: {message}"),
+            })
+            .collect();
+        if self.more > 0 {
+            out.push(format!("{file}: {} more warnings not shown", self.more));
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.said.is_empty()
+    }
+}
+
+/// Reads a state file's bytes, whatever they are: a line that does not
+/// parse is skipped with a warning. Without the `inverso-state 1` line
+/// first (a file written by hand), the lines are read as version 1, with
+/// a warning; with another version, nothing is (its lines may mean
+/// something else).
+pub fn parse(bytes: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut lines = (bytes.split(|&b| b == b'\n'))
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+        .peekable();
+    let header = lines.peek().map(|&(_, first)| header(first));
+    match header {
+        // Empty, or blank: nothing to apply (a file made with `touch`).
+        None => return parsed,
+        Some(_) if bytes.iter().all(u8::is_ascii_whitespace) => return parsed,
+        Some(Header::Version(FORMAT_VERSION)) => {
+            lines.next();
+        }
+        Some(Header::Version(other)) => {
+            let message = format!(
+                "format version {other}; this build reads version {FORMAT_VERSION}: nothing applied"
+            );
+            parsed.warnings.push(Some(1), message);
+            return parsed;
+        }
+        Some(Header::Bad) => {
+            let message = format!(
+                "`{MAGIC}` is not followed by a version number (`{MAGIC} {FORMAT_VERSION}`): \
+                 nothing applied"
+            );
+            parsed.warnings.push(Some(1), message);
+            return parsed;
+        }
+        Some(Header::None) => {
+            let message = format!(
+                "no `{MAGIC} {FORMAT_VERSION}` line first: read as version {FORMAT_VERSION}"
+            );
+            parsed.warnings.push(Some(1), message);
+        }
+    }
+    for (number, line) in lines {
+        match parse_line(line) {
+            Ok(Some((target, state))) => parsed.lines.push(Line {
+                number,
+                target,
+                state,
+            }),
+            Ok(None) => {}
+            Err(message) => parsed.warnings.push(Some(number), message),
+        }
+    }
+    parsed
+}
+
+/// What the first line of a file says of its format.
+enum Header {
+    Version(u32),
+    /// `inverso-state` with something else than a version after it.
+    Bad,
+    /// Not a header: a file written by hand, or garbage.
+    None,
+}
+
+fn header(line: &[u8]) -> Header {
+    let text = String::from_utf8_lossy(line);
+    let mut words = text.split_whitespace();
+    if words.next() != Some(MAGIC) {
+        return Header::None;
+    }
+    match (words.next().map(str::parse::<u32>), words.next()) {
+        (Some(Ok(version)), None) => Header::Version(version),
+        _ => Header::Bad,
+    }
+}
+
+/// A target and its state; `None` for a blank line or a comment.
+fn parse_line(line: &[u8]) -> Result<Option<(String, AdminState)>, String> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err("not UTF-8 text: skipped".to_string());
+    };
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('#') {
+        return Ok(None);
+    }
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(target), Some(state), None) => match state.parse() {
+            Ok(state) => Ok(Some((target.to_string(), state))),
+            Err(e) => Err(format!("{e}: skipped")),
+        },
+        _ => Err(format!(
+            "expected `<target> <state>`, found `{}`: skipped",
+            quote(text)
+        )),
+    }
+}
+
+/// A bad line as a warning quotes it: its first characters, controls
+/// escaped.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTED) {
+        Some((cut, _)) => format!("{}...", printable(&text[..cut])),
+        None => printable(text),
+    }
+}
+
+/// What reading the file at start-up found, and what was applied.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// No file there: nothing to apply (it is written at the first change).
+    pub missing: bool,
+    /// Each line applied, as `file:line: target -> state`, with the targets
+    /// it set when they are named otherwise.
+    pub applied: Vec<String>,
+    /// What was skipped or ignored and why, naming the file and the line.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the state file at `path` and puts the targets it names in their
+/// states. Never fails: what cannot be read or applied is a warning.
+pub fn restore(upstreams: &Upstreams, path: &Path) -> Restored {
+    let file = format!("state_file {}", printable(&path.display().to_string()));
+    let mut restored = Restored::default();
+    let mut warnings = Warnings::default();
+    match read(path) {
+        Ok(None) => restored.missing = true,
+        Err(e) => warnings.push(
+            None,
+            format!("cannot read it: {e}; every target starts ready"),
+        ),
+        Ok(Some((bytes, cut))) => {
+            if cut {
+                let message =
+                    format!("larger than {MAX_STATE_FILE} bytes: what is past them is not read");
+                warnings.push(None, message);
+            }
+            let parsed = parse(&bytes);
+            let parse_warnings = parsed.warnings;
+            for (line, message) in parse_warnings.said {
+                warnings.push(line, message);
+            }
+            warnings.more += parse_warnings.more;
+            for line in parsed.lines {
+                let targets = targets_named(upstreams, &line.target);
+                if targets.is_empty() {
+                    let message = format!(
+                        "no target is named `{}` (not in `targets` any more?): ignored",
+                        quote(&line.target)
+                    );
+                    warnings.push(Some(line.number), message);
+                    continue;
+                }
+                for target in &targets {
+                    upstreams.set_admin_state(target, line.state);
+                }
+                let mut said = format!("{file}:{}: {} -> {}", line.number, line.target, line.state);
+                if targets.len() > 1 || *targets[0].name != line.target {
+                    let names: Vec<&str> = targets.iter().map(|t| &*t.name).collect();
+                    let _ = write!(said, " ({})", names.join(", "));
+                }
+                restored.applied.push(said);
+            }
+        }
+    }
+    if let Some(problem) = unwritable_directory(path) {
+        warnings.push(None, problem);
+    }
+    restored.warnings = warnings.said_of(&file);
+    restored
+}
+
+/// The file's bytes, at most [`MAX_STATE_FILE`] of them (cut after the
+/// last whole line within, and said so with `true`); `None` when there
+/// is no file.
+fn read(path: &Path) -> io::Result<Option<(Vec<u8>, bool)>> {
+    // A FIFO or a device is refused, not read: it could block start-up.
+    let file = match persist::open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_FILE + 1).read_to_end(&mut bytes)?;
+    let cut = bytes.len() as u64 > MAX_STATE_FILE;
+    if cut {
+        let end = (bytes[..MAX_STATE_FILE as usize].iter())
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        bytes.truncate(end);
+    }
+    Ok(Some((bytes, cut)))
+}
+
+/// Why the file could not be written, when its directory is missing or
+/// is not one: said at start-up rather than at the first change.
+fn unwritable_directory(path: &Path) -> Option<String> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => return None,
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => None,
+        _ => Some(format!(
+            "{} is not a directory: the states set through the admin listener cannot be saved",
+            printable(&dir.display().to_string())
+        )),
+    }
+}
+
+/// The targets a line of the file names: one by its name or address, or
+/// those a name as written in `targets` stands for (as the admin listener
+/// finds them),
+/// or, for `name@address`, that address of that name whatever it is
+/// called now (the name came to give that address alone).
+fn targets_named<'a>(upstreams: &'a Upstreams, id: &str) -> Vec<&'a Upstream> {
+    if let Some(target) = upstreams.find(id) {
+        return vec![target];
+    }
+    let written = upstreams.written_as(id);
+    if !written.is_empty() {
+        return written;
+    }
+    let Some((written, addr)) = id.rsplit_once('@') else {
+        return Vec::new();
+    };
+    let Ok(addr) = addr.parse::<SocketAddr>() else {
+        return Vec::new();
+    };
+    (upstreams.targets().iter())
+        .filter(|t| *t.written == *written && t.addr == addr)
+        .collect()
+}
+
+/// The file for the states `upstreams` are in now: one line per target
+/// not `ready`, or one for a name that gives several addresses, all in
+/// one state.
+pub fn render(upstreams: &Upstreams) -> String {
+    let mut out = format!(
+        "{MAGIC} {FORMAT_VERSION}\n\
+         # <target> <state>: the targets not ready, as set through the admin listener\n"
+    );
+    let targets = upstreams.targets();
+    // Read once: a change made meanwhile by another admin request is
+    // written by that request.
+    let states: Vec<AdminState> = targets.iter().map(|t| t.health.admin_state()).collect();
+    let mut names_done: HashSet<&str> = HashSet::new();
+    for (i, target) in targets.iter().enumerate() {
+        let group: Vec<usize> = (0..targets.len())
+            .filter(|&j| targets[j].written == target.written)
+            .collect();
+        let shared = states[i];
+        if group.len() > 1 && group.iter().all(|&j| states[j] == shared) {
+            if shared != AdminState::Ready && names_done.insert(&target.written) {
+                let _ = writeln!(out, "{} {shared}", target.written);
+            }
+            continue;
+        }
+        if states[i] != AdminState::Ready {
+            let _ = writeln!(out, "{} {}", target.name, states[i]);
+        }
+    }
+    out
+}
+
+/// Writes of this process one after the other (the directory's lock
+/// orders them too, where the file system has `flock`): each renders the
+/// states after the last one wrote, so the last write holds the latest.
+static SAVING: Mutex<()> = Mutex::new(());
+
+/// Writes the states `upstreams` are in now to `path`, crash-safely.
+pub fn save(path: &Path, upstreams: &Upstreams) -> Result<(), PersistError> {
+    let _saving = SAVING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    persist::write_atomically(path, |out| out.write_all(render(upstreams).as_bytes()))
+}
+
+/// [`save`], a failure said as a warning (`during` names what changed the
+/// states) and returned as a one-line message: the states are in force in
+/// memory whatever became of the file.
+pub fn save_or_warn(path: &Path, upstreams: &Upstreams, during: &str) -> Result<(), String> {
+    save(path, upstreams).map_err(|e| {
+        let message = with_causes(&e);
+        log::warn!(
+            "{during}: state_file {}: {message}; the states are in force, but a restart \
+             would not find them",
+            printable(&path.display().to_string())
+        );
+        message
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Target};
+
+    fn target(name: &str, addr: &str) -> Target {
+        Target {
+            name: name.into(),
+            addr: addr.parse().unwrap(),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+        }
+    }
+
+    fn upstreams(targets: Vec<Target>) -> Upstreams {
+        let mut config = Config::with_targets(targets);
+        config.max_fails = 0;
+        Upstreams::new(&config)
+    }
+
+    /// `app:80` giving two addresses, and two targets written as such.
+    fn three_of_a_name_and_two() -> Upstreams {
+        let mut targets = target("app:80", "127.0.0.1:1").at(&[
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ]);
+        targets.push(target("127.0.0.1:3", "127.0.0.1:3"));
+        targets.push(target("db.internal:5432", "127.0.0.1:4"));
+        upstreams(targets)
+    }
+
+    fn states(up: &Upstreams) -> Vec<(String, AdminState)> {
+        (up.targets().iter())
+            .map(|t| (t.name.to_string(), t.health.admin_state()))
+            .collect()
+    }
+
+    fn said(parsed: &Parsed) -> Vec<String> {
+        parsed.warnings.said_of("f")
+    }
+
+    #[test]
+    fn a_file_as_written_parses_to_its_lines() {
+        let parsed = parse(
+            b"inverso-state 1\n# a comment\n\napp:8000 maint\r\n  10.0.0.7:80\tDRAIN  \n[::1]:81 ready\n",
+        );
+        assert!(parsed.warnings.is_empty(), "{:?}", said(&parsed));
+        let lines: Vec<(usize, &str, AdminState)> = (parsed.lines.iter())
+            .map(|l| (l.number, &*l.target, l.state))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (4, "app:8000", AdminState::Maint),
+                (5, "10.0.0.7:80", AdminState::Drain),
+                (6, "[::1]:81", AdminState::Ready),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_or_blank_file_is_nothing_to_apply_and_nothing_to_say() {
+        for bytes in [&b""[..], b"\n", b" \r\n\t\n", b"\xEF\xBB\xBF"] {
+            let parsed = parse(bytes);
+            assert!(
+                parsed.lines.is_empty() && parsed.warnings.is_empty(),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_skipped_with_their_number_and_the_good_ones_kept() {
+        let parsed = parse(
+            b"inverso-state 1\na:1 maint\nb:2\nc:3 drained\nd:4 drain extra\n\xff\xfe maint\ne:5 drain\nf:6 mai",
+        );
+        let kept: Vec<&str> = parsed.lines.iter().map(|l| &*l.target).collect();
+        assert_eq!(kept, ["a:1", "e:5"]);
+        let warnings = said(&parsed);
+        let at = |n: usize| warnings.iter().find(|w| w.starts_with(&format!("f:{n}: ")));
+        assert!(at(3)
+            .unwrap()
+            .contains("expected `<target> <state>`, found `b:2`"));
+        assert!(at(4).unwrap().contains("unknown target state `drained`"));
+        assert!(at(5).unwrap().contains("found `d:4 drain extra`"));
+        assert!(at(6).unwrap().contains("not UTF-8"));
+        // A line cut short (a file truncated by hand) is a bad line too.
+        assert!(at(8).unwrap().contains("unknown target state `mai`"));
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
+    }
+
+    #[test]
+    fn without_the_header_lines_are_read_as_version_one_with_a_warning() {
+        let parsed = parse(b"app:8000 maint\n");
+        assert_eq!(parsed.lines.len(), 1);
+        assert_eq!(parsed.lines[0].number, 1);
+        let warnings = said(&parsed);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("f:1: no `inverso-state 1` line"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn another_version_or_a_bad_header_applies_nothing() {
+        for (bytes, says) in [
+            (
+                &b"inverso-state 2\napp:8000 maint\n"[..],
+                "format version 2",
+            ),
+            (
+                b"inverso-state\napp:8000 maint\n",
+                "not followed by a version",
+            ),
+            (
+                b"inverso-state one\napp:8000 maint\n",
+                "not followed by a version",
+            ),
+        ] {
+            let parsed = parse(bytes);
+            assert!(parsed.lines.is_empty());
+            let warnings = said(&parsed);
+            assert!(warnings[0].starts_with("f:1: ") && warnings[0].contains(says));
+            assert!(warnings[0].contains("nothing applied"), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_gives_a_bounded_number_of_warnings_and_a_count() {
+        let mut bytes = b"inverso-state 1\n".to_vec();
+        for i in 0..1000 {
+            match i % 2 {
+                0 => bytes.extend_from_slice(b"\xff\xfe\x00 maint\n"),
+                _ => bytes.extend_from_slice(b"\x00\x1b[2J a b\n"),
+            }
+        }
+        bytes.extend_from_slice(b"ok:1 drain\n");
+        let parsed = parse(&bytes);
+        assert_eq!(parsed.lines.len(), 1);
+        let warnings = said(&parsed);
+        assert_eq!(warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(warnings[MAX_WARNINGS], "f: 990 more warnings not shown");
+        // What a line holds is quoted with its controls escaped.
+        assert!(warnings.iter().all(|w| !w.contains('\x1b')), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_long_bad_line_is_quoted_in_part() {
+        let line = format!("inverso-state 1\n{}\n", "x".repeat(10_000));
+        let warnings = said(&parse(line.as_bytes()));
+        assert!(warnings[0].len() < 200, "{}", warnings[0]);
+        assert!(warnings[0].contains("xxx..."));
+    }
+
+    #[test]
+    fn render_writes_the_targets_not_ready_and_a_name_all_in_one_state_once() {
+        let up = three_of_a_name_and_two();
+        assert_eq!(
+            render(&up),
+            "inverso-state 1\n\
+             # <target> <state>: the targets not ready, as set through the admin listener\n"
+        );
+        let [a1, a2, third, db] = up.targets() else {
+            panic!()
+        };
+        up.set_admin_state(a1, AdminState::Maint);
+        up.set_admin_state(third, AdminState::Drain);
+        let body = |up: &Upstreams| render(up).lines().skip(2).collect::<Vec<_>>().join("\n");
+        assert_eq!(body(&up), "app:80@127.0.0.1:1 maint\n127.0.0.1:3 drain");
+        up.set_admin_state(a2, AdminState::Maint);
+        up.set_admin_state(db, AdminState::Maint);
+        assert_eq!(
+            body(&up),
+            "app:80 maint\n127.0.0.1:3 drain\ndb.internal:5432 maint"
+        );
+        up.set_admin_state(third, AdminState::Ready);
+        up.set_admin_state(a1, AdminState::Ready);
+        assert_eq!(
+            body(&up),
+            "app:80@127.0.0.1:2 maint\ndb.internal:5432 maint"
+        );
+    }
+
+    #[test]
+    fn what_is_saved_is_what_the_next_start_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let up = three_of_a_name_and_two();
+        let [a1, a2, third, _] = up.targets() else {
+            panic!()
+        };
+        up.set_admin_state(a1, AdminState::Drain);
+        up.set_admin_state(a2, AdminState::Drain);
+        up.set_admin_state(third, AdminState::Maint);
+        save(&path, &up).unwrap();
+        let next = three_of_a_name_and_two();
+        let restored = restore(&next, &path);
+        assert!(restored.warnings.is_empty(), "{:?}", restored.warnings);
+        assert_eq!(states(&next), states(&up));
+        let file = format!("state_file {}", path.display());
+        assert_eq!(
+            restored.applied,
+            [
+                format!("{file}:3: app:80 -> drain (app:80@127.0.0.1:1, app:80@127.0.0.1:2)"),
+                format!("{file}:4: 127.0.0.1:3 -> maint"),
+            ]
+        );
+    }
+
+    #[test]
+    fn targets_are_found_by_name_address_name_as_written_or_former_name() {
+        let up = three_of_a_name_and_two();
+        let names = |id: &str| -> Vec<String> {
+            (targets_named(&up, id).iter())
+                .map(|t| t.name.to_string())
+                .collect()
+        };
+        assert_eq!(names("db.internal:5432"), ["db.internal:5432"]);
+        assert_eq!(names("127.0.0.1:4"), ["db.internal:5432"]);
+        assert_eq!(
+            names("app:80"),
+            ["app:80@127.0.0.1:1", "app:80@127.0.0.1:2"]
+        );
+        assert_eq!(names("app:80@127.0.0.1:2"), ["app:80@127.0.0.1:2"]);
+        // The name that gave two addresses gives one now: its line for
+        // that one still finds it, not the others'.
+        let one = upstreams(target("app:80", "127.0.0.1:1").at(&["127.0.0.1:1".parse().unwrap()]));
+        assert_eq!(targets_named(&one, "app:80@127.0.0.1:1").len(), 1);
+        assert!(targets_named(&one, "app:80@127.0.0.1:2").is_empty());
+        for unknown in [
+            "nope:80",
+            "127.0.0.1:9",
+            "db.internal:5432@127.0.0.1:9",
+            "@",
+            "",
+        ] {
+            assert!(names(unknown).is_empty(), "{unknown}");
+        }
+    }
+
+    #[test]
+    fn unknown_targets_and_bad_lines_are_warned_of_and_the_rest_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        std::fs::write(
+            &path,
+            b"inverso-state 1\ngone.internal:80 maint\n127.0.0.1:3 maint\n\x00\x01\x02\ndb.internal:5432 drain",
+        )
+        .unwrap();
+        let up = three_of_a_name_and_two();
+        let restored = restore(&up, &path);
+        let file = format!("state_file {}", path.display());
+        assert_eq!(restored.warnings.len(), 2, "{:?}", restored.warnings);
+        assert!(restored.warnings[0]
+            .starts_with(&format!("{file}:2: no target is named `gone.internal:80`")));
+        assert!(restored.warnings[1].starts_with(&format!("{file}:4: expected")));
+        assert_eq!(up.targets()[2].health.admin_state(), AdminState::Maint);
+        assert_eq!(up.targets()[3].health.admin_state(), AdminState::Drain);
+        assert_eq!(up.targets()[0].health.admin_state(), AdminState::Ready);
+    }
+
+    #[test]
+    fn a_missing_file_is_nothing_to_apply_and_an_unreadable_one_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let up = three_of_a_name_and_two();
+        let restored = restore(&up, &dir.path().join("state"));
+        assert!(restored.missing);
+        assert!(restored.applied.is_empty() && restored.warnings.is_empty());
+        // A directory where the file should be.
+        let restored = restore(&up, dir.path());
+        assert!(!restored.missing);
+        assert!(
+            restored.warnings[0].contains("cannot read it"),
+            "{:?}",
+            restored.warnings
+        );
+        // A regular file where its directory should be: it cannot be read,
+        // nor written later, and the start-up says so.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let restored = restore(&up, &file.join("state"));
+        assert_eq!(restored.warnings.len(), 2, "{:?}", restored.warnings);
+        assert!(restored.warnings[1].contains("is not a directory"));
+        assert!(states(&up).iter().all(|(_, s)| *s == AdminState::Ready));
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_read_up_to_its_last_whole_line_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let mut bytes = b"inverso-state 1\n127.0.0.1:3 maint\n".to_vec();
+        while bytes.len() < MAX_STATE_FILE as usize - 10 {
+            bytes.extend_from_slice(b"# padding padding padding\n");
+        }
+        // Across the limit: cut, and not read as `db.internal:5` or so.
+        bytes.extend_from_slice(b"db.internal:5432 maint\n127.0.0.1:4 drain\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let up = three_of_a_name_and_two();
+        let restored = restore(&up, &path);
+        assert_eq!(restored.warnings.len(), 1, "{:?}", restored.warnings);
+        assert!(restored.warnings[0].contains("larger than 1048576 bytes"));
+        assert_eq!(up.targets()[2].health.admin_state(), AdminState::Maint);
+        assert_eq!(up.targets()[3].health.admin_state(), AdminState::Ready);
+    }
+
+    #[test]
+    fn two_writers_of_one_file_never_show_a_reader_half_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let up = three_of_a_name_and_two();
+                    for i in 0..100 {
+                        let state = AdminState::ALL[(i + w) % 3];
+                        for t in up.targets() {
+                            up.set_admin_state(t, state);
+                        }
+                        // As another process would: without this one's
+                        // mutex, under the directory's lock alone.
+                        persist::write_atomically(&path, |out| {
+                            out.write_all(render(&up).as_bytes())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut reads = 0;
+        while !writers.iter().all(|w| w.is_finished()) || reads == 0 {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let parsed = parse(&bytes);
+                assert!(parsed.warnings.is_empty(), "{:?}", said(&parsed));
+                assert!(bytes.starts_with(b"inverso-state 1\n"));
+                reads += 1;
+            }
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        // Neither removed the other's temporary file under it (a write
+        // would have failed), and none is left.
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1);
+    }
+}
