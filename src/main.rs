@@ -215,8 +215,9 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         let line = format!("{key} = {}", config::printable(&setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
-    // The fields set and removed on every response, in the file's order.
-    for (key, setting) in loader.response_header_settings() {
+    // The fields set and removed on every request and response, in the
+    // file's order.
+    for (family, key, setting) in loader.field_settings() {
         let line = format!(
             "{} = {}",
             config::printable(&key),
@@ -229,8 +230,9 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         };
         writeln!(
             out,
-            "{line:<48} # {} ({does} every response)",
-            setting.origin
+            "{line:<48} # {} ({does} {})",
+            setting.origin,
+            family.messages()
         )?;
     }
     for line in config::target_lines(&config.targets) {

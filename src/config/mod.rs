@@ -57,6 +57,9 @@ pub struct Config {
     /// `error_pages`: the bodies read from its directory for the proxy's
     /// own errors (none when off).
     pub error_pages: crate::error_pages::ErrorPages,
+    /// `request_header.<Name>`: fields set or removed on every request
+    /// sent to a backend (none when no such key is set).
+    pub request_headers: FieldEdits,
     /// `response_header.<Name>`: fields set or removed on every response
     /// sent to a client (none when no such key is set).
     pub response_headers: FieldEdits,
@@ -346,21 +349,87 @@ pub struct Setting {
     pub origin: Origin,
 }
 
-/// The key family that sets (or, with an empty value, removes) a response
-/// field: `response_header.X-Frame-Options = DENY`. One key per field,
-/// since values hold the commas and semicolons a list would split at
-/// (`Content-Security-Policy`, `Strict-Transport-Security`). File only: an
-/// environment variable's name cannot spell the `.` and `-`.
-pub const RESPONSE_HEADER: &str = "response_header.";
+/// A key family that sets (or, with an empty value, removes) a header
+/// field: `request_header.X-Backend-Auth = s3cret` on every request sent
+/// to a backend, `response_header.X-Frame-Options = DENY` on every
+/// response sent to a client. One key per field, since values hold the
+/// commas and semicolons a list would split at (`Content-Security-Policy`,
+/// `Strict-Transport-Security`). File only: an environment variable's
+/// name cannot spell the `.` and `-`. Both families share their syntax and
+/// rules; which names each may edit is [`values::parse_field_edit`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldFamily {
+    Request,
+    Response,
+}
+
+impl FieldFamily {
+    pub const ALL: [FieldFamily; 2] = [FieldFamily::Request, FieldFamily::Response];
+
+    /// What every key of the family begins with, dot included.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            FieldFamily::Request => "request_header.",
+            FieldFamily::Response => "response_header.",
+        }
+    }
+
+    /// The family's name, without the dot: `response_header`.
+    fn name(self) -> &'static str {
+        self.prefix().trim_end_matches('.')
+    }
+
+    /// The messages its fields are set on or removed from, for `check`
+    /// and errors.
+    pub fn messages(self) -> &'static str {
+        match self {
+            FieldFamily::Request => "every request sent to a backend",
+            FieldFamily::Response => "every response",
+        }
+    }
+
+    /// A key's field name and value that set a field, and one that
+    /// removes one, for messages.
+    fn examples(self) -> (&'static str, &'static str) {
+        match self {
+            FieldFamily::Request => ("X-Backend-Auth = s3cret", "X-Debug ="),
+            FieldFamily::Response => ("X-Frame-Options = DENY", "X-Powered-By ="),
+        }
+    }
+
+    /// The family `key` belongs to, and the field name after its dot.
+    fn of(key: &str) -> Option<(FieldFamily, &str)> {
+        FieldFamily::ALL
+            .into_iter()
+            .find_map(|f| key.strip_prefix(f.prefix()).map(|name| (f, name)))
+    }
+
+    /// The family whose name `key` (lower case, as an environment
+    /// variable's is read) begins with, dot or not.
+    fn named_at_start_of(key: &str) -> Option<FieldFamily> {
+        FieldFamily::ALL
+            .into_iter()
+            .find(|f| key.starts_with(f.name()))
+    }
+}
+
+/// A `request_header.<Name>` or `response_header.<Name>` key as read: the
+/// name as written, and its value.
+#[derive(Clone, Debug)]
+struct FieldKey {
+    family: FieldFamily,
+    name: String,
+    setting: Setting,
+}
 
 /// Collects raw values from the sources in increasing precedence, then
 /// builds the typed [`Config`]. Later sources override earlier ones.
 #[derive(Clone, Debug)]
 pub struct Loader {
     settings: BTreeMap<&'static str, Setting>,
-    /// The `response_header.<Name>` keys, in the file's order: each name
-    /// as written, and its value.
-    response_headers: Vec<(String, Setting)>,
+    /// The `request_header.<Name>` and `response_header.<Name>` keys, in
+    /// the file's order.
+    field_keys: Vec<FieldKey>,
     /// The file name whole-file errors are reported against.
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
@@ -388,7 +457,7 @@ impl Loader {
             .collect();
         Loader {
             settings,
-            response_headers: Vec::new(),
+            field_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
         }
@@ -430,8 +499,8 @@ impl Loader {
                 ));
             };
             let key = key.trim();
-            if let Some(name) = key.strip_prefix(RESPONSE_HEADER) {
-                self.response_header(name, value.trim(), origin)?;
+            if let Some((family, name)) = FieldFamily::of(key) {
+                self.field_key(family, name, value.trim(), origin)?;
                 continue;
             }
             let Some(spec) = find_key(key) else {
@@ -448,51 +517,57 @@ impl Loader {
         Ok(self)
     }
 
-    /// Takes `response_header.<name> = value` from the file: one key per
-    /// field name, in any case (two spellings of one name are one field).
-    fn response_header(
+    /// Takes `request_header.<name> = value` or `response_header.<name> =
+    /// value` from the file: one key per field name and family, in any
+    /// case (two spellings of one name are one field).
+    fn field_key(
         &mut self,
+        family: FieldFamily,
         name: &str,
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
+        let prefix = family.prefix();
         if name.is_empty() {
             return Err(ConfigError::at(
                 &origin,
                 format!(
-                    "`{RESPONSE_HEADER}` needs a field name after the dot, e.g. \
-                     `{RESPONSE_HEADER}X-Frame-Options = DENY`"
+                    "`{prefix}` needs a field name after the dot, e.g. `{prefix}{}`",
+                    family.examples().0
                 ),
             ));
         }
-        let twin = self
-            .response_headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name));
-        if let Some((_, first)) = twin {
-            let first = match &first.origin {
+        let mut same_family = self.field_keys.iter().filter(|k| k.family == family);
+        if let Some(first) = same_family
+            .clone()
+            .find(|k| k.name.eq_ignore_ascii_case(name))
+        {
+            let first = match &first.setting.origin {
                 Origin::File { line, .. } => format!(" (first set on line {line})"),
                 _ => String::new(),
             };
             return Err(ConfigError::at(
                 &origin,
-                format!("duplicate key `{RESPONSE_HEADER}{name}`{first}"),
+                format!("duplicate key `{prefix}{name}`{first}"),
             ));
         }
-        if self.response_headers.len() == values::MAX_RESPONSE_HEADERS {
+        if same_family.nth(values::MAX_FIELD_EDITS - 1).is_some() {
             return Err(ConfigError::at(
                 &origin,
                 format!(
-                    "`{RESPONSE_HEADER}{name}`: more than {} {RESPONSE_HEADER}* keys",
-                    values::MAX_RESPONSE_HEADERS
+                    "`{prefix}{name}`: more than {} {prefix}* keys",
+                    values::MAX_FIELD_EDITS
                 ),
             ));
         }
-        let setting = Setting {
-            value: value.to_string(),
-            origin,
-        };
-        self.response_headers.push((name.to_string(), setting));
+        self.field_keys.push(FieldKey {
+            family,
+            name: name.to_string(),
+            setting: Setting {
+                value: value.to_string(),
+                origin,
+            },
+        });
         Ok(())
     }
 
@@ -512,8 +587,8 @@ impl Loader {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
-            if key.starts_with(RESPONSE_HEADER.trim_end_matches('.')) {
-                log::warn!("{var}: {}; ignored", file_only(&key));
+            if let Some(family) = FieldFamily::named_at_start_of(&key) {
+                log::warn!("{var}: {}; ignored", file_only(family, &key));
                 continue;
             }
             match find_key(&key) {
@@ -532,8 +607,8 @@ impl Loader {
     /// Applies a command-line override of one key.
     pub fn flag(&mut self, key: &str, value: &str, flag: &str) -> Result<&mut Self, ConfigError> {
         let origin = Origin::Flag(flag.to_string());
-        if key.starts_with(RESPONSE_HEADER) {
-            return Err(ConfigError::at(&origin, file_only(key)));
+        if let Some((family, _)) = FieldFamily::of(key) {
+            return Err(ConfigError::at(&origin, file_only(family, key)));
         }
         let Some(spec) = find_key(key) else {
             return Err(ConfigError::at(&origin, unknown_key_message(key)));
@@ -557,27 +632,40 @@ impl Loader {
         KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
     }
 
-    /// Every `response_header.<Name>` key (`response_header.` and the name
-    /// as written) with its value and origin, in the file's order.
-    pub fn response_header_settings(&self) -> impl Iterator<Item = (String, &Setting)> {
-        (self.response_headers.iter()).map(|(name, s)| (format!("{RESPONSE_HEADER}{name}"), s))
+    /// Every `request_header.<Name>` and `response_header.<Name>` key (the
+    /// family's prefix and the name as written) with its family, value
+    /// and origin, in the file's order.
+    pub fn field_settings(&self) -> impl Iterator<Item = (FieldFamily, String, &Setting)> {
+        (self.field_keys.iter()).map(|k| {
+            (
+                k.family,
+                format!("{}{}", k.family.prefix(), k.name),
+                &k.setting,
+            )
+        })
     }
 
-    /// The fields the `response_header.*` keys set and remove, each
-    /// checked where it came from: a name the proxy writes itself (the
-    /// request's ID field among them), a value that is no field value.
-    fn field_edits(&self, config: &Config) -> Result<FieldEdits, ConfigError> {
-        let mut edits = Vec::with_capacity(self.response_headers.len());
-        for (name, setting) in &self.response_headers {
+    /// The fields the keys of `family` set and remove, each checked where
+    /// it came from: a name the proxy writes itself (the request's ID
+    /// field among them), a value that is no field value.
+    fn field_edits(&self, family: FieldFamily, config: &Config) -> Result<FieldEdits, ConfigError> {
+        let mut edits = Vec::new();
+        for FieldKey { name, setting, .. } in self.field_keys.iter().filter(|k| k.family == family)
+        {
             let refused = |message: String| {
-                let key = format!("{RESPONSE_HEADER}{name}");
+                let key = format!("{}{name}", family.prefix());
                 ConfigError::at(&setting.origin, format!("{key}: {message}"))
             };
-            let value = values::parse_response_header(name, &setting.value).map_err(refused)?;
-            let request_id = config.request_id_header.as_deref();
-            if request_id.is_some_and(|id| id.eq_ignore_ascii_case(name)) {
+            let value = values::parse_field_edit(family, name, &setting.value).map_err(refused)?;
+            // As a backend that reads `_` as `-` would read a request's.
+            let same = |id: &str| match family {
+                FieldFamily::Request => id.eq_ignore_ascii_case(&name.replace('_', "-")),
+                FieldFamily::Response => id.eq_ignore_ascii_case(name),
+            };
+            if config.request_id_header.as_deref().is_some_and(same) {
                 return Err(refused(format!(
-                    "{name} is request_id_header, which the proxy writes on every response itself"
+                    "{name} is request_id_header, which the proxy writes on {} itself",
+                    family.messages()
                 )));
             }
             edits.push((name.clone(), value));
@@ -602,7 +690,8 @@ impl Loader {
             (key.apply)(&mut config, &setting.value)
                 .map_err(|m| ConfigError::at(&setting.origin, format!("{}: {m}", key.name)))?;
         }
-        config.response_headers = self.field_edits(&config)?;
+        config.request_headers = self.field_edits(FieldFamily::Request, &config)?;
+        config.response_headers = self.field_edits(FieldFamily::Response, &config)?;
         if config.targets.is_empty() {
             let setting = &self.settings["targets"];
             let place = match &setting.origin {
@@ -748,6 +837,7 @@ impl Config {
             path_to_persistence: None,
             path_to_log: None,
             error_pages: Default::default(),
+            request_headers: FieldEdits::default(),
             response_headers: FieldEdits::default(),
             max_connections: 1,
             max_connections_per_client: 0,
@@ -941,13 +1031,14 @@ fn strip_comment(line: &str) -> &str {
     line.split_once('#').map_or(line, |(before, _)| before)
 }
 
-/// Why a `response_header.*` key given elsewhere than in the file is not
-/// taken.
-fn file_only(key: &str) -> String {
+/// Why a `request_header.*` or `response_header.*` key given elsewhere
+/// than in the file is not taken.
+fn file_only(family: FieldFamily, key: &str) -> String {
     format!(
-        "`{}`: {RESPONSE_HEADER}<Field-Name> keys are read from the configuration file only \
+        "`{}`: {}<Field-Name> keys are read from the configuration file only \
          (an environment variable's name cannot spell their `.` and `-`)",
-        key.escape_debug()
+        key.escape_debug(),
+        family.prefix()
     )
 }
 
@@ -972,34 +1063,46 @@ fn unknown_key_message(key: &str) -> String {
     // misspelt `port`).
     let close =
         |d: usize, name: &str| d <= 3.max(name.len() / 4) && 2 * d <= key.len().min(name.len());
-    // The family's name without its dot, a candidate among the keys: a
-    // key with a dot can only be one of its members (no other key has a
+    // The families' names without their dot, candidates among the keys:
+    // a key with a dot can only be a member of one (no other key has a
     // dot), misspelt before the field name.
-    let family = RESPONSE_HEADER.trim_end_matches('.');
+    let families = FieldFamily::ALL.map(|f| (f.name(), f));
+    let family_named = |name: &str| families.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
     if let Some((prefix, field)) = key.split_once('.') {
-        let d = edit_distance(prefix, family);
-        return if close(d, family) && !field.is_empty() {
-            format!("unknown key `{key}` (did you mean `{RESPONSE_HEADER}{field}`?)")
-        } else {
-            format!("unknown key `{key}`")
+        let nearest = (families.iter())
+            .map(|(name, f)| (edit_distance(prefix, name), *name, *f))
+            .min_by_key(|(d, ..)| *d)
+            .filter(|(d, name, _)| close(*d, name) && !field.is_empty());
+        return match nearest {
+            Some((.., f)) => format!(
+                "unknown key `{key}` (did you mean `{}{field}`?)",
+                f.prefix()
+            ),
+            None => format!("unknown key `{key}`"),
         };
     }
-    if key == family {
+    if let Some(f) = family_named(key) {
+        let (set, remove) = f.examples();
+        let prefix = f.prefix();
         return format!(
-            "`{family}` needs a field name: `{RESPONSE_HEADER}X-Frame-Options = DENY` sets \
-             that field on every response, `{RESPONSE_HEADER}X-Powered-By =` removes it"
+            "`{key}` needs a field name: `{prefix}{set}` sets that field on {}, \
+             `{prefix}{remove}` removes it",
+            f.messages()
         );
     }
     let nearest = (KEYS.iter().map(|k| k.name))
-        .chain([family])
+        .chain(families.iter().map(|(name, _)| *name))
         .map(|name| (edit_distance(key, name), name))
         .min()
         .filter(|(d, name)| close(*d, name));
     match nearest {
-        Some((_, name)) if name == family => format!(
-            "unknown key `{key}` (did you mean `{RESPONSE_HEADER}<Field-Name>`, one key per field?)"
-        ),
-        Some((_, name)) => format!("unknown key `{key}` (did you mean `{name}`?)"),
+        Some((_, name)) => match family_named(name) {
+            Some(f) => format!(
+                "unknown key `{key}` (did you mean `{}<Field-Name>`, one key per field?)",
+                f.prefix()
+            ),
+            None => format!("unknown key `{key}` (did you mean `{name}`?)"),
+        },
         None => format!("unknown key `{key}`"),
     }
 }
@@ -1926,7 +2029,32 @@ mod tests {
                 "reponse_hedaer.X-A = 1",
                 "(did you mean `response_header.X-A`?)",
             ),
-            ("request_header.X-A = 1", "unknown key `request_header.X-A`"),
+            (
+                "requst_header.X-A = 1",
+                "unknown key `requst_header.X-A` (did you mean `request_header.X-A`?)",
+            ),
+            (
+                "request_headers.Host = a",
+                "(did you mean `request_header.Host`?)",
+            ),
+            (
+                "request_header = X-A: 1",
+                "`request_header` needs a field name: `request_header.X-Backend-Auth = s3cret` \
+                 sets that field on every request sent to a backend",
+            ),
+            (
+                "request_headers = 1",
+                "(did you mean `request_header.<Field-Name>`",
+            ),
+            (
+                "request_header. = x",
+                "`request_header.` needs a field name after the dot",
+            ),
+            (
+                "requests_id_header = X-ID",
+                "(did you mean `request_id_header`?)",
+            ),
+            ("header.X-A = 1", "unknown key `header.X-A`"),
             ("resp.X-A = 1", "unknown key `resp.X-A`"),
             ("add_header.X-A = 1", "unknown key `add_header.X-A`"),
         ] {
@@ -1959,16 +2087,279 @@ mod tests {
         let edits: Vec<_> = c.response_headers.iter().collect();
         assert_eq!(edits, [("X-A", Some("1"))]);
         let shown: Vec<_> = l
-            .response_header_settings()
-            .map(|(k, s)| (k, s.value.clone(), s.origin.to_string()))
+            .field_settings()
+            .map(|(f, k, s)| (f, k, s.value.clone(), s.origin.to_string()))
             .collect();
         assert_eq!(
             shown,
             [(
+                FieldFamily::Response,
                 "response_header.X-A".to_string(),
                 "1".to_string(),
                 "proxy.conf:2".to_string()
             )]
+        );
+    }
+
+    /// The `request_header.*` keys of `text` (after a targets line), as
+    /// the fields they set and remove.
+    fn request_edits(text: &str) -> Result<Vec<(String, Option<String>)>, ConfigError> {
+        let c = build(&format!("targets = 127.0.0.1:1\n{text}"))?;
+        let edits = c.request_headers.iter();
+        Ok(edits
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect())
+    }
+
+    #[test]
+    fn request_header_keys_set_and_remove_fields_in_file_order() {
+        assert!(build("targets = 127.0.0.1:1\n")
+            .unwrap()
+            .request_headers
+            .is_empty());
+        let text = "request_header.Host = api.internal:8080\n\
+                    request_header.X-Backend-Auth =  Bearer abc; scope=\"a, b\"  \n\
+                    request_header.Accept-Encoding =\n\
+                    request_header.X-Debug =   # empty: removed\n\
+                    request_header.Cookie =\n\
+                    request_header.Authorization = Basic dXNlcjpwdw==\n\
+                    request_header.X_Api_Key = k\n\
+                    response_header.X-Debug = 1\n";
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(
+            request_edits(text).unwrap(),
+            [
+                ("Host".to_string(), some("api.internal:8080")),
+                (
+                    "X-Backend-Auth".to_string(),
+                    some("Bearer abc; scope=\"a, b\"")
+                ),
+                ("Accept-Encoding".to_string(), None),
+                ("X-Debug".to_string(), None),
+                ("Cookie".to_string(), None),
+                ("Authorization".to_string(), some("Basic dXNlcjpwdw==")),
+                ("X_Api_Key".to_string(), some("k")),
+            ]
+        );
+        // Each family its own: the response key is not a request edit.
+        let c = build(&format!("targets = 127.0.0.1:1\n{text}")).unwrap();
+        let response: Vec<_> = c.response_headers.iter().collect();
+        assert_eq!(response, [("X-Debug", Some("1"))]);
+        // At most 64 of each family.
+        let lines: String = (0..64)
+            .map(|i| format!("request_header.X-{i} = {i}\nresponse_header.X-{i} = {i}\n"))
+            .collect();
+        assert_eq!(request_edits(&lines).unwrap().len(), 64);
+        let e = request_edits(&format!("{lines}request_header.X-64 = 64\n")).unwrap_err();
+        assert_eq!(e.place, "proxy.conf:130");
+        assert!(
+            e.message.contains("more than 64 request_header.* keys"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_request_header_name_given_twice_in_any_case_is_a_duplicate_key() {
+        let e = request_edits(
+            "request_header.X-Backend-Auth = a\n# again\nrequest_header.x-backend-AUTH = b\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:4: duplicate key `request_header.x-backend-AUTH` (first set on line 2)"
+        );
+        let e = request_edits("request_header.HOST = a\nrequest_header.host = b\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("duplicate key"), "{e}");
+        // The same name in both families is two keys.
+        assert!(request_edits("request_header.X-A = 1\nresponse_header.x-a = 1\n").is_ok());
+    }
+
+    #[test]
+    fn request_header_names_the_proxy_writes_frames_with_or_reads_are_refused() {
+        for (name, says) in [
+            ("Content-Length", "frames the message"),
+            ("Transfer-Encoding", "frames the message"),
+            ("connection", "frames the message"),
+            ("Keep-Alive", "frames the message"),
+            ("TE", "frames the message"),
+            ("Trailer", "frames the message"),
+            ("Upgrade", "frames the message"),
+            ("Proxy-Connection", "frames the message"),
+            ("X-Forwarded-For", "name every client alike"),
+            ("x-real-ip", "name every client alike"),
+            ("Forwarded", "name every client alike"),
+            ("X-Forwarded-Proto", "client's scheme"),
+            ("X-Forwarded-Host", "the Host the client asked for"),
+            ("Via", "via = false"),
+            ("Expect", "100-continue itself"),
+            ("Surrogate-Capability", "surrogate_id"),
+            ("Range", "neither set nor removed"),
+            ("If-Range", "neither set nor removed"),
+            ("If-None-Match", "validators"),
+            ("If-Modified-Since", "validators"),
+            ("If-Match", "validators"),
+            ("If-Unmodified-Since", "validators"),
+            // As a backend that reads `_` as `-` would take them.
+            ("X_Forwarded_For", "take for X-Forwarded-For"),
+            ("Content_Length", "take for Content-Length"),
+            ("x_real_ip", "take for x-real-ip"),
+        ] {
+            for value in ["x", ""] {
+                let line = format!("request_header.{name} = {value}\n");
+                let e = request_edits(&line).unwrap_err();
+                assert_eq!(e.place, "proxy.conf:2", "{line}");
+                let key = format!("request_header.{name}: ");
+                assert!(e.message.starts_with(&key), "{line}: {e}");
+                assert!(e.message.contains(says), "{line}: {e}");
+            }
+        }
+        // What only a response's edits refuse is a request's to edit, and
+        // the other way round.
+        for name in [
+            "Date",
+            "ETag",
+            "Content-Type",
+            "Vary",
+            "X-Cache",
+            "Set-Cookie",
+        ] {
+            assert!(
+                request_edits(&format!("request_header.{name} = x\n")).is_ok(),
+                "{name}"
+            );
+        }
+        assert!(field_edits("response_header.X-Forwarded-For = x\n").is_ok());
+        assert!(field_edits("response_header.Cookie = x\n").is_ok());
+        // The request's ID field is the proxy's, wherever the two keys
+        // stand, and as read with `_` as `-`.
+        for text in [
+            "request_id_header = X-Request-ID\nrequest_header.x-request-id = 1\n",
+            "request_header.X-Request-Id =\nrequest_id_header = X-Request-ID\n",
+            "request_id_header = X-Request-ID\nrequest_header.X_Request_ID = 1\n",
+        ] {
+            let e = request_edits(text).unwrap_err();
+            assert!(
+                e.message.contains(
+                    "is request_id_header, which the proxy writes on every request sent to a \
+                     backend itself"
+                ),
+                "{text:?}: {e}"
+            );
+            let line = if text.starts_with("request_id") { 3 } else { 2 };
+            assert_eq!(e.place, format!("proxy.conf:{line}"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn host_may_be_set_to_a_host_value_but_not_removed() {
+        for good in [
+            "api.internal",
+            "bucket.s3.example:443",
+            "[::1]:8080",
+            "10.0.0.2",
+        ] {
+            let edits = request_edits(&format!("request_header.Host = {good}\n")).unwrap();
+            assert_eq!(edits, [("Host".to_string(), Some(good.to_string()))]);
+        }
+        for removed in [
+            "request_header.Host =\n",
+            "request_header.host =   # gone\n",
+        ] {
+            let e = request_edits(removed).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{removed}");
+            assert!(
+                e.message.contains("Host may be set but not removed"),
+                "{removed}: {e}"
+            );
+        }
+        for bad in ["a b", "a/b", "user@a", "a%2eb", "a,b"] {
+            let e = request_edits(&format!("request_header.Host = {bad}\n")).unwrap_err();
+            assert!(e.message.starts_with("request_header.Host: "), "{bad}: {e}");
+            assert!(e.message.contains("is not a Host value"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cookie_may_be_removed_from_requests_but_not_set() {
+        assert_eq!(
+            request_edits("request_header.cookie =\n").unwrap(),
+            [("cookie".to_string(), None)]
+        );
+        let e = request_edits("request_header.Cookie = sid=1\n").unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "request_header.Cookie: Cookie may be removed (an empty value) but not set"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn request_header_values_are_visible_ascii_of_at_most_8_kib() {
+        let long = "v".repeat(8 * 1024 + 1);
+        for (value, says) in [
+            ("a\rX-Injected: 1", "control character"),
+            ("a\u{7f}b", "control character"),
+            ("caf\u{e9}", "outside ASCII"),
+            (long.as_str(), "at most 8192"),
+        ] {
+            let e = request_edits(&format!("request_header.X-A = {value}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{value:?}");
+            assert!(e.message.starts_with("request_header.X-A: "), "{e}");
+            assert!(e.message.contains(says), "{value:?}: {e}");
+        }
+        let e = request_edits("request_header.X(A) = 1\n").unwrap_err();
+        assert!(e.message.contains("is not a header field name"), "{e}");
+    }
+
+    #[test]
+    fn request_header_keys_come_from_the_file_alone() {
+        let mut l = Loader::new();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nresponse_header.X-B = 2\nrequest_header.X-A = 1\n",
+        )
+        .unwrap();
+        // Warned about and ignored, as any variable naming no key.
+        l.env([
+            ("INVERSO_REQUEST_HEADER_X_A".to_string(), "2".to_string()),
+            ("INVERSO_REQUEST_HEADER".to_string(), "X-A: 2".to_string()),
+        ]);
+        let e = l
+            .clone()
+            .flag("request_header.X-A", "3", "--set")
+            .unwrap_err();
+        assert_eq!(e.place, "flag --set");
+        assert!(
+            e.message.contains(
+                "`request_header.X-A`: request_header.<Field-Name> keys are read from the \
+                 configuration file only"
+            ),
+            "{e}"
+        );
+        let c = l.build().unwrap();
+        let edits: Vec<_> = c.request_headers.iter().collect();
+        assert_eq!(edits, [("X-A", Some("1"))]);
+        // Both families, in the file's order, for `check`.
+        let shown: Vec<_> = l
+            .field_settings()
+            .map(|(f, k, s)| (f, k, s.origin.to_string()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    FieldFamily::Response,
+                    "response_header.X-B".to_string(),
+                    "proxy.conf:2".to_string()
+                ),
+                (
+                    FieldFamily::Request,
+                    "request_header.X-A".to_string(),
+                    "proxy.conf:3".to_string()
+                ),
+            ]
         );
     }
 

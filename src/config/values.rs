@@ -2,7 +2,7 @@
 //! paths, address blocks and targets. Each says what is wrong in words;
 //! the loader adds where (`proxy.conf:7: ...`).
 
-use super::Target;
+use super::{FieldFamily, Target};
 use crate::realip::Cidr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -139,56 +139,164 @@ pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
     Ok(Arc::from(v))
 }
 
-/// The most `response_header.*` keys a configuration may hold: the fields
-/// go into every response head, and each is compared with every field a
-/// response carries.
-pub(super) const MAX_RESPONSE_HEADERS: usize = 64;
+/// Request fields the proxy writes itself for the backend, or that the
+/// cache and the proxy read to know which answer is due, each with why:
+/// the operator may neither set nor remove them (`request_header.*`).
+/// The framing fields, `Host` and `Cookie` have rules of their own (see
+/// [`parse_field_edit`]).
+const REQUEST_OWNED: &[(&str, &str)] = &[
+    (
+        "x-forwarded-for",
+        "the proxy appends the client's address to it on every request, for the backend \
+         to trust (see real_ip_from): a value of the configuration's would name every \
+         client alike, or none",
+    ),
+    (
+        "x-real-ip",
+        "the proxy writes the client's address in it on every request, for the backend \
+         to trust: a value of the configuration's would name every client alike, or none",
+    ),
+    (
+        "forwarded",
+        "the proxy writes the client, the Host it asked for and its scheme in it on every \
+         request, for the backend to trust: a value of the configuration's would name \
+         every client alike, or none",
+    ),
+    (
+        "x-forwarded-proto",
+        "the proxy writes the client's scheme in it on every request (https only when a \
+         real_ip_from proxy or a PROXY header says the client used TLS)",
+    ),
+    (
+        "x-forwarded-host",
+        "the proxy writes the Host the client asked for in it on every request \
+         (request_header.Host changes the Host the backend gets, not this)",
+    ),
+    (
+        "via",
+        "the proxy appends its own entry to it (see `via`; `via = false` leaves it as it \
+         came)",
+    ),
+    (
+        "expect",
+        "the proxy answers 100-continue itself and never forwards the field (another \
+         expectation is answered 417)",
+    ),
+    (
+        "surrogate-capability",
+        "the cache announces itself in it for the origin's Surrogate-Control to target \
+         (see surrogate_id)",
+    ),
+    ("range", RANGES),
+    ("if-range", RANGES),
+    ("if-match", CONDITIONS),
+    ("if-none-match", CONDITIONS),
+    ("if-modified-since", CONDITIONS),
+    ("if-unmodified-since", CONDITIONS),
+];
 
-/// The longest value a `response_header.*` key may have: a
-/// Content-Security-Policy runs to a few KiB, and proxies in front refuse
-/// response heads not much larger (nginx's `proxy_buffer_size` is 4 or
-/// 8 KiB by default).
-const MAX_RESPONSE_HEADER_VALUE: usize = 8 * 1024;
+const RANGES: &str = "the cache fetches whole responses and cuts a client's ranges from them, \
+                      and relays the answer to a client's range as partial: changed or dropped, \
+                      the backend would answer another part than the one the client is sent as";
 
-/// `response_header.<name> = value`: the value to set the field to, or
-/// `None` (an empty value) to remove it. The name is a token, and not one
-/// the proxy frames messages with or writes itself ([`RESPONSE_OWNED`];
-/// the request's ID field is checked where both keys are known); the
-/// value visible ASCII with spaces and tabs inside (no control character
-/// to split the head, no obs-text), at most 8 KiB. `Set-Cookie` may be
-/// removed (nginx's `proxy_hide_header Set-Cookie`, for an application
-/// whose cookies nobody needs) but not set.
-pub(super) fn parse_response_header(name: &str, value: &str) -> Result<Option<String>, String> {
+const CONDITIONS: &str = "the cache answers a client's conditions itself and writes its own \
+                          validators when it revalidates: changed or dropped, the backend would \
+                          answer 304 or 412 where a whole response is expected, or the other way \
+                          round";
+
+/// The most keys of one `request_header.*` or `response_header.*` family
+/// a configuration may hold: the fields go into every head, and each is
+/// compared with every field a head carries.
+pub(super) const MAX_FIELD_EDITS: usize = 64;
+
+/// The longest value a `request_header.*` or `response_header.*` key may
+/// have: a Content-Security-Policy runs to a few KiB, and servers and
+/// proxies refuse heads not much larger (nginx's `proxy_buffer_size` is 4
+/// or 8 KiB by default, its `large_client_header_buffers` take a line of
+/// 8 KiB).
+const MAX_FIELD_VALUE: usize = 8 * 1024;
+
+/// `request_header.<name> = value` or `response_header.<name> = value`:
+/// the value to set the field to, or `None` (an empty value) to remove it.
+/// The name is a token, and not one the proxy frames messages with or
+/// writes itself ([`REQUEST_OWNED`], [`RESPONSE_OWNED`]; the request's ID
+/// field is checked where both keys are known); the value visible ASCII
+/// with spaces and tabs inside (no control character to split the head,
+/// no obs-text), at most 8 KiB.
+///
+/// `Set-Cookie` (on a response) and `Cookie` (on a request) may be
+/// removed but not set: one value would stand for every client's own
+/// cookies. `Host` may be set, to a Host value, but not removed: HTTP/1.1
+/// requires it.
+pub(super) fn parse_field_edit(
+    family: FieldFamily,
+    name: &str,
+    value: &str,
+) -> Result<Option<String>, String> {
     if !name.bytes().all(crate::http::head::is_tchar) {
         return Err(format!(
             "`{}` is not a header field name (letters, digits and !#$%&'*+-.^_`|~)",
             name.escape_debug()
         ));
     }
-    if crate::http::forward::frames_or_hop_by_hop(name) {
+    // Backends that read `_` as `-` (CGI, WSGI, Rack) take X_Forwarded_For
+    // for X-Forwarded-For: a request field is judged as they read it.
+    let read_as = match family {
+        FieldFamily::Request => name.replace('_', "-"),
+        FieldFamily::Response => name.to_string(),
+    };
+    let called = if read_as == name {
+        name.to_string()
+    } else {
+        format!("{name} (which backends that read `_` as `-` take for {read_as})")
+    };
+    if crate::http::forward::frames_or_hop_by_hop(&read_as) {
         return Err(format!(
-            "{name} frames the message or describes the connection: the proxy writes its own"
+            "{called} frames the message or describes the connection: the proxy writes its own"
         ));
     }
-    if let Some((_, why)) = RESPONSE_OWNED
+    let owned = match family {
+        FieldFamily::Request => REQUEST_OWNED,
+        FieldFamily::Response => RESPONSE_OWNED,
+    };
+    if let Some((_, why)) = owned
         .iter()
-        .find(|(owned, _)| owned.eq_ignore_ascii_case(name))
+        .find(|(owned, _)| owned.eq_ignore_ascii_case(&read_as))
     {
-        return Err(format!("{name} may be neither set nor removed: {why}"));
+        return Err(format!("{called} may be neither set nor removed: {why}"));
     }
+    let is = |field: &str| name.eq_ignore_ascii_case(field);
+    let host = family == FieldFamily::Request && is("host");
     if value.is_empty() {
+        if host {
+            return Err(
+                "Host may be set but not removed: HTTP/1.1 requires it on every request \
+                 (RFC 9112 §3.2), and backends answer a request without it 400"
+                    .to_string(),
+            );
+        }
         return Ok(None);
     }
-    if name.eq_ignore_ascii_case("set-cookie") {
-        return Err(
-            "Set-Cookie may be removed (an empty value) but not set: one value would replace \
-             the application's own cookies, its sessions, on every response"
-                .to_string(),
-        );
-    }
-    if value.len() > MAX_RESPONSE_HEADER_VALUE {
+    let only_removed = match family {
+        FieldFamily::Request => is("cookie").then_some((
+            "Cookie",
+            "one value would give every client the same cookies, one session for all \
+             (a credential for the backend goes in Authorization or a field of its own)",
+        )),
+        FieldFamily::Response => is("set-cookie").then_some((
+            "Set-Cookie",
+            "one value would replace the application's own cookies, its sessions, on every \
+             response",
+        )),
+    };
+    if let Some((field, why)) = only_removed {
         return Err(format!(
-            "the value is {} bytes; at most {MAX_RESPONSE_HEADER_VALUE}",
+            "{field} may be removed (an empty value) but not set: {why}"
+        ));
+    }
+    if value.len() > MAX_FIELD_VALUE {
+        return Err(format!(
+            "the value is {} bytes; at most {MAX_FIELD_VALUE}",
             value.len()
         ));
     }
@@ -198,6 +306,11 @@ pub(super) fn parse_response_header(name: &str, value: &str) -> Result<Option<St
              ASCII, with spaces and tabs inside",
             value.escape_debug()
         ));
+    }
+    if host {
+        // What a client's Host must be: nothing a backend could read as
+        // another host or split into another field.
+        return parse_host(value).map(Some);
     }
     Ok(Some(value.to_string()))
 }
