@@ -395,6 +395,55 @@ fn check_prints_each_response_header_key_with_its_line() {
 }
 
 #[test]
+fn check_prints_request_header_keys_among_response_header_ones_in_file_order() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         request_header.Host = api.internal\n\
+         response_header.X-Powered-By =\n\
+         request_header.Accept-Encoding =\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("_header.")).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let expected = [
+        (
+            "request_header.Host = api.internal ",
+            "# proxy.conf:2 (set on every request sent to a backend)",
+        ),
+        (
+            "response_header.X-Powered-By = ",
+            "# proxy.conf:3 (removed from every response)",
+        ),
+        (
+            "request_header.Accept-Encoding = ",
+            "# proxy.conf:4 (removed from every request sent to a backend)",
+        ),
+    ];
+    for (line, (starts, ends)) in lines.iter().zip(expected) {
+        assert!(line.starts_with(starts) && line.ends_with(ends), "{stdout}");
+    }
+}
+
+#[test]
+fn check_rejects_a_request_header_key_it_cannot_use() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nrequest_header.Host =\n",
+        Some(2),
+        &["request_header.Host", "Host may be set but not removed"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nrequest_header.X-Forwarded-For = 1.2.3.4\n",
+        Some(2),
+        &["request_header.X-Forwarded-For", "neither set nor removed"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nrequst_header.Host = a\n",
+        Some(2),
+        &["did you mean `request_header.Host`"],
+    );
+}
+
+#[test]
 fn check_rejects_a_response_header_key_it_cannot_use() {
     assert_rejected(
         "targets = 127.0.0.1:9001\nresponse_header.Content-Length = 5\n",

@@ -1,10 +1,12 @@
-//! Response header fields the operator sets or removes on every response
-//! sent to a client (`response_header.<Name>`, nginx's `add_header ...
-//! always` and `proxy_hide_header`). Applied as each head is written, never
-//! to what is stored: the cache keeps what the backend sent.
+//! Header fields the operator sets or removes: on every response sent to a
+//! client (`response_header.<Name>`, nginx's `add_header ... always` and
+//! `proxy_hide_header`), and on every request sent to a backend
+//! (`request_header.<Name>`, nginx's `proxy_set_header`). Applied as each
+//! head is written, never to what is stored or read: the cache keeps what
+//! the backend sent, and keys and matches what the client sent.
 //!
 //! This module knows names and bytes; which names the configuration may
-//! edit is the configuration's business.
+//! edit, in which direction, is the configuration's business.
 
 use super::head::is_tchar;
 use super::headers::Headers;
@@ -83,8 +85,15 @@ impl FieldEdits {
         self.edits.iter().map(|(n, v)| (&**n, v.as_deref()))
     }
 
+    /// The value the field `name` (any case) is set to, if it is set.
+    pub fn value_of(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v)
+    }
+
     /// Whether the field `name` (any case) is set or removed: every field
-    /// of that name that comes with a response is dropped.
+    /// of that name that comes with a message is dropped.
     pub fn edits(&self, name: &[u8]) -> bool {
         self.edits
             .iter()
@@ -207,6 +216,9 @@ mod tests {
     #[test]
     fn serialized_heads_lose_edited_lines_by_whole_name() {
         let e = edits(&[("Server", None), ("X-Frame-Options", Some("DENY"))]);
+        assert_eq!(e.value_of("x-frame-options"), Some("DENY"));
+        assert_eq!(e.value_of("server"), None);
+        assert_eq!(e.value_of("X-Other"), None);
         let head = b"HTTP/1.1 200 Server: odd reason\r\nserver: app\r\nServer-Timing: db;dur=5\r\nX-Frame-Options: SAMEORIGIN\r\nX-Other: Server: x\r\n";
         assert!(e.touches(head));
         assert!(!e.touches(b"HTTP/1.1 200 OK\r\nServer-Timing: a\r\n"));

@@ -16,6 +16,7 @@ use crate::http::conn::{
     Source,
 };
 use crate::http::date::format_http_date;
+use crate::http::edits::FieldEdits;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::{find_head_end, parse_response, push_canonical_authority};
 use crate::http::{
@@ -238,7 +239,8 @@ pub(super) fn fetch<'s>(
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];
-        let request = upstream_request(head, &forwarded, send, target);
+        let edits = &shared.config.request_headers;
+        let request = upstream_request(head, &forwarded, edits, send, target);
         let failed = |status: u16| Refusal {
             status: Some(status),
             upstream: Some(target.name.clone()),
@@ -443,13 +445,18 @@ fn attempt(
 /// The parts of the forwarded head that do not depend on the target.
 struct Forwarding {
     path: String,
-    /// The authority the client asked for, if any.
+    /// The authority the client asked for, if any: the backend's Host
+    /// unless `request_header.Host` sets another, and its
+    /// `X-Forwarded-Host` whatever that sets.
     host: Option<String>,
+    /// `request_header.Host` is set: the backend gets that Host.
+    host_set: bool,
     had_body: bool,
 }
 
-/// Rewrites `head` for any backend once: end-to-end fields only, plus the
-/// forwarding fields and cache validators.
+/// Rewrites `head` for any backend once: end-to-end fields only, less
+/// those `request_header.*` names, plus the forwarding fields and cache
+/// validators.
 fn prepare_request(
     head: &mut RequestHead,
     send: &Outgoing<'_>,
@@ -471,6 +478,16 @@ fn prepare_request(
         head.headers.contains("content-length") || head.headers.contains("transfer-encoding");
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
+    // Every field the client sent of a name `request_header.*` sets or
+    // removes: the set ones go after the fields on each attempt (see
+    // `upstream_request`). Never one the proxy writes below (the
+    // configuration refuses those names), and after what the cache and
+    // the log read: they see the request as the client sent it.
+    let edits = &shared.config.request_headers;
+    let host_set = !edits.is_empty() && {
+        edits.remove_from(&mut head.headers);
+        edits.edits(b"host")
+    };
     if send.upgrade {
         head.headers.push("Connection", "Upgrade");
     }
@@ -496,19 +513,23 @@ fn prepare_request(
     Forwarding {
         path,
         host,
+        host_set,
         had_body,
     }
 }
 
 /// Builds the head sent to `target`: origin-form request line, the
-/// prepared fields, Host, and our own framing.
+/// prepared fields, Host, the fields `request_header.*` sets (`edits`,
+/// whose names [`prepare_request`] took out), and our own framing.
 fn upstream_request(
     head: &mut RequestHead,
     forwarding: &Forwarding,
+    edits: &FieldEdits,
     send: &Outgoing<'_>,
     target: &Upstream,
 ) -> Vec<u8> {
     match &forwarding.host {
+        _ if forwarding.host_set => {}
         Some(h) => head.headers.set("Host", h.as_str()),
         None => head.headers.set("Host", &*target.written),
     }
@@ -518,6 +539,7 @@ fn upstream_request(
     out.extend_from_slice(forwarding.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     head.headers.write_to(&mut out);
+    out.extend_from_slice(edits.set_lines());
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
             push_field(&mut out, "Content-Length", b.len() as u64);

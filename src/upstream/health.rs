@@ -351,7 +351,8 @@ impl Health {
 #[derive(Clone, Debug)]
 pub struct Active {
     pub path: String,
-    /// The Host every probe sends; `None`: each target's name as written
+    /// The Host every probe sends (`health_check_host`, else
+    /// `request_header.Host`); `None`: each target's name as written
     /// (`10.0.0.2:8000`), which a backend that checks Host may refuse.
     pub host: Option<String>,
     pub interval: Duration,

@@ -559,7 +559,11 @@ impl Upstreams {
         };
         let settings = Active {
             path: path.clone(),
-            host: config.health_check_host.clone(),
+            // A backend that needs the Host `request_header.Host` gives it
+            // (a virtual host) likely answers a probe without it 400 or
+            // 404: the probes send it too, unless told otherwise.
+            host: (config.health_check_host.clone())
+                .or_else(|| config.request_headers.value_of("host").map(str::to_string)),
             interval: config.health_check_interval,
             timeout: config
                 .effective_backend_timeout()
