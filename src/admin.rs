@@ -510,13 +510,54 @@ fn give_back_freed_memory() {
     }
 }
 
+/// `PURGE`: of one URL (every Vary variant, both schemes), or of every
+/// URL under a prefix when the target ends in `*` (`/products/*`), as
+/// nginx's cache purge reads a key ending in `*`. A URL whose own target
+/// ends in `*` is purged alone written with `%2A` (see
+/// [`with_literal_star`]).
+///
+/// Taken under any `Host`, unlike `DELETE /cache`: the Host names the
+/// site whose entries go, and a page on a name rebound to 127.0.0.1 sends
+/// its own name, whose entries (if the proxy holds any) are its own.
 fn purge(head: &RequestHead, shared: &Shared) -> Reply {
-    let keys = policy::primary_keys_of_uri(head, &shared.config.cache_key_ignore_params);
+    let ignored = &shared.config.cache_key_ignore_params;
+    if let Some(prefixes) = policy::prefix_keys_of_uri(head, ignored) {
+        let removed = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_prefixes(&prefixes));
+        if removed > 0 {
+            give_back_freed_memory();
+        }
+        return purged("prefix", &prefixes[0], removed);
+    }
+    let mut keys = policy::primary_keys_of_uri(head, ignored).to_vec();
+    if let Some(starred) = with_literal_star(head) {
+        keys.extend(policy::primary_keys_of_uri(&starred, ignored));
+    }
     let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate_all(&keys));
-    let key = &keys[0];
-    log::info!("admin: purge {key}: {removed} entries removed");
+    purged("key", &keys[0], removed)
+}
+
+/// The request of a `PURGE` whose target ends in `%2A` (any case), with
+/// that written `*`: the URL of the literal star, which a `*` at the end
+/// would make a prefix. The key keeps `%2A` and `*` apart (a reserved
+/// character and its escape are different URIs to RFC 3986 §6.2.2.2), so
+/// both are purged: the one spelling cannot be named otherwise, and most
+/// backends read the two alike.
+fn with_literal_star(head: &RequestHead) -> Option<RequestHead> {
+    let cut = head.target.len().checked_sub(3)?;
+    let escaped = head.target.get(cut..)?;
+    escaped.eq_ignore_ascii_case("%2A").then(|| RequestHead {
+        target: format!("{}*", &head.target[..cut]),
+        ..head.clone()
+    })
+}
+
+/// The answer to a `PURGE` of `key` (the `http` key, or prefix: `what`
+/// says which), logged as `admin: purge example.com/products/*: ...`.
+fn purged(what: &str, key: &str, removed: usize) -> Reply {
+    let star = if what == "prefix" { "*" } else { "" };
+    log::info!("admin: purge {key}{star}: {removed} entries removed");
     let mut body = String::from("{");
-    json::push_key(&mut body, "key");
+    json::push_key(&mut body, what);
     json::push_str(&mut body, key);
     let _ = writeln!(body, ",\"removed\":{removed}}}");
     Reply::json(if removed > 0 { 200 } else { 404 }, body)

@@ -230,6 +230,41 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         removed
     }
 
+    /// Removes, of the entries in the next `budget` slots from where `at`
+    /// stands, those `remove` picks, moves `at` past those slots, and
+    /// returns what it removed with whether the walk is over. A caller
+    /// that holds a lock around the map can so go over every entry in
+    /// slices of bounded work, releasing it in between, where [`Lru::retain`]
+    /// holds it for the whole walk.
+    ///
+    /// The walk goes by slot, not by recency: an entry keeps its slot from
+    /// its insertion to its removal (a promotion only relinks it), so one
+    /// stored for the whole walk is offered exactly once, however the map
+    /// changes between two calls. One inserted meanwhile may be offered
+    /// or not, as the slot it took is behind `at` or ahead of it.
+    pub fn sweep(
+        &mut self,
+        at: &mut Sweep,
+        budget: usize,
+        mut remove: impl FnMut(&K, &V) -> bool,
+    ) -> (Vec<(K, V)>, bool) {
+        let start = at.next.max(TAIL + 1);
+        let end = self.nodes.len().min(start.saturating_add(budget));
+        let mut removed = Vec::new();
+        for idx in start..end {
+            let picked = match &self.nodes[idx].entry {
+                Some(e) => remove(&e.key, &e.value),
+                None => false,
+            };
+            if picked {
+                let entry = self.remove_index(idx);
+                removed.push((entry.key, entry.value));
+            }
+        }
+        at.next = end.max(start);
+        (removed, at.next >= self.nodes.len())
+    }
+
     /// Changes the capacity and returns the entries evicted to fit it, oldest first.
     pub fn set_capacity(&mut self, capacity_bytes: u64) -> Vec<(K, V)> {
         self.capacity = capacity_bytes;
@@ -368,6 +403,12 @@ impl<K: Hash + Eq + Clone + fmt::Debug, V: fmt::Debug> fmt::Debug for Lru<K, V> 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
+}
+
+/// Where a walk of [`Lru::sweep`] stands: the next slot to look at.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    next: Index,
 }
 
 /// Iterator over an [`Lru`], most recently used first; double-ended.
@@ -622,6 +663,85 @@ mod tests {
             1 => (0u64..150).prop_map(Op::SetCapacity),
             1 => Just(Op::Clear),
         ]
+    }
+
+    #[derive(Clone, Debug)]
+    enum Change {
+        Insert,
+        Promote(u32),
+        Remove(u32),
+        PopOldest,
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            Just(Change::Insert),
+            any::<u32>().prop_map(Change::Promote),
+            any::<u32>().prop_map(Change::Remove),
+            Just(Change::PopOldest),
+        ]
+    }
+
+    proptest! {
+        /// However the map changes between two slices of a sweep, every
+        /// entry it held throughout is offered once, and goes if picked.
+        #[test]
+        fn a_sweep_in_slices_offers_every_entry_held_throughout_once(
+            n in 0u32..60,
+            budget in 1usize..8,
+            between in prop::collection::vec(prop::collection::vec(change(), 0..4), 0..40),
+        ) {
+            let mut lru: Lru<u32, u32> = Lru::new(u64::MAX);
+            for k in 0..n {
+                lru.insert(k, k, 1);
+            }
+            let mut next = n;
+            let mut changed = std::collections::HashSet::new();
+            let mut offered = std::collections::HashMap::<u32, usize>::new();
+            let mut swept = Vec::new();
+            let mut at = Sweep::default();
+            let mut between = between.into_iter();
+            loop {
+                let (gone, done) = lru.sweep(&mut at, budget, |k, _| {
+                    *offered.entry(*k).or_default() += 1;
+                    k % 2 == 0
+                });
+                swept.extend(gone.into_iter().map(|(k, _)| k));
+                lru.assert_invariant();
+                if done {
+                    break;
+                }
+                for change in between.next().unwrap_or_default() {
+                    let any_key = |i: u32| i % next.max(1);
+                    match change {
+                        Change::Insert => {
+                            lru.insert(next, next, 1);
+                            next += 1;
+                        }
+                        Change::Promote(i) => {
+                            lru.get(&any_key(i));
+                        }
+                        Change::Remove(i) => {
+                            if lru.remove(&any_key(i)).is_some() {
+                                changed.insert(any_key(i));
+                            }
+                        }
+                        Change::PopOldest => {
+                            if let Some((k, _)) = lru.pop_oldest() {
+                                changed.insert(k);
+                            }
+                        }
+                    }
+                }
+            }
+            for k in (0..n).filter(|k| !changed.contains(k)) {
+                prop_assert_eq!(offered.get(&k), Some(&1), "entry {}", k);
+                prop_assert_eq!(lru.contains_key(&k), k % 2 == 1, "entry {}", k);
+            }
+            for k in swept {
+                prop_assert!(k % 2 == 0 && !lru.contains_key(&k), "entry {}", k);
+            }
+        }
     }
 
     /// The obviously correct model: (key, value, weight), most recent first.

@@ -5,7 +5,7 @@
 //! an insert); entries are shared as `Arc`s, so serving a hit means cloning
 //! a pointer under the lock and writing the bytes after it is released.
 
-use super::lru::Lru;
+use super::lru::{Lru, Sweep};
 use super::persist::Record;
 use super::policy::{self, Lifetime, OwnFields, Settings};
 use crate::http::forward::strip_hop_by_hop;
@@ -28,6 +28,17 @@ pub const ENTRY_OVERHEAD: u64 = 512;
 /// URIs invalidated while fills are in flight that are remembered one by
 /// one; past this, an invalidation counts as a clear for those fills.
 const MAX_TRACKED_INVALIDATIONS: usize = 4096;
+
+/// Key prefixes invalidated while fills are in flight that are remembered
+/// one by one (each insert of a fill compares its key with every one);
+/// past this, a prefix invalidation counts as a clear for those fills.
+const MAX_TRACKED_PREFIXES: usize = 64;
+
+/// LRU slots a prefix invalidation looks at per hold of the lock. Its
+/// walk over every entry is O(entries), which requests for the cache must
+/// not wait out whole: 4096 slots are some 0.1 ms of work (see the
+/// README, "Which entry PURGE removes").
+const SWEEP_SLICE: usize = 4096;
 
 /// One stored response.
 #[derive(Clone, Debug)]
@@ -308,6 +319,10 @@ struct State {
     /// While fills are in flight: the epoch each primary key was last
     /// invalidated in. Emptied as the fills that could care end.
     invalidated: HashMap<String, u64>,
+    /// While fills are in flight: the key prefixes invalidated (a
+    /// `PURGE /products/*`), with the epoch of each. Emptied as
+    /// `invalidated` is.
+    invalidated_prefixes: Vec<(String, u64)>,
     /// The epoch of the last clear, while fills are in flight.
     cleared: u64,
 }
@@ -360,6 +375,7 @@ impl Cache {
                 epoch: 0,
                 fills: BTreeMap::new(),
                 invalidated: HashMap::new(),
+                invalidated_prefixes: Vec::new(),
                 cleared: 0,
             }),
             max_object_size,
@@ -491,7 +507,12 @@ impl Cache {
         // nothing of what the key holds now: that stays, stored or not.
         if let Some(since) = since {
             let invalidated = state.invalidated.get(&primary).copied().unwrap_or(0);
-            if state.cleared.max(invalidated) > since {
+            let under_prefix = (state.invalidated_prefixes.iter())
+                .filter(|(prefix, _)| primary.starts_with(prefix.as_str()))
+                .map(|&(_, epoch)| epoch)
+                .max()
+                .unwrap_or(0);
+            if state.cleared.max(invalidated).max(under_prefix) > since {
                 return false;
             }
         }
@@ -589,6 +610,60 @@ impl Cache {
             self.changed();
         }
         removed.len()
+    }
+
+    /// Drops every entry whose primary key starts with one of `prefixes`
+    /// (every Vary variant of each); returns how many went. A response
+    /// to such a key still on its way is not stored, as for
+    /// [`Cache::invalidate_all`].
+    ///
+    /// The walk over every entry takes the lock for [`SWEEP_SLICE`] slots
+    /// at a time, so that requests for the cache wait for one slice, not
+    /// for the whole walk. Entries stored meanwhile come from requests
+    /// that began after the invalidation (those begun before are not
+    /// stored): newer than it, they are kept or dropped as the walk meets
+    /// them or not, which is safe either way.
+    pub fn invalidate_prefixes(&self, prefixes: &[String]) -> usize {
+        self.invalidate_prefixes_by(prefixes, SWEEP_SLICE)
+    }
+
+    fn invalidate_prefixes_by(&self, prefixes: &[String], slice: usize) -> usize {
+        {
+            let mut state = self.state.lock();
+            state.epoch += 1;
+            let epoch = state.epoch;
+            if !state.fills.is_empty() {
+                if state.invalidated_prefixes.len() + prefixes.len() > MAX_TRACKED_PREFIXES {
+                    state.invalidated_prefixes.clear();
+                    state.cleared = epoch;
+                } else {
+                    let tracked = prefixes.iter().map(|p| (p.clone(), epoch));
+                    state.invalidated_prefixes.extend(tracked);
+                }
+            }
+        }
+        let matches = |key: &String| {
+            let primary = primary_of(key);
+            prefixes.iter().any(|p| primary.starts_with(p.as_str()))
+        };
+        let mut at = Sweep::default();
+        let mut removed = 0;
+        loop {
+            let mut state = self.state.lock();
+            let (gone, done) = state.lru.sweep(&mut at, slice, |key, _| matches(key));
+            for (key, _) in &gone {
+                state.forget_variant(key);
+            }
+            drop(state);
+            if !gone.is_empty() {
+                removed += gone.len();
+                self.changed();
+            }
+            drop(gone); // entries freed outside the lock
+            if done {
+                return removed;
+            }
+        }
     }
 
     /// Drops every variant stored for a primary key; returns how many.
@@ -734,12 +809,17 @@ impl Drop for Fill {
         match oldest {
             None => {
                 state.invalidated.clear();
+                state.invalidated_prefixes.clear();
                 state.cleared = 0;
             }
-            Some(oldest) if !state.invalidated.is_empty() => {
-                state.invalidated.retain(|_, epoch| *epoch > oldest);
+            Some(oldest) => {
+                if !state.invalidated.is_empty() {
+                    state.invalidated.retain(|_, epoch| *epoch > oldest);
+                }
+                state
+                    .invalidated_prefixes
+                    .retain(|(_, epoch)| *epoch > oldest);
             }
-            Some(_) => {}
         }
     }
 }
@@ -1158,6 +1238,132 @@ mod tests {
         assert!(cache.lookup("h/v", &Headers::new()).is_none());
         assert_eq!(cache.invalidate("h/v"), 1);
         assert!(cache.lookup("h/v", &gzip).is_none());
+    }
+
+    #[test]
+    fn a_prefix_invalidation_drops_every_variant_under_it_in_slices() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let vary = ["accept-encoding".to_string()];
+        let variants = |primary: &str| {
+            [
+                policy::variant_key(primary, &vary, &gzip),
+                policy::variant_key(primary, &vary, &Headers::new()),
+            ]
+        };
+        for primary in ["h/products/b?x=1", "https://h/products/c", "h/productsX"] {
+            for key in variants(primary) {
+                assert!(cache.insert(entry(&key, "v", 60, Some("Accept-Encoding"))));
+            }
+        }
+        let kept = ["h/products", "h/other", "hx/products/a", "https://h/other"];
+        let gone = ["h/products/a", "h/products/", "https://h/products/a"];
+        for key in kept.iter().chain(&gone) {
+            assert!(cache.insert(entry(key, "plain", 60, None)));
+        }
+        // More entries than slots per slice, the slices made small.
+        for i in 0..20 {
+            cache.insert(entry(&format!("h/other/{i}"), "o", 60, None));
+        }
+        let before = cache.len();
+        let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
+        assert_eq!(cache.invalidate_prefixes_by(&prefixes, 3), 3 + 4);
+        assert_eq!(cache.len(), before - 7);
+        for key in gone {
+            assert!(cache.lookup(key, &Headers::new()).is_none(), "{key}");
+        }
+        for key in kept {
+            assert!(cache.lookup(key, &Headers::new()).is_some(), "{key}");
+        }
+        assert!(cache.lookup("h/products/b?x=1", &gzip).is_none());
+        assert!(cache
+            .lookup("https://h/products/c", &Headers::new())
+            .is_none());
+        assert!(cache.lookup("h/productsX", &gzip).is_some());
+        // The Vary index keeps only what is still stored.
+        let state = cache.state.lock();
+        let varying: Vec<&String> = state.vary.keys().collect();
+        assert_eq!(varying, ["h/productsX"]);
+        drop(state);
+        assert_eq!(cache.invalidate_prefixes(&prefixes), 0);
+    }
+
+    #[test]
+    fn a_prefix_invalidation_changes_the_generation_only_when_it_drops() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        cache.insert(entry("h/a/1", "x", 60, None));
+        let before = cache.generation();
+        assert_eq!(cache.invalidate_prefixes(&["h/b/".into()]), 0);
+        assert_eq!(cache.generation(), before, "nothing to snapshot");
+        assert_eq!(cache.invalidate_prefixes(&["h/a/".into()]), 1);
+        assert!(cache.generation() > before, "the snapshot must be written");
+    }
+
+    #[test]
+    fn a_fill_outlived_by_a_prefix_invalidation_is_not_stored_under_it() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let e = |key: &str| Arc::new(entry(key, "body", 60, None));
+        let early = cache.begin_fill();
+        cache.invalidate_prefixes(&["h/products/".into()]);
+        let late = cache.begin_fill();
+        assert!(
+            !cache.insert_filled(e("h/products/a"), &early),
+            "began before"
+        );
+        assert!(cache.insert_filled(e("h/other"), &early), "not under it");
+        assert!(cache.insert_filled(e("h/products/a"), &late), "began after");
+        drop((early, late));
+        assert!(cache.state.lock().invalidated_prefixes.is_empty());
+        // Past the bound, a prefix counts as a clear for the fills in flight.
+        let long_lived = cache.begin_fill();
+        for i in 0..=MAX_TRACKED_PREFIXES {
+            cache.invalidate_prefixes(&[format!("h/p{i}/")]);
+        }
+        assert!(cache.state.lock().invalidated_prefixes.len() <= MAX_TRACKED_PREFIXES);
+        assert!(!cache.insert_filled(e("h/other"), &long_lived));
+    }
+
+    /// How long a prefix purge keeps requests for the cache waiting, in
+    /// slices and in one hold: a thread takes the lock over and over
+    /// while it runs, and its longest wait is reported. A measurement, not
+    /// a check: `cargo test --release --lib -- --ignored --nocapture
+    /// prefix_purge_lock_hold`.
+    #[test]
+    #[ignore = "a measurement; prints how long a prefix purge holds the lock"]
+    fn prefix_purge_lock_hold() {
+        for n in [10_000, 100_000] {
+            for (how, slice) in [("in slices", SWEEP_SLICE), ("in one hold", usize::MAX)] {
+                let cache = Arc::new(Cache::new(1 << 32, 1 << 16));
+                for i in 0..n {
+                    let section = if i % 2 == 0 { "products" } else { "other" };
+                    cache.insert(entry(&format!("h/{section}/{i}"), "body", 60, None));
+                }
+                let done = Arc::new(AtomicBool::new(false));
+                let prober = std::thread::spawn({
+                    let (cache, done) = (cache.clone(), done.clone());
+                    move || {
+                        let mut longest = Duration::ZERO;
+                        while !done.load(Ordering::Relaxed) {
+                            let asked = Instant::now();
+                            let _ = cache.len();
+                            longest = longest.max(asked.elapsed());
+                        }
+                        longest
+                    }
+                });
+                let started = Instant::now();
+                let removed = cache.invalidate_prefixes_by(&["h/products/".into()], slice);
+                let took = started.elapsed();
+                done.store(true, Ordering::Relaxed);
+                let longest = prober.join().unwrap();
+                assert_eq!(removed, n / 2);
+                println!(
+                    "{n} entries, {removed} purged {how}: {took:?} in all, \
+                     longest wait for the lock {longest:?}"
+                );
+            }
+        }
     }
 
     #[test]

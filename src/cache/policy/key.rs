@@ -47,6 +47,39 @@ pub fn primary_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> [S
     [http, https]
 }
 
+/// The key prefixes a `PURGE` whose request-target ends in `*` names, one
+/// per scheme as [`primary_keys_of_uri`] gives keys: the key of what comes
+/// before the `*`, spelled as keys are, so that `/products/*` and
+/// `/%70roducts/*` under `Host: Shop.Example` are both
+/// `shop.example/products/`. `None` for a target that does not end in `*`.
+///
+/// The parameters `ignored` names are left out of the query as from a
+/// request's, but for the last one, which the `*` cuts short: its name is
+/// not known whole (`?utm*` may begin `utm_source` or `utmost`), and left
+/// out as ignored it would widen the prefix to every URL that starts with
+/// the path (`/p?gclid=*` would drop all of `/p*`). So `/p?utm_source=a&*`
+/// is `/p?` (every query of `/p`), and `/p?id=3&*` is `/p?id=3&`.
+pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Option<[String; 2]> {
+    let target = request.path_and_query();
+    let before = target.strip_suffix('*')?;
+    let authority = request.authority().unwrap_or("");
+    let mut key = String::with_capacity(authority.len() + before.len());
+    push_canonical_authority(&mut key, authority);
+    let (path, query) = before.split_at(before.find('?').unwrap_or(before.len()));
+    push_path(&mut key, path);
+    match query.rsplit_once('&') {
+        Some((whole, cut)) if !ignored.is_empty() => {
+            let start = key.len();
+            push_query(&mut key, whole, ignored);
+            key.push(if key.len() == start { '?' } else { '&' });
+            push_path(&mut key, cut);
+        }
+        _ => push_path(&mut key, query),
+    }
+    let https = format!("{HTTPS_PREFIX}{key}");
+    Some([key, https])
+}
+
 /// The keys of the URI a `Location` or `Content-Location` names in the
 /// answer to an unsafe request whose own keys are `request_keys` (from
 /// [`primary_keys_of_uri`]). RFC 9111 §4.4 makes them candidates for
@@ -886,6 +919,121 @@ mod tests {
             let key = key_ignoring(TRACKERS, target);
             assert_eq!(respell_key(&key), key);
         }
+    }
+
+    /// The `http` prefix `PURGE target` names on `Host: host` with
+    /// `cache_key_ignore_params = setting`, checked against its `https`.
+    fn prefix(setting: &str, host: &str, target: &str) -> Option<String> {
+        let mut request = get(&[]);
+        request.method = "PURGE".into();
+        request.target = target.to_string();
+        request.headers.set("Host", host);
+        let ignored = IgnoredParams::parse(setting).unwrap();
+        super::prefix_keys_of_uri(&request, &ignored).map(|[http, https]| {
+            assert_eq!(https, format!("https://{http}"));
+            http
+        })
+    }
+
+    #[test]
+    fn a_purge_target_ending_in_a_star_names_a_prefix_spelled_as_keys_are() {
+        for (host, target, expected) in [
+            ("shop.example", "/products/*", "shop.example/products/"),
+            ("Shop.Example.:80", "/products/*", "shop.example/products/"),
+            (
+                "shop.example",
+                "/%70roducts/%7e*",
+                "shop.example/products/~",
+            ),
+            ("shop.example", "/a%2fb/*", "shop.example/a%2Fb/"),
+            ("shop.example", "/*", "shop.example/"),
+            ("shop.example:8080", "/*", "shop.example:8080/"),
+            ("shop.example", "/products*", "shop.example/products"),
+            ("shop.example", "/search?*", "shop.example/search?"),
+            ("shop.example", "/search?q=*", "shop.example/search?q="),
+            // A `%` that starts no escape reads as `%25`, as in a key.
+            (
+                "shop.example",
+                "/search?q=100%*",
+                "shop.example/search?q=100%25",
+            ),
+            ("shop.example", "/a**", "shop.example/a*"),
+            ("admin", "http://Shop.example/p/*", "shop.example/p/"),
+        ] {
+            assert_eq!(
+                prefix("", host, target).as_deref(),
+                Some(expected),
+                "{host} {target}"
+            );
+        }
+        for target in ["/products/", "/a*/b", "/a%2A", "/p?q=*&r=1"] {
+            assert_eq!(prefix("", "h", target), None, "{target}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_matches_the_keys_under_it_however_spelled_and_no_other() {
+        let key = |target| key_ignoring("", target);
+        let products = prefix("", "H", "/products/*").unwrap();
+        for under in [
+            "/products/a",
+            "/products/b?x=1",
+            "/%70roducts/%41",
+            "/products/",
+            "http://h:80/products/c",
+        ] {
+            assert!(key(under).starts_with(&products), "{under}");
+        }
+        for other in ["/products", "/productsX", "/products?x=1", "/other", "/"] {
+            assert!(!key(other).starts_with(&products), "{other}");
+        }
+        // Without its `/`, the prefix takes the path and its siblings.
+        let wide = prefix("", "h", "/products*").unwrap();
+        for under in ["/products", "/productsX", "/products?x=1", "/products/a"] {
+            assert!(key(under).starts_with(&wide), "{under}");
+        }
+        // A host is a whole host: `h/` is no prefix of `hx/` or `h:8080/`.
+        let site = prefix("", "h", "/*").unwrap();
+        assert!(key("/any?thing").starts_with(&site));
+        let mut other_host = get(&[]);
+        for host in ["hx", "h:8080", "x.h"] {
+            other_host.headers.set("Host", host);
+            let key = primary_key(&other_host, "http");
+            assert!(!key.starts_with(&site), "{key}");
+        }
+    }
+
+    #[test]
+    fn ignored_params_leave_a_prefix_but_for_the_one_the_star_cuts() {
+        for (target, expected) in [
+            ("/p?utm_source=a&*", "h/p?"),
+            ("/p?id=3&utm_source=a&*", "h/p?id=3&"),
+            ("/p?utm_source=a&id=*", "h/p?id="),
+            ("/p?&&id=3&&*", "h/p?id=3&"),
+            // The parameter the star cuts is kept, ignored or not: left
+            // out, `/p?gclid*` would be all of `/p*`.
+            ("/p?gclid*", "h/p?gclid"),
+            ("/p?id=3&gclid=*", "h/p?id=3&gclid="),
+            ("/p/*", "h/p/"),
+            ("/p?*", "h/p?"),
+        ] {
+            assert_eq!(
+                prefix(TRACKERS, "h", target).as_deref(),
+                Some(expected),
+                "{target}"
+            );
+        }
+        let under = key_ignoring(TRACKERS, "/p?utm_source=x&id=3&page=2");
+        assert!(under.starts_with(&prefix(TRACKERS, "h", "/p?id=3&*").unwrap()));
+    }
+
+    #[test]
+    fn a_star_and_its_escape_are_two_keys() {
+        // `*` is a reserved character: its escape is not decoded, so the
+        // URL of a literal star and that of `%2A` are stored apart (a
+        // `PURGE` of the `%2A` spelling drops both, see admin.rs).
+        assert_eq!(key_ignoring("", "/a*"), "h/a*");
+        assert_eq!(key_ignoring("", "/a%2a"), "h/a%2A");
     }
 
     #[test]

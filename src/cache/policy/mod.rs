@@ -35,8 +35,8 @@ pub use bypass::BypassCookies;
 pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use key::{
-    decode_percent, keys_of_reference, primary_key, primary_keys_of_uri, respell_key, variant_key,
-    vary_names,
+    decode_percent, keys_of_reference, prefix_keys_of_uri, primary_key, primary_keys_of_uri,
+    respell_key, variant_key, vary_names,
 };
 pub use params::IgnoredParams;
 pub use valid::CacheValid;
