@@ -1,5 +1,5 @@
 //! The admin listener: `GET /metrics` (Prometheus text format),
-//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query`,
+//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`),
 //! `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
 //! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
 //! `admin_bind` (loopback by default) because it can empty the cache and
@@ -305,6 +305,7 @@ fn fill_before(
 /// lower-cased, then the path and query exactly as sent. So
 /// `curl -X PURGE -H 'Host: www.example.com' http://127.0.0.1:9901/a?b=1`
 /// drops what `GET http://www.example.com/a?b=1` stored, every Vary variant.
+/// A target ending in `*` names a prefix of keys instead (see [`purge`]).
 ///
 /// `body` is the request's body, read for a `PUT` only.
 pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
