@@ -184,7 +184,7 @@ fn a_purge_of_slash_star_empties_the_host_it_names_and_no_other() {
     let other: &Stored = &[(OTHER_HOST, "/a", &[]), ("test.example:8080", "/a", &[])];
     store(&proxy, shop);
     store(&proxy, other);
-    // The Host in any spelling; the admin listener's own Host is no site.
+    // The Host in any spelling: case, a trailing dot, the default port.
     let (status, body) = purge(&proxy, "/*", "Test.Example.:80");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "{\"prefix\":\"test.example/\",\"removed\":3}\n");
