@@ -119,6 +119,34 @@ fn a_set_field_replaces_every_one_the_client_sent_and_a_removed_one_is_gone() {
     assert_eq!(all(&seen[1], "content-length"), ["5"]);
 }
 
+#[test]
+fn with_underscores_allowed_a_client_s_field_read_as_an_edited_one_goes_too() {
+    // A backend that reads `_` as `-` (CGI, WSGI, Rack) would take the
+    // client's X_Debug for the X-Debug taken out, its X_Backend_Auth for
+    // the credential set, and its X-Api-Key for the X_Api_Key set.
+    let backend = Backend::echo("a");
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.request_headers = edits(EDITS);
+        c.underscores_in_headers = true;
+    });
+    let mut client = proxy.connect();
+    let fields = "X_Backend_Auth: forged\r\n\
+                  x_debug: 1\r\n\
+                  Accept_Encoding: gzip\r\n\
+                  X-Api-Key: forged\r\n\
+                  X_Other: kept\r\n";
+    let r = exchange(&mut client, &get_for("shop.example", "/", fields));
+    assert_eq!(r.status, 200);
+    let seen = &backend.seen()[0];
+    let raw = &seen.head.raw;
+    for gone in ["x_backend_auth", "x_debug", "accept_encoding", "x-api-key"] {
+        assert_eq!(all(seen, gone), Vec::<String>::new(), "{gone}: {raw}");
+    }
+    assert_eq!(all(seen, "x-backend-auth"), [AUTH], "{raw}");
+    assert_eq!(all(seen, "x_api_key"), ["k1"], "{raw}");
+    assert_eq!(all(seen, "x_other"), ["kept"], "{raw}");
+}
+
 // ---------------------------------------------------------------- Host
 
 /// A backend that says which Host it was asked for, and what the proxy

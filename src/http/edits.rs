@@ -114,6 +114,23 @@ impl FieldEdits {
         }
     }
 
+    /// [`FieldEdits::remove_from`] with `_` and `-` taken for one another,
+    /// as backends that read `_` as `-` (CGI, WSGI, Rack) read names: for
+    /// a request, whose `X_Debug` such a backend would otherwise take for
+    /// the `X-Debug` removed, or `X_Backend_Auth` for the one set.
+    pub fn remove_read_alike_from(&self, headers: &mut Headers) {
+        if !self.is_empty() {
+            let alike = |a: u8, b: u8| {
+                a.eq_ignore_ascii_case(&b) || matches!((a, b), (b'_', b'-') | (b'-', b'_'))
+            };
+            headers.retain(|name, _| {
+                !self.edits.iter().any(|(n, _)| {
+                    n.len() == name.len() && n.bytes().zip(name).all(|(a, &b)| alike(a, b))
+                })
+            });
+        }
+    }
+
     /// Whether a serialized head (`Name: value\r\n` lines, as
     /// [`Headers::write_to`] writes them, maybe after a status line) has a
     /// line of an edited field.
@@ -228,6 +245,25 @@ mod tests {
             out,
             b"HTTP/1.1 200 Server: odd reason\r\nServer-Timing: db;dur=5\r\n"
         );
+    }
+
+    #[test]
+    fn read_alike_removal_takes_underscores_for_dashes_both_ways() {
+        let e = edits(&[("X-Debug", None), ("X_Api_Key", Some("k"))]);
+        let mut h = Headers::new();
+        for name in [
+            "x_debug",
+            "X-DEBUG",
+            "X-Api-Key",
+            "x_api_key",
+            "X-Debugs",
+            "X.Debug",
+        ] {
+            h.push(name, "v");
+        }
+        e.remove_read_alike_from(&mut h);
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["X-Debugs", "X.Debug"]);
     }
 
     #[test]

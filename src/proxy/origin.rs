@@ -479,13 +479,15 @@ fn prepare_request(
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
     // Every field the client sent of a name `request_header.*` sets or
-    // removes: the set ones go after the fields on each attempt (see
-    // `upstream_request`). Never one the proxy writes below (the
-    // configuration refuses those names), and after what the cache and
-    // the log read: they see the request as the client sent it.
+    // removes, or that a backend reading `_` as `-` would take for one
+    // (with `underscores_in_headers`): the set ones go after the fields
+    // on each attempt (see `upstream_request`). Never one the proxy
+    // writes below (the configuration refuses those names), and after
+    // what the cache and the log read: they see the request as the
+    // client sent it.
     let edits = &shared.config.request_headers;
     let host_set = !edits.is_empty() && {
-        edits.remove_from(&mut head.headers);
+        edits.remove_read_alike_from(&mut head.headers);
         edits.edits(b"host")
     };
     if send.upgrade {
