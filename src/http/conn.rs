@@ -580,7 +580,6 @@ pub fn write_all_unless_answered(
     mut answered: impl FnMut() -> bool,
 ) -> io::Result<bool> {
     let socket = socket2::SockRef::from(stream);
-    let patience = stream.write_timeout()?.unwrap_or(Duration::MAX);
     let mut watch_peer = true;
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
@@ -604,6 +603,9 @@ pub fn write_all_unless_answered(
             events,
             revents: 0,
         }];
+        // Asked only here: most writes (every bodiless request) never
+        // wait, and this is a system call.
+        let patience = stream.write_timeout()?.unwrap_or(Duration::MAX);
         if poll(&mut fds, patience)? == 0 {
             return Err(io::ErrorKind::TimedOut.into());
         }
