@@ -2200,6 +2200,7 @@ mod tests {
             ("If-Modified-Since", "validators"),
             ("If-Match", "validators"),
             ("If-Unmodified-Since", "validators"),
+            ("Max-Forwards", "counts it down"),
             // As a backend that reads `_` as `-` would take them.
             ("X_Forwarded_For", "take for X-Forwarded-For"),
             ("Content_Length", "take for Content-Length"),

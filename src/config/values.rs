@@ -187,6 +187,12 @@ const REQUEST_OWNED: &[(&str, &str)] = &[
         "the cache announces itself in it for the origin's Surrogate-Control to target \
          (see surrogate_id)",
     ),
+    (
+        "max-forwards",
+        "the proxy counts it down on an OPTIONS, and answers one that reaches 0 itself \
+         (RFC 9110 §7.6.2): one value of the configuration's would let such a request go \
+         round a loop of proxies for ever, and none would drop the count the client set",
+    ),
     ("range", RANGES),
     ("if-range", RANGES),
     ("if-match", CONDITIONS),
