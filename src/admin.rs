@@ -133,7 +133,7 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
                 let (held, current, busy) = (held.clone(), current.clone(), busy.clone());
                 move || {
                     if let Some(stream) = held.lock().take() {
-                        handle(stream, &current.get(), ADMIN_TIMEOUT);
+                        handle(stream, &current, ADMIN_TIMEOUT);
                     }
                     busy.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -147,7 +147,7 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
                 );
             }
             if let Some(stream) = held.lock().take() {
-                handle(stream, &current.get(), INLINE_ADMIN_TIMEOUT);
+                handle(stream, &current, INLINE_ADMIN_TIMEOUT);
             }
             busy.fetch_sub(1, Ordering::SeqCst);
         }
@@ -192,13 +192,15 @@ impl Reply {
 }
 
 /// Answers one admin request, which must arrive (and its answer leave)
-/// within `timeout`.
-fn handle(stream: TcpStream, shared: &Shared, timeout: Duration) {
+/// within `timeout`, with the configuration in force once it has arrived:
+/// one taken at the accept could be one a reload has since replaced (a
+/// `PUT` would then set and save the states of targets no longer in force).
+fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
     let (reply, is_head) = match read_request(&mut conn, deadline) {
-        Ok(Some((head, body))) => (route(&head, &body, shared), head.is_head()),
+        Ok(Some((head, body))) => (route(&head, &body, &current.get()), head.is_head()),
         Ok(None) => return,
         Err(reply) => (reply, false),
     };

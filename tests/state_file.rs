@@ -29,6 +29,17 @@ fn proxy_keeping_with(
     })
 }
 
+/// Reloads `proxy` with `targets` and `state`, as [`proxy_keeping`] made it.
+fn reload_keeping(proxy: &Proxy, targets: &[SocketAddr], state: &Path) {
+    let mut next = Config::with_targets(targets.iter().copied().map(target).collect());
+    next.log_to_stdout = false;
+    next.cache_size = 0;
+    next.path_to_persistence = None;
+    next.admin_port = Some(0);
+    next.state_file = Some(state.to_path_buf());
+    proxy.handle().control().reload(next).unwrap();
+}
+
 /// `method path` on the admin listener, with `body`.
 fn admin(proxy: &Proxy, method: &str, path: &str, body: &str) -> Response {
     let addr = proxy.handle().admin_addr().expect("admin listener");
@@ -312,13 +323,7 @@ fn a_reload_to_another_state_file_writes_the_states_there() {
     let b = Backend::echo("b");
     let proxy = proxy_keeping(&[a.addr, b.addr], &first);
     set_state(&proxy, a.addr, "maint");
-    let mut next = Config::with_targets(vec![target(a.addr), target(b.addr)]);
-    next.log_to_stdout = false;
-    next.cache_size = 0;
-    next.path_to_persistence = None;
-    next.admin_port = Some(0);
-    next.state_file = Some(second.clone());
-    proxy.handle().control().reload(next).unwrap();
+    reload_keeping(&proxy, &[a.addr, b.addr], &second);
     // The state is kept in memory, as by any reload, and written anew.
     assert_eq!(state_of(&proxy, a.addr), "maint");
     assert_eq!(listed(&second), [format!("{} maint", a.addr)]);
@@ -332,4 +337,33 @@ fn a_reload_to_another_state_file_writes_the_states_there() {
     stop(proxy);
     let restarted = proxy_keeping(&[a.addr, b.addr], &second);
     assert_eq!(state_of(&restarted, b.addr), "drain");
+}
+
+#[test]
+fn a_put_sent_on_a_connection_opened_before_a_reload_is_for_the_targets_it_put_in_force() {
+    // The PUT names a target the reload added, and the file it writes
+    // must list the states of the targets in force, not of those the
+    // reload replaced (a restart would lose what was set since).
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_path(&dir);
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = proxy_keeping(&[a.addr], &state);
+    let mut early = Client::connect(proxy.handle().admin_addr().expect("admin listener"));
+    // Answered once `early` was accepted: the listener takes them in order.
+    assert_eq!(admin(&proxy, "GET", "/status", "").status, 200);
+    reload_keeping(&proxy, &[a.addr, b.addr], &state);
+    set_state(&proxy, a.addr, "drain");
+    let put = format!(
+        "PUT /targets/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nmaint",
+        b.addr
+    );
+    early.send(put.as_bytes());
+    let response = early.response();
+    assert_eq!(response.status, 200, "{}", response.body_str());
+    assert_eq!(state_of(&proxy, b.addr), "maint");
+    assert_eq!(
+        listed(&state),
+        [format!("{} drain", a.addr), format!("{} maint", b.addr)]
+    );
 }
