@@ -769,6 +769,23 @@ impl Loader {
                 "every target is a backup: at least one must serve before the backups do".into(),
             ));
         }
+        // Each file is rewritten whole by its own writer: shared, the
+        // snapshot, the log and the states would overwrite one another.
+        if let Some(state_file) = &config.state_file {
+            let others = [
+                ("path_to_persistence", &config.path_to_persistence),
+                ("path_to_log", &config.path_to_log),
+            ];
+            if let Some((key, _)) = others.iter().find(|(_, p)| p.as_ref() == Some(state_file)) {
+                return Err(self.refused(
+                    "state_file",
+                    format!(
+                        "{} is also {key}: each needs a file of its own",
+                        state_file.display()
+                    ),
+                ));
+            }
+        }
         // The proxy takes its own cookie out of a request before the cache
         // sees it: listed, it would never bypass anything.
         if let Some(sticky) = config
@@ -1747,6 +1764,20 @@ mod tests {
             assert!(e.message.starts_with("cache_bypass_cookies: "), "{e}");
             assert!(e.message.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn state_file_is_a_file_of_its_own() {
+        for key in ["path_to_persistence", "path_to_log"] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n{key} = run/f\nstate_file = run/f\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{key}");
+            assert!(e.message.contains(&format!("is also {key}")), "{e}");
+        }
+        let c = build("targets = 127.0.0.1:1\nstate_file = run/state\n").unwrap();
+        assert_eq!(c.state_file, Some(PathBuf::from("run/state")));
     }
 
     #[test]
