@@ -179,7 +179,7 @@ fn a_denied_client_is_not_served_from_the_cache() {
     proxy.exchange(|client| assert_eq!(client.get("/page").status, 200));
     let hit = proxy.connect().get("/page");
     assert_eq!(hit.header("x-cache"), Some("HIT"));
-    let mut next = reload_config(&proxy, a.addr);
+    let mut next = proxy.config_for(&[a.addr], |_| {});
     next.cache_size = 1 << 20;
     next.deny_from = blocks(&["127.0.0.1"]);
     proxy.handle().control().reload(next).unwrap();
@@ -191,24 +191,13 @@ fn a_denied_client_is_not_served_from_the_cache() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
 }
 
-/// The configuration [`start_proxy`] makes, for a reload.
-fn reload_config(proxy: &Proxy, backend: std::net::SocketAddr) -> Config {
-    let mut c = Config::with_targets(vec![target(backend)]);
-    c.log_to_stdout = false;
-    c.path_to_persistence = None;
-    c.path_to_log = Some(proxy.log_path.clone());
-    c.connection_timeout = Duration::from_secs(5);
-    c.cache_size = 0;
-    c
-}
-
 #[test]
 fn a_reload_turns_the_lists_on_and_off_from_the_next_request() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     assert_eq!(client.get("/1").status, 200);
-    let mut next = reload_config(&proxy, a.addr);
+    let mut next = proxy.config_for(&[a.addr], |_| {});
     next.allow_from = blocks(&["192.0.2.0/24"]);
     proxy.handle().control().reload(next).unwrap();
     // The connection opened before the reload: its next request is
@@ -221,7 +210,7 @@ fn a_reload_turns_the_lists_on_and_off_from_the_next_request() {
     proxy
         .handle()
         .control()
-        .reload(reload_config(&proxy, a.addr))
+        .reload(proxy.config_for(&[a.addr], |_| {}))
         .unwrap();
     assert_eq!(proxy.connect().get("/4").status, 200);
     assert_eq!(a.requests(), 2);

@@ -10,7 +10,6 @@ use inverso::http::edits::FieldEdits;
 use inverso::upstream::retry_on::RetryOnStatus;
 use inverso::Config;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
 
@@ -76,17 +75,6 @@ fn assert_edited(seen: &Seen) {
 
 /// The configuration a test proxy starts with (as `start_proxy` makes it),
 /// for a reload: `tweak` changes it.
-fn reload(proxy: &Proxy, targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) {
-    let mut next = Config::with_targets(targets.iter().copied().map(target).collect());
-    next.log_to_stdout = false;
-    next.path_to_persistence = None;
-    next.path_to_log = Some(proxy.log_path.clone());
-    next.connection_timeout = Duration::from_secs(5);
-    next.cache_size = 0;
-    tweak(&mut next);
-    proxy.handle().control().reload(next).unwrap();
-}
-
 #[test]
 fn a_set_field_replaces_every_one_the_client_sent_and_a_removed_one_is_gone() {
     let backend = Backend::echo("a");
@@ -381,7 +369,7 @@ fn a_reload_changes_the_fields_of_the_next_requests() {
     let mut held = proxy.connect();
     exchange(&mut held, &get_for("a", "/1", CLIENT_FIELDS));
     assert_edited(&backend.seen()[0]);
-    reload(&proxy, &[backend.addr], |c| {
+    proxy.reload(&[backend.addr], |c| {
         c.request_headers =
             edits("request_header.X-Debug = on\nrequest_header.Host = b.internal\n");
     });
@@ -398,7 +386,7 @@ fn a_reload_changes_the_fields_of_the_next_requests() {
         assert_eq!(all(s, "x_api_key"), Vec::<String>::new());
     }
     // And back: none at all.
-    reload(&proxy, &[backend.addr], |_| {});
+    proxy.reload(&[backend.addr], |_| {});
     exchange(&mut held, &get_for("a", "/4", CLIENT_FIELDS));
     let last = backend.seen().pop().unwrap();
     assert_eq!(all(&last, "x-debug"), ["1", "2"]);

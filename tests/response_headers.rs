@@ -7,9 +7,7 @@ mod support;
 
 use inverso::config::Loader;
 use inverso::http::edits::FieldEdits;
-use inverso::Config;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
 
@@ -66,17 +64,6 @@ fn leaky_backend(extra: &'static str, body: &'static [u8]) -> Backend {
 
 /// The configuration a test proxy starts with (as `start_proxy` makes it),
 /// for a reload: `tweak` changes it.
-fn reload(proxy: &Proxy, targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) {
-    let mut next = Config::with_targets(targets.iter().copied().map(target).collect());
-    next.log_to_stdout = false;
-    next.path_to_persistence = None;
-    next.path_to_log = Some(proxy.log_path.clone());
-    next.connection_timeout = Duration::from_secs(5);
-    next.cache_size = 0;
-    tweak(&mut next);
-    proxy.handle().control().reload(next).unwrap();
-}
-
 #[test]
 fn a_set_field_replaces_every_one_the_backend_sent_and_a_removed_one_is_gone() {
     let backend = leaky_backend("", b"hello");
@@ -283,7 +270,7 @@ fn hits_get_them_and_the_entry_keeps_the_backend_s_fields_which_a_reload_shows()
     assert!(parts.body_str().contains("56"), "{}", parts.body_str());
     assert_eq!(backend.requests(), 1);
     // A reload changes what the stored entry goes out with, at once.
-    reload(&proxy, &[backend.addr], |c| {
+    proxy.reload(&[backend.addr], |c| {
         c.cache_size = 4 << 20;
         c.response_headers = edits("response_header.Permissions-Policy = geolocation=()\n");
     });
@@ -301,7 +288,7 @@ fn hits_get_them_and_the_entry_keeps_the_backend_s_fields_which_a_reload_shows()
     assert_eq!(all("permissions-policy"), ["geolocation=()"]);
     assert_eq!(all("strict-transport-security"), Vec::<&str>::new());
     // And back: none at all.
-    reload(&proxy, &[backend.addr], |c| c.cache_size = 4 << 20);
+    proxy.reload(&[backend.addr], |c| c.cache_size = 4 << 20);
     let hit = get(&proxy, "/page", &[]);
     assert_eq!(hit.header("permissions-policy"), None, "{}", hit.head.raw);
     assert_eq!(hit.header("x-powered-by"), Some("Express"));
@@ -447,7 +434,7 @@ fn a_reload_changes_the_fields_of_the_next_answers() {
     let proxy = start_proxy(&[backend.addr], |c| c.response_headers = edits(EDITS));
     let mut held = proxy.connect();
     assert_edited(&held.get("/"));
-    reload(&proxy, &[backend.addr], |c| {
+    proxy.reload(&[backend.addr], |c| {
         c.response_headers = edits("response_header.X-Frame-Options = SAMEORIGIN\n");
     });
     // On a connection open since before the reload too.

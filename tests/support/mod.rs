@@ -505,14 +505,7 @@ pub struct Proxy {
 pub fn start_proxy(targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("access.log");
-    let mut config = Config::with_targets(targets.iter().copied().map(target).collect());
-    config.log_to_stdout = false;
-    config.path_to_persistence = None;
-    config.path_to_log = Some(log_path.clone());
-    config.connection_timeout = Duration::from_secs(5);
-    // These tests are about forwarding: a cache answering repeated GETs
-    // itself would hide requests from the backends' counters.
-    config.cache_size = 0;
+    let mut config = proxy_config(targets, &log_path);
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let handle = Server::start_on(listener, config).unwrap();
@@ -524,7 +517,36 @@ pub fn start_proxy(targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) -> P
     }
 }
 
+/// The configuration [`start_proxy`] starts from: `targets`, the access
+/// log to `log_path` only, no snapshot, 5 s timeouts, no cache.
+fn proxy_config(targets: &[SocketAddr], log_path: &std::path::Path) -> Config {
+    let mut config = Config::with_targets(targets.iter().copied().map(target).collect());
+    config.log_to_stdout = false;
+    config.path_to_persistence = None;
+    config.path_to_log = Some(log_path.to_path_buf());
+    config.connection_timeout = Duration::from_secs(5);
+    // These tests are about forwarding: a cache answering repeated GETs
+    // itself would hide requests from the backends' counters.
+    config.cache_size = 0;
+    config
+}
+
 impl Proxy {
+    /// The configuration [`start_proxy`] would make for `targets` and
+    /// `tweak`, logging where this proxy logs: one to reload with.
+    pub fn config_for(&self, targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) -> Config {
+        let mut config = proxy_config(targets, &self.log_path);
+        tweak(&mut config);
+        config
+    }
+
+    /// Reloads with [`Proxy::config_for`]`(targets, tweak)`, which must be
+    /// taken.
+    pub fn reload(&self, targets: &[SocketAddr], tweak: impl FnOnce(&mut Config)) {
+        let next = self.config_for(targets, tweak);
+        self.handle().control().reload(next).unwrap();
+    }
+
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
