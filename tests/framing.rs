@@ -470,58 +470,67 @@ fn answers_before_the_body(
     (addr, heads)
 }
 
+/// A backend's answer to an upload it will not take.
+const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
+
+/// How an upload goes: (chunked, `request_buffer_size`). Streamed as it
+/// comes, or read whole first and sent in one go.
+const UPLOADS: [(bool, u64); 3] = [(false, 0), (true, 0), (false, 16 << 20)];
+
+/// POSTs 8 MiB through a proxy in front of `addr`, framed and buffered as
+/// `upload` says, with `connection_timeout` at `patience`; returns the
+/// answer. The body goes from another thread: the proxy may stop reading
+/// it, and the answer must come back all the same.
+fn upload(addr: SocketAddr, patience: Duration, (is_chunked, buffer): (bool, u64)) -> Response {
+    let proxy = start_proxy(&[addr], |c| {
+        c.connection_timeout = patience;
+        c.request_buffer_size = buffer;
+    });
+    let body = pattern(8 * 1024 * 1024);
+    let mut client = proxy.connect();
+    let head = if is_chunked {
+        "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+    } else {
+        format!(
+            "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    client.send(head.as_bytes());
+    let mut writer = client.reader.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let framed = match is_chunked {
+            true => chunked(&body, &[64 * 1024]),
+            false => body,
+        };
+        let _ = writer.write_all(&framed);
+    });
+    let response = client.response();
+    drop(client);
+    let _ = sender.join();
+    response
+}
+
 #[test]
 fn a_backend_answering_before_reading_a_large_body_is_relayed() {
     // RFC 9112 §9.5: the answer a backend gives before it has read the
     // body (a 413 here) reaches the client, whether the backend then
     // closes or just stops reading; it is not a 502 or a 504, and not a
     // failure of the target.
-    const TOO_LARGE: &[u8] =
-        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
     for close in [true, false] {
         let (addr, heads) = answers_before_the_body(TOO_LARGE, close);
-        // Streamed as it comes, or read whole first (request_buffer_size)
-        // and sent in one go: the answer is watched for either way.
-        let cases = [(false, 0), (true, 0), (false, 16 << 20)];
-        for (is_chunked, buffer) in cases {
-            let proxy = start_proxy(&[addr], |c| {
-                c.connection_timeout = Duration::from_secs(30);
-                c.request_buffer_size = buffer;
-            });
-            let body = pattern(8 * 1024 * 1024);
-            let mut client = proxy.connect();
-            let head = if is_chunked {
-                "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
-            } else {
-                format!(
-                    "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-            };
-            client.send(head.as_bytes());
-            // The body goes from another thread: the proxy may stop reading
-            // it, and the answer must come back all the same.
-            let mut writer = client.reader.stream.try_clone().unwrap();
-            let sender = std::thread::spawn(move || {
-                let framed = if is_chunked {
-                    chunked(&body, &[64 * 1024])
-                } else {
-                    body
-                };
-                let _ = writer.write_all(&framed);
-            });
-            let response = client.response();
+        for how in UPLOADS {
+            let response = upload(addr, Duration::from_secs(30), how);
             assert_eq!(
                 (response.status, response.body_str().as_str()),
                 (413, "big"),
-                "close {close}, chunked {is_chunked}, buffer {buffer}"
+                "close {close}, (chunked, buffer) {how:?}"
             );
             // The rest of a streamed body is still on its way: that client
             // connection closes. A buffered one was read whole.
             let closes = response.header("connection") == Some("close");
-            assert_eq!(closes, buffer == 0, "chunked {is_chunked}, buffer {buffer}");
-            drop(client);
-            let _ = sender.join();
+            assert_eq!(closes, how.1 == 0, "(chunked, buffer) {how:?}");
         }
         assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
@@ -534,15 +543,13 @@ fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
     // keeps the connection without reading: the proxy, waiting for room
     // to write, must see the answer then, not after its write timeout (a
     // minute here, past the client's patience) or the backend's close.
-    const TOO_LARGE: &[u8] =
-        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     socket2::SockRef::from(&listener)
         .set_recv_buffer_size(4096)
         .unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(3).flatten() {
+        for stream in listener.incoming().take(UPLOADS.len()).flatten() {
             std::thread::spawn(move || {
                 let mut stream = stream;
                 read_head_bytes(&mut stream);
@@ -552,38 +559,13 @@ fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
             });
         }
     });
-    for (is_chunked, buffer) in [(false, 0), (true, 0), (false, 16 << 20)] {
-        let proxy = start_proxy(&[addr], |c| {
-            c.connection_timeout = Duration::from_secs(60);
-            c.request_buffer_size = buffer;
-        });
-        let body = pattern(8 * 1024 * 1024);
-        let mut client = proxy.connect();
-        let head = if is_chunked {
-            "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
-        } else {
-            format!(
-                "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-        };
-        client.send(head.as_bytes());
-        let mut writer = client.reader.stream.try_clone().unwrap();
-        let sender = std::thread::spawn(move || {
-            let framed = match is_chunked {
-                true => chunked(&body, &[64 * 1024]),
-                false => body,
-            };
-            let _ = writer.write_all(&framed);
-        });
-        let response = client.response();
+    for how in UPLOADS {
+        let response = upload(addr, Duration::from_secs(60), how);
         assert_eq!(
             (response.status, response.body_str().as_str()),
             (413, "big"),
-            "chunked {is_chunked}, buffer {buffer}"
+            "(chunked, buffer) {how:?}"
         );
-        drop(client);
-        let _ = sender.join();
     }
 }
 
