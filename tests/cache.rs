@@ -109,21 +109,6 @@ fn fixed(status: u16, headers: &[(&str, &str)]) -> Backend {
     origin(move |_| (status, headers.clone()))
 }
 
-fn x_cache(r: &Response) -> &str {
-    r.header("x-cache").unwrap_or("(none)")
-}
-
-/// Asserts status, X-Cache and body at once, showing the head on failure.
-#[track_caller]
-fn expect(r: &Response, status: u16, cache: &str, body: &str) {
-    assert_eq!(
-        (r.status, x_cache(r), r.body_str().as_str()),
-        (status, cache, body),
-        "response head:\n{}",
-        r.head.raw
-    );
-}
-
 // Requests go one per connection, and each returns once the proxy is done
 // with it (see `Proxy::exchange`): the next one sees what it stored.
 

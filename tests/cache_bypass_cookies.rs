@@ -85,21 +85,6 @@ fn get(proxy: &Proxy, path: &str, fields: &[(&str, &str)]) -> Response {
     proxy.exchange(|c| c.get_with(path, fields))
 }
 
-fn x_cache(r: &Response) -> &str {
-    r.header("x-cache").unwrap_or("(none)")
-}
-
-/// Asserts status, X-Cache and body at once, showing the head on failure.
-#[track_caller]
-fn expect(r: &Response, status: u16, cache: &str, body: &str) {
-    assert_eq!(
-        (r.status, x_cache(r), r.body_str().as_str()),
-        (status, cache, body),
-        "response head:\n{}",
-        r.head.raw
-    );
-}
-
 #[test]
 fn a_listed_cookie_bypasses_a_fresh_entry() {
     let backend = fresh_origin();

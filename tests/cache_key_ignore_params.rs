@@ -57,21 +57,6 @@ fn get_with(proxy: &Proxy, path: &str, fields: &[(&str, &str)]) -> Response {
     proxy.exchange(|c| c.get_with(path, fields))
 }
 
-fn x_cache(r: &Response) -> &str {
-    r.header("x-cache").unwrap_or("(none)")
-}
-
-/// Asserts status, X-Cache and body at once, showing the head on failure.
-#[track_caller]
-fn expect(r: &Response, status: u16, cache: &str, body: &str) {
-    assert_eq!(
-        (r.status, x_cache(r), r.body_str().as_str()),
-        (status, cache, body),
-        "response head:\n{}",
-        r.head.raw
-    );
-}
-
 /// The targets the backend was sent, in order.
 fn targets_seen(backend: &Backend) -> Vec<String> {
     backend

@@ -964,3 +964,19 @@ impl Reader {
         }
     }
 }
+
+/// A response's `X-Cache`, `(none)` without one.
+pub fn x_cache(r: &Response) -> &str {
+    r.header("x-cache").unwrap_or("(none)")
+}
+
+/// Asserts status, X-Cache and body at once, showing the head on failure.
+#[track_caller]
+pub fn expect(r: &Response, status: u16, cache: &str, body: &str) {
+    assert_eq!(
+        (r.status, x_cache(r), r.body_str().as_str()),
+        (status, cache, body),
+        "response head:\n{}",
+        r.head.raw
+    );
+}
