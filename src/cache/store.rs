@@ -328,6 +328,9 @@ struct State {
     /// `PURGE /products/*`), with the epoch of each. Emptied as
     /// `invalidated` is.
     invalidated_prefixes: Vec<(String, u64)>,
+    /// The key prefixes of the prefix invalidations whose walk is under
+    /// way (see [`Cache::invalidate_prefixes`]).
+    sweeping: Vec<String>,
     /// The epoch of the last clear, while fills are in flight.
     cleared: u64,
 }
@@ -381,6 +384,7 @@ impl Cache {
                 fills: BTreeMap::new(),
                 invalidated: HashMap::new(),
                 invalidated_prefixes: Vec::new(),
+                sweeping: Vec::new(),
                 cleared: 0,
             }),
             max_object_size,
@@ -526,6 +530,12 @@ impl Cache {
             if !held.is_some_and(|held| Arc::ptr_eq(held, old)) {
                 return false;
             }
+            // `old` may predate a prefix invalidation whose walk has not
+            // reached it yet; its refresh could land where the walk has
+            // been (see `invalidate_prefixes`).
+            if (state.sweeping.iter()).any(|prefix| primary.starts_with(prefix.as_str())) {
+                return false;
+            }
         }
         // Before anything else is touched: an entry that cannot be stored
         // leaves no trace in the Vary index. What was stored under its key
@@ -627,14 +637,25 @@ impl Cache {
     /// for the whole walk. Entries stored meanwhile come from requests
     /// that began after the invalidation (those begun before are not
     /// stored): newer than it, they are kept or dropped as the walk meets
-    /// them or not, which is safe either way.
+    /// them or not, which is safe either way. But for a refresh of an
+    /// entry stored before it ([`Cache::replace_filled`]), which is not
+    /// stored under the prefix until the walk is over: found before the
+    /// walk got to it, that entry's pre-purge body could come back in a
+    /// slot the walk has passed.
     pub fn invalidate_prefixes(&self, prefixes: &[String]) -> usize {
-        self.invalidate_prefixes_by(prefixes, SWEEP_SLICE).0
+        self.invalidate_prefixes_by(prefixes, SWEEP_SLICE, || {}).0
     }
 
     /// [`Cache::invalidate_prefixes`] by `slice` slots per hold of the
-    /// lock; also says the longest hold.
-    fn invalidate_prefixes_by(&self, prefixes: &[String], slice: usize) -> (usize, Duration) {
+    /// lock, calling `between` (tests: what other requests do) with the
+    /// lock released after each slice but the last; also says the
+    /// longest hold.
+    fn invalidate_prefixes_by(
+        &self,
+        prefixes: &[String],
+        slice: usize,
+        mut between: impl FnMut(),
+    ) -> (usize, Duration) {
         {
             let mut state = self.state.lock();
             state.epoch += 1;
@@ -648,6 +669,7 @@ impl Cache {
                     state.invalidated_prefixes.extend(tracked);
                 }
             }
+            state.sweeping.extend_from_slice(prefixes);
         }
         let matches = |key: &String| {
             let primary = primary_of(key);
@@ -662,6 +684,13 @@ impl Cache {
             for (key, _) in &gone {
                 state.forget_variant(key);
             }
+            if done {
+                for prefix in prefixes {
+                    if let Some(i) = state.sweeping.iter().position(|p| p == prefix) {
+                        state.sweeping.swap_remove(i);
+                    }
+                }
+            }
             longest_hold = longest_hold.max(held.elapsed());
             // Handed to a request waiting for it, if any: released plainly,
             // the lock would be taken again at once by the next slice
@@ -675,6 +704,7 @@ impl Cache {
             if done {
                 return (removed, longest_hold);
             }
+            between();
         }
     }
 
@@ -1280,7 +1310,7 @@ mod tests {
         }
         let before = cache.len();
         let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
-        assert_eq!(cache.invalidate_prefixes_by(&prefixes, 3).0, 3 + 4);
+        assert_eq!(cache.invalidate_prefixes_by(&prefixes, 3, || {}).0, 3 + 4);
         assert_eq!(cache.len(), before - 7);
         for key in gone {
             assert!(cache.lookup(key, &Headers::new()).is_none(), "{key}");
@@ -1336,6 +1366,36 @@ mod tests {
         assert!(!cache.insert_filled(e("h/other"), &long_lived));
     }
 
+    /// A response that refreshes an entry stored before a prefix
+    /// invalidation (a 304 to a request that found it before the walk
+    /// got to it) is not stored while the walk is underway: stored, it
+    /// may land in a slot the walk has passed (the insert evicts the
+    /// oldest entry and takes its slot), and the entry's pre-purge
+    /// body would outlive the purge.
+    #[test]
+    fn a_refresh_of_an_entry_the_walk_has_not_reached_does_not_outlive_it() {
+        let oldest = entry("h/other", "o", 60, None);
+        let stored = Arc::new(entry("h/products/a", "old body", 60, None));
+        let cache = Arc::new(Cache::new(oldest.weight() + stored.weight(), 1 << 16));
+        assert!(cache.insert(oldest)); // slot 2, the least recently used
+        assert!(cache.insert_shared(stored.clone())); // slot 3
+        let mut refreshed = false;
+        let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
+        cache.invalidate_prefixes_by(&prefixes, 1, || {
+            if std::mem::replace(&mut refreshed, true) {
+                return;
+            }
+            // Past slot 2, not yet at 3: a request's fill begins (after
+            // the invalidation) and the origin confirms what it found.
+            let fill = cache.begin_fill();
+            let larger = Arc::new(entry("h/products/a", "old body, refreshed", 60, None));
+            cache.replace_filled(&stored, larger, &fill);
+        });
+        assert!(refreshed);
+        assert!(cache.lookup("h/products/a", &Headers::new()).is_none());
+        assert!(cache.state.lock().sweeping.is_empty());
+    }
+
     /// How long a prefix purge holds the lock, in slices and in one hold,
     /// and how long a thread that takes it over and over meanwhile (as
     /// requests for the cache do) waits for it at most: the median and the
@@ -1369,7 +1429,7 @@ mod tests {
             });
             probing.wait();
             let started = Instant::now();
-            let (removed, held) = cache.invalidate_prefixes_by(&[prefix.to_string()], slice);
+            let (removed, held) = cache.invalidate_prefixes_by(&[prefix.to_string()], slice, || {});
             let took = started.elapsed();
             done.store(true, Ordering::Relaxed);
             let waited = prober.join().unwrap();
