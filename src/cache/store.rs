@@ -39,10 +39,10 @@ const MAX_TRACKED_PREFIXES: usize = 64;
 /// LRU slots a prefix invalidation looks at per hold of the lock. Its
 /// walk over every entry is O(entries), which requests for the cache must
 /// not wait out whole: with 100k entries, whose keys are no longer in the
-/// CPU's caches, a slot costs up to a microsecond, so a slice holds the
-/// lock for about a millisecond at most, where the whole walk held it
-/// for 40-80 ms (`prefix_purge_lock_hold` below; the README, "Which entry
-/// PURGE removes").
+/// CPU's caches, a slot costs a microsecond or two, so a slice holds the
+/// lock for 1-2 ms, where the whole walk held it for 65-90 ms
+/// (`prefix_purge_lock_hold` below; the README, "Which entry PURGE
+/// removes").
 const SWEEP_SLICE: usize = 1024;
 
 /// One stored response.
