@@ -235,7 +235,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             family.messages()
         )?;
     }
-    for line in config::target_lines(&config.targets) {
+    for line in config::target_lines(&config) {
         writeln!(out, "{line}")?;
     }
     write_error_pages(&mut out, &config.error_pages)?;

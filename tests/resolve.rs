@@ -209,6 +209,8 @@ fn lookups_overtaken_by_a_reload_are_dropped_and_the_next_step_builds_on_the_rel
                 weight: 1,
                 backup: false,
                 max_conns: None,
+                max_fails: None,
+                fail_timeout: None,
             },
             support::target(c.addr),
         ]);

@@ -57,7 +57,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "targets",
         default: "",
-        help: "backends, comma separated host:port with optional weight=N, max_conns=N, backup",
+        help: "backends, comma separated host:port with optional weight=N, max_conns=N, \
+               backup, max_fails=N, fail_timeout=D",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {
@@ -259,14 +260,16 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "max_fails",
         default: "1",
-        help: "failures within fail_timeout that take a target out of rotation; 0 = never",
-        apply: |c, v| parse_number(v, 0..=1_000_000).map(|n| c.max_fails = n as u32),
+        help: "failures within fail_timeout that take a target out of rotation; 0 = never \
+               (a target's own max_fails=N overrides it)",
+        apply: |c, v| parse_max_fails(v).map(|n| c.max_fails = n),
     },
     Key {
         name: "fail_timeout",
         default: "10s",
-        help: "window for counting max_fails, and how long a failed target stays out",
-        apply: |c, v| parse_positive_duration(v).map(|d| c.fail_timeout = d),
+        help: "window for counting max_fails, and how long a failed target stays out \
+               (a target's own fail_timeout=D overrides it)",
+        apply: |c, v| parse_fail_timeout(v).map(|d| c.fail_timeout = d),
     },
     Key {
         name: "retries",

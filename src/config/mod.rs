@@ -181,8 +181,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// A backend as configured: `host:port` with an optional `weight=N` and
-/// `backup`, resolved at load time. A name that gives several addresses
+/// A backend as configured: `host:port` with its options (`weight=N`,
+/// `max_conns=N`, `backup`, `max_fails=N`, `fail_timeout=D`), resolved at
+/// load time. A name that gives several addresses
 /// is one target per address (see [`Target::at`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -199,6 +200,13 @@ pub struct Target {
     /// Most requests at this target at once (`max_conns=N`); more wait for
     /// a slot. `None`: no limit.
     pub max_conns: Option<usize>,
+    /// Its own `max_fails=N`, as nginx's `server ... max_fails=N`; `None`:
+    /// the global `max_fails`. Kept as written, not filled in from the
+    /// global key here, so that a reload that changes only the key
+    /// changes every target without an option of its own.
+    pub max_fails: Option<u32>,
+    /// Its own `fail_timeout=D`; `None`: the global `fail_timeout`.
+    pub fail_timeout: Option<Duration>,
 }
 
 impl Target {
@@ -212,8 +220,8 @@ impl Target {
     }
 
     /// The targets this one, named as written, stands for at `addrs`
-    /// (sorted, as [`addresses_of`] gives them), each with its weight,
-    /// `max_conns` and `backup`. One address keeps the name as written,
+    /// (sorted, as [`addresses_of`] gives them), each with its options
+    /// (weight, `max_conns`, `backup`, `max_fails`, `fail_timeout`). One address keeps the name as written,
     /// so a name giving one address is the target it has always been
     /// (its sticky cookie, `ip_hash` points and metrics label); of
     /// several, each is named `name@address` (`app:8000@10.0.0.5:8000`):
@@ -837,6 +845,18 @@ impl Config {
         c
     }
 
+    /// The failures within its `fail_timeout` that take `target` out: its
+    /// own `max_fails=N`, else the global key.
+    pub fn max_fails_of(&self, target: &Target) -> u32 {
+        target.max_fails.unwrap_or(self.max_fails)
+    }
+
+    /// `target`'s window for counting failures, and how long it stays out:
+    /// its own `fail_timeout=D`, else the global key.
+    pub fn fail_timeout_of(&self, target: &Target) -> Duration {
+        target.fail_timeout.unwrap_or(self.fail_timeout)
+    }
+
     fn blank() -> Config {
         Config {
             port: 0,
@@ -1393,6 +1413,137 @@ mod tests {
         l.env([("INVERSO_PORT".to_string(), "x".to_string())]);
         l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
         assert_eq!(l.build().unwrap_err().place, "environment INVERSO_PORT");
+    }
+
+    #[test]
+    fn a_target_has_its_own_max_fails_and_fail_timeout_or_the_keys() {
+        let secs = Duration::from_secs;
+        // The keys after the targets: a target without an option follows
+        // them wherever they are written.
+        let c = build(
+            "targets = 127.0.0.1:1 weight=3, 127.0.0.1:2 max_fails=3 fail_timeout=30s, \
+             127.0.0.1:3 backup max_fails=0\nbalance = weighted_round_robin\n\
+             max_fails = 2\nfail_timeout = 5s\n",
+        )
+        .unwrap();
+        let written: Vec<_> = (c.targets.iter())
+            .map(|t| (t.max_fails, t.fail_timeout))
+            .collect();
+        assert_eq!(
+            written,
+            [(None, None), (Some(3), Some(secs(30))), (Some(0), None)]
+        );
+        let effective: Vec<_> = (c.targets.iter())
+            .map(|t| (c.max_fails_of(t), c.fail_timeout_of(t)))
+            .collect();
+        assert_eq!(effective, [(2, secs(5)), (3, secs(30)), (0, secs(5))]);
+        // The other options are read as before, beside them.
+        assert_eq!(c.targets[0].weight, 3);
+        assert!(c.targets[2].backup);
+        // Without the keys, their defaults (1 and 10s); any order of options.
+        let c = build("targets = 127.0.0.1:1 fail_timeout=500ms backup, 127.0.0.1:2\n").unwrap();
+        let effective: Vec<_> = (c.targets.iter())
+            .map(|t| (c.max_fails_of(t), c.fail_timeout_of(t)))
+            .collect();
+        assert_eq!(effective, [(1, Duration::from_millis(500)), (1, secs(10))]);
+    }
+
+    #[test]
+    fn a_target_max_fails_or_fail_timeout_wrong_or_twice_is_refused_on_its_line() {
+        for (option, says) in [
+            (
+                "max_fails=-1",
+                "max_fails: `-1` is not a whole number (0..=1000000)",
+            ),
+            ("max_fails=1000001", "max_fails: 1000001 is out of range"),
+            ("max_fails=x", "max_fails: `x` is not a whole number"),
+            ("max_fails=", "max_fails: `` is not a whole number"),
+            ("fail_timeout=0", "fail_timeout: must be greater than zero"),
+            ("fail_timeout=0s", "fail_timeout: must be greater than zero"),
+            ("fail_timeout=3x", "fail_timeout: unknown duration unit `x`"),
+            ("fail_timeout=", "fail_timeout: `` is not a duration"),
+            ("max_fails=1 max_fails=1", "max_fails given twice"),
+            (
+                "fail_timeout=1s backup fail_timeout=2s",
+                "fail_timeout given twice",
+            ),
+            ("max_fail=1", "unknown option `max_fail=1`"),
+        ] {
+            let e = build(&format!(
+                "port = 80\ntargets = 127.0.0.1:1, 127.0.0.1:2 {option}\n"
+            ))
+            .unwrap_err();
+            let line = e.to_string();
+            assert!(
+                line.starts_with("proxy.conf:2: targets: target 127.0.0.1:2: "),
+                "{option}: {line}"
+            );
+            assert!(line.contains(says), "{option}: {line}");
+        }
+        // The global keys refuse what the options refuse, in the same words.
+        let e = build("targets = 127.0.0.1:1\nmax_fails = -1\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`-1` is not a whole number (0..=1000000)"),
+            "{e}"
+        );
+        let e = build("targets = 127.0.0.1:1\nfail_timeout = 0s\n").unwrap_err();
+        assert!(e.to_string().contains("must be greater than zero"), "{e}");
+    }
+
+    #[test]
+    fn each_target_of_a_name_giving_several_addresses_has_its_options() {
+        let written = Target {
+            name: "app:80".into(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+            max_fails: Some(4),
+            fail_timeout: Some(Duration::from_secs(45)),
+        };
+        let addrs: Vec<SocketAddr> = vec![
+            "10.0.0.5:80".parse().unwrap(),
+            "10.0.0.6:80".parse().unwrap(),
+        ];
+        let mut c = Config::with_targets(written.at(&addrs));
+        c.max_fails = 1;
+        assert_eq!(c.targets.len(), 2);
+        for t in &c.targets {
+            assert_eq!(
+                (t.max_fails, t.fail_timeout),
+                (Some(4), Some(Duration::from_secs(45)))
+            );
+            assert_eq!(
+                (c.max_fails_of(t), c.fail_timeout_of(t)),
+                (4, Duration::from_secs(45))
+            );
+        }
+        assert_eq!(
+            target_lines(&c),
+            [
+                "# target app:80 resolves to 2 addresses, each a target of its own:",
+                "# target app:80@10.0.0.5:80 -> 10.0.0.5:80 (weight 1, max_fails 4, fail_timeout 45s)",
+                "# target app:80@10.0.0.6:80 -> 10.0.0.6:80 (weight 1, max_fails 4, fail_timeout 45s)",
+            ]
+        );
+    }
+
+    #[test]
+    fn check_says_a_target_max_fails_and_fail_timeout_only_where_not_the_keys() {
+        let c = build(
+            "targets = 127.0.0.1:1, 127.0.0.1:2 max_fails=3 fail_timeout=10s, \
+             127.0.0.1:3 max_fails=1 fail_timeout=1m max_conns=2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            target_lines(&c),
+            [
+                "# target 127.0.0.1:1 -> 127.0.0.1:1 (weight 1)",
+                "# target 127.0.0.1:2 -> 127.0.0.1:2 (weight 1, max_fails 3)",
+                "# target 127.0.0.1:3 -> 127.0.0.1:3 (weight 1, max_conns 2, fail_timeout 60s)",
+            ]
+        );
     }
 
     #[test]

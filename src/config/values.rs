@@ -2,7 +2,7 @@
 //! paths, address blocks and targets. Each says what is wrong in words;
 //! the loader adds where (`proxy.conf:7: ...`).
 
-use super::{FieldFamily, Target};
+use super::{Config, FieldFamily, Target};
 use crate::realip::Cidr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -463,6 +463,19 @@ pub(super) fn parse_positive_duration(v: &str) -> Result<Duration, String> {
     }
 }
 
+/// `max_fails`, the global key or a target's own: 0 (never taken out)
+/// to 1,000,000.
+pub(super) fn parse_max_fails(v: &str) -> Result<u32, String> {
+    parse_number(v, 0..=1_000_000)
+}
+
+/// `fail_timeout`, the global key or a target's own: a duration, not 0
+/// (a window of nothing would count no failure together, and a target
+/// taken out would be back at once).
+pub(super) fn parse_fail_timeout(v: &str) -> Result<Duration, String> {
+    parse_positive_duration(v)
+}
+
 /// `512B`, `64KiB`, `64MiB`, `1GiB` (`K`, `M`, `G` are the same binary
 /// units); a bare number is bytes.
 pub fn parse_size(v: &str) -> Result<u64, String> {
@@ -522,7 +535,9 @@ pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
     v.split(',').map(|item| Cidr::parse(item.trim())).collect()
 }
 
-/// `host:port[ weight=N][ max_conns=N][ backup], ...`; each name is resolved once, here, so a
+/// `host:port[ weight=N][ max_conns=N][ backup][ max_fails=N][ fail_timeout=D], ...`
+/// (the last two override the global keys for that target only); each
+/// name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s, and stands for a
 /// target per address it gives (see [`addresses_of`] and [`Target::at`]).
 pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
@@ -537,6 +552,8 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         };
         let mut weight = None;
         let mut max_conns = None;
+        let mut max_fails = None;
+        let mut fail_timeout = None;
         let mut backup = false;
         for option in words {
             if option == "backup" {
@@ -566,10 +583,28 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                             .map_err(|m| format!("target {name}: max_conns: {m}"))?,
                     )
                 }
+                Some(("max_fails", _)) if max_fails.is_some() => {
+                    return Err(format!("target {name}: max_fails given twice"))
+                }
+                Some(("max_fails", n)) => {
+                    max_fails = Some(
+                        parse_max_fails(n).map_err(|m| format!("target {name}: max_fails: {m}"))?,
+                    )
+                }
+                Some(("fail_timeout", _)) if fail_timeout.is_some() => {
+                    return Err(format!("target {name}: fail_timeout given twice"))
+                }
+                Some(("fail_timeout", d)) => {
+                    fail_timeout = Some(
+                        parse_fail_timeout(d)
+                            .map_err(|m| format!("target {name}: fail_timeout: {m}"))?,
+                    )
+                }
                 _ => {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
-                         max_conns=N or backup)"
+                         max_conns=N or backup; for passive health, max_fails=N or \
+                         fail_timeout=D)"
                     ))
                 }
             }
@@ -581,6 +616,8 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             weight: weight.unwrap_or(1),
             backup,
             max_conns,
+            max_fails,
+            fail_timeout,
         };
         let found = resolve(name)?;
         if found.left_out > 0 {
@@ -602,7 +639,10 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
 
 /// `check`'s account of the targets: each with its address and options,
 /// and a name that gives several addresses said once, before its targets.
-pub fn target_lines(targets: &[Target]) -> Vec<String> {
+/// A target's `max_fails` and `fail_timeout` are said where they are not
+/// the global keys' (those lines come before, with the other keys).
+pub fn target_lines(config: &Config) -> Vec<String> {
+    let targets = &config.targets[..];
     let mut lines = Vec::new();
     for (i, target) in targets.iter().enumerate() {
         let written = target.as_written();
@@ -614,16 +654,24 @@ pub fn target_lines(targets: &[Target]) -> Vec<String> {
                 "# target {written} resolves to {count} addresses, each a target of its own:"
             ));
         }
+        let mut options = format!("weight {}", target.weight);
+        if let Some(n) = target.max_conns {
+            options.push_str(&format!(", max_conns {n}"));
+        }
+        if target.backup {
+            options.push_str(", backup");
+        }
+        let max_fails = config.max_fails_of(target);
+        if max_fails != config.max_fails {
+            options.push_str(&format!(", max_fails {max_fails}"));
+        }
+        let fail_timeout = config.fail_timeout_of(target);
+        if fail_timeout != config.fail_timeout {
+            options.push_str(&format!(", fail_timeout {fail_timeout:?}"));
+        }
         lines.push(format!(
-            "# target {} -> {} (weight {}{}{})",
-            target.name,
-            target.addr,
-            target.weight,
-            target
-                .max_conns
-                .map(|n| format!(", max_conns {n}"))
-                .unwrap_or_default(),
-            if target.backup { ", backup" } else { "" }
+            "# target {} -> {} ({options})",
+            target.name, target.addr
         ));
     }
     lines
@@ -824,6 +872,8 @@ mod tests {
             weight: 3,
             backup: true,
             max_conns: Some(7),
+            max_fails: None,
+            fail_timeout: None,
         }
     }
 
@@ -869,11 +919,13 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         }];
         targets.extend(written_as("app:80").at(&addrs(&["10.0.0.5:80", "10.0.0.6:80"])));
         targets.extend(written_as("db:80").at(&addrs(&["10.0.0.9:80"])));
         assert_eq!(
-            target_lines(&targets),
+            target_lines(&Config::with_targets(targets)),
             [
                 "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1)",
                 "# target app:80 resolves to 2 addresses, each a target of its own:",

@@ -178,6 +178,8 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         }]));
         let checkout = upstreams.checkout(&upstreams.targets()[0], true, |stream| {
             watch.watch_backend(stream)

@@ -191,15 +191,16 @@ fn untried_and_up(target: &Upstream, index: usize, tried: &[bool], now: Instant)
 
 impl Upstreams {
     pub fn new(config: &Config) -> Upstreams {
-        let passive = Passive {
-            max_fails: config.max_fails,
-            fail_timeout: config.fail_timeout,
-        };
         let targets = config
             .targets
             .iter()
             .map(|t: &Target| {
                 let name: Arc<str> = t.name.as_str().into();
+                // Its own max_fails= and fail_timeout=, else the keys'.
+                let passive = Passive {
+                    max_fails: config.max_fails_of(t),
+                    fail_timeout: config.fail_timeout_of(t),
+                };
                 Upstream {
                     health: Arc::new(Health::new(name.clone(), passive)),
                     name,
@@ -669,6 +670,8 @@ mod tests {
                 weight: 1,
                 backup: false,
                 max_conns,
+                max_fails: None,
+                fail_timeout: None,
             })
             .collect();
         let mut config = Config::with_targets(targets);
@@ -743,6 +746,8 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         }]);
         config.max_fails = 0;
         let up = Upstreams::new(&config);
@@ -759,6 +764,8 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         };
         let (a, b) = (
             "127.0.0.1:1".parse().unwrap(),
@@ -806,6 +813,64 @@ mod tests {
     }
 
     #[test]
+    fn each_target_is_under_its_own_max_fails_and_fail_timeout_or_the_keys_across_reloads() {
+        let secs = Duration::from_secs;
+        let target = |port: u16, max_fails, fail_timeout| Target {
+            name: format!("127.0.0.1:{port}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+            max_fails,
+            fail_timeout,
+        };
+        let generation = |own: Option<u32>, keys: (u32, u64)| {
+            let mut config =
+                Config::with_targets(vec![target(1, None, None), target(2, own, Some(secs(60)))]);
+            (config.max_fails, config.fail_timeout) = (keys.0, secs(keys.1));
+            Upstreams::new(&config)
+        };
+        let passive = |up: &Upstreams| -> Vec<(u32, Duration)> {
+            (up.targets().iter())
+                .map(|t| t.health.passive())
+                .map(|p| (p.max_fails, p.fail_timeout))
+                .collect()
+        };
+        let first = generation(Some(3), (1, 10));
+        assert_eq!(passive(&first), [(1, secs(10)), (3, secs(60))]);
+        // Held out under its own max_fails: three failures, not one.
+        let now = Instant::now();
+        let own = &first.targets()[1].health;
+        for i in 0..3 {
+            assert!(own.usable(now), "out after {i} failure(s)");
+            own.failed(now, "test");
+        }
+        assert!(!own.usable(now));
+        assert!(!own.usable(now + secs(59)));
+        assert!(own.usable(now + secs(60)), "out for its own fail_timeout");
+
+        // A reload that changes only the keys: the target with its own
+        // options keeps them, and its health (still out).
+        let mut keys_only = generation(Some(3), (5, 20));
+        keys_only.keep_state_of(&first, false);
+        assert_eq!(passive(&keys_only), [(5, secs(20)), (3, secs(60))]);
+        assert!(Arc::ptr_eq(&keys_only.targets()[1].health, own));
+        assert!(!own.usable(now), "kept out: its settings did not change");
+
+        // A reload that changes its option: in force on the same health,
+        // and the mark made under the old one is let go.
+        let mut changed = generation(Some(0), (5, 20));
+        changed.keep_state_of(&keys_only, false);
+        assert_eq!(passive(&changed), [(5, secs(20)), (0, secs(60))]);
+        assert!(Arc::ptr_eq(&changed.targets()[1].health, own));
+        assert!(own.usable(now));
+        for _ in 0..10 {
+            own.failed(now, "test");
+        }
+        assert!(own.usable(now), "max_fails=0: never taken out");
+    }
+
+    #[test]
     fn a_request_that_just_came_queues_behind_those_waiting_for_a_slot() {
         let mut config = Config::with_targets(vec![Target {
             name: "127.0.0.1:1".into(),
@@ -813,6 +878,8 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: Some(1),
+            max_fails: None,
+            fail_timeout: None,
         }]);
         config.max_fails = 0;
         let upstreams = Upstreams::new(&config);

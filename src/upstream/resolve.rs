@@ -189,6 +189,8 @@ fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         })
         .collect();
     match config::target_at(own, &probes) {
@@ -277,6 +279,8 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         }
     }
 
@@ -355,6 +359,8 @@ mod tests {
             Target {
                 weight: 2,
                 max_conns: Some(5),
+                max_fails: Some(3),
+                fail_timeout: Some(Duration::from_secs(30)),
                 ..target("app:80", "10.0.0.5:80")
             },
             target("db:80", "10.0.0.9:80"),
@@ -404,6 +410,10 @@ mod tests {
         assert!(targets[1..3]
             .iter()
             .all(|t| (t.weight, t.max_conns) == (2, Some(5))));
+        // A re-resolution keeps the passive-health options written too.
+        assert!(targets[1..3]
+            .iter()
+            .all(|t| (t.max_fails, t.fail_timeout) == (Some(3), Some(Duration::from_secs(30)))));
 
         // The same set in another order (DNS round robin): no change.
         assert!(step(&mut targets, &["10.0.0.6:80", "10.0.0.5:80"]).is_empty());

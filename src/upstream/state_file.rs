@@ -439,6 +439,8 @@ mod tests {
             weight: 1,
             backup: false,
             max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
         }
     }
 

@@ -453,6 +453,8 @@ pub fn target(addr: SocketAddr) -> Target {
         weight: 1,
         backup: false,
         max_conns: None,
+        max_fails: None,
+        fail_timeout: None,
     }
 }
 
