@@ -5,6 +5,7 @@ mod support;
 
 use inverso::config::{Balance, Loader};
 use inverso::realip::Cidr;
+use inverso::upstream::retry_on::RetryOnStatus;
 use inverso::{Config, Server};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -739,6 +740,92 @@ fn a_reload_applies_max_fails_and_fail_timeout_to_the_targets_it_keeps() {
         2,
         "b still held out under the old settings"
     );
+}
+
+// ------------------------------- a target's own max_fails and fail_timeout
+
+/// A backend that answers every request 503, which `counting_503s` makes
+/// a failure of its target (the request then goes on to another): its
+/// request count is its target's count of failures.
+fn failing(name: &str) -> Backend {
+    Backend::start(name, |_, out| {
+        respond(out, 503, &[], b"busy");
+        Action::KeepAlive
+    })
+}
+
+/// A 503 is retried and counts toward `max_fails`; under the keys, one
+/// failure takes a target out for an hour.
+fn counting_503s(config: &mut Config) {
+    config.retry_on_status = RetryOnStatus::parse("503").unwrap();
+    down_for_an_hour(config);
+}
+
+/// `count` GETs, each answered by `good` (a failing target's 503 is
+/// retried there).
+#[track_caller]
+fn all_answered_by_good(proxy: &Proxy, count: usize) {
+    for i in 0..count {
+        assert_eq!(get(proxy, &format!("/{i}")), (200, "good".into()), "{i}");
+    }
+}
+
+#[test]
+fn a_target_with_max_fails_0_is_never_taken_out_while_one_under_the_key_is() {
+    let good = Backend::echo("good");
+    let (never, keyed) = (failing("never"), failing("keyed"));
+    let proxy = start_proxy(&[good.addr, never.addr, keyed.addr], |c| {
+        counting_503s(c);
+        c.targets[1].max_fails = Some(0);
+    });
+    all_answered_by_good(&proxy, 12);
+    assert_eq!(keyed.requests(), 1, "max_fails = 1: out after its failure");
+    // Round robin over `good` and `never` for the 11 others.
+    assert!(
+        never.requests() >= 4,
+        "max_fails=0 taken out: {} request(s)",
+        never.requests()
+    );
+}
+
+#[test]
+fn a_target_with_a_larger_max_fails_stays_in_after_one_failure() {
+    let good = Backend::echo("good");
+    let patient = failing("patient");
+    let proxy = start_proxy(&[good.addr, patient.addr], |c| {
+        counting_503s(c);
+        c.targets[1].max_fails = Some(3);
+    });
+    all_answered_by_good(&proxy, 20);
+    // In after its first and second failures, out after its third.
+    assert_eq!(patient.requests(), 3);
+}
+
+#[test]
+fn a_reload_changing_a_target_max_fails_puts_it_in_force() {
+    let good = Backend::echo("good");
+    let flaky = failing("flaky");
+    let addrs = [good.addr, flaky.addr];
+    let own = |max_fails: Option<u32>| {
+        move |c: &mut Config| {
+            counting_503s(c);
+            c.targets[1].max_fails = max_fails;
+        }
+    };
+    let proxy = start_proxy(&addrs, own(Some(0)));
+    all_answered_by_good(&proxy, 10);
+    let before = flaky.requests();
+    assert!(before >= 3, "max_fails=0 taken out after {before}");
+    // Its own max_fails=2 from now on: two more failures take it out.
+    proxy.reload(&addrs, own(Some(2)));
+    all_answered_by_good(&proxy, 10);
+    assert_eq!(flaky.requests(), before + 2);
+    // Without an option of its own: the key's max_fails = 1. The change
+    // lets go of the mark made under max_fails=2 (as a change of the
+    // key does), and one failure takes it out again.
+    proxy.reload(&addrs, own(None));
+    all_answered_by_good(&proxy, 10);
+    assert_eq!(flaky.requests(), before + 3);
 }
 
 // ------------------------------------------------------------- bad backends
