@@ -204,9 +204,9 @@ fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
 
 /// Gives each name in `changes` its new addresses: its targets are
 /// replaced, where the first of them stood, by one per address (see
-/// [`Target::at`]), with the weight, `max_conns` and `backup` written for
-/// it. Returns how many names were found; one that is no longer among
-/// `targets` is skipped.
+/// [`Target::at`]), with the options written for it (weight, `max_conns`,
+/// `backup`, `max_fails`, `fail_timeout`). Returns how many names were
+/// found; one that is no longer among `targets` is skipped.
 pub fn apply(targets: &mut Vec<Target>, changes: &[Change]) -> usize {
     let mut applied = 0;
     for change in changes {
