@@ -661,11 +661,19 @@ impl Cache {
             state.epoch += 1;
             let epoch = state.epoch;
             if !state.fills.is_empty() {
-                if state.invalidated_prefixes.len() + prefixes.len() > MAX_TRACKED_PREFIXES {
+                // A prefix purged again (a deploy script's retry) moves its
+                // epoch on rather than taking another place.
+                let new: Vec<&String> = (prefixes.iter())
+                    .filter(|p| {
+                        let again = state.invalidated_prefixes.iter_mut().find(|(t, _)| t == *p);
+                        again.map(|(_, at)| *at = epoch).is_none()
+                    })
+                    .collect();
+                if state.invalidated_prefixes.len() + new.len() > MAX_TRACKED_PREFIXES {
                     state.invalidated_prefixes.clear();
                     state.cleared = epoch;
                 } else {
-                    let tracked = prefixes.iter().map(|p| (p.clone(), epoch));
+                    let tracked = new.into_iter().map(|p| (p.clone(), epoch));
                     state.invalidated_prefixes.extend(tracked);
                 }
             }
@@ -1364,6 +1372,23 @@ mod tests {
         }
         assert!(cache.state.lock().invalidated_prefixes.len() <= MAX_TRACKED_PREFIXES);
         assert!(!cache.insert_filled(e("h/other"), &long_lived));
+    }
+
+    #[test]
+    fn a_prefix_purged_again_moves_its_epoch_and_is_no_clear() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let e = |key: &str| Arc::new(entry(key, "body", 60, None));
+        let long_lived = cache.begin_fill();
+        for _ in 0..=2 * MAX_TRACKED_PREFIXES {
+            cache.invalidate_prefixes(&["h/products/".into()]);
+        }
+        let late = cache.begin_fill();
+        cache.invalidate_prefixes(&["h/products/".into()]);
+        assert_eq!(cache.state.lock().invalidated_prefixes.len(), 1);
+        // Not cleared: a fill from before stores outside the prefix...
+        assert!(cache.insert_filled(e("h/other"), &long_lived));
+        // ...and one begun before the last purge of it does not, within.
+        assert!(!cache.insert_filled(e("h/products/a"), &late));
     }
 
     /// A response that refreshes an entry stored before a prefix
