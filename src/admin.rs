@@ -819,15 +819,19 @@ pub fn status_json(shared: &Shared) -> String {
         }
         out.push('{');
         push_name_and_address(&mut out, t);
+        // Its own `max_fails=`/`fail_timeout=`, or the keys'.
+        let passive = t.health.passive();
         let _ = write!(
             out,
-            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
             t.weight,
             t.backup,
             match t.max_conns {
                 0 => "null".to_string(),
                 n => n.to_string(),
             },
+            passive.max_fails,
+            passive.fail_timeout.as_millis(),
             t.health.usable(std::time::Instant::now()),
             t.health.admin_state(),
             t.stats.in_flight.load(Ordering::Relaxed),

@@ -789,6 +789,31 @@ fn a_target_with_max_fails_0_is_never_taken_out_while_one_under_the_key_is() {
 }
 
 #[test]
+fn status_shows_each_target_its_own_max_fails_and_fail_timeout_or_the_keys() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        with_admin(c);
+        c.max_fails = 2;
+        c.fail_timeout = Duration::from_secs(10);
+        c.targets[1].max_fails = Some(0);
+        c.targets[1].fail_timeout = Some(Duration::from_secs(90));
+    });
+    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let of = |addr: SocketAddr| {
+        let at = status.find(&format!("\"name\":\"{addr}\"")).unwrap();
+        status[at..].split('}').next().unwrap().to_string()
+    };
+    assert!(
+        of(a.addr).contains("\"max_fails\":2,\"fail_timeout_ms\":10000,"),
+        "{status}"
+    );
+    assert!(
+        of(b.addr).contains("\"max_fails\":0,\"fail_timeout_ms\":90000,"),
+        "{status}"
+    );
+}
+
+#[test]
 fn a_target_with_a_larger_max_fails_stays_in_after_one_failure() {
     let good = Backend::echo("good");
     let patient = failing("patient");
