@@ -200,7 +200,12 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
     let (reply, is_head) = match read_request(&mut conn, deadline) {
-        Ok(Some((head, body))) => (route(&head, &body, &current.get()), head.is_head()),
+        Ok(Some((head, body))) => {
+            // A target's state is set on the generation in force, which
+            // a reload or a re-resolution must not be replacing meanwhile.
+            let _installing = (head.method == "PUT").then(|| current.installing());
+            (route(&head, &body, &current.get()), head.is_head())
+        }
         Ok(None) => return,
         Err(reply) => (reply, false),
     };

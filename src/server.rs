@@ -168,7 +168,6 @@ impl Server {
             log: shared.log.clone(),
             current: Arc::new(Current::new(shared)),
             checker: Mutex::new(None),
-            installing: Mutex::new(()),
             resolver: Mutex::new(None),
             lookup_failures: Mutex::default(),
             connections: Mutex::new(Connections::default()),
@@ -440,7 +439,7 @@ impl ServerHandle {
         {
             // Set under the lock new generations are put in force with: a
             // DNS lookup that ends now (`re_resolve`) installs nothing.
-            let _installing = inner.installing.lock();
+            let _installing = inner.current.installing();
             inner.shutting_down.store(true, Ordering::SeqCst);
         }
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
@@ -480,10 +479,6 @@ struct Inner {
     current: Arc<Current>,
     /// The active health checker of the generation in force, if any.
     checker: Mutex<Option<Checker>>,
-    /// Held while a new generation is built and put in force (a reload,
-    /// or new addresses for targets' names), so that neither replaces one
-    /// it was not built from.
-    installing: Mutex<()>,
     /// The thread that looks targets' names up again (`resolve_interval`).
     resolver: Mutex<Option<Resolver>>,
     /// Names that did not resolve, each said once a minute at most.
@@ -1015,7 +1010,7 @@ impl Control {
     /// restart keep their old values and are reported (and logged). Fails,
     /// changing nothing, if a new `path_to_log` cannot be opened.
     pub fn reload(&self, mut next: Config) -> Result<Reloaded, ReloadError> {
-        let _installing = self.inner.installing.lock();
+        let _installing = self.inner.current.installing();
         let old = self.inner.current.get();
         let was = &old.config;
         let mut reloaded = Reloaded::default();
@@ -1154,7 +1149,7 @@ impl Control {
         if changes.is_empty() {
             return 0;
         }
-        let _installing = self.inner.installing.lock();
+        let _installing = self.inner.current.installing();
         if self.inner.shutting_down.load(Ordering::SeqCst)
             || self.inner.current.generation() != seen
         {

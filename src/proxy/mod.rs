@@ -106,6 +106,8 @@ pub struct Current {
     /// load instead of taking the lock and touching the `Arc`'s counter on
     /// every request (both are writes to memory every core shares).
     generation: AtomicU64,
+    /// See [`Current::installing`].
+    installing: parking_lot::Mutex<()>,
 }
 
 impl Current {
@@ -113,7 +115,17 @@ impl Current {
         Current {
             shared: RwLock::new(Arc::new(shared)),
             generation: AtomicU64::new(0),
+            installing: parking_lot::Mutex::new(()),
         }
+    }
+
+    /// Held while a new generation is built from the one in force and put
+    /// in its place (a reload, new addresses for targets' names), and
+    /// while the admin listener changes targets' states: none then works
+    /// from a generation another is replacing (a state set on the old
+    /// targets only, a new target built from states about to change).
+    pub fn installing(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.installing.lock()
     }
 
     pub fn get(&self) -> Arc<Shared> {
