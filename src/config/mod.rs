@@ -1072,8 +1072,9 @@ fn strip_comment(line: &str) -> &str {
 /// than in the file is not taken.
 fn file_only(family: FieldFamily, key: &str) -> String {
     format!(
-        "`{}`: {}<Field-Name> keys are read from the configuration file only \
-         (an environment variable's name cannot spell their `.` and `-`)",
+        "`{}`: {}<Field-Name> keys are read from the configuration file only, \
+         where they stand together, one line per field (an environment variable's name \
+         cannot spell their `.` and `-` either)",
         key.escape_debug(),
         family.prefix()
     )
