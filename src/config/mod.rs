@@ -1548,6 +1548,21 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_proxy_conf_loads_with_its_targets_example_in_place() {
+        let shipped = include_str!("../../proxy.conf");
+        build(shipped).unwrap();
+        let example = (shipped.lines())
+            .find_map(|l| l.strip_prefix("# targets = "))
+            .unwrap();
+        let live = (shipped.lines())
+            .find(|l| l.starts_with("targets = "))
+            .unwrap();
+        let uncommented = shipped.replace(live, &format!("targets = {example}"));
+        let c = build(&uncommented).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.targets.len(), 3);
+    }
+
+    #[test]
     fn balancing_keys() {
         let c = build("targets = 127.0.0.1:1, 127.0.0.1:2\n").unwrap();
         assert_eq!(c.balance, Balance::RoundRobin);
