@@ -177,8 +177,12 @@ impl Health {
         state.settings = settings;
         state.fails = 0;
         state.window_start = None;
-        if state.down_until.take().is_some() && !state.active_down {
-            state.announce_up(&self.name(), ": max_fails or fail_timeout changed");
+        if let Some(until) = state.down_until.take() {
+            // Back now (for `slow_start`), not when the mark would have ended.
+            state.back_since = Some(until.min(Instant::now()));
+            if !state.active_down {
+                state.announce_up(&self.name(), ": max_fails or fail_timeout changed");
+            }
         }
     }
 
@@ -643,6 +647,22 @@ mod tests {
         assert_eq!(kept.share(Instant::now(), period), FULL_SHARE);
         kept.set_admin_state(AdminState::Ready);
         assert!(kept.share(Instant::now(), period) < 10);
+    }
+
+    #[test]
+    fn a_mark_new_passive_settings_let_go_of_ramps_from_then_not_from_its_old_end() {
+        let h = health(1, 3600);
+        let period = Duration::from_secs(10);
+        h.failed(Instant::now(), "x");
+        // A reload (the key, or the target's own fail_timeout=) lets go of
+        // the mark an hour long: back now, and whole a period from now.
+        h.set_passive(Passive {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        });
+        let now = Instant::now();
+        assert!(h.usable(now));
+        assert_eq!(h.share(now + period, period), FULL_SHARE);
     }
 
     #[test]
