@@ -555,50 +555,35 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut max_fails = None;
         let mut fail_timeout = None;
         let mut backup = false;
+        let once = |key: &str| format!("target {name}: {key} given twice");
+        let bad = |key: &str, m: String| format!("target {name}: {key}: {m}");
         for option in words {
             if option == "backup" {
                 if backup {
-                    return Err(format!("target {name}: backup given twice"));
+                    return Err(once("backup"));
                 }
                 backup = true;
                 continue;
             }
             match option.split_once('=') {
-                Some(("weight", _)) if weight.is_some() => {
-                    return Err(format!("target {name}: weight given twice"))
-                }
+                Some(("weight", _)) if weight.is_some() => return Err(once("weight")),
                 Some(("weight", w)) => {
-                    weight = Some(
-                        parse_number(w, 1..=10_000)
-                            .map_err(|m| format!("target {name}: weight: {m}"))?
-                            as u32,
-                    )
+                    weight = Some(parse_number(w, 1..=10_000).map_err(|m| bad("weight", m))? as u32)
                 }
-                Some(("max_conns", _)) if max_conns.is_some() => {
-                    return Err(format!("target {name}: max_conns given twice"))
-                }
+                Some(("max_conns", _)) if max_conns.is_some() => return Err(once("max_conns")),
                 Some(("max_conns", n)) => {
-                    max_conns = Some(
-                        parse_number(n, 1..=1_000_000)
-                            .map_err(|m| format!("target {name}: max_conns: {m}"))?,
-                    )
+                    max_conns =
+                        Some(parse_number(n, 1..=1_000_000).map_err(|m| bad("max_conns", m))?)
                 }
-                Some(("max_fails", _)) if max_fails.is_some() => {
-                    return Err(format!("target {name}: max_fails given twice"))
-                }
+                Some(("max_fails", _)) if max_fails.is_some() => return Err(once("max_fails")),
                 Some(("max_fails", n)) => {
-                    max_fails = Some(
-                        parse_max_fails(n).map_err(|m| format!("target {name}: max_fails: {m}"))?,
-                    )
+                    max_fails = Some(parse_max_fails(n).map_err(|m| bad("max_fails", m))?)
                 }
                 Some(("fail_timeout", _)) if fail_timeout.is_some() => {
-                    return Err(format!("target {name}: fail_timeout given twice"))
+                    return Err(once("fail_timeout"))
                 }
                 Some(("fail_timeout", d)) => {
-                    fail_timeout = Some(
-                        parse_fail_timeout(d)
-                            .map_err(|m| format!("target {name}: fail_timeout: {m}"))?,
-                    )
+                    fail_timeout = Some(parse_fail_timeout(d).map_err(|m| bad("fail_timeout", m))?)
                 }
                 _ => {
                     return Err(format!(
