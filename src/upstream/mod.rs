@@ -279,10 +279,12 @@ impl Upstreams {
                 target.health = Arc::new(Health::sharing_admin_of(&same.health, passive));
             } else if let Some(same) = same_name.or_else(renamed) {
                 target.stats = same.stats.clone();
-                same.health.set_passive(passive);
+                // Renamed first: what the new settings announce names it
+                // as it is now.
                 if same.name != target.name {
                     same.health.rename(target.name.clone());
                 }
+                same.health.set_passive(passive);
                 target.health = same.health.clone();
                 target.former_sticky_id = match same.name == target.name {
                     true => same.former_sticky_id.clone(),
