@@ -61,7 +61,7 @@ pub fn primary_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> [S
 /// is `/p?` (every query of `/p`), and `/p?id=3&*` is `/p?id=3&`.
 pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Option<[String; 2]> {
     let target = request.path_and_query();
-    let before = target.strip_suffix('*')?;
+    let before = without_cut_escape(target.strip_suffix('*')?);
     let authority = request.authority().unwrap_or("");
     let mut key = String::with_capacity(authority.len() + before.len());
     push_canonical_authority(&mut key, authority);
@@ -78,6 +78,21 @@ pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Opt
     }
     let https = format!("{HTTPS_PREFIX}{key}");
     Some([key, https])
+}
+
+/// `before` less a `%` or `%H` at its end: a percent-escape the `*` may
+/// have cut short (`/search?q=100%*`, meant for `100%2F...` as well as
+/// for a lone `%`). Spelled as a key spells a lone `%` (`%25`), the
+/// prefix would match neither reading but the one; cut before it, it
+/// matches both, and more: a purge may drop too much (a miss each), never
+/// too little (a stale page left in place).
+fn without_cut_escape(before: &str) -> &str {
+    let cut = match before.as_bytes() {
+        [.., b'%'] => 1,
+        [.., b'%', h] if h.is_ascii_hexdigit() => 2,
+        _ => 0,
+    };
+    &before[..before.len() - cut]
 }
 
 /// The keys of the URI a `Location` or `Content-Location` names in the
@@ -951,12 +966,19 @@ mod tests {
             ("shop.example", "/products*", "shop.example/products"),
             ("shop.example", "/search?*", "shop.example/search?"),
             ("shop.example", "/search?q=*", "shop.example/search?q="),
-            // A `%` that starts no escape reads as `%25`, as in a key.
+            // An escape the `*` may have cut short is cut off: the
+            // prefix takes `100%2F...` and a lone `%` alike.
             (
                 "shop.example",
                 "/search?q=100%*",
-                "shop.example/search?q=100%25",
+                "shop.example/search?q=100",
             ),
+            (
+                "shop.example",
+                "/search?q=100%2*",
+                "shop.example/search?q=100",
+            ),
+            ("shop.example", "/a%2F*", "shop.example/a%2F"),
             ("shop.example", "/a**", "shop.example/a*"),
             ("admin", "http://Shop.example/p/*", "shop.example/p/"),
         ] {
@@ -968,6 +990,11 @@ mod tests {
         }
         for target in ["/products/", "/a*/b", "/a%2A", "/p?q=*&r=1"] {
             assert_eq!(prefix("", "h", target), None, "{target}");
+        }
+        // Both readings of a cut escape are under it.
+        let cut = prefix("", "h", "/search?q=100%*").unwrap();
+        for target in ["/search?q=100%2Fa", "/search?q=100%", "/search?q=100%zz"] {
+            assert!(key_ignoring("", target).starts_with(&cut), "{target}");
         }
     }
 
