@@ -202,18 +202,7 @@ fn lookups_overtaken_by_a_reload_are_dropped_and_the_next_step_builds_on_the_rel
     let mut proxy = start_proxy(&[a.addr], named);
     let control = proxy.handle().control();
     let reloaded = |svc: SocketAddr| {
-        let mut next = Config::with_targets(vec![
-            Target {
-                name: SVC.into(),
-                addr: svc,
-                weight: 1,
-                backup: false,
-                max_conns: None,
-                max_fails: None,
-                fail_timeout: None,
-            },
-            support::target(c.addr),
-        ]);
+        let mut next = Config::with_targets(vec![Target::new(SVC, svc), support::target(c.addr)]);
         next.log_to_stdout = false;
         next.cache_size = 0;
         next.path_to_persistence = None;

@@ -210,6 +210,19 @@ pub struct Target {
 }
 
 impl Target {
+    /// `name` at `addr`, with none of the options `targets` may give one.
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Target {
+        Target {
+            name: name.into(),
+            addr,
+            weight: 1,
+            backup: false,
+            max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
+        }
+    }
+
     /// The target as written in `targets` (`app:8000`, `10.0.0.5:8000`):
     /// for each address of a name that gives several, the part of its
     /// name before `@` (see [`Target::at`]).
@@ -997,16 +1010,19 @@ impl Config {
 /// any: a request forwarded there comes back, again and again, until every
 /// connection slot is taken.
 pub fn target_at(listen: SocketAddr, targets: &[Target]) -> Option<&Target> {
+    targets.iter().find(|t| is_listener(listen, t.addr))
+}
+
+/// Whether connecting to `addr` reaches the listener at `listen`.
+pub fn is_listener(listen: SocketAddr, addr: SocketAddr) -> bool {
     let bind = listen.ip().to_canonical();
     let local = bind.is_loopback() || bind.is_unspecified();
-    targets.iter().find(|t| {
-        let ip = t.addr.ip().to_canonical();
-        t.addr.port() == listen.port()
-            && (ip == bind
-                || (bind.is_unspecified() && ip.is_loopback())
-                // Connecting to 0.0.0.0 or :: reaches this host.
-                || (ip.is_unspecified() && local))
-    })
+    let ip = addr.ip().to_canonical();
+    addr.port() == listen.port()
+        && (ip == bind
+            || (bind.is_unspecified() && ip.is_loopback())
+            // Connecting to 0.0.0.0 or :: reaches this host.
+            || (ip.is_unspecified() && local))
 }
 
 /// A configuration is a few dozen lines; anything this large is some other

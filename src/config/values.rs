@@ -898,15 +898,7 @@ mod tests {
 
     #[test]
     fn check_lists_each_address_of_a_name_under_the_name() {
-        let mut targets = vec![Target {
-            name: "10.0.0.1:80".into(),
-            addr: "10.0.0.1:80".parse().unwrap(),
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        }];
+        let mut targets = vec![Target::new("10.0.0.1:80", "10.0.0.1:80".parse().unwrap())];
         targets.extend(written_as("app:80").at(&addrs(&["10.0.0.5:80", "10.0.0.6:80"])));
         targets.extend(written_as("db:80").at(&addrs(&["10.0.0.9:80"])));
         assert_eq!(

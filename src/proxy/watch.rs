@@ -172,15 +172,10 @@ mod tests {
         // connects, and Linux keeps a shutdown of an unconnected socket,
         // so the connect that follows ends at once.
         watch.close();
-        let upstreams = Upstreams::new(&Config::with_targets(vec![Target {
-            name: addr.to_string(),
+        let upstreams = Upstreams::new(&Config::with_targets(vec![Target::new(
+            addr.to_string(),
             addr,
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        }]));
+        )]));
         let checkout = upstreams.checkout(&upstreams.targets()[0], true, |stream| {
             watch.watch_backend(stream)
         });

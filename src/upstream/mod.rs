@@ -666,14 +666,12 @@ mod tests {
     /// Targets `127.0.0.1:1..=n`, with `max_conns` at each.
     fn upstreams(n: u16, balance: Balance, max_conns: Option<usize>) -> Upstreams {
         let targets = (1..=n)
-            .map(|port| Target {
-                name: format!("127.0.0.1:{port}"),
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                weight: 1,
-                backup: false,
-                max_conns,
-                max_fails: None,
-                fail_timeout: None,
+            .map(|port| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                Target {
+                    max_conns,
+                    ..Target::new(addr.to_string(), addr)
+                }
             })
             .collect();
         let mut config = Config::with_targets(targets);
@@ -742,15 +740,10 @@ mod tests {
 
     #[test]
     fn a_target_is_found_by_name_or_address() {
-        let mut config = Config::with_targets(vec![Target {
-            name: "app.internal:80".into(),
-            addr: "127.0.0.1:8080".parse().unwrap(),
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        }]);
+        let mut config = Config::with_targets(vec![Target::new(
+            "app.internal:80",
+            "127.0.0.1:8080".parse().unwrap(),
+        )]);
         config.max_fails = 0;
         let up = Upstreams::new(&config);
         assert!(up.find("app.internal:80").is_some());
@@ -760,15 +753,7 @@ mod tests {
 
     #[test]
     fn the_address_of_a_name_that_comes_to_give_several_is_the_same_target_renamed() {
-        let written = Target {
-            name: "app:80".into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        };
+        let written = Target::new("app:80", "127.0.0.1:1".parse().unwrap());
         let (a, b) = (
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
@@ -875,13 +860,8 @@ mod tests {
     #[test]
     fn a_request_that_just_came_queues_behind_those_waiting_for_a_slot() {
         let mut config = Config::with_targets(vec![Target {
-            name: "127.0.0.1:1".into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            weight: 1,
-            backup: false,
             max_conns: Some(1),
-            max_fails: None,
-            fail_timeout: None,
+            ..Target::new("127.0.0.1:1", "127.0.0.1:1".parse().unwrap())
         }]);
         config.max_fails = 0;
         let upstreams = Upstreams::new(&config);

@@ -171,7 +171,7 @@ pub fn look_up(
 
 /// The addresses an answer gives (see [`config::addresses_of`]), unless
 /// there are none or one is the proxy's own (`own`, as
-/// [`config::target_at`] tells).
+/// [`config::is_listener`] tells).
 fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
     let found = config::addresses_of(answer);
     if found.used.is_empty() {
@@ -180,23 +180,13 @@ fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
             "no address returned",
         ));
     }
-    let probes: Vec<Target> = found
+    match found
         .used
         .iter()
-        .map(|&addr| Target {
-            name: String::new(),
-            addr,
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        })
-        .collect();
-    match config::target_at(own, &probes) {
-        Some(t) => Err(io::Error::other(format!(
-            "it now resolves to {}, this proxy's own address (requests would loop)",
-            t.addr
+        .find(|&&addr| config::is_listener(own, addr))
+    {
+        Some(addr) => Err(io::Error::other(format!(
+            "it now resolves to {addr}, this proxy's own address (requests would loop)"
         ))),
         None => Ok(found),
     }
@@ -273,15 +263,7 @@ mod tests {
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
     fn target(name: &str, addr: &str) -> Target {
-        Target {
-            name: name.into(),
-            addr: addr.parse().unwrap(),
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        }
+        Target::new(name, addr.parse().unwrap())
     }
 
     #[test]

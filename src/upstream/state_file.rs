@@ -433,15 +433,7 @@ mod tests {
     use crate::config::{Config, Target};
 
     fn target(name: &str, addr: &str) -> Target {
-        Target {
-            name: name.into(),
-            addr: addr.parse().unwrap(),
-            weight: 1,
-            backup: false,
-            max_conns: None,
-            max_fails: None,
-            fail_timeout: None,
-        }
+        Target::new(name, addr.parse().unwrap())
     }
 
     fn upstreams(targets: Vec<Target>) -> Upstreams {

@@ -447,15 +447,7 @@ pub fn localhost_ip() -> IpAddr {
 }
 
 pub fn target(addr: SocketAddr) -> Target {
-    Target {
-        name: addr.to_string(),
-        addr,
-        weight: 1,
-        backup: false,
-        max_conns: None,
-        max_fails: None,
-        fail_timeout: None,
-    }
+    Target::new(addr.to_string(), addr)
 }
 
 /// A loopback address nothing listens on: connecting is refused at once.
