@@ -40,10 +40,16 @@ fn load(dir: &Path) -> ErrorPages {
     ErrorPages::load(dir.to_str().unwrap()).unwrap()
 }
 
+/// `pages` as the proxy holds them once read (the directory can go).
+fn pages(pages: &[(u16, &str)]) -> ErrorPages {
+    load(pages_dir(pages).path())
+}
+
 #[test]
 fn a_dead_target_s_502_is_the_page_as_html_and_logged_with_its_size() {
-    let dir = pages_dir(&[(502, PAGE_502)]);
-    let mut proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let mut proxy = start_proxy(&[dead_addr()], |c| {
+        c.error_pages = pages(&[(502, PAGE_502)])
+    });
     let response = proxy.connect().get("/");
     assert_eq!(response.status, 502);
     assert_eq!(response.header("content-type"), Some(HTML));
@@ -59,7 +65,6 @@ fn a_dead_target_s_502_is_the_page_as_html_and_logged_with_its_size() {
 
 #[test]
 fn a_backend_s_own_502_is_relayed_as_it_came() {
-    let dir = pages_dir(&[(502, PAGE_502)]);
     let backend = Backend::start("own", |_, out| {
         respond(
             out,
@@ -69,7 +74,9 @@ fn a_backend_s_own_502_is_relayed_as_it_came() {
         );
         Action::KeepAlive
     });
-    let proxy = start_proxy(&[backend.addr], |c| c.error_pages = load(dir.path()));
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.error_pages = pages(&[(502, PAGE_502)])
+    });
     let response = proxy.connect().get("/");
     assert_eq!(response.status, 502);
     assert_eq!(response.header("content-type"), Some("text/plain"));
@@ -78,8 +85,9 @@ fn a_backend_s_own_502_is_relayed_as_it_came() {
 
 #[test]
 fn a_status_without_a_page_keeps_the_plain_text_body() {
-    let dir = pages_dir(&[(503, PAGE_503)]);
-    let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let proxy = start_proxy(&[dead_addr()], |c| {
+        c.error_pages = pages(&[(503, PAGE_503)])
+    });
     let response = proxy.connect().get("/");
     assert_eq!(response.status, 502);
     assert_eq!(
@@ -91,8 +99,9 @@ fn a_status_without_a_page_keeps_the_plain_text_body() {
 
 #[test]
 fn a_head_request_gets_the_page_s_length_and_no_body() {
-    let dir = pages_dir(&[(502, PAGE_502)]);
-    let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let proxy = start_proxy(&[dead_addr()], |c| {
+        c.error_pages = pages(&[(502, PAGE_502)])
+    });
     let mut client = proxy.connect();
     let head = client.head("/");
     assert_eq!(head.status, 502);
@@ -112,10 +121,9 @@ fn a_head_request_gets_the_page_s_length_and_no_body() {
 
 #[test]
 fn a_rate_limited_request_gets_the_429_page_with_its_retry_after() {
-    let dir = pages_dir(&[(429, PAGE_429)]);
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.error_pages = load(dir.path());
+        c.error_pages = pages(&[(429, PAGE_429)]);
         c.rate_limit = Some(inverso::ratelimit::Rate::parse("1/h").unwrap());
         c.rate_limit_burst = Some(0);
         c.request_id_header = Some("X-Request-ID".into());
@@ -139,10 +147,9 @@ fn a_rate_limited_request_gets_the_429_page_with_its_retry_after() {
 
 #[test]
 fn over_max_connections_the_503_is_the_page() {
-    let dir = pages_dir(&[(503, PAGE_503)]);
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.error_pages = load(dir.path());
+        c.error_pages = pages(&[(503, PAGE_503)]);
         c.max_connections = 1;
     });
     let mut first = proxy.connect();
@@ -159,10 +166,9 @@ fn over_max_connections_the_503_is_the_page() {
 
 #[test]
 fn over_max_connections_a_head_gets_the_503_page_s_length_and_no_body() {
-    let dir = pages_dir(&[(503, PAGE_503)]);
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.error_pages = load(dir.path());
+        c.error_pages = pages(&[(503, PAGE_503)]);
         c.max_connections = 1;
     });
     let mut first = proxy.connect();
@@ -175,10 +181,9 @@ fn over_max_connections_a_head_gets_the_503_page_s_length_and_no_body() {
 
 #[test]
 fn over_max_connections_per_client_a_head_after_a_proxy_header_gets_no_body() {
-    let dir = pages_dir(&[(503, PAGE_503)]);
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.error_pages = load(dir.path());
+        c.error_pages = pages(&[(503, PAGE_503)]);
         c.proxy_protocol = true;
         c.max_connections_per_client = 1;
     });
@@ -194,10 +199,9 @@ fn over_max_connections_per_client_a_head_after_a_proxy_header_gets_no_body() {
 
 #[test]
 fn a_head_with_a_body_over_max_body_size_gets_the_413_head_alone() {
-    let dir = pages_dir(&[(413, "<p>too large</p>")]);
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.error_pages = load(dir.path());
+        c.error_pages = pages(&[(413, "<p>too large</p>")]);
         c.max_body_size = 10;
     });
     let mut client = proxy.connect();
@@ -209,8 +213,9 @@ fn a_head_with_a_body_over_max_body_size_gets_the_413_head_alone() {
 
 #[test]
 fn a_malformed_request_gets_the_400_page_and_the_connection_closed() {
-    let dir = pages_dir(&[(400, "<p>bad</p>")]);
-    let proxy = start_proxy(&[dead_addr()], |c| c.error_pages = load(dir.path()));
+    let proxy = start_proxy(&[dead_addr()], |c| {
+        c.error_pages = pages(&[(400, "<p>bad</p>")])
+    });
     let mut client = proxy.connect();
     client.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n");
     let response = client.response();
@@ -241,10 +246,9 @@ fn pages_are_read_once_and_again_by_a_reload() {
 #[test]
 fn a_client_the_access_lists_refuse_gets_the_403_page() {
     let page = "<!doctype html><h1>Not from here</h1>\n";
-    let dir = pages_dir(&[(403, page)]);
     let backend = Backend::echo("a");
     let proxy = start_proxy(&[backend.addr], |c| {
-        c.error_pages = load(dir.path());
+        c.error_pages = pages(&[(403, page)]);
         c.deny_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
     });
     let response = proxy.connect().get("/");
