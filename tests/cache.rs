@@ -3399,21 +3399,7 @@ fn a_status_http_does_not_define_stops_coalescing_as_a_5xx_does() {
 fn concurrent_misses_after(before: &[&[u8]]) {
     const CLIENTS: usize = 8;
     let sent = Arc::new(AtomicUsize::new(0));
-    let backend = {
-        let sent = sent.clone();
-        Backend::start("slow", move |_, out| {
-            // Hold the answer until every client has sent its request (or
-            // the deadline passes), so they all find the key missing.
-            wait_until(WAIT_LIMIT, || sent.load(Ordering::SeqCst) >= CLIENTS);
-            respond(
-                out,
-                200,
-                &[("Cache-Control", "max-age=60")],
-                b"the one body",
-            );
-            Action::KeepAlive
-        })
-    };
+    let backend = one_body_once_all_sent(&sent, CLIENTS);
     let proxy = cached_proxy(&backend, |_| {});
     let addr = proxy.addr;
     for request in before {

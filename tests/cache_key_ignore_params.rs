@@ -212,21 +212,7 @@ fn a_range_request_with_a_tracker_is_cut_from_the_entry() {
 fn concurrent_misses_differing_in_a_tracker_reach_the_origin_once() {
     const CLIENTS: usize = 4;
     let sent = Arc::new(AtomicUsize::new(0));
-    let backend = {
-        let sent = sent.clone();
-        Backend::start("slow", move |_, out| {
-            // Held until every client has sent its request (or the limit
-            // passes), so they all find the key missing.
-            wait_until(WAIT_LIMIT, || sent.load(Ordering::SeqCst) >= CLIENTS);
-            respond(
-                out,
-                200,
-                &[("Cache-Control", "max-age=60")],
-                b"the one body",
-            );
-            Action::KeepAlive
-        })
-    };
+    let backend = one_body_once_all_sent(&sent, CLIENTS);
     let proxy = proxy_for(&backend, TRACKERS);
     let addr = proxy.addr;
     let threads: Vec<_> = (0..CLIENTS)

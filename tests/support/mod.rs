@@ -974,3 +974,20 @@ pub fn expect(r: &Response, status: u16, cache: &str, body: &str) {
         r.head.raw
     );
 }
+
+/// A backend answering `the one body` (fresh for a minute) to each
+/// request, each held until `sent` has counted `clients` requests sent (or
+/// `WAIT_LIMIT` passes): concurrent clients then all find a key missing.
+pub fn one_body_once_all_sent(sent: &Arc<AtomicUsize>, clients: usize) -> Backend {
+    let sent = sent.clone();
+    Backend::start("slow", move |_, out| {
+        wait_until(WAIT_LIMIT, || sent.load(Ordering::SeqCst) >= clients);
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60")],
+            b"the one body",
+        );
+        Action::KeepAlive
+    })
+}
