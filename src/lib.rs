@@ -12,6 +12,8 @@
 //!   looked up again (`resolve_interval`).
 //! - `cache`: the LRU store and its snapshot file.
 //! - `error_pages`: the operator's bodies for the proxy's own error answers.
+//! - `gzip`: responses compressed for the clients that take it (`gzip`).
+//! - `patterns`: name lists with `*` prefixes, as several settings write them.
 //! - `access_log`: request records to one writer thread, stdout and a file.
 //! - `admin`: the admin listener: metrics, status, health, purge, target states.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
@@ -34,10 +36,12 @@ pub mod config;
 pub mod demo;
 pub mod digits;
 pub mod error_pages;
+pub mod gzip;
 pub mod http;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod patterns;
 pub mod proxy;
 pub mod ratelimit;
 pub mod realip;

@@ -26,6 +26,7 @@ use crate::cache::persist;
 use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
 use crate::config::{self, Config};
+use crate::gzip::Gzip;
 use crate::http::conn::is_timeout;
 use crate::http::proxy_protocol;
 use crate::limits::{self, Limits};
@@ -160,6 +161,7 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             limiter: limiter_for(&config, None),
             cache_rules,
+            gzip: Gzip::of(&config),
             config,
         };
         let inner = Arc::new(Inner {
@@ -1102,6 +1104,7 @@ impl Control {
         let replaced = self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
+            gzip: Gzip::of(&next),
             config: next,
             upstreams,
             log: self.inner.log.clone(),

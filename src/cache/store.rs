@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What an entry costs in memory beyond its key, head and body: the
@@ -66,6 +66,9 @@ pub struct Entry {
     served_len: usize,
     /// The names of those fields when it was stored (or loaded).
     hidden: OwnFields,
+    /// The body compressed (`gzip`), made at the first hit that wants
+    /// it: never written to a snapshot (a start makes it again).
+    compressed: OnceLock<Arc<[u8]>>,
 }
 
 impl Entry {
@@ -105,6 +108,7 @@ impl Entry {
             stale_while_revalidate,
             served_len,
             hidden,
+            compressed: OnceLock::new(),
         }
     }
 
@@ -211,11 +215,24 @@ impl Entry {
             head,
             served_len,
             hidden,
+            compressed: OnceLock::new(),
         })
     }
 
     pub fn key(&self) -> &str {
         std::str::from_utf8(&self.record.key).unwrap_or("")
+    }
+
+    /// The body compressed by `compress`, made once (concurrent hits wait
+    /// for the first rather than compress it too), and whether this call
+    /// made it: then the entry weighs more (see [`Cache::reweigh`]).
+    pub fn compressed(&self, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> (&[u8], bool) {
+        let mut made = false;
+        let body = self.compressed.get_or_init(|| {
+            made = true;
+            compress(&self.record.body).into()
+        });
+        (body, made)
     }
 
     /// The key without its Vary part.
@@ -245,7 +262,9 @@ impl Entry {
     /// many times `cache_size`.
     pub fn weight(&self) -> u64 {
         let record = &self.record;
-        (3 * record.key.len() + 2 * record.head.len() + record.body.len()) as u64 + ENTRY_OVERHEAD
+        let compressed = self.compressed.get().map_or(0, |c| c.len());
+        (3 * record.key.len() + 2 * record.head.len() + record.body.len() + compressed) as u64
+            + ENTRY_OVERHEAD
     }
 }
 
@@ -592,6 +611,33 @@ impl Cache {
         self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
         self.changed();
         stored
+    }
+
+    /// Counts what `entry` holds now (a compressed copy made since it was
+    /// stored: [`Entry::compressed`]) against the capacity, evicting the
+    /// least recently used as needed, itself too if it no longer fits.
+    /// Nothing if it is no longer what its key holds.
+    pub fn reweigh(&self, entry: &Arc<Entry>) {
+        let key = entry.key();
+        let mut state = self.state.lock();
+        if !(state.lru.peek(key)).is_some_and(|held| Arc::ptr_eq(held, entry)) {
+            return;
+        }
+        // Put back under its new weight: the entry it replaces is itself.
+        let removed = state
+            .lru
+            .insert(key.to_string(), entry.clone(), entry.weight());
+        let mut evicted = 0;
+        for (k, _) in removed.iter().skip(1) {
+            evicted += 1;
+            state.forget_variant(k);
+        }
+        drop(state);
+        drop(removed); // entries freed outside the lock
+        if evicted > 0 {
+            self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
+            self.changed();
+        }
     }
 
     /// Drops every variant stored for each of `primaries`, under one lock;

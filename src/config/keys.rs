@@ -436,6 +436,32 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.via = b),
     },
     Key {
+        name: "gzip",
+        default: "false",
+        help: "compress responses of the gzip_types for clients that take gzip, as nginx's \
+               gzip on and HAProxy's compression; a cached response is compressed once, not \
+               at every hit",
+        apply: |c, v| parse_bool(v).map(|b| c.gzip = b),
+    },
+    Key {
+        name: "gzip_types",
+        default: crate::gzip::DEFAULT_TYPES,
+        help: "media types compressed with gzip (`text/*` matches a prefix, a lone * any type)",
+        apply: |c, v| crate::gzip::MediaTypes::parse(v).map(|t| c.gzip_types = t),
+    },
+    Key {
+        name: "gzip_min_length",
+        default: "256",
+        help: "responses whose Content-Length is under this go uncompressed",
+        apply: |c, v| parse_size(v).map(|n| c.gzip_min_length = n),
+    },
+    Key {
+        name: "gzip_comp_level",
+        default: "1",
+        help: "gzip level, 1 (fastest) to 9 (smallest)",
+        apply: |c, v| parse_number(v, 1..=9).map(|n| c.gzip_comp_level = n),
+    },
+    Key {
         name: "request_id_header",
         default: "",
         help: "a header field carrying an ID for each request (e.g. X-Request-ID): sent to the \

@@ -125,6 +125,13 @@ pub struct Config {
     pub log_headers: bool,
     /// Add this hop to `Via` on requests to backends.
     pub via: bool,
+    /// Compress responses for clients that take gzip (see `crate::gzip`).
+    pub gzip: bool,
+    pub gzip_types: crate::gzip::MediaTypes,
+    /// Bodies shorter than this go uncompressed.
+    pub gzip_min_length: u64,
+    /// 1 (fastest) to 9 (smallest).
+    pub gzip_comp_level: u32,
     /// The header field carrying each request's ID, if any.
     pub request_id_header: Option<Arc<str>>,
     /// The cookie that keeps a client on the target that served it.
@@ -925,6 +932,10 @@ impl Config {
             log_format: LogFormat::Combined,
             log_headers: false,
             via: true,
+            gzip: false,
+            gzip_types: Default::default(),
+            gzip_min_length: 0,
+            gzip_comp_level: 1,
             request_id_header: None,
             sticky_cookie: None,
             rate_limit: None,
@@ -1891,6 +1902,42 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
             assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn gzip_is_off_by_default_and_its_keys_name_the_line_of_a_bad_value() {
+        use crate::gzip::MediaTypes;
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(!c.gzip);
+        assert!(crate::gzip::Gzip::of(&c).is_none());
+        assert_eq!(
+            c.gzip_types,
+            MediaTypes::parse(crate::gzip::DEFAULT_TYPES).unwrap()
+        );
+        assert_eq!((c.gzip_min_length, c.gzip_comp_level), (256, 1));
+        let c = build(
+            "targets = 127.0.0.1:1\ngzip = on\ngzip_types = text/*, application/json\n\
+             gzip_min_length = 1KiB\ngzip_comp_level = 6\n",
+        )
+        .unwrap();
+        assert!(c.gzip && crate::gzip::Gzip::of(&c).is_some());
+        assert_eq!(
+            c.gzip_types,
+            MediaTypes::parse("text/*, application/json").unwrap()
+        );
+        assert_eq!((c.gzip_min_length, c.gzip_comp_level), (1024, 6));
+        for (line, why) in [
+            ("gzip = sometimes", "not a boolean"),
+            ("gzip_types = text", "not a media type"),
+            ("gzip_types = text/html,", "empty entry"),
+            ("gzip_min_length = 1KB", "KB"),
+            ("gzip_comp_level = 0", "out of range (1..=9)"),
+            ("gzip_comp_level = 10", "out of range (1..=9)"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{line}");
+            assert!(e.message.contains(why), "{line}: {e}");
         }
     }
 

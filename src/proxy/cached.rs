@@ -10,6 +10,7 @@ use crate::cache::policy::{self, CacheControl, Lifetime, OwnFields, Settings, Us
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
 use crate::digits::push_field;
+use crate::gzip::{self, Gzip};
 use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
@@ -131,7 +132,7 @@ pub(super) fn serve_range(
                     // Sent whole (a server may always ignore a range),
                     // rather than asked for again.
                     Refreshed::Unstorable(fetched) => {
-                        let how = as_miss(request, keep_alive);
+                        let how = as_miss(request, keep_alive, shared);
                         let relayed = relay::relay(client, fetched, &how, None, shared);
                         let counted = |_: &Outcome| {
                             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +151,8 @@ pub(super) fn serve_range(
         shutting_down: &shared.shutting_down,
         own_fields: &shared.cache_rules.own_fields,
         edits: &shared.config.response_headers,
+        gzip: shared.gzip.as_ref(),
+        takes_gzip: relay::takes_gzip(request, shared),
     };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
@@ -215,6 +218,8 @@ pub(super) fn serve(
         shutting_down: &shared.shutting_down,
         own_fields: &shared.cache_rules.own_fields,
         edits: &shared.config.response_headers,
+        gzip: shared.gzip.as_ref(),
+        takes_gzip: relay::takes_gzip(&request, shared),
     };
 
     // Held while this request fetches for others waiting on the key.
@@ -385,7 +390,7 @@ pub(super) fn serve(
             ..Refusal::silent()
         });
     }
-    let how = as_miss(&request, keep_alive);
+    let how = as_miss(&request, keep_alive, shared);
     let relayed = relay::relay(client, fetched, &how, tee.as_mut(), shared);
     drop(tee);
     match relayed {
@@ -401,12 +406,13 @@ pub(super) fn serve(
 }
 
 /// How a response from the origin goes out as a `MISS`.
-fn as_miss(request: &RequestHead, keep_alive: bool) -> Relay {
+fn as_miss(request: &RequestHead, keep_alive: bool, shared: &Shared) -> Relay {
     Relay {
         request_is_head: request.is_head(),
         version: request.version,
         keep_alive,
         x_cache: Some(Status::Miss.name()),
+        takes_gzip: relay::takes_gzip(request, shared),
     }
 }
 
@@ -826,6 +832,10 @@ struct Answering<'a> {
     /// The fields `response_header.*` sets and removes: applied to what is
     /// served, never to what is stored.
     edits: &'a FieldEdits,
+    /// With `gzip` on: what is compressed.
+    gzip: Option<&'a Gzip>,
+    /// The client takes gzip (see [`relay::takes_gzip`]).
+    takes_gzip: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -853,10 +863,12 @@ impl Status {
 /// parts cut from it, between their multipart frames), in one `writev`. A
 /// client's own conditional request that the entry satisfies gets a 304.
 /// The fields those keys name are left out of the stored head as it goes.
+/// With `gzip`, a whole body of a type it lists goes compressed to a
+/// client that takes it, from the entry's compressed copy.
 fn serve_entry(
     client: &mut Client,
     answering: &Answering<'_>,
-    entry: &Entry,
+    entry: &Arc<Entry>,
     status: Status,
     upstream: Option<Arc<str>>,
     own: &[u8],
@@ -868,6 +880,8 @@ fn serve_entry(
         shutting_down,
         own_fields,
         edits,
+        gzip,
+        takes_gzip,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     let counter = match status {
@@ -878,26 +892,47 @@ fn serve_entry(
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let age = entry.age(SystemTime::now()).as_secs();
-    // With fields set or removed, room for them and for the stored head,
-    // which may be copied here (see `Ranged::Whole`): still the one
-    // allocation a hit makes.
-    let room = if edits.is_empty() {
+    let whole = &entry.record.body;
+    let len = whole.len() as u64;
+    // Compressed for some clients: it says so in Vary to every client,
+    // and goes compressed to this one if it takes gzip.
+    let coding = gzip.filter(|g| g.suits(entry.head.status, &entry.head.headers, Some(len)));
+    let replaced: &[&str] = match coding {
+        Some(_) if takes_gzip => &gzip::REPLACED_FIELDS,
+        Some(_) => &["vary"],
+        None => &[],
+    };
+    // With fields set, removed or replaced, room for them and for the
+    // stored head, which may be copied here (see `Ranged::Whole`): still
+    // the one allocation a hit makes.
+    let room = if edits.is_empty() && coding.is_none() {
         128
     } else {
-        128 + entry.record.head.len() + edits.set_lines().len() + own.len()
+        256 + entry.record.head.len() + edits.set_lines().len() + own.len()
     };
     let mut tail = Vec::with_capacity(room);
-    let whole = &entry.record.body;
     // Several parts go out from the stored body (see `Multipart`).
     let mut multipart = None;
     let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) =
         if policy::not_modified(&request.headers, &entry.head) {
             let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
-            let kept = |name: &[u8]| !edits.edits(name);
+            let kept = |name: &[u8]| {
+                !edits.edits(name)
+                    && !replaced
+                        .iter()
+                        .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+            };
             (entry.head.headers).write_named_where(NOT_MODIFIED_FIELDS, kept, &mut head);
+            // What the 200 would say of its validator and variants (RFC
+            // 9110 §15.4.5).
+            if coding.is_some() {
+                gzip::push_vary(&mut head, &entry.head.headers);
+                if takes_gzip {
+                    gzip::push_weak_etag(&mut head, &entry.head.headers);
+                }
+            }
             (head.into(), b"", 304)
         } else {
-            let len = whole.len() as u64;
             let ranged = if entry.head.status == 200 && !request.is_head() {
                 range::requested(&request.headers, &entry.head.headers, len)
             } else {
@@ -905,21 +940,37 @@ fn serve_entry(
             };
             match ranged {
                 Ranged::Whole => {
-                    let body: &[u8] = if request.is_head() { b"" } else { whole };
+                    let compressed = coding.filter(|_| takes_gzip).map(|gzip| {
+                        let (compressed, made) = entry.compressed(|body| gzip.compress(body));
+                        if made {
+                            cache.reweigh(entry);
+                        }
+                        compressed
+                    });
+                    let sent = compressed.unwrap_or(whole);
+                    let body: &[u8] = if request.is_head() { b"" } else { sent };
                     let served = entry.served_head(own_fields);
-                    // With an edited field stored, the head goes less that
-                    // field's lines, copied to the start of `tail` (room was
-                    // made for it) rather than into an allocation of its own.
-                    let head = if edits.touches(&served) {
-                        edits.push_kept(&mut tail, &served, &[]);
+                    // With an edited or replaced field stored, the head goes
+                    // less that field's lines, copied to the start of `tail`
+                    // (room was made for it) rather than into an allocation
+                    // of its own.
+                    let head = if edits.touches(&served) || !replaced.is_empty() {
+                        edits.push_kept(&mut tail, &served, replaced);
                         Cow::Borrowed(&b""[..])
                     } else {
                         served
                     };
-                    if !forbids_content_length(entry.head.status) {
-                        push_field(&mut tail, "Content-Length", len);
+                    match compressed {
+                        Some(_) => gzip::push_compressed_fields(&mut tail, &entry.head.headers),
+                        None if coding.is_some() => gzip::push_vary(&mut tail, &entry.head.headers),
+                        None => {}
                     }
-                    if entry.head.status == 200 && range::worth_announcing(&entry.head.headers, len)
+                    if !forbids_content_length(entry.head.status) {
+                        push_field(&mut tail, "Content-Length", sent.len() as u64);
+                    }
+                    if entry.head.status == 200
+                        && compressed.is_none()
+                        && range::worth_announcing(&entry.head.headers, len)
                     {
                         tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                     }

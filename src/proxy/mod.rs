@@ -16,6 +16,7 @@ use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::digits::push_field;
 use crate::error_pages::PAGE_CONTENT_TYPE;
+use crate::gzip::Gzip;
 use crate::http::conn::{is_timeout, write_all_vectored};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
@@ -56,6 +57,8 @@ pub struct Shared {
     pub limiter: Option<Arc<Limiter>>,
     /// The cache rules of this generation, made once, not per request.
     pub cache_rules: CacheRules,
+    /// With `gzip` on: what is compressed, and how.
+    pub gzip: Option<Gzip>,
 }
 
 /// What the cache's rules give for one generation of the settings.
@@ -724,6 +727,7 @@ fn forward(
     };
     let is_head = head.is_head();
     let version = head.version;
+    let takes_gzip = relay::takes_gzip(&head, shared);
     let fetched = origin::fetch(client, &mut head, &send, shared)?;
     // Sent: the body cannot go again, and is not kept while the response
     // is relayed.
@@ -758,6 +762,7 @@ fn forward(
         version,
         keep_alive,
         x_cache: shared.cache.is_some().then_some("BYPASS"),
+        takes_gzip,
     };
     let outcome = relay::relay(client, fetched, &how, None, shared)?;
     if let Some(cache) = &shared.cache {

@@ -7,6 +7,7 @@ use super::client::CLIENT_CHECK_AFTER;
 use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed};
 use super::{Client, Outcome, Refusal, Shared};
 use crate::digits::push_field;
+use crate::gzip::{self, Encoder, Gzip};
 use crate::http::body::{
     chunk_size_line, content_length, decode_complete_chunked, forbids_content_length,
     response_forbids_reuse, LAST_CHUNK,
@@ -15,7 +16,7 @@ use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{SharedStream, Taken, WatchingClose};
 use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
-use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead, Version};
+use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
 use std::net::TcpStream;
@@ -82,6 +83,16 @@ pub(super) struct Relay {
     /// With the cache on, the `X-Cache` the response carries (`MISS`,
     /// `BYPASS`): it replaces any the backend sent, and the log shows it.
     pub x_cache: Option<&'static str>,
+    /// The client takes gzip, and `gzip` is on (see [`takes_gzip`]).
+    pub takes_gzip: bool,
+}
+
+/// Whether a request's answer may go out compressed: `gzip` is on, and
+/// the client takes gzip over HTTP/1.1, as nginx's `gzip_http_version`
+/// (a body whose compressed length is not known in advance would end
+/// an HTTP/1.0 connection).
+pub(super) fn takes_gzip(request: &RequestHead, shared: &Shared) -> bool {
+    shared.gzip.is_some() && request.version == Version::Http11 && gzip::accepted(&request.headers)
 }
 
 /// Sends the response head and streams the body to the client, and puts
@@ -130,7 +141,8 @@ pub(super) fn relay(
         .own_fields
         .remove_from(&mut fetched.response.headers);
     let edits = &shared.config.response_headers;
-    let prepared = prepare_response(&mut fetched, how, client, edits)
+    let gzip = shared.gzip.as_ref();
+    let prepared = prepare_response(&mut fetched, how, client, edits, gzip)
         .map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
     let keep_alive = prepared.keep_alive;
@@ -157,7 +169,8 @@ pub(super) fn relay(
                 // may be waiting for the close.
                 drop(fetched.up.conn);
             }
-            send_gathered(client, prepared.head, &body, tee)
+            let coded = prepared.compressed.as_deref().unwrap_or(&body);
+            send_gathered(client, prepared.head, &body, coded, tee)
         }
         None => send_streamed(
             client,
@@ -345,6 +358,10 @@ struct Prepared {
     upstream_reusable: bool,
     /// The whole body, read before the head goes out.
     gathered: Option<Gathered>,
+    /// That body compressed, as the client gets it.
+    compressed: Option<Vec<u8>>,
+    /// For a body compressed as it streams.
+    encoder: Option<Encoder>,
 }
 
 /// Where a body read whole is.
@@ -362,12 +379,14 @@ enum Gathered {
 /// length, or a chunked one that has all arrived with its head (a small
 /// dynamic page, not an event stream: what trickles in is not waited for).
 /// The fields `edits` names replace the backend's in the head (what the
-/// cache stores was taken before: see `Storing::tee`).
+/// cache stores was taken before: see `Storing::tee`), and with `gzip` a
+/// body of a type it lists goes out compressed to a client that takes it.
 fn prepare_response(
     fetched: &mut Fetched<'_>,
     how: &Relay,
     client: &Client,
     edits: &FieldEdits,
+    gzip: Option<&Gzip>,
 ) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
@@ -402,13 +421,6 @@ fn prepare_response(
         _ => kind,
     };
 
-    // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
-    // is sent raw and ended by closing the connection (`how` already
-    // closes one whose request body was cut short, see [`relay`]).
-    let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
-    let rechunk = delimited_by_close && how.version == Version::Http11;
-    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
-
     // Responses to HEAD and 304s describe a body they do not carry: keep
     // the backend's Content-Length for them (never on a 204), if it is
     // one number; another value says nothing a client could use.
@@ -418,6 +430,42 @@ fn prepare_response(
         }
         _ => None,
     };
+    // A response gzip may compress says in `Vary` that it is compressed
+    // for some clients, and is compressed for this one if it takes gzip:
+    // whole when it was read whole, else as it streams, in chunks.
+    let length = match kind {
+        BodyKind::Length(n) => Some(n),
+        BodyKind::Empty => described_length,
+        _ => None,
+    };
+    let coding = gzip.filter(|g| g.suits(response.status, &response.headers, length));
+    let compress = coding.filter(|_| how.takes_gzip);
+    let compressed = match (compress, &gathered, kind) {
+        (Some(g), Some(Gathered::OnConnection(n)), BodyKind::Length(_)) => {
+            Some(g.compress(&up.conn.buffered()[..*n]))
+        }
+        (Some(g), Some(Gathered::Decoded(body)), _) => Some(g.compress(body)),
+        _ => None,
+    };
+    let streams_compressed = compress.is_some() && gathered.is_none();
+    let mut coding_fields = Vec::new();
+    if compress.is_some() {
+        gzip::push_compressed_fields(&mut coding_fields, &response.headers);
+        for name in gzip::REPLACED_FIELDS {
+            response.headers.remove(name);
+        }
+    } else if coding.is_some() {
+        gzip::push_vary(&mut coding_fields, &response.headers);
+        response.headers.remove("vary");
+    }
+
+    // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
+    // is sent raw and ended by closing the connection (`how` already
+    // closes one whose request body was cut short, see [`relay`]).
+    let delimited_by_close =
+        matches!(kind, BodyKind::Chunked | BodyKind::UntilClose) || streams_compressed;
+    let rechunk = delimited_by_close && how.version == Version::Http11;
+    let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
     strip_hop_by_hop(&mut response.headers, false);
     // Ours says what the cache did; the backend's (a cache behind it)
     // would sit beside it, and clients read the first.
@@ -430,6 +478,7 @@ fn prepare_response(
     let mut head = Vec::with_capacity(512 + edits.set_lines().len());
     response.version = Version::Http11;
     response.write_start(&mut head);
+    head.extend_from_slice(&coding_fields);
     head.extend_from_slice(edits.set_lines());
     if let Some(status) = how.x_cache {
         let _ = write!(head, "X-Cache: {status}\r\n");
@@ -443,16 +492,16 @@ fn prepare_response(
             );
         }
     }
-    match kind {
-        BodyKind::Length(n) => {
-            push_field(&mut head, "Content-Length", n);
-        }
-        BodyKind::Empty => {
+    match (kind, &compressed) {
+        (_, Some(body)) => push_field(&mut head, "Content-Length", body.len() as u64),
+        _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        (BodyKind::Length(n), None) => push_field(&mut head, "Content-Length", n),
+        // The length of a compressed body that did not come is unknown.
+        (BodyKind::Empty, None) if compress.is_none() => {
             if let Some(len) = described_length {
                 push_field(&mut head, "Content-Length", len);
             }
         }
-        _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         _ => {}
     }
     push_connection_header(&mut head, keep_alive, how.version);
@@ -464,6 +513,8 @@ fn prepare_response(
         keep_alive,
         upstream_reusable,
         gathered,
+        compressed,
+        encoder: compress.filter(|_| streams_compressed).map(Gzip::encoder),
     })
 }
 
@@ -476,12 +527,14 @@ struct Broken {
     sent: u64,
 }
 
-/// Sends the head and a body read whole in one write; returns the body
-/// bytes sent.
+/// Sends the head and a body read whole in one write, `coded` as the
+/// client gets it (compressed, or `body` itself); returns the body bytes
+/// sent. The tee takes `body`, as the backend sent it.
 fn send_gathered(
     client: &mut Client,
     head: Vec<u8>,
     body: &[u8],
+    coded: &[u8],
     tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Broken> {
     if let Some(tee) = tee {
@@ -490,14 +543,14 @@ fn send_gathered(
     }
     let (written, result) = write_all_vectored_counting(
         client.conn.get_mut(),
-        &mut [IoSlice::new(&head), IoSlice::new(body)],
+        &mut [IoSlice::new(&head), IoSlice::new(coded)],
     );
     result.map_err(|_| Broken {
         failure: Failure::Client(None),
         head_sent: written > 0,
         sent: written.saturating_sub(head.len()) as u64,
     })?;
-    Ok(body.len() as u64)
+    Ok(coded.len() as u64)
 }
 
 /// Streams the body as it arrives; returns the body bytes sent, and
@@ -521,6 +574,7 @@ fn send_streamed(
     let mut reader = BodyReader::new(prepared.kind);
     let to: &TcpStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
+    let encoder = prepared.encoder;
     let watched = client.conn.buffered().is_empty().then_some(to);
     let storing = tee.is_some();
     let (sent, left) = fetched.up.conn.read_through(
@@ -530,7 +584,11 @@ fn send_streamed(
             source
         },
         |conn| {
-            let sent = copy_body(&mut reader, conn, &mut &*to, head, prepared.rechunk, tee);
+            let framing = Framing {
+                chunked: prepared.rechunk,
+                encoder,
+            };
+            let sent = copy_body(&mut reader, conn, &mut &*to, head, framing, tee);
             (sent, conn.get_ref().left)
         },
     );
@@ -614,6 +672,14 @@ fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<bool, Failure> {
     Ok(true)
 }
 
+/// How a streamed body goes to the client.
+struct Framing {
+    /// In chunks (the client's length being unknown).
+    chunked: bool,
+    /// Compressed as it goes.
+    encoder: Option<Encoder>,
+}
+
 /// Streams a body from `from` to `to`, the head, unless already sent
 /// (`None`), going out with the first piece. Returns the body bytes sent.
 fn copy_body(
@@ -621,11 +687,14 @@ fn copy_body(
     from: &mut BufConn<WatchingClose<'_>>,
     to: &mut impl Write,
     head: Option<Vec<u8>>,
-    chunked: bool,
+    framing: Framing,
     mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Broken> {
+    let Framing {
+        chunked,
+        mut encoder,
+    } = framing;
     let mut pending_head = head;
-    let mut size_line = Vec::new();
     let mut sent = 0u64;
     // The head counts as sent once any byte of the write it went in did.
     let client_gone = |sent, head: &[u8], written: usize| Broken {
@@ -654,22 +723,13 @@ fn copy_body(
             given_up = copy.overflowed;
         }
         let head = pending_head.take().unwrap_or_default();
-        size_line.clear();
-        if chunked {
-            chunk_size_line(piece.len(), &mut size_line);
-        }
-        let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-        let (written, result) = write_all_vectored_counting(
-            to,
-            &mut [
-                IoSlice::new(&head),
-                IoSlice::new(&size_line),
-                IoSlice::new(piece),
-                IoSlice::new(tail),
-            ],
-        );
+        let out = match encoder.as_mut() {
+            Some(encoder) => encoder.push(piece),
+            None => piece,
+        };
+        let (written, result) = write_piece(to, &head, out, chunked, b"");
         result.map_err(|_| client_gone(sent, &head, written))?;
-        sent += piece.len() as u64;
+        sent += out.len() as u64;
         if given_up {
             // Nothing will be stored: the response is now its client's
             // alone, not worth reading on once it has left.
@@ -681,11 +741,40 @@ fn copy_body(
         tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
+    let rest = encoder.map(Encoder::finish).unwrap_or_default();
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
-    if !head.is_empty() || !last.is_empty() {
-        let (written, result) =
-            write_all_vectored_counting(to, &mut [IoSlice::new(&head), IoSlice::new(last)]);
+    if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
+        let (written, result) = write_piece(to, &head, &rest, chunked, last);
         result.map_err(|_| client_gone(sent, &head, written))?;
+        sent += rest.len() as u64;
     }
     Ok(sent)
+}
+
+/// Writes `head` (maybe empty), a piece of body (in a chunk of its own
+/// when `chunked`; none for an empty piece, which would read as the last
+/// chunk) and `after`, in one `writev`.
+fn write_piece(
+    to: &mut impl Write,
+    head: &[u8],
+    piece: &[u8],
+    chunked: bool,
+    after: &[u8],
+) -> (usize, std::io::Result<()>) {
+    let mut size_line = Vec::new();
+    let framed = chunked && !piece.is_empty();
+    if framed {
+        chunk_size_line(piece.len(), &mut size_line);
+    }
+    let tail: &[u8] = if framed { b"\r\n" } else { b"" };
+    write_all_vectored_counting(
+        to,
+        &mut [
+            IoSlice::new(head),
+            IoSlice::new(&size_line),
+            IoSlice::new(piece),
+            IoSlice::new(tail),
+            IoSlice::new(after),
+        ],
+    )
 }

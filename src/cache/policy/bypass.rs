@@ -4,9 +4,9 @@
 //! `Cookie` that names a session. A signed-in user's request is neither
 //! answered from the cache nor stored, while everyone else's is.
 
-use super::patterns::{Listing, NamePatterns};
 use crate::http::head::is_tchar;
 use crate::http::Headers;
+use crate::patterns::{Listing, NamePatterns};
 
 /// Cookie names whose presence in a request bypasses the cache: each is
 /// exact, or a prefix (written with a trailing `*`, as WordPress's
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn names_are_tokens_with_an_optional_trailing_star() {
-        use super::super::patterns::Pattern;
+        use crate::patterns::Pattern;
         let wp = BypassCookies::parse("wordpress_logged_in_*, wp-postpass_* ,sessionid").unwrap();
         assert_eq!(
             wp.names.patterns(),

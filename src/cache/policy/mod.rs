@@ -14,7 +14,7 @@
 //! - `key`: cache keys and Vary.
 //! - `params`: query parameters left out of the key (the
 //!   `cache_key_ignore_params` setting).
-//! - `patterns`: the name lists (`utm_*, gclid`) those two settings take.
+//!   Both lists are `crate::patterns` lists (`utm_*, gclid`).
 //! - `conditional`: conditional requests, and what a 304 (or a HEAD's
 //!   200) refreshes.
 //!
@@ -26,7 +26,6 @@ mod conditional;
 mod directives;
 mod key;
 mod params;
-mod patterns;
 #[cfg(test)]
 mod test_support;
 mod valid;

@@ -7,7 +7,7 @@
 //! the query as sent (see `key::push_query` for how the key is built).
 
 use super::key::push_path;
-use super::patterns::{Listing, NamePatterns};
+use crate::patterns::{Listing, NamePatterns};
 
 /// Parameter names left out of the cache key: each exact, or a prefix
 /// (written with a trailing `*`, as `utm_*`); a lone `*` is the empty
@@ -84,7 +84,7 @@ fn escapes_are_whole(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    use super::super::patterns::Pattern;
+    use crate::patterns::Pattern;
 
     fn names(v: &str) -> Vec<Pattern> {
         IgnoredParams::parse(v).unwrap().names.patterns().to_vec()

@@ -1,9 +1,10 @@
-//! Lists of names as the cache's settings write them: comma separated,
-//! each name exact or, with a trailing `*`, a prefix (`utm_*`,
-//! `wordpress_logged_in_*`); a lone `*` is the empty prefix, every name.
-//! `cache_bypass_cookies` lists cookies, `cache_key_ignore_params` query
-//! parameters: what a name may hold, and how it is spelled to be
-//! compared, is theirs; the list, its checks and its matching are here.
+//! Lists of names as several settings write them: comma separated, each
+//! name exact or, with a trailing `*`, a prefix (`utm_*`,
+//! `wordpress_logged_in_*`, `text/*`); a lone `*` is the empty prefix,
+//! every name. `cache_bypass_cookies` lists cookies,
+//! `cache_key_ignore_params` query parameters, `gzip_types` media types:
+//! what a name may hold, and how it is spelled to be compared, is theirs;
+//! the list, its checks and its matching are here.
 
 /// A parsed list; empty when the setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub struct NamePatterns {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Pattern {
+pub(crate) enum Pattern {
     Exact(Box<[u8]>),
     Prefix(Box<[u8]>),
 }
@@ -27,7 +28,7 @@ impl Pattern {
 }
 
 /// How a setting speaks of what it lists, for its error messages.
-pub(super) struct Listing {
+pub(crate) struct Listing {
     /// `cookie names`.
     pub what: &'static str,
     /// A list as it might be written: `wordpress_logged_in_*, wp-postpass_*`.
@@ -45,7 +46,7 @@ impl NamePatterns {
     /// `v` as `listing` describes it; `spell` checks one name (its `*`
     /// taken off) and gives it as names are compared, or says what is
     /// wrong with it. Empty (or blank) is the empty list.
-    pub(super) fn parse(
+    pub(crate) fn parse(
         v: &str,
         listing: &Listing,
         spell: impl Fn(&str) -> Result<Vec<u8>, String>,
@@ -109,7 +110,7 @@ impl NamePatterns {
     }
 
     #[cfg(test)]
-    pub(super) fn patterns(&self) -> &[Pattern] {
+    pub(crate) fn patterns(&self) -> &[Pattern] {
         &self.patterns
     }
 }

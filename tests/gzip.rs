@@ -1,0 +1,329 @@
+//! `gzip`: responses of the listed types go compressed to clients that
+//! take gzip, relayed (read whole or streamed) and from the cache, which
+//! compresses an entry once and keeps the copy; other clients get the
+//! body as the backend sent it, and every client is told in `Vary`.
+
+mod support;
+
+use flate2::read::GzDecoder;
+use inverso::gzip::MediaTypes;
+use inverso::Config;
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use support::*;
+
+const GZIP: (&str, &str) = ("Accept-Encoding", "gzip, deflate, br");
+
+fn gzip_on(c: &mut Config) {
+    c.gzip = true;
+    c.gzip_types = MediaTypes::parse("text/html, text/plain, application/json").unwrap();
+    c.gzip_min_length = 100;
+}
+
+fn cache_on(c: &mut Config) {
+    gzip_on(c);
+    c.cache_size = 8 << 20;
+    c.max_object_size = Some(1 << 20);
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip stream");
+    out
+}
+
+/// Text that compresses well, and that a test can tell from other text.
+fn page(len: usize) -> Vec<u8> {
+    let line = b"<p>inverso compresses what it relays, once per cached entry</p>\n";
+    line.iter().copied().cycle().take(len).collect()
+}
+
+/// A backend answering every request with `page(len)` as `fields` say.
+fn origin(len: usize, fields: &'static [(&'static str, &'static str)]) -> Backend {
+    let body = page(len);
+    Backend::start("origin", move |_, out| {
+        respond(out, 200, fields, &body);
+        Action::KeepAlive
+    })
+}
+
+const HTML: &[(&str, &str)] = &[
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("ETag", "\"v1\""),
+    ("Accept-Ranges", "bytes"),
+];
+
+#[test]
+fn a_relayed_page_goes_compressed_to_a_client_that_takes_gzip_and_whole_to_others() {
+    let backend = origin(5000, HTML);
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+
+    let zipped = client.get_with("/", &[GZIP]);
+    assert_eq!(zipped.status, 200);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert!(zipped.body.len() < 1000, "{} bytes", zipped.body.len());
+    assert_eq!(
+        zipped.header("content-length"),
+        Some(zipped.body.len().to_string().as_str()),
+        "read whole, it goes with its length"
+    );
+    assert_eq!(gunzip(&zipped.body), page(5000));
+    assert_eq!(zipped.header("etag"), Some("W/\"v1\""));
+    assert_eq!(zipped.header("vary"), Some("Accept-Encoding"));
+    assert!(!zipped.head.has("accept-ranges"));
+
+    // The same connection, a client that does not take gzip.
+    for plain in [
+        client.get("/"),
+        client.get_with("/", &[("Accept-Encoding", "gzip;q=0, br")]),
+    ] {
+        assert_eq!(plain.status, 200);
+        assert!(!plain.head.has("content-encoding"));
+        assert_eq!(plain.body, page(5000));
+        assert_eq!(plain.header("etag"), Some("\"v1\""));
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(plain.header("accept-ranges"), Some("bytes"));
+    }
+    // The backend was asked as the client asked.
+    let seen = backend.seen();
+    assert_eq!(
+        seen[0].field_or("accept-encoding", "-"),
+        "gzip, deflate, br"
+    );
+    assert_eq!(seen[1].field_or("accept-encoding", "-"), "-");
+}
+
+#[test]
+fn a_large_body_is_compressed_as_it_streams_in_chunks() {
+    // Past response_buffer_size (64 KiB): streamed, not read whole.
+    let len = 600 * 1024;
+    let backend = origin(len, &[("Content-Type", "text/plain"), ("Vary", "Origin")]);
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let zipped = client.get_with("/big", &[GZIP]);
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+        assert!(zipped.head.is_chunked());
+        assert!(!zipped.head.has("content-length"));
+        assert_eq!(zipped.header("vary"), Some("Origin, Accept-Encoding"));
+        assert!(zipped.body.len() < len / 10);
+        assert_eq!(gunzip(&zipped.body), page(len));
+    }
+    // Kept alive through both, over one backend connection.
+    assert_eq!(backend.connections(), 1);
+}
+
+#[test]
+fn a_chunked_stream_reaches_the_client_piece_by_piece_not_held_for_the_end() {
+    let gate = Gate::new();
+    let open = gate.clone();
+    let backend = Backend::start("stream", move |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+              b\r\nfirst piece\r\n",
+        );
+        // The second piece only once the client has decoded the first.
+        open.wait();
+        let _ = out.write_all(b"c\r\nsecond piece\r\n0\r\n\r\n");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: test.example\r\nAccept-Encoding: gzip\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert_eq!(head.get("content-encoding"), Some("gzip"));
+    assert!(head.is_chunked());
+    // The first chunk of the compressed stream decodes to the first piece.
+    let size = usize::from_str_radix(&client.reader.read_line().unwrap(), 16).unwrap();
+    let first = client.reader.read_exact_body(size).unwrap();
+    assert_eq!(client.reader.read_line().unwrap(), "");
+    let mut decoded = Vec::new();
+    let _ = GzDecoder::new(&first[..]).read_to_end(&mut decoded);
+    assert_eq!(decoded, b"first piece");
+    gate.open();
+    let rest = client.reader.read_chunked().unwrap();
+    let whole: Vec<u8> = first.into_iter().chain(rest).collect();
+    assert_eq!(gunzip(&whole), b"first piecesecond piece");
+}
+
+#[test]
+fn what_is_not_listed_coded_partial_small_or_no_transform_goes_as_it_came() {
+    type Case = (&'static str, &'static [(&'static str, &'static str)], usize);
+    let cases: &[Case] = &[
+        ("png", &[("Content-Type", "image/png")], 5000),
+        (
+            "coded",
+            &[("Content-Type", "text/html"), ("Content-Encoding", "br")],
+            5000,
+        ),
+        (
+            "no-transform",
+            &[
+                ("Content-Type", "text/html"),
+                ("Cache-Control", "no-transform"),
+            ],
+            5000,
+        ),
+        ("small", &[("Content-Type", "text/html")], 99),
+        ("untyped", &[], 5000),
+    ];
+    for &(name, fields, len) in cases {
+        let backend = origin(len, fields);
+        let proxy = start_proxy(&[backend.addr], gzip_on);
+        let response = proxy.connect().get_with("/", &[GZIP]);
+        assert_eq!(response.status, 200, "{name}");
+        assert_eq!(response.body, page(len), "{name}");
+        assert_eq!(
+            response.header("content-encoding"),
+            fields
+                .iter()
+                .find(|(n, _)| *n == "Content-Encoding")
+                .map(|(_, v)| *v),
+            "{name}"
+        );
+        assert!(!response.head.has("vary"), "{name}");
+    }
+
+    // A part of the body, as the backend cut it.
+    let backend = Backend::start("ranges", |_, out| {
+        respond(
+            out,
+            206,
+            &[
+                ("Content-Type", "text/html"),
+                ("Content-Range", "bytes 0-199/5000"),
+            ],
+            &page(200),
+        );
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let part = proxy
+        .connect()
+        .get_with("/", &[GZIP, ("Range", "bytes=0-199")]);
+    assert_eq!(part.status, 206);
+    assert!(!part.head.has("content-encoding"));
+    assert_eq!(part.body, page(200));
+}
+
+#[test]
+fn head_says_the_coding_without_a_length_and_http_1_0_gets_the_body_as_it_came() {
+    let backend = origin(5000, HTML);
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    let head = client.head_with("/", &[GZIP]);
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_eq!(head.header("etag"), Some("W/\"v1\""));
+    // Its compressed length is not known without the body.
+    assert!(!head.head.has("content-length"));
+    // Still in step: the HEAD carried no body.
+    assert_eq!(gunzip(&client.get_with("/", &[GZIP]).body), page(5000));
+
+    let mut old = proxy.connect();
+    old.send(b"GET / HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n");
+    let response = old.response();
+    assert!(!response.head.has("content-encoding"));
+    assert_eq!(response.body, page(5000));
+}
+
+#[test]
+fn off_by_default_a_client_that_takes_gzip_gets_the_body_as_it_came() {
+    let backend = origin(5000, HTML);
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let response = proxy.connect().get_with("/", &[GZIP]);
+    assert!(!response.head.has("content-encoding"));
+    assert!(!response.head.has("vary"));
+    assert_eq!(response.header("etag"), Some("\"v1\""));
+    assert_eq!(response.body, page(5000));
+}
+
+const CACHED_HTML: &[(&str, &str)] = &[
+    ("Content-Type", "text/html"),
+    ("Cache-Control", "max-age=60"),
+    ("ETag", "\"v2\""),
+];
+
+#[test]
+fn a_cached_entry_is_stored_as_it_came_and_compressed_once_for_every_hit() {
+    let backend = origin(20_000, CACHED_HTML);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let cache = Arc::clone(proxy.handle().cache().expect("the cache is on"));
+    let mut client = proxy.connect();
+
+    let miss = client.get_with("/doc", &[GZIP]);
+    assert_eq!(miss.header("x-cache"), Some("MISS"));
+    assert_eq!(miss.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&miss.body), page(20_000));
+    let stored_weight = cache.bytes();
+
+    let hit = client.get_with("/doc", &[GZIP]);
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    assert_eq!(hit.header("content-encoding"), Some("gzip"));
+    assert_eq!(hit.header("etag"), Some("W/\"v2\""));
+    assert_eq!(hit.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        hit.header("content-length"),
+        Some(hit.body.len().to_string().as_str())
+    );
+    assert_eq!(gunzip(&hit.body), page(20_000));
+    // The compressed copy now counts against the capacity.
+    assert_eq!(cache.bytes(), stored_weight + hit.body.len() as u64);
+
+    // Hits share the copy: the same bytes, and nothing counted twice.
+    let again = client.get_with("/doc", &[GZIP]);
+    assert_eq!(again.body, hit.body);
+    assert_eq!(cache.bytes(), stored_weight + hit.body.len() as u64);
+
+    // A HEAD from the cache knows the compressed length.
+    let head = client.head_with("/doc", &[GZIP]);
+    assert_eq!(
+        head.header("content-length"),
+        Some(hit.body.len().to_string().as_str())
+    );
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+
+    // A client that does not take gzip: the stored body, told it varies.
+    let plain = client.get("/doc");
+    assert_eq!(plain.header("x-cache"), Some("HIT"));
+    assert!(!plain.head.has("content-encoding"));
+    assert_eq!(plain.header("etag"), Some("\"v2\""));
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.header("accept-ranges"), Some("bytes"));
+    assert_eq!(plain.body, page(20_000));
+
+    // A range is cut from the stored body, uncompressed.
+    let part = client.get_with("/doc", &[GZIP, ("Range", "bytes=0-9")]);
+    assert_eq!(part.status, 206);
+    assert!(!part.head.has("content-encoding"));
+    assert_eq!(part.body, page(10));
+
+    assert_eq!(backend.requests(), 1);
+    assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 5);
+}
+
+#[test]
+fn a_conditional_hit_is_answered_304_with_the_validator_the_client_holds() {
+    let backend = origin(20_000, CACHED_HTML);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    let first = client.get_with("/doc", &[GZIP]);
+    let etag = first.header("etag").unwrap().to_string();
+    assert_eq!(etag, "W/\"v2\"");
+
+    let not_modified = client.get_with("/doc", &[GZIP, ("If-None-Match", &etag)]);
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.header("etag"), Some("W/\"v2\""));
+    assert_eq!(not_modified.header("vary"), Some("Accept-Encoding"));
+    assert!(!not_modified.head.has("content-encoding"));
+
+    // A client that holds the uncompressed body holds the strong tag.
+    let plain = client.get_with("/doc", &[("If-None-Match", "\"v2\"")]);
+    assert_eq!(plain.status, 304);
+    assert_eq!(plain.header("etag"), Some("\"v2\""));
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(backend.requests(), 1);
+}
