@@ -254,7 +254,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "balance",
         default: "round_robin",
-        help: "round_robin, weighted_round_robin, least_conn, ip_hash or random_two",
+        help: "round_robin, weighted_round_robin, least_conn, ip_hash, uri_hash or random_two",
         apply: |c, v| Balance::parse(v).map(|b| c.balance = b),
     },
     Key {
@@ -290,7 +290,7 @@ pub const KEYS: &[Key] = &[
         default: "0s",
         help: "how long a target back in rotation (after failing, or set ready again through the \
                admin listener) takes to get its whole share of requests, growing from none, as \
-               HAProxy's slowstart (not with ip_hash); 0 = at once",
+               HAProxy's slowstart (not with ip_hash or uri_hash); 0 = at once",
         apply: |c, v| parse_duration(v).map(|d| c.slow_start = d),
     },
     Key {

@@ -269,6 +269,7 @@ pub enum Balance {
     WeightedRoundRobin,
     LeastConn,
     IpHash,
+    UriHash,
     RandomTwo,
 }
 
@@ -278,6 +279,7 @@ impl Balance {
         ("weighted_round_robin", Balance::WeightedRoundRobin),
         ("least_conn", Balance::LeastConn),
         ("ip_hash", Balance::IpHash),
+        ("uri_hash", Balance::UriHash),
         ("random_two", Balance::RandomTwo),
     ];
 
@@ -842,7 +844,7 @@ impl Loader {
                 return Err(self.refused(
                     "targets",
                     format!(
-                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash or random_two)",
+                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash or random_two)",
                         t.as_written(), t.weight
                     ),
                 ));
@@ -1632,6 +1634,12 @@ mod tests {
         let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
         assert!(e.message.contains("least_conn"), "{e}");
+        assert!(e.message.contains("uri_hash"), "{e}");
+        // uri_hash takes weights, as ip_hash does.
+        let c = build("targets = 127.0.0.1:1 weight=3, 127.0.0.1:2\nbalance = uri_hash\n").unwrap();
+        assert_eq!(c.balance, Balance::UriHash);
+        assert_eq!(c.balance.name(), "uri_hash");
+        assert_eq!(c.targets[0].weight, 3);
         // A weight that round robin would silently ignore.
         let e = build("targets = 127.0.0.1:1 weight=2, 127.0.0.1:2\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:1");

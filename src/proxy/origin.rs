@@ -169,6 +169,11 @@ pub(super) fn fetch<'s>(
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = &shared.upstreams;
     let forwarded = prepare_request(head, send, client, shared);
+    // uri_hash's key: the path and query as the client sent them, an
+    // absolute-form target's without its scheme and host, so that either
+    // form of one URL goes to one target (the request-target the backend
+    // is sent, taken before anything in the head is edited).
+    let uri = forwarded.path.as_str();
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
@@ -184,7 +189,7 @@ pub(super) fn fetch<'s>(
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
         let waiting = queued.as_ref().map(|(place, _)| place);
-        let picked = upstreams.pick(client.real_ip, &tried, stuck_to, waiting);
+        let picked = upstreams.pick(client.real_ip, uri, &tried, stuck_to, waiting);
         let (index, busy) = match (picked, held.take()) {
             (Pick::Chosen(index, busy), answered) => {
                 queued = None;

@@ -2,9 +2,10 @@
 //! sockets, so each algorithm is a few lines and testable alone.
 //!
 //! What a balancer may look at is passed in a [`Context`]: the client's
-//! address (for `ip_hash`) and a view of the targets ([`Peers`]): their
-//! weights, requests in flight, and whether each may be chosen at all
-//! (down targets and targets already tried for this request may not).
+//! address (for `ip_hash`), the request's URI (for `uri_hash`) and a view
+//! of the targets ([`Peers`]): their weights, requests in flight, and
+//! whether each may be chosen at all (down targets and targets already
+//! tried for this request may not).
 //! When no target may be chosen a balancer says `None`; what to do then
 //! (try the least recently failed one) is the caller's policy.
 
@@ -39,6 +40,11 @@ pub trait Peers {
 /// Everything a pick may depend on.
 pub struct Context<'a> {
     pub client: IpAddr,
+    /// The request-target's path and query as the client sent them; for
+    /// an absolute-form target (`http://host/path?q`) its path and query
+    /// alone, so that one resource is one key however it is asked for
+    /// (`*` for an `OPTIONS` about the whole server, either way).
+    pub uri: &'a str,
     pub peers: &'a dyn Peers,
 }
 
@@ -55,7 +61,8 @@ pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balance
         Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
         Balance::LeastConn => Box::new(LeastConn::default()),
-        Balance::IpHash => Box::new(IpHash::new(names, weights)),
+        Balance::IpHash => Box::new(IpHash(Ring::new(names, weights))),
+        Balance::UriHash => Box::new(UriHash(Ring::new(names, weights))),
         Balance::RandomTwo => Box::new(RandomTwo),
     }
 }
@@ -202,19 +209,19 @@ pub const POINTS_PER_WEIGHT: u32 = 160;
 /// proportion to weight, rather than gigabytes.
 const MAX_RING_POINTS: u64 = 1 << 20;
 
-/// Consistent hashing of the client address: each target owns points on a
-/// ring (hashes of its name and a counter), and a client goes to the owner
-/// of the first point at or after its own hash. The hash is fixed (FNV-1a
-/// with a mixing step, not std's randomly keyed SipHash), so a client maps
-/// to the same target across restarts, and adding a target moves only the
-/// clients that land on its new points: about 1/N of them.
-pub struct IpHash {
+/// The ring of consistent hashing, for `ip_hash` and `uri_hash`: each
+/// target owns points on it (hashes of its name and a counter), and a key
+/// goes to the owner of the first point at or after its own hash. The hash
+/// is fixed (FNV-1a with a mixing step, not std's randomly keyed SipHash),
+/// so a key maps to the same target across restarts, and adding a target
+/// moves only the keys that land on its new points: about 1/N of them.
+pub struct Ring {
     /// (point, target index), sorted by point.
-    ring: Vec<(u64, usize)>,
+    points: Vec<(u64, usize)>,
     targets: usize,
 }
 
-impl IpHash {
+impl Ring {
     pub fn new(names: &[&str], weights: &[u32]) -> Self {
         let weight = |i: usize| u64::from(weights.get(i).copied().unwrap_or(1).max(1));
         let total: u64 = (0..names.len()).map(weight).sum::<u64>().max(1);
@@ -222,19 +229,19 @@ impl IpHash {
         // MAX_RING_POINTS however many targets and however heavy (at least
         // one point each).
         let scale = (u64::from(POINTS_PER_WEIGHT) * total).min(MAX_RING_POINTS);
-        let mut ring = Vec::new();
+        let mut points = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            let points = (scale * weight(i) / total).max(1);
-            for p in 0..points {
+            let count = (scale * weight(i) / total).max(1);
+            for p in 0..count {
                 let key = format!("{name}#{p}");
-                ring.push((stable_hash(key.as_bytes()), i));
+                points.push((stable_hash(key.as_bytes()), i));
             }
         }
         // Ties between points (vanishingly rare) are broken by index so
         // the ring does not depend on the order of insertion.
-        ring.sort_unstable();
-        IpHash {
-            ring,
+        points.sort_unstable();
+        Ring {
+            points,
             targets: names.len(),
         }
     }
@@ -244,15 +251,19 @@ impl IpHash {
     /// the walk would otherwise visit the whole ring for every request.
     fn owner(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
         let usable: Vec<bool> = (0..self.targets).map(usable).collect();
-        if !usable.contains(&true) || self.ring.is_empty() {
+        if !usable.contains(&true) || self.points.is_empty() {
             return None;
         }
-        let start = self.ring.partition_point(|&(point, _)| point < hash);
-        (0..self.ring.len())
-            .map(|k| self.ring[(start + k) % self.ring.len()].1)
+        let start = self.points.partition_point(|&(point, _)| point < hash);
+        (0..self.points.len())
+            .map(|k| self.points[(start + k) % self.points.len()].1)
             .find(|&i| usable.get(i).copied().unwrap_or(false))
     }
 }
+
+/// Consistent hashing of the client address: a client stays on one target
+/// while it can serve.
+pub struct IpHash(Ring);
 
 impl Balancer for IpHash {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
@@ -260,7 +271,22 @@ impl Balancer for IpHash {
             IpAddr::V4(ip) => stable_hash(&ip.octets()),
             IpAddr::V6(ip) => stable_hash(&ip.octets()),
         };
-        self.owner(hash, |i| cx.peers.usable(i))
+        self.0.owner(hash, |i| cx.peers.usable(i))
+    }
+}
+
+/// Consistent hashing of the request's URI, path and query, as nginx's
+/// `hash $request_uri consistent` and HAProxy's `balance uri whole` with
+/// `hash-type consistent`: a URL stays on one target while it can serve,
+/// so caching backends each hold their share of the URLs, not all of them.
+/// The URI is hashed as sent, not normalised (`/a%2Fb` is not `/a/b`):
+/// what the backends cache it under is theirs to decide.
+pub struct UriHash(Ring);
+
+impl Balancer for UriHash {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        let hash = stable_hash(cx.uri.as_bytes());
+        self.0.owner(hash, |i| cx.peers.usable(i))
     }
 }
 
@@ -418,6 +444,7 @@ mod tests {
         let peers = Ramping(vec![FULL_SHARE, FULL_SHARE / 10, FULL_SHARE]);
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            uri: "/",
             peers: &peers,
         };
         for balance in [
@@ -442,6 +469,7 @@ mod tests {
         let peers = Ramping(vec![FULL_SHARE; 3]);
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            uri: "/",
             peers: &peers,
         };
         let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
@@ -456,6 +484,7 @@ mod tests {
     fn picks(b: &dyn Balancer, peers: &Fake, n: usize) -> Vec<usize> {
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            uri: "/",
             peers,
         };
         (0..n).map(|_| b.pick(&cx).unwrap()).collect()
@@ -509,6 +538,7 @@ mod tests {
     fn pick_from(b: &dyn Balancer, peers: &dyn Peers) -> Option<usize> {
         b.pick(&Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            uri: "/",
             peers,
         })
     }
@@ -558,6 +588,7 @@ mod tests {
         let none = Fake(vec![(1, 0, false); 3]);
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            uri: "/",
             peers: &none,
         };
         assert_eq!(rr.pick(&cx), None);
@@ -634,13 +665,13 @@ mod tests {
         (0..n).map(|i| format!("10.0.0.{i}:80")).collect()
     }
 
-    fn ring(names: &[String]) -> IpHash {
+    fn ring(names: &[String]) -> Ring {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        IpHash::new(&names, &vec![1; names.len()])
+        Ring::new(&names, &vec![1; names.len()])
     }
 
     /// The ring owner of many client addresses, by target name.
-    fn owners(hash: &IpHash, names: &[String]) -> Vec<String> {
+    fn owners(hash: &Ring, names: &[String]) -> Vec<String> {
         (0..20_000u32)
             .map(|k| {
                 let ip = Ipv4Addr::from(0x0a00_0000 + k * 7919);
@@ -686,10 +717,11 @@ mod tests {
     #[test]
     fn ip_hash_keeps_a_client_and_walks_past_unusable_targets() {
         let names = names(3);
-        let hash = ring(&names);
+        let hash = IpHash(ring(&names));
         let mut peers = Fake::even(3);
         let cx = Context {
             client: "192.0.2.7".parse().unwrap(),
+            uri: "/",
             peers: &peers,
         };
         let home = hash.pick(&cx).unwrap();
@@ -697,11 +729,118 @@ mod tests {
         peers.0[home].2 = false;
         let cx = Context {
             client: "192.0.2.7".parse().unwrap(),
+            uri: "/",
             peers: &peers,
         };
         let other = hash.pick(&cx).unwrap();
         assert_ne!(other, home);
         assert!((0..50).all(|_| hash.pick(&cx) == Some(other)));
+    }
+
+    /// URIs as a site's are: paths of a few shapes, some with a query.
+    fn uris(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|k| match k % 3 {
+                0 => format!("/static/img/{k}.png"),
+                1 => format!("/products/{k}?page={}", k % 7),
+                _ => format!("/search?q=item{k}&sort=price"),
+            })
+            .collect()
+    }
+
+    /// The target `b` picks for each of `uris`, asked by `client`.
+    fn by_uri(b: &dyn Balancer, peers: &dyn Peers, client: IpAddr, uris: &[String]) -> Vec<usize> {
+        (uris.iter())
+            .map(|uri| {
+                let cx = Context { client, uri, peers };
+                b.pick(&cx).expect("a usable target")
+            })
+            .collect()
+    }
+
+    fn uri_hash(names: &[String], weights: &[u32]) -> Box<dyn Balancer> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        new(Balance::UriHash, &names, weights)
+    }
+
+    #[test]
+    fn uri_hash_sends_a_uri_to_one_target_whoever_asks() {
+        let names = names(3);
+        let uris = uris(3_000);
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let b = uri_hash(&names, &[1; 3]);
+        let first = by_uri(&*b, &Fake::even(3), local, &uris);
+        assert_eq!(first, by_uri(&*b, &Fake::even(3), local, &uris));
+        // Another client, and a balancer built again (a restart): the same.
+        let other = "2001:db8::7".parse().unwrap();
+        let again = uri_hash(&names, &[1; 3]);
+        assert_eq!(first, by_uri(&*again, &Fake::even(3), other, &uris));
+        // The query counts: these differ in it alone, and do not all
+        // share one target.
+        let pages: Vec<String> = (0..60).map(|p| format!("/list?page={p}")).collect();
+        let owners = by_uri(&*b, &Fake::even(3), local, &pages);
+        assert!(owners.iter().any(|&o| o != owners[0]), "{owners:?}");
+        // No ramp under slow_start: a URL stays where its cache is.
+        let ramping = Ramping(vec![FULL_SHARE, FULL_SHARE / 10, FULL_SHARE]);
+        assert_eq!(first, by_uri(&*b, &ramping, local, &uris));
+    }
+
+    #[test]
+    fn uri_hash_spreads_uris_in_proportion_to_weights() {
+        let names = names(3);
+        let weights = [3, 1, 2];
+        let b = uri_hash(&names, &weights);
+        let peers = Fake(weights.iter().map(|&w| (w, 0, true)).collect());
+        let owners = by_uri(&*b, &peers, IpAddr::V4(Ipv4Addr::LOCALHOST), &uris(30_000));
+        let mut counts = [0usize; 3];
+        for &o in &owners {
+            counts[o] += 1;
+        }
+        // 15000, 5000 and 10000 expected: each within a fifth of its
+        // share, far from an even 10000 each for the first two.
+        for (i, &w) in weights.iter().enumerate() {
+            let expected = 30_000 * w as usize / 6;
+            let bound = expected / 5;
+            assert!(
+                counts[i].abs_diff(expected) < bound,
+                "target {i}: {} of {expected}, {counts:?}",
+                counts[i]
+            );
+        }
+    }
+
+    #[test]
+    fn uri_hash_moves_only_the_uris_of_a_target_that_goes_down() {
+        let names = names(4);
+        let uris = uris(8_000);
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let b = uri_hash(&names, &[1; 4]);
+        let before = by_uri(&*b, &Fake::even(4), local, &uris);
+        let mut peers = Fake::even(4);
+        peers.0[2].2 = false;
+        let after = by_uri(&*b, &peers, local, &uris);
+        let mut took_over = [0usize; 4];
+        for (k, (&was, &now)) in before.iter().zip(&after).enumerate() {
+            if was == 2 {
+                assert_ne!(now, 2, "{}", uris[k]);
+                took_over[now] += 1;
+            } else {
+                assert_eq!(now, was, "{} moved off a target still up", uris[k]);
+            }
+        }
+        // Its URIs went on to the next points of the ring: spread over
+        // the others, not piled on one.
+        assert_eq!(took_over[2], 0);
+        assert!(
+            took_over.iter().filter(|&&n| n > 0).count() >= 2,
+            "{took_over:?}"
+        );
+        assert_eq!(
+            took_over.iter().sum::<usize>(),
+            before.iter().filter(|&&o| o == 2).count()
+        );
+        // Back up, it has its own again.
+        assert_eq!(before, by_uri(&*b, &Fake::even(4), local, &uris));
     }
 
     #[test]
@@ -734,16 +873,16 @@ mod tests {
         for n in [100, 200] {
             let names = names(n);
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let hash = IpHash::new(&names, &vec![10_000; n]);
-            assert!(hash.ring.len() as u64 <= MAX_RING_POINTS, "{n} targets");
+            let hash = Ring::new(&names, &vec![10_000; n]);
+            assert!(hash.points.len() as u64 <= MAX_RING_POINTS, "{n} targets");
         }
         // Still in proportion: one target with twice the weight.
         let names = names(100);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut weights = [5_000; 100];
         weights[0] = 10_000;
-        let hash = IpHash::new(&names, &weights);
-        let points = |i| hash.ring.iter().filter(|&&(_, t)| t == i).count() as i64;
+        let hash = Ring::new(&names, &weights);
+        let points = |i| hash.points.iter().filter(|&&(_, t)| t == i).count() as i64;
         assert!(
             (points(0) - 2 * points(1)).abs() <= 2,
             "{} {}",
@@ -756,7 +895,7 @@ mod tests {
     fn ip_hash_asks_each_target_once_and_gives_up_when_none_is_usable() {
         let names = names(3);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let hash = IpHash::new(&names, &[10_000; 3]);
+        let hash = Ring::new(&names, &[10_000; 3]);
         let asked = std::cell::Cell::new(0);
         let owner = hash.owner(42, |_| {
             asked.set(asked.get() + 1);

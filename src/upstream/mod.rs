@@ -134,8 +134,8 @@ pub struct Upstreams {
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
 /// their own (as nginx's do): over the whole list, round robin would hand
-/// a primary the turns of each backup it skips, and ip_hash would move
-/// clients when a backup is added.
+/// a primary the turns of each backup it skips, and ip_hash and uri_hash
+/// would move clients and URLs when a backup is added.
 struct Group {
     balancer: Box<dyn Balancer>,
     /// Indexes into [`Upstreams::targets`].
@@ -367,7 +367,8 @@ impl Upstreams {
         self.connect_timeout
     }
 
-    /// The backend for the next request of `client`, skipping targets
+    /// The backend for the next request of `client` for `uri` (the path
+    /// and query `uri_hash` hashes, see [`Context::uri`]), skipping targets
     /// marked in `tried` (indexed like [`Upstreams::targets`]). Backups
     /// are chosen from (by the same algorithm) only when no other target
     /// is left. A target drained or in maintenance gets no new request;
@@ -385,6 +386,7 @@ impl Upstreams {
     pub fn pick(
         &self,
         client: IpAddr,
+        uri: &str,
         tried: &[bool],
         stuck_to: Option<&str>,
         waiting: Option<&slots::Waiting>,
@@ -409,7 +411,7 @@ impl Upstreams {
         // A target's last slot taken by another request between the choice
         // and the count: choose again (it now counts as full).
         for _ in 0..=self.targets.len() {
-            match self.choose(client, tried, now, waiting) {
+            match self.choose(client, uri, tried, now, waiting) {
                 Choice::Target(index) => {
                     if let Some(busy) = take(index) {
                         return Pick::Chosen(index, busy);
@@ -426,6 +428,7 @@ impl Upstreams {
     fn choose(
         &self,
         client: IpAddr,
+        uri: &str,
         tried: &[bool],
         now: Instant,
         waiting: Option<&slots::Waiting>,
@@ -441,6 +444,7 @@ impl Upstreams {
             };
             let cx = Context {
                 client,
+                uri,
                 peers: &candidates,
             };
             if let Some(i) = group.balancer.pick(&cx) {
@@ -686,6 +690,7 @@ mod tests {
             Balance::WeightedRoundRobin,
             Balance::LeastConn,
             Balance::IpHash,
+            Balance::UriHash,
             Balance::RandomTwo,
         ] {
             for max_conns in [None, Some(1)] {
@@ -696,13 +701,13 @@ mod tests {
                 }
                 let client = IpAddr::from([10, 0, 0, 1]);
                 for _ in 0..10 {
-                    let pick = up.pick(client, &[false; 3], None, None);
+                    let pick = up.pick(client, "/", &[false; 3], None, None);
                     assert!(matches!(pick, Pick::Unavailable), "{balance:?}");
                 }
                 // The one left ready gets them all.
                 up.set_admin_state(&up.targets()[2], AdminState::Ready);
                 for _ in 0..10 {
-                    match up.pick(client, &[false; 3], None, None) {
+                    match up.pick(client, "/", &[false; 3], None, None) {
                         Pick::Chosen(2, busy) => drop(busy),
                         _ => panic!("{balance:?}: not the ready target"),
                     }
@@ -717,22 +722,22 @@ mod tests {
         let client = IpAddr::from([10, 0, 0, 1]);
         let first = up.targets()[0].sticky_id.clone();
         up.set_admin_state(&up.targets()[0], AdminState::Drain);
-        let busy = match up.pick(client, &[false; 2], Some(&first), None) {
+        let busy = match up.pick(client, "/", &[false; 2], Some(&first), None) {
             Pick::Chosen(0, busy) => busy,
             _ => panic!("a drained target serves its sticky clients"),
         };
         // Full: its sticky clients wait for it; the others go elsewhere.
         assert!(matches!(
-            up.pick(client, &[false; 2], Some(&first), None),
+            up.pick(client, "/", &[false; 2], Some(&first), None),
             Pick::Full
         ));
         assert!(matches!(
-            up.pick(client, &[false; 2], None, None),
+            up.pick(client, "/", &[false; 2], None, None),
             Pick::Chosen(1, _)
         ));
         up.set_admin_state(&up.targets()[0], AdminState::Maint);
         assert!(matches!(
-            up.pick(client, &[false; 2], Some(&first), None),
+            up.pick(client, "/", &[false; 2], Some(&first), None),
             Pick::Chosen(1, _)
         ));
         drop(busy);
@@ -872,25 +877,25 @@ mod tests {
         let first = upstreams.enqueue(&tried, None);
         let second = upstreams.enqueue(&tried, None);
         assert!(matches!(
-            upstreams.pick(client, &tried, None, None),
+            upstreams.pick(client, "/", &tried, None, None),
             Pick::Full
         ));
         assert!(matches!(
-            upstreams.pick(client, &tried, None, Some(&second)),
+            upstreams.pick(client, "/", &tried, None, Some(&second)),
             Pick::Full
         ));
-        match upstreams.pick(client, &tried, None, Some(&first)) {
+        match upstreams.pick(client, "/", &tried, None, Some(&first)) {
             Pick::Chosen(0, busy) => drop(busy),
             _ => panic!("the first in line gets the slot"),
         }
         drop(first);
-        match upstreams.pick(client, &tried, None, Some(&second)) {
+        match upstreams.pick(client, "/", &tried, None, Some(&second)) {
             Pick::Chosen(0, busy) => drop(busy),
             _ => panic!("then the next"),
         }
         drop(second);
         assert!(matches!(
-            upstreams.pick(client, &tried, None, None),
+            upstreams.pick(client, "/", &tried, None, None),
             Pick::Chosen(0, _)
         ));
     }
