@@ -383,6 +383,88 @@ fn an_untrusted_peer_cannot_choose_its_address() {
 }
 
 #[test]
+fn uri_hash_sends_each_path_to_one_backend_and_spreads_paths_over_both() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| c.balance = Balance::UriHash);
+    let paths: Vec<String> = (0..40).map(|i| format!("/item/{i}?v=2")).collect();
+    // Each on a connection of its own: the connection plays no part.
+    let home: Vec<String> = (paths.iter())
+        .map(|path| {
+            let (status, backend) = get(&proxy, path);
+            assert_eq!(status, 200, "{path}");
+            backend
+        })
+        .collect();
+    let spread = tally(&home);
+    assert_eq!(spread.len(), 2, "40 paths, one backend: {spread:?}");
+    // Again and again on one connection: each path where it went first.
+    let mut client = proxy.connect();
+    for round in 0..5 {
+        for (path, home) in paths.iter().zip(&home) {
+            let response = client.get(path);
+            assert_eq!(response.status, 200, "{path}");
+            assert_eq!(
+                response.header("x-backend"),
+                Some(home.as_str()),
+                "{path}, round {round}"
+            );
+        }
+    }
+    // An absolute-form target is hashed by its path and query alone: the
+    // same resource, the same backend.
+    for (path, home) in paths.iter().zip(&home).take(10) {
+        let response = client.get(&format!("http://test.example{path}"));
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.header("x-backend"), Some(home.as_str()), "{path}");
+        assert!(response.body_str().contains(&format!(" GET {path} ")));
+    }
+    assert_eq!(a.requests() + b.requests(), 40 * 6 + 10);
+}
+
+#[test]
+fn under_uri_hash_the_paths_of_a_dead_backend_are_retried_on_the_other() {
+    let a = Backend::echo("a");
+    // Never marked down: every request hashed to the dead target is tried
+    // there and retried.
+    let proxy = start_proxy(&[dead_addr(), a.addr], |c| {
+        c.balance = Balance::UriHash;
+        c.max_fails = 0;
+    });
+    let mut client = proxy.connect();
+    for i in 0..30 {
+        let response = client.get(&format!("/page/{i}"));
+        assert_eq!(response.status, 200, "/page/{i}");
+        assert_eq!(response.header("x-backend"), Some("a"), "/page/{i}");
+    }
+    assert_eq!(a.requests(), 30);
+}
+
+#[test]
+fn a_sticky_cookie_wins_over_uri_hash() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        sticky(c);
+        c.balance = Balance::UriHash;
+    });
+    // `GET /` hashes to one of them; a cookie naming the other wins.
+    let (home, _) = get_sticky(&proxy, None);
+    let (other, other_name) = match home.as_str() {
+        "a" => (&b, "b"),
+        _ => (&a, "a"),
+    };
+    let id = inverso::upstream::sticky::id_of(&other.addr.to_string());
+    for _ in 0..5 {
+        assert_eq!(
+            get_sticky(&proxy, Some(&id)),
+            (other_name.to_string(), None)
+        );
+    }
+    assert_eq!(other.requests(), 5);
+}
+
+#[test]
 fn random_two_spreads_requests_over_every_target() {
     let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::echo(n)).collect();
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
@@ -1529,11 +1611,12 @@ fn targets_are_given_by_name() {
 // ------------------------------------------- drain and maint (admin listener)
 
 /// Every `balance` algorithm.
-const ALGORITHMS: [Balance; 5] = [
+const ALGORITHMS: [Balance; 6] = [
     Balance::RoundRobin,
     Balance::WeightedRoundRobin,
     Balance::LeastConn,
     Balance::IpHash,
+    Balance::UriHash,
     Balance::RandomTwo,
 ];
 

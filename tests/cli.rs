@@ -57,6 +57,22 @@ fn check_accepts_a_good_config_and_prints_the_effective_settings() {
     assert!(timeout.contains("default"), "{timeout}");
 }
 
+#[test]
+fn check_shows_balance_uri_hash_and_the_weights_it_takes() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001 weight=3, 127.0.0.1:9002\nbalance = uri_hash\n\
+         path_to_persistence =\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let balance = stdout
+        .lines()
+        .find(|l| l.starts_with("balance ="))
+        .expect("no balance line");
+    assert!(balance.starts_with("balance = uri_hash "), "{balance}");
+    assert!(balance.contains("proxy.conf:2"), "{balance}");
+    assert!(stdout.contains("127.0.0.1:9001 (weight 3)"), "{stdout}");
+}
+
 /// Asserts `check` fails with exit code 2 and a message located at `line`
 /// of the file that mentions every one of `words`.
 fn assert_rejected(text: &str, line: Option<usize>, words: &[&str]) {
