@@ -5,8 +5,10 @@
 //! `X-Origin` header, and serves a few paths that show off the proxy:
 //! `/` (not cacheable), `/cached` (cacheable for 30 s), `/edge` (kept by
 //! the proxy's cache for 30 s, `Surrogate-Control`, while browsers are told
-//! `no-store`), `/slow` (answers after a second), `/echo` (returns the
-//! request it saw, forwarding headers included).
+//! `no-store`), `/page` (an HTML page of a few KiB, cacheable, which the
+//! demo's proxy compresses for clients that take gzip), `/slow` (answers
+//! after a second), `/echo` (returns the request it saw, forwarding
+//! headers included).
 
 use crate::http::head::{find_head_end, parse_request, RequestLimits};
 use crate::http::{BodyKind, BodyReader, BufConn};
@@ -73,6 +75,7 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
         let n = served.fetch_add(1, Ordering::Relaxed) + 1;
         let path = head.path_and_query().into_owned();
         let mut edge = "";
+        let mut content_type = "text/plain";
         let (status, cache_control, body) = match path.split('?').next().unwrap_or("/") {
             "/" => (
                 200,
@@ -92,6 +95,10 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
                     format!("Kept by the proxy, not by browsers: from {name}, request #{n}\n"),
                 )
             }
+            "/page" => {
+                content_type = "text/html; charset=utf-8";
+                (200, "public, max-age=30", page(name, n))
+            }
             "/slow" => {
                 std::thread::sleep(Duration::from_secs(1));
                 (200, "no-store", format!("Slow answer from {name}\n"))
@@ -107,7 +114,7 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
         };
         let reason = if status == 200 { "OK" } else { "Not Found" };
         let response = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nCache-Control: {cache_control}\r\n{edge}X-Origin: {name}\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nCache-Control: {cache_control}\r\n{edge}X-Origin: {name}\r\nContent-Length: {}\r\n\r\n{}",
             body.len(),
             if head.is_head() { "" } else { &body }
         );
@@ -115,4 +122,20 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) {
             return;
         }
     }
+}
+
+/// A page of some size, as a web application would render it.
+fn page(name: &str, n: u64) -> String {
+    let mut html = format!(
+        "<!doctype html>\n<html><head><title>inverso demo</title></head><body>\n\
+         <h1>A page from {name}, made at request #{n}</h1>\n"
+    );
+    for i in 1..=40 {
+        html.push_str(&format!(
+            "<p>Paragraph {i}: text compresses well, so the proxy sends this page \
+             gzipped to a client that asks for it, and from its cache once stored.</p>\n"
+        ));
+    }
+    html.push_str("</body></html>\n");
+    html
 }

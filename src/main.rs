@@ -397,6 +397,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         // of 10,000 connections (nor the warning that the system's limits
         // would not give them).
         ("max_connections", "1000".to_string()),
+        ("gzip", "true".to_string()),
     ] {
         loader.flag(key, &value, "demo").map_err(Failure::usage)?;
     }
@@ -411,6 +412,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          \x20 curl -i {url}/              # answered by each origin in turn (round robin)\n\
          \x20 curl -i {url}/cached        # cacheable for 30 s\n\
          \x20 curl -i {url}/edge          # no-store for browsers, 30 s in the cache (Surrogate-Control)\n\
+         \x20 curl -si --compressed {url}/page | head -12   # gzipped for a client that takes it\n\
          \x20 curl -i {url}/echo          # what the origin received: X-Forwarded-For, Via, ...\n\
          \x20 curl -i {url}/slow          # an origin that takes a second\n\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
