@@ -727,6 +727,25 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests answered 403 because their client address was refused by allow_from or deny_from.",
         m.access_denied.load(Ordering::Relaxed),
     );
+    let gzip = &m.gzip;
+    counter(
+        &mut out,
+        "inverso_gzip_responses_total",
+        "Responses sent compressed with gzip, relayed or from the cache.",
+        gzip.responses.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_gzip_bytes_in_total",
+        "Body bytes of the responses sent compressed, before compression.",
+        gzip.bytes_in.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_gzip_bytes_out_total",
+        "Body bytes of the responses sent compressed, as sent.",
+        gzip.bytes_out.load(Ordering::Relaxed),
+    );
     counter(
         &mut out,
         "inverso_access_log_lost_lines_total",

@@ -39,6 +39,27 @@ pub struct Metrics {
     pub address_changes: AtomicU64,
     /// Requests refused 403 by `allow_from` or `deny_from`.
     pub access_denied: AtomicU64,
+    /// Responses sent compressed (`gzip`).
+    pub gzip: GzipCounters,
+}
+
+/// Responses sent compressed, and their body bytes before and after, as
+/// HAProxy's `comp_rsp`, `comp_in` and `comp_out`: what compression saves
+/// in bandwidth (a cache hit served from an entry's compressed copy counts
+/// as compressed again).
+#[derive(Debug, Default)]
+pub struct GzipCounters {
+    pub responses: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl GzipCounters {
+    pub fn count(&self, bytes_in: u64, bytes_out: u64) {
+        self.responses.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {

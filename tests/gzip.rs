@@ -25,6 +25,7 @@ fn cache_on(c: &mut Config) {
     gzip_on(c);
     c.cache_size = 8 << 20;
     c.max_object_size = Some(1 << 20);
+    c.admin_port = Some(0);
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -102,7 +103,10 @@ fn a_large_body_is_compressed_as_it_streams_in_chunks() {
     // Past response_buffer_size (64 KiB): streamed, not read whole.
     let len = 600 * 1024;
     let backend = origin(len, &[("Content-Type", "text/plain"), ("Vary", "Origin")]);
-    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        gzip_on(c);
+        c.admin_port = Some(0);
+    });
     let mut client = proxy.connect();
     for _ in 0..2 {
         let zipped = client.get_with("/big", &[GZIP]);
@@ -115,6 +119,14 @@ fn a_large_body_is_compressed_as_it_streams_in_chunks() {
     }
     // Kept alive through both, over one backend connection.
     assert_eq!(backend.connections(), 1);
+    let admin = proxy.handle().admin_addr().unwrap();
+    let text = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n").body_str();
+    let line = format!("inverso_gzip_bytes_in_total {}", 2 * len);
+    assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    assert!(
+        text.lines().any(|l| l == "inverso_gzip_responses_total 2"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -303,6 +315,19 @@ fn a_cached_entry_is_stored_as_it_came_and_compressed_once_for_every_hit() {
 
     assert_eq!(backend.requests(), 1);
     assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 5);
+
+    // Counted: the miss and two GET hits went compressed (not the HEAD).
+    let admin = proxy.handle().admin_addr().unwrap();
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let text = metrics.body_str();
+    let zipped = (miss.body.len() + 2 * hit.body.len()).to_string();
+    for line in [
+        "inverso_gzip_responses_total 3".to_string(),
+        format!("inverso_gzip_bytes_in_total {}", 3 * 20_000),
+        format!("inverso_gzip_bytes_out_total {zipped}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
 }
 
 #[test]

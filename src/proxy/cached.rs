@@ -17,6 +17,7 @@ use crate::http::date::format_http_date;
 use crate::http::edits::FieldEdits;
 use crate::http::range::{self, Multipart, Ranged};
 use crate::http::{RequestHead, Version};
+use crate::metrics::GzipCounters;
 use std::borrow::Cow;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,6 +153,7 @@ pub(super) fn serve_range(
         own_fields: &shared.cache_rules.own_fields,
         edits: &shared.config.response_headers,
         gzip: shared.gzip.as_ref(),
+        gzip_counters: &shared.metrics.gzip,
         takes_gzip: relay::takes_gzip(request, shared),
     };
     Some(serve_entry(
@@ -219,6 +221,7 @@ pub(super) fn serve(
         own_fields: &shared.cache_rules.own_fields,
         edits: &shared.config.response_headers,
         gzip: shared.gzip.as_ref(),
+        gzip_counters: &shared.metrics.gzip,
         takes_gzip: relay::takes_gzip(&request, shared),
     };
 
@@ -834,6 +837,7 @@ struct Answering<'a> {
     edits: &'a FieldEdits,
     /// With `gzip` on: what is compressed.
     gzip: Option<&'a Gzip>,
+    gzip_counters: &'a GzipCounters,
     /// The client takes gzip (see [`relay::takes_gzip`]).
     takes_gzip: bool,
 }
@@ -881,6 +885,7 @@ fn serve_entry(
         own_fields,
         edits,
         gzip,
+        gzip_counters,
         takes_gzip,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
@@ -913,6 +918,8 @@ fn serve_entry(
     let mut tail = Vec::with_capacity(room);
     // Several parts go out from the stored body (see `Multipart`).
     let mut multipart = None;
+    // The body goes compressed: counted once it went.
+    let mut compressed_from = None;
     let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) =
         if policy::not_modified(&request.headers, &entry.head) {
             let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
@@ -949,6 +956,9 @@ fn serve_entry(
                     });
                     let sent = compressed.unwrap_or(whole);
                     let body: &[u8] = if request.is_head() { b"" } else { sent };
+                    if compressed.is_some() && !request.is_head() {
+                        compressed_from = Some(len);
+                    }
                     let served = entry.served_head(own_fields);
                     // With an edited or replaced field stored, the head goes
                     // less that field's lines, copied to the start of `tail`
@@ -1038,6 +1048,9 @@ fn serve_entry(
         return Err(Refusal::silent());
     }
     let sent = written.saturating_sub(head.len() + tail.len());
+    if let (Some(len), Ok(())) = (compressed_from, &result) {
+        gzip_counters.count(len, body.len() as u64);
+    }
     Ok(Outcome {
         status: code,
         bytes: sent as u64,

@@ -17,6 +17,7 @@ use crate::http::conn::{SharedStream, Taken, WatchingClose};
 use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
+use crate::metrics::GzipCounters;
 use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
 use std::net::TcpStream;
@@ -170,21 +171,23 @@ pub(super) fn relay(
                 drop(fetched.up.conn);
             }
             let coded = prepared.compressed.as_deref().unwrap_or(&body);
-            send_gathered(client, prepared.head, &body, coded, tee)
-        }
-        None => send_streamed(
-            client,
-            &mut fetched,
-            prepared,
-            tee,
-            shared.upstreams.backend_timeout(),
-        )
-        .map(|(sent, reusable)| {
-            if reusable {
-                reuse(client, shared, target, fetched.up.conn);
+            let sent = send_gathered(client, prepared.head, &body, coded, tee);
+            if prepared.compressed.is_some() && sent.is_ok() {
+                shared
+                    .metrics
+                    .gzip
+                    .count(body.len() as u64, coded.len() as u64);
             }
             sent
-        }),
+        }
+        None => {
+            send_streamed(client, &mut fetched, prepared, tee, shared).map(|(sent, reusable)| {
+                if reusable {
+                    reuse(client, shared, target, fetched.up.conn);
+                }
+                sent
+            })
+        }
     };
     match sent {
         Ok(sent) => Ok(Outcome {
@@ -569,8 +572,9 @@ fn send_streamed(
     fetched: &mut Fetched<'_>,
     prepared: Prepared,
     tee: Option<&mut Tee<'_>>,
-    patience: Duration,
+    shared: &Shared,
 ) -> Result<(u64, bool), Broken> {
+    let patience = shared.upstreams.backend_timeout();
     let mut reader = BodyReader::new(prepared.kind);
     let to: &TcpStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
@@ -586,7 +590,7 @@ fn send_streamed(
         |conn| {
             let framing = Framing {
                 chunked: prepared.rechunk,
-                encoder,
+                encoder: encoder.map(|e| (e, &shared.metrics.gzip)),
             };
             let sent = copy_body(&mut reader, conn, &mut &*to, head, framing, tee);
             (sent, conn.get_ref().left)
@@ -673,11 +677,11 @@ fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<bool, Failure> {
 }
 
 /// How a streamed body goes to the client.
-struct Framing {
+struct Framing<'a> {
     /// In chunks (the client's length being unknown).
     chunked: bool,
-    /// Compressed as it goes.
-    encoder: Option<Encoder>,
+    /// Compressed as it goes, counted once it all went.
+    encoder: Option<(Encoder, &'a GzipCounters)>,
 }
 
 /// Streams a body from `from` to `to`, the head, unless already sent
@@ -687,7 +691,7 @@ fn copy_body(
     from: &mut BufConn<WatchingClose<'_>>,
     to: &mut impl Write,
     head: Option<Vec<u8>>,
-    framing: Framing,
+    framing: Framing<'_>,
     mut tee: Option<&mut Tee<'_>>,
 ) -> Result<u64, Broken> {
     let Framing {
@@ -696,6 +700,7 @@ fn copy_body(
     } = framing;
     let mut pending_head = head;
     let mut sent = 0u64;
+    let mut taken = 0u64;
     // The head counts as sent once any byte of the write it went in did.
     let client_gone = |sent, head: &[u8], written: usize| Broken {
         failure: Failure::Client(None),
@@ -723,8 +728,9 @@ fn copy_body(
             given_up = copy.overflowed;
         }
         let head = pending_head.take().unwrap_or_default();
+        taken += piece.len() as u64;
         let out = match encoder.as_mut() {
-            Some(encoder) => encoder.push(piece),
+            Some((encoder, _)) => encoder.push(piece),
             None => piece,
         };
         let (written, result) = write_piece(to, &head, out, chunked, b"");
@@ -741,12 +747,18 @@ fn copy_body(
         tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
-    let rest = encoder.map(Encoder::finish).unwrap_or_default();
+    let (rest, counters) = match encoder {
+        Some((encoder, counters)) => (encoder.finish(), Some(counters)),
+        None => (Vec::new(), None),
+    };
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
         let (written, result) = write_piece(to, &head, &rest, chunked, last);
         result.map_err(|_| client_gone(sent, &head, written))?;
         sent += rest.len() as u64;
+    }
+    if let Some(counters) = counters {
+        counters.count(taken, sent);
     }
     Ok(sent)
 }
