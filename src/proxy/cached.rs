@@ -948,7 +948,8 @@ fn serve_entry(
             match ranged {
                 Ranged::Whole => {
                     let compressed = coding.filter(|_| takes_gzip).map(|gzip| {
-                        let (compressed, made) = entry.compressed(|body| gzip.compress(body));
+                        let (compressed, made) =
+                            entry.compressed(|body| gzip.compress_to_keep(body));
                         if made {
                             cache.reweigh(entry);
                         }
