@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|idle|all]      (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|idle|all]      (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -27,6 +27,12 @@
 #          noise hits every system alike.
 #   cache  cache hits: inverso (cache on) vs nginx proxy_cache, 64 keep-alive
 #          connections, after warming the cache.
+#   gzip   cache hits served gzip-compressed (Accept-Encoding: gzip on every
+#          request): inverso (cache on, gzip = true) vs nginx proxy_cache with
+#          gzip on, 64 keep-alive connections, 1 KiB and 64 KiB text bodies.
+#          inverso compresses an entry once and keeps the copy; nginx's gzip
+#          filter compresses the cached body again at every hit. No direct
+#          row: the backend does not compress.
 #   idle   memory per idle keep-alive connection (BENCH_IDLE_CONNS of them)
 #          for inverso, nginx and HAProxy.
 #
@@ -49,7 +55,18 @@
 #     `bind ... defer-accept`.
 #   - inverso: round robin (its default) over the same two backends,
 #     RUST_LOG=warn, persistence off, upstream_keepalive at its default;
-#     cache_size = 0 in proxy/idle mode, 256MiB in cache mode.
+#     cache_size = 0 in proxy/idle mode, 256MiB in cache and gzip mode.
+#   - gzip mode: both at level 1 for text/plain of at least 256 bytes: nginx
+#     `gzip on; gzip_types text/plain; gzip_comp_level 1; gzip_min_length 256;
+#     gzip_proxied any; gzip_vary on;`, inverso `gzip = true` with
+#     gzip_comp_level = 1 and gzip_min_length = 256 (its defaults) written
+#     out. The bodies (/c/1k.txt, /c/64k.txt) are text/plain lines of words
+#     and numbers. Before measuring, a curl probe (no --compressed) checks
+#     that the second request is a hit with Content-Encoding: gzip whose
+#     decoded body is the file; the report shows the compressed size over
+#     the body's. The same level is not the same coder: inverso's zlib-rs
+#     at level 1 uses a quick coder with fixed Huffman codes (as zlib-ng
+#     does), which sends more bytes than nginx's zlib at level 1.
 #   - Percentiles are exact (wrk's done() callback, scripts/bench_wrk.lua).
 #     Errors are all of wrk's counters: connect, read, write, timeout, and
 #     status (responses >= 400). Any error shows in bold in the table.
@@ -64,7 +81,7 @@
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 2 minutes; the
-# default takes about 8). For README figures use BENCH_REPS=3 on a quiet
+# default takes about 9). For README figures use BENCH_REPS=3 on a quiet
 # machine: figures are then medians and the errors are summed.
 #
 # Output: the report (Markdown) on stdout and in target/bench/results.md; raw
@@ -77,13 +94,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | idle | all) ;;
+  proxy | cache | gzip | idle | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|idle|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|idle|all]" >&2
     exit 2
     ;;
 esac
@@ -167,7 +184,7 @@ install_deps() {
   local missing=() cmd pkg
   # command:package pairs (procps gives ps and pgrep); cargo must be there.
   for pair in wrk:wrk nginx:nginx haproxy:haproxy ps:procps pgrep:procps \
-    curl:curl python3:python3 cargo:; do
+    curl:curl python3:python3 gzip:gzip cargo:; do
     cmd=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$cmd" >/dev/null 2>&1; then
       [[ -n $pkg ]] || die "$cmd not found (install the Rust toolchain)"
@@ -260,6 +277,23 @@ make_content() {
   head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k"
   head -c 65536 /dev/zero | tr '\0' 'b' >"$TMP/www/64k"
   cp "$TMP/www/1k" "$TMP/www/64k" "$TMP/www/c/"
+  # gzip mode: text that compresses as text does, neither random (which
+  # does not compress) nor one repeated byte (which shrinks a thousandfold):
+  # numbered lines of words and figures that vary from line to line.
+  local text=$TMP/www/c/text f
+  awk 'BEGIN {
+    split("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu", w, " ")
+    for (i = 1; i <= 2000; i++) {
+      a = (i * 7919) % 26 + 1; b = (i * i * 31 + 7) % 26 + 1; c = (i * 104729) % 26 + 1
+      printf "%05d %s-%s %s qty=%d price=%d.%02d ref=%08x\n", i, w[a], w[b], w[c],
+        (i * 37) % 1000, (i * 7) % 9973, (i * 13) % 100, (i * 2654435761) % 4294967296
+    } }' >"$text"
+  head -c 1024 "$text" >"$TMP/www/c/1k.txt"
+  head -c 65536 "$text" >"$TMP/www/c/64k.txt"
+  rm "$text"
+  for f in 1k 64k; do
+    [[ $(wc -c <"$TMP/www/c/$f.txt") == "$(body_size "$f")" ]] || die "short text body $f.txt"
+  done
 }
 
 # Lines every nginx config here needs so that nothing lands outside $TMP:
@@ -321,6 +355,7 @@ $(nginx_http_common backend)
   etag off;
   open_file_cache max=64;
   default_type application/octet-stream;
+  types { text/plain txt; }
   server {
     listen 127.0.0.1:$BACKEND1 backlog=4096;
     listen 127.0.0.1:$BACKEND2 backlog=4096;
@@ -335,10 +370,17 @@ EOF
   log "backends on 127.0.0.1:$BACKEND1 and :$BACKEND2 (nginx pid $BACKEND_PID)"
 }
 
-# start_nginx_proxy VAR NAME PORT CACHE: nginx as reverse proxy (CACHE=1:
-# with proxy_cache); sets VAR to its master's PID.
+# start_nginx_proxy VAR NAME PORT CACHE [GZIP]: nginx as reverse proxy
+# (CACHE=1: with proxy_cache; GZIP=1: gzip on for text/plain, level 1); sets
+# VAR to its master's PID.
 start_nginx_proxy() {
-  local _var=$1 name=$2 port=$3 cache=$4 conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local gzip_http=""
+  if [[ $gzip == 1 ]]; then
+    # The gzip filter runs on every response nginx sends, hits from
+    # proxy_cache included (the cache keeps the backend's uncompressed body).
+    gzip_http="gzip on; gzip_types text/plain; gzip_comp_level 1; gzip_min_length 256; gzip_proxied any; gzip_vary on;"
+  fi
   if [[ $cache == 1 ]]; then
     mkdir -p "$TMP/$name/cache"
     cache_http="proxy_cache_path $TMP/$name/cache levels=1:2 keys_zone=bench:16m max_size=256m inactive=10m use_temp_path=off;"
@@ -352,6 +394,7 @@ http {
 $(nginx_http_common "$name")
   access_log $TMP/$name/access.log combined buffer=64k;
   $cache_http
+  $gzip_http
   upstream backends {
     server 127.0.0.1:$BACKEND1;
     server 127.0.0.1:$BACKEND2;
@@ -419,10 +462,12 @@ EOF
 
 INVERSO_STATE="not built"
 INVERSO_LABEL="" # what the report calls the binary, if not this checkout's build
-# start_inverso VAR NAME PORT CACHE_SIZE: sets VAR to inverso's PID, or to ""
-# if it could not start (its cells then read n/a).
+# start_inverso VAR NAME PORT CACHE_SIZE [LINE...]: sets VAR to inverso's
+# PID, or to "" if it could not start (its cells then read n/a). Each LINE
+# is appended to its config file.
 start_inverso() {
   local _var=$1 name=$2 port=$3 cache_size=$4 conf=$TMP/$2.conf _ipid
+  shift 4
   printf -v "$_var" '%s' ""
   [[ $INVERSO_STATE == built ]] || return 0
   mkdir -p "$TMP/$name"
@@ -438,6 +483,7 @@ path_to_log =
 max_connections = $((IDLE_CONNS + 1000))
 worker_priority = $PROXY_AT
 EOF
+  if (($# > 0)); then printf '%s\n' "$@" >>"$conf"; fi
   # INVERSO_<KEY> variables would override the file: drop any that are set.
   local unset_env=() v
   for v in $(compgen -e); do [[ $v == INVERSO_* ]] && unset_env+=(-u "$v"); done
@@ -495,14 +541,15 @@ truncate_logs() {
   return 0
 }
 
-# run_wrk MODE CELL SYSTEM REP PID URL CONNS [close]
+# run_wrk MODE CELL SYSTEM REP PID URL CONNS [WRK_ARG...]
 # PID is the process whose CPU time is counted ("-" for none; empty = the
-# system is not running, the row reads n/a). Appends one row to runs.tsv.
+# system is not running, the row reads n/a). WRK_ARGs go to wrk as they are
+# (-H "Connection: close"). Appends one row to runs.tsv.
 run_wrk() {
-  local mode=$1 cell=$2 system=$3 rep=$4 pid=$5 url=$6 conns=$7 close=${8:-}
+  local mode=$1 cell=$2 system=$3 rep=$4 pid=$5 url=$6 conns=$7
+  shift 7
   local -a args=(-t "$WRK_THREADS" -c "$conns" -d "${SECONDS_PER_RUN}s"
-    --timeout "${WRK_TIMEOUT}s" -s "$SCRIPT_DIR/bench_wrk.lua")
-  [[ -n $close ]] && args+=(-H "Connection: close")
+    --timeout "${WRK_TIMEOUT}s" -s "$SCRIPT_DIR/bench_wrk.lua" "$@")
   local na=$'na\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna'
   if [[ -z $pid ]]; then
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
@@ -555,9 +602,11 @@ run_wrk() {
 
 # Short unmeasured load: fills upstream keep-alive pools and caches, faults
 # in memory, so that the first measured run is not penalised.
+# warm_up URL [WRK_ARG...]
 warm_up() {
   local url=$1
-  timeout 30 "${RUN[@]}" wrk -t "$WRK_THREADS" -c 16 -d 1s "$url" >/dev/null 2>&1 || true
+  shift
+  timeout 30 "${RUN[@]}" wrk -t "$WRK_THREADS" -c 16 -d 1s "$@" "$url" >/dev/null 2>&1 || true
   truncate_logs
 }
 
@@ -574,6 +623,50 @@ probe() {
 }
 
 body_size() { case $1 in 1k) echo 1024 ;; 64k) echo 65536 ;; esac }
+
+# gzip_probe SYSTEM PORT BODY (gzip mode): the first request, taking gzip,
+# fills the cache; the second must be a hit, 200, Content-Encoding: gzip,
+# whose body (curl without --compressed: as sent) decodes to the file the
+# backend serves. What it saw goes to gzipcheck.tsv, with the compressed
+# size; every failed check is a note in the report.
+gzip_probe() {
+  local system=$1 port=$2 body=$3 url raw=$TMP/gzip-probe-$1-$3 heads code ce xc size decoded
+  local want same=no
+  url=http://127.0.0.1:$port/c/$body.txt want=$(body_size "$body")
+  curl -s -o /dev/null -H 'Accept-Encoding: gzip' --max-time 5 "$url" || true
+  : >"$raw"
+  heads=$(curl -s -D - -o "$raw" -H 'Accept-Encoding: gzip' --max-time 5 "$url" | tr -d '\r' || true)
+  code=$(awk 'NR == 1 { print $2 }' <<<"$heads")
+  ce=$(awk -F': ' 'tolower($1) == "content-encoding" { print $2 }' <<<"$heads")
+  xc=$(awk -F': ' 'tolower($1) == "x-cache" { print $2 }' <<<"$heads")
+  size=$(wc -c <"$raw")
+  if [[ $ce == gzip ]]; then
+    gzip -dc <"$raw" >"$raw.decoded" 2>/dev/null || true
+  else
+    cp "$raw" "$raw.decoded"
+  fi
+  decoded=$(wc -c <"$raw.decoded")
+  cmp -s "$raw.decoded" "$TMP/www/c/$body.txt" && same=yes
+  rm -f "$raw" "$raw.decoded"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "${ce:-none}" \
+    "${xc:-none}" "$size" "$decoded" "$same" >>"$OUT_DIR/gzipcheck.tsv"
+  log "gzip probe $system /c/$body.txt: status ${code:-none}, Content-Encoding '${ce:-none}', X-Cache '${xc:-none}', $size bytes sent, $decoded decoded (file: $want, same: $same)"
+  if [[ $code != 200 ]]; then
+    note "$system /c/$body.txt (gzip mode) answered status '${code:-none}' instead of 200"
+  fi
+  if [[ $ce != gzip ]]; then
+    log "warning: $system /c/$body.txt was not compressed on the second request"
+    note "$system /c/$body.txt was not compressed on a hit (Content-Encoding: '${ce:-none}')"
+  fi
+  if [[ $xc != HIT ]]; then
+    log "warning: $system /c/$body.txt second request: X-Cache '${xc:-none}', expected HIT"
+    note "$system /c/$body.txt was not a cache hit in gzip mode (X-Cache: '${xc:-none}')"
+  fi
+  if [[ $same != yes ]]; then
+    log "warning: $system /c/$body.txt decoded to $decoded bytes that are not the file ($want)"
+    note "$system /c/$body.txt decoded to $decoded bytes that are not the file's $want"
+  fi
+}
 
 # Warns (and notes in the report) if the machine is busy before we start:
 # other jobs on these few cores disturb every figure.
@@ -605,7 +698,7 @@ mode_proxy() {
   local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
   # direct: no proxy process, no CPU to count ("-"); inverso may be missing ("").
   local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
-  local systems=(direct nginx haproxy inverso) s body rep cell conns close
+  local systems=(direct nginx haproxy inverso) s body rep cell conns close=()
   for s in "${systems[@]}"; do
     [[ -n ${pids[$s]} ]] || continue
     for body in 1k 64k; do
@@ -617,11 +710,11 @@ mode_proxy() {
   for ((rep = 1; rep <= REPS; rep++)); do
     for body in 1k 64k; do
       for cell in ka16 ka64 ka256 close64; do
-        conns=${cell//[a-z]/} close=
-        [[ $cell == close* ]] && close=1
+        conns=${cell//[a-z]/} close=()
+        [[ $cell == close* ]] && close=(-H "Connection: close")
         for s in "${systems[@]}"; do
           run_wrk proxy "$body $cell" "$s" "$rep" "${pids[$s]}" \
-            "http://127.0.0.1:${ports[$s]}/$body" "$conns" ${close:+close}
+            "http://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
         done
       done
     done
@@ -682,6 +775,48 @@ mode_cache() {
     "$(status_tree Threads "$nginx_pid")" >>"$OUT_DIR/mem.tsv"
   if [[ -n $inverso_pid ]]; then
     printf 'inverso-cache\tcache\t%s\t%s\n' "$(status_tree VmHWM "$inverso_pid")" \
+      "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
+    stop_pid "$inverso_pid"
+  fi
+  stop_pid "$nginx_pid"
+}
+
+mode_gzip() {
+  log "== gzip mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_inverso nginx_pid inverso_pid s body rep
+  local ae=(-H "Accept-Encoding: gzip")
+  pick_port p_nginx
+  pick_port p_inverso
+  start_nginx_proxy nginx_pid nginx-gzip "$p_nginx" 1 1
+  start_inverso inverso_pid inverso-gzip "$p_inverso" 256MiB \
+    "gzip = true" "gzip_comp_level = 1" "gzip_min_length = 256"
+  # No direct row: the backend does not compress; it would send two to three
+  # times the bytes, for no compression CPU at all.
+  local -A ports=([nginx-gzip]=$p_nginx [inverso-gzip]=$p_inverso)
+  local -A pids=([nginx-gzip]=$nginx_pid [inverso-gzip]=$inverso_pid)
+  local systems=(nginx-gzip inverso-gzip)
+
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      gzip_probe "$s" "${ports[$s]}" "$body"
+      warm_up "http://127.0.0.1:${ports[$s]}/c/$body.txt" "${ae[@]}"
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 1k 64k; do
+      for s in "${systems[@]}"; do
+        run_wrk gzip "$body ka64 gzip hit" "$s" "$rep" "${pids[$s]}" \
+          "http://127.0.0.1:${ports[$s]}/c/$body.txt" 64 "${ae[@]}"
+      done
+    done
+  done
+
+  printf 'nginx-gzip\tgzip\t%s\t%s\n' "$(status_tree VmHWM "$nginx_pid")" \
+    "$(status_tree Threads "$nginx_pid")" >>"$OUT_DIR/mem.tsv"
+  if [[ -n $inverso_pid ]]; then
+    printf 'inverso-gzip\tgzip\t%s\t%s\n' "$(status_tree VmHWM "$inverso_pid")" \
       "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
     stop_pid "$inverso_pid"
   fi
@@ -758,11 +893,13 @@ main() {
     log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
   printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
   printf 'system\tbody\tx_cache\n' >"$OUT_DIR/cachecheck.tsv"
+  printf 'system\tbody\tstatus\tcontent_encoding\tx_cache\tsent_bytes\tdecoded_bytes\tsame_as_file\n' \
+    >"$OUT_DIR/gzipcheck.tsv"
   printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
     >"$OUT_DIR/idle.tsv"
 
@@ -795,11 +932,13 @@ main() {
   case $MODE in
     proxy) mode_proxy ;;
     cache) mode_cache ;;
+    gzip) mode_gzip ;;
     idle) mode_idle ;;
     all)
       mode_proxy
       mode_idle
       mode_cache
+      mode_gzip
       ;;
   esac
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Turns the raw files of scripts/bench.sh into one Markdown report.
 
-Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv, info.txt
-there; prints the report and writes OUT_DIR/results.md)
+Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
+cachecheck.tsv, gzipcheck.tsv, info.txt there; prints the report and writes
+OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -180,6 +181,58 @@ def cache_section(runs, checks):
     return ["## Cache hits: inverso vs nginx proxy_cache", ""] + table(header, rows) + [""]
 
 
+def gzip_section(runs, checks, clk_tck):
+    order, cells = group(runs, "gzip")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ nginx-gzip", "p99 ÷ nginx-gzip p99", "proxy CPU µs/req",
+              "compressed ÷ body", "bytes/resp", "probe (2nd request)", "other CPU %"]
+    seen = {(c["system"], c["body"]): c for c in checks}
+    rows = []
+    for name in order:
+        systems = cells[name]
+        ref = systems.get("nginx-gzip")
+        for sysname, c in systems.items():
+            check = seen.get((sysname, name.split()[0]))
+            cpu = c.cpu_us_per_req(clk_tck)
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), ref.rps() if ref else None),
+                fmt_ratio(c.p99(), ref.p99() if ref else None),
+                "n/a" if cpu is None else f"{cpu:.1f}",
+                "n/a" if check is None else
+                fmt_ratio(num(check["sent_bytes"]), num(check["decoded_bytes"])),
+                fmt_int(c.bytes_per_req()), gzip_label(check), c.other_cpu(),
+            ])
+    return (["## Cache hits sent compressed: inverso vs nginx proxy_cache + gzip", "",
+             "Every request says `Accept-Encoding: gzip`; text/plain bodies, level 1 in "
+             "both, 64 keep-alive connections. inverso compresses an entry once and keeps "
+             "the copy; nginx compresses the cached body again at every hit. "
+             "compressed ÷ body: the bytes sent for the body over the body's, from the "
+             "curl probe; bytes/resp (wrk) counts the head too. No direct row: the "
+             "backend does not compress.", ""]
+            + table(header, rows) + [""])
+
+
+def gzip_label(check):
+    if check is None:
+        return "n/a"
+    problems = []
+    if check["status"] != "200":
+        problems.append(f"status {check['status']}")
+    if check["content_encoding"] != "gzip":
+        problems.append(f"not compressed ({check['content_encoding']})")
+    if check["x_cache"] != "HIT":
+        problems.append(f"X-Cache {check['x_cache']}, not a hit")
+    if check["same_as_file"] != "yes":
+        problems.append(f"decoded {check['decoded_bytes']} bytes, not the file")
+    if problems:
+        return "**" + "; ".join(problems) + "**"
+    return "gzip, HIT"
+
+
 def hit_label(x_cache):
     if x_cache is None:
         return "n/a"
@@ -239,6 +292,7 @@ def main():
     out += mem_section(mem)
     out += idle_section(idle)
     out += cache_section(runs, read_tsv(os.path.join(out_dir, "cachecheck.tsv")))
+    out += gzip_section(runs, read_tsv(os.path.join(out_dir, "gzipcheck.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
