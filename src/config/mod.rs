@@ -188,9 +188,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// A backend as configured: `host:port` with its options (`weight=N`,
-/// `max_conns=N`, `backup`, `max_fails=N`, `fail_timeout=D`), resolved at
-/// load time. A name that gives several addresses
+/// A backend as configured: `host:port` or `unix:PATH` with its options
+/// (`weight=N`, `max_conns=N`, `backup`, `max_fails=N`, `fail_timeout=D`),
+/// resolved at load time. A name that gives several addresses
 /// is one target per address (see [`Target::at`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -199,7 +199,7 @@ pub struct Target {
     /// Unique among the targets: the sticky cookie, `ip_hash`, metrics
     /// and the admin listener know a target by it.
     pub name: String,
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     pub weight: u32,
     /// Used only while every other target is down or already tried (as
     /// nginx's and HAProxy's `backup`).
@@ -221,7 +221,7 @@ impl Target {
     pub fn new(name: impl Into<String>, addr: SocketAddr) -> Target {
         Target {
             name: name.into(),
-            addr,
+            addr: Endpoint::Tcp(addr),
             weight: 1,
             backup: false,
             max_conns: None,
@@ -230,10 +230,26 @@ impl Target {
         }
     }
 
+    /// The Unix socket at `path`, named `unix:PATH` as `targets` writes
+    /// it, with none of the options. `path` is taken as it is: see
+    /// [`crate::config::written`] for what a configuration may name.
+    pub fn unix(path: impl Into<PathBuf>) -> Target {
+        let path = path.into();
+        Target {
+            name: format!("unix:{}", path.display()),
+            addr: Endpoint::Unix(path),
+            ..Target::new("", SocketAddr::from(([0, 0, 0, 0], 0)))
+        }
+    }
+
     /// The target as written in `targets` (`app:8000`, `10.0.0.5:8000`):
     /// for each address of a name that gives several, the part of its
-    /// name before `@` (see [`Target::at`]).
+    /// name before `@` (see [`Target::at`]). A `unix:` target is never one
+    /// of several, and its path may hold an `@` (systemd's `app@1.sock`).
     pub fn as_written(&self) -> &str {
+        if matches!(self.addr, Endpoint::Unix(_)) {
+            return &self.name;
+        }
         self.name
             .split_once('@')
             .map_or(&self.name, |(written, _)| written)
@@ -255,10 +271,49 @@ impl Target {
                     1 => written.to_string(),
                     _ => format!("{written}@{addr}"),
                 },
-                addr,
+                addr: Endpoint::Tcp(addr),
                 ..self.clone()
             })
             .collect()
+    }
+}
+
+/// Where a target is reached: a TCP address, or the path of a
+/// Unix-domain stream socket (`unix:PATH`, as nginx's `server unix:...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    /// As written after `unix:`: a relative path is from the working
+    /// directory, which inverso never changes. Compared as paths
+    /// (`/run//app.sock` is `/run/app.sock`), not resolved: the socket
+    /// may not exist yet when the configuration is read.
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The TCP address, for the checks only TCP targets can fail (the
+    /// proxy's own listener) and the names looked up again.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Tcp(addr) => Some(*addr),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(addr)
+    }
+}
+
+/// The address `/status` shows: `10.0.0.5:8000`, `unix:/run/app.sock`.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => addr.fmt(f),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
     }
 }
 
@@ -1023,7 +1078,8 @@ impl Config {
 /// any: a request forwarded there comes back, again and again, until every
 /// connection slot is taken.
 pub fn target_at(listen: SocketAddr, targets: &[Target]) -> Option<&Target> {
-    targets.iter().find(|t| is_listener(listen, t.addr))
+    // A Unix socket is never the TCP listener.
+    (targets.iter()).find(|t| t.addr.tcp().is_some_and(|addr| is_listener(listen, addr)))
 }
 
 /// Whether connecting to `addr` reaches the listener at `listen`.
@@ -1214,7 +1270,7 @@ mod tests {
         assert_eq!(c.port, 9000);
         assert_eq!(c.targets.len(), 2);
         assert_eq!(c.targets[1].weight, 3);
-        assert_eq!(c.targets[1].addr, "[::1]:2".parse().unwrap());
+        assert_eq!(c.targets[1].addr.tcp(), "[::1]:2".parse().ok());
         assert_eq!(c.cache_size, 2 << 20);
         assert_eq!(c.ttl, Duration::from_secs(90));
         assert_eq!(c.path_to_persistence, None);
@@ -1354,6 +1410,48 @@ mod tests {
             "x".repeat(100_000)
         );
         assert!(build(&long).unwrap_err().to_string().len() < 400);
+    }
+
+    #[test]
+    fn a_bad_unix_target_is_refused_at_its_line() {
+        let long = format!("/{}", "s".repeat(values::max_unix_path()));
+        for (text, says) in [
+            (
+                "port = 9000
+
+targets = unix:
+",
+                "has no path",
+            ),
+            (
+                "targets = 127.0.0.1:1, unix:/run/a\0b.sock
+",
+                "NUL",
+            ),
+            (
+                &format!("# long\ntargets = unix:{long} weight=2\n"),
+                "at most",
+            ),
+        ] {
+            let e = build(text).unwrap_err();
+            let line = text.lines().position(|l| l.starts_with("targets")).unwrap() + 1;
+            assert_eq!(e.place, format!("proxy.conf:{line}"), "{text:?}: {e}");
+            assert!(e.message.starts_with("targets: target `unix:"), "{e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_unix_target_is_never_the_proxy_itself() {
+        // Whatever its path says, it is not the TCP listener.
+        let c = build(
+            "port = 9000
+targets = unix:127.0.0.1:9000, unix:/run/9000.sock
+",
+        )
+        .unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(target_at(c.listen_addr(), &c.targets), None);
     }
 
     #[test]
@@ -1525,7 +1623,7 @@ mod tests {
     fn each_target_of_a_name_giving_several_addresses_has_its_options() {
         let written = Target {
             name: "app:80".into(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: 1,
             backup: false,
             max_conns: None,

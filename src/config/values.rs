@@ -2,10 +2,10 @@
 //! paths, address blocks and targets. Each says what is wrong in words;
 //! the loader adds where (`proxy.conf:7: ...`).
 
-use super::{Config, FieldFamily, Target};
+use super::{Config, Endpoint, FieldFamily, Target};
 use crate::realip::Cidr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -536,7 +536,8 @@ pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
 }
 
 /// `host:port[ weight=N][ max_conns=N][ backup][ max_fails=N][ fail_timeout=D], ...`
-/// (the last two override the global keys for that target only); each
+/// (the last two override the global keys for that target only), or
+/// `unix:PATH` with the same options; each
 /// name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s, and stands for a
 /// target per address it gives (see [`addresses_of`] and [`Target::at`]).
@@ -595,20 +596,33 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             }
         }
         // As written; `at` gives it each address found.
-        let written = Target {
+        let as_written = Target {
             name: name.to_string(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: weight.unwrap_or(1),
             backup,
             max_conns,
             max_fails,
             fail_timeout,
         };
-        let found = resolve(name)?;
-        if found.left_out > 0 {
-            log::warn!("{}", found.cap_warning(name));
-        }
-        for target in written.at(&found.used) {
+        let found = match written(name)? {
+            // A path, not a name: nothing to look up.
+            Written::Unix(path) => vec![Target {
+                addr: Endpoint::Unix(path.to_path_buf()),
+                ..as_written
+            }],
+            Written::Address(addr) => as_written.at(&[addr]),
+            Written::Name { host, port } => {
+                let found = lookup(host, port)
+                    .map(addresses_of)
+                    .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
+                if found.left_out > 0 {
+                    log::warn!("{}", found.cap_warning(name));
+                }
+                as_written.at(&found.used)
+            }
+        };
+        for target in found {
             // By address: `127.0.0.1:80` and `localhost:80` are one backend.
             if let Some(twin) = targets.iter().find(|t: &&Target| t.addr == target.addr) {
                 return Err(format!(
@@ -662,13 +676,14 @@ pub fn target_lines(config: &Config) -> Vec<String> {
     lines
 }
 
-/// How a target is written: as an address, or as a name for the system
+/// How a target is written: as an address, as a name for the system
 /// resolver (the only kind re-resolved while the proxy runs, see
-/// `resolve_interval`).
+/// `resolve_interval`), or as a Unix socket's path (`unix:PATH`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written<'a> {
     Address(SocketAddr),
     Name { host: &'a str, port: u16 },
+    Unix(&'a Path),
 }
 
 /// The most addresses one name stands for: past it, the first
@@ -718,17 +733,6 @@ pub fn addresses_of(answer: impl IntoIterator<Item = SocketAddr>) -> Addresses {
     Addresses { used, left_out }
 }
 
-/// The addresses the target `name` stands for: see [`written`],
-/// [`lookup`] and [`addresses_of`].
-pub(super) fn resolve(name: &str) -> Result<Addresses, String> {
-    match written(name)? {
-        Written::Address(addr) => Ok(addresses_of([addr])),
-        Written::Name { host, port } => lookup(host, port)
-            .map(addresses_of)
-            .map_err(|e| format!("target `{name}` does not resolve: {e}")),
-    }
-}
-
 /// Every address the system resolver gives for `host`, in its order
 /// (getaddrinfo's, RFC 6724); never none. Blocks for as long as the
 /// resolver takes.
@@ -743,9 +747,14 @@ pub fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
     Ok(found)
 }
 
-/// What a target as written in `targets` is: an address, or a name and
-/// a port; an error says what is wrong with it.
+/// What a target as written in `targets` is: an address, a name and a
+/// port, or a Unix socket's path; an error says what is wrong with it.
 pub fn written(name: &str) -> Result<Written<'_>, String> {
+    // Before the scheme check: `unix:///run/app.sock` (Docker's spelling)
+    // is the path `///run/app.sock`, which is `/run/app.sock`.
+    if let Some(path) = name.strip_prefix("unix:") {
+        return unix_path(path).map(Written::Unix);
+    }
     if let Some((scheme, rest)) = name.split_once("://") {
         let hint = match scheme.to_ascii_lowercase().as_str() {
             "http" => format!(" (`{}`)", rest.trim_end_matches('/')),
@@ -790,6 +799,49 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
         Ok(ip) => Ok(Written::Address(SocketAddr::new(ip, port))),
         Err(_) => Ok(Written::Name { host, port }),
     }
+}
+
+/// The longest path a Unix socket may be reached at: `sun_path` of
+/// `sockaddr_un` less its terminating NUL (107 bytes on Linux, 103 on
+/// the BSDs and macOS). A longer one cannot be connected to at all.
+pub fn max_unix_path() -> usize {
+    // SAFETY: `sockaddr_un` is plain integers and arrays of them, for
+    // which all-zero is a valid value.
+    let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_path.len() - 1
+}
+
+/// The path of a `unix:PATH` target: not empty, no NUL byte (the kernel
+/// would end it there, and connect to another socket) nor other control
+/// character, and short enough for `sockaddr_un`. Whether a socket is there is not asked: a backend
+/// may well start after the proxy, and until it does the target fails as
+/// a refused TCP connection does.
+fn unix_path(path: &str) -> Result<&Path, String> {
+    let name = format!("unix:{path}");
+    let name = name.escape_debug();
+    if path.is_empty() {
+        return Err(format!(
+            "target `{name}` has no path (write unix:/run/app.sock)"
+        ));
+    }
+    if path.contains('\0') {
+        return Err(format!("target `{name}`: a path holds no NUL byte"));
+    }
+    // The name goes as it is into the access log's `upstream=`, the
+    // state file and `check`'s lines, where one would garble the line.
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "target `{name}`: the path holds a control character"
+        ));
+    }
+    let max = max_unix_path();
+    if path.len() > max {
+        return Err(format!(
+            "target `{name}`: the path is {} bytes, and a Unix socket's path is at most {max}",
+            path.len()
+        ));
+    }
+    Ok(Path::new(path))
 }
 
 #[cfg(test)]
@@ -853,7 +905,7 @@ mod tests {
     fn written_as(name: &str) -> Target {
         Target {
             name: name.into(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: 3,
             backup: true,
             max_conns: Some(7),
@@ -869,7 +921,7 @@ mod tests {
         };
         assert_eq!(one.name, "app:8000");
         assert_eq!(one.as_written(), "app:8000");
-        assert_eq!(one.addr, "10.0.0.5:8000".parse().unwrap());
+        assert_eq!(one.addr.tcp(), "10.0.0.5:8000".parse().ok());
         assert_eq!((one.weight, one.backup, one.max_conns), (3, true, Some(7)));
         // The sticky cookie hashes the name: as before for such a target.
         assert_eq!(
@@ -885,7 +937,7 @@ mod tests {
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["app:8000@10.0.0.5:8000", "app:8000@[fd00::6]:8000"]);
         for (t, addr) in targets.iter().zip(&several) {
-            assert_eq!(t.addr, *addr);
+            assert_eq!(t.addr, Endpoint::Tcp(*addr));
             assert_eq!(t.as_written(), "app:8000");
             assert_eq!((t.weight, t.backup, t.max_conns), (3, true, Some(7)));
             // Spread again from one of its own targets: the same.
@@ -909,6 +961,92 @@ mod tests {
                 "# target app:80@10.0.0.5:80 -> 10.0.0.5:80 (weight 3, max_conns 7, backup)",
                 "# target app:80@10.0.0.6:80 -> 10.0.0.6:80 (weight 3, max_conns 7, backup)",
                 "# target db:80 -> 10.0.0.9:80 (weight 3, max_conns 7, backup)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_unix_target_is_its_path_with_the_options_of_any_target() {
+        let targets = parse_targets(
+            "unix:/run/app.sock weight=2 max_conns=4 backup max_fails=3 fail_timeout=30s, \
+             unix:run/app@1.sock, 10.0.0.5:8000",
+        )
+        .unwrap();
+        let [app, relative, tcp] = &targets[..] else {
+            panic!("three targets: {targets:?}");
+        };
+        assert_eq!(app.name, "unix:/run/app.sock");
+        assert_eq!(app.as_written(), "unix:/run/app.sock");
+        assert_eq!(app.addr, Endpoint::Unix("/run/app.sock".into()));
+        assert_eq!(app.addr.to_string(), "unix:/run/app.sock");
+        assert_eq!(app.addr.tcp(), None);
+        assert_eq!((app.weight, app.max_conns, app.backup), (2, Some(4), true));
+        assert_eq!(
+            (app.max_fails, app.fail_timeout),
+            (Some(3), Some(Duration::from_secs(30)))
+        );
+        // Relative, from the working directory; an `@` in a path is no
+        // `name@address`.
+        assert_eq!(relative.addr, Endpoint::Unix("run/app@1.sock".into()));
+        assert_eq!(relative.as_written(), "unix:run/app@1.sock");
+        assert_eq!(tcp.addr, Endpoint::Tcp("10.0.0.5:8000".parse().unwrap()));
+        assert_eq!(
+            written("unix:/run/app.sock"),
+            Ok(Written::Unix(Path::new("/run/app.sock")))
+        );
+        // Built for tests and embedders, named as `targets` names it.
+        assert_eq!(
+            parse_targets("unix:/run/app.sock").unwrap(),
+            [Target::unix("/run/app.sock")]
+        );
+    }
+
+    #[test]
+    fn one_socket_is_one_target_however_its_path_is_spelled() {
+        for twice in [
+            "unix:/run/app.sock, unix:/run//app.sock",
+            "unix:/run/app.sock, unix:///run/./app.sock",
+        ] {
+            let e = parse_targets(twice).unwrap_err();
+            assert!(e.contains("listed twice"), "{twice}: {e}");
+        }
+        assert_eq!(
+            parse_targets("unix:/run/a.sock, unix:/run/b.sock")
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_unix_path_that_cannot_be_connected_to_is_refused() {
+        let max = max_unix_path();
+        if cfg!(target_os = "linux") {
+            assert_eq!(max, 107);
+        }
+        let longest = format!("/{}", "s".repeat(max - 1));
+        assert_eq!(parse_targets(&format!("unix:{longest}")).unwrap().len(), 1);
+        for (bad, says) in [
+            ("unix:", "has no path"),
+            ("unix: weight=2", "has no path"),
+            ("unix:/run/a\0b.sock", "NUL"),
+            ("unix:/run/a\u{1}b.sock", "control character"),
+            (&format!("unix:{longest}s"), &format!("at most {max}")),
+        ] {
+            let e = parse_targets(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert!(!e.contains('\0'), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_lists_a_unix_target_with_its_path() {
+        let targets = parse_targets("unix:/run/app.sock max_conns=8, 10.0.0.1:80").unwrap();
+        assert_eq!(
+            target_lines(&Config::with_targets(targets)),
+            [
+                "# target unix:/run/app.sock -> unix:/run/app.sock (weight 1, max_conns 8)",
+                "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1)",
             ]
         );
     }

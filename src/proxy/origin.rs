@@ -13,7 +13,7 @@ use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::{
     is_local_shortage, is_timeout, peek, wait_unless_left, write_all_unless_answered, SharedStream,
-    Source,
+    Source, Stream,
 };
 use crate::http::date::format_http_date;
 use crate::http::edits::FieldEdits;
@@ -349,7 +349,7 @@ fn count_failure(target: &Upstream, reason: &str) {
 /// Whether an idle connection can still carry a request: nothing has
 /// arrived on it, not even the backend's close (anything at all would be a
 /// response nobody asked for).
-fn still_open(conn: &BufConn<SharedStream>) -> bool {
+fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool {
     conn.buffered().is_empty()
         && matches!(peek(conn.get_ref()), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
@@ -538,7 +538,7 @@ fn upstream_request(
     match &forwarding.host {
         _ if forwarding.host_set => {}
         Some(h) => head.headers.set("Host", h.as_str()),
-        None => head.headers.set("Host", &*target.written),
+        None => head.headers.set("Host", &*target.host),
     }
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(head.method.as_bytes());
@@ -767,7 +767,7 @@ fn pass_on_interim(
 /// Sends a request with its whole body; returns whether all of the body
 /// went (see [`send_unless_answered`]).
 fn send_buffered(
-    up: &mut BufConn<SharedStream>,
+    up: &mut BufConn<SharedStream<Stream>>,
     request: &[u8],
     body: &[u8],
 ) -> Result<bool, Failure> {
@@ -781,7 +781,7 @@ fn send_buffered(
 /// and stopped reading would otherwise leave the write waiting for its
 /// timeout, or for the backend to close.
 fn send_unless_answered(
-    up: &mut BufConn<SharedStream>,
+    up: &mut BufConn<SharedStream<Stream>>,
     bufs: &mut [IoSlice<'_>],
 ) -> Result<bool, Failure> {
     let stream = up.get_ref().0.clone();
@@ -794,7 +794,7 @@ fn send_unless_answered(
 /// After a failed write of the request body: `Ok(false)` (not all of it
 /// went) if the backend answered early, which is what the failure was,
 /// else the failure.
-fn answered_or(up: &mut BufConn<SharedStream>, e: io::Error) -> Result<bool, Failure> {
+fn answered_or(up: &mut BufConn<SharedStream<Stream>>, e: io::Error) -> Result<bool, Failure> {
     if answered_early(up) {
         Ok(false)
     } else {
@@ -817,7 +817,7 @@ fn stream_request_body(
     start: &[u8],
     mut rest: BodyReader,
     from: &mut BufConn<impl Source>,
-    up: &mut BufConn<SharedStream>,
+    up: &mut BufConn<SharedStream<Stream>>,
 ) -> Result<bool, Failure> {
     let mut size_line = Vec::new();
     let mut start = Some(start).filter(|s| !s.is_empty());
@@ -861,7 +861,7 @@ fn stream_request_body(
 /// unasked, and the start of one is not an answer yet, unless it is
 /// longer than any head may be or malformed: then it is taken as the
 /// answer, which the relay refuses (502), rather than buffered on.
-fn answered_early(up: &mut BufConn<SharedStream>) -> bool {
+fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
     if up.buffered().is_empty() && !matches!(peek(up.get_ref()), Ok(n) if n > 0) {
         return false;
     }
@@ -883,7 +883,7 @@ fn answered_early(up: &mut BufConn<SharedStream>) -> bool {
 
 /// Reads until a complete response head is buffered; returns its length.
 fn read_response_head(
-    conn: &mut BufConn<SharedStream>,
+    conn: &mut BufConn<SharedStream<Stream>>,
     client: &Client,
     mut watch: Option<Duration>,
 ) -> Result<usize, Failure> {
@@ -932,7 +932,7 @@ fn read_response_head(
 /// sending more requests has not left: it is waiting for their answers,
 /// and from then on is not watched (its half-close would wake every wait).
 fn fill_unless_client_leaves(
-    conn: &mut BufConn<SharedStream>,
+    conn: &mut BufConn<SharedStream<Stream>>,
     client: &Client,
     watch: &mut Option<Duration>,
     left: &mut bool,
@@ -965,7 +965,7 @@ mod tests {
         // taken as the answer (which the relay refuses) once longer than
         // any head may be, not buffered for as long as the backend sends.
         let (mut backend, proxy_side) = loopback_pair();
-        let mut up = BufConn::new(SharedStream(Arc::new(proxy_side)), 16 * 1024);
+        let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 16 * 1024);
         backend.write_all(b"HTTP/1.1 100 Continue\r\nX: ").unwrap();
         assert!(!answered_early(&mut up), "the start of an interim head");
         let writer = std::thread::spawn(move || {

@@ -13,7 +13,7 @@ use crate::http::body::{
     response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{SharedStream, Taken, WatchingClose};
+use crate::http::conn::{SharedStream, Stream, Taken, WatchingClose};
 use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
@@ -226,7 +226,7 @@ pub(super) fn relay(
 /// framing (or is desynchronising us on purpose); pooled, they would be
 /// read as the answer to someone else's request. The connection is
 /// dropped instead.
-fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<SharedStream>) {
+fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<SharedStream<Stream>>) {
     if conn.buffered().is_empty() {
         // No longer this connection's to cut at a forced close: from the
         // pool it may carry someone else's request.
@@ -619,7 +619,7 @@ fn send_streamed(
 /// first piece, and a backend that fails before it, within the patience
 /// or with a body of a known length, is answered 502 or 504.
 fn head_unless_body_begins(
-    conn: &mut BufConn<SharedStream>,
+    conn: &mut BufConn<SharedStream<Stream>>,
     kind: BodyKind,
     head: Vec<u8>,
     mut to: &TcpStream,
@@ -663,7 +663,7 @@ pub(super) fn push_connection_header(head: &mut Vec<u8>, keep_alive: bool, versi
 /// long as they keep coming: `false` when the backend paused for
 /// [`GATHER_PATIENCE`], and the body streams from there (a page flushed as
 /// it renders reaches the client as it comes, as through nginx).
-fn gather(conn: &mut BufConn<SharedStream>, n: usize) -> Result<bool, Failure> {
+fn gather(conn: &mut BufConn<SharedStream<Stream>>, n: usize) -> Result<bool, Failure> {
     conn.reserve(n);
     while conn.buffered().len() < n {
         match conn.fill_within(GATHER_PATIENCE) {

@@ -8,7 +8,7 @@
 
 use super::origin::Fetched;
 use super::{Client, Outcome, Refusal, Shared};
-use crate::http::conn::is_timeout;
+use crate::http::conn::{is_timeout, Socket, Stream};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::is_tchar;
 use crate::http::{RequestHead, Version};
@@ -148,7 +148,7 @@ pub(super) fn run(
     }
     let idle = shared.config.tunnel_timeout;
     let client_stream: &TcpStream = client.conn.get_ref();
-    let mut up_stream: &TcpStream = up.conn.get_ref();
+    let mut up_stream: &Stream = up.conn.get_ref();
     if up_stream.write_all(&early_from_client).is_err() {
         let _ = client_stream.shutdown(Shutdown::Both);
         return Ok(closing(0));
@@ -160,8 +160,9 @@ pub(super) fn run(
 /// Copies client -> backend on a helper thread and backend -> client on
 /// this one, until both directions have ended, either fails, or neither
 /// sends anything for `idle`. Returns the bytes sent to the client.
-fn relay_both_ways(client: &TcpStream, up: &TcpStream, idle: Duration) -> u64 {
-    for s in [client, up] {
+fn relay_both_ways(client: &TcpStream, up: &Stream, idle: Duration) -> u64 {
+    let sockets: [&dyn Socket; 2] = [client, up];
+    for s in sockets {
         let _ = s.set_read_timeout(Some(idle));
         let _ = s.set_write_timeout(Some(idle));
     }
@@ -211,8 +212,14 @@ impl Activity {
 /// passed on as a half-close of `to` (a client may send its last message
 /// and shut its side, still waiting for the answer). An error, or the
 /// whole tunnel idling out, closes both sockets, which also wakes the
-/// other direction's blocked read.
-fn pump(mut from: &TcpStream, mut to: &TcpStream, activity: &Activity, idle: Duration) -> u64 {
+/// other direction's blocked read. Generic, not `dyn`: each direction
+/// goes from one kind of socket to another (a client's TCP, a backend's
+/// TCP or Unix).
+fn pump<F: Socket, T: Socket>(mut from: &F, mut to: &T, activity: &Activity, idle: Duration) -> u64
+where
+    for<'a> &'a F: Read,
+    for<'a> &'a T: Write,
+{
     let mut buf = vec![0u8; TUNNEL_BUFFER];
     let mut copied = 0u64;
     loop {
@@ -237,7 +244,7 @@ fn pump(mut from: &TcpStream, mut to: &TcpStream, activity: &Activity, idle: Dur
     copied
 }
 
-fn close_both(a: &TcpStream, b: &TcpStream) {
+fn close_both(a: &impl Socket, b: &impl Socket) {
     let _ = a.shutdown(Shutdown::Both);
     let _ = b.shutdown(Shutdown::Both);
 }

@@ -3,6 +3,7 @@
 //! connection waits for its next request, and the backend connection the
 //! request in flight is using.
 
+use crate::http::conn::{Socket as _, Stream};
 use parking_lot::Mutex;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -42,7 +43,7 @@ struct Backend {
     /// A forced close shuts the socket down only through a strong handle,
     /// which keeps it open meanwhile: it is never another socket that got
     /// its number after a close.
-    in_use: Option<Weak<TcpStream>>,
+    in_use: Option<Weak<Stream>>,
     /// Closed by force: a backend connection taken after that (a retry)
     /// is shut down at once.
     closed: bool,
@@ -85,7 +86,7 @@ impl ConnWatch {
         self.idle_generation.store(generation, Ordering::Relaxed);
     }
 
-    pub(super) fn watch_backend(&self, stream: &Arc<TcpStream>) {
+    pub(super) fn watch_backend(&self, stream: &Arc<Stream>) {
         let mut backend = self.backend.lock();
         if backend.closed {
             let _ = stream.shutdown(Shutdown::Both);

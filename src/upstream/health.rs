@@ -12,12 +12,13 @@
 
 use super::admin_state::{AdminCell, AdminState};
 use super::balancer::FULL_SHARE;
-use crate::http::conn::{is_local_shortage, is_timeout};
+use crate::config::Endpoint;
+use crate::http::conn::{is_local_shortage, is_timeout, Socket as _};
 use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -373,10 +374,12 @@ pub struct Active {
 /// A target as the checker sees it.
 pub struct Probe {
     /// The target as written in `targets` (`app:8000`, for each address
-    /// of a name giving several too): the Host a probe sends when
-    /// `health_check_host` is empty.
+    /// of a name giving several too).
     pub name: Arc<str>,
-    pub addr: SocketAddr,
+    /// The Host a probe sends when `health_check_host` is empty (see
+    /// `Upstream::host`).
+    pub host: Arc<str>,
+    pub addr: Endpoint,
     pub health: Arc<Health>,
 }
 
@@ -499,17 +502,19 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
         }
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
-    let mut stream = TcpStream::connect_timeout(&probe.addr, connect_within).map_err(|e| {
-        if is_local_shortage(&e) {
-            ProbeError::Local(e)
-        } else {
-            ProbeError::Connect(e)
-        }
-    })?;
+    let mut stream = super::open(&probe.addr)
+        .and_then(|stream| super::connect(&stream, &probe.addr, connect_within).map(|()| stream))
+        .map_err(|e| {
+            if is_local_shortage(&e) {
+                ProbeError::Local(e)
+            } else {
+                ProbeError::Connect(e)
+            }
+        })?;
     stream
         .set_write_timeout(Some(left()?))
         .map_err(ProbeError::Send)?;
-    let host = settings.host.as_deref().unwrap_or(&probe.name);
+    let host = settings.host.as_deref().unwrap_or(&probe.host);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
         settings.path
@@ -554,6 +559,7 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn probing(rise: u32, fall: u32) -> Active {
         Active {
@@ -788,7 +794,8 @@ mod tests {
         let h = Arc::new(health(1, 10));
         let probe = Probe {
             name: "t:1".into(),
-            addr,
+            host: "t:1".into(),
+            addr: addr.into(),
             health: h.clone(),
         };
         let settings = Active {
@@ -848,7 +855,8 @@ mod tests {
             .into_iter()
             .map(|addr| Probe {
                 name: addr.to_string().into(),
-                addr,
+                host: addr.to_string().into(),
+                addr: addr.into(),
                 health: Arc::new(health(1, 3600)),
             })
             .collect();
@@ -895,7 +903,8 @@ mod tests {
         });
         let probe = Probe {
             name: addr.to_string().into(),
-            addr,
+            host: addr.to_string().into(),
+            addr: addr.into(),
             health: Arc::new(health(1, 10)),
         };
         let settings = Active {

@@ -14,8 +14,8 @@ pub mod slots;
 pub mod state_file;
 pub mod sticky;
 
-use crate::config::{Config, Target};
-use crate::http::conn::SharedStream;
+use crate::config::{Config, Endpoint, Target};
+use crate::http::conn::{SharedStream, Socket as _, Stream};
 use crate::http::BufConn;
 use crate::metrics::TargetStats;
 use admin_state::AdminState;
@@ -23,9 +23,9 @@ use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
 use pool::Pool;
 pub use slots::InFlight;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,10 +40,14 @@ pub struct Upstream {
     /// As configured (`host:port`; `host:port@address` for each address
     /// of a name giving several); shown in the access log.
     pub name: Arc<str>,
-    /// As written in `targets` (`host:port`): the `Host` sent when the
-    /// client gave none, and the health checks'.
+    /// As written in `targets` (`host:port`, `unix:PATH`).
     pub written: Arc<str>,
-    pub addr: SocketAddr,
+    /// The `Host` sent when the client gave none, and the health checks'
+    /// unless `health_check_host` says: the target as written, but
+    /// `localhost` for a Unix socket, whose path is no host (a `/` has no
+    /// place in a Host), as nginx sends for its `unix:` servers.
+    pub host: Arc<str>,
+    pub addr: Endpoint,
     pub weight: u32,
     pub backup: bool,
     /// Most requests at once (`max_conns`); 0: no limit.
@@ -105,7 +109,7 @@ pub enum Pick<'a> {
 
 /// A connection to a backend, checked out for one exchange.
 pub struct UpstreamConn {
-    pub conn: BufConn<SharedStream>,
+    pub conn: BufConn<SharedStream<Stream>>,
     /// Whether it served an earlier request: a reused connection may have
     /// been closed by the backend while idle, which is worth one retry.
     pub reused: bool,
@@ -196,6 +200,7 @@ impl Upstreams {
             .iter()
             .map(|t: &Target| {
                 let name: Arc<str> = t.name.as_str().into();
+                let written: Arc<str> = t.as_written().into();
                 // Its own max_fails= and fail_timeout=, else the keys'.
                 let passive = Passive {
                     max_fails: config.max_fails_of(t),
@@ -204,8 +209,12 @@ impl Upstreams {
                 Upstream {
                     health: Arc::new(Health::new(name.clone(), passive)),
                     name,
-                    written: t.as_written().into(),
-                    addr: t.addr,
+                    host: match t.addr {
+                        Endpoint::Tcp(_) => written.clone(),
+                        Endpoint::Unix(_) => "localhost".into(),
+                    },
+                    written,
+                    addr: t.addr.clone(),
                     weight: t.weight,
                     backup: t.backup,
                     max_conns: t.max_conns.unwrap_or(0),
@@ -549,7 +558,8 @@ impl Upstreams {
             .iter()
             .map(|t| Probe {
                 name: t.written.clone(),
-                addr: t.addr,
+                host: t.host.clone(),
+                addr: t.addr.clone(),
                 health: t.health.clone(),
             })
             .collect()
@@ -599,7 +609,7 @@ impl Upstreams {
         &self,
         target: &Upstream,
         fresh: bool,
-        in_use: impl FnOnce(&Arc<TcpStream>),
+        in_use: impl FnOnce(&Arc<Stream>),
     ) -> io::Result<UpstreamConn> {
         if !fresh {
             if let Some(conn) = target.pool.take() {
@@ -612,11 +622,12 @@ impl Upstreams {
                 });
             }
         }
-        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, None)?;
-        let stream = Arc::new(TcpStream::from(socket));
+        let stream = Arc::new(open(&target.addr)?);
         in_use(&stream);
-        SockRef::from(&*stream).connect_timeout(&target.addr.into(), self.connect_timeout)?;
-        stream.set_nodelay(true)?;
+        connect(&stream, &target.addr, self.connect_timeout)?;
+        if let Stream::Tcp(tcp) = &*stream {
+            tcp.set_nodelay(true)?;
+        }
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
@@ -648,7 +659,7 @@ impl Upstreams {
 
     /// Returns a connection whose last exchange ended cleanly; one to a
     /// target in maintenance is closed.
-    pub fn checkin(&self, target: &Upstream, mut conn: BufConn<SharedStream>) {
+    pub fn checkin(&self, target: &Upstream, mut conn: BufConn<SharedStream<Stream>>) {
         if target.health.admin_state() == AdminState::Maint {
             return;
         }
@@ -662,10 +673,60 @@ impl Upstreams {
     }
 }
 
+/// A socket for `endpoint`, not connected yet (see [`connect`]): one a
+/// forced close may be shown before the connect begins.
+pub fn open(endpoint: &Endpoint) -> io::Result<Stream> {
+    Ok(match endpoint {
+        Endpoint::Tcp(addr) => {
+            Stream::Tcp(Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into())
+        }
+        Endpoint::Unix(_) => Stream::Unix(Socket::new(Domain::UNIX, Type::STREAM, None)?.into()),
+    })
+}
+
+/// Connects `stream`, opened by [`open`] for `endpoint`, within `timeout`.
+///
+/// A Unix socket is connected to at once or refused at once (`ENOENT`
+/// for a missing file, `ECONNREFUSED` for one nobody listens on), unless
+/// the listener's backlog is full: then a blocking connect waits for room
+/// (Linux), for at most the socket's send timeout, and fails with `EAGAIN`
+/// after it. That timeout is set to `timeout` here (the caller sets the
+/// backend's own afterwards). A non-blocking connect, as for TCP, would
+/// not do: to a full backlog it fails at once, with nothing in progress.
+/// Unlike a TCP connect, this wait is not cut short by a forced close's
+/// shutdown (it ends within `timeout` all the same); a shutdown that came
+/// before the connect leaves the connection unable to carry anything.
+pub fn connect(stream: &Stream, endpoint: &Endpoint, timeout: Duration) -> io::Result<()> {
+    let socket = SockRef::from(stream);
+    match endpoint {
+        Endpoint::Tcp(addr) => socket.connect_timeout(&(*addr).into(), timeout),
+        Endpoint::Unix(path) => {
+            let addr = SockAddr::unix(path)?;
+            // Zero would be no timeout at all.
+            socket.set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+            loop {
+                match socket.connect(&addr) {
+                    // A Unix connect interrupted by a signal is begun anew
+                    // (nothing of it is left in progress, unlike TCP's).
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the socket's backlog stayed full",
+                        ))
+                    }
+                    done => return done,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Balance;
+    use std::net::SocketAddr;
 
     /// Targets `127.0.0.1:1..=n`, with `max_conns` at each.
     fn upstreams(n: u16, balance: Balance, max_conns: Option<usize>) -> Upstreams {
@@ -809,7 +870,7 @@ mod tests {
         let secs = Duration::from_secs;
         let target = |port: u16, max_fails, fail_timeout| Target {
             name: format!("127.0.0.1:{port}"),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], port))),
             weight: 1,
             backup: false,
             max_conns: None,

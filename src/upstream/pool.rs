@@ -1,6 +1,6 @@
 //! Idle keep-alive connections to one backend.
 
-use crate::http::conn::SharedStream;
+use crate::http::conn::{SharedStream, Stream};
 use crate::http::BufConn;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// is the least likely to have been closed by the backend), and the oldest
 /// are the ones that age out.
 pub struct Pool {
-    idle: Mutex<Vec<(BufConn<SharedStream>, Instant)>>,
+    idle: Mutex<Vec<(BufConn<SharedStream<Stream>>, Instant)>>,
     max_idle: usize,
     /// Connections idle for longer are closed instead of reused: backends
     /// close idle connections themselves after a while, and a connection
@@ -36,7 +36,7 @@ impl Pool {
         }
     }
 
-    pub fn take(&self) -> Option<BufConn<SharedStream>> {
+    pub fn take(&self) -> Option<BufConn<SharedStream<Stream>>> {
         let mut idle = self.idle.lock();
         let stale = self.drain_stale(&mut idle);
         let conn = idle.pop().map(|(conn, _)| conn);
@@ -55,8 +55,8 @@ impl Pool {
 
     fn drain_stale(
         &self,
-        idle: &mut Vec<(BufConn<SharedStream>, Instant)>,
-    ) -> Vec<BufConn<SharedStream>> {
+        idle: &mut Vec<(BufConn<SharedStream<Stream>>, Instant)>,
+    ) -> Vec<BufConn<SharedStream<Stream>>> {
         let now = Instant::now();
         // The oldest entries sit at the bottom of the stack.
         let fresh_from = idle
@@ -79,7 +79,7 @@ impl Pool {
         self.clear();
     }
 
-    pub fn give(&self, conn: BufConn<SharedStream>) {
+    pub fn give(&self, conn: BufConn<SharedStream<Stream>>) {
         if self.max_idle == 0 {
             return;
         }
@@ -111,13 +111,13 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 
-    fn connections(n: usize) -> (TcpListener, Vec<BufConn<SharedStream>>) {
+    fn connections(n: usize) -> (TcpListener, Vec<BufConn<SharedStream<Stream>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let conns = (0..n)
             .map(|_| {
                 BufConn::new(
-                    SharedStream(Arc::new(TcpStream::connect(addr).unwrap())),
+                    SharedStream(Arc::new(Stream::Tcp(TcpStream::connect(addr).unwrap()))),
                     1024,
                 )
             })

@@ -30,6 +30,11 @@ pub fn system(name: &str) -> io::Result<Vec<SocketAddr>> {
     match config::written(name) {
         Ok(Written::Name { host, port }) => config::lookup(host, port),
         Ok(Written::Address(addr)) => Ok(vec![addr]),
+        // Never looked up (see `is_named`): a path has no addresses.
+        Ok(Written::Unix(_)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("target `{name}` is a Unix socket, which has no addresses to look up"),
+        )),
         Err(message) => Err(io::Error::new(io::ErrorKind::InvalidInput, message)),
     }
 }
@@ -113,10 +118,14 @@ pub fn is_named(target: &Target) -> bool {
 fn names(targets: &[Target]) -> Vec<(&str, Vec<SocketAddr>)> {
     let mut names: Vec<(&str, Vec<SocketAddr>)> = Vec::new();
     for target in targets.iter().filter(|t| is_named(t)) {
+        // A name's targets are all at TCP addresses.
+        let Some(addr) = target.addr.tcp() else {
+            continue;
+        };
         let name = target.as_written();
         match names.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, addrs)) => addrs.push(target.addr),
-            None => names.push((name, vec![target.addr])),
+            Some((_, addrs)) => addrs.push(addr),
+            None => names.push((name, vec![addr])),
         }
     }
     for (_, addrs) in &mut names {
@@ -263,7 +272,7 @@ mod tests {
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
     fn target(name: &str, addr: &str) -> Target {
-        Target::new(name, addr.parse().unwrap())
+        Target::new(name, addr.parse::<SocketAddr>().unwrap())
     }
 
     #[test]
@@ -273,7 +282,9 @@ mod tests {
             target("[::1]:80", "[::1]:80"),
             target("app:80", "10.0.0.5:80"),
             target("db:80", "10.0.0.6:80"),
+            Target::unix("/run/app.sock"),
         ];
+        assert!(!is_named(&targets[4]), "a Unix socket's path is no name");
         let asked = Arc::new(AtomicUsize::new(0));
         let count = asked.clone();
         let resolve = move |name: &str| -> io::Result<Vec<SocketAddr>> {
@@ -297,8 +308,8 @@ mod tests {
         );
         let mut moved = targets.to_vec();
         assert_eq!(apply(&mut moved, &changes), 1);
-        assert_eq!(moved[2].addr, "10.0.0.7:80".parse().unwrap());
-        assert_eq!(moved[3], targets[3]);
+        assert_eq!(moved[2].addr.tcp(), "10.0.0.7:80".parse().ok());
+        assert_eq!(moved[3..], targets[3..]);
     }
 
     #[test]
@@ -419,7 +430,7 @@ mod tests {
         step(&mut targets, &["10.0.0.7:80"]);
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["10.0.0.1:80", "app:80", "db:80"]);
-        assert_eq!(targets[1].addr, "10.0.0.7:80".parse().unwrap());
+        assert_eq!(targets[1].addr.tcp(), "10.0.0.7:80".parse().ok());
         assert_eq!(targets[1].weight, 2);
     }
 

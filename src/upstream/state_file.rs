@@ -364,7 +364,7 @@ fn targets_named<'a>(upstreams: &'a Upstreams, id: &str) -> Vec<&'a Upstream> {
         return Vec::new();
     };
     (upstreams.targets().iter())
-        .filter(|t| *t.written == *written && t.addr == addr)
+        .filter(|t| *t.written == *written && t.addr.tcp() == Some(addr))
         .collect()
 }
 
