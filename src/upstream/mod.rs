@@ -745,6 +745,41 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_connect_fails_as_a_tcp_one_would_and_waits_no_longer_than_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let connect_to = |endpoint: &Endpoint| {
+            let stream = open(endpoint)?;
+            connect(&stream, endpoint, Duration::from_millis(50)).map(|()| stream)
+        };
+        let missing = Endpoint::Unix(dir.path().join("missing.sock"));
+        let e = connect_to(&missing).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        let refusing = dir.path().join("refusing.sock");
+        drop(std::os::unix::net::UnixListener::bind(&refusing).unwrap());
+        let e = connect_to(&Endpoint::Unix(refusing)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+
+        // A listener that never accepts, with the smallest backlog: the
+        // connects that fill it succeed, the next waits its timeout out.
+        let full = dir.path().join("full.sock");
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&SockAddr::unix(&full).unwrap()).unwrap();
+        listener.listen(0).unwrap();
+        let full = Endpoint::Unix(full);
+        let mut held = Vec::new();
+        let waited_out = (0..8).find_map(|_| match connect_to(&full) {
+            Ok(stream) => {
+                held.push(stream);
+                None
+            }
+            Err(e) => Some(e),
+        });
+        let e = waited_out.expect("the backlog never filled");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(!held.is_empty());
+    }
+
+    #[test]
     fn with_no_target_ready_every_algorithm_says_unavailable_at_once() {
         for balance in [
             Balance::RoundRobin,

@@ -633,6 +633,30 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_target_is_saved_and_found_by_its_unix_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        // An `@` in a path is no `name@address`.
+        let with_unix = || {
+            upstreams(vec![
+                Target::unix("/run/app@1.sock"),
+                target("127.0.0.1:3", "127.0.0.1:3"),
+            ])
+        };
+        let up = with_unix();
+        up.set_admin_state(&up.targets()[0], AdminState::Maint);
+        let body = render(&up);
+        assert_eq!(body.lines().nth(2), Some("unix:/run/app@1.sock maint"));
+        save(&path, &up).unwrap();
+        let next = with_unix();
+        let restored = restore(&next, &path);
+        assert!(restored.warnings.is_empty(), "{:?}", restored.warnings);
+        assert_eq!(states(&next), states(&up));
+        assert_eq!(targets_named(&next, "unix:/run/app@1.sock").len(), 1);
+        assert!(targets_named(&next, "unix:/run/app").is_empty());
+    }
+
+    #[test]
     fn targets_are_found_by_name_address_name_as_written_or_former_name() {
         let up = three_of_a_name_and_two();
         let names = |id: &str| -> Vec<String> {

@@ -11,7 +11,8 @@ use inverso::config::{Config, Target};
 use inverso::{Server, ServerHandle};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -151,13 +152,13 @@ fn bad(message: &str) -> io::Error {
 const MAX_HEAD: usize = 256 * 1024;
 
 /// A stream with a read buffer, for reading heads and bodies.
-pub struct Reader {
-    pub stream: TcpStream,
+pub struct Reader<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
-impl Reader {
-    pub fn new(stream: TcpStream) -> Reader {
+impl<S: Read> Reader<S> {
+    pub fn new(stream: S) -> Reader<S> {
         Reader {
             stream,
             buf: Vec::new(),
@@ -356,37 +357,7 @@ impl Backend {
     }
 
     fn serve(&self, id: usize, stream: TcpStream, handler: &Handler) -> io::Result<()> {
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let mut writer = stream.try_clone()?;
-        let mut reader = Reader::new(stream);
-        while let Some(head) = reader.read_head()? {
-            let body = if head.is_chunked() {
-                reader.read_chunked()?
-            } else {
-                let n = head.content_length()?.unwrap_or(0);
-                reader.read_exact_body(n)?
-            };
-            let seen = Seen {
-                conn: id,
-                head,
-                body,
-            };
-            self.seen.lock().unwrap().push(seen.clone());
-            self.requests.fetch_add(1, Ordering::SeqCst);
-            match handler(&seen, &mut writer) {
-                Action::KeepAlive => {}
-                Action::Close => {
-                    let _ = writer.shutdown(Shutdown::Both);
-                    return Ok(());
-                }
-                Action::Hang => {
-                    let _ = reader.read_to_end();
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+        serve(id, stream, &self.seen, &self.requests, &**handler)
     }
 
     pub fn requests(&self) -> usize {
@@ -411,6 +382,169 @@ impl Backend {
     }
 }
 
+/// A backend's end of a connection, TCP or Unix: what [`serve`] needs of it.
+pub trait Conn: Read + Write + Sized {
+    fn try_clone(&self) -> io::Result<Self>;
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+impl Conn for UnixStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        UnixStream::try_clone(self)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        UnixStream::shutdown(self, how)
+    }
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+/// Reads requests from `stream` (connection number `id`) until it ends,
+/// each counted in `requests` and kept in `seen`, and has `handler`
+/// answer each.
+fn serve<S: Conn>(
+    id: usize,
+    stream: S,
+    seen: &Mutex<Vec<Seen>>,
+    requests: &AtomicUsize,
+    handler: &(dyn Fn(&Seen, &mut S) -> Action + Send + Sync),
+) -> io::Result<()> {
+    stream.set_timeouts(IO_TIMEOUT)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = Reader::new(stream);
+    while let Some(head) = reader.read_head()? {
+        let body = if head.is_chunked() {
+            reader.read_chunked()?
+        } else {
+            let n = head.content_length()?.unwrap_or(0);
+            reader.read_exact_body(n)?
+        };
+        let request = Seen {
+            conn: id,
+            head,
+            body,
+        };
+        seen.lock().unwrap().push(request.clone());
+        requests.fetch_add(1, Ordering::SeqCst);
+        match handler(&request, &mut writer) {
+            Action::KeepAlive => {}
+            Action::Close => {
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Action::Hang => {
+                let _ = reader.read_to_end();
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A tiny origin server on a Unix socket, `app.sock` in a temporary
+/// directory of its own (removed when the last clone is dropped; the
+/// accepting thread holds none).
+#[derive(Clone)]
+pub struct UnixBackend {
+    pub name: String,
+    pub path: PathBuf,
+    /// Requests received (counted once the whole request was read).
+    pub requests: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl UnixBackend {
+    /// Starts a backend whose `handler` writes each response itself.
+    pub fn start(
+        name: &str,
+        handler: impl Fn(&Seen, &mut UnixStream) -> Action + Send + Sync + 'static,
+    ) -> UnixBackend {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let backend = UnixBackend {
+            name: name.to_string(),
+            path,
+            requests: Arc::default(),
+            connections: Arc::default(),
+            seen: Arc::default(),
+            _dir: Arc::new(dir),
+        };
+        let handler = Arc::new(handler);
+        let (requests, connections, seen) = (
+            backend.requests.clone(),
+            backend.connections.clone(),
+            backend.seen.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let id = connections.fetch_add(1, Ordering::SeqCst);
+                let (requests, seen, handler) = (requests.clone(), seen.clone(), handler.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(id, stream, &seen, &requests, &*handler);
+                });
+            }
+        });
+        backend
+    }
+
+    /// A backend answering as [`Backend::echo`] does.
+    pub fn echo(name: &str) -> UnixBackend {
+        let me = name.to_string();
+        UnixBackend::start(name, move |seen, out| {
+            let body = describe(&me, seen);
+            respond(out, 200, &[("X-Backend", &me)], body.as_bytes());
+            Action::KeepAlive
+        })
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The configured target for this backend, named `unix:PATH`.
+    pub fn target(&self) -> Target {
+        Target::unix(&self.path)
+    }
+}
+
+/// A path in `dir` where a Unix socket file is left with nobody listening
+/// on it: connecting is refused (ECONNREFUSED), as to a backend that died
+/// without removing its socket.
+pub fn dead_unix_path(dir: &Path) -> PathBuf {
+    let path = dir.join("dead.sock");
+    drop(UnixListener::bind(&path).unwrap());
+    path
+}
+
 /// The body [`Backend::echo`] answers with.
 pub fn describe(name: &str, seen: &Seen) -> String {
     format!(
@@ -423,7 +557,7 @@ pub fn describe(name: &str, seen: &Seen) -> String {
 }
 
 /// Writes a response with a Content-Length body.
-pub fn respond(out: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+pub fn respond(out: &mut impl Write, status: u16, headers: &[(&str, &str)], body: &[u8]) {
     let mut bytes = format!("HTTP/1.1 {status} Whatever\r\n");
     for (name, value) in headers {
         bytes.push_str(&format!("{name}: {value}\r\n"));
@@ -942,7 +1076,7 @@ pub fn read_websocket_frame(stream: &mut impl Read) -> io::Result<(u8, Vec<u8>)>
     Ok((opcode, payload))
 }
 
-impl Reader {
+impl<S: Read> Reader<S> {
     /// Reads one WebSocket frame, starting with any bytes already buffered.
     pub fn read_websocket_frame(&mut self) -> io::Result<(u8, Vec<u8>)> {
         loop {
