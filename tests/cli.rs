@@ -117,6 +117,30 @@ fn check_rejects_a_bad_value() {
 }
 
 #[test]
+fn check_prints_a_unix_target_and_refuses_a_bad_one_at_its_line() {
+    // No socket need be there: a backend may start after the proxy.
+    let (code, stdout, stderr) =
+        check("port = 9000\ntargets = unix:/run/app.sock max_conns=4, 127.0.0.1:9001\n");
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(
+        stdout
+            .contains("# target unix:/run/app.sock -> unix:/run/app.sock (weight 1, max_conns 4)"),
+        "{stdout}"
+    );
+    assert_rejected(
+        "port = 9000\ntargets = 127.0.0.1:9001, unix:\n",
+        Some(2),
+        &["targets", "unix:", "no path"],
+    );
+    let long = format!("/{}", "s".repeat(200));
+    assert_rejected(
+        &format!("# a socket too deep\ntargets = unix:{long}\n"),
+        Some(2),
+        &["targets", "bytes", "at most"],
+    );
+}
+
+#[test]
 fn check_rejects_a_duplicate_key() {
     assert_rejected(
         "targets = 127.0.0.1:9001\nport = 1\n# again\nport = 2\n",

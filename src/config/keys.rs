@@ -57,8 +57,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "targets",
         default: "",
-        help: "backends, comma separated host:port with optional weight=N, max_conns=N, \
-               backup, max_fails=N, fail_timeout=D",
+        help: "backends, comma separated host:port or unix:PATH with optional weight=N, \
+               max_conns=N, backup, max_fails=N, fail_timeout=D",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {
