@@ -160,6 +160,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, Target};
     use crate::upstream::Upstreams;
+    use std::io::Write;
     use std::net::TcpListener;
 
     #[test]
@@ -184,5 +185,26 @@ mod tests {
             checkout.is_err(),
             "the connect went ahead after a forced close"
         );
+    }
+
+    #[test]
+    fn a_unix_backend_connection_begun_after_a_forced_close_carries_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let _backend = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = Arc::new(TcpStream::connect(tcp.local_addr().unwrap()).unwrap());
+        let watch = ConnWatch::new(client, Duration::from_secs(5), 0);
+        watch.close();
+        let upstreams = Upstreams::new(&Config::with_targets(vec![Target::unix(&path)]));
+        let checkout = upstreams.checkout(&upstreams.targets()[0], true, |stream| {
+            watch.watch_backend(stream)
+        });
+        // Linux connects a Unix socket shut down before, but keeps the
+        // shutdown: the request cannot go out on it.
+        if let Ok(mut up) = checkout {
+            let sent = up.conn.get_mut().write(b"GET / HTTP/1.1\r\n\r\n");
+            assert!(sent.is_err(), "a request went out after a forced close");
+        }
     }
 }
