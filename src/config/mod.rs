@@ -1415,23 +1415,11 @@ mod tests {
     #[test]
     fn a_bad_unix_target_is_refused_at_its_line() {
         let long = format!("/{}", "s".repeat(values::max_unix_path()));
+        let too_long = format!("# long\ntargets = unix:{long} weight=2\n");
         for (text, says) in [
-            (
-                "port = 9000
-
-targets = unix:
-",
-                "has no path",
-            ),
-            (
-                "targets = 127.0.0.1:1, unix:/run/a\0b.sock
-",
-                "NUL",
-            ),
-            (
-                &format!("# long\ntargets = unix:{long} weight=2\n"),
-                "at most",
-            ),
+            ("port = 9000\n\ntargets = unix:\n", "has no path"),
+            ("targets = 127.0.0.1:1, unix:/run/a\0b.sock\n", "NUL"),
+            (too_long.as_str(), "at most"),
         ] {
             let e = build(text).unwrap_err();
             let line = text.lines().position(|l| l.starts_with("targets")).unwrap() + 1;
@@ -1444,12 +1432,7 @@ targets = unix:
     #[test]
     fn a_unix_target_is_never_the_proxy_itself() {
         // Whatever its path says, it is not the TCP listener.
-        let c = build(
-            "port = 9000
-targets = unix:127.0.0.1:9000, unix:/run/9000.sock
-",
-        )
-        .unwrap();
+        let c = build("port = 9000\ntargets = unix:127.0.0.1:9000, unix:/run/9000.sock\n").unwrap();
         assert_eq!(c.targets.len(), 2);
         assert_eq!(target_at(c.listen_addr(), &c.targets), None);
     }

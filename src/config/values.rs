@@ -813,9 +813,9 @@ pub fn max_unix_path() -> usize {
 
 /// The path of a `unix:PATH` target: not empty, no NUL byte (the kernel
 /// would end it there, and connect to another socket) nor other control
-/// character, and short enough for `sockaddr_un`. Whether a socket is there is not asked: a backend
-/// may well start after the proxy, and until it does the target fails as
-/// a refused TCP connection does.
+/// character, and short enough for `sockaddr_un`. Whether a socket is
+/// there is not asked: a backend may well start after the proxy, and
+/// until it does the target fails as a refused TCP connection does.
 fn unix_path(path: &str) -> Result<&Path, String> {
     let name = format!("unix:{path}");
     let name = name.escape_debug();

@@ -18,7 +18,6 @@ use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::io::{self, Read, Write};
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -37,8 +37,8 @@ const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
 /// One backend, its health and its idle connections.
 pub struct Upstream {
-    /// As configured (`host:port`; `host:port@address` for each address
-    /// of a name giving several); shown in the access log.
+    /// As configured (`host:port`, `unix:PATH`; `host:port@address` for
+    /// each address of a name giving several); shown in the access log.
     pub name: Arc<str>,
     /// As written in `targets` (`host:port`, `unix:PATH`).
     pub written: Arc<str>,
