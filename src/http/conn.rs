@@ -807,18 +807,24 @@ impl Read for &Stream {
     }
 }
 
+/// Writes to a Unix socket go out with `MSG_NOSIGNAL`, as std's do to a
+/// TCP one: a backend that closed fails the write (`EPIPE`) rather than
+/// raise `SIGPIPE`, whatever the process does with that signal (a Rust
+/// `main` ignores it, an embedder's may not).
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
-            Stream::Unix(s) => (&*s).write(buf),
+            Stream::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => {
+                socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+            }
         }
     }
 
