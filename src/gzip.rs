@@ -48,9 +48,20 @@ impl MediaTypes {
     fn lists(&self, content_type: &[u8]) -> bool {
         let end = content_type.iter().position(|&b| b == b';');
         let media_type = content_type[..end.unwrap_or(content_type.len())].trim_ascii();
-        self.0.matches(&media_type.to_ascii_lowercase())
+        // Lowered on the stack: this is asked of every response. A type
+        // longer than any written in a list is in none.
+        let mut lower = [0u8; MAX_TYPE_LEN];
+        let Some(lower) = lower.get_mut(..media_type.len()) else {
+            return false;
+        };
+        lower.copy_from_slice(media_type);
+        lower.make_ascii_lowercase();
+        self.0.matches(lower)
     }
 }
+
+/// The longest media type (RFC 6838: 127 characters each side of `/`).
+const MAX_TYPE_LEN: usize = 255;
 
 /// A listed type (its `*` taken off) as `Content-Type` values are
 /// compared: lower case, `type/subtype`, each a token; a prefix may stop
@@ -65,6 +76,11 @@ fn spell_type(written: &str) -> Result<Vec<u8>, String> {
         return Err(format!(
             "`{written}` is not a media type (`type/subtype`, e.g. `{}`)",
             TYPES.example
+        ));
+    }
+    if written.len() > MAX_TYPE_LEN {
+        return Err(format!(
+            "`{written}` is longer than a media type may be (RFC 6838: {MAX_TYPE_LEN} characters)"
         ));
     }
     Ok(written.to_ascii_lowercase().into_bytes())
@@ -116,17 +132,24 @@ impl Gzip {
     /// its length is known (`None`: chunked or until the close; a HEAD's
     /// `Content-Length` describes the body of the GET).
     pub fn suits(&self, status: u16, headers: &Headers, length: Option<u64>) -> bool {
-        STATUSES.contains(&status)
-            && length.is_none_or(|n| n > 0 && n >= self.min_length)
-            && headers
-                .tokens("content-encoding")
-                .all(|c| c.eq_ignore_ascii_case("identity"))
+        if !STATUSES.contains(&status) || length.is_some_and(|n| n == 0 || n < self.min_length) {
+            return false;
+        }
+        // Byte lookups, the likeliest to refuse first: this is asked of
+        // every response.
+        let elements = |field| {
+            (headers.get_all(field))
+                .flat_map(|v| v.split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
+        };
+        // A quoted string holding `, no-transform` (a field name in
+        // `no-cache="..."`) reads as the directive: compressing less than
+        // allowed is no harm.
+        (headers.get("content-type")).is_some_and(|t| self.types.lists(t))
             && !headers.contains("content-range")
-            && headers
-                .get("content-type")
-                .is_some_and(|t| self.types.lists(t))
-            && !(headers.quoted_list("cache-control"))
-                .any(|d| d.eq_ignore_ascii_case("no-transform"))
+            && elements("content-encoding")
+                .all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
+            && !elements("cache-control").any(|d| d.eq_ignore_ascii_case(b"no-transform"))
     }
 
     /// A whole body, compressed.
@@ -206,12 +229,22 @@ pub fn push_compressed_fields(out: &mut Vec<u8>, headers: &Headers) {
 /// one is): a cache in front must not give one client's coding to
 /// another. In place of the response's own `Vary` lines.
 pub fn push_vary(out: &mut Vec<u8>, headers: &Headers) {
-    let mut names: Vec<&str> = headers.tokens("vary").collect();
-    if !(names.iter()).any(|n| *n == "*" || n.eq_ignore_ascii_case("accept-encoding")) {
-        names.push("Accept-Encoding");
-    }
     out.extend_from_slice(b"Vary: ");
-    out.extend_from_slice(names.join(", ").as_bytes());
+    let (mut listed, mut covered) = (false, false);
+    for name in headers.tokens("vary") {
+        if listed {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(name.as_bytes());
+        listed = true;
+        covered |= name == "*" || name.eq_ignore_ascii_case("accept-encoding");
+    }
+    if !covered {
+        if listed {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"Accept-Encoding");
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -347,6 +380,9 @@ mod tests {
             let e = MediaTypes::parse(bad).unwrap_err();
             assert!(e.contains("media type") || e.contains('*'), "{bad:?}: {e}");
         }
+        let long = format!("text/{}", "x".repeat(300));
+        assert!(MediaTypes::parse(&long).unwrap_err().contains("longer"));
+        assert!(!types.lists(long.as_bytes()));
         assert!(MediaTypes::parse("text/html, text/html")
             .unwrap_err()
             .contains("listed twice"));

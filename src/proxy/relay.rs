@@ -451,7 +451,7 @@ fn prepare_response(
         _ => None,
     };
     let streams_compressed = compress.is_some() && gathered.is_none();
-    let mut coding_fields = Vec::new();
+    let mut coding_fields = Vec::with_capacity(if coding.is_some() { 128 } else { 0 });
     if compress.is_some() {
         gzip::push_compressed_fields(&mut coding_fields, &response.headers);
         for name in gzip::REPLACED_FIELDS {
