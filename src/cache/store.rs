@@ -86,12 +86,14 @@ impl Entry {
         let (bytes, served_len) = sanitize(&mut head, &hidden);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
-        let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
-        let must_revalidate = policy::must_revalidate(lifetime.fresh, &cc, &head);
+        // Read as `storable` read it: what the settings ignore, unread.
+        let read = settings.ignored.read(&head);
+        let cc = policy::CacheControl::of_response(&read.headers, &settings.targeting);
+        let must_revalidate = policy::must_revalidate(lifetime.fresh, &cc, &read);
         let stale_while_revalidate = policy::stale_while_revalidate(
             lifetime.fresh,
             &cc,
-            &head,
+            &read,
             settings.stale_while_revalidate,
         );
         Entry {
@@ -182,15 +184,20 @@ impl Entry {
         // A snapshot of a version that passed on a field the proxy now
         // writes (X-Real-IP, Forwarded) may hold a response varying on it,
         // filed under the client's own value: not what the backend is
-        // now sent.
-        if !policy::status_ever_stored(head.status) || policy::varies_past_any_key(&head.headers) {
+        // now sent. (With Vary unread, its Vary keyed nothing.)
+        let varies_past_any_key = || {
+            let read = settings.ignored.read(&head);
+            policy::varies_past_any_key(&read.headers)
+        };
+        if !policy::status_ever_stored(head.status) || varies_past_any_key() {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
         let hidden = settings.targeting.own_fields();
         let (bytes, served_len) = sanitize(&mut head, &hidden);
         record.head = bytes;
-        let cc = policy::CacheControl::of_response(&head.headers, &settings.targeting);
+        let read = settings.ignored.read(&head);
+        let cc = policy::CacheControl::of_response(&read.headers, &settings.targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
         // The window as the rules give it today (a snapshot of an older
         // version may say otherwise); the `stale_if_error` it was stored
@@ -201,17 +208,15 @@ impl Entry {
         let recorded = Duration::from_millis(record.stale_until.saturating_sub(record.expires_at));
         let on_error = recorded.min(settings.stale_if_error);
         let configured_swr = settings.stale_while_revalidate;
-        let window = policy::stale_window(fresh, &cc, &head, on_error, configured_swr);
+        let window = policy::stale_window(fresh, &cc, &read, on_error, configured_swr);
         record.stale_until = record.expires_at.saturating_add(window.as_millis() as u64);
+        let must_revalidate = policy::must_revalidate(fresh, &cc, &read);
+        let stale_while_revalidate =
+            policy::stale_while_revalidate(fresh, &cc, &read, configured_swr);
         Some(Entry {
             record,
-            must_revalidate: policy::must_revalidate(fresh, &cc, &head),
-            stale_while_revalidate: policy::stale_while_revalidate(
-                fresh,
-                &cc,
-                &head,
-                configured_swr,
-            ),
+            must_revalidate,
+            stale_while_revalidate,
             head,
             served_len,
             hidden,
@@ -528,6 +533,8 @@ impl Cache {
         let too_large = entry.record.body.len() as u64 > self.max_object_size
             || entry.weight() > self.capacity();
         let primary = primary_of(&key).to_string();
+        // Read only for a variant key, which the response's Vary made: a
+        // response whose Vary the settings ignore has the primary key.
         let names = policy::vary_names(&entry.head);
         let weight = entry.weight();
         let mut state = self.state.lock();

@@ -5,7 +5,7 @@
 
 use super::values::*;
 use super::{Balance, Config, LogFormat};
-use crate::cache::policy::{BypassCookies, CacheValid, IgnoredParams};
+use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
 use crate::ratelimit::Rate;
 use crate::upstream::retry_on::RetryOnStatus;
@@ -188,6 +188,15 @@ pub const KEYS: &[Key] = &[
         help: "lifetimes by status for responses that say nothing of their freshness, as nginx's \
                proxy_cache_valid: `200 301 302 10m, 404 1m, any 30s` (capped by ttl); empty = none",
         apply: |c, v| CacheValid::parse(v).map(|r| c.cache_valid = Arc::new(r)),
+    },
+    Key {
+        name: "cache_ignore_headers",
+        default: "",
+        help: "response fields the cache does not read when deciding whether and how long to \
+               store, as nginx's proxy_ignore_headers: Cache-Control, Expires, Set-Cookie, Vary, \
+               X-Accel-Expires, Surrogate-Control (micro-caching: `Cache-Control, Expires, \
+               Set-Cookie` with cache_valid = 200 1s); clients still get them; empty = none",
+        apply: |c, v| IgnoredHeaders::parse(v).map(|i| c.cache_ignore_headers = i),
     },
     Key {
         name: "stale_if_error",

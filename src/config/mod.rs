@@ -81,6 +81,8 @@ pub struct Config {
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
     pub cache_valid: Arc<crate::cache::policy::CacheValid>,
+    /// Response fields the cache does not read; empty: off.
+    pub cache_ignore_headers: crate::cache::policy::IgnoredHeaders,
     pub stale_if_error: Duration,
     pub stale_while_revalidate: Duration,
     /// The cache's device token for Surrogate-Control; `None`: not read.
@@ -767,6 +769,56 @@ impl Loader {
         ConfigError::at(&self.settings[key].origin, format!("{key}: {message}"))
     }
 
+    /// With Cache-Control unread, a response is stored only for a
+    /// lifetime given to this cache: by `cache_valid` or
+    /// `cache_unlabeled`, or by a field still read (`Expires`,
+    /// `X-Accel-Expires`, `Surrogate-Control`, a targeted field). Without
+    /// the first two, the setting is most likely nginx's micro-caching
+    /// recipe without its `proxy_cache_valid`: a warning, since nginx users
+    /// also ignore Cache-Control to let X-Accel-Expires alone decide. With
+    /// none at all, nothing could ever be stored: refused.
+    fn check_lifetimes_left(&self, config: &Config) -> Result<(), ConfigError> {
+        let ignored = &config.cache_ignore_headers;
+        if config.cache_size == 0
+            || !ignored.ignores("cache-control")
+            || !config.cache_valid.is_empty()
+            || config.cache_unlabeled
+        {
+            return Ok(());
+        }
+        let targeting = config.cache_settings().targeting;
+        let mut read: Vec<&str> = Vec::new();
+        if !ignored.ignores("expires") {
+            read.push("Expires");
+        }
+        if targeting.x_accel_expires {
+            read.push("X-Accel-Expires");
+        }
+        if targeting.surrogate_id.is_some() {
+            read.push("Surrogate-Control");
+        }
+        read.extend(targeting.fields.iter().map(|name| &**name));
+        let recipe = "for micro-caching, set cache_valid (e.g. `cache_valid = 200 1s`)";
+        if read.is_empty() {
+            return Err(self.refused(
+                "cache_ignore_headers",
+                format!(
+                    "Cache-Control is not read, nor any field that could give a response a \
+                     lifetime instead, and neither cache_valid nor cache_unlabeled gives one: \
+                     nothing would ever be stored ({recipe})"
+                ),
+            ));
+        }
+        log::warn!(
+            "{}: cache_ignore_headers: Cache-Control is not read, and neither cache_valid nor \
+             cache_unlabeled gives a lifetime: only responses given one by {} are stored \
+             ({recipe})",
+            self.settings["cache_ignore_headers"].origin,
+            read.join(", ")
+        );
+        Ok(())
+    }
+
     /// Parses every value into a [`Config`], resolving target names.
     pub fn build(&self) -> Result<Config, ConfigError> {
         let mut config = Config::blank();
@@ -805,6 +857,7 @@ impl Loader {
                 self.settings["cache_valid"].origin
             );
         }
+        self.check_lifetimes_left(&config)?;
         // A target that is this proxy's own listener: the first request
         // would be forwarded to itself, again and again, until every
         // connection slot is taken.
@@ -964,6 +1017,7 @@ impl Config {
             max_object_size: None,
             cache_unlabeled: false,
             cache_valid: Arc::default(),
+            cache_ignore_headers: Default::default(),
             stale_if_error: Duration::ZERO,
             stale_while_revalidate: Duration::ZERO,
             surrogate_id: None,
@@ -1047,12 +1101,15 @@ impl Config {
             cache_unlabeled: self.cache_unlabeled,
             stale_if_error: self.stale_if_error,
             stale_while_revalidate: self.stale_while_revalidate,
-            targeting: crate::cache::policy::Targeting {
-                surrogate_id: self.surrogate_id.clone(),
-                x_accel_expires: self.x_accel_expires,
-                fields: self.targeted_cache_control.clone(),
-            },
+            targeting: self
+                .cache_ignore_headers
+                .targeting(crate::cache::policy::Targeting {
+                    surrogate_id: self.surrogate_id.clone(),
+                    x_accel_expires: self.x_accel_expires,
+                    fields: self.targeted_cache_control.clone(),
+                }),
             cache_valid: self.cache_valid.clone(),
+            ignored: self.cache_ignore_headers,
         }
     }
 

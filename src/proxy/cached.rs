@@ -434,7 +434,7 @@ impl Storing<'_> {
     /// A tee that stores the response `fetched` brings once its body is
     /// whole.
     fn tee<'c>(self, fetched: &Fetched<'_>, fill: Fill, cache: &'c Cache) -> Tee<'c> {
-        let vary = policy::vary_names(&fetched.response);
+        let vary = self.settings.vary_names(&fetched.response);
         let key = if vary.is_empty() {
             self.primary.to_string()
         } else {
@@ -542,7 +542,8 @@ impl HeadAnswer<'_> {
     /// saying `no-store`).
     fn describes_entry(&self, fetched: &Fetched<'_>, shared: &Shared) -> Option<bool> {
         let answer = &fetched.response;
-        if policy::vary_names(answer) != policy::vary_names(&self.entry.head) {
+        let settings = &shared.cache_rules.settings;
+        if settings.vary_names(answer) != settings.vary_names(&self.entry.head) {
             return None;
         }
         let mut merged = self.entry.head.clone();
@@ -551,12 +552,7 @@ impl HeadAnswer<'_> {
             merged.headers.push("set-cookie", cookie);
         }
         let as_get = request_as_get(self.request);
-        policy::storable(
-            &as_get,
-            &merged,
-            self.response_time,
-            &shared.cache_rules.settings,
-        )?;
+        policy::storable(&as_get, &merged, self.response_time, settings)?;
         let body_len = self.entry.record.body.len();
         Some(policy::head_describes(&self.entry.head, body_len, answer))
     }
@@ -740,11 +736,12 @@ fn fetch_validated<'s>(
         // A 304 naming another validator is about another representation;
         // one varying on other fields than the stored response, about
         // other variants (its fields would be stored under the old key).
+        let settings = &shared.cache_rules.settings;
         let another_version = revalidating
             && fetched.response.status == 304
             && stored.is_some_and(|e| {
                 let varies_otherwise = fetched.response.headers.contains("vary")
-                    && policy::vary_names(&fetched.response) != policy::vary_names(&e.head);
+                    && settings.vary_names(&fetched.response) != settings.vary_names(&e.head);
                 !policy::same_validator(&e.head, &fetched.response) || varies_otherwise
             });
         if !another_version {

@@ -83,7 +83,7 @@ impl CacheRules {
             } else {
                 policy::OwnFields::default()
             },
-            surrogate_capability: (config.surrogate_id.as_deref())
+            surrogate_capability: (settings.targeting.surrogate_id.as_deref())
                 .filter(|_| with_cache)
                 .map(policy::surrogate_capability),
             settings,

@@ -9,6 +9,8 @@
 //!   cache (RFC 9213's targeted fields, `Surrogate-Control`,
 //!   `X-Accel-Expires`).
 //! - `valid`: lifetimes by status (the `cache_valid` setting).
+//! - `ignore`: response fields the cache does not read (the
+//!   `cache_ignore_headers` setting).
 //! - `bypass`: cookies that keep a request away from the cache (the
 //!   `cache_bypass_cookies` setting).
 //! - `key`: cache keys and Vary.
@@ -24,6 +26,7 @@
 mod bypass;
 mod conditional;
 mod directives;
+mod ignore;
 mod key;
 mod params;
 #[cfg(test)]
@@ -33,6 +36,7 @@ mod valid;
 pub use bypass::BypassCookies;
 pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
+pub use ignore::IgnoredHeaders;
 pub use key::{
     decode_percent, keys_of_reference, prefix_keys_of_uri, primary_key, primary_keys_of_uri,
     respell_key, variant_key, vary_names,
@@ -61,6 +65,21 @@ pub struct Settings {
     pub stale_while_revalidate: Duration,
     pub targeting: Targeting,
     pub cache_valid: Arc<CacheValid>,
+    /// Response fields not read (see [`IgnoredHeaders::read`]); those
+    /// `targeting` reads are already off in it.
+    pub ignored: IgnoredHeaders,
+}
+
+impl Settings {
+    /// The request fields a response's variants are keyed on: those its
+    /// `Vary` names ([`vary_names`]), or none when Vary is not read (one
+    /// entry per URL, as nginx's `proxy_ignore_headers Vary`).
+    pub fn vary_names(&self, response: &ResponseHead) -> Vec<String> {
+        match self.ignored.ignores("vary") {
+            true => Vec::new(),
+            false => vary_names(response),
+        }
+    }
 }
 
 /// Statuses a cache may store without explicit freshness (RFC 9110
@@ -124,6 +143,10 @@ pub fn storable(
     if request.method != "GET" || !status_ever_stored(response.status) {
         return None;
     }
+    let response = &*settings.ignored.read(response);
+    // Cache-Control not read: whatever it said (`private`, `no-cache`),
+    // the response is stored only for a lifetime given to this cache.
+    let cache_control_unread = settings.ignored.ignores("cache-control");
     let req_cc = CacheControl::parse(&request.headers);
     let cc = CacheControl::of_response(&response.headers, &settings.targeting);
     // `must-understand, no-store`: stored by a cache that knows the
@@ -140,7 +163,8 @@ pub fn storable(
         return None;
     }
     // §3.5: a shared cache stores a response to an authenticated request
-    // only when the response's Cache-Control says so explicitly. A
+    // only when the response's Cache-Control says so explicitly (unread,
+    // it says nothing, and nothing else permits it). A
     // lifetime given to this cache alone does not: an application may
     // give one to every page (a middleware's Surrogate-Control) and mark
     // a user's own `private` for browsers, which this cache then does not
@@ -168,10 +192,13 @@ pub fn storable(
         Some(_) => None,
         None => settings.cache_valid.lifetime(response.status),
     };
+    // A response whose Cache-Control is unread may have said anything of
+    // its freshness: nothing is guessed for it from Last-Modified.
+    let guessed = || heuristic_freshness(response, response_time);
     let fresh = match explicit.or(configured) {
         Some(d) => d,
         None if !heuristically_cacheable(response.status) && !cc.public => return None,
-        None => match heuristic_freshness(response, response_time) {
+        None => match (!cache_control_unread).then(guessed).flatten() {
             Some(d) => d,
             None if settings.cache_unlabeled => settings.ttl,
             None => Duration::ZERO,
@@ -209,8 +236,11 @@ pub fn storable(
         return None;
     }
     // Nothing to gain from an entry that is born stale and cannot be
-    // revalidated: it would never be served.
-    if fresh.is_zero() && !has_validator(response) {
+    // revalidated: it would never be served. Nor, with Cache-Control
+    // unread, from one revalidated on every use: it may have said
+    // `private`, and the origin confirm one user's page for the next with
+    // that user's validator.
+    if fresh.is_zero() && (!has_validator(response) || cache_control_unread) {
         return None;
     }
     Some(Lifetime {

@@ -1,7 +1,7 @@
 //! Builders the policy tests of several files share: settings, a request,
 //! a response, and the freshness `storable` gives.
 
-use super::{storable, CacheValid, Settings, Targeting};
+use super::{storable, CacheValid, IgnoredHeaders, Settings, Targeting};
 use crate::http::{Headers, RequestHead, ResponseHead, Version};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +14,7 @@ pub(super) fn settings() -> Settings {
         stale_while_revalidate: Duration::ZERO,
         targeting: Targeting::default(),
         cache_valid: Arc::default(),
+        ignored: IgnoredHeaders::default(),
     }
 }
 

@@ -50,6 +50,11 @@ impl CacheValid {
         Ok(CacheValid { rules })
     }
 
+    /// Whether no status is given a lifetime (the setting is off).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// What `ttl` cuts short, said for a warning: a lifetime longer than
     /// it is not what the operator will get.
     pub fn capped_by(&self, ttl: Duration) -> Option<String> {
