@@ -507,3 +507,55 @@ fn check_rejects_a_response_header_key_it_cannot_use() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("configuration file only"), "{stderr}");
 }
+
+#[test]
+fn check_prints_cache_ignore_headers_and_warns_when_no_lifetime_is_set() {
+    let recipe = "targets = 127.0.0.1:9001\npath_to_persistence =\ncache_valid = 200 1s\n\
+                  cache_ignore_headers = Cache-Control, Expires, Set-Cookie\n";
+    let dir = conf(recipe);
+    let args = ["check", "--config", "proxy.conf"];
+    let out = inverso(dir.path(), &args, &[("RUST_LOG", "warn")]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cache_ignore_headers ="))
+        .expect("no cache_ignore_headers line");
+    assert!(
+        line.starts_with("cache_ignore_headers = Cache-Control, Expires, Set-Cookie "),
+        "{line}"
+    );
+    assert!(line.contains("proxy.conf:4"), "{line}");
+    assert!(!stderr.contains("cache_ignore_headers"), "{stderr}");
+
+    // Without cache_valid: only the fields for this cache give lifetimes.
+    let dir = conf(&recipe.replace("cache_valid = 200 1s\n", ""));
+    let out = inverso(dir.path(), &args, &[("RUST_LOG", "warn")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    for words in [
+        "proxy.conf:3: cache_ignore_headers: Cache-Control is not read",
+        "X-Accel-Expires, Surrogate-Control",
+        "cache_valid = 200 1s",
+    ] {
+        assert!(stderr.contains(words), "no {words:?} in {stderr}");
+    }
+}
+
+#[test]
+fn check_rejects_cache_ignore_headers_it_cannot_use() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\ncache_valid = 200 1s\ncache_ignore_headers = Cache-Control, Pragma\n",
+        Some(3),
+        &["cache_ignore_headers", "`Pragma` is not a field the cache reads"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nx_accel_expires = false\nsurrogate_id =\n\
+         cache_ignore_headers = Cache-Control, Expires\n",
+        Some(4),
+        &["nothing would ever be stored"],
+    );
+}

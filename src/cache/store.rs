@@ -1101,6 +1101,59 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_whose_cache_control_is_unread_is_served_as_its_settings_say() {
+        let micro = Settings {
+            ttl: Duration::from_secs(3600),
+            stale_if_error: Duration::from_secs(60),
+            stale_while_revalidate: Duration::from_secs(30),
+            cache_valid: Arc::new(policy::CacheValid::parse("200 1s").unwrap()),
+            ignored: policy::IgnoredHeaders::parse("Cache-Control, Set-Cookie").unwrap(),
+            ..plain()
+        };
+        let mut head = ResponseHead::new(200);
+        head.headers
+            .push("Cache-Control", "no-cache, private, must-revalidate");
+        head.headers.push("Set-Cookie", "sid=alice");
+        let request = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/a".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        let now = SystemTime::now();
+        let lifetime = policy::storable(&request, &head, now, &micro).unwrap();
+        let stored = stored_at_h_a(head, now, lifetime, &micro);
+        // Kept as it came, for the clients; not read by the cache.
+        let served = String::from_utf8_lossy(&stored.record.head).into_owned();
+        assert!(
+            served.contains("no-cache, private, must-revalidate"),
+            "{served}"
+        );
+        assert!(
+            !served.to_ascii_lowercase().contains("set-cookie"),
+            "{served}"
+        );
+        for entry in [
+            &stored,
+            &Entry::from_record(stored.record.clone(), &micro).unwrap(),
+        ] {
+            assert_eq!(entry.fresh_lifetime(), Duration::from_secs(1));
+            assert!(!entry.must_revalidate);
+            assert_eq!(entry.stale_while_revalidate, Duration::from_secs(30));
+            assert_eq!(entry.record.stale_until - entry.record.expires_at, 60_000);
+        }
+        // Read again (a restart without the setting): what it says holds.
+        let read = Settings {
+            ignored: policy::IgnoredHeaders::default(),
+            ..micro
+        };
+        let back = Entry::from_record(stored.record.clone(), &read).unwrap();
+        assert!(back.must_revalidate);
+        assert_eq!(back.stale_while_revalidate, Duration::ZERO);
+        assert_eq!(back.record.stale_until, back.record.expires_at);
+    }
+
+    #[test]
     fn a_snapshot_record_keeps_the_stale_window_it_was_stored_with() {
         let windows = policy::Settings {
             ttl: Duration::from_secs(3600),

@@ -2003,6 +2003,82 @@ mod tests {
     }
 
     #[test]
+    fn cache_ignore_headers_lists_fields_the_cache_reads_and_names_the_line_of_a_bad_one() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.cache_ignore_headers.is_empty());
+        assert!(c.cache_settings().ignored.is_empty());
+        let c = build(
+            "targets = 127.0.0.1:1\ncache_valid = 200 1s\n\
+             cache_ignore_headers = cache-control, EXPIRES Set-Cookie\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = c.cache_ignore_headers.names().collect();
+        assert_eq!(names, ["Cache-Control", "Expires", "Set-Cookie"]);
+        assert_eq!(c.cache_settings().ignored, c.cache_ignore_headers);
+        for (bad, says) in [
+            ("Pragma", "not a field the cache reads"),
+            ("CDN-Cache-Control", "targeted_cache_control"),
+            ("X-Accel-Buffering", "does not act on"),
+            ("Vary, vary", "listed twice"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n# micro-caching\ncache_ignore_headers = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{bad}");
+            assert!(e.message.starts_with("cache_ignore_headers: "), "{e}");
+            assert!(e.message.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_ignore_headers_turns_off_the_switches_of_the_fields_for_the_cache() {
+        let c = build(
+            "targets = 127.0.0.1:1\ncache_valid = 200 1s\n\
+             cache_ignore_headers = X-Accel-Expires, Surrogate-Control\n",
+        )
+        .unwrap();
+        // The keys keep their values; the rules read neither field.
+        assert!(c.x_accel_expires);
+        assert_eq!(c.surrogate_id.as_deref(), Some("inverso"));
+        let targeting = c.cache_settings().targeting;
+        assert!(!targeting.x_accel_expires);
+        assert_eq!(targeting.surrogate_id, None);
+    }
+
+    #[test]
+    fn cache_control_unread_without_a_lifetime_left_to_give_is_refused() {
+        let base = "targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control, Expires, \
+                    X-Accel-Expires, Surrogate-Control\n";
+        let e = build(base).unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("nothing would ever be stored"), "{e}");
+        assert!(e.message.contains("cache_valid = 200 1s"), "{e}");
+        // Anything that still gives a lifetime will do (the fields still
+        // read leave a warning).
+        for more in [
+            "cache_valid = 200 1s",
+            "cache_unlabeled = true",
+            "targeted_cache_control = CDN-Cache-Control",
+            "cache_size = 0",
+        ] {
+            build(&format!("{base}{more}\n")).unwrap_or_else(|e| panic!("{more}: {e}"));
+        }
+        build("targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control\n").unwrap();
+        build(
+            "targets = 127.0.0.1:1\nx_accel_expires = false\nsurrogate_id =\n\
+             cache_ignore_headers = Cache-Control\n",
+        )
+        .unwrap();
+        let e = build(
+            "targets = 127.0.0.1:1\nx_accel_expires = false\nsurrogate_id =\n\
+             cache_ignore_headers = Cache-Control, Expires\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:4");
+    }
+
+    #[test]
     fn surrogate_id_is_a_token_that_fits_surrogate_control() {
         let c = build("targets = 127.0.0.1:1\n").unwrap();
         assert_eq!(c.surrogate_id.as_deref(), Some("inverso"));
