@@ -267,3 +267,44 @@ fn a_reload_without_the_setting_stores_no_more_and_keeps_what_was_stored() {
     expect(&get(&proxy, "/new", &[]), 200, "MISS", "/new #3");
     assert_eq!(backend.requests(), 3);
 }
+
+#[test]
+fn x_accel_expires_and_surrogate_control_unread_pass_through_as_with_their_switches_off() {
+    let backend = Backend::start("edge-aware", |_, out| {
+        let fields = [
+            ("Cache-Control", "max-age=5"),
+            ("X-Accel-Expires", "600"),
+            ("Surrogate-Control", "max-age=900"),
+        ];
+        respond(out, 200, &fields, b"page");
+        Action::KeepAlive
+    });
+    let lifetime_and_fields = |ignored: &str| {
+        let proxy = proxy_for(&backend, ignored);
+        let r = get(&proxy, "/e", &[]);
+        let entries = cache_of(&proxy).entries();
+        let fresh = entries[0].fresh_lifetime().as_secs();
+        let passed = (r.header("x-accel-expires").is_some())
+            .then_some("X-Accel-Expires")
+            .into_iter()
+            .chain(r.header("surrogate-control").map(|_| "Surrogate-Control"))
+            .collect::<Vec<_>>();
+        (fresh, passed)
+    };
+    // Read: Surrogate-Control goes first, and neither reaches the client.
+    assert_eq!(lifetime_and_fields(""), (900, vec![]));
+    assert_eq!(
+        lifetime_and_fields("Surrogate-Control"),
+        (600, vec!["Surrogate-Control"])
+    );
+    assert_eq!(
+        lifetime_and_fields("X-Accel-Expires, Surrogate-Control"),
+        (5, vec!["X-Accel-Expires", "Surrogate-Control"])
+    );
+    // Nor is the cache announced to an origin whose directives it ignores.
+    let seen = backend.seen();
+    let capability = |i: usize| seen[i].head.get("surrogate-capability").map(str::to_string);
+    assert_eq!(capability(0).as_deref(), Some("inverso=\"Surrogate/1.0\""));
+    assert_eq!(capability(1), None);
+    assert_eq!(capability(2), None);
+}
