@@ -65,8 +65,9 @@ pub struct Settings {
     pub stale_while_revalidate: Duration,
     pub targeting: Targeting,
     pub cache_valid: Arc<CacheValid>,
-    /// Response fields not read (see [`IgnoredHeaders::read`]); those
-    /// `targeting` reads are already off in it.
+    /// Response fields not read (see [`IgnoredHeaders::read`]); when it
+    /// lists X-Accel-Expires or Surrogate-Control, `targeting` reads them
+    /// no more ([`IgnoredHeaders::targeting`]).
     pub ignored: IgnoredHeaders,
 }
 
