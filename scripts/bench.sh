@@ -66,7 +66,9 @@
 #     decoded body is the file; the report shows the compressed size over
 #     the body's. The same level is not the same coder: inverso's zlib-rs
 #     at level 1 uses a quick coder with fixed Huffman codes (as zlib-ng
-#     does), which sends more bytes than nginx's zlib at level 1.
+#     does), which sends more bytes than nginx's zlib at level 1; but the
+#     copy inverso keeps with a cache entry, made once, is made at level 6
+#     at least, so its hits send fewer.
 #   - Percentiles are exact (wrk's done() callback, scripts/bench_wrk.lua).
 #     Errors are all of wrk's counters: connect, read, write, timeout, and
 #     status (responses >= 400). Any error shows in bold in the table.

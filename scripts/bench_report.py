@@ -207,9 +207,10 @@ def gzip_section(runs, checks, clk_tck):
                 fmt_int(c.bytes_per_req()), gzip_label(check), c.other_cpu(),
             ])
     return (["## Cache hits sent compressed: inverso vs nginx proxy_cache + gzip", "",
-             "Every request says `Accept-Encoding: gzip`; text/plain bodies, level 1 in "
-             "both, 64 keep-alive connections. inverso compresses an entry once and keeps "
-             "the copy; nginx compresses the cached body again at every hit. "
+             "Every request says `Accept-Encoding: gzip`; text/plain bodies, "
+             "`gzip_comp_level` 1 in both, 64 keep-alive connections. inverso compresses "
+             "an entry once (at level 6 at least) and keeps the copy; nginx compresses the "
+             "cached body again at every hit. "
              "compressed ÷ body: the bytes sent for the body over the body's, from the "
              "curl probe; bytes/resp (wrk) counts the head too. No direct row: the "
              "backend does not compress.", ""]
