@@ -13,7 +13,6 @@ mod support;
 use inverso::cache::policy::BypassCookies;
 use inverso::cache::Cache;
 use inverso::Config;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,16 +48,6 @@ fn origin(
         }
         Action::KeepAlive
     })
-}
-
-fn write_304(out: &mut TcpStream, fields: &[(&str, &str)]) {
-    use std::io::Write;
-    let mut bytes = String::from("HTTP/1.1 304 Not Modified\r\n");
-    for (name, value) in fields {
-        bytes.push_str(&format!("{name}: {value}\r\n"));
-    }
-    bytes.push_str("\r\n");
-    let _ = out.write_all(bytes.as_bytes());
 }
 
 /// An origin whose every answer is fresh for a minute.

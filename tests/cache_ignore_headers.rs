@@ -15,7 +15,6 @@ mod support;
 use inverso::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders};
 use inverso::cache::Cache;
 use inverso::Config;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use support::*;
@@ -60,16 +59,6 @@ fn dynamic_origin(
         }
         Action::KeepAlive
     })
-}
-
-fn write_304(out: &mut TcpStream, fields: &[(&str, &str)]) {
-    use std::io::Write;
-    let mut bytes = String::from("HTTP/1.1 304 Not Modified\r\n");
-    for (name, value) in fields {
-        bytes.push_str(&format!("{name}: {value}\r\n"));
-    }
-    bytes.push_str("\r\n");
-    let _ = out.write_all(bytes.as_bytes());
 }
 
 /// An application page: a 200 with nothing more.

@@ -568,6 +568,16 @@ pub fn respond(out: &mut impl Write, status: u16, headers: &[(&str, &str)], body
     let _ = out.write_all(&bytes);
 }
 
+/// Writes a 304 with these fields (it has no body).
+pub fn write_304(out: &mut TcpStream, fields: &[(&str, &str)]) {
+    let mut bytes = String::from("HTTP/1.1 304 Not Modified\r\n");
+    for (name, value) in fields {
+        bytes.push_str(&format!("{name}: {value}\r\n"));
+    }
+    bytes.push_str("\r\n");
+    let _ = out.write_all(bytes.as_bytes());
+}
+
 /// Whatever `localhost` resolves to first: where a backend must listen
 /// for a target named `localhost:PORT`.
 pub fn localhost_ip() -> IpAddr {
