@@ -1114,12 +1114,7 @@ mod tests {
         head.headers
             .push("Cache-Control", "no-cache, private, must-revalidate");
         head.headers.push("Set-Cookie", "sid=alice");
-        let request = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/a".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let request = get_a();
         let now = SystemTime::now();
         let lifetime = policy::storable(&request, &head, now, &micro).unwrap();
         let stored = stored_at_h_a(head, now, lifetime, &micro);
@@ -1164,12 +1159,7 @@ mod tests {
             stale_while_revalidate: Duration::from_secs(90),
             ..windows.clone()
         };
-        let request = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/a".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let request = get_a();
         for (settings, fields) in [&windows, &updating].into_iter().flat_map(|s| {
             [
                 &[("Cache-Control", "max-age=5")][..],
@@ -1221,6 +1211,16 @@ mod tests {
                 .stale_until,
             2_000
         );
+    }
+
+    /// `GET /a`, with no fields.
+    fn get_a() -> crate::http::RequestHead {
+        crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/a".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        }
     }
 
     /// `head` stored as `h/a` with a one-byte body.
@@ -1680,12 +1680,7 @@ mod tests {
         };
         let mut head = ResponseHead::new(200);
         head.headers.push("Cache-Control", "max-age=5");
-        let request = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/a".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let request = get_a();
         let now = SystemTime::now();
         let lifetime = policy::storable(&request, &head, now, &updating).unwrap();
         let stored = stored_at_h_a(head, now, lifetime, &updating);
