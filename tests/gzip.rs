@@ -352,3 +352,53 @@ fn a_conditional_hit_is_answered_304_with_the_validator_the_client_holds() {
     assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
     assert_eq!(backend.requests(), 1);
 }
+
+#[test]
+fn with_accept_encoding_taken_out_toward_backends_one_stored_page_serves_every_coding() {
+    // A backend that compresses when asked, and says it varies.
+    let backend = Backend::start("app", |seen, out| {
+        let asked = seen.field_or("accept-encoding", "");
+        let mut fields = vec![
+            ("Content-Type", "text/html"),
+            ("Cache-Control", "max-age=60"),
+            ("Vary", "Accept-Encoding"),
+        ];
+        if asked.contains("gzip") {
+            fields.push(("Content-Encoding", "gzip"));
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            encoder.write_all(&page(20_000)).unwrap();
+            respond(out, 200, &fields, &encoder.finish().unwrap());
+        } else {
+            respond(out, 200, &fields, &page(20_000));
+        }
+        Action::KeepAlive
+    });
+    let mut loader = inverso::config::Loader::new();
+    let text =
+        "targets = 127.0.0.1:1\nrequest_header.Accept-Encoding =\ncache_ignore_headers = Vary\n";
+    loader.file("proxy.conf", text).unwrap();
+    let file = loader.build().unwrap();
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c);
+        c.request_headers = file.request_headers;
+        c.cache_ignore_headers = file.cache_ignore_headers;
+    });
+    let mut client = proxy.connect();
+    for coding in ["gzip, deflate, br", "gzip", "br", "identity"] {
+        let response = client.get_with("/", &[("Accept-Encoding", coding)]);
+        let body = match response.header("content-encoding") {
+            Some("gzip") => gunzip(&response.body),
+            Some(other) => panic!("{coding}: {other}"),
+            None => response.body.clone(),
+        };
+        assert_eq!(body, page(20_000), "{coding}");
+        assert_eq!(
+            response.header("content-encoding").is_some(),
+            coding.contains("gzip"),
+            "{coding}"
+        );
+    }
+    // One request reached the backend, without Accept-Encoding.
+    assert_eq!(backend.requests(), 1);
+    assert_eq!(backend.seen()[0].field_or("accept-encoding", "-"), "-");
+}
