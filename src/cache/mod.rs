@@ -5,11 +5,13 @@
 //! - `store`: the cache proper: entries, Vary index, expiry, coalescing.
 //! - `persist`: the snapshot file format; knows bytes on disk, not recency.
 //! - `timer`: the thread that expires entries and writes snapshots.
+//! - `uses`: how often each URL not stored was asked for (`cache_min_uses`).
 
 pub mod lru;
 pub mod persist;
 pub mod policy;
 pub mod store;
 pub mod timer;
+pub mod uses;
 
 pub use store::{Cache, Entry};

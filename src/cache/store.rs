@@ -10,6 +10,7 @@
 use super::lru::{Lru, Sweep};
 use super::persist::Record;
 use super::policy::{self, Lifetime, OwnFields, Settings};
+use super::uses::Uses;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::headers::push_lines_except;
@@ -396,6 +397,8 @@ pub struct Cache {
     /// more than the order is worth).
     touched: AtomicBool,
     pub stats: Stats,
+    /// Misses counted for `cache_min_uses`.
+    pub uses: Uses,
 }
 
 impl Cache {
@@ -417,6 +420,7 @@ impl Cache {
             generation: AtomicU64::new(0),
             touched: AtomicBool::new(false),
             stats: Stats::default(),
+            uses: Uses::default(),
         }
     }
 

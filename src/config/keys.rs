@@ -245,6 +245,13 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.ignore_client_cache_control = b),
     },
     Key {
+        name: "cache_min_uses",
+        default: "1",
+        help: "requests for a URL before its response is stored (nginx's proxy_cache_min_uses): \
+               URLs asked for once do not push out the ones asked for all the time",
+        apply: |c, v| parse_number(v, 1..=1_000_000).map(|n| c.cache_min_uses = n),
+    },
+    Key {
         name: "cache_bypass_cookies",
         default: "",
         help: "cookie names (a trailing * matches a prefix; a lone * any cookie) whose requests \

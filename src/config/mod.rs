@@ -127,6 +127,8 @@ pub struct Config {
     pub log_headers: bool,
     /// Add this hop to `Via` on requests to backends.
     pub via: bool,
+    /// Requests for a URL before its response is stored.
+    pub cache_min_uses: u32,
     /// Compress responses for clients that take gzip (see `crate::gzip`).
     pub gzip: bool,
     pub gzip_types: crate::gzip::MediaTypes,
@@ -1043,6 +1045,7 @@ impl Config {
             log_format: LogFormat::Combined,
             log_headers: false,
             via: true,
+            cache_min_uses: 1,
             gzip: false,
             gzip_types: Default::default(),
             gzip_min_length: 0,
@@ -2124,6 +2127,18 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
             assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_min_uses_is_a_count_from_one() {
+        assert_eq!(build("targets = 127.0.0.1:1\n").unwrap().cache_min_uses, 1);
+        let c = build("targets = 127.0.0.1:1\ncache_min_uses = 3\n").unwrap();
+        assert_eq!(c.cache_min_uses, 3);
+        for bad in ["0", "-1", "two", "1000001"] {
+            let e = build(&format!("targets = 127.0.0.1:1\ncache_min_uses = {bad}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.starts_with("cache_min_uses: "), "{e}");
         }
     }
 

@@ -352,8 +352,14 @@ pub(super) fn serve(
     // does the flight: those waiting on the key go now, not once this
     // client has read the whole body (a slow one would hold them all, and
     // the invalidations remembered for fills in flight would pile up).
+    let lifetime = lifetime.filter(|_| fits(&fetched, cache));
+    // `cache_min_uses`: stored once its URL was asked for that often.
+    let min_uses = shared.config.cache_min_uses;
+    let unpopular = lifetime.is_some()
+        && min_uses > 1
+        && cache.uses.count(&primary, std::time::Instant::now()) < min_uses;
     let mut tee = lifetime
-        .filter(|_| fits(&fetched, cache))
+        .filter(|_| !unpopular)
         .zip(Some(fill))
         .map(|(lifetime, fill)| {
             let stored_as = Storing {
@@ -381,7 +387,9 @@ pub(super) fn serve(
             .iter()
             .any(|f| request.headers.contains(f))
             && !req_cc.no_store;
-        if plain_get && policy::answers_the_url(fetched.response.status) {
+        // Not one that is only not asked for often enough yet: the next
+        // misses, which may store it, still wait on each other.
+        if plain_get && !unpopular && policy::answers_the_url(fetched.response.status) {
             flight.not_stored();
         }
     }

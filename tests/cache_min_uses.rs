@@ -1,0 +1,90 @@
+//! `cache_min_uses`: a response is stored only once its URL has been asked
+//! for that many times, as nginx's `proxy_cache_min_uses`, so that URLs
+//! asked for once do not push out of the cache those asked for all the
+//! time. The origin numbers its responses (`PATH #N`): a body tells which
+//! response was stored.
+
+mod support;
+
+use inverso::Config;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::*;
+
+fn numbering_origin() -> Backend {
+    let numbered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = format!("{} #{n}", seen.path());
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60")],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    })
+}
+
+fn cache_on(c: &mut Config, min_uses: u32) {
+    c.cache_size = 4 << 20;
+    c.max_object_size = Some(256 * 1024);
+    c.cache_min_uses = min_uses;
+}
+
+#[test]
+fn a_url_is_stored_at_its_third_request_with_three_and_at_its_first_by_default() {
+    let backend = numbering_origin();
+    let proxy = start_proxy(&[backend.addr], |c| cache_on(c, 3));
+    let mut client = proxy.connect();
+    for n in 1..=3 {
+        let response = client.get("/popular");
+        assert_eq!(x_cache(&response), "MISS", "request {n}");
+        assert_eq!(response.body_str(), format!("/popular #{n}"));
+    }
+    // Each URL is counted apart: another asked for once is not stored.
+    let once = client.get("/once");
+    assert_eq!(
+        (x_cache(&once), once.body_str().as_str()),
+        ("MISS", "/once #4")
+    );
+    for _ in 0..3 {
+        let hit = client.get("/popular");
+        assert_eq!(
+            (x_cache(&hit), hit.body_str().as_str()),
+            ("HIT", "/popular #3")
+        );
+    }
+    let again = client.get("/once");
+    assert_eq!(x_cache(&again), "MISS");
+    assert_eq!(backend.requests(), 5);
+
+    let backend = numbering_origin();
+    let proxy = start_proxy(&[backend.addr], |c| cache_on(c, 1));
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/first")), "MISS");
+    assert_eq!(x_cache(&client.get("/first")), "HIT");
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_url_stored_then_purged_is_stored_again_at_its_next_miss() {
+    let backend = numbering_origin();
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c, 2);
+        c.admin_port = Some(0);
+    });
+    let mut client = proxy.connect();
+    client.get("/page");
+    client.get("/page");
+    assert_eq!(x_cache(&client.get("/page")), "HIT");
+    let admin = proxy.handle().admin_addr().unwrap();
+    let purged = one_request(admin, b"PURGE /page HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    assert_eq!(purged.status, 200, "{}", purged.body_str());
+    // Still asked for: its count stands, and the next miss stores it.
+    assert_eq!(x_cache(&client.get("/page")), "MISS");
+    let hit = client.get("/page");
+    assert_eq!(
+        (x_cache(&hit), hit.body_str().as_str()),
+        ("HIT", "/page #3")
+    );
+}
