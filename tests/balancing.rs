@@ -569,6 +569,36 @@ fn a_target_failing_its_checks_gets_no_traffic_until_they_pass() {
 }
 
 #[test]
+fn a_target_whose_probe_body_lacks_the_expected_text_is_held_down() {
+    // Both answer their probes 200; b's body says it is degraded.
+    let backend = |name: &'static str, health: &'static str| {
+        Backend::start(name, move |seen, out| {
+            let body = if seen.path() == "/health" {
+                health
+            } else {
+                name
+            };
+            respond(out, 200, &[("X-Backend", name)], body.as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let a = backend("a", "{\"status\":\"UP\"}");
+    let b = backend("b", "{\"status\":\"DEGRADED\"}");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.health_check_expect_status = Arc::from([(200, 200)]);
+        c.health_check_expect_body = Some("\"UP\"".into());
+    });
+    let probes = |b: &Backend| b.seen().iter().filter(|s| s.path() == "/health").count();
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || probes(&b) >= 3));
+    for i in 0..10 {
+        assert_eq!(get(&proxy, &format!("/{i}")), (200, "a".to_string()));
+    }
+    assert!(b.seen().iter().all(|s| s.path() == "/health"));
+}
+
+#[test]
 fn a_target_that_comes_back_is_used_again_after_its_checks_pass() {
     let a = Killable::start("a");
     let b = Killable::start("b");

@@ -337,6 +337,20 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_host).map(|h| c.health_check_host = h),
     },
     Key {
+        name: "health_check_expect_status",
+        default: "",
+        help: "statuses a probe must get, comma separated, each one or a range (`200`, \
+               `200-299, 301`), as HAProxy's http-check expect status; empty = any 2xx or 3xx",
+        apply: |c, v| parse_status_ranges(v).map(|r| c.health_check_expect_status = r.into()),
+    },
+    Key {
+        name: "health_check_expect_body",
+        default: "",
+        help: "text a probe's body must hold (in its first 64 KiB), as HAProxy's http-check \
+               expect string; empty = the body is not read",
+        apply: |c, v| parse_expected_body(v).map(|b| c.health_check_expect_body = b),
+    },
+    Key {
         name: "health_check_interval",
         default: "5s",
         help: "time between two probes of a target",

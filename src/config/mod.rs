@@ -113,6 +113,10 @@ pub struct Config {
     pub health_check_path: Option<String>,
     /// The Host the probes send; `None`: each target's own `host:port`.
     pub health_check_host: Option<String>,
+    /// Statuses a probe must get, as ranges; empty: any 2xx or 3xx.
+    pub health_check_expect_status: Arc<[(u16, u16)]>,
+    /// Text a probe's body must hold.
+    pub health_check_expect_body: Option<Arc<str>>,
     pub health_check_interval: Duration,
     pub health_check_rise: u32,
     pub health_check_fall: u32,
@@ -1036,6 +1040,8 @@ impl Config {
             slow_start: Duration::ZERO,
             health_check_path: None,
             health_check_host: None,
+            health_check_expect_status: Arc::from([]),
+            health_check_expect_body: None,
             health_check_interval: Duration::from_secs(1),
             health_check_rise: 1,
             health_check_fall: 1,
@@ -2127,6 +2133,37 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
             assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn health_check_expectations_are_status_ranges_and_printable_text() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.health_check_expect_status.is_empty() && c.health_check_expect_body.is_none());
+        let c = build(
+            "targets = 127.0.0.1:1\nhealth_check_expect_status = 200, 204-206 ,301\n\
+             health_check_expect_body = \"status\": \"UP\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            *c.health_check_expect_status,
+            [(200, 200), (204, 206), (301, 301)]
+        );
+        assert_eq!(
+            c.health_check_expect_body.as_deref(),
+            Some("\"status\": \"UP\"")
+        );
+        for (line, why) in [
+            ("health_check_expect_status = 2xx", "not a status"),
+            ("health_check_expect_status = 99", "not a status"),
+            ("health_check_expect_status = 600", "not a status"),
+            ("health_check_expect_status = 299-200", "high to low"),
+            ("health_check_expect_status = 200-", "not a status"),
+            ("health_check_expect_body = caf\u{e9}", "printable"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{line}");
+            assert!(e.message.contains(why), "{line}: {e}");
         }
     }
 

@@ -844,6 +844,48 @@ fn unix_path(path: &str) -> Result<&Path, String> {
     Ok(Path::new(path))
 }
 
+/// `200, 204, 300-399`: the statuses a health probe passes with, each one
+/// or an inclusive range, from 100 to 599; empty: none listed.
+pub(super) fn parse_status_ranges(v: &str) -> Result<Vec<(u16, u16)>, String> {
+    let status = |s: &str| {
+        parse_number::<u16>(s.trim(), 100..=599)
+            .map_err(|_| format!("`{s}` is not a status (100 to 599) in `{v}`"))
+    };
+    let mut ranges = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let range = match item.split_once('-') {
+            Some((low, high)) => (status(low)?, status(high)?),
+            None => (status(item)?, status(item)?),
+        };
+        if range.0 > range.1 {
+            return Err(format!("`{item}` is a range from high to low"));
+        }
+        ranges.push(range);
+    }
+    if ranges.len() > 32 {
+        return Err(format!(
+            "{} statuses or ranges listed; at most 32",
+            ranges.len()
+        ));
+    }
+    Ok(ranges)
+}
+
+/// The text a health probe's body must hold: printable (a `#` cannot be
+/// written, it starts a comment), at most 256 bytes; empty: none.
+pub(super) fn parse_expected_body(v: &str) -> Result<Option<std::sync::Arc<str>>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() > 256 || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(format!(
+            "`{}` is not printable text of at most 256 bytes",
+            v.escape_default()
+        ));
+    }
+    Ok(Some(v.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

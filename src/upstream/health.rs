@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 const MAX_PROBE_HEAD: usize = 8 * 1024;
 /// Interim (1xx) heads skipped before the final one.
 const MAX_PROBE_INTERIM: usize = 4;
+/// Most of a probe's body searched for `health_check_expect_body`: a
+/// health endpoint answers in a few bytes, and a page that is not one
+/// is not read whole.
+pub const MAX_PROBE_BODY: usize = 64 * 1024;
 
 /// Passive health settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -368,6 +372,20 @@ pub struct Active {
     pub connect_timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// The final statuses that pass (`health_check_expect_status`);
+    /// empty: any 2xx or 3xx.
+    pub expect_status: Arc<[(u16, u16)]>,
+    /// Text the body must hold (`health_check_expect_body`).
+    pub expect_body: Option<Arc<str>>,
+}
+
+impl Active {
+    fn passes(&self, status: u16) -> bool {
+        match self.expect_status.is_empty() {
+            true => (200..=399).contains(&status),
+            false => (self.expect_status.iter()).any(|&(low, high)| (low..=high).contains(&status)),
+        }
+    }
 }
 
 /// A target as the checker sees it.
@@ -481,10 +499,14 @@ pub enum ProbeError {
     Closed,
     #[error("status {0}")]
     Status(u16),
+    #[error("body without `{0}`")]
+    Body(Arc<str>),
 }
 
 /// One `GET path` on a fresh connection, all within `settings.timeout`: a
-/// 2xx or 3xx final status is healthy (interim 1xx heads are skipped).
+/// 2xx or 3xx final status is healthy, or one `expect_status` lists, with
+/// a body that holds `expect_body` when that is set (interim 1xx heads are
+/// skipped).
 fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
     let deadline = Instant::now() + settings.timeout;
     let too_late = || ProbeError::Late(settings.timeout);
@@ -536,8 +558,19 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
                         scanned = 0;
                         continue;
                     }
-                    200..=399 => return Ok(()),
-                    status => return Err(ProbeError::Status(status)),
+                    status if !settings.passes(status) => return Err(ProbeError::Status(status)),
+                    _ => {
+                        let Some(expected) = &settings.expect_body else {
+                            return Ok(());
+                        };
+                        buf.drain(..len);
+                        let body = probe_body(&mut stream, &head, buf, &left, settings.timeout)?;
+                        let found =
+                            (body.windows(expected.len())).any(|w| w == expected.as_bytes());
+                        return found
+                            .then_some(())
+                            .ok_or_else(|| ProbeError::Body(expected.clone()));
+                    }
                 }
             }
             Ok(None) if buf.len() > MAX_PROBE_HEAD => return Err(ProbeError::HeadTooLarge),
@@ -555,6 +588,47 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
     }
 }
 
+/// As much of a probe's body as there is, up to [`MAX_PROBE_BODY`]: read
+/// to its end (the probe said `Connection: close`, and a length or the
+/// last chunk may end it sooner) within what `left` leaves of the probe's
+/// time, and decoded from chunks. `buf` holds what came after the head.
+fn probe_body(
+    stream: &mut crate::http::conn::Stream,
+    head: &crate::http::ResponseHead,
+    mut buf: Vec<u8>,
+    left: &impl Fn() -> Result<Duration, ProbeError>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProbeError> {
+    use crate::http::{BodyKind, BodyReader, BufConn};
+    let kind = BodyKind::for_response(false, head).map_err(ProbeError::BadReply)?;
+    let whole = |buf: &[u8]| match kind {
+        BodyKind::Length(n) => buf.len() as u64 >= n,
+        BodyKind::Chunked => buf.ends_with(b"\r\n\r\n"),
+        _ => false,
+    };
+    let mut chunk = [0u8; 4096];
+    while buf.len() < MAX_PROBE_BODY && !whole(&buf) {
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(ProbeError::Receive)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => return Err(ProbeError::Late(timeout)),
+            Err(e) => return Err(ProbeError::Receive(e)),
+        }
+    }
+    // What came, decoded as far as it goes: a body cut short may still
+    // hold the text.
+    let mut conn = BufConn::holding(buf);
+    let mut reader = BodyReader::with_limit(kind, MAX_PROBE_BODY as u64);
+    let mut body = Vec::new();
+    while let Ok(Some(piece)) = reader.next(&mut conn) {
+        body.extend_from_slice(piece);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,6 +643,8 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             rise,
             fall,
+            expect_status: Arc::from([]),
+            expect_body: None,
         }
     }
 
@@ -798,13 +874,10 @@ mod tests {
             health: h.clone(),
         };
         let settings = Active {
-            path: "/health".into(),
-            host: None,
             interval: Duration::from_secs(3600),
             timeout,
             connect_timeout: timeout,
-            rise: 1,
-            fall: 1,
+            ..probing(1, 1)
         };
         (h, Checker::start(vec![probe], settings).unwrap())
     }
@@ -861,13 +934,10 @@ mod tests {
             .collect();
         let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
         let settings = Active {
-            path: "/health".into(),
-            host: None,
             interval: Duration::from_millis(50),
             timeout: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(200),
-            rise: 1,
-            fall: 1,
+            ..probing(1, 1)
         };
         let checker = Checker::start(probes, settings).unwrap();
         // Each reply byte came within the timeout, the whole reply never.
@@ -889,6 +959,15 @@ mod tests {
     /// One probe of a server that reads the request, writes `reply` and
     /// holds the connection open.
     fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<(), ProbeError> {
+        let settings = Active {
+            timeout,
+            ..probing(1, 1)
+        };
+        probe_with(reply, &settings)
+    }
+
+    /// [`probe_answered_with`] under `settings`.
+    fn probe_with(reply: &'static [u8], settings: &Active) -> Result<(), ProbeError> {
         use std::net::TcpListener;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -906,14 +985,50 @@ mod tests {
             addr: addr.into(),
             health: Arc::new(health(1, 10)),
         };
-        let settings = Active {
-            timeout,
-            ..probing(1, 1)
-        };
-        let result = probe_once(&probe, &settings);
+        let result = probe_once(&probe, settings);
         drop(probe);
         server.join().unwrap();
         result
+    }
+
+    #[test]
+    fn a_probe_passes_with_the_expected_statuses_and_a_body_holding_the_text() {
+        let expecting = |statuses: &[(u16, u16)], body: Option<&str>| Active {
+            expect_status: statuses.into(),
+            expect_body: body.map(Into::into),
+            ..probing(1, 1)
+        };
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"UP\"}";
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n";
+        let only_200 = expecting(&[(200, 200)], None);
+        assert!(probe_with(ok, &only_200).is_ok());
+        // A redirect to a login page passes by default, not when 200 is asked.
+        assert!(probe_with(redirect, &probing(1, 1)).is_ok());
+        let refused = probe_with(redirect, &only_200).unwrap_err();
+        assert_eq!(refused.to_string(), "status 302");
+        let degraded = b"HTTP/1.1 503 Down\r\nContent-Length: 0\r\n\r\n";
+        assert!(probe_with(degraded, &expecting(&[(200, 299), (503, 503)], None)).is_ok());
+
+        assert!(probe_with(ok, &expecting(&[], Some("\"UP\""))).is_ok());
+        let down = b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"status\":\"DOWN\"}";
+        let missing = probe_with(down, &expecting(&[], Some("\"UP\""))).unwrap_err();
+        assert_eq!(missing.to_string(), "body without `\"UP\"`");
+        // Decoded from its chunks: the text split between two is found.
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        3\r\nall\r\n7\r\n is wel\r\n1\r\nl\r\n0\r\n\r\n";
+        assert!(probe_with(chunked, &expecting(&[], Some("is well"))).is_ok());
+        let empty = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert!(probe_with(empty, &expecting(&[], Some("ok"))).is_err());
+        // A body that never ends fails at the probe's deadline.
+        let endless = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nnot yet";
+        let slow = Active {
+            timeout: Duration::from_millis(100),
+            ..expecting(&[], Some("ok"))
+        };
+        assert_eq!(
+            probe_with(endless, &slow).unwrap_err().to_string(),
+            "no reply within 100ms"
+        );
     }
 
     #[test]

@@ -588,6 +588,8 @@ impl Upstreams {
             connect_timeout: config.effective_connect_timeout(),
             rise: config.health_check_rise,
             fall: config.health_check_fall,
+            expect_status: config.health_check_expect_status.clone(),
+            expect_body: config.health_check_expect_body.clone(),
         };
         Checker::start(self.probes(), settings).map(Some)
     }
