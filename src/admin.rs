@@ -727,6 +727,12 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests answered 403 because their client address was refused by allow_from or deny_from.",
         m.access_denied.load(Ordering::Relaxed),
     );
+    counter(
+        &mut out,
+        "inverso_https_redirects_total",
+        "Requests that came over plain HTTP answered with a redirect to HTTPS (redirect_to_https).",
+        m.https_redirects.load(Ordering::Relaxed),
+    );
     let gzip = &m.gzip;
     counter(
         &mut out,

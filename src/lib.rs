@@ -22,6 +22,7 @@
 //! - `access`: which client addresses may send requests (`allow_from`, `deny_from`).
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
+//! - `https_redirect`: plain-HTTP requests sent to HTTPS (`redirect_to_https`).
 //! - `request_id`: the ID each request carries with `request_id_header`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
@@ -38,6 +39,7 @@ pub mod digits;
 pub mod error_pages;
 pub mod gzip;
 pub mod http;
+pub mod https_redirect;
 pub mod json;
 pub mod limits;
 pub mod metrics;

@@ -39,6 +39,9 @@ pub struct Metrics {
     pub address_changes: AtomicU64,
     /// Requests refused 403 by `allow_from` or `deny_from`.
     pub access_denied: AtomicU64,
+    /// Requests that came over plain HTTP answered with a redirect to
+    /// HTTPS (`redirect_to_https`).
+    pub https_redirects: AtomicU64,
     /// Responses sent compressed (`gzip`).
     pub gzip: GzipCounters,
 }

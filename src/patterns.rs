@@ -4,7 +4,9 @@
 //! every name. `cache_bypass_cookies` lists cookies,
 //! `cache_key_ignore_params` query parameters, `gzip_types` media types:
 //! what a name may hold, and how it is spelled to be compared, is theirs;
-//! the list, its checks and its matching are here.
+//! the list, its checks and its matching are here. A list of prefixes
+//! alone (`redirect_to_https_except`'s paths) has no `*` to write: each
+//! entry is one.
 
 /// A parsed list; empty when the setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,17 +53,7 @@ impl NamePatterns {
         listing: &Listing,
         spell: impl Fn(&str) -> Result<Vec<u8>, String>,
     ) -> Result<NamePatterns, String> {
-        if v.trim().is_empty() {
-            return Ok(NamePatterns::default());
-        }
-        let mut patterns: Vec<Pattern> = Vec::new();
-        for written in v.split(',').map(str::trim) {
-            if written.is_empty() {
-                return Err(format!(
-                    "`{v}` has an empty entry (a stray comma?); list {}, e.g. `{}`",
-                    listing.what, listing.example
-                ));
-            }
+        Self::parse_each(v, listing, |written| {
             let (stem, prefix) = match written.strip_suffix('*') {
                 Some(stem) => (stem, true),
                 None => (written, false),
@@ -73,10 +65,44 @@ impl NamePatterns {
                 ));
             }
             let spelled = spell(stem)?.into_boxed_slice();
-            let pattern = match prefix {
+            Ok(match prefix {
                 true => Pattern::Prefix(spelled),
                 false => Pattern::Exact(spelled),
-            };
+            })
+        })
+    }
+
+    /// `v` as `listing` describes it, every entry a prefix as written (a
+    /// `*` in it is one more character, for `spell` to allow or refuse).
+    pub(crate) fn parse_prefixes(
+        v: &str,
+        listing: &Listing,
+        spell: impl Fn(&str) -> Result<Vec<u8>, String>,
+    ) -> Result<NamePatterns, String> {
+        Self::parse_each(v, listing, |written| {
+            spell(written).map(|spelled| Pattern::Prefix(spelled.into_boxed_slice()))
+        })
+    }
+
+    /// The list's checks, with `pattern` making each entry (trimmed, not
+    /// empty) into its pattern.
+    fn parse_each(
+        v: &str,
+        listing: &Listing,
+        pattern: impl Fn(&str) -> Result<Pattern, String>,
+    ) -> Result<NamePatterns, String> {
+        if v.trim().is_empty() {
+            return Ok(NamePatterns::default());
+        }
+        let mut patterns: Vec<Pattern> = Vec::new();
+        for written in v.split(',').map(str::trim) {
+            if written.is_empty() {
+                return Err(format!(
+                    "`{v}` has an empty entry (a stray comma?); list {}, e.g. `{}`",
+                    listing.what, listing.example
+                ));
+            }
+            let pattern = pattern(written)?;
             if patterns.contains(&pattern) {
                 return Err(format!("`{written}` is listed twice"));
             }
@@ -84,8 +110,9 @@ impl NamePatterns {
         }
         if patterns.len() > listing.most {
             return Err(format!(
-                "{} names listed; at most {}",
+                "{} {} listed; at most {}",
                 patterns.len(),
+                listing.what,
                 listing.most
             ));
         }
@@ -166,6 +193,32 @@ mod tests {
         assert!(!NamePatterns::default().matches(b"ab"));
         // One is a prefix, the other a name: not the same twice.
         assert!(parse("c, c*").is_ok());
+    }
+
+    #[test]
+    fn a_list_of_prefixes_has_no_star_to_write() {
+        let spell = |name: &str| Ok(name.as_bytes().to_vec());
+        let list = NamePatterns::parse_prefixes("ab, c*", &LETTERS, spell).unwrap();
+        assert_eq!(
+            list.patterns(),
+            [
+                Pattern::Prefix((*b"ab").into()),
+                Pattern::Prefix((*b"c*").into()),
+            ]
+        );
+        assert!(list.matches(b"abc") && list.matches(b"ab") && list.matches(b"c*d"));
+        assert!(!list.matches(b"a") && !list.matches(b"cd"));
+        for (bad, why) in [
+            ("a,,b", "empty entry"),
+            ("a, a", "`a` is listed twice"),
+            ("a, b, c, d", "4 names listed; at most 3"),
+        ] {
+            let e = NamePatterns::parse_prefixes(bad, &LETTERS, spell).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(NamePatterns::parse_prefixes(" ", &LETTERS, spell)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

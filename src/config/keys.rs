@@ -7,6 +7,7 @@ use super::values::*;
 use super::{Balance, Config, LogFormat};
 use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
+use crate::https_redirect::ExceptPaths;
 use crate::ratelimit::Rate;
 use crate::upstream::retry_on::RetryOnStatus;
 use std::sync::Arc;
@@ -563,6 +564,22 @@ pub const KEYS: &[Key] = &[
         default: "false",
         help: "every client connection starts with a PROXY protocol header (v1 or v2) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
         apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
+    },
+    Key {
+        name: "redirect_to_https",
+        default: "false",
+        help: "answer requests that came over plain HTTP (as X-Forwarded-Proto tells backends: \
+               https only when a real_ip_from proxy or a PROXY v2 header says so) with a \
+               redirect to https://host/path (301 for GET and HEAD, 308 for the rest); they \
+               reach no backend",
+        apply: |c, v| parse_bool(v).map(|b| c.redirect_to_https = b),
+    },
+    Key {
+        name: "redirect_to_https_except",
+        default: "",
+        help: "path prefixes served over plain HTTP all the same, compared with the path as \
+               sent: `/healthz, /.well-known/acme-challenge/`; empty = none",
+        apply: |c, v| ExceptPaths::parse(v).map(|p| c.redirect_to_https_except = p),
     },
     Key {
         name: "allow_from",

@@ -161,6 +161,11 @@ pub struct Config {
     pub real_ip_from: Vec<Cidr>,
     /// Every client connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Requests that came over plain HTTP are answered with a redirect to
+    /// HTTPS (see [`crate::https_redirect`]).
+    pub redirect_to_https: bool,
+    /// Paths served over plain HTTP all the same; empty: none.
+    pub redirect_to_https_except: crate::https_redirect::ExceptPaths,
     /// Client addresses that may send requests; empty = every one (see
     /// [`crate::access`]).
     pub allow_from: Vec<Cidr>,
@@ -761,6 +766,18 @@ impl Loader {
                     family.messages()
                 )));
             }
+            // Its own redirects' Location would otherwise go out beside the
+            // value set (two places to go), or be the one field a removal
+            // leaves on a response.
+            if family == FieldFamily::Response
+                && config.redirect_to_https
+                && name.eq_ignore_ascii_case("location")
+            {
+                return Err(refused(
+                    "with redirect_to_https on, the proxy writes Location on its redirects itself"
+                        .to_string(),
+                ));
+            }
             edits.push((name.clone(), value));
         }
         FieldEdits::new(edits).map_err(|message| ConfigError {
@@ -822,6 +839,41 @@ impl Loader {
             self.settings["cache_ignore_headers"].origin,
             read.join(", ")
         );
+        Ok(())
+    }
+
+    /// `redirect_to_https_except` means nothing without the redirect. The
+    /// redirect without `real_ip_from` or `proxy_protocol` is warned about,
+    /// not refused: no request can then be `https`, and every one is
+    /// redirected, which behind a TLS terminator sends browsers round in a
+    /// loop; but a listener whose only work is to redirect (the port 80
+    /// beside a terminator that sends its HTTPS elsewhere, with the ACME
+    /// challenges in `redirect_to_https_except` going to a backend) is
+    /// what nginx's `server { listen 80; return 301 ...; }` is for.
+    fn check_https_redirect(&self, config: &Config) -> Result<(), ConfigError> {
+        if !config.redirect_to_https {
+            if !config.redirect_to_https_except.is_empty() {
+                return Err(self.refused(
+                    "redirect_to_https_except",
+                    "is set, but redirect_to_https is not: there is no redirect to except from"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        }
+        if config.real_ip_from.is_empty() && !config.proxy_protocol {
+            log::warn!(
+                "{}: redirect_to_https: neither real_ip_from nor proxy_protocol is set, so no \
+                 request can be https: every request{} is redirected, and behind a TLS \
+                 terminator the redirected ones come back to be redirected again, in a loop \
+                 (list the terminator in real_ip_from: its X-Forwarded-Proto says https)",
+                self.settings["redirect_to_https"].origin,
+                match config.redirect_to_https_except.is_empty() {
+                    true => "",
+                    false => " but those redirect_to_https_except lists",
+                }
+            );
+        }
         Ok(())
     }
 
@@ -945,6 +997,7 @@ impl Loader {
                 ),
             ));
         }
+        self.check_https_redirect(&config)?;
         if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
             return Err(self.refused(
                 "rate_limit_burst",
@@ -1066,6 +1119,8 @@ impl Config {
             underscores_in_headers: false,
             real_ip_from: Vec::new(),
             proxy_protocol: false,
+            redirect_to_https: false,
+            redirect_to_https_except: Default::default(),
             allow_from: Vec::new(),
             deny_from: Vec::new(),
             max_body_size: 0,
@@ -2942,6 +2997,65 @@ mod tests {
         assert!(e.message.contains("prefix"), "{e}");
         let e = build("targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8,\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
+    }
+
+    #[test]
+    fn redirect_to_https_is_off_and_its_exceptions_are_paths_named_by_line() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(!c.redirect_to_https && c.redirect_to_https_except.is_empty());
+        let text = "targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8\nredirect_to_https = on\n\
+                    redirect_to_https_except = /healthz, /.well-known/acme-challenge/\n";
+        let c = build(text).unwrap();
+        assert!(c.redirect_to_https);
+        assert!(c.redirect_to_https_except.matches("/healthz"));
+        assert!(c
+            .redirect_to_https_except
+            .matches("/.well-known/acme-challenge/x"));
+        for (line, message) in [
+            (
+                "redirect_to_https_except = healthz",
+                "does not start with `/`",
+            ),
+            ("redirect_to_https_except = /a?b", "not the start of a path"),
+            ("redirect_to_https_except = /a,", "empty entry"),
+        ] {
+            let text = format!("targets = 127.0.0.1:1\nredirect_to_https = true\n\n{line}\n");
+            let e = build(&text).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:4", "{line}");
+            assert!(e.message.contains(message), "{line}: {e}");
+        }
+        let e = build("targets = 127.0.0.1:1\n\nredirect_to_https = maybe\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.starts_with("redirect_to_https: "), "{e}");
+        // Exceptions without the redirect say nothing: refused, by their line.
+        let e = build("targets = 127.0.0.1:1\nredirect_to_https_except = /healthz\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("redirect_to_https is not"), "{e}");
+        // Without a trusted proxy or PROXY header every request would be
+        // redirected: a warning, not an error (a listener that only
+        // redirects is a use).
+        let c = build("targets = 127.0.0.1:1\nredirect_to_https = true\n").unwrap();
+        assert!(c.redirect_to_https);
+    }
+
+    #[test]
+    fn with_redirect_to_https_location_is_the_proxy_s_own() {
+        let text = "targets = 127.0.0.1:1\nredirect_to_https = true\nproxy_protocol = true\n";
+        for line in [
+            "response_header.Location = https://example.com/",
+            "response_header.location =",
+        ] {
+            let e = build(&format!("{text}{line}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:4", "{line}");
+            assert!(e.message.contains("writes Location"), "{line}: {e}");
+        }
+        let c = build("targets = 127.0.0.1:1\nresponse_header.Location =\n").unwrap();
+        assert!(
+            !c.redirect_to_https,
+            "allowed without the redirect, as before"
+        );
+        let text = format!("{text}response_header.Strict-Transport-Security = max-age=63072000\n");
+        assert!(build(&text).is_ok(), "HSTS beside the redirect");
     }
 
     #[test]

@@ -422,15 +422,8 @@ pub fn check_target_bytes(target: &[u8]) -> Result<(), HeadError> {
 /// what the backend answered for (nginx's `$host` is spelled the same
 /// way), not a spelling a backend might treat otherwise.
 pub fn push_canonical_authority(key: &mut String, authority: &str) {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port),
-        _ => (authority, ""),
-    };
-    let host = host
-        .strip_suffix('.')
-        .filter(|h| !h.is_empty())
-        .unwrap_or(host);
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    let (host, port) = split_port(authority);
+    push_host(key, host);
     match port.parse::<u16>() {
         Ok(80) => {}
         Ok(n) => {
@@ -443,6 +436,32 @@ pub fn push_canonical_authority(key: &mut String, authority: &str) {
             key.push_str(port);
         }
     }
+}
+
+/// The host of a valid authority without its port, spelled as
+/// [`push_canonical_authority`] spells it (an IPv6 literal keeps its
+/// brackets): what nginx's `$host` holds, and what a redirect to another
+/// scheme, whose port is that scheme's own, names.
+pub fn push_host_name(out: &mut String, authority: &str) {
+    push_host(out, split_port(authority).0);
+}
+
+/// A valid authority's host and port (empty when it has none, or only
+/// its colon). A colon inside an IPv6 literal's brackets is not a port's.
+fn split_port(authority: &str) -> (&str, &str) {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port),
+        _ => (authority, ""),
+    }
+}
+
+/// Lower-cased, without the trailing dot of a fully qualified name.
+fn push_host(out: &mut String, host: &str) {
+    let host = host
+        .strip_suffix('.')
+        .filter(|h| !h.is_empty())
+        .unwrap_or(host);
+    out.extend(host.chars().map(|c| c.to_ascii_lowercase()));
 }
 
 /// RFC 9110 §7.2: Host = uri-host [ ":" port ], where uri-host is an
@@ -963,6 +982,29 @@ mod tests {
         ] {
             assert!(check_host(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_names_lose_their_port_as_nginx_s_host() {
+        for (authority, host) in [
+            ("a.example", "a.example"),
+            ("Shop.Example.:8080", "shop.example"),
+            ("a.example:80", "a.example"),
+            ("a:", "a"),
+            ("127.0.0.1:8443", "127.0.0.1"),
+            ("[::1]", "[::1]"),
+            ("[2001:DB8::1]:8080", "[2001:db8::1]"),
+            ("[::ffff:192.0.2.1]:80", "[::ffff:192.0.2.1]"),
+        ] {
+            assert_eq!(check_host(authority.as_bytes()), Ok(()), "{authority}");
+            let mut out = String::from("https://");
+            push_host_name(&mut out, authority);
+            assert_eq!(out, format!("https://{host}"), "{authority}");
+        }
+        // The port is kept where one server is named, as the cache keys it.
+        let mut key = String::new();
+        push_canonical_authority(&mut key, "[2001:DB8::1]:8080");
+        assert_eq!(key, "[2001:db8::1]:8080");
     }
 
     #[test]

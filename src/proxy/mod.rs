@@ -21,6 +21,7 @@ use crate::http::conn::{is_timeout, write_all_vectored};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
+use crate::https_redirect;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
@@ -481,6 +482,26 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     ) {
         return (deny(client, &head, shared), line);
     }
+    // After the access lists, so that a refused client is refused on
+    // either scheme; before the rate limit, so that a page is counted
+    // once, when the browser asks again over HTTPS, as nginx's `return`
+    // (its rewrite phase) comes before `limit_req`.
+    if shared.config.redirect_to_https && client.scheme == "http" {
+        let except = &shared.config.redirect_to_https_except;
+        if let Some(redirect) = https_redirect::redirect(&head, except) {
+            shared
+                .metrics
+                .https_redirects
+                .fetch_add(1, Ordering::Relaxed);
+            let mut location = Vec::with_capacity(redirect.location.len() + 12);
+            for part in [b"Location: ", redirect.location.as_bytes(), b"\r\n"] {
+                location.extend_from_slice(part);
+            }
+            let status = redirect.status;
+            let outcome = answer_unread(client, &head, body_kind, status, &location, shared);
+            return (outcome, line);
+        }
+    }
     client.sticky = shared.config.sticky_cookie.clone().map(|name| {
         let sent = sticky::take(&mut head.headers, &name);
         (name, sent)
@@ -488,21 +509,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     if let Some(limiter) = &shared.limiter {
         if let Err(wait) = limiter.admit(client.real_ip, Instant::now()) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            // A body is not read: the connection closes after the answer,
-            // or what is left of it would be taken for the next request.
-            let close = body_kind != BodyKind::Empty
-                || !client.keeps_alive(&head)
-                || shared.shutting_down.load(Ordering::Relaxed);
             // Whole seconds, rounded up, at least one.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut retry_after = Vec::new();
             push_field(&mut retry_after, "Retry-After", seconds.max(1));
-            let config = &shared.config;
-            let bytes = client.send_error_with(429, close, head.is_head(), &retry_after, config);
-            let outcome = Outcome {
-                keep_alive: !close,
-                ..Outcome::closing(429, bytes)
-            };
+            let outcome = answer_unread(client, &head, body_kind, 429, &retry_after, shared);
             return (outcome, line);
         }
     }
@@ -580,6 +591,31 @@ fn deny(client: &mut Client, head: &RequestHead, shared: &Shared) -> Outcome {
     shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
     let bytes = client.send_error_to(403, true, head.is_head(), &shared.config);
     Outcome::closing(403, bytes)
+}
+
+/// Answers a request with the proxy's own `status` (`fields`, whole
+/// lines, added to its head) before its body, if any, is read: the 429 of
+/// `rate_limit`, the redirects of `redirect_to_https`. A body is not read:
+/// the connection closes after the answer, or what is left of it would be
+/// taken for the next request. Without one, the connection stays open as
+/// the client wants.
+fn answer_unread(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    status: u16,
+    fields: &[u8],
+    shared: &Shared,
+) -> Outcome {
+    let close = body_kind != BodyKind::Empty
+        || !client.keeps_alive(head)
+        || shared.shutting_down.load(Ordering::Relaxed);
+    let config = &shared.config;
+    let bytes = client.send_error_with(status, close, head.is_head(), fields, config);
+    Outcome {
+        keep_alive: !close,
+        ..Outcome::closing(status, bytes)
+    }
 }
 
 /// An exchange that ended without relaying a response: the status the
