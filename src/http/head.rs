@@ -663,7 +663,10 @@ pub fn reason_phrase(status: u16) -> &'static str {
         206 => "Partial Content",
         301 => "Moved Permanently",
         302 => "Found",
+        303 => "See Other",
         304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -1066,5 +1069,12 @@ mod tests {
         let mut out = Vec::new();
         ResponseHead::new(502).write_start(&mut out);
         assert_eq!(out, b"HTTP/1.1 502 Bad Gateway\r\n");
+        // The redirects the proxy makes itself (redirect_to_https), and
+        // a backend's that come without a phrase.
+        let mut out = Vec::new();
+        ResponseHead::new(308).write_start(&mut out);
+        assert_eq!(out, b"HTTP/1.1 308 Permanent Redirect\r\n");
+        let relayed = parse_response(b"HTTP/1.1 307 \r\n\r\n").unwrap();
+        assert_eq!(relayed.reason, "Temporary Redirect");
     }
 }
