@@ -38,8 +38,9 @@ impl ExceptPaths {
         let prefixes = NamePatterns::parse_prefixes(v, &PATHS, |path| {
             if !path.starts_with('/') {
                 return Err(format!(
-                    "`{path}` does not start with `/`: list the beginnings of paths as requests \
+                    "`{}` does not start with `/`: list the beginnings of paths as requests \
                      send them, e.g. `{}`",
+                    path.escape_debug(),
                     PATHS.example
                 ));
             }
