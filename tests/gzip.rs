@@ -402,3 +402,26 @@ fn with_accept_encoding_taken_out_toward_backends_one_stored_page_serves_every_c
     assert_eq!(backend.requests(), 1);
     assert_eq!(backend.seen()[0].field_or("accept-encoding", "-"), "-");
 }
+
+#[test]
+fn a_body_that_ends_with_its_connection_is_compressed_in_chunks_and_the_client_kept() {
+    let backend = Backend::start("old", |_, out| {
+        let mut bytes = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&page(30_000));
+        let _ = out.write_all(&bytes);
+        Action::Close
+    });
+    let proxy = start_proxy(&[backend.addr], |c| {
+        gzip_on(c);
+        // Every body streams, none is read whole first.
+        c.response_buffer_size = 0;
+    });
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let response = client.get_with("/", &[GZIP]);
+        assert_eq!(response.header("content-encoding"), Some("gzip"));
+        assert!(response.head.is_chunked());
+        assert_eq!(gunzip(&response.body), page(30_000));
+    }
+    assert_eq!(backend.connections(), 2);
+}
