@@ -7,17 +7,21 @@
 //! order with the records: a reopen (SIGUSR1, for logrotate) writes every
 //! record queued before it to the old file, then opens the path afresh.
 
+mod template;
+
+pub use template::{RequestFields, Template};
+
 use crate::config::LogFormat;
 use crate::digits::{push_ip, Decimal};
 use crate::http::conn::{write_all_vectored, write_all_vectored_counting};
-use crate::http::date::{format_rfc3339, ClfClock};
+use crate::http::date::{format_rfc3339, LogClock};
 use crate::json;
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +42,9 @@ pub struct Record {
     /// When the request head arrived.
     pub time: SystemTime,
     pub client: IpAddr,
+    /// The client's port: none when `client` is not the connection's other
+    /// end but the address a proxy in front named.
+    pub client_port: Option<u16>,
     /// `GET /path HTTP/1.1`, or what could be read of a malformed one.
     pub request_line: String,
     pub status: u16,
@@ -58,6 +65,8 @@ pub struct Record {
     /// The request head received and the response head sent, when
     /// `log_headers` is on.
     pub heads: Option<Box<Heads>>,
+    /// The request fields a `log_format` template names.
+    pub fields: Option<RequestFields>,
 }
 
 /// Header fields of one exchange, as `(name, value)` in wire order.
@@ -86,14 +95,15 @@ impl Record {
     /// and the body bytes sent.
     pub fn refused(
         time: SystemTime,
-        client: IpAddr,
+        client: SocketAddr,
         request_line: String,
         bytes: u64,
         duration: Duration,
     ) -> Record {
         Record {
             time,
-            client,
+            client: client.ip(),
+            client_port: Some(client.port()),
             request_line,
             status: 503,
             bytes,
@@ -105,15 +115,17 @@ impl Record {
             upstream_wait: None,
             request_id: None,
             heads: None,
+            fields: None,
         }
     }
 
     /// Appends the line in the given format to `line`, without newline;
-    /// `clock` keeps the timestamp of the last second it wrote.
-    fn write_as(&self, format: LogFormat, line: &mut String, clock: &mut ClfClock) {
+    /// `clock` keeps the timestamps of the last second it wrote.
+    fn write_as(&self, format: &LogFormat, line: &mut String, clock: &mut LogClock) {
         match format {
             LogFormat::Combined => self.write_combined(line, clock),
             LogFormat::Json => self.write_json(line),
+            LogFormat::Template(template) => template.write(self, line, clock),
         }
     }
 
@@ -200,17 +212,17 @@ impl Record {
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
-        self.write_combined(&mut line, &mut ClfClock::new());
+        self.write_combined(&mut line, &mut LogClock::new());
         line
     }
 
     /// [`format`](Self::format) into `line`. Written piece by piece rather
     /// than with `write!`: the writer formats a line per request, and the
     /// formatting machinery made a third of a cache hit's instructions.
-    fn write_combined(&self, line: &mut String, clock: &mut ClfClock) {
+    fn write_combined(&self, line: &mut String, clock: &mut LogClock) {
         push_ip(line, self.client);
         line.push_str(" - - [");
-        line.push_str(clock.stamp(self.time));
+        line.push_str(clock.clf(self.time));
         line.push_str("] \"");
         escape_into(line, &self.request_line);
         line.push_str("\" ");
@@ -289,11 +301,27 @@ fn escape_into(out: &mut String, s: &str) {
 /// Appends `d` in milliseconds with three decimals, rounded to the
 /// nearest microsecond: `1.500`.
 fn push_millis(out: &mut String, d: Duration) {
-    let micros = (d.as_nanos() + 500) / 1000;
-    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
-    out.push_str(Decimal::new(micros / 1000).as_str());
+    push_thousandths(out, rounded(d, Duration::from_micros(1)));
+}
+
+/// Appends `d` in seconds with three decimals, rounded to the nearest
+/// millisecond, as nginx writes its times (`$request_time`): `0.002`.
+fn push_seconds(out: &mut String, d: Duration) {
+    push_thousandths(out, rounded(d, Duration::from_millis(1)));
+}
+
+/// How many `unit`s `d` is, to the nearest.
+fn rounded(d: Duration, unit: Duration) -> u64 {
+    let unit = unit.as_nanos();
+    u64::try_from((d.as_nanos() + unit / 2) / unit).unwrap_or(u64::MAX)
+}
+
+/// Appends `n` thousandths as a decimal number with three decimals:
+/// `1500` is `1.500`.
+fn push_thousandths(out: &mut String, n: u64) {
+    out.push_str(Decimal::new(n / 1000).as_str());
     out.push('.');
-    let frac = micros % 1000;
+    let frac = n % 1000;
     for digit in [frac / 100, frac / 10 % 10, frac % 10] {
         out.push(char::from(b'0' + digit as u8));
     }
@@ -500,7 +528,7 @@ struct Sinks {
     lost: Arc<AtomicU64>,
     /// The line being written, its memory kept from one to the next.
     line: String,
-    clock: ClfClock,
+    clock: LogClock,
 }
 
 impl Sinks {
@@ -526,7 +554,7 @@ impl Sinks {
     fn write(&mut self, record: &Record) {
         let line = &mut self.line;
         line.clear();
-        record.write_as(self.format, line, &mut self.clock);
+        record.write_as(&self.format, line, &mut self.clock);
         line.push('\n');
         if let Some(sink) = &mut self.stdout {
             sink.write(line.as_bytes(), &self.lost);
@@ -717,7 +745,7 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
         format: outputs.format,
         lost,
         line: String::with_capacity(256),
-        clock: ClfClock::new(),
+        clock: LogClock::new(),
     };
     // Park in `recv` only when traffic stops. While it flows, sleep between
     // batches instead: a sender wakes the writer (a futex call and a
@@ -767,6 +795,7 @@ mod tests {
         Record {
             time: UNIX_EPOCH + Duration::from_secs(784_111_777),
             client: "127.0.0.1".parse().unwrap(),
+            client_port: Some(40_000),
             request_line: "GET /a\"b HTTP/1.1".into(),
             status: 200,
             bytes: 512,
@@ -778,6 +807,7 @@ mod tests {
             upstream_wait: Some(Duration::from_micros(1250)),
             request_id: None,
             heads: None,
+            fields: None,
         }
     }
 

@@ -238,6 +238,20 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     for line in config::target_lines(&config) {
         writeln!(out, "{line}")?;
     }
+    if let config::LogFormat::Template(template) = &config.log_format {
+        // Whole (a template runs longer than the values `printable` shows
+        // whole), and what it was taken to say, on a made-up request.
+        writeln!(
+            out,
+            "# log_format template: {}",
+            config::escape_controls(template.source())
+        )?;
+        writeln!(
+            out,
+            "# a line looks like:   {}",
+            config::escape_controls(&template.example_line())
+        )?;
+    }
     write_error_pages(&mut out, &config.error_pages)?;
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;

@@ -126,7 +126,7 @@ impl Server {
         let access_log = AccessLog::start(Outputs {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
-            format: config.log_format,
+            format: config.log_format.clone(),
         })
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
@@ -866,11 +866,11 @@ fn register(
 fn refuse(stream: Arc<TcpStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
     let (time, started) = (SystemTime::now(), Instant::now());
     let refused = reject(stream, 503, shared);
-    let client = refused.client.unwrap_or(peer.ip()).to_canonical();
+    let client = refused.client.unwrap_or(peer);
     let (line, bytes) = (refused.request_line, refused.bytes);
     shared.log_refusal(Record::refused(
         time,
-        client,
+        SocketAddr::new(client.ip().to_canonical(), client.port()),
         line,
         bytes,
         started.elapsed(),
@@ -936,7 +936,7 @@ fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
     if shared.config.proxy_protocol {
         if let Ok(Some(header)) = proxy_protocol::parse(received) {
             received = &received[header.len..];
-            client = header.source.map(|s| s.ip());
+            client = header.source;
         }
     }
     let head_request = proxy::starts_a_head_request(received);
@@ -953,7 +953,7 @@ fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
 /// What [`reject`] tells the access log.
 struct Refused {
     request_line: String,
-    client: Option<IpAddr>,
+    client: Option<SocketAddr>,
     bytes: u64,
 }
 
@@ -1001,9 +1001,10 @@ impl Control {
     /// (after logrotate renamed it). On failure the old file stays in use.
     pub fn reopen_log(&self) -> io::Result<()> {
         let shared = self.inner.current.get();
-        shared
-            .log
-            .reopen(shared.config.path_to_log.clone(), shared.config.log_format)
+        shared.log.reopen(
+            shared.config.path_to_log.clone(),
+            shared.config.log_format.clone(),
+        )
     }
 
     /// Puts `next` in force: targets, timeouts, limits, log settings and
@@ -1054,7 +1055,10 @@ impl Control {
             });
         }
         if next.path_to_log != was.path_to_log || next.log_format != was.log_format {
-            if let Err(e) = old.log.reopen(next.path_to_log.clone(), next.log_format) {
+            if let Err(e) = old
+                .log
+                .reopen(next.path_to_log.clone(), next.log_format.clone())
+            {
                 return refused(ReloadError::Log(e));
             }
         }

@@ -1695,6 +1695,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
     let record = || Record {
         time: std::time::SystemTime::now(),
         client: "127.0.0.1".parse().unwrap(),
+        client_port: None,
         request_line: "GET / HTTP/1.1".into(),
         status: 200,
         bytes: 0,
@@ -1706,6 +1707,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_wait: None,
         request_id: None,
         heads: None,
+        fields: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.
     for _ in 0..64 {

@@ -442,15 +442,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "log_format",
         default: "combined",
-        help: "access-log format: combined or json",
-        apply: |c, v| {
-            c.log_format = match v {
-                "combined" => LogFormat::Combined,
-                "json" => LogFormat::Json,
-                _ => return Err(format!("`{v}` is not a log format (combined or json)")),
-            };
-            Ok(())
-        },
+        help: "access-log format: combined, json, or a template of nginx-style $variables",
+        apply: |c, v| LogFormat::parse(v).map(|f| c.log_format = f),
     },
     Key {
         name: "log_headers",

@@ -11,6 +11,7 @@
 mod keys;
 mod values;
 
+use crate::access_log::Template;
 use crate::http::edits::FieldEdits;
 use crate::ratelimit::Rate;
 use crate::realip::Cidr;
@@ -192,13 +193,39 @@ pub struct Config {
 }
 
 /// How access-log records are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// The combined log format plus `upstream=`, `cache=`, `duration_ms=`.
     #[default]
     Combined,
     /// One JSON object per line, with the same fields.
     Json,
+    /// The operator's own line, nginx's `log_format` style.
+    Template(Arc<Template>),
+}
+
+impl LogFormat {
+    /// `combined`, `json`, or a template: any value holding a `$`.
+    pub fn parse(v: &str) -> Result<LogFormat, String> {
+        match v {
+            "combined" => Ok(LogFormat::Combined),
+            "json" => Ok(LogFormat::Json),
+            _ if v.contains('$') => Template::parse(v).map(|t| LogFormat::Template(Arc::new(t))),
+            _ => Err(format!(
+                "`{v}` is not a log format (combined, json, or a template of $variables \
+                 such as `$remote_addr $status $request_time`)"
+            )),
+        }
+    }
+
+    /// The request fields each record must carry for this format: those
+    /// a template names.
+    pub fn request_fields(&self) -> Option<&Arc<[Box<str>]>> {
+        match self {
+            LogFormat::Template(t) => Some(t.request_fields()).filter(|f| !f.is_empty()),
+            _ => None,
+        }
+    }
 }
 
 /// A backend as configured: `host:port` or `unix:PATH` with its options
@@ -998,6 +1025,15 @@ impl Loader {
             ));
         }
         self.check_https_redirect(&config)?;
+        // The heads would be copied at every request and never written.
+        if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
+            return Err(self.refused(
+                "log_headers",
+                "adds the heads to combined and json lines; a log_format template writes \
+                 only what it names (a request field as $http_<name>)"
+                    .into(),
+            ));
+        }
         if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
             return Err(self.refused(
                 "rate_limit_burst",
@@ -1303,22 +1339,17 @@ fn unknown_key_message(key: &str) -> String {
     }
     let key = key.escape_debug().to_string();
     let key = key.as_str();
-    // Not when most of a short key would have to change (`foo` is no
-    // misspelt `port`).
-    let close =
-        |d: usize, name: &str| d <= 3.max(name.len() / 4) && 2 * d <= key.len().min(name.len());
     // The families' names without their dot, candidates among the keys:
     // a key with a dot can only be a member of one (no other key has a
     // dot), misspelt before the field name.
     let families = FieldFamily::ALL.map(|f| (f.name(), f));
     let family_named = |name: &str| families.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
     if let Some((prefix, field)) = key.split_once('.') {
-        let nearest = (families.iter())
-            .map(|(name, f)| (edit_distance(prefix, name), *name, *f))
-            .min_by_key(|(d, ..)| *d)
-            .filter(|(d, name, _)| close(*d, name) && !field.is_empty());
+        let nearest = nearest_to(prefix, key.len(), families.iter().map(|(name, _)| *name))
+            .filter(|_| !field.is_empty())
+            .and_then(family_named);
         return match nearest {
-            Some((.., f)) => format!(
+            Some(f) => format!(
                 "unknown key `{key}` (did you mean `{}{field}`?)",
                 f.prefix()
             ),
@@ -1334,13 +1365,9 @@ fn unknown_key_message(key: &str) -> String {
             f.messages()
         );
     }
-    let nearest = (KEYS.iter().map(|k| k.name))
-        .chain(families.iter().map(|(name, _)| *name))
-        .map(|name| (edit_distance(key, name), name))
-        .min()
-        .filter(|(d, name)| close(*d, name));
-    match nearest {
-        Some((_, name)) => match family_named(name) {
+    let names = (KEYS.iter().map(|k| k.name)).chain(families.iter().map(|(name, _)| *name));
+    match nearest(key, names) {
+        Some(name) => match family_named(name) {
             Some(f) => format!(
                 "unknown key `{key}` (did you mean `{}<Field-Name>`, one key per field?)",
                 f.prefix()
@@ -1349,6 +1376,30 @@ fn unknown_key_message(key: &str) -> String {
         },
         None => format!("unknown key `{key}`"),
     }
+}
+
+/// The name among `names` that `word` most likely misspells, for a "did
+/// you mean" hint; none when each is too far from it.
+pub(crate) fn nearest<'a>(word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    nearest_to(word, word.len(), names)
+}
+
+/// [`nearest`], for a `word` that stands in a longer text of `len` bytes
+/// (the part of a key before its dot), which no short name is taken for.
+fn nearest_to<'a>(
+    word: &str,
+    len: usize,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    // Not when most of a short word would have to change (`foo` is no
+    // misspelt `port`).
+    let close = |d: usize, name: &str| d <= 3.max(name.len() / 4) && 2 * d <= len.min(name.len());
+    names
+        .into_iter()
+        .map(|name| (edit_distance(word, name), name))
+        .min()
+        .filter(|(d, name)| close(*d, name))
+        .map(|(_, name)| name)
 }
 
 /// Levenshtein distance, for "did you mean" hints.

@@ -104,36 +104,73 @@ impl fmt::Display for Clf {
     }
 }
 
-/// The [`Clf`] timestamp of the last second written, kept: a log writes one
-/// per line, and under load hundreds of lines share their second.
-pub struct ClfClock {
+/// nginx's `$time_iso8601`, in UTC: `1994-11-06T08:49:37+00:00`.
+pub struct Iso8601(pub SystemTime);
+
+impl fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = to_civil(self.0);
+        write!(
+            f,
+            "{}-{:02}-{:02}T{}+00:00",
+            c.year,
+            c.month,
+            c.day,
+            c.clock()
+        )
+    }
+}
+
+/// The access log's timestamps ([`Clf`], [`Iso8601`]) of the last second
+/// written, kept: a log writes one per line, and under load hundreds of
+/// lines share their second.
+#[derive(Default)]
+pub struct LogClock {
+    clf: PerSecond,
+    iso8601: PerSecond,
+}
+
+impl LogClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `Clf(t)` as text.
+    pub fn clf(&mut self, t: SystemTime) -> &str {
+        self.clf.text(t, |out| write!(out, "{}", Clf(t)))
+    }
+
+    /// `Iso8601(t)` as text.
+    pub fn iso8601(&mut self, t: SystemTime) -> &str {
+        self.iso8601.text(t, |out| write!(out, "{}", Iso8601(t)))
+    }
+}
+
+/// One timestamp's text, and the second it is for.
+struct PerSecond {
     secs: u64,
     text: String,
 }
 
-impl ClfClock {
-    pub fn new() -> Self {
-        ClfClock {
+impl Default for PerSecond {
+    fn default() -> Self {
+        PerSecond {
             secs: u64::MAX,
             text: String::new(),
         }
     }
+}
 
-    /// `Clf(t)` as text.
-    pub fn stamp(&mut self, t: SystemTime) -> &str {
+impl PerSecond {
+    /// The text for `t`'s second, written by `write` when the second changed.
+    fn text(&mut self, t: SystemTime, write: impl FnOnce(&mut String) -> fmt::Result) -> &str {
         let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if secs != self.secs {
             self.text.clear();
-            let _ = write!(self.text, "{}", Clf(t));
+            let _ = write(&mut self.text);
             self.secs = secs;
         }
         &self.text
-    }
-}
-
-impl Default for ClfClock {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -212,17 +249,23 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
         assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(Clf(t).to_string(), "06/Nov/1994:08:49:37 +0000");
-        let mut clock = ClfClock::new();
-        assert_eq!(clock.stamp(t), "06/Nov/1994:08:49:37 +0000");
+        let mut clock = LogClock::new();
+        assert_eq!(clock.clf(t), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(clock.iso8601(t), "1994-11-06T08:49:37+00:00");
         assert_eq!(
-            clock.stamp(t + Duration::from_millis(999)),
+            clock.clf(t + Duration::from_millis(999)),
             "06/Nov/1994:08:49:37 +0000"
         );
         assert_eq!(
-            clock.stamp(t + Duration::from_secs(1)),
+            clock.clf(t + Duration::from_secs(1)),
             "06/Nov/1994:08:49:38 +0000"
         );
-        assert_eq!(clock.stamp(UNIX_EPOCH), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(
+            clock.iso8601(t + Duration::from_secs(1)),
+            "1994-11-06T08:49:38+00:00"
+        );
+        assert_eq!(clock.clf(UNIX_EPOCH), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(clock.iso8601(UNIX_EPOCH), "1970-01-01T00:00:00+00:00");
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub(super) struct Client {
     pub(super) conn: BufConn<SharedStream>,
     /// The connection's other end: the client, or a proxy in front.
     pub(super) peer: IpAddr,
+    pub(super) peer_port: u16,
     /// Whom the request being served is from: `peer`, or the client a
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
@@ -170,6 +171,7 @@ impl Client {
             // A dual-stack listener (bind = ::) sees IPv4 clients as
             // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
             peer: peer.ip().to_canonical(),
+            peer_port: peer.port(),
             real_ip: peer.ip().to_canonical(),
             tls_in_front: false,
             scheme: "http",
@@ -292,6 +294,7 @@ impl Client {
             Ok(header) => {
                 if let Some(source) = header.source {
                     self.peer = source.ip().to_canonical();
+                    self.peer_port = source.port();
                 }
                 self.tls_in_front = header.tls;
                 true

@@ -11,7 +11,7 @@ mod tunnel;
 mod watch;
 
 use crate::access;
-use crate::access_log::{Heads, LogSender, Record};
+use crate::access_log::{Heads, LogSender, Record, RequestFields};
 use crate::cache::{policy, Cache};
 use crate::config::Config;
 use crate::digits::push_field;
@@ -281,6 +281,9 @@ pub fn serve(
         shared.log.log(Record {
             time,
             client: client.real_ip,
+            // The port is the connection's: not that of a client a proxy
+            // in front named.
+            client_port: (client.real_ip == client.peer).then_some(client.peer_port),
             request_line: line.request_line,
             status: outcome.status,
             bytes: outcome.bytes,
@@ -292,6 +295,7 @@ pub fn serve(
             upstream_wait: client.upstream_wait,
             request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
             heads,
+            fields: line.fields,
         });
         // Idle as far as shutdown is concerned, before the flag is read: a
         // shutdown then either is seen here or ends the revalidation, never
@@ -348,7 +352,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let duration = started.elapsed();
     shared.log_refusal(Record::refused(
         time,
-        client.peer,
+        SocketAddr::new(client.peer, client.peer_port),
         request_line,
         bytes,
         duration,
@@ -404,6 +408,8 @@ struct LogLine {
     user_agent: Option<String>,
     /// With `log_headers`: the request's fields.
     headers: Option<Vec<(String, String)>>,
+    /// Those a `log_format` template names.
+    fields: Option<RequestFields>,
 }
 
 impl LogLine {
@@ -413,11 +419,12 @@ impl LogLine {
             referer: None,
             user_agent: None,
             headers: None,
+            fields: None,
         }
     }
 
-    fn of(head: &RequestHead, with_headers: bool) -> Self {
-        let headers = with_headers.then(|| {
+    fn of(head: &RequestHead, config: &Config) -> Self {
+        let headers = config.log_headers.then(|| {
             head.headers
                 .iter()
                 .map(|(name, value)| {
@@ -434,6 +441,8 @@ impl LogLine {
             referer: head.headers.get("referer").map(lossy_trimmed),
             user_agent: head.headers.get("user-agent").map(lossy_trimmed),
             headers,
+            fields: (config.log_format.request_fields())
+                .map(|names| RequestFields::take(names, &head.headers)),
         }
     }
 }
@@ -474,7 +483,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             *id = given.to_string();
         }
     }
-    let line = LogLine::of(&head, shared.config.log_headers);
+    let line = LogLine::of(&head, &shared.config);
     if !access::admits(
         client.real_ip,
         &shared.config.allow_from,

@@ -1,0 +1,494 @@
+//! `log_format` templates: the operator's own line, written as nginx's
+//! `log_format` writes it (`$remote_addr - [$time_local] "$request" ...`),
+//! so that log pipelines written for nginx read inverso's lines too.
+//!
+//! A template is parsed once, when the configuration loads, into a list of
+//! parts; a line is a walk over them, each writing straight into the line
+//! buffer as the combined writer does. The request fields a template names
+//! (`$http_<name>`) are all a record carries of the request's head
+//! beyond what every format logs: they are taken, by name, while the head
+//! is at hand.
+
+use super::{escape_into, push_millis, push_seconds, push_thousandths, Record};
+use crate::config::nearest;
+use crate::digits::{push_ip, Decimal};
+use crate::http::date::LogClock;
+use crate::http::headers::Headers;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// A `log_format` holding `$variables`, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    /// As written.
+    source: Box<str>,
+    parts: Box<[Part]>,
+    /// The request fields the parts read, as `$http_` names them (lower
+    /// case, `_` for `-`); `$host` reads `host`.
+    fields: Arc<[Box<str>]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    /// Copied as written.
+    Text(Box<str>),
+    Var(Var),
+    /// `$http_<name>`: the request field of that name in `fields`.
+    Field(Box<str>),
+}
+
+/// Every variable but `$http_<name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Var {
+    RemoteAddr,
+    RemotePort,
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Request,
+    RequestMethod,
+    RequestUri,
+    Uri,
+    Args,
+    ServerProtocol,
+    Status,
+    BodyBytesSent,
+    RequestTime,
+    UpstreamAddr,
+    UpstreamHeaderTime,
+    UpstreamCacheStatus,
+    Referer,
+    UserAgent,
+    RequestId,
+    Host,
+    DurationMs,
+    UpstreamMs,
+}
+
+/// Every variable by name: nginx's where nginx has one; `duration_ms` and
+/// `upstream_ms` are the combined line's own fields. Referer and
+/// User-Agent are read from the record, which always carries them.
+const VARIABLES: &[(&str, Var)] = &[
+    ("remote_addr", Var::RemoteAddr),
+    ("remote_port", Var::RemotePort),
+    ("time_local", Var::TimeLocal),
+    ("time_iso8601", Var::TimeIso8601),
+    ("msec", Var::Msec),
+    ("request", Var::Request),
+    ("request_method", Var::RequestMethod),
+    ("request_uri", Var::RequestUri),
+    ("uri", Var::Uri),
+    ("args", Var::Args),
+    ("query_string", Var::Args),
+    ("server_protocol", Var::ServerProtocol),
+    ("status", Var::Status),
+    ("body_bytes_sent", Var::BodyBytesSent),
+    ("request_time", Var::RequestTime),
+    ("upstream_addr", Var::UpstreamAddr),
+    ("upstream_header_time", Var::UpstreamHeaderTime),
+    ("upstream_cache_status", Var::UpstreamCacheStatus),
+    ("http_referer", Var::Referer),
+    ("http_user_agent", Var::UserAgent),
+    ("request_id", Var::RequestId),
+    ("host", Var::Host),
+    ("duration_ms", Var::DurationMs),
+    ("upstream_ms", Var::UpstreamMs),
+];
+
+/// nginx variables a template is likely to bring along that inverso has
+/// no value for, and what to write instead.
+const NOT_KEPT: &[(&str, &str)] = &[
+    (
+        "remote_user",
+        "inverso does not authenticate users: write `-` in its place, as the combined format does",
+    ),
+    (
+        "upstream_response_time",
+        "the backend's whole response is not timed: $upstream_header_time is how long it took \
+         to send its response head",
+    ),
+    (
+        "upstream_connect_time",
+        "connecting is not timed apart: $upstream_header_time is how long the backend took to \
+         send its response head",
+    ),
+    (
+        "bytes_sent",
+        "response heads are not counted: $body_bytes_sent is the body bytes sent",
+    ),
+];
+
+/// Longest variable name compared with the known ones for a hint (the
+/// edit distance is quadratic).
+const HINTED_NAME: usize = 64;
+
+impl Template {
+    /// Parses `text`: `$name` or `${name}` (which may be followed by
+    /// letters) is a variable, `$$` a dollar sign, anything else is copied.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut fields: Vec<Box<str>> = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            literal.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(after) = after.strip_prefix('$') {
+                literal.push('$');
+                rest = after;
+                continue;
+            }
+            let place = text[..text.len() - rest.len() + at].chars().count() + 1;
+            let (name, after) = match after.strip_prefix('{') {
+                Some(inner) => {
+                    let close = inner
+                        .find('}')
+                        .ok_or_else(|| format!("the `${{` at character {place} has no `}}`"))?;
+                    (&inner[..close], &inner[close + 1..])
+                }
+                None => {
+                    let end = after
+                        .find(|c: char| !is_name_char(c))
+                        .unwrap_or(after.len());
+                    after.split_at(end)
+                }
+            };
+            if name.is_empty() {
+                return Err(format!(
+                    "the `$` at character {place} starts no variable name (`$status`, \
+                     `${{status}}`); `$$` writes a dollar sign"
+                ));
+            }
+            if !name.chars().all(is_name_char) {
+                return Err(format!(
+                    "`${{{name}}}`: a variable name has only letters, digits and `_`"
+                ));
+            }
+            if !literal.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut literal).into()));
+            }
+            let part = variable(name)?;
+            let field = match &part {
+                Part::Field(field) => Some(field.clone()),
+                Part::Var(Var::Host) => Some("host".into()),
+                _ => None,
+            };
+            if let Some(field) = field.filter(|f| !fields.contains(f)) {
+                fields.push(field);
+            }
+            parts.push(part);
+            rest = after;
+        }
+        literal.push_str(rest);
+        if !parts.iter().any(|p| !matches!(p, Part::Text(_))) {
+            return Err(
+                "the template names no variable: every line would be the same (`$$` is a \
+                 dollar sign, not a variable)"
+                    .into(),
+            );
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal.into()));
+        }
+        Ok(Template {
+            source: text.into(),
+            parts: parts.into(),
+            fields: fields.into(),
+        })
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The request fields a record must carry for this template, as
+    /// [`RequestFields::take`] takes them.
+    pub fn request_fields(&self) -> &Arc<[Box<str>]> {
+        &self.fields
+    }
+
+    /// A line as this template writes it, for a made-up request (a
+    /// cache miss answered by a backend), for `inverso check`.
+    pub fn example_line(&self) -> String {
+        let mut headers = Headers::new();
+        headers.push("Host", "www.example.com");
+        headers.push("Referer", "https://www.example.com/");
+        headers.push("User-Agent", "curl/8.5.0");
+        let record = Record {
+            time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
+            client: [203, 0, 113, 7].into(),
+            client_port: Some(51_234),
+            request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
+            status: 200,
+            bytes: 5120,
+            referer: Some("https://www.example.com/".into()),
+            user_agent: Some("curl/8.5.0".into()),
+            upstream: Some("10.0.0.5:8080".into()),
+            cache: Some("MISS"),
+            duration: Duration::from_micros(12_345),
+            upstream_wait: Some(Duration::from_micros(10_512)),
+            request_id: Some("2f1b9c4e8d7a6b50".into()),
+            heads: None,
+            fields: Some(RequestFields::take(&self.fields, &headers)),
+        };
+        let mut line = String::new();
+        self.write(&record, &mut line, &mut LogClock::new());
+        line
+    }
+
+    /// Appends `record`'s line to `line`, without newline.
+    pub(super) fn write(&self, record: &Record, line: &mut String, clock: &mut LogClock) {
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => line.push_str(text),
+                Part::Var(var) => write_var(*var, record, line, clock),
+                Part::Field(name) => {
+                    let value = record.fields.as_ref().and_then(|f| f.get(name));
+                    push_value(line, value);
+                }
+            }
+        }
+    }
+}
+
+/// What nginx takes for a variable name's characters.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The part `name` (after its `$`) stands for.
+fn variable(name: &str) -> Result<Part, String> {
+    // nginx's variable names are not case-sensitive.
+    let lower = name.to_ascii_lowercase();
+    if let Some((_, var)) = VARIABLES.iter().find(|(known, _)| *known == lower) {
+        return Ok(Part::Var(*var));
+    }
+    if let Some(field) = lower.strip_prefix("http_") {
+        if field.is_empty() {
+            return Err("`$http_` needs a field name, e.g. `$http_x_request_id`".into());
+        }
+        return Ok(Part::Field(field.into()));
+    }
+    if lower.starts_with("sent_http_") {
+        return Err(format!(
+            "`${name}`: response fields are not kept for a template (log_headers = true \
+             writes them all, in the combined and json formats)"
+        ));
+    }
+    if let Some((_, instead)) = NOT_KEPT.iter().find(|(known, _)| *known == lower) {
+        return Err(format!("`${name}` is nginx's, not inverso's: {instead}"));
+    }
+    // A misspelt `$http_<name>` is most likely misspelt before its `_`.
+    let as_field = lower.split_once('_').map(|(_, f)| format!("http_{f}"));
+    let known = VARIABLES.iter().map(|(known, _)| *known);
+    let hint = (lower.len() <= HINTED_NAME)
+        .then(|| nearest(&lower, known.chain(as_field.as_deref())))
+        .flatten();
+    Err(match hint {
+        Some(near) => format!("unknown variable `${name}` (did you mean `${near}`?)"),
+        None => format!("unknown variable `${name}`"),
+    })
+}
+
+fn write_var(var: Var, r: &Record, line: &mut String, clock: &mut LogClock) {
+    let request = RequestLine::split(&r.request_line);
+    match var {
+        Var::RemoteAddr => push_ip(line, r.client),
+        Var::RemotePort => push_number(line, r.client_port.map(u64::from)),
+        Var::TimeLocal => line.push_str(clock.clf(r.time)),
+        Var::TimeIso8601 => line.push_str(clock.iso8601(r.time)),
+        Var::Msec => {
+            let since = r.time.duration_since(UNIX_EPOCH).unwrap_or_default();
+            push_thousandths(line, u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+        }
+        Var::Request => escape_into(line, &r.request_line),
+        Var::RequestMethod => push_value(line, request.map(|l| l.method)),
+        Var::RequestUri => push_value(line, request.map(|l| l.uri())),
+        Var::Uri => push_value(line, request.map(|l| l.path())),
+        Var::Args => push_value(line, request.and_then(|l| l.query())),
+        Var::ServerProtocol => push_value(line, request.map(|l| l.protocol)),
+        Var::Status => line.push_str(Decimal::new(u64::from(r.status)).as_str()),
+        Var::BodyBytesSent => line.push_str(Decimal::new(r.bytes).as_str()),
+        Var::RequestTime => push_seconds(line, r.duration),
+        Var::UpstreamAddr => push_value(line, r.upstream.as_deref()),
+        Var::UpstreamHeaderTime => match r.upstream_wait {
+            Some(wait) => push_seconds(line, wait),
+            None => line.push('-'),
+        },
+        Var::UpstreamCacheStatus => push_value(line, r.cache),
+        Var::Referer => push_value(line, r.referer.as_deref()),
+        Var::UserAgent => push_value(line, r.user_agent.as_deref()),
+        Var::RequestId => push_value(line, r.request_id.as_deref()),
+        Var::Host => {
+            let field = || r.fields.as_ref().and_then(|f| f.get("host"));
+            match request
+                .and_then(|l| l.authority())
+                .or_else(field)
+                .map(host_of)
+            {
+                Some(host) if !host.is_empty() => {
+                    // Checked rather than always copied: hosts are mostly
+                    // written in lower case already.
+                    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                        escape_into(line, &host.to_ascii_lowercase());
+                    } else {
+                        escape_into(line, host);
+                    }
+                }
+                _ => line.push('-'),
+            }
+        }
+        Var::DurationMs => push_millis(line, r.duration),
+        Var::UpstreamMs => match r.upstream_wait {
+            Some(wait) => push_millis(line, wait),
+            None => line.push('-'),
+        },
+    }
+}
+
+/// `value` escaped as a quoted field of the combined line is (nginx's
+/// `escape=default` does the same), or `-` when there is none: a client
+/// can neither end the line nor break a field out of its quotes.
+fn push_value(line: &mut String, value: Option<&str>) {
+    match value {
+        Some(value) => escape_into(line, value),
+        None => line.push('-'),
+    }
+}
+
+fn push_number(line: &mut String, n: Option<u64>) {
+    match n {
+        Some(n) => line.push_str(Decimal::new(n).as_str()),
+        None => line.push('-'),
+    }
+}
+
+/// The host of an authority (`user@Host:port`, `[::1]:8080`), as nginx's
+/// `$host`: without user or port, or a trailing dot.
+fn host_of(authority: &str) -> &str {
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match authority.strip_prefix('[') {
+        Some(_) => authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]),
+        None => authority
+            .split_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// The three parts of a request line, when it has them: a malformed one
+/// (logged as it came) may not, and then they are `-`.
+#[derive(Clone, Copy)]
+struct RequestLine<'a> {
+    method: &'a str,
+    target: &'a str,
+    protocol: &'a str,
+}
+
+impl<'a> RequestLine<'a> {
+    fn split(line: &'a str) -> Option<Self> {
+        let mut parts = line.split(' ');
+        let (method, target, protocol) = (parts.next()?, parts.next()?, parts.next()?);
+        let whole =
+            parts.next().is_none() && [method, target, protocol].iter().all(|p| !p.is_empty());
+        whole.then_some(RequestLine {
+            method,
+            target,
+            protocol,
+        })
+    }
+
+    /// An absolute-form target's scheme and authority, and the rest.
+    fn absolute(&self) -> Option<(&'a str, &'a str)> {
+        let (scheme, rest) = self.target.split_once("://")?;
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return None;
+        }
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        Some(rest.split_at(end))
+    }
+
+    fn authority(&self) -> Option<&'a str> {
+        self.absolute().map(|(authority, _)| authority)
+    }
+
+    /// The target from its path on, as nginx's `$request_uri` (an
+    /// absolute-form target loses its scheme and host).
+    fn uri(&self) -> &'a str {
+        match self.absolute() {
+            Some((_, "")) => "/",
+            Some((_, rest)) => rest,
+            None => self.target,
+        }
+    }
+
+    fn path(&self) -> &'a str {
+        let uri = self.uri();
+        uri.split_once('?').map_or(uri, |(path, _)| path)
+    }
+
+    fn query(&self) -> Option<&'a str> {
+        self.uri().split_once('?').map(|(_, query)| query)
+    }
+}
+
+/// The request fields a template names, taken from a request's head for
+/// its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestFields {
+    /// As the template names them ([`Template::request_fields`]), shared
+    /// by every record: the format in force when a record is written may
+    /// be another one than when it was made (a reload in between), and
+    /// finds its fields by name.
+    names: Arc<[Box<str>]>,
+    values: Vec<Option<String>>,
+}
+
+impl RequestFields {
+    /// The fields called `names` in `headers`: a name's `_` stands for
+    /// `-`, case aside, as nginx reads `$http_<name>`. Several fields of
+    /// one name are joined as nginx joins them: with `; ` for Cookie, `, `
+    /// for the others. Values are trimmed, and bytes that are not UTF-8
+    /// become U+FFFD, as the Referer and User-Agent every format logs.
+    pub fn take(names: &Arc<[Box<str>]>, headers: &Headers) -> RequestFields {
+        let mut values: Vec<Option<String>> = vec![None; names.len()];
+        for (field, value) in headers.iter() {
+            let Some(i) = names.iter().position(|name| is_spelt(name, field)) else {
+                continue;
+            };
+            let value = String::from_utf8_lossy(value.trim_ascii());
+            match &mut values[i] {
+                Some(joined) => {
+                    joined.push_str(if &*names[i] == "cookie" { "; " } else { ", " });
+                    joined.push_str(&value);
+                }
+                empty => *empty = Some(value.into_owned()),
+            }
+        }
+        RequestFields {
+            names: names.clone(),
+            values,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| **n == *name)?;
+        self.values.get(i)?.as_deref()
+    }
+}
+
+/// Whether `$http_<name>` names the field called `field`.
+fn is_spelt(name: &str, field: &str) -> bool {
+    name.len() == field.len()
+        && (name.bytes().zip(field.bytes()))
+            .all(|(n, f)| n == f.to_ascii_lowercase() || (n == b'_' && f == b'-'))
+}
