@@ -1064,6 +1064,21 @@ mod tests {
     }
 
     #[test]
+    fn times_in_seconds_are_written_to_the_millisecond() {
+        for (nanos, text) in [
+            (0, "0.000"),
+            (499_999, "0.000"),
+            (500_000, "0.001"),
+            (1_500_000_000, "1.500"),
+            (12_345_678_901, "12.346"),
+        ] {
+            let mut out = String::new();
+            push_seconds(&mut out, Duration::from_nanos(nanos));
+            assert_eq!(out, text, "{nanos} ns");
+        }
+    }
+
+    #[test]
     fn quoted_fields_escape_only_what_they_must() {
         let mut out = String::new();
         escape_into(&mut out, "Mozilla/5.0 (X11; Linux) ~!");

@@ -98,6 +98,43 @@ fn check_rejects_an_unknown_key_with_a_suggestion() {
 }
 
 #[test]
+fn check_prints_a_log_format_template_and_a_line_it_writes() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\nlog_format = $remote_addr [$time_local] \"$request\" \
+         $status rt=$request_time \"$http_x_trace\"\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(
+        stdout.contains(
+            "\n# log_format template: $remote_addr [$time_local] \"$request\" $status \
+             rt=$request_time \"$http_x_trace\"\n"
+        ),
+        "{stdout}"
+    );
+    let example = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# a line looks like:"))
+        .expect("no example line");
+    let example = example.trim_start();
+    assert!(example.starts_with("203.0.113.7 ["), "{example}");
+    assert!(example.contains("] \"GET /"), "{example}");
+    assert!(example.ends_with(" 200 rt=0.012 \"-\""), "{example}");
+}
+
+#[test]
+fn check_rejects_an_unknown_log_variable_with_a_suggestion() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nlog_format = $remote_addr $stauts\n",
+        Some(2),
+        &[
+            "log_format",
+            "unknown variable `$stauts`",
+            "did you mean `$status`",
+        ],
+    );
+}
+
+#[test]
 fn check_rejects_a_bad_value() {
     assert_rejected(
         "targets = 127.0.0.1:9001\n\nport = eighty\n",

@@ -180,7 +180,8 @@ impl Template {
             rest = after;
         }
         literal.push_str(rest);
-        if !parts.iter().any(|p| !matches!(p, Part::Text(_))) {
+        // Text only ever goes in before a variable.
+        if parts.is_empty() {
             return Err(
                 "the template names no variable: every line would be the same (`$$` is a \
                  dollar sign, not a variable)"
@@ -491,4 +492,323 @@ fn is_spelt(name: &str, field: &str) -> bool {
     name.len() == field.len()
         && (name.bytes().zip(field.bytes()))
             .all(|(n, f)| n == f.to_ascii_lowercase() || (n == b'_' && f == b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache miss a backend answered, every field set.
+    fn record() -> Record {
+        let mut headers = Headers::new();
+        headers.push("Host", "App.Example.com:8080");
+        headers.push("X-Request-Id", "abc-123");
+        headers.push("Cookie", "a=1");
+        headers.push("cookie", "b=2");
+        headers.push("Accept", "text/html");
+        headers.push("ACCEPT", "*/*");
+        headers.push("X_Forwarded_Host", "under.example");
+        let names: Arc<[Box<str>]> = [
+            "host",
+            "x_request_id",
+            "cookie",
+            "accept",
+            "x_forwarded_host",
+            "x_absent",
+        ]
+        .map(Box::from)
+        .into();
+        Record {
+            time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
+            client: "192.0.2.10".parse().unwrap(),
+            client_port: Some(51_000),
+            request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
+            status: 200,
+            bytes: 512,
+            referer: Some("https://ref.example/".into()),
+            user_agent: Some("curl/8".into()),
+            upstream: Some("127.0.0.1:9001".into()),
+            cache: Some("MISS"),
+            duration: Duration::from_micros(1_500),
+            upstream_wait: Some(Duration::from_micros(1_250)),
+            request_id: Some("4f1c-x".into()),
+            heads: None,
+            fields: Some(RequestFields::take(&names, &headers)),
+        }
+    }
+
+    /// A cache hit on a proxy without request IDs, behind a proxy in front
+    /// that named the client, from a request without Referer or Host.
+    fn bare_record() -> Record {
+        Record {
+            client_port: None,
+            referer: None,
+            user_agent: None,
+            upstream: None,
+            cache: None,
+            upstream_wait: None,
+            request_id: None,
+            fields: None,
+            request_line: "GET / HTTP/1.0".into(),
+            ..record()
+        }
+    }
+
+    fn line(template: &str, record: &Record) -> String {
+        let template = Template::parse(template).unwrap();
+        let mut line = String::new();
+        template.write(record, &mut line, &mut LogClock::new());
+        line
+    }
+
+    fn error(template: &str) -> String {
+        Template::parse(template).unwrap_err()
+    }
+
+    #[test]
+    fn every_variable_is_written_for_a_full_record() {
+        let cases = [
+            ("$remote_addr", "192.0.2.10"),
+            ("$remote_port", "51000"),
+            ("$time_local", "06/Nov/1994:08:49:37 +0000"),
+            ("$time_iso8601", "1994-11-06T08:49:37+00:00"),
+            ("$msec", "784111777.042"),
+            ("$request", "GET /a/b.html?x=1&y=%22 HTTP/1.1"),
+            ("$request_method", "GET"),
+            ("$request_uri", "/a/b.html?x=1&y=%22"),
+            ("$uri", "/a/b.html"),
+            ("$args", "x=1&y=%22"),
+            ("$query_string", "x=1&y=%22"),
+            ("$server_protocol", "HTTP/1.1"),
+            ("$status", "200"),
+            ("$body_bytes_sent", "512"),
+            ("$request_time", "0.002"),
+            ("$upstream_addr", "127.0.0.1:9001"),
+            ("$upstream_header_time", "0.001"),
+            ("$upstream_cache_status", "MISS"),
+            ("$http_referer", "https://ref.example/"),
+            ("$http_user_agent", "curl/8"),
+            ("$request_id", "4f1c-x"),
+            ("$host", "app.example.com"),
+            ("$http_host", "App.Example.com:8080"),
+            ("$http_x_request_id", "abc-123"),
+            ("$duration_ms", "1.500"),
+            ("$upstream_ms", "1.250"),
+        ];
+        for (template, written) in cases {
+            assert_eq!(line(template, &record()), written, "{template}");
+        }
+        // Every variable is in the list above, under one of its names.
+        for (name, var) in VARIABLES {
+            assert!(
+                cases
+                    .iter()
+                    .any(|(t, _)| variable(&t[1..]) == Ok(Part::Var(*var))),
+                "${name} is not tested"
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_record_lacks_is_a_dash() {
+        let template = "$remote_port $args $upstream_addr $upstream_header_time \
+                        $upstream_cache_status $http_referer $http_user_agent $request_id \
+                        $host $http_x_request_id $upstream_ms";
+        assert_eq!(line(template, &bare_record()), "- - - - - - - - - - -");
+        // Named by the template, but not sent.
+        assert_eq!(line("$http_x_absent", &record()), "-");
+        // An empty query is a query, empty (as nginx).
+        let r = Record {
+            request_line: "GET /a? HTTP/1.1".into(),
+            ..record()
+        };
+        assert_eq!(line("[$args] $uri", &r), "[] /a");
+    }
+
+    #[test]
+    fn a_template_can_write_the_combined_line() {
+        let combined = "$remote_addr - - [$time_local] \"$request\" $status $body_bytes_sent \
+                        \"$http_referer\" \"$http_user_agent\" upstream=$upstream_addr \
+                        cache=$upstream_cache_status duration_ms=$duration_ms \
+                        upstream_ms=$upstream_ms";
+        for r in [record(), bare_record()] {
+            let r = Record {
+                request_id: None,
+                ..r
+            };
+            assert_eq!(line(combined, &r), r.format());
+        }
+    }
+
+    #[test]
+    fn text_is_copied_and_braces_end_a_name() {
+        let r = record();
+        assert_eq!(line("[$status]", &r), "[200]");
+        assert_eq!(line("${status}ok", &r), "200ok");
+        assert_eq!(line("$status$body_bytes_sent", &r), "200512");
+        assert_eq!(line("$status.$status-$status/", &r), "200.200-200/");
+        assert_eq!(line("cost: $$$status, $$", &r), "cost: $200, $");
+        assert_eq!(line("${http_x_request_id}s", &r), "abc-123s");
+        assert_eq!(line("\t$status\t", &r), "\t200\t");
+        assert_eq!(line("é $status ü", &r), "é 200 ü");
+        // Names are not case-sensitive, as nginx's.
+        assert_eq!(line("$STATUS $Http_X_Request_ID", &r), "200 abc-123");
+    }
+
+    #[test]
+    fn malformed_templates_are_refused_with_where_and_why() {
+        assert_eq!(
+            error("$remote_addr $stauts"),
+            "unknown variable `$stauts` (did you mean `$status`?)"
+        );
+        // Letters after a name are part of it.
+        assert_eq!(
+            error("$statusok"),
+            "unknown variable `$statusok` (did you mean `$status`?)"
+        );
+        assert_eq!(
+            error("$htpp_x_request_id"),
+            "unknown variable `$htpp_x_request_id` (did you mean `$http_x_request_id`?)"
+        );
+        assert_eq!(error("$foo"), "unknown variable `$foo`");
+        assert!(error(&format!("${}", "x".repeat(100_000))).starts_with("unknown variable"));
+        assert_eq!(error("a ${status"), "the `${` at character 3 has no `}`");
+        assert!(error("é $ x").starts_with("the `$` at character 3 starts no variable name"));
+        assert!(
+            error("$status $").contains("`$$` writes a dollar sign"),
+            "the end"
+        );
+        assert!(error("${}").contains("starts no variable name"));
+        assert_eq!(
+            error("${sta tus}"),
+            "`${sta tus}`: a variable name has only letters, digits and `_`"
+        );
+        assert!(error("$http_").contains("needs a field name"));
+        assert!(error("plain text $$").contains("names no variable"));
+        assert!(error("$sent_http_content_type").contains("response fields are not kept"));
+        assert!(error("$remote_user").contains("write `-` in its place"));
+        assert!(error("$upstream_response_time").contains("$upstream_header_time"));
+    }
+
+    #[test]
+    fn client_values_are_escaped_and_cannot_forge_a_line() {
+        let mut headers = Headers::new();
+        headers.push("X-Evil", "a\"b\\c\r\n1.2.3.4 - - [forged] \x01\x7f");
+        headers.push("X-Utf8", "café");
+        headers.push("X-Bytes", b"\xff\xfe".as_slice());
+        let names: Arc<[Box<str>]> = ["x_evil", "x_utf8", "x_bytes"].map(Box::from).into();
+        let r = Record {
+            request_line: "GET /\"x\"\n HTTP/1.1".into(),
+            user_agent: Some("\"} injected".into()),
+            fields: Some(RequestFields::take(&names, &headers)),
+            ..record()
+        };
+        let written = line(
+            "\"$http_x_evil\" \"$http_x_utf8\" \"$http_x_bytes\" \"$request\" \
+             \"$http_user_agent\"",
+            &r,
+        );
+        assert_eq!(
+            written,
+            "\"a\\x22b\\x5Cc\\x0D\\x0A1.2.3.4 - - [forged] \\x01\\x7F\" \"caf\\xC3\\xA9\" \
+             \"\\xEF\\xBF\\xBD\\xEF\\xBF\\xBD\" \"GET /\\x22x\\x22\\x0A HTTP/1.1\" \
+             \"\\x22} injected\""
+        );
+        assert!(!written.contains('\n') && !written.contains('\r'));
+    }
+
+    #[test]
+    fn request_fields_are_found_as_nginx_finds_them() {
+        let r = record();
+        // Several fields of a name joined; Cookie with `; `.
+        assert_eq!(line("$http_accept", &r), "text/html, */*");
+        assert_eq!(line("$http_cookie", &r), "a=1; b=2");
+        // `_` in the name stands for `-` and `_` alike.
+        assert_eq!(line("$http_x_forwarded_host", &r), "under.example");
+        // A record made while another template was in force (a reload in
+        // between) has its fields by name: those it lacks are `-`.
+        assert_eq!(line("$http_x_request_id $http_x_other", &r), "abc-123 -");
+        let t = Template::parse("$host $http_host ${http_x_a}$http_X_A $status").unwrap();
+        assert_eq!(
+            &*t.request_fields().iter().map(|f| &**f).collect::<Vec<_>>(),
+            ["host", "x_a"],
+            "each field once"
+        );
+        assert!(Template::parse("$status")
+            .unwrap()
+            .request_fields()
+            .is_empty());
+    }
+
+    #[test]
+    fn host_is_nginx_s() {
+        let with = |request_line: &str, host: Option<&str>| {
+            let mut headers = Headers::new();
+            if let Some(host) = host {
+                headers.push("Host", host);
+            }
+            let names: Arc<[Box<str>]> = ["host"].map(Box::from).into();
+            let r = Record {
+                request_line: request_line.into(),
+                fields: Some(RequestFields::take(&names, &headers)),
+                ..record()
+            };
+            line("$host", &r)
+        };
+        assert_eq!(with("GET / HTTP/1.1", Some("Example.COM")), "example.com");
+        assert_eq!(
+            with("GET / HTTP/1.1", Some("example.com.:80")),
+            "example.com"
+        );
+        assert_eq!(with("GET / HTTP/1.1", Some("[::1]:8080")), "[::1]");
+        assert_eq!(with("GET / HTTP/1.1", Some("")), "-");
+        assert_eq!(with("GET / HTTP/1.0", None), "-");
+        // The request line's host comes first.
+        let absolute = "GET http://user@Abs.example:81/p?q=1 HTTP/1.1";
+        assert_eq!(with(absolute, Some("other.example")), "abs.example");
+        let r = Record {
+            request_line: absolute.into(),
+            ..record()
+        };
+        assert_eq!(line("$request_uri $uri $args", &r), "/p?q=1 /p q=1");
+        let r = Record {
+            request_line: "GET http://abs.example HTTP/1.1".into(),
+            ..record()
+        };
+        assert_eq!(line("$request_uri $uri $args", &r), "/ / -");
+    }
+
+    #[test]
+    fn a_malformed_request_line_has_no_parts() {
+        for request_line in [
+            "",
+            "GARBAGE",
+            "GET /a",
+            "GET  /a HTTP/1.1",
+            "GET /a HTTP/1.1 x",
+        ] {
+            let r = Record {
+                request_line: request_line.into(),
+                ..record()
+            };
+            assert_eq!(
+                line(
+                    "$request_method $request_uri $uri $args $server_protocol",
+                    &r
+                ),
+                "- - - - -",
+                "{request_line:?}"
+            );
+            assert_eq!(line("\"$request\"", &r), format!("\"{request_line}\""));
+        }
+    }
+
+    #[test]
+    fn the_example_line_is_written_by_the_template() {
+        let t = Template::parse("$remote_addr \"$request\" $host $http_x_absent $status").unwrap();
+        assert_eq!(
+            t.example_line(),
+            "203.0.113.7 \"GET /search?q=caf%C3%A9 HTTP/1.1\" www.example.com - 200"
+        );
+    }
 }

@@ -3175,4 +3175,39 @@ mod tests {
         let e = build("targets = 127.0.0.1:1\nlog_format = xml\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
     }
+
+    #[test]
+    fn a_log_format_with_a_dollar_is_a_template() {
+        let c = build("targets = 127.0.0.1:1\nlog_format = $remote_addr \"$http_x_id\"\n").unwrap();
+        let LogFormat::Template(t) = &c.log_format else {
+            panic!("{:?}", c.log_format);
+        };
+        assert_eq!(t.source(), "$remote_addr \"$http_x_id\"");
+        assert_eq!(
+            &**c.log_format.request_fields().unwrap(),
+            [Box::from("x_id")]
+        );
+        assert_eq!(LogFormat::Json.request_fields(), None);
+        let e = build("targets = 127.0.0.1:1\n\nlog_format = $remote_addr $stauts\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:3: log_format: unknown variable `$stauts` (did you mean `$status`?)"
+        );
+        let e = Loader::new()
+            .file("proxy.conf", "targets = 127.0.0.1:1\n")
+            .unwrap()
+            .env([("INVERSO_LOG_FORMAT".into(), "$nope".into())])
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment INVERSO_LOG_FORMAT: log_format: unknown variable `$nope`"
+        );
+        // The heads would be taken at every request and never written.
+        let e =
+            build("targets = 127.0.0.1:1\nlog_format = $status\nlog_headers = true\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.starts_with("log_headers: "), "{e}");
+        assert!(e.message.contains("$http_<name>"), "{e}");
+    }
 }

@@ -1,0 +1,210 @@
+//! `log_format` templates over real sockets: a request a backend answers,
+//! the same one answered from the cache, and one refused before it was
+//! parsed, each logged as the template says, field by field.
+
+mod support;
+
+use inverso::config::LogFormat;
+use inverso::Config;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::*;
+
+/// nginx's `combined` plus `rt=$request_time`, as the README shows it.
+const NGINX_COMBINED: &str = "$remote_addr - - [$time_local] \"$request\" $status \
+                              $body_bytes_sent \"$http_referer\" \"$http_user_agent\" \
+                              rt=$request_time";
+
+/// Every kind of variable, one per tab-separated field: a value cannot
+/// hold a tab (escaped as `\x09`), so the fields split cleanly.
+const EVERY_KIND: [&str; 22] = [
+    "$remote_addr",
+    "$remote_port",
+    "$time_local",
+    "$time_iso8601",
+    "$msec",
+    "$request",
+    "$request_method",
+    "$request_uri",
+    "$uri",
+    "$args",
+    "$server_protocol",
+    "$status",
+    "$body_bytes_sent",
+    "$request_time",
+    "$upstream_addr",
+    "$upstream_header_time",
+    "$upstream_cache_status",
+    "$host",
+    "${http_x_trace}",
+    "$request_id",
+    "$duration_ms",
+    "$upstream_ms",
+];
+
+/// An origin whose every answer is fresh for a minute, its body numbered.
+fn fresh_origin() -> Backend {
+    let numbered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = format!("{} #{n}", seen.path());
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60")],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    })
+}
+
+fn logging_as(template: &str) -> impl FnOnce(&mut Config) + '_ {
+    move |c| {
+        c.log_format = LogFormat::parse(template).unwrap();
+        c.cache_size = 4 << 20;
+        c.max_object_size = Some(256 * 1024);
+        c.request_id_header = Some("X-Request-Id".into());
+    }
+}
+
+/// `text` is `digits.ddd`, as nginx writes seconds and inverso milliseconds.
+fn is_thousandths(text: &str) -> bool {
+    text.split_once('.').is_some_and(|(whole, frac)| {
+        !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && frac.len() == 3
+            && frac.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// `text` has the shape of `pattern`, where `9` is any digit and `M` any
+/// ASCII letter.
+fn shaped(text: &str, pattern: &str) -> bool {
+    text.len() == pattern.len()
+        && text.bytes().zip(pattern.bytes()).all(|(t, p)| match p {
+            b'9' => t.is_ascii_digit(),
+            b'M' => t.is_ascii_alphabetic(),
+            _ => t == p,
+        })
+}
+
+#[test]
+fn a_proxied_request_and_a_cache_hit_are_logged_field_by_field() {
+    let origin = fresh_origin();
+    let mut proxy = start_proxy(&[origin.addr], logging_as(&EVERY_KIND.join("\t")));
+    let mut client = proxy.connect();
+    let port = client.reader.stream.local_addr().unwrap().port();
+    // A value no log parser should have to fear: quotes, a backslash, a
+    // tab and UTF-8 (bytes that are not UTF-8 the test backend would not
+    // take: the unit tests have them).
+    let request = |client: &mut Client| {
+        client.send(
+            b"GET /page?lang=en&q=%22 HTTP/1.1\r\nHost: Test.Example:8080\r\n\
+              X-Trace: a\"b\\c\td\xc3\xa9\r\n\r\n",
+        );
+        client.response()
+    };
+    let miss = request(&mut client);
+    assert_eq!(miss.header("x-cache"), Some("MISS"));
+    let hit = request(&mut client);
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    assert_eq!(origin.requests(), 1);
+    // No Host: refused (400) before the request was parsed.
+    client.send(b"GET /bad HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+    for (line, f) in lines.iter().zip(&fields) {
+        assert_eq!(f.len(), EVERY_KIND.len(), "{line}");
+    }
+    for (f, response, cache) in [(&fields[0], &miss, "MISS"), (&fields[1], &hit, "HIT")] {
+        let line = f.join(" | ");
+        assert_eq!(f[0], "127.0.0.1", "{line}");
+        assert_eq!(f[1], port.to_string(), "{line}");
+        assert!(shaped(f[2], "99/MMM/9999:99:99:99 +0000"), "{line}");
+        assert!(shaped(f[3], "9999-99-99T99:99:99+00:00"), "{line}");
+        assert!(is_thousandths(f[4]), "{line}");
+        assert_eq!(f[5], "GET /page?lang=en&q=%22 HTTP/1.1", "{line}");
+        assert_eq!(f[6], "GET", "{line}");
+        assert_eq!(f[7], "/page?lang=en&q=%22", "{line}");
+        assert_eq!(f[8], "/page", "{line}");
+        assert_eq!(f[9], "lang=en&q=%22", "{line}");
+        assert_eq!(f[10], "HTTP/1.1", "{line}");
+        assert_eq!(f[11], "200", "{line}");
+        assert_eq!(f[12], response.body.len().to_string(), "{line}");
+        assert!(is_thousandths(f[13]), "{line}");
+        assert_eq!(f[16], cache, "{line}");
+        assert_eq!(f[17], "test.example", "{line}");
+        assert_eq!(f[18], r"a\x22b\x5Cc\x09d\xC3\xA9", "{line}");
+        assert_eq!(Some(f[19]), response.header("x-request-id"), "{line}");
+        assert!(is_thousandths(f[20]), "{line}");
+    }
+    // The backend answered the first; the cache the second.
+    let (miss, hit) = (&fields[0], &fields[1]);
+    assert_eq!(miss[14], origin.addr.to_string());
+    assert!(is_thousandths(miss[15]), "{}", lines[0]);
+    assert!(is_thousandths(miss[21]), "{}", lines[0]);
+    assert_eq!([hit[14], hit[15], hit[21]], ["-"; 3], "{}", lines[1]);
+    // The refused one: its request line, and no fields, backend or cache.
+    let bad = &fields[2];
+    assert_eq!(bad[5], "GET /bad HTTP/1.1", "{}", lines[2]);
+    assert_eq!(bad[11], "400", "{}", lines[2]);
+    assert_eq!(
+        [bad[14], bad[15], bad[16], bad[17], bad[18], bad[21]],
+        ["-"; 6],
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn nginx_s_combined_format_reads_as_nginx_writes_it() {
+    let origin = fresh_origin();
+    let mut proxy = start_proxy(&[origin.addr], logging_as(NGINX_COMBINED));
+    let mut client = proxy.connect();
+    let headers = [
+        ("Referer", "https://ref.example/a"),
+        ("User-Agent", "Mozilla/5.0 \"quoted\""),
+    ];
+    assert_eq!(
+        client.get_with("/n", &headers).header("x-cache"),
+        Some("MISS")
+    );
+    assert_eq!(client.get("/n").header("x-cache"), Some("HIT"));
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let mut parsed = Vec::new();
+    for line in &lines {
+        // As a GoAccess or grok pattern for nginx's combined reads it.
+        let rest = line.strip_prefix("127.0.0.1 - - [").expect(line);
+        let (time, rest) = rest.split_once("] \"").expect(line);
+        assert!(shaped(time, "99/MMM/9999:99:99:99 +0000"), "{line}");
+        let (request, rest) = rest.split_once("\" ").expect(line);
+        let (status, rest) = rest.split_once(' ').expect(line);
+        let (bytes, rest) = rest.split_once(" \"").expect(line);
+        let (referer, rest) = rest.split_once("\" \"").expect(line);
+        let (agent, rt) = rest.split_once("\" rt=").expect(line);
+        assert!(is_thousandths(rt), "{line}");
+        assert!(bytes.bytes().all(|b| b.is_ascii_digit()), "{line}");
+        parsed.push((request, status, referer, agent));
+    }
+    assert_eq!(
+        parsed,
+        [
+            (
+                "GET /n HTTP/1.1",
+                "200",
+                "https://ref.example/a",
+                r"Mozilla/5.0 \x22quoted\x22"
+            ),
+            ("GET /n HTTP/1.1", "200", "-", "-"),
+        ]
+    );
+}
