@@ -14,7 +14,8 @@
 //! - `error_pages`: the operator's bodies for the proxy's own error answers.
 //! - `gzip`: responses compressed for the clients that take it (`gzip`).
 //! - `patterns`: name lists with `*` prefixes, as several settings write them.
-//! - `access_log`: request records to one writer thread, stdout and a file.
+//! - `access_log`: request records to one writer thread, stdout and a file; the
+//!   combined, JSON and template (`log_format = $remote_addr ...`) lines.
 //! - `admin`: the admin listener: metrics, status, health, purge, target states.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
