@@ -240,10 +240,11 @@ impl Template {
 
     /// Appends `record`'s line to `line`, without newline.
     pub(super) fn write(&self, record: &Record, line: &mut String, clock: &mut LogClock) {
+        let request = RequestLine::split(&record.request_line);
         for part in &self.parts {
             match part {
                 Part::Text(text) => line.push_str(text),
-                Part::Var(var) => write_var(*var, record, line, clock),
+                Part::Var(var) => write_var(*var, record, request, line, clock),
                 Part::Field(name) => {
                     let value = record.fields.as_ref().and_then(|f| f.get(name));
                     push_value(line, value);
@@ -292,8 +293,13 @@ fn variable(name: &str) -> Result<Part, String> {
     })
 }
 
-fn write_var(var: Var, r: &Record, line: &mut String, clock: &mut LogClock) {
-    let request = RequestLine::split(&r.request_line);
+fn write_var(
+    var: Var,
+    r: &Record,
+    request: Option<RequestLine>,
+    line: &mut String,
+    clock: &mut LogClock,
+) {
     match var {
         Var::RemoteAddr => push_ip(line, r.client),
         Var::RemotePort => push_number(line, r.client_port.map(u64::from)),

@@ -1384,8 +1384,9 @@ pub(crate) fn nearest<'a>(word: &str, names: impl IntoIterator<Item = &'a str>) 
     nearest_to(word, word.len(), names)
 }
 
-/// [`nearest`], for a `word` that stands in a longer text of `len` bytes
-/// (the part of a key before its dot), which no short name is taken for.
+/// [`nearest`], with closeness judged against `len` bytes rather than the
+/// word's own length: the part of a key before its dot is judged by the
+/// whole key's.
 fn nearest_to<'a>(
     word: &str,
     len: usize,

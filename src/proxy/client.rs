@@ -66,6 +66,7 @@ pub(super) struct Client {
     pub(super) conn: BufConn<SharedStream>,
     /// The connection's other end: the client, or a proxy in front.
     pub(super) peer: IpAddr,
+    /// `peer`'s port, for the log (`$remote_port`).
     pub(super) peer_port: u16,
     /// Whom the request being served is from: `peer`, or the client a
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
