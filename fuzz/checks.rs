@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use inverso::cache::persist::{read_records, LoadLimits};
-use inverso::cache::policy::{storable, CacheValid, Settings, Targeting};
+use inverso::cache::policy::{storable, CacheValid, Settings, Targeting, MAX_TAGS};
 use inverso::cache::Entry;
 use inverso::config::Loader;
 use inverso::http::body::{
@@ -68,8 +68,8 @@ pub fn response_head(data: &[u8]) {
 }
 
 /// The cache's view of a response head: whatever it says, an entry made
-/// of it and the same entry read back from a snapshot agree, and the
-/// fields for the cache alone are never in what is served.
+/// of it and the same entry read back from a snapshot agree (its tags
+/// too), and the fields for the cache alone are never in what is served.
 fn cached(head: ResponseHead) {
     let settings = Settings {
         ttl: Duration::from_secs(3600),
@@ -79,6 +79,7 @@ fn cached(head: ResponseHead) {
             surrogate_id: Some(Arc::from("edge")),
             x_accel_expires: true,
             fields: Arc::from(["edge-cache-control".into(), "cdn-cache-control".into()]),
+            surrogate_keys: true,
         },
         cache_valid: Arc::new(CacheValid::parse("200 301 10m, any 1m").expect("parses")),
         ..Settings::default()
@@ -109,6 +110,8 @@ fn cached(head: ResponseHead) {
     assert_eq!(back.served_head(own), entry.served_head(own));
     assert_eq!(back.must_revalidate, entry.must_revalidate);
     assert_eq!(back.stale_while_revalidate, entry.stale_while_revalidate);
+    assert_eq!(back.tags(), entry.tags());
+    assert!(entry.tags().iter().count() <= MAX_TAGS);
     for line in entry.served_fields(own).split(|&b| b == b'\n') {
         let name = line.split(|&b| b == b':').next().unwrap_or_default();
         for field in own.iter() {

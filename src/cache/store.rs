@@ -4,8 +4,8 @@
 //! The lock is held for O(1) work only (a hash lookup and a list splice, or
 //! an insert); entries are shared as `Arc`s, so serving a hit means cloning
 //! a pointer under the lock and writing the bytes after it is released.
-//! What must look at every entry (a prefix invalidation) takes the lock
-//! for a bounded slice of them at a time.
+//! What must look at every entry (a purge of a prefix or of a tag) takes
+//! the lock for a bounded slice of them at a time.
 
 use super::lru::{Lru, Sweep};
 use super::persist::Record;
@@ -32,12 +32,12 @@ pub const ENTRY_OVERHEAD: u64 = 512;
 /// one; past this, an invalidation counts as a clear for those fills.
 const MAX_TRACKED_INVALIDATIONS: usize = 4096;
 
-/// Key prefixes invalidated while fills are in flight that are remembered
-/// one by one (each insert of a fill compares its key with every one);
-/// past this, a prefix invalidation counts as a clear for those fills.
-const MAX_TRACKED_PREFIXES: usize = 64;
+/// Groups purged while fills are in flight that are remembered one by
+/// one (each insert of a fill compares its entry with every one); past
+/// this, a group's purge counts as a clear for those fills.
+const MAX_TRACKED_GROUPS: usize = 64;
 
-/// LRU slots a prefix invalidation looks at per hold of the lock. Its
+/// LRU slots a purge of a group looks at per hold of the lock. Its
 /// walk over every entry is O(entries), which requests for the cache must
 /// not wait out whole: with 100k entries, whose keys are no longer in the
 /// CPU's caches, a slot costs a microsecond or two, so a slice holds the
@@ -67,6 +67,10 @@ pub struct Entry {
     served_len: usize,
     /// The names of those fields when it was stored (or loaded).
     hidden: OwnFields,
+    /// Its `Surrogate-Key` tags, read whatever `surrogate_keys` says (a
+    /// purge by tag reads them only while it is on): so a reload that
+    /// turns it on finds them, as a restart would.
+    tags: policy::Tags,
     /// The body compressed (`gzip`), made at the first hit that wants
     /// it: never written to a snapshot (a start makes it again).
     compressed: OnceLock<Arc<[u8]>>,
@@ -85,6 +89,7 @@ impl Entry {
     ) -> Entry {
         let hidden = settings.targeting.own_fields();
         let (bytes, served_len) = sanitize(&mut head, &hidden);
+        let tags = policy::Tags::of_response(&head.headers);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
         // Read as `storable` read it: what the settings ignore, unread.
@@ -111,6 +116,7 @@ impl Entry {
             stale_while_revalidate,
             served_len,
             hidden,
+            tags,
             compressed: OnceLock::new(),
         }
     }
@@ -197,6 +203,8 @@ impl Entry {
         let hidden = settings.targeting.own_fields();
         let (bytes, served_len) = sanitize(&mut head, &hidden);
         record.head = bytes;
+        // Stored in the head (in a snapshot too): tags survive a restart.
+        let tags = policy::Tags::of_response(&head.headers);
         let read = settings.ignored.read(&head);
         let cc = policy::CacheControl::of_response(&read.headers, &settings.targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
@@ -221,12 +229,18 @@ impl Entry {
             head,
             served_len,
             hidden,
+            tags,
             compressed: OnceLock::new(),
         })
     }
 
     pub fn key(&self) -> &str {
         std::str::from_utf8(&self.record.key).unwrap_or("")
+    }
+
+    /// Its `Surrogate-Key` tags.
+    pub fn tags(&self) -> &policy::Tags {
+        &self.tags
     }
 
     /// The body compressed by `compress`, made once (concurrent hits wait
@@ -263,14 +277,14 @@ impl Entry {
     /// Bytes counted against the cache capacity: what the entry holds in
     /// memory, not only its key, head and body. The key is held three times
     /// (the record, the LRU's map and its list), the head twice (as stored
-    /// and parsed), and each entry has its structs and allocations besides:
-    /// counting only the payload let a cache of many small entries take
-    /// many times `cache_size`.
+    /// and parsed) and its tags a third time, and each entry has its
+    /// structs and allocations besides: counting only the payload let a
+    /// cache of many small entries take many times `cache_size`.
     pub fn weight(&self) -> u64 {
         let record = &self.record;
         let compressed = self.compressed.get().map_or(0, |c| c.len());
-        (3 * record.key.len() + 2 * record.head.len() + record.body.len() + compressed) as u64
-            + ENTRY_OVERHEAD
+        let held = 3 * record.key.len() + 2 * record.head.len() + self.tags.weight();
+        (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -334,6 +348,9 @@ pub struct Stats {
     pub snapshot_writes: AtomicU64,
     pub snapshot_micros: AtomicU64,
     pub snapshot_failures: AtomicU64,
+    /// Purges by tag taken, and the entries they removed.
+    pub tag_purges: AtomicU64,
+    pub tag_purged_entries: AtomicU64,
 }
 
 struct State {
@@ -349,15 +366,41 @@ struct State {
     /// While fills are in flight: the epoch each primary key was last
     /// invalidated in. Emptied as the fills that could care end.
     invalidated: HashMap<String, u64>,
-    /// While fills are in flight: the key prefixes invalidated (a
-    /// `PURGE /products/*`), with the epoch of each. Emptied as
-    /// `invalidated` is.
-    invalidated_prefixes: Vec<(String, u64)>,
-    /// The key prefixes of the prefix invalidations whose walk is under
-    /// way (see [`Cache::invalidate_prefixes`]).
-    sweeping: Vec<String>,
+    /// While fills are in flight: the groups purged by a walk (a
+    /// `PURGE /products/*`, a purge by tag), with the epoch of each.
+    /// Emptied as `invalidated` is.
+    invalidated_groups: Vec<(Group, u64)>,
+    /// The groups whose walk is under way (see
+    /// [`Cache::invalidate_group`]).
+    sweeping: Vec<Group>,
     /// The epoch of the last clear, while fills are in flight.
     cleared: u64,
+}
+
+/// The entries a purge that walks the cache drops (see
+/// [`Cache::invalidate_group`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Group {
+    /// Those whose primary key starts with one of these (`PURGE
+    /// /products/*`, under both schemes).
+    Prefixes(Vec<String>),
+    /// Those tagged with one of these (`Surrogate-Key`), whatever their key.
+    Tags(policy::Tags),
+}
+
+impl Group {
+    /// Whether the entry stored under `key` is one of the group's. A
+    /// prefix is read from the key alone, which the walk finds in the
+    /// LRU's slot, without touching the entry's own memory.
+    fn holds(&self, key: &str, entry: &Entry) -> bool {
+        match self {
+            Group::Prefixes(prefixes) => {
+                let primary = primary_of(key);
+                prefixes.iter().any(|p| primary.starts_with(p.as_str()))
+            }
+            Group::Tags(tags) => entry.tags.shares_any(tags),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -410,7 +453,7 @@ impl Cache {
                 epoch: 0,
                 fills: BTreeMap::new(),
                 invalidated: HashMap::new(),
-                invalidated_prefixes: Vec::new(),
+                invalidated_groups: Vec::new(),
                 sweeping: Vec::new(),
                 cleared: 0,
             }),
@@ -546,12 +589,18 @@ impl Cache {
         // nothing of what the key holds now: that stays, stored or not.
         if let Some(since) = since {
             let invalidated = state.invalidated.get(&primary).copied().unwrap_or(0);
-            let under_prefix = (state.invalidated_prefixes.iter())
-                .filter(|(prefix, _)| primary.starts_with(prefix.as_str()))
+            // A refresh keeps the body of `old`, which is as old as the
+            // fill: a group `old` was in (a tag the 304 no longer names)
+            // drops it too.
+            let in_group = |group: &Group| {
+                group.holds(&key, &entry) || replacing.is_some_and(|old| group.holds(&key, old))
+            };
+            let in_purged_group = (state.invalidated_groups.iter())
+                .filter(|(group, _)| in_group(group))
                 .map(|&(_, epoch)| epoch)
                 .max()
                 .unwrap_or(0);
-            if state.cleared.max(invalidated).max(under_prefix) > since {
+            if state.cleared.max(invalidated).max(in_purged_group) > since {
                 return false;
             }
         }
@@ -560,10 +609,10 @@ impl Cache {
             if !held.is_some_and(|held| Arc::ptr_eq(held, old)) {
                 return false;
             }
-            // `old` may predate a prefix invalidation whose walk has not
+            // `old` may predate a group's purge whose walk has not
             // reached it yet; its refresh could land where the walk has
-            // been (see `invalidate_prefixes`).
-            if (state.sweeping.iter()).any(|prefix| primary.starts_with(prefix.as_str())) {
+            // been (see `invalidate_group`).
+            if (state.sweeping.iter()).any(|group| group.holds(&key, old)) {
                 return false;
             }
         }
@@ -685,8 +734,24 @@ impl Cache {
     }
 
     /// Drops every entry whose primary key starts with one of `prefixes`
-    /// (every Vary variant of each); returns how many went. A response
-    /// to such a key still on its way is not stored, as for
+    /// (every Vary variant of each); returns how many went. See
+    /// [`Cache::invalidate_group`].
+    pub fn invalidate_prefixes(&self, prefixes: &[String]) -> usize {
+        self.invalidate_group(&Group::Prefixes(prefixes.to_vec()))
+    }
+
+    /// Drops every entry tagged with one of `tags` (`Surrogate-Key`),
+    /// whatever its key; returns how many went, and counts the purge and
+    /// what it removed. See [`Cache::invalidate_group`].
+    pub fn invalidate_tags(&self, tags: &policy::Tags) -> usize {
+        let removed = self.invalidate_group(&Group::Tags(tags.clone()));
+        self.stats.tag_purges.fetch_add(1, Ordering::Relaxed);
+        (self.stats.tag_purged_entries).fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+
+    /// Drops every entry of `group`; returns how many went. A response
+    /// of the group still on its way is not stored, as for
     /// [`Cache::invalidate_all`].
     ///
     /// The walk over every entry takes the lock for [`SWEEP_SLICE`] slots
@@ -696,64 +761,55 @@ impl Cache {
     /// stored): newer than it, they are kept or dropped as the walk meets
     /// them or not, which is safe either way. But for a refresh of an
     /// entry stored before it ([`Cache::replace_filled`]), which is not
-    /// stored under the prefix until the walk is over: found before the
-    /// walk got to it, that entry's pre-purge body could come back in a
-    /// slot the walk has passed.
-    pub fn invalidate_prefixes(&self, prefixes: &[String]) -> usize {
-        self.invalidate_prefixes_by(prefixes, SWEEP_SLICE, || {}).0
+    /// stored while a walk of a group the entry is in is under way: found
+    /// before the walk got to it, that entry's pre-purge body could come
+    /// back in a slot the walk has passed.
+    fn invalidate_group(&self, group: &Group) -> usize {
+        self.invalidate_group_by(group, SWEEP_SLICE, || {}).0
     }
 
-    /// [`Cache::invalidate_prefixes`] by `slice` slots per hold of the
-    /// lock, calling `between` (tests: what other requests do) with the
-    /// lock released after each slice but the last; also says the
-    /// longest hold.
-    fn invalidate_prefixes_by(
+    /// [`Cache::invalidate_group`] by `slice` slots per hold of the lock,
+    /// calling `between` (tests: what other requests do) with the lock
+    /// released after each slice but the last; also says the longest
+    /// hold.
+    fn invalidate_group_by(
         &self,
-        prefixes: &[String],
+        group: &Group,
         slice: usize,
         mut between: impl FnMut(),
     ) -> (usize, Duration) {
         {
-            let mut state = self.state.lock();
+            let mut guard = self.state.lock();
+            let state = &mut *guard;
             state.epoch += 1;
             let epoch = state.epoch;
             if !state.fills.is_empty() {
-                // A prefix purged again (a deploy script's retry) moves its
+                // A group purged again (a deploy script's retry) moves its
                 // epoch on rather than taking another place.
-                let new: Vec<&String> = (prefixes.iter())
-                    .filter(|p| {
-                        let again = state.invalidated_prefixes.iter_mut().find(|(t, _)| t == *p);
-                        again.map(|(_, at)| *at = epoch).is_none()
-                    })
-                    .collect();
-                if state.invalidated_prefixes.len() + new.len() > MAX_TRACKED_PREFIXES {
-                    state.invalidated_prefixes.clear();
-                    state.cleared = epoch;
-                } else {
-                    let tracked = new.into_iter().map(|p| (p.clone(), epoch));
-                    state.invalidated_prefixes.extend(tracked);
+                let tracked = &mut state.invalidated_groups;
+                match tracked.iter().position(|(g, _)| g == group) {
+                    Some(again) => tracked[again].1 = epoch,
+                    None if tracked.len() >= MAX_TRACKED_GROUPS => {
+                        tracked.clear();
+                        state.cleared = epoch;
+                    }
+                    None => tracked.push((group.clone(), epoch)),
                 }
             }
-            state.sweeping.extend_from_slice(prefixes);
+            state.sweeping.push(group.clone());
         }
-        let matches = |key: &String| {
-            let primary = primary_of(key);
-            prefixes.iter().any(|p| primary.starts_with(p.as_str()))
-        };
         let mut at = Sweep::default();
         let (mut removed, mut longest_hold) = (0, Duration::ZERO);
         loop {
             let mut state = self.state.lock();
             let held = Instant::now();
-            let (gone, done) = state.lru.sweep(&mut at, slice, |key, _| matches(key));
+            let (gone, done) = (state.lru).sweep(&mut at, slice, |key, e| group.holds(key, e));
             for (key, _) in &gone {
                 state.forget_variant(key);
             }
             if done {
-                for prefix in prefixes {
-                    if let Some(i) = state.sweeping.iter().position(|p| p == prefix) {
-                        state.sweeping.swap_remove(i);
-                    }
+                if let Some(i) = state.sweeping.iter().position(|g| g == group) {
+                    state.sweeping.swap_remove(i);
                 }
             }
             longest_hold = longest_hold.max(held.elapsed());
@@ -916,7 +972,7 @@ impl Drop for Fill {
         match oldest {
             None => {
                 state.invalidated.clear();
-                state.invalidated_prefixes.clear();
+                state.invalidated_groups.clear();
                 state.cleared = 0;
             }
             Some(oldest) => {
@@ -924,7 +980,7 @@ impl Drop for Fill {
                     state.invalidated.retain(|_, epoch| *epoch > oldest);
                 }
                 state
-                    .invalidated_prefixes
+                    .invalidated_groups
                     .retain(|(_, epoch)| *epoch > oldest);
             }
         }
@@ -1428,7 +1484,12 @@ mod tests {
         }
         let before = cache.len();
         let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
-        assert_eq!(cache.invalidate_prefixes_by(&prefixes, 3, || {}).0, 3 + 4);
+        assert_eq!(
+            cache
+                .invalidate_group_by(&Group::Prefixes(prefixes.to_vec()), 3, || {})
+                .0,
+            3 + 4
+        );
         assert_eq!(cache.len(), before - 7);
         for key in gone {
             assert!(cache.lookup(key, &Headers::new()).is_none(), "{key}");
@@ -1474,13 +1535,13 @@ mod tests {
         assert!(cache.insert_filled(e("h/other"), &early), "not under it");
         assert!(cache.insert_filled(e("h/products/a"), &late), "began after");
         drop((early, late));
-        assert!(cache.state.lock().invalidated_prefixes.is_empty());
+        assert!(cache.state.lock().invalidated_groups.is_empty());
         // Past the bound, a prefix counts as a clear for the fills in flight.
         let long_lived = cache.begin_fill();
-        for i in 0..=MAX_TRACKED_PREFIXES {
+        for i in 0..=MAX_TRACKED_GROUPS {
             cache.invalidate_prefixes(&[format!("h/p{i}/")]);
         }
-        assert!(cache.state.lock().invalidated_prefixes.len() <= MAX_TRACKED_PREFIXES);
+        assert!(cache.state.lock().invalidated_groups.len() <= MAX_TRACKED_GROUPS);
         assert!(!cache.insert_filled(e("h/other"), &long_lived));
     }
 
@@ -1489,12 +1550,12 @@ mod tests {
         let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
         let e = |key: &str| Arc::new(entry(key, "body", 60, None));
         let long_lived = cache.begin_fill();
-        for _ in 0..=2 * MAX_TRACKED_PREFIXES {
+        for _ in 0..=2 * MAX_TRACKED_GROUPS {
             cache.invalidate_prefixes(&["h/products/".into()]);
         }
         let late = cache.begin_fill();
         cache.invalidate_prefixes(&["h/products/".into()]);
-        assert_eq!(cache.state.lock().invalidated_prefixes.len(), 1);
+        assert_eq!(cache.state.lock().invalidated_groups.len(), 1);
         // Not cleared: a fill from before stores outside the prefix...
         assert!(cache.insert_filled(e("h/other"), &long_lived));
         // ...and one begun before the last purge of it does not, within.
@@ -1516,7 +1577,7 @@ mod tests {
         assert!(cache.insert_shared(stored.clone())); // slot 3
         let mut refreshed = false;
         let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
-        cache.invalidate_prefixes_by(&prefixes, 1, || {
+        cache.invalidate_group_by(&Group::Prefixes(prefixes.to_vec()), 1, || {
             if std::mem::replace(&mut refreshed, true) {
                 return;
             }
@@ -1529,6 +1590,288 @@ mod tests {
         assert!(refreshed);
         assert!(cache.lookup("h/products/a", &Headers::new()).is_none());
         assert!(cache.state.lock().sweeping.is_empty());
+    }
+
+    /// The rules with `Surrogate-Key` the cache's own.
+    fn tagging() -> Settings {
+        Settings {
+            targeting: policy::Targeting {
+                surrogate_keys: true,
+                ..Default::default()
+            },
+            ..plain()
+        }
+    }
+
+    /// `entry` with `Surrogate-Key: tags` (none when empty), stored under
+    /// `settings`.
+    fn tagged_with(
+        key: &str,
+        body: &str,
+        tags: &str,
+        vary: Option<&str>,
+        settings: &Settings,
+    ) -> Entry {
+        let mut head = entry(key, body, 60, vary).head;
+        if !tags.is_empty() {
+            head.headers.push("Surrogate-Key", tags);
+        }
+        Entry::new(
+            key.into(),
+            head,
+            body.as_bytes().into(),
+            SystemTime::now(),
+            Lifetime {
+                fresh: Duration::from_secs(60),
+                stale_if_error: Duration::from_secs(10),
+            },
+            settings,
+        )
+    }
+
+    fn tagged(key: &str, tags: &str) -> Entry {
+        tagged_with(key, "body", tags, None, &tagging())
+    }
+
+    /// The tags a purge names.
+    fn tags(line: &str) -> policy::Tags {
+        let mut headers = Headers::new();
+        headers.push("Surrogate-Key", line);
+        policy::Tags::of_purge(&headers).unwrap()
+    }
+
+    #[test]
+    fn a_surrogate_key_is_stored_last_and_never_served() {
+        let stored = tagged("h/p/42", "product-42 category-7");
+        let own = tagging().targeting.own_fields();
+        let served = String::from_utf8(stored.served_head(&own).into_owned()).unwrap();
+        assert!(
+            !served.to_ascii_lowercase().contains("surrogate-key"),
+            "{served}"
+        );
+        assert!(served.contains("Cache-Control: max-age=60"), "{served}");
+        assert!(stored
+            .record
+            .head
+            .ends_with(b"Surrogate-Key: product-42 category-7\r\n"));
+        let listed: Vec<&str> = stored.tags().iter().collect();
+        assert_eq!(listed, ["category-7", "product-42"]);
+        // Weighed with its tags, held apart from the head.
+        let untagged = entry("h/p/42", "body", 60, None);
+        let field = "Surrogate-Key: product-42 category-7\r\n".len() as u64;
+        assert_eq!(
+            stored.weight(),
+            untagged.weight() + 2 * field + stored.tags().weight() as u64
+        );
+        // Off: served as any other field; its tags are still read, for a
+        // reload that turns it on (a purge by tag reads them only then).
+        let off = tagged_with("h/p/42", "body", "product-42", None, &plain());
+        let passed = off.served_head(&plain().targeting.own_fields());
+        assert!(passed.ends_with(b"Surrogate-Key: product-42\r\n"));
+        assert!(off.tags().contains("product-42"));
+        assert!(!off.served_head(&own).ends_with(b"product-42\r\n"));
+    }
+
+    #[test]
+    fn a_tag_purge_drops_every_entry_tagged_whatever_its_key_in_slices() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let vary = ["accept-encoding".to_string()];
+        // Variants of one URL tagged apart: only the one tagged goes.
+        let zipped = policy::variant_key("h/c/7", &vary, &gzip);
+        let plain_variant = policy::variant_key("h/c/7", &vary, &Headers::new());
+        let accept = Some("Accept-Encoding");
+        let product = "product-42 category-7";
+        assert!(cache.insert(tagged_with(&zipped, "z", product, accept, &tagging())));
+        assert!(cache.insert(tagged_with(
+            &plain_variant,
+            "p",
+            "category-7",
+            accept,
+            &tagging()
+        )));
+        let gone = [
+            "h/p/42",
+            "https://h/p/42",
+            "other.example/home",
+            "h/p/42?x=1",
+        ];
+        for (key, tags) in
+            gone.iter()
+                .zip(["product-42", product, "home product-42", "x product-42 y"])
+        {
+            assert!(cache.insert(tagged(key, tags)));
+        }
+        let kept = [
+            ("h/about", "static"),
+            ("h/p/420", "product-420 Product-42"),
+            ("h/p/4", "product-4"),
+            ("h/untagged", ""),
+        ];
+        for (key, tags) in kept {
+            assert!(cache.insert(tagged(key, tags)));
+        }
+        // More entries than slots per slice, the slices made small.
+        for i in 0..20 {
+            cache.insert(tagged(&format!("h/other/{i}"), "other"));
+        }
+        let before = cache.len();
+        let mut slices = 0;
+        let group = Group::Tags(tags("product-42"));
+        let (removed, _) = cache.invalidate_group_by(&group, 3, || {
+            // Between two slices, requests get the lock.
+            assert!(cache.state.try_lock().is_some(), "held between slices");
+            slices += 1;
+        });
+        assert_eq!(removed, gone.len() + 1);
+        assert!(
+            slices >= before / 3 - 1,
+            "{slices} slices for {before} entries"
+        );
+        assert_eq!(cache.len(), before - removed);
+        for key in gone {
+            assert!(cache.lookup(key, &Headers::new()).is_none(), "{key}");
+        }
+        for (key, _) in kept {
+            assert!(cache.lookup(key, &Headers::new()).is_some(), "{key}");
+        }
+        assert!(cache.lookup("h/c/7", &gzip).is_none());
+        assert!(cache.lookup("h/c/7", &Headers::new()).is_some());
+        // The Vary index keeps only what is still stored.
+        assert_eq!(cache.state.lock().vary["h/c/7"].keys, [plain_variant]);
+        assert!(cache.state.lock().sweeping.is_empty());
+        // Several tags at once: any of them.
+        assert_eq!(cache.invalidate_tags(&tags("static category-7 none")), 2);
+        assert!(cache.lookup("h/about", &Headers::new()).is_none());
+        assert!(cache.lookup("h/c/7", &Headers::new()).is_none());
+        assert!(cache.state.lock().vary.is_empty());
+        // Counted, what matched nothing too; the snapshot is written again
+        // only when something went.
+        let generation = cache.generation();
+        assert_eq!(cache.invalidate_tags(&tags("product-42")), 0);
+        assert_eq!(cache.generation(), generation, "nothing to snapshot");
+        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.stats.tag_purged_entries.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_fill_outlived_by_a_tag_purge_is_not_stored_with_the_tag() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let e = |key: &str, tags: &str| Arc::new(tagged(key, tags));
+        let early = cache.begin_fill();
+        cache.invalidate_tags(&tags("product-42"));
+        let late = cache.begin_fill();
+        assert!(
+            !cache.insert_filled(e("h/c/7", "category-7 product-42"), &early),
+            "began before"
+        );
+        assert!(
+            cache.insert_filled(e("h/c/8", "category-8"), &early),
+            "untagged"
+        );
+        assert!(
+            cache.insert_filled(e("h/c/7", "product-42"), &late),
+            "began after"
+        );
+        // A refresh began before keeps the body of what it refreshes: a
+        // tag the stored response had drops it, whatever the 304 says.
+        let stored = e("h/p/42", "product-42");
+        cache.insert_shared(stored.clone());
+        let refreshing = cache.begin_fill();
+        cache.invalidate_tags(&tags("product-42"));
+        assert!(cache.lookup("h/p/42", &Headers::new()).is_none());
+        cache.insert_shared(stored.clone());
+        assert!(!cache.replace_filled(&stored, e("h/p/42", "retagged"), &refreshing));
+        drop((early, late, refreshing));
+        assert!(cache.state.lock().invalidated_groups.is_empty());
+        // Past the bound, a purge counts as a clear for the fills in flight;
+        // a tag purged again moves its epoch instead.
+        let long_lived = cache.begin_fill();
+        for _ in 0..=2 * MAX_TRACKED_GROUPS {
+            cache.invalidate_tags(&tags("again"));
+        }
+        assert_eq!(cache.state.lock().invalidated_groups.len(), 1);
+        assert!(cache.insert_filled(e("h/x", "other"), &long_lived));
+        for i in 0..=MAX_TRACKED_GROUPS {
+            cache.invalidate_tags(&tags(&format!("t{i}")));
+        }
+        assert!(cache.state.lock().invalidated_groups.len() <= MAX_TRACKED_GROUPS);
+        assert!(!cache.insert_filled(e("h/y", "other"), &long_lived));
+    }
+
+    /// As `a_refresh_of_an_entry_the_walk_has_not_reached_does_not_outlive_it`,
+    /// for a purge by tag.
+    #[test]
+    fn a_refresh_of_a_tagged_entry_the_walk_has_not_reached_does_not_outlive_it() {
+        let oldest = tagged("h/other", "other");
+        let stored = Arc::new(tagged("h/p/42", "product-42"));
+        let cache = Arc::new(Cache::new(oldest.weight() + stored.weight(), 1 << 16));
+        assert!(cache.insert(oldest)); // slot 2, the least recently used
+        assert!(cache.insert_shared(stored.clone())); // slot 3
+        let mut refreshed = false;
+        cache.invalidate_group_by(&Group::Tags(tags("product-42")), 1, || {
+            if std::mem::replace(&mut refreshed, true) {
+                return;
+            }
+            // Past slot 2, not yet at 3: a fill begun after the purge, and
+            // the origin confirms what it found, no longer tagged so.
+            let fill = cache.begin_fill();
+            let larger = Arc::new(tagged_with(
+                "h/p/42",
+                "old body, refreshed",
+                "",
+                None,
+                &tagging(),
+            ));
+            assert!(!cache.replace_filled(&stored, larger, &fill));
+        });
+        assert!(refreshed);
+        assert!(cache.lookup("h/p/42", &Headers::new()).is_none());
+        assert!(cache.state.lock().sweeping.is_empty());
+    }
+
+    #[test]
+    fn tags_survive_a_snapshot_and_older_entries_have_none() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        assert!(cache.insert(tagged("h/p/42", "product-42 home")));
+        assert!(cache.insert(tagged("h/about", "static")));
+        // As a version without tags stored it: no Surrogate-Key read.
+        let mut older = entry("h/old", "body", 60, None).record.clone();
+        older.head.extend_from_slice(b"X-Note: before tags\r\n");
+        let records: Vec<Record> = (cache.entries().iter().map(|e| e.record.clone()))
+            .chain([older])
+            .collect();
+        let mut file = Vec::new();
+        crate::cache::persist::write_records(&mut file, &records).unwrap();
+        let read = crate::cache::persist::read_records(
+            &file[..],
+            0,
+            &crate::cache::persist::LoadLimits::UNLIMITED,
+        )
+        .unwrap();
+        let restarted = Cache::new(1 << 20, 1 << 16);
+        let now = unix_ms(SystemTime::now());
+        assert_eq!(restarted.load(read.records, now, &tagging()), 3);
+        let back = restarted.lookup("h/p/42", &Headers::new()).unwrap();
+        assert_eq!(
+            back.tags(),
+            cache.lookup("h/p/42", &Headers::new()).unwrap().tags()
+        );
+        let own = tagging().targeting.own_fields();
+        assert!(!back
+            .served_head(&own)
+            .windows(13)
+            .any(|w| w == b"Surrogate-Key"));
+        assert!(restarted
+            .lookup("h/old", &Headers::new())
+            .unwrap()
+            .tags()
+            .is_empty());
+        assert_eq!(restarted.invalidate_tags(&tags("home")), 1);
+        assert!(restarted.lookup("h/p/42", &Headers::new()).is_none());
+        assert!(restarted.lookup("h/about", &Headers::new()).is_some());
+        assert!(restarted.lookup("h/old", &Headers::new()).is_some());
     }
 
     /// How long a prefix purge holds the lock, in slices and in one hold,
@@ -1564,7 +1907,8 @@ mod tests {
             });
             probing.wait();
             let started = Instant::now();
-            let (removed, held) = cache.invalidate_prefixes_by(&[prefix.to_string()], slice, || {});
+            let (removed, held) =
+                cache.invalidate_group_by(&Group::Prefixes(vec![prefix.into()]), slice, || {});
             let took = started.elapsed();
             done.store(true, Ordering::Relaxed);
             let waited = prober.join().unwrap();

@@ -229,6 +229,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.x_accel_expires = b),
     },
     Key {
+        name: "surrogate_keys",
+        default: "true",
+        help: "read Surrogate-Key from backends: the tags a response is stored with, for a \
+               PURGE by tag on the admin listener (Fastly's surrogate keys); removed from \
+               responses. false = passed through, for a CDN in front that reads it",
+        apply: |c, v| parse_bool(v).map(|b| c.surrogate_keys = b),
+    },
+    Key {
         name: "targeted_cache_control",
         default: "",
         help: "targeted cache-control fields (RFC 9213) read before Surrogate-Control and \

@@ -89,6 +89,9 @@ pub struct Config {
     /// The cache's device token for Surrogate-Control; `None`: not read.
     pub surrogate_id: Option<Arc<str>>,
     pub x_accel_expires: bool,
+    /// `Surrogate-Key` read (tags for a purge by tag) and removed from
+    /// responses; off: passed through.
+    pub surrogate_keys: bool,
     /// RFC 9213's target list, lower case (see `policy::Targeting`).
     pub targeted_cache_control: Arc<[Box<str>]>,
     /// GET and HEAD lose their Cache-Control and Pragma before the cache
@@ -1117,6 +1120,7 @@ impl Config {
             stale_while_revalidate: Duration::ZERO,
             surrogate_id: None,
             x_accel_expires: false,
+            surrogate_keys: false,
             ignore_client_cache_control: false,
             cache_bypass_cookies: Default::default(),
             cache_key_ignore_params: Default::default(),
@@ -1207,6 +1211,7 @@ impl Config {
                     surrogate_id: self.surrogate_id.clone(),
                     x_accel_expires: self.x_accel_expires,
                     fields: self.targeted_cache_control.clone(),
+                    surrogate_keys: self.surrogate_keys,
                 }),
             cache_valid: self.cache_valid.clone(),
             ignored: self.cache_ignore_headers,

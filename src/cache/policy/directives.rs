@@ -12,7 +12,8 @@ use std::sync::Arc;
 /// the targeted cache-control fields of RFC 9213 the settings list
 /// (`CDN-Cache-Control`, or a name of the operator's own),
 /// `Surrogate-Control` (W3C Edge Architecture 1.0, as Squid, Fastly and
-/// Akamai read it) and nginx's `X-Accel-Expires`.
+/// Akamai read it) and nginx's `X-Accel-Expires`; and, about no lifetime,
+/// `Surrogate-Key` (the tags a purge by tag names, see `tags`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Targeting {
     /// The device token this cache announces in `Surrogate-Capability` and
@@ -23,6 +24,10 @@ pub struct Targeting {
     /// RFC 9213's target list: the targeted fields read, the first
     /// present and valid one winning; lower case.
     pub fields: Arc<[Box<str>]>,
+    /// `Surrogate-Key` is this cache's (the `surrogate_keys` setting):
+    /// removed from responses, and its tags purged by; otherwise it
+    /// passes through, for a CDN in front that reads it.
+    pub surrogate_keys: bool,
 }
 
 impl Targeting {
@@ -32,6 +37,7 @@ impl Targeting {
         OwnFields {
             surrogate_control: self.surrogate_id.is_some(),
             x_accel_expires: self.x_accel_expires,
+            surrogate_key: self.surrogate_keys,
             targeted: self.fields.clone(),
         }
     }
@@ -51,6 +57,7 @@ const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
 pub struct OwnFields {
     surrogate_control: bool,
     x_accel_expires: bool,
+    surrogate_key: bool,
     /// Every listed targeted field but [`CDN_CACHE_CONTROL`].
     targeted: Arc<[Box<str>]>,
 }
@@ -60,12 +67,13 @@ impl OwnFields {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         let surrogate = self.surrogate_control.then_some("surrogate-control");
         let x_accel = self.x_accel_expires.then_some("x-accel-expires");
+        let key = self.surrogate_key.then_some(super::SURROGATE_KEY);
         let targeted = self
             .targeted
             .iter()
             .map(|name| &**name)
             .filter(|name| !name.eq_ignore_ascii_case(CDN_CACHE_CONTROL));
-        surrogate.into_iter().chain(x_accel).chain(targeted)
+        (surrogate.into_iter().chain(x_accel).chain(key)).chain(targeted)
     }
 
     /// Whether `name` (any case) is one of them.
@@ -746,8 +754,34 @@ mod tests {
         );
         assert!(own.contains("Inverso-Cache-Control"));
         assert!(!own.contains("CDN-Cache-Control"));
+        assert!(!own.contains("Surrogate-Key"));
         assert_eq!(own, rfc_9213_settings().targeting.own_fields());
         assert_ne!(own, surrogate_settings().targeting.own_fields());
+    }
+
+    #[test]
+    fn surrogate_key_is_the_cache_s_own_while_surrogate_keys_is_on() {
+        let mut targeting = Targeting {
+            surrogate_keys: true,
+            ..Targeting::default()
+        };
+        let own = targeting.own_fields();
+        assert_eq!(own.iter().collect::<Vec<_>>(), ["surrogate-key"]);
+        let mut headers = Headers::new();
+        headers.push("Surrogate-Key", "product-42 home");
+        headers.push("ETag", "\"v1\"");
+        let mut served = headers.clone();
+        own.remove_from(&mut served);
+        assert_eq!(served.get("surrogate-key"), None);
+        assert!(served.contains("etag"));
+        // Off: it passes through, for a CDN in front that reads it.
+        targeting.surrogate_keys = false;
+        let off = targeting.own_fields();
+        assert!(!off.contains("Surrogate-Key"));
+        assert_ne!(off, own);
+        let mut passed = headers.clone();
+        off.remove_from(&mut passed);
+        assert_eq!(passed.get("surrogate-key"), Some(&b"product-42 home"[..]));
     }
 
     #[test]

@@ -356,11 +356,14 @@ mod tests {
             surrogate_id: Some(Arc::from("inverso")),
             x_accel_expires: true,
             fields: Arc::from(["cdn-cache-control".into()]),
+            surrogate_keys: true,
         };
         let both = IgnoredHeaders::parse("X-Accel-Expires, Surrogate-Control").unwrap();
         let off = both.targeting(on.clone());
         assert_eq!((off.surrogate_id, off.x_accel_expires), (None, false));
         assert_eq!(off.fields, on.fields);
+        // Surrogate-Key gives no lifetime: not the list's to turn off.
+        assert!(off.surrogate_keys);
         let accel = IgnoredHeaders::parse("x-accel-expires")
             .unwrap()
             .targeting(on.clone());

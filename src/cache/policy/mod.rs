@@ -19,6 +19,8 @@
 //!   Both lists are `crate::patterns` lists (`utm_*, gclid`).
 //! - `conditional`: conditional requests, and what a 304 (or a HEAD's
 //!   200) refreshes.
+//! - `tags`: `Surrogate-Key`, the tags a response is stored with for a
+//!   purge by tag.
 //!
 //! Their public items are re-exported here: callers name every one
 //! `policy::X`.
@@ -29,6 +31,7 @@ mod directives;
 mod ignore;
 mod key;
 mod params;
+mod tags;
 #[cfg(test)]
 mod test_support;
 mod valid;
@@ -42,6 +45,7 @@ pub use key::{
     respell_key, variant_key, vary_names,
 };
 pub use params::IgnoredParams;
+pub use tags::{Tags, TagsError, MAX_TAGS, MAX_TAG_LEN, SURROGATE_KEY};
 pub use valid::CacheValid;
 
 use crate::http::date::parse_http_date;
