@@ -1,6 +1,6 @@
 //! The admin listener: `GET /metrics` (Prometheus text format),
-//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`),
-//! `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
+//! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`,
+//! or `/` with `Surrogate-Key`: by tag), `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
 //! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
 //! `admin_bind` (loopback by default) because it can empty the cache and
 //! take targets out of rotation.
@@ -312,7 +312,8 @@ fn fill_before(
 /// lower-cased, then the path and query exactly as sent. So
 /// `curl -X PURGE -H 'Host: www.example.com' http://127.0.0.1:9901/a?b=1`
 /// drops what `GET http://www.example.com/a?b=1` stored, every Vary variant.
-/// A target ending in `*` names a prefix of keys instead (see [`purge`]).
+/// A target ending in `*` names a prefix of keys instead (see [`purge`]),
+/// and a `Surrogate-Key` field tags instead of a URL (see [`purge_tags`]).
 ///
 /// `body` is the request's body, read for a `PUT` only.
 pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
@@ -528,6 +529,9 @@ fn give_back_freed_memory() {
 /// site whose entries go, and a page on a name rebound to 127.0.0.1 sends
 /// its own name, whose entries (if the proxy holds any) are its own.
 fn purge(head: &RequestHead, shared: &Shared) -> Reply {
+    if head.headers.contains(policy::SURROGATE_KEY) {
+        return purge_tags(head, shared);
+    }
     let ignored = &shared.config.cache_key_ignore_params;
     if let Some(prefixes) = policy::prefix_keys_of_uri(head, ignored) {
         let removed = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_prefixes(&prefixes));
@@ -542,6 +546,56 @@ fn purge(head: &RequestHead, shared: &Shared) -> Reply {
     }
     let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate_all(&keys));
     purged("key", &keys[0], removed)
+}
+
+/// `PURGE /` with `Surrogate-Key: product-42 category-7`: drops every
+/// entry tagged with one of them, whatever its URL or host (Fastly's purge
+/// by surrogate key, Varnish's `xkey.purge`); 200 with
+/// `{"tags":[...],"removed":N}`, 404 when nothing matched. With
+/// `surrogate_keys` off no response is purged by tag (as after a restart:
+/// the field was the backend's to pass on), and nothing is.
+///
+/// It reaches every site, so it is taken only under a Host that is an
+/// address, as `DELETE /cache`: a page on a name rebound to 127.0.0.1
+/// could otherwise drop what the proxy stores for any site. Its target
+/// is `/`: one naming a URL could be read as a purge of that URL too.
+fn purge_tags(head: &RequestHead, shared: &Shared) -> Reply {
+    if !host_is_an_address(head) {
+        return Reply::text(
+            403,
+            "a purge by tag takes a Host that is an IP address or localhost\n",
+        );
+    }
+    if head.path_and_query() != "/" {
+        return Reply::text(
+            400,
+            "a purge by tag (Surrogate-Key) names no URL: send it to /\n",
+        );
+    }
+    let tags = match policy::Tags::of_purge(&head.headers) {
+        Ok(tags) => tags,
+        Err(e) => return Reply::text(400, format!("{e}\n")),
+    };
+    let on = shared.config.surrogate_keys;
+    let removed = match &shared.cache {
+        Some(cache) if on => cache.invalidate_tags(&tags),
+        _ => 0,
+    };
+    if removed > 0 {
+        give_back_freed_memory();
+    }
+    let names = tags.iter().collect::<Vec<_>>().join(" ");
+    let off = if on { "" } else { " (surrogate_keys is off)" };
+    log::info!("admin: purge by tag {names}: {removed} entries removed{off}");
+    let mut body = String::from("{\"tags\":[");
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        json::push_str(&mut body, tag);
+    }
+    let _ = writeln!(body, "],\"removed\":{removed}}}");
+    Reply::json(if removed > 0 { 200 } else { 404 }, body)
 }
 
 /// The request of a `PURGE` whose target ends in `%2A` (any case), with
@@ -812,6 +866,18 @@ pub fn metrics_text(shared: &Shared) -> String {
             "counter",
             "Snapshot writes that failed.",
             load(&s.snapshot_failures) as f64,
+        ),
+        (
+            "inverso_cache_tag_purges_total",
+            "counter",
+            "Purges by tag (PURGE with Surrogate-Key) taken on the admin listener.",
+            load(&s.tag_purges) as f64,
+        ),
+        (
+            "inverso_cache_tag_purged_entries_total",
+            "counter",
+            "Entries the purges by tag removed.",
+            load(&s.tag_purged_entries) as f64,
         ),
     ] {
         family(&mut out, name, kind, help);
