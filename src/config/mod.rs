@@ -2200,6 +2200,25 @@ mod tests {
     }
 
     #[test]
+    fn surrogate_keys_is_on_by_default_and_a_boolean() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.surrogate_keys);
+        assert!(c.cache_settings().targeting.surrogate_keys);
+        let c = build("targets = 127.0.0.1:1\nsurrogate_keys = off\n").unwrap();
+        assert!(!c.cache_settings().targeting.surrogate_keys);
+        // Not a field cache_ignore_headers could list: it gives no lifetime.
+        let c = build(
+            "targets = 127.0.0.1:1\ncache_ignore_headers = Surrogate-Control, X-Accel-Expires\n",
+        )
+        .unwrap();
+        assert!(c.cache_settings().targeting.surrogate_keys);
+        let e = build("targets = 127.0.0.1:1\nsurrogate_keys = maybe\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        let e = build("targets = 127.0.0.1:1\ncache_ignore_headers = Surrogate-Key\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+    }
+
+    #[test]
     fn surrogate_id_is_a_token_that_fits_surrogate_control() {
         let c = build("targets = 127.0.0.1:1\n").unwrap();
         assert_eq!(c.surrogate_id.as_deref(), Some("inverso"));
