@@ -313,7 +313,7 @@ fn fill_before(
 /// `curl -X PURGE -H 'Host: www.example.com' http://127.0.0.1:9901/a?b=1`
 /// drops what `GET http://www.example.com/a?b=1` stored, every Vary variant.
 /// A target ending in `*` names a prefix of keys instead (see [`purge`]),
-/// and a `Surrogate-Key` field tags instead of a URL (see [`purge_tags`]).
+/// and a `Surrogate-Key` field tags instead of a URL (see `purge_tags`).
 ///
 /// `body` is the request's body, read for a `PUT` only.
 pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {

@@ -734,15 +734,17 @@ impl Cache {
     }
 
     /// Drops every entry whose primary key starts with one of `prefixes`
-    /// (every Vary variant of each); returns how many went. See
-    /// [`Cache::invalidate_group`].
+    /// (every Vary variant of each); returns how many went. The walk holds
+    /// the lock a slice at a time, and a response to such a key still on
+    /// its way is not stored (see `invalidate_group`).
     pub fn invalidate_prefixes(&self, prefixes: &[String]) -> usize {
         self.invalidate_group(&Group::Prefixes(prefixes.to_vec()))
     }
 
     /// Drops every entry tagged with one of `tags` (`Surrogate-Key`),
     /// whatever its key; returns how many went, and counts the purge and
-    /// what it removed. See [`Cache::invalidate_group`].
+    /// what it removed. As [`Cache::invalidate_prefixes`] otherwise: a
+    /// response with one of the tags still on its way is not stored.
     pub fn invalidate_tags(&self, tags: &policy::Tags) -> usize {
         let removed = self.invalidate_group(&Group::Tags(tags.clone()));
         self.stats.tag_purges.fetch_add(1, Ordering::Relaxed);
