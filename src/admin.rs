@@ -638,6 +638,26 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// A counter family of one sample, without labels.
+/// A histogram's `_bucket`, `_sum` and `_count` lines; `labels` go before
+/// `le` (empty, or ending in a comma).
+fn histogram_lines(out: &mut String, name: &str, labels: &str, cumulative: &[u64], sum: f64) {
+    for (i, n) in cumulative.iter().enumerate() {
+        let le = DURATION_BUCKETS
+            .get(i)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {n}");
+    }
+    let count = cumulative.last().copied().unwrap_or(0);
+    let bare = labels.trim_end_matches(',');
+    let braced = if bare.is_empty() {
+        String::new()
+    } else {
+        format!("{{{bare}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braced} {sum}");
+    let _ = writeln!(out, "{name}_count{braced} {count}");
+}
+
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     family(out, name, "counter", help);
     let _ = writeln!(out, "{name} {value}");
@@ -665,18 +685,13 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Time from a request head's arrival to the last byte of its response.",
     );
     let (buckets, sum) = m.durations();
-    for (i, n) in buckets.iter().enumerate() {
-        let le = DURATION_BUCKETS
-            .get(i)
-            .map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(
-            out,
-            "inverso_request_duration_seconds_bucket{{le=\"{le}\"}} {n}"
-        );
-    }
-    let count = buckets.last().copied().unwrap_or(0);
-    let _ = writeln!(out, "inverso_request_duration_seconds_sum {sum}");
-    let _ = writeln!(out, "inverso_request_duration_seconds_count {count}");
+    histogram_lines(
+        &mut out,
+        "inverso_request_duration_seconds",
+        "",
+        &buckets,
+        sum,
+    );
 
     family(
         &mut out,
@@ -724,6 +739,39 @@ pub fn metrics_text(shared: &Shared) -> String {
             };
             let _ = writeln!(out, "{name}{{target=\"{}\"}} {value}", label(&t.name));
         }
+    }
+
+    family(
+        &mut out,
+        "inverso_upstream_responses_total",
+        "counter",
+        "Response heads received from each backend, by status class (retried ones too).",
+    );
+    for t in targets {
+        for (class, n) in STATUS_CLASSES.iter().zip(t.stats.responses.counts()) {
+            let target = label(&t.name);
+            let _ = writeln!(
+                out,
+                "inverso_upstream_responses_total{{target=\"{target}\",class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "inverso_upstream_header_seconds",
+        "histogram",
+        "Time each backend took to send its response head once it had the request.",
+    );
+    for t in targets {
+        let target = label(&t.name);
+        let (buckets, sum) = t.stats.header_times.cumulative();
+        histogram_lines(
+            &mut out,
+            "inverso_upstream_header_seconds",
+            &format!("target=\"{target}\","),
+            &buckets,
+            sum,
+        );
     }
 
     family(

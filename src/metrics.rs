@@ -20,11 +20,8 @@ pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Process-wide counters. Survive a reload.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [AtomicU64; 5],
-    /// Requests per histogram bucket (not cumulative; the last slot is
-    /// past the largest bound).
-    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    duration_micros: AtomicU64,
+    requests: StatusClasses,
+    durations: Histogram,
     /// Client connections open right now.
     pub connections: AtomicUsize,
     /// SIGHUP reloads applied and refused.
@@ -68,25 +65,59 @@ impl GzipCounters {
 impl Metrics {
     /// Counts one request that ended with `status` after `duration`.
     pub fn observe(&self, status: u16, duration: Duration) {
-        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.requests.count(status);
+        self.durations.observe(duration);
+    }
+
+    /// Requests per status class, in [`STATUS_CLASSES`] order.
+    pub fn requests(&self) -> [u64; 5] {
+        self.requests.counts()
+    }
+
+    /// Cumulative counts per bucket bound (then +Inf), and the sum in seconds.
+    pub fn durations(&self) -> (Vec<u64>, f64) {
+        self.durations.cumulative()
+    }
+}
+
+/// Counts by status class, 1xx to 5xx.
+#[derive(Debug, Default)]
+pub struct StatusClasses([AtomicU64; 5]);
+
+impl StatusClasses {
+    pub fn count(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.requests[class].fetch_add(1, Ordering::Relaxed);
+        self.0[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// In [`STATUS_CLASSES`] order.
+    pub fn counts(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Durations in [`DURATION_BUCKETS`], and their sum.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per bucket, not cumulative; the last slot is past the largest bound.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, duration: Duration) {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let seconds = micros as f64 / 1e6;
         let bucket = DURATION_BUCKETS
             .iter()
             .position(|&bound| seconds <= bound)
             .unwrap_or(DURATION_BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    /// Requests per status class, in [`STATUS_CLASSES`] order.
-    pub fn requests(&self) -> [u64; 5] {
-        std::array::from_fn(|i| self.requests[i].load(Ordering::Relaxed))
+        self.micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     /// Cumulative counts per bucket bound (then +Inf), and the sum in seconds.
-    pub fn durations(&self) -> (Vec<u64>, f64) {
+    pub fn cumulative(&self) -> (Vec<u64>, f64) {
         let mut total = 0;
         let cumulative = self
             .buckets
@@ -96,7 +127,7 @@ impl Metrics {
                 total
             })
             .collect();
-        let sum = self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.micros.load(Ordering::Relaxed) as f64 / 1e6;
         (cumulative, sum)
     }
 }
@@ -113,6 +144,12 @@ pub struct TargetStats {
     /// Requests at this backend right now (counted by
     /// [`crate::upstream::slots`]).
     pub in_flight: AtomicUsize,
+    /// Final response heads received, by status class (HAProxy's
+    /// per-server `http_responses_total`), whether relayed or retried.
+    pub responses: StatusClasses,
+    /// How long it took to send each of those heads once it had the
+    /// request (the log's `upstream_ms`).
+    pub header_times: Histogram,
     /// The requests waiting for a slot here (`max_conns`), in the order
     /// they began to wait (see [`crate::upstream::slots::Waiting`]).
     pub waiting: crate::upstream::slots::Queue,

@@ -337,6 +337,25 @@ fn metrics_count_requests_by_class_target_and_duration() {
     for addr in [a.addr, b.addr] {
         assert_eq!(m[&format!("inverso_upstream_up{{target=\"{addr}\"}}")], 1.0);
     }
+    // What each backend answered, and how fast: the dead one answered
+    // nothing.
+    for (addr, ok, missing) in [(a.addr, 2.0, 0.0), (b.addr, 1.0, 1.0), (dead, 0.0, 0.0)] {
+        let class = |c: &str| {
+            m[&format!("inverso_upstream_responses_total{{target=\"{addr}\",class=\"{c}\"}}")]
+        };
+        assert_eq!(
+            (class("2xx"), class("4xx"), class("5xx")),
+            (ok, missing, 0.0),
+            "{addr}"
+        );
+        let heads = |suffix: &str| m[&format!("inverso_upstream_header_seconds{suffix}")];
+        assert_eq!(heads(&format!("_count{{target=\"{addr}\"}}")), ok + missing);
+        assert_eq!(
+            heads(&format!("_bucket{{target=\"{addr}\",le=\"+Inf\"}}")),
+            ok + missing
+        );
+        assert!(heads(&format!("_bucket{{target=\"{addr}\",le=\"0.001\"}}")) <= ok + missing);
+    }
     // The client connection is open while we scrape.
     assert!(m["inverso_connections_in_flight"] >= 1.0);
     // No cache, no cache families.

@@ -428,7 +428,13 @@ fn attempt(
             .then(|| shared.upstreams.backend_timeout());
         let own = &shared.cache_rules.own_fields;
         match send_request(&mut up, request, send, client, watch, own) {
-            Ok((response, head_len)) => return Ok((up, response, head_len, request_time)),
+            Ok((response, head_len)) => {
+                target.stats.responses.count(response.status);
+                if let Some(wait) = client.upstream_wait {
+                    target.stats.header_times.observe(wait);
+                }
+                return Ok((up, response, head_len, request_time));
+            }
             // A pooled connection the backend had closed or reset while it
             // idled (a restarted backend, most often): the others it holds
             // went the same way, so they go too. The backend is not at
