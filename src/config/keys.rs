@@ -254,6 +254,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.ignore_client_cache_control = b),
     },
     Key {
+        name: "cache_status",
+        default: "",
+        help: "the cache's name in an RFC 9211 Cache-Status field on every response with the cache \
+               on (`inverso; hit; ttl=42`, `inverso; fwd=uri-miss; fwd-status=200`), beside \
+               X-Cache; empty = not written",
+        apply: |c, v| optional(v, parse_cache_name).map(|n| c.cache_status = n),
+    },
+    Key {
         name: "cache_min_uses",
         default: "1",
         help: "requests for a URL before its response is stored (nginx's proxy_cache_min_uses): \

@@ -137,6 +137,8 @@ pub struct Config {
     pub via: bool,
     /// Requests for a URL before its response is stored.
     pub cache_min_uses: u32,
+    /// The cache's name in RFC 9211 `Cache-Status`; `None`: not written.
+    pub cache_status: Option<Arc<str>>,
     /// Compress responses for clients that take gzip (see `crate::gzip`).
     pub gzip: bool,
     pub gzip_types: crate::gzip::MediaTypes,
@@ -1145,6 +1147,7 @@ impl Config {
             log_headers: false,
             via: true,
             cache_min_uses: 1,
+            cache_status: None,
             gzip: false,
             gzip_types: Default::default(),
             gzip_min_length: 0,
@@ -2295,6 +2298,21 @@ mod tests {
             let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{line}");
             assert!(e.message.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_status_is_off_or_a_token_beginning_with_a_letter() {
+        assert_eq!(build("targets = 127.0.0.1:1\n").unwrap().cache_status, None);
+        let c = build("targets = 127.0.0.1:1\ncache_status = edge-1.example\n").unwrap();
+        assert_eq!(c.cache_status.as_deref(), Some("edge-1.example"));
+        for (bad, why) in [
+            ("1st", "begin with a letter"),
+            ("my cache", "not a device token"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\ncache_status = {bad}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.contains(why), "{bad}: {e}");
         }
     }
 

@@ -343,6 +343,16 @@ pub(super) fn parse_device_token(v: &str) -> Result<Arc<str>, String> {
     }
 }
 
+/// The cache's name in `Cache-Status`: a structured-field token (RFC
+/// 8941 §3.3.4), which begins with a letter; kept to a device token's
+/// characters after it.
+pub(super) fn parse_cache_name(v: &str) -> Result<Arc<str>, String> {
+    match v.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        true => parse_device_token(v),
+        false => Err(format!("`{}` must begin with a letter", v.escape_debug())),
+    }
+}
+
 /// A Host field value for the proxy to send (RFC 9110 §7.2): what inverso
 /// itself accepts from a client as Host, so nothing a backend could split
 /// into another field or read as another host (a space, a control

@@ -3,6 +3,7 @@
 //! back to a stale entry when the origin fails, and store what may be
 //! stored while relaying it.
 
+use super::cache_status::{self, Member};
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
@@ -153,6 +154,7 @@ pub(super) fn serve_range(
         own_fields: &shared.cache_rules.own_fields,
         edits: &shared.config.response_headers,
         gzip: shared.gzip.as_ref(),
+        cache_name: shared.config.cache_status.as_deref(),
         gzip_counters: &shared.metrics.gzip,
         takes_gzip: relay::takes_gzip(request, shared),
     };
@@ -221,6 +223,7 @@ pub(super) fn serve(
         own_fields: &shared.cache_rules.own_fields,
         edits: &shared.config.response_headers,
         gzip: shared.gzip.as_ref(),
+        cache_name: shared.config.cache_status.as_deref(),
         gzip_counters: &shared.metrics.gzip,
         takes_gzip: relay::takes_gzip(&request, shared),
     };
@@ -842,6 +845,8 @@ struct Answering<'a> {
     edits: &'a FieldEdits,
     /// With `gzip` on: what is compressed.
     gzip: Option<&'a Gzip>,
+    /// The cache's name in `Cache-Status` (`cache_status`).
+    cache_name: Option<&'a str>,
     gzip_counters: &'a GzipCounters,
     /// The client takes gzip (see [`relay::takes_gzip`]).
     takes_gzip: bool,
@@ -890,6 +895,7 @@ fn serve_entry(
         own_fields,
         edits,
         gzip,
+        cache_name,
         gzip_counters,
         takes_gzip,
     } = *answering;
@@ -1031,6 +1037,25 @@ fn serve_entry(
     tail.extend_from_slice(b"X-Cache: ");
     tail.extend_from_slice(status.name().as_bytes());
     tail.extend_from_slice(b"\r\n");
+    if let Some(name) = cache_name {
+        let ttl = entry.fresh_lifetime().as_secs() as i64 - age as i64;
+        // A revalidation or a refetch went on because what was stored
+        // had gone stale (RFC 9211 §2.2's `fwd=stale`).
+        let member = match status {
+            Status::Hit | Status::Stale => Member::Hit { ttl },
+            Status::Revalidated => Member::Forwarded {
+                fwd: "stale",
+                status: 304,
+                stored: Some(ttl),
+            },
+            Status::Miss => Member::Forwarded {
+                fwd: "stale",
+                status: entry.head.status,
+                stored: Some(ttl),
+            },
+        };
+        cache_status::push(&mut tail, name, member);
+    }
     tail.extend_from_slice(edits.set_lines());
     // A 304's cookies for this client are the backend's too: gone when
     // `Set-Cookie` is removed.

@@ -3,6 +3,7 @@
 //! connection stays alive. This module holds the proxy's policy; the byte
 //! level lives in `http`, backends in `upstream`.
 
+mod cache_status;
 mod cached;
 mod client;
 mod origin;

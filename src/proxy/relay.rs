@@ -3,6 +3,7 @@
 //! a copy for the cache on the way, and return the connection to the pool
 //! when it may carry another request.
 
+use super::cache_status::{self, Member};
 use super::client::CLIENT_CHECK_AFTER;
 use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed};
 use super::{Client, Outcome, Refusal, Shared};
@@ -143,7 +144,8 @@ pub(super) fn relay(
         .remove_from(&mut fetched.response.headers);
     let edits = &shared.config.response_headers;
     let gzip = shared.gzip.as_ref();
-    let prepared = prepare_response(&mut fetched, how, client, edits, gzip)
+    let cache_name = shared.config.cache_status.as_deref();
+    let prepared = prepare_response(&mut fetched, how, client, edits, gzip, cache_name)
         .map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
     let keep_alive = prepared.keep_alive;
@@ -390,6 +392,7 @@ fn prepare_response(
     client: &Client,
     edits: &FieldEdits,
     gzip: Option<&Gzip>,
+    cache_name: Option<&str>,
 ) -> Result<Prepared, Failure> {
     let up = &mut fetched.up;
     let response = &mut fetched.response;
@@ -485,6 +488,20 @@ fn prepare_response(
     head.extend_from_slice(edits.set_lines());
     if let Some(status) = how.x_cache {
         let _ = write!(head, "X-Cache: {status}\r\n");
+        if let Some(name) = cache_name {
+            let fwd = if status == "BYPASS" {
+                "bypass"
+            } else {
+                "uri-miss"
+            };
+            let status = response.status;
+            let member = Member::Forwarded {
+                fwd,
+                status,
+                stored: None,
+            };
+            cache_status::push(&mut head, name, member);
+        }
     }
     client.push_request_id(&mut head);
     // A client not yet stuck to this target is from now on.
