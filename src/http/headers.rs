@@ -114,6 +114,13 @@ impl Headers {
         self.get(name).is_some()
     }
 
+    /// The value of cookie `name` (compared as sent: case matters) in the
+    /// first of the `Cookie` fields that carries it (a client may send
+    /// several), as sent: quotes are kept. Read in place, nothing copied.
+    pub fn cookie(&self, name: &str) -> Option<&[u8]> {
+        (self.get_all("cookie").flat_map(cookie_pairs)).find_map(|pair| cookie_named(pair, name))
+    }
+
     /// Removes every field called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.fields.len();
@@ -210,6 +217,20 @@ impl Headers {
             out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// The `;`-separated pairs of a `Cookie` field, trimmed, empty ones left out.
+pub fn cookie_pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
+    field
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+}
+
+/// The value of `pair` (`name=value`) if it is the cookie `name`.
+pub fn cookie_named<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
 }
 
 /// List elements as text: trimmed, empty ones skipped, and one that is not
@@ -350,6 +371,22 @@ mod tests {
         assert!(h.has_token("Cache-Control", "MAX-AGE=5"));
         assert_eq!(h.remove("Cache-control"), 2);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn a_cookie_is_found_by_its_exact_name_in_any_cookie_field() {
+        let mut h = Headers::new();
+        h.push("Cookie", "sid2=x; SID=y;; sid=\"q 1\" ;a=1");
+        h.push("cookie", b"sid=later; caf\xe9=1".as_slice());
+        assert_eq!(h.cookie("sid"), Some(&b"\"q 1\""[..]), "the first, as sent");
+        assert_eq!(h.cookie("SID"), Some(&b"y"[..]));
+        assert_eq!(h.cookie("a"), Some(&b"1"[..]));
+        assert_eq!(h.cookie("si"), None);
+        let mut h = Headers::new();
+        h.push("Cookie", "flag; empty=");
+        assert_eq!(h.cookie("flag"), None, "a pair without `=` has no value");
+        assert_eq!(h.cookie("empty"), Some(&b""[..]));
+        assert_eq!(Headers::new().cookie("sid"), None);
     }
 
     #[test]

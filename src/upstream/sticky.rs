@@ -4,7 +4,7 @@
 //! request that carries the cookie goes to that target while it can serve.
 
 use super::balancer::stable_hash;
-use crate::http::headers::Headers;
+use crate::http::headers::{cookie_named, cookie_pairs, Headers};
 
 /// The cookie value that names a target: a hash of its name as written in
 /// `targets`, so that it survives restarts and reloads, and is the same
@@ -25,15 +25,12 @@ pub fn id_of(target_name: &str) -> String {
 /// another, nor is lost from what goes on.
 pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
     // A first look copies nothing: most requests do not carry it.
-    let value = headers
-        .get_all("cookie")
-        .flat_map(pairs)
-        .find_map(|pair| value_if_named(pair, name))?;
+    let value = headers.cookie(name)?;
     let value = String::from_utf8_lossy(value).trim_matches('"').to_string();
     // The others go on, in one field.
     let mut others = Vec::new();
-    for pair in headers.get_all("cookie").flat_map(pairs) {
-        if value_if_named(pair, name).is_none() {
+    for pair in headers.get_all("cookie").flat_map(cookie_pairs) {
+        if cookie_named(pair, name).is_none() {
             if !others.is_empty() {
                 others.extend_from_slice(b"; ");
             }
@@ -45,20 +42,6 @@ pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
         headers.push("Cookie", others);
     }
     Some(value)
-}
-
-/// The `;`-separated pairs of a `Cookie` field, trimmed, empty ones left out.
-fn pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
-    field
-        .split(|&b| b == b';')
-        .map(<[u8]>::trim_ascii)
-        .filter(|pair| !pair.is_empty())
-}
-
-/// The value of `pair` if it is the cookie `name`.
-fn value_if_named<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let eq = pair.iter().position(|&b| b == b'=')?;
-    (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
 }
 
 /// The `Set-Cookie` line that sends the client to target `id`.
