@@ -9,6 +9,7 @@ use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredPar
 use crate::error_pages::ErrorPages;
 use crate::https_redirect::ExceptPaths;
 use crate::ratelimit::Rate;
+use crate::upstream::hash_on::HashOn;
 use crate::upstream::retry_on::RetryOnStatus;
 use std::sync::Arc;
 
@@ -287,8 +288,16 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "balance",
         default: "round_robin",
-        help: "round_robin, weighted_round_robin, least_conn, ip_hash, uri_hash or random_two",
+        help: "round_robin, weighted_round_robin, least_conn, ip_hash, uri_hash, hash or \
+               random_two",
         apply: |c, v| Balance::parse(v).map(|b| c.balance = b),
+    },
+    Key {
+        name: "hash_on",
+        default: "",
+        help: "what balance = hash hashes: header:<Name>, cookie:<name> or query:<name>; \
+               requests without it go round robin; empty = none (set with balance = hash only)",
+        apply: |c, v| optional(v, HashOn::parse).map(|h| c.hash_on = h),
     },
     Key {
         name: "max_fails",
@@ -323,7 +332,7 @@ pub const KEYS: &[Key] = &[
         default: "0s",
         help: "how long a target back in rotation (after failing, or set ready again through the \
                admin listener) takes to get its whole share of requests, growing from none, as \
-               HAProxy's slowstart (not with ip_hash or uri_hash); 0 = at once",
+               HAProxy's slowstart (not with ip_hash, uri_hash or hash); 0 = at once",
         apply: |c, v| parse_duration(v).map(|d| c.slow_start = d),
     },
     Key {

@@ -103,6 +103,8 @@ pub struct Config {
     /// Query parameters left out of the cache key; empty: off.
     pub cache_key_ignore_params: crate::cache::policy::IgnoredParams,
     pub balance: Balance,
+    /// What `balance = hash` hashes; set with it alone.
+    pub hash_on: Option<crate::upstream::hash_on::HashOn>,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
     pub fail_timeout: Duration,
@@ -370,6 +372,8 @@ pub enum Balance {
     LeastConn,
     IpHash,
     UriHash,
+    /// Consistent hashing of what `hash_on` names.
+    Hash,
     RandomTwo,
 }
 
@@ -380,6 +384,7 @@ impl Balance {
         ("least_conn", Balance::LeastConn),
         ("ip_hash", Balance::IpHash),
         ("uri_hash", Balance::UriHash),
+        ("hash", Balance::Hash),
         ("random_two", Balance::RandomTwo),
     ];
 
@@ -1045,6 +1050,28 @@ impl Loader {
                 "is set, but rate_limit is not: without a rate there is no burst".into(),
             ));
         }
+        // Either alone means nothing: `hash` would have nothing to hash,
+        // and another algorithm would not read the setting.
+        match (config.balance, &config.hash_on) {
+            (Balance::Hash, None) => {
+                return Err(self.refused(
+                    "balance",
+                    "hash needs hash_on, what to hash: `header:<Name>`, `cookie:<name>` or \
+                     `query:<name>` (e.g. `hash_on = header:X-Tenant`)"
+                        .into(),
+                ))
+            }
+            (balance, Some(on)) if balance != Balance::Hash => {
+                return Err(self.refused(
+                    "hash_on",
+                    format!(
+                        "is set ({on}), but balance = {}: only balance = hash reads it",
+                        balance.name()
+                    ),
+                ))
+            }
+            _ => {}
+        }
         // Plain round robin is one atomic increment and has no notion of
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
@@ -1052,7 +1079,7 @@ impl Loader {
                 return Err(self.refused(
                     "targets",
                     format!(
-                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash or random_two)",
+                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash, hash or random_two)",
                         t.as_written(), t.weight
                     ),
                 ));
@@ -1128,6 +1155,7 @@ impl Config {
             cache_key_ignore_params: Default::default(),
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
+            hash_on: None,
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),
             retries: None,
@@ -1927,6 +1955,78 @@ mod tests {
         assert!(e.message.contains("fail_timeout"), "{e}");
         let e = build("targets = 127.0.0.1:1\nretires = 2\n").unwrap_err();
         assert!(e.message.contains("did you mean `retries`"), "{e}");
+    }
+
+    #[test]
+    fn balance_hash_takes_hash_on_and_weights_and_neither_goes_without_the_other() {
+        use crate::upstream::hash_on::HashOn;
+        let c = build(
+            "targets = 127.0.0.1:1 weight=3, 127.0.0.1:2\nbalance = hash\nhash_on = header:X-Tenant\n",
+        )
+        .unwrap();
+        assert_eq!(c.balance, Balance::Hash);
+        assert_eq!(c.balance.name(), "hash");
+        assert_eq!(c.hash_on, Some(HashOn::Header("X-Tenant".into())));
+        assert_eq!(c.targets[0].weight, 3);
+        for (on, expected) in [
+            ("cookie:sid", HashOn::Cookie("sid".into())),
+            ("query:user", HashOn::Query("user".into())),
+        ] {
+            let c = build(&format!(
+                "targets = 127.0.0.1:1\nhash_on = {on}\nbalance = hash\n"
+            ))
+            .unwrap();
+            assert_eq!(c.hash_on, Some(expected));
+        }
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.hash_on, None);
+
+        // Without hash_on: refused at balance's line.
+        let e = build("targets = 127.0.0.1:1\n\nbalance = hash\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.starts_with("balance: hash needs hash_on"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nbalance = hash\nhash_on =\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        // With another algorithm (the default one too): at hash_on's.
+        for balance in ["", "balance = uri_hash\n", "balance = ip_hash\n"] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n{balance}# the tenant\nhash_on = header:X-Tenant\n"
+            ))
+            .unwrap_err();
+            let line = 3 + usize::from(!balance.is_empty());
+            assert_eq!(e.place, format!("proxy.conf:{line}"), "{balance}");
+            assert!(
+                e.message.starts_with("hash_on: is set (header:X-Tenant)"),
+                "{e}"
+            );
+            assert!(e.message.contains("only balance = hash"), "{e}");
+        }
+        // A bad name, at its line.
+        for (bad, why) in [
+            ("header:X Tenant", "not a header field name"),
+            ("header:", "not a header field name"),
+            ("cookie:sid=1", "not a cookie name"),
+            ("query:a&b", "not a query parameter name"),
+            ("query:", "not a query parameter name"),
+            ("X-Tenant", "is not `header:<Name>`"),
+            ("arg:user", "is not `header:<Name>`"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\nbalance = hash\n\nhash_on = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:4", "{bad}");
+            assert!(e.message.starts_with("hash_on: "), "{bad}: {e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        // From the environment, as every key.
+        let c = Loader::new()
+            .file("proxy.conf", "targets = 127.0.0.1:1\nbalance = hash\n")
+            .unwrap()
+            .env([("INVERSO_HASH_ON".to_string(), "cookie:sid".to_string())])
+            .build()
+            .unwrap();
+        assert_eq!(c.hash_on, Some(HashOn::Cookie("sid".into())));
     }
 
     #[test]

@@ -110,6 +110,13 @@ pub(super) struct Client {
     /// With `sticky_cookie`: the cookie's name, and the target it named in
     /// this request, if it did.
     pub(super) sticky: Option<(Arc<str>, Option<String>)>,
+    /// With `balance = hash`: the value `hash_on` names in this request,
+    /// as the client sent it (empty: none). Kept here, not read from the
+    /// head each time, so that the cache's own requests for it (which
+    /// lose fields such as `Cache-Control`, as the request the backend
+    /// gets loses the sticky cookie) go where the request itself would.
+    /// A buffer reused from request to request: no allocation per request.
+    pub(super) hash_value: Vec<u8>,
     /// Enough client connections are open for workers to yield before
     /// blocking (see [`sched::fill_yielding`]); taken once per request.
     pub(super) crowded: bool,
@@ -191,6 +198,7 @@ impl Client {
             request_id: None,
             body_read_whole: false,
             sticky: None,
+            hash_value: Vec::new(),
             crowded: false,
             last_request: false,
             watch,
@@ -421,6 +429,12 @@ impl Client {
                 head.extend_from_slice(part);
             }
         }
+    }
+
+    /// The value `hash_on` names in the request being served, if it had
+    /// one (see [`Client::hash_value`]).
+    pub(super) fn hash_key(&self) -> Option<&[u8]> {
+        (!self.hash_value.is_empty()).then_some(&self.hash_value[..])
     }
 
     /// Whether the connection may stay open after this request's

@@ -512,6 +512,13 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             return (outcome, line);
         }
     }
+    // `hash`'s key, from the request as the client sent it: before the
+    // sticky cookie is taken out (`hash_on` may name it) and any field is
+    // dropped or edited on its way to a backend or the cache.
+    client.hash_value.clear();
+    if let Some(value) = (shared.config.hash_on.as_ref()).and_then(|on| on.value_in(&head)) {
+        client.hash_value.extend_from_slice(value);
+    }
     client.sticky = shared.config.sticky_cookie.clone().map(|name| {
         let sent = sticky::take(&mut head.headers, &name);
         (name, sent)

@@ -172,7 +172,9 @@ pub(super) fn fetch<'s>(
     // uri_hash's key: the path and query as the client sent them, an
     // absolute-form target's without its scheme and host, so that either
     // form of one URL goes to one target (the request-target the backend
-    // is sent, taken before anything in the head is edited).
+    // is sent, taken before anything in the head is edited). `hash`'s key
+    // was taken earlier still, before the sticky cookie left the request
+    // (see `Client::hash_value`).
     let uri = forwarded.path.as_str();
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
@@ -189,7 +191,8 @@ pub(super) fn fetch<'s>(
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
         let waiting = queued.as_ref().map(|(place, _)| place);
-        let picked = upstreams.pick(client.real_ip, uri, &tried, stuck_to, waiting);
+        let key = client.hash_key();
+        let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);
         let (index, busy) = match (picked, held.take()) {
             (Pick::Chosen(index, busy), answered) => {
                 queued = None;

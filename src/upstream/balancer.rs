@@ -2,8 +2,8 @@
 //! sockets, so each algorithm is a few lines and testable alone.
 //!
 //! What a balancer may look at is passed in a [`Context`]: the client's
-//! address (for `ip_hash`), the request's URI (for `uri_hash`) and a view
-//! of the targets ([`Peers`]): their weights, requests in flight, and
+//! address (for `ip_hash`), the request's URI (for `uri_hash`), the value
+//! `hash_on` names (for `hash`) and a view of the targets ([`Peers`]): their weights, requests in flight, and
 //! whether each may be chosen at all (down targets and targets already
 //! tried for this request may not).
 //! When no target may be chosen a balancer says `None`; what to do then
@@ -45,6 +45,10 @@ pub struct Context<'a> {
     /// alone, so that one resource is one key however it is asked for
     /// (`*` for an `OPTIONS` about the whole server, either way).
     pub uri: &'a str,
+    /// The value `hash_on` names, as the client sent it, for `hash`;
+    /// `None` when the request has none (or an empty one), or under
+    /// another algorithm, which never looks for it.
+    pub key: Option<&'a [u8]>,
     pub peers: &'a dyn Peers,
 }
 
@@ -63,6 +67,10 @@ pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balance
         Balance::LeastConn => Box::new(LeastConn::default()),
         Balance::IpHash => Box::new(IpHash(Ring::new(names, weights))),
         Balance::UriHash => Box::new(UriHash(Ring::new(names, weights))),
+        Balance::Hash => Box::new(KeyHash {
+            ring: Ring::new(names, weights),
+            keyless: SmoothWeighted::new(n),
+        }),
         Balance::RandomTwo => Box::new(RandomTwo),
     }
 }
@@ -209,7 +217,7 @@ pub const POINTS_PER_WEIGHT: u32 = 160;
 /// proportion to weight, rather than gigabytes.
 const MAX_RING_POINTS: u64 = 1 << 20;
 
-/// The ring of consistent hashing, for `ip_hash` and `uri_hash`: each
+/// The ring of consistent hashing, for `ip_hash`, `uri_hash` and `hash`: each
 /// target owns points on it (hashes of its name and a counter), and a key
 /// goes to the owner of the first point at or after its own hash. The hash
 /// is fixed (FNV-1a with a mixing step, not std's randomly keyed SipHash),
@@ -287,6 +295,51 @@ impl Balancer for UriHash {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         let hash = stable_hash(cx.uri.as_bytes());
         self.0.owner(hash, |i| cx.peers.usable(i))
+    }
+}
+
+/// Consistent hashing of the value `hash_on` names (a header field, a
+/// cookie, a query parameter), as nginx's `hash $http_x_tenant consistent`
+/// and HAProxy's `balance hdr(X-Tenant)` with `hash-type consistent`: a
+/// tenant or a user stays on one target while it can serve. A request
+/// without the value goes round robin in proportion to weights, as
+/// HAProxy applies `roundrobin` to one without the header: hashed as one
+/// empty value, they would all pile onto a single target.
+pub struct KeyHash {
+    ring: Ring,
+    keyless: SmoothWeighted,
+}
+
+impl Balancer for KeyHash {
+    fn pick(&self, cx: &Context<'_>) -> Option<usize> {
+        match cx.key {
+            Some(key) => self.ring.owner(stable_hash(key), |i| cx.peers.usable(i)),
+            // Not ramped under slow_start either: the algorithm does not
+            // ramp, whichever way a request is sent.
+            None => self.keyless.pick(&Context {
+                peers: &Whole(cx.peers),
+                ..*cx
+            }),
+        }
+    }
+}
+
+/// `peers` with every share whole: for picks that do not ramp a target
+/// up under `slow_start`.
+struct Whole<'a>(&'a dyn Peers);
+
+impl Peers for Whole<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn weight(&self, i: usize) -> u32 {
+        self.0.weight(i)
+    }
+    fn in_flight(&self, i: usize) -> usize {
+        self.0.in_flight(i)
+    }
+    fn usable(&self, i: usize) -> bool {
+        self.0.usable(i)
     }
 }
 
@@ -445,6 +498,7 @@ mod tests {
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             uri: "/",
+            key: None,
             peers: &peers,
         };
         for balance in [
@@ -470,6 +524,7 @@ mod tests {
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             uri: "/",
+            key: None,
             peers: &peers,
         };
         let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
@@ -485,6 +540,7 @@ mod tests {
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             uri: "/",
+            key: None,
             peers,
         };
         (0..n).map(|_| b.pick(&cx).unwrap()).collect()
@@ -539,6 +595,7 @@ mod tests {
         b.pick(&Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             uri: "/",
+            key: None,
             peers,
         })
     }
@@ -589,6 +646,7 @@ mod tests {
         let cx = Context {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             uri: "/",
+            key: None,
             peers: &none,
         };
         assert_eq!(rr.pick(&cx), None);
@@ -722,6 +780,7 @@ mod tests {
         let cx = Context {
             client: "192.0.2.7".parse().unwrap(),
             uri: "/",
+            key: None,
             peers: &peers,
         };
         let home = hash.pick(&cx).unwrap();
@@ -730,6 +789,7 @@ mod tests {
         let cx = Context {
             client: "192.0.2.7".parse().unwrap(),
             uri: "/",
+            key: None,
             peers: &peers,
         };
         let other = hash.pick(&cx).unwrap();
@@ -752,7 +812,12 @@ mod tests {
     fn by_uri(b: &dyn Balancer, peers: &dyn Peers, client: IpAddr, uris: &[String]) -> Vec<usize> {
         (uris.iter())
             .map(|uri| {
-                let cx = Context { client, uri, peers };
+                let cx = Context {
+                    client,
+                    uri,
+                    key: None,
+                    peers,
+                };
                 b.pick(&cx).expect("a usable target")
             })
             .collect()
@@ -841,6 +906,151 @@ mod tests {
         );
         // Back up, it has its own again.
         assert_eq!(before, by_uri(&*b, &Fake::even(4), local, &uris));
+    }
+
+    /// Tenant names, as a header or cookie would carry them.
+    fn tenants(n: usize) -> Vec<String> {
+        (0..n).map(|k| format!("tenant-{k}")).collect()
+    }
+
+    fn key_hash(names: &[String], weights: &[u32]) -> Box<dyn Balancer> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        new(Balance::Hash, &names, weights)
+    }
+
+    /// The target `b` picks for each of `keys`, asked by `client` for `uri`.
+    fn by_key(
+        b: &dyn Balancer,
+        peers: &dyn Peers,
+        (client, uri): (IpAddr, &str),
+        keys: &[String],
+    ) -> Vec<usize> {
+        (keys.iter())
+            .map(|key| {
+                let key = Some(key.as_bytes());
+                let cx = Context {
+                    client,
+                    uri,
+                    key,
+                    peers,
+                };
+                b.pick(&cx).expect("a usable target")
+            })
+            .collect()
+    }
+
+    const LOCAL: (IpAddr, &str) = (IpAddr::V4(Ipv4Addr::LOCALHOST), "/");
+
+    #[test]
+    fn hash_sends_a_value_to_one_target_whoever_asks_for_whatever() {
+        let names = names(3);
+        let keys = tenants(3_000);
+        let b = key_hash(&names, &[1; 3]);
+        let first = by_key(&*b, &Fake::even(3), LOCAL, &keys);
+        for _ in 0..3 {
+            assert_eq!(first, by_key(&*b, &Fake::even(3), LOCAL, &keys));
+        }
+        // Another client for another URL, and a balancer built again (a
+        // restart): the same targets.
+        let other = ("2001:db8::7".parse().unwrap(), "/reports?year=2024");
+        let again = key_hash(&names, &[1; 3]);
+        assert_eq!(first, by_key(&*again, &Fake::even(3), other, &keys));
+        assert!(
+            (0..3).all(|t| first.contains(&t)),
+            "every target has tenants"
+        );
+        // No ramp under slow_start: a tenant stays where its data is warm.
+        let ramping = Ramping(vec![FULL_SHARE, FULL_SHARE / 10, FULL_SHARE]);
+        assert_eq!(first, by_key(&*b, &ramping, LOCAL, &keys));
+    }
+
+    #[test]
+    fn hash_spreads_values_in_proportion_to_weights() {
+        let names = names(3);
+        let weights = [3, 1, 2];
+        let b = key_hash(&names, &weights);
+        let peers = Fake(weights.iter().map(|&w| (w, 0, true)).collect());
+        let owners = by_key(&*b, &peers, LOCAL, &tenants(30_000));
+        let mut counts = [0usize; 3];
+        for &o in &owners {
+            counts[o] += 1;
+        }
+        // 15000, 5000 and 10000 expected: each within a fifth of its
+        // share, far from an even 10000 each for the first two.
+        for (i, &w) in weights.iter().enumerate() {
+            let expected = 30_000 * w as usize / 6;
+            assert!(
+                counts[i].abs_diff(expected) < expected / 5,
+                "target {i}: {} of {expected}, {counts:?}",
+                counts[i]
+            );
+        }
+    }
+
+    #[test]
+    fn hash_without_a_value_goes_round_robin_by_weight_over_the_usable() {
+        let b = key_hash(&names(2), &[1, 1]);
+        assert_eq!(picks(&*b, &Fake::even(2), 8), [0, 1, 0, 1, 0, 1, 0, 1]);
+        // Weights count, spread out as weighted_round_robin's.
+        let b = key_hash(&names(3), &[5, 1, 1]);
+        let peers = Fake(vec![(5, 0, true), (1, 0, true), (1, 0, true)]);
+        let got = picks(&*b, &peers, 14);
+        assert_eq!(&got[..7], [0, 0, 1, 0, 2, 0, 0], "{got:?}");
+        assert_eq!(&got[..7], &got[7..], "{got:?}");
+        // A target out is passed over; none usable, no pick.
+        let b = key_hash(&names(3), &[1; 3]);
+        let mut peers = Fake::even(3);
+        peers.0[1].2 = false;
+        assert_eq!(picks(&*b, &peers, 6), [0, 2, 0, 2, 0, 2]);
+        let none = Fake(vec![(1, 0, false); 3]);
+        let cx = Context {
+            client: LOCAL.0,
+            uri: "/",
+            key: None,
+            peers: &none,
+        };
+        assert_eq!(b.pick(&cx), None);
+        // Nor ramped: a target back in rotation has its turns at once.
+        let ramping = Ramping(vec![FULL_SHARE, FULL_SHARE / 10, FULL_SHARE]);
+        let cx = Context {
+            peers: &ramping,
+            ..cx
+        };
+        let b = key_hash(&names(3), &[1; 3]);
+        let turns: Vec<usize> = (0..6).map(|_| b.pick(&cx).unwrap()).collect();
+        assert_eq!(turns, [0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn hash_moves_only_the_values_of_a_target_that_goes_down() {
+        let names = names(4);
+        let keys = tenants(8_000);
+        let b = key_hash(&names, &[1; 4]);
+        let before = by_key(&*b, &Fake::even(4), LOCAL, &keys);
+        let mut peers = Fake::even(4);
+        peers.0[1].2 = false;
+        let after = by_key(&*b, &peers, LOCAL, &keys);
+        let mut took_over = [0usize; 4];
+        for (k, (&was, &now)) in before.iter().zip(&after).enumerate() {
+            if was == 1 {
+                assert_ne!(now, 1, "{}", keys[k]);
+                took_over[now] += 1;
+            } else {
+                assert_eq!(now, was, "{} moved off a target still up", keys[k]);
+            }
+        }
+        // Spread over the others, not piled on one.
+        assert!(
+            took_over.iter().filter(|&&n| n > 0).count() >= 2,
+            "{took_over:?}"
+        );
+        assert_eq!(
+            took_over.iter().sum::<usize>(),
+            before.iter().filter(|&&o| o == 1).count()
+        );
+        assert!(took_over.iter().sum::<usize>() > 1_000, "{took_over:?}");
+        // Back up, it has its own again.
+        assert_eq!(before, by_key(&*b, &Fake::even(4), LOCAL, &keys));
     }
 
     #[test]

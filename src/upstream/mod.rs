@@ -1,4 +1,5 @@
-//! The backends: which one serves the next request (`balancer`), whether
+//! The backends: which one serves the next request (`balancer`, and what
+//! `balance = hash` hashes of it: `hash_on`), whether
 //! each may be used (`health`, and what the operator says: `admin_state`,
 //! kept across restarts by `state_file`),
 //! the keep-alive connections kept open to each (`pool`), and the names
@@ -6,6 +7,7 @@
 
 pub mod admin_state;
 pub mod balancer;
+pub mod hash_on;
 pub mod health;
 pub mod pool;
 pub mod resolve;
@@ -138,8 +140,8 @@ pub struct Upstreams {
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
 /// their own (as nginx's do): over the whole list, round robin would hand
-/// a primary the turns of each backup it skips, and ip_hash and uri_hash
-/// would move clients and URLs when a backup is added.
+/// a primary the turns of each backup it skips, and ip_hash, uri_hash and
+/// hash would move clients, URLs and keys when a backup is added.
 struct Group {
     balancer: Box<dyn Balancer>,
     /// Indexes into [`Upstreams::targets`].
@@ -377,7 +379,8 @@ impl Upstreams {
     }
 
     /// The backend for the next request of `client` for `uri` (the path
-    /// and query `uri_hash` hashes, see [`Context::uri`]), skipping targets
+    /// and query `uri_hash` hashes, see [`Context::uri`]), with `key`
+    /// (the value `hash_on` names, see [`Context::key`]), skipping targets
     /// marked in `tried` (indexed like [`Upstreams::targets`]). Backups
     /// are chosen from (by the same algorithm) only when no other target
     /// is left. A target drained or in maintenance gets no new request;
@@ -396,6 +399,7 @@ impl Upstreams {
         &self,
         client: IpAddr,
         uri: &str,
+        key: Option<&[u8]>,
         tried: &[bool],
         stuck_to: Option<&str>,
         waiting: Option<&slots::Waiting>,
@@ -420,7 +424,7 @@ impl Upstreams {
         // A target's last slot taken by another request between the choice
         // and the count: choose again (it now counts as full).
         for _ in 0..=self.targets.len() {
-            match self.choose(client, uri, tried, now, waiting) {
+            match self.choose(client, uri, key, tried, now, waiting) {
                 Choice::Target(index) => {
                     if let Some(busy) = take(index) {
                         return Pick::Chosen(index, busy);
@@ -438,6 +442,7 @@ impl Upstreams {
         &self,
         client: IpAddr,
         uri: &str,
+        key: Option<&[u8]>,
         tried: &[bool],
         now: Instant,
         waiting: Option<&slots::Waiting>,
@@ -454,6 +459,7 @@ impl Upstreams {
             let cx = Context {
                 client,
                 uri,
+                key,
                 peers: &candidates,
             };
             if let Some(i) = group.balancer.pick(&cx) {
@@ -789,9 +795,10 @@ mod tests {
             Balance::LeastConn,
             Balance::IpHash,
             Balance::UriHash,
+            Balance::Hash,
             Balance::RandomTwo,
         ] {
-            for max_conns in [None, Some(1)] {
+            for (max_conns, key) in [None, Some(1)].into_iter().zip([None, Some(&b"t1"[..])]) {
                 let up = upstreams(3, balance, max_conns);
                 let states = [AdminState::Drain, AdminState::Maint, AdminState::Drain];
                 for (t, state) in up.targets().iter().zip(states) {
@@ -799,13 +806,13 @@ mod tests {
                 }
                 let client = IpAddr::from([10, 0, 0, 1]);
                 for _ in 0..10 {
-                    let pick = up.pick(client, "/", &[false; 3], None, None);
+                    let pick = up.pick(client, "/", key, &[false; 3], None, None);
                     assert!(matches!(pick, Pick::Unavailable), "{balance:?}");
                 }
                 // The one left ready gets them all.
                 up.set_admin_state(&up.targets()[2], AdminState::Ready);
                 for _ in 0..10 {
-                    match up.pick(client, "/", &[false; 3], None, None) {
+                    match up.pick(client, "/", key, &[false; 3], None, None) {
                         Pick::Chosen(2, busy) => drop(busy),
                         _ => panic!("{balance:?}: not the ready target"),
                     }
@@ -815,27 +822,86 @@ mod tests {
     }
 
     #[test]
+    fn hash_passes_over_tried_and_full_targets_and_hashes_on_the_backups_own_ring() {
+        let targets = (1..=5)
+            .map(|port: u16| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                Target {
+                    max_conns: Some(1),
+                    backup: port > 3,
+                    ..Target::new(addr.to_string(), addr)
+                }
+            })
+            .collect();
+        let mut config = Config::with_targets(targets);
+        config.balance = Balance::Hash;
+        let up = Upstreams::new(&config);
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let pick =
+            |key: &[u8], tried: &[bool]| match up.pick(client, "/", Some(key), tried, None, None) {
+                Pick::Chosen(i, _) => i,
+                _ => panic!("nothing chosen for {key:?} past {tried:?}"),
+            };
+        // Tenants spread over the primaries alone, each to one.
+        let keys: Vec<String> = (0..30).map(|k| format!("tenant-{k}")).collect();
+        let homes: Vec<usize> = keys
+            .iter()
+            .map(|k| pick(k.as_bytes(), &[false; 5]))
+            .collect();
+        assert!(homes.iter().all(|&h| h < 3), "{homes:?}");
+        assert!((0..3).all(|t| homes.contains(&t)), "{homes:?}");
+        for (key, &home) in keys.iter().zip(&homes) {
+            assert_eq!(pick(key.as_bytes(), &[false; 5]), home, "{key}");
+            // A retry goes to another primary.
+            let mut tried = [false; 5];
+            tried[home] = true;
+            let next = pick(key.as_bytes(), &tried);
+            assert!(next != home && next < 3, "{key}: {next}");
+            // Home full (max_conns=1): passed over as if tried.
+            let busy = match up.pick(client, "/", Some(key.as_bytes()), &[false; 5], None, None) {
+                Pick::Chosen(i, busy) => (i == home).then_some(busy),
+                _ => None,
+            };
+            assert!(busy.is_some(), "{key}: home not chosen");
+            assert_eq!(pick(key.as_bytes(), &[false; 5]), next, "{key}");
+            drop(busy);
+        }
+        // Every primary tried: to a backup, one for each tenant, and both
+        // backups have tenants.
+        let all_tried = [true, true, true, false, false];
+        let spare: Vec<usize> = keys
+            .iter()
+            .map(|k| pick(k.as_bytes(), &all_tried))
+            .collect();
+        assert!(spare.iter().all(|&s| s >= 3), "{spare:?}");
+        assert!(spare.contains(&3) && spare.contains(&4), "{spare:?}");
+        for (key, &s) in keys.iter().zip(&spare) {
+            assert_eq!(pick(key.as_bytes(), &all_tried), s, "{key}");
+        }
+    }
+
+    #[test]
     fn a_stuck_client_keeps_a_drained_target_and_leaves_one_in_maintenance() {
         let up = upstreams(2, Balance::RoundRobin, Some(1));
         let client = IpAddr::from([10, 0, 0, 1]);
         let first = up.targets()[0].sticky_id.clone();
         up.set_admin_state(&up.targets()[0], AdminState::Drain);
-        let busy = match up.pick(client, "/", &[false; 2], Some(&first), None) {
+        let busy = match up.pick(client, "/", None, &[false; 2], Some(&first), None) {
             Pick::Chosen(0, busy) => busy,
             _ => panic!("a drained target serves its sticky clients"),
         };
         // Full: its sticky clients wait for it; the others go elsewhere.
         assert!(matches!(
-            up.pick(client, "/", &[false; 2], Some(&first), None),
+            up.pick(client, "/", None, &[false; 2], Some(&first), None),
             Pick::Full
         ));
         assert!(matches!(
-            up.pick(client, "/", &[false; 2], None, None),
+            up.pick(client, "/", None, &[false; 2], None, None),
             Pick::Chosen(1, _)
         ));
         up.set_admin_state(&up.targets()[0], AdminState::Maint);
         assert!(matches!(
-            up.pick(client, "/", &[false; 2], Some(&first), None),
+            up.pick(client, "/", None, &[false; 2], Some(&first), None),
             Pick::Chosen(1, _)
         ));
         drop(busy);
@@ -975,25 +1041,25 @@ mod tests {
         let first = upstreams.enqueue(&tried, None);
         let second = upstreams.enqueue(&tried, None);
         assert!(matches!(
-            upstreams.pick(client, "/", &tried, None, None),
+            upstreams.pick(client, "/", None, &tried, None, None),
             Pick::Full
         ));
         assert!(matches!(
-            upstreams.pick(client, "/", &tried, None, Some(&second)),
+            upstreams.pick(client, "/", None, &tried, None, Some(&second)),
             Pick::Full
         ));
-        match upstreams.pick(client, "/", &tried, None, Some(&first)) {
+        match upstreams.pick(client, "/", None, &tried, None, Some(&first)) {
             Pick::Chosen(0, busy) => drop(busy),
             _ => panic!("the first in line gets the slot"),
         }
         drop(first);
-        match upstreams.pick(client, "/", &tried, None, Some(&second)) {
+        match upstreams.pick(client, "/", None, &tried, None, Some(&second)) {
             Pick::Chosen(0, busy) => drop(busy),
             _ => panic!("then the next"),
         }
         drop(second);
         assert!(matches!(
-            upstreams.pick(client, "/", &tried, None, None),
+            upstreams.pick(client, "/", None, &tried, None, None),
             Pick::Chosen(0, _)
         ));
     }
