@@ -5,6 +5,7 @@ mod support;
 
 use inverso::config::{Balance, Loader};
 use inverso::realip::Cidr;
+use inverso::upstream::hash_on::HashOn;
 use inverso::upstream::retry_on::RetryOnStatus;
 use inverso::{Config, Server};
 use std::collections::HashMap;
@@ -462,6 +463,244 @@ fn a_sticky_cookie_wins_over_uri_hash() {
         );
     }
     assert_eq!(other.requests(), 5);
+}
+
+/// `0..n`, backwards in even rounds: an order in which round robin, going
+/// on from a pass that alternated, does not happen to send each request
+/// where it went before.
+fn order(n: usize, round: usize) -> Vec<usize> {
+    match round % 2 {
+        0 => (0..n).rev().collect(),
+        _ => (0..n).collect(),
+    }
+}
+
+/// `balance = hash` on `on` (`header:X-Tenant`, ...).
+fn hash_on(c: &mut Config, on: &str) {
+    c.balance = Balance::Hash;
+    c.hash_on = Some(HashOn::parse(on).unwrap());
+}
+
+#[test]
+fn hash_on_a_header_keeps_each_tenant_on_one_backend_and_spreads_tenants_over_both() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| hash_on(c, "header:X-Tenant"));
+    let tenants: Vec<String> = (0..40).map(|i| format!("tenant-{i}")).collect();
+    // Each on a connection of its own: the connection plays no part.
+    let home: Vec<String> = (tenants.iter())
+        .map(|tenant| {
+            let response = proxy.connect().get_with("/", &[("X-Tenant", tenant)]);
+            assert_eq!(response.status, 200, "{tenant}");
+            response.header("x-backend").unwrap().to_string()
+        })
+        .collect();
+    let spread = tally(&home);
+    assert_eq!(spread.len(), 2, "40 tenants, one backend: {spread:?}");
+    // Again on one connection, for other paths, the name in another case
+    // and the value padded: each tenant where it went first.
+    let mut client = proxy.connect();
+    for round in 0..4 {
+        for k in order(tenants.len(), round) {
+            let (tenant, home) = (&tenants[k], &home[k]);
+            let path = format!("/reports/{round}?page={round}");
+            let padded = format!("  {tenant} ");
+            let response = client.get_with(&path, &[("x-tenant", &padded)]);
+            assert_eq!(response.status, 200, "{tenant}");
+            assert_eq!(
+                response.header("x-backend"),
+                Some(home.as_str()),
+                "{tenant}, round {round}"
+            );
+        }
+    }
+    // Each backend got the field, and only from its own tenants.
+    for (backend, name) in [(&a, "a"), (&b, "b")] {
+        for seen in backend.seen() {
+            let tenant = seen.field_or("x-tenant", "-");
+            let k = tenants.iter().position(|t| *t == tenant).expect(&tenant);
+            assert_eq!(home[k], name, "{tenant}");
+        }
+    }
+    assert_eq!(a.requests() + b.requests(), 40 * 5);
+}
+
+#[test]
+fn hash_on_a_cookie_hashes_the_application_s_cookie_not_the_sticky_one() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        sticky(c);
+        hash_on(c, "cookie:sid");
+    });
+    let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    // Each without the proxy's cookie: hashed, and told its target.
+    let home: Vec<(String, String)> = (users.iter())
+        .map(|user| {
+            let cookie = format!("theme=dark; sid={user}");
+            let response = proxy.connect().get_with("/", &[("Cookie", &cookie)]);
+            assert_eq!(response.status, 200, "{user}");
+            let backend = response.header("x-backend").unwrap().to_string();
+            let set = response.header("set-cookie").expect("the sticky cookie");
+            let id = inverso::upstream::sticky::id_of(
+                &[&a, &b][usize::from(backend == "b")].addr.to_string(),
+            );
+            assert!(set.starts_with(&format!("srv={id};")), "{set}");
+            (backend, id)
+        })
+        .collect();
+    let backends: Vec<String> = home.iter().map(|(backend, _)| backend.clone()).collect();
+    assert_eq!(tally(&backends).len(), 2, "40 users, one backend");
+    // With a `srv` that names no target, different at each request, among
+    // other cookies in other fields: still the home of the `sid`.
+    let mut client = proxy.connect();
+    for round in 0..3 {
+        for k in order(users.len(), round) {
+            let (user, (backend, _)) = (&users[k], &home[k]);
+            let stale = format!("srv=0000{round:012}; lang=en");
+            let sid = format!("sid={user}");
+            let response = client.request("GET", "/", &[("Cookie", &stale), ("Cookie", &sid)], b"");
+            assert_eq!(response.status, 200, "{user}");
+            assert_eq!(
+                response.header("x-backend"),
+                Some(backend.as_str()),
+                "{user}"
+            );
+        }
+    }
+    // The backend gets the application's cookies, never the proxy's.
+    for seen in a.seen().into_iter().chain(b.seen()) {
+        let cookies = seen.field_or("cookie", "");
+        assert!(cookies.contains("sid=user-"), "{cookies}");
+        assert!(!cookies.contains("srv="), "{cookies}");
+    }
+    // A sticky cookie naming a target still wins: each user sent to the
+    // target that is not its home.
+    for (user, (backend, _)) in users.iter().zip(&home).take(10) {
+        let (other, other_name) = match backend.as_str() {
+            "a" => (&b, "b"),
+            _ => (&a, "a"),
+        };
+        let id = inverso::upstream::sticky::id_of(&other.addr.to_string());
+        let cookie = format!("srv={id}; sid={user}");
+        let response = proxy.connect().get_with("/", &[("Cookie", &cookie)]);
+        assert_eq!(response.header("x-backend"), Some(other_name), "{user}");
+        assert_eq!(response.header("set-cookie"), None, "{user}");
+    }
+}
+
+#[test]
+fn hash_on_a_query_parameter_keeps_each_user_on_one_backend_whatever_the_path() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| hash_on(c, "query:user"));
+    let users: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    let home: Vec<String> = (users.iter())
+        .map(|user| get(&proxy, &format!("/?user={user}")))
+        .map(|(status, backend)| {
+            assert_eq!(status, 200);
+            backend
+        })
+        .collect();
+    assert_eq!(tally(&home).len(), 2, "40 users, one backend: {home:?}");
+    let mut client = proxy.connect();
+    for (user, home) in users.iter().zip(&home) {
+        for target in [
+            format!("/inbox?sort=date&user={user}&page=2"),
+            format!("/a/b/c?user={user}&user=someone-else"),
+            format!("http://test.example/profile?user={user}"),
+        ] {
+            let response = client.get(&target);
+            assert_eq!(response.status, 200, "{target}");
+            assert_eq!(
+                response.header("x-backend"),
+                Some(home.as_str()),
+                "{target}"
+            );
+        }
+    }
+    assert_eq!(a.requests() + b.requests(), 40 * 4);
+}
+
+#[test]
+fn hash_without_the_value_alternates_over_the_backends() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| hash_on(c, "header:X-Tenant"));
+    // Without the field, with an empty one, with another field of a name
+    // that begins alike: none has a value to hash.
+    let mut client = proxy.connect();
+    let served: Vec<String> = (0..12)
+        .map(|i| {
+            let fields: &[(&str, &str)] = match i % 3 {
+                0 => &[],
+                1 => &[("X-Tenant", "")],
+                _ => &[("X-Tenant-Id", "acme")],
+            };
+            let response = client.get_with("/", fields);
+            assert_eq!(response.status, 200);
+            response.header("x-backend").unwrap().to_string()
+        })
+        .collect();
+    let expected: Vec<&str> = ["a", "b"].into_iter().cycle().take(12).collect();
+    assert_eq!(served, expected);
+}
+
+#[test]
+fn under_hash_the_cache_revalidates_on_the_backend_of_the_request_it_came_from() {
+    // Stored, but to be revalidated at every use (`no-cache`): 304 to a
+    // request that has the version.
+    let origin = |name: &'static str| {
+        Backend::start(name, move |seen, out| {
+            let fields = [
+                ("X-Backend", name),
+                ("Cache-Control", "no-cache"),
+                ("ETag", "\"v1\""),
+            ];
+            if seen.field_or("if-none-match", "") == "\"v1\"" {
+                write_304(out, &fields);
+            } else {
+                respond(out, 200, &fields, b"the report");
+            }
+            Action::KeepAlive
+        })
+    };
+    let (a, b) = (origin("a"), origin("b"));
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        hash_on(c, "header:X-Tenant");
+        c.cache_size = 1 << 20;
+    });
+    // A tenant at each backend, found by paths of their own.
+    let mut homes: HashMap<String, String> = HashMap::new();
+    for i in 0..40 {
+        let tenant = format!("tenant-{i}");
+        let response = proxy
+            .connect()
+            .get_with(&format!("/probe/{i}"), &[("X-Tenant", &tenant)]);
+        homes
+            .entry(response.header("x-backend").unwrap().to_string())
+            .or_insert(tenant);
+    }
+    let (at_a, at_b) = (&homes["a"], &homes["b"]);
+    let before = (a.requests(), b.requests());
+    // One URL for both: each revalidation goes where its tenant does.
+    let mut client = proxy.connect();
+    for (tenant, home) in [(at_a, &a), (at_a, &a), (at_b, &b), (at_b, &b), (at_a, &a)] {
+        let response = client.get_with("/report", &[("X-Tenant", tenant)]);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"the report");
+        let last = home.seen().last().cloned().unwrap();
+        assert_eq!(last.path(), "/report", "{tenant}");
+        assert_eq!(last.field_or("x-tenant", "-"), *tenant);
+    }
+    // Stored from a, then each use revalidated: none answered from the
+    // cache without asking, none sent to the other tenant's backend.
+    assert_eq!(a.requests() - before.0, 3);
+    assert_eq!(b.requests() - before.1, 2);
+    let revalidated = b.seen().into_iter().filter(|s| s.path() == "/report");
+    assert!(revalidated
+        .into_iter()
+        .all(|s| s.field_or("if-none-match", "") == "\"v1\""));
 }
 
 #[test]
@@ -1641,14 +1880,24 @@ fn targets_are_given_by_name() {
 // ------------------------------------------- drain and maint (admin listener)
 
 /// Every `balance` algorithm.
-const ALGORITHMS: [Balance; 6] = [
+const ALGORITHMS: [Balance; 7] = [
     Balance::RoundRobin,
     Balance::WeightedRoundRobin,
     Balance::LeastConn,
     Balance::IpHash,
     Balance::UriHash,
+    Balance::Hash,
     Balance::RandomTwo,
 ];
+
+/// Sets `balance`; `hash` on the `Host` every request here sends, so that
+/// each has a value to hash.
+fn balance_by(c: &mut Config, balance: Balance) {
+    c.balance = balance;
+    if balance == Balance::Hash {
+        c.hash_on = Some(HashOn::parse("header:Host").unwrap());
+    }
+}
 
 fn with_admin(c: &mut Config) {
     c.admin_port = Some(0);
@@ -1704,7 +1953,7 @@ fn a_drained_target_gets_no_new_requests_whatever_the_algorithm() {
         let b = Backend::echo("b");
         let proxy = start_proxy(&[a.addr, b.addr], |c| {
             with_admin(c);
-            c.balance = balance;
+            balance_by(c, balance);
         });
         set_state(&proxy, a.addr, "drain");
         assert_eq!(state_of(&proxy, a.addr), "drain", "{balance:?}");
@@ -1805,7 +2054,7 @@ fn with_no_target_ready_requests_get_503_whatever_the_algorithm() {
         let spare = Backend::echo("spare");
         let proxy = start_proxy(&[a.addr, b.addr, spare.addr], |c| {
             with_admin(c);
-            c.balance = balance;
+            balance_by(c, balance);
             c.targets[2].backup = true;
         });
         set_state(&proxy, a.addr, "drain");

@@ -73,6 +73,44 @@ fn check_shows_balance_uri_hash_and_the_weights_it_takes() {
     assert!(stdout.contains("127.0.0.1:9001 (weight 3)"), "{stdout}");
 }
 
+#[test]
+fn check_shows_balance_hash_with_its_hash_on_and_refuses_either_alone() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001 weight=3, 127.0.0.1:9002\nbalance = hash\n\
+         hash_on = cookie:sid\npath_to_persistence =\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let line = |key: &str| {
+        let start = format!("{key} = ");
+        let found = stdout.lines().find(|l| l.starts_with(&start));
+        found.unwrap_or_else(|| panic!("no {key} line in {stdout}"))
+    };
+    assert!(line("balance").starts_with("balance = hash "), "{stdout}");
+    assert!(line("balance").contains("proxy.conf:2"), "{stdout}");
+    assert!(
+        line("hash_on").starts_with("hash_on = cookie:sid "),
+        "{stdout}"
+    );
+    assert!(line("hash_on").contains("proxy.conf:3"), "{stdout}");
+    assert!(stdout.contains("127.0.0.1:9001 (weight 3)"), "{stdout}");
+
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nbalance = hash\n",
+        Some(2),
+        &["balance: hash needs hash_on"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nbalance = uri_hash\nhash_on = query:user\n",
+        Some(3),
+        &["hash_on: is set (query:user)", "balance = uri_hash"],
+    );
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nbalance = hash\nhash_on = header:X Tenant\n",
+        Some(3),
+        &["hash_on", "not a header field name"],
+    );
+}
+
 /// Asserts `check` fails with exit code 2 and a message located at `line`
 /// of the file that mentions every one of `words`.
 fn assert_rejected(text: &str, line: Option<usize>, words: &[&str]) {
