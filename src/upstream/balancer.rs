@@ -3,9 +3,9 @@
 //!
 //! What a balancer may look at is passed in a [`Context`]: the client's
 //! address (for `ip_hash`), the request's URI (for `uri_hash`), the value
-//! `hash_on` names (for `hash`) and a view of the targets ([`Peers`]): their weights, requests in flight, and
-//! whether each may be chosen at all (down targets and targets already
-//! tried for this request may not).
+//! `hash_on` names (for `hash`) and a view of the targets ([`Peers`]):
+//! their weights, requests in flight, and whether each may be chosen at
+//! all (down targets and targets already tried for this request may not).
 //! When no target may be chosen a balancer says `None`; what to do then
 //! (try the least recently failed one) is the caller's policy.
 
@@ -217,12 +217,13 @@ pub const POINTS_PER_WEIGHT: u32 = 160;
 /// proportion to weight, rather than gigabytes.
 const MAX_RING_POINTS: u64 = 1 << 20;
 
-/// The ring of consistent hashing, for `ip_hash`, `uri_hash` and `hash`: each
-/// target owns points on it (hashes of its name and a counter), and a key
-/// goes to the owner of the first point at or after its own hash. The hash
-/// is fixed (FNV-1a with a mixing step, not std's randomly keyed SipHash),
-/// so a key maps to the same target across restarts, and adding a target
-/// moves only the keys that land on its new points: about 1/N of them.
+/// The ring of consistent hashing, for `ip_hash`, `uri_hash` and `hash`:
+/// each target owns points on it (hashes of its name and a counter), and a
+/// key goes to the owner of the first point at or after its own hash. The
+/// hash is fixed (FNV-1a with a mixing step, not std's randomly keyed
+/// SipHash), so a key maps to the same target across restarts, and adding
+/// a target moves only the keys that land on its new points: about 1/N of
+/// them.
 pub struct Ring {
     /// (point, target index), sorted by point.
     points: Vec<(u64, usize)>,
