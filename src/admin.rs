@@ -1,6 +1,6 @@
 //! The admin listener: `GET /metrics` (Prometheus text format),
 //! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`,
-//! or `/` with `Surrogate-Key`: by tag), `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
+//! or `/` with `Surrogate-Key`: by tag; soft with `Soft-Purge: 1`), `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
 //! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
 //! `admin_bind` (loopback by default) because it can empty the cache and
 //! take targets out of rotation.
@@ -8,7 +8,7 @@
 //! Admin traffic is a scrape every few seconds and an occasional purge: a
 //! thread per connection, one request per connection, `Connection: close`.
 
-use crate::cache::policy;
+use crate::cache::{policy, Named, Purge};
 use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
@@ -43,6 +43,10 @@ const INLINE_ADMIN_TIMEOUT: Duration = Duration::from_millis(250);
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
 /// Largest admin request body read: a target's new state is one word.
 const MAX_ADMIN_BODY: u64 = 1024;
+/// The request fields that make a purge soft (`1`) or hard (`0`): ours,
+/// and Fastly's, so that what a script sends to purge a URL on Fastly
+/// (`Fastly-Soft-Purge: 1`) does the same here rather than a hard purge.
+const SOFT_PURGE_FIELDS: [&str; 2] = ["soft-purge", "fastly-soft-purge"];
 
 /// The running admin listener.
 pub struct Admin {
@@ -353,6 +357,14 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
             403,
             "DELETE /cache takes a Host that is an IP address or localhost\n",
         ),
+        // Asked for soft, it would throw away what the client meant to
+        // keep: refused rather than done hard.
+        "/cache" if method == "DELETE" && !matches!(soft_purge(head), Ok(Purge::Hard)) => {
+            Reply::text(
+                400,
+                "DELETE /cache is never soft: PURGE /* with Soft-Purge: 1 marks a host's entries stale\n",
+            )
+        }
         "/cache" if method == "DELETE" => {
             let removed = shared.cache.as_ref().map_or(0, |c| c.clear());
             if removed > 0 {
@@ -529,23 +541,54 @@ fn give_back_freed_memory() {
 /// site whose entries go, and a page on a name rebound to 127.0.0.1 sends
 /// its own name, whose entries (if the proxy holds any) are its own.
 fn purge(head: &RequestHead, shared: &Shared) -> Reply {
+    let purge = match soft_purge(head) {
+        Ok(purge) => purge,
+        Err(reply) => return reply,
+    };
     if head.headers.contains(policy::SURROGATE_KEY) {
-        return purge_tags(head, shared);
+        return purge_tags(head, purge, shared);
     }
     let ignored = &shared.config.cache_key_ignore_params;
     if let Some(prefixes) = policy::prefix_keys_of_uri(head, ignored) {
-        let removed = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_prefixes(&prefixes));
-        if removed > 0 {
+        let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_prefixes(&prefixes, purge));
+        if named > 0 && purge == Purge::Hard {
             give_back_freed_memory();
         }
-        return purged("prefix", &prefixes[0], removed);
+        return purged(Named::Prefix, &prefixes[0], purge, named);
     }
     let mut keys = policy::primary_keys_of_uri(head, ignored).to_vec();
     if let Some(starred) = with_literal_star(head) {
         keys.extend(policy::primary_keys_of_uri(&starred, ignored));
     }
-    let removed = shared.cache.as_ref().map_or(0, |c| c.invalidate_all(&keys));
-    purged("key", &keys[0], removed)
+    let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_all(&keys, purge));
+    purged(Named::Url, &keys[0], purge, named)
+}
+
+/// Whether a purge is soft: `Soft-Purge: 1` (or Fastly's
+/// `Fastly-Soft-Purge: 1`) marks what it names stale instead of removing
+/// it (see [`Purge::Soft`]); `0` or no such field, hard. Any other value,
+/// or fields that disagree, get 400 rather than a guess: read as hard, a
+/// typo would throw away the entries the purge was meant to keep.
+fn soft_purge(head: &RequestHead) -> Result<Purge, Reply> {
+    let mut soft = None;
+    for value in SOFT_PURGE_FIELDS
+        .iter()
+        .flat_map(|name| head.headers.get_all(name))
+    {
+        let this = match value.trim_ascii() {
+            b"1" => true,
+            b"0" => false,
+            _ => return Err(Reply::text(400, "Soft-Purge takes 1 (soft) or 0 (hard)\n")),
+        };
+        if soft.is_some_and(|s| s != this) {
+            return Err(Reply::text(400, "Soft-Purge fields disagree\n"));
+        }
+        soft = Some(this);
+    }
+    Ok(match soft {
+        Some(true) => Purge::Soft(SystemTime::now()),
+        _ => Purge::Hard,
+    })
 }
 
 /// `PURGE /` with `Surrogate-Key: product-42 category-7`: drops every
@@ -559,7 +602,7 @@ fn purge(head: &RequestHead, shared: &Shared) -> Reply {
 /// address, as `DELETE /cache`: a page on a name rebound to 127.0.0.1
 /// could otherwise drop what the proxy stores for any site. Its target
 /// is `/`: one naming a URL could be read as a purge of that URL too.
-fn purge_tags(head: &RequestHead, shared: &Shared) -> Reply {
+fn purge_tags(head: &RequestHead, purge: Purge, shared: &Shared) -> Reply {
     if !host_is_an_address(head) {
         return Reply::text(
             403,
@@ -577,16 +620,17 @@ fn purge_tags(head: &RequestHead, shared: &Shared) -> Reply {
         Err(e) => return Reply::text(400, format!("{e}\n")),
     };
     let on = shared.config.surrogate_keys;
-    let removed = match &shared.cache {
-        Some(cache) if on => cache.invalidate_tags(&tags),
+    let named = match &shared.cache {
+        Some(cache) if on => cache.invalidate_tags(&tags, purge),
         _ => 0,
     };
-    if removed > 0 {
+    if named > 0 && purge == Purge::Hard {
         give_back_freed_memory();
     }
     let names = tags.iter().collect::<Vec<_>>().join(" ");
     let off = if on { "" } else { " (surrogate_keys is off)" };
-    log::info!("admin: purge by tag {names}: {removed} entries removed{off}");
+    let (how, done) = how_purged(purge);
+    log::info!("admin: {how} by tag {names}: {named} entries {done}{off}");
     let mut body = String::from("{\"tags\":[");
     for (i, tag) in tags.iter().enumerate() {
         if i > 0 {
@@ -594,8 +638,9 @@ fn purge_tags(head: &RequestHead, shared: &Shared) -> Reply {
         }
         json::push_str(&mut body, tag);
     }
-    let _ = writeln!(body, "],\"removed\":{removed}}}");
-    Reply::json(if removed > 0 { 200 } else { 404 }, body)
+    body.push(']');
+    push_count(&mut body, purge, named);
+    Reply::json(if named > 0 { 200 } else { 404 }, body)
 }
 
 /// The request of a `PURGE` whose target ends in `%2A` (any case), with
@@ -615,14 +660,36 @@ fn with_literal_star(head: &RequestHead) -> Option<RequestHead> {
 
 /// The answer to a `PURGE` of `key` (the `http` key, or prefix: `what`
 /// says which), logged as `admin: purge example.com/products/*: ...`.
-fn purged(what: &str, key: &str, removed: usize) -> Reply {
-    let star = if what == "prefix" { "*" } else { "" };
-    log::info!("admin: purge {key}{star}: {removed} entries removed");
+fn purged(what: Named, key: &str, purge: Purge, named: usize) -> Reply {
+    let (label, star) = match what {
+        Named::Prefix => ("prefix", "*"),
+        _ => ("key", ""),
+    };
+    let (how, done) = how_purged(purge);
+    log::info!("admin: {how} {key}{star}: {named} entries {done}");
     let mut body = String::from("{");
-    json::push_key(&mut body, what);
+    json::push_key(&mut body, label);
     json::push_str(&mut body, key);
-    let _ = writeln!(body, ",\"removed\":{removed}}}");
-    Reply::json(if removed > 0 { 200 } else { 404 }, body)
+    push_count(&mut body, purge, named);
+    Reply::json(if named > 0 { 200 } else { 404 }, body)
+}
+
+/// How the log says a purge was done, and what it did to the entries.
+fn how_purged(purge: Purge) -> (&'static str, &'static str) {
+    match purge {
+        Purge::Hard => ("purge", "removed"),
+        Purge::Soft(_) => ("soft purge", "marked stale"),
+    }
+}
+
+/// The end of a purge's answer: `,"removed":N}`, or for a soft one
+/// `,"soft":true,"marked_stale":N}` (nothing was removed: a client that
+/// reads `removed` must not take the entries for gone).
+fn push_count(body: &mut String, purge: Purge, named: usize) {
+    let _ = match purge {
+        Purge::Hard => writeln!(body, ",\"removed\":{named}}}"),
+        Purge::Soft(_) => writeln!(body, ",\"soft\":true,\"marked_stale\":{named}}}"),
+    };
 }
 
 /// A Prometheus label value: `\`, `"` and newlines escaped.
@@ -930,6 +997,24 @@ pub fn metrics_text(shared: &Shared) -> String {
     ] {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
+    }
+    for (name, help, counts) in [
+        (
+            "inverso_cache_soft_purges_total",
+            "Soft purges (Soft-Purge: 1) taken on the admin listener, by what they name.",
+            &s.soft_purges,
+        ),
+        (
+            "inverso_cache_soft_purged_entries_total",
+            "Entries the soft purges named, marked stale (or already stale).",
+            &s.soft_purged_entries,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for kind in Named::ALL {
+            let n = load(&counts[kind as usize]);
+            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {n}", kind.label());
+        }
     }
     family(
         &mut out,

@@ -131,6 +131,17 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         self.nodes[idx].entry.as_ref().map(|e| &e.value)
     }
 
+    /// Like [`Lru::peek`], mutably: a value put in place this way keeps
+    /// the entry's recency and the weight it was inserted with.
+    pub fn peek_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = *self.map.get(key)?;
+        self.nodes[idx].entry.as_mut().map(|e| &mut e.value)
+    }
+
     /// The weight `key` was inserted with, without touching its recency.
     pub fn peek_weight<Q>(&self, key: &Q) -> Option<u64>
     where
@@ -230,39 +241,54 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         removed
     }
 
-    /// Removes, of the entries in the next `budget` slots from where `at`
-    /// stands, those `remove` picks, moves `at` past those slots, and
-    /// returns what it removed with whether the walk is over. A caller
-    /// that holds a lock around the map can so go over every entry in
-    /// slices of bounded work, releasing it in between, where [`Lru::retain`]
-    /// holds it for the whole walk.
+    /// Does to each of the entries in the next `budget` slots from where
+    /// `at` stands what `pick` says (keep it, remove it, or put another
+    /// value in its place), moves `at` past those slots, and returns what
+    /// left the map (see [`Slice`]) with whether the walk is over. A
+    /// caller that holds a lock around the map can so go over every entry
+    /// in slices of bounded work, releasing it in between, where
+    /// [`Lru::retain`] holds it for the whole walk.
     ///
     /// The walk goes by slot, not by recency: an entry keeps its slot from
-    /// its insertion to its removal (a promotion only relinks it), so one
-    /// stored for the whole walk is offered exactly once, however the map
-    /// changes between two calls. One inserted meanwhile may be offered
-    /// or not, as the slot it took is behind `at` or ahead of it.
+    /// its insertion to its removal (a promotion only relinks it, and a
+    /// replacement takes its slot), so one stored for the whole walk is
+    /// offered exactly once, however the map changes between two calls.
+    /// One inserted meanwhile may be offered or not, as the slot it took
+    /// is behind `at` or ahead of it. A replacement keeps the entry's
+    /// recency and the weight it was inserted with, as [`Lru::peek_mut`].
     pub fn sweep(
         &mut self,
         at: &mut Sweep,
         budget: usize,
-        mut remove: impl FnMut(&K, &V) -> bool,
-    ) -> (Vec<(K, V)>, bool) {
+        mut pick: impl FnMut(&K, &V) -> Pick<V>,
+    ) -> Slice<K, V> {
         let start = at.next.max(TAIL + 1);
         let end = self.nodes.len().min(start.saturating_add(budget));
-        let mut removed = Vec::new();
+        let mut slice = Slice {
+            removed: Vec::new(),
+            replaced: Vec::new(),
+            done: false,
+        };
         for idx in start..end {
-            let picked = match &self.nodes[idx].entry {
-                Some(e) => remove(&e.key, &e.value),
-                None => false,
+            let Some(entry) = &mut self.nodes[idx].entry else {
+                continue;
             };
-            if picked {
-                let entry = self.remove_index(idx);
-                removed.push((entry.key, entry.value));
+            match pick(&entry.key, &entry.value) {
+                Pick::Keep => {}
+                Pick::Replace(value) => {
+                    slice
+                        .replaced
+                        .push(std::mem::replace(&mut entry.value, value));
+                }
+                Pick::Remove => {
+                    let entry = self.remove_index(idx);
+                    slice.removed.push((entry.key, entry.value));
+                }
             }
         }
         at.next = end.max(start);
-        (removed, at.next >= self.nodes.len())
+        slice.done = at.next >= self.nodes.len();
+        slice
     }
 
     /// Changes the capacity and returns the entries evicted to fit it, oldest first.
@@ -409,6 +435,27 @@ impl<K: Hash + Eq + Clone + fmt::Debug, V: fmt::Debug> fmt::Debug for Lru<K, V> 
 #[derive(Debug, Default)]
 pub struct Sweep {
     next: Index,
+}
+
+/// What [`Lru::sweep`] does to an entry it is offered.
+#[derive(Debug)]
+pub enum Pick<V> {
+    Keep,
+    Remove,
+    /// Puts this value in the entry's place, under its key.
+    Replace(V),
+}
+
+/// What one call of [`Lru::sweep`] took out of the map, for the caller to
+/// drop where it likes (outside its lock).
+#[derive(Debug)]
+pub struct Slice<K, V> {
+    /// The entries removed.
+    pub removed: Vec<(K, V)>,
+    /// The values that replacements took the place of.
+    pub replaced: Vec<V>,
+    /// Whether the walk is over.
+    pub done: bool,
 }
 
 /// Iterator over an [`Lru`], most recently used first; double-ended.
@@ -684,13 +731,16 @@ mod tests {
 
     proptest! {
         /// However the map changes between two slices of a sweep, every
-        /// entry it held throughout is offered once, and goes if picked.
+        /// entry it held throughout is offered once, and goes if picked to
+        /// go, or has its value replaced in its place (same recency, same
+        /// weight) if picked so.
         #[test]
         fn a_sweep_in_slices_offers_every_entry_held_throughout_once(
             n in 0u32..60,
             budget in 1usize..8,
             between in prop::collection::vec(prop::collection::vec(change(), 0..4), 0..40),
         ) {
+            const REPLACED: u32 = 1_000_000;
             let mut lru: Lru<u32, u32> = Lru::new(u64::MAX);
             for k in 0..n {
                 lru.insert(k, k, 1);
@@ -702,13 +752,24 @@ mod tests {
             let mut at = Sweep::default();
             let mut between = between.into_iter();
             loop {
-                let (gone, done) = lru.sweep(&mut at, budget, |k, _| {
+                let order: Vec<u32> = lru.iter().map(|(k, _)| *k).collect();
+                let slice = lru.sweep(&mut at, budget, |k, v| {
                     *offered.entry(*k).or_default() += 1;
-                    k % 2 == 0
+                    match k % 3 {
+                        0 => Pick::Remove,
+                        1 => Pick::Replace(v + REPLACED),
+                        _ => Pick::Keep,
+                    }
                 });
-                swept.extend(gone.into_iter().map(|(k, _)| k));
+                swept.extend(slice.removed.into_iter().map(|(k, _)| k));
+                for v in slice.replaced {
+                    prop_assert!(v % 3 == 1 && v < REPLACED, "replaced {}", v);
+                }
                 lru.assert_invariant();
-                if done {
+                let kept: Vec<u32> = order.into_iter().filter(|k| lru.contains_key(k)).collect();
+                let now: Vec<u32> = lru.iter().map(|(k, _)| *k).collect();
+                prop_assert_eq!(now, kept, "recency changed");
+                if slice.done {
                     break;
                 }
                 for change in between.next().unwrap_or_default() {
@@ -736,10 +797,18 @@ mod tests {
             }
             for k in (0..n).filter(|k| !changed.contains(k)) {
                 prop_assert_eq!(offered.get(&k), Some(&1), "entry {}", k);
-                prop_assert_eq!(lru.contains_key(&k), k % 2 == 1, "entry {}", k);
+                let expected = match k % 3 {
+                    0 => None,
+                    1 => Some(k + REPLACED),
+                    _ => Some(k),
+                };
+                prop_assert_eq!(lru.peek(&k).copied(), expected, "entry {}", k);
+                if expected.is_some() {
+                    prop_assert_eq!(lru.peek_weight(&k), Some(1), "entry {}", k);
+                }
             }
             for k in swept {
-                prop_assert!(k % 2 == 0 && !lru.contains_key(&k), "entry {}", k);
+                prop_assert!(k % 3 == 0 && !lru.contains_key(&k), "entry {}", k);
             }
         }
     }

@@ -7,7 +7,7 @@
 //! What must look at every entry (a purge of a prefix or of a tag) takes
 //! the lock for a bounded slice of them at a time.
 
-use super::lru::{Lru, Sweep};
+use super::lru::{Lru, Pick, Sweep};
 use super::persist::Record;
 use super::policy::{self, Lifetime, OwnFields, Settings};
 use super::uses::Uses;
@@ -348,9 +348,65 @@ pub struct Stats {
     pub snapshot_writes: AtomicU64,
     pub snapshot_micros: AtomicU64,
     pub snapshot_failures: AtomicU64,
-    /// Purges by tag taken, and the entries they removed.
+    /// Purges by tag taken, and the entries they removed (hard ones).
     pub tag_purges: AtomicU64,
     pub tag_purged_entries: AtomicU64,
+    /// Soft purges taken, and the entries they named, by what they name
+    /// (indexed by [`Named`]).
+    pub soft_purges: [AtomicU64; 3],
+    pub soft_purged_entries: [AtomicU64; 3],
+}
+
+impl Stats {
+    fn count_soft(&self, kind: Named, entries: usize) {
+        self.soft_purges[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.soft_purged_entries[kind as usize].fetch_add(entries as u64, Ordering::Relaxed);
+    }
+}
+
+/// What a purge names, as its counters are labelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    Url,
+    Prefix,
+    Tag,
+}
+
+impl Named {
+    pub const ALL: [Named; 3] = [Named::Url, Named::Prefix, Named::Tag];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Named::Url => "url",
+            Named::Prefix => "prefix",
+            Named::Tag => "tag",
+        }
+    }
+}
+
+/// What a purge does to the entries it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purge {
+    /// Drops them.
+    Hard,
+    /// Marks them stale as of this time (Fastly's soft purge, Varnish's
+    /// `softpurge`): each is replaced in place by its [`Entry::outdated`]
+    /// copy, which keeps its stale windows, so that the next request
+    /// revalidates it (a 304 when nothing changed) and it still stands in
+    /// while the origin fails. One already stale is left as it is.
+    Soft(SystemTime),
+}
+
+impl Purge {
+    /// What becomes of `entry`, one the purge names.
+    fn pick(self, entry: &Arc<Entry>) -> Pick<Arc<Entry>> {
+        match self {
+            Purge::Hard => Pick::Remove,
+            // `outdated` would leave it as it is: the same `Arc` stays.
+            Purge::Soft(now) if entry.record.expires_at <= unix_ms(now) => Pick::Keep,
+            Purge::Soft(now) => Pick::Replace(Arc::new(entry.outdated(now))),
+        }
+    }
 }
 
 struct State {
@@ -700,13 +756,15 @@ impl Cache {
         }
     }
 
-    /// Drops every variant stored for each of `primaries`, under one lock;
-    /// returns how many entries went.
-    pub fn invalidate_all(&self, primaries: &[String]) -> usize {
+    /// Purges every variant stored for each of `primaries`, under one
+    /// lock (see [`Purge`]); returns how many entries it named. A response
+    /// to one of them still on its way is not stored (it may predate the
+    /// purge; see [`Fill`]).
+    pub fn invalidate_all(&self, primaries: &[String], purge: Purge) -> usize {
         let mut state = self.state.lock();
         state.epoch += 1;
         let epoch = state.epoch;
-        let mut removed = Vec::new();
+        let (mut named, mut out) = (0, Vec::new());
         for primary in primaries {
             if !state.fills.is_empty() {
                 // Past a bound (one long fill, a stream, holding the list
@@ -720,54 +778,84 @@ impl Cache {
                     state.invalidated.insert(primary.clone(), epoch);
                 }
             }
-            let mut keys = (state.vary.remove(primary.as_str()))
-                .map(|v| v.keys)
-                .unwrap_or_default();
-            keys.push(primary.clone());
-            removed.extend(keys.iter().filter_map(|k| state.lru.remove(k.as_str())));
+            // The variants stay indexed while their entries do.
+            let variants = match purge {
+                Purge::Hard => state.vary.remove(primary.as_str()).map(|v| v.keys),
+                Purge::Soft(_) => (state.vary.get(primary.as_str())).map(|v| v.keys.clone()),
+            };
+            for key in variants.iter().flatten().chain([primary]) {
+                let Some(held) = state.lru.peek(key.as_str()) else {
+                    continue;
+                };
+                named += 1;
+                match purge.pick(held) {
+                    Pick::Keep => {}
+                    Pick::Remove => out.extend(state.lru.remove(key.as_str())),
+                    Pick::Replace(outdated) => out.extend(
+                        (state.lru.peek_mut(key.as_str())).map(|e| std::mem::replace(e, outdated)),
+                    ),
+                }
+            }
         }
         drop(state);
-        if !removed.is_empty() {
+        if !out.is_empty() {
             self.changed();
         }
-        removed.len()
+        drop(out); // entries freed outside the lock
+        if let Purge::Soft(_) = purge {
+            self.stats.count_soft(Named::Url, named);
+        }
+        named
     }
 
-    /// Drops every entry whose primary key starts with one of `prefixes`
-    /// (every Vary variant of each); returns how many went. The walk holds
-    /// the lock a slice at a time, and a response to such a key still on
-    /// its way is not stored (see `invalidate_group`).
-    pub fn invalidate_prefixes(&self, prefixes: &[String]) -> usize {
-        self.invalidate_group(&Group::Prefixes(prefixes.to_vec()))
+    /// Purges every entry whose primary key starts with one of `prefixes`
+    /// (every Vary variant of each); returns how many it named. The walk
+    /// holds the lock a slice at a time, and a response to such a key
+    /// still on its way is not stored (see `invalidate_group`).
+    pub fn invalidate_prefixes(&self, prefixes: &[String], purge: Purge) -> usize {
+        let named = self.invalidate_group(&Group::Prefixes(prefixes.to_vec()), purge);
+        if let Purge::Soft(_) = purge {
+            self.stats.count_soft(Named::Prefix, named);
+        }
+        named
     }
 
-    /// Drops every entry tagged with one of `tags` (`Surrogate-Key`),
-    /// whatever its key; returns how many went, and counts the purge and
-    /// what it removed. As [`Cache::invalidate_prefixes`] otherwise: a
-    /// response with one of the tags still on its way is not stored.
-    pub fn invalidate_tags(&self, tags: &policy::Tags) -> usize {
-        let removed = self.invalidate_group(&Group::Tags(tags.clone()));
-        self.stats.tag_purges.fetch_add(1, Ordering::Relaxed);
-        (self.stats.tag_purged_entries).fetch_add(removed as u64, Ordering::Relaxed);
-        removed
+    /// Purges every entry tagged with one of `tags` (`Surrogate-Key`),
+    /// whatever its key; returns how many it named, and counts the purge
+    /// and what it named (a hard one's as before soft purges were: with
+    /// the entries removed). As [`Cache::invalidate_prefixes`] otherwise:
+    /// a response with one of the tags still on its way is not stored.
+    pub fn invalidate_tags(&self, tags: &policy::Tags, purge: Purge) -> usize {
+        let named = self.invalidate_group(&Group::Tags(tags.clone()), purge);
+        match purge {
+            Purge::Hard => {
+                self.stats.tag_purges.fetch_add(1, Ordering::Relaxed);
+                (self.stats.tag_purged_entries).fetch_add(named as u64, Ordering::Relaxed);
+            }
+            Purge::Soft(_) => self.stats.count_soft(Named::Tag, named),
+        }
+        named
     }
 
-    /// Drops every entry of `group`; returns how many went. A response
-    /// of the group still on its way is not stored, as for
-    /// [`Cache::invalidate_all`].
+    /// Purges every entry of `group`; returns how many it named. A
+    /// response of the group still on its way is not stored, as for
+    /// [`Cache::invalidate_all`]: a soft purge too, whose outdated entry
+    /// then stays, to be revalidated by a request that comes after it.
     ///
     /// The walk over every entry takes the lock for [`SWEEP_SLICE`] slots
     /// at a time, so that requests for the cache wait for one slice, not
     /// for the whole walk. Entries stored meanwhile come from requests
     /// that began after the invalidation (those begun before are not
-    /// stored): newer than it, they are kept or dropped as the walk meets
-    /// them or not, which is safe either way. But for a refresh of an
-    /// entry stored before it ([`Cache::replace_filled`]), which is not
-    /// stored while a walk of a group the entry is in is under way: found
-    /// before the walk got to it, that entry's pre-purge body could come
-    /// back in a slot the walk has passed.
-    fn invalidate_group(&self, group: &Group) -> usize {
-        self.invalidate_group_by(group, SWEEP_SLICE, || {}).0
+    /// stored): newer than it, they are kept, dropped or outdated as the
+    /// walk meets them or not, which is safe either way. But for a refresh
+    /// of an entry stored before it ([`Cache::replace_filled`]), which is
+    /// not stored while a walk of a group the entry is in is under way:
+    /// found before the walk got to it, that entry's pre-purge body could
+    /// come back, fresh, in a slot the walk has passed. A soft purge's
+    /// outdated copy takes the slot of what it replaces, so the walk does
+    /// not meet it again.
+    fn invalidate_group(&self, group: &Group, purge: Purge) -> usize {
+        self.invalidate_group_by(group, purge, SWEEP_SLICE, || {}).0
     }
 
     /// [`Cache::invalidate_group`] by `slice` slots per hold of the lock,
@@ -777,6 +865,7 @@ impl Cache {
     fn invalidate_group_by(
         &self,
         group: &Group,
+        purge: Purge,
         slice: usize,
         mut between: impl FnMut(),
     ) -> (usize, Duration) {
@@ -801,15 +890,21 @@ impl Cache {
             state.sweeping.push(group.clone());
         }
         let mut at = Sweep::default();
-        let (mut removed, mut longest_hold) = (0, Duration::ZERO);
+        let (mut named, mut longest_hold) = (0, Duration::ZERO);
         loop {
             let mut state = self.state.lock();
             let held = Instant::now();
-            let (gone, done) = (state.lru).sweep(&mut at, slice, |key, e| group.holds(key, e));
-            for (key, _) in &gone {
+            let out = (state.lru).sweep(&mut at, slice, |key, e| {
+                if !group.holds(key, e) {
+                    return Pick::Keep;
+                }
+                named += 1;
+                purge.pick(e)
+            });
+            for (key, _) in &out.removed {
                 state.forget_variant(key);
             }
-            if done {
+            if out.done {
                 if let Some(i) = state.sweeping.iter().position(|g| g == group) {
                     state.sweeping.swap_remove(i);
                 }
@@ -819,13 +914,13 @@ impl Cache {
             // the lock would be taken again at once by the next slice
             // before the waiter woke, and the waiter could wait out many.
             MutexGuard::unlock_fair(state);
-            if !gone.is_empty() {
-                removed += gone.len();
+            if !out.removed.is_empty() || !out.replaced.is_empty() {
                 self.changed();
             }
-            drop(gone); // entries freed outside the lock
+            let done = out.done;
+            drop(out); // entries freed outside the lock
             if done {
-                return (removed, longest_hold);
+                return (named, longest_hold);
             }
             between();
         }
@@ -833,7 +928,7 @@ impl Cache {
 
     /// Drops every variant stored for a primary key; returns how many.
     pub fn invalidate(&self, primary: &str) -> usize {
-        self.invalidate_all(&[primary.to_string()])
+        self.invalidate_all(&[primary.to_string()], Purge::Hard)
     }
 
     /// Drops everything; returns how many entries there were.
@@ -1488,7 +1583,7 @@ mod tests {
         let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
         assert_eq!(
             cache
-                .invalidate_group_by(&Group::Prefixes(prefixes.to_vec()), 3, || {})
+                .invalidate_group_by(&Group::Prefixes(prefixes.to_vec()), Purge::Hard, 3, || {})
                 .0,
             3 + 4
         );
@@ -1509,7 +1604,7 @@ mod tests {
         let varying: Vec<&String> = state.vary.keys().collect();
         assert_eq!(varying, ["h/productsX"]);
         drop(state);
-        assert_eq!(cache.invalidate_prefixes(&prefixes), 0);
+        assert_eq!(cache.invalidate_prefixes(&prefixes, Purge::Hard), 0);
     }
 
     #[test]
@@ -1517,9 +1612,9 @@ mod tests {
         let cache = Cache::new(1 << 20, 1 << 16);
         cache.insert(entry("h/a/1", "x", 60, None));
         let before = cache.generation();
-        assert_eq!(cache.invalidate_prefixes(&["h/b/".into()]), 0);
+        assert_eq!(cache.invalidate_prefixes(&["h/b/".into()], Purge::Hard), 0);
         assert_eq!(cache.generation(), before, "nothing to snapshot");
-        assert_eq!(cache.invalidate_prefixes(&["h/a/".into()]), 1);
+        assert_eq!(cache.invalidate_prefixes(&["h/a/".into()], Purge::Hard), 1);
         assert!(cache.generation() > before, "the snapshot must be written");
     }
 
@@ -1528,7 +1623,7 @@ mod tests {
         let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
         let e = |key: &str| Arc::new(entry(key, "body", 60, None));
         let early = cache.begin_fill();
-        cache.invalidate_prefixes(&["h/products/".into()]);
+        cache.invalidate_prefixes(&["h/products/".into()], Purge::Hard);
         let late = cache.begin_fill();
         assert!(
             !cache.insert_filled(e("h/products/a"), &early),
@@ -1541,7 +1636,7 @@ mod tests {
         // Past the bound, a prefix counts as a clear for the fills in flight.
         let long_lived = cache.begin_fill();
         for i in 0..=MAX_TRACKED_GROUPS {
-            cache.invalidate_prefixes(&[format!("h/p{i}/")]);
+            cache.invalidate_prefixes(&[format!("h/p{i}/")], Purge::Hard);
         }
         assert!(cache.state.lock().invalidated_groups.len() <= MAX_TRACKED_GROUPS);
         assert!(!cache.insert_filled(e("h/other"), &long_lived));
@@ -1553,10 +1648,10 @@ mod tests {
         let e = |key: &str| Arc::new(entry(key, "body", 60, None));
         let long_lived = cache.begin_fill();
         for _ in 0..=2 * MAX_TRACKED_GROUPS {
-            cache.invalidate_prefixes(&["h/products/".into()]);
+            cache.invalidate_prefixes(&["h/products/".into()], Purge::Hard);
         }
         let late = cache.begin_fill();
-        cache.invalidate_prefixes(&["h/products/".into()]);
+        cache.invalidate_prefixes(&["h/products/".into()], Purge::Hard);
         assert_eq!(cache.state.lock().invalidated_groups.len(), 1);
         // Not cleared: a fill from before stores outside the prefix...
         assert!(cache.insert_filled(e("h/other"), &long_lived));
@@ -1579,7 +1674,7 @@ mod tests {
         assert!(cache.insert_shared(stored.clone())); // slot 3
         let mut refreshed = false;
         let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
-        cache.invalidate_group_by(&Group::Prefixes(prefixes.to_vec()), 1, || {
+        cache.invalidate_group_by(&Group::Prefixes(prefixes.to_vec()), Purge::Hard, 1, || {
             if std::mem::replace(&mut refreshed, true) {
                 return;
             }
@@ -1721,7 +1816,7 @@ mod tests {
         let before = cache.len();
         let mut slices = 0;
         let group = Group::Tags(tags("product-42"));
-        let (removed, _) = cache.invalidate_group_by(&group, 3, || {
+        let (removed, _) = cache.invalidate_group_by(&group, Purge::Hard, 3, || {
             // Between two slices, requests get the lock.
             assert!(cache.state.try_lock().is_some(), "held between slices");
             slices += 1;
@@ -1744,14 +1839,17 @@ mod tests {
         assert_eq!(cache.state.lock().vary["h/c/7"].keys, [plain_variant]);
         assert!(cache.state.lock().sweeping.is_empty());
         // Several tags at once: any of them.
-        assert_eq!(cache.invalidate_tags(&tags("static category-7 none")), 2);
+        assert_eq!(
+            cache.invalidate_tags(&tags("static category-7 none"), Purge::Hard),
+            2
+        );
         assert!(cache.lookup("h/about", &Headers::new()).is_none());
         assert!(cache.lookup("h/c/7", &Headers::new()).is_none());
         assert!(cache.state.lock().vary.is_empty());
         // Counted, what matched nothing too; the snapshot is written again
         // only when something went.
         let generation = cache.generation();
-        assert_eq!(cache.invalidate_tags(&tags("product-42")), 0);
+        assert_eq!(cache.invalidate_tags(&tags("product-42"), Purge::Hard), 0);
         assert_eq!(cache.generation(), generation, "nothing to snapshot");
         assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 2);
         assert_eq!(cache.stats.tag_purged_entries.load(Ordering::Relaxed), 2);
@@ -1762,7 +1860,7 @@ mod tests {
         let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
         let e = |key: &str, tags: &str| Arc::new(tagged(key, tags));
         let early = cache.begin_fill();
-        cache.invalidate_tags(&tags("product-42"));
+        cache.invalidate_tags(&tags("product-42"), Purge::Hard);
         let late = cache.begin_fill();
         assert!(
             !cache.insert_filled(e("h/c/7", "category-7 product-42"), &early),
@@ -1781,7 +1879,7 @@ mod tests {
         let stored = e("h/p/42", "product-42");
         cache.insert_shared(stored.clone());
         let refreshing = cache.begin_fill();
-        cache.invalidate_tags(&tags("product-42"));
+        cache.invalidate_tags(&tags("product-42"), Purge::Hard);
         assert!(cache.lookup("h/p/42", &Headers::new()).is_none());
         cache.insert_shared(stored.clone());
         assert!(!cache.replace_filled(&stored, e("h/p/42", "retagged"), &refreshing));
@@ -1791,12 +1889,12 @@ mod tests {
         // a tag purged again moves its epoch instead.
         let long_lived = cache.begin_fill();
         for _ in 0..=2 * MAX_TRACKED_GROUPS {
-            cache.invalidate_tags(&tags("again"));
+            cache.invalidate_tags(&tags("again"), Purge::Hard);
         }
         assert_eq!(cache.state.lock().invalidated_groups.len(), 1);
         assert!(cache.insert_filled(e("h/x", "other"), &long_lived));
         for i in 0..=MAX_TRACKED_GROUPS {
-            cache.invalidate_tags(&tags(&format!("t{i}")));
+            cache.invalidate_tags(&tags(&format!("t{i}")), Purge::Hard);
         }
         assert!(cache.state.lock().invalidated_groups.len() <= MAX_TRACKED_GROUPS);
         assert!(!cache.insert_filled(e("h/y", "other"), &long_lived));
@@ -1812,7 +1910,7 @@ mod tests {
         assert!(cache.insert(oldest)); // slot 2, the least recently used
         assert!(cache.insert_shared(stored.clone())); // slot 3
         let mut refreshed = false;
-        cache.invalidate_group_by(&Group::Tags(tags("product-42")), 1, || {
+        cache.invalidate_group_by(&Group::Tags(tags("product-42")), Purge::Hard, 1, || {
             if std::mem::replace(&mut refreshed, true) {
                 return;
             }
@@ -1870,7 +1968,7 @@ mod tests {
             .unwrap()
             .tags()
             .is_empty());
-        assert_eq!(restarted.invalidate_tags(&tags("home")), 1);
+        assert_eq!(restarted.invalidate_tags(&tags("home"), Purge::Hard), 1);
         assert!(restarted.lookup("h/p/42", &Headers::new()).is_none());
         assert!(restarted.lookup("h/about", &Headers::new()).is_some());
         assert!(restarted.lookup("h/old", &Headers::new()).is_some());
@@ -1909,8 +2007,12 @@ mod tests {
             });
             probing.wait();
             let started = Instant::now();
-            let (removed, held) =
-                cache.invalidate_group_by(&Group::Prefixes(vec![prefix.into()]), slice, || {});
+            let (removed, held) = cache.invalidate_group_by(
+                &Group::Prefixes(vec![prefix.into()]),
+                Purge::Hard,
+                slice,
+                || {},
+            );
             let took = started.elapsed();
             done.store(true, Ordering::Relaxed);
             let waited = prober.join().unwrap();

@@ -13,7 +13,7 @@ mod watch;
 
 use crate::access;
 use crate::access_log::{Heads, LogSender, Record, RequestFields};
-use crate::cache::{policy, Cache};
+use crate::cache::{policy, Cache, Purge};
 use crate::config::Config;
 use crate::digits::push_field;
 use crate::error_pages::PAGE_CONTENT_TYPE;
@@ -793,13 +793,13 @@ fn forward(
     // "when it receives a non-error status code").
     if let (Some(cache), Some(keys)) = (&shared.cache, &invalidates) {
         if (200..400).contains(&fetched.response.status) {
-            cache.invalidate_all(keys);
+            cache.invalidate_all(keys, Purge::Hard);
             for field in ["location", "content-location"] {
                 let named = fetched.response.headers.get_str(field);
                 if let Some(more) =
                     named.and_then(|uri| policy::keys_of_reference(keys, uri, ignored))
                 {
-                    cache.invalidate_all(&more);
+                    cache.invalidate_all(&more, Purge::Hard);
                 }
             }
         }
