@@ -1974,6 +1974,255 @@ mod tests {
         assert!(restarted.lookup("h/old", &Headers::new()).is_some());
     }
 
+    /// Whether `key` (looked up without Vary fields unless `request` has
+    /// them) is stored fresh at `now`; `None` when nothing is stored.
+    fn fresh_at(cache: &Cache, key: &str, request: &Headers, now: SystemTime) -> Option<bool> {
+        let e = cache.lookup(key, request)?;
+        Some(e.fresh_lifetime() > e.age(now))
+    }
+
+    #[test]
+    fn a_soft_purge_of_a_url_keeps_every_variant_outdated_in_place() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let vary = ["accept-encoding".to_string()];
+        let accept = Some("Accept-Encoding");
+        for request in [&gzip, &Headers::new()] {
+            let key = policy::variant_key("h/v", &vary, request);
+            assert!(cache.insert(entry(&key, "v", 60, accept)));
+        }
+        assert!(cache.insert(entry("https://h/v", "tls", 60, None)));
+        assert!(cache.insert(entry("h/other", "o", 60, None)));
+        // Stale already: left as it is, the same entry.
+        assert!(cache.insert(entry("h/old", "old", 0, None)));
+        let old = cache.lookup("h/old", &Headers::new()).unwrap();
+        let (before, generation, bytes) = (cache.len(), cache.generation(), cache.bytes());
+        let now = SystemTime::now();
+        let keys = ["h/v".to_string(), "https://h/v".into(), "h/old".into()];
+        assert_eq!(cache.invalidate_all(&keys, Purge::Soft(now)), 4);
+        assert_eq!(cache.len(), before, "nothing removed");
+        assert_eq!(cache.bytes(), bytes);
+        assert!(
+            cache.generation() > generation,
+            "the snapshot must be written"
+        );
+        for request in [&gzip, &Headers::new()] {
+            assert_eq!(fresh_at(&cache, "h/v", request, now), Some(false));
+            let e = cache.lookup("h/v", request).unwrap();
+            assert!(e.within_stale_window(now), "still stands in on errors");
+            assert_eq!(e.record.stale_until - e.record.expires_at, 10_000);
+        }
+        assert_eq!(
+            fresh_at(&cache, "https://h/v", &Headers::new(), now),
+            Some(false)
+        );
+        assert_eq!(
+            fresh_at(&cache, "h/other", &Headers::new(), now),
+            Some(true)
+        );
+        let still = cache.lookup("h/old", &Headers::new()).unwrap();
+        assert!(
+            Arc::ptr_eq(&old, &still),
+            "an entry already stale is untouched"
+        );
+        // The Vary index still finds both variants.
+        assert_eq!(cache.state.lock().vary["h/v"].keys.len(), 2);
+        let counted = |a: &[AtomicU64; 3]| a[Named::Url as usize].load(Ordering::Relaxed);
+        assert_eq!(counted(&cache.stats.soft_purges), 1);
+        assert_eq!(counted(&cache.stats.soft_purged_entries), 4);
+        // Soft again: already stale, untouched, still named.
+        let again = cache.lookup("h/v", &gzip).unwrap();
+        assert_eq!(
+            cache.invalidate_all(&keys[..1], Purge::Soft(SystemTime::now())),
+            2
+        );
+        assert!(Arc::ptr_eq(&again, &cache.lookup("h/v", &gzip).unwrap()));
+        assert_eq!(
+            cache.invalidate_all(&["h/none".into()], Purge::Soft(now)),
+            0
+        );
+        // A hard purge still removes.
+        assert_eq!(cache.invalidate_all(&keys[..1], Purge::Hard), 2);
+        assert!(cache.lookup("h/v", &gzip).is_none());
+        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_soft_prefix_purge_outdates_what_it_names_in_slices_and_removes_nothing() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let named = ["h/products/a", "h/products/b?x=1", "https://h/products/c"];
+        let beside = ["h/products", "h/productsX", "hx/products/a"];
+        for key in named.iter().chain(&beside) {
+            assert!(cache.insert(entry(key, "body", 60, None)));
+        }
+        // More entries than slots per slice, the slices made small.
+        for i in 0..20 {
+            cache.insert(entry(&format!("h/other/{i}"), "o", 60, None));
+        }
+        let before = cache.len();
+        let lru_order = |cache: &Cache| -> Vec<String> {
+            (cache.state.lock().lru.iter())
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        let order = lru_order(&cache);
+        let now = SystemTime::now();
+        let prefixes = vec!["h/products/".to_string(), "https://h/products/".into()];
+        let mut slices = 0;
+        let (outdated, _) = cache.invalidate_group_by(
+            &Group::Prefixes(prefixes.clone()),
+            Purge::Soft(now),
+            3,
+            || {
+                assert!(cache.state.try_lock().is_some(), "held between slices");
+                slices += 1;
+            },
+        );
+        assert_eq!(outdated, named.len());
+        assert!(
+            slices >= before / 3 - 1,
+            "{slices} slices for {before} entries"
+        );
+        assert_eq!(cache.len(), before, "every entry kept");
+        assert_eq!(lru_order(&cache), order, "in its place");
+        for key in named {
+            assert_eq!(
+                fresh_at(&cache, key, &Headers::new(), now),
+                Some(false),
+                "{key}"
+            );
+            let e = cache.lookup(key, &Headers::new()).unwrap();
+            assert!(e.within_stale_window(now), "{key}");
+        }
+        for key in beside {
+            assert_eq!(
+                fresh_at(&cache, key, &Headers::new(), now),
+                Some(true),
+                "{key}"
+            );
+        }
+        assert!(cache.state.lock().sweeping.is_empty());
+        assert_eq!(
+            cache.invalidate_prefixes(&prefixes, Purge::Soft(now)),
+            named.len()
+        );
+        let kind = Named::Prefix as usize;
+        assert_eq!(cache.stats.soft_purges[kind].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            cache.stats.soft_purged_entries[kind].load(Ordering::Relaxed),
+            3
+        );
+    }
+
+    #[test]
+    fn a_soft_tag_purge_outdates_every_entry_tagged_and_counts_apart() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let vary = ["accept-encoding".to_string()];
+        let zipped = policy::variant_key("h/c/7", &vary, &gzip);
+        let accept = Some("Accept-Encoding");
+        let tagged_zip = tagged_with(&zipped, "z", "product-42", accept, &tagging());
+        assert!(cache.insert(tagged_zip));
+        let named = ["h/p/42", "other.example/home"];
+        for key in named {
+            assert!(cache.insert(tagged(key, "home product-42")));
+        }
+        for i in 0..20 {
+            cache.insert(tagged(&format!("h/other/{i}"), "other"));
+        }
+        let before = cache.len();
+        let now = SystemTime::now();
+        let (outdated, _) =
+            cache.invalidate_group_by(&Group::Tags(tags("product-42")), Purge::Soft(now), 3, || {});
+        assert_eq!(outdated, named.len() + 1);
+        assert_eq!(cache.len(), before);
+        for key in named {
+            assert_eq!(
+                fresh_at(&cache, key, &Headers::new(), now),
+                Some(false),
+                "{key}"
+            );
+        }
+        assert_eq!(fresh_at(&cache, "h/c/7", &gzip, now), Some(false));
+        assert!(cache
+            .lookup("h/c/7", &gzip)
+            .unwrap()
+            .within_stale_window(now));
+        assert_eq!(
+            fresh_at(&cache, "h/other/3", &Headers::new(), now),
+            Some(true)
+        );
+        // Counted apart from hard purges by tag.
+        assert_eq!(cache.invalidate_tags(&tags("home"), Purge::Soft(now)), 2);
+        let kind = Named::Tag as usize;
+        assert_eq!(cache.stats.soft_purges[kind].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            cache.stats.soft_purged_entries[kind].load(Ordering::Relaxed),
+            2
+        );
+        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 0);
+        assert_eq!(cache.stats.tag_purged_entries.load(Ordering::Relaxed), 0);
+    }
+
+    /// A fill begun before a soft purge brings the origin's state from
+    /// before it: stored, it would undo the purge. It is dropped, and the
+    /// outdated entry stays; a fill (a revalidation of the outdated
+    /// entry) begun after it is stored, for every kind of purge.
+    #[test]
+    fn a_fill_begun_before_a_soft_purge_is_dropped_and_one_begun_after_stored() {
+        let purges: [(&str, &dyn Fn(&Cache, Purge) -> usize); 3] = [
+            ("url", &|c, p| c.invalidate_all(&["h/p/42".into()], p)),
+            ("prefix", &|c, p| c.invalidate_prefixes(&["h/p/".into()], p)),
+            ("tag", &|c, p| c.invalidate_tags(&tags("product-42"), p)),
+        ];
+        for (kind, purge) in purges {
+            let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+            let stored = Arc::new(tagged("h/p/42", "product-42"));
+            assert!(cache.insert_shared(stored.clone()));
+            let (early, refreshing) = (cache.begin_fill(), cache.begin_fill());
+            let now = SystemTime::now();
+            assert_eq!(purge(&cache, Purge::Soft(now)), 1, "{kind}");
+            let outdated = cache.lookup("h/p/42", &Headers::new()).unwrap();
+            assert!(!Arc::ptr_eq(&outdated, &stored), "{kind}");
+            let fetched = || Arc::new(tagged_with("h/p/42", "new", "product-42", None, &tagging()));
+            assert!(
+                !cache.insert_filled(fetched(), &early),
+                "{kind}: a miss begun before"
+            );
+            assert!(
+                !cache.replace_filled(&stored, fetched(), &refreshing),
+                "{kind}: a revalidation begun before"
+            );
+            let held = cache.lookup("h/p/42", &Headers::new()).unwrap();
+            assert!(
+                Arc::ptr_eq(&held, &outdated),
+                "{kind}: the outdated entry stays"
+            );
+            assert_eq!(
+                fresh_at(&cache, "h/p/42", &Headers::new(), now),
+                Some(false)
+            );
+            // The next request revalidates it: its 304 refreshes the entry.
+            let late = cache.begin_fill();
+            let refreshed = Arc::new(tagged("h/p/42", "product-42"));
+            assert!(
+                cache.replace_filled(&outdated, refreshed.clone(), &late),
+                "{kind}"
+            );
+            let held = cache.lookup("h/p/42", &Headers::new()).unwrap();
+            assert!(Arc::ptr_eq(&held, &refreshed), "{kind}: stored fresh");
+            assert_eq!(
+                fresh_at(&cache, "h/p/42", &Headers::new(), SystemTime::now()),
+                Some(true)
+            );
+            drop((early, refreshing, late));
+            let state = cache.state.lock();
+            assert!(state.invalidated.is_empty() && state.invalidated_groups.is_empty());
+        }
+    }
+
     /// How long a prefix purge holds the lock, in slices and in one hold,
     /// and how long a thread that takes it over and over meanwhile (as
     /// requests for the cache do) waits for it at most: the median and the
