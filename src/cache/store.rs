@@ -2172,12 +2172,13 @@ mod tests {
     /// entry) begun after it is stored, for every kind of purge.
     #[test]
     fn a_fill_begun_before_a_soft_purge_is_dropped_and_one_begun_after_stored() {
-        let purges: [(&str, &dyn Fn(&Cache, Purge) -> usize); 3] = [
-            ("url", &|c, p| c.invalidate_all(&["h/p/42".into()], p)),
-            ("prefix", &|c, p| c.invalidate_prefixes(&["h/p/".into()], p)),
-            ("tag", &|c, p| c.invalidate_tags(&tags("product-42"), p)),
-        ];
-        for (kind, purge) in purges {
+        for named in Named::ALL {
+            let kind = named.label();
+            let purge = |c: &Cache, p| match named {
+                Named::Url => c.invalidate_all(&["h/p/42".into()], p),
+                Named::Prefix => c.invalidate_prefixes(&["h/p/".into()], p),
+                Named::Tag => c.invalidate_tags(&tags("product-42"), p),
+            };
             let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
             let stored = Arc::new(tagged("h/p/42", "product-42"));
             assert!(cache.insert_shared(stored.clone()));
