@@ -404,6 +404,10 @@ impl Purge {
             Purge::Hard => Pick::Remove,
             // `outdated` would leave it as it is: the same `Arc` stays.
             Purge::Soft(now) if entry.record.expires_at <= unix_ms(now) => Pick::Keep,
+            // The copy shares the body and any compressed copy, and takes
+            // the slot at the weight it had: a compressed copy made just
+            // before, whose `reweigh` then finds the copy and does nothing,
+            // goes uncounted until the entry is next replaced.
             Purge::Soft(now) => Pick::Replace(Arc::new(entry.outdated(now))),
         }
     }
