@@ -16,6 +16,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
+use std::ops::ControlFlow;
 
 type Index = usize;
 
@@ -262,8 +263,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         budget: usize,
         mut pick: impl FnMut(&K, &V) -> Pick<V>,
     ) -> Slice<K, V> {
-        let start = at.next.max(TAIL + 1);
-        let end = self.nodes.len().min(start.saturating_add(budget));
+        let (start, end) = self.slots(at, budget);
         let mut slice = Slice {
             removed: Vec::new(),
             replaced: Vec::new(),
@@ -289,6 +289,38 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         at.next = end.max(start);
         slice.done = at.next >= self.nodes.len();
         slice
+    }
+
+    /// [`Lru::sweep`] for a reader: offers each entry of the next `budget`
+    /// slots from where `at` stands, with the weight it was inserted with,
+    /// to `visit`, changing nothing (recency neither), until `visit`
+    /// breaks. Returns whether the walk is over: every slot seen, or a
+    /// break, after which `at` is left where it broke. The same slots as a
+    /// sweep, so an entry stored for the whole walk is offered once.
+    pub fn walk(
+        &self,
+        at: &mut Sweep,
+        budget: usize,
+        mut visit: impl FnMut(&K, &V, u64) -> ControlFlow<()>,
+    ) -> bool {
+        let (start, end) = self.slots(at, budget);
+        for idx in start..end {
+            let Some(entry) = &self.nodes[idx].entry else {
+                continue;
+            };
+            if visit(&entry.key, &entry.value, entry.weight).is_break() {
+                at.next = idx + 1;
+                return true;
+            }
+        }
+        at.next = end.max(start);
+        at.next >= self.nodes.len()
+    }
+
+    /// The slots a walk from `at` looks at next, at most `budget` of them.
+    fn slots(&self, at: &Sweep, budget: usize) -> (Index, Index) {
+        let start = at.next.max(TAIL + 1);
+        (start, self.nodes.len().min(start.saturating_add(budget)))
     }
 
     /// Changes the capacity and returns the entries evicted to fit it, oldest first.
@@ -668,6 +700,42 @@ mod tests {
         assert_eq!(lru.bytes(), 6);
         assert_eq!(lru.retain(|_, _| false), 3);
         assert!(keys(&lru).is_empty());
+    }
+
+    #[test]
+    fn a_walk_in_slices_sees_every_entry_once_with_its_weight_and_changes_nothing() {
+        let mut lru = Lru::new(100);
+        for (i, k) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            lru.insert(k, i as u32, i as u64 + 1);
+        }
+        lru.get(&"a");
+        let before = keys(&lru);
+        let (mut at, mut seen, mut slices) = (Sweep::default(), Vec::new(), 0);
+        while !lru.walk(&mut at, 2, |k, v, weight| {
+            seen.push((*k, *v, weight));
+            ControlFlow::Continue(())
+        }) {
+            slices += 1;
+            assert!(slices < 10, "the walk never ends");
+        }
+        seen.sort();
+        let want = [("a", 0, 1), ("b", 1, 2), ("c", 2, 3), ("d", 3, 4), ("e", 4, 5)];
+        assert_eq!(seen, want);
+        assert_eq!(slices, 2, "5 slots, 2 at a time");
+        assert_eq!(keys(&lru), before, "recency untouched");
+
+        // A break ends the walk where it broke.
+        let (mut at, mut seen) = (Sweep::default(), 0);
+        let done = lru.walk(&mut at, 100, |_, _, _| {
+            seen += 1;
+            if seen == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert!(done);
+        assert_eq!(seen, 2);
     }
 
     #[test]
