@@ -14,4 +14,4 @@ pub mod store;
 pub mod timer;
 pub mod uses;
 
-pub use store::{Cache, Entry, Named, Purge};
+pub use store::{Cache, Entry, Listed, Listing, Named, Purge};

@@ -4,7 +4,8 @@
 //! The lock is held for O(1) work only (a hash lookup and a list splice, or
 //! an insert); entries are shared as `Arc`s, so serving a hit means cloning
 //! a pointer under the lock and writing the bytes after it is released.
-//! What must look at every entry (a purge of a prefix or of a tag) takes
+//! What must look at every entry (a purge of a prefix or of a tag, a
+//! listing of the admin listener's `/cache/entries`) takes
 //! the lock for a bounded slice of them at a time.
 
 use super::lru::{Lru, Pick, Sweep};
@@ -18,6 +19,7 @@ use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -255,6 +257,18 @@ impl Entry {
         (body, made)
     }
 
+    /// The size of the body compressed, once a hit has made it.
+    pub fn compressed_len(&self) -> Option<usize> {
+        self.compressed.get().map(|c| c.len())
+    }
+
+    /// The request fields it was keyed on (its Vary, as the key spells
+    /// it: what the rules in force when it was stored read of it).
+    pub fn vary_names(&self) -> impl Iterator<Item = &str> {
+        let variant = self.key().split('\n').skip(1);
+        variant.map(|part| part.split('=').next().unwrap_or(part))
+    }
+
     /// The key without its Vary part.
     pub fn primary_key(&self) -> &str {
         primary_of(self.key())
@@ -361,6 +375,38 @@ impl Stats {
     fn count_soft(&self, kind: Named, entries: usize) {
         self.soft_purges[kind as usize].fetch_add(1, Ordering::Relaxed);
         self.soft_purged_entries[kind as usize].fetch_add(entries as u64, Ordering::Relaxed);
+    }
+}
+
+/// An entry as a listing of the cache shows it.
+#[derive(Debug)]
+pub struct Listed {
+    pub entry: Arc<Entry>,
+    /// What it counts for against the capacity: the weight it was stored
+    /// with, which a compressed copy made since may not be in yet (see
+    /// [`Cache::reweigh`]).
+    pub weight: u64,
+}
+
+/// What a listing of the cache found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub entries: Vec<Listed>,
+    /// Whether more entries were named than the listing's limit let in.
+    pub truncated: bool,
+}
+
+impl Listing {
+    /// Adds `entry` unless `limit` entries are listed already, in which
+    /// case the listing is truncated: `Break`, as no more will be taken.
+    fn take(&mut self, entry: &Arc<Entry>, weight: u64, limit: usize) -> ControlFlow<()> {
+        if self.entries.len() >= limit {
+            self.truncated = true;
+            return ControlFlow::Break(());
+        }
+        let entry = entry.clone();
+        self.entries.push(Listed { entry, weight });
+        ControlFlow::Continue(())
     }
 }
 
@@ -925,6 +971,68 @@ impl Cache {
             drop(out); // entries freed outside the lock
             if done {
                 return (named, longest_hold);
+            }
+            between();
+        }
+    }
+
+    /// The entries stored for each of `primaries`, every Vary variant, as
+    /// [`Cache::invalidate_all`] names them, at most `limit`. None is
+    /// promoted: a listing is not a use, and must not save from eviction
+    /// what no client asks for.
+    pub fn list_all(&self, primaries: &[String], limit: usize) -> Listing {
+        let state = self.state.lock();
+        let mut listing = Listing::default();
+        for primary in primaries {
+            let variants = (state.vary.get(primary.as_str())).map_or(&[][..], |v| &v.keys[..]);
+            for key in variants.iter().chain([primary]) {
+                let lru = &state.lru;
+                let Some((entry, weight)) = lru.peek(key.as_str()).zip(lru.peek_weight(key.as_str()))
+                else {
+                    continue;
+                };
+                if listing.take(entry, weight, limit).is_break() {
+                    return listing;
+                }
+            }
+        }
+        listing
+    }
+
+    /// The entries whose primary key starts with one of `prefixes` (`""`:
+    /// every entry), as [`Cache::invalidate_prefixes`] names them, at
+    /// most `limit`, in no particular order. The walk holds the lock for
+    /// the slices of a purge's, and promotes nothing (see
+    /// [`Cache::list_all`]).
+    pub fn list_prefixes(&self, prefixes: &[String], limit: usize) -> Listing {
+        self.list_prefixes_by(prefixes, limit, SWEEP_SLICE, || {})
+    }
+
+    /// [`Cache::list_prefixes`] by `slice` slots per hold of the lock,
+    /// calling `between` (tests) with the lock released after each slice
+    /// but the last.
+    fn list_prefixes_by(
+        &self,
+        prefixes: &[String],
+        limit: usize,
+        slice: usize,
+        mut between: impl FnMut(),
+    ) -> Listing {
+        let group = Group::Prefixes(prefixes.to_vec());
+        let (mut at, mut listing) = (Sweep::default(), Listing::default());
+        loop {
+            let state = self.state.lock();
+            let done = state.lru.walk(&mut at, slice, |key, entry, weight| {
+                if !group.holds(key, entry) {
+                    return ControlFlow::Continue(());
+                }
+                listing.take(entry, weight, limit)
+            });
+            // As a purge's slices: else the next slice could take the lock
+            // again before a request waiting for it woke.
+            MutexGuard::unlock_fair(state);
+            if done {
+                return listing;
             }
             between();
         }
@@ -1555,6 +1663,72 @@ mod tests {
         assert!(cache.lookup("h/v", &Headers::new()).is_none());
         assert_eq!(cache.invalidate("h/v"), 1);
         assert!(cache.lookup("h/v", &gzip).is_none());
+    }
+
+    /// The keys of a listing, sorted.
+    fn listed_keys(listing: &Listing) -> Vec<&str> {
+        let mut keys: Vec<&str> = listing.entries.iter().map(|l| l.entry.key()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_listing_of_urls_names_every_variant_with_its_weight_and_promotes_none() {
+        // Room for three: a fourth insert evicts the least recently used.
+        let weight = entry("h/a", "plain", 60, None).weight();
+        let cache = Cache::new(3 * weight + weight / 2, 1 << 16);
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let vary = ["accept-encoding".to_string()];
+        let zipped = policy::variant_key("h/v", &vary, &gzip);
+        assert!(cache.insert(entry("h/a", "plain", 60, None)));
+        assert!(cache.insert(entry(&zipped, "zippd", 60, Some("Accept-Encoding"))));
+        let plain = policy::variant_key("h/v", &vary, &Headers::new());
+        assert!(cache.insert(entry(&plain, "plain", 60, Some("Accept-Encoding"))));
+
+        let listing = cache.list_all(&["h/v".into(), "https://h/v".into()], 100);
+        assert_eq!(listed_keys(&listing), [&*plain, &*zipped]);
+        assert!(!listing.truncated);
+        for listed in &listing.entries {
+            assert_eq!(listed.weight, listed.entry.weight());
+            assert_eq!(listed.entry.vary_names().collect::<Vec<_>>(), ["accept-encoding"]);
+        }
+        let listing = cache.list_all(&["h/v".into()], 1);
+        assert_eq!((listing.entries.len(), listing.truncated), (1, true));
+        assert!(cache.list_all(&["h/none".into()], 100).entries.is_empty());
+
+        // Listed last, "h/a" is still the least recently used.
+        assert!(cache.list_all(&["h/a".into()], 100).entries.len() == 1);
+        assert_eq!(cache.list_prefixes(&["h/a".into()], 100).entries.len(), 1);
+        assert!(cache.insert(entry("h/b", "plain", 60, None)));
+        assert!(cache.lookup("h/a", &Headers::new()).is_none());
+        assert!(cache.lookup("h/v", &gzip).is_some());
+    }
+
+    #[test]
+    fn a_listing_of_a_prefix_walks_in_slices_up_to_its_limit() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        for i in 0..10 {
+            assert!(cache.insert(entry(&format!("h/products/{i}"), "p", 60, None)));
+            assert!(cache.insert(entry(&format!("h/other/{i}"), "o", 60, None)));
+        }
+        assert!(cache.insert(entry("https://h/products/s", "p", 60, None)));
+        let prefixes = ["h/products/".to_string(), "https://h/products/".into()];
+        let mut slices = 0;
+        let listing = cache.list_prefixes_by(&prefixes, 100, 3, || slices += 1);
+        assert_eq!(listing.entries.len(), 11);
+        assert!(!listing.truncated);
+        assert!(listed_keys(&listing).iter().all(|k| k.contains("/products/")));
+        // 21 entries in slots of 3: the lock was let go between slices.
+        assert!(slices >= 6, "{slices} slices");
+
+        let listing = cache.list_prefixes(&prefixes, 4);
+        assert_eq!((listing.entries.len(), listing.truncated), (4, true));
+        let listing = cache.list_prefixes(&prefixes, 11);
+        assert_eq!((listing.entries.len(), listing.truncated), (11, false));
+        // `""` names every entry.
+        assert_eq!(cache.list_prefixes(&[String::new()], 1000).entries.len(), 21);
+        assert!(cache.list_prefixes(&["h/none/".into()], 10).entries.is_empty());
     }
 
     #[test]
