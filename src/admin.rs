@@ -8,11 +8,14 @@
 //! Admin traffic is a scrape every few seconds and an occasional purge: a
 //! thread per connection, one request per connection, `Connection: close`.
 
-use crate::cache::{policy, Named, Purge};
+use crate::cache::store::unix_ms;
+use crate::cache::{policy, Listed, Listing, Named, Purge};
 use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
-use crate::http::head::{find_head_end, parse_request, reason_phrase, RequestLimits};
+use crate::http::head::{
+    find_head_end, parse_request, reason_phrase, split_absolute, RequestLimits,
+};
 use crate::http::{BufConn, RequestHead};
 use crate::json;
 use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
@@ -41,6 +44,10 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_ADMIN_TIMEOUT: Duration = Duration::from_millis(250);
 /// Largest admin request head.
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
+/// Entries `/cache/entries` lists without `limit=`, and the most it takes:
+/// a listing is built whole in memory before it is sent.
+const DEFAULT_LISTING_LIMIT: usize = 100;
+const MAX_LISTING_LIMIT: usize = 10_000;
 /// Largest admin request body read: a target's new state is one word.
 const MAX_ADMIN_BODY: u64 = 1024;
 /// The request fields that make a purge soft (`1`) or hard (`0`): ours,
@@ -374,7 +381,17 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
             let status = if removed > 0 { 200 } else { 404 };
             Reply::json(status, format!("{{\"removed\":{removed}}}\n"))
         }
-        "/cache" => Reply::not_allowed("DELETE, PURGE"),
+        // What `/status` says of the cache: a script watching the cache
+        // asks for it alone, rather than for every target's state too.
+        "/cache" if read => {
+            let mut out = String::new();
+            push_cache_totals(&mut out, shared);
+            out.push('\n');
+            Reply::json(200, out)
+        }
+        "/cache" => Reply::not_allowed("GET, HEAD, DELETE, PURGE"),
+        "/cache/entries" if read => cache_entries(head, target.split_once('?').map(|q| q.1), shared),
+        "/cache/entries" => Reply::not_allowed("GET, HEAD, PURGE"),
         _ => Reply::text(404, "404 Not Found\n"),
     }
 }
@@ -556,12 +573,20 @@ fn purge(head: &RequestHead, shared: &Shared) -> Reply {
         }
         return purged(Named::Prefix, &prefixes[0], purge, named);
     }
+    let keys = keys_of_url(head, ignored);
+    let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_all(&keys, purge));
+    purged(Named::Url, &keys[0], purge, named)
+}
+
+/// The primary keys of the URL `head` names, as a `PURGE` of it names
+/// them: under both schemes, and both spellings of a `*` it ends in (see
+/// [`with_literal_star`]). The `http` key first.
+fn keys_of_url(head: &RequestHead, ignored: &policy::IgnoredParams) -> Vec<String> {
     let mut keys = policy::primary_keys_of_uri(head, ignored).to_vec();
     if let Some(starred) = with_literal_star(head) {
         keys.extend(policy::primary_keys_of_uri(&starred, ignored));
     }
-    let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_all(&keys, purge));
-    purged(Named::Url, &keys[0], purge, named)
+    keys
 }
 
 /// Whether a purge is soft: `Soft-Purge: 1` (or Fastly's
@@ -690,6 +715,216 @@ fn push_count(body: &mut String, purge: Purge, named: usize) {
         Purge::Hard => writeln!(body, ",\"removed\":{named}}}"),
         Purge::Soft(_) => writeln!(body, ",\"soft\":true,\"marked_stale\":{named}}}"),
     };
+}
+
+/// What `/cache/entries` lists.
+#[derive(Debug, PartialEq, Eq)]
+enum Selection {
+    /// `url=`: the entries of one URL, every Vary variant.
+    Url(String),
+    /// `prefix=`: those a `PURGE` of the prefix followed by `*` names.
+    Prefix(String),
+    /// Neither: every entry of every site.
+    Everything,
+}
+
+/// A `/cache/entries` query, read.
+#[derive(Debug, PartialEq, Eq)]
+struct EntriesQuery {
+    selection: Selection,
+    limit: usize,
+}
+
+/// Reads the query of `/cache/entries`: `url=` or `prefix=` (a URL or a
+/// prefix as a client would send it, percent-encoded as a query value
+/// must be, so that its own `?` and `&` stay its own) and `limit=`. A
+/// parameter unknown or given twice is an error rather than ignored: a
+/// typo (`prefx=`) would list another selection than the one meant, and
+/// a URL sent unencoded would lose what follows its first `&`.
+fn entries_query(query: Option<&str>) -> Result<EntriesQuery, String> {
+    let (mut url, mut prefix, mut limit) = (None, None, None);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "url" => &mut url,
+            "prefix" => &mut prefix,
+            "limit" => &mut limit,
+            _ => {
+                return Err(format!(
+                    "unknown parameter {:?}: takes url=, prefix= and limit= (percent-encode the URL)",
+                    escape_for_text(name)
+                ))
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(format!("{name}= given twice"));
+        }
+    }
+    let limit = match limit {
+        None => DEFAULT_LISTING_LIMIT,
+        Some(limit) => match limit.parse::<usize>() {
+            Ok(n) if (1..=MAX_LISTING_LIMIT).contains(&n) && limit.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("limit= takes a number from 1 to {MAX_LISTING_LIMIT}")),
+        },
+    };
+    let selection = match (url, prefix) {
+        (Some(_), Some(_)) => return Err("url= or prefix=, not both".into()),
+        (Some(url), None) => Selection::Url(request_target(url, "url")?),
+        (None, Some(prefix)) => Selection::Prefix(request_target(prefix, "prefix")?),
+        (None, None) => Selection::Everything,
+    };
+    Ok(EntriesQuery { selection, limit })
+}
+
+/// A query value decoded into a request-target: origin-form (`/a?b`) or
+/// absolute-form (`http://host/a`), of visible ASCII or UTF-8, as a
+/// client could send it.
+fn request_target(value: &str, name: &str) -> Result<String, String> {
+    let bad = || format!("{name}= takes a URL as a client sends it (/path?query or http://host/path), percent-encoded");
+    let decoded = String::from_utf8(policy::decode_percent(value.as_bytes())).map_err(|_| bad())?;
+    let visible = !decoded.bytes().any(|b| b <= b' ' || b == 0x7f);
+    let form = decoded.starts_with('/') || split_absolute(&decoded).is_some();
+    if visible && form {
+        Ok(decoded)
+    } else {
+        Err(bad())
+    }
+}
+
+/// `name` as an error message may quote it: a client's bytes, shown with
+/// the control characters escaped.
+fn escape_for_text(name: &str) -> String {
+    name.chars().flat_map(char::escape_debug).take(64).collect()
+}
+
+/// `GET /cache/entries`: what the cache holds for a URL (`url=`), under
+/// a prefix (`prefix=`) or in all, each entry as [`push_entry`] writes
+/// it, at most `limit=` of them, with the totals of `/status`; 404 when
+/// none is stored. Nothing listed is promoted: a listing is not a use.
+///
+/// A URL or a prefix is keyed as a `PURGE` of it is, on the site the
+/// `Host` names, and is taken under any Host, as a purge is: a page on a
+/// name rebound to 127.0.0.1 sends its own name, and can list only what
+/// the proxy stores for it. Every site's entries (neither parameter)
+/// are taken only under a Host that is an address, as a purge by tag
+/// that reaches every site is: they would show such a page the URLs
+/// (and, in the keys of responses that vary, the request fields, a
+/// cookie perhaps) of every site the proxy serves.
+fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Reply {
+    let EntriesQuery { selection, limit } = match entries_query(query) {
+        Ok(query) => query,
+        Err(e) => return Reply::text(400, format!("{e}\n")),
+    };
+    if selection == Selection::Everything && !host_is_an_address(head) {
+        return Reply::text(
+            403,
+            "a listing of every site's entries takes a Host that is an IP address or localhost; \
+             url= or prefix= list the Host's own\n",
+        );
+    }
+    let Some(cache) = &shared.cache else {
+        return Reply::json(404, "{\"entries\":[],\"enabled\":false}\n".into());
+    };
+    let ignored = &shared.config.cache_key_ignore_params;
+    let public = |target: String| RequestHead {
+        method: "GET".into(),
+        target,
+        ..head.clone()
+    };
+    // What was listed, as a purge's answer names it: the `http` key.
+    let (named, listing) = match selection {
+        Selection::Url(url) => {
+            let mut keys = keys_of_url(&public(url), ignored);
+            let listing = cache.list_all(&keys, limit);
+            (Some(("key", keys.swap_remove(0))), listing)
+        }
+        Selection::Prefix(prefix) => {
+            // `http://host` and a `*` would make the `*` the host's.
+            let Some([http, https]) =
+                policy::prefix_keys_of_uri(&public(format!("{prefix}*")), ignored)
+            else {
+                return Reply::text(400, "prefix= of an absolute URL takes a path: http://host/\n");
+            };
+            let listing = cache.list_prefixes(&[http.clone(), https], limit);
+            (Some(("prefix", http)), listing)
+        }
+        Selection::Everything => (None, cache.list_prefixes(&[String::new()], limit)),
+    };
+    let status = if listing.entries.is_empty() { 404 } else { 200 };
+    let mut out = listing_json(&listing, SystemTime::now());
+    out.pop(); // the closing brace, to add the selection and the totals
+    if let Some((label, key)) = named {
+        out.push(',');
+        json::push_key(&mut out, label);
+        json::push_str(&mut out, &key);
+    }
+    out.push_str(",\"cache\":");
+    push_cache_totals(&mut out, shared);
+    out.push_str("}\n");
+    Reply::json(status, out)
+}
+
+/// `{"entries":[...],"truncated":...}`.
+fn listing_json(listing: &Listing, now: SystemTime) -> String {
+    let mut out = String::from("{\"entries\":[");
+    for (i, listed) in listing.entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_entry(&mut out, listed, now);
+    }
+    let _ = write!(out, "],\"truncated\":{}}}", listing.truncated);
+    out
+}
+
+/// One entry as `/cache/entries` lists it: its key (the Vary part after
+/// a newline, escaped), status, body size, `weight` (what it counts for
+/// against `cache_size`), `age`, `fresh_for` (seconds left, negative once
+/// stale: rounded down, so the sign is exact), `stale_window_left`
+/// (seconds it may still stand in once stale: the whole window while it
+/// is fresh), whether it has a validator to be revalidated with, the
+/// request fields it varies on, its `Surrogate-Key` tags, and the size
+/// of its gzip copy (`null` until a hit made one).
+fn push_entry(out: &mut String, listed: &Listed, now: SystemTime) {
+    let entry = &listed.entry;
+    let record = &entry.record;
+    let now_ms = unix_ms(now);
+    let seconds_until = |at: u64| (i128::from(at) - i128::from(now_ms)).div_euclid(1000);
+    let stale_left = record.stale_until.saturating_sub(now_ms.max(record.expires_at)) / 1000;
+    out.push('{');
+    json::push_key(out, "key");
+    json::push_str(out, entry.key());
+    let _ = write!(
+        out,
+        ",\"status\":{},\"body_bytes\":{},\"weight\":{},\"age\":{},\"fresh_for\":{},\"stale_window_left\":{stale_left},\"validator\":{},\"vary\":[",
+        entry.head.status,
+        record.body.len(),
+        listed.weight,
+        entry.age(now).as_secs(),
+        seconds_until(record.expires_at),
+        !policy::validators(&entry.head).is_empty(),
+    );
+    push_list(out, entry.vary_names());
+    out.push_str("],\"tags\":[");
+    push_list(out, entry.tags().iter());
+    out.push_str("],\"gzip_bytes\":");
+    match entry.compressed_len() {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.push_str("null"),
+    }
+    out.push('}');
+}
+
+/// Strings, comma separated.
+fn push_list<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::push_str(out, item);
+    }
 }
 
 /// A Prometheus label value: `\`, `"` and newlines escaped.
@@ -1069,6 +1304,13 @@ pub fn status_json(shared: &Shared) -> String {
         );
     }
     out.push_str("],\"cache\":");
+    push_cache_totals(&mut out, shared);
+    out.push_str("}\n");
+    out
+}
+
+/// `/status`'s `cache` object: what the cache holds in all, and its counters.
+fn push_cache_totals(out: &mut String, shared: &Shared) {
     match &shared.cache {
         None => out.push_str("{\"enabled\":false}"),
         Some(cache) => {
@@ -1091,6 +1333,170 @@ pub fn status_json(shared: &Shared) -> String {
             );
         }
     }
-    out.push_str("}\n");
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::policy::{Lifetime, Settings};
+    use crate::cache::Entry;
+    use crate::http::ResponseHead;
+
+    fn query(q: &str) -> Result<EntriesQuery, String> {
+        entries_query(Some(q))
+    }
+
+    #[test]
+    fn a_listing_query_takes_a_url_or_a_prefix_and_a_bounded_limit() {
+        let url = |u: &str, limit| EntriesQuery {
+            selection: Selection::Url(u.into()),
+            limit,
+        };
+        assert_eq!(query("url=/products/42"), Ok(url("/products/42", 100)));
+        // Encoded, the URL keeps its own query.
+        assert_eq!(
+            query("limit=3&url=%2Fp%3Fx%3D1%26y%3D%252F"),
+            Ok(url("/p?x=1&y=%2F", 3))
+        );
+        assert_eq!(
+            query("url=http://Shop.Example/a"),
+            Ok(url("http://Shop.Example/a", 100))
+        );
+        assert_eq!(
+            query("prefix=/&limit=10000"),
+            Ok(EntriesQuery {
+                selection: Selection::Prefix("/".into()),
+                limit: 10_000
+            })
+        );
+        let everything = EntriesQuery {
+            selection: Selection::Everything,
+            limit: 100,
+        };
+        assert_eq!(entries_query(None), Ok(everything));
+        assert_eq!(query("limit=1").map(|q| q.limit), Ok(1));
+        for bad in [
+            "limit=0",
+            "limit=10001",
+            "limit=",
+            "limit=ten",
+            "limit=+5",
+            "limit=-1",
+            "limit=99999999999999999999999",
+            "url=/a&prefix=/",
+            "url=/a&url=/b",
+            "limit=1&limit=2",
+            "url=/a&b=1",
+            "prefx=/",
+            "url=",
+            "url=products",
+            "url=/a%20b",
+            "url=/a%0d%0aX:1",
+            "url=/%ff",
+            "prefix=*",
+        ] {
+            assert!(query(bad).is_err(), "{bad} taken");
+        }
+        // A hostile parameter name is quoted escaped.
+        let e = query("\u{1b}[2J=1").unwrap_err();
+        assert!(!e.contains('\u{1b}'), "{e}");
+    }
+
+    /// An entry born at `birth` (seconds after the epoch), fresh for 60 s
+    /// with 30 s of stale-if-error.
+    fn stored(key: &str, fields: &[(&str, &str)], birth: u64) -> Entry {
+        let mut head = ResponseHead::new(200);
+        for (name, value) in fields {
+            head.headers.push(name, *value);
+        }
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(30),
+        };
+        let birth = SystemTime::UNIX_EPOCH + Duration::from_secs(birth);
+        let body = b"hello".as_slice().into();
+        Entry::new(key.into(), head, body, birth, lifetime, &Settings::default())
+    }
+
+    fn entry_json(entry: Entry, now_secs: f64) -> String {
+        let listed = Listed {
+            weight: entry.weight(),
+            entry: Arc::new(entry),
+        };
+        let mut out = String::new();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(now_secs);
+        push_entry(&mut out, &listed, now);
+        out
+    }
+
+    #[test]
+    fn an_entry_lists_its_times_validator_variants_tags_and_gzip_copy() {
+        let fields = [
+            ("ETag", "\"v1\""),
+            ("Vary", "Accept-Encoding"),
+            ("Surrogate-Key", "product-42 home"),
+        ];
+        let entry = stored("h/p\naccept-encoding=gzip", &fields, 1_000_000);
+        entry.compressed(|_| vec![0; 7]);
+        let weight = entry.weight();
+        let json = entry_json(entry, 1_000_010.0);
+        assert_eq!(
+            json,
+            format!(
+                "{{\"key\":\"h/p\\naccept-encoding=gzip\",\"status\":200,\"body_bytes\":5,\
+                 \"weight\":{weight},\"age\":10,\"fresh_for\":50,\"stale_window_left\":30,\
+                 \"validator\":true,\"vary\":[\"accept-encoding\"],\
+                 \"tags\":[\"home\",\"product-42\"],\"gzip_bytes\":7}}"
+            )
+        );
+        // Stale: a negative `fresh_for`, even half a second past, and
+        // what is left of the window.
+        let plain = || stored("h/q", &[], 1_000_000);
+        let json = entry_json(plain(), 1_000_075.0);
+        assert!(json.contains("\"fresh_for\":-15,\"stale_window_left\":15,"), "{json}");
+        assert!(json.contains("\"validator\":false,\"vary\":[],\"tags\":[],\"gzip_bytes\":null}"), "{json}");
+        let json = entry_json(plain(), 1_000_060.5);
+        assert!(json.contains("\"fresh_for\":-1,"), "{json}");
+        let json = entry_json(plain(), 1_000_200.0);
+        assert!(json.contains("\"stale_window_left\":0,"), "{json}");
+        let json = entry_json(stored("h/r", &[("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")], 0), 0.0);
+        assert!(json.contains("\"validator\":true"), "{json}");
+    }
+
+    #[test]
+    fn a_hostile_key_is_listed_escaped() {
+        // Keys are the bytes clients sent: a terminal escape, a quote, a
+        // backslash, Unicode line ends and a bidi override.
+        let key = "h/a\u{1b}[31m\"\\\u{85}\u{2028}\u{202e}é\nx-evil=\u{7}";
+        let json = entry_json(stored(key, &[], 0), 1.0);
+        let raw = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{202e}');
+        assert!(!json.chars().any(raw), "{json:?}");
+        assert!(
+            json.starts_with(
+                "{\"key\":\"h/a\\u001b[31m\\\"\\\\\\u0085\\u2028\\u202eé\\nx-evil=\\u0007\","
+            ),
+            "{json}"
+        );
+        assert!(json.contains("\"vary\":[\"x-evil\"]"), "{json}");
+    }
+
+    #[test]
+    fn a_listing_says_whether_it_was_cut_short() {
+        let listed = || Listed {
+            entry: Arc::new(stored("h/a", &[], 0)),
+            weight: 1,
+        };
+        let mut listing = Listing {
+            entries: vec![listed(), listed()],
+            truncated: true,
+        };
+        let json = listing_json(&listing, SystemTime::UNIX_EPOCH);
+        assert!(json.starts_with("{\"entries\":[{\"key\":\"h/a\","), "{json}");
+        assert_eq!(json.matches("{\"key\"").count(), 2);
+        assert!(json.ends_with("}],\"truncated\":true}"), "{json}");
+        listing.entries.clear();
+        listing.truncated = false;
+        let json = listing_json(&listing, SystemTime::UNIX_EPOCH);
+        assert_eq!(json, "{\"entries\":[],\"truncated\":false}");
+    }
 }
