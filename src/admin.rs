@@ -1,6 +1,7 @@
 //! The admin listener: `GET /metrics` (Prometheus text format),
 //! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`,
-//! or `/` with `Surrogate-Key`: by tag; soft with `Soft-Purge: 1`), `DELETE /cache`, and `GET`/`PUT /targets/<name>` (a target's state:
+//! or `/` with `Surrogate-Key`: by tag; soft with `Soft-Purge: 1`), `DELETE /cache`,
+//! `GET /cache` and `GET /cache/entries` (what the cache holds), and `GET`/`PUT /targets/<name>` (a target's state:
 //! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
 //! `admin_bind` (loopback by default) because it can empty the cache and
 //! take targets out of rotation.
@@ -751,9 +752,9 @@ fn entries_query(query: Option<&str>) -> Result<EntriesQuery, String> {
             "limit" => &mut limit,
             _ => {
                 return Err(format!(
-                    "unknown parameter {:?}: takes url=, prefix= and limit= (percent-encode the URL)",
-                    escape_for_text(name)
-                ))
+                "unknown parameter {:?}: takes url=, prefix= and limit= (percent-encode the URL)",
+                escape_for_text(name)
+            ))
             }
         };
         if slot.replace(value).is_some() {
@@ -763,8 +764,17 @@ fn entries_query(query: Option<&str>) -> Result<EntriesQuery, String> {
     let limit = match limit {
         None => DEFAULT_LISTING_LIMIT,
         Some(limit) => match limit.parse::<usize>() {
-            Ok(n) if (1..=MAX_LISTING_LIMIT).contains(&n) && limit.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(format!("limit= takes a number from 1 to {MAX_LISTING_LIMIT}")),
+            Ok(n)
+                if (1..=MAX_LISTING_LIMIT).contains(&n)
+                    && limit.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                n
+            }
+            _ => {
+                return Err(format!(
+                    "limit= takes a number from 1 to {MAX_LISTING_LIMIT}"
+                ))
+            }
         },
     };
     let selection = match (url, prefix) {
@@ -780,7 +790,9 @@ fn entries_query(query: Option<&str>) -> Result<EntriesQuery, String> {
 /// absolute-form (`http://host/a`), of visible ASCII or UTF-8, as a
 /// client could send it.
 fn request_target(value: &str, name: &str) -> Result<String, String> {
-    let bad = || format!("{name}= takes a URL as a client sends it (/path?query or http://host/path), percent-encoded");
+    let bad = || {
+        format!("{name}= takes a URL as a client sends it (/path?query or http://host/path), percent-encoded")
+    };
     let decoded = String::from_utf8(policy::decode_percent(value.as_bytes())).map_err(|_| bad())?;
     let visible = !decoded.bytes().any(|b| b <= b' ' || b == 0x7f);
     let form = decoded.starts_with('/') || split_absolute(&decoded).is_some();
@@ -843,7 +855,10 @@ fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Re
             let Some([http, https]) =
                 policy::prefix_keys_of_uri(&public(format!("{prefix}*")), ignored)
             else {
-                return Reply::text(400, "prefix= of an absolute URL takes a path: http://host/\n");
+                return Reply::text(
+                    400,
+                    "prefix= of an absolute URL takes a path: http://host/\n",
+                );
             };
             let listing = cache.list_prefixes(&[http.clone(), https], limit);
             (Some(("prefix", http)), listing)
@@ -890,7 +905,10 @@ fn push_entry(out: &mut String, listed: &Listed, now: SystemTime) {
     let record = &entry.record;
     let now_ms = unix_ms(now);
     let seconds_until = |at: u64| (i128::from(at) - i128::from(now_ms)).div_euclid(1000);
-    let stale_left = record.stale_until.saturating_sub(now_ms.max(record.expires_at)) / 1000;
+    let stale_left = record
+        .stale_until
+        .saturating_sub(now_ms.max(record.expires_at))
+        / 1000;
     out.push('{');
     json::push_key(out, "key");
     json::push_str(out, entry.key());
@@ -1415,7 +1433,14 @@ mod tests {
         };
         let birth = SystemTime::UNIX_EPOCH + Duration::from_secs(birth);
         let body = b"hello".as_slice().into();
-        Entry::new(key.into(), head, body, birth, lifetime, &Settings::default())
+        Entry::new(
+            key.into(),
+            head,
+            body,
+            birth,
+            lifetime,
+            &Settings::default(),
+        )
     }
 
     fn entry_json(entry: Entry, now_secs: f64) -> String {
@@ -1453,13 +1478,26 @@ mod tests {
         // what is left of the window.
         let plain = || stored("h/q", &[], 1_000_000);
         let json = entry_json(plain(), 1_000_075.0);
-        assert!(json.contains("\"fresh_for\":-15,\"stale_window_left\":15,"), "{json}");
-        assert!(json.contains("\"validator\":false,\"vary\":[],\"tags\":[],\"gzip_bytes\":null}"), "{json}");
+        assert!(
+            json.contains("\"fresh_for\":-15,\"stale_window_left\":15,"),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"validator\":false,\"vary\":[],\"tags\":[],\"gzip_bytes\":null}"),
+            "{json}"
+        );
         let json = entry_json(plain(), 1_000_060.5);
         assert!(json.contains("\"fresh_for\":-1,"), "{json}");
         let json = entry_json(plain(), 1_000_200.0);
         assert!(json.contains("\"stale_window_left\":0,"), "{json}");
-        let json = entry_json(stored("h/r", &[("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")], 0), 0.0);
+        let json = entry_json(
+            stored(
+                "h/r",
+                &[("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")],
+                0,
+            ),
+            0.0,
+        );
         assert!(json.contains("\"validator\":true"), "{json}");
     }
 
@@ -1491,7 +1529,10 @@ mod tests {
             truncated: true,
         };
         let json = listing_json(&listing, SystemTime::UNIX_EPOCH);
-        assert!(json.starts_with("{\"entries\":[{\"key\":\"h/a\","), "{json}");
+        assert!(
+            json.starts_with("{\"entries\":[{\"key\":\"h/a\","),
+            "{json}"
+        );
         assert_eq!(json.matches("{\"key\"").count(), 2);
         assert!(json.ends_with("}],\"truncated\":true}"), "{json}");
         listing.entries.clear();

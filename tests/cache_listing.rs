@@ -101,7 +101,9 @@ fn field<'a>(json: &'a str, name: &str) -> &'a str {
 
 fn number(json: &str, name: &str) -> i64 {
     let value = field(json, name);
-    value.parse().unwrap_or_else(|_| panic!("{name} is {value}"))
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is {value}"))
 }
 
 #[test]
@@ -122,7 +124,10 @@ fn a_url_lists_each_variant_with_its_times_validator_and_tags() {
     assert!(body.contains("\"key\":\"test.example/v\","), "{body}");
     let variants = entries_of(&body);
     assert_eq!(variants.len(), 2, "{body}");
-    let mut keys: Vec<&str> = variants.iter().map(|v| v.split(',').next().unwrap()).collect();
+    let mut keys: Vec<&str> = variants
+        .iter()
+        .map(|v| v.split(',').next().unwrap())
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
@@ -159,9 +164,7 @@ fn a_url_lists_each_variant_with_its_times_validator_and_tags() {
     let soft = {
         let addr = proxy.handle().admin_addr().unwrap();
         let mut client = Client::connect(addr);
-        client.send(
-            b"PURGE /products/old HTTP/1.1\r\nHost: test.example\r\nSoft-Purge: 1\r\n\r\n",
-        );
+        client.send(b"PURGE /products/old HTTP/1.1\r\nHost: test.example\r\nSoft-Purge: 1\r\n\r\n");
         client.response()
     };
     assert_eq!(soft.status, 200, "{}", soft.body_str());
@@ -171,7 +174,10 @@ fn a_url_lists_each_variant_with_its_times_validator_and_tags() {
         panic!("{body}")
     };
     assert!(number(stale, "fresh_for") < 0, "{stale}");
-    assert!((1..=600).contains(&number(stale, "stale_window_left")), "{stale}");
+    assert!(
+        (1..=600).contains(&number(stale, "stale_window_left")),
+        "{stale}"
+    );
     assert_eq!(field(stale, "validator"), "true", "{stale}");
     assert_eq!(field(stale, "tags"), "[\"product-42\"]", "{stale}");
 
@@ -204,7 +210,10 @@ fn a_prefix_lists_what_its_purge_would_drop_up_to_the_limit() {
         assert!(listed.iter().any(|e| e.starts_with(&key)), "{path}: {body}");
     }
     assert!(body.contains("\"truncated\":false"), "{body}");
-    assert!(body.contains("\"prefix\":\"test.example/products/\""), "{body}");
+    assert!(
+        body.contains("\"prefix\":\"test.example/products/\""),
+        "{body}"
+    );
     // The totals, of the whole cache.
     let totals = &body[body.find("\"cache\":").unwrap()..];
     assert_eq!(number(totals, "entries"), 7, "{totals}");
@@ -225,7 +234,13 @@ fn a_prefix_lists_what_its_purge_would_drop_up_to_the_limit() {
     let (status, body) = list(&proxy, "", SHOP);
     assert_eq!(status, 403, "{body}");
 
-    for bad in ["prefix=/&limit=0", "prefix=/&limit=10001", "prefix=/&limit=x", "prefx=/"] {
+    for bad in [
+        "prefix=/&limit=0",
+        "prefix=/&limit=10001",
+        "prefix=/&limit=x",
+        "prefx=/",
+        "prefix=http://test.example",
+    ] {
         assert_eq!(list(&proxy, bad, SHOP).0, 400, "{bad}");
     }
     let (status, body) = list(&proxy, "prefix=/nothing/", SHOP);
@@ -234,7 +249,11 @@ fn a_prefix_lists_what_its_purge_would_drop_up_to_the_limit() {
 
     // Listing changed nothing, and the purge drops what was listed.
     let purged = admin(&proxy, "PURGE", "/products/*", SHOP);
-    assert!(purged.body_str().contains("\"removed\":3"), "{}", purged.body_str());
+    assert!(
+        purged.body_str().contains("\"removed\":3"),
+        "{}",
+        purged.body_str()
+    );
     assert_eq!(list(&proxy, "prefix=/products/", SHOP).0, 404);
 }
 
@@ -282,14 +301,20 @@ fn get_cache_says_the_totals_that_status_says() {
     let status = admin(&proxy, "GET", "/status", "127.0.0.1").body_str();
     let part = &status[status.find("\"cache\":").unwrap() + 8..status.len() - 2];
     assert_eq!(cache, format!("{part}\n"));
-    assert!(cache.starts_with("{\"enabled\":true,\"entries\":1,"), "{cache}");
+    assert!(
+        cache.starts_with("{\"enabled\":true,\"entries\":1,"),
+        "{cache}"
+    );
     assert_eq!(number(&cache, "hits"), 1, "{cache}");
     assert_eq!(number(&cache, "misses"), 1, "{cache}");
 
     let r = admin(&proxy, "POST", "/cache", "127.0.0.1");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD, DELETE, PURGE"));
-    assert_eq!(admin(&proxy, "DELETE", "/cache/entries", "127.0.0.1").status, 405);
+    assert_eq!(
+        admin(&proxy, "DELETE", "/cache/entries", "127.0.0.1").status,
+        405
+    );
 }
 
 #[test]
@@ -300,7 +325,10 @@ fn without_a_cache_nothing_is_listed() {
         c.cache_size = 0;
     });
     let r = admin(&proxy, "GET", "/cache", "127.0.0.1");
-    assert_eq!((r.status, r.body_str()), (200, "{\"enabled\":false}\n".into()));
+    assert_eq!(
+        (r.status, r.body_str()),
+        (200, "{\"enabled\":false}\n".into())
+    );
     let (status, body) = list(&proxy, "prefix=/", SHOP);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("\"entries\":[]"), "{body}");

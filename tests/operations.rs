@@ -447,7 +447,8 @@ fn healthz_unknown_paths_and_wrong_methods() {
     for (method, path) in [
         ("POST", "/metrics"),
         ("DELETE", "/status"),
-        ("GET", "/cache"),
+        ("POST", "/cache"),
+        ("PUT", "/cache/entries"),
     ] {
         let r = admin(admin_addr, method, path, "admin");
         assert_eq!(r.status, 405, "{method} {path}");

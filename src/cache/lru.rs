@@ -719,7 +719,13 @@ mod tests {
             assert!(slices < 10, "the walk never ends");
         }
         seen.sort();
-        let want = [("a", 0, 1), ("b", 1, 2), ("c", 2, 3), ("d", 3, 4), ("e", 4, 5)];
+        let want = [
+            ("a", 0, 1),
+            ("b", 1, 2),
+            ("c", 2, 3),
+            ("d", 3, 4),
+            ("e", 4, 5),
+        ];
         assert_eq!(seen, want);
         assert_eq!(slices, 2, "5 slots, 2 at a time");
         assert_eq!(keys(&lru), before, "recency untouched");

@@ -987,7 +987,8 @@ impl Cache {
             let variants = (state.vary.get(primary.as_str())).map_or(&[][..], |v| &v.keys[..]);
             for key in variants.iter().chain([primary]) {
                 let lru = &state.lru;
-                let Some((entry, weight)) = lru.peek(key.as_str()).zip(lru.peek_weight(key.as_str()))
+                let Some((entry, weight)) =
+                    lru.peek(key.as_str()).zip(lru.peek_weight(key.as_str()))
                 else {
                     continue;
                 };
@@ -1691,7 +1692,10 @@ mod tests {
         assert!(!listing.truncated);
         for listed in &listing.entries {
             assert_eq!(listed.weight, listed.entry.weight());
-            assert_eq!(listed.entry.vary_names().collect::<Vec<_>>(), ["accept-encoding"]);
+            assert_eq!(
+                listed.entry.vary_names().collect::<Vec<_>>(),
+                ["accept-encoding"]
+            );
         }
         let listing = cache.list_all(&["h/v".into()], 1);
         assert_eq!((listing.entries.len(), listing.truncated), (1, true));
@@ -1718,7 +1722,9 @@ mod tests {
         let listing = cache.list_prefixes_by(&prefixes, 100, 3, || slices += 1);
         assert_eq!(listing.entries.len(), 11);
         assert!(!listing.truncated);
-        assert!(listed_keys(&listing).iter().all(|k| k.contains("/products/")));
+        assert!(listed_keys(&listing)
+            .iter()
+            .all(|k| k.contains("/products/")));
         // 21 entries in slots of 3: the lock was let go between slices.
         assert!(slices >= 6, "{slices} slices");
 
@@ -1727,8 +1733,14 @@ mod tests {
         let listing = cache.list_prefixes(&prefixes, 11);
         assert_eq!((listing.entries.len(), listing.truncated), (11, false));
         // `""` names every entry.
-        assert_eq!(cache.list_prefixes(&[String::new()], 1000).entries.len(), 21);
-        assert!(cache.list_prefixes(&["h/none/".into()], 10).entries.is_empty());
+        assert_eq!(
+            cache.list_prefixes(&[String::new()], 1000).entries.len(),
+            21
+        );
+        assert!(cache
+            .list_prefixes(&["h/none/".into()], 10)
+            .entries
+            .is_empty());
     }
 
     #[test]
