@@ -11,6 +11,7 @@
 
 use crate::cache::store::unix_ms;
 use crate::cache::{policy, Listed, Listing, Named, Purge};
+use crate::config::escape_controls;
 use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
@@ -751,10 +752,13 @@ fn entries_query(query: Option<&str>) -> Result<EntriesQuery, String> {
             "prefix" => &mut prefix,
             "limit" => &mut limit,
             _ => {
+                // Quoted with what a terminal would obey escaped: a
+                // client's bytes, going to whoever reads the answer.
+                let name: String = name.chars().take(64).collect();
                 return Err(format!(
-                "unknown parameter {:?}: takes url=, prefix= and limit= (percent-encode the URL)",
-                escape_for_text(name)
-            ))
+                    "unknown parameter \"{}\": takes url=, prefix= and limit= (percent-encode the URL)",
+                    escape_controls(&name)
+                ));
             }
         };
         if slot.replace(value).is_some() {
@@ -801,12 +805,6 @@ fn request_target(value: &str, name: &str) -> Result<String, String> {
     } else {
         Err(bad())
     }
-}
-
-/// `name` as an error message may quote it: a client's bytes, shown with
-/// the control characters escaped.
-fn escape_for_text(name: &str) -> String {
-    name.chars().flat_map(char::escape_debug).take(64).collect()
 }
 
 /// `GET /cache/entries`: what the cache holds for a URL (`url=`), under

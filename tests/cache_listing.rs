@@ -9,6 +9,7 @@
 
 mod support;
 
+use inverso::gzip::MediaTypes;
 use inverso::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +38,9 @@ fn origin() -> Backend {
         }
         if path.starts_with("/products/") {
             fields.push(("Surrogate-Key", "product-42"));
+        }
+        if path.starts_with("/big/") {
+            fields.push(("Content-Type", "text/plain"));
         }
         let body = match path.starts_with("/big/") {
             true => vec![b'x'; BIG],
@@ -332,4 +336,26 @@ fn without_a_cache_nothing_is_listed() {
     let (status, body) = list(&proxy, "prefix=/", SHOP);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("\"entries\":[]"), "{body}");
+}
+
+#[test]
+fn an_entry_lists_its_gzip_copy_once_a_hit_made_it() {
+    let origin = origin();
+    let proxy = start_proxy(&[origin.addr], |c| {
+        cache_on(c);
+        c.gzip = true;
+        c.gzip_types = MediaTypes::parse("text/plain").unwrap();
+        c.gzip_min_length = 100;
+    });
+    assert_eq!(get(&proxy, SHOP, "/big/z", &[]), "MISS");
+    let gzip_bytes = |proxy: &Proxy| {
+        let (status, body) = list(proxy, "url=/big/z", SHOP);
+        assert_eq!(status, 200, "{body}");
+        field(entries_of(&body)[0], "gzip_bytes").to_string()
+    };
+    assert_eq!(gzip_bytes(&proxy), "null");
+    assert_eq!(get(&proxy, SHOP, "/big/z", &[GZIP]), "HIT");
+    let made = gzip_bytes(&proxy);
+    let made: usize = made.parse().unwrap_or_else(|_| panic!("gzip_bytes {made}"));
+    assert!((1..BIG).contains(&made), "{made} bytes for {BIG} of x");
 }
