@@ -7,23 +7,7 @@
 mod support;
 
 use inverso::Config;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use support::*;
-
-fn numbering_origin() -> Backend {
-    let numbered = AtomicUsize::new(0);
-    Backend::start("origin", move |seen, out| {
-        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
-        let body = format!("{} #{n}", seen.path());
-        respond(
-            out,
-            200,
-            &[("Cache-Control", "max-age=60")],
-            body.as_bytes(),
-        );
-        Action::KeepAlive
-    })
-}
 
 fn cache_on(c: &mut Config, min_uses: u32) {
     c.cache_size = 4 << 20;
@@ -33,7 +17,7 @@ fn cache_on(c: &mut Config, min_uses: u32) {
 
 #[test]
 fn a_url_is_stored_at_its_third_request_with_three_and_at_its_first_by_default() {
-    let backend = numbering_origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| cache_on(c, 3));
     let mut client = proxy.connect();
     for n in 1..=3 {
@@ -58,7 +42,7 @@ fn a_url_is_stored_at_its_third_request_with_three_and_at_its_first_by_default()
     assert_eq!(x_cache(&again), "MISS");
     assert_eq!(backend.requests(), 5);
 
-    let backend = numbering_origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| cache_on(c, 1));
     let mut client = proxy.connect();
     assert_eq!(x_cache(&client.get("/first")), "MISS");
@@ -68,7 +52,7 @@ fn a_url_is_stored_at_its_third_request_with_three_and_at_its_first_by_default()
 
 #[test]
 fn a_url_stored_then_purged_is_stored_again_at_its_next_miss() {
-    let backend = numbering_origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| {
         cache_on(c, 2);
         c.admin_port = Some(0);

@@ -6,7 +6,6 @@ mod support;
 
 use inverso::config::LogFormat;
 use inverso::Config;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
 
@@ -42,22 +41,6 @@ const EVERY_KIND: [&str; 22] = [
     "$upstream_ms",
 ];
 
-/// An origin whose every answer is fresh for a minute, its body numbered.
-fn fresh_origin() -> Backend {
-    let numbered = AtomicUsize::new(0);
-    Backend::start("origin", move |seen, out| {
-        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
-        let body = format!("{} #{n}", seen.path());
-        respond(
-            out,
-            200,
-            &[("Cache-Control", "max-age=60")],
-            body.as_bytes(),
-        );
-        Action::KeepAlive
-    })
-}
-
 fn logging_as(template: &str) -> impl FnOnce(&mut Config) + '_ {
     move |c| {
         c.log_format = LogFormat::parse(template).unwrap();
@@ -90,7 +73,7 @@ fn shaped(text: &str, pattern: &str) -> bool {
 
 #[test]
 fn a_proxied_request_and_a_cache_hit_are_logged_field_by_field() {
-    let origin = fresh_origin();
+    let origin = numbered_fresh_origin();
     let mut proxy = start_proxy(&[origin.addr], logging_as(&EVERY_KIND.join("\t")));
     let mut client = proxy.connect();
     let port = client.reader.stream.local_addr().unwrap().port();
@@ -163,7 +146,7 @@ fn a_proxied_request_and_a_cache_hit_are_logged_field_by_field() {
 
 #[test]
 fn nginx_s_combined_format_reads_as_nginx_writes_it() {
-    let origin = fresh_origin();
+    let origin = numbered_fresh_origin();
     let mut proxy = start_proxy(&[origin.addr], logging_as(NGINX_COMBINED));
     let mut client = proxy.connect();
     let headers = [

@@ -59,15 +59,7 @@ fn origin() -> Backend {
 /// `GET path` on `Host: host` with `fields`, once the proxy is done with
 /// it (whatever it stored is stored).
 fn get(proxy: &Proxy, host: &str, path: &str, fields: &[(&str, &str)]) -> Response {
-    proxy.exchange(|client| {
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
-        for (name, value) in fields {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        client.send(request.as_bytes());
-        client.response()
-    })
+    proxy.get_on(host, path, fields)
 }
 
 /// X-Cache of `GET path` on `host` with `fields`, and the Surrogate-Key

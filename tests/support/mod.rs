@@ -568,6 +568,24 @@ pub fn respond(out: &mut impl Write, status: u16, headers: &[(&str, &str)], body
     let _ = out.write_all(&bytes);
 }
 
+/// An origin whose every answer is fresh for a minute, its body
+/// `PATH #N`, N counting its responses from 1: a body tells which
+/// response the cache stored.
+pub fn numbered_fresh_origin() -> Backend {
+    let numbered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = format!("{} #{n}", seen.path());
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60")],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    })
+}
+
 /// Writes a 304 with these fields (it has no body).
 pub fn write_304(out: &mut TcpStream, fields: &[(&str, &str)]) {
     let mut bytes = String::from("HTTP/1.1 304 Not Modified\r\n");
@@ -719,6 +737,20 @@ impl Proxy {
         drop(client);
         self.assert_becomes_idle();
         result
+    }
+
+    /// `GET path` on `Host: host` with `fields`, through
+    /// [`Proxy::exchange`]: whatever the proxy stored of it is stored.
+    pub fn get_on(&self, host: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.exchange(|client| {
+            let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+            for (name, value) in fields {
+                request.push_str(&format!("{name}: {value}\r\n"));
+            }
+            request.push_str("\r\n");
+            client.send(request.as_bytes());
+            client.response()
+        })
     }
 
     /// Asserts that the proxy comes to serve no connection at all within
