@@ -365,10 +365,13 @@ pub struct Stats {
     /// Purges by tag taken, and the entries they removed (hard ones).
     pub tag_purges: AtomicU64,
     pub tag_purged_entries: AtomicU64,
+    /// Purges by pattern taken, and the entries they removed (hard ones).
+    pub pattern_purges: AtomicU64,
+    pub pattern_purged_entries: AtomicU64,
     /// Soft purges taken, and the entries they named, by what they name
     /// (indexed by [`Named`]).
-    pub soft_purges: [AtomicU64; 3],
-    pub soft_purged_entries: [AtomicU64; 3],
+    pub soft_purges: [AtomicU64; Named::ALL.len()],
+    pub soft_purged_entries: [AtomicU64; Named::ALL.len()],
 }
 
 impl Stats {
@@ -416,16 +419,18 @@ pub enum Named {
     Url,
     Prefix,
     Tag,
+    Pattern,
 }
 
 impl Named {
-    pub const ALL: [Named; 3] = [Named::Url, Named::Prefix, Named::Tag];
+    pub const ALL: [Named; 4] = [Named::Url, Named::Prefix, Named::Tag, Named::Pattern];
 
     pub fn label(self) -> &'static str {
         match self {
             Named::Url => "url",
             Named::Prefix => "prefix",
             Named::Tag => "tag",
+            Named::Pattern => "pattern",
         }
     }
 }
@@ -473,7 +478,8 @@ struct State {
     /// invalidated in. Emptied as the fills that could care end.
     invalidated: HashMap<String, u64>,
     /// While fills are in flight: the groups purged by a walk (a
-    /// `PURGE /products/*`, a purge by tag), with the epoch of each.
+    /// `PURGE /products/*`, a purge by tag or pattern), with the epoch of
+    /// each.
     /// Emptied as `invalidated` is.
     invalidated_groups: Vec<(Group, u64)>,
     /// The groups whose walk is under way (see
@@ -492,12 +498,15 @@ enum Group {
     Prefixes(Vec<String>),
     /// Those tagged with one of these (`Surrogate-Key`), whatever their key.
     Tags(policy::Tags),
+    /// Those of a host whose path and query match a regular expression
+    /// (`Purge-Regex`, under both schemes).
+    Pattern(policy::KeyPattern),
 }
 
 impl Group {
     /// Whether the entry stored under `key` is one of the group's. A
-    /// prefix is read from the key alone, which the walk finds in the
-    /// LRU's slot, without touching the entry's own memory.
+    /// prefix or a pattern is read from the key alone, which the walk
+    /// finds in the LRU's slot, without touching the entry's own memory.
     fn holds(&self, key: &str, entry: &Entry) -> bool {
         match self {
             Group::Prefixes(prefixes) => {
@@ -505,6 +514,7 @@ impl Group {
                 prefixes.iter().any(|p| primary.starts_with(p.as_str()))
             }
             Group::Tags(tags) => entry.tags.shares_any(tags),
+            Group::Pattern(pattern) => pattern.matches(primary_of(key)),
         }
     }
 }
@@ -883,6 +893,23 @@ impl Cache {
                 (self.stats.tag_purged_entries).fetch_add(named as u64, Ordering::Relaxed);
             }
             Purge::Soft(_) => self.stats.count_soft(Named::Tag, named),
+        }
+        named
+    }
+
+    /// Purges every entry of `pattern`'s host whose path and query it
+    /// matches (every Vary variant of each, both schemes); returns how many
+    /// it named, and counts the purge and what it named, as
+    /// [`Cache::invalidate_tags`] does. As [`Cache::invalidate_prefixes`]
+    /// otherwise: a response to such a key still on its way is not stored.
+    pub fn invalidate_pattern(&self, pattern: &policy::KeyPattern, purge: Purge) -> usize {
+        let named = self.invalidate_group(&Group::Pattern(pattern.clone()), purge);
+        match purge {
+            Purge::Hard => {
+                self.stats.pattern_purges.fetch_add(1, Ordering::Relaxed);
+                (self.stats.pattern_purged_entries).fetch_add(named as u64, Ordering::Relaxed);
+            }
+            Purge::Soft(_) => self.stats.count_soft(Named::Pattern, named),
         }
         named
     }
@@ -1832,6 +1859,86 @@ mod tests {
         assert!(!cache.insert_filled(e("h/other"), &long_lived));
     }
 
+    fn key_pattern(authority: &str, pattern: &str) -> policy::KeyPattern {
+        policy::KeyPattern::new(authority, pattern.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_pattern_purge_drops_its_hosts_matching_paths_under_both_schemes_in_slices() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let vary = ["accept-encoding".to_string()];
+        let image = "shop/products/1/images/a.jpg";
+        for request in [&gzip, &Headers::new()] {
+            let key = policy::variant_key(image, &vary, request);
+            assert!(cache.insert(entry(&key, "v", 60, Some("Accept-Encoding"))));
+        }
+        let gone = ["https://shop/b.jpg", "shop/about.jpg"];
+        let kept = [
+            "shop/products/1",
+            "shop/a.jpg?v=2",
+            "other/x.jpg",
+            "https://other/x.jpg",
+            "shop:8080/x.jpg",
+        ];
+        for key in gone.iter().chain(&kept) {
+            assert!(cache.insert(entry(key, "plain", 60, None)));
+        }
+        for i in 0..20 {
+            cache.insert(entry(&format!("shop/other/{i}"), "o", 60, None));
+        }
+        let before = cache.len();
+        let group = Group::Pattern(key_pattern("shop", r"\.jpg$"));
+        let (named, _) = cache.invalidate_group_by(&group, Purge::Hard, 3, || {});
+        assert_eq!(named, 2 + 2, "two variants and two plain entries");
+        assert_eq!(cache.len(), before - 4);
+        for key in gone {
+            assert!(cache.lookup(key, &Headers::new()).is_none(), "{key}");
+        }
+        assert!(cache.lookup(image, &gzip).is_none());
+        for key in kept {
+            assert!(cache.lookup(key, &Headers::new()).is_some(), "{key}");
+        }
+        assert!(
+            cache.state.lock().vary.is_empty(),
+            "no variant left indexed"
+        );
+        // Counted with the entries it removed.
+        let images = key_pattern("shop", "^/products/[0-9]+");
+        assert_eq!(cache.invalidate_pattern(&images, Purge::Hard), 1);
+        assert_eq!(cache.invalidate_pattern(&images, Purge::Hard), 0);
+        assert_eq!(cache.stats.pattern_purges.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            cache.stats.pattern_purged_entries.load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_fill_outlived_by_a_pattern_purge_is_not_stored_when_its_key_matches() {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let e = |key: &str| Arc::new(entry(key, "body", 60, None));
+        let early = cache.begin_fill();
+        let jpg = key_pattern("h", r"\.jpg$");
+        cache.invalidate_pattern(&jpg, Purge::Hard);
+        let late = cache.begin_fill();
+        assert!(!cache.insert_filled(e("h/a.jpg"), &early), "began before");
+        assert!(
+            !cache.insert_filled(e("https://h/b.jpg"), &early),
+            "either scheme"
+        );
+        assert!(cache.insert_filled(e("h/a.png"), &early), "not matched");
+        assert!(cache.insert_filled(e("g/a.jpg"), &early), "another host");
+        assert!(cache.insert_filled(e("h/a.jpg"), &late), "began after");
+        // Purged again, the same pattern moves its epoch on.
+        cache.invalidate_pattern(&jpg, Purge::Hard);
+        assert_eq!(cache.state.lock().invalidated_groups.len(), 1);
+        drop((early, late));
+        assert!(cache.state.lock().invalidated_groups.is_empty());
+    }
+
     #[test]
     fn a_prefix_purged_again_moves_its_epoch_and_is_no_clear() {
         let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
@@ -2218,7 +2325,7 @@ mod tests {
         );
         // The Vary index still finds both variants.
         assert_eq!(cache.state.lock().vary["h/v"].keys.len(), 2);
-        let counted = |a: &[AtomicU64; 3]| a[Named::Url as usize].load(Ordering::Relaxed);
+        let counted = |a: &[AtomicU64; 4]| a[Named::Url as usize].load(Ordering::Relaxed);
         assert_eq!(counted(&cache.stats.soft_purges), 1);
         assert_eq!(counted(&cache.stats.soft_purged_entries), 4);
         // Soft again: already stale, untouched, still named.
@@ -2368,6 +2475,7 @@ mod tests {
                 Named::Url => c.invalidate_all(&["h/p/42".into()], p),
                 Named::Prefix => c.invalidate_prefixes(&["h/p/".into()], p),
                 Named::Tag => c.invalidate_tags(&tags("product-42"), p),
+                Named::Pattern => c.invalidate_pattern(&key_pattern("h", "^/p/[0-9]+$"), p),
             };
             let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
             let stored = Arc::new(tagged("h/p/42", "product-42"));

@@ -207,17 +207,32 @@ fn remove_dot_segments(path: &str) -> Cow<'_, str> {
 /// evicted.
 pub fn respell_key(key: &str) -> String {
     let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
-    let (scheme, primary) = match primary.strip_prefix(HTTPS_PREFIX) {
-        Some(rest) => (HTTPS_PREFIX, rest),
-        None => ("", primary),
+    let scheme = match primary.starts_with(HTTPS_PREFIX) {
+        true => HTTPS_PREFIX,
+        false => "",
     };
-    let (authority, path) = primary.split_at(primary.find('/').unwrap_or(primary.len()));
+    let (authority, path) = split_key(primary);
     let mut respelled = String::with_capacity(key.len());
     respelled.push_str(scheme);
     push_canonical_authority(&mut respelled, authority);
     push_path(&mut respelled, path);
     respelled.push_str(&respell_variant(variant));
     respelled
+}
+
+/// A primary key's authority and its path and query, whatever its
+/// scheme: `https://shop.example/a?b` and `shop.example/a?b` are both
+/// `("shop.example", "/a?b")`.
+pub fn split_key(primary: &str) -> (&str, &str) {
+    let primary = primary.strip_prefix(HTTPS_PREFIX).unwrap_or(primary);
+    primary.split_at(primary.find('/').unwrap_or(primary.len()))
+}
+
+/// The authority of a request as its keys spell it (see [`primary_key`]).
+pub fn key_authority(request: &RequestHead) -> String {
+    let mut authority = String::new();
+    push_canonical_authority(&mut authority, request.authority().unwrap_or(""));
+    authority
 }
 
 /// The path and query with percent-encodings in one spelling (RFC 3986

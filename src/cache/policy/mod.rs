@@ -21,6 +21,8 @@
 //!   200) refreshes.
 //! - `tags`: `Surrogate-Key`, the tags a response is stored with for a
 //!   purge by tag.
+//! - `pattern`: `Purge-Regex`, the regular expression of a purge by
+//!   pattern, matched against the path and query of a host's keys.
 //!
 //! Their public items are re-exported here: callers name every one
 //! `policy::X`.
@@ -31,6 +33,7 @@ mod directives;
 mod ignore;
 mod key;
 mod params;
+mod pattern;
 mod tags;
 #[cfg(test)]
 mod test_support;
@@ -41,10 +44,11 @@ pub use conditional::{head_describes, not_modified, refresh_from_304, same_valid
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use ignore::IgnoredHeaders;
 pub use key::{
-    decode_percent, keys_of_reference, prefix_keys_of_uri, primary_key, primary_keys_of_uri,
-    respell_key, variant_key, vary_names,
+    decode_percent, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
+    primary_keys_of_uri, respell_key, split_key, variant_key, vary_names,
 };
 pub use params::IgnoredParams;
+pub use pattern::{KeyPattern, PatternError, MAX_PATTERN_LEN, MAX_PATTERN_SIZE, PURGE_REGEX};
 pub use tags::{Tags, TagsError, MAX_TAGS, MAX_TAG_LEN, SURROGATE_KEY};
 pub use valid::CacheValid;
 
