@@ -1,6 +1,7 @@
 //! The admin listener: `GET /metrics` (Prometheus text format),
 //! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`,
-//! or `/` with `Surrogate-Key`: by tag; soft with `Soft-Purge: 1`), `DELETE /cache`,
+//! or `/` with `Surrogate-Key`: by tag, or with `Purge-Regex`: by pattern;
+//! soft with `Soft-Purge: 1`), `DELETE /cache`,
 //! `GET /cache` and `GET /cache/entries` (what the cache holds), and `GET`/`PUT /targets/<name>` (a target's state:
 //! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
 //! `admin_bind` (loopback by default) because it can empty the cache and
@@ -326,7 +327,8 @@ fn fill_before(
 /// `curl -X PURGE -H 'Host: www.example.com' http://127.0.0.1:9901/a?b=1`
 /// drops what `GET http://www.example.com/a?b=1` stored, every Vary variant.
 /// A target ending in `*` names a prefix of keys instead (see [`purge`]),
-/// and a `Surrogate-Key` field tags instead of a URL (see `purge_tags`).
+/// a `Surrogate-Key` field tags instead of a URL (see `purge_tags`), and a
+/// `Purge-Regex` field a pattern of the host's paths (see `purge_pattern`).
 ///
 /// `body` is the request's body, read for a `PUT` only.
 pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
@@ -564,8 +566,18 @@ fn purge(head: &RequestHead, shared: &Shared) -> Reply {
         Ok(purge) => purge,
         Err(reply) => return reply,
     };
-    if head.headers.contains(policy::SURROGATE_KEY) {
+    let by_tag = head.headers.contains(policy::SURROGATE_KEY);
+    if by_tag && head.headers.contains(policy::PURGE_REGEX) {
+        return Reply::text(
+            400,
+            "a purge names tags (Surrogate-Key) or a pattern (Purge-Regex), not both\n",
+        );
+    }
+    if by_tag {
         return purge_tags(head, purge, shared);
+    }
+    if let Some(pattern) = policy::KeyPattern::of_purge(head) {
+        return purge_pattern(head, pattern, purge, shared);
     }
     let ignored = &shared.config.cache_key_ignore_params;
     if let Some(prefixes) = policy::prefix_keys_of_uri(head, ignored) {
@@ -666,6 +678,59 @@ fn purge_tags(head: &RequestHead, purge: Purge, shared: &Shared) -> Reply {
         json::push_str(&mut body, tag);
     }
     body.push(']');
+    push_count(&mut body, purge, named);
+    Reply::json(if named > 0 { 200 } else { 404 }, body)
+}
+
+/// `PURGE /` with `Purge-Regex: \.jpg$`: drops every entry of the host
+/// the request names (both schemes, every Vary variant) whose path and
+/// query, as its key spells them, the pattern matches (Varnish's `ban
+/// req.url ~`); 200 with `{"host":...,"pattern":...,"removed":N}`, 404
+/// when nothing matched, 400 for a pattern the `regex` crate refuses (its
+/// message, which quotes the pattern, escaped).
+///
+/// Taken under any `Host`, as a purge of a prefix, and for the same
+/// reason: it reaches that host's entries alone (a Host that is an
+/// address names the entries stored under that address, not every
+/// site's, as a purge by tag would). Its target is `/`, as a purge by
+/// tag's: one naming a URL could be read as a purge of that URL too.
+fn purge_pattern(
+    head: &RequestHead,
+    pattern: Result<policy::KeyPattern, policy::PatternError>,
+    purge: Purge,
+    shared: &Shared,
+) -> Reply {
+    if head.path_and_query() != "/" {
+        return Reply::text(
+            400,
+            "a purge by pattern (Purge-Regex) names no URL: send it to /\n",
+        );
+    }
+    let pattern = match pattern {
+        Ok(pattern) => pattern,
+        // The regex crate's message spans lines (the pattern, a caret
+        // under the fault, the error): kept so, each line escaped.
+        Err(e) => {
+            let lines: Vec<String> = e.to_string().lines().map(escape_controls).collect();
+            return Reply::text(400, format!("{}\n", lines.join("\n")));
+        }
+    };
+    let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_pattern(&pattern, purge));
+    if named > 0 && purge == Purge::Hard {
+        give_back_freed_memory();
+    }
+    let (how, done) = how_purged(purge);
+    log::info!(
+        "admin: {how} {} by pattern {}: {named} entries {done}",
+        escape_controls(pattern.authority()),
+        escape_controls(pattern.as_str())
+    );
+    let mut body = String::from("{");
+    json::push_key(&mut body, "host");
+    json::push_str(&mut body, pattern.authority());
+    body.push(',');
+    json::push_key(&mut body, "pattern");
+    json::push_str(&mut body, pattern.as_str());
     push_count(&mut body, purge, named);
     Reply::json(if named > 0 { 200 } else { 404 }, body)
 }
@@ -1244,6 +1309,18 @@ pub fn metrics_text(shared: &Shared) -> String {
             "counter",
             "Entries the purges by tag removed.",
             load(&s.tag_purged_entries) as f64,
+        ),
+        (
+            "inverso_cache_pattern_purges_total",
+            "counter",
+            "Purges by pattern (PURGE with Purge-Regex) taken on the admin listener.",
+            load(&s.pattern_purges) as f64,
+        ),
+        (
+            "inverso_cache_pattern_purged_entries_total",
+            "counter",
+            "Entries the purges by pattern removed.",
+            load(&s.pattern_purged_entries) as f64,
         ),
     ] {
         family(&mut out, name, kind, help);
