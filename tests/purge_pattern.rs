@@ -137,7 +137,10 @@ fn a_pattern_purge_drops_the_matching_paths_of_its_host_on_both_schemes_and_noth
         (SHOP, "/about.jpg", &[]),
     ];
     expect_all(&proxy, gone, "MISS");
-    assert_eq!(metric(&proxy, "inverso_cache_pattern_purges_total"), Some(1));
+    assert_eq!(
+        metric(&proxy, "inverso_cache_pattern_purges_total"),
+        Some(1)
+    );
     assert_eq!(
         metric(&proxy, "inverso_cache_pattern_purged_entries_total"),
         Some(3)
@@ -200,7 +203,10 @@ fn a_bad_pattern_is_refused_with_the_regex_error_and_removes_nothing() {
 
     assert_eq!(entries(&proxy), all.len(), "nothing purged");
     expect_all(&proxy, all, "HIT");
-    assert_eq!(metric(&proxy, "inverso_cache_pattern_purges_total"), Some(0));
+    assert_eq!(
+        metric(&proxy, "inverso_cache_pattern_purges_total"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -223,7 +229,10 @@ fn a_soft_pattern_purge_leaves_the_matching_entries_present_but_stale() {
     expect_all(&proxy, &[all[2], all[4], all[5]], "HIT");
     let soft = "inverso_cache_soft_purges_total{kind=\"pattern\"}";
     assert_eq!(metric(&proxy, soft), Some(1));
-    assert_eq!(metric(&proxy, "inverso_cache_pattern_purges_total"), Some(0));
+    assert_eq!(
+        metric(&proxy, "inverso_cache_pattern_purges_total"),
+        Some(0)
+    );
 }
 
 /// A response fetched before a purge whose pattern matches its URL may be
@@ -250,5 +259,9 @@ fn a_response_on_its_way_when_a_pattern_purge_runs_is_relayed_not_stored() {
     proxy.assert_becomes_idle();
     assert_eq!(entries(&proxy), 0, "not stored");
     assert_eq!(cached(&proxy, SHOP, "/held.jpg", &[]), "MISS");
-    assert_eq!(cached(&proxy, SHOP, "/held.jpg", &[]), "HIT", "the next one is");
+    assert_eq!(
+        cached(&proxy, SHOP, "/held.jpg", &[]),
+        "HIT",
+        "the next one is"
+    );
 }
