@@ -581,15 +581,36 @@ fn purge(head: &RequestHead, shared: &Shared) -> Reply {
     }
     let ignored = &shared.config.cache_key_ignore_params;
     if let Some(prefixes) = policy::prefix_keys_of_uri(head, ignored) {
-        let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_prefixes(&prefixes, purge));
-        if named > 0 && purge == Purge::Hard {
-            give_back_freed_memory();
-        }
+        let named = purge_counted(shared, Named::Prefix, purge, |c| {
+            c.invalidate_prefixes(&prefixes, purge)
+        });
         return purged(Named::Prefix, &prefixes[0], purge, named);
     }
     let keys = keys_of_url(head, ignored);
-    let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_all(&keys, purge));
+    let named = purge_counted(shared, Named::Url, purge, |c| {
+        c.invalidate_all(&keys, purge)
+    });
     purged(Named::Url, &keys[0], purge, named)
+}
+
+/// Runs a purge of `kind` on the cache, if there is one, and counts it;
+/// returns how many entries it named. A hard one that removed any gives
+/// the freed memory back to the system.
+fn purge_counted(
+    shared: &Shared,
+    kind: Named,
+    purge: Purge,
+    run: impl FnOnce(&crate::cache::Cache) -> usize,
+) -> usize {
+    let Some(cache) = &shared.cache else {
+        return 0;
+    };
+    let named = run(cache);
+    cache.stats.count_purge(kind, purge, named);
+    if named > 0 && purge == Purge::Hard {
+        give_back_freed_memory();
+    }
+    named
 }
 
 /// The primary keys of the URL `head` names, as a `PURGE` of it names
@@ -659,13 +680,12 @@ fn purge_tags(head: &RequestHead, purge: Purge, shared: &Shared) -> Reply {
         Err(e) => return Reply::text(400, format!("{e}\n")),
     };
     let on = shared.config.surrogate_keys;
-    let named = match &shared.cache {
-        Some(cache) if on => cache.invalidate_tags(&tags, purge),
-        _ => 0,
+    let named = match on {
+        true => purge_counted(shared, Named::Tag, purge, |c| {
+            c.invalidate_tags(&tags, purge)
+        }),
+        false => 0,
     };
-    if named > 0 && purge == Purge::Hard {
-        give_back_freed_memory();
-    }
     let names = tags.iter().collect::<Vec<_>>().join(" ");
     let off = if on { "" } else { " (surrogate_keys is off)" };
     let (how, done) = how_purged(purge);
@@ -715,10 +735,9 @@ fn purge_pattern(
             return Reply::text(400, format!("{}\n", lines.join("\n")));
         }
     };
-    let named = (shared.cache.as_ref()).map_or(0, |c| c.invalidate_pattern(&pattern, purge));
-    if named > 0 && purge == Purge::Hard {
-        give_back_freed_memory();
-    }
+    let named = purge_counted(shared, Named::Pattern, purge, |c| {
+        c.invalidate_pattern(&pattern, purge)
+    });
     let (how, done) = how_purged(purge);
     log::info!(
         "admin: {how} {} by pattern {}: {named} entries {done}",
@@ -1298,50 +1317,29 @@ pub fn metrics_text(shared: &Shared) -> String {
             "Snapshot writes that failed.",
             load(&s.snapshot_failures) as f64,
         ),
-        (
-            "inverso_cache_tag_purges_total",
-            "counter",
-            "Purges by tag (PURGE with Surrogate-Key) taken on the admin listener.",
-            load(&s.tag_purges) as f64,
-        ),
-        (
-            "inverso_cache_tag_purged_entries_total",
-            "counter",
-            "Entries the purges by tag removed.",
-            load(&s.tag_purged_entries) as f64,
-        ),
-        (
-            "inverso_cache_pattern_purges_total",
-            "counter",
-            "Purges by pattern (PURGE with Purge-Regex) taken on the admin listener.",
-            load(&s.pattern_purges) as f64,
-        ),
-        (
-            "inverso_cache_pattern_purged_entries_total",
-            "counter",
-            "Entries the purges by pattern removed.",
-            load(&s.pattern_purged_entries) as f64,
-        ),
     ] {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     }
     for (name, help, counts) in [
         (
-            "inverso_cache_soft_purges_total",
-            "Soft purges (Soft-Purge: 1) taken on the admin listener, by what they name.",
-            &s.soft_purges,
+            "inverso_cache_purges_total",
+            "Purges taken on the admin listener, by what they name and whether soft.",
+            &s.purges,
         ),
         (
-            "inverso_cache_soft_purged_entries_total",
-            "Entries the soft purges named, marked stale (or already stale).",
-            &s.soft_purged_entries,
+            "inverso_cache_purged_entries_total",
+            "Entries the purges named: removed (hard) or marked stale (soft).",
+            &s.purged_entries,
         ),
     ] {
         family(&mut out, name, "counter", help);
         for kind in Named::ALL {
-            let n = load(&counts[kind as usize]);
-            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {n}", kind.label());
+            for (mode, counter) in ["hard", "soft"].iter().zip(&counts[kind as usize]) {
+                let n = load(counter);
+                let kind = kind.label();
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\",mode=\"{mode}\"}} {n}");
+            }
         }
     }
     family(

@@ -138,11 +138,17 @@ fn a_pattern_purge_drops_the_matching_paths_of_its_host_on_both_schemes_and_noth
     ];
     expect_all(&proxy, gone, "MISS");
     assert_eq!(
-        metric(&proxy, "inverso_cache_pattern_purges_total"),
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"
+        ),
         Some(1)
     );
     assert_eq!(
-        metric(&proxy, "inverso_cache_pattern_purged_entries_total"),
+        metric(
+            &proxy,
+            "inverso_cache_purged_entries_total{kind=\"pattern\",mode=\"hard\"}"
+        ),
         Some(3)
     );
 
@@ -204,7 +210,10 @@ fn a_bad_pattern_is_refused_with_the_regex_error_and_removes_nothing() {
     assert_eq!(entries(&proxy), all.len(), "nothing purged");
     expect_all(&proxy, all, "HIT");
     assert_eq!(
-        metric(&proxy, "inverso_cache_pattern_purges_total"),
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"
+        ),
         Some(0)
     );
 }
@@ -227,10 +236,13 @@ fn a_soft_pattern_purge_leaves_the_matching_entries_present_but_stale() {
     expect_all(&proxy, &[all[0], all[1], all[3]], "REVALIDATED");
     assert_eq!(origin.requests(), before + 3, "a 304 each");
     expect_all(&proxy, &[all[2], all[4], all[5]], "HIT");
-    let soft = "inverso_cache_soft_purges_total{kind=\"pattern\"}";
+    let soft = "inverso_cache_purges_total{kind=\"pattern\",mode=\"soft\"}";
     assert_eq!(metric(&proxy, soft), Some(1));
     assert_eq!(
-        metric(&proxy, "inverso_cache_pattern_purges_total"),
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"
+        ),
         Some(0)
     );
 }

@@ -120,9 +120,9 @@ fn after_a_soft_purge_of_a_url_the_next_request_revalidates_with_a_304() {
     assert!(body.contains("\"soft\":true"), "{body}");
     assert_eq!(cached(&proxy, "/p", &[]), "REVALIDATED");
     assert_eq!(last_conditional(&origin), (true, 3));
-    let url = "inverso_cache_soft_purges_total{kind=\"url\"}";
+    let url = "inverso_cache_purges_total{kind=\"url\",mode=\"soft\"}";
     assert_eq!(metric(&proxy, url), Some(2));
-    let entries_url = "inverso_cache_soft_purged_entries_total{kind=\"url\"}";
+    let entries_url = "inverso_cache_purged_entries_total{kind=\"url\",mode=\"soft\"}";
     assert_eq!(metric(&proxy, entries_url), Some(2));
 
     // `0` is a hard purge; nothing stored is 404 either way.
@@ -152,6 +152,16 @@ fn with_the_origin_down_a_soft_purged_entry_stands_in_where_a_hard_purged_one_is
     assert_eq!(status, 200);
     let (status, _) = admin(&proxy, "PURGE", "/hard", &[("Host", SHOP)]);
     assert_eq!(status, 200);
+    // Each counted by its mode, with the entry it named.
+    for mode in ["soft", "hard"] {
+        let labels = format!("{{kind=\"url\",mode=\"{mode}\"}}");
+        assert_eq!(
+            metric(&proxy, &format!("inverso_cache_purges_total{labels}")),
+            Some(1)
+        );
+        let named = format!("inverso_cache_purged_entries_total{labels}");
+        assert_eq!(metric(&proxy, &named), Some(1), "{mode}");
+    }
 
     proxy.reload(&[dead_addr()], cache_on);
     assert_eq!(cached(&proxy, "/soft", &[]), "STALE");
@@ -183,7 +193,7 @@ fn a_soft_prefix_purge_leaves_every_entry_present_but_stale() {
         assert_eq!(cached(&proxy, path, &[]), "REVALIDATED", "{path}");
         assert!(last_conditional(&origin).0, "{path}");
     }
-    let kind = "inverso_cache_soft_purges_total{kind=\"prefix\"}";
+    let kind = "inverso_cache_purges_total{kind=\"prefix\",mode=\"soft\"}";
     assert_eq!(metric(&proxy, kind), Some(1));
 }
 
@@ -205,9 +215,15 @@ fn a_soft_tag_purge_leaves_every_tagged_entry_present_but_stale() {
     assert_eq!(cached(&proxy, "/products/a", &[]), "REVALIDATED");
     assert_eq!(cached(&proxy, "/other", &[]), "HIT");
     // Counted apart from hard purges by tag.
-    let soft = "inverso_cache_soft_purges_total{kind=\"tag\"}";
+    let soft = "inverso_cache_purges_total{kind=\"tag\",mode=\"soft\"}";
     assert_eq!(metric(&proxy, soft), Some(1));
-    assert_eq!(metric(&proxy, "inverso_cache_tag_purges_total"), Some(0));
+    assert_eq!(
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
+        ),
+        Some(0)
+    );
 }
 
 /// A revalidation that began before a soft purge carries what the origin

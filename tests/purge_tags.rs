@@ -155,7 +155,13 @@ fn a_tag_purge_drops_every_page_tagged_whatever_its_url_or_host_and_nothing_else
     expect_all(&proxy, BESIDE, "MISS");
     expect_all(&proxy, PRODUCT, "HIT");
     assert_eq!(entries(&proxy), PRODUCT.len() + BESIDE.len());
-    assert_eq!(metric(&proxy, "inverso_cache_tag_purges_total"), Some(0));
+    assert_eq!(
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
+        ),
+        Some(0)
+    );
 
     let (status, body) = purge_tags(&proxy, "product-42");
     assert_eq!(status, 200, "{body}");
@@ -163,9 +169,18 @@ fn a_tag_purge_drops_every_page_tagged_whatever_its_url_or_host_and_nothing_else
     assert_eq!(entries(&proxy), BESIDE.len());
     expect_all(&proxy, BESIDE, "HIT");
     expect_all(&proxy, PRODUCT, "MISS");
-    assert_eq!(metric(&proxy, "inverso_cache_tag_purges_total"), Some(1));
     assert_eq!(
-        metric(&proxy, "inverso_cache_tag_purged_entries_total"),
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "inverso_cache_purged_entries_total{kind=\"tag\",mode=\"hard\"}"
+        ),
         Some(4)
     );
 
@@ -260,7 +275,13 @@ fn a_tag_purge_is_refused_under_a_host_name_with_a_url_or_with_bad_tags() {
     }
     // Nothing went, the URL named either.
     expect_all(&proxy, home, "HIT");
-    assert_eq!(metric(&proxy, "inverso_cache_tag_purges_total"), Some(0));
+    assert_eq!(
+        metric(
+            &proxy,
+            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
+        ),
+        Some(0)
+    );
 }
 
 #[test]

@@ -362,22 +362,19 @@ pub struct Stats {
     pub snapshot_writes: AtomicU64,
     pub snapshot_micros: AtomicU64,
     pub snapshot_failures: AtomicU64,
-    /// Purges by tag taken, and the entries they removed (hard ones).
-    pub tag_purges: AtomicU64,
-    pub tag_purged_entries: AtomicU64,
-    /// Purges by pattern taken, and the entries they removed (hard ones).
-    pub pattern_purges: AtomicU64,
-    pub pattern_purged_entries: AtomicU64,
-    /// Soft purges taken, and the entries they named, by what they name
-    /// (indexed by [`Named`]).
-    pub soft_purges: [AtomicU64; Named::ALL.len()],
-    pub soft_purged_entries: [AtomicU64; Named::ALL.len()],
+    /// Purges taken on the admin listener, and the entries they named
+    /// (removed, or marked stale), by what they name (indexed by
+    /// [`Named`]) and whether they were soft (index 1).
+    pub purges: [[AtomicU64; 2]; Named::ALL.len()],
+    pub purged_entries: [[AtomicU64; 2]; Named::ALL.len()],
 }
 
 impl Stats {
-    fn count_soft(&self, kind: Named, entries: usize) {
-        self.soft_purges[kind as usize].fetch_add(1, Ordering::Relaxed);
-        self.soft_purged_entries[kind as usize].fetch_add(entries as u64, Ordering::Relaxed);
+    /// Counts one purge of `kind` that named `entries`.
+    pub fn count_purge(&self, kind: Named, purge: Purge, entries: usize) {
+        let soft = usize::from(purge != Purge::Hard);
+        self.purges[kind as usize][soft].fetch_add(1, Ordering::Relaxed);
+        self.purged_entries[kind as usize][soft].fetch_add(entries as u64, Ordering::Relaxed);
     }
 }
 
@@ -862,9 +859,6 @@ impl Cache {
             self.changed();
         }
         drop(out); // entries freed outside the lock
-        if let Purge::Soft(_) = purge {
-            self.stats.count_soft(Named::Url, named);
-        }
         named
     }
 
@@ -873,45 +867,23 @@ impl Cache {
     /// holds the lock a slice at a time, and a response to such a key
     /// still on its way is not stored (see `invalidate_group`).
     pub fn invalidate_prefixes(&self, prefixes: &[String], purge: Purge) -> usize {
-        let named = self.invalidate_group(&Group::Prefixes(prefixes.to_vec()), purge);
-        if let Purge::Soft(_) = purge {
-            self.stats.count_soft(Named::Prefix, named);
-        }
-        named
+        self.invalidate_group(&Group::Prefixes(prefixes.to_vec()), purge)
     }
 
     /// Purges every entry tagged with one of `tags` (`Surrogate-Key`),
-    /// whatever its key; returns how many it named, and counts the purge
-    /// and what it named (a hard one's as before soft purges were: with
-    /// the entries removed). As [`Cache::invalidate_prefixes`] otherwise:
-    /// a response with one of the tags still on its way is not stored.
+    /// whatever its key; returns how many it named. As
+    /// [`Cache::invalidate_prefixes`] otherwise: a response with one of
+    /// the tags still on its way is not stored.
     pub fn invalidate_tags(&self, tags: &policy::Tags, purge: Purge) -> usize {
-        let named = self.invalidate_group(&Group::Tags(tags.clone()), purge);
-        match purge {
-            Purge::Hard => {
-                self.stats.tag_purges.fetch_add(1, Ordering::Relaxed);
-                (self.stats.tag_purged_entries).fetch_add(named as u64, Ordering::Relaxed);
-            }
-            Purge::Soft(_) => self.stats.count_soft(Named::Tag, named),
-        }
-        named
+        self.invalidate_group(&Group::Tags(tags.clone()), purge)
     }
 
     /// Purges every entry of `pattern`'s host whose path and query it
     /// matches (every Vary variant of each, both schemes); returns how many
-    /// it named, and counts the purge and what it named, as
-    /// [`Cache::invalidate_tags`] does. As [`Cache::invalidate_prefixes`]
-    /// otherwise: a response to such a key still on its way is not stored.
+    /// it named. As [`Cache::invalidate_prefixes`] otherwise: a response
+    /// to such a key still on its way is not stored.
     pub fn invalidate_pattern(&self, pattern: &policy::KeyPattern, purge: Purge) -> usize {
-        let named = self.invalidate_group(&Group::Pattern(pattern.clone()), purge);
-        match purge {
-            Purge::Hard => {
-                self.stats.pattern_purges.fetch_add(1, Ordering::Relaxed);
-                (self.stats.pattern_purged_entries).fetch_add(named as u64, Ordering::Relaxed);
-            }
-            Purge::Soft(_) => self.stats.count_soft(Named::Pattern, named),
-        }
-        named
+        self.invalidate_group(&Group::Pattern(pattern.clone()), purge)
     }
 
     /// Purges every entry of `group`; returns how many it named. A
@@ -1904,16 +1876,9 @@ mod tests {
             cache.state.lock().vary.is_empty(),
             "no variant left indexed"
         );
-        // Counted with the entries it removed.
         let images = key_pattern("shop", "^/products/[0-9]+");
         assert_eq!(cache.invalidate_pattern(&images, Purge::Hard), 1);
         assert_eq!(cache.invalidate_pattern(&images, Purge::Hard), 0);
-        assert_eq!(cache.stats.pattern_purges.load(Ordering::Relaxed), 2);
-        assert_eq!(
-            cache.stats.pattern_purged_entries.load(Ordering::Relaxed),
-            1
-        );
-        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -2143,13 +2108,10 @@ mod tests {
         assert!(cache.lookup("h/about", &Headers::new()).is_none());
         assert!(cache.lookup("h/c/7", &Headers::new()).is_none());
         assert!(cache.state.lock().vary.is_empty());
-        // Counted, what matched nothing too; the snapshot is written again
-        // only when something went.
+        // The snapshot is written again only when something went.
         let generation = cache.generation();
         assert_eq!(cache.invalidate_tags(&tags("product-42"), Purge::Hard), 0);
         assert_eq!(cache.generation(), generation, "nothing to snapshot");
-        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 2);
-        assert_eq!(cache.stats.tag_purged_entries.load(Ordering::Relaxed), 2);
     }
 
     #[test]
@@ -2325,9 +2287,6 @@ mod tests {
         );
         // The Vary index still finds both variants.
         assert_eq!(cache.state.lock().vary["h/v"].keys.len(), 2);
-        let counted = |a: &[AtomicU64; 4]| a[Named::Url as usize].load(Ordering::Relaxed);
-        assert_eq!(counted(&cache.stats.soft_purges), 1);
-        assert_eq!(counted(&cache.stats.soft_purged_entries), 4);
         // Soft again: already stale, untouched, still named.
         let again = cache.lookup("h/v", &gzip).unwrap();
         assert_eq!(
@@ -2342,7 +2301,6 @@ mod tests {
         // A hard purge still removes.
         assert_eq!(cache.invalidate_all(&keys[..1], Purge::Hard), 2);
         assert!(cache.lookup("h/v", &gzip).is_none());
-        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -2404,12 +2362,6 @@ mod tests {
             cache.invalidate_prefixes(&prefixes, Purge::Soft(now)),
             named.len()
         );
-        let kind = Named::Prefix as usize;
-        assert_eq!(cache.stats.soft_purges[kind].load(Ordering::Relaxed), 1);
-        assert_eq!(
-            cache.stats.soft_purged_entries[kind].load(Ordering::Relaxed),
-            3
-        );
     }
 
     #[test]
@@ -2451,16 +2403,7 @@ mod tests {
             fresh_at(&cache, "h/other/3", &Headers::new(), now),
             Some(true)
         );
-        // Counted apart from hard purges by tag.
         assert_eq!(cache.invalidate_tags(&tags("home"), Purge::Soft(now)), 2);
-        let kind = Named::Tag as usize;
-        assert_eq!(cache.stats.soft_purges[kind].load(Ordering::Relaxed), 1);
-        assert_eq!(
-            cache.stats.soft_purged_entries[kind].load(Ordering::Relaxed),
-            2
-        );
-        assert_eq!(cache.stats.tag_purges.load(Ordering::Relaxed), 0);
-        assert_eq!(cache.stats.tag_purged_entries.load(Ordering::Relaxed), 0);
     }
 
     /// A fill begun before a soft purge brings the origin's state from
