@@ -104,6 +104,7 @@ pub(super) fn serve_range(
     // What the cache may do on its own for this client: what `serve`
     // does only for requests without credentials or no-store.
     let on_its_own = !request.headers.contains("authorization") && !req_cc.no_store;
+    let answering = Answering::new(request, keep_alive, cache, shared);
     let (entry, status, upstream) =
         match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
             Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
@@ -134,7 +135,7 @@ pub(super) fn serve_range(
                     // Sent whole (a server may always ignore a range),
                     // rather than asked for again.
                     Refreshed::Unstorable(fetched) => {
-                        let how = as_miss(request, keep_alive, shared);
+                        let how = answering.as_miss();
                         let relayed = relay::relay(client, fetched, &how, None, shared);
                         let counted = |_: &Outcome| {
                             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
@@ -146,18 +147,6 @@ pub(super) fn serve_range(
             }
             _ => return None,
         };
-    let answering = Answering {
-        request,
-        keep_alive,
-        cache,
-        shutting_down: &shared.shutting_down,
-        own_fields: &shared.cache_rules.own_fields,
-        edits: &shared.config.response_headers,
-        gzip: shared.gzip.as_ref(),
-        cache_name: shared.config.cache_status.as_deref(),
-        gzip_counters: &shared.metrics.gzip,
-        takes_gzip: relay::takes_gzip(request, shared),
-    };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
     ))
@@ -215,18 +204,7 @@ pub(super) fn serve(
     let no_cache = req_cc.request_no_cache(&request.headers);
     let ignored = &shared.config.cache_key_ignore_params;
     let primary = policy::primary_key(&request, client.scheme, ignored);
-    let answering = Answering {
-        request: &request,
-        keep_alive,
-        cache,
-        shutting_down: &shared.shutting_down,
-        own_fields: &shared.cache_rules.own_fields,
-        edits: &shared.config.response_headers,
-        gzip: shared.gzip.as_ref(),
-        cache_name: shared.config.cache_status.as_deref(),
-        gzip_counters: &shared.metrics.gzip,
-        takes_gzip: relay::takes_gzip(&request, shared),
-    };
+    let answering = Answering::new(&request, keep_alive, cache, shared);
 
     // Held while this request fetches for others waiting on the key.
     let mut flight = None;
@@ -404,7 +382,7 @@ pub(super) fn serve(
             ..Refusal::silent()
         });
     }
-    let how = as_miss(&request, keep_alive, shared);
+    let how = answering.as_miss();
     let relayed = relay::relay(client, fetched, &how, tee.as_mut(), shared);
     drop(tee);
     match relayed {
@@ -416,17 +394,6 @@ pub(super) fn serve(
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             Ok(outcome)
         }
-    }
-}
-
-/// How a response from the origin goes out as a `MISS`.
-fn as_miss(request: &RequestHead, keep_alive: bool, shared: &Shared) -> Relay {
-    Relay {
-        request_is_head: request.is_head(),
-        version: request.version,
-        keep_alive,
-        x_cache: Some(Status::Miss.name()),
-        takes_gzip: relay::takes_gzip(request, shared),
     }
 }
 
@@ -850,6 +817,39 @@ struct Answering<'a> {
     gzip_counters: &'a GzipCounters,
     /// The client takes gzip (see [`relay::takes_gzip`]).
     takes_gzip: bool,
+}
+
+impl<'a> Answering<'a> {
+    fn new(
+        request: &'a RequestHead,
+        keep_alive: bool,
+        cache: &'a Cache,
+        shared: &'a Shared,
+    ) -> Answering<'a> {
+        Answering {
+            request,
+            keep_alive,
+            cache,
+            shutting_down: &shared.shutting_down,
+            own_fields: &shared.cache_rules.own_fields,
+            edits: &shared.config.response_headers,
+            gzip: shared.gzip.as_ref(),
+            cache_name: shared.config.cache_status.as_deref(),
+            gzip_counters: &shared.metrics.gzip,
+            takes_gzip: relay::takes_gzip(request, shared),
+        }
+    }
+
+    /// How a response from the origin goes out to this client as a `MISS`.
+    fn as_miss(&self) -> Relay {
+        Relay {
+            request_is_head: self.request.is_head(),
+            version: self.request.version,
+            keep_alive: self.keep_alive,
+            x_cache: Some(Status::Miss.name()),
+            takes_gzip: self.takes_gzip,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
