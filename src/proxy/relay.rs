@@ -15,7 +15,6 @@ use crate::http::body::{
 };
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{SharedStream, Stream, Taken, WatchingClose};
-use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::GzipCounters;
@@ -142,10 +141,7 @@ pub(super) fn relay(
         .cache_rules
         .own_fields
         .remove_from(&mut fetched.response.headers);
-    let edits = &shared.config.response_headers;
-    let gzip = shared.gzip.as_ref();
-    let cache_name = shared.config.cache_status.as_deref();
-    let prepared = prepare_response(&mut fetched, how, client, edits, gzip, cache_name)
+    let prepared = prepare_response(&mut fetched, how, client, shared)
         .map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);
     let keep_alive = prepared.keep_alive;
@@ -383,17 +379,19 @@ enum Gathered {
 /// read a byte, and head and body leave in one `writev`): one of a known
 /// length, or a chunked one that has all arrived with its head (a small
 /// dynamic page, not an event stream: what trickles in is not waited for).
-/// The fields `edits` names replace the backend's in the head (what the
-/// cache stores was taken before: see `Storing::tee`), and with `gzip` a
-/// body of a type it lists goes out compressed to a client that takes it.
+/// The fields `response_header.*` names replace the backend's in the head
+/// (what the cache stores was taken before: see `Storing::tee`), and with
+/// `gzip` a body of a type it lists goes out compressed to a client that
+/// takes it.
 fn prepare_response(
     fetched: &mut Fetched<'_>,
     how: &Relay,
     client: &Client,
-    edits: &FieldEdits,
-    gzip: Option<&Gzip>,
-    cache_name: Option<&str>,
+    shared: &Shared,
 ) -> Result<Prepared, Failure> {
+    let edits = &shared.config.response_headers;
+    let gzip = shared.gzip.as_ref();
+    let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
     let response = &mut fetched.response;
     up.conn.consume(fetched.head_len);
