@@ -200,6 +200,39 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         Some(self.remove_index(idx).value)
     }
 
+    /// Changes the weight `key` counts for in place (it keeps its slot, so
+    /// a [`Lru::sweep`] under way still offers it once, and its recency),
+    /// then evicts the least recently used until the map fits again;
+    /// returns what left, `key`'s own entry too if it alone no longer fits.
+    pub fn set_weight<Q>(&mut self, key: &Q, weight: u64) -> Vec<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut removed = Vec::new();
+        let Some(&idx) = self.map.get(key) else {
+            return removed;
+        };
+        if weight > self.capacity {
+            let entry = self.remove_index(idx);
+            removed.push((entry.key, entry.value));
+            return removed;
+        }
+        if let Some(entry) = self.nodes[idx].entry.as_mut() {
+            self.bytes = self.bytes - entry.weight + weight;
+            entry.weight = weight;
+        }
+        // Terminates: the weight fits the capacity alone.
+        while self.bytes > self.capacity {
+            match self.pop_oldest() {
+                Some(evicted) => removed.push(evicted),
+                None => break,
+            }
+        }
+        self.debug_check();
+        removed
+    }
+
     /// Removes and returns the least recently used entry.
     pub fn pop_oldest(&mut self) -> Option<(K, V)> {
         let idx = self.nodes[TAIL].prev;
@@ -742,6 +775,23 @@ mod tests {
         });
         assert!(done);
         assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn a_weight_set_in_place_keeps_the_slot_and_evicts_the_oldest_to_fit() {
+        let mut lru = Lru::new(10);
+        lru.insert("a", 1, 3);
+        lru.insert("b", 2, 3);
+        lru.insert("c", 3, 3);
+        let slot = lru.map[&"c"];
+        assert_eq!(lru.set_weight(&"c", 5), vec![("a", 1)]);
+        assert_eq!(lru.map[&"c"], slot, "same slot");
+        assert_eq!((lru.bytes(), lru.peek_weight(&"c")), (8, Some(5)));
+        assert_eq!(keys(&lru), ["c", "b"], "recency as it was");
+        assert_eq!(lru.set_weight(&"c", 11), vec![("c", 3)], "too heavy alone");
+        assert_eq!(lru.bytes(), 3);
+        assert!(lru.set_weight(&"z", 1).is_empty());
+        lru.assert_invariant();
     }
 
     #[test]

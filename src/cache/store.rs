@@ -796,12 +796,11 @@ impl Cache {
         if !(state.lru.peek(key)).is_some_and(|held| Arc::ptr_eq(held, entry)) {
             return;
         }
-        // Put back under its new weight: the entry it replaces is itself.
-        let removed = state
-            .lru
-            .insert(key.to_string(), entry.clone(), entry.weight());
+        // In place: moved to another slot, it could slip behind a purge's
+        // walk under way and outlive the purge.
+        let removed = state.lru.set_weight(key, entry.weight());
         let mut evicted = 0;
-        for (k, _) in removed.iter().skip(1) {
+        for (k, _) in &removed {
             evicted += 1;
             state.forget_variant(k);
         }
