@@ -13,6 +13,7 @@
 use super::admin_state::{AdminCell, AdminState};
 use super::balancer::FULL_SHARE;
 use crate::config::Endpoint;
+use crate::http::body::decode_complete_chunked;
 use crate::http::conn::{is_local_shortage, is_timeout, Socket as _};
 use crate::http::head::{find_head_end, parse_response, HeadError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -565,8 +566,8 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
                         };
                         buf.drain(..len);
                         let body = probe_body(&mut stream, &head, buf, &left, settings.timeout)?;
-                        let found =
-                            (body.windows(expected.len())).any(|w| w == expected.as_bytes());
+                        let found = expected.is_empty()
+                            || (body.windows(expected.len())).any(|w| w == expected.as_bytes());
                         return found
                             .then_some(())
                             .ok_or_else(|| ProbeError::Body(expected.clone()));
@@ -601,9 +602,11 @@ fn probe_body(
 ) -> Result<Vec<u8>, ProbeError> {
     use crate::http::{BodyKind, BodyReader, BufConn};
     let kind = BodyKind::for_response(false, head).map_err(ProbeError::BadReply)?;
+    // A chunk's data may itself end in an empty line: whole only once the
+    // chunks decode to their end.
     let whole = |buf: &[u8]| match kind {
         BodyKind::Length(n) => buf.len() as u64 >= n,
-        BodyKind::Chunked => buf.ends_with(b"\r\n\r\n"),
+        BodyKind::Chunked => decode_complete_chunked(buf, MAX_PROBE_BODY as u64).is_some(),
         _ => false,
     };
     let mut chunk = [0u8; 4096];
@@ -618,14 +621,16 @@ fn probe_body(
             Err(e) => return Err(ProbeError::Receive(e)),
         }
     }
-    // What came, decoded as far as it goes: a body cut short may still
-    // hold the text.
+    // What came, decoded as far as it goes: a body cut short (or longer
+    // than what is read of it) may still hold the text. No limit on the
+    // reader, which would refuse a larger body before its first byte.
     let mut conn = BufConn::holding(buf);
-    let mut reader = BodyReader::with_limit(kind, MAX_PROBE_BODY as u64);
+    let mut reader = BodyReader::new(kind);
     let mut body = Vec::new();
     while let Ok(Some(piece)) = reader.next(&mut conn) {
         body.extend_from_slice(piece);
     }
+    body.truncate(MAX_PROBE_BODY);
     Ok(body)
 }
 
@@ -1017,6 +1022,20 @@ mod tests {
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                         3\r\nall\r\n7\r\n is wel\r\n1\r\nl\r\n0\r\n\r\n";
         assert!(probe_with(chunked, &expecting(&[], Some("is well"))).is_ok());
+        // A body longer than what is read of it: its start is searched.
+        let long: &'static [u8] = Box::leak(
+            [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nstatus UP "[..],
+                &[b'.'; 100_000 - 10],
+            ]
+            .concat()
+            .into_boxed_slice(),
+        );
+        assert!(probe_with(long, &expecting(&[], Some("UP"))).is_ok());
+        // A chunk whose data ends in an empty line is not the body's end.
+        let blank = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                      4\r\n\r\n\r\n\r\n2\r\nUP\r\n0\r\n\r\n";
+        assert!(probe_with(blank, &expecting(&[], Some("UP"))).is_ok());
         let empty = b"HTTP/1.1 204 No Content\r\n\r\n";
         assert!(probe_with(empty, &expecting(&[], Some("ok"))).is_err());
         // A body that never ends fails at the probe's deadline.
