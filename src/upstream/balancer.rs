@@ -259,11 +259,20 @@ impl Ring {
     /// target is asked once, not at each of its points: with none usable
     /// the walk would otherwise visit the whole ring for every request.
     fn owner(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
-        let usable: Vec<bool> = (0..self.targets).map(usable).collect();
-        if !usable.contains(&true) || self.points.is_empty() {
+        if self.points.is_empty() {
             return None;
         }
         let start = self.points.partition_point(|&(point, _)| point < hash);
+        // Nearly always the point's own target serves: one question, no
+        // table of every target's state.
+        let home = self.points[start % self.points.len()].1;
+        if usable(home) {
+            return Some(home);
+        }
+        let usable: Vec<bool> = (0..self.targets).map(|i| i != home && usable(i)).collect();
+        if !usable.contains(&true) {
+            return None;
+        }
         (0..self.points.len())
             .map(|k| self.points[(start + k) % self.points.len()].1)
             .find(|&i| usable.get(i).copied().unwrap_or(false))
