@@ -976,7 +976,9 @@ fn serve_entry(
                     // less that field's lines, copied to the start of `tail`
                     // (room was made for it) rather than into an allocation
                     // of its own.
-                    let head = if edits.touches(&served) || !replaced.is_empty() {
+                    let stored = &entry.head.headers;
+                    let replacing = replaced.iter().any(|name| stored.contains(name));
+                    let head = if edits.touches(&served) || replacing {
                         edits.push_kept(&mut tail, &served, replaced);
                         Cow::Borrowed(&b""[..])
                     } else {

@@ -716,6 +716,8 @@ fn copy_body(
     let mut pending_head = head;
     let mut sent = 0u64;
     let mut taken = 0u64;
+    // The chunk size lines, one buffer for the whole body.
+    let mut size_line = Vec::new();
     // The head counts as sent once any byte of the write it went in did.
     let client_gone = |sent, head: &[u8], written: usize| Broken {
         failure: Failure::Client(None),
@@ -748,7 +750,7 @@ fn copy_body(
             Some((encoder, _)) => encoder.push(piece),
             None => piece,
         };
-        let (written, result) = write_piece(to, &head, out, chunked, b"");
+        let (written, result) = write_piece(to, &head, out, chunked, b"", &mut size_line);
         result.map_err(|_| client_gone(sent, &head, written))?;
         sent += out.len() as u64;
         if given_up {
@@ -768,7 +770,7 @@ fn copy_body(
     };
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
-        let (written, result) = write_piece(to, &head, &rest, chunked, last);
+        let (written, result) = write_piece(to, &head, &rest, chunked, last, &mut size_line);
         result.map_err(|_| client_gone(sent, &head, written))?;
         sent += rest.len() as u64;
     }
@@ -779,26 +781,28 @@ fn copy_body(
 }
 
 /// Writes `head` (maybe empty), a piece of body (in a chunk of its own
-/// when `chunked`; none for an empty piece, which would read as the last
-/// chunk) and `after`, in one `writev`.
+/// when `chunked`, its size line written in `size_line`; none for an
+/// empty piece, which would read as the last chunk) and `after`, in one
+/// `writev`.
 fn write_piece(
     to: &mut impl Write,
     head: &[u8],
     piece: &[u8],
     chunked: bool,
     after: &[u8],
+    size_line: &mut Vec<u8>,
 ) -> (usize, std::io::Result<()>) {
-    let mut size_line = Vec::new();
+    size_line.clear();
     let framed = chunked && !piece.is_empty();
     if framed {
-        chunk_size_line(piece.len(), &mut size_line);
+        chunk_size_line(piece.len(), size_line);
     }
     let tail: &[u8] = if framed { b"\r\n" } else { b"" };
     write_all_vectored_counting(
         to,
         &mut [
             IoSlice::new(head),
-            IoSlice::new(&size_line),
+            IoSlice::new(size_line),
             IoSlice::new(piece),
             IoSlice::new(tail),
             IoSlice::new(after),
