@@ -691,12 +691,7 @@ fn purge_tags(head: &RequestHead, purge: Purge, shared: &Shared) -> Reply {
     let (how, done) = how_purged(purge);
     log::info!("admin: {how} by tag {names}: {named} entries {done}{off}");
     let mut body = String::from("{\"tags\":[");
-    for (i, tag) in tags.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        json::push_str(&mut body, tag);
-    }
+    push_list(&mut body, tags.iter());
     body.push(']');
     push_count(&mut body, purge, named);
     Reply::json(if named > 0 { 200 } else { 404 }, body)
@@ -1039,7 +1034,6 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// A counter family of one sample, without labels.
 /// A histogram's `_bucket`, `_sum` and `_count` lines; `labels` go before
 /// `le` (empty, or ending in a comma).
 fn histogram_lines(out: &mut String, name: &str, labels: &str, cumulative: &[u64], sum: f64) {
@@ -1060,6 +1054,7 @@ fn histogram_lines(out: &mut String, name: &str, labels: &str, cumulative: &[u64
     let _ = writeln!(out, "{name}_count{braced} {count}");
 }
 
+/// A counter family of one sample, without labels.
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     family(out, name, "counter", help);
     let _ = writeln!(out, "{name} {value}");

@@ -135,21 +135,18 @@ impl Gzip {
         if !STATUSES.contains(&status) || length.is_some_and(|n| n == 0 || n < self.min_length) {
             return false;
         }
-        // Byte lookups, the likeliest to refuse first: this is asked of
-        // every response.
-        let elements = |field| {
-            (headers.get_all(field))
-                .flat_map(|v| v.split(|&b| b == b','))
-                .map(<[u8]>::trim_ascii)
-        };
-        // A quoted string holding `, no-transform` (a field name in
-        // `no-cache="..."`) reads as the directive: compressing less than
-        // allowed is no harm.
+        // The likeliest to refuse first: this is asked of every response.
+        // The codings are read as bytes: one that is not UTF-8 is still a
+        // coding, and the body not to be coded again. A quoted string
+        // holding `, no-transform` (a field name in `no-cache="..."`) reads
+        // as the directive: compressing less than allowed is no harm.
+        let mut codings = (headers.get_all("content-encoding"))
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii);
         (headers.get("content-type")).is_some_and(|t| self.types.lists(t))
             && !headers.contains("content-range")
-            && elements("content-encoding")
-                .all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
-            && !elements("cache-control").any(|d| d.eq_ignore_ascii_case(b"no-transform"))
+            && codings.all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
+            && !headers.has_token("cache-control", "no-transform")
     }
 
     /// A whole body, compressed.

@@ -194,10 +194,8 @@ impl Entry {
         // writes (X-Real-IP, Forwarded) may hold a response varying on it,
         // filed under the client's own value: not what the backend is
         // now sent. (With Vary unread, its Vary keyed nothing.)
-        let varies_past_any_key = || {
-            let read = settings.ignored.read(&head);
-            policy::varies_past_any_key(&read.headers)
-        };
+        let varies_past_any_key =
+            || !settings.ignored.ignores("vary") && policy::varies_past_any_key(&head.headers);
         if !policy::status_ever_stored(head.status) || varies_past_any_key() {
             return None;
         }

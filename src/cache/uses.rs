@@ -48,17 +48,18 @@ impl Uses {
         let recent = |(n, at): (u32, Instant)| {
             (now.saturating_duration_since(at) < FORGOTTEN_AFTER).then_some(n)
         };
-        let n = counts
-            .get(&hash)
-            .copied()
-            .and_then(recent)
-            .unwrap_or(0)
-            .saturating_add(1);
-        // Replaced, not added to: each key weighs one.
-        let forgotten = counts.insert(hash, (n, now), 1);
+        // Counted in place (and promoted): a key met again costs no
+        // allocation.
+        if let Some(count) = counts.get_mut(&hash) {
+            let n = recent(*count).unwrap_or(0).saturating_add(1);
+            *count = (n, now);
+            return n;
+        }
+        // Each key weighs one.
+        let forgotten = counts.insert(hash, (1, now), 1);
         drop(counts);
         drop(forgotten);
-        n
+        1
     }
 
     #[cfg(test)]
