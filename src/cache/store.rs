@@ -75,7 +75,25 @@ pub struct Entry {
     tags: policy::Tags,
     /// The body compressed (`gzip`), made at the first hit that wants
     /// it: never written to a snapshot (a start makes it again).
-    compressed: OnceLock<Arc<[u8]>>,
+    compressed: CompressedCopy,
+}
+
+/// An entry's compressed body, and whether a hit is making it.
+#[derive(Debug, Default)]
+struct CompressedCopy {
+    copy: OnceLock<Arc<[u8]>>,
+    making: AtomicBool,
+}
+
+/// A copy of the entry (an outdated one, say) shares the compressed body;
+/// one still being made is the original's to finish.
+impl Clone for CompressedCopy {
+    fn clone(&self) -> Self {
+        CompressedCopy {
+            copy: self.copy.clone(),
+            making: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Entry {
@@ -119,7 +137,7 @@ impl Entry {
             served_len,
             hidden,
             tags,
-            compressed: OnceLock::new(),
+            compressed: CompressedCopy::default(),
         }
     }
 
@@ -230,7 +248,7 @@ impl Entry {
             served_len,
             hidden,
             tags,
-            compressed: OnceLock::new(),
+            compressed: CompressedCopy::default(),
         })
     }
 
@@ -243,21 +261,26 @@ impl Entry {
         &self.tags
     }
 
-    /// The body compressed by `compress`, made once (concurrent hits wait
-    /// for the first rather than compress it too), and whether this call
-    /// made it: then the entry weighs more (see [`Cache::reweigh`]).
-    pub fn compressed(&self, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> (&[u8], bool) {
-        let mut made = false;
-        let body = self.compressed.get_or_init(|| {
-            made = true;
-            compress(&self.record.body).into()
-        });
-        (body, made)
+    /// The body compressed by `compress`, made once, and whether this
+    /// call made it: then the entry weighs more (see [`Cache::reweigh`]).
+    /// `None` while another hit is making it: this one goes uncompressed
+    /// rather than wait (the response says `Vary: Accept-Encoding` either
+    /// way), so that the first hits on a large entry are not held up.
+    pub fn compressed(&self, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> Option<(&[u8], bool)> {
+        let copy = &self.compressed;
+        if let Some(made) = copy.copy.get() {
+            return Some((made, false));
+        }
+        if copy.making.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let made = copy.copy.get_or_init(|| compress(&self.record.body).into());
+        Some((made, true))
     }
 
     /// The size of the body compressed, once a hit has made it.
     pub fn compressed_len(&self) -> Option<usize> {
-        self.compressed.get().map(|c| c.len())
+        self.compressed.copy.get().map(|c| c.len())
     }
 
     /// The request fields it was keyed on (its Vary, as the key spells
@@ -294,7 +317,7 @@ impl Entry {
     /// cache of many small entries take many times `cache_size`.
     pub fn weight(&self) -> u64 {
         let record = &self.record;
-        let compressed = self.compressed.get().map_or(0, |c| c.len());
+        let compressed = self.compressed.copy.get().map_or(0, |c| c.len());
         let held = 3 * record.key.len() + 2 * record.head.len() + self.tags.weight();
         (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD
     }
@@ -1301,6 +1324,31 @@ mod tests {
     /// The rules with no fields for the cache alone read.
     fn plain() -> Settings {
         Settings::default()
+    }
+
+    #[test]
+    fn a_hit_while_another_makes_the_compressed_copy_goes_without_it() {
+        let e = entry("h/a", "some text to compress", 60, None);
+        let mut during = None;
+        let (made, by_us) = e
+            .compressed(|body| {
+                // Another hit, while this one compresses: not held up.
+                during = Some(e.compressed(|_| unreachable!()).is_none());
+                body.to_ascii_uppercase()
+            })
+            .unwrap();
+        assert_eq!(
+            (made, by_us, during),
+            (&b"SOME TEXT TO COMPRESS"[..], true, Some(true))
+        );
+        // Made: every later hit has it, none makes it again.
+        assert_eq!(e.compressed(|_| unreachable!()), Some((made, false)));
+        assert_eq!(e.compressed_len(), Some(21));
+        // A copy of the entry shares it.
+        assert_eq!(
+            e.clone().compressed(|_| unreachable!()),
+            Some((made, false))
+        );
     }
 
     fn entry(key: &str, body: &str, fresh: u64, vary: Option<&str>) -> Entry {

@@ -958,14 +958,21 @@ fn serve_entry(
             };
             match ranged {
                 Ranged::Whole => {
-                    let compressed = coding.filter(|_| takes_gzip).map(|gzip| {
+                    let compressed = coding.filter(|_| takes_gzip).and_then(|gzip| {
                         let (compressed, made) =
-                            entry.compressed(|body| gzip.compress_to_keep(body));
+                            entry.compressed(|body| gzip.compress_to_keep(body))?;
                         if made {
                             cache.reweigh(entry);
                         }
-                        compressed
+                        Some(compressed)
                     });
+                    // Uncompressed while another hit makes the copy: only
+                    // Vary is replaced then.
+                    let replaced: &[&str] = match (compressed, coding) {
+                        (Some(_), _) => &gzip::REPLACED_FIELDS,
+                        (None, Some(_)) => &["vary"],
+                        (None, None) => &[],
+                    };
                     let sent = compressed.unwrap_or(whole);
                     let body: &[u8] = if request.is_head() { b"" } else { sent };
                     if compressed.is_some() && !request.is_head() {
