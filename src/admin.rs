@@ -427,9 +427,9 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
         );
     }
     let id = String::from_utf8_lossy(&policy::decode_percent(id.as_bytes())).into_owned();
-    let (targets, several) = match shared.upstreams.find(&id) {
+    let (targets, several) = match shared.pools.find(&id) {
         Some(target) => (vec![target], false),
-        None => (shared.upstreams.written_as(&id), true),
+        None => (shared.pools.written_as(&id), true),
     };
     if targets.is_empty() {
         return Reply::text(404, format!("no target is named {id:?}\n"));
@@ -443,7 +443,7 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
     let each: Vec<String> = (targets.iter())
         .map(|target| {
             let was = state.map(|state| {
-                let was = shared.upstreams.set_admin_state(target, state);
+                let was = shared.pools.set_admin_state(target, state);
                 if was != state {
                     log::info!(
                         "admin: target {} {was} -> {state} ({} request(s) in flight)",
@@ -459,7 +459,7 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
     // Every PUT writes the file, a change or not: one that could not be
     // saved is saved by sending it again.
     let saved = match (state, &shared.config.state_file) {
-        (Some(_), Some(path)) => Some(state_file::save_or_warn(path, &shared.upstreams, "admin")),
+        (Some(_), Some(path)) => Some(state_file::save_or_warn(path, &shared.pools, "admin")),
         _ => None,
     };
     let mut out = match several {
@@ -1102,7 +1102,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         m.connections.load(Ordering::Relaxed)
     );
 
-    let targets = shared.upstreams.targets();
+    let targets: Vec<&Upstream> = shared.pools.targets().collect();
     for (name, kind, help) in [
         (
             "inverso_upstream_requests_total",
@@ -1127,7 +1127,7 @@ pub fn metrics_text(shared: &Shared) -> String {
     ] {
         family(&mut out, name, kind, help);
         let now = std::time::Instant::now();
-        for t in targets {
+        for &t in &targets {
             let value = match name {
                 "inverso_upstream_up" => u64::from(t.health.usable(now)),
                 "inverso_upstream_in_flight" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
@@ -1144,7 +1144,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         "counter",
         "Response heads received from each backend, by status class (retried ones too).",
     );
-    for t in targets {
+    for &t in &targets {
         for (class, n) in STATUS_CLASSES.iter().zip(t.stats.responses.counts()) {
             let target = label(&t.name);
             let _ = writeln!(
@@ -1159,7 +1159,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         "histogram",
         "Time each backend took to send its response head once it had the request.",
     );
-    for t in targets {
+    for &t in &targets {
         let target = label(&t.name);
         let (buckets, sum) = t.stats.header_times.cumulative();
         histogram_lines(
@@ -1177,7 +1177,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         "gauge",
         "1 for the state the operator set each backend in (ready, drain or maint), 0 for the others.",
     );
-    for t in targets {
+    for &t in &targets {
         let current = t.health.admin_state();
         for state in AdminState::ALL {
             let _ = writeln!(
@@ -1363,12 +1363,16 @@ pub fn status_json(shared: &Shared) -> String {
         shared.shutting_down.load(Ordering::Relaxed),
         m.connections.load(Ordering::Relaxed),
     );
-    for (i, t) in shared.upstreams.targets().iter().enumerate() {
+    let in_pools = (shared.pools.iter()).flat_map(|p| p.targets().iter().map(move |t| (p, t)));
+    for (i, (pool, t)) in in_pools.enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push('{');
         push_name_and_address(&mut out, t);
+        out.push(',');
+        json::push_key(&mut out, "pool");
+        json::push_str(&mut out, pool.name());
         // Its own `max_fails=`/`fail_timeout=`, or the keys'.
         let passive = t.health.passive();
         let _ = write!(

@@ -235,9 +235,18 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             family.messages()
         )?;
     }
+    for (key, setting) in loader.pool_and_route_settings() {
+        let line = format!(
+            "{} = {}",
+            config::printable(&key),
+            config::printable(&setting.value)
+        );
+        writeln!(out, "{line:<48} # {}", setting.origin)?;
+    }
     for line in config::target_lines(&config) {
         writeln!(out, "{line}")?;
     }
+    write_pools(&mut out, &config)?;
     if let config::LogFormat::Template(template) = &config.log_format {
         // Whole (a template runs longer than the values `printable` shows
         // whole), and what it was taken to say, on a made-up request.
@@ -283,6 +292,47 @@ fn write_error_pages(
     Ok(())
 }
 
+/// `check`'s account of the pools and routes: each pool's targets and
+/// the settings it has of its own, then the routes in the order they are
+/// tried.
+fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Result<()> {
+    for pool in &config.pools {
+        let settings = &pool.config;
+        writeln!(
+            out,
+            "# pool {}: balance {}{}",
+            pool.name,
+            settings.balance.name(),
+            match &settings.health_check_path {
+                Some(path) => format!(", health_check_path {}", config::printable(path)),
+                None => String::new(),
+            }
+        )?;
+        for line in config::target_lines(settings) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    if config.routes.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "# routes, in the order they are tried (the rest go to targets):"
+    )?;
+    for route in config.routes.iter() {
+        let pool = match route.pool {
+            0 => config::DEFAULT_POOL,
+            i => config.pools.get(i - 1).map_or("?", |p| &*p.name),
+        };
+        let rewrite = match route.rewrite() {
+            Some(to) => format!(", its prefix rewritten to {to}"),
+            None => String::new(),
+        };
+        writeln!(out, "# route {route} -> {pool}{rewrite}")?;
+    }
+    Ok(())
+}
+
 /// `check`'s account of `state_file`: the states a start would put
 /// targets in, and the lines it would skip or ignore (a run starts
 /// whatever the file holds).
@@ -291,8 +341,8 @@ fn write_state_file(out: &mut impl std::io::Write, config: &Config) -> std::io::
         return Ok(());
     };
     // Applied as a start applies them, to targets made for the purpose.
-    let upstreams = inverso::upstream::Upstreams::new(config);
-    let restored = inverso::upstream::state_file::restore(&upstreams, path);
+    let pools = inverso::upstream::pools::Pools::new(config);
+    let restored = inverso::upstream::state_file::restore(&pools, path);
     let file = config::printable(&path.display().to_string());
     if restored.missing {
         writeln!(

@@ -36,7 +36,7 @@ use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
 use crate::upstream::resolve::{self, Resolve, Resolver};
-use crate::upstream::{state_file, Upstreams};
+use crate::upstream::{pools::Pools, state_file};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::hash_map::Entry;
@@ -149,13 +149,13 @@ impl Server {
             ),
             None => None,
         };
-        let upstreams = upstreams_for(&config);
+        let pools = Pools::new(&config);
         if let Some(path) = &config.state_file {
-            restore_states(&upstreams, path);
+            restore_states(&pools, path);
         }
         let shared = Shared {
             cache: cache.clone(),
-            upstreams,
+            pools,
             log: access_log.sender(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
@@ -169,7 +169,7 @@ impl Server {
             metrics: shared.metrics.clone(),
             log: shared.log.clone(),
             current: Arc::new(Current::new(shared)),
-            checker: Mutex::new(None),
+            checker: Mutex::new(Vec::new()),
             resolver: Mutex::new(None),
             lookup_failures: Mutex::default(),
             connections: Mutex::new(Connections::default()),
@@ -180,8 +180,8 @@ impl Server {
         });
         let first = inner.current.get();
         *inner.checker.lock() = first
-            .upstreams
-            .start_checker(&first.config)
+            .pools
+            .start_checkers(&first.config)
             .map_err(StartError::Thread)?;
         drop(first);
         restart_resolver(&inner).map_err(StartError::Thread)?;
@@ -234,16 +234,11 @@ fn log_error_pages(config: &Config) {
     }
 }
 
-/// The backends as configured (at start and on every reload).
-fn upstreams_for(config: &Config) -> Upstreams {
-    Upstreams::new(config)
-}
-
 /// Puts the targets in the states `state_file` kept (before the health
 /// checker starts: a target in maintenance is not probed), and says what
 /// was applied and what was not.
-fn restore_states(upstreams: &Upstreams, path: &std::path::Path) {
-    let restored = state_file::restore(upstreams, path);
+fn restore_states(pools: &Pools, path: &std::path::Path) {
+    let restored = state_file::restore(pools, path);
     if restored.missing {
         log::info!(
             "state_file {}: none yet; every target starts ready",
@@ -446,7 +441,7 @@ impl ServerHandle {
         }
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
         let _ = socket2::SockRef::from(&self.workers.listener).shutdown(Shutdown::Read);
-        if let Some(checker) = inner.checker.lock().take() {
+        for checker in std::mem::take(&mut *inner.checker.lock()) {
             checker.stop();
         }
         if let Some(resolver) = inner.resolver.lock().take() {
@@ -479,8 +474,9 @@ impl ServerHandle {
 struct Inner {
     /// The settings in force.
     current: Arc<Current>,
-    /// The active health checker of the generation in force, if any.
-    checker: Mutex<Option<Checker>>,
+    /// The active health checkers of the generation in force: one per
+    /// pool that has them.
+    checker: Mutex<Vec<Checker>>,
     /// The thread that looks targets' names up again (`resolve_interval`).
     resolver: Mutex<Option<Resolver>>,
     /// Names that did not resolve, each said once a minute at most.
@@ -623,7 +619,7 @@ impl Workers {
     fn sweep_if_due(&self) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if claim_if_due(&self.next_sweep, now, SWEEP_EVERY) {
-            self.inner.current.get().upstreams.sweep_idle();
+            self.inner.current.get().pools.sweep_idle();
             self.surplus.review(now, self.idle.load(Ordering::SeqCst));
         }
     }
@@ -697,10 +693,13 @@ impl Surplus {
 /// it short of `max_connections` (and the idle backend connections kept
 /// besides).
 fn warn_of_limits(config: &Config) {
-    let pooled = config.upstream_keepalive * config.targets.len();
-    limits::raise_descriptor_limit(config.max_connections, config.targets.len(), pooled);
+    let targets = config.all_targets().count();
+    let pooled: usize = (config.pool_configs())
+        .map(|c| c.upstream_keepalive * c.targets.len())
+        .sum();
+    limits::raise_descriptor_limit(config.max_connections, targets, pooled);
     let limits = Limits::of_this_process();
-    for shortfall in limits.shortfalls(config.max_connections, config.targets.len(), pooled) {
+    for shortfall in limits.shortfalls(config.max_connections, targets, pooled) {
         log::warn!("{shortfall}");
     }
 }
@@ -1048,7 +1047,10 @@ impl Control {
         };
         // Checked by the file's `port` as it was loaded; the port listened
         // on is the running one, which a reload keeps.
-        if let Some(t) = config::target_at(self.inner.listening, &next.targets) {
+        let listening = self.inner.listening;
+        if let Some(t) =
+            (next.pool_configs()).find_map(|c| config::target_at(listening, &c.targets))
+        {
             return refused(ReloadError::Loop {
                 target: t.name.clone(),
                 listening: self.inner.listening,
@@ -1072,7 +1074,7 @@ impl Control {
         // the file a restart would read, a new `state_file` too.
         let installed = self.inner.current.get();
         if let Some(path) = &installed.config.state_file {
-            if state_file::save_or_warn(path, &installed.upstreams, "reload").is_ok()
+            if state_file::save_or_warn(path, &installed.pools, "reload").is_ok()
                 && state_file_moved
             {
                 log::info!(
@@ -1101,16 +1103,16 @@ impl Control {
     /// Puts `next` in force as the generation after `old` (the one in
     /// force; the caller holds `installing`): targets that stay keep
     /// their health and counters, and their idle connections with
-    /// `keep_pools` (see [`Upstreams::keep_state_of`]).
-    fn install(&self, old: &Shared, next: Config, keep_pools: bool) {
-        let mut upstreams = upstreams_for(&next);
-        upstreams.keep_state_of(&old.upstreams, keep_pools);
+    /// `keep_idle` (see [`Upstreams::keep_state_of`]).
+    fn install(&self, old: &Shared, next: Config, keep_idle: bool) {
+        let mut pools = Pools::new(&next);
+        pools.keep_state_of(&old.pools, keep_idle);
         let replaced = self.inner.current.replace(Shared {
             limiter: limiter_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
             gzip: Gzip::of(&next),
             config: next,
-            upstreams,
+            pools,
             log: self.inner.log.clone(),
             cache: old.cache.clone(),
             shutting_down: self.inner.shutting_down.clone(),
@@ -1120,9 +1122,7 @@ impl Control {
         // included, for as long as they run; nothing takes from or sweeps
         // those pools any more (but those the new one goes on with), so
         // no connection to an old address is used again.
-        replaced
-            .upstreams
-            .retire(&self.inner.current.get().upstreams);
+        replaced.pools.retire(&self.inner.current.get().pools);
     }
 
     /// Looks up every target written as a name once, now, with `resolve`
@@ -1146,12 +1146,8 @@ impl Control {
         let changes = {
             let shared = self.inner.current.get();
             let mut failures = self.inner.lookup_failures.lock();
-            resolve::look_up(
-                &shared.config.targets,
-                resolve,
-                self.inner.listening,
-                &mut failures,
-            )
+            let targets: Vec<_> = shared.config.all_targets().cloned().collect();
+            resolve::look_up(&targets, resolve, self.inner.listening, &mut failures)
         };
         if changes.is_empty() {
             return 0;
@@ -1164,7 +1160,10 @@ impl Control {
         }
         let old = self.inner.current.get();
         let mut next = old.config.clone();
-        let changed = resolve::apply(&mut next.targets, &changes);
+        let mut changed = resolve::apply(&mut next.targets, &changes);
+        for pool in &mut next.pools {
+            changed += resolve::apply(&mut pool.config.targets, &changes);
+        }
         self.install(&old, next, true);
         for change in &changes {
             log::info!("{change}");
@@ -1224,14 +1223,14 @@ impl Control {
     /// now in force (none once shutdown has begun).
     fn restart_checker(&self) {
         let mut checker = self.inner.checker.lock();
-        if let Some(old) = checker.take() {
+        for old in std::mem::take(&mut *checker) {
             old.stop();
         }
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
         let current = self.inner.current.get();
-        match current.upstreams.start_checker(&current.config) {
+        match current.pools.start_checkers(&current.config) {
             Ok(next) => *checker = next,
             Err(e) => log::error!("reload: cannot start the health checker: {e}"),
         }
@@ -1261,7 +1260,7 @@ fn restart_resolver(inner: &Arc<Inner>) -> io::Result<()> {
     let Some(interval) = config.resolve_interval else {
         return Ok(());
     };
-    if !config.targets.iter().any(resolve::is_named) {
+    if !config.all_targets().any(resolve::is_named) {
         return Ok(());
     }
     // Weak: the thread must not keep a stopped server alive.

@@ -9,6 +9,7 @@
 //! `environment INVERSO_PORT: ...`.
 
 mod keys;
+mod pools;
 mod values;
 
 use crate::access_log::Template;
@@ -17,6 +18,8 @@ use crate::ratelimit::Rate;
 use crate::realip::Cidr;
 use keys::find_key;
 pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING};
+pub use pools::{PoolConfig, DEFAULT_POOL, MAX_POOLS, POOL_KEYS};
+use pools::{PoolKey, RouteKey, Scope};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +37,12 @@ pub struct Config {
     pub port: u16,
     pub bind: IpAddr,
     pub targets: Vec<Target>,
+    /// `pool.<name>`: the other pools of backends, in the order written;
+    /// none but `targets` when no such key is set.
+    pub pools: Vec<PoolConfig>,
+    /// `route.<host><path>`: the requests each pool serves (the rest go
+    /// to `targets`).
+    pub routes: Arc<crate::routes::Routes>,
     /// How often targets written as names are resolved again while the
     /// proxy runs; `None`: only at start-up and on reload.
     pub resolve_interval: Option<Duration>,
@@ -565,6 +574,10 @@ pub struct Loader {
     /// The `request_header.<Name>` and `response_header.<Name>` keys, in
     /// the file's order.
     field_keys: Vec<FieldKey>,
+    /// The `pool.*` keys, in the file's order.
+    pool_keys: Vec<PoolKey>,
+    /// The `route.*` keys, in the file's order.
+    route_keys: Vec<RouteKey>,
     /// The file name whole-file errors are reported against.
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
@@ -593,6 +606,8 @@ impl Loader {
         Loader {
             settings,
             field_keys: Vec::new(),
+            pool_keys: Vec::new(),
+            route_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
         }
@@ -636,6 +651,14 @@ impl Loader {
             let key = key.trim();
             if let Some((family, name)) = FieldFamily::of(key) {
                 self.field_key(family, name, value.trim(), origin)?;
+                continue;
+            }
+            if let Some(rest) = key.strip_prefix("pool.") {
+                self.pool_key(rest, value.trim(), origin)?;
+                continue;
+            }
+            if let Some(spec) = key.strip_prefix("route.") {
+                self.route_key(spec.trim(), value.trim(), origin)?;
                 continue;
             }
             let Some(spec) = find_key(key) else {
@@ -744,6 +767,15 @@ impl Loader {
         let origin = Origin::Flag(flag.to_string());
         if let Some((family, _)) = FieldFamily::of(key) {
             return Err(ConfigError::at(&origin, file_only(family, key)));
+        }
+        if key.starts_with("pool.") || key.starts_with("route.") {
+            return Err(ConfigError::at(
+                &origin,
+                format!(
+                    "`{}`: pool.* and route.* keys are read from the configuration file only",
+                    key.escape_debug()
+                ),
+            ));
         }
         let Some(spec) = find_key(key) else {
             return Err(ConfigError::at(&origin, unknown_key_message(key)));
@@ -914,6 +946,88 @@ impl Loader {
         Ok(())
     }
 
+    /// The checks of what one pool of backends is given: the top-level
+    /// keys' (`scope`), or a `pool.<name>`'s.
+    fn check_backends(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        // A target that is this proxy's own listener: the first request
+        // would be forwarded to itself, again and again, until every
+        // connection slot is taken.
+        if config.port != 0 {
+            if let Some(t) = target_at(config.listen_addr(), &config.targets) {
+                return Err(self.refused_in(
+                    scope,
+                    "targets",
+                    format!(
+                        "{} is this proxy's own address (bind {}, port {}): requests would loop",
+                        t.name, config.bind, config.port
+                    ),
+                ));
+            }
+        }
+        // A probe inverso itself would answer 414.
+        if let Some(path) = config
+            .health_check_path
+            .as_ref()
+            .filter(|p| p.len() > config.max_uri_length)
+        {
+            return Err(self.refused_in(
+                scope,
+                "health_check_path",
+                format!(
+                    "{} bytes, longer than max_uri_length ({})",
+                    path.len(),
+                    config.max_uri_length
+                ),
+            ));
+        }
+        if config.targets.iter().all(|t| t.backup) {
+            return Err(self.refused_in(
+                scope,
+                "targets",
+                "every target is a backup: at least one must serve before the backups do".into(),
+            ));
+        }
+        // Either alone means nothing: `hash` would have nothing to hash,
+        // and another algorithm would not read the setting.
+        match (config.balance, &config.hash_on) {
+            (Balance::Hash, None) => {
+                return Err(self.refused_in(
+                    scope,
+                    "balance",
+                    "hash needs hash_on, what to hash: `header:<Name>`, `cookie:<name>` or \
+                     `query:<name>` (e.g. `hash_on = header:X-Tenant`)"
+                        .into(),
+                ))
+            }
+            (balance, Some(on)) if balance != Balance::Hash => {
+                return Err(self.refused_in(
+                    scope,
+                    "hash_on",
+                    format!(
+                        "is set ({on}), but balance = {}: only balance = hash reads it",
+                        balance.name()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        // Plain round robin is one atomic increment and has no notion of
+        // weight: a weight there would be silently ignored.
+        if config.balance == Balance::RoundRobin {
+            if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
+                return Err(self.refused_in(
+                    scope,
+                    "targets",
+                    format!(
+                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash, hash or random_two)",
+                        t.as_written(), t.weight
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses every value into a [`Config`], resolving target names.
     pub fn build(&self) -> Result<Config, ConfigError> {
         let mut config = Config::blank();
@@ -953,35 +1067,7 @@ impl Loader {
             );
         }
         self.check_lifetimes_left(&config)?;
-        // A target that is this proxy's own listener: the first request
-        // would be forwarded to itself, again and again, until every
-        // connection slot is taken.
-        if config.port != 0 {
-            if let Some(t) = target_at(config.listen_addr(), &config.targets) {
-                return Err(self.refused(
-                    "targets",
-                    format!(
-                        "{} is this proxy's own address (bind {}, port {}): requests would loop",
-                        t.name, config.bind, config.port
-                    ),
-                ));
-            }
-        }
-        // A probe inverso itself would answer 414.
-        if let Some(path) = config
-            .health_check_path
-            .as_ref()
-            .filter(|p| p.len() > config.max_uri_length)
-        {
-            return Err(self.refused(
-                "health_check_path",
-                format!(
-                    "{} bytes, longer than max_uri_length ({})",
-                    path.len(),
-                    config.max_uri_length
-                ),
-            ));
-        }
+        self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
         if let Some(max) = config
@@ -994,12 +1080,6 @@ impl Loader {
                     "{max} bytes is more than cache_size ({} bytes); an object larger than the cache cannot be stored",
                     config.cache_size
                 ),
-            ));
-        }
-        if config.targets.iter().all(|t| t.backup) {
-            return Err(self.refused(
-                "targets",
-                "every target is a backup: at least one must serve before the backups do".into(),
             ));
         }
         // Each file is rewritten whole by its own writer: shared, the
@@ -1050,41 +1130,7 @@ impl Loader {
                 "is set, but rate_limit is not: without a rate there is no burst".into(),
             ));
         }
-        // Either alone means nothing: `hash` would have nothing to hash,
-        // and another algorithm would not read the setting.
-        match (config.balance, &config.hash_on) {
-            (Balance::Hash, None) => {
-                return Err(self.refused(
-                    "balance",
-                    "hash needs hash_on, what to hash: `header:<Name>`, `cookie:<name>` or \
-                     `query:<name>` (e.g. `hash_on = header:X-Tenant`)"
-                        .into(),
-                ))
-            }
-            (balance, Some(on)) if balance != Balance::Hash => {
-                return Err(self.refused(
-                    "hash_on",
-                    format!(
-                        "is set ({on}), but balance = {}: only balance = hash reads it",
-                        balance.name()
-                    ),
-                ))
-            }
-            _ => {}
-        }
-        // Plain round robin is one atomic increment and has no notion of
-        // weight: a weight there would be silently ignored.
-        if config.balance == Balance::RoundRobin {
-            if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
-                return Err(self.refused(
-                    "targets",
-                    format!(
-                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash, hash or random_two)",
-                        t.as_written(), t.weight
-                    ),
-                ));
-            }
-        }
+        self.build_pools(&mut config)?;
         Ok(config)
     }
 }
@@ -1119,6 +1165,8 @@ impl Config {
             port: 0,
             bind: IpAddr::from([0, 0, 0, 0]),
             targets: Vec::new(),
+            pools: Vec::new(),
+            routes: Arc::default(),
             resolve_interval: None,
             cache_size: 0,
             ttl: Duration::ZERO,
@@ -1202,6 +1250,17 @@ impl Config {
             keepalive_requests: 0,
             log_to_stdout: true,
         }
+    }
+
+    /// The settings of each pool of backends: these for `targets`, then
+    /// each `pool.<name>`'s.
+    pub fn pool_configs(&self) -> impl Iterator<Item = &Config> {
+        std::iter::once(self).chain(self.pools.iter().map(|p| &p.config))
+    }
+
+    /// Every target of every pool.
+    pub fn all_targets(&self) -> impl Iterator<Item = &Target> {
+        self.pool_configs().flat_map(|c| c.targets.iter())
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -456,7 +456,7 @@ impl Revalidated<'_> {
         let mut head = self.entry.head.clone();
         policy::refresh_from_304(&mut head, &fetched.response);
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
-        relay::finish_bodiless(fetched, client, shared);
+        relay::finish_bodiless(fetched, client);
         // Whether the response may be stored, whoever asked: this client's
         // own directives or credentials are no reason to drop the entry
         // for everyone.
@@ -636,7 +636,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
-            match relay::absorb(client, fetched, &mut tee, shared, within) {
+            match relay::absorb(client, fetched, &mut tee, within) {
                 Absorbed::TooLarge => {
                     // As a Content-Length past max_object_size (below) does.
                     cache.invalidate(&primary);
@@ -725,7 +725,7 @@ fn fetch_validated<'s>(
         if !another_version {
             return Ok((fetched, revalidating));
         }
-        relay::finish_bodiless(fetched, client, shared);
+        relay::finish_bodiless(fetched, client);
         validators.clear();
     }
 }

@@ -110,6 +110,9 @@ pub(super) struct Client {
     /// With `sticky_cookie`: the cookie's name, and the target it named in
     /// this request, if it did.
     pub(super) sticky: Option<(Arc<str>, Option<String>)>,
+    /// The route this request took (its index in the generation's
+    /// `routes`); `None`: it goes to `targets`.
+    pub(super) route: Option<usize>,
     /// With `balance = hash`: the value `hash_on` names in this request,
     /// as the client sent it (empty: none). Kept here, not read from the
     /// head each time, so that the cache's own requests for it (which
@@ -198,6 +201,7 @@ impl Client {
             request_id: None,
             body_read_whole: false,
             sticky: None,
+            route: None,
             hash_value: Vec::new(),
             crowded: false,
             last_request: false,

@@ -28,6 +28,7 @@ use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
 use crate::sched;
+use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
 pub(crate) use client::first_line;
 use client::{linger, Client, HeadRead};
@@ -47,7 +48,8 @@ const VIA: &str = "1.1 inverso";
 /// A reload builds a new one; a request keeps the one it started with.
 pub struct Shared {
     pub config: Config,
-    pub upstreams: Upstreams,
+    /// `targets` and each `pool.<name>`.
+    pub pools: Pools,
     pub log: LogSender,
     pub cache: Option<Arc<Cache>>,
     /// The same flag in every generation.
@@ -61,6 +63,15 @@ pub struct Shared {
     pub cache_rules: CacheRules,
     /// With `gzip` on: what is compressed, and how.
     pub gzip: Option<Gzip>,
+}
+
+impl Shared {
+    /// The pool a request that took `route` goes to (see
+    /// `Client::route`).
+    pub fn pool(&self, route: Option<usize>) -> &Upstreams {
+        let route = route.and_then(|i| self.config.routes.get(i));
+        self.pools.get(route.map_or(0, |r| r.pool))
+    }
 }
 
 /// What the cache's rules give for one generation of the settings.
@@ -515,11 +526,13 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // `hash`'s key, from the request as the client sent it: before the
     // sticky cookie is taken out (`hash_on` may name it) and any field is
     // dropped or edited on its way to a backend or the cache.
+    client.route = (shared.config.routes).route(head.authority(), &head.path_and_query());
     client.hash_value.clear();
-    if let Some(value) = (shared.config.hash_on.as_ref()).and_then(|on| on.value_in(&head)) {
+    let pool = shared.pool(client.route);
+    if let Some(value) = pool.hash_on().and_then(|on| on.value_in(&head)) {
         client.hash_value.extend_from_slice(value);
     }
-    client.sticky = shared.config.sticky_cookie.clone().map(|name| {
+    client.sticky = pool.sticky_cookie().cloned().map(|name| {
         let sent = sticky::take(&mut head.headers, &name);
         (name, sent)
     });

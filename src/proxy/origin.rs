@@ -26,7 +26,7 @@ use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use crate::upstream::retry_on::RetryOnStatus;
 use crate::upstream::slots::Waiting;
-use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn};
+use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn, Upstreams};
 use std::cell::Cell;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::AsRawFd;
@@ -167,7 +167,7 @@ pub(super) fn fetch<'s>(
     send: &Outgoing<'_>,
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
-    let upstreams = &shared.upstreams;
+    let upstreams = shared.pool(client.route);
     let forwarded = prepare_request(head, send, client, shared);
     // uri_hash's key: the path and query as the client sent them, an
     // absolute-form target's without its scheme and host, so that either
@@ -198,7 +198,7 @@ pub(super) fn fetch<'s>(
                 queued = None;
                 // Another target will answer: this answer goes unread.
                 if let Some(answered) = answered {
-                    relay::discard(answered, is_head, client, shared);
+                    relay::discard(answered, is_head, client);
                 }
                 (index, busy)
             }
@@ -254,7 +254,9 @@ pub(super) fn fetch<'s>(
             upstream: Some(target.name.clone()),
             keep_alive: send.keep_alive && send.body.is_buffered(),
         };
-        match attempt(client, target, &request, send, idempotent, shared) {
+        match attempt(
+            client, upstreams, target, &request, send, idempotent, shared,
+        ) {
             Ok((up, response, head_len, request_time)) => {
                 let status = response.status;
                 report_answer(target, status, retry_on, client);
@@ -399,6 +401,7 @@ fn may_send_again(idempotent: bool, body: &RequestBody) -> bool {
 /// non-idempotent request, also leaves it.
 fn attempt(
     client: &mut Client,
+    upstreams: &Upstreams,
     target: &Upstream,
     request: &[u8],
     send: &Outgoing<'_>,
@@ -409,8 +412,7 @@ fn attempt(
     let mut fresh = false;
     loop {
         let request_time = SystemTime::now();
-        let mut up = shared
-            .upstreams
+        let mut up = upstreams
             .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
             .map_err(|e| {
                 if is_local_shortage(&e) {
@@ -428,7 +430,7 @@ fn attempt(
         }
         let watch = send
             .abandon_if_client_leaves
-            .then(|| shared.upstreams.backend_timeout());
+            .then(|| upstreams.backend_timeout());
         let own = &shared.cache_rules.own_fields;
         match send_request(&mut up, request, send, client, watch, own) {
             Ok((response, head_len)) => {
@@ -443,7 +445,7 @@ fn attempt(
             // went the same way, so they go too. The backend is not at
             // fault; a request that may be sent again goes on a new one.
             Err(f) if up.reused && f.before_response() => {
-                shared.upstreams.forget_idle(target);
+                target.forget_idle();
                 if !replayable {
                     return Err(Failure::Stale(Box::new(f)));
                 }
@@ -477,7 +479,13 @@ fn prepare_request(
     client: &Client,
     shared: &Shared,
 ) -> Forwarding {
-    let path = head.origin_target().into_owned();
+    // With a route's `rewrite=`, the path it replaces a prefix of.
+    let target = head.origin_target();
+    let route = client.route.and_then(|i| shared.config.routes.get(i));
+    let path = match route.and_then(|r| r.rewritten(&target)) {
+        Some(rewritten) => rewritten,
+        None => target.into_owned(),
+    };
     // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
     // replaces any Host field. Spelled as the cache keys it (see
     // `push_canonical_authority`).

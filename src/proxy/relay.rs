@@ -162,7 +162,7 @@ pub(super) fn relay(
                 Gathered::Decoded(body) => (Taken::from(body), !conn.buffered().is_empty()),
             };
             if prepared.upstream_reusable && !past_end {
-                reuse(client, shared, target, fetched.up.conn);
+                reuse(client, target, fetched.up.conn);
             } else {
                 // Closed now, not once the client has it all: the backend
                 // may be waiting for the close.
@@ -181,7 +181,7 @@ pub(super) fn relay(
         None => {
             send_streamed(client, &mut fetched, prepared, tee, shared).map(|(sent, reusable)| {
                 if reusable {
-                    reuse(client, shared, target, fetched.up.conn);
+                    reuse(client, target, fetched.up.conn);
                 }
                 sent
             })
@@ -224,19 +224,19 @@ pub(super) fn relay(
 /// framing (or is desynchronising us on purpose); pooled, they would be
 /// read as the answer to someone else's request. The connection is
 /// dropped instead.
-fn reuse(client: &Client, shared: &Shared, target: &Upstream, conn: BufConn<SharedStream<Stream>>) {
+fn reuse(client: &Client, target: &Upstream, conn: BufConn<SharedStream<Stream>>) {
     if conn.buffered().is_empty() {
         // No longer this connection's to cut at a forced close: from the
         // pool it may carry someone else's request.
         client.watch.backend_done();
-        shared.upstreams.checkin(target, conn);
+        target.checkin(conn);
     }
 }
 
 /// Returns a bodiless response's connection to the pool (a 304 used to
 /// refresh a cache entry, say), or closes it, before the client has its
 /// answer.
-pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client, shared: &Shared) {
+pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client) {
     let AfterHead {
         target,
         up,
@@ -244,7 +244,7 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client, shared: &Sh
         ..
     } = fetched.after_head();
     if may_reuse(&response, BodyKind::Empty, &up) {
-        reuse(client, shared, target, up.conn);
+        reuse(client, target, up.conn);
     }
 }
 
@@ -253,12 +253,7 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client, shared: &Sh
 /// pool only when the whole body came with the head (an error page most
 /// often does): nothing is waited for, and no large body read, for an
 /// answer that is thrown away. Any other closes.
-pub(super) fn discard(
-    fetched: Fetched<'_>,
-    request_is_head: bool,
-    client: &Client,
-    shared: &Shared,
-) {
+pub(super) fn discard(fetched: Fetched<'_>, request_is_head: bool, client: &Client) {
     let AfterHead {
         target,
         mut up,
@@ -282,7 +277,7 @@ pub(super) fn discard(
         BodyKind::Chunked | BodyKind::UntilClose => false,
     };
     if arrived && may_reuse(&response, kind, &up) {
-        reuse(client, shared, target, up.conn);
+        reuse(client, target, up.conn);
     }
 }
 
@@ -304,7 +299,6 @@ pub(super) fn absorb(
     client: &Client,
     fetched: Fetched<'_>,
     tee: &mut Tee<'_>,
-    shared: &Shared,
     within: Duration,
 ) -> Absorbed {
     let deadline = Instant::now() + within;
@@ -335,7 +329,7 @@ pub(super) fn absorb(
     }
     tee.finish();
     if may_reuse(&response, kind, &up) {
-        reuse(client, shared, target, up.conn);
+        reuse(client, target, up.conn);
     }
     Absorbed::Whole
 }
@@ -589,7 +583,7 @@ fn send_streamed(
     tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<(u64, bool), Broken> {
-    let patience = shared.upstreams.backend_timeout();
+    let patience = shared.pool(client.route).backend_timeout();
     let mut reader = BodyReader::new(prepared.kind);
     let to: &TcpStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;

@@ -2,14 +2,15 @@
 //! `balance = hash` hashes of it: `hash_on`), whether
 //! each may be used (`health`, and what the operator says: `admin_state`,
 //! kept across restarts by `state_file`),
-//! the keep-alive connections kept open to each (`pool`), and the names
+//! the keep-alive connections kept open to each (`idle`), and the names
 //! looked up again while the proxy runs (`resolve`).
 
 pub mod admin_state;
 pub mod balancer;
 pub mod hash_on;
 pub mod health;
-pub mod pool;
+pub mod idle;
+pub mod pools;
 pub mod resolve;
 pub mod retry_on;
 pub mod slots;
@@ -23,7 +24,7 @@ use crate::metrics::TargetStats;
 use admin_state::AdminState;
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
-use pool::Pool;
+use idle::IdleConns;
 pub use slots::InFlight;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use std::io;
@@ -63,13 +64,34 @@ pub struct Upstream {
     pub health: Arc<Health>,
     /// Shared with the generations after this one while the target stays
     /// at its address through re-resolutions (not reloads).
-    pool: Arc<Pool>,
+    idle: Arc<IdleConns>,
     /// Requests, failures and requests in flight (which `least_conn` and
     /// `random_two` read), for the admin listener too.
     pub stats: Arc<TargetStats>,
 }
 
 impl Upstream {
+    /// Closes the idle connections: one of them was found dead, and the
+    /// others most likely went with it (a restarted backend).
+    pub fn forget_idle(&self) {
+        self.idle.clear();
+    }
+
+    /// Returns a connection whose last exchange ended cleanly; one to a
+    /// target in maintenance is closed.
+    pub fn checkin(&self, mut conn: BufConn<SharedStream<Stream>>) {
+        if self.health.admin_state() == AdminState::Maint {
+            return;
+        }
+        conn.release_if_empty();
+        self.idle.give(conn);
+        // Put into maintenance while it was given back: the clear that
+        // came with the change may have missed it (see `set_admin_state`).
+        if self.health.admin_state() == AdminState::Maint {
+            self.idle.clear();
+        }
+    }
+
     /// Requests being served by this backend right now.
     pub fn in_flight(&self) -> usize {
         self.stats.in_flight.load(Ordering::Relaxed)
@@ -123,8 +145,11 @@ pub struct UpstreamConn {
     pub client_body_left: bool,
 }
 
-/// All backends and the policy that spreads requests over them.
+/// The backends of one pool (`targets`, or a `pool.<name>`) and the
+/// policy that spreads requests over them.
 pub struct Upstreams {
+    /// `default` for `targets`, else the pool's name.
+    name: Arc<str>,
     targets: Vec<Upstream>,
     /// The primary targets, then the backups if any: a group is picked
     /// from only when the ones before it have no target left.
@@ -136,6 +161,10 @@ pub struct Upstreams {
     retry_on_status: retry_on::RetryOnStatus,
     /// How long a target back in rotation takes to get its whole share.
     slow_start: Duration,
+    /// What `balance = hash` hashes of a request.
+    hash_on: Option<hash_on::HashOn>,
+    /// The cookie that keeps a client on the target that served it.
+    sticky_cookie: Option<Arc<str>>,
 }
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
@@ -196,7 +225,14 @@ fn untried_and_up(target: &Upstream, index: usize, tried: &[bool], now: Instant)
 }
 
 impl Upstreams {
+    /// The pool `targets` makes (a configuration's `pools` are left out:
+    /// see [`pools::Pools`]).
     pub fn new(config: &Config) -> Upstreams {
+        Upstreams::named(config, crate::config::DEFAULT_POOL.into())
+    }
+
+    /// A pool of the targets `config` gives, under `name`.
+    pub fn named(config: &Config, name: Arc<str>) -> Upstreams {
         let targets = config
             .targets
             .iter()
@@ -222,7 +258,7 @@ impl Upstreams {
                     max_conns: t.max_conns.unwrap_or(0),
                     sticky_id: sticky::id_of(&t.name),
                     former_sticky_id: None,
-                    pool: Arc::new(Pool::new(
+                    idle: Arc::new(IdleConns::new(
                         config.upstream_keepalive,
                         config.connection_timeout,
                     )),
@@ -246,6 +282,7 @@ impl Upstreams {
             .filter(|group| !group.members.is_empty())
             .collect();
         Upstreams {
+            name,
             groups,
             targets,
             timeout: config.effective_backend_timeout(),
@@ -253,11 +290,27 @@ impl Upstreams {
             retries: config.effective_retries(),
             retry_on_status: config.retry_on_status,
             slow_start: config.slow_start,
+            hash_on: config.hash_on.clone(),
+            sticky_cookie: config.sticky_cookie.clone(),
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
+    }
+
+    /// With `sticky_cookie`: its name.
+    pub fn sticky_cookie(&self) -> Option<&Arc<str>> {
+        self.sticky_cookie.as_ref()
+    }
+
+    /// With `balance = hash`: what it hashes of a request.
+    pub fn hash_on(&self) -> Option<&hash_on::HashOn> {
+        self.hash_on.as_ref()
     }
 
     /// Takes over the counters and health of the targets `old` shares
@@ -265,7 +318,7 @@ impl Upstreams {
     /// that was down stays down; the health goes on under our settings.
     /// A name now at another address is another server: its health
     /// starts afresh, and only its counters and the operator's state
-    /// (drain, maint) go on. With `keep_pools` (a re-resolution, whose
+    /// (drain, maint) go on. With `keep_idle` (a re-resolution, whose
     /// settings are those of `old`), a target at the address it was at
     /// keeps its idle connections too.
     ///
@@ -276,13 +329,12 @@ impl Upstreams {
     /// former sticky id too. An address new to a name starts afresh,
     /// `ready`, unless every address the name had was in one other state:
     /// a name put in maintenance stays there as its replicas come and go.
-    pub fn keep_state_of(&mut self, old: &Upstreams, keep_pools: bool) {
+    pub fn keep_state_of(&mut self, old: &[&Upstream], keep_idle: bool) {
         for target in &mut self.targets {
             let passive = target.health.passive();
-            let same_name = old.targets.iter().find(|o| o.name == target.name);
+            let same_name = old.iter().find(|o| o.name == target.name);
             let renamed = || {
-                old.targets
-                    .iter()
+                old.iter()
                     .find(|o| o.written == target.written && o.addr == target.addr)
             };
             if let Some(same) = same_name.filter(|o| o.addr != target.addr) {
@@ -301,23 +353,13 @@ impl Upstreams {
                     true => same.former_sticky_id.clone(),
                     false => Some(same.sticky_id.clone()),
                 };
-                if keep_pools {
-                    target.pool = same.pool.clone();
+                if keep_idle {
+                    target.idle = same.idle.clone();
                 }
-            } else if let Some(state) = old.state_of_every(&target.written) {
+            } else if let Some(state) = state_of_every(old, &target.written) {
                 target.health.set_admin_state(state);
             }
         }
-    }
-
-    /// The administrative state every target written as `written` is in,
-    /// if there are some and they agree.
-    fn state_of_every(&self, written: &str) -> Option<AdminState> {
-        let mut states = (self.targets.iter())
-            .filter(|t| *t.written == *written)
-            .map(|t| t.health.admin_state());
-        let first = states.next()?;
-        states.all(|s| s == first).then_some(first)
     }
 
     /// The target `id` names: its name as configured, or its address (the
@@ -348,7 +390,7 @@ impl Upstreams {
         // After the store: a connection given back meanwhile either is in
         // the pool for this clear, or its giver sees the new state.
         if state == AdminState::Maint {
-            target.pool.clear();
+            target.idle.clear();
         }
         for t in &self.targets {
             t.stats.waiting.wake_all();
@@ -600,12 +642,6 @@ impl Upstreams {
         Checker::start(self.probes(), settings).map(Some)
     }
 
-    /// Closes `target`'s idle connections: one of them was found dead,
-    /// and the others most likely went with it (a restarted backend).
-    pub fn forget_idle(&self, target: &Upstream) {
-        target.pool.clear();
-    }
-
     /// An idle pooled connection to `target`, or a new one when none is
     /// left or `fresh` is asked for.
     ///
@@ -620,7 +656,7 @@ impl Upstreams {
         in_use: impl FnOnce(&Arc<Stream>),
     ) -> io::Result<UpstreamConn> {
         if !fresh {
-            if let Some(conn) = target.pool.take() {
+            if let Some(conn) = target.idle.take() {
                 in_use(&conn.get_ref().0);
                 return Ok(UpstreamConn {
                     conn,
@@ -645,40 +681,16 @@ impl Upstreams {
             client_body_left: false,
         })
     }
+}
 
-    /// The settings these belong to were replaced by `next` (a reload, or
-    /// a re-resolution): their idle connections are closed, and those
-    /// still in use once their request is done, but for the pools `next`
-    /// goes on with (see [`Upstreams::keep_state_of`]).
-    pub fn retire(&self, next: &Upstreams) {
-        for target in self.targets() {
-            if !(next.targets.iter()).any(|t| Arc::ptr_eq(&t.pool, &target.pool)) {
-                target.pool.retire();
-            }
-        }
-    }
-
-    /// Closes every target's pooled connections that idled too long.
-    pub fn sweep_idle(&self) {
-        for target in self.targets() {
-            target.pool.sweep();
-        }
-    }
-
-    /// Returns a connection whose last exchange ended cleanly; one to a
-    /// target in maintenance is closed.
-    pub fn checkin(&self, target: &Upstream, mut conn: BufConn<SharedStream<Stream>>) {
-        if target.health.admin_state() == AdminState::Maint {
-            return;
-        }
-        conn.release_if_empty();
-        target.pool.give(conn);
-        // Put into maintenance while it was given back: the clear that
-        // came with the change may have missed it (see `set_admin_state`).
-        if target.health.admin_state() == AdminState::Maint {
-            target.pool.clear();
-        }
-    }
+/// The administrative state every target of `targets` written as
+/// `written` is in, if there are some and they agree.
+fn state_of_every(targets: &[&Upstream], written: &str) -> Option<AdminState> {
+    let mut states = (targets.iter())
+        .filter(|t| *t.written == *written)
+        .map(|t| t.health.admin_state());
+    let first = states.next()?;
+    states.all(|s| s == first).then_some(first)
 }
 
 /// A socket for `endpoint`, not connected yet (see [`connect`]): one a
@@ -733,6 +745,11 @@ pub fn connect(stream: &Stream, endpoint: &Endpoint, timeout: Duration) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every target of `upstreams`, as a reload takes their state over.
+    fn all(upstreams: &Upstreams) -> Vec<&Upstream> {
+        upstreams.targets().iter().collect()
+    }
     use crate::config::Balance;
     use std::net::SocketAddr;
 
@@ -938,12 +955,12 @@ mod tests {
         one.set_admin_state(alone, AdminState::Drain);
 
         let mut two = generation(&[a, b]);
-        two.keep_state_of(&one, true);
+        two.keep_state_of(&all(&one), true);
         let (kept, new) = (&two.targets()[0], &two.targets()[1]);
         assert_eq!(&*kept.name, "app:80@127.0.0.1:1");
         assert!(Arc::ptr_eq(&kept.health, &alone.health));
         assert!(Arc::ptr_eq(&kept.stats, &alone.stats));
-        assert!(Arc::ptr_eq(&kept.pool, &alone.pool));
+        assert!(Arc::ptr_eq(&kept.idle, &alone.idle));
         assert!(!kept.health.usable(Instant::now()), "still down");
         assert_eq!(kept.health.admin_state(), AdminState::Drain);
         // Its clients stuck to it under its former name still are.
@@ -958,12 +975,12 @@ mod tests {
 
         // A reload keeps all but the idle connections.
         let mut reloaded = generation(&[a, b]);
-        reloaded.keep_state_of(&two, false);
+        reloaded.keep_state_of(&all(&two), false);
         assert!(Arc::ptr_eq(&reloaded.targets()[0].health, &kept.health));
-        assert!(!Arc::ptr_eq(&reloaded.targets()[0].pool, &kept.pool));
+        assert!(!Arc::ptr_eq(&reloaded.targets()[0].idle, &kept.idle));
         // Back to one: named as written, the same target still.
         let mut back = generation(&[a]);
-        back.keep_state_of(&two, true);
+        back.keep_state_of(&all(&two), true);
         assert_eq!(&*back.targets()[0].name, "app:80");
         assert!(Arc::ptr_eq(&back.targets()[0].health, &kept.health));
     }
@@ -1008,7 +1025,7 @@ mod tests {
         // A reload that changes only the keys: the target with its own
         // options keeps them, and its health (still out).
         let mut keys_only = generation(Some(3), (5, 20));
-        keys_only.keep_state_of(&first, false);
+        keys_only.keep_state_of(&all(&first), false);
         assert_eq!(passive(&keys_only), [(5, secs(20)), (3, secs(60))]);
         assert!(Arc::ptr_eq(&keys_only.targets()[1].health, own));
         assert!(!own.usable(now), "kept out: its settings did not change");
@@ -1016,7 +1033,7 @@ mod tests {
         // A reload that changes its option: in force on the same health,
         // and the mark made under the old one is let go.
         let mut changed = generation(Some(0), (5, 20));
-        changed.keep_state_of(&keys_only, false);
+        changed.keep_state_of(&all(&keys_only), false);
         assert_eq!(passive(&changed), [(5, secs(20)), (0, secs(60))]);
         assert!(Arc::ptr_eq(&changed.targets()[1].health, own));
         assert!(own.usable(now));

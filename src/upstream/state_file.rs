@@ -51,7 +51,8 @@
 //! the states it holds; the last write wins.
 
 use super::admin_state::AdminState;
-use super::{Upstream, Upstreams};
+use super::pools::Pools;
+use super::Upstream;
 use crate::cache::persist::{self, PersistError};
 use crate::cache::timer::with_causes;
 use crate::config::printable;
@@ -255,7 +256,7 @@ pub struct Restored {
 
 /// Reads the state file at `path` and puts the targets it names in their
 /// states. Never fails: what cannot be read or applied is a warning.
-pub fn restore(upstreams: &Upstreams, path: &Path) -> Restored {
+pub fn restore(upstreams: &Pools, path: &Path) -> Restored {
     let file = format!("state_file {}", printable(&path.display().to_string()));
     let mut restored = Restored::default();
     let mut warnings = Warnings::default();
@@ -349,7 +350,7 @@ fn unwritable_directory(path: &Path) -> Option<String> {
 /// finds them),
 /// or, for `name@address`, that address of that name whatever it is
 /// called now (the name came to give that address alone).
-fn targets_named<'a>(upstreams: &'a Upstreams, id: &str) -> Vec<&'a Upstream> {
+fn targets_named<'a>(upstreams: &'a Pools, id: &str) -> Vec<&'a Upstream> {
     if let Some(target) = upstreams.find(id) {
         return vec![target];
     }
@@ -363,7 +364,7 @@ fn targets_named<'a>(upstreams: &'a Upstreams, id: &str) -> Vec<&'a Upstream> {
     let Ok(addr) = addr.parse::<SocketAddr>() else {
         return Vec::new();
     };
-    (upstreams.targets().iter())
+    (upstreams.targets())
         .filter(|t| *t.written == *written && t.addr.tcp() == Some(addr))
         .collect()
 }
@@ -371,12 +372,12 @@ fn targets_named<'a>(upstreams: &'a Upstreams, id: &str) -> Vec<&'a Upstream> {
 /// The file for the states `upstreams` are in now: one line per target
 /// not `ready`, or one for a name that gives several addresses, all in
 /// one state.
-pub fn render(upstreams: &Upstreams) -> String {
+pub fn render(upstreams: &Pools) -> String {
     let mut out = format!(
         "{MAGIC} {FORMAT_VERSION}\n\
          # <target> <state>: the targets not ready, as set through the admin listener\n"
     );
-    let targets = upstreams.targets();
+    let targets: Vec<&Upstream> = upstreams.targets().collect();
     // Read once: a change made meanwhile by another admin request is
     // written by that request.
     let states: Vec<AdminState> = targets.iter().map(|t| t.health.admin_state()).collect();
@@ -405,7 +406,7 @@ pub fn render(upstreams: &Upstreams) -> String {
 static SAVING: Mutex<()> = Mutex::new(());
 
 /// Writes the states `upstreams` are in now to `path`, crash-safely.
-pub fn save(path: &Path, upstreams: &Upstreams) -> Result<(), PersistError> {
+pub fn save(path: &Path, upstreams: &Pools) -> Result<(), PersistError> {
     let _saving = SAVING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -415,7 +416,7 @@ pub fn save(path: &Path, upstreams: &Upstreams) -> Result<(), PersistError> {
 /// [`save`], a failure said as a warning (`during` names what changed the
 /// states) and returned as a one-line message: the states are in force in
 /// memory whatever became of the file.
-pub fn save_or_warn(path: &Path, upstreams: &Upstreams, during: &str) -> Result<(), String> {
+pub fn save_or_warn(path: &Path, upstreams: &Pools, during: &str) -> Result<(), String> {
     save(path, upstreams).map_err(|e| {
         let message = with_causes(&e);
         log::warn!(
@@ -436,14 +437,14 @@ mod tests {
         Target::new(name, addr.parse().unwrap())
     }
 
-    fn upstreams(targets: Vec<Target>) -> Upstreams {
+    fn upstreams(targets: Vec<Target>) -> Pools {
         let mut config = Config::with_targets(targets);
         config.max_fails = 0;
-        Upstreams::new(&config)
+        Pools::new(&config)
     }
 
     /// `app:80` giving two addresses, and two targets written as such.
-    fn three_of_a_name_and_two() -> Upstreams {
+    fn three_of_a_name_and_two() -> Pools {
         let mut targets = target("app:80", "127.0.0.1:1").at(&[
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
@@ -453,8 +454,8 @@ mod tests {
         upstreams(targets)
     }
 
-    fn states(up: &Upstreams) -> Vec<(String, AdminState)> {
-        (up.targets().iter())
+    fn states(up: &Pools) -> Vec<(String, AdminState)> {
+        (up.get(0).targets().iter())
             .map(|t| (t.name.to_string(), t.health.admin_state()))
             .collect()
     }
@@ -585,12 +586,12 @@ mod tests {
             "inverso-state 1\n\
              # <target> <state>: the targets not ready, as set through the admin listener\n"
         );
-        let [a1, a2, third, db] = up.targets() else {
+        let [a1, a2, third, db] = up.get(0).targets() else {
             panic!()
         };
         up.set_admin_state(a1, AdminState::Maint);
         up.set_admin_state(third, AdminState::Drain);
-        let body = |up: &Upstreams| render(up).lines().skip(2).collect::<Vec<_>>().join("\n");
+        let body = |up: &Pools| render(up).lines().skip(2).collect::<Vec<_>>().join("\n");
         assert_eq!(body(&up), "app:80@127.0.0.1:1 maint\n127.0.0.1:3 drain");
         up.set_admin_state(a2, AdminState::Maint);
         up.set_admin_state(db, AdminState::Maint);
@@ -611,7 +612,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let up = three_of_a_name_and_two();
-        let [a1, a2, third, _] = up.targets() else {
+        let [a1, a2, third, _] = up.get(0).targets() else {
             panic!()
         };
         up.set_admin_state(a1, AdminState::Drain);
@@ -644,7 +645,7 @@ mod tests {
             ])
         };
         let up = with_unix();
-        up.set_admin_state(&up.targets()[0], AdminState::Maint);
+        up.set_admin_state(&up.get(0).targets()[0], AdminState::Maint);
         let body = render(&up);
         assert_eq!(body.lines().nth(2), Some("unix:/run/app@1.sock maint"));
         save(&path, &up).unwrap();
@@ -703,9 +704,18 @@ mod tests {
         assert!(restored.warnings[0]
             .starts_with(&format!("{file}:2: no target is named `gone.internal:80`")));
         assert!(restored.warnings[1].starts_with(&format!("{file}:4: expected")));
-        assert_eq!(up.targets()[2].health.admin_state(), AdminState::Maint);
-        assert_eq!(up.targets()[3].health.admin_state(), AdminState::Drain);
-        assert_eq!(up.targets()[0].health.admin_state(), AdminState::Ready);
+        assert_eq!(
+            up.get(0).targets()[2].health.admin_state(),
+            AdminState::Maint
+        );
+        assert_eq!(
+            up.get(0).targets()[3].health.admin_state(),
+            AdminState::Drain
+        );
+        assert_eq!(
+            up.get(0).targets()[0].health.admin_state(),
+            AdminState::Ready
+        );
     }
 
     #[test]
@@ -748,8 +758,14 @@ mod tests {
         let restored = restore(&up, &path);
         assert_eq!(restored.warnings.len(), 1, "{:?}", restored.warnings);
         assert!(restored.warnings[0].contains("larger than 1048576 bytes"));
-        assert_eq!(up.targets()[2].health.admin_state(), AdminState::Maint);
-        assert_eq!(up.targets()[3].health.admin_state(), AdminState::Ready);
+        assert_eq!(
+            up.get(0).targets()[2].health.admin_state(),
+            AdminState::Maint
+        );
+        assert_eq!(
+            up.get(0).targets()[3].health.admin_state(),
+            AdminState::Ready
+        );
     }
 
     #[test]
@@ -763,7 +779,7 @@ mod tests {
                     let up = three_of_a_name_and_two();
                     for i in 0..100 {
                         let state = AdminState::ALL[(i + w) % 3];
-                        for t in up.targets() {
+                        for t in up.get(0).targets() {
                             up.set_admin_state(t, state);
                         }
                         // As another process would: without this one's

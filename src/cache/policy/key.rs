@@ -178,7 +178,7 @@ fn as_followed(reference: &str) -> Cow<'_, str> {
 
 /// RFC 3986 §5.2.4, for a path that starts with `/`: what a client that
 /// follows the reference asks for.
-fn remove_dot_segments(path: &str) -> Cow<'_, str> {
+pub fn remove_dot_segments(path: &str) -> Cow<'_, str> {
     if !path.split('/').any(|s| s == "." || s == "..") {
         return Cow::Borrowed(path);
     }
@@ -243,7 +243,7 @@ pub fn key_authority(request: &RequestHead) -> String {
 /// the others. Reserved characters stay encoded: `%2F` is not `/`. Nor
 /// is `%2E` decoded: `/a/%2E%2E/b` would become a dot-segment, which
 /// backends resolve while some take the encoded form literally.
-pub(super) fn push_path(key: &mut String, path: &str) {
+pub fn push_path(key: &mut String, path: &str) {
     if !path.contains('%') {
         key.push_str(path);
         return;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// A stack of idle connections: the most recently used is reused first (it
 /// is the least likely to have been closed by the backend), and the oldest
 /// are the ones that age out.
-pub struct Pool {
+pub struct IdleConns {
     idle: Mutex<Vec<(BufConn<SharedStream<Stream>>, Instant)>>,
     max_idle: usize,
     /// Connections idle for longer are closed instead of reused: backends
@@ -20,15 +20,15 @@ pub struct Pool {
     /// request looks here any more, and none sweeps it, so a connection
     /// given back is closed rather than kept for as long as a request of
     /// the old settings runs (a WebSocket: hours). Read under the lock of
-    /// `idle`, after [`Pool::retire`] set it before taking that lock: a
+    /// `idle`, after [`IdleConns::retire`] set it before taking that lock: a
     /// connection is either given after the retirement and closed, or
     /// given before it and closed with the others.
     retired: AtomicBool,
 }
 
-impl Pool {
-    pub fn new(max_idle: usize, max_age: Duration) -> Pool {
-        Pool {
+impl IdleConns {
+    pub fn new(max_idle: usize, max_age: Duration) -> IdleConns {
+        IdleConns {
             idle: Mutex::new(Vec::new()),
             max_idle,
             max_age,
@@ -128,8 +128,8 @@ mod tests {
     #[test]
     fn a_sweep_closes_only_connections_idle_past_their_age() {
         let (_listener, conns) = connections(2);
-        let keeping = Pool::new(4, Duration::from_secs(3600));
-        let expiring = Pool::new(4, Duration::ZERO);
+        let keeping = IdleConns::new(4, Duration::from_secs(3600));
+        let expiring = IdleConns::new(4, Duration::ZERO);
         let mut conns = conns.into_iter();
         keeping.give(conns.next().unwrap());
         expiring.give(conns.next().unwrap());

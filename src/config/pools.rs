@@ -1,0 +1,661 @@
+//! `pool.<name> = <targets>` and `pool.<name>.<key> = <value>`: pools of
+//! backends beside `targets` (nginx's `upstream` blocks, HAProxy's
+//! `backend` sections), each with its own balancing, health checks,
+//! retries and timeouts where it sets them and the top-level keys' where
+//! it does not; and `route.<host><path> = <pool>`, which requests each
+//! pool serves (see [`crate::routes`]).
+
+use super::keys::{find_key, Apply};
+use super::{nearest, Balance, Config, ConfigError, Loader, Origin, Setting};
+use crate::routes::{Route, Routes, MAX_ROUTES};
+use std::sync::Arc;
+
+/// Most pools one configuration may define.
+pub const MAX_POOLS: usize = 100;
+
+/// The name routes give the pool `targets` makes.
+pub const DEFAULT_POOL: &str = "default";
+
+/// The keys a pool may set for itself: how its backends are chosen,
+/// checked, retried and waited for. The others are the proxy's.
+pub const POOL_KEYS: &[&str] = &[
+    "balance",
+    "hash_on",
+    "max_fails",
+    "fail_timeout",
+    "retries",
+    "retry_on_status",
+    "slow_start",
+    "connect_timeout",
+    "backend_timeout",
+    "upstream_keepalive",
+    "sticky_cookie",
+    "health_check_path",
+    "health_check_host",
+    "health_check_expect_status",
+    "health_check_expect_body",
+    "health_check_interval",
+    "health_check_rise",
+    "health_check_fall",
+];
+
+/// A pool's settings, as built: the top-level configuration with the
+/// pool's targets and the keys it sets (it has no pools or routes of its
+/// own).
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    pub name: Arc<str>,
+    pub config: Config,
+}
+
+/// A `pool.<name>` or `pool.<name>.<key>` key as read.
+#[derive(Clone, Debug)]
+pub(super) struct PoolKey {
+    pool: String,
+    /// `None`: the pool's targets.
+    key: Option<&'static str>,
+    /// How the value is read: `targets`'s, or the key's.
+    apply: Apply,
+    setting: Setting,
+}
+
+/// A `route.<host><path>` key as read.
+#[derive(Clone, Debug)]
+pub(super) struct RouteKey {
+    spec: String,
+    setting: Setting,
+}
+
+/// Where a check of backend settings says what it refused: the top-level
+/// keys, or a pool's.
+#[derive(Clone, Copy)]
+pub(super) enum Scope<'a> {
+    Top,
+    Pool(&'a str),
+}
+
+/// [`POOL_KEYS`] for a message: the health checks' as one.
+fn pool_keys_in_short() -> String {
+    let mut keys: Vec<&str> = (POOL_KEYS.iter().copied())
+        .filter(|k| !k.starts_with("health_check_"))
+        .collect();
+    keys.push("health_check_*");
+    keys.join(", ")
+}
+
+/// A pool's name: letters, digits, `-` and `_`, as short as a name.
+fn check_pool_name(name: &str) -> Result<(), String> {
+    let valid = (1..=64).contains(&name.len())
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(format!(
+            "`pool.{}`: a pool's name is 1 to 64 letters, digits, `-` or `_` \
+             (e.g. `pool.api = 10.0.0.5:8080`)",
+            name.escape_debug()
+        ));
+    }
+    if name == DEFAULT_POOL {
+        return Err(format!(
+            "`pool.{DEFAULT_POOL}`: `{DEFAULT_POOL}` is the pool `targets` makes; \
+             give this pool another name"
+        ));
+    }
+    Ok(())
+}
+
+impl Loader {
+    /// Takes `pool.<rest> = value` from the file.
+    pub(super) fn pool_key(
+        &mut self,
+        rest: &str,
+        value: &str,
+        origin: Origin,
+    ) -> Result<(), ConfigError> {
+        let (pool, key) = match rest.split_once('.') {
+            Some((pool, key)) => (pool, Some(key)),
+            None => (rest, None),
+        };
+        check_pool_name(pool).map_err(|m| ConfigError::at(&origin, m))?;
+        let key = match key {
+            None => None,
+            Some(key) => match POOL_KEYS.iter().find(|k| **k == key) {
+                Some(known) => Some(*known),
+                None => {
+                    let why = match find_key(key) {
+                        Some(_) => format!("{key} is the proxy's, not set per pool"),
+                        None => match nearest(key, POOL_KEYS.iter().copied()) {
+                            Some(near) => format!("unknown key (did you mean `{near}`?)"),
+                            None => "unknown key".to_string(),
+                        },
+                    };
+                    return Err(ConfigError::at(
+                        &origin,
+                        format!(
+                            "`pool.{pool}.{}`: {why}; a pool sets {}",
+                            key.escape_debug(),
+                            pool_keys_in_short()
+                        ),
+                    ));
+                }
+            },
+        };
+        let shown = |key: Option<&str>| match key {
+            Some(key) => format!("pool.{pool}.{key}"),
+            None => format!("pool.{pool}"),
+        };
+        if let Some(first) = (self.pool_keys.iter()).find(|k| k.pool == pool && k.key == key) {
+            return Err(ConfigError::at(
+                &origin,
+                format!("duplicate key `{}`{}", shown(key), on_line(&first.setting)),
+            ));
+        }
+        let pools = (self.pool_keys.iter()).filter(|k| k.key.is_none() && k.pool != pool);
+        if key.is_none() && pools.count() >= MAX_POOLS {
+            return Err(ConfigError::at(
+                &origin,
+                format!("`{}`: more than {MAX_POOLS} pools", shown(key)),
+            ));
+        }
+        let Some(spec) = find_key(key.unwrap_or("targets")) else {
+            return Err(ConfigError::at(
+                &origin,
+                format!("`{}`: no such key", shown(key)),
+            ));
+        };
+        self.pool_keys.push(PoolKey {
+            pool: pool.to_string(),
+            key,
+            apply: spec.apply,
+            setting: Setting {
+                value: value.to_string(),
+                origin,
+            },
+        });
+        Ok(())
+    }
+
+    /// Takes `route.<spec> = value` from the file; read when the pools
+    /// are known (see [`Loader::build_routes`]).
+    pub(super) fn route_key(
+        &mut self,
+        spec: &str,
+        value: &str,
+        origin: Origin,
+    ) -> Result<(), ConfigError> {
+        if spec.is_empty() {
+            return Err(ConfigError::at(
+                &origin,
+                "`route.` needs a host, a path or both after the dot, \
+                 e.g. `route./api/ = api` or `route.static.example.com = static`",
+            ));
+        }
+        if self.route_keys.len() >= MAX_ROUTES {
+            return Err(ConfigError::at(
+                &origin,
+                format!("`route.{spec}`: more than {MAX_ROUTES} routes"),
+            ));
+        }
+        self.route_keys.push(RouteKey {
+            spec: spec.to_string(),
+            setting: Setting {
+                value: value.to_string(),
+                origin,
+            },
+        });
+        Ok(())
+    }
+
+    /// Every `pool.*` and `route.*` key with its value and origin, in the
+    /// file's order within each family.
+    pub fn pool_and_route_settings(&self) -> impl Iterator<Item = (String, &Setting)> {
+        let pools = self.pool_keys.iter().map(|k| {
+            let key = match k.key {
+                Some(key) => format!("pool.{}.{key}", k.pool),
+                None => format!("pool.{}", k.pool),
+            };
+            (key, &k.setting)
+        });
+        let routes = (self.route_keys.iter()).map(|k| (format!("route.{}", k.spec), &k.setting));
+        pools.chain(routes)
+    }
+
+    /// The pools and routes of `top` (built from every other key).
+    pub(super) fn build_pools(&self, top: &mut Config) -> Result<(), ConfigError> {
+        let mut pools: Vec<PoolConfig> = Vec::new();
+        for targets in self.pool_keys.iter().filter(|k| k.key.is_none()) {
+            let config = self.build_pool(top, &targets.pool, &targets.setting)?;
+            pools.push(PoolConfig {
+                name: targets.pool.as_str().into(),
+                config,
+            });
+        }
+        // A key for a pool that has no targets would set nothing.
+        if let Some(orphan) =
+            (self.pool_keys.iter()).find(|k| !pools.iter().any(|p| *p.name == k.pool))
+        {
+            return Err(ConfigError::at(
+                &orphan.setting.origin,
+                format!(
+                    "`pool.{}.{}`: the pool has no targets; give them with `pool.{} = \
+                     host:port, ...`",
+                    orphan.pool,
+                    orphan.key.unwrap_or_default(),
+                    orphan.pool
+                ),
+            ));
+        }
+        check_each_backend_in_one_pool(top, &pools, |pool| self.pool_origin(pool))?;
+        self.check_sticky_cookies(top, &pools)?;
+        top.routes = Arc::new(self.build_routes(&pools)?);
+        for (i, pool) in pools.iter().enumerate() {
+            if !top.routes.iter().any(|r| r.pool == i + 1) {
+                log::warn!(
+                    "{}: pool.{}: no route sends requests to it \
+                     (e.g. `route./{}/ = {}`)",
+                    self.pool_origin(&pool.name),
+                    pool.name,
+                    pool.name,
+                    pool.name
+                );
+            }
+        }
+        top.pools = pools;
+        Ok(())
+    }
+
+    /// One sticky cookie per pool: a client served by two pools under one
+    /// name would have its cookie replaced at each turn, each naming a
+    /// target the other pool does not have, and be stuck to none.
+    fn check_sticky_cookies(&self, top: &Config, pools: &[PoolConfig]) -> Result<(), ConfigError> {
+        let mut taken: Vec<(&str, String)> = Vec::new();
+        if let Some(name) = top.sticky_cookie.as_deref() {
+            taken.push((name, "targets'".to_string()));
+        }
+        for pool in pools {
+            let Some(name) = pool.config.sticky_cookie.as_deref() else {
+                continue;
+            };
+            if let Some((_, whose)) = taken.iter().find(|(n, _)| *n == name) {
+                return Err(self.refused_in(
+                    Scope::Pool(&pool.name),
+                    "sticky_cookie",
+                    format!(
+                        "{name} is also {whose}: a client served by both would have it replaced \
+                         at each turn; give the pool its own (`pool.{0}.sticky_cookie = \
+                         {name}_{0}`) or none (`pool.{0}.sticky_cookie =`)",
+                        pool.name
+                    ),
+                ));
+            }
+            taken.push((name, format!("pool.{}'s", pool.name)));
+        }
+        Ok(())
+    }
+
+    /// Where `pool.<name>` was set.
+    fn pool_origin(&self, name: &str) -> Origin {
+        (self.pool_keys.iter())
+            .find(|k| k.pool == name && k.key.is_none())
+            .map_or(Origin::Default, |k| k.setting.origin.clone())
+    }
+
+    /// One pool: `top`'s settings with the pool's targets and the keys it
+    /// sets, checked as the top-level ones are.
+    fn build_pool(
+        &self,
+        top: &Config,
+        name: &str,
+        targets: &Setting,
+    ) -> Result<Config, ConfigError> {
+        let mut config = top.clone();
+        config.pools = Vec::new();
+        config.routes = Arc::default();
+        let own: Vec<&PoolKey> = (self.pool_keys.iter()).filter(|k| k.pool == name).collect();
+        for key in &own {
+            let shown = match key.key {
+                Some(k) => format!("pool.{name}.{k}"),
+                None => format!("pool.{name}"),
+            };
+            (key.apply)(&mut config, &key.setting.value)
+                .map_err(|m| ConfigError::at(&key.setting.origin, format!("{shown}: {m}")))?;
+        }
+        if config.targets.is_empty() {
+            return Err(ConfigError::at(
+                &targets.origin,
+                format!("pool.{name}: at least one backend is required, e.g. `pool.{name} = 10.0.0.5:8080`"),
+            ));
+        }
+        // Another algorithm set for the pool does not read the `hash_on`
+        // that went with the top-level `balance = hash`.
+        let sets = |key: &str| own.iter().any(|k| k.key == Some(key));
+        if sets("balance") && !sets("hash_on") && config.balance != Balance::Hash {
+            config.hash_on = None;
+        }
+        self.check_backends(&config, Scope::Pool(name))?;
+        Ok(config)
+    }
+
+    /// `key: message` for a check of the backends' settings, placed where
+    /// `scope` set `key`: for a pool, its own key, or else its targets
+    /// (what it sets nothing else for takes the top-level value).
+    pub(super) fn refused_in(&self, scope: Scope<'_>, key: &str, message: String) -> ConfigError {
+        let Scope::Pool(pool) = scope else {
+            return self.refused(key, message);
+        };
+        let own = (self.pool_keys.iter()).find(|k| k.pool == pool && k.key == Some(key));
+        match own {
+            Some(k) => ConfigError::at(&k.setting.origin, format!("pool.{pool}.{key}: {message}")),
+            None => ConfigError::at(&self.pool_origin(pool), format!("pool.{pool}: {message}")),
+        }
+    }
+
+    /// The routes, each to a pool by name (`default` for `targets`).
+    fn build_routes(&self, pools: &[PoolConfig]) -> Result<Routes, ConfigError> {
+        let mut routes: Vec<(Route, &Setting)> = Vec::new();
+        for RouteKey { spec, setting } in &self.route_keys {
+            let refused =
+                |m: String| ConfigError::at(&setting.origin, format!("route.{spec}: {m}"));
+            let mut words = setting.value.split_whitespace();
+            let Some(pool) = words.next() else {
+                return Err(refused(format!(
+                    "needs the pool it sends requests to (`{DEFAULT_POOL}` for targets, or a \
+                     pool.<name>)"
+                )));
+            };
+            let index = match pool {
+                DEFAULT_POOL => 0,
+                name => match pools.iter().position(|p| *p.name == *name) {
+                    Some(i) => i + 1,
+                    None => {
+                        let names = pools.iter().map(|p| &*p.name).chain([DEFAULT_POOL]);
+                        let hint = match nearest(name, names) {
+                            Some(near) => format!(" (did you mean `{near}`?)"),
+                            None => String::new(),
+                        };
+                        return Err(refused(format!(
+                            "no pool is named `{}`{hint}; define it with `pool.{} = host:port, ...`",
+                            name.escape_debug(),
+                            name.escape_debug()
+                        )));
+                    }
+                },
+            };
+            let mut rewrite = None;
+            for option in words {
+                match option.strip_prefix("rewrite=") {
+                    Some(_) if rewrite.is_some() => {
+                        return Err(refused("rewrite= given twice".into()))
+                    }
+                    Some(path) => rewrite = Some(path),
+                    None => {
+                        return Err(refused(format!(
+                            "unknown option `{}` (a route is `<pool>`, or `<pool> rewrite=/path/`)",
+                            option.escape_debug()
+                        )))
+                    }
+                }
+            }
+            let route = Route::parse(spec, index, rewrite).map_err(refused)?;
+            let written = route.to_string();
+            if let Some((_, first)) = routes.iter().find(|(r, _)| r.to_string() == written) {
+                return Err(refused(format!(
+                    "a second route for {written}{}",
+                    on_line(first)
+                )));
+            }
+            routes.push((route, setting));
+        }
+        Ok(Routes::new(routes.into_iter().map(|(r, _)| r).collect()))
+    }
+}
+
+/// A backend serves one pool: its health, its counters, its drain or
+/// maintenance state and its sticky id are one of each, which two pools
+/// would share, and the admin listener and the state file name it alone.
+fn check_each_backend_in_one_pool(
+    top: &Config,
+    pools: &[PoolConfig],
+    origin_of: impl Fn(&str) -> Origin,
+) -> Result<(), ConfigError> {
+    let mut seen: Vec<(&str, &super::Target)> =
+        top.targets.iter().map(|t| (DEFAULT_POOL, t)).collect();
+    for pool in pools {
+        for target in &pool.config.targets {
+            if let Some((other, twin)) = seen.iter().find(|(_, t)| t.addr == target.addr) {
+                let mut other = match *other {
+                    DEFAULT_POOL => "targets".to_string(),
+                    name => format!("pool.{name}"),
+                };
+                if twin.name != target.name {
+                    other = format!("{other} as {} (both {})", twin.name, target.addr);
+                }
+                return Err(ConfigError::at(
+                    &origin_of(&pool.name),
+                    format!(
+                        "pool.{}: {} is also in {other}: a backend serves one pool",
+                        pool.name, target.name
+                    ),
+                ));
+            }
+            seen.push((&pool.name, target));
+        }
+    }
+    Ok(())
+}
+
+/// ` (first set on line N)` for a setting read from the file.
+fn on_line(setting: &Setting) -> String {
+    match &setting.origin {
+        Origin::File { line, .. } => format!(" (first set on line {line})"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn build(text: &str) -> Result<Config, ConfigError> {
+        Loader::new().file("proxy.conf", text)?.build()
+    }
+
+    fn refused(text: &str) -> String {
+        build(text).unwrap_err().to_string()
+    }
+
+    const TWO_POOLS: &str = "\
+targets = 127.0.0.1:9001
+balance = least_conn
+retries = 1
+health_check_path = /up
+pool.api = 127.0.0.1:9002 weight=2, 127.0.0.1:9003
+pool.api.balance = weighted_round_robin
+pool.api.health_check_path = /healthz
+pool.static = 127.0.0.1:9004
+route./api/ = api rewrite=/
+route.static.example = static
+";
+
+    #[test]
+    fn every_pool_key_is_a_key() {
+        for key in POOL_KEYS {
+            assert!(find_key(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_pool_has_its_own_settings_and_the_top_levels_for_the_rest() {
+        let c = build(TWO_POOLS).unwrap();
+        let names: Vec<&str> = c.pools.iter().map(|p| &*p.name).collect();
+        assert_eq!(names, ["api", "static"]);
+        let api = &c.pools[0].config;
+        assert_eq!(api.targets.len(), 2);
+        assert_eq!(api.targets[0].weight, 2);
+        assert_eq!(api.balance, Balance::WeightedRoundRobin);
+        assert_eq!(api.health_check_path.as_deref(), Some("/healthz"));
+        assert_eq!(api.retries, Some(1));
+        assert!(api.pools.is_empty() && api.routes.is_empty());
+        let stat = &c.pools[1].config;
+        assert_eq!(stat.balance, Balance::LeastConn);
+        assert_eq!(stat.health_check_path.as_deref(), Some("/up"));
+        // The top level is left as it was.
+        assert_eq!(c.balance, Balance::LeastConn);
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.all_targets().count(), 4);
+        assert_eq!(c.pool_configs().count(), 3);
+        let routes: Vec<(String, usize, Option<&str>)> = (c.routes.iter())
+            .map(|r| (r.to_string(), r.pool, r.rewrite()))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("static.example".to_string(), 2, None),
+                ("/api/".to_string(), 1, Some("/")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_to_default_goes_to_targets() {
+        let c = build(&format!(
+            "{TWO_POOLS}route.static.example/dynamic/ = default\n"
+        ))
+        .unwrap();
+        let index = c
+            .routes
+            .route(Some("static.example"), "/dynamic/x")
+            .unwrap();
+        assert_eq!(c.routes.get(index).unwrap().pool, 0);
+    }
+
+    #[test]
+    fn hash_on_goes_with_the_balance_it_was_set_for() {
+        let top = "targets = 127.0.0.1:9001\nbalance = hash\nhash_on = header:X-Tenant\n";
+        // Inherited with `hash`...
+        let c = build(&format!("{top}pool.a = 127.0.0.1:9002\nroute./a/ = a\n")).unwrap();
+        assert!(c.pools[0].config.hash_on.is_some());
+        // ...not by a pool that balances otherwise.
+        let c = build(&format!(
+            "{top}pool.a = 127.0.0.1:9002\npool.a.balance = least_conn\nroute./a/ = a\n"
+        ))
+        .unwrap();
+        assert!(c.pools[0].config.hash_on.is_none());
+        // Its own, with its own `hash`.
+        let c = build(
+            "targets = 127.0.0.1:9001\npool.a = 127.0.0.1:9002\npool.a.balance = hash\n\
+             pool.a.hash_on = cookie:tenant\nroute./a/ = a\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.pools[0].config.hash_on.as_ref().unwrap().to_string(),
+            "cookie:tenant"
+        );
+        assert!(c.hash_on.is_none());
+    }
+
+    #[test]
+    fn pool_keys_are_checked_where_they_are_written() {
+        let base = "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\nroute./api/ = api\n";
+        for (line, says) in [
+            ("pool.api.port = 1", "proxy.conf:4: `pool.api.port`: port is the proxy's, not set per pool"),
+            ("pool.api.balanse = hash", "did you mean `balance`?"),
+            ("pool.api.retries = x", "proxy.conf:4: pool.api.retries: `x` is not a whole number"),
+            ("pool.api = 127.0.0.1:9005", "proxy.conf:4: duplicate key `pool.api` (first set on line 2)"),
+            ("pool.api.balance = hash", "proxy.conf:4: pool.api.balance: hash needs hash_on"),
+            ("pool.api.hash_on = header:X", "pool.api.hash_on: is set (header:X), but balance = round_robin"),
+            ("pool.other.slow_start = 1s", "proxy.conf:4: `pool.other.slow_start`: the pool has no targets"),
+            ("pool.default = 127.0.0.1:9005", "`default` is the pool `targets` makes"),
+            ("pool.a/b = 127.0.0.1:9005", "a pool's name is 1 to 64 letters"),
+            ("pool.b = 127.0.0.1:9001", "proxy.conf:4: pool.b: 127.0.0.1:9001 is also in targets: a backend serves one pool"),
+            ("pool.b = 127.0.0.1:9002", "pool.b: 127.0.0.1:9002 is also in pool.api"),
+            ("pool.b = 127.0.0.1:9005 weight=3", "pool.b: 127.0.0.1:9005 has weight=3, but balance = round_robin"),
+            ("pool.b = 127.0.0.1:9005 backup", "pool.b: every target is a backup"),
+            ("pool.b =", "pool.b: at least one backend is required"),
+            ("pool.b = 127.0.0.1:8080", "pool.b: 127.0.0.1:8080 is this proxy's own address"),
+            ("route./api/ = default", "proxy.conf:4: route./api/: a second route for /api/ (first set on line 3)"),
+            ("route./API/ = default", ""),
+            ("route.x.example = apj", "route.x.example: no pool is named `apj` (did you mean `api`?)"),
+            ("route.x.example =", "route.x.example: needs the pool"),
+            ("route.x.example = api strip", "unknown option `strip`"),
+            ("route./v2/ = api rewrite=/a rewrite=/b", "rewrite= given twice"),
+            ("route./v2/ = api rewrite=v1", "rewrite=v1: a path that starts with `/`"),
+            ("route.x.example:80 = api", "is no host"),
+            ("route./a/../b/ = api", "write `/b/`"),
+            ("route. = api", "`route.` needs a host, a path or both"),
+        ] {
+            let result = build(&format!("{base}{line}\n"));
+            match says {
+                "" => assert!(result.is_ok(), "{line}: {:?}", result.err()),
+                says => {
+                    let e = result.map(|_| ()).unwrap_err().to_string();
+                    assert!(e.contains(says), "{line}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_pools_may_not_share_a_sticky_cookie() {
+        let base = "targets = 127.0.0.1:9001\nsticky_cookie = SRV\npool.api = 127.0.0.1:9002\n\
+                    route./api/ = api\n";
+        let e = refused(base);
+        assert!(
+            e.contains("proxy.conf:3: pool.api: SRV is also targets'"),
+            "{e}"
+        );
+        assert!(e.contains("`pool.api.sticky_cookie = SRV_api`"), "{e}");
+        let e = refused(&format!("{base}pool.api.sticky_cookie = SRV\n"));
+        assert!(
+            e.contains("proxy.conf:5: pool.api.sticky_cookie: SRV is also"),
+            "{e}"
+        );
+        for own in ["SRV_api", ""] {
+            let c = build(&format!("{base}pool.api.sticky_cookie = {own}\n")).unwrap();
+            let own = Some(own).filter(|o| !o.is_empty());
+            assert_eq!(c.pools[0].config.sticky_cookie.as_deref(), own);
+            assert_eq!(c.sticky_cookie.as_deref(), Some("SRV"));
+        }
+    }
+
+    #[test]
+    fn pools_and_routes_come_from_the_file_only() {
+        let mut loader = Loader::new();
+        let e = loader
+            .flag("pool.api", "127.0.0.1:9002", "--set")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("read from the configuration file only"),
+            "{e}"
+        );
+        let e = loader.flag("route./api/", "api", "--set").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("read from the configuration file only"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pool_no_route_reaches_is_allowed() {
+        // Warned about (a route may come with the next reload), not refused.
+        let c = build("targets = 127.0.0.1:9001\npool.spare = 127.0.0.1:9002\n").unwrap();
+        assert_eq!(c.pools.len(), 1);
+        assert!(c.routes.is_empty());
+    }
+
+    #[test]
+    fn each_pool_times_its_own_backends() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nbackend_timeout = 30s\npool.slow = 127.0.0.1:9002\n\
+             pool.slow.backend_timeout = 5m\nroute./reports/ = slow\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.pools[0].config.effective_backend_timeout(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(c.effective_backend_timeout(), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,440 @@
+//! Which pool of backends serves a request (`route.<host><path> = pool`):
+//! nginx's `server_name` and `location` prefixes, HAProxy's `use_backend`
+//! on `hdr(host)` and `path_beg`, written as one table.
+//!
+//! Of the routes whose host and path both match a request, the one with
+//! the most specific host wins (a name, then the longest `*.` suffix, then
+//! none), then the one with the longest path; with none, the request goes
+//! to `targets`. The order routes are written in never matters.
+//!
+//! A path matches whole segments: `/api` matches `/api`, `/api/` and
+//! `/api/v1`, not `/apiary`; `/api/` matches `/api/` and below, not
+//! `/api`. It is compared with the request's path as a backend would read
+//! it: percent-encoded letters, digits and `-_~` decoded, `.` and `..`
+//! segments resolved, runs of `/` merged. So `/%61pi/`, `/x/../api/` and
+//! `//api/` are all under `/api/`, and no spelling slips a request past
+//! the route meant for it.
+
+use crate::cache::policy::{push_path, remove_dot_segments};
+use crate::http::head::push_host_name;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Most routes one configuration may hold: each request compares its
+/// host and path with every one, in order of specificity.
+pub const MAX_ROUTES: usize = 1000;
+
+/// The routes of one configuration, most specific first.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+/// One `route.<host><path> = pool` key.
+#[derive(Clone, Debug)]
+pub struct Route {
+    host: HostPattern,
+    /// Starts with `/`; `/` alone matches every path.
+    path: Box<str>,
+    /// The pool's index: 0 for `targets`, then each `pool.<name>` in the
+    /// order written.
+    pub pool: usize,
+    /// With `rewrite=`: what replaces the matched prefix of the path a
+    /// backend is sent.
+    rewrite: Option<Box<str>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostPattern {
+    Any,
+    /// Lower case, without port or trailing dot.
+    Exact(Box<str>),
+    /// `*.example.com`: `.example.com`, matched by every name that ends
+    /// with it (`a.example.com`, `a.b.example.com`), not by
+    /// `example.com` itself, as nginx's `server_name *.example.com`.
+    Suffix(Box<str>),
+}
+
+impl HostPattern {
+    /// How specific: the more, the earlier tried.
+    fn rank(&self) -> (u8, usize) {
+        match self {
+            HostPattern::Exact(_) => (2, 0),
+            HostPattern::Suffix(s) => (1, s.len()),
+            HostPattern::Any => (0, 0),
+        }
+    }
+
+    fn matches(&self, host: Option<&str>) -> bool {
+        match (self, host) {
+            (HostPattern::Any, _) => true,
+            (HostPattern::Exact(name), Some(host)) => **name == *host,
+            (HostPattern::Suffix(suffix), Some(host)) => {
+                host.len() > suffix.len() && host.ends_with(&**suffix)
+            }
+            (_, None) => false,
+        }
+    }
+}
+
+impl Route {
+    /// Reads the part of a `route.` key after the dot (`example.com/api/`,
+    /// `*.example.com`, `/static/`) and the rewrite, if any, of the route
+    /// to `pool`.
+    pub fn parse(spec: &str, pool: usize, rewrite: Option<&str>) -> Result<Route, String> {
+        let (host, path) = spec.split_at(spec.find('/').unwrap_or(spec.len()));
+        let host = parse_host(host)?;
+        let path = match path {
+            "" => "/",
+            path => path,
+        };
+        if path.contains(['?', '#', '%', '*']) || path.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(format!(
+                "the path `{path}` may hold no `?`, `#`, `%`, `*`, space or non-ASCII \
+                 character: it is a prefix of paths, matched as decoded"
+            ));
+        }
+        if routing_path(path) != path {
+            return Err(format!(
+                "the path `{path}` is not as requests are matched: without `.` or `..` \
+                 segments and without `//` (write `{}`)",
+                routing_path(path)
+            ));
+        }
+        if let Some(rewrite) = rewrite {
+            if !rewrite.starts_with('/')
+                || rewrite.contains(['?', '#', '%'])
+                || rewrite.bytes().any(|b| !b.is_ascii_graphic())
+            {
+                return Err(format!(
+                    "rewrite={rewrite}: a path that starts with `/`, with no `?`, `#`, `%`, \
+                     space or non-ASCII character"
+                ));
+            }
+        }
+        Ok(Route {
+            host,
+            path: path.into(),
+            pool,
+            rewrite: rewrite.map(Into::into),
+        })
+    }
+
+    /// With `rewrite=`: what replaces the matched prefix.
+    pub fn rewrite(&self) -> Option<&str> {
+        self.rewrite.as_deref()
+    }
+
+    /// Whether a request for `host` (as [`host_of`] gives it) and `path`
+    /// (as [`routing_path`] gives it, without the query) comes here.
+    fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        self.host.matches(host) && path_is_under(path, &self.path)
+    }
+
+    /// The request-target a backend is sent for `target` (path and query,
+    /// as the client sent it): with `rewrite=`, the matched prefix of
+    /// its path, as matched, replaced; otherwise `None` (sent as it is).
+    pub fn rewritten(&self, target: &str) -> Option<String> {
+        let rewrite = self
+            .rewrite
+            .as_deref()
+            .filter(|_| target.starts_with('/'))?;
+        let (path, query) = target.split_at(target.find('?').unwrap_or(target.len()));
+        let path = routing_path(path);
+        // The route matched, so the path starts with the prefix; a path
+        // of `/api` under a route `/api/` cannot, nor `*` (OPTIONS).
+        let rest = path.strip_prefix(&*self.path).unwrap_or("");
+        let mut out = String::with_capacity(rewrite.len() + rest.len() + query.len());
+        out.push_str(rewrite);
+        // One `/` where the two meet: `/api` to `/` makes `/api/x` `/x`.
+        match (rewrite.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => out.push_str(&rest[1..]),
+            (false, false) if !rest.is_empty() => {
+                out.push('/');
+                out.push_str(rest);
+            }
+            _ => out.push_str(rest),
+        }
+        out.push_str(query);
+        Some(out)
+    }
+}
+
+impl fmt::Display for Route {
+    /// As a `route.` key writes it, after the dot.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            HostPattern::Any => {}
+            HostPattern::Exact(name) => f.write_str(name)?,
+            HostPattern::Suffix(suffix) => write!(f, "*{suffix}")?,
+        }
+        // `shop.example` rather than `shop.example/`.
+        if &*self.path != "/" || self.host == HostPattern::Any {
+            f.write_str(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A route's host as written: empty (any host), a name or address, or
+/// `*.` and a name; lower-cased.
+fn parse_host(host: &str) -> Result<HostPattern, String> {
+    if host.is_empty() {
+        return Ok(HostPattern::Any);
+    }
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(name) => (true, name),
+        None => (false, host),
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !name.starts_with('.')
+        && !name.contains("..");
+    let ipv6 = !wildcard && name.starts_with('[') && name.ends_with(']');
+    if !valid && !ipv6 {
+        return Err(format!(
+            "`{host}` is no host: a name (`example.com`), `*.` and a name \
+             (`*.example.com`, its subdomains), or nothing before the path (any host); \
+             without a port"
+        ));
+    }
+    let mut lower = String::with_capacity(name.len() + 1);
+    if wildcard {
+        lower.push('.');
+    }
+    push_host_name(&mut lower, name);
+    Ok(match wildcard {
+        true => HostPattern::Suffix(lower.into()),
+        false => HostPattern::Exact(lower.into()),
+    })
+}
+
+impl Routes {
+    /// Any order: they are sorted by specificity. Two routes for one host
+    /// and path are refused by the configuration, where it can say where.
+    pub fn new(mut routes: Vec<Route>) -> Routes {
+        routes.sort_by(|a, b| {
+            (b.host.rank().cmp(&a.host.rank())).then(b.path.len().cmp(&a.path.len()))
+        });
+        Routes { routes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
+    /// The route that serves a request for `authority` (its Host, or its
+    /// absolute-form target's) and `target` (its path and query), as an
+    /// index for [`Routes::get`]; `None`: `targets` does. A target that
+    /// is no path (`*`, OPTIONS of the whole server) goes by its host.
+    pub fn route(&self, authority: Option<&str>, target: &str) -> Option<usize> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let host = authority.map(host_of);
+        let path = match target.starts_with('/') {
+            true => &target[..target.find('?').unwrap_or(target.len())],
+            false => "/",
+        };
+        let path = routing_path(path);
+        (self.routes.iter()).position(|route| route.matches(host.as_deref(), &path))
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
+    }
+}
+
+/// A request's host as routes compare it: lower case, without port or
+/// trailing dot.
+fn host_of(authority: &str) -> String {
+    let mut host = String::with_capacity(authority.len());
+    push_host_name(&mut host, authority);
+    host
+}
+
+/// Whether `path` is `prefix`, or below it by whole segments.
+fn path_is_under(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// A path as a backend reads it, for matching (see the module's
+/// documentation): encoded unreserved characters decoded (the cache key's
+/// spelling), dot-segments resolved, runs of `/` merged.
+pub fn routing_path(path: &str) -> Cow<'_, str> {
+    let plain = !path.contains('%')
+        && !path.contains("//")
+        && !path.split('/').any(|s| s == "." || s == "..");
+    if plain {
+        return Cow::Borrowed(path);
+    }
+    let mut decoded = String::with_capacity(path.len());
+    push_path(&mut decoded, path);
+    let mut merged = String::with_capacity(decoded.len());
+    for c in decoded.chars() {
+        if !(c == '/' && merged.ends_with('/')) {
+            merged.push(c);
+        }
+    }
+    Cow::Owned(remove_dot_segments(&merged).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(specs: &[(&str, usize)]) -> Routes {
+        Routes::new(
+            (specs.iter())
+                .map(|&(spec, pool)| Route::parse(spec, pool, None).unwrap())
+                .collect(),
+        )
+    }
+
+    fn pool(routes: &Routes, host: Option<&str>, target: &str) -> usize {
+        let route = routes.route(host, target).and_then(|i| routes.get(i));
+        route.map_or(0, |r| r.pool)
+    }
+
+    #[test]
+    fn paths_match_whole_segments() {
+        let r = routes(&[("/api", 1), ("/static/", 2)]);
+        for (target, want) in [
+            ("/api", 1),
+            ("/api/", 1),
+            ("/api/v1?x=1", 1),
+            ("/api?x", 1),
+            ("/apiary", 0),
+            ("/static/a.css", 2),
+            ("/static/", 2),
+            ("/static", 0),
+            ("/", 0),
+            ("*", 0),
+        ] {
+            assert_eq!(pool(&r, None, target), want, "{target}");
+        }
+    }
+
+    #[test]
+    fn the_longest_path_wins_whatever_the_order_written() {
+        for specs in [[("/a/", 1), ("/a/b/", 2)], [("/a/b/", 2), ("/a/", 1)]] {
+            let r = routes(&specs);
+            assert_eq!(pool(&r, None, "/a/b/c"), 2);
+            assert_eq!(pool(&r, None, "/a/c"), 1);
+        }
+    }
+
+    #[test]
+    fn the_most_specific_host_wins_before_the_longest_path() {
+        let r = routes(&[
+            ("/api/", 1),
+            ("shop.example", 2),
+            ("*.example", 3),
+            ("*.eu.example", 4),
+            ("shop.example/admin/", 5),
+        ]);
+        for (host, target, want) in [
+            (Some("shop.example"), "/api/x", 2),
+            (Some("Shop.Example.:8080"), "/api/x", 2),
+            (Some("shop.example"), "/admin/x", 5),
+            (Some("blog.example"), "/api/x", 3),
+            (Some("a.eu.example"), "/", 4),
+            (Some("a.b.eu.example"), "/", 4),
+            (Some("example"), "/api/x", 1),
+            (Some("eu.example"), "/", 3),
+            (None, "/api/x", 1),
+            (None, "/", 0),
+            (Some("other"), "/", 0),
+            (Some("shop.example"), "*", 2),
+            (None, "*", 0),
+        ] {
+            assert_eq!(pool(&r, host, target), want, "{host:?} {target}");
+        }
+    }
+
+    #[test]
+    fn no_spelling_of_a_path_slips_past_its_route() {
+        let r = routes(&[("/admin/", 1)]);
+        for target in [
+            "/%61dmin/x",
+            "/%61%64min/x",
+            "/x/../admin/y",
+            "/./admin/",
+            "//admin/x",
+            "/admin//x",
+            "/a/b/../../admin/",
+        ] {
+            assert_eq!(pool(&r, None, target), 1, "{target}");
+        }
+        // An encoded `/` or `.` is not one: backends that take it
+        // literally read another path.
+        for target in ["/admin%2Fx", "/%2E%2E/admin/", "/Admin/"] {
+            assert_eq!(pool(&r, None, target), 0, "{target}");
+        }
+    }
+
+    #[test]
+    fn rewrite_replaces_the_matched_prefix_once() {
+        let route = |spec: &str, to: &str| Route::parse(spec, 1, Some(to)).unwrap();
+        let cases = [
+            ("/api/", "/", "/api/users?id=3", "/users?id=3"),
+            ("/api", "/", "/api/users", "/users"),
+            ("/api", "/", "/api", "/"),
+            ("/api", "/", "/api?x", "/?x"),
+            ("/api/", "/v2/", "/api/users", "/v2/users"),
+            ("/api", "/v2", "/api/users", "/v2/users"),
+            ("/old/", "/new", "/old/a", "/new/a"),
+            ("/", "/app/", "/a/b", "/app/a/b"),
+            ("/api/", "/", "/%61pi/x/../y", "/y"),
+        ];
+        for (spec, to, target, want) in cases {
+            let got = route(spec, to).rewritten(target);
+            assert_eq!(got.as_deref(), Some(want), "{spec} {to} {target}");
+        }
+        assert_eq!(
+            Route::parse("/api/", 1, None).unwrap().rewritten("/api/x"),
+            None
+        );
+        assert_eq!(route("/", "/app/").rewritten("*"), None);
+    }
+
+    #[test]
+    fn bad_routes_are_refused_with_the_reason() {
+        for (spec, rewrite, says) in [
+            ("shop.example:8080/", None, "no host"),
+            ("*/api", None, "no host"),
+            ("a..b", None, "no host"),
+            ("/api?x", None, "may hold no"),
+            ("/api/*", None, "may hold no"),
+            ("/a%2Fb", None, "may hold no"),
+            ("/a/../b", None, "not as requests are matched"),
+            ("//a", None, "write `/a`"),
+            ("/api/", Some("v2"), "starts with `/`"),
+            ("/api/", Some("/v2?x"), "starts with `/`"),
+        ] {
+            let e = Route::parse(spec, 1, rewrite).unwrap_err();
+            assert!(e.contains(says), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_route_is_shown_as_written() {
+        for spec in [
+            "/",
+            "/api/",
+            "shop.example",
+            "shop.example/a",
+            "*.example/b/",
+        ] {
+            assert_eq!(Route::parse(spec, 1, None).unwrap().to_string(), spec);
+        }
+    }
+}

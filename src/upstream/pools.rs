@@ -1,0 +1,117 @@
+//! The pools of backends of one configuration: `targets` (the pool named
+//! `default`) and each `pool.<name>`, each an [`Upstreams`] with its own
+//! balancer and settings; a route picks the one a request goes to (see
+//! [`crate::routes`]). What spans them is here: a target looked up by
+//! name (the admin listener, the state file), the state a reload carries
+//! over, the idle connections retired or swept.
+//!
+//! A backend is in one pool only (the configuration refuses it in two),
+//! so a target's name names one target across them all.
+
+use super::admin_state::AdminState;
+use super::health::Checker;
+use super::{Upstream, Upstreams};
+use crate::config::Config;
+use std::io;
+use std::sync::Arc;
+
+pub struct Pools {
+    /// `targets`' first: index 0 is where a request no route takes goes.
+    pools: Vec<Upstreams>,
+}
+
+impl Pools {
+    pub fn new(config: &Config) -> Pools {
+        let mut pools = vec![Upstreams::new(config)];
+        for pool in &config.pools {
+            pools.push(Upstreams::named(&pool.config, pool.name.clone()));
+        }
+        Pools { pools }
+    }
+
+    /// The pool a route's index names (see `routes::Route::pool`); out of
+    /// range, which a route of this generation never is, `targets`'.
+    pub fn get(&self, index: usize) -> &Upstreams {
+        self.pools.get(index).unwrap_or(&self.pools[0])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Upstreams> {
+        self.pools.iter()
+    }
+
+    /// Whether there is a pool but `targets`.
+    pub fn several(&self) -> bool {
+        self.pools.len() > 1
+    }
+
+    /// Every target of every pool, `targets`' first.
+    pub fn targets(&self) -> impl Iterator<Item = &Upstream> + Clone {
+        self.pools.iter().flat_map(|pool| pool.targets())
+    }
+
+    /// The target `id` names, in whichever pool (see [`Upstreams::find`]).
+    pub fn find(&self, id: &str) -> Option<&Upstream> {
+        let by_name = self.targets().find(|t| *t.name == *id);
+        by_name.or_else(|| self.targets().find(|t| t.addr.to_string() == id))
+    }
+
+    /// The targets a name written in `targets` or a pool stands for.
+    pub fn written_as(&self, written: &str) -> Vec<&Upstream> {
+        self.targets().filter(|t| *t.written == *written).collect()
+    }
+
+    /// The pool `target` is in.
+    pub fn pool_of(&self, target: &Upstream) -> &Upstreams {
+        let holds = |pool: &&Upstreams| pool.targets().iter().any(|t| std::ptr::eq(t, target));
+        self.pools.iter().find(holds).unwrap_or(&self.pools[0])
+    }
+
+    /// Sets `target`'s administrative state (see
+    /// [`Upstreams::set_admin_state`]); returns the one it replaced.
+    pub fn set_admin_state(&self, target: &Upstream, state: AdminState) -> AdminState {
+        self.pool_of(target).set_admin_state(target, state)
+    }
+
+    /// Takes over what `old`'s targets had, by name, whichever pool each
+    /// was in (see [`Upstreams::keep_state_of`]): a backend moved to
+    /// another pool keeps its health, counters and state.
+    pub fn keep_state_of(&mut self, old: &Pools, keep_idle: bool) {
+        let old: Vec<&Upstream> = old.targets().collect();
+        for pool in &mut self.pools {
+            pool.keep_state_of(&old, keep_idle);
+        }
+    }
+
+    /// The settings these belong to were replaced by `next` (a reload, or
+    /// a re-resolution): their idle connections are closed, and those
+    /// still in use once their request is done, but for those `next`
+    /// goes on with (see [`Upstreams::keep_state_of`]).
+    pub fn retire(&self, next: &Pools) {
+        for target in self.targets() {
+            if !(next.targets()).any(|t| Arc::ptr_eq(&t.idle, &target.idle)) {
+                target.idle.retire();
+            }
+        }
+    }
+
+    /// Closes every target's pooled connections that idled too long.
+    pub fn sweep_idle(&self) {
+        for target in self.targets() {
+            target.idle.sweep();
+        }
+    }
+
+    /// Starts the active health checks of each pool that has them, under
+    /// its own settings (`config`'s for `targets`, its pool's for the
+    /// others).
+    pub fn start_checkers(&self, config: &Config) -> io::Result<Vec<Checker>> {
+        let settings = std::iter::once(config).chain(config.pools.iter().map(|p| &p.config));
+        let mut checkers = Vec::new();
+        for (pool, settings) in self.pools.iter().zip(settings) {
+            if let Some(checker) = pool.start_checker(settings)? {
+                checkers.push(checker);
+            }
+        }
+        Ok(checkers)
+    }
+}
