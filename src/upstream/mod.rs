@@ -362,24 +362,6 @@ impl Upstreams {
         }
     }
 
-    /// The target `id` names: its name as configured, or its address (the
-    /// `name` and `address` of `/status`). Both are unique as loaded: the
-    /// configuration refuses two targets at one address (two names that
-    /// come to resolve to one while the proxy runs are two targets still,
-    /// the first found by that address).
-    pub fn find(&self, id: &str) -> Option<&Upstream> {
-        let by_name = self.targets.iter().find(|t| *t.name == *id);
-        by_name.or_else(|| self.targets.iter().find(|t| t.addr.to_string() == id))
-    }
-
-    /// The targets a name written in `targets` stands for (`app:8000`:
-    /// one per address it gives), none when no target was written so.
-    pub fn written_as(&self, written: &str) -> Vec<&Upstream> {
-        (self.targets.iter())
-            .filter(|t| *t.written == *written)
-            .collect()
-    }
-
     /// Sets `target`'s administrative state; returns the one it replaced.
     /// Into maintenance, its idle connections are closed (those in use are
     /// when their request ends, see [`Upstreams::checkin`]). Every request
@@ -922,19 +904,6 @@ mod tests {
             Pick::Chosen(1, _)
         ));
         drop(busy);
-    }
-
-    #[test]
-    fn a_target_is_found_by_name_or_address() {
-        let mut config = Config::with_targets(vec![Target::new(
-            "app.internal:80",
-            "127.0.0.1:8080".parse().unwrap(),
-        )]);
-        config.max_fails = 0;
-        let up = Upstreams::new(&config);
-        assert!(up.find("app.internal:80").is_some());
-        assert!(up.find("127.0.0.1:8080").is_some());
-        assert!(up.find("127.0.0.1:80").is_none());
     }
 
     #[test]

@@ -49,13 +49,19 @@ impl Pools {
         self.pools.iter().flat_map(|pool| pool.targets())
     }
 
-    /// The target `id` names, in whichever pool (see [`Upstreams::find`]).
+    /// The target `id` names, in whichever pool: its name as configured,
+    /// or its address (the `name` and `address` of `/status`). Both are
+    /// unique as loaded: the configuration refuses two targets at one
+    /// address (two names that come to resolve to one while the proxy
+    /// runs are two targets still, the first found by that address).
     pub fn find(&self, id: &str) -> Option<&Upstream> {
         let by_name = self.targets().find(|t| *t.name == *id);
         by_name.or_else(|| self.targets().find(|t| t.addr.to_string() == id))
     }
 
-    /// The targets a name written in `targets` or a pool stands for.
+    /// The targets a name written in `targets` or a pool stands for
+    /// (`app:8000`: one per address it gives), none when no target was
+    /// written so.
     pub fn written_as(&self, written: &str) -> Vec<&Upstream> {
         self.targets().filter(|t| *t.written == *written).collect()
     }
@@ -113,5 +119,86 @@ impl Pools {
             }
         }
         Ok(checkers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Loader;
+
+    fn config(text: &str) -> Config {
+        let mut loader = Loader::new();
+        loader.file("proxy.conf", text).unwrap();
+        loader.build().unwrap()
+    }
+
+    const TWO_POOLS: &str = "targets = 127.0.0.1:9001\n\
+                             pool.api = 127.0.0.1:9002, 127.0.0.1:9003\n\
+                             route./api/ = api\n";
+
+    #[test]
+    fn a_target_is_found_by_name_or_address_in_any_pool() {
+        let pools = Pools::new(&config(
+            "targets = localhost:9001\npool.api = 127.0.0.1:9002\nroute./api/ = api\n",
+        ));
+        assert!(pools.several());
+        assert_eq!(pools.targets().count(), 2);
+        assert_eq!(
+            &*pools.find("localhost:9001").unwrap().name,
+            "localhost:9001"
+        );
+        assert_eq!(
+            &*pools.find("127.0.0.1:9001").unwrap().name,
+            "localhost:9001"
+        );
+        let api = pools.find("127.0.0.1:9002").unwrap();
+        assert_eq!(pools.pool_of(api).name(), "api");
+        assert_eq!(pools.get(1).name(), "api");
+        assert!(pools.find("127.0.0.1:80").is_none());
+        assert_eq!(pools.written_as("localhost:9001").len(), 1);
+    }
+
+    #[test]
+    fn a_backend_moved_to_another_pool_keeps_its_state() {
+        let old = Pools::new(&config(TWO_POOLS));
+        let moved = old.find("127.0.0.1:9003").unwrap();
+        old.set_admin_state(moved, AdminState::Drain);
+        moved
+            .stats
+            .requests
+            .fetch_add(7, std::sync::atomic::Ordering::Relaxed);
+        // 9003 moves from `api` to `targets`.
+        let mut next = Pools::new(&config(
+            "targets = 127.0.0.1:9001, 127.0.0.1:9003\npool.api = 127.0.0.1:9002\n\
+             route./api/ = api\n",
+        ));
+        next.keep_state_of(&old, false);
+        let now = next.find("127.0.0.1:9003").unwrap();
+        assert_eq!(next.pool_of(now).name(), "default");
+        assert_eq!(now.health.admin_state(), AdminState::Drain);
+        assert_eq!(
+            now.stats
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            7
+        );
+        // The others were not touched.
+        let kept = next.find("127.0.0.1:9002").unwrap();
+        assert_eq!(kept.health.admin_state(), AdminState::Ready);
+    }
+
+    #[test]
+    fn each_pool_has_the_settings_it_was_given() {
+        let pools = Pools::new(&config(
+            "targets = 127.0.0.1:9001\nbackend_timeout = 30s\npool.api = 127.0.0.1:9002\n\
+             pool.api.backend_timeout = 2m\npool.api.sticky_cookie = API\nroute./api/ = api\n",
+        ));
+        assert_eq!(pools.get(0).backend_timeout().as_secs(), 30);
+        assert_eq!(pools.get(1).backend_timeout().as_secs(), 120);
+        assert_eq!(pools.get(0).sticky_cookie(), None);
+        assert_eq!(pools.get(1).sticky_cookie().map(|c| &**c), Some("API"));
+        // Out of range (never, from a route of the same generation): targets.
+        assert_eq!(pools.get(7).name(), "default");
     }
 }
