@@ -1,4 +1,4 @@
-//! Two tiny origin servers for `inverso demo`, so the proxy can be tried
+//! Tiny origin servers for `inverso demo`, so the proxy can be tried
 //! with nothing else installed.
 //!
 //! Each answers on loopback, names itself in every response body and in an

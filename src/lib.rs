@@ -29,7 +29,7 @@
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
 //! - `limits`: the process limits that would stop it short of `max_connections`.
-//! - `demo`: two built-in origin servers for `inverso demo`.
+//! - `demo`: the built-in origin servers of `inverso demo`.
 
 pub mod access;
 pub mod access_log;

@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Validate the configuration and print the effective settings.
     Check(ConfigArgs),
-    /// Start two built-in origin servers and the proxy in front of them.
+    /// Start built-in origin servers (two targets and a routed pool) and the proxy in front of them.
     Demo {
         /// Port of the proxy.
         #[arg(long, default_value_t = 8080)]
@@ -450,7 +450,12 @@ fn reload(args: &ConfigArgs, control: &inverso::Control) {
 fn run_demo(port: u16) -> Result<(), Failure> {
     let a = demo::start_origin("origin-1").context("cannot start demo origin")?;
     let b = demo::start_origin("origin-2").context("cannot start demo origin")?;
+    let api = demo::start_origin("api-1").context("cannot start demo origin")?;
     let mut loader = Loader::new();
+    // A pool and a route, as a file would give them (they are keys of the
+    // file only).
+    let routing = format!("pool.api = {}\nroute./api/ = api rewrite=/\n", api.addr);
+    loader.file("demo", &routing).map_err(Failure::usage)?;
     loader.env(inverso_env()?);
     for (key, value) in [
         ("bind", "127.0.0.1".to_string()),
@@ -479,8 +484,9 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          \x20 curl -si --compressed {url}/page | head -12   # gzipped for a client that takes it\n\
          \x20 curl -i {url}/echo          # what the origin received: X-Forwarded-For, Via, ...\n\
          \x20 curl -i {url}/slow          # an origin that takes a second\n\
+         \x20 curl -i {url}/api/echo      # routed to the pool `api` ({}), which is sent /echo\n\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
-            a.name, a.addr, b.name, b.addr
+            a.name, a.addr, b.name, b.addr, api.name
         );
     };
     serve(config, None, banner)

@@ -634,3 +634,113 @@ fn check_rejects_cache_ignore_headers_it_cannot_use() {
         &["nothing would ever be stored"],
     );
 }
+
+#[test]
+fn check_shows_each_pool_and_the_routes_in_the_order_they_are_tried() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         pool.api = 127.0.0.1:9002 weight=2, 127.0.0.1:9003\n\
+         pool.api.balance = least_conn\n\
+         route./api/ = api rewrite=/\n\
+         route.Shop.Example/api/ = default\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    for line in [
+        "pool.api.balance = least_conn",
+        "# pool api: balance least_conn",
+        "# target 127.0.0.1:9002 -> 127.0.0.1:9002 (weight 2)",
+        "# route shop.example/api/ -> default",
+        "# route /api/ -> api, its prefix rewritten to /",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in {stdout}");
+    }
+    let key = stdout
+        .lines()
+        .find(|l| l.starts_with("route./api/ ="))
+        .unwrap();
+    assert!(key.contains("proxy.conf:4"), "{key}");
+    // Host first, whatever the order written.
+    let host = stdout.find("# route shop.example").unwrap();
+    assert!(host < stdout.find("# route /api/").unwrap(), "{stdout}");
+}
+
+#[test]
+fn check_refuses_a_route_to_a_pool_that_is_not_there() {
+    assert_rejected(
+        "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\nroute./v1/ = apis\n",
+        Some(3),
+        &["no pool is named `apis`", "did you mean `api`?"],
+    );
+}
+
+/// `inverso demo --port 0`, until the banner names the address it got.
+struct Demo {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_inverso"))
+            .args(["demo", "--port", "0"])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.split("listens on http://").nth(1) {
+                    let addr = rest.split(',').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx.recv_timeout(std::time::Duration::from_secs(10));
+        let addr = addr.unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the demo did not say where it listens");
+        });
+        Demo { child, addr }
+    }
+
+    /// `GET path` on a connection of its own; the whole answer.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_demo_routes_api_to_a_third_origin_with_its_prefix_rewritten() {
+    let demo = Demo::start();
+    let routed = demo.get("/api/echo?x=1");
+    assert!(routed.starts_with("HTTP/1.1 200"), "{routed}");
+    assert!(
+        routed.contains("api-1 saw: GET /echo?x=1 HTTP/1.1"),
+        "{routed}"
+    );
+    let targets = demo.get("/");
+    assert!(targets.contains("Hello from origin-"), "{targets}");
+}
