@@ -560,7 +560,7 @@ impl FieldFamily {
 /// A `request_header.<Name>` or `response_header.<Name>` key as read: the
 /// name as written, and its value.
 #[derive(Clone, Debug)]
-struct FieldKey {
+pub(super) struct FieldKey {
     family: FieldFamily,
     name: String,
     setting: Setting,
@@ -574,8 +574,10 @@ pub struct Loader {
     /// The `request_header.<Name>` and `response_header.<Name>` keys, in
     /// the file's order.
     field_keys: Vec<FieldKey>,
-    /// The `pool.*` keys, in the file's order.
+    /// The `pool.*` keys, in the file's order, but for the next.
     pool_keys: Vec<PoolKey>,
+    /// The `pool.<name>.request_header.<Name>` keys: each with its pool.
+    pool_field_keys: Vec<(String, FieldKey)>,
     /// The `route.*` keys, in the file's order.
     route_keys: Vec<RouteKey>,
     /// The file name whole-file errors are reported against.
@@ -607,6 +609,7 @@ impl Loader {
             settings,
             field_keys: Vec::new(),
             pool_keys: Vec::new(),
+            pool_field_keys: Vec::new(),
             route_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
@@ -816,11 +819,23 @@ impl Loader {
     /// it came from: a name the proxy writes itself (the request's ID
     /// field among them), a value that is no field value.
     fn field_edits(&self, family: FieldFamily, config: &Config) -> Result<FieldEdits, ConfigError> {
+        let keys = self.field_keys.iter().filter(|k| k.family == family);
+        self.field_edits_of(family, keys, "", config)
+    }
+
+    /// [`Loader::field_edits`] of `keys` (all of `family`), whose names
+    /// are shown after `scope` (`pool.api.` for a pool's).
+    fn field_edits_of<'k>(
+        &self,
+        family: FieldFamily,
+        keys: impl Iterator<Item = &'k FieldKey>,
+        scope: &str,
+        config: &Config,
+    ) -> Result<FieldEdits, ConfigError> {
         let mut edits = Vec::new();
-        for FieldKey { name, setting, .. } in self.field_keys.iter().filter(|k| k.family == family)
-        {
+        for FieldKey { name, setting, .. } in keys {
             let refused = |message: String| {
-                let key = format!("{}{name}", family.prefix());
+                let key = format!("{scope}{}{name}", family.prefix());
                 ConfigError::at(&setting.origin, format!("{key}: {message}"))
             };
             let value = values::parse_field_edit(family, name, &setting.value).map_err(refused)?;

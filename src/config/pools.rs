@@ -6,7 +6,9 @@
 //! pool serves (see [`crate::routes`]).
 
 use super::keys::{find_key, Apply};
-use super::{nearest, Balance, Config, ConfigError, Loader, Origin, Setting};
+use super::{
+    nearest, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin, Setting,
+};
 use crate::routes::{Route, Routes, MAX_ROUTES};
 use std::sync::Arc;
 
@@ -116,6 +118,9 @@ impl Loader {
             None => (rest, None),
         };
         check_pool_name(pool).map_err(|m| ConfigError::at(&origin, m))?;
+        if let Some((family, name)) = key.and_then(FieldFamily::of) {
+            return self.pool_field_key(pool, family, name, value, origin);
+        }
         let key = match key {
             None => None,
             Some(key) => match POOL_KEYS.iter().find(|k| **k == key) {
@@ -174,6 +179,64 @@ impl Loader {
         Ok(())
     }
 
+    /// Takes `pool.<pool>.request_header.<name> = value`: a field set or
+    /// removed on the requests sent to that pool's backends, in place of
+    /// the top-level key for that field, if any.
+    fn pool_field_key(
+        &mut self,
+        pool: &str,
+        family: FieldFamily,
+        name: &str,
+        value: &str,
+        origin: Origin,
+    ) -> Result<(), ConfigError> {
+        let key = format!("pool.{pool}.{}{name}", family.prefix());
+        if family == FieldFamily::Response {
+            return Err(ConfigError::at(
+                &origin,
+                format!(
+                    "`{key}`: response fields are the proxy's, set on every response \
+                     (`response_header.{name}`), not per pool"
+                ),
+            ));
+        }
+        if name.is_empty() {
+            return Err(ConfigError::at(
+                &origin,
+                format!("`{key}` needs a field name after the dot, e.g. `{key}Host`"),
+            ));
+        }
+        let mine = (self.pool_field_keys.iter()).filter(|(p, _)| p == pool);
+        if let Some((_, first)) = mine
+            .clone()
+            .find(|(_, k)| k.name.eq_ignore_ascii_case(name))
+        {
+            return Err(ConfigError::at(
+                &origin,
+                format!("duplicate key `{key}`{}", on_line(&first.setting)),
+            ));
+        }
+        if mine.count() >= super::values::MAX_FIELD_EDITS {
+            return Err(ConfigError::at(
+                &origin,
+                format!(
+                    "`{key}`: more than {} such keys",
+                    super::values::MAX_FIELD_EDITS
+                ),
+            ));
+        }
+        let field = FieldKey {
+            family,
+            name: name.to_string(),
+            setting: Setting {
+                value: value.to_string(),
+                origin,
+            },
+        };
+        self.pool_field_keys.push((pool.to_string(), field));
+        Ok(())
+    }
+
     /// Takes `route.<spec> = value` from the file; read when the pools
     /// are known (see [`Loader::build_routes`]).
     pub(super) fn route_key(
@@ -215,8 +278,14 @@ impl Loader {
             };
             (key, &k.setting)
         });
+        let fields = (self.pool_field_keys.iter()).map(|(pool, k)| {
+            (
+                format!("pool.{pool}.{}{}", k.family.prefix(), k.name),
+                &k.setting,
+            )
+        });
         let routes = (self.route_keys.iter()).map(|k| (format!("route.{}", k.spec), &k.setting));
-        pools.chain(routes)
+        pools.chain(fields).chain(routes)
     }
 
     /// The pools and routes of `top` (built from every other key).
@@ -230,6 +299,19 @@ impl Loader {
             });
         }
         // A key for a pool that has no targets would set nothing.
+        let field_orphan = (self.pool_field_keys.iter())
+            .find(|(pool, _)| !pools.iter().any(|p| *p.name == **pool));
+        if let Some((pool, field)) = field_orphan {
+            return Err(ConfigError::at(
+                &field.setting.origin,
+                format!(
+                    "`pool.{pool}.{}{}`: the pool has no targets; give them with \
+                     `pool.{pool} = host:port, ...`",
+                    field.family.prefix(),
+                    field.name
+                ),
+            ));
+        }
         if let Some(orphan) =
             (self.pool_keys.iter()).find(|k| !pools.iter().any(|p| *p.name == k.pool))
         {
@@ -330,6 +412,23 @@ impl Loader {
         let sets = |key: &str| own.iter().any(|k| k.key == Some(key));
         if sets("balance") && !sets("hash_on") && config.balance != Balance::Hash {
             config.hash_on = None;
+        }
+        // The top-level fields, but for those the pool sets itself.
+        let own_fields: Vec<&FieldKey> = (self.pool_field_keys.iter())
+            .filter(|(pool, _)| pool == name)
+            .map(|(_, k)| k)
+            .collect();
+        if !own_fields.is_empty() {
+            let request = FieldFamily::Request;
+            let top_fields = (self.field_keys.iter()).filter(|k| {
+                k.family == request
+                    && !own_fields
+                        .iter()
+                        .any(|o| o.name.eq_ignore_ascii_case(&k.name))
+            });
+            let fields = top_fields.chain(own_fields.iter().copied());
+            config.request_headers =
+                self.field_edits_of(request, fields, &format!("pool.{name}."), &config)?;
         }
         self.check_backends(&config, Scope::Pool(name))?;
         Ok(config)
@@ -615,6 +714,55 @@ route.static.example = static
             let own = Some(own).filter(|o| !o.is_empty());
             assert_eq!(c.pools[0].config.sticky_cookie.as_deref(), own);
             assert_eq!(c.sticky_cookie.as_deref(), Some("SRV"));
+        }
+    }
+
+    #[test]
+    fn a_pool_sets_request_fields_over_the_top_level_ones() {
+        let c = build(
+            "targets = 127.0.0.1:9001\n\
+             request_header.X-Auth = top\n\
+             request_header.X-Debug =\n\
+             pool.api = 127.0.0.1:9002\n\
+             pool.api.request_header.Host = api.internal\n\
+             pool.api.request_header.x-auth = api-secret\n\
+             route./api/ = api\n",
+        )
+        .unwrap();
+        let api: Vec<(&str, Option<&str>)> = c.pools[0].config.request_headers.iter().collect();
+        assert_eq!(
+            api,
+            [
+                ("X-Debug", None),
+                ("Host", Some("api.internal")),
+                ("x-auth", Some("api-secret")),
+            ]
+        );
+        // The top level keeps its own.
+        assert_eq!(c.request_headers.value_of("x-auth"), Some("top"));
+        assert_eq!(c.request_headers.value_of("host"), None);
+        for (line, says) in [
+            (
+                "pool.api.response_header.X-A = 1",
+                "response fields are the proxy's",
+            ),
+            ("pool.api.request_header. = 1", "needs a field name"),
+            (
+                "pool.api.request_header.Host = a\npool.api.request_header.host = b",
+                "duplicate key",
+            ),
+            (
+                "pool.api.request_header.Content-Length = 1",
+                "pool.api.request_header.Content-Length:",
+            ),
+            (
+                "pool.web.request_header.Host = a",
+                "`pool.web.request_header.Host`: the pool has no targets",
+            ),
+        ] {
+            let text = format!("targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\n{line}\n");
+            let e = refused(&text);
+            assert!(e.contains(says), "{line}: {e}");
         }
     }
 

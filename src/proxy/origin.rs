@@ -168,7 +168,7 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = shared.pool(client.route);
-    let forwarded = prepare_request(head, send, client, shared);
+    let forwarded = prepare_request(head, send, client, upstreams, shared);
     // uri_hash's key: the path and query as the client sent them, an
     // absolute-form target's without its scheme and host, so that either
     // form of one URL goes to one target (the request-target the backend
@@ -247,7 +247,7 @@ pub(super) fn fetch<'s>(
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];
-        let edits = &shared.config.request_headers;
+        let edits = upstreams.request_headers();
         let request = upstream_request(head, &forwarded, edits, send, target);
         let failed = |status: u16| Refusal {
             status: Some(status),
@@ -477,6 +477,7 @@ fn prepare_request(
     head: &mut RequestHead,
     send: &Outgoing<'_>,
     client: &Client,
+    upstreams: &Upstreams,
     shared: &Shared,
 ) -> Forwarding {
     // With a route's `rewrite=`, the path it replaces a prefix of.
@@ -507,7 +508,7 @@ fn prepare_request(
     // writes below (the configuration refuses those names), and after
     // what the cache and the log read: they see the request as the
     // client sent it.
-    let edits = &shared.config.request_headers;
+    let edits = upstreams.request_headers();
     let host_set = !edits.is_empty() && {
         edits.remove_read_alike_from(&mut head.headers);
         edits.edits(b"host")

@@ -19,6 +19,7 @@ pub mod sticky;
 
 use crate::config::{Config, Endpoint, Target};
 use crate::http::conn::{SharedStream, Socket as _, Stream};
+use crate::http::edits::FieldEdits;
 use crate::http::BufConn;
 use crate::metrics::TargetStats;
 use admin_state::AdminState;
@@ -165,6 +166,9 @@ pub struct Upstreams {
     hash_on: Option<hash_on::HashOn>,
     /// The cookie that keeps a client on the target that served it.
     sticky_cookie: Option<Arc<str>>,
+    /// `request_header.*`: the fields set on (or removed from) every
+    /// request sent to these backends.
+    request_headers: FieldEdits,
 }
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
@@ -292,6 +296,7 @@ impl Upstreams {
             slow_start: config.slow_start,
             hash_on: config.hash_on.clone(),
             sticky_cookie: config.sticky_cookie.clone(),
+            request_headers: config.request_headers.clone(),
         }
     }
 
@@ -301,6 +306,13 @@ impl Upstreams {
 
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
+    }
+
+    /// The fields set on or removed from every request sent to these
+    /// backends (`request_header.*`, the pool's own in place of the
+    /// top-level ones of the same names).
+    pub fn request_headers(&self) -> &FieldEdits {
+        &self.request_headers
     }
 
     /// With `sticky_cookie`: its name.
