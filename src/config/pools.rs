@@ -76,12 +76,13 @@ pub(super) enum Scope<'a> {
     Pool(&'a str),
 }
 
-/// [`POOL_KEYS`] for a message: the health checks' as one.
+/// What a pool sets, for a message: [`POOL_KEYS`], the health checks'
+/// as one, and its request fields.
 fn pool_keys_in_short() -> String {
     let mut keys: Vec<&str> = (POOL_KEYS.iter().copied())
         .filter(|k| !k.starts_with("health_check_"))
         .collect();
-    keys.push("health_check_*");
+    keys.extend(["health_check_*", "request_header.<Field-Name>"]);
     keys.join(", ")
 }
 
