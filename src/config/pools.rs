@@ -19,8 +19,13 @@ pub const MAX_POOLS: usize = 100;
 pub const DEFAULT_POOL: &str = "default";
 
 /// The keys a pool may set for itself: how its backends are chosen,
-/// checked, retried and waited for. The others are the proxy's.
+/// checked, retried and waited for, and who may send it what (nginx's
+/// `allow`, `deny` and `client_max_body_size` in a `location`). The
+/// others are the proxy's.
 pub const POOL_KEYS: &[&str] = &[
+    "allow_from",
+    "deny_from",
+    "max_body_size",
     "balance",
     "hash_on",
     "max_fails",
@@ -765,6 +770,24 @@ route.static.example = static
             let e = refused(&text);
             assert!(e.contains(says), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn a_pool_has_its_own_access_lists_and_body_size_or_the_top_levels() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nmax_body_size = 1MiB\ndeny_from = 192.0.2.1\n\
+             pool.admin = 127.0.0.1:9002\npool.admin.allow_from = 10.0.0.0/8\n\
+             pool.upload = 127.0.0.1:9003\npool.upload.max_body_size = 1GiB\n\
+             route./admin/ = admin\nroute./upload/ = upload\n",
+        )
+        .unwrap();
+        let (admin, upload) = (&c.pools[0].config, &c.pools[1].config);
+        assert_eq!(admin.allow_from.len(), 1);
+        assert_eq!(admin.deny_from.len(), 1);
+        assert_eq!(admin.max_body_size, 1 << 20);
+        assert!(upload.allow_from.is_empty());
+        assert_eq!(upload.max_body_size, 1 << 30);
+        assert!(c.allow_from.is_empty());
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub(super) struct Client {
     /// The longest a pause between two reads of a request body may take.
     pub(super) body_timeout: Duration,
     pub(super) limits: RequestLimits,
-    /// max_body_size (`u64::MAX` when unlimited).
+    /// The request's pool's max_body_size (`u64::MAX` when unlimited),
+    /// set once it is routed.
     pub(super) max_body: u64,
     /// request_buffer_size: bodies up to this are read whole first.
     pub(super) request_buffer: u64,
@@ -229,10 +230,6 @@ impl Client {
         };
         self.request_buffer = config.request_buffer_size;
         self.response_buffer = config.response_buffer_size;
-        self.max_body = match config.max_body_size {
-            0 => u64::MAX,
-            n => n,
-        };
     }
 
     /// Waits for the next request head. The first byte may take up to the

@@ -69,8 +69,24 @@ impl Shared {
     /// The pool a request that took `route` goes to (see
     /// `Client::route`).
     pub fn pool(&self, route: Option<usize>) -> &Upstreams {
+        self.pools.get(self.pool_index(route))
+    }
+
+    /// The settings of that pool: the top-level ones for `targets`.
+    pub fn pool_config(&self, route: Option<usize>) -> &Config {
+        match self.pool_index(route) {
+            0 => &self.config,
+            i => self
+                .config
+                .pools
+                .get(i - 1)
+                .map_or(&self.config, |p| &p.config),
+        }
+    }
+
+    fn pool_index(&self, route: Option<usize>) -> usize {
         let route = route.and_then(|i| self.config.routes.get(i));
-        self.pools.get(route.map_or(0, |r| r.pool))
+        route.map_or(0, |r| r.pool)
     }
 }
 
@@ -496,11 +512,14 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let line = LogLine::of(&head, &shared.config);
-    if !access::admits(
-        client.real_ip,
-        &shared.config.allow_from,
-        &shared.config.deny_from,
-    ) {
+    client.route = (shared.config.routes).route(head.authority(), &head.path_and_query());
+    // The pool's lists and limit: its own, or the top-level ones.
+    let settings = shared.pool_config(client.route);
+    client.max_body = match settings.max_body_size {
+        0 => u64::MAX,
+        n => n,
+    };
+    if !access::admits(client.real_ip, &settings.allow_from, &settings.deny_from) {
         return (deny(client, &head, shared), line);
     }
     // After the access lists, so that a refused client is refused on
@@ -526,7 +545,6 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // `hash`'s key, from the request as the client sent it: before the
     // sticky cookie is taken out (`hash_on` may name it) and any field is
     // dropped or edited on its way to a backend or the cache.
-    client.route = (shared.config.routes).route(head.authority(), &head.path_and_query());
     client.hash_value.clear();
     let pool = shared.pool(client.route);
     if let Some(value) = pool.hash_on().and_then(|on| on.value_in(&head)) {
