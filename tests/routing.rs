@@ -1,0 +1,591 @@
+//! Routing: `pool.<name>` and `route.<host><path>` send each request to a
+//! pool of backends by its host and path, `rewrite=` changes the path the
+//! backend is sent, and each pool is balanced, retried, health-checked,
+//! drained and made sticky on its own.
+//!
+//! The pools and routes are written as proxy.conf is, with the backends'
+//! real addresses, and read by the configuration loader: a pool's
+//! settings are built from the file's top-level keys as the binary builds
+//! them.
+
+mod support;
+
+use inverso::config::Loader;
+use inverso::Config;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::*;
+
+// ------------------------------------------------------------ helpers
+
+/// A `start_proxy` (or `Proxy::reload`) tweak that puts in force the
+/// configuration `text` holds, as proxy.conf, but for what the harness
+/// keeps its own: the access log's path, no stdout log, no snapshot, no
+/// cache (a test that wants one sets `cache_size` after).
+fn from_file(text: &str) -> impl FnOnce(&mut Config) {
+    // `port = 0`: the loader's check of a target at the proxy's own
+    // address would otherwise compare with the default port.
+    let text = format!("port = 0\n{text}");
+    let mut loader = Loader::new();
+    loader.file("proxy.conf", &text).unwrap();
+    let built = loader
+        .build()
+        .unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
+    move |c: &mut Config| {
+        let log = c.path_to_log.take();
+        *c = built;
+        c.path_to_log = log;
+        c.log_to_stdout = false;
+        c.path_to_persistence = None;
+        c.connection_timeout = Duration::from_secs(5);
+        c.cache_size = 0;
+    }
+}
+
+/// [`from_file`], with the admin listener on an ephemeral port.
+fn from_file_with_admin(text: &str) -> impl FnOnce(&mut Config) {
+    let tweak = from_file(text);
+    move |c: &mut Config| {
+        tweak(c);
+        c.admin_port = Some(0);
+    }
+}
+
+/// `GET target` with `Host: host` on a connection of its own: the status
+/// and the name of the backend that answered (`-` for none).
+fn via(proxy: &Proxy, host: &str, target: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let r = proxy.get_on(host, target, fields);
+    let backend = r.header("x-backend").unwrap_or("-").to_string();
+    (r.status, backend)
+}
+
+/// [`via`] for a request that must be answered 200: the backend's name.
+#[track_caller]
+fn served_by(proxy: &Proxy, host: &str, target: &str) -> String {
+    let (status, backend) = via(proxy, host, target, &[]);
+    assert_eq!(status, 200, "{host} {target}");
+    backend
+}
+
+/// `method path` on the admin listener, with `body`.
+fn admin(proxy: &Proxy, method: &str, path: &str, body: &str) -> Response {
+    let addr = proxy.handle().admin_addr().expect("admin listener");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    one_request(addr, request.as_bytes())
+}
+
+/// The objects of `/status`'s `targets`, as JSON text each.
+fn status_targets(proxy: &Proxy) -> Vec<String> {
+    let response = admin(proxy, "GET", "/status", "");
+    assert_eq!(response.status, 200);
+    let body = response.body_str();
+    let (_, rest) = body.split_once("\"targets\":[").expect("targets");
+    let mut objects = Vec::new();
+    let (mut depth, mut start, mut in_string, mut escaped) = (0, 0, false, false);
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '{' => {
+                if depth == 0 {
+                    start = i;
+                }
+                depth += 1;
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    objects.push(rest[start..=i].to_string());
+                }
+            }
+            ']' if depth == 0 => break,
+            _ => {}
+        }
+    }
+    objects
+}
+
+/// `key`'s value in a flat JSON object, as written (a string without its
+/// quotes).
+fn field(object: &str, key: &str) -> String {
+    let (_, rest) = (object.split_once(&format!("\"{key}\":")))
+        .unwrap_or_else(|| panic!("no {key} in {object}"));
+    match rest.strip_prefix('"') {
+        Some(s) => s.split('"').next().unwrap().to_string(),
+        None => rest.split([',', '}']).next().unwrap().to_string(),
+    }
+}
+
+/// The `/status` object of the target at `addr`.
+#[track_caller]
+fn status_of(proxy: &Proxy, addr: SocketAddr) -> String {
+    let address = addr.to_string();
+    (status_targets(proxy).into_iter())
+        .find(|t| field(t, "address") == address)
+        .unwrap_or_else(|| panic!("{address} is not in /status"))
+}
+
+/// A backend answering as [`Backend::echo`] does, fresh for a minute.
+fn cacheable_echo(name: &str) -> Backend {
+    let me = name.to_string();
+    Backend::start(name, move |seen, out| {
+        let body = describe(&me, seen);
+        let fields = [("X-Backend", me.as_str()), ("Cache-Control", "max-age=60")];
+        respond(out, 200, &fields, body.as_bytes());
+        Action::KeepAlive
+    })
+}
+
+// ------------------------------------------------------ host and path
+
+#[test]
+fn requests_go_to_the_pool_their_host_and_path_route_them_to() {
+    let (main, api, shop) = (
+        Backend::echo("main"),
+        Backend::echo("api"),
+        Backend::echo("shop"),
+    );
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             pool.api = {}\n\
+             pool.shop = {}\n\
+             route./api = api\n\
+             route./static/long/path/ = api\n\
+             route.shop.example = shop\n\
+             route.*.example.org = shop\n\
+             route.admin.example.org = default\n",
+            main.addr, api.addr, shop.addr
+        )),
+    );
+    for (host, target, want) in [
+        // By path, whole segments only.
+        ("x.test", "/api", "api"),
+        ("x.test", "/api/users?id=1", "api"),
+        ("x.test", "/api?x", "api"),
+        ("x.test", "/apiary", "main"),
+        ("x.test", "/", "main"),
+        ("x.test", "/other/api", "main"),
+        // By exact host, in any case, with a port and a trailing dot.
+        ("shop.example", "/cart", "shop"),
+        ("Shop.Example.:8080", "/cart", "shop"),
+        ("shop.example.net", "/cart", "main"),
+        // A host's route beats a longer path-only route.
+        ("shop.example", "/static/long/path/x", "shop"),
+        ("x.test", "/static/long/path/x", "api"),
+        ("shop.example", "/api/x", "shop"),
+        // `*.` is every name under it, not the name itself.
+        ("a.example.org", "/x", "shop"),
+        ("a.b.example.org", "/api/x", "shop"),
+        ("example.org", "/x", "main"),
+        // An exact host beats a `*.` one, and `default` is targets.
+        ("admin.example.org", "/x", "main"),
+        ("admin.example.org", "/api/x", "main"),
+    ] {
+        assert_eq!(served_by(&proxy, host, target), want, "{host} {target}");
+    }
+    // An absolute-form target's authority is the request's host.
+    let r = proxy.exchange(|client| {
+        client.send(b"GET http://shop.example/cart HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.header("x-backend"), Some("shop"), "{}", r.head.raw);
+    // Without `rewrite=`, the path is sent as the client wrote it.
+    assert!(
+        api.seen().iter().any(|s| s.path() == "/api/users?id=1"),
+        "{:?}",
+        api.seen().iter().map(Seen::path).collect::<Vec<_>>()
+    );
+    // The only `/api/` requests on targets were the ones admin.example.org's
+    // route kept there.
+    let kept: Vec<String> = (main.seen().iter())
+        .filter(|s| s.path().starts_with("/api/"))
+        .map(|s| s.field_or("host", "(none)"))
+        .collect();
+    assert_eq!(kept, ["admin.example.org"]);
+    // Each request on a kept-alive connection is routed on its own.
+    let mut client = proxy.connect();
+    let on_one: Vec<String> = ["/api/1", "/", "/api/2", "/x"]
+        .iter()
+        .map(|path| client.get(path).header("x-backend").unwrap().to_string())
+        .collect();
+    assert_eq!(on_one, ["api", "main", "api", "main"]);
+}
+
+#[test]
+fn every_spelling_of_a_path_goes_where_the_path_goes() {
+    let (main, api) = (Backend::echo("main"), Backend::echo("api"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.api = {}\nroute./api/ = api\n",
+            main.addr, api.addr
+        )),
+    );
+    for target in [
+        "/api/plain",
+        "/%61pi/x",
+        "/%61%70%69/x",
+        "/x/../api/y",
+        "/./api/y",
+        "//api/z",
+        "/api//z",
+    ] {
+        assert_eq!(served_by(&proxy, "x.test", target), "api", "{target}");
+    }
+    // An encoded `/` is not one; nor does `/api` reach a route for `/api/`.
+    for target in ["/api%2Fx", "/api", "/API/x"] {
+        assert_eq!(served_by(&proxy, "x.test", target), "main", "{target}");
+    }
+}
+
+// ------------------------------------------------------------ rewrite=
+
+#[test]
+fn rewrite_changes_the_request_line_alone_and_the_log_shows_the_client_s_url() {
+    let (main, api) = (Backend::echo("main"), Backend::echo("api"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.api = {}\n\
+             route./api/ = api rewrite=/\n\
+             route./old/ = api rewrite=/v2/\n",
+            main.addr, api.addr
+        )),
+    );
+    let r = proxy.get_on("x.test", "/api/users?id=3&q=%61", &[]);
+    assert_eq!(
+        r.body_str(),
+        "api GET /users?id=3&q=%61 len=0 fnv=cbf29ce484222325"
+    );
+    // Matched as decoded and resolved, sent as matched; the query as it came.
+    let r = proxy.get_on("x.test", "/%61pi/a/../b?x=%2F", &[]);
+    assert_eq!(r.body_str(), "api GET /b?x=%2F len=0 fnv=cbf29ce484222325");
+    let r = proxy.get_on("x.test", "/old/page", &[]);
+    assert_eq!(r.body_str(), "api GET /v2/page len=0 fnv=cbf29ce484222325");
+    // An absolute-form target is sent in origin form, rewritten.
+    let r = proxy.exchange(|client| {
+        client.send(b"GET http://x.test/api/abs?k=v HTTP/1.1\r\nHost: x.test\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.body_str(), "api GET /abs?k=v len=0 fnv=cbf29ce484222325");
+    assert_eq!(main.requests(), 0);
+    // The backend read the rest of the request as the client sent it.
+    let first = &api.seen()[0];
+    assert_eq!(first.head.get("host"), Some("x.test"), "{}", first.head.raw);
+    // The access log shows the URL the client asked for.
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() >= 4));
+    let lines = proxy.log_lines();
+    for (line, url) in lines.iter().zip([
+        "/api/users?id=3&q=%61",
+        "/%61pi/a/../b?x=%2F",
+        "/old/page",
+        "http://x.test/api/abs?k=v",
+    ]) {
+        assert!(line.contains(&format!(" {url} ")), "{url}: {line}");
+    }
+    assert!(lines.iter().all(|l| !l.contains(" /users")), "{lines:?}");
+}
+
+#[test]
+fn a_rewritten_url_is_cached_under_the_client_s_url() {
+    let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
+    let tweak = from_file(&format!(
+        "targets = {}\npool.api = {}\nroute./api/ = api rewrite=/\n",
+        main.addr, api.addr
+    ));
+    let proxy = start_proxy(&[], |c| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    });
+    let via_api = "api GET /x len=0 fnv=cbf29ce484222325";
+    let via_main = "main GET /x len=0 fnv=cbf29ce484222325";
+    // `/api/x` is sent as `/x` and stored; `/x` on targets is another
+    // entry, not a hit on the one `/api/x` stored.
+    expect(&proxy.get_on("x.test", "/api/x", &[]), 200, "MISS", via_api);
+    expect(&proxy.get_on("x.test", "/x", &[]), 200, "MISS", via_main);
+    expect(&proxy.get_on("x.test", "/api/x", &[]), 200, "HIT", via_api);
+    expect(&proxy.get_on("x.test", "/x", &[]), 200, "HIT", via_main);
+    assert_eq!((api.requests(), main.requests()), (1, 1));
+}
+
+// ------------------------------------------------------------ per pool
+
+#[test]
+fn each_pool_balances_with_its_own_algorithm() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let tenants: Vec<Backend> = (0..3).map(|i| Backend::echo(&format!("t{i}"))).collect();
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}, {}\n\
+             pool.tenants = {}, {}, {}\n\
+             pool.tenants.balance = hash\n\
+             pool.tenants.hash_on = header:X-Tenant\n\
+             route./t/ = tenants\n",
+            a.addr, b.addr, tenants[0].addr, tenants[1].addr, tenants[2].addr
+        )),
+    );
+    let mut top = Vec::new();
+    for tenant in ["acme", "globex", "initech"] {
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            // Interleaved: one pool's turns are not the other's.
+            top.push(served_by(&proxy, "x.test", "/"));
+            let (status, backend) = via(&proxy, "x.test", "/t/x", &[("X-Tenant", tenant)]);
+            assert_eq!(status, 200);
+            served.push(backend);
+        }
+        assert!(
+            served.iter().all(|s| *s == served[0]),
+            "{tenant}: {served:?}"
+        );
+        assert!(served[0].starts_with('t'), "{tenant}: {served:?}");
+    }
+    // targets goes on round robin: every other request each.
+    for pair in top.windows(2) {
+        assert_ne!(pair[0], pair[1], "{top:?}");
+    }
+    assert_eq!(a.requests() + b.requests(), 12);
+    assert!(a.seen().iter().chain(&b.seen()).all(|s| s.path() == "/"));
+}
+
+#[test]
+fn a_failed_request_is_retried_within_its_pool_only() {
+    let (main, live) = (Backend::echo("main"), Backend::echo("live"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             pool.half = {}, {}\n\
+             pool.gone = {}\n\
+             route./half/ = half\n\
+             route./gone/ = gone\n",
+            main.addr,
+            dead_addr(),
+            live.addr,
+            dead_addr()
+        )),
+    );
+    for i in 0..6 {
+        assert_eq!(served_by(&proxy, "x.test", &format!("/half/{i}")), "live");
+    }
+    assert_eq!(live.requests(), 6);
+    // A pool with no backend left answers itself: no other pool's
+    // backend stands in.
+    for _ in 0..3 {
+        assert_eq!(via(&proxy, "x.test", "/gone/x", &[]), (502, "-".into()));
+    }
+    assert_eq!(main.requests(), 0);
+    assert_eq!(served_by(&proxy, "x.test", "/"), "main");
+}
+
+#[test]
+fn each_pool_is_health_checked_with_its_own_probe() {
+    // `sick` fails the pool's probe; both of the pool's backends answer
+    // every other request.
+    let answer = |name: &'static str, probe_status: u16| {
+        Backend::start(name, move |seen, out| {
+            let status = match seen.path() {
+                "/pool-probe" => probe_status,
+                _ => 200,
+            };
+            respond(out, status, &[("X-Backend", name)], name.as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let main = Backend::echo("main");
+    let (sick, well) = (answer("sick", 500), answer("well", 200));
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\n\
+             pool.checked = {}, {}\n\
+             pool.checked.health_check_path = /pool-probe\n\
+             pool.checked.health_check_interval = 100ms\n\
+             pool.checked.health_check_fall = 1\n\
+             route./c/ = checked\n",
+            main.addr, sick.addr, well.addr
+        )),
+    );
+    assert!(
+        wait_until(WAIT_LIMIT, || {
+            field(&status_of(&proxy, sick.addr), "healthy") == "false"
+        }),
+        "{:?}",
+        status_targets(&proxy)
+    );
+    let probes = |b: &Backend| {
+        b.seen()
+            .iter()
+            .filter(|s| s.path() == "/pool-probe")
+            .count()
+    };
+    let sick_served = sick.requests() - probes(&sick);
+    for i in 0..4 {
+        assert_eq!(served_by(&proxy, "x.test", &format!("/c/{i}")), "well");
+    }
+    assert_eq!(sick.requests() - probes(&sick), sick_served);
+    assert!(probes(&well) >= 1);
+    // targets sets no health_check_path: its backend is not probed, and
+    // stays in rotation.
+    assert!(main.seen().is_empty(), "{:?}", main.seen());
+    assert_eq!(field(&status_of(&proxy, main.addr), "healthy"), "true");
+    assert_eq!(field(&status_of(&proxy, well.addr), "healthy"), "true");
+    assert_eq!(served_by(&proxy, "x.test", "/"), "main");
+}
+
+// ------------------------------------------------------------ admin
+
+#[test]
+fn status_names_each_target_s_pool_and_a_pool_s_target_can_be_drained() {
+    let main = Backend::echo("main");
+    let (p1, p2) = (Backend::echo("p1"), Backend::echo("p2"));
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\npool.api = {}, {}\nroute./api/ = api\n",
+            main.addr, p1.addr, p2.addr
+        )),
+    );
+    let pools: Vec<(String, String)> = (status_targets(&proxy).iter())
+        .map(|t| (field(t, "address"), field(t, "pool")))
+        .collect();
+    assert_eq!(
+        pools,
+        [
+            (main.addr.to_string(), "default".to_string()),
+            (p1.addr.to_string(), "api".to_string()),
+            (p2.addr.to_string(), "api".to_string()),
+        ]
+    );
+    let r = admin(&proxy, "PUT", &format!("/targets/{}", p1.addr), "drain");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert!(
+        r.body_str().contains("\"admin_state\":\"drain\""),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(field(&status_of(&proxy, p1.addr), "admin_state"), "drain");
+    for i in 0..4 {
+        assert_eq!(served_by(&proxy, "x.test", &format!("/api/{i}")), "p2");
+    }
+    assert_eq!(p1.requests(), 0);
+    assert_eq!(served_by(&proxy, "x.test", "/"), "main");
+    // And back.
+    let r = admin(&proxy, "PUT", &format!("/targets/{}", p1.addr), "ready");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let served: Vec<String> = (0..2)
+        .map(|i| served_by(&proxy, "x.test", &format!("/api/{i}")))
+        .collect();
+    assert!(served.contains(&"p1".to_string()), "{served:?}");
+}
+
+// ------------------------------------------------------------ reload
+
+#[test]
+fn a_reload_puts_new_pools_and_routes_in_force() {
+    let (main, new) = (Backend::echo("main"), Backend::echo("new"));
+    let proxy = start_proxy(&[], from_file(&format!("targets = {}\n", main.addr)));
+    assert_eq!(served_by(&proxy, "x.test", "/new/x"), "main");
+    proxy.reload(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.fresh = {}\nroute./new/ = fresh rewrite=/\n",
+            main.addr, new.addr
+        )),
+    );
+    let r = proxy.get_on("x.test", "/new/x", &[]);
+    assert_eq!(r.body_str(), "new GET /x len=0 fnv=cbf29ce484222325");
+    assert_eq!(served_by(&proxy, "x.test", "/x"), "main");
+    assert_eq!(new.requests(), 1);
+}
+
+#[test]
+fn a_target_moved_into_a_pool_keeps_its_drain_state_and_counters() {
+    let (main, moved) = (Backend::echo("main"), Backend::echo("moved"));
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!("targets = {}, {}\n", main.addr, moved.addr)),
+    );
+    for _ in 0..4 {
+        served_by(&proxy, "x.test", "/");
+    }
+    assert_eq!(moved.requests(), 2);
+    assert_eq!(field(&status_of(&proxy, moved.addr), "requests"), "2");
+    let r = admin(&proxy, "PUT", &format!("/targets/{}", moved.addr), "drain");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    proxy.reload(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\npool.side = {}\nroute./side/ = side\n",
+            main.addr, moved.addr
+        )),
+    );
+    let status = status_of(&proxy, moved.addr);
+    assert_eq!(field(&status, "pool"), "side", "{status}");
+    assert_eq!(field(&status, "admin_state"), "drain", "{status}");
+    assert_eq!(field(&status, "requests"), "2", "{status}");
+    // Drained, it is given no new request; its pool has no other.
+    assert_eq!(via(&proxy, "x.test", "/side/x", &[]).0, 503);
+    assert_eq!(moved.requests(), 2);
+    let r = admin(&proxy, "PUT", &format!("/targets/{}", moved.addr), "ready");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(served_by(&proxy, "x.test", "/side/x"), "moved");
+    assert_eq!(served_by(&proxy, "x.test", "/x"), "main");
+}
+
+// ------------------------------------------------------------ sticky
+
+/// The value a response's `Set-Cookie` gives `name`, if it sets it.
+fn cookie_set(r: &Response, name: &str) -> Option<String> {
+    (r.head.get_all("set-cookie"))
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+#[test]
+fn a_pool_s_sticky_cookie_brings_a_client_back_to_its_backend() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let (s1, s2) = (Backend::echo("s1"), Backend::echo("s2"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}, {}\n\
+             sticky_cookie = srv\n\
+             pool.shop = {}, {}\n\
+             pool.shop.sticky_cookie = srv_shop\n\
+             route./shop/ = shop\n",
+            a.addr, b.addr, s1.addr, s2.addr
+        )),
+    );
+    let first = proxy.get_on("x.test", "/shop/cart", &[]);
+    let home = first.header("x-backend").unwrap().to_string();
+    let id = cookie_set(&first, "srv_shop").expect("the pool's cookie");
+    assert_eq!(cookie_set(&first, "srv"), None, "{}", first.head.raw);
+    let cookie = format!("a=1; srv_shop={id}");
+    for _ in 0..4 {
+        let r = proxy.get_on("x.test", "/shop/cart", &[("Cookie", &cookie)]);
+        assert_eq!(r.header("x-backend"), Some(home.as_str()));
+        assert_eq!(r.header("set-cookie"), None, "{}", r.head.raw);
+    }
+    // Without it, round robin sends the next client to the other one.
+    let other = proxy.get_on("x.test", "/shop/cart", &[]);
+    assert_ne!(other.header("x-backend"), Some(home.as_str()));
+    assert_ne!(cookie_set(&other, "srv_shop"), Some(id.clone()));
+    // targets' own cookie is another.
+    let top = proxy.get_on("x.test", "/", &[]);
+    assert!(cookie_set(&top, "srv").is_some(), "{}", top.head.raw);
+    assert_eq!(cookie_set(&top, "srv_shop"), None);
+    // The pool's cookie is the proxy's: its backends see the rest.
+    let seen = [s1.seen(), s2.seen()].concat();
+    assert!(seen
+        .iter()
+        .all(|s| s.head.get("cookie").is_none_or(|c| c == "a=1")));
+}
