@@ -589,3 +589,105 @@ fn a_pool_s_sticky_cookie_brings_a_client_back_to_its_backend() {
         .iter()
         .all(|s| s.head.get("cookie").is_none_or(|c| c == "a=1")));
 }
+
+// ------------------------------------------------ what a pool sets itself
+
+#[test]
+fn a_pool_s_request_fields_replace_the_top_level_ones_for_its_backends() {
+    let (main, blog) = (Backend::echo("main"), Backend::echo("blog"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             request_header.X-Auth = top\n\
+             request_header.X-Env = prod\n\
+             pool.blog = {}\n\
+             pool.blog.request_header.Host = blog.example.net\n\
+             pool.blog.request_header.X-Auth =\n\
+             route./blog/ = blog\n",
+            main.addr, blog.addr
+        )),
+    );
+    assert_eq!(served_by(&proxy, "site.test", "/blog/post"), "blog");
+    assert_eq!(served_by(&proxy, "site.test", "/home"), "main");
+    let seen = &blog.seen()[0];
+    assert_eq!(seen.field_or("host", "(none)"), "blog.example.net");
+    assert_eq!(seen.field_or("x-auth", "(none)"), "(none)");
+    assert_eq!(seen.field_or("x-env", "(none)"), "prod");
+    // The client's host still goes on as X-Forwarded-Host.
+    assert_eq!(seen.field_or("x-forwarded-host", "(none)"), "site.test");
+    let seen = &main.seen()[0];
+    assert_eq!(seen.field_or("host", "(none)"), "site.test");
+    assert_eq!(seen.field_or("x-auth", "(none)"), "top");
+}
+
+#[test]
+fn a_pool_admits_the_clients_its_own_lists_admit() {
+    let (main, admin_backend) = (Backend::echo("main"), Backend::echo("admin"));
+    // The tests' client is 127.0.0.1: outside the admin pool's list.
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             pool.admin = {}\n\
+             pool.admin.allow_from = 10.0.0.0/8\n\
+             route./admin/ = admin\n",
+            main.addr, admin_backend.addr
+        )),
+    );
+    assert_eq!(via(&proxy, "site.test", "/admin/users", &[]).0, 403);
+    assert_eq!(via(&proxy, "site.test", "/%61dmin/users", &[]).0, 403);
+    assert_eq!(served_by(&proxy, "site.test", "/home"), "main");
+    assert_eq!(admin_backend.requests(), 0);
+    // And the other way round: a pool open to a client the top level denies.
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             deny_from = 127.0.0.1\n\
+             pool.admin = {}\n\
+             pool.admin.deny_from =\n\
+             route./status/ = admin\n",
+            main.addr, admin_backend.addr
+        )),
+    );
+    assert_eq!(via(&proxy, "site.test", "/home", &[]).0, 403);
+    assert_eq!(served_by(&proxy, "site.test", "/status/up"), "admin");
+}
+
+#[test]
+fn a_pool_takes_bodies_as_large_as_its_own_limit() {
+    let (main, upload) = (Backend::echo("main"), Backend::echo("upload"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             max_body_size = 1KiB\n\
+             pool.upload = {}\n\
+             pool.upload.max_body_size = 64KiB\n\
+             route./upload/ = upload\n",
+            main.addr, upload.addr
+        )),
+    );
+    let body = pattern(8 * 1024);
+    // The body goes only where it is taken: a 413 is answered from the
+    // head, and the connection closed with the body unread.
+    let post = |path: &str, with_body: bool| {
+        proxy.exchange(|client| {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: site.test\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            client.send(head.as_bytes());
+            if with_body {
+                client.send(&body);
+            }
+            client.response()
+        })
+    };
+    let r = post("/upload/file", true);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("x-backend"), Some("upload"));
+    assert_eq!(post("/form", false).status, 413);
+    assert_eq!(main.requests(), 0);
+}
