@@ -691,3 +691,47 @@ fn a_pool_takes_bodies_as_large_as_its_own_limit() {
     assert_eq!(post("/form", false).status, 413);
     assert_eq!(main.requests(), 0);
 }
+
+#[test]
+fn a_pool_s_response_fields_go_on_every_answer_to_its_requests() {
+    let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\n\
+         response_header.X-Frame-Options = DENY\n\
+         pool.api = {}\n\
+         pool.api.response_header.Access-Control-Allow-Origin = *\n\
+         pool.api.response_header.X-Frame-Options =\n\
+         pool.dead = {}\n\
+         pool.dead.response_header.X-Pool = dead\n\
+         route./api/ = api\n\
+         route./gone/ = dead\n",
+        main.addr,
+        api.addr,
+        dead_addr(),
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    for cache in ["MISS", "HIT"] {
+        let r = proxy.get_on("site.test", "/api/x", &[]);
+        assert_eq!(r.header("x-cache"), Some(cache));
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("*"),
+            "{}",
+            r.head.raw
+        );
+        assert_eq!(r.header("x-frame-options"), None, "{}", r.head.raw);
+        let r = proxy.get_on("site.test", "/x", &[]);
+        assert_eq!(r.header("x-cache"), Some(cache));
+        assert_eq!(r.header("access-control-allow-origin"), None);
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    }
+    // The proxy's own answer to a request routed to a pool carries its
+    // fields too.
+    let r = proxy.get_on("site.test", "/gone/x", &[]);
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("x-pool"), Some("dead"), "{}", r.head.raw);
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+}

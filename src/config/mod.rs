@@ -576,7 +576,8 @@ pub struct Loader {
     field_keys: Vec<FieldKey>,
     /// The `pool.*` keys, in the file's order, but for the next.
     pool_keys: Vec<PoolKey>,
-    /// The `pool.<name>.request_header.<Name>` keys: each with its pool.
+    /// The `pool.<name>.request_header.<Name>` and
+    /// `pool.<name>.response_header.<Name>` keys: each with its pool.
     pool_field_keys: Vec<(String, FieldKey)>,
     /// The `route.*` keys, in the file's order.
     route_keys: Vec<RouteKey>,

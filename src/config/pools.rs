@@ -82,12 +82,16 @@ pub(super) enum Scope<'a> {
 }
 
 /// What a pool sets, for a message: [`POOL_KEYS`], the health checks'
-/// as one, and its request fields.
+/// as one, and its fields.
 fn pool_keys_in_short() -> String {
     let mut keys: Vec<&str> = (POOL_KEYS.iter().copied())
         .filter(|k| !k.starts_with("health_check_"))
         .collect();
-    keys.extend(["health_check_*", "request_header.<Field-Name>"]);
+    keys.extend([
+        "health_check_*",
+        "request_header.<Field-Name>",
+        "response_header.<Field-Name>",
+    ]);
     keys.join(", ")
 }
 
@@ -185,9 +189,11 @@ impl Loader {
         Ok(())
     }
 
-    /// Takes `pool.<pool>.request_header.<name> = value`: a field set or
-    /// removed on the requests sent to that pool's backends, in place of
-    /// the top-level key for that field, if any.
+    /// Takes `pool.<pool>.request_header.<name> = value` (a field set or
+    /// removed on the requests sent to that pool's backends) or
+    /// `pool.<pool>.response_header.<name> = value` (on the responses to
+    /// the requests routed to it), in place of the top-level key for that
+    /// field, if any.
     fn pool_field_key(
         &mut self,
         pool: &str,
@@ -197,22 +203,13 @@ impl Loader {
         origin: Origin,
     ) -> Result<(), ConfigError> {
         let key = format!("pool.{pool}.{}{name}", family.prefix());
-        if family == FieldFamily::Response {
-            return Err(ConfigError::at(
-                &origin,
-                format!(
-                    "`{key}`: response fields are the proxy's, set on every response \
-                     (`response_header.{name}`), not per pool"
-                ),
-            ));
-        }
         if name.is_empty() {
             return Err(ConfigError::at(
                 &origin,
                 format!("`{key}` needs a field name after the dot, e.g. `{key}Host`"),
             ));
         }
-        let mine = (self.pool_field_keys.iter()).filter(|(p, _)| p == pool);
+        let mine = (self.pool_field_keys.iter()).filter(|(p, k)| p == pool && k.family == family);
         if let Some((_, first)) = mine
             .clone()
             .find(|(_, k)| k.name.eq_ignore_ascii_case(name))
@@ -420,21 +417,26 @@ impl Loader {
             config.hash_on = None;
         }
         // The top-level fields, but for those the pool sets itself.
-        let own_fields: Vec<&FieldKey> = (self.pool_field_keys.iter())
-            .filter(|(pool, _)| pool == name)
-            .map(|(_, k)| k)
-            .collect();
-        if !own_fields.is_empty() {
-            let request = FieldFamily::Request;
+        for family in FieldFamily::ALL {
+            let own_fields: Vec<&FieldKey> = (self.pool_field_keys.iter())
+                .filter(|(pool, k)| pool == name && k.family == family)
+                .map(|(_, k)| k)
+                .collect();
+            if own_fields.is_empty() {
+                continue;
+            }
             let top_fields = (self.field_keys.iter()).filter(|k| {
-                k.family == request
+                k.family == family
                     && !own_fields
                         .iter()
                         .any(|o| o.name.eq_ignore_ascii_case(&k.name))
             });
             let fields = top_fields.chain(own_fields.iter().copied());
-            config.request_headers =
-                self.field_edits_of(request, fields, &format!("pool.{name}."), &config)?;
+            let edits = self.field_edits_of(family, fields, &format!("pool.{name}."), &config)?;
+            match family {
+                FieldFamily::Request => config.request_headers = edits,
+                FieldFamily::Response => config.response_headers = edits,
+            }
         }
         self.check_backends(&config, Scope::Pool(name))?;
         Ok(config)
@@ -746,12 +748,34 @@ route.static.example = static
         );
         // The top level keeps its own.
         assert_eq!(c.request_headers.value_of("x-auth"), Some("top"));
+        let c = build(
+            "targets = 127.0.0.1:9001\n\
+             response_header.X-Frame-Options = DENY\n\
+             pool.api = 127.0.0.1:9002\n\
+             pool.api.response_header.Access-Control-Allow-Origin = *\n\
+             pool.api.request_header.X-Frame-Options = not a response field\n\
+             route./api/ = api\n",
+        )
+        .unwrap();
+        let api = &c.pools[0].config;
+        assert_eq!(
+            api.response_headers.value_of("x-frame-options"),
+            Some("DENY")
+        );
+        assert_eq!(
+            api.response_headers.value_of("access-control-allow-origin"),
+            Some("*")
+        );
+        assert_eq!(
+            api.request_headers.value_of("x-frame-options"),
+            Some("not a response field")
+        );
+        assert_eq!(
+            c.response_headers.value_of("access-control-allow-origin"),
+            None
+        );
         assert_eq!(c.request_headers.value_of("host"), None);
         for (line, says) in [
-            (
-                "pool.api.response_header.X-A = 1",
-                "response fields are the proxy's",
-            ),
             ("pool.api.request_header. = 1", "needs a field name"),
             (
                 "pool.api.request_header.Host = a\npool.api.request_header.host = b",

@@ -104,7 +104,7 @@ pub(super) fn serve_range(
     // What the cache may do on its own for this client: what `serve`
     // does only for requests without credentials or no-store.
     let on_its_own = !request.headers.contains("authorization") && !req_cc.no_store;
-    let answering = Answering::new(request, keep_alive, cache, shared);
+    let answering = Answering::new(request, keep_alive, cache, client, shared);
     let (entry, status, upstream) =
         match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
             Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
@@ -204,7 +204,7 @@ pub(super) fn serve(
     let no_cache = req_cc.request_no_cache(&request.headers);
     let ignored = &shared.config.cache_key_ignore_params;
     let primary = policy::primary_key(&request, client.scheme, ignored);
-    let answering = Answering::new(&request, keep_alive, cache, shared);
+    let answering = Answering::new(&request, keep_alive, cache, client, shared);
 
     // Held while this request fetches for others waiting on the key.
     let mut flight = None;
@@ -824,6 +824,7 @@ impl<'a> Answering<'a> {
         request: &'a RequestHead,
         keep_alive: bool,
         cache: &'a Cache,
+        client: &Client,
         shared: &'a Shared,
     ) -> Answering<'a> {
         Answering {
@@ -832,7 +833,7 @@ impl<'a> Answering<'a> {
             cache,
             shutting_down: &shared.shutting_down,
             own_fields: &shared.cache_rules.own_fields,
-            edits: &shared.config.response_headers,
+            edits: &shared.pool_config(client.route).response_headers,
             gzip: shared.gzip.as_ref(),
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,

@@ -579,7 +579,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // before anything is read or forwarded; a chunked body is counted as
     // it streams (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
-        let bytes = client.send_error_to(413, true, head.is_head(), &shared.config);
+        let config = shared.pool_config(client.route);
+        let bytes = client.send_error_to(413, true, head.is_head(), config);
         return (Outcome::closing(413, bytes), line);
     }
     // While the body arrives, a pause longer than client_body_timeout ends
@@ -607,7 +608,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                     status,
                     !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed),
                     head_request,
-                    &shared.config,
+                    shared.pool_config(client.route),
                 ),
                 None => 0,
             };
@@ -637,7 +638,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
 /// that connection closes too, and the balancer opens another.
 fn deny(client: &mut Client, head: &RequestHead, shared: &Shared) -> Outcome {
     shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-    let bytes = client.send_error_to(403, true, head.is_head(), &shared.config);
+    let config = shared.pool_config(client.route);
+    let bytes = client.send_error_to(403, true, head.is_head(), config);
     Outcome::closing(403, bytes)
 }
 
@@ -658,7 +660,7 @@ fn answer_unread(
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
         || shared.shutting_down.load(Ordering::Relaxed);
-    let config = &shared.config;
+    let config = shared.pool_config(client.route);
     let bytes = client.send_error_with(status, close, head.is_head(), fields, config);
     Outcome {
         keep_alive: !close,

@@ -383,7 +383,7 @@ fn prepare_response(
     client: &Client,
     shared: &Shared,
 ) -> Result<Prepared, Failure> {
-    let edits = &shared.config.response_headers;
+    let edits = &shared.pool_config(client.route).response_headers;
     let gzip = shared.gzip.as_ref();
     let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
