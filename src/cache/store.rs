@@ -101,36 +101,54 @@ impl Entry {
     /// its arrival minus its initial age (RFC 9111 §4.2.3).
     pub fn new(
         key: String,
-        mut head: ResponseHead,
+        head: ResponseHead,
         body: Arc<[u8]>,
         birth: SystemTime,
         lifetime: Lifetime,
         settings: &Settings,
     ) -> Entry {
-        let hidden = settings.targeting.own_fields();
-        let (bytes, served_len) = sanitize(&mut head, &hidden);
-        let tags = policy::Tags::of_response(&head.headers);
         let stored_at = unix_ms(birth);
         let expires_at = stored_at.saturating_add(lifetime.fresh.as_millis() as u64);
+        let record = Record {
+            key: key.into_bytes(),
+            head: Vec::new(),
+            body,
+            stored_at,
+            expires_at,
+            stale_until: expires_at,
+        };
+        Entry::of_head(record, head, lifetime.fresh, settings, |_, _| {
+            lifetime.stale_if_error
+        })
+    }
+
+    /// The entry of `head`, fresh for `fresh` from `record.stored_at`:
+    /// the head is cleaned into `record.head`, and `stale_window` gives
+    /// the stale-if-error window past `record.expires_at` from what the
+    /// cache reads of it (its Cache-Control as targeted, and the head
+    /// read as `storable` reads it).
+    fn of_head(
+        mut record: Record,
+        mut head: ResponseHead,
+        fresh: Duration,
+        settings: &Settings,
+        stale_window: impl FnOnce(&policy::CacheControl, &ResponseHead) -> Duration,
+    ) -> Entry {
+        let hidden = settings.targeting.own_fields();
+        let (bytes, served_len) = sanitize(&mut head, &hidden);
+        record.head = bytes;
+        // Stored in the head (in a snapshot too): tags survive a restart.
+        let tags = policy::Tags::of_response(&head.headers);
         // Read as `storable` read it: what the settings ignore, unread.
         let read = settings.ignored.read(&head);
         let cc = policy::CacheControl::of_response(&read.headers, &settings.targeting);
-        let must_revalidate = policy::must_revalidate(lifetime.fresh, &cc, &read);
-        let stale_while_revalidate = policy::stale_while_revalidate(
-            lifetime.fresh,
-            &cc,
-            &read,
-            settings.stale_while_revalidate,
-        );
+        let window = stale_window(&cc, &read);
+        record.stale_until = record.expires_at.saturating_add(window.as_millis() as u64);
+        let must_revalidate = policy::must_revalidate(fresh, &cc, &read);
+        let stale_while_revalidate =
+            policy::stale_while_revalidate(fresh, &cc, &read, settings.stale_while_revalidate);
         Entry {
-            record: Record {
-                key: key.into_bytes(),
-                head: bytes,
-                body,
-                stored_at,
-                expires_at,
-                stale_until: expires_at.saturating_add(lifetime.stale_if_error.as_millis() as u64),
-            },
+            record,
             head,
             must_revalidate,
             stale_while_revalidate,
@@ -204,10 +222,10 @@ impl Entry {
     /// break the framing of the connection). The head is cleaned as a
     /// fresh one is: a crafted file must not smuggle framing fields into
     /// the responses served from it.
-    pub fn from_record(mut record: Record, settings: &Settings) -> Option<Entry> {
+    pub fn from_record(record: Record, settings: &Settings) -> Option<Entry> {
         let mut text = record.head.clone();
         text.extend_from_slice(b"\r\n");
-        let mut head = parse_response(&text).ok()?;
+        let head = parse_response(&text).ok()?;
         // A snapshot of a version that passed on a field the proxy now
         // writes (X-Real-IP, Forwarded) may hold a response varying on it,
         // filed under the client's own value: not what the backend is
@@ -218,13 +236,6 @@ impl Entry {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
-        let hidden = settings.targeting.own_fields();
-        let (bytes, served_len) = sanitize(&mut head, &hidden);
-        record.head = bytes;
-        // Stored in the head (in a snapshot too): tags survive a restart.
-        let tags = policy::Tags::of_response(&head.headers);
-        let read = settings.ignored.read(&head);
-        let cc = policy::CacheControl::of_response(&read.headers, &settings.targeting);
         let fresh = Duration::from_millis(record.expires_at.saturating_sub(record.stored_at));
         // The window as the rules give it today (a snapshot of an older
         // version may say otherwise); the `stale_if_error` it was stored
@@ -235,21 +246,9 @@ impl Entry {
         let recorded = Duration::from_millis(record.stale_until.saturating_sub(record.expires_at));
         let on_error = recorded.min(settings.stale_if_error);
         let configured_swr = settings.stale_while_revalidate;
-        let window = policy::stale_window(fresh, &cc, &read, on_error, configured_swr);
-        record.stale_until = record.expires_at.saturating_add(window.as_millis() as u64);
-        let must_revalidate = policy::must_revalidate(fresh, &cc, &read);
-        let stale_while_revalidate =
-            policy::stale_while_revalidate(fresh, &cc, &read, configured_swr);
-        Some(Entry {
-            record,
-            must_revalidate,
-            stale_while_revalidate,
-            head,
-            served_len,
-            hidden,
-            tags,
-            compressed: CompressedCopy::default(),
-        })
+        Some(Entry::of_head(record, head, fresh, settings, |cc, read| {
+            policy::stale_window(fresh, cc, read, on_error, configured_swr)
+        }))
     }
 
     pub fn key(&self) -> &str {
