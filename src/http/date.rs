@@ -28,6 +28,13 @@ impl Civil {
     fn clock(&self) -> Clock {
         Clock(self.secs_of_day)
     }
+
+    /// `1994-11-06T08:49:37`: how [`Iso8601`] and [`format_rfc3339`]
+    /// start, before their fraction and zone.
+    fn write_date_time(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let (year, month, day) = (self.year, self.month, self.day);
+        write!(out, "{year}-{month:02}-{day:02}T{}", self.clock())
+    }
 }
 
 /// A time of day written as `hh:mm:ss`.
@@ -109,15 +116,8 @@ pub struct Iso8601(pub SystemTime);
 
 impl fmt::Display for Iso8601 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = to_civil(self.0);
-        write!(
-            f,
-            "{}-{:02}-{:02}T{}+00:00",
-            c.year,
-            c.month,
-            c.day,
-            c.clock()
-        )
+        to_civil(self.0).write_date_time(f)?;
+        f.write_str("+00:00")
     }
 }
 
@@ -177,17 +177,13 @@ impl PerSecond {
 /// An RFC 3339 timestamp in UTC with milliseconds:
 /// `1994-11-06T08:49:37.000Z` (the JSON access log's `time`).
 pub fn format_rfc3339(t: SystemTime) -> String {
-    let c = to_civil(t);
     let millis = t
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_millis());
-    format!(
-        "{}-{:02}-{:02}T{}.{millis:03}Z",
-        c.year,
-        c.month,
-        c.day,
-        c.clock()
-    )
+    let mut out = String::with_capacity(24);
+    let _ = to_civil(t).write_date_time(&mut out);
+    let _ = write!(out, ".{millis:03}Z");
+    out
 }
 
 /// Parses the three date formats RFC 9110 §5.6.7 says a recipient must
