@@ -233,30 +233,11 @@ fn behind_a_proxy_protocol_balancer_the_client_its_header_names_is_checked() {
     assert_eq!(a.requests(), 1);
 }
 
-/// Runs `inverso check` on `text` as `proxy.conf`: exit code, stdout, stderr.
-fn check(text: &str) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("proxy.conf"), text).unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"));
-    command
-        .args(["check", "--config", "proxy.conf"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "error");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("INVERSO_") {
-            command.env_remove(name);
-        }
-    }
-    let out = command.output().unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
 #[test]
 fn check_prints_the_lists_and_names_the_line_of_a_bad_block() {
     let good =
         "targets = 127.0.0.1:9001\nallow_from = 10.0.0.0/8, 2001:db8::/32\ndeny_from = 10.0.0.5\n";
-    let (code, stdout, stderr) = check(good);
+    let (code, stdout, stderr) = inverso_check(good, "error");
     assert_eq!(code, Some(0), "{stderr}");
     let line = |key: &str| {
         stdout
@@ -273,8 +254,10 @@ fn check_prints_the_lists_and_names_the_line_of_a_bad_block() {
     assert!(allow.contains("proxy.conf:2"), "{allow}");
     assert!(line("deny_from").contains("10.0.0.5"), "{stdout}");
 
-    let (code, _, stderr) =
-        check("targets = 127.0.0.1:9001\n\ndeny_from = 10.0.0.0/8, 300.1.1.1\n");
+    let (code, _, stderr) = inverso_check(
+        "targets = 127.0.0.1:9001\n\ndeny_from = 10.0.0.0/8, 300.1.1.1\n",
+        "error",
+    );
     assert_eq!(code, Some(2));
     assert!(stderr.contains("proxy.conf:3: deny_from: "), "{stderr}");
     assert!(stderr.contains("300.1.1.1"), "{stderr}");

@@ -358,31 +358,11 @@ fn a_reload_turns_the_redirect_on_and_off_from_the_next_request() {
     assert_eq!(a.requests(), 2);
 }
 
-/// Runs `inverso check` on `text` as `proxy.conf`, warnings on: exit code,
-/// stdout, stderr.
-fn check(text: &str) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("proxy.conf"), text).unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"));
-    command
-        .args(["check", "--config", "proxy.conf"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("INVERSO_") {
-            command.env_remove(name);
-        }
-    }
-    let out = command.output().unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
 #[test]
 fn check_prints_the_keys_and_warns_when_nothing_can_be_https() {
     let good = "targets = 127.0.0.1:9001\nreal_ip_from = 10.0.0.0/8\nredirect_to_https = true\n\
                 redirect_to_https_except = /healthz, /.well-known/acme-challenge/\n";
-    let (code, stdout, stderr) = check(good);
+    let (code, stdout, stderr) = inverso_check(good, "warn");
     assert_eq!(code, Some(0), "{stderr}");
     let line = |key: &str| {
         stdout
@@ -403,20 +383,26 @@ fn check_prints_the_keys_and_warns_when_nothing_can_be_https() {
     assert!(!stderr.contains("redirect_to_https"), "{stderr}");
 
     // Nothing in front is trusted: every request would be redirected.
-    let (code, _, stderr) = check("targets = 127.0.0.1:9001\n\nredirect_to_https = true\n");
+    let (code, _, stderr) = inverso_check(
+        "targets = 127.0.0.1:9001\n\nredirect_to_https = true\n",
+        "warn",
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("proxy.conf:3: redirect_to_https: neither real_ip_from nor proxy_protocol"),
         "{stderr}"
     );
     assert!(stderr.contains("in a loop"), "{stderr}");
-    let (code, _, stderr) =
-        check("targets = 127.0.0.1:9001\nproxy_protocol = true\nredirect_to_https = true\n");
+    let (code, _, stderr) = inverso_check(
+        "targets = 127.0.0.1:9001\nproxy_protocol = true\nredirect_to_https = true\n",
+        "warn",
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("redirect_to_https"), "{stderr}");
 
-    let (code, _, stderr) = check(
+    let (code, _, stderr) = inverso_check(
         "targets = 127.0.0.1:9001\nredirect_to_https = true\nredirect_to_https_except = healthz\n",
+        "warn",
     );
     assert_eq!(code, Some(2));
     assert!(

@@ -965,6 +965,28 @@ impl Client {
     }
 }
 
+/// Runs `inverso check` on `text` as `proxy.conf`, logging at `log`
+/// (`RUST_LOG`: `warn` to see the warnings a configuration draws) and with
+/// no `INVERSO_*` variable of the test's environment: exit code, stdout,
+/// stderr.
+pub fn inverso_check(text: &str, log: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("proxy.conf"), text).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"));
+    command
+        .args(["check", "--config", "proxy.conf"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", log);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("INVERSO_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command.output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 /// Sends `request` on a new connection and returns the one response.
 pub fn one_request(addr: SocketAddr, request: &[u8]) -> Response {
     let mut client = Client::connect(addr);
