@@ -67,19 +67,9 @@ fn served_by(proxy: &Proxy, host: &str, target: &str) -> String {
     backend
 }
 
-/// `method path` on the admin listener, with `body`.
-fn admin(proxy: &Proxy, method: &str, path: &str, body: &str) -> Response {
-    let addr = proxy.handle().admin_addr().expect("admin listener");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    one_request(addr, request.as_bytes())
-}
-
 /// The objects of `/status`'s `targets`, as JSON text each.
 fn status_targets(proxy: &Proxy) -> Vec<String> {
-    let response = admin(proxy, "GET", "/status", "");
+    let response = proxy.admin("GET", "/status", "");
     assert_eq!(response.status, 200);
     let body = response.body_str();
     let (_, rest) = body.split_once("\"targets\":[").expect("targets");
@@ -465,7 +455,7 @@ fn status_names_each_target_s_pool_and_a_pool_s_target_can_be_drained() {
             (p2.addr.to_string(), "api".to_string()),
         ]
     );
-    let r = admin(&proxy, "PUT", &format!("/targets/{}", p1.addr), "drain");
+    let r = proxy.admin("PUT", &format!("/targets/{}", p1.addr), "drain");
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert!(
         r.body_str().contains("\"admin_state\":\"drain\""),
@@ -479,7 +469,7 @@ fn status_names_each_target_s_pool_and_a_pool_s_target_can_be_drained() {
     assert_eq!(p1.requests(), 0);
     assert_eq!(served_by(&proxy, "x.test", "/"), "main");
     // And back.
-    let r = admin(&proxy, "PUT", &format!("/targets/{}", p1.addr), "ready");
+    let r = proxy.admin("PUT", &format!("/targets/{}", p1.addr), "ready");
     assert_eq!(r.status, 200, "{}", r.body_str());
     let served: Vec<String> = (0..2)
         .map(|i| served_by(&proxy, "x.test", &format!("/api/{i}")))
@@ -519,7 +509,7 @@ fn a_target_moved_into_a_pool_keeps_its_drain_state_and_counters() {
     }
     assert_eq!(moved.requests(), 2);
     assert_eq!(field(&status_of(&proxy, moved.addr), "requests"), "2");
-    let r = admin(&proxy, "PUT", &format!("/targets/{}", moved.addr), "drain");
+    let r = proxy.admin("PUT", &format!("/targets/{}", moved.addr), "drain");
     assert_eq!(r.status, 200, "{}", r.body_str());
     proxy.reload(
         &[],
@@ -535,7 +525,7 @@ fn a_target_moved_into_a_pool_keeps_its_drain_state_and_counters() {
     // Drained, it is given no new request; its pool has no other.
     assert_eq!(via(&proxy, "x.test", "/side/x", &[]).0, 503);
     assert_eq!(moved.requests(), 2);
-    let r = admin(&proxy, "PUT", &format!("/targets/{}", moved.addr), "ready");
+    let r = proxy.admin("PUT", &format!("/targets/{}", moved.addr), "ready");
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(served_by(&proxy, "x.test", "/side/x"), "moved");
     assert_eq!(served_by(&proxy, "x.test", "/x"), "main");

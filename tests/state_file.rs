@@ -40,20 +40,10 @@ fn reload_keeping(proxy: &Proxy, targets: &[SocketAddr], state: &Path) {
     proxy.handle().control().reload(next).unwrap();
 }
 
-/// `method path` on the admin listener, with `body`.
-fn admin(proxy: &Proxy, method: &str, path: &str, body: &str) -> Response {
-    let addr = proxy.handle().admin_addr().expect("admin listener");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    one_request(addr, request.as_bytes())
-}
-
 /// Sets `target`'s state; returns the reply's body.
 #[track_caller]
 fn set_state(proxy: &Proxy, target: impl std::fmt::Display, state: &str) -> String {
-    let response = admin(proxy, "PUT", &format!("/targets/{target}"), state);
+    let response = proxy.admin("PUT", &format!("/targets/{target}"), state);
     let body = response.body_str();
     assert_eq!(response.status, 200, "{body}");
     assert!(
@@ -66,7 +56,7 @@ fn set_state(proxy: &Proxy, target: impl std::fmt::Display, state: &str) -> Stri
 /// The `admin_state` `GET /targets/<target>` reports.
 #[track_caller]
 fn state_of(proxy: &Proxy, target: impl std::fmt::Display) -> String {
-    let response = admin(proxy, "GET", &format!("/targets/{target}"), "");
+    let response = proxy.admin("GET", &format!("/targets/{target}"), "");
     let body = response.body_str();
     assert_eq!(response.status, 200, "{body}");
     let (_, rest) = body.split_once("\"admin_state\":\"").expect("admin_state");
@@ -75,7 +65,7 @@ fn state_of(proxy: &Proxy, target: impl std::fmt::Display) -> String {
 
 /// What `/status` says of `target`.
 fn status_of(proxy: &Proxy, target: SocketAddr) -> String {
-    let status = admin(proxy, "GET", "/status", "").body_str();
+    let status = proxy.admin("GET", "/status", "").body_str();
     let at = status
         .find(&format!("\"name\":\"{target}\""))
         .unwrap_or_else(|| panic!("{target} not in {status}"));
@@ -351,7 +341,7 @@ fn a_put_sent_on_a_connection_opened_before_a_reload_is_for_the_targets_it_put_i
     let proxy = proxy_keeping(&[a.addr], &state);
     let mut early = Client::connect(proxy.handle().admin_addr().expect("admin listener"));
     // Answered once `early` was accepted: the listener takes them in order.
-    assert_eq!(admin(&proxy, "GET", "/status", "").status, 200);
+    assert_eq!(proxy.admin("GET", "/status", "").status, 200);
     reload_keeping(&proxy, &[a.addr, b.addr], &state);
     set_state(&proxy, a.addr, "drain");
     let put = format!(

@@ -25,19 +25,9 @@ fn with_admin(c: &mut Config) {
     c.admin_port = Some(0);
 }
 
-/// `method path` on the admin listener, from an address Host.
-fn admin(proxy: &Proxy, method: &str, path: &str, body: &str) -> Response {
-    let addr = proxy.handle().admin_addr().expect("admin listener");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    one_request(addr, request.as_bytes())
-}
-
 /// The object `/status` gives for the target named `name`.
 fn status_of(proxy: &Proxy, name: &str) -> String {
-    let status = admin(proxy, "GET", "/status", "").body_str();
+    let status = proxy.admin("GET", "/status", "").body_str();
     let start = status
         .find(&format!("{{\"name\":\"{name}\""))
         .unwrap_or_else(|| panic!("no target {name} in {status}"));
@@ -263,10 +253,10 @@ fn the_admin_listener_knows_a_unix_target_by_its_name_encoded_or_not() {
     );
 
     let encoded = format!("/targets/{}", percent_encoded(&name));
-    let drained = admin(&proxy, "PUT", &encoded, "drain");
+    let drained = proxy.admin("PUT", &encoded, "drain");
     assert_eq!(drained.status, 200, "{}", drained.body_str());
     assert!(drained.body_str().contains("\"previous\":\"ready\""));
-    let raw = admin(&proxy, "GET", &format!("/targets/{name}"), "");
+    let raw = proxy.admin("GET", &format!("/targets/{name}"), "");
     assert_eq!(raw.status, 200, "{}", raw.body_str());
     assert!(raw.body_str().contains("\"admin_state\":\"drain\""));
 
@@ -277,7 +267,7 @@ fn the_admin_listener_knows_a_unix_target_by_its_name_encoded_or_not() {
     }
     assert_eq!(app.requests(), 0);
 
-    let metrics = admin(&proxy, "GET", "/metrics", "").body_str();
+    let metrics = proxy.admin("GET", "/metrics", "").body_str();
     let label = format!("inverso_upstream_admin_state{{target=\"{name}\",state=\"drain\"}} 1");
     assert!(metrics.contains(&label), "{metrics}");
 }

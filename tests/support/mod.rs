@@ -739,6 +739,17 @@ impl Proxy {
         result
     }
 
+    /// `method path` with `body` on the admin listener (which must be
+    /// on), from an address Host (what changes state asks for one).
+    pub fn admin(&self, method: &str, path: &str, body: &str) -> Response {
+        let addr = self.handle().admin_addr().expect("admin listener");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        one_request(addr, request.as_bytes())
+    }
+
     /// `GET path` on `Host: host` with `fields`, through
     /// [`Proxy::exchange`]: whatever the proxy stored of it is stored.
     pub fn get_on(&self, host: &str, path: &str, fields: &[(&str, &str)]) -> Response {
