@@ -324,6 +324,10 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             0 => config::DEFAULT_POOL,
             i => config.pools.get(i - 1).map_or("?", |p| &*p.name),
         };
+        if let Some((status, to)) = route.redirect() {
+            writeln!(out, "# route {route} -> redirect {status} to {to}")?;
+            continue;
+        }
         let rewrite = match route.rewrite() {
             Some(to) => format!(", its prefix rewritten to {to}"),
             None => String::new(),

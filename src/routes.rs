@@ -42,7 +42,26 @@ pub struct Route {
     /// With `rewrite=`: what replaces the matched prefix of the path a
     /// backend is sent.
     rewrite: Option<Box<str>>,
+    /// A route that answers with a redirect instead (its `pool` is then
+    /// `targets`', whose settings the answer takes).
+    redirect: Option<Redirect>,
 }
+
+/// `redirect <status> <to>`: the proxy answers `status` itself, with a
+/// `Location` of `to` in place of the matched prefix (nginx's `return 301
+/// https://example.com$request_uri`, HAProxy's `http-request redirect
+/// prefix`).
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    pub status: u16,
+    to: Box<str>,
+}
+
+/// The statuses a redirect route may answer.
+pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// Longest `to` a redirect route may give.
+const MAX_REDIRECT_LEN: usize = 2048;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum HostPattern {
@@ -82,25 +101,6 @@ impl Route {
     /// `*.example.com`, `/static/`) and the rewrite, if any, of the route
     /// to `pool`.
     pub fn parse(spec: &str, pool: usize, rewrite: Option<&str>) -> Result<Route, String> {
-        let (host, path) = spec.split_at(spec.find('/').unwrap_or(spec.len()));
-        let host = parse_host(host)?;
-        let path = match path {
-            "" => "/",
-            path => path,
-        };
-        if path.contains(['?', '#', '%', '*']) || path.bytes().any(|b| !b.is_ascii_graphic()) {
-            return Err(format!(
-                "the path `{path}` may hold no `?`, `#`, `%`, `*`, space or non-ASCII \
-                 character: it is a prefix of paths, matched as decoded"
-            ));
-        }
-        if routing_path(path) != path {
-            return Err(format!(
-                "the path `{path}` is not as requests are matched: without `.` or `..` \
-                 segments and without `//` (write `{}`)",
-                routing_path(path)
-            ));
-        }
         if let Some(rewrite) = rewrite {
             if !rewrite.starts_with('/')
                 || rewrite.contains(['?', '#', '%'])
@@ -112,17 +112,59 @@ impl Route {
                 ));
             }
         }
+        let (host, path) = parse_spec(spec)?;
         Ok(Route {
             host,
-            path: path.into(),
+            path,
             pool,
             rewrite: rewrite.map(Into::into),
+            redirect: None,
+        })
+    }
+
+    /// A route (`spec` as for [`Route::parse`]) that answers `status` with
+    /// a `Location` of `to` (a path, or an `http://` or `https://` URL)
+    /// in place of the matched prefix.
+    pub fn redirecting(spec: &str, status: u16, to: &str) -> Result<Route, String> {
+        if !REDIRECT_STATUSES.contains(&status) {
+            return Err(format!(
+                "redirect {status}: the status of a redirect is 301, 302, 303, 307 or 308"
+            ));
+        }
+        let scheme = to.starts_with("http://") || to.starts_with("https://");
+        if !(scheme || to.starts_with('/') && !to.starts_with("//"))
+            || to.len() > MAX_REDIRECT_LEN
+            || to.contains(['?', '#'])
+            || to.bytes().any(|b| !b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "redirect {status} {to}: the place to send clients to is a path (`/new/`) or an \
+                 `http://` or `https://` URL, with no `?`, `#`, space or non-ASCII character, \
+                 at most {MAX_REDIRECT_LEN} bytes: the rest of the path and the query are \
+                 added to it"
+            ));
+        }
+        let (host, path) = parse_spec(spec)?;
+        Ok(Route {
+            host,
+            path,
+            pool: 0,
+            rewrite: None,
+            redirect: Some(Redirect {
+                status,
+                to: to.into(),
+            }),
         })
     }
 
     /// With `rewrite=`: what replaces the matched prefix.
     pub fn rewrite(&self) -> Option<&str> {
         self.rewrite.as_deref()
+    }
+
+    /// For a redirect route: the status and the place it sends to.
+    pub fn redirect(&self) -> Option<(u16, &str)> {
+        (self.redirect.as_ref()).map(|r| (r.status, &*r.to))
     }
 
     /// Whether a request for `host` (as [`host_of`] gives it) and `path`
@@ -135,19 +177,39 @@ impl Route {
     /// as the client sent it): with `rewrite=`, the matched prefix of
     /// its path, as matched, replaced; otherwise `None` (sent as it is).
     pub fn rewritten(&self, target: &str) -> Option<String> {
-        let rewrite = self
-            .rewrite
-            .as_deref()
-            .filter(|_| target.starts_with('/'))?;
+        let rewrite = self.rewrite.as_deref()?;
+        self.with_prefix_replaced(rewrite, target)
+    }
+
+    /// For a redirect route, its status and its `Location` for `target`:
+    /// the place it sends to in place of the matched prefix, the query
+    /// kept. A target that is no path (`*`) is sent to the place as
+    /// written.
+    pub fn redirect_for(&self, target: &str) -> Option<(u16, String)> {
+        let Redirect { status, to } = self.redirect.as_ref()?;
+        let location = self.with_prefix_replaced(to, target);
+        let location = location.unwrap_or_else(|| to.to_string());
+        // Browsers read `\` as `/`: `/new/\evil.example` would be
+        // `//evil.example`, another site.
+        Some((*status, location.replace('\\', "%5C")))
+    }
+
+    /// `target` with the matched prefix of its path (as matched)
+    /// replaced by `with`, its query as it came; `None` for a target
+    /// that is no path.
+    fn with_prefix_replaced(&self, with: &str, target: &str) -> Option<String> {
+        if !target.starts_with('/') {
+            return None;
+        }
         let (path, query) = target.split_at(target.find('?').unwrap_or(target.len()));
         let path = routing_path(path);
         // The route matched, so the path starts with the prefix; a path
-        // of `/api` under a route `/api/` cannot, nor `*` (OPTIONS).
+        // of `/api` under a route `/api/` cannot.
         let rest = path.strip_prefix(&*self.path).unwrap_or("");
-        let mut out = String::with_capacity(rewrite.len() + rest.len() + query.len());
-        out.push_str(rewrite);
+        let mut out = String::with_capacity(with.len() + rest.len() + query.len());
+        out.push_str(with);
         // One `/` where the two meet: `/api` to `/` makes `/api/x` `/x`.
-        match (rewrite.ends_with('/'), rest.starts_with('/')) {
+        match (with.ends_with('/'), rest.starts_with('/')) {
             (true, true) => out.push_str(&rest[1..]),
             (false, false) if !rest.is_empty() => {
                 out.push('/');
@@ -158,6 +220,30 @@ impl Route {
         out.push_str(query);
         Some(out)
     }
+}
+
+/// The host and path of a `route.` key's part after the dot.
+fn parse_spec(spec: &str) -> Result<(HostPattern, Box<str>), String> {
+    let (host, path) = spec.split_at(spec.find('/').unwrap_or(spec.len()));
+    let host = parse_host(host)?;
+    let path = match path {
+        "" => "/",
+        path => path,
+    };
+    if path.contains(['?', '#', '%', '*']) || path.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(format!(
+            "the path `{path}` may hold no `?`, `#`, `%`, `*`, space or non-ASCII \
+             character: it is a prefix of paths, matched as decoded"
+        ));
+    }
+    if routing_path(path) != path {
+        return Err(format!(
+            "the path `{path}` is not as requests are matched: without `.` or `..` \
+             segments and without `//` (write `{}`)",
+            routing_path(path)
+        ));
+    }
+    Ok((host, path.into()))
 }
 
 impl fmt::Display for Route {
@@ -404,6 +490,71 @@ mod tests {
             None
         );
         assert_eq!(route("/", "/app/").rewritten("*"), None);
+    }
+
+    #[test]
+    fn a_redirect_sends_to_its_place_with_the_rest_of_the_path_and_the_query() {
+        let redirect = |spec: &str, status: u16, to: &str, target: &str| {
+            let route = Route::redirecting(spec, status, to).unwrap();
+            assert_eq!(route.pool, 0);
+            route.redirect_for(target).unwrap()
+        };
+        let cases = [
+            (
+                "www.example",
+                301,
+                "https://example",
+                "/a/b?x=1",
+                "https://example/a/b?x=1",
+            ),
+            (
+                "www.example",
+                301,
+                "https://example/",
+                "/",
+                "https://example/",
+            ),
+            (
+                "www.example",
+                301,
+                "https://example",
+                "*",
+                "https://example",
+            ),
+            ("/old/", 308, "/new/", "/old/x?y", "/new/x?y"),
+            ("/old", 302, "/new", "/old", "/new"),
+            ("/old/", 308, "/", "/old//evil.example/", "/evil.example/"),
+            (
+                "/old/",
+                308,
+                "/",
+                "/old/\\evil.example/",
+                "/%5Cevil.example/",
+            ),
+            (
+                "/blog/",
+                301,
+                "https://blog.example",
+                "/blog/%61/../p",
+                "https://blog.example/p",
+            ),
+        ];
+        for (spec, status, to, target, want) in cases {
+            let got = redirect(spec, status, to, target);
+            assert_eq!(got, (status, want.to_string()), "{spec} {to} {target}");
+        }
+        let pooled = Route::parse("/api/", 1, Some("/")).unwrap();
+        assert_eq!(pooled.redirect_for("/api/x"), None);
+        for (status, to, says) in [
+            (200, "/x", "301, 302, 303, 307 or 308"),
+            (301, "x", "a path (`/new/`)"),
+            (301, "//evil.example", "a path (`/new/`)"),
+            (301, "ftp://example", "a path (`/new/`)"),
+            (301, "/a?b", "no `?`"),
+        ] {
+            let e = Route::redirecting("/old/", status, to).unwrap_err();
+            assert!(e.contains(says), "{status} {to}: {e}");
+        }
     }
 
     #[test]

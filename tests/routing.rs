@@ -725,3 +725,37 @@ fn a_pool_s_response_fields_go_on_every_answer_to_its_requests() {
     assert_eq!(r.header("x-pool"), Some("dead"), "{}", r.head.raw);
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
 }
+
+#[test]
+fn a_route_may_redirect_instead_of_sending_on() {
+    let main = Backend::echo("main");
+    let mut proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             route.www.site.test = redirect 301 https://site.test\n\
+             route./old/ = redirect 308 /new/\n",
+            main.addr
+        )),
+    );
+    let r = proxy.get_on("WWW.site.test", "/a/b?x=1", &[]);
+    assert_eq!(r.status, 301, "{}", r.head.raw);
+    assert_eq!(r.header("location"), Some("https://site.test/a/b?x=1"));
+    // A form's POST is sent on as one: 308, its body left unread.
+    let r = proxy.exchange(|client| {
+        client
+            .send(b"POST /old/form?id=3 HTTP/1.1\r\nHost: site.test\r\nContent-Length: 0\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.status, 308, "{}", r.head.raw);
+    assert_eq!(r.header("location"), Some("/new/form?id=3"));
+    assert_eq!(served_by(&proxy, "site.test", "/new/form"), "main");
+    // Only the request that was not redirected reached the backend.
+    assert_eq!(main.requests(), 1);
+    proxy.shutdown(Duration::from_secs(1));
+    let logged = proxy.log_lines();
+    let redirect = logged
+        .iter()
+        .any(|l| l.contains("\"GET /a/b?x=1 HTTP/1.1\" 301"));
+    assert!(redirect, "{logged:?}");
+}

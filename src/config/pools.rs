@@ -18,6 +18,9 @@ pub const MAX_POOLS: usize = 100;
 /// The name routes give the pool `targets` makes.
 pub const DEFAULT_POOL: &str = "default";
 
+/// What a route answers with instead of a pool: `redirect <status> <to>`.
+const REDIRECT: &str = "redirect";
+
 /// The keys a pool may set for itself: how its backends are chosen,
 /// checked, retried and waited for, and who may send it what (nginx's
 /// `allow`, `deny` and `client_max_body_size` in a `location`). The
@@ -110,6 +113,12 @@ fn check_pool_name(name: &str) -> Result<(), String> {
         return Err(format!(
             "`pool.{DEFAULT_POOL}`: `{DEFAULT_POOL}` is the pool `targets` makes; \
              give this pool another name"
+        ));
+    }
+    if name == REDIRECT {
+        return Err(format!(
+            "`pool.{REDIRECT}`: `{REDIRECT}` is what a route that redirects says \
+             (`route./old/ = redirect 301 /new/`); give this pool another name"
         ));
     }
     Ok(())
@@ -469,40 +478,11 @@ impl Loader {
                      pool.<name>)"
                 )));
             };
-            let index = match pool {
-                DEFAULT_POOL => 0,
-                name => match pools.iter().position(|p| *p.name == *name) {
-                    Some(i) => i + 1,
-                    None => {
-                        let names = pools.iter().map(|p| &*p.name).chain([DEFAULT_POOL]);
-                        let hint = match nearest(name, names) {
-                            Some(near) => format!(" (did you mean `{near}`?)"),
-                            None => String::new(),
-                        };
-                        return Err(refused(format!(
-                            "no pool is named `{}`{hint}; define it with `pool.{} = host:port, ...`",
-                            name.escape_debug(),
-                            name.escape_debug()
-                        )));
-                    }
-                },
+            let route = match pool {
+                REDIRECT => redirect_route(spec, words),
+                pool => pool_route(spec, pool, words, pools),
             };
-            let mut rewrite = None;
-            for option in words {
-                match option.strip_prefix("rewrite=") {
-                    Some(_) if rewrite.is_some() => {
-                        return Err(refused("rewrite= given twice".into()))
-                    }
-                    Some(path) => rewrite = Some(path),
-                    None => {
-                        return Err(refused(format!(
-                            "unknown option `{}` (a route is `<pool>`, or `<pool> rewrite=/path/`)",
-                            option.escape_debug()
-                        )))
-                    }
-                }
-            }
-            let route = Route::parse(spec, index, rewrite).map_err(refused)?;
+            let route = route.map_err(refused)?;
             let written = route.to_string();
             if let Some((_, first)) = routes.iter().find(|(r, _)| r.to_string() == written) {
                 return Err(refused(format!(
@@ -514,6 +494,66 @@ impl Loader {
         }
         Ok(Routes::new(routes.into_iter().map(|(r, _)| r).collect()))
     }
+}
+
+/// `route.<spec> = <pool> [rewrite=<path>]`, `words` being what comes
+/// after the pool's name.
+fn pool_route<'a>(
+    spec: &str,
+    pool: &str,
+    words: impl Iterator<Item = &'a str>,
+    pools: &[PoolConfig],
+) -> Result<Route, String> {
+    let index = match pool {
+        DEFAULT_POOL => 0,
+        name => match pools.iter().position(|p| *p.name == *name) {
+            Some(i) => i + 1,
+            None => {
+                let names = pools.iter().map(|p| &*p.name).chain([DEFAULT_POOL]);
+                let hint = match nearest(name, names) {
+                    Some(near) => format!(" (did you mean `{near}`?)"),
+                    None => String::new(),
+                };
+                return Err(format!(
+                    "no pool is named `{}`{hint}; define it with `pool.{} = host:port, ...`",
+                    name.escape_debug(),
+                    name.escape_debug()
+                ));
+            }
+        },
+    };
+    let mut rewrite = None;
+    for option in words {
+        match option.strip_prefix("rewrite=") {
+            Some(_) if rewrite.is_some() => return Err("rewrite= given twice".into()),
+            Some(path) => rewrite = Some(path),
+            None => {
+                return Err(format!(
+                    "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/` or \
+                     `redirect <status> <to>`)",
+                    option.escape_debug()
+                ))
+            }
+        }
+    }
+    Route::parse(spec, index, rewrite)
+}
+
+/// `route.<spec> = redirect <status> <to>`, `words` being what comes
+/// after `redirect`.
+fn redirect_route<'a>(
+    spec: &str,
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<Route, String> {
+    let usage = "a redirect is `redirect <status> <to>`, e.g. \
+                 `redirect 301 https://example.com` or `redirect 308 /new/`";
+    let (Some(status), Some(to), None) = (words.next(), words.next(), words.next()) else {
+        return Err(usage.to_string());
+    };
+    let status = status
+        .parse::<u16>()
+        .map_err(|_| format!("`{}` is no status: {usage}", status.escape_debug()))?;
+    Route::redirecting(spec, status, to)
 }
 
 /// A backend serves one pool: its health, its counters, its drain or
@@ -690,6 +730,13 @@ route.static.example = static
             ("route.x.example:80 = api", "is no host"),
             ("route./a/../b/ = api", "write `/b/`"),
             ("route. = api", "`route.` needs a host, a path or both"),
+            ("route./old/ = redirect 301", "a redirect is `redirect <status> <to>`"),
+            ("route./old/ = redirect 301 /new/ x", "a redirect is `redirect <status> <to>`"),
+            ("route./old/ = redirect moved /new/", "`moved` is no status"),
+            ("route./old/ = redirect 200 /new/", "301, 302, 303, 307 or 308"),
+            ("route./old/ = redirect 301 /new/", ""),
+            ("route./api/ = redirect 301 /new/", "a second route for /api/"),
+            ("pool.redirect = 127.0.0.1:9005", "`redirect` is what a route that redirects says"),
         ] {
             let result = build(&format!("{base}{line}\n"));
             match says {

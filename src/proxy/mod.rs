@@ -533,14 +533,19 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                 .metrics
                 .https_redirects
                 .fetch_add(1, Ordering::Relaxed);
-            let mut location = Vec::with_capacity(redirect.location.len() + 12);
-            for part in [b"Location: ", redirect.location.as_bytes(), b"\r\n"] {
-                location.extend_from_slice(part);
-            }
+            let location = location_field(&redirect.location);
             let status = redirect.status;
             let outcome = answer_unread(client, &head, body_kind, status, &location, shared);
             return (outcome, line);
         }
+    }
+    // A route that redirects (`route.www.example.com = redirect 301
+    // https://example.com`): answered here, as the HTTPS redirect is.
+    let route = client.route.and_then(|i| shared.config.routes.get(i));
+    if let Some((status, to)) = route.and_then(|r| r.redirect_for(&head.path_and_query())) {
+        let field = location_field(&to);
+        let outcome = answer_unread(client, &head, body_kind, status, &field, shared);
+        return (outcome, line);
     }
     // `hash`'s key, from the request as the client sent it: before the
     // sticky cookie is taken out (`hash_on` may name it) and any field is
@@ -625,6 +630,15 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     (outcome, line)
+}
+
+/// `Location: <to>` and its line end, for a redirect of the proxy's own.
+fn location_field(to: &str) -> Vec<u8> {
+    let mut field = Vec::with_capacity(to.len() + 12);
+    for part in [b"Location: ", to.as_bytes(), b"\r\n"] {
+        field.extend_from_slice(part);
+    }
+    field
 }
 
 /// Answers 403 to a client `allow_from` or `deny_from` refuses, as nginx
