@@ -10,12 +10,12 @@
 //! A path matches whole segments: `/api` matches `/api`, `/api/` and
 //! `/api/v1`, not `/apiary`; `/api/` matches `/api/` and below, not
 //! `/api`. It is compared with the request's path as a backend would read
-//! it: percent-encoded letters, digits and `-_~` decoded, `.` and `..`
-//! segments resolved, runs of `/` merged. So `/%61pi/`, `/x/../api/` and
-//! `//api/` are all under `/api/`, and no spelling slips a request past
-//! the route meant for it.
+//! it: percent-encoded letters, digits and `-_~` decoded, runs of `/`
+//! merged. A path that backends read in different ways (a `.` or `..`
+//! segment however spelled, a `\`) is refused rather than matched, so
+//! no spelling slips a request past the route meant for it.
 
-use crate::cache::policy::{push_path, remove_dot_segments};
+use crate::cache::policy::push_path;
 use crate::http::head::push_host_name;
 use std::borrow::Cow;
 use std::fmt;
@@ -29,6 +29,10 @@ pub const MAX_ROUTES: usize = 1000;
 pub struct Routes {
     routes: Vec<Route>,
 }
+
+/// A request path that routes refuse (see [`is_ambiguous`]): answered 400.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ambiguous;
 
 /// One `route.<host><path> = pool` key.
 #[derive(Clone, Debug)]
@@ -236,10 +240,15 @@ fn parse_spec(spec: &str) -> Result<(HostPattern, Box<str>), String> {
              character: it is a prefix of paths, matched as decoded"
         ));
     }
+    if is_ambiguous(path) {
+        return Err(format!(
+            "the path `{path}` has a `.` or `..` segment or a `\\`: requests with those are \
+             refused, never matched"
+        ));
+    }
     if routing_path(path) != path {
         return Err(format!(
-            "the path `{path}` is not as requests are matched: without `.` or `..` \
-             segments and without `//` (write `{}`)",
+            "the path `{path}` is not as requests are matched: without `//` (write `{}`)",
             routing_path(path)
         ));
     }
@@ -318,17 +327,22 @@ impl Routes {
     /// absolute-form target's) and `target` (its path and query), as an
     /// index for [`Routes::get`]; `None`: `targets` does. A target that
     /// is no path (`*`, OPTIONS of the whole server) goes by its host.
-    pub fn route(&self, authority: Option<&str>, target: &str) -> Option<usize> {
+    /// With routes set, a path backends may read otherwise than it is
+    /// matched (see [`is_ambiguous`]) is refused.
+    pub fn route(&self, authority: Option<&str>, target: &str) -> Result<Option<usize>, Ambiguous> {
         if self.routes.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let host = authority.map(host_of);
         let path = match target.starts_with('/') {
             true => &target[..target.find('?').unwrap_or(target.len())],
             false => "/",
         };
+        if is_ambiguous(path) {
+            return Err(Ambiguous);
+        }
+        let host = authority.map(host_of);
         let path = routing_path(path);
-        (self.routes.iter()).position(|route| route.matches(host.as_deref(), &path))
+        Ok((self.routes.iter()).position(|route| route.matches(host.as_deref(), &path)))
     }
 
     pub fn get(&self, index: usize) -> Option<&Route> {
@@ -352,14 +366,12 @@ fn path_is_under(path: &str, prefix: &str) -> bool {
     }
 }
 
-/// A path as a backend reads it, for matching (see the module's
-/// documentation): encoded unreserved characters decoded (the cache key's
-/// spelling), dot-segments resolved, runs of `/` merged.
+/// A path as routes match it (see the module's documentation): encoded
+/// unreserved characters decoded (the cache key's spelling), runs of `/`
+/// merged. Paths with dot-segments are refused before (see
+/// [`is_ambiguous`]).
 pub fn routing_path(path: &str) -> Cow<'_, str> {
-    let plain = !path.contains('%')
-        && !path.contains("//")
-        && !path.split('/').any(|s| s == "." || s == "..");
-    if plain {
+    if !path.contains('%') && !path.contains("//") {
         return Cow::Borrowed(path);
     }
     let mut decoded = String::with_capacity(path.len());
@@ -370,7 +382,46 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
             merged.push(c);
         }
     }
-    Cow::Owned(remove_dot_segments(&merged).into_owned())
+    Cow::Owned(merged)
+}
+
+/// Whether backends could read `path` (a request's, without its query)
+/// in ways that differ on which route it is for: it holds a `.` or `..`
+/// segment, however spelled (`%2E`, with `;` parameters as Tomcat reads
+/// `..;`, between `%2F` separators a backend may decode), or a `\` (or
+/// `%5C`), which IIS and browsers read as `/`. Servers resolve such
+/// segments before or after merging `//`, decoding or not: no matching
+/// can be sure to read them as the backend will. Browsers never send
+/// them.
+pub fn is_ambiguous(path: &str) -> bool {
+    if !path.contains(['.', '%', '\\']) {
+        return false;
+    }
+    // Decoded as liberally as any backend decodes it.
+    let mut liberal = Vec::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => Some([hi.to_ascii_uppercase(), lo.to_ascii_uppercase()]),
+            _ => None,
+        };
+        match (bytes[i], escaped) {
+            (b'\\', _) | (_, Some([b'5', b'C'])) => return true,
+            (_, Some([b'2', b'E'])) => liberal.push(b'.'),
+            (_, Some([b'2', b'F'])) => liberal.push(b'/'),
+            (b, _) => {
+                liberal.push(b);
+                i += 1;
+                continue;
+            }
+        }
+        i += 3;
+    }
+    liberal.split(|&b| b == b'/').any(|segment| {
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        name == b"." || name == b".."
+    })
 }
 
 #[cfg(test)]
@@ -386,7 +437,10 @@ mod tests {
     }
 
     fn pool(routes: &Routes, host: Option<&str>, target: &str) -> usize {
-        let route = routes.route(host, target).and_then(|i| routes.get(i));
+        let route = routes
+            .route(host, target)
+            .unwrap()
+            .and_then(|i| routes.get(i));
         route.map_or(0, |r| r.pool)
     }
 
@@ -452,19 +506,41 @@ mod tests {
         for target in [
             "/%61dmin/x",
             "/%61%64min/x",
-            "/x/../admin/y",
-            "/./admin/",
             "//admin/x",
             "/admin//x",
-            "/a/b/../../admin/",
+            "/admin/a.b",
         ] {
             assert_eq!(pool(&r, None, target), 1, "{target}");
         }
-        // An encoded `/` or `.` is not one: backends that take it
-        // literally read another path.
-        for target in ["/admin%2Fx", "/%2E%2E/admin/", "/Admin/"] {
+        // An encoded `/` is not one (GitLab's `group%2Fproject`): a path
+        // without dot-segments reads as under no route whether a backend
+        // decodes it or not.
+        for target in ["/admin%2Fx", "/Admin/", "/x/admin/"] {
             assert_eq!(pool(&r, None, target), 0, "{target}");
         }
+        // What backends resolve in different ways is refused outright.
+        for target in [
+            "/x/../admin/y",
+            "/./admin/",
+            "/admin//../secret",
+            "/x/%2e%2e/admin/",
+            "/x/%2E./admin/",
+            "/x/..%2Fadmin/",
+            "/x/..;/admin/",
+            "/x/.;a=b/admin/",
+            "/x/..\\admin/",
+            "/x\\admin/",
+            "/x%5Cadmin/",
+            "/x/..",
+            "/x/.?q",
+        ] {
+            assert_eq!(r.route(None, target), Err(Ambiguous), "{target}");
+        }
+        // Dots within a name are no segments; and no routes, no refusal.
+        for target in ["/a.b/c..d/.e/f./...", "/x/..a;/", "/%2e%2e%2e/"] {
+            assert!(r.route(None, target).is_ok(), "{target}");
+        }
+        assert_eq!(Routes::default().route(None, "/x/../admin/"), Ok(None));
     }
 
     #[test]
@@ -479,7 +555,7 @@ mod tests {
             ("/api", "/v2", "/api/users", "/v2/users"),
             ("/old/", "/new", "/old/a", "/new/a"),
             ("/", "/app/", "/a/b", "/app/a/b"),
-            ("/api/", "/", "/%61pi/x/../y", "/y"),
+            ("/api/", "/", "/%61pi//y", "/y"),
         ];
         for (spec, to, target, want) in cases {
             let got = route(spec, to).rewritten(target);
@@ -535,8 +611,8 @@ mod tests {
                 "/blog/",
                 301,
                 "https://blog.example",
-                "/blog/%61/../p",
-                "https://blog.example/p",
+                "/blog/%61//p",
+                "https://blog.example/a/p",
             ),
         ];
         for (spec, status, to, target, want) in cases {
@@ -566,7 +642,8 @@ mod tests {
             ("/api?x", None, "may hold no"),
             ("/api/*", None, "may hold no"),
             ("/a%2Fb", None, "may hold no"),
-            ("/a/../b", None, "not as requests are matched"),
+            ("/a/../b", None, "a `.` or `..` segment"),
+            ("/a\\b", None, "or a `\\`"),
             ("//a", None, "write `/a`"),
             ("/api/", Some("v2"), "starts with `/`"),
             ("/api/", Some("/v2?x"), "starts with `/`"),

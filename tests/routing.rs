@@ -222,8 +222,6 @@ fn every_spelling_of_a_path_goes_where_the_path_goes() {
         "/api/plain",
         "/%61pi/x",
         "/%61%70%69/x",
-        "/x/../api/y",
-        "/./api/y",
         "//api/z",
         "/api//z",
     ] {
@@ -233,6 +231,18 @@ fn every_spelling_of_a_path_goes_where_the_path_goes() {
     for target in ["/api%2Fx", "/api", "/API/x"] {
         assert_eq!(served_by(&proxy, "x.test", target), "main", "{target}");
     }
+    // What backends read in different ways is refused, and reaches none.
+    for target in [
+        "/x/../api/y",
+        "/./api/y",
+        "/api//../x",
+        "/x/%2e%2e/api/",
+        "/x/..;/api/",
+        "/x\\api/",
+    ] {
+        assert_eq!(via(&proxy, "x.test", target, &[]).0, 400, "{target}");
+    }
+    assert_eq!(main.requests() + api.requests(), 8);
 }
 
 // ------------------------------------------------------------ rewrite=
@@ -254,8 +264,8 @@ fn rewrite_changes_the_request_line_alone_and_the_log_shows_the_client_s_url() {
         r.body_str(),
         "api GET /users?id=3&q=%61 len=0 fnv=cbf29ce484222325"
     );
-    // Matched as decoded and resolved, sent as matched; the query as it came.
-    let r = proxy.get_on("x.test", "/%61pi/a/../b?x=%2F", &[]);
+    // Matched as decoded, sent as matched; the query as it came.
+    let r = proxy.get_on("x.test", "/%61pi//b?x=%2F", &[]);
     assert_eq!(r.body_str(), "api GET /b?x=%2F len=0 fnv=cbf29ce484222325");
     let r = proxy.get_on("x.test", "/old/page", &[]);
     assert_eq!(r.body_str(), "api GET /v2/page len=0 fnv=cbf29ce484222325");
@@ -274,7 +284,7 @@ fn rewrite_changes_the_request_line_alone_and_the_log_shows_the_client_s_url() {
     let lines = proxy.log_lines();
     for (line, url) in lines.iter().zip([
         "/api/users?id=3&q=%61",
-        "/%61pi/a/../b?x=%2F",
+        "/%61pi//b?x=%2F",
         "/old/page",
         "http://x.test/api/abs?k=v",
     ]) {

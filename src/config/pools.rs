@@ -672,6 +672,7 @@ route.static.example = static
         let index = c
             .routes
             .route(Some("static.example"), "/dynamic/x")
+            .unwrap()
             .unwrap();
         assert_eq!(c.routes.get(index).unwrap().pool, 0);
     }
@@ -728,7 +729,7 @@ route.static.example = static
             ("route./v2/ = api rewrite=/a rewrite=/b", "rewrite= given twice"),
             ("route./v2/ = api rewrite=v1", "rewrite=v1: a path that starts with `/`"),
             ("route.x.example:80 = api", "is no host"),
-            ("route./a/../b/ = api", "write `/b/`"),
+            ("route./a/../b/ = api", "a `.` or `..` segment"),
             ("route. = api", "`route.` needs a host, a path or both"),
             ("route./old/ = redirect 301", "a redirect is `redirect <status> <to>`"),
             ("route./old/ = redirect 301 /new/ x", "a redirect is `redirect <status> <to>`"),

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
+use crate::routes::Ambiguous;
 use crate::sched;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
@@ -512,7 +513,16 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let line = LogLine::of(&head, &shared.config);
-    client.route = (shared.config.routes).route(head.authority(), &head.path_and_query());
+    client.route = match (shared.config.routes).route(head.authority(), &head.path_and_query()) {
+        Ok(route) => route,
+        // A path with dot-segments or a `\`: which route it is for
+        // depends on how each backend reads it.
+        Err(Ambiguous) => {
+            client.route = None;
+            let outcome = answer_unread(client, &head, body_kind, 400, b"", shared);
+            return (outcome, line);
+        }
+    };
     // The pool's lists and limit: its own, or the top-level ones.
     let settings = shared.pool_config(client.route);
     client.max_body = match settings.max_body_size {

@@ -45,8 +45,7 @@ pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use ignore::IgnoredHeaders;
 pub use key::{
     decode_percent, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
-    primary_keys_of_uri, push_path, remove_dot_segments, respell_key, split_key, variant_key,
-    vary_names,
+    primary_keys_of_uri, push_path, respell_key, split_key, variant_key, vary_names,
 };
 pub use params::IgnoredParams;
 pub use pattern::{KeyPattern, PatternError, MAX_PATTERN_LEN, MAX_PATTERN_SIZE, PURGE_REGEX};
