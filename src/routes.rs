@@ -106,13 +106,17 @@ impl Route {
     /// to `pool`.
     pub fn parse(spec: &str, pool: usize, rewrite: Option<&str>) -> Result<Route, String> {
         if let Some(rewrite) = rewrite {
+            // `//x` reads as another host to some backends; dot-segments
+            // as other paths.
             if !rewrite.starts_with('/')
+                || rewrite.starts_with("//")
+                || is_ambiguous(rewrite)
                 || rewrite.contains(['?', '#', '%'])
                 || rewrite.bytes().any(|b| !b.is_ascii_graphic())
             {
                 return Err(format!(
-                    "rewrite={rewrite}: a path that starts with `/`, with no `?`, `#`, `%`, \
-                     space or non-ASCII character"
+                    "rewrite={rewrite}: a path that starts with one `/`, with no `.` or `..` \
+                     segment, `?`, `#`, `%`, `\\`, space or non-ASCII character"
                 ));
             }
         }
@@ -286,7 +290,7 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         && !name.starts_with('.')
         && !name.contains("..");
-    let ipv6 = !wildcard && name.starts_with('[') && name.ends_with(']');
+    let ipv6 = !wildcard && canonical_ipv6(name).is_some();
     if !valid && !ipv6 {
         return Err(format!(
             "`{host}` is no host: a name (`example.com`), `*.` and a name \
@@ -298,7 +302,7 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
     if wildcard {
         lower.push('.');
     }
-    push_host_name(&mut lower, name);
+    lower.push_str(&host_of(name));
     Ok(match wildcard {
         true => HostPattern::Suffix(lower.into()),
         false => HostPattern::Exact(lower.into()),
@@ -355,7 +359,16 @@ impl Routes {
 fn host_of(authority: &str) -> String {
     let mut host = String::with_capacity(authority.len());
     push_host_name(&mut host, authority);
-    host
+    // `[0::1]` and `[::1]` are one address.
+    canonical_ipv6(&host).unwrap_or(host)
+}
+
+/// `[address]` in its one spelling (RFC 5952), for a bracketed IPv6
+/// address.
+fn canonical_ipv6(host: &str) -> Option<String> {
+    let inner = host.strip_prefix('[')?.strip_suffix(']')?;
+    let address: std::net::Ipv6Addr = inner.parse().ok()?;
+    Some(format!("[{address}]"))
 }
 
 /// Whether `path` is `prefix`, or below it by whole segments.
@@ -480,6 +493,7 @@ mod tests {
             ("*.example", 3),
             ("*.eu.example", 4),
             ("shop.example/admin/", 5),
+            ("[::1]", 6),
         ]);
         for (host, target, want) in [
             (Some("shop.example"), "/api/x", 2),
@@ -494,6 +508,8 @@ mod tests {
             (None, "/", 0),
             (Some("other"), "/", 0),
             (Some("shop.example"), "*", 2),
+            (Some("[0:0::1]:8080"), "/", 6),
+            (Some("[::2]"), "/", 0),
             (None, "*", 0),
         ] {
             assert_eq!(pool(&r, host, target), want, "{host:?} {target}");
@@ -639,14 +655,17 @@ mod tests {
             ("shop.example:8080/", None, "no host"),
             ("*/api", None, "no host"),
             ("a..b", None, "no host"),
+            ("[zz]", None, "no host"),
             ("/api?x", None, "may hold no"),
             ("/api/*", None, "may hold no"),
             ("/a%2Fb", None, "may hold no"),
             ("/a/../b", None, "a `.` or `..` segment"),
             ("/a\\b", None, "or a `\\`"),
             ("//a", None, "write `/a`"),
-            ("/api/", Some("v2"), "starts with `/`"),
-            ("/api/", Some("/v2?x"), "starts with `/`"),
+            ("/api/", Some("v2"), "starts with one `/`"),
+            ("/api/", Some("/v2?x"), "starts with one `/`"),
+            ("/api/", Some("//evil/"), "starts with one `/`"),
+            ("/api/", Some("/v2/../x"), "no `.` or `..` segment"),
         ] {
             let e = Route::parse(spec, 1, rewrite).unwrap_err();
             assert!(e.contains(says), "{spec}: {e}");

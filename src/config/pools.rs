@@ -10,6 +10,7 @@ use super::{
     nearest, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin, Setting,
 };
 use crate::routes::{Route, Routes, MAX_ROUTES};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most pools one configuration may define.
@@ -146,6 +147,9 @@ impl Loader {
                 Some(known) => Some(*known),
                 None => {
                     let why = match find_key(key) {
+                        Some(_) if key == "targets" => {
+                            format!("a pool's targets are `pool.{pool} = host:port, ...`")
+                        }
                         Some(_) => format!("{key} is the proxy's, not set per pool"),
                         None => match nearest(key, POOL_KEYS.iter().copied()) {
                             Some(near) => format!("unknown key (did you mean `{near}`?)"),
@@ -311,30 +315,24 @@ impl Loader {
             });
         }
         // A key for a pool that has no targets would set nothing.
-        let field_orphan = (self.pool_field_keys.iter())
-            .find(|(pool, _)| !pools.iter().any(|p| *p.name == **pool));
-        if let Some((pool, field)) = field_orphan {
-            return Err(ConfigError::at(
-                &field.setting.origin,
-                format!(
-                    "`pool.{pool}.{}{}`: the pool has no targets; give them with \
-                     `pool.{pool} = host:port, ...`",
-                    field.family.prefix(),
-                    field.name
-                ),
-            ));
-        }
-        if let Some(orphan) =
-            (self.pool_keys.iter()).find(|k| !pools.iter().any(|p| *p.name == k.pool))
+        let keys = (self.pool_keys.iter())
+            .filter_map(|k| Some((&*k.pool, k.key?.to_string(), &k.setting)));
+        let fields = (self.pool_field_keys.iter()).map(|(pool, f)| {
+            (
+                &**pool,
+                format!("{}{}", f.family.prefix(), f.name),
+                &f.setting,
+            )
+        });
+        let mut all = keys.chain(fields);
+        if let Some((pool, key, setting)) =
+            all.find(|(pool, ..)| !pools.iter().any(|p| *p.name == **pool))
         {
             return Err(ConfigError::at(
-                &orphan.setting.origin,
+                &setting.origin,
                 format!(
-                    "`pool.{}.{}`: the pool has no targets; give them with `pool.{} = \
-                     host:port, ...`",
-                    orphan.pool,
-                    orphan.key.unwrap_or_default(),
-                    orphan.pool
+                    "`pool.{pool}.{key}`: the pool has no targets; give them with \
+                     `pool.{pool} = host:port, ...`"
                 ),
             ));
         }
@@ -467,7 +465,9 @@ impl Loader {
 
     /// The routes, each to a pool by name (`default` for `targets`).
     fn build_routes(&self, pools: &[PoolConfig]) -> Result<Routes, ConfigError> {
-        let mut routes: Vec<(Route, &Setting)> = Vec::new();
+        let mut routes: Vec<Route> = Vec::new();
+        // Each route as written, and where.
+        let mut seen: HashMap<String, &Setting> = HashMap::new();
         for RouteKey { spec, setting } in &self.route_keys {
             let refused =
                 |m: String| ConfigError::at(&setting.origin, format!("route.{spec}: {m}"));
@@ -484,15 +484,16 @@ impl Loader {
             };
             let route = route.map_err(refused)?;
             let written = route.to_string();
-            if let Some((_, first)) = routes.iter().find(|(r, _)| r.to_string() == written) {
+            if let Some(first) = seen.get(&written) {
                 return Err(refused(format!(
                     "a second route for {written}{}",
                     on_line(first)
                 )));
             }
-            routes.push((route, setting));
+            seen.insert(written, setting);
+            routes.push(route);
         }
-        Ok(Routes::new(routes.into_iter().map(|(r, _)| r).collect()))
+        Ok(Routes::new(routes))
     }
 }
 
@@ -708,6 +709,7 @@ route.static.example = static
         for (line, says) in [
             ("pool.api.port = 1", "proxy.conf:4: `pool.api.port`: port is the proxy's, not set per pool"),
             ("pool.api.balanse = hash", "did you mean `balance`?"),
+            ("pool.api.targets = 127.0.0.1:9005", "a pool's targets are `pool.api = host:port, ...`"),
             ("pool.api.retries = x", "proxy.conf:4: pool.api.retries: `x` is not a whole number"),
             ("pool.api = 127.0.0.1:9005", "proxy.conf:4: duplicate key `pool.api` (first set on line 2)"),
             ("pool.api.balance = hash", "proxy.conf:4: pool.api.balance: hash needs hash_on"),
@@ -727,7 +729,7 @@ route.static.example = static
             ("route.x.example =", "route.x.example: needs the pool"),
             ("route.x.example = api strip", "unknown option `strip`"),
             ("route./v2/ = api rewrite=/a rewrite=/b", "rewrite= given twice"),
-            ("route./v2/ = api rewrite=v1", "rewrite=v1: a path that starts with `/`"),
+            ("route./v2/ = api rewrite=v1", "rewrite=v1: a path that starts with one `/`"),
             ("route.x.example:80 = api", "is no host"),
             ("route./a/../b/ = api", "a `.` or `..` segment"),
             ("route. = api", "`route.` needs a host, a path or both"),

@@ -75,14 +75,8 @@ impl Shared {
 
     /// The settings of that pool: the top-level ones for `targets`.
     pub fn pool_config(&self, route: Option<usize>) -> &Config {
-        match self.pool_index(route) {
-            0 => &self.config,
-            i => self
-                .config
-                .pools
-                .get(i - 1)
-                .map_or(&self.config, |p| &p.config),
-        }
+        let index = self.pool_index(route);
+        (self.config.pool_configs().nth(index)).unwrap_or(&self.config)
     }
 
     fn pool_index(&self, route: Option<usize>) -> usize {
@@ -561,11 +555,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // sticky cookie is taken out (`hash_on` may name it) and any field is
     // dropped or edited on its way to a backend or the cache.
     client.hash_value.clear();
-    let pool = shared.pool(client.route);
-    if let Some(value) = pool.hash_on().and_then(|on| on.value_in(&head)) {
+    if let Some(value) = (settings.hash_on.as_ref()).and_then(|on| on.value_in(&head)) {
         client.hash_value.extend_from_slice(value);
     }
-    client.sticky = pool.sticky_cookie().cloned().map(|name| {
+    client.sticky = settings.sticky_cookie.clone().map(|name| {
         let sent = sticky::take(&mut head.headers, &name);
         (name, sent)
     });

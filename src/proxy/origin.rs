@@ -168,11 +168,12 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = shared.pool(client.route);
-    let forwarded = prepare_request(head, send, client, upstreams, shared);
-    // uri_hash's key: the path and query as the client sent them, an
-    // absolute-form target's without its scheme and host, so that either
-    // form of one URL goes to one target (the request-target the backend
-    // is sent, taken before anything in the head is edited). `hash`'s key
+    let forwarded = prepare_request(head, send, client, shared);
+    // uri_hash's key: the path and query the backend is sent (as the
+    // client sent them, an absolute-form target's without its scheme and
+    // host, so that either form of one URL goes to one target; as a
+    // route's `rewrite=` made them), taken before anything in the head is
+    // edited. `hash`'s key
     // was taken earlier still, before the sticky cookie left the request
     // (see `Client::hash_value`).
     let uri = forwarded.path.as_str();
@@ -247,7 +248,7 @@ pub(super) fn fetch<'s>(
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];
-        let edits = upstreams.request_headers();
+        let edits = &shared.pool_config(client.route).request_headers;
         let request = upstream_request(head, &forwarded, edits, send, target);
         let failed = |status: u16| Refusal {
             status: Some(status),
@@ -477,7 +478,6 @@ fn prepare_request(
     head: &mut RequestHead,
     send: &Outgoing<'_>,
     client: &Client,
-    upstreams: &Upstreams,
     shared: &Shared,
 ) -> Forwarding {
     // With a route's `rewrite=`, the path it replaces a prefix of.
@@ -508,7 +508,7 @@ fn prepare_request(
     // writes below (the configuration refuses those names), and after
     // what the cache and the log read: they see the request as the
     // client sent it.
-    let edits = upstreams.request_headers();
+    let edits = &shared.pool_config(client.route).request_headers;
     let host_set = !edits.is_empty() && {
         edits.remove_read_alike_from(&mut head.headers);
         edits.edits(b"host")

@@ -19,7 +19,6 @@ pub mod sticky;
 
 use crate::config::{Config, Endpoint, Target};
 use crate::http::conn::{SharedStream, Socket as _, Stream};
-use crate::http::edits::FieldEdits;
 use crate::http::BufConn;
 use crate::metrics::TargetStats;
 use admin_state::AdminState;
@@ -162,13 +161,6 @@ pub struct Upstreams {
     retry_on_status: retry_on::RetryOnStatus,
     /// How long a target back in rotation takes to get its whole share.
     slow_start: Duration,
-    /// What `balance = hash` hashes of a request.
-    hash_on: Option<hash_on::HashOn>,
-    /// The cookie that keeps a client on the target that served it.
-    sticky_cookie: Option<Arc<str>>,
-    /// `request_header.*`: the fields set on (or removed from) every
-    /// request sent to these backends.
-    request_headers: FieldEdits,
 }
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
@@ -294,9 +286,6 @@ impl Upstreams {
             retries: config.effective_retries(),
             retry_on_status: config.retry_on_status,
             slow_start: config.slow_start,
-            hash_on: config.hash_on.clone(),
-            sticky_cookie: config.sticky_cookie.clone(),
-            request_headers: config.request_headers.clone(),
         }
     }
 
@@ -306,23 +295,6 @@ impl Upstreams {
 
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
-    }
-
-    /// The fields set on or removed from every request sent to these
-    /// backends (`request_header.*`, the pool's own in place of the
-    /// top-level ones of the same names).
-    pub fn request_headers(&self) -> &FieldEdits {
-        &self.request_headers
-    }
-
-    /// With `sticky_cookie`: its name.
-    pub fn sticky_cookie(&self) -> Option<&Arc<str>> {
-        self.sticky_cookie.as_ref()
-    }
-
-    /// With `balance = hash`: what it hashes of a request.
-    pub fn hash_on(&self) -> Option<&hash_on::HashOn> {
-        self.hash_on.as_ref()
     }
 
     /// Takes over the counters and health of the targets `old` shares

@@ -39,11 +39,6 @@ impl Pools {
         self.pools.iter()
     }
 
-    /// Whether there is a pool but `targets`.
-    pub fn several(&self) -> bool {
-        self.pools.len() > 1
-    }
-
     /// Every target of every pool, `targets`' first.
     pub fn targets(&self) -> impl Iterator<Item = &Upstream> + Clone {
         self.pools.iter().flat_map(|pool| pool.targets())
@@ -111,9 +106,8 @@ impl Pools {
     /// its own settings (`config`'s for `targets`, its pool's for the
     /// others).
     pub fn start_checkers(&self, config: &Config) -> io::Result<Vec<Checker>> {
-        let settings = std::iter::once(config).chain(config.pools.iter().map(|p| &p.config));
         let mut checkers = Vec::new();
-        for (pool, settings) in self.pools.iter().zip(settings) {
+        for (pool, settings) in self.pools.iter().zip(config.pool_configs()) {
             if let Some(checker) = pool.start_checker(settings)? {
                 checkers.push(checker);
             }
@@ -142,7 +136,6 @@ mod tests {
         let pools = Pools::new(&config(
             "targets = localhost:9001\npool.api = 127.0.0.1:9002\nroute./api/ = api\n",
         ));
-        assert!(pools.several());
         assert_eq!(pools.targets().count(), 2);
         assert_eq!(
             &*pools.find("localhost:9001").unwrap().name,
@@ -192,12 +185,10 @@ mod tests {
     fn each_pool_has_the_settings_it_was_given() {
         let pools = Pools::new(&config(
             "targets = 127.0.0.1:9001\nbackend_timeout = 30s\npool.api = 127.0.0.1:9002\n\
-             pool.api.backend_timeout = 2m\npool.api.sticky_cookie = API\nroute./api/ = api\n",
+             pool.api.backend_timeout = 2m\nroute./api/ = api\n",
         ));
         assert_eq!(pools.get(0).backend_timeout().as_secs(), 30);
         assert_eq!(pools.get(1).backend_timeout().as_secs(), 120);
-        assert_eq!(pools.get(0).sticky_cookie(), None);
-        assert_eq!(pools.get(1).sticky_cookie().map(|c| &**c), Some("API"));
         // Out of range (never, from a route of the same generation): targets.
         assert_eq!(pools.get(7).name(), "default");
     }
