@@ -28,6 +28,9 @@ pub const MAX_ROUTES: usize = 1000;
 #[derive(Clone, Debug, Default)]
 pub struct Routes {
     routes: Vec<Route>,
+    /// Some route names a host: the request's is read (else no request
+    /// pays for spelling it).
+    by_host: bool,
 }
 
 /// A request path that routes refuse (see [`is_ambiguous`]): answered 400.
@@ -316,7 +319,8 @@ impl Routes {
         routes.sort_by(|a, b| {
             (b.host.rank().cmp(&a.host.rank())).then(b.path.len().cmp(&a.path.len()))
         });
-        Routes { routes }
+        let by_host = routes.iter().any(|r| r.host != HostPattern::Any);
+        Routes { routes, by_host }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -344,7 +348,7 @@ impl Routes {
         if is_ambiguous(path) {
             return Err(Ambiguous);
         }
-        let host = authority.map(host_of);
+        let host = authority.filter(|_| self.by_host).map(host_of);
         let path = routing_path(path);
         Ok((self.routes.iter()).position(|route| route.matches(host.as_deref(), &path)))
     }
