@@ -769,3 +769,30 @@ fn a_route_may_redirect_instead_of_sending_on() {
         .any(|l| l.contains("\"GET /a/b?x=1 HTTP/1.1\" 301"));
     assert!(redirect, "{logged:?}");
 }
+
+#[test]
+fn a_pool_s_cache_valid_gives_its_answers_alone_a_lifetime() {
+    // Backends that say nothing of freshness: only `static`'s answers are
+    // given one, so the API's are never served from the cache.
+    let (api, assets) = (Backend::echo("api"), Backend::echo("static"));
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\n\
+         pool.static = {}\n\
+         pool.static.cache_valid = 200 1m\n\
+         route./static/ = static\n",
+        api.addr, assets.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    for cache in ["MISS", "HIT"] {
+        let r = proxy.get_on("site.test", "/static/app.css", &[]);
+        assert_eq!(r.header("x-cache"), Some(cache), "{}", r.head.raw);
+    }
+    for _ in 0..2 {
+        let r = proxy.get_on("site.test", "/api/users", &[]);
+        assert_eq!(r.header("x-cache"), Some("MISS"), "{}", r.head.raw);
+    }
+    assert_eq!((assets.requests(), api.requests()), (1, 2));
+}

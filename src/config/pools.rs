@@ -23,13 +23,16 @@ pub const DEFAULT_POOL: &str = "default";
 const REDIRECT: &str = "redirect";
 
 /// The keys a pool may set for itself: how its backends are chosen,
-/// checked, retried and waited for, and who may send it what (nginx's
-/// `allow`, `deny` and `client_max_body_size` in a `location`). The
-/// others are the proxy's.
+/// checked, retried and waited for, who may send it what (nginx's
+/// `allow`, `deny` and `client_max_body_size` in a `location`), and how
+/// long what it answers without saying is cached (`proxy_cache_valid`).
+/// The others are the proxy's.
 pub const POOL_KEYS: &[&str] = &[
     "allow_from",
     "deny_from",
     "max_body_size",
+    "cache_valid",
+    "cache_unlabeled",
     "balance",
     "hash_on",
     "max_fails",
@@ -847,7 +850,7 @@ route.static.example = static
     }
 
     #[test]
-    fn a_pool_has_its_own_access_lists_and_body_size_or_the_top_levels() {
+    fn a_pool_has_its_own_access_lists_body_size_and_lifetimes_or_the_top_levels() {
         let c = build(
             "targets = 127.0.0.1:9001\nmax_body_size = 1MiB\ndeny_from = 192.0.2.1\n\
              pool.admin = 127.0.0.1:9002\npool.admin.allow_from = 10.0.0.0/8\n\
@@ -861,6 +864,19 @@ route.static.example = static
         assert_eq!(admin.max_body_size, 1 << 20);
         assert!(upload.allow_from.is_empty());
         assert_eq!(upload.max_body_size, 1 << 30);
+        let c = build(
+            "targets = 127.0.0.1:9001\npool.static = 127.0.0.1:9002\n\
+             pool.static.cache_valid = 200 10m\npool.static.cache_unlabeled = true\n\
+             route./static/ = static\n",
+        )
+        .unwrap();
+        let assets = &c.pools[0].config;
+        assert!(assets.cache_unlabeled && !c.cache_unlabeled);
+        assert!(!assets.cache_valid.is_empty() && c.cache_valid.is_empty());
+        let e = refused(
+            "targets = 127.0.0.1:9001\npool.s = 127.0.0.1:9002\npool.s.cache_valid = 10m\n",
+        );
+        assert!(e.contains("proxy.conf:3: pool.s.cache_valid:"), "{e}");
         assert!(c.allow_from.is_empty());
     }
 

@@ -323,7 +323,7 @@ pub(super) fn serve(
     }
 
     // A full response: relay it, and store it on the way if allowed.
-    let settings = shared.cache_rules.settings.clone();
+    let settings = shared.cache_settings(client.route).clone();
     let lifetime = if request.is_head() {
         None
     } else {
@@ -463,7 +463,7 @@ impl Revalidated<'_> {
         let own = for_the_cache(self.request);
         let mut neutral = own.clone();
         neutral.headers.remove("authorization");
-        let settings = &shared.cache_rules.settings;
+        let settings = shared.cache_settings(client.route);
         let storable = policy::storable(&neutral, &head, self.response_time, settings);
         // Nor is an answer to them everyone's: a request saying no-store
         // has no part of its answer stored (RFC 9111 §5.2.1.5), and one with
@@ -620,7 +620,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         };
     }
     // The cache's own request: a refusal here is the response's doing.
-    let settings = shared.cache_rules.settings.clone();
+    let settings = shared.cache_settings(client.route).clone();
     let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {

@@ -79,6 +79,17 @@ impl Shared {
         (self.config.pool_configs().nth(index)).unwrap_or(&self.config)
     }
 
+    /// The cache's rules for what comes back from that pool: the
+    /// top-level ones, but for the lifetimes it gives responses that say
+    /// none (`cache_valid`, `cache_unlabeled`).
+    pub fn cache_settings(&self, route: Option<usize>) -> &Arc<policy::Settings> {
+        let rules = &self.cache_rules;
+        match self.pool_index(route) {
+            0 => &rules.settings,
+            i => rules.pool_settings.get(i - 1).unwrap_or(&rules.settings),
+        }
+    }
+
     fn pool_index(&self, route: Option<usize>) -> usize {
         let route = route.and_then(|i| self.config.routes.get(i));
         route.map_or(0, |r| r.pool)
@@ -88,6 +99,8 @@ impl Shared {
 /// What the cache's rules give for one generation of the settings.
 pub struct CacheRules {
     pub settings: Arc<policy::Settings>,
+    /// Each `pool.<name>`'s, in order (see [`Shared::cache_settings`]).
+    pool_settings: Vec<Arc<policy::Settings>>,
     /// The fields for the cache alone that it reads and clients never
     /// get (none without a cache: then they pass through as any other);
     /// compared with an entry's on every hit.
@@ -111,6 +124,9 @@ impl CacheRules {
                 .filter(|_| with_cache)
                 .map(policy::surrogate_capability),
             settings,
+            pool_settings: (config.pools.iter())
+                .map(|p| Arc::new(p.config.cache_settings()))
+                .collect(),
         }
     }
 }
