@@ -142,8 +142,14 @@ impl Route {
                 "redirect {status}: the status of a redirect is 301, 302, 303, 307 or 308"
             ));
         }
-        let scheme = to.starts_with("http://") || to.starts_with("https://");
-        if !(scheme || to.starts_with('/') && !to.starts_with("//"))
+        // A URL names its host: `https://` alone would take the host from
+        // the request's path (`/old/evil.example/x`).
+        let authority = (to
+            .strip_prefix("http://")
+            .or_else(|| to.strip_prefix("https://")))
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+        let url = authority.is_some_and(|host| !host.is_empty());
+        if !(url || authority.is_none() && to.starts_with('/') && !to.starts_with("//"))
             || to.len() > MAX_REDIRECT_LEN
             || to.contains(['?', '#'])
             || to.bytes().any(|b| !b.is_ascii_graphic())
@@ -349,8 +355,16 @@ impl Routes {
             return Err(Ambiguous);
         }
         let host = authority.filter(|_| self.by_host).map(host_of);
-        let path = routing_path(path);
-        Ok((self.routes.iter()).position(|route| route.matches(host.as_deref(), &path)))
+        let host = host.as_deref();
+        let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path));
+        let route = find(&routing_path(path));
+        // Java servers drop `;` parameters from segments (`/admin;x/`),
+        // and many decode `%2F`: where that would be another route's
+        // path, it is no path to route.
+        match other_reading(path) {
+            Some(other) if find(&other) != route => Err(Ambiguous),
+            _ => Ok(route),
+        }
     }
 
     pub fn get(&self, index: usize) -> Option<&Route> {
@@ -402,17 +416,46 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(merged)
 }
 
+/// `path` as servers that drop `;` parameters from segments and decode
+/// `%2F` read it, matched as [`routing_path`] matches; `None` when it
+/// has neither.
+fn other_reading(path: &str) -> Option<String> {
+    let lower = path.to_ascii_lowercase();
+    if !path.contains(';') && !lower.contains("%2f") {
+        return None;
+    }
+    let decoded = routing_path(path).replace("%2F", "/");
+    let mut other = String::with_capacity(decoded.len());
+    for (i, segment) in decoded.split('/').enumerate() {
+        if i > 0 && !other.ends_with('/') {
+            other.push('/');
+        }
+        other.push_str(segment.split(';').next().unwrap_or_default());
+    }
+    Some(other)
+}
+
 /// Whether backends could read `path` (a request's, without its query)
 /// in ways that differ on which route it is for: it holds a `.` or `..`
 /// segment, however spelled (`%2E`, with `;` parameters as Tomcat reads
 /// `..;`, between `%2F` separators a backend may decode), or a `\` (or
-/// `%5C`), which IIS and browsers read as `/`. Servers resolve such
-/// segments before or after merging `//`, decoding or not: no matching
-/// can be sure to read them as the backend will. Browsers never send
-/// them.
+/// `%5C`), which IIS and browsers read as `/`; or an escape no client
+/// sends but that some server decodes into one of those: a NUL (`%00`,
+/// Jetty's `.%00`), IIS's `%u002e`, a double-encoded `.`, `/`, `\` or
+/// `;` (`%252e`), an overlong UTF-8 lead byte (`%c0%ae`). Servers resolve
+/// such segments before or after merging `//`, decoding or not: no
+/// matching can be sure to read them as the backend will. Browsers never
+/// send them.
 pub fn is_ambiguous(path: &str) -> bool {
     if !path.contains(['.', '%', '\\']) {
         return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    let smuggled = [
+        "%00", "%u", "%252e", "%252f", "%255c", "%253b", "%c0", "%c1",
+    ];
+    if smuggled.iter().any(|s| lower.contains(s)) {
+        return true;
     }
     // Decoded as liberally as any backend decodes it.
     let mut liberal = Vec::with_capacity(path.len());
@@ -427,6 +470,7 @@ pub fn is_ambiguous(path: &str) -> bool {
             (b'\\', _) | (_, Some([b'5', b'C'])) => return true,
             (_, Some([b'2', b'E'])) => liberal.push(b'.'),
             (_, Some([b'2', b'F'])) => liberal.push(b'/'),
+            (_, Some([b'3', b'B'])) => liberal.push(b';'),
             (b, _) => {
                 liberal.push(b);
                 i += 1;
@@ -532,11 +576,14 @@ mod tests {
         ] {
             assert_eq!(pool(&r, None, target), 1, "{target}");
         }
-        // An encoded `/` is not one (GitLab's `group%2Fproject`): a path
-        // without dot-segments reads as under no route whether a backend
-        // decodes it or not.
-        for target in ["/admin%2Fx", "/Admin/", "/x/admin/"] {
+        for target in ["/Admin/", "/x/admin/", "/x;jsessionid=1/admin"] {
             assert_eq!(pool(&r, None, target), 0, "{target}");
+        }
+        // An encoded `/`, or `;` parameters, where no server would read
+        // another route's path (GitLab's `group%2Fproject`, a session id).
+        let api = routes(&[("/api/", 1), ("/admin/", 2)]);
+        for target in ["/api/v4/projects/group%2Fproject", "/api/x;jsessionid=1"] {
+            assert_eq!(pool(&api, None, target), 1, "{target}");
         }
         // What backends resolve in different ways is refused outright.
         for target in [
@@ -553,6 +600,19 @@ mod tests {
             "/x%5Cadmin/",
             "/x/..",
             "/x/.?q",
+            // Where a server that decodes `%2F` or drops `;` parameters
+            // reads the path of another route.
+            "/admin%2Fx",
+            "/%2fadmin/x",
+            "/admin;x/secret",
+            "/admin;/secret",
+            "/admin;v=2/x",
+            // Escapes that some server decodes into a dot or separator.
+            "/.%00/admin/",
+            "/%u002e%u002e/admin/",
+            "/%252e%252e/admin/",
+            "/%c0%ae%c0%ae/admin/",
+            "/x/..%3B/admin/",
         ] {
             assert_eq!(r.route(None, target), Err(Ambiguous), "{target}");
         }
@@ -646,6 +706,8 @@ mod tests {
             (301, "x", "a path (`/new/`)"),
             (301, "//evil.example", "a path (`/new/`)"),
             (301, "ftp://example", "a path (`/new/`)"),
+            (301, "https://", "a path (`/new/`)"),
+            (301, "http:///x", "a path (`/new/`)"),
             (301, "/a?b", "no `?`"),
         ] {
             let e = Route::redirecting("/old/", status, to).unwrap_err();

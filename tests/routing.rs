@@ -227,8 +227,8 @@ fn every_spelling_of_a_path_goes_where_the_path_goes() {
     ] {
         assert_eq!(served_by(&proxy, "x.test", target), "api", "{target}");
     }
-    // An encoded `/` is not one; nor does `/api` reach a route for `/api/`.
-    for target in ["/api%2Fx", "/api", "/API/x"] {
+    // Nor does `/api` reach a route for `/api/`.
+    for target in ["/api", "/API/x", "/x;jsessionid=1"] {
         assert_eq!(served_by(&proxy, "x.test", target), "main", "{target}");
     }
     // What backends read in different ways is refused, and reaches none.
@@ -239,10 +239,24 @@ fn every_spelling_of_a_path_goes_where_the_path_goes() {
         "/x/%2e%2e/api/",
         "/x/..;/api/",
         "/x\\api/",
+        "/api%2Fx",
+        "/api;v=1/x",
     ] {
         assert_eq!(via(&proxy, "x.test", target, &[]).0, 400, "{target}");
     }
     assert_eq!(main.requests() + api.requests(), 8);
+    // A `;` or `%2F` that leaves the route as it is goes on as it came.
+    assert_eq!(served_by(&proxy, "x.test", "/api/p;jsessionid=1"), "api");
+    assert_eq!(served_by(&proxy, "x.test", "/api/group%2Fproject"), "api");
+    let paths: Vec<String> = api.seen().iter().map(|s| s.path().to_string()).collect();
+    assert!(
+        paths.contains(&"/api/p;jsessionid=1".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/api/group%2Fproject".to_string()),
+        "{paths:?}"
+    );
 }
 
 // ------------------------------------------------------------ rewrite=

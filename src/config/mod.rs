@@ -887,10 +887,11 @@ impl Loader {
     /// none at all, nothing could ever be stored: refused.
     fn check_lifetimes_left(&self, config: &Config) -> Result<(), ConfigError> {
         let ignored = &config.cache_ignore_headers;
+        // A pool's lifetimes count: its answers may be stored.
+        let gives_lifetimes = |c: &Config| !c.cache_valid.is_empty() || c.cache_unlabeled;
         if config.cache_size == 0
             || !ignored.ignores("cache-control")
-            || !config.cache_valid.is_empty()
-            || config.cache_unlabeled
+            || config.pool_configs().any(gives_lifetimes)
         {
             return Ok(());
         }
@@ -1082,7 +1083,6 @@ impl Loader {
                 self.settings["cache_valid"].origin
             );
         }
-        self.check_lifetimes_left(&config)?;
         self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
@@ -1147,6 +1147,7 @@ impl Loader {
             ));
         }
         self.build_pools(&mut config)?;
+        self.check_lifetimes_left(&config)?;
         Ok(config)
     }
 }

@@ -877,6 +877,11 @@ route.static.example = static
             "targets = 127.0.0.1:9001\npool.s = 127.0.0.1:9002\npool.s.cache_valid = 10m\n",
         );
         assert!(e.contains("proxy.conf:3: pool.s.cache_valid:"), "{e}");
+        // With Cache-Control unread, a pool's lifetimes are enough to store.
+        let micro = "targets = 127.0.0.1:9001\ncache_ignore_headers = Cache-Control, Expires, X-Accel-Expires, Surrogate-Control\n\
+                     pool.s = 127.0.0.1:9002\nroute./s/ = s\n";
+        assert!(refused(micro).contains("nothing would ever be stored"));
+        assert!(build(&format!("{micro}pool.s.cache_valid = 200 1s\n")).is_ok());
         assert!(c.allow_from.is_empty());
     }
 

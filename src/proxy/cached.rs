@@ -290,7 +290,7 @@ pub(super) fn serve(
                 entry,
                 response_time,
             }
-            .describes_entry(&fetched, shared);
+            .describes_entry(&fetched, shared.cache_settings(client.route));
             if verdict == Some(false) {
                 cache.replace_filled(entry, Arc::new(entry.outdated(response_time)), &fill);
             }
@@ -518,9 +518,8 @@ impl HeadAnswer<'_> {
     /// GET's with the stored fields it leaves in place (for a request
     /// with credentials, setting a cookie, `private`, or to a request
     /// saying `no-store`).
-    fn describes_entry(&self, fetched: &Fetched<'_>, shared: &Shared) -> Option<bool> {
+    fn describes_entry(&self, fetched: &Fetched<'_>, settings: &policy::Settings) -> Option<bool> {
         let answer = &fetched.response;
-        let settings = &shared.cache_rules.settings;
         if settings.vary_names(answer) != settings.vary_names(&self.entry.head) {
             return None;
         }
