@@ -12,9 +12,12 @@ use inverso::config::Loader;
 use inverso::http::body::{
     chunk_size_line, decode_complete_chunked, response_forbids_reuse, LAST_CHUNK,
 };
-use inverso::http::head::{find_head_end, parse_request, parse_response, RequestLimits};
+use inverso::http::head::{
+    check_target_bytes, find_head_end, parse_request, parse_response, RequestLimits,
+};
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
+use inverso::routes::is_ambiguous;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -202,6 +205,58 @@ pub fn config(data: &[u8]) {
     if loader.file("proxy.conf", text).is_ok() {
         let _ = loader.effective().count();
         let _ = loader.build();
+    }
+}
+
+/// Routes and the requests they route: lines beginning `route.` are
+/// route keys (beside three pools), the others `host target` pairs. No
+/// request target a client may send makes routing panic, a rewritten
+/// target is a path with no dot-segment, and a redirect never leaves for
+/// a host the client names (no `//` or `\` at its start).
+pub fn routes(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (keys, requests): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("route."));
+    let conf = format!(
+        "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\npool.b = 127.0.0.1:9003\n{}\n",
+        keys.join("\n")
+    );
+    let mut loader = Loader::new();
+    let Ok(config) = loader.file("proxy.conf", &conf).and_then(|l| l.build()) else {
+        return;
+    };
+    let routes = &config.routes;
+    for request in requests {
+        let (host, target) = request.split_once(' ').unwrap_or(("", request));
+        let valid = check_target_bytes(target.as_bytes()).is_ok()
+            && (target.starts_with('/') || target == "*");
+        if !valid {
+            continue;
+        }
+        let host = Some(host).filter(|h| !h.is_empty());
+        let Ok(Some(index)) = routes.route(host, target) else {
+            continue;
+        };
+        let route = routes.get(index).expect("a route found is there");
+        assert!(route.pool <= config.pools.len());
+        let path = &target[..target.find('?').unwrap_or(target.len())];
+        assert!(!is_ambiguous(path), "{target} was routed");
+        if let Some(sent) = route.rewritten(target) {
+            let sent_path = &sent[..sent.find('?').unwrap_or(sent.len())];
+            assert!(sent.starts_with('/') && !sent.starts_with("//"), "{sent}");
+            assert!(!is_ambiguous(sent_path), "{target} rewritten as {sent}");
+            assert!(check_target_bytes(sent.as_bytes()).is_ok(), "{sent}");
+        }
+        if let Some((_, location)) = route.redirect_for(target) {
+            let relative = location.starts_with('/');
+            assert!(
+                !location.starts_with("//") && !location.contains('\\'),
+                "{location}"
+            );
+            assert!(relative || location.starts_with("http"), "{location}");
+        }
     }
 }
 

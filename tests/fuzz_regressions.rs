@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("config", checks::config),
     ("snapshot", checks::snapshot),
     ("proxy_header", checks::proxy_header),
+    ("routes", checks::routes),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
