@@ -1008,3 +1008,26 @@ fn a_101_without_upgrade_or_to_another_protocol_is_a_502() {
         assert_eq!(response.status, status, "{asked}");
     }
 }
+
+#[test]
+fn a_websocket_goes_to_the_pool_its_path_is_routed_to() {
+    let (main, ws) = (Backend::echo("main"), websocket_backend());
+    let text = format!(
+        "port = 0\ntargets = {}\npool.ws = {}\nroute./chat = ws\n",
+        main.addr, ws.addr
+    );
+    let mut loader = inverso::config::Loader::new();
+    let built = loader.file("proxy.conf", &text).unwrap().build().unwrap();
+    let proxy = start_proxy(&[main.addr], move |c| {
+        c.pools = built.pools;
+        c.routes = built.routes;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(websocket_handshake(&mut client).status, 101);
+    client.send(&websocket_frame(0x1, b"routed", Some([1, 2, 3, 4])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"routed".to_vec())
+    );
+    assert_eq!((ws.requests(), main.requests()), (1, 0));
+}
