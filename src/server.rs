@@ -159,7 +159,7 @@ impl Server {
             log: access_log.sender(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::default()),
-            limiter: limiter_for(&config, None),
+            limiters: limiters_for(&config, None),
             cache_rules,
             gzip: Gzip::of(&config),
             config,
@@ -259,10 +259,37 @@ fn limiter_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Limiter>
     let (rate, burst) = config.effective_rate_limit()?;
     match running {
         Some(old) if old.config.effective_rate_limit() == Some((rate, burst)) => {
-            old.limiter.clone()
+            old.limiters.first().cloned().flatten()
         }
         _ => Some(Arc::new(Limiter::new(rate, burst))),
     }
+}
+
+/// The rate limiters of each pool, `targets`' first: a pool that sets
+/// its own limit has buckets of its own (kept from the running pool of
+/// its name when the limit is the same), the others share the top
+/// level's, as nginx's `limit_req` is inherited by a `location` that
+/// sets none.
+fn limiters_for(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Limiter>>> {
+    let top = limiter_for(config, running);
+    let mut limiters = vec![top.clone()];
+    for pool in &config.pools {
+        if !pool.own_rate_limit {
+            limiters.push(top.clone());
+            continue;
+        }
+        let limit = pool.config.effective_rate_limit();
+        let kept = running.and_then(|old| {
+            let at =
+                (old.config.pools.iter()).position(|p| p.name == pool.name && p.own_rate_limit)?;
+            let same = old.config.pools[at].config.effective_rate_limit() == limit;
+            same.then(|| old.limiters.get(at + 1).cloned().flatten())
+                .flatten()
+        });
+        let new = || limit.map(|(rate, burst)| Arc::new(Limiter::new(rate, burst)));
+        limiters.push(kept.or_else(new));
+    }
+    limiters
 }
 
 fn new_cache(config: &Config) -> Cache {
@@ -1108,7 +1135,7 @@ impl Control {
         let mut pools = Pools::new(&next);
         pools.keep_state_of(&old.pools, keep_idle);
         let replaced = self.inner.current.replace(Shared {
-            limiter: limiter_for(&next, Some(old)),
+            limiters: limiters_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
             gzip: Gzip::of(&next),
             config: next,

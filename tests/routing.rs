@@ -810,3 +810,41 @@ fn a_pool_s_cache_valid_gives_its_answers_alone_a_lifetime() {
     }
     assert_eq!((assets.requests(), api.requests()), (1, 2));
 }
+
+#[test]
+fn a_pool_with_a_rate_limit_of_its_own_fills_buckets_of_its_own() {
+    let (main, api, login) = (
+        Backend::echo("main"),
+        Backend::echo("api"),
+        Backend::echo("login"),
+    );
+    // One request a minute each: a second one within the test is refused.
+    let text = format!(
+        "targets = {}\n\
+         rate_limit = 1/m\n\
+         rate_limit_burst = 0\n\
+         pool.api = {}\n\
+         pool.login = {}\n\
+         pool.login.rate_limit = 1/m\n\
+         route./api/ = api\n\
+         route./login/ = login\n",
+        main.addr, api.addr, login.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let status = |path: &str| via(&proxy, "site.test", path, &[]).0;
+    assert_eq!(status("/"), 200);
+    // The API sets no limit: it shares the top level's bucket, spent.
+    assert_eq!(status("/api/x"), 429);
+    // The login pool's own bucket is full, then spent (its burst is the
+    // top level's 0).
+    assert_eq!(status("/login/a"), 200);
+    assert_eq!(status("/login/b"), 429);
+    // A reload that leaves the limits as they were keeps the buckets.
+    proxy.reload(&[], from_file(&text));
+    assert_eq!(status("/login/c"), 429);
+    assert_eq!(status("/"), 429);
+    assert_eq!(
+        (main.requests(), api.requests(), login.requests()),
+        (1, 0, 1)
+    );
+}

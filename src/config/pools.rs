@@ -33,6 +33,8 @@ pub const POOL_KEYS: &[&str] = &[
     "max_body_size",
     "cache_valid",
     "cache_unlabeled",
+    "rate_limit",
+    "rate_limit_burst",
     "balance",
     "hash_on",
     "max_fails",
@@ -60,6 +62,9 @@ pub const POOL_KEYS: &[&str] = &[
 pub struct PoolConfig {
     pub name: Arc<str>,
     pub config: Config,
+    /// Whether the pool sets its own `rate_limit` or `rate_limit_burst`:
+    /// its requests then fill buckets of their own, not the top level's.
+    pub own_rate_limit: bool,
 }
 
 /// A `pool.<name>` or `pool.<name>.<key>` key as read.
@@ -312,9 +317,13 @@ impl Loader {
         let mut pools: Vec<PoolConfig> = Vec::new();
         for targets in self.pool_keys.iter().filter(|k| k.key.is_none()) {
             let config = self.build_pool(top, &targets.pool, &targets.setting)?;
+            let own = |key: &str| {
+                (self.pool_keys.iter()).any(|k| k.pool == targets.pool && k.key == Some(key))
+            };
             pools.push(PoolConfig {
                 name: targets.pool.as_str().into(),
                 config,
+                own_rate_limit: own("rate_limit") || own("rate_limit_burst"),
             });
         }
         // A key for a pool that has no targets would set nothing.
@@ -447,6 +456,13 @@ impl Loader {
                 FieldFamily::Request => config.request_headers = edits,
                 FieldFamily::Response => config.response_headers = edits,
             }
+        }
+        if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
+            return Err(self.refused_in(
+                Scope::Pool(name),
+                "rate_limit_burst",
+                "is set, but rate_limit is not: without a rate there is no burst".into(),
+            ));
         }
         self.check_backends(&config, Scope::Pool(name))?;
         Ok(config)
@@ -877,6 +893,19 @@ route.static.example = static
             "targets = 127.0.0.1:9001\npool.s = 127.0.0.1:9002\npool.s.cache_valid = 10m\n",
         );
         assert!(e.contains("proxy.conf:3: pool.s.cache_valid:"), "{e}");
+        let e = refused(
+            "targets = 127.0.0.1:9001\npool.s = 127.0.0.1:9002\npool.s.rate_limit_burst = 5\n",
+        );
+        assert!(
+            e.contains("proxy.conf:3: pool.s.rate_limit_burst: is set, but rate_limit is not"),
+            "{e}"
+        );
+        let c = build(
+            "targets = 127.0.0.1:9001\npool.s = 127.0.0.1:9002\npool.s.rate_limit = 5/s\n\
+             pool.t = 127.0.0.1:9003\n",
+        )
+        .unwrap();
+        assert!(c.pools[0].own_rate_limit && !c.pools[1].own_rate_limit);
         // With Cache-Control unread, a pool's lifetimes are enough to store.
         let micro = "targets = 127.0.0.1:9001\ncache_ignore_headers = Cache-Control, Expires, X-Accel-Expires, Surrogate-Control\n\
                      pool.s = 127.0.0.1:9002\nroute./s/ = s\n";

@@ -58,8 +58,9 @@ pub struct Shared {
     /// The same counters in every generation.
     pub metrics: Arc<Metrics>,
     /// With `rate_limit`: every client address's bucket (kept by a reload
-    /// that leaves the limit as it was).
-    pub limiter: Option<Arc<Limiter>>,
+    /// that leaves the limit as it was), for each pool, `targets`' first;
+    /// a pool without a limit of its own shares the top level's.
+    pub limiters: Vec<Option<Arc<Limiter>>>,
     /// The cache rules of this generation, made once, not per request.
     pub cache_rules: CacheRules,
     /// With `gzip` on: what is compressed, and how.
@@ -88,6 +89,12 @@ impl Shared {
             0 => &rules.settings,
             i => rules.pool_settings.get(i - 1).unwrap_or(&rules.settings),
         }
+    }
+
+    /// With a `rate_limit`: the buckets the request fills (see
+    /// [`Shared::limiters`]).
+    pub fn limiter(&self, route: Option<usize>) -> Option<&Arc<Limiter>> {
+        self.limiters.get(self.pool_index(route))?.as_ref()
     }
 
     fn pool_index(&self, route: Option<usize>) -> usize {
@@ -578,7 +585,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         let sent = sticky::take(&mut head.headers, &name);
         (name, sent)
     });
-    if let Some(limiter) = &shared.limiter {
+    if let Some(limiter) = shared.limiter(client.route) {
         if let Err(wait) = limiter.admit(client.real_ip, Instant::now()) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             // Whole seconds, rounded up, at least one.
