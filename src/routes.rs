@@ -198,6 +198,49 @@ impl Route {
         self.with_prefix_replaced(rewrite, target)
     }
 
+    /// A backend's `Location` as the client must follow it, for a route
+    /// with `rewrite=`: a path under the rewritten prefix, or a URL at the
+    /// host the backend was sent (`sent_host`) with such a path, goes back
+    /// under the route's own prefix (nginx's `proxy_redirect default`).
+    /// `None`: the field goes on as it is (another host, another path, no
+    /// rewrite).
+    pub fn location_back(&self, location: &str, sent_host: Option<&str>) -> Option<String> {
+        let rewrite = self.rewrite.as_deref()?;
+        let path = match location
+            .strip_prefix("http://")
+            .or_else(|| location.strip_prefix("https://"))
+        {
+            Some(url) => {
+                let (authority, path) = url.split_at(url.find(['/', '?']).unwrap_or(url.len()));
+                if host_of(authority) != host_of(sent_host?) {
+                    return None;
+                }
+                path
+            }
+            None if location.starts_with('/') && !location.starts_with("//") => location,
+            None => return None,
+        };
+        let (path_only, _) = path.split_at(path.find('?').unwrap_or(path.len()));
+        if !path_is_under(path_only, rewrite) && path_only != rewrite.trim_end_matches('/') {
+            return None;
+        }
+        let rest = path
+            .strip_prefix(rewrite.trim_end_matches('/'))
+            .unwrap_or(path);
+        let prefix = &*self.path;
+        let mut back = String::with_capacity(prefix.len() + rest.len());
+        back.push_str(prefix);
+        match (prefix.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => back.push_str(&rest[1..]),
+            (false, false) if !rest.is_empty() && !rest.starts_with('?') => {
+                back.push('/');
+                back.push_str(rest);
+            }
+            _ => back.push_str(rest),
+        }
+        Some(back)
+    }
+
     /// For a redirect route, its status and its `Location` for `target`:
     /// the place it sends to in place of the matched prefix, the query
     /// kept. A target that is no path (`*`) is sent to the place as
@@ -646,6 +689,37 @@ mod tests {
             None
         );
         assert_eq!(route("/", "/app/").rewritten("*"), None);
+    }
+
+    #[test]
+    fn a_backend_s_redirect_goes_back_under_the_route_s_prefix() {
+        let back = |spec: &str, to: &str, location: &str| {
+            let route = Route::parse(spec, 1, Some(to)).unwrap();
+            route.location_back(location, Some("Site.Test:8080"))
+        };
+        let cases = [
+            ("/api/", "/", "/login", Some("/api/login")),
+            ("/api/", "/", "/", Some("/api/")),
+            ("/api/", "/", "/a?b=1", Some("/api/a?b=1")),
+            ("/api/", "/", "http://site.test/login", Some("/api/login")),
+            ("/api/", "/", "https://SITE.test:8080/x?y", Some("/api/x?y")),
+            ("/api/", "/", "https://site.test", Some("/api/")),
+            ("/api/", "/", "https://other.test/login", None),
+            ("/api/", "/", "//site.test/login", None),
+            ("/api/", "/", "login", None),
+            ("/api", "/v2", "/v2/users", Some("/api/users")),
+            ("/api", "/v2", "/v2", Some("/api")),
+            ("/api", "/v2", "/v2?a", Some("/api?a")),
+            ("/api", "/v2", "/v2x", None),
+            ("/api/", "/v2/", "/v2", Some("/api/")),
+            ("/api/", "/v2/", "/elsewhere", None),
+        ];
+        for (spec, to, location, want) in cases {
+            let got = back(spec, to, location);
+            assert_eq!(got.as_deref(), want, "{spec} {to} {location}");
+        }
+        let plain = Route::parse("/api/", 1, None).unwrap();
+        assert_eq!(plain.location_back("/login", Some("site.test")), None);
     }
 
     #[test]

@@ -848,3 +848,38 @@ fn a_pool_with_a_rate_limit_of_its_own_fills_buckets_of_its_own() {
         (1, 0, 1)
     );
 }
+
+#[test]
+fn a_backend_s_redirect_goes_back_under_the_route_s_prefix() {
+    // An application that thinks it is at `/`: it redirects to its own
+    // paths, one answer cacheable.
+    let app = Backend::start("app", |seen, out| {
+        let (status, location, cache) = match seen.path() {
+            "/old" => (301, "/new?x=1", "max-age=60"),
+            "/abs" => (302, "http://site.test/login", "no-store"),
+            _ => (302, "https://elsewhere.test/", "no-store"),
+        };
+        let fields = [("Location", location), ("Cache-Control", cache)];
+        respond(out, status, &fields, b"");
+        Action::KeepAlive
+    });
+    let main = Backend::echo("main");
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\npool.app = {}\nroute./app/ = app rewrite=/\n",
+        main.addr, app.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    for cache in ["MISS", "HIT"] {
+        let r = proxy.get_on("site.test", "/app/old", &[]);
+        assert_eq!((r.status, r.header("x-cache")), (301, Some(cache)));
+        assert_eq!(r.header("location"), Some("/app/new?x=1"), "{}", r.head.raw);
+    }
+    let r = proxy.get_on("site.test", "/app/abs", &[]);
+    assert_eq!(r.header("location"), Some("/app/login"), "{}", r.head.raw);
+    let r = proxy.get_on("site.test", "/app/other", &[]);
+    assert_eq!(r.header("location"), Some("https://elsewhere.test/"));
+    assert_eq!(main.requests(), 0);
+}

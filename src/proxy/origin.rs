@@ -168,7 +168,13 @@ pub(super) fn fetch<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = shared.pool(client.route);
+    let edits = &shared.pool_config(client.route).request_headers;
     let forwarded = prepare_request(head, send, client, shared);
+    // With a route's `rewrite=`: the backend's redirects within what it
+    // was sent go back under the route's prefix.
+    let route = client.route.and_then(|i| shared.config.routes.get(i));
+    let rewriting = route.filter(|r| r.rewrite().is_some());
+    let sent_host = edits.value_of("host").or(forwarded.host.as_deref());
     // uri_hash's key: the path and query the backend is sent (as the
     // client sent them, an absolute-form target's without its scheme and
     // host, so that either form of one URL goes to one target; as a
@@ -248,7 +254,6 @@ pub(super) fn fetch<'s>(
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];
-        let edits = &shared.pool_config(client.route).request_headers;
         let request = upstream_request(head, &forwarded, edits, send, target);
         let failed = |status: u16| Refusal {
             status: Some(status),
@@ -258,7 +263,14 @@ pub(super) fn fetch<'s>(
         match attempt(
             client, upstreams, target, &request, send, idempotent, shared,
         ) {
-            Ok((up, response, head_len, request_time)) => {
+            Ok((up, mut response, head_len, request_time)) => {
+                if let Some(route) = rewriting {
+                    let location = response.headers.get_str("location");
+                    let back = location.and_then(|l| route.location_back(l.trim(), sent_host));
+                    if let Some(back) = back {
+                        response.headers.set("Location", back);
+                    }
+                }
                 let status = response.status;
                 report_answer(target, status, retry_on, client);
                 let fetched = Fetched {
