@@ -211,8 +211,9 @@ pub fn config(data: &[u8]) {
 /// Routes and the requests they route: lines beginning `route.` are
 /// route keys (beside three pools), the others `host target` pairs. No
 /// request target a client may send makes routing panic, a rewritten
-/// target is a path with no dot-segment, and a redirect never leaves for
-/// a host the client names (no `//` or `\` at its start).
+/// target is a path with no dot-segment, a backend's `Location` brought
+/// back under a route is a path, and a redirect never leaves for a host
+/// the client names (no `//` or `\` at its start).
 pub fn routes(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -248,6 +249,13 @@ pub fn routes(data: &[u8]) {
             assert!(sent.starts_with('/') && !sent.starts_with("//"), "{sent}");
             assert!(!is_ambiguous(sent_path), "{target} rewritten as {sent}");
             assert!(check_target_bytes(sent.as_bytes()).is_ok(), "{sent}");
+        }
+        // The request's own bytes as a backend's Location, from any host.
+        for location in [request, target] {
+            if let Some(back) = route.location_back(location, host) {
+                let elsewhere = back.starts_with("//") || back.starts_with("/\\");
+                assert!(back.starts_with('/') && !elsewhere, "{back}");
+            }
         }
         if let Some((_, location)) = route.redirect_for(target) {
             let relative = location.starts_with('/');

@@ -238,7 +238,10 @@ impl Route {
             }
             _ => back.push_str(rest),
         }
-        Some(back)
+        // Relative, `//evil.example` or `/\evil.example` would be another
+        // host to a browser, where the backend's URL was its own.
+        let elsewhere = back.starts_with("//") || back.starts_with("/\\");
+        (!elsewhere).then_some(back)
     }
 
     /// For a redirect route, its status and its `Location` for `target`:
@@ -713,6 +716,14 @@ mod tests {
             ("/api", "/v2", "/v2x", None),
             ("/api/", "/v2/", "/v2", Some("/api/")),
             ("/api/", "/v2/", "/elsewhere", None),
+            (
+                "/api/",
+                "/",
+                "http://site.test//evil.test/x",
+                Some("/api//evil.test/x"),
+            ),
+            ("/", "/", "http://site.test//evil.test/x", None),
+            ("/", "/", "http://site.test/\\evil.test/x", None),
         ];
         for (spec, to, location, want) in cases {
             let got = back(spec, to, location);
