@@ -162,7 +162,7 @@ impl Route {
             ));
         }
         let (host, path) = parse_spec(spec)?;
-        Ok(Route {
+        let route = Route {
             host,
             path,
             pool: 0,
@@ -171,7 +171,22 @@ impl Route {
                 status,
                 to: to.into(),
             }),
-        })
+        };
+        // `/old/` to `/old/new/` (or to `/old`) would send its clients
+        // round until 414: where a path under the route is sent, it is
+        // under the route again.
+        let under = match route.path.ends_with('/') {
+            true => format!("{}x", route.path),
+            false => format!("{}/x", route.path),
+        };
+        let sent = route.with_prefix_replaced(to, &under).unwrap_or_default();
+        if to.starts_with('/') && path_is_under(&routing_path(&sent), &route.path) {
+            return Err(format!(
+                "redirect {status} {to}: sends `{under}` to `{sent}`, under the route again: \
+                 clients would go round in a loop"
+            ));
+        }
+        Ok(route)
     }
 
     /// With `rewrite=`: what replaces the matched prefix.
@@ -793,6 +808,8 @@ mod tests {
             (301, "ftp://example", "a path (`/new/`)"),
             (301, "https://", "a path (`/new/`)"),
             (301, "http:///x", "a path (`/new/`)"),
+            (308, "/old/new/", "in a loop"),
+            (308, "/old", "in a loop"),
             (301, "/a?b", "no `?`"),
         ] {
             let e = Route::redirecting("/old/", status, to).unwrap_err();
