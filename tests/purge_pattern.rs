@@ -69,16 +69,6 @@ fn entries(proxy: &Proxy) -> usize {
     proxy.handle().cache().unwrap().len()
 }
 
-/// The value of the metric sample `sample` (name and labels).
-fn metric(proxy: &Proxy, sample: &str) -> Option<u64> {
-    let mut client = Client::connect(proxy.handle().admin_addr().unwrap());
-    let page = client.get("/metrics").body_str();
-    let line = page
-        .lines()
-        .find(|l| l.rsplit_once(' ').map(|(s, _)| s) == Some(sample))?;
-    line.rsplit(' ').next()?.parse().ok()
-}
-
 /// What each request stores: (host, path, fields).
 type Stored<'a> = [(&'a str, &'a str, &'a [(&'a str, &'a str)])];
 
@@ -138,17 +128,11 @@ fn a_pattern_purge_drops_the_matching_paths_of_its_host_on_both_schemes_and_noth
     ];
     expect_all(&proxy, gone, "MISS");
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"),
         Some(1)
     );
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purged_entries_total{kind=\"pattern\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purged_entries_total{kind=\"pattern\",mode=\"hard\"}"),
         Some(3)
     );
 
@@ -210,10 +194,7 @@ fn a_bad_pattern_is_refused_with_the_regex_error_and_removes_nothing() {
     assert_eq!(entries(&proxy), all.len(), "nothing purged");
     expect_all(&proxy, all, "HIT");
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"),
         Some(0)
     );
 }
@@ -237,12 +218,9 @@ fn a_soft_pattern_purge_leaves_the_matching_entries_present_but_stale() {
     assert_eq!(origin.requests(), before + 3, "a 304 each");
     expect_all(&proxy, &[all[2], all[4], all[5]], "HIT");
     let soft = "inverso_cache_purges_total{kind=\"pattern\",mode=\"soft\"}";
-    assert_eq!(metric(&proxy, soft), Some(1));
+    assert_eq!(proxy.metric(soft), Some(1));
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"pattern\",mode=\"hard\"}"),
         Some(0)
     );
 }

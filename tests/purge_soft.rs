@@ -75,15 +75,6 @@ fn entries(proxy: &Proxy) -> usize {
     proxy.handle().cache().unwrap().len()
 }
 
-/// The value of the metric sample `sample` (name and labels).
-fn metric(proxy: &Proxy, sample: &str) -> Option<u64> {
-    let (_, page) = admin(proxy, "GET", "/metrics", &[("Host", "127.0.0.1")]);
-    let line = page
-        .lines()
-        .find(|l| l.rsplit_once(' ').map(|(s, _)| s) == Some(sample))?;
-    line.rsplit(' ').next()?.parse().ok()
-}
-
 /// Whether the origin's last request carried `If-None-Match` with the
 /// stored ETag, and how many requests it saw.
 fn last_conditional(origin: &Backend) -> (bool, usize) {
@@ -121,9 +112,9 @@ fn after_a_soft_purge_of_a_url_the_next_request_revalidates_with_a_304() {
     assert_eq!(cached(&proxy, "/p", &[]), "REVALIDATED");
     assert_eq!(last_conditional(&origin), (true, 3));
     let url = "inverso_cache_purges_total{kind=\"url\",mode=\"soft\"}";
-    assert_eq!(metric(&proxy, url), Some(2));
+    assert_eq!(proxy.metric(url), Some(2));
     let entries_url = "inverso_cache_purged_entries_total{kind=\"url\",mode=\"soft\"}";
-    assert_eq!(metric(&proxy, entries_url), Some(2));
+    assert_eq!(proxy.metric(entries_url), Some(2));
 
     // `0` is a hard purge; nothing stored is 404 either way.
     let (status, body) = admin(
@@ -156,11 +147,11 @@ fn with_the_origin_down_a_soft_purged_entry_stands_in_where_a_hard_purged_one_is
     for mode in ["soft", "hard"] {
         let labels = format!("{{kind=\"url\",mode=\"{mode}\"}}");
         assert_eq!(
-            metric(&proxy, &format!("inverso_cache_purges_total{labels}")),
+            proxy.metric(&format!("inverso_cache_purges_total{labels}")),
             Some(1)
         );
         let named = format!("inverso_cache_purged_entries_total{labels}");
-        assert_eq!(metric(&proxy, &named), Some(1), "{mode}");
+        assert_eq!(proxy.metric(&named), Some(1), "{mode}");
     }
 
     proxy.reload(&[dead_addr()], cache_on);
@@ -194,7 +185,7 @@ fn a_soft_prefix_purge_leaves_every_entry_present_but_stale() {
         assert!(last_conditional(&origin).0, "{path}");
     }
     let kind = "inverso_cache_purges_total{kind=\"prefix\",mode=\"soft\"}";
-    assert_eq!(metric(&proxy, kind), Some(1));
+    assert_eq!(proxy.metric(kind), Some(1));
 }
 
 #[test]
@@ -216,12 +207,9 @@ fn a_soft_tag_purge_leaves_every_tagged_entry_present_but_stale() {
     assert_eq!(cached(&proxy, "/other", &[]), "HIT");
     // Counted apart from hard purges by tag.
     let soft = "inverso_cache_purges_total{kind=\"tag\",mode=\"soft\"}";
-    assert_eq!(metric(&proxy, soft), Some(1));
+    assert_eq!(proxy.metric(soft), Some(1));
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"),
         Some(0)
     );
 }

@@ -127,14 +127,6 @@ fn entries(proxy: &Proxy) -> usize {
     proxy.handle().cache().unwrap().len()
 }
 
-/// The value of the metric `name` on the admin listener's page.
-fn metric(proxy: &Proxy, name: &str) -> Option<u64> {
-    let addr = proxy.handle().admin_addr().unwrap();
-    let page = admin(addr, "GET", "/metrics", "127.0.0.1", &[]).body_str();
-    let line = page.lines().find(|l| l.split(' ').next() == Some(name))?;
-    line.rsplit(' ').next()?.parse().ok()
-}
-
 const PRODUCT: &Stored = &[
     (SHOP, "/p/42", &[]),
     (SHOP, "/c/7", &[]),
@@ -156,10 +148,7 @@ fn a_tag_purge_drops_every_page_tagged_whatever_its_url_or_host_and_nothing_else
     expect_all(&proxy, PRODUCT, "HIT");
     assert_eq!(entries(&proxy), PRODUCT.len() + BESIDE.len());
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"),
         Some(0)
     );
 
@@ -170,17 +159,11 @@ fn a_tag_purge_drops_every_page_tagged_whatever_its_url_or_host_and_nothing_else
     expect_all(&proxy, BESIDE, "HIT");
     expect_all(&proxy, PRODUCT, "MISS");
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"),
         Some(1)
     );
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purged_entries_total{kind=\"tag\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purged_entries_total{kind=\"tag\",mode=\"hard\"}"),
         Some(4)
     );
 
@@ -276,10 +259,7 @@ fn a_tag_purge_is_refused_under_a_host_name_with_a_url_or_with_bad_tags() {
     // Nothing went, the URL named either.
     expect_all(&proxy, home, "HIT");
     assert_eq!(
-        metric(
-            &proxy,
-            "inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"
-        ),
+        proxy.metric("inverso_cache_purges_total{kind=\"tag\",mode=\"hard\"}"),
         Some(0)
     );
 }

@@ -750,6 +750,16 @@ impl Proxy {
         one_request(addr, request.as_bytes())
     }
 
+    /// The value of the sample `name` (with its labels, as the page
+    /// writes it) on the admin listener's `/metrics`, if it is there.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let page = self.admin("GET", "/metrics", "").body_str();
+        let line = page
+            .lines()
+            .find(|l| l.rsplit_once(' ').map(|(s, _)| s) == Some(name))?;
+        line.rsplit(' ').next()?.parse().ok()
+    }
+
     /// `GET path` on `Host: host` with `fields`, through
     /// [`Proxy::exchange`]: whatever the proxy stored of it is stored.
     pub fn get_on(&self, host: &str, path: &str, fields: &[(&str, &str)]) -> Response {
