@@ -481,8 +481,9 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
 /// `%2F` read it, matched as [`routing_path`] matches; `None` when it
 /// has neither.
 fn other_reading(path: &str) -> Option<String> {
-    let lower = path.to_ascii_lowercase();
-    if !path.contains(';') && !lower.contains("%2f") {
+    let encoded_slash = (path.as_bytes().windows(3))
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'));
+    if !path.contains(';') && !encoded_slash {
         return None;
     }
     let decoded = routing_path(path).replace("%2F", "/");
@@ -508,8 +509,12 @@ fn other_reading(path: &str) -> Option<String> {
 /// matching can be sure to read them as the backend will. Browsers never
 /// send them.
 pub fn is_ambiguous(path: &str) -> bool {
-    if !path.contains(['.', '%', '\\']) {
-        return false;
+    if path.contains('\\') {
+        return true;
+    }
+    // The common case, a path with no escape, costs no allocation.
+    if !path.contains('%') {
+        return has_dot_segment(path.as_bytes());
     }
     let lower = path.to_ascii_lowercase();
     let smuggled = [
@@ -540,7 +545,12 @@ pub fn is_ambiguous(path: &str) -> bool {
         }
         i += 3;
     }
-    liberal.split(|&b| b == b'/').any(|segment| {
+    has_dot_segment(&liberal)
+}
+
+/// Whether a segment of `path` is `.` or `..`, `;` parameters aside.
+fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|segment| {
         let name = segment.split(|&b| b == b';').next().unwrap_or_default();
         name == b"." || name == b".."
     })
