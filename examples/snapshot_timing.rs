@@ -54,7 +54,8 @@ fn main() {
 
     let fresh = Cache::new(capacity, capacity);
     let started = Instant::now();
-    let loaded = timer::load(&fresh, &path, &Settings::default());
+    let settings = Settings::default();
+    let loaded = timer::load(&fresh, &path, |_| Some(&settings));
     let load = started.elapsed();
     let _ = std::fs::remove_file(&path);
 

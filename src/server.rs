@@ -136,7 +136,9 @@ impl Server {
                 path: path.clone(),
                 error,
             })?;
-            timer::load(cache, path, &cache_rules.settings);
+            timer::load(cache, path, |key| {
+                cache_rules.settings_of_key(key, &config.routes)
+            });
         }
         let timer = match &cache {
             Some(cache) => Some(

@@ -3930,7 +3930,8 @@ fn ten_thousand_entries_round_trip_through_a_snapshot() {
     assert_eq!(loaded.records, before);
 
     let restored = Cache::new(1 << 30, 1 << 20);
-    assert_eq!(timer::load(&restored, &file, &Settings::default()), N);
+    let settings = Settings::default();
+    assert_eq!(timer::load(&restored, &file, |_| Some(&settings)), N);
     let after: Vec<Record> = restored
         .entries()
         .iter()

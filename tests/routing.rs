@@ -811,6 +811,154 @@ fn a_pool_s_cache_valid_gives_its_answers_alone_a_lifetime() {
     assert_eq!((assets.requests(), api.requests()), (1, 2));
 }
 
+/// A backend whose every answer says `cache_control`, and names it.
+fn answering_with(name: &str, cache_control: &'static str) -> Backend {
+    let me = name.to_string();
+    Backend::start(name, move |seen, out| {
+        let body = describe(&me, seen);
+        let fields = [("X-Backend", me.as_str()), ("Cache-Control", cache_control)];
+        respond(out, 200, &fields, body.as_bytes());
+        Action::KeepAlive
+    })
+}
+
+/// The `X-Cache` statuses of `GET path` on `site.test`, once per field
+/// set in `each`.
+fn x_caches(proxy: &Proxy, path: &str, each: &[&[(&str, &str)]]) -> Vec<String> {
+    (each.iter())
+        .map(|fields| {
+            let r = proxy.get_on("site.test", path, fields);
+            assert_eq!(r.status, 200, "{path}: {}", r.head.raw);
+            r.header("x-cache").unwrap_or("-").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_pool_with_the_cache_off_is_served_as_with_no_cache() {
+    // nginx's `proxy_cache off` in one location: the API's answers are
+    // neither stored nor looked up, and say nothing of a cache.
+    let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}
+pool.api = {}
+pool.api.cache = false
+route./api/ = api
+         cache_status = edge
+",
+        main.addr, api.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    assert_eq!(x_caches(&proxy, "/page", &[&[], &[]]), ["MISS", "HIT"]);
+    for _ in 0..2 {
+        let r = proxy.get_on("site.test", "/api/users", &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-cache"), None, "{}", r.head.raw);
+        assert_eq!(r.header("cache-status"), None, "{}", r.head.raw);
+    }
+    assert_eq!((main.requests(), api.requests()), (1, 2));
+}
+
+#[test]
+fn a_pool_s_cache_rules_are_its_own() {
+    // Every backend says `no-cache` and gives a lifetime: the API's pool
+    // reads neither (micro-caching, as nginx's `proxy_ignore_headers` in
+    // a location), stores an answer only at its second request, keeps
+    // its answers from signed-in users to themselves, and answers a
+    // browser's reload from the cache; the top level does none of it.
+    let (main, api) = (
+        answering_with("main", "max-age=60"),
+        answering_with("api", "no-cache, max-age=60"),
+    );
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}
+pool.api = {}
+route./api/ = api
+         pool.api.cache_ignore_headers = Cache-Control
+pool.api.cache_valid = 200 1m
+         pool.api.cache_min_uses = 2
+pool.api.cache_bypass_cookies = session
+         pool.api.ignore_client_cache_control = true
+",
+        main.addr, api.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    let reload: &[(&str, &str)] = &[("Cache-Control", "no-cache")];
+    let signed_in: &[(&str, &str)] = &[("Cookie", "session=1")];
+    assert_eq!(
+        x_caches(&proxy, "/api/a", &[&[], &[], &[], reload, signed_in]),
+        ["MISS", "MISS", "HIT", "HIT", "BYPASS"]
+    );
+    assert_eq!(api.requests(), 3);
+    assert_eq!(
+        x_caches(&proxy, "/page", &[&[], &[], reload, signed_in]),
+        ["MISS", "HIT", "MISS", "HIT"]
+    );
+}
+
+#[test]
+fn a_pool_s_ttl_caps_its_answers_alone() {
+    let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}
+pool.api = {}
+pool.api.ttl = 0
+route./api/ = api
+",
+        main.addr, api.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    assert_eq!(x_caches(&proxy, "/api/a", &[&[], &[]]), ["MISS", "MISS"]);
+    assert_eq!(x_caches(&proxy, "/page", &[&[], &[]]), ["MISS", "HIT"]);
+    assert_eq!((main.requests(), api.requests()), (1, 2));
+}
+
+#[test]
+fn a_snapshot_s_entries_are_loaded_for_the_pools_that_use_the_cache() {
+    let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let start = |api_cache: &str| {
+        let mut tweak = Some(from_file(&format!(
+            "targets = {}
+pool.api = {}
+pool.api.cache = {api_cache}
+route./api/ = api
+",
+            main.addr, api.addr
+        )));
+        start_proxy(&[], |c| {
+            (tweak.take().unwrap())(c);
+            c.cache_size = 1 << 20;
+            c.path_to_persistence = Some(file.clone());
+        })
+    };
+    let mut first = start("true");
+    assert_eq!(x_caches(&first, "/api/a", &[&[]]), ["MISS"]);
+    assert_eq!(x_caches(&first, "/page", &[&[]]), ["MISS"]);
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let cache_len = |proxy: &Proxy| proxy.handle().cache().expect("a cache").len();
+
+    // The API's entry is one nothing would look up any more.
+    let mut second = start("false");
+    assert_eq!(cache_len(&second), 1);
+    assert_eq!(x_caches(&second, "/page", &[&[]]), ["HIT"]);
+    assert!(second.shutdown(Duration::from_secs(5)));
+    let third = start("true");
+    assert_eq!(cache_len(&third), 1);
+    assert_eq!(x_caches(&third, "/api/a", &[&[]]), ["MISS"]);
+    assert_eq!((main.requests(), api.requests()), (1, 2));
+}
+
 #[test]
 fn a_pool_with_a_rate_limit_of_its_own_fills_buckets_of_its_own() {
     let (main, api, login) = (

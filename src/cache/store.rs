@@ -1135,8 +1135,15 @@ impl Cache {
     }
 
     /// Loads snapshot records (most recent first, as `entries` gives them)
-    /// at `now` (Unix milliseconds). Returns how many were stored.
-    pub fn load(&self, records: Vec<Record>, now: u64, settings: &Settings) -> usize {
+    /// at `now` (Unix milliseconds), each under the settings
+    /// `settings_of` gives its key (`None`: not loaded). Returns how many
+    /// were stored.
+    pub fn load<'s>(
+        &self,
+        records: Vec<Record>,
+        now: u64,
+        settings_of: impl Fn(&str) -> Option<&'s Settings>,
+    ) -> usize {
         let mut stored = 0;
         // Insert the oldest first so the newest end up most recent.
         for mut record in records.into_iter().rev() {
@@ -1148,9 +1155,14 @@ impl Cache {
                 record.expires_at -= ahead.min(record.expires_at);
                 record.stale_until -= ahead.min(record.stale_until);
             }
-            if let Ok(key) = std::str::from_utf8(&record.key) {
-                record.key = policy::respell_key(key).into_bytes();
-            }
+            let Ok(key) = std::str::from_utf8(&record.key) else {
+                continue;
+            };
+            let key = policy::respell_key(key);
+            let Some(settings) = settings_of(&key) else {
+                continue;
+            };
+            record.key = key.into_bytes();
             if let Some(entry) = Entry::from_record(record, settings) {
                 stored += usize::from(self.insert(entry));
             }
@@ -2255,7 +2267,8 @@ mod tests {
         .unwrap();
         let restarted = Cache::new(1 << 20, 1 << 16);
         let now = unix_ms(SystemTime::now());
-        assert_eq!(restarted.load(read.records, now, &tagging()), 3);
+        let settings = tagging();
+        assert_eq!(restarted.load(read.records, now, |_| Some(&settings)), 3);
         let back = restarted.lookup("h/p/42", &Headers::new()).unwrap();
         assert_eq!(
             back.tags(),
@@ -2627,26 +2640,27 @@ mod tests {
         // that value: the backend now gets ours, whatever the client sent.
         let cache = Cache::new(1 << 20, 1 << 16);
         let now = unix_ms(SystemTime::now());
+        let settings = plain();
         for vary in ["X-Real-IP", "Accept-Encoding, forwarded"] {
             let old = entry("h/ip\nx-real-ip", "6.6.6.6", 60, Some(vary));
             assert_eq!(
-                cache.load(vec![old.record.clone()], now, &plain()),
+                cache.load(vec![old.record.clone()], now, |_| Some(&settings)),
                 0,
                 "{vary}"
             );
         }
         let kept = entry("h/ae\naccept-encoding", "gzip", 60, Some("Accept-Encoding"));
-        assert_eq!(cache.load(vec![kept.record.clone()], now, &plain()), 1);
+        let loaded = cache.load(vec![kept.record.clone()], now, |_| Some(&settings));
+        assert_eq!(loaded, 1);
     }
 
     #[test]
     fn a_snapshot_key_in_an_older_spelling_is_found_under_todays() {
         let cache = Cache::new(1 << 20, 1 << 16);
         let old = entry("h/a%2fb", "body", 60, None).record.clone();
-        assert_eq!(
-            cache.load(vec![old], unix_ms(SystemTime::now()), &plain()),
-            1
-        );
+        let settings = plain();
+        let now = unix_ms(SystemTime::now());
+        assert_eq!(cache.load(vec![old], now, |_| Some(&settings)), 1);
         assert!(cache.lookup("h/a%2Fb", &Headers::new()).is_some());
     }
 

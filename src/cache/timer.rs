@@ -25,7 +25,11 @@ pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistErro
 /// Such a file is moved aside (see [`persist::set_aside`]) rather than
 /// left for the next snapshot to replace: another version's reader, or
 /// someone by hand, may recover what this one could not.
-pub fn load(cache: &Cache, path: &Path, settings: &Settings) -> usize {
+pub fn load<'s>(
+    cache: &Cache,
+    path: &Path,
+    settings_of: impl Fn(&str) -> Option<&'s Settings>,
+) -> usize {
     let limits = LoadLimits {
         max_record_bytes: cache.max_object_size().saturating_add(1 << 20),
         // Only a bound on memory: the cache's own LRU keeps the most recent
@@ -48,7 +52,7 @@ pub fn load(cache: &Cache, path: &Path, settings: &Settings) -> usize {
                 );
             }
             let total = loaded.records.len();
-            let stored = cache.load(loaded.records, now, settings);
+            let stored = cache.load(loaded.records, now, settings_of);
             if total > 0 || loaded.skipped_expired > 0 || loaded.skipped_over_limit > 0 {
                 log::info!(
                     "cache snapshot {}: loaded {stored} of {total} records in {:?}, {} kept within cache_size (skipped: {} expired, {} larger than the cache takes)",

@@ -78,6 +78,13 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_size(v).map(|n| c.cache_size = n),
     },
     Key {
+        name: "cache",
+        default: "true",
+        help: "answer requests from the cache and store their responses (with cache_size > 0); \
+               `false` for a pool's, as nginx's proxy_cache off in a location",
+        apply: |c, v| parse_bool(v).map(|b| c.cache = b),
+    },
+    Key {
         name: "ttl",
         default: "1h",
         help: "the longest a response stays fresh in the cache",

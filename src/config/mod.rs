@@ -87,6 +87,9 @@ pub struct Config {
     /// Listeners bound with SO_REUSEPORT, so a second process can listen
     /// on the same addresses (a binary upgrade without refusing anyone).
     pub reuse_port: bool,
+    /// Requests go through the cache (when there is one, `cache_size`
+    /// above 0); off for a pool, they pass as with no cache.
+    pub cache: bool,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -877,6 +880,33 @@ impl Loader {
         ConfigError::at(&self.settings[key].origin, format!("{key}: {message}"))
     }
 
+    /// The cache's settings of `scope`, each pool's as the top level's.
+    fn check_cache(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        let capped = (config.cache_valid.capped_by(config.ttl))
+            .filter(|_| self.sets_in(scope, &["cache_valid", "ttl"]));
+        if let Some(capped) = capped {
+            let warning = self.refused_in(scope, "cache_valid", capped);
+            log::warn!("{warning}");
+        }
+        // The proxy takes its own cookie out of a request before the cache
+        // sees it: listed, it would never bypass anything.
+        if let Some(sticky) = config
+            .sticky_cookie
+            .as_deref()
+            .filter(|name| config.cache_bypass_cookies.lists(name))
+        {
+            return Err(self.refused_in(
+                scope,
+                "cache_bypass_cookies",
+                format!(
+                    "lists {sticky}, the sticky_cookie, which the proxy takes out of every request \
+                     before the cache sees it: it would bypass nothing"
+                ),
+            ));
+        }
+        self.check_lifetimes_left(config, scope)
+    }
+
     /// With Cache-Control unread, a response is stored only for a
     /// lifetime given to this cache: by `cache_valid` or
     /// `cache_unlabeled`, or by a field still read (`Expires`,
@@ -884,14 +914,14 @@ impl Loader {
     /// the first two, the setting is most likely nginx's micro-caching
     /// recipe without its `proxy_cache_valid`: a warning, since nginx users
     /// also ignore Cache-Control to let X-Accel-Expires alone decide. With
-    /// none at all, nothing could ever be stored: refused.
-    fn check_lifetimes_left(&self, config: &Config) -> Result<(), ConfigError> {
+    /// none at all, nothing `scope` answers could ever be stored: refused.
+    fn check_lifetimes_left(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
         let ignored = &config.cache_ignore_headers;
-        // A pool's lifetimes count: its answers may be stored.
-        let gives_lifetimes = |c: &Config| !c.cache_valid.is_empty() || c.cache_unlabeled;
         if config.cache_size == 0
+            || !config.cache
             || !ignored.ignores("cache-control")
-            || config.pool_configs().any(gives_lifetimes)
+            || !config.cache_valid.is_empty()
+            || config.cache_unlabeled
         {
             return Ok(());
         }
@@ -909,22 +939,36 @@ impl Loader {
         read.extend(targeting.fields.iter().map(|name| &**name));
         let recipe = "for micro-caching, set cache_valid (e.g. `cache_valid = 200 1s`)";
         if read.is_empty() {
-            return Err(self.refused(
+            return Err(self.refused_in(
+                scope,
                 "cache_ignore_headers",
                 format!(
                     "Cache-Control is not read, nor any field that could give a response a \
                      lifetime instead, and neither cache_valid nor cache_unlabeled gives one: \
-                     nothing would ever be stored ({recipe})"
+                     nothing would ever be stored ({recipe}, or `cache = false` where nothing \
+                     should be)"
                 ),
             ));
         }
-        log::warn!(
-            "{}: cache_ignore_headers: Cache-Control is not read, and neither cache_valid nor \
-             cache_unlabeled gives a lifetime: only responses given one by {} are stored \
-             ({recipe})",
-            self.settings["cache_ignore_headers"].origin,
-            read.join(", ")
+        let lifetime_keys = [
+            "cache_ignore_headers",
+            "cache_valid",
+            "cache_unlabeled",
+            "cache",
+        ];
+        if !self.sets_in(scope, &lifetime_keys) {
+            return Ok(());
+        }
+        let warning = self.refused_in(
+            scope,
+            "cache_ignore_headers",
+            format!(
+                "Cache-Control is not read, and neither cache_valid nor cache_unlabeled gives a \
+                 lifetime: only responses given one by {} are stored ({recipe})",
+                read.join(", ")
+            ),
         );
+        log::warn!("{warning}");
         Ok(())
     }
 
@@ -1077,12 +1121,6 @@ impl Loader {
         {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
-        if let Some(capped) = config.cache_valid.capped_by(config.ttl) {
-            log::warn!(
-                "{}: cache_valid: {capped}",
-                self.settings["cache_valid"].origin
-            );
-        }
         self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
@@ -1115,21 +1153,6 @@ impl Loader {
                 ));
             }
         }
-        // The proxy takes its own cookie out of a request before the cache
-        // sees it: listed, it would never bypass anything.
-        if let Some(sticky) = config
-            .sticky_cookie
-            .as_deref()
-            .filter(|name| config.cache_bypass_cookies.lists(name))
-        {
-            return Err(self.refused(
-                "cache_bypass_cookies",
-                format!(
-                    "lists {sticky}, the sticky_cookie, which the proxy takes out of every request \
-                     before the cache sees it: it would bypass nothing"
-                ),
-            ));
-        }
         self.check_https_redirect(&config)?;
         // The heads would be copied at every request and never written.
         if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
@@ -1146,8 +1169,8 @@ impl Loader {
                 "is set, but rate_limit is not: without a rate there is no burst".into(),
             ));
         }
+        self.check_cache(&config, Scope::Top)?;
         self.build_pools(&mut config)?;
-        self.check_lifetimes_left(&config)?;
         Ok(config)
     }
 }
@@ -1207,6 +1230,7 @@ impl Config {
             defer_accept: true,
             reuse_port: false,
             max_object_size: None,
+            cache: true,
             cache_unlabeled: false,
             cache_valid: Arc::default(),
             cache_ignore_headers: Default::default(),

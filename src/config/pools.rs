@@ -24,15 +24,26 @@ const REDIRECT: &str = "redirect";
 
 /// The keys a pool may set for itself: how its backends are chosen,
 /// checked, retried and waited for, who may send it what (nginx's
-/// `allow`, `deny` and `client_max_body_size` in a `location`), and how
-/// long what it answers without saying is cached (`proxy_cache_valid`).
-/// The others are the proxy's.
+/// `allow`, `deny` and `client_max_body_size` in a `location`), and
+/// whether and for how long what it answers is cached (`proxy_cache`,
+/// `proxy_cache_valid`, `proxy_ignore_headers`, `proxy_cache_bypass`).
+/// The others are the proxy's: among them the cache key's rules
+/// (`cache_key_ignore_params`), which a purge applies without knowing
+/// which pool a URL's answers came from.
 pub const POOL_KEYS: &[&str] = &[
     "allow_from",
     "deny_from",
     "max_body_size",
+    "cache",
+    "ttl",
     "cache_valid",
     "cache_unlabeled",
+    "cache_ignore_headers",
+    "cache_min_uses",
+    "cache_bypass_cookies",
+    "ignore_client_cache_control",
+    "stale_if_error",
+    "stale_while_revalidate",
     "rate_limit",
     "rate_limit_burst",
     "balance",
@@ -465,12 +476,14 @@ impl Loader {
             ));
         }
         self.check_backends(&config, Scope::Pool(name))?;
+        self.check_cache(&config, Scope::Pool(name))?;
         Ok(config)
     }
 
     /// `key: message` for a check of the backends' settings, placed where
     /// `scope` set `key`: for a pool, its own key, or else its targets
-    /// (what it sets nothing else for takes the top-level value).
+    /// (what it sets nothing else for takes the top-level value), naming
+    /// the key it took from the top level.
     pub(super) fn refused_in(&self, scope: Scope<'_>, key: &str, message: String) -> ConfigError {
         let Scope::Pool(pool) = scope else {
             return self.refused(key, message);
@@ -478,8 +491,24 @@ impl Loader {
         let own = (self.pool_keys.iter()).find(|k| k.pool == pool && k.key == Some(key));
         match own {
             Some(k) => ConfigError::at(&k.setting.origin, format!("pool.{pool}.{key}: {message}")),
-            None => ConfigError::at(&self.pool_origin(pool), format!("pool.{pool}: {message}")),
+            None if key == "targets" => {
+                ConfigError::at(&self.pool_origin(pool), format!("pool.{pool}: {message}"))
+            }
+            None => ConfigError::at(
+                &self.pool_origin(pool),
+                format!("pool.{pool}: {key} (the top level's): {message}"),
+            ),
         }
+    }
+
+    /// Whether `scope` sets one of `keys` itself (the top level: always):
+    /// a pool that takes them all from the top level needs no warning of
+    /// its own about them.
+    pub(super) fn sets_in(&self, scope: Scope<'_>, keys: &[&str]) -> bool {
+        let Scope::Pool(pool) = scope else {
+            return true;
+        };
+        (self.pool_keys.iter()).any(|k| k.pool == pool && k.key.is_some_and(|k| keys.contains(&k)))
     }
 
     /// The routes, each to a pool by name (`default` for `targets`).
@@ -777,7 +806,9 @@ route.static.example = static
                     route./api/ = api\n";
         let e = refused(base);
         assert!(
-            e.contains("proxy.conf:3: pool.api: SRV is also targets'"),
+            e.contains(
+                "proxy.conf:3: pool.api: sticky_cookie (the top level's): SRV is also targets'"
+            ),
             "{e}"
         );
         assert!(e.contains("`pool.api.sticky_cookie = SRV_api`"), "{e}");
@@ -906,11 +937,38 @@ route.static.example = static
         )
         .unwrap();
         assert!(c.pools[0].own_rate_limit && !c.pools[1].own_rate_limit);
-        // With Cache-Control unread, a pool's lifetimes are enough to store.
+        // With Cache-Control unread, each pool that uses the cache needs
+        // lifetimes of its own or the top level's.
         let micro = "targets = 127.0.0.1:9001\ncache_ignore_headers = Cache-Control, Expires, X-Accel-Expires, Surrogate-Control\n\
                      pool.s = 127.0.0.1:9002\nroute./s/ = s\n";
-        assert!(refused(micro).contains("nothing would ever be stored"));
-        assert!(build(&format!("{micro}pool.s.cache_valid = 200 1s\n")).is_ok());
+        assert!(refused(micro)
+            .contains("proxy.conf:2: cache_ignore_headers: Cache-Control is not read"));
+        let e = refused(&format!("{micro}pool.s.cache_valid = 200 1s\n"));
+        assert!(e.contains("proxy.conf:2: cache_ignore_headers: "), "{e}");
+        assert!(e.contains("or `cache = false`"), "{e}");
+        // A pool takes `cache = false` from the top level as any other.
+        assert!(build(&format!("{micro}cache = false\n")).is_ok());
+        let e = refused(&format!("{micro}cache = false\npool.s.cache = true\n"));
+        assert!(
+            e.contains("proxy.conf:3: pool.s: cache_ignore_headers (the top level's): "),
+            "{e}"
+        );
+        // The key's rules are the whole cache's: a purge applies them.
+        let e = refused(&format!("{micro}pool.s.cache_key_ignore_params = utm_*\n"));
+        assert!(
+            e.contains("cache_key_ignore_params is the proxy's, not set per pool"),
+            "{e}"
+        );
+        let only_s =
+            format!("{micro}cache = false\npool.s.cache = true\npool.s.cache_valid = 200 1s\n");
+        assert!(build(&only_s).is_ok());
+        let e = refused(&format!(
+            "{micro}cache_valid = 200 1s\npool.s.cache_valid =\n"
+        ));
+        assert!(
+            e.contains("proxy.conf:3: pool.s: cache_ignore_headers (the top level's): "),
+            "{e}"
+        );
         assert!(c.allow_from.is_empty());
     }
 

@@ -290,7 +290,7 @@ pub(super) fn serve(
                 entry,
                 response_time,
             }
-            .describes_entry(&fetched, shared.cache_settings(client.route));
+            .describes_entry(&fetched, &shared.caching(client.route).settings);
             if verdict == Some(false) {
                 cache.replace_filled(entry, Arc::new(entry.outdated(response_time)), &fill);
             }
@@ -323,7 +323,7 @@ pub(super) fn serve(
     }
 
     // A full response: relay it, and store it on the way if allowed.
-    let settings = shared.cache_settings(client.route).clone();
+    let settings = shared.caching(client.route).settings.clone();
     let lifetime = if request.is_head() {
         None
     } else {
@@ -335,7 +335,7 @@ pub(super) fn serve(
     // the invalidations remembered for fills in flight would pile up).
     let lifetime = lifetime.filter(|_| fits(&fetched, cache));
     // `cache_min_uses`: stored once its URL was asked for that often.
-    let min_uses = shared.config.cache_min_uses;
+    let min_uses = shared.pool_config(client.route).cache_min_uses;
     let unpopular = lifetime.is_some()
         && min_uses > 1
         && cache.uses.count(&primary, std::time::Instant::now()) < min_uses;
@@ -463,7 +463,7 @@ impl Revalidated<'_> {
         let own = for_the_cache(self.request);
         let mut neutral = own.clone();
         neutral.headers.remove("authorization");
-        let settings = shared.cache_settings(client.route);
+        let settings = &shared.caching(client.route).settings;
         let storable = policy::storable(&neutral, &head, self.response_time, settings);
         // Nor is an answer to them everyone's: a request saying no-store
         // has no part of its answer stored (RFC 9111 §5.2.1.5), and one with
@@ -619,7 +619,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         };
     }
     // The cache's own request: a refusal here is the response's doing.
-    let settings = shared.cache_settings(client.route).clone();
+    let settings = shared.caching(client.route).settings.clone();
     let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {
@@ -713,7 +713,7 @@ fn fetch_validated<'s>(
         // A 304 naming another validator is about another representation;
         // one varying on other fields than the stored response, about
         // other variants (its fields would be stored under the old key).
-        let settings = &shared.cache_rules.settings;
+        let settings = &shared.caching(client.route).settings;
         let another_version = revalidating
             && fetched.response.status == 304
             && stored.is_some_and(|e| {
@@ -831,7 +831,7 @@ impl<'a> Answering<'a> {
             keep_alive,
             cache,
             shutting_down: &shared.shutting_down,
-            own_fields: &shared.cache_rules.own_fields,
+            own_fields: &shared.caching(client.route).own_fields,
             edits: &shared.pool_config(client.route).response_headers,
             gzip: shared.gzip.as_ref(),
             cache_name: shared.config.cache_status.as_deref(),

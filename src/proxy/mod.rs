@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
-use crate::routes::Ambiguous;
+use crate::routes::{Ambiguous, Routes};
 use crate::sched;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
@@ -80,15 +80,15 @@ impl Shared {
         (self.config.pool_configs().nth(index)).unwrap_or(&self.config)
     }
 
-    /// The cache's rules for what comes back from that pool: the
-    /// top-level ones, but for the lifetimes it gives responses that say
-    /// none (`cache_valid`, `cache_unlabeled`).
-    pub fn cache_settings(&self, route: Option<usize>) -> &Arc<policy::Settings> {
-        let rules = &self.cache_rules;
-        match self.pool_index(route) {
-            0 => &rules.settings,
-            i => rules.pool_settings.get(i - 1).unwrap_or(&rules.settings),
-        }
+    /// How requests routed to that pool use the cache.
+    pub fn caching(&self, route: Option<usize>) -> &Caching {
+        self.cache_rules.of_pool(self.pool_index(route))
+    }
+
+    /// The cache, for a request that took `route`: none when the pool's
+    /// `cache` is off.
+    pub fn cache_for(&self, route: Option<usize>) -> Option<&Arc<Cache>> {
+        self.cache.as_ref().filter(|_| self.caching(route).on)
     }
 
     /// With a `rate_limit`: the buckets the request fills (see
@@ -103,11 +103,20 @@ impl Shared {
     }
 }
 
-/// What the cache's rules give for one generation of the settings.
+/// What the cache's rules give for one generation of the settings, for
+/// each pool.
 pub struct CacheRules {
+    /// `targets`' (the top level's).
+    pub top: Caching,
+    /// Each `pool.<name>`'s, in order (see [`Shared::caching`]).
+    pools: Vec<Caching>,
+}
+
+/// How the requests of one pool use the cache.
+pub struct Caching {
+    /// Whether they do: with a cache, and `cache` on.
+    pub on: bool,
     pub settings: Arc<policy::Settings>,
-    /// Each `pool.<name>`'s, in order (see [`Shared::cache_settings`]).
-    pool_settings: Vec<Arc<policy::Settings>>,
     /// The fields for the cache alone that it reads and clients never
     /// get (none without a cache: then they pass through as any other);
     /// compared with an entry's on every hit.
@@ -117,24 +126,54 @@ pub struct CacheRules {
     pub surrogate_capability: Option<String>,
 }
 
-impl CacheRules {
-    pub fn new(config: &Config, cache: &Option<Arc<Cache>>) -> CacheRules {
+impl Caching {
+    fn new(config: &Config, with_cache: bool) -> Caching {
         let settings = Arc::new(config.cache_settings());
-        let with_cache = cache.is_some();
-        CacheRules {
-            own_fields: if with_cache {
-                settings.targeting.own_fields()
-            } else {
-                policy::OwnFields::default()
+        let on = with_cache && config.cache;
+        Caching {
+            on,
+            own_fields: match on {
+                true => settings.targeting.own_fields(),
+                false => policy::OwnFields::default(),
             },
             surrogate_capability: (settings.targeting.surrogate_id.as_deref())
-                .filter(|_| with_cache)
+                .filter(|_| on)
                 .map(policy::surrogate_capability),
             settings,
-            pool_settings: (config.pools.iter())
-                .map(|p| Arc::new(p.config.cache_settings()))
+        }
+    }
+}
+
+impl CacheRules {
+    pub fn new(config: &Config, cache: &Option<Arc<Cache>>) -> CacheRules {
+        let with_cache = cache.is_some();
+        CacheRules {
+            top: Caching::new(config, with_cache),
+            pools: (config.pools.iter())
+                .map(|p| Caching::new(&p.config, with_cache))
                 .collect(),
         }
+    }
+
+    /// Pool `index`'s (0: `targets`').
+    fn of_pool(&self, index: usize) -> &Caching {
+        match index {
+            0 => &self.top,
+            i => self.pools.get(i - 1).unwrap_or(&self.top),
+        }
+    }
+
+    /// The settings a stored response under `key` (a snapshot's) is
+    /// judged by: those of the pool its URL is routed to. `None` when
+    /// that pool does not use the cache, or no request could be routed
+    /// there (see [`Routes::route`]): nothing would ever find it.
+    pub fn settings_of_key(&self, key: &str, routes: &Routes) -> Option<&policy::Settings> {
+        let primary = &key[..key.find('\n').unwrap_or(key.len())];
+        let (authority, path) = policy::split_key(primary);
+        let route = routes.route(Some(authority), path).ok()?;
+        let pool = route.and_then(|i| routes.get(i)).map_or(0, |r| r.pool);
+        let caching = self.of_pool(pool);
+        caching.on.then_some(&*caching.settings)
     }
 }
 
@@ -799,15 +838,14 @@ fn forward(
         }
     };
     client.body_read_whole = body.is_buffered();
-    if let Some(cache) = shared.cache.as_ref().filter(|_| !upgrade) {
+    let cache = shared.cache_for(client.route);
+    if let Some(cache) = cache.filter(|_| !upgrade) {
+        let pool = shared.pool_config(client.route);
         // A signed-in user's request (`cache_bypass_cookies`): as one the
         // cache has no say in, it goes to the origin on its own, as sent,
         // and its answer to the client alone (BYPASS, below).
-        let bypass = shared.config.cache_bypass_cookies.matches(&head.headers);
-        if shared.config.ignore_client_cache_control
-            && !bypass
-            && matches!(&*head.method, "GET" | "HEAD")
-        {
+        let bypass = pool.cache_bypass_cookies.matches(&head.headers);
+        if pool.ignore_client_cache_control && !bypass && matches!(&*head.method, "GET" | "HEAD") {
             // A browser's reload (`no-cache`, `max-age=0`) is answered from
             // the cache, as nginx and Varnish do: a page everyone reloads at
             // once would otherwise send every reload to the backend. Taken
@@ -887,11 +925,11 @@ fn forward(
         request_is_head: is_head,
         version,
         keep_alive,
-        x_cache: shared.cache.is_some().then_some("BYPASS"),
+        x_cache: cache.is_some().then_some("BYPASS"),
         takes_gzip,
     };
     let outcome = relay::relay(client, fetched, &how, None, shared)?;
-    if let Some(cache) = &shared.cache {
+    if let Some(cache) = cache {
         cache.stats.bypass.fetch_add(1, Ordering::Relaxed);
     }
     Ok(outcome)

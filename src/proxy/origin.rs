@@ -444,7 +444,7 @@ fn attempt(
         let watch = send
             .abandon_if_client_leaves
             .then(|| upstreams.backend_timeout());
-        let own = &shared.cache_rules.own_fields;
+        let own = &shared.caching(client.route).own_fields;
         match send_request(&mut up, request, send, client, watch, own) {
             Ok((response, head_len)) => {
                 target.stats.responses.count(response.status);
@@ -536,7 +536,7 @@ fn prepare_request(
             proto: client.scheme,
             host: host.as_deref(),
             via: shared.config.via.then_some(VIA),
-            surrogate_capability: shared.cache_rules.surrogate_capability.as_deref(),
+            surrogate_capability: (shared.caching(client.route).surrogate_capability).as_deref(),
         },
     );
     for (name, value) in send.extra {

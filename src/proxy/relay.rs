@@ -137,10 +137,7 @@ pub(super) fn relay(
     };
     // The origin's word to the cache alone (stored with what the tee
     // took) is not for clients.
-    shared
-        .cache_rules
-        .own_fields
-        .remove_from(&mut fetched.response.headers);
+    (shared.caching(client.route).own_fields).remove_from(&mut fetched.response.headers);
     let prepared = prepare_response(&mut fetched, how, client, shared)
         .map_err(|f| refusal(f, false, client))?;
     client.note_sent_head(&[&prepared.head]);

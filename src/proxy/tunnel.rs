@@ -117,10 +117,7 @@ pub(super) fn run(
     up.conn.consume(head_len);
     strip_hop_by_hop(&mut response.headers, true);
     // As on every other response (see `relay::relay`).
-    shared
-        .cache_rules
-        .own_fields
-        .remove_from(&mut response.headers);
+    (shared.caching(client.route).own_fields).remove_from(&mut response.headers);
     response.version = Version::Http11;
     let mut head = Vec::with_capacity(256);
     response.write_start(&mut head);
