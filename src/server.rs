@@ -163,7 +163,7 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             limiters: limiters_for(&config, None),
             cache_rules,
-            gzip: Gzip::of(&config),
+            gzip: config.pool_configs().map(Gzip::of).collect(),
             config,
         };
         let inner = Arc::new(Inner {
@@ -1139,7 +1139,7 @@ impl Control {
         let replaced = self.inner.current.replace(Shared {
             limiters: limiters_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
-            gzip: Gzip::of(&next),
+            gzip: next.pool_configs().map(Gzip::of).collect(),
             config: next,
             pools,
             log: self.inner.log.clone(),

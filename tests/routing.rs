@@ -960,6 +960,44 @@ route./api/ = api
 }
 
 #[test]
+fn a_pool_compresses_as_its_own_gzip_keys_say() {
+    // Text bodies everywhere; the API's pool compresses JSON alone, and
+    // the downloads' pool nothing (nginx's `gzip off` in a location).
+    let text = |name: &str, media_type: &'static str| {
+        Backend::start(name, move |_, out| {
+            respond(out, 200, &[("Content-Type", media_type)], &[b'a'; 2000]);
+            Action::KeepAlive
+        })
+    };
+    let (main, api, files) = (
+        text("main", "text/plain"),
+        text("api", "text/plain"),
+        text("files", "text/plain"),
+    );
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}
+pool.api = {}
+pool.files = {}
+         route./api/ = api
+route./files/ = files
+         gzip = true
+pool.api.gzip_types = application/json
+pool.files.gzip = false
+",
+        main.addr, api.addr, files.addr
+    )));
+    let proxy = start_proxy(&[], |c| (tweak.take().unwrap())(c));
+    let coding = |path: &str| {
+        let r = proxy.get_on("site.test", path, &[("Accept-Encoding", "gzip")]);
+        assert_eq!(r.status, 200, "{path}");
+        r.header("content-encoding").unwrap_or("-").to_string()
+    };
+    assert_eq!(coding("/page"), "gzip");
+    assert_eq!(coding("/api/a"), "-");
+    assert_eq!(coding("/files/a"), "-");
+}
+
+#[test]
 fn a_pool_with_a_rate_limit_of_its_own_fills_buckets_of_its_own() {
     let (main, api, login) = (
         Backend::echo("main"),

@@ -26,7 +26,8 @@ const REDIRECT: &str = "redirect";
 /// checked, retried and waited for, who may send it what (nginx's
 /// `allow`, `deny` and `client_max_body_size` in a `location`), and
 /// whether and for how long what it answers is cached (`proxy_cache`,
-/// `proxy_cache_valid`, `proxy_ignore_headers`, `proxy_cache_bypass`).
+/// `proxy_cache_valid`, `proxy_ignore_headers`, `proxy_cache_bypass`),
+/// and what of it is compressed (`gzip` in a `location`).
 /// The others are the proxy's: among them the cache key's rules
 /// (`cache_key_ignore_params`), which a purge applies without knowing
 /// which pool a URL's answers came from.
@@ -44,6 +45,10 @@ pub const POOL_KEYS: &[&str] = &[
     "ignore_client_cache_control",
     "stale_if_error",
     "stale_while_revalidate",
+    "gzip",
+    "gzip_types",
+    "gzip_min_length",
+    "gzip_comp_level",
     "rate_limit",
     "rate_limit_burst",
     "balance",

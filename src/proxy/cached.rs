@@ -833,10 +833,10 @@ impl<'a> Answering<'a> {
             shutting_down: &shared.shutting_down,
             own_fields: &shared.caching(client.route).own_fields,
             edits: &shared.pool_config(client.route).response_headers,
-            gzip: shared.gzip.as_ref(),
+            gzip: shared.gzip(client.route),
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,
-            takes_gzip: relay::takes_gzip(request, shared),
+            takes_gzip: relay::takes_gzip(request, shared.gzip(client.route)),
         }
     }
 

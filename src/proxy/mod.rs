@@ -63,8 +63,9 @@ pub struct Shared {
     pub limiters: Vec<Option<Arc<Limiter>>>,
     /// The cache rules of this generation, made once, not per request.
     pub cache_rules: CacheRules,
-    /// With `gzip` on: what is compressed, and how.
-    pub gzip: Option<Gzip>,
+    /// With `gzip` on: what is compressed, and how; for each pool,
+    /// `targets`' first (see [`Shared::gzip`]).
+    pub gzip: Vec<Option<Gzip>>,
 }
 
 impl Shared {
@@ -89,6 +90,12 @@ impl Shared {
     /// `cache` is off.
     pub fn cache_for(&self, route: Option<usize>) -> Option<&Arc<Cache>> {
         self.cache.as_ref().filter(|_| self.caching(route).on)
+    }
+
+    /// With `gzip` on for that pool: what of its answers is compressed,
+    /// and how.
+    pub fn gzip(&self, route: Option<usize>) -> Option<&Gzip> {
+        self.gzip.get(self.pool_index(route))?.as_ref()
     }
 
     /// With a `rate_limit`: the buckets the request fills (see
@@ -891,7 +898,7 @@ fn forward(
     };
     let is_head = head.is_head();
     let version = head.version;
-    let takes_gzip = relay::takes_gzip(&head, shared);
+    let takes_gzip = relay::takes_gzip(&head, shared.gzip(client.route));
     let fetched = origin::fetch(client, &mut head, &send, shared)?;
     // Sent: the body cannot go again, and is not kept while the response
     // is relayed.

@@ -92,8 +92,8 @@ pub(super) struct Relay {
 /// the client takes gzip over HTTP/1.1, as nginx's `gzip_http_version`
 /// (a body whose compressed length is not known in advance would end
 /// an HTTP/1.0 connection).
-pub(super) fn takes_gzip(request: &RequestHead, shared: &Shared) -> bool {
-    shared.gzip.is_some() && request.version == Version::Http11 && gzip::accepted(&request.headers)
+pub(super) fn takes_gzip(request: &RequestHead, gzip: Option<&Gzip>) -> bool {
+    gzip.is_some() && request.version == Version::Http11 && gzip::accepted(&request.headers)
 }
 
 /// Sends the response head and streams the body to the client, and puts
@@ -381,7 +381,7 @@ fn prepare_response(
     shared: &Shared,
 ) -> Result<Prepared, Failure> {
     let edits = &shared.pool_config(client.route).response_headers;
-    let gzip = shared.gzip.as_ref();
+    let gzip = shared.gzip(client.route);
     let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
     let response = &mut fetched.response;
