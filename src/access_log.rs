@@ -60,6 +60,14 @@ pub struct Record {
     /// How long the backend that answered took to send its response head
     /// once it had the request (none when no backend answered).
     pub upstream_wait: Option<Duration>,
+    /// The pool the request was routed to (`default` for `targets`): none
+    /// for one that went to no pool (a redirect route's, one refused
+    /// before it was routed). A cache hit has its route's pool.
+    pub pool: Option<Arc<str>>,
+    /// Whether the combined and JSON lines carry `pool`: the configuration
+    /// defines pools (`pool.<name>`), so that the lines of those that do
+    /// not stay as they were. A template writes `$pool` either way.
+    pub show_pool: bool,
     /// The request's ID, when `request_id_header` is set.
     pub request_id: Option<String>,
     /// The request head received and the response head sent, when
@@ -113,6 +121,8 @@ impl Record {
             cache: None,
             duration,
             upstream_wait: None,
+            pool: None,
+            show_pool: false,
             request_id: None,
             heads: None,
             fields: None,
@@ -132,7 +142,9 @@ impl Record {
     /// One JSON object with the fields of the combined line:
     /// `time` (RFC 3339, UTC), `client`, `request`, `status`, `bytes`,
     /// `referer`, `user_agent`, `upstream`, `cache` (null when absent),
-    /// `duration_ms`, `upstream_ms` (null when absent), with `request_id_header` `request_id`, and with
+    /// `duration_ms`, `upstream_ms` (null when absent), with pools defined
+    /// `pool` (null for a request that went to no pool), with
+    /// `request_id_header` `request_id`, and with
     /// `log_headers` `request_headers` and `response_headers` as arrays of
     /// `[name, value]` pairs.
     pub fn to_json(&self) -> String {
@@ -177,6 +189,11 @@ impl Record {
             Some(wait) => push_millis(out, wait),
             None => out.push_str("null"),
         }
+        if self.show_pool {
+            out.push(',');
+            json::push_key(out, "pool");
+            json::push_opt_str(out, self.pool.as_deref());
+        }
         if let Some(id) = &self.request_id {
             out.push(',');
             json::push_key(out, "request_id");
@@ -207,8 +224,8 @@ impl Record {
     }
 
     /// The line as written (without newline): the combined log format, then
-    /// `upstream=`, `cache=`, `duration_ms=`, `upstream_ms=` and with `request_id_header`
-    /// `request_id=`. Quoted fields escape `"`,
+    /// `upstream=`, `cache=`, `duration_ms=`, `upstream_ms=`, with pools
+    /// defined `pool=` and with `request_id_header` `request_id=`. Quoted fields escape `"`,
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
@@ -243,6 +260,12 @@ impl Record {
         match self.upstream_wait {
             Some(wait) => push_millis(line, wait),
             None => line.push('-'),
+        }
+        if self.show_pool {
+            // Unquoted: a pool's name is letters, digits, `-` and `_`
+            // (see `config::pools`); escaped all the same.
+            line.push_str(" pool=");
+            escape_into(line, self.pool.as_deref().unwrap_or("-"));
         }
         if let Some(id) = &self.request_id {
             // Unquoted: an ID is printable ASCII without spaces or quotes
@@ -805,6 +828,8 @@ mod tests {
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
             upstream_wait: Some(Duration::from_micros(1250)),
+            pool: Some("api".into()),
+            show_pool: false,
             request_id: None,
             heads: None,
             fields: None,
@@ -951,6 +976,52 @@ mod tests {
         assert!(r
             .format()
             .ends_with(" duration_ms=1.500 upstream_ms=1.250 request_id=4f1c-x"));
+    }
+
+    #[test]
+    fn the_pool_follows_the_durations_only_with_pools_defined() {
+        // Without pools the lines are as they were, pool or not.
+        let mut r = record();
+        assert!(!r.format().contains("pool"), "{}", r.format());
+        assert!(!r.to_json().contains("pool"), "{}", r.to_json());
+        // With pools: after upstream_ms, before request_id.
+        r.show_pool = true;
+        assert!(r
+            .format()
+            .ends_with(" cache=MISS duration_ms=1.500 upstream_ms=1.250 pool=api"));
+        assert!(r
+            .to_json()
+            .ends_with(r#""duration_ms":1.500,"upstream_ms":1.250,"pool":"api"}"#));
+        r.request_id = Some("4f1c-x".into());
+        assert!(r
+            .format()
+            .ends_with(" upstream_ms=1.250 pool=api request_id=4f1c-x"));
+        assert!(r
+            .to_json()
+            .ends_with(r#""upstream_ms":1.250,"pool":"api","request_id":"4f1c-x"}"#));
+        // A request that went to no pool (a redirect route's, one refused
+        // before it was routed).
+        r.pool = None;
+        assert!(r.format().ends_with(" pool=- request_id=4f1c-x"));
+        assert!(r
+            .to_json()
+            .ends_with(r#""pool":null,"request_id":"4f1c-x"}"#));
+        let template = Template::parse("$status $pool").unwrap();
+        for (pool, show_pool, written) in [
+            (Some("api"), false, "200 api"),
+            (Some("default"), true, "200 default"),
+            (None, true, "200 -"),
+        ] {
+            r.pool = pool.map(Arc::from);
+            r.show_pool = show_pool;
+            let mut line = String::new();
+            r.write_as(
+                &LogFormat::Template(Arc::new(template.clone())),
+                &mut line,
+                &mut LogClock::new(),
+            );
+            assert_eq!(line, written);
+        }
     }
 
     #[test]

@@ -1726,6 +1726,8 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         cache: None,
         duration: Duration::ZERO,
         upstream_wait: None,
+        pool: None,
+        show_pool: false,
         request_id: None,
         heads: None,
         fields: None,

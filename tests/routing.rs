@@ -1069,3 +1069,187 @@ fn a_backend_s_redirect_goes_back_under_the_route_s_prefix() {
     assert_eq!(r.header("location"), Some("https://elsewhere.test/"));
     assert_eq!(main.requests(), 0);
 }
+
+// ------------------------------------------------------------ the log and metrics
+
+/// The log line of the request `request` (as its request line starts),
+/// the one line there must be.
+#[track_caller]
+fn line_of<'a>(lines: &'a [String], request: &str) -> &'a str {
+    let quoted = format!("\"{request} ");
+    let found: Vec<&String> = lines.iter().filter(|l| l.contains(&quoted)).collect();
+    assert_eq!(found.len(), 1, "{request}: {lines:#?}");
+    found[0]
+}
+
+/// The value of a combined line's ` key=` field.
+#[track_caller]
+fn combined_field<'a>(line: &'a str, key: &str) -> &'a str {
+    let (_, rest) =
+        (line.split_once(&format!(" {key}="))).unwrap_or_else(|| panic!("no {key}= in {line}"));
+    rest.split(' ').next().unwrap_or_default()
+}
+
+/// Pools `api` (its answers fresh for a minute) and `default`, a route
+/// for each, one that redirects, and the cache on.
+fn logged_pools(api: &Backend, main: &Backend, more: &str) -> impl FnOnce(&mut Config) {
+    let tweak = from_file(&format!(
+        "targets = {}\n\
+         pool.api = {}\n\
+         route./api/ = api\n\
+         route.admin.test = default\n\
+         route./old/ = redirect 308 /new/\n\
+         {more}",
+        main.addr, api.addr
+    ));
+    move |c: &mut Config| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    }
+}
+
+#[test]
+fn the_access_log_names_the_pool_each_request_was_routed_to() {
+    let (api, main) = (cacheable_echo("api"), Backend::echo("main"));
+    let mut proxy = start_proxy(&[], logged_pools(&api, &main, ""));
+    let miss = proxy.get_on("x.test", "/api/a", &[]);
+    assert_eq!(miss.header("x-cache"), Some("MISS"), "{}", miss.head.raw);
+    // A hit is its route's pool's, though no backend of it was asked.
+    let hit = proxy.get_on("x.test", "/api/a", &[]);
+    assert_eq!(hit.header("x-cache"), Some("HIT"), "{}", hit.head.raw);
+    assert_eq!(api.requests(), 1);
+    assert_eq!(served_by(&proxy, "admin.test", "/by-host"), "main");
+    assert_eq!(served_by(&proxy, "x.test", "/no-route"), "main");
+    // Pools none: a redirect route's, a path refused before it was
+    // routed, a head refused before it was parsed (no Host).
+    assert_eq!(via(&proxy, "x.test", "/old/page", &[]).0, 308);
+    assert_eq!(via(&proxy, "x.test", "/x/../api/y", &[]).0, 400);
+    let bad = proxy.exchange(|client| {
+        client.send(b"GET /no-host HTTP/1.1\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(bad.status, 400);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 7, "{lines:#?}");
+    for (request, pool, upstream) in [
+        ("GET /api/a", "api", api.addr.to_string()),
+        ("GET /by-host", "default", main.addr.to_string()),
+        ("GET /no-route", "default", main.addr.to_string()),
+        ("GET /old/page", "-", "-".into()),
+        ("GET /x/../api/y", "-", "-".into()),
+        ("GET /no-host", "-", "-".into()),
+    ] {
+        let line = (lines.iter())
+            .find(|l| l.contains(&format!("\"{request} ")))
+            .unwrap_or_else(|| panic!("{request}: {lines:#?}"));
+        assert_eq!(combined_field(line, "upstream"), upstream, "{line}");
+        // The last field (no request IDs here), after `upstream_ms`.
+        assert!(line.ends_with(&format!(" pool={pool}")), "{line}");
+        let (_, after) = line.split_once(" upstream_ms=").expect(line);
+        assert!(after.contains(" pool="), "{line}");
+    }
+    let hit = (lines.iter())
+        .find(|l| l.contains("cache=HIT"))
+        .unwrap_or_else(|| panic!("no hit: {lines:#?}"));
+    assert!(hit.contains("\"GET /api/a "), "{hit}");
+    assert_eq!(combined_field(hit, "upstream"), "-", "{hit}");
+    assert_eq!(combined_field(hit, "pool"), "api", "{hit}");
+}
+
+#[test]
+fn the_json_log_and_templates_name_the_pool_too() {
+    let (api, main) = (cacheable_echo("api"), Backend::echo("main"));
+    let mut proxy = start_proxy(
+        &[],
+        logged_pools(
+            &api,
+            &main,
+            "log_format = json\nrequest_id_header = X-Request-Id\n",
+        ),
+    );
+    served_by(&proxy, "x.test", "/api/j");
+    served_by(&proxy, "x.test", "/j");
+    assert_eq!(via(&proxy, "x.test", "/old/j", &[]).0, 308);
+    // And a template, from a reload.
+    proxy.reload(
+        &[],
+        logged_pools(
+            &api,
+            &main,
+            "log_format = $request_uri $pool $upstream_cache_status\n",
+        ),
+    );
+    served_by(&proxy, "x.test", "/api/j");
+    served_by(&proxy, "x.test", "/t");
+    assert_eq!(via(&proxy, "x.test", "/old/t", &[]).0, 308);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    for (request, pool) in [
+        ("GET /api/j", "\"api\""),
+        ("GET /j", "\"default\""),
+        ("GET /old/j", "null"),
+    ] {
+        let line = line_of(&lines, request);
+        // After `upstream_ms`, before `request_id`.
+        let at = |key: &str| line.find(&format!("\"{key}\":")).expect(line);
+        assert!(at("upstream_ms") < at("pool"), "{line}");
+        assert!(
+            line.contains(&format!(",\"pool\":{pool},\"request_id\":\"")),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        lines[3..],
+        ["/api/j api HIT", "/t default MISS", "/old/t - -"],
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn without_pools_lines_are_as_they_were_and_a_template_s_pool_is_default() {
+    let main = Backend::echo("main");
+    let mut proxy = start_proxy(&[], from_file(&format!("targets = {}\n", main.addr)));
+    served_by(&proxy, "x.test", "/a");
+    for format in ["log_format = json", "log_format = $request_uri $pool"] {
+        proxy.reload(
+            &[],
+            from_file(&format!("targets = {}\n{format}\n", main.addr)),
+        );
+        served_by(&proxy, "x.test", "/a");
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(!lines[0].contains("pool"), "{}", lines[0]);
+    let upstream_ms = combined_field(&lines[0], "upstream_ms");
+    assert!(lines[0].ends_with(&format!(" upstream_ms={upstream_ms}")));
+    assert!(!lines[1].contains("pool"), "{}", lines[1]);
+    assert_eq!(lines[2], "/a default");
+}
+
+#[test]
+fn a_connection_refused_over_max_connections_is_logged_with_no_pool() {
+    let (api, main) = (cacheable_echo("api"), Backend::echo("main"));
+    let tweak = logged_pools(&api, &main, "");
+    let mut proxy = start_proxy(&[], |c| {
+        tweak(c);
+        c.max_connections = 1;
+    });
+    let mut first = proxy.connect();
+    assert_eq!(first.get("/api/held").status, 200);
+    let mut second = proxy.connect();
+    second.send(b"GET /api/refused HTTP/1.1\r\nHost: x.test\r\n\r\n");
+    assert_eq!(second.response().status, 503);
+    drop((first, second));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let held = line_of(&lines, "GET /api/held");
+    assert_eq!(combined_field(held, "pool"), "api", "{held}");
+    let refused = line_of(&lines, "GET /api/refused");
+    assert!(refused.ends_with(" upstream_ms=- pool=-"), "{refused}");
+}

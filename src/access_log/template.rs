@@ -63,10 +63,11 @@ enum Var {
     Host,
     DurationMs,
     UpstreamMs,
+    Pool,
 }
 
-/// Every variable by name: nginx's where nginx has one; `duration_ms` and
-/// `upstream_ms` are the combined line's own fields. Referer and
+/// Every variable by name: nginx's where nginx has one; `duration_ms`,
+/// `upstream_ms` and `pool` are the combined line's own fields. Referer and
 /// User-Agent are read from the record, which always carries them.
 const VARIABLES: &[(&str, Var)] = &[
     ("remote_addr", Var::RemoteAddr),
@@ -93,6 +94,7 @@ const VARIABLES: &[(&str, Var)] = &[
     ("host", Var::Host),
     ("duration_ms", Var::DurationMs),
     ("upstream_ms", Var::UpstreamMs),
+    ("pool", Var::Pool),
 ];
 
 /// nginx variables a template is likely to bring along that inverso has
@@ -229,6 +231,8 @@ impl Template {
             cache: Some("MISS"),
             duration: Duration::from_micros(12_345),
             upstream_wait: Some(Duration::from_micros(10_512)),
+            pool: Some(crate::config::DEFAULT_POOL.into()),
+            show_pool: false,
             request_id: Some("2f1b9c4e8d7a6b50".into()),
             heads: None,
             fields: Some(RequestFields::take(&self.fields, &headers)),
@@ -351,6 +355,7 @@ fn write_var(
             Some(wait) => push_millis(line, wait),
             None => line.push('-'),
         },
+        Var::Pool => push_value(line, r.pool.as_deref()),
     }
 }
 
@@ -537,6 +542,8 @@ mod tests {
             cache: Some("MISS"),
             duration: Duration::from_micros(1_500),
             upstream_wait: Some(Duration::from_micros(1_250)),
+            pool: Some("api".into()),
+            show_pool: false,
             request_id: Some("4f1c-x".into()),
             heads: None,
             fields: Some(RequestFields::take(&names, &headers)),
@@ -553,6 +560,7 @@ mod tests {
             upstream: None,
             cache: None,
             upstream_wait: None,
+            pool: None,
             request_id: None,
             fields: None,
             request_line: "GET / HTTP/1.0".into(),
@@ -600,6 +608,7 @@ mod tests {
             ("$http_x_request_id", "abc-123"),
             ("$duration_ms", "1.500"),
             ("$upstream_ms", "1.250"),
+            ("$pool", "api"),
         ];
         for (template, written) in cases {
             assert_eq!(line(template, &record()), written, "{template}");
@@ -619,8 +628,8 @@ mod tests {
     fn what_a_record_lacks_is_a_dash() {
         let template = "$remote_port $args $upstream_addr $upstream_header_time \
                         $upstream_cache_status $http_referer $http_user_agent $request_id \
-                        $host $http_x_request_id $upstream_ms";
-        assert_eq!(line(template, &bare_record()), "- - - - - - - - - - -");
+                        $host $http_x_request_id $upstream_ms $pool";
+        assert_eq!(line(template, &bare_record()), "- - - - - - - - - - - -");
         // Named by the template, but not sent.
         assert_eq!(line("$http_x_absent", &record()), "-");
         // An empty query is a query, empty (as nginx).
@@ -643,6 +652,12 @@ mod tests {
                 ..r
             };
             assert_eq!(line(combined, &r), r.format());
+            // With pools defined, the line's `pool=` is `$pool`.
+            let r = Record {
+                show_pool: true,
+                ..r
+            };
+            assert_eq!(line(&format!("{combined} pool=$pool"), &r), r.format());
         }
     }
 

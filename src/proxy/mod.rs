@@ -104,6 +104,17 @@ impl Shared {
         self.limiters.get(self.pool_index(route))?.as_ref()
     }
 
+    /// For the log: the name of the pool a request that took `route` goes
+    /// to (`default` for `targets`); none for a redirect route's, which
+    /// goes to no pool.
+    pub fn pool_name(&self, route: Option<usize>) -> Option<Arc<str>> {
+        let taken = route.and_then(|i| self.config.routes.get(i));
+        if taken.is_some_and(|r| r.redirect().is_some()) {
+            return None;
+        }
+        Some(self.pool(route).shared_name().clone())
+    }
+
     fn pool_index(&self, route: Option<usize>) -> usize {
         let route = route.and_then(|i| self.config.routes.get(i));
         route.map_or(0, |r| r.pool)
@@ -187,8 +198,9 @@ impl CacheRules {
 impl Shared {
     /// Counts and logs a connection answered 503 before any request was
     /// read from it (see [`Record::refused`]).
-    pub fn log_refusal(&self, record: Record) {
+    pub fn log_refusal(&self, mut record: Record) {
         self.metrics.observe(record.status, record.duration);
+        record.show_pool = !self.config.pools.is_empty();
         self.log.log(record);
     }
 }
@@ -385,6 +397,8 @@ pub fn serve(
             cache: outcome.cache,
             duration,
             upstream_wait: client.upstream_wait,
+            pool: client.pool.take(),
+            show_pool: !shared.config.pools.is_empty(),
             request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
             heads,
             fields: line.fields,
@@ -586,6 +600,9 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             return (outcome, line);
         }
     };
+    // Routed: from here on, what the request is answered (a cache hit,
+    // the pool's own refusals and errors too) is logged with its pool.
+    client.pool = shared.pool_name(client.route);
     // The pool's lists and limit: its own, or the top-level ones.
     let settings = shared.pool_config(client.route);
     client.max_body = match settings.max_body_size {

@@ -293,6 +293,11 @@ impl Upstreams {
         &self.name
     }
 
+    /// [`name`](Self::name), to keep: the access log's records share it.
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
     }
