@@ -1102,7 +1102,16 @@ pub fn metrics_text(shared: &Shared) -> String {
         m.connections.load(Ordering::Relaxed)
     );
 
-    let targets: Vec<&Upstream> = shared.pools.targets().collect();
+    // Each target with its labels: its name, then its pool's (`default`
+    // for `targets`), as HAProxy's per-server metrics carry their
+    // backend's as `proxy`.
+    let targets: Vec<(&Upstream, String)> = (shared.pools.iter())
+        .flat_map(|pool| pool.targets().iter().map(move |t| (t, pool.name())))
+        .map(|(t, pool)| {
+            let labels = format!("target=\"{}\",pool=\"{}\"", label(&t.name), label(pool));
+            (t, labels)
+        })
+        .collect();
     for (name, kind, help) in [
         (
             "inverso_upstream_requests_total",
@@ -1127,14 +1136,14 @@ pub fn metrics_text(shared: &Shared) -> String {
     ] {
         family(&mut out, name, kind, help);
         let now = std::time::Instant::now();
-        for &t in &targets {
+        for (t, labels) in &targets {
             let value = match name {
                 "inverso_upstream_up" => u64::from(t.health.usable(now)),
                 "inverso_upstream_in_flight" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
                 "inverso_upstream_failures_total" => t.stats.failures.load(Ordering::Relaxed),
                 _ => t.stats.requests.load(Ordering::Relaxed),
             };
-            let _ = writeln!(out, "{name}{{target=\"{}\"}} {value}", label(&t.name));
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     }
 
@@ -1144,12 +1153,11 @@ pub fn metrics_text(shared: &Shared) -> String {
         "counter",
         "Response heads received from each backend, by status class (retried ones too).",
     );
-    for &t in &targets {
+    for (t, labels) in &targets {
         for (class, n) in STATUS_CLASSES.iter().zip(t.stats.responses.counts()) {
-            let target = label(&t.name);
             let _ = writeln!(
                 out,
-                "inverso_upstream_responses_total{{target=\"{target}\",class=\"{class}\"}} {n}"
+                "inverso_upstream_responses_total{{{labels},class=\"{class}\"}} {n}"
             );
         }
     }
@@ -1159,13 +1167,12 @@ pub fn metrics_text(shared: &Shared) -> String {
         "histogram",
         "Time each backend took to send its response head once it had the request.",
     );
-    for &t in &targets {
-        let target = label(&t.name);
+    for (t, labels) in &targets {
         let (buckets, sum) = t.stats.header_times.cumulative();
         histogram_lines(
             &mut out,
             "inverso_upstream_header_seconds",
-            &format!("target=\"{target}\","),
+            &format!("{labels},"),
             &buckets,
             sum,
         );
@@ -1177,13 +1184,12 @@ pub fn metrics_text(shared: &Shared) -> String {
         "gauge",
         "1 for the state the operator set each backend in (ready, drain or maint), 0 for the others.",
     );
-    for &t in &targets {
+    for (t, labels) in &targets {
         let current = t.health.admin_state();
         for state in AdminState::ALL {
             let _ = writeln!(
                 out,
-                "inverso_upstream_admin_state{{target=\"{}\",state=\"{state}\"}} {}",
-                label(&t.name),
+                "inverso_upstream_admin_state{{{labels},state=\"{state}\"}} {}",
                 u8::from(state == current)
             );
         }

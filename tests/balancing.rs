@@ -2187,7 +2187,7 @@ fn targets_are_named_as_in_status_by_name_or_address() {
     let metrics = admin_request(&proxy, "GET", "/metrics", "admin", "").body_str();
     for (state, value) in [("ready", 0), ("drain", 1), ("maint", 0)] {
         let line = format!(
-            "inverso_upstream_admin_state{{target=\"app-a.internal:8080\",state=\"{state}\"}} {value}"
+            "inverso_upstream_admin_state{{target=\"app-a.internal:8080\",pool=\"default\",state=\"{state}\"}} {value}"
         );
         assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
     }

@@ -323,7 +323,7 @@ fn metrics_count_requests_by_class_target_and_duration() {
     let bucket = |le: &str| m[&format!("inverso_request_duration_seconds_bucket{{le=\"{le}\"}}")];
     assert!(bucket("0.001") <= bucket("0.01") && bucket("0.01") <= bucket("10"));
     for (addr, requests, failures) in [(a.addr, 2.0, 0.0), (b.addr, 2.0, 0.0), (dead, 2.0, 2.0)] {
-        let label = format!("{{target=\"{addr}\"}}");
+        let label = format!("{{target=\"{addr}\",pool=\"default\"}}");
         assert_eq!(
             m[&format!("inverso_upstream_requests_total{label}")],
             requests
@@ -335,13 +335,16 @@ fn metrics_count_requests_by_class_target_and_duration() {
         assert_eq!(m[&format!("inverso_upstream_in_flight{label}")], 0.0);
     }
     for addr in [a.addr, b.addr] {
-        assert_eq!(m[&format!("inverso_upstream_up{{target=\"{addr}\"}}")], 1.0);
+        assert_eq!(
+            m[&format!("inverso_upstream_up{{target=\"{addr}\",pool=\"default\"}}")],
+            1.0
+        );
     }
     // What each backend answered, and how fast: the dead one answered
     // nothing.
     for (addr, ok, missing) in [(a.addr, 2.0, 0.0), (b.addr, 1.0, 1.0), (dead, 0.0, 0.0)] {
         let class = |c: &str| {
-            m[&format!("inverso_upstream_responses_total{{target=\"{addr}\",class=\"{c}\"}}")]
+            m[&format!("inverso_upstream_responses_total{{target=\"{addr}\",pool=\"default\",class=\"{c}\"}}")]
         };
         assert_eq!(
             (class("2xx"), class("4xx"), class("5xx")),
@@ -349,12 +352,21 @@ fn metrics_count_requests_by_class_target_and_duration() {
             "{addr}"
         );
         let heads = |suffix: &str| m[&format!("inverso_upstream_header_seconds{suffix}")];
-        assert_eq!(heads(&format!("_count{{target=\"{addr}\"}}")), ok + missing);
         assert_eq!(
-            heads(&format!("_bucket{{target=\"{addr}\",le=\"+Inf\"}}")),
+            heads(&format!("_count{{target=\"{addr}\",pool=\"default\"}}")),
             ok + missing
         );
-        assert!(heads(&format!("_bucket{{target=\"{addr}\",le=\"0.001\"}}")) <= ok + missing);
+        assert_eq!(
+            heads(&format!(
+                "_bucket{{target=\"{addr}\",pool=\"default\",le=\"+Inf\"}}"
+            )),
+            ok + missing
+        );
+        assert!(
+            heads(&format!(
+                "_bucket{{target=\"{addr}\",pool=\"default\",le=\"0.001\"}}"
+            )) <= ok + missing
+        );
     }
     // The client connection is open while we scrape.
     assert!(m["inverso_connections_in_flight"] >= 1.0);
@@ -761,7 +773,7 @@ fn reload_swaps_targets_under_load_without_a_failed_request() {
     let m = scrape(proxy.handle().admin_addr().unwrap());
     assert_eq!(m["inverso_config_reloads_total{result=\"applied\"}"], 1.0);
     assert!(m.contains_key(&format!(
-        "inverso_upstream_requests_total{{target=\"{}\"}}",
+        "inverso_upstream_requests_total{{target=\"{}\",pool=\"default\"}}",
         b.addr
     )));
 }
@@ -1406,7 +1418,7 @@ fn upstream_counters_agree_with_what_the_backend_saw_when_a_pooled_connection_di
     assert_eq!(client.post("/charge", b"abc").status, 502);
     assert_eq!(a.requests(), 4);
     let m = scrape(admin_addr);
-    let target = format!("{{target=\"{}\"}}", a.addr);
+    let target = format!("{{target=\"{}\",pool=\"default\"}}", a.addr);
     assert_eq!(m[&format!("inverso_upstream_requests_total{target}")], 4.0);
     assert_eq!(m[&format!("inverso_upstream_failures_total{target}")], 0.0);
 }
@@ -1641,7 +1653,7 @@ fn out_of_descriptors_the_proxy_answers_503_and_blames_no_backend() {
     limit_descriptors(4096);
     assert_eq!(client.get("/third").status, 200);
     let m = scrape(admin_addr);
-    let target = format!("{{target=\"{}\"}}", a.addr);
+    let target = format!("{{target=\"{}\",pool=\"default\"}}", a.addr);
     assert_eq!(m[&format!("inverso_upstream_failures_total{target}")], 0.0);
     assert_eq!(m[&format!("inverso_upstream_up{target}")], 1.0);
     assert!(

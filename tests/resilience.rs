@@ -701,7 +701,7 @@ fn upstream_in_flight(proxy: &Proxy, target: std::net::SocketAddr) -> u64 {
         .admin_addr()
         .expect("the admin listener is on");
     let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
-    let sample = format!("inverso_upstream_in_flight{{target=\"{target}\"}} ");
+    let sample = format!("inverso_upstream_in_flight{{target=\"{target}\",pool=\"default\"}} ");
     let text = metrics.body_str();
     let value = text.lines().find_map(|l| l.strip_prefix(&sample));
     value

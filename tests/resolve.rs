@@ -368,7 +368,7 @@ fn requests_are_spread_over_every_address_a_name_gives() {
     let metrics = admin_get(&proxy, "/metrics");
     for backend in [&a, &b, &c] {
         let line = format!(
-            "\ninverso_upstream_requests_total{{target=\"{}\"}} 3\n",
+            "\ninverso_upstream_requests_total{{target=\"{}\",pool=\"default\"}} 3\n",
             at(backend.addr)
         );
         assert!(metrics.contains(&line), "{metrics}");
@@ -435,7 +435,7 @@ fn an_address_that_comes_gets_requests_one_that_goes_none_and_the_others_keep_th
     // And its counters.
     let metrics = admin_get(&proxy, "/metrics");
     let line = format!(
-        "\ninverso_upstream_requests_total{{target=\"{}\"}} 4\n",
+        "\ninverso_upstream_requests_total{{target=\"{}\",pool=\"default\"}} 4\n",
         at(a.addr)
     );
     assert!(metrics.contains(&line), "{metrics}");

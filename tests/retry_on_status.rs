@@ -54,14 +54,15 @@ fn assert_logged(proxy: &Proxy, fragments: &[&str]) {
     );
 }
 
-/// The sample `metric{target="addr"}` from the admin listener.
+/// The sample `metric{target="addr",pool="default"}` from the admin
+/// listener.
 fn sample(proxy: &Proxy, metric: &str, target: SocketAddr) -> u64 {
     let admin = proxy
         .handle()
         .admin_addr()
         .expect("the admin listener is on");
     let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
-    let prefix = format!("{metric}{{target=\"{target}\"}} ");
+    let prefix = format!("{metric}{{target=\"{target}\",pool=\"default\"}} ");
     let text = metrics.body_str();
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))

@@ -1232,6 +1232,63 @@ fn without_pools_lines_are_as_they_were_and_a_template_s_pool_is_default() {
 }
 
 #[test]
+fn metrics_label_each_target_with_its_pool() {
+    let (api, main) = (Backend::echo("api"), Backend::echo("main"));
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\npool.api = {}\nroute./api/ = api\n",
+            main.addr, api.addr
+        )),
+    );
+    assert_eq!(served_by(&proxy, "x.test", "/api/m"), "api");
+    assert_eq!(served_by(&proxy, "x.test", "/m"), "main");
+    for (backend, pool) in [(&api, "api"), (&main, "default")] {
+        let labels = format!("target=\"{}\",pool=\"{pool}\"", backend.addr);
+        for (sample, value) in [
+            (format!("inverso_upstream_requests_total{{{labels}}}"), 1),
+            (format!("inverso_upstream_failures_total{{{labels}}}"), 0),
+            (format!("inverso_upstream_in_flight{{{labels}}}"), 0),
+            (format!("inverso_upstream_up{{{labels}}}"), 1),
+            (
+                format!("inverso_upstream_responses_total{{{labels},class=\"2xx\"}}"),
+                1,
+            ),
+            (
+                format!("inverso_upstream_header_seconds_bucket{{{labels},le=\"+Inf\"}}"),
+                1,
+            ),
+            (
+                format!("inverso_upstream_header_seconds_count{{{labels}}}"),
+                1,
+            ),
+            (
+                format!("inverso_upstream_admin_state{{{labels},state=\"ready\"}}"),
+                1,
+            ),
+        ] {
+            assert_eq!(proxy.metric(&sample), Some(value), "{sample}");
+        }
+    }
+    // Every sample of a target has its pool, right after it.
+    let page = proxy.admin("GET", "/metrics", "").body_str();
+    let of_targets: Vec<&str> = page.lines().filter(|l| l.contains("{target=")).collect();
+    let of = |addr: SocketAddr| {
+        let target = format!("{{target=\"{addr}\",");
+        of_targets.iter().filter(|l| l.contains(&target)).count()
+    };
+    assert!(of(api.addr) > 0 && of(api.addr) == of(main.addr), "{page}");
+    for line in of_targets {
+        let (_, rest) = line.split_once("{target=\"").unwrap();
+        let (_, rest) = rest.split_once('"').unwrap();
+        assert!(
+            rest.starts_with(",pool=\"api\"") || rest.starts_with(",pool=\"default\""),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn a_connection_refused_over_max_connections_is_logged_with_no_pool() {
     let (api, main) = (cacheable_echo("api"), Backend::echo("main"));
     let tweak = logged_pools(&api, &main, "");

@@ -268,6 +268,8 @@ fn the_admin_listener_knows_a_unix_target_by_its_name_encoded_or_not() {
     assert_eq!(app.requests(), 0);
 
     let metrics = proxy.admin("GET", "/metrics", "").body_str();
-    let label = format!("inverso_upstream_admin_state{{target=\"{name}\",state=\"drain\"}} 1");
+    let label = format!(
+        "inverso_upstream_admin_state{{target=\"{name}\",pool=\"default\",state=\"drain\"}} 1"
+    );
     assert!(metrics.contains(&label), "{metrics}");
 }
