@@ -840,12 +840,8 @@ fn a_pool_with_the_cache_off_is_served_as_with_no_cache() {
     // neither stored nor looked up, and say nothing of a cache.
     let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
     let mut tweak = Some(from_file(&format!(
-        "targets = {}
-pool.api = {}
-pool.api.cache = false
-route./api/ = api
-         cache_status = edge
-",
+        "targets = {}\npool.api = {}\npool.api.cache = false\nroute./api/ = api\n\
+         cache_status = edge\n",
         main.addr, api.addr
     )));
     let proxy = start_proxy(&[], |c| {
@@ -874,15 +870,10 @@ fn a_pool_s_cache_rules_are_its_own() {
         answering_with("api", "no-cache, max-age=60"),
     );
     let mut tweak = Some(from_file(&format!(
-        "targets = {}
-pool.api = {}
-route./api/ = api
-         pool.api.cache_ignore_headers = Cache-Control
-pool.api.cache_valid = 200 1m
-         pool.api.cache_min_uses = 2
-pool.api.cache_bypass_cookies = session
-         pool.api.ignore_client_cache_control = true
-",
+        "targets = {}\npool.api = {}\nroute./api/ = api\n\
+         pool.api.cache_ignore_headers = Cache-Control\npool.api.cache_valid = 200 1m\n\
+         pool.api.cache_min_uses = 2\npool.api.cache_bypass_cookies = session\n\
+         pool.api.ignore_client_cache_control = true\n",
         main.addr, api.addr
     )));
     let proxy = start_proxy(&[], |c| {
@@ -904,22 +895,29 @@ pool.api.cache_bypass_cookies = session
 
 #[test]
 fn a_pool_s_ttl_caps_its_answers_alone() {
+    // Answers fresh for a minute, by their own word; a `ttl` of 0 keeps
+    // none fresh, lower than the top level's or higher.
     let (main, api) = (cacheable_echo("main"), cacheable_echo("api"));
-    let mut tweak = Some(from_file(&format!(
-        "targets = {}
-pool.api = {}
-pool.api.ttl = 0
-route./api/ = api
-",
-        main.addr, api.addr
-    )));
-    let proxy = start_proxy(&[], |c| {
-        (tweak.take().unwrap())(c);
-        c.cache_size = 1 << 20;
-    });
-    assert_eq!(x_caches(&proxy, "/api/a", &[&[], &[]]), ["MISS", "MISS"]);
-    assert_eq!(x_caches(&proxy, "/page", &[&[], &[]]), ["MISS", "HIT"]);
-    assert_eq!((main.requests(), api.requests()), (1, 2));
+    for (top, pool, main_cached, api_cached) in
+        [("1h", "0", "HIT", "MISS"), ("0", "1h", "MISS", "HIT")]
+    {
+        let mut tweak = Some(from_file(&format!(
+            "targets = {}\nttl = {top}\npool.api = {}\npool.api.ttl = {pool}\n\
+             route./api/ = api\n",
+            main.addr, api.addr
+        )));
+        let proxy = start_proxy(&[], |c| {
+            (tweak.take().unwrap())(c);
+            c.cache_size = 1 << 20;
+        });
+        let again = |path: &str| x_caches(&proxy, path, &[&[], &[]]);
+        assert_eq!(again("/page"), ["MISS", main_cached], "ttl = {top}");
+        assert_eq!(
+            again("/api/a"),
+            ["MISS", api_cached],
+            "pool.api.ttl = {pool}"
+        );
+    }
 }
 
 #[test]
@@ -929,11 +927,7 @@ fn a_snapshot_s_entries_are_loaded_for_the_pools_that_use_the_cache() {
     let file = dir.path().join("cache.bin");
     let start = |api_cache: &str| {
         let mut tweak = Some(from_file(&format!(
-            "targets = {}
-pool.api = {}
-pool.api.cache = {api_cache}
-route./api/ = api
-",
+            "targets = {}\npool.api = {}\npool.api.cache = {api_cache}\nroute./api/ = api\n",
             main.addr, api.addr
         )));
         start_proxy(&[], |c| {
@@ -975,15 +969,9 @@ fn a_pool_compresses_as_its_own_gzip_keys_say() {
         text("files", "text/plain"),
     );
     let mut tweak = Some(from_file(&format!(
-        "targets = {}
-pool.api = {}
-pool.files = {}
-         route./api/ = api
-route./files/ = files
-         gzip = true
-pool.api.gzip_types = application/json
-pool.files.gzip = false
-",
+        "targets = {}\npool.api = {}\npool.files = {}\n\
+         route./api/ = api\nroute./files/ = files\n\
+         gzip = true\npool.api.gzip_types = application/json\npool.files.gzip = false\n",
         main.addr, api.addr, files.addr
     )));
     let proxy = start_proxy(&[], |c| (tweak.take().unwrap())(c));
@@ -995,6 +983,34 @@ pool.files.gzip = false
     assert_eq!(coding("/page"), "gzip");
     assert_eq!(coding("/api/a"), "-");
     assert_eq!(coding("/files/a"), "-");
+}
+
+#[test]
+fn a_pool_is_warned_of_its_own_cache_settings_once() {
+    // The top level's warning is not said again for a pool that only
+    // repeats its settings; a pool's own `ttl` capping the top level's
+    // `cache_valid` is said at the pool's line.
+    let conf = "targets = 127.0.0.1:9001\ncache_ignore_headers = Cache-Control\n\
+                cache_valid = 200 10m\nttl = 1h\n\
+                pool.s = 127.0.0.1:9002\npool.s.cache = true\npool.s.ttl = 1m\n\
+                route./s/ = s\n";
+    let (code, _, stderr) = inverso_check(conf, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    let capped: Vec<&str> = stderr.lines().filter(|l| l.contains("caps")).collect();
+    assert_eq!(capped.len(), 1, "{stderr}");
+    assert!(capped[0].contains("proxy.conf:7: pool.s.ttl: "), "{stderr}");
+    let conf = "targets = 127.0.0.1:9001\ncache_ignore_headers = Cache-Control\n\
+                pool.s = 127.0.0.1:9002\npool.s.cache = true\nroute./s/ = s\n";
+    let (code, _, stderr) = inverso_check(conf, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    let unread: Vec<&str> = (stderr.lines())
+        .filter(|l| l.contains("Cache-Control is not read"))
+        .collect();
+    assert_eq!(unread.len(), 1, "{stderr}");
+    assert!(
+        unread[0].contains("proxy.conf:2: cache_ignore_headers: "),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use super::policy::Settings;
 use super::store::{unix_ms, Cache};
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -52,10 +53,18 @@ pub fn load<'s>(
                 );
             }
             let total = loaded.records.len();
-            let stored = cache.load(loaded.records, now, settings_of);
+            // Left out on purpose, not for damage: their pool's `cache`
+            // is off now.
+            let left_out = Cell::new(0);
+            let stored = cache.load(loaded.records, now, |key| {
+                let settings = settings_of(key);
+                left_out.set(left_out.get() + usize::from(settings.is_none()));
+                settings
+            });
+            let left_out = left_out.get();
             if total > 0 || loaded.skipped_expired > 0 || loaded.skipped_over_limit > 0 {
                 log::info!(
-                    "cache snapshot {}: loaded {stored} of {total} records in {:?}, {} kept within cache_size (skipped: {} expired, {} larger than the cache takes)",
+                    "cache snapshot {}: loaded {stored} of {total} records in {:?}, {} kept within cache_size (skipped: {} expired, {} larger than the cache takes, {left_out} for URLs whose pool does not use the cache)",
                     path.display(),
                     started.elapsed(),
                     cache.len(),
@@ -63,11 +72,11 @@ pub fn load<'s>(
                     loaded.skipped_over_limit,
                 );
             }
-            if stored < total {
+            let unused = total.saturating_sub(stored + left_out);
+            if unused > 0 {
                 log::warn!(
-                    "cache snapshot {}: {} records not used: a head that does not parse, a status the cache never stores, a key that is not UTF-8, or a body larger than max_object_size (`inverso cache inspect` shows which)",
+                    "cache snapshot {}: {unused} records not used: a head that does not parse, a status the cache never stores, a key that is not UTF-8, or a body larger than max_object_size (`inverso cache inspect` shows which)",
                     path.display(),
-                    total - stored
                 );
             }
             stored

@@ -880,13 +880,18 @@ impl Loader {
         ConfigError::at(&self.settings[key].origin, format!("{key}: {message}"))
     }
 
-    /// The cache's settings of `scope`, each pool's as the top level's.
-    fn check_cache(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
-        let capped = (config.cache_valid.capped_by(config.ttl))
-            .filter(|_| self.sets_in(scope, &["cache_valid", "ttl"]));
-        if let Some(capped) = capped {
-            let warning = self.refused_in(scope, "cache_valid", capped);
-            log::warn!("{warning}");
+    /// The cache's settings of `scope`, each pool's as the top level's
+    /// (`top`, for a pool: what the top level was warned of already is
+    /// not said again for each pool that takes it).
+    fn check_cache(
+        &self,
+        config: &Config,
+        scope: Scope<'_>,
+        top: Option<&Config>,
+    ) -> Result<(), ConfigError> {
+        let uses_cache = |c: &Config| c.cache_size > 0 && c.cache;
+        if !uses_cache(config) {
+            return Ok(());
         }
         // The proxy takes its own cookie out of a request before the cache
         // sees it: listed, it would never bypass anything.
@@ -897,78 +902,41 @@ impl Loader {
         {
             return Err(self.refused_in(
                 scope,
-                "cache_bypass_cookies",
+                self.first_set_in(scope, &["cache_bypass_cookies", "sticky_cookie"]),
                 format!(
                     "lists {sticky}, the sticky_cookie, which the proxy takes out of every request \
                      before the cache sees it: it would bypass nothing"
                 ),
             ));
         }
-        self.check_lifetimes_left(config, scope)
-    }
-
-    /// With Cache-Control unread, a response is stored only for a
-    /// lifetime given to this cache: by `cache_valid` or
-    /// `cache_unlabeled`, or by a field still read (`Expires`,
-    /// `X-Accel-Expires`, `Surrogate-Control`, a targeted field). Without
-    /// the first two, the setting is most likely nginx's micro-caching
-    /// recipe without its `proxy_cache_valid`: a warning, since nginx users
-    /// also ignore Cache-Control to let X-Accel-Expires alone decide. With
-    /// none at all, nothing `scope` answers could ever be stored: refused.
-    fn check_lifetimes_left(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
-        let ignored = &config.cache_ignore_headers;
-        if config.cache_size == 0
-            || !config.cache
-            || !ignored.ignores("cache-control")
-            || !config.cache_valid.is_empty()
-            || config.cache_unlabeled
+        let warned_at_top = |warning: &Option<String>, of: fn(&Config) -> Option<String>| {
+            top.is_some_and(|top| uses_cache(top) && of(top) == *warning)
+        };
+        let capped = |c: &Config| c.cache_valid.capped_by(c.ttl);
+        let warning = capped(config);
+        if let Some(capped) = warning
+            .as_ref()
+            .filter(|_| !warned_at_top(&warning, capped))
         {
-            return Ok(());
+            let key = self.first_set_in(scope, &["cache_valid", "ttl"]);
+            log::warn!("{}", self.refused_in(scope, key, capped.clone()));
         }
-        let targeting = config.cache_settings().targeting;
-        let mut read: Vec<&str> = Vec::new();
-        if !ignored.ignores("expires") {
-            read.push("Expires");
-        }
-        if targeting.x_accel_expires {
-            read.push("X-Accel-Expires");
-        }
-        if targeting.surrogate_id.is_some() {
-            read.push("Surrogate-Control");
-        }
-        read.extend(targeting.fields.iter().map(|name| &**name));
-        let recipe = "for micro-caching, set cache_valid (e.g. `cache_valid = 200 1s`)";
-        if read.is_empty() {
-            return Err(self.refused_in(
-                scope,
-                "cache_ignore_headers",
-                format!(
-                    "Cache-Control is not read, nor any field that could give a response a \
-                     lifetime instead, and neither cache_valid nor cache_unlabeled gives one: \
-                     nothing would ever be stored ({recipe}, or `cache = false` where nothing \
-                     should be)"
-                ),
-            ));
-        }
-        let lifetime_keys = [
-            "cache_ignore_headers",
-            "cache_valid",
-            "cache_unlabeled",
-            "cache",
-        ];
-        if !self.sets_in(scope, &lifetime_keys) {
-            return Ok(());
-        }
-        let warning = self.refused_in(
+        let key = self.first_set_in(
             scope,
-            "cache_ignore_headers",
-            format!(
-                "Cache-Control is not read, and neither cache_valid nor cache_unlabeled gives a \
-                 lifetime: only responses given one by {} are stored ({recipe})",
-                read.join(", ")
-            ),
+            &[
+                "cache_ignore_headers",
+                "cache_valid",
+                "cache_unlabeled",
+                "cache",
+            ],
         );
-        log::warn!("{warning}");
+        let warning = lifetimes_left(config).map_err(|m| self.refused_in(scope, key, m))?;
+        if let Some(left) = warning
+            .as_ref()
+            .filter(|_| !warned_at_top(&warning, no_lifetime))
+        {
+            log::warn!("{}", self.refused_in(scope, key, left.clone()));
+        }
         Ok(())
     }
 
@@ -1169,10 +1137,56 @@ impl Loader {
                 "is set, but rate_limit is not: without a rate there is no burst".into(),
             ));
         }
-        self.check_cache(&config, Scope::Top)?;
+        self.check_cache(&config, Scope::Top, None)?;
         self.build_pools(&mut config)?;
         Ok(config)
     }
+}
+
+/// With Cache-Control unread, a response is stored only for a lifetime
+/// given to this cache: by `cache_valid` or `cache_unlabeled`, or by a
+/// field still read (`Expires`, `X-Accel-Expires`, `Surrogate-Control`,
+/// a targeted field). Without the first two, the setting is most likely
+/// nginx's micro-caching recipe without its `proxy_cache_valid`: a
+/// warning (`Ok(Some)`), since nginx users also ignore Cache-Control to
+/// let X-Accel-Expires alone decide. With none at all, nothing could
+/// ever be stored: refused (`Err`).
+fn lifetimes_left(config: &Config) -> Result<Option<String>, String> {
+    let ignored = &config.cache_ignore_headers;
+    if !ignored.ignores("cache-control") || !config.cache_valid.is_empty() || config.cache_unlabeled
+    {
+        return Ok(None);
+    }
+    let targeting = config.cache_settings().targeting;
+    let mut read: Vec<&str> = Vec::new();
+    if !ignored.ignores("expires") {
+        read.push("Expires");
+    }
+    if targeting.x_accel_expires {
+        read.push("X-Accel-Expires");
+    }
+    if targeting.surrogate_id.is_some() {
+        read.push("Surrogate-Control");
+    }
+    read.extend(targeting.fields.iter().map(|name| &**name));
+    let recipe = "for micro-caching, set cache_valid (e.g. `cache_valid = 200 1s`)";
+    if read.is_empty() {
+        return Err(format!(
+            "Cache-Control is not read, nor any field that could give a response a lifetime \
+             instead, and neither cache_valid nor cache_unlabeled gives one: nothing would ever \
+             be stored ({recipe}, or `cache = false` where nothing should be)"
+        ));
+    }
+    Ok(Some(format!(
+        "Cache-Control is not read, and neither cache_valid nor cache_unlabeled gives a \
+         lifetime: only responses given one by {} are stored ({recipe})",
+        read.join(", ")
+    )))
+}
+
+/// [`lifetimes_left`]'s warning, if any.
+fn no_lifetime(config: &Config) -> Option<String> {
+    lifetimes_left(config).ok().flatten()
 }
 
 impl Config {

@@ -481,7 +481,7 @@ impl Loader {
             ));
         }
         self.check_backends(&config, Scope::Pool(name))?;
-        self.check_cache(&config, Scope::Pool(name))?;
+        self.check_cache(&config, Scope::Pool(name), Some(top))?;
         Ok(config)
     }
 
@@ -506,14 +506,18 @@ impl Loader {
         }
     }
 
-    /// Whether `scope` sets one of `keys` itself (the top level: always):
-    /// a pool that takes them all from the top level needs no warning of
-    /// its own about them.
-    pub(super) fn sets_in(&self, scope: Scope<'_>, keys: &[&str]) -> bool {
-        let Scope::Pool(pool) = scope else {
-            return true;
+    /// Of `keys`, which together make a setting wrong, the first that
+    /// `scope` sets itself (for the top level, or a pool that sets none,
+    /// the first): where a message about them points.
+    pub(super) fn first_set_in<'k>(&self, scope: Scope<'_>, keys: &[&'k str]) -> &'k str {
+        let own = |key: &&str| match scope {
+            Scope::Top => true,
+            Scope::Pool(pool) => {
+                (self.pool_keys.iter()).any(|k| k.pool == pool && k.key == Some(*key))
+            }
         };
-        (self.pool_keys.iter()).any(|k| k.pool == pool && k.key.is_some_and(|k| keys.contains(&k)))
+        let first = keys.first().copied().unwrap_or_default();
+        keys.iter().copied().find(own).unwrap_or(first)
     }
 
     /// The routes, each to a pool by name (`default` for `targets`).
@@ -953,9 +957,10 @@ route.static.example = static
         assert!(e.contains("or `cache = false`"), "{e}");
         // A pool takes `cache = false` from the top level as any other.
         assert!(build(&format!("{micro}cache = false\n")).is_ok());
+        // Refused where the pool turns the cache on again.
         let e = refused(&format!("{micro}cache = false\npool.s.cache = true\n"));
         assert!(
-            e.contains("proxy.conf:3: pool.s: cache_ignore_headers (the top level's): "),
+            e.contains("proxy.conf:6: pool.s.cache: Cache-Control is not read"),
             "{e}"
         );
         // The key's rules are the whole cache's: a purge applies them.
@@ -971,7 +976,7 @@ route.static.example = static
             "{micro}cache_valid = 200 1s\npool.s.cache_valid =\n"
         ));
         assert!(
-            e.contains("proxy.conf:3: pool.s: cache_ignore_headers (the top level's): "),
+            e.contains("proxy.conf:6: pool.s.cache_valid: Cache-Control is not read"),
             "{e}"
         );
         assert!(c.allow_from.is_empty());

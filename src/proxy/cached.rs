@@ -100,53 +100,54 @@ pub(super) fn serve_range(
     let primary = policy::primary_key(request, client.scheme, ignored);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
+    let ttl = shared.caching(client.route).settings.ttl;
     let keep_alive = client.keeps_alive(request);
     // What the cache may do on its own for this client: what `serve`
     // does only for requests without credentials or no-store.
     let on_its_own = !request.headers.contains("authorization") && !req_cc.no_store;
     let answering = Answering::new(request, keep_alive, cache, client, shared);
-    let (entry, status, upstream) =
-        match look_up(cache, &primary, request, &req_cc, no_cache, shared) {
-            Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
-            Some((entry, Use::AllowedStale)) => (entry, Status::Stale, None),
-            Some((entry, Use::StaleRevalidating)) if on_its_own => {
-                client.after_response = Some(Refresh::of(request, &entry, primary));
-                (entry, Status::Stale, None)
-            }
-            // RFC 9111 §5.2.1.7, as in `serve`.
-            _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
-            Some((entry, Use::Validate))
-                if on_its_own && entry.within_stale_window(SystemTime::now()) =>
-            {
-                let job = Refresh::of(request, &entry, primary);
-                match refresh(client, job, shared) {
-                    // Stored from the answer to this very request: used
-                    // even if it says max-age=0.
-                    Refreshed::Stored { now, upstream } => {
-                        let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
-                        let status = if same_body {
-                            Status::Revalidated
-                        } else {
-                            Status::Miss
-                        };
-                        (now, status, Some(upstream))
-                    }
-                    Refreshed::OriginFailed { upstream } => (entry, Status::Stale, upstream),
-                    // Sent whole (a server may always ignore a range),
-                    // rather than asked for again.
-                    Refreshed::Unstorable(fetched) => {
-                        let how = answering.as_miss();
-                        let relayed = relay::relay(client, fetched, &how, None, shared);
-                        let counted = |_: &Outcome| {
-                            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-                        };
-                        return Some(relayed.inspect(counted));
-                    }
-                    Refreshed::NotStored | Refreshed::Skipped => return None,
+    let (entry, status, upstream) = match look_up(cache, &primary, request, &req_cc, no_cache, ttl)
+    {
+        Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
+        Some((entry, Use::AllowedStale)) => (entry, Status::Stale, None),
+        Some((entry, Use::StaleRevalidating)) if on_its_own => {
+            client.after_response = Some(Refresh::of(request, &entry, primary));
+            (entry, Status::Stale, None)
+        }
+        // RFC 9111 §5.2.1.7, as in `serve`.
+        _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
+        Some((entry, Use::Validate))
+            if on_its_own && entry.within_stale_window(SystemTime::now()) =>
+        {
+            let job = Refresh::of(request, &entry, primary);
+            match refresh(client, job, shared) {
+                // Stored from the answer to this very request: used
+                // even if it says max-age=0.
+                Refreshed::Stored { now, upstream } => {
+                    let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
+                    let status = if same_body {
+                        Status::Revalidated
+                    } else {
+                        Status::Miss
+                    };
+                    (now, status, Some(upstream))
                 }
+                Refreshed::OriginFailed { upstream } => (entry, Status::Stale, upstream),
+                // Sent whole (a server may always ignore a range),
+                // rather than asked for again.
+                Refreshed::Unstorable(fetched) => {
+                    let how = answering.as_miss();
+                    let relayed = relay::relay(client, fetched, &how, None, shared);
+                    let counted = |_: &Outcome| {
+                        cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+                    };
+                    return Some(relayed.inspect(counted));
+                }
+                Refreshed::NotStored | Refreshed::Skipped => return None,
             }
-            _ => return None,
-        };
+        }
+        _ => return None,
+    };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, b"",
     ))
@@ -161,11 +162,11 @@ fn look_up(
     request: &RequestHead,
     req_cc: &CacheControl,
     no_cache: bool,
-    shared: &Shared,
+    ttl: Duration,
 ) -> Option<(Arc<Entry>, Use)> {
     let entry = cache.lookup(primary, &request.headers)?;
     let mut as_stored = entry.as_stored(SystemTime::now());
-    as_stored.fresh = as_stored.fresh.min(shared.config.ttl);
+    as_stored.fresh = as_stored.fresh.min(ttl);
     let usable = policy::usable(req_cc, no_cache, &as_stored);
     Some((entry, usable))
 }
@@ -202,6 +203,7 @@ pub(super) fn serve(
     let keep_alive = client.keeps_alive(&request);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
+    let ttl = shared.caching(client.route).settings.ttl;
     let ignored = &shared.config.cache_key_ignore_params;
     let primary = policy::primary_key(&request, client.scheme, ignored);
     let answering = Answering::new(&request, keep_alive, cache, client, shared);
@@ -211,8 +213,7 @@ pub(super) fn serve(
     let mut stored: Option<Arc<Entry>> = None;
     let mut waited = false;
     loop {
-        if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, shared)
-        {
+        if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, ttl) {
             match usable {
                 Use::Fresh => {
                     return serve_entry(client, &answering, &entry, Status::Hit, None, b"")

@@ -183,13 +183,18 @@ impl CacheRules {
 
     /// The settings a stored response under `key` (a snapshot's) is
     /// judged by: those of the pool its URL is routed to. `None` when
-    /// that pool does not use the cache, or no request could be routed
-    /// there (see [`Routes::route`]): nothing would ever find it.
+    /// that pool does not use the cache, when a route redirects its URL,
+    /// or when no request could be routed there (see [`Routes::route`]):
+    /// nothing would ever find it.
     pub fn settings_of_key(&self, key: &str, routes: &Routes) -> Option<&policy::Settings> {
         let primary = &key[..key.find('\n').unwrap_or(key.len())];
         let (authority, path) = policy::split_key(primary);
         let route = routes.route(Some(authority), path).ok()?;
-        let pool = route.and_then(|i| routes.get(i)).map_or(0, |r| r.pool);
+        let route = route.and_then(|i| routes.get(i));
+        if route.is_some_and(|r| r.redirect().is_some()) {
+            return None;
+        }
+        let pool = route.map_or(0, |r| r.pool);
         let caching = self.of_pool(pool);
         caching.on.then_some(&*caching.settings)
     }
