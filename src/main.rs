@@ -328,6 +328,14 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             writeln!(out, "# route {route} -> redirect {status} to {to}")?;
             continue;
         }
+        if let Some(answer) = route.returned() {
+            let text = match &answer.text {
+                Some(text) => format!(" with {} bytes of text", text.len()),
+                None => String::new(),
+            };
+            writeln!(out, "# route {route} -> return {}{text}", answer.status)?;
+            continue;
+        }
         let rewrite = match route.rewrite() {
             Some(to) => format!(", its prefix rewritten to {to}"),
             None => String::new(),

@@ -49,10 +49,31 @@ pub struct Route {
     /// With `rewrite=`: what replaces the matched prefix of the path a
     /// backend is sent.
     rewrite: Option<Box<str>>,
-    /// A route that answers with a redirect instead (its `pool` is then
-    /// `targets`', whose settings the answer takes).
-    redirect: Option<Redirect>,
+    /// A route that answers itself instead, with a redirect or a fixed
+    /// response (its `pool` is then `targets`', whose settings the answer
+    /// takes).
+    answer: Option<Answer>,
 }
+
+/// What a route that sends to no pool answers.
+#[derive(Clone, Debug)]
+enum Answer {
+    Redirect(Redirect),
+    Return(Return),
+}
+
+/// `return <status> [<text>]`: the proxy answers `status` itself, with
+/// `text` as the body, or without one its own page for the status
+/// (nginx's `return 403;` and `return 200 "ok";`, HAProxy's `http-request
+/// return` and `http-request deny`).
+#[derive(Clone, Debug)]
+pub struct Return {
+    pub status: u16,
+    pub text: Option<Box<str>>,
+}
+
+/// Longest text a `return` route may answer with.
+pub const MAX_RETURN_TEXT: usize = 4096;
 
 /// `redirect <status> <to>`: the proxy answers `status` itself, with a
 /// `Location` of `to` in place of the matched prefix (nginx's `return 301
@@ -129,7 +150,7 @@ impl Route {
             path,
             pool,
             rewrite: rewrite.map(Into::into),
-            redirect: None,
+            answer: None,
         })
     }
 
@@ -167,10 +188,10 @@ impl Route {
             path,
             pool: 0,
             rewrite: None,
-            redirect: Some(Redirect {
+            answer: Some(Answer::Redirect(Redirect {
                 status,
                 to: to.into(),
-            }),
+            })),
         };
         // `/old/` to `/old/new/` (or to `/old`) would send its clients
         // round until 414: where a path under the route is sent, it is
@@ -194,9 +215,59 @@ impl Route {
         self.rewrite.as_deref()
     }
 
+    /// The route for `spec` that answers `status` itself, with `text`
+    /// as the body if given: an endpoint for a load balancer's health
+    /// checks (`return 200 ok`), a path no backend should see (`return
+    /// 404`), a site taken down (`return 503 back soon`).
+    pub fn returning(spec: &str, status: u16, text: Option<&str>) -> Result<Route, String> {
+        // 1xx, 204, 205, 206 and 304 have no body of this kind; a 3xx is
+        // a redirect's, with the place it sends to.
+        if !matches!(status, 200..=203 | 400..=599) {
+            return Err(format!(
+                "return {status}: a route returns 200 to 203, or 400 to 599 \
+                 (for 301 to 308: `redirect <status> <to>`)"
+            ));
+        }
+        if let Some(text) = text {
+            if text.len() > MAX_RETURN_TEXT || text.chars().any(char::is_control) {
+                return Err(format!(
+                    "return {status}: the text is one line of at most {MAX_RETURN_TEXT} bytes"
+                ));
+            }
+        }
+        let (host, path) = parse_spec(spec)?;
+        Ok(Route {
+            host,
+            path,
+            pool: 0,
+            rewrite: None,
+            answer: Some(Answer::Return(Return {
+                status,
+                text: text.map(Box::from),
+            })),
+        })
+    }
+
     /// For a redirect route: the status and the place it sends to.
     pub fn redirect(&self) -> Option<(u16, &str)> {
-        (self.redirect.as_ref()).map(|r| (r.status, &*r.to))
+        match &self.answer {
+            Some(Answer::Redirect(r)) => Some((r.status, &*r.to)),
+            _ => None,
+        }
+    }
+
+    /// For a `return` route: what it answers.
+    pub fn returned(&self) -> Option<&Return> {
+        match &self.answer {
+            Some(Answer::Return(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether the route answers itself (a redirect, a `return`),
+    /// sending to no pool.
+    pub fn answers_itself(&self) -> bool {
+        self.answer.is_some()
     }
 
     /// Whether a request for `host` (as [`host_of`] gives it) and `path`
@@ -264,7 +335,9 @@ impl Route {
     /// kept. A target that is no path (`*`) is sent to the place as
     /// written.
     pub fn redirect_for(&self, target: &str) -> Option<(u16, String)> {
-        let Redirect { status, to } = self.redirect.as_ref()?;
+        let Some(Answer::Redirect(Redirect { status, to })) = &self.answer else {
+            return None;
+        };
         let location = self.with_prefix_replaced(to, target);
         let location = location.unwrap_or_else(|| to.to_string());
         // Browsers read `\` as `/`: `/new/\evil.example` would be
@@ -756,6 +829,34 @@ mod tests {
         }
         let plain = Route::parse("/api/", 1, None).unwrap();
         assert_eq!(plain.location_back("/login", Some("site.test")), None);
+    }
+
+    #[test]
+    fn a_return_route_answers_a_status_and_its_text_alone() {
+        let route = Route::returning("/healthz", 200, Some("ok")).unwrap();
+        let answer = route.returned().unwrap();
+        assert_eq!((answer.status, answer.text.as_deref()), (200, Some("ok")));
+        assert!(route.answers_itself() && route.redirect().is_none());
+        assert_eq!(route.redirect_for("/healthz"), None);
+        assert_eq!(route.to_string(), "/healthz");
+        let bare = Route::returning("example.com/.git/", 404, None).unwrap();
+        assert_eq!(bare.returned().unwrap().text, None);
+        for status in [200, 203, 400, 403, 404, 410, 451, 503, 599] {
+            assert!(Route::returning("/x", status, None).is_ok(), "{status}");
+        }
+        // No body, or a redirect's.
+        for status in [100, 101, 199, 204, 205, 206, 301, 304, 308, 399, 600] {
+            let e = Route::returning("/x", status, None).unwrap_err();
+            assert!(
+                e.contains("a route returns 200 to 203, or 400 to 599"),
+                "{e}"
+            );
+        }
+        for text in ["two\nlines", "\u{1b}[31m", &"x".repeat(MAX_RETURN_TEXT + 1)] {
+            let e = Route::returning("/x", 200, Some(text)).unwrap_err();
+            assert!(e.contains("one line of at most"), "{e}");
+        }
+        assert!(!Route::parse("/api/", 1, None).unwrap().answers_itself());
     }
 
     #[test]

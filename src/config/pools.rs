@@ -19,8 +19,10 @@ pub const MAX_POOLS: usize = 100;
 /// The name routes give the pool `targets` makes.
 pub const DEFAULT_POOL: &str = "default";
 
-/// What a route answers with instead of a pool: `redirect <status> <to>`.
+/// What a route answers with instead of a pool: `redirect <status> <to>`
+/// or `return <status> [<text>]`.
 const REDIRECT: &str = "redirect";
+const RETURN: &str = "return";
 
 /// The keys a pool may set for itself: how its backends are chosen,
 /// checked, retried and waited for, who may send it what (nginx's
@@ -140,10 +142,11 @@ fn check_pool_name(name: &str) -> Result<(), String> {
              give this pool another name"
         ));
     }
-    if name == REDIRECT {
+    if name == REDIRECT || name == RETURN {
         return Err(format!(
-            "`pool.{REDIRECT}`: `{REDIRECT}` is what a route that redirects says \
-             (`route./old/ = redirect 301 /new/`); give this pool another name"
+            "`pool.{name}`: `{name}` is what a route that answers itself says \
+             (`route./old/ = redirect 301 /new/`, `route./healthz = return 200 ok`); give \
+             this pool another name"
         ));
     }
     Ok(())
@@ -537,6 +540,7 @@ impl Loader {
             };
             let route = match pool {
                 REDIRECT => redirect_route(spec, words),
+                RETURN => return_route(spec, &setting.value),
                 pool => pool_route(spec, pool, words, pools),
             };
             let route = route.map_err(refused)?;
@@ -612,6 +616,21 @@ fn redirect_route<'a>(
         .parse::<u16>()
         .map_err(|_| format!("`{}` is no status: {usage}", status.escape_debug()))?;
     Route::redirecting(spec, status, to)
+}
+
+/// `route.<spec> = return <status> [<text>]`, `value` being the whole
+/// value: the text is the rest of it after the status, spaces and all.
+fn return_route(spec: &str, value: &str) -> Result<Route, String> {
+    let usage = "a route that answers itself is `return <status> [<text>]`, e.g. \
+                 `return 200 ok` or `return 404`";
+    let rest = value.trim_start().strip_prefix(RETURN).unwrap_or_default();
+    let rest = rest.trim_start();
+    let (status, text) = rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len()));
+    let status = status
+        .parse::<u16>()
+        .map_err(|_| format!("`{}` is no status: {usage}", status.escape_debug()))?;
+    let text = Some(text.trim()).filter(|t| !t.is_empty());
+    Route::returning(spec, status, text)
 }
 
 /// A backend serves one pool: its health, its counters, its drain or
@@ -796,7 +815,14 @@ route.static.example = static
             ("route./old/ = redirect 200 /new/", "301, 302, 303, 307 or 308"),
             ("route./old/ = redirect 301 /new/", ""),
             ("route./api/ = redirect 301 /new/", "a second route for /api/"),
-            ("pool.redirect = 127.0.0.1:9005", "`redirect` is what a route that redirects says"),
+            ("route./healthz = return 200 all is well", ""),
+            ("route./.git/ = return 404", ""),
+            ("route./x = return", "`` is no status: a route that answers itself is `return <status> [<text>]`"),
+            ("route./x = return ok 200", "`ok` is no status"),
+            ("route./x = return 204", "a route returns 200 to 203, or 400 to 599"),
+            ("route./api/ = return 503 down", "a second route for /api/"),
+            ("pool.redirect = 127.0.0.1:9005", "`redirect` is what a route that answers itself says"),
+            ("pool.return = 127.0.0.1:9005", "`return` is what a route that answers itself says"),
         ] {
             let result = build(&format!("{base}{line}\n"));
             match says {
@@ -980,6 +1006,26 @@ route.static.example = static
             "{e}"
         );
         assert!(c.allow_from.is_empty());
+    }
+
+    #[test]
+    fn a_return_route_s_text_is_the_rest_of_its_value() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nroute./healthz = return  200   all is   well \n\
+             route./gone/ = return 410\n",
+        )
+        .unwrap();
+        let text = |path: &str| {
+            let route = c
+                .routes
+                .route(None, path)
+                .unwrap()
+                .and_then(|i| c.routes.get(i));
+            let answer = route.and_then(|r| r.returned()).unwrap();
+            (answer.status, answer.text.as_deref().map(str::to_string))
+        };
+        assert_eq!(text("/healthz"), (200, Some("all is   well".to_string())));
+        assert_eq!(text("/gone/x"), (410, None));
     }
 
     #[test]

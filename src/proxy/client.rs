@@ -4,7 +4,7 @@
 
 use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
-use super::{client_body_status, error_response, ConnWatch, Inherited, Refusal};
+use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
 use crate::http::conn::{is_timeout, peek, peer_gone, SharedStream};
 use crate::http::head::{find_head_end, RequestLimits};
@@ -407,22 +407,24 @@ impl Client {
         head_request: bool,
         config: &Config,
     ) -> u64 {
-        self.send_error_with(status, close, head_request, b"", config)
+        self.send_own(status, close, head_request, b"", None, config)
     }
 
     /// `send_error_to` with `fields` (whole lines, CRLF-ended) added to
-    /// the head.
-    pub(super) fn send_error_with(
+    /// the head, and `text` as the body when given (see
+    /// [`own_response`]).
+    pub(super) fn send_own(
         &mut self,
         status: u16,
         close: bool,
         head_request: bool,
         fields: &[u8],
+        text: Option<&str>,
         config: &Config,
     ) -> u64 {
         let mut extra = fields.to_vec();
         self.push_request_id(&mut extra);
-        let response = error_response(status, close, &extra, config);
+        let response = own_response(status, close, &extra, text, config);
         self.note_sent_head(&[response.head()]);
         response.send(self.conn.get_mut(), head_request)
     }

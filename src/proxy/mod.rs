@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
-use crate::routes::{Ambiguous, Routes};
+use crate::routes::{Ambiguous, Return, Routes};
 use crate::sched;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
@@ -109,7 +109,7 @@ impl Shared {
     /// goes to no pool.
     pub fn pool_name(&self, route: Option<usize>) -> Option<Arc<str>> {
         let taken = route.and_then(|i| self.config.routes.get(i));
-        if taken.is_some_and(|r| r.redirect().is_some()) {
+        if taken.is_some_and(|r| r.answers_itself()) {
             return None;
         }
         Some(self.pool(route).shared_name().clone())
@@ -191,7 +191,7 @@ impl CacheRules {
         let (authority, path) = policy::split_key(primary);
         let route = routes.route(Some(authority), path).ok()?;
         let route = route.and_then(|i| routes.get(i));
-        if route.is_some_and(|r| r.redirect().is_some()) {
+        if route.is_some_and(|r| r.answers_itself()) {
             return None;
         }
         let pool = route.map_or(0, |r| r.pool);
@@ -642,6 +642,12 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         let outcome = answer_unread(client, &head, body_kind, status, &field, shared);
         return (outcome, line);
     }
+    // `route./healthz = return 200 ok`, `route./.git/ = return 404`.
+    if let Some(Return { status, text }) = route.and_then(|r| r.returned()) {
+        let answer = (*status, text.as_deref());
+        let outcome = answer_unread_with(client, &head, body_kind, answer, b"", shared);
+        return (outcome, line);
+    }
     // `hash`'s key, from the request as the client sent it: before the
     // sticky cookie is taken out (`hash_on` may name it) and any field is
     // dropped or edited on its way to a backend or the cache.
@@ -765,11 +771,24 @@ fn answer_unread(
     fields: &[u8],
     shared: &Shared,
 ) -> Outcome {
+    answer_unread_with(client, head, body_kind, (status, None), fields, shared)
+}
+
+/// [`answer_unread`] with `text` as the body, when given (see
+/// [`own_response`]).
+fn answer_unread_with(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    (status, text): (u16, Option<&str>),
+    fields: &[u8],
+    shared: &Shared,
+) -> Outcome {
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
         || shared.shutting_down.load(Ordering::Relaxed);
     let config = shared.pool_config(client.route);
-    let bytes = client.send_error_with(status, close, head.is_head(), fields, config);
+    let bytes = client.send_own(status, close, head.is_head(), fields, text, config);
     Outcome {
         keep_alive: !close,
         ..Outcome::closing(status, bytes)
@@ -1024,15 +1043,29 @@ pub fn error_response<'p>(
     fields: &[u8],
     config: &'p Config,
 ) -> ErrorResponse<'p> {
-    let page = config.error_pages.get(status);
+    own_response(status, close, fields, None, config)
+}
+
+/// [`error_response`], with `text` (plain text) as the body when given
+/// (a `return` route's).
+pub fn own_response<'p>(
+    status: u16,
+    close: bool,
+    fields: &[u8],
+    text: Option<&'p str>,
+    config: &'p Config,
+) -> ErrorResponse<'p> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    let page = match text {
+        Some(text) => Some((text.as_bytes(), PLAIN)),
+        None => (config.error_pages.get(status)).map(|page| (page, PAGE_CONTENT_TYPE)),
+    };
     // With a page, no body is made here (an empty String allocates nothing).
     let (plain, content_type) = match page {
-        Some(_) => (String::new(), PAGE_CONTENT_TYPE),
-        None => (
-            format!("{status} {}\n", reason_phrase(status)),
-            "text/plain; charset=utf-8",
-        ),
+        Some((_, content_type)) => (String::new(), content_type),
+        None => (format!("{status} {}\n", reason_phrase(status)), PLAIN),
     };
+    let page = page.map(|(page, _)| page);
     let body_len = page.map_or(plain.len(), <[u8]>::len);
     let mut head = ResponseHead::new(status);
     head.headers.push(
@@ -1045,7 +1078,7 @@ pub fn error_response<'p>(
     // the proxy passes on every method but CONNECT and TRACE. So does the
     // only 200 the proxy answers itself: to an OPTIONS it is the last hop
     // of (see `forward`).
-    if matches!(status, 200 | 405) {
+    if matches!(status, 200 | 405) && text.is_none() {
         head.headers
             .push("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
     }
