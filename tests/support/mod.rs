@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use inverso::config::{Config, Target};
+use inverso::config::{Config, Loader, Target};
 use inverso::{Server, ServerHandle};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -685,6 +685,39 @@ fn proxy_config(targets: &[SocketAddr], log_path: &std::path::Path) -> Config {
     // itself would hide requests from the backends' counters.
     config.cache_size = 0;
     config
+}
+
+/// A `start_proxy` (or `Proxy::reload`) tweak that puts in force the
+/// configuration `text` holds, as proxy.conf, but for what the harness
+/// keeps its own: the access log's path, no stdout log, no snapshot, no
+/// cache (a test that wants one sets `cache_size` after).
+pub fn from_file(text: &str) -> impl FnOnce(&mut Config) {
+    // `port = 0`: the loader's check of a target at the proxy's own
+    // address would otherwise compare with the default port.
+    let text = format!("port = 0\n{text}");
+    let mut loader = Loader::new();
+    loader.file("proxy.conf", &text).unwrap();
+    let built = loader
+        .build()
+        .unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
+    move |c: &mut Config| {
+        let log = c.path_to_log.take();
+        *c = built;
+        c.path_to_log = log;
+        c.log_to_stdout = false;
+        c.path_to_persistence = None;
+        c.connection_timeout = Duration::from_secs(5);
+        c.cache_size = 0;
+    }
+}
+
+/// [`from_file`], with the admin listener on an ephemeral port.
+pub fn from_file_with_admin(text: &str) -> impl FnOnce(&mut Config) {
+    let tweak = from_file(text);
+    move |c: &mut Config| {
+        tweak(c);
+        c.admin_port = Some(0);
+    }
 }
 
 impl Proxy {
