@@ -155,6 +155,17 @@ pub struct TargetStats {
     pub waiting: crate::upstream::slots::Queue,
 }
 
+/// One pool's counters (`targets`' or a `pool.<name>`'s); kept across
+/// reloads for a pool that keeps its name.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// The answers the clients of the requests routed to the pool got, by
+    /// status class, whoever gave them: a backend, the cache, or the
+    /// proxy itself (the pool's 403, 429, 413, 502, 504): HAProxy's
+    /// `haproxy_backend_http_responses_total`.
+    pub answers: StatusClasses,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,13 @@ impl Shared {
         Some(self.pool(route).shared_name().clone())
     }
 
+    /// Counts the answer to a request routed by `route` to a pool (not a
+    /// redirect route's) under that pool, whoever gave it: one relaxed
+    /// add, as the process-wide count of [`Metrics::observe`].
+    fn pool_answered(&self, route: Option<usize>, status: u16) {
+        self.pool(route).stats().answers.count(status);
+    }
+
     fn pool_index(&self, route: Option<usize>) -> usize {
         let route = route.and_then(|i| self.config.routes.get(i));
         route.map_or(0, |r| r.pool)
@@ -381,6 +388,10 @@ pub fn serve(
         };
         let duration = started.elapsed();
         shared.metrics.observe(outcome.status, duration);
+        let pool = client.pool.take();
+        if pool.is_some() {
+            shared.pool_answered(client.route, outcome.status);
+        }
         let heads = client.sent_head.take().map(|sent| {
             Box::new(Heads {
                 request: line.headers.unwrap_or_default(),
@@ -402,7 +413,7 @@ pub fn serve(
             cache: outcome.cache,
             duration,
             upstream_wait: client.upstream_wait,
-            pool: client.pool.take(),
+            pool,
             show_pool: !shared.config.pools.is_empty(),
             request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
             heads,
@@ -606,7 +617,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     // Routed: from here on, what the request is answered (a cache hit,
-    // the pool's own refusals and errors too) is logged with its pool.
+    // the pool's own refusals and errors too) is logged with its pool,
+    // and counted under it (see `Shared::pool_answered`).
     client.pool = shared.pool_name(client.route);
     // The pool's lists and limit: its own, or the top-level ones.
     let settings = shared.pool_config(client.route);

@@ -20,7 +20,7 @@ pub mod sticky;
 use crate::config::{Config, Endpoint, Target};
 use crate::http::conn::{SharedStream, Socket as _, Stream};
 use crate::http::BufConn;
-use crate::metrics::TargetStats;
+use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe};
@@ -92,6 +92,13 @@ impl Upstream {
         }
     }
 
+    /// Whether the balancer may give it a new request at `now`: up (as
+    /// far as failures and health checks say) and `ready`, neither
+    /// drained nor in maintenance.
+    pub fn in_rotation(&self, now: Instant) -> bool {
+        self.health.admin_state().takes_new_requests() && self.health.usable(now)
+    }
+
     /// Requests being served by this backend right now.
     pub fn in_flight(&self) -> usize {
         self.stats.in_flight.load(Ordering::Relaxed)
@@ -161,6 +168,9 @@ pub struct Upstreams {
     retry_on_status: retry_on::RetryOnStatus,
     /// How long a target back in rotation takes to get its whole share.
     slow_start: Duration,
+    /// Its counters: shared with the generation before when a reload
+    /// keeps its name (see [`pools::Pools::keep_state_of`]).
+    stats: Arc<PoolStats>,
 }
 
 /// Targets one balancer spreads requests over. Backups have a balancer of
@@ -208,7 +218,7 @@ impl Peers for Candidates<'_> {
 /// Not tried yet for this request, and not out of rotation: neither
 /// drained nor in maintenance, nor down.
 fn could_serve(target: &Upstream, index: usize, tried: &[bool], now: Instant) -> bool {
-    target.health.admin_state().takes_new_requests() && untried_and_up(target, index, tried, now)
+    !tried.get(index).copied().unwrap_or(false) && target.in_rotation(now)
 }
 
 /// The same for a client stuck to the target: a drained one will do.
@@ -286,6 +296,7 @@ impl Upstreams {
             retries: config.effective_retries(),
             retry_on_status: config.retry_on_status,
             slow_start: config.slow_start,
+            stats: Arc::default(),
         }
     }
 
@@ -300,6 +311,19 @@ impl Upstreams {
 
     pub fn targets(&self) -> &[Upstream] {
         &self.targets
+    }
+
+    /// The pool's own counters (the targets' are each target's).
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// How many of its targets the balancer may give a new request at
+    /// `now` (see [`Upstream::in_rotation`]), backups included: HAProxy's
+    /// `haproxy_backend_active_servers`. With none, a request gets the
+    /// last-resort try of a target that is down, or 503.
+    pub fn usable(&self, now: Instant) -> usize {
+        self.targets.iter().filter(|t| t.in_rotation(now)).count()
     }
 
     /// Takes over the counters and health of the targets `old` shares

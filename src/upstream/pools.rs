@@ -75,11 +75,16 @@ impl Pools {
 
     /// Takes over what `old`'s targets had, by name, whichever pool each
     /// was in (see [`Upstreams::keep_state_of`]): a backend moved to
-    /// another pool keeps its health, counters and state.
+    /// another pool keeps its health, counters and state. A pool keeps
+    /// the counters of the pool of its name (`targets`' those of
+    /// `targets`); one new, or renamed, starts from zero.
     pub fn keep_state_of(&mut self, old: &Pools, keep_idle: bool) {
-        let old: Vec<&Upstream> = old.targets().collect();
+        let old_targets: Vec<&Upstream> = old.targets().collect();
         for pool in &mut self.pools {
-            pool.keep_state_of(&old, keep_idle);
+            if let Some(same) = old.pools.iter().find(|o| o.name == pool.name) {
+                pool.stats = same.stats.clone();
+            }
+            pool.keep_state_of(&old_targets, keep_idle);
         }
     }
 
@@ -179,6 +184,47 @@ mod tests {
         // The others were not touched.
         let kept = next.find("127.0.0.1:9002").unwrap();
         assert_eq!(kept.health.admin_state(), AdminState::Ready);
+    }
+
+    #[test]
+    fn a_pool_keeps_its_counters_by_name_and_a_new_one_starts_at_zero() {
+        let old = Pools::new(&config(TWO_POOLS));
+        old.get(0).stats().answers.count(200);
+        old.get(1).stats().answers.count(502);
+        old.get(1).stats().answers.count(204);
+        // `api` stays (with other targets), `web` is new.
+        let mut next = Pools::new(&config(
+            "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9004\n\
+             pool.web = 127.0.0.1:9005\nroute./api/ = api\nroute./web/ = web\n",
+        ));
+        next.keep_state_of(&old, false);
+        let counts = |i: usize| next.get(i).stats().answers.counts();
+        assert_eq!(counts(0), [0, 1, 0, 0, 0]);
+        assert_eq!((next.get(1).name(), counts(1)), ("api", [0, 1, 0, 0, 1]));
+        assert_eq!((next.get(2).name(), counts(2)), ("web", [0; 5]));
+        // Shared, not copied: a request of the old generation still in
+        // flight counts where the new one's do.
+        old.get(1).stats().answers.count(404);
+        assert_eq!(counts(1), [0, 1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn a_pool_s_usable_targets_are_those_up_and_ready() {
+        let pools = Pools::new(&config(&format!("max_fails = 1\n{TWO_POOLS}")));
+        let api = pools.get(1);
+        let now = std::time::Instant::now();
+        assert_eq!(api.usable(now), 2);
+        let first = &api.targets()[0];
+        pools.set_admin_state(first, AdminState::Drain);
+        assert_eq!(api.usable(now), 1);
+        pools.set_admin_state(&api.targets()[1], AdminState::Maint);
+        assert_eq!(api.usable(now), 0);
+        pools.set_admin_state(first, AdminState::Ready);
+        assert_eq!(api.usable(now), 1);
+        // Down by failures: out until its fail_timeout is over.
+        first.health.failed(now, "test");
+        assert_eq!(api.usable(now), 0);
+        assert_eq!(pools.get(0).usable(now), 1);
     }
 
     #[test]
