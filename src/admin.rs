@@ -25,6 +25,7 @@ use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
 use crate::proxy::{Current, Shared};
 use crate::throttle::OnceAMinute;
 use crate::upstream::admin_state::AdminState;
+use crate::upstream::pools::Pools;
 use crate::upstream::{state_file, Upstream};
 use parking_lot::Mutex;
 use std::fmt::Write as _;
@@ -1102,6 +1103,39 @@ pub fn metrics_text(shared: &Shared) -> String {
         m.connections.load(Ordering::Relaxed)
     );
 
+    // Each pool's totals, as HAProxy's per-backend families: what the
+    // clients of its requests got, and how many of its targets may serve.
+    family(
+        &mut out,
+        "inverso_pool_requests_total",
+        "counter",
+        "Client requests routed to each pool, by the status class of their answer (a backend's, the cache's or the proxy's own).",
+    );
+    for pool in shared.pools.iter() {
+        let name = label(pool.name());
+        for (class, n) in STATUS_CLASSES.iter().zip(pool.stats().answers.counts()) {
+            let _ = writeln!(
+                out,
+                "inverso_pool_requests_total{{pool=\"{name}\",class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "inverso_pool_targets_usable",
+        "gauge",
+        "Targets of each pool that may take a new request now: up, neither drained nor in maintenance.",
+    );
+    let now = Instant::now();
+    for pool in shared.pools.iter() {
+        let _ = writeln!(
+            out,
+            "inverso_pool_targets_usable{{pool=\"{}\"}} {}",
+            label(pool.name()),
+            pool.usable(now)
+        );
+    }
+
     // Each target with its labels: its name, then its pool's (`default`
     // for `targets`), as HAProxy's per-server metrics carry their
     // backend's as `proxy`.
@@ -1399,10 +1433,40 @@ pub fn status_json(shared: &Shared) -> String {
             t.stats.failures.load(Ordering::Relaxed),
         );
     }
-    out.push_str("],\"cache\":");
+    out.push_str("],\"pools\":");
+    push_pools(&mut out, &shared.pools, Instant::now());
+    out.push_str(",\"cache\":");
     push_cache_totals(&mut out, shared);
     out.push_str("}\n");
     out
+}
+
+/// `/status`'s `pools` array: each pool's name, how many targets it has
+/// and how many of them may take a new request, and the answers its
+/// requests got by status class (as `/metrics` has them).
+fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
+    out.push('[');
+    for (i, pool) in pools.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(out, "name");
+        json::push_str(out, pool.name());
+        let _ = write!(
+            out,
+            ",\"targets\":{},\"usable\":{},\"requests\":{{",
+            pool.targets().len(),
+            pool.usable(now)
+        );
+        let counts = pool.stats().answers.counts();
+        for (j, (class, n)) in STATUS_CLASSES.iter().zip(counts).enumerate() {
+            let comma = if j > 0 { "," } else { "" };
+            let _ = write!(out, "{comma}\"{class}\":{n}");
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
 }
 
 /// `/status`'s `cache` object: what the cache holds in all, and its counters.
@@ -1594,6 +1658,28 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("\"vary\":[\"x-evil\"]"), "{json}");
+    }
+
+    #[test]
+    fn status_lists_each_pool_with_its_targets_and_answers() {
+        let mut loader = crate::config::Loader::new();
+        let text = "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002, 127.0.0.1:9003\n\
+                    route./api/ = api\n";
+        loader.file("proxy.conf", text).unwrap();
+        let pools = Pools::new(&loader.build().unwrap());
+        let api = pools.get(1);
+        api.stats().answers.count(200);
+        api.stats().answers.count(502);
+        pools.set_admin_state(&api.targets()[1], AdminState::Maint);
+        let mut out = String::new();
+        push_pools(&mut out, &pools, Instant::now());
+        assert_eq!(
+            out,
+            "[{\"name\":\"default\",\"targets\":1,\"usable\":1,\
+             \"requests\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0}},\
+             {\"name\":\"api\",\"targets\":2,\"usable\":1,\
+             \"requests\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":0,\"5xx\":1}}]"
+        );
     }
 
     #[test]
