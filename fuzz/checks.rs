@@ -242,6 +242,12 @@ pub fn routes(data: &[u8]) {
         };
         let route = routes.get(index).expect("a route found is there");
         assert!(route.pool <= config.pools.len());
+        if let Some(answer) = route.returned() {
+            // A body the proxy writes whole with its length: one line.
+            let text = answer.text.as_deref().unwrap_or_default();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert!(route.rewritten(target).is_none() && route.redirect().is_none());
+        }
         let path = &target[..target.find('?').unwrap_or(target.len())];
         assert!(!is_ambiguous(path), "{target} was routed");
         if let Some(sent) = route.rewritten(target) {

@@ -752,6 +752,53 @@ fn a_route_may_redirect_instead_of_sending_on() {
 }
 
 #[test]
+fn a_route_may_return_a_fixed_answer() {
+    // A load balancer's health endpoint, a path no backend should see,
+    // and every other request sent on.
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             route./healthz = return 200 ok\n\
+             route./.git/ = return 404\n\
+             route.old.site.test = return 410 this site is gone\n",
+            main.addr
+        )),
+    );
+    let r = proxy.get_on("site.test", "/healthz", &[]);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "ok"),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.header("allow"), None, "{}", r.head.raw);
+    let r = proxy.get_on("site.test", "/.git/config", &[]);
+    assert_eq!((r.status, r.body_str().as_str()), (404, "404 Not Found\n"));
+    let r = proxy.get_on("old.site.test", "/any/page", &[]);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (410, "this site is gone")
+    );
+    // A HEAD has the head alone; a body sent along is not read, and the
+    // connection closes after the answer.
+    let r = proxy.exchange(|client| {
+        client.send(b"HEAD /healthz HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        client.head_response()
+    });
+    assert_eq!((r.status, r.header("content-length")), (200, Some("2")));
+    let r = proxy.exchange(|client| {
+        client.send(b"POST /healthz HTTP/1.1\r\nHost: site.test\r\nContent-Length: 3\r\n\r\nabc");
+        client.response()
+    });
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert_eq!(served_by(&proxy, "site.test", "/healthzz"), "main");
+    assert_eq!(main.requests(), 1);
+}
+
+#[test]
 fn a_pool_s_cache_valid_gives_its_answers_alone_a_lifetime() {
     // Backends that say nothing of freshness: only `static`'s answers are
     // given one, so the API's are never served from the cache.
