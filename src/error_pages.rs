@@ -45,7 +45,9 @@ pub enum ErrorPagesError {
 #[derive(Clone, Default)]
 pub struct ErrorPages {
     dir: Option<PathBuf>,
-    /// At most one per status of [`OWN_ERROR_STATUSES`], in that order.
+    /// At most one per status of [`OWN_ERROR_STATUSES`], in that order,
+    /// then per status `return` routes answer (see
+    /// [`ErrorPages::load_returned`]).
     pages: Vec<(u16, Arc<[u8]>)>,
 }
 
@@ -67,11 +69,32 @@ impl ErrorPages {
                 pages.push((status, page));
             }
         }
-        warn_of_unused_pages(&dir);
         Ok(ErrorPages {
             dir: Some(dir),
             pages,
         })
+    }
+
+    /// Reads the pages for `statuses` too, those `return` routes answer
+    /// without a text of their own (a `404.html` for `route./.git/ =
+    /// return 404`), and warns of the files in the directory for no
+    /// status the proxy answers (a `404.html` brought from an nginx
+    /// set-up, with no such route): a backend's own 404 is relayed as it
+    /// came, and the operator should know the page is unused.
+    pub fn load_returned(&mut self, statuses: &[u16]) -> Result<(), ErrorPagesError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        for &status in statuses {
+            if self.get(status).is_some() || OWN_ERROR_STATUSES.contains(&status) {
+                continue;
+            }
+            if let Some(page) = read_page(&page_path(dir, status))? {
+                self.pages.push((status, page));
+            }
+        }
+        warn_of_unused_pages(dir, statuses);
+        Ok(())
     }
 
     /// The page for `status`, if the directory has one.
@@ -153,11 +176,10 @@ fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
     Ok(Some(page.into()))
 }
 
-/// Warns of `NNN.html` files for statuses the proxy never answers itself
-/// (a `404.html` brought from an nginx set-up): a backend's own 404 is
-/// relayed as it came, and the operator should know the page is unused.
-/// Best effort: a directory that cannot be listed says nothing.
-fn warn_of_unused_pages(dir: &Path) {
+/// Warns of `NNN.html` files for statuses the proxy never answers itself:
+/// neither an error of its own nor one of `returned`. Best effort: a
+/// directory that cannot be listed says nothing.
+fn warn_of_unused_pages(dir: &Path, returned: &[u16]) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -171,7 +193,7 @@ fn warn_of_unused_pages(dir: &Path) {
         else {
             continue;
         };
-        if !OWN_ERROR_STATUSES.contains(&status) {
+        if !OWN_ERROR_STATUSES.contains(&status) && !returned.contains(&status) {
             log::warn!(
                 "error_pages: {} is not used: the proxy never answers {status} itself \
                  (a backend's own answers are relayed as they came)",
@@ -206,6 +228,23 @@ mod tests {
         assert_eq!(pages.get(404), None);
         let found: Vec<(u16, usize)> = pages.found().map(|(s, _, n)| (s, n)).collect();
         assert_eq!(found, [(502, 13), (504, 0)]);
+    }
+
+    #[test]
+    fn the_pages_of_return_routes_are_read_too() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("404.html"), "<h1>no</h1>").unwrap();
+        std::fs::write(dir.path().join("502.html"), "<h1>down</h1>").unwrap();
+        let mut pages = ErrorPages::load(dir.path().to_str().unwrap()).unwrap();
+        pages.load_returned(&[404, 410, 502]).unwrap();
+        assert_eq!(pages.get(404), Some(&b"<h1>no</h1>"[..]));
+        assert_eq!(pages.get(410), None);
+        let found: Vec<u16> = pages.found().map(|(s, _, _)| s).collect();
+        assert_eq!(found, [502, 404]);
+        // Off: nothing to read.
+        let mut off = ErrorPages::load("").unwrap();
+        off.load_returned(&[404]).unwrap();
+        assert_eq!(off.get(404), None);
     }
 
     #[test]

@@ -330,7 +330,7 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
         }
         if let Some(answer) = route.returned() {
             let text = match &answer.text {
-                Some(text) => format!(" with {} bytes of text", text.len()),
+                Some(text) => format!(" \"{}\"", text.escape_debug()),
                 None => String::new(),
             };
             writeln!(out, "# route {route} -> return {}{text}", answer.status)?;

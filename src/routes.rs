@@ -75,6 +75,18 @@ pub struct Return {
 /// Longest text a `return` route may answer with.
 pub const MAX_RETURN_TEXT: usize = 4096;
 
+/// The field a response of `status` must carry (RFC 9110 §15.5.2,
+/// §15.5.6, §15.5.8, §15.5.22), if any.
+fn required_field(status: u16) -> Option<&'static str> {
+    match status {
+        401 => Some("WWW-Authenticate"),
+        405 => Some("Allow"),
+        407 => Some("Proxy-Authenticate"),
+        426 => Some("Upgrade"),
+        _ => None,
+    }
+}
+
 /// `redirect <status> <to>`: the proxy answers `status` itself, with a
 /// `Location` of `to` in place of the matched prefix (nginx's `return 301
 /// https://example.com$request_uri`, HAProxy's `http-request redirect
@@ -228,23 +240,34 @@ impl Route {
                  (for 301 to 308: `redirect <status> <to>`)"
             ));
         }
+        // Answers that RFC 9110 says must carry a field a route cannot
+        // give: they would tell the client what to do, and not how.
+        if let Some(field) = required_field(status) {
+            return Err(format!(
+                "return {status}: a {status} must say `{field}`, which a route cannot give"
+            ));
+        }
         if let Some(text) = text {
             if text.len() > MAX_RETURN_TEXT || text.chars().any(char::is_control) {
                 return Err(format!(
-                    "return {status}: the text is one line of at most {MAX_RETURN_TEXT} bytes"
+                    "return {status}: the text is one line of at most {MAX_RETURN_TEXT} bytes, \
+                     with no control character (a tab included)"
                 ));
             }
         }
+        // A 2xx has no page of the proxy's own (nor the `Allow` of its
+        // answer to an OPTIONS): its status line, as text.
+        let text = text.map(Box::from).or_else(|| {
+            let reason = crate::http::head::reason_phrase(status);
+            (status < 300).then(|| format!("{status} {reason}\n").into())
+        });
         let (host, path) = parse_spec(spec)?;
         Ok(Route {
             host,
             path,
             pool: 0,
             rewrite: None,
-            answer: Some(Answer::Return(Return {
-                status,
-                text: text.map(Box::from),
-            })),
+            answer: Some(Answer::Return(Return { status, text })),
         })
     }
 
@@ -841,6 +864,12 @@ mod tests {
         assert_eq!(route.to_string(), "/healthz");
         let bare = Route::returning("example.com/.git/", 404, None).unwrap();
         assert_eq!(bare.returned().unwrap().text, None);
+        let bare = Route::returning("/up", 200, None).unwrap();
+        assert_eq!(bare.returned().unwrap().text.as_deref(), Some("200 OK\n"));
+        for status in [401, 405, 407, 426] {
+            let e = Route::returning("/x", status, None).unwrap_err();
+            assert!(e.contains("which a route cannot give"), "{e}");
+        }
         for status in [200, 203, 400, 403, 404, 410, 451, 503, 599] {
             assert!(Route::returning("/x", status, None).is_ok(), "{status}");
         }

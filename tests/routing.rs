@@ -756,14 +756,19 @@ fn a_route_may_return_a_fixed_answer() {
     // A load balancer's health endpoint, a path no backend should see,
     // and every other request sent on.
     let main = Backend::echo("main");
+    let pages = tempfile::tempdir().unwrap();
+    std::fs::write(pages.path().join("404.html"), "<h1>not here</h1>").unwrap();
     let proxy = start_proxy(
         &[],
         from_file(&format!(
-            "targets = {}\n\
+            "targets = {}\nerror_pages = {}\n\
              route./healthz = return 200 ok\n\
+             route./up = return 200\n\
              route./.git/ = return 404\n\
+             route./secret/ = return 403\n\
              route.old.site.test = return 410 this site is gone\n",
-            main.addr
+            main.addr,
+            pages.path().display()
         )),
     );
     let r = proxy.get_on("site.test", "/healthz", &[]);
@@ -775,8 +780,18 @@ fn a_route_may_return_a_fixed_answer() {
     );
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.header("allow"), None, "{}", r.head.raw);
+    let r = proxy.get_on("site.test", "/up", &[]);
+    assert_eq!((r.status, r.body_str().as_str()), (200, "200 OK\n"));
+    assert_eq!(r.header("allow"), None, "{}", r.head.raw);
+    // The error page for the status, or the proxy's plain one.
     let r = proxy.get_on("site.test", "/.git/config", &[]);
-    assert_eq!((r.status, r.body_str().as_str()), (404, "404 Not Found\n"));
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (404, "<h1>not here</h1>")
+    );
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let r = proxy.get_on("site.test", "/secret/x", &[]);
+    assert_eq!((r.status, r.body_str().as_str()), (403, "403 Forbidden\n"));
     let r = proxy.get_on("old.site.test", "/any/page", &[]);
     assert_eq!(
         (r.status, r.body_str().as_str()),

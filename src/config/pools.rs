@@ -370,6 +370,12 @@ impl Loader {
         check_each_backend_in_one_pool(top, &pools, |pool| self.pool_origin(pool))?;
         self.check_sticky_cookies(top, &pools)?;
         top.routes = Arc::new(self.build_routes(&pools)?);
+        // Answered with the top level's settings (they go to no pool).
+        let returned: Vec<u16> = (top.routes.iter())
+            .filter_map(|r| r.returned().filter(|r| r.text.is_none()).map(|r| r.status))
+            .collect();
+        (top.error_pages.load_returned(&returned))
+            .map_err(|e| self.refused("error_pages", e.to_string()))?;
         for (i, pool) in pools.iter().enumerate() {
             if !top.routes.iter().any(|r| r.pool == i + 1) {
                 log::warn!(
@@ -612,10 +618,15 @@ fn redirect_route<'a>(
     let (Some(status), Some(to), None) = (words.next(), words.next(), words.next()) else {
         return Err(usage.to_string());
     };
-    let status = status
-        .parse::<u16>()
-        .map_err(|_| format!("`{}` is no status: {usage}", status.escape_debug()))?;
-    Route::redirecting(spec, status, to)
+    Route::redirecting(spec, status_of(status, usage)?, to)
+}
+
+/// A status as a route writes it: three digits, no sign or padding.
+fn status_of(word: &str, usage: &str) -> Result<u16, String> {
+    if word.len() != 3 || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{}` is no status: {usage}", word.escape_debug()));
+    }
+    Ok((word.bytes()).fold(0, |n, digit| n * 10 + u16::from(digit - b'0')))
 }
 
 /// `route.<spec> = return <status> [<text>]`, `value` being the whole
@@ -626,11 +637,8 @@ fn return_route(spec: &str, value: &str) -> Result<Route, String> {
     let rest = value.trim_start().strip_prefix(RETURN).unwrap_or_default();
     let rest = rest.trim_start();
     let (status, text) = rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len()));
-    let status = status
-        .parse::<u16>()
-        .map_err(|_| format!("`{}` is no status: {usage}", status.escape_debug()))?;
     let text = Some(text.trim()).filter(|t| !t.is_empty());
-    Route::returning(spec, status, text)
+    Route::returning(spec, status_of(status, usage)?, text)
 }
 
 /// A backend serves one pool: its health, its counters, its drain or
@@ -818,6 +826,10 @@ route.static.example = static
             ("route./healthz = return 200 all is well", ""),
             ("route./.git/ = return 404", ""),
             ("route./x = return", "`` is no status: a route that answers itself is `return <status> [<text>]`"),
+            ("route./x = return +200 ok", "`+200` is no status"),
+            ("route./x = return 0200 ok", "`0200` is no status"),
+            ("route./x = redirect 0301 /y/", "`0301` is no status"),
+            ("route./x = return 200 a\tb", "with no control character (a tab included)"),
             ("route./x = return ok 200", "`ok` is no status"),
             ("route./x = return 204", "a route returns 200 to 203, or 400 to 599"),
             ("route./api/ = return 503 down", "a second route for /api/"),
