@@ -5,7 +5,10 @@
 //! Of the routes whose host and path both match a request, the one with
 //! the most specific host wins (a name, then the longest `*.` suffix, then
 //! none), then the one with the longest path; with none, the request goes
-//! to `targets`. The order routes are written in never matters.
+//! to `targets`. The order routes are written in never matters, but
+//! between routes with conditions (`if cookie canary 1`, see
+//! [`Condition`]) at one host and path: those are tried in the order
+//! written, before the route without one.
 //!
 //! A path matches whole segments: `/api` matches `/api`, `/api/` and
 //! `/api/v1`, not `/apiary`; `/api/` matches `/api/` and below, not
@@ -19,6 +22,9 @@ use crate::cache::policy::push_path;
 use crate::http::head::push_host_name;
 use std::borrow::Cow;
 use std::fmt;
+
+mod condition;
+pub use condition::{Asked, Condition};
 
 /// Most routes one configuration may hold: each request compares its
 /// host and path with every one, in order of specificity.
@@ -53,6 +59,9 @@ pub struct Route {
     /// response (its `pool` is then `targets`', whose settings the answer
     /// takes).
     answer: Option<Answer>,
+    /// `if <condition>`: what else a request must carry for the route to
+    /// take it.
+    condition: Option<Condition>,
 }
 
 /// What a route that sends to no pool answers.
@@ -163,6 +172,7 @@ impl Route {
             pool,
             rewrite: rewrite.map(Into::into),
             answer: None,
+            condition: None,
         })
     }
 
@@ -204,6 +214,7 @@ impl Route {
                 status,
                 to: to.into(),
             })),
+            condition: None,
         };
         // `/old/` to `/old/new/` (or to `/old`) would send its clients
         // round until 414: where a path under the route is sent, it is
@@ -268,6 +279,7 @@ impl Route {
             pool: 0,
             rewrite: None,
             answer: Some(Answer::Return(Return { status, text })),
+            condition: None,
         })
     }
 
@@ -293,10 +305,29 @@ impl Route {
         self.answer.is_some()
     }
 
+    /// The route, taking only the requests that meet `condition`.
+    pub fn on_condition(self, condition: Condition) -> Route {
+        Route {
+            condition: Some(condition),
+            ..self
+        }
+    }
+
+    /// Its `if` condition, if any.
+    pub fn condition(&self) -> Option<&Condition> {
+        self.condition.as_ref()
+    }
+
     /// Whether a request for `host` (as [`host_of`] gives it) and `path`
     /// (as [`routing_path`] gives it, without the query) comes here.
-    fn matches(&self, host: Option<&str>, path: &str) -> bool {
-        self.host.matches(host) && path_is_under(path, &self.path)
+    /// Whether the route takes a request for `host` and `path`; one with
+    /// a condition, only a request (`asked`) that meets it.
+    fn matches(&self, host: Option<&str>, path: &str, asked: Option<&Asked<'_>>) -> bool {
+        let condition_met = || match &self.condition {
+            None => true,
+            Some(condition) => asked.is_some_and(|asked| condition.holds(asked)),
+        };
+        self.host.matches(host) && path_is_under(path, &self.path) && condition_met()
     }
 
     /// The request-target a backend is sent for `target` (path and query,
@@ -437,7 +468,10 @@ impl fmt::Display for Route {
         if &*self.path != "/" || self.host == HostPattern::Any {
             f.write_str(&self.path)?;
         }
-        Ok(())
+        match &self.condition {
+            Some(condition) => write!(f, " if {condition}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -479,8 +513,12 @@ impl Routes {
     /// Any order: they are sorted by specificity. Two routes for one host
     /// and path are refused by the configuration, where it can say where.
     pub fn new(mut routes: Vec<Route>) -> Routes {
+        // Stable: routes with conditions for one host and path are tried
+        // in the order written, and before the one without.
         routes.sort_by(|a, b| {
-            (b.host.rank().cmp(&a.host.rank())).then(b.path.len().cmp(&a.path.len()))
+            (b.host.rank().cmp(&a.host.rank()))
+                .then(b.path.len().cmp(&a.path.len()))
+                .then(b.condition.is_some().cmp(&a.condition.is_some()))
         });
         let by_host = routes.iter().any(|r| r.host != HostPattern::Any);
         Routes { routes, by_host }
@@ -499,8 +537,20 @@ impl Routes {
     /// index for [`Routes::get`]; `None`: `targets` does. A target that
     /// is no path (`*`, OPTIONS of the whole server) goes by its host.
     /// With routes set, a path backends may read otherwise than it is
-    /// matched (see [`is_ambiguous`]) is refused.
+    /// matched (see [`is_ambiguous`]) is refused. Routes with an `if`
+    /// condition take no such request (see [`Routes::route_asked`]).
     pub fn route(&self, authority: Option<&str>, target: &str) -> Result<Option<usize>, Ambiguous> {
+        self.route_asked(authority, target, None)
+    }
+
+    /// [`Routes::route`] for a request: routes with an `if` condition
+    /// take it when it meets theirs (without `asked`, none does).
+    pub fn route_asked(
+        &self,
+        authority: Option<&str>,
+        target: &str,
+        asked: Option<&Asked<'_>>,
+    ) -> Result<Option<usize>, Ambiguous> {
         if self.routes.is_empty() {
             return Ok(None);
         }
@@ -513,7 +563,7 @@ impl Routes {
         }
         let host = authority.filter(|_| self.by_host).map(host_of);
         let host = host.as_deref();
-        let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path));
+        let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path, asked));
         let route = find(&routing_path(path));
         // Java servers drop `;` parameters from segments (`/admin;x/`),
         // and many decode `%2F`: where that would be another route's
@@ -698,6 +748,53 @@ mod tests {
             assert_eq!(pool(&r, None, "/a/b/c"), 2);
             assert_eq!(pool(&r, None, "/a/c"), 1);
         }
+    }
+
+    #[test]
+    fn a_route_with_a_condition_goes_before_the_one_without_at_its_place() {
+        let on = |spec: &str, pool: usize, condition: &str| {
+            let route = Route::parse(spec, pool, None).unwrap();
+            route.on_condition(Condition::parse(condition).unwrap())
+        };
+        let r = Routes::new(vec![
+            Route::parse("/api/", 1, None).unwrap(),
+            on("/api/", 2, "cookie canary 1"),
+            on("/api/", 3, "header x-canary"),
+            on("/", 4, "header upgrade websocket"),
+            Route::parse("/api/v1/", 5, None).unwrap(),
+        ]);
+        let mut headers = crate::http::Headers::new();
+        let pool = |headers: &crate::http::Headers, target: &str| {
+            let asked = Asked {
+                method: "GET",
+                headers,
+                client: "127.0.0.1".parse().unwrap(),
+            };
+            let index = r.route_asked(None, target, Some(&asked)).unwrap();
+            index.and_then(|i| r.get(i)).map_or(0, |route| route.pool)
+        };
+        assert_eq!(pool(&headers, "/api/x"), 1);
+        headers.push("Upgrade", "websocket");
+        // The longest path first: `/api/` is more specific than `/`.
+        assert_eq!(pool(&headers, "/api/x"), 1);
+        assert_eq!(pool(&headers, "/chat"), 4);
+        headers.push("Cookie", "canary=1");
+        headers.push("X-Canary", "yes");
+        // Of two conditions met at one place, the first written.
+        assert_eq!(pool(&headers, "/api/x"), 2);
+        assert_eq!(pool(&headers, "/api/v1/x"), 5);
+        // Without the request's fields, no condition is met.
+        assert_eq!(r.route(None, "/chat"), Ok(None));
+        assert_eq!(
+            r.get(r.route(None, "/api/x").unwrap().unwrap())
+                .unwrap()
+                .pool,
+            1
+        );
+        assert_eq!(
+            on("/api/", 2, "cookie  canary 1").to_string(),
+            "/api/ if cookie canary 1"
+        );
     }
 
     #[test]

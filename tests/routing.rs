@@ -814,6 +814,66 @@ fn a_route_may_return_a_fixed_answer() {
 }
 
 #[test]
+fn a_route_may_take_only_the_requests_that_meet_its_condition() {
+    // A canary by cookie, WebSockets by their Upgrade field, writes by
+    // their method, the office by its address; the rest as before.
+    let (main, api, canary, writes) = (
+        cacheable_echo("main"),
+        cacheable_echo("api"),
+        cacheable_echo("canary"),
+        cacheable_echo("writes"),
+    );
+    let proxy = start_proxy(&[], |c: &mut Config| {
+        from_file(&format!(
+            "targets = {}\npool.api = {}\npool.canary = {}\npool.writes = {}\n\
+                 route./api/ = api\n\
+                 route./api/ if cookie canary 1 = canary\n\
+                 route./api/ if method POST,PUT,DELETE = writes\n\
+                 route./ if header Upgrade websocket = return 403\n\
+                 route./office/ if client 10.0.0.0/8 = canary\n\
+                 route./office/ = return 404\n",
+            main.addr, api.addr, canary.addr, writes.addr
+        ))(c);
+        c.cache_size = 1 << 20;
+    });
+    let canary_cookie: &[(&str, &str)] = &[("Cookie", "canary=1")];
+    assert_eq!(served_by(&proxy, "site.test", "/api/a"), "api");
+    assert_eq!(
+        via(&proxy, "site.test", "/api/a", canary_cookie),
+        (200, "canary".into())
+    );
+    assert_eq!(
+        via(&proxy, "site.test", "/api/a", &[("Cookie", "canary=0")]),
+        (200, "api".into())
+    );
+    let r = proxy.exchange(|client| {
+        client.send(b"POST /api/a HTTP/1.1\r\nHost: site.test\r\nContent-Length: 0\r\n\r\n");
+        client.response()
+    });
+    assert_eq!((r.status, r.header("x-backend")), (200, Some("writes")));
+    // Not at the root only: a longer path without the condition wins.
+    let upgrade: &[(&str, &str)] = &[("Upgrade", "WebSocket"), ("Connection", "Upgrade")];
+    assert_eq!(via(&proxy, "site.test", "/chat", upgrade).0, 403);
+    assert_eq!(served_by(&proxy, "site.test", "/chat"), "main");
+    // The proxy's clients are at 127.0.0.1, not in the office.
+    assert_eq!(via(&proxy, "site.test", "/office/x", &[]).0, 404);
+
+    // What the canary answers is neither stored nor answered from what
+    // `api` stored: the same URL goes to either.
+    let r = proxy.get_on("site.test", "/api/page", &[]);
+    assert_eq!((r.header("x-backend"), x_cache(&r)), (Some("api"), "MISS"));
+    for _ in 0..2 {
+        let r = proxy.get_on("site.test", "/api/page", canary_cookie);
+        assert_eq!(
+            (r.header("x-backend"), x_cache(&r)),
+            (Some("canary"), "BYPASS")
+        );
+    }
+    let r = proxy.get_on("site.test", "/api/page", &[]);
+    assert_eq!((r.header("x-backend"), x_cache(&r)), (Some("api"), "HIT"));
+}
+
+#[test]
 fn a_pool_s_cache_valid_gives_its_answers_alone_a_lifetime() {
     // Backends that say nothing of freshness: only `static`'s answers are
     // given one, so the API's are never served from the cache.

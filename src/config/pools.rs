@@ -9,7 +9,7 @@ use super::keys::{find_key, Apply};
 use super::{
     nearest, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin, Setting,
 };
-use crate::routes::{Route, Routes, MAX_ROUTES};
+use crate::routes::{Condition, Route, Routes, MAX_ROUTES};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -544,12 +544,21 @@ impl Loader {
                      pool.<name>)"
                 )));
             };
-            let route = match pool {
-                REDIRECT => redirect_route(spec, words),
-                RETURN => return_route(spec, &setting.value),
-                pool => pool_route(spec, pool, words, pools),
+            // `route./api/ if cookie canary 1`: the route, then what else
+            // a request must carry for it.
+            let (place, condition) = match spec.split_once(" if ") {
+                Some((place, condition)) => (place.trim_end(), Some(condition)),
+                None => (spec.as_str(), None),
             };
-            let route = route.map_err(refused)?;
+            let route = match pool {
+                REDIRECT => redirect_route(place, words),
+                RETURN => return_route(place, &setting.value),
+                pool => pool_route(place, pool, words, pools),
+            };
+            let mut route = route.map_err(refused)?;
+            if let Some(condition) = condition {
+                route = route.on_condition(Condition::parse(condition).map_err(refused)?);
+            }
             let written = route.to_string();
             if let Some(first) = seen.get(&written) {
                 return Err(refused(format!(
@@ -823,6 +832,11 @@ route.static.example = static
             ("route./old/ = redirect 200 /new/", "301, 302, 303, 307 or 308"),
             ("route./old/ = redirect 301 /new/", ""),
             ("route./api/ = redirect 301 /new/", "a second route for /api/"),
+            ("route./api/ if cookie canary 1 = default", ""),
+            ("route./api/ if cookie  canary 1 = default\nroute./api/ if cookie canary 1 = api", "proxy.conf:5: route./api/ if cookie canary 1: a second route for /api/ if cookie canary 1 (first set on line 4)"),
+            ("route./api/ if cookie = api", "proxy.conf:4: route./api/ if cookie: `if cookie`: a condition is"),
+            ("route./ws/ if header Upgrade websocket = return 403", ""),
+            ("route./x/ if method POST = redirect 307 /y/", ""),
             ("route./healthz = return 200 all is well", ""),
             ("route./.git/ = return 404", ""),
             ("route./x = return", "`` is no status: a route that answers itself is `return <status> [<text>]`"),

@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
-use crate::routes::{Ambiguous, Return, Routes};
+use crate::routes::{Ambiguous, Asked, Return, Routes};
 use crate::sched;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
@@ -606,7 +606,14 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let line = LogLine::of(&head, &shared.config);
-    client.route = match (shared.config.routes).route(head.authority(), &head.path_and_query()) {
+    let asked = Asked {
+        method: &head.method,
+        headers: &head.headers,
+        client: client.real_ip,
+    };
+    let routes = &shared.config.routes;
+    client.route = match routes.route_asked(head.authority(), &head.path_and_query(), Some(&asked))
+    {
         Ok(route) => route,
         // A path with dot-segments or a `\`: which route it is for
         // depends on how each backend reads it.
@@ -904,7 +911,13 @@ fn forward(
         // A signed-in user's request (`cache_bypass_cookies`): as one the
         // cache has no say in, it goes to the origin on its own, as sent,
         // and its answer to the client alone (BYPASS, below).
-        let bypass = pool.cache_bypass_cookies.matches(&head.headers);
+        // Or a request a route took for a field, a cookie or its
+        // address (`if cookie canary 1`): another for the same URL may go
+        // to another pool, whose answers are not this one's.
+        let route = client.route.and_then(|i| shared.config.routes.get(i));
+        let by_condition =
+            (route.and_then(|r| r.condition())).is_some_and(|c| c.reads_past_the_key());
+        let bypass = by_condition || pool.cache_bypass_cookies.matches(&head.headers);
         if pool.ignore_client_cache_control && !bypass && matches!(&*head.method, "GET" | "HEAD") {
             // A browser's reload (`no-cache`, `max-age=0`) is answered from
             // the cache, as nginx and Varnish do: a page everyone reloads at

@@ -1,0 +1,245 @@
+//! A route's condition (`route./api/ if cookie canary 1 = canary`): what
+//! a request must carry besides its host and path for the route to take
+//! it, HAProxy's `use_backend ... if { req.cook(canary) -m str 1 }` and
+//! nginx's `map $cookie_canary $pool`.
+
+use crate::http::Headers;
+use crate::realip::Cidr;
+use std::fmt;
+use std::net::IpAddr;
+
+/// Longest value a condition compares with.
+const MAX_VALUE_LEN: usize = 256;
+
+/// What of a request a condition reads.
+pub struct Asked<'a> {
+    pub method: &'a str,
+    pub headers: &'a Headers,
+    /// The client's address as the access lists see it (after
+    /// `proxy_protocol` and `real_ip_from`).
+    pub client: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// A field of that name (lower case), with that value (compared
+    /// without case, as most field values are tokens: `websocket`) or
+    /// any.
+    Header {
+        name: Box<str>,
+        value: Option<Box<str>>,
+    },
+    /// A cookie of that name, with that value (compared as sent) or any.
+    Cookie {
+        name: Box<str>,
+        value: Option<Box<str>>,
+    },
+    /// One of these methods.
+    Method(Box<[Box<str>]>),
+    /// A client address in one of these blocks.
+    Client(Box<[Cidr]>),
+}
+
+impl Condition {
+    /// Reads what follows `if ` in a route's key: `header <Name>
+    /// [<value>]`, `cookie <name> [<value>]`, `method <M>[,<M>...]` or
+    /// `client <block>[,<block>...]`.
+    pub fn parse(text: &str) -> Result<Condition, String> {
+        let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
+                     `if method <METHOD>[,<METHOD>...]` or `if client <address or block>[,...]`";
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
+            match word {
+                Some(v) if v.len() > MAX_VALUE_LEN || !v.bytes().all(|b| b.is_ascii_graphic()) => {
+                    Err(format!(
+                        "`{}`: a value is at most {MAX_VALUE_LEN} printable ASCII characters, \
+                         without spaces",
+                        v.escape_debug()
+                    ))
+                }
+                Some(v) => Ok(Some((*v).into())),
+                None => Ok(None),
+            }
+        };
+        let token = |name: &str| !name.is_empty() && name.bytes().all(is_tchar);
+        match words.as_slice() {
+            ["header", name] | ["header", name, _] if token(name) => Ok(Condition::Header {
+                name: name.to_ascii_lowercase().into(),
+                value: value(words.get(2))?,
+            }),
+            ["cookie", name] | ["cookie", name, _] if token(name) => Ok(Condition::Cookie {
+                name: (*name).into(),
+                value: value(words.get(2))?,
+            }),
+            ["method", list] => {
+                let methods: Vec<Box<str>> = list.split(',').map(Box::from).collect();
+                let upper = |m: &str| token(m) && m.bytes().all(|b| !b.is_ascii_lowercase());
+                if !methods.iter().all(|m| upper(m)) {
+                    return Err(format!(
+                        "`{list}`: methods are written in capitals, comma separated \
+                         (`GET,HEAD`)"
+                    ));
+                }
+                // A HEAD is answered from what a GET stored: the two go
+                // to one pool, or a pool's answers would be another's.
+                let has = |m: &str| methods.iter().any(|x| **x == *m);
+                if has("GET") != has("HEAD") {
+                    return Err(format!(
+                        "`{list}`: GET and HEAD go together (a HEAD is answered from what a GET \
+                         stored)"
+                    ));
+                }
+                Ok(Condition::Method(methods.into()))
+            }
+            ["client", list] => {
+                let blocks = (list.split(','))
+                    .map(|b| Cidr::parse(b).map_err(|e| format!("`{b}`: {e}")))
+                    .collect::<Result<Vec<Cidr>, String>>()?;
+                Ok(Condition::Client(blocks.into()))
+            }
+            _ => Err(format!("`if {}`: {usage}", text.escape_debug())),
+        }
+    }
+
+    /// Whether `asked` meets the condition.
+    pub fn holds(&self, asked: &Asked<'_>) -> bool {
+        match self {
+            Condition::Header { name, value } => {
+                let mut values = asked.headers.get_all(name);
+                match value {
+                    None => values.next().is_some(),
+                    Some(value) => {
+                        values.any(|v| v.trim_ascii().eq_ignore_ascii_case(value.as_bytes()))
+                    }
+                }
+            }
+            Condition::Cookie { name, value } => match (asked.headers.cookie(name), value) {
+                (Some(_), None) => true,
+                (Some(sent), Some(value)) => sent == value.as_bytes(),
+                (None, _) => false,
+            },
+            Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
+            Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
+        }
+    }
+
+    /// Whether the condition reads what the cache's key does not (a
+    /// field, a cookie, the client's address): two requests for one URL
+    /// may then go to two pools, and what one pool answered must not
+    /// answer the other's clients.
+    pub fn reads_past_the_key(&self) -> bool {
+        !matches!(self, Condition::Method(_))
+    }
+}
+
+/// RFC 9110 §5.6.2's token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl fmt::Display for Condition {
+    /// As a route's key writes it, after `if `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, name, value) = match self {
+            Condition::Header { name, value } => ("header", &**name, value.as_deref()),
+            Condition::Cookie { name, value } => ("cookie", &**name, value.as_deref()),
+            Condition::Method(methods) => return write!(f, "method {}", methods.join(",")),
+            Condition::Client(blocks) => {
+                let blocks: Vec<String> = blocks.iter().map(|b| b.to_string()).collect();
+                return write!(f, "client {}", blocks.join(","));
+            }
+        };
+        write!(f, "{kind} {name}")?;
+        match value {
+            Some(value) => write!(f, " {value}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked<'a>(method: &'a str, headers: &'a Headers, client: &str) -> Asked<'a> {
+        Asked {
+            method,
+            headers,
+            client: client.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn each_kind_reads_its_part_of_the_request() {
+        let mut headers = Headers::new();
+        headers.push("Upgrade", "WebSocket");
+        headers.push("Cookie", "a=1; canary=1");
+        headers.push("X-Version", " 2 ");
+        let request = asked("GET", &headers, "10.1.2.3");
+        let holds = |text: &str| Condition::parse(text).unwrap().holds(&request);
+        assert!(holds("header upgrade websocket"));
+        assert!(holds("header X-Version 2"));
+        assert!(holds("header X-Version"));
+        assert!(!holds("header X-Version 3"));
+        assert!(!holds("header X-Absent"));
+        assert!(holds("cookie canary 1"));
+        assert!(holds("cookie canary"));
+        assert!(!holds("cookie Canary"));
+        assert!(!holds("cookie canary 01"));
+        assert!(holds("method GET,HEAD"));
+        assert!(!holds("method POST,PUT"));
+        assert!(holds("client 10.0.0.0/8"));
+        assert!(holds("client 192.168.0.0/16,10.1.2.3"));
+        assert!(!holds("client 192.168.0.0/16"));
+    }
+
+    #[test]
+    fn a_condition_is_written_back_as_read() {
+        for text in [
+            "header upgrade websocket",
+            "cookie canary 1",
+            "cookie beta",
+            "method POST,PUT",
+            "client 10.0.0.0/8",
+        ] {
+            assert_eq!(Condition::parse(text).unwrap().to_string(), text);
+        }
+        let c = Condition::parse("  header   X-Version   2 ").unwrap();
+        assert_eq!(c.to_string(), "header x-version 2");
+    }
+
+    #[test]
+    fn what_is_not_a_condition_is_refused() {
+        for (text, says) in [
+            ("", "a condition is"),
+            ("path /x", "a condition is"),
+            ("header", "a condition is"),
+            ("header X a b", "a condition is"),
+            ("header X(y) 1", "a condition is"),
+            ("cookie c\u{e9} 1", "a condition is"),
+            ("method get", "methods are written in capitals"),
+            ("method GET", "GET and HEAD go together"),
+            ("method HEAD,POST", "GET and HEAD go together"),
+            ("client 10.0.0.0/33", "`10.0.0.0/33`"),
+            ("client", "a condition is"),
+        ] {
+            let e = Condition::parse(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        let long = format!("cookie c {}", "x".repeat(MAX_VALUE_LEN + 1));
+        assert!(Condition::parse(&long).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn only_the_method_is_read_by_the_cache_s_key_too() {
+        assert!(!Condition::parse("method GET,HEAD")
+            .unwrap()
+            .reads_past_the_key());
+        for text in ["header x 1", "cookie c", "client 10.0.0.0/8"] {
+            assert!(
+                Condition::parse(text).unwrap().reads_past_the_key(),
+                "{text}"
+            );
+        }
+    }
+}
