@@ -17,7 +17,7 @@ use inverso::http::head::{
 };
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
-use inverso::routes::is_ambiguous;
+use inverso::routes::{is_ambiguous, Asked, Lookup};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -230,22 +230,37 @@ pub fn routes(data: &[u8]) {
     };
     let routes = &config.routes;
     for request in requests {
-        let (host, target) = request.split_once(' ').unwrap_or(("", request));
+        // `host target [cookie]`: the cookie for routes' conditions.
+        let (host, rest) = request.split_once(' ').unwrap_or(("", request));
+        let (target, cookie) = rest.split_once(' ').unwrap_or((rest, ""));
         let valid = check_target_bytes(target.as_bytes()).is_ok()
             && (target.starts_with('/') || target == "*");
         if !valid {
             continue;
         }
         let host = Some(host).filter(|h| !h.is_empty());
-        let Ok(Some(index)) = routes.route(host, target) else {
+        let mut headers = Headers::new();
+        if !cookie.is_empty() {
+            headers.push("Cookie", cookie);
+        }
+        let asked = Asked {
+            method: "GET",
+            headers: &headers,
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        let Ok(Some(index)) = routes.route_asked(host, target, Lookup::Request(&asked)) else {
             continue;
         };
         let route = routes.get(index).expect("a route found is there");
         assert!(route.pool <= config.pools.len());
+        let met = |c: &inverso::routes::Condition| c.met(Lookup::Request(&asked));
+        assert!(route.condition().is_none_or(met), "{route} for {request}");
         if let Some(answer) = route.returned() {
-            // A body the proxy writes whole with its length: one line.
+            // A body the proxy writes whole with its length: one line
+            // (a bare 2xx's, its status line with its end).
             let text = answer.text.as_deref().unwrap_or_default();
-            assert!(!text.chars().any(char::is_control), "{text:?}");
+            let line = text.strip_suffix('\n').unwrap_or(text);
+            assert!(!line.chars().any(char::is_control), "{text:?}");
             assert!(route.rewritten(target).is_none() && route.redirect().is_none());
         }
         let path = &target[..target.find('?').unwrap_or(target.len())];

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 mod condition;
-pub use condition::{Asked, Condition};
+pub use condition::{Asked, Condition, Lookup};
 
 /// Most routes one configuration may hold: each request compares its
 /// host and path with every one, in order of specificity.
@@ -319,14 +319,10 @@ impl Route {
     }
 
     /// Whether a request for `host` (as [`host_of`] gives it) and `path`
-    /// (as [`routing_path`] gives it, without the query) comes here.
-    /// Whether the route takes a request for `host` and `path`; one with
-    /// a condition, only a request (`asked`) that meets it.
-    fn matches(&self, host: Option<&str>, path: &str, asked: Option<&Asked<'_>>) -> bool {
-        let condition_met = || match &self.condition {
-            None => true,
-            Some(condition) => asked.is_some_and(|asked| condition.holds(asked)),
-        };
+    /// (as [`routing_path`] gives it, without the query) comes here; to
+    /// a route with a condition, only one that meets it (see [`Lookup`]).
+    fn matches(&self, host: Option<&str>, path: &str, lookup: Lookup<'_>) -> bool {
+        let condition_met = || (self.condition.as_ref()).is_none_or(|c| c.met(lookup));
         self.host.matches(host) && path_is_under(path, &self.path) && condition_met()
     }
 
@@ -540,16 +536,16 @@ impl Routes {
     /// matched (see [`is_ambiguous`]) is refused. Routes with an `if`
     /// condition take no such request (see [`Routes::route_asked`]).
     pub fn route(&self, authority: Option<&str>, target: &str) -> Result<Option<usize>, Ambiguous> {
-        self.route_asked(authority, target, None)
+        self.route_asked(authority, target, Lookup::Bare)
     }
 
     /// [`Routes::route`] for a request: routes with an `if` condition
-    /// take it when it meets theirs (without `asked`, none does).
+    /// take it as `lookup` meets theirs.
     pub fn route_asked(
         &self,
         authority: Option<&str>,
         target: &str,
-        asked: Option<&Asked<'_>>,
+        lookup: Lookup<'_>,
     ) -> Result<Option<usize>, Ambiguous> {
         if self.routes.is_empty() {
             return Ok(None);
@@ -563,7 +559,7 @@ impl Routes {
         }
         let host = authority.filter(|_| self.by_host).map(host_of);
         let host = host.as_deref();
-        let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path, asked));
+        let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path, lookup));
         let route = find(&routing_path(path));
         // Java servers drop `;` parameters from segments (`/admin;x/`),
         // and many decode `%2F`: where that would be another route's
@@ -770,7 +766,9 @@ mod tests {
                 headers,
                 client: "127.0.0.1".parse().unwrap(),
             };
-            let index = r.route_asked(None, target, Some(&asked)).unwrap();
+            let index = r
+                .route_asked(None, target, Lookup::Request(&asked))
+                .unwrap();
             index.and_then(|i| r.get(i)).map_or(0, |route| route.pool)
         };
         assert_eq!(pool(&headers, "/api/x"), 1);

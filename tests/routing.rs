@@ -1043,6 +1043,34 @@ fn a_snapshot_s_entries_are_loaded_for_the_pools_that_use_the_cache() {
 }
 
 #[test]
+fn what_a_method_route_stored_is_loaded_from_a_snapshot_under_its_pool() {
+    // Reads go to a pool that caches, writes to one that does not: what
+    // the reads stored comes back at the next start.
+    let (writes, reads) = (cacheable_echo("writes"), cacheable_echo("reads"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let start = || {
+        let mut tweak = Some(from_file(&format!(
+            "targets = {}\ncache = false\npool.reads = {}\npool.reads.cache = true\n\
+             route./ if method GET,HEAD = reads\n",
+            writes.addr, reads.addr
+        )));
+        start_proxy(&[], |c| {
+            (tweak.take().unwrap())(c);
+            c.cache_size = 1 << 20;
+            c.path_to_persistence = Some(file.clone());
+        })
+    };
+    let mut first = start();
+    assert_eq!(x_caches(&first, "/page", &[&[], &[]]), ["MISS", "HIT"]);
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let second = start();
+    assert_eq!(second.handle().cache().expect("a cache").len(), 1);
+    assert_eq!(x_caches(&second, "/page", &[&[]]), ["HIT"]);
+    assert_eq!((reads.requests(), writes.requests()), (1, 0));
+}
+
+#[test]
 fn a_pool_compresses_as_its_own_gzip_keys_say() {
     // Text bodies everywhere; the API's pool compresses JSON alone, and
     // the downloads' pool nothing (nginx's `gzip off` in a location).

@@ -544,12 +544,7 @@ impl Loader {
                      pool.<name>)"
                 )));
             };
-            // `route./api/ if cookie canary 1`: the route, then what else
-            // a request must carry for it.
-            let (place, condition) = match spec.split_once(" if ") {
-                Some((place, condition)) => (place.trim_end(), Some(condition)),
-                None => (spec.as_str(), None),
-            };
+            let (place, condition) = split_condition(spec).map_err(refused)?;
             let route = match pool {
                 REDIRECT => redirect_route(place, words),
                 RETURN => return_route(place, &setting.value),
@@ -570,6 +565,24 @@ impl Loader {
             routes.push(route);
         }
         Ok(Routes::new(routes))
+    }
+}
+
+/// `route./api/ if cookie canary 1`: the route's place, then what else a
+/// request must carry for it, if anything.
+fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
+    let Some(end) = spec.find(char::is_whitespace) else {
+        return Ok((spec, None));
+    };
+    let (place, rest) = spec.split_at(end);
+    match rest.trim_start().strip_prefix("if") {
+        Some(condition) if condition.starts_with(char::is_whitespace) => {
+            Ok((place, Some(condition.trim())))
+        }
+        _ => Err(format!(
+            "after `{}`, a route's key has `if <condition>` or nothing",
+            place.escape_debug()
+        )),
     }
 }
 
@@ -835,6 +848,9 @@ route.static.example = static
             ("route./api/ if cookie canary 1 = default", ""),
             ("route./api/ if cookie  canary 1 = default\nroute./api/ if cookie canary 1 = api", "proxy.conf:5: route./api/ if cookie canary 1: a second route for /api/ if cookie canary 1 (first set on line 4)"),
             ("route./api/ if cookie = api", "proxy.conf:4: route./api/ if cookie: `if cookie`: a condition is"),
+            ("route./api/\tif\tcookie c = api", ""),
+            ("route./api/ when cookie c = api", "after `/api/`, a route's key has `if <condition>` or nothing"),
+            ("route./api/ if method PUT,POST = api\nroute./api/ if method POST,PUT = default", "a second route for /api/ if method POST,PUT"),
             ("route./ws/ if header Upgrade websocket = return 403", ""),
             ("route./x/ if method POST = redirect 307 /y/", ""),
             ("route./healthz = return 200 all is well", ""),

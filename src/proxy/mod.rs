@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
-use crate::routes::{Ambiguous, Asked, Return, Routes};
+use crate::routes::{Ambiguous, Asked, Lookup, Return, Routes};
 use crate::sched;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
@@ -196,7 +196,7 @@ impl CacheRules {
     pub fn settings_of_key(&self, key: &str, routes: &Routes) -> Option<&policy::Settings> {
         let primary = &key[..key.find('\n').unwrap_or(key.len())];
         let (authority, path) = policy::split_key(primary);
-        let route = routes.route(Some(authority), path).ok()?;
+        let route = (routes.route_asked(Some(authority), path, Lookup::StoredGet)).ok()?;
         let route = route.and_then(|i| routes.get(i));
         if route.is_some_and(|r| r.answers_itself()) {
             return None;
@@ -612,8 +612,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         client: client.real_ip,
     };
     let routes = &shared.config.routes;
-    client.route = match routes.route_asked(head.authority(), &head.path_and_query(), Some(&asked))
-    {
+    client.route = match routes.route_asked(
+        head.authority(),
+        &head.path_and_query(),
+        Lookup::Request(&asked),
+    ) {
         Ok(route) => route,
         // A path with dot-segments or a `\`: which route it is for
         // depends on how each backend reads it.

@@ -20,11 +20,24 @@ pub struct Asked<'a> {
     pub client: IpAddr,
 }
 
+/// Whom a route is looked up for, as its condition sees it.
+#[derive(Clone, Copy)]
+pub enum Lookup<'a> {
+    /// Only a host and a path: no condition is met.
+    Bare,
+    /// A request: a condition is met as the request meets it.
+    Request(&'a Asked<'a>),
+    /// What the cache stored for a `GET` of the URL (a snapshot's): met
+    /// by a method condition that takes `GET`, by no other (the requests
+    /// the others take are never stored).
+    StoredGet,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Condition {
-    /// A field of that name (lower case), with that value (compared
-    /// without case, as most field values are tokens: `websocket`) or
-    /// any.
+    /// A field of that name (lower case), with that value (lower case,
+    /// compared without case, as most field values are tokens:
+    /// `websocket`) as the whole value of one field, or any.
     Header {
         name: Box<str>,
         value: Option<Box<str>>,
@@ -34,7 +47,7 @@ pub enum Condition {
         name: Box<str>,
         value: Option<Box<str>>,
     },
-    /// One of these methods.
+    /// One of these methods, sorted, each once.
     Method(Box<[Box<str>]>),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
@@ -65,14 +78,16 @@ impl Condition {
         match words.as_slice() {
             ["header", name] | ["header", name, _] if token(name) => Ok(Condition::Header {
                 name: name.to_ascii_lowercase().into(),
-                value: value(words.get(2))?,
+                value: value(words.get(2))?.map(|v| v.to_ascii_lowercase().into()),
             }),
             ["cookie", name] | ["cookie", name, _] if token(name) => Ok(Condition::Cookie {
                 name: (*name).into(),
                 value: value(words.get(2))?,
             }),
             ["method", list] => {
-                let methods: Vec<Box<str>> = list.split(',').map(Box::from).collect();
+                let mut methods: Vec<Box<str>> = list.split(',').map(Box::from).collect();
+                methods.sort();
+                methods.dedup();
                 let upper = |m: &str| token(m) && m.bytes().all(|b| !b.is_ascii_lowercase());
                 if !methods.iter().all(|m| upper(m)) {
                     return Err(format!(
@@ -93,7 +108,7 @@ impl Condition {
             }
             ["client", list] => {
                 let blocks = (list.split(','))
-                    .map(|b| Cidr::parse(b).map_err(|e| format!("`{b}`: {e}")))
+                    .map(Cidr::parse)
                     .collect::<Result<Vec<Cidr>, String>>()?;
                 Ok(Condition::Client(blocks.into()))
             }
@@ -101,8 +116,20 @@ impl Condition {
         }
     }
 
+    /// Whether the condition is met for `lookup`.
+    pub fn met(&self, lookup: Lookup<'_>) -> bool {
+        match lookup {
+            Lookup::Bare => false,
+            Lookup::Request(asked) => self.holds(asked),
+            Lookup::StoredGet => match self {
+                Condition::Method(methods) => methods.iter().any(|m| &**m == "GET"),
+                _ => false,
+            },
+        }
+    }
+
     /// Whether `asked` meets the condition.
-    pub fn holds(&self, asked: &Asked<'_>) -> bool {
+    fn holds(&self, asked: &Asked<'_>) -> bool {
         match self {
             Condition::Header { name, value } => {
                 let mut values = asked.headers.get_all(name);
@@ -176,7 +203,11 @@ mod tests {
         headers.push("Cookie", "a=1; canary=1");
         headers.push("X-Version", " 2 ");
         let request = asked("GET", &headers, "10.1.2.3");
-        let holds = |text: &str| Condition::parse(text).unwrap().holds(&request);
+        let holds = |text: &str| {
+            Condition::parse(text)
+                .unwrap()
+                .met(Lookup::Request(&request))
+        };
         assert!(holds("header upgrade websocket"));
         assert!(holds("header X-Version 2"));
         assert!(holds("header X-Version"));
@@ -204,8 +235,12 @@ mod tests {
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
         }
-        let c = Condition::parse("  header   X-Version   2 ").unwrap();
-        assert_eq!(c.to_string(), "header x-version 2");
+        // One spelling each, so that two keys for one condition are seen
+        // as one.
+        let c = Condition::parse("  header   X-Version   Beta ").unwrap();
+        assert_eq!(c.to_string(), "header x-version beta");
+        let c = Condition::parse("method PUT,POST,PUT").unwrap();
+        assert_eq!(c.to_string(), "method POST,PUT");
     }
 
     #[test]
@@ -220,7 +255,7 @@ mod tests {
             ("method get", "methods are written in capitals"),
             ("method GET", "GET and HEAD go together"),
             ("method HEAD,POST", "GET and HEAD go together"),
-            ("client 10.0.0.0/33", "`10.0.0.0/33`"),
+            ("client 10.0.0.0/33", "10.0.0.0/33"),
             ("client", "a condition is"),
         ] {
             let e = Condition::parse(text).unwrap_err();
@@ -228,6 +263,22 @@ mod tests {
         }
         let long = format!("cookie c {}", "x".repeat(MAX_VALUE_LEN + 1));
         assert!(Condition::parse(&long).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn a_stored_get_meets_the_method_conditions_that_take_get_alone() {
+        let met = |text: &str, lookup| Condition::parse(text).unwrap().met(lookup);
+        assert!(met("method GET,HEAD", Lookup::StoredGet));
+        assert!(!met("method POST", Lookup::StoredGet));
+        for text in [
+            "cookie c",
+            "header x",
+            "client 0.0.0.0/0",
+            "method GET,HEAD",
+        ] {
+            assert!(!met(text, Lookup::Bare), "{text}");
+        }
+        assert!(!met("client 0.0.0.0/0", Lookup::StoredGet));
     }
 
     #[test]
