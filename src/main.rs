@@ -466,7 +466,10 @@ fn run_demo(port: u16) -> Result<(), Failure> {
     let mut loader = Loader::new();
     // A pool and a route, as a file would give them (they are keys of the
     // file only).
-    let routing = format!("pool.api = {}\nroute./api/ = api rewrite=/\n", api.addr);
+    let routing = format!(
+        "pool.api = {}\nroute./api/ = api rewrite=/\nroute./healthz = return 200 ok\n",
+        api.addr
+    );
     loader.file("demo", &routing).map_err(Failure::usage)?;
     loader.env(inverso_env()?);
     for (key, value) in [
@@ -497,6 +500,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          \x20 curl -i {url}/echo          # what the origin received: X-Forwarded-For, Via, ...\n\
          \x20 curl -i {url}/slow          # an origin that takes a second\n\
          \x20 curl -i {url}/api/echo      # routed to the pool `api` ({}), which is sent /echo\n\
+         \x20 curl -i {url}/healthz       # answered by the proxy itself (a `return` route)\n\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
             a.name, a.addr, b.name, b.addr, api.name
         );

@@ -743,4 +743,7 @@ fn the_demo_routes_api_to_a_third_origin_with_its_prefix_rewritten() {
     );
     let targets = demo.get("/");
     assert!(targets.contains("Hello from origin-"), "{targets}");
+    let health = demo.get("/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("\r\n\r\nok"), "{health}");
 }
