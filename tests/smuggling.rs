@@ -1031,3 +1031,21 @@ fn a_websocket_goes_to_the_pool_its_path_is_routed_to() {
     );
     assert_eq!((ws.requests(), main.requests()), (1, 0));
 }
+
+#[test]
+fn a_pool_s_tunnel_timeout_closes_its_idle_websockets() {
+    let (main, ws) = (Backend::echo("main"), websocket_backend());
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\ntunnel_timeout = 1h\npool.ws = {}\npool.ws.tunnel_timeout = 300ms\n\
+             route./chat = ws\n",
+            main.addr, ws.addr
+        )),
+    );
+    let mut client = proxy.connect();
+    assert_eq!(websocket_handshake(&mut client).status, 101);
+    // Silent: the pool's own timeout ends the tunnel, well before the
+    // top level's hour or the test's read timeout.
+    assert!(client.is_closed());
+}

@@ -62,6 +62,7 @@ pub const POOL_KEYS: &[&str] = &[
     "slow_start",
     "connect_timeout",
     "backend_timeout",
+    "tunnel_timeout",
     "upstream_keepalive",
     "sticky_cookie",
     "health_check_path",

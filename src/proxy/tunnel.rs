@@ -143,7 +143,7 @@ pub(super) fn run(
     if client.conn.get_mut().write_all(&head).is_err() {
         return Ok(closing(0));
     }
-    let idle = shared.config.tunnel_timeout;
+    let idle = shared.pool_config(client.route).tunnel_timeout;
     let client_stream: &TcpStream = client.conn.get_ref();
     let mut up_stream: &Stream = up.conn.get_ref();
     if up_stream.write_all(&early_from_client).is_err() {
