@@ -912,11 +912,11 @@ impl Loader {
         let warned_at_top = |warning: &Option<String>, of: fn(&Config) -> Option<String>| {
             top.is_some_and(|top| uses_cache(top) && of(top) == *warning)
         };
-        let capped = |c: &Config| c.cache_valid.capped_by(c.ttl);
-        let warning = capped(config);
+        let ttl_caps = |c: &Config| c.cache_valid.capped_by(c.ttl);
+        let warning = ttl_caps(config);
         if let Some(capped) = warning
             .as_ref()
-            .filter(|_| !warned_at_top(&warning, capped))
+            .filter(|_| !warned_at_top(&warning, ttl_caps))
         {
             let key = self.first_set_in(scope, &["cache_valid", "ttl"]);
             log::warn!("{}", self.refused_in(scope, key, capped.clone()));

@@ -105,8 +105,8 @@ impl Shared {
     }
 
     /// For the log: the name of the pool a request that took `route` goes
-    /// to (`default` for `targets`); none for a redirect route's, which
-    /// goes to no pool.
+    /// to (`default` for `targets`); none for a route that answers
+    /// itself (a redirect, a `return`), which goes to no pool.
     pub fn pool_name(&self, route: Option<usize>) -> Option<Arc<str>> {
         let taken = route.and_then(|i| self.config.routes.get(i));
         if taken.is_some_and(|r| r.answers_itself()) {
@@ -115,8 +115,8 @@ impl Shared {
         Some(self.pool(route).shared_name().clone())
     }
 
-    /// Counts the answer to a request routed by `route` to a pool (not a
-    /// redirect route's) under that pool, whoever gave it: one relaxed
+    /// Counts the answer to a request routed by `route` to a pool (not
+    /// one a route answered itself) under that pool, whoever gave it: one relaxed
     /// add, as the process-wide count of [`Metrics::observe`].
     fn pool_answered(&self, route: Option<usize>, status: u16) {
         self.pool(route).stats().answers.count(status);
