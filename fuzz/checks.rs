@@ -245,6 +245,7 @@ pub fn routes(data: &[u8]) {
         }
         let asked = Asked {
             method: "GET",
+            target,
             headers: &headers,
             client: std::net::Ipv4Addr::LOCALHOST.into(),
         };

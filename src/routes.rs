@@ -763,6 +763,7 @@ mod tests {
         let pool = |headers: &crate::http::Headers, target: &str| {
             let asked = Asked {
                 method: "GET",
+                target: "/",
                 headers,
                 client: "127.0.0.1".parse().unwrap(),
             };

@@ -831,7 +831,8 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
                  route./api/ if method POST,PUT,DELETE = writes\n\
                  route./ if header Upgrade websocket = return 403\n\
                  route./office/ if client 10.0.0.0/8 = canary\n\
-                 route./office/ = return 404\n",
+                 route./office/ = return 404\n\
+                 route./search if query engine new = canary\n",
             main.addr, api.addr, canary.addr, writes.addr
         ))(c);
         c.cache_size = 1 << 20;
@@ -857,6 +858,11 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
     assert_eq!(served_by(&proxy, "site.test", "/chat"), "main");
     // The proxy's clients are at 127.0.0.1, not in the office.
     assert_eq!(via(&proxy, "site.test", "/office/x", &[]).0, 404);
+    assert_eq!(
+        served_by(&proxy, "site.test", "/search?q=x&engine=new"),
+        "canary"
+    );
+    assert_eq!(served_by(&proxy, "site.test", "/search?engine=old"), "main");
 
     // What the canary answers is neither stored nor answered from what
     // `api` stored: the same URL goes to either.

@@ -606,17 +606,15 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let line = LogLine::of(&head, &shared.config);
+    let target = head.path_and_query();
     let asked = Asked {
         method: &head.method,
+        target: &target,
         headers: &head.headers,
         client: client.real_ip,
     };
     let routes = &shared.config.routes;
-    client.route = match routes.route_asked(
-        head.authority(),
-        &head.path_and_query(),
-        Lookup::Request(&asked),
-    ) {
+    client.route = match routes.route_asked(head.authority(), &target, Lookup::Request(&asked)) {
         Ok(route) => route,
         // A path with dot-segments or a `\`: which route it is for
         // depends on how each backend reads it.

@@ -14,6 +14,8 @@ const MAX_VALUE_LEN: usize = 256;
 /// What of a request a condition reads.
 pub struct Asked<'a> {
     pub method: &'a str,
+    /// Its path and query, as sent.
+    pub target: &'a str,
     pub headers: &'a Headers,
     /// The client's address as the access lists see it (after
     /// `proxy_protocol` and `real_ip_from`).
@@ -47,6 +49,12 @@ pub enum Condition {
         name: Box<str>,
         value: Option<Box<str>>,
     },
+    /// A query parameter of that name, with that value (both compared as
+    /// sent) or any.
+    Query {
+        name: Box<str>,
+        value: Option<Box<str>>,
+    },
     /// One of these methods, sorted, each once.
     Method(Box<[Box<str>]>),
     /// A client address in one of these blocks.
@@ -55,11 +63,12 @@ pub enum Condition {
 
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
-    /// [<value>]`, `cookie <name> [<value>]`, `method <M>[,<M>...]` or
-    /// `client <block>[,<block>...]`.
+    /// [<value>]`, `cookie <name> [<value>]`, `query <name> [<value>]`,
+    /// `method <M>[,<M>...]` or `client <block>[,<block>...]`.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
-                     `if method <METHOD>[,<METHOD>...]` or `if client <address or block>[,...]`";
+                     `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]` or \
+                     `if client <address or block>[,...]`";
         let words: Vec<&str> = text.split_whitespace().collect();
         let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
             match word {
@@ -84,6 +93,12 @@ impl Condition {
                 name: (*name).into(),
                 value: value(words.get(2))?,
             }),
+            ["query", name] | ["query", name, _] if !name.contains(['&', '#']) => {
+                Ok(Condition::Query {
+                    name: value(Some(name))?.unwrap_or_default(),
+                    value: value(words.get(2))?,
+                })
+            }
             ["method", list] => {
                 let mut methods: Vec<Box<str>> = list.split(',').map(Box::from).collect();
                 methods.sort();
@@ -145,15 +160,23 @@ impl Condition {
                 (Some(sent), Some(value)) => sent == value.as_bytes(),
                 (None, _) => false,
             },
+            Condition::Query { name, value } => {
+                let query = asked.target.split_once('?').map_or("", |(_, q)| q);
+                let mut pairs = query
+                    .split('&')
+                    .map(|p| p.split_once('=').unwrap_or((p, "")));
+                pairs.any(|(n, v)| n == &**name && value.as_deref().is_none_or(|value| v == value))
+            }
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
         }
     }
 
     /// Whether the condition reads what the cache's key does not (a
-    /// field, a cookie, the client's address): two requests for one URL
-    /// may then go to two pools, and what one pool answered must not
-    /// answer the other's clients.
+    /// field, a cookie, the client's address; a query parameter as sent,
+    /// where the key may spell it otherwise or leave it out): two
+    /// requests for one URL may then go to two pools, and what one pool
+    /// answered must not answer the other's clients.
     pub fn reads_past_the_key(&self) -> bool {
         !matches!(self, Condition::Method(_))
     }
@@ -170,6 +193,7 @@ impl fmt::Display for Condition {
         let (kind, name, value) = match self {
             Condition::Header { name, value } => ("header", &**name, value.as_deref()),
             Condition::Cookie { name, value } => ("cookie", &**name, value.as_deref()),
+            Condition::Query { name, value } => ("query", &**name, value.as_deref()),
             Condition::Method(methods) => return write!(f, "method {}", methods.join(",")),
             Condition::Client(blocks) => {
                 let blocks: Vec<String> = blocks.iter().map(|b| b.to_string()).collect();
@@ -191,6 +215,7 @@ mod tests {
     fn asked<'a>(method: &'a str, headers: &'a Headers, client: &str) -> Asked<'a> {
         Asked {
             method,
+            target: "/p?beta=1&x&q=a%20b",
             headers,
             client: client.parse().unwrap(),
         }
@@ -217,6 +242,13 @@ mod tests {
         assert!(holds("cookie canary"));
         assert!(!holds("cookie Canary"));
         assert!(!holds("cookie canary 01"));
+        assert!(holds("query beta 1"));
+        assert!(holds("query beta"));
+        assert!(holds("query x"));
+        assert!(holds("query q a%20b"));
+        assert!(!holds("query beta 2"));
+        assert!(!holds("query Beta"));
+        assert!(!holds("query p"));
         assert!(holds("method GET,HEAD"));
         assert!(!holds("method POST,PUT"));
         assert!(holds("client 10.0.0.0/8"));
@@ -230,6 +262,7 @@ mod tests {
             "header upgrade websocket",
             "cookie canary 1",
             "cookie beta",
+            "query beta 1",
             "method POST,PUT",
             "client 10.0.0.0/8",
         ] {
@@ -257,6 +290,7 @@ mod tests {
             ("method HEAD,POST", "GET and HEAD go together"),
             ("client 10.0.0.0/33", "10.0.0.0/33"),
             ("client", "a condition is"),
+            ("query a&b", "a condition is"),
         ] {
             let e = Condition::parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
@@ -286,7 +320,7 @@ mod tests {
         assert!(!Condition::parse("method GET,HEAD")
             .unwrap()
             .reads_past_the_key());
-        for text in ["header x 1", "cookie c", "client 10.0.0.0/8"] {
+        for text in ["header x 1", "cookie c", "query q", "client 10.0.0.0/8"] {
             assert!(
                 Condition::parse(text).unwrap().reads_past_the_key(),
                 "{text}"
