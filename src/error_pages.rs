@@ -45,16 +45,17 @@ pub enum ErrorPagesError {
 #[derive(Clone, Default)]
 pub struct ErrorPages {
     dir: Option<PathBuf>,
-    /// At most one per status of [`OWN_ERROR_STATUSES`], in that order,
-    /// then per status `return` routes answer (see
-    /// [`ErrorPages::load_returned`]).
+    /// At most one per status from 400 to 599, in order.
     pages: Vec<(u16, Arc<[u8]>)>,
 }
 
 impl ErrorPages {
-    /// Reads `<dir>/<status>.html` for every status the proxy answers
-    /// itself; a missing file leaves that status its plain-text body.
-    /// An empty `dir` is off. Relative paths are from the working directory,
+    /// Reads `<dir>/<status>.html` for every status from 400 to 599: those
+    /// the proxy answers itself on an error, those `return` routes answer
+    /// (a `404.html` for `route./.git/ = return 404`), and those of
+    /// backends' answers `intercept_errors` replaces. A missing file
+    /// leaves that status its plain-text body (or the backend's). An
+    /// empty `dir` is off. Relative paths are from the working directory,
     /// as `path_to_log`'s are.
     pub fn load(dir: &str) -> Result<ErrorPages, ErrorPagesError> {
         if dir.is_empty() {
@@ -63,7 +64,7 @@ impl ErrorPages {
         let dir = PathBuf::from(dir);
         check_directory(&dir)?;
         let mut pages = Vec::new();
-        for status in OWN_ERROR_STATUSES {
+        for status in 400..=599 {
             let path = page_path(&dir, status);
             if let Some(page) = read_page(&path)? {
                 pages.push((status, page));
@@ -75,26 +76,16 @@ impl ErrorPages {
         })
     }
 
-    /// Reads the pages for `statuses` too, those `return` routes answer
-    /// without a text of their own (a `404.html` for `route./.git/ =
-    /// return 404`), and warns of the files in the directory for no
-    /// status the proxy answers (a `404.html` brought from an nginx
-    /// set-up, with no such route): a backend's own 404 is relayed as it
-    /// came, and the operator should know the page is unused.
-    pub fn load_returned(&mut self, statuses: &[u16]) -> Result<(), ErrorPagesError> {
-        let Some(dir) = &self.dir else {
-            return Ok(());
-        };
-        for &status in statuses {
-            if self.get(status).is_some() || OWN_ERROR_STATUSES.contains(&status) {
-                continue;
-            }
-            if let Some(page) = read_page(&page_path(dir, status))? {
-                self.pages.push((status, page));
-            }
+    /// Warns of the files in the directory for no status the proxy
+    /// answers with a page: neither an error of its own nor one that
+    /// `used` takes (a `return` route's, or any with `intercept_errors`).
+    /// A `404.html` brought from an nginx set-up is the usual one: a
+    /// backend's own 404 is relayed as it came, and the operator should
+    /// know the page is unused.
+    pub fn warn_of_unused(&self, used: impl Fn(u16) -> bool) {
+        if let Some(dir) = &self.dir {
+            warn_of_unused_pages(dir, used);
         }
-        warn_of_unused_pages(dir, statuses);
-        Ok(())
     }
 
     /// The page for `status`, if the directory has one.
@@ -176,10 +167,10 @@ fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
     Ok(Some(page.into()))
 }
 
-/// Warns of `NNN.html` files for statuses the proxy never answers itself:
-/// neither an error of its own nor one of `returned`. Best effort: a
-/// directory that cannot be listed says nothing.
-fn warn_of_unused_pages(dir: &Path, returned: &[u16]) {
+/// Warns of `NNN.html` files for statuses the proxy never answers with a
+/// page: neither an error of its own nor one `used` takes. Best effort:
+/// a directory that cannot be listed says nothing.
+fn warn_of_unused_pages(dir: &Path, used: impl Fn(u16) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -193,10 +184,11 @@ fn warn_of_unused_pages(dir: &Path, returned: &[u16]) {
         else {
             continue;
         };
-        if !OWN_ERROR_STATUSES.contains(&status) && !returned.contains(&status) {
+        if !OWN_ERROR_STATUSES.contains(&status) && !used(status) {
             log::warn!(
                 "error_pages: {} is not used: the proxy never answers {status} itself \
-                 (a backend's own answers are relayed as they came)",
+                 (a backend's own answers are relayed as they came, but with \
+                 intercept_errors; a `return {status}` route would use it)",
                 dir.join(&name).display()
             );
         }
@@ -219,32 +211,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("502.html"), "<h1>down</h1>").unwrap();
         std::fs::write(dir.path().join("504.html"), "").unwrap();
-        // Not a status the proxy answers: never read.
-        std::fs::write(dir.path().join("404.html"), "nope").unwrap();
+        // Not an error status: never read.
+        std::fs::write(dir.path().join("302.html"), "nope").unwrap();
+        std::fs::write(dir.path().join("404.html"), "<h1>no</h1>").unwrap();
         let pages = ErrorPages::load(dir.path().to_str().unwrap()).unwrap();
         assert_eq!(pages.get(502), Some(&b"<h1>down</h1>"[..]));
         assert_eq!(pages.get(504), Some(&b""[..]));
         assert_eq!(pages.get(503), None);
-        assert_eq!(pages.get(404), None);
+        assert_eq!(pages.get(302), None);
         let found: Vec<(u16, usize)> = pages.found().map(|(s, _, n)| (s, n)).collect();
-        assert_eq!(found, [(502, 13), (504, 0)]);
-    }
-
-    #[test]
-    fn the_pages_of_return_routes_are_read_too() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("404.html"), "<h1>no</h1>").unwrap();
-        std::fs::write(dir.path().join("502.html"), "<h1>down</h1>").unwrap();
-        let mut pages = ErrorPages::load(dir.path().to_str().unwrap()).unwrap();
-        pages.load_returned(&[404, 410, 502]).unwrap();
-        assert_eq!(pages.get(404), Some(&b"<h1>no</h1>"[..]));
-        assert_eq!(pages.get(410), None);
-        let found: Vec<u16> = pages.found().map(|(s, _, _)| s).collect();
-        assert_eq!(found, [502, 404]);
-        // Off: nothing to read.
-        let mut off = ErrorPages::load("").unwrap();
-        off.load_returned(&[404]).unwrap();
-        assert_eq!(off.get(404), None);
+        assert_eq!(found, [(404, 11), (502, 13), (504, 0)]);
     }
 
     #[test]

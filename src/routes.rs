@@ -84,18 +84,6 @@ pub struct Return {
 /// Longest text a `return` route may answer with.
 pub const MAX_RETURN_TEXT: usize = 4096;
 
-/// The field a response of `status` must carry (RFC 9110 §15.5.2,
-/// §15.5.6, §15.5.8, §15.5.22), if any.
-fn required_field(status: u16) -> Option<&'static str> {
-    match status {
-        401 => Some("WWW-Authenticate"),
-        405 => Some("Allow"),
-        407 => Some("Proxy-Authenticate"),
-        426 => Some("Upgrade"),
-        _ => None,
-    }
-}
-
 /// `redirect <status> <to>`: the proxy answers `status` itself, with a
 /// `Location` of `to` in place of the matched prefix (nginx's `return 301
 /// https://example.com$request_uri`, HAProxy's `http-request redirect
@@ -253,7 +241,7 @@ impl Route {
         }
         // Answers that RFC 9110 says must carry a field a route cannot
         // give: they would tell the client what to do, and not how.
-        if let Some(field) = required_field(status) {
+        if let Some(field) = crate::http::head::required_field(status) {
             return Err(format!(
                 "return {status}: a {status} must say `{field}`, which a route cannot give"
             ));

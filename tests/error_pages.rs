@@ -257,3 +257,91 @@ fn a_client_the_access_lists_refuse_gets_the_403_page() {
     assert_eq!(response.body_str(), page);
     assert_eq!(backend.requests(), 0);
 }
+
+/// A backend whose answer is the status its path names (`/404`), with a
+/// body and fields a client of an intercepting proxy must not see, and
+/// fresh for a minute.
+fn erring_backend() -> Backend {
+    Backend::start("erring", |seen, out| {
+        let last = seen.path().rsplit('/').next().unwrap_or_default();
+        let status = last.parse().unwrap_or(200);
+        let fields = [
+            ("Content-Type", "text/plain"),
+            ("Set-Cookie", "debug=1"),
+            ("Cache-Control", "max-age=60"),
+            ("WWW-Authenticate", "Basic realm=x"),
+        ];
+        respond(out, status, &fields, b"stack trace of the backend");
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
+    let backend = erring_backend();
+    let dir = pages_dir(&[
+        (404, "<h1>not here</h1>"),
+        (401, "<h1>who?</h1>"),
+        (500, PAGE_502),
+    ]);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        c.error_pages = load(dir.path());
+        c.intercept_errors = true;
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let r = client.get("/404");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (404, "<h1>not here</h1>")
+        );
+        assert_eq!(r.header("content-type"), Some(HTML));
+        assert_eq!(r.header("set-cookie"), None, "{}", r.head.raw);
+        assert_eq!(r.header("x-cache"), None, "{}", r.head.raw);
+    }
+    // Not stored: the page, not the backend's answer, at every request.
+    assert_eq!(backend.requests(), 2);
+    let r = client.get("/500");
+    assert_eq!((r.status, r.body_str().as_str()), (500, PAGE_502));
+    // No page, or an answer whose fields the client needs: as it came.
+    for (path, status) in [("/403", 403), ("/401", 401)] {
+        let r = client.get(path);
+        assert_eq!(r.status, status);
+        assert_eq!(r.body_str(), "stack trace of the backend");
+    }
+    let r = client.get("/401");
+    assert_eq!(r.header("www-authenticate"), Some("Basic realm=x"));
+    let head = client.head("/404");
+    assert_eq!(head.status, 404);
+    // The connection went on through all of it.
+    assert_eq!(client.get("/200").status, 200);
+}
+
+#[test]
+fn a_pool_intercepts_its_backends_errors_alone() {
+    let (main, api) = (erring_backend(), erring_backend());
+    let dir = pages_dir(&[(404, "<h1>not here</h1>")]);
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}
+error_pages = {}
+pool.api = {}
+pool.api.intercept_errors = true
+\
+             route./api/ = api
+",
+            main.addr,
+            dir.path().display(),
+            api.addr
+        )),
+    );
+    let body = |path: &str| {
+        let r = proxy.get_on("site.test", path, &[]);
+        assert_eq!(r.status, 404, "{path}");
+        r.body_str()
+    };
+    assert_eq!(body("/api/404"), "<h1>not here</h1>");
+    assert_eq!(body("/404"), "stack trace of the backend");
+}

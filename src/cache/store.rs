@@ -232,7 +232,8 @@ impl Entry {
         // now sent. (With Vary unread, its Vary keyed nothing.)
         let varies_past_any_key =
             || !settings.ignored.ignores("vary") && policy::varies_past_any_key(&head.headers);
-        if !policy::status_ever_stored(head.status) || varies_past_any_key() {
+        let intercepted = settings.never_stored.contains(&head.status);
+        if !policy::status_ever_stored(head.status) || intercepted || varies_past_any_key() {
             return None;
         }
         std::str::from_utf8(&record.key).ok()?;
@@ -2652,6 +2653,25 @@ mod tests {
         let kept = entry("h/ae\naccept-encoding", "gzip", 60, Some("Accept-Encoding"));
         let loaded = cache.load(vec![kept.record.clone()], now, |_| Some(&settings));
         assert_eq!(loaded, 1);
+    }
+
+    #[test]
+    fn a_snapshot_entry_of_a_status_now_intercepted_is_not_loaded() {
+        let settings = plain();
+        let mut head = ResponseHead::new(404);
+        head.headers.push("Cache-Control", "max-age=60");
+        let now = SystemTime::now();
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::ZERO,
+        };
+        let stored = stored_at_h_a(head, now, lifetime, &settings);
+        assert!(Entry::from_record(stored.record.clone(), &settings).is_some());
+        let intercepting = Settings {
+            never_stored: Arc::from([404]),
+            ..plain()
+        };
+        assert!(Entry::from_record(stored.record.clone(), &intercepting).is_none());
     }
 
     #[test]

@@ -160,6 +160,14 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "intercept_errors",
+        default: "false",
+        help: "a backend's answer with a 4xx or 5xx status that error_pages has a page for goes \
+               to the client as that page, its own body and fields dropped, as nginx's \
+               proxy_intercept_errors; such answers are not stored",
+        apply: |c, v| parse_bool(v).map(|b| c.intercept_errors = b),
+    },
+    Key {
         name: "max_connections",
         default: "10000",
         help: "most client connections served at once; more get 503",

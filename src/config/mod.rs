@@ -90,6 +90,9 @@ pub struct Config {
     /// Requests go through the cache (when there is one, `cache_size`
     /// above 0); off for a pool, they pass as with no cache.
     pub cache: bool,
+    /// A backend's 4xx or 5xx with a page in `error_pages` is answered
+    /// with the page (see [`Config::intercepts`]).
+    pub intercept_errors: bool,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -1245,6 +1248,7 @@ impl Config {
             reuse_port: false,
             max_object_size: None,
             cache: true,
+            intercept_errors: false,
             cache_unlabeled: false,
             cache_valid: Arc::default(),
             cache_ignore_headers: Default::default(),
@@ -1360,7 +1364,18 @@ impl Config {
                 }),
             cache_valid: self.cache_valid.clone(),
             ignored: self.cache_ignore_headers,
+            never_stored: (400..=599).filter(|&s| self.intercepts(s)).collect(),
         }
+    }
+
+    /// Whether a backend's answer with `status` goes to the client as the
+    /// `error_pages` page for it (`intercept_errors`): not one whose
+    /// fields the client needs (a 401's challenge, a 405's `Allow`).
+    pub fn intercepts(&self, status: u16) -> bool {
+        self.intercept_errors
+            && status >= 400
+            && crate::http::head::required_field(status).is_none()
+            && self.error_pages.get(status).is_some()
     }
 
     /// The rate limit and its burst, when one is set.
@@ -2528,6 +2543,25 @@ mod tests {
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
             assert!(e.message.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn intercept_errors_takes_the_statuses_with_a_page_and_no_field_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        for status in [401, 404, 500] {
+            std::fs::write(dir.path().join(format!("{status}.html")), "x").unwrap();
+        }
+        let text = format!(
+            "targets = 127.0.0.1:1\nerror_pages = {}\nintercept_errors = true\n",
+            dir.path().display()
+        );
+        let c = build(&text).unwrap();
+        let intercepted: Vec<u16> = (100..=599).filter(|&s| c.intercepts(s)).collect();
+        assert_eq!(intercepted, [404, 500]);
+        assert_eq!(&*c.cache_settings().never_stored, [404, 500]);
+        let off = build(&text.replace("intercept_errors = true", "intercept_errors = false"));
+        let off = off.unwrap();
+        assert!(!off.intercepts(404) && off.cache_settings().never_stored.is_empty());
     }
 
     #[test]

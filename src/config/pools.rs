@@ -37,6 +37,7 @@ pub const POOL_KEYS: &[&str] = &[
     "allow_from",
     "deny_from",
     "max_body_size",
+    "intercept_errors",
     "cache",
     "ttl",
     "cache_valid",
@@ -371,12 +372,17 @@ impl Loader {
         check_each_backend_in_one_pool(top, &pools, |pool| self.pool_origin(pool))?;
         self.check_sticky_cookies(top, &pools)?;
         top.routes = Arc::new(self.build_routes(&pools)?);
-        // Answered with the top level's settings (they go to no pool).
-        let returned: Vec<u16> = (top.routes.iter())
-            .filter_map(|r| r.returned().filter(|r| r.text.is_none()).map(|r| r.status))
-            .collect();
-        (top.error_pages.load_returned(&returned))
-            .map_err(|e| self.refused("error_pages", e.to_string()))?;
+        // The pages the proxy answers with, besides its own errors'.
+        let intercepting = top.intercept_errors || pools.iter().any(|p| p.config.intercept_errors);
+        let returned = |status| {
+            let bare = |r: &Route| {
+                r.returned()
+                    .is_some_and(|r| r.status == status && r.text.is_none())
+            };
+            top.routes.iter().any(bare)
+        };
+        top.error_pages
+            .warn_of_unused(|status| intercepting || returned(status));
         for (i, pool) in pools.iter().enumerate() {
             if !top.routes.iter().any(|r| r.pool == i + 1) {
                 log::warn!(

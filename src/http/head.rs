@@ -651,6 +651,19 @@ pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
     })
 }
 
+/// The field a response of `status` must carry (RFC 9110 §15.5.2,
+/// §15.5.6, §15.5.8, §15.5.22), if any: an answer of the proxy's own
+/// with that status would tell the client what to do, and not how.
+pub fn required_field(status: u16) -> Option<&'static str> {
+    match status {
+        401 => Some("WWW-Authenticate"),
+        405 => Some("Allow"),
+        407 => Some("Proxy-Authenticate"),
+        426 => Some("Upgrade"),
+        _ => None,
+    }
+}
+
 /// The standard reason phrase of a status code, for responses we make.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {

@@ -135,6 +135,17 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
+    // `intercept_errors`: the error page in place of the backend's own
+    // answer (never one being stored: the cache's rules store none of
+    // these). Its connection goes with its unread body.
+    let status = fetched.response.status;
+    if tee.is_none() && shared.pool_config(client.route).intercepts(status) {
+        return Err(Refusal {
+            status: Some(status),
+            upstream: Some(target.name.clone()),
+            keep_alive: how.keep_alive,
+        });
+    }
     // The origin's word to the cache alone (stored with what the tee
     // took) is not for clients.
     (shared.caching(client.route).own_fields).remove_from(&mut fetched.response.headers);

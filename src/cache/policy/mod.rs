@@ -77,6 +77,9 @@ pub struct Settings {
     /// lists X-Accel-Expires or Surrogate-Control, `targeting` reads them
     /// no more ([`IgnoredHeaders::targeting`]).
     pub ignored: IgnoredHeaders,
+    /// Statuses whose answers clients get as an error page instead
+    /// (`intercept_errors`): stored, they would be served as they came.
+    pub never_stored: Arc<[u16]>,
 }
 
 impl Settings {
@@ -149,7 +152,10 @@ pub fn storable(
     response_time: SystemTime,
     settings: &Settings,
 ) -> Option<Lifetime> {
-    if request.method != "GET" || !status_ever_stored(response.status) {
+    if request.method != "GET"
+        || !status_ever_stored(response.status)
+        || settings.never_stored.contains(&response.status)
+    {
         return None;
     }
     let response = &*settings.ignored.read(response);

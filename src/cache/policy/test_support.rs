@@ -15,6 +15,7 @@ pub(super) fn settings() -> Settings {
         targeting: Targeting::default(),
         cache_valid: Arc::default(),
         ignored: IgnoredHeaders::default(),
+        never_stored: Arc::default(),
     }
 }
 
