@@ -45,35 +45,50 @@ pub enum ErrorPagesError {
 #[derive(Clone, Default)]
 pub struct ErrorPages {
     dir: Option<PathBuf>,
-    /// At most one per status from 400 to 599, in order.
+    /// At most one per status: [`OWN_ERROR_STATUSES`], in that order,
+    /// then those read by [`ErrorPages::load_more`].
     pages: Vec<(u16, Arc<[u8]>)>,
 }
 
 impl ErrorPages {
-    /// Reads `<dir>/<status>.html` for every status from 400 to 599: those
-    /// the proxy answers itself on an error, those `return` routes answer
-    /// (a `404.html` for `route./.git/ = return 404`), and those of
-    /// backends' answers `intercept_errors` replaces. A missing file
-    /// leaves that status its plain-text body (or the backend's). An
-    /// empty `dir` is off. Relative paths are from the working directory,
-    /// as `path_to_log`'s are.
+    /// Reads `<dir>/<status>.html` for every status the proxy answers
+    /// itself on an error; a missing file leaves that status its
+    /// plain-text body. An empty `dir` is off. Relative paths are from the
+    /// working directory, as `path_to_log`'s are.
     pub fn load(dir: &str) -> Result<ErrorPages, ErrorPagesError> {
         if dir.is_empty() {
             return Ok(ErrorPages::default());
         }
-        let dir = PathBuf::from(dir);
-        check_directory(&dir)?;
-        let mut pages = Vec::new();
-        for status in 400..=599 {
-            let path = page_path(&dir, status);
-            if let Some(page) = read_page(&path)? {
-                pages.push((status, page));
+        let mut pages = ErrorPages {
+            dir: Some(PathBuf::from(dir)),
+            pages: Vec::new(),
+        };
+        check_directory(Path::new(dir))?;
+        pages.load_more(OWN_ERROR_STATUSES)?;
+        Ok(pages)
+    }
+
+    /// Reads the pages for `statuses` too, besides the proxy's own
+    /// errors': those `return` routes answer (a `404.html` for
+    /// `route./.git/ = return 404`), and those of backends' answers that
+    /// `intercept_errors` replaces. Only pages that will be used are
+    /// read: another file can do no harm.
+    pub fn load_more(
+        &mut self,
+        statuses: impl IntoIterator<Item = u16>,
+    ) -> Result<(), ErrorPagesError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        for status in statuses {
+            if self.get(status).is_some() {
+                continue;
+            }
+            if let Some(page) = read_page(&page_path(dir, status))? {
+                self.pages.push((status, page));
             }
         }
-        Ok(ErrorPages {
-            dir: Some(dir),
-            pages,
-        })
+        Ok(())
     }
 
     /// Warns of the files in the directory for no status the proxy
@@ -187,8 +202,8 @@ fn warn_of_unused_pages(dir: &Path, used: impl Fn(u16) -> bool) {
         if !OWN_ERROR_STATUSES.contains(&status) && !used(status) {
             log::warn!(
                 "error_pages: {} is not used: the proxy never answers {status} itself \
-                 (a backend's own answers are relayed as they came, but with \
-                 intercept_errors; a `return {status}` route would use it)",
+                 (a backend's own answers are relayed as they came, unless \
+                 intercept_errors is on)",
                 dir.join(&name).display()
             );
         }
@@ -211,16 +226,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("502.html"), "<h1>down</h1>").unwrap();
         std::fs::write(dir.path().join("504.html"), "").unwrap();
-        // Not an error status: never read.
-        std::fs::write(dir.path().join("302.html"), "nope").unwrap();
+        // Not a status the proxy answers itself: read only when asked.
         std::fs::write(dir.path().join("404.html"), "<h1>no</h1>").unwrap();
-        let pages = ErrorPages::load(dir.path().to_str().unwrap()).unwrap();
+        let mut pages = ErrorPages::load(dir.path().to_str().unwrap()).unwrap();
         assert_eq!(pages.get(502), Some(&b"<h1>down</h1>"[..]));
         assert_eq!(pages.get(504), Some(&b""[..]));
         assert_eq!(pages.get(503), None);
-        assert_eq!(pages.get(302), None);
+        assert_eq!(pages.get(404), None);
         let found: Vec<(u16, usize)> = pages.found().map(|(s, _, n)| (s, n)).collect();
-        assert_eq!(found, [(404, 11), (502, 13), (504, 0)]);
+        assert_eq!(found, [(502, 13), (504, 0)]);
+        pages.load_more([404, 410, 502]).unwrap();
+        assert_eq!(pages.get(404), Some(&b"<h1>no</h1>"[..]));
+        assert_eq!(pages.get(410), None);
+        let found: Vec<u16> = pages.found().map(|(s, _, _)| s).collect();
+        assert_eq!(found, [502, 504, 404]);
     }
 
     #[test]

@@ -5,6 +5,8 @@ mod support;
 
 use inverso::error_pages::ErrorPages;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -284,9 +286,14 @@ fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
         (401, "<h1>who?</h1>"),
         (500, PAGE_502),
     ]);
-    let proxy = start_proxy(&[backend.addr], |c| {
-        c.error_pages = load(dir.path());
-        c.intercept_errors = true;
+    let conf = format!(
+        "targets = {}\nerror_pages = {}\nintercept_errors = true\n",
+        backend.addr,
+        dir.path().display()
+    );
+    let mut tweak = Some(from_file(&conf));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
         c.cache_size = 1 << 20;
     });
     let mut client = proxy.connect();
@@ -344,4 +351,46 @@ pool.api.intercept_errors = true
     };
     assert_eq!(body("/api/404"), "<h1>not here</h1>");
     assert_eq!(body("/404"), "stack trace of the backend");
+}
+
+#[test]
+fn an_intercepted_answer_to_a_revalidation_is_the_page_not_the_stale_entry() {
+    // Stored at once stale, with a window for errors: the page that
+    // replaces the backend's 404 is an answer, not a failure to cover.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let backend = Backend::start("gone", move |_, out| {
+        match count.fetch_add(1, Ordering::SeqCst) {
+            0 => respond(
+                out,
+                200,
+                &[
+                    ("Cache-Control", "max-age=0, stale-if-error=600"),
+                    ("ETag", "\"v1\""),
+                ],
+                b"old body",
+            ),
+            _ => respond(out, 404, &[], b"backend 404"),
+        }
+        Action::KeepAlive
+    });
+    let dir = pages_dir(&[(404, "<h1>not here</h1>")]);
+    let conf = format!(
+        "targets = {}\nerror_pages = {}\nintercept_errors = true\n",
+        backend.addr,
+        dir.path().display()
+    );
+    let mut tweak = Some(from_file(&conf));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/x").body_str(), "old body");
+    assert_eq!(proxy.handle().cache().expect("a cache").len(), 1);
+    let r = client.get("/x");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (404, "<h1>not here</h1>")
+    );
 }

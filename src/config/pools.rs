@@ -9,6 +9,7 @@ use super::keys::{find_key, Apply};
 use super::{
     nearest, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin, Setting,
 };
+use crate::http::head::required_field;
 use crate::routes::{Condition, Route, Routes, MAX_ROUTES};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -372,17 +373,7 @@ impl Loader {
         check_each_backend_in_one_pool(top, &pools, |pool| self.pool_origin(pool))?;
         self.check_sticky_cookies(top, &pools)?;
         top.routes = Arc::new(self.build_routes(&pools)?);
-        // The pages the proxy answers with, besides its own errors'.
-        let intercepting = top.intercept_errors || pools.iter().any(|p| p.config.intercept_errors);
-        let returned = |status| {
-            let bare = |r: &Route| {
-                r.returned()
-                    .is_some_and(|r| r.status == status && r.text.is_none())
-            };
-            top.routes.iter().any(bare)
-        };
-        top.error_pages
-            .warn_of_unused(|status| intercepting || returned(status));
+        self.read_more_error_pages(top, &mut pools)?;
         for (i, pool) in pools.iter().enumerate() {
             if !top.routes.iter().any(|r| r.pool == i + 1) {
                 log::warn!(
@@ -396,6 +387,44 @@ impl Loader {
             }
         }
         top.pools = pools;
+        Ok(())
+    }
+
+    /// The `error_pages` pages the proxy answers with besides its own
+    /// errors': the statuses bare `return` routes answer, and with
+    /// `intercept_errors` anywhere those of backends' answers it may
+    /// replace. Every pool has the top level's (the key is the proxy's).
+    fn read_more_error_pages(
+        &self,
+        top: &mut Config,
+        pools: &mut [PoolConfig],
+    ) -> Result<(), ConfigError> {
+        let intercepting = top.intercept_errors || pools.iter().any(|p| p.config.intercept_errors);
+        let returned: Vec<u16> = (top.routes.iter())
+            .filter_map(|r| r.returned().filter(|r| r.text.is_none()).map(|r| r.status))
+            .collect();
+        let used = |status: u16| {
+            let interceptable = (400..=599).contains(&status) && required_field(status).is_none();
+            returned.contains(&status) || intercepting && interceptable
+        };
+        (top.error_pages.load_more((400..=599).filter(|&s| used(s))))
+            .map_err(|e| self.refused("error_pages", e.to_string()))?;
+        for pool in pools.iter_mut() {
+            pool.config.error_pages = top.error_pages.clone();
+        }
+        top.error_pages.warn_of_unused(used);
+        if top.error_pages.dir().is_none() {
+            let scope = match pools.iter().find(|p| p.config.intercept_errors) {
+                _ if top.intercept_errors => Some(Scope::Top),
+                Some(pool) => Some(Scope::Pool(&pool.name)),
+                None => None,
+            };
+            if let Some(scope) = scope {
+                let why = "is on, but error_pages is empty: no answer has a page to be \
+                           replaced with";
+                log::warn!("{}", self.refused_in(scope, "intercept_errors", why.into()));
+            }
+        }
         Ok(())
     }
 

@@ -135,16 +135,10 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
-    // `intercept_errors`: the error page in place of the backend's own
-    // answer (never one being stored: the cache's rules store none of
-    // these). Its connection goes with its unread body.
-    let status = fetched.response.status;
-    if tee.is_none() && shared.pool_config(client.route).intercepts(status) {
-        return Err(Refusal {
-            status: Some(status),
-            upstream: Some(target.name.clone()),
-            keep_alive: how.keep_alive,
-        });
+    // `intercept_errors`: never an answer being stored (the cache's
+    // rules store none of these).
+    if tee.is_none() && (shared.pool_config(client.route)).intercepts(fetched.response.status) {
+        return Ok(intercept(client, fetched, how, shared));
     }
     // The origin's word to the cache alone (stored with what the tee
     // took) is not for clients.
@@ -253,6 +247,26 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client) {
     } = fetched.after_head();
     if may_reuse(&response, BodyKind::Empty, &up) {
         reuse(client, target, up.conn);
+    }
+}
+
+/// `intercept_errors`: the `error_pages` page for a backend's answer,
+/// sent in its place with its status (see `Config::intercepts`); the
+/// answer is let go as a retried one is, and counts as what it was: a
+/// relayed answer of that backend (a miss, for the cache), not an error
+/// of the proxy's own.
+fn intercept(client: &mut Client, fetched: Fetched<'_>, how: &Relay, shared: &Shared) -> Outcome {
+    let (status, upstream) = (fetched.response.status, fetched.target.name.clone());
+    discard(fetched, how.request_is_head, client);
+    let config = shared.pool_config(client.route);
+    let bytes = client.send_error_to(status, !how.keep_alive, how.request_is_head, config);
+    Outcome {
+        status,
+        bytes,
+        upstream: Some(upstream),
+        keep_alive: how.keep_alive,
+        cache: how.x_cache,
+        linger: true,
     }
 }
 
