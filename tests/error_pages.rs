@@ -272,6 +272,7 @@ fn erring_backend() -> Backend {
             ("Set-Cookie", "debug=1"),
             ("Cache-Control", "max-age=60"),
             ("WWW-Authenticate", "Basic realm=x"),
+            ("Retry-After", "120"),
         ];
         respond(out, status, &fields, b"stack trace of the backend");
         Action::KeepAlive
@@ -285,6 +286,7 @@ fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
         (404, "<h1>not here</h1>"),
         (401, "<h1>who?</h1>"),
         (500, PAGE_502),
+        (503, PAGE_503),
     ]);
     let conf = format!(
         "targets = {}\nerror_pages = {}\nintercept_errors = true\n",
@@ -311,6 +313,9 @@ fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
     assert_eq!(backend.requests(), 2);
     let r = client.get("/500");
     assert_eq!((r.status, r.body_str().as_str()), (500, PAGE_502));
+    assert_eq!(r.header("retry-after"), Some("120"));
+    let r = client.get("/503");
+    assert_eq!((r.status, r.body_str().as_str()), (503, PAGE_503));
     // No page, or an answer whose fields the client needs: as it came.
     for (path, status) in [("/403", 403), ("/401", 401)] {
         let r = client.get(path);
@@ -332,13 +337,8 @@ fn a_pool_intercepts_its_backends_errors_alone() {
     let proxy = start_proxy(
         &[],
         from_file(&format!(
-            "targets = {}
-error_pages = {}
-pool.api = {}
-pool.api.intercept_errors = true
-\
-             route./api/ = api
-",
+            "targets = {}\nerror_pages = {}\npool.api = {}\npool.api.intercept_errors = true\n\
+             route./api/ = api\n",
             main.addr,
             dir.path().display(),
             api.addr
