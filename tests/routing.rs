@@ -832,7 +832,8 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
                  route./ if header Upgrade websocket = return 403\n\
                  route./office/ if client 10.0.0.0/8 = canary\n\
                  route./office/ = return 404\n\
-                 route./search if query engine new = canary\n",
+                 route./search if query engine new = canary\n\
+                 route./staff/ if client 127.0.0.0/8 and header X-Staff yes = canary\n",
             main.addr, api.addr, canary.addr, writes.addr
         ))(c);
         c.cache_size = 1 << 20;
@@ -863,6 +864,10 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
         "canary"
     );
     assert_eq!(served_by(&proxy, "site.test", "/search?engine=old"), "main");
+    // Both, or not at all.
+    let staff: &[(&str, &str)] = &[("X-Staff", "yes")];
+    assert_eq!(via(&proxy, "site.test", "/staff/x", staff).1, "canary");
+    assert_eq!(served_by(&proxy, "site.test", "/staff/x"), "main");
 
     // What the canary answers is neither stored nor answered from what
     // `api` stored: the same URL goes to either.

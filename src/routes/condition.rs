@@ -11,6 +11,9 @@ use std::net::IpAddr;
 /// Longest value a condition compares with.
 const MAX_VALUE_LEN: usize = 256;
 
+/// Most conditions one route joins with `and`.
+const MAX_PARTS: usize = 8;
+
 /// What of a request a condition reads.
 pub struct Asked<'a> {
     pub method: &'a str,
@@ -59,6 +62,9 @@ pub enum Condition {
     Method(Box<[Box<str>]>),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
+    /// Each of these (`if cookie canary 1 and method GET,HEAD`); none is
+    /// itself a conjunction.
+    All(Box<[Condition]>),
 }
 
 impl Condition {
@@ -66,6 +72,24 @@ impl Condition {
     /// [<value>]`, `cookie <name> [<value>]`, `query <name> [<value>]`,
     /// `method <M>[,<M>...]` or `client <block>[,<block>...]`.
     pub fn parse(text: &str) -> Result<Condition, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let parts: Vec<&[&str]> = words.split(|w| *w == "and").collect();
+        if parts.len() > 1 {
+            if parts.len() > MAX_PARTS {
+                return Err(format!(
+                    "`if {text}`: at most {MAX_PARTS} conditions joined by `and`"
+                ));
+            }
+            let each = parts
+                .iter()
+                .map(|part| Condition::parse_one(&part.join(" ")));
+            return Ok(Condition::All(each.collect::<Result<_, _>>()?));
+        }
+        Condition::parse_one(text)
+    }
+
+    /// One condition, not joined by `and`.
+    fn parse_one(text: &str) -> Result<Condition, String> {
         let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]` or \
                      `if client <address or block>[,...]`";
@@ -138,6 +162,7 @@ impl Condition {
             Lookup::Request(asked) => self.holds(asked),
             Lookup::StoredGet => match self {
                 Condition::Method(methods) => methods.iter().any(|m| &**m == "GET"),
+                Condition::All(each) => each.iter().all(|c| c.met(lookup)),
                 _ => false,
             },
         }
@@ -169,6 +194,7 @@ impl Condition {
             }
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
+            Condition::All(each) => each.iter().all(|c| c.holds(asked)),
         }
     }
 
@@ -178,7 +204,11 @@ impl Condition {
     /// requests for one URL may then go to two pools, and what one pool
     /// answered must not answer the other's clients.
     pub fn reads_past_the_key(&self) -> bool {
-        !matches!(self, Condition::Method(_))
+        match self {
+            Condition::Method(_) => false,
+            Condition::All(each) => each.iter().any(Condition::reads_past_the_key),
+            _ => true,
+        }
     }
 }
 
@@ -198,6 +228,10 @@ impl fmt::Display for Condition {
             Condition::Client(blocks) => {
                 let blocks: Vec<String> = blocks.iter().map(|b| b.to_string()).collect();
                 return write!(f, "client {}", blocks.join(","));
+            }
+            Condition::All(each) => {
+                let each: Vec<String> = each.iter().map(|c| c.to_string()).collect();
+                return f.write_str(&each.join(" and "));
             }
         };
         write!(f, "{kind} {name}")?;
@@ -254,6 +288,10 @@ mod tests {
         assert!(holds("client 10.0.0.0/8"));
         assert!(holds("client 192.168.0.0/16,10.1.2.3"));
         assert!(!holds("client 192.168.0.0/16"));
+        assert!(holds(
+            "cookie canary 1 and method GET,HEAD and client 10.0.0.0/8"
+        ));
+        assert!(!holds("cookie canary 1 and method POST"));
     }
 
     #[test]
@@ -265,6 +303,7 @@ mod tests {
             "query beta 1",
             "method POST,PUT",
             "client 10.0.0.0/8",
+            "cookie canary 1 and header x-beta",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
         }
@@ -291,6 +330,9 @@ mod tests {
             ("client 10.0.0.0/33", "10.0.0.0/33"),
             ("client", "a condition is"),
             ("query a&b", "a condition is"),
+            ("cookie c and", "a condition is"),
+            ("and cookie c", "a condition is"),
+            ("cookie c and method GET", "GET and HEAD go together"),
         ] {
             let e = Condition::parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
@@ -317,6 +359,14 @@ mod tests {
 
     #[test]
     fn only_the_method_is_read_by_the_cache_s_key_too() {
+        let both = Condition::parse("method GET,HEAD and method GET,HEAD").unwrap();
+        assert!(!both.reads_past_the_key());
+        let mixed = Condition::parse("method GET,HEAD and cookie c").unwrap();
+        assert!(mixed.reads_past_the_key());
+        assert!(!mixed.met(Lookup::StoredGet) && both.met(Lookup::StoredGet));
+        let many = ["cookie c"; 9].join(" and ");
+        let e = Condition::parse(&many).unwrap_err();
+        assert!(e.contains("at most 8 conditions"), "{e}");
         assert!(!Condition::parse("method GET,HEAD")
             .unwrap()
             .reads_past_the_key());
