@@ -394,3 +394,48 @@ fn an_intercepted_answer_to_a_revalidation_is_the_page_not_the_stale_entry() {
         (404, "<h1>not here</h1>")
     );
 }
+
+#[test]
+fn a_pool_may_have_pages_of_its_own() {
+    // Two sites behind one proxy, each with its own brand.
+    let (main, shop) = (erring_backend(), erring_backend());
+    let site = pages_dir(&[(502, "<h1>site down</h1>")]);
+    let brand = pages_dir(&[(502, "<h1>shop down</h1>"), (404, "<h1>no such item</h1>")]);
+    let (site_dir, brand_dir) = (site.path().display(), brand.path().display());
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nerror_pages = {site_dir}\n\
+             pool.shop = {}\npool.shop.error_pages = {brand_dir}\n\
+             pool.shop.intercept_errors = true\n\
+             pool.shopdown = {}\npool.shopdown.error_pages = {brand_dir}\n\
+             pool.dead = {}\n\
+             route.shop.test = shop\nroute.down.shop.test = shopdown\nroute./dead/ = dead\n",
+            main.addr,
+            shop.addr,
+            dead_addr(),
+            dead_addr(),
+        )),
+    );
+    let body = |host: &str, path: &str| {
+        let r = proxy.get_on(host, path, &[]);
+        (r.status, r.body_str())
+    };
+    assert_eq!(
+        body("shop.test", "/item/404"),
+        (404, "<h1>no such item</h1>".into())
+    );
+    assert_eq!(
+        body("down.shop.test", "/x"),
+        (502, "<h1>shop down</h1>".into())
+    );
+    // The others have the top level's, and do not intercept.
+    assert_eq!(
+        body("site.test", "/dead/x"),
+        (502, "<h1>site down</h1>".into())
+    );
+    assert_eq!(
+        body("site.test", "/404"),
+        (404, "stack trace of the backend".into())
+    );
+}

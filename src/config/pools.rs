@@ -38,6 +38,7 @@ pub const POOL_KEYS: &[&str] = &[
     "allow_from",
     "deny_from",
     "max_body_size",
+    "error_pages",
     "intercept_errors",
     "cache",
     "ttl",
@@ -391,35 +392,43 @@ impl Loader {
     }
 
     /// The `error_pages` pages the proxy answers with besides its own
-    /// errors': the statuses bare `return` routes answer, and with
-    /// `intercept_errors` anywhere those of backends' answers it may
-    /// replace. Every pool has the top level's (the key is the proxy's).
+    /// errors', in each scope's directory: the statuses bare `return`
+    /// routes answer (at the top level: they go to no pool), and with
+    /// `intercept_errors` those of backends' answers it may replace. A
+    /// pool without a directory of its own has the top level's.
     fn read_more_error_pages(
         &self,
         top: &mut Config,
         pools: &mut [PoolConfig],
     ) -> Result<(), ConfigError> {
-        let intercepting = top.intercept_errors || pools.iter().any(|p| p.config.intercept_errors);
+        let interceptable = |s: u16| (400..=599).contains(&s) && required_field(s).is_none();
         let returned: Vec<u16> = (top.routes.iter())
             .filter_map(|r| r.returned().filter(|r| r.text.is_none()).map(|r| r.status))
             .collect();
-        let used = |status: u16| {
-            let interceptable = (400..=599).contains(&status) && required_field(status).is_none();
-            returned.contains(&status) || intercepting && interceptable
-        };
-        (top.error_pages.load_more((400..=599).filter(|&s| used(s))))
-            .map_err(|e| self.refused("error_pages", e.to_string()))?;
+        let shares_top = |pool: &PoolConfig| !self.sets(Scope::Pool(&pool.name), "error_pages");
+        let top_intercepts = top.intercept_errors
+            || (pools.iter()).any(|p| p.config.intercept_errors && shares_top(p));
+        let used_at_top = |s: u16| returned.contains(&s) || top_intercepts && interceptable(s);
+        (top.error_pages
+            .load_more((400..=599).filter(|&s| used_at_top(s))))
+        .map_err(|e| self.refused("error_pages", e.to_string()))?;
+        top.error_pages.warn_of_unused(used_at_top);
         for pool in pools.iter_mut() {
-            pool.config.error_pages = top.error_pages.clone();
+            if shares_top(pool) {
+                pool.config.error_pages = top.error_pages.clone();
+                continue;
+            }
+            let used = |s: u16| pool.config.intercept_errors && interceptable(s);
+            let more = (400..=599).filter(|&s| used(s));
+            (pool.config.error_pages.load_more(more)).map_err(|e| {
+                self.refused_in(Scope::Pool(&pool.name), "error_pages", e.to_string())
+            })?;
+            pool.config.error_pages.warn_of_unused(used);
         }
-        top.error_pages.warn_of_unused(used);
-        if top.error_pages.dir().is_none() {
-            let scope = match pools.iter().find(|p| p.config.intercept_errors) {
-                _ if top.intercept_errors => Some(Scope::Top),
-                Some(pool) => Some(Scope::Pool(&pool.name)),
-                None => None,
-            };
-            if let Some(scope) = scope {
+        let scopes = std::iter::once((Scope::Top, &*top))
+            .chain(pools.iter().map(|p| (Scope::Pool(&p.name), &p.config)));
+        for (scope, config) in scopes {
+            if config.intercept_errors && config.error_pages.dir().is_none() {
                 let why = "is on, but error_pages is empty: no answer has a page to be \
                            replaced with";
                 log::warn!("{}", self.refused_in(scope, "intercept_errors", why.into()));
@@ -555,14 +564,20 @@ impl Loader {
     /// `scope` sets itself (for the top level, or a pool that sets none,
     /// the first): where a message about them points.
     pub(super) fn first_set_in<'k>(&self, scope: Scope<'_>, keys: &[&'k str]) -> &'k str {
-        let own = |key: &&str| match scope {
+        let first = keys.first().copied().unwrap_or_default();
+        (keys.iter().copied())
+            .find(|key| self.sets(scope, key))
+            .unwrap_or(first)
+    }
+
+    /// Whether `scope` sets `key` itself (the top level: always).
+    fn sets(&self, scope: Scope<'_>, key: &str) -> bool {
+        match scope {
             Scope::Top => true,
             Scope::Pool(pool) => {
-                (self.pool_keys.iter()).any(|k| k.pool == pool && k.key == Some(*key))
+                (self.pool_keys.iter()).any(|k| k.pool == pool && k.key == Some(key))
             }
-        };
-        let first = keys.first().copied().unwrap_or_default();
-        keys.iter().copied().find(own).unwrap_or(first)
+        }
     }
 
     /// The routes, each to a pool by name (`default` for `targets`).
