@@ -279,6 +279,21 @@ fn erring_backend() -> Backend {
     })
 }
 
+/// A proxy in front of `backend` with the pages in `dir`, replacing its
+/// errors, and a cache.
+fn intercepting(backend: &Backend, dir: &Path) -> Proxy {
+    let conf = format!(
+        "targets = {}\nerror_pages = {}\nintercept_errors = true\n",
+        backend.addr,
+        dir.display()
+    );
+    let mut tweak = Some(from_file(&conf));
+    start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    })
+}
+
 #[test]
 fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
     let backend = erring_backend();
@@ -288,16 +303,7 @@ fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
         (500, PAGE_502),
         (503, PAGE_503),
     ]);
-    let conf = format!(
-        "targets = {}\nerror_pages = {}\nintercept_errors = true\n",
-        backend.addr,
-        dir.path().display()
-    );
-    let mut tweak = Some(from_file(&conf));
-    let proxy = start_proxy(&[], |c| {
-        (tweak.take().unwrap())(c);
-        c.cache_size = 1 << 20;
-    });
+    let proxy = intercepting(&backend, dir.path());
     let mut client = proxy.connect();
     for _ in 0..2 {
         let r = client.get("/404");
@@ -375,16 +381,7 @@ fn an_intercepted_answer_to_a_revalidation_is_the_page_not_the_stale_entry() {
         Action::KeepAlive
     });
     let dir = pages_dir(&[(404, "<h1>not here</h1>")]);
-    let conf = format!(
-        "targets = {}\nerror_pages = {}\nintercept_errors = true\n",
-        backend.addr,
-        dir.path().display()
-    );
-    let mut tweak = Some(from_file(&conf));
-    let proxy = start_proxy(&[], |c| {
-        (tweak.take().unwrap())(c);
-        c.cache_size = 1 << 20;
-    });
+    let proxy = intercepting(&backend, dir.path());
     let mut client = proxy.connect();
     assert_eq!(client.get("/x").body_str(), "old body");
     assert_eq!(proxy.handle().cache().expect("a cache").len(), 1);
