@@ -5,6 +5,7 @@
 
 use crate::http::Headers;
 use crate::realip::Cidr;
+use crate::upstream::balancer::stable_hash;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -62,6 +63,9 @@ pub enum Condition {
     Method(Box<[Box<str>]>),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
+    /// The clients whose address hashes into the first this many
+    /// hundredths (nginx's `split_clients`): a client stays in its share.
+    Share(u8),
     /// Each of these (`if cookie canary 1 and method GET,HEAD`); none is
     /// itself a conjunction.
     All(Box<[Condition]>),
@@ -70,7 +74,8 @@ pub enum Condition {
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
     /// [<value>]`, `cookie <name> [<value>]`, `query <name> [<value>]`,
-    /// `method <M>[,<M>...]` or `client <block>[,<block>...]`.
+    /// `method <M>[,<M>...]`, `client <block>[,<block>...]` or `share
+    /// <N>%`, or several joined by `and`.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let parts: Vec<&[&str]> = words.split(|w| *w == "and").collect();
@@ -91,8 +96,8 @@ impl Condition {
     /// One condition, not joined by `and`.
     fn parse_one(text: &str) -> Result<Condition, String> {
         let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
-                     `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]` or \
-                     `if client <address or block>[,...]`";
+                     `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
+                     `if client <address or block>[,...]` or `if share <N>%`";
         let words: Vec<&str> = text.split_whitespace().collect();
         let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
             match word {
@@ -145,6 +150,17 @@ impl Condition {
                 }
                 Ok(Condition::Method(methods.into()))
             }
+            ["share", percent] => {
+                let share = (percent.strip_suffix('%'))
+                    .and_then(|n| n.parse::<u8>().ok())
+                    .filter(|n| (1..=99).contains(n));
+                match share {
+                    Some(n) => Ok(Condition::Share(n)),
+                    None => Err(format!(
+                        "`share {percent}`: a share of the clients is 1% to 99% (`share 10%`)"
+                    )),
+                }
+            }
             ["client", list] => {
                 let blocks = (list.split(','))
                     .map(Cidr::parse)
@@ -194,6 +210,7 @@ impl Condition {
             }
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
+            Condition::Share(percent) => share_of(asked.client) < *percent,
             Condition::All(each) => each.iter().all(|c| c.holds(asked)),
         }
     }
@@ -210,6 +227,17 @@ impl Condition {
             _ => true,
         }
     }
+}
+
+/// Where `client` falls among a hundred shares: the same for an address
+/// at every request and across restarts (a fixed hash, not std's keyed
+/// one), so a client in a canary's share stays in it.
+fn share_of(client: IpAddr) -> u8 {
+    let hash = match client.to_canonical() {
+        IpAddr::V4(ip) => stable_hash(&ip.octets()),
+        IpAddr::V6(ip) => stable_hash(&ip.octets()),
+    };
+    (hash % 100) as u8
 }
 
 /// RFC 9110 §5.6.2's token characters.
@@ -233,6 +261,7 @@ impl fmt::Display for Condition {
                 let each: Vec<String> = each.iter().map(|c| c.to_string()).collect();
                 return f.write_str(&each.join(" and "));
             }
+            Condition::Share(percent) => return write!(f, "share {percent}%"),
         };
         write!(f, "{kind} {name}")?;
         match value {
@@ -304,6 +333,7 @@ mod tests {
             "method POST,PUT",
             "client 10.0.0.0/8",
             "cookie canary 1 and header x-beta",
+            "share 10%",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
         }
@@ -331,6 +361,9 @@ mod tests {
             ("client", "a condition is"),
             ("query a&b", "a condition is"),
             ("cookie c and", "a condition is"),
+            ("share 0%", "1% to 99%"),
+            ("share 100%", "1% to 99%"),
+            ("share 10", "1% to 99%"),
             ("and cookie c", "a condition is"),
             ("cookie c and method GET", "GET and HEAD go together"),
         ] {
@@ -339,6 +372,31 @@ mod tests {
         }
         let long = format!("cookie c {}", "x".repeat(MAX_VALUE_LEN + 1));
         assert!(Condition::parse(&long).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn a_share_takes_about_that_share_of_clients_and_keeps_each() {
+        let headers = Headers::new();
+        let share = Condition::parse("share 10%").unwrap();
+        let taken = (0..=255u8)
+            .flat_map(|a| (0..40u8).map(move |b| format!("10.{a}.{b}.7")))
+            .filter(|ip| share.met(Lookup::Request(&asked("GET", &headers, ip))))
+            .count();
+        // 10,240 addresses: a tenth, give or take.
+        assert!((800..1250).contains(&taken), "{taken}");
+        let one = asked("GET", &headers, "192.0.2.1");
+        let again = asked("GET", &headers, "::ffff:192.0.2.1");
+        let all = Condition::parse("share 99%").unwrap();
+        assert_eq!(
+            share.met(Lookup::Request(&one)),
+            share.met(Lookup::Request(&again))
+        );
+        assert!(share.reads_past_the_key() && !share.met(Lookup::StoredGet));
+        let wider = (0..=255u8).filter(|a| {
+            let ip = format!("10.{a}.0.1");
+            all.met(Lookup::Request(&asked("GET", &headers, &ip)))
+        });
+        assert!(wider.count() > 240);
     }
 
     #[test]
