@@ -885,6 +885,27 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
 }
 
 #[test]
+fn a_share_of_the_clients_goes_to_the_canary_and_each_stays_where_it_went() {
+    let (main, canary) = (Backend::echo("main"), Backend::echo("canary"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.canary = {}\nreal_ip_from = 127.0.0.1\n\
+             route./ if share 50% = canary\n",
+            main.addr, canary.addr
+        )),
+    );
+    // Clients told apart by the address the proxy in front names.
+    let pool_of = |client: &str| via(&proxy, "site.test", "/", &[("X-Forwarded-For", client)]).1;
+    let clients: Vec<String> = (0..100).map(|i| format!("198.51.100.{i}")).collect();
+    let first: Vec<String> = clients.iter().map(|c| pool_of(c)).collect();
+    let canaries = first.iter().filter(|p| *p == "canary").count();
+    assert!((25..=75).contains(&canaries), "{canaries} of 100");
+    let again: Vec<String> = clients.iter().map(|c| pool_of(c)).collect();
+    assert_eq!(first, again);
+}
+
+#[test]
 fn a_pool_s_cache_valid_gives_its_answers_alone_a_lifetime() {
     // Backends that say nothing of freshness: only `static`'s answers are
     // given one, so the API's are never served from the cache.
