@@ -91,18 +91,6 @@ impl ErrorPages {
         Ok(())
     }
 
-    /// Warns of the files in the directory for no status the proxy
-    /// answers with a page: neither an error of its own nor one that
-    /// `used` takes (a `return` route's, or any with `intercept_errors`).
-    /// A `404.html` brought from an nginx set-up is the usual one: a
-    /// backend's own 404 is relayed as it came, and the operator should
-    /// know the page is unused.
-    pub fn warn_of_unused(&self, used: impl Fn(u16) -> bool) {
-        if let Some(dir) = &self.dir {
-            warn_of_unused_pages(dir, used);
-        }
-    }
-
     /// The page for `status`, if the directory has one.
     pub fn get(&self, status: u16) -> Option<&[u8]> {
         self.pages
@@ -182,10 +170,13 @@ fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
     Ok(Some(page.into()))
 }
 
-/// Warns of `NNN.html` files for statuses the proxy never answers with a
-/// page: neither an error of its own nor one `used` takes. Best effort:
-/// a directory that cannot be listed says nothing.
-fn warn_of_unused_pages(dir: &Path, used: impl Fn(u16) -> bool) {
+/// Warns of the `NNN.html` files in `dir` for statuses the proxy never
+/// answers with a page: neither an error of its own nor one `used` takes
+/// (a `return` route's, or one `intercept_errors` replaces). A `404.html`
+/// brought from an nginx set-up is the usual one: a backend's own 404 is
+/// relayed as it came, and the operator should know the page is unused.
+/// Best effort: a directory that cannot be listed says nothing.
+pub fn warn_of_unused_pages(dir: &Path, used: impl Fn(u16) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -436,3 +436,50 @@ fn a_pool_may_have_pages_of_its_own() {
         (404, "stack trace of the backend".into())
     );
 }
+
+#[test]
+fn an_http_1_0_client_kept_alive_is_told_so_with_the_page() {
+    let backend = erring_backend();
+    let dir = pages_dir(&[(404, "<h1>not here</h1>")]);
+    let proxy = intercepting(&backend, dir.path());
+    let mut client = proxy.connect();
+    for path in ["/404", "/200"] {
+        client.send(format!("GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes());
+        let r = client.response();
+        assert_eq!(r.header("connection"), Some("keep-alive"), "{}", r.head.raw);
+    }
+}
+
+#[test]
+fn a_page_any_scope_uses_is_not_called_unused_and_each_warning_comes_once() {
+    let shop = pages_dir(&[(404, "<h1>no such item</h1>"), (502, PAGE_502)]);
+    let conf = format!(
+        "targets = 127.0.0.1:9001\n\
+         pool.shop = 127.0.0.1:9002\npool.shop.error_pages = {0}\n\
+         pool.shop.intercept_errors = true\n\
+         pool.shopdown = 127.0.0.1:9003\npool.shopdown.error_pages = {0}\n\
+         route.shop.test = shop\nroute.down.shop.test = shopdown\n",
+        shop.path().display()
+    );
+    let (code, _, stderr) = inverso_check(&conf, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("not used"), "{stderr}");
+    // Without the intercepting pool, its 404.html is unused: said once.
+    let conf = conf.replace("pool.shop.intercept_errors = true", "");
+    let (_, _, stderr) = inverso_check(&conf, "warn");
+    assert_eq!(
+        stderr.matches("404.html is not used").count(),
+        1,
+        "{stderr}"
+    );
+    // Turned on at the top level, with no pages: said there alone.
+    let conf = "targets = 127.0.0.1:9001\nintercept_errors = true\n\
+                pool.a = 127.0.0.1:9002\npool.b = 127.0.0.1:9003\n\
+                route./a/ = a\nroute./b/ = b\n";
+    let (_, _, stderr) = inverso_check(conf, "warn");
+    assert_eq!(
+        stderr.matches("error_pages is empty").count(),
+        1,
+        "{stderr}"
+    );
+}

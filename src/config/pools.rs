@@ -9,9 +9,11 @@ use super::keys::{find_key, Apply};
 use super::{
     nearest, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin, Setting,
 };
+use crate::error_pages::{warn_of_unused_pages, ErrorPages};
 use crate::http::head::required_field;
 use crate::routes::{Condition, Route, Routes, MAX_ROUTES};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Most pools one configuration may define.
@@ -409,24 +411,49 @@ impl Loader {
         let top_intercepts = top.intercept_errors
             || (pools.iter()).any(|p| p.config.intercept_errors && shares_top(p));
         let used_at_top = |s: u16| returned.contains(&s) || top_intercepts && interceptable(s);
-        (top.error_pages
-            .load_more((400..=599).filter(|&s| used_at_top(s))))
-        .map_err(|e| self.refused("error_pages", e.to_string()))?;
-        top.error_pages.warn_of_unused(used_at_top);
+        let at_top: Vec<u16> = (400..=599).filter(|&s| used_at_top(s)).collect();
+        (top.error_pages.load_more(at_top.iter().copied()))
+            .map_err(|e| self.refused("error_pages", e.to_string()))?;
+        // Each directory's pages that some scope uses, to warn of the
+        // others once per directory, however many scopes read it.
+        let mut used_in: Vec<(PathBuf, Vec<u16>)> = Vec::new();
+        let mut note = |pages: &ErrorPages, used: Vec<u16>| {
+            let Some(dir) = pages.dir() else {
+                return;
+            };
+            match used_in.iter_mut().find(|(d, _)| d == dir) {
+                Some((_, all)) => all.extend(used),
+                None => used_in.push((dir.to_path_buf(), used)),
+            }
+        };
+        note(&top.error_pages, at_top);
         for pool in pools.iter_mut() {
             if shares_top(pool) {
                 pool.config.error_pages = top.error_pages.clone();
                 continue;
             }
-            let used = |s: u16| pool.config.intercept_errors && interceptable(s);
-            let more = (400..=599).filter(|&s| used(s));
-            (pool.config.error_pages.load_more(more)).map_err(|e| {
+            let intercepts = pool.config.intercept_errors;
+            let used: Vec<u16> = (400..=599)
+                .filter(|&s| intercepts && interceptable(s))
+                .collect();
+            (pool.config.error_pages.load_more(used.iter().copied())).map_err(|e| {
                 self.refused_in(Scope::Pool(&pool.name), "error_pages", e.to_string())
             })?;
-            pool.config.error_pages.warn_of_unused(used);
+            note(&pool.config.error_pages, used);
         }
-        let scopes = std::iter::once((Scope::Top, &*top))
-            .chain(pools.iter().map(|p| (Scope::Pool(&p.name), &p.config)));
+        for (dir, used) in used_in {
+            warn_of_unused_pages(&dir, |s| used.contains(&s));
+        }
+        // Said where it is set: a pool that only takes the top level's
+        // setting needs no warning of its own.
+        let scopes = std::iter::once((Scope::Top, &*top)).chain(
+            (pools.iter())
+                .filter(|p| {
+                    let own = |key| self.sets(Scope::Pool(&p.name), key);
+                    own("intercept_errors") || own("error_pages")
+                })
+                .map(|p| (Scope::Pool(&p.name), &p.config)),
+        );
         for (scope, config) in scopes {
             if config.intercept_errors && config.error_pages.dir().is_none() {
                 let why = "is on, but error_pages is empty: no answer has a page to be \

@@ -36,6 +36,7 @@ use client::{linger, Client, HeadRead};
 use origin::{Outgoing, RequestBody};
 use parking_lot::RwLock;
 use relay::Relay;
+use std::borrow::Cow;
 use std::io::IoSlice;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -716,6 +717,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     }
     let wants_keep_alive = head.wants_keep_alive();
     let head_request = head.is_head();
+    let version = head.version;
     client.body_read_whole = false;
     let forwarded = forward(client, head, body_kind, shared);
     // A client that asked to close and whose request was read to its end
@@ -729,12 +731,12 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         },
         Err(refusal) => {
             let bytes = match refusal.status {
-                Some(status) => client.send_error_to(
-                    status,
-                    !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed),
-                    head_request,
-                    shared.pool_config(client.route),
-                ),
+                Some(status) => {
+                    let close = !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed);
+                    let fields = keep_alive_field(version, close);
+                    let config = shared.pool_config(client.route);
+                    client.send_own(status, close, head_request, fields, None, config)
+                }
                 None => 0,
             };
             Outcome {
@@ -750,6 +752,17 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     (outcome, line)
+}
+
+/// The `Connection` field an answer of the proxy's own needs besides
+/// its `Connection: close` (written with it): an HTTP/1.0 connection
+/// kept open says so, or the client takes it for closed (RFC 9112 §9.3)
+/// and waits for an end that does not come.
+pub(super) fn keep_alive_field(version: Version, close: bool) -> &'static [u8] {
+    match !close && version == Version::Http10 {
+        true => b"Connection: keep-alive\r\n",
+        false => b"",
+    }
 }
 
 /// `Location: <to>` and its line end, for a redirect of the proxy's own.
@@ -808,7 +821,12 @@ fn answer_unread_with(
         || !client.keeps_alive(head)
         || shared.shutting_down.load(Ordering::Relaxed);
     let config = shared.pool_config(client.route);
-    let bytes = client.send_own(status, close, head.is_head(), fields, text, config);
+    let kept = keep_alive_field(head.version, close);
+    let fields: Cow<'_, [u8]> = match kept.is_empty() {
+        true => Cow::Borrowed(fields),
+        false => Cow::Owned([fields, kept].concat()),
+    };
+    let bytes = client.send_own(status, close, head.is_head(), &fields, text, config);
     Outcome {
         keep_alive: !close,
         ..Outcome::closing(status, bytes)

@@ -257,8 +257,9 @@ pub(super) fn finish_bodiless(fetched: Fetched<'_>, client: &Client) {
 /// of the proxy's own.
 fn intercept(client: &mut Client, fetched: Fetched<'_>, how: &Relay, shared: &Shared) -> Outcome {
     let (status, upstream) = (fetched.response.status, fetched.target.name.clone());
+    let close = !how.keep_alive;
+    let mut fields = super::keep_alive_field(how.version, close).to_vec();
     // When to come back (a 503's, a 429's) is the backend's to say.
-    let mut fields = Vec::new();
     if let Some(when) = fetched.response.headers.get("retry-after") {
         for part in [b"Retry-After: ", when, b"\r\n"] {
             fields.extend_from_slice(part);
@@ -266,7 +267,6 @@ fn intercept(client: &mut Client, fetched: Fetched<'_>, how: &Relay, shared: &Sh
     }
     discard(fetched, how.request_is_head, client);
     let config = shared.pool_config(client.route);
-    let close = !how.keep_alive;
     let bytes = client.send_own(status, close, how.request_is_head, &fields, None, config);
     Outcome {
         status,

@@ -85,6 +85,9 @@ impl Condition {
                     "`if {text}`: at most {MAX_PARTS} conditions joined by `and`"
                 ));
             }
+            if parts.iter().any(|part| part.is_empty()) {
+                return Err(format!("`if {text}`: `and` needs a condition on each side"));
+            }
             let each = parts
                 .iter()
                 .map(|part| Condition::parse_one(&part.join(" ")));
@@ -152,6 +155,7 @@ impl Condition {
             }
             ["share", percent] => {
                 let share = (percent.strip_suffix('%'))
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
                     .and_then(|n| n.parse::<u8>().ok())
                     .filter(|n| (1..=99).contains(n));
                 match share {
@@ -360,11 +364,16 @@ mod tests {
             ("client 10.0.0.0/33", "10.0.0.0/33"),
             ("client", "a condition is"),
             ("query a&b", "a condition is"),
-            ("cookie c and", "a condition is"),
+            ("cookie c and", "`and` needs a condition on each side"),
+            (
+                "cookie c and and cookie d",
+                "`and` needs a condition on each side",
+            ),
+            ("share +5%", "1% to 99%"),
             ("share 0%", "1% to 99%"),
             ("share 100%", "1% to 99%"),
             ("share 10", "1% to 99%"),
-            ("and cookie c", "a condition is"),
+            ("and cookie c", "`and` needs a condition on each side"),
             ("cookie c and method GET", "GET and HEAD go together"),
         ] {
             let e = Condition::parse(text).unwrap_err();
