@@ -261,7 +261,15 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             config::escape_controls(&template.example_line())
         )?;
     }
-    write_error_pages(&mut out, &config.error_pages)?;
+    write_error_pages(&mut out, "", &config.error_pages)?;
+    for pool in &config.pools {
+        // A pool's own directory (one that has the top level's says
+        // nothing more).
+        if pool.config.error_pages.dir() != config.error_pages.dir() {
+            let whose = format!("pool {}: ", pool.name);
+            write_error_pages(&mut out, &whose, &pool.config.error_pages)?;
+        }
+    }
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())
@@ -271,6 +279,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
 /// (every status then keeps its plain-text body, likely not what was meant).
 fn write_error_pages(
     out: &mut impl std::io::Write,
+    whose: &str,
     pages: &inverso::error_pages::ErrorPages,
 ) -> std::io::Result<()> {
     let Some(dir) = pages.dir() else {
@@ -279,14 +288,14 @@ fn write_error_pages(
     let mut found = 0;
     for (status, path, size) in pages.found() {
         let path = config::printable(&path.display().to_string());
-        writeln!(out, "# error page {status} <- {path} ({size} bytes)")?;
+        writeln!(out, "# {whose}error page {status} <- {path} ({size} bytes)")?;
         found += 1;
     }
     if found == 0 {
         let dir = config::printable(&dir.display().to_string());
         writeln!(
             out,
-            "# error_pages: no <status>.html in {dir}: every error keeps its plain-text body"
+            "# {whose}error_pages: no <status>.html in {dir}: every error keeps its plain-text body"
         )?;
     }
     Ok(())

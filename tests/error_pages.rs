@@ -461,9 +461,18 @@ fn a_page_any_scope_uses_is_not_called_unused_and_each_warning_comes_once() {
          route.shop.test = shop\nroute.down.shop.test = shopdown\n",
         shop.path().display()
     );
-    let (code, _, stderr) = inverso_check(&conf, "warn");
+    let (code, stdout, stderr) = inverso_check(&conf, "warn");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("not used"), "{stderr}");
+    // `check` lists each pool's own pages, the ones it will use.
+    assert!(
+        stdout.contains("# pool shop: error page 404 <- "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# pool shopdown: error page 502 <- "),
+        "{stdout}"
+    );
     // Without the intercepting pool, its 404.html is unused: said once.
     let conf = conf.replace("pool.shop.intercept_errors = true", "");
     let (_, _, stderr) = inverso_check(&conf, "warn");

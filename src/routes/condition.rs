@@ -235,11 +235,13 @@ impl Condition {
 
 /// Where `client` falls among a hundred shares: the same for an address
 /// at every request and across restarts (a fixed hash, not std's keyed
-/// one), so a client in a canary's share stays in it.
+/// one), so a client in a canary's share stays in it. An IPv6 client by
+/// its /64, the network of one host or home: its privacy addresses
+/// change every day or so within it.
 fn share_of(client: IpAddr) -> u8 {
     let hash = match client.to_canonical() {
         IpAddr::V4(ip) => stable_hash(&ip.octets()),
-        IpAddr::V6(ip) => stable_hash(&ip.octets()),
+        IpAddr::V6(ip) => stable_hash(&ip.octets()[..8]),
     };
     (hash % 100) as u8
 }
@@ -396,6 +398,10 @@ mod tests {
         let one = asked("GET", &headers, "192.0.2.1");
         let again = asked("GET", &headers, "::ffff:192.0.2.1");
         let all = Condition::parse("share 99%").unwrap();
+        // One /64, one share.
+        let host = |ip: &str| share.met(Lookup::Request(&asked("GET", &headers, ip)));
+        let first = host("2001:db8:1:2::1");
+        assert!(["2001:db8:1:2:aaaa::7", "2001:db8:1:2:ffff:1:2:3"].map(host) == [first; 2]);
         assert_eq!(
             share.met(Lookup::Request(&one)),
             share.met(Lookup::Request(&again))
