@@ -200,6 +200,11 @@ impl Template {
         })
     }
 
+    /// Whether it writes `$pool`: only then does a record carry the name.
+    pub fn names_pool(&self) -> bool {
+        self.parts.contains(&Part::Var(Var::Pool))
+    }
+
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source

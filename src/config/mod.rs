@@ -1368,6 +1368,14 @@ impl Config {
         }
     }
 
+    /// Whether access-log records name the pool a request went to: the
+    /// combined and JSON lines do with pools defined, a template that
+    /// writes `$pool` always.
+    pub fn logs_pool(&self) -> bool {
+        !self.pools.is_empty()
+            || matches!(&self.log_format, LogFormat::Template(t) if t.names_pool())
+    }
+
     /// Whether a backend's answer with `status` goes to the client as the
     /// `error_pages` page for it (`intercept_errors`): not one whose
     /// fields the client needs (a 401's challenge, a 405's `Allow`).

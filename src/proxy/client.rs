@@ -114,9 +114,10 @@ pub(super) struct Client {
     /// The route this request took (its index in the generation's
     /// `routes`); `None`: it goes to `targets`.
     pub(super) route: Option<usize>,
-    /// For the log: the name of the pool this request was routed to; none
-    /// until it is, and for a redirect route's.
-    pub(super) pool: Option<Arc<str>>,
+    /// The pool this request was routed to (its index in the
+    /// generation's pools); none until it is, and for a route that
+    /// answers itself. Counted, and logged, under it.
+    pub(super) pool: Option<usize>,
     /// With `balance = hash`: the value `hash_on` names in this request,
     /// as the client sent it (empty: none). Kept here, not read from the
     /// head each time, so that the cache's own requests for it (which

@@ -105,22 +105,11 @@ impl Shared {
         self.limiters.get(self.pool_index(route))?.as_ref()
     }
 
-    /// For the log: the name of the pool a request that took `route` goes
-    /// to (`default` for `targets`); none for a route that answers
-    /// itself (a redirect, a `return`), which goes to no pool.
-    pub fn pool_name(&self, route: Option<usize>) -> Option<Arc<str>> {
+    /// The pool a request that took `route` goes to (0 for `targets`);
+    /// none for a route that answers itself (a redirect, a `return`).
+    fn routed_pool(&self, route: Option<usize>) -> Option<usize> {
         let taken = route.and_then(|i| self.config.routes.get(i));
-        if taken.is_some_and(|r| r.answers_itself()) {
-            return None;
-        }
-        Some(self.pool(route).shared_name().clone())
-    }
-
-    /// Counts the answer to a request routed by `route` to a pool (not
-    /// one a route answered itself) under that pool, whoever gave it: one relaxed
-    /// add, as the process-wide count of [`Metrics::observe`].
-    fn pool_answered(&self, route: Option<usize>, status: u16) {
-        self.pool(route).stats().answers.count(status);
+        (!taken.is_some_and(|r| r.answers_itself())).then(|| self.pool_index(route))
     }
 
     fn pool_index(&self, route: Option<usize>) -> usize {
@@ -389,10 +378,16 @@ pub fn serve(
         };
         let duration = started.elapsed();
         shared.metrics.observe(outcome.status, duration);
-        let pool = client.pool.take();
-        if pool.is_some() {
-            shared.pool_answered(client.route, outcome.status);
+        // Counted under the pool whoever answered (one relaxed add, as
+        // `observe`); its name, a shared count to touch, only for a log
+        // that writes it.
+        let pool = client.pool.take().map(|i| shared.pools.get(i));
+        if let Some(pool) = pool {
+            pool.stats().answers.count(outcome.status);
         }
+        let pool = pool
+            .filter(|_| shared.config.logs_pool())
+            .map(|pool| pool.shared_name().clone());
         let heads = client.sent_head.take().map(|sent| {
             Box::new(Heads {
                 request: line.headers.unwrap_or_default(),
@@ -627,8 +622,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     };
     // Routed: from here on, what the request is answered (a cache hit,
     // the pool's own refusals and errors too) is logged with its pool,
-    // and counted under it (see `Shared::pool_answered`).
-    client.pool = shared.pool_name(client.route);
+    // and counted under it.
+    client.pool = shared.routed_pool(client.route);
     // The pool's lists and limit: its own, or the top-level ones.
     let settings = shared.pool_config(client.route);
     client.max_body = match settings.max_body_size {
