@@ -342,9 +342,7 @@ impl Loader {
         let mut pools: Vec<PoolConfig> = Vec::new();
         for targets in self.pool_keys.iter().filter(|k| k.key.is_none()) {
             let config = self.build_pool(top, &targets.pool, &targets.setting)?;
-            let own = |key: &str| {
-                (self.pool_keys.iter()).any(|k| k.pool == targets.pool && k.key == Some(key))
-            };
+            let own = |key| self.sets(Scope::Pool(&targets.pool), key);
             pools.push(PoolConfig {
                 name: targets.pool.as_str().into(),
                 config,
@@ -511,8 +509,7 @@ impl Loader {
         let mut config = top.clone();
         config.pools = Vec::new();
         config.routes = Arc::default();
-        let own: Vec<&PoolKey> = (self.pool_keys.iter()).filter(|k| k.pool == name).collect();
-        for key in &own {
+        for key in (self.pool_keys.iter()).filter(|k| k.pool == name) {
             let shown = match key.key {
                 Some(k) => format!("pool.{name}.{k}"),
                 None => format!("pool.{name}"),
@@ -528,7 +525,7 @@ impl Loader {
         }
         // Another algorithm set for the pool does not read the `hash_on`
         // that went with the top-level `balance = hash`.
-        let sets = |key: &str| own.iter().any(|k| k.key == Some(key));
+        let sets = |key| self.sets(Scope::Pool(name), key);
         if sets("balance") && !sets("hash_on") && config.balance != Balance::Hash {
             config.hash_on = None;
         }
@@ -574,8 +571,7 @@ impl Loader {
         let Scope::Pool(pool) = scope else {
             return self.refused(key, message);
         };
-        let own = (self.pool_keys.iter()).find(|k| k.pool == pool && k.key == Some(key));
-        match own {
+        match self.own_key(pool, key) {
             Some(k) => ConfigError::at(&k.setting.origin, format!("pool.{pool}.{key}: {message}")),
             None if key == "targets" => {
                 ConfigError::at(&self.pool_origin(pool), format!("pool.{pool}: {message}"))
@@ -601,10 +597,13 @@ impl Loader {
     fn sets(&self, scope: Scope<'_>, key: &str) -> bool {
         match scope {
             Scope::Top => true,
-            Scope::Pool(pool) => {
-                (self.pool_keys.iter()).any(|k| k.pool == pool && k.key == Some(key))
-            }
+            Scope::Pool(pool) => self.own_key(pool, key).is_some(),
         }
+    }
+
+    /// `pool.<pool>.<key>`, as read.
+    fn own_key(&self, pool: &str, key: &str) -> Option<&PoolKey> {
+        (self.pool_keys.iter()).find(|k| k.pool == pool && k.key == Some(key))
     }
 
     /// The routes, each to a pool by name (`default` for `targets`).
