@@ -34,6 +34,7 @@
 pub mod access;
 pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod demo;
