@@ -1266,6 +1266,18 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests answered 403 because their client address was refused by allow_from or deny_from.",
         m.access_denied.load(Ordering::Relaxed),
     );
+    family(
+        &mut out,
+        "inverso_auth_refused_total",
+        "counter",
+        "Requests answered 401 by auth_basic: without credentials (a browser's first request), or with a user or password that is not in auth_basic_user_file.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_auth_refused_total{{reason=\"missing\"}} {}\ninverso_auth_refused_total{{reason=\"wrong\"}} {}",
+        m.auth_missing.load(Ordering::Relaxed),
+        m.auth_wrong.load(Ordering::Relaxed)
+    );
     counter(
         &mut out,
         "inverso_https_redirects_total",

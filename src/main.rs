@@ -13,6 +13,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 mod inspect;
 use std::process::ExitCode;
@@ -270,9 +271,34 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             write_error_pages(&mut out, &whose, &pool.config.error_pages)?;
         }
     }
+    write_users(&mut out, "", &config)?;
+    for pool in &config.pools {
+        let own = match (&pool.config.auth_users, &config.auth_users) {
+            (Some(pool_users), Some(top_users)) => !Arc::ptr_eq(pool_users, top_users),
+            (pool_users, _) => pool_users.is_some(),
+        };
+        if own {
+            write_users(&mut out, &format!("pool {}: ", pool.name), &pool.config)?;
+        }
+    }
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())
+}
+
+/// `check`'s account of `auth_basic_user_file`: how many users it read
+/// (a file that is not the one meant shows at once).
+fn write_users(out: &mut impl std::io::Write, whose: &str, config: &Config) -> std::io::Result<()> {
+    let Some(users) = &config.auth_users else {
+        return Ok(());
+    };
+    let path = config::printable(&users.path().display().to_string());
+    let count = users.len();
+    let noun = if count == 1 { "user" } else { "users" };
+    writeln!(
+        out,
+        "# {whose}auth_basic_user_file: {count} {noun} in {path}"
+    )
 }
 
 /// `check`'s account of `error_pages`: each page found, or that none was

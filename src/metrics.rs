@@ -36,6 +36,10 @@ pub struct Metrics {
     pub address_changes: AtomicU64,
     /// Requests refused 403 by `allow_from` or `deny_from`.
     pub access_denied: AtomicU64,
+    /// Requests answered 401 by `auth_basic`: without credentials, and
+    /// with wrong ones.
+    pub auth_missing: AtomicU64,
+    pub auth_wrong: AtomicU64,
     /// Requests that came over plain HTTP answered with a redirect to
     /// HTTPS (`redirect_to_https`).
     pub https_redirects: AtomicU64,
@@ -67,6 +71,15 @@ impl Metrics {
     pub fn observe(&self, status: u16, duration: Duration) {
         self.requests.count(status);
         self.durations.observe(duration);
+    }
+
+    /// Counts a request `auth_basic` answered 401.
+    pub fn count_auth_refusal(&self, refused: crate::auth::Refused) {
+        let counter = match refused {
+            crate::auth::Refused::Missing => &self.auth_missing,
+            crate::auth::Refused::Wrong => &self.auth_wrong,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests per status class, in [`STATUS_CLASSES`] order.

@@ -8,9 +8,11 @@ mod md5_crypt;
 
 pub use htpasswd::{Users, UsersError};
 
+use crate::http::Headers;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
+use std::sync::Arc;
 
 /// Base64 as RFC 7617 sends it (RFC 4648's alphabet), its padding taken
 /// whether or not it is there: some clients leave it out.
@@ -53,10 +55,57 @@ impl Credentials {
     }
 }
 
+/// Why a request was refused its sign-in, as counted: it carried no
+/// Basic credentials (a browser's first request, before it asks its user),
+/// or credentials that are not a user's and password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    Missing,
+    Wrong,
+}
+
+/// The credentials a connection last had accepted, with the users they
+/// were checked against: the same field on the same connection, with the
+/// same users file, is not checked again. A check is slow on purpose
+/// (bcrypt, SHA-crypt: milliseconds) and a browser sends the field with
+/// every request. Only the connection that sent them keeps them: nothing
+/// one client sends changes what another is asked.
+#[derive(Default)]
+pub struct Granted {
+    last: Option<(Arc<Users>, Vec<u8>)>,
+}
+
+/// Whether the request with `headers` signs in as one of `users`. One
+/// `Authorization` field with Basic credentials is read; two are refused,
+/// as a client that sent both could not say which one it meant.
+pub fn check(users: &Arc<Users>, headers: &Headers, granted: &mut Granted) -> Result<(), Refused> {
+    let mut fields = headers.get_all("authorization");
+    let field = fields.next().ok_or(Refused::Missing)?;
+    if fields.next().is_some() {
+        return Err(Refused::Wrong);
+    }
+    if let Some((checked, accepted)) = &granted.last {
+        if Arc::ptr_eq(checked, users) && accepted == field {
+            return Ok(());
+        }
+    }
+    let credentials = Credentials::from_field(field).ok_or(Refused::Missing)?;
+    if !users.verify(credentials.user(), credentials.password()) {
+        return Err(Refused::Wrong);
+    }
+    granted.last = Some((Arc::clone(users), field.to_vec()));
+    Ok(())
+}
+
+/// The `WWW-Authenticate` line of a 401, whole.
+pub fn challenge(realm: &str) -> Vec<u8> {
+    format!("WWW-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n").into_bytes()
+}
+
 /// The user name a request's `Authorization` field gives, whether or not
 /// its password is right (nginx's `$remote_user`): for the access log.
 /// Not valid UTF-8: each bad sequence shown as U+FFFD.
-pub fn claimed_user(headers: &crate::http::Headers) -> Option<String> {
+pub fn claimed_user(headers: &Headers) -> Option<String> {
     let mut fields = headers.get_all("authorization");
     let credentials = Credentials::from_field(fields.next()?)?;
     // Two: neither is taken (see `check`).
@@ -109,9 +158,79 @@ mod tests {
         assert_eq!(parsed("BasicQWxhZGRpbjpvcGVuIHNlc2FtZQ=="), None);
     }
 
+    /// ann's password is `secret` (`openssl passwd -apr1`).
+    fn ann() -> Arc<Users> {
+        let text = "ann:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n";
+        Arc::new(Users::parse(std::path::Path::new("users"), text).unwrap())
+    }
+
+    fn asking(fields: &[&str]) -> Headers {
+        let mut headers = Headers::default();
+        for field in fields {
+            headers.push("Authorization", field);
+        }
+        headers
+    }
+
+    /// `ann:secret`, `ann:wrong`, `bob:secret`.
+    const ANN: &str = "Basic YW5uOnNlY3JldA==";
+    const ANN_WRONG: &str = "Basic YW5uOndyb25n";
+    const BOB: &str = "Basic Ym9iOnNlY3JldA==";
+
+    #[test]
+    fn a_user_and_password_of_the_file_sign_in_and_nothing_else_does() {
+        let users = ann();
+        let check = |fields: &[&str]| check(&users, &asking(fields), &mut Granted::default());
+        assert_eq!(check(&[ANN]), Ok(()));
+        assert_eq!(check(&["basic  YW5uOnNlY3JldA"]), Ok(()));
+        assert_eq!(check(&[]), Err(Refused::Missing));
+        assert_eq!(check(&["Bearer YW5uOnNlY3JldA=="]), Err(Refused::Missing));
+        assert_eq!(check(&[ANN_WRONG]), Err(Refused::Wrong));
+        assert_eq!(check(&[BOB]), Err(Refused::Wrong));
+        // Right and wrong together: neither counts.
+        assert_eq!(check(&[ANN, ANN_WRONG]), Err(Refused::Wrong));
+        assert_eq!(check(&[ANN, ANN]), Err(Refused::Wrong));
+    }
+
+    #[test]
+    fn what_a_connection_had_accepted_counts_for_its_users_file_alone() {
+        let users = ann();
+        let mut granted = Granted::default();
+        assert_eq!(check(&users, &asking(&[ANN]), &mut granted), Ok(()));
+        assert!(granted.last.is_some());
+        // Accepted again without a check; another field is checked.
+        assert_eq!(check(&users, &asking(&[ANN]), &mut granted), Ok(()));
+        assert_eq!(
+            check(&users, &asking(&[ANN_WRONG]), &mut granted),
+            Err(Refused::Wrong)
+        );
+        // The same file read again (a reload): checked again. A file
+        // without ann refuses what the connection had accepted.
+        let other = Arc::new(
+            Users::parse(
+                std::path::Path::new("users"),
+                "bob:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            check(&other, &asking(&[ANN]), &mut granted),
+            Err(Refused::Wrong)
+        );
+        assert_eq!(check(&other, &asking(&[BOB]), &mut granted), Ok(()));
+    }
+
+    #[test]
+    fn the_challenge_names_the_realm_and_utf_8() {
+        assert_eq!(
+            challenge("Staff only"),
+            b"WWW-Authenticate: Basic realm=\"Staff only\", charset=\"UTF-8\"\r\n"
+        );
+    }
+
     #[test]
     fn the_claimed_user_is_read_from_one_field_alone() {
-        let mut headers = crate::http::Headers::default();
+        let mut headers = Headers::default();
         assert_eq!(claimed_user(&headers), None);
         headers.push("Authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         assert_eq!(claimed_user(&headers).as_deref(), Some("Aladdin"));

@@ -629,6 +629,29 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_cidrs(v).map(|list| c.deny_from = list),
     },
     Key {
+        name: "auth_basic",
+        default: "",
+        help: "the realm (a short text) clients are asked to sign in to with HTTP Basic \
+               authentication, as nginx's auth_basic; a request without a user and password \
+               of auth_basic_user_file gets 401; empty or `off` = no sign-in",
+        apply: |c, v| parse_realm(v).map(|realm| c.auth_basic = realm),
+    },
+    Key {
+        name: "auth_basic_user_file",
+        default: "",
+        help: "who may sign in: an htpasswd file of `user:hash` lines (bcrypt, SHA-crypt or \
+               MD5-crypt), read at start-up and reload; empty = none",
+        apply: |c, v| match v {
+            "" => {
+                c.auth_users = None;
+                Ok(())
+            }
+            path => (crate::auth::Users::load(path))
+                .map(|users| c.auth_users = Some(Arc::new(users)))
+                .map_err(|e| e.to_string()),
+        },
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

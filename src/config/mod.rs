@@ -194,6 +194,11 @@ pub struct Config {
     pub allow_from: Vec<Cidr>,
     /// Client addresses refused 403, whatever `allow_from` says.
     pub deny_from: Vec<Cidr>,
+    /// `auth_basic`: the realm clients sign in to (see [`crate::auth`]);
+    /// `None`: no sign-in.
+    pub auth_basic: Option<Arc<str>>,
+    /// `auth_basic_user_file`: who may sign in.
+    pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// Request bodies up to this are read whole before a backend is
@@ -951,6 +956,29 @@ impl Loader {
     /// beside a terminator that sends its HTTPS elsewhere, with the ACME
     /// challenges in `redirect_to_https_except` going to a backend) is
     /// what nginx's `server { listen 80; return 301 ...; }` is for.
+    /// `auth_basic` and `auth_basic_user_file` go together: a realm with
+    /// nobody to sign in would refuse every request, and a file without a
+    /// realm would let every request through unchecked, which is worse
+    /// than an error. A pool that turns the sign-in off
+    /// (`pool.<name>.auth_basic = off`) may keep the top level's file.
+    fn check_auth(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        match (&config.auth_basic, &config.auth_users) {
+            (Some(_), None) => Err(self.refused_in(
+                scope,
+                "auth_basic",
+                "is on, but auth_basic_user_file is empty: nobody could sign in".into(),
+            )),
+            (None, Some(_)) if self.sets(scope, "auth_basic_user_file") => Err(self.refused_in(
+                scope,
+                "auth_basic_user_file",
+                "is set, but auth_basic is off: every request would pass unchecked; set \
+                 `auth_basic = <realm>` too"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn check_https_redirect(&self, config: &Config) -> Result<(), ConfigError> {
         if !config.redirect_to_https {
             if !config.redirect_to_https_except.is_empty() {
@@ -1141,6 +1169,7 @@ impl Loader {
             ));
         }
         self.check_cache(&config, Scope::Top, None)?;
+        self.check_auth(&config, Scope::Top)?;
         self.build_pools(&mut config)?;
         Ok(config)
     }
@@ -1301,6 +1330,8 @@ impl Config {
             redirect_to_https_except: Default::default(),
             allow_from: Vec::new(),
             deny_from: Vec::new(),
+            auth_basic: None,
+            auth_users: None,
             max_body_size: 0,
             request_buffer_size: 0,
             response_buffer_size: 0,

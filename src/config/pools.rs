@@ -39,6 +39,8 @@ const RETURN: &str = "return";
 pub const POOL_KEYS: &[&str] = &[
     "allow_from",
     "deny_from",
+    "auth_basic",
+    "auth_basic_user_file",
     "max_body_size",
     "error_pages",
     "intercept_errors",
@@ -560,6 +562,7 @@ impl Loader {
         }
         self.check_backends(&config, Scope::Pool(name))?;
         self.check_cache(&config, Scope::Pool(name), Some(top))?;
+        self.check_auth(&config, Scope::Pool(name))?;
         Ok(config)
     }
 
@@ -594,7 +597,7 @@ impl Loader {
     }
 
     /// Whether `scope` sets `key` itself (the top level: always).
-    fn sets(&self, scope: Scope<'_>, key: &str) -> bool {
+    pub(super) fn sets(&self, scope: Scope<'_>, key: &str) -> bool {
         match scope {
             Scope::Top => true,
             Scope::Pool(pool) => self.own_key(pool, key).is_some(),

@@ -538,6 +538,28 @@ pub(super) fn optional_path(v: &str) -> Option<PathBuf> {
 }
 
 /// `10.0.0.0/8, 192.168.1.10, ...`; empty = none.
+/// `auth_basic`'s realm: what a browser shows when it asks for a user
+/// and password, sent in `WWW-Authenticate` as a quoted string. Printable
+/// ASCII without `"` and `\`, which would need escaping many browsers do
+/// not undo. Empty or `off` (nginx's word): no sign-in.
+pub(super) fn parse_realm(v: &str) -> Result<Option<Arc<str>>, String> {
+    if v.is_empty() || v == "off" {
+        return Ok(None);
+    }
+    if v.len() > 128 {
+        return Err("a realm of more than 128 characters".into());
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|&c| !(' '..='~').contains(&c) || c == '"' || c == '\\')
+    {
+        return Err(format!(
+            "{c:?} in a realm: printable ASCII only, without `\"` and `\\` (it is sent in a header field)"
+        ));
+    }
+    Ok(Some(v.into()))
+}
+
 pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
     if v.trim().is_empty() {
         return Ok(Vec::new());
@@ -902,6 +924,19 @@ mod tests {
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_realm_is_printable_ascii_without_quotes_and_off_is_none() {
+        assert_eq!(
+            parse_realm("Staff only").unwrap().as_deref(),
+            Some("Staff only")
+        );
+        assert_eq!(parse_realm("").unwrap(), None);
+        assert_eq!(parse_realm("off").unwrap(), None);
+        for bad in ["a\"b", "a\\b", "caf\u{e9}", "a\tb", &"x".repeat(129)] {
+            assert!(parse_realm(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

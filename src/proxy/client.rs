@@ -125,6 +125,8 @@ pub(super) struct Client {
     /// gets loses the sticky cookie) go where the request itself would.
     /// A buffer reused from request to request: no allocation per request.
     pub(super) hash_value: Vec<u8>,
+    /// The credentials `auth_basic` last accepted on this connection.
+    pub(super) granted: crate::auth::Granted,
     /// Enough client connections are open for workers to yield before
     /// blocking (see [`sched::fill_yielding`]); taken once per request.
     pub(super) crowded: bool,
@@ -209,6 +211,7 @@ impl Client {
             route: None,
             pool: None,
             hash_value: Vec::new(),
+            granted: Default::default(),
             crowded: false,
             last_request: false,
             watch,

@@ -13,6 +13,7 @@ mod watch;
 
 use crate::access;
 use crate::access_log::{Heads, LogSender, Record, RequestFields};
+use crate::auth;
 use crate::cache::{policy, Cache, Purge};
 use crate::config::Config;
 use crate::digits::push_field;
@@ -683,6 +684,17 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             let mut retry_after = Vec::new();
             push_field(&mut retry_after, "Retry-After", seconds.max(1));
             let outcome = answer_unread(client, &head, body_kind, 429, &retry_after, shared);
+            return (outcome, line);
+        }
+    }
+    // After the rate limit, so that guessing passwords takes a client's
+    // tokens (nginx's `limit_req` comes before `auth_basic` too); before
+    // the cache, so that nothing stored reaches a client not signed in.
+    if let (Some(realm), Some(users)) = (&settings.auth_basic, &settings.auth_users) {
+        if let Err(refused) = auth::check(users, &head.headers, &mut client.granted) {
+            shared.metrics.count_auth_refusal(refused);
+            let challenge = auth::challenge(realm);
+            let outcome = answer_unread(client, &head, body_kind, 401, &challenge, shared);
             return (outcome, line);
         }
     }

@@ -1,0 +1,283 @@
+//! `auth_basic` and `auth_basic_user_file`: HTTP Basic sign-in against an
+//! htpasswd file, for the whole proxy or for one pool, before the cache
+//! and the backends; refusals counted, and configuration mistakes caught
+//! by `inverso check`.
+
+mod support;
+
+use std::path::Path;
+use support::*;
+use support::{from_file, from_file_with_admin};
+
+/// ann's password is `secret` (`htpasswd`'s default MD5-crypt); bob's is
+/// `Hello world!` (SHA-512 crypt).
+const USERS: &str = "ann:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n\
+bob:$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1\n";
+
+/// `Authorization` values: `ann:secret`, `ann:wrong`, `bob:Hello world!`.
+const ANN: (&str, &str) = ("Authorization", "Basic YW5uOnNlY3JldA==");
+const ANN_WRONG: (&str, &str) = ("Authorization", "Basic YW5uOndyb25n");
+const BOB: (&str, &str) = ("Authorization", "Basic Ym9iOkhlbGxvIHdvcmxkIQ==");
+
+/// The users file in `dir`, its path as a config value.
+fn users_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_request_without_a_user_of_the_file_is_answered_401_and_never_forwarded() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let proxy = start_proxy(
+        &[backend.addr],
+        from_file_with_admin(&format!(
+            "targets = {}\nauth_basic = Staff only\nauth_basic_user_file = {file}\n",
+            backend.addr
+        )),
+    );
+    for fields in [
+        &[][..],
+        &[ANN_WRONG],
+        &[("Authorization", "Bearer abc")],
+        &[ANN, BOB],
+    ] {
+        let r = proxy.get_on("app.example", "/private", fields);
+        assert_eq!(r.status, 401, "{fields:?}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"Staff only\", charset=\"UTF-8\""),
+            "{fields:?}"
+        );
+    }
+    assert_eq!(backend.requests(), 0);
+    for fields in [[ANN], [BOB]] {
+        let r = proxy.get_on("app.example", "/private", &fields);
+        assert_eq!(r.status, 200, "{fields:?}");
+        assert!(r.header("www-authenticate").is_none());
+    }
+    // The backend gets the field, as nginx passes it on.
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].field_or("authorization", "-"), ANN.1);
+    let missing = "inverso_auth_refused_total{reason=\"missing\"}";
+    let wrong = "inverso_auth_refused_total{reason=\"wrong\"}";
+    assert_eq!(proxy.metric(missing), Some(2));
+    assert_eq!(proxy.metric(wrong), Some(2));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.iter().filter(|l| l.contains("\" 401 ")).count(), 4);
+}
+
+#[test]
+fn a_browser_asked_to_sign_in_goes_on_on_the_same_connection() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let proxy = start_proxy(
+        &[backend.addr],
+        from_file(&format!(
+            "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n",
+            backend.addr
+        )),
+    );
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/a").status, 401);
+    assert_eq!(client.get_with("/a", &[ANN]).status, 200);
+    assert_eq!(client.get_with("/b", &[ANN]).status, 200);
+    // Accepted once on this connection does not make a wrong password
+    // right, nor a request without any.
+    assert_eq!(client.get_with("/c", &[ANN_WRONG]).status, 401);
+    assert_eq!(client.get("/d").status, 401);
+    assert_eq!(client.get_with("/e", &[ANN]).status, 200);
+    assert_eq!(backend.requests(), 3);
+    // A refused request with a body closes the connection, its body
+    // unread: it could not be told from the next request.
+    let r = client.request("POST", "/f", &[], b"payload");
+    assert_eq!(r.status, 401);
+    assert!(client.is_closed());
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn a_pool_signs_in_on_its_own_and_the_others_do_not() {
+    let site = Backend::echo("site");
+    let admin = Backend::echo("admin");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let proxy = start_proxy(
+        &[site.addr],
+        from_file(&format!(
+            "targets = {}\npool.admin = {}\npool.admin.auth_basic = Admin\n\
+             pool.admin.auth_basic_user_file = {file}\nroute./admin/ = admin\n",
+            site.addr, admin.addr
+        )),
+    );
+    assert_eq!(proxy.get_on("x", "/", &[]).status, 200);
+    let r = proxy.get_on("x", "/admin/users", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"Admin\", charset=\"UTF-8\"")
+    );
+    assert_eq!(proxy.get_on("x", "/admin/users", &[ANN]).status, 200);
+    assert_eq!((site.requests(), admin.requests()), (1, 1));
+    // The log names the pool that refused.
+    let lines = proxy.log_lines();
+    let refused = lines.iter().find(|l| l.contains("\" 401 ")).unwrap();
+    assert!(refused.contains("pool=admin"), "{refused}");
+}
+
+#[test]
+fn a_pool_may_turn_the_top_levels_sign_in_off_and_return_routes_answer_first() {
+    let site = Backend::echo("site");
+    let public = Backend::echo("public");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let proxy = start_proxy(
+        &[site.addr],
+        from_file(&format!(
+            "targets = {}\nauth_basic = Staging\nauth_basic_user_file = {file}\n\
+             pool.public = {}\npool.public.auth_basic = off\nroute./public/ = public\n\
+             route./healthz = return 200 ok\n",
+            site.addr, public.addr
+        )),
+    );
+    assert_eq!(proxy.get_on("x", "/", &[]).status, 401);
+    assert_eq!(proxy.get_on("x", "/", &[BOB]).status, 200);
+    assert_eq!(proxy.get_on("x", "/public/a", &[]).status, 200);
+    // As nginx's `return` (its rewrite phase) before `auth_basic`.
+    let r = proxy.get_on("x", "/healthz", &[]);
+    assert_eq!((r.status, r.body_str().as_str()), (200, "ok"));
+    assert_eq!((site.requests(), public.requests()), (1, 1));
+}
+
+#[test]
+fn nothing_the_cache_holds_reaches_a_client_not_signed_in() {
+    let backend = Backend::start("app", |_, out| {
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "public, max-age=300")],
+            b"members only",
+        );
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let tweak = from_file(&format!(
+        "targets = {}\nauth_basic = Members\nauth_basic_user_file = {file}\n",
+        backend.addr
+    ));
+    let proxy = start_proxy(&[backend.addr], |c| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    });
+    let r = proxy.get_on("x", "/page", &[ANN]);
+    expect(&r, 200, "MISS", "members only");
+    let r = proxy.get_on("x", "/page", &[BOB]);
+    expect(&r, 200, "HIT", "members only");
+    let r = proxy.get_on("x", "/page", &[]);
+    assert_eq!(r.status, 401);
+    assert!(!r.body_str().contains("members only"));
+    let r = proxy.get_on("x", "/page", &[ANN_WRONG]);
+    assert_eq!(r.status, 401);
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn the_401_takes_its_error_page() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(pages.join("401.html"), "<p>Sign in, please</p>").unwrap();
+    let proxy = start_proxy(
+        &[backend.addr],
+        from_file(&format!(
+            "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\nerror_pages = {}\n",
+            backend.addr,
+            pages.display()
+        )),
+    );
+    let r = proxy.get_on("x", "/", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body_str(), "<p>Sign in, please</p>");
+    assert!(r.header("www-authenticate").is_some());
+}
+
+#[test]
+fn a_reload_reads_the_users_file_again_for_open_connections_too() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let text = format!(
+        "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n",
+        backend.addr
+    );
+    let proxy = start_proxy(&[backend.addr], from_file(&text));
+    let mut client = proxy.connect();
+    assert_eq!(client.get_with("/a", &[ANN]).status, 200);
+    // ann is taken out of the file.
+    users_file(dir.path(), &USERS[USERS.find("bob:").unwrap()..]);
+    proxy.reload(&[backend.addr], from_file(&text));
+    assert_eq!(client.get_with("/b", &[ANN]).status, 401);
+    assert_eq!(client.get_with("/c", &[BOB]).status, 200);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let bad = dir.path().join("bad");
+    std::fs::write(
+        &bad,
+        "ann:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\nbob:plain\n",
+    )
+    .unwrap();
+    let bad = bad.display();
+    let cases = [
+        (
+            "auth_basic = Staff\n".to_string(),
+            "proxy.conf:2: auth_basic: is on, but auth_basic_user_file is empty".to_string(),
+        ),
+        (
+            format!("auth_basic_user_file = {file}\n"),
+            "proxy.conf:2: auth_basic_user_file: is set, but auth_basic is off".to_string(),
+        ),
+        (
+            format!("pool.a = 127.0.0.1:2\npool.a.auth_basic_user_file = {file}\n"),
+            "proxy.conf:3: pool.a.auth_basic_user_file: is set, but auth_basic is off".to_string(),
+        ),
+        (
+            format!("auth_basic = Staff\nauth_basic_user_file = {bad}\n"),
+            format!(
+                "proxy.conf:3: auth_basic_user_file: {bad}:2: user `bob`: a password in plain text"
+            ),
+        ),
+        (
+            "auth_basic = Say \"hi\"\n".to_string(),
+            "proxy.conf:2: auth_basic: '\"' in a realm".to_string(),
+        ),
+    ];
+    for (text, expected) in cases {
+        let text = format!("targets = 127.0.0.1:1\n{text}");
+        let (code, _, stderr) = inverso_check(&text, "warn");
+        assert_eq!(code, Some(2), "{text}");
+        assert!(stderr.contains(&expected), "{text}\n{stderr}");
+    }
+    // A pool that turns the sign-in off keeps the top level's file.
+    let text = format!(
+        "targets = 127.0.0.1:1\nauth_basic = Staff\nauth_basic_user_file = {file}\n\
+         pool.a = 127.0.0.1:2\npool.a.auth_basic = off\n"
+    );
+    let (code, stdout, stderr) = inverso_check(&text, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("# auth_basic_user_file: 2 users"),
+        "{stdout}"
+    );
+}
