@@ -17,7 +17,7 @@ use inverso::http::head::{
 };
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
-use inverso::routes::{is_ambiguous, Asked, Lookup};
+use inverso::routes::{is_ambiguous, Asked, Condition, Lookup};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -249,13 +249,30 @@ pub fn routes(data: &[u8]) {
             headers: &headers,
             client: std::net::Ipv4Addr::LOCALHOST.into(),
         };
+        // No request, no condition met (a negated one neither); a stored
+        // GET never came through a route that sends around the cache.
+        let found = |lookup| {
+            let index = routes.route_asked(host, target, lookup).ok().flatten();
+            index
+                .and_then(|i| routes.get(i))
+                .and_then(|r| r.condition())
+        };
+        assert!(found(Lookup::Bare).is_none(), "{request}");
+        let stored = found(Lookup::StoredGet);
+        assert!(!stored.is_some_and(|c| c.reads_past_the_key()), "{request}");
         let Ok(Some(index)) = routes.route_asked(host, target, Lookup::Request(&asked)) else {
             continue;
         };
         let route = routes.get(index).expect("a route found is there");
         assert!(route.pool <= config.pools.len());
-        let met = |c: &inverso::routes::Condition| c.met(Lookup::Request(&asked));
+        let met = |c: &Condition| c.met(Lookup::Request(&asked));
         assert!(route.condition().is_none_or(met), "{route} for {request}");
+        // A condition is read back as it is written (`check` lists it so,
+        // and two routes are one when written alike).
+        if let Some(condition) = route.condition() {
+            let again = Condition::parse(&condition.to_string());
+            assert_eq!(again.as_ref(), Ok(condition), "{condition}");
+        }
         if let Some(answer) = route.returned() {
             // A body the proxy writes whole with its length: one line
             // (a bare 2xx's, its status line with its end).

@@ -785,6 +785,64 @@ mod tests {
     }
 
     #[test]
+    fn a_negated_route_takes_what_its_condition_leaves_and_no_bare_lookup() {
+        let on = |spec: &str, pool: usize, condition: &str| {
+            let route = Route::parse(spec, pool, None).unwrap();
+            route.on_condition(Condition::parse(condition).unwrap())
+        };
+        let r = Routes::new(vec![
+            Route::parse("/", 1, None).unwrap(),
+            on("/", 2, "not cookie session"),
+            on("/admin/", 3, "not client 10.0.0.0/8"),
+            on("/api/", 4, "header upgrade websocket and not cookie beta"),
+            on("/w/", 5, "not method GET,HEAD"),
+        ]);
+        let pool = |lookup: Lookup<'_>, target: &str| {
+            let index = r.route_asked(None, target, lookup).unwrap();
+            index.and_then(|i| r.get(i)).map_or(0, |route| route.pool)
+        };
+        fn ask<'a>(method: &'a str, headers: &'a Headers, client: &str) -> Asked<'a> {
+            Asked {
+                method,
+                target: "/",
+                headers,
+                client: client.parse().unwrap(),
+            }
+        }
+        use crate::http::Headers;
+        let headers = Headers::new();
+        let anonymous = ask("GET", &headers, "192.0.2.1");
+        assert_eq!(pool(Lookup::Request(&anonymous), "/page"), 2);
+        assert_eq!(pool(Lookup::Request(&anonymous), "/admin/x"), 3);
+        let office = ask("GET", &headers, "10.1.1.1");
+        // Past the routes not met, to the shorter path's.
+        assert_eq!(pool(Lookup::Request(&office), "/admin/x"), 2);
+        assert_eq!(pool(Lookup::Request(&anonymous), "/w/x"), 2);
+        let post = ask("POST", &headers, "192.0.2.1");
+        assert_eq!(pool(Lookup::Request(&post), "/w/x"), 5);
+        let mut upgrade = Headers::new();
+        upgrade.push("Upgrade", "websocket");
+        let socket = ask("GET", &upgrade, "192.0.2.1");
+        assert_eq!(pool(Lookup::Request(&socket), "/api/chat"), 4);
+        upgrade.push("Cookie", "session=1; beta=1");
+        let signed_in = ask("GET", &upgrade, "192.0.2.1");
+        assert_eq!(pool(Lookup::Request(&signed_in), "/page"), 1);
+        assert_eq!(pool(Lookup::Request(&signed_in), "/api/chat"), 1);
+        // No request, so none lacks a cookie: the route without a
+        // condition, or `targets`.
+        assert_eq!(pool(Lookup::Bare, "/page"), 1);
+        assert_eq!(pool(Lookup::Bare, "/admin/x"), 1);
+        assert_eq!(pool(Lookup::Bare, "/w/x"), 1);
+        // A stored GET came through no route that reads past the key.
+        assert_eq!(pool(Lookup::StoredGet, "/page"), 1);
+        assert_eq!(pool(Lookup::StoredGet, "/w/x"), 1);
+        assert_eq!(
+            on("/", 2, "not  cookie session").to_string(),
+            "/ if not cookie session"
+        );
+    }
+
+    #[test]
     fn the_most_specific_host_wins_before_the_longest_path() {
         let r = routes(&[
             ("/api/", 1),

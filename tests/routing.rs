@@ -885,6 +885,166 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
 }
 
 #[test]
+fn a_negated_condition_takes_the_requests_that_do_not_meet_it() {
+    // Visitors without a session to the static copy, the admin area
+    // closed but to the office, WebSockets refused but to the beta's
+    // testers, and whatever is not a read to the writes' pool.
+    let (main, copy, writes) = (
+        cacheable_echo("main"),
+        cacheable_echo("copy"),
+        cacheable_echo("writes"),
+    );
+    let proxy = start_proxy(&[], |c: &mut Config| {
+        from_file(&format!(
+            "targets = {}
+pool.copy = {}
+pool.writes = {}
+real_ip_from = 127.0.0.1
+             route./ if not cookie session = copy
+             route./admin/ if not client 10.0.0.0/8 = return 403
+             route./api/ if header Upgrade websocket and not cookie beta = return 403
+             route./w/ if not method GET,HEAD = writes
+",
+            main.addr, copy.addr, writes.addr
+        ))(c);
+        c.cache_size = 1 << 20;
+    });
+    let session: &[(&str, &str)] = &[("Cookie", "session=7")];
+    assert_eq!(served_by(&proxy, "site.test", "/page"), "copy");
+    assert_eq!(
+        via(&proxy, "site.test", "/page", session),
+        (200, "main".into())
+    );
+    // Another cookie is not the one.
+    let other = [("Cookie", "beta=1; sessions=7")];
+    assert_eq!(via(&proxy, "site.test", "/page", &other).1, "copy");
+
+    // The proxy's clients are at 127.0.0.1, outside the office; one named
+    // in it by the proxy in front is let through.
+    assert_eq!(via(&proxy, "site.test", "/admin/x", session).0, 403);
+    let office = [("X-Forwarded-For", "10.1.2.3"), ("Cookie", "session=7")];
+    assert_eq!(
+        via(&proxy, "site.test", "/admin/x", &office),
+        (200, "main".into())
+    );
+
+    // One part met and the negated one not: both, or the route is passed.
+    let upgrade = ("Upgrade", "websocket");
+    assert_eq!(via(&proxy, "site.test", "/api/chat", &[upgrade]).0, 403);
+    let beta = [upgrade, ("Connection", "Upgrade"), ("Cookie", "beta=1")];
+    assert_eq!(
+        via(&proxy, "site.test", "/api/chat", &beta),
+        (200, "copy".into())
+    );
+    assert_eq!(via(&proxy, "site.test", "/api/chat", session).1, "main");
+
+    let r = proxy.exchange(|client| {
+        client.send(b"POST /w/form HTTP/1.1\r\nHost: site.test\r\nContent-Length: 0\r\n\r\n");
+        client.response()
+    });
+    assert_eq!((r.status, r.header("x-backend")), (200, Some("writes")));
+    assert_eq!(via(&proxy, "site.test", "/w/form", session).1, "main");
+    assert_eq!(writes.requests(), 1);
+}
+
+#[test]
+fn a_negated_cookie_route_goes_around_the_cache() {
+    // The same URL goes to `copy` without the cookie and to `targets`
+    // with it: neither is answered from what the other stored.
+    let (main, copy) = (cacheable_echo("main"), cacheable_echo("copy"));
+    let proxy = start_proxy(&[], |c: &mut Config| {
+        from_file(&format!(
+            "targets = {}
+pool.copy = {}
+route./ if not cookie session = copy
+",
+            main.addr, copy.addr
+        ))(c);
+        c.cache_size = 1 << 20;
+    });
+    let session: &[(&str, &str)] = &[("Cookie", "session=7")];
+    let seen = |fields: &[(&str, &str)]| {
+        let r = proxy.get_on("site.test", "/page", fields);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        let backend = r.header("x-backend").unwrap_or("-").to_string();
+        (backend, x_cache(&r).to_string())
+    };
+    let pair = |backend: &str, cache: &str| (backend.to_string(), cache.to_string());
+    assert_eq!(seen(&[]), pair("copy", "BYPASS"));
+    assert_eq!(seen(session), pair("main", "MISS"));
+    assert_eq!(seen(session), pair("main", "HIT"));
+    assert_eq!(seen(&[]), pair("copy", "BYPASS"));
+    assert_eq!((main.requests(), copy.requests()), (1, 2));
+}
+
+#[test]
+fn a_snapshot_s_entry_is_not_loaded_under_a_negated_route_that_stores_nothing() {
+    // The entry was stored by `targets` for a request with the cookie:
+    // `copy`, whose cache is off, never stored it, so a restart keeps it.
+    let (main, copy) = (cacheable_echo("main"), cacheable_echo("copy"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let start = || {
+        let mut tweak = Some(from_file(&format!(
+            "targets = {}
+pool.copy = {}
+pool.copy.cache = false
+             route./ if not cookie session = copy
+",
+            main.addr, copy.addr
+        )));
+        start_proxy(&[], |c| {
+            (tweak.take().unwrap())(c);
+            c.cache_size = 1 << 20;
+            c.path_to_persistence = Some(file.clone());
+        })
+    };
+    let session: &[(&str, &str)] = &[("Cookie", "session=7")];
+    let mut first = start();
+    assert_eq!(
+        x_caches(&first, "/page", &[session, session]),
+        ["MISS", "HIT"]
+    );
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let second = start();
+    assert_eq!(second.handle().cache().expect("a cache").len(), 1);
+    assert_eq!(x_caches(&second, "/page", &[session]), ["HIT"]);
+    assert_eq!((main.requests(), copy.requests()), (1, 0));
+}
+
+#[test]
+fn what_a_negated_method_route_stored_is_loaded_from_a_snapshot_under_its_pool() {
+    // Whatever is not a write goes to a pool that caches: a stored GET
+    // came through it, and comes back there at the next start.
+    let (writes, reads) = (cacheable_echo("writes"), cacheable_echo("reads"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let start = || {
+        let mut tweak = Some(from_file(&format!(
+            "targets = {}
+cache = false
+pool.reads = {}
+pool.reads.cache = true
+             route./ if not method POST,PUT,PATCH,DELETE = reads
+",
+            writes.addr, reads.addr
+        )));
+        start_proxy(&[], |c| {
+            (tweak.take().unwrap())(c);
+            c.cache_size = 1 << 20;
+            c.path_to_persistence = Some(file.clone());
+        })
+    };
+    let mut first = start();
+    assert_eq!(x_caches(&first, "/page", &[&[], &[]]), ["MISS", "HIT"]);
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let second = start();
+    assert_eq!(second.handle().cache().expect("a cache").len(), 1);
+    assert_eq!(x_caches(&second, "/page", &[&[]]), ["HIT"]);
+    assert_eq!((reads.requests(), writes.requests()), (1, 0));
+}
+
+#[test]
 fn a_share_of_the_clients_goes_to_the_canary_and_each_stays_where_it_went() {
     let (main, canary) = (Backend::echo("main"), Backend::echo("canary"));
     let proxy = start_proxy(

@@ -1,7 +1,9 @@
 //! A route's condition (`route./api/ if cookie canary 1 = canary`): what
 //! a request must carry besides its host and path for the route to take
 //! it, HAProxy's `use_backend ... if { req.cook(canary) -m str 1 }` and
-//! nginx's `map $cookie_canary $pool`.
+//! nginx's `map $cookie_canary $pool`. Each may be negated (`if not
+//! client 10.0.0.0/8`): HAProxy's `!` before an ACL, nginx's `if
+//! ($cookie_beta = "")`.
 
 use crate::http::Headers;
 use crate::realip::Cidr;
@@ -12,7 +14,7 @@ use std::net::IpAddr;
 /// Longest value a condition compares with.
 const MAX_VALUE_LEN: usize = 256;
 
-/// Most conditions one route joins with `and`.
+/// Most conditions one route joins with `and` (`not x` is one).
 const MAX_PARTS: usize = 8;
 
 /// What of a request a condition reads.
@@ -29,13 +31,17 @@ pub struct Asked<'a> {
 /// Whom a route is looked up for, as its condition sees it.
 #[derive(Clone, Copy)]
 pub enum Lookup<'a> {
-    /// Only a host and a path: no condition is met.
+    /// Only a host and a path: no condition is met, a negated one
+    /// neither (there is no request to lack the cookie), so only a route
+    /// without one is taken.
     Bare,
     /// A request: a condition is met as the request meets it.
     Request(&'a Asked<'a>),
     /// What the cache stored for a `GET` of the URL (a snapshot's): met
-    /// by a method condition that takes `GET`, by no other (the requests
-    /// the others take are never stored).
+    /// by a condition on the method alone that takes `GET` (`method
+    /// GET,HEAD`, `not method POST`), by no other, negated or not: a
+    /// route that reads past the cache's key sends its requests around
+    /// the cache, so nothing stored came through it.
     StoredGet,
 }
 
@@ -66,7 +72,10 @@ pub enum Condition {
     /// The clients whose address hashes into the first this many
     /// hundredths (nginx's `split_clients`): a client stays in its share.
     Share(u8),
-    /// Each of these (`if cookie canary 1 and method GET,HEAD`); none is
+    /// The requests that do not meet this one (`if not cookie beta`),
+    /// itself neither a negation nor a conjunction.
+    Not(Box<Condition>),
+    /// Each of these (`if cookie canary 1 and not method POST`); none is
     /// itself a conjunction.
     All(Box<[Condition]>),
 }
@@ -75,7 +84,8 @@ impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
     /// [<value>]`, `cookie <name> [<value>]`, `query <name> [<value>]`,
     /// `method <M>[,<M>...]`, `client <block>[,<block>...]` or `share
-    /// <N>%`, or several joined by `and`.
+    /// <N>%`, each may be negated by a `not` before it, or several joined
+    /// by `and`.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let parts: Vec<&[&str]> = words.split(|w| *w == "and").collect();
@@ -96,12 +106,31 @@ impl Condition {
         Condition::parse_one(text)
     }
 
-    /// One condition, not joined by `and`.
+    /// One condition, not joined by `and`, negated or not.
     fn parse_one(text: &str) -> Result<Condition, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["not"] => Err(format!(
+                "`if {}`: `not` needs the condition it negates after it (`not cookie beta`)",
+                text.escape_debug()
+            )),
+            ["not", "not", ..] => Err(format!(
+                "`if {}`: `not` is written once, before one condition (`not not x` is `x`)",
+                text.escape_debug()
+            )),
+            ["not", rest @ ..] => Ok(Condition::Not(Box::new(Condition::parse_positive(
+                rest, text,
+            )?))),
+            _ => Condition::parse_positive(&words, text),
+        }
+    }
+
+    /// One condition without `not`, of `words`; `text` is as written.
+    fn parse_positive(words: &[&str], text: &str) -> Result<Condition, String> {
         let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
-                     `if client <address or block>[,...]` or `if share <N>%`";
-        let words: Vec<&str> = text.split_whitespace().collect();
+                     `if client <address or block>[,...]` or `if share <N>%`, or one of \
+                     these negated (`if not cookie beta`)";
         let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
             match word {
                 Some(v) if v.len() > MAX_VALUE_LEN || !v.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -116,7 +145,7 @@ impl Condition {
             }
         };
         let token = |name: &str| !name.is_empty() && name.bytes().all(is_tchar);
-        match words.as_slice() {
+        match words {
             ["header", name] | ["header", name, _] if token(name) => Ok(Condition::Header {
                 name: name.to_ascii_lowercase().into(),
                 value: value(words.get(2))?.map(|v| v.to_ascii_lowercase().into()),
@@ -180,11 +209,20 @@ impl Condition {
         match lookup {
             Lookup::Bare => false,
             Lookup::Request(asked) => self.holds(asked),
-            Lookup::StoredGet => match self {
-                Condition::Method(methods) => methods.iter().any(|m| &**m == "GET"),
-                Condition::All(each) => each.iter().all(|c| c.met(lookup)),
-                _ => false,
-            },
+            Lookup::StoredGet => self.takes_stored_get(),
+        }
+    }
+
+    /// Whether a stored `GET` could have come through a route with this
+    /// condition (see [`Lookup::StoredGet`]).
+    fn takes_stored_get(&self) -> bool {
+        match self {
+            Condition::Method(methods) => methods.iter().any(|m| &**m == "GET"),
+            // `not method POST` takes a GET; `not cookie beta` does, but
+            // sends it around the cache.
+            Condition::Not(negated) => !negated.reads_past_the_key() && !negated.takes_stored_get(),
+            Condition::All(each) => each.iter().all(Condition::takes_stored_get),
+            _ => false,
         }
     }
 
@@ -215,6 +253,7 @@ impl Condition {
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
             Condition::Share(percent) => share_of(asked.client) < *percent,
+            Condition::Not(negated) => !negated.holds(asked),
             Condition::All(each) => each.iter().all(|c| c.holds(asked)),
         }
     }
@@ -223,10 +262,13 @@ impl Condition {
     /// field, a cookie, the client's address; a query parameter as sent,
     /// where the key may spell it otherwise or leave it out): two
     /// requests for one URL may then go to two pools, and what one pool
-    /// answered must not answer the other's clients.
+    /// answered must not answer the other's clients. Negated, it reads
+    /// the same (`not cookie beta` sends the requests without the cookie
+    /// to one pool, those with it to another).
     pub fn reads_past_the_key(&self) -> bool {
         match self {
             Condition::Method(_) => false,
+            Condition::Not(negated) => negated.reads_past_the_key(),
             Condition::All(each) => each.iter().any(Condition::reads_past_the_key),
             _ => true,
         }
@@ -268,6 +310,7 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
+            Condition::Not(negated) => return write!(f, "not {negated}"),
         };
         write!(f, "{kind} {name}")?;
         match value {
@@ -340,9 +383,17 @@ mod tests {
             "client 10.0.0.0/8",
             "cookie canary 1 and header x-beta",
             "share 10%",
+            "not cookie beta",
+            "not query beta 1",
+            "not method POST,PUT",
+            "not client 10.0.0.0/8",
+            "not share 10%",
+            "header upgrade websocket and not cookie beta and not method POST",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
         }
+        let c = Condition::parse("not   header X-Version Beta").unwrap();
+        assert_eq!(c.to_string(), "not header x-version beta");
         // One spelling each, so that two keys for one condition are seen
         // as one.
         let c = Condition::parse("  header   X-Version   Beta ").unwrap();
@@ -377,12 +428,176 @@ mod tests {
             ("share 10", "1% to 99%"),
             ("and cookie c", "`and` needs a condition on each side"),
             ("cookie c and method GET", "GET and HEAD go together"),
+            ("not", "`not` needs the condition it negates"),
+            ("cookie c and not", "`not` needs the condition it negates"),
+            ("not and cookie c", "`not` needs the condition it negates"),
+            ("not not cookie c", "`not` is written once"),
+            ("not not not cookie c", "`not` is written once"),
+            ("cookie c and not not cookie d", "`not` is written once"),
+            ("not method GET", "GET and HEAD go together"),
+            ("not method HEAD,POST", "GET and HEAD go together"),
+            ("not path /x", "`if not path /x`: a condition is"),
+            ("not cookie", "a condition is"),
+            ("not share 0%", "1% to 99%"),
         ] {
             let e = Condition::parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
         }
         let long = format!("cookie c {}", "x".repeat(MAX_VALUE_LEN + 1));
         assert!(Condition::parse(&long).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn not_is_a_word_of_its_own_only_before_a_condition() {
+        // A cookie named `not`, a field whose value is `not`.
+        let c = Condition::parse("cookie not not").unwrap();
+        assert_eq!(c.to_string(), "cookie not not");
+        let c = Condition::parse("not header x not").unwrap();
+        assert_eq!(c.to_string(), "not header x not");
+        assert!(matches!(c, Condition::Not(_)));
+        assert!(Condition::parse("notcookie c").is_err());
+    }
+
+    #[test]
+    fn a_negated_condition_and_its_condition_are_two() {
+        let parse = |text: &str| Condition::parse(text).unwrap();
+        assert_eq!(parse("not cookie a"), parse("not  cookie a"));
+        assert_ne!(parse("cookie a"), parse("not cookie a"));
+        assert_ne!(parse("not cookie a"), parse("not cookie a 1"));
+        assert_ne!(
+            parse("not cookie a and cookie b"),
+            parse("cookie a and not cookie b")
+        );
+    }
+
+    #[test]
+    fn a_negated_condition_takes_the_requests_its_condition_does_not() {
+        let mut headers = Headers::new();
+        headers.push("Upgrade", "WebSocket");
+        headers.push("Cookie", "a=1; canary=1");
+        let request = asked("GET", &headers, "10.1.2.3");
+        let holds = |text: &str| {
+            Condition::parse(text)
+                .unwrap()
+                .met(Lookup::Request(&request))
+        };
+        for (text, met) in [
+            ("header upgrade websocket", true),
+            ("header x-absent", false),
+            ("cookie canary 1", true),
+            ("cookie canary 2", false),
+            ("cookie session", false),
+            ("query beta", true),
+            ("query p", false),
+            ("method GET,HEAD", true),
+            ("method POST", false),
+            ("client 10.0.0.0/8", true),
+            ("client 192.168.0.0/16", false),
+            ("share 99%", holds("share 99%")),
+        ] {
+            assert_eq!(holds(text), met, "{text}");
+            assert_eq!(holds(&format!("not {text}")), !met, "not {text}");
+        }
+        // Without a Cookie field at all, no cookie is sent.
+        let bare = Headers::new();
+        let none = asked("POST", &bare, "192.0.2.1");
+        let holds_for_none =
+            |text: &str| Condition::parse(text).unwrap().met(Lookup::Request(&none));
+        assert!(holds_for_none("not cookie session"));
+        assert!(holds_for_none("not header upgrade"));
+        assert!(holds_for_none(
+            "not client 10.0.0.0/8 and not method GET,HEAD"
+        ));
+        assert!(!holds_for_none(
+            "not client 192.0.2.0/24 and not cookie session"
+        ));
+        // Each part of an `and` negated on its own.
+        assert!(holds("header upgrade websocket and not cookie beta"));
+        assert!(!holds("header upgrade websocket and not cookie canary"));
+        assert!(!holds("not header upgrade websocket and not cookie beta"));
+        // A client in exactly one of a share and the rest.
+        for ip in ["10.0.0.1", "10.9.8.7", "192.0.2.200", "2001:db8::1"] {
+            let one = asked("GET", &bare, ip);
+            let met = |text: &str| Condition::parse(text).unwrap().met(Lookup::Request(&one));
+            assert_ne!(met("share 30%"), met("not share 30%"), "{ip}");
+        }
+    }
+
+    #[test]
+    fn a_bare_lookup_meets_no_condition_negated_either() {
+        for text in [
+            "not cookie c",
+            "not header x",
+            "not query q",
+            "not client 10.0.0.0/8",
+            "not method POST",
+            "not method GET,HEAD",
+            "not share 10%",
+            "not cookie c and not method POST",
+        ] {
+            assert!(!Condition::parse(text).unwrap().met(Lookup::Bare), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_stored_get_meets_a_negated_method_condition_that_takes_get() {
+        let met = |text: &str| Condition::parse(text).unwrap().met(Lookup::StoredGet);
+        assert!(met("not method POST"));
+        assert!(met("not method POST,PUT,DELETE"));
+        assert!(met("not method POST and not method PUT"));
+        assert!(met("method GET,HEAD and not method POST"));
+        assert!(!met("not method GET,HEAD"));
+        assert!(!met("not method GET,HEAD,POST"));
+        assert!(!met("not method POST and method POST"));
+        // A route reading past the cache's key, negated or not, stores
+        // nothing: no stored GET came through it.
+        for text in [
+            "not cookie c",
+            "not header x",
+            "not query q",
+            "not client 10.0.0.0/8",
+            "not share 10%",
+            "not method POST and not cookie c",
+            "method GET,HEAD and not client 10.0.0.0/8",
+        ] {
+            assert!(!met(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_negated_condition_reads_past_the_key_as_its_condition_does() {
+        for text in [
+            "header x 1",
+            "cookie c",
+            "query q",
+            "client 10.0.0.0/8",
+            "share 10%",
+            "method POST",
+            "method GET,HEAD",
+        ] {
+            let positive = Condition::parse(text).unwrap();
+            let negated = Condition::parse(&format!("not {text}")).unwrap();
+            assert_eq!(
+                negated.reads_past_the_key(),
+                positive.reads_past_the_key(),
+                "{text}"
+            );
+        }
+        assert!(Condition::parse("not cookie c")
+            .unwrap()
+            .reads_past_the_key());
+        assert!(!Condition::parse("not method POST")
+            .unwrap()
+            .reads_past_the_key());
+        assert!(Condition::parse("not method POST and not cookie c")
+            .unwrap()
+            .reads_past_the_key());
+        // A negated part counts as one of the eight.
+        let eight = ["not cookie c"; 8].join(" and ");
+        assert!(Condition::parse(&eight).is_ok());
+        let nine = ["not cookie c"; 9].join(" and ");
+        let e = Condition::parse(&nine).unwrap_err();
+        assert!(e.contains("at most 8 conditions"), "{e}");
     }
 
     #[test]
