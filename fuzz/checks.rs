@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use inverso::auth::{claimed_user, Credentials, Users};
 use inverso::cache::persist::{read_records, LoadLimits};
 use inverso::cache::policy::{storable, CacheValid, Settings, Targeting, MAX_TAGS};
 use inverso::cache::Entry;
@@ -316,6 +317,30 @@ pub fn snapshot(data: &[u8]) {
     };
     let _ = read_records(data, 0, &limits);
     let _ = read_records(data, u64::MAX, &LoadLimits::UNLIMITED);
+}
+
+/// HTTP Basic sign-in: the first line is an `Authorization` value (a
+/// client's), the rest a users file. Credentials split at the first `:`
+/// and give back what was encoded; a users file that loads has a user.
+/// Passwords are not checked: a hash's cost is the file's, and a fuzzer
+/// would spend its time in bcrypt.
+pub fn auth(data: &[u8]) {
+    let (field, file) = match data.iter().position(|&b| b == b'\n') {
+        Some(end) => (&data[..end], &data[end + 1..]),
+        None => (data, &[][..]),
+    };
+    if let Some(credentials) = Credentials::from_field(field) {
+        assert!(!credentials.user().contains(&b':'));
+    }
+    let mut headers = Headers::default();
+    headers.push("Authorization", field);
+    let claimed = claimed_user(&headers);
+    assert_eq!(claimed.is_some(), Credentials::from_field(field).is_some());
+    if let Ok(text) = std::str::from_utf8(file) {
+        if let Ok(users) = Users::parse(std::path::Path::new("fuzz"), text) {
+            assert!(!users.is_empty());
+        }
+    }
 }
 
 /// The PROXY protocol header parser: a header found is found again in

@@ -229,6 +229,28 @@ fn a_reload_reads_the_users_file_again_for_open_connections_too() {
 }
 
 #[test]
+fn clients_of_auth_basic_except_from_need_not_sign_in() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let proxy = start_proxy(
+        &[backend.addr],
+        from_file(&format!(
+            "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n\
+             auth_basic_except_from = 127.0.0.2\n",
+            backend.addr
+        )),
+    );
+    let office: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut spared = Client::connect_from(office, proxy.addr);
+    assert_eq!(spared.get("/a").status, 200);
+    let mut other = proxy.connect();
+    assert_eq!(other.get("/a").status, 401);
+    assert_eq!(other.get_with("/a", &[ANN]).status, 200);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
 fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
@@ -257,6 +279,10 @@ fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
             format!(
                 "proxy.conf:3: auth_basic_user_file: {bad}:2: user `bob`: a password in plain text"
             ),
+        ),
+        (
+            "auth_basic_except_from = 10.0.0.0/8\n".to_string(),
+            "proxy.conf:2: auth_basic_except_from: is set, but auth_basic is off".to_string(),
         ),
         (
             "auth_basic = Say \"hi\"\n".to_string(),

@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("snapshot", checks::snapshot),
     ("proxy_header", checks::proxy_header),
     ("routes", checks::routes),
+    ("auth", checks::auth),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

@@ -652,6 +652,13 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "auth_basic_except_from",
+        default: "",
+        help: "client addresses and blocks that need not sign in, as nginx's `satisfy any` with \
+               `allow`: the office's network, a monitoring host; the client as logged; empty = none",
+        apply: |c, v| parse_cidrs(v).map(|list| c.auth_basic_except_from = list),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

@@ -199,6 +199,8 @@ pub struct Config {
     pub auth_basic: Option<Arc<str>>,
     /// `auth_basic_user_file`: who may sign in.
     pub auth_users: Option<Arc<crate::auth::Users>>,
+    /// Clients that need not sign in; empty: none.
+    pub auth_basic_except_from: Vec<Cidr>,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// Request bodies up to this are read whole before a backend is
@@ -975,6 +977,16 @@ impl Loader {
                  `auth_basic = <realm>` too"
                     .into(),
             )),
+            (None, _)
+                if !config.auth_basic_except_from.is_empty()
+                    && self.sets(scope, "auth_basic_except_from") =>
+            {
+                Err(self.refused_in(
+                    scope,
+                    "auth_basic_except_from",
+                    "is set, but auth_basic is off: nobody signs in to be spared it".into(),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -1332,6 +1344,7 @@ impl Config {
             deny_from: Vec::new(),
             auth_basic: None,
             auth_users: None,
+            auth_basic_except_from: Vec::new(),
             max_body_size: 0,
             request_buffer_size: 0,
             response_buffer_size: 0,
@@ -1405,6 +1418,12 @@ impl Config {
     pub fn logs_pool(&self) -> bool {
         !self.pools.is_empty()
             || matches!(&self.log_format, LogFormat::Template(t) if t.names_pool())
+    }
+
+    /// Whether `client` (as the access lists see it) is spared
+    /// `auth_basic` by `auth_basic_except_from`.
+    pub fn spares_auth(&self, client: IpAddr) -> bool {
+        (self.auth_basic_except_from.iter()).any(|block| block.contains(client))
     }
 
     /// Whether a backend's answer with `status` goes to the client as the

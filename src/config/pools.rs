@@ -41,6 +41,7 @@ pub const POOL_KEYS: &[&str] = &[
     "deny_from",
     "auth_basic",
     "auth_basic_user_file",
+    "auth_basic_except_from",
     "max_body_size",
     "error_pages",
     "intercept_errors",

@@ -690,7 +690,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // After the rate limit, so that guessing passwords takes a client's
     // tokens (nginx's `limit_req` comes before `auth_basic` too); before
     // the cache, so that nothing stored reaches a client not signed in.
-    if let (Some(realm), Some(users)) = (&settings.auth_basic, &settings.auth_users) {
+    let auth = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref());
+    if let Some((realm, users)) = auth.filter(|_| !settings.spares_auth(client.real_ip)) {
         if let Err(refused) = auth::check(users, &head.headers, &mut client.granted) {
             shared.metrics.count_auth_refusal(refused);
             let challenge = auth::challenge(realm);
