@@ -10,9 +10,10 @@
 //! Admin traffic is a scrape every few seconds and an occasional purge: a
 //! thread per connection, one request per connection, `Connection: close`.
 
+use crate::auth;
 use crate::cache::store::unix_ms;
 use crate::cache::{policy, Listed, Listing, Named, Purge};
-use crate::config::escape_controls;
+use crate::config::{escape_controls, Config};
 use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
@@ -177,6 +178,8 @@ pub struct Reply {
     pub body: String,
     /// For 405: the methods the path allows.
     pub allow: Option<&'static str>,
+    /// For 401: ask for a user and password (`admin_auth_basic_user_file`).
+    pub challenge: bool,
 }
 
 impl Reply {
@@ -186,6 +189,7 @@ impl Reply {
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
             allow: None,
+            challenge: false,
         }
     }
 
@@ -195,6 +199,7 @@ impl Reply {
             content_type: "application/json",
             body,
             allow: None,
+            challenge: false,
         }
     }
 
@@ -218,8 +223,15 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
         Ok(Some((head, body))) => {
             // A target's state is set on the generation in force, which
             // a reload or a re-resolution must not be replacing meanwhile.
-            let _installing = (head.method == "PUT").then(|| current.installing());
-            (route(&head, &body, &current.get()), head.is_head())
+            let shared = current.get();
+            let reply = match refuse_unsigned(&head, &shared.config) {
+                Some(refusal) => refusal,
+                None => {
+                    let _installing = (head.method == "PUT").then(|| current.installing());
+                    route(&head, &body, &shared)
+                }
+            };
+            (reply, head.is_head())
         }
         Ok(None) => return,
         Err(reply) => (reply, false),
@@ -235,6 +247,9 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     if let Some(allow) = reply.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }
+    if reply.challenge {
+        out.push_str(&auth::challenge(ADMIN_REALM));
+    }
     out.push_str("\r\n");
     if !is_head {
         out.push_str(&reply.body);
@@ -242,6 +257,36 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     let stream = conn.get_mut();
     let _ = stream.write_all(out.as_bytes());
     let _ = stream.flush();
+}
+
+/// The realm the admin listener asks a user and password for.
+const ADMIN_REALM: &str = "inverso admin";
+
+/// With `admin_auth_basic_user_file`: the 401 for a request without a
+/// user and password of the file. `GET /healthz` passes without: it says
+/// nothing but whether the proxy serves, and the probes that ask for it
+/// (a load balancer's, an orchestrator's) seldom can sign in.
+fn refuse_unsigned(head: &RequestHead, config: &Config) -> Option<Reply> {
+    let users = config.admin_auth_users.as_ref()?;
+    let target = head.path_and_query();
+    let path = target.split('?').next().unwrap_or("");
+    if path == "/healthz" && matches!(head.method.as_str(), "GET" | "HEAD") {
+        return None;
+    }
+    // Each admin request comes on a connection of its own: nothing to
+    // remember between them.
+    let refused = auth::check(users, &head.headers, &mut auth::Granted::default()).err()?;
+    log::debug!(
+        "admin: {} {path} refused its sign-in ({refused:?})",
+        head.method
+    );
+    Some(Reply {
+        challenge: true,
+        ..Reply::text(
+            401,
+            "401 Unauthorized: sign in with a user of admin_auth_basic_user_file\n",
+        )
+    })
 }
 
 /// Reads one request: its head, and the body of a `PUT` (the only admin

@@ -271,34 +271,42 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             write_error_pages(&mut out, &whose, &pool.config.error_pages)?;
         }
     }
-    write_users(&mut out, "", &config)?;
+    let key = "auth_basic_user_file";
+    write_users(&mut out, key, &config.auth_users)?;
     for pool in &config.pools {
         let own = match (&pool.config.auth_users, &config.auth_users) {
             (Some(pool_users), Some(top_users)) => !Arc::ptr_eq(pool_users, top_users),
             (pool_users, _) => pool_users.is_some(),
         };
         if own {
-            write_users(&mut out, &format!("pool {}: ", pool.name), &pool.config)?;
+            let whose = format!("pool {}: {key}", pool.name);
+            write_users(&mut out, &whose, &pool.config.auth_users)?;
         }
     }
+    write_users(
+        &mut out,
+        "admin_auth_basic_user_file",
+        &config.admin_auth_users,
+    )?;
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())
 }
 
-/// `check`'s account of `auth_basic_user_file`: how many users it read
+/// `check`'s account of a users file (`key`'s): how many users it read
 /// (a file that is not the one meant shows at once).
-fn write_users(out: &mut impl std::io::Write, whose: &str, config: &Config) -> std::io::Result<()> {
-    let Some(users) = &config.auth_users else {
+fn write_users(
+    out: &mut impl std::io::Write,
+    key: &str,
+    users: &Option<Arc<inverso::auth::Users>>,
+) -> std::io::Result<()> {
+    let Some(users) = users else {
         return Ok(());
     };
     let path = config::printable(&users.path().display().to_string());
     let count = users.len();
     let noun = if count == 1 { "user" } else { "users" };
-    writeln!(
-        out,
-        "# {whose}auth_basic_user_file: {count} {noun} in {path}"
-    )
+    writeln!(out, "# {key}: {count} {noun} in {path}")
 }
 
 /// `check`'s account of `error_pages`: each page found, or that none was

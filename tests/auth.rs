@@ -251,6 +251,53 @@ fn clients_of_auth_basic_except_from_need_not_sign_in() {
 }
 
 #[test]
+fn the_admin_listener_asks_its_own_users_but_for_healthz() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let admins = users_file(dir.path(), &USERS[USERS.find("bob:").unwrap()..]);
+    let proxy = start_proxy(
+        &[backend.addr],
+        from_file_with_admin(&format!(
+            "targets = {}\nadmin_auth_basic_user_file = {admins}\n",
+            backend.addr
+        )),
+    );
+    let admin = proxy.handle().admin_addr().unwrap();
+    let ask = |request_line: &str, fields: &[(&str, &str)]| {
+        let mut request = format!("{request_line}\r\nHost: 127.0.0.1\r\n");
+        for (name, value) in fields {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("Content-Length: 5\r\n\r\ndrain");
+        one_request(admin, request.as_bytes())
+    };
+    let target = format!("/targets/{}", backend.addr);
+    for (line, fields) in [
+        ("GET /metrics HTTP/1.1", &[][..]),
+        ("GET /status HTTP/1.1", &[ANN]),
+        ("DELETE /cache HTTP/1.1", &[ANN_WRONG]),
+        (&format!("PUT {target} HTTP/1.1"), &[]),
+    ] {
+        let r = ask(line, fields);
+        assert_eq!(r.status, 401, "{line}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"inverso admin\", charset=\"UTF-8\""),
+            "{line}"
+        );
+    }
+    // The PUT did not drain the target.
+    assert_eq!(proxy.get_on("x", "/", &[]).status, 200);
+    assert_eq!(ask("GET /healthz HTTP/1.1", &[]).status, 200);
+    assert_eq!(ask("GET /metrics HTTP/1.1", &[BOB]).status, 200);
+    let r = ask(&format!("PUT {target} HTTP/1.1"), &[BOB]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    // The target is drained now: 503, not 401 (the file is the admin
+    // listener's alone).
+    assert_eq!(proxy.get_on("x", "/", &[]).status, 503);
+}
+
+#[test]
 fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);

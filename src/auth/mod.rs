@@ -98,8 +98,8 @@ pub fn check(users: &Arc<Users>, headers: &Headers, granted: &mut Granted) -> Re
 }
 
 /// The `WWW-Authenticate` line of a 401, whole.
-pub fn challenge(realm: &str) -> Vec<u8> {
-    format!("WWW-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n").into_bytes()
+pub fn challenge(realm: &str) -> String {
+    format!("WWW-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n")
 }
 
 /// The user name a request's `Authorization` field gives, whether or not
@@ -224,7 +224,7 @@ mod tests {
     fn the_challenge_names_the_realm_and_utf_8() {
         assert_eq!(
             challenge("Staff only"),
-            b"WWW-Authenticate: Basic realm=\"Staff only\", charset=\"UTF-8\"\r\n"
+            "WWW-Authenticate: Basic realm=\"Staff only\", charset=\"UTF-8\"\r\n"
         );
     }
 

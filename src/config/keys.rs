@@ -470,6 +470,13 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "admin_auth_basic_user_file",
+        default: "",
+        help: "an htpasswd file (as auth_basic_user_file) of the users the admin listener asks \
+               to sign in, but for GET /healthz; empty = none: admin_bind is its only guard",
+        apply: |c, v| optional_users(v).map(|users| c.admin_auth_users = users),
+    },
+    Key {
         name: "state_file",
         default: "",
         help: "file the targets' drain and maintenance states set through the admin listener \
@@ -641,15 +648,7 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "who may sign in: an htpasswd file of `user:hash` lines (bcrypt, SHA-crypt or \
                MD5-crypt), read at start-up and reload; empty = none",
-        apply: |c, v| match v {
-            "" => {
-                c.auth_users = None;
-                Ok(())
-            }
-            path => (crate::auth::Users::load(path))
-                .map(|users| c.auth_users = Some(Arc::new(users)))
-                .map_err(|e| e.to_string()),
-        },
+        apply: |c, v| optional_users(v).map(|users| c.auth_users = users),
     },
     Key {
         name: "auth_basic_except_from",

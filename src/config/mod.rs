@@ -201,6 +201,9 @@ pub struct Config {
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
     pub auth_basic_except_from: Vec<Cidr>,
+    /// `admin_auth_basic_user_file`: who may use the admin listener; `None`:
+    /// whoever reaches it.
+    pub admin_auth_users: Option<Arc<crate::auth::Users>>,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
     /// Request bodies up to this are read whole before a backend is
@@ -1345,6 +1348,7 @@ impl Config {
             auth_basic: None,
             auth_users: None,
             auth_basic_except_from: Vec::new(),
+            admin_auth_users: None,
             max_body_size: 0,
             request_buffer_size: 0,
             response_buffer_size: 0,

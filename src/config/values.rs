@@ -560,6 +560,17 @@ pub(super) fn parse_realm(v: &str) -> Result<Option<Arc<str>>, String> {
     Ok(Some(v.into()))
 }
 
+/// The users of an htpasswd file (see [`crate::auth::Users`]); empty:
+/// none.
+pub(super) fn optional_users(v: &str) -> Result<Option<Arc<crate::auth::Users>>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    (crate::auth::Users::load(v))
+        .map(|users| Some(Arc::new(users)))
+        .map_err(|e| e.to_string())
+}
+
 pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
     if v.trim().is_empty() {
         return Ok(Vec::new());

@@ -695,7 +695,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         if let Err(refused) = auth::check(users, &head.headers, &mut client.granted) {
             shared.metrics.count_auth_refusal(refused);
             let challenge = auth::challenge(realm);
-            let outcome = answer_unread(client, &head, body_kind, 401, &challenge, shared);
+            let challenge = challenge.as_bytes();
+            let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
             return (outcome, line);
         }
     }
