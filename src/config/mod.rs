@@ -953,14 +953,6 @@ impl Loader {
         Ok(())
     }
 
-    /// `redirect_to_https_except` means nothing without the redirect. The
-    /// redirect without `real_ip_from` or `proxy_protocol` is warned about,
-    /// not refused: no request can then be `https`, and every one is
-    /// redirected, which behind a TLS terminator sends browsers round in a
-    /// loop; but a listener whose only work is to redirect (the port 80
-    /// beside a terminator that sends its HTTPS elsewhere, with the ACME
-    /// challenges in `redirect_to_https_except` going to a backend) is
-    /// what nginx's `server { listen 80; return 301 ...; }` is for.
     /// `auth_basic` and `auth_basic_user_file` go together: a realm with
     /// nobody to sign in would refuse every request, and a file without a
     /// realm would let every request through unchecked, which is worse
@@ -994,6 +986,14 @@ impl Loader {
         }
     }
 
+    /// `redirect_to_https_except` means nothing without the redirect. The
+    /// redirect without `real_ip_from` or `proxy_protocol` is warned about,
+    /// not refused: no request can then be `https`, and every one is
+    /// redirected, which behind a TLS terminator sends browsers round in a
+    /// loop; but a listener whose only work is to redirect (the port 80
+    /// beside a terminator that sends its HTTPS elsewhere, with the ACME
+    /// challenges in `redirect_to_https_except` going to a backend) is
+    /// what nginx's `server { listen 80; return 301 ...; }` is for.
     fn check_https_redirect(&self, config: &Config) -> Result<(), ConfigError> {
         if !config.redirect_to_https {
             if !config.redirect_to_https_except.is_empty() {
