@@ -45,6 +45,10 @@ pub struct Record {
     /// The client's port: none when `client` is not the connection's other
     /// end but the address a proxy in front named.
     pub client_port: Option<u16>,
+    /// The user name the request's `Authorization: Basic` field claims,
+    /// whether or not its password is right (nginx's `$remote_user`);
+    /// none without one, or for a request refused before its head parsed.
+    pub remote_user: Option<String>,
     /// `GET /path HTTP/1.1`, or what could be read of a malformed one.
     pub request_line: String,
     pub status: u16,
@@ -112,6 +116,7 @@ impl Record {
             time,
             client: client.ip(),
             client_port: Some(client.port()),
+            remote_user: None,
             request_line,
             status: 503,
             bytes,
@@ -140,9 +145,10 @@ impl Record {
     }
 
     /// One JSON object with the fields of the combined line:
-    /// `time` (RFC 3339, UTC), `client`, `request`, `status`, `bytes`,
-    /// `referer`, `user_agent`, `upstream`, `cache` (null when absent),
-    /// `duration_ms`, `upstream_ms` (null when absent), with pools defined
+    /// `time` (RFC 3339, UTC), `client`, `remote_user`, `request`,
+    /// `status`, `bytes`, `referer`, `user_agent`, `upstream`, `cache`
+    /// (null when absent), `duration_ms`, `upstream_ms` (null when
+    /// absent), with pools defined
     /// `pool` (null for a request that went to no pool), with
     /// `request_id_header` `request_id`, and with
     /// `log_headers` `request_headers` and `response_headers` as arrays of
@@ -163,6 +169,9 @@ impl Record {
         out.push('"');
         push_ip(out, self.client);
         out.push('"');
+        out.push(',');
+        json::push_key(out, "remote_user");
+        json::push_opt_str(out, self.remote_user.as_deref());
         out.push(',');
         json::push_key(out, "request");
         json::push_str(out, &self.request_line);
@@ -223,7 +232,8 @@ impl Record {
         out.push('}');
     }
 
-    /// The line as written (without newline): the combined log format, then
+    /// The line as written (without newline): the combined log format (its
+    /// user the one `Authorization: Basic` claims), then
     /// `upstream=`, `cache=`, `duration_ms=`, `upstream_ms=`, with pools
     /// defined `pool=` and with `request_id_header` `request_id=`. Quoted fields escape `"`,
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
@@ -238,7 +248,9 @@ impl Record {
     /// formatting machinery made a third of a cache hit's instructions.
     fn write_combined(&self, line: &mut String, clock: &mut LogClock) {
         push_ip(line, self.client);
-        line.push_str(" - - [");
+        line.push_str(" - ");
+        push_user(line, self.remote_user.as_deref());
+        line.push_str(" [");
         line.push_str(clock.clf(self.time));
         line.push_str("] \"");
         escape_into(line, &self.request_line);
@@ -300,24 +312,45 @@ fn is_plain(b: u8) -> bool {
     (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
 }
 
+/// Whether `b` goes into an unquoted field as it is: as into a quoted
+/// one, but for the space that would end the field.
+fn is_plain_unquoted(b: u8) -> bool {
+    b != b' ' && is_plain(b)
+}
+
+/// `s` as a quoted field holds it: every byte that is not [`is_plain`]
+/// as `\xHH`.
 fn escape_into(out: &mut String, s: &str) {
-    if s.bytes().all(is_plain) {
+    escape_with(out, s, is_plain);
+}
+
+/// `s` with every byte that is not `plain` written as `\xHH` (each byte
+/// of a character outside ASCII).
+fn escape_with(out: &mut String, s: &str, plain: impl Fn(u8) -> bool) {
+    if s.bytes().all(&plain) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
-            }
-            c if c.is_control() || !c.is_ascii() => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    let _ = write!(out, "\\x{b:02X}");
-                }
-            }
-            c => out.push(c),
+        if c.is_ascii() && plain(c as u8) {
+            out.push(c);
+            continue;
         }
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    }
+}
+
+/// The user of the combined line, an unquoted field the client writes:
+/// escaped as a quoted field is and its spaces too, so that it stays one
+/// field; `-` for none and for an empty name (nginx writes an empty one
+/// as it is, which leaves a combined parser an empty field to trip on).
+fn push_user(out: &mut String, user: Option<&str>) {
+    match user {
+        Some(user) if !user.is_empty() => escape_with(out, user, is_plain_unquoted),
+        _ => out.push('-'),
     }
 }
 
@@ -819,6 +852,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_secs(784_111_777),
             client: "127.0.0.1".parse().unwrap(),
             client_port: Some(40_000),
+            remote_user: None,
             request_line: "GET /a\"b HTTP/1.1".into(),
             status: 200,
             bytes: 512,
@@ -957,7 +991,7 @@ mod tests {
         }));
         assert_eq!(
             r.to_json(),
-            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"upstream_ms":1.250,"request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
+            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","remote_user":null,"request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"upstream_ms":1.250,"request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
         );
         assert!(r
             .format()
@@ -1022,6 +1056,74 @@ mod tests {
             );
             assert_eq!(line, written);
         }
+    }
+
+    /// `r`'s line as `template` writes it.
+    fn templated(r: &Record, template: &str) -> String {
+        let template = Template::parse(template).unwrap();
+        let mut line = String::new();
+        r.write_as(
+            &LogFormat::Template(Arc::new(template)),
+            &mut line,
+            &mut LogClock::new(),
+        );
+        line
+    }
+
+    #[test]
+    fn the_claimed_user_is_the_third_field_of_the_combined_line() {
+        let mut r = record();
+        // None: the `-` the line always had, `null` in JSON.
+        assert!(r.format().starts_with("127.0.0.1 - - [06/Nov/1994:"));
+        assert!(r
+            .to_json()
+            .contains(r#""client":"127.0.0.1","remote_user":null,"request":"#));
+        assert_eq!(templated(&r, "[$remote_user]"), "[-]");
+        r.remote_user = Some("ann".into());
+        assert!(r
+            .format()
+            .starts_with("127.0.0.1 - ann [06/Nov/1994:08:49:37 +0000] \"GET "));
+        assert!(r
+            .to_json()
+            .contains(r#""client":"127.0.0.1","remote_user":"ann","request":"#));
+        assert_eq!(templated(&r, "[$remote_user]"), "[ann]");
+        // Empty: `-` rather than an empty field; JSON has it as it is.
+        r.remote_user = Some(String::new());
+        assert!(r.format().starts_with("127.0.0.1 - - [06/Nov/1994:"));
+        assert!(r.to_json().contains(r#""remote_user":"","#));
+        assert_eq!(templated(&r, "[$remote_user]"), "[-]");
+    }
+
+    #[test]
+    fn a_hostile_user_stays_one_field_and_forges_nothing() {
+        let mut r = record();
+        r.remote_user = Some("a b\"c\\d\r\n".into());
+        let line = r.format();
+        assert!(
+            line.starts_with(
+                r#"127.0.0.1 - a\x20b\x22c\x5Cd\x0D\x0A [06/Nov/1994:08:49:37 +0000] "GET "#
+            ),
+            "{line}"
+        );
+        // As a combined parser splits it: the user is the third field.
+        assert_eq!(line.split(' ').nth(3), Some("[06/Nov/1994:08:49:37"));
+        assert!(!line.contains(['\r', '\n']));
+        assert!(
+            r.to_json()
+                .contains(r#""remote_user":"a b\"c\\d\r\n","request":"#),
+            "{}",
+            r.to_json()
+        );
+        assert_eq!(
+            templated(&r, "$remote_addr - $remote_user [x]"),
+            r"127.0.0.1 - a\x20b\x22c\x5Cd\x0D\x0A [x]"
+        );
+        // Outside ASCII, and what was not UTF-8 (U+FFFD), byte by byte.
+        r.remote_user = Some("é\u{fffd}\t-".into());
+        assert!(r
+            .format()
+            .starts_with(r"127.0.0.1 - \xC3\xA9\xEF\xBF\xBD\x09- ["));
+        assert!(r.to_json().contains("\"remote_user\":\"é\u{fffd}\\t-\""));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::*;
 
 /// nginx's `combined` plus `rt=$request_time`, as the README shows it.
-const NGINX_COMBINED: &str = "$remote_addr - - [$time_local] \"$request\" $status \
+const NGINX_COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status \
                               $body_bytes_sent \"$http_referer\" \"$http_user_agent\" \
                               rt=$request_time";
 

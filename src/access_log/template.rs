@@ -9,7 +9,7 @@
 //! beyond what every format logs: they are taken, by name, while the head
 //! is at hand.
 
-use super::{escape_into, push_millis, push_seconds, push_thousandths, Record};
+use super::{escape_into, push_millis, push_seconds, push_thousandths, push_user, Record};
 use crate::config::nearest;
 use crate::digits::{push_ip, Decimal};
 use crate::http::date::LogClock;
@@ -42,6 +42,7 @@ enum Part {
 enum Var {
     RemoteAddr,
     RemotePort,
+    RemoteUser,
     TimeLocal,
     TimeIso8601,
     Msec,
@@ -72,6 +73,7 @@ enum Var {
 const VARIABLES: &[(&str, Var)] = &[
     ("remote_addr", Var::RemoteAddr),
     ("remote_port", Var::RemotePort),
+    ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
     ("time_iso8601", Var::TimeIso8601),
     ("msec", Var::Msec),
@@ -100,10 +102,6 @@ const VARIABLES: &[(&str, Var)] = &[
 /// nginx variables a template is likely to bring along that inverso has
 /// no value for, and what to write instead.
 const NOT_KEPT: &[(&str, &str)] = &[
-    (
-        "remote_user",
-        "inverso does not authenticate users: write `-` in its place, as the combined format does",
-    ),
     (
         "upstream_response_time",
         "the backend's whole response is not timed: $upstream_header_time is how long it took \
@@ -227,6 +225,7 @@ impl Template {
             time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
             client: [203, 0, 113, 7].into(),
             client_port: Some(51_234),
+            remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
             status: 200,
             bytes: 5120,
@@ -312,6 +311,9 @@ fn write_var(
     match var {
         Var::RemoteAddr => push_ip(line, r.client),
         Var::RemotePort => push_number(line, r.client_port.map(u64::from)),
+        // As the combined line writes it: its spaces escaped too, since
+        // nginx's `combined` has it unquoted.
+        Var::RemoteUser => push_user(line, r.remote_user.as_deref()),
         Var::TimeLocal => line.push_str(clock.clf(r.time)),
         Var::TimeIso8601 => line.push_str(clock.iso8601(r.time)),
         Var::Msec => {
@@ -538,6 +540,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             client: "192.0.2.10".parse().unwrap(),
             client_port: Some(51_000),
+            remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
             status: 200,
             bytes: 512,
@@ -560,6 +563,7 @@ mod tests {
     fn bare_record() -> Record {
         Record {
             client_port: None,
+            remote_user: None,
             referer: None,
             user_agent: None,
             upstream: None,
@@ -589,6 +593,7 @@ mod tests {
         let cases = [
             ("$remote_addr", "192.0.2.10"),
             ("$remote_port", "51000"),
+            ("$remote_user", "ann"),
             ("$time_local", "06/Nov/1994:08:49:37 +0000"),
             ("$time_iso8601", "1994-11-06T08:49:37+00:00"),
             ("$msec", "784111777.042"),
@@ -631,10 +636,11 @@ mod tests {
 
     #[test]
     fn what_a_record_lacks_is_a_dash() {
-        let template = "$remote_port $args $upstream_addr $upstream_header_time \
-                        $upstream_cache_status $http_referer $http_user_agent $request_id \
-                        $host $http_x_request_id $upstream_ms $pool";
-        assert_eq!(line(template, &bare_record()), "- - - - - - - - - - - -");
+        let template = "$remote_port $remote_user $args $upstream_addr \
+                        $upstream_header_time $upstream_cache_status $http_referer \
+                        $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
+                        $pool";
+        assert_eq!(line(template, &bare_record()), "- - - - - - - - - - - - -");
         // Named by the template, but not sent.
         assert_eq!(line("$http_x_absent", &record()), "-");
         // An empty query is a query, empty (as nginx).
@@ -647,11 +653,20 @@ mod tests {
 
     #[test]
     fn a_template_can_write_the_combined_line() {
-        let combined = "$remote_addr - - [$time_local] \"$request\" $status $body_bytes_sent \
-                        \"$http_referer\" \"$http_user_agent\" upstream=$upstream_addr \
-                        cache=$upstream_cache_status duration_ms=$duration_ms \
-                        upstream_ms=$upstream_ms";
-        for r in [record(), bare_record()] {
+        let combined = "$remote_addr - $remote_user [$time_local] \"$request\" $status \
+                        $body_bytes_sent \"$http_referer\" \"$http_user_agent\" \
+                        upstream=$upstream_addr cache=$upstream_cache_status \
+                        duration_ms=$duration_ms upstream_ms=$upstream_ms";
+        // A user named or not, one that would break the line, an empty one.
+        let hostile = Record {
+            remote_user: Some("a b\"c\\d\r\n".into()),
+            ..record()
+        };
+        let empty = Record {
+            remote_user: Some(String::new()),
+            ..record()
+        };
+        for r in [record(), bare_record(), hostile, empty] {
             let r = Record {
                 request_id: None,
                 ..r
@@ -712,7 +727,6 @@ mod tests {
         assert!(error("$http_").contains("needs a field name"));
         assert!(error("plain text $$").contains("names no variable"));
         assert!(error("$sent_http_content_type").contains("response fields are not kept"));
-        assert!(error("$remote_user").contains("write `-` in its place"));
         assert!(error("$upstream_response_time").contains("$upstream_header_time"));
     }
 

@@ -401,6 +401,7 @@ pub fn serve(
             // The port is the connection's: not that of a client a proxy
             // in front named.
             client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+            remote_user: line.remote_user,
             request_line: line.request_line,
             status: outcome.status,
             bytes: outcome.bytes,
@@ -523,6 +524,8 @@ impl Outcome {
 /// The request fields the access log shows.
 struct LogLine {
     request_line: String,
+    /// The user `Authorization: Basic` claims, right password or not.
+    remote_user: Option<String>,
     referer: Option<String>,
     user_agent: Option<String>,
     /// With `log_headers`: the request's fields.
@@ -535,6 +538,7 @@ impl LogLine {
     fn raw(request_line: String) -> Self {
         LogLine {
             request_line,
+            remote_user: None,
             referer: None,
             user_agent: None,
             headers: None,
@@ -556,6 +560,9 @@ impl LogLine {
         });
         LogLine {
             request_line: [head.method.as_str(), &head.target, head.version.as_str()].join(" "),
+            // Taken before the request is checked or forwarded: a 401's
+            // line names the user refused. No field, no allocation.
+            remote_user: crate::auth::claimed_user(&head.headers),
             // obs-text (not UTF-8) is logged, as U+FFFD, rather than lost.
             referer: head.headers.get("referer").map(lossy_trimmed),
             user_agent: head.headers.get("user-agent").map(lossy_trimmed),
