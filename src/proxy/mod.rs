@@ -183,7 +183,11 @@ impl CacheRules {
     /// judged by: those of the pool its URL is routed to. `None` when
     /// that pool does not use the cache, when a route redirects its URL,
     /// or when no request could be routed there (see [`Routes::route`]):
-    /// nothing would ever find it.
+    /// nothing would ever find it. Conditional routes that together
+    /// take every request for a URL (`cookie a` and `not cookie a`) are
+    /// not seen as such: the entry loads under the pool of the route
+    /// without a condition and is never found, taking room until it
+    /// expires.
     pub fn settings_of_key(&self, key: &str, routes: &Routes) -> Option<&policy::Settings> {
         let primary = &key[..key.find('\n').unwrap_or(key.len())];
         let (authority, path) = policy::split_key(primary);
