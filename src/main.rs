@@ -341,9 +341,16 @@ fn write_error_pages(
 fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Result<()> {
     for pool in &config.pools {
         let settings = &pool.config;
+        // Whether its clients sign in: a pool that opens what the top
+        // level closes (or the other way round) shows at a glance.
+        let sign_in = match (&settings.auth_basic, &config.auth_basic) {
+            (Some(realm), _) => format!(", auth_basic \"{realm}\""),
+            (None, Some(_)) => ", auth_basic off".to_string(),
+            (None, None) => String::new(),
+        };
         writeln!(
             out,
-            "# pool {}: balance {}{}",
+            "# pool {}: balance {}{}{sign_in}",
             pool.name,
             settings.balance.name(),
             match &settings.health_check_path {

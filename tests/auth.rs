@@ -83,7 +83,8 @@ fn a_browser_asked_to_sign_in_goes_on_on_the_same_connection() {
         )),
     );
     let mut client = proxy.connect();
-    assert_eq!(client.get("/a").status, 401);
+    let r = client.get("/a");
+    assert_eq!(r.head.start_line, "HTTP/1.1 401 Unauthorized");
     assert_eq!(client.get_with("/a", &[ANN]).status, 200);
     assert_eq!(client.get_with("/b", &[ANN]).status, 200);
     // Accepted once on this connection does not make a wrong password
@@ -184,6 +185,50 @@ fn nothing_the_cache_holds_reaches_a_client_not_signed_in() {
     let r = proxy.get_on("x", "/page", &[ANN_WRONG]);
     assert_eq!(r.status, 401);
     assert_eq!(backend.requests(), 1);
+}
+
+/// A backend whose answers may be stored, but for no one's credentials
+/// (no `public`).
+fn cacheable_origin() -> Backend {
+    Backend::start("app", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=300")], b"page");
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn a_pool_that_keeps_credentials_from_its_backends_is_cached_for_everyone_signed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let run = |strip: &str| {
+        let backend = cacheable_origin();
+        let tweak = from_file(&format!(
+            "targets = {}\nauth_basic = Members\nauth_basic_user_file = {file}\n{strip}",
+            backend.addr
+        ));
+        let proxy = start_proxy(&[backend.addr], |c| {
+            tweak(c);
+            c.cache_size = 1 << 20;
+        });
+        let first = proxy.get_on("x", "/page", &[ANN]);
+        let second = proxy.get_on("x", "/page", &[BOB]);
+        assert_eq!(proxy.get_on("x", "/page", &[]).status, 401);
+        let seen = backend.seen()[0].field_or("authorization", "-");
+        (
+            x_cache(&first).to_string(),
+            x_cache(&second).to_string(),
+            seen,
+        )
+    };
+    // As RFC 9111 §3.5 asks: the backend saw credentials, so what it
+    // answered is not stored for a shared cache.
+    let (first, second, seen) = run("");
+    assert_eq!((first.as_str(), second.as_str()), ("MISS", "MISS"));
+    assert_eq!(seen, ANN.1);
+    // Taken out before the backend: nothing it answers is anyone's own.
+    let (first, second, seen) = run("request_header.Authorization =\n");
+    assert_eq!((first.as_str(), second.as_str()), ("MISS", "HIT"));
+    assert_eq!(seen, "-");
 }
 
 #[test]
@@ -353,4 +398,14 @@ fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
         stdout.contains("# auth_basic_user_file: 2 users"),
         "{stdout}"
     );
+    let pool_line = "# pool a: balance round_robin, auth_basic off";
+    assert!(stdout.contains(pool_line), "{stdout}");
+    // ann's MD5-crypt is quicker to check than bob's SHA-512 crypt.
+    assert!(stderr.contains("differ in kind or cost"), "{stderr}");
+    let alike = users_file(dir.path(), &USERS[..USERS.find("bob:").unwrap()]);
+    let text =
+        format!("targets = 127.0.0.1:1\nauth_basic = Staff\nauth_basic_user_file = {alike}\n");
+    let (code, _, stderr) = inverso_check(&text, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("differ in kind or cost"), "{stderr}");
 }

@@ -17,6 +17,17 @@ use std::str::FromStr;
 /// The largest file read: room for a few hundred thousand users.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The longest password checked; a longer one is refused without a
+/// check. SHA-crypt's time grows with the square of a password's length
+/// (12 KB, what a default head holds, takes over a second), and anyone
+/// may send one under any name. crypt(3) (libxcrypt) refuses 512 bytes
+/// and more too, so no hash it made is lost to the limit.
+pub const MAX_PASSWORD_BYTES: usize = 511;
+
+/// The fewest rounds of bcrypt (its cost, a power of two) the algorithm
+/// defines.
+const MIN_BCRYPT_COST: u32 = 4;
+
 /// The highest bcrypt cost accepted. Each step doubles the time a check
 /// takes; at 14 one takes about a second of a core, and every client
 /// that sends a wrong password makes the proxy pay it.
@@ -29,6 +40,9 @@ pub const MAX_SHA_CRYPT_ROUNDS: u32 = 1_000_000;
 /// The fewest rounds of SHA-crypt: crypt(3) raises fewer to this, where
 /// the crate we check with would read the hash otherwise.
 const MIN_SHA_CRYPT_ROUNDS: u32 = 1_000;
+
+/// SHA-crypt's rounds when a hash does not say.
+const DEFAULT_SHA_CRYPT_ROUNDS: u32 = 5_000;
 
 /// Why a users file cannot be used. Each names the file, and the line at
 /// fault when there is one.
@@ -54,9 +68,11 @@ pub enum UsersError {
 pub struct Users {
     path: PathBuf,
     by_name: HashMap<Box<[u8]>, PasswordHash>,
-    /// A hash checked for a user that is not in the file, so that a wrong
-    /// name takes as long to refuse as a wrong password: the time of an
-    /// answer does not tell who has an account.
+    /// A hash checked for a user that is not in the file: the file's
+    /// slowest, so that a wrong name takes as long to refuse as the
+    /// slowest user's wrong password, and the time of an answer does not
+    /// tell who has an account (unless hashes differ in cost: see
+    /// [`Users::costs_differ`]).
     decoy: PasswordHash,
 }
 
@@ -88,7 +104,9 @@ impl Users {
         let Ok(text) = String::from_utf8(bytes) else {
             return Err(UsersError::NotText { path });
         };
-        Users::parse(&path, &text)
+        // A byte order mark (a Windows editor's) would be part of the
+        // first user's name, and that user never signed in.
+        Users::parse(&path, text.strip_prefix('\u{feff}').unwrap_or(&text))
     }
 
     /// The users in `text`, the file at `path`: a line per user,
@@ -98,7 +116,7 @@ impl Users {
     pub fn parse(path: &Path, text: &str) -> Result<Users, UsersError> {
         let mut by_name: HashMap<Box<[u8]>, PasswordHash> = HashMap::new();
         let mut lines_of: HashMap<Box<[u8]>, usize> = HashMap::new();
-        let mut decoy = None;
+        let mut decoy: Option<PasswordHash> = None;
         for (index, line) in text.lines().enumerate() {
             let number = index + 1;
             let at_line = |message: String| UsersError::Line {
@@ -127,7 +145,9 @@ impl Users {
                 )));
             }
             lines_of.insert(name.clone(), number);
-            decoy.get_or_insert_with(|| hash.clone());
+            if decoy.as_ref().is_none_or(|d| d.work() < hash.work()) {
+                decoy = Some(hash.clone());
+            }
             by_name.insert(name, hash);
         }
         let Some(decoy) = decoy else {
@@ -154,8 +174,19 @@ impl Users {
         self.by_name.is_empty()
     }
 
+    /// Whether some users' hashes take longer to check than others': a
+    /// wrong password then comes back sooner for them than for a name
+    /// not in the file, which tells that they have an account.
+    pub fn costs_differ(&self) -> bool {
+        let work = self.decoy.work();
+        self.by_name.values().any(|hash| hash.work() != work)
+    }
+
     /// Whether `user` is in the file and `password` is theirs.
     pub fn verify(&self, user: &[u8], password: &[u8]) -> bool {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return false;
+        }
         match self.by_name.get(user) {
             Some(hash) => hash.verify(password),
             None => {
@@ -188,7 +219,7 @@ fn check_user_name(user: &str) -> Result<(), String> {
 #[derive(Clone)]
 enum PasswordHash {
     /// `$2y$`, `$2b$`, `$2a$` (`htpasswd -B`).
-    Bcrypt(Box<str>),
+    Bcrypt { hash: Box<str>, cost: u32 },
     /// `$apr1$` (`htpasswd`'s default) and `$1$`: the whole hash, and the
     /// prefix and salt it is computed again from.
     Md5Crypt {
@@ -197,7 +228,7 @@ enum PasswordHash {
         whole: Box<str>,
     },
     /// `$5$` and `$6$` (SHA-256 and SHA-512 crypt, `openssl passwd -6`).
-    ShaCrypt(Box<str>),
+    ShaCrypt { hash: Box<str>, rounds: u32 },
 }
 
 impl FromStr for PasswordHash {
@@ -226,17 +257,29 @@ impl FromStr for PasswordHash {
                     "bcrypt cost {cost} is more than {MAX_BCRYPT_COST}: every check (a wrong \
                      password's too) would take seconds of a core; {again} -C 10"
                 )),
-                _ => Ok(PasswordHash::Bcrypt(hash.into())),
+                cost if cost < MIN_BCRYPT_COST => Err(format!(
+                    "bcrypt cost {cost} is less than {MIN_BCRYPT_COST}, the least bcrypt defines: {again}"
+                )),
+                cost => Ok(PasswordHash::Bcrypt {
+                    hash: hash.into(),
+                    cost,
+                }),
             };
         }
         if hash.starts_with("$5$") || hash.starts_with("$6$") {
-            check_sha_crypt(hash)?;
-            return Ok(PasswordHash::ShaCrypt(hash.into()));
+            let rounds = check_sha_crypt(hash)?;
+            return Ok(PasswordHash::ShaCrypt {
+                hash: hash.into(),
+                rounds,
+            });
         }
-        if hash.starts_with("{SHA}") {
+        if hash.starts_with("{SHA}") || hash.starts_with("{SSHA}") {
             return Err(format!(
-                "`{{SHA}}` hashes (SHA-1 without a salt) are not accepted: {again}"
+                "`{{SHA}}` and `{{SSHA}}` hashes (a single SHA-1) are not accepted: {again}"
             ));
+        }
+        if hash.starts_with("{PLAIN}") {
+            return Err(format!("a password in plain text is not accepted: {again}"));
         }
         if hash.starts_with("$y$") || hash.starts_with("$7$") || hash.starts_with("$argon2") {
             return Err(format!(
@@ -271,48 +314,61 @@ fn md5_hash(magic: &'static str, rest: &str, whole: &str) -> Result<PasswordHash
 }
 
 /// `$5$[rounds=<N>$]<salt>$<hash>`, with a number of rounds that will be
-/// read as written.
-fn check_sha_crypt(hash: &str) -> Result<(), String> {
+/// read as written: the rounds.
+fn check_sha_crypt(hash: &str) -> Result<u32, String> {
     let malformed = "not a SHA-crypt hash: `$5$` or `$6$`, maybe `rounds=<N>$`, a salt, `$`, \
                      the hash";
     let mut fields = hash[3..].split('$');
     let mut next = fields.next();
-    if let Some(rounds) = next.and_then(|f| f.strip_prefix("rounds=")) {
-        let rounds: u32 = rounds.parse().map_err(|_| malformed.to_string())?;
+    let mut rounds = DEFAULT_SHA_CRYPT_ROUNDS;
+    if let Some(written) = next.and_then(|f| f.strip_prefix("rounds=")) {
+        rounds = written.parse().map_err(|_| malformed.to_string())?;
         if !(MIN_SHA_CRYPT_ROUNDS..=MAX_SHA_CRYPT_ROUNDS).contains(&rounds) {
             return Err(format!(
                 "rounds={rounds}: from {MIN_SHA_CRYPT_ROUNDS} to {MAX_SHA_CRYPT_ROUNDS} \
-                 (the default is 5000)"
+                 (the default is {DEFAULT_SHA_CRYPT_ROUNDS})"
             ));
         }
         next = fields.next();
     }
+    let crypt64 =
+        |s: &str| (s.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
     let digest_len = match &hash[..3] {
         "$5$" => 43,
         _ => 86,
     };
     match (next, fields.next(), fields.next()) {
         (Some(salt), Some(digest), None)
-            if salt.len() <= 16
+            if (1..=16).contains(&salt.len())
+                && crypt64(salt)
                 && digest.len() == digest_len
-                && (digest.bytes())
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/') =>
+                && crypt64(digest) =>
         {
-            Ok(())
+            Ok(rounds)
         }
         _ => Err(malformed.to_string()),
     }
 }
 
 impl PasswordHash {
+    /// Roughly how long a check takes, in microseconds of a core (as
+    /// measured on a release build): what the decoy is chosen by.
+    fn work(&self) -> u64 {
+        match self {
+            PasswordHash::Bcrypt { cost, .. } => 80 << cost,
+            PasswordHash::Md5Crypt { .. } => 170,
+            PasswordHash::ShaCrypt { rounds, .. } => u64::from(*rounds) * 3 / 5,
+        }
+    }
+
     fn verify(&self, password: &[u8]) -> bool {
         match self {
-            PasswordHash::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            PasswordHash::Bcrypt { hash, .. } => bcrypt::verify(password, hash).unwrap_or(false),
             PasswordHash::Md5Crypt { magic, salt, whole } => {
                 let computed = md5_crypt(password, magic, salt.as_bytes());
                 same_bytes(computed.as_bytes(), whole.as_bytes())
             }
-            PasswordHash::ShaCrypt(hash) => (ShaCrypt::default())
+            PasswordHash::ShaCrypt { hash, .. } => (ShaCrypt::default())
                 .verify_password(password, &**hash)
                 .is_ok(),
         }
@@ -388,7 +444,10 @@ mod tests {
                 "\n\nann:secret\n",
                 "htpasswd:3: user `ann`: a password in plain text",
             ),
-            ("ann:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n", "`{SHA}` hashes"),
+            (
+                "ann:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n",
+                "`{SHA}` and `{SSHA}` hashes",
+            ),
             (
                 "ann:$2x$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a\n",
                 "`$2x$`",
@@ -409,6 +468,16 @@ mod tests {
             ("ann:$6$rounds=999$salt$x\n", "rounds=999: from 1000"),
             ("ann:$6$rounds=2000000$salt$x\n", "rounds=2000000"),
             ("ann:$6$saltstring$short\n", "not a SHA-crypt hash"),
+            (
+                &format!("ann:$6${}\n", &SHA512[13..]),
+                "not a SHA-crypt hash",
+            ),
+            (
+                "ann:$2b$03$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a\n",
+                "bcrypt cost 3",
+            ),
+            ("ann:{SSHA}abcdefgh\n", "`{SHA}` and `{SSHA}`"),
+            ("ann:{PLAIN}secret\n", "a password in plain text is not"),
             ("ann:$y$j9T$abc$def\n", "this kind of hash is not read"),
             ("ann:$9$abc\n", "a hash of an unknown kind"),
             ("# nobody\n\n", "htpasswd: no users in it"),
@@ -439,6 +508,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("not UTF-8"), "{message}");
+    }
+
+    #[test]
+    fn a_password_too_long_for_crypt_is_refused_unchecked() {
+        let long = "a".repeat(MAX_PASSWORD_BYTES + 1);
+        let hash = bcrypt::hash(&long, 4).unwrap();
+        let users = users(&format!("ann:{hash}\n")).unwrap();
+        // bcrypt reads 72 bytes: the first 511 would pass.
+        assert!(users.verify(b"ann", &long.as_bytes()[..MAX_PASSWORD_BYTES]));
+        assert!(!users.verify(b"ann", long.as_bytes()));
+    }
+
+    #[test]
+    fn hashes_of_one_cost_hide_who_has_an_account_and_others_are_said() {
+        let same = users(&format!("ann:{APR1}\nbob:{MD5}\n")).unwrap();
+        assert!(!same.costs_differ());
+        let mixed = users(&format!("ann:{APR1}\ncyd:{BCRYPT}\n")).unwrap();
+        assert!(mixed.costs_differ());
+        // The decoy is the slowest: a bcrypt hash, which `secret` passes.
+        assert!(mixed.decoy.verify(b"secret"));
+        assert!(matches!(mixed.decoy, PasswordHash::Bcrypt { cost: 5, .. }));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        std::fs::write(&path, format!("\u{feff}ann:{APR1}\n")).unwrap();
+        let users = Users::load(path.to_str().unwrap()).unwrap();
+        assert!(users.verify(b"ann", b"secret"));
     }
 
     #[test]

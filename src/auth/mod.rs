@@ -12,7 +12,7 @@ use crate::http::Headers;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Base64 as RFC 7617 sends it (RFC 4648's alphabet), its padding taken
 /// whether or not it is there: some clients leave it out.
@@ -72,7 +72,9 @@ pub enum Refused {
 /// one client sends changes what another is asked.
 #[derive(Default)]
 pub struct Granted {
-    last: Option<(Arc<Users>, Vec<u8>)>,
+    /// Weak: an idle connection does not keep a replaced file's users in
+    /// memory (the allocation stays, so its address is not reused).
+    last: Option<(Weak<Users>, Vec<u8>)>,
 }
 
 /// Whether the request with `headers` signs in as one of `users`. One
@@ -85,7 +87,7 @@ pub fn check(users: &Arc<Users>, headers: &Headers, granted: &mut Granted) -> Re
         return Err(Refused::Wrong);
     }
     if let Some((checked, accepted)) = &granted.last {
-        if Arc::ptr_eq(checked, users) && accepted == field {
+        if Weak::ptr_eq(checked, &Arc::downgrade(users)) && accepted == field {
             return Ok(());
         }
     }
@@ -93,7 +95,7 @@ pub fn check(users: &Arc<Users>, headers: &Headers, granted: &mut Granted) -> Re
     if !users.verify(credentials.user(), credentials.password()) {
         return Err(Refused::Wrong);
     }
-    granted.last = Some((Arc::clone(users), field.to_vec()));
+    granted.last = Some((Arc::downgrade(users), field.to_vec()));
     Ok(())
 }
 

@@ -566,9 +566,15 @@ pub(super) fn optional_users(v: &str) -> Result<Option<Arc<crate::auth::Users>>,
     if v.is_empty() {
         return Ok(None);
     }
-    (crate::auth::Users::load(v))
-        .map(|users| Some(Arc::new(users)))
-        .map_err(|e| e.to_string())
+    let users = crate::auth::Users::load(v).map_err(|e| e.to_string())?;
+    if users.costs_differ() {
+        log::warn!(
+            "{v}: the users' hashes differ in kind or cost: a wrong password comes back sooner \
+             for those with cheaper ones than for a name not in the file, which tells that they \
+             have an account; hash every password alike (htpasswd -B -C 10)"
+        );
+    }
+    Ok(Some(Arc::new(users)))
 }
 
 pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {

@@ -554,12 +554,7 @@ impl LogLine {
         let headers = config.log_headers.then(|| {
             head.headers
                 .iter()
-                .map(|(name, value)| {
-                    (
-                        name.to_string(),
-                        String::from_utf8_lossy(value).into_owned(),
-                    )
-                })
+                .map(|(name, value)| (name.to_string(), logged_value(name, value)))
                 .collect()
         });
         LogLine {
@@ -574,6 +569,22 @@ impl LogLine {
             fields: (config.log_format.request_fields())
                 .map(|names| RequestFields::take(names, &head.headers)),
         }
+    }
+}
+
+/// A request field's value as `log_headers` writes it: credentials
+/// (`Authorization`, `Proxy-Authorization`) as their scheme alone, so
+/// that the log holds no password, right or guessed.
+fn logged_value(name: &str, value: &[u8]) -> String {
+    let value = String::from_utf8_lossy(value);
+    let credentials = name.eq_ignore_ascii_case("authorization")
+        || name.eq_ignore_ascii_case("proxy-authorization");
+    match credentials {
+        true => {
+            let scheme = value.split_ascii_whitespace().next().unwrap_or_default();
+            format!("{scheme} [redacted]")
+        }
+        false => value.into_owned(),
     }
 }
 
@@ -710,6 +721,14 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
             return (outcome, line);
         }
+    }
+    // A pool whose backends never get the client's credentials (its
+    // `request_header.Authorization` removes them, or sets its own) gets
+    // answers that cannot depend on them: the cache reads the request
+    // without them too, as anyone's (RFC 9111 §3.5 keeps a shared cache
+    // from answering with what an origin sent for credentials it saw).
+    if settings.request_headers.edits(b"authorization") {
+        head.headers.remove("authorization");
     }
     // As nginx does by default: a backend that maps `-` and `_` to one
     // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
