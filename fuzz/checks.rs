@@ -16,6 +16,7 @@ use inverso::http::body::{
 use inverso::http::head::{
     check_target_bytes, find_head_end, parse_request, parse_response, RequestLimits,
 };
+use inverso::http::headers::set_cookie_paths;
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
 use inverso::routes::{is_ambiguous, Asked, Condition, Lookup};
@@ -213,8 +214,9 @@ pub fn config(data: &[u8]) {
 /// route keys (beside three pools), the others `host target` pairs. No
 /// request target a client may send makes routing panic, a rewritten
 /// target is a path with no dot-segment, a backend's `Location` brought
-/// back under a route is a path, and a redirect never leaves for a host
-/// the client names (no `//` or `\` at its start).
+/// back under a route is a path, its `Set-Cookie` changes in its `Path`
+/// values alone, and a redirect never leaves for a host the client names
+/// (no `//` or `\` at its start).
 pub fn routes(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -296,6 +298,25 @@ pub fn routes(data: &[u8]) {
                 let elsewhere = back.starts_with("//") || back.starts_with("/\\");
                 assert!(back.starts_with('/') && !elsewhere, "{back}");
             }
+        }
+        // The request's bytes as a backend's `Set-Cookie`: only `Path`
+        // values change, each to a path; every other byte is the field's.
+        for field in [request, target, cookie].map(str::as_bytes) {
+            let Some(back) = route.set_cookie_back(field) else {
+                continue;
+            };
+            let before: Vec<_> = set_cookie_paths(field).collect();
+            let after: Vec<_> = set_cookie_paths(&back).collect();
+            assert_eq!(before.len(), after.len(), "{request}");
+            let (mut was, mut is) = (0, 0);
+            for (b, a) in before.into_iter().zip(after) {
+                assert_eq!(field[was..b.start], back[is..a.start], "{request}");
+                let (old, new) = (&field[b.clone()], &back[a.clone()]);
+                let paths = old.starts_with(b"/") && new.starts_with(b"/");
+                assert!(old == new || paths, "{request}");
+                (was, is) = (b.end, a.end);
+            }
+            assert_eq!(field[was..], back[is..], "{request}");
         }
         if let Some((_, location)) = route.redirect_for(target) {
             let relative = location.starts_with('/');

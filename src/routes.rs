@@ -20,6 +20,7 @@
 
 use crate::cache::policy::push_path;
 use crate::http::head::push_host_name;
+use crate::http::headers::set_cookie_paths;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -344,6 +345,62 @@ impl Route {
             None if location.starts_with('/') && !location.starts_with("//") => location,
             None => return None,
         };
+        let back = self.back_under_prefix(rewrite, path)?;
+        // Relative, `//evil.example` or `/\evil.example` would be another
+        // host to a browser, where the backend's URL was its own.
+        let elsewhere = back.starts_with("//") || back.starts_with("/\\");
+        (!elsewhere).then_some(back)
+    }
+
+    /// A backend's `Set-Cookie` field as the client must store it, for a
+    /// route with `rewrite=`: each `Path` attribute under the rewritten
+    /// prefix goes back under the route's own prefix, as a `Location`
+    /// path does (nginx's `proxy_cookie_path` from the rewritten prefix
+    /// to the route's), the rest of the field byte for byte. `None`: the
+    /// field goes on as it is (no such `Path`, no rewrite).
+    ///
+    /// Every `Path` attribute, not only the last, which alone counts to
+    /// RFC 6265 (§5.3 step 7): a client or a cache in front that reads
+    /// the first then gets the same path, and the one that counts is
+    /// rewritten either way (nginx too rewrites each). A `Path` that is
+    /// empty or does not start with `/` stands for the request's own
+    /// directory (§5.2.4), which is the client's URL already: left alone.
+    pub fn set_cookie_back(&self, field: &[u8]) -> Option<Vec<u8>> {
+        let rewrite = self.rewrite.as_deref()?;
+        let mut back: Option<Vec<u8>> = None;
+        // Where the field's bytes not yet copied to `back` begin.
+        let mut copied = 0;
+        for span in set_cookie_paths(field) {
+            let Ok(path) = std::str::from_utf8(&field[span.clone()]) else {
+                continue;
+            };
+            if !path.starts_with('/') {
+                continue;
+            }
+            // A `;` in the route's path (`/a;v=1/`) would end the
+            // attribute there and begin another. (No request reaches
+            // such a route today, each read as another path, see
+            // `is_ambiguous`; a cookie is no place to find out.)
+            let swapped = self.back_under_prefix(rewrite, path);
+            let Some(path) = swapped.filter(|p| !p.contains(';')) else {
+                continue;
+            };
+            let out = back.get_or_insert_with(|| Vec::with_capacity(field.len() + self.path.len()));
+            out.extend_from_slice(&field[copied..span.start]);
+            out.extend_from_slice(path.as_bytes());
+            copied = span.end;
+        }
+        let mut back = back?;
+        back.extend_from_slice(&field[copied..]);
+        Some(back)
+    }
+
+    /// `path` (a query after it kept) put back from under `rewrite` to
+    /// under the route's own prefix, `None` when it is not under
+    /// `rewrite` (whole segments, or `rewrite` without its trailing `/`):
+    /// what [`Route::rewritten`] did, undone, for what a backend answers
+    /// about its own paths.
+    fn back_under_prefix(&self, rewrite: &str, path: &str) -> Option<String> {
         let (path_only, _) = path.split_at(path.find('?').unwrap_or(path.len()));
         if !path_is_under(path_only, rewrite) && path_only != rewrite.trim_end_matches('/') {
             return None;
@@ -362,10 +419,7 @@ impl Route {
             }
             _ => back.push_str(rest),
         }
-        // Relative, `//evil.example` or `/\evil.example` would be another
-        // host to a browser, where the backend's URL was its own.
-        let elsewhere = back.starts_with("//") || back.starts_with("/\\");
-        (!elsewhere).then_some(back)
+        Some(back)
     }
 
     /// For a redirect route, its status and its `Location` for `target`:
@@ -994,6 +1048,110 @@ mod tests {
         }
         let plain = Route::parse("/api/", 1, None).unwrap();
         assert_eq!(plain.location_back("/login", Some("site.test")), None);
+    }
+
+    #[test]
+    fn a_backend_s_cookie_paths_go_back_under_the_route_s_prefix() {
+        let back = |spec: &str, to: &str, field: &[u8]| {
+            let route = Route::parse(spec, 1, Some(to)).unwrap();
+            let back = route.set_cookie_back(field);
+            back.map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        let cases: [(&str, &str, &str, Option<&str>); 31] = [
+            // nginx's `proxy_cookie_path / /app/`.
+            (
+                "/app/",
+                "/",
+                "sid=1; Path=/account",
+                Some("sid=1; Path=/app/account"),
+            ),
+            ("/app/", "/", "sid=1; Path=/", Some("sid=1; Path=/app/")),
+            ("/app", "/", "sid=1; Path=/", Some("sid=1; Path=/app/")),
+            (
+                "/app",
+                "/",
+                "sid=1; Path=/a/b",
+                Some("sid=1; Path=/app/a/b"),
+            ),
+            ("/api/", "/v2/", "s=1; Path=/v2/x", Some("s=1; Path=/api/x")),
+            ("/api/", "/v2/", "s=1; Path=/v2", Some("s=1; Path=/api/")),
+            ("/api", "/v2", "s=1; Path=/v2", Some("s=1; Path=/api")),
+            ("/", "/app/", "s=1; Path=/app/x", Some("s=1; Path=/x")),
+            // Not under the rewritten prefix, by whole segments.
+            ("/api/", "/v2/", "s=1; Path=/elsewhere", None),
+            ("/api", "/v2", "s=1; Path=/v2x", None),
+            ("/", "/app/", "s=1; Path=/", None),
+            // No Path: the browser takes the request's directory, the
+            // client's URL already.
+            ("/app/", "/", "sid=1", None),
+            ("/app/", "/", "sid=1; HttpOnly; Secure", None),
+            ("/app/", "/", "Path=/x", None),
+            ("/app/", "/", "sid=Path=/x", None),
+            ("/app/", "/", "sid=1; MyPath=/x; Domain=/x", None),
+            // Empty, or not a path: the request's directory too.
+            ("/app/", "/", "sid=1; Path=", None),
+            ("/app/", "/", "sid=1; Path= \t; Secure", None),
+            ("/app/", "/", "sid=1; Path; Secure", None),
+            ("/app/", "/", "sid=1; Path=\"/x\"", None),
+            ("/app/", "/", "sid=1; Path=x/y", None),
+            // Nor one no browser would read as it is meant.
+            ("/a;b/", "/", "sid=1; Path=/x", None),
+            // The attribute's name in any case, spaces and tabs around
+            // it and its value kept as they were.
+            ("/app/", "/", "sid=1; path=/x", Some("sid=1; path=/app/x")),
+            ("/app/", "/", "sid=1;PATH=/x", Some("sid=1;PATH=/app/x")),
+            (
+                "/app/",
+                "/",
+                "sid=1 ;  Path \t=  /x \t; Secure",
+                Some("sid=1 ;  Path \t=  /app/x \t; Secure"),
+            ),
+            // Everything else byte for byte, in its order.
+            (
+                "/app/",
+                "/",
+                "a=\"b c\"; Secure; Path=/x; HttpOnly; SameSite=Lax; Max-Age=60",
+                Some("a=\"b c\"; Secure; Path=/app/x; HttpOnly; SameSite=Lax; Max-Age=60"),
+            ),
+            // Quotes mean nothing to RFC 6265: a `;` in them ends the
+            // cookie's value, and browsers read a Path there.
+            ("/app/", "/", "s=\"a;Path=/x\"", Some("s=\"a;Path=/app/x\"")),
+            (
+                "/app/",
+                "/",
+                "s=\"a; b\"; Path=/x",
+                Some("s=\"a; b\"; Path=/app/x"),
+            ),
+            // Every Path (the last is the one that counts).
+            (
+                "/app/",
+                "/",
+                "a=1; Path=/x; Path=/y",
+                Some("a=1; Path=/app/x; Path=/app/y"),
+            ),
+            (
+                "/api/",
+                "/v2/",
+                "a=1; Path=/v2/x; Path=/other",
+                Some("a=1; Path=/api/x; Path=/other"),
+            ),
+            (
+                "/api/",
+                "/v2/",
+                "a=1; Path=/other; Path=/v2/x",
+                Some("a=1; Path=/other; Path=/api/x"),
+            ),
+        ];
+        for (spec, to, field, want) in cases {
+            let got = back(spec, to, field.as_bytes());
+            assert_eq!(got.as_deref(), want, "{spec} {to} {field}");
+        }
+        // Bytes that are not UTF-8 elsewhere in the field stay as they came.
+        let route = Route::parse("/app/", 1, Some("/")).unwrap();
+        let got = route.set_cookie_back(b"a=\xff; Path=/x; b=\xfe");
+        assert_eq!(got.as_deref(), Some(&b"a=\xff; Path=/app/x; b=\xfe"[..]));
+        let plain = Route::parse("/app/", 1, None).unwrap();
+        assert_eq!(plain.set_cookie_back(b"sid=1; Path=/"), None);
     }
 
     #[test]

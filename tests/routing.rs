@@ -1395,6 +1395,163 @@ fn a_backend_s_redirect_goes_back_under_the_route_s_prefix() {
     assert_eq!(main.requests(), 0);
 }
 
+/// The values of a response's `Set-Cookie` fields, in their order.
+fn cookies(r: &Response) -> Vec<&str> {
+    r.head.get_all("set-cookie").collect()
+}
+
+#[test]
+fn a_backend_s_cookie_paths_go_back_under_the_route_s_prefix() {
+    // An application that thinks it is at `/`: its cookies' paths are
+    // its own.
+    let app = Backend::start("app", |_, out| {
+        let fields = [
+            ("Set-Cookie", "sid=1; Path=/account; HttpOnly"),
+            ("Set-Cookie", "theme=dark; path=/"),
+            ("Set-Cookie", "plain=1"),
+            ("Set-Cookie", "v2=1; Secure; Path = /v2/x ; SameSite=Lax"),
+            ("Set-Cookie", "far=1; Path=\"/quoted\""),
+            ("Cache-Control", "no-store"),
+        ];
+        respond(out, 200, &fields, b"");
+        Action::KeepAlive
+    });
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             pool.app = {}\n\
+             pool.app.sticky_cookie = srv\n\
+             route./app/ = app rewrite=/\n\
+             route./api/ = app rewrite=/v2/\n\
+             route./plain/ = app\n",
+            main.addr, app.addr
+        )),
+    );
+    // The proxy's own sticky cookie is for every path, whatever the
+    // route: it is written after the backend's cookies were rewritten.
+    let sticky = |r: &Response| {
+        let id = cookie_set(r, "srv").unwrap_or_else(|| panic!("{}", r.head.raw));
+        format!("srv={id}; Path=/; HttpOnly")
+    };
+    let r = proxy.get_on("site.test", "/app/account", &[]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(
+        cookies(&r),
+        [
+            "sid=1; Path=/app/account; HttpOnly",
+            "theme=dark; path=/app/",
+            "plain=1",
+            "v2=1; Secure; Path = /app/v2/x ; SameSite=Lax",
+            "far=1; Path=\"/quoted\"",
+            &sticky(&r),
+        ],
+        "{}",
+        r.head.raw
+    );
+    // Under `/v2/`, only what is under it.
+    let r = proxy.get_on("site.test", "/api/x", &[]);
+    assert_eq!(
+        cookies(&r),
+        [
+            "sid=1; Path=/account; HttpOnly",
+            "theme=dark; path=/",
+            "plain=1",
+            "v2=1; Secure; Path = /api/x ; SameSite=Lax",
+            "far=1; Path=\"/quoted\"",
+            &sticky(&r),
+        ],
+        "{}",
+        r.head.raw
+    );
+    // Without `rewrite=`, the backend's paths are the client's.
+    let r = proxy.get_on("site.test", "/plain/x", &[]);
+    assert_eq!(
+        cookies(&r),
+        [
+            "sid=1; Path=/account; HttpOnly",
+            "theme=dark; path=/",
+            "plain=1",
+            "v2=1; Secure; Path = /v2/x ; SameSite=Lax",
+            "far=1; Path=\"/quoted\"",
+            &sticky(&r),
+        ],
+        "{}",
+        r.head.raw
+    );
+    let paths: Vec<String> = app.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/account", "/v2/x", "/plain/x"]);
+    assert_eq!(main.requests(), 0);
+}
+
+#[test]
+fn a_stored_answer_s_cookies_are_rewritten_for_the_client_and_never_stored() {
+    // Micro-caching an application that sets a cookie on every page
+    // (`cache_ignore_headers = Set-Cookie`): the cookie of the answer
+    // that fills the cache, and of a 304 that revalidates it, is this
+    // client's, rewritten; a hit has none.
+    let app = Backend::start("app", |seen, out| {
+        let revalidating = seen.head.get("if-none-match") == Some("\"v1\"");
+        let cache = match seen.path() {
+            "/fresh" => "max-age=60",
+            _ => "no-cache",
+        };
+        let cookie = match revalidating {
+            true => "sid=2; Path=/account",
+            false => "sid=1; Path=/",
+        };
+        let fields = [
+            ("ETag", "\"v1\""),
+            ("Cache-Control", cache),
+            ("Set-Cookie", cookie),
+        ];
+        match revalidating {
+            true => write_304(out, &fields),
+            false => respond(out, 200, &fields, b"page"),
+        }
+        Action::KeepAlive
+    });
+    let main = Backend::echo("main");
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\n\
+         pool.app = {}\n\
+         cache_ignore_headers = Set-Cookie\n\
+         route./app/ = app rewrite=/\n",
+        main.addr, app.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    let get = |path: &str| {
+        let r = proxy.get_on("site.test", path, &[]);
+        assert_eq!((r.status, r.body_str().as_str()), (200, "page"));
+        let x_cache = r.header("x-cache").unwrap_or("-").to_string();
+        let cookies = cookies(&r)
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>();
+        (x_cache, cookies)
+    };
+    let no_cookie: Vec<String> = Vec::new();
+    assert_eq!(
+        get("/app/fresh"),
+        ("MISS".into(), vec!["sid=1; Path=/app/".into()])
+    );
+    assert_eq!(get("/app/fresh"), ("HIT".into(), no_cookie));
+    assert_eq!(
+        get("/app/page"),
+        ("MISS".into(), vec!["sid=1; Path=/app/".into()])
+    );
+    for _ in 0..2 {
+        let (x_cache, cookies) = get("/app/page");
+        assert_eq!(x_cache, "REVALIDATED");
+        assert_eq!(cookies, ["sid=2; Path=/app/account"]);
+    }
+    assert_eq!(app.requests(), 4);
+}
+
 // ------------------------------------------------------------ the log and metrics
 
 /// The log line of the request `request` (as its request line starts),

@@ -1,6 +1,7 @@
 //! An ordered list of header fields, as received, with case-insensitive lookup.
 
 use std::fmt;
+use std::ops::Range;
 
 /// Header fields in the order they arrived. Names keep their original case
 /// (some backends care) and are compared case-insensitively; values are raw
@@ -88,6 +89,29 @@ impl Headers {
     pub fn set(&mut self, name: &str, value: impl AsRef<[u8]>) {
         self.remove(name);
         self.push(name, value);
+    }
+
+    /// Gives each field called `name` the value `edit` makes of its own,
+    /// where it makes one, in place: the field keeps its place among the
+    /// others and its name's spelling, where [`Headers::set`] would put
+    /// one field last (the order of `Set-Cookie` fields matters: of two
+    /// for one cookie, the later wins). Nothing is copied for a field
+    /// `edit` leaves.
+    pub fn edit_values(&mut self, name: &str, mut edit: impl FnMut(&[u8]) -> Option<Vec<u8>>) {
+        for i in 0..self.fields.len() {
+            let f = self.fields[i];
+            if !f.is_named(&self.bytes, name) {
+                continue;
+            }
+            let Some(value) = edit(self.value_of(&f)) else {
+                continue;
+            };
+            // As `remove`, the old bytes stay until the list is dropped
+            // (or compacted).
+            self.fields[i].value_start = self.bytes.len() as u32;
+            self.fields[i].value_len = value.len() as u32;
+            self.bytes.extend_from_slice(&value);
+        }
     }
 
     /// The first value of `name`.
@@ -231,6 +255,43 @@ pub fn cookie_pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub fn cookie_named<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let eq = pair.iter().position(|&b| b == b'=')?;
     (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
+}
+
+/// Where the values of a `Set-Cookie` field's `Path` attributes are in
+/// it (byte ranges), first to last, as RFC 6265 §5.2 reads the field:
+/// the attributes are what follows the first `;`, split at every `;`
+/// (quotes mean nothing there); an attribute's name is what comes before
+/// its first `=` (any case), its value what comes after, each without the
+/// spaces and tabs around it. A `Path` without `=` has no value, and is
+/// not given.
+pub fn set_cookie_paths(field: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let attributes = (field.iter().position(|&b| b == b';')).map_or(field.len(), |i| i + 1);
+    let mut start = attributes;
+    (field[attributes..].split(|&b| b == b';'))
+        .map(move |attribute| {
+            let at = start;
+            start += attribute.len() + 1;
+            (at, attribute)
+        })
+        .filter_map(|(at, attribute)| {
+            let eq = attribute.iter().position(|&b| b == b'=')?;
+            let name = &attribute[..eq];
+            if !name[trim_wsp(name)].eq_ignore_ascii_case(b"path") {
+                return None;
+            }
+            let value = trim_wsp(&attribute[eq + 1..]);
+            let offset = at + eq + 1;
+            Some(offset + value.start..offset + value.end)
+        })
+}
+
+/// Where `bytes` is without the spaces and tabs (RFC 5234's WSP) at
+/// either end.
+fn trim_wsp(bytes: &[u8]) -> Range<usize> {
+    let is_wsp = |b: &&u8| matches!(b, b' ' | b'\t');
+    let lead = bytes.iter().take_while(is_wsp).count();
+    let trail = bytes[lead..].iter().rev().take_while(is_wsp).count();
+    lead..bytes.len() - trail
 }
 
 /// List elements as text: trimmed, empty ones skipped, and one that is not
@@ -387,6 +448,41 @@ mod tests {
         assert_eq!(h.cookie("flag"), None, "a pair without `=` has no value");
         assert_eq!(h.cookie("empty"), Some(&b""[..]));
         assert_eq!(Headers::new().cookie("sid"), None);
+    }
+
+    #[test]
+    fn a_value_edited_in_place_keeps_its_field_s_place_and_name() {
+        let mut h = Headers::new();
+        h.push("Set-Cookie", "a=1");
+        h.push("X-Other", "x");
+        h.push("set-COOKIE", "b=2");
+        h.push("Set-Cookie", "c=3");
+        h.edit_values("set-cookie", |v| (v != b"a=1").then(|| [v, b"!"].concat()));
+        let mut out = Vec::new();
+        h.write_to(&mut out);
+        let want = "Set-Cookie: a=1\r\nX-Other: x\r\nset-COOKIE: b=2!\r\nSet-Cookie: c=3!\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        assert_eq!(h.get("x-other"), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn a_set_cookie_s_paths_are_its_path_attributes_values_trimmed() {
+        fn paths(field: &str) -> Vec<&str> {
+            (set_cookie_paths(field.as_bytes()))
+                .map(|span| &field[span])
+                .collect()
+        }
+        assert_eq!(
+            paths("a=1; Path=/x; path = /y\t;PATH=;Path"),
+            ["/x", "/y", ""]
+        );
+        assert_eq!(paths(" Path=/x ;Secure; Path=\"/q;\" "), ["\"/q"]);
+        assert_eq!(paths("Path=/x"), [] as [&str; 0], "the cookie itself");
+        assert_eq!(
+            paths("a=1; Paths=/x; XPath=/y; =/z; Domain=/w"),
+            [] as [&str; 0]
+        );
+        assert_eq!(paths("a=1;Path=/x;"), ["/x"]);
     }
 
     #[test]

@@ -170,8 +170,8 @@ pub(super) fn fetch<'s>(
     let upstreams = shared.pool(client.route);
     let edits = &shared.pool_config(client.route).request_headers;
     let forwarded = prepare_request(head, send, client, shared);
-    // With a route's `rewrite=`: the backend's redirects within what it
-    // was sent go back under the route's prefix.
+    // With a route's `rewrite=`: the backend's redirects and its cookies'
+    // paths within what it was sent go back under the route's prefix.
     let route = client.route.and_then(|i| shared.config.routes.get(i));
     let rewriting = route.filter(|r| r.rewrite().is_some());
     let sent_host = edits.value_of("host").or(forwarded.host.as_deref());
@@ -270,6 +270,9 @@ pub(super) fn fetch<'s>(
                     if let Some(back) = back {
                         response.headers.set("Location", back);
                     }
+                    // The backend's cookies: the proxy's own sticky cookie
+                    // is added as the head is written (`relay`), after.
+                    (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
                 }
                 let status = response.status;
                 report_answer(target, status, retry_on, client);
