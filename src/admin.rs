@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -1106,6 +1106,20 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// A counter family with one label, a sample per value of it.
+fn labeled_counter(
+    out: &mut String,
+    (name, label): (&str, &str),
+    help: &str,
+    samples: &[(&str, &AtomicU64)],
+) {
+    family(out, name, "counter", help);
+    for (value, count) in samples {
+        let count = count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+    }
+}
+
 /// The Prometheus text exposition format (version 0.0.4).
 pub fn metrics_text(shared: &Shared) -> String {
     let m = &shared.metrics;
@@ -1274,17 +1288,11 @@ pub fn metrics_text(shared: &Shared) -> String {
         }
     }
 
-    family(
+    labeled_counter(
         &mut out,
-        "inverso_config_reloads_total",
-        "counter",
+        ("inverso_config_reloads_total", "result"),
         "Configuration reloads (SIGHUP), applied or refused.",
-    );
-    let _ = writeln!(
-        out,
-        "inverso_config_reloads_total{{result=\"applied\"}} {}\ninverso_config_reloads_total{{result=\"refused\"}} {}",
-        m.reloads.load(Ordering::Relaxed),
-        m.reloads_refused.load(Ordering::Relaxed)
+        &[("applied", &m.reloads), ("refused", &m.reloads_refused)],
     );
 
     counter(
@@ -1311,17 +1319,11 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests answered 403 because their client address was refused by allow_from or deny_from.",
         m.access_denied.load(Ordering::Relaxed),
     );
-    family(
+    labeled_counter(
         &mut out,
-        "inverso_auth_refused_total",
-        "counter",
+        ("inverso_auth_refused_total", "reason"),
         "Requests answered 401 by auth_basic: without credentials (a browser's first request), or with a user or password that is not in auth_basic_user_file.",
-    );
-    let _ = writeln!(
-        out,
-        "inverso_auth_refused_total{{reason=\"missing\"}} {}\ninverso_auth_refused_total{{reason=\"wrong\"}} {}",
-        m.auth_missing.load(Ordering::Relaxed),
-        m.auth_wrong.load(Ordering::Relaxed)
+        &[("missing", &m.auth_missing), ("wrong", &m.auth_wrong)],
     );
     counter(
         &mut out,
@@ -1360,24 +1362,18 @@ pub fn metrics_text(shared: &Shared) -> String {
     };
     let s = &cache.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    family(
+    labeled_counter(
         &mut out,
-        "inverso_cache_requests_total",
-        "counter",
+        ("inverso_cache_requests_total", "result"),
         "Requests that went through the cache, by X-Cache result.",
+        &[
+            ("hit", &s.hits),
+            ("miss", &s.misses),
+            ("stale", &s.stale),
+            ("revalidated", &s.revalidated),
+            ("bypass", &s.bypass),
+        ],
     );
-    for (result, n) in [
-        ("hit", load(&s.hits)),
-        ("miss", load(&s.misses)),
-        ("stale", load(&s.stale)),
-        ("revalidated", load(&s.revalidated)),
-        ("bypass", load(&s.bypass)),
-    ] {
-        let _ = writeln!(
-            out,
-            "inverso_cache_requests_total{{result=\"{result}\"}} {n}"
-        );
-    }
     for (name, kind, help, value) in [
         (
             "inverso_cache_entries",

@@ -26,6 +26,15 @@ fn users_file(dir: &Path, text: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// proxy.conf for a proxy in front of `backend` whose clients sign in
+/// to `Staff` as the users of `file`, then `more`.
+fn signing_in(backend: &Backend, file: &str, more: &str) -> String {
+    format!(
+        "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n{more}",
+        backend.addr
+    )
+}
+
 #[test]
 fn a_request_without_a_user_of_the_file_is_answered_401_and_never_forwarded() {
     let backend = Backend::echo("app");
@@ -75,13 +84,7 @@ fn a_browser_asked_to_sign_in_goes_on_on_the_same_connection() {
     let backend = Backend::echo("app");
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
-    let proxy = start_proxy(
-        &[backend.addr],
-        from_file(&format!(
-            "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n",
-            backend.addr
-        )),
-    );
+    let proxy = start_proxy(&[backend.addr], from_file(&signing_in(&backend, &file, "")));
     let mut client = proxy.connect();
     let r = client.get("/a");
     assert_eq!(r.head.start_line, "HTTP/1.1 401 Unauthorized");
@@ -167,10 +170,7 @@ fn nothing_the_cache_holds_reaches_a_client_not_signed_in() {
     });
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
-    let tweak = from_file(&format!(
-        "targets = {}\nauth_basic = Members\nauth_basic_user_file = {file}\n",
-        backend.addr
-    ));
+    let tweak = from_file(&signing_in(&backend, &file, ""));
     let proxy = start_proxy(&[backend.addr], |c| {
         tweak(c);
         c.cache_size = 1 << 20;
@@ -202,10 +202,7 @@ fn a_pool_that_keeps_credentials_from_its_backends_is_cached_for_everyone_signed
     let file = users_file(dir.path(), USERS);
     let run = |strip: &str| {
         let backend = cacheable_origin();
-        let tweak = from_file(&format!(
-            "targets = {}\nauth_basic = Members\nauth_basic_user_file = {file}\n{strip}",
-            backend.addr
-        ));
+        let tweak = from_file(&signing_in(&backend, &file, strip));
         let proxy = start_proxy(&[backend.addr], |c| {
             tweak(c);
             c.cache_size = 1 << 20;
@@ -241,10 +238,10 @@ fn the_401_takes_its_error_page() {
     std::fs::write(pages.join("401.html"), "<p>Sign in, please</p>").unwrap();
     let proxy = start_proxy(
         &[backend.addr],
-        from_file(&format!(
-            "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\nerror_pages = {}\n",
-            backend.addr,
-            pages.display()
+        from_file(&signing_in(
+            &backend,
+            &file,
+            &format!("error_pages = {}\n", pages.display()),
         )),
     );
     let r = proxy.get_on("x", "/", &[]);
@@ -258,10 +255,7 @@ fn a_reload_reads_the_users_file_again_for_open_connections_too() {
     let backend = Backend::echo("app");
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
-    let text = format!(
-        "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n",
-        backend.addr
-    );
+    let text = signing_in(&backend, &file, "");
     let proxy = start_proxy(&[backend.addr], from_file(&text));
     let mut client = proxy.connect();
     assert_eq!(client.get_with("/a", &[ANN]).status, 200);
@@ -280,10 +274,10 @@ fn clients_of_auth_basic_except_from_need_not_sign_in() {
     let file = users_file(dir.path(), USERS);
     let proxy = start_proxy(
         &[backend.addr],
-        from_file(&format!(
-            "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {file}\n\
-             auth_basic_except_from = 127.0.0.2\n",
-            backend.addr
+        from_file(&signing_in(
+            &backend,
+            &file,
+            "auth_basic_except_from = 127.0.0.2\n",
         )),
     );
     let office: std::net::IpAddr = "127.0.0.2".parse().unwrap();
