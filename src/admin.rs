@@ -219,17 +219,22 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
-    let (reply, is_head) = match read_request(&mut conn, deadline) {
-        Ok(Some((head, body))) => {
-            // A target's state is set on the generation in force, which
-            // a reload or a re-resolution must not be replacing meanwhile.
-            let shared = current.get();
-            let reply = match refuse_unsigned(&head, &shared.config) {
+    let (reply, is_head) = match read_head(&mut conn, deadline) {
+        Ok(Some(head)) => {
+            // Before the body is read (or a `100 Continue` sent for it).
+            let reply = match refuse_unsigned(&head, &current.get().config) {
                 Some(refusal) => refusal,
-                None => {
-                    let _installing = (head.method == "PUT").then(|| current.installing());
-                    route(&head, &body, &shared)
-                }
+                None => match read_body(&mut conn, &head, deadline) {
+                    Ok(Some(body)) => {
+                        // A target's state is set on the generation in
+                        // force, which a reload or a re-resolution must
+                        // not be replacing meanwhile.
+                        let _installing = (head.method == "PUT").then(|| current.installing());
+                        route(&head, &body, &current.get())
+                    }
+                    Ok(None) => return,
+                    Err(reply) => reply,
+                },
             };
             (reply, head.is_head())
         }
@@ -276,10 +281,16 @@ fn refuse_unsigned(head: &RequestHead, config: &Config) -> Option<Reply> {
     // Each admin request comes on a connection of its own: nothing to
     // remember between them.
     let refused = auth::check(users, &head.headers, &mut auth::Granted::default()).err()?;
-    log::debug!(
-        "admin: {} {path} refused its sign-in ({refused:?})",
-        head.method
-    );
+    // Wrong credentials may be a guesser at work; said at most once a
+    // minute, as a flood of them would drown the log.
+    static WRONG: OnceAMinute = OnceAMinute::new();
+    if refused == auth::Refused::Wrong && WRONG.due() {
+        log::warn!(
+            "admin: {} {path}: a user or password not in admin_auth_basic_user_file \
+             (said at most once a minute)",
+            head.method
+        );
+    }
     Some(Reply {
         challenge: true,
         ..Reply::text(
@@ -289,15 +300,15 @@ fn refuse_unsigned(head: &RequestHead, config: &Config) -> Option<Reply> {
     })
 }
 
-/// Reads one request: its head, and the body of a `PUT` (the only admin
-/// request whose body means anything; others are answered without
-/// reading theirs, the connection closed after). `Ok(None)`: the client
-/// left or the connection failed; `Err`: what to answer a request that
-/// cannot be read.
-fn read_request(
+/// Reads a request's head; [`read_body`] then reads the body of a `PUT`
+/// (the only admin request whose body means anything; others are
+/// answered without reading theirs, the connection closed after).
+/// `Ok(None)`: the client left or the connection failed; `Err`: what to
+/// answer a request that cannot be read.
+fn read_head(
     conn: &mut BufConn<TcpStream>,
     deadline: Instant,
-) -> Result<Option<(RequestHead, Vec<u8>)>, Reply> {
+) -> Result<Option<RequestHead>, Reply> {
     let bad = |status: u16| Reply::text(status, "bad request\n");
     let mut scanned = 0;
     let (head, head_len) = loop {
@@ -318,10 +329,20 @@ fn read_request(
         }
     };
     conn.consume(head_len);
+    Ok(Some(head))
+}
+
+/// The body of a `PUT` (see [`read_head`]); none for another method.
+fn read_body(
+    conn: &mut BufConn<TcpStream>,
+    head: &RequestHead,
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, Reply> {
     if head.method != "PUT" {
-        return Ok(Some((head, Vec::new())));
+        return Ok(Some(Vec::new()));
     }
-    let length = match BodyKind::for_request(&head).map_err(|e| bad(e.status()))? {
+    let bad = |status: u16| Reply::text(status, "bad request\n");
+    let length = match BodyKind::for_request(head).map_err(|e| bad(e.status()))? {
         BodyKind::Empty => 0,
         BodyKind::Length(n) if n <= MAX_ADMIN_BODY => n as usize,
         BodyKind::Length(_) => return Err(Reply::text(413, "request body too large\n")),
@@ -335,8 +356,7 @@ fn read_request(
             return Ok(None);
         }
     }
-    let body = conn.buffered()[..length].to_vec();
-    Ok(Some((head, body)))
+    Ok(Some(conn.buffered()[..length].to_vec()))
 }
 
 /// Reads more of the request before `deadline`: `Ok(false)` when the

@@ -344,7 +344,15 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
         // Whether its clients sign in: a pool that opens what the top
         // level closes (or the other way round) shows at a glance.
         let sign_in = match (&settings.auth_basic, &config.auth_basic) {
-            (Some(realm), _) => format!(", auth_basic \"{realm}\""),
+            (Some(realm), _) if settings.auth_basic_except_from.is_empty() => {
+                format!(", auth_basic \"{realm}\"")
+            }
+            (Some(realm), _) => {
+                let spared: Vec<String> = (settings.auth_basic_except_from.iter())
+                    .map(|block| block.to_string())
+                    .collect();
+                format!(", auth_basic \"{realm}\" but for {}", spared.join(", "))
+            }
             (None, Some(_)) => ", auth_basic off".to_string(),
             (None, None) => String::new(),
         };

@@ -283,10 +283,29 @@ fn clients_of_auth_basic_except_from_need_not_sign_in() {
     let office: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let mut spared = Client::connect_from(office, proxy.addr);
     assert_eq!(spared.get("/a").status, 200);
+    // Credentials of a user go on; others are taken out, so that no
+    // backend takes the name for a user signed in.
+    assert_eq!(spared.get_with("/b", &[ANN]).status, 200);
+    assert_eq!(spared.get_with("/c", &[ANN_WRONG]).status, 200);
     let mut other = proxy.connect();
-    assert_eq!(other.get("/a").status, 401);
-    assert_eq!(other.get_with("/a", &[ANN]).status, 200);
-    assert_eq!(backend.requests(), 2);
+    assert_eq!(other.get("/d").status, 401);
+    assert_eq!(other.get_with("/e", &[ANN]).status, 200);
+    let seen: Vec<(String, String)> = (backend.seen().iter())
+        .map(|s| (s.path().to_string(), s.field_or("authorization", "-")))
+        .collect();
+    let expected = [("/a", "-"), ("/b", ANN.1), ("/c", "-"), ("/e", ANN.1)];
+    assert_eq!(seen, expected.map(|(p, a)| (p.to_string(), a.to_string())));
+    // The log names the user who signed in, not the spared one's guess.
+    let lines = proxy.log_lines();
+    let user_of = |path: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!("GET {path} ")))
+            .unwrap();
+        line.split(' ').nth(2).unwrap().to_string()
+    };
+    assert_eq!(user_of("/b"), "ann");
+    assert_eq!(user_of("/c"), "-");
 }
 
 #[test]
@@ -325,6 +344,16 @@ fn the_admin_listener_asks_its_own_users_but_for_healthz() {
             "{line}"
         );
     }
+    // Refused before its body is asked for.
+    let mut waiting = Client::connect(admin);
+    waiting.send(
+        format!(
+            "PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n\
+             Content-Length: 5\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(waiting.response().status, 401);
     // The PUT did not drain the target.
     assert_eq!(proxy.get_on("x", "/", &[]).status, 200);
     assert_eq!(ask("GET /healthz HTTP/1.1", &[]).status, 200);
@@ -384,7 +413,8 @@ fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
     // A pool that turns the sign-in off keeps the top level's file.
     let text = format!(
         "targets = 127.0.0.1:1\nauth_basic = Staff\nauth_basic_user_file = {file}\n\
-         pool.a = 127.0.0.1:2\npool.a.auth_basic = off\n"
+         pool.a = 127.0.0.1:2\npool.a.auth_basic = off\n\
+         pool.b = 127.0.0.1:3\npool.b.auth_basic_except_from = 10.0.0.0/8\n"
     );
     let (code, stdout, stderr) = inverso_check(&text, "warn");
     assert_eq!(code, Some(0), "{stderr}");
@@ -393,6 +423,8 @@ fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
         "{stdout}"
     );
     let pool_line = "# pool a: balance round_robin, auth_basic off";
+    assert!(stdout.contains(pool_line), "{stdout}");
+    let pool_line = "# pool b: balance round_robin, auth_basic \"Staff\" but for 10.0.0.0/8";
     assert!(stdout.contains(pool_line), "{stdout}");
     // ann's MD5-crypt is quicker to check than bob's SHA-512 crypt.
     assert!(stderr.contains("differ in kind or cost"), "{stderr}");

@@ -478,6 +478,8 @@ impl RequestFields {
     /// one name are joined as nginx joins them: with `; ` for Cookie, `, `
     /// for the others. Values are trimmed, and bytes that are not UTF-8
     /// become U+FFFD, as the Referer and User-Agent every format logs.
+    /// Credentials are redacted (`$http_authorization` is `Basic
+    /// [redacted]`): the log holds no password.
     pub fn take(names: &Arc<[Box<str>]>, headers: &Headers) -> RequestFields {
         let mut values: Vec<Option<String>> = vec![None; names.len()];
         for (field, value) in headers.iter() {
@@ -485,6 +487,10 @@ impl RequestFields {
                 continue;
             };
             let value = String::from_utf8_lossy(value.trim_ascii());
+            let value = match crate::auth::is_credentials_field(field) {
+                true => std::borrow::Cow::Owned(crate::auth::redacted(&value)),
+                false => value,
+            };
             match &mut values[i] {
                 Some(joined) => {
                     joined.push_str(if &*names[i] == "cookie" { "; " } else { ", " });
@@ -755,6 +761,22 @@ mod tests {
              \"\\x22} injected\""
         );
         assert!(!written.contains('\n') && !written.contains('\r'));
+    }
+
+    #[test]
+    fn credentials_are_written_by_their_scheme_alone() {
+        let mut headers = Headers::new();
+        headers.push("Authorization", "Basic YW5uOnNlY3JldA==");
+        headers.push("Proxy-Authorization", "token-without-scheme");
+        let names: Arc<[Box<str>]> = ["authorization", "proxy_authorization"]
+            .map(Box::from)
+            .into();
+        let r = Record {
+            fields: Some(RequestFields::take(&names, &headers)),
+            ..record()
+        };
+        let written = line("$http_authorization|$http_proxy_authorization", &r);
+        assert_eq!(written, "Basic [redacted]|[redacted]");
     }
 
     #[test]

@@ -104,6 +104,30 @@ pub fn challenge(realm: &str) -> String {
     format!("WWW-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n")
 }
 
+/// Whether the field `name` carries credentials (`Authorization`,
+/// `Proxy-Authorization`): the access log writes them redacted.
+pub fn is_credentials_field(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
+}
+
+/// A credentials field's value as the access log writes it: its scheme
+/// alone (`Basic [redacted]`), so that the log holds no password, right
+/// or guessed. A value that does not start with a scheme and a space
+/// (a bare token) is all secret.
+pub fn redacted(value: &str) -> String {
+    let value = value.trim();
+    let scheme = value
+        .split_once([' ', '\t'])
+        .map(|(scheme, _)| scheme)
+        .filter(|s| {
+            (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+        });
+    match scheme {
+        Some(scheme) => format!("{scheme} [redacted]"),
+        None => "[redacted]".to_string(),
+    }
+}
+
 /// The user name a request's `Authorization` field gives, whether or not
 /// its password is right (nginx's `$remote_user`): for the access log.
 /// Not valid UTF-8: each bad sequence shown as U+FFFD.
@@ -228,6 +252,18 @@ mod tests {
             challenge("Staff only"),
             "WWW-Authenticate: Basic realm=\"Staff only\", charset=\"UTF-8\"\r\n"
         );
+    }
+
+    #[test]
+    fn credentials_are_logged_by_their_scheme_alone() {
+        assert_eq!(redacted("Basic YW5uOnNlY3JldA=="), "Basic [redacted]");
+        assert_eq!(redacted(" Bearer\tabc.def "), "Bearer [redacted]");
+        for all_secret in ["sk_live_SECRET", "Basic,YW5u", "a1b2 c3", "", "Basic"] {
+            assert_eq!(redacted(all_secret), "[redacted]", "{all_secret:?}");
+        }
+        assert!(is_credentials_field("Proxy-Authorization"));
+        assert!(is_credentials_field("AUTHORIZATION"));
+        assert!(!is_credentials_field("X-Authorization"));
     }
 
     #[test]

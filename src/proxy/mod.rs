@@ -573,17 +573,11 @@ impl LogLine {
 }
 
 /// A request field's value as `log_headers` writes it: credentials
-/// (`Authorization`, `Proxy-Authorization`) as their scheme alone, so
-/// that the log holds no password, right or guessed.
+/// redacted (see [`auth::redacted`]).
 fn logged_value(name: &str, value: &[u8]) -> String {
     let value = String::from_utf8_lossy(value);
-    let credentials = name.eq_ignore_ascii_case("authorization")
-        || name.eq_ignore_ascii_case("proxy-authorization");
-    match credentials {
-        true => {
-            let scheme = value.split_ascii_whitespace().next().unwrap_or_default();
-            format!("{scheme} [redacted]")
-        }
+    match auth::is_credentials_field(name) {
+        true => auth::redacted(&value),
         false => value.into_owned(),
     }
 }
@@ -624,7 +618,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             *id = given.to_string();
         }
     }
-    let line = LogLine::of(&head, &shared.config);
+    let mut line = LogLine::of(&head, &shared.config);
     let target = head.path_and_query();
     let asked = Asked {
         method: &head.method,
@@ -712,14 +706,24 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // After the rate limit, so that guessing passwords takes a client's
     // tokens (nginx's `limit_req` comes before `auth_basic` too); before
     // the cache, so that nothing stored reaches a client not signed in.
-    let auth = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref());
-    if let Some((realm, users)) = auth.filter(|_| !settings.spares_auth(client.real_ip)) {
-        if let Err(refused) = auth::check(users, &head.headers, &mut client.granted) {
-            shared.metrics.count_auth_refusal(refused);
-            let challenge = auth::challenge(realm);
-            let challenge = challenge.as_bytes();
-            let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
-            return (outcome, line);
+    if let Some((realm, users)) = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref()) {
+        match auth::check(users, &head.headers, &mut client.granted) {
+            Ok(()) => {}
+            // A client `auth_basic_except_from` spares goes on, but not
+            // with credentials that are not a user's: a backend that
+            // trusts the name would take it for a user signed in.
+            Err(_) if settings.spares_auth(client.real_ip) => {
+                if head.headers.remove("authorization") > 0 {
+                    line.remote_user = None;
+                }
+            }
+            Err(refused) => {
+                shared.metrics.count_auth_refusal(refused);
+                let challenge = auth::challenge(realm);
+                let challenge = challenge.as_bytes();
+                let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
+                return (outcome, line);
+            }
         }
     }
     // A pool whose backends never get the client's credentials (its
