@@ -131,6 +131,11 @@ impl Killable {
     fn probes(&self) -> usize {
         self.probes.load(Ordering::SeqCst)
     }
+
+    /// Connections accepted since it last began to listen.
+    fn accepted(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
 }
 
 /// `GET path` on a new connection; the status and `X-Backend`.
@@ -1067,6 +1072,170 @@ fn a_reload_that_turns_checks_off_lets_go_of_the_targets_they_held_down() {
     assert!(
         wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
         "b still held down by checks that are off"
+    );
+}
+
+// ---------------------------------------------------- checks by connecting
+
+/// Checks by connecting alone (`health_check_tcp`), rise and fall 2. Only
+/// they take a target out, and a failed request is not retried: a
+/// request sent to a target that is down would be answered 502.
+fn tcp_checks(config: &mut Config) {
+    config.health_check_tcp = true;
+    config.health_check_interval = Duration::from_millis(20);
+    config.health_check_rise = 2;
+    config.health_check_fall = 2;
+    config.max_fails = 0;
+    config.retries = Some(0);
+    config.admin_port = Some(0);
+}
+
+/// `inverso_upstream_up` of the target at `addr` in `pool`.
+fn up(proxy: &Proxy, addr: SocketAddr, pool: &str) -> Option<u64> {
+    proxy.metric(&format!(
+        "inverso_upstream_up{{target=\"{addr}\",pool=\"{pool}\"}}"
+    ))
+}
+
+/// `healthy` in `/status` for the target at `addr`.
+fn healthy(proxy: &Proxy, addr: SocketAddr) -> String {
+    let status = admin_request(proxy, "GET", "/status", "admin", "").body_str();
+    let at = (status.find(&format!("\"name\":\"{addr}\"")))
+        .unwrap_or_else(|| panic!("no {addr} in {status}"));
+    let object = status[at..].split('}').next().unwrap();
+    let (_, value) = object.split_once("\"healthy\":").expect("healthy");
+    value.split(',').next().unwrap().to_string()
+}
+
+#[test]
+fn a_target_whose_listener_closed_fails_its_tcp_checks_until_it_listens_again() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let proxy = start_proxy(&[a.addr, b.addr], tcp_checks);
+    // Probes connect, send nothing and close: no request, no GET.
+    assert!(wait_until(WAIT_LIMIT, || a.accepted() >= 3 && b.accepted() >= 3));
+    assert_eq!(
+        (a.requests(), a.probes(), b.requests(), b.probes()),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(up(&proxy, b.addr, "default"), Some(1));
+
+    // Connecting is refused: out after `fall` probes, by the checks alone.
+    b.kill();
+    assert!(
+        wait_until(WAIT_LIMIT, || up(&proxy, b.addr, "default") == Some(0)),
+        "b never taken out"
+    );
+    assert_eq!(healthy(&proxy, b.addr), "false");
+    for i in 0..20 {
+        assert_eq!(
+            get(&proxy, &format!("/{i}")),
+            (200, "a".to_string()),
+            "request {i}"
+        );
+    }
+    assert_eq!(b.requests(), 0);
+
+    // Listening again on the same port: back after `rise` probes.
+    b.revive();
+    assert!(
+        wait_until(WAIT_LIMIT, || up(&proxy, b.addr, "default") == Some(1)),
+        "b never back"
+    );
+    assert_eq!(healthy(&proxy, b.addr), "true");
+    // Bounded: each round is one request, the deadline caps the rounds.
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/back").1 == "b"),
+        "b never used again"
+    );
+    assert_eq!(b.probes(), 0, "a GET probe was sent");
+}
+
+#[test]
+fn a_target_that_accepts_and_never_answers_passes_its_tcp_checks() {
+    // Accepts, holds every connection, and never reads or writes.
+    let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in mute.incoming().flatten() {
+            held.push(stream);
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let a = Killable::start("a");
+    let proxy = start_proxy(&[a.addr, mute_addr], |c| {
+        tcp_checks(c);
+        // One failed probe would hold it out for the rest of the test.
+        c.health_check_fall = 1;
+        c.health_check_rise = 1000;
+    });
+    // A target's probes follow one another: by the third connect, the
+    // first two have counted.
+    assert!(wait_until(WAIT_LIMIT, || accepted.load(Ordering::SeqCst) >= 3));
+    assert_eq!(up(&proxy, mute_addr, "default"), Some(1));
+    assert_eq!(healthy(&proxy, mute_addr), "true");
+}
+
+#[test]
+fn a_pool_checks_its_targets_by_connecting_and_the_top_level_is_not_checked() {
+    let main = Backend::echo("main");
+    let a = Backend::echo("a");
+    let dead = dead_addr();
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\nmax_fails = 0\nretries = 0\n\
+             pool.checked = {}, {dead}\n\
+             pool.checked.health_check_tcp = true\n\
+             pool.checked.health_check_interval = 20ms\n\
+             pool.checked.health_check_fall = 1\n\
+             route./c/ = checked\n",
+            main.addr, a.addr
+        )),
+    );
+    assert!(
+        wait_until(WAIT_LIMIT, || up(&proxy, dead, "checked") == Some(0)),
+        "the dead target never taken out"
+    );
+    // The live one was connected to, and nothing was sent to it.
+    assert!(wait_until(WAIT_LIMIT, || a.connections() >= 2));
+    assert!(a.seen().is_empty(), "{:?}", a.seen());
+    assert_eq!(up(&proxy, a.addr, "checked"), Some(1));
+    for i in 0..6 {
+        assert_eq!(
+            get(&proxy, &format!("/c/{i}")),
+            (200, "a".to_string()),
+            "request {i}"
+        );
+    }
+    // targets sets no check: never connected to but by a request.
+    assert_eq!(main.connections(), 0);
+    assert_eq!(get(&proxy, "/"), (200, "main".to_string()));
+}
+
+#[test]
+fn a_reload_from_get_probes_to_tcp_checks_brings_back_a_target_that_only_failed_the_get() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    b.healthy.store(false, Ordering::SeqCst);
+    let proxy = start_proxy(&[a.addr, b.addr], checks);
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
+    assert!((0..6).all(|_| get(&proxy, "/").1 == "a"));
+    let next = reloaded(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.health_check_path = None;
+        c.health_check_tcp = true;
+    });
+    proxy.handle().control().reload(next).unwrap();
+    // b still answers its GET 503, but it accepts: `rise` connects later
+    // it is back (the checks, not a passive mark's end: that is an hour).
+    assert!(
+        wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
+        "b still held down"
     );
 }
 

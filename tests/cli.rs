@@ -665,6 +665,32 @@ fn check_shows_each_pool_and_the_routes_in_the_order_they_are_tried() {
 }
 
 #[test]
+fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         health_check_path = /up\n\
+         pool.api = 127.0.0.1:9002\n\
+         pool.api.health_check_tcp = true\n\
+         pool.web = 127.0.0.1:9003\n\
+         route./api/ = api\n\
+         route./web/ = web\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    for line in [
+        "pool.api.health_check_tcp = true",
+        "# pool api: balance round_robin, health_check tcp\n",
+        "# pool web: balance round_robin, health_check_path /up\n",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in {stdout}");
+    }
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nhealth_check_tcp = true\nhealth_check_path = /up\n",
+        Some(2),
+        &["health_check_tcp: is true, but health_check_path is set too (/up)"],
+    );
+}
+
+#[test]
 fn check_refuses_a_route_to_a_pool_that_is_not_there() {
     assert_rejected(
         "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\nroute./v1/ = apis\n",

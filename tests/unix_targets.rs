@@ -1,14 +1,16 @@
 //! Targets on Unix-domain sockets (`unix:PATH`), over real sockets in
 //! temporary directories: requests answered, the pooled connection
 //! reused, a socket that is missing or refuses failing over to a TCP
-//! target, round robin over both kinds, active health checks, WebSocket
-//! tunnels, and the target's name at the admin listener and in the log.
+//! target, round robin over both kinds, active health checks (a GET, or a
+//! connect alone), WebSocket tunnels, and the target's name at the admin
+//! listener and in the log.
 
 mod support;
 
 use inverso::config::{Config, Target};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
@@ -178,6 +180,72 @@ fn active_health_checks_probe_a_unix_target_with_host_localhost() {
     assert!(seen.iter().all(|s| s.path() == "/health"), "no request");
 
     healthy.store(true, Ordering::SeqCst);
+    // Bounded: each round is one request, the deadline caps the rounds.
+    assert!(
+        wait_until(WAIT_LIMIT, || client.get("/again").header("x-backend")
+            == Some("app")),
+        "app never used again"
+    );
+}
+
+#[test]
+fn tcp_checks_connect_to_a_unix_target_s_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.sock");
+    let app = Target::unix(&path);
+    let b = Backend::echo("b");
+    let proxy = proxy_for(vec![app.clone(), b.target()], |c| {
+        with_admin(c);
+        c.health_check_tcp = true;
+        c.health_check_interval = Duration::from_millis(20);
+        c.health_check_rise = 1;
+        c.health_check_fall = 1;
+        // Only the checks take it out; a request sent to it would fail.
+        c.max_fails = 0;
+        c.retries = Some(0);
+    });
+    // No socket yet: out.
+    assert!(
+        wait_until(WAIT_LIMIT, || status_of(&proxy, &app.name)
+            .contains("\"healthy\":false")),
+        "{}",
+        status_of(&proxy, &app.name)
+    );
+    let mut client = proxy.connect();
+    for i in 0..4 {
+        let response = client.get(&format!("/{i}"));
+        assert_eq!(response.header("x-backend"), Some("b"), "request {i}");
+    }
+
+    // A backend listens there now: counting what it accepts, answering
+    // each request with `X-Backend: app`.
+    let listener = UnixListener::bind(&path).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (count, served) = (accepted.clone(), requests.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            let served = served.clone();
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut reader = Reader::new(stream);
+                while let Ok(Some(_)) = reader.read_head() {
+                    served.fetch_add(1, Ordering::SeqCst);
+                    respond(&mut out, 200, &[("X-Backend", "app")], b"app");
+                }
+            });
+        }
+    });
+    assert!(
+        wait_until(WAIT_LIMIT, || status_of(&proxy, &app.name)
+            .contains("\"healthy\":true")),
+        "{}",
+        status_of(&proxy, &app.name)
+    );
+    assert!(wait_until(WAIT_LIMIT, || accepted.load(Ordering::SeqCst) >= 2));
+    // Connected to, nothing sent.
+    assert_eq!(requests.load(Ordering::SeqCst), 0);
     // Bounded: each round is one request, the deadline caps the rounds.
     assert!(
         wait_until(WAIT_LIMIT, || client.get("/again").header("x-backend")

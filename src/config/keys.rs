@@ -353,7 +353,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "health_check_path",
         default: "",
-        help: "path probed with GET on every target; empty = no active checks",
+        help: "path probed with GET on every target; empty = no active checks (but \
+               health_check_tcp's)",
         apply: |c, v| {
             if !v.is_empty() && !v.starts_with('/') {
                 return Err(format!("`{v}` must be a path starting with /"));
@@ -369,6 +370,14 @@ pub const KEYS: &[Key] = &[
             c.health_check_path = (!v.is_empty()).then(|| v.to_string());
             Ok(())
         },
+    },
+    Key {
+        name: "health_check_tcp",
+        default: "false",
+        help: "probe every target by connecting (to a unix: target's socket too) and closing \
+               at once, nothing sent, as HAProxy's plain check: for backends with no health \
+               endpoint; not with health_check_path",
+        apply: |c, v| parse_bool(v).map(|b| c.health_check_tcp = b),
     },
     Key {
         name: "health_check_host",

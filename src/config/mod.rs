@@ -130,8 +130,11 @@ pub struct Config {
     /// How long a target back in rotation takes to get its whole share of
     /// requests; zero: at once.
     pub slow_start: Duration,
-    /// Active health checks; `None`: off.
+    /// Active health checks by `GET` of this path; `None`: none of those.
     pub health_check_path: Option<String>,
+    /// Active health checks by connecting alone, when there is no
+    /// `health_check_path` (the loader refuses both in one scope).
+    pub health_check_tcp: bool,
     /// The Host the probes send; `None`: each target's own `host:port`.
     pub health_check_host: Option<String>,
     /// Statuses a probe must get, as ranges; empty: any 2xx or 3xx.
@@ -1039,6 +1042,24 @@ impl Loader {
                 ));
             }
         }
+        // A probe is a GET or a connect alone; with both asked for, which
+        // one was meant cannot be told.
+        if let Some(path) = config
+            .health_check_path
+            .as_ref()
+            .filter(|_| config.health_check_tcp)
+        {
+            return Err(self.refused_in(
+                scope,
+                "health_check_tcp",
+                format!(
+                    "is true, but health_check_path is set too ({}): a target is probed one \
+                     way; keep health_check_path for GET probes (which connect first), or \
+                     empty it to probe by connecting alone",
+                    printable(path)
+                ),
+            ));
+        }
         // A probe inverso itself would answer 414.
         if let Some(path) = config
             .health_check_path
@@ -1313,6 +1334,7 @@ impl Config {
             retry_on_status: Default::default(),
             slow_start: Duration::ZERO,
             health_check_path: None,
+            health_check_tcp: false,
             health_check_host: None,
             health_check_expect_status: Arc::from([]),
             health_check_expect_body: None,
@@ -2558,6 +2580,51 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
             assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn health_check_tcp_is_a_bool_refused_beside_a_health_check_path() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(!c.health_check_tcp);
+        let c = build("targets = 127.0.0.1:1\nhealth_check_tcp = true\n").unwrap();
+        assert!(c.health_check_tcp);
+        assert_eq!(c.health_check_path, None);
+        let e = build("targets = 127.0.0.1:1\nhealth_check_tcp = maybe\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.starts_with("health_check_tcp: "), "{e}");
+        // Both: which kind of probe was meant cannot be told.
+        let e = build(
+            "targets = 127.0.0.1:1\nhealth_check_path = /up\nhealth_check_interval = 1s\n\
+             health_check_tcp = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:4: health_check_tcp: is true, but health_check_path is set too (/up): \
+             a target is probed one way; keep health_check_path for GET probes (which connect \
+             first), or empty it to probe by connecting alone"
+        );
+        // An empty path is no GET probe.
+        let c = build("targets = 127.0.0.1:1\nhealth_check_path =\nhealth_check_tcp = true\n");
+        assert!(c.unwrap().health_check_tcp);
+        // Off, it says nothing of the path.
+        let c = build("targets = 127.0.0.1:1\nhealth_check_path = /up\nhealth_check_tcp = false\n");
+        assert_eq!(c.unwrap().health_check_path.as_deref(), Some("/up"));
+    }
+
+    #[test]
+    fn what_only_a_get_probe_reads_is_taken_beside_tcp_checks_as_without_them() {
+        // As without any check: a pool with a health_check_path of its own
+        // may take them from the top level.
+        let expectations = "health_check_host = www.example.com\n\
+                            health_check_expect_status = 200\n\
+                            health_check_expect_body = UP\n";
+        for checks in ["", "health_check_tcp = true\n"] {
+            let text = format!("targets = 127.0.0.1:1\n{checks}{expectations}");
+            let c = build(&text).unwrap_or_else(|e| panic!("{checks:?}: {e}"));
+            assert_eq!(c.health_check_host.as_deref(), Some("www.example.com"));
+            assert_eq!(*c.health_check_expect_status, [(200, 200)]);
         }
     }
 

@@ -74,6 +74,7 @@ pub const POOL_KEYS: &[&str] = &[
     "upstream_keepalive",
     "sticky_cookie",
     "health_check_path",
+    "health_check_tcp",
     "health_check_host",
     "health_check_expect_status",
     "health_check_expect_body",
@@ -554,6 +555,20 @@ impl Loader {
                 FieldFamily::Response => config.response_headers = edits,
             }
         }
+        // Of the two kinds of probe, the one a pool sets is the one it
+        // has: its own `health_check_tcp = true` under a top-level
+        // health_check_path checks its targets by connecting alone, and
+        // its own health_check_path under a top-level `health_check_tcp`
+        // with GETs. Both set for the pool are refused below.
+        if sets("health_check_tcp") && config.health_check_tcp && !sets("health_check_path") {
+            config.health_check_path = None;
+        }
+        if sets("health_check_path")
+            && config.health_check_path.is_some()
+            && !sets("health_check_tcp")
+        {
+            config.health_check_tcp = false;
+        }
         if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
             return Err(self.refused_in(
                 Scope::Pool(name),
@@ -863,6 +878,53 @@ route.static.example = static
             .unwrap()
             .unwrap();
         assert_eq!(c.routes.get(index).unwrap().pool, 0);
+    }
+
+    #[test]
+    fn the_kind_of_probe_a_pool_sets_replaces_the_top_level_s() {
+        let kinds = |text: &str| {
+            let c = build(text).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
+            let kind = |c: &Config| (c.health_check_path.clone(), c.health_check_tcp);
+            let pools: Vec<_> = c.pools.iter().map(|p| kind(&p.config)).collect();
+            (kind(&c), pools)
+        };
+        let get = |path: &str| (Some(path.to_string()), false);
+        let tcp = (None, true);
+        let pools = "pool.a = 127.0.0.1:9002\npool.b = 127.0.0.1:9003\n\
+                     route./a/ = a\nroute./b/ = b\n";
+        // A GET at the top, connects in pool a; b takes the GET.
+        let (top, each) = kinds(&format!(
+            "targets = 127.0.0.1:9001\nhealth_check_path = /up\n{pools}\
+             pool.a.health_check_tcp = true\n"
+        ));
+        assert_eq!((top, each), (get("/up"), vec![tcp.clone(), get("/up")]));
+        // Connects at the top, a GET in pool a; b takes the connects.
+        let (top, each) = kinds(&format!(
+            "targets = 127.0.0.1:9001\nhealth_check_tcp = true\n{pools}\
+             pool.a.health_check_path = /healthz\n"
+        ));
+        assert_eq!(
+            (top, each),
+            (tcp.clone(), vec![get("/healthz"), tcp.clone()])
+        );
+        // A pool that turns them off turns off the one it takes.
+        let (_, each) = kinds(&format!(
+            "targets = 127.0.0.1:9001\nhealth_check_tcp = true\n{pools}\
+             pool.a.health_check_tcp = false\n"
+        ));
+        assert_eq!(each[0], (None, false));
+        // Both set for one pool: refused there, with the pool's line.
+        let e = refused(&format!(
+            "targets = 127.0.0.1:9001\n{pools}pool.a.health_check_tcp = true\n\
+             pool.a.health_check_path = /healthz\n"
+        ));
+        assert!(
+            e.starts_with(
+                "proxy.conf:6: pool.a.health_check_tcp: is true, but health_check_path is set \
+                 too (/healthz): "
+            ),
+            "{e}"
+        );
     }
 
     #[test]

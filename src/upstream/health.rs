@@ -3,8 +3,9 @@
 //! Passive: the proxy reports each exchange's outcome; `max_fails`
 //! failures within `fail_timeout` take a target out for `fail_timeout`,
 //! after which it is tried again (nginx's model). Active: a checker thread
-//! per target sends it `GET health_check_path` each interval (a target
-//! that hangs delays no other's checks); a
+//! per target probes it each interval (a target that hangs delays no
+//! other's checks), with `GET health_check_path` or, under
+//! `health_check_tcp`, by connecting alone; a
 //! target goes down after `fall` failed probes in a row and comes back
 //! after `rise` good ones (HAProxy's model). Either way, each transition is
 //! logged once. Time is a parameter (`now`), so the rules are tested
@@ -332,7 +333,7 @@ impl Health {
                         log::warn!(
                             "target {} down: health check {} failed {} time(s): {reason}",
                             self.name(),
-                            settings.path,
+                            settings.kind,
                             streak.bad
                         );
                     }
@@ -356,11 +357,33 @@ impl Health {
     }
 }
 
+/// What a probe does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// `GET path`, the answer judged (`health_check_path`, HAProxy's
+    /// `option httpchk`).
+    Get(String),
+    /// A connection opened and closed at once, nothing sent or read
+    /// (`health_check_tcp`, HAProxy's plain `check`): a backend that
+    /// accepts is up, whatever it does next.
+    Connect,
+}
+
+/// As the "down" line names the check: its path, or `by connect`.
+impl std::fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeKind::Get(path) => f.write_str(path),
+            ProbeKind::Connect => f.write_str("by connect"),
+        }
+    }
+}
+
 /// Active check settings.
 #[derive(Clone, Debug)]
 pub struct Active {
-    pub path: String,
-    /// The Host every probe sends (`health_check_host`, else
+    pub kind: ProbeKind,
+    /// The Host every `GET` probe sends (`health_check_host`, else
     /// `request_header.Host`); `None`: each target's name as written
     /// (`10.0.0.2:8000`), which a backend that checks Host may refuse.
     pub host: Option<String>,
@@ -373,8 +396,8 @@ pub struct Active {
     pub connect_timeout: Duration,
     pub rise: u32,
     pub fall: u32,
-    /// The final statuses that pass (`health_check_expect_status`);
-    /// empty: any 2xx or 3xx.
+    /// The final statuses a `GET` probe passes with
+    /// (`health_check_expect_status`); empty: any 2xx or 3xx.
     pub expect_status: Arc<[(u16, u16)]>,
     /// Text the body must hold (`health_check_expect_body`).
     pub expect_body: Option<Arc<str>>,
@@ -504,10 +527,17 @@ pub enum ProbeError {
     Body(Arc<str>),
 }
 
-/// One `GET path` on a fresh connection, all within `settings.timeout`: a
-/// 2xx or 3xx final status is healthy, or one `expect_status` lists, with
-/// a body that holds `expect_body` when that is set (interim 1xx heads are
-/// skipped).
+/// One probe on a fresh connection, all within `settings.timeout`.
+///
+/// [`ProbeKind::Connect`]: the connect is the probe, bounded by
+/// `connect_timeout` (and the probe's timeout), and the connection is
+/// closed as soon as it is made: nothing is sent or read, so a backend
+/// that accepts and never answers, or resets the connection at once, is
+/// up (HAProxy's layer-4 check).
+///
+/// [`ProbeKind::Get`]: a 2xx or 3xx final status is healthy, or one
+/// `expect_status` lists, with a body that holds `expect_body` when that
+/// is set (interim 1xx heads are skipped).
 fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
     let deadline = Instant::now() + settings.timeout;
     let too_late = || ProbeError::Late(settings.timeout);
@@ -533,13 +563,17 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
                 ProbeError::Connect(e)
             }
         })?;
+    let path = match &settings.kind {
+        // Dropped here: closed without waiting for anything (no linger).
+        ProbeKind::Connect => return Ok(()),
+        ProbeKind::Get(path) => path,
+    };
     stream
         .set_write_timeout(Some(left()?))
         .map_err(ProbeError::Send)?;
     let host = settings.host.as_deref().unwrap_or(&probe.host);
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n",
-        settings.path
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
@@ -641,7 +675,7 @@ mod tests {
 
     fn probing(rise: u32, fall: u32) -> Active {
         Active {
-            path: "/health".into(),
+            kind: ProbeKind::Get("/health".into()),
             host: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
@@ -1060,6 +1094,109 @@ mod tests {
         assert!(matches!(failed, Err(ProbeError::Status(503))), "{failed:?}");
         let silent = probe_answered_with(b"", Duration::from_millis(100)).unwrap_err();
         assert_eq!(silent.to_string(), "no reply within 100ms");
+    }
+
+    /// One connect probe of `addr`, within 200 ms.
+    fn connect_probe(addr: Endpoint) -> Result<(), ProbeError> {
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_millis(200),
+            ..probing(1, 1)
+        };
+        let probe = Probe {
+            name: "t:1".into(),
+            host: "t:1".into(),
+            addr,
+            health: Arc::new(health(1, 10)),
+        };
+        probe_once(&probe, &settings)
+    }
+
+    #[test]
+    fn a_connect_probe_passes_whatever_the_backend_does_once_connected() {
+        use std::net::TcpListener;
+        // Never accepted: the system completes the handshake all the same.
+        let unaccepted = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(connect_probe(unaccepted.local_addr().unwrap().into()).is_ok());
+        // Accepted, then nothing: closed by the probe, nothing sent.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = silent.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.read(&mut [0u8; 64]).map_err(|e| e.kind())
+        });
+        assert!(connect_probe(addr.into()).is_ok());
+        assert_eq!(server.join().unwrap(), Ok(0), "not closed, or sent to");
+        // Accepted and reset at once: still up (a layer-4 check).
+        let resetting = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = resetting.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in resetting.incoming().flatten() {
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+        });
+        assert!(connect_probe(addr.into()).is_ok());
+    }
+
+    #[test]
+    fn a_connect_probe_fails_where_nothing_listens() {
+        use socket2::{Domain, Socket, Type};
+        // Bound, not listening: refused.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let refused = connect_probe(addr.into()).unwrap_err();
+        assert!(matches!(refused, ProbeError::Connect(_)), "{refused:?}");
+        assert!(
+            refused.to_string().starts_with("cannot connect: "),
+            "{refused}"
+        );
+        // A listen queue that stays full: SYNs dropped, the connect
+        // ends at its timeout.
+        socket.listen(0).unwrap();
+        let _filler = std::net::TcpStream::connect(addr).unwrap();
+        assert!(connect_probe(addr.into()).is_err());
+    }
+
+    #[test]
+    fn a_connect_probe_of_a_unix_target_connects_to_its_socket() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let missing = connect_probe(Endpoint::Unix(path.clone())).unwrap_err();
+        assert!(matches!(missing, ProbeError::Connect(_)), "{missing:?}");
+        let listener = UnixListener::bind(&path).unwrap();
+        assert!(connect_probe(Endpoint::Unix(path.clone())).is_ok());
+        // Left behind by a backend that died: refused.
+        drop(listener);
+        assert!(connect_probe(Endpoint::Unix(path)).is_err());
+    }
+
+    #[test]
+    fn a_failed_connect_probe_is_logged_as_one() {
+        assert_eq!(ProbeKind::Connect.to_string(), "by connect");
+        assert_eq!(ProbeKind::Get("/up".into()).to_string(), "/up");
+        // Counted as a GET's failures are.
+        let h = health(0, 10);
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            ..probing(2, 2)
+        };
+        let now = Instant::now();
+        let refused = || Err(ProbeError::Connect(io::ErrorKind::ConnectionRefused.into()));
+        h.probed(0, now, &settings, refused());
+        assert!(h.usable(now));
+        h.probed(0, now, &settings, refused());
+        assert!(!h.usable(now));
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
     }
 
     #[test]

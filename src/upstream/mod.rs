@@ -23,7 +23,7 @@ use crate::http::BufConn;
 use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
 use balancer::{Balancer, Context, Peers};
-use health::{Active, Checker, Health, Passive, Probe};
+use health::{Active, Checker, Health, Passive, Probe, ProbeKind};
 use idle::IdleConns;
 pub use slots::InFlight;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
@@ -608,17 +608,24 @@ impl Upstreams {
             .collect()
     }
 
-    /// Starts the active health checker, when `health_check_path` is set.
+    /// Starts the active health checker, when `health_check_path` is set
+    /// (a `GET`) or `health_check_tcp` is on (a connect alone). Both set,
+    /// which only a `Config` built by hand can be (the loader refuses it):
+    /// the `GET`, which connects too.
     pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
-        let Some(path) = &config.health_check_path else {
-            // Off, perhaps since a reload: nothing is held down by them.
-            for target in &self.targets {
-                target.health.checks_off();
+        let kind = match &config.health_check_path {
+            Some(path) => ProbeKind::Get(path.clone()),
+            None if config.health_check_tcp => ProbeKind::Connect,
+            None => {
+                // Off, perhaps since a reload: nothing is held down by them.
+                for target in &self.targets {
+                    target.health.checks_off();
+                }
+                return Ok(None);
             }
-            return Ok(None);
         };
         let settings = Active {
-            path: path.clone(),
+            kind,
             // A backend that needs the Host `request_header.Host` gives it
             // (a virtual host) likely answers a probe without it 400 or
             // 404: the probes send it too, unless told otherwise.
