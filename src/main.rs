@@ -396,6 +396,9 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             continue;
         }
         let rewrite = match route.rewrite() {
+            Some(to) if route.rewrites_cookie_paths() => {
+                format!(", its prefix rewritten to {to}, and back in cookie paths")
+            }
             Some(to) => format!(", its prefix rewritten to {to}"),
             None => String::new(),
         };

@@ -56,6 +56,9 @@ pub struct Route {
     /// With `rewrite=`: what replaces the matched prefix of the path a
     /// backend is sent.
     rewrite: Option<Box<str>>,
+    /// With `rewrite=` and `cookie_paths`: the `Path` of a backend's
+    /// cookies goes back under the route's prefix too.
+    cookie_paths: bool,
     /// A route that answers itself instead, with a redirect or a fixed
     /// response (its `pool` is then `targets`', whose settings the answer
     /// takes).
@@ -160,9 +163,30 @@ impl Route {
             path,
             pool,
             rewrite: rewrite.map(Into::into),
+            cookie_paths: false,
             answer: None,
             condition: None,
         })
+    }
+
+    /// This route (with `rewrite=`), its backends' cookie paths put back
+    /// under its prefix too (see [`Route::set_cookie_back`]).
+    pub fn with_cookie_paths(self) -> Result<Route, String> {
+        if self.rewrite.is_none() {
+            return Err(
+                "cookie_paths puts cookie paths back from under rewrite=: it needs rewrite=".into(),
+            );
+        }
+        Ok(Route {
+            cookie_paths: true,
+            ..self
+        })
+    }
+
+    /// Whether the backends' cookie paths are put back under the route's
+    /// prefix (`cookie_paths`).
+    pub fn rewrites_cookie_paths(&self) -> bool {
+        self.cookie_paths
     }
 
     /// A route (`spec` as for [`Route::parse`]) that answers `status` with
@@ -199,6 +223,7 @@ impl Route {
             path,
             pool: 0,
             rewrite: None,
+            cookie_paths: false,
             answer: Some(Answer::Redirect(Redirect {
                 status,
                 to: to.into(),
@@ -267,6 +292,7 @@ impl Route {
             path,
             pool: 0,
             rewrite: None,
+            cookie_paths: false,
             answer: Some(Answer::Return(Return { status, text })),
             condition: None,
         })
@@ -366,7 +392,7 @@ impl Route {
     /// empty or does not start with `/` stands for the request's own
     /// directory (§5.2.4), which is the client's URL already: left alone.
     pub fn set_cookie_back(&self, field: &[u8]) -> Option<Vec<u8>> {
-        let rewrite = self.rewrite.as_deref()?;
+        let rewrite = self.rewrite.as_deref().filter(|_| self.cookie_paths)?;
         let mut back: Option<Vec<u8>> = None;
         // Where the field's bytes not yet copied to `back` begin.
         let mut copied = 0;
@@ -374,14 +400,22 @@ impl Route {
             let Ok(path) = std::str::from_utf8(&field[span.clone()]) else {
                 continue;
             };
-            if !path.starts_with('/') {
+            // A `?` is part of a cookie's path (no query), and such a
+            // path matches no request: left alone.
+            if !path.starts_with('/') || path.contains('?') {
                 continue;
             }
             // The route's path holds no `;` (see `parse_spec`), which
             // would end the attribute and begin another.
-            let Some(path) = self.back_under_prefix(rewrite, path) else {
+            let Some(mut path) = self.back_under_prefix(rewrite, path) else {
                 continue;
             };
+            // The backend's root under a route without a trailing `/`
+            // (`route./shop`): `/shop/` would leave out `/shop` itself,
+            // which the route takes; `/shop` covers both, and no more.
+            if path.strip_prefix(&*self.path) == Some("/") && !self.path.ends_with('/') {
+                path.pop();
+            }
             let out = back.get_or_insert_with(|| Vec::with_capacity(field.len() + self.path.len()));
             out.extend_from_slice(&field[copied..span.start]);
             out.extend_from_slice(path.as_bytes());
@@ -1059,10 +1093,10 @@ mod tests {
     fn a_backend_s_cookie_paths_go_back_under_the_route_s_prefix() {
         let back = |spec: &str, to: &str, field: &[u8]| {
             let route = Route::parse(spec, 1, Some(to)).unwrap();
-            let back = route.set_cookie_back(field);
+            let back = route.with_cookie_paths().unwrap().set_cookie_back(field);
             back.map(|b| String::from_utf8_lossy(&b).into_owned())
         };
-        let cases: [(&str, &str, &str, Option<&str>); 30] = [
+        let cases: [(&str, &str, &str, Option<&str>); 32] = [
             // nginx's `proxy_cookie_path / /app/`.
             (
                 "/app/",
@@ -1071,7 +1105,12 @@ mod tests {
                 Some("sid=1; Path=/app/account"),
             ),
             ("/app/", "/", "sid=1; Path=/", Some("sid=1; Path=/app/")),
-            ("/app", "/", "sid=1; Path=/", Some("sid=1; Path=/app/")),
+            // `/app` covers `/app` itself, which the route takes, and
+            // what is under it; `/app/` would leave the first out.
+            ("/app", "/", "sid=1; Path=/", Some("sid=1; Path=/app")),
+            ("/api", "/v2/", "s=1; Path=/v2/", Some("s=1; Path=/api")),
+            // A `?` is no query in a cookie's path.
+            ("/api/", "/v2/", "s=1; Path=/v2/x?y", None),
             (
                 "/app",
                 "/",
@@ -1151,10 +1190,15 @@ mod tests {
         }
         // Bytes that are not UTF-8 elsewhere in the field stay as they came.
         let route = Route::parse("/app/", 1, Some("/")).unwrap();
+        let route = route.with_cookie_paths().unwrap();
         let got = route.set_cookie_back(b"a=\xff; Path=/x; b=\xfe");
         assert_eq!(got.as_deref(), Some(&b"a=\xff; Path=/app/x; b=\xfe"[..]));
         let plain = Route::parse("/app/", 1, None).unwrap();
         assert_eq!(plain.set_cookie_back(b"sid=1; Path=/"), None);
+        assert!(plain.with_cookie_paths().is_err());
+        // Only when asked for, as nginx's `proxy_cookie_path`.
+        let unasked = Route::parse("/app/", 1, Some("/")).unwrap();
+        assert_eq!(unasked.set_cookie_back(b"sid=1; Path=/"), None);
     }
 
     #[test]

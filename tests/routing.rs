@@ -1402,8 +1402,9 @@ fn a_backend_s_cookie_paths_go_back_under_the_route_s_prefix() {
             "targets = {}\n\
              pool.app = {}\n\
              pool.app.sticky_cookie = srv\n\
-             route./app/ = app rewrite=/\n\
-             route./api/ = app rewrite=/v2/\n\
+             route./app/ = app rewrite=/ cookie_paths\n\
+             route./api/ = app rewrite=/v2/ cookie_paths\n\
+             route./bare/ = app rewrite=/\n\
              route./plain/ = app\n",
             main.addr, app.addr
         )),
@@ -1444,23 +1445,27 @@ fn a_backend_s_cookie_paths_go_back_under_the_route_s_prefix() {
         "{}",
         r.head.raw
     );
-    // Without `rewrite=`, the backend's paths are the client's.
-    let r = proxy.get_on("site.test", "/plain/x", &[]);
-    assert_eq!(
-        cookies(&r),
-        [
-            "sid=1; Path=/account; HttpOnly",
-            "theme=dark; path=/",
-            "plain=1",
-            "v2=1; Secure; Path = /v2/x ; SameSite=Lax",
-            "far=1; Path=\"/quoted\"",
-            &sticky(&r),
-        ],
-        "{}",
-        r.head.raw
-    );
+    // Without `cookie_paths`, or without `rewrite=`, the backend's paths
+    // are the client's.
+    let sent_as_they_came = |r: &Response| {
+        assert_eq!(
+            cookies(r),
+            [
+                "sid=1; Path=/account; HttpOnly",
+                "theme=dark; path=/",
+                "plain=1",
+                "v2=1; Secure; Path = /v2/x ; SameSite=Lax",
+                "far=1; Path=\"/quoted\"",
+                &sticky(r),
+            ],
+            "{}",
+            r.head.raw
+        );
+    };
+    sent_as_they_came(&proxy.get_on("site.test", "/bare/account", &[]));
+    sent_as_they_came(&proxy.get_on("site.test", "/plain/x", &[]));
     let paths: Vec<String> = app.seen().iter().map(|s| s.path().to_string()).collect();
-    assert_eq!(paths, ["/account", "/v2/x", "/plain/x"]);
+    assert_eq!(paths, ["/account", "/v2/x", "/account", "/plain/x"]);
     assert_eq!(main.requests(), 0);
 }
 
@@ -1496,7 +1501,7 @@ fn a_stored_answer_s_cookies_are_rewritten_for_the_client_and_never_stored() {
         "targets = {}\n\
          pool.app = {}\n\
          cache_ignore_headers = Set-Cookie\n\
-         route./app/ = app rewrite=/\n",
+         route./app/ = app rewrite=/ cookie_paths\n",
         main.addr, app.addr
     )));
     let proxy = start_proxy(&[], |c| {

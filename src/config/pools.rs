@@ -682,7 +682,7 @@ fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
-/// `route.<spec> = <pool> [rewrite=<path>]`, `words` being what comes
+/// `route.<spec> = <pool> [rewrite=<path> [cookie_paths]]`, `words` being what comes
 /// after the pool's name.
 fn pool_route<'a>(
     spec: &str,
@@ -708,21 +708,27 @@ fn pool_route<'a>(
             }
         },
     };
-    let mut rewrite = None;
+    let (mut rewrite, mut cookie_paths) = (None, false);
     for option in words {
-        match option.strip_prefix("rewrite=") {
-            Some(_) if rewrite.is_some() => return Err("rewrite= given twice".into()),
-            Some(path) => rewrite = Some(path),
-            None => {
+        match (option.strip_prefix("rewrite="), option) {
+            (Some(_), _) if rewrite.is_some() => return Err("rewrite= given twice".into()),
+            (Some(path), _) => rewrite = Some(path),
+            (None, "cookie_paths") if cookie_paths => return Err("cookie_paths given twice".into()),
+            (None, "cookie_paths") => cookie_paths = true,
+            (None, _) => {
                 return Err(format!(
-                    "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/` or \
-                     `redirect <status> <to>`)",
+                    "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/ \
+                     [cookie_paths]` or `redirect <status> <to>`)",
                     option.escape_debug()
                 ))
             }
         }
     }
-    Route::parse(spec, index, rewrite)
+    let route = Route::parse(spec, index, rewrite)?;
+    match cookie_paths {
+        true => route.with_cookie_paths(),
+        false => Ok(route),
+    }
 }
 
 /// `route.<spec> = redirect <status> <to>`, `words` being what comes
@@ -978,6 +984,11 @@ route.static.example = static
             ("route.x.example =", "route.x.example: needs the pool"),
             ("route.x.example = api strip", "unknown option `strip`"),
             ("route./v2/ = api rewrite=/a rewrite=/b", "rewrite= given twice"),
+            ("route./v2/ = api cookie_paths", "it needs rewrite="),
+            (
+                "route./v2/ = api rewrite=/ cookie_paths cookie_paths",
+                "cookie_paths given twice",
+            ),
             ("route./v2/ = api rewrite=v1", "rewrite=v1: a path that starts with one `/`"),
             ("route.x.example:80 = api", "is no host"),
             ("route./a/../b/ = api", "a `.` or `..` segment"),
