@@ -522,7 +522,8 @@ fn prepare_request(
     // on each attempt (see `upstream_request`). Never one the proxy
     // writes below (the configuration refuses those names), and after
     // what the cache and the log read: they see the request as the
-    // client sent it.
+    // client sent it (but for an edited `Authorization`, which
+    // `exchange` takes out before the cache reads the request).
     let edits = &shared.pool_config(client.route).request_headers;
     let host_set = !edits.is_empty() && {
         edits.remove_read_alike_from(&mut head.headers);
