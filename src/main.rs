@@ -363,7 +363,7 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             settings.balance.name(),
             match &settings.health_check_path {
                 Some(path) => format!(", health_check_path {}", config::printable(path)),
-                None if settings.health_check_tcp => ", health_check tcp".to_string(),
+                None if settings.health_check_tcp => ", health_check_tcp".to_string(),
                 None => String::new(),
             }
         )?;

@@ -678,7 +678,7 @@ fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
     assert_eq!(code, Some(0), "stderr: {stderr}");
     for line in [
         "pool.api.health_check_tcp = true",
-        "# pool api: balance round_robin, health_check tcp\n",
+        "# pool api: balance round_robin, health_check_tcp\n",
         "# pool web: balance round_robin, health_check_path /up\n",
     ] {
         assert!(stdout.contains(line), "no {line:?} in {stdout}");

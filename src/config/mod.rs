@@ -1049,12 +1049,20 @@ impl Loader {
             .as_ref()
             .filter(|_| config.health_check_tcp)
         {
+            // Where the path came from, when not from the file line the
+            // message points at (an environment variable, a flag).
+            let from = match (scope, &self.settings["health_check_path"].origin) {
+                (Scope::Top, origin @ (Origin::Env(_) | Origin::Flag(_))) => {
+                    format!(", from {origin}")
+                }
+                _ => String::new(),
+            };
             return Err(self.refused_in(
                 scope,
                 "health_check_tcp",
                 format!(
-                    "is true, but health_check_path is set too ({}): a target is probed one \
-                     way; keep health_check_path for GET probes (which connect first), or \
+                    "is true, but health_check_path is set too ({}{from}): a target is probed \
+                     one way; keep health_check_path for GET probes (which connect first), or \
                      empty it to probe by connecting alone",
                     printable(path)
                 ),
@@ -2604,6 +2612,19 @@ mod tests {
             "proxy.conf:4: health_check_tcp: is true, but health_check_path is set too (/up): \
              a target is probed one way; keep health_check_path for GET probes (which connect \
              first), or empty it to probe by connecting alone"
+        );
+        // A path from the environment is named as such.
+        let mut l = Loader::new();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nhealth_check_tcp = true\n",
+        )
+        .unwrap();
+        l.env([("INVERSO_HEALTH_CHECK_PATH".to_string(), "/up".to_string())]);
+        let e = l.build().unwrap_err().to_string();
+        assert!(
+            e.contains("(/up, from environment INVERSO_HEALTH_CHECK_PATH)"),
+            "{e}"
         );
         // An empty path is no GET probe.
         let c = build("targets = 127.0.0.1:1\nhealth_check_path =\nhealth_check_tcp = true\n");

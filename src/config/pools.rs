@@ -559,14 +559,12 @@ impl Loader {
         // has: its own `health_check_tcp = true` under a top-level
         // health_check_path checks its targets by connecting alone, and
         // its own health_check_path under a top-level `health_check_tcp`
-        // with GETs. Both set for the pool are refused below.
+        // with GETs, or, empty, with none (as under a top-level path).
+        // Both set for the pool are refused below.
         if sets("health_check_tcp") && config.health_check_tcp && !sets("health_check_path") {
             config.health_check_path = None;
         }
-        if sets("health_check_path")
-            && config.health_check_path.is_some()
-            && !sets("health_check_tcp")
-        {
+        if sets("health_check_path") && !sets("health_check_tcp") {
             config.health_check_tcp = false;
         }
         if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
@@ -919,6 +917,12 @@ route.static.example = static
              pool.a.health_check_tcp = false\n"
         ));
         assert_eq!(each[0], (None, false));
+        // So does an empty path of its own, as under a top-level path.
+        let (_, each) = kinds(&format!(
+            "targets = 127.0.0.1:9001\nhealth_check_tcp = true\n{pools}\
+             pool.a.health_check_path =\n"
+        ));
+        assert_eq!(each, vec![(None, false), tcp.clone()]);
         // Both set for one pool: refused there, with the pool's line.
         let e = refused(&format!(
             "targets = 127.0.0.1:9001\n{pools}pool.a.health_check_tcp = true\n\

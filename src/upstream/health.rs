@@ -306,20 +306,36 @@ impl Health {
             Ok(()) => {
                 streak.bad = 0;
                 streak.good = streak.good.saturating_add(1);
+                let passive_out = state.down_until.is_some_and(|u| now < u);
                 if streak.good >= settings.rise && (state.active_down || streak.rise_pending) {
                     streak.rise_pending = false;
-                    // Back now only if still out: a passive mark that
-                    // already ended brought it back when it did.
-                    let out = state.active_down || state.down_until.is_some_and(|u| now < u);
-                    if out {
-                        state.back_since = Some(now);
+                    match settings.kind {
+                        // A `GET` answered as asked outweighs older
+                        // passive failures.
+                        ProbeKind::Get(_) => {
+                            // Back now only if still out: a passive mark
+                            // that already ended brought it back when it did.
+                            if state.active_down || passive_out {
+                                state.back_since = Some(now);
+                            }
+                            state.active_down = false;
+                            state.down_until = None;
+                            state.fails = 0;
+                            state.window_start = None;
+                            state.announce_up(&self.name(), "");
+                        }
+                        // A connection accepted says nothing of the
+                        // requests that failed (a backend that resets
+                        // each one accepts): it ends the checks' own mark
+                        // alone, and a passive one runs to fail_timeout.
+                        ProbeKind::Connect => {
+                            if state.active_down && !passive_out {
+                                state.back_since = Some(now);
+                                state.announce_up(&self.name(), "");
+                            }
+                            state.active_down = false;
+                        }
                     }
-                    // Checks passing outweigh older passive failures.
-                    state.active_down = false;
-                    state.down_until = None;
-                    state.fails = 0;
-                    state.window_start = None;
-                    state.announce_up(&self.name(), "");
                 }
             }
             Err(reason) => {
@@ -564,7 +580,9 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
             }
         })?;
     let path = match &settings.kind {
-        // Dropped here: closed without waiting for anything (no linger).
+        // Dropped here: a plain close, nothing waited for (the proxy's
+        // side keeps a TIME_WAIT a minute, one per probe: a dozen per
+        // target at the default interval).
         ProbeKind::Connect => return Ok(()),
         ProbeKind::Get(path) => path,
     };
@@ -1207,6 +1225,29 @@ mod tests {
         assert!(!h.usable(now));
         let settings = probing(1, 1);
         h.probed(0, now, &settings, Err(ProbeError::Status(500)));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn connects_accepted_end_the_checks_mark_but_not_a_passive_one() {
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            ..probing(1, 1)
+        };
+        // Out for its requests: connects go on being accepted (a backend
+        // that resets every request does), and it stays out.
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.failed(now, "reset");
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(!h.usable(now));
+        assert!(h.usable(now + Duration::from_secs(3600)));
+        // Out for its connects: back once one is accepted.
+        let h = health(1, 3600);
+        h.probed(0, now, &settings, Err(ProbeError::Status(500)));
+        assert!(!h.usable(now));
         h.probed(0, now, &settings, Ok(()));
         assert!(h.usable(now));
     }
