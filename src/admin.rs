@@ -1381,7 +1381,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         return out;
     };
     let s = &cache.stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     labeled_counter(
         &mut out,
         ("inverso_cache_requests_total", "result"),
