@@ -50,6 +50,16 @@ impl Cidr {
         ip.is_ipv4() == self.network.is_ipv4() && self.masked(ip) == bits_of(self.network)
     }
 
+    /// Whether an address is in both blocks (one holds the other).
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+
+    /// Whether the block holds every address of its family (`0.0.0.0/0`).
+    pub fn is_everything(&self) -> bool {
+        self.prefix == 0
+    }
+
     fn masked(&self, ip: IpAddr) -> u128 {
         let width = if ip.is_ipv4() { 32 } else { 128 };
         let host_bits = u32::from(width - self.prefix);

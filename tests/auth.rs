@@ -434,4 +434,20 @@ fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
     let (code, _, stderr) = inverso_check(&text, "warn");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("differ in kind or cost"), "{stderr}");
+    assert!(!stderr.contains("auth_basic_except_from"), "{stderr}");
+    // Spared blocks that spare more than they seem to: warned of.
+    for (more, says) in [
+        (
+            "auth_basic_except_from = 0.0.0.0/0\n",
+            "spares every client",
+        ),
+        (
+            "real_ip_from = 10.0.0.1\nauth_basic_except_from = 10.0.0.0/8\n",
+            "shares addresses with real_ip_from (10.0.0.1/32)",
+        ),
+    ] {
+        let (code, _, stderr) = inverso_check(&format!("{text}{more}"), "warn");
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.contains(says), "{more}: {stderr}");
+    }
 }

@@ -985,8 +985,32 @@ impl Loader {
                     "is set, but auth_basic is off: nobody signs in to be spared it".into(),
                 ))
             }
+            (Some(_), _) if self.sets(scope, "auth_basic_except_from") => {
+                self.warn_of_spared(config, scope);
+                Ok(())
+            }
             _ => Ok(()),
         }
+    }
+
+    /// Spared blocks that likely spare more than meant: every address,
+    /// or a trusted proxy's own (its requests that name no client, a
+    /// health check, are judged on its address).
+    fn warn_of_spared(&self, config: &Config, scope: Scope<'_>) {
+        let spared = &config.auth_basic_except_from;
+        let why = if spared.iter().any(Cidr::is_everything) {
+            "spares every client of an address family: nobody of it is asked to sign in".into()
+        } else if let Some(proxy) = (config.real_ip_from.iter())
+            .find(|proxy| spared.iter().any(|block| block.overlaps(proxy)))
+        {
+            format!(
+                "shares addresses with real_ip_from ({proxy}): a request from that proxy \
+                 that names no client (its own health check, say) is spared the sign-in"
+            )
+        } else {
+            return;
+        };
+        log::warn!("{}", self.refused_in(scope, "auth_basic_except_from", why));
     }
 
     /// `redirect_to_https_except` means nothing without the redirect. The
