@@ -1056,23 +1056,30 @@ fn reloads_neither_restart_the_checks_count_nor_probe_at_once() {
 }
 
 #[test]
-fn a_reload_that_turns_checks_off_lets_go_of_the_targets_they_held_down() {
-    let a = Killable::start("a");
-    let b = Killable::start("b");
-    b.healthy.store(false, Ordering::SeqCst);
-    let proxy = start_proxy(&[a.addr, b.addr], checks);
-    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
-    assert!((0..6).all(|_| get(&proxy, "/").1 == "a"));
-    // The same passive settings, no active checks.
-    let next = reloaded(&[a.addr, b.addr], |c| {
-        checks(c);
-        c.health_check_path = None;
-    });
-    proxy.handle().control().reload(next).unwrap();
-    assert!(
-        wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
-        "b still held down by checks that are off"
-    );
+fn a_reload_that_turns_get_checks_off_or_to_connects_lets_go_of_the_targets_they_held_down() {
+    // Off, or checks by connecting (which b, answering its GET 503,
+    // passes): b comes back by the checks, not by a passive mark's end,
+    // which is an hour away.
+    for tcp in [false, true] {
+        let a = Killable::start("a");
+        let b = Killable::start("b");
+        b.healthy.store(false, Ordering::SeqCst);
+        let proxy = start_proxy(&[a.addr, b.addr], checks);
+        // fall = 2: once a third probe has arrived, two have failed.
+        assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
+        assert!((0..6).all(|_| get(&proxy, "/").1 == "a"));
+        // The same passive settings.
+        let next = reloaded(&[a.addr, b.addr], |c| {
+            checks(c);
+            c.health_check_path = None;
+            c.health_check_tcp = tcp;
+        });
+        proxy.handle().control().reload(next).unwrap();
+        assert!(
+            wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
+            "tcp {tcp}: b still held down"
+        );
+    }
 }
 
 // ---------------------------------------------------- checks by connecting
@@ -1214,29 +1221,6 @@ fn a_pool_checks_its_targets_by_connecting_and_the_top_level_is_not_checked() {
     // targets sets no check: never connected to but by a request.
     assert_eq!(main.connections(), 0);
     assert_eq!(get(&proxy, "/"), (200, "main".to_string()));
-}
-
-#[test]
-fn a_reload_from_get_probes_to_tcp_checks_brings_back_a_target_that_only_failed_the_get() {
-    let a = Killable::start("a");
-    let b = Killable::start("b");
-    b.healthy.store(false, Ordering::SeqCst);
-    let proxy = start_proxy(&[a.addr, b.addr], checks);
-    // fall = 2: once a third probe has arrived, two have failed.
-    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 3));
-    assert!((0..6).all(|_| get(&proxy, "/").1 == "a"));
-    let next = reloaded(&[a.addr, b.addr], |c| {
-        checks(c);
-        c.health_check_path = None;
-        c.health_check_tcp = true;
-    });
-    proxy.handle().control().reload(next).unwrap();
-    // b still answers its GET 503, but it accepts: `rise` connects later
-    // it is back (the checks, not a passive mark's end: that is an hour).
-    assert!(
-        wait_until(WAIT_LIMIT, || get(&proxy, "/").1 == "b"),
-        "b still held down"
-    );
 }
 
 #[test]
