@@ -1013,6 +1013,7 @@ route.static.example = static
             ("route./api/ if cookie canary 1 = default\nroute./api/ if not cookie canary 1 = api", ""),
             ("route./api/ if not cookie a = default\nroute./api/ if not  cookie a = api", "proxy.conf:5: route./api/ if not  cookie a: a second route for /api/ if not cookie a (first set on line 4)"),
             ("route./api/ if not method PUT,POST = api\nroute./api/ if not method POST,PUT = default", "a second route for /api/ if not method POST,PUT"),
+            ("route./api/ if cookie b and not cookie a = api\nroute./api/ if not cookie a and cookie b = default", "a second route for /api/ if cookie b and not cookie a"),
             ("route./admin/ if not client 10.0.0.0/8 = return 403", ""),
             ("route./api/ if not not cookie a = api", "proxy.conf:4: route./api/ if not not cookie a: `if not not cookie a`: `not` is written once"),
             ("route./api/ if not = api", "`if not`: `not` needs the condition it negates"),

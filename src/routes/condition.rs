@@ -101,7 +101,12 @@ impl Condition {
             let each = parts
                 .iter()
                 .map(|part| Condition::parse_one(&part.join(" ")));
-            return Ok(Condition::All(each.collect::<Result<_, _>>()?));
+            let mut each: Vec<Condition> = each.collect::<Result<_, _>>()?;
+            // In one order whatever order they were written in (all must
+            // hold either way), so that the same conditions written
+            // another way are seen as the same route's.
+            each.sort_by_cached_key(Condition::to_string);
+            return Ok(Condition::All(each.into()));
         }
         Condition::parse_one(text)
     }
