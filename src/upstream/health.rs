@@ -309,32 +309,26 @@ impl Health {
                 let passive_out = state.down_until.is_some_and(|u| now < u);
                 if streak.good >= settings.rise && (state.active_down || streak.rise_pending) {
                     streak.rise_pending = false;
-                    match settings.kind {
-                        // A `GET` answered as asked outweighs older
-                        // passive failures.
-                        ProbeKind::Get(_) => {
-                            // Back now only if still out: a passive mark
-                            // that already ended brought it back when it did.
-                            if state.active_down || passive_out {
-                                state.back_since = Some(now);
-                            }
-                            state.active_down = false;
-                            state.down_until = None;
-                            state.fails = 0;
-                            state.window_start = None;
-                            state.announce_up(&self.name(), "");
-                        }
-                        // A connection accepted says nothing of the
-                        // requests that failed (a backend that resets
-                        // each one accepts): it ends the checks' own mark
-                        // alone, and a passive one runs to fail_timeout.
-                        ProbeKind::Connect => {
-                            if state.active_down && !passive_out {
-                                state.back_since = Some(now);
-                                state.announce_up(&self.name(), "");
-                            }
-                            state.active_down = false;
-                        }
+                    // A `GET` answered as asked outweighs older passive
+                    // failures; a connection accepted says nothing of the
+                    // requests that failed (a backend that resets each
+                    // one accepts): it ends the checks' own mark alone,
+                    // and a passive one runs to fail_timeout.
+                    let clears_passive = matches!(settings.kind, ProbeKind::Get(_));
+                    let still_out = passive_out && !clears_passive;
+                    // Back now only if out until now: a passive mark that
+                    // already ended brought it back when it did.
+                    if (state.active_down || passive_out) && !still_out {
+                        state.back_since = Some(now);
+                    }
+                    state.active_down = false;
+                    if clears_passive {
+                        state.down_until = None;
+                        state.fails = 0;
+                        state.window_start = None;
+                    }
+                    if !still_out {
+                        state.announce_up(&self.name(), "");
                     }
                 }
             }
