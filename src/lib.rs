@@ -12,6 +12,7 @@
 //!   looked up again (`resolve_interval`).
 //! - `cache`: the LRU store and its snapshot file.
 //! - `error_pages`: the operator's bodies for the proxy's own error answers.
+//! - `files`: files served from a directory (`route./static/ = files /srv/www`).
 //! - `gzip`: responses compressed for the clients that take it (`gzip`).
 //! - `patterns`: name lists with `*` prefixes, as several settings write them.
 //! - `access_log`: request records to one writer thread, stdout and a file; the
@@ -40,6 +41,7 @@ pub mod config;
 pub mod demo;
 pub mod digits;
 pub mod error_pages;
+pub mod files;
 pub mod gzip;
 pub mod http;
 pub mod https_redirect;

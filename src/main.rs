@@ -395,6 +395,19 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             writeln!(out, "# route {route} -> return {}{text}", answer.status)?;
             continue;
         }
+        if let Some((files, fallback)) = route.files() {
+            let max_age = match files.max_age() {
+                Some(age) => format!(", max-age {}s", age.as_secs()),
+                None => String::new(),
+            };
+            let rest = match fallback {
+                true => format!(", the rest to {pool}"),
+                false => String::new(),
+            };
+            let dir = files.root().display();
+            writeln!(out, "# route {route} -> files in {dir}{max_age}{rest}")?;
+            continue;
+        }
         let rewrite = match route.rewrite() {
             Some(to) if route.rewrites_cookie_paths() => {
                 format!(", its prefix rewritten to {to}, and back in cookie paths")

@@ -19,10 +19,12 @@
 //! no spelling slips a request past the route meant for it.
 
 use crate::cache::policy::push_path;
+use crate::files::Files;
 use crate::http::head::push_host_name;
 use crate::http::headers::set_cookie_paths;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 mod condition;
 pub use condition::{Asked, Condition, Lookup};
@@ -66,6 +68,17 @@ pub struct Route {
     /// `if <condition>`: what else a request must carry for the route to
     /// take it.
     condition: Option<Condition>,
+    /// `files <dir>`: the files under the route's prefix are served from
+    /// `dir` (and with `fallback=`, what is not there goes to `pool`).
+    files: Option<FilesRoute>,
+}
+
+/// A `files` route's directory, and whether a missing file goes to the
+/// route's pool.
+#[derive(Clone, Debug)]
+struct FilesRoute {
+    files: Arc<Files>,
+    fallback: bool,
 }
 
 /// What a route that sends to no pool answers.
@@ -166,7 +179,54 @@ impl Route {
             cookie_paths: false,
             answer: None,
             condition: None,
+            files: None,
         })
+    }
+
+    /// The route for `spec` that serves the files of `files` under its
+    /// prefix; with `fallback`, a request for one that is not there (or
+    /// with another method than GET or HEAD) goes to the pool of that
+    /// index (nginx's `try_files $uri $uri/ @app`).
+    pub fn serving_files(
+        spec: &str,
+        files: Arc<Files>,
+        fallback: Option<usize>,
+    ) -> Result<Route, String> {
+        let (host, path) = parse_spec(spec)?;
+        Ok(Route {
+            host,
+            path,
+            pool: fallback.unwrap_or(0),
+            rewrite: None,
+            cookie_paths: false,
+            answer: None,
+            condition: None,
+            files: Some(FilesRoute {
+                files,
+                fallback: fallback.is_some(),
+            }),
+        })
+    }
+
+    /// For a `files` route: its directory, and whether what is not there
+    /// goes to its pool.
+    pub fn files(&self) -> Option<(&Files, bool)> {
+        (self.files.as_ref()).map(|f| (&*f.files, f.fallback))
+    }
+
+    /// For a `files` route: the part of `path` (a request's, without its
+    /// query, as sent) below the route's prefix, as
+    /// [`Files::find`] reads it: starting with `/`, or empty when the
+    /// path is the prefix of a route without a trailing `/` (`/static`
+    /// under `route./static`: a directory asked for without its `/`).
+    pub fn path_under(&self, path: &str) -> String {
+        let path = routing_path(path);
+        // The route matched, so the path starts with its prefix.
+        let rest = path.strip_prefix(&*self.path).unwrap_or_default();
+        match self.path.ends_with('/') {
+            true => format!("/{rest}"),
+            false => rest.to_string(),
+        }
     }
 
     /// This route (with `rewrite=`), its backends' cookie paths put back
@@ -229,6 +289,7 @@ impl Route {
                 to: to.into(),
             })),
             condition: None,
+            files: None,
         };
         // `/old/` to `/old/new/` (or to `/old`) would send its clients
         // round until 414: where a path under the route is sent, it is
@@ -295,6 +356,7 @@ impl Route {
             cookie_paths: false,
             answer: Some(Answer::Return(Return { status, text })),
             condition: None,
+            files: None,
         })
     }
 
@@ -314,10 +376,10 @@ impl Route {
         }
     }
 
-    /// Whether the route answers itself (a redirect, a `return`),
-    /// sending to no pool.
+    /// Whether the route answers itself (a redirect, a `return`, files
+    /// without `fallback=`), sending to no pool.
     pub fn answers_itself(&self) -> bool {
-        self.answer.is_some()
+        self.answer.is_some() || self.files.as_ref().is_some_and(|f| !f.fallback)
     }
 
     /// The route, taking only the requests that meet `condition`.

@@ -7,9 +7,11 @@
 
 use super::keys::{find_key, Apply};
 use super::{
-    nearest, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin, Setting,
+    nearest, parse_duration, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin,
+    Setting,
 };
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
+use crate::files::{Files, MAX_MAX_AGE};
 use crate::http::head::required_field;
 use crate::routes::{Condition, Route, Routes, MAX_ROUTES};
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ pub const DEFAULT_POOL: &str = "default";
 /// or `return <status> [<text>]`.
 const REDIRECT: &str = "redirect";
 const RETURN: &str = "return";
+const FILES: &str = "files";
 
 /// The keys a pool may set for itself: how its backends are chosen,
 /// checked, retried and waited for, who may send it what (nginx's
@@ -152,11 +155,11 @@ fn check_pool_name(name: &str) -> Result<(), String> {
              give this pool another name"
         ));
     }
-    if name == REDIRECT || name == RETURN {
+    if [REDIRECT, RETURN, FILES].contains(&name) {
         return Err(format!(
             "`pool.{name}`: `{name}` is what a route that answers itself says \
-             (`route./old/ = redirect 301 /new/`, `route./healthz = return 200 ok`); give \
-             this pool another name"
+             (`route./old/ = redirect 301 /new/`, `route./healthz = return 200 ok`, \
+             `route./static/ = files /srv/www`); give this pool another name"
         ));
     }
     Ok(())
@@ -642,6 +645,7 @@ impl Loader {
             let route = match pool {
                 REDIRECT => redirect_route(place, words),
                 RETURN => return_route(place, &setting.value),
+                FILES => files_route(place, words, pools),
                 pool => pool_route(place, pool, words, pools),
             };
             let mut route = route.map_err(refused)?;
@@ -688,24 +692,7 @@ fn pool_route<'a>(
     words: impl Iterator<Item = &'a str>,
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
-    let index = match pool {
-        DEFAULT_POOL => 0,
-        name => match pools.iter().position(|p| *p.name == *name) {
-            Some(i) => i + 1,
-            None => {
-                let names = pools.iter().map(|p| &*p.name).chain([DEFAULT_POOL]);
-                let hint = match nearest(name, names) {
-                    Some(near) => format!(" (did you mean `{near}`?)"),
-                    None => String::new(),
-                };
-                return Err(format!(
-                    "no pool is named `{}`{hint}; define it with `pool.{} = host:port, ...`",
-                    name.escape_debug(),
-                    name.escape_debug()
-                ));
-            }
-        },
-    };
+    let index = pool_index(pool, pools)?;
     let (mut rewrite, mut cookie_paths) = (None, false);
     for option in words {
         match (option.strip_prefix("rewrite="), option) {
@@ -729,6 +716,27 @@ fn pool_route<'a>(
     }
 }
 
+/// The index of the pool a route names: 0 for `targets`, then each
+/// `pool.<name>` in the order written.
+fn pool_index(name: &str, pools: &[PoolConfig]) -> Result<usize, String> {
+    if name == DEFAULT_POOL {
+        return Ok(0);
+    }
+    if let Some(i) = pools.iter().position(|p| *p.name == *name) {
+        return Ok(i + 1);
+    }
+    let names = pools.iter().map(|p| &*p.name).chain([DEFAULT_POOL]);
+    let hint = match nearest(name, names) {
+        Some(near) => format!(" (did you mean `{near}`?)"),
+        None => String::new(),
+    };
+    Err(format!(
+        "no pool is named `{}`{hint}; define it with `pool.{} = host:port, ...`",
+        name.escape_debug(),
+        name.escape_debug()
+    ))
+}
+
 /// `route.<spec> = redirect <status> <to>`, `words` being what comes
 /// after `redirect`.
 fn redirect_route<'a>(
@@ -741,6 +749,52 @@ fn redirect_route<'a>(
         return Err(usage.to_string());
     };
     Route::redirecting(spec, status_of(status, usage)?, to)
+}
+
+/// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>]`,
+/// `words` being what comes after `files`.
+fn files_route<'a>(
+    spec: &str,
+    mut words: impl Iterator<Item = &'a str>,
+    pools: &[PoolConfig],
+) -> Result<Route, String> {
+    let usage = "a route that serves files is `files <directory> [max_age=<duration>] \
+                 [fallback=<pool>]`, e.g. `files /srv/www/static max_age=1h`";
+    let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
+        return Err(usage.to_string());
+    };
+    let (mut max_age, mut fallback) = (None, None);
+    for option in words {
+        match option.split_once('=') {
+            Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
+            Some(("max_age", age)) => {
+                let age = parse_duration(age).map_err(|e| format!("max_age={age}: {e}"))?;
+                if age > MAX_MAX_AGE {
+                    return Err(format!(
+                        "max_age={}: at most a year (365d), as RFC 9111 asks of freshness",
+                        age.as_secs()
+                    ));
+                }
+                max_age = Some(age);
+            }
+            Some(("fallback", _)) if fallback.is_some() => {
+                return Err("fallback= given twice".into())
+            }
+            Some(("fallback", pool)) => fallback = Some(pool_index(pool, pools)?),
+            _ => {
+                return Err(format!(
+                    "unknown option `{}` ({usage})",
+                    option.escape_debug()
+                ))
+            }
+        }
+    }
+    let files = Files::open(dir).map_err(|e| format!("files {e}"))?;
+    let files = match max_age {
+        Some(age) => files.with_max_age(age),
+        None => files,
+    };
+    Route::serving_files(spec, Arc::new(files), fallback)
 }
 
 /// A status as a route writes it: three digits, no sign or padding.

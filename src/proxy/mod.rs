@@ -6,6 +6,7 @@
 mod cache_status;
 mod cached;
 mod client;
+mod files;
 mod origin;
 mod relay;
 mod tunnel;
@@ -726,6 +727,16 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             }
         }
     }
+    // `route./static/ = files /srv/www`: after the sign-in, so that files
+    // behind a password stay behind it; before the cache, which never
+    // holds them (the page cache does).
+    if let Some((route, files)) = route.and_then(|r| Some((r, r.files()?))) {
+        let target = head.path_and_query();
+        let under = route.path_under(target.split('?').next().unwrap_or_default());
+        if let Some(outcome) = files::serve(client, &head, body_kind, files, &under, shared) {
+            return (outcome, line);
+        }
+    }
     // A pool whose backends never get the client's credentials (its
     // `request_header.Authorization` removes them, or sets its own) gets
     // answers that cannot depend on them: the cache reads the request
@@ -1165,7 +1176,12 @@ pub fn own_response<'p>(
     // the proxy passes on every method but CONNECT and TRACE. So does the
     // only 200 the proxy answers itself: to an OPTIONS it is the last hop
     // of (see `forward`).
-    if matches!(status, 200 | 405) && text.is_none() {
+    // A `files` route's 405 gives its own (GET and HEAD).
+    let allow_given = (fields.split(|&b| b == b'\n')).any(|line| {
+        line.get(..6)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"allow:"))
+    });
+    if matches!(status, 200 | 405) && text.is_none() && !allow_given {
         head.headers
             .push("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
     }

@@ -1,0 +1,570 @@
+//! Files served from a directory (`route./static/ = files /srv/www`):
+//! nginx's `location /static/ { alias /srv/www/; }`, with its `index
+//! index.html`, `etag`, `if_modified_since` and byte ranges.
+//!
+//! The path under the route's prefix names a file under the directory.
+//! What could reach outside it is never opened: each segment is decoded
+//! and one that starts with `.` (`.`, `..`, `.git`, `.env`) or decodes to
+//! a `/` or a NUL names nothing, and the file found, symbolic links
+//! followed, must be under the directory's own real path. Only regular
+//! files are served, opened so that a FIFO or a device swapped in cannot
+//! block the thread.
+
+use crate::cache::policy::not_modified;
+use crate::http::date::{format_http_date, parse_http_date};
+use crate::http::range::{self, Ranged};
+use crate::http::{Headers, ResponseHead};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub mod mime;
+
+/// The file a directory's own path (`/static/`) is answered with.
+pub const INDEX: &str = "index.html";
+
+/// Longest `max_age=` a route may give: a year, as RFC 9111 §5.3 says of
+/// `Expires` ("SHOULD NOT ... more than one year in the future").
+pub const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The directory a `files` route serves.
+#[derive(Debug)]
+pub struct Files {
+    /// Its real path: what every file served must be under.
+    root: PathBuf,
+    /// `max_age=`: what `Cache-Control: max-age` tells clients and caches.
+    max_age: Option<Duration>,
+}
+
+/// Why a `files` route's directory cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("{0}: {1}")]
+    Unreadable(String, io::Error),
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+}
+
+/// What a request's path names under the directory.
+#[derive(Debug)]
+pub enum Found {
+    /// A regular file, opened.
+    File(Served),
+    /// A directory asked for without its trailing `/`: the client is sent
+    /// to it with one, so that the page's relative links work.
+    Directory,
+    /// Nothing the route serves: no such file, a name it refuses, a
+    /// directory without an index.
+    Missing,
+    /// The proxy may not read it.
+    Forbidden,
+    /// Opening it failed otherwise (too many open files).
+    Failed(io::Error),
+}
+
+/// A file about to be sent.
+#[derive(Debug)]
+pub struct Served {
+    pub file: File,
+    pub len: u64,
+    pub modified: SystemTime,
+    pub content_type: &'static str,
+}
+
+/// What to answer a GET or HEAD for a file found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 with the whole file, or 206 with bytes `start..start + len`;
+    /// `fields`, without `Content-Length`, are the head's.
+    Body {
+        status: u16,
+        start: u64,
+        len: u64,
+        fields: Headers,
+    },
+    /// 304 with these fields.
+    NotModified(Headers),
+    /// 412: `If-Match` or `If-Unmodified-Since` failed.
+    PreconditionFailed,
+    /// 416, with the file's length for `Content-Range: bytes */<len>`.
+    Unsatisfiable(u64),
+}
+
+impl Files {
+    /// The directory at `path`, checked at load: it must be one, and
+    /// readable.
+    pub fn open(path: &str) -> Result<Files, FilesError> {
+        let unreadable = |e| FilesError::Unreadable(path.to_string(), e);
+        let root = Path::new(path).canonicalize().map_err(unreadable)?;
+        if !root.metadata().map_err(unreadable)?.is_dir() {
+            return Err(FilesError::NotADirectory(path.to_string()));
+        }
+        std::fs::read_dir(&root).map_err(unreadable)?;
+        Ok(Files {
+            root,
+            max_age: None,
+        })
+    }
+
+    /// The same directory, answered with `Cache-Control: max-age`.
+    pub fn with_max_age(self, max_age: Duration) -> Files {
+        Files {
+            max_age: Some(max_age),
+            ..self
+        }
+    }
+
+    /// Its real path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// What `under` (the request's path below the route's prefix, as
+    /// sent: escapes and all, without the query; empty or starting with
+    /// `/`) names.
+    pub fn find(&self, under: &str) -> Found {
+        let Some(relative) = relative_path(under) else {
+            return Found::Missing;
+        };
+        let (file, meta, real) = match self.open_under(&self.root.join(&relative)) {
+            Ok(found) => found,
+            Err(found) => return found,
+        };
+        let (file, meta, name) = if meta.is_dir() {
+            // `/static` for the route `/static/`, or `/static/docs`:
+            // relative links in its index would go one level up.
+            if !under.ends_with('/') {
+                return Found::Directory;
+            }
+            match self.open_under(&real.join(INDEX)) {
+                Ok((file, meta, _)) if meta.is_file() => (file, meta, INDEX.as_bytes()),
+                Ok(_) => return Found::Missing,
+                Err(found) => return found,
+            }
+        } else if under.ends_with('/') {
+            // `/app.js/`: a file is no directory (as `ENOTDIR` says).
+            return Found::Missing;
+        } else {
+            // The type the request's name says (a link `latest` to
+            // `v2.tar.gz` is still `latest`), as nginx's.
+            let name = relative.file_name().map_or(&[][..], |n| n.as_bytes());
+            (file, meta, name)
+        };
+        if !meta.is_file() {
+            return Found::Missing;
+        }
+        Found::File(Served {
+            file,
+            len: meta.len(),
+            // Whole seconds: what `Last-Modified` can say, and what a
+            // client's `If-Modified-Since` is compared with.
+            modified: UNIX_EPOCH + Duration::from_secs(meta.mtime().max(0) as u64),
+            content_type: mime::content_type(name),
+        })
+    }
+
+    /// `path` opened, its metadata and its real path, when its real path
+    /// is under the directory's.
+    fn open_under(&self, path: &Path) -> Result<(File, std::fs::Metadata, PathBuf), Found> {
+        let real = path.canonicalize().map_err(|e| found_for(&e))?;
+        if !real.starts_with(&self.root) {
+            return Err(Found::Missing);
+        }
+        // Non-blocking: opening a FIFO would otherwise wait for a writer,
+        // and reading one for data. No link is followed: the real path
+        // has none left, and one put there since is not followed out.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(&real)
+            .map_err(|e| found_for(&e))?;
+        let meta = file.metadata().map_err(Found::Failed)?;
+        Ok((file, meta, real))
+    }
+}
+
+/// What an error opening a name means for the request.
+fn found_for(e: &io::Error) -> Found {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => Found::Forbidden,
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename => {
+            Found::Missing
+        }
+        // A link loop (`ELOOP`, O_NOFOLLOW's refusal too) or a name too
+        // long: no file by that name.
+        _ if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENAMETOOLONG)) => Found::Missing,
+        _ => Found::Failed(io::Error::new(e.kind(), e.to_string())),
+    }
+}
+
+/// The path under the directory that `under` names: its segments, each
+/// decoded; `None` when one is refused (see the module's documentation)
+/// or holds an escape that is not one.
+fn relative_path(under: &str) -> Option<PathBuf> {
+    let mut path = PathBuf::new();
+    for segment in under.split('/').filter(|s| !s.is_empty()) {
+        let decoded = percent_decoded(segment)?;
+        if decoded.starts_with(b".") || decoded.contains(&b'/') || decoded.contains(&0) {
+            return None;
+        }
+        path.push(std::ffi::OsStr::from_bytes(&decoded));
+    }
+    Some(path)
+}
+
+/// `segment` with every `%XX` decoded; `None` for a `%` without two hex
+/// digits after it.
+fn percent_decoded(segment: &str) -> Option<Vec<u8>> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// The answer to a GET or HEAD with `request`'s fields for `served`,
+/// after RFC 9110 §13.2.2's order: `If-Match`, else
+/// `If-Unmodified-Since` (412); `If-None-Match`, else
+/// `If-Modified-Since` (304); then `Range` (206, 416) under `If-Range`.
+pub fn reply(
+    served: &Served,
+    request: &Headers,
+    max_age: Option<Duration>,
+    now: SystemTime,
+) -> Reply {
+    let etag = entity_tag(served);
+    if !preconditions_hold(request, &etag, served.modified) {
+        return Reply::PreconditionFailed;
+    }
+    let mut fields = Headers::with_capacity(6, 160);
+    fields.push("Date", format_http_date(now));
+    fields.push("Last-Modified", format_http_date(served.modified));
+    fields.push("ETag", &etag);
+    if let Some(max_age) = max_age {
+        fields.push("Cache-Control", format!("max-age={}", max_age.as_secs()));
+    }
+    let validators = ResponseHead {
+        headers: fields,
+        ..ResponseHead::new(200)
+    };
+    if not_modified(request, &validators) {
+        return Reply::NotModified(validators.headers);
+    }
+    let mut fields = validators.headers;
+    fields.push("Content-Type", served.content_type);
+    fields.push("Accept-Ranges", "bytes");
+    let whole = |fields| Reply::Body {
+        status: 200,
+        start: 0,
+        len: served.len,
+        fields,
+    };
+    match range::requested(request, &fields, served.len) {
+        // Several ranges are sent as the whole file, as RFC 9110 §14.2
+        // allows (nginx too, for what it sends from disk).
+        Ranged::Whole | Ranged::Parts(_) => whole(fields),
+        Ranged::Part { start, end } => {
+            fields.push(
+                "Content-Range",
+                format!("bytes {start}-{end}/{}", served.len),
+            );
+            Reply::Body {
+                status: 206,
+                start,
+                len: end - start + 1,
+                fields,
+            }
+        }
+        Ranged::Unsatisfiable => Reply::Unsatisfiable(served.len),
+    }
+}
+
+/// The file's strong entity-tag, as nginx makes it: its modification
+/// time and its length, in hex.
+fn entity_tag(served: &Served) -> String {
+    let modified = (served.modified.duration_since(UNIX_EPOCH)).map_or(0, |d| d.as_secs());
+    format!("\"{modified:x}-{:x}\"", served.len)
+}
+
+/// RFC 9110 §13.1.1-1.4: `If-Match` by strong comparison (`*` matches
+/// any file), else `If-Unmodified-Since`, ignored when it is no date.
+fn preconditions_hold(request: &Headers, etag: &str, modified: SystemTime) -> bool {
+    if request.contains("if-match") {
+        return (request.quoted_list("if-match")).any(|tag| tag == "*" || tag == etag);
+    }
+    let since = request
+        .get_str("if-unmodified-since")
+        .and_then(parse_http_date);
+    since.is_none_or(|since| modified <= since)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn site() -> (tempfile::TempDir, Files) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
+        fs::create_dir_all(root.join("docs")).unwrap();
+        fs::create_dir_all(root.join("empty")).unwrap();
+        fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
+        fs::write(root.join("docs/index.html"), "<h1>docs</h1>").unwrap();
+        fs::write(root.join("app.js"), "let a = 1;").unwrap();
+        fs::write(root.join("a b.txt"), "spaced").unwrap();
+        fs::write(root.join(".env"), "SECRET=1").unwrap();
+        fs::write(dir.path().join("outside.txt"), "outside").unwrap();
+        let files = Files::open(root.to_str().unwrap()).unwrap();
+        (dir, files)
+    }
+
+    fn body_of(found: Found) -> String {
+        match found {
+            Found::File(served) => io::read_to_string(served.file).unwrap(),
+            other => panic!("no file: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_path_names_a_file_and_a_directory_its_index() {
+        let (_dir, files) = site();
+        assert_eq!(body_of(files.find("/app.js")), "let a = 1;");
+        assert_eq!(body_of(files.find("/")), "<h1>home</h1>");
+        assert!(matches!(files.find(""), Found::Directory));
+    }
+
+    #[test]
+    fn escapes_are_decoded_and_slashes_merged() {
+        let (_dir, files) = site();
+        assert_eq!(body_of(files.find("/a%20b.txt")), "spaced");
+        assert_eq!(body_of(files.find("//docs//")), "<h1>docs</h1>");
+        assert_eq!(body_of(files.find("/%61pp.js")), "let a = 1;");
+    }
+
+    #[test]
+    fn a_directory_without_its_slash_is_redirected_and_one_without_index_missing() {
+        let (_dir, files) = site();
+        assert!(matches!(files.find("/docs"), Found::Directory));
+        assert!(matches!(files.find("/empty/"), Found::Missing));
+        assert!(matches!(files.find("/nothing.txt"), Found::Missing));
+        assert!(matches!(files.find("/app.js/"), Found::Missing));
+    }
+
+    #[test]
+    fn nothing_outside_or_hidden_is_served() {
+        let (dir, files) = site();
+        for path in [
+            "/.env",
+            "/%2Eenv",
+            "/../outside.txt",
+            "/%2E%2E/outside.txt",
+            "/docs/%2E%2E/%2E%2E/outside.txt",
+            "/..%2Foutside.txt",
+            "/docs%2F..%2F..%2Foutside.txt",
+            "/app.js%00.png",
+            "/%zz",
+            "/%4",
+        ] {
+            assert!(matches!(files.find(path), Found::Missing), "{path}");
+        }
+        // A link out of the directory is not followed out of it; one
+        // inside it is.
+        let root = dir.path().join("site");
+        symlink(dir.path().join("outside.txt"), root.join("out.txt")).unwrap();
+        symlink(root.join("app.js"), root.join("latest.js")).unwrap();
+        symlink(dir.path(), root.join("up")).unwrap();
+        assert!(matches!(files.find("/out.txt"), Found::Missing));
+        assert!(matches!(files.find("/up/outside.txt"), Found::Missing));
+        assert_eq!(body_of(files.find("/latest.js")), "let a = 1;");
+    }
+
+    #[test]
+    fn a_fifo_is_not_served_nor_waited_on() {
+        let (dir, files) = site();
+        let fifo = dir.path().join("site/pipe");
+        let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+        assert!(matches!(files.find("/pipe"), Found::Missing));
+    }
+
+    #[test]
+    fn the_type_is_the_names() {
+        let (_dir, files) = site();
+        let Found::File(served) = files.find("/docs/") else {
+            panic!()
+        };
+        assert_eq!(served.content_type, "text/html; charset=utf-8");
+        assert_eq!(served.len, 13);
+    }
+
+    #[test]
+    fn a_missing_or_plain_file_is_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, "x").unwrap();
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            Files::open(file.to_str().unwrap()),
+            Err(FilesError::NotADirectory(_))
+        ));
+        let error = Files::open(missing.to_str().unwrap()).unwrap_err();
+        assert!(error.to_string().contains("missing"), "{error}");
+    }
+
+    fn served(len: u64, modified_secs: u64) -> Served {
+        Served {
+            file: File::open("/dev/null").unwrap(),
+            len,
+            modified: UNIX_EPOCH + Duration::from_secs(modified_secs),
+            content_type: "text/plain; charset=utf-8",
+        }
+    }
+
+    fn request(fields: &[(&str, &str)]) -> Headers {
+        let mut headers = Headers::new();
+        for (name, value) in fields {
+            headers.push(name, value);
+        }
+        headers
+    }
+
+    const NOW: u64 = 1_700_000_000;
+    const MODIFIED: u64 = NOW - 3600;
+
+    fn answer(fields: &[(&str, &str)]) -> Reply {
+        let now = UNIX_EPOCH + Duration::from_secs(NOW);
+        reply(
+            &served(1000, MODIFIED),
+            &request(fields),
+            Some(Duration::from_secs(60)),
+            now,
+        )
+    }
+
+    fn http_date(secs: u64) -> String {
+        format_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn a_plain_get_gets_the_file_with_its_validators() {
+        let Reply::Body {
+            status: 200,
+            start: 0,
+            len: 1000,
+            fields,
+        } = answer(&[])
+        else {
+            panic!("{:?}", answer(&[]))
+        };
+        assert_eq!(fields.get_str("etag"), Some("\"6553e2f0-3e8\""));
+        assert_eq!(
+            fields.get_str("last-modified").map(String::from),
+            Some(http_date(MODIFIED))
+        );
+        assert_eq!(fields.get_str("cache-control"), Some("max-age=60"));
+        assert_eq!(fields.get_str("accept-ranges"), Some("bytes"));
+        assert!(!fields.contains("content-length"));
+    }
+
+    #[test]
+    fn conditionals_in_rfc_order() {
+        let etag = "\"6553e2f0-3e8\"";
+        let after = http_date(MODIFIED + 10);
+        let before = http_date(MODIFIED - 10);
+        assert!(matches!(
+            answer(&[("If-None-Match", etag)]),
+            Reply::NotModified(_)
+        ));
+        assert!(matches!(
+            answer(&[("If-None-Match", &format!("W/{etag}"))]),
+            Reply::NotModified(_)
+        ));
+        assert!(matches!(
+            answer(&[("If-Modified-Since", &after)]),
+            Reply::NotModified(_)
+        ));
+        // If-None-Match wins over If-Modified-Since.
+        assert!(matches!(
+            answer(&[
+                ("If-None-Match", "\"other\""),
+                ("If-Modified-Since", &after)
+            ]),
+            Reply::Body { status: 200, .. }
+        ));
+        assert!(matches!(
+            answer(&[("If-Modified-Since", &before)]),
+            Reply::Body { status: 200, .. }
+        ));
+        assert_eq!(
+            answer(&[("If-Match", "\"other\"")]),
+            Reply::PreconditionFailed
+        );
+        assert!(matches!(answer(&[("If-Match", etag)]), Reply::Body { .. }));
+        // If-Match compares strongly.
+        assert_eq!(
+            answer(&[("If-Match", &format!("W/{etag}"))]),
+            Reply::PreconditionFailed
+        );
+        assert_eq!(
+            answer(&[("If-Unmodified-Since", &before)]),
+            Reply::PreconditionFailed
+        );
+        assert!(matches!(
+            answer(&[("If-Unmodified-Since", "not a date")]),
+            Reply::Body { .. }
+        ));
+    }
+
+    #[test]
+    fn one_range_is_a_part_and_several_the_whole() {
+        let Reply::Body {
+            status: 206,
+            start: 100,
+            len: 100,
+            fields,
+        } = answer(&[("Range", "bytes=100-199")])
+        else {
+            panic!()
+        };
+        assert_eq!(fields.get_str("content-range"), Some("bytes 100-199/1000"));
+        assert!(matches!(
+            answer(&[("Range", "bytes=0-9,20-29")]),
+            Reply::Body {
+                status: 200,
+                len: 1000,
+                ..
+            }
+        ));
+        assert_eq!(
+            answer(&[("Range", "bytes=5000-")]),
+            Reply::Unsatisfiable(1000)
+        );
+        // If-Range with another tag: the whole file.
+        assert!(matches!(
+            answer(&[("Range", "bytes=0-9"), ("If-Range", "\"old\"")]),
+            Reply::Body { status: 200, .. }
+        ));
+        assert!(matches!(
+            answer(&[("Range", "bytes=0-9"), ("If-Range", "\"6553e2f0-3e8\"")]),
+            Reply::Body { status: 206, .. }
+        ));
+    }
+}

@@ -1,0 +1,153 @@
+//! Answering a request from a `files` route's directory (see
+//! [`crate::files`]): the head written here, the body sent by the kernel
+//! from the file to the socket.
+
+use super::client::Client;
+use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
+use crate::files::{self, Files, Found, Reply, Served};
+use crate::http::conn::write_all_vectored_counting;
+use crate::http::{BodyKind, RequestHead, ResponseHead};
+use crate::throttle::OnceAMinute;
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+/// Bodies up to this size are read and sent with their head in one
+/// `writev`; larger ones go from the page cache to the socket by
+/// `sendfile`, after the head.
+const SENT_WITH_HEAD: u64 = 32 * 1024;
+
+/// What a `files` route answers `head`, or `None` when the request goes
+/// on to the route's pool (`fallback=`): it asks for a file that is not
+/// there, or with another method than GET or HEAD.
+pub(super) fn serve(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    (files, fallback): (&Files, bool),
+    under: &str,
+    shared: &Shared,
+) -> Option<Outcome> {
+    if !matches!(head.method.as_str(), "GET" | "HEAD") {
+        if fallback {
+            return None;
+        }
+        let allow = b"Allow: GET, HEAD\r\n";
+        return Some(answer_unread(client, head, body_kind, 405, allow, shared));
+    }
+    let served = match files.find(under) {
+        Found::File(served) => served,
+        Found::Missing if fallback => return None,
+        Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
+        Found::Forbidden => return Some(answer_unread(client, head, body_kind, 403, b"", shared)),
+        Found::Directory => {
+            // The client's own spelling, a `/` added, the query kept.
+            let target = head.path_and_query();
+            let (path, query) = target.split_at(target.find('?').unwrap_or(target.len()));
+            let location = location_field(&format!("{path}/{query}"));
+            return Some(answer_unread(
+                client, head, body_kind, 301, &location, shared,
+            ));
+        }
+        Found::Failed(e) => {
+            static FAILING: OnceAMinute = OnceAMinute::new();
+            if FAILING.due() {
+                log::warn!(
+                    "files {}: opening a file for {}: {e}",
+                    files.root().display(),
+                    head.path_and_query()
+                );
+            }
+            return Some(answer_unread(client, head, body_kind, 500, b"", shared));
+        }
+    };
+    let reply = files::reply(&served, &head.headers, files.max_age(), SystemTime::now());
+    let (status, fields, body) = match reply {
+        Reply::Body {
+            status,
+            start,
+            len,
+            fields,
+        } => (status, fields, Some((start, len))),
+        Reply::NotModified(fields) => (304, fields, None),
+        Reply::PreconditionFailed => {
+            return Some(answer_unread(client, head, body_kind, 412, b"", shared))
+        }
+        Reply::Unsatisfiable(len) => {
+            let field = format!("Content-Range: bytes */{len}\r\n");
+            let outcome = answer_unread(client, head, body_kind, 416, field.as_bytes(), shared);
+            return Some(outcome);
+        }
+    };
+    let close = body_kind != BodyKind::Empty
+        || !client.keeps_alive(head)
+        || shared.shutting_down.load(Ordering::Relaxed);
+    let mut response = ResponseHead::new(status);
+    response.headers = fields;
+    let config = shared.pool_config(client.route);
+    config.response_headers.remove_from(&mut response.headers);
+    if let Some((_, len)) = body {
+        response.headers.push("Content-Length", len.to_string());
+    }
+    if close {
+        response.headers.push("Connection", "close");
+    }
+    let mut bytes = Vec::with_capacity(512);
+    response.write_start(&mut bytes);
+    bytes.extend_from_slice(keep_alive_field(head.version, close));
+    client.push_request_id(&mut bytes);
+    bytes.extend_from_slice(config.response_headers.set_lines());
+    bytes.extend_from_slice(b"\r\n");
+    client.note_sent_head(&[&bytes]);
+    let body = body.filter(|_| !head.is_head());
+    let stream: &TcpStream = &client.conn.get_ref().0;
+    let (sent, complete) = match body {
+        None => (0, stream_write(stream, &bytes).is_ok()),
+        Some((start, len)) => send_with_body(stream, &bytes, served, start, len),
+    };
+    Some(Outcome {
+        keep_alive: !close && complete,
+        ..Outcome::closing(status, sent)
+    })
+}
+
+fn stream_write(mut stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes)
+}
+
+/// Sends `head`, then bytes `start..start + len` of the file; returns the
+/// body bytes that went out, and whether all of them did (a file cut
+/// shorter since it was opened ends the response early: the connection
+/// must close, or the client would wait for the rest).
+fn send_with_body(
+    mut stream: &TcpStream,
+    head: &[u8],
+    served: Served,
+    start: u64,
+    len: u64,
+) -> (u64, bool) {
+    let mut file = served.file;
+    if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
+        return (0, false);
+    }
+    let mut part = (&file).take(len);
+    if len <= SENT_WITH_HEAD {
+        let mut body = Vec::with_capacity(len as usize);
+        if part.read_to_end(&mut body).is_err() || body.len() as u64 != len {
+            return (0, false);
+        }
+        let mut parts = [IoSlice::new(head), IoSlice::new(&body)];
+        let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
+        let sent = written.saturating_sub(head.len()) as u64;
+        return (sent, result.is_ok());
+    }
+    if stream.write_all(head).is_err() {
+        return (0, false);
+    }
+    // `io::copy` from a file to a TCP socket is `sendfile` on Linux.
+    match io::copy(&mut part, &mut stream) {
+        Ok(sent) => (sent, sent == len),
+        Err(_) => (0, false),
+    }
+}
