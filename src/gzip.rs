@@ -193,6 +193,12 @@ impl Encoder {
 /// `gzip` (or `x-gzip`) with a weight above 0, or `*` when gzip is not
 /// named. No field, an empty one, or a weight that does not parse: no.
 pub fn accepted(request: &Headers) -> bool {
+    accepts_coding(request, &["gzip", "x-gzip"])
+}
+
+/// Whether a request's `Accept-Encoding` takes the content coding of
+/// one of `names` (any case), as [`accepted`] reads it for gzip.
+pub fn accepts_coding(request: &Headers, names: &[&str]) -> bool {
     let mut star = false;
     for element in request.tokens("accept-encoding") {
         let mut parts = element.split(';');
@@ -203,7 +209,7 @@ pub fn accepted(request: &Headers) -> bool {
             }
             _ => true,
         });
-        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+        if names.iter().any(|name| coding.eq_ignore_ascii_case(name)) {
             return weighted;
         }
         star |= coding == "*" && weighted;

@@ -405,7 +405,14 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                 false => String::new(),
             };
             let dir = files.root().display();
-            writeln!(out, "# route {route} -> files in {dir}{max_age}{rest}")?;
+            let precompressed = match files.precompressed() {
+                true => ", .br and .gz copies sent to who takes them",
+                false => "",
+            };
+            writeln!(
+                out,
+                "# route {route} -> files in {dir}{max_age}{precompressed}{rest}"
+            )?;
             continue;
         }
         let rewrite = match route.rewrite() {

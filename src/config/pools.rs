@@ -703,7 +703,8 @@ fn pool_route<'a>(
             (None, _) => {
                 return Err(format!(
                     "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/ \
-                     [cookie_paths]` or `redirect <status> <to>`)",
+                     [cookie_paths]`, `redirect <status> <to>`, `return <status> [<text>]` or \
+                     `files <directory>`)",
                     option.escape_debug()
                 ))
             }
@@ -751,21 +752,25 @@ fn redirect_route<'a>(
     Route::redirecting(spec, status_of(status, usage)?, to)
 }
 
-/// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>]`,
-/// `words` being what comes after `files`.
+/// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>]
+/// [precompressed]`, `words` being what comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
     let usage = "a route that serves files is `files <directory> [max_age=<duration>] \
-                 [fallback=<pool>]`, e.g. `files /srv/www/static max_age=1h`";
+                 [fallback=<pool>] [precompressed]`, e.g. `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
-    let (mut max_age, mut fallback) = (None, None);
+    let (mut max_age, mut fallback, mut precompressed) = (None, None, false);
     for option in words {
         match option.split_once('=') {
+            None if option == "precompressed" && precompressed => {
+                return Err("precompressed given twice".into())
+            }
+            None if option == "precompressed" => precompressed = true,
             Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
             Some(("max_age", age)) => {
                 let age = parse_duration(age).map_err(|e| format!("max_age={age}: {e}"))?;
@@ -793,6 +798,10 @@ fn files_route<'a>(
     let files = match max_age {
         Some(age) => files.with_max_age(age),
         None => files,
+    };
+    let files = match precompressed {
+        true => files.with_precompressed(),
+        false => files,
     };
     Route::serving_files(spec, Arc::new(files), fallback)
 }

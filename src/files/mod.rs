@@ -11,6 +11,7 @@
 //! block the thread.
 
 use crate::cache::policy::not_modified;
+use crate::gzip::accepts_coding;
 use crate::http::date::{format_http_date, parse_http_date};
 use crate::http::range::{self, Ranged};
 use crate::http::{Headers, ResponseHead};
@@ -37,7 +38,16 @@ pub struct Files {
     root: PathBuf,
     /// `max_age=`: what `Cache-Control: max-age` tells clients and caches.
     max_age: Option<Duration>,
+    /// `precompressed`: a file's `.br` or `.gz` beside it is sent in its
+    /// place to the clients that take that coding.
+    precompressed: bool,
 }
+
+/// The compressed copies `precompressed` looks for beside a file, in the
+/// order preferred (Brotli's are the smaller): the name's suffix, the
+/// content coding, and the names `Accept-Encoding` may give it.
+const PRECOMPRESSED: [(&str, &str, &[&str]); 2] =
+    [("br", "br", &["br"]), ("gz", "gzip", &["gzip", "x-gzip"])];
 
 /// Why a `files` route's directory cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +82,11 @@ pub struct Served {
     pub len: u64,
     pub modified: SystemTime,
     pub content_type: &'static str,
+    /// With `precompressed`: the coding of the copy sent in the file's
+    /// place, if one is.
+    pub encoding: Option<&'static str>,
+    /// With `precompressed`: the answer depends on `Accept-Encoding`.
+    pub varies: bool,
 }
 
 /// What to answer a GET or HEAD for a file found.
@@ -106,7 +121,21 @@ impl Files {
         Ok(Files {
             root,
             max_age: None,
+            precompressed: false,
         })
+    }
+
+    /// The same directory, its files' `.br` and `.gz` copies sent in
+    /// their place to the clients that take them.
+    pub fn with_precompressed(self) -> Files {
+        Files {
+            precompressed: true,
+            ..self
+        }
+    }
+
+    pub fn precompressed(&self) -> bool {
+        self.precompressed
     }
 
     /// The same directory, answered with `Cache-Control: max-age`.
@@ -128,8 +157,8 @@ impl Files {
 
     /// What `under` (the request's path below the route's prefix, as
     /// sent: escapes and all, without the query; empty or starting with
-    /// `/`) names.
-    pub fn find(&self, under: &str) -> Found {
+    /// `/`) names, for a request with the fields of `request`.
+    pub fn find(&self, under: &str, request: &Headers) -> Found {
         let Some(relative) = relative_path(under) else {
             return Found::Missing;
         };
@@ -137,14 +166,14 @@ impl Files {
             Ok(found) => found,
             Err(found) => return found,
         };
-        let (file, meta, name) = if meta.is_dir() {
+        let (file, meta, name, real) = if meta.is_dir() {
             // `/static` for the route `/static/`, or `/static/docs`:
             // relative links in its index would go one level up.
             if !under.ends_with('/') {
                 return Found::Directory;
             }
             match self.open_under(&real.join(INDEX)) {
-                Ok((file, meta, _)) if meta.is_file() => (file, meta, INDEX.as_bytes()),
+                Ok((file, meta, real)) if meta.is_file() => (file, meta, INDEX.as_bytes(), real),
                 Ok(_) => return Found::Missing,
                 Err(found) => return found,
             }
@@ -155,18 +184,36 @@ impl Files {
             // The type the request's name says (a link `latest` to
             // `v2.tar.gz` is still `latest`), as nginx's.
             let name = relative.file_name().map_or(&[][..], |n| n.as_bytes());
-            (file, meta, name)
+            (file, meta, name, real)
         };
         if !meta.is_file() {
             return Found::Missing;
         }
+        let content_type = mime::content_type(name);
+        let compressed = (PRECOMPRESSED.iter())
+            .filter(|(_, _, names)| self.precompressed && accepts_coding(request, names))
+            .find_map(|&(suffix, coding, _)| {
+                let mut path = real.clone().into_os_string();
+                path.push(".");
+                path.push(suffix);
+                match self.open_under(Path::new(&path)) {
+                    Ok((file, meta, _)) if meta.is_file() => Some((file, meta, coding)),
+                    _ => None,
+                }
+            });
+        let (file, meta, encoding) = match compressed {
+            Some((file, meta, coding)) => (file, meta, Some(coding)),
+            None => (file, meta, None),
+        };
         Found::File(Served {
             file,
             len: meta.len(),
             // Whole seconds: what `Last-Modified` can say, and what a
             // client's `If-Modified-Since` is compared with.
             modified: UNIX_EPOCH + Duration::from_secs(meta.mtime().max(0) as u64),
-            content_type: mime::content_type(name),
+            content_type,
+            encoding,
+            varies: self.precompressed,
         })
     }
 
@@ -254,10 +301,16 @@ pub fn reply(
     }
     let mut fields = Headers::with_capacity(6, 160);
     fields.push("Date", format_http_date(now));
-    fields.push("Last-Modified", format_http_date(served.modified));
+    // RFC 9110 §8.8.2.1: never later than the answer's own Date (a file
+    // stamped in the future by a clock that was wrong).
+    fields.push("Last-Modified", format_http_date(served.modified.min(now)));
     fields.push("ETag", &etag);
     if let Some(max_age) = max_age {
         fields.push("Cache-Control", format!("max-age={}", max_age.as_secs()));
+    }
+    // A 304 names what its 200 would vary on (RFC 9110 §15.4.5).
+    if served.varies {
+        fields.push("Vary", "Accept-Encoding");
     }
     let validators = ResponseHead {
         headers: fields,
@@ -268,6 +321,9 @@ pub fn reply(
     }
     let mut fields = validators.headers;
     fields.push("Content-Type", served.content_type);
+    if let Some(coding) = served.encoding {
+        fields.push("Content-Encoding", coding);
+    }
     fields.push("Accept-Ranges", "bytes");
     let whole = |fields| Reply::Body {
         status: 200,
@@ -335,6 +391,12 @@ mod tests {
         (dir, files)
     }
 
+    impl Files {
+        fn find_plain(&self, under: &str) -> Found {
+            self.find(under, &Headers::new())
+        }
+    }
+
     fn body_of(found: Found) -> String {
         match found {
             Found::File(served) => io::read_to_string(served.file).unwrap(),
@@ -345,26 +407,26 @@ mod tests {
     #[test]
     fn a_path_names_a_file_and_a_directory_its_index() {
         let (_dir, files) = site();
-        assert_eq!(body_of(files.find("/app.js")), "let a = 1;");
-        assert_eq!(body_of(files.find("/")), "<h1>home</h1>");
-        assert!(matches!(files.find(""), Found::Directory));
+        assert_eq!(body_of(files.find_plain("/app.js")), "let a = 1;");
+        assert_eq!(body_of(files.find_plain("/")), "<h1>home</h1>");
+        assert!(matches!(files.find_plain(""), Found::Directory));
     }
 
     #[test]
     fn escapes_are_decoded_and_slashes_merged() {
         let (_dir, files) = site();
-        assert_eq!(body_of(files.find("/a%20b.txt")), "spaced");
-        assert_eq!(body_of(files.find("//docs//")), "<h1>docs</h1>");
-        assert_eq!(body_of(files.find("/%61pp.js")), "let a = 1;");
+        assert_eq!(body_of(files.find_plain("/a%20b.txt")), "spaced");
+        assert_eq!(body_of(files.find_plain("//docs//")), "<h1>docs</h1>");
+        assert_eq!(body_of(files.find_plain("/%61pp.js")), "let a = 1;");
     }
 
     #[test]
     fn a_directory_without_its_slash_is_redirected_and_one_without_index_missing() {
         let (_dir, files) = site();
-        assert!(matches!(files.find("/docs"), Found::Directory));
-        assert!(matches!(files.find("/empty/"), Found::Missing));
-        assert!(matches!(files.find("/nothing.txt"), Found::Missing));
-        assert!(matches!(files.find("/app.js/"), Found::Missing));
+        assert!(matches!(files.find_plain("/docs"), Found::Directory));
+        assert!(matches!(files.find_plain("/empty/"), Found::Missing));
+        assert!(matches!(files.find_plain("/nothing.txt"), Found::Missing));
+        assert!(matches!(files.find_plain("/app.js/"), Found::Missing));
     }
 
     #[test]
@@ -382,7 +444,7 @@ mod tests {
             "/%zz",
             "/%4",
         ] {
-            assert!(matches!(files.find(path), Found::Missing), "{path}");
+            assert!(matches!(files.find_plain(path), Found::Missing), "{path}");
         }
         // A link out of the directory is not followed out of it; one
         // inside it is.
@@ -390,9 +452,12 @@ mod tests {
         symlink(dir.path().join("outside.txt"), root.join("out.txt")).unwrap();
         symlink(root.join("app.js"), root.join("latest.js")).unwrap();
         symlink(dir.path(), root.join("up")).unwrap();
-        assert!(matches!(files.find("/out.txt"), Found::Missing));
-        assert!(matches!(files.find("/up/outside.txt"), Found::Missing));
-        assert_eq!(body_of(files.find("/latest.js")), "let a = 1;");
+        assert!(matches!(files.find_plain("/out.txt"), Found::Missing));
+        assert!(matches!(
+            files.find_plain("/up/outside.txt"),
+            Found::Missing
+        ));
+        assert_eq!(body_of(files.find_plain("/latest.js")), "let a = 1;");
     }
 
     #[test]
@@ -402,13 +467,54 @@ mod tests {
         let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
         assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
-        assert!(matches!(files.find("/pipe"), Found::Missing));
+        assert!(matches!(files.find_plain("/pipe"), Found::Missing));
+    }
+
+    #[test]
+    fn precompressed_copies_go_to_the_clients_that_take_them() {
+        let (dir, files) = site();
+        let root = dir.path().join("site");
+        fs::write(root.join("app.js.gz"), "gzipped").unwrap();
+        fs::write(root.join("app.js.br"), "brotli").unwrap();
+        fs::write(root.join("docs/index.html.gz"), "gzipped index").unwrap();
+        let asking = |coding: &str| request(&[("Accept-Encoding", coding)]);
+        let plain = files.find("/app.js", &asking("gzip, br"));
+        assert_eq!(body_of(plain), "let a = 1;", "off unless asked for");
+        let files = files.with_precompressed();
+        let found = |under, coding| match files.find(under, &asking(coding)) {
+            Found::File(served) => {
+                assert!(served.varies);
+                if under == "/app.js" {
+                    assert_eq!(served.content_type, mime::content_type(b"x.js"));
+                }
+                let encoding = served.encoding;
+                (encoding, io::read_to_string(served.file).unwrap())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(found("/app.js", "gzip, br"), (Some("br"), "brotli".into()));
+        assert_eq!(found("/app.js", "gzip"), (Some("gzip"), "gzipped".into()));
+        assert_eq!(
+            found("/app.js", "br;q=0, gzip"),
+            (Some("gzip"), "gzipped".into())
+        );
+        assert_eq!(found("/app.js", "identity"), (None, "let a = 1;".into()));
+        assert_eq!(
+            found("/docs/", "br, gzip"),
+            (Some("gzip"), "gzipped index".into())
+        );
+        // The copy is asked for as the file is; by its own name it is a
+        // file as any other.
+        assert!(matches!(
+            files.find("/app.js.gz", &asking("identity")),
+            Found::File(Served { encoding: None, .. })
+        ));
     }
 
     #[test]
     fn the_type_is_the_names() {
         let (_dir, files) = site();
-        let Found::File(served) = files.find("/docs/") else {
+        let Found::File(served) = files.find_plain("/docs/") else {
             panic!()
         };
         assert_eq!(served.content_type, "text/html; charset=utf-8");
@@ -435,6 +541,8 @@ mod tests {
             len,
             modified: UNIX_EPOCH + Duration::from_secs(modified_secs),
             content_type: "text/plain; charset=utf-8",
+            encoding: None,
+            varies: false,
         }
     }
 

@@ -36,7 +36,7 @@ pub(super) fn serve(
         let allow = b"Allow: GET, HEAD\r\n";
         return Some(answer_unread(client, head, body_kind, 405, allow, shared));
     }
-    let served = match files.find(under) {
+    let served = match files.find(under, &head.headers) {
         Found::File(served) => served,
         Found::Missing if fallback => return None,
         Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
