@@ -14,6 +14,7 @@ use crate::http::head::{find_head_end, parse_request, RequestLimits};
 use crate::http::{BodyKind, BodyReader, BufConn};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,4 +139,35 @@ fn page(name: &str, n: u64) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// The directory the demo's `files` route serves, removed when dropped.
+pub struct Site(PathBuf);
+
+impl Site {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes a small site for the demo's `files` route into a directory of
+/// its own under the system's temporary directory.
+pub fn write_site() -> io::Result<Site> {
+    let dir = std::env::temp_dir().join(format!("inverso-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let site = Site(dir);
+    std::fs::write(
+        site.0.join("index.html"),
+        "<!doctype html>\n<title>inverso demo</title>\n<link rel=stylesheet href=style.css>\n\
+         <h1>Served from a directory</h1>\n\
+         <p>This page and its style sheet come from the disk, not from an origin.</p>\n",
+    )?;
+    std::fs::write(site.0.join("style.css"), "h1 { color: #264d73; }\n")?;
+    Ok(site)
 }

@@ -404,7 +404,7 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                 true => format!(", the rest to {pool}"),
                 false => String::new(),
             };
-            let dir = files.root().display();
+            let dir = files.dir().display();
             let precompressed = match files.precompressed() {
                 true => ", .br and .gz copies sent to who takes them",
                 false => "",
@@ -545,12 +545,15 @@ fn run_demo(port: u16) -> Result<(), Failure> {
     let a = demo::start_origin("origin-1").context("cannot start demo origin")?;
     let b = demo::start_origin("origin-2").context("cannot start demo origin")?;
     let api = demo::start_origin("api-1").context("cannot start demo origin")?;
+    let site = demo::write_site().context("cannot write the demo's files")?;
     let mut loader = Loader::new();
-    // A pool and a route, as a file would give them (they are keys of the
+    // A pool and routes, as a file would give them (they are keys of the
     // file only).
     let routing = format!(
-        "pool.api = {}\nroute./api/ = api rewrite=/\nroute./healthz = return 200 ok\n",
-        api.addr
+        "pool.api = {}\nroute./api/ = api rewrite=/\nroute./healthz = return 200 ok\n\
+         route./files/ = files {} max_age=1m\n",
+        api.addr,
+        site.path().display()
     );
     loader.file("demo", &routing).map_err(Failure::usage)?;
     loader.env(inverso_env()?);
@@ -583,6 +586,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          \x20 curl -i {url}/slow          # an origin that takes a second\n\
          \x20 curl -i {url}/api/echo      # routed to the pool `api` ({}), which is sent /echo\n\
          \x20 curl -i {url}/healthz       # answered by the proxy itself (a `return` route)\n\
+         \x20 curl -i {url}/files/        # a page from a directory (a `files` route)\n\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
             a.name, a.addr, b.name, b.addr, api.name
         );

@@ -772,12 +772,11 @@ fn files_route<'a>(
             }
             None if option == "precompressed" => precompressed = true,
             Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
-            Some(("max_age", age)) => {
-                let age = parse_duration(age).map_err(|e| format!("max_age={age}: {e}"))?;
+            Some(("max_age", written)) => {
+                let age = parse_duration(written).map_err(|e| format!("max_age={written}: {e}"))?;
                 if age > MAX_MAX_AGE {
                     return Err(format!(
-                        "max_age={}: at most a year (365d), as RFC 9111 asks of freshness",
-                        age.as_secs()
+                        "max_age={written}: at most a year (365d), as RFC 9111 asks of freshness"
                     ));
                 }
                 max_age = Some(age);
@@ -788,7 +787,7 @@ fn files_route<'a>(
             Some(("fallback", pool)) => fallback = Some(pool_index(pool, pools)?),
             _ => {
                 return Err(format!(
-                    "unknown option `{}` ({usage})",
+                    "unknown option `{}` ({usage}; the directory's path may hold no space)",
                     option.escape_debug()
                 ))
             }

@@ -15,8 +15,10 @@ use crate::gzip::accepts_coding;
 use crate::http::date::{format_http_date, parse_http_date};
 use crate::http::range::{self, Ranged};
 use crate::http::{Headers, ResponseHead};
+use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -34,8 +36,11 @@ pub const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The directory a `files` route serves.
 #[derive(Debug)]
 pub struct Files {
-    /// Its real path: what every file served must be under.
-    root: PathBuf,
+    /// As configured, made absolute: what a request's path is put under.
+    dir: PathBuf,
+    /// Its real path, as last looked up: what every file served must
+    /// really be under.
+    root: RwLock<PathBuf>,
     /// `max_age=`: what `Cache-Control: max-age` tells clients and caches.
     max_age: Option<Duration>,
     /// `precompressed`: a file's `.br` or `.gz` beside it is sent in its
@@ -109,17 +114,22 @@ pub enum Reply {
 }
 
 impl Files {
-    /// The directory at `path`, checked at load: it must be one, and
-    /// readable.
+    /// The directory at `path` (from the working directory, when
+    /// relative), checked at load: it must be one, that the proxy may
+    /// look into.
     pub fn open(path: &str) -> Result<Files, FilesError> {
         let unreadable = |e| FilesError::Unreadable(path.to_string(), e);
-        let root = Path::new(path).canonicalize().map_err(unreadable)?;
+        let dir = std::path::absolute(path).map_err(unreadable)?;
+        let root = dir.canonicalize().map_err(unreadable)?;
         if !root.metadata().map_err(unreadable)?.is_dir() {
             return Err(FilesError::NotADirectory(path.to_string()));
         }
-        std::fs::read_dir(&root).map_err(unreadable)?;
+        // Search permission, which opening what is in it takes (reading
+        // the directory, for a listing, is not needed).
+        root.join(".").metadata().map_err(unreadable)?;
         Ok(Files {
-            root,
+            dir,
+            root: RwLock::new(root),
             max_age: None,
             precompressed: false,
         })
@@ -146,9 +156,9 @@ impl Files {
         }
     }
 
-    /// Its real path.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Its path as configured, made absolute.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn max_age(&self) -> Option<Duration> {
@@ -162,18 +172,20 @@ impl Files {
         let Some(relative) = relative_path(under) else {
             return Found::Missing;
         };
-        let (file, meta, real) = match self.open_under(&self.root.join(&relative)) {
+        let mut path = self.dir.join(&relative);
+        let (file, meta) = match self.open_under(&path) {
             Ok(found) => found,
             Err(found) => return found,
         };
-        let (file, meta, name, real) = if meta.is_dir() {
-            // `/static` for the route `/static/`, or `/static/docs`:
-            // relative links in its index would go one level up.
+        let (file, meta) = if meta.is_dir() {
+            // `/static/docs`: relative links in its index would be read
+            // from `/static/`.
             if !under.ends_with('/') {
                 return Found::Directory;
             }
-            match self.open_under(&real.join(INDEX)) {
-                Ok((file, meta, real)) if meta.is_file() => (file, meta, INDEX.as_bytes(), real),
+            path.push(INDEX);
+            match self.open_under(&path) {
+                Ok((file, meta)) if meta.is_file() => (file, meta),
                 Ok(_) => return Found::Missing,
                 Err(found) => return found,
             }
@@ -181,23 +193,20 @@ impl Files {
             // `/app.js/`: a file is no directory (as `ENOTDIR` says).
             return Found::Missing;
         } else {
-            // The type the request's name says (a link `latest` to
-            // `v2.tar.gz` is still `latest`), as nginx's.
-            let name = relative.file_name().map_or(&[][..], |n| n.as_bytes());
-            (file, meta, name, real)
+            (file, meta)
         };
-        if !meta.is_file() {
-            return Found::Missing;
-        }
+        // The type, and the copies looked for, are the name's the request
+        // gives (a link `latest.js` to `v2.js` is `latest.js`), as nginx's.
+        let name = path.file_name().map_or(&[][..], |n| n.as_bytes());
         let content_type = mime::content_type(name);
         let compressed = (PRECOMPRESSED.iter())
             .filter(|(_, _, names)| self.precompressed && accepts_coding(request, names))
             .find_map(|&(suffix, coding, _)| {
-                let mut path = real.clone().into_os_string();
-                path.push(".");
-                path.push(suffix);
-                match self.open_under(Path::new(&path)) {
-                    Ok((file, meta, _)) if meta.is_file() => Some((file, meta, coding)),
+                let mut copy = path.clone().into_os_string();
+                copy.push(".");
+                copy.push(suffix);
+                match self.open_under(Path::new(&copy)) {
+                    Ok((file, meta)) if meta.is_file() => Some((file, meta, coding)),
                     _ => None,
                 }
             });
@@ -217,23 +226,59 @@ impl Files {
         })
     }
 
-    /// `path` opened, its metadata and its real path, when its real path
-    /// is under the directory's.
-    fn open_under(&self, path: &Path) -> Result<(File, std::fs::Metadata, PathBuf), Found> {
-        let real = path.canonicalize().map_err(|e| found_for(&e))?;
-        if !real.starts_with(&self.root) {
-            return Err(Found::Missing);
-        }
-        // Non-blocking: opening a FIFO would otherwise wait for a writer,
-        // and reading one for data. No link is followed: the real path
-        // has none left, and one put there since is not followed out.
+    /// `path` opened, with its metadata, when it is a regular file or a
+    /// directory under the directory's real path.
+    ///
+    /// Where the file opened really is is asked of the kernel once it is
+    /// open (`/proc/self/fd`): a link put in the way between a check and
+    /// the open cannot lead out, as it could if the path were resolved
+    /// first and opened after. Opened non-blocking, so that a FIFO does
+    /// not wait for a writer (nor a read for its data).
+    fn open_under(&self, path: &Path) -> Result<(File, std::fs::Metadata), Found> {
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-            .open(&real)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
             .map_err(|e| found_for(&e))?;
         let meta = file.metadata().map_err(Found::Failed)?;
-        Ok((file, meta, real))
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(Found::Missing);
+        }
+        // Without /proc (a chroot that lacks it), the path resolved
+        // after the open: a link swapped in since could lead out.
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .or_else(|_| path.canonicalize())
+            .map_err(|e| found_for(&e))?;
+        match self.holds(&real) {
+            true => Ok((file, meta)),
+            false => Err(Found::Missing),
+        }
+    }
+
+    /// Whether `real` (a real path) is under the directory's real path,
+    /// and under no name there that starts with `.` (a link `git` to
+    /// `.git` leads to what a request may not name). The directory's real
+    /// path is looked up again before a path is refused: the directory
+    /// may be a link switched since (`current` to `releases/42`), as
+    /// deployments do.
+    fn holds(&self, real: &Path) -> bool {
+        let under = |root: &Path| {
+            real.strip_prefix(root).is_ok_and(|rest| {
+                rest.components()
+                    .all(|c| !c.as_os_str().as_bytes().starts_with(b"."))
+            })
+        };
+        if under(&self.root.read()) {
+            return true;
+        }
+        match self.dir.canonicalize() {
+            Ok(now) => {
+                let holds = under(&now);
+                *self.root.write() = now;
+                holds
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -244,9 +289,15 @@ fn found_for(e: &io::Error) -> Found {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename => {
             Found::Missing
         }
-        // A link loop (`ELOOP`, O_NOFOLLOW's refusal too) or a name too
-        // long: no file by that name.
-        _ if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENAMETOOLONG)) => Found::Missing,
+        // A link loop, a name too long, a socket (`ENXIO`) or a device
+        // without its driver: no file by that name.
+        _ if matches!(
+            e.raw_os_error(),
+            Some(libc::ELOOP | libc::ENAMETOOLONG | libc::ENXIO | libc::ENODEV | libc::EOPNOTSUPP)
+        ) =>
+        {
+            Found::Missing
+        }
         _ => Found::Failed(io::Error::new(e.kind(), e.to_string())),
     }
 }
@@ -274,8 +325,8 @@ fn percent_decoded(segment: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let digit = |at: usize| (*bytes.get(at)? as char).to_digit(16);
+            out.push((digit(i + 1)? * 16 + digit(i + 2)?) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -296,14 +347,15 @@ pub fn reply(
     now: SystemTime,
 ) -> Reply {
     let etag = entity_tag(served);
-    if !preconditions_hold(request, &etag, served.modified) {
+    // RFC 9110 §8.8.2.1: never later than the answer's own Date (a file
+    // stamped in the future by a clock that was wrong).
+    let modified = served.modified.min(now);
+    if !preconditions_hold(request, &etag, modified) {
         return Reply::PreconditionFailed;
     }
     let mut fields = Headers::with_capacity(6, 160);
     fields.push("Date", format_http_date(now));
-    // RFC 9110 §8.8.2.1: never later than the answer's own Date (a file
-    // stamped in the future by a clock that was wrong).
-    fields.push("Last-Modified", format_http_date(served.modified.min(now)));
+    fields.push("Last-Modified", format_http_date(modified));
     fields.push("ETag", &etag);
     if let Some(max_age) = max_age {
         fields.push("Cache-Control", format!("max-age={}", max_age.as_secs()));
@@ -443,6 +495,7 @@ mod tests {
             "/app.js%00.png",
             "/%zz",
             "/%4",
+            "/%+0",
         ] {
             assert!(matches!(files.find_plain(path), Found::Missing), "{path}");
         }
@@ -452,12 +505,44 @@ mod tests {
         symlink(dir.path().join("outside.txt"), root.join("out.txt")).unwrap();
         symlink(root.join("app.js"), root.join("latest.js")).unwrap();
         symlink(dir.path(), root.join("up")).unwrap();
+        fs::create_dir(root.join(".git")).unwrap();
+        fs::write(root.join(".git/config"), "secret").unwrap();
+        symlink(root.join(".git"), root.join("git")).unwrap();
+        assert!(matches!(files.find_plain("/git/config"), Found::Missing));
         assert!(matches!(files.find_plain("/out.txt"), Found::Missing));
         assert!(matches!(
             files.find_plain("/up/outside.txt"),
             Found::Missing
         ));
         assert_eq!(body_of(files.find_plain("/latest.js")), "let a = 1;");
+    }
+
+    #[test]
+    fn a_directory_that_is_a_link_is_followed_when_switched() {
+        let dir = tempfile::tempdir().unwrap();
+        for release in ["1", "2"] {
+            fs::create_dir(dir.path().join(release)).unwrap();
+            fs::write(dir.path().join(release).join("v.txt"), release).unwrap();
+        }
+        let current = dir.path().join("current");
+        symlink(dir.path().join("1"), &current).unwrap();
+        let files = Files::open(current.to_str().unwrap()).unwrap();
+        assert_eq!(body_of(files.find_plain("/v.txt")), "1");
+        let next = dir.path().join("next");
+        symlink(dir.path().join("2"), &next).unwrap();
+        fs::rename(&next, &current).unwrap();
+        assert_eq!(body_of(files.find_plain("/v.txt")), "2");
+        // The first release, now outside the directory, is not served
+        // through a link left in the second.
+        symlink(dir.path().join("1/v.txt"), dir.path().join("2/old.txt")).unwrap();
+        assert!(matches!(files.find_plain("/old.txt"), Found::Missing));
+    }
+
+    #[test]
+    fn a_socket_is_no_file() {
+        let (dir, files) = site();
+        let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("site/sock")).unwrap();
+        assert!(matches!(files.find_plain("/sock"), Found::Missing));
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use super::client::Client;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
-use crate::files::{self, Files, Found, Reply, Served};
+use crate::files::{self, Files, Found, Reply};
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::{BodyKind, RequestHead, ResponseHead};
+use crate::routes::routing_path;
 use crate::throttle::OnceAMinute;
+use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
@@ -42,10 +44,12 @@ pub(super) fn serve(
         Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
         Found::Forbidden => return Some(answer_unread(client, head, body_kind, 403, b"", shared)),
         Found::Directory => {
-            // The client's own spelling, a `/` added, the query kept.
+            // The path as routes read it (`//` merged: `//evil.example`
+            // would send the browser to another host), a `/` added, the
+            // query kept.
             let target = head.path_and_query();
             let (path, query) = target.split_at(target.find('?').unwrap_or(target.len()));
-            let location = location_field(&format!("{path}/{query}"));
+            let location = location_field(&format!("{}/{query}", routing_path(path)));
             return Some(answer_unread(
                 client, head, body_kind, 301, &location, shared,
             ));
@@ -55,7 +59,7 @@ pub(super) fn serve(
             if FAILING.due() {
                 log::warn!(
                     "files {}: opening a file for {}: {e}",
-                    files.root().display(),
+                    files.dir().display(),
                     head.path_and_query()
                 );
             }
@@ -80,6 +84,18 @@ pub(super) fn serve(
             return Some(outcome);
         }
     };
+    let body = body.filter(|_| !head.is_head());
+    // A small body is read before anything is sent: a file that turns out
+    // shorter than it said (cut since, or a kernel file whose size is a
+    // guess) can still be answered with an error.
+    let mut file = served.file;
+    let small = match body {
+        Some((start, len)) if len <= SENT_WITH_HEAD => match read_part(&mut file, start, len) {
+            Some(bytes) => Some(bytes),
+            None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
+        },
+        _ => None,
+    };
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
         || shared.shutting_down.load(Ordering::Relaxed);
@@ -100,11 +116,15 @@ pub(super) fn serve(
     bytes.extend_from_slice(config.response_headers.set_lines());
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
-    let body = body.filter(|_| !head.is_head());
-    let stream: &TcpStream = &client.conn.get_ref().0;
-    let (sent, complete) = match body {
-        None => (0, stream_write(stream, &bytes).is_ok()),
-        Some((start, len)) => send_with_body(stream, &bytes, served, start, len),
+    let mut stream: &TcpStream = &client.conn.get_ref().0;
+    let (sent, complete) = match (small, body) {
+        (Some(small), _) => {
+            let mut parts = [IoSlice::new(&bytes), IoSlice::new(&small)];
+            let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
+            (written.saturating_sub(bytes.len()) as u64, result.is_ok())
+        }
+        (None, Some((start, len))) => send_large(stream, &bytes, file, start, len),
+        (None, None) => (0, stream.write_all(&bytes).is_ok()),
     };
     Some(Outcome {
         keep_alive: !close && complete,
@@ -112,42 +132,34 @@ pub(super) fn serve(
     })
 }
 
-fn stream_write(mut stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
-    stream.write_all(bytes)
+/// Bytes `start..start + len` of the file, all of them, or `None`.
+fn read_part(file: &mut File, start: u64, len: u64) -> Option<Vec<u8>> {
+    if start > 0 {
+        file.seek(SeekFrom::Start(start)).ok()?;
+    }
+    let mut body = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut body).ok()?;
+    (body.len() as u64 == len).then_some(body)
 }
 
-/// Sends `head`, then bytes `start..start + len` of the file; returns the
-/// body bytes that went out, and whether all of them did (a file cut
-/// shorter since it was opened ends the response early: the connection
-/// must close, or the client would wait for the rest).
-fn send_with_body(
+/// Sends `head`, then bytes `start..start + len` of the file from the page
+/// cache (`io::copy` from a file to a TCP socket is `sendfile` on Linux);
+/// returns the body bytes that went out, and whether all of them did (a
+/// file cut shorter since it was opened ends the response early: the
+/// connection must close, or the client would wait for the rest).
+fn send_large(
     mut stream: &TcpStream,
     head: &[u8],
-    served: Served,
+    mut file: File,
     start: u64,
     len: u64,
 ) -> (u64, bool) {
-    let mut file = served.file;
-    if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
+    if file.seek(SeekFrom::Start(start)).is_err() || stream.write_all(head).is_err() {
         return (0, false);
     }
-    let mut part = (&file).take(len);
-    if len <= SENT_WITH_HEAD {
-        let mut body = Vec::with_capacity(len as usize);
-        if part.read_to_end(&mut body).is_err() || body.len() as u64 != len {
-            return (0, false);
-        }
-        let mut parts = [IoSlice::new(head), IoSlice::new(&body)];
-        let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
-        let sent = written.saturating_sub(head.len()) as u64;
-        return (sent, result.is_ok());
-    }
-    if stream.write_all(head).is_err() {
-        return (0, false);
-    }
-    // `io::copy` from a file to a TCP socket is `sendfile` on Linux.
-    match io::copy(&mut part, &mut stream) {
-        Ok(sent) => (sent, sent == len),
-        Err(_) => (0, false),
-    }
+    let mut part = file.take(len);
+    let copied = io::copy(&mut part, &mut stream);
+    // What went out, even when the copy failed midway (a client gone).
+    let sent = len - part.limit();
+    (sent, copied.is_ok() && sent == len)
 }
