@@ -7,64 +7,9 @@
 //! nor the other way round. This module says where a request goes, with
 //! which status, and which paths stay on plain HTTP.
 
-use crate::http::head::{check_target_bytes, push_host_name};
+use crate::http::head::push_host_name;
 use crate::http::RequestHead;
-use crate::patterns::{Listing, NamePatterns};
-
-/// `redirect_to_https_except`: path prefixes served over plain HTTP as
-/// they would be without the redirect (a balancer's health check, an ACME
-/// http-01 challenge); empty when none is.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExceptPaths {
-    prefixes: NamePatterns,
-}
-
-const PATHS: Listing = Listing {
-    what: "path prefixes",
-    example: "/healthz, /.well-known/acme-challenge/",
-    // Never shown: a list of prefixes alone has no `*` to write.
-    prefix_example: "/healthz",
-    every: "every path",
-    // A health check and a challenge or two; each is compared with the
-    // path of every plain-HTTP request.
-    most: 32,
-};
-
-impl ExceptPaths {
-    /// Comma separated path prefixes, each starting with `/`, of the
-    /// characters a request-target may hold but `?` (a query is not part
-    /// of the path they are compared with); empty = none.
-    pub fn parse(v: &str) -> Result<ExceptPaths, String> {
-        let prefixes = NamePatterns::parse_prefixes(v, &PATHS, |path| {
-            if !path.starts_with('/') {
-                return Err(format!(
-                    "`{}` does not start with `/`: list the beginnings of paths as requests \
-                     send them, e.g. `{}`",
-                    path.escape_debug(),
-                    PATHS.example
-                ));
-            }
-            if check_target_bytes(path.as_bytes()).is_err() || path.contains('?') {
-                return Err(format!(
-                    "`{}` is not the start of a path (printable ASCII; no space, `?` or `#`)",
-                    path.escape_debug()
-                ));
-            }
-            Ok(path.as_bytes().to_vec())
-        })?;
-        Ok(ExceptPaths { prefixes })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.prefixes.is_empty()
-    }
-
-    /// Whether `path` (the request-target's, as sent, without its query)
-    /// begins with a listed prefix.
-    pub fn matches(&self, path: &str) -> bool {
-        self.prefixes.matches(path.as_bytes())
-    }
-}
+use crate::patterns::PathPrefixes;
 
 /// The answer to a request that came over plain HTTP.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,7 +29,7 @@ pub struct Redirect {
 /// `Host`), which no browser sends and whose redirect could name none:
 /// an old health checker (HAProxy's default `OPTIONS / HTTP/1.0`), which
 /// a 400 would take for a failed backend.
-pub fn redirect(head: &RequestHead, except: &ExceptPaths) -> Option<Redirect> {
+pub fn redirect(head: &RequestHead, except: &PathPrefixes) -> Option<Redirect> {
     if head.target == "*" {
         return None;
     }
@@ -115,7 +60,7 @@ mod tests {
     }
 
     fn sent_to(raw: &str, except: &str) -> Option<(u16, String)> {
-        let except = ExceptPaths::parse(except).unwrap();
+        let except = PathPrefixes::parse(except).unwrap();
         redirect(&head(raw), &except).map(|r| (r.status, r.location))
     }
 
@@ -221,8 +166,8 @@ mod tests {
 
     #[test]
     fn except_lists_paths() {
-        assert!(ExceptPaths::parse("").unwrap().is_empty());
-        let list = ExceptPaths::parse(" /healthz ,/.well-known/acme-challenge/").unwrap();
+        assert!(PathPrefixes::parse("").unwrap().is_empty());
+        let list = PathPrefixes::parse(" /healthz ,/.well-known/acme-challenge/").unwrap();
         assert!(list.matches("/healthz") && list.matches("/.well-known/acme-challenge/x"));
         assert!(!list.matches("/health"));
         for (bad, why) in [
@@ -235,12 +180,12 @@ mod tests {
             ("/a,", "empty entry"),
             ("/a, /a", "`/a` is listed twice"),
         ] {
-            let e = ExceptPaths::parse(bad).unwrap_err();
+            let e = PathPrefixes::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
         let many: Vec<String> = (0..33).map(|i| format!("/p{i}")).collect();
-        let e = ExceptPaths::parse(&many.join(",")).unwrap_err();
+        let e = PathPrefixes::parse(&many.join(",")).unwrap_err();
         assert!(e.contains("33 path prefixes listed; at most 32"), "{e}");
-        assert!(ExceptPaths::parse(&many[..32].join(",")).is_ok());
+        assert!(PathPrefixes::parse(&many[..32].join(",")).is_ok());
     }
 }

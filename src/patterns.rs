@@ -5,8 +5,10 @@
 //! `cache_key_ignore_params` query parameters, `gzip_types` media types:
 //! what a name may hold, and how it is spelled to be compared, is theirs;
 //! the list, its checks and its matching are here. A list of prefixes
-//! alone (`redirect_to_https_except`'s paths) has no `*` to write: each
-//! entry is one.
+//! alone (the paths of `redirect_to_https_except` and `log_skip_paths`,
+//! [`PathPrefixes`]) has no `*` to write: each entry is one.
+
+use crate::http::head::check_target_bytes;
 
 /// A parsed list; empty when the setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -139,6 +141,61 @@ impl NamePatterns {
     #[cfg(test)]
     pub(crate) fn patterns(&self) -> &[Pattern] {
         &self.patterns
+    }
+}
+
+/// Path prefixes, as `redirect_to_https_except` (a balancer's health
+/// check, an ACME http-01 challenge served over plain HTTP) and
+/// `log_skip_paths` list them; empty when none is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PathPrefixes {
+    prefixes: NamePatterns,
+}
+
+const PATHS: Listing = Listing {
+    what: "path prefixes",
+    example: "/healthz, /.well-known/acme-challenge/",
+    // Never shown: a list of prefixes alone has no `*` to write.
+    prefix_example: "/healthz",
+    every: "every path",
+    // A health check and a challenge or two; each is compared with the
+    // path of every plain-HTTP request.
+    most: 32,
+};
+
+impl PathPrefixes {
+    /// Comma separated path prefixes, each starting with `/`, of the
+    /// characters a request-target may hold but `?` (a query is not part
+    /// of the path they are compared with); empty = none.
+    pub fn parse(v: &str) -> Result<PathPrefixes, String> {
+        let prefixes = NamePatterns::parse_prefixes(v, &PATHS, |path| {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "`{}` does not start with `/`: list the beginnings of paths as requests \
+                     send them, e.g. `{}`",
+                    path.escape_debug(),
+                    PATHS.example
+                ));
+            }
+            if check_target_bytes(path.as_bytes()).is_err() || path.contains('?') {
+                return Err(format!(
+                    "`{}` is not the start of a path (printable ASCII; no space, `?` or `#`)",
+                    path.escape_debug()
+                ));
+            }
+            Ok(path.as_bytes().to_vec())
+        })?;
+        Ok(PathPrefixes { prefixes })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
+
+    /// Whether `path` (the request-target's, as sent, without its query)
+    /// begins with a listed prefix.
+    pub fn matches(&self, path: &str) -> bool {
+        self.prefixes.matches(path.as_bytes())
     }
 }
 

@@ -7,7 +7,7 @@ use super::values::*;
 use super::{Balance, Config, LogFormat};
 use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
-use crate::https_redirect::ExceptPaths;
+use crate::patterns::PathPrefixes;
 use crate::ratelimit::Rate;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::retry_on::RetryOnStatus;
@@ -508,6 +508,20 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.log_headers = b),
     },
     Key {
+        name: "log_skip_paths",
+        default: "",
+        help: "path prefixes whose answers below 400 are not logged (a balancer's health checks), \
+               compared with the path as sent: `/healthz, /ready`; errors are; empty = none",
+        apply: |c, v| PathPrefixes::parse(v).map(|p| c.log_skip_paths = p),
+    },
+    Key {
+        name: "log_skip_statuses",
+        default: "",
+        help: "statuses whose answers are not logged, each one or a range: `200-399` logs \
+               the errors alone; empty = none",
+        apply: |c, v| parse_status_ranges(v).map(|r| c.log_skip_statuses = r.into()),
+    },
+    Key {
         name: "via",
         default: "true",
         help: "add `Via: 1.1 inverso` to requests to backends (RFC 9110); false leaves Via as it \
@@ -628,7 +642,7 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "path prefixes served over plain HTTP all the same, compared with the path as \
                sent: `/healthz, /.well-known/acme-challenge/`; empty = none",
-        apply: |c, v| ExceptPaths::parse(v).map(|p| c.redirect_to_https_except = p),
+        apply: |c, v| PathPrefixes::parse(v).map(|p| c.redirect_to_https_except = p),
     },
     Key {
         name: "allow_from",

@@ -153,6 +153,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Add the request and response heads to each access-log record.
     pub log_headers: bool,
+    /// Path prefixes whose answers below 400 are not logged.
+    pub log_skip_paths: crate::patterns::PathPrefixes,
+    /// Statuses, in inclusive ranges, whose answers are not logged.
+    pub log_skip_statuses: Arc<[(u16, u16)]>,
     /// Add this hop to `Via` on requests to backends.
     pub via: bool,
     /// Requests for a URL before its response is stored.
@@ -191,7 +195,7 @@ pub struct Config {
     /// HTTPS (see [`crate::https_redirect`]).
     pub redirect_to_https: bool,
     /// Paths served over plain HTTP all the same; empty: none.
-    pub redirect_to_https_except: crate::https_redirect::ExceptPaths,
+    pub redirect_to_https_except: crate::patterns::PathPrefixes,
     /// Client addresses that may send requests; empty = every one (see
     /// [`crate::access`]).
     pub allow_from: Vec<Cidr>,
@@ -1290,6 +1294,14 @@ fn no_lifetime(config: &Config) -> Option<String> {
 }
 
 impl Config {
+    /// Whether an answer of `status` goes unlogged: under a
+    /// `log_skip_paths` prefix (`quiet_path`) and below 400, or of a
+    /// status `log_skip_statuses` lists.
+    pub fn log_skips(&self, quiet_path: bool, status: u16) -> bool {
+        (quiet_path && status < 400)
+            || (self.log_skip_statuses.iter()).any(|&(low, high)| (low..=high).contains(&status))
+    }
+
     /// A config with every key at its default but no targets (which have
     /// none); for tests and embedders, who then set the fields they need.
     pub fn with_targets(targets: Vec<Target>) -> Config {
@@ -1378,6 +1390,8 @@ impl Config {
             state_file: None,
             log_format: LogFormat::Combined,
             log_headers: false,
+            log_skip_paths: Default::default(),
+            log_skip_statuses: Arc::from([]),
             via: true,
             cache_min_uses: 1,
             cache_status: None,
@@ -3513,6 +3527,29 @@ mod tests {
         assert!(e.message.contains("prefix"), "{e}");
         let e = build("targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8,\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
+    }
+
+    #[test]
+    fn log_skips_are_off_and_read_as_paths_and_statuses() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(c.log_skip_paths.is_empty() && !c.log_skips(false, 200));
+        let text = "targets = 127.0.0.1:1\nlog_skip_paths = /healthz, /ready\n\
+                    log_skip_statuses = 204, 300-399\n";
+        let c = build(text).unwrap();
+        assert!(c.log_skip_paths.matches("/healthz/db") && !c.log_skip_paths.matches("/x"));
+        assert!(c.log_skips(true, 200) && c.log_skips(true, 399));
+        assert!(!c.log_skips(true, 400) && !c.log_skips(true, 503));
+        assert!(c.log_skips(false, 204) && c.log_skips(false, 302));
+        assert!(!c.log_skips(false, 200) && !c.log_skips(false, 404));
+        for (line, message) in [
+            ("log_skip_paths = healthz", "does not start with `/`"),
+            ("log_skip_statuses = 600", "not a status"),
+            ("log_skip_statuses = 399-200", "from high to low"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{line}");
+            assert!(e.message.contains(message), "{line}: {e}");
+        }
     }
 
     #[test]

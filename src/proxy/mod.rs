@@ -394,34 +394,38 @@ pub fn serve(
         let pool = pool
             .filter(|_| shared.config.logs_pool())
             .map(|pool| pool.shared_name().clone());
-        let heads = client.sent_head.take().map(|sent| {
-            Box::new(Heads {
-                request: line.headers.unwrap_or_default(),
-                response: Heads::fields_of(&sent),
-            })
-        });
-        shared.log.log(Record {
-            time,
-            client: client.real_ip,
-            // The port is the connection's: not that of a client a proxy
-            // in front named.
-            client_port: (client.real_ip == client.peer).then_some(client.peer_port),
-            remote_user: line.remote_user,
-            request_line: line.request_line,
-            status: outcome.status,
-            bytes: outcome.bytes,
-            referer: line.referer,
-            user_agent: line.user_agent,
-            upstream: outcome.upstream,
-            cache: outcome.cache,
-            duration,
-            upstream_wait: client.upstream_wait,
-            pool,
-            show_pool: !shared.config.pools.is_empty(),
-            request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
-            heads,
-            fields: line.fields,
-        });
+        let sent_head = client.sent_head.take();
+        // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
+        if !shared.config.log_skips(line.quiet_path, outcome.status) {
+            let heads = sent_head.map(|sent| {
+                Box::new(Heads {
+                    request: line.headers.unwrap_or_default(),
+                    response: Heads::fields_of(&sent),
+                })
+            });
+            shared.log.log(Record {
+                time,
+                client: client.real_ip,
+                // The port is the connection's: not that of a client a proxy
+                // in front named.
+                client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+                remote_user: line.remote_user,
+                request_line: line.request_line,
+                status: outcome.status,
+                bytes: outcome.bytes,
+                referer: line.referer,
+                user_agent: line.user_agent,
+                upstream: outcome.upstream,
+                cache: outcome.cache,
+                duration,
+                upstream_wait: client.upstream_wait,
+                pool,
+                show_pool: !shared.config.pools.is_empty(),
+                request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
+                heads,
+                fields: line.fields,
+            });
+        }
         // Idle as far as shutdown is concerned, before the flag is read: a
         // shutdown then either is seen here or ends the revalidation, never
         // waits for it. Not begun during a shutdown: no client waits for it.
@@ -537,6 +541,8 @@ struct LogLine {
     headers: Option<Vec<(String, String)>>,
     /// Those a `log_format` template names.
     fields: Option<RequestFields>,
+    /// Its path is one `log_skip_paths` lists.
+    quiet_path: bool,
 }
 
 impl LogLine {
@@ -548,6 +554,7 @@ impl LogLine {
             user_agent: None,
             headers: None,
             fields: None,
+            quiet_path: false,
         }
     }
 
@@ -569,6 +576,11 @@ impl LogLine {
             headers,
             fields: (config.log_format.request_fields())
                 .map(|names| RequestFields::take(names, &head.headers)),
+            quiet_path: !config.log_skip_paths.is_empty() && {
+                let target = head.path_and_query();
+                let path = target.split('?').next().unwrap_or_default();
+                config.log_skip_paths.matches(path)
+            },
         }
     }
 }

@@ -1,0 +1,89 @@
+//! `log_skip_paths` and `log_skip_statuses` over real sockets: the
+//! answers they name leave no access-log line, the others do, and every
+//! one is counted by the metrics all the same.
+
+mod support;
+
+use inverso::patterns::PathPrefixes;
+use std::time::Duration;
+use support::*;
+
+/// A backend that answers `/healthz/down` (and only it) 503.
+fn health_backend() -> Backend {
+    Backend::start("b", |seen, out| {
+        let status = if seen.path() == "/healthz/down" {
+            503
+        } else {
+            200
+        };
+        respond(out, status, &[], b"ok");
+        Action::KeepAlive
+    })
+}
+
+/// The request paths of the lines logged.
+fn logged_paths(proxy: &Proxy) -> Vec<String> {
+    (proxy.log_lines().iter())
+        .map(|line| line.split(' ').nth(6).unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_listed_path_is_not_logged_unless_its_answer_is_an_error() {
+    let backend = health_backend();
+    let mut proxy = start_proxy(&[backend.addr], |c| {
+        c.log_skip_paths = PathPrefixes::parse("/healthz, /ready").unwrap();
+    });
+    let mut client = proxy.connect();
+    // A prefix of the path as sent, as nginx's `location /healthz` is.
+    for path in [
+        "/healthz",
+        "/healthz?deep=1",
+        "/healthz/db",
+        "/healthzz",
+        "/ready",
+    ] {
+        assert_eq!(client.get(path).status, 200);
+    }
+    assert_eq!(client.get("/healthz/down").status, 503);
+    for path in ["/page", "/r/ready", "/Ready"] {
+        assert_eq!(client.get(path).status, 200);
+    }
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(backend.requests(), 9, "every request went to the backend");
+    assert_eq!(
+        logged_paths(&proxy),
+        ["/healthz/down", "/page", "/r/ready", "/Ready"]
+    );
+}
+
+#[test]
+fn listed_statuses_are_not_logged() {
+    let backend = health_backend();
+    let mut proxy = start_proxy(&[backend.addr], |c| {
+        c.log_skip_statuses = [(200, 399)].into();
+        c.admin_port = Some(0);
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/page").status, 200);
+    assert_eq!(client.get("/healthz/down").status, 503);
+    drop(client);
+    // The proxy's own answers are skipped or logged by the same rule.
+    let mut raw = proxy.connect();
+    raw.send(b"GET /bad HTTP/1.1\r\n\r\n");
+    assert_eq!(raw.response().status, 400);
+    drop(raw);
+    let admin = proxy.handle().admin_addr().unwrap();
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let text = metrics.body_str();
+    for counted in [
+        "inverso_requests_total{class=\"2xx\"} 1",
+        "inverso_requests_total{class=\"4xx\"} 1",
+        "inverso_requests_total{class=\"5xx\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == counted), "{counted}: {text}");
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(logged_paths(&proxy), ["/healthz/down", "/bad"]);
+}
