@@ -6,7 +6,7 @@
 mod support;
 
 use inverso::config::{Config, Loader};
-use inverso::https_redirect::ExceptPaths;
+use inverso::patterns::PathPrefixes;
 use inverso::realip::Cidr;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -165,7 +165,7 @@ fn excepted_paths_are_proxied_over_plain_http() {
     let except = "/healthz, /.well-known/acme-challenge/";
     let proxy = start_proxy(&[a.addr], |c| {
         behind_a_terminator(c);
-        c.redirect_to_https_except = ExceptPaths::parse(except).unwrap();
+        c.redirect_to_https_except = PathPrefixes::parse(except).unwrap();
     });
     let mut balancer = proxy.connect();
     for path in [
