@@ -774,9 +774,11 @@ fn files_route<'a>(
             Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
             Some(("max_age", written)) => {
                 let age = parse_duration(written).map_err(|e| format!("max_age={written}: {e}"))?;
+                // Named as written: `400d`, not its seconds.
                 if age > MAX_MAX_AGE {
                     return Err(format!(
-                        "max_age={written}: at most a year (365d), as RFC 9111 asks of freshness"
+                        "max_age={}: at most a year (365d), as RFC 9111 asks of freshness",
+                        written.escape_debug()
                     ));
                 }
                 max_age = Some(age);
@@ -1278,6 +1280,118 @@ route.static.example = static
             "{e}"
         );
         assert!(c.allow_from.is_empty());
+    }
+
+    #[test]
+    fn a_files_route_is_checked_where_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir(&www).unwrap();
+        std::fs::write(dir.path().join("plain"), "not a directory").unwrap();
+        let (www, top) = (www.display(), dir.path().display());
+        let base = "targets = 127.0.0.1:9001\npool.app = 127.0.0.1:9002\nroute./app/ = app\n";
+        for (line, says) in [
+            (format!("route./s/ = files {www}"), String::new()),
+            (
+                format!("route./s/ = files {top}/missing"),
+                format!("proxy.conf:4: route./s/: files {top}/missing: No such file"),
+            ),
+            (
+                format!("route./s/ = files {top}/plain"),
+                format!("proxy.conf:4: route./s/: files {top}/plain: not a directory"),
+            ),
+            (
+                format!("route./s/ = files {www} strip"),
+                "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
+                 `files <directory> [max_age=<duration>] [fallback=<pool>]`"
+                    .into(),
+            ),
+            (format!("route./s/ = files {www} max_age=1h"), String::new()),
+            (
+                format!("route./s/ = files {www} max_age=365d"),
+                String::new(),
+            ),
+            (
+                format!("route./s/ = files {www} max_age=400d"),
+                "proxy.conf:4: route./s/: max_age=400d: at most a year (365d)".into(),
+            ),
+            (
+                format!("route./s/ = files {www} max_age=soon"),
+                "max_age=soon: `soon` is not a duration".into(),
+            ),
+            (
+                format!("route./s/ = files {www} max_age=1h max_age=2h"),
+                "max_age= given twice".into(),
+            ),
+            (
+                format!("route./s/ = files {www} fallback=app"),
+                String::new(),
+            ),
+            (
+                format!("route./s/ = files {www} fallback=default"),
+                String::new(),
+            ),
+            (
+                format!("route./s/ = files {www} fallback=ap"),
+                "proxy.conf:4: route./s/: no pool is named `ap` (did you mean `app`?)".into(),
+            ),
+            (
+                format!("route./s/ = files {www} fallback=nosuch"),
+                "route./s/: no pool is named `nosuch`".into(),
+            ),
+            (
+                format!("route./s/ = files {www} fallback=app fallback=app"),
+                "fallback= given twice".into(),
+            ),
+            (
+                "route./s/ = files".into(),
+                "proxy.conf:4: route./s/: a route that serves files is `files <directory>".into(),
+            ),
+            (
+                "route./s/ = files max_age=1h".into(),
+                "a route that serves files is `files <directory>".into(),
+            ),
+            (
+                format!("route./app/ = files {www}"),
+                "proxy.conf:4: route./app/: a second route for /app/ (first set on line 3)".into(),
+            ),
+            (
+                "pool.files = 127.0.0.1:9005".into(),
+                "proxy.conf:4: `pool.files`: `files` is what a route that answers itself says"
+                    .into(),
+            ),
+        ] {
+            let result = build(&format!("{base}{line}\n"));
+            match says.as_str() {
+                "" => assert!(result.is_ok(), "{line}: {:?}", result.err()),
+                says => {
+                    let e = result.map(|_| ()).unwrap_err().to_string();
+                    assert!(e.contains(says), "{line}: {e}");
+                }
+            }
+        }
+        // What is taken: the directory's real path, the age, the pool.
+        let c = build(&format!(
+            "{base}route./s/ = files {top}/www/ max_age=10m fallback=app\n\
+             route./t/ = files {www}\n"
+        ))
+        .unwrap();
+        let route = |path: &str| {
+            let index = c.routes.route(None, path).unwrap().unwrap();
+            c.routes.get(index).unwrap()
+        };
+        let real = dir.path().join("www").canonicalize().unwrap();
+        let s = route("/s/x");
+        let (files, fallback) = s.files().unwrap();
+        assert_eq!(files.root(), real);
+        assert_eq!(files.max_age(), Some(Duration::from_secs(600)));
+        assert!(fallback && !s.answers_itself());
+        assert_eq!(s.pool, 1);
+        let t = route("/t/x");
+        let (files, fallback) = t.files().unwrap();
+        assert_eq!(files.max_age(), None);
+        assert!(!fallback && t.answers_itself());
+        assert!(route("/app/x").files().is_none());
     }
 
     #[test]
