@@ -796,3 +796,68 @@ fn files_behind_a_sign_in_or_an_access_list_stay_behind_it() {
     assert_eq!(r.status, 403, "{}", r.head.raw);
     assert!(r.body.len() < 1000);
 }
+
+#[test]
+fn a_directory_s_redirect_never_leads_to_another_host() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let proxy = serving(
+        &app,
+        &site,
+        "",
+        &format!("route.cdn.example = files {}\n", site.root()),
+    );
+    let mut client = proxy.connect();
+    // `//static/docs/` would be the host `static` to a browser.
+    for (path, location) in [
+        ("//static/docs", "/static/docs/"),
+        ("///static/docs?q=1", "/static/docs/?q=1"),
+        ("/static//docs", "/static//docs/"),
+    ] {
+        let r = client.get(path);
+        assert_eq!(r.status, 301, "{path}: {}", r.head.raw);
+        assert_eq!(r.header("location"), Some(location), "{path}");
+    }
+    for (path, location) in [("//docs", "/docs/"), ("//%64ocs", "/%64ocs/")] {
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: cdn.example\r\n\r\n").as_bytes());
+        let r = client.response();
+        assert_eq!(r.status, 301, "{path}: {}", r.head.raw);
+        assert_eq!(r.header("location"), Some(location), "{path}");
+    }
+}
+
+#[test]
+fn an_empty_file_and_files_either_side_of_the_writev_size_are_sent_whole() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let at = UNIX_EPOCH + Duration::from_secs(MODIFIED);
+    for (name, len) in [
+        ("empty.txt", 0),
+        ("edge.bin", 32 * 1024),
+        ("over.bin", 32 * 1024 + 1),
+    ] {
+        let path = site.path().join(name);
+        fs::write(&path, pattern(len)).unwrap();
+        let file = File::options().write(true).open(&path).unwrap();
+        file.set_modified(at).unwrap();
+    }
+    let proxy = serving(&app, &site, "", "");
+    let mut client = proxy.connect();
+    let r = client.get("/static/empty.txt");
+    assert_whole(&r, b"", "text/plain; charset=utf-8");
+    // Nothing to send a part of: the whole, as nginx sends it.
+    let r = client.get_with("/static/empty.txt", &[("Range", "bytes=0-")]);
+    assert_whole(&r, b"", "text/plain; charset=utf-8");
+    for (path, len) in [
+        ("/static/edge.bin", 32 * 1024),
+        ("/static/over.bin", 32 * 1024 + 1),
+    ] {
+        assert_whole(&client.get(path), &pattern(len), "application/octet-stream");
+        let r = client.get_with(path, &[("Range", "bytes=1-")]);
+        assert_eq!(r.status, 206, "{path}: {}", r.head.raw);
+        assert_eq!(r.body, &pattern(len)[1..], "{path}");
+    }
+    assert_whole(
+        &client.get("/static/empty.txt"),
+        b"",
+        "text/plain; charset=utf-8",
+    );
+}
