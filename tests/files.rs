@@ -861,3 +861,34 @@ fn an_empty_file_and_files_either_side_of_the_writev_size_are_sent_whole() {
         "text/plain; charset=utf-8",
     );
 }
+
+#[test]
+fn a_missing_file_is_answered_with_the_404_page_of_error_pages() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let pages = tempfile::tempdir().unwrap();
+    fs::write(pages.path().join("404.html"), "<h1>no such page</h1>").unwrap();
+    fs::write(pages.path().join("405.html"), "<h1>not so</h1>").unwrap();
+    let more = format!("error_pages = {}\n", pages.path().display());
+    let proxy = serving(&app, &site, "", &more);
+    let mut client = proxy.connect();
+    let r = client.get("/static/nothing.txt");
+    assert_eq!(r.status, 404, "{}", r.head.raw);
+    assert_eq!(r.body_str(), "<h1>no such page</h1>");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let r = client.request("PUT", "/static/small.txt", &[], b"");
+    assert_eq!((r.status, r.body_str().as_str()), (405, "<h1>not so</h1>"));
+    assert_whole(
+        &client.get("/static/small.txt"),
+        &pattern(SMALL),
+        "text/plain; charset=utf-8",
+    );
+    // Nor is the page said to be unused.
+    let conf = format!(
+        "targets = {}\nroute./static/ = files {}\n{more}",
+        app.addr,
+        site.root()
+    );
+    let (code, _, stderr) = inverso_check(&conf, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("not used"), "{stderr}");
+}

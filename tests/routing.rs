@@ -1251,16 +1251,16 @@ fn a_pool_compresses_as_its_own_gzip_keys_say() {
             Action::KeepAlive
         })
     };
-    let (main, api, files) = (
+    let (main, api, downloads) = (
         text("main", "text/plain"),
         text("api", "text/plain"),
-        text("files", "text/plain"),
+        text("downloads", "text/plain"),
     );
     let mut tweak = Some(from_file(&format!(
-        "targets = {}\npool.api = {}\npool.files = {}\n\
-         route./api/ = api\nroute./files/ = files\n\
-         gzip = true\npool.api.gzip_types = application/json\npool.files.gzip = false\n",
-        main.addr, api.addr, files.addr
+        "targets = {}\npool.api = {}\npool.downloads = {}\n\
+         route./api/ = api\nroute./downloads/ = downloads\n\
+         gzip = true\npool.api.gzip_types = application/json\npool.downloads.gzip = false\n",
+        main.addr, api.addr, downloads.addr
     )));
     let proxy = start_proxy(&[], |c| (tweak.take().unwrap())(c));
     let coding = |path: &str| {
@@ -1270,7 +1270,7 @@ fn a_pool_compresses_as_its_own_gzip_keys_say() {
     };
     assert_eq!(coding("/page"), "gzip");
     assert_eq!(coding("/api/a"), "-");
-    assert_eq!(coding("/files/a"), "-");
+    assert_eq!(coding("/downloads/a"), "-");
 }
 
 #[test]

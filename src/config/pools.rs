@@ -400,7 +400,8 @@ impl Loader {
 
     /// The `error_pages` pages the proxy answers with besides its own
     /// errors', in each scope's directory: the statuses bare `return`
-    /// routes answer (at the top level: they go to no pool), and with
+    /// routes answer (at the top level: they go to no pool), the 404 of
+    /// `files` routes without `fallback=` (there too), and with
     /// `intercept_errors` those of backends' answers it may replace. A
     /// pool without a directory of its own has the top level's.
     fn read_more_error_pages(
@@ -409,8 +410,14 @@ impl Loader {
         pools: &mut [PoolConfig],
     ) -> Result<(), ConfigError> {
         let interceptable = |s: u16| (400..=599).contains(&s) && required_field(s).is_none();
+        // A `files` route without `fallback=` answers a missing file 404
+        // itself, at the top level too.
+        let files_404 = (top.routes.iter())
+            .filter(|r| r.files().is_some_and(|(_, fallback)| !fallback))
+            .map(|_| 404);
         let returned: Vec<u16> = (top.routes.iter())
             .filter_map(|r| r.returned().filter(|r| r.text.is_none()).map(|r| r.status))
+            .chain(files_404)
             .collect();
         let shares_top = |pool: &PoolConfig| !self.sets(Scope::Pool(&pool.name), "error_pages");
         let top_intercepts = top.intercept_errors
