@@ -62,6 +62,12 @@ impl Site {
         symlink(dir.path().join("outside.txt"), root.join("out.txt")).unwrap();
         symlink(dir.path(), root.join("up")).unwrap();
         symlink(root.join("small.txt"), root.join("latest.txt")).unwrap();
+        fs::create_dir(root.join("linked")).unwrap();
+        symlink(
+            dir.path().join("outside.txt"),
+            root.join("linked/index.html"),
+        )
+        .unwrap();
         Site { dir }
     }
 
@@ -263,6 +269,9 @@ fn hidden_names_decoded_slashes_and_links_out_are_not_found() {
         "/static/a%2fb",
         "/static/out.txt",
         "/static/up/outside.txt",
+        // An index that links out.
+        "/static/linked/",
+        "/static/linked/index.html",
         "/static/%zz",
         "/static/%4",
     ] {
@@ -487,7 +496,7 @@ fn other_methods_are_answered_405_and_a_body_closes_the_connection() {
 #[test]
 fn with_fallback_what_is_not_there_goes_to_the_pool() {
     let (main, app, site) = (Backend::echo("main"), Backend::echo("app"), Site::new());
-    let proxy = start_proxy(
+    let mut proxy = start_proxy(
         &[],
         from_file(&format!(
             "targets = {}\npool.app = {}\nroute./static/ = files {} fallback=app\n",
@@ -548,6 +557,26 @@ fn with_fallback_what_is_not_there_goes_to_the_pool() {
         ]
     );
     assert_eq!(main.requests(), 0);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    // The log tells the two apart: the pool's backend, or none.
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 9, "{lines:#?}");
+    let line = |request: &str| {
+        let quoted = format!("\"{request} HTTP/1.1\" ");
+        let found = lines.iter().find(|l| l.contains(&quoted));
+        found
+            .unwrap_or_else(|| panic!("{request}: {lines:#?}"))
+            .clone()
+    };
+    let from_disk = line("GET /static/small.txt");
+    assert!(from_disk.contains("\" 200 20000 "), "{from_disk}");
+    assert!(from_disk.contains(" upstream=- "), "{from_disk}");
+    assert!(from_disk.ends_with(" pool=app"), "{from_disk}");
+    let relayed = line("GET /static/missing.txt?v=2");
+    let upstream = format!(" upstream={} ", app.addr);
+    assert!(relayed.contains(&upstream), "{relayed}");
+    assert!(relayed.ends_with(" pool=app"), "{relayed}");
 }
 
 #[test]
@@ -640,7 +669,7 @@ fn file_answers_are_logged_with_their_bytes_and_no_upstream() {
         let line = (lines.iter())
             .find(|l| l.contains(&quoted))
             .unwrap_or_else(|| panic!("{quoted}: {lines:#?}"));
-        assert!(line.contains(" upstream=- "), "{line}");
+        assert!(line.contains(" upstream=- cache=- "), "{line}");
     }
 }
 
@@ -730,11 +759,14 @@ fn http_1_0_and_a_get_with_a_body_close_after_the_file() {
     let proxy = serving(&app, &site, "", "");
     let (small, large) = (pattern(SMALL), pattern(LARGE));
     // HTTP/1.0 without keep-alive: the file, then the end of the stream.
-    for (path, bytes) in [("/static/small.txt", &small), ("/static/large.bin", &large)] {
+    for (path, bytes, content_type) in [
+        ("/static/small.txt", &small, "text/plain; charset=utf-8"),
+        ("/static/large.bin", &large, "application/octet-stream"),
+    ] {
         let mut client = proxy.connect();
         client.send(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
         let r = client.response();
-        assert_whole(&r, bytes, r.header("content-type").unwrap_or("?"));
+        assert_whole(&r, bytes, content_type);
         assert!(client.is_closed(), "{path}");
     }
     // HTTP/1.0 asking to keep it alive: kept.
