@@ -129,7 +129,9 @@ fn assert_whole(r: &Response, expected: &[u8], content_type: &str) {
     assert_eq!(r.header("content-length"), Some(len.as_str()));
     assert_eq!(r.header("etag"), Some(etag(expected.len()).as_str()));
     assert_eq!(r.header("last-modified"), Some(last_modified().as_str()));
-    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    // An empty file has no part to ask for.
+    let ranges = (!expected.is_empty()).then_some("bytes");
+    assert_eq!(r.header("accept-ranges"), ranges, "{}", r.head.raw);
     assert!(r.head.has("date"), "{}", r.head.raw);
     assert!(!r.head.has("transfer-encoding"), "{}", r.head.raw);
 }
@@ -839,17 +841,18 @@ fn a_directory_s_redirect_never_leads_to_another_host() {
         &format!("route.cdn.example = files {}\n", site.root()),
     );
     let mut client = proxy.connect();
-    // `//static/docs/` would be the host `static` to a browser.
+    // `//static/docs/` would be the host `static` to a browser: the path
+    // goes back as routes read it, `//` merged.
     for (path, location) in [
         ("//static/docs", "/static/docs/"),
         ("///static/docs?q=1", "/static/docs/?q=1"),
-        ("/static//docs", "/static//docs/"),
+        ("/static//docs", "/static/docs/"),
     ] {
         let r = client.get(path);
         assert_eq!(r.status, 301, "{path}: {}", r.head.raw);
         assert_eq!(r.header("location"), Some(location), "{path}");
     }
-    for (path, location) in [("//docs", "/docs/"), ("//%64ocs", "/%64ocs/")] {
+    for (path, location) in [("//docs", "/docs/"), ("//%64ocs", "/docs/")] {
         client.send(format!("GET {path} HTTP/1.1\r\nHost: cdn.example\r\n\r\n").as_bytes());
         let r = client.response();
         assert_eq!(r.status, 301, "{path}: {}", r.head.raw);

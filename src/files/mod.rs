@@ -376,7 +376,10 @@ pub fn reply(
     if let Some(coding) = served.encoding {
         fields.push("Content-Encoding", coding);
     }
-    fields.push("Accept-Ranges", "bytes");
+    // An empty file has no part to ask for (see `range::requested`).
+    if served.len > 0 {
+        fields.push("Accept-Ranges", "bytes");
+    }
     let whole = |fields| Reply::Body {
         status: 200,
         start: 0,

@@ -84,12 +84,13 @@ pub(super) fn serve(
             return Some(outcome);
         }
     };
-    let body = body.filter(|_| !head.is_head());
+    // A HEAD's answer says the length its GET's would have, and sends none.
+    let sent_body = body.filter(|_| !head.is_head());
     // A small body is read before anything is sent: a file that turns out
     // shorter than it said (cut since, or a kernel file whose size is a
     // guess) can still be answered with an error.
     let mut file = served.file;
-    let small = match body {
+    let small = match sent_body {
         Some((start, len)) if len <= SENT_WITH_HEAD => match read_part(&mut file, start, len) {
             Some(bytes) => Some(bytes),
             None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
@@ -117,7 +118,7 @@ pub(super) fn serve(
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
     let mut stream: &TcpStream = &client.conn.get_ref().0;
-    let (sent, complete) = match (small, body) {
+    let (sent, complete) = match (small, sent_body) {
         (Some(small), _) => {
             let mut parts = [IoSlice::new(&bytes), IoSlice::new(&small)];
             let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
