@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|gzip|idle|all]      (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|idle|files|all]      (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -35,6 +35,13 @@
 #          row: the backend does not compress.
 #   idle   memory per idle keep-alive connection (BENCH_IDLE_CONNS of them)
 #          for inverso, nginx and HAProxy.
+#   files  static files served by the web server itself, no proxying:
+#          inverso with a `files` route (route./c/ = files <dir>) against
+#          nginx serving the same directory, /c/1k.txt and /c/64k.txt
+#          (text/plain, 1 KiB and 64 KiB), 64 keep-alive connections and 64
+#          sending "Connection: close"; direct (the backend nginx, on the
+#          same files) as the machine's ceiling. Interleaved as in proxy
+#          mode.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -69,6 +76,27 @@
 #     does), which sends more bytes than nginx's zlib at level 1; but the
 #     copy inverso keeps with a cache entry, made once, is made at level 6
 #     at least, so its hits send fewer.
+#   - files mode: the three systems read the same files in the temp
+#     dir's www/c. "nginx" is an nginx of its own, not the backend, set up
+#     as one would serve static files and as inverso does it:
+#     `location /c/ { alias <dir>/; }`, `sendfile on; tcp_nopush on;`,
+#     open_file_cache off (its default; inverso opens the file at every
+#     request), etag on (its default; inverso sends an ETag too), an access
+#     log as in proxy mode (inverso's goes to /dev/null), `listen ...
+#     deferred`, and BENCH_PROXY_NICE's priority. "direct" is the backend
+#     nginx as it is, tuned to cost as little as possible rather than as
+#     one would run it: open_file_cache (no open, fstat and close per
+#     request), etag off, no access log; it shows what the machine gives
+#     that hour. Both nginx and inverso send Cache-Control: max-age=600
+#     (inverso's `max_age=10m`). inverso writes the head and a body of up
+#     to 32 KiB in one writev; a larger one goes after the head through
+#     std::io::copy, which as of Rust 1.95 copies through an 8 KiB buffer
+#     (read, send) rather than by sendfile: std does not use sendfile from
+#     a regular file to a socket (`strace -f -e trace=sendfile` on inverso
+#     shows which). Before measuring, a curl probe checks that each system
+#     answers 200 with the file's exact bytes. CPU µs/req counts the
+#     serving nginx's master and workers (the backend's, for direct) and
+#     inverso's process.
 #   - Percentiles are exact (wrk's done() callback, scripts/bench_wrk.lua).
 #     Errors are all of wrk's counters: connect, read, write, timeout, and
 #     status (responses >= 400). Any error shows in bold in the table.
@@ -82,9 +110,10 @@
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
 #
-# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 2 minutes; the
-# default takes about 9). For README figures use BENCH_REPS=3 on a quiet
-# machine: figures are then medians and the errors are summed.
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 3 minutes; the
+# default takes about 11, of which `files` about 2 a repetition). For
+# README figures use BENCH_REPS=3 on a quiet machine: figures are then
+# medians and the errors are summed.
 #
 # Output: the report (Markdown) on stdout and in target/bench/results.md; raw
 # per-run figures in target/bench/*.tsv. Everything the script starts lives in
@@ -96,13 +125,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | idle | all) ;;
+  proxy | cache | gzip | idle | files | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|idle|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|idle|files|all]" >&2
     exit 2
     ;;
 esac
@@ -420,6 +449,36 @@ EOF
   start_nginx "$_var" "$name" "$conf" "$port"
 }
 
+# start_nginx_files VAR NAME PORT (files mode): nginx serving $TMP/www/c
+# under /c/ itself, configured as one would serve static files (see the
+# header comment); sets VAR to its master's PID.
+start_nginx_files() {
+  local _var=$1 name=$2 port=$3 conf=$TMP/$2.conf
+  {
+    nginx_common "$name"
+    if [[ -n $PROXY_AT ]]; then echo "worker_priority $PROXY_AT;"; fi
+    cat <<EOF
+http {
+$(nginx_http_common "$name")
+  access_log $TMP/$name/access.log combined buffer=64k;
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache off;
+  default_type application/octet-stream;
+  types { text/plain txt; }
+  server {
+    listen 127.0.0.1:$port backlog=4096 deferred;
+    location /c/ {
+      alias $TMP/www/c/;
+      add_header Cache-Control "max-age=600";
+    }
+  }
+}
+EOF
+  } >"$conf"
+  start_nginx "$_var" "$name" "$conf" "$port"
+}
+
 # start_haproxy VAR PORT: sets VAR to HAProxy's PID.
 start_haproxy() {
   local _port=$2 _conf=$TMP/haproxy.conf _pid
@@ -545,7 +604,7 @@ truncate_logs() {
 
 # run_wrk MODE CELL SYSTEM REP PID URL CONNS [WRK_ARG...]
 # PID is the process whose CPU time is counted ("-" for none; empty = the
-# system is not running, the row reads n/a). WRK_ARGs go to wrk as they are
+# system is not running, the row reads n/a; BACKEND_PID in files mode). WRK_ARGs go to wrk as they are
 # (-H "Connection: close"). Appends one row to runs.tsv.
 run_wrk() {
   local mode=$1 cell=$2 system=$3 rep=$4 pid=$5 url=$6 conns=$7
@@ -566,15 +625,18 @@ run_wrk() {
   out=$(timeout $((SECONDS_PER_RUN + WRK_TIMEOUT + 30)) "${RUN[@]}" wrk "${args[@]}" "$url" 2>&1) || true
   children_ticks w1
   m1=$(machine_ticks) b1=$(cpu_ticks_tree "$BACKEND_PID")
-  local ticks=-
+  local ticks=- backend_ticks=$((b1 - b0))
   if [[ $pid != - ]]; then
     t1=$(cpu_ticks_tree "$pid")
     ticks=$((t1 - t0))
   fi
+  # files mode's direct row counts the backend as the system measured:
+  # its time is then in ticks already.
+  if [[ $pid == "$BACKEND_PID" ]]; then backend_ticks=0; fi
   # CPU the rest of the machine used meanwhile (other users' jobs, the
   # hypervisor's steal): busy time minus that of wrk, backends and proxy.
   local other
-  other=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((t1 - t0 + b1 - b0 + w1 - w0)) 'BEGIN {
+  other=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((t1 - t0 + backend_ticks + w1 - w0)) 'BEGIN {
     split(m0, a, " "); split(m1, b, " "); total = b[2] - a[2]
     o = total > 0 ? (b[1] - a[1] - ours) * 100 / total : 0
     printf "%.0f", (o < 0 ? 0 : o) }')
@@ -667,6 +729,31 @@ gzip_probe() {
   if [[ $same != yes ]]; then
     log "warning: $system /c/$body.txt decoded to $decoded bytes that are not the file ($want)"
     note "$system /c/$body.txt decoded to $decoded bytes that are not the file's $want"
+  fi
+}
+
+# files_probe SYSTEM PORT BODY (files mode): GET /c/BODY.txt must answer
+# 200 with exactly the bytes of the file in $TMP/www/c, which every system
+# serves (lines of text, so that bytes out of place show). What it saw goes
+# to filescheck.tsv; a failed check is a note in the report.
+files_probe() {
+  local system=$1 port=$2 body=$3 raw=$TMP/files-probe-$1-$3 heads code cc etag size
+  local same=no
+  : >"$raw"
+  heads=$(curl -s -D - -o "$raw" --max-time 5 "http://127.0.0.1:$port/c/$body.txt" |
+    tr -d '\r' || true)
+  code=$(awk 'NR == 1 { print $2 }' <<<"$heads")
+  cc=$(awk -F': ' 'tolower($1) == "cache-control" { print $2 }' <<<"$heads")
+  etag=$(awk -F': ' 'tolower($1) == "etag" { print $2 }' <<<"$heads")
+  size=$(wc -c <"$raw")
+  cmp -s "$raw" "$TMP/www/c/$body.txt" && same=yes
+  rm -f "$raw"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "$size" "$same" \
+    "${cc:-none}" "${etag:-none}" >>"$OUT_DIR/filescheck.tsv"
+  log "files probe $system /c/$body.txt: status ${code:-none}, $size bytes (file: $(body_size "$body"), same: $same), Cache-Control '${cc:-none}', ETag '${etag:-none}'"
+  if [[ $code != 200 || $same != yes ]]; then
+    log "warning: $system /c/$body.txt answered status '${code:-none}' with $size bytes, not 200 with the file"
+    note "$system /c/$body.txt (files mode) answered status '${code:-none}' with $size bytes (the file's bytes: $same)"
   fi
 }
 
@@ -825,6 +912,56 @@ mode_gzip() {
   stop_pid "$nginx_pid"
 }
 
+mode_files() {
+  log "== files mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_inverso nginx_pid inverso_pid s body rep cell conns close=()
+  pick_port p_nginx
+  pick_port p_inverso
+  start_nginx_files nginx_pid nginx-files "$p_nginx"
+  # The directory is a word of the route's value: it must not hold a space.
+  if [[ $TMP =~ [[:space:]] ]]; then
+    log "the temp dir '$TMP' holds a space; inverso's files route cannot name it"
+    note "files mode: the temp dir holds a space, so inverso was not started"
+  else
+    start_inverso inverso_pid inverso-files "$p_inverso" 0 \
+      "route./c/ = files $TMP/www/c max_age=10m"
+  fi
+  # direct: the backend nginx, on the same files; its CPU is counted.
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [inverso]=$p_inverso)
+  local -A pids=([direct]=$BACKEND_PID [nginx]=$nginx_pid [inverso]=${inverso_pid:-})
+  local systems=(direct nginx inverso)
+
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      files_probe "$s" "${ports[$s]}" "$body"
+      warm_up "http://127.0.0.1:${ports[$s]}/c/$body.txt"
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 1k 64k; do
+      for cell in ka64 close64; do
+        conns=${cell//[a-z]/} close=()
+        [[ $cell == close* ]] && close=(-H "Connection: close")
+        for s in "${systems[@]}"; do
+          run_wrk files "$body $cell" "$s" "$rep" "${pids[$s]}" \
+            "http://127.0.0.1:${ports[$s]}/c/$body.txt" "$conns" ${close[@]+"${close[@]}"}
+        done
+      done
+    done
+  done
+
+  printf 'nginx-files\tfiles\t%s\t%s\n' "$(status_tree VmHWM "$nginx_pid")" \
+    "$(status_tree Threads "$nginx_pid")" >>"$OUT_DIR/mem.tsv"
+  if [[ -n ${inverso_pid:-} ]]; then
+    printf 'inverso-files\tfiles\t%s\t%s\n' "$(status_tree VmHWM "$inverso_pid")" \
+      "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
+    stop_pid "$inverso_pid"
+  fi
+  stop_pid "$nginx_pid"
+}
+
 # measure_idle SYSTEM PID PORT: RSS of the process tree before and while
 # IDLE_CONNS idle keep-alive connections are open.
 measure_idle() {
@@ -895,13 +1032,15 @@ main() {
     log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
   printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
   printf 'system\tbody\tx_cache\n' >"$OUT_DIR/cachecheck.tsv"
   printf 'system\tbody\tstatus\tcontent_encoding\tx_cache\tsent_bytes\tdecoded_bytes\tsame_as_file\n' \
     >"$OUT_DIR/gzipcheck.tsv"
+  printf 'system\tbody\tstatus\tbytes\tsame_as_file\tcache_control\tetag\n' \
+    >"$OUT_DIR/filescheck.tsv"
   printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
     >"$OUT_DIR/idle.tsv"
 
@@ -936,11 +1075,13 @@ main() {
     cache) mode_cache ;;
     gzip) mode_gzip ;;
     idle) mode_idle ;;
+    files) mode_files ;;
     all)
       mode_proxy
       mode_idle
       mode_cache
       mode_gzip
+      mode_files
       ;;
   esac
 

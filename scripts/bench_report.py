@@ -2,7 +2,7 @@
 """Turns the raw files of scripts/bench.sh into one Markdown report.
 
 Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
-cachecheck.tsv, gzipcheck.tsv, info.txt there; prints the report and writes
+cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, info.txt there; prints the report and writes
 OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
@@ -217,6 +217,54 @@ def gzip_section(runs, checks, clk_tck):
             + table(header, rows) + [""])
 
 
+def files_section(runs, checks, clk_tck):
+    order, cells = group(runs, "files")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ direct", "req/s ÷ nginx", "p99 ÷ nginx p99", "CPU µs/req",
+              "bytes/resp", "probe", "other CPU %"]
+    seen = {(c["system"], c["body"]): c for c in checks}
+    rows = []
+    for name in order:
+        systems = cells[name]
+        direct, ref = systems.get("direct"), systems.get("nginx")
+        for sysname, c in systems.items():
+            cpu = c.cpu_us_per_req(clk_tck)
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), direct.rps() if direct else None),
+                fmt_ratio(c.rps(), ref.rps() if ref else None),
+                fmt_ratio(c.p99(), ref.p99() if ref else None),
+                "n/a" if cpu is None else f"{cpu:.1f}",
+                fmt_int(c.bytes_per_req()),
+                files_label(seen.get((sysname, name.split()[0]))), c.other_cpu(),
+            ])
+    return (["## Static files: inverso `files` route vs nginx", "",
+             "No proxying: each system reads /c/1k.txt or /c/64k.txt from the same "
+             "directory. nginx: `alias`, sendfile on, tcp_nopush on, open_file_cache "
+             "off, access log on (as inverso's); direct: the backend nginx "
+             "(open_file_cache, etag off, no access log), the machine's ceiling. "
+             "CPU µs/req counts the server's processes (nginx master and workers). "
+             "probe: one GET before measuring, its status and whether the body was "
+             "the file's exact bytes.", ""]
+            + table(header, rows) + [""])
+
+
+def files_label(check):
+    if check is None:
+        return "n/a"
+    problems = []
+    if check["status"] != "200":
+        problems.append(f"status {check['status']}")
+    if check["same_as_file"] != "yes":
+        problems.append(f"{check['bytes']} bytes, not the file")
+    if problems:
+        return "**" + "; ".join(problems) + "**"
+    return "200, same bytes"
+
+
 def gzip_label(check):
     if check is None:
         return "n/a"
@@ -294,6 +342,7 @@ def main():
     out += idle_section(idle)
     out += cache_section(runs, read_tsv(os.path.join(out_dir, "cachecheck.tsv")))
     out += gzip_section(runs, read_tsv(os.path.join(out_dir, "gzipcheck.tsv")), clk_tck)
+    out += files_section(runs, read_tsv(os.path.join(out_dir, "filescheck.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
