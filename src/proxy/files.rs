@@ -12,6 +12,7 @@ use crate::throttle::OnceAMinute;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -124,7 +125,7 @@ pub(super) fn serve(
             let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
             (written.saturating_sub(bytes.len()) as u64, result.is_ok())
         }
-        (None, Some((start, len))) => send_large(stream, &bytes, file, start, len),
+        (None, Some((start, len))) => send_large(stream, &bytes, &file, start, len),
         (None, None) => (0, stream.write_all(&bytes).is_ok()),
     };
     Some(Outcome {
@@ -144,23 +145,68 @@ fn read_part(file: &mut File, start: u64, len: u64) -> Option<Vec<u8>> {
 }
 
 /// Sends `head`, then bytes `start..start + len` of the file from the page
-/// cache (`io::copy` from a file to a TCP socket is `sendfile` on Linux);
-/// returns the body bytes that went out, and whether all of them did (a
-/// file cut shorter since it was opened ends the response early: the
-/// connection must close, or the client would wait for the rest).
-fn send_large(
-    mut stream: &TcpStream,
-    head: &[u8],
-    mut file: File,
-    start: u64,
-    len: u64,
-) -> (u64, bool) {
-    if file.seek(SeekFrom::Start(start)).is_err() || stream.write_all(head).is_err() {
+/// cache with `sendfile` (`io::copy` does not use it from a file to a
+/// socket); returns the body bytes that went out, and whether all of them
+/// did (a file cut shorter since it was opened ends the response early:
+/// the connection must close, or the client would wait for the rest).
+fn send_large(stream: &TcpStream, head: &[u8], file: &File, start: u64, len: u64) -> (u64, bool) {
+    if send_more(stream, head).is_err() {
         return (0, false);
     }
-    let mut part = file.take(len);
-    let copied = io::copy(&mut part, &mut stream);
-    // What went out, even when the copy failed midway (a client gone).
-    let sent = len - part.limit();
-    (sent, copied.is_ok() && sent == len)
+    let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
+        return (0, false);
+    };
+    let mut offset = first;
+    loop {
+        let done = u64::try_from(offset).unwrap_or(end);
+        if done >= end {
+            break;
+        }
+        // At most 1 GiB a call: Linux sends no more than about 2 GiB at once.
+        let count = (end - done).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the call (borrowed from
+        // `stream` and `file`), and `offset` is a valid `off_t` that the
+        // kernel advances by what it sent.
+        let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut offset, count) };
+        match n {
+            // The file ended before its length: cut since it was opened.
+            0 => break,
+            n if n > 0 => {}
+            // A signal: again. Anything else, the send timeout (`EAGAIN`
+            // on a socket with `SO_SNDTIMEO`) or a client gone: the end.
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    let sent = u64::try_from(offset).map_or(0, |at| at.saturating_sub(start));
+    (sent, sent == len)
+}
+
+/// Writes `bytes` whole, telling the kernel more follows (`MSG_MORE`):
+/// the head goes out in one packet with the start of the body, as
+/// nginx's `tcp_nopush` has it, not in one of its own.
+fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: the descriptor is open (borrowed from `stream`), and the
+        // pointer and length are those of a live slice.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }
