@@ -15,7 +15,6 @@ use crate::gzip::accepts_coding;
 use crate::http::date::{format_http_date, parse_http_date};
 use crate::http::range::{self, Ranged};
 use crate::http::{Headers, ResponseHead};
-use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -24,7 +23,10 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod beneath;
 pub mod mime;
+
+use beneath::{Beneath, Opened};
 
 /// The file a directory's own path (`/static/`) is answered with.
 pub const INDEX: &str = "index.html";
@@ -38,9 +40,8 @@ pub const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct Files {
     /// As configured, made absolute: what a request's path is put under.
     dir: PathBuf,
-    /// Its real path, as last looked up: what every file served must
-    /// really be under.
-    root: RwLock<PathBuf>,
+    /// It opened, for the files with no link on their way.
+    beneath: Beneath,
     /// `max_age=`: what `Cache-Control: max-age` tells clients and caches.
     max_age: Option<Duration>,
     /// `precompressed`: a file's `.br` or `.gz` beside it is sent in its
@@ -129,7 +130,7 @@ impl Files {
         root.join(".").metadata().map_err(unreadable)?;
         Ok(Files {
             dir,
-            root: RwLock::new(root),
+            beneath: Beneath::default(),
             max_age: None,
             precompressed: false,
         })
@@ -169,10 +170,9 @@ impl Files {
     /// sent: escapes and all, without the query; empty or starting with
     /// `/`) names, for a request with the fields of `request`.
     pub fn find(&self, under: &str, request: &Headers) -> Found {
-        let Some(relative) = relative_path(under) else {
+        let Some(mut path) = relative_path(under) else {
             return Found::Missing;
         };
-        let mut path = self.dir.join(&relative);
         let (file, meta) = match self.open_under(&path) {
             Ok(found) => found,
             Err(found) => return found,
@@ -226,15 +226,29 @@ impl Files {
         })
     }
 
-    /// `path` opened, with its metadata, when it is a regular file or a
-    /// directory under the directory's real path.
-    ///
-    /// Where the file opened really is is asked of the kernel once it is
-    /// open (`/proc/self/fd`): a link put in the way between a check and
-    /// the open cannot lead out, as it could if the path were resolved
-    /// first and opened after. Opened non-blocking, so that a FIFO does
-    /// not wait for a writer (nor a read for its data).
-    fn open_under(&self, path: &Path) -> Result<(File, std::fs::Metadata), Found> {
+    /// `relative` (a path [`relative_path`] made) opened, with its
+    /// metadata, when it is a regular file or a directory under the
+    /// directory's real path. Opened non-blocking, so that a FIFO does not
+    /// wait for a writer (nor a read for its data).
+    fn open_under(&self, relative: &Path) -> Result<(File, std::fs::Metadata), Found> {
+        let file = match self.beneath.open(&self.dir, relative) {
+            Opened::File(file) => file,
+            Opened::Failed(e) => return Err(found_for(&e)),
+            Opened::NotHere => return self.open_checked(&self.dir.join(relative)),
+        };
+        let meta = file.metadata().map_err(Found::Failed)?;
+        match meta.is_file() || meta.is_dir() {
+            true => Ok((file, meta)),
+            false => Err(Found::Missing),
+        }
+    }
+
+    /// [`Files::open_under`] for a path with a link on its way, or where
+    /// `openat2` is not at hand: where the file opened really is is asked
+    /// of the kernel once it is open (`/proc/self/fd`), so that a link put
+    /// in the way between a check and the open cannot lead out, as it
+    /// could if the path were resolved first and opened after.
+    fn open_checked(&self, path: &Path) -> Result<(File, std::fs::Metadata), Found> {
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -258,27 +272,18 @@ impl Files {
     /// Whether `real` (a real path) is under the directory's real path,
     /// and under no name there that starts with `.` (a link `git` to
     /// `.git` leads to what a request may not name). The directory's real
-    /// path is looked up again before a path is refused: the directory
-    /// may be a link switched since (`current` to `releases/42`), as
-    /// deployments do.
+    /// path is looked up each time (only paths with a link on their way
+    /// come here): it may be a link switched since (`current` to
+    /// `releases/42`), and the release before is not served through a
+    /// link to it.
     fn holds(&self, real: &Path) -> bool {
-        let under = |root: &Path| {
-            real.strip_prefix(root).is_ok_and(|rest| {
-                rest.components()
-                    .all(|c| !c.as_os_str().as_bytes().starts_with(b"."))
-            })
+        let Ok(root) = self.dir.canonicalize() else {
+            return false;
         };
-        if under(&self.root.read()) {
-            return true;
-        }
-        match self.dir.canonicalize() {
-            Ok(now) => {
-                let holds = under(&now);
-                *self.root.write() = now;
-                holds
-            }
-            Err(_) => false,
-        }
+        real.strip_prefix(root).is_ok_and(|rest| {
+            rest.components()
+                .all(|c| !c.as_os_str().as_bytes().starts_with(b"."))
+        })
     }
 }
 
@@ -529,7 +534,10 @@ mod tests {
         }
         let current = dir.path().join("current");
         symlink(dir.path().join("1"), &current).unwrap();
-        let files = Files::open(current.to_str().unwrap()).unwrap();
+        let files = Files {
+            beneath: Beneath::reopening_each_time(),
+            ..Files::open(current.to_str().unwrap()).unwrap()
+        };
         assert_eq!(body_of(files.find_plain("/v.txt")), "1");
         let next = dir.path().join("next");
         symlink(dir.path().join("2"), &next).unwrap();

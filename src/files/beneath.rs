@@ -1,0 +1,148 @@
+//! Opening a file beneath a directory with `openat2` (Linux 5.6): the
+//! kernel itself refuses a path that would leave the directory, and one
+//! that goes through a symbolic link, in the same call that opens it.
+//! Requests for names with no link on their way (nearly all of them) are
+//! opened so, with no other check; the others are left to the caller.
+//!
+//! Measured with wrk on 1 KiB files at 64 connections: asking
+//! `/proc/self/fd` where each file opened really is took 10% of the
+//! proxy's CPU, a third more than the `openat` itself.
+
+use parking_lot::RwLock;
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the directory opened is used before it is opened again: a
+/// link to it switched to another release (`current` to `releases/42`)
+/// is followed within this time.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// `openat2` is refused by this kernel (older than 5.6) or a seccomp
+/// filter: every file is left to the caller.
+static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// `struct open_how` of `linux/openat2.h` (libc's cannot be built outside
+/// it).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// The directory files are opened beneath, opened (`O_PATH`) at most
+/// `reopen_every` ([`REOPEN_EVERY`]) ago.
+#[derive(Debug)]
+pub struct Beneath {
+    opened: RwLock<Option<(Arc<OwnedFd>, Instant)>>,
+    reopen_every: Duration,
+}
+
+impl Default for Beneath {
+    fn default() -> Self {
+        Beneath {
+            opened: RwLock::new(None),
+            reopen_every: REOPEN_EVERY,
+        }
+    }
+}
+
+/// What [`Beneath::open`] found.
+pub enum Opened {
+    File(File),
+    /// No such file, or another error a caller answers as such.
+    Failed(io::Error),
+    /// A symbolic link on the way, or `openat2` not at hand: the caller
+    /// opens it its own way.
+    NotHere,
+}
+
+impl Beneath {
+    /// One that opens the directory again for each file (for tests that
+    /// switch it and cannot wait).
+    #[cfg(test)]
+    pub fn reopening_each_time() -> Self {
+        Beneath {
+            opened: RwLock::new(None),
+            reopen_every: Duration::ZERO,
+        }
+    }
+
+    /// `relative` (no `..`, no leading `/`; empty for the directory
+    /// itself) opened for reading, non-blocking, beneath `dir`.
+    pub fn open(&self, dir: &Path, relative: &Path) -> Opened {
+        if UNAVAILABLE.load(Ordering::Relaxed) {
+            return Opened::NotHere;
+        }
+        let Some(fd) = self.dir_fd(dir) else {
+            return Opened::NotHere;
+        };
+        let name = match relative.as_os_str().is_empty() {
+            true => CString::new("."),
+            false => CString::new(relative.as_os_str().as_bytes()),
+        };
+        let Ok(name) = name else {
+            return Opened::Failed(io::ErrorKind::InvalidFilename.into());
+        };
+        let how = OpenHow {
+            flags: (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_BENEATH
+                | libc::RESOLVE_NO_SYMLINKS
+                | libc::RESOLVE_NO_MAGICLINKS,
+        };
+        // SAFETY: `fd` is an open directory held for the call, `name` a
+        // NUL-terminated string, and `how` an `open_how` of the size given.
+        let opened = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match i32::try_from(opened) {
+            // SAFETY: a descriptor the call just opened, owned by no one else.
+            Ok(fd) if fd >= 0 => Opened::File(unsafe { File::from_raw_fd(fd) }),
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::ELOOP | libc::EXDEV) => Opened::NotHere,
+                    Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => {
+                        UNAVAILABLE.store(true, Ordering::Relaxed);
+                        Opened::NotHere
+                    }
+                    _ => Opened::Failed(e),
+                }
+            }
+        }
+    }
+
+    /// The directory opened, again when last opened too long ago; `None`
+    /// when it cannot be (gone): the caller finds out why.
+    fn dir_fd(&self, dir: &Path) -> Option<Arc<OwnedFd>> {
+        let now = Instant::now();
+        if let Some((fd, at)) = &*self.opened.read() {
+            if now.duration_since(*at) < self.reopen_every {
+                return Some(fd.clone());
+            }
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(dir)
+            .ok()?;
+        let fd = Arc::new(OwnedFd::from(file));
+        *self.opened.write() = Some((fd.clone(), now));
+        Some(fd)
+    }
+}
