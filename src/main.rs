@@ -400,9 +400,10 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                 Some(age) => format!(", max-age {}s", age.as_secs()),
                 None => String::new(),
             };
-            let rest = match fallback {
-                true => format!(", the rest to {pool}"),
-                false => String::new(),
+            let rest = match (fallback, files.fallback_file()) {
+                (true, _) => format!(", the rest to {pool}"),
+                (false, Some(file)) => format!(", the rest answered with /{}", file.display()),
+                (false, None) => String::new(),
             };
             let dir = files.dir().display();
             let precompressed = match files.precompressed() {

@@ -927,3 +927,47 @@ fn a_missing_file_is_answered_with_the_404_page_of_error_pages() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("not used"), "{stderr}");
 }
+
+#[test]
+fn a_single_page_application_gets_its_index_for_every_path_it_routes_itself() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let proxy = serving(&app, &site, " fallback=/index.html", "");
+    let mut client = proxy.connect();
+    for path in [
+        "/static/account/settings",
+        "/static/nothing.txt",
+        "/static/.env",
+    ] {
+        let r = client.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.head.raw);
+        assert_eq!(r.body, b"<h1>home</h1>", "{path}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(!r.body_str().contains(HIDDEN));
+    }
+    // What is there is itself, and a directory still gets its slash.
+    assert_eq!(client.get("/static/small.txt").body, pattern(SMALL));
+    assert_eq!(client.get("/static/docs").status, 301);
+    // Its validators are the index's: a client's copy is current.
+    let etag = etag(b"<h1>home</h1>".len());
+    let r = client.get_with("/static/deep/link", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    // No pool behind it: another method is refused, and nothing reached
+    // the backend.
+    client.send(b"POST /static/form HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(client.response().status, 405);
+    assert_eq!(app.requests(), 0);
+}
+
+#[test]
+fn a_fallback_file_that_is_not_there_is_a_configuration_error() {
+    let site = Site::new();
+    let text = format!(
+        "targets = 127.0.0.1:9\nroute./ = files {} fallback=/app.html\n",
+        site.root()
+    );
+    let mut loader = inverso::config::Loader::new();
+    loader.file("proxy.conf", &text).unwrap();
+    let e = loader.build().map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("proxy.conf:2:"), "{e}");
+    assert!(e.contains("fallback=/app.html: no such file in"), "{e}");
+}

@@ -759,7 +759,7 @@ fn redirect_route<'a>(
     Route::redirecting(spec, status_of(status, usage)?, to)
 }
 
-/// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>]
+/// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>|/<file>]
 /// [precompressed]`, `words` being what comes after `files`.
 fn files_route<'a>(
     spec: &str,
@@ -767,11 +767,12 @@ fn files_route<'a>(
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
     let usage = "a route that serves files is `files <directory> [max_age=<duration>] \
-                 [fallback=<pool>] [precompressed]`, e.g. `files /srv/www/static max_age=1h`";
+                 [fallback=<pool>|/<file>] [precompressed]`, e.g. `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
     let (mut max_age, mut fallback, mut precompressed) = (None, None, false);
+    let mut fallback_file = None;
     for option in words {
         match option.split_once('=') {
             None if option == "precompressed" && precompressed => {
@@ -790,9 +791,10 @@ fn files_route<'a>(
                 }
                 max_age = Some(age);
             }
-            Some(("fallback", _)) if fallback.is_some() => {
+            Some(("fallback", _)) if fallback.is_some() || fallback_file.is_some() => {
                 return Err("fallback= given twice".into())
             }
+            Some(("fallback", file)) if file.starts_with('/') => fallback_file = Some(file),
             Some(("fallback", pool)) => fallback = Some(pool_index(pool, pools)?),
             _ => {
                 return Err(format!(
@@ -810,6 +812,10 @@ fn files_route<'a>(
     let files = match precompressed {
         true => files.with_precompressed(),
         false => files,
+    };
+    let files = match fallback_file {
+        Some(file) => files.with_fallback_file(file)?,
+        None => files,
     };
     Route::serving_files(spec, Arc::new(files), fallback)
 }
@@ -1310,7 +1316,8 @@ route.static.example = static
             (
                 format!("route./s/ = files {www} strip"),
                 "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
-                 `files <directory> [max_age=<duration>] [fallback=<pool>] [precompressed]`"
+                 `files <directory> [max_age=<duration>] [fallback=<pool>|/<file>] \
+                 [precompressed]`"
                     .into(),
             ),
             (format!("route./s/ = files {www} max_age=1h"), String::new()),

@@ -42,6 +42,8 @@ pub struct Files {
     dir: PathBuf,
     /// It opened, for the files with no link on their way.
     beneath: Beneath,
+    /// `fallback=/<file>`: what answers for a name it does not have.
+    fallback_file: Option<PathBuf>,
     /// `max_age=`: what `Cache-Control: max-age` tells clients and caches.
     max_age: Option<Duration>,
     /// `precompressed`: a file's `.br` or `.gz` beside it is sent in its
@@ -131,6 +133,7 @@ impl Files {
         Ok(Files {
             dir,
             beneath: Beneath::default(),
+            fallback_file: None,
             max_age: None,
             precompressed: false,
         })
@@ -166,34 +169,48 @@ impl Files {
         self.max_age
     }
 
+    /// The same directory, answering what it does not have with its
+    /// file `file` (written as a path from its root: `/index.html`), as
+    /// nginx's `try_files $uri $uri/ /index.html` does for a single-page
+    /// application; checked to be a file there now.
+    pub fn with_fallback_file(self, file: &str) -> Result<Files, String> {
+        let path = relative_path(file).filter(|p| file.starts_with('/') && p.file_name().is_some());
+        let Some(path) = path else {
+            return Err(format!(
+                "fallback={file}: a file is named by its path in the directory, starting \
+                 with `/`, with no name starting with `.` (`fallback=/index.html`)"
+            ));
+        };
+        match self.open_under(&path) {
+            Ok((_, meta)) if meta.is_file() => Ok(Files {
+                fallback_file: Some(path),
+                ..self
+            }),
+            _ => Err(format!(
+                "fallback={file}: no such file in {}",
+                self.dir.display()
+            )),
+        }
+    }
+
+    /// With `fallback=/<file>`: that file, as a path under the directory.
+    pub fn fallback_file(&self) -> Option<&Path> {
+        self.fallback_file.as_deref()
+    }
+
     /// What `under` (the request's path below the route's prefix, as
     /// sent: escapes and all, without the query; empty or starting with
-    /// `/`) names, for a request with the fields of `request`.
+    /// `/`) names, for a request with the fields of `request`; what is
+    /// missing is the `fallback=` file, when there is one.
     pub fn find(&self, under: &str, request: &Headers) -> Found {
-        let Some(mut path) = relative_path(under) else {
-            return Found::Missing;
-        };
-        let (file, meta) = match self.open_under(&path) {
-            Ok(found) => found,
-            Err(found) => return found,
-        };
-        let (file, meta) = if meta.is_dir() {
-            // `/static/docs`: relative links in its index would be read
-            // from `/static/`.
-            if !under.ends_with('/') {
-                return Found::Directory;
-            }
-            path.push(INDEX);
-            match self.open_under(&path) {
-                Ok((file, meta)) if meta.is_file() => (file, meta),
+        let (path, file, meta) = match (self.find_named(under), &self.fallback_file) {
+            (Ok(found), _) => found,
+            (Err(Found::Missing), Some(fallback)) => match self.open_under(fallback) {
+                Ok((file, meta)) if meta.is_file() => (fallback.clone(), file, meta),
                 Ok(_) => return Found::Missing,
                 Err(found) => return found,
-            }
-        } else if under.ends_with('/') {
-            // `/app.js/`: a file is no directory (as `ENOTDIR` says).
-            return Found::Missing;
-        } else {
-            (file, meta)
+            },
+            (Err(found), _) => return found,
         };
         // The type, and the copies looked for, are the name's the request
         // gives (a link `latest.js` to `v2.js` is `latest.js`), as nginx's.
@@ -224,6 +241,31 @@ impl Files {
             encoding,
             varies: self.precompressed,
         })
+    }
+
+    /// The regular file `under` names (see [`Files::find`]), its path
+    /// under the directory (a directory's index's, for a directory), or
+    /// what else it names.
+    fn find_named(&self, under: &str) -> Result<(PathBuf, File, std::fs::Metadata), Found> {
+        let mut path = relative_path(under).ok_or(Found::Missing)?;
+        let (file, meta) = self.open_under(&path)?;
+        if meta.is_dir() {
+            // `/static/docs`: relative links in its index would be read
+            // from `/static/`.
+            if !under.ends_with('/') {
+                return Err(Found::Directory);
+            }
+            path.push(INDEX);
+            return match self.open_under(&path)? {
+                (file, meta) if meta.is_file() => Ok((path, file, meta)),
+                _ => Err(Found::Missing),
+            };
+        }
+        // `/app.js/`: a file is no directory (as `ENOTDIR` says).
+        if under.ends_with('/') {
+            return Err(Found::Missing);
+        }
+        Ok((path, file, meta))
     }
 
     /// `relative` (a path [`relative_path`] made) opened, with its
@@ -547,6 +589,44 @@ mod tests {
         // through a link left in the second.
         symlink(dir.path().join("1/v.txt"), dir.path().join("2/old.txt")).unwrap();
         assert!(matches!(files.find_plain("/old.txt"), Found::Missing));
+    }
+
+    #[test]
+    fn a_fallback_file_answers_what_is_missing_and_nothing_else() {
+        let (_dir, files) = site();
+        let files = files.with_fallback_file("/index.html").unwrap();
+        assert_eq!(files.fallback_file(), Some(Path::new("index.html")));
+        for missing in ["/app/settings", "/nothing.txt", "/.env", "/empty/"] {
+            assert_eq!(
+                body_of(files.find_plain(missing)),
+                "<h1>home</h1>",
+                "{missing}"
+            );
+        }
+        assert_eq!(body_of(files.find_plain("/app.js")), "let a = 1;");
+        assert!(matches!(files.find_plain("/docs"), Found::Directory));
+        let Found::File(served) = files.find_plain("/deep/link") else {
+            panic!()
+        };
+        assert_eq!(served.content_type, "text/html; charset=utf-8");
+    }
+
+    #[test]
+    fn a_fallback_file_must_be_a_file_of_the_directory() {
+        let (dir, files) = site();
+        let files = || Files::open(dir.path().join("site").to_str().unwrap()).unwrap();
+        for bad in [
+            "/missing.html",
+            "/docs",
+            "/",
+            "/.env",
+            "/../outside.txt",
+            "index.html",
+        ] {
+            let e = files().with_fallback_file(bad).map(|_| ()).unwrap_err();
+            assert!(e.starts_with(&format!("fallback={bad}: ")), "{bad}: {e}");
+        }
+        assert!(files().with_fallback_file("/docs/index.html").is_ok());
     }
 
     #[test]
