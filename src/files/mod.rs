@@ -613,7 +613,7 @@ mod tests {
 
     #[test]
     fn a_fallback_file_must_be_a_file_of_the_directory() {
-        let (dir, files) = site();
+        let (dir, _) = site();
         let files = || Files::open(dir.path().join("site").to_str().unwrap()).unwrap();
         for bad in [
             "/missing.html",
