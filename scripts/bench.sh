@@ -89,11 +89,9 @@
 #     request), etag off, no access log; it shows what the machine gives
 #     that hour. Both nginx and inverso send Cache-Control: max-age=600
 #     (inverso's `max_age=10m`). inverso writes the head and a body of up
-#     to 32 KiB in one writev; a larger one goes after the head through
-#     std::io::copy, which as of Rust 1.95 copies through an 8 KiB buffer
-#     (read, send) rather than by sendfile: std does not use sendfile from
-#     a regular file to a socket (`strace -f -e trace=sendfile` on inverso
-#     shows which). Before measuring, a curl probe checks that each system
+#     to 32 KiB in one writev; a larger one goes by sendfile after the
+#     head, which is sent with MSG_MORE (`strace -f -e trace=sendfile` on
+#     inverso shows it). Before measuring, a curl probe checks that each system
 #     answers 200 with the file's exact bytes. CPU µs/req counts the
 #     serving nginx's master and workers (the backend's, for direct) and
 #     inverso's process.
