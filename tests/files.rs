@@ -9,6 +9,7 @@ mod support;
 
 use inverso::http::date::format_http_date;
 use std::fs::{self, File};
+use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -970,4 +971,54 @@ fn a_fallback_file_that_is_not_there_is_a_configuration_error() {
     let e = loader.build().map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("proxy.conf:2:"), "{e}");
     assert!(e.contains("fallback=/app.html: no such file in"), "{e}");
+}
+
+#[test]
+fn with_gzip_a_text_file_goes_compressed_to_who_takes_it() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let proxy = serving(&app, &site, "", "gzip = true\n");
+    let mut client = proxy.connect();
+    let gz = ("Accept-Encoding", "gzip");
+    let r = client.get_with("/static/small.txt", &[gz]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        r.header("accept-ranges"),
+        None,
+        "ranges of the file, not of this"
+    );
+    let weak = format!("W/{}", etag(SMALL));
+    assert_eq!(r.header("etag"), Some(weak.as_str()));
+    assert!(r.body.len() < SMALL / 2, "{}", r.body.len());
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == pattern(SMALL));
+    // Its HEAD says the same length.
+    let h = client.head_with("/static/small.txt", &[gz]);
+    assert_eq!(h.header("content-length"), r.header("content-length"));
+    // A client that does not take gzip gets the file, told it varies.
+    let r = client.get("/static/small.txt");
+    assert_whole_varying(&r);
+    // The weak tag still makes a 304, which varies too.
+    let r = client.get_with("/static/small.txt", &[gz, ("If-None-Match", &weak)]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    // A range is of the file, sent as it is.
+    let r = client.get_with("/static/small.txt", &[gz, ("Range", "bytes=0-9")]);
+    assert_eq!((r.status, r.body.len()), (206, 10), "{}", r.head.raw);
+    assert_eq!(r.header("content-encoding"), None);
+    // A type gzip_types does not list goes as it is, and does not vary.
+    let r = client.get_with("/static/large.bin", &[gz]);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), None);
+    assert_eq!(r.body.len(), LARGE);
+}
+
+/// `small.txt` whole and uncompressed, its answer saying it varies.
+fn assert_whole_varying(r: &Response) {
+    assert_whole(r, &pattern(SMALL), "text/plain; charset=utf-8");
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
 }

@@ -5,8 +5,9 @@
 use super::client::Client;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::files::{self, Files, Found, Reply};
+use crate::gzip;
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::{BodyKind, RequestHead, ResponseHead};
+use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
 use crate::routes::routing_path;
 use crate::throttle::OnceAMinute;
 use std::fs::File;
@@ -20,6 +21,11 @@ use std::time::SystemTime;
 /// `writev`; larger ones go from the page cache to the socket by
 /// `sendfile`, after the head.
 const SENT_WITH_HEAD: u64 = 32 * 1024;
+
+/// Largest file `gzip` compresses as it is sent (read whole, then
+/// compressed): larger ones go as they are. Make a `.gz` copy for those,
+/// with `precompressed`.
+const MAX_GZIPPED: u64 = 1024 * 1024;
 
 /// What a `files` route answers `head`, or `None` when the request goes
 /// on to the route's pool (`fallback=`): it asks for a file that is not
@@ -68,7 +74,7 @@ pub(super) fn serve(
         }
     };
     let reply = files::reply(&served, &head.headers, files.max_age(), SystemTime::now());
-    let (status, fields, body) = match reply {
+    let (status, mut fields, body) = match reply {
         Reply::Body {
             status,
             start,
@@ -85,18 +91,57 @@ pub(super) fn serve(
             return Some(outcome);
         }
     };
+    // With `gzip`: a file of a type it lists, sent whole, goes out
+    // compressed to the clients that take it, as nginx's `gzip on` does
+    // for what it serves from disk; every answer for it then varies on
+    // `Accept-Encoding`.
+    let gzip = shared.gzip(client.route).filter(|gzip| {
+        let mut typed = Headers::new();
+        typed.push("Content-Type", served.content_type);
+        served.encoding.is_none()
+            && served.len <= MAX_GZIPPED
+            && gzip.suits(200, &typed, Some(served.len))
+    });
+    if gzip.is_some() && !served.varies {
+        fields.push("Vary", "Accept-Encoding");
+    }
+    let gzip = gzip.filter(|_| status == 200 && gzip::accepted(&head.headers));
+    let mut file = served.file;
+    let compressed = match (gzip, body) {
+        (Some(gzip), Some((start, len))) => match read_part(&mut file, start, len) {
+            Some(bytes) => Some(gzip.compress(&bytes)),
+            None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
+        },
+        _ => None,
+    };
+    if compressed.is_some() {
+        let etag = fields.get("etag").map(|tag| [b"W/", tag].concat());
+        fields.remove("etag");
+        fields.remove("accept-ranges");
+        if let Some(etag) = etag {
+            fields.push("ETag", etag);
+        }
+        fields.push("Content-Encoding", "gzip");
+    }
+    let body = match &compressed {
+        Some(compressed) => Some((0, compressed.len() as u64)),
+        None => body,
+    };
     // A HEAD's answer says the length its GET's would have, and sends none.
     let sent_body = body.filter(|_| !head.is_head());
     // A small body is read before anything is sent: a file that turns out
     // shorter than it said (cut since, or a kernel file whose size is a
     // guess) can still be answered with an error.
-    let mut file = served.file;
-    let small = match sent_body {
-        Some((start, len)) if len <= SENT_WITH_HEAD => match read_part(&mut file, start, len) {
-            Some(bytes) => Some(bytes),
-            None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
-        },
-        _ => None,
+    let small = match (compressed, sent_body) {
+        (_, None) => None,
+        (Some(compressed), Some(_)) => Some(compressed),
+        (None, Some((start, len))) if len <= SENT_WITH_HEAD => {
+            match read_part(&mut file, start, len) {
+                Some(bytes) => Some(bytes),
+                None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
+            }
+        }
+        (None, Some(_)) => None,
     };
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
