@@ -406,6 +406,10 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                 (false, None) => String::new(),
             };
             let dir = files.dir().display();
+            let rest = match route.is_internal() {
+                true => format!("{rest}, for X-Accel-Redirect alone"),
+                false => rest,
+            };
             let precompressed = match files.precompressed() {
                 true => ", .br and .gz copies sent to who takes them",
                 false => "",

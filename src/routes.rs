@@ -79,6 +79,8 @@ pub struct Route {
 struct FilesRoute {
     files: Arc<Files>,
     fallback: bool,
+    /// `internal`: reached only by a backend's `X-Accel-Redirect`.
+    internal: bool,
 }
 
 /// What a route that sends to no pool answers.
@@ -204,8 +206,30 @@ impl Route {
             files: Some(FilesRoute {
                 files,
                 fallback: fallback.is_some(),
+                internal: false,
             }),
         })
+    }
+
+    /// This `files` route, reached only by a backend's `X-Accel-Redirect`
+    /// (nginx's `internal` location): a client asking for its paths gets
+    /// 404.
+    pub fn internal(self) -> Result<Route, String> {
+        match self.files {
+            Some(files) if !files.fallback => Ok(Route {
+                files: Some(FilesRoute {
+                    internal: true,
+                    ..files
+                }),
+                ..self
+            }),
+            _ => Err("internal: a route a client never reaches has no pool to fall back to".into()),
+        }
+    }
+
+    /// Whether this is an `internal` `files` route.
+    pub fn is_internal(&self) -> bool {
+        self.files.as_ref().is_some_and(|f| f.internal)
     }
 
     /// For a `files` route: its directory, and whether what is not there
@@ -661,6 +685,12 @@ impl Routes {
         });
         let by_host = routes.iter().any(|r| r.host != HostPattern::Any);
         Routes { routes, by_host }
+    }
+
+    /// Whether a route serves files: a backend's `X-Accel-Redirect` may
+    /// then send a request to one.
+    pub fn serve_files(&self) -> bool {
+        self.routes.iter().any(|r| r.files.is_some())
     }
 
     pub fn is_empty(&self) -> bool {

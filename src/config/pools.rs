@@ -760,25 +760,28 @@ fn redirect_route<'a>(
 }
 
 /// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>|/<file>]
-/// [precompressed]`, `words` being what comes after `files`.
+/// [precompressed] [internal]`, `words` being what comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
     let usage = "a route that serves files is `files <directory> [max_age=<duration>] \
-                 [fallback=<pool>|/<file>] [precompressed]`, e.g. `files /srv/www/static max_age=1h`";
+                 [fallback=<pool>|/<file>] [precompressed] [internal]`, e.g. \
+                 `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
     let (mut max_age, mut fallback, mut precompressed) = (None, None, false);
-    let mut fallback_file = None;
+    let (mut fallback_file, mut internal) = (None, false);
     for option in words {
         match option.split_once('=') {
             None if option == "precompressed" && precompressed => {
                 return Err("precompressed given twice".into())
             }
             None if option == "precompressed" => precompressed = true,
+            None if option == "internal" && internal => return Err("internal given twice".into()),
+            None if option == "internal" => internal = true,
             Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
             Some(("max_age", written)) => {
                 let age = parse_duration(written).map_err(|e| format!("max_age={written}: {e}"))?;
@@ -817,7 +820,11 @@ fn files_route<'a>(
         Some(file) => files.with_fallback_file(file)?,
         None => files,
     };
-    Route::serving_files(spec, Arc::new(files), fallback)
+    let route = Route::serving_files(spec, Arc::new(files), fallback)?;
+    match internal {
+        true => route.internal(),
+        false => Ok(route),
+    }
 }
 
 /// A status as a route writes it: three digits, no sign or padding.
@@ -1317,7 +1324,7 @@ route.static.example = static
                 format!("route./s/ = files {www} strip"),
                 "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
                  `files <directory> [max_age=<duration>] [fallback=<pool>|/<file>] \
-                 [precompressed]`"
+                 [precompressed] [internal]`"
                     .into(),
             ),
             (format!("route./s/ = files {www} max_age=1h"), String::new()),

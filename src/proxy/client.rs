@@ -137,6 +137,10 @@ pub(super) struct Client {
     /// A cache entry to revalidate once this request's response is out
     /// and logged (stale-while-revalidate).
     pub(super) after_response: Option<cached::Refresh>,
+    /// When a route serves files: what of this request a file its
+    /// backend names in `X-Accel-Redirect` is served for (see
+    /// [`super::files::accel_request`]).
+    pub(super) accel: Option<RequestHead>,
 }
 
 /// Why a connection under `proxy_protocol` did not start with a header.
@@ -216,6 +220,7 @@ impl Client {
             last_request: false,
             watch,
             after_response: None,
+            accel: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub(super) fn serve(
     body_kind: BodyKind,
     (files, fallback): (&Files, bool),
     under: &str,
+    kept: Option<&Headers>,
     shared: &Shared,
 ) -> Option<Outcome> {
     if !matches!(head.method.as_str(), "GET" | "HEAD") {
@@ -148,6 +149,15 @@ pub(super) fn serve(
         || shared.shutting_down.load(Ordering::Relaxed);
     let mut response = ResponseHead::new(status);
     response.headers = fields;
+    // A backend's fields for the file it named (`X-Accel-Redirect`).
+    if let Some(kept) = kept {
+        if kept.contains("content-type") {
+            response.headers.remove("content-type");
+        }
+        for (name, value) in kept.iter() {
+            response.headers.push(name, value);
+        }
+    }
     let config = shared.pool_config(client.route);
     config.response_headers.remove_from(&mut response.headers);
     if let Some((_, len)) = body {
@@ -254,4 +264,120 @@ fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fields of a request a file named by `X-Accel-Redirect` is served
+/// for: the host (for routing), how the connection goes on, the
+/// conditions and ranges (a download resumed), the codings taken.
+const ACCEL_FIELDS: [&str; 9] = [
+    "host",
+    "connection",
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "accept-encoding",
+];
+
+/// The backend's fields that go with the file it names, as nginx passes
+/// them on: its type and name for the download, and how long it may be
+/// kept.
+const ACCEL_KEPT: [&str; 5] = [
+    "Content-Type",
+    "Content-Disposition",
+    "Cache-Control",
+    "Expires",
+    "Set-Cookie",
+];
+
+/// What of `head` a file its backend names in `X-Accel-Redirect` is
+/// served for: a GET (a HEAD stays one, as nginx has it) with the
+/// fields [`ACCEL_FIELDS`] names, its target set once the backend names
+/// it.
+pub(super) fn accel_request(head: &RequestHead) -> RequestHead {
+    let mut headers = Headers::new();
+    for name in ACCEL_FIELDS {
+        for value in head.headers.get_all(name) {
+            headers.push(name, value);
+        }
+    }
+    if let Some(authority) = head.authority().filter(|_| !head.headers.contains("host")) {
+        headers.push("host", authority);
+    }
+    RequestHead {
+        method: if head.is_head() { "HEAD" } else { "GET" }.to_string(),
+        target: String::new(),
+        version: head.version,
+        headers,
+    }
+}
+
+/// The path a backend's `X-Accel-Redirect` names (nginx's internal
+/// redirect, which Django, Rails' `send_file` and PHP applications use
+/// to have the proxy send a file they checked the client may have),
+/// when the request may be answered so.
+pub(super) fn accel_redirect_of<'r>(
+    response: &'r ResponseHead,
+    client: &Client,
+) -> Option<&'r str> {
+    client.accel.as_ref()?;
+    response.headers.get_str("x-accel-redirect").map(str::trim)
+}
+
+/// Answers with the file `to` (a backend's `X-Accel-Redirect`) names
+/// under a `files` route, with the backend's fields of [`ACCEL_KEPT`],
+/// `keep_alive` false when the connection must close whatever the client
+/// wants. A path no `files` route serves is the backend's error: 502.
+pub(super) fn serve_accel(
+    client: &mut Client,
+    to: &str,
+    response: &ResponseHead,
+    keep_alive: bool,
+    shared: &Shared,
+) -> Outcome {
+    let mut kept = Headers::new();
+    for name in ACCEL_KEPT {
+        for value in response.headers.get_all(name) {
+            kept.push(name, value);
+        }
+    }
+    let Some(mut head) = client.accel.take() else {
+        return Outcome::closing(502, 0);
+    };
+    if !keep_alive {
+        head.headers.set("connection", "close");
+    }
+    let path = to.split('?').next().unwrap_or_default();
+    head.target = path.to_string();
+    let routes = &shared.config.routes;
+    let route = match routes.route(head.authority(), path) {
+        Ok(Some(i)) if path.starts_with('/') => routes.get(i),
+        _ => None,
+    };
+    let Some((route, files)) = route.and_then(|r| Some((r, r.files()?))) else {
+        static UNSERVED: OnceAMinute = OnceAMinute::new();
+        if UNSERVED.due() {
+            log::warn!(
+                "X-Accel-Redirect: {}: no files route serves it; answered 502",
+                to.escape_debug()
+            );
+        }
+        return answer_unread(client, &head, BodyKind::Empty, 502, b"", shared);
+    };
+    let under = route.path_under(path);
+    // The route's own fallback pool is not for what a backend sends: a
+    // missing file is missing.
+    let files = (files.0, false);
+    let outcome = serve(
+        client,
+        &head,
+        BodyKind::Empty,
+        files,
+        &under,
+        Some(&kept),
+        shared,
+    );
+    outcome.unwrap_or_else(|| Outcome::closing(502, 0))
 }

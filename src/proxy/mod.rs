@@ -743,9 +743,17 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // behind a password stay behind it; before the cache, which never
     // holds them (the page cache does).
     if let Some((route, files)) = route.and_then(|r| Some((r, r.files()?))) {
+        // Not there for clients: for a backend's `X-Accel-Redirect`.
+        if route.is_internal() {
+            return (
+                answer_unread(client, &head, body_kind, 404, b"", shared),
+                line,
+            );
+        }
         let target = head.path_and_query();
         let under = route.path_under(target.split('?').next().unwrap_or_default());
-        if let Some(outcome) = files::serve(client, &head, body_kind, files, &under, shared) {
+        let answered = files::serve(client, &head, body_kind, files, &under, None, shared);
+        if let Some(outcome) = answered {
             return (outcome, line);
         }
     }
@@ -785,6 +793,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let head_request = head.is_head();
     let version = head.version;
     client.body_read_whole = false;
+    client.accel = (shared.config.routes.serve_files()).then(|| files::accel_request(&head));
     let forwarded = forward(client, head, body_kind, shared);
     // A client that asked to close and whose request was read to its end
     // has nothing more to send: no lingering. A streamed body may have been

@@ -135,6 +135,19 @@ pub(super) fn relay(
             keep_alive: how.keep_alive && !head_sent,
         }
     };
+    // `X-Accel-Redirect`: the file the backend names goes in its answer's
+    // place (never one being stored: see `cached`).
+    if let Some(to) = super::files::accel_redirect_of(&fetched.response, client) {
+        let (to, response) = (to.to_string(), fetched.response.clone());
+        let upstream = fetched.target.name.clone();
+        discard(fetched, how.request_is_head, client);
+        let outcome = super::files::serve_accel(client, &to, &response, how.keep_alive, shared);
+        return Ok(Outcome {
+            upstream: Some(upstream),
+            cache: how.x_cache,
+            ..outcome
+        });
+    }
     // `intercept_errors`: never an answer being stored (the cache's
     // rules store none of these).
     if tee.is_none() && (shared.pool_config(client.route)).intercepts(fetched.response.status) {

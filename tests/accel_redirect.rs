@@ -1,0 +1,160 @@
+//! `X-Accel-Redirect` over real sockets: a backend that checked a client
+//! may have a file names it, and the proxy sends it from an `internal`
+//! `files` route in the answer's place, with the backend's fields for a
+//! download, as nginx does for Django's, Rails' and PHP's protected files.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+use support::*;
+
+/// A backend that answers `/download/<name>` with an empty 200 naming
+/// `/protected/<name>`, and anything else with its path.
+fn app() -> Backend {
+    Backend::start("app", |seen, out| {
+        match seen.path().strip_prefix("/download/") {
+            Some(name) => {
+                let to = format!("/protected/{name}");
+                let fields = [
+                    ("X-Accel-Redirect", to.as_str()),
+                    ("Content-Type", "application/pdf"),
+                    ("Content-Disposition", "attachment; filename=\"report.pdf\""),
+                    ("Cache-Control", "public, max-age=60"),
+                    ("X-App", "not passed on"),
+                ];
+                respond(out, 200, &fields, b"");
+            }
+            None => {
+                let fields = [("Cache-Control", "max-age=60")];
+                respond(out, 200, &fields, seen.path().as_bytes());
+            }
+        }
+        Action::KeepAlive
+    })
+}
+
+/// A directory with `report.pdf` (1 KiB of a pattern), and the proxy in
+/// front of `app` with an internal `files` route on it at `/protected/`.
+fn setup(app: &Backend, more: &str) -> (tempfile::TempDir, Proxy) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("report.pdf"), body(1024)).unwrap();
+    let text = format!(
+        "targets = {}\nroute./protected/ = files {} internal\n{more}",
+        app.addr,
+        dir.path().display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    (dir, proxy)
+}
+
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+#[test]
+fn the_file_a_backend_names_goes_in_its_answer_s_place() {
+    let app = app();
+    let (_dir, mut proxy) = setup(&app, "");
+    let mut client = proxy.connect();
+    let r = client.get("/download/report.pdf");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(r.body == body(1024));
+    assert_eq!(r.header("content-type"), Some("application/pdf"));
+    let disposition = "attachment; filename=\"report.pdf\"";
+    assert_eq!(r.header("content-disposition"), Some(disposition));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(r.header("x-accel-redirect"), None);
+    assert_eq!(r.header("x-app"), None);
+    assert!(r.header("etag").is_some(), "{}", r.head.raw);
+    // A download resumed: a range of the file, on the same connection.
+    let r = client.get_with("/download/report.pdf", &[("Range", "bytes=1000-")]);
+    assert_eq!(r.status, 206, "{}", r.head.raw);
+    assert_eq!(r.body, &body(1024)[1000..]);
+    // A HEAD stays one.
+    let r = client.head("/download/report.pdf");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-length"), Some("1024"));
+    // Other answers of the backend go on as they are.
+    assert_eq!(client.get("/page").body, b"/page");
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines[0].contains("\"GET /download/report.pdf HTTP/1.1\" 200 1024 "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(&format!("upstream={}", app.addr)),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn an_internal_route_is_not_there_for_clients() {
+    let app = app();
+    let (_dir, proxy) = setup(&app, "");
+    let mut client = proxy.connect();
+    let r = client.get("/protected/report.pdf");
+    assert_eq!(r.status, 404, "{}", r.head.raw);
+    assert_eq!(app.requests(), 0);
+}
+
+#[test]
+fn a_path_no_files_route_serves_is_the_backend_s_error() {
+    // The backend names what the client's path says.
+    let backend = Backend::start("b", |seen, out| {
+        let to = match seen.path() {
+            "/elsewhere" => "/elsewhere/x",
+            "/out" => "/protected/../secret",
+            "/hidden" => "/protected/.env",
+            _ => "/protected/missing.pdf",
+        };
+        respond(out, 200, &[("X-Accel-Redirect", to)], b"");
+        Action::KeepAlive
+    });
+    let (dir, proxy) = setup(&backend, "");
+    fs::write(dir.path().join(".env"), "SECRET").unwrap();
+    let mut client = proxy.connect();
+    for (path, status) in [
+        ("/elsewhere", 502),
+        ("/out", 502),
+        ("/hidden", 404),
+        ("/missing", 404),
+    ] {
+        let r = client.get(path);
+        assert_eq!(r.status, status, "{path}: {}", r.head.raw);
+        assert!(!r.body_str().contains("SECRET"), "{path}");
+    }
+}
+
+#[test]
+fn an_answer_naming_a_file_is_never_stored() {
+    let app = app();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("report.pdf"), body(1024)).unwrap();
+    let text = format!(
+        "targets = {}\nroute./protected/ = files {} internal\n",
+        app.addr,
+        dir.path().display()
+    );
+    let tweak = from_file(&text);
+    let proxy = start_proxy(&[], move |c| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    for _ in 0..3 {
+        let r = client.get("/download/report.pdf");
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert!(r.body == body(1024));
+    }
+    // Each went to the backend, who decides each time; while the cache
+    // is on, and stores the backend's other answers.
+    assert_eq!(app.requests(), 3);
+    assert_eq!(client.get("/page").header("x-cache"), Some("MISS"));
+    assert_eq!(client.get("/page").header("x-cache"), Some("HIT"));
+    assert_eq!(app.requests(), 4);
+}
