@@ -170,6 +170,15 @@ mod tests {
         let list = PathPrefixes::parse(" /healthz ,/.well-known/acme-challenge/").unwrap();
         assert!(list.matches("/healthz") && list.matches("/.well-known/acme-challenge/x"));
         assert!(!list.matches("/health"));
+        // What a backend reads as another path is not under the prefix:
+        // `/admin` would be served over plain HTTP.
+        for elsewhere in [
+            "/healthz/../admin",
+            "/healthz/%2E%2E/admin",
+            "/healthz/..;/admin",
+        ] {
+            assert!(!list.matches(elsewhere), "{elsewhere}");
+        }
         for (bad, why) in [
             ("healthz", "`healthz` does not start with `/`"),
             ("/a, *", "`*` does not start with `/`"),

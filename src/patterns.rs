@@ -194,8 +194,13 @@ impl PathPrefixes {
 
     /// Whether `path` (the request-target's, as sent, without its query)
     /// begins with a listed prefix.
+    ///
+    /// A path a backend may read as another (a `.` or `..` segment
+    /// however spelled, a `\`: see [`crate::routes::is_ambiguous`])
+    /// begins with none: `/healthz/../admin` is `/admin` to the backend,
+    /// and must be logged, or redirected, as `/admin` is.
     pub fn matches(&self, path: &str) -> bool {
-        self.prefixes.matches(path.as_bytes())
+        self.prefixes.matches(path.as_bytes()) && !crate::routes::is_ambiguous(path)
     }
 }
 

@@ -46,15 +46,29 @@ fn a_listed_path_is_not_logged_unless_its_answer_is_an_error() {
         assert_eq!(client.get(path).status, 200);
     }
     assert_eq!(client.get("/healthz/down").status, 503);
-    for path in ["/page", "/r/ready", "/Ready"] {
+    // A path the backend reads as another is not the prefix's.
+    for path in [
+        "/page",
+        "/r/ready",
+        "/Ready",
+        "/healthz/../page",
+        "/healthz/%2e%2E/page",
+    ] {
         assert_eq!(client.get(path).status, 200);
     }
     drop(client);
     assert!(proxy.shutdown(Duration::from_secs(5)));
-    assert_eq!(backend.requests(), 9, "every request went to the backend");
+    assert_eq!(backend.requests(), 11, "every request went to the backend");
     assert_eq!(
         logged_paths(&proxy),
-        ["/healthz/down", "/page", "/r/ready", "/Ready"]
+        [
+            "/healthz/down",
+            "/page",
+            "/r/ready",
+            "/Ready",
+            "/healthz/../page",
+            "/healthz/%2e%2E/page"
+        ]
     );
 }
 
@@ -86,4 +100,21 @@ fn listed_statuses_are_not_logged() {
     }
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(logged_paths(&proxy), ["/healthz/down", "/bad"]);
+}
+
+#[test]
+fn a_refusal_over_max_connections_is_skipped_by_its_status_too() {
+    let backend = health_backend();
+    let mut proxy = start_proxy(&[backend.addr], |c| {
+        c.log_skip_statuses = [(500, 599)].into();
+        c.max_connections = 1;
+    });
+    let mut first = proxy.connect();
+    assert_eq!(first.get("/held").status, 200);
+    let mut second = proxy.connect();
+    second.send(b"GET /refused HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(second.response().status, 503);
+    drop((first, second));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(logged_paths(&proxy), ["/held"]);
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
 /// `openat2` is refused by this kernel (older than 5.6) or a seccomp
-/// filter: every file is left to the caller.
+/// filter (see [`openat2_works`]): every file is left to the caller.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
 /// `struct open_how` of `linux/openat2.h` (libc's cannot be built outside
@@ -117,10 +117,6 @@ impl Beneath {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::ELOOP | libc::EXDEV) => Opened::NotHere,
-                    Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => {
-                        UNAVAILABLE.store(true, Ordering::Relaxed);
-                        Opened::NotHere
-                    }
                     _ => Opened::Failed(e),
                 }
             }
@@ -142,7 +138,47 @@ impl Beneath {
             .open(dir)
             .ok()?;
         let fd = Arc::new(OwnedFd::from(file));
+        if !openat2_works(&fd) {
+            UNAVAILABLE.store(true, Ordering::Relaxed);
+            return None;
+        }
         *self.opened.write() = Some((fd.clone(), now));
         Some(fd)
+    }
+}
+
+/// Whether `openat2` opens `.` beneath `dir`: not on a kernel older than
+/// 5.6 (`ENOSYS`), nor under a seccomp filter that does not know it
+/// (Docker's before 20.10 refuse it with `EPERM`). Asked when the
+/// directory is opened, so that an `EPERM` of one file later (a
+/// fanotify scanner's) is that file's, not a reason to give up on it.
+fn openat2_works(dir: &OwnedFd) -> bool {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH,
+    };
+    // SAFETY: as in `Beneath::open`: an open directory, a NUL-terminated
+    // name, an `open_how` of the size given.
+    let opened = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    match i32::try_from(opened) {
+        Ok(fd) if fd >= 0 => {
+            // SAFETY: just opened, owned by no one else: closed here.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            true
+        }
+        // Anything else (out of descriptors) says nothing of the call.
+        _ => !matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOSYS | libc::EPERM | libc::E2BIG)
+        ),
     }
 }

@@ -174,11 +174,13 @@ impl Files {
     /// nginx's `try_files $uri $uri/ /index.html` does for a single-page
     /// application; checked to be a file there now.
     pub fn with_fallback_file(self, file: &str) -> Result<Files, String> {
-        let path = relative_path(file).filter(|p| file.starts_with('/') && p.file_name().is_some());
+        let written_plain = file.starts_with('/') && !file.contains('%');
+        let path = relative_path(file).filter(|p| written_plain && p.file_name().is_some());
         let Some(path) = path else {
             return Err(format!(
                 "fallback={file}: a file is named by its path in the directory, starting \
-                 with `/`, with no name starting with `.` (`fallback=/index.html`)"
+                 with `/`, with no `%` escape and no name starting with `.` \
+                 (`fallback=/index.html`)"
             ));
         };
         match self.open_under(&path) {
@@ -286,29 +288,49 @@ impl Files {
     }
 
     /// [`Files::open_under`] for a path with a link on its way, or where
-    /// `openat2` is not at hand: where the file opened really is is asked
-    /// of the kernel once it is open (`/proc/self/fd`), so that a link put
-    /// in the way between a check and the open cannot lead out, as it
-    /// could if the path were resolved first and opened after.
+    /// `openat2` is not at hand. The path is first opened without reading
+    /// (`O_PATH`: a device or a mount point outside is not opened for its
+    /// data, nor does what its permissions say leak out), and where it
+    /// really is is asked of the kernel (`/proc/self/fd`), so that a link
+    /// put in the way between a check and the open cannot lead out, as it
+    /// could if the path were resolved first and opened after; only then
+    /// is it opened for reading, through that same descriptor.
     fn open_checked(&self, path: &Path) -> Result<(File, std::fs::Metadata), Found> {
-        let file = OpenOptions::new()
+        let found = |e: io::Error| match found_for(&e) {
+            // Behind a link, what the proxy may not search is not there:
+            // a link out says nothing of what it points to.
+            Found::Forbidden => Found::Missing,
+            other => other,
+        };
+        let placed = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .custom_flags(libc::O_PATH)
             .open(path)
-            .map_err(|e| found_for(&e))?;
-        let meta = file.metadata().map_err(Found::Failed)?;
+            .map_err(found)?;
+        let meta = placed.metadata().map_err(Found::Failed)?;
         if !meta.is_file() && !meta.is_dir() {
             return Err(Found::Missing);
         }
-        // Without /proc (a chroot that lacks it), the path resolved
-        // after the open: a link swapped in since could lead out.
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .or_else(|_| path.canonicalize())
-            .map_err(|e| found_for(&e))?;
-        match self.holds(&real) {
-            true => Ok((file, meta)),
-            false => Err(Found::Missing),
+        let at = format!("/proc/self/fd/{}", placed.as_raw_fd());
+        // Without /proc (a chroot that lacks it), the path resolved after
+        // the open, and opened again: a link swapped in since could lead
+        // out.
+        let (real, reopen) = match std::fs::read_link(&at) {
+            Ok(real) => (real, PathBuf::from(at)),
+            Err(_) => {
+                let real = path.canonicalize().map_err(found)?;
+                (real.clone(), real)
+            }
+        };
+        if !self.holds(&real) {
+            return Err(Found::Missing);
         }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&reopen)
+            .map_err(|e| found_for(&e))?;
+        Ok((file, meta))
     }
 
     /// Whether `real` (a real path) is under the directory's real path,
@@ -616,6 +638,7 @@ mod tests {
         let (dir, _) = site();
         let files = || Files::open(dir.path().join("site").to_str().unwrap()).unwrap();
         for bad in [
+            "/index%2Ehtml",
             "/missing.html",
             "/docs",
             "/",

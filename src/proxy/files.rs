@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -205,12 +206,12 @@ fn read_part(file: &mut File, start: u64, len: u64) -> Option<Vec<u8>> {
 /// did (a file cut shorter since it was opened ends the response early:
 /// the connection must close, or the client would wait for the rest).
 fn send_large(stream: &TcpStream, head: &[u8], file: &File, start: u64, len: u64) -> (u64, bool) {
-    if send_more(stream, head).is_err() {
-        return (0, false);
-    }
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
         return (0, false);
     };
+    if send_more(stream, head).is_err() {
+        return (0, false);
+    }
     let mut offset = first;
     loop {
         let done = u64::try_from(offset).unwrap_or(end);
@@ -227,14 +228,41 @@ fn send_large(stream: &TcpStream, head: &[u8], file: &File, start: u64, len: u64
             // The file ended before its length: cut since it was opened.
             0 => break,
             n if n > 0 => {}
-            // A signal: again. Anything else, the send timeout (`EAGAIN`
-            // on a socket with `SO_SNDTIMEO`) or a client gone: the end.
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => break,
+            _ => match io::Error::last_os_error().raw_os_error() {
+                // A signal: again.
+                Some(libc::EINTR) => {}
+                // A file system `sendfile` cannot read from: copied.
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if offset == first => {
+                    let sent = copy_part(stream, file, start, len);
+                    return (sent, sent == len);
+                }
+                // The send timeout (`EAGAIN` on a socket with
+                // `SO_SNDTIMEO`), a client gone: the end.
+                _ => break,
+            },
         }
     }
     let sent = u64::try_from(offset).map_or(0, |at| at.saturating_sub(start));
     (sent, sent == len)
+}
+
+/// Bytes `start..start + len` of the file written to the socket through a
+/// buffer, where `sendfile` cannot take them; returns how many went out.
+fn copy_part(mut stream: &TcpStream, file: &File, start: u64, len: u64) -> u64 {
+    let mut buffer = vec![0; 64 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let want = (len - sent).min(buffer.len() as u64) as usize;
+        let read = match file.read_at(&mut buffer[..want], start + sent) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if stream.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+        sent += read as u64;
+    }
+    sent
 }
 
 /// Writes `bytes` whole, telling the kernel more follows (`MSG_MORE`):

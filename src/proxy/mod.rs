@@ -208,6 +208,9 @@ impl Shared {
     /// read from it (see [`Record::refused`]).
     pub fn log_refusal(&self, mut record: Record) {
         self.metrics.observe(record.status, record.duration);
+        if self.config.log_skips(false, record.status) {
+            return;
+        }
         record.show_pool = !self.config.pools.is_empty();
         self.log.log(record);
     }
