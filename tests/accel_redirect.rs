@@ -6,6 +6,7 @@
 mod support;
 
 use std::fs;
+use std::io::Write;
 use std::time::Duration;
 use support::*;
 
@@ -157,4 +158,106 @@ fn an_answer_naming_a_file_is_never_stored() {
     assert_eq!(client.get("/page").header("x-cache"), Some("MISS"));
     assert_eq!(client.get("/page").header("x-cache"), Some("HIT"));
     assert_eq!(app.requests(), 4);
+}
+
+#[test]
+fn the_path_is_routed_by_the_host_the_request_was() {
+    let app = app();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    fs::write(a.path().join("report.pdf"), "A's report").unwrap();
+    fs::write(b.path().join("report.pdf"), "B's secret").unwrap();
+    let text = format!(
+        "targets = {}\nroute./protected/ = files {} internal\n\
+         route.b.example/protected/ = files {} internal\n",
+        app.addr,
+        a.path().display(),
+        b.path().display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    // An absolute-form target's host is the request's, whatever `Host`
+    // says (RFC 9112 §3.2.2).
+    client.send(b"GET http://a.example/download/report.pdf HTTP/1.1\r\nHost: b.example\r\n\r\n");
+    assert_eq!(client.response().body, b"A's report");
+    client.send(b"GET /download/report.pdf HTTP/1.1\r\nHost: b.example\r\n\r\n");
+    assert_eq!(client.response().body, b"B's secret");
+}
+
+#[test]
+fn the_backend_s_caching_fields_replace_the_file_s_and_a_path_not_text_is_its_error() {
+    let backend = Backend::start("b", |seen, out| {
+        let to: &[u8] = match seen.path() {
+            "/bytes" => b"/protected/r\xe9port.pdf",
+            _ => b"/protected/report.pdf",
+        };
+        let mut head =
+            b"HTTP/1.1 200 OK\r\nCache-Control: private, no-cache\r\nX-Accel-Redirect: ".to_vec();
+        head.extend_from_slice(to);
+        head.extend_from_slice(b"\r\nContent-Length: 11\r\n\r\nplaceholder");
+        let _ = out.write_all(&head);
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("report.pdf"), body(1024)).unwrap();
+    let text = format!(
+        "targets = {}\nroute./protected/ = files {} internal max_age=7d\n",
+        backend.addr,
+        dir.path().display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    let r = client.get("/file");
+    assert!(r.body == body(1024), "{}", r.head.raw);
+    let cache_control: Vec<_> = r.head.get_all("cache-control").collect();
+    assert_eq!(cache_control, ["private, no-cache"], "{}", r.head.raw);
+    let r = client.get("/bytes");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert!(!r.body_str().contains("placeholder"));
+    assert_eq!(r.header("x-accel-redirect"), None);
+}
+
+#[test]
+fn a_background_refresh_does_not_store_an_answer_naming_a_file() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let backend = Backend::start("b", move |_, out| {
+        // First a page, stale at once but for its revalidation window;
+        // then a file named for its refresh.
+        let fields: &[(&str, &str)] = match count.fetch_add(1, Ordering::SeqCst) {
+            0 => &[
+                ("Cache-Control", "max-age=1, stale-while-revalidate=600"),
+                ("Age", "5"),
+            ],
+            _ => &[
+                ("Cache-Control", "public, max-age=600"),
+                ("X-Accel-Redirect", "/protected/report.pdf"),
+            ],
+        };
+        respond(out, 200, fields, b"placeholder");
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("report.pdf"), body(64)).unwrap();
+    let text = format!(
+        "targets = {}\nroute./protected/ = files {} internal\n",
+        backend.addr,
+        dir.path().display()
+    );
+    let tweak = from_file(&text);
+    let proxy = start_proxy(&[], move |c| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/swr").header("x-cache"), Some("MISS"));
+    // Served stale; refreshed once this answer is out, on this thread,
+    // before the next request on the connection is read.
+    assert_eq!(client.get("/swr").header("x-cache"), Some("STALE"));
+    for _ in 0..2 {
+        let r = client.get("/swr");
+        assert_eq!(r.header("x-accel-redirect"), None, "{}", r.head.raw);
+        assert_ne!(r.header("x-cache"), Some("HIT"), "{}", r.head.raw);
+    }
+    assert!(answered.load(Ordering::SeqCst) >= 2, "the refresh went out");
 }

@@ -996,16 +996,33 @@ fn with_gzip_a_text_file_goes_compressed_to_who_takes_it() {
         .read_to_end(&mut plain)
         .unwrap();
     assert!(plain == pattern(SMALL));
-    // Its HEAD says the same length.
+    // Its HEAD says the coding, and no length: that would take
+    // compressing it all.
     let h = client.head_with("/static/small.txt", &[gz]);
-    assert_eq!(h.header("content-length"), r.header("content-length"));
+    assert_eq!(h.header("content-encoding"), Some("gzip"));
+    assert_eq!(h.header("content-length"), None, "{}", h.head.raw);
+    assert_eq!(h.header("etag"), Some(weak.as_str()));
     // A client that does not take gzip gets the file, told it varies.
     let r = client.get("/static/small.txt");
     assert_whole_varying(&r);
-    // The weak tag still makes a 304, which varies too.
+    // The weak tag still makes a 304, which varies too, and names the
+    // tag its 200 would.
     let r = client.get_with("/static/small.txt", &[gz, ("If-None-Match", &weak)]);
     assert_eq!(r.status, 304, "{}", r.head.raw);
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(r.header("etag"), Some(weak.as_str()));
+    // A weak tag is no ground for a range: the whole, compressed.
+    let r = client.get_with(
+        "/static/small.txt",
+        &[gz, ("Range", "bytes=0-9"), ("If-Range", &weak)],
+    );
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    // HTTP/1.0, as for relayed answers: not compressed.
+    client.send(b"GET /static/small.txt HTTP/1.0\r\nAccept-Encoding: gzip\r\nConnection: keep-alive\r\n\r\n");
+    let r = client.response();
+    assert_eq!(r.header("content-encoding"), None, "{}", r.head.raw);
+    assert_eq!(r.body.len(), SMALL);
     // A range is of the file, sent as it is.
     let r = client.get_with("/static/small.txt", &[gz, ("Range", "bytes=0-9")]);
     assert_eq!((r.status, r.body.len()), (206, 10), "{}", r.head.raw);

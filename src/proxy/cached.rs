@@ -335,10 +335,6 @@ pub(super) fn serve(
     // client has read the whole body (a slow one would hold them all, and
     // the invalidations remembered for fills in flight would pile up).
     let lifetime = lifetime.filter(|_| fits(&fetched, cache));
-    // An answer that names a file to send in its place
-    // (`X-Accel-Redirect`) is the backend's word for this client.
-    let lifetime =
-        lifetime.filter(|_| super::files::accel_redirect_of(&fetched.response, client).is_none());
     // `cache_min_uses`: stored once its URL was asked for that often.
     let min_uses = shared.pool_config(client.route).cache_min_uses;
     let unpopular = lifetime.is_some()

@@ -3,9 +3,9 @@
 //! from the file to the socket.
 
 use super::client::Client;
+use super::relay::takes_gzip;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::files::{self, Files, Found, Reply};
-use crate::gzip;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
 use crate::routes::routing_path;
@@ -93,41 +93,70 @@ pub(super) fn serve(
             return Some(outcome);
         }
     };
+    // The backend's fields for the file it named (`X-Accel-Redirect`), in
+    // place of the file's own of those names; merged before `gzip` is
+    // asked, which reads its type and its `no-transform`.
+    if let Some(kept) = kept {
+        for name in ["content-type", "cache-control", "expires"] {
+            if kept.contains(name) {
+                fields.remove(name);
+            }
+        }
+        for (name, value) in kept.iter() {
+            fields.push(name, value);
+        }
+    }
     // With `gzip`: a file of a type it lists, sent whole, goes out
     // compressed to the clients that take it, as nginx's `gzip on` does
     // for what it serves from disk; every answer for it then varies on
     // `Accept-Encoding`.
     let gzip = shared.gzip(client.route).filter(|gzip| {
-        let mut typed = Headers::new();
-        typed.push("Content-Type", served.content_type);
+        let mut described = Headers::new();
+        let content_type = fields.get("content-type");
+        described.push(
+            "Content-Type",
+            content_type.unwrap_or(served.content_type.as_bytes()),
+        );
+        for value in fields.get_all("cache-control") {
+            described.push("Cache-Control", value);
+        }
         served.encoding.is_none()
             && served.len <= MAX_GZIPPED
-            && gzip.suits(200, &typed, Some(served.len))
+            && gzip.suits(200, &described, Some(served.len))
     });
     if gzip.is_some() && !served.varies {
         fields.push("Vary", "Accept-Encoding");
     }
-    let gzip = gzip.filter(|_| status == 200 && gzip::accepted(&head.headers));
-    let mut file = served.file;
-    let compressed = match (gzip, body) {
-        (Some(gzip), Some((start, len))) => match read_part(&mut file, start, len) {
-            Some(bytes) => Some(gzip.compress(&bytes)),
-            None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
-        },
-        _ => None,
-    };
-    if compressed.is_some() {
+    // This client's coding: over HTTP/1.1, as for relayed answers (see
+    // `relay::takes_gzip`). Its 304 names the tag its 200 would: weak.
+    let gzip = gzip.filter(|&gzip| matches!(status, 200 | 304) && takes_gzip(head, Some(gzip)));
+    if gzip.is_some() {
         let etag = fields.get("etag").map(|tag| [b"W/", tag].concat());
         fields.remove("etag");
-        fields.remove("accept-ranges");
         if let Some(etag) = etag {
             fields.push("ETag", etag);
         }
-        fields.push("Content-Encoding", "gzip");
+        if status == 200 {
+            fields.remove("accept-ranges");
+            fields.push("Content-Encoding", "gzip");
+        }
     }
-    let body = match &compressed {
-        Some(compressed) => Some((0, compressed.len() as u64)),
-        None => body,
+    let mut file = served.file;
+    let compressed = match (gzip, body) {
+        (Some(gzip), Some((start, len))) if status == 200 && !head.is_head() => {
+            match read_part(&mut file, start, len) {
+                Some(bytes) => Some(gzip.compress(&bytes)),
+                None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
+            }
+        }
+        _ => None,
+    };
+    let body = match (&compressed, gzip) {
+        (Some(compressed), _) => Some((0, compressed.len() as u64)),
+        // A HEAD's: its length is not known without compressing it all,
+        // and a HEAD's answer may leave it out (RFC 9110 §8.6).
+        (None, Some(_)) if status == 200 => None,
+        (None, _) => body,
     };
     // A HEAD's answer says the length its GET's would have, and sends none.
     let sent_body = body.filter(|_| !head.is_head());
@@ -150,15 +179,6 @@ pub(super) fn serve(
         || shared.shutting_down.load(Ordering::Relaxed);
     let mut response = ResponseHead::new(status);
     response.headers = fields;
-    // A backend's fields for the file it named (`X-Accel-Redirect`).
-    if let Some(kept) = kept {
-        if kept.contains("content-type") {
-            response.headers.remove("content-type");
-        }
-        for (name, value) in kept.iter() {
-            response.headers.push(name, value);
-        }
-    }
     let config = shared.pool_config(client.route);
     config.response_headers.remove_from(&mut response.headers);
     if let Some((_, len)) = body {
@@ -297,8 +317,7 @@ fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 /// The fields of a request a file named by `X-Accel-Redirect` is served
 /// for: the host (for routing), how the connection goes on, the
 /// conditions and ranges (a download resumed), the codings taken.
-const ACCEL_FIELDS: [&str; 9] = [
-    "host",
+const ACCEL_FIELDS: [&str; 8] = [
     "connection",
     "range",
     "if-range",
@@ -326,13 +345,15 @@ const ACCEL_KEPT: [&str; 5] = [
 /// it.
 pub(super) fn accel_request(head: &RequestHead) -> RequestHead {
     let mut headers = Headers::new();
+    // The host the request was routed by: an absolute-form target's
+    // (which a `Host` field may contradict), else its `Host`.
+    if let Some(authority) = head.authority() {
+        headers.push("host", authority);
+    }
     for name in ACCEL_FIELDS {
         for value in head.headers.get_all(name) {
             headers.push(name, value);
         }
-    }
-    if let Some(authority) = head.authority().filter(|_| !head.headers.contains("host")) {
-        headers.push("host", authority);
     }
     RequestHead {
         method: if head.is_head() { "HEAD" } else { "GET" }.to_string(),
@@ -345,13 +366,16 @@ pub(super) fn accel_request(head: &RequestHead) -> RequestHead {
 /// The path a backend's `X-Accel-Redirect` names (nginx's internal
 /// redirect, which Django, Rails' `send_file` and PHP applications use
 /// to have the proxy send a file they checked the client may have),
-/// when the request may be answered so.
+/// when the request may be answered so; as sent, which may not be text.
 pub(super) fn accel_redirect_of<'r>(
     response: &'r ResponseHead,
     client: &Client,
-) -> Option<&'r str> {
+) -> Option<&'r [u8]> {
     client.accel.as_ref()?;
-    response.headers.get_str("x-accel-redirect").map(str::trim)
+    response
+        .headers
+        .get("x-accel-redirect")
+        .map(<[u8]>::trim_ascii)
 }
 
 /// Answers with the file `to` (a backend's `X-Accel-Redirect`) names
@@ -360,7 +384,7 @@ pub(super) fn accel_redirect_of<'r>(
 /// wants. A path no `files` route serves is the backend's error: 502.
 pub(super) fn serve_accel(
     client: &mut Client,
-    to: &str,
+    to: &[u8],
     response: &ResponseHead,
     keep_alive: bool,
     shared: &Shared,
@@ -377,11 +401,14 @@ pub(super) fn serve_accel(
     if !keep_alive {
         head.headers.set("connection", "close");
     }
+    // Not text: a path no route serves (below).
+    let to = String::from_utf8_lossy(to);
     let path = to.split('?').next().unwrap_or_default();
     head.target = path.to_string();
     let routes = &shared.config.routes;
+    let text = !to.contains(char::REPLACEMENT_CHARACTER);
     let route = match routes.route(head.authority(), path) {
-        Ok(Some(i)) if path.starts_with('/') => routes.get(i),
+        Ok(Some(i)) if path.starts_with('/') && text => routes.get(i),
         _ => None,
     };
     let Some((route, files)) = route.and_then(|r| Some((r, r.files()?))) else {

@@ -133,6 +133,9 @@ pub fn refresh_from_304(stored: &mut ResponseHead, not_modified: &ResponseHead) 
     let mut fresh = not_modified.headers.clone();
     strip_hop_by_hop(&mut fresh, false);
     fresh.remove("set-cookie");
+    // A file to send in place of the body (see `storable`): not this
+    // entry's.
+    fresh.remove("x-accel-redirect");
     for name in DESCRIBE_THE_BODY {
         fresh.remove(name);
     }

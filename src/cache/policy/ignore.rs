@@ -113,8 +113,9 @@ fn not_a_choice(name: &str) -> String {
         )
     } else if lower.starts_with("x-accel-") {
         format!(
-            "inverso does not act on `{name}` (of nginx's X-Accel fields it reads \
-             X-Accel-Expires alone): there is nothing to ignore"
+            "the cache does not act on `{name}` (of nginx's X-Accel fields it reads \
+             X-Accel-Expires alone; X-Accel-Redirect is for files routes, and never \
+             stored): there is nothing to ignore"
         )
     } else {
         format!(

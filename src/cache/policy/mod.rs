@@ -152,9 +152,13 @@ pub fn storable(
     response_time: SystemTime,
     settings: &Settings,
 ) -> Option<Lifetime> {
+    // `X-Accel-Redirect`: the backend names a file to send this client in
+    // its answer's place (see `proxy::files`); its answer is for no one
+    // else, whatever it says of caching.
     if request.method != "GET"
         || !status_ever_stored(response.status)
         || settings.never_stored.contains(&response.status)
+        || response.headers.contains("x-accel-redirect")
     {
         return None;
     }
@@ -547,6 +551,19 @@ mod tests {
         }
         let r = response(200, &[("Age", "30")]);
         assert_eq!(birth_time(&r, now, now), now - Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_answer_naming_a_file_in_its_place_is_never_stored() {
+        let cacheable = [("Cache-Control", "public, max-age=600")];
+        assert!(fresh_for(&[], 200, &cacheable).is_some());
+        let naming = [cacheable[0], ("X-Accel-Redirect", "/protected/report.pdf")];
+        assert_eq!(fresh_for(&[], 200, &naming), None);
+        // Nor does a 304 carry one into what is stored.
+        let mut stored = response(200, &cacheable);
+        let not_modified = response(304, &[("X-Accel-Redirect", "/protected/x")]);
+        refresh_from_304(&mut stored, &not_modified);
+        assert!(!stored.headers.contains("x-accel-redirect"));
     }
 
     #[test]
