@@ -36,16 +36,23 @@ fn app() -> Backend {
 }
 
 /// A directory with `report.pdf` (1 KiB of a pattern), and the proxy in
-/// front of `app` with an internal `files` route on it at `/protected/`.
-fn setup(app: &Backend, more: &str) -> (tempfile::TempDir, Proxy) {
+/// front of `app` with an internal `files` route on it at `/protected/`
+/// (with `options`), and a cache when `cached`.
+fn setup(app: &Backend, options: &str, cached: bool) -> (tempfile::TempDir, Proxy) {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("report.pdf"), body(1024)).unwrap();
     let text = format!(
-        "targets = {}\nroute./protected/ = files {} internal\n{more}",
+        "targets = {}\nroute./protected/ = files {} internal{options}\n",
         app.addr,
         dir.path().display()
     );
-    let proxy = start_proxy(&[], from_file(&text));
+    let tweak = from_file(&text);
+    let proxy = start_proxy(&[], move |c| {
+        tweak(c);
+        if cached {
+            c.cache_size = 1 << 20;
+        }
+    });
     (dir, proxy)
 }
 
@@ -56,7 +63,7 @@ fn body(len: usize) -> Vec<u8> {
 #[test]
 fn the_file_a_backend_names_goes_in_its_answer_s_place() {
     let app = app();
-    let (_dir, mut proxy) = setup(&app, "");
+    let (_dir, mut proxy) = setup(&app, "", false);
     let mut client = proxy.connect();
     let r = client.get("/download/report.pdf");
     assert_eq!(r.status, 200, "{}", r.head.raw);
@@ -96,7 +103,7 @@ fn the_file_a_backend_names_goes_in_its_answer_s_place() {
 #[test]
 fn an_internal_route_is_not_there_for_clients() {
     let app = app();
-    let (_dir, proxy) = setup(&app, "");
+    let (_dir, proxy) = setup(&app, "", false);
     let mut client = proxy.connect();
     let r = client.get("/protected/report.pdf");
     assert_eq!(r.status, 404, "{}", r.head.raw);
@@ -116,7 +123,7 @@ fn a_path_no_files_route_serves_is_the_backend_s_error() {
         respond(out, 200, &[("X-Accel-Redirect", to)], b"");
         Action::KeepAlive
     });
-    let (dir, proxy) = setup(&backend, "");
+    let (dir, proxy) = setup(&backend, "", false);
     fs::write(dir.path().join(".env"), "SECRET").unwrap();
     let mut client = proxy.connect();
     for (path, status) in [
@@ -134,18 +141,7 @@ fn a_path_no_files_route_serves_is_the_backend_s_error() {
 #[test]
 fn an_answer_naming_a_file_is_never_stored() {
     let app = app();
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("report.pdf"), body(1024)).unwrap();
-    let text = format!(
-        "targets = {}\nroute./protected/ = files {} internal\n",
-        app.addr,
-        dir.path().display()
-    );
-    let tweak = from_file(&text);
-    let proxy = start_proxy(&[], move |c| {
-        tweak(c);
-        c.cache_size = 1 << 20;
-    });
+    let (_dir, proxy) = setup(&app, "", true);
     let mut client = proxy.connect();
     for _ in 0..3 {
         let r = client.get("/download/report.pdf");
@@ -197,14 +193,7 @@ fn the_backend_s_caching_fields_replace_the_file_s_and_a_path_not_text_is_its_er
         let _ = out.write_all(&head);
         Action::KeepAlive
     });
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("report.pdf"), body(1024)).unwrap();
-    let text = format!(
-        "targets = {}\nroute./protected/ = files {} internal max_age=7d\n",
-        backend.addr,
-        dir.path().display()
-    );
-    let proxy = start_proxy(&[], from_file(&text));
+    let (_dir, proxy) = setup(&backend, " max_age=7d", false);
     let mut client = proxy.connect();
     let r = client.get("/file");
     assert!(r.body == body(1024), "{}", r.head.raw);
@@ -237,18 +226,7 @@ fn a_background_refresh_does_not_store_an_answer_naming_a_file() {
         respond(out, 200, fields, b"placeholder");
         Action::KeepAlive
     });
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("report.pdf"), body(64)).unwrap();
-    let text = format!(
-        "targets = {}\nroute./protected/ = files {} internal\n",
-        backend.addr,
-        dir.path().display()
-    );
-    let tweak = from_file(&text);
-    let proxy = start_proxy(&[], move |c| {
-        tweak(c);
-        c.cache_size = 1 << 20;
-    });
+    let (_dir, proxy) = setup(&backend, "", true);
     let mut client = proxy.connect();
     assert_eq!(client.get("/swr").header("x-cache"), Some("MISS"));
     // Served stale; refreshed once this answer is out, on this thread,
