@@ -5,7 +5,8 @@
 use super::client::Client;
 use super::relay::takes_gzip;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
-use crate::files::{self, Files, Found, Reply};
+use crate::files::{self, Files, Found, Reply, Served};
+use crate::gzip::Gzip;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
 use crate::routes::routing_path;
@@ -93,37 +94,12 @@ pub(super) fn serve(
             return Some(outcome);
         }
     };
-    // The backend's fields for the file it named (`X-Accel-Redirect`), in
-    // place of the file's own of those names; merged before `gzip` is
-    // asked, which reads its type and its `no-transform`.
     if let Some(kept) = kept {
-        for name in ["content-type", "cache-control", "expires"] {
-            if kept.contains(name) {
-                fields.remove(name);
-            }
-        }
-        for (name, value) in kept.iter() {
-            fields.push(name, value);
-        }
+        take_kept(&mut fields, kept);
     }
-    // With `gzip`: a file of a type it lists, sent whole, goes out
-    // compressed to the clients that take it, as nginx's `gzip on` does
-    // for what it serves from disk; every answer for it then varies on
-    // `Accept-Encoding`.
-    let gzip = shared.gzip(client.route).filter(|gzip| {
-        let mut described = Headers::new();
-        let content_type = fields.get("content-type");
-        described.push(
-            "Content-Type",
-            content_type.unwrap_or(served.content_type.as_bytes()),
-        );
-        for value in fields.get_all("cache-control") {
-            described.push("Cache-Control", value);
-        }
-        served.encoding.is_none()
-            && served.len <= MAX_GZIPPED
-            && gzip.suits(200, &described, Some(served.len))
-    });
+    let gzip = shared
+        .gzip(client.route)
+        .filter(|&gzip| compressible(gzip, &fields, &served));
     if gzip.is_some() && !served.varies {
         fields.push("Vary", "Accept-Encoding");
     }
@@ -131,15 +107,7 @@ pub(super) fn serve(
     // `relay::takes_gzip`). Its 304 names the tag its 200 would: weak.
     let gzip = gzip.filter(|&gzip| matches!(status, 200 | 304) && takes_gzip(head, Some(gzip)));
     if gzip.is_some() {
-        let etag = fields.get("etag").map(|tag| [b"W/", tag].concat());
-        fields.remove("etag");
-        if let Some(etag) = etag {
-            fields.push("ETag", etag);
-        }
-        if status == 200 {
-            fields.remove("accept-ranges");
-            fields.push("Content-Encoding", "gzip");
-        }
+        mark_compressed(&mut fields, status);
     }
     let mut file = served.file;
     let compressed = match (gzip, body) {
@@ -208,6 +176,53 @@ pub(super) fn serve(
         keep_alive: !close && complete,
         ..Outcome::closing(status, sent)
     })
+}
+
+/// The backend's fields for the file it named (`X-Accel-Redirect`), in
+/// place of the file's own of those names; merged before `gzip` is asked,
+/// which reads its type and its `no-transform`.
+fn take_kept(fields: &mut Headers, kept: &Headers) {
+    for name in ["content-type", "cache-control", "expires"] {
+        if kept.contains(name) {
+            fields.remove(name);
+        }
+    }
+    for (name, value) in kept.iter() {
+        fields.push(name, value);
+    }
+}
+
+/// Whether `gzip` compresses the file `served` with the answer's `fields`
+/// for the clients that take it: a type it lists, a length it takes and
+/// no more than [`MAX_GZIPPED`], no coding of its own, no `no-transform`,
+/// as nginx's `gzip on` does for what it serves from disk. Every answer
+/// for such a file varies on `Accept-Encoding`.
+fn compressible(gzip: &Gzip, fields: &Headers, served: &Served) -> bool {
+    let mut described = Headers::new();
+    let content_type = fields.get("content-type");
+    let content_type = content_type.unwrap_or(served.content_type.as_bytes());
+    described.push("Content-Type", content_type);
+    for value in fields.get_all("cache-control") {
+        described.push("Cache-Control", value);
+    }
+    served.encoding.is_none()
+        && served.len <= MAX_GZIPPED
+        && gzip.suits(200, &described, Some(served.len))
+}
+
+/// The fields of an answer compressed for its client: its tag weak (a
+/// 304's too, naming what its 200 would); a 200's coding said, and no
+/// ranges offered of what is not the file's bytes.
+fn mark_compressed(fields: &mut Headers, status: u16) {
+    let etag = fields.get("etag").map(|tag| [b"W/", tag].concat());
+    fields.remove("etag");
+    if let Some(etag) = etag {
+        fields.push("ETag", etag);
+    }
+    if status == 200 {
+        fields.remove("accept-ranges");
+        fields.push("Content-Encoding", "gzip");
+    }
 }
 
 /// Bytes `start..start + len` of the file, all of them, or `None`.
