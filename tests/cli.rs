@@ -751,10 +751,31 @@ impl Demo {
     }
 }
 
-impl Drop for Demo {
-    fn drop(&mut self) {
+impl Demo {
+    /// Stops it as Ctrl-C does, so that it removes the directory it
+    /// wrote; killed when it has not stopped within 10 s. Whether it
+    /// stopped by itself.
+    fn interrupt(&mut self) -> bool {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: a signal to the child this test started, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.interrupt();
+        }
     }
 }
 
@@ -772,4 +793,16 @@ fn the_demo_routes_api_to_a_third_origin_with_its_prefix_rewritten() {
     let health = demo.get("/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("\r\n\r\nok"), "{health}");
+}
+
+#[test]
+fn the_demo_serves_a_directory_it_removes_when_it_stops() {
+    let mut demo = Demo::start();
+    let page = demo.get("/files/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Served from a directory"), "{page}");
+    let site = std::env::temp_dir().join(format!("inverso-demo-{}", demo.child.id()));
+    assert!(site.join("index.html").is_file(), "{}", site.display());
+    assert!(demo.interrupt(), "the demo did not stop on SIGINT");
+    assert!(!site.exists(), "{} is left", site.display());
 }
