@@ -976,7 +976,12 @@ fn a_fallback_file_that_is_not_there_is_a_configuration_error() {
 #[test]
 fn with_gzip_a_text_file_goes_compressed_to_who_takes_it() {
     let (app, site) = (Backend::echo("app"), Site::new());
-    let proxy = serving(&app, &site, "", "gzip = true\n");
+    let text = format!(
+        "targets = {}\nroute./static/ = files {}\ngzip = true\n",
+        app.addr,
+        site.root()
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
     let mut client = proxy.connect();
     let gz = ("Accept-Encoding", "gzip");
     let r = client.get_with("/static/small.txt", &[gz]);
@@ -1032,6 +1037,15 @@ fn with_gzip_a_text_file_goes_compressed_to_who_takes_it() {
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.header("vary"), None);
     assert_eq!(r.body.len(), LARGE);
+    // The two answers compressed (the first GET, the one with a weak
+    // If-Range) are counted as relayed ones are.
+    let admin = proxy.handle().admin_addr().unwrap();
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let text = metrics.body_str();
+    let bytes_in = format!("inverso_gzip_bytes_in_total {}", 2 * SMALL);
+    for counted in ["inverso_gzip_responses_total 2", &bytes_in] {
+        assert!(text.lines().any(|l| l == counted), "{counted}: {text}");
+    }
 }
 
 /// `small.txt` whole and uncompressed, its answer saying it varies.

@@ -113,7 +113,11 @@ pub(super) fn serve(
     let compressed = match (gzip, body) {
         (Some(gzip), Some((start, len))) if status == 200 && !head.is_head() => {
             match read_part(&mut file, start, len) {
-                Some(bytes) => Some(gzip.compress(&bytes)),
+                Some(bytes) => {
+                    let compressed = gzip.compress(&bytes);
+                    (shared.metrics.gzip).count(len, compressed.len() as u64);
+                    Some(compressed)
+                }
                 None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
             }
         }
