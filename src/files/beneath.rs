@@ -60,8 +60,10 @@ pub enum Opened {
     File(File),
     /// No such file, or another error a caller answers as such.
     Failed(io::Error),
-    /// A symbolic link on the way, or `openat2` not at hand: the caller
-    /// opens it its own way.
+    /// A symbolic link on the way (or a way out): the caller opens it
+    /// its own way.
+    Linked,
+    /// `openat2` not at hand: the caller opens it its own way.
     NotHere,
 }
 
@@ -116,7 +118,7 @@ impl Beneath {
             _ => {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
-                    Some(libc::ELOOP | libc::EXDEV) => Opened::NotHere,
+                    Some(libc::ELOOP | libc::EXDEV) => Opened::Linked,
                     _ => Opened::Failed(e),
                 }
             }

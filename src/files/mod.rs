@@ -278,7 +278,8 @@ impl Files {
         let file = match self.beneath.open(&self.dir, relative) {
             Opened::File(file) => file,
             Opened::Failed(e) => return Err(found_for(&e)),
-            Opened::NotHere => return self.open_checked(&self.dir.join(relative)),
+            Opened::Linked => return self.open_checked(&self.dir.join(relative), true),
+            Opened::NotHere => return self.open_checked(&self.dir.join(relative), false),
         };
         let meta = file.metadata().map_err(Found::Failed)?;
         match meta.is_file() || meta.is_dir() {
@@ -295,11 +296,11 @@ impl Files {
     /// put in the way between a check and the open cannot lead out, as it
     /// could if the path were resolved first and opened after; only then
     /// is it opened for reading, through that same descriptor.
-    fn open_checked(&self, path: &Path) -> Result<(File, std::fs::Metadata), Found> {
+    fn open_checked(&self, path: &Path, linked: bool) -> Result<(File, std::fs::Metadata), Found> {
         let found = |e: io::Error| match found_for(&e) {
             // Behind a link, what the proxy may not search is not there:
             // a link out says nothing of what it points to.
-            Found::Forbidden => Found::Missing,
+            Found::Forbidden if linked => Found::Missing,
             other => other,
         };
         let placed = OpenOptions::new()
@@ -330,6 +331,11 @@ impl Files {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&reopen)
             .map_err(|e| found_for(&e))?;
+        // Opened again by its path (no `/proc`): the file checked, or none.
+        let opened = file.metadata().map_err(Found::Failed)?;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(Found::Missing);
+        }
         Ok((file, meta))
     }
 

@@ -186,10 +186,14 @@ pub(super) fn serve(
 /// place of the file's own of those names; merged before `gzip` is asked,
 /// which reads its type and its `no-transform`.
 fn take_kept(fields: &mut Headers, kept: &Headers) {
-    for name in ["content-type", "cache-control", "expires"] {
-        if kept.contains(name) {
-            fields.remove(name);
-        }
+    if kept.contains("content-type") {
+        fields.remove("content-type");
+    }
+    // Either says how long it may be kept: the file's `max_age` would
+    // otherwise outweigh a backend's `Expires` (RFC 9111 §5.3).
+    if kept.contains("cache-control") || kept.contains("expires") {
+        fields.remove("cache-control");
+        fields.remove("expires");
     }
     for (name, value) in kept.iter() {
         fields.push(name, value);
@@ -421,11 +425,11 @@ pub(super) fn serve_accel(
         head.headers.set("connection", "close");
     }
     // Not text: a path no route serves (below).
+    let text = std::str::from_utf8(to).is_ok();
     let to = String::from_utf8_lossy(to);
     let path = to.split('?').next().unwrap_or_default();
     head.target = path.to_string();
     let routes = &shared.config.routes;
-    let text = !to.contains(char::REPLACEMENT_CHARACTER);
     let route = match routes.route(head.authority(), path) {
         Ok(Some(i)) if path.starts_with('/') && text => routes.get(i),
         _ => None,

@@ -113,9 +113,9 @@ fn not_a_choice(name: &str) -> String {
         )
     } else if lower.starts_with("x-accel-") {
         format!(
-            "the cache does not act on `{name}` (of nginx's X-Accel fields it reads \
-             X-Accel-Expires alone; X-Accel-Redirect is for files routes, and never \
-             stored): there is nothing to ignore"
+            "the cache does not act on `{name}`: of nginx's X-Accel fields it reads \
+             X-Accel-Expires alone, and never stores an answer with X-Accel-Redirect \
+             (for files routes), whatever is ignored"
         )
     } else {
         format!(
