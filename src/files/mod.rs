@@ -414,10 +414,13 @@ fn percent_decoded(segment: &str) -> Option<Vec<u8>> {
 /// The answer to a GET or HEAD with `request`'s fields for `served`,
 /// after RFC 9110 §13.2.2's order: `If-Match`, else
 /// `If-Unmodified-Since` (412); `If-None-Match`, else
-/// `If-Modified-Since` (304); then `Range` (206, 416) under `If-Range`.
+/// `If-Modified-Since` (304); then, when `ranged` (a GET: RFC 9110
+/// §14.2 defines ranges for GET alone, and a HEAD's `Range` is
+/// ignored, as the cache does), `Range` (206, 416) under `If-Range`.
 pub fn reply(
     served: &Served,
     request: &Headers,
+    ranged: bool,
     max_age: Option<Duration>,
     now: SystemTime,
 ) -> Reply {
@@ -461,7 +464,11 @@ pub fn reply(
         len: served.len,
         fields,
     };
-    match range::requested(request, &fields, served.len) {
+    let ranges = match ranged {
+        true => range::requested(request, &fields, served.len),
+        false => Ranged::Whole,
+    };
+    match ranges {
         // Several ranges are sent as the whole file, as RFC 9110 §14.2
         // allows (nginx too, for what it sends from disk).
         Ranged::Whole | Ranged::Parts(_) => whole(fields),
@@ -767,9 +774,25 @@ mod tests {
         reply(
             &served(1000, MODIFIED),
             &request(fields),
+            true,
             Some(Duration::from_secs(60)),
             now,
         )
+    }
+
+    #[test]
+    fn a_head_s_range_is_ignored() {
+        let now = UNIX_EPOCH + Duration::from_secs(NOW);
+        let range = request(&[("Range", "bytes=0-9")]);
+        let reply = reply(&served(1000, MODIFIED), &range, false, None, now);
+        assert!(matches!(
+            reply,
+            Reply::Body {
+                status: 200,
+                len: 1000,
+                ..
+            }
+        ));
     }
 
     fn http_date(secs: u64) -> String {

@@ -76,7 +76,9 @@ pub(super) fn serve(
             return Some(answer_unread(client, head, body_kind, 500, b"", shared));
         }
     };
-    let reply = files::reply(&served, &head.headers, files.max_age(), SystemTime::now());
+    let ranged = head.method == "GET";
+    let now = SystemTime::now();
+    let reply = files::reply(&served, &head.headers, ranged, files.max_age(), now);
     let (status, mut fields, body) = match reply {
         Reply::Body {
             status,
