@@ -396,8 +396,8 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             continue;
         }
         if let Some((files, fallback)) = route.files() {
-            let max_age = match files.max_age() {
-                Some(age) => format!(", max-age {}s", age.as_secs()),
+            let max_age = match files.cache_control() {
+                Some(cache_control) => format!(", Cache-Control: {cache_control}"),
                 None => String::new(),
             };
             let rest = match (fallback, files.fallback_file()) {

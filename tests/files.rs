@@ -696,7 +696,7 @@ fn inverso_check_names_the_directory_its_max_age_and_fallback() {
     let dir = real.display();
     assert!(
         out.contains(&format!(
-            "# route /static/ -> files in {dir}, max-age 600s, the rest to app"
+            "# route /static/ -> files in {dir}, Cache-Control: max-age=600, the rest to app"
         )),
         "{out}"
     );

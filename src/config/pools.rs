@@ -759,21 +759,22 @@ fn redirect_route<'a>(
     Route::redirecting(spec, status_of(status, usage)?, to)
 }
 
-/// `route.<spec> = files <dir> [max_age=<duration>] [fallback=<pool>|/<file>]
-/// [precompressed] [internal]`, `words` being what comes after `files`.
+/// `route.<spec> = files <dir> [max_age=<duration> [immutable]]
+/// [fallback=<pool>|/<file>] [precompressed] [internal]`, `words` being
+/// what comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
-    let usage = "a route that serves files is `files <directory> [max_age=<duration>] \
-                 [fallback=<pool>|/<file>] [precompressed] [internal]`, e.g. \
+    let usage = "a route that serves files is `files <directory> [max_age=<duration> \
+                 [immutable]] [fallback=<pool>|/<file>] [precompressed] [internal]`, e.g. \
                  `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
     let (mut max_age, mut fallback, mut precompressed) = (None, None, false);
-    let (mut fallback_file, mut internal) = (None, false);
+    let (mut fallback_file, mut internal, mut immutable) = (None, false, false);
     for option in words {
         match option.split_once('=') {
             None if option == "precompressed" && precompressed => {
@@ -782,6 +783,10 @@ fn files_route<'a>(
             None if option == "precompressed" => precompressed = true,
             None if option == "internal" && internal => return Err("internal given twice".into()),
             None if option == "internal" => internal = true,
+            None if option == "immutable" && immutable => {
+                return Err("immutable given twice".into())
+            }
+            None if option == "immutable" => immutable = true,
             Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
             Some(("max_age", written)) => {
                 let age = parse_duration(written).map_err(|e| format!("max_age={written}: {e}"))?;
@@ -814,6 +819,10 @@ fn files_route<'a>(
     };
     let files = match precompressed {
         true => files.with_precompressed(),
+        false => files,
+    };
+    let files = match immutable {
+        true => files.with_immutable()?,
         false => files,
     };
     let files = match fallback_file {
@@ -1323,11 +1332,19 @@ route.static.example = static
             (
                 format!("route./s/ = files {www} strip"),
                 "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
-                 `files <directory> [max_age=<duration>] [fallback=<pool>|/<file>] \
-                 [precompressed] [internal]`"
+                 `files <directory> [max_age=<duration> [immutable]] \
+                 [fallback=<pool>|/<file>] [precompressed] [internal]`"
                     .into(),
             ),
             (format!("route./s/ = files {www} max_age=1h"), String::new()),
+            (
+                format!("route./s/ = files {www} max_age=365d immutable"),
+                String::new(),
+            ),
+            (
+                format!("route./s/ = files {www} immutable"),
+                "immutable says the files stay fresh for their max_age=: give one".into(),
+            ),
             (
                 format!("route./s/ = files {www} max_age=365d"),
                 String::new(),

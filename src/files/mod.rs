@@ -46,6 +46,9 @@ pub struct Files {
     fallback_file: Option<PathBuf>,
     /// `max_age=`: what `Cache-Control: max-age` tells clients and caches.
     max_age: Option<Duration>,
+    /// `immutable`: with `max_age`, the files never change under their
+    /// names (hashed assets): browsers do not revalidate them on reload.
+    immutable: bool,
     /// `precompressed`: a file's `.br` or `.gz` beside it is sent in its
     /// place to the clients that take that coding.
     precompressed: bool,
@@ -135,6 +138,7 @@ impl Files {
             beneath: Beneath::default(),
             fallback_file: None,
             max_age: None,
+            immutable: false,
             precompressed: false,
         })
     }
@@ -167,6 +171,30 @@ impl Files {
 
     pub fn max_age(&self) -> Option<Duration> {
         self.max_age
+    }
+
+    /// The same directory, its `max_age` said `immutable` (RFC 8246).
+    pub fn with_immutable(self) -> Result<Files, String> {
+        match self.max_age {
+            Some(_) => Ok(Files {
+                immutable: true,
+                ..self
+            }),
+            None => Err("immutable says the files stay fresh for their max_age=: give one".into()),
+        }
+    }
+
+    pub fn immutable(&self) -> bool {
+        self.immutable
+    }
+
+    /// The `Cache-Control` its answers carry, if any.
+    pub fn cache_control(&self) -> Option<String> {
+        let seconds = self.max_age?.as_secs();
+        Some(match self.immutable {
+            true => format!("max-age={seconds}, immutable"),
+            false => format!("max-age={seconds}"),
+        })
     }
 
     /// The same directory, answering what it does not have with its
@@ -421,7 +449,7 @@ pub fn reply(
     served: &Served,
     request: &Headers,
     ranged: bool,
-    max_age: Option<Duration>,
+    cache_control: Option<&str>,
     now: SystemTime,
 ) -> Reply {
     let etag = entity_tag(served);
@@ -435,8 +463,8 @@ pub fn reply(
     fields.push("Date", format_http_date(now));
     fields.push("Last-Modified", format_http_date(modified));
     fields.push("ETag", &etag);
-    if let Some(max_age) = max_age {
-        fields.push("Cache-Control", format!("max-age={}", max_age.as_secs()));
+    if let Some(cache_control) = cache_control {
+        fields.push("Cache-Control", cache_control);
     }
     // A 304 names what its 200 would vary on (RFC 9110 §15.4.5).
     if served.varies {
@@ -775,9 +803,24 @@ mod tests {
             &served(1000, MODIFIED),
             &request(fields),
             true,
-            Some(Duration::from_secs(60)),
+            Some("max-age=60"),
             now,
         )
+    }
+
+    #[test]
+    fn max_age_and_immutable_make_the_cache_control() {
+        let (_dir, files) = site();
+        assert_eq!(files.cache_control(), None);
+        let e = files.with_immutable().map(|_| ()).unwrap_err();
+        assert!(e.contains("max_age="), "{e}");
+        let (_dir, files) = site();
+        let files = files.with_max_age(Duration::from_secs(3600));
+        assert_eq!(files.cache_control().as_deref(), Some("max-age=3600"));
+        let files = files.with_immutable().unwrap();
+        assert!(files.immutable());
+        let immutable = files.cache_control();
+        assert_eq!(immutable.as_deref(), Some("max-age=3600, immutable"));
     }
 
     #[test]

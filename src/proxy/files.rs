@@ -78,7 +78,14 @@ pub(super) fn serve(
     };
     let ranged = head.method == "GET";
     let now = SystemTime::now();
-    let reply = files::reply(&served, &head.headers, ranged, files.max_age(), now);
+    let cache_control = files.cache_control();
+    let reply = files::reply(
+        &served,
+        &head.headers,
+        ranged,
+        cache_control.as_deref(),
+        now,
+    );
     let (status, mut fields, body) = match reply {
         Reply::Body {
             status,
