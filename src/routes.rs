@@ -40,6 +40,10 @@ pub struct Routes {
     /// Some route names a host: the request's is read (else no request
     /// pays for spelling it).
     by_host: bool,
+    /// Some route is an `internal` `files` route: a backend's
+    /// `X-Accel-Redirect` may name a file of it (else no request pays for
+    /// keeping what such a file would be served for).
+    accel: bool,
 }
 
 /// A request path that routes refuse (see [`is_ambiguous`]): answered 400.
@@ -684,13 +688,18 @@ impl Routes {
                 .then(b.condition.is_some().cmp(&a.condition.is_some()))
         });
         let by_host = routes.iter().any(|r| r.host != HostPattern::Any);
-        Routes { routes, by_host }
+        let accel = routes.iter().any(Route::is_internal);
+        Routes {
+            routes,
+            by_host,
+            accel,
+        }
     }
 
-    /// Whether a route serves files: a backend's `X-Accel-Redirect` may
-    /// then send a request to one.
-    pub fn serve_files(&self) -> bool {
-        self.routes.iter().any(|r| r.files.is_some())
+    /// Whether an `internal` `files` route is there for a backend's
+    /// `X-Accel-Redirect` to name a file of.
+    pub fn take_accel_redirects(&self) -> bool {
+        self.accel
     }
 
     pub fn is_empty(&self) -> bool {

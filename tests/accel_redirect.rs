@@ -239,3 +239,32 @@ fn a_background_refresh_does_not_store_an_answer_naming_a_file() {
     }
     assert!(answered.load(Ordering::SeqCst) >= 2, "the refresh went out");
 }
+
+#[test]
+fn only_an_internal_route_is_named() {
+    let backend = Backend::start("b", |_, out| {
+        respond(out, 200, &[("X-Accel-Redirect", "/public/report.pdf")], b"");
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("report.pdf"), body(64)).unwrap();
+    let routes = format!("route./public/ = files {}\n", dir.path().display());
+    // Without an internal route, the answer is relayed as it is.
+    let text = format!("targets = {}\n{routes}", backend.addr);
+    let proxy = start_proxy(&[], from_file(&text));
+    let r = proxy.connect().get("/download");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("x-accel-redirect"), Some("/public/report.pdf"));
+    // With one, a public route serves its clients, not what a backend names.
+    let internal = format!(
+        "route./protected/ = files {} internal\n",
+        dir.path().display()
+    );
+    let text = format!("targets = {}\n{routes}{internal}", backend.addr);
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    assert!(client.get("/public/report.pdf").body == body(64));
+    let r = client.get("/download");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(r.header("x-accel-redirect"), None);
+}

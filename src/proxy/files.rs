@@ -410,23 +410,29 @@ pub(super) fn accel_redirect_of<'r>(
         .map(<[u8]>::trim_ascii)
 }
 
-/// Answers with the file `to` (a backend's `X-Accel-Redirect`) names
-/// under a `files` route, with the backend's fields of [`ACCEL_KEPT`],
-/// `keep_alive` false when the connection must close whatever the client
-/// wants. A path no `files` route serves is the backend's error: 502.
-pub(super) fn serve_accel(
-    client: &mut Client,
-    to: &[u8],
-    response: &ResponseHead,
-    keep_alive: bool,
-    shared: &Shared,
-) -> Outcome {
+/// The backend's fields of [`ACCEL_KEPT`], for the file it names.
+pub(super) fn accel_kept(response: &ResponseHead) -> Headers {
     let mut kept = Headers::new();
     for name in ACCEL_KEPT {
         for value in response.headers.get_all(name) {
             kept.push(name, value);
         }
     }
+    kept
+}
+
+/// Answers with the file `to` (a backend's `X-Accel-Redirect`) names
+/// under an `internal` `files` route, with the backend's fields `kept`
+/// (see [`accel_kept`]), `keep_alive` false when the connection must
+/// close whatever the client wants. A path no such route serves is the
+/// backend's error: 502.
+pub(super) fn serve_accel(
+    client: &mut Client,
+    to: &[u8],
+    kept: &Headers,
+    keep_alive: bool,
+    shared: &Shared,
+) -> Outcome {
     let Some(mut head) = client.accel.take() else {
         return Outcome::closing(502, 0);
     };
@@ -443,27 +449,26 @@ pub(super) fn serve_accel(
         Ok(Some(i)) if path.starts_with('/') && text => routes.get(i),
         _ => None,
     };
+    let route = route.filter(|r| r.is_internal());
     let Some((route, files)) = route.and_then(|r| Some((r, r.files()?))) else {
         static UNSERVED: OnceAMinute = OnceAMinute::new();
         if UNSERVED.due() {
             log::warn!(
-                "X-Accel-Redirect: {}: no files route serves it; answered 502",
+                "X-Accel-Redirect: {}: no internal files route serves it; answered 502",
                 to.escape_debug()
             );
         }
         return answer_unread(client, &head, BodyKind::Empty, 502, b"", shared);
     };
     let under = route.path_under(path);
-    // The route's own fallback pool is not for what a backend sends: a
-    // missing file is missing.
-    let files = (files.0, false);
+    // An internal route has no pool to fall back to (see `Route::internal`).
     let outcome = serve(
         client,
         &head,
         BodyKind::Empty,
         files,
         &under,
-        Some(&kept),
+        Some(kept),
         shared,
     );
     outcome.unwrap_or_else(|| Outcome::closing(502, 0))

@@ -796,7 +796,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let head_request = head.is_head();
     let version = head.version;
     client.body_read_whole = false;
-    client.accel = (shared.config.routes.serve_files()).then(|| files::accel_request(&head));
+    client.accel =
+        (shared.config.routes.take_accel_redirects()).then(|| files::accel_request(&head));
     let forwarded = forward(client, head, body_kind, shared);
     // A client that asked to close and whose request was read to its end
     // has nothing more to send: no lingering. A streamed body may have been

@@ -138,10 +138,10 @@ pub(super) fn relay(
     // `X-Accel-Redirect`: the file the backend names goes in its answer's
     // place (never one being stored: see `cached`).
     if let Some(to) = super::files::accel_redirect_of(&fetched.response, client) {
-        let (to, response) = (to.to_vec(), fetched.response.clone());
+        let (to, kept) = (to.to_vec(), super::files::accel_kept(&fetched.response));
         let upstream = fetched.target.name.clone();
         discard(fetched, how.request_is_head, client);
-        let outcome = super::files::serve_accel(client, &to, &response, how.keep_alive, shared);
+        let outcome = super::files::serve_accel(client, &to, &kept, how.keep_alive, shared);
         // Not a cache's answer (nor one it may store): no `X-Cache`.
         return Ok(Outcome {
             upstream: Some(upstream),
