@@ -705,8 +705,7 @@ fn pool_route<'a>(
         match (option.strip_prefix("rewrite="), option) {
             (Some(_), _) if rewrite.is_some() => return Err("rewrite= given twice".into()),
             (Some(path), _) => rewrite = Some(path),
-            (None, "cookie_paths") if cookie_paths => return Err("cookie_paths given twice".into()),
-            (None, "cookie_paths") => cookie_paths = true,
+            (None, "cookie_paths") => set_once(&mut cookie_paths, option)?,
             (None, _) => {
                 return Err(format!(
                     "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/ \
@@ -773,20 +772,13 @@ fn files_route<'a>(
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
-    let (mut max_age, mut fallback, mut precompressed) = (None, None, false);
-    let (mut fallback_file, mut internal, mut immutable) = (None, false, false);
+    let (mut max_age, mut fallback, mut fallback_file) = (None, None, None);
+    let (mut precompressed, mut internal, mut immutable) = (false, false, false);
     for option in words {
         match option.split_once('=') {
-            None if option == "precompressed" && precompressed => {
-                return Err("precompressed given twice".into())
-            }
-            None if option == "precompressed" => precompressed = true,
-            None if option == "internal" && internal => return Err("internal given twice".into()),
-            None if option == "internal" => internal = true,
-            None if option == "immutable" && immutable => {
-                return Err("immutable given twice".into())
-            }
-            None if option == "immutable" => immutable = true,
+            None if option == "precompressed" => set_once(&mut precompressed, option)?,
+            None if option == "internal" => set_once(&mut internal, option)?,
+            None if option == "immutable" => set_once(&mut immutable, option)?,
             Some(("max_age", _)) if max_age.is_some() => return Err("max_age= given twice".into()),
             Some(("max_age", written)) => {
                 let age = parse_duration(written).map_err(|e| format!("max_age={written}: {e}"))?;
@@ -812,28 +804,34 @@ fn files_route<'a>(
             }
         }
     }
-    let files = Files::open(dir).map_err(|e| format!("files {e}"))?;
-    let files = match max_age {
-        Some(age) => files.with_max_age(age),
-        None => files,
-    };
-    let files = match precompressed {
-        true => files.with_precompressed(),
-        false => files,
-    };
-    let files = match immutable {
-        true => files.with_immutable()?,
-        false => files,
-    };
-    let files = match fallback_file {
-        Some(file) => files.with_fallback_file(file)?,
-        None => files,
-    };
+    let mut files = Files::open(dir).map_err(|e| format!("files {e}"))?;
+    if let Some(age) = max_age {
+        files = files.with_max_age(age);
+    }
+    if precompressed {
+        files = files.with_precompressed();
+    }
+    if immutable {
+        files = files.with_immutable()?;
+    }
+    if let Some(file) = fallback_file {
+        files = files.with_fallback_file(file)?;
+    }
     let route = Route::serving_files(spec, Arc::new(files), fallback)?;
     match internal {
         true => route.internal(),
         false => Ok(route),
     }
+}
+
+/// Sets a route's option `flag`, `name` in its value, refused when given
+/// twice.
+fn set_once(flag: &mut bool, name: &str) -> Result<(), String> {
+    if *flag {
+        return Err(format!("{name} given twice"));
+    }
+    *flag = true;
+    Ok(())
 }
 
 /// A status as a route writes it: three digits, no sign or padding.
