@@ -211,12 +211,12 @@ impl Files {
                  (`fallback=/index.html`)"
             ));
         };
-        match self.open_under(&path) {
-            Ok((_, meta)) if meta.is_file() => Ok(Files {
+        match self.open_file(&path) {
+            Ok(_) => Ok(Files {
                 fallback_file: Some(path),
                 ..self
             }),
-            _ => Err(format!(
+            Err(_) => Err(format!(
                 "fallback={file}: no such file in {}",
                 self.dir.display()
             )),
@@ -235,9 +235,8 @@ impl Files {
     pub fn find(&self, under: &str, request: &Headers) -> Found {
         let (path, file, meta) = match (self.find_named(under), &self.fallback_file) {
             (Ok(found), _) => found,
-            (Err(Found::Missing), Some(fallback)) => match self.open_under(fallback) {
-                Ok((file, meta)) if meta.is_file() => (fallback.clone(), file, meta),
-                Ok(_) => return Found::Missing,
+            (Err(Found::Missing), Some(fallback)) => match self.open_file(fallback) {
+                Ok((file, meta)) => (fallback.clone(), file, meta),
                 Err(found) => return found,
             },
             (Err(found), _) => return found,
@@ -252,10 +251,8 @@ impl Files {
                 let mut copy = path.clone().into_os_string();
                 copy.push(".");
                 copy.push(suffix);
-                match self.open_under(Path::new(&copy)) {
-                    Ok((file, meta)) if meta.is_file() => Some((file, meta, coding)),
-                    _ => None,
-                }
+                let (file, meta) = self.open_file(Path::new(&copy)).ok()?;
+                Some((file, meta, coding))
             });
         let (file, meta, encoding) = match compressed {
             Some((file, meta, coding)) => (file, meta, Some(coding)),
@@ -286,16 +283,23 @@ impl Files {
                 return Err(Found::Directory);
             }
             path.push(INDEX);
-            return match self.open_under(&path)? {
-                (file, meta) if meta.is_file() => Ok((path, file, meta)),
-                _ => Err(Found::Missing),
-            };
+            let (file, meta) = self.open_file(&path)?;
+            return Ok((path, file, meta));
         }
         // `/app.js/`: a file is no directory (as `ENOTDIR` says).
         if under.ends_with('/') {
             return Err(Found::Missing);
         }
         Ok((path, file, meta))
+    }
+
+    /// [`Files::open_under`], for a regular file alone: a directory is no
+    /// file by that name.
+    fn open_file(&self, relative: &Path) -> Result<(File, std::fs::Metadata), Found> {
+        match self.open_under(relative)? {
+            (file, meta) if meta.is_file() => Ok((file, meta)),
+            _ => Err(Found::Missing),
+        }
     }
 
     /// `relative` (a path [`relative_path`] made) opened, with its
