@@ -1351,6 +1351,12 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests that came over plain HTTP answered with a redirect to HTTPS (redirect_to_https).",
         m.https_redirects.load(Ordering::Relaxed),
     );
+    labeled_counter(
+        &mut out,
+        ("inverso_tls_handshakes_total", "result"),
+        "TLS handshakes on tls_port: completed, or failed (the client gave up or timed out, spoke plain HTTP, or shared no protocol version or cipher suite).",
+        &[("ok", &m.tls_handshakes), ("failed", &m.tls_handshake_failures)],
+    );
     let gzip = &m.gzip;
     counter(
         &mut out,

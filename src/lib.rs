@@ -30,6 +30,7 @@
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
 //! - `limits`: the process limits that would stop it short of `max_connections`.
+//! - `tls`: the certificates and settings of `tls_port`.
 //! - `demo`: the built-in origin servers of `inverso demo`.
 
 pub mod access;
@@ -57,6 +58,7 @@ pub mod routes;
 pub mod sched;
 pub mod server;
 pub mod throttle;
+pub mod tls;
 pub mod upstream;
 
 pub use config::Config;

@@ -43,6 +43,11 @@ pub struct Metrics {
     /// Requests that came over plain HTTP answered with a redirect to
     /// HTTPS (`redirect_to_https`).
     pub https_redirects: AtomicU64,
+    /// TLS handshakes on `tls_port` that completed, and those that did not
+    /// (a client that gave up, spoke plain HTTP, offered nothing in
+    /// common, or took longer than client_header_timeout).
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
     /// Responses sent compressed (`gzip`).
     pub gzip: GzipCounters,
 }

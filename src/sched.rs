@@ -25,10 +25,10 @@
 //! yielding for a while: with few requests, a yield only delays the thread
 //! that made it (see [`fill_yielding`]).
 
+use crate::http::conn::Socket;
 use crate::http::BufConn;
 use std::cell::Cell;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
 
 thread_local! {
@@ -84,7 +84,7 @@ pub enum Peer {
 /// before a read that would block, yields the CPU up to `YIELDS` (3) times,
 /// trying again after each turn. After yields that did not pay off, the
 /// next reads of this `peer` block without yielding.
-pub fn fill_yielding<S: Read + AsRawFd>(
+pub fn fill_yielding<S: Read + Socket>(
     conn: &mut BufConn<S>,
     peer: Peer,
     crowded: bool,
@@ -93,7 +93,7 @@ pub fn fill_yielding<S: Read + AsRawFd>(
 }
 
 /// [`fill_yielding`], with `block` doing the read that may wait.
-pub fn fill_yielding_or<S: Read + AsRawFd>(
+pub fn fill_yielding_or<S: Read + Socket>(
     conn: &mut BufConn<S>,
     peer: Peer,
     crowded: bool,

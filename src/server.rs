@@ -27,8 +27,9 @@ use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
 use crate::config::{self, Config};
 use crate::gzip::Gzip;
-use crate::http::conn::is_timeout;
+use crate::http::conn::{is_timeout, ClientStream};
 use crate::http::proxy_protocol;
+use crate::http::tls::TlsStream;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::proxy::{self, error_response, CacheRules, ConnWatch, Current, Inherited, Shared};
@@ -75,6 +76,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub enum StartError {
     #[error("cannot listen on {addr}: {error}")]
     Bind { addr: SocketAddr, error: io::Error },
+    #[error("cannot listen on {addr} (tls_port): {error}")]
+    TlsBind { addr: SocketAddr, error: io::Error },
     #[error("cannot listen on {addr} (admin): {error}")]
     AdminBind { addr: SocketAddr, error: io::Error },
     #[error("cannot open the access log: {0}")]
@@ -97,7 +100,8 @@ impl Server {
     }
 
     /// Serves on an already bound listener (tests bind `127.0.0.1:0`).
-    /// The admin listener, when `admin_port` is set, is bound here.
+    /// The admin listener, when `admin_port` is set, is bound here, and
+    /// so is the HTTPS one, when `tls_port` is.
     pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
         let admin = match config.admin_addr() {
             Some(addr) => Some(
@@ -116,6 +120,13 @@ impl Server {
         admin: Option<TcpListener>,
         config: Config,
     ) -> Result<ServerHandle, StartError> {
+        let tls_listener = match config.tls_addr() {
+            Some(addr) => Some(
+                listen(addr, config.reuse_port)
+                    .map_err(|error| StartError::TlsBind { addr, error })?,
+            ),
+            None => None,
+        };
         let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: config.listen_addr(),
             error,
@@ -188,17 +199,17 @@ impl Server {
         drop(first);
         restart_resolver(&inner).map_err(StartError::Thread)?;
         let (stop_tx, stop_rx) = bounded(1);
-        let workers = Arc::new(Workers {
-            listener,
-            inner: inner.clone(),
-            idle: AtomicUsize::new(0),
-            priority: worker_priority,
-            started: Instant::now(),
-            next_sweep: AtomicU64::new(0),
-            surplus: Surplus::new(),
-        });
-        spawn_worker(&workers).map_err(StartError::Thread)?;
+        let workers = Workers::start(listener, &inner, worker_priority, false)?;
         log::info!("listening on {addr}");
+        let tls_workers = match tls_listener {
+            Some(listener) => {
+                set_inherited_options(&listener, inner.inherited.timeout, inner.inherited.deferred);
+                let workers = Workers::start(listener, &inner, worker_priority, true)?;
+                log::info!("listening on {} (TLS)", workers.local_addr());
+                Some(workers)
+            }
+            None => None,
+        };
         log_error_pages(&inner.current.get().config);
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
@@ -213,6 +224,7 @@ impl Server {
             cache,
             admin,
             workers,
+            tls_workers,
             access_log: Some(access_log),
             timer,
             stop_tx,
@@ -395,6 +407,8 @@ pub struct ServerHandle {
     cache: Option<Arc<Cache>>,
     admin: Option<Admin>,
     workers: Arc<Workers>,
+    /// Those of `tls_port`, when it is on.
+    tls_workers: Option<Arc<Workers>>,
     access_log: Option<AccessLog>,
     timer: Option<Timer>,
     stop_tx: Sender<()>,
@@ -418,6 +432,11 @@ impl ServerHandle {
     /// The address the server accepts connections on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address HTTPS is accepted on, when `tls_port` is set.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_workers.as_ref().map(|w| w.local_addr())
     }
 
     /// The response cache, when `cache_size` is not 0.
@@ -469,7 +488,9 @@ impl ServerHandle {
             inner.shutting_down.store(true, Ordering::SeqCst);
         }
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
-        let _ = socket2::SockRef::from(&self.workers.listener).shutdown(Shutdown::Read);
+        for workers in std::iter::once(&self.workers).chain(&self.tls_workers) {
+            let _ = socket2::SockRef::from(&workers.listener).shutdown(Shutdown::Read);
+        }
         for checker in std::mem::take(&mut *inner.checker.lock()) {
             checker.stop();
         }
@@ -635,9 +656,39 @@ struct Workers {
     next_sweep: AtomicU64,
     /// The idle workers a busy minute did not need (see [`Surplus`]).
     surplus: Surplus,
+    /// The listener is `tls_port`'s: its connections begin with a TLS
+    /// handshake.
+    tls: bool,
 }
 
 impl Workers {
+    /// The first worker of `listener`'s, accepting.
+    fn start(
+        listener: TcpListener,
+        inner: &Arc<Inner>,
+        priority: Option<i32>,
+        tls: bool,
+    ) -> Result<Arc<Workers>, StartError> {
+        let workers = Arc::new(Workers {
+            listener,
+            inner: inner.clone(),
+            idle: AtomicUsize::new(0),
+            priority,
+            started: Instant::now(),
+            next_sweep: AtomicU64::new(0),
+            surplus: Surplus::new(),
+            tls,
+        });
+        spawn_worker(&workers).map_err(StartError::Thread)?;
+        Ok(workers)
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        // Known since it was bound; the system call cannot fail on a
+        // listening socket, and a wildcard address is as good a name.
+        (self.listener.local_addr()).unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     /// Closes the backend connections idle past their age, at most once
     /// per [`SWEEP_EVERY`], by whichever worker comes by first: one back
     /// from a connection, or one whose `accept` timed out. Not only at a
@@ -785,7 +836,7 @@ fn work(workers: &Arc<Workers>) {
         let (stream, peer) = match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                (Arc::new(stream), peer)
+                (stream, peer)
             }
             // The listener's receive timeout (set for the sockets it
             // hands out) also bounds `accept`: a thread unused for a while
@@ -816,6 +867,10 @@ fn work(workers: &Arc<Workers>) {
         workers.surplus.note(was_idle.saturating_sub(1));
         let last = was_idle == 1;
         let shared = inner.current.get();
+        let Some(stream) = client_stream(stream, workers.tls, &shared.config) else {
+            workers.idle.fetch_add(1, Ordering::SeqCst);
+            continue;
+        };
         let registered = if last && spawn_worker(workers).is_err() {
             Err(Refusing::new(inner))
         } else {
@@ -855,14 +910,14 @@ fn leave_if_not_last(idle: &AtomicUsize) -> bool {
 /// (see [`Refusing::new`] for the `None`).
 fn register(
     inner: &Arc<Inner>,
-    stream: &Arc<TcpStream>,
+    stream: &Arc<ClientStream>,
     client: IpAddr,
     config: &Config,
 ) -> Result<Slot, Option<Refusing>> {
     let mut connections = inner.connections.lock();
     // Behind a PROXY protocol balancer the peer is the balancer: the
     // client is known, and checked, once its header is read.
-    let per_client = if config.proxy_protocol {
+    let per_client = if config.proxy_protocol && stream.tls().is_none() {
         0
     } else {
         config.max_connections_per_client
@@ -891,7 +946,7 @@ fn register(
 }
 
 /// Answers 503 to a connection not served, and logs it.
-fn refuse(stream: Arc<TcpStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
+fn refuse(stream: Arc<ClientStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
     let (time, started) = (SystemTime::now(), Instant::now());
     let refused = reject(stream, 503, shared);
     let client = refused.client.unwrap_or(peer);
@@ -950,8 +1005,18 @@ impl Drop for Refusing {
 /// sent: a refusal is the overload signal an operator most needs to see
 /// (nginx logs its `limit_conn` 503s too).
 #[inline(never)]
-fn reject(stream: Arc<TcpStream>, status: u16, shared: &Shared) -> Refused {
-    let mut stream = &*stream;
+fn reject(stream: Arc<ClientStream>, status: u16, shared: &Shared) -> Refused {
+    let ClientStream::Tcp(stream) = &*stream else {
+        // An answer over TLS would take the handshake the limit is
+        // there to spare: the connection is closed unanswered.
+        let _ = stream.tcp().shutdown(Shutdown::Both);
+        return Refused {
+            request_line: String::new(),
+            client: None,
+            bytes: 0,
+        };
+    };
+    let mut stream = stream;
     let _ = stream.set_nonblocking(true);
     // Read what the client already sent, so closing does not reset the
     // connection before it sees our answer.
@@ -985,17 +1050,50 @@ struct Refused {
     bytes: u64,
 }
 
-fn serve(stream: Arc<TcpStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner) {
+fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner) {
     if !cfg!(target_os = "linux") {
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(inner.inherited.read_timeout));
-        let _ = stream.set_write_timeout(Some(inner.inherited.timeout));
+        let tcp = stream.tcp();
+        let _ = tcp.set_nodelay(true);
+        let _ = tcp.set_read_timeout(Some(inner.inherited.read_timeout));
+        let _ = tcp.set_write_timeout(Some(inner.inherited.timeout));
+    }
+    if let Some(tls) = stream.tls() {
+        let config = &inner.current.get().config;
+        let limit = config.client_header_timeout.min(config.connection_timeout);
+        match tls.handshake(limit, inner.inherited.read_timeout) {
+            Ok(()) => inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                log::debug!("client {peer}: TLS handshake: {e}");
+                inner
+                    .metrics
+                    .tls_handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
     }
     let watch = slot.watch.clone();
     let mut claim = |client, limit| slot.claim(client, limit);
     proxy::serve(watch, peer, &inner.current, inner.inherited, &mut claim);
     // Leaving the registry frees the slot only once the socket is done with.
     drop(slot);
+}
+
+/// The accepted `tcp` as the connection it is: a plain one, or the start
+/// of a TLS one (its handshake is the serving thread's); `None` when the
+/// settings cannot start a TLS session.
+fn client_stream(tcp: TcpStream, tls: bool, config: &Config) -> Option<Arc<ClientStream>> {
+    if !tls {
+        return Some(Arc::new(ClientStream::Tcp(tcp)));
+    }
+    let settings = config.tls.clone()?;
+    match TlsStream::new(tcp, settings) {
+        Ok(session) => Some(Arc::new(ClientStream::Tls(Box::new(session)))),
+        Err(e) => {
+            log::warn!("cannot start a TLS session: {e}");
+            None
+        }
+    }
 }
 
 /// Operations on a running server from any thread (the signal thread's):
@@ -1069,6 +1167,15 @@ impl Control {
             reuse_port,
             path_to_persistence
         );
+        // The certificates are read again at every reload (a renewed
+        // one is served from then on), unless the port they are for is
+        // the one that waits for a restart.
+        if next.tls_port != was.tls_port {
+            reloaded.needs_restart.push("tls_port");
+            next.tls_port = was.tls_port;
+            next.tls_certificates = was.tls_certificates.clone();
+            next.tls = was.tls.clone();
+        }
         next.log_to_stdout = was.log_to_stdout;
         let refused = |e| {
             self.refused();

@@ -456,6 +456,33 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.reuse_port = b),
     },
     Key {
+        name: "tls_port",
+        default: "",
+        help: "port that takes HTTPS: TLS 1.2 and 1.3 with the certificates of \
+               tls_certificates, on `bind`; empty = off",
+        apply: |c, v| {
+            c.tls_port = if v.is_empty() {
+                None
+            } else {
+                Some(parse_number(v, 0..=65535)? as u16)
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "tls_certificates",
+        default: "",
+        help: "comma separated PEM files, each a certificate chain and its private key, or \
+               the chain with ` key=<file>` naming the key's; a client gets the first valid \
+               for the name it asks (SNI), else the first; read again on reload",
+        apply: |c, v| {
+            let (files, tls) = parse_certificates(v)?;
+            c.tls_certificates = files;
+            c.tls = tls;
+            Ok(())
+        },
+    },
+    Key {
         name: "admin_port",
         default: "",
         help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",

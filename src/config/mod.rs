@@ -146,6 +146,12 @@ pub struct Config {
     pub health_check_fall: u32,
     /// The admin listener's port; `None`: no admin listener.
     pub admin_port: Option<u16>,
+    /// `tls_port`: the port that takes HTTPS; `None`: off.
+    pub tls_port: Option<u16>,
+    /// `tls_certificates` as written, and the TLS settings made of them
+    /// (at load and at every reload).
+    pub tls_certificates: Vec<crate::tls::CertificateFiles>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub admin_bind: IpAddr,
     /// Where the targets' drain and maintenance states are kept across
     /// restarts (see `upstream::state_file`); `None`: not kept.
@@ -960,6 +966,36 @@ impl Loader {
         Ok(())
     }
 
+    /// `tls_port` and `tls_certificates` go together, and HTTPS has a port
+    /// of its own.
+    fn check_tls(&self, config: &Config) -> Result<(), ConfigError> {
+        let Some(port) = config.tls_port else {
+            return match config.tls {
+                Some(_) => Err(self.refused(
+                    "tls_certificates",
+                    "is set, but tls_port is not: nothing would take TLS".into(),
+                )),
+                None => Ok(()),
+            };
+        };
+        if config.tls.is_none() {
+            return Err(self.refused(
+                "tls_port",
+                "is set, but tls_certificates is empty: there is no certificate to serve".into(),
+            ));
+        }
+        if port != 0 && port == config.port {
+            return Err(self.refused("tls_port", format!("{port} is also `port`")));
+        }
+        let admin_shares = config.admin_bind == config.bind
+            || config.bind.is_unspecified()
+            || config.admin_bind.is_unspecified();
+        if port != 0 && config.admin_port == Some(port) && admin_shares {
+            return Err(self.refused("tls_port", format!("{port} is also `admin_port`")));
+        }
+        Ok(())
+    }
+
     /// `auth_basic` and `auth_basic_user_file` go together: a realm with
     /// nobody to sign in would refuse every request, and a file without a
     /// realm would let every request through unchecked, which is worse
@@ -1192,6 +1228,7 @@ impl Loader {
         {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
+        self.check_tls(&config)?;
         self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
@@ -1386,6 +1423,9 @@ impl Config {
             health_check_rise: 1,
             health_check_fall: 1,
             admin_port: None,
+            tls_port: None,
+            tls_certificates: Vec::new(),
+            tls: None,
             admin_bind: IpAddr::from([127, 0, 0, 1]),
             state_file: None,
             log_format: LogFormat::Combined,
@@ -1512,6 +1552,11 @@ impl Config {
     pub fn effective_rate_limit(&self) -> Option<(Rate, u32)> {
         self.rate_limit
             .map(|rate| (rate, self.rate_limit_burst.unwrap_or(rate.one_second())))
+    }
+
+    /// The HTTPS listener's address, when it is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_port.map(|port| SocketAddr::new(self.bind, port))
     }
 
     /// The admin listener's address, when it is on.

@@ -935,6 +935,49 @@ pub(super) fn parse_expected_body(v: &str) -> Result<Option<std::sync::Arc<str>>
     Ok(Some(v.into()))
 }
 
+/// `tls_certificates`: the files as written, and the TLS settings made of
+/// what they hold (none when empty).
+pub(super) fn parse_certificates(
+    v: &str,
+) -> Result<
+    (
+        Vec<crate::tls::CertificateFiles>,
+        Option<Arc<rustls::ServerConfig>>,
+    ),
+    String,
+> {
+    let mut files = Vec::new();
+    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut words = entry.split_whitespace();
+        let chain = words.next().unwrap_or_default();
+        let mut key = None;
+        for word in words {
+            match word.strip_prefix("key=") {
+                Some(path) if !path.is_empty() && key.is_none() => key = Some(PathBuf::from(path)),
+                Some(_) if key.is_some() => return Err(format!("`{entry}`: `key=` given twice")),
+                _ => {
+                    return Err(format!(
+                        "`{entry}`: unknown option `{word}`: an entry is a PEM file, then \
+                         `key=<file>` when the private key is in another"
+                    ))
+                }
+            }
+        }
+        files.push(crate::tls::CertificateFiles {
+            chain: PathBuf::from(chain),
+            key,
+        });
+    }
+    if files.is_empty() {
+        return Ok((files, None));
+    }
+    let certificates = crate::tls::Certificates::load(&files).map_err(|e| e.to_string())?;
+    Ok((
+        files,
+        Some(crate::tls::server_config(Arc::new(certificates))),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

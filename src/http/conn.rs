@@ -12,6 +12,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::tls::TlsStream;
+
 /// Bytes read by one `read` call into an empty, released buffer. Small on
 /// purpose: it lives on the stack of a thread that may sit idle for minutes.
 /// A backend's response is read in two calls when it is larger, and that is
@@ -303,14 +305,14 @@ impl<S: Read> BufConn<S> {
     }
 }
 
-impl<S: Read + AsRawFd> BufConn<S> {
+impl<S: Read + Socket> BufConn<S> {
     /// `fill` without waiting: `WouldBlock` when nothing has arrived.
     pub fn fill_now(&mut self) -> io::Result<usize> {
         let released = self.buf.is_empty();
         if released && !self.probe {
             self.buf = take_buffer(self.capacity);
         }
-        let filled = self.fill_by(|stream, buf| recv_now(stream.as_raw_fd(), buf));
+        let filled = self.fill_by(|stream, buf| stream.read_now(buf));
         if released {
             self.release_if_empty();
         }
@@ -385,7 +387,7 @@ fn read_acking_or<S: Socket>(
 where
     for<'a> &'a S: Read,
 {
-    match recv_now(stream.as_raw_fd(), buf) {
+    match stream.read_now(buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             stream.ack_now();
             if !wait(stream.as_raw_fd())? {
@@ -646,7 +648,7 @@ fn poll(fds: &mut [libc::pollfd], patience: Duration) -> io::Result<usize> {
 }
 
 /// One `recv` that does not block, whatever the socket's mode.
-fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes, and recv
         // writes at most that many; `fd` is a socket its owner keeps open
@@ -719,6 +721,11 @@ impl<S> Deref for SharedStream<S> {
 /// beyond reading, writing and its descriptor: a client's is TCP, a
 /// backend's TCP or Unix.
 pub trait Socket: AsFd + AsRawFd {
+    /// One read that does not wait, whatever the socket's mode:
+    /// `WouldBlock` when nothing has arrived.
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_now(self.as_raw_fd(), buf)
+    }
     /// Sends now the acknowledgement TCP may be holding back for what
     /// has arrived (see `read_acking`); a Unix socket has none to send.
     fn ack_now(&self);
@@ -749,6 +756,140 @@ impl Socket for TcpStream {
 
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
         TcpStream::write_timeout(self)
+    }
+}
+
+/// A shared socket is used as the socket itself.
+impl<S: Socket> Socket for SharedStream<S> {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_now(buf)
+    }
+
+    fn ack_now(&self) {
+        self.0.ack_now();
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.shutdown(how)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(timeout)
+    }
+
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.0.write_timeout()
+    }
+}
+
+/// A client's connection: plain TCP, or TLS over it (`tls_port`). An
+/// enum, as [`Stream`] is: a plain connection pays one branch per call.
+/// The TLS session is boxed, so that a plain one carries no room for it.
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl ClientStream {
+    /// The TCP connection under it: for what watches the peer's close,
+    /// which TLS does not change.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Tcp(s) => s,
+            ClientStream::Tls(s) => s.tcp(),
+        }
+    }
+
+    pub fn tls(&self) -> Option<&TlsStream> {
+        match self {
+            ClientStream::Tcp(_) => None,
+            ClientStream::Tls(s) => Some(s),
+        }
+    }
+
+    /// Whether bytes are waiting to be read, without reading or waiting.
+    pub fn has_waiting(&self) -> bool {
+        match self {
+            ClientStream::Tcp(s) => matches!(peek(s), Ok(n) if n > 0),
+            ClientStream::Tls(s) => s.has_waiting(),
+        }
+    }
+}
+
+impl Socket for ClientStream {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.read_now(buf),
+            ClientStream::Tls(s) => s.read_now(buf),
+        }
+    }
+
+    fn ack_now(&self) {
+        self.tcp().ack_now();
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.shutdown(how),
+            ClientStream::Tls(s) => s.shutdown(how),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_write_timeout(timeout)
+    }
+
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.tcp().write_timeout()
+    }
+}
+
+impl Read for &ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => (&*s).read(buf),
+            ClientStream::Tls(s) => (&**s).read(buf),
+        }
+    }
+}
+
+impl Write for &ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => (&*s).write(buf),
+            ClientStream::Tls(s) => (&**s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => (&*s).write_vectored(bufs),
+            ClientStream::Tls(s) => (&**s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for ClientStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.tcp().as_fd()
+    }
+}
+
+impl AsRawFd for ClientStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.tcp().as_raw_fd()
     }
 }
 
@@ -891,7 +1032,7 @@ pub fn peer_gone(stream: &impl AsFd) -> bool {
     }
 }
 
-fn read_retrying<S: Read + ?Sized>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_retrying<S: Read + ?Sized>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match stream.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -13,6 +13,7 @@ pub mod headers;
 pub mod proxy_protocol;
 pub mod range;
 pub mod structured;
+pub mod tls;
 
 pub use body::{BodyError, BodyKind, BodyReader};
 pub use conn::BufConn;

@@ -6,14 +6,14 @@ use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
-use crate::http::conn::{is_timeout, peek, peer_gone, SharedStream};
+use crate::http::conn::{is_timeout, peer_gone, ClientStream, SharedStream, Socket as _};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,13 @@ pub(super) const CLIENT_CHECK_AFTER: Duration = Duration::from_millis(20);
 /// pushing every call below it a page deeper into the stack of every
 /// worker, a page each idle connection then keeps resident.
 #[inline(never)]
-pub(super) fn linger(mut stream: &TcpStream) {
+pub(super) fn linger(stream: &ClientStream) {
+    // Over TLS the shutdown says `close_notify` first; what the client
+    // still sends is dropped undeciphered.
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }
+    let mut stream = stream.tcp();
     let _ = stream.set_read_timeout(Some(LINGER_READ_TIMEOUT));
     let deadline = Instant::now() + LINGER_TIME;
     let mut sink = [0u8; 4096];
@@ -63,7 +66,7 @@ pub(super) fn linger(mut stream: &TcpStream) {
 }
 
 pub(super) struct Client {
-    pub(super) conn: BufConn<SharedStream>,
+    pub(super) conn: BufConn<SharedStream<ClientStream>>,
     /// The connection's other end: the client, or a proxy in front.
     pub(super) peer: IpAddr,
     /// `peer`'s port, for the log (`$remote_port`).
@@ -72,7 +75,8 @@ pub(super) struct Client {
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
     pub(super) real_ip: IpAddr,
-    /// The PROXY header said the client came over TLS.
+    /// The client came over TLS: to `tls_port`, or to a proxy in front
+    /// whose PROXY header says so.
     pub(super) tls_in_front: bool,
     /// The scheme of the request being served, for `X-Forwarded-Proto`.
     pub(super) scheme: &'static str,
@@ -162,7 +166,7 @@ enum NoProxyHeader {
 struct ReadTimeout(Duration);
 
 impl ReadTimeout {
-    fn set(&mut self, stream: &TcpStream, wanted: Duration) {
+    fn set(&mut self, stream: &ClientStream, wanted: Duration) {
         if self.0 != wanted && stream.set_read_timeout(Some(wanted)).is_ok() {
             self.0 = wanted;
         }
@@ -195,7 +199,7 @@ impl Client {
             peer: peer.ip().to_canonical(),
             peer_port: peer.port(),
             real_ip: peer.ip().to_canonical(),
-            tls_in_front: false,
+            tls_in_front: watch.client().tls().is_some(),
             scheme: "http",
             timeout,
             idle_timeout: timeout,
@@ -365,7 +369,7 @@ impl Client {
     /// Whether the client sent bytes we have not used: buffered, or waiting
     /// in the socket (one non-blocking peek).
     pub(super) fn has_unread_input(&self) -> bool {
-        !self.conn.buffered().is_empty() || matches!(peek(self.conn.get_ref()), Ok(n) if n > 0)
+        !self.conn.buffered().is_empty() || self.conn.get_ref().has_waiting()
     }
 
     /// The client closed (or reset) before its head was complete: nothing
@@ -478,7 +482,7 @@ impl Client {
     /// look without waiting tells; one that sent more first (pipelined
     /// requests, to be answered) has not left.
     pub(super) fn has_left(&self) -> bool {
-        self.conn.buffered().is_empty() && peer_gone(self.conn.get_ref())
+        self.conn.buffered().is_empty() && peer_gone(self.conn.get_ref().tcp())
     }
 
     /// What a client found gone is put down to: its leaving, or a forced

@@ -7,13 +7,12 @@ use super::relay::takes_gzip;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::files::{self, Files, Found, Reply, Served};
 use crate::gzip::Gzip;
-use crate::http::conn::write_all_vectored_counting;
+use crate::http::conn::{write_all_vectored_counting, ClientStream};
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
 use crate::routes::routing_path;
 use crate::throttle::OnceAMinute;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
-use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
@@ -175,7 +174,7 @@ pub(super) fn serve(
     bytes.extend_from_slice(config.response_headers.set_lines());
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
-    let mut stream: &TcpStream = &client.conn.get_ref().0;
+    let mut stream: &ClientStream = client.conn.get_ref();
     let (sent, complete) = match (small, sent_body) {
         (Some(small), _) => {
             let mut parts = [IoSlice::new(&bytes), IoSlice::new(&small)];
@@ -257,7 +256,22 @@ fn read_part(file: &mut File, start: u64, len: u64) -> Option<Vec<u8>> {
 /// socket); returns the body bytes that went out, and whether all of them
 /// did (a file cut shorter since it was opened ends the response early:
 /// the connection must close, or the client would wait for the rest).
-fn send_large(stream: &TcpStream, head: &[u8], file: &File, start: u64, len: u64) -> (u64, bool) {
+fn send_large(
+    stream: &ClientStream,
+    head: &[u8],
+    file: &File,
+    start: u64,
+    len: u64,
+) -> (u64, bool) {
+    let ClientStream::Tcp(stream) = stream else {
+        // The kernel does not encrypt: over TLS the file goes through a
+        // buffer.
+        if (&mut &*stream).write_all(head).is_err() {
+            return (0, false);
+        }
+        let sent = copy_part(stream, file, start, len);
+        return (sent, sent == len);
+    };
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
         return (0, false);
     };
@@ -300,7 +314,7 @@ fn send_large(stream: &TcpStream, head: &[u8], file: &File, start: u64, len: u64
 
 /// Bytes `start..start + len` of the file written to the socket through a
 /// buffer, where `sendfile` cannot take them; returns how many went out.
-fn copy_part(mut stream: &TcpStream, file: &File, start: u64, len: u64) -> u64 {
+fn copy_part(mut stream: impl Write, file: &File, start: u64, len: u64) -> u64 {
     let mut buffer = vec![0; 64 * 1024];
     let mut sent = 0;
     while sent < len {
@@ -320,7 +334,7 @@ fn copy_part(mut stream: &TcpStream, file: &File, start: u64, len: u64) -> u64 {
 /// Writes `bytes` whole, telling the kernel more follows (`MSG_MORE`):
 /// the head goes out in one packet with the start of the body, as
 /// nginx's `tcp_nopush` has it, not in one of its own.
-fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+fn send_more(stream: &std::net::TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         // SAFETY: the descriptor is open (borrowed from `stream`), and the
         // pointer and length are those of a live slice.

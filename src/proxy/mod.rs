@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::digits::push_field;
 use crate::error_pages::PAGE_CONTENT_TYPE;
 use crate::gzip::Gzip;
-use crate::http::conn::{is_timeout, write_all_vectored};
+use crate::http::conn::{is_timeout, write_all_vectored, Socket as _};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
@@ -309,7 +309,8 @@ pub fn serve(
     let mut timeout = inherited.timeout;
     let mut client = Client::new(watch, peer, inherited);
     let accepted = Instant::now();
-    if shared.config.proxy_protocol {
+    // A PROXY header comes before any TLS: `tls_port` takes none.
+    if shared.config.proxy_protocol && !client.tls_in_front {
         if !client.take_proxy_header(accepted, &shared.config) {
             return;
         }

@@ -14,13 +14,12 @@ use crate::http::body::{
     response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{SharedStream, Stream, Taken, WatchingClose};
+use crate::http::conn::{ClientStream, SharedStream, Stream, Taken, WatchingClose};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::GzipCounters;
 use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -628,10 +627,10 @@ fn send_streamed(
 ) -> Result<(u64, bool), Broken> {
     let patience = shared.pool(client.route).backend_timeout();
     let mut reader = BodyReader::new(prepared.kind);
-    let to: &TcpStream = client.conn.get_ref();
+    let to: &ClientStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
     let encoder = prepared.encoder;
-    let watched = client.conn.buffered().is_empty().then_some(to);
+    let watched = client.conn.buffered().is_empty().then_some(to.tcp());
     let storing = tee.is_some();
     let (sent, left) = fetched.up.conn.read_through(
         |backend| {
@@ -674,7 +673,7 @@ fn head_unless_body_begins(
     conn: &mut BufConn<SharedStream<Stream>>,
     kind: BodyKind,
     head: Vec<u8>,
-    mut to: &TcpStream,
+    mut to: &ClientStream,
 ) -> Result<Option<Vec<u8>>, Broken> {
     let open_ended = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
     if !open_ended || !conn.buffered().is_empty() {

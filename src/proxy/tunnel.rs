@@ -8,12 +8,12 @@
 
 use super::origin::Fetched;
 use super::{Client, Outcome, Refusal, Shared};
-use crate::http::conn::{is_timeout, Socket, Stream};
+use crate::http::conn::{is_timeout, ClientStream, Socket, Stream};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::is_tchar;
 use crate::http::{RequestHead, Version};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -144,7 +144,7 @@ pub(super) fn run(
         return Ok(closing(0));
     }
     let idle = shared.pool_config(client.route).tunnel_timeout;
-    let client_stream: &TcpStream = client.conn.get_ref();
+    let client_stream: &ClientStream = client.conn.get_ref();
     let mut up_stream: &Stream = up.conn.get_ref();
     if up_stream.write_all(&early_from_client).is_err() {
         let _ = client_stream.shutdown(Shutdown::Both);
@@ -157,7 +157,7 @@ pub(super) fn run(
 /// Copies client -> backend on a helper thread and backend -> client on
 /// this one, until both directions have ended, either fails, or neither
 /// sends anything for `idle`. Returns the bytes sent to the client.
-fn relay_both_ways(client: &TcpStream, up: &Stream, idle: Duration) -> u64 {
+fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
     let sockets: [&dyn Socket; 2] = [client, up];
     for s in sockets {
         let _ = s.set_read_timeout(Some(idle));

@@ -3,9 +3,9 @@
 //! connection waits for its next request, and the backend connection the
 //! request in flight is using.
 
-use crate::http::conn::{Socket as _, Stream};
+use crate::http::conn::{ClientStream, Socket as _, Stream};
 use parking_lot::Mutex;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,7 +17,7 @@ const BUSY: u8 = 1;
 const CLOSED_IDLE: u8 = 2;
 
 pub struct ConnWatch {
-    client: Arc<TcpStream>,
+    client: Arc<ClientStream>,
     /// IDLE, BUSY or CLOSED_IDLE. Shutdown closes a connection as idle only
     /// by moving it from IDLE, and a request is served only by moving it
     /// from IDLE too: one of the two wins. (A request read after the close,
@@ -50,7 +50,7 @@ struct Backend {
 }
 
 impl ConnWatch {
-    pub fn new(client: Arc<TcpStream>, idle_timeout: Duration, generation: u64) -> ConnWatch {
+    pub fn new(client: Arc<ClientStream>, idle_timeout: Duration, generation: u64) -> ConnWatch {
         ConnWatch {
             client,
             state: AtomicU8::new(IDLE),
@@ -60,7 +60,7 @@ impl ConnWatch {
         }
     }
 
-    pub(super) fn client(&self) -> &Arc<TcpStream> {
+    pub(super) fn client(&self) -> &Arc<ClientStream> {
         &self.client
     }
 
@@ -161,13 +161,13 @@ mod tests {
     use crate::config::{Config, Target};
     use crate::upstream::Upstreams;
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     #[test]
     fn a_backend_connection_begun_after_a_forced_close_fails_to_connect() {
         let backend = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = backend.local_addr().unwrap();
-        let client = Arc::new(TcpStream::connect(addr).unwrap());
+        let client = Arc::new(ClientStream::Tcp(TcpStream::connect(addr).unwrap()));
         let watch = ConnWatch::new(client, Duration::from_secs(5), 0);
         // The forced close comes after the request picked its target and
         // before the connect: the socket is shown to the watch before it
@@ -193,7 +193,9 @@ mod tests {
         let path = dir.path().join("app.sock");
         let _backend = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = Arc::new(TcpStream::connect(tcp.local_addr().unwrap()).unwrap());
+        let client = Arc::new(ClientStream::Tcp(
+            TcpStream::connect(tcp.local_addr().unwrap()).unwrap(),
+        ));
         let watch = ConnWatch::new(client, Duration::from_secs(5), 0);
         watch.close();
         let upstreams = Upstreams::new(&Config::with_targets(vec![Target::unix(&path)]));

@@ -1,0 +1,323 @@
+//! A client connection over TLS: rustls's server session over a blocking
+//! TCP socket, read and written like the socket itself.
+//!
+//! Reads and writes may come from two threads at once (a WebSocket
+//! tunnel pumps each direction on its own), so no lock is held while the
+//! socket blocks: a read waits for ciphertext holding only the incoming
+//! buffer, then takes the session to decrypt it; a write takes the
+//! session to encrypt into the outgoing buffer, then sends that without
+//! it. Lock order, wherever more than one is taken: incoming, outgoing,
+//! session.
+
+use parking_lot::Mutex;
+use rustls::{ServerConfig, ServerConnection};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Ciphertext read at a time: one full TLS record and its header.
+const INCOMING: usize = 16 * 1024 + 256;
+
+/// Plaintext the session may hold before more ciphertext is fed to it:
+/// rustls refuses to read more past 16 KiB of it.
+const PLAINTEXT_HELD: usize = 16 * 1024;
+
+/// An outgoing buffer larger than this is given back after a write: one
+/// response's worth is not kept for the life of the connection.
+const OUTGOING_KEPT: usize = 64 * 1024;
+
+pub struct TlsStream {
+    tcp: TcpStream,
+    session: Mutex<ServerConnection>,
+    incoming: Mutex<Incoming>,
+    outgoing: Mutex<Vec<u8>>,
+}
+
+/// Ciphertext read from the socket and not yet given to the session.
+#[derive(Default)]
+struct Incoming {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("no handshake within {0:?}")]
+    Late(Duration),
+    #[error("closed during the handshake")]
+    Closed,
+    #[error(transparent)]
+    Tls(rustls::Error),
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+impl TlsStream {
+    pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream, rustls::Error> {
+        Ok(TlsStream {
+            tcp,
+            session: Mutex::new(ServerConnection::new(config)?),
+            incoming: Mutex::default(),
+            outgoing: Mutex::default(),
+        })
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Completes the handshake within `limit` in all (a client sending its
+    /// hello a byte at a time takes no longer), then gives the socket back
+    /// `read_timeout` for its reads.
+    pub fn handshake(&self, limit: Duration, read_timeout: Duration) -> Result<(), HandshakeError> {
+        let deadline = Instant::now() + limit;
+        let mut session = self.session.lock();
+        let result = (|| {
+            while session.is_handshaking() {
+                while session.wants_write() {
+                    session
+                        .write_tls(&mut &self.tcp)
+                        .map_err(HandshakeError::Io)?;
+                }
+                if !session.is_handshaking() {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(HandshakeError::Late(limit));
+                }
+                let _ = self.tcp.set_read_timeout(Some(left));
+                match session.read_tls(&mut &self.tcp) {
+                    Ok(0) => return Err(HandshakeError::Closed),
+                    Ok(_) => {}
+                    Err(e) if super::conn::is_timeout(&e) => {
+                        return Err(HandshakeError::Late(limit))
+                    }
+                    Err(e) => return Err(HandshakeError::Io(e)),
+                }
+                if let Err(e) = session.process_new_packets() {
+                    // The alert that says why goes out before the close.
+                    let _ = session.write_tls(&mut &self.tcp);
+                    return Err(HandshakeError::Tls(e));
+                }
+            }
+            // TLS 1.3's session tickets, sent after the handshake.
+            while session.wants_write() {
+                session
+                    .write_tls(&mut &self.tcp)
+                    .map_err(HandshakeError::Io)?;
+            }
+            Ok(())
+        })();
+        let _ = self.tcp.set_read_timeout(Some(read_timeout));
+        result
+    }
+
+    /// The protocol version and cipher suite agreed, for the log
+    /// (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
+    pub fn agreed(&self) -> (&'static str, &'static str) {
+        let session = self.session.lock();
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "-",
+        };
+        let suite = session
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("-");
+        (version, suite)
+    }
+
+    /// Reads plaintext: what the session holds, else what the next
+    /// ciphertext gives. `wait`: block for it; otherwise `WouldBlock`
+    /// when none has come. `Ok(0)` at the end of the stream, a
+    /// `close_notify` or not (HTTP frames its own messages).
+    fn read_plain(&self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut incoming = self.incoming.lock();
+        loop {
+            let (read, reply) = self.decrypt(&mut incoming, buf);
+            if reply {
+                self.send_queued()?;
+            }
+            match read {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            let space = incoming.space();
+            let n = if wait {
+                super::conn::read_retrying(&mut &self.tcp, space)?
+            } else {
+                super::conn::recv_now(self.tcp.as_raw_fd(), space)?
+            };
+            if n == 0 {
+                return Ok(0);
+            }
+            incoming.end += n;
+        }
+    }
+
+    /// Gives the session the ciphertext read, as much as it takes, and
+    /// reads plaintext from it. Also says whether the session has
+    /// something to send (an alert, a reply to a key update).
+    fn decrypt(&self, incoming: &mut Incoming, buf: &mut [u8]) -> (io::Result<usize>, bool) {
+        let mut session = self.session.lock();
+        while incoming.start < incoming.end {
+            let held = match session.process_new_packets() {
+                Ok(state) => state.plaintext_bytes_to_read(),
+                Err(e) => return (Err(io::Error::new(io::ErrorKind::InvalidData, e)), true),
+            };
+            if held >= PLAINTEXT_HELD {
+                break;
+            }
+            match session.read_tls(&mut &incoming.buf[incoming.start..incoming.end]) {
+                // After the peer's close_notify: nothing more is read.
+                Ok(0) => {
+                    incoming.start = incoming.end;
+                }
+                Ok(n) => incoming.start += n,
+                Err(e) => return (Err(e), session.wants_write()),
+            }
+        }
+        if let Err(e) = session.process_new_packets() {
+            return (Err(io::Error::new(io::ErrorKind::InvalidData, e)), true);
+        }
+        let read = session.reader().read(buf);
+        (read, session.wants_write())
+    }
+
+    /// Sends what the session has queued on its own (an alert, a key
+    /// update's reply), after what writes queued before it.
+    fn send_queued(&self) -> io::Result<()> {
+        self.write_plain(&[]).map(drop)
+    }
+
+    /// Encrypts `bufs` (as much as the session takes, which it says) and
+    /// sends the records, with whatever else the session had queued.
+    fn write_plain(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut out = self.outgoing.lock();
+        let taken = {
+            let mut session = self.session.lock();
+            let taken = if bufs.iter().all(|b| b.is_empty()) {
+                0
+            } else {
+                session.writer().write_vectored(bufs)?
+            };
+            while session.wants_write() {
+                session.write_tls(&mut *out)?;
+            }
+            taken
+        };
+        let sent = (&self.tcp).write_all(&out);
+        out.clear();
+        if out.capacity() > OUTGOING_KEPT {
+            *out = Vec::new();
+        }
+        sent.map(|()| taken)
+    }
+
+    /// Whether plaintext or ciphertext is waiting to be read, without
+    /// reading or waiting (a pipelined request, the next one on a kept
+    /// connection). Not knowing, because another thread holds the
+    /// session, is no.
+    pub fn has_waiting(&self) -> bool {
+        if let Some(incoming) = self.incoming.try_lock() {
+            if incoming.start < incoming.end {
+                return true;
+            }
+        }
+        let held = (self.session.try_lock())
+            .and_then(|mut s| s.process_new_packets().ok())
+            .is_some_and(|state| state.plaintext_bytes_to_read() > 0);
+        held || matches!(super::conn::peek(&self.tcp), Ok(n) if n > 0)
+    }
+
+    /// Ends the connection in `how`'s direction; a write side closed
+    /// says so with a `close_notify` first, unless a write is under way
+    /// on another thread (a forced close: the socket alone is shut).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if how != Shutdown::Read {
+            if let Some(mut out) = self.outgoing.try_lock() {
+                if let Some(mut session) = self.session.try_lock() {
+                    session.send_close_notify();
+                    while session.wants_write() {
+                        if session.write_tls(&mut *out).is_err() {
+                            break;
+                        }
+                    }
+                }
+                let _ = (&self.tcp).write_all(&out);
+                out.clear();
+            }
+        }
+        self.tcp.shutdown(how)
+    }
+}
+
+impl Incoming {
+    /// Room after the bytes held, made by moving them to the front (or
+    /// by the buffer's first allocation).
+    fn space(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; INCOMING];
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+}
+
+impl Read for &TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plain(buf, true)
+    }
+}
+
+impl Write for &TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_plain(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_plain(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TlsStream {
+    /// A read that does not wait: `WouldBlock` when no plaintext can be
+    /// had without waiting.
+    pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plain(buf, false)
+    }
+}
+
+impl AsFd for TlsStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.tcp.as_fd()
+    }
+}
+
+impl AsRawFd for TlsStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.tcp.as_raw_fd()
+    }
+}

@@ -1,0 +1,219 @@
+//! TLS termination: the certificates of `tls_certificates`, read at load
+//! and at every reload, and the rustls settings every connection to
+//! `tls_port` is accepted with. The bytes of a connection are
+//! [`crate::http::tls`]'s.
+//!
+//! Each entry is a PEM file with a certificate chain (the server's own
+//! certificate first, then the intermediates), and its private key in the
+//! same file or in the one `key=` names: HAProxy's `crt` and certbot's
+//! `fullchain.pem` plus `privkey.pem` alike. A client is given the first
+//! certificate valid for the name it asks for (SNI), or the first one of
+//! all when none is, or when it names none, as nginx's default server
+//! does.
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A certificate file larger than this is not one: a chain of a few
+/// certificates is a few KiB.
+const MAX_PEM_FILE: u64 = 1 << 20;
+
+/// TLS sessions remembered for resumption, which spares a returning
+/// client the key exchange and its signature (about 200 bytes each:
+/// nginx's `ssl_session_cache shared:SSL:10m` holds about 40,000).
+const SESSION_CACHE: usize = 20_000;
+
+/// One `tls_certificates` entry as written: the chain's file, and the
+/// key's when it is another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub chain: PathBuf,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("{}: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: larger than 1 MiB: not a certificate file", path.display())]
+    TooLarge { path: PathBuf },
+    #[error("{}: no PEM certificate in it (`-----BEGIN CERTIFICATE-----`)", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error(
+        "{}: no PEM private key in it (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE KEY` or \
+         `EC PRIVATE KEY`); name the key's file with `key=`",
+        path.display()
+    )]
+    NoKey { path: PathBuf },
+    #[error("{}: {what}", path.display())]
+    Malformed { path: PathBuf, what: String },
+    #[error("{}: the private key is not one this proxy can sign with: {error}", path.display())]
+    UnusableKey { path: PathBuf, error: rustls::Error },
+    #[error("{}: the private key does not belong to the certificate {}", key.display(), chain.display())]
+    KeyMismatch { chain: PathBuf, key: PathBuf },
+}
+
+/// The certificates served, in the order written, each with what it was
+/// read from (for `inverso check` and the log).
+pub struct Certificates {
+    entries: Vec<(CertificateFiles, Arc<CertifiedKey>)>,
+}
+
+/// Never the keys.
+impl fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(files, _)| &files.chain))
+            .finish()
+    }
+}
+
+impl Certificates {
+    /// Reads every entry's files, checking each key against its
+    /// certificate.
+    pub fn load(files: &[CertificateFiles]) -> Result<Certificates, CertificateError> {
+        let provider = provider();
+        let entries = files
+            .iter()
+            .map(|f| Ok((f.clone(), Arc::new(load_one(f, &provider)?))))
+            .collect::<Result<_, CertificateError>>()?;
+        Ok(Certificates { entries })
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &CertificateFiles> {
+        self.entries.iter().map(|(files, _)| files)
+    }
+
+    /// The certificate for a client that asked for `name`: the first
+    /// valid for it (wildcards as browsers match them), else the first.
+    fn for_name(&self, name: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+        let first = self.entries.first().map(|(_, key)| key);
+        let (Some(name), true) = (name, self.entries.len() > 1) else {
+            return first;
+        };
+        let Ok(name) = ServerName::try_from(name) else {
+            return first;
+        };
+        self.entries
+            .iter()
+            .map(|(_, key)| key)
+            .find(|key| valid_for(key, &name))
+            .or(first)
+    }
+}
+
+fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
+    let Ok(der) = key.end_entity_cert() else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(der)
+        .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(name).is_ok())
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.for_name(hello.server_name()).cloned()
+    }
+}
+
+/// The rustls settings of `tls_port`: TLS 1.2 and 1.3 with rustls's
+/// cipher suites (AES-GCM and ChaCha20-Poly1305, forward secret alone),
+/// HTTP/1.1 named in ALPN (a client that offers `h2` too then speaks
+/// HTTP/1.1; one that offers only `h2` is refused at the handshake, as
+/// nginx without `http2` refuses it), and sessions resumed from memory.
+pub fn server_config(certificates: Arc<Certificates>) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .expect("rustls's ring provider supports its default protocol versions")
+        .with_no_client_auth()
+        .with_cert_resolver(certificates);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    Arc::new(config)
+}
+
+fn provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+fn load_one(
+    files: &CertificateFiles,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, CertificateError> {
+    let chain_text = read_pem(&files.chain)?;
+    let chain = CertificateDer::pem_slice_iter(&chain_text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| malformed(&files.chain, e))?;
+    if chain.is_empty() {
+        return Err(CertificateError::NoCertificate {
+            path: files.chain.clone(),
+        });
+    }
+    let key_path = files.key.as_ref().unwrap_or(&files.chain);
+    let key_text = match &files.key {
+        Some(path) => read_pem(path)?,
+        None => chain_text,
+    };
+    let key = match PrivateKeyDer::from_pem_slice(&key_text) {
+        Ok(key) => key,
+        Err(rustls_pki_types::pem::Error::NoItemsFound) => {
+            return Err(CertificateError::NoKey {
+                path: key_path.clone(),
+            })
+        }
+        Err(e) => return Err(malformed(key_path, e)),
+    };
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|error| CertificateError::UnusableKey {
+            path: key_path.clone(),
+            error,
+        })?;
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(_)) => Err(CertificateError::KeyMismatch {
+            chain: files.chain.clone(),
+            key: key_path.clone(),
+        }),
+        Err(e) => Err(malformed(&files.chain, e)),
+    }
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
+    use std::io::Read as _;
+    let unreadable = |error| CertificateError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut text = Vec::new();
+    file.take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(unreadable)?;
+    if text.len() as u64 > MAX_PEM_FILE {
+        return Err(CertificateError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(text)
+}
+
+fn malformed(path: &Path, e: impl fmt::Display) -> CertificateError {
+    CertificateError::Malformed {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    }
+}
