@@ -29,10 +29,10 @@ use crate::config::{self, Config};
 use crate::gzip::Gzip;
 use crate::http::conn::{is_timeout, ClientStream};
 use crate::http::proxy_protocol;
-use crate::http::tls::TlsStream;
+use crate::http::tls::{HandshakeError, TlsStream};
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
-use crate::proxy::{self, error_response, CacheRules, ConnWatch, Current, Inherited, Shared};
+use crate::proxy::{self, own_response, CacheRules, ConnWatch, Current, Inherited, Shared};
 use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
@@ -945,20 +945,41 @@ fn register(
     })
 }
 
-/// Answers 503 to a connection not served, and logs it.
+/// Answers 503 to a connection not served, and logs it. One to
+/// `tls_port` is closed unanswered: an answer over TLS would take the
+/// handshake the limit is there to spare.
 fn refuse(stream: Arc<ClientStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
     let (time, started) = (SystemTime::now(), Instant::now());
-    let refused = reject(stream, 503, shared);
+    let refused = match &*stream {
+        ClientStream::Tcp(tcp) => reject(tcp, 503, None, shared),
+        ClientStream::Tls(tls) => {
+            let _ = tls.tcp().shutdown(Shutdown::Both);
+            Refused::default()
+        }
+    };
+    log_rejected(refused, 503, peer, time, started, shared);
+    drop(refusing);
+}
+
+/// Logs what [`reject`] answered.
+fn log_rejected(
+    refused: Refused,
+    status: u16,
+    peer: SocketAddr,
+    time: SystemTime,
+    started: Instant,
+    shared: &Shared,
+) {
     let client = refused.client.unwrap_or(peer);
-    let (line, bytes) = (refused.request_line, refused.bytes);
-    shared.log_refusal(Record::refused(
+    let mut record = Record::refused(
         time,
         SocketAddr::new(client.ip().to_canonical(), client.port()),
-        line,
-        bytes,
+        refused.request_line,
+        refused.bytes,
         started.elapsed(),
-    ));
-    drop(refusing);
+    );
+    record.status = status;
+    shared.log_refusal(record);
 }
 
 /// A connection being refused, counted until its 503 is logged: a
@@ -1005,18 +1026,7 @@ impl Drop for Refusing {
 /// sent: a refusal is the overload signal an operator most needs to see
 /// (nginx logs its `limit_conn` 503s too).
 #[inline(never)]
-fn reject(stream: Arc<ClientStream>, status: u16, shared: &Shared) -> Refused {
-    let ClientStream::Tcp(stream) = &*stream else {
-        // An answer over TLS would take the handshake the limit is
-        // there to spare: the connection is closed unanswered.
-        let _ = stream.tcp().shutdown(Shutdown::Both);
-        return Refused {
-            request_line: String::new(),
-            client: None,
-            bytes: 0,
-        };
-    };
-    let mut stream = stream;
+fn reject(mut stream: &TcpStream, status: u16, text: Option<&str>, shared: &Shared) -> Refused {
     let _ = stream.set_nonblocking(true);
     // Read what the client already sent, so closing does not reset the
     // connection before it sees our answer.
@@ -1033,7 +1043,7 @@ fn reject(stream: Arc<ClientStream>, status: u16, shared: &Shared) -> Refused {
         }
     }
     let head_request = proxy::starts_a_head_request(received);
-    let response = error_response(status, true, b"", &shared.config);
+    let response = own_response(status, true, b"", text, &shared.config);
     let bytes = response.send(&mut stream, head_request);
     let _ = stream.shutdown(Shutdown::Write);
     Refused {
@@ -1044,6 +1054,7 @@ fn reject(stream: Arc<ClientStream>, status: u16, shared: &Shared) -> Refused {
 }
 
 /// What [`reject`] tells the access log.
+#[derive(Default)]
 struct Refused {
     request_line: String,
     client: Option<SocketAddr>,
@@ -1062,6 +1073,19 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
         let limit = config.client_header_timeout.min(config.connection_timeout);
         match tls.handshake(limit, inner.inherited.read_timeout) {
             Ok(()) => inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed),
+            Err(HandshakeError::PlainHttp) => {
+                // nginx's answer, and its log line.
+                let (time, started) = (SystemTime::now(), Instant::now());
+                let shared = inner.current.get();
+                let text = "The plain HTTP request was sent to the HTTPS port\n";
+                let refused = reject(tls.tcp(), 400, Some(text), &shared);
+                log_rejected(refused, 400, peer, time, started, &shared);
+                inner
+                    .metrics
+                    .tls_handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             Err(e) => {
                 log::debug!("client {peer}: TLS handshake: {e}");
                 inner

@@ -50,6 +50,10 @@ pub enum HandshakeError {
     Late(Duration),
     #[error("closed during the handshake")]
     Closed,
+    /// What came first is an HTTP request, not a TLS hello: the client
+    /// was sent `http://` to the HTTPS port.
+    #[error("plain HTTP sent to the TLS port")]
+    PlainHttp,
     #[error(transparent)]
     Tls(rustls::Error),
     #[error(transparent)]
@@ -77,6 +81,17 @@ impl TlsStream {
         let deadline = Instant::now() + limit;
         let mut session = self.session.lock();
         let result = (|| {
+            let _ = self.tcp.set_read_timeout(Some(limit));
+            let mut first = [0u8; 1];
+            match self.tcp.peek(&mut first) {
+                Ok(0) => return Err(HandshakeError::Closed),
+                // Every TLS connection starts with a handshake record
+                // (22); every HTTP request with a method's letters.
+                Ok(_) if first[0].is_ascii_uppercase() => return Err(HandshakeError::PlainHttp),
+                Ok(_) => {}
+                Err(e) if super::conn::is_timeout(&e) => return Err(HandshakeError::Late(limit)),
+                Err(e) => return Err(HandshakeError::Io(e)),
+            }
             while session.is_handshaking() {
                 while session.wants_write() {
                     session
