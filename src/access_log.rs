@@ -79,6 +79,11 @@ pub struct Record {
     pub heads: Option<Box<Heads>>,
     /// The request fields a `log_format` template names.
     pub fields: Option<RequestFields>,
+    /// The request's scheme, as `X-Forwarded-Proto` tells the backend.
+    pub scheme: &'static str,
+    /// Over TLS to `tls_port`: the protocol version and cipher suite
+    /// agreed (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
+    pub tls: Option<(&'static str, &'static str)>,
 }
 
 /// Header fields of one exchange, as `(name, value)` in wire order.
@@ -131,6 +136,8 @@ impl Record {
             request_id: None,
             heads: None,
             fields: None,
+            scheme: "http",
+            tls: None,
         }
     }
 
@@ -867,6 +874,8 @@ mod tests {
             request_id: None,
             heads: None,
             fields: None,
+            scheme: "http",
+            tls: None,
         }
     }
 

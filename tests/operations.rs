@@ -1752,6 +1752,8 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         request_id: None,
         heads: None,
         fields: None,
+        scheme: "http",
+        tls: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.
     for _ in 0..64 {

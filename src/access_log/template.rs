@@ -65,6 +65,10 @@ enum Var {
     DurationMs,
     UpstreamMs,
     Pool,
+    Scheme,
+    Https,
+    SslProtocol,
+    SslCipher,
 }
 
 /// Every variable by name: nginx's where nginx has one; `duration_ms`,
@@ -97,6 +101,10 @@ const VARIABLES: &[(&str, Var)] = &[
     ("duration_ms", Var::DurationMs),
     ("upstream_ms", Var::UpstreamMs),
     ("pool", Var::Pool),
+    ("scheme", Var::Scheme),
+    ("https", Var::Https),
+    ("ssl_protocol", Var::SslProtocol),
+    ("ssl_cipher", Var::SslCipher),
 ];
 
 /// nginx variables a template is likely to bring along that inverso has
@@ -240,6 +248,8 @@ impl Template {
             request_id: Some("2f1b9c4e8d7a6b50".into()),
             heads: None,
             fields: Some(RequestFields::take(&self.fields, &headers)),
+            scheme: "https",
+            tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
         };
         let mut line = String::new();
         self.write(&record, &mut line, &mut LogClock::new());
@@ -363,6 +373,11 @@ fn write_var(
             None => line.push('-'),
         },
         Var::Pool => push_value(line, r.pool.as_deref()),
+        Var::Scheme => line.push_str(r.scheme),
+        // nginx's: `on` over TLS to this proxy, else empty.
+        Var::Https => line.push_str(if r.tls.is_some() { "on" } else { "" }),
+        Var::SslProtocol => line.push_str(r.tls.map_or("-", |(version, _)| version)),
+        Var::SslCipher => line.push_str(r.tls.map_or("-", |(_, suite)| suite)),
     }
 }
 
@@ -561,6 +576,8 @@ mod tests {
             request_id: Some("4f1c-x".into()),
             heads: None,
             fields: Some(RequestFields::take(&names, &headers)),
+            scheme: "https",
+            tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
         }
     }
 
@@ -578,6 +595,8 @@ mod tests {
             pool: None,
             request_id: None,
             fields: None,
+            scheme: "http",
+            tls: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()
         }
@@ -625,6 +644,10 @@ mod tests {
             ("$duration_ms", "1.500"),
             ("$upstream_ms", "1.250"),
             ("$pool", "api"),
+            ("$scheme", "https"),
+            ("$https", "on"),
+            ("$ssl_protocol", "TLSv1.2"),
+            ("$ssl_cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
         ];
         for (template, written) in cases {
             assert_eq!(line(template, &record()), written, "{template}");
@@ -645,8 +668,13 @@ mod tests {
         let template = "$remote_port $remote_user $args $upstream_addr \
                         $upstream_header_time $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
-                        $pool";
-        assert_eq!(line(template, &bare_record()), "- - - - - - - - - - - - -");
+                        $pool $ssl_protocol $ssl_cipher";
+        assert_eq!(
+            line(template, &bare_record()),
+            "- - - - - - - - - - - - - - -"
+        );
+        // nginx's `$https` is empty, not a dash, over plain HTTP.
+        assert_eq!(line("[$https] $scheme", &bare_record()), "[] http");
         // Named by the template, but not sent.
         assert_eq!(line("$http_x_absent", &record()), "-");
         // An empty query is a query, empty (as nginx).

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::http::conn::{is_timeout, peer_gone, ClientStream, SharedStream, Socket as _};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
+use crate::http::tls::TlsStream;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
@@ -78,6 +79,9 @@ pub(super) struct Client {
     /// The client came over TLS: to `tls_port`, or to a proxy in front
     /// whose PROXY header says so.
     pub(super) tls_in_front: bool,
+    /// The TLS version and cipher suite of a connection to `tls_port`,
+    /// for the log.
+    pub(super) tls: Option<(&'static str, &'static str)>,
     /// The scheme of the request being served, for `X-Forwarded-Proto`.
     pub(super) scheme: &'static str,
     /// connection_timeout: the longest any socket read may wait, and the
@@ -200,6 +204,7 @@ impl Client {
             peer_port: peer.port(),
             real_ip: peer.ip().to_canonical(),
             tls_in_front: watch.client().tls().is_some(),
+            tls: watch.client().tls().map(TlsStream::agreed),
             scheme: "http",
             timeout,
             idle_timeout: timeout,

@@ -428,6 +428,8 @@ pub fn serve(
                 request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
                 heads,
                 fields: line.fields,
+                scheme: client.scheme,
+                tls: client.tls,
             });
         }
         // Idle as far as shutdown is concerned, before the flag is read: a
