@@ -1072,9 +1072,9 @@ impl Loader {
             }
             return Ok(());
         }
-        if config.real_ip_from.is_empty() && !config.proxy_protocol {
+        if config.real_ip_from.is_empty() && !config.proxy_protocol && config.tls_port.is_none() {
             log::warn!(
-                "{}: redirect_to_https: neither real_ip_from nor proxy_protocol is set, so no \
+                "{}: redirect_to_https: neither real_ip_from, proxy_protocol nor tls_port is set, so no \
                  request can be https: every request{} is redirected, and behind a TLS \
                  terminator the redirected ones come back to be redirected again, in a loop \
                  (list the terminator in real_ip_from: its X-Forwarded-Proto says https)",
