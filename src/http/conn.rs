@@ -30,7 +30,7 @@ static SPARE: Mutex<Vec<Vec<u8>>> = parking_lot::const_mutex(Vec::new());
 /// Most spare buffers kept (a few MiB at the sizes we use).
 const MAX_SPARE: usize = 64;
 
-fn take_buffer(size: usize) -> Vec<u8> {
+pub(super) fn take_buffer(size: usize) -> Vec<u8> {
     let mut spare = SPARE.lock();
     match spare.iter().rposition(|b| b.len() == size) {
         Some(i) => spare.swap_remove(i),
@@ -41,7 +41,7 @@ fn take_buffer(size: usize) -> Vec<u8> {
     }
 }
 
-fn give_buffer(buf: Vec<u8>) {
+pub(super) fn give_buffer(buf: Vec<u8>) {
     let mut spare = SPARE.lock();
     if spare.len() < MAX_SPARE {
         spare.push(buf);
@@ -808,6 +808,15 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(_) => None,
             ClientStream::Tls(s) => Some(s),
+        }
+    }
+
+    /// Gives back what the connection holds for reading while nothing
+    /// is in it, as [`BufConn::release_if_empty`] does: an idle TLS
+    /// connection keeps no record buffer.
+    pub fn release_if_empty(&self) {
+        if let ClientStream::Tls(s) = self {
+            s.release_if_empty();
         }
     }
 

@@ -240,6 +240,18 @@ impl TlsStream {
         sent.map(|()| taken)
     }
 
+    /// Gives the incoming buffer back while it holds nothing (see
+    /// [`super::conn::ClientStream::release_if_empty`]).
+    pub fn release_if_empty(&self) {
+        if let Some(mut incoming) = self.incoming.try_lock() {
+            if incoming.start == incoming.end && !incoming.buf.is_empty() {
+                super::conn::give_buffer(std::mem::take(&mut incoming.buf));
+                incoming.start = 0;
+                incoming.end = 0;
+            }
+        }
+    }
+
     /// Whether plaintext or ciphertext is waiting to be read, without
     /// reading or waiting (a pipelined request, the next one on a kept
     /// connection). Not knowing, because another thread holds the
@@ -283,7 +295,7 @@ impl Incoming {
     /// by the buffer's first allocation).
     fn space(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = vec![0; INCOMING];
+            self.buf = super::conn::take_buffer(INCOMING);
         }
         if self.start == self.end {
             self.start = 0;

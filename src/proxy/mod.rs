@@ -453,6 +453,7 @@ pub fn serve(
             break;
         }
         client.conn.release_if_empty();
+        client.conn.get_ref().release_if_empty();
     }
 }
 
