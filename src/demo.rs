@@ -14,7 +14,7 @@ use crate::http::head::{find_head_end, parse_request, RequestLimits};
 use crate::http::{BodyKind, BodyReader, BufConn};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,12 +141,14 @@ fn page(name: &str, n: u64) -> String {
     html
 }
 
-/// The directory the demo's `files` route serves, removed when dropped.
+/// The demo's own directory, removed when dropped: the `www` its `files`
+/// route serves, and beside it (out of the route's reach) its certificate.
 pub struct Site(PathBuf);
 
 impl Site {
-    pub fn path(&self) -> &Path {
-        &self.0
+    /// What the `files` route serves.
+    pub fn path(&self) -> PathBuf {
+        self.0.join("www")
     }
 }
 
@@ -160,14 +162,27 @@ impl Drop for Site {
 /// its own under the system's temporary directory.
 pub fn write_site() -> io::Result<Site> {
     let dir = std::env::temp_dir().join(format!("inverso-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
     let site = Site(dir);
+    std::fs::create_dir_all(site.path())?;
     std::fs::write(
-        site.0.join("index.html"),
+        site.path().join("index.html"),
         "<!doctype html>\n<title>inverso demo</title>\n<link rel=stylesheet href=style.css>\n\
          <h1>Served from a directory</h1>\n\
          <p>This page and its style sheet come from the disk, not from an origin.</p>\n",
     )?;
-    std::fs::write(site.0.join("style.css"), "h1 { color: #264d73; }\n")?;
+    std::fs::write(site.path().join("style.css"), "h1 { color: #264d73; }\n")?;
     Ok(site)
+}
+
+/// Writes a certificate for `localhost` and `127.0.0.1`, made now and
+/// signed by its own key, with the key in the same file, into the demo's
+/// directory (not the part its `files` route serves): what its HTTPS port serves (clients are told to trust it
+/// with `curl -k`). Returns the file.
+pub fn write_certificate(site: &Site) -> io::Result<PathBuf> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let made = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
+    let path = site.0.join("demo-certificate.pem");
+    let pem = made.cert.pem() + &made.signing_key.serialize_pem();
+    std::fs::write(&path, pem)?;
+    Ok(path)
 }

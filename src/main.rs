@@ -470,17 +470,18 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
     if loader.read_a_file() {
         reload_from.config = Some(args.config_path());
     }
-    serve(config, Some(reload_from), |_| {})
+    serve(config, Some(reload_from), |_, _| {})
 }
 
 /// Runs until SIGINT/SIGTERM. `reload_from`: how to read the configuration
 /// again on SIGHUP (the same file, environment and flags); `None` ignores
 /// SIGHUP (the demo).
-/// `started` is told the address the proxy listens on.
+/// `started` is told the addresses the proxy listens on: `port`'s, and
+/// `tls_port`'s when it is set.
 fn serve(
     config: Config,
     reload_from: Option<ConfigArgs>,
-    started: impl FnOnce(std::net::SocketAddr),
+    started: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
 ) -> Result<(), Failure> {
     // Before anything starts: a signal that came between "listening on"
     // and the handlers would get its default action, and SIGHUP's and
@@ -489,7 +490,7 @@ fn serve(
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
         .context("cannot install signal handlers")?;
     let handle = Server::start(config).context("cannot start")?;
-    started(handle.local_addr());
+    started(handle.local_addr(), handle.tls_addr());
     let trigger = handle.stop_trigger();
     let control = handle.control();
     std::thread::Builder::new()
@@ -551,6 +552,8 @@ fn run_demo(port: u16) -> Result<(), Failure> {
     let b = demo::start_origin("origin-2").context("cannot start demo origin")?;
     let api = demo::start_origin("api-1").context("cannot start demo origin")?;
     let site = demo::write_site().context("cannot write the demo's files")?;
+    let certificate =
+        demo::write_certificate(&site).context("cannot write the demo's certificate")?;
     let mut loader = Loader::new();
     // A pool and routes, as a file would give them (they are keys of the
     // file only).
@@ -572,14 +575,22 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         // would not give them).
         ("max_connections", "1000".to_string()),
         ("gzip", "true".to_string()),
+        // HTTPS on a port the system picks, with a certificate of its own.
+        ("tls_port", "0".to_string()),
+        ("tls_certificates", certificate.display().to_string()),
     ] {
         loader.flag(key, &value, "demo").map_err(Failure::usage)?;
     }
     let config = loader.build().map_err(Failure::usage)?;
     // Said once the proxy listens: the port it got (for `--port 0`), and
     // nothing at all if it could not bind.
-    let banner = |addr: std::net::SocketAddr| {
+    let banner = |addr: std::net::SocketAddr, tls: Option<std::net::SocketAddr>| {
         let url = format!("http://{addr}");
+        let https = tls.map_or_else(String::new, |tls| {
+            format!(
+                "\x20 curl -ik https://{tls}/cached       # over HTTPS (-k: the demo's certificate is its own)\n"
+            )
+        });
         eprintln!(
             "\ninverso demo: the proxy listens on {url}, in front of {} ({}) and {} ({}).\n\
          Try, in another terminal:\n\
@@ -592,6 +603,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          \x20 curl -i {url}/api/echo      # routed to the pool `api` ({}), which is sent /echo\n\
          \x20 curl -i {url}/healthz       # answered by the proxy itself (a `return` route)\n\
          \x20 curl -i {url}/files/        # a page from a directory (a `files` route)\n\
+         {https}\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
             a.name, a.addr, b.name, b.addr, api.name
         );

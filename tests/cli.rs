@@ -703,10 +703,22 @@ fn check_refuses_a_route_to_a_pool_that_is_not_there() {
 struct Demo {
     child: std::process::Child,
     addr: String,
+    /// Its HTTPS address, when asked for with [`Demo::start_with_tls`].
+    tls_addr: Option<String>,
 }
 
 impl Demo {
     fn start() -> Demo {
+        Demo::launch(false)
+    }
+
+    fn start_with_tls() -> Demo {
+        Demo::launch(true)
+    }
+
+    /// Waits for the banner's plain address, and with `tls` for its
+    /// HTTPS one too.
+    fn launch(tls: bool) -> Demo {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_inverso"))
             .args(["demo", "--port", "0"])
@@ -726,14 +738,26 @@ impl Demo {
                     let addr = rest.split(',').next().unwrap_or_default().to_string();
                     let _ = tx.send(addr);
                 }
+                if let Some(rest) = line.split("curl -ik https://").nth(1) {
+                    let addr = rest.split('/').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
             }
         });
-        let addr = rx.recv_timeout(std::time::Duration::from_secs(10));
-        let addr = addr.unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the demo did not say where it listens");
-        });
-        Demo { child, addr }
+        let mut said = || {
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| {
+                    let _ = child.kill();
+                    panic!("the demo did not say where it listens");
+                })
+        };
+        let addr = said();
+        let tls_addr = tls.then(&mut said);
+        Demo {
+            child,
+            addr,
+            tls_addr,
+        }
     }
 
     /// `GET path` on a connection of its own; the whole answer.
@@ -802,7 +826,51 @@ fn the_demo_serves_a_directory_it_removes_when_it_stops() {
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("Served from a directory"), "{page}");
     let site = std::env::temp_dir().join(format!("inverso-demo-{}", demo.child.id()));
-    assert!(site.join("index.html").is_file(), "{}", site.display());
+    assert!(site.join("www/index.html").is_file(), "{}", site.display());
     assert!(demo.interrupt(), "the demo did not stop on SIGINT");
     assert!(!site.exists(), "{} is left", site.display());
+}
+
+#[test]
+fn the_demo_takes_https_with_a_certificate_of_its_own() {
+    use std::io::{Read, Write};
+    let demo = Demo::start_with_tls();
+    let tls_addr = demo
+        .tls_addr
+        .clone()
+        .expect("the demo names its HTTPS port");
+    let site = std::env::temp_dir().join(format!("inverso-demo-{}", demo.child.id()));
+    // Trusted as the demo's own: the file it wrote, out of the files
+    // route's reach.
+    let pem = std::fs::read(site.join("demo-certificate.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(&tls_addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut stream = rustls::StreamOwned::new(session, tcp);
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    // A close without close_notify ends the read with an error, after the answer.
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+    // The key is not among the files served.
+    let leak = demo.get("/files/../demo-certificate.pem");
+    assert!(!leak.starts_with("HTTP/1.1 200"), "{leak}");
 }
