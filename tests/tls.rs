@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1096,4 +1096,180 @@ fn shutdown_closes_an_idle_tls_keep_alive_connection() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert!(client.is_closed(), "the idle TLS connection was left open");
     assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_half_closed_tunnel_over_tls_still_carries_the_answer() {
+    // The client sends its last bytes and ends its side (close_notify,
+    // then the TCP end); the backend answers once it sees that end.
+    let pki = Pki::new();
+    let backend = Backend::start("half", |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
+        );
+        let mut got = Vec::new();
+        let _ = out.read_to_end(&mut got);
+        let _ = out.write_all(format!("got {:?}, bye", String::from_utf8_lossy(&got)).as_bytes());
+        Action::Close
+    });
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    assert_eq!(client.reader.read_response(true).unwrap().status, 101);
+    client.send(b"last words");
+    client.reader.stream.conn.send_close_notify();
+    client.reader.stream.flush().unwrap();
+    client.reader.stream.sock.shutdown(Shutdown::Write).unwrap();
+    let rest = client.reader.read_to_end();
+    let rest = rest.map(|r| String::from_utf8_lossy(&r).into_owned());
+    assert_eq!(rest.unwrap(), "got \"last words\", bye");
+}
+
+// ---------------------------------------------------------------- limits
+
+#[test]
+fn over_max_connections_a_tls_connection_is_closed_unanswered_and_logged_503() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let mut proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |c| {
+        c.max_connections = 1;
+    });
+    let addr = tls_addr(&proxy);
+    let mut first = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert_eq!(first.get("/1").status, 200);
+    // No handshake for the second: closed, not answered in plain text.
+    let mut second = raw_connect(addr);
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut hello_writer = ClientConnection::new(pki.client(), name).unwrap();
+    let mut hello = Vec::new();
+    hello_writer.write_tls(&mut hello).unwrap();
+    second.write_all(&hello).unwrap();
+    let answered = read_until_closed(&mut second).expect("the second was kept open");
+    assert!(answered.is_empty(), "answered: {answered:?}");
+    // The first goes on; once it leaves, a newcomer is served.
+    assert_eq!(first.get("/1b").status, 200);
+    drop(first);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    let mut third = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert_eq!(third.get("/3").status, 200);
+    drop(third);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let refused: Vec<_> = lines.iter().filter(|l| l.contains("\" 503 ")).collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert!(refused[0].contains("\" 503 0 "), "{}", refused[0]);
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn proxy_protocol_does_not_apply_to_the_tls_port() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "proxy_protocol = true\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    // The plain port wants its PROXY header.
+    let mut plain = proxy.connect();
+    plain.send(b"GET /no-header HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(plain.try_response(false).map_or(true, |r| r.status == 400));
+    // The TLS port takes the handshake at once, and the peer is the client.
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.get("/tls");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let seen = a.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path(), "/tls");
+    assert_eq!(seen[0].field_or("x-forwarded-for", "-"), "127.0.0.1");
+    assert_eq!(seen[0].field_or("x-forwarded-proto", "-"), "https");
+}
+
+// ---------------------------------------------------------------- more of HTTP over TLS
+
+#[test]
+fn expect_100_continue_over_tls_gets_continue_before_the_body() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    // A small body (read whole by the proxy) and a large one (streamed),
+    // on one connection.
+    for len in [10usize, 200 * 1024] {
+        let body = pattern(len);
+        client.send(
+            format!(
+                "PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+                 Content-Length: {len}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let interim = client.response();
+        assert_eq!(interim.status, 100, "len {len}: {}", interim.head.raw);
+        client.send(&body);
+        let last = client.response();
+        assert_eq!(last.body_str(), echoed("a", "PUT", "/upload", &body));
+    }
+}
+
+#[test]
+fn a_body_over_max_body_size_over_tls_gets_413() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "max_body_size = 1KiB\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.request("POST", "/big", &[], &pattern(100 * 1024));
+    assert_eq!(r.status, 413, "{}", r.head.raw);
+    assert!(client.is_closed());
+    assert_eq!(a.requests(), 0);
+    let mut next = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = next.request("POST", "/small", &[], &pattern(1000));
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+}
+
+#[test]
+fn an_idle_tls_connection_is_closed_at_keepalive_timeout() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "keepalive_timeout = 300ms\n";
+    // Nothing else closes it within the test's read timeout.
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |c| {
+        c.connection_timeout = IO_TIMEOUT * 6;
+    });
+    let mut idle = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(idle.get("/before").status, 200);
+    assert!(idle.is_closed(), "the idle TLS connection stayed open");
+    proxy.assert_becomes_idle();
+}
+
+#[test]
+fn a_page_goes_gzipped_over_tls() {
+    let pki = Pki::new();
+    let text: Vec<u8> = b"<p>compressed over TLS</p>\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(300_000)
+        .collect();
+    let body = text.clone();
+    let origin = Backend::start("origin", move |_, out| {
+        respond(out, 200, &[("Content-Type", "text/html")], &body);
+        Action::KeepAlive
+    });
+    let more = "gzip = true\ngzip_types = text/html\n";
+    let proxy = start_tls(
+        &tls_conf(&origin.addr.to_string(), &pki.entry, more),
+        |_| {},
+    );
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.request("GET", "/", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .expect("a gzip stream");
+    assert!(plain == text, "decompressed body differs");
+    // And whole to a client that does not take it, on the same connection.
+    let r = client.get("/");
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.body == text);
 }
