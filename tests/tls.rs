@@ -22,6 +22,7 @@ use rustls::{SignatureScheme, SupportedProtocolVersion};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
@@ -1180,6 +1181,128 @@ fn proxy_protocol_does_not_apply_to_the_tls_port() {
     assert_eq!(seen[0].path(), "/tls");
     assert_eq!(seen[0].field_or("x-forwarded-for", "-"), "127.0.0.1");
     assert_eq!(seen[0].field_or("x-forwarded-proto", "-"), "https");
+}
+
+// ---------------------------------------------------------------- clients leaving
+
+/// A backend that, on `/work`, answers nothing and waits (bounded) for
+/// the proxy to close the connection, counting the closes it saw; other
+/// paths it answers at once.
+fn working_backend(saw_close: &Arc<AtomicUsize>) -> Backend {
+    let saw_close = saw_close.clone();
+    Backend::start("a", move |seen, out| {
+        if seen.path() != "/work" {
+            respond(out, 200, &[], seen.path().as_bytes());
+            return Action::KeepAlive;
+        }
+        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        if matches!(out.read(&mut [0; 64]), Ok(0)) {
+            saw_close.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Close
+    })
+}
+
+/// A TLS client asks for `/work` and leaves while the backend works on
+/// it, with a `close_notify` first or not; asserts that the proxy closes
+/// the backend connection then (as it does for a plain client), and logs
+/// 499.
+fn leaves_while_the_backend_works(close_notify: bool) {
+    let pki = Pki::new();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = working_backend(&saw_close);
+    let mut proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    if close_notify {
+        client.reader.stream.conn.send_close_notify();
+        client.reader.stream.flush().unwrap();
+    }
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close while it worked"
+    );
+    proxy.assert_becomes_idle();
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/work")).unwrap();
+    assert!(line.contains("\" 499 0 "), "{line}");
+}
+
+#[test]
+fn a_tls_client_that_drops_its_connection_while_the_backend_works_is_noticed() {
+    leaves_while_the_backend_works(false);
+}
+
+// Client::has_left and WatchingClose look at the TCP socket alone
+// (`peer_gone`: a peek that reads 0 at its end): the close_notify record
+// waiting there is a byte to read, so the client is taken for one that
+// half-closed after pipelining, and no longer watched. The backend works
+// on until backend_timeout (504 in the log, not 499).
+#[test]
+#[ignore = "bug: a TLS client's close_notify hides its leaving from peer_gone (src/proxy/client.rs has_left)"]
+fn a_tls_client_that_closes_with_close_notify_while_the_backend_works_is_noticed() {
+    leaves_while_the_backend_works(true);
+}
+
+/// Two requests in one write, the first exactly 1 KiB (what the first
+/// read of a connection takes), then the client's end of sending.
+fn pipelined_then_half_closed() -> Vec<u8> {
+    let mut first = String::from("GET /slow HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+    let pad = 1024 - first.len() - "\r\n\r\n".len();
+    first.push_str(&"p".repeat(pad));
+    first.push_str("\r\n\r\n");
+    assert_eq!(first.len(), 1024);
+    let mut bytes = first.into_bytes();
+    bytes.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    bytes
+}
+
+/// A backend that takes a while over `/slow` (past the 20 ms after which
+/// the proxy looks whether the client left: a precondition, not a
+/// measurement) and answers each path with itself.
+fn slow_path_backend() -> Backend {
+    Backend::start("a", |seen, out| {
+        if seen.path() == "/slow" {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        respond(out, 200, &[], seen.path().as_bytes());
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn pipelined_requests_then_a_half_close_are_all_answered_over_plain_http() {
+    // The reference for the TLS test below.
+    let a = slow_path_backend();
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(&pipelined_then_half_closed());
+    client.finish_sending();
+    assert_eq!(client.response().body, b"/slow");
+    assert_eq!(client.response().body, b"/next");
+}
+
+// The second request was read from the socket and decrypted with the
+// first, but the first read of a connection takes 1 KiB: it waits in the
+// rustls session, not in the connection's buffer nor in the socket.
+// Client::has_left (buffer empty, socket at its end) then takes the
+// client for gone 20 ms into the backend's wait: /slow is logged 499,
+// and neither request is answered.
+#[test]
+#[ignore = "bug: has_left ignores plaintext held in the TLS session (src/proxy/client.rs has_left)"]
+fn pipelined_requests_then_a_half_close_are_all_answered_over_tls() {
+    let pki = Pki::new();
+    let a = slow_path_backend();
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(&pipelined_then_half_closed());
+    client.reader.stream.sock.shutdown(Shutdown::Write).unwrap();
+    let first = client.reader.read_response(false);
+    assert_eq!(first.unwrap().body, b"/slow");
+    assert_eq!(client.response().body, b"/next");
 }
 
 // ---------------------------------------------------------------- more of HTTP over TLS
