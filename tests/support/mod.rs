@@ -253,6 +253,31 @@ impl<S: Read> Reader<S> {
         while self.fill()? != 0 {}
         Ok(std::mem::take(&mut self.buf))
     }
+
+    /// Reads one response (a 1xx is returned on its own); `to_head` says
+    /// the request was HEAD, whose response has no body. Any stream: a
+    /// TLS client's as well as a TCP one's.
+    pub fn read_response(&mut self, to_head: bool) -> io::Result<Response> {
+        let head = self.read_head()?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a response")
+        })?;
+        let status: u16 = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(&format!("bad status line {:?}", head.start_line)))?;
+        let body = if to_head || status < 200 || status == 204 || status == 304 {
+            Vec::new()
+        } else if head.is_chunked() {
+            self.read_chunked()?
+        } else if let Some(n) = head.content_length()? {
+            self.read_exact_body(n)?
+        } else {
+            self.read_to_end()?
+        };
+        Ok(Response { status, head, body })
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -893,25 +918,7 @@ impl Client {
     /// Reads one response (a 1xx is returned on its own); `to_head` says
     /// the request was HEAD, whose response has no body.
     pub fn try_response(&mut self, to_head: bool) -> io::Result<Response> {
-        let head = self.reader.read_head()?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a response")
-        })?;
-        let status: u16 = head
-            .start_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(&format!("bad status line {:?}", head.start_line)))?;
-        let body = if to_head || status < 200 || status == 204 || status == 304 {
-            Vec::new()
-        } else if head.is_chunked() {
-            self.reader.read_chunked()?
-        } else if let Some(n) = head.content_length()? {
-            self.reader.read_exact_body(n)?
-        } else {
-            self.reader.read_to_end()?
-        };
-        Ok(Response { status, head, body })
+        self.reader.read_response(to_head)
     }
 
     pub fn response(&mut self) -> Response {

@@ -1,0 +1,1398 @@
+//! HTTPS termination on `tls_port` over real sockets: a test CA and its
+//! leaf certificates made here (rcgen), written as PEM files and named by
+//! `tls_certificates` in a proxy.conf read by the loader, and a rustls
+//! client that checks what the proxy presents. Requests, bodies both
+//! ways, SNI, ALPN, the protocol versions, plain HTTP and garbage on the
+//! TLS port, a stalled handshake, files, the redirect to HTTPS, the cache,
+//! a reload with a renewed certificate, the configuration's errors, a
+//! WebSocket tunnel, and shutdown.
+
+mod support;
+
+use inverso::config::{Config, Loader};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use rustls::{SignatureScheme, SupportedProtocolVersion};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+// ---------------------------------------------------------------- certificates
+
+/// A test certificate authority.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    der: CertificateDer<'static>,
+    pem: String,
+}
+
+/// A leaf certificate the CA signed, and its private key.
+#[derive(Clone)]
+struct Leaf {
+    der: CertificateDer<'static>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "inverso test CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `names` (DNS names, wildcards allowed),
+    /// with a key of its own.
+    fn leaf(&self, names: &[&str]) -> Leaf {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].as_str());
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages.push(KeyUsagePurpose::DigitalSignature);
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            der: cert.der().clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+impl Leaf {
+    /// Writes `dir/name`: the certificate, then the CA's (the chain as a
+    /// server sends it), then the private key; returns its path.
+    fn write(&self, ca: &Ca, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let text = format!("{}{}{}", self.cert_pem, ca.pem, self.key_pem);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes the chain and the key apart, as certbot's `fullchain.pem`
+    /// and `privkey.pem`; returns the `tls_certificates` entry naming them.
+    fn write_apart(&self, ca: &Ca, dir: &Path, name: &str) -> String {
+        let chain = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&chain, format!("{}{}", self.cert_pem, ca.pem)).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        format!("{} key={}", chain.display(), key.display())
+    }
+}
+
+/// A CA, a `localhost` certificate of it, and where its files are.
+struct Pki {
+    ca: Ca,
+    localhost: Leaf,
+    /// The `tls_certificates` value that serves `localhost`.
+    entry: String,
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca = Ca::new();
+        let dir = tempfile::tempdir().unwrap();
+        let localhost = ca.leaf(&["localhost"]);
+        let entry = localhost.write_apart(&ca, dir.path(), "localhost");
+        Pki {
+            ca,
+            localhost,
+            entry,
+            dir,
+        }
+    }
+
+    /// The client settings that trust this CA.
+    fn client(&self) -> Arc<ClientConfig> {
+        client_config(&self.ca, rustls::DEFAULT_VERSIONS, &[], None)
+    }
+}
+
+// ---------------------------------------------------------------- the client
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client that trusts `ca`, speaks `versions`, offers `alpn`, and, with
+/// `certified_for`, takes a certificate of `ca` valid for that name
+/// whatever name it asked for (to see which certificate a name nobody
+/// serves gets).
+fn client_config(
+    ca: &Ca,
+    versions: &[&'static SupportedProtocolVersion],
+    alpn: &[&[u8]],
+    certified_for: Option<&str>,
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.der.clone()).unwrap();
+    let roots = Arc::new(roots);
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if let Some(name) = certified_for {
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .unwrap();
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(CertifiedFor { inner, name }));
+    }
+    Arc::new(config)
+}
+
+/// Verifies the chain as usual, but against `name` rather than the name
+/// the client asked for.
+#[derive(Debug)]
+struct CertifiedFor {
+    inner: Arc<WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for CertifiedFor {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _asked: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        (self.inner).verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+type TlsConn = StreamOwned<ClientConnection, TcpStream>;
+
+/// A TLS client connection, its handshake done, with [`Reader`]'s parsing.
+struct TlsClient {
+    reader: Reader<TlsConn>,
+}
+
+impl TlsClient {
+    /// Connects to `addr` asking for `name` (an IP address: no SNI at
+    /// all) and completes the handshake.
+    fn try_connect(
+        addr: SocketAddr,
+        config: &Arc<ClientConfig>,
+        name: &str,
+    ) -> io::Result<TlsClient> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+        tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        let conn = ClientConnection::new(config.clone(), name).unwrap();
+        let mut stream = StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(TlsClient {
+            reader: Reader::new(stream),
+        })
+    }
+
+    #[track_caller]
+    fn connect(addr: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> TlsClient {
+        TlsClient::try_connect(addr, config, name)
+            .unwrap_or_else(|e| panic!("TLS handshake with {addr} as {name}: {e}"))
+    }
+
+    fn conn(&self) -> &ClientConnection {
+        &self.reader.stream.conn
+    }
+
+    /// The certificate the proxy presented for itself.
+    fn server_cert(&self) -> CertificateDer<'static> {
+        self.conn().peer_certificates().unwrap()[0].clone()
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.reader.stream.write_all(bytes).unwrap();
+        self.reader.stream.flush().unwrap();
+    }
+
+    fn response(&mut self) -> Response {
+        self.reader.read_response(false).unwrap()
+    }
+
+    fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
+        for (name, value) in fields {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request);
+        self.response()
+    }
+
+    /// Whether the proxy ended the connection: the next read ends the
+    /// stream (a `close_notify`, the TCP end without one, or a reset)
+    /// with no further bytes. A timeout counts as not closed.
+    fn is_closed(&mut self) -> bool {
+        if !self.reader.buffered().is_empty() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match self.reader.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+}
+
+/// Reads a raw socket until the peer ends the stream (or resets it);
+/// `None` when the read timeout passed first (not closed).
+fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Bounded: each read waits at most the socket's read timeout, and a
+    // closing proxy sends an alert at most before its end.
+    for _ in 0..1000 {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return Some(got)
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn raw_connect(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    tcp
+}
+
+// ---------------------------------------------------------------- the proxy
+
+/// proxy.conf with `targets` and HTTPS on any free port serving `entries`
+/// (a `tls_certificates` value), then `more`.
+fn tls_conf(targets: &str, entries: &str, more: &str) -> String {
+    format!("targets = {targets}\ntls_port = 0\ntls_certificates = {entries}\n{more}")
+}
+
+fn tls_addr(proxy: &Proxy) -> SocketAddr {
+    proxy.handle().tls_addr().expect("tls_port is on")
+}
+
+/// Starts a proxy on `text` (read by the loader) with the admin listener
+/// on, then `tweak` on what the harness set.
+fn start_tls(text: &str, tweak: impl FnOnce(&mut Config)) -> Proxy {
+    let from_text = from_file_with_admin(text);
+    start_proxy(&[], move |c| {
+        from_text(c);
+        tweak(c);
+    })
+}
+
+const OK: &str = "inverso_tls_handshakes_total{result=\"ok\"}";
+const FAILED: &str = "inverso_tls_handshakes_total{result=\"failed\"}";
+
+/// Waits until the admin's `metric` reads `value`; asserts it does.
+#[track_caller]
+fn assert_metric_becomes(proxy: &Proxy, metric: &str, value: u64) {
+    let mut last = None;
+    let reached = wait_until(WAIT_LIMIT, || {
+        last = proxy.metric(metric);
+        last == Some(value)
+    });
+    assert!(reached, "{metric} is {last:?}, not {value}");
+}
+
+/// The body [`Backend::echo`] answers `method path` with `body`.
+fn echoed(name: &str, method: &str, path: &str, body: &[u8]) -> String {
+    format!(
+        "{name} {method} {path} len={} fnv={:016x}",
+        body.len(),
+        fnv(body)
+    )
+}
+
+// ---------------------------------------------------------------- requests
+
+#[test]
+fn requests_over_tls_reach_the_backend_as_https_on_one_kept_connection() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    // The chain as written: the leaf, then the CA's.
+    let chain = client.conn().peer_certificates().unwrap().to_vec();
+    assert_eq!(chain, [pki.localhost.der.clone(), pki.ca.der.clone()]);
+
+    // A client's own X-Forwarded-Proto does not count: the connection is TLS.
+    let r = client.request("GET", "/one?x=1", &[("X-Forwarded-Proto", "http")], b"");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("a", "GET", "/one?x=1", b""));
+    assert!(!r.head.has_token("connection", "close"), "{}", r.head.raw);
+    for path in ["/two", "/three"] {
+        let r = client.get(path);
+        assert_eq!(r.body_str(), echoed("a", "GET", path, b""));
+    }
+    let seen = a.seen();
+    let paths: Vec<&str> = seen.iter().map(Seen::path).collect();
+    assert_eq!(paths, ["/one?x=1", "/two", "/three"]);
+    for s in &seen {
+        assert_eq!(
+            s.field_or("x-forwarded-proto", "-"),
+            "https",
+            "{}",
+            s.head.raw
+        );
+    }
+    // Three requests, one handshake: the connection was kept.
+    assert_metric_becomes(&proxy, OK, 1);
+    assert_eq!(proxy.metric(FAILED), Some(0));
+
+    // Pipelined: three requests in one write, answered in order.
+    let mut pipelined = Vec::new();
+    for path in ["/p1", "/p2", "/p3"] {
+        pipelined.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    }
+    client.send(&pipelined);
+    for path in ["/p1", "/p2", "/p3"] {
+        let r = client.response();
+        assert_eq!(r.body_str(), echoed("a", "GET", path, b""));
+    }
+    assert_eq!(proxy.metric(OK), Some(1));
+}
+
+#[test]
+fn large_and_chunked_bodies_cross_tls_intact_both_ways() {
+    const LARGE_RESPONSE: usize = 4 << 20;
+    let pki = Pki::new();
+    let backend = Backend::start("bodies", |seen, out| {
+        match seen.path() {
+            "/large" => respond(out, 200, &[], &pattern(LARGE_RESPONSE)),
+            "/chunked" => {
+                let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                let body = pattern(300_000);
+                for piece in body.chunks(70_001) {
+                    bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    bytes.extend_from_slice(piece);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"0\r\n\r\n");
+                let _ = out.write_all(&bytes);
+            }
+            _ => {
+                let body = describe("bodies", seen);
+                respond(out, 200, &[], body.as_bytes());
+            }
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+
+    let upload = pattern(10 << 20);
+    let r = client.request("POST", "/upload", &[], &upload);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("bodies", "POST", "/upload", &upload));
+
+    // A chunked request body, in chunks of odd sizes, on the same connection.
+    let body = pattern(200_000);
+    let mut request =
+        b"PUT /chunked-upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for piece in body.chunks(33_333) {
+        request.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    client.send(&request);
+    let r = client.response();
+    assert_eq!(
+        r.body_str(),
+        echoed("bodies", "PUT", "/chunked-upload", &body)
+    );
+
+    let r = client.get("/large");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), LARGE_RESPONSE);
+    assert_eq!(
+        fnv(&r.body),
+        fnv(&pattern(LARGE_RESPONSE)),
+        "large body differs"
+    );
+
+    let r = client.get("/chunked");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 300_000);
+    assert_eq!(fnv(&r.body), fnv(&pattern(300_000)), "chunked body differs");
+    let received: Vec<usize> = backend.seen().iter().map(|s| s.body.len()).collect();
+    assert_eq!(received, [10 << 20, 200_000, 0, 0]);
+}
+
+// ---------------------------------------------------------------- handshakes
+
+#[test]
+fn sni_picks_the_first_certificate_valid_for_the_name_else_the_first() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    let a = pki.ca.leaf(&["a.test"]);
+    let b = pki.ca.leaf(&["*.b.test"]);
+    let entries = format!(
+        "{}, {}",
+        a.write(&pki.ca, dir, "a.pem").display(),
+        b.write(&pki.ca, dir, "b.pem").display()
+    );
+    let backend = Backend::echo("app");
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &entries, ""), |_| {});
+    let addr = tls_addr(&proxy);
+    let verifying = pki.client();
+
+    let mut wildcard = TlsClient::connect(addr, &verifying, "x.b.test");
+    assert!(
+        wildcard.server_cert() == b.der,
+        "x.b.test did not get *.b.test"
+    );
+    assert_eq!(wildcard.get("/w").status, 200);
+    let named = TlsClient::connect(addr, &verifying, "a.test");
+    assert!(named.server_cert() == a.der, "a.test did not get a.test");
+    // A wildcard covers one label: a.b.test's sub-name is nobody's.
+    for unknown in ["unknown.test", "y.x.b.test", "b.test"] {
+        let config = client_config(&pki.ca, rustls::DEFAULT_VERSIONS, &[], Some("a.test"));
+        let default = TlsClient::connect(addr, &config, unknown);
+        assert!(
+            default.server_cert() == a.der,
+            "{unknown} did not get the first"
+        );
+    }
+    // No SNI at all (a client asking by address): the first.
+    let config = client_config(&pki.ca, rustls::DEFAULT_VERSIONS, &[], Some("a.test"));
+    let mut by_address = TlsClient::connect(addr, &config, "127.0.0.1");
+    assert!(
+        by_address.server_cert() == a.der,
+        "no SNI did not get the first"
+    );
+    assert_eq!(by_address.get("/ip").status, 200);
+    // A client that trusts the name it asked for alone refuses the default.
+    assert!(TlsClient::try_connect(addr, &verifying, "unknown.test").is_err());
+}
+
+#[test]
+fn tls_1_2_and_1_3_handshakes_both_work() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    for (version, expected) in [
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+    ] {
+        let config = client_config(&pki.ca, &[version], &[], None);
+        let mut client = TlsClient::connect(tls_addr(&proxy), &config, "localhost");
+        assert_eq!(client.conn().protocol_version(), Some(expected));
+        let r = client.get("/v");
+        assert_eq!(
+            r.body_str(),
+            echoed("app", "GET", "/v", b""),
+            "{expected:?}"
+        );
+        // A second request over the same session.
+        assert_eq!(client.get("/v2").status, 200, "{expected:?}");
+    }
+    assert_metric_becomes(&proxy, OK, 2);
+}
+
+#[test]
+fn alpn_agrees_on_http_1_1_and_refuses_an_h2_only_client() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let both = client_config(
+        &pki.ca,
+        rustls::DEFAULT_VERSIONS,
+        &[b"h2", b"http/1.1"],
+        None,
+    );
+    let mut client = TlsClient::connect(tls_addr(&proxy), &both, "localhost");
+    assert_eq!(client.conn().alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(client.get("/alpn").status, 200);
+    // Offering nothing: no ALPN, HTTP/1.1 all the same.
+    let mut none = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(none.conn().alpn_protocol(), None);
+    assert_eq!(none.get("/none").status, 200);
+    // h2 alone: nothing in common, refused at the handshake.
+    let h2 = client_config(&pki.ca, rustls::DEFAULT_VERSIONS, &[b"h2"], None);
+    let refused = TlsClient::try_connect(tls_addr(&proxy), &h2, "localhost").err();
+    assert!(refused.is_some(), "an h2-only client was accepted");
+    assert_metric_becomes(&proxy, FAILED, 1);
+    assert_eq!(proxy.metric(OK), Some(2));
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn plain_http_to_the_tls_port_gets_400_and_the_port_goes_on_serving() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let mut proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut plain = Client::connect(tls_addr(&proxy));
+    plain.send(b"GET /plain HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let r = plain.response();
+    assert_eq!(r.status, 400, "{}", r.head.raw);
+    assert!(
+        r.body_str()
+            .contains("The plain HTTP request was sent to the HTTPS port"),
+        "{}",
+        r.body_str()
+    );
+    assert!(plain.is_closed());
+    assert_eq!(backend.requests(), 0);
+    assert_metric_becomes(&proxy, FAILED, 1);
+
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(client.get("/after").status, 200);
+    assert_eq!(backend.requests(), 1);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"GET /plain HTTP/1.1\" 400 ")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"GET /after HTTP/1.1\" 200 ")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_stalled_handshake_is_closed_after_client_header_timeout_and_garbage_is_dropped() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let text = tls_conf(
+        &backend.addr.to_string(),
+        &pki.entry,
+        "client_header_timeout = 1s\n",
+    );
+    // Nothing else would close the stalled client before the test's own
+    // read timeout: only client_header_timeout can.
+    let proxy = start_tls(&text, |c| c.connection_timeout = IO_TIMEOUT * 6);
+    let addr = tls_addr(&proxy);
+
+    // Half of a real ClientHello, then nothing.
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut hello_writer = ClientConnection::new(pki.client(), name).unwrap();
+    let mut hello = Vec::new();
+    hello_writer.write_tls(&mut hello).unwrap();
+    assert!(hello.len() > 100 && hello[0] == 0x16);
+    let mut stalled = raw_connect(addr);
+    stalled.write_all(&hello[..hello.len() / 2]).unwrap();
+
+    // Meanwhile others are served.
+    let mut client = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert_eq!(client.get("/meanwhile").status, 200);
+
+    let answered = read_until_closed(&mut stalled);
+    assert_eq!(
+        answered,
+        Some(Vec::new()),
+        "the stalled handshake was not closed"
+    );
+    assert_metric_becomes(&proxy, FAILED, 1);
+
+    // A handshake record of garbage: a TLS alert at most, then the end.
+    let mut garbage = raw_connect(addr);
+    let mut bytes = vec![0x16, 0x03, 0x01, 0x00, 0x40];
+    bytes.extend_from_slice(&pattern(64));
+    garbage.write_all(&bytes).unwrap();
+    let answered = read_until_closed(&mut garbage).expect("garbage was not dropped");
+    assert!(
+        answered.is_empty() || answered[0] == 0x15,
+        "not an alert: {answered:?}"
+    );
+    assert_metric_becomes(&proxy, FAILED, 2);
+    // And random bytes after a 0x16 that never make a record.
+    let mut random = raw_connect(addr);
+    let mut bytes = vec![0x16];
+    bytes.extend(pattern(4096).iter().map(|b| b.wrapping_mul(7) ^ 0x5a));
+    random.write_all(&bytes).unwrap();
+    assert!(
+        read_until_closed(&mut random).is_some(),
+        "random bytes kept open"
+    );
+    assert_metric_becomes(&proxy, FAILED, 3);
+
+    // The kept connection and new ones are served all the same.
+    assert_eq!(client.get("/still").status, 200);
+    let mut again = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert_eq!(again.get("/again").status, 200);
+    assert_metric_becomes(&proxy, OK, 2);
+    assert_eq!(backend.requests(), 3);
+}
+
+// ---------------------------------------------------------------- routes
+
+#[test]
+fn a_files_route_sends_a_large_file_and_its_ranges_over_tls() {
+    const SIZE: usize = 300_007;
+    let pki = Pki::new();
+    let site = tempfile::tempdir().unwrap();
+    let content = pattern(SIZE);
+    std::fs::write(site.path().join("large.bin"), &content).unwrap();
+    std::fs::write(site.path().join("small.txt"), "a small file").unwrap();
+    let backend = Backend::echo("app");
+    let more = format!("route./static/ = files {}\n", site.path().display());
+    let proxy = start_tls(
+        &tls_conf(&backend.addr.to_string(), &pki.entry, &more),
+        |_| {},
+    );
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+
+    let r = client.get("/static/large.bin");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-length"), Some(SIZE.to_string().as_str()));
+    assert_eq!(r.body.len(), SIZE);
+    assert!(r.body == content, "the file arrived altered");
+    // The connection goes on after a file sent through a buffer.
+    let r = client.get("/static/small.txt");
+    assert_eq!(r.body_str(), "a small file");
+
+    // A small range and one past 32 KiB (the large path again).
+    for (from, to) in [(100_000, 100_099), (1_000, 250_000)] {
+        let range = format!("bytes={from}-{to}");
+        let r = client.request("GET", "/static/large.bin", &[("Range", &range)], b"");
+        assert_eq!(r.status, 206, "{range}: {}", r.head.raw);
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {from}-{to}/{SIZE}").as_str())
+        );
+        assert!(r.body == content[from..=to], "{range}: wrong bytes");
+    }
+    let r = client.request("GET", "/static/large.bin", &[("Range", "bytes=-10")], b"");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &content[SIZE - 10..]);
+    assert_eq!(backend.requests(), 0);
+}
+
+#[test]
+fn redirect_to_https_leaves_requests_over_tls_alone() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "real_ip_from = 127.0.0.1\nredirect_to_https = true\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.get("/secure?q=1");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("a", "GET", "/secure?q=1", b""));
+    // Even when the client itself says http: the connection is TLS.
+    let r = client.request("GET", "/said-http", &[("X-Forwarded-Proto", "http")], b"");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+
+    let mut plain = proxy.connect();
+    let r = plain.get("/secure?q=1");
+    assert_eq!(r.status, 301, "{}", r.head.raw);
+    assert_eq!(
+        r.header("location"),
+        Some("https://test.example/secure?q=1")
+    );
+    let paths: Vec<String> = a.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/secure?q=1", "/said-http"]);
+    assert_eq!(proxy.metric("inverso_https_redirects_total"), Some(1));
+}
+
+/// Runs `exchange` on a new TLS connection, closes it, and waits until
+/// the proxy is done with it: what the exchange stored is stored.
+fn tls_exchange<T>(
+    proxy: &Proxy,
+    config: &Arc<ClientConfig>,
+    exchange: impl FnOnce(&mut TlsClient) -> T,
+) -> T {
+    let mut client = TlsClient::connect(tls_addr(proxy), config, "localhost");
+    let result = exchange(&mut client);
+    drop(client);
+    proxy.assert_becomes_idle();
+    result
+}
+
+/// The cache keys a request over TLS under `https://`, as it does one a
+/// trusted proxy in front says came over HTTPS (`real_ip_from` and
+/// `X-Forwarded-Proto: https`), and apart from one over plain HTTP
+/// (src/cache/policy/key.rs `primary_key`, realip::client_scheme): the
+/// TLS port and a terminator in front share entries; plain HTTP does not
+/// share them with either.
+#[test]
+fn the_cache_serves_tls_requests_under_the_https_key() {
+    let pki = Pki::new();
+    let origin = numbered_fresh_origin();
+    let more = "real_ip_from = 127.0.0.1\n";
+    let proxy = start_tls(&tls_conf(&origin.addr.to_string(), &pki.entry, more), |c| {
+        c.cache_size = 1 << 20
+    });
+    let config = pki.client();
+    let first = tls_exchange(&proxy, &config, |c| c.get("/page"));
+    expect(&first, 200, "MISS", "/page #1");
+    let second = tls_exchange(&proxy, &config, |c| c.get("/page"));
+    expect(&second, 200, "HIT", "/page #1");
+    // On one connection too.
+    let (third, fourth) = tls_exchange(&proxy, &config, |c| (c.get("/page"), c.get("/page")));
+    expect(&third, 200, "HIT", "/page #1");
+    expect(&fourth, 200, "HIT", "/page #1");
+
+    // Plain HTTP: its own entry.
+    let plain = proxy.exchange(|c| c.get("/page"));
+    expect(&plain, 200, "MISS", "/page #2");
+    let plain = proxy.exchange(|c| c.get("/page"));
+    expect(&plain, 200, "HIT", "/page #2");
+    // Plain HTTP that a trusted proxy in front says was HTTPS: TLS's entry.
+    let fronted = proxy.exchange(|c| c.get_with("/page", &[("X-Forwarded-Proto", "https")]));
+    expect(&fronted, 200, "HIT", "/page #1");
+    assert_eq!(origin.requests(), 2);
+}
+
+// ---------------------------------------------------------------- reload
+
+#[test]
+fn a_reload_serves_the_renewed_certificate_to_new_connections() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    let old = pki.ca.leaf(&["localhost"]);
+    let path = old.write(&pki.ca, dir, "site.pem");
+    let backend = Backend::echo("app");
+    let text = tls_conf(&backend.addr.to_string(), &path.display().to_string(), "");
+    let proxy = start_tls(&text, |_| {});
+    let addr = tls_addr(&proxy);
+    let config = pki.client();
+    let mut kept = TlsClient::connect(addr, &config, "localhost");
+    assert!(kept.server_cert() == old.der);
+    assert_eq!(kept.get("/before").status, 200);
+
+    // Renewed in place: another certificate, another key.
+    let new = pki.ca.leaf(&["localhost"]);
+    assert!(new.key_pem != old.key_pem);
+    new.write(&pki.ca, dir, "site.pem");
+    // Not before the reload.
+    let unreloaded = TlsClient::connect(addr, &config, "localhost");
+    assert!(
+        unreloaded.server_cert() == old.der,
+        "read again without a reload"
+    );
+
+    let next = proxy.config_for(&[], from_file_with_admin(&text));
+    let reloaded = proxy.handle().control().reload(next).unwrap();
+    assert!(
+        reloaded.needs_restart.is_empty(),
+        "{:?} taken for changes",
+        reloaded.needs_restart
+    );
+    assert_eq!(tls_addr(&proxy), addr);
+    let mut renewed = TlsClient::connect(addr, &config, "localhost");
+    assert!(
+        renewed.server_cert() == new.der,
+        "the old certificate after the reload"
+    );
+    assert_eq!(renewed.get("/renewed").status, 200);
+    // The connection from before goes on, on its session.
+    assert_eq!(kept.get("/kept").status, 200);
+    assert!(kept.server_cert() == old.der);
+    let paths: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| s.path().to_string())
+        .collect();
+    assert_eq!(paths, ["/before", "/renewed", "/kept"]);
+}
+
+// ---------------------------------------------------------------- configuration
+
+/// What the loader says of `text` as proxy.conf: an error is expected.
+fn config_error(text: &str) -> String {
+    let mut loader = Loader::new();
+    let result = match loader.file("proxy.conf", text) {
+        Ok(loader) => loader.build().map(drop),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => panic!("taken:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_configuration_refuses_tls_settings_that_cannot_work() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    let good = pki.localhost.write(&pki.ca, dir, "good.pem");
+    let good = good.display().to_string();
+    let base = "targets = 127.0.0.1:1\nport = 8080\n";
+    // The working setting, so that each refusal below is for its one change.
+    let mut loader = Loader::new();
+    loader
+        .file(
+            "proxy.conf",
+            &format!("{base}tls_port = 8443\ntls_certificates = {good}\n"),
+        )
+        .unwrap();
+    let config = loader.build().unwrap();
+    assert_eq!(config.tls_port, Some(8443));
+    assert!(config.tls.is_some());
+
+    let cert_only = dir.join("cert-only.pem");
+    std::fs::write(&cert_only, &pki.localhost.cert_pem).unwrap();
+    let key_only = dir.join("key-only.pem");
+    std::fs::write(&key_only, &pki.localhost.key_pem).unwrap();
+    let other_key = dir.join("other.key");
+    std::fs::write(&other_key, pki.ca.leaf(&["localhost"]).key_pem).unwrap();
+    let missing = dir.join("missing.pem");
+    let cases: Vec<(String, &str, Vec<String>)> = vec![
+        (
+            "tls_port = 8443\n".into(),
+            "tls_port",
+            vec!["tls_certificates".into()],
+        ),
+        (
+            format!("tls_certificates = {good}\n"),
+            "tls_certificates",
+            vec!["tls_port".into()],
+        ),
+        (
+            format!(
+                "tls_port = 8443\ntls_certificates = {}\n",
+                missing.display()
+            ),
+            "tls_certificates",
+            vec![missing.display().to_string()],
+        ),
+        (
+            format!(
+                "tls_port = 8443\ntls_certificates = {}\n",
+                key_only.display()
+            ),
+            "tls_certificates",
+            vec![key_only.display().to_string(), "no PEM certificate".into()],
+        ),
+        (
+            format!(
+                "tls_port = 8443\ntls_certificates = {}\n",
+                cert_only.display()
+            ),
+            "tls_certificates",
+            vec![cert_only.display().to_string(), "key=".into()],
+        ),
+        (
+            format!(
+                "tls_port = 8443\ntls_certificates = {} key={}\n",
+                cert_only.display(),
+                other_key.display()
+            ),
+            "tls_certificates",
+            vec![other_key.display().to_string(), "does not belong".into()],
+        ),
+        (
+            format!("tls_port = 8443\ntls_certificates = {good} chain=x.pem\n"),
+            "tls_certificates",
+            vec!["chain=x.pem".into(), "unknown option".into()],
+        ),
+        (
+            format!("tls_port = 8443\ntls_certificates = {good} key=a.key key=b.key\n"),
+            "tls_certificates",
+            vec!["`key=` given twice".into()],
+        ),
+        (
+            format!("tls_port = 8080\ntls_certificates = {good}\n"),
+            "tls_port",
+            vec!["8080".into(), "`port`".into()],
+        ),
+        (
+            format!("admin_port = 9000\ntls_port = 9000\ntls_certificates = {good}\n"),
+            "tls_port",
+            vec!["9000".into(), "`admin_port`".into()],
+        ),
+    ];
+    for (lines, key, words) in cases {
+        let text = format!("{base}{lines}");
+        let message = config_error(&text);
+        // `proxy.conf:LINE: key: what is wrong`.
+        assert!(
+            message.starts_with("proxy.conf:") && message.contains(&format!(": {key}: ")),
+            "does not name {key}: {message}\nfor:\n{text}"
+        );
+        for word in words {
+            assert!(
+                message.contains(&word),
+                "does not say {word:?}: {message}\nfor:\n{text}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- websocket
+
+/// A WebSocket origin that greets first (a frame the client did not ask
+/// for), then echoes each frame until a close frame, echoed too.
+fn greeting_websocket_backend() -> Backend {
+    Backend::start("ws", |seen, out| {
+        let key = seen.head.get("sec-websocket-key").unwrap_or_default();
+        let handshake = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            websocket_accept(key)
+        );
+        let mut bytes = handshake.into_bytes();
+        bytes.extend_from_slice(&websocket_frame(0x1, b"welcome", None));
+        if out.write_all(&bytes).is_err() {
+            return Action::Close;
+        }
+        let mut reader = out.try_clone().unwrap();
+        while let Ok((opcode, payload)) = read_websocket_frame(&mut reader) {
+            let echo = websocket_frame(opcode, &payload, None);
+            if out.write_all(&echo).is_err() || opcode == 0x8 {
+                break;
+            }
+        }
+        Action::Close
+    })
+}
+
+#[test]
+fn a_websocket_is_tunnelled_over_tls_both_ways() {
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    let pki = Pki::new();
+    let backend = greeting_websocket_backend();
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(
+        format!(
+            "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = client.reader.read_response(true).unwrap();
+    assert_eq!(r.status, 101, "{}", r.head.raw);
+    assert_eq!(
+        r.header("sec-websocket-accept"),
+        Some(websocket_accept(KEY).as_str())
+    );
+    assert_eq!(
+        backend.seen()[0].field_or("x-forwarded-proto", "-"),
+        "https"
+    );
+    // Backend to client, unasked.
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"welcome".to_vec())
+    );
+    // Client to backend and back, a small frame and one of many records.
+    client.send(&websocket_frame(0x1, b"hello", Some([1, 2, 3, 4])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"hello".to_vec())
+    );
+    let big = pattern(100_000);
+    client.send(&websocket_frame(0x2, &big, Some([9, 8, 7, 6])));
+    let (opcode, echoed) = client.reader.read_websocket_frame().unwrap();
+    assert_eq!(opcode, 0x2);
+    assert!(echoed == big, "binary frame differs");
+    // The close handshake ends the tunnel and the connection.
+    client.send(&websocket_frame(0x8, &[0x03, 0xe8], Some([5, 5, 5, 5])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x8, vec![0x03, 0xe8])
+    );
+    assert!(client.is_closed());
+}
+
+// ---------------------------------------------------------------- shutdown
+
+#[test]
+fn shutdown_closes_an_idle_tls_keep_alive_connection() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let mut proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(client.get("/one").status, 200);
+    // Idle now, kept alive.
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert!(client.is_closed(), "the idle TLS connection was left open");
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_half_closed_tunnel_over_tls_still_carries_the_answer() {
+    // The client sends its last bytes and ends its side (close_notify,
+    // then the TCP end); the backend answers once it sees that end.
+    let pki = Pki::new();
+    let backend = Backend::start("half", |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
+        );
+        let mut got = Vec::new();
+        let _ = out.read_to_end(&mut got);
+        let _ = out.write_all(format!("got {:?}, bye", String::from_utf8_lossy(&got)).as_bytes());
+        Action::Close
+    });
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    assert_eq!(client.reader.read_response(true).unwrap().status, 101);
+    client.send(b"last words");
+    client.reader.stream.conn.send_close_notify();
+    client.reader.stream.flush().unwrap();
+    client.reader.stream.sock.shutdown(Shutdown::Write).unwrap();
+    let rest = client.reader.read_to_end();
+    let rest = rest.map(|r| String::from_utf8_lossy(&r).into_owned());
+    assert_eq!(rest.unwrap(), "got \"last words\", bye");
+}
+
+// ---------------------------------------------------------------- limits
+
+#[test]
+fn over_max_connections_a_tls_connection_is_closed_unanswered_and_logged_503() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let mut proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |c| {
+        c.max_connections = 1;
+    });
+    let addr = tls_addr(&proxy);
+    let mut first = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert_eq!(first.get("/1").status, 200);
+    // No handshake for the second: closed, not answered in plain text.
+    let mut second = raw_connect(addr);
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut hello_writer = ClientConnection::new(pki.client(), name).unwrap();
+    let mut hello = Vec::new();
+    hello_writer.write_tls(&mut hello).unwrap();
+    second.write_all(&hello).unwrap();
+    let answered = read_until_closed(&mut second).expect("the second was kept open");
+    assert!(answered.is_empty(), "answered: {answered:?}");
+    // The first goes on; once it leaves, a newcomer is served.
+    assert_eq!(first.get("/1b").status, 200);
+    drop(first);
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 0));
+    let mut third = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert_eq!(third.get("/3").status, 200);
+    drop(third);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let refused: Vec<_> = lines.iter().filter(|l| l.contains("\" 503 ")).collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert!(refused[0].contains("\" 503 0 "), "{}", refused[0]);
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn proxy_protocol_does_not_apply_to_the_tls_port() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "proxy_protocol = true\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    // The plain port wants its PROXY header.
+    let mut plain = proxy.connect();
+    plain.send(b"GET /no-header HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(plain.try_response(false).map_or(true, |r| r.status == 400));
+    // The TLS port takes the handshake at once, and the peer is the client.
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.get("/tls");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let seen = a.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path(), "/tls");
+    assert_eq!(seen[0].field_or("x-forwarded-for", "-"), "127.0.0.1");
+    assert_eq!(seen[0].field_or("x-forwarded-proto", "-"), "https");
+}
+
+// ---------------------------------------------------------------- clients leaving
+
+/// A backend that, on `/work`, answers nothing and waits (bounded) for
+/// the proxy to close the connection, counting the closes it saw; other
+/// paths it answers at once.
+fn working_backend(saw_close: &Arc<AtomicUsize>) -> Backend {
+    let saw_close = saw_close.clone();
+    Backend::start("a", move |seen, out| {
+        if seen.path() != "/work" {
+            respond(out, 200, &[], seen.path().as_bytes());
+            return Action::KeepAlive;
+        }
+        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        if matches!(out.read(&mut [0; 64]), Ok(0)) {
+            saw_close.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Close
+    })
+}
+
+/// A TLS client asks for `/work` and leaves while the backend works on
+/// it, with a `close_notify` first or not; asserts that the proxy closes
+/// the backend connection then (as it does for a plain client), and logs
+/// 499.
+fn leaves_while_the_backend_works(close_notify: bool) {
+    let pki = Pki::new();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = working_backend(&saw_close);
+    let mut proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    if close_notify {
+        client.reader.stream.conn.send_close_notify();
+        client.reader.stream.flush().unwrap();
+    }
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close while it worked"
+    );
+    proxy.assert_becomes_idle();
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/work")).unwrap();
+    assert!(line.contains("\" 499 0 "), "{line}");
+}
+
+#[test]
+fn a_tls_client_that_drops_its_connection_while_the_backend_works_is_noticed() {
+    leaves_while_the_backend_works(false);
+}
+
+// Client::has_left and WatchingClose look at the TCP socket alone
+// (`peer_gone`: a peek that reads 0 at its end): the close_notify record
+// waiting there is a byte to read, so the client is taken for one that
+// half-closed after pipelining, and no longer watched. The backend works
+// on until backend_timeout (504 in the log, not 499).
+#[test]
+#[ignore = "bug: a TLS client's close_notify hides its leaving from peer_gone (src/proxy/client.rs has_left)"]
+fn a_tls_client_that_closes_with_close_notify_while_the_backend_works_is_noticed() {
+    leaves_while_the_backend_works(true);
+}
+
+/// Two requests in one write, the first exactly 1 KiB (what the first
+/// read of a connection takes), then the client's end of sending.
+fn pipelined_then_half_closed() -> Vec<u8> {
+    let mut first = String::from("GET /slow HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+    let pad = 1024 - first.len() - "\r\n\r\n".len();
+    first.push_str(&"p".repeat(pad));
+    first.push_str("\r\n\r\n");
+    assert_eq!(first.len(), 1024);
+    let mut bytes = first.into_bytes();
+    bytes.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    bytes
+}
+
+/// A backend that takes a while over `/slow` (past the 20 ms after which
+/// the proxy looks whether the client left: a precondition, not a
+/// measurement) and answers each path with itself.
+fn slow_path_backend() -> Backend {
+    Backend::start("a", |seen, out| {
+        if seen.path() == "/slow" {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        respond(out, 200, &[], seen.path().as_bytes());
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn pipelined_requests_then_a_half_close_are_all_answered_over_plain_http() {
+    // The reference for the TLS test below.
+    let a = slow_path_backend();
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(&pipelined_then_half_closed());
+    client.finish_sending();
+    assert_eq!(client.response().body, b"/slow");
+    assert_eq!(client.response().body, b"/next");
+}
+
+// The second request was read from the socket and decrypted with the
+// first, but the first read of a connection takes 1 KiB: it waits in the
+// rustls session, not in the connection's buffer nor in the socket.
+// Client::has_left (buffer empty, socket at its end) then takes the
+// client for gone 20 ms into the backend's wait: /slow is logged 499,
+// and neither request is answered.
+#[test]
+#[ignore = "bug: has_left ignores plaintext held in the TLS session (src/proxy/client.rs has_left)"]
+fn pipelined_requests_then_a_half_close_are_all_answered_over_tls() {
+    let pki = Pki::new();
+    let a = slow_path_backend();
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(&pipelined_then_half_closed());
+    client.reader.stream.sock.shutdown(Shutdown::Write).unwrap();
+    let first = client.reader.read_response(false);
+    assert_eq!(first.unwrap().body, b"/slow");
+    assert_eq!(client.response().body, b"/next");
+}
+
+// ---------------------------------------------------------------- more of HTTP over TLS
+
+#[test]
+fn expect_100_continue_over_tls_gets_continue_before_the_body() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, ""), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    // A small body (read whole by the proxy) and a large one (streamed),
+    // on one connection.
+    for len in [10usize, 200 * 1024] {
+        let body = pattern(len);
+        client.send(
+            format!(
+                "PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+                 Content-Length: {len}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let interim = client.response();
+        assert_eq!(interim.status, 100, "len {len}: {}", interim.head.raw);
+        client.send(&body);
+        let last = client.response();
+        assert_eq!(last.body_str(), echoed("a", "PUT", "/upload", &body));
+    }
+}
+
+#[test]
+fn a_body_over_max_body_size_over_tls_gets_413() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "max_body_size = 1KiB\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.request("POST", "/big", &[], &pattern(100 * 1024));
+    assert_eq!(r.status, 413, "{}", r.head.raw);
+    assert!(client.is_closed());
+    assert_eq!(a.requests(), 0);
+    let mut next = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = next.request("POST", "/small", &[], &pattern(1000));
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+}
+
+#[test]
+fn an_idle_tls_connection_is_closed_at_keepalive_timeout() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "keepalive_timeout = 300ms\n";
+    // Nothing else closes it within the test's read timeout.
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |c| {
+        c.connection_timeout = IO_TIMEOUT * 6;
+    });
+    let mut idle = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(idle.get("/before").status, 200);
+    assert!(idle.is_closed(), "the idle TLS connection stayed open");
+    proxy.assert_becomes_idle();
+}
+
+#[test]
+fn a_page_goes_gzipped_over_tls() {
+    let pki = Pki::new();
+    let text: Vec<u8> = b"<p>compressed over TLS</p>\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(300_000)
+        .collect();
+    let body = text.clone();
+    let origin = Backend::start("origin", move |_, out| {
+        respond(out, 200, &[("Content-Type", "text/html")], &body);
+        Action::KeepAlive
+    });
+    let more = "gzip = true\ngzip_types = text/html\n";
+    let proxy = start_tls(
+        &tls_conf(&origin.addr.to_string(), &pki.entry, more),
+        |_| {},
+    );
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let r = client.request("GET", "/", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .expect("a gzip stream");
+    assert!(plain == text, "decompressed body differs");
+    // And whole to a client that does not take it, on the same connection.
+    let r = client.get("/");
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.body == text);
+}
