@@ -1099,6 +1099,9 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
     let watch = slot.watch.clone();
     let mut claim = |client, limit| slot.claim(client, limit);
     proxy::serve(watch, peer, &inner.current, inner.inherited, &mut claim);
+    if let Some(tls) = stream.tls() {
+        tls.say_closing();
+    }
     // Leaving the registry frees the slot only once the socket is done with.
     drop(slot);
 }

@@ -127,16 +127,17 @@ impl ResolvesServerCert for Certificates {
 
 /// The rustls settings of `tls_port`: TLS 1.2 and 1.3 with rustls's
 /// cipher suites (AES-GCM and ChaCha20-Poly1305, forward secret alone),
-/// HTTP/1.1 named in ALPN (a client that offers `h2` too then speaks
-/// HTTP/1.1; one that offers only `h2` is refused at the handshake, as
-/// nginx without `http2` refuses it), and sessions resumed from memory.
+/// HTTP/1.1 and 1.0 named in ALPN (a client that offers `h2` too then
+/// speaks HTTP/1.1; one that offers only `h2` is refused at the
+/// handshake, as nginx without `http2` refuses it; `curl --http1.0`
+/// offers `http/1.0` alone), and sessions resumed from memory.
 pub fn server_config(certificates: Arc<Certificates>) -> Arc<ServerConfig> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .expect("rustls's ring provider supports its default protocol versions")
         .with_no_client_auth()
         .with_cert_resolver(certificates);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     Arc::new(config)
 }

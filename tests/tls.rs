@@ -1242,7 +1242,6 @@ fn a_tls_client_that_drops_its_connection_while_the_backend_works_is_noticed() {
 // half-closed after pipelining, and no longer watched. The backend works
 // on until backend_timeout (504 in the log, not 499).
 #[test]
-#[ignore = "bug: a TLS client's close_notify hides its leaving from peer_gone (src/proxy/client.rs has_left)"]
 fn a_tls_client_that_closes_with_close_notify_while_the_backend_works_is_noticed() {
     leaves_while_the_backend_works(true);
 }
@@ -1292,7 +1291,6 @@ fn pipelined_requests_then_a_half_close_are_all_answered_over_plain_http() {
 // client for gone 20 ms into the backend's wait: /slow is logged 499,
 // and neither request is answered.
 #[test]
-#[ignore = "bug: has_left ignores plaintext held in the TLS session (src/proxy/client.rs has_left)"]
 fn pipelined_requests_then_a_half_close_are_all_answered_over_tls() {
     let pki = Pki::new();
     let a = slow_path_backend();
@@ -1395,4 +1393,96 @@ fn a_page_goes_gzipped_over_tls() {
     let r = client.get("/");
     assert_eq!(r.header("content-encoding"), None);
     assert!(r.body == text);
+}
+
+/// A request head sent a byte of its TLS record at a time, each byte
+/// well within any one read's timeout: the head's own deadline still
+/// ends the connection, as it ends a plain-HTTP trickle, long before the
+/// record is whole, and nothing reaches the backend.
+#[test]
+fn a_request_record_trickled_a_byte_at_a_time_meets_client_header_timeout() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let text = tls_conf(
+        &backend.addr.to_string(),
+        &pki.entry,
+        "client_header_timeout = 1s\n",
+    );
+    let proxy = start_tls(&text, |c| c.connection_timeout = IO_TIMEOUT * 6);
+    let addr = tls_addr(&proxy);
+    let mut tcp = raw_connect(addr);
+    let name = ServerName::try_from("localhost").unwrap();
+    // TLS 1.2: nothing comes from the proxy after the handshake (1.3's
+    // session tickets would), so any byte that does is its answer.
+    let config = client_config(&pki.ca, &[&rustls::version::TLS12], &[], None);
+    let mut conn = ClientConnection::new(config, name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    let path = format!("/{}", "x".repeat(200));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    conn.writer().write_all(request.as_bytes()).unwrap();
+    let mut record = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut record).unwrap();
+    }
+    // 250 bytes at 40 ms each: ten seconds, ten times the head's limit.
+    let mut sent = 0;
+    for byte in &record {
+        if tcp.write_all(std::slice::from_ref(byte)).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(40));
+        if peer_closed_or_spoke(&tcp) {
+            break;
+        }
+    }
+    assert!(
+        sent < record.len(),
+        "the whole record ({} bytes) went in before the proxy gave up",
+        record.len()
+    );
+    // What the proxy said before it closed: its 408, over TLS.
+    let mut answer = Vec::new();
+    loop {
+        match conn.read_tls(&mut tcp) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if conn.process_new_packets().is_err() {
+                    break;
+                }
+                let _ = conn.reader().read_to_end(&mut answer);
+            }
+        }
+    }
+    // Not a byte of the head was deciphered: closed as an idle
+    // connection is, or answered 408, never served.
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert_eq!(backend.requests(), 0);
+}
+
+/// Whether the proxy has sent something or closed, without waiting.
+fn peer_closed_or_spoke(tcp: &TcpStream) -> bool {
+    tcp.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let said = !matches!(tcp.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    tcp.set_nonblocking(false).unwrap();
+    said
+}
+
+/// `curl --http1.0` offers `http/1.0` alone in ALPN; it is taken.
+#[test]
+fn an_http_1_0_client_naming_it_in_alpn_is_served() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &pki.entry, ""), |_| {});
+    let config = client_config(&pki.ca, &[&rustls::version::TLS13], &[b"http/1.0"], None);
+    let mut client = TlsClient::connect(tls_addr(&proxy), &config, "localhost");
+    assert_eq!(client.conn().alpn_protocol(), Some(&b"http/1.0"[..]));
+    assert_eq!(client.get("/old").status, 200);
 }

@@ -424,7 +424,7 @@ impl BufConn<SharedStream<Stream>> {
 pub struct WatchingClose<'a> {
     stream: &'a Stream,
     /// `None` once not worth watching (see [`wait_unless_left`]).
-    watched: Option<&'a TcpStream>,
+    watched: Option<&'a dyn Leaving>,
     /// Waits do not watch while set (a response the cache is taking is
     /// worth reading whole, client or not).
     pub paused: bool,
@@ -440,7 +440,7 @@ pub struct WatchingClose<'a> {
 impl<'a> WatchingClose<'a> {
     pub fn new(
         stream: &'a Stream,
-        watched: Option<&'a TcpStream>,
+        watched: Option<&'a dyn Leaving>,
         grace: Duration,
         patience: Duration,
     ) -> Self {
@@ -459,7 +459,8 @@ impl<'a> WatchingClose<'a> {
         if self.paused {
             return Ok(true);
         }
-        if !wait_unless_left(fd, &mut self.watched, self.grace, self.patience, peer_gone)? {
+        let gone = |peer: &(dyn Leaving + 'a)| peer.peer_gone();
+        if !wait_unless_left(fd, &mut self.watched, self.grace, self.patience, gone)? {
             self.left = true;
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
@@ -473,12 +474,12 @@ impl<'a> WatchingClose<'a> {
 /// shut down its sending side after sending more (pipelined requests,
 /// waiting for their answers) is watched no more (`*watched` becomes
 /// `None`): that half-close would end every wait at once.
-pub fn wait_unless_left(
+pub fn wait_unless_left<W: AsRawFd + ?Sized>(
     fd: RawFd,
-    watched: &mut Option<&TcpStream>,
+    watched: &mut Option<&W>,
     grace: Duration,
     patience: Duration,
-    gone: impl FnOnce(&TcpStream) -> bool,
+    gone: impl FnOnce(&W) -> bool,
 ) -> io::Result<bool> {
     let Some(peer) = *watched else {
         return Ok(true);
@@ -514,7 +515,7 @@ impl AsRawFd for WatchingClose<'_> {
 }
 
 /// Whether `fd` has something to read (data, or its end) within `patience`.
-fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
+pub(super) fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
     let mut fds = [libc::pollfd {
         fd,
         events: libc::POLLIN,
@@ -1027,6 +1028,29 @@ impl AsRawFd for Stream {
 pub fn peek(stream: &impl AsFd) -> io::Result<usize> {
     let mut byte = [std::mem::MaybeUninit::uninit()];
     socket2::SockRef::from(stream).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+}
+
+/// A peer whose leaving can be told without waiting: a client's
+/// connection, which [`WatchingClose`] watches.
+pub trait Leaving: AsRawFd {
+    /// Whether the peer closed the connection (or it broke) with nothing
+    /// left unread, as far as a look without waiting tells.
+    fn peer_gone(&self) -> bool;
+}
+
+impl Leaving for TcpStream {
+    fn peer_gone(&self) -> bool {
+        peer_gone(self)
+    }
+}
+
+impl Leaving for ClientStream {
+    fn peer_gone(&self) -> bool {
+        match self {
+            ClientStream::Tcp(s) => peer_gone(s),
+            ClientStream::Tls(s) => s.peer_gone(),
+        }
+    }
 }
 
 /// Whether the peer of `stream` closed it (or it broke) with nothing left

@@ -24,9 +24,10 @@ const INCOMING: usize = 16 * 1024 + 256;
 /// rustls refuses to read more past 16 KiB of it.
 const PLAINTEXT_HELD: usize = 16 * 1024;
 
-/// An outgoing buffer larger than this is given back after a write: one
-/// response's worth is not kept for the life of the connection.
-const OUTGOING_KEPT: usize = 64 * 1024;
+/// An outgoing buffer larger than this is given back after a write: the
+/// records of one full write (64 KiB of plaintext, as rustls takes at
+/// most) are kept for the next, more is not.
+const OUTGOING_KEPT: usize = 80 * 1024;
 
 pub struct TlsStream {
     tcp: TcpStream,
@@ -152,15 +153,21 @@ impl TlsStream {
     /// ciphertext gives. `wait`: block for it; otherwise `WouldBlock`
     /// when none has come. `Ok(0)` at the end of the stream, a
     /// `close_notify` or not (HTTP frames its own messages).
+    ///
+    /// A wait is bounded as a plain socket's read is, by the socket's
+    /// receive timeout, however the record it waits for is cut up: one
+    /// byte of it sent just within each timeout would otherwise hold the
+    /// read for as many timeouts as the record has bytes.
     fn read_plain(&self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         let mut incoming = self.incoming.lock();
+        let mut waited_since = None;
         loop {
             let (read, reply) = self.decrypt(&mut incoming, buf);
             if reply {
-                self.send_queued()?;
+                self.send_queued();
             }
             match read {
                 Ok(n) => return Ok(n),
@@ -168,11 +175,15 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            let space = incoming.space();
             let n = if wait {
-                super::conn::read_retrying(&mut &self.tcp, space)?
+                match waited_since {
+                    // The first wait is the socket's own, timeout and all.
+                    None => waited_since = Some(Instant::now()),
+                    Some(since) => self.wait_rest_of_record(since)?,
+                }
+                super::conn::read_retrying(&mut &self.tcp, incoming.space())?
             } else {
-                super::conn::recv_now(self.tcp.as_raw_fd(), space)?
+                super::conn::recv_now(self.tcp.as_raw_fd(), incoming.space())?
             };
             if n == 0 {
                 return Ok(0);
@@ -181,39 +192,81 @@ impl TlsStream {
         }
     }
 
+    /// Waits for more of a record whose start came, for what is left of
+    /// the receive timeout since the wait for it began: `TimedOut` when
+    /// nothing comes in that time.
+    fn wait_rest_of_record(&self, since: Instant) -> io::Result<()> {
+        let Some(limit) = self.tcp.read_timeout()? else {
+            return Ok(());
+        };
+        let left = limit.saturating_sub(since.elapsed());
+        if left.is_zero() || !super::conn::readable_within(self.tcp.as_raw_fd(), left)? {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(())
+    }
+
     /// Gives the session the ciphertext read, as much as it takes, and
     /// reads plaintext from it. Also says whether the session has
     /// something to send (an alert, a reply to a key update).
     fn decrypt(&self, incoming: &mut Incoming, buf: &mut [u8]) -> (io::Result<usize>, bool) {
         let mut session = self.session.lock();
-        while incoming.start < incoming.end {
-            let held = match session.process_new_packets() {
-                Ok(state) => state.plaintext_bytes_to_read(),
-                Err(e) => return (Err(io::Error::new(io::ErrorKind::InvalidData, e)), true),
-            };
-            if held >= PLAINTEXT_HELD {
-                break;
-            }
-            match session.read_tls(&mut &incoming.buf[incoming.start..incoming.end]) {
-                // After the peer's close_notify: nothing more is read.
-                Ok(0) => {
-                    incoming.start = incoming.end;
-                }
-                Ok(n) => incoming.start += n,
-                Err(e) => return (Err(e), session.wants_write()),
-            }
-        }
-        if let Err(e) = session.process_new_packets() {
-            return (Err(io::Error::new(io::ErrorKind::InvalidData, e)), true);
+        if let Err(e) = feed(incoming, &mut session) {
+            return (Err(e), true);
         }
         let read = session.reader().read(buf);
         (read, session.wants_write())
     }
 
     /// Sends what the session has queued on its own (an alert, a key
-    /// update's reply), after what writes queued before it.
-    fn send_queued(&self) -> io::Result<()> {
-        self.write_plain(&[]).map(drop)
+    /// update's reply) unless a write is under way on another thread (a
+    /// tunnel's other direction), whose end sends it. Not waiting for
+    /// that write keeps this direction moving while the client reads
+    /// nothing; a failure to send shows at the next read or write.
+    fn send_queued(&self) {
+        let Some(mut out) = self.outgoing.try_lock() else {
+            return;
+        };
+        {
+            let mut session = self.session.lock();
+            while session.wants_write() {
+                if session.write_tls(&mut *out).is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = (&self.tcp).write_all(&out);
+        out.clear();
+    }
+
+    /// Whether the client closed the connection (a `close_notify`, or the
+    /// TCP connection's end) with nothing left to read, as far as a look
+    /// without waiting tells: what has arrived is given to the session,
+    /// its plaintext kept for the reads to come. Not knowing, because a
+    /// read is under way on another thread, is no.
+    pub fn peer_gone(&self) -> bool {
+        let Some(mut incoming) = self.incoming.try_lock() else {
+            return false;
+        };
+        let mut ended = false;
+        match super::conn::recv_now(self.tcp.as_raw_fd(), incoming.space()) {
+            Ok(0) => ended = true,
+            Ok(n) => incoming.end += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return true,
+        }
+        let mut session = self.session.lock();
+        if feed(&mut incoming, &mut session).is_err() {
+            return true;
+        }
+        match session.process_new_packets() {
+            Err(_) => true,
+            Ok(state) => {
+                state.plaintext_bytes_to_read() == 0
+                    && incoming.start == incoming.end
+                    && (ended || state.peer_has_closed())
+            }
+        }
     }
 
     /// Encrypts `bufs` (as much as the session takes, which it says) and
@@ -250,6 +303,9 @@ impl TlsStream {
                 incoming.end = 0;
             }
         }
+        if let Some(mut out) = self.outgoing.try_lock() {
+            *out = Vec::new();
+        }
     }
 
     /// Whether plaintext or ciphertext is waiting to be read, without
@@ -269,25 +325,57 @@ impl TlsStream {
     }
 
     /// Ends the connection in `how`'s direction; a write side closed
-    /// says so with a `close_notify` first, unless a write is under way
-    /// on another thread (a forced close: the socket alone is shut).
+    /// says so with a `close_notify` first (see [`TlsStream::say_closing`]).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if how != Shutdown::Read {
-            if let Some(mut out) = self.outgoing.try_lock() {
-                if let Some(mut session) = self.session.try_lock() {
-                    session.send_close_notify();
-                    while session.wants_write() {
-                        if session.write_tls(&mut *out).is_err() {
-                            break;
-                        }
-                    }
-                }
-                let _ = (&self.tcp).write_all(&out);
-                out.clear();
-            }
+            self.say_closing();
         }
         self.tcp.shutdown(how)
     }
+
+    /// Sends `close_notify`, which tells the client the connection ends
+    /// here and not by a cut (RFC 8446 §6.1), if the socket takes it at
+    /// once: never waits (shutdown's registry thread calls this, holding
+    /// the registry), and says nothing when a write or the handshake is
+    /// under way on another thread (a forced close).
+    pub fn say_closing(&self) {
+        let Some(mut out) = self.outgoing.try_lock() else {
+            return;
+        };
+        let Some(mut session) = self.session.try_lock() else {
+            return;
+        };
+        session.send_close_notify();
+        while session.wants_write() {
+            if session.write_tls(&mut *out).is_err() {
+                break;
+            }
+        }
+        drop(session);
+        let _ = socket2::SockRef::from(&self.tcp)
+            .send_with_flags(&out, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        out.clear();
+    }
+}
+
+/// Gives the session the ciphertext read, as much as it takes: all of it
+/// unless the plaintext it holds reaches what rustls allows (the rest
+/// waits in `incoming`), or the peer said `close_notify` (the rest is
+/// dropped).
+fn feed(incoming: &mut Incoming, session: &mut ServerConnection) -> io::Result<()> {
+    let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+    while incoming.start < incoming.end {
+        let held = session.process_new_packets().map_err(invalid)?;
+        if held.plaintext_bytes_to_read() >= PLAINTEXT_HELD {
+            break;
+        }
+        match session.read_tls(&mut &incoming.buf[incoming.start..incoming.end])? {
+            0 => incoming.start = incoming.end,
+            n => incoming.start += n,
+        }
+    }
+    session.process_new_packets().map_err(invalid)?;
+    Ok(())
 }
 
 impl Incoming {

@@ -6,7 +6,7 @@ use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
-use crate::http::conn::{is_timeout, peer_gone, ClientStream, SharedStream, Socket as _};
+use crate::http::conn::{is_timeout, ClientStream, Leaving as _, SharedStream, Socket as _};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol;
 use crate::http::tls::TlsStream;
@@ -487,7 +487,7 @@ impl Client {
     /// look without waiting tells; one that sent more first (pipelined
     /// requests, to be answered) has not left.
     pub(super) fn has_left(&self) -> bool {
-        self.conn.buffered().is_empty() && peer_gone(self.conn.get_ref().tcp())
+        self.conn.buffered().is_empty() && self.conn.get_ref().peer_gone()
     }
 
     /// What a client found gone is put down to: its leaving, or a forced

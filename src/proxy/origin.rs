@@ -974,7 +974,7 @@ fn fill_unless_client_leaves(
     let Some(patience) = *watch else {
         return conn.fill();
     };
-    let mut watched = Some(client.conn.get_ref().tcp());
+    let mut watched = Some(client.conn.get_ref().0.as_ref());
     let backend_fd = conn.get_ref().as_raw_fd();
     let gone = |_: &_| client.has_left();
     if !wait_unless_left(backend_fd, &mut watched, CLIENT_CHECK_AFTER, patience, gone)? {

@@ -14,7 +14,7 @@ use crate::http::body::{
     response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{ClientStream, SharedStream, Stream, Taken, WatchingClose};
+use crate::http::conn::{ClientStream, Leaving, SharedStream, Stream, Taken, WatchingClose};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::GzipCounters;
@@ -630,7 +630,11 @@ fn send_streamed(
     let to: &ClientStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
     let encoder = prepared.encoder;
-    let watched = client.conn.buffered().is_empty().then_some(to.tcp());
+    let watched = client
+        .conn
+        .buffered()
+        .is_empty()
+        .then_some(to as &dyn Leaving);
     let storing = tee.is_some();
     let (sent, left) = fetched.up.conn.read_through(
         |backend| {
