@@ -117,8 +117,12 @@
 #     `ssl_session_cache shared:SSL:10m` (session tickets on, its default);
 #     HAProxy `bind ... defer-accept ssl crt <chain and key in one file>`
 #     (its session cache and tickets at their defaults); inverso `tls_port`
-#     and `tls_certificates = <chain> key=<key>` (rustls, ring; sessions
-#     kept in memory), its plain `port` unused. No ALPN from wrk: HTTP/1.1
+#     and `tls_certificates = <chain> key=<key>` (rustls, ring), its plain
+#     `port` unused. Resumption differs: OpenSSL (nginx, HAProxy) sends TLS
+#     1.3 tickets that hold the session themselves, encrypted; inverso's
+#     rustls sends tickets that name a session it keeps in memory
+#     (ServerSessionMemoryCache, 20,000 of them), looked up and taken at
+#     every resumption. No ALPN from wrk: HTTP/1.1
 #     everywhere. Before measuring, each system must answer a curl -k over
 #     https with 200 and the body's size, and a TLS client (python's ssl,
 #     on the OpenSSL wrk uses too) records the protocol and cipher agreed
@@ -137,8 +141,9 @@
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
 #
-# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 3 minutes; the
-# default takes about 11, of which `files` about 2 a repetition). For
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 4 minutes; the
+# default takes about 13, of which `files` and `tls` about 2 each a
+# repetition). For
 # README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
