@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|gzip|idle|files|all]      (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|all]  (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -42,6 +42,14 @@
 #          sending "Connection: close"; direct (the backend nginx, on the
 #          same files) as the machine's ceiling. Interleaved as in proxy
 #          mode.
+#   tls    HTTPS termination: nginx, HAProxy and inverso, each set up as in
+#          proxy mode but taking TLS (a self-signed ECDSA P-256 certificate
+#          made with the openssl CLI in the temp dir), in front of the same
+#          two backends over plain HTTP; direct (the backend over plain
+#          HTTP, no TLS at all) as the ceiling. 1 KiB and 64 KiB with 64
+#          keep-alive connections, and 1 KiB with 64 sending "Connection:
+#          close", where every request is a new TCP connection and TLS
+#          handshake. Interleaved as in proxy mode.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -104,12 +112,38 @@
 #     hypervisor steal) minus that of wrk, the backends and the proxy under
 #     test. Above a few percent, something else disturbed that run. The
 #     script also warns if the machine is busy before it starts.
+#   - tls mode: nginx `listen ... ssl backlog=4096 deferred`,
+#     ssl_certificate + ssl_certificate_key, `ssl_protocols TLSv1.2 TLSv1.3`,
+#     `ssl_session_cache shared:SSL:10m` (session tickets on, its default);
+#     HAProxy `bind ... defer-accept ssl crt <chain and key in one file>`
+#     (its session cache and tickets at their defaults); inverso `tls_port`
+#     and `tls_certificates = <chain> key=<key>` (rustls, ring), its plain
+#     `port` unused. Resumption differs: OpenSSL (nginx, HAProxy) sends TLS
+#     1.3 tickets that hold the session themselves, encrypted; inverso's
+#     rustls sends tickets that name a session it keeps in memory
+#     (ServerSessionMemoryCache, 20,000 of them), looked up and taken at
+#     every resumption. No ALPN from wrk: HTTP/1.1
+#     everywhere. Before measuring, each system must answer a curl -k over
+#     https with 200 and the body's size, and a TLS client (python's ssl,
+#     on the OpenSSL wrk uses too) records the protocol and cipher agreed
+#     and whether the system resumes a session offered back to it; if any
+#     of this fails, the mode stops with an error and measures nothing.
+#     wrk over https: one SSL object per connection, never freed; on
+#     "Connection: close" it calls SSL_shutdown and SSL_clear, which keeps
+#     the session, and reconnects offering it, so the handshakes of the
+#     close cell are resumed ones when the server allows it (a session
+#     ticket or ID: no certificate and no signature, but still an ECDHE
+#     key exchange in TLS 1.3). How many were resumed is counted against a
+#     check-only nginx logging $ssl_session_reused (1 s of wrk, not
+#     measured), and the report says it. CPU µs/req counts the TLS
+#     proxy's processes; wrk's own TLS work shares the same cores.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
 #
-# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 3 minutes; the
-# default takes about 11, of which `files` about 2 a repetition). For
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 4 minutes; the
+# default takes about 13, of which `files` and `tls` about 2 each a
+# repetition). For
 # README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -123,13 +157,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | idle | files | all) ;;
+  proxy | cache | gzip | idle | files | tls | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|idle|files|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|all]" >&2
     exit 2
     ;;
 esac
@@ -213,7 +247,7 @@ install_deps() {
   local missing=() cmd pkg
   # command:package pairs (procps gives ps and pgrep); cargo must be there.
   for pair in wrk:wrk nginx:nginx haproxy:haproxy ps:procps pgrep:procps \
-    curl:curl python3:python3 gzip:gzip cargo:; do
+    curl:curl python3:python3 gzip:gzip openssl:openssl cargo:; do
     cmd=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$cmd" >/dev/null 2>&1; then
       [[ -n $pkg ]] || die "$cmd not found (install the Rust toolchain)"
@@ -399,12 +433,18 @@ EOF
   log "backends on 127.0.0.1:$BACKEND1 and :$BACKEND2 (nginx pid $BACKEND_PID)"
 }
 
-# start_nginx_proxy VAR NAME PORT CACHE [GZIP]: nginx as reverse proxy
-# (CACHE=1: with proxy_cache; GZIP=1: gzip on for text/plain, level 1); sets
-# VAR to its master's PID.
+# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS]: nginx as reverse proxy
+# (CACHE=1: with proxy_cache; GZIP=1: gzip on for text/plain, level 1;
+# TLS=1: the port takes HTTPS with tls_files' certificate); sets VAR to its
+# master's PID.
 start_nginx_proxy() {
-  local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
-  local gzip_http=""
+  local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local gzip_http="" listen_ssl="" ssl_server=""
+  if [[ $tls == 1 ]]; then
+    listen_ssl=" ssl"
+    ssl_server="ssl_certificate $TLS_DIR/cert.pem; ssl_certificate_key $TLS_DIR/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;"
+  fi
   if [[ $gzip == 1 ]]; then
     # The gzip filter runs on every response nginx sends, hits from
     # proxy_cache included (the cache keeps the backend's uncompressed body).
@@ -431,7 +471,8 @@ $(nginx_http_common "$name")
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:$port backlog=4096 deferred;
+    listen 127.0.0.1:$port$listen_ssl backlog=4096 deferred;
+    $ssl_server
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -477,9 +518,11 @@ EOF
   start_nginx "$_var" "$name" "$conf" "$port"
 }
 
-# start_haproxy VAR PORT: sets VAR to HAProxy's PID.
+# start_haproxy VAR PORT [BIND_OPTION...]: sets VAR to HAProxy's PID. The
+# BIND_OPTIONs end the frontend's bind line (ssl crt FILE).
 start_haproxy() {
-  local _port=$2 _conf=$TMP/haproxy.conf _pid
+  local _port=$2 _conf=$TMP/haproxy.conf _pid _bind_extra=""
+  if (($# > 2)); then _bind_extra=" ${*:3}"; fi
   mkdir -p "$TMP/haproxy"
   cat >"$_conf" <<EOF
 global
@@ -498,7 +541,7 @@ defaults
   timeout http-keep-alive 120s
 
 frontend fe
-  bind 127.0.0.1:$_port defer-accept
+  bind 127.0.0.1:$_port defer-accept$_bind_extra
   default_backend be
 
 backend be
@@ -770,6 +813,105 @@ check_quiet() {
   fi
 }
 
+# ---------------------------------------------------------------- tls
+
+TLS_DIR=""   # the certificate files (tls mode), made by make_certificate
+TLS_FAILED=0 # 1: the tls mode stopped before measuring (its checks failed)
+
+# A self-signed ECDSA P-256 certificate for localhost and 127.0.0.1, in
+# $TLS_DIR: cert.pem and key.pem (nginx, inverso), and combined.pem, the
+# chain and the key in one file (HAProxy's crt).
+make_certificate() {
+  TLS_DIR=$TMP/tls
+  mkdir -p "$TLS_DIR"
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >"$TLS_DIR/openssl.log" 2>&1; then
+    cat "$TLS_DIR/openssl.log" >&2
+    die "openssl could not make the benchmark's certificate"
+  fi
+  cat "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem" >"$TLS_DIR/combined.pem"
+  chmod 600 "$TLS_DIR/key.pem" "$TLS_DIR/combined.pem"
+  log "certificate: $(openssl x509 -in "$TLS_DIR/cert.pem" -noout -subject), key $(openssl pkey -in "$TLS_DIR/key.pem" -noout -text 2>/dev/null | awk '/^NIST CURVE/ { print $NF; exit }')"
+}
+
+# tls_probe SYSTEM PORT BODY (tls mode): GET /BODY over https must answer
+# 200 with the body's size (curl -k), and a TLS client (scripts/bench_tls.py)
+# records the protocol and cipher agreed and whether the system resumes a
+# session offered back to it (tlscheck.tsv). Returns 1, having said why, if
+# the system does not serve that over TLS.
+tls_probe() {
+  local system=$1 port=$2 body=$3 want got out
+  want=$(body_size "$body")
+  got=$(curl -k -s --proto =https -o /dev/null -w '%{http_code} %{size_download}' \
+    --max-time 5 "https://127.0.0.1:$port/$body" || true)
+  if [[ $got != "200 $want" ]]; then
+    log "error: $system https://127.0.0.1:$port/$body (curl -k) answered '$got', expected '200 $want'"
+    note "tls mode: $system /$body over https answered '$got' instead of '200 $want'"
+    return 1
+  fi
+  if ! out=$(timeout 30 python3 "$SCRIPT_DIR/bench_tls.py" 127.0.0.1 "$port" "/$body" 2>&1); then
+    log "error: $system: TLS check failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+    note "tls mode: the TLS check of $system failed: $(tail -n 1 <<<"$out")"
+    return 1
+  fi
+  local -A f=()
+  local kv
+  for kv in $out; do f[${kv%%=*}]=${kv#*=}; done
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${f[status]:-none}" \
+    "${f[bytes]:-none}" "${f[version]:-none}" "${f[cipher]:-none}" "${f[resumed]:-none}" \
+    >>"$OUT_DIR/tlscheck.tsv"
+  log "tls probe $system /$body: curl -k '$got'; $out"
+  if [[ ${f[status]:-} != 200 || ${f[bytes]:-} != "$want" ]]; then
+    log "error: $system /$body over TLS (python ssl) answered status '${f[status]:-none}' with '${f[bytes]:-none}' bytes, expected 200 with $want"
+    note "tls mode: $system /$body over TLS answered status '${f[status]:-none}' with '${f[bytes]:-none}' bytes"
+    return 1
+  fi
+  if [[ ${f[resumed]:-} != yes ]]; then
+    log "warning: $system did not resume a TLS session offered back to it"
+    note "tls mode: $system did not resume a TLS session offered back to it: its close64 handshakes are all full ones"
+  fi
+}
+
+# wrk_resumption (tls mode): how many of wrk's handshakes resume a session
+# when every request closes its connection, seen by a check-only nginx
+# (this one logs $ssl_session_reused; the measured one logs as in proxy
+# mode) during 1 s of wrk, 4 connections. Writes tlsresume.tsv.
+wrk_resumption() {
+  local port pid name=tls-check conf=$TMP/tls-check.conf log_file n r protos
+  pick_port port
+  log_file=$TMP/$name/tls.log
+  {
+    nginx_common "$name"
+    cat <<EOF
+http {
+$(nginx_http_common "$name")
+  log_format tls '\$ssl_protocol \$ssl_session_reused';
+  access_log $log_file tls;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $TLS_DIR/cert.pem;
+    ssl_certificate_key $TLS_DIR/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:CHECK:1m;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+  } >"$conf"
+  start_nginx pid "$name" "$conf" "$port"
+  timeout 30 "${RUN[@]}" wrk -t 1 -c 4 -d 1s -H "Connection: close" \
+    "https://127.0.0.1:$port/" >"$TMP/$name/wrk.out" 2>&1 || true
+  stop_pid "$pid"
+  n=$(wc -l <"$log_file" 2>/dev/null || echo 0)
+  r=$(awk '$2 == "r"' "$log_file" 2>/dev/null | wc -l)
+  protos=$(awk '{ print $1 }' "$log_file" 2>/dev/null | sort | uniq -c |
+    awk '{ printf "%s%s %s", sep, $2, $1; sep = ", " }')
+  printf 'wrk\t%s\t%s\t%s\n' "$n" "$r" "${protos:-none}" >>"$OUT_DIR/tlsresume.tsv"
+  log "wrk, Connection: close: $r of $n TLS handshakes resumed a session (${protos:-none})"
+  rm -f "$log_file"
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -960,6 +1102,91 @@ mode_files() {
   stop_pid "$nginx_pid"
 }
 
+mode_tls() {
+  log "== tls mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_haproxy p_inverso p_inverso_tls nginx_pid haproxy_pid inverso_pid="" s body
+  local rep cell conns close=() failed=()
+  make_certificate
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso     # inverso's plain port, which nothing measures
+  pick_port p_inverso_tls # its tls_port
+  start_nginx_proxy nginx_pid nginx-tls "$p_nginx" 0 0 1
+  start_haproxy haproxy_pid "$p_haproxy" ssl crt "$TLS_DIR/combined.pem"
+  # A file name is a word of tls_certificates: it must not hold a space.
+  if [[ $TLS_DIR =~ [[:space:]] ]]; then
+    log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
+    note "tls mode: the temp dir holds a space, so inverso was not started"
+  else
+    start_inverso inverso_pid inverso-tls "$p_inverso" 0 "tls_port = $p_inverso_tls" \
+      "tls_certificates = $TLS_DIR/cert.pem key=$TLS_DIR/key.pem"
+  fi
+  if [[ -n $inverso_pid ]] && ! wait_listening "$inverso_pid" "$p_inverso_tls"; then
+    log "inverso-tls does not listen on its tls_port $p_inverso_tls; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/inverso-tls/stderr.log" >&2 || true
+    note "inverso-tls did not listen on tls_port"
+    stop_pid "$inverso_pid"
+    inverso_pid=""
+  fi
+
+  # direct: the backend over plain HTTP, the ceiling; the others over https.
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso_tls)
+  local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
+  local -A schemes=([direct]=http [nginx]=https [haproxy]=https [inverso]=https)
+  local systems=(direct nginx haproxy inverso)
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      if [[ $s == direct ]]; then
+        probe "$s" "${ports[$s]}" "/$body" "$(body_size "$body")"
+      elif ! tls_probe "$s" "${ports[$s]}" "$body"; then
+        [[ " ${failed[*]-} " == *" $s "* ]] || failed+=("$s")
+      fi
+    done
+  done
+  if ((${#failed[@]} > 0)); then
+    log "error: tls mode stopped, nothing measured: ${failed[*]} did not serve HTTPS as expected (see above)"
+    note "tls mode stopped before measuring: ${failed[*]} did not serve HTTPS as expected"
+    TLS_FAILED=1
+    if [[ -n $inverso_pid ]]; then stop_pid "$inverso_pid"; fi
+    stop_pid "$haproxy_pid"
+    stop_pid "$nginx_pid"
+    return 0
+  fi
+  wrk_resumption
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      warm_up "${schemes[$s]}://127.0.0.1:${ports[$s]}/$body"
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for cell in "1k ka64" "64k ka64" "1k close64"; do
+      body=${cell%% *} conns=${cell##*[a-z]} close=()
+      [[ $cell == *close* ]] && close=(-H "Connection: close")
+      for s in "${systems[@]}"; do
+        run_wrk tls "$cell" "$s" "$rep" "${pids[$s]}" \
+          "${schemes[$s]}://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
+      done
+    done
+  done
+
+  printf 'nginx\ttls\t%s\t%s\n' "$(status_tree VmHWM "$nginx_pid")" \
+    "$(status_tree Threads "$nginx_pid")" >>"$OUT_DIR/mem.tsv"
+  printf 'haproxy\ttls\t%s\t%s\n' "$(status_tree VmHWM "$haproxy_pid")" \
+    "$(status_tree Threads "$haproxy_pid")" >>"$OUT_DIR/mem.tsv"
+  if [[ -n $inverso_pid ]]; then
+    printf 'inverso\ttls\t%s\t%s\n' "$(status_tree VmHWM "$inverso_pid")" \
+      "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
+    stop_pid "$inverso_pid"
+  else
+    printf 'inverso\ttls\tna\tna\n' >>"$OUT_DIR/mem.tsv"
+  fi
+  stop_pid "$haproxy_pid"
+  stop_pid "$nginx_pid"
+}
+
 # measure_idle SYSTEM PID PORT: RSS of the process tree before and while
 # IDLE_CONNS idle keep-alive connections are open.
 measure_idle() {
@@ -1030,7 +1257,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
   printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
@@ -1039,6 +1266,8 @@ main() {
     >"$OUT_DIR/gzipcheck.tsv"
   printf 'system\tbody\tstatus\tbytes\tsame_as_file\tcache_control\tetag\n' \
     >"$OUT_DIR/filescheck.tsv"
+  printf 'system\tbody\tstatus\tbytes\tversion\tcipher\tresumed\n' >"$OUT_DIR/tlscheck.tsv"
+  printf 'client\thandshakes\tresumed\tprotocols\n' >"$OUT_DIR/tlsresume.tsv"
   printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
     >"$OUT_DIR/idle.tsv"
 
@@ -1074,17 +1303,20 @@ main() {
     gzip) mode_gzip ;;
     idle) mode_idle ;;
     files) mode_files ;;
+    tls) mode_tls ;;
     all)
       mode_proxy
       mode_idle
       mode_cache
       mode_gzip
       mode_files
+      mode_tls
       ;;
   esac
 
   python3 "$SCRIPT_DIR/bench_report.py" "$OUT_DIR"
   log "report written to target/bench/results.md"
+  ((TLS_FAILED == 0)) || die "the tls mode stopped before measuring (its checks failed; see above)"
 }
 
 main "$@"

@@ -2,8 +2,8 @@
 """Turns the raw files of scripts/bench.sh into one Markdown report.
 
 Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
-cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, info.txt there; prints the report and writes
-OUT_DIR/results.md)
+cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv, tlsresume.tsv,
+info.txt there; prints the report and writes OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -130,13 +130,19 @@ def table(header, rows):
     return out
 
 
-def proxy_section(runs, clk_tck):
-    order, cells = group(runs, "proxy")
+def throughput_rows(runs, clk_tck, mode, extra=None):
+    """The table of a mode whose systems are direct, nginx, haproxy and
+    inverso (proxy, tls). extra(cell, system) -> (heading, value): one more
+    column, before "other CPU %"."""
+    order, cells = group(runs, mode)
     if not order:
         return []
     header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
               "req/s ÷ direct", "req/s ÷ nginx", "p99 ÷ nginx p99",
-              "proxy CPU µs/req", "bytes/resp", "other CPU %"]
+              "proxy CPU µs/req", "bytes/resp"]
+    if extra:
+        header.append(extra(None, None)[0])
+    header.append("other CPU %")
     rows = []
     for name in order:
         systems = cells[name]
@@ -150,9 +156,69 @@ def proxy_section(runs, clk_tck):
                 fmt_ratio(c.p99(), nginx.p99() if nginx else None),
                 "—" if sysname == "direct" else
                 (lambda v: "n/a" if v is None else f"{v:.1f}")(c.cpu_us_per_req(clk_tck)),
-                fmt_int(c.bytes_per_req()), c.other_cpu(),
-            ])
-    return ["## Proxy (cache off): throughput and latency", ""] + table(header, rows) + [""]
+                fmt_int(c.bytes_per_req()),
+            ] + ([extra(name, sysname)[1]] if extra else []) + [c.other_cpu()])
+    return table(header, rows)
+
+
+def proxy_section(runs, clk_tck):
+    rows = throughput_rows(runs, clk_tck, "proxy")
+    if not rows:
+        return []
+    return ["## Proxy (cache off): throughput and latency", ""] + rows + [""]
+
+
+def tls_section(runs, checks, resumes, clk_tck):
+    seen = {(c["system"], c["body"]): c for c in checks}
+
+    def tls_column(cell, system):
+        if cell is None:
+            return ("TLS (probe)", None)
+        if system == "direct":
+            return (None, "none (plain HTTP)")
+        return (None, tls_label(seen.get((system, cell.split()[0]))))
+
+    rows = throughput_rows(runs, clk_tck, "tls", tls_column)
+    if not rows:
+        return []
+    resumed = "not counted"
+    for r in resumes:
+        if r["client"] == "wrk":
+            n, k = num(r["handshakes"]), num(r["resumed"])
+            share = f" ({k * 100 / n:.0f}%)" if n and k is not None else ""
+            resumed = (f"{r['resumed']} of {r['handshakes']} handshakes resumed a "
+                       f"session{share}; protocols: {r['protocols']}")
+    return (["## TLS termination: inverso vs nginx and HAProxy over HTTPS", "",
+             "Each proxy takes HTTPS (a self-signed ECDSA P-256 certificate, TLS 1.2 "
+             "and 1.3 offered) and proxies to the same two backends over plain "
+             "HTTP/1.1, set up otherwise as in proxy mode; direct is the backend over "
+             "plain HTTP, without TLS. nginx: `ssl_session_cache shared:SSL:10m`, "
+             "session tickets on; HAProxy: `bind ... ssl crt`, its defaults; inverso: "
+             "rustls (ring). OpenSSL's TLS 1.3 tickets (nginx, HAProxy) hold the "
+             "session, encrypted; inverso's name a session kept in its memory "
+             "(rustls's ServerSessionMemoryCache, 20,000), taken at each resumption. "
+             "CPU µs/req counts the proxy's "
+             "processes; wrk's TLS work shares the same cores. TLS (probe): what a "
+             "python ssl client (the same OpenSSL as wrk's) agreed with each system "
+             "before measuring, and whether the system resumed the session offered "
+             "back to it.", "",
+             "close64: every request opens a new connection and does a TLS handshake. "
+             "wrk keeps one SSL object per connection and, after `Connection: close`, "
+             "calls SSL_shutdown and SSL_clear, which keeps the session, so it offers "
+             "it again on the next connection: a resumed handshake (no certificate, "
+             "no signature; in TLS 1.3 still an ECDHE key exchange) where the server "
+             "allows it. Counted against a check-only nginx logging "
+             f"`$ssl_session_reused` (1 s of wrk, not measured): {resumed}.", ""]
+            + rows + [""])
+
+
+def tls_label(check):
+    if check is None:
+        return "n/a"
+    if check["status"] != "200":
+        return f"**status {check['status']}**"
+    resumed = "resumes" if check["resumed"] == "yes" else "**does not resume**"
+    return f"{check['version']} {check['cipher']}, {resumed}"
 
 
 def cache_section(runs, checks):
@@ -343,6 +409,8 @@ def main():
     out += cache_section(runs, read_tsv(os.path.join(out_dir, "cachecheck.tsv")))
     out += gzip_section(runs, read_tsv(os.path.join(out_dir, "gzipcheck.tsv")), clk_tck)
     out += files_section(runs, read_tsv(os.path.join(out_dir, "filescheck.tsv")), clk_tck)
+    out += tls_section(runs, read_tsv(os.path.join(out_dir, "tlscheck.tsv")),
+                       read_tsv(os.path.join(out_dir, "tlsresume.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
