@@ -389,7 +389,9 @@ fn check_prints_the_keys_and_warns_when_nothing_can_be_https() {
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("proxy.conf:3: redirect_to_https: neither real_ip_from nor proxy_protocol"),
+        stderr.contains(
+            "proxy.conf:3: redirect_to_https: neither real_ip_from, proxy_protocol nor tls_port"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("in a loop"), "{stderr}");

@@ -460,14 +460,7 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "port that takes HTTPS: TLS 1.2 and 1.3 with the certificates of \
                tls_certificates, on `bind`; empty = off",
-        apply: |c, v| {
-            c.tls_port = if v.is_empty() {
-                None
-            } else {
-                Some(parse_number(v, 0..=65535)? as u16)
-            };
-            Ok(())
-        },
+        apply: |c, v| optional_port(v).map(|port| c.tls_port = port),
     },
     Key {
         name: "tls_certificates",
@@ -486,14 +479,7 @@ pub const KEYS: &[Key] = &[
         name: "admin_port",
         default: "",
         help: "port of the admin listener (/metrics, /status, /healthz, purge); empty = off",
-        apply: |c, v| {
-            c.admin_port = if v.is_empty() {
-                None
-            } else {
-                Some(parse_number(v, 0..=65535)? as u16)
-            };
-            Ok(())
-        },
+        apply: |c, v| optional_port(v).map(|port| c.admin_port = port),
     },
     Key {
         name: "admin_bind",
@@ -652,7 +638,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "proxy_protocol",
         default: "false",
-        help: "every client connection starts with a PROXY protocol header (v1 or v2) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
+        help: "every client connection to `port` (not tls_port) starts with a PROXY protocol header (v1 or v2) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
         apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
     },
     Key {

@@ -935,6 +935,11 @@ pub(super) fn parse_expected_body(v: &str) -> Result<Option<std::sync::Arc<str>>
     Ok(Some(v.into()))
 }
 
+/// A port, or none when empty (a listener that is off).
+pub(super) fn optional_port(v: &str) -> Result<Option<u16>, String> {
+    optional(v, |v| parse_number(v, 0..=65535).map(|n| n as u16))
+}
+
 /// `tls_certificates`: the files as written, and the TLS settings made of
 /// what they hold (none when empty).
 pub(super) fn parse_certificates(
