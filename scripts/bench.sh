@@ -118,11 +118,9 @@
 #     HAProxy `bind ... defer-accept ssl crt <chain and key in one file>`
 #     (its session cache and tickets at their defaults); inverso `tls_port`
 #     and `tls_certificates = <chain> key=<key>` (rustls, ring), its plain
-#     `port` unused. Resumption differs: OpenSSL (nginx, HAProxy) sends TLS
-#     1.3 tickets that hold the session themselves, encrypted; inverso's
-#     rustls sends tickets that name a session it keeps in memory
-#     (ServerSessionMemoryCache, 20,000 of them), looked up and taken at
-#     every resumption. No ALPN from wrk: HTTP/1.1
+#     `port` unused. All three send TLS 1.3 tickets that hold the session
+#     themselves, encrypted (OpenSSL's for nginx and HAProxy, rustls's
+#     ring Ticketer for inverso). No ALPN from wrk: HTTP/1.1
 #     everywhere. Before measuring, each system must answer a curl -k over
 #     https with 200 and the body's size, and a TLS client (python's ssl,
 #     on the OpenSSL wrk uses too) records the protocol and cipher agreed
