@@ -867,12 +867,21 @@ fn a_reload_serves_the_renewed_certificate_to_new_connections() {
         reloaded.needs_restart
     );
     assert_eq!(tls_addr(&proxy), addr);
-    let mut renewed = TlsClient::connect(addr, &config, "localhost");
+    // A client new to the proxy (no session to resume) gets the new one.
+    let mut renewed = TlsClient::connect(addr, &pki.client(), "localhost");
     assert!(
         renewed.server_cert() == new.der,
         "the old certificate after the reload"
     );
     assert_eq!(renewed.get("/renewed").status, 200);
+    // One that offers its session from before the reload resumes it: the
+    // ticket key outlives reloads.
+    let mut resumed = TlsClient::connect(addr, &config, "localhost");
+    assert_eq!(
+        resumed.conn().handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    assert_eq!(resumed.get("/resumed").status, 200);
     // The connection from before goes on, on its session.
     assert_eq!(kept.get("/kept").status, 200);
     assert!(kept.server_cert() == old.der);
@@ -881,7 +890,7 @@ fn a_reload_serves_the_renewed_certificate_to_new_connections() {
         .iter()
         .map(|s| s.path().to_string())
         .collect();
-    assert_eq!(paths, ["/before", "/renewed", "/kept"]);
+    assert_eq!(paths, ["/before", "/renewed", "/resumed", "/kept"]);
 }
 
 // ---------------------------------------------------------------- configuration

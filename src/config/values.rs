@@ -937,7 +937,7 @@ pub(super) fn parse_expected_body(v: &str) -> Result<Option<std::sync::Arc<str>>
 
 /// A port, or none when empty (a listener that is off).
 pub(super) fn optional_port(v: &str) -> Result<Option<u16>, String> {
-    optional(v, |v| parse_number(v, 0..=65535).map(|n| n as u16))
+    optional(v, |v| parse_number(v, 0..=u16::MAX))
 }
 
 /// `tls_certificates`: the files as written, and the TLS settings made of
