@@ -917,7 +917,7 @@ fn register(
     let mut connections = inner.connections.lock();
     // Behind a PROXY protocol balancer the peer is the balancer: the
     // client is known, and checked, once its header is read.
-    let per_client = if config.proxy_protocol && stream.tls().is_none() {
+    let per_client = if config.proxy_protocol {
         0
     } else {
         config.max_connections_per_client
@@ -1068,9 +1068,23 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
         let _ = tcp.set_read_timeout(Some(inner.inherited.read_timeout));
         let _ = tcp.set_write_timeout(Some(inner.inherited.timeout));
     }
+    let mut proxied = None;
     if let Some(tls) = stream.tls() {
         let config = &inner.current.get().config;
         let limit = config.client_header_timeout.min(config.connection_timeout);
+        // A PROXY header comes before TLS, and counts against the time
+        // the handshake is given.
+        let accepted = Instant::now();
+        if config.proxy_protocol {
+            match proxy_protocol::read_header(tls.tcp(), accepted + limit) {
+                Ok(header) => proxied = Some(header),
+                Err(why) => {
+                    proxy_protocol::warn_of(peer.ip().to_canonical(), &why);
+                    return;
+                }
+            }
+        }
+        let limit = limit.saturating_sub(accepted.elapsed());
         match tls.handshake(limit, inner.inherited.read_timeout) {
             Ok(()) => inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed),
             Err(HandshakeError::PlainHttp) => {
@@ -1098,7 +1112,14 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
     }
     let watch = slot.watch.clone();
     let mut claim = |client, limit| slot.claim(client, limit);
-    proxy::serve(watch, peer, &inner.current, inner.inherited, &mut claim);
+    proxy::serve(
+        watch,
+        peer,
+        proxied,
+        &inner.current,
+        inner.inherited,
+        &mut claim,
+    );
     if let Some(tls) = stream.tls() {
         tls.say_closing();
     }

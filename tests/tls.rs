@@ -232,7 +232,19 @@ impl TlsClient {
         config: &Arc<ClientConfig>,
         name: &str,
     ) -> io::Result<TlsClient> {
-        let tcp = TcpStream::connect(addr)?;
+        TlsClient::try_connect_after(addr, config, name, b"")
+    }
+
+    /// [`TlsClient::try_connect`], sending `first` (a PROXY header)
+    /// before the hello.
+    fn try_connect_after(
+        addr: SocketAddr,
+        config: &Arc<ClientConfig>,
+        name: &str,
+        first: &[u8],
+    ) -> io::Result<TlsClient> {
+        let mut tcp = TcpStream::connect(addr)?;
+        tcp.write_all(first)?;
         tcp.set_read_timeout(Some(IO_TIMEOUT))?;
         tcp.set_write_timeout(Some(IO_TIMEOUT))?;
         tcp.set_nodelay(true)?;
@@ -1172,24 +1184,36 @@ fn over_max_connections_a_tls_connection_is_closed_unanswered_and_logged_503() {
 }
 
 #[test]
-fn proxy_protocol_does_not_apply_to_the_tls_port() {
+fn proxy_protocol_on_the_tls_port_comes_before_the_handshake() {
     let pki = Pki::new();
     let a = Backend::echo("a");
     let more = "proxy_protocol = true\n";
     let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    let addr = tls_addr(&proxy);
     // The plain port wants its PROXY header.
     let mut plain = proxy.connect();
     plain.send(b"GET /no-header HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(plain.try_response(false).map_or(true, |r| r.status == 400));
-    // The TLS port takes the handshake at once, and the peer is the client.
-    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
-    let r = client.get("/tls");
-    assert_eq!(r.status, 200, "{}", r.head.raw);
+    // So does the TLS port, before its hello: version 1, and version 2
+    // (an AWS NLB's), each naming the client.
+    let v1 = b"PROXY TCP4 192.0.2.9 127.0.0.1 5555 443\r\n";
+    let mut client = TlsClient::try_connect_after(addr, &pki.client(), "localhost", v1).unwrap();
+    assert_eq!(client.get("/v1").status, 200);
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[198, 51, 100, 7, 127, 0, 0, 1, 0x15, 0xb3, 0x01, 0xbb]);
+    let mut client = TlsClient::try_connect_after(addr, &pki.client(), "localhost", &v2).unwrap();
+    assert_eq!(client.get("/v2").status, 200);
     let seen = a.seen();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].path(), "/tls");
-    assert_eq!(seen[0].field_or("x-forwarded-for", "-"), "127.0.0.1");
-    assert_eq!(seen[0].field_or("x-forwarded-proto", "-"), "https");
+    let by_path = |path: &str| {
+        let s = seen.iter().find(|s| s.path() == path).unwrap();
+        let fields = ["x-forwarded-for", "x-forwarded-proto"];
+        fields.map(|f| s.field_or(f, "-"))
+    };
+    assert_eq!(by_path("/v1"), ["192.0.2.9", "https"]);
+    assert_eq!(by_path("/v2"), ["198.51.100.7", "https"]);
+    // A hello without the header is no header: closed, never served.
+    assert!(TlsClient::try_connect(addr, &pki.client(), "localhost").is_err());
+    assert_eq!(a.seen().len(), 2);
 }
 
 // ---------------------------------------------------------------- clients leaving

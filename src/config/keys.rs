@@ -638,7 +638,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "proxy_protocol",
         default: "false",
-        help: "every client connection to `port` (not tls_port) starts with a PROXY protocol header (v1 or v2) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
+        help: "every client connection starts with a PROXY protocol header (v1 or v2; on tls_port before the TLS hello) naming the client (v2: and whether it came over TLS), as sent by HAProxy's send-proxy or an AWS NLB; one without is closed",
         apply: |c, v| parse_bool(v).map(|b| c.proxy_protocol = b),
     },
     Key {

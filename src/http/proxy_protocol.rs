@@ -3,7 +3,10 @@
 //! bytes, to say whom the connection is from. Specification:
 //! <https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::throttle::OnceAMinute;
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::Instant;
 
 /// Version 2's first 12 bytes.
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -63,6 +66,90 @@ const PP2_CLIENT_SSL: u8 = 0x01;
 
 /// Parses the header at the start of `buf`: `Ok(None)` while it is
 /// incomplete; an error when these bytes cannot start one.
+/// Why a connection under `proxy_protocol` did not start with a header.
+#[derive(Debug, thiserror::Error)]
+pub enum NoHeader {
+    #[error(transparent)]
+    Invalid(ProxyHeaderError),
+    #[error("no complete PROXY header in time")]
+    Late,
+    #[error("closed before its PROXY header")]
+    Closed,
+    #[error("reading the PROXY header: {0}")]
+    Io(io::Error),
+}
+
+/// Says, at most once a minute, that `peer` sent no header and why.
+pub fn warn_of(peer: IpAddr, why: &NoHeader) {
+    static BROKEN: OnceAMinute = OnceAMinute::new();
+    if BROKEN.due() {
+        log::warn!(
+            "client {peer}: {why}; connection closed (proxy_protocol is on: every connection \
+             must start with a PROXY header; said at most once a minute)"
+        );
+    }
+}
+
+/// Reads the header that starts `tcp`, due by `due`, and not a byte
+/// past it: what follows (a TLS hello) stays in the socket for whoever
+/// reads next. Looks at what has come first, then takes the part of it
+/// that is header.
+pub fn read_header(tcp: &TcpStream, due: Instant) -> Result<Header, NoHeader> {
+    let mut header = Vec::new();
+    let mut seen = vec![0; V2_MAX];
+    loop {
+        match parse(&header) {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => {}
+            Err(e) => return Err(NoHeader::Invalid(e)),
+        }
+        let left = due.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(NoHeader::Late);
+        }
+        let _ = tcp.set_read_timeout(Some(left));
+        let n = match tcp.peek(&mut seen) {
+            Ok(0) => return Err(NoHeader::Closed),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(NoHeader::Late)
+            }
+            Err(e) => return Err(NoHeader::Io(e)),
+        };
+        let had = header.len();
+        header.extend_from_slice(&seen[..n]);
+        let part = header_part(&header).max(had + 1).min(header.len());
+        header.truncate(part);
+        (&*tcp)
+            .read_exact(&mut seen[..part - had])
+            .map_err(NoHeader::Io)?;
+    }
+}
+
+/// How many of the bytes that start `buf` may belong to a header: all
+/// of them but those past a version 1 line's end or a version 2 header's
+/// length. Reading no more than that leaves what follows the header (a
+/// TLS hello) in the socket.
+pub fn header_part(buf: &[u8]) -> usize {
+    if buf.starts_with(&V2_SIGNATURE[..buf.len().min(V2_SIGNATURE.len())]) {
+        return match buf.get(14..16) {
+            Some(len) => buf
+                .len()
+                .min(16 + usize::from(u16::from_be_bytes([len[0], len[1]]))),
+            None => buf.len().min(16),
+        };
+    }
+    match buf.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => end + 2,
+        None => buf.len().min(V1_MAX),
+    }
+}
+
 pub fn parse(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let signature_seen = buf.len().min(V2_SIGNATURE.len());
     if buf[..signature_seen] == V2_SIGNATURE[..signature_seen] {
@@ -207,6 +294,47 @@ fn client_used_tls(mut tlvs: &[u8]) -> Result<bool, ProxyHeaderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_read_off_a_socket_leaves_what_follows_it() {
+        use crate::http::conn::tests::loopback_pair;
+        use std::io::Write;
+        let mut v2_header = v2(
+            0x21,
+            0x11,
+            &[198, 51, 100, 7, 127, 0, 0, 1, 0x15, 0xb3, 0x01, 0xbb],
+        );
+        let v1_header = b"PROXY TCP4 192.0.2.9 127.0.0.1 5555 443\r\n".to_vec();
+        for header in [v1_header, std::mem::take(&mut v2_header)] {
+            let (mut near, far) = loopback_pair();
+            let due = Instant::now() + std::time::Duration::from_secs(10);
+            // In pieces, the hello that follows sent with the last one.
+            let (first, rest) = header.split_at(header.len() / 2);
+            near.write_all(first).unwrap();
+            let rest = rest.to_vec();
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                near.write_all(&[&rest[..], b"\x16\x03\x01hello"].concat())
+                    .unwrap();
+                near
+            });
+            let read = read_header(&far, due).unwrap();
+            assert_eq!(read.len, header.len());
+            assert!(read.source.is_some());
+            let _near = writer.join().unwrap();
+            let mut after = [0u8; 8];
+            (&far).read_exact(&mut after).unwrap();
+            assert_eq!(&after, b"\x16\x03\x01hello");
+        }
+        // A connection that starts with a hello has no header.
+        let (mut near, far) = loopback_pair();
+        near.write_all(b"\x16\x03\x01hello").unwrap();
+        let due = Instant::now() + std::time::Duration::from_secs(10);
+        assert!(matches!(
+            read_header(&far, due),
+            Err(NoHeader::Invalid(ProxyHeaderError::Missing))
+        ));
+    }
 
     fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
         let mut out = V2_SIGNATURE.to_vec();

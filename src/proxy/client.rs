@@ -8,12 +8,11 @@ use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
 use crate::http::conn::{is_timeout, ClientStream, Leaving as _, SharedStream, Socket as _};
 use crate::http::head::{find_head_end, RequestLimits};
-use crate::http::proxy_protocol;
+use crate::http::proxy_protocol::{self, NoHeader};
 use crate::http::tls::TlsStream;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
 use crate::sched::{self, Peer};
-use crate::throttle::OnceAMinute;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,19 +148,6 @@ pub(super) struct Client {
     /// backend names in `X-Accel-Redirect` is served for (see
     /// [`super::files::accel_request`]).
     pub(super) accel: Option<RequestHead>,
-}
-
-/// Why a connection under `proxy_protocol` did not start with a header.
-#[derive(Debug, thiserror::Error)]
-enum NoProxyHeader {
-    #[error(transparent)]
-    Invalid(proxy_protocol::ProxyHeaderError),
-    #[error("no complete PROXY header in time")]
-    Late,
-    #[error("closed before its PROXY header")]
-    Closed,
-    #[error("reading the PROXY header: {0}")]
-    Io(io::Error),
 }
 
 /// The receive timeout a client socket has. Each read that may wait sets
@@ -324,30 +310,29 @@ impl Client {
         let due = accepted + config.client_header_timeout.min(config.connection_timeout);
         match self.read_proxy_header(due) {
             Ok(header) => {
-                if let Some(source) = header.source {
-                    self.peer = source.ip().to_canonical();
-                    self.peer_port = source.port();
-                }
-                self.tls_in_front = header.tls;
+                self.take_header(header);
                 true
             }
             Err(why) => {
-                static BROKEN: OnceAMinute = OnceAMinute::new();
-                if BROKEN.due() {
-                    log::warn!(
-                        "client {}: {why}; connection closed (proxy_protocol is on: every \
-                         connection must start with a PROXY header; said at most once a minute)",
-                        self.peer
-                    );
-                }
+                proxy_protocol::warn_of(self.peer, &why);
                 false
             }
         }
     }
 
+    /// The client a PROXY header names becomes the peer (one read before
+    /// a TLS handshake comes here that way).
+    pub(super) fn take_header(&mut self, header: proxy_protocol::Header) {
+        if let Some(source) = header.source {
+            self.peer = source.ip().to_canonical();
+            self.peer_port = source.port();
+        }
+        self.tls_in_front |= header.tls;
+    }
+
     /// Reads the PROXY protocol header that starts the connection, due by
     /// `due`.
-    fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, NoProxyHeader> {
+    fn read_proxy_header(&mut self, due: Instant) -> Result<proxy_protocol::Header, NoHeader> {
         loop {
             match proxy_protocol::parse(self.conn.buffered()) {
                 Ok(Some(header)) => {
@@ -355,18 +340,18 @@ impl Client {
                     break Ok(header);
                 }
                 Ok(None) => {}
-                Err(e) => break Err(NoProxyHeader::Invalid(e)),
+                Err(e) => break Err(NoHeader::Invalid(e)),
             }
             let left = due.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break Err(NoProxyHeader::Late);
+                break Err(NoHeader::Late);
             }
             self.time_reads_out_after(left);
             match self.conn.fill() {
-                Ok(0) => break Err(NoProxyHeader::Closed),
+                Ok(0) => break Err(NoHeader::Closed),
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) => break Err(NoProxyHeader::Late),
-                Err(e) => break Err(NoProxyHeader::Io(e)),
+                Err(e) if is_timeout(&e) => break Err(NoHeader::Late),
+                Err(e) => break Err(NoHeader::Io(e)),
             }
         }
     }

@@ -23,6 +23,7 @@ use crate::gzip::Gzip;
 use crate::http::conn::{is_timeout, write_all_vectored, Socket as _};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
+use crate::http::proxy_protocol;
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::https_redirect;
 use crate::metrics::Metrics;
@@ -300,6 +301,7 @@ pub struct Inherited {
 pub fn serve(
     watch: Arc<ConnWatch>,
     peer: SocketAddr,
+    proxied: Option<proxy_protocol::Header>,
     current: &Current,
     inherited: Inherited,
     claim: &mut dyn FnMut(IpAddr, usize) -> bool,
@@ -309,9 +311,17 @@ pub fn serve(
     let mut timeout = inherited.timeout;
     let mut client = Client::new(watch, peer, inherited);
     let accepted = Instant::now();
-    // A PROXY header comes before any TLS: `tls_port` takes none.
-    if shared.config.proxy_protocol && !client.tls_in_front {
-        if !client.take_proxy_header(accepted, &shared.config) {
+    if shared.config.proxy_protocol {
+        // Over TLS the header came before the handshake, and was read
+        // with it (none: `proxy_protocol` was turned on since).
+        let taken = match proxied {
+            Some(header) => {
+                client.take_header(header);
+                true
+            }
+            None => client.tls_in_front || client.take_proxy_header(accepted, &shared.config),
+        };
+        if !taken {
             return;
         }
         // Over max_connections_per_client for the client the header
