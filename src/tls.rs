@@ -11,6 +11,7 @@
 //! all when none is, or when it names none, as nginx's default server
 //! does.
 
+use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{
     ClientHello, ProducesTickets, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache,
@@ -21,7 +22,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A certificate file larger than this is not one: a chain of a few
 /// certificates is a few KiB.
@@ -143,28 +144,56 @@ impl ResolvesServerCert for Certificates {
 /// list of every session kept, under one lock, and that search took a
 /// third of the CPU of new connections once 20,000 were kept.
 pub fn server_config(certificates: Arc<Certificates>) -> Arc<ServerConfig> {
+    let served = certificates.clone();
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .expect("rustls's ring provider supports its default protocol versions")
         .with_no_client_auth()
         .with_cert_resolver(certificates);
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
-    // One store and one ticket key for the process: the sessions of
-    // before a reload resume after it.
-    static SESSIONS: OnceLock<Arc<dyn StoresServerSessions>> = OnceLock::new();
-    static TICKETER: OnceLock<Option<Arc<dyn ProducesTickets>>> = OnceLock::new();
-    config.session_storage = SESSIONS
-        .get_or_init(|| ServerSessionMemoryCache::new(SESSION_CACHE))
-        .clone();
-    let ticketer = TICKETER.get_or_init(|| {
-        rustls::crypto::ring::Ticketer::new()
-            .inspect_err(|e| log::warn!("TLS tickets: {e}; TLS 1.3 sessions resume from memory"))
-            .ok()
-    });
-    if let Some(ticketer) = ticketer {
-        config.ticketer = ticketer.clone();
+    let resumption = Resumption::for_certificates(&served);
+    config.session_storage = resumption.store;
+    if let Some(ticketer) = resumption.ticketer {
+        config.ticketer = ticketer;
     }
     Arc::new(config)
+}
+
+/// How sessions resume: the store of TLS 1.2 session IDs and the ticket
+/// key, kept from one configuration to the next while the certificates
+/// stay the same, so that a reload that changes nothing else loses no
+/// session. One that changes a certificate starts afresh, as nginx's
+/// session context, which holds its certificates' digest, does: every
+/// client then sees the new certificate at its next connection.
+#[derive(Clone)]
+struct Resumption {
+    certificates: Vec<CertificateDer<'static>>,
+    store: Arc<dyn StoresServerSessions>,
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+}
+
+impl Resumption {
+    fn for_certificates(certificates: &Certificates) -> Resumption {
+        static LAST: Mutex<Option<Resumption>> = parking_lot::const_mutex(None);
+        let served: Vec<_> = (certificates.entries.iter())
+            .filter_map(|(_, key)| key.cert.first().cloned())
+            .collect();
+        let mut last = LAST.lock();
+        if let Some(kept) = last.as_ref().filter(|r| r.certificates == served) {
+            return kept.clone();
+        }
+        let fresh = Resumption {
+            certificates: served,
+            store: ServerSessionMemoryCache::new(SESSION_CACHE),
+            ticketer: rustls::crypto::ring::Ticketer::new()
+                .inspect_err(|e| {
+                    log::warn!("TLS tickets: {e}; TLS 1.3 sessions resume from memory")
+                })
+                .ok(),
+        };
+        *last = Some(fresh.clone());
+        fresh
+    }
 }
 
 fn provider() -> CryptoProvider {

@@ -879,15 +879,22 @@ fn a_reload_serves_the_renewed_certificate_to_new_connections() {
         reloaded.needs_restart
     );
     assert_eq!(tls_addr(&proxy), addr);
-    // A client new to the proxy (no session to resume) gets the new one.
-    let mut renewed = TlsClient::connect(addr, &pki.client(), "localhost");
+    // Sessions of the old certificate are not resumed: a client that
+    // offers one gets a whole handshake, and the new certificate.
+    let mut renewed = TlsClient::connect(addr, &config, "localhost");
+    assert_eq!(
+        renewed.conn().handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
     assert!(
         renewed.server_cert() == new.der,
         "the old certificate after the reload"
     );
     assert_eq!(renewed.get("/renewed").status, 200);
-    // One that offers its session from before the reload resumes it: the
-    // ticket key outlives reloads.
+    // A reload that leaves the certificates as they are keeps the
+    // sessions: the one just made resumes after it.
+    let next = proxy.config_for(&[], from_file_with_admin(&text));
+    proxy.handle().control().reload(next).unwrap();
     let mut resumed = TlsClient::connect(addr, &config, "localhost");
     assert_eq!(
         resumed.conn().handshake_kind(),
@@ -1269,11 +1276,11 @@ fn a_tls_client_that_drops_its_connection_while_the_backend_works_is_noticed() {
     leaves_while_the_backend_works(false);
 }
 
-// Client::has_left and WatchingClose look at the TCP socket alone
-// (`peer_gone`: a peek that reads 0 at its end): the close_notify record
-// waiting there is a byte to read, so the client is taken for one that
-// half-closed after pipelining, and no longer watched. The backend works
-// on until backend_timeout (504 in the log, not 499).
+/// The close_notify record that comes before the end is a byte in the
+/// socket: a look at the TCP socket alone took such a client for one that
+/// half-closed after pipelining, and the backend worked on until
+/// backend_timeout (504, not 499). The watch reads what came into the
+/// session to tell.
 #[test]
 fn a_tls_client_that_closes_with_close_notify_while_the_backend_works_is_noticed() {
     leaves_while_the_backend_works(true);
@@ -1317,12 +1324,11 @@ fn pipelined_requests_then_a_half_close_are_all_answered_over_plain_http() {
     assert_eq!(client.response().body, b"/next");
 }
 
-// The second request was read from the socket and decrypted with the
-// first, but the first read of a connection takes 1 KiB: it waits in the
-// rustls session, not in the connection's buffer nor in the socket.
-// Client::has_left (buffer empty, socket at its end) then takes the
-// client for gone 20 ms into the backend's wait: /slow is logged 499,
-// and neither request is answered.
+/// The second request is read from the socket and decrypted with the
+/// first, but the first read of a connection takes 1 KiB: it waits in the
+/// rustls session, in neither the connection's buffer nor the socket. A
+/// look at those two alone took the client for gone 20 ms into the
+/// backend's wait, and answered neither request.
 #[test]
 fn pipelined_requests_then_a_half_close_are_all_answered_over_tls() {
     let pki = Pki::new();

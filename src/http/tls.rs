@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 /// Ciphertext read at a time: one full TLS record and its header.
 const INCOMING: usize = 16 * 1024 + 256;
 
+/// The least time the rest of a record gets once its first bytes came
+/// (see `read_plain`).
+const RECORD_GRACE: Duration = Duration::from_secs(1);
+
 /// Plaintext the session may hold before more ciphertext is fed to it:
 /// rustls refuses to read more past 16 KiB of it.
 const PLAINTEXT_HELD: usize = 16 * 1024;
@@ -157,13 +161,18 @@ impl TlsStream {
     /// A wait is bounded as a plain socket's read is, by the socket's
     /// receive timeout, however the record it waits for is cut up: one
     /// byte of it sent just within each timeout would otherwise hold the
-    /// read for as many timeouts as the record has bytes.
+    /// read for as many timeouts as the record has bytes. The rest of a
+    /// record whose start came is given at least a second more, so that
+    /// a request begun just before the idle timeout is not cut off where
+    /// plain HTTP would read its first byte and go on with the head's own
+    /// time.
     fn read_plain(&self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         let mut incoming = self.incoming.lock();
-        let mut waited_since = None;
+        // When the wait began, and when its first bytes came.
+        let mut waited: Option<(Instant, Option<Instant>)> = None;
         loop {
             let (read, reply) = self.decrypt(&mut incoming, buf);
             if reply {
@@ -175,15 +184,25 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            let n = if wait {
-                match waited_since {
-                    // The first wait is the socket's own, timeout and all.
-                    None => waited_since = Some(Instant::now()),
-                    Some(since) => self.wait_rest_of_record(since)?,
+            let fd = self.tcp.as_raw_fd();
+            let n = match (wait, waited) {
+                (false, _) => super::conn::recv_now(fd, incoming.space())?,
+                // The first wait is the socket's own, timeout and all.
+                (true, None) => {
+                    waited = Some((Instant::now(), None));
+                    super::conn::read_retrying(&mut &self.tcp, incoming.space())?
                 }
-                super::conn::read_retrying(&mut &self.tcp, incoming.space())?
-            } else {
-                super::conn::recv_now(self.tcp.as_raw_fd(), incoming.space())?
+                (true, Some((since, came))) => {
+                    let came = came.unwrap_or_else(Instant::now);
+                    waited = Some((since, Some(came)));
+                    match super::conn::recv_now(fd, incoming.space()) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.wait_rest_of_record(since, came)?;
+                            super::conn::read_retrying(&mut &self.tcp, incoming.space())?
+                        }
+                        read => read?,
+                    }
+                }
             };
             if n == 0 {
                 return Ok(0);
@@ -192,14 +211,16 @@ impl TlsStream {
         }
     }
 
-    /// Waits for more of a record whose start came, for what is left of
-    /// the receive timeout since the wait for it began: `TimedOut` when
-    /// nothing comes in that time.
-    fn wait_rest_of_record(&self, since: Instant) -> io::Result<()> {
+    /// Waits for more of a record whose start `came` in a wait begun
+    /// `since`: until the receive timeout from `since`, or a second after
+    /// `came` if that is later (within the timeout's own length).
+    /// `TimedOut` when nothing comes by then.
+    fn wait_rest_of_record(&self, since: Instant, came: Instant) -> io::Result<()> {
         let Some(limit) = self.tcp.read_timeout()? else {
             return Ok(());
         };
-        let left = limit.saturating_sub(since.elapsed());
+        let due = (since + limit).max(came + limit.min(RECORD_GRACE));
+        let left = due.saturating_duration_since(Instant::now());
         if left.is_zero() || !super::conn::readable_within(self.tcp.as_raw_fd(), left)? {
             return Err(io::ErrorKind::TimedOut.into());
         }
@@ -208,7 +229,8 @@ impl TlsStream {
 
     /// Gives the session the ciphertext read, as much as it takes, and
     /// reads plaintext from it. Also says whether the session has
-    /// something to send (an alert, a reply to a key update).
+    /// something to send (an alert; rustls sends its reply to a key
+    /// update with the next record written).
     fn decrypt(&self, incoming: &mut Incoming, buf: &mut [u8]) -> (io::Result<usize>, bool) {
         let mut session = self.session.lock();
         if let Err(e) = feed(incoming, &mut session) {
@@ -218,8 +240,8 @@ impl TlsStream {
         (read, session.wants_write())
     }
 
-    /// Sends what the session has queued on its own (an alert, a key
-    /// update's reply) unless a write is under way on another thread (a
+    /// Sends what the session has queued on its own (an alert) unless a
+    /// write is under way on another thread (a
     /// tunnel's other direction), whose end sends it. Not waiting for
     /// that write keeps this direction moving while the client reads
     /// nothing; a failure to send shows at the next read or write.
@@ -248,25 +270,38 @@ impl TlsStream {
         let Some(mut incoming) = self.incoming.try_lock() else {
             return false;
         };
-        let mut ended = false;
-        match super::conn::recv_now(self.tcp.as_raw_fd(), incoming.space()) {
-            Ok(0) => ended = true,
-            Ok(n) => incoming.end += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return true,
-        }
-        let mut session = self.session.lock();
-        if feed(&mut incoming, &mut session).is_err() {
-            return true;
-        }
-        match session.process_new_packets() {
-            Err(_) => true,
-            Ok(state) => {
-                state.plaintext_bytes_to_read() == 0
-                    && incoming.start == incoming.end
-                    && (ended || state.peer_has_closed())
+        // Records that carry no data (an alert, a key update) may stand
+        // before the end: read on, a few times, to the end or to nothing.
+        for _ in 0..4 {
+            let (ended, came) = match super::conn::recv_now(self.tcp.as_raw_fd(), incoming.space())
+            {
+                Ok(0) => (true, false),
+                Ok(n) => {
+                    incoming.end += n;
+                    (false, true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, false),
+                Err(_) => return true,
+            };
+            let mut session = self.session.lock();
+            if feed(&mut incoming, &mut session).is_err() {
+                return true;
+            }
+            let Ok(state) = session.process_new_packets() else {
+                return true;
+            };
+            if state.plaintext_bytes_to_read() > 0 || incoming.start < incoming.end {
+                return false;
+            }
+            if ended || state.peer_has_closed() {
+                return true;
+            }
+            if !came {
+                // Nothing came this time: nothing more to look at.
+                return false;
             }
         }
+        false
     }
 
     /// Encrypts `bufs` (as much as the session takes, which it says) and
