@@ -241,10 +241,10 @@ impl TlsStream {
     }
 
     /// Sends what the session has queued on its own (an alert) unless a
-    /// write is under way on another thread (a
-    /// tunnel's other direction), whose end sends it. Not waiting for
-    /// that write keeps this direction moving while the client reads
-    /// nothing; a failure to send shows at the next read or write.
+    /// write is under way on another thread (a tunnel's other
+    /// direction), whose end sends it. Not waiting for that write keeps
+    /// this direction moving while the client reads nothing; a failure
+    /// to send shows at the next read or write.
     fn send_queued(&self) {
         let Some(mut out) = self.outgoing.try_lock() else {
             return;
