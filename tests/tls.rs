@@ -294,17 +294,7 @@ impl TlsClient {
         fields: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
-        for (name, value) in fields {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        self.send(&request);
+        self.send(&request_bytes(method, path, fields, body));
         self.response()
     }
 
@@ -659,18 +649,20 @@ fn plain_http_to_the_tls_port_gets_400_and_the_port_goes_on_serving() {
     );
 }
 
+/// A proxy in front of `backend` with `client_header_timeout = 1s`, and
+/// a connection_timeout so long that nothing else would close a stalled
+/// client before the test's own read timeout: only the head's can.
+fn with_a_second_for_heads(pki: &Pki, backend: &Backend) -> Proxy {
+    let more = "client_header_timeout = 1s\n";
+    let text = tls_conf(&backend.addr.to_string(), &pki.entry, more);
+    start_tls(&text, |c| c.connection_timeout = IO_TIMEOUT * 6)
+}
+
 #[test]
 fn a_stalled_handshake_is_closed_after_client_header_timeout_and_garbage_is_dropped() {
     let pki = Pki::new();
     let backend = Backend::echo("app");
-    let text = tls_conf(
-        &backend.addr.to_string(),
-        &pki.entry,
-        "client_header_timeout = 1s\n",
-    );
-    // Nothing else would close the stalled client before the test's own
-    // read timeout: only client_header_timeout can.
-    let proxy = start_tls(&text, |c| c.connection_timeout = IO_TIMEOUT * 6);
+    let proxy = with_a_second_for_heads(&pki, &backend);
     let addr = tls_addr(&proxy);
 
     // Half of a real ClientHello, then nothing.
@@ -1442,12 +1434,7 @@ fn a_page_goes_gzipped_over_tls() {
 fn a_request_record_trickled_a_byte_at_a_time_meets_client_header_timeout() {
     let pki = Pki::new();
     let backend = Backend::echo("app");
-    let text = tls_conf(
-        &backend.addr.to_string(),
-        &pki.entry,
-        "client_header_timeout = 1s\n",
-    );
-    let proxy = start_tls(&text, |c| c.connection_timeout = IO_TIMEOUT * 6);
+    let proxy = with_a_second_for_heads(&pki, &backend);
     let addr = tls_addr(&proxy);
     let mut tcp = raw_connect(addr);
     let name = ServerName::try_from("localhost").unwrap();

@@ -623,6 +623,23 @@ pub fn write_304(out: &mut TcpStream, fields: &[(&str, &str)]) {
 
 /// Whatever `localhost` resolves to first: where a backend must listen
 /// for a target named `localhost:PORT`.
+/// `method path` for `test.example` with extra fields and a
+/// Content-Length body (no Content-Length field when `body` is empty),
+/// as sent.
+pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
 pub fn localhost_ip() -> IpAddr {
     use std::net::ToSocketAddrs;
     ("localhost", 0)
@@ -965,17 +982,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() {
-            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        request.push_str("\r\n");
-        let mut request = request.into_bytes();
-        request.extend_from_slice(body);
-        self.send(&request);
+        self.send(&request_bytes(method, path, headers, body));
         self.response()
     }
 
