@@ -374,12 +374,16 @@ pub fn proxy_header(data: &[u8]) {
             assert!(header.len <= data.len() && header.len <= V2_MAX);
             let again = proxy_protocol::parse(&data[..header.len]).unwrap().unwrap();
             assert_eq!(again, header);
+            // Read off a socket a piece at a time, the header is taken
+            // whole and not a byte past it (what follows is a TLS hello).
+            assert_eq!(proxy_protocol::header_part(data), header.len);
             for cut in 0..header.len {
                 assert_eq!(
                     proxy_protocol::parse(&data[..cut]),
                     Ok(None),
                     "cut at {cut}"
                 );
+                assert_eq!(proxy_protocol::header_part(&data[..cut]), cut, "cut at {cut}");
             }
         }
         Ok(None) => assert!(data.len() < V2_MAX),
