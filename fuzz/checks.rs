@@ -383,7 +383,11 @@ pub fn proxy_header(data: &[u8]) {
                     Ok(None),
                     "cut at {cut}"
                 );
-                assert_eq!(proxy_protocol::header_part(&data[..cut]), cut, "cut at {cut}");
+                assert_eq!(
+                    proxy_protocol::header_part(&data[..cut]),
+                    cut,
+                    "cut at {cut}"
+                );
             }
         }
         Ok(None) => assert!(data.len() < V2_MAX),

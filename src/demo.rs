@@ -175,14 +175,21 @@ pub fn write_site() -> io::Result<Site> {
 }
 
 /// Writes a certificate for `localhost` and `127.0.0.1`, made now and
-/// signed by its own key, with the key in the same file, into the demo's
-/// directory (not the part its `files` route serves): what its HTTPS port serves (clients are told to trust it
-/// with `curl -k`). Returns the file.
+/// signed by its own key, with the key in the same file (readable by its
+/// owner alone), into the demo's directory, out of its `files` route's
+/// reach: what its HTTPS port serves (clients are told to trust it with
+/// `curl -k`). Returns the file.
 pub fn write_certificate(site: &Site) -> io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let made = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
     let path = site.0.join("demo-certificate.pem");
     let pem = made.cert.pem() + &made.signing_key.serialize_pem();
-    std::fs::write(&path, pem)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(pem.as_bytes())?;
     Ok(path)
 }
