@@ -185,6 +185,8 @@ pub fn write_certificate(site: &Site) -> io::Result<PathBuf> {
     let made = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
     let path = site.0.join("demo-certificate.pem");
     let pem = made.cert.pem() + &made.signing_key.serialize_pem();
+    // One left by a demo of the same process ID that was killed.
+    let _ = std::fs::remove_file(&path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
