@@ -60,6 +60,12 @@ pub enum CertificateError {
         path.display()
     )]
     NoKey { path: PathBuf },
+    #[error(
+        "{}: the private key is encrypted, and would need its password at every start: \
+         write it out decrypted (`openssl pkey -in <key> -out <new key>`), readable by inverso's user alone",
+        path.display()
+    )]
+    EncryptedKey { path: PathBuf },
     #[error("{}: {what}", path.display())]
     Malformed { path: PathBuf, what: String },
     #[error("{}: the private key is not one this proxy can sign with: {error}", path.display())]
@@ -221,9 +227,14 @@ fn load_one(
     let key = match PrivateKeyDer::from_pem_slice(&key_text) {
         Ok(key) => key,
         Err(rustls_pki_types::pem::Error::NoItemsFound) => {
-            return Err(CertificateError::NoKey {
-                path: key_path.clone(),
-            })
+            let path = key_path.clone();
+            return Err(
+                if contains(&key_text, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+                    CertificateError::EncryptedKey { path }
+                } else {
+                    CertificateError::NoKey { path }
+                },
+            );
         }
         Err(e) => return Err(malformed(key_path, e)),
     };
@@ -266,9 +277,61 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
     Ok(text)
 }
 
+fn contains(text: &[u8], part: &[u8]) -> bool {
+    text.windows(part.len()).any(|w| w == part)
+}
+
 fn malformed(path: &Path, e: impl fmt::Display) -> CertificateError {
     CertificateError::Malformed {
         path: path.to_path_buf(),
         what: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate for `localhost` and its key, as PEM.
+    fn made() -> (String, String) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        (made.cert.pem(), made.signing_key.serialize_pem())
+    }
+
+    fn load(dir: &Path, chain: &str, key: Option<&str>) -> Result<Certificates, CertificateError> {
+        let chain_path = dir.join("chain.pem");
+        std::fs::write(&chain_path, chain).unwrap();
+        let key = key.map(|text| {
+            let path = dir.join("key.pem");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        Certificates::load(&[CertificateFiles {
+            chain: chain_path,
+            key,
+        }])
+    }
+
+    #[test]
+    fn a_chain_with_its_key_in_one_file_or_two_is_taken_and_a_wrong_one_said_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = made();
+        assert!(load(dir.path(), &(cert.clone() + &key), None).is_ok());
+        assert!(load(dir.path(), &cert, Some(&key)).is_ok());
+        // Another certificate's key.
+        let (_, other_key) = made();
+        let e = load(dir.path(), &cert, Some(&other_key)).err().unwrap();
+        assert!(matches!(e, CertificateError::KeyMismatch { .. }), "{e}");
+        // No key at all, and an encrypted one, each said apart.
+        let e = load(dir.path(), &cert, None).err().unwrap();
+        assert!(matches!(e, CertificateError::NoKey { .. }), "{e}");
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let e = load(dir.path(), &cert, Some(encrypted)).err().unwrap();
+        assert!(matches!(e, CertificateError::EncryptedKey { .. }), "{e}");
+        assert!(e.to_string().contains("openssl pkey"), "{e}");
+        // No certificate.
+        let e = load(dir.path(), &key, None).err().unwrap();
+        assert!(matches!(e, CertificateError::NoCertificate { .. }), "{e}");
     }
 }
