@@ -1068,48 +1068,11 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
         let _ = tcp.set_read_timeout(Some(inner.inherited.read_timeout));
         let _ = tcp.set_write_timeout(Some(inner.inherited.timeout));
     }
-    let mut proxied = None;
-    if let Some(tls) = stream.tls() {
-        let config = &inner.current.get().config;
-        let limit = config.client_header_timeout.min(config.connection_timeout);
-        // A PROXY header comes before TLS, and counts against the time
-        // the handshake is given.
-        let accepted = Instant::now();
-        if config.proxy_protocol {
-            match proxy_protocol::read_header(tls.tcp(), accepted + limit) {
-                Ok(header) => proxied = Some(header),
-                Err(why) => {
-                    proxy_protocol::warn_of(peer.ip().to_canonical(), &why);
-                    return;
-                }
-            }
-        }
-        let limit = limit.saturating_sub(accepted.elapsed());
-        match tls.handshake(limit, inner.inherited.read_timeout) {
-            Ok(()) => inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed),
-            Err(HandshakeError::PlainHttp) => {
-                // nginx's answer, and its log line.
-                let (time, started) = (SystemTime::now(), Instant::now());
-                let shared = inner.current.get();
-                let text = "The plain HTTP request was sent to the HTTPS port\n";
-                let refused = reject(tls.tcp(), 400, Some(text), &shared);
-                log_rejected(refused, 400, peer, time, started, &shared);
-                inner
-                    .metrics
-                    .tls_handshake_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Err(e) => {
-                log::debug!("client {peer}: TLS handshake: {e}");
-                inner
-                    .metrics
-                    .tls_handshake_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        };
-    }
+    let proxied = match stream.tls().map(|tls| begin_tls(tls, peer, inner)) {
+        None => None,
+        Some(Ok(proxied)) => proxied,
+        Some(Err(Ended)) => return,
+    };
     let watch = slot.watch.clone();
     let mut claim = |client, limit| slot.claim(client, limit);
     proxy::serve(
@@ -1125,6 +1088,52 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
     }
     // Leaving the registry frees the slot only once the socket is done with.
     drop(slot);
+}
+
+/// A connection to `tls_port` that ended before its first request.
+struct Ended;
+
+/// Reads the PROXY header a connection to `tls_port` starts with (under
+/// `proxy_protocol`), then completes its handshake, both within the time
+/// a request head is given. A failure is counted and the connection ends;
+/// plain HTTP sent there is answered 400 and logged, as nginx does.
+fn begin_tls(
+    tls: &TlsStream,
+    peer: SocketAddr,
+    inner: &Inner,
+) -> Result<Option<proxy_protocol::Header>, Ended> {
+    let shared = inner.current.get();
+    let config = &shared.config;
+    let limit = config.client_header_timeout.min(config.connection_timeout);
+    let accepted = Instant::now();
+    let proxied = match config.proxy_protocol {
+        false => None,
+        true => match proxy_protocol::read_header(tls.tcp(), accepted + limit) {
+            Ok(header) => Some(header),
+            Err(why) => {
+                proxy_protocol::warn_of(peer.ip().to_canonical(), &why);
+                return Err(Ended);
+            }
+        },
+    };
+    let limit = limit.saturating_sub(accepted.elapsed());
+    let Err(failure) = tls.handshake(limit, inner.inherited.read_timeout) else {
+        inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        return Ok(proxied);
+    };
+    inner
+        .metrics
+        .tls_handshake_failures
+        .fetch_add(1, Ordering::Relaxed);
+    if let HandshakeError::PlainHttp = failure {
+        let (time, started) = (SystemTime::now(), Instant::now());
+        let text = "The plain HTTP request was sent to the HTTPS port\n";
+        let refused = reject(tls.tcp(), 400, Some(text), &shared);
+        log_rejected(refused, 400, peer, time, started, &shared);
+    } else {
+        log::debug!("client {peer}: TLS handshake: {failure}");
+    }
+    Err(Ended)
 }
 
 /// The accepted `tcp` as the connection it is: a plain one, or the start

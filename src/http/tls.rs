@@ -28,11 +28,6 @@ const RECORD_GRACE: Duration = Duration::from_secs(1);
 /// rustls refuses to read more past 16 KiB of it.
 const PLAINTEXT_HELD: usize = 16 * 1024;
 
-/// An outgoing buffer larger than this is given back after a write: the
-/// records of one full write (64 KiB of plaintext, as rustls takes at
-/// most) are kept for the next, more is not.
-const OUTGOING_KEPT: usize = 80 * 1024;
-
 pub struct TlsStream {
     tcp: TcpStream,
     session: Mutex<ServerConnection>,
@@ -320,11 +315,11 @@ impl TlsStream {
             }
             taken
         };
+        // Kept for the next write (one holds at most the records of the
+        // 64 KiB rustls takes at a time); given back once the connection
+        // idles (`release_if_empty`).
         let sent = (&self.tcp).write_all(&out);
         out.clear();
-        if out.capacity() > OUTGOING_KEPT {
-            *out = Vec::new();
-        }
         sent.map(|()| taken)
     }
 
