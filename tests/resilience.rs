@@ -889,24 +889,6 @@ fn send_then_leave(proxy: &Proxy, backend: &Backend, path: &str) {
     drop(client);
 }
 
-/// A backend that, on `/work`, answers nothing and waits (bounded) for the
-/// proxy to close the connection, counting in `saw_close` the closes it
-/// saw; other paths it answers at once.
-fn working_backend(saw_close: &Arc<AtomicUsize>) -> Backend {
-    let saw_close = saw_close.clone();
-    Backend::start("a", move |seen, out| {
-        if seen.path() != "/work" {
-            respond(out, 200, &[], seen.path().as_bytes());
-            return Action::KeepAlive;
-        }
-        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-        if matches!(out.read(&mut [0; 64]), Ok(0)) {
-            saw_close.fetch_add(1, Ordering::SeqCst);
-        }
-        Action::Close
-    })
-}
-
 #[test]
 fn a_client_that_leaves_while_the_backend_works_has_its_backend_connection_closed_at_once() {
     // nginx's `proxy_ignore_client_abort off`: the backend sees the close

@@ -832,12 +832,7 @@ fn websocket_backend() -> Backend {
             return Action::Close;
         }
         let mut reader = out.try_clone().unwrap();
-        while let Ok((opcode, payload)) = read_websocket_frame(&mut reader) {
-            let echo = websocket_frame(opcode, &payload, None);
-            if out.write_all(&echo).is_err() || opcode == 0x8 {
-                break;
-            }
-        }
+        echo_websocket_frames(out, &mut reader);
         Action::Close
     })
 }

@@ -302,20 +302,7 @@ impl TlsClient {
     /// stream (a `close_notify`, the TCP end without one, or a reset)
     /// with no further bytes. A timeout counts as not closed.
     fn is_closed(&mut self) -> bool {
-        if !self.reader.buffered().is_empty() {
-            return false;
-        }
-        let mut byte = [0u8; 1];
-        match self.reader.stream.read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => matches!(
-                e.kind(),
-                io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-            ),
-        }
+        self.reader.is_closed()
     }
 }
 
@@ -1045,12 +1032,7 @@ fn greeting_websocket_backend() -> Backend {
             return Action::Close;
         }
         let mut reader = out.try_clone().unwrap();
-        while let Ok((opcode, payload)) = read_websocket_frame(&mut reader) {
-            let echo = websocket_frame(opcode, &payload, None);
-            if out.write_all(&echo).is_err() || opcode == 0x8 {
-                break;
-            }
-        }
+        echo_websocket_frames(out, &mut reader);
         Action::Close
     })
 }
@@ -1216,24 +1198,6 @@ fn proxy_protocol_on_the_tls_port_comes_before_the_handshake() {
 }
 
 // ---------------------------------------------------------------- clients leaving
-
-/// A backend that, on `/work`, answers nothing and waits (bounded) for
-/// the proxy to close the connection, counting the closes it saw; other
-/// paths it answers at once.
-fn working_backend(saw_close: &Arc<AtomicUsize>) -> Backend {
-    let saw_close = saw_close.clone();
-    Backend::start("a", move |seen, out| {
-        if seen.path() != "/work" {
-            respond(out, 200, &[], seen.path().as_bytes());
-            return Action::KeepAlive;
-        }
-        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-        if matches!(out.read(&mut [0; 64]), Ok(0)) {
-            saw_close.fetch_add(1, Ordering::SeqCst);
-        }
-        Action::Close
-    })
-}
 
 /// A TLS client asks for `/work` and leaves while the backend works on
 /// it, with a `close_notify` first or not; asserts that the proxy closes

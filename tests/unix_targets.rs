@@ -268,15 +268,7 @@ fn a_websocket_to_a_unix_target_is_tunnelled_both_ways() {
         let Ok(mut reader) = out.try_clone() else {
             return Action::Close;
         };
-        while let Ok((opcode, payload)) = read_websocket_frame(&mut reader) {
-            if out
-                .write_all(&websocket_frame(opcode, &payload, None))
-                .is_err()
-                || opcode == 0x8
-            {
-                break;
-            }
-        }
+        echo_websocket_frames(out, &mut reader);
         Action::Close
     });
     let proxy = proxy_for(vec![app.target()], |_| {});

@@ -174,6 +174,26 @@ impl<S: Read> Reader<S> {
     }
 
     /// Bytes received but not consumed yet.
+    /// Whether the stream ends with the next read, nothing buffered before
+    /// it: its end, a reset, or (TLS) an end without `close_notify`. A
+    /// timeout or more bytes count as not closed.
+    pub fn is_closed(&mut self) -> bool {
+        if !self.buffered().is_empty() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+
     pub fn buffered(&self) -> &[u8] {
         &self.buf
     }
@@ -1018,18 +1038,7 @@ impl Client {
     /// stream (or resets it) with no further bytes. Bounded by the read
     /// timeout; a timeout or unexpected bytes count as "not closed".
     pub fn is_closed(&mut self) -> bool {
-        if !self.reader.buffered().is_empty() {
-            return false;
-        }
-        let mut byte = [0u8; 1];
-        match self.reader.stream.read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-            ),
-        }
+        self.reader.is_closed()
     }
 }
 
@@ -1172,6 +1181,17 @@ pub fn websocket_frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec
     out
 }
 
+/// Sends back each WebSocket frame read from `reader` on `out`, until
+/// the close frame (echoed too) or an error.
+pub fn echo_websocket_frames(out: &mut impl Write, reader: &mut impl Read) {
+    while let Ok((opcode, payload)) = read_websocket_frame(reader) {
+        let echo = websocket_frame(opcode, &payload, None);
+        if out.write_all(&echo).is_err() || opcode == 0x8 {
+            break;
+        }
+    }
+}
+
 /// Reads one WebSocket frame: (opcode, unmasked payload).
 pub fn read_websocket_frame(stream: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
     let mut two = [0u8; 2];
@@ -1255,5 +1275,23 @@ pub fn one_body_once_all_sent(sent: &Arc<AtomicUsize>, clients: usize) -> Backen
             b"the one body",
         );
         Action::KeepAlive
+    })
+}
+
+/// A backend that, on `/work`, answers nothing and waits (bounded) for the
+/// proxy to close the connection, counting in `saw_close` the closes it
+/// saw; other paths it answers at once.
+pub fn working_backend(saw_close: &Arc<AtomicUsize>) -> Backend {
+    let saw_close = saw_close.clone();
+    Backend::start("a", move |seen, out| {
+        if seen.path() != "/work" {
+            respond(out, 200, &[], seen.path().as_bytes());
+            return Action::KeepAlive;
+        }
+        out.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        if matches!(out.read(&mut [0; 64]), Ok(0)) {
+            saw_close.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Close
     })
 }
