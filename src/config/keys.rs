@@ -11,6 +11,7 @@ use crate::patterns::PathPrefixes;
 use crate::ratelimit::Rate;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::retry_on::RetryOnStatus;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Below this, `resolve_interval` would have the system resolver asked
@@ -472,6 +473,34 @@ pub const KEYS: &[Key] = &[
             let (files, tls) = parse_certificates(v)?;
             c.tls_certificates = files;
             c.tls = tls;
+            Ok(())
+        },
+    },
+    Key {
+        name: "backend_tls_verify",
+        default: "on",
+        help: "check the certificate of each target with `tls`: issued by a trusted authority \
+               (backend_tls_ca) and valid for the target's host or tls_name=; off takes any \
+               certificate (nginx's proxy_ssl_verify off)",
+        apply: |c, v| parse_bool(v).map(|b| c.backend_tls_keys.verify = b),
+    },
+    Key {
+        name: "backend_tls_ca",
+        default: "",
+        help: "PEM file of the certificates trusted to issue backends' certificates; empty = \
+               the system's (SSL_CERT_FILE, or /etc/ssl/certs); read again on reload",
+        apply: |c, v| {
+            c.backend_tls_keys.ca = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Key {
+        name: "backend_tls_certificate",
+        default: "",
+        help: "client certificate shown to backends over TLS that ask for one: a PEM chain and \
+               its key, or the chain with ` key=<file>`; empty = none",
+        apply: |c, v| {
+            c.backend_tls_keys.certificate = backend_certificate(v)?;
             Ok(())
         },
     },
