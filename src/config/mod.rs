@@ -1914,7 +1914,14 @@ mod tests {
         // Spellings that would be read some other way than meant.
         for (target, says) in [
             ("http://127.0.0.1:80/", "without a scheme (`127.0.0.1:80`)"),
-            ("https://127.0.0.1:443", "without a scheme;"),
+            (
+                "https://127.0.0.1:8443",
+                "`tls` for HTTPS (`127.0.0.1:8443 tls`)",
+            ),
+            (
+                "https://localhost/",
+                "`tls` for HTTPS (`localhost:443 tls`)",
+            ),
             ("::1:80", "as `[::1]:80`"),
             ("[127.0.0.1]:80", "not an IPv6 address in brackets"),
             ("[::1:80", "not an IPv6 address in brackets"),
@@ -1924,6 +1931,30 @@ mod tests {
             assert!(e.message.contains(says), "{target}: {e}");
         }
         assert!(build("port = +80\ntargets = 127.0.0.1:1\n").is_err());
+        // TLS: checked for the host as written, or for tls_name=.
+        let c = build("targets = localhost:1 tls, 127.0.0.1:2 tls tls_name=api.test\n").unwrap();
+        let names: Vec<_> = (c.targets.iter())
+            .map(|t| t.tls.as_ref().map(|n| n.to_str().into_owned()))
+            .collect();
+        assert_eq!(names, [Some("localhost".into()), Some("api.test".into())]);
+        assert!(c.backend_tls.is_some());
+        assert!(build("targets = 127.0.0.1:1\n")
+            .unwrap()
+            .backend_tls
+            .is_none());
+        for (targets, says) in [
+            ("127.0.0.1:1 tls_name=a.test", "add `tls`"),
+            ("127.0.0.1:1 tls tls", "tls given twice"),
+            (
+                "127.0.0.1:1 tls tls_name=a.test tls_name=b.test",
+                "tls_name given twice",
+            ),
+            ("127.0.0.1:1 tls tls_name=no_such^name", "not a host name"),
+            ("unix:/run/app.sock tls", "not supported"),
+        ] {
+            let e = build(&format!("targets = {targets}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{targets}: {e}");
+        }
         assert_eq!(
             build("worker_priority = -5\ntargets = 127.0.0.1:1\n")
                 .unwrap()
