@@ -11,7 +11,6 @@ use crate::patterns::PathPrefixes;
 use crate::ratelimit::Rate;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::retry_on::RetryOnStatus;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Below this, `resolve_interval` would have the system resolver asked
@@ -61,7 +60,7 @@ pub const KEYS: &[Key] = &[
         name: "targets",
         default: "",
         help: "backends, comma separated host:port or unix:PATH with optional weight=N, \
-               max_conns=N, backup, max_fails=N, fail_timeout=D",
+               max_conns=N, backup, max_fails=N, fail_timeout=D, tls, tls_name=NAME",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {
@@ -478,9 +477,9 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "backend_tls_verify",
-        default: "on",
+        default: "true",
         help: "check the certificate of each target with `tls`: issued by a trusted authority \
-               (backend_tls_ca) and valid for the target's host or tls_name=; off takes any \
+               (backend_tls_ca) and valid for the target's host or tls_name=; false takes any \
                certificate (nginx's proxy_ssl_verify off)",
         apply: |c, v| parse_bool(v).map(|b| c.backend_tls_keys.verify = b),
     },
@@ -490,7 +489,7 @@ pub const KEYS: &[Key] = &[
         help: "PEM file of the certificates trusted to issue backends' certificates; empty = \
                the system's (SSL_CERT_FILE, or /etc/ssl/certs); read again on reload",
         apply: |c, v| {
-            c.backend_tls_keys.ca = (!v.is_empty()).then(|| PathBuf::from(v));
+            c.backend_tls_keys.ca = optional_path(v);
             Ok(())
         },
     },
