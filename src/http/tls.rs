@@ -452,9 +452,24 @@ impl TlsStream {
             }
         }
         drop(session);
-        let _ = socket2::SockRef::from(&self.tcp)
-            .send_with_flags(&out, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-        out.clear();
+        if !out.is_empty() {
+            let _ = socket2::SockRef::from(&self.tcp)
+                .send_with_flags(&out, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+            out.clear();
+        }
+    }
+}
+
+/// A connection closed without a word (an idle one to a backend that the
+/// pool lets go, one whose exchange failed) still says `close_notify`,
+/// if it has not: the peer then knows the end was meant, and logs no
+/// truncation. Not before the handshake ended: to a client refused
+/// before it, or one that spoke plain HTTP, nothing is said in TLS.
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        if !self.session.get_mut().is_handshaking() {
+            self.say_closing();
+        }
     }
 }
 
