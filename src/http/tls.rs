@@ -175,6 +175,18 @@ impl TlsStream {
         (version, suite)
     }
 
+    /// The certificates a client showed at the handshake, its own first
+    /// (`tls_verify_client`, which checked them); empty for none.
+    pub fn client_certificates(&self) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+        let session = self.session.lock();
+        match &*session {
+            Connection::Server(server) => (server.peer_certificates())
+                .map(|sent| sent.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            Connection::Client(_) => Vec::new(),
+        }
+    }
+
     /// Reads plaintext: what the session holds, else what the next
     /// ciphertext gives. `wait`: block for it; otherwise `WouldBlock`
     /// when none has come. `Ok(0)` at the end of the stream, a
