@@ -634,6 +634,9 @@ pub struct Loader {
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
     file_read: bool,
+    /// The TLS settings for backends once made: one for every pool, so
+    /// their files are read, and their sessions kept, once.
+    backend_tls: std::cell::OnceCell<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Loader {
@@ -663,6 +666,7 @@ impl Loader {
             route_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
+            backend_tls: std::cell::OnceCell::new(),
         }
     }
 
@@ -987,19 +991,49 @@ impl Loader {
     }
 
     /// The TLS settings for backends, made (their files read) once a
-    /// target of `config` has `tls` and none were made for the top level.
+    /// target of `config` has `tls`, or a file for them is named (so that
+    /// `check` reads it), and shared by every pool.
     pub(super) fn backend_tls_for(&self, config: &mut Config) -> Result<(), ConfigError> {
-        if config.backend_tls.is_some() || config.targets.iter().all(|t| t.tls.is_none()) {
+        let keys = &config.backend_tls_keys;
+        let named = keys.ca.is_some() || keys.certificate.is_some();
+        if config.backend_tls.is_some()
+            || (!named && config.targets.iter().all(|t| t.tls.is_none()))
+        {
             return Ok(());
         }
-        let made = crate::tls::backends::client_config(&config.backend_tls_keys);
-        config.backend_tls = Some(made.map_err(|e| {
+        if let Some(made) = self.backend_tls.get() {
+            config.backend_tls = Some(made.clone());
+            return Ok(());
+        }
+        if !keys.verify {
+            log::warn!(
+                "{}",
+                self.refused(
+                    "backend_tls_verify",
+                    "is false: targets with tls are taken for whoever they say they are, \
+                     and anyone on the way to them could read and change what they are sent"
+                        .into()
+                )
+            );
+            if keys.ca.is_some() {
+                log::warn!(
+                    "{}",
+                    self.refused(
+                        "backend_tls_ca",
+                        "is not read: backend_tls_verify is false".into()
+                    )
+                );
+            }
+        }
+        let made = crate::tls::backends::client_config(keys).map_err(|e| {
             let key = match e {
                 crate::tls::trust::TrustError::Certificate(_) => "backend_tls_certificate",
                 _ => "backend_tls_ca",
             };
             self.refused(key, e.to_string())
-        })?);
+        })?;
+        let _ = self.backend_tls.set(made.clone());
+        config.backend_tls = Some(made);
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerCon
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,13 @@ pub struct TlsStream {
     session: Mutex<Connection>,
     incoming: Mutex<Incoming>,
     outgoing: Mutex<Vec<u8>>,
+    /// Records taken out of `outgoing` are being sent (see
+    /// `write_all_unless_answered`): nothing else may go until they have,
+    /// or it would land inside one.
+    sending: AtomicBool,
+    /// The connection ended without the peer's `close_notify` (see
+    /// [`TlsStream::cut_short`]).
+    cut: AtomicBool,
 }
 
 /// Ciphertext read from the socket and not yet given to the session.
@@ -86,7 +94,17 @@ impl TlsStream {
             session: Mutex::new(session),
             incoming: Mutex::default(),
             outgoing: Mutex::default(),
+            sending: AtomicBool::new(false),
+            cut: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection ended (a read gave `Ok(0)`) without the
+    /// peer saying `close_notify` first: a message framed by the end of
+    /// the connection may then have been cut short by anyone on the way
+    /// (RFC 9112 §9.8), and is not complete.
+    pub fn cut_short(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
     }
 
     pub fn tcp(&self) -> &TcpStream {
@@ -215,7 +233,7 @@ impl TlsStream {
             match read {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(self.ended_cut()),
                 Err(e) => return Err(e),
             }
             let fd = self.tcp.as_raw_fd();
@@ -238,11 +256,19 @@ impl TlsStream {
                     }
                 }
             };
+            // Had a `close_notify` come, the session would have said the
+            // end (`Ok(0)` above) before the socket is read again.
             if n == 0 {
-                return Ok(0);
+                return Ok(self.ended_cut());
             }
             incoming.end += n;
         }
+    }
+
+    /// Notes an end without `close_notify`; what a read at the end gives.
+    fn ended_cut(&self) -> usize {
+        self.cut.store(true, Ordering::Relaxed);
+        0
     }
 
     /// Waits for more of a record whose start `came` in a wait begun
@@ -283,6 +309,9 @@ impl TlsStream {
         let Some(mut out) = self.outgoing.try_lock() else {
             return;
         };
+        if self.sending.load(Ordering::Relaxed) {
+            return;
+        }
         {
             let mut session = self.session.lock();
             while session.wants_write() {
@@ -384,6 +413,8 @@ impl TlsStream {
                 while session.wants_write() {
                     session.write_tls(&mut *out)?;
                 }
+                // Set under the lock the others look at it under.
+                self.sending.store(true, Ordering::Relaxed);
                 std::mem::take(&mut *out)
             };
             let sent = super::conn::send_all_unless_answered(
@@ -393,6 +424,7 @@ impl TlsStream {
             );
             // The buffer goes back for the next batch.
             let mut out = self.outgoing.lock();
+            self.sending.store(false, Ordering::Relaxed);
             if out.is_empty() {
                 *out = records;
                 out.clear();
@@ -454,6 +486,9 @@ impl TlsStream {
         let Some(mut out) = self.outgoing.try_lock() else {
             return;
         };
+        if self.sending.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(mut session) = self.session.try_lock() else {
             return;
         };
