@@ -1117,7 +1117,8 @@ fn begin_tls(
         },
     };
     let limit = limit.saturating_sub(accepted.elapsed());
-    let Err(failure) = tls.handshake(limit, inner.inherited.read_timeout) else {
+    let handshake = tls.handshake(limit, inner.inherited.read_timeout);
+    let Err(failure) = handshake.and_then(|()| check_resumed(tls, config)) else {
         inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
         return Ok(proxied);
     };
@@ -1134,6 +1135,17 @@ fn begin_tls(
         log::debug!("client {peer}: TLS handshake: {failure}");
     }
     Err(Ended)
+}
+
+/// A resumed session's client certificate, checked again as of now
+/// (see [`crate::tls::ClientAuth::check_again`]).
+fn check_resumed(tls: &TlsStream, config: &Config) -> Result<(), HandshakeError> {
+    match &config.tls_client_auth {
+        Some(auth) if tls.resumed() => {
+            (auth.check_again(&tls.client_certificates())).map_err(HandshakeError::Tls)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The accepted `tcp` as the connection it is: a plain one, or the start
@@ -1225,13 +1237,22 @@ impl Control {
             path_to_persistence
         );
         // The certificates are read again at every reload (a renewed
-        // one is served from then on), unless the port they are for is
-        // the one that waits for a restart.
+        // one is served from then on), and the checks of clients' own
+        // made again (a revocation counts from then on), even when the
+        // port they are for changes, which waits for a restart; but
+        // for TLS turned on or off, which waits for it too.
         if next.tls_port != was.tls_port {
             reloaded.needs_restart.push("tls_port");
             next.tls_port = was.tls_port;
-            next.tls_certificates = was.tls_certificates.clone();
-            next.tls = was.tls.clone();
+            if was.tls.is_none() || next.tls.is_none() {
+                next.tls_certificates = was.tls_certificates.clone();
+                next.tls_served = was.tls_served.clone();
+                next.tls_verify_client = was.tls_verify_client;
+                next.tls_client_ca = was.tls_client_ca.clone();
+                next.tls_client_crl = was.tls_client_crl.clone();
+                next.tls_client_auth = was.tls_client_auth.clone();
+                next.tls = was.tls.clone();
+            }
         }
         next.log_to_stdout = was.log_to_stdout;
         let refused = |e| {

@@ -157,6 +157,8 @@ pub struct Config {
     pub tls_verify_client: crate::tls::VerifyClient,
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_crl: Option<PathBuf>,
+    /// The checks those keys make (also of resumed sessions).
+    pub tls_client_auth: Option<Arc<crate::tls::ClientAuth>>,
     /// The settings `tls_port` takes TLS with, made of the keys above
     /// once they are all read.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -1106,11 +1108,12 @@ impl Loader {
                     };
                     self.refused(key, e.to_string())
                 })?;
-                Some(auth)
+                Some(Arc::new(auth))
             }
             _ => None,
         };
-        config.tls = Some(crate::tls::server_config(served, client_auth.as_ref()));
+        config.tls = Some(crate::tls::server_config(served, client_auth.as_deref()));
+        config.tls_client_auth = client_auth;
         Ok(())
     }
 
@@ -1548,6 +1551,7 @@ impl Config {
             tls_verify_client: Default::default(),
             tls_client_ca: None,
             tls_client_crl: None,
+            tls_client_auth: None,
             tls: None,
             backend_tls_keys: Default::default(),
             backend_tls: None,

@@ -165,12 +165,12 @@ const REQUEST_OWNED: &[(&str, &str)] = &[
     (
         "client-cert",
         "the proxy writes the certificate a client showed on tls_port in it, and takes it \
-         from no client but a real_ip_from proxy (RFC 9440)",
+         from no request (RFC 9440)",
     ),
     (
         "client-cert-chain",
         "the proxy writes the intermediates a client showed on tls_port in it, and takes it \
-         from no client but a real_ip_from proxy (RFC 9440)",
+         from no request (RFC 9440)",
     ),
     (
         "x-forwarded-proto",

@@ -21,14 +21,18 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// The fields [`add_forwarded`] writes, whatever the client sent in them.
-pub const FORWARDING_FIELDS: [&str; 6] = [
+/// The fields the proxy writes itself, whatever the client sent in them:
+/// [`add_forwarded`]'s, and those of a client's certificate (RFC 9440,
+/// see `proxy::client_cert`).
+pub const FORWARDING_FIELDS: [&str; 8] = [
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
     "x-real-ip",
     "forwarded",
     "via",
+    "client-cert",
+    "client-cert-chain",
 ];
 
 /// Whether `name` is a field that frames a message or describes one

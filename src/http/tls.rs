@@ -193,6 +193,12 @@ impl TlsStream {
         (version, suite)
     }
 
+    /// Whether the handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        let session = self.session.lock();
+        session.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     /// The certificates a client showed at the handshake, its own first
     /// (`tls_verify_client`, which checked them); empty for none.
     pub fn client_certificates(&self) -> Vec<rustls_pki_types::CertificateDer<'static>> {

@@ -104,7 +104,7 @@ pub(super) fn serve_range(
     let keep_alive = client.keeps_alive(request);
     // What the cache may do on its own for this client: what `serve`
     // does only for requests without credentials or no-store.
-    let on_its_own = !request.headers.contains("authorization") && !req_cc.no_store;
+    let on_its_own = !policy::has_credentials(&request.headers) && !req_cc.no_store;
     let answering = Answering::new(request, keep_alive, cache, client, shared);
     let (entry, status, upstream) = match look_up(cache, &primary, request, &req_cc, no_cache, ttl)
     {
@@ -223,7 +223,7 @@ pub(super) fn serve(
                 }
                 // A request with credentials revalidates in the foreground:
                 // what it would bring back is its own, not the cache's.
-                Use::StaleRevalidating if !request.headers.contains("authorization") => {
+                Use::StaleRevalidating if !policy::has_credentials(&request.headers) => {
                     // Revalidated after the response (see `refresh`).
                     client.after_response = Some(Refresh::of(&request, &entry, primary.clone()));
                     return serve_entry(client, &answering, &entry, Status::Stale, None, b"");
@@ -360,14 +360,10 @@ pub(super) fn serve(
         // request, one that says no-store, says nothing of what the next
         // plain GET would bring.
         let plain_get = request.method == "GET"
-            && ![
-                "authorization",
-                "cookie",
-                "if-none-match",
-                "if-modified-since",
-            ]
-            .iter()
-            .any(|f| request.headers.contains(f))
+            && !policy::has_credentials(&request.headers)
+            && !["cookie", "if-none-match", "if-modified-since"]
+                .iter()
+                .any(|f| request.headers.contains(f))
             && !req_cc.no_store;
         // Not one that is only not asked for often enough yet: the next
         // misses, which may store it, still wait on each other.
@@ -464,6 +460,8 @@ impl Revalidated<'_> {
         let own = for_the_cache(self.request);
         let mut neutral = own.clone();
         neutral.headers.remove("authorization");
+        neutral.headers.remove("client-cert");
+        neutral.headers.remove("client-cert-chain");
         let settings = &shared.caching(client.route).settings;
         let storable = policy::storable(&neutral, &head, self.response_time, settings);
         // Nor is an answer to them everyone's: a request saying no-store
@@ -471,7 +469,7 @@ impl Revalidated<'_> {
         // credentials may have fields of its own in its 304 (§3.5). Such a
         // refresh is served this once.
         let for_everyone = !CacheControl::parse(&self.request.headers).no_store
-            && (!own.headers.contains("authorization")
+            && (!policy::has_credentials(&own.headers)
                 || policy::storable(&own, &head, self.response_time, settings).is_some());
         let refreshed = |lifetime| {
             Arc::new(Entry::new(

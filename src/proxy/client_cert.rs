@@ -1,7 +1,8 @@
 //! A client's certificate, for its backend: RFC 9440's `Client-Cert` and
 //! `Client-Cert-Chain` fields, which the proxy writes for a client that
-//! showed one on `tls_port` (`tls_verify_client`), and which no client
-//! can write for itself.
+//! showed one on `tls_port` (`tls_verify_client`), and takes from nobody
+//! (not even a proxy in front, which may pass on what its own clients
+//! wrote: most pass on fields they do not know).
 
 use crate::http::Headers;
 use base64::Engine as _;
@@ -43,27 +44,17 @@ impl ClientCertificate {
     }
 }
 
-/// Puts the request's `Client-Cert` and `Client-Cert-Chain` right: a
-/// client's own are taken out (anyone could write them), a proxy in
-/// front's kept when it is trusted (`from_trusted`, `real_ip_from`:
-/// one that took the client's TLS), and the certificate the client
-/// showed on this connection, if any, replaces both.
-pub(super) fn put_fields(
-    headers: &mut Headers,
-    shown: Option<&ClientCertificate>,
-    from_trusted: impl FnOnce() -> bool,
-) {
+/// Puts the request's `Client-Cert` and `Client-Cert-Chain` right: the
+/// certificate the client showed on this connection, if any, and
+/// otherwise none, whatever the request said.
+pub(super) fn put_fields(headers: &mut Headers, shown: Option<&ClientCertificate>) {
+    headers.remove("client-cert");
+    headers.remove("client-cert-chain");
     if let Some(shown) = shown {
-        headers.set("Client-Cert", &shown.cert);
-        match &shown.chain {
-            Some(chain) => headers.set("Client-Cert-Chain", chain),
-            None => {
-                headers.remove("client-cert-chain");
-            }
+        headers.push("Client-Cert", &shown.cert);
+        if let Some(chain) = &shown.chain {
+            headers.push("Client-Cert-Chain", chain);
         }
-    } else if !from_trusted() {
-        headers.remove("client-cert");
-        headers.remove("client-cert-chain");
     }
 }
 
@@ -105,21 +96,18 @@ mod tests {
             h
         };
         let mut h = written();
-        put_fields(&mut h, Some(&shown), || false);
+        put_fields(&mut h, Some(&shown));
         assert_eq!(h.get("client-cert"), Some(&b":AQID:"[..]));
         assert_eq!(h.get("client-cert-chain"), Some(&b":BAU=:"[..]));
         // No intermediates sent: no chain, not even the client's.
         let alone = ClientCertificate::of(&[own]).unwrap();
         let mut h = written();
-        put_fields(&mut h, Some(&alone), || false);
+        put_fields(&mut h, Some(&alone));
         assert_eq!(h.get("client-cert"), Some(&b":AQID:"[..]));
         assert_eq!(h.get("client-cert-chain"), None);
-        // None shown: a client's own go, a trusted proxy's stay.
+        // None shown: what the request said goes.
         let mut h = written();
-        put_fields(&mut h, None, || false);
+        put_fields(&mut h, None);
         assert_eq!(fields(&h), [("Accept".to_string(), "*/*".to_string())]);
-        let mut h = written();
-        put_fields(&mut h, None, || true);
-        assert_eq!(fields(&h).len(), 3);
     }
 }

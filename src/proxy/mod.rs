@@ -636,9 +636,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     // Before the cache reads the request: one with a certificate is an
-    // authenticated one (see `policy::storable`).
-    let from_trusted = || realip::is_trusted(client.peer, trusted);
-    client_cert::put_fields(&mut head.headers, client.certificate.as_ref(), from_trusted);
+    // authenticated one (see `policy::has_credentials`).
+    client_cert::put_fields(&mut head.headers, client.certificate.as_ref());
     if let Some((name, id)) = &mut client.request_id {
         let from_proxy = realip::is_trusted(client.peer, trusted);
         // The last field of that name: a proxy in front that adds its own

@@ -203,7 +203,9 @@ impl ClientAuth {
     /// With a list, the certificate a client sends must be in no list of
     /// its issuer's, and that issuer must have a list in the file (a
     /// client's certificate whose status is unknown is refused); the
-    /// intermediates above it are not looked up.
+    /// intermediates above it are not looked up. A list past its next update
+    /// is refused, as OpenSSL refuses one: a revocation since would not be
+    /// in it.
     pub fn load(verify: VerifyClient, ca: &Path, crl: Option<&Path>) -> Result<Self, TrustError> {
         let authorities = trust::read_certificates(ca)?;
         let mut roots = RootCertStore::empty();
@@ -215,7 +217,8 @@ impl ClientAuth {
         let mut builder =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(provider()))
                 .with_crls(crls.clone())
-                .only_check_end_entity_revocation();
+                .only_check_end_entity_revocation()
+                .enforce_revocation_expiration();
         if verify == VerifyClient::Optional {
             builder = builder.allow_unauthenticated();
         }
@@ -227,6 +230,21 @@ impl ClientAuth {
             verifier,
             made_of: (verify, authorities, crls),
         })
+    }
+}
+
+impl ClientAuth {
+    /// Checks again, now, the certificates a client showed when its
+    /// session began: rustls does not on a resumed session, which may
+    /// have begun hours ago (a TLS 1.2 session ID is kept until 20,000
+    /// newer ones push it out), with a certificate that has expired since.
+    pub fn check_again(&self, shown: &[CertificateDer<'_>]) -> Result<(), rustls::Error> {
+        let Some((own, intermediates)) = shown.split_first() else {
+            return Ok(());
+        };
+        let now = rustls_pki_types::UnixTime::now();
+        self.verifier.verify_client_cert(own, intermediates, now)?;
+        Ok(())
     }
 }
 

@@ -143,6 +143,13 @@ pub fn varies_past_any_key(response: &Headers) -> bool {
         .any(|v| v == "*" || FORWARDING_FIELDS.iter().any(|f| v.eq_ignore_ascii_case(f)))
 }
 
+/// Whether a request is authenticated (RFC 9111 §3.5): by `Authorization`,
+/// or by a client certificate (`Client-Cert`, which the proxy writes for
+/// a client that showed one on `tls_port`, and takes from no request).
+pub fn has_credentials(request: &Headers) -> bool {
+    request.contains("authorization") || request.contains("client-cert")
+}
+
 /// Decides whether a response to `request` may be stored (RFC 9111 §3),
 /// and for how long it is fresh (§4.2.1). `response_time` is when it
 /// arrived. `None`: do not store.
@@ -191,10 +198,7 @@ pub fn storable(
     // do Cache-Control's `s-maxage` and `must-revalidate`: they permit it
     // for the revalidation they impose once stale, and with a field for
     // this cache read they are not; only its `public` still counts.
-    // A client certificate (`Client-Cert`, which the proxy writes for a
-    // client that showed one, and takes from no client) authenticates a
-    // request as surely.
-    if request.headers.contains("authorization") || request.headers.contains("client-cert") {
+    if has_credentials(&request.headers) {
         let permitted = if cc.targeted {
             CacheControl::parse(&response.headers).public
         } else {
