@@ -1,0 +1,927 @@
+//! TLS to backends (a target written `host:port tls`, as nginx's
+//! `proxy_pass https://` and HAProxy's `server ... ssl`), over real
+//! sockets: in-process rustls backends (`support::tls_backend`) with
+//! certificates of a test CA (`support::pki`) that `backend_tls_ca`
+//! names. Requests and bodies both ways on a pooled connection, the
+//! certificate's chain and name (`tls_name`, SNI), `backend_tls_verify`,
+//! client certificates, a backend that speaks no TLS or never finishes
+//! its handshake, retries, a pooled connection ended by `close_notify`,
+//! WebSockets, health checks, the cache, pools, and the configuration's
+//! refusals.
+
+mod support;
+
+use inverso::config::{Config, Loader};
+use rustls::ProtocolVersion;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::pki::{Ca, Pki};
+use support::tls_backend::{TlsBackend, TlsSetup};
+use support::*;
+
+// ---------------------------------------------------------------- helpers
+
+/// A test CA whose certificate is written where `backend_tls_ca` can
+/// name it.
+struct Trust {
+    pki: Pki,
+    ca_file: String,
+}
+
+impl Trust {
+    fn new() -> Trust {
+        let pki = Pki::new();
+        let ca_file = pki.ca.write(pki.dir.path(), "backend-ca.pem");
+        Trust {
+            ca_file: ca_file.display().to_string(),
+            pki,
+        }
+    }
+
+    fn ca(&self) -> &Ca {
+        &self.pki.ca
+    }
+
+    fn dir(&self) -> &Path {
+        self.pki.dir.path()
+    }
+
+    /// A backend's setup serving a certificate of this CA for `names`.
+    fn serving(&self, names: &[&str]) -> TlsSetup {
+        TlsSetup::serving(&self.ca().leaf(names), self.ca())
+    }
+
+    /// proxy.conf with `targets`, this CA as the backends' roots, then
+    /// `more`.
+    fn conf(&self, targets: &str, more: &str) -> String {
+        format!(
+            "targets = {targets}\nbackend_tls_ca = {}\n{more}",
+            self.ca_file
+        )
+    }
+}
+
+/// A TLS echo backend with a certificate of `trust` for 127.0.0.1 (an
+/// IP address name), as a target `127.0.0.1:PORT tls` needs.
+fn echo_on_ip(trust: &Trust, name: &str) -> TlsBackend {
+    TlsBackend::echo(name, trust.serving(&["127.0.0.1"]))
+}
+
+/// `backend` as a `targets` entry marked `tls`, then `options`.
+fn tls_target(backend: &Backend, options: &str) -> String {
+    format!("{} tls {options}", backend.addr)
+        .trim_end()
+        .to_string()
+}
+
+/// Starts a proxy on `text` (read by the loader) with the admin listener
+/// on, then `tweak` on what the harness set.
+fn start(text: &str, tweak: impl FnOnce(&mut Config)) -> Proxy {
+    let from_text = from_file_with_admin(text);
+    start_proxy(&[], move |c| {
+        from_text(c);
+        tweak(c);
+    })
+}
+
+/// The body [`Backend::echo`] answers `method path` with `body`.
+fn echoed(name: &str, method: &str, path: &str, body: &[u8]) -> String {
+    format!(
+        "{name} {method} {path} len={} fnv={:016x}",
+        body.len(),
+        fnv(body)
+    )
+}
+
+/// `GET path`, whose answer must come within the client's read timeout
+/// ([`IO_TIMEOUT`]): the bound that tells an answer from a hang.
+#[track_caller]
+fn get_in_time(client: &mut Client, path: &str) -> Response {
+    client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    (client.try_response(false))
+        .unwrap_or_else(|e| panic!("GET {path}: no answer within {IO_TIMEOUT:?}: {e}"))
+}
+
+/// The sample of `family` for the target at `addr` in the default pool.
+fn target_metric(proxy: &Proxy, family: &str, addr: SocketAddr) -> Option<u64> {
+    proxy.metric(&format!("{family}{{target=\"{addr}\",pool=\"default\"}}"))
+}
+
+/// Asserts that `addr`'s failures (`inverso_upstream_failures_total`)
+/// come to at least `least`.
+#[track_caller]
+fn assert_failures_reach(proxy: &Proxy, addr: SocketAddr, least: u64) {
+    let mut last = None;
+    let reached = wait_until(WAIT_LIMIT, || {
+        last = target_metric(proxy, "inverso_upstream_failures_total", addr);
+        last.is_some_and(|n| n >= least)
+    });
+    assert!(reached, "failures of {addr}: {last:?}, not {least} or more");
+}
+
+/// Asserts that `backend` comes to count at least one failed handshake.
+#[track_caller]
+fn assert_a_handshake_failed(backend: &TlsBackend) {
+    assert!(
+        wait_until(WAIT_LIMIT, || backend.failed_handshakes() >= 1),
+        "the backend saw no failed handshake (completed: {:?})",
+        backend.handshakes()
+    );
+}
+
+// ---------------------------------------------------------------- requests
+
+#[test]
+fn get_and_post_reach_a_tls_backend_on_one_kept_connection() {
+    let trust = Trust::new();
+    let backend = echo_on_ip(&trust, "a");
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    let r = client.get("/one?x=1");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("x-backend"), Some("a"));
+    assert_eq!(r.body_str(), echoed("a", "GET", "/one?x=1", b""));
+    let form = pattern(5_000);
+    let r = client.post("/form", &form);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("a", "POST", "/form", &form));
+    for path in ["/two", "/three"] {
+        let r = client.get(path);
+        assert_eq!(r.body_str(), echoed("a", "GET", path, b""));
+    }
+    drop(client);
+    // Another client: the pooled connection again.
+    let r = proxy.connect().get("/four");
+    assert_eq!(r.body_str(), echoed("a", "GET", "/four", b""));
+
+    let seen = backend.seen();
+    let paths: Vec<&str> = seen.iter().map(Seen::path).collect();
+    assert_eq!(paths, ["/one?x=1", "/form", "/two", "/three", "/four"]);
+    assert!(seen.iter().all(|s| s.conn == 0), "{seen:#?}");
+    assert_eq!(backend.connections(), 1);
+    // One handshake; to an IP address no name is sent (RFC 6066 §3).
+    let handshakes = backend.handshakes();
+    assert_eq!(handshakes.len(), 1, "{handshakes:?}");
+    assert_eq!(handshakes[0].sni, None);
+    assert!(!handshakes[0].client_cert);
+    assert_eq!(handshakes[0].version, Some(ProtocolVersion::TLSv1_3));
+}
+
+#[test]
+fn a_backend_speaking_tls_1_2_alone_is_served() {
+    let trust = Trust::new();
+    static TLS12_ALONE: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let setup = trust.serving(&["127.0.0.1"]).versions(TLS12_ALONE);
+    let backend = TlsBackend::echo("old", setup);
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    for path in ["/a", "/b"] {
+        let r = client.get(path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("old", "GET", path, b""));
+    }
+    let handshakes = backend.handshakes();
+    assert_eq!(handshakes.len(), 1, "{handshakes:?}");
+    assert_eq!(handshakes[0].version, Some(ProtocolVersion::TLSv1_2));
+}
+
+#[test]
+fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
+    const LARGE_RESPONSE: usize = 4 << 20;
+    const CHUNKED: usize = 300_000;
+    let trust = Trust::new();
+    let backend = TlsBackend::start("bodies", trust.serving(&["127.0.0.1"]), |seen, out| {
+        match seen.path() {
+            "/large" => respond(out, 200, &[], &pattern(LARGE_RESPONSE)),
+            "/chunked" => {
+                let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for piece in pattern(CHUNKED).chunks(70_001) {
+                    bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    bytes.extend_from_slice(piece);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"0\r\n\r\n");
+                let _ = out.write_all(&bytes);
+            }
+            _ => respond(out, 200, &[], describe("bodies", seen).as_bytes()),
+        }
+        Action::KeepAlive
+    });
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+
+    // Past request_buffer_size: streamed to the backend.
+    let upload = pattern(10 << 20);
+    let r = client.post("/upload", &upload);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("bodies", "POST", "/upload", &upload));
+
+    // A chunked request body, sent in small writes.
+    let body = pattern(200_000);
+    let mut request =
+        b"PUT /chunked-upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for piece in body.chunks(33_333) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    client.send_split(&request, 4096);
+    let r = client.response();
+    assert_eq!(
+        r.body_str(),
+        echoed("bodies", "PUT", "/chunked-upload", &body)
+    );
+
+    let r = client.get("/large");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body.len(), LARGE_RESPONSE);
+    assert_eq!(fnv(&r.body), fnv(&pattern(LARGE_RESPONSE)), "large body");
+
+    let r = client.get("/chunked");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body.len(), CHUNKED);
+    assert_eq!(fnv(&r.body), fnv(&pattern(CHUNKED)), "chunked body");
+
+    let received: Vec<usize> = backend.seen().iter().map(|s| s.body.len()).collect();
+    assert_eq!(received, [10 << 20, 200_000, 0, 0]);
+    assert_eq!(backend.connections(), 1);
+}
+
+// ---------------------------------------------------------------- verification
+
+#[test]
+fn a_certificate_of_another_ca_gets_502_unless_backend_tls_verify_is_off() {
+    let trust = Trust::new();
+    let stranger = Ca::new();
+    let setup = TlsSetup::serving(&stranger.leaf(&["127.0.0.1"]), &stranger);
+    let backend = TlsBackend::echo("a", setup);
+    let text = trust.conf(&tls_target(&backend, ""), "");
+    let proxy = start(&text, |_| {});
+    let mut client = proxy.connect();
+    for path in ["/refused", "/again"] {
+        let r = client.get(path);
+        assert_eq!(r.status, 502, "{path}: {}", r.head.raw);
+    }
+    assert_a_handshake_failed(&backend);
+    assert!(
+        backend.handshakes().is_empty(),
+        "{:?}",
+        backend.handshakes()
+    );
+    assert_eq!(backend.requests(), 0);
+    assert_failures_reach(&proxy, backend.addr, 1);
+
+    // Off: the certificate is taken as it is.
+    let more = "backend_tls_verify = off\n";
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), more), |_| {});
+    let r = proxy.connect().get("/taken");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("a", "GET", "/taken", b""));
+    assert_eq!(backend.requests(), 1);
+    assert_eq!(backend.handshakes().len(), 1);
+}
+
+#[test]
+fn without_backend_tls_ca_a_test_ca_s_certificate_is_refused() {
+    // The system's roots are the default: no public CA signed this one.
+    let trust = Trust::new();
+    let backend = echo_on_ip(&trust, "a");
+    let text = format!("targets = {}\n", tls_target(&backend, ""));
+    let proxy = start(&text, |_| {});
+    let r = proxy.connect().get("/");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+    assert_a_handshake_failed(&backend);
+}
+
+#[test]
+fn the_certificate_must_name_the_target_s_address_or_its_tls_name() {
+    let trust = Trust::new();
+    let backend = TlsBackend::echo("named", trust.serving(&["backend.test"]));
+
+    // By address: the certificate names no IP address.
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let r = proxy.connect().get("/by-address");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+    assert_a_handshake_failed(&backend);
+
+    // Another name: refused as well.
+    let other = tls_target(&backend, "tls_name=other.test");
+    let proxy = start(&trust.conf(&other, ""), |_| {});
+    let r = proxy.connect().get("/other-name");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+
+    // Its name: served, and asked for in the hello.
+    let named = tls_target(&backend, "tls_name=backend.test");
+    let proxy = start(&trust.conf(&named, ""), |_| {});
+    let r = proxy.connect().get("/by-name");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("named", "GET", "/by-name", b""));
+    let handshakes = backend.handshakes();
+    let snis: Vec<Option<&str>> = handshakes.iter().map(|h| h.sni.as_deref()).collect();
+    assert_eq!(snis, [Some("backend.test")]);
+}
+
+#[test]
+fn a_target_named_localhost_asks_for_localhost_and_checks_that_name() {
+    let trust = Trust::new();
+    let ip = localhost_ip();
+    let backend = TlsBackend::echo("local", trust.serving(&["localhost"]).on(ip));
+    let target = format!("localhost:{} tls", backend.addr.port());
+    let proxy = start(&trust.conf(&target, ""), |_| {});
+    let r = proxy.connect().get("/local");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("local", "GET", "/local", b""));
+    let handshakes = backend.handshakes();
+    let snis: Vec<Option<&str>> = handshakes.iter().map(|h| h.sni.as_deref()).collect();
+    assert_eq!(snis, [Some("localhost")]);
+
+    // The name as written is checked, not the address it resolved to: a
+    // certificate for the address alone does not do for `localhost`.
+    let by_ip = TlsBackend::echo("ip", trust.serving(&[&ip.to_string()]).on(ip));
+    let target = format!("localhost:{} tls", by_ip.addr.port());
+    let proxy = start(&trust.conf(&target, ""), |_| {});
+    let r = proxy.connect().get("/ip");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(by_ip.requests(), 0);
+}
+
+// ---------------------------------------------------------------- backends that do not speak it
+
+/// A plain-HTTP server that answers whatever comes with 400 and closes,
+/// as nginx answers a TLS hello sent to its plain port; keeps the first
+/// bytes each connection sent.
+fn plain_server_answering_400() -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first_bytes: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let kept = first_bytes.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                kept.lock().unwrap().push(chunk[..n].to_vec());
+                let _ = stream.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request",
+                );
+            });
+        }
+    });
+    (addr, first_bytes)
+}
+
+#[test]
+fn a_plain_backend_marked_tls_gets_502_without_waiting_for_a_timeout() {
+    let trust = Trust::new();
+    let (addr, first_bytes) = plain_server_answering_400();
+    let text = trust.conf(&format!("{addr} tls"), "connect_timeout = 60s\n");
+    // Every timeout far past the client's read timeout (IO_TIMEOUT): only
+    // the handshake failing on the backend's answer answers in time.
+    let proxy = start(&text, |c| c.connection_timeout = Duration::from_secs(60));
+    let r = get_in_time(&mut proxy.connect(), "/plain");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    let first = first_bytes.lock().unwrap().clone();
+    assert!(!first.is_empty(), "the proxy never connected");
+    // What the proxy sent was a TLS handshake record, not the request.
+    assert!(
+        first.iter().all(|b| b.first() == Some(&0x16)),
+        "not a TLS hello: {:?}",
+        first
+            .iter()
+            .map(|b| String::from_utf8_lossy(b))
+            .collect::<Vec<_>>()
+    );
+    assert_failures_reach(&proxy, addr, 1);
+}
+
+#[test]
+fn a_tls_backend_not_marked_tls_gets_502() {
+    let trust = Trust::new();
+    let backend = echo_on_ip(&trust, "a");
+    let proxy = start(&trust.conf(&backend.addr.to_string(), ""), |_| {});
+    let r = proxy.connect().get("/plain-to-tls");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+    assert!(backend.handshakes().is_empty());
+    assert_a_handshake_failed(&backend);
+}
+
+/// The setting under which only `connect_timeout` (1s) can end a
+/// backend's silence before the client's read timeout (IO_TIMEOUT).
+fn a_second_to_connect(c: &mut Config) {
+    c.connection_timeout = Duration::from_secs(60);
+}
+
+#[test]
+fn a_handshake_the_backend_never_answers_ends_at_connect_timeout_as_a_connect_does() {
+    let trust = Trust::new();
+    let stalled = TlsBackend::echo("stalled", trust.serving(&["127.0.0.1"]).stalling());
+    let more = "connect_timeout = 1s\nbackend_timeout = 60s\n";
+    let proxy = start(
+        &trust.conf(&tls_target(&stalled, ""), more),
+        a_second_to_connect,
+    );
+    let r = get_in_time(&mut proxy.connect(), "/stalled");
+    // A connect that times out is answered 504 (tests/resilience.rs,
+    // connect_timeout_bounds_a_backend_that_never_answers_the_handshake).
+    assert_eq!(r.status, 504, "{}", r.head.raw);
+    assert!(stalled.connections() >= 1);
+    assert_eq!(stalled.requests(), 0);
+    assert_failures_reach(&proxy, stalled.addr, 1);
+
+    // With a good target beside it, the request goes there.
+    let good = echo_on_ip(&trust, "good");
+    let targets = format!("{}, {}", tls_target(&stalled, ""), tls_target(&good, ""));
+    let proxy = start(&trust.conf(&targets, more), a_second_to_connect);
+    let mut client = proxy.connect();
+    for path in ["/1", "/2"] {
+        let r = get_in_time(&mut client, path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("good", "GET", path, b""));
+    }
+}
+
+// ---------------------------------------------------------------- retries
+
+#[test]
+fn a_target_with_a_bad_certificate_is_passed_over_for_the_next_one() {
+    let trust = Trust::new();
+    let stranger = Ca::new();
+    let bad = TlsBackend::echo(
+        "bad",
+        TlsSetup::serving(&stranger.leaf(&["127.0.0.1"]), &stranger),
+    );
+    let good = echo_on_ip(&trust, "good");
+    let targets = format!("{}, {}", tls_target(&bad, ""), tls_target(&good, ""));
+    // Never taken out: every other request is tried on the bad one first.
+    let proxy = start(&trust.conf(&targets, "max_fails = 0\n"), |_| {});
+    let mut client = proxy.connect();
+    for i in 0..4 {
+        let path = format!("/get{i}");
+        let r = client.get(&path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("good", "GET", &path, b""));
+    }
+    // A failed handshake is a connection not made: nothing was sent, so
+    // even a POST goes on to the next target.
+    for i in 0..4 {
+        let path = format!("/post{i}");
+        let body = pattern(1000 + i);
+        let r = client.post(&path, &body);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("good", "POST", &path, &body));
+    }
+    assert_eq!(bad.requests(), 0);
+    assert!(
+        bad.connections() >= 4,
+        "bad tried {} times",
+        bad.connections()
+    );
+    assert_eq!(good.requests(), 8);
+    assert_failures_reach(&proxy, bad.addr, 4);
+    assert_eq!(
+        target_metric(&proxy, "inverso_upstream_failures_total", good.addr),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_bad_certificate_under_default_settings_is_retried_on_the_good_target() {
+    let trust = Trust::new();
+    let stranger = Ca::new();
+    let bad = TlsBackend::echo(
+        "bad",
+        TlsSetup::serving(&stranger.leaf(&["127.0.0.1"]), &stranger),
+    );
+    let good = echo_on_ip(&trust, "good");
+    let targets = format!("{}, {}", tls_target(&bad, ""), tls_target(&good, ""));
+    let proxy = start(&trust.conf(&targets, ""), |_| {});
+    let mut client = proxy.connect();
+    for i in 0..4 {
+        let r = client.get(&format!("/{i}"));
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.header("x-backend"), Some("good"));
+    }
+    assert_eq!(bad.requests(), 0);
+    assert!(bad.connections() >= 1, "the bad target was never tried");
+    assert_failures_reach(&proxy, bad.addr, 1);
+}
+
+// ---------------------------------------------------------------- client certificates
+
+#[test]
+fn a_backend_that_requires_a_client_certificate_gets_backend_tls_certificate() {
+    let trust = Trust::new();
+    let clients = Ca::new();
+    let setup = trust
+        .serving(&["127.0.0.1"])
+        .client_certificate_from(&clients);
+    let backend = TlsBackend::echo("mtls", setup);
+    let target = tls_target(&backend, "");
+
+    // None to present: refused.
+    let proxy = start(&trust.conf(&target, ""), |_| {});
+    let r = proxy.connect().get("/anonymous");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+    assert_a_handshake_failed(&backend);
+
+    // One of a CA the backend does not trust: refused.
+    let dir = trust.dir();
+    let stranger = Ca::new();
+    let foreign = stranger
+        .client_leaf("proxy")
+        .write_apart(&stranger, dir, "foreign");
+    let more = format!("backend_tls_certificate = {foreign}\n");
+    let proxy = start(&trust.conf(&target, &more), |_| {});
+    let r = proxy.connect().get("/foreign");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+
+    // Its own: chain and key apart, then in one file.
+    let leaf = clients.client_leaf("proxy");
+    let apart = leaf.write_apart(&clients, dir, "client");
+    let together = leaf.write(&clients, dir, "client.pem");
+    for entry in [apart, together.display().to_string()] {
+        let more = format!("backend_tls_certificate = {entry}\n");
+        let proxy = start(&trust.conf(&target, &more), |_| {});
+        let r = proxy.connect().get("/certified");
+        assert_eq!(r.status, 200, "{entry}: {}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("mtls", "GET", "/certified", b""));
+    }
+    let handshakes = backend.handshakes();
+    assert_eq!(handshakes.len(), 2, "{handshakes:?}");
+    assert!(handshakes.iter().all(|h| h.client_cert), "{handshakes:?}");
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_backend_that_asks_for_no_client_certificate_is_shown_none() {
+    let trust = Trust::new();
+    let clients = Ca::new();
+    let backend = echo_on_ip(&trust, "a");
+    let entry = clients
+        .client_leaf("proxy")
+        .write_apart(&clients, trust.dir(), "client");
+    let more = format!("backend_tls_certificate = {entry}\n");
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), &more), |_| {});
+    let r = proxy.connect().get("/");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let handshakes = backend.handshakes();
+    assert_eq!(handshakes.len(), 1, "{handshakes:?}");
+    assert!(!handshakes[0].client_cert);
+}
+
+// ---------------------------------------------------------------- pooled connections
+
+#[test]
+fn a_pooled_connection_the_backend_ends_with_close_notify_is_not_used_again() {
+    let trust = Trust::new();
+    // Each connection answers one request, waits (bounded) until the
+    // test has the answer and the connection idles in the proxy's pool,
+    // then ends its session: close_notify, then the TCP end.
+    let idle = Gate::new();
+    let gate = idle.clone();
+    let backend = TlsBackend::start("once", trust.serving(&["127.0.0.1"]), move |seen, out| {
+        respond(out, 200, &[], describe("once", seen).as_bytes());
+        let _ = out.flush();
+        gate.wait();
+        Action::Close
+    });
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    let r = client.get("/first");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    idle.open();
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 1));
+
+    // A GET, then (the second connection closed the same way) a POST,
+    // which is sent only on a connection still open as it leaves.
+    let r = client.get("/second");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("once", "GET", "/second", b""));
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 2));
+    let body = pattern(3000);
+    let r = client.post("/third", &body);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("once", "POST", "/third", &body));
+
+    let conns: Vec<usize> = backend.seen().iter().map(|s| s.conn).collect();
+    assert_eq!(conns, [0, 1, 2]);
+    assert_eq!(backend.connections(), 3);
+}
+
+// ---------------------------------------------------------------- websocket
+
+#[test]
+fn a_websocket_to_a_tls_backend_is_tunnelled_both_ways() {
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    let trust = Trust::new();
+    // It greets first (a frame in the record of its 101), then echoes.
+    let backend = TlsBackend::start("ws", trust.serving(&["127.0.0.1"]), |seen, out| {
+        let key = seen.head.get("sec-websocket-key").unwrap_or_default();
+        let handshake = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            websocket_accept(key)
+        );
+        let mut bytes = handshake.into_bytes();
+        bytes.extend_from_slice(&websocket_frame(0x1, b"welcome", None));
+        if out.write_all(&bytes).is_err() {
+            return Action::Close;
+        }
+        let Ok(mut reader) = out.try_clone() else {
+            return Action::Close;
+        };
+        echo_websocket_frames(out, &mut reader);
+        Action::Close
+    });
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    client.send(
+        format!(
+            "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = client.head_response();
+    assert_eq!(r.status, 101, "{}", r.head.raw);
+    assert_eq!(
+        r.header("sec-websocket-accept"),
+        Some(websocket_accept(KEY).as_str())
+    );
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"welcome".to_vec())
+    );
+    client.send(&websocket_frame(0x1, b"hello", Some([1, 2, 3, 4])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"hello".to_vec())
+    );
+    // One frame of many TLS records each way, sent in small writes.
+    let big = pattern(100_000);
+    client.send_split(&websocket_frame(0x2, &big, Some([9, 8, 7, 6])), 4096);
+    let (opcode, echoed) = client.reader.read_websocket_frame().unwrap();
+    assert_eq!(opcode, 0x2);
+    assert!(echoed == big, "binary frame differs");
+    client.send(&websocket_frame(0x8, &[0x03, 0xe8], Some([5, 5, 5, 5])));
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x8, vec![0x03, 0xe8])
+    );
+    assert!(client.is_closed());
+    assert_eq!(backend.handshakes().len(), 1);
+}
+
+// ---------------------------------------------------------------- health checks
+
+#[test]
+fn health_checks_of_a_tls_target_go_over_tls() {
+    let trust = Trust::new();
+    let probes = Arc::new(AtomicUsize::new(0));
+    let counted = probes.clone();
+    let healthy = TlsBackend::start(
+        "healthy",
+        trust.serving(&["127.0.0.1"]),
+        move |seen, out| {
+            if seen.path() == "/health" {
+                counted.fetch_add(1, Ordering::SeqCst);
+                respond(out, 200, &[], b"ok");
+            } else {
+                respond(
+                    out,
+                    200,
+                    &[("X-Backend", "healthy")],
+                    seen.path().as_bytes(),
+                );
+            }
+            Action::KeepAlive
+        },
+    );
+    // Its certificate is of a CA the proxy does not trust: every probe
+    // fails its handshake.
+    let stranger = Ca::new();
+    let refused = TlsBackend::echo(
+        "refused",
+        TlsSetup::serving(&stranger.leaf(&["127.0.0.1"]), &stranger),
+    );
+    let targets = format!("{}, {}", tls_target(&refused, ""), tls_target(&healthy, ""));
+    // A probe must end within the interval: generous, for a debug build
+    // on a busy machine.
+    let more = "health_check_path = /health\nhealth_check_interval = 300ms\n\
+                health_check_fall = 2\nhealth_check_rise = 1\n";
+    let proxy = start(&trust.conf(&targets, more), |_| {});
+    let up = |addr| target_metric(&proxy, "inverso_upstream_up", addr);
+    assert!(
+        wait_until(WAIT_LIMIT, || up(refused.addr) == Some(0)),
+        "the target failing its handshakes is still up: {:?}",
+        up(refused.addr)
+    );
+    assert!(wait_until(WAIT_LIMIT, || probes.load(Ordering::SeqCst) >= 3));
+    assert_eq!(up(healthy.addr), Some(1));
+    assert!(refused.failed_handshakes() >= 2);
+    // The probes came as requests inside the TLS session.
+    let seen = healthy.seen();
+    assert!(seen.iter().all(|s| s.path() == "/health"), "{seen:#?}");
+    assert!(healthy.handshakes().len() >= 3);
+
+    let mut client = proxy.connect();
+    for i in 0..6 {
+        let path = format!("/{i}");
+        let r = client.get(&path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.header("x-backend"), Some("healthy"));
+    }
+    // Out of rotation: no request was even tried there.
+    assert_eq!(
+        target_metric(&proxy, "inverso_upstream_requests_total", refused.addr),
+        Some(0)
+    );
+    assert_eq!(refused.requests(), 0);
+}
+
+// ---------------------------------------------------------------- cache and pools
+
+#[test]
+fn a_cacheable_answer_of_a_tls_backend_is_a_miss_then_a_hit() {
+    let trust = Trust::new();
+    let numbered = AtomicUsize::new(0);
+    let origin = TlsBackend::start("origin", trust.serving(&["127.0.0.1"]), move |seen, out| {
+        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = format!("{} #{n}", seen.path());
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60")],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let proxy = start(&trust.conf(&tls_target(&origin, ""), ""), |c| {
+        c.cache_size = 1 << 20;
+    });
+    let first = proxy.exchange(|c| c.get("/page"));
+    expect(&first, 200, "MISS", "/page #1");
+    let second = proxy.exchange(|c| c.get("/page"));
+    expect(&second, 200, "HIT", "/page #1");
+    assert_eq!(origin.requests(), 1);
+}
+
+#[test]
+fn a_pool_s_target_may_be_tls_beside_plain_ones() {
+    let trust = Trust::new();
+    let plain = Backend::echo("plain");
+    let secure = echo_on_ip(&trust, "secure");
+    let text = format!(
+        "targets = {}\npool.api = {}\nroute./api/ = api\nbackend_tls_ca = {}\n",
+        plain.addr,
+        tls_target(&secure, ""),
+        trust.ca_file
+    );
+    let proxy = start(&text, |_| {});
+    let mut client = proxy.connect();
+    let r = client.get("/api/users");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("secure", "GET", "/api/users", b""));
+    let r = client.get("/site");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("plain", "GET", "/site", b""));
+    assert_eq!((plain.requests(), secure.requests()), (1, 1));
+}
+
+// ---------------------------------------------------------------- configuration
+
+/// What the loader says of `text` as proxy.conf: an error is expected.
+fn config_error(text: &str) -> String {
+    let mut loader = Loader::new();
+    let result = match loader.file("proxy.conf", text) {
+        Ok(loader) => loader.build().map(drop),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => panic!("taken:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_configuration_refuses_backend_tls_settings_that_cannot_work() {
+    let trust = Trust::new();
+    let dir = trust.dir();
+    let clients = Ca::new();
+    let client = clients.client_leaf("proxy");
+    let client_entry = client.write_apart(&clients, dir, "client");
+    let base = "port = 8080\n";
+    // The working setting, so that each refusal below is for its one change.
+    let good = format!(
+        "{base}targets = 127.0.0.1:8443 tls, 127.0.0.1:8444 tls tls_name=backend.test weight=2\n\
+         balance = weighted_round_robin\n\
+         pool.api = 127.0.0.1:9443 tls tls_name=api.test\n\
+         backend_tls_verify = on\n\
+         backend_tls_ca = {}\n\
+         backend_tls_certificate = {client_entry}\n",
+        trust.ca_file
+    );
+    let mut loader = Loader::new();
+    loader.file("proxy.conf", &good).unwrap();
+    if let Err(e) = loader.build() {
+        panic!("{e}\nin:\n{good}");
+    }
+
+    let key_only = dir.join("key-only.pem");
+    std::fs::write(&key_only, &client.key_pem).unwrap();
+    let missing = dir.join("missing.pem");
+    let cert_only = dir.join("client-cert-only.pem");
+    std::fs::write(&cert_only, &client.cert_pem).unwrap();
+    let other_key = dir.join("other.key");
+    std::fs::write(&other_key, clients.client_leaf("proxy").key_pem).unwrap();
+    let cases: Vec<(String, &str, Vec<String>)> = vec![
+        (
+            "targets = 127.0.0.1:8443 tls_name=backend.test\n".into(),
+            "targets",
+            vec!["tls_name".into()],
+        ),
+        (
+            "targets = 127.0.0.1:1\npool.api = 127.0.0.1:8443 tls_name=api.test\n".into(),
+            "pool.api",
+            vec!["tls_name".into()],
+        ),
+        (
+            "targets = unix:/run/app.sock tls\n".into(),
+            "targets",
+            vec!["unix:/run/app.sock".into(), "tls".into()],
+        ),
+        (
+            "targets = https://127.0.0.1:8443\n".into(),
+            "targets",
+            vec!["127.0.0.1:8443 tls".into()],
+        ),
+        (
+            format!(
+                "targets = 127.0.0.1:8443 tls\nbackend_tls_ca = {}\n",
+                missing.display()
+            ),
+            "backend_tls_ca",
+            vec![missing.display().to_string()],
+        ),
+        (
+            format!(
+                "targets = 127.0.0.1:8443 tls\nbackend_tls_ca = {}\n",
+                key_only.display()
+            ),
+            "backend_tls_ca",
+            vec![key_only.display().to_string()],
+        ),
+        (
+            format!(
+                "targets = 127.0.0.1:8443 tls\nbackend_tls_certificate = {} key={}\n",
+                cert_only.display(),
+                other_key.display()
+            ),
+            "backend_tls_certificate",
+            vec![other_key.display().to_string()],
+        ),
+        (
+            "targets = 127.0.0.1:8443 tls\nbackend_tls_verify = maybe\n".into(),
+            "backend_tls_verify",
+            vec!["maybe".into()],
+        ),
+    ];
+    for (lines, key, words) in cases {
+        let text = format!("{base}{lines}");
+        let message = config_error(&text);
+        // `proxy.conf:LINE: key: what is wrong`.
+        assert!(
+            message.starts_with("proxy.conf:") && message.contains(&format!(": {key}: ")),
+            "does not name {key}: {message}\nfor:\n{text}"
+        );
+        for word in words {
+            assert!(
+                message.contains(&word),
+                "does not say {word:?}: {message}\nfor:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn inverso_check_refuses_an_https_target_with_exit_2_and_its_line() {
+    let (code, _, stderr) =
+        inverso_check("port = 8080\n\ntargets = https://127.0.0.1:8443\n", "error");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("proxy.conf:3: targets: "), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:8443 tls"), "{stderr}");
+}
