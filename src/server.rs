@@ -1144,7 +1144,7 @@ fn client_stream(tcp: TcpStream, tls: bool, config: &Config) -> Option<Arc<Clien
         return Some(Arc::new(ClientStream::Tcp(tcp)));
     }
     let settings = config.tls.clone()?;
-    match TlsStream::new(tcp, settings) {
+    match TlsStream::accepting(tcp, settings) {
         Ok(session) => Some(Arc::new(ClientStream::Tls(Box::new(session)))),
         Err(e) => {
             log::warn!("cannot start a TLS session: {e}");

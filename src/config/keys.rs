@@ -60,7 +60,7 @@ pub const KEYS: &[Key] = &[
         name: "targets",
         default: "",
         help: "backends, comma separated host:port or unix:PATH with optional weight=N, \
-               max_conns=N, backup, max_fails=N, fail_timeout=D",
+               max_conns=N, backup, max_fails=N, fail_timeout=D, tls, tls_name=NAME",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {
@@ -472,6 +472,34 @@ pub const KEYS: &[Key] = &[
             let (files, tls) = parse_certificates(v)?;
             c.tls_certificates = files;
             c.tls = tls;
+            Ok(())
+        },
+    },
+    Key {
+        name: "backend_tls_verify",
+        default: "true",
+        help: "check the certificate of each target with `tls`: issued by a trusted authority \
+               (backend_tls_ca) and valid for the target's host or tls_name=; false takes any \
+               certificate (nginx's proxy_ssl_verify off)",
+        apply: |c, v| parse_bool(v).map(|b| c.backend_tls_keys.verify = b),
+    },
+    Key {
+        name: "backend_tls_ca",
+        default: "",
+        help: "PEM file of the certificates trusted to issue backends' certificates; empty = \
+               the system's (SSL_CERT_FILE, or /etc/ssl/certs); read again on reload",
+        apply: |c, v| {
+            c.backend_tls_keys.ca = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "backend_tls_certificate",
+        default: "",
+        help: "client certificate shown to backends over TLS that ask for one: a PEM chain and \
+               its key, or the chain with ` key=<file>`; empty = none",
+        apply: |c, v| {
+            c.backend_tls_keys.certificate = backend_certificate(v)?;
             Ok(())
         },
     },

@@ -152,6 +152,13 @@ pub struct Config {
     /// (at load and at every reload).
     pub tls_certificates: Vec<crate::tls::CertificateFiles>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `backend_tls_verify`, `backend_tls_ca` and
+    /// `backend_tls_certificate`, and the TLS settings made of them when
+    /// a target has `tls` (at load and at every reload; `None`, with
+    /// such a target, in a configuration built by hand: the keys'
+    /// defaults).
+    pub backend_tls_keys: crate::tls::backends::BackendTlsKeys,
+    pub backend_tls: Option<Arc<rustls::ClientConfig>>,
     pub admin_bind: IpAddr,
     /// Where the targets' drain and maintenance states are kept across
     /// restarts (see `upstream::state_file`); `None`: not kept.
@@ -299,6 +306,10 @@ pub struct Target {
     pub max_fails: Option<u32>,
     /// Its own `fail_timeout=D`; `None`: the global `fail_timeout`.
     pub fail_timeout: Option<Duration>,
+    /// `tls`: spoken to over TLS, its certificate checked for this name
+    /// (`tls_name=NAME`, else the host it is written with) and the name
+    /// sent in SNI unless it is an address; `None`: plain HTTP.
+    pub tls: Option<rustls_pki_types::ServerName<'static>>,
 }
 
 impl Target {
@@ -312,6 +323,7 @@ impl Target {
             max_conns: None,
             max_fails: None,
             fail_timeout: None,
+            tls: None,
         }
     }
 
@@ -966,6 +978,23 @@ impl Loader {
         Ok(())
     }
 
+    /// The TLS settings for backends, made (their files read) once a
+    /// target of `config` has `tls` and none were made for the top level.
+    pub(super) fn backend_tls_for(&self, config: &mut Config) -> Result<(), ConfigError> {
+        if config.backend_tls.is_some() || config.targets.iter().all(|t| t.tls.is_none()) {
+            return Ok(());
+        }
+        let made = crate::tls::backends::client_config(&config.backend_tls_keys);
+        config.backend_tls = Some(made.map_err(|e| {
+            let key = match e {
+                crate::tls::backends::TrustError::Certificate(_) => "backend_tls_certificate",
+                _ => "backend_tls_ca",
+            };
+            self.refused(key, e.to_string())
+        })?);
+        Ok(())
+    }
+
     /// `tls_port` and `tls_certificates` go together, and HTTPS has a port
     /// of its own.
     fn check_tls(&self, config: &Config) -> Result<(), ConfigError> {
@@ -1229,6 +1258,7 @@ impl Loader {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
         self.check_tls(&config)?;
+        self.backend_tls_for(&mut config)?;
         self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.
@@ -1426,6 +1456,8 @@ impl Config {
             tls_port: None,
             tls_certificates: Vec::new(),
             tls: None,
+            backend_tls_keys: Default::default(),
+            backend_tls: None,
             admin_bind: IpAddr::from([127, 0, 0, 1]),
             state_file: None,
             log_format: LogFormat::Combined,
@@ -1882,7 +1914,14 @@ mod tests {
         // Spellings that would be read some other way than meant.
         for (target, says) in [
             ("http://127.0.0.1:80/", "without a scheme (`127.0.0.1:80`)"),
-            ("https://127.0.0.1:443", "without a scheme;"),
+            (
+                "https://127.0.0.1:8443",
+                "`tls` for HTTPS (`127.0.0.1:8443 tls`)",
+            ),
+            (
+                "https://localhost/",
+                "`tls` for HTTPS (`localhost:443 tls`)",
+            ),
             ("::1:80", "as `[::1]:80`"),
             ("[127.0.0.1]:80", "not an IPv6 address in brackets"),
             ("[::1:80", "not an IPv6 address in brackets"),
@@ -1892,6 +1931,30 @@ mod tests {
             assert!(e.message.contains(says), "{target}: {e}");
         }
         assert!(build("port = +80\ntargets = 127.0.0.1:1\n").is_err());
+        // TLS: checked for the host as written, or for tls_name=.
+        let c = build("targets = localhost:1 tls, 127.0.0.1:2 tls tls_name=api.test\n").unwrap();
+        let names: Vec<_> = (c.targets.iter())
+            .map(|t| t.tls.as_ref().map(|n| n.to_str().into_owned()))
+            .collect();
+        assert_eq!(names, [Some("localhost".into()), Some("api.test".into())]);
+        assert!(c.backend_tls.is_some());
+        assert!(build("targets = 127.0.0.1:1\n")
+            .unwrap()
+            .backend_tls
+            .is_none());
+        for (targets, says) in [
+            ("127.0.0.1:1 tls_name=a.test", "add `tls`"),
+            ("127.0.0.1:1 tls tls", "tls given twice"),
+            (
+                "127.0.0.1:1 tls tls_name=a.test tls_name=b.test",
+                "tls_name given twice",
+            ),
+            ("127.0.0.1:1 tls tls_name=no_such^name", "not a host name"),
+            ("unix:/run/app.sock tls", "not supported"),
+        ] {
+            let e = build(&format!("targets = {targets}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{targets}: {e}");
+        }
         assert_eq!(
             build("worker_priority = -5\ntargets = 127.0.0.1:1\n")
                 .unwrap()
@@ -2125,6 +2188,7 @@ mod tests {
             max_conns: None,
             max_fails: Some(4),
             fail_timeout: Some(Duration::from_secs(45)),
+            tls: None,
         };
         let addrs: Vec<SocketAddr> = vec![
             "10.0.0.5:80".parse().unwrap(),

@@ -584,6 +584,7 @@ impl Loader {
                 "is set, but rate_limit is not: without a rate there is no burst".into(),
             ));
         }
+        self.backend_tls_for(&mut config)?;
         self.check_backends(&config, Scope::Pool(name))?;
         self.check_cache(&config, Scope::Pool(name), Some(top))?;
         self.check_auth(&config, Scope::Pool(name))?;

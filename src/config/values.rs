@@ -584,9 +584,9 @@ pub(super) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
     v.split(',').map(|item| Cidr::parse(item.trim())).collect()
 }
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ max_fails=N][ fail_timeout=D], ...`
-/// (the last two override the global keys for that target only), or
-/// `unix:PATH` with the same options; each
+/// `host:port[ weight=N][ max_conns=N][ backup][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME], ...`
+/// (`max_fails` and `fail_timeout` override the global keys for that
+/// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s, and stands for a
 /// target per address it gives (see [`addresses_of`] and [`Target::at`]).
@@ -605,6 +605,8 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut max_fails = None;
         let mut fail_timeout = None;
         let mut backup = false;
+        let mut tls = false;
+        let mut tls_name = None;
         let once = |key: &str| format!("target {name}: {key} given twice");
         let bad = |key: &str, m: String| format!("target {name}: {key}: {m}");
         for option in words {
@@ -615,7 +617,16 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 backup = true;
                 continue;
             }
+            if option == "tls" {
+                if tls {
+                    return Err(once("tls"));
+                }
+                tls = true;
+                continue;
+            }
             match option.split_once('=') {
+                Some(("tls_name", _)) if tls_name.is_some() => return Err(once("tls_name")),
+                Some(("tls_name", n)) => tls_name = Some(n),
                 Some(("weight", _)) if weight.is_some() => return Err(once("weight")),
                 Some(("weight", w)) => {
                     weight = Some(parse_number(w, 1..=10_000).map_err(|m| bad("weight", m))? as u32)
@@ -639,11 +650,34 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
                          max_conns=N or backup; for passive health, max_fails=N or \
-                         fail_timeout=D)"
+                         fail_timeout=D; for TLS, tls and tls_name=NAME)"
                     ))
                 }
             }
         }
+        let tls = match (tls, tls_name) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(format!(
+                    "target {name}: tls_name= is for a target spoken to over TLS: add `tls`"
+                ))
+            }
+            (true, tls_name) => {
+                let host = match written(name)? {
+                    Written::Unix(_) => {
+                        return Err(format!(
+                            "target {name}: tls over a Unix socket is not supported (it stays \
+                             on this machine: speak plain HTTP to it)"
+                        ))
+                    }
+                    Written::Address(addr) => addr.ip().to_string(),
+                    Written::Name { host, .. } => host.to_string(),
+                };
+                let name = crate::tls::backends::server_name(&host, tls_name)
+                    .map_err(|m| format!("target {name}: tls_name: {m}"))?;
+                Some(name)
+            }
+        };
         // As written; `at` gives it each address found.
         let as_written = Target {
             name: name.to_string(),
@@ -653,6 +687,7 @@ pub(super) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             max_conns,
             max_fails,
             fail_timeout,
+            tls,
         };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
@@ -705,6 +740,9 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         let mut options = format!("weight {}", target.weight);
         if let Some(n) = target.max_conns {
             options.push_str(&format!(", max_conns {n}"));
+        }
+        if let Some(name) = &target.tls {
+            options.push_str(&format!(", tls for {}", name.to_str()));
         }
         if target.backup {
             options.push_str(", backup");
@@ -805,12 +843,17 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
         return unix_path(path).map(Written::Unix);
     }
     if let Some((scheme, rest)) = name.split_once("://") {
+        let rest = rest.trim_end_matches('/');
         let hint = match scheme.to_ascii_lowercase().as_str() {
-            "http" => format!(" (`{}`)", rest.trim_end_matches('/')),
+            "http" => format!(" (`{rest}`)"),
+            "https" if rest.ends_with(']') || !rest.contains(':') => {
+                format!(", and `tls` for HTTPS (`{rest}:443 tls`)")
+            }
+            "https" => format!(", and `tls` for HTTPS (`{rest} tls`)"),
             _ => String::new(),
         };
         return Err(format!(
-            "target `{name}`: write host:port, without a scheme{hint}; backends are spoken to in plain HTTP"
+            "target `{name}`: write host:port, without a scheme{hint}"
         ));
     }
     // Each address of a name giving several is called `name@address`
@@ -951,6 +994,29 @@ pub(super) fn parse_certificates(
     ),
     String,
 > {
+    let files = certificate_entries(v)?;
+    if files.is_empty() {
+        return Ok((files, None));
+    }
+    let certificates = crate::tls::Certificates::load(&files).map_err(|e| e.to_string())?;
+    Ok((
+        files,
+        Some(crate::tls::server_config(Arc::new(certificates))),
+    ))
+}
+
+/// `backend_tls_certificate`: one entry as `tls_certificates` writes
+/// them, read when the settings for backends are made.
+pub(super) fn backend_certificate(v: &str) -> Result<Option<crate::tls::CertificateFiles>, String> {
+    let mut files = certificate_entries(v)?;
+    if files.len() > 1 {
+        return Err("one certificate is shown to backends, not a list".to_string());
+    }
+    Ok(files.pop())
+}
+
+/// `<chain.pem>[ key=<key.pem>], ...`, as written.
+fn certificate_entries(v: &str) -> Result<Vec<crate::tls::CertificateFiles>, String> {
     let mut files = Vec::new();
     for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let mut words = entry.split_whitespace();
@@ -973,14 +1039,7 @@ pub(super) fn parse_certificates(
             key,
         });
     }
-    if files.is_empty() {
-        return Ok((files, None));
-    }
-    let certificates = crate::tls::Certificates::load(&files).map_err(|e| e.to_string())?;
-    Ok((
-        files,
-        Some(crate::tls::server_config(Arc::new(certificates))),
-    ))
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -1063,6 +1122,7 @@ mod tests {
             max_conns: Some(7),
             max_fails: None,
             fail_timeout: None,
+            tls: None,
         }
     }
 

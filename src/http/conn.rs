@@ -587,6 +587,19 @@ fn readable_unless_closed(
 /// wake every wait at once).
 pub fn write_all_unless_answered(
     stream: &Stream,
+    bufs: &mut [IoSlice<'_>],
+    answered: impl FnMut() -> bool,
+) -> io::Result<bool> {
+    match stream {
+        Stream::Tls(s) => s.write_all_unless_answered(bufs, answered),
+        _ => send_all_unless_answered(stream, bufs, answered),
+    }
+}
+
+/// [`write_all_unless_answered`] on the socket itself: `bufs` go as
+/// they are.
+pub(super) fn send_all_unless_answered(
+    stream: &impl Socket,
     mut bufs: &mut [IoSlice<'_>],
     mut answered: impl FnMut() -> bool,
 ) -> io::Result<bool> {
@@ -903,20 +916,63 @@ impl AsRawFd for ClientStream {
     }
 }
 
-/// A connection to a backend: TCP, or a Unix-domain stream socket (a
-/// `unix:PATH` target). An enum, not a trait object: each call on a TCP
-/// backend costs one branch more than on the `TcpStream` itself, and
-/// nothing is allocated or called through a pointer.
-#[derive(Debug)]
+/// A connection to a backend: TCP, a Unix-domain stream socket (a
+/// `unix:PATH` target), or TLS over TCP (a target with `tls`). An enum,
+/// not a trait object: each call on a TCP backend costs one branch more
+/// than on the `TcpStream` itself, and nothing is allocated or called
+/// through a pointer.
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stream::Tcp(s) => s.fmt(f),
+            Stream::Unix(s) => s.fmt(f),
+            Stream::Tls(s) => f.debug_tuple("Tls").field(s.tcp()).finish(),
+        }
+    }
+}
+
+impl Stream {
+    /// Whether bytes are waiting to be read, without reading or waiting:
+    /// over TLS, plaintext or records that would give some (or end the
+    /// connection).
+    pub fn has_waiting(&self) -> bool {
+        match self {
+            Stream::Tls(s) => s.has_waiting(),
+            _ => matches!(peek(self), Ok(n) if n > 0),
+        }
+    }
+
+    /// Whether a pooled connection can carry another request: nothing
+    /// came on it while it idled, not even the backend's close (anything
+    /// at all would be a response nobody asked for). Over TLS, records
+    /// that carry no data (a session ticket) do not count.
+    pub fn still_open(&self) -> bool {
+        match self {
+            Stream::Tls(s) => !s.peer_gone() && !s.has_waiting(),
+            _ => matches!(peek(self), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        }
+    }
 }
 
 impl Socket for Stream {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tls(s) => s.read_now(buf),
+            _ => recv_now(self.as_raw_fd(), buf),
+        }
+    }
+
     fn ack_now(&self) {
-        if let Stream::Tcp(s) = self {
-            s.ack_now();
+        match self {
+            Stream::Tcp(s) => s.ack_now(),
+            Stream::Tls(s) => s.tcp().ack_now(),
+            Stream::Unix(_) => {}
         }
     }
 
@@ -924,6 +980,7 @@ impl Socket for Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            Stream::Tls(s) => s.shutdown(how),
         }
     }
 
@@ -931,6 +988,7 @@ impl Socket for Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(timeout),
             Stream::Unix(s) => s.set_read_timeout(timeout),
+            Stream::Tls(s) => s.tcp().set_read_timeout(timeout),
         }
     }
 
@@ -938,6 +996,7 @@ impl Socket for Stream {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(timeout),
             Stream::Unix(s) => s.set_write_timeout(timeout),
+            Stream::Tls(s) => s.tcp().set_write_timeout(timeout),
         }
     }
 
@@ -945,6 +1004,7 @@ impl Socket for Stream {
         match self {
             Stream::Tcp(s) => s.write_timeout(),
             Stream::Unix(s) => s.write_timeout(),
+            Stream::Tls(s) => s.tcp().write_timeout(),
         }
     }
 }
@@ -954,6 +1014,7 @@ impl Read for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
             Stream::Unix(s) => (&*s).read(buf),
+            Stream::Tls(s) => (&**s).read(buf),
         }
     }
 }
@@ -967,6 +1028,7 @@ impl Write for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
             Stream::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
+            Stream::Tls(s) => (&**s).write(buf),
         }
     }
 
@@ -976,6 +1038,7 @@ impl Write for &Stream {
             Stream::Unix(s) => {
                 socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
             }
+            Stream::Tls(s) => (&**s).write_vectored(bufs),
         }
     }
 
@@ -1009,6 +1072,7 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            Stream::Tls(s) => s.as_fd(),
         }
     }
 }
@@ -1018,6 +1082,7 @@ impl AsRawFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.as_raw_fd(),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! A client connection over TLS: rustls's server session over a blocking
-//! TCP socket, read and written like the socket itself.
+//! A connection over TLS, read and written like the socket itself:
+//! rustls's server session over a client's blocking TCP socket
+//! (`tls_port`), or its client session over a backend's (a target with
+//! `tls`).
 //!
 //! Reads and writes may come from two threads at once (a WebSocket
 //! tunnel pumps each direction on its own), so no lock is held while the
@@ -10,7 +12,8 @@
 //! session.
 
 use parking_lot::Mutex;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -30,7 +33,7 @@ const PLAINTEXT_HELD: usize = 16 * 1024;
 
 pub struct TlsStream {
     tcp: TcpStream,
-    session: Mutex<ServerConnection>,
+    session: Mutex<Connection>,
     incoming: Mutex<Incoming>,
     outgoing: Mutex<Vec<u8>>,
 }
@@ -61,36 +64,45 @@ pub enum HandshakeError {
 }
 
 impl TlsStream {
-    pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream, rustls::Error> {
-        Ok(TlsStream {
+    /// A client's connection, to be accepted with [`TlsStream::handshake`].
+    pub fn accepting(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, rustls::Error> {
+        Ok(Self::over(tcp, ServerConnection::new(config)?.into()))
+    }
+
+    /// A connection to a backend known as `name`, which `tcp` is (or is
+    /// about to be) connected to; the hello goes at
+    /// [`TlsStream::handshake`].
+    pub fn connecting(
+        tcp: TcpStream,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<Self, rustls::Error> {
+        Ok(Self::over(tcp, ClientConnection::new(config, name)?.into()))
+    }
+
+    fn over(tcp: TcpStream, session: Connection) -> TlsStream {
+        TlsStream {
             tcp,
-            session: Mutex::new(ServerConnection::new(config)?),
+            session: Mutex::new(session),
             incoming: Mutex::default(),
             outgoing: Mutex::default(),
-        })
+        }
     }
 
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
     }
 
-    /// Completes the handshake within `limit` in all (a client sending its
-    /// hello a byte at a time takes no longer), then gives the socket back
+    /// Completes the handshake within `limit` in all (a peer sending its
+    /// part a byte at a time takes no longer), then gives the socket back
     /// `read_timeout` for its reads.
     pub fn handshake(&self, limit: Duration, read_timeout: Duration) -> Result<(), HandshakeError> {
         let deadline = Instant::now() + limit;
         let mut session = self.session.lock();
         let result = (|| {
             let _ = self.tcp.set_read_timeout(Some(limit));
-            let mut first = [0u8; 1];
-            match self.tcp.peek(&mut first) {
-                Ok(0) => return Err(HandshakeError::Closed),
-                // Every TLS connection starts with a handshake record
-                // (22); every HTTP request with a method's letters.
-                Ok(_) if first[0].is_ascii_uppercase() => return Err(HandshakeError::PlainHttp),
-                Ok(_) => {}
-                Err(e) if super::conn::is_timeout(&e) => return Err(HandshakeError::Late(limit)),
-                Err(e) => return Err(HandshakeError::Io(e)),
+            if let Connection::Server(_) = *session {
+                self.refuse_plain_http(limit)?;
             }
             while session.is_handshaking() {
                 while session.wants_write() {
@@ -130,6 +142,21 @@ impl TlsStream {
         })();
         let _ = self.tcp.set_read_timeout(Some(read_timeout));
         result
+    }
+
+    /// Waits for the client's first byte, and tells a request sent in
+    /// plain HTTP from a TLS hello.
+    fn refuse_plain_http(&self, limit: Duration) -> Result<(), HandshakeError> {
+        let mut first = [0u8; 1];
+        match self.tcp.peek(&mut first) {
+            Ok(0) => Err(HandshakeError::Closed),
+            // Every TLS connection starts with a handshake record (22);
+            // every HTTP request with a method's letters.
+            Ok(_) if first[0].is_ascii_uppercase() => Err(HandshakeError::PlainHttp),
+            Ok(_) => Ok(()),
+            Err(e) if super::conn::is_timeout(&e) => Err(HandshakeError::Late(limit)),
+            Err(e) => Err(HandshakeError::Io(e)),
+        }
     }
 
     /// The protocol version and cipher suite agreed, for the log
@@ -323,6 +350,49 @@ impl TlsStream {
         sent.map(|()| taken)
     }
 
+    /// [`super::conn::write_all_unless_answered`] over TLS: `bufs` are
+    /// encrypted a batch at a time, and the records sent while the peer
+    /// is watched. The records are taken out of `outgoing` for that, as
+    /// what `answered` reads takes the locks before it.
+    pub fn write_all_unless_answered(
+        &self,
+        mut bufs: &mut [IoSlice<'_>],
+        mut answered: impl FnMut() -> bool,
+    ) -> io::Result<bool> {
+        IoSlice::advance_slices(&mut bufs, 0);
+        while !bufs.is_empty() {
+            let records = {
+                let mut out = self.outgoing.lock();
+                let mut session = self.session.lock();
+                let taken = session.writer().write_vectored(bufs)?;
+                if taken == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                IoSlice::advance_slices(&mut bufs, taken);
+                while session.wants_write() {
+                    session.write_tls(&mut *out)?;
+                }
+                std::mem::take(&mut *out)
+            };
+            let sent = super::conn::send_all_unless_answered(
+                &self.tcp,
+                &mut [IoSlice::new(&records)],
+                &mut answered,
+            );
+            // The buffer goes back for the next batch.
+            let mut out = self.outgoing.lock();
+            if out.is_empty() {
+                *out = records;
+                out.clear();
+            }
+            drop(out);
+            if !sent? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Gives the incoming buffer back while it holds nothing (see
     /// [`super::conn::ClientStream::release_if_empty`]).
     pub fn release_if_empty(&self) {
@@ -392,7 +462,7 @@ impl TlsStream {
 /// unless the plaintext it holds reaches what rustls allows (the rest
 /// waits in `incoming`), or the peer said `close_notify` (the rest is
 /// dropped).
-fn feed(incoming: &mut Incoming, session: &mut ServerConnection) -> io::Result<()> {
+fn feed(incoming: &mut Incoming, session: &mut Connection) -> io::Result<()> {
     let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
     while incoming.start < incoming.end {
         let held = session.process_new_packets().map_err(invalid)?;

@@ -12,7 +12,7 @@ use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::{
-    is_local_shortage, is_timeout, peek, wait_unless_left, write_all_unless_answered, SharedStream,
+    is_local_shortage, is_timeout, wait_unless_left, write_all_unless_answered, SharedStream,
     Source, Stream,
 };
 use crate::http::date::format_http_date;
@@ -367,12 +367,10 @@ fn count_failure(target: &Upstream, reason: &str) {
     target.stats.failures.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Whether an idle connection can still carry a request: nothing has
-/// arrived on it, not even the backend's close (anything at all would be a
-/// response nobody asked for).
+/// Whether an idle connection can still carry a request (see
+/// [`Stream::still_open`]).
 fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool {
-    conn.buffered().is_empty()
-        && matches!(peek(conn.get_ref()), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    conn.buffered().is_empty() && conn.get_ref().still_open()
 }
 
 /// RFC 9110 §9.2.2: repeating these has the same effect as sending once.
@@ -896,7 +894,7 @@ fn stream_request_body(
 /// longer than any head may be or malformed: then it is taken as the
 /// answer, which the relay refuses (502), rather than buffered on.
 fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
-    if up.buffered().is_empty() && !matches!(peek(up.get_ref()), Ok(n) if n > 0) {
+    if up.buffered().is_empty() && !up.get_ref().has_waiting() {
         return false;
     }
     let _ = up.fill_now();
@@ -974,6 +972,12 @@ fn fill_unless_client_leaves(
     let Some(patience) = *watch else {
         return conn.fill();
     };
+    // What a TLS session holds already, a wait on the socket would not see.
+    if let Stream::Tls(tls) = &**conn.get_ref() {
+        if tls.has_waiting() {
+            return conn.fill();
+        }
+    }
     let mut watched = Some(client.conn.get_ref().0.as_ref());
     let backend_fd = conn.get_ref().as_raw_fd();
     let gone = |_: &_| client.has_left();

@@ -431,6 +431,8 @@ pub struct Probe {
     /// `Upstream::host`).
     pub host: Arc<str>,
     pub addr: Endpoint,
+    /// Probes of a target with `tls` go over TLS, as its requests do.
+    pub tls: Option<super::BackendTls>,
     pub health: Arc<Health>,
 }
 
@@ -545,6 +547,10 @@ pub enum ProbeError {
 /// that accepts and never answers, or resets the connection at once, is
 /// up (HAProxy's layer-4 check).
 ///
+/// To a target with `tls`, connecting takes the TLS handshake too, in the
+/// same time: a certificate that would fail a request fails the probe
+/// (HAProxy's layer-6 check).
+///
 /// [`ProbeKind::Get`]: a 2xx or 3xx final status is healthy, or one
 /// `expect_status` lists, with a body that holds `expect_body` when that
 /// is set (interim 1xx heads are skipped).
@@ -564,8 +570,14 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
         }
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
-    let mut stream = super::open(&probe.addr)
-        .and_then(|stream| super::connect(&stream, &probe.addr, connect_within).map(|()| stream))
+    let mut stream = super::open(&probe.addr, probe.tls.as_ref())
+        .and_then(|stream| {
+            super::connect(&stream, &probe.addr, connect_within)?;
+            // The socket's write timeout bounds the handshake's writes.
+            stream.set_write_timeout(Some(connect_within))?;
+            super::handshake(&stream, connect_within, connect_within)?;
+            Ok(stream)
+        })
         .map_err(|e| {
             if is_local_shortage(&e) {
                 ProbeError::Local(e)
@@ -922,6 +934,7 @@ mod tests {
             name: "t:1".into(),
             host: "t:1".into(),
             addr: addr.into(),
+            tls: None,
             health: h.clone(),
         };
         let settings = Active {
@@ -980,6 +993,7 @@ mod tests {
                 name: addr.to_string().into(),
                 host: addr.to_string().into(),
                 addr: addr.into(),
+                tls: None,
                 health: Arc::new(health(1, 3600)),
             })
             .collect();
@@ -1034,6 +1048,7 @@ mod tests {
             name: addr.to_string().into(),
             host: addr.to_string().into(),
             addr: addr.into(),
+            tls: None,
             health: Arc::new(health(1, 10)),
         };
         let result = probe_once(&probe, settings);
@@ -1120,6 +1135,7 @@ mod tests {
             name: "t:1".into(),
             host: "t:1".into(),
             addr,
+            tls: None,
             health: Arc::new(health(1, 10)),
         };
         probe_once(&probe, &settings)

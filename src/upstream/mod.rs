@@ -19,6 +19,7 @@ pub mod sticky;
 
 use crate::config::{Config, Endpoint, Target};
 use crate::http::conn::{SharedStream, Socket as _, Stream};
+use crate::http::tls::{HandshakeError, TlsStream};
 use crate::http::BufConn;
 use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
@@ -51,6 +52,8 @@ pub struct Upstream {
     /// place in a Host), as nginx sends for its `unix:` servers.
     pub host: Arc<str>,
     pub addr: Endpoint,
+    /// How it is spoken to over TLS (`tls`); `None`: plain HTTP.
+    pub tls: Option<BackendTls>,
     pub weight: u32,
     pub backup: bool,
     /// Most requests at once (`max_conns`); 0: no limit.
@@ -84,6 +87,9 @@ impl Upstream {
             return;
         }
         conn.release_if_empty();
+        if let Stream::Tls(tls) = &**conn.get_ref() {
+            tls.release_if_empty();
+        }
         self.idle.give(conn);
         // Put into maintenance while it was given back: the clear that
         // came with the change may have missed it (see `set_admin_state`).
@@ -110,6 +116,14 @@ impl Upstream {
         slots::is_full(&self.stats, self.max_conns)
             || !slots::in_turn(&self.stats, self.max_conns, waiting)
     }
+}
+
+/// A target's TLS: the settings its connections are made with, and the
+/// name its certificate is checked for.
+#[derive(Clone, Debug)]
+pub struct BackendTls {
+    pub settings: Arc<rustls::ClientConfig>,
+    pub name: rustls_pki_types::ServerName<'static>,
 }
 
 /// What [`Upstreams::choose`] found.
@@ -259,6 +273,11 @@ impl Upstreams {
                     },
                     written,
                     addr: t.addr.clone(),
+                    tls: t.tls.clone().map(|name| BackendTls {
+                        settings: (config.backend_tls.clone())
+                            .unwrap_or_else(crate::tls::backends::default_client_config),
+                        name,
+                    }),
                     weight: t.weight,
                     backup: t.backup,
                     max_conns: t.max_conns.unwrap_or(0),
@@ -603,6 +622,7 @@ impl Upstreams {
                 name: t.written.clone(),
                 host: t.host.clone(),
                 addr: t.addr.clone(),
+                tls: t.tls.clone(),
                 health: t.health.clone(),
             })
             .collect()
@@ -668,14 +688,17 @@ impl Upstreams {
                 });
             }
         }
-        let stream = Arc::new(open(&target.addr)?);
+        let stream = Arc::new(open(&target.addr, target.tls.as_ref())?);
         in_use(&stream);
         connect(&stream, &target.addr, self.connect_timeout)?;
-        if let Stream::Tcp(tcp) = &*stream {
-            tcp.set_nodelay(true)?;
+        match &*stream {
+            Stream::Tcp(tcp) => tcp.set_nodelay(true)?,
+            Stream::Tls(tls) => tls.tcp().set_nodelay(true)?,
+            Stream::Unix(_) => {}
         }
-        stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
+        handshake(&stream, self.connect_timeout, self.timeout)?;
+        stream.set_read_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
             conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER).without_probe(),
             reused: false,
@@ -696,13 +719,46 @@ fn state_of_every(targets: &[&Upstream], written: &str) -> Option<AdminState> {
 }
 
 /// A socket for `endpoint`, not connected yet (see [`connect`]): one a
-/// forced close may be shown before the connect begins.
-pub fn open(endpoint: &Endpoint) -> io::Result<Stream> {
-    Ok(match endpoint {
-        Endpoint::Tcp(addr) => {
+/// forced close may be shown before the connect begins. With `tls`, its
+/// session too, to begin once connected (see [`handshake`]).
+pub fn open(endpoint: &Endpoint, tls: Option<&BackendTls>) -> io::Result<Stream> {
+    Ok(match (endpoint, tls) {
+        (Endpoint::Tcp(addr), None) => {
             Stream::Tcp(Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into())
         }
-        Endpoint::Unix(_) => Stream::Unix(Socket::new(Domain::UNIX, Type::STREAM, None)?.into()),
+        (Endpoint::Tcp(addr), Some(tls)) => {
+            let tcp = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into();
+            let session = TlsStream::connecting(tcp, tls.settings.clone(), tls.name.clone())
+                .map_err(io::Error::other)?;
+            Stream::Tls(Box::new(session))
+        }
+        // The loader refuses `tls` on a Unix socket.
+        (Endpoint::Unix(_), _) => {
+            Stream::Unix(Socket::new(Domain::UNIX, Type::STREAM, None)?.into())
+        }
+    })
+}
+
+/// Completes the TLS handshake of `stream`, connected, if it is a TLS
+/// one: within `limit` (the connect's timeout, which covers the
+/// handshake as nginx's `proxy_connect_timeout` does), leaving the
+/// socket `read_timeout`. A failed one is a failure to connect, which
+/// says why (the certificate, most often).
+pub fn handshake(stream: &Stream, limit: Duration, read_timeout: Duration) -> io::Result<()> {
+    let Stream::Tls(tls) = stream else {
+        return Ok(());
+    };
+    tls.handshake(limit, read_timeout).map_err(|e| {
+        let kind = match &e {
+            HandshakeError::Late(_) => io::ErrorKind::TimedOut,
+            HandshakeError::Closed => io::ErrorKind::ConnectionAborted,
+            HandshakeError::Io(e) => e.kind(),
+            HandshakeError::PlainHttp | HandshakeError::Tls(_) => io::ErrorKind::InvalidData,
+        };
+        match e {
+            HandshakeError::Io(e) => e,
+            e => io::Error::new(kind, format!("TLS handshake: {e}")),
+        }
     })
 }
 
@@ -775,7 +831,7 @@ mod tests {
     fn a_unix_connect_fails_as_a_tcp_one_would_and_waits_no_longer_than_told() {
         let dir = tempfile::tempdir().unwrap();
         let connect_to = |endpoint: &Endpoint| {
-            let stream = open(endpoint)?;
+            let stream = open(endpoint, None)?;
             connect(&stream, endpoint, Duration::from_millis(50)).map(|()| stream)
         };
         let missing = Endpoint::Unix(dir.path().join("missing.sock"));
@@ -985,6 +1041,7 @@ mod tests {
             max_conns: None,
             max_fails,
             fail_timeout,
+            tls: None,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

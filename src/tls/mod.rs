@@ -10,6 +10,10 @@
 //! certificate valid for the name it asks for (SNI), or the first one of
 //! all when none is, or when it names none, as nginx's default server
 //! does.
+//!
+//! TLS to backends, the other way round, is [`backends`]'s.
+
+pub mod backends;
 
 use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;

@@ -1,0 +1,293 @@
+//! TLS to backends: the rustls client settings every connection to a
+//! target with `tls` is made with (`backend_tls_verify`,
+//! `backend_tls_ca`, `backend_tls_certificate`), read at load and at
+//! every reload. The bytes of a connection are [`crate::http::tls`]'s.
+//!
+//! A backend's certificate is verified by default, against the system's
+//! trusted certificates or the file `backend_tls_ca` names, for the name
+//! the target is written with or its `tls_name=`: HAProxy's `verify
+//! required`, where nginx's `proxy_ssl_verify` is off unless set.
+
+use super::{load_one, provider, CertificateError, CertificateFiles};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// A file of trusted certificates larger than this is not one: the
+/// whole Mozilla set a system trusts is about 220 KiB of PEM.
+const MAX_CA_FILE: u64 = 16 << 20;
+
+/// The keys that say how backends are spoken to over TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendTlsKeys {
+    /// `backend_tls_verify`: whether a backend's certificate must be
+    /// valid for its name and issued by a trusted authority.
+    pub verify: bool,
+    /// `backend_tls_ca`: the trusted certificates; `None`: the system's.
+    pub ca: Option<PathBuf>,
+    /// `backend_tls_certificate`: the certificate shown to a backend that
+    /// asks for one.
+    pub certificate: Option<CertificateFiles>,
+}
+
+impl Default for BackendTlsKeys {
+    fn default() -> Self {
+        BackendTlsKeys {
+            verify: true,
+            ca: None,
+            certificate: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{}: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: larger than 16 MiB: not a file of certificates", path.display())]
+    TooLarge { path: PathBuf },
+    #[error("{}: no PEM certificate in it (`-----BEGIN CERTIFICATE-----`)", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: {what}", path.display())]
+    Malformed { path: PathBuf, what: String },
+    #[error(
+        "the system's trusted certificates could not be read ({0}): name a file of them with \
+         backend_tls_ca, or install them (Debian: ca-certificates)"
+    )]
+    NoSystemStore(String),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+}
+
+/// The rustls settings for connections to backends: TLS 1.2 and 1.3,
+/// `http/1.1` offered in ALPN (a backend that also speaks HTTP/2 then
+/// knows not to), sessions resumed from the last 256 (rustls's memory
+/// store), and the certificate checks `keys` ask for.
+pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustError> {
+    let provider = Arc::new(provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("rustls's ring provider supports its default protocol versions");
+    let builder = match keys.verify {
+        true => builder.with_root_certificates(trusted(keys.ca.as_deref())?),
+        false => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone()))),
+    };
+    let mut config = match &keys.certificate {
+        Some(files) => {
+            let certified = load_one(files, &provider)?;
+            builder.with_client_cert_resolver(Arc::new(OneCertificate(Arc::new(certified))))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The settings for a target with `tls` in a configuration built without
+/// the loader (tests, embedders): the keys' defaults, made once. With no
+/// system store to be had, no certificate is trusted, and each
+/// connection fails its handshake, saying why.
+pub fn default_client_config() -> Arc<ClientConfig> {
+    static MADE: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    MADE.get_or_init(|| {
+        client_config(&BackendTlsKeys::default()).unwrap_or_else(|e| {
+            log::warn!("TLS to backends: {e}");
+            let provider = Arc::new(provider());
+            let config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("rustls's ring provider supports its default protocol versions")
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+    })
+    .clone()
+}
+
+/// The name a target with `tls` is checked against, and sent in SNI:
+/// `tls_name` when given, else the host it is written with. An address
+/// is checked against the addresses the certificate holds, and sends no
+/// SNI (RFC 6066 §3).
+pub fn server_name(host: &str, tls_name: Option<&str>) -> Result<ServerName<'static>, String> {
+    let name = tls_name.unwrap_or(host);
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    ServerName::try_from(bare.to_string())
+        .map_err(|_| format!("`{name}` is not a host name or an address a certificate can name"))
+}
+
+/// The certificates trusted: those of `ca`, or the system's.
+fn trusted(ca: Option<&Path>) -> Result<RootCertStore, TrustError> {
+    let mut roots = RootCertStore::empty();
+    let Some(path) = ca else {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = match found.errors.first() {
+                Some(e) => e.to_string(),
+                None => "none found".to_string(),
+            };
+            return Err(TrustError::NoSystemStore(why));
+        }
+        return Ok(roots);
+    };
+    let unreadable = |error| TrustError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_CA_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(unreadable)?;
+    if text.len() as u64 > MAX_CA_FILE {
+        return Err(TrustError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let certificates = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TrustError::Malformed {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })?;
+    if certificates.is_empty() {
+        return Err(TrustError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    for certificate in certificates {
+        roots.add(certificate).map_err(|e| TrustError::Malformed {
+            path: path.to_path_buf(),
+            what: format!("a certificate that cannot be trusted: {e}"),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// `backend_tls_verify = off`: any certificate is taken, for any name,
+/// but the handshake's signatures are still checked against it (so the
+/// backend holds the key of the certificate it showed).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `backend_tls_certificate`: the one certificate shown to a backend
+/// that asks for one, whatever authorities it names.
+#[derive(Debug)]
+struct OneCertificate(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for OneCertificate {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_is_known_by_its_host_or_its_tls_name() {
+        let dns = |name: &str| ServerName::try_from(name.to_string()).unwrap();
+        assert_eq!(
+            server_name("app.internal", None).unwrap(),
+            dns("app.internal")
+        );
+        assert_eq!(
+            server_name("10.0.0.5", Some("api.example.com")).unwrap(),
+            dns("api.example.com")
+        );
+        // Addresses, IPv6 in brackets as targets write it, are addresses.
+        assert!(matches!(
+            server_name("10.0.0.5", None).unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("[::1]", None).unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(server_name("x", Some("not a name")).is_err());
+    }
+
+    #[test]
+    fn a_file_of_trusted_certificates_must_hold_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let keys = |ca: &Path| BackendTlsKeys {
+            ca: Some(ca.to_path_buf()),
+            ..BackendTlsKeys::default()
+        };
+        let e = client_config(&keys(&empty)).unwrap_err();
+        assert!(matches!(e, TrustError::NoCertificate { .. }), "{e}");
+        let e = client_config(&keys(&dir.path().join("missing.pem"))).unwrap_err();
+        assert!(matches!(e, TrustError::Unreadable { .. }), "{e}");
+        let made = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, made.cert.pem()).unwrap();
+        assert!(client_config(&keys(&ca)).is_ok());
+        // Not verifying needs no trusted certificate at all.
+        let off = BackendTlsKeys {
+            verify: false,
+            ca: Some(empty),
+            certificate: None,
+        };
+        assert!(client_config(&off).is_ok());
+    }
+}
