@@ -12,14 +12,15 @@
 mod support;
 
 use inverso::config::{Config, Loader};
-use rustls::ProtocolVersion;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, StreamOwned};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::pki::{Ca, Pki};
+use support::pki::{provider, Ca, Pki};
 use support::tls_backend::{TlsBackend, TlsSetup};
 use support::*;
 
@@ -252,6 +253,134 @@ fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
     assert_eq!(backend.connections(), 1);
 }
 
+/// A backend's answer to an upload it will not take.
+const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
+
+/// A TLS backend that reads only request heads and answers each at once
+/// with [`TOO_LARGE`], never reading a body; `close` ends the session
+/// after it (close_notify), else it is kept, unread, until `done` opens.
+fn answers_before_the_body(trust: &Trust, close: bool, done: &Gate) -> TlsBackend {
+    let done = done.clone();
+    TlsBackend::start_raw("early", trust.serving(&["127.0.0.1"]), move |_, stream| {
+        let mut out = stream.clone();
+        if !matches!(Reader::new(stream).read_head(), Ok(Some(_))) {
+            return;
+        }
+        let _ = out.write_all(TOO_LARGE);
+        let _ = out.flush();
+        if close {
+            let _ = out.shutdown(std::net::Shutdown::Both);
+        } else {
+            done.wait();
+        }
+    })
+}
+
+/// How an upload goes: (chunked, `request_buffer_size`). Streamed as it
+/// comes, or read whole first and sent in one go.
+const UPLOADS: [(bool, u64); 3] = [(false, 0), (true, 0), (false, 16 << 20)];
+
+/// POSTs 8 MiB through a proxy on `text` (every timeout 30s), framed and
+/// buffered as `upload` says; returns the answer, which must come within
+/// the client's read timeout. The body goes from another thread: the
+/// proxy may stop reading it, and the answer must come back all the same.
+fn upload(text: &str, (is_chunked, buffer): (bool, u64)) -> Response {
+    let proxy = start(text, |c| {
+        c.connection_timeout = Duration::from_secs(30);
+        c.request_buffer_size = buffer;
+    });
+    let body = pattern(8 << 20);
+    let mut client = proxy.connect();
+    let head = if is_chunked {
+        "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+    } else {
+        format!(
+            "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    client.send(head.as_bytes());
+    let mut writer = client.reader.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let framed = if is_chunked {
+            let mut framed = Vec::new();
+            for piece in body.chunks(64 * 1024) {
+                framed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                framed.extend_from_slice(piece);
+                framed.extend_from_slice(b"\r\n");
+            }
+            framed.extend_from_slice(b"0\r\n\r\n");
+            framed
+        } else {
+            body
+        };
+        let _ = writer.write_all(&framed);
+    });
+    let how = format!("chunked {is_chunked}, request_buffer_size {buffer}");
+    let response = (client.try_response(false))
+        .unwrap_or_else(|e| panic!("{how}: no answer within {IO_TIMEOUT:?}: {e}"));
+    // The client's socket closes for good with its writer's clone.
+    let _ = client.reader.stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    response
+}
+
+#[test]
+fn an_answer_a_tls_backend_gives_before_reading_the_body_is_relayed() {
+    // As over plain HTTP (tests/framing.rs): the 413 reaches the client,
+    // streamed body (Content-Length or chunked) or buffered, whether the
+    // backend then closes or just stops reading.
+    let trust = Trust::new();
+    let done = Gate::new();
+    for close in [true, false] {
+        let backend = answers_before_the_body(&trust, close, &done);
+        let text = trust.conf(&tls_target(&backend, ""), "");
+        for how in UPLOADS {
+            let r = upload(&text, how);
+            let said = (r.status, r.body_str());
+            assert_eq!(said, (413, "big".into()), "close {close}, {how:?}");
+        }
+        assert_eq!(backend.handshakes().len(), 3, "close {close}");
+    }
+    done.open();
+}
+
+#[test]
+fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
+    // tests/framing.rs's test of this name, over TLS. The backend takes
+    // little (a small receive buffer), answers only once the proxy's
+    // writes of the body have had time to fill it, and then keeps the
+    // connection without reading: the proxy, waiting for room to write,
+    // must see the answer then, not at its write timeout (30s, past the
+    // client's patience) or the backend's close. Over TLS, the session
+    // tickets a TLS 1.3 server sends after its handshake come first: not
+    // an answer, and no reason to stop watching for one.
+    let trust = Trust::new();
+    let done = Gate::new();
+    let holding = done.clone();
+    let setup = trust.serving(&["127.0.0.1"]).receive_buffer(4096);
+    let backend = TlsBackend::start_raw("late", setup, move |_, stream| {
+        let mut out = stream.clone();
+        if !matches!(Reader::new(stream).read_head(), Ok(Some(_))) {
+            return;
+        }
+        // A precondition, not a measurement: time for the writes to fill
+        // the buffers.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = out.write_all(TOO_LARGE);
+        let _ = out.flush();
+        holding.wait();
+    });
+    let text = trust.conf(&tls_target(&backend, ""), "");
+    for how in UPLOADS {
+        let r = upload(&text, how);
+        let said = (r.status, r.body_str());
+        assert_eq!(said, (413, "big".into()), "{how:?}");
+    }
+    done.open();
+}
+
 // ---------------------------------------------------------------- verification
 
 #[test]
@@ -276,14 +405,17 @@ fn a_certificate_of_another_ca_gets_502_unless_backend_tls_verify_is_off() {
     assert_eq!(backend.requests(), 0);
     assert_failures_reach(&proxy, backend.addr, 1);
 
-    // Off: the certificate is taken as it is.
-    let more = "backend_tls_verify = off\n";
-    let proxy = start(&trust.conf(&tls_target(&backend, ""), more), |_| {});
-    let r = proxy.connect().get("/taken");
-    assert_eq!(r.status, 200, "{}", r.head.raw);
-    assert_eq!(r.body_str(), echoed("a", "GET", "/taken", b""));
-    assert_eq!(backend.requests(), 1);
-    assert_eq!(backend.handshakes().len(), 1);
+    // Off (or false, as the README writes it): the certificate is taken
+    // as it is.
+    for off in ["off", "false"] {
+        let more = format!("backend_tls_verify = {off}\n");
+        let proxy = start(&trust.conf(&tls_target(&backend, ""), &more), |_| {});
+        let r = proxy.connect().get("/taken");
+        assert_eq!(r.status, 200, "{off}: {}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("a", "GET", "/taken", b""));
+    }
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(backend.handshakes().len(), 2);
 }
 
 #[test]
@@ -622,14 +754,88 @@ fn a_pooled_connection_the_backend_ends_with_close_notify_is_not_used_again() {
     assert_eq!(backend.connections(), 3);
 }
 
-// ---------------------------------------------------------------- websocket
+/// A TLS backend that answers each request on a connection of its own
+/// (`Connection: close`, then close_notify): every request a handshake.
+fn one_request_per_connection(trust: &Trust) -> TlsBackend {
+    TlsBackend::start("once", trust.serving(&["127.0.0.1"]), |seen, out| {
+        let body = describe("once", seen);
+        respond(out, 200, &[("Connection", "close")], body.as_bytes());
+        Action::Close
+    })
+}
+
+/// Reloads `proxy` with `text`, read by the loader as at start.
+fn reload(proxy: &Proxy, text: &str) {
+    let next = proxy.config_for(&[], from_file_with_admin(text));
+    proxy.handle().control().reload(next).unwrap();
+}
 
 #[test]
-fn a_websocket_to_a_tls_backend_is_tunnelled_both_ways() {
-    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+fn new_connections_resume_the_backend_s_session_until_a_reload() {
     let trust = Trust::new();
-    // It greets first (a frame in the record of its 101), then echoes.
-    let backend = TlsBackend::start("ws", trust.serving(&["127.0.0.1"]), |seen, out| {
+    let backend = one_request_per_connection(&trust);
+    let text = trust.conf(&tls_target(&backend, ""), "");
+    let proxy = start(&text, |_| {});
+    let mut client = proxy.connect();
+    for path in ["/1", "/2", "/3"] {
+        let r = client.get(path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("once", "GET", path, b""));
+    }
+    reload(&proxy, &text);
+    for path in ["/4", "/5"] {
+        let r = client.get(path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+    }
+    let resumed: Vec<bool> = backend.handshakes().iter().map(|h| h.resumed).collect();
+    assert_eq!(resumed, [false, true, true, false, true]);
+}
+
+#[test]
+fn a_reload_reads_backend_tls_ca_again() {
+    let trust = Trust::new();
+    let other = Ca::new();
+    let backend = echo_on_ip(&trust, "a");
+    // The file the configuration names trusts another CA at first.
+    let roots = trust.dir().join("roots.pem");
+    std::fs::write(&roots, &other.pem).unwrap();
+    let text = format!(
+        "targets = {}\nbackend_tls_ca = {}\n",
+        tls_target(&backend, ""),
+        roots.display()
+    );
+    let proxy = start(&text, |_| {});
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/before").status, 502);
+    assert_eq!(backend.requests(), 0);
+
+    // The backend's CA written in, and a reload: trusted.
+    std::fs::write(&roots, &trust.ca().pem).unwrap();
+    reload(&proxy, &text);
+    let r = client.get("/trusted");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("a", "GET", "/trusted", b""));
+
+    // Taken out again: the connection made under the old trust is not
+    // used after the reload, and a new one is refused.
+    std::fs::write(&roots, &other.pem).unwrap();
+    reload(&proxy, &text);
+    let r = client.get("/distrusted");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    let paths: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| s.path().to_string())
+        .collect();
+    assert_eq!(paths, ["/trusted"]);
+}
+
+// ---------------------------------------------------------------- websocket
+
+/// A WebSocket origin over TLS that greets first (a frame in the record
+/// of its 101), then echoes each frame until a close frame, echoed too.
+fn websocket_backend(trust: &Trust) -> TlsBackend {
+    TlsBackend::start("ws", trust.serving(&["127.0.0.1"]), |seen, out| {
         let key = seen.head.get("sec-websocket-key").unwrap_or_default();
         let handshake = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -646,44 +852,134 @@ fn a_websocket_to_a_tls_backend_is_tunnelled_both_ways() {
         };
         echo_websocket_frames(out, &mut reader);
         Action::Close
-    });
-    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
-    let mut client = proxy.connect();
-    client.send(
-        format!(
-            "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .as_bytes(),
+    })
+}
+
+/// Asks `client` (any stream to the proxy) for a WebSocket to
+/// [`websocket_backend`] and talks to it both ways, through to the close
+/// handshake that ends the connection.
+fn talk_websocket<S: Read + Write>(client: &mut Reader<S>) {
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    let send = |client: &mut Reader<S>, bytes: &[u8], piece: usize| {
+        for part in bytes.chunks(piece) {
+            client.stream.write_all(part).unwrap();
+            client.stream.flush().unwrap();
+        }
+    };
+    let upgrade = format!(
+        "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
-    let r = client.head_response();
+    send(client, upgrade.as_bytes(), usize::MAX);
+    let r = client.read_response(true).unwrap();
     assert_eq!(r.status, 101, "{}", r.head.raw);
     assert_eq!(
         r.header("sec-websocket-accept"),
         Some(websocket_accept(KEY).as_str())
     );
+    // The greeting, unasked.
     assert_eq!(
-        client.reader.read_websocket_frame().unwrap(),
+        client.read_websocket_frame().unwrap(),
         (0x1, b"welcome".to_vec())
     );
-    client.send(&websocket_frame(0x1, b"hello", Some([1, 2, 3, 4])));
+    let hello = websocket_frame(0x1, b"hello", Some([1, 2, 3, 4]));
+    send(client, &hello, usize::MAX);
     assert_eq!(
-        client.reader.read_websocket_frame().unwrap(),
+        client.read_websocket_frame().unwrap(),
         (0x1, b"hello".to_vec())
     );
     // One frame of many TLS records each way, sent in small writes.
     let big = pattern(100_000);
-    client.send_split(&websocket_frame(0x2, &big, Some([9, 8, 7, 6])), 4096);
-    let (opcode, echoed) = client.reader.read_websocket_frame().unwrap();
+    send(
+        client,
+        &websocket_frame(0x2, &big, Some([9, 8, 7, 6])),
+        4096,
+    );
+    let (opcode, echoed) = client.read_websocket_frame().unwrap();
     assert_eq!(opcode, 0x2);
     assert!(echoed == big, "binary frame differs");
-    client.send(&websocket_frame(0x8, &[0x03, 0xe8], Some([5, 5, 5, 5])));
+    let close = websocket_frame(0x8, &[0x03, 0xe8], Some([5, 5, 5, 5]));
+    send(client, &close, usize::MAX);
     assert_eq!(
-        client.reader.read_websocket_frame().unwrap(),
+        client.read_websocket_frame().unwrap(),
         (0x8, vec![0x03, 0xe8])
     );
-    assert!(client.is_closed());
+    assert!(
+        client.is_closed(),
+        "the tunnel outlived its close handshake"
+    );
+}
+
+#[test]
+fn a_websocket_to_a_tls_backend_is_tunnelled_both_ways() {
+    let trust = Trust::new();
+    let backend = websocket_backend(&trust);
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    talk_websocket(&mut client.reader);
     assert_eq!(backend.handshakes().len(), 1);
+}
+
+// ---------------------------------------------------------------- TLS both sides
+
+/// A client of the proxy's `tls_port` that trusts `pki`'s CA and asks for
+/// `localhost`, its handshake done.
+fn tls_client(proxy: &Proxy, pki: &Pki) -> Reader<StreamOwned<ClientConnection, TcpStream>> {
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.der.clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = proxy.handle().tls_addr().expect("tls_port is on");
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = ClientConnection::new(Arc::new(config), name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    Reader::new(StreamOwned::new(conn, tcp))
+}
+
+#[test]
+fn a_client_over_tls_reaches_a_tls_backend_requests_and_websocket() {
+    let trust = Trust::new();
+    let backend = echo_on_ip(&trust, "a");
+    let ws = websocket_backend(&trust);
+    let text = trust.conf(
+        &tls_target(&backend, ""),
+        &format!(
+            "tls_port = 0\ntls_certificates = {}\npool.ws = {}\nroute./chat = ws\n",
+            trust.pki.entry,
+            tls_target(&ws, "")
+        ),
+    );
+    let proxy = start(&text, |_| {});
+    let mut client = tls_client(&proxy, &trust.pki);
+    let body = pattern(1 << 20);
+    for (method, path, body) in [("GET", "/s", &b""[..]), ("POST", "/s/up", &body[..])] {
+        client
+            .stream
+            .write_all(&request_bytes(method, path, &[], body))
+            .unwrap();
+        let r = client.read_response(false).unwrap();
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body_str(), echoed("a", method, path, body));
+    }
+    let seen = backend.seen();
+    let protos: Vec<String> = seen
+        .iter()
+        .map(|s| s.field_or("x-forwarded-proto", "-"))
+        .collect();
+    assert_eq!(protos, ["https", "https"]);
+    assert_eq!(backend.connections(), 1);
+
+    let mut client = tls_client(&proxy, &trust.pki);
+    talk_websocket(&mut client);
+    assert_eq!(ws.handshakes().len(), 1);
 }
 
 // ---------------------------------------------------------------- health checks
@@ -751,6 +1047,38 @@ fn health_checks_of_a_tls_target_go_over_tls() {
         Some(0)
     );
     assert_eq!(refused.requests(), 0);
+}
+
+#[test]
+fn checks_by_connecting_to_a_tls_target_complete_the_handshake() {
+    let trust = Trust::new();
+    let healthy = echo_on_ip(&trust, "healthy");
+    let stranger = Ca::new();
+    let refused = TlsBackend::echo(
+        "refused",
+        TlsSetup::serving(&stranger.leaf(&["127.0.0.1"]), &stranger),
+    );
+    let targets = format!("{}, {}", tls_target(&refused, ""), tls_target(&healthy, ""));
+    let more = "health_check_tcp = true\nhealth_check_interval = 300ms\n\
+                health_check_fall = 2\nhealth_check_rise = 1\n";
+    let proxy = start(&trust.conf(&targets, more), |_| {});
+    let up = |addr| target_metric(&proxy, "inverso_upstream_up", addr);
+    assert!(
+        wait_until(WAIT_LIMIT, || up(refused.addr) == Some(0)),
+        "a target whose certificate is refused passes a check by connecting: {:?}",
+        up(refused.addr)
+    );
+    // The probe is the handshake: done with the healthy one, no request.
+    assert!(wait_until(WAIT_LIMIT, || healthy.handshakes().len() >= 3));
+    assert_eq!(up(healthy.addr), Some(1));
+    assert_eq!(healthy.requests(), 0);
+    assert!(refused.failed_handshakes() >= 2);
+    let r = proxy.connect().get("/after");
+    assert_eq!(r.header("x-backend"), Some("healthy"), "{}", r.head.raw);
+    assert_eq!(
+        target_metric(&proxy, "inverso_upstream_requests_total", refused.addr),
+        Some(0)
+    );
 }
 
 // ---------------------------------------------------------------- cache and pools

@@ -9,7 +9,7 @@ use super::{describe, respond, serve, Action, Backend, Conn, Seen, IO_TIMEOUT};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    ProtocolVersion, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
+    HandshakeKind, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
     SupportedProtocolVersion,
 };
 use std::io::{self, Read, Write};
@@ -27,6 +27,7 @@ pub struct TlsSetup {
     versions: &'static [&'static SupportedProtocolVersion],
     stall: bool,
     ip: IpAddr,
+    receive_buffer: Option<usize>,
 }
 
 impl TlsSetup {
@@ -40,6 +41,7 @@ impl TlsSetup {
             versions: rustls::ALL_VERSIONS,
             stall: false,
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            receive_buffer: None,
         }
     }
 
@@ -68,6 +70,13 @@ impl TlsSetup {
     /// for a target named so).
     pub fn on(mut self, ip: IpAddr) -> TlsSetup {
         self.ip = ip;
+        self
+    }
+
+    /// Accepts connections with a receive buffer of (about) `bytes`, so
+    /// that a client's writes soon wait for room when it is not read.
+    pub fn receive_buffer(mut self, bytes: usize) -> TlsSetup {
+        self.receive_buffer = Some(bytes);
         self
     }
 
@@ -101,6 +110,8 @@ pub struct Handshake {
     /// was required).
     pub client_cert: bool,
     pub version: Option<ProtocolVersion>,
+    /// Whether the client resumed a session of an earlier connection.
+    pub resumed: bool,
 }
 
 /// A TLS origin server: a [`Backend`] (its counters, `seen`, `addr`,
@@ -123,8 +134,6 @@ impl Deref for TlsBackend {
     }
 }
 
-pub type TlsHandler = Arc<dyn Fn(&Seen, &mut TlsStream) -> Action + Send + Sync>;
-
 impl TlsBackend {
     /// Starts a TLS backend met as `setup` says, whose `handler` writes
     /// each response itself. [`Action::Close`] ends the session with a
@@ -134,7 +143,39 @@ impl TlsBackend {
         setup: TlsSetup,
         handler: impl Fn(&Seen, &mut TlsStream) -> Action + Send + Sync + 'static,
     ) -> TlsBackend {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let requests: Arc<AtomicUsize> = Arc::default();
+        let (log, count) = (seen.clone(), requests.clone());
+        let raw = TlsBackend::start_raw(name, setup, move |id, stream| {
+            let _ = serve(id, stream, &log, &count, &handler);
+        });
+        // The request loop's counters in place of the raw backend's own.
+        TlsBackend {
+            backend: Backend {
+                seen,
+                requests,
+                ..raw.backend
+            },
+            ..raw
+        }
+    }
+
+    /// Starts a TLS backend that hands each session, its handshake done
+    /// (and recorded), to `session` with its connection's number: for
+    /// backends that do what the request loop cannot (answer before a
+    /// body is read). Its `requests` and `seen` stay empty.
+    pub fn start_raw(
+        name: &str,
+        setup: TlsSetup,
+        session: impl Fn(usize, TlsStream) + Send + Sync + 'static,
+    ) -> TlsBackend {
         let listener = TcpListener::bind(SocketAddr::new(setup.ip, 0)).unwrap();
+        if let Some(bytes) = setup.receive_buffer {
+            // Accepted connections inherit it.
+            socket2::SockRef::from(&listener)
+                .set_recv_buffer_size(bytes)
+                .unwrap();
+        }
         let stall = setup.stall;
         let backend = TlsBackend {
             backend: Backend {
@@ -149,18 +190,18 @@ impl TlsBackend {
             failed_handshakes: Arc::default(),
         };
         let config = setup.config();
-        let handler: TlsHandler = Arc::new(handler);
+        let session = Arc::new(session);
         let b = backend.clone();
         std::thread::spawn(move || {
             for tcp in listener.incoming() {
                 let Ok(tcp) = tcp else { continue };
                 let id = b.connections.fetch_add(1, Ordering::SeqCst);
-                let (b, config, handler) = (b.clone(), config.clone(), handler.clone());
+                let (b, config, session) = (b.clone(), config.clone(), session.clone());
                 std::thread::spawn(move || {
                     if stall {
                         hold(tcp);
-                    } else {
-                        let _ = b.serve(id, tcp, config, &handler);
+                    } else if let Ok(stream) = b.accept(tcp, config) {
+                        session(id, stream);
                     }
                     b.closed.fetch_add(1, Ordering::SeqCst);
                 });
@@ -180,14 +221,8 @@ impl TlsBackend {
         })
     }
 
-    /// The handshake, then the plain backend's request loop over it.
-    fn serve(
-        &self,
-        id: usize,
-        mut tcp: TcpStream,
-        config: Arc<ServerConfig>,
-        handler: &TlsHandler,
-    ) -> io::Result<()> {
+    /// The handshake, recorded (or counted as failed).
+    fn accept(&self, mut tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
         tcp.set_read_timeout(Some(IO_TIMEOUT))?;
         tcp.set_write_timeout(Some(IO_TIMEOUT))?;
         let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
@@ -201,9 +236,9 @@ impl TlsBackend {
             sni: conn.server_name().map(str::to_string),
             client_cert: conn.peer_certificates().is_some_and(|c| !c.is_empty()),
             version: conn.protocol_version(),
+            resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
         });
-        let stream = TlsStream(Arc::new(Mutex::new(StreamOwned::new(conn, tcp))));
-        serve(id, stream, &self.seen, &self.requests, &**handler)
+        Ok(TlsStream(Arc::new(Mutex::new(StreamOwned::new(conn, tcp)))))
     }
 
     pub fn handshakes(&self) -> Vec<Handshake> {
