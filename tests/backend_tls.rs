@@ -253,6 +253,30 @@ fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
     assert_eq!(backend.connections(), 1);
 }
 
+#[test]
+fn a_body_that_ends_with_the_tls_session_arrives_whole() {
+    // No Content-Length, not chunked: the body ends where the backend
+    // ends the connection (close_notify, then the TCP end).
+    const LEN: usize = 300_000;
+    let trust = Trust::new();
+    let backend = TlsBackend::start("until-close", trust.serving(&["127.0.0.1"]), |_, out| {
+        let mut bytes =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&pattern(LEN));
+        let _ = out.write_all(&bytes);
+        Action::Close
+    });
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    for path in ["/1", "/2"] {
+        let r = client.get(path);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+        assert_eq!(r.body.len(), LEN, "{path}: {}", r.head.raw);
+        assert_eq!(fnv(&r.body), fnv(&pattern(LEN)), "{path}: body differs");
+    }
+    assert_eq!(backend.connections(), 2);
+}
+
 /// A backend's answer to an upload it will not take.
 const TOO_LARGE: &[u8] =
     b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
@@ -349,13 +373,16 @@ fn an_answer_a_tls_backend_gives_before_reading_the_body_is_relayed() {
 #[test]
 fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
     // tests/framing.rs's test of this name, over TLS. The backend takes
-    // little (a small receive buffer), answers only once the proxy's
-    // writes of the body have had time to fill it, and then keeps the
-    // connection without reading: the proxy, waiting for room to write,
-    // must see the answer then, not at its write timeout (30s, past the
-    // client's patience) or the backend's close. Over TLS, the session
-    // tickets a TLS 1.3 server sends after its handshake come first: not
-    // an answer, and no reason to stop watching for one.
+    // little (a small receive buffer) and reads nothing past the head;
+    // once the proxy's writes of the body have had time to fill it, it
+    // sends a record that carries no data, then its answer, and keeps the
+    // connection. The proxy, waiting for room to write, must see the
+    // answer when it comes, not at its write timeout (30s, past the
+    // client's patience) or the backend's close. A record without data
+    // is no answer, and no reason to stop watching for one: the session
+    // tickets a TLS 1.3 server sends after its handshake are such
+    // records, and come while the first request goes out (a key update
+    // stands for them here, to come at a known time).
     let trust = Trust::new();
     let done = Gate::new();
     let holding = done.clone();
@@ -365,9 +392,11 @@ fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
         if !matches!(Reader::new(stream).read_head(), Ok(Some(_))) {
             return;
         }
-        // A precondition, not a measurement: time for the writes to fill
-        // the buffers.
+        // Preconditions, not measurements: time for the writes to fill
+        // the buffers, and for the proxy to take the record in.
         std::thread::sleep(Duration::from_millis(300));
+        let _ = out.send_key_update();
+        std::thread::sleep(Duration::from_millis(200));
         let _ = out.write_all(TOO_LARGE);
         let _ = out.flush();
         holding.wait();
@@ -1223,6 +1252,13 @@ fn the_configuration_refuses_backend_tls_settings_that_cannot_work() {
             vec![other_key.display().to_string()],
         ),
         (
+            format!(
+                "targets = 127.0.0.1:8443 tls\nbackend_tls_certificate = {client_entry}, {client_entry}\n"
+            ),
+            "backend_tls_certificate",
+            vec![],
+        ),
+        (
             "targets = 127.0.0.1:8443 tls\nbackend_tls_verify = maybe\n".into(),
             "backend_tls_verify",
             vec!["maybe".into()],
@@ -1243,6 +1279,20 @@ fn the_configuration_refuses_backend_tls_settings_that_cannot_work() {
             );
         }
     }
+}
+
+#[test]
+fn inverso_check_lists_a_tls_target_with_the_name_it_is_checked_for() {
+    let trust = Trust::new();
+    let text = format!(
+        "port = 8080\ntargets = 127.0.0.1:8443 tls tls_name=backend.test, 127.0.0.1:8444 tls\n\
+         backend_tls_ca = {}\n",
+        trust.ca_file
+    );
+    let (code, stdout, stderr) = inverso_check(&text, "error");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("tls for backend.test"), "{stdout}");
+    assert!(stdout.contains("tls for 127.0.0.1"), "{stdout}");
 }
 
 #[test]

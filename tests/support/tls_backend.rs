@@ -286,6 +286,20 @@ impl Write for TlsStream {
     }
 }
 
+impl TlsStream {
+    /// Sends a TLS 1.3 key update: a record that carries no data, as the
+    /// session tickets sent after a handshake are, at a time of the
+    /// test's choosing.
+    pub fn send_key_update(&self) -> io::Result<()> {
+        let mut stream = self.0.lock().unwrap();
+        stream
+            .conn
+            .refresh_traffic_keys()
+            .map_err(io::Error::other)?;
+        stream.flush()
+    }
+}
+
 impl Conn for TlsStream {
     fn try_clone(&self) -> io::Result<Self> {
         Ok(self.clone())
