@@ -2,12 +2,14 @@
 //! `proxy_pass https://` and HAProxy's `server ... ssl`), over real
 //! sockets: in-process rustls backends (`support::tls_backend`) with
 //! certificates of a test CA (`support::pki`) that `backend_tls_ca`
-//! names. Requests and bodies both ways on a pooled connection, the
-//! certificate's chain and name (`tls_name`, SNI), `backend_tls_verify`,
-//! client certificates, a backend that speaks no TLS or never finishes
-//! its handshake, retries, a pooled connection ended by `close_notify`,
-//! WebSockets, health checks, the cache, pools, and the configuration's
-//! refusals.
+//! names. Requests and bodies both ways on a pooled connection, a body
+//! that ends with the session, an answer before the request body is
+//! taken, the certificate's chain and name (`tls_name`, SNI),
+//! `backend_tls_verify`, client certificates, a backend that speaks no
+//! TLS or never finishes its handshake, retries, a pooled connection
+//! ended by `close_notify`, session resumption, reloads, WebSockets,
+//! health checks, the cache, pools, TLS on both sides, and the
+//! configuration's refusals.
 
 mod support;
 
