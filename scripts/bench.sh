@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|all]  (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|backend-tls|all]
+#                                                             (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -50,6 +51,18 @@
 #          keep-alive connections, and 1 KiB with 64 sending "Connection:
 #          close", where every request is a new TCP connection and TLS
 #          handshake. Interleaved as in proxy mode.
+#   backend-tls
+#          TLS to backends: clients speak plain HTTP to nginx, HAProxy and
+#          inverso, and each proxy speaks TLS 1.3 to the same two backends,
+#          the backend nginx listening on two more ports with `ssl` (a
+#          certificate of the script's own authority, made with the openssl
+#          CLI in the temp dir), verifying the backend's certificate for
+#          the name localhost; direct (wrk to the backend over plain HTTP)
+#          as the ceiling. 1 KiB and 64 KiB with 64 keep-alive connections,
+#          and 1 KiB with 64 sending "Connection: close", where the clients
+#          close but the proxies keep their TLS connections to the
+#          backends. Counts, per run, the TLS connections each proxy opened
+#          to the backends. Interleaved as in proxy mode.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -135,13 +148,42 @@
 #     check-only nginx logging $ssl_session_reused (1 s of wrk, not
 #     measured), and the report says it. CPU µs/req counts the TLS
 #     proxy's processes; wrk's own TLS work shares the same cores.
+#   - backend-tls mode: the authority (ca.pem) is an ECDSA P-256
+#     self-signed CA (CA:TRUE, keyCertSign); the backends' certificate an
+#     ECDSA P-256 leaf it signs (CA:FALSE, serverAuth, SAN DNS:localhost
+#     and IP:127.0.0.1), which rustls accepts as an end entity (it refuses
+#     a CA certificate there). The backend nginx: a server block of its own
+#     on two more ports, `listen ... ssl`, `ssl_protocols TLSv1.3`,
+#     `ssl_session_cache shared:BACKEND:10m` (tickets on, its default),
+#     the same files, `add_header X-Backend-TLS $ssl_protocol` (the probe
+#     reads it through each proxy), and a log of the first request of each
+#     connection only (access_log if=, so a reused connection costs
+#     nothing): its connection number, $ssl_session_reused and the SNI it
+#     got, which count the TLS connections each proxy opens in each run.
+#     All three proxies verify the certificate against ca.pem for
+#     "localhost", which they also send as SNI: nginx cannot check an
+#     address (X509_check_host), so `proxy_ssl_name localhost`, and the
+#     others are given the same name. nginx: `proxy_pass https://...`,
+#     upstream keepalive 64, proxy_http_version 1.1, `proxy_set_header
+#     Connection ""`, `proxy_ssl_verify on`, proxy_ssl_trusted_certificate,
+#     `proxy_ssl_server_name on`, `proxy_ssl_session_reuse on` (its
+#     default). HAProxy: `server ... ssl verify required ca-file <ca> sni
+#     str(localhost) verifyhost localhost`, http-reuse always (its session
+#     reuse on by default). inverso: targets `127.0.0.1:PORT tls
+#     tls_name=localhost`, `backend_tls_ca = <ca>`, `backend_tls_verify =
+#     on` (its default, written out). Before measuring, each proxy must
+#     answer GET /1k and /64k with 200, the body's size and X-Backend-TLS:
+#     TLSv1.3 (the response came from the ssl server block); if one does
+#     not, or does not start, the mode stops with an error and measures
+#     nothing. The warm-up uses 64 connections, so that each proxy's pool
+#     holds as many TLS connections as a run needs before it starts.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
 #
-# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 4 minutes; the
-# default takes about 13, of which `files` and `tls` about 2 each a
-# repetition). For
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
+# default takes about 15, of which `files`, `tls` and `backend-tls` about 2
+# each a repetition). For
 # README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -155,13 +197,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | idle | files | tls | all) ;;
+  proxy | cache | gzip | idle | files | tls | backend-tls | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|backend-tls|all]" >&2
     exit 2
     ;;
 esac
@@ -401,10 +443,20 @@ start_nginx() {
 }
 
 BACKEND1="" BACKEND2="" BACKEND_PID=""
+BACKEND_TLS_WANTED=0 # 1: the backends listen with ssl too (backend-tls mode)
+BACKEND1_TLS="" BACKEND2_TLS="" # their ssl ports
+BACKEND_TLS_LOG=""              # one line per new TLS connection to them
 start_backends() {
   pick_port BACKEND1
   pick_port BACKEND2
-  local conf=$TMP/backend.conf
+  local conf=$TMP/backend.conf tls_server=""
+  if [[ $BACKEND_TLS_WANTED == 1 ]]; then
+    make_backend_certificate
+    pick_port BACKEND1_TLS
+    pick_port BACKEND2_TLS
+    BACKEND_TLS_LOG=$TMP/backend/tls-connections.log
+    tls_server=$(backend_tls_server)
+  fi
   {
     nginx_common backend
     cat <<EOF
@@ -423,21 +475,40 @@ $(nginx_http_common backend)
     root $TMP/www;
     location /c/ { add_header Cache-Control "max-age=600"; }
   }
+$tls_server
 }
 EOF
   } >"$conf"
   start_nginx BACKEND_PID backend "$conf" "$BACKEND1"
   wait_listening "$BACKEND_PID" "$BACKEND2" || die "backend port 2 not up"
   log "backends on 127.0.0.1:$BACKEND1 and :$BACKEND2 (nginx pid $BACKEND_PID)"
+  if [[ $BACKEND_TLS_WANTED == 1 ]]; then
+    # wait_listening's connects send nothing: no TLS connection is logged.
+    wait_listening "$BACKEND_PID" "$BACKEND1_TLS" || die "backend ssl port 1 not up"
+    wait_listening "$BACKEND_PID" "$BACKEND2_TLS" || die "backend ssl port 2 not up"
+    log "backends over TLS on 127.0.0.1:$BACKEND1_TLS and :$BACKEND2_TLS"
+  fi
 }
 
-# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS]: nginx as reverse proxy
-# (CACHE=1: with proxy_cache; GZIP=1: gzip on for text/plain, level 1;
-# TLS=1: the port takes HTTPS with tls_files' certificate); sets VAR to its
-# master's PID.
+# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS]: nginx as
+# reverse proxy (CACHE=1: with proxy_cache; GZIP=1: gzip on for text/plain,
+# level 1; TLS=1: the port takes HTTPS with make_certificate's certificate;
+# BACKEND_TLS=1: to the backends' ssl ports over TLS, verifying their
+# certificate); sets VAR to its master's PID.
 start_nginx_proxy() {
-  local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} backend_tls=${7:-0}
+  local conf=$TMP/$2.conf cache_http="" cache_loc=""
   local gzip_http="" listen_ssl="" ssl_server=""
+  local scheme=http b1=$BACKEND1 b2=$BACKEND2 ssl_loc=""
+  if [[ $backend_tls == 1 ]]; then
+    # proxy_ssl_name: nginx checks a name (X509_check_host), never an
+    # address, and would check the upstream block's name by default.
+    # proxy_ssl_protocols: before 1.23.4 its default leaves TLSv1.3 out.
+    scheme=https b1=$BACKEND1_TLS b2=$BACKEND2_TLS
+    ssl_loc="proxy_ssl_verify on; proxy_ssl_trusted_certificate $BACKEND_TLS_DIR/ca.pem;
+      proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on;
+      proxy_ssl_protocols TLSv1.2 TLSv1.3;"
+  fi
   if [[ $tls == 1 ]]; then
     listen_ssl=" ssl"
     ssl_server="ssl_certificate $TLS_DIR/cert.pem; ssl_certificate_key $TLS_DIR/key.pem;
@@ -463,8 +534,8 @@ $(nginx_http_common "$name")
   $cache_http
   $gzip_http
   upstream backends {
-    server 127.0.0.1:$BACKEND1;
-    server 127.0.0.1:$BACKEND2;
+    server 127.0.0.1:$b1;
+    server 127.0.0.1:$b2;
     keepalive 64;
     keepalive_requests 1000000;
   }
@@ -472,11 +543,12 @@ $(nginx_http_common "$name")
     listen 127.0.0.1:$port$listen_ssl backlog=4096 deferred;
     $ssl_server
     location / {
-      proxy_pass http://backends;
+      proxy_pass $scheme://backends;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffer_size 16k;
       proxy_buffers 8 16k;
+      $ssl_loc
       $cache_loc
     }
   }
@@ -516,11 +588,22 @@ EOF
   start_nginx "$_var" "$name" "$conf" "$port"
 }
 
-# start_haproxy VAR PORT [BIND_OPTION...]: sets VAR to HAProxy's PID. The
+# start_haproxy VAR PORT BACKENDS [BIND_OPTION...]: sets VAR to HAProxy's PID.
+# BACKENDS: plain (the backends' HTTP ports) or tls (their ssl ports, the
+# certificate verified as nginx and inverso do in backend-tls mode). The
 # BIND_OPTIONs end the frontend's bind line (ssl crt FILE).
 start_haproxy() {
   local _port=$2 _conf=$TMP/haproxy.conf _pid _bind_extra=""
-  if (($# > 2)); then _bind_extra=" ${*:3}"; fi
+  local _b1=$BACKEND1 _b2=$BACKEND2 _server_extra=""
+  case $3 in
+    plain) ;;
+    tls)
+      _b1=$BACKEND1_TLS _b2=$BACKEND2_TLS
+      _server_extra=" ssl verify required ca-file $BACKEND_TLS_DIR/ca.pem sni str(localhost) verifyhost localhost"
+      ;;
+    *) die "start_haproxy: backends '$3' is neither plain nor tls" ;;
+  esac
+  if (($# > 3)); then _bind_extra=" ${*:4}"; fi
   mkdir -p "$TMP/haproxy"
   cat >"$_conf" <<EOF
 global
@@ -544,8 +627,8 @@ frontend fe
 
 backend be
   balance roundrobin
-  server b1 127.0.0.1:$BACKEND1
-  server b2 127.0.0.1:$BACKEND2
+  server b1 127.0.0.1:$_b1$_server_extra
+  server b2 127.0.0.1:$_b2$_server_extra
 EOF
   local at=("${RUN[@]}")
   # `nice -n` adds to the caller's value.
@@ -564,18 +647,21 @@ INVERSO_STATE="not built"
 INVERSO_LABEL="" # what the report calls the binary, if not this checkout's build
 # start_inverso VAR NAME PORT CACHE_SIZE [LINE...]: sets VAR to inverso's
 # PID, or to "" if it could not start (its cells then read n/a). Each LINE
-# is appended to its config file.
+# is appended to its config file; a LINE setting targets replaces the
+# plain backends (a key given twice is an error in inverso's file).
 start_inverso() {
   local _var=$1 name=$2 port=$3 cache_size=$4 conf=$TMP/$2.conf _ipid
   shift 4
   printf -v "$_var" '%s' ""
   [[ $INVERSO_STATE == built ]] || return 0
   mkdir -p "$TMP/$name"
+  local targets="targets = 127.0.0.1:$BACKEND1, 127.0.0.1:$BACKEND2" line
+  for line in "$@"; do [[ $line == "targets ="* ]] && targets=""; done
   cat >"$conf" <<EOF
 # written by scripts/bench.sh
 bind = 127.0.0.1
 port = $port
-targets = 127.0.0.1:$BACKEND1, 127.0.0.1:$BACKEND2
+$targets
 cache_size = $cache_size
 connection_timeout = 120s
 path_to_persistence =
@@ -910,6 +996,123 @@ EOF
   rm -f "$log_file"
 }
 
+# ---------------------------------------------------------------- backend-tls
+
+BACKEND_TLS_DIR=""       # the authority and the backends' certificate
+BACKEND_TLS_FAILED=0     # 1: the backend-tls mode stopped before measuring
+
+# An ECDSA P-256 authority (ca.pem, self-signed, CA:TRUE) and the backends'
+# ECDSA P-256 certificate it signs (cert.pem and key.pem: CA:FALSE,
+# serverAuth, for localhost and 127.0.0.1), in $BACKEND_TLS_DIR: an
+# authority and a leaf, as a deployment has them, rather than one
+# self-signed certificate, which rustls (webpki) refuses as the end entity
+# when it says CA:TRUE (openssl req -x509's default).
+make_backend_certificate() {
+  BACKEND_TLS_DIR=$TMP/backend-tls
+  mkdir -p "$BACKEND_TLS_DIR"
+  local d=$BACKEND_TLS_DIR
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" >"$d/leaf.ext"
+  if ! {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "$d/ca-key.pem" -out "$d/ca.pem" -days 2 -subj "/CN=inverso bench CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$d/key.pem" -out "$d/leaf.csr" -subj /CN=localhost &&
+      openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" \
+        -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$d/leaf.ext" -out "$d/cert.pem" &&
+      openssl verify -CAfile "$d/ca.pem" -verify_hostname localhost "$d/cert.pem"
+  } >"$d/openssl.log" 2>&1; then
+    cat "$d/openssl.log" >&2
+    die "openssl could not make the backends' certificate"
+  fi
+  chmod 600 "$d/key.pem" "$d/ca-key.pem"
+  log "backends' certificate: $(openssl x509 -in "$d/cert.pem" -noout -subject -ext subjectAltName | tr -s '\n ' ' '), issued by $(openssl x509 -in "$d/cert.pem" -noout -issuer)"
+}
+
+# The backend nginx's server block over TLS (printed, for start_backends),
+# on $BACKEND1_TLS and $BACKEND2_TLS, serving what the plain one serves.
+# It logs the first request of each connection only, so that a connection
+# reused costs no log line: each line is a TLS connection some proxy
+# opened, with nginx's connection number, whether the handshake resumed a
+# session ("r") and the SNI the proxy sent.
+backend_tls_server() {
+  cat <<EOF
+  log_format tlsconn '\$connection \$ssl_session_reused \$ssl_protocol \$ssl_server_name \$server_port';
+  map \$connection_requests \$first_on_connection { 1 1; default 0; }
+  server {
+    listen 127.0.0.1:$BACKEND1_TLS ssl backlog=4096;
+    listen 127.0.0.1:$BACKEND2_TLS ssl backlog=4096;
+    ssl_certificate $BACKEND_TLS_DIR/cert.pem;
+    ssl_certificate_key $BACKEND_TLS_DIR/key.pem;
+    ssl_protocols TLSv1.3;
+    ssl_session_cache shared:BACKEND:10m;
+    access_log $BACKEND_TLS_LOG tlsconn if=\$first_on_connection;
+    root $TMP/www;
+    add_header X-Backend-TLS \$ssl_protocol always;
+  }
+EOF
+}
+
+# Lines in the backends' TLS connection log so far.
+backend_tls_lines() {
+  if [[ -e $BACKEND_TLS_LOG ]]; then wc -l <"$BACKEND_TLS_LOG"; else echo 0; fi
+}
+
+# backend_tls_established PID: the TLS connections to the backends that
+# PID or its children (nginx's workers) hold open now (ss -p, as root).
+backend_tls_established() {
+  local pid=$1 pids
+  # shellcheck disable=SC2046 # one word per child PID
+  pids=$(printf '%s|' "$pid" $(pgrep -P "$pid" 2>/dev/null || true))
+  ss -Htnp state established "( dport = :$BACKEND1_TLS or dport = :$BACKEND2_TLS )" 2>/dev/null |
+    grep -Ec "pid=(${pids%|})," || true # grep -c: status 1 when it counts 0
+}
+
+# backend_tls_probe SYSTEM PORT BODY: GET /BODY over plain HTTP through the
+# proxy must answer 200 with the body's size and X-Backend-TLS: TLSv1.3,
+# which only the backends' ssl server block adds: the answer came to the
+# proxy over TLS. The TLS connection the backend logged meanwhile, if one
+# was opened, gives the SNI and resumption. Writes backendtlscheck.tsv;
+# returns 1, having said why, on a wrong answer.
+backend_tls_probe() {
+  local system=$1 port=$2 body=$3 want got heads=$TMP/btls-probe-heads n0 opened sni="-" xb
+  want=$(body_size "$body")
+  n0=$(backend_tls_lines)
+  : >"$heads"
+  got=$(curl -s -D "$heads" -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 \
+    "http://127.0.0.1:$port/$body" || true)
+  xb=$(tr -d '\r' <"$heads" | awk -F': ' 'tolower($1) == "x-backend-tls" { print $2 }')
+  opened=$(($(backend_tls_lines) - n0))
+  if ((opened > 0)); then
+    sni=$(tail -n 1 "$BACKEND_TLS_LOG" | awk '{ print $4 }')
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${got% *}" "${got#* }" "${xb:-none}" \
+    "$sni" >>"$OUT_DIR/backendtlscheck.tsv"
+  log "backend-tls probe $system /$body: '$got', X-Backend-TLS '${xb:-none}', TLS connections opened $opened (SNI $sni)"
+  if [[ $got != "200 $want" || $xb != TLSv1.3 ]]; then
+    log "error: $system /$body answered '$got' with X-Backend-TLS '${xb:-none}', expected '200 $want' with TLSv1.3"
+    note "backend-tls mode: $system /$body answered '$got' with X-Backend-TLS '${xb:-none}' instead of '200 $want' over TLSv1.3"
+    return 1
+  fi
+}
+
+# backend_tls_count CELL SYSTEM REP PID FROM: after a run, the TLS
+# connections SYSTEM opened to the backends during it (the log's lines
+# after line FROM), how many of them resumed a session, and how many it
+# holds open now. Appends to backendtlsconns.tsv.
+backend_tls_count() {
+  local cell=$1 system=$2 rep=$3 pid=$4 from=$5 opened resumed held=na
+  opened=$(($(backend_tls_lines) - from))
+  resumed=$(tail -n +"$((from + 1))" "$BACKEND_TLS_LOG" 2>/dev/null | awk '$2 == "r"' | wc -l)
+  [[ -n $pid ]] && held=$(backend_tls_established "$pid")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$cell" "$system" "$rep" "$opened" "$resumed" "$held" \
+    >>"$OUT_DIR/backendtlsconns.tsv"
+  log "$(printf '       %-12s %-14s TLS connections to backends: %d opened (%d resumed), %s open after' \
+    "$cell" "$system" "$opened" "$resumed" "$held")"
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -919,7 +1122,7 @@ mode_proxy() {
   pick_port p_haproxy
   pick_port p_inverso
   start_nginx_proxy nginx_pid nginx-proxy "$p_nginx" 0
-  start_haproxy haproxy_pid "$p_haproxy"
+  start_haproxy haproxy_pid "$p_haproxy" plain
   start_inverso inverso_pid inverso-proxy "$p_inverso" 0
 
   local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
@@ -1110,7 +1313,7 @@ mode_tls() {
   pick_port p_inverso     # inverso's plain port, which nothing measures
   pick_port p_inverso_tls # its tls_port
   start_nginx_proxy nginx_pid nginx-tls "$p_nginx" 0 0 1
-  start_haproxy haproxy_pid "$p_haproxy" ssl crt "$TLS_DIR/combined.pem"
+  start_haproxy haproxy_pid "$p_haproxy" plain ssl crt "$TLS_DIR/combined.pem"
   # A file name is a word of tls_certificates: it must not hold a space.
   if [[ $TLS_DIR =~ [[:space:]] ]]; then
     log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
@@ -1185,6 +1388,91 @@ mode_tls() {
   stop_pid "$nginx_pid"
 }
 
+mode_backend_tls() {
+  log "== backend-tls mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_haproxy p_inverso nginx_pid haproxy_pid inverso_pid="" s body rep cell conns
+  local close=() failed=() from
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso
+  # nginx and HAProxy die here, with their error log, if they cannot start.
+  start_nginx_proxy nginx_pid nginx-btls "$p_nginx" 0 0 0 1
+  start_haproxy haproxy_pid "$p_haproxy" tls
+  # A file name is a word of the value: it must not hold a space.
+  if [[ $BACKEND_TLS_DIR =~ [[:space:]] ]]; then
+    log "the temp dir '$TMP' holds a space; inverso's backend_tls_ca cannot name it"
+    note "backend-tls mode: the temp dir holds a space, so inverso was not started"
+  else
+    start_inverso inverso_pid inverso-btls "$p_inverso" 0 \
+      "targets = 127.0.0.1:$BACKEND1_TLS tls tls_name=localhost, 127.0.0.1:$BACKEND2_TLS tls tls_name=localhost" \
+      "backend_tls_ca = $BACKEND_TLS_DIR/ca.pem" "backend_tls_verify = on"
+  fi
+  # This mode is about inverso's TLS to backends: without it, nothing to
+  # compare (start_inverso said why: no build, a refused key, ...).
+  [[ -n $inverso_pid ]] || failed+=(inverso)
+
+  # direct: the backend over plain HTTP, the ceiling; the proxies over TLS.
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
+  local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
+  local systems=(direct nginx haproxy inverso)
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      if [[ $s == direct ]]; then
+        probe "$s" "${ports[$s]}" "/$body" "$(body_size "$body")"
+      elif ! backend_tls_probe "$s" "${ports[$s]}" "$body"; then
+        [[ " ${failed[*]-} " == *" $s "* ]] || failed+=("$s")
+      fi
+    done
+  done
+  if ((${#failed[@]} > 0)); then
+    # What each failing proxy said about it (a refused certificate, most
+    # often): nginx in its error log, HAProxy on stderr, inverso too.
+    local -A said=([nginx]=nginx-btls/error.log [haproxy]=haproxy/stderr.log
+      [inverso]=inverso-btls/stderr.log)
+    for s in "${failed[@]}"; do
+      # An inverso that did not start has been shown by start_inverso.
+      [[ -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
+      log "$s's ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+    done
+    log "error: backend-tls mode stopped, nothing measured: ${failed[*]} did not start or did not proxy over TLS (see above)"
+    note "backend-tls mode stopped before measuring: ${failed[*]} did not start or did not proxy over TLS"
+    BACKEND_TLS_FAILED=1
+    if [[ -n $inverso_pid ]]; then stop_pid "$inverso_pid"; fi
+    stop_pid "$haproxy_pid"
+    stop_pid "$nginx_pid"
+    return 0
+  fi
+  # 64 connections (wrk takes the last -c): each proxy's pool then holds
+  # the TLS connections a run needs before the first one.
+  for s in "${systems[@]}"; do
+    for body in 1k 64k; do
+      warm_up "http://127.0.0.1:${ports[$s]}/$body" -c 64
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for cell in "1k ka64" "64k ka64" "1k close64"; do
+      body=${cell%% *} conns=${cell##*[a-z]} close=()
+      [[ $cell == *close* ]] && close=(-H "Connection: close")
+      for s in "${systems[@]}"; do
+        from=$(backend_tls_lines)
+        run_wrk backend-tls "$cell" "$s" "$rep" "${pids[$s]}" \
+          "http://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
+        [[ $s == direct ]] || backend_tls_count "$cell" "$s" "$rep" "${pids[$s]}" "$from"
+      done
+    done
+  done
+
+  local name
+  for s in nginx haproxy inverso; do
+    printf '%s\tbackend-tls\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+      "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+  done
+  for name in inverso haproxy nginx; do stop_pid "${pids[$name]}"; done
+}
+
 # measure_idle SYSTEM PID PORT: RSS of the process tree before and while
 # IDLE_CONNS idle keep-alive connections are open.
 measure_idle() {
@@ -1238,7 +1526,7 @@ mode_idle() {
   start_nginx_proxy pid nginx-idle "$p_nginx" 0
   measure_idle nginx "$pid" "$p_nginx"
   stop_pid "$pid"
-  start_haproxy pid "$p_haproxy"
+  start_haproxy pid "$p_haproxy" plain
   measure_idle haproxy "$pid" "$p_haproxy"
   stop_pid "$pid"
 }
@@ -1255,7 +1543,8 @@ main() {
     log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume}.tsv "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns}.tsv \
+    "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
   printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
@@ -1266,6 +1555,8 @@ main() {
     >"$OUT_DIR/filescheck.tsv"
   printf 'system\tbody\tstatus\tbytes\tversion\tcipher\tresumed\n' >"$OUT_DIR/tlscheck.tsv"
   printf 'client\thandshakes\tresumed\tprotocols\n' >"$OUT_DIR/tlsresume.tsv"
+  printf 'system\tbody\tstatus\tbytes\tx_backend_tls\tsni\n' >"$OUT_DIR/backendtlscheck.tsv"
+  printf 'cell\tsystem\trep\topened\tresumed\testablished_after\n' >"$OUT_DIR/backendtlsconns.tsv"
   printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
     >"$OUT_DIR/idle.tsv"
 
@@ -1278,6 +1569,9 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   make_content
+  # The backends take TLS too for the mode that measures proxying to them
+  # over it; other modes leave those ports alone.
+  case $MODE in backend-tls | all) BACKEND_TLS_WANTED=1 ;; esac
   start_backends
   check_quiet
 
@@ -1302,6 +1596,7 @@ main() {
     idle) mode_idle ;;
     files) mode_files ;;
     tls) mode_tls ;;
+    backend-tls) mode_backend_tls ;;
     all)
       mode_proxy
       mode_idle
@@ -1309,12 +1604,15 @@ main() {
       mode_gzip
       mode_files
       mode_tls
+      mode_backend_tls
       ;;
   esac
 
   python3 "$SCRIPT_DIR/bench_report.py" "$OUT_DIR"
   log "report written to target/bench/results.md"
   ((TLS_FAILED == 0)) || die "the tls mode stopped before measuring (its checks failed; see above)"
+  ((BACKEND_TLS_FAILED == 0)) ||
+    die "the backend-tls mode stopped before measuring (a proxy did not start or did not proxy over TLS; see above)"
 }
 
 main "$@"

@@ -3,7 +3,7 @@
 
 Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
 cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv, tlsresume.tsv,
-info.txt there; prints the report and writes OUT_DIR/results.md)
+backendtlscheck.tsv, backendtlsconns.tsv, info.txt there; prints the report and writes OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -130,18 +130,18 @@ def table(header, rows):
     return out
 
 
-def throughput_rows(runs, clk_tck, mode, extra=None):
+def throughput_rows(runs, clk_tck, mode, *extras):
     """The table of a mode whose systems are direct, nginx, haproxy and
-    inverso (proxy, tls). extra(cell, system) -> (heading, value): one more
-    column, before "other CPU %"."""
+    inverso (proxy, tls, backend-tls). Each extra(cell, system) -> (heading,
+    value): one more column, before "other CPU %"; extra(None, None) gives
+    the heading."""
     order, cells = group(runs, mode)
     if not order:
         return []
     header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
               "req/s ÷ direct", "req/s ÷ nginx", "p99 ÷ nginx p99",
               "proxy CPU µs/req", "bytes/resp"]
-    if extra:
-        header.append(extra(None, None)[0])
+    header += [extra(None, None)[0] for extra in extras]
     header.append("other CPU %")
     rows = []
     for name in order:
@@ -157,7 +157,7 @@ def throughput_rows(runs, clk_tck, mode, extra=None):
                 "—" if sysname == "direct" else
                 (lambda v: "n/a" if v is None else f"{v:.1f}")(c.cpu_us_per_req(clk_tck)),
                 fmt_int(c.bytes_per_req()),
-            ] + ([extra(name, sysname)[1]] if extra else []) + [c.other_cpu()])
+            ] + [extra(name, sysname)[1] for extra in extras] + [c.other_cpu()])
     return table(header, rows)
 
 
@@ -209,6 +209,66 @@ def tls_section(runs, checks, resumes, clk_tck):
              "allows it. Counted against a check-only nginx logging "
              f"`$ssl_session_reused` (1 s of wrk, not measured): {resumed}.", ""]
             + rows + [""])
+
+
+def backend_tls_section(runs, checks, conns, clk_tck):
+    seen = {(c["system"], c["body"]): c for c in checks}
+    counted = {}
+    for c in conns:
+        counted.setdefault((c["cell"], c["system"]), []).append(c)
+
+    def probe_column(cell, system):
+        if cell is None:
+            return ("to backends (probe)", None)
+        if system == "direct":
+            return (None, "none (plain HTTP)")
+        return (None, backend_tls_label(seen.get((system, cell.split()[0]))))
+
+    def conns_column(cell, system):
+        if cell is None:
+            return ("TLS conns opened to backends per run (resumed), open after", None)
+        if system == "direct":
+            return (None, "—")
+        runs_of = counted.get((cell, system), [])
+        if not runs_of:
+            return (None, "n/a")
+        per_run = "/".join(r["opened"] for r in runs_of)
+        resumed = sum(int(r["resumed"]) for r in runs_of)
+        held = "/".join(na(r["established_after"]) for r in runs_of)
+        return (None, f"{per_run} ({resumed} resumed), {held}")
+
+    rows = throughput_rows(runs, clk_tck, "backend-tls", probe_column, conns_column)
+    if not rows:
+        return []
+    return (["## TLS to backends: inverso vs nginx and HAProxy", "",
+             "Clients speak plain HTTP to each proxy; each proxy speaks TLS 1.3 to the "
+             "same two backends (the backend nginx's ssl ports: an ECDSA P-256 "
+             "certificate for localhost and 127.0.0.1 from the script's own authority), "
+             "verifying the certificate for the name localhost against that authority, "
+             "and sending it as SNI. nginx: `proxy_pass https://`, upstream keepalive 64, "
+             "`proxy_ssl_verify on`, `proxy_ssl_name localhost`, "
+             "`proxy_ssl_session_reuse on`; HAProxy: `ssl verify required ca-file ... "
+             "sni str(localhost)`, `http-reuse always`; inverso: `tls tls_name=localhost` "
+             "targets, `backend_tls_ca`, verification on. direct: wrk to the backend "
+             "over plain HTTP, the ceiling. CPU µs/req counts the proxy's processes. "
+             "to backends (probe): what came back through each proxy before measuring "
+             "(X-Backend-TLS, added by the backends' ssl server block only, and the SNI "
+             "the backend got). TLS conns opened: the backend's log of the first request "
+             "of each connection, one figure per repetition, with the handshakes that "
+             "resumed a session summed; open after: the proxy's established connections "
+             "to the backends' ssl ports after each run (ss). A proxy that reuses its "
+             "connections opens few or none per run, in the close64 cell too, where "
+             "only the clients close.", ""]
+            + rows + [""])
+
+
+def backend_tls_label(check):
+    if check is None:
+        return "n/a"
+    if check["status"] != "200" or check["x_backend_tls"] != "TLSv1.3":
+        return f"**status {check['status']}, X-Backend-TLS {check['x_backend_tls']}**"
+    sni = "" if check["sni"] == "-" else f", SNI {check['sni']}"
+    return f"{check['x_backend_tls']}{sni}"
 
 
 def tls_label(check):
@@ -410,6 +470,8 @@ def main():
     out += files_section(runs, read_tsv(os.path.join(out_dir, "filescheck.tsv")), clk_tck)
     out += tls_section(runs, read_tsv(os.path.join(out_dir, "tlscheck.tsv")),
                        read_tsv(os.path.join(out_dir, "tlsresume.tsv")), clk_tck)
+    out += backend_tls_section(runs, read_tsv(os.path.join(out_dir, "backendtlscheck.tsv")),
+                               read_tsv(os.path.join(out_dir, "backendtlsconns.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)

@@ -84,6 +84,9 @@ pub struct Record {
     /// Over TLS to `tls_port`: the protocol version and cipher suite
     /// agreed (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
     pub tls: Option<(&'static str, &'static str)>,
+    /// The SHA-1 fingerprint of the certificate the client showed there
+    /// (`tls_verify_client`), in hex.
+    pub client_fingerprint: Option<Arc<str>>,
 }
 
 /// Header fields of one exchange, as `(name, value)` in wire order.
@@ -138,6 +141,7 @@ impl Record {
             fields: None,
             scheme: "http",
             tls: None,
+            client_fingerprint: None,
         }
     }
 
@@ -876,6 +880,7 @@ mod tests {
             fields: None,
             scheme: "http",
             tls: None,
+            client_fingerprint: None,
         }
     }
 

@@ -68,8 +68,9 @@ struct ConfigArgs {
     /// Listening address (overrides `bind`).
     #[arg(long)]
     bind: Option<String>,
-    /// Backends, comma separated host:port, each with an optional weight=N,
-    /// max_conns=N and `backup` (overrides `targets`).
+    /// Backends, comma separated host:port or unix:PATH, each with optional
+    /// weight=N, max_conns=N, `backup`, and `tls` (with tls_name=NAME) for
+    /// one spoken to over TLS (overrides `targets`).
     #[arg(long)]
     targets: Option<String>,
     /// Override any key, e.g. `--set cache_size=128MiB` (repeatable).

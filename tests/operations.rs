@@ -1754,6 +1754,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         fields: None,
         scheme: "http",
         tls: None,
+        client_fingerprint: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.
     for _ in 0..64 {

@@ -69,6 +69,8 @@ enum Var {
     Https,
     SslProtocol,
     SslCipher,
+    SslClientVerify,
+    SslClientFingerprint,
 }
 
 /// Every variable by name: nginx's where nginx has one; `duration_ms`,
@@ -105,6 +107,8 @@ const VARIABLES: &[(&str, Var)] = &[
     ("https", Var::Https),
     ("ssl_protocol", Var::SslProtocol),
     ("ssl_cipher", Var::SslCipher),
+    ("ssl_client_verify", Var::SslClientVerify),
+    ("ssl_client_fingerprint", Var::SslClientFingerprint),
 ];
 
 /// nginx variables a template is likely to bring along that inverso has
@@ -250,6 +254,7 @@ impl Template {
             fields: Some(RequestFields::take(&self.fields, &headers)),
             scheme: "https",
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            client_fingerprint: None,
         };
         let mut line = String::new();
         self.write(&record, &mut line, &mut LogClock::new());
@@ -378,6 +383,14 @@ fn write_var(
         Var::Https => line.push_str(if r.tls.is_some() { "on" } else { "" }),
         Var::SslProtocol => line.push_str(r.tls.map_or("-", |(version, _)| version)),
         Var::SslCipher => line.push_str(r.tls.map_or("-", |(_, suite)| suite)),
+        // nginx's: whether the client showed a certificate that passed (a
+        // failed one fails the handshake, and never makes a request).
+        Var::SslClientVerify => line.push_str(match (r.tls, &r.client_fingerprint) {
+            (None, _) => "-",
+            (Some(_), None) => "NONE",
+            (Some(_), Some(_)) => "SUCCESS",
+        }),
+        Var::SslClientFingerprint => push_value(line, r.client_fingerprint.as_deref()),
     }
 }
 
@@ -578,6 +591,7 @@ mod tests {
             fields: Some(RequestFields::take(&names, &headers)),
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
+            client_fingerprint: Some("7037807198c22a7d2b0807371d763779a84fdfcf".into()),
         }
     }
 
@@ -597,6 +611,7 @@ mod tests {
             fields: None,
             scheme: "http",
             tls: None,
+            client_fingerprint: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()
         }
@@ -648,6 +663,11 @@ mod tests {
             ("$https", "on"),
             ("$ssl_protocol", "TLSv1.2"),
             ("$ssl_cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+            ("$ssl_client_verify", "SUCCESS"),
+            (
+                "$ssl_client_fingerprint",
+                "7037807198c22a7d2b0807371d763779a84fdfcf",
+            ),
         ];
         for (template, written) in cases {
             assert_eq!(line(template, &record()), written, "{template}");
@@ -668,10 +688,20 @@ mod tests {
         let template = "$remote_port $remote_user $args $upstream_addr \
                         $upstream_header_time $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
-                        $pool $ssl_protocol $ssl_cipher";
+                        $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
+                        $ssl_client_fingerprint";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - -"
+        );
+        // Over TLS without a certificate shown.
+        let r = Record {
+            client_fingerprint: None,
+            ..record()
+        };
+        assert_eq!(
+            line("$ssl_client_verify $ssl_client_fingerprint", &r),
+            "NONE -"
         );
         // nginx's `$https` is empty, not a dash, over plain HTTP.
         assert_eq!(line("[$https] $scheme", &bare_record()), "[] http");

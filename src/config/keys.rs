@@ -469,9 +469,39 @@ pub const KEYS: &[Key] = &[
                the chain with ` key=<file>` naming the key's; a client gets the first valid \
                for the name it asks (SNI), else the first; read again on reload",
         apply: |c, v| {
-            let (files, tls) = parse_certificates(v)?;
+            let (files, served) = parse_certificates(v)?;
             c.tls_certificates = files;
-            c.tls = tls;
+            c.tls_served = served;
+            Ok(())
+        },
+    },
+    Key {
+        name: "tls_verify_client",
+        default: "off",
+        help: "ask clients on tls_port for a certificate of their own, issued by an \
+               authority of tls_client_ca (mutual TLS): on refuses a client without one at \
+               the handshake, optional serves it without; the backend gets the certificate \
+               in Client-Cert (RFC 9440)",
+        apply: |c, v| crate::tls::VerifyClient::parse(v).map(|m| c.tls_verify_client = m),
+    },
+    Key {
+        name: "tls_client_ca",
+        default: "",
+        help: "PEM file of the authorities whose certificates clients may show \
+               (tls_verify_client); read again on reload",
+        apply: |c, v| {
+            c.tls_client_ca = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "tls_client_crl",
+        default: "",
+        help: "PEM file of certificate revocation lists: a client certificate in one is \
+               refused, as is one whose issuer has no list in the file; read again on reload; \
+               empty = none",
+        apply: |c, v| {
+            c.tls_client_crl = optional_path(v);
             Ok(())
         },
     },

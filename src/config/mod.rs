@@ -151,6 +151,14 @@ pub struct Config {
     /// `tls_certificates` as written, and the TLS settings made of them
     /// (at load and at every reload).
     pub tls_certificates: Vec<crate::tls::CertificateFiles>,
+    pub tls_served: Option<Arc<crate::tls::Certificates>>,
+    /// `tls_verify_client`, `tls_client_ca` and `tls_client_crl`: whether
+    /// and how clients on `tls_port` show certificates of their own.
+    pub tls_verify_client: crate::tls::VerifyClient,
+    pub tls_client_ca: Option<PathBuf>,
+    pub tls_client_crl: Option<PathBuf>,
+    /// The settings `tls_port` takes TLS with, made of the keys above
+    /// once they are all read.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `backend_tls_verify`, `backend_tls_ca` and
     /// `backend_tls_certificate`, and the TLS settings made of them when
@@ -626,6 +634,9 @@ pub struct Loader {
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
     file_read: bool,
+    /// The TLS settings for backends once made: one for every pool, so
+    /// their files are read, and their sessions kept, once.
+    backend_tls: std::cell::OnceCell<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Loader {
@@ -655,6 +666,7 @@ impl Loader {
             route_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
+            backend_tls: std::cell::OnceCell::new(),
         }
     }
 
@@ -979,40 +991,100 @@ impl Loader {
     }
 
     /// The TLS settings for backends, made (their files read) once a
-    /// target of `config` has `tls` and none were made for the top level.
+    /// target of `config` has `tls`, or a file for them is named (so that
+    /// `check` reads it), and shared by every pool.
     pub(super) fn backend_tls_for(&self, config: &mut Config) -> Result<(), ConfigError> {
-        if config.backend_tls.is_some() || config.targets.iter().all(|t| t.tls.is_none()) {
+        let keys = &config.backend_tls_keys;
+        let named = keys.ca.is_some() || keys.certificate.is_some();
+        if config.backend_tls.is_some()
+            || (!named && config.targets.iter().all(|t| t.tls.is_none()))
+        {
             return Ok(());
         }
-        let made = crate::tls::backends::client_config(&config.backend_tls_keys);
-        config.backend_tls = Some(made.map_err(|e| {
+        if let Some(made) = self.backend_tls.get() {
+            config.backend_tls = Some(made.clone());
+            return Ok(());
+        }
+        if !keys.verify {
+            log::warn!(
+                "{}",
+                self.refused(
+                    "backend_tls_verify",
+                    "is false: targets with tls are taken for whoever they say they are, \
+                     and anyone on the way to them could read and change what they are sent"
+                        .into()
+                )
+            );
+            if keys.ca.is_some() {
+                log::warn!(
+                    "{}",
+                    self.refused(
+                        "backend_tls_ca",
+                        "is not read: backend_tls_verify is false".into()
+                    )
+                );
+            }
+        }
+        let made = crate::tls::backends::client_config(keys).map_err(|e| {
             let key = match e {
-                crate::tls::backends::TrustError::Certificate(_) => "backend_tls_certificate",
+                crate::tls::trust::TrustError::Certificate(_) => "backend_tls_certificate",
                 _ => "backend_tls_ca",
             };
             self.refused(key, e.to_string())
-        })?);
+        })?;
+        let _ = self.backend_tls.set(made.clone());
+        config.backend_tls = Some(made);
         Ok(())
     }
 
     /// `tls_port` and `tls_certificates` go together, and HTTPS has a port
-    /// of its own.
-    fn check_tls(&self, config: &Config) -> Result<(), ConfigError> {
+    /// of its own; clients' certificates are asked for with authorities
+    /// to check them against, and on `tls_port` alone. Makes the settings
+    /// `tls_port` takes TLS with.
+    fn check_tls(&self, config: &mut Config) -> Result<(), ConfigError> {
+        use crate::tls::VerifyClient;
+        let verify = config.tls_verify_client;
+        if verify == VerifyClient::Off {
+            for (key, set) in [
+                ("tls_client_ca", config.tls_client_ca.is_some()),
+                ("tls_client_crl", config.tls_client_crl.is_some()),
+            ] {
+                if set {
+                    return Err(self.refused(
+                        key,
+                        "is set, but tls_verify_client is off: no client is asked for a \
+                         certificate"
+                            .into(),
+                    ));
+                }
+            }
+        } else if config.tls_client_ca.is_none() {
+            return Err(self.refused(
+                "tls_verify_client",
+                "is set, but tls_client_ca is empty: there is no authority to check clients' \
+                 certificates against"
+                    .into(),
+            ));
+        }
         let Some(port) = config.tls_port else {
-            return match config.tls {
-                Some(_) => Err(self.refused(
+            return match (&config.tls_served, verify) {
+                (Some(_), _) => Err(self.refused(
                     "tls_certificates",
                     "is set, but tls_port is not: nothing would take TLS".into(),
                 )),
-                None => Ok(()),
+                (None, VerifyClient::Off) => Ok(()),
+                (None, _) => Err(self.refused(
+                    "tls_verify_client",
+                    "is set, but tls_port is not: clients show certificates over TLS alone".into(),
+                )),
             };
         };
-        if config.tls.is_none() {
+        let Some(served) = config.tls_served.clone() else {
             return Err(self.refused(
                 "tls_port",
                 "is set, but tls_certificates is empty: there is no certificate to serve".into(),
             ));
-        }
+        };
         if port != 0 && port == config.port {
             return Err(self.refused("tls_port", format!("{port} is also `port`")));
         }
@@ -1022,6 +1094,23 @@ impl Loader {
         if port != 0 && config.admin_port == Some(port) && admin_shares {
             return Err(self.refused("tls_port", format!("{port} is also `admin_port`")));
         }
+        let client_auth = match (&config.tls_client_ca, verify) {
+            (Some(ca), VerifyClient::Optional | VerifyClient::On) => {
+                let crl = config.tls_client_crl.as_deref();
+                let auth = crate::tls::ClientAuth::load(verify, ca, crl).map_err(|e| {
+                    let of_crl = crl.is_some() && e.path() == crl;
+                    let key = if of_crl {
+                        "tls_client_crl"
+                    } else {
+                        "tls_client_ca"
+                    };
+                    self.refused(key, e.to_string())
+                })?;
+                Some(auth)
+            }
+            _ => None,
+        };
+        config.tls = Some(crate::tls::server_config(served, client_auth.as_ref()));
         Ok(())
     }
 
@@ -1257,7 +1346,7 @@ impl Loader {
         {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
-        self.check_tls(&config)?;
+        self.check_tls(&mut config)?;
         self.backend_tls_for(&mut config)?;
         self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
@@ -1455,6 +1544,10 @@ impl Config {
             admin_port: None,
             tls_port: None,
             tls_certificates: Vec::new(),
+            tls_served: None,
+            tls_verify_client: Default::default(),
+            tls_client_ca: None,
+            tls_client_crl: None,
             tls: None,
             backend_tls_keys: Default::default(),
             backend_tls: None,

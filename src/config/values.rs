@@ -163,6 +163,16 @@ const REQUEST_OWNED: &[(&str, &str)] = &[
          every client alike, or none",
     ),
     (
+        "client-cert",
+        "the proxy writes the certificate a client showed on tls_port in it, and takes it \
+         from no client but a real_ip_from proxy (RFC 9440)",
+    ),
+    (
+        "client-cert-chain",
+        "the proxy writes the intermediates a client showed on tls_port in it, and takes it \
+         from no client but a real_ip_from proxy (RFC 9440)",
+    ),
+    (
         "x-forwarded-proto",
         "the proxy writes the client's scheme in it on every request (https only when a \
          real_ip_from proxy or a PROXY header says the client used TLS)",
@@ -990,7 +1000,7 @@ pub(super) fn parse_certificates(
 ) -> Result<
     (
         Vec<crate::tls::CertificateFiles>,
-        Option<Arc<rustls::ServerConfig>>,
+        Option<Arc<crate::tls::Certificates>>,
     ),
     String,
 > {
@@ -999,10 +1009,7 @@ pub(super) fn parse_certificates(
         return Ok((files, None));
     }
     let certificates = crate::tls::Certificates::load(&files).map_err(|e| e.to_string())?;
-    Ok((
-        files,
-        Some(crate::tls::server_config(Arc::new(certificates))),
-    ))
+    Ok((files, Some(Arc::new(certificates))))
 }
 
 /// `backend_tls_certificate`: one entry as `tls_certificates` writes

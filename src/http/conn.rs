@@ -387,7 +387,7 @@ fn read_acking_or<S: Socket>(
 where
     for<'a> &'a S: Read,
 {
-    match stream.read_now(buf) {
+    let read = match stream.read_now(buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             stream.ack_now();
             if !wait(stream.as_raw_fd())? {
@@ -396,6 +396,14 @@ where
             read_retrying(&mut &*stream, buf)
         }
         done => done,
+    };
+    match read {
+        // Inside a message, an end that may have been anyone's is none.
+        Ok(0) if stream.cut_short() => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the TLS connection ended without close_notify",
+        )),
+        read => read,
     }
 }
 
@@ -743,6 +751,13 @@ pub trait Socket: AsFd + AsRawFd {
     /// Sends now the acknowledgement TCP may be holding back for what
     /// has arrived (see `read_acking`); a Unix socket has none to send.
     fn ack_now(&self);
+    /// Whether the stream ended in a way that says nothing of whether
+    /// the peer meant it to end there: a backend's TLS without
+    /// `close_notify` (see [`TlsStream::cut_short`]). A client's end is
+    /// taken as it comes, as everyone takes it.
+    fn cut_short(&self) -> bool {
+        false
+    }
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
@@ -781,6 +796,10 @@ impl<S: Socket> Socket for SharedStream<S> {
 
     fn ack_now(&self) {
         self.0.ack_now();
+    }
+
+    fn cut_short(&self) -> bool {
+        self.0.cut_short()
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -974,6 +993,10 @@ impl Socket for Stream {
             Stream::Tls(s) => s.tcp().ack_now(),
             Stream::Unix(_) => {}
         }
+    }
+
+    fn cut_short(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.cut_short())
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {

@@ -17,6 +17,7 @@ use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerCon
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,13 @@ pub struct TlsStream {
     session: Mutex<Connection>,
     incoming: Mutex<Incoming>,
     outgoing: Mutex<Vec<u8>>,
+    /// Records taken out of `outgoing` are being sent (see
+    /// `write_all_unless_answered`): nothing else may go until they have,
+    /// or it would land inside one.
+    sending: AtomicBool,
+    /// The connection ended without the peer's `close_notify` (see
+    /// [`TlsStream::cut_short`]).
+    cut: AtomicBool,
 }
 
 /// Ciphertext read from the socket and not yet given to the session.
@@ -86,7 +94,17 @@ impl TlsStream {
             session: Mutex::new(session),
             incoming: Mutex::default(),
             outgoing: Mutex::default(),
+            sending: AtomicBool::new(false),
+            cut: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection ended (a read gave `Ok(0)`) without the
+    /// peer saying `close_notify` first: a message framed by the end of
+    /// the connection may then have been cut short by anyone on the way
+    /// (RFC 9112 §9.8), and is not complete.
+    pub fn cut_short(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
     }
 
     pub fn tcp(&self) -> &TcpStream {
@@ -175,6 +193,18 @@ impl TlsStream {
         (version, suite)
     }
 
+    /// The certificates a client showed at the handshake, its own first
+    /// (`tls_verify_client`, which checked them); empty for none.
+    pub fn client_certificates(&self) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+        let session = self.session.lock();
+        match &*session {
+            Connection::Server(server) => (server.peer_certificates())
+                .map(|sent| sent.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            Connection::Client(_) => Vec::new(),
+        }
+    }
+
     /// Reads plaintext: what the session holds, else what the next
     /// ciphertext gives. `wait`: block for it; otherwise `WouldBlock`
     /// when none has come. `Ok(0)` at the end of the stream, a
@@ -203,7 +233,7 @@ impl TlsStream {
             match read {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(self.ended_cut()),
                 Err(e) => return Err(e),
             }
             let fd = self.tcp.as_raw_fd();
@@ -226,11 +256,19 @@ impl TlsStream {
                     }
                 }
             };
+            // Had a `close_notify` come, the session would have said the
+            // end (`Ok(0)` above) before the socket is read again.
             if n == 0 {
-                return Ok(0);
+                return Ok(self.ended_cut());
             }
             incoming.end += n;
         }
+    }
+
+    /// Notes an end without `close_notify`; what a read at the end gives.
+    fn ended_cut(&self) -> usize {
+        self.cut.store(true, Ordering::Relaxed);
+        0
     }
 
     /// Waits for more of a record whose start `came` in a wait begun
@@ -271,6 +309,9 @@ impl TlsStream {
         let Some(mut out) = self.outgoing.try_lock() else {
             return;
         };
+        if self.sending.load(Ordering::Relaxed) {
+            return;
+        }
         {
             let mut session = self.session.lock();
             while session.wants_write() {
@@ -372,6 +413,8 @@ impl TlsStream {
                 while session.wants_write() {
                     session.write_tls(&mut *out)?;
                 }
+                // Set under the lock the others look at it under.
+                self.sending.store(true, Ordering::Relaxed);
                 std::mem::take(&mut *out)
             };
             let sent = super::conn::send_all_unless_answered(
@@ -381,6 +424,7 @@ impl TlsStream {
             );
             // The buffer goes back for the next batch.
             let mut out = self.outgoing.lock();
+            self.sending.store(false, Ordering::Relaxed);
             if out.is_empty() {
                 *out = records;
                 out.clear();
@@ -442,6 +486,9 @@ impl TlsStream {
         let Some(mut out) = self.outgoing.try_lock() else {
             return;
         };
+        if self.sending.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(mut session) = self.session.try_lock() else {
             return;
         };
@@ -452,9 +499,24 @@ impl TlsStream {
             }
         }
         drop(session);
-        let _ = socket2::SockRef::from(&self.tcp)
-            .send_with_flags(&out, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-        out.clear();
+        if !out.is_empty() {
+            let _ = socket2::SockRef::from(&self.tcp)
+                .send_with_flags(&out, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+            out.clear();
+        }
+    }
+}
+
+/// A connection closed without a word (an idle one to a backend that the
+/// pool lets go, one whose exchange failed) still says `close_notify`,
+/// if it has not: the peer then knows the end was meant, and logs no
+/// truncation. Not before the handshake ended: to a client refused
+/// before it, or one that spoke plain HTTP, nothing is said in TLS.
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        if !self.session.get_mut().is_handshaking() {
+            self.say_closing();
+        }
     }
 }
 

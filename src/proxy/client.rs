@@ -3,6 +3,7 @@
 //! proxy's own short answers, and closing without losing a response.
 
 use super::cached;
+use super::client_cert::ClientCertificate;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
@@ -81,6 +82,9 @@ pub(super) struct Client {
     /// The TLS version and cipher suite of a connection to `tls_port`,
     /// for the log.
     pub(super) tls: Option<(&'static str, &'static str)>,
+    /// The certificate the client showed on `tls_port`
+    /// (`tls_verify_client`), for its backend and the log.
+    pub(super) certificate: Option<ClientCertificate>,
     /// The scheme of the request being served, for `X-Forwarded-Proto`.
     pub(super) scheme: &'static str,
     /// connection_timeout: the longest any socket read may wait, and the
@@ -191,6 +195,8 @@ impl Client {
             real_ip: peer.ip().to_canonical(),
             tls_in_front: watch.client().tls().is_some(),
             tls: watch.client().tls().map(TlsStream::agreed),
+            certificate: (watch.client().tls())
+                .and_then(|tls| ClientCertificate::of(&tls.client_certificates())),
             scheme: "http",
             timeout,
             idle_timeout: timeout,

@@ -6,6 +6,7 @@
 mod cache_status;
 mod cached;
 mod client;
+mod client_cert;
 mod files;
 mod origin;
 mod relay;
@@ -440,6 +441,7 @@ pub fn serve(
                 fields: line.fields,
                 scheme: client.scheme,
                 tls: client.tls,
+                client_fingerprint: (client.certificate.as_ref()).map(|c| c.fingerprint.clone()),
             });
         }
         // Idle as far as shutdown is concerned, before the flag is read: a
@@ -633,6 +635,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
+    // Before the cache reads the request: one with a certificate is an
+    // authenticated one (see `policy::storable`).
+    let from_trusted = || realip::is_trusted(client.peer, trusted);
+    client_cert::put_fields(&mut head.headers, client.certificate.as_ref(), from_trusted);
     if let Some((name, id)) = &mut client.request_id {
         let from_proxy = realip::is_trusted(client.peer, trusted);
         // The last field of that name: a proxy in front that adds its own

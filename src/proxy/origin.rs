@@ -972,23 +972,35 @@ fn fill_unless_client_leaves(
     let Some(patience) = *watch else {
         return conn.fill();
     };
-    // What a TLS session holds already, a wait on the socket would not see.
-    if let Stream::Tls(tls) = &**conn.get_ref() {
-        if tls.has_waiting() {
+    // Over TLS the socket's bytes are not the plaintext: what the session
+    // holds already a wait would not see, and what makes the socket
+    // readable may give none (a TLS 1.3 session ticket, sent right after
+    // the handshake; part of a record). The wait is then taken up again,
+    // still watching the client, for what is left of the patience.
+    let tls = matches!(&**conn.get_ref(), Stream::Tls(_));
+    let deadline = Instant::now() + patience;
+    let mut watched = Some(client.conn.get_ref().0.as_ref());
+    let backend_fd = conn.get_ref().as_raw_fd();
+    loop {
+        if tls {
+            match conn.fill_now() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+        }
+        let patience = deadline.saturating_duration_since(Instant::now());
+        let gone = |_: &_| client.has_left();
+        if !wait_unless_left(backend_fd, &mut watched, CLIENT_CHECK_AFTER, patience, gone)? {
+            *left = true;
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        if watched.is_none() {
+            *watch = None;
+        }
+        if !tls || watched.is_none() {
             return conn.fill();
         }
     }
-    let mut watched = Some(client.conn.get_ref().0.as_ref());
-    let backend_fd = conn.get_ref().as_raw_fd();
-    let gone = |_: &_| client.has_left();
-    if !wait_unless_left(backend_fd, &mut watched, CLIENT_CHECK_AFTER, patience, gone)? {
-        *left = true;
-        return Err(io::ErrorKind::ConnectionAborted.into());
-    }
-    if watched.is_none() {
-        *watch = None;
-    }
-    conn.fill()
 }
 
 #[cfg(test)]

@@ -8,21 +8,16 @@
 //! the target is written with or its `tls_name=`: HAProxy's `verify
 //! required`, where nginx's `proxy_ssl_verify` is off unless set.
 
-use super::{load_one, provider, CertificateError, CertificateFiles};
+use super::trust::{self, TrustError};
+use super::{load_one, provider, CertificateFiles};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-
-/// A file of trusted certificates larger than this is not one: the
-/// whole Mozilla set a system trusts is about 220 KiB of PEM.
-const MAX_CA_FILE: u64 = 16 << 20;
 
 /// The keys that say how backends are spoken to over TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,28 +40,6 @@ impl Default for BackendTlsKeys {
             certificate: None,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrustError {
-    #[error("{}: {error}", path.display())]
-    Unreadable {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{}: larger than 16 MiB: not a file of certificates", path.display())]
-    TooLarge { path: PathBuf },
-    #[error("{}: no PEM certificate in it (`-----BEGIN CERTIFICATE-----`)", path.display())]
-    NoCertificate { path: PathBuf },
-    #[error("{}: {what}", path.display())]
-    Malformed { path: PathBuf, what: String },
-    #[error(
-        "the system's trusted certificates could not be read ({0}): name a file of them with \
-         backend_tls_ca, or install them (Debian: ca-certificates)"
-    )]
-    NoSystemStore(String),
-    #[error(transparent)]
-    Certificate(#[from] CertificateError),
 }
 
 /// The rustls settings for connections to backends: TLS 1.2 and 1.3,
@@ -133,49 +106,9 @@ pub fn server_name(host: &str, tls_name: Option<&str>) -> Result<ServerName<'sta
 /// The certificates trusted: those of `ca`, or the system's.
 fn trusted(ca: Option<&Path>) -> Result<RootCertStore, TrustError> {
     let mut roots = RootCertStore::empty();
-    let Some(path) = ca else {
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _) = roots.add_parsable_certificates(found.certs);
-        if added == 0 {
-            let why = match found.errors.first() {
-                Some(e) => e.to_string(),
-                None => "none found".to_string(),
-            };
-            return Err(TrustError::NoSystemStore(why));
-        }
-        return Ok(roots);
-    };
-    let unreadable = |error| TrustError::Unreadable {
-        path: path.to_path_buf(),
-        error,
-    };
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .map_err(unreadable)?
-        .take(MAX_CA_FILE + 1)
-        .read_to_end(&mut text)
-        .map_err(unreadable)?;
-    if text.len() as u64 > MAX_CA_FILE {
-        return Err(TrustError::TooLarge {
-            path: path.to_path_buf(),
-        });
-    }
-    let certificates = CertificateDer::pem_slice_iter(&text)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TrustError::Malformed {
-            path: path.to_path_buf(),
-            what: e.to_string(),
-        })?;
-    if certificates.is_empty() {
-        return Err(TrustError::NoCertificate {
-            path: path.to_path_buf(),
-        });
-    }
-    for certificate in certificates {
-        roots.add(certificate).map_err(|e| TrustError::Malformed {
-            path: path.to_path_buf(),
-            what: format!("a certificate that cannot be trusted: {e}"),
-        })?;
+    match ca {
+        Some(path) => trust::add_all(&mut roots, path, trust::read_certificates(path)?)?,
+        None => trust::add_system_roots(&mut roots)?,
     }
     Ok(roots)
 }
@@ -275,7 +208,7 @@ mod tests {
             ..BackendTlsKeys::default()
         };
         let e = client_config(&keys(&empty)).unwrap_err();
-        assert!(matches!(e, TrustError::NoCertificate { .. }), "{e}");
+        assert!(matches!(e, TrustError::Empty { .. }), "{e}");
         let e = client_config(&keys(&dir.path().join("missing.pem"))).unwrap_err();
         assert!(matches!(e, TrustError::Unreadable { .. }), "{e}");
         let made = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();

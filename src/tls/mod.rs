@@ -11,22 +11,29 @@
 //! all when none is, or when it names none, as nginx's default server
 //! does.
 //!
+//! Clients may be asked for certificates of their own (`tls_verify_client`,
+//! checked against `tls_client_ca` and `tls_client_crl`: mutual TLS).
+//!
 //! TLS to backends, the other way round, is [`backends`]'s.
 
 pub mod backends;
+pub mod trust;
 
 use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{
     ClientHello, ProducesTickets, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache,
-    StoresServerSessions,
+    StoresServerSessions, WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trust::TrustError;
 
 /// A certificate file larger than this is not one: a chain of a few
 /// certificates is a few KiB.
@@ -141,6 +148,88 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
+/// `tls_verify_client`: whether a client on `tls_port` is asked for a
+/// certificate of its own (nginx's `ssl_verify_client`, HAProxy's
+/// `verify`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VerifyClient {
+    #[default]
+    Off,
+    /// Asked; one that sends none is served without, one that sends one
+    /// not valid is refused at the handshake.
+    Optional,
+    /// Required: one that sends none, or one not valid, is refused at
+    /// the handshake.
+    On,
+}
+
+impl VerifyClient {
+    pub fn parse(v: &str) -> Result<VerifyClient, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "off" | "false" | "none" => Ok(VerifyClient::Off),
+            "optional" => Ok(VerifyClient::Optional),
+            "on" | "true" | "required" => Ok(VerifyClient::On),
+            _ => Err(format!("`{v}`: expected off, optional or on")),
+        }
+    }
+}
+
+/// How clients' certificates are checked: against the authorities of
+/// `tls_client_ca`, and the revocation lists of `tls_client_crl`.
+pub struct ClientAuth {
+    verifier: Arc<dyn ClientCertVerifier>,
+    /// What the checks were made of: sessions resume only under the same
+    /// (see [`Resumption`]).
+    made_of: ClientAuthInputs,
+}
+
+type ClientAuthInputs = (
+    VerifyClient,
+    Vec<CertificateDer<'static>>,
+    Vec<CertificateRevocationListDer<'static>>,
+);
+
+/// Never the verifier's insides.
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("verify", &self.made_of.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientAuth {
+    /// Reads the authorities of `ca` and the revocation lists of `crl`.
+    /// With a list, the certificate a client sends must be in no list of
+    /// its issuer's, and that issuer must have a list in the file (a
+    /// client's certificate whose status is unknown is refused); the
+    /// intermediates above it are not looked up.
+    pub fn load(verify: VerifyClient, ca: &Path, crl: Option<&Path>) -> Result<Self, TrustError> {
+        let authorities = trust::read_certificates(ca)?;
+        let mut roots = RootCertStore::empty();
+        trust::add_all(&mut roots, ca, authorities.clone())?;
+        let crls = match crl {
+            Some(path) => trust::read_crls(path)?,
+            None => Vec::new(),
+        };
+        let mut builder =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(provider()))
+                .with_crls(crls.clone())
+                .only_check_end_entity_revocation();
+        if verify == VerifyClient::Optional {
+            builder = builder.allow_unauthenticated();
+        }
+        let verifier = builder.build().map_err(|e| TrustError::Malformed {
+            path: crl.unwrap_or(ca).to_path_buf(),
+            what: e.to_string(),
+        })?;
+        Ok(ClientAuth {
+            verifier,
+            made_of: (verify, authorities, crls),
+        })
+    }
+}
+
 /// The rustls settings of `tls_port`: TLS 1.2 and 1.3 with rustls's
 /// cipher suites (AES-GCM and ChaCha20-Poly1305, forward secret alone),
 /// HTTP/1.1 and 1.0 named in ALPN (a client that offers `h2` too then
@@ -153,15 +242,23 @@ impl ResolvesServerCert for Certificates {
 /// ticket that named a session kept here had rustls look for it in a
 /// list of every session kept, under one lock, and that search took a
 /// third of the CPU of new connections once 20,000 were kept.
-pub fn server_config(certificates: Arc<Certificates>) -> Arc<ServerConfig> {
+///
+/// With `client_auth`, clients are asked for certificates of their own.
+pub fn server_config(
+    certificates: Arc<Certificates>,
+    client_auth: Option<&ClientAuth>,
+) -> Arc<ServerConfig> {
     let served = certificates.clone();
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
-        .expect("rustls's ring provider supports its default protocol versions")
-        .with_no_client_auth()
-        .with_cert_resolver(certificates);
+        .expect("rustls's ring provider supports its default protocol versions");
+    let builder = match client_auth {
+        Some(auth) => builder.with_client_cert_verifier(auth.verifier.clone()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(certificates);
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
-    let resumption = Resumption::for_certificates(&served);
+    let resumption = Resumption::for_settings(&served, client_auth.map(|auth| &auth.made_of));
     config.session_storage = resumption.store;
     if let Some(ticketer) = resumption.ticketer {
         config.ticketer = ticketer;
@@ -171,29 +268,40 @@ pub fn server_config(certificates: Arc<Certificates>) -> Arc<ServerConfig> {
 
 /// How sessions resume: the store of TLS 1.2 session IDs and the ticket
 /// key, kept from one configuration to the next while the certificates
-/// stay the same, so that a reload that changes nothing else loses no
-/// session. One that changes a certificate starts afresh, as nginx's
-/// session context, which holds its certificates' digest, does: every
-/// client then sees the new certificate at its next connection.
+/// and the checks of clients' own stay the same, so that a reload that
+/// changes nothing else loses no session. One that changes a
+/// certificate starts afresh, as nginx's session context, which holds
+/// its certificates' digest, does: every client then sees the new
+/// certificate at its next connection. So does one that changes how
+/// clients' certificates are checked: a resumed session is not checked
+/// again, and a client whose certificate was just revoked, or whose
+/// authority is no longer trusted, would otherwise come back in on it.
 #[derive(Clone)]
 struct Resumption {
     certificates: Vec<CertificateDer<'static>>,
+    client_auth: Option<ClientAuthInputs>,
     store: Arc<dyn StoresServerSessions>,
     ticketer: Option<Arc<dyn ProducesTickets>>,
 }
 
 impl Resumption {
-    fn for_certificates(certificates: &Certificates) -> Resumption {
+    fn for_settings(
+        certificates: &Certificates,
+        client_auth: Option<&ClientAuthInputs>,
+    ) -> Resumption {
         static LAST: Mutex<Option<Resumption>> = parking_lot::const_mutex(None);
         let served: Vec<_> = (certificates.entries.iter())
             .filter_map(|(_, key)| key.cert.first().cloned())
             .collect();
         let mut last = LAST.lock();
-        if let Some(kept) = last.as_ref().filter(|r| r.certificates == served) {
+        let same =
+            |r: &&Resumption| r.certificates == served && r.client_auth.as_ref() == client_auth;
+        if let Some(kept) = last.as_ref().filter(same) {
             return kept.clone();
         }
         let fresh = Resumption {
             certificates: served,
+            client_auth: client_auth.cloned(),
             store: ServerSessionMemoryCache::new(SESSION_CACHE),
             ticketer: rustls::crypto::ring::Ticketer::new()
                 .inspect_err(|e| {

@@ -570,12 +570,13 @@ fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
         }
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
+    let started = Instant::now();
     let mut stream = super::open(&probe.addr, probe.tls.as_ref())
         .and_then(|stream| {
             super::connect(&stream, &probe.addr, connect_within)?;
-            // The socket's write timeout bounds the handshake's writes.
-            stream.set_write_timeout(Some(connect_within))?;
-            super::handshake(&stream, connect_within, connect_within)?;
+            let left =
+                (deadline.min(started + connect_within)).saturating_duration_since(Instant::now());
+            super::handshake(&stream, left)?;
             Ok(stream)
         })
         .map_err(|e| {

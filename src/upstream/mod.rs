@@ -26,6 +26,7 @@ use admin_state::AdminState;
 use balancer::{Balancer, Context, Peers};
 use health::{Active, Checker, Health, Passive, Probe, ProbeKind};
 use idle::IdleConns;
+use rustls_pki_types::ServerName;
 pub use slots::InFlight;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use std::io;
@@ -123,7 +124,7 @@ impl Upstream {
 #[derive(Clone, Debug)]
 pub struct BackendTls {
     pub settings: Arc<rustls::ClientConfig>,
-    pub name: rustls_pki_types::ServerName<'static>,
+    pub name: ServerName<'static>,
 }
 
 /// What [`Upstreams::choose`] found.
@@ -267,9 +268,15 @@ impl Upstreams {
                 Upstream {
                     health: Arc::new(Health::new(name.clone(), passive)),
                     name,
-                    host: match t.addr {
-                        Endpoint::Tcp(_) => written.clone(),
-                        Endpoint::Unix(_) => "localhost".into(),
+                    host: match (&t.addr, &t.tls) {
+                        // The name its certificate is for (`tls_name=`):
+                        // a backend choosing its site by SNI may refuse
+                        // another Host (421).
+                        (Endpoint::Tcp(addr), Some(ServerName::DnsName(name))) => {
+                            format!("{}:{}", name.as_ref(), addr.port()).into()
+                        }
+                        (Endpoint::Tcp(_), _) => written.clone(),
+                        (Endpoint::Unix(_), _) => "localhost".into(),
                     },
                     written,
                     addr: t.addr.clone(),
@@ -690,15 +697,19 @@ impl Upstreams {
         }
         let stream = Arc::new(open(&target.addr, target.tls.as_ref())?);
         in_use(&stream);
+        let started = Instant::now();
         connect(&stream, &target.addr, self.connect_timeout)?;
         match &*stream {
             Stream::Tcp(tcp) => tcp.set_nodelay(true)?,
             Stream::Tls(tls) => tls.tcp().set_nodelay(true)?,
             Stream::Unix(_) => {}
         }
-        stream.set_write_timeout(Some(self.timeout))?;
-        handshake(&stream, self.connect_timeout, self.timeout)?;
+        handshake(
+            &stream,
+            self.connect_timeout.saturating_sub(started.elapsed()),
+        )?;
         stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
             conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER).without_probe(),
             reused: false,
@@ -740,15 +751,23 @@ pub fn open(endpoint: &Endpoint, tls: Option<&BackendTls>) -> io::Result<Stream>
 }
 
 /// Completes the TLS handshake of `stream`, connected, if it is a TLS
-/// one: within `limit` (the connect's timeout, which covers the
-/// handshake as nginx's `proxy_connect_timeout` does), leaving the
-/// socket `read_timeout`. A failed one is a failure to connect, which
-/// says why (the certificate, most often).
-pub fn handshake(stream: &Stream, limit: Duration, read_timeout: Duration) -> io::Result<()> {
+/// one, within `limit` (what the connect left of its timeout, which
+/// covers the handshake as nginx's `proxy_connect_timeout` does), its
+/// writes too. The caller sets the socket's timeouts for what follows.
+/// A failed one is a failure to connect, which says why (the
+/// certificate, most often).
+pub fn handshake(stream: &Stream, limit: Duration) -> io::Result<()> {
     let Stream::Tls(tls) = stream else {
         return Ok(());
     };
-    tls.handshake(limit, read_timeout).map_err(|e| {
+    if limit.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "TLS handshake: no time left of connect_timeout",
+        ));
+    }
+    tls.tcp().set_write_timeout(Some(limit))?;
+    tls.handshake(limit, limit).map_err(|e| {
         let kind = match &e {
             HandshakeError::Late(_) => io::ErrorKind::TimedOut,
             HandshakeError::Closed => io::ErrorKind::ConnectionAborted,

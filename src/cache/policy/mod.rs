@@ -191,7 +191,10 @@ pub fn storable(
     // do Cache-Control's `s-maxage` and `must-revalidate`: they permit it
     // for the revalidation they impose once stale, and with a field for
     // this cache read they are not; only its `public` still counts.
-    if request.headers.contains("authorization") {
+    // A client certificate (`Client-Cert`, which the proxy writes for a
+    // client that showed one, and takes from no client) authenticates a
+    // request as surely.
+    if request.headers.contains("authorization") || request.headers.contains("client-cert") {
         let permitted = if cc.targeted {
             CacheControl::parse(&response.headers).public
         } else {
@@ -665,6 +668,20 @@ mod tests {
             &[("Authorization", "x")],
             200,
             &[("Cache-Control", "s-maxage=5")]
+        )
+        .is_some());
+        assert_eq!(
+            fresh_for(
+                &[("Client-Cert", ":AQID:")],
+                200,
+                &[("Cache-Control", "max-age=5")]
+            ),
+            None
+        );
+        assert!(fresh_for(
+            &[("Client-Cert", ":AQID:")],
+            200,
+            &[("Cache-Control", "public, max-age=5")]
         )
         .is_some());
         assert_eq!(

@@ -1,0 +1,125 @@
+//! A client's certificate, for its backend: RFC 9440's `Client-Cert` and
+//! `Client-Cert-Chain` fields, which the proxy writes for a client that
+//! showed one on `tls_port` (`tls_verify_client`), and which no client
+//! can write for itself.
+
+use crate::http::Headers;
+use base64::Engine as _;
+use rustls_pki_types::CertificateDer;
+use std::sync::Arc;
+
+/// The fields of one connection's certificate, made once at its
+/// handshake and set on each of its requests.
+pub(super) struct ClientCertificate {
+    /// `Client-Cert`: the certificate, as a structured byte sequence.
+    cert: String,
+    /// `Client-Cert-Chain`: the intermediates the client sent after it,
+    /// if any.
+    chain: Option<String>,
+    /// Its SHA-1 fingerprint in hex, for the log (`$ssl_client_fingerprint`,
+    /// as nginx's).
+    pub(super) fingerprint: Arc<str>,
+}
+
+impl ClientCertificate {
+    /// Of the certificates a client sent, its own first; `None` for none.
+    pub(super) fn of(sent: &[CertificateDer<'_>]) -> Option<ClientCertificate> {
+        let (own, intermediates) = sent.split_first()?;
+        let chain = (!intermediates.is_empty()).then(|| {
+            let items: Vec<String> = intermediates.iter().map(|c| byte_sequence(c)).collect();
+            items.join(", ")
+        });
+        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, own);
+        let mut fingerprint = String::with_capacity(40);
+        for byte in digest.as_ref() {
+            fingerprint.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+            fingerprint.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+        }
+        Some(ClientCertificate {
+            cert: byte_sequence(own),
+            chain,
+            fingerprint: fingerprint.into(),
+        })
+    }
+}
+
+/// Puts the request's `Client-Cert` and `Client-Cert-Chain` right: a
+/// client's own are taken out (anyone could write them), a proxy in
+/// front's kept when it is trusted (`from_trusted`, `real_ip_from`:
+/// one that took the client's TLS), and the certificate the client
+/// showed on this connection, if any, replaces both.
+pub(super) fn put_fields(
+    headers: &mut Headers,
+    shown: Option<&ClientCertificate>,
+    from_trusted: impl FnOnce() -> bool,
+) {
+    if let Some(shown) = shown {
+        headers.set("Client-Cert", &shown.cert);
+        match &shown.chain {
+            Some(chain) => headers.set("Client-Cert-Chain", chain),
+            None => {
+                headers.remove("client-cert-chain");
+            }
+        }
+    } else if !from_trusted() {
+        headers.remove("client-cert");
+        headers.remove("client-cert-chain");
+    }
+}
+
+/// RFC 8941's byte sequence: base64 between colons.
+fn byte_sequence(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 6);
+    out.push(':');
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut out);
+    out.push(':');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(headers: &Headers) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_certificate_shown_replaces_what_the_client_wrote_and_none_removes_it() {
+        let own = CertificateDer::from(vec![1u8, 2, 3]);
+        let issuer = CertificateDer::from(vec![4u8, 5]);
+        let shown = ClientCertificate::of(&[own.clone(), issuer]).unwrap();
+        // SHA-1 of 01 02 03.
+        assert_eq!(
+            &*shown.fingerprint,
+            "7037807198c22a7d2b0807371d763779a84fdfcf"
+        );
+        let written = || {
+            let mut h = Headers::default();
+            h.push("Client-Cert", ":Zm9yZ2Vk:");
+            h.push("Client-Cert-Chain", ":Zm9yZ2Vk:");
+            h.push("Accept", "*/*");
+            h
+        };
+        let mut h = written();
+        put_fields(&mut h, Some(&shown), || false);
+        assert_eq!(h.get("client-cert"), Some(&b":AQID:"[..]));
+        assert_eq!(h.get("client-cert-chain"), Some(&b":BAU=:"[..]));
+        // No intermediates sent: no chain, not even the client's.
+        let alone = ClientCertificate::of(&[own]).unwrap();
+        let mut h = written();
+        put_fields(&mut h, Some(&alone), || false);
+        assert_eq!(h.get("client-cert"), Some(&b":AQID:"[..]));
+        assert_eq!(h.get("client-cert-chain"), None);
+        // None shown: a client's own go, a trusted proxy's stay.
+        let mut h = written();
+        put_fields(&mut h, None, || false);
+        assert_eq!(fields(&h), [("Accept".to_string(), "*/*".to_string())]);
+        let mut h = written();
+        put_fields(&mut h, None, || true);
+        assert_eq!(fields(&h).len(), 3);
+    }
+}
