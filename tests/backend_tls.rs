@@ -279,6 +279,65 @@ fn a_body_that_ends_with_the_tls_session_arrives_whole() {
     assert_eq!(backend.connections(), 2);
 }
 
+/// A TLS backend answering each request with a body framed by the
+/// connection's end (`max-age=60`, so the cache would keep it), ending
+/// the session with `close_notify` or (`cut`) with the TCP end alone.
+fn body_until_the_end(trust: &Trust, cut: bool) -> TlsBackend {
+    TlsBackend::start_raw(
+        "until-end",
+        trust.serving(&["127.0.0.1"]),
+        move |_, stream| {
+            let mut out = stream.clone();
+            if !matches!(Reader::new(stream).read_head(), Ok(Some(_))) {
+                return;
+            }
+            let mut bytes = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n".to_vec();
+            bytes.extend_from_slice(&pattern(100_000));
+            let _ = out.write_all(&bytes);
+            let _ = out.flush();
+            if !cut {
+                let _ = out.shutdown(std::net::Shutdown::Both);
+            }
+            // Else the socket closes as the session is dropped: no close_notify.
+        },
+    )
+}
+
+#[test]
+fn a_body_framed_by_the_end_counts_only_when_the_backend_says_close_notify() {
+    let trust = Trust::new();
+    // With it: whole, and cached.
+    let whole = body_until_the_end(&trust, false);
+    let proxy = start(&trust.conf(&tls_target(&whole, ""), ""), |c| {
+        c.cache_size = 1 << 20;
+    });
+    for cache in ["MISS", "HIT"] {
+        let r = proxy.exchange(|c| c.get("/page"));
+        assert_eq!((r.status, x_cache(&r)), (200, cache), "{}", r.head.raw);
+        assert!(r.body == pattern(100_000), "body differs");
+    }
+    assert_eq!(whole.connections(), 1);
+
+    // Without it (the TCP end alone, which anyone on the way can forge):
+    // cut short to the client, and not cached.
+    let cut = body_until_the_end(&trust, true);
+    let proxy = start(&trust.conf(&tls_target(&cut, ""), ""), |c| {
+        c.cache_size = 1 << 20;
+    });
+    for _ in 0..2 {
+        let got = proxy.exchange(|c| {
+            c.send(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
+            c.try_response(false)
+        });
+        assert!(got.is_err(), "taken whole: {:?}", got.map(|r| r.head.raw));
+    }
+    assert_eq!(
+        cut.connections(),
+        2,
+        "the cut body was served from the cache"
+    );
+}
+
 /// A backend's answer to an upload it will not take.
 const TOO_LARGE: &[u8] =
     b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
@@ -375,10 +434,10 @@ fn an_answer_a_tls_backend_gives_before_reading_the_body_is_relayed() {
 #[test]
 fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
     // tests/framing.rs's test of this name, over TLS. The backend takes
-    // little (a small receive buffer) and reads nothing past the head;
-    // once the proxy's writes of the body have had time to fill it, it
-    // sends a record that carries no data, then its answer, and keeps the
-    // connection. The proxy, waiting for room to write, must see the
+    // little (a small receive buffer) and reads nothing past the head; it
+    // sends a record that carries no data, then, once the proxy's writes
+    // of the body have had time to fill its buffer, its answer, and keeps
+    // the connection. The proxy, waiting for room to write, must see the
     // answer when it comes, not at its write timeout (30s, past the
     // client's patience) or the backend's close. A record without data
     // is no answer, and no reason to stop watching for one: the session
@@ -394,11 +453,10 @@ fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
         if !matches!(Reader::new(stream).read_head(), Ok(Some(_))) {
             return;
         }
-        // Preconditions, not measurements: time for the writes to fill
-        // the buffers, and for the proxy to take the record in.
-        std::thread::sleep(Duration::from_millis(300));
         let _ = out.send_key_update();
-        std::thread::sleep(Duration::from_millis(200));
+        // A precondition, not a measurement: time for the proxy's writes
+        // to fill the buffers, and for it to take the record in.
+        std::thread::sleep(Duration::from_secs(1));
         let _ = out.write_all(TOO_LARGE);
         let _ = out.flush();
         holding.wait();
@@ -861,6 +919,121 @@ fn a_reload_reads_backend_tls_ca_again() {
     assert_eq!(paths, ["/trusted"]);
 }
 
+#[test]
+fn without_a_host_a_request_and_a_probe_name_the_target_s_tls_name() {
+    let trust = Trust::new();
+    let backend = TlsBackend::echo("named", trust.serving(&["backend.test"]));
+    let target = tls_target(&backend, "tls_name=backend.test");
+    let more = "health_check_path = /health\nhealth_check_interval = 300ms\n";
+    let proxy = start(&trust.conf(&target, more), |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /old HTTP/1.0\r\n\r\n");
+    let r = client.response();
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let r = proxy.connect().get("/hosted");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(wait_until(WAIT_LIMIT, || backend
+        .seen()
+        .iter()
+        .any(|s| s.path() == "/health")));
+    let port = backend.addr.port();
+    let hosts = |path: &str| -> Vec<String> {
+        let seen = backend.seen();
+        let of_path = seen.iter().filter(|s| s.path() == path);
+        of_path.map(|s| s.field_or("host", "-")).collect()
+    };
+    assert_eq!(hosts("/old"), [format!("backend.test:{port}")]);
+    assert_eq!(hosts("/hosted"), ["test.example"]);
+    assert!(
+        hosts("/health")
+            .iter()
+            .all(|h| *h == format!("backend.test:{port}")),
+        "{:?}",
+        hosts("/health")
+    );
+}
+
+#[test]
+fn the_proxy_ends_its_sessions_with_backends_with_close_notify() {
+    let trust = Trust::new();
+    let backend = TlsBackend::start("a", trust.serving(&["127.0.0.1"]), |seen, out| {
+        if seen.path() == "/slow" {
+            // Answers nothing: the proxy gives up at backend_timeout.
+            return Action::Hang;
+        }
+        respond(out, 200, &[], seen.path().as_bytes());
+        Action::KeepAlive
+    });
+    let text = trust.conf(&tls_target(&backend, ""), "upstream_keepalive = 0\n");
+    let mut proxy = start(&text, |_| {});
+    let mut client = proxy.connect();
+    // Not kept: let go after each answer.
+    for path in ["/1", "/2"] {
+        assert_eq!(client.get(path).status, 200);
+    }
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 2));
+    assert_eq!(backend.close_notifies(), 2);
+
+    // An exchange that failed.
+    let more = "backend_timeout = 500ms\n";
+    let failing = start(&trust.conf(&tls_target(&backend, ""), more), |_| {});
+    assert_eq!(failing.connect().get("/slow").status, 504);
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 3));
+    assert_eq!(backend.close_notifies(), 3);
+
+    // Kept in the pool, then let go at shutdown.
+    let kept = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    assert_eq!(kept.connect().get("/kept").status, 200);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let mut kept = kept;
+    assert!(kept.shutdown(Duration::from_secs(5)));
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 4));
+    assert_eq!(backend.close_notifies(), 4);
+}
+
+#[test]
+fn a_client_leaving_while_a_tls_backend_works_is_noticed() {
+    // As over plain HTTP (tests/resilience.rs and tests/tls.rs): the proxy
+    // gives the request up and closes the backend's connection; the TLS
+    // 1.3 session tickets that came first do not hide the client's leave.
+    let trust = Trust::new();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let closes = saw_close.clone();
+    let backend = TlsBackend::start("a", trust.serving(&["127.0.0.1"]), move |seen, out| {
+        if seen.path() != "/work" {
+            respond(out, 200, &[], seen.path().as_bytes());
+            return Action::KeepAlive;
+        }
+        // Works until the proxy closes (or the read timeout passes).
+        let mut byte = [0u8; 1];
+        match out.read(&mut byte) {
+            Ok(0) => {
+                closes.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                closes.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        Action::Close
+    });
+    let mut proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close while it worked"
+    );
+    proxy.assert_becomes_idle();
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines.iter().find(|l| l.contains("/work")).unwrap();
+    assert!(line.contains("\" 499 "), "{line}");
+}
+
 // ---------------------------------------------------------------- websocket
 
 /// A WebSocket origin over TLS that greets first (a frame in the record
@@ -1259,6 +1432,15 @@ fn the_configuration_refuses_backend_tls_settings_that_cannot_work() {
             ),
             "backend_tls_certificate",
             vec![],
+        ),
+        (
+            // Read even when no target has `tls` yet.
+            format!(
+                "targets = 127.0.0.1:8443\nbackend_tls_ca = {}\n",
+                missing.display()
+            ),
+            "backend_tls_ca",
+            vec![missing.display().to_string()],
         ),
         (
             "targets = 127.0.0.1:8443 tls\nbackend_tls_verify = maybe\n".into(),

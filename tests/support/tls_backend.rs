@@ -124,6 +124,9 @@ pub struct TlsBackend {
     /// Handshakes that failed (a certificate refused either way, a
     /// client that spoke no TLS, one that left halfway).
     pub failed_handshakes: Arc<AtomicUsize>,
+    /// Sessions the client ended with `close_notify` (counted as each
+    /// connection's thread ends, with `closed`).
+    pub close_notifies: Arc<AtomicUsize>,
 }
 
 impl Deref for TlsBackend {
@@ -188,6 +191,7 @@ impl TlsBackend {
             },
             handshakes: Arc::default(),
             failed_handshakes: Arc::default(),
+            close_notifies: Arc::default(),
         };
         let config = setup.config();
         let session = Arc::new(session);
@@ -201,7 +205,11 @@ impl TlsBackend {
                     if stall {
                         hold(tcp);
                     } else if let Ok(stream) = b.accept(tcp, config) {
+                        let kept = stream.clone();
                         session(id, stream);
+                        if kept.peer_said_close_notify() {
+                            b.close_notifies.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                     b.closed.fetch_add(1, Ordering::SeqCst);
                 });
@@ -248,6 +256,10 @@ impl TlsBackend {
     pub fn failed_handshakes(&self) -> usize {
         self.failed_handshakes.load(Ordering::SeqCst)
     }
+
+    pub fn close_notifies(&self) -> usize {
+        self.close_notifies.load(Ordering::SeqCst)
+    }
 }
 
 /// Holds a connection without a word: reads (and drops) what comes until
@@ -287,6 +299,12 @@ impl Write for TlsStream {
 }
 
 impl TlsStream {
+    /// Whether the client's `close_notify` has been read.
+    pub fn peer_said_close_notify(&self) -> bool {
+        let mut stream = self.0.lock().unwrap();
+        (stream.conn.process_new_packets()).is_ok_and(|state| state.peer_has_closed())
+    }
+
     /// Sends a TLS 1.3 key update: a record that carries no data, as the
     /// session tickets sent after a handshake are, at a time of the
     /// test's choosing.
