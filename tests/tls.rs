@@ -1,5 +1,5 @@
 //! HTTPS termination on `tls_port` over real sockets: a test CA and its
-//! leaf certificates made here (rcgen), written as PEM files and named by
+//! leaf certificates (made with rcgen in `support::pki`), written as PEM files and named by
 //! `tls_certificates` in a proxy.conf read by the loader, and a rustls
 //! client that checks what the proxy presents. Requests, bodies both
 //! ways, SNI, ALPN, the protocol versions, plain HTTP and garbage on the
@@ -10,10 +10,6 @@
 mod support;
 
 use inverso::config::{Config, Loader};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -21,116 +17,15 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStor
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::pki::{provider, Ca, Pki};
 use support::*;
 
 // ---------------------------------------------------------------- certificates
 
-/// A test certificate authority.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    der: CertificateDer<'static>,
-    pem: String,
-}
-
-/// A leaf certificate the CA signed, and its private key.
-#[derive(Clone)]
-struct Leaf {
-    der: CertificateDer<'static>,
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "inverso test CA");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            der: cert.der().clone(),
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A server certificate for `names` (DNS names, wildcards allowed),
-    /// with a key of its own.
-    fn leaf(&self, names: &[&str]) -> Leaf {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names[0].as_str());
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages.push(KeyUsagePurpose::DigitalSignature);
-        params
-            .extended_key_usages
-            .push(ExtendedKeyUsagePurpose::ServerAuth);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            der: cert.der().clone(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
-
-impl Leaf {
-    /// Writes `dir/name`: the certificate, then the CA's (the chain as a
-    /// server sends it), then the private key; returns its path.
-    fn write(&self, ca: &Ca, dir: &Path, name: &str) -> PathBuf {
-        let path = dir.join(name);
-        let text = format!("{}{}{}", self.cert_pem, ca.pem, self.key_pem);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// Writes the chain and the key apart, as certbot's `fullchain.pem`
-    /// and `privkey.pem`; returns the `tls_certificates` entry naming them.
-    fn write_apart(&self, ca: &Ca, dir: &Path, name: &str) -> String {
-        let chain = dir.join(format!("{name}.crt"));
-        let key = dir.join(format!("{name}.key"));
-        std::fs::write(&chain, format!("{}{}", self.cert_pem, ca.pem)).unwrap();
-        std::fs::write(&key, &self.key_pem).unwrap();
-        format!("{} key={}", chain.display(), key.display())
-    }
-}
-
-/// A CA, a `localhost` certificate of it, and where its files are.
-struct Pki {
-    ca: Ca,
-    localhost: Leaf,
-    /// The `tls_certificates` value that serves `localhost`.
-    entry: String,
-    dir: tempfile::TempDir,
-}
-
 impl Pki {
-    fn new() -> Pki {
-        let ca = Ca::new();
-        let dir = tempfile::tempdir().unwrap();
-        let localhost = ca.leaf(&["localhost"]);
-        let entry = localhost.write_apart(&ca, dir.path(), "localhost");
-        Pki {
-            ca,
-            localhost,
-            entry,
-            dir,
-        }
-    }
-
     /// The client settings that trust this CA.
     fn client(&self) -> Arc<ClientConfig> {
         client_config(&self.ca, rustls::DEFAULT_VERSIONS, &[], None)
@@ -138,10 +33,6 @@ impl Pki {
 }
 
 // ---------------------------------------------------------------- the client
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 /// A client that trusts `ca`, speaks `versions`, offers `alpn`, and, with
 /// `certified_for`, takes a certificate of `ca` valid for that name

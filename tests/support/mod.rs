@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+pub mod tls_backend;
+
 use inverso::config::{Config, Loader, Target};
 use inverso::{Server, ServerHandle};
 use std::io::{self, Read, Write};

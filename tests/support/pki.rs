@@ -1,0 +1,147 @@
+//! Test certificates, made here with rcgen: a certificate authority, the
+//! leaf certificates it signs (servers' and clients'), and the PEM files
+//! the proxy's configuration names. Both ends of the proxy use them: the
+//! clients of `tls_port` and the TLS backends.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The crypto provider every test's rustls uses: the crate's own.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A test certificate authority.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pub der: CertificateDer<'static>,
+    pub pem: String,
+}
+
+/// A leaf certificate the CA signed, and its private key.
+#[derive(Clone)]
+pub struct Leaf {
+    pub der: CertificateDer<'static>,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Ca {
+    pub fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "inverso test CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `names` (DNS names, wildcards allowed, or
+    /// IP addresses, which become IP address names), with a key of its own.
+    pub fn leaf(&self, names: &[&str]) -> Leaf {
+        self.signed(names, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate (for mutual TLS) named `name`.
+    pub fn client_leaf(&self, name: &str) -> Leaf {
+        self.signed(&[name], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn signed(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].as_str());
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages.push(KeyUsagePurpose::DigitalSignature);
+        params.extended_key_usages.push(usage);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            der: cert.der().clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// Writes the CA's certificate alone to `dir/name` (what
+    /// `backend_tls_ca` names); returns its path.
+    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, &self.pem).unwrap();
+        path
+    }
+}
+
+impl Leaf {
+    /// Writes `dir/name`: the certificate, then the CA's (the chain as a
+    /// server sends it), then the private key; returns its path.
+    pub fn write(&self, ca: &Ca, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let text = format!("{}{}{}", self.cert_pem, ca.pem, self.key_pem);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes the chain and the key apart, as certbot's `fullchain.pem`
+    /// and `privkey.pem`; returns the `tls_certificates` entry naming them.
+    pub fn write_apart(&self, ca: &Ca, dir: &Path, name: &str) -> String {
+        let chain = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&chain, format!("{}{}", self.cert_pem, ca.pem)).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        format!("{} key={}", chain.display(), key.display())
+    }
+
+    /// The chain (this certificate, then `ca`'s) as a server or a client
+    /// presents it.
+    pub fn chain(&self, ca: &Ca) -> Vec<CertificateDer<'static>> {
+        vec![self.der.clone(), ca.der.clone()]
+    }
+
+    /// The private key, as rustls takes it.
+    pub fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).unwrap()
+    }
+}
+
+/// A CA, a `localhost` certificate of it, and where its files are.
+pub struct Pki {
+    pub ca: Ca,
+    pub localhost: Leaf,
+    /// The `tls_certificates` value that serves `localhost`.
+    pub entry: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let ca = Ca::new();
+        let dir = tempfile::tempdir().unwrap();
+        let localhost = ca.leaf(&["localhost"]);
+        let entry = localhost.write_apart(&ca, dir.path(), "localhost");
+        Pki {
+            ca,
+            localhost,
+            entry,
+            dir,
+        }
+    }
+}
