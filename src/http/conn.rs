@@ -646,7 +646,12 @@ pub(super) fn send_all_unless_answered(
             if answered() {
                 return Ok(false);
             }
-            watch_peer = false;
+            // Watched again only when `answered` took all there was: over
+            // TLS, records that carry no data (a TLS 1.3 session ticket,
+            // sent right after the handshake) wake the wait and are read
+            // into the session, and the answer may come after them. What
+            // is left, the peer's end above all, would wake it at once.
+            watch_peer = matches!(peek(stream), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
         }
     }
     Ok(true)
