@@ -389,22 +389,27 @@ fn load_one(
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
-    use std::io::Read as _;
-    let unreadable = |error| CertificateError::Unreadable {
-        path: path.to_path_buf(),
-        error,
-    };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut text = Vec::new();
-    file.take(MAX_PEM_FILE + 1)
-        .read_to_end(&mut text)
-        .map_err(unreadable)?;
-    if text.len() as u64 > MAX_PEM_FILE {
-        return Err(CertificateError::TooLarge {
+    match read_at_most(path, MAX_PEM_FILE) {
+        Ok(Some(text)) => Ok(text),
+        Ok(None) => Err(CertificateError::TooLarge {
             path: path.to_path_buf(),
-        });
+        }),
+        Err(error) => Err(CertificateError::Unreadable {
+            path: path.to_path_buf(),
+            error,
+        }),
     }
-    Ok(text)
+}
+
+/// The file at `path`, unless it is larger than `limit` (`None`): a file
+/// named as certificates may be anything, and is not read whole first.
+fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut text)?;
+    Ok((text.len() as u64 <= limit).then_some(text))
 }
 
 fn contains(text: &[u8], part: &[u8]) -> bool {

@@ -6,7 +6,6 @@ use super::CertificateError;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 /// A file of trusted certificates (or of revocation lists) larger than
@@ -55,36 +54,47 @@ impl TrustError {
 
 /// Every certificate of the PEM file at `path`; at least one.
 pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TrustError> {
-    let text = read(path)?;
-    let certificates = CertificateDer::pem_slice_iter(&text)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| malformed(path, e))?;
-    if certificates.is_empty() {
-        return Err(TrustError::Empty {
-            path: path.to_path_buf(),
-            what: "certificate",
-            label: "CERTIFICATE",
-        });
-    }
-    Ok(certificates)
+    read_all(path, "certificate", "CERTIFICATE")
 }
 
 /// Every certificate revocation list of the PEM file at `path` (`openssl
 /// ca -gencrl` writes one); at least one. Whether each is well formed and
 /// signed is the verifier's to say, as it is made.
 pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TrustError> {
-    let text = read(path)?;
-    let crls = CertificateRevocationListDer::pem_slice_iter(&text)
+    read_all(path, "revocation list", "X509 CRL")
+}
+
+/// Every PEM item of one kind (`label`) in the file at `path`; at least one.
+fn read_all<T: PemObject>(
+    path: &Path,
+    what: &'static str,
+    label: &'static str,
+) -> Result<Vec<T>, TrustError> {
+    let text = match super::read_at_most(path, MAX_TRUST_FILE) {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Err(TrustError::TooLarge {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(error) => {
+            return Err(TrustError::Unreadable {
+                path: path.to_path_buf(),
+                error,
+            })
+        }
+    };
+    let items = T::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| malformed(path, e))?;
-    if crls.is_empty() {
+    if items.is_empty() {
         return Err(TrustError::Empty {
             path: path.to_path_buf(),
-            what: "revocation list",
-            label: "X509 CRL",
+            what,
+            label,
         });
     }
-    Ok(crls)
+    Ok(items)
 }
 
 /// Adds `certificates`, read from `path`, as trusted authorities.
@@ -114,25 +124,6 @@ pub fn add_system_roots(roots: &mut RootCertStore) -> Result<(), TrustError> {
         return Err(TrustError::NoSystemStore(why));
     }
     Ok(())
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, TrustError> {
-    let unreadable = |error| TrustError::Unreadable {
-        path: path.to_path_buf(),
-        error,
-    };
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .map_err(unreadable)?
-        .take(MAX_TRUST_FILE + 1)
-        .read_to_end(&mut text)
-        .map_err(unreadable)?;
-    if text.len() as u64 > MAX_TRUST_FILE {
-        return Err(TrustError::TooLarge {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(text)
 }
 
 fn malformed(path: &Path, e: impl std::fmt::Display) -> TrustError {
