@@ -1,11 +1,13 @@
 //! HTTPS termination on `tls_port` over real sockets: a test CA and its
-//! leaf certificates (made with rcgen in `support::pki`), written as PEM files and named by
-//! `tls_certificates` in a proxy.conf read by the loader, and a rustls
-//! client that checks what the proxy presents. Requests, bodies both
-//! ways, SNI, ALPN, the protocol versions, plain HTTP and garbage on the
-//! TLS port, a stalled handshake, files, the redirect to HTTPS, the cache,
-//! a reload with a renewed certificate, the configuration's errors, a
-//! WebSocket tunnel, and shutdown.
+//! leaf certificates (made with rcgen in `support::pki`), written as PEM
+//! files and named by `tls_certificates` in a proxy.conf read by the
+//! loader, and a rustls client (`support::tls_client`) that checks what
+//! the proxy presents. Requests, bodies both ways, SNI, ALPN, the
+//! protocol versions, plain HTTP and garbage on the TLS port, a stalled
+//! handshake, files, the redirect to HTTPS, the cache, a reload with a
+//! renewed certificate, the configuration's errors, a WebSocket tunnel,
+//! and shutdown. Clients' own certificates (mutual TLS) are
+//! client_certs.rs's.
 
 mod support;
 
@@ -13,7 +15,7 @@ use inverso::config::{Config, Loader};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::pki::{provider, Ca, Pki};
+use support::tls_client::{client_settings, TlsClient};
 use support::*;
 
 // ---------------------------------------------------------------- certificates
@@ -44,17 +47,12 @@ fn client_config(
     alpn: &[&[u8]],
     certified_for: Option<&str>,
 ) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.der.clone()).unwrap();
-    let roots = Arc::new(roots);
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
+    let mut config = client_settings(ca, versions, None);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     if let Some(name) = certified_for {
-        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der.clone()).unwrap();
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .unwrap();
         let name = ServerName::try_from(name.to_string()).unwrap();
@@ -105,95 +103,6 @@ impl ServerCertVerifier for CertifiedFor {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-type TlsConn = StreamOwned<ClientConnection, TcpStream>;
-
-/// A TLS client connection, its handshake done, with [`Reader`]'s parsing.
-struct TlsClient {
-    reader: Reader<TlsConn>,
-}
-
-impl TlsClient {
-    /// Connects to `addr` asking for `name` (an IP address: no SNI at
-    /// all) and completes the handshake.
-    fn try_connect(
-        addr: SocketAddr,
-        config: &Arc<ClientConfig>,
-        name: &str,
-    ) -> io::Result<TlsClient> {
-        TlsClient::try_connect_after(addr, config, name, b"")
-    }
-
-    /// [`TlsClient::try_connect`], sending `first` (a PROXY header)
-    /// before the hello.
-    fn try_connect_after(
-        addr: SocketAddr,
-        config: &Arc<ClientConfig>,
-        name: &str,
-        first: &[u8],
-    ) -> io::Result<TlsClient> {
-        let mut tcp = TcpStream::connect(addr)?;
-        tcp.write_all(first)?;
-        tcp.set_read_timeout(Some(IO_TIMEOUT))?;
-        tcp.set_write_timeout(Some(IO_TIMEOUT))?;
-        tcp.set_nodelay(true)?;
-        let name = ServerName::try_from(name.to_string()).unwrap();
-        let conn = ClientConnection::new(config.clone(), name).unwrap();
-        let mut stream = StreamOwned::new(conn, tcp);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
-        }
-        Ok(TlsClient {
-            reader: Reader::new(stream),
-        })
-    }
-
-    #[track_caller]
-    fn connect(addr: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> TlsClient {
-        TlsClient::try_connect(addr, config, name)
-            .unwrap_or_else(|e| panic!("TLS handshake with {addr} as {name}: {e}"))
-    }
-
-    fn conn(&self) -> &ClientConnection {
-        &self.reader.stream.conn
-    }
-
-    /// The certificate the proxy presented for itself.
-    fn server_cert(&self) -> CertificateDer<'static> {
-        self.conn().peer_certificates().unwrap()[0].clone()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.reader.stream.write_all(bytes).unwrap();
-        self.reader.stream.flush().unwrap();
-    }
-
-    fn response(&mut self) -> Response {
-        self.reader.read_response(false).unwrap()
-    }
-
-    fn get(&mut self, path: &str) -> Response {
-        self.request("GET", path, &[], b"")
-    }
-
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        fields: &[(&str, &str)],
-        body: &[u8],
-    ) -> Response {
-        self.send(&request_bytes(method, path, fields, body));
-        self.response()
-    }
-
-    /// Whether the proxy ended the connection: the next read ends the
-    /// stream (a `close_notify`, the TCP end without one, or a reset)
-    /// with no further bytes. A timeout counts as not closed.
-    fn is_closed(&mut self) -> bool {
-        self.reader.is_closed()
     }
 }
 

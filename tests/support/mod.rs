@@ -9,6 +9,7 @@
 
 pub mod pki;
 pub mod tls_backend;
+pub mod tls_client;
 
 use inverso::config::{Config, Loader, Target};
 use inverso::{Server, ServerHandle};
