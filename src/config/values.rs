@@ -120,16 +120,17 @@ pub(super) fn parse_field_name(v: &str) -> Result<Arc<str>, String> {
         return Err(format!("`{}` is not a header field name", v.escape_debug()));
     }
     // Whole families too: every `Content-*` field describes the body, and
-    // browsers act on the security and CORS ones.
-    let lower = v.to_ascii_lowercase();
+    // browsers act on the security and CORS ones. Read with `_` as `-`, as
+    // CGI, WSGI and Rack backends read it (`Client_Cert` is `Client-Cert`).
+    let read_as = v.to_ascii_lowercase().replace('_', "-");
     let families = ["content-", "access-control-", "cross-origin-", "sec-"];
     let owned = RESPONSE_OWNED.iter().map(|(name, _)| name);
     if HTTP_FIELDS
         .iter()
         .chain(owned)
-        .any(|f| f.eq_ignore_ascii_case(v))
-        || families.iter().any(|f| lower.starts_with(f))
-        || crate::http::forward::is_proxy_owned(v)
+        .any(|f| f.eq_ignore_ascii_case(&read_as))
+        || families.iter().any(|f| read_as.starts_with(f))
+        || crate::http::forward::is_proxy_owned(&read_as)
     {
         return Err(format!(
             "`{v}` is a field HTTP gives a meaning, or the proxy writes or frames messages \
