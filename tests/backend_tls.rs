@@ -1336,19 +1336,6 @@ fn a_pool_s_target_may_be_tls_beside_plain_ones() {
 
 // ---------------------------------------------------------------- configuration
 
-/// What the loader says of `text` as proxy.conf: an error is expected.
-fn config_error(text: &str) -> String {
-    let mut loader = Loader::new();
-    let result = match loader.file("proxy.conf", text) {
-        Ok(loader) => loader.build().map(drop),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => panic!("taken:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 #[test]
 fn the_configuration_refuses_backend_tls_settings_that_cannot_work() {
     let trust = Trust::new();
@@ -1448,21 +1435,7 @@ fn the_configuration_refuses_backend_tls_settings_that_cannot_work() {
             vec!["maybe".into()],
         ),
     ];
-    for (lines, key, words) in cases {
-        let text = format!("{base}{lines}");
-        let message = config_error(&text);
-        // `proxy.conf:LINE: key: what is wrong`.
-        assert!(
-            message.starts_with("proxy.conf:") && message.contains(&format!(": {key}: ")),
-            "does not name {key}: {message}\nfor:\n{text}"
-        );
-        for word in words {
-            assert!(
-                message.contains(&word),
-                "does not say {word:?}: {message}\nfor:\n{text}"
-            );
-        }
-    }
+    assert_refused(base, &cases);
 }
 
 #[test]

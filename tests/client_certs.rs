@@ -984,20 +984,6 @@ fn request_id_header_may_not_be_an_underscore_spelling_of_client_cert() {
 
 // ---------------------------------------------------------------- configuration
 
-/// What the loader says of `text` as proxy.conf: an error is expected.
-#[track_caller]
-fn config_error(text: &str) -> String {
-    let mut loader = Loader::new();
-    let result = match loader.file("proxy.conf", text) {
-        Ok(loader) => loader.build().map(drop),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => panic!("taken:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 /// Settings of client certificates that cannot work are refused, each
 /// naming its key and what is wrong: no authority, an authority or a list
 /// with verification off, verification with no TLS, a file that cannot be
@@ -1096,21 +1082,7 @@ fn the_configuration_refuses_client_certificate_settings_that_cannot_work() {
             vec![missing.clone()],
         ),
     ];
-    for (lines, key, words) in cases {
-        let text = format!("{base}{lines}");
-        let message = config_error(&text);
-        // `proxy.conf:LINE: key: what is wrong`.
-        assert!(
-            message.starts_with("proxy.conf:") && message.contains(&format!(": {key}: ")),
-            "does not name {key}: {message}\nfor:\n{text}"
-        );
-        for word in words {
-            assert!(
-                message.contains(&word),
-                "does not say {word:?}: {message}\nfor:\n{text}"
-            );
-        }
-    }
+    assert_refused(base, &cases);
 }
 
 /// `Client-Cert` and `Client-Cert-Chain` are the proxy's: the

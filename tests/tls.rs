@@ -693,19 +693,6 @@ fn a_reload_serves_the_renewed_certificate_to_new_connections() {
 
 // ---------------------------------------------------------------- configuration
 
-/// What the loader says of `text` as proxy.conf: an error is expected.
-fn config_error(text: &str) -> String {
-    let mut loader = Loader::new();
-    let result = match loader.file("proxy.conf", text) {
-        Ok(loader) => loader.build().map(drop),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => panic!("taken:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 #[test]
 fn the_configuration_refuses_tls_settings_that_cannot_work() {
     let pki = Pki::new();
@@ -797,21 +784,7 @@ fn the_configuration_refuses_tls_settings_that_cannot_work() {
             vec!["9000".into(), "`admin_port`".into()],
         ),
     ];
-    for (lines, key, words) in cases {
-        let text = format!("{base}{lines}");
-        let message = config_error(&text);
-        // `proxy.conf:LINE: key: what is wrong`.
-        assert!(
-            message.starts_with("proxy.conf:") && message.contains(&format!(": {key}: ")),
-            "does not name {key}: {message}\nfor:\n{text}"
-        );
-        for word in words {
-            assert!(
-                message.contains(&word),
-                "does not say {word:?}: {message}\nfor:\n{text}"
-            );
-        }
-    }
+    assert_refused(base, &cases);
 }
 
 // ---------------------------------------------------------------- websocket

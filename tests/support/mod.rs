@@ -777,6 +777,41 @@ pub fn from_file(text: &str) -> impl FnOnce(&mut Config) {
     }
 }
 
+/// What the loader says of `text` as proxy.conf: an error is expected.
+#[track_caller]
+pub fn config_error(text: &str) -> String {
+    let mut loader = Loader::new();
+    let result = match loader.file("proxy.conf", text) {
+        Ok(loader) => loader.build().map(drop),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => panic!("taken:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Each case, `base` and its lines as proxy.conf, is refused as
+/// `proxy.conf:LINE: key: what is wrong`, naming its key and saying each
+/// of its words.
+#[track_caller]
+pub fn assert_refused(base: &str, cases: &[(String, &str, Vec<String>)]) {
+    for (lines, key, words) in cases {
+        let text = format!("{base}{lines}");
+        let message = config_error(&text);
+        assert!(
+            message.starts_with("proxy.conf:") && message.contains(&format!(": {key}: ")),
+            "does not name {key}: {message}\nfor:\n{text}"
+        );
+        for word in words {
+            assert!(
+                message.contains(word),
+                "does not say {word:?}: {message}\nfor:\n{text}"
+            );
+        }
+    }
+}
+
 /// [`from_file`], with the admin listener on an ephemeral port.
 pub fn from_file_with_admin(text: &str) -> impl FnOnce(&mut Config) {
     let tweak = from_file(text);
