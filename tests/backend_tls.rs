@@ -1334,6 +1334,47 @@ fn a_pool_s_target_may_be_tls_beside_plain_ones() {
     assert_eq!((plain.requests(), secure.requests()), (1, 1));
 }
 
+/// A pool may trust another authority for its backends than the top
+/// level does (`pool.<name>.backend_tls_ca`): each pool's targets are
+/// checked against its own, and a certificate of the other's is refused.
+#[test]
+fn a_pool_trusts_the_authority_it_names_for_its_backends() {
+    let top = Trust::new();
+    let api = Trust::new();
+    let site = echo_on_ip(&top, "site");
+    let service = echo_on_ip(&api, "service");
+    let stranger = echo_on_ip(&top, "stranger");
+    let text = format!(
+        "targets = {}
+pool.api = {}
+pool.api.backend_tls_ca = {}
+route./api/ = api
+         pool.other = {}
+pool.other.backend_tls_ca = {}
+route./other/ = other
+         backend_tls_ca = {}
+",
+        tls_target(&site, ""),
+        tls_target(&service, ""),
+        api.ca_file,
+        tls_target(&stranger, ""),
+        api.ca_file,
+        top.ca_file
+    );
+    let proxy = start(&text, |_| {});
+    let mut client = proxy.connect();
+    let r = client.get("/site");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("site", "GET", "/site", b""));
+    let r = client.get("/api/users");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), echoed("service", "GET", "/api/users", b""));
+    // The top level's authority is not the pool's.
+    let r = client.get("/other/x");
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(stranger.requests(), 0);
+}
+
 // ---------------------------------------------------------------- configuration
 
 #[test]

@@ -31,6 +31,12 @@ pub use values::{
     MAX_ADDRESSES_PER_NAME,
 };
 
+/// TLS settings for backends, and the keys they were made of.
+type BackendTlsMade = (
+    crate::tls::backends::BackendTlsKeys,
+    Arc<rustls::ClientConfig>,
+);
+
 /// The effective configuration of one proxy process.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -636,9 +642,10 @@ pub struct Loader {
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
     file_read: bool,
-    /// The TLS settings for backends once made: one for every pool, so
-    /// their files are read, and their sessions kept, once.
-    backend_tls: std::cell::OnceCell<Arc<rustls::ClientConfig>>,
+    /// The TLS settings for backends as made, by the keys they were made
+    /// of: one for every pool that sets none of its own, so their files
+    /// are read, and their sessions kept, once.
+    backend_tls: std::cell::RefCell<Vec<BackendTlsMade>>,
 }
 
 impl Default for Loader {
@@ -668,7 +675,7 @@ impl Loader {
             route_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
-            backend_tls: std::cell::OnceCell::new(),
+            backend_tls: Default::default(),
         }
     }
 
@@ -992,10 +999,11 @@ impl Loader {
         Ok(())
     }
 
-    /// The TLS settings for backends, made (their files read) once a
-    /// target of `config` has `tls`, or a file for them is named (so that
-    /// `check` reads it), and shared by every pool.
-    pub(super) fn backend_tls_for(&self, config: &mut Config) -> Result<(), ConfigError> {
+    /// The TLS settings for the backends of `scope`, made (their files
+    /// read) once a target of `config` has `tls`, or a file for them is
+    /// named (so that `check` reads it), and shared by every pool with the
+    /// same keys.
+    fn backend_tls_for(&self, config: &mut Config, scope: Scope<'_>) -> Result<(), ConfigError> {
         let keys = &config.backend_tls_keys;
         let named = keys.ca.is_some() || keys.certificate.is_some();
         if config.backend_tls.is_some()
@@ -1003,39 +1011,31 @@ impl Loader {
         {
             return Ok(());
         }
-        if let Some(made) = self.backend_tls.get() {
-            config.backend_tls = Some(made.clone());
+        let mut made = self.backend_tls.borrow_mut();
+        if let Some((_, settings)) = made.iter().find(|(of, _)| of == keys) {
+            config.backend_tls = Some(settings.clone());
             return Ok(());
         }
         if !keys.verify {
-            log::warn!(
-                "{}",
-                self.refused(
-                    "backend_tls_verify",
-                    "is false: targets with tls are taken for whoever they say they are, \
-                     and anyone on the way to them could read and change what they are sent"
-                        .into()
-                )
+            let warn = |key, m: &str| log::warn!("{}", self.refused_in(scope, key, m.into()));
+            warn(
+                "backend_tls_verify",
+                "is false: targets with tls are taken for whoever they say they are, and \
+                 anyone on the way to them could read and change what they are sent",
             );
             if keys.ca.is_some() {
-                log::warn!(
-                    "{}",
-                    self.refused(
-                        "backend_tls_ca",
-                        "is not read: backend_tls_verify is false".into()
-                    )
-                );
+                warn("backend_tls_ca", "is not read: backend_tls_verify is false");
             }
         }
-        let made = crate::tls::backends::client_config(keys).map_err(|e| {
+        let settings = crate::tls::backends::client_config(keys).map_err(|e| {
             let key = match e {
                 crate::tls::trust::TrustError::Certificate(_) => "backend_tls_certificate",
                 _ => "backend_tls_ca",
             };
-            self.refused(key, e.to_string())
+            self.refused_in(scope, key, e.to_string())
         })?;
-        let _ = self.backend_tls.set(made.clone());
-        config.backend_tls = Some(made);
+        made.push((keys.clone(), settings.clone()));
+        config.backend_tls = Some(settings);
         Ok(())
     }
 
@@ -1350,7 +1350,7 @@ impl Loader {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
         self.check_tls(&mut config)?;
-        self.backend_tls_for(&mut config)?;
+        self.backend_tls_for(&mut config, Scope::Top)?;
         self.check_backends(&config, Scope::Top)?;
         // An object larger than the whole cache could never be stored: the
         // setting would silently mean less than it says.

@@ -31,7 +31,7 @@ const RETURN: &str = "return";
 const FILES: &str = "files";
 
 /// The keys a pool may set for itself: how its backends are chosen,
-/// checked, retried and waited for, who may send it what (nginx's
+/// checked, retried, waited for and spoken to over TLS, who may send it what (nginx's
 /// `allow`, `deny` and `client_max_body_size` in a `location`), and
 /// whether and for how long what it answers is cached (`proxy_cache`,
 /// `proxy_cache_valid`, `proxy_ignore_headers`, `proxy_cache_bypass`),
@@ -75,6 +75,9 @@ pub const POOL_KEYS: &[&str] = &[
     "backend_timeout",
     "tunnel_timeout",
     "upstream_keepalive",
+    "backend_tls_verify",
+    "backend_tls_ca",
+    "backend_tls_certificate",
     "sticky_cookie",
     "health_check_path",
     "health_check_tcp",
@@ -584,7 +587,11 @@ impl Loader {
                 "is set, but rate_limit is not: without a rate there is no burst".into(),
             ));
         }
-        self.backend_tls_for(&mut config)?;
+        // Settings of its own for TLS to its backends are made anew.
+        if config.backend_tls_keys != top.backend_tls_keys {
+            config.backend_tls = None;
+        }
+        self.backend_tls_for(&mut config, Scope::Pool(name))?;
         self.check_backends(&config, Scope::Pool(name))?;
         self.check_cache(&config, Scope::Pool(name), Some(top))?;
         self.check_auth(&config, Scope::Pool(name))?;
