@@ -1351,6 +1351,26 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests that came over plain HTTP answered with a redirect to HTTPS (redirect_to_https).",
         m.https_redirects.load(Ordering::Relaxed),
     );
+    if let Some(served) = &shared.config.tls_served {
+        family(
+            &mut out,
+            "inverso_tls_certificate_expiry_seconds",
+            "gauge",
+            "When each certificate of tls_certificates stops being valid (its notAfter), in seconds since the Unix epoch.",
+        );
+        for (path, until) in served.valid_until() {
+            let Some(secs) = until.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            else {
+                continue;
+            };
+            let file = label(&path.display().to_string());
+            let secs = secs.as_secs();
+            let _ = writeln!(
+                out,
+                "inverso_tls_certificate_expiry_seconds{{file=\"{file}\"}} {secs}"
+            );
+        }
+    }
     labeled_counter(
         &mut out,
         ("inverso_tls_handshakes_total", "result"),

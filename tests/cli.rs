@@ -874,3 +874,26 @@ fn the_demo_takes_https_with_a_certificate_of_its_own() {
     let leak = demo.get("/files/../demo-certificate.pem");
     assert!(!leak.starts_with("HTTP/1.1 200"), "{leak}");
 }
+
+/// `check` (as a start and a reload) says when a certificate served has
+/// expired, and takes the configuration all the same: nginx serves one
+/// too, and a renewal may be on its way.
+#[test]
+fn check_warns_of_a_certificate_that_has_expired() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let dir = conf("targets = 127.0.0.1:9001\ntls_port = 8443\ntls_certificates = old.pem\n");
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    std::fs::write(dir.path().join("old.pem"), pem).unwrap();
+    let args = ["check", "--config", "proxy.conf"];
+    let out = inverso(dir.path(), &args, &[("RUST_LOG", "warn")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("old.pem: the certificate expired at 2000-01-01"),
+        "{stderr}"
+    );
+}

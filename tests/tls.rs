@@ -21,7 +21,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use support::pki::{provider, Ca, Pki};
 use support::tls_client::{client_settings, TlsClient};
 use support::*;
@@ -158,6 +158,33 @@ fn start_tls(text: &str, tweak: impl FnOnce(&mut Config)) -> Proxy {
         from_text(c);
         tweak(c);
     })
+}
+
+/// The admin's metrics say when each certificate served stops being
+/// valid, for an alert before clients start refusing it.
+#[test]
+fn the_metrics_say_when_each_certificate_served_expires() {
+    let pki = Pki::new();
+    let backend = Backend::echo("a");
+    let until = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+    let since = SystemTime::now() - Duration::from_secs(3600);
+    let expiring = pki.ca.leaf_valid(&["expiring.test"], since, until);
+    let path = expiring.write(&pki.ca, pki.dir.path(), "expiring.pem");
+    let entries = format!("{}, {}", pki.entry, path.display());
+    let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &entries, ""), |_| {});
+    let metric = |file: &str| {
+        proxy.metric(&format!(
+            "inverso_tls_certificate_expiry_seconds{{file=\"{file}\"}}"
+        ))
+    };
+    assert_eq!(metric(&path.display().to_string()), Some(2_000_000_000));
+    // rcgen's certificates otherwise run to 4096.
+    let first = pki.entry.split_whitespace().next().unwrap();
+    assert!(
+        metric(first).is_some_and(|secs| secs > 60_000_000_000),
+        "{:?}",
+        metric(first)
+    );
 }
 
 const OK: &str = "inverso_tls_handshakes_total{result=\"ok\"}";

@@ -18,6 +18,7 @@
 
 pub mod backends;
 pub mod trust;
+pub mod validity;
 
 use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
@@ -33,7 +34,12 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use trust::TrustError;
+
+/// How long before a certificate served expires its load warns of it: a
+/// renewal (certbot's, every 60 days of 90) has failed by then.
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86_400);
 
 /// A certificate file larger than this is not one: a chain of a few
 /// certificates is a few KiB.
@@ -103,17 +109,52 @@ impl fmt::Debug for Certificates {
 impl Certificates {
     /// Reads every entry's files, checking each key against its
     /// certificate.
+    /// Warns of one that has expired or expires within
+    /// [`EXPIRY_WARNING`]: clients refuse it then.
     pub fn load(files: &[CertificateFiles]) -> Result<Certificates, CertificateError> {
         let provider = provider();
         let entries = files
             .iter()
             .map(|f| Ok((f.clone(), Arc::new(load_one(f, &provider)?))))
             .collect::<Result<_, CertificateError>>()?;
-        Ok(Certificates { entries })
+        let certificates = Certificates { entries };
+        certificates.warn_of_expiry(SystemTime::now());
+        Ok(certificates)
     }
 
     pub fn files(&self) -> impl Iterator<Item = &CertificateFiles> {
         self.entries.iter().map(|(files, _)| files)
+    }
+
+    /// Each certificate's file, and when it stops being valid (`None`
+    /// for a certificate that cannot say).
+    pub fn valid_until(&self) -> impl Iterator<Item = (&Path, Option<SystemTime>)> {
+        (self.entries.iter()).map(|(files, key)| {
+            let der = key.end_entity_cert().ok();
+            (
+                files.chain.as_path(),
+                der.and_then(|der| validity::not_after(der)),
+            )
+        })
+    }
+
+    fn warn_of_expiry(&self, now: SystemTime) {
+        for (path, until) in self.valid_until() {
+            let Some(until) = until else { continue };
+            let date = crate::http::date::format_rfc3339(until);
+            match until.duration_since(now) {
+                Err(_) => log::warn!(
+                    "{}: the certificate expired at {date}: clients refuse it",
+                    path.display()
+                ),
+                Ok(left) if left < EXPIRY_WARNING => log::warn!(
+                    "{}: the certificate expires at {date}, in {} days: renew it, and reload",
+                    path.display(),
+                    left.as_secs() / 86_400
+                ),
+                Ok(_) => {}
+            }
+        }
     }
 
     /// The certificate for a client that asked for `name`: the first

@@ -98,6 +98,20 @@ impl Ca {
         self.signed(names, ExtendedKeyUsagePurpose::ServerAuth)
     }
 
+    /// A server certificate for `names` valid from `not_before` to
+    /// `not_after` (to the second).
+    pub fn leaf_valid(
+        &self,
+        names: &[&str],
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Leaf {
+        self.signed_with(names, ExtendedKeyUsagePurpose::ServerAuth, |params| {
+            params.not_before = rcgen_time!(not_before);
+            params.not_after = rcgen_time!(not_after);
+        })
+    }
+
     /// A client certificate (for mutual TLS) named `name`.
     pub fn client_leaf(&self, name: &str) -> Leaf {
         self.signed(&[name], ExtendedKeyUsagePurpose::ClientAuth)
