@@ -127,4 +127,27 @@ mod tests {
         assert_eq!(parse_time(UTC_TIME, b"491331235959Z"), None);
         assert_eq!(parse_time(GENERALIZED_TIME, b"491231235959Z"), None);
     }
+
+    #[test]
+    fn no_damage_to_a_certificate_makes_the_reading_fail_otherwise_than_by_none() {
+        let der = made_until(2030, 6, 1);
+        for i in 0..der.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = der.clone();
+                damaged[i] ^= flip;
+                let _ = not_after(&damaged);
+            }
+            let _ = not_after(&der[i..]);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_without_panicking(bytes: Vec<u8>) {
+            let _ = not_after(&bytes);
+            let mut framed = vec![SEQUENCE, 0x82, (bytes.len() >> 8) as u8, bytes.len() as u8];
+            framed.extend_from_slice(&bytes);
+            let _ = not_after(&framed);
+        }
+    }
 }
