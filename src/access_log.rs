@@ -87,6 +87,8 @@ pub struct Record {
     /// The SHA-1 fingerprint of the certificate the client showed there
     /// (`tls_verify_client`), in hex.
     pub client_fingerprint: Option<Arc<str>>,
+    /// Whom that certificate names (`CN=alice,O=Example`).
+    pub client_subject: Option<Arc<str>>,
 }
 
 /// Header fields of one exchange, as `(name, value)` in wire order.
@@ -142,6 +144,7 @@ impl Record {
             scheme: "http",
             tls: None,
             client_fingerprint: None,
+            client_subject: None,
         }
     }
 
@@ -881,6 +884,7 @@ mod tests {
             scheme: "http",
             tls: None,
             client_fingerprint: None,
+            client_subject: None,
         }
     }
 

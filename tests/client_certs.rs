@@ -765,14 +765,15 @@ fn a_session_is_not_resumed_once_its_certificate_has_expired() {
 
 // ---------------------------------------------------------------- the log
 
-/// `$ssl_client_verify $ssl_client_fingerprint` write `SUCCESS` and the
-/// SHA-1 of the certificate a client showed, `NONE -` for one that
-/// showed none (with `optional`), and `- -` over plain HTTP.
+/// `$ssl_client_verify $ssl_client_fingerprint $ssl_client_s_dn` write
+/// `SUCCESS`, the SHA-1 of the certificate a client showed and whom it
+/// names, `NONE - -` for one that showed none (with `optional`), and
+/// `- - -` over plain HTTP.
 #[test]
 fn the_log_writes_whether_and_which_certificate_a_client_showed() {
     let m = Mtls::new();
     let backend = Backend::echo("app");
-    let more = "log_format = $uri $ssl_client_verify $ssl_client_fingerprint\n";
+    let more = "log_format = $uri $ssl_client_verify $ssl_client_fingerprint $ssl_client_s_dn\n";
     let mut proxy = start(&m.conf(backend.addr, "optional", more), |_| {});
     let alice = m.clients.client_leaf("alice");
     assert_eq!(
@@ -785,9 +786,9 @@ fn the_log_writes_whether_and_which_certificate_a_client_showed() {
     let mut lines = proxy.log_lines();
     lines.sort();
     let expected = [
-        format!("/alice SUCCESS {}", fingerprint(&alice.der)),
-        "/anonymous NONE -".to_string(),
-        "/plain - -".to_string(),
+        format!("/alice SUCCESS {} CN=alice", fingerprint(&alice.der)),
+        "/anonymous NONE - -".to_string(),
+        "/plain - - -".to_string(),
     ];
     assert_eq!(lines, expected);
     // As openssl writes it: 40 lower-case hex digits.

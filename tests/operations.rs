@@ -1755,6 +1755,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         scheme: "http",
         tls: None,
         client_fingerprint: None,
+        client_subject: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.
     for _ in 0..64 {

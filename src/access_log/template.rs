@@ -71,6 +71,7 @@ enum Var {
     SslCipher,
     SslClientVerify,
     SslClientFingerprint,
+    SslClientSDn,
 }
 
 /// Every variable by name: nginx's where nginx has one; `duration_ms`,
@@ -109,6 +110,7 @@ const VARIABLES: &[(&str, Var)] = &[
     ("ssl_cipher", Var::SslCipher),
     ("ssl_client_verify", Var::SslClientVerify),
     ("ssl_client_fingerprint", Var::SslClientFingerprint),
+    ("ssl_client_s_dn", Var::SslClientSDn),
 ];
 
 /// nginx variables a template is likely to bring along that inverso has
@@ -255,6 +257,7 @@ impl Template {
             scheme: "https",
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
             client_fingerprint: None,
+            client_subject: None,
         };
         let mut line = String::new();
         self.write(&record, &mut line, &mut LogClock::new());
@@ -391,6 +394,7 @@ fn write_var(
             (Some(_), Some(_)) => "SUCCESS",
         }),
         Var::SslClientFingerprint => push_value(line, r.client_fingerprint.as_deref()),
+        Var::SslClientSDn => push_value(line, r.client_subject.as_deref()),
     }
 }
 
@@ -592,6 +596,7 @@ mod tests {
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
             client_fingerprint: Some("7037807198c22a7d2b0807371d763779a84fdfcf".into()),
+            client_subject: Some("CN=alice,O=Example\\, Inc.".into()),
         }
     }
 
@@ -612,6 +617,7 @@ mod tests {
             scheme: "http",
             tls: None,
             client_fingerprint: None,
+            client_subject: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()
         }
@@ -668,6 +674,8 @@ mod tests {
                 "$ssl_client_fingerprint",
                 "7037807198c22a7d2b0807371d763779a84fdfcf",
             ),
+            // Escaped as every value in a line is (nginx's escape=default).
+            ("$ssl_client_s_dn", "CN=alice,O=Example\\x5C, Inc."),
         ];
         for (template, written) in cases {
             assert_eq!(line(template, &record()), written, "{template}");
@@ -689,14 +697,15 @@ mod tests {
                         $upstream_header_time $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
-                        $ssl_client_fingerprint";
+                        $ssl_client_fingerprint $ssl_client_s_dn";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - -"
         );
         // Over TLS without a certificate shown.
         let r = Record {
             client_fingerprint: None,
+            client_subject: None,
             ..record()
         };
         assert_eq!(

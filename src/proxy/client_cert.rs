@@ -20,6 +20,8 @@ pub(super) struct ClientCertificate {
     /// Its SHA-1 fingerprint in hex, for the log (`$ssl_client_fingerprint`,
     /// as nginx's).
     pub(super) fingerprint: Arc<str>,
+    /// Whom it names, for the log (`$ssl_client_s_dn`).
+    pub(super) subject: Option<Arc<str>>,
 }
 
 impl ClientCertificate {
@@ -40,6 +42,7 @@ impl ClientCertificate {
             cert: byte_sequence(own),
             chain,
             fingerprint: fingerprint.into(),
+            subject: crate::tls::x509::subject(own).map(Arc::from),
         })
     }
 }

@@ -442,6 +442,7 @@ pub fn serve(
                 scheme: client.scheme,
                 tls: client.tls,
                 client_fingerprint: (client.certificate.as_ref()).map(|c| c.fingerprint.clone()),
+                client_subject: (client.certificate.as_ref()).and_then(|c| c.subject.clone()),
             });
         }
         // Idle as far as shutdown is concerned, before the flag is read: a

@@ -18,7 +18,7 @@
 
 pub mod backends;
 pub mod trust;
-pub mod validity;
+pub mod x509;
 
 use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
@@ -133,7 +133,7 @@ impl Certificates {
             let der = key.end_entity_cert().ok();
             (
                 files.chain.as_path(),
-                der.and_then(|der| validity::not_after(der)),
+                der.and_then(|der| x509::not_after(der)),
             )
         })
     }

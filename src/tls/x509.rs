@@ -1,0 +1,326 @@
+//! The two fields of an X.509 certificate (RFC 5280 §4.1) the proxy reads
+//! itself, by walking its DER, as rustls says nothing of them: when it
+//! stops being valid (`notAfter`), for the warnings and the metric that
+//! say a certificate is about to expire (the most common way for HTTPS to
+//! stop working), and whom it names (its subject), for the log.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const OID: u8 = 0x06;
+const UTF8_STRING: u8 = 0x0c;
+const PRINTABLE_STRING: u8 = 0x13;
+const TELETEX_STRING: u8 = 0x14;
+const IA5_STRING: u8 = 0x16;
+const BMP_STRING: u8 = 0x1e;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+/// `[0] EXPLICIT Version`, absent from version 1 certificates.
+const VERSION: u8 = 0xa0;
+
+/// The end of `certificate`'s validity period; `None` when the bytes are
+/// not a certificate as RFC 5280 lays one out.
+pub fn not_after(certificate: &[u8]) -> Option<SystemTime> {
+    let (validity, _) = validity_and_subject(certificate)?;
+    let (_, _, after_not_before) = next(validity)?;
+    let (tag, time, _) = next(after_not_before)?;
+    parse_time(tag, time)
+}
+
+/// Whom `certificate` names, as RFC 4514 writes a name and nginx's
+/// `$ssl_client_s_dn` shows it: its parts last to first
+/// (`CN=alice,O=Example,C=FR`), those of one part joined by `+`.
+pub fn subject(certificate: &[u8]) -> Option<String> {
+    let (_, mut name) = validity_and_subject(certificate)?;
+    let mut parts = Vec::new();
+    while !name.is_empty() {
+        let (tag, set, rest) = next(name)?;
+        name = rest;
+        if tag != SET {
+            return None;
+        }
+        let mut part = Vec::new();
+        let mut set = set;
+        while !set.is_empty() {
+            let (tag, pair, rest) = next(set)?;
+            set = rest;
+            let (oid_tag, oid, value) = next(pair)?;
+            let (value_tag, value, _) = next(value)?;
+            if tag != SEQUENCE || oid_tag != OID {
+                return None;
+            }
+            part.push(format!(
+                "{}={}",
+                attribute_name(oid),
+                attribute_value(value_tag, value)
+            ));
+        }
+        parts.push(part.join("+"));
+    }
+    parts.reverse();
+    Some(parts.join(","))
+}
+
+/// The contents of the certificate's validity and subject fields.
+fn validity_and_subject(certificate: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (tag, cert, _) = next(certificate)?;
+    let (tbs_tag, mut tbs, _) = (tag == SEQUENCE).then(|| next(cert))??;
+    if tbs_tag != SEQUENCE {
+        return None;
+    }
+    // version (optional), serialNumber, signature, issuer: skipped.
+    let (tag, _, rest) = next(tbs)?;
+    if tag == VERSION {
+        tbs = rest;
+    }
+    for _ in 0..3 {
+        tbs = next(tbs)?.2;
+    }
+    let (tag, validity, rest) = next(tbs)?;
+    let (subject_tag, subject, _) = next(rest)?;
+    (tag == SEQUENCE && subject_tag == SEQUENCE).then_some((validity, subject))
+}
+
+/// RFC 4514's short names, and those OpenSSL (so nginx) writes.
+fn attribute_name(oid: &[u8]) -> String {
+    let known: &[(&[u8], &str)] = &[
+        (&[0x55, 0x04, 0x03], "CN"),
+        (&[0x55, 0x04, 0x05], "serialNumber"),
+        (&[0x55, 0x04, 0x06], "C"),
+        (&[0x55, 0x04, 0x07], "L"),
+        (&[0x55, 0x04, 0x08], "ST"),
+        (&[0x55, 0x04, 0x09], "street"),
+        (&[0x55, 0x04, 0x0a], "O"),
+        (&[0x55, 0x04, 0x0b], "OU"),
+        (&[0x55, 0x04, 0x0c], "title"),
+        (&[0x55, 0x04, 0x2a], "GN"),
+        (&[0x55, 0x04, 0x04], "SN"),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01],
+            "emailAddress",
+        ),
+        (
+            &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
+            "DC",
+        ),
+        (
+            &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
+            "UID",
+        ),
+    ];
+    match known.iter().find(|(der, _)| *der == oid) {
+        Some((_, name)) => name.to_string(),
+        None => dotted(oid),
+    }
+}
+
+/// An object identifier in dotted decimal (`1.3.6.1.4.1.311`).
+fn dotted(oid: &[u8]) -> String {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut arc = 0u64;
+    for &b in oid {
+        arc = arc.saturating_mul(128) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(arc);
+            arc = 0;
+        }
+    }
+    let mut out = match arcs.first() {
+        Some(&first) => format!(
+            "{}.{}",
+            (first / 40).min(2),
+            first - 40 * (first / 40).min(2)
+        ),
+        None => return "?".to_string(),
+    };
+    for arc in &arcs[1..] {
+        out.push_str(&format!(".{arc}"));
+    }
+    out
+}
+
+/// A value as RFC 4514 writes it: a string type's text, its specials
+/// escaped with `\`, its control characters as `\XX`; any other type as
+/// `#` and the hex of its bytes.
+fn attribute_value(tag: u8, value: &[u8]) -> String {
+    let text = match tag {
+        UTF8_STRING | PRINTABLE_STRING | IA5_STRING | TELETEX_STRING => {
+            String::from_utf8(value.to_vec()).ok()
+        }
+        BMP_STRING if value.len().is_multiple_of(2) => {
+            let units = value.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        _ => None,
+    };
+    let Some(text) = text else {
+        let mut out = String::from("#");
+        for b in value {
+            out.push_str(&format!("{b:02x}"));
+        }
+        return out;
+    };
+    let mut out = String::with_capacity(text.len());
+    let last = text.chars().count().saturating_sub(1);
+    for (i, c) in text.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && matches!(c, '#' | ' '))
+            || (i == last && c == ' ');
+        if c.is_control() {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("\\{b:02X}"));
+            }
+        } else {
+            if special {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first TLV of `der`: its tag, its contents, and what follows it.
+/// Lengths in the long form up to four bytes; anything else is `None`.
+fn next(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (bytes, after) = rest.split_at(count);
+        rest = after;
+        bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b))
+    };
+    (len <= rest.len()).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// `YYMMDDHHMMSSZ` (UTCTime: 50-99 are 19xx) or `YYYYMMDDHHMMSSZ`
+/// (GeneralizedTime), as RFC 5280 §4.1.2.5 requires them written.
+fn parse_time(tag: u8, text: &[u8]) -> Option<SystemTime> {
+    let (year, rest) = match (tag, text.len()) {
+        (UTC_TIME, 13) => {
+            let yy = digits(&text[..2])?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        (GENERALIZED_TIME, 15) => (digits(&text[..4])?, &text[4..]),
+        _ => return None,
+    };
+    if rest.last() != Some(&b'Z') {
+        return None;
+    }
+    let field = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    let days = crate::http::date::days_from_civil(i64::from(year), month, day);
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second.min(60));
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn digits(text: &[u8]) -> Option<u32> {
+    text.iter().try_fold(0u32, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate valid until `not_after` (Unix seconds), as rcgen
+    /// writes one.
+    fn made_until(year: i32, month: u8, day: u8) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn the_end_of_validity_is_read_in_both_time_forms() {
+        // 2049: UTCTime; 2050 on: GeneralizedTime (RFC 5280 §4.1.2.5).
+        let secs = |der: &[u8]| {
+            not_after(der)
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        assert_eq!(secs(&made_until(2049, 12, 31)), 2_524_521_600);
+        assert_eq!(secs(&made_until(2050, 1, 1)), 2_524_608_000);
+        assert_eq!(secs(&made_until(2026, 12, 2)), 1_796_169_600);
+    }
+
+    #[test]
+    fn what_is_not_a_certificate_has_no_end() {
+        let der = made_until(2030, 6, 1);
+        assert!(not_after(&der).is_some());
+        for cut in [0, 1, 2, 10, 40, der.len() / 2] {
+            assert_eq!(not_after(&der[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(not_after(b"-----BEGIN CERTIFICATE-----"), None);
+        assert_eq!(parse_time(UTC_TIME, b"491231235959X"), None);
+        assert_eq!(parse_time(UTC_TIME, b"491331235959Z"), None);
+        assert_eq!(parse_time(GENERALIZED_TIME, b"491231235959Z"), None);
+    }
+
+    #[test]
+    fn no_damage_to_a_certificate_makes_the_reading_fail_otherwise_than_by_none() {
+        let der = made_until(2030, 6, 1);
+        for i in 0..der.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = der.clone();
+                damaged[i] ^= flip;
+                let _ = not_after(&damaged);
+                let _ = subject(&damaged);
+            }
+            let _ = not_after(&der[i..]);
+            let _ = subject(&der[i..]);
+        }
+    }
+
+    #[test]
+    fn the_subject_is_written_as_nginx_writes_it() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::CountryName, "FR");
+        name.push(rcgen::DnType::OrganizationName, "Example, Inc.");
+        name.push(rcgen::DnType::CommonName, " alice+bob ");
+        params.distinguished_name = name;
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        assert_eq!(
+            subject(&der).as_deref(),
+            Some("CN=\\ alice\\+bob\\ ,O=Example\\, Inc.,C=FR")
+        );
+        assert_eq!(
+            dotted(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37]),
+            "1.3.6.1.4.1.311"
+        );
+        assert_eq!(attribute_value(0x04, &[0xab, 0x01]), "#ab01");
+        assert_eq!(attribute_value(UTF8_STRING, b"a\nb"), "a\\0Ab");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_without_panicking(bytes: Vec<u8>) {
+            let _ = not_after(&bytes);
+            let mut framed = vec![SEQUENCE, 0x82, (bytes.len() >> 8) as u8, bytes.len() as u8];
+            framed.extend_from_slice(&bytes);
+            let _ = not_after(&framed);
+            let _ = subject(&framed);
+        }
+    }
+}
