@@ -875,9 +875,10 @@ fn the_demo_takes_https_with_a_certificate_of_its_own() {
     assert!(!leak.starts_with("HTTP/1.1 200"), "{leak}");
 }
 
-/// `check` (as a start and a reload) says when a certificate served has
-/// expired, and takes the configuration all the same: nginx serves one
-/// too, and a renewal may be on its way.
+/// `check` (as a start and a reload) says when a certificate served, or
+/// an authority clients' certificates are checked against, has expired,
+/// and takes the configuration all the same: nginx serves one too, and a
+/// renewal may be on its way.
 #[test]
 fn check_warns_of_a_certificate_that_has_expired() {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -885,7 +886,10 @@ fn check_warns_of_a_certificate_that_has_expired() {
     params.not_before = rcgen::date_time_ymd(1999, 1, 1);
     params.not_after = rcgen::date_time_ymd(2000, 1, 1);
     let cert = params.self_signed(&key).unwrap();
-    let dir = conf("targets = 127.0.0.1:9001\ntls_port = 8443\ntls_certificates = old.pem\n");
+    let dir = conf(
+        "targets = 127.0.0.1:9001\ntls_port = 8443\ntls_certificates = old.pem\n\
+         tls_verify_client = on\ntls_client_ca = old.pem\n",
+    );
     let pem = format!("{}{}", cert.pem(), key.serialize_pem());
     std::fs::write(dir.path().join("old.pem"), pem).unwrap();
     let args = ["check", "--config", "proxy.conf"];
@@ -894,6 +898,10 @@ fn check_warns_of_a_certificate_that_has_expired() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("old.pem: the certificate expired at 2000-01-01"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("old.pem: an authority expired at 2000-01-01"),
         "{stderr}"
     );
 }

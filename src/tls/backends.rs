@@ -60,6 +60,8 @@ pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustEr
     let mut config = match &keys.certificate {
         Some(files) => {
             let certified = load_one(files, &provider)?;
+            let own = &certified.cert[..certified.cert.len().min(1)];
+            super::warn_of_expiring(&files.chain, "the certificate", own);
             builder.with_client_cert_resolver(Arc::new(OneCertificate(Arc::new(certified))))
         }
         None => builder.with_no_client_auth(),
@@ -107,7 +109,11 @@ pub fn server_name(host: &str, tls_name: Option<&str>) -> Result<ServerName<'sta
 fn trusted(ca: Option<&Path>) -> Result<RootCertStore, TrustError> {
     let mut roots = RootCertStore::empty();
     match ca {
-        Some(path) => trust::add_all(&mut roots, path, trust::read_certificates(path)?)?,
+        Some(path) => {
+            let authorities = trust::read_certificates(path)?;
+            super::warn_of_expiring(path, "an authority", &authorities);
+            trust::add_all(&mut roots, path, authorities)?
+        }
         None => trust::add_system_roots(&mut roots)?,
     }
     Ok(roots)

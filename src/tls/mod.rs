@@ -37,6 +37,34 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use trust::TrustError;
 
+/// Warns that `what`, read from `path`, has expired or expires within
+/// [`EXPIRY_WARNING`] of `now`, by `until`: its peers refuse it then.
+fn warn_if_expiring(path: &Path, what: &str, until: Option<SystemTime>, now: SystemTime) {
+    let Some(until) = until else { return };
+    let date = crate::http::date::format_rfc3339(until);
+    match until.duration_since(now) {
+        Err(_) => log::warn!(
+            "{}: {what} expired at {date}: it is refused",
+            path.display()
+        ),
+        Ok(left) if left < EXPIRY_WARNING => log::warn!(
+            "{}: {what} expires at {date}, in {} days: renew it, and reload",
+            path.display(),
+            left.as_secs() / 86_400
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// Warns of each certificate of `certificates`, read from `path`, that
+/// has expired or soon does (see [`warn_if_expiring`]).
+fn warn_of_expiring(path: &Path, what: &str, certificates: &[CertificateDer<'_>]) {
+    let now = SystemTime::now();
+    for certificate in certificates {
+        warn_if_expiring(path, what, x509::not_after(certificate), now);
+    }
+}
+
 /// How long before a certificate served expires its load warns of it: a
 /// renewal (certbot's, every 60 days of 90) has failed by then.
 const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86_400);
@@ -140,20 +168,7 @@ impl Certificates {
 
     fn warn_of_expiry(&self, now: SystemTime) {
         for (path, until) in self.valid_until() {
-            let Some(until) = until else { continue };
-            let date = crate::http::date::format_rfc3339(until);
-            match until.duration_since(now) {
-                Err(_) => log::warn!(
-                    "{}: the certificate expired at {date}: clients refuse it",
-                    path.display()
-                ),
-                Ok(left) if left < EXPIRY_WARNING => log::warn!(
-                    "{}: the certificate expires at {date}, in {} days: renew it, and reload",
-                    path.display(),
-                    left.as_secs() / 86_400
-                ),
-                Ok(_) => {}
-            }
+            warn_if_expiring(path, "the certificate", until, now);
         }
     }
 
@@ -249,6 +264,7 @@ impl ClientAuth {
     /// in it.
     pub fn load(verify: VerifyClient, ca: &Path, crl: Option<&Path>) -> Result<Self, TrustError> {
         let authorities = trust::read_certificates(ca)?;
+        warn_of_expiring(ca, "an authority", &authorities);
         let mut roots = RootCertStore::empty();
         trust::add_all(&mut roots, ca, authorities.clone())?;
         let crls = match crl {
