@@ -14,7 +14,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    WantsVerifier,
+};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -48,9 +51,7 @@ impl Default for BackendTlsKeys {
 /// store), and the certificate checks `keys` ask for.
 pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustError> {
     let provider = Arc::new(provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("rustls's ring provider supports its default protocol versions");
+    let builder = builder(&provider);
     let builder = match keys.verify {
         true => builder.with_root_certificates(trusted(keys.ca.as_deref())?),
         false => builder
@@ -60,8 +61,10 @@ pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustEr
     let mut config = match &keys.certificate {
         Some(files) => {
             let certified = load_one(files, &provider)?;
-            let own = &certified.cert[..certified.cert.len().min(1)];
-            super::warn_of_expiring(&files.chain, "the certificate", own);
+            if let Ok(own) = certified.end_entity_cert() {
+                let own = std::slice::from_ref(own);
+                super::warn_of_expiring(&files.chain, "the certificate", own);
+            }
             builder.with_client_cert_resolver(Arc::new(OneCertificate(Arc::new(certified))))
         }
         None => builder.with_no_client_auth(),
@@ -79,16 +82,20 @@ pub fn default_client_config() -> Arc<ClientConfig> {
     MADE.get_or_init(|| {
         client_config(&BackendTlsKeys::default()).unwrap_or_else(|e| {
             log::warn!("TLS to backends: {e}");
-            let provider = Arc::new(provider());
-            let config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("rustls's ring provider supports its default protocol versions")
+            let config = builder(&Arc::new(provider()))
                 .with_root_certificates(RootCertStore::empty())
                 .with_no_client_auth();
             Arc::new(config)
         })
     })
     .clone()
+}
+
+/// Client settings with TLS 1.2 and 1.3, before their checks.
+fn builder(provider: &Arc<CryptoProvider>) -> ConfigBuilder<ClientConfig, WantsVerifier> {
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("rustls's ring provider supports its default protocol versions")
 }
 
 /// The name a target with `tls` is checked against, and sent in SNI:

@@ -37,31 +37,24 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use trust::TrustError;
 
-/// Warns that `what`, read from `path`, has expired or expires within
-/// [`EXPIRY_WARNING`] of `now`, by `until`: its peers refuse it then.
-fn warn_if_expiring(path: &Path, what: &str, until: Option<SystemTime>, now: SystemTime) {
-    let Some(until) = until else { return };
-    let date = crate::http::date::format_rfc3339(until);
-    match until.duration_since(now) {
-        Err(_) => log::warn!(
-            "{}: {what} expired at {date}: it is refused",
-            path.display()
-        ),
-        Ok(left) if left < EXPIRY_WARNING => log::warn!(
-            "{}: {what} expires at {date}, in {} days: renew it, and reload",
-            path.display(),
-            left.as_secs() / 86_400
-        ),
-        Ok(_) => {}
-    }
-}
-
-/// Warns of each certificate of `certificates`, read from `path`, that
-/// has expired or soon does (see [`warn_if_expiring`]).
+/// Warns of each of `certificates`, `what` `path` holds, that has
+/// expired or expires within [`EXPIRY_WARNING`]: its peers refuse it then.
 fn warn_of_expiring(path: &Path, what: &str, certificates: &[CertificateDer<'_>]) {
     let now = SystemTime::now();
-    for certificate in certificates {
-        warn_if_expiring(path, what, x509::not_after(certificate), now);
+    for until in certificates.iter().filter_map(|c| x509::not_after(c)) {
+        let date = crate::http::date::format_rfc3339(until);
+        match until.duration_since(now) {
+            Err(_) => log::warn!(
+                "{}: {what} expired at {date}: it is refused",
+                path.display()
+            ),
+            Ok(left) if left < EXPIRY_WARNING => log::warn!(
+                "{}: {what} expires at {date}, in {} days: renew it, and reload",
+                path.display(),
+                left.as_secs() / 86_400
+            ),
+            Ok(_) => {}
+        }
     }
 }
 
@@ -146,7 +139,13 @@ impl Certificates {
             .map(|f| Ok((f.clone(), Arc::new(load_one(f, &provider)?))))
             .collect::<Result<_, CertificateError>>()?;
         let certificates = Certificates { entries };
-        certificates.warn_of_expiry(SystemTime::now());
+        for (files, key) in &certificates.entries {
+            let own = key
+                .end_entity_cert()
+                .map(std::slice::from_ref)
+                .unwrap_or_default();
+            warn_of_expiring(&files.chain, "the certificate", own);
+        }
         Ok(certificates)
     }
 
@@ -164,12 +163,6 @@ impl Certificates {
                 der.and_then(|der| x509::not_after(der)),
             )
         })
-    }
-
-    fn warn_of_expiry(&self, now: SystemTime) {
-        for (path, until) in self.valid_until() {
-            warn_if_expiring(path, "the certificate", until, now);
-        }
     }
 
     /// The certificate for a client that asked for `name`: the first
@@ -288,9 +281,7 @@ impl ClientAuth {
             made_of: (verify, authorities, crls),
         })
     }
-}
 
-impl ClientAuth {
     /// Checks again, now, the certificates a client showed when its
     /// session began: rustls does not on a resumed session, which may
     /// have begun hours ago (a TLS 1.2 session ID is kept until 20,000
