@@ -202,12 +202,7 @@ fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
             "/large" => respond(out, 200, &[], &pattern(LARGE_RESPONSE)),
             "/chunked" => {
                 let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-                for piece in pattern(CHUNKED).chunks(70_001) {
-                    bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                    bytes.extend_from_slice(piece);
-                    bytes.extend_from_slice(b"\r\n");
-                }
-                bytes.extend_from_slice(b"0\r\n\r\n");
+                bytes.extend_from_slice(&chunked(&pattern(CHUNKED), 70_001, ""));
                 let _ = out.write_all(&bytes);
             }
             _ => respond(out, 200, &[], describe("bodies", seen).as_bytes()),
@@ -227,12 +222,7 @@ fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
     let body = pattern(200_000);
     let mut request =
         b"PUT /chunked-upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    for piece in body.chunks(33_333) {
-        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        request.extend_from_slice(piece);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
+    request.extend_from_slice(&chunked(&body, 33_333, ""));
     client.send_split(&request, 4096);
     let r = client.response();
     assert_eq!(
@@ -389,14 +379,7 @@ fn upload(text: &str, (is_chunked, buffer): (bool, u64)) -> Response {
     let mut writer = client.reader.stream.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
         let framed = if is_chunked {
-            let mut framed = Vec::new();
-            for piece in body.chunks(64 * 1024) {
-                framed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                framed.extend_from_slice(piece);
-                framed.extend_from_slice(b"\r\n");
-            }
-            framed.extend_from_slice(b"0\r\n\r\n");
-            framed
+            chunked(&body, 64 * 1024, "")
         } else {
             body
         };

@@ -268,13 +268,7 @@ fn large_and_chunked_bodies_cross_tls_intact_both_ways() {
             "/large" => respond(out, 200, &[], &pattern(LARGE_RESPONSE)),
             "/chunked" => {
                 let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-                let body = pattern(300_000);
-                for piece in body.chunks(70_001) {
-                    bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                    bytes.extend_from_slice(piece);
-                    bytes.extend_from_slice(b"\r\n");
-                }
-                bytes.extend_from_slice(b"0\r\n\r\n");
+                bytes.extend_from_slice(&chunked(&pattern(300_000), 70_001, ""));
                 let _ = out.write_all(&bytes);
             }
             _ => {
@@ -296,12 +290,7 @@ fn large_and_chunked_bodies_cross_tls_intact_both_ways() {
     let body = pattern(200_000);
     let mut request =
         b"PUT /chunked-upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    for piece in body.chunks(33_333) {
-        request.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
-        request.extend_from_slice(piece);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
+    request.extend_from_slice(&chunked(&body, 33_333, ";ext=1"));
     client.send(&request);
     let r = client.response();
     assert_eq!(

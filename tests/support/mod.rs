@@ -368,14 +368,7 @@ impl Backend {
         handler: impl Fn(&Seen, &mut TcpStream) -> Action + Send + Sync + 'static,
     ) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let backend = Backend {
-            name: name.to_string(),
-            addr: listener.local_addr().unwrap(),
-            requests: Arc::default(),
-            connections: Arc::default(),
-            closed: Arc::default(),
-            seen: Arc::default(),
-        };
+        let backend = Backend::counting(name, listener.local_addr().unwrap());
         let handler: Handler = Arc::new(handler);
         let b = backend.clone();
         std::thread::spawn(move || {
@@ -396,6 +389,18 @@ impl Backend {
     /// A backend answering every request with 200, an `X-Backend: name`
     /// header and a body describing what it received:
     /// `name METHOD PATH len=N fnv=HASH`.
+    /// A backend named `name` at `addr`, having counted nothing yet.
+    pub fn counting(name: &str, addr: SocketAddr) -> Backend {
+        Backend {
+            name: name.to_string(),
+            addr,
+            requests: Arc::default(),
+            connections: Arc::default(),
+            closed: Arc::default(),
+            seen: Arc::default(),
+        }
+    }
+
     pub fn echo(name: &str) -> Backend {
         let me = name.to_string();
         Backend::start(name, move |seen, out| {
@@ -775,6 +780,19 @@ pub fn from_file(text: &str) -> impl FnOnce(&mut Config) {
         c.connection_timeout = Duration::from_secs(5);
         c.cache_size = 0;
     }
+}
+
+/// `body` framed in chunks of `piece` bytes (each size line followed by
+/// `extension`, e.g. `;ext=1`), then the last chunk.
+pub fn chunked(body: &[u8], piece: usize, extension: &str) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(body.len() + body.len() / piece.max(1) * 12 + 5);
+    for part in body.chunks(piece) {
+        framed.extend_from_slice(format!("{:x}{extension}\r\n", part.len()).as_bytes());
+        framed.extend_from_slice(part);
+        framed.extend_from_slice(b"\r\n");
+    }
+    framed.extend_from_slice(b"0\r\n\r\n");
+    framed
 }
 
 /// What the loader says of `text` as proxy.conf: an error is expected.

@@ -181,14 +181,7 @@ impl TlsBackend {
         }
         let stall = setup.stall;
         let backend = TlsBackend {
-            backend: Backend {
-                name: name.to_string(),
-                addr: listener.local_addr().unwrap(),
-                requests: Arc::default(),
-                connections: Arc::default(),
-                closed: Arc::default(),
-                seen: Arc::default(),
-            },
+            backend: Backend::counting(name, listener.local_addr().unwrap()),
             handshakes: Arc::default(),
             failed_handshakes: Arc::default(),
             close_notifies: Arc::default(),
