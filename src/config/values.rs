@@ -3,6 +3,7 @@
 //! the loader adds where (`proxy.conf:7: ...`).
 
 use super::{Config, Endpoint, FieldFamily, Target};
+use crate::field_value::FieldValue;
 use crate::realip::Cidr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -249,7 +250,7 @@ pub(super) fn parse_field_edit(
     family: FieldFamily,
     name: &str,
     value: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<FieldValue>, String> {
     if !name.bytes().all(crate::http::head::is_tchar) {
         return Err(format!(
             "`{}` is not a header field name (letters, digits and !#$%&'*+-.^_`|~)",
@@ -325,11 +326,30 @@ pub(super) fn parse_field_edit(
         ));
     }
     if host {
+        if value.contains('$') {
+            return Err(
+                "Host cannot hold variables: the backend gets the Host the client asked for \
+                 unless this sets another, fixed one"
+                    .to_string(),
+            );
+        }
         // What a client's Host must be: nothing a backend could read as
         // another host or split into another field.
-        return parse_host(value).map(Some);
+        return parse_host(value).map(|host| Some(FieldValue::fixed(&host)));
     }
-    Ok(Some(value.to_string()))
+    if family == FieldFamily::Response {
+        return Ok(Some(FieldValue::fixed(value)));
+    }
+    let parsed = FieldValue::parse(value)?;
+    if parsed.text().is_none() && is("authorization") {
+        return Err(
+            "Authorization cannot hold variables: the cache takes a request whose \
+             Authorization this sets for one without the client's credentials, and would \
+             serve what the backend answered to values taken from one request to every other"
+                .to_string(),
+        );
+    }
+    Ok(Some(parsed))
 }
 
 /// A cookie name: a token (RFC 6265 §4.1.1).

@@ -344,6 +344,7 @@ pub fn serve(
         take_settings(&mut client, &shared, seen, &mut timeout);
         served += 1;
         client.real_ip = client.peer;
+        client.user = None;
         client.upstream_wait = None;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
@@ -441,8 +442,7 @@ pub fn serve(
                 fields: line.fields,
                 scheme: client.scheme,
                 tls: client.tls,
-                client_fingerprint: (client.certificate.as_ref()).map(|c| c.fingerprint.clone()),
-                client_subject: (client.certificate.as_ref()).and_then(|c| c.subject.clone()),
+                client_certificate: client.certificate.clone(),
             });
         }
         // Idle as far as shutdown is concerned, before the flag is read: a
@@ -638,7 +638,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     // Before the cache reads the request: one with a certificate is an
     // authenticated one (see `policy::has_credentials`).
-    client_cert::put_fields(&mut head.headers, client.certificate.as_ref());
+    client_cert::put_fields(&mut head.headers, client.certificate.as_deref());
     if let Some((name, id)) = &mut client.request_id {
         let from_proxy = realip::is_trusted(client.peer, trusted);
         // The last field of that name: a proxy in front that adds its own
@@ -744,6 +744,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // the cache, so that nothing stored reaches a client not signed in.
     if let Some((realm, users)) = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref()) {
         match auth::check(users, &head.headers, &mut client.granted) {
+            // `$remote_user` for a backend: only a user signed in.
+            Ok(()) if settings.request_headers.has_variables() => {
+                client.user = auth::claimed_user(&head.headers);
+            }
             Ok(()) => {}
             // A client `auth_basic_except_from` spares goes on, but not
             // with credentials that are not a user's: a backend that

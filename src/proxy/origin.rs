@@ -10,6 +10,7 @@ use super::relay;
 use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
+use crate::field_value::Facts;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::{
     is_local_shortage, is_timeout, wait_unless_left, write_all_unless_answered, SharedStream,
@@ -482,6 +483,10 @@ struct Forwarding {
     /// `request_header.Host` is set: the backend gets that Host.
     host_set: bool,
     had_body: bool,
+    /// With `request_header.*` values that hold variables: the lines of
+    /// the fields set, rendered for this request (every attempt sends
+    /// the same).
+    set_lines: Option<Vec<u8>>,
 }
 
 /// Rewrites `head` for any backend once: end-to-end fields only, less
@@ -493,6 +498,12 @@ fn prepare_request(
     client: &Client,
     shared: &Shared,
 ) -> Forwarding {
+    let edits = &shared.pool_config(client.route).request_headers;
+    // From the request as the client sent it (less what the proxy took
+    // out before anything read it: an underscored name, its own cookie).
+    let set_lines = edits
+        .has_variables()
+        .then(|| edits.render_set_lines(&facts(head, client, shared)));
     // With a route's `rewrite=`, the path it replaces a prefix of.
     let target = head.origin_target();
     let route = client.route.and_then(|i| shared.config.routes.get(i));
@@ -522,7 +533,6 @@ fn prepare_request(
     // what the cache and the log read: they see the request as the
     // client sent it (but for an edited `Authorization`, which
     // `exchange` takes out before the cache reads the request).
-    let edits = &shared.pool_config(client.route).request_headers;
     let host_set = !edits.is_empty() && {
         edits.remove_read_alike_from(&mut head.headers);
         edits.edits(b"host")
@@ -554,6 +564,25 @@ fn prepare_request(
         host,
         host_set,
         had_body,
+        set_lines,
+    }
+}
+
+/// What the variables of `request_header.*` values stand for in the
+/// request `head` from `client`.
+fn facts<'a>(head: &'a RequestHead, client: &'a Client, shared: &'a Shared) -> Facts<'a> {
+    Facts {
+        head,
+        client: client.real_ip,
+        // The connection's: not that of a client a proxy in front named.
+        client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+        user: client.user.as_deref(),
+        scheme: client.scheme,
+        tls: client.tls,
+        certificate: client.certificate.as_deref(),
+        request_id: client.request_id.as_ref().map(|(_, id)| id.as_str()),
+        pool: client.pool.map(|i| &**shared.pools.get(i).shared_name()),
+        now: SystemTime::now(),
     }
 }
 
@@ -578,7 +607,7 @@ fn upstream_request(
     out.extend_from_slice(forwarding.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     head.headers.write_to(&mut out);
-    out.extend_from_slice(edits.set_lines());
+    out.extend_from_slice(forwarding.set_lines.as_deref().unwrap_or(edits.set_lines()));
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
             push_field(&mut out, "Content-Length", b.len() as u64);
