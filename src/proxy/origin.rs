@@ -23,6 +23,7 @@ use crate::http::head::{find_head_end, parse_response, push_canonical_authority}
 use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
+use crate::routes::Route;
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use crate::upstream::retry_on::RetryOnStatus;
@@ -168,13 +169,36 @@ pub(super) fn fetch<'s>(
     send: &Outgoing<'_>,
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
-    let upstreams = shared.pool(client.route);
-    let edits = &shared.pool_config(client.route).request_headers;
-    let forwarded = prepare_request(head, send, client, shared);
+    let to = Destination {
+        pool: shared.pool_index(client.route),
+        route: client.route.and_then(|i| shared.config.routes.get(i)),
+    };
+    fetch_from(client, head, send, to, shared)
+}
+
+/// Where a request goes: a pool (its index in the generation's pools),
+/// and the route that chose it, if any.
+#[derive(Clone, Copy)]
+pub(super) struct Destination<'s> {
+    pub pool: usize,
+    pub route: Option<&'s Route>,
+}
+
+/// [`fetch`] from the pool `to` names, with its settings: a request's
+/// own pool, or the one `auth_request` asks.
+pub(super) fn fetch_from<'s>(
+    client: &mut Client,
+    head: &mut RequestHead,
+    send: &Outgoing<'_>,
+    to: Destination<'s>,
+    shared: &'s Shared,
+) -> Result<Fetched<'s>, Refusal> {
+    let upstreams = shared.pools.get(to.pool);
+    let edits = &shared.config_of_pool(to.pool).request_headers;
+    let forwarded = prepare_request(head, send, client, to, shared);
     // With a route's `rewrite=`: the backend's redirects and its cookies'
     // paths within what it was sent go back under the route's prefix.
-    let route = client.route.and_then(|i| shared.config.routes.get(i));
-    let rewriting = route.filter(|r| r.rewrite().is_some());
+    let rewriting = to.route.filter(|r| r.rewrite().is_some());
     let sent_host = edits.value_of("host").or(forwarded.host.as_deref());
     // uri_hash's key: the path and query the backend is sent (as the
     // client sent them, an absolute-form target's without its scheme and
@@ -261,9 +285,8 @@ pub(super) fn fetch<'s>(
             upstream: Some(target.name.clone()),
             keep_alive: send.keep_alive && send.body.is_buffered(),
         };
-        match attempt(
-            client, upstreams, target, &request, send, idempotent, shared,
-        ) {
+        let own = &shared.cache_rules.of_pool(to.pool).own_fields;
+        match attempt(client, upstreams, target, &request, send, idempotent, own) {
             Ok((up, mut response, head_len, request_time)) => {
                 if let Some(route) = rewriting {
                     let location = response.headers.get_str("location");
@@ -421,7 +444,7 @@ fn attempt(
     request: &[u8],
     send: &Outgoing<'_>,
     idempotent: bool,
-    shared: &Shared,
+    own: &OwnFields,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
     let replayable = may_send_again(idempotent, send.body);
     let mut fresh = false;
@@ -446,7 +469,6 @@ fn attempt(
         let watch = send
             .abandon_if_client_leaves
             .then(|| upstreams.backend_timeout());
-        let own = &shared.caching(client.route).own_fields;
         match send_request(&mut up, request, send, client, watch, own) {
             Ok((response, head_len)) => {
                 target.stats.responses.count(response.status);
@@ -496,9 +518,10 @@ fn prepare_request(
     head: &mut RequestHead,
     send: &Outgoing<'_>,
     client: &Client,
+    to: Destination<'_>,
     shared: &Shared,
 ) -> Forwarding {
-    let edits = &shared.pool_config(client.route).request_headers;
+    let edits = &shared.config_of_pool(to.pool).request_headers;
     // From the request as the client sent it (less what the proxy took
     // out before anything read it: an underscored name, its own cookie).
     let set_lines = edits
@@ -506,8 +529,7 @@ fn prepare_request(
         .then(|| edits.render_set_lines(&facts(head, client, shared)));
     // With a route's `rewrite=`, the path it replaces a prefix of.
     let target = head.origin_target();
-    let route = client.route.and_then(|i| shared.config.routes.get(i));
-    let path = match route.and_then(|r| r.rewritten(&target)) {
+    let path = match to.route.and_then(|r| r.rewritten(&target)) {
         Some(rewritten) => rewritten,
         None => target.into_owned(),
     };
@@ -548,7 +570,8 @@ fn prepare_request(
             proto: client.scheme,
             host: host.as_deref(),
             via: shared.config.via.then_some(VIA),
-            surrogate_capability: (shared.caching(client.route).surrogate_capability).as_deref(),
+            surrogate_capability: (shared.cache_rules.of_pool(to.pool).surrogate_capability)
+                .as_deref(),
         },
     );
     for (name, value) in send.extra {
