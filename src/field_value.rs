@@ -48,6 +48,26 @@ pub struct Facts<'a> {
     pub now: SystemTime,
 }
 
+impl<'a> Facts<'a> {
+    /// A plain HTTP request from 192.0.2.10:51000, and nothing else
+    /// known of it, now.
+    #[cfg(test)]
+    pub(crate) fn plain(head: &'a RequestHead) -> Facts<'a> {
+        Facts {
+            head,
+            client: [192, 0, 2, 10].into(),
+            client_port: Some(51_000),
+            user: None,
+            scheme: "http",
+            tls: None,
+            certificate: None,
+            request_id: None,
+            pool: None,
+            now: SystemTime::now(),
+        }
+    }
+}
+
 impl FieldValue {
     /// Text sent as it is, `$` and all (`response_header.*`'s values).
     pub fn fixed(text: &str) -> FieldValue {
@@ -261,16 +281,8 @@ mod tests {
 
     fn facts(head: &RequestHead) -> Facts<'_> {
         Facts {
-            head,
-            client: [192, 0, 2, 10].into(),
-            client_port: Some(51_000),
-            user: None,
-            scheme: "http",
-            tls: None,
-            certificate: None,
-            request_id: None,
-            pool: None,
             now: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
+            ..Facts::plain(head)
         }
     }
 

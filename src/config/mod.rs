@@ -1668,6 +1668,7 @@ impl Config {
             cache_valid: self.cache_valid.clone(),
             ignored: self.cache_ignore_headers,
             never_stored: (400..=599).filter(|&s| self.intercepts(s)).collect(),
+            rendered_fields: self.request_headers.rendered_names().collect(),
         }
     }
 

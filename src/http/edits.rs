@@ -105,6 +105,13 @@ impl FieldEdits {
             .and_then(|(_, v)| v.as_ref()?.text())
     }
 
+    /// The names of the fields set to values that hold variables.
+    pub fn rendered_names(&self) -> impl Iterator<Item = Box<str>> + '_ {
+        (self.edits.iter())
+            .filter(|(_, v)| v.as_ref().is_some_and(|v| v.text().is_none()))
+            .map(|(name, _)| name.clone())
+    }
+
     /// Whether some value holds variables: then the lines of the fields
     /// set are rendered for each request ([`FieldEdits::render_set_lines`]),
     /// not taken from [`FieldEdits::set_lines`].
@@ -258,20 +265,8 @@ mod tests {
             version: crate::http::Version::Http11,
             headers: Headers::new(),
         };
-        let facts = Facts {
-            head: &head,
-            client: [127, 0, 0, 1].into(),
-            client_port: Some(1),
-            user: None,
-            scheme: "http",
-            tls: None,
-            certificate: None,
-            request_id: None,
-            pool: None,
-            now: std::time::SystemTime::now(),
-        };
         assert_eq!(
-            String::from_utf8(e.render_set_lines(&facts)).unwrap(),
+            String::from_utf8(e.render_set_lines(&Facts::plain(&head))).unwrap(),
             "X-Path: /p\r\nX-Fixed: 5$\r\nX-Args: []\r\n"
         );
         assert!(

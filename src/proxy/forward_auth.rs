@@ -77,7 +77,7 @@ pub(super) fn ask(
             .auth_requests_allowed
             .fetch_add(1, Ordering::Relaxed);
         for name in names {
-            for value in fetched.response.headers.get_all(&name.to_ascii_lowercase()) {
+            for value in fetched.response.headers.get_all(name) {
                 head.headers.push(name, value);
             }
         }

@@ -80,6 +80,11 @@ pub struct Settings {
     /// Statuses whose answers clients get as an error page instead
     /// (`intercept_errors`): stored, they would be served as they came.
     pub never_stored: Arc<[u16]>,
+    /// The request fields `request_header.*` sets from each request's
+    /// variables: variants are keyed on the client's fields, not on what
+    /// the backend was sent, so a response that varies on one of these
+    /// is not stored.
+    pub rendered_fields: Arc<[Box<str>]>,
 }
 
 impl Settings {
@@ -168,6 +173,15 @@ pub fn storable(
         || response.headers.contains("x-accel-redirect")
     {
         return None;
+    }
+    if !settings.rendered_fields.is_empty() {
+        let vary = settings.vary_names(response);
+        let rendered = |name: &String| {
+            (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(name))
+        };
+        if vary.iter().any(rendered) {
+            return None;
+        }
     }
     let response = &*settings.ignored.read(response);
     // Cache-Control not read: whatever it said (`private`, `no-cache`),
@@ -525,6 +539,21 @@ mod tests {
     use super::*;
     use crate::http::date::format_http_date;
     use crate::http::Headers;
+
+    #[test]
+    fn a_response_varying_on_a_field_set_from_variables_is_not_stored() {
+        let settings = Settings {
+            rendered_fields: Arc::from(["X-Client-IP".into()]),
+            ..settings()
+        };
+        let now = SystemTime::now();
+        let varying = |vary: &str| {
+            let r = response(200, &[("Cache-Control", "max-age=60"), ("Vary", vary)]);
+            storable(&get(&[]), &r, now, &settings).is_some()
+        };
+        assert!(!varying("Accept-Encoding, x-client-ip"));
+        assert!(varying("Accept-Encoding"));
+    }
 
     #[test]
     fn age_is_the_first_members_leading_digits() {

@@ -16,6 +16,7 @@ pub(super) fn settings() -> Settings {
         cache_valid: Arc::default(),
         ignored: IgnoredHeaders::default(),
         never_stored: Arc::default(),
+        rendered_fields: Arc::default(),
     }
 }
 
