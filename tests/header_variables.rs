@@ -201,7 +201,7 @@ fn the_backend_sees_the_client_and_its_request_rendered() {
 }
 
 #[test]
-fn remote_addr_is_the_client_a_trusted_proxy_names_and_only_a_trusted_one() {
+fn remote_addr_is_the_client_a_trusted_proxy_or_a_proxy_protocol_header_names() {
     let backend = Backend::echo("app");
     let proxy = proxy_for(
         &backend,
@@ -218,6 +218,20 @@ fn remote_addr_is_the_client_a_trusted_proxy_names_and_only_a_trusted_one() {
     let client_ip = |path: &str| one(&seen_at(&backend, path), "x-client-ip");
     assert_eq!(client_ip("/fronted").as_deref(), Some("203.0.113.7"));
     assert_eq!(client_ip("/direct").as_deref(), Some("127.0.0.1"));
+
+    // The client a PROXY protocol header names.
+    let balanced = Backend::echo("balanced");
+    let proxy = proxy_for(
+        &balanced,
+        "proxy_protocol = true\nrequest_header.X-Client-IP = $remote_addr\n",
+    );
+    let mut client = proxy.connect();
+    client.send(b"PROXY TCP4 203.0.113.5 127.0.0.1 5555 80\r\n");
+    assert_eq!(client.get("/balanced").status, 200);
+    assert_fields(
+        &seen_at(&balanced, "/balanced"),
+        &[("x-client-ip", Some("203.0.113.5"))],
+    );
 }
 
 #[test]
