@@ -17,6 +17,7 @@ use crate::http::conn::{write_all_vectored, write_all_vectored_counting};
 use crate::http::date::{format_rfc3339, LogClock};
 use crate::json;
 use crate::throttle::Throttle;
+use crate::tls::client_cert::ClientCertificate;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -84,11 +85,8 @@ pub struct Record {
     /// Over TLS to `tls_port`: the protocol version and cipher suite
     /// agreed (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
     pub tls: Option<(&'static str, &'static str)>,
-    /// The SHA-1 fingerprint of the certificate the client showed there
-    /// (`tls_verify_client`), in hex.
-    pub client_fingerprint: Option<Arc<str>>,
-    /// Whom that certificate names (`CN=alice,O=Example`).
-    pub client_subject: Option<Arc<str>>,
+    /// The certificate the client showed there (`tls_verify_client`).
+    pub client_certificate: Option<Arc<ClientCertificate>>,
 }
 
 /// Header fields of one exchange, as `(name, value)` in wire order.
@@ -143,8 +141,7 @@ impl Record {
             fields: None,
             scheme: "http",
             tls: None,
-            client_fingerprint: None,
-            client_subject: None,
+            client_certificate: None,
         }
     }
 
@@ -883,8 +880,7 @@ mod tests {
             fields: None,
             scheme: "http",
             tls: None,
-            client_fingerprint: None,
-            client_subject: None,
+            client_certificate: None,
         }
     }
 

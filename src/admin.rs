@@ -1345,6 +1345,16 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests answered 401 by auth_basic: without credentials (a browser's first request), or with a user or password that is not in auth_basic_user_file.",
         &[("missing", &m.auth_missing), ("wrong", &m.auth_wrong)],
     );
+    labeled_counter(
+        &mut out,
+        ("inverso_auth_requests_total", "result"),
+        "Requests asked of the auth_request pool: let through (a 2xx), refused (any other answer, sent to the client), or failed (the pool could not be asked: 502, 503 or 504).",
+        &[
+            ("allowed", &m.auth_requests_allowed),
+            ("denied", &m.auth_requests_denied),
+            ("failed", &m.auth_requests_failed),
+        ],
+    );
     counter(
         &mut out,
         "inverso_https_redirects_total",

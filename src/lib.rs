@@ -42,6 +42,7 @@ pub mod config;
 pub mod demo;
 pub mod digits;
 pub mod error_pages;
+pub mod field_value;
 pub mod files;
 pub mod gzip;
 pub mod http;
@@ -60,6 +61,7 @@ pub mod server;
 pub mod throttle;
 pub mod tls;
 pub mod upstream;
+pub mod variables;
 
 pub use config::Config;
 pub use server::{Control, Reloaded, Server, ServerHandle};

@@ -40,6 +40,11 @@ pub struct Metrics {
     /// with wrong ones.
     pub auth_missing: AtomicU64,
     pub auth_wrong: AtomicU64,
+    /// Requests `auth_request`'s pool let through, refused (answered
+    /// other than 2xx), and could not be asked of.
+    pub auth_requests_allowed: AtomicU64,
+    pub auth_requests_denied: AtomicU64,
+    pub auth_requests_failed: AtomicU64,
     /// Requests that came over plain HTTP answered with a redirect to
     /// HTTPS (`redirect_to_https`).
     pub https_redirects: AtomicU64,

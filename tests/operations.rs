@@ -1754,8 +1754,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         fields: None,
         scheme: "http",
         tls: None,
-        client_fingerprint: None,
-        client_subject: None,
+        client_certificate: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.
     for _ in 0..64 {

@@ -10,10 +10,10 @@
 //! is at hand.
 
 use super::{escape_into, push_millis, push_seconds, push_thousandths, push_user, Record};
-use crate::config::nearest;
 use crate::digits::{push_ip, Decimal};
 use crate::http::date::LogClock;
 use crate::http::headers::Headers;
+use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -37,151 +37,18 @@ enum Part {
     Field(Box<str>),
 }
 
-/// Every variable but `$http_<name>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Var {
-    RemoteAddr,
-    RemotePort,
-    RemoteUser,
-    TimeLocal,
-    TimeIso8601,
-    Msec,
-    Request,
-    RequestMethod,
-    RequestUri,
-    Uri,
-    Args,
-    ServerProtocol,
-    Status,
-    BodyBytesSent,
-    RequestTime,
-    UpstreamAddr,
-    UpstreamHeaderTime,
-    UpstreamCacheStatus,
-    Referer,
-    UserAgent,
-    RequestId,
-    Host,
-    DurationMs,
-    UpstreamMs,
-    Pool,
-    Scheme,
-    Https,
-    SslProtocol,
-    SslCipher,
-    SslClientVerify,
-    SslClientFingerprint,
-    SslClientSDn,
-}
-
-/// Every variable by name: nginx's where nginx has one; `duration_ms`,
-/// `upstream_ms` and `pool` are the combined line's own fields. Referer and
-/// User-Agent are read from the record, which always carries them.
-const VARIABLES: &[(&str, Var)] = &[
-    ("remote_addr", Var::RemoteAddr),
-    ("remote_port", Var::RemotePort),
-    ("remote_user", Var::RemoteUser),
-    ("time_local", Var::TimeLocal),
-    ("time_iso8601", Var::TimeIso8601),
-    ("msec", Var::Msec),
-    ("request", Var::Request),
-    ("request_method", Var::RequestMethod),
-    ("request_uri", Var::RequestUri),
-    ("uri", Var::Uri),
-    ("args", Var::Args),
-    ("query_string", Var::Args),
-    ("server_protocol", Var::ServerProtocol),
-    ("status", Var::Status),
-    ("body_bytes_sent", Var::BodyBytesSent),
-    ("request_time", Var::RequestTime),
-    ("upstream_addr", Var::UpstreamAddr),
-    ("upstream_header_time", Var::UpstreamHeaderTime),
-    ("upstream_cache_status", Var::UpstreamCacheStatus),
-    ("http_referer", Var::Referer),
-    ("http_user_agent", Var::UserAgent),
-    ("request_id", Var::RequestId),
-    ("host", Var::Host),
-    ("duration_ms", Var::DurationMs),
-    ("upstream_ms", Var::UpstreamMs),
-    ("pool", Var::Pool),
-    ("scheme", Var::Scheme),
-    ("https", Var::Https),
-    ("ssl_protocol", Var::SslProtocol),
-    ("ssl_cipher", Var::SslCipher),
-    ("ssl_client_verify", Var::SslClientVerify),
-    ("ssl_client_fingerprint", Var::SslClientFingerprint),
-    ("ssl_client_s_dn", Var::SslClientSDn),
-];
-
-/// nginx variables a template is likely to bring along that inverso has
-/// no value for, and what to write instead.
-const NOT_KEPT: &[(&str, &str)] = &[
-    (
-        "upstream_response_time",
-        "the backend's whole response is not timed: $upstream_header_time is how long it took \
-         to send its response head",
-    ),
-    (
-        "upstream_connect_time",
-        "connecting is not timed apart: $upstream_header_time is how long the backend took to \
-         send its response head",
-    ),
-    (
-        "bytes_sent",
-        "response heads are not counted: $body_bytes_sent is the body bytes sent",
-    ),
-];
-
-/// Longest variable name compared with the known ones for a hint (the
-/// edit distance is quadratic).
-const HINTED_NAME: usize = 64;
-
 impl Template {
     /// Parses `text`: `$name` or `${name}` (which may be followed by
     /// letters) is a variable, `$$` a dollar sign, anything else is copied.
     pub fn parse(text: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut fields: Vec<Box<str>> = Vec::new();
-        let mut literal = String::new();
-        let mut rest = text;
-        while let Some(at) = rest.find('$') {
-            literal.push_str(&rest[..at]);
-            let after = &rest[at + 1..];
-            if let Some(after) = after.strip_prefix('$') {
-                literal.push('$');
-                rest = after;
-                continue;
-            }
-            let place = text[..text.len() - rest.len() + at].chars().count() + 1;
-            let (name, after) = match after.strip_prefix('{') {
-                Some(inner) => {
-                    let close = inner
-                        .find('}')
-                        .ok_or_else(|| format!("the `${{` at character {place} has no `}}`"))?;
-                    (&inner[..close], &inner[close + 1..])
-                }
-                None => {
-                    let end = after
-                        .find(|c: char| !is_name_char(c))
-                        .unwrap_or(after.len());
-                    after.split_at(end)
-                }
+        for piece in variables::pieces(text)? {
+            let part = match piece {
+                Piece::Text(text) => Part::Text(text.into()),
+                Piece::Named(Named::Var(var)) => Part::Var(var),
+                Piece::Named(Named::Field(field)) => Part::Field(field),
             };
-            if name.is_empty() {
-                return Err(format!(
-                    "the `$` at character {place} starts no variable name (`$status`, \
-                     `${{status}}`); `$$` writes a dollar sign"
-                ));
-            }
-            if !name.chars().all(is_name_char) {
-                return Err(format!(
-                    "`${{{name}}}`: a variable name has only letters, digits and `_`"
-                ));
-            }
-            if !literal.is_empty() {
-                parts.push(Part::Text(std::mem::take(&mut literal).into()));
-            }
-            let part = variable(name)?;
             let field = match &part {
                 Part::Field(field) => Some(field.clone()),
                 Part::Var(Var::Host) => Some("host".into()),
@@ -191,19 +58,13 @@ impl Template {
                 fields.push(field);
             }
             parts.push(part);
-            rest = after;
         }
-        literal.push_str(rest);
-        // Text only ever goes in before a variable.
-        if parts.is_empty() {
+        if !parts.iter().any(|p| !matches!(p, Part::Text(_))) {
             return Err(
                 "the template names no variable: every line would be the same (`$$` is a \
                  dollar sign, not a variable)"
                     .into(),
             );
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Text(literal.into()));
         }
         Ok(Template {
             source: text.into(),
@@ -256,8 +117,7 @@ impl Template {
             fields: Some(RequestFields::take(&self.fields, &headers)),
             scheme: "https",
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
-            client_fingerprint: None,
-            client_subject: None,
+            client_certificate: None,
         };
         let mut line = String::new();
         self.write(&record, &mut line, &mut LogClock::new());
@@ -280,45 +140,6 @@ impl Template {
     }
 }
 
-/// What nginx takes for a variable name's characters.
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-/// The part `name` (after its `$`) stands for.
-fn variable(name: &str) -> Result<Part, String> {
-    // nginx's variable names are not case-sensitive.
-    let lower = name.to_ascii_lowercase();
-    if let Some((_, var)) = VARIABLES.iter().find(|(known, _)| *known == lower) {
-        return Ok(Part::Var(*var));
-    }
-    if let Some(field) = lower.strip_prefix("http_") {
-        if field.is_empty() {
-            return Err("`$http_` needs a field name, e.g. `$http_x_request_id`".into());
-        }
-        return Ok(Part::Field(field.into()));
-    }
-    if lower.starts_with("sent_http_") {
-        return Err(format!(
-            "`${name}`: response fields are not kept for a template (log_headers = true \
-             writes them all, in the combined and json formats)"
-        ));
-    }
-    if let Some((_, instead)) = NOT_KEPT.iter().find(|(known, _)| *known == lower) {
-        return Err(format!("`${name}` is nginx's, not inverso's: {instead}"));
-    }
-    // A misspelt `$http_<name>` is most likely misspelt before its `_`.
-    let as_field = lower.split_once('_').map(|(_, f)| format!("http_{f}"));
-    let known = VARIABLES.iter().map(|(known, _)| *known);
-    let hint = (lower.len() <= HINTED_NAME)
-        .then(|| nearest(&lower, known.chain(as_field.as_deref())))
-        .flatten();
-    Err(match hint {
-        Some(near) => format!("unknown variable `${name}` (did you mean `${near}`?)"),
-        None => format!("unknown variable `${name}`"),
-    })
-}
-
 fn write_var(
     var: Var,
     r: &Record,
@@ -326,6 +147,7 @@ fn write_var(
     line: &mut String,
     clock: &mut LogClock,
 ) {
+    let certificate = r.client_certificate.as_deref();
     match var {
         Var::RemoteAddr => push_ip(line, r.client),
         Var::RemotePort => push_number(line, r.client_port.map(u64::from)),
@@ -388,13 +210,19 @@ fn write_var(
         Var::SslCipher => line.push_str(r.tls.map_or("-", |(_, suite)| suite)),
         // nginx's: whether the client showed a certificate that passed (a
         // failed one fails the handshake, and never makes a request).
-        Var::SslClientVerify => line.push_str(match (r.tls, &r.client_fingerprint) {
+        Var::SslClientVerify => line.push_str(match (r.tls, &r.client_certificate) {
             (None, _) => "-",
             (Some(_), None) => "NONE",
             (Some(_), Some(_)) => "SUCCESS",
         }),
-        Var::SslClientFingerprint => push_value(line, r.client_fingerprint.as_deref()),
-        Var::SslClientSDn => push_value(line, r.client_subject.as_deref()),
+        Var::SslClientFingerprint => push_value(line, certificate.map(|c| &*c.fingerprint)),
+        Var::SslClientSDn => push_value(line, certificate.and_then(|c| c.subject.as_deref())),
+        Var::SslClientIDn => push_value(line, certificate.and_then(|c| c.issuer.as_deref())),
+        Var::SslClientSerial => push_value(line, certificate.and_then(|c| c.serial.as_deref())),
+        Var::SslClientEscapedCert => match certificate {
+            Some(c) => line.push_str(&c.escaped_pem()),
+            None => line.push('-'),
+        },
     }
 }
 
@@ -412,83 +240,6 @@ fn push_number(line: &mut String, n: Option<u64>) {
     match n {
         Some(n) => line.push_str(Decimal::new(n).as_str()),
         None => line.push('-'),
-    }
-}
-
-/// The host of an authority (`user@Host:port`, `[::1]:8080`), as nginx's
-/// `$host`: without user or port, or a trailing dot.
-fn host_of(authority: &str) -> &str {
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match authority.strip_prefix('[') {
-        Some(_) => authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end]),
-        None => authority
-            .split_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    host.strip_suffix('.').unwrap_or(host)
-}
-
-/// The three parts of a request line, when it has them: a malformed one
-/// (logged as it came) may not, and then they are `-`.
-#[derive(Clone, Copy)]
-struct RequestLine<'a> {
-    method: &'a str,
-    target: &'a str,
-    protocol: &'a str,
-}
-
-impl<'a> RequestLine<'a> {
-    fn split(line: &'a str) -> Option<Self> {
-        let mut parts = line.split(' ');
-        let (method, target, protocol) = (parts.next()?, parts.next()?, parts.next()?);
-        let whole =
-            parts.next().is_none() && [method, target, protocol].iter().all(|p| !p.is_empty());
-        whole.then_some(RequestLine {
-            method,
-            target,
-            protocol,
-        })
-    }
-
-    /// An absolute-form target's scheme and authority, and the rest.
-    fn absolute(&self) -> Option<(&'a str, &'a str)> {
-        let (scheme, rest) = self.target.split_once("://")?;
-        if scheme.is_empty()
-            || !scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        {
-            return None;
-        }
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        Some(rest.split_at(end))
-    }
-
-    fn authority(&self) -> Option<&'a str> {
-        self.absolute().map(|(authority, _)| authority)
-    }
-
-    /// The target from its path on, as nginx's `$request_uri` (an
-    /// absolute-form target loses its scheme and host).
-    fn uri(&self) -> &'a str {
-        match self.absolute() {
-            Some((_, "")) => "/",
-            Some((_, rest)) => rest,
-            None => self.target,
-        }
-    }
-
-    fn path(&self) -> &'a str {
-        let uri = self.uri();
-        uri.split_once('?').map_or(uri, |(path, _)| path)
-    }
-
-    fn query(&self) -> Option<&'a str> {
-        self.uri().split_once('?').map(|(_, query)| query)
     }
 }
 
@@ -515,7 +266,10 @@ impl RequestFields {
     pub fn take(names: &Arc<[Box<str>]>, headers: &Headers) -> RequestFields {
         let mut values: Vec<Option<String>> = vec![None; names.len()];
         for (field, value) in headers.iter() {
-            let Some(i) = names.iter().position(|name| is_spelt(name, field)) else {
+            let Some(i) = names
+                .iter()
+                .position(|name| variables::names_field(name, field))
+            else {
                 continue;
             };
             let value = String::from_utf8_lossy(value.trim_ascii());
@@ -543,16 +297,10 @@ impl RequestFields {
     }
 }
 
-/// Whether `$http_<name>` names the field called `field`.
-fn is_spelt(name: &str, field: &str) -> bool {
-    name.len() == field.len()
-        && (name.bytes().zip(field.bytes()))
-            .all(|(n, f)| n == f.to_ascii_lowercase() || (n == b'_' && f == b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::client_cert::ClientCertificate;
 
     /// A cache miss a backend answered, every field set.
     fn record() -> Record {
@@ -595,8 +343,14 @@ mod tests {
             fields: Some(RequestFields::take(&names, &headers)),
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
-            client_fingerprint: Some("7037807198c22a7d2b0807371d763779a84fdfcf".into()),
-            client_subject: Some("CN=alice,O=Example\\, Inc.".into()),
+            client_certificate: Some(Arc::new(ClientCertificate {
+                base64: "AQID".into(),
+                chain: None,
+                fingerprint: "7037807198c22a7d2b0807371d763779a84fdfcf".into(),
+                subject: Some("CN=alice,O=Example\\, Inc.".into()),
+                issuer: Some("CN=Example CA".into()),
+                serial: Some("0BAD".into()),
+            })),
         }
     }
 
@@ -616,8 +370,7 @@ mod tests {
             fields: None,
             scheme: "http",
             tls: None,
-            client_fingerprint: None,
-            client_subject: None,
+            client_certificate: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()
         }
@@ -676,16 +429,22 @@ mod tests {
             ),
             // Escaped as every value in a line is (nginx's escape=default).
             ("$ssl_client_s_dn", "CN=alice,O=Example\\x5C, Inc."),
+            ("$ssl_client_i_dn", "CN=Example CA"),
+            ("$ssl_client_serial", "0BAD"),
+            (
+                "$ssl_client_escaped_cert",
+                "-----BEGIN%20CERTIFICATE-----%0AAQID%0A-----END%20CERTIFICATE-----%0A",
+            ),
         ];
         for (template, written) in cases {
             assert_eq!(line(template, &record()), written, "{template}");
         }
         // Every variable is in the list above, under one of its names.
-        for (name, var) in VARIABLES {
+        for (name, var) in variables::VARIABLES {
             assert!(
                 cases
                     .iter()
-                    .any(|(t, _)| variable(&t[1..]) == Ok(Part::Var(*var))),
+                    .any(|(t, _)| variables::lookup(&t[1..]) == Ok(Named::Var(*var))),
                 "${name} is not tested"
             );
         }
@@ -697,15 +456,15 @@ mod tests {
                         $upstream_header_time $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
-                        $ssl_client_fingerprint $ssl_client_s_dn";
+                        $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
+                        $ssl_client_serial $ssl_client_escaped_cert";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - -"
         );
         // Over TLS without a certificate shown.
         let r = Record {
-            client_fingerprint: None,
-            client_subject: None,
+            client_certificate: None,
             ..record()
         };
         assert_eq!(

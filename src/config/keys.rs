@@ -752,6 +752,21 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_cidrs(v).map(|list| c.auth_basic_except_from = list),
     },
     Key {
+        name: "auth_request",
+        default: "",
+        help: "`<pool> <path>`: each request is first asked of that pool with a GET of path \
+               carrying the client's fields (nginx's auth_request, Traefik's forwardAuth); a 2xx \
+               lets it through, any other answer goes to the client as it came; empty = off",
+        apply: |c, v| optional(v, AuthRequest::parse).map(|a| c.auth_request = a),
+    },
+    Key {
+        name: "auth_request_headers",
+        default: "",
+        help: "fields of the auth_request pool's 2xx sent on to the backend with the request \
+               (`Remote-User, Remote-Groups`); the client's own of those names never are",
+        apply: |c, v| parse_auth_fields(v).map(|f| c.auth_request_headers = f),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

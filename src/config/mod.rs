@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 pub use values::{
-    addresses_of, lookup, parse_duration, parse_size, target_lines, written, Addresses, Written,
-    MAX_ADDRESSES_PER_NAME,
+    addresses_of, lookup, parse_duration, parse_size, target_lines, written, Addresses,
+    AuthRequest, Written, MAX_ADDRESSES_PER_NAME,
 };
 
 /// TLS settings for backends, and the keys they were made of.
@@ -237,6 +237,12 @@ pub struct Config {
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
     pub auth_basic_except_from: Vec<Cidr>,
+    /// `auth_request`: the pool and path each request is first asked of;
+    /// `None`: none.
+    pub auth_request: Option<AuthRequest>,
+    /// `auth_request_headers`: the fields of its yes sent on to the
+    /// backend with the request.
+    pub auth_request_headers: Arc<[Box<str>]>,
     /// `admin_auth_basic_user_file`: who may use the admin listener; `None`:
     /// whoever reaches it.
     pub admin_auth_users: Option<Arc<crate::auth::Users>>,
@@ -1123,6 +1129,16 @@ impl Loader {
     /// than an error. A pool that turns the sign-in off
     /// (`pool.<name>.auth_basic = off`) may keep the top level's file.
     fn check_auth(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        if config.auth_request.is_none()
+            && !config.auth_request_headers.is_empty()
+            && self.sets(scope, "auth_request_headers")
+        {
+            return Err(self.refused_in(
+                scope,
+                "auth_request_headers",
+                "is set, but auth_request is off: no answer gives these fields".into(),
+            ));
+        }
         match (&config.auth_basic, &config.auth_users) {
             (Some(_), None) => Err(self.refused_in(
                 scope,
@@ -1585,6 +1601,8 @@ impl Config {
             auth_basic: None,
             auth_users: None,
             auth_basic_except_from: Vec::new(),
+            auth_request: None,
+            auth_request_headers: Arc::from([]),
             admin_auth_users: None,
             max_body_size: 0,
             request_buffer_size: 0,

@@ -45,6 +45,8 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_basic",
     "auth_basic_user_file",
     "auth_basic_except_from",
+    "auth_request",
+    "auth_request_headers",
     "max_body_size",
     "error_pages",
     "intercept_errors",
@@ -385,8 +387,13 @@ impl Loader {
         self.check_sticky_cookies(top, &pools)?;
         top.routes = Arc::new(self.build_routes(&pools)?);
         self.read_more_error_pages(top, &mut pools)?;
+        self.resolve_auth_requests(top, &mut pools)?;
+        let asked = |i: usize| {
+            (std::iter::once(&*top).chain(pools.iter().map(|p| &p.config)))
+                .any(|c| c.auth_request.as_ref().is_some_and(|a| a.pool == i))
+        };
         for (i, pool) in pools.iter().enumerate() {
-            if !top.routes.iter().any(|r| r.pool == i + 1) {
+            if !top.routes.iter().any(|r| r.pool == i + 1) && !asked(i + 1) {
                 log::warn!(
                     "{}: pool.{}: no route sends requests to it \
                      (e.g. `route./{}/ = {}`)",
@@ -398,6 +405,38 @@ impl Loader {
             }
         }
         top.pools = pools;
+        Ok(())
+    }
+
+    /// Each `auth_request`'s pool, by name; a pool's requests are not
+    /// asked of itself (its sign-in pages must be reachable by a client
+    /// that has not signed in), whether it took the top level's key or
+    /// named itself.
+    fn resolve_auth_requests(
+        &self,
+        top: &mut Config,
+        pools: &mut [PoolConfig],
+    ) -> Result<(), ConfigError> {
+        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
+        let scopes = std::iter::once((0, None, top)).chain(
+            (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Some(&*names[i]), &mut p.config)),
+        );
+        for (own, name, config) in scopes {
+            let Some(asked) = &mut config.auth_request else {
+                continue;
+            };
+            let scope = name.map_or(Scope::Top, Scope::Pool);
+            // A pool that takes the top level's key is judged there.
+            let key_scope = match self.sets(scope, "auth_request") {
+                true => scope,
+                false => Scope::Top,
+            };
+            asked.pool = index_named(&asked.pool_name, names.iter().map(|n| &**n))
+                .map_err(|m| self.refused_in(key_scope, "auth_request", m))?;
+            if asked.pool == own {
+                config.auth_request = None;
+            }
+        }
         Ok(())
     }
 
@@ -734,14 +773,21 @@ fn pool_route<'a>(
 /// The index of the pool a route names: 0 for `targets`, then each
 /// `pool.<name>` in the order written.
 fn pool_index(name: &str, pools: &[PoolConfig]) -> Result<usize, String> {
+    index_named(name, pools.iter().map(|p| &*p.name))
+}
+
+/// [`pool_index`] among the pools called `names`.
+fn index_named<'a>(
+    name: &str,
+    mut names: impl Iterator<Item = &'a str> + Clone,
+) -> Result<usize, String> {
     if name == DEFAULT_POOL {
         return Ok(0);
     }
-    if let Some(i) = pools.iter().position(|p| *p.name == *name) {
+    if let Some(i) = names.clone().position(|n| n == name) {
         return Ok(i + 1);
     }
-    let names = pools.iter().map(|p| &*p.name).chain([DEFAULT_POOL]);
-    let hint = match nearest(name, names) {
+    let hint = match nearest(name, names.by_ref().chain([DEFAULT_POOL])) {
         Some(near) => format!(" (did you mean `{near}`?)"),
         None => String::new(),
     };

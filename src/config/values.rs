@@ -3,6 +3,7 @@
 //! the loader adds where (`proxy.conf:7: ...`).
 
 use super::{Config, Endpoint, FieldFamily, Target};
+use crate::field_value::FieldValue;
 use crate::realip::Cidr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -249,7 +250,7 @@ pub(super) fn parse_field_edit(
     family: FieldFamily,
     name: &str,
     value: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<FieldValue>, String> {
     if !name.bytes().all(crate::http::head::is_tchar) {
         return Err(format!(
             "`{}` is not a header field name (letters, digits and !#$%&'*+-.^_`|~)",
@@ -325,11 +326,103 @@ pub(super) fn parse_field_edit(
         ));
     }
     if host {
+        if value.contains('$') {
+            return Err(
+                "Host cannot hold variables: the backend gets the Host the client asked for \
+                 unless this sets another, fixed one"
+                    .to_string(),
+            );
+        }
         // What a client's Host must be: nothing a backend could read as
         // another host or split into another field.
-        return parse_host(value).map(Some);
+        return parse_host(value).map(|host| Some(FieldValue::fixed(&host)));
     }
-    Ok(Some(value.to_string()))
+    if family == FieldFamily::Response {
+        return Ok(Some(FieldValue::fixed(value)));
+    }
+    let parsed = FieldValue::parse(value)?;
+    if parsed.text().is_none() && is("authorization") {
+        return Err(
+            "Authorization cannot hold variables: the cache takes a request whose \
+             Authorization this sets for one without the client's credentials, and would \
+             serve what the backend answered to values taken from one request to every other"
+                .to_string(),
+        );
+    }
+    Ok(Some(parsed))
+}
+
+/// `auth_request = <pool> <path>`: the pool each request is first asked
+/// of, and the path of that GET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// As written: `default` for `targets`.
+    pub pool_name: Arc<str>,
+    /// Its index in the pools (0: `targets`), known once they are.
+    pub pool: usize,
+    /// Origin-form: `/` and visible ASCII.
+    pub path: Box<str>,
+}
+
+impl AuthRequest {
+    pub(super) fn parse(v: &str) -> Result<AuthRequest, String> {
+        let mut words = v.split_whitespace();
+        let (Some(pool), Some(path), None) = (words.next(), words.next(), words.next()) else {
+            return Err(format!(
+                "`{}`: give the pool that answers and the path it is asked (`auth /verify`, \
+                 `default /auth` for targets)",
+                v.escape_debug()
+            ));
+        };
+        // `//x` reads as another host to some servers.
+        if !path.starts_with('/')
+            || path.starts_with("//")
+            || !path.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "`{}` is not a path: it starts with one `/`, and holds visible ASCII only",
+                path.escape_debug()
+            ));
+        }
+        Ok(AuthRequest {
+            pool_name: pool.into(),
+            pool: 0,
+            path: path.into(),
+        })
+    }
+}
+
+/// `auth_request_headers`: field names, each one a request may carry to
+/// a backend from the auth answer: not one the proxy frames with or
+/// writes for the backend to trust, nor `Host` or `Cookie`.
+pub(super) fn parse_auth_fields(v: &str) -> Result<Arc<[Box<str>]>, String> {
+    let mut names: Vec<Box<str>> = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let read_as = name.replace('_', "-");
+        let refused = |why: &str| Err(format!("{name}: {why}"));
+        if !name.bytes().all(crate::http::head::is_tchar) {
+            return refused("not a header field name (letters, digits and !#$%&'*+-.^_`|~)");
+        }
+        if crate::http::forward::frames_or_hop_by_hop(&read_as) {
+            return refused("frames the message or describes the connection");
+        }
+        if let Some((_, why)) =
+            (REQUEST_OWNED.iter()).find(|(owned, _)| owned.eq_ignore_ascii_case(&read_as))
+        {
+            return refused(why);
+        }
+        if ["host", "cookie"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+        {
+            return refused("the client's, which an answer on its access does not replace");
+        }
+        if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return refused("named twice");
+        }
+        names.push(name.into());
+    }
+    Ok(names.into())
 }
 
 /// A cookie name: a token (RFC 6265 §4.1.1).

@@ -10,6 +10,7 @@
 
 use super::head::is_tchar;
 use super::headers::Headers;
+use crate::field_value::{Facts, FieldValue};
 use std::fmt;
 use std::sync::Arc;
 
@@ -21,19 +22,24 @@ use std::sync::Arc;
 pub struct FieldEdits {
     edits: Arc<[Edit]>,
     /// `Name: value\r\n` for every field set, in order: written after the
-    /// fields of each head as it is, built once per configuration.
+    /// fields of each head as it is, built once per configuration. Without
+    /// those whose value holds variables, rendered for each request (see
+    /// [`FieldEdits::render_set_lines`]).
     set_lines: Arc<[u8]>,
+    /// Some value holds variables.
+    has_variables: bool,
 }
 
 /// An edited name as written, with the value it is set to; `None` removes
 /// the field.
-type Edit = (Box<str>, Option<Box<str>>);
+type Edit = (Box<str>, Option<FieldValue>);
 
 impl Default for FieldEdits {
     fn default() -> Self {
         FieldEdits {
             edits: Arc::from([]),
             set_lines: Arc::from([]),
+            has_variables: false,
         }
     }
 }
@@ -44,12 +50,12 @@ impl FieldEdits {
     /// tabs inside (RFC 9110 §5.5, without obs-text): anything else, which
     /// could split a head, is refused here whatever the caller checked.
     pub fn new(
-        edits: impl IntoIterator<Item = (String, Option<String>)>,
+        edits: impl IntoIterator<Item = (String, Option<FieldValue>)>,
     ) -> Result<FieldEdits, String> {
         let mut list = Vec::new();
         let mut set_lines = Vec::new();
+        let mut has_variables = false;
         for (name, value) in edits {
-            let value = value.map(|v| v.trim().to_string());
             if name.is_empty() || !name.bytes().all(is_tchar) {
                 return Err(format!(
                     "`{}` is not a header field name",
@@ -57,21 +63,27 @@ impl FieldEdits {
                 ));
             }
             if let Some(value) = &value {
-                if let Some(bad) = value.bytes().find(|&b| !is_value_byte(b)) {
+                let source = value.source();
+                if let Some(bad) = source.bytes().find(|&b| !is_value_byte(b)) {
                     return Err(format!(
                         "the value of {name} holds the byte {bad:#04x}: only visible ASCII, \
                          spaces and tabs may"
                     ));
                 }
-                for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
-                    set_lines.extend_from_slice(part);
+                if source.trim() != source {
+                    return Err(format!("the value of {name} is not trimmed"));
+                }
+                match value.text() {
+                    Some(text) => push_line(&mut set_lines, &name, text.as_bytes()),
+                    None => has_variables = true,
                 }
             }
-            list.push((name.into_boxed_str(), value.map(String::into_boxed_str)));
+            list.push((name.into_boxed_str(), value));
         }
         Ok(FieldEdits {
             edits: list.into(),
             set_lines: set_lines.into(),
+            has_variables,
         })
     }
 
@@ -82,14 +94,22 @@ impl FieldEdits {
     /// Each edited name as configured, with the value it is set to (`None`:
     /// removed).
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.edits.iter().map(|(n, v)| (&**n, v.as_deref()))
+        (self.edits.iter()).map(|(n, v)| (&**n, v.as_ref().map(FieldValue::source)))
     }
 
-    /// The value the field `name` (any case) is set to, if it is set.
+    /// The text the field `name` (any case) is set to, if it is set to
+    /// text without variables.
     pub fn value_of(&self, name: &str) -> Option<&str> {
-        self.iter()
+        (self.edits.iter())
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v)
+            .and_then(|(_, v)| v.as_ref()?.text())
+    }
+
+    /// Whether some value holds variables: then the lines of the fields
+    /// set are rendered for each request ([`FieldEdits::render_set_lines`]),
+    /// not taken from [`FieldEdits::set_lines`].
+    pub fn has_variables(&self) -> bool {
+        self.has_variables
     }
 
     /// Whether the field `name` (any case) is set or removed: every field
@@ -101,9 +121,28 @@ impl FieldEdits {
     }
 
     /// The lines of the fields set, each ending in CRLF: what every head
-    /// gets after its own fields.
+    /// gets after its own fields (but those whose value holds variables).
     pub fn set_lines(&self) -> &[u8] {
         &self.set_lines
+    }
+
+    /// The lines of the fields set for the request `facts` tells of, in
+    /// order: a value with variables that renders empty sends no field
+    /// (as nginx's `proxy_set_header`), though the request's own fields of
+    /// that name are removed all the same.
+    pub fn render_set_lines(&self, facts: &Facts<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.set_lines.len() + 256);
+        let mut value = Vec::new();
+        for (name, set) in self.edits.iter() {
+            if let Some(set) = set {
+                value.clear();
+                set.render(facts, &mut value);
+                if !value.is_empty() {
+                    push_line(&mut out, name, &value);
+                }
+            }
+        }
+        out
     }
 
     /// Takes every edited field out of a parsed head (to be written, then
@@ -160,6 +199,12 @@ impl FieldEdits {
     }
 }
 
+fn push_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    for part in [name.as_bytes(), b": ", value, b"\r\n"] {
+        out.extend_from_slice(part);
+    }
+}
+
 /// What comes before the first colon of a head line (the whole line if
 /// it has none, which names no field).
 fn line_name(line: &[u8]) -> &[u8] {
@@ -189,9 +234,54 @@ mod tests {
         FieldEdits::new(
             pairs
                 .iter()
-                .map(|(n, v)| (n.to_string(), v.map(str::to_string))),
+                .map(|(n, v)| (n.to_string(), v.map(FieldValue::fixed))),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn values_with_variables_are_rendered_in_order_and_an_empty_one_sends_nothing() {
+        let parsed = |v: &str| Some(FieldValue::parse(v).unwrap());
+        let e = FieldEdits::new([
+            ("X-Path".to_string(), parsed("$uri")),
+            ("X-Fixed".to_string(), parsed("5$$")),
+            ("X-Absent".to_string(), parsed("$http_x_absent")),
+            ("X-Gone".to_string(), None),
+            ("X-Args".to_string(), parsed("[$args]")),
+        ])
+        .unwrap();
+        assert!(e.has_variables());
+        assert_eq!(e.set_lines(), b"X-Fixed: 5$\r\n");
+        let head = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/p".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        let facts = Facts {
+            head: &head,
+            client: [127, 0, 0, 1].into(),
+            client_port: Some(1),
+            user: None,
+            scheme: "http",
+            tls: None,
+            certificate: None,
+            request_id: None,
+            pool: None,
+            now: std::time::SystemTime::now(),
+        };
+        assert_eq!(
+            String::from_utf8(e.render_set_lines(&facts)).unwrap(),
+            "X-Path: /p\r\nX-Fixed: 5$\r\nX-Args: []\r\n"
+        );
+        assert!(
+            e.edits(b"x-absent"),
+            "the client's X-Absent goes all the same"
+        );
+        assert!(
+            !edits(&[("X-A", Some("$uri"))]).has_variables(),
+            "text as it came"
+        );
     }
 
     #[test]
@@ -269,7 +359,7 @@ mod tests {
     #[test]
     fn values_that_could_split_a_head_are_refused() {
         for bad in ["a\r\nX-Injected: 1", "a\nb", "a\0b", "caf\u{e9}", "a\u{7f}"] {
-            let made = FieldEdits::new([("X-A".to_string(), Some(bad.to_string()))]);
+            let made = FieldEdits::new([("X-A".to_string(), Some(FieldValue::fixed(bad)))]);
             assert!(made.is_err(), "{bad:?}");
         }
         for bad in ["", "X A", "X:A", "X\r\nY"] {

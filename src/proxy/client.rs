@@ -3,7 +3,6 @@
 //! proxy's own short answers, and closing without losing a response.
 
 use super::cached;
-use super::client_cert::ClientCertificate;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
@@ -13,6 +12,7 @@ use crate::http::proxy_protocol::{self, NoHeader};
 use crate::http::tls::TlsStream;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
 use crate::sched::{self, Peer};
+use crate::tls::client_cert::ClientCertificate;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -84,7 +84,7 @@ pub(super) struct Client {
     pub(super) tls: Option<(&'static str, &'static str)>,
     /// The certificate the client showed on `tls_port`
     /// (`tls_verify_client`), for its backend and the log.
-    pub(super) certificate: Option<ClientCertificate>,
+    pub(super) certificate: Option<Arc<ClientCertificate>>,
     /// The scheme of the request being served, for `X-Forwarded-Proto`.
     pub(super) scheme: &'static str,
     /// connection_timeout: the longest any socket read may wait, and the
@@ -92,6 +92,9 @@ pub(super) struct Client {
     pub(super) timeout: Duration,
     /// keepalive_timeout: the longest the wait for a next request may be.
     pub(super) idle_timeout: Duration,
+    /// The user `auth_basic` accepted for the request being served, when
+    /// a `request_header.*` value may name them (`$remote_user`).
+    pub(super) user: Option<String>,
     /// For the log: how long the backend that answered this request took
     /// to send its response head once it had the request.
     pub(super) upstream_wait: Option<Duration>,
@@ -196,8 +199,10 @@ impl Client {
             tls_in_front: watch.client().tls().is_some(),
             tls: watch.client().tls().map(TlsStream::agreed),
             certificate: (watch.client().tls())
-                .and_then(|tls| ClientCertificate::of(&tls.client_certificates())),
+                .and_then(|tls| ClientCertificate::of(&tls.client_certificates()))
+                .map(Arc::new),
             scheme: "http",
+            user: None,
             timeout,
             idle_timeout: timeout,
             upstream_wait: None,

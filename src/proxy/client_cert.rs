@@ -5,47 +5,7 @@
 //! wrote: most pass on fields they do not know).
 
 use crate::http::Headers;
-use base64::Engine as _;
-use rustls_pki_types::CertificateDer;
-use std::sync::Arc;
-
-/// The fields of one connection's certificate, made once at its
-/// handshake and set on each of its requests.
-pub(super) struct ClientCertificate {
-    /// `Client-Cert`: the certificate, as a structured byte sequence.
-    cert: String,
-    /// `Client-Cert-Chain`: the intermediates the client sent after it,
-    /// if any.
-    chain: Option<String>,
-    /// Its SHA-1 fingerprint in hex, for the log (`$ssl_client_fingerprint`,
-    /// as nginx's).
-    pub(super) fingerprint: Arc<str>,
-    /// Whom it names, for the log (`$ssl_client_s_dn`).
-    pub(super) subject: Option<Arc<str>>,
-}
-
-impl ClientCertificate {
-    /// Of the certificates a client sent, its own first; `None` for none.
-    pub(super) fn of(sent: &[CertificateDer<'_>]) -> Option<ClientCertificate> {
-        let (own, intermediates) = sent.split_first()?;
-        let chain = (!intermediates.is_empty()).then(|| {
-            let items: Vec<String> = intermediates.iter().map(|c| byte_sequence(c)).collect();
-            items.join(", ")
-        });
-        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, own);
-        let mut fingerprint = String::with_capacity(40);
-        for byte in digest.as_ref() {
-            fingerprint.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            fingerprint.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-        }
-        Some(ClientCertificate {
-            cert: byte_sequence(own),
-            chain,
-            fingerprint: fingerprint.into(),
-            subject: crate::tls::x509::subject(own).map(Arc::from),
-        })
-    }
-}
+use crate::tls::client_cert::ClientCertificate;
 
 /// Puts the request's `Client-Cert` and `Client-Cert-Chain` right: the
 /// certificate the client showed on this connection, if any, and
@@ -54,25 +14,17 @@ pub(super) fn put_fields(headers: &mut Headers, shown: Option<&ClientCertificate
     headers.remove("client-cert");
     headers.remove("client-cert-chain");
     if let Some(shown) = shown {
-        headers.push("Client-Cert", &shown.cert);
+        headers.push("Client-Cert", shown.byte_sequence());
         if let Some(chain) = &shown.chain {
-            headers.push("Client-Cert-Chain", chain);
+            headers.push("Client-Cert-Chain", &**chain);
         }
     }
-}
-
-/// RFC 8941's byte sequence: base64 between colons.
-fn byte_sequence(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 6);
-    out.push(':');
-    base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut out);
-    out.push(':');
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::CertificateDer;
 
     fn fields(headers: &Headers) -> Vec<(String, String)> {
         headers

@@ -8,6 +8,7 @@ mod cached;
 mod client;
 mod client_cert;
 mod files;
+mod forward_auth;
 mod origin;
 mod relay;
 mod tunnel;
@@ -82,7 +83,11 @@ impl Shared {
 
     /// The settings of that pool: the top-level ones for `targets`.
     pub fn pool_config(&self, route: Option<usize>) -> &Config {
-        let index = self.pool_index(route);
+        self.config_of_pool(self.pool_index(route))
+    }
+
+    /// The settings of the pool at `index` (0: `targets`, the top level's).
+    pub fn config_of_pool(&self, index: usize) -> &Config {
         (self.config.pool_configs().nth(index)).unwrap_or(&self.config)
     }
 
@@ -116,7 +121,7 @@ impl Shared {
         (!taken.is_some_and(|r| r.answers_itself())).then(|| self.pool_index(route))
     }
 
-    fn pool_index(&self, route: Option<usize>) -> usize {
+    pub(super) fn pool_index(&self, route: Option<usize>) -> usize {
         let route = route.and_then(|i| self.config.routes.get(i));
         route.map_or(0, |r| r.pool)
     }
@@ -344,6 +349,7 @@ pub fn serve(
         take_settings(&mut client, &shared, seen, &mut timeout);
         served += 1;
         client.real_ip = client.peer;
+        client.user = None;
         client.upstream_wait = None;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
@@ -441,8 +447,7 @@ pub fn serve(
                 fields: line.fields,
                 scheme: client.scheme,
                 tls: client.tls,
-                client_fingerprint: (client.certificate.as_ref()).map(|c| c.fingerprint.clone()),
-                client_subject: (client.certificate.as_ref()).and_then(|c| c.subject.clone()),
+                client_certificate: client.certificate.clone(),
             });
         }
         // Idle as far as shutdown is concerned, before the flag is read: a
@@ -638,7 +643,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     // Before the cache reads the request: one with a certificate is an
     // authenticated one (see `policy::has_credentials`).
-    client_cert::put_fields(&mut head.headers, client.certificate.as_ref());
+    client_cert::put_fields(&mut head.headers, client.certificate.as_deref());
     if let Some((name, id)) = &mut client.request_id {
         let from_proxy = realip::is_trusted(client.peer, trusted);
         // The last field of that name: a proxy in front that adds its own
@@ -744,6 +749,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // the cache, so that nothing stored reaches a client not signed in.
     if let Some((realm, users)) = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref()) {
         match auth::check(users, &head.headers, &mut client.granted) {
+            // `$remote_user` for a backend: only a user signed in.
+            Ok(()) if settings.request_headers.has_variables() => {
+                client.user = auth::claimed_user(&head.headers);
+            }
             Ok(()) => {}
             // A client `auth_basic_except_from` spares goes on, but not
             // with credentials that are not a user's: a backend that
@@ -758,6 +767,20 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                 let challenge = auth::challenge(realm);
                 let challenge = challenge.as_bytes();
                 let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
+                return (outcome, line);
+            }
+        }
+    }
+    // `auth_request`: after `auth_basic` (both may be on), before the
+    // files and the cache, as the sign-in above.
+    if let Some(asked) = &settings.auth_request {
+        let names = &settings.auth_request_headers;
+        match forward_auth::ask(client, &mut head, body_kind, asked, names, shared) {
+            Ok(None) => {}
+            Ok(Some(answered)) => return (answered, line),
+            Err(refusal) => {
+                let (version, head_request) = (head.version, head.is_head());
+                let outcome = answer_refusal(client, refusal, version, head_request, shared);
                 return (outcome, line);
             }
         }
@@ -828,29 +851,42 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             linger: !client_closes,
             ..outcome
         },
-        Err(refusal) => {
-            let bytes = match refusal.status {
-                Some(status) => {
-                    let close = !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed);
-                    let fields = keep_alive_field(version, close);
-                    let config = shared.pool_config(client.route);
-                    client.send_own(status, close, head_request, fields, None, config)
-                }
-                None => 0,
-            };
-            Outcome {
-                status: refusal.status.unwrap_or(499),
-                bytes,
-                upstream: refusal.upstream,
-                keep_alive: refusal.keep_alive && refusal.status.is_some(),
-                cache: None,
-                // As after a relayed response: a client that asked to close
-                // and sent all it had leaves nothing to drain.
-                linger: !client_closes,
-            }
-        }
+        Err(refusal) => Outcome {
+            // As after a relayed response: a client that asked to close
+            // and sent all it had leaves nothing to drain.
+            linger: !client_closes,
+            ..answer_refusal(client, refusal, version, head_request, shared)
+        },
     };
     (outcome, line)
+}
+
+/// Answers an exchange that ended in `refusal` with the proxy's own
+/// status, if it has one (none: the client is gone).
+fn answer_refusal(
+    client: &mut Client,
+    refusal: Refusal,
+    version: Version,
+    head_request: bool,
+    shared: &Shared,
+) -> Outcome {
+    let bytes = match refusal.status {
+        Some(status) => {
+            let close = !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed);
+            let fields = keep_alive_field(version, close);
+            let config = shared.pool_config(client.route);
+            client.send_own(status, close, head_request, fields, None, config)
+        }
+        None => 0,
+    };
+    Outcome {
+        status: refusal.status.unwrap_or(499),
+        bytes,
+        upstream: refusal.upstream,
+        keep_alive: refusal.keep_alive && refusal.status.is_some(),
+        cache: None,
+        linger: true,
+    }
 }
 
 /// The `Connection` field an answer of the proxy's own needs besides

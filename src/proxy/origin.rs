@@ -10,6 +10,7 @@ use super::relay;
 use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
+use crate::field_value::Facts;
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::conn::{
     is_local_shortage, is_timeout, wait_unless_left, write_all_unless_answered, SharedStream,
@@ -22,6 +23,7 @@ use crate::http::head::{find_head_end, parse_response, push_canonical_authority}
 use crate::http::{
     BodyError, BodyKind, BodyReader, BufConn, HeadError, RequestHead, ResponseHead, Version,
 };
+use crate::routes::Route;
 use crate::sched::{self, Peer};
 use crate::throttle::OnceAMinute;
 use crate::upstream::retry_on::RetryOnStatus;
@@ -167,13 +169,36 @@ pub(super) fn fetch<'s>(
     send: &Outgoing<'_>,
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
-    let upstreams = shared.pool(client.route);
-    let edits = &shared.pool_config(client.route).request_headers;
-    let forwarded = prepare_request(head, send, client, shared);
+    let to = Destination {
+        pool: shared.pool_index(client.route),
+        route: client.route.and_then(|i| shared.config.routes.get(i)),
+    };
+    fetch_from(client, head, send, to, shared)
+}
+
+/// Where a request goes: a pool (its index in the generation's pools),
+/// and the route that chose it, if any.
+#[derive(Clone, Copy)]
+pub(super) struct Destination<'s> {
+    pub pool: usize,
+    pub route: Option<&'s Route>,
+}
+
+/// [`fetch`] from the pool `to` names, with its settings: a request's
+/// own pool, or the one `auth_request` asks.
+pub(super) fn fetch_from<'s>(
+    client: &mut Client,
+    head: &mut RequestHead,
+    send: &Outgoing<'_>,
+    to: Destination<'s>,
+    shared: &'s Shared,
+) -> Result<Fetched<'s>, Refusal> {
+    let upstreams = shared.pools.get(to.pool);
+    let edits = &shared.config_of_pool(to.pool).request_headers;
+    let forwarded = prepare_request(head, send, client, to, shared);
     // With a route's `rewrite=`: the backend's redirects and its cookies'
     // paths within what it was sent go back under the route's prefix.
-    let route = client.route.and_then(|i| shared.config.routes.get(i));
-    let rewriting = route.filter(|r| r.rewrite().is_some());
+    let rewriting = to.route.filter(|r| r.rewrite().is_some());
     let sent_host = edits.value_of("host").or(forwarded.host.as_deref());
     // uri_hash's key: the path and query the backend is sent (as the
     // client sent them, an absolute-form target's without its scheme and
@@ -260,9 +285,8 @@ pub(super) fn fetch<'s>(
             upstream: Some(target.name.clone()),
             keep_alive: send.keep_alive && send.body.is_buffered(),
         };
-        match attempt(
-            client, upstreams, target, &request, send, idempotent, shared,
-        ) {
+        let own = &shared.cache_rules.of_pool(to.pool).own_fields;
+        match attempt(client, upstreams, target, &request, send, idempotent, own) {
             Ok((up, mut response, head_len, request_time)) => {
                 if let Some(route) = rewriting {
                     let location = response.headers.get_str("location");
@@ -420,7 +444,7 @@ fn attempt(
     request: &[u8],
     send: &Outgoing<'_>,
     idempotent: bool,
-    shared: &Shared,
+    own: &OwnFields,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
     let replayable = may_send_again(idempotent, send.body);
     let mut fresh = false;
@@ -445,7 +469,6 @@ fn attempt(
         let watch = send
             .abandon_if_client_leaves
             .then(|| upstreams.backend_timeout());
-        let own = &shared.caching(client.route).own_fields;
         match send_request(&mut up, request, send, client, watch, own) {
             Ok((response, head_len)) => {
                 target.stats.responses.count(response.status);
@@ -482,6 +505,10 @@ struct Forwarding {
     /// `request_header.Host` is set: the backend gets that Host.
     host_set: bool,
     had_body: bool,
+    /// With `request_header.*` values that hold variables: the lines of
+    /// the fields set, rendered for this request (every attempt sends
+    /// the same).
+    set_lines: Option<Vec<u8>>,
 }
 
 /// Rewrites `head` for any backend once: end-to-end fields only, less
@@ -491,12 +518,18 @@ fn prepare_request(
     head: &mut RequestHead,
     send: &Outgoing<'_>,
     client: &Client,
+    to: Destination<'_>,
     shared: &Shared,
 ) -> Forwarding {
+    let edits = &shared.config_of_pool(to.pool).request_headers;
+    // From the request as the client sent it (less what the proxy took
+    // out before anything read it: an underscored name, its own cookie).
+    let set_lines = edits
+        .has_variables()
+        .then(|| edits.render_set_lines(&facts(head, client, shared)));
     // With a route's `rewrite=`, the path it replaces a prefix of.
     let target = head.origin_target();
-    let route = client.route.and_then(|i| shared.config.routes.get(i));
-    let path = match route.and_then(|r| r.rewritten(&target)) {
+    let path = match to.route.and_then(|r| r.rewritten(&target)) {
         Some(rewritten) => rewritten,
         None => target.into_owned(),
     };
@@ -522,7 +555,6 @@ fn prepare_request(
     // what the cache and the log read: they see the request as the
     // client sent it (but for an edited `Authorization`, which
     // `exchange` takes out before the cache reads the request).
-    let edits = &shared.pool_config(client.route).request_headers;
     let host_set = !edits.is_empty() && {
         edits.remove_read_alike_from(&mut head.headers);
         edits.edits(b"host")
@@ -538,7 +570,8 @@ fn prepare_request(
             proto: client.scheme,
             host: host.as_deref(),
             via: shared.config.via.then_some(VIA),
-            surrogate_capability: (shared.caching(client.route).surrogate_capability).as_deref(),
+            surrogate_capability: (shared.cache_rules.of_pool(to.pool).surrogate_capability)
+                .as_deref(),
         },
     );
     for (name, value) in send.extra {
@@ -554,6 +587,25 @@ fn prepare_request(
         host,
         host_set,
         had_body,
+        set_lines,
+    }
+}
+
+/// What the variables of `request_header.*` values stand for in the
+/// request `head` from `client`.
+fn facts<'a>(head: &'a RequestHead, client: &'a Client, shared: &'a Shared) -> Facts<'a> {
+    Facts {
+        head,
+        client: client.real_ip,
+        // The connection's: not that of a client a proxy in front named.
+        client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+        user: client.user.as_deref(),
+        scheme: client.scheme,
+        tls: client.tls,
+        certificate: client.certificate.as_deref(),
+        request_id: client.request_id.as_ref().map(|(_, id)| id.as_str()),
+        pool: client.pool.map(|i| &**shared.pools.get(i).shared_name()),
+        now: SystemTime::now(),
     }
 }
 
@@ -578,7 +630,7 @@ fn upstream_request(
     out.extend_from_slice(forwarding.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     head.headers.write_to(&mut out);
-    out.extend_from_slice(edits.set_lines());
+    out.extend_from_slice(forwarding.set_lines.as_deref().unwrap_or(edits.set_lines()));
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
             push_field(&mut out, "Content-Length", b.len() as u64);

@@ -376,6 +376,42 @@ pub(super) fn absorb(
     Absorbed::Whole
 }
 
+/// Reads a response's body whole, up to `limit` bytes: a small answer
+/// the proxy sends on itself (see `forward_auth`). A body that ends
+/// cleanly gives its connection back to the pool.
+pub(super) fn read_whole(
+    client: &Client,
+    fetched: Fetched<'_>,
+    limit: u64,
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    let AfterHead {
+        target,
+        mut up,
+        response,
+        busy: _busy,
+    } = fetched.after_head();
+    let kind = BodyKind::for_response(false, &response)?;
+    let mut reader = BodyReader::with_limit(kind, limit);
+    let mut body = Vec::new();
+    loop {
+        match reader.next(&mut up.conn) {
+            Ok(Some(piece)) => body.extend_from_slice(piece),
+            Ok(None) => break,
+            // Too large for this use: not the backend's failure.
+            Err(e @ BodyError::TooLarge(_)) => return Err(Failure::from(e)),
+            Err(e) => {
+                let failure = Failure::from(e);
+                hold_against(target, &failure, client);
+                return Err(failure);
+            }
+        }
+    }
+    if may_reuse(&response, kind, &up) {
+        reuse(client, target, up.conn);
+    }
+    Ok((response, body))
+}
+
 /// Whether the connection may carry another request once this response's
 /// body has been read to its end.
 fn may_reuse(response: &ResponseHead, kind: BodyKind, up: &UpstreamConn) -> bool {

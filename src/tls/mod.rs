@@ -17,6 +17,7 @@
 //! TLS to backends, the other way round, is [`backends`]'s.
 
 pub mod backends;
+pub mod client_cert;
 pub mod trust;
 pub mod x509;
 

@@ -1,13 +1,16 @@
-//! The two fields of an X.509 certificate (RFC 5280 §4.1) the proxy reads
+//! The fields of an X.509 certificate (RFC 5280 §4.1) the proxy reads
 //! itself, by walking its DER, as rustls says nothing of them: when it
 //! stops being valid (`notAfter`), for the warnings and the metric that
 //! say a certificate is about to expire (the most common way for HTTPS to
-//! stop working), and whom it names (its subject), for the log.
+//! stop working); and whom it names, who issued it and its serial
+//! number, for the log and the backends (`$ssl_client_s_dn`,
+//! `$ssl_client_i_dn`, `$ssl_client_serial`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
+const INTEGER: u8 = 0x02;
 const OID: u8 = 0x06;
 const UTF8_STRING: u8 = 0x0c;
 const PRINTABLE_STRING: u8 = 0x13;
@@ -22,8 +25,7 @@ const VERSION: u8 = 0xa0;
 /// The end of `certificate`'s validity period; `None` when the bytes are
 /// not a certificate as RFC 5280 lays one out.
 pub fn not_after(certificate: &[u8]) -> Option<SystemTime> {
-    let (validity, _) = validity_and_subject(certificate)?;
-    let (_, _, after_not_before) = next(validity)?;
+    let (_, _, after_not_before) = next(tbs_fields(certificate)?.validity)?;
     let (tag, time, _) = next(after_not_before)?;
     parse_time(tag, time)
 }
@@ -32,7 +34,34 @@ pub fn not_after(certificate: &[u8]) -> Option<SystemTime> {
 /// `$ssl_client_s_dn` shows it: its parts last to first
 /// (`CN=alice,O=Example,C=FR`), those of one part joined by `+`.
 pub fn subject(certificate: &[u8]) -> Option<String> {
-    let (_, mut name) = validity_and_subject(certificate)?;
+    distinguished_name(tbs_fields(certificate)?.subject)
+}
+
+/// Who issued `certificate`, written as [`subject`] writes whom it names.
+pub fn issuer(certificate: &[u8]) -> Option<String> {
+    distinguished_name(tbs_fields(certificate)?.issuer)
+}
+
+/// `certificate`'s serial number as OpenSSL (so nginx's
+/// `$ssl_client_serial`) writes it: the hex of its bytes, in upper case,
+/// without the zero byte DER puts before a number whose first bit is set.
+pub fn serial(certificate: &[u8]) -> Option<String> {
+    let bytes = tbs_fields(certificate)?.serial;
+    let bytes = match bytes {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        [] => return None,
+        bytes => bytes,
+    };
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push_str(&format!("{b:02X}"));
+    }
+    Some(out)
+}
+
+/// A name (RFC 5280's `Name`, the contents of its sequence) as RFC 4514
+/// writes one.
+fn distinguished_name(mut name: &[u8]) -> Option<String> {
     let mut parts = Vec::new();
     while !name.is_empty() {
         let (tag, set, rest) = next(name)?;
@@ -62,24 +91,38 @@ pub fn subject(certificate: &[u8]) -> Option<String> {
     Some(parts.join(","))
 }
 
-/// The contents of the certificate's validity and subject fields.
-fn validity_and_subject(certificate: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The contents of the fields of a certificate's `TBSCertificate` read
+/// here.
+struct TbsFields<'a> {
+    serial: &'a [u8],
+    issuer: &'a [u8],
+    validity: &'a [u8],
+    subject: &'a [u8],
+}
+
+fn tbs_fields(certificate: &[u8]) -> Option<TbsFields<'_>> {
     let (tag, cert, _) = next(certificate)?;
     let (tbs_tag, mut tbs, _) = (tag == SEQUENCE).then(|| next(cert))??;
     if tbs_tag != SEQUENCE {
         return None;
     }
-    // version (optional), serialNumber, signature, issuer: skipped.
     let (tag, _, rest) = next(tbs)?;
     if tag == VERSION {
         tbs = rest;
     }
-    for _ in 0..3 {
-        tbs = next(tbs)?.2;
-    }
-    let (tag, validity, rest) = next(tbs)?;
+    let (serial_tag, serial, rest) = next(tbs)?;
+    // The signature algorithm: skipped.
+    let (_, _, rest) = next(rest)?;
+    let (issuer_tag, issuer, rest) = next(rest)?;
+    let (validity_tag, validity, rest) = next(rest)?;
     let (subject_tag, subject, _) = next(rest)?;
-    (tag == SEQUENCE && subject_tag == SEQUENCE).then_some((validity, subject))
+    let sequences = [issuer_tag, validity_tag, subject_tag] == [SEQUENCE; 3];
+    (serial_tag == INTEGER && sequences).then_some(TbsFields {
+        serial,
+        issuer,
+        validity,
+        subject,
+    })
 }
 
 /// RFC 4514's short names, and those OpenSSL (so nginx) writes.
@@ -309,8 +352,23 @@ mod tests {
             dotted(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37]),
             "1.3.6.1.4.1.311"
         );
+        assert_eq!(issuer(&der), subject(&der), "self-signed");
         assert_eq!(attribute_value(0x04, &[0xab, 0x01]), "#ab01");
         assert_eq!(attribute_value(UTF8_STRING, b"a\nb"), "a\\0Ab");
+    }
+
+    #[test]
+    fn the_serial_is_written_as_openssl_writes_it() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let serial_of = |bytes: &[u8]| {
+            let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(bytes));
+            serial(params.self_signed(&key).unwrap().der()).unwrap()
+        };
+        assert_eq!(serial_of(&[0x01, 0x2a]), "012A");
+        // DER's sign byte before a first bit set is not part of the number.
+        assert_eq!(serial_of(&[0x9c, 0x00, 0xff]), "9C00FF");
+        assert_eq!(serial(b"\x30\x00"), None);
     }
 
     proptest::proptest! {
@@ -321,6 +379,8 @@ mod tests {
             framed.extend_from_slice(&bytes);
             let _ = not_after(&framed);
             let _ = subject(&framed);
+            let _ = issuer(&framed);
+            let _ = serial(&framed);
         }
     }
 }

@@ -1,0 +1,428 @@
+//! The value of a `request_header.<Name>` key: fixed text, or text with
+//! nginx's `$variables` (`request_header.X-Client-DN = $ssl_client_s_dn`,
+//! as nginx's `proxy_set_header` and HAProxy's `set-header ... %[...]`),
+//! rendered once per request from what is known of it before it is sent.
+
+use crate::http::date::{Clf, Iso8601};
+use crate::http::RequestHead;
+use crate::tls::client_cert::ClientCertificate;
+use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A value as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldValue {
+    /// As written (`$$` still two dollars), for `check` and the messages.
+    source: Box<str>,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Sent as it is.
+    Text(Box<str>),
+    Variables(Box<[Piece]>),
+}
+
+/// What is known of a request before it is sent: what variables stand
+/// for.
+pub struct Facts<'a> {
+    /// The request as the client sent it, less what the proxy took out
+    /// of it before anything else read it (see `$http_<name>`).
+    pub head: &'a RequestHead,
+    /// The client, behind `real_ip_from` or a PROXY header the one they
+    /// name.
+    pub client: IpAddr,
+    /// Its port, when it is the connection's other end.
+    pub client_port: Option<u16>,
+    /// The user `auth_basic` accepted for this request.
+    pub user: Option<&'a str>,
+    pub scheme: &'a str,
+    /// The TLS version and cipher suite of a connection to `tls_port`.
+    pub tls: Option<(&'a str, &'a str)>,
+    pub certificate: Option<&'a ClientCertificate>,
+    pub request_id: Option<&'a str>,
+    pub pool: Option<&'a str>,
+    pub now: SystemTime,
+}
+
+impl FieldValue {
+    /// Text sent as it is, `$` and all (`response_header.*`'s values).
+    pub fn fixed(text: &str) -> FieldValue {
+        FieldValue {
+            source: text.into(),
+            kind: Kind::Text(text.into()),
+        }
+    }
+
+    /// `text` with its variables; refused for an unknown one, or one
+    /// known only once the response has come.
+    pub fn parse(text: &str) -> Result<FieldValue, String> {
+        if !text.contains('$') {
+            return Ok(FieldValue::fixed(text));
+        }
+        let pieces = variables::pieces(text)?;
+        for piece in &pieces {
+            if let Piece::Named(Named::Var(var)) = piece {
+                if var.after_response() {
+                    let name = variables::VARIABLES
+                        .iter()
+                        .find(|(_, v)| v == var)
+                        .map_or("", |(name, _)| name);
+                    return Err(format!(
+                        "`${name}` is known only once the response has come, after the \
+                         request is sent"
+                    ));
+                }
+            }
+        }
+        let kind = match &pieces[..] {
+            // `$$` alone: text after all.
+            [] => Kind::Text("".into()),
+            [Piece::Text(text)] => Kind::Text(text.as_str().into()),
+            _ => Kind::Variables(pieces.into()),
+        };
+        Ok(FieldValue {
+            source: text.into(),
+            kind,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The text sent when it holds no variable (`$$` made one dollar).
+    pub fn text(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Text(text) => Some(text),
+            Kind::Variables(_) => None,
+        }
+    }
+
+    /// Appends the value for the request `facts` tells of, trimmed, with
+    /// every byte a field value cannot hold written `\xNN`.
+    pub fn render(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
+        let pieces = match &self.kind {
+            Kind::Text(text) => return out.extend_from_slice(text.as_bytes()),
+            Kind::Variables(pieces) => pieces,
+        };
+        let start = out.len();
+        for piece in pieces.iter() {
+            match piece {
+                Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Piece::Named(Named::Var(var)) => write_var(*var, facts, out),
+                Piece::Named(Named::Field(name)) => push_field(facts, name, out),
+            }
+        }
+        let rendered = out.split_off(start);
+        for &b in rendered.trim_ascii() {
+            if matches!(b, b'\t' | b' '..=0x7e | 0x80..) {
+                out.push(b);
+            } else {
+                let _ = write!(out, "\\x{b:02X}");
+            }
+        }
+    }
+}
+
+/// Appends what `var` stands for; nothing for what the request lacks.
+fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
+    let head = facts.head;
+    let line = RequestLine {
+        method: &head.method,
+        target: &head.target,
+        protocol: head.version.as_str(),
+    };
+    let certificate = facts.certificate;
+    let text: &str = match var {
+        Var::RemoteAddr => return drop(write!(out, "{}", facts.client)),
+        Var::RemotePort => {
+            if let Some(port) = facts.client_port {
+                let _ = write!(out, "{port}");
+            }
+            return;
+        }
+        Var::RemoteUser => facts.user.unwrap_or_default(),
+        Var::TimeLocal => return drop(write!(out, "{}", Clf(facts.now))),
+        Var::TimeIso8601 => return drop(write!(out, "{}", Iso8601(facts.now))),
+        Var::Msec => {
+            let since = facts.now.duration_since(UNIX_EPOCH).unwrap_or_default();
+            let millis = since.subsec_millis();
+            return drop(write!(out, "{}.{millis:03}", since.as_secs()));
+        }
+        Var::Request => {
+            return drop(write!(
+                out,
+                "{} {} {}",
+                line.method, line.target, line.protocol
+            ))
+        }
+        Var::RequestMethod => line.method,
+        Var::RequestUri => line.uri(),
+        Var::Uri => line.path(),
+        Var::Args => line.query().unwrap_or_default(),
+        Var::ServerProtocol => line.protocol,
+        Var::Referer => return push_field(facts, "referer", out),
+        Var::UserAgent => return push_field(facts, "user_agent", out),
+        Var::RequestId => facts.request_id.unwrap_or_default(),
+        Var::Host => {
+            let field = || {
+                head.headers
+                    .get("host")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+            };
+            let host = line.authority().or_else(field).map(host_of);
+            out.extend(
+                host.unwrap_or_default()
+                    .bytes()
+                    .map(|b| b.to_ascii_lowercase()),
+            );
+            return;
+        }
+        Var::Pool => facts.pool.unwrap_or_default(),
+        Var::Scheme => facts.scheme,
+        Var::Https => match facts.tls {
+            Some(_) => "on",
+            None => "",
+        },
+        Var::SslProtocol => facts.tls.map_or("", |(version, _)| version),
+        Var::SslCipher => facts.tls.map_or("", |(_, suite)| suite),
+        Var::SslClientVerify => match (facts.tls, certificate) {
+            (None, _) => "",
+            (Some(_), None) => "NONE",
+            (Some(_), Some(_)) => "SUCCESS",
+        },
+        Var::SslClientFingerprint => certificate.map_or("", |c| &c.fingerprint),
+        Var::SslClientSDn => certificate
+            .and_then(|c| c.subject.as_deref())
+            .unwrap_or_default(),
+        Var::SslClientIDn => certificate
+            .and_then(|c| c.issuer.as_deref())
+            .unwrap_or_default(),
+        Var::SslClientSerial => certificate
+            .and_then(|c| c.serial.as_deref())
+            .unwrap_or_default(),
+        Var::SslClientEscapedCert => {
+            if let Some(c) = certificate {
+                out.extend_from_slice(c.escaped_pem().as_bytes());
+            }
+            return;
+        }
+        // Refused by `parse`.
+        Var::Status
+        | Var::BodyBytesSent
+        | Var::RequestTime
+        | Var::UpstreamAddr
+        | Var::UpstreamHeaderTime
+        | Var::UpstreamCacheStatus
+        | Var::DurationMs
+        | Var::UpstreamMs => "",
+    };
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// `$http_<name>`: every request field so called, as nginx joins them
+/// (`; ` for Cookie, `, ` for the others), each trimmed.
+fn push_field(facts: &Facts<'_>, name: &str, out: &mut Vec<u8>) {
+    let separator: &[u8] = if name == "cookie" { b"; " } else { b", " };
+    let mut first = true;
+    for (field, value) in facts.head.headers.iter() {
+        if variables::names_field(name, field) {
+            if !first {
+                out.extend_from_slice(separator);
+            }
+            first = false;
+            out.extend_from_slice(value.trim_ascii());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Headers, Version};
+    use std::time::Duration;
+
+    fn head(target: &str, fields: &[(&str, &str)]) -> RequestHead {
+        let mut headers = Headers::new();
+        for (name, value) in fields {
+            headers.push(name, value);
+        }
+        RequestHead {
+            method: "GET".into(),
+            target: target.into(),
+            version: Version::Http11,
+            headers,
+        }
+    }
+
+    fn facts(head: &RequestHead) -> Facts<'_> {
+        Facts {
+            head,
+            client: [192, 0, 2, 10].into(),
+            client_port: Some(51_000),
+            user: None,
+            scheme: "http",
+            tls: None,
+            certificate: None,
+            request_id: None,
+            pool: None,
+            now: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
+        }
+    }
+
+    fn rendered(value: &str, facts: &Facts<'_>) -> String {
+        let mut out = b"before".to_vec();
+        FieldValue::parse(value).unwrap().render(facts, &mut out);
+        String::from_utf8(out).unwrap()["before".len()..].to_string()
+    }
+
+    #[test]
+    fn each_variable_stands_for_what_is_known_of_the_request() {
+        let head = head(
+            "/a/b?x=1",
+            &[
+                ("Host", "Shop.Example:8080"),
+                ("X-Token", " t1 "),
+                ("x-token", "t2"),
+                ("Cookie", "a=1"),
+                ("Cookie", "b=2"),
+                ("Referer", "https://r.example/"),
+                ("User-Agent", "curl/8"),
+            ],
+        );
+        let cert = ClientCertificate {
+            base64: "AQID".into(),
+            chain: None,
+            fingerprint: "70".into(),
+            subject: Some("CN=alice".into()),
+            issuer: Some("CN=CA".into()),
+            serial: Some("0BAD".into()),
+        };
+        let over_tls = Facts {
+            tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            certificate: Some(&cert),
+            scheme: "https",
+            user: Some("ann"),
+            request_id: Some("r-1"),
+            pool: Some("api"),
+            ..facts(&head)
+        };
+        let cases = [
+            ("$remote_addr:$remote_port", "192.0.2.10:51000"),
+            ("$remote_user", "ann"),
+            ("$time_local", "06/Nov/1994:08:49:37 +0000"),
+            ("$time_iso8601", "1994-11-06T08:49:37+00:00"),
+            ("t=${msec}", "t=784111777.042"),
+            ("$request", "GET /a/b?x=1 HTTP/1.1"),
+            (
+                "$request_method $request_uri $uri $args",
+                "GET /a/b?x=1 /a/b x=1",
+            ),
+            ("$query_string $server_protocol", "x=1 HTTP/1.1"),
+            ("$host", "shop.example"),
+            ("$http_x_token", "t1, t2"),
+            ("$http_cookie", "a=1; b=2"),
+            (
+                "$http_referer $http_user_agent",
+                "https://r.example/ curl/8",
+            ),
+            ("$request_id $pool $scheme $https", "r-1 api https on"),
+            (
+                "$ssl_protocol $ssl_cipher",
+                "TLSv1.3 TLS13_AES_128_GCM_SHA256",
+            ),
+            ("$ssl_client_verify $ssl_client_fingerprint", "SUCCESS 70"),
+            (
+                "$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial",
+                "CN=alice|CN=CA|0BAD",
+            ),
+            (
+                "$ssl_client_escaped_cert",
+                "-----BEGIN%20CERTIFICATE-----%0AAQID%0A-----END%20CERTIFICATE-----%0A",
+            ),
+            ("5$$ ${uri}x", "5$ /a/bx"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(rendered(value, &over_tls), expected, "{value}");
+        }
+        // Every variable a request may name is above.
+        for (name, var) in variables::VARIABLES {
+            let named =
+                |v: &&str| v.contains(&format!("${name}")) || v.contains(&format!("{{{name}}}"));
+            assert!(
+                var.after_response() || cases.iter().map(|(v, _)| v).any(named),
+                "${name} is not tested"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_request_lacks_is_nothing() {
+        let head = head("/", &[]);
+        let plain = facts(&head);
+        let value = "$remote_user$args$http_x_absent$request_id$pool$https$ssl_protocol\
+                     $ssl_client_verify$ssl_client_s_dn$ssl_client_escaped_cert$host";
+        assert_eq!(rendered(value, &plain), "");
+        let over_tls = Facts {
+            tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            ..facts(&head)
+        };
+        assert_eq!(
+            rendered("$ssl_client_verify[$ssl_client_s_dn]", &over_tls),
+            "NONE[]"
+        );
+    }
+
+    #[test]
+    fn a_value_is_trimmed_and_holds_no_control_character() {
+        let head = head("/", &[("X-A", "a\u{7f}b")]);
+        assert_eq!(rendered("  $http_x_a  ", &facts(&head)), "a\\x7Fb");
+        let cert = ClientCertificate {
+            base64: "AQID".into(),
+            chain: None,
+            fingerprint: "70".into(),
+            subject: Some("CN=a\rb".into()),
+            issuer: None,
+            serial: None,
+        };
+        let f = Facts {
+            certificate: Some(&cert),
+            ..facts(&head)
+        };
+        assert_eq!(rendered("$ssl_client_s_dn", &f), "CN=a\\x0Db");
+    }
+
+    #[test]
+    fn a_variable_known_only_after_the_response_or_unknown_is_refused() {
+        for name in [
+            "status",
+            "upstream_addr",
+            "request_time",
+            "upstream_cache_status",
+        ] {
+            let e = FieldValue::parse(&format!("${name}")).unwrap_err();
+            assert!(e.contains("only once the response"), "{name}: {e}");
+        }
+        let e = FieldValue::parse("$remote_adr").unwrap_err();
+        assert!(e.contains("did you mean `$remote_addr`"), "{e}");
+        assert!(FieldValue::parse("${uri").unwrap_err().contains("no `}`"));
+        assert!(FieldValue::parse("a $ b")
+            .unwrap_err()
+            .contains("starts no variable"));
+    }
+
+    #[test]
+    fn text_without_variables_is_sent_as_written() {
+        let plain = FieldValue::parse("a; b=\"c\"").unwrap();
+        assert_eq!(plain.text(), Some("a; b=\"c\""));
+        let dollar = FieldValue::parse("5$$").unwrap();
+        assert_eq!(dollar.text(), Some("5$"));
+        assert_eq!(dollar.source(), "5$$");
+        assert_eq!(FieldValue::parse("$uri").unwrap().text(), None);
+        assert_eq!(FieldValue::fixed("5$$").text(), Some("5$$"));
+    }
+}

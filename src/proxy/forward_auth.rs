@@ -1,0 +1,226 @@
+//! `auth_request`: each request is first asked of a pool (an SSO
+//! gateway: oauth2-proxy, Authelia, Authentik), as nginx's
+//! `auth_request` and Traefik's `forwardAuth` ask: a `GET` of the
+//! configured path with the client's fields and where the request was
+//! going. A 2xx lets the request through, with the fields of the answer
+//! `auth_request_headers` names (the user it signed in as); any other
+//! answer (a 401, the 302 to a sign-in page) goes to the client as it
+//! came, and the request goes no further.
+
+use super::origin::{self, Destination, Outgoing, RequestBody};
+use super::relay::{self, push_connection_header};
+use super::{Client, Outcome, Refusal, Shared};
+use crate::config::AuthRequest;
+use crate::http::conn::write_all_vectored;
+use crate::http::forward::strip_hop_by_hop;
+use crate::http::{BodyKind, Headers, RequestHead, Version};
+use std::io::IoSlice;
+use std::sync::atomic::Ordering;
+
+/// The largest answer body relayed to a client that is refused: a
+/// sign-in page or a short message. A larger one is a 502.
+const MAX_REFUSAL_BODY: u64 = 64 * 1024;
+
+/// The fields that tell the gateway what the client asked for (nginx's
+/// usual `X-Original-*` and Traefik's `X-Forwarded-Method` and `-Uri`):
+/// written by the proxy alone.
+const ORIGINAL_FIELDS: [&str; 5] = [
+    "x-original-uri",
+    "x-original-method",
+    "x-original-url",
+    "x-forwarded-method",
+    "x-forwarded-uri",
+];
+
+/// Asks `asked`'s pool whether `head` may go on. `Ok(None)`: it may, its
+/// fields now those the answer gave (`names`); `Ok(Some(outcome))`: the
+/// gateway's answer went to the client instead; `Err`: the gateway could
+/// not be asked (502, 503, 504), and the request goes no further either.
+pub(super) fn ask(
+    client: &mut Client,
+    head: &mut RequestHead,
+    body_kind: BodyKind,
+    asked: &AuthRequest,
+    names: &[Box<str>],
+    shared: &Shared,
+) -> Result<Option<Outcome>, Refusal> {
+    // The client's own are never taken for the gateway's: a backend that
+    // trusts `Remote-User` gets it from the proxy or not at all (nor its
+    // `Remote_User`, which backends that read `_` as `-` would take for it).
+    head.headers
+        .retain(|field, _| !names.iter().any(|n| read_alike(n, field)));
+    // The client's body stays unread: a refusal closes the connection, or
+    // what is left of it would be read as the next request.
+    let keep_alive = client.keeps_alive(head) && body_kind == BodyKind::Empty;
+    let mut question = question(head, &asked.path, client.scheme);
+    let empty = RequestBody::Buffered(Vec::new());
+    let send = Outgoing {
+        body: &empty,
+        expect_continue: false,
+        keep_alive,
+        extra: &[],
+        upgrade: false,
+        interim_to_client: false,
+        abandon_if_client_leaves: true,
+    };
+    let to = Destination {
+        pool: asked.pool,
+        route: None,
+    };
+    let metrics = &shared.metrics;
+    let fetched =
+        origin::fetch_from(client, &mut question, &send, to, shared).inspect_err(|_| {
+            metrics.auth_requests_failed.fetch_add(1, Ordering::Relaxed);
+        })?;
+    if (200..300).contains(&fetched.response.status) {
+        metrics
+            .auth_requests_allowed
+            .fetch_add(1, Ordering::Relaxed);
+        for name in names {
+            for value in fetched.response.headers.get_all(&name.to_ascii_lowercase()) {
+                head.headers.push(name, value);
+            }
+        }
+        relay::discard(fetched, false, client);
+        // The log's `upstream_ms` is the backend's that answers, or none
+        // for a cache hit: not the gateway's.
+        client.upstream_wait = None;
+        return Ok(None);
+    }
+    metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
+    let upstream = Some(fetched.target.name.clone());
+    let failed = |status| Refusal {
+        status: Some(status),
+        upstream: upstream.clone(),
+        keep_alive,
+    };
+    let (mut answer, body) =
+        relay::read_whole(client, fetched, MAX_REFUSAL_BODY).map_err(|f| failed(f.status()))?;
+    strip_hop_by_hop(&mut answer.headers, false);
+    // The gateway's word to a proxy, not to clients.
+    answer.headers.retain(|name, _| {
+        let accel = name
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"x-accel-"));
+        !accel && !name.eq_ignore_ascii_case(b"content-length")
+    });
+    let closing = !keep_alive || shared.shutting_down.load(Ordering::Relaxed);
+    let edits = &shared.pool_config(client.route).response_headers;
+    edits.remove_from(&mut answer.headers);
+    answer.version = Version::Http11;
+    let mut bytes = Vec::with_capacity(512);
+    answer.write_start(&mut bytes);
+    if !crate::http::body::forbids_content_length(answer.status) {
+        crate::digits::push_field(&mut bytes, "Content-Length", body.len() as u64);
+    }
+    client.push_request_id(&mut bytes);
+    bytes.extend_from_slice(edits.set_lines());
+    push_connection_header(&mut bytes, !closing, head.version);
+    bytes.extend_from_slice(b"\r\n");
+    client.note_sent_head(&[&bytes]);
+    let body = match head.is_head() {
+        true => &[][..],
+        false => &body[..],
+    };
+    let mut parts = [IoSlice::new(&bytes), IoSlice::new(body)];
+    let sent = write_all_vectored(client.conn.get_mut(), &mut parts).is_ok();
+    Ok(Some(Outcome {
+        status: answer.status,
+        bytes: if sent { body.len() as u64 } else { 0 },
+        upstream,
+        keep_alive: sent && !closing,
+        cache: None,
+        linger: true,
+    }))
+}
+
+/// The `GET` of `path` the gateway is asked: with the client's fields
+/// (its cookies and credentials are what it judges) but those that frame
+/// a body, and where the request was going.
+fn question(head: &RequestHead, path: &str, scheme: &str) -> RequestHead {
+    let mut headers = Headers::new();
+    for (name, value) in head.headers.iter() {
+        let framing = ["content-length", "transfer-encoding", "expect"]
+            .iter()
+            .chain(&ORIGINAL_FIELDS)
+            .any(|f| f.eq_ignore_ascii_case(name));
+        if !framing {
+            headers.push(name, value);
+        }
+    }
+    let uri = head.origin_target();
+    headers.push("X-Original-Method", &head.method);
+    headers.push("X-Forwarded-Method", &head.method);
+    headers.push("X-Original-URI", &*uri);
+    headers.push("X-Forwarded-Uri", &*uri);
+    let host = head
+        .authority()
+        .map(str::as_bytes)
+        .or_else(|| head.headers.get("host"));
+    if let Some(host) = host {
+        let mut url = Vec::with_capacity(scheme.len() + 3 + host.len() + uri.len());
+        for part in [scheme.as_bytes(), b"://", host, uri.as_bytes()] {
+            url.extend_from_slice(part);
+        }
+        headers.push("X-Original-URL", &url);
+    }
+    RequestHead {
+        method: "GET".into(),
+        target: path.into(),
+        version: Version::Http11,
+        headers,
+    }
+}
+
+/// Whether `field` is the field `name`, `_` and `-` taken for one
+/// another, case aside.
+fn read_alike(name: &str, field: &[u8]) -> bool {
+    name.len() == field.len()
+        && (name.bytes().zip(field)).all(|(a, &b)| {
+            a.eq_ignore_ascii_case(&b) || matches!((a, b), (b'_', b'-') | (b'-', b'_'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_question_carries_the_clients_fields_and_where_it_was_going() {
+        let mut headers = Headers::new();
+        for (name, value) in [
+            ("Host", "app.example"),
+            ("Cookie", "session=1"),
+            ("Content-Length", "5"),
+            ("X-Original-URI", "/forged"),
+            ("x-forwarded-method", "GET"),
+        ] {
+            headers.push(name, value);
+        }
+        let head = RequestHead {
+            method: "POST".into(),
+            target: "/cart?item=7".into(),
+            version: Version::Http11,
+            headers,
+        };
+        let q = question(&head, "/verify", "https");
+        assert_eq!((&*q.method, &*q.target), ("GET", "/verify"));
+        let field = |name| q.headers.get_str(name).map(str::to_string);
+        assert_eq!(field("cookie").as_deref(), Some("session=1"));
+        assert_eq!(field("content-length"), None);
+        assert_eq!(field("x-original-uri").as_deref(), Some("/cart?item=7"));
+        assert_eq!(field("x-forwarded-method").as_deref(), Some("POST"));
+        assert_eq!(
+            field("x-original-url").as_deref(),
+            Some("https://app.example/cart?item=7")
+        );
+        assert_eq!(q.headers.get_all("x-original-uri").count(), 1);
+    }
+
+    #[test]
+    fn names_are_read_as_backends_read_them() {
+        assert!(read_alike("Remote-User", b"remote_user"));
+        assert!(read_alike("Remote-User", b"REMOTE-USER"));
+        assert!(!read_alike("Remote-User", b"Remote-Users"));
+    }
+}

@@ -1,0 +1,128 @@
+//! What the proxy tells of the certificate a client showed on `tls_port`
+//! (`tls_verify_client`): to its backend (RFC 9440's `Client-Cert`, and
+//! the `$ssl_client_*` variables of `request_header.*`) and in the log.
+//! Made once per connection, at its handshake, and shared by each of its
+//! requests and their log records.
+
+use base64::Engine as _;
+use rustls_pki_types::CertificateDer;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// The certificate's DER in base64.
+    pub base64: Box<str>,
+    /// The intermediates the client sent after it, each as a structured
+    /// byte sequence, for `Client-Cert-Chain`; `None` for none.
+    pub chain: Option<Box<str>>,
+    /// Its SHA-1 fingerprint in lower-case hex (`$ssl_client_fingerprint`,
+    /// as nginx's).
+    pub fingerprint: Box<str>,
+    /// Whom it names (`$ssl_client_s_dn`: `CN=alice,O=Example`).
+    pub subject: Option<Box<str>>,
+    /// Who issued it (`$ssl_client_i_dn`).
+    pub issuer: Option<Box<str>>,
+    /// Its serial number in upper-case hex (`$ssl_client_serial`).
+    pub serial: Option<Box<str>>,
+}
+
+impl ClientCertificate {
+    /// Of the certificates a client sent, its own first; `None` for none.
+    pub fn of(sent: &[CertificateDer<'_>]) -> Option<ClientCertificate> {
+        let (own, intermediates) = sent.split_first()?;
+        let chain = (!intermediates.is_empty()).then(|| {
+            let items: Vec<String> = intermediates.iter().map(|c| byte_sequence(c)).collect();
+            items.join(", ").into()
+        });
+        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, own);
+        let mut fingerprint = String::with_capacity(40);
+        for byte in digest.as_ref() {
+            fingerprint.push(char::from(HEX_LOWER[usize::from(byte >> 4)]));
+            fingerprint.push(char::from(HEX_LOWER[usize::from(byte & 15)]));
+        }
+        Some(ClientCertificate {
+            base64: base64::engine::general_purpose::STANDARD.encode(own).into(),
+            chain,
+            fingerprint: fingerprint.into(),
+            subject: super::x509::subject(own).map(Box::from),
+            issuer: super::x509::issuer(own).map(Box::from),
+            serial: super::x509::serial(own).map(Box::from),
+        })
+    }
+
+    /// `Client-Cert`: the certificate as a structured byte sequence
+    /// (RFC 8941: base64 between colons).
+    pub fn byte_sequence(&self) -> String {
+        format!(":{}:", self.base64)
+    }
+
+    /// Appends the certificate in PEM, URL-encoded as nginx's
+    /// `$ssl_client_escaped_cert`: every byte but letters, digits and
+    /// `-._~` as `%XX`, so that the PEM's line ends fit in a field value.
+    pub fn escaped_pem(&self) -> String {
+        let mut out = String::with_capacity(self.base64.len() * 11 / 10 + 90);
+        let mut push = |bytes: &[u8]| {
+            for &b in bytes {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    out.push(char::from(b));
+                } else {
+                    out.push('%');
+                    out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+                    out.push(char::from(HEX_UPPER[usize::from(b & 15)]));
+                }
+            }
+        };
+        push(b"-----BEGIN CERTIFICATE-----\n");
+        for line in self.base64.as_bytes().chunks(64) {
+            push(line);
+            push(b"\n");
+        }
+        push(b"-----END CERTIFICATE-----\n");
+        out
+    }
+}
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// RFC 8941's byte sequence: base64 between colons.
+fn byte_sequence(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 6);
+    out.push(':');
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut out);
+    out.push(':');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_of_a_certificate_are_read_once_and_its_pem_is_escaped_as_nginx_s() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x0b, 0xad]));
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::CommonName, "alice");
+        params.distinguished_name = name;
+        let cert = params.self_signed(&key).unwrap();
+        let shown = ClientCertificate::of(&[cert.der().clone()]).unwrap();
+        assert_eq!(shown.subject.as_deref(), Some("CN=alice"));
+        assert_eq!(shown.issuer.as_deref(), Some("CN=alice"));
+        assert_eq!(shown.serial.as_deref(), Some("0BAD"));
+        let escaped = shown.escaped_pem();
+        assert!(escaped.starts_with("-----BEGIN%20CERTIFICATE-----%0A"));
+        assert!(!escaped.contains(['+', '/', '=', '\n', ' ']), "{escaped}");
+        let unescaped = (escaped.split('%').enumerate())
+            .map(|(i, part)| match i {
+                0 => part.to_string(),
+                _ => {
+                    let byte = u8::from_str_radix(&part[..2], 16).unwrap();
+                    format!("{}{}", char::from(byte), &part[2..])
+                }
+            })
+            .collect::<String>();
+        // rcgen's PEM has the same 64-column lines, with `\n` ends.
+        assert_eq!(unescaped, cert.pem().replace("\r\n", "\n"));
+    }
+}

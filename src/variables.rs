@@ -1,0 +1,325 @@
+//! nginx's `$variables`, as `log_format` templates and the values of
+//! `request_header.*` write them: the syntax (`$name`, `${name}`, `$$`),
+//! the names and what each stands for, and the parts of a request line
+//! both read. Each user renders the variables from what it has at hand:
+//! a finished exchange for the log, a request about to be sent for a
+//! backend's fields.
+
+use crate::config::nearest;
+
+/// Every variable but `$http_<name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Var {
+    RemoteAddr,
+    RemotePort,
+    RemoteUser,
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Request,
+    RequestMethod,
+    RequestUri,
+    Uri,
+    Args,
+    ServerProtocol,
+    Status,
+    BodyBytesSent,
+    RequestTime,
+    UpstreamAddr,
+    UpstreamHeaderTime,
+    UpstreamCacheStatus,
+    Referer,
+    UserAgent,
+    RequestId,
+    Host,
+    DurationMs,
+    UpstreamMs,
+    Pool,
+    Scheme,
+    Https,
+    SslProtocol,
+    SslCipher,
+    SslClientVerify,
+    SslClientFingerprint,
+    SslClientSDn,
+    SslClientIDn,
+    SslClientSerial,
+    SslClientEscapedCert,
+}
+
+impl Var {
+    /// Whether its value is known only once a response has come: such a
+    /// variable cannot go in a request.
+    pub fn after_response(self) -> bool {
+        matches!(
+            self,
+            Var::Status
+                | Var::BodyBytesSent
+                | Var::RequestTime
+                | Var::UpstreamAddr
+                | Var::UpstreamHeaderTime
+                | Var::UpstreamCacheStatus
+                | Var::DurationMs
+                | Var::UpstreamMs
+        )
+    }
+}
+
+/// Every variable by name: nginx's where nginx has one; `duration_ms`,
+/// `upstream_ms` and `pool` are the combined line's own fields.
+pub const VARIABLES: &[(&str, Var)] = &[
+    ("remote_addr", Var::RemoteAddr),
+    ("remote_port", Var::RemotePort),
+    ("remote_user", Var::RemoteUser),
+    ("time_local", Var::TimeLocal),
+    ("time_iso8601", Var::TimeIso8601),
+    ("msec", Var::Msec),
+    ("request", Var::Request),
+    ("request_method", Var::RequestMethod),
+    ("request_uri", Var::RequestUri),
+    ("uri", Var::Uri),
+    ("args", Var::Args),
+    ("query_string", Var::Args),
+    ("server_protocol", Var::ServerProtocol),
+    ("status", Var::Status),
+    ("body_bytes_sent", Var::BodyBytesSent),
+    ("request_time", Var::RequestTime),
+    ("upstream_addr", Var::UpstreamAddr),
+    ("upstream_header_time", Var::UpstreamHeaderTime),
+    ("upstream_cache_status", Var::UpstreamCacheStatus),
+    ("http_referer", Var::Referer),
+    ("http_user_agent", Var::UserAgent),
+    ("request_id", Var::RequestId),
+    ("host", Var::Host),
+    ("duration_ms", Var::DurationMs),
+    ("upstream_ms", Var::UpstreamMs),
+    ("pool", Var::Pool),
+    ("scheme", Var::Scheme),
+    ("https", Var::Https),
+    ("ssl_protocol", Var::SslProtocol),
+    ("ssl_cipher", Var::SslCipher),
+    ("ssl_client_verify", Var::SslClientVerify),
+    ("ssl_client_fingerprint", Var::SslClientFingerprint),
+    ("ssl_client_s_dn", Var::SslClientSDn),
+    ("ssl_client_i_dn", Var::SslClientIDn),
+    ("ssl_client_serial", Var::SslClientSerial),
+    ("ssl_client_escaped_cert", Var::SslClientEscapedCert),
+];
+
+/// nginx variables likely to come along that inverso has no value for,
+/// and what to write instead.
+const NOT_KEPT: &[(&str, &str)] = &[
+    (
+        "upstream_response_time",
+        "the backend's whole response is not timed: $upstream_header_time is how long it took \
+         to send its response head",
+    ),
+    (
+        "upstream_connect_time",
+        "connecting is not timed apart: $upstream_header_time is how long the backend took to \
+         send its response head",
+    ),
+    (
+        "bytes_sent",
+        "response heads are not counted: $body_bytes_sent is the body bytes sent",
+    ),
+];
+
+/// Longest variable name compared with the known ones for a hint (the
+/// edit distance is quadratic).
+const HINTED_NAME: usize = 64;
+
+/// What a `$name` stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Named {
+    Var(Var),
+    /// `$http_<name>`: the request field of that name, as `$http_` names
+    /// it (lower case, `_` for `-`).
+    Field(Box<str>),
+}
+
+/// A piece of a text holding variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Copied as written (`$$` already made `$`).
+    Text(String),
+    Named(Named),
+}
+
+/// Splits `text` into text and variables: `$name` or `${name}` (which
+/// may be followed by letters) is a variable, `$$` a dollar sign. An
+/// unknown name, or a `$` that starts none, is refused, saying where.
+pub fn pieces(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        literal.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(after) = after.strip_prefix('$') {
+            literal.push('$');
+            rest = after;
+            continue;
+        }
+        let place = text[..text.len() - rest.len() + at].chars().count() + 1;
+        let (name, after) = match after.strip_prefix('{') {
+            Some(inner) => {
+                let close = inner
+                    .find('}')
+                    .ok_or_else(|| format!("the `${{` at character {place} has no `}}`"))?;
+                (&inner[..close], &inner[close + 1..])
+            }
+            None => {
+                let end = after
+                    .find(|c: char| !is_name_char(c))
+                    .unwrap_or(after.len());
+                after.split_at(end)
+            }
+        };
+        if name.is_empty() {
+            return Err(format!(
+                "the `$` at character {place} starts no variable name (`$status`, \
+                 `${{status}}`); `$$` writes a dollar sign"
+            ));
+        }
+        if !name.chars().all(is_name_char) {
+            return Err(format!(
+                "`${{{name}}}`: a variable name has only letters, digits and `_`"
+            ));
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Text(std::mem::take(&mut literal)));
+        }
+        pieces.push(Piece::Named(lookup(name)?));
+        rest = after;
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Text(literal));
+    }
+    Ok(pieces)
+}
+
+/// What nginx takes for a variable name's characters.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// What `name` (after its `$`) stands for.
+pub fn lookup(name: &str) -> Result<Named, String> {
+    // nginx's variable names are not case-sensitive.
+    let lower = name.to_ascii_lowercase();
+    if let Some((_, var)) = VARIABLES.iter().find(|(known, _)| *known == lower) {
+        return Ok(Named::Var(*var));
+    }
+    if let Some(field) = lower.strip_prefix("http_") {
+        if field.is_empty() {
+            return Err("`$http_` needs a field name, e.g. `$http_x_request_id`".into());
+        }
+        return Ok(Named::Field(field.into()));
+    }
+    if lower.starts_with("sent_http_") {
+        return Err(format!(
+            "`${name}`: response fields are not kept for a template (log_headers = true \
+             writes them all, in the combined and json formats)"
+        ));
+    }
+    if let Some((_, instead)) = NOT_KEPT.iter().find(|(known, _)| *known == lower) {
+        return Err(format!("`${name}` is nginx's, not inverso's: {instead}"));
+    }
+    // A misspelt `$http_<name>` is most likely misspelt before its `_`.
+    let as_field = lower.split_once('_').map(|(_, f)| format!("http_{f}"));
+    let known = VARIABLES.iter().map(|(known, _)| *known);
+    let hint = (lower.len() <= HINTED_NAME)
+        .then(|| nearest(&lower, known.chain(as_field.as_deref())))
+        .flatten();
+    Err(match hint {
+        Some(near) => format!("unknown variable `${name}` (did you mean `${near}`?)"),
+        None => format!("unknown variable `${name}`"),
+    })
+}
+
+/// Whether `$http_<name>` names the field called `field`.
+pub fn names_field(name: &str, field: &str) -> bool {
+    name.len() == field.len()
+        && (name.bytes().zip(field.bytes()))
+            .all(|(n, f)| n == f.to_ascii_lowercase() || (n == b'_' && f == b'-'))
+}
+
+/// The host of an authority (`user@Host:port`, `[::1]:8080`), as nginx's
+/// `$host`: without user or port, or a trailing dot.
+pub fn host_of(authority: &str) -> &str {
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match authority.strip_prefix('[') {
+        Some(_) => authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]),
+        None => authority
+            .split_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// The three parts of a request line.
+#[derive(Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub protocol: &'a str,
+}
+
+impl<'a> RequestLine<'a> {
+    /// The parts of a request line as logged, when it has them: a
+    /// malformed one (logged as it came) may not.
+    pub fn split(line: &'a str) -> Option<Self> {
+        let mut parts = line.split(' ');
+        let (method, target, protocol) = (parts.next()?, parts.next()?, parts.next()?);
+        let whole =
+            parts.next().is_none() && [method, target, protocol].iter().all(|p| !p.is_empty());
+        whole.then_some(RequestLine {
+            method,
+            target,
+            protocol,
+        })
+    }
+
+    /// An absolute-form target's scheme and authority, and the rest.
+    fn absolute(&self) -> Option<(&'a str, &'a str)> {
+        let (scheme, rest) = self.target.split_once("://")?;
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return None;
+        }
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        Some(rest.split_at(end))
+    }
+
+    pub fn authority(&self) -> Option<&'a str> {
+        self.absolute().map(|(authority, _)| authority)
+    }
+
+    /// The target from its path on, as nginx's `$request_uri` (an
+    /// absolute-form target loses its scheme and host).
+    pub fn uri(&self) -> &'a str {
+        match self.absolute() {
+            Some((_, "")) => "/",
+            Some((_, rest)) => rest,
+            None => self.target,
+        }
+    }
+
+    pub fn path(&self) -> &'a str {
+        let uri = self.uri();
+        uri.split_once('?').map_or(uri, |(path, _)| path)
+    }
+
+    pub fn query(&self) -> Option<&'a str> {
+        self.uri().split_once('?').map(|(_, query)| query)
+    }
+}
