@@ -10,7 +10,8 @@
 //! `$remote_user` only for a user `auth_basic` accepted; `$request_id`
 //! and `$pool` (a pool's own `request_header.*` too); TLS on `tls_port`
 //! with and without a client certificate (`$ssl_client_*`,
-//! `$ssl_protocol`); one rendering per client request, carried by a retry
+//! `$ssl_protocol`), and a certificate's name that holds CR LF, which
+//! adds no field; one rendering per client request, carried by a retry
 //! on another target and by the cache's own requests; a reload; the
 //! log's `$ssl_client_i_dn` and `$ssl_client_serial`; and what the
 //! loader and `inverso check` refuse, with the line.
@@ -472,8 +473,13 @@ struct Mtls {
 
 impl Mtls {
     fn new() -> Mtls {
+        Mtls::with_clients_named("Clients-CA")
+    }
+
+    /// The clients' authority called `name`.
+    fn with_clients_named(name: &str) -> Mtls {
         let pki = Pki::new();
-        let clients = Ca::named("Clients-CA");
+        let clients = Ca::named(name);
         let client_ca = clients.write(pki.dir.path(), "clients-ca.pem");
         Mtls {
             client_ca: client_ca.display().to_string(),
@@ -649,6 +655,41 @@ fn over_tls_the_backend_is_told_of_the_client_s_certificate() {
     }
     // The serial numbers are the certificates' own: two leaves, two.
     assert_ne!(serial_hex(&alice.der), serial_hex(&bob.der));
+}
+
+#[test]
+fn a_name_in_a_certificate_cannot_add_a_field_of_its_own() {
+    // The authority's name, which its clients' certificates carry as
+    // their issuer, holds CR LF and a field of its own.
+    let m = Mtls::with_clients_named("evil\r\nX-Injected: yes");
+    let backend = Backend::echo("app");
+    let proxy = m.proxy(
+        &backend,
+        "request_header.X-I-Dn = $ssl_client_i_dn\nrequest_header.X-Who = $ssl_client_s_dn\n",
+    );
+    let alice = m.clients.client_leaf("alice");
+    let config = m.client(rustls::DEFAULT_VERSIONS, Some(alice.shown()));
+    assert_eq!(tls_get(&proxy, &config, "/alice").status, 200);
+    let seen = seen_at(&backend, "/alice");
+    assert_eq!(
+        all(&seen, "x-injected"),
+        Vec::<String>::new(),
+        "{}",
+        seen.head.raw
+    );
+    assert_eq!(one(&seen, "x-who").as_deref(), Some("CN=alice"));
+    // RFC 4514 writes a control character as `\0D` (OpenSSL, nginx), a
+    // field value's rendering as `\x0D`: either, never the byte.
+    let issuer = one(&seen, "x-i-dn").unwrap_or_default();
+    assert!(
+        [
+            r"CN=evil\0D\0AX-Injected: yes",
+            r"CN=evil\x0D\x0AX-Injected: yes"
+        ]
+        .contains(&issuer.as_str()),
+        "{issuer:?}:\n{}",
+        seen.head.raw
+    );
 }
 
 #[test]
