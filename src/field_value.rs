@@ -83,7 +83,11 @@ impl FieldValue {
         if !text.contains('$') {
             return Ok(FieldValue::fixed(text));
         }
-        let pieces = variables::pieces(text)?;
+        // A value written before variables may hold a `$` of its own.
+        let pieces = variables::pieces(text).map_err(|e| match e.contains("$$") {
+            true => e,
+            false => format!("{e}; `$$` writes a dollar sign"),
+        })?;
         for piece in &pieces {
             if let Piece::Named(Named::Var(var)) = piece {
                 if var.after_response() {
@@ -181,7 +185,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             ))
         }
         Var::RequestMethod => line.method,
-        Var::RequestUri => line.uri(),
+        Var::RequestUri => return out.extend_from_slice(line.uri().as_bytes()),
         Var::Uri => line.path(),
         Var::Args => line.query().unwrap_or_default(),
         Var::ServerProtocol => line.protocol,
@@ -307,7 +311,7 @@ mod tests {
             ],
         );
         let cert = ClientCertificate {
-            base64: "AQID".into(),
+            byte_sequence: ":AQID:".into(),
             chain: None,
             fingerprint: "70".into(),
             subject: Some("CN=alice".into()),
@@ -394,7 +398,7 @@ mod tests {
         let head = head("/", &[("X-A", "a\u{7f}b")]);
         assert_eq!(rendered("  $http_x_a  ", &facts(&head)), "a\\x7Fb");
         let cert = ClientCertificate {
-            base64: "AQID".into(),
+            byte_sequence: ":AQID:".into(),
             chain: None,
             fingerprint: "70".into(),
             subject: Some("CN=a\rb".into()),

@@ -6,6 +6,7 @@
 //! backend's fields.
 
 use crate::config::nearest;
+use std::borrow::Cow;
 
 /// Every variable but `$http_<name>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,21 +306,32 @@ impl<'a> RequestLine<'a> {
     }
 
     /// The target from its path on, as nginx's `$request_uri` (an
-    /// absolute-form target loses its scheme and host).
-    pub fn uri(&self) -> &'a str {
+    /// absolute-form target loses its scheme and host, and its empty
+    /// path is `/`, RFC 9112 §3.2.2).
+    pub fn uri(&self) -> Cow<'a, str> {
         match self.absolute() {
-            Some((_, "")) => "/",
-            Some((_, rest)) => rest,
-            None => self.target,
+            Some((_, rest)) if rest.starts_with('/') => Cow::Borrowed(rest),
+            Some((_, rest)) => Cow::Owned(format!("/{rest}")),
+            None => Cow::Borrowed(self.target),
         }
     }
 
+    /// The target as sent from its path on, the path maybe empty.
+    fn after_authority(&self) -> &'a str {
+        self.absolute().map_or(self.target, |(_, rest)| rest)
+    }
+
     pub fn path(&self) -> &'a str {
-        let uri = self.uri();
-        uri.split_once('?').map_or(uri, |(path, _)| path)
+        let uri = self.after_authority();
+        match uri.split_once('?').map_or(uri, |(path, _)| path) {
+            "" => "/",
+            path => path,
+        }
     }
 
     pub fn query(&self) -> Option<&'a str> {
-        self.uri().split_once('?').map(|(_, query)| query)
+        self.after_authority()
+            .split_once('?')
+            .map(|(_, query)| query)
     }
 }

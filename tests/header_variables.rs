@@ -855,7 +855,8 @@ fn the_cache_s_fetch_and_revalidations_carry_the_values_of_the_request_they_serv
     });
     let text = format!(
         "targets = {}\nrequest_header.X-Agent = $http_user_agent\n\
-         request_header.X-Request-Uri = $request_uri\nrequest_header.X-Addr = $remote_addr\n",
+         request_header.X-Request-Uri = $request_uri\nrequest_header.X-Addr = $remote_addr\n\
+         request_header.X-Pool = p=$pool\n",
         backend.addr
     );
     let configure = from_file(&text);
@@ -881,6 +882,8 @@ fn the_cache_s_fetch_and_revalidations_carry_the_values_of_the_request_they_serv
                 ("x-agent", Some(agent)),
                 ("x-request-uri", Some("/s?v=1")),
                 ("x-addr", Some("127.0.0.1")),
+                // The background one too, made after the response was logged.
+                ("x-pool", Some("p=default")),
             ],
         );
     }
@@ -1047,4 +1050,74 @@ fn check_prints_the_keys_as_written_and_refuses_with_exit_2() {
         stderr.contains("proxy.conf:3: request_header.X-S: ") && stderr.contains("$status"),
         "{stderr}"
     );
+}
+
+/// A backend that greets the user the proxy names, in a page fresh for
+/// ten minutes (which says nothing of whether it is for one user), and
+/// varies on what it is told to.
+fn greeting_backend(vary: Option<&'static str>) -> Backend {
+    Backend::start("app", move |seen, out| {
+        let user = seen.head.get("x-user").unwrap_or("nobody").to_string();
+        let mut fields = vec![("Cache-Control", "max-age=600")];
+        if let Some(vary) = vary {
+            fields.push(("Vary", vary));
+        }
+        respond(out, 200, &fields, format!("hello {user}").as_bytes());
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn a_page_for_the_user_signed_in_is_not_served_to_another_from_the_cache() {
+    // The usual nginx set-up: the backend trusts the proxy's user and
+    // never sees the password. Without variables, a request whose
+    // Authorization the proxy removes is anyone's for the cache; with
+    // them, its answer may be for that user alone.
+    let backend = greeting_backend(None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    let users = format!("{USERS}bob:$apr1$abcdefgh$ckT15POyCRlen.h6XtGAZ1\n");
+    std::fs::write(&file, users).unwrap();
+    let text = format!(
+        "targets = {}\nauth_basic = Staff\nauth_basic_user_file = {}\n\
+         request_header.Authorization =\nrequest_header.X-User = $remote_user\n",
+        backend.addr,
+        file.display()
+    );
+    let configure = from_file(&text);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let bob = ("Authorization", "Basic Ym9iOmh1bnRlcjI=");
+    let mut client = proxy.connect();
+    assert_eq!(client.get_with("/page", &[ANN]).body_str(), "hello ann");
+    assert_eq!(client.get_with("/page", &[bob]).body_str(), "hello bob");
+    assert_eq!(backend.requests(), 2);
+    for seen in backend.seen() {
+        assert_eq!(one(&seen, "authorization"), None, "{}", seen.head.raw);
+    }
+}
+
+#[test]
+fn a_response_that_varies_on_a_field_set_from_variables_is_not_stored() {
+    let backend = greeting_backend(Some("X-Client-IP"));
+    let text = format!(
+        "targets = {}\nrequest_header.X-Client-IP = $remote_addr\n\
+         request_header.X-User = $remote_addr\n",
+        backend.addr
+    );
+    let configure = from_file(&text);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let from = |ip: &str| {
+        let mut client = Client::connect_from(ip.parse().unwrap(), proxy.addr);
+        client.get("/page").body_str()
+    };
+    assert_eq!(from("127.0.0.1"), "hello 127.0.0.1");
+    assert_eq!(from("127.0.0.2"), "hello 127.0.0.2");
+    assert_eq!(from("127.0.0.2"), "hello 127.0.0.2");
+    assert_eq!(backend.requests(), 3, "none stored");
 }

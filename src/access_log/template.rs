@@ -162,7 +162,7 @@ fn write_var(
         }
         Var::Request => escape_into(line, &r.request_line),
         Var::RequestMethod => push_value(line, request.map(|l| l.method)),
-        Var::RequestUri => push_value(line, request.map(|l| l.uri())),
+        Var::RequestUri => push_value(line, request.map(|l| l.uri()).as_deref()),
         Var::Uri => push_value(line, request.map(|l| l.path())),
         Var::Args => push_value(line, request.and_then(|l| l.query())),
         Var::ServerProtocol => push_value(line, request.map(|l| l.protocol)),
@@ -344,7 +344,7 @@ mod tests {
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
             client_certificate: Some(Arc::new(ClientCertificate {
-                base64: "AQID".into(),
+                byte_sequence: ":AQID:".into(),
                 chain: None,
                 fingerprint: "7037807198c22a7d2b0807371d763779a84fdfcf".into(),
                 subject: Some("CN=alice,O=Example\\, Inc.".into()),
@@ -664,6 +664,11 @@ mod tests {
             ..record()
         };
         assert_eq!(line("$request_uri $uri $args", &r), "/ / -");
+        let r = Record {
+            request_line: "GET http://abs.example?q=1 HTTP/1.1".into(),
+            ..record()
+        };
+        assert_eq!(line("$request_uri $uri $args", &r), "/?q=1 / q=1");
     }
 
     #[test]

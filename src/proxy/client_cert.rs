@@ -14,7 +14,7 @@ pub(super) fn put_fields(headers: &mut Headers, shown: Option<&ClientCertificate
     headers.remove("client-cert");
     headers.remove("client-cert-chain");
     if let Some(shown) = shown {
-        headers.push("Client-Cert", shown.byte_sequence());
+        headers.push("Client-Cert", &*shown.byte_sequence);
         if let Some(chain) = &shown.chain {
             headers.push("Client-Cert-Chain", &**chain);
         }

@@ -116,7 +116,7 @@ impl Shared {
 
     /// The pool a request that took `route` goes to (0 for `targets`);
     /// none for a route that answers itself (a redirect, a `return`).
-    fn routed_pool(&self, route: Option<usize>) -> Option<usize> {
+    pub(super) fn routed_pool(&self, route: Option<usize>) -> Option<usize> {
         let taken = route.and_then(|i| self.config.routes.get(i));
         (!taken.is_some_and(|r| r.answers_itself())).then(|| self.pool_index(route))
     }
@@ -808,7 +808,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // answers that cannot depend on them: the cache reads the request
     // without them too, as anyone's (RFC 9111 §3.5 keeps a shared cache
     // from answering with what an origin sent for credentials it saw).
-    if settings.request_headers.edits(b"authorization") {
+    // Not when a value holds variables: one may tell the backend who the
+    // client is (`$remote_user`), and its answer is then for them alone.
+    let edits = &settings.request_headers;
+    if edits.edits(b"authorization") && !edits.has_variables() {
         head.headers.remove("authorization");
     }
     // As nginx does by default: a backend that maps `-` and `_` to one

@@ -604,7 +604,9 @@ fn facts<'a>(head: &'a RequestHead, client: &'a Client, shared: &'a Shared) -> F
         tls: client.tls,
         certificate: client.certificate.as_deref(),
         request_id: client.request_id.as_ref().map(|(_, id)| id.as_str()),
-        pool: client.pool.map(|i| &**shared.pools.get(i).shared_name()),
+        // From the route: `client.pool` is taken for the log before a
+        // revalidation in the background renders these.
+        pool: (shared.routed_pool(client.route)).map(|i| &**shared.pools.get(i).shared_name()),
         now: SystemTime::now(),
     }
 }

@@ -9,8 +9,9 @@ use rustls_pki_types::CertificateDer;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClientCertificate {
-    /// The certificate's DER in base64.
-    pub base64: Box<str>,
+    /// `Client-Cert`: the certificate as a structured byte sequence (its
+    /// DER in base64, between colons).
+    pub byte_sequence: Box<str>,
     /// The intermediates the client sent after it, each as a structured
     /// byte sequence, for `Client-Cert-Chain`; `None` for none.
     pub chain: Option<Box<str>>,
@@ -40,7 +41,7 @@ impl ClientCertificate {
             fingerprint.push(char::from(HEX_LOWER[usize::from(byte & 15)]));
         }
         Some(ClientCertificate {
-            base64: base64::engine::general_purpose::STANDARD.encode(own).into(),
+            byte_sequence: byte_sequence(own).into(),
             chain,
             fingerprint: fingerprint.into(),
             subject: super::x509::subject(own).map(Box::from),
@@ -49,17 +50,12 @@ impl ClientCertificate {
         })
     }
 
-    /// `Client-Cert`: the certificate as a structured byte sequence
-    /// (RFC 8941: base64 between colons).
-    pub fn byte_sequence(&self) -> String {
-        format!(":{}:", self.base64)
-    }
-
     /// Appends the certificate in PEM, URL-encoded as nginx's
     /// `$ssl_client_escaped_cert`: every byte but letters, digits and
     /// `-._~` as `%XX`, so that the PEM's line ends fit in a field value.
     pub fn escaped_pem(&self) -> String {
-        let mut out = String::with_capacity(self.base64.len() * 11 / 10 + 90);
+        let base64 = self.byte_sequence.trim_matches(':');
+        let mut out = String::with_capacity(base64.len() * 11 / 10 + 90);
         let mut push = |bytes: &[u8]| {
             for &b in bytes {
                 if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -72,7 +68,7 @@ impl ClientCertificate {
             }
         };
         push(b"-----BEGIN CERTIFICATE-----\n");
-        for line in self.base64.as_bytes().chunks(64) {
+        for line in base64.as_bytes().chunks(64) {
             push(line);
             push(b"\n");
         }

@@ -43,17 +43,37 @@ pub fn issuer(certificate: &[u8]) -> Option<String> {
 }
 
 /// `certificate`'s serial number as OpenSSL (so nginx's
-/// `$ssl_client_serial`) writes it: the hex of its bytes, in upper case,
-/// without the zero byte DER puts before a number whose first bit is set.
+/// `$ssl_client_serial`) writes it: the hex of its magnitude's bytes, in
+/// upper case (without the zero byte DER puts before a positive number
+/// whose first bit is set), after a `-` for a negative one, which RFC
+/// 5280 forbids but verifiers let through.
 pub fn serial(certificate: &[u8]) -> Option<String> {
     let bytes = tbs_fields(certificate)?.serial;
-    let bytes = match bytes {
-        [0, rest @ ..] if !rest.is_empty() => rest,
-        [] => return None,
-        bytes => bytes,
-    };
-    let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
+    let negative = bytes.first()? & 0x80 != 0;
+    // Two's complement: the magnitude of a negative number is its bits
+    // inverted, plus one.
+    let mut magnitude = bytes.to_vec();
+    if negative {
+        for b in &mut magnitude {
+            *b = !*b;
+        }
+        for b in magnitude.iter_mut().rev() {
+            let (sum, carry) = b.overflowing_add(1);
+            *b = sum;
+            if !carry {
+                break;
+            }
+        }
+    }
+    let start = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len() - 1);
+    let mut out = String::with_capacity(1 + 2 * magnitude.len());
+    if negative {
+        out.push('-');
+    }
+    for b in &magnitude[start..] {
         out.push_str(&format!("{b:02X}"));
     }
     Some(out)
@@ -369,6 +389,25 @@ mod tests {
         // DER's sign byte before a first bit set is not part of the number.
         assert_eq!(serial_of(&[0x9c, 0x00, 0xff]), "9C00FF");
         assert_eq!(serial(b"\x30\x00"), None);
+        assert_eq!(serial_of(&[0x00]), "00");
+        // rcgen writes no negative number: a certificate of bare fields.
+        let with_integer = |integer: &[u8]| {
+            let mut tbs = vec![INTEGER, integer.len() as u8];
+            tbs.extend_from_slice(integer);
+            tbs.extend_from_slice(&[SEQUENCE, 0, SEQUENCE, 0, SEQUENCE, 0, SEQUENCE, 0]);
+            let mut cert = vec![SEQUENCE, tbs.len() as u8 + 2, SEQUENCE, tbs.len() as u8];
+            cert.extend_from_slice(&tbs);
+            serial(&cert)
+        };
+        assert_eq!(
+            with_integer(&[0xfb]).as_deref(),
+            Some("-05"),
+            "-5, as OpenSSL"
+        );
+        assert_eq!(with_integer(&[0xff, 0x00]).as_deref(), Some("-0100"));
+        assert_eq!(with_integer(&[0x80]).as_deref(), Some("-80"));
+        assert_eq!(with_integer(&[0x00, 0x80]).as_deref(), Some("80"));
+        assert_eq!(with_integer(&[]), None);
     }
 
     proptest::proptest! {

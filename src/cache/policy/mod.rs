@@ -176,9 +176,8 @@ pub fn storable(
     }
     if !settings.rendered_fields.is_empty() {
         let vary = settings.vary_names(response);
-        let rendered = |name: &String| {
-            (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(name))
-        };
+        let rendered =
+            |name: &String| (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(name));
         if vary.iter().any(rendered) {
             return None;
         }
