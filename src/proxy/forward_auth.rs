@@ -140,11 +140,12 @@ pub(super) fn ask(
 fn question(head: &RequestHead, path: &str, scheme: &str) -> RequestHead {
     let mut headers = Headers::new();
     for (name, value) in head.headers.iter() {
-        let framing = ["content-length", "transfer-encoding", "expect"]
+        // Ours, also as a service that reads `_` as `-` would read them.
+        let ours = ["content-length", "transfer-encoding", "expect"]
             .iter()
             .chain(&ORIGINAL_FIELDS)
-            .any(|f| f.eq_ignore_ascii_case(name));
-        if !framing {
+            .any(|f| read_alike(f, name.as_bytes()));
+        if !ours {
             headers.push(name, value);
         }
     }
@@ -194,6 +195,7 @@ mod tests {
             ("Content-Length", "5"),
             ("X-Original-URI", "/forged"),
             ("x-forwarded-method", "GET"),
+            ("X_Original_Method", "GET"),
         ] {
             headers.push(name, value);
         }
@@ -215,6 +217,7 @@ mod tests {
             Some("https://app.example/cart?item=7")
         );
         assert_eq!(q.headers.get_all("x-original-uri").count(), 1);
+        assert_eq!(q.headers.get("x_original_method"), None);
     }
 
     #[test]

@@ -771,6 +771,15 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             }
         }
     }
+    // As nginx does by default: a backend that maps `-` and `_` to one
+    // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
+    // X-Forwarded-For, or `Content_Length` as framing we did not check.
+    // Allowed, they still never stand in for a field the proxy writes.
+    // Before `auth_request`, whose service may read names so too.
+    let underscores = shared.config.underscores_in_headers;
+    head.headers.retain(|name, _| {
+        !name.contains(&b'_') || (underscores && !stands_in_for_proxy_field(name))
+    });
     // `auth_request`: after `auth_basic` (both may be on), before the
     // files and the cache, as the sign-in above.
     if let Some(asked) = &settings.auth_request {
@@ -814,14 +823,6 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     if edits.edits(b"authorization") && !edits.has_variables() {
         head.headers.remove("authorization");
     }
-    // As nginx does by default: a backend that maps `-` and `_` to one
-    // name (CGI, WSGI, Rack) would read `X_Forwarded_For` as our
-    // X-Forwarded-For, or `Content_Length` as framing we did not check.
-    // Allowed, they still never stand in for a field the proxy writes.
-    let underscores = shared.config.underscores_in_headers;
-    head.headers.retain(|name, _| {
-        !name.contains(&b'_') || (underscores && !stands_in_for_proxy_field(name))
-    });
     // RFC 9110 §15.5.14: a server may refuse a request whose content is
     // larger than it is willing to process with 413, and close the
     // connection (the body is not read). A declared length is checked
