@@ -1,0 +1,748 @@
+//! `auth_request` and `auth_request_headers`: each request first asked of
+//! a gateway pool (nginx's `auth_request`, Traefik's `forwardAuth`) with a
+//! `GET` carrying the client's fields and where it was going; a 2xx lets
+//! it through with the fields the gateway named, any other answer goes to
+//! the client as it came and the backend is never asked. Before the files
+//! and the cache; counted on `/metrics`; mistakes caught by the loader.
+
+mod support;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use support::*;
+use support::{from_file, from_file_with_admin};
+
+/// The body of the gateway's refusal: a sign-in page's link.
+const SIGN_IN: &str = "<a href=\"https://sso.example/login\">sign in first</a>";
+
+/// The cookie the gateway knows as ann's session.
+const SIGNED_IN: (&str, &str) = ("Cookie", "theme=dark; session=ok");
+
+/// A gateway as oauth2-proxy or Authelia answer: on `/verify` (and
+/// `/admin-verify`), 200 with `Remote-User: ann` to a request whose
+/// cookies hold `session=ok`; 204 with no user to `session=anon`; 401 to
+/// an expired bearer token; otherwise a 302 to its sign-in page, its body
+/// in chunks, with fields a client must not get (an `X-Accel-*` one, a
+/// hop-by-hop one named in `Connection`). Any other path is its own
+/// sign-in page, 200.
+fn gateway() -> Backend {
+    Backend::start("sso", |seen, out| {
+        if !seen.path().ends_with("verify") {
+            let body = format!("sso login page {}", seen.path());
+            respond(out, 200, &[("X-Backend", "sso")], body.as_bytes());
+            return Action::KeepAlive;
+        }
+        let cookie = seen.field_or("cookie", "");
+        let has = |s: &str| cookie.split(';').any(|c| c.trim() == s);
+        if has("session=ok") {
+            let fields = [
+                ("Remote-User", "ann"),
+                ("Remote-Groups", "staff"),
+                ("Remote-Groups", "ops"),
+                ("X-Not-Named", "secret"),
+            ];
+            respond(out, 200, &fields, b"yes");
+        } else if has("session=anon") {
+            respond(out, 204, &[("X-Not-Named", "anon")], b"");
+        } else if seen.field_or("authorization", "") == "Bearer expired" {
+            let fields = [("WWW-Authenticate", "Bearer error=\"invalid_token\"")];
+            respond(out, 401, &fields, b"token expired");
+        } else {
+            let location = format!(
+                "https://sso.example/login?rd={}",
+                seen.field_or("x-original-url", "-")
+            );
+            let mut head = format!(
+                "HTTP/1.1 302 Found\r\n\
+                 Location: {location}\r\n\
+                 Set-Cookie: csrf=c1; Path=/; HttpOnly\r\n\
+                 X-Accel-Redirect: /internal/secret\r\n\
+                 X-Accel-Buffering: no\r\n\
+                 X-Powered-By: gatekeeper\r\n\
+                 Connection: X-Hop\r\n\
+                 X-Hop: dropped\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n"
+            )
+            .into_bytes();
+            head.extend_from_slice(&chunked(SIGN_IN.as_bytes(), 7, ""));
+            let _ = out.write_all(&head);
+        }
+        Action::KeepAlive
+    })
+}
+
+/// proxy.conf: targets `app`, the pool `sso` at `gate` asked of `/verify`
+/// for every request, `Remote-User` and `Remote-Groups` taken from its
+/// yes, then `more`.
+fn guarded(app: SocketAddr, gate: SocketAddr, more: &str) -> String {
+    format!(
+        "targets = {app}\npool.sso = {gate}\nauth_request = sso /verify\n\
+         auth_request_headers = Remote-User, Remote-Groups\n{more}"
+    )
+}
+
+/// The requests the gateway was asked (its `/verify` GETs), in order.
+fn questions(gate: &Backend) -> Vec<Seen> {
+    gate.seen()
+        .into_iter()
+        .filter(|s| s.path().ends_with("verify"))
+        .collect()
+}
+
+/// Every value of `name` in a request a backend saw.
+fn all(seen: &Seen, name: &str) -> Vec<String> {
+    seen.head.get_all(name).map(str::to_string).collect()
+}
+
+/// Asserts that `r` is the gateway's sign-in redirect as a client must get
+/// it, whose `rd=` is `url`.
+#[track_caller]
+fn assert_sign_in_redirect(r: &Response, url: &str, with_body: bool) {
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://sso.example/login?rd={url}").as_str()),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(
+        r.header("set-cookie"),
+        Some("csrf=c1; Path=/; HttpOnly"),
+        "{}",
+        r.head.raw
+    );
+    // Read whole and sent with its length: not in chunks.
+    assert_eq!(
+        r.header("content-length"),
+        Some(SIGN_IN.len().to_string().as_str()),
+        "{}",
+        r.head.raw
+    );
+    assert!(!r.head.has("transfer-encoding"), "{}", r.head.raw);
+    // The gateway's word to the proxy, and its hop-by-hop fields, stay
+    // with the proxy.
+    for name in ["x-accel-redirect", "x-accel-buffering", "x-hop"] {
+        assert!(!r.head.has(name), "{name}: {}", r.head.raw);
+    }
+    assert!(!r.head.has_token("connection", "x-hop"), "{}", r.head.raw);
+    let body = if with_body { SIGN_IN } else { "" };
+    assert_eq!(r.body_str(), body, "{}", r.head.raw);
+}
+
+#[test]
+fn a_signed_in_request_goes_on_with_the_user_the_gateway_named() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let r = proxy.get_on(
+        "app.example",
+        "/private/page?x=1&y=%20",
+        &[SIGNED_IN, ("Authorization", "Bearer abc")],
+    );
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    // The backend's answer, not the gateway's `yes`.
+    assert_eq!(
+        r.body_str(),
+        "app GET /private/page?x=1&y=%20 len=0 fnv=cbf29ce484222325"
+    );
+    assert!(!r.head.has("remote-user"), "{}", r.head.raw);
+
+    let asked = questions(&gate);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let q = &asked[0];
+    assert_eq!((q.method(), q.path()), ("GET", "/verify"));
+    assert!(q.body.is_empty());
+    let uri = "/private/page?x=1&y=%20";
+    for (name, want) in [
+        ("cookie", "theme=dark; session=ok"),
+        ("authorization", "Bearer abc"),
+        ("x-original-method", "GET"),
+        ("x-forwarded-method", "GET"),
+        ("x-original-uri", uri),
+        ("x-forwarded-uri", uri),
+        ("x-original-url", &format!("http://app.example{uri}")),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "app.example"),
+    ] {
+        assert_eq!(all(q, name), [want], "{name}:\n{}", q.head.raw);
+    }
+
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    let s = &seen[0];
+    assert_eq!(s.path(), uri);
+    assert_eq!(all(s, "remote-user"), ["ann"], "{}", s.head.raw);
+    // Each value the gateway gave, in its order.
+    assert_eq!(all(s, "remote-groups"), ["staff", "ops"], "{}", s.head.raw);
+    // Not named in auth_request_headers: the gateway's alone.
+    assert!(!s.head.has("x-not-named"), "{}", s.head.raw);
+    // The client's own fields go on as ever.
+    assert_eq!(s.field_or("cookie", "-"), "theme=dark; session=ok");
+    assert_eq!(s.field_or("authorization", "-"), "Bearer abc");
+}
+
+#[test]
+fn a_request_not_signed_in_gets_the_gateway_s_answer_and_never_reaches_the_backend() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let more = "response_header.X-Frame-Options = DENY\nresponse_header.X-Powered-By =\n";
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, more)));
+    let r = proxy.get_on("app.example", "/private?a=b", &[]);
+    assert_sign_in_redirect(&r, "http://app.example/private?a=b", true);
+    // The proxy's edits of responses apply to it, as to any answer.
+    assert_eq!(r.header("x-frame-options"), Some("DENY"), "{}", r.head.raw);
+    assert!(!r.head.has("x-powered-by"), "{}", r.head.raw);
+
+    // A 401 goes back as it came too, its challenge with it.
+    let r = proxy.get_on(
+        "app.example",
+        "/api",
+        &[("Authorization", "Bearer expired")],
+    );
+    assert_eq!(r.status, 401, "{}", r.head.raw);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    assert_eq!(r.body_str(), "token expired");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+
+    assert_eq!(app.requests(), 0);
+    assert_eq!(questions(&gate).len(), 2);
+}
+
+#[test]
+fn the_client_cannot_forge_the_fields_the_gateway_gives() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    // Underscores let through: `Remote_User` would reach a backend that
+    // reads it as `Remote-User` if the proxy left it.
+    let more = "underscores_in_headers = true\n";
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, more)));
+    let forged = [
+        ("Remote-User", "mallory"),
+        ("remote_user", "mallory"),
+        ("REMOTE-GROUPS", "admins"),
+        ("Remote_Groups", "admins"),
+        // The question's fields are the proxy's alone.
+        ("X-Original-URI", "/public"),
+        ("X-Forwarded-Uri", "/public"),
+        ("X-Original-Method", "GET"),
+        ("X-Forwarded-Method", "GET"),
+        ("X-Original-URL", "http://public.example/public"),
+        ("X-Kept", "yes"),
+    ];
+    let signed_in: Vec<_> = forged.iter().copied().chain([SIGNED_IN]).collect();
+    let anon: Vec<_> = (forged.iter().copied())
+        .chain([("Cookie", "session=anon")])
+        .collect();
+    let mut client = proxy.connect();
+    let r = client.request("PUT", "/admin/x", &signed_in, b"new");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    // A yes that names no user: the backend gets none, not the client's.
+    let r = client.request("PUT", "/admin/x", &anon, b"new");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+
+    let seen = app.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        all(&seen[0], "remote-user"),
+        ["ann"],
+        "{}",
+        seen[0].head.raw
+    );
+    assert_eq!(all(&seen[0], "remote-groups"), ["staff", "ops"]);
+    for s in &seen {
+        for name in ["remote_user", "remote_groups"] {
+            assert!(!s.head.has(name), "{name}:\n{}", s.head.raw);
+        }
+        assert_eq!(s.field_or("x-kept", "-"), "yes");
+        assert_eq!(s.body, b"new");
+    }
+    assert!(!seen[1].head.has("remote-user"), "{}", seen[1].head.raw);
+    assert!(!seen[1].head.has("remote-groups"), "{}", seen[1].head.raw);
+
+    let asked = questions(&gate);
+    assert_eq!(asked.len(), 2);
+    for q in &asked {
+        for (name, want) in [
+            ("x-original-uri", "/admin/x"),
+            ("x-forwarded-uri", "/admin/x"),
+            ("x-original-method", "PUT"),
+            ("x-forwarded-method", "PUT"),
+            ("x-original-url", "http://test.example/admin/x"),
+        ] {
+            assert_eq!(all(q, name), [want], "{name}:\n{}", q.head.raw);
+        }
+        // A GET without a body: the client's framing stays behind.
+        assert_eq!(q.method(), "GET");
+        assert!(!q.head.has("content-length"), "{}", q.head.raw);
+        assert!(!q.head.has("transfer-encoding"), "{}", q.head.raw);
+    }
+}
+
+#[test]
+fn a_refused_request_with_a_body_closes_the_connection_and_the_backend_never_sees_it() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let mut client = proxy.connect();
+    // Let through: the body goes to the backend whole, and the connection
+    // stays open.
+    let fields = [SIGNED_IN, ("Expect", "100-continue")];
+    client.send(&request_bytes("POST", "/form", &fields, b"signed payload"));
+    let mut r = client.response();
+    if r.status == 100 {
+        r = client.response();
+    }
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(
+        r.body_str(),
+        format!("app POST /form len=14 fnv={:016x}", fnv(b"signed payload"))
+    );
+    // Refused: the body is never read, and could not be told from a next
+    // request; the connection closes after the answer.
+    let r = client.request("POST", "/form", &[], b"GET /smuggled HTTP/1.1\r\n\r\n");
+    assert_sign_in_redirect(&r, "http://test.example/form", true);
+    assert!(client.is_closed());
+
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path(), "/form");
+    let asked = questions(&gate);
+    assert_eq!(asked.len(), 2);
+    for q in &asked {
+        assert_eq!(q.field_or("x-original-method", "-"), "POST");
+        for name in ["content-length", "transfer-encoding", "expect"] {
+            assert!(!q.head.has(name), "{name}:\n{}", q.head.raw);
+        }
+    }
+    assert!(gate.seen().iter().all(|s| s.path() != "/smuggled"));
+
+    // A client that waits for `100 Continue` before its body gets the
+    // refusal instead, and the connection closes: the body never comes.
+    let mut client = proxy.connect();
+    let fields = [("Expect", "100-continue"), ("Content-Length", "5")];
+    client.send(&request_bytes("POST", "/upload", &fields, b""));
+    let r = client.response();
+    assert_sign_in_redirect(&r, "http://test.example/upload", true);
+    assert!(client.is_closed());
+    assert_eq!(app.requests(), 1);
+}
+
+#[test]
+fn a_head_request_gets_the_refusal_s_head_alone() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let mut client = proxy.connect();
+    let r = client.head("/doc");
+    assert_sign_in_redirect(&r, "http://test.example/doc", false);
+    // Nothing of the body follows the head: the next answer on the
+    // connection starts where it should.
+    let r = client.get_with("/doc", &[SIGNED_IN]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), "app GET /doc len=0 fnv=cbf29ce484222325");
+    let r = client.head("/doc");
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+
+    let asked = questions(&gate);
+    let methods: Vec<_> = (asked.iter())
+        .map(|q| (q.method().to_string(), q.field_or("x-original-method", "-")))
+        .collect();
+    let want = [("GET", "HEAD"), ("GET", "GET"), ("GET", "HEAD")];
+    let want: Vec<_> = (want.iter())
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(methods, want);
+    assert_eq!(app.requests(), 1);
+}
+
+#[test]
+fn a_gateway_that_cannot_be_asked_fails_the_request_and_the_backend_is_not_asked() {
+    let app = Backend::echo("app");
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&guarded(app.addr, dead_addr(), "max_fails = 0\n")),
+    );
+    let r = proxy.get_on("app.example", "/", &[SIGNED_IN]);
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    let r = proxy.get_on("app.example", "/", &[]);
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert_eq!(app.requests(), 0);
+    let failed = "inverso_auth_requests_total{result=\"failed\"}";
+    let allowed = "inverso_auth_requests_total{result=\"allowed\"}";
+    assert_eq!(proxy.metric(failed), Some(2));
+    assert_eq!(proxy.metric(allowed), Some(0));
+}
+
+#[test]
+fn a_refusal_is_relayed_up_to_64_kib_and_a_larger_one_is_a_502() {
+    const LIMIT: usize = 64 * 1024;
+    let app = Backend::echo("app");
+    // A refusal of as many bytes as the path says.
+    let gate = Backend::start("sso", |seen, out| {
+        let len: usize = (seen.field_or("x-original-uri", "/0")[1..].parse()).unwrap_or(0);
+        respond(out, 403, &[("Content-Type", "text/html")], &pattern(len));
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let r = proxy.get_on("x", &format!("/{LIMIT}"), &[]);
+    assert_eq!(r.status, 403, "{}", r.head.raw);
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert_eq!(fnv(&r.body), fnv(&pattern(LIMIT)), "{} bytes", r.body.len());
+    let r = proxy.get_on("x", &format!("/{}", LIMIT + 1), &[]);
+    assert_eq!(r.status, 502, "{}", r.head.raw);
+    assert!(r.body.len() < 1000, "{}", r.head.raw);
+    assert_eq!(app.requests(), 0);
+    assert_eq!(gate.requests(), 2);
+}
+
+#[test]
+fn a_gateway_that_does_not_answer_in_time_is_a_504() {
+    let app = Backend::echo("app");
+    // Reads the question and answers nothing.
+    let silent = Backend::start("silent", |_, _| Action::Hang);
+    let proxy = start_proxy(
+        &[],
+        from_file(&guarded(
+            app.addr,
+            silent.addr,
+            "pool.sso.backend_timeout = 300ms\npool.sso.retries = 0\n",
+        )),
+    );
+    let r = proxy.get_on("app.example", "/", &[SIGNED_IN]);
+    assert_eq!(r.status, 504, "{}", r.head.raw);
+    assert_eq!(silent.requests(), 1);
+    assert_eq!(app.requests(), 0);
+}
+
+#[test]
+fn each_answer_is_counted_on_the_admin_listener() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file_with_admin(&guarded(app.addr, gate.addr, "")));
+    for fields in [
+        &[SIGNED_IN][..],
+        &[],
+        &[SIGNED_IN],
+        &[("Cookie", "session=anon")],
+    ] {
+        proxy.get_on("app.example", "/", fields);
+    }
+    let metric = |result: &str| {
+        proxy.metric(&format!(
+            "inverso_auth_requests_total{{result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(
+        (metric("allowed"), metric("denied"), metric("failed")),
+        (Some(3), Some(1), Some(0))
+    );
+    assert_eq!(app.requests(), 3);
+}
+
+#[test]
+fn a_cache_hit_is_still_asked_of_the_gateway_each_time() {
+    let gate = gateway();
+    let app = Backend::start("app", |seen, out| {
+        let body = describe("app", seen);
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=60")],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let tweak = from_file(&guarded(app.addr, gate.addr, ""));
+    let proxy = start_proxy(&[], |c| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    });
+    let body = "app GET /report len=0 fnv=cbf29ce484222325";
+    expect(
+        &proxy.get_on("x", "/report", &[SIGNED_IN]),
+        200,
+        "MISS",
+        body,
+    );
+    expect(
+        &proxy.get_on("x", "/report", &[SIGNED_IN]),
+        200,
+        "HIT",
+        body,
+    );
+    // Stored, but not for a client the gateway refuses.
+    let r = proxy.get_on("x", "/report", &[]);
+    assert_sign_in_redirect(&r, "http://x/report", true);
+    let r = proxy.get_on("x", "/report", &[("Authorization", "Bearer expired")]);
+    assert_eq!(r.status, 401, "{}", r.head.raw);
+    expect(
+        &proxy.get_on("x", "/report", &[SIGNED_IN]),
+        200,
+        "HIT",
+        body,
+    );
+    assert_eq!(app.requests(), 1);
+    let asked: Vec<_> = (questions(&gate).iter())
+        .map(|q| q.field_or("x-original-uri", "-"))
+        .collect();
+    assert_eq!(asked, ["/report"; 5]);
+}
+
+#[test]
+fn files_behind_the_gateway_stay_behind_it() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.txt"), "the secret plan\n").unwrap();
+    let more = format!("route./static/ = files {}\n", dir.path().display());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, &more)));
+    let r = proxy.get_on("files.example", "/static/plan.txt", &[]);
+    assert_sign_in_redirect(&r, "http://files.example/static/plan.txt", true);
+    assert!(!r.body_str().contains("secret"));
+    let r = proxy.get_on("files.example", "/static/plan.txt", &[SIGNED_IN]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), "the secret plan\n");
+    assert_eq!(app.requests(), 0);
+    assert_eq!(questions(&gate).len(), 2);
+}
+
+#[test]
+fn the_gateway_s_own_pages_are_not_asked_of_it() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let more = "route./sso/ = sso\n";
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, more)));
+    // Its sign-in page is reachable by a client that has not signed in.
+    let r = proxy.get_on("x", "/sso/login?rd=/a", &[]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body_str(), "sso login page /sso/login?rd=/a");
+    let paths: Vec<_> = gate.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/sso/login?rd=/a"]);
+    // Everything else still is.
+    let r = proxy.get_on("x", "/a", &[]);
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(app.requests(), 0);
+}
+
+#[test]
+fn each_pool_may_ask_its_own_path_or_none_and_default_names_targets() {
+    let (app, admin, public, gate) = (
+        Backend::echo("app"),
+        Backend::echo("admin"),
+        Backend::echo("public"),
+        gateway(),
+    );
+    let more = format!(
+        "pool.admin = {}\npool.public = {}\n\
+         pool.admin.auth_request = sso /admin-verify\n\
+         pool.public.auth_request =\n\
+         route./admin/ = admin\nroute./public/ = public\n",
+        admin.addr, public.addr
+    );
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, &more)));
+    // Off for `public`: no question, the backend answers anyone.
+    let r = proxy.get_on("x", "/public/doc", &[]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(
+        r.body_str(),
+        "public GET /public/doc len=0 fnv=cbf29ce484222325"
+    );
+    assert!(gate.seen().is_empty(), "{:?}", gate.seen());
+    // `admin` asks its own path.
+    assert_eq!(proxy.get_on("x", "/admin/users", &[]).status, 302);
+    assert_eq!(proxy.get_on("x", "/admin/users", &[SIGNED_IN]).status, 200);
+    // The rest asks the top level's.
+    assert_eq!(proxy.get_on("x", "/home", &[SIGNED_IN]).status, 200);
+    let paths: Vec<_> = gate.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/admin-verify", "/admin-verify", "/verify"]);
+    assert_eq!(
+        (app.requests(), admin.requests(), public.requests()),
+        (1, 1, 1)
+    );
+    // The pool's own `Remote-User` is the one it named.
+    assert_eq!(admin.seen()[0].field_or("remote-user", "-"), "ann");
+
+    // `default`: the gateway is `targets`, asked for the other pools'
+    // requests and not for its own.
+    let (gate2, app2) = (gateway(), Backend::echo("app2"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.app = {}\nroute./app/ = app\n\
+             auth_request = default /verify\n",
+            gate2.addr, app2.addr
+        )),
+    );
+    assert_eq!(proxy.get_on("x", "/app/a", &[]).status, 302);
+    assert_eq!(proxy.get_on("x", "/app/a", &[SIGNED_IN]).status, 200);
+    let r = proxy.get_on("x", "/login", &[]);
+    assert_eq!(r.body_str(), "sso login page /login");
+    let paths: Vec<_> = gate2.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/verify", "/verify", "/login"]);
+    assert_eq!(app2.requests(), 1);
+}
+
+#[test]
+fn each_request_on_a_kept_alive_connection_is_asked_once() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let mut client = proxy.connect();
+    let mut statuses = Vec::new();
+    for (path, fields) in [
+        ("/1", &[SIGNED_IN][..]),
+        ("/2", &[SIGNED_IN]),
+        ("/3", &[]),
+        ("/4", &[SIGNED_IN]),
+        ("/5", &[("Authorization", "Bearer expired")]),
+        ("/6", &[SIGNED_IN]),
+    ] {
+        let r = client.get_with(path, fields);
+        assert!(!r.head.has_token("connection", "close"), "{}", r.head.raw);
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [200, 200, 302, 200, 401, 200]);
+    let asked: Vec<_> = (questions(&gate).iter())
+        .map(|q| q.field_or("x-original-uri", "-"))
+        .collect();
+    assert_eq!(asked, ["/1", "/2", "/3", "/4", "/5", "/6"]);
+    let served: Vec<_> = app.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(served, ["/1", "/2", "/4", "/6"]);
+    // Pipelined: both asked, both answered, in order.
+    let mut both = request_bytes("GET", "/7", &[SIGNED_IN], b"");
+    both.extend_from_slice(&request_bytes("GET", "/8", &[], b""));
+    client.send(&both);
+    assert_eq!(client.response().status, 200);
+    assert_sign_in_redirect(&client.response(), "http://test.example/8", true);
+    assert_eq!(questions(&gate).len(), 8);
+    assert_eq!(app.requests(), 5);
+    // Every question on one connection to the gateway: its refusals,
+    // read whole, leave it fit for the next.
+    assert_eq!(gate.connections(), 1);
+}
+
+#[test]
+fn a_reload_may_turn_it_off_and_on() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/a").status, 302);
+    proxy.reload(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.sso = {}\nroute./sso/ = sso\n",
+            app.addr, gate.addr
+        )),
+    );
+    // A new connection, and one kept from before, both on the new
+    // configuration.
+    assert_eq!(proxy.connect().get("/b").status, 200);
+    let forged = [("Remote-User", "mallory")];
+    let r = client.get_with("/c", &forged);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(questions(&gate).len(), 1);
+    // Off, nothing takes the client's field out.
+    assert_eq!(app.seen()[1].field_or("remote-user", "-"), "mallory");
+
+    proxy.reload(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    assert_eq!(client.get("/d").status, 302);
+    assert_eq!(proxy.connect().get("/e").status, 302);
+    assert_eq!(client.get_with("/f", &[SIGNED_IN]).status, 200);
+    let asked: Vec<_> = (questions(&gate).iter())
+        .map(|q| q.field_or("x-original-uri", "-"))
+        .collect();
+    assert_eq!(asked, ["/a", "/d", "/e", "/f"]);
+    let served: Vec<_> = app.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(served, ["/b", "/c", "/f"]);
+}
+
+#[test]
+fn mistakes_are_refused_with_what_is_wrong() {
+    let base = "targets = 127.0.0.1:1\npool.sso = 127.0.0.1:2\npool.app = 127.0.0.1:3\n\
+                route./app/ = app\nroute./sso/ = sso\n";
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let with = "auth_request = sso /verify\n";
+    let cases = vec![
+        (
+            "auth_request = ssoo /verify\n".to_string(),
+            "auth_request",
+            words(&["ssoo", "did you mean `sso`", "pool.ssoo = host:port"]),
+        ),
+        (
+            "pool.app.auth_request = defualt /verify\n".to_string(),
+            "pool.app.auth_request",
+            words(&["defualt", "did you mean `default`"]),
+        ),
+        (
+            "auth_request = sso verify\n".to_string(),
+            "auth_request",
+            words(&["`verify` is not a path"]),
+        ),
+        (
+            "auth_request = sso //evil.example/verify\n".to_string(),
+            "auth_request",
+            words(&["is not a path"]),
+        ),
+        (
+            "auth_request = sso\n".to_string(),
+            "auth_request",
+            words(&["give the pool"]),
+        ),
+        (
+            "auth_request = sso /verify /other\n".to_string(),
+            "auth_request",
+            words(&["give the pool"]),
+        ),
+        (
+            format!("{with}auth_request_headers = Remote-User, Host\n"),
+            "auth_request_headers",
+            words(&["Host"]),
+        ),
+        (
+            format!("{with}auth_request_headers = Cookie\n"),
+            "auth_request_headers",
+            words(&["Cookie"]),
+        ),
+        (
+            format!("{with}auth_request_headers = Content-Length\n"),
+            "auth_request_headers",
+            words(&["Content-Length", "frames the message"]),
+        ),
+        (
+            format!("{with}auth_request_headers = X-Forwarded-For\n"),
+            "auth_request_headers",
+            words(&["X-Forwarded-For"]),
+        ),
+        (
+            format!("{with}auth_request_headers = X_Forwarded_For\n"),
+            "auth_request_headers",
+            words(&["X_Forwarded_For"]),
+        ),
+        (
+            format!("{with}auth_request_headers = Remote-User, remote-user\n"),
+            "auth_request_headers",
+            words(&["named twice"]),
+        ),
+        (
+            "auth_request_headers = Remote-User\n".to_string(),
+            "auth_request_headers",
+            words(&["auth_request is off"]),
+        ),
+        (
+            "pool.app.auth_request_headers = Remote-User\n".to_string(),
+            "pool.app.auth_request_headers",
+            words(&["auth_request is off"]),
+        ),
+    ];
+    assert_refused(base, &cases);
+    // Each of them right is taken.
+    for good in [
+        format!("{with}auth_request_headers = Remote-User, Remote-Email, X-Auth-Request-Groups\n"),
+        "auth_request = default /auth?x=1\n".to_string(),
+        "pool.app.auth_request = sso /verify\npool.app.auth_request_headers = Remote-User\n"
+            .to_string(),
+        format!("{with}pool.app.auth_request =\n"),
+    ] {
+        let text = format!("{base}{good}");
+        let mut loader = inverso::config::Loader::new();
+        loader.file("proxy.conf", &text).unwrap();
+        if let Err(e) = loader.build() {
+            panic!("{e}\nin:\n{text}");
+        }
+    }
+}
