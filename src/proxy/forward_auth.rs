@@ -87,15 +87,16 @@ pub(super) fn ask(
         client.upstream_wait = None;
         return Ok(None);
     }
-    metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
     let upstream = Some(fetched.target.name.clone());
-    let failed = |status| Refusal {
-        status: Some(status),
-        upstream: upstream.clone(),
-        keep_alive,
-    };
-    let (mut answer, body) =
-        relay::read_whole(client, fetched, MAX_REFUSAL_BODY).map_err(|f| failed(f.status()))?;
+    let (mut answer, body) = relay::read_whole(client, fetched, MAX_REFUSAL_BODY).map_err(|f| {
+        metrics.auth_requests_failed.fetch_add(1, Ordering::Relaxed);
+        Refusal {
+            status: Some(f.status()),
+            upstream: upstream.clone(),
+            keep_alive,
+        }
+    })?;
+    metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
     strip_hop_by_hop(&mut answer.headers, false);
     // The gateway's word to a proxy, not to clients.
     answer.headers.retain(|name, _| {
