@@ -521,7 +521,7 @@ fn the_gateway_s_own_pages_are_not_asked_of_it() {
 }
 
 #[test]
-fn each_pool_may_ask_its_own_path_or_none_and_default_names_targets() {
+fn each_pool_may_ask_its_own_path_or_none() {
     let (app, admin, public, gate) = (
         Backend::echo("app"),
         Backend::echo("admin"),
@@ -557,25 +557,6 @@ fn each_pool_may_ask_its_own_path_or_none_and_default_names_targets() {
     );
     // The pool's own `Remote-User` is the one it named.
     assert_eq!(admin.seen()[0].field_or("remote-user", "-"), "ann");
-
-    // `default`: the gateway is `targets`, asked for the other pools'
-    // requests and not for its own.
-    let (gate2, app2) = (gateway(), Backend::echo("app2"));
-    let proxy = start_proxy(
-        &[],
-        from_file(&format!(
-            "targets = {}\npool.app = {}\nroute./app/ = app\n\
-             auth_request = default /verify\n",
-            gate2.addr, app2.addr
-        )),
-    );
-    assert_eq!(proxy.get_on("x", "/app/a", &[]).status, 302);
-    assert_eq!(proxy.get_on("x", "/app/a", &[SIGNED_IN]).status, 200);
-    let r = proxy.get_on("x", "/login", &[]);
-    assert_eq!(r.body_str(), "sso login page /login");
-    let paths: Vec<_> = gate2.seen().iter().map(|s| s.path().to_string()).collect();
-    assert_eq!(paths, ["/verify", "/verify", "/login"]);
-    assert_eq!(app2.requests(), 1);
 }
 
 #[test]
@@ -664,9 +645,19 @@ fn mistakes_are_refused_with_what_is_wrong() {
             words(&["ssoo", "did you mean `sso`", "pool.ssoo = host:port"]),
         ),
         (
-            "pool.app.auth_request = defualt /verify\n".to_string(),
+            "pool.app.auth_request = ss /verify\n".to_string(),
             "pool.app.auth_request",
-            words(&["defualt", "did you mean `default`"]),
+            words(&["`ss`", "did you mean `sso`"]),
+        ),
+        (
+            "auth_request = default /verify\n".to_string(),
+            "auth_request",
+            words(&["a pool of its own"]),
+        ),
+        (
+            "pool.sso.auth_request = sso /verify\n".to_string(),
+            "pool.sso.auth_request",
+            words(&["names the pool itself"]),
         ),
         (
             "auth_request = sso verify\n".to_string(),
@@ -733,7 +724,8 @@ fn mistakes_are_refused_with_what_is_wrong() {
     // Each of them right is taken.
     for good in [
         format!("{with}auth_request_headers = Remote-User, Remote-Email, X-Auth-Request-Groups\n"),
-        "auth_request = default /auth?x=1\n".to_string(),
+        "auth_request = sso /auth?x=1\n".to_string(),
+        format!("{with}pool.app.auth_request = off\n"),
         "pool.app.auth_request = sso /verify\npool.app.auth_request_headers = Remote-User\n"
             .to_string(),
         format!("{with}pool.app.auth_request =\n"),
@@ -745,4 +737,86 @@ fn mistakes_are_refused_with_what_is_wrong() {
             panic!("{e}\nin:\n{text}");
         }
     }
+}
+
+#[test]
+fn naming_fields_in_connection_drops_neither_what_the_gateway_judges_nor_what_it_gives() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let connection = (
+        "Connection",
+        "X-Forwarded-Uri, X-Original-URL, X-Original-URI, X-Forwarded-Method, \
+         X-Original-Method, Remote-User",
+    );
+    let r = proxy.get_on("app.example", "/admin/x?y=1", &[SIGNED_IN, connection]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let asked = &questions(&gate)[0];
+    for (name, value) in [
+        ("x-forwarded-uri", "/admin/x?y=1"),
+        ("x-original-uri", "/admin/x?y=1"),
+        ("x-original-url", "http://app.example/admin/x?y=1"),
+        ("x-forwarded-method", "GET"),
+        ("x-original-method", "GET"),
+    ] {
+        assert_eq!(all(asked, name), [value], "{}", asked.head.raw);
+    }
+    let sent = &app.seen()[0];
+    assert_eq!(all(sent, "remote-user"), ["ann"], "{}", sent.head.raw);
+}
+
+#[test]
+fn the_gateway_judges_the_client_s_authorization_even_when_its_answer_replaces_it() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let text = format!(
+        "targets = {}\npool.sso = {}\nauth_request = sso /verify\n\
+         auth_request_headers = Authorization\n",
+        app.addr, gate.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let expired = ("Authorization", "Bearer expired");
+    assert_eq!(proxy.get_on("x", "/a", &[expired]).status, 401);
+    assert_eq!(
+        all(&questions(&gate)[0], "authorization"),
+        ["Bearer expired"]
+    );
+    assert_eq!(app.requests(), 0);
+    // Let through: the backend gets the gateway's (none here), never the
+    // client's.
+    assert_eq!(proxy.get_on("x", "/b", &[expired, SIGNED_IN]).status, 200);
+    assert_eq!(all(&app.seen()[0], "authorization"), Vec::<String>::new());
+}
+
+#[test]
+fn a_pool_that_asks_nothing_still_drops_the_client_s_fields_of_the_names() {
+    let (app, public, gate) = (Backend::echo("app"), Backend::echo("public"), gateway());
+    let more = format!(
+        "pool.public = {}\npool.public.auth_request = off\nroute./public/ = public\n\
+         route./sso/ = sso\n",
+        public.addr
+    );
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, &more)));
+    let forged = ("Remote-User", "admin");
+    assert_eq!(proxy.get_on("x", "/public/a", &[forged]).status, 200);
+    assert_eq!(proxy.get_on("x", "/sso/login", &[forged]).status, 200);
+    assert!(questions(&gate).is_empty());
+    assert_eq!(all(&public.seen()[0], "remote-user"), Vec::<String>::new());
+    let login = gate.seen();
+    assert_eq!(all(&login[0], "remote-user"), Vec::<String>::new());
+}
+
+#[test]
+fn the_gateway_s_targets_are_chosen_by_its_own_pool_s_hash() {
+    let (app, gate1, gate2) = (Backend::echo("app"), gateway(), gateway());
+    let text = format!(
+        "targets = {}\npool.sso = {}, {}\npool.sso.balance = hash\n\
+         pool.sso.hash_on = cookie:session\nauth_request = sso /verify\n",
+        app.addr, gate1.addr, gate2.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    for i in 0..6 {
+        let r = proxy.get_on("x", &format!("/{i}"), &[SIGNED_IN]);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+    }
+    let asked = (questions(&gate1).len(), questions(&gate2).len());
+    assert!(asked == (6, 0) || asked == (0, 6), "{asked:?}");
 }

@@ -756,8 +756,11 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "`<pool> <path>`: each request is first asked of that pool with a GET of path \
                carrying the client's fields (nginx's auth_request, Traefik's forwardAuth); a 2xx \
-               lets it through, any other answer goes to the client as it came; empty = off",
-        apply: |c, v| optional(v, AuthRequest::parse).map(|a| c.auth_request = a),
+               lets it through, any other answer goes to the client as it came; empty or off = off",
+        apply: |c, v| {
+            let on = !v.eq_ignore_ascii_case("off");
+            optional(if on { v } else { "" }, AuthRequest::parse).map(|a| c.auth_request = a)
+        },
     },
     Key {
         name: "auth_request_headers",

@@ -434,6 +434,15 @@ impl Loader {
             asked.pool = index_named(&asked.pool_name, names.iter().map(|n| &**n))
                 .map_err(|m| self.refused_in(key_scope, "auth_request", m))?;
             if asked.pool == own {
+                if !matches!(key_scope, Scope::Top) {
+                    return Err(self.refused_in(
+                        scope,
+                        "auth_request",
+                        "names the pool itself, which is never asked about its own requests \
+                         (its sign-in pages must be reached unasked)"
+                            .into(),
+                    ));
+                }
                 config.auth_request = None;
             }
         }

@@ -374,6 +374,13 @@ impl AuthRequest {
                 v.escape_debug()
             ));
         };
+        if pool == super::DEFAULT_POOL {
+            return Err(
+                "the service goes in a pool of its own (`pool.<name> = host:port`), which its \
+                 sign-in pages are routed to and which is never asked about its own requests"
+                    .into(),
+            );
+        }
         // `//x` reads as another host to some servers.
         if !path.starts_with('/')
             || path.starts_with("//")

@@ -166,13 +166,8 @@ impl FieldEdits {
     /// the `X-Debug` removed, or `X_Backend_Auth` for the one set.
     pub fn remove_read_alike_from(&self, headers: &mut Headers) {
         if !self.is_empty() {
-            let alike = |a: u8, b: u8| {
-                a.eq_ignore_ascii_case(&b) || matches!((a, b), (b'_', b'-') | (b'-', b'_'))
-            };
             headers.retain(|name, _| {
-                !self.edits.iter().any(|(n, _)| {
-                    n.len() == name.len() && n.bytes().zip(name).all(|(a, &b)| alike(a, b))
-                })
+                !(self.edits.iter()).any(|(n, _)| super::headers::read_alike(n.as_bytes(), name))
             });
         }
     }

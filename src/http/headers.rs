@@ -41,6 +41,16 @@ impl Field {
     }
 }
 
+/// Whether `a` and `b` name one field for a backend that reads `_` as
+/// `-` (CGI, WSGI, Rack): the same letters in any case, `_` and `-` taken
+/// for one another.
+pub fn read_alike(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && (a.iter().zip(b)).all(|(&x, &y)| {
+            x.eq_ignore_ascii_case(&y) || matches!((x, y), (b'_', b'-') | (b'-', b'_'))
+        })
+}
+
 impl Headers {
     pub fn new() -> Self {
         Self::default()

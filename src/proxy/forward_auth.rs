@@ -13,6 +13,7 @@ use super::{Client, Outcome, Refusal, Shared};
 use crate::config::AuthRequest;
 use crate::http::conn::write_all_vectored;
 use crate::http::forward::strip_hop_by_hop;
+use crate::http::headers::read_alike;
 use crate::http::{BodyKind, Headers, RequestHead, Version};
 use std::io::IoSlice;
 use std::sync::atomic::Ordering;
@@ -32,6 +33,29 @@ const ORIGINAL_FIELDS: [&str; 5] = [
     "x-forwarded-uri",
 ];
 
+/// Takes the client's own fields of the `names` the gateway's answer
+/// gives out of `head`: a backend that trusts `Remote-User` gets it from
+/// the gateway or not at all (nor a `Remote_User`, which backends that
+/// read `_` as `-` take for it; nor can the client have the gateway's
+/// dropped by naming it in `Connection`). Whether or not this request is
+/// asked: a pool that asks nothing may take the names all the same.
+pub(super) fn take_out(head: &mut RequestHead, names: &[Box<str>]) {
+    let named = |field: &[u8]| names.iter().any(|n| read_alike(n.as_bytes(), field));
+    head.headers.retain(|field, _| !named(field));
+    if head
+        .headers
+        .tokens("connection")
+        .any(|t| named(t.as_bytes()))
+    {
+        head.headers.edit_values("connection", |value| {
+            let kept: Vec<&[u8]> = (value.split(|&b| b == b','))
+                .filter(|t| !named(t.trim_ascii()))
+                .collect();
+            Some(kept.join(&b","[..]))
+        });
+    }
+}
+
 /// Asks `asked`'s pool whether `head` may go on. `Ok(None)`: it may, its
 /// fields now those the answer gave (`names`); `Ok(Some(outcome))`: the
 /// gateway's answer went to the client instead; `Err`: the gateway could
@@ -44,15 +68,13 @@ pub(super) fn ask(
     names: &[Box<str>],
     shared: &Shared,
 ) -> Result<Option<Outcome>, Refusal> {
-    // The client's own are never taken for the gateway's: a backend that
-    // trusts `Remote-User` gets it from the proxy or not at all (nor its
-    // `Remote_User`, which backends that read `_` as `-` would take for it).
-    head.headers
-        .retain(|field, _| !names.iter().any(|n| read_alike(n, field)));
+    // With the client's fields as it sent them: its `Authorization` is
+    // the gateway's to judge, even when the gateway's answer replaces it.
+    let mut question = question(head, &asked.path, client.scheme);
+    take_out(head, names);
     // The client's body stays unread: a refusal closes the connection, or
     // what is left of it would be read as the next request.
     let keep_alive = client.keeps_alive(head) && body_kind == BodyKind::Empty;
-    let mut question = question(head, &asked.path, client.scheme);
     let empty = RequestBody::Buffered(Vec::new());
     let send = Outgoing {
         body: &empty,
@@ -68,10 +90,22 @@ pub(super) fn ask(
         route: None,
     };
     let metrics = &shared.metrics;
-    let fetched =
-        origin::fetch_from(client, &mut question, &send, to, shared).inspect_err(|_| {
-            metrics.auth_requests_failed.fetch_add(1, Ordering::Relaxed);
-        })?;
+    // The gateway's targets are chosen by its pool's `hash_on`, not by the
+    // request's pool's (a gateway that keeps sessions in memory is asked
+    // by the same target each time); the request's sticky cookie names
+    // none of them.
+    let own_hash = std::mem::take(&mut client.hash_value);
+    let own_sticky = client.sticky.take();
+    let hash_on = shared.config_of_pool(asked.pool).hash_on.as_ref();
+    if let Some(value) = hash_on.and_then(|on| on.value_in(head)) {
+        client.hash_value.extend_from_slice(value);
+    }
+    let fetched = origin::fetch_from(client, &mut question, &send, to, shared);
+    client.hash_value = own_hash;
+    client.sticky = own_sticky;
+    let fetched = fetched.inspect_err(|_| {
+        metrics.auth_requests_failed.fetch_add(1, Ordering::Relaxed);
+    })?;
     if (200..300).contains(&fetched.response.status) {
         metrics
             .auth_requests_allowed
@@ -88,7 +122,9 @@ pub(super) fn ask(
         return Ok(None);
     }
     let upstream = Some(fetched.target.name.clone());
-    let (mut answer, body) = relay::read_whole(client, fetched, MAX_REFUSAL_BODY).map_err(|f| {
+    let within = shared.pools.get(asked.pool).backend_timeout();
+    let read = relay::read_whole(client, fetched, MAX_REFUSAL_BODY, within);
+    let (mut answer, body) = read.map_err(|f| {
         metrics.auth_requests_failed.fetch_add(1, Ordering::Relaxed);
         Refusal {
             status: Some(f.status()),
@@ -137,19 +173,31 @@ pub(super) fn ask(
 
 /// The `GET` of `path` the gateway is asked: with the client's fields
 /// (its cookies and credentials are what it judges) but those that frame
-/// a body, and where the request was going.
+/// a body or ask for part of one or for an answer on a condition, and
+/// where the request was going.
 fn question(head: &RequestHead, path: &str, scheme: &str) -> RequestHead {
+    const NOT_ASKED: [&str; 8] = [
+        "content-length",
+        "transfer-encoding",
+        "expect",
+        "range",
+        "if-range",
+        "if-none-match",
+        "if-modified-since",
+        "if-match",
+    ];
     let mut headers = Headers::new();
     for (name, value) in head.headers.iter() {
-        // Ours, also as a service that reads `_` as `-` would read them.
-        let ours = ["content-length", "transfer-encoding", "expect"]
-            .iter()
-            .chain(&ORIGINAL_FIELDS)
-            .any(|f| read_alike(f, name.as_bytes()));
-        if !ours {
+        // Also as a service that reads `_` as `-` would read them.
+        let dropped = (NOT_ASKED.iter().chain(&ORIGINAL_FIELDS))
+            .any(|f| read_alike(f.as_bytes(), name.as_bytes()));
+        if !dropped {
             headers.push(name, value);
         }
     }
+    // Here, not with the backend's head: the fields below are ours, and
+    // a client naming them in `Connection` must not make them go.
+    strip_hop_by_hop(&mut headers, false);
     let uri = head.origin_target();
     headers.push("X-Original-Method", &head.method);
     headers.push("X-Forwarded-Method", &head.method);
@@ -174,15 +222,6 @@ fn question(head: &RequestHead, path: &str, scheme: &str) -> RequestHead {
     }
 }
 
-/// Whether `field` is the field `name`, `_` and `-` taken for one
-/// another, case aside.
-fn read_alike(name: &str, field: &[u8]) -> bool {
-    name.len() == field.len()
-        && (name.bytes().zip(field)).all(|(a, &b)| {
-            a.eq_ignore_ascii_case(&b) || matches!((a, b), (b'_', b'-') | (b'-', b'_'))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +236,8 @@ mod tests {
             ("X-Original-URI", "/forged"),
             ("x-forwarded-method", "GET"),
             ("X_Original_Method", "GET"),
+            ("Connection", "X-Original-URI, X-Forwarded-Uri, Upgrade"),
+            ("Range", "bytes=0-1"),
         ] {
             headers.push(name, value);
         }
@@ -219,12 +260,33 @@ mod tests {
         );
         assert_eq!(q.headers.get_all("x-original-uri").count(), 1);
         assert_eq!(q.headers.get("x_original_method"), None);
+        assert_eq!(q.headers.get("range"), None);
+        assert_eq!(q.headers.get("connection"), None);
     }
 
     #[test]
-    fn names_are_read_as_backends_read_them() {
-        assert!(read_alike("Remote-User", b"remote_user"));
-        assert!(read_alike("Remote-User", b"REMOTE-USER"));
-        assert!(!read_alike("Remote-User", b"Remote-Users"));
+    fn the_clients_fields_of_the_names_the_gateway_gives_go_and_connection_names_them_no_more() {
+        let mut headers = Headers::new();
+        for (name, value) in [
+            ("Remote-User", "admin"),
+            ("remote_user", "admin"),
+            ("Connection", "keep-alive, Remote-User, X-Other"),
+            ("X-Other", "1"),
+        ] {
+            headers.push(name, value);
+        }
+        let mut head = RequestHead {
+            method: "GET".into(),
+            target: "/".into(),
+            version: Version::Http11,
+            headers,
+        };
+        take_out(&mut head, &["Remote-User".into()]);
+        assert_eq!(head.headers.get("remote-user"), None);
+        assert_eq!(head.headers.get("remote_user"), None);
+        assert_eq!(
+            head.headers.get_str("connection"),
+            Some("keep-alive, X-Other")
+        );
     }
 }

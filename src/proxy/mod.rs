@@ -25,6 +25,7 @@ use crate::gzip::Gzip;
 use crate::http::conn::{is_timeout, write_all_vectored, Socket as _};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
+use crate::http::headers::read_alike;
 use crate::http::proxy_protocol;
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::https_redirect;
@@ -517,13 +518,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
 /// frames the message with itself.
 fn stands_in_for_proxy_field(name: &[u8]) -> bool {
     let framing = ["host", "content-length", "transfer-encoding", "connection"];
-    framing.iter().chain(&FORWARDING_FIELDS).any(|ours| {
-        ours.len() == name.len()
-            && ours
-                .bytes()
-                .zip(name)
-                .all(|(o, &n)| o == n.to_ascii_lowercase() || (o == b'-' && n == b'_'))
-    })
+    (framing.iter().chain(&FORWARDING_FIELDS)).any(|ours| read_alike(ours.as_bytes(), name))
 }
 
 /// What happened to one request, for the log and the connection loop.
@@ -749,11 +744,9 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // the cache, so that nothing stored reaches a client not signed in.
     if let Some((realm, users)) = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref()) {
         match auth::check(users, &head.headers, &mut client.granted) {
-            // `$remote_user` for a backend: only a user signed in.
-            Ok(()) if settings.request_headers.has_variables() => {
-                client.user = auth::claimed_user(&head.headers);
-            }
-            Ok(()) => {}
+            // `$remote_user` for a backend (or an `auth_request` service):
+            // only a user signed in.
+            Ok(()) => client.user = auth::claimed_user(&head.headers),
             // A client `auth_basic_except_from` spares goes on, but not
             // with credentials that are not a user's: a backend that
             // trusts the name would take it for a user signed in.
@@ -782,8 +775,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     });
     // `auth_request`: after `auth_basic` (both may be on), before the
     // files and the cache, as the sign-in above.
+    let names = &settings.auth_request_headers;
     if let Some(asked) = &settings.auth_request {
-        let names = &settings.auth_request_headers;
         match forward_auth::ask(client, &mut head, body_kind, asked, names, shared) {
             Ok(None) => {}
             Ok(Some(answered)) => return (answered, line),
@@ -793,6 +786,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
                 return (outcome, line);
             }
         }
+    } else if !names.is_empty() {
+        forward_auth::take_out(&mut head, names);
     }
     // `route./static/ = files /srv/www`: after the sign-in, so that files
     // behind a password stay behind it; before the cache, which never

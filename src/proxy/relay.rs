@@ -376,14 +376,16 @@ pub(super) fn absorb(
     Absorbed::Whole
 }
 
-/// Reads a response's body whole, up to `limit` bytes: a small answer
-/// the proxy sends on itself (see `forward_auth`). A body that ends
-/// cleanly gives its connection back to the pool.
+/// Reads a response's body whole, up to `limit` bytes and `within` from
+/// now: a small answer the proxy sends on itself (see `forward_auth`). A
+/// body that ends cleanly gives its connection back to the pool.
 pub(super) fn read_whole(
     client: &Client,
     fetched: Fetched<'_>,
     limit: u64,
+    within: Duration,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    let deadline = Instant::now() + within;
     let AfterHead {
         target,
         mut up,
@@ -395,6 +397,7 @@ pub(super) fn read_whole(
     let mut body = Vec::new();
     loop {
         match reader.next(&mut up.conn) {
+            Ok(Some(_)) if Instant::now() > deadline => return Err(Failure::Timeout),
             Ok(Some(piece)) => body.extend_from_slice(piece),
             Ok(None) => break,
             // Too large for this use: not the backend's failure.
