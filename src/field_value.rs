@@ -96,8 +96,8 @@ impl FieldValue {
                         .find(|(_, v)| v == var)
                         .map_or("", |(name, _)| name);
                     return Err(format!(
-                        "`${name}` is known only once the response has come, after the \
-                         request is sent"
+                        "`${name}` is known only once the response has come: these values are \
+                         made as the request is routed"
                     ));
                 }
             }

@@ -40,6 +40,7 @@ fn gateway() -> Backend {
                 ("Remote-Groups", "staff"),
                 ("Remote-Groups", "ops"),
                 ("X-Not-Named", "secret"),
+                ("Set-Cookie", "session=ok; Path=/; HttpOnly"),
             ];
             respond(out, 200, &fields, b"yes");
         } else if has("session=anon") {
@@ -819,4 +820,41 @@ fn the_gateway_s_targets_are_chosen_by_its_own_pool_s_hash() {
     }
     let asked = (questions(&gate1).len(), questions(&gate2).len());
     assert!(asked == (6, 0) || asked == (0, 6), "{asked:?}");
+}
+
+#[test]
+fn the_cookies_of_a_yes_go_to_the_client_with_the_response_even_from_the_cache() {
+    let app = Backend::start("app", |_, out| {
+        let fields = [("Cache-Control", "max-age=600")];
+        respond(out, 200, &fields, b"page");
+        Action::KeepAlive
+    });
+    let gate = gateway();
+    let configure = from_file(&guarded(app.addr, gate.addr, ""));
+    let proxy = start_proxy(&[], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let mut client = proxy.connect();
+    let first = client.get_with("/p", &[SIGNED_IN]);
+    let second = client.get_with("/p", &[SIGNED_IN]);
+    let cookies =
+        |r: &Response| (r.head.get_all("set-cookie").map(str::to_string)).collect::<Vec<_>>();
+    for (r, cache) in [(&first, "MISS"), (&second, "HIT")] {
+        assert_eq!(r.header("x-cache"), Some(cache), "{}", r.head.raw);
+        let raw = &r.head.raw;
+        assert_eq!(cookies(r), ["session=ok; Path=/; HttpOnly"], "{raw}");
+    }
+    assert_eq!(app.requests(), 1);
+    // Removed with the application's where response_header says so.
+    let proxy = start_proxy(
+        &[],
+        from_file(&guarded(
+            app.addr,
+            gate.addr,
+            "response_header.Set-Cookie =\n",
+        )),
+    );
+    let r = proxy.get_on("x", "/q", &[SIGNED_IN]);
+    assert_eq!(cookies(&r), Vec::<String>::new(), "{}", r.head.raw);
 }

@@ -1121,3 +1121,66 @@ fn a_response_that_varies_on_a_field_set_from_variables_is_not_stored() {
     assert_eq!(from("127.0.0.2"), "hello 127.0.0.2");
     assert_eq!(backend.requests(), 3, "none stored");
 }
+
+#[test]
+fn response_fields_with_variables_are_rendered_for_each_request_on_every_answer() {
+    let backend = Backend::start("app", |seen, out| {
+        match seen.path() {
+            "/fail" => respond(out, 503, &[], b"down"),
+            _ => respond(out, 200, &[("Cache-Control", "max-age=600")], b"page"),
+        }
+        Action::KeepAlive
+    });
+    let text = format!(
+        "targets = {}\n\
+         response_header.Access-Control-Allow-Origin = $http_origin\n\
+         response_header.X-Served-For = $remote_addr $request_method $uri\n\
+         response_header.X-Frame-Options = DENY\n\
+         route./health = return 200 ok\n",
+        backend.addr
+    );
+    let configure = from_file(&text);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let origin = |o: &'static str| ("Origin", o);
+    let mut client = proxy.connect();
+    let miss = client.get_with("/page", &[origin("https://a.example")]);
+    let hit = client.get_with("/page", &[origin("https://b.example")]);
+    assert_eq!(
+        (miss.header("x-cache"), hit.header("x-cache")),
+        (Some("MISS"), Some("HIT"))
+    );
+    let fail = client.get_with("/fail", &[origin("https://c.example")]);
+    let own = client.get_with("/health", &[origin("https://d.example")]);
+    let none = client.get("/page");
+    for (r, allowed, path) in [
+        (&miss, Some("https://a.example"), "/page"),
+        (&hit, Some("https://b.example"), "/page"),
+        (&fail, Some("https://c.example"), "/fail"),
+        (&own, Some("https://d.example"), "/health"),
+        (&none, None, "/page"),
+    ] {
+        let raw = &r.head.raw;
+        assert_eq!(r.header("access-control-allow-origin"), allowed, "{raw}");
+        let served = format!("127.0.0.1 GET {path}");
+        assert_eq!(r.header("x-served-for"), Some(served.as_str()), "{raw}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{raw}");
+    }
+    assert_eq!(
+        backend.requests(),
+        2,
+        "the hit and the last one from the cache"
+    );
+}
+
+#[test]
+fn a_response_field_cannot_name_what_only_the_response_tells() {
+    let e = config_error("targets = 127.0.0.1:1\nresponse_header.X-Upstream = $upstream_addr\n");
+    assert!(
+        e.contains("proxy.conf:2: response_header.X-Upstream"),
+        "{e}"
+    );
+    assert!(e.contains("only once the response has come"), "{e}");
+}

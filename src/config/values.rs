@@ -337,9 +337,6 @@ pub(super) fn parse_field_edit(
         // another host or split into another field.
         return parse_host(value).map(|host| Some(FieldValue::fixed(&host)));
     }
-    if family == FieldFamily::Response {
-        return Ok(Some(FieldValue::fixed(value)));
-    }
     let parsed = FieldValue::parse(value)?;
     if parsed.text().is_none() && is("authorization") {
         return Err(

@@ -92,9 +92,14 @@ pub(super) struct Client {
     pub(super) timeout: Duration,
     /// keepalive_timeout: the longest the wait for a next request may be.
     pub(super) idle_timeout: Duration,
-    /// The user `auth_basic` accepted for the request being served, when
-    /// a `request_header.*` value may name them (`$remote_user`).
+    /// The user `auth_basic` accepted for the request being served
+    /// (`$remote_user`).
     pub(super) user: Option<String>,
+    /// Field lines every final response to the request being served
+    /// carries: the `response_header.*` whose values hold variables, as
+    /// rendered for it, and the cookies its `auth_request` service set.
+    /// Empty for most: a buffer kept from request to request.
+    pub(super) response_fields: Vec<u8>,
     /// For the log: how long the backend that answered this request took
     /// to send its response head once it had the request.
     pub(super) upstream_wait: Option<Duration>,
@@ -203,6 +208,7 @@ impl Client {
                 .map(Arc::new),
             scheme: "http",
             user: None,
+            response_fields: Vec::new(),
             timeout,
             idle_timeout: timeout,
             upstream_wait: None,
@@ -437,7 +443,7 @@ impl Client {
         config: &Config,
     ) -> u64 {
         let mut extra = fields.to_vec();
-        self.push_request_id(&mut extra);
+        self.push_own_fields(&mut extra);
         let response = own_response(status, close, &extra, text, config);
         self.note_sent_head(&[response.head()]);
         response.send(self.conn.get_mut(), head_request)
@@ -450,6 +456,13 @@ impl Client {
                 head.extend_from_slice(part);
             }
         }
+    }
+
+    /// Writes the fields of this request's own into the head of a final
+    /// response to it: its ID, and its [`Client::response_fields`].
+    pub(super) fn push_own_fields(&self, head: &mut Vec<u8>) {
+        self.push_request_id(head);
+        head.extend_from_slice(&self.response_fields);
     }
 
     /// The value `hash_on` names in the request being served, if it had

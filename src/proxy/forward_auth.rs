@@ -115,6 +115,17 @@ pub(super) fn ask(
                 head.headers.push(name, value);
             }
         }
+        // Its cookies (a session it refreshed) go to the client with the
+        // response, whoever gives it, but where `response_header.Set-Cookie`
+        // removes the application's.
+        let edits = &shared.pool_config(client.route).response_headers;
+        if !edits.edits(b"set-cookie") {
+            for cookie in fetched.response.headers.get_all("set-cookie") {
+                for part in [&b"Set-Cookie: "[..], cookie, b"\r\n"] {
+                    client.response_fields.extend_from_slice(part);
+                }
+            }
+        }
         relay::discard(fetched, false, client);
         // The log's `upstream_ms` is the backend's that answers, or none
         // for a cache hit: not the gateway's.
@@ -150,7 +161,7 @@ pub(super) fn ask(
     if !crate::http::body::forbids_content_length(answer.status) {
         crate::digits::push_field(&mut bytes, "Content-Length", body.len() as u64);
     }
-    client.push_request_id(&mut bytes);
+    client.push_own_fields(&mut bytes);
     bytes.extend_from_slice(edits.set_lines());
     push_connection_header(&mut bytes, !closing, head.version);
     bytes.extend_from_slice(b"\r\n");

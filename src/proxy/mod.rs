@@ -351,6 +351,7 @@ pub fn serve(
         served += 1;
         client.real_ip = client.peer;
         client.user = None;
+        client.response_fields.clear();
         client.upstream_wait = None;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
@@ -679,6 +680,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.pool = shared.routed_pool(client.route);
     // The pool's lists and limit: its own, or the top-level ones.
     let settings = shared.pool_config(client.route);
+    render_response_fields(client, &head, settings, shared);
     client.max_body = match settings.max_body_size {
         0 => u64::MAX,
         n => n,
@@ -746,7 +748,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         match auth::check(users, &head.headers, &mut client.granted) {
             // `$remote_user` for a backend (or an `auth_request` service):
             // only a user signed in.
-            Ok(()) => client.user = auth::claimed_user(&head.headers),
+            Ok(()) => {
+                client.user = auth::claimed_user(&head.headers);
+                render_response_fields(client, &head, settings, shared);
+            }
             // A client `auth_basic_except_from` spares goes on, but not
             // with credentials that are not a user's: a backend that
             // trusts the name would take it for a user signed in.
@@ -858,6 +863,22 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         },
     };
     (outcome, line)
+}
+
+/// Renders the `response_header.*` of `settings` whose values hold
+/// variables for the request `head`, into the fields each response to it
+/// carries (see [`Client::response_fields`]).
+fn render_response_fields(
+    client: &mut Client,
+    head: &RequestHead,
+    settings: &Config,
+    shared: &Shared,
+) {
+    let edits = &settings.response_headers;
+    if edits.has_variables() {
+        let rendered = edits.render_set_lines(&origin::facts(head, client, shared));
+        client.response_fields = rendered;
+    }
 }
 
 /// Answers an exchange that ended in `refusal` with the proxy's own

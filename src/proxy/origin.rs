@@ -593,7 +593,11 @@ fn prepare_request(
 
 /// What the variables of `request_header.*` values stand for in the
 /// request `head` from `client`.
-fn facts<'a>(head: &'a RequestHead, client: &'a Client, shared: &'a Shared) -> Facts<'a> {
+pub(super) fn facts<'a>(
+    head: &'a RequestHead,
+    client: &'a Client,
+    shared: &'a Shared,
+) -> Facts<'a> {
     Facts {
         head,
         client: client.real_ip,

@@ -576,7 +576,7 @@ fn prepare_response(
             cache_status::push(&mut head, name, member);
         }
     }
-    client.push_request_id(&mut head);
+    client.push_own_fields(&mut head);
     // A client not yet stuck to this target is from now on.
     if let Some((name, sent)) = &client.sticky {
         if sent.as_deref() != Some(&fetched.target.sticky_id) {
