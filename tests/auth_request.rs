@@ -763,6 +763,16 @@ fn naming_fields_in_connection_drops_neither_what_the_gateway_judges_nor_what_it
     }
     let sent = &app.seen()[0];
     assert_eq!(all(sent, "remote-user"), ["ann"], "{}", sent.head.raw);
+    // Nor does the client's own reach the gateway.
+    let forged = ("Remote-User", "admin");
+    assert_eq!(proxy.get_on("x", "/b", &[SIGNED_IN, forged]).status, 200);
+    let asked = &questions(&gate)[1];
+    assert_eq!(
+        all(asked, "remote-user"),
+        Vec::<String>::new(),
+        "{}",
+        asked.head.raw
+    );
 }
 
 #[test]

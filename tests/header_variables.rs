@@ -1166,6 +1166,8 @@ fn response_fields_with_variables_are_rendered_for_each_request_on_every_answer(
         assert_eq!(r.header("access-control-allow-origin"), allowed, "{raw}");
         let served = format!("127.0.0.1 GET {path}");
         assert_eq!(r.header("x-served-for"), Some(served.as_str()), "{raw}");
+        assert_eq!(r.head.get_all("x-frame-options").count(), 1, "{raw}");
+        assert_eq!(r.head.get_all("x-served-for").count(), 1, "{raw}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{raw}");
     }
     assert_eq!(

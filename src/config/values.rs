@@ -338,7 +338,7 @@ pub(super) fn parse_field_edit(
         return parse_host(value).map(|host| Some(FieldValue::fixed(&host)));
     }
     let parsed = FieldValue::parse(value)?;
-    if parsed.text().is_none() && is("authorization") {
+    if parsed.text().is_none() && family == FieldFamily::Request && is("authorization") {
         return Err(
             "Authorization cannot hold variables: the cache takes a request whose \
              Authorization this sets for one without the client's credentials, and would \

@@ -139,17 +139,28 @@ impl FieldEdits {
     /// that name are removed all the same.
     pub fn render_set_lines(&self, facts: &Facts<'_>) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.set_lines.len() + 256);
+        self.render_into(facts, &mut out, |_| true);
+        out
+    }
+
+    /// Appends the lines of the fields set to values with variables
+    /// alone, rendered for the request `facts` tells of: what a head
+    /// that has [`FieldEdits::set_lines`] already lacks.
+    pub fn render_variable_lines(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
+        self.render_into(facts, out, |value| value.text().is_none());
+    }
+
+    fn render_into(&self, facts: &Facts<'_>, out: &mut Vec<u8>, which: fn(&FieldValue) -> bool) {
         let mut value = Vec::new();
         for (name, set) in self.edits.iter() {
-            if let Some(set) = set {
+            if let Some(set) = set.as_ref().filter(|v| which(v)) {
                 value.clear();
                 set.render(facts, &mut value);
                 if !value.is_empty() {
-                    push_line(&mut out, name, &value);
+                    push_line(out, name, &value);
                 }
             }
         }
-        out
     }
 
     /// Takes every edited field out of a parsed head (to be written, then
@@ -263,6 +274,12 @@ mod tests {
         assert_eq!(
             String::from_utf8(e.render_set_lines(&Facts::plain(&head))).unwrap(),
             "X-Path: /p\r\nX-Fixed: 5$\r\nX-Args: []\r\n"
+        );
+        let mut variable = Vec::new();
+        e.render_variable_lines(&Facts::plain(&head), &mut variable);
+        assert_eq!(
+            String::from_utf8(variable).unwrap(),
+            "X-Path: /p\r\nX-Args: []\r\n"
         );
         assert!(
             e.edits(b"x-absent"),

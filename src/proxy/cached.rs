@@ -924,7 +924,7 @@ fn serve_entry(
         128
     } else {
         256 + entry.record.head.len() + edits.set_lines().len() + own.len()
-    };
+    } + client.response_fields.len();
     let mut tail = Vec::with_capacity(room);
     // Several parts go out from the stored body (see `Multipart`).
     let mut multipart = None;

@@ -70,7 +70,7 @@ pub(super) fn ask(
 ) -> Result<Option<Outcome>, Refusal> {
     // With the client's fields as it sent them: its `Authorization` is
     // the gateway's to judge, even when the gateway's answer replaces it.
-    let mut question = question(head, &asked.path, client.scheme);
+    let mut question = question(head, &asked.path, client.scheme, names);
     take_out(head, names);
     // The client's body stays unread: a refusal closes the connection, or
     // what is left of it would be read as the next request.
@@ -186,8 +186,8 @@ pub(super) fn ask(
 /// (its cookies and credentials are what it judges) but those that frame
 /// a body or ask for part of one or for an answer on a condition, and
 /// where the request was going.
-fn question(head: &RequestHead, path: &str, scheme: &str) -> RequestHead {
-    const NOT_ASKED: [&str; 8] = [
+fn question(head: &RequestHead, path: &str, scheme: &str, names: &[Box<str>]) -> RequestHead {
+    const NOT_ASKED: [&str; 9] = [
         "content-length",
         "transfer-encoding",
         "expect",
@@ -196,12 +196,17 @@ fn question(head: &RequestHead, path: &str, scheme: &str) -> RequestHead {
         "if-none-match",
         "if-modified-since",
         "if-match",
+        "if-unmodified-since",
     ];
     let mut headers = Headers::new();
     for (name, value) in head.headers.iter() {
         // Also as a service that reads `_` as `-` would read them.
         let dropped = (NOT_ASKED.iter().chain(&ORIGINAL_FIELDS))
-            .any(|f| read_alike(f.as_bytes(), name.as_bytes()));
+            .any(|f| read_alike(f.as_bytes(), name.as_bytes()))
+            // What the service gives is not the client's to say to it
+            // either: but for credentials, the service's to judge.
+            || (!name.eq_ignore_ascii_case("authorization")
+                && names.iter().any(|n| read_alike(n.as_bytes(), name.as_bytes())));
         if !dropped {
             headers.push(name, value);
         }
@@ -249,6 +254,8 @@ mod tests {
             ("X_Original_Method", "GET"),
             ("Connection", "X-Original-URI, X-Forwarded-Uri, Upgrade"),
             ("Range", "bytes=0-1"),
+            ("remote_user", "admin"),
+            ("If-Unmodified-Since", "Wed, 02 Dec 2026 00:00:00 GMT"),
         ] {
             headers.push(name, value);
         }
@@ -258,7 +265,7 @@ mod tests {
             version: Version::Http11,
             headers,
         };
-        let q = question(&head, "/verify", "https");
+        let q = question(&head, "/verify", "https", &["Remote-User".into()]);
         assert_eq!((&*q.method, &*q.target), ("GET", "/verify"));
         let field = |name| q.headers.get_str(name).map(str::to_string);
         assert_eq!(field("cookie").as_deref(), Some("session=1"));
@@ -272,6 +279,8 @@ mod tests {
         assert_eq!(q.headers.get_all("x-original-uri").count(), 1);
         assert_eq!(q.headers.get("x_original_method"), None);
         assert_eq!(q.headers.get("range"), None);
+        assert_eq!(q.headers.get("if-unmodified-since"), None);
+        assert_eq!(q.headers.get("remote_user"), None);
         assert_eq!(q.headers.get("connection"), None);
     }
 

@@ -876,8 +876,11 @@ fn render_response_fields(
 ) {
     let edits = &settings.response_headers;
     if edits.has_variables() {
-        let rendered = edits.render_set_lines(&origin::facts(head, client, shared));
-        client.response_fields = rendered;
+        // The fixed ones are in each head already (`set_lines`).
+        let mut fields = std::mem::take(&mut client.response_fields);
+        fields.clear();
+        edits.render_variable_lines(&origin::facts(head, client, shared), &mut fields);
+        client.response_fields = fields;
     }
 }
 
