@@ -408,10 +408,10 @@ impl Loader {
         Ok(())
     }
 
-    /// Each `auth_request`'s pool, by name; a pool's requests are not
+    /// Each `auth_request`'s pool, by name. A pool's requests are not
     /// asked of itself (its sign-in pages must be reachable by a client
-    /// that has not signed in), whether it took the top level's key or
-    /// named itself.
+    /// that has not signed in): the top level's key is off for it, and
+    /// its own naming itself is refused.
     fn resolve_auth_requests(
         &self,
         top: &mut Config,
