@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|backend-tls|all]
-#                                                             (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|backend-tls|auth|all]
+#                                                                  (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -63,6 +63,19 @@
 #          close but the proxies keep their TLS connections to the
 #          backends. Counts, per run, the TLS connections each proxy opened
 #          to the backends. Interleaved as in proxy mode.
+#   auth   forward authentication (a sign-in service asked before every
+#          request): inverso's `auth_request` against nginx's
+#          `auth_request`, each beside the same proxy without it, set up
+#          as in proxy mode in front of the same two backends: nginx,
+#          nginx-auth, inverso, inverso-auth, 1 KiB with 64 keep-alive
+#          connections, interleaved as in proxy mode. The service is a
+#          server block of the backend nginx on a port of its own,
+#          answering 204 with `Remote-User: ann` on /verify. The report
+#          gives each proxy's req/s and CPU with auth over its own without,
+#          and inverso-auth over nginx-auth. No HAProxy: it cannot ask
+#          another server before proxying without Lua (the usual way is
+#          haproxy-auth-request, a Lua script on its httpclient) or an
+#          SPOE agent, a program of its own; no direct row either.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -177,13 +190,40 @@
 #     not, or does not start, the mode stops with an error and measures
 #     nothing. The warm-up uses 64 connections, so that each proxy's pool
 #     holds as many TLS connections as a run needs before it starts.
+#   - auth mode: the service is `location = /verify { add_header
+#     Remote-User ann; return 204; }` in a server block of the backend
+#     nginx (access_log off, as the backends); its CPU counts as the
+#     backends', not the proxy's. nginx-auth: nginx-proxy's config plus
+#     `auth_request /_auth; auth_request_set $user
+#     $upstream_http_remote_user; proxy_set_header Remote-User $user;` in
+#     `location /`, and `location = /_auth { internal; proxy_pass
+#     http://sso/verify; }` over `upstream sso { ... keepalive 64; }` with
+#     proxy_http_version 1.1, `proxy_set_header Connection ""`,
+#     `proxy_pass_request_body off`, `proxy_set_header Content-Length ""`
+#     and `proxy_set_header X-Original-URI $request_uri` (as nginx's
+#     documentation writes it; inverso sends X-Original-* and
+#     X-Forwarded-* fields of its own). inverso-auth: inverso-proxy's
+#     config plus `pool.sso = 127.0.0.1:<service>`, `auth_request = sso
+#     /verify`, `auth_request_headers = Remote-User` and an admin port,
+#     whose inverso_auth_requests_total is read after the runs: denied or
+#     failed questions, or fewer allowed than wrk got answers, are a note
+#     in the report. In auth and all modes only, the backend nginx also
+#     has the service's server block and answers `location = /whoami`
+#     with the Remote-User field it got: before measuring, each system
+#     must answer GET /1k with 200 and 1024 bytes, and GET /whoami, sent
+#     with a forged `Remote-User: mallory`, through nginx-auth and
+#     inverso-auth with 200 "ann" (the service was asked, its field went
+#     on and the client's did not); if not, or if inverso-auth does not
+#     start, the mode stops with an error and measures nothing. Errors
+#     as in every mode (wrk counts a status >= 400); bytes/resp shows
+#     that the answers were the 1 KiB body.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
-# default takes about 15, of which `files`, `tls` and `backend-tls` about 2
-# each a repetition). For
+# default takes about 16, of which `files`, `tls` and `backend-tls` about 2
+# each a repetition, `auth` under 1). For
 # README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -197,13 +237,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | idle | files | tls | backend-tls | all) ;;
+  proxy | cache | gzip | idle | files | tls | backend-tls | auth | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|backend-tls|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|backend-tls|auth|all]" >&2
     exit 2
     ;;
 esac
@@ -446,16 +486,28 @@ BACKEND1="" BACKEND2="" BACKEND_PID=""
 BACKEND_TLS_WANTED=0 # 1: the backends listen with ssl too (backend-tls mode)
 BACKEND1_TLS="" BACKEND2_TLS="" # their ssl ports
 BACKEND_TLS_LOG=""              # one line per new TLS connection to them
+AUTH_WANTED=0    # 1: the backend nginx is the sign-in service too (auth mode)
+AUTH_SERVICE=""  # the service's port
 start_backends() {
   pick_port BACKEND1
   pick_port BACKEND2
-  local conf=$TMP/backend.conf tls_server=""
+  local conf=$TMP/backend.conf tls_server="" auth_server="" whoami=""
   if [[ $BACKEND_TLS_WANTED == 1 ]]; then
     make_backend_certificate
     pick_port BACKEND1_TLS
     pick_port BACKEND2_TLS
     BACKEND_TLS_LOG=$TMP/backend/tls-connections.log
     tls_server=$(backend_tls_server)
+  fi
+  if [[ $AUTH_WANTED == 1 ]]; then
+    pick_port AUTH_SERVICE
+    # The service says yes to everyone, and who they are; /whoami tells
+    # auth_probe which Remote-User reached the backends.
+    auth_server="  server {
+    listen 127.0.0.1:$AUTH_SERVICE backlog=4096;
+    location = /verify { add_header Remote-User ann; return 204; }
+  }"
+    whoami="location = /whoami { default_type text/plain; return 200 \"\$http_remote_user\\n\"; }"
   fi
   {
     nginx_common backend
@@ -474,14 +526,20 @@ $(nginx_http_common backend)
     listen 127.0.0.1:$BACKEND2 backlog=4096;
     root $TMP/www;
     location /c/ { add_header Cache-Control "max-age=600"; }
+    $whoami
   }
 $tls_server
+$auth_server
 }
 EOF
   } >"$conf"
   start_nginx BACKEND_PID backend "$conf" "$BACKEND1"
   wait_listening "$BACKEND_PID" "$BACKEND2" || die "backend port 2 not up"
   log "backends on 127.0.0.1:$BACKEND1 and :$BACKEND2 (nginx pid $BACKEND_PID)"
+  if [[ $AUTH_WANTED == 1 ]]; then
+    wait_listening "$BACKEND_PID" "$AUTH_SERVICE" || die "sign-in service port not up"
+    log "sign-in service (a server block of the backend nginx) on 127.0.0.1:$AUTH_SERVICE"
+  fi
   if [[ $BACKEND_TLS_WANTED == 1 ]]; then
     # wait_listening's connects send nothing: no TLS connection is logged.
     wait_listening "$BACKEND_PID" "$BACKEND1_TLS" || die "backend ssl port 1 not up"
@@ -490,16 +548,39 @@ EOF
   fi
 }
 
-# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS]: nginx as
-# reverse proxy (CACHE=1: with proxy_cache; GZIP=1: gzip on for text/plain,
-# level 1; TLS=1: the port takes HTTPS with make_certificate's certificate;
-# BACKEND_TLS=1: to the backends' ssl ports over TLS, verifying their
-# certificate); sets VAR to its master's PID.
+# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS] [AUTH]:
+# nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1: gzip on for
+# text/plain, level 1; TLS=1: the port takes HTTPS with make_certificate's
+# certificate; BACKEND_TLS=1: to the backends' ssl ports over TLS,
+# verifying their certificate; AUTH=1: every request first asked of the
+# sign-in service, auth_request); sets VAR to its master's PID.
 start_nginx_proxy() {
   local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} backend_tls=${7:-0}
-  local conf=$TMP/$2.conf cache_http="" cache_loc=""
-  local gzip_http="" listen_ssl="" ssl_server=""
+  local auth=${8:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local gzip_http="" listen_ssl="" ssl_server="" auth_http="" auth_loc="" auth_server=""
   local scheme=http b1=$BACKEND1 b2=$BACKEND2 ssl_loc=""
+  if [[ $auth == 1 ]]; then
+    # The subrequest goes to the service over kept-alive connections,
+    # without the client's body; the service's Remote-User replaces any
+    # the client sent (an empty one removes it).
+    auth_http="upstream sso {
+    server 127.0.0.1:$AUTH_SERVICE;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }"
+    auth_loc="auth_request /_auth;
+      auth_request_set \$user \$upstream_http_remote_user;
+      proxy_set_header Remote-User \$user;"
+    auth_server="location = /_auth {
+      internal;
+      proxy_pass http://sso/verify;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length \"\";
+      proxy_set_header X-Original-URI \$request_uri;
+    }"
+  fi
   if [[ $backend_tls == 1 ]]; then
     # proxy_ssl_name: nginx checks a name (X509_check_host), never an
     # address, and would check the upstream block's name by default.
@@ -539,6 +620,7 @@ $(nginx_http_common "$name")
     keepalive 64;
     keepalive_requests 1000000;
   }
+  $auth_http
   server {
     listen 127.0.0.1:$port$listen_ssl backlog=4096 deferred;
     $ssl_server
@@ -550,7 +632,9 @@ $(nginx_http_common "$name")
       proxy_buffers 8 16k;
       $ssl_loc
       $cache_loc
+      $auth_loc
     }
+    $auth_server
   }
 }
 EOF
@@ -1113,6 +1197,53 @@ backend_tls_count() {
     "$cell" "$system" "$opened" "$resumed" "$held")"
 }
 
+# ---------------------------------------------------------------- auth
+
+AUTH_FAILED=0 # 1: the auth mode stopped before measuring (its checks failed)
+
+# auth_probe SYSTEM PORT (auth mode): GET /1k must answer 200 with its 1024
+# bytes, and GET /whoami, sent with a forged `Remote-User: mallory`, tells
+# which Remote-User the backend got: through nginx-auth and inverso-auth it
+# must be 200 "ann", the service's (the service was asked, its field went
+# on, the client's did not); through the proxies without auth it is the
+# client's. Writes authcheck.tsv; returns 1, having said why, on a wrong
+# answer.
+auth_probe() {
+  local system=$1 port=$2 got who raw=$TMP/auth-probe-$1 code
+  got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 \
+    "http://127.0.0.1:$port/1k" || true)
+  : >"$raw"
+  code=$(curl -s -o "$raw" -w '%{http_code}' -H 'Remote-User: mallory' --max-time 5 \
+    "http://127.0.0.1:$port/whoami" || true)
+  who=$(head -c 100 "$raw" | tr -d '\r\n')
+  rm -f "$raw"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$system" "${got% *}" "${got#* }" "${code:-none}" \
+    "${who:--}" >>"$OUT_DIR/authcheck.tsv"
+  log "auth probe $system: /1k '$got'; /whoami (sent Remote-User: mallory) status ${code:-none}, the backend got Remote-User '${who}'"
+  if [[ $got != "200 1024" ]]; then
+    log "error: $system /1k answered '$got', expected '200 1024'"
+    note "auth mode: $system /1k answered '$got' instead of '200 1024'"
+    return 1
+  fi
+  if [[ $system == *-auth && ($code != 200 || $who != ann) ]]; then
+    log "error: through $system the backend got Remote-User '$who' (status ${code:-none}), expected 'ann' from the service"
+    note "auth mode: through $system the backend got Remote-User '$who' (status ${code:-none}) instead of the service's 'ann'"
+    return 1
+  fi
+}
+
+# auth_counters PORT: inverso's inverso_auth_requests_total from its admin
+# listener, as "allowed denied failed" ("na na na" if it cannot be read).
+auth_counters() {
+  curl -s --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
+    /^inverso_auth_requests_total\{/ {
+      for (k in want) if (index($1, "\"" k "\"")) n[k] = $2
+    }
+    BEGIN { want["allowed"]; want["denied"]; want["failed"] }
+    END { printf "%s %s %s\n", n["allowed"] == "" ? "na" : n["allowed"],
+      n["denied"] == "" ? "na" : n["denied"], n["failed"] == "" ? "na" : n["failed"] }' || true
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -1473,6 +1604,100 @@ mode_backend_tls() {
   for name in inverso haproxy nginx; do stop_pid "${pids[$name]}"; done
 }
 
+mode_auth() {
+  log "== auth mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_nginx_auth p_inverso p_inverso_auth p_admin nginx_pid nginx_auth_pid
+  local inverso_pid="" inverso_auth_pid="" s rep failed=() c0 c1 wrk_reqs
+  pick_port p_nginx
+  pick_port p_nginx_auth
+  pick_port p_inverso
+  pick_port p_inverso_auth
+  pick_port p_admin # inverso-auth's admin listener: its auth_request counters
+  start_nginx_proxy nginx_pid nginx-noauth "$p_nginx" 0
+  start_nginx_proxy nginx_auth_pid nginx-auth "$p_nginx_auth" 0 0 0 0 1
+  start_inverso inverso_pid inverso-noauth "$p_inverso" 0
+  start_inverso inverso_auth_pid inverso-auth "$p_inverso_auth" 0 \
+    "pool.sso = 127.0.0.1:$AUTH_SERVICE" "auth_request = sso /verify" \
+    "auth_request_headers = Remote-User" "admin_port = $p_admin"
+  # This mode is about inverso's auth_request: without it, nothing to
+  # compare (start_inverso said why).
+  [[ -n $inverso_auth_pid ]] || failed+=(inverso-auth)
+
+  local -A ports=([nginx]=$p_nginx [nginx-auth]=$p_nginx_auth [inverso]=$p_inverso
+    [inverso-auth]=$p_inverso_auth)
+  local -A pids=([nginx]=$nginx_pid [nginx-auth]=$nginx_auth_pid [inverso]=$inverso_pid
+    [inverso-auth]=$inverso_auth_pid)
+  local systems=(nginx nginx-auth inverso inverso-auth)
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    if ! auth_probe "$s" "${ports[$s]}"; then failed+=("$s"); fi
+  done
+  if ((${#failed[@]} > 0)); then
+    local -A said=([nginx]=nginx-noauth/error.log [nginx-auth]=nginx-auth/error.log
+      [inverso]=inverso-noauth/stderr.log [inverso-auth]=inverso-auth/stderr.log)
+    for s in "${failed[@]}"; do
+      [[ -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
+      log "$s's ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+    done
+    log "error: auth mode stopped, nothing measured: ${failed[*]} did not start or did not answer as expected (see above)"
+    note "auth mode stopped before measuring: ${failed[*]} did not start or did not answer as expected"
+    AUTH_FAILED=1
+    for s in inverso-auth inverso nginx-auth nginx; do
+      if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+    done
+    return 0
+  fi
+  # 64 connections (wrk takes the last -c): the proxies' pools to the
+  # backends and to the service then hold what a run needs.
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    warm_up "http://127.0.0.1:${ports[$s]}/1k" -c 64
+  done
+
+  c0=$(auth_counters "$p_admin")
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for s in "${systems[@]}"; do
+      run_wrk auth "1k ka64" "$s" "$rep" "${pids[$s]}" "http://127.0.0.1:${ports[$s]}/1k" 64
+    done
+  done
+  c1=$(auth_counters "$p_admin")
+
+  # inverso-auth's questions during the runs: as many allowed as wrk got
+  # answers (a few more: those cut short when a run ends), none refused
+  # and none failed.
+  wrk_reqs=$(awk -F'\t' '$1 == "auth" && $3 == "inverso-auth" && $5 != "na" { n += $5 }
+    END { print n + 0 }' "$OUT_DIR/runs.tsv")
+  local -a a0 a1
+  read -ra a0 <<<"$c0"
+  read -ra a1 <<<"$c1"
+  local allowed=na denied=na failed_n=na
+  if [[ ${a0[0]} != na && ${a1[0]} != na ]]; then
+    allowed=$((a1[0] - a0[0])) denied=$((a1[1] - a0[1])) failed_n=$((a1[2] - a0[2]))
+  fi
+  printf 'inverso-auth\t%s\t%s\t%s\t%s\n' "$allowed" "$denied" "$failed_n" "$wrk_reqs" \
+    >>"$OUT_DIR/authcount.tsv"
+  log "inverso-auth during the runs: $allowed allowed, $denied denied, $failed_n failed; wrk counted $wrk_reqs responses"
+  if [[ $allowed == na ]]; then
+    note "auth mode: inverso-auth's inverso_auth_requests_total could not be read"
+  elif ((denied + failed_n > 0 || allowed < wrk_reqs)); then
+    log "warning: inverso-auth: $denied questions denied and $failed_n failed, $allowed allowed for $wrk_reqs responses"
+    note "auth mode: inverso-auth's service questions during the runs: $allowed allowed, **$denied denied, $failed_n failed**, for $wrk_reqs responses"
+  fi
+
+  for s in "${systems[@]}"; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\tauth\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\tauth\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  for s in inverso-auth inverso nginx-auth nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+}
+
 # measure_idle SYSTEM PID PORT: RSS of the process tree before and while
 # IDLE_CONNS idle keep-alive connections are open.
 measure_idle() {
@@ -1543,7 +1768,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
@@ -1557,6 +1782,8 @@ main() {
   printf 'client\thandshakes\tresumed\tprotocols\n' >"$OUT_DIR/tlsresume.tsv"
   printf 'system\tbody\tstatus\tbytes\tx_backend_tls\tsni\n' >"$OUT_DIR/backendtlscheck.tsv"
   printf 'cell\tsystem\trep\topened\tresumed\testablished_after\n' >"$OUT_DIR/backendtlsconns.tsv"
+  printf 'system\tstatus\tbytes\twhoami_status\tremote_user\n' >"$OUT_DIR/authcheck.tsv"
+  printf 'system\tallowed\tdenied\tfailed\twrk_requests\n' >"$OUT_DIR/authcount.tsv"
   printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
     >"$OUT_DIR/idle.tsv"
 
@@ -1572,6 +1799,8 @@ main() {
   # The backends take TLS too for the mode that measures proxying to them
   # over it; other modes leave those ports alone.
   case $MODE in backend-tls | all) BACKEND_TLS_WANTED=1 ;; esac
+  # The sign-in service, and /whoami, only for the mode that asks it.
+  case $MODE in auth | all) AUTH_WANTED=1 ;; esac
   start_backends
   check_quiet
 
@@ -1597,6 +1826,7 @@ main() {
     files) mode_files ;;
     tls) mode_tls ;;
     backend-tls) mode_backend_tls ;;
+    auth) mode_auth ;;
     all)
       mode_proxy
       mode_idle
@@ -1605,6 +1835,7 @@ main() {
       mode_files
       mode_tls
       mode_backend_tls
+      mode_auth
       ;;
   esac
 
@@ -1613,6 +1844,8 @@ main() {
   ((TLS_FAILED == 0)) || die "the tls mode stopped before measuring (its checks failed; see above)"
   ((BACKEND_TLS_FAILED == 0)) ||
     die "the backend-tls mode stopped before measuring (a proxy did not start or did not proxy over TLS; see above)"
+  ((AUTH_FAILED == 0)) ||
+    die "the auth mode stopped before measuring (a proxy did not start or did not ask the service; see above)"
 }
 
 main "$@"

@@ -3,7 +3,8 @@
 
 Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
 cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv, tlsresume.tsv,
-backendtlscheck.tsv, backendtlsconns.tsv, info.txt there; prints the report and writes OUT_DIR/results.md)
+backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv, authcount.tsv, info.txt
+there; prints the report and writes OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -262,6 +263,73 @@ def backend_tls_section(runs, checks, conns, clk_tck):
             + rows + [""])
 
 
+def auth_section(runs, checks, counts, clk_tck):
+    """auth mode: nginx and inverso, each without and with auth_request."""
+    order, cells = group(runs, "auth")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ same proxy without auth", "req/s ÷ nginx (same auth)",
+              "p99 ÷ nginx p99 (same auth)", "proxy CPU µs/req",
+              "CPU ÷ same proxy without auth", "bytes/resp",
+              "Remote-User at the backend (probe)", "other CPU %"]
+    seen = {c["system"]: c for c in checks}
+    rows = []
+    for name in order:
+        systems = cells[name]
+        for sysname, c in systems.items():
+            auth = sysname.endswith("-auth")
+            base = systems.get(sysname[:-len("-auth")]) if auth else None
+            ref = systems.get("nginx-auth" if auth else "nginx")
+            cpu = c.cpu_us_per_req(clk_tck)
+            base_cpu = base.cpu_us_per_req(clk_tck) if base else None
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), base.rps() if base else None) if auth else "—",
+                fmt_ratio(c.rps(), ref.rps() if ref else None),
+                fmt_ratio(c.p99(), ref.p99() if ref else None),
+                "n/a" if cpu is None else f"{cpu:.1f}",
+                fmt_ratio(cpu, base_cpu) if auth else "—",
+                fmt_int(c.bytes_per_req()),
+                auth_label(seen.get(sysname), auth), c.other_cpu(),
+            ])
+    counted = ""
+    for r in counts:
+        counted = (f" {r['system']}'s inverso_auth_requests_total over the runs: "
+                   f"{na(r['allowed'])} allowed, {na(r['denied'])} denied, "
+                   f"{na(r['failed'])} failed, for {na(r['wrk_requests'])} responses "
+                   "wrk counted (a few more asked than counted: the requests a run's "
+                   "end cuts short).")
+    return (["## Forward authentication: inverso `auth_request` vs nginx `auth_request`", "",
+             "Every request of the -auth systems is first asked of a sign-in service, a "
+             "server block of the backend nginx answering `204` with `Remote-User: ann` "
+             "(its CPU counts as the backends', not the proxy's), over kept-alive "
+             "connections; the answer's Remote-User goes on to the backend. nginx-auth: "
+             "`auth_request /_auth`, an internal location proxying to the service "
+             "(upstream keepalive 64, `proxy_pass_request_body off`), "
+             "`auth_request_set $user $upstream_http_remote_user; proxy_set_header "
+             "Remote-User $user`; inverso-auth: `pool.sso = <service>`, "
+             "`auth_request = sso /verify`, `auth_request_headers = Remote-User`. nginx "
+             "and inverso: the same proxies without it, set up as in proxy mode. No "
+             "HAProxy: it cannot ask another server before proxying without Lua or an "
+             "SPOE agent. Ratios are of the medians. Remote-User at the backend: what "
+             "GET /whoami, sent with a forged `Remote-User: mallory`, showed the "
+             "backend got, before measuring." + counted, ""]
+            + table(header, rows) + [""])
+
+
+def auth_label(check, auth):
+    if check is None:
+        return "n/a"
+    if check["status"] != "200" or check["whoami_status"] != "200":
+        return f"**status {check['status']}, /whoami {check['whoami_status']}**"
+    who = check["remote_user"]
+    if auth:
+        return "ann (the service's)" if who == "ann" else f"**{who}**"
+    return f"{who} (the client's)" if who == "mallory" else who
+
+
 def backend_tls_label(check):
     if check is None:
         return "n/a"
@@ -472,6 +540,8 @@ def main():
                        read_tsv(os.path.join(out_dir, "tlsresume.tsv")), clk_tck)
     out += backend_tls_section(runs, read_tsv(os.path.join(out_dir, "backendtlscheck.tsv")),
                                read_tsv(os.path.join(out_dir, "backendtlsconns.tsv")), clk_tck)
+    out += auth_section(runs, read_tsv(os.path.join(out_dir, "authcheck.tsv")),
+                        read_tsv(os.path.join(out_dir, "authcount.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
