@@ -868,3 +868,22 @@ fn the_cookies_of_a_yes_go_to_the_client_with_the_response_even_from_the_cache()
     let r = proxy.get_on("x", "/q", &[SIGNED_IN]);
     assert_eq!(cookies(&r), Vec::<String>::new(), "{}", r.head.raw);
 }
+
+#[test]
+fn hash_on_a_field_the_gateway_gives_hashes_its_value_not_the_client_s() {
+    let (app1, app2, gate) = (Backend::echo("app1"), Backend::echo("app2"), gateway());
+    let text = format!(
+        "targets = {}, {}\npool.sso = {}\nauth_request = sso /verify\n\
+         auth_request_headers = Remote-User\nbalance = hash\nhash_on = header:Remote-User\n",
+        app1.addr, app2.addr, gate.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    // ann each time, whatever the client claims: one target.
+    for i in 0..8 {
+        let forged = ("Remote-User", format!("user-{i}"));
+        let r = proxy.get_on("x", &format!("/{i}"), &[SIGNED_IN, (forged.0, &forged.1)]);
+        assert_eq!(r.status, 200, "{}", r.head.raw);
+    }
+    let served = (app1.requests(), app2.requests());
+    assert!(served == (8, 0) || served == (0, 8), "{served:?}");
+}

@@ -35,6 +35,7 @@ use crate::realip;
 use crate::request_id;
 use crate::routes::{Ambiguous, Asked, Lookup, Return, Routes};
 use crate::sched;
+use crate::upstream::hash_on::HashOn;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
 pub(crate) use client::first_line;
@@ -793,6 +794,19 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     } else if !names.is_empty() {
         forward_auth::take_out(&mut head, names);
+    }
+    // `hash_on` a field the service gives (`header:Remote-User`, one
+    // target per user): its value, not the one the client sent.
+    if let Some(on @ HashOn::Header(field)) = &settings.hash_on {
+        if names
+            .iter()
+            .any(|n| read_alike(n.as_bytes(), field.as_bytes()))
+        {
+            client.hash_value.clear();
+            if let Some(value) = on.value_in(&head) {
+                client.hash_value.extend_from_slice(value);
+            }
+        }
     }
     // `route./static/ = files /srv/www`: after the sign-in, so that files
     // behind a password stay behind it; before the cache, which never
