@@ -45,6 +45,23 @@ pub fn push_field(out: &mut Vec<u8>, name: &str, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `b` as two hex digits, in upper or lower case.
+pub fn hex_pair(b: u8, upper: bool) -> [u8; 2] {
+    let digits = match upper {
+        true => b"0123456789ABCDEF",
+        false => b"0123456789abcdef",
+    };
+    [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]
+}
+
+/// Appends `bytes` in hex, two digits each.
+pub fn push_hex(out: &mut String, bytes: &[u8], upper: bool) {
+    out.reserve(2 * bytes.len());
+    for &b in bytes {
+        out.extend(hex_pair(b, upper).map(char::from));
+    }
+}
+
 /// Appends `ip` as its `Display` writes it; IPv4, nearly every address,
 /// without the formatting machinery.
 pub fn push_ip(out: &mut String, ip: IpAddr) {

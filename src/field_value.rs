@@ -3,6 +3,7 @@
 //! as nginx's `proxy_set_header` and HAProxy's `set-header ... %[...]`),
 //! rendered once per request from what is known of it before it is sent.
 
+use crate::digits::{hex_pair, Decimal};
 use crate::http::date::{Clf, Iso8601};
 use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
@@ -141,12 +142,22 @@ impl FieldValue {
                 Piece::Named(Named::Field(name)) => push_field(facts, name, out),
             }
         }
-        let rendered = out.split_off(start);
-        for &b in rendered.trim_ascii() {
-            if matches!(b, b'\t' | b' '..=0x7e | 0x80..) {
-                out.push(b);
-            } else {
-                let _ = write!(out, "\\x{b:02X}");
+        let rendered = &out[start..];
+        let leading = rendered.len() - rendered.trim_ascii_start().len();
+        let kept = rendered.trim_ascii_end().len();
+        // All blank: `kept` is 0, and so is what is left to drain.
+        out.truncate(start + kept);
+        out.drain(start..start + leading.min(kept));
+        // Only a certificate's name or a client's field may bring one.
+        let fits = |b: &u8| matches!(b, b'\t' | b' '..=0x7e | 0x80..);
+        if !out[start..].iter().all(fits) {
+            for b in out.split_off(start) {
+                if fits(&b) {
+                    out.push(b);
+                } else {
+                    out.extend_from_slice(b"\\x");
+                    out.extend_from_slice(&hex_pair(b, true));
+                }
             }
         }
     }
@@ -165,7 +176,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         Var::RemoteAddr => return drop(write!(out, "{}", facts.client)),
         Var::RemotePort => {
             if let Some(port) = facts.client_port {
-                let _ = write!(out, "{port}");
+                out.extend_from_slice(Decimal::new(u64::from(port)).as_bytes());
             }
             return;
         }
@@ -231,7 +242,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             .unwrap_or_default(),
         Var::SslClientEscapedCert => {
             if let Some(c) = certificate {
-                out.extend_from_slice(c.escaped_pem().as_bytes());
+                out.extend(c.escaped_pem());
             }
             return;
         }
@@ -397,6 +408,8 @@ mod tests {
     fn a_value_is_trimmed_and_holds_no_control_character() {
         let head = head("/", &[("X-A", "a\u{7f}b")]);
         assert_eq!(rendered("  $http_x_a  ", &facts(&head)), "a\\x7Fb");
+        let blank = self::head("/", &[("X-B", " ")]);
+        assert_eq!(rendered(" $http_x_b  $http_x_absent ", &facts(&blank)), "");
         let cert = ClientCertificate {
             byte_sequence: ":AQID:".into(),
             chain: None,

@@ -220,7 +220,7 @@ fn write_var(
         Var::SslClientIDn => push_value(line, certificate.and_then(|c| c.issuer.as_deref())),
         Var::SslClientSerial => push_value(line, certificate.and_then(|c| c.serial.as_deref())),
         Var::SslClientEscapedCert => match certificate {
-            Some(c) => line.push_str(&c.escaped_pem()),
+            Some(c) => line.extend(c.escaped_pem().map(char::from)),
             None => line.push('-'),
         },
     }

@@ -506,9 +506,9 @@ struct Forwarding {
     host_set: bool,
     had_body: bool,
     /// With `request_header.*` values that hold variables: the lines of
-    /// the fields set, rendered for this request (every attempt sends
-    /// the same).
-    set_lines: Option<Vec<u8>>,
+    /// those fields, rendered for this request (every attempt sends the
+    /// same); empty without.
+    rendered: Vec<u8>,
 }
 
 /// Rewrites `head` for any backend once: end-to-end fields only, less
@@ -524,9 +524,10 @@ fn prepare_request(
     let edits = &shared.config_of_pool(to.pool).request_headers;
     // From the request as the client sent it (less what the proxy took
     // out before anything read it: an underscored name, its own cookie).
-    let set_lines = edits
-        .has_variables()
-        .then(|| edits.render_set_lines(&facts(head, client, shared)));
+    let mut rendered = Vec::new();
+    if edits.has_variables() {
+        edits.render_variable_lines(&facts(head, client, shared), &mut rendered);
+    }
     // With a route's `rewrite=`, the path it replaces a prefix of.
     let target = head.origin_target();
     let path = match to.route.and_then(|r| r.rewritten(&target)) {
@@ -587,7 +588,7 @@ fn prepare_request(
         host,
         host_set,
         had_body,
-        set_lines,
+        rendered,
     }
 }
 
@@ -636,7 +637,8 @@ fn upstream_request(
     out.extend_from_slice(forwarding.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     head.headers.write_to(&mut out);
-    out.extend_from_slice(forwarding.set_lines.as_deref().unwrap_or(edits.set_lines()));
+    out.extend_from_slice(edits.set_lines());
+    out.extend_from_slice(&forwarding.rendered);
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
             push_field(&mut out, "Content-Length", b.len() as u64);

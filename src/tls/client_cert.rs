@@ -4,6 +4,7 @@
 //! Made once per connection, at its handshake, and shared by each of its
 //! requests and their log records.
 
+use crate::digits::{hex_pair, push_hex};
 use base64::Engine as _;
 use rustls_pki_types::CertificateDer;
 
@@ -35,11 +36,8 @@ impl ClientCertificate {
             items.join(", ").into()
         });
         let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, own);
-        let mut fingerprint = String::with_capacity(40);
-        for byte in digest.as_ref() {
-            fingerprint.push(char::from(HEX_LOWER[usize::from(byte >> 4)]));
-            fingerprint.push(char::from(HEX_LOWER[usize::from(byte & 15)]));
-        }
+        let mut fingerprint = String::new();
+        push_hex(&mut fingerprint, digest.as_ref(), false);
         Some(ClientCertificate {
             byte_sequence: byte_sequence(own).into(),
             chain,
@@ -50,35 +48,27 @@ impl ClientCertificate {
         })
     }
 
-    /// Appends the certificate in PEM, URL-encoded as nginx's
+    /// The certificate in PEM, URL-encoded as nginx's
     /// `$ssl_client_escaped_cert`: every byte but letters, digits and
     /// `-._~` as `%XX`, so that the PEM's line ends fit in a field value.
-    pub fn escaped_pem(&self) -> String {
-        let base64 = self.byte_sequence.trim_matches(':');
-        let mut out = String::with_capacity(base64.len() * 11 / 10 + 90);
-        let mut push = |bytes: &[u8]| {
-            for &b in bytes {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    out.push(char::from(b));
-                } else {
-                    out.push('%');
-                    out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
-                    out.push(char::from(HEX_UPPER[usize::from(b & 15)]));
-                }
+    /// Written where it goes, never made whole first.
+    pub fn escaped_pem(&self) -> impl Iterator<Item = u8> + '_ {
+        let base64 = self.byte_sequence.trim_matches(':').as_bytes();
+        let lines = base64.chunks(64).flat_map(|line| [line, b"\n"]);
+        let pem = std::iter::once(&b"-----BEGIN CERTIFICATE-----\n"[..])
+            .chain(lines)
+            .chain([&b"-----END CERTIFICATE-----\n"[..]]);
+        pem.flatten().flat_map(|&b| {
+            let [high, low] = hex_pair(b, true);
+            let plain = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+            let escaped = [b'%', high, low];
+            match plain {
+                true => [b, 0, 0].into_iter().take(1),
+                false => escaped.into_iter().take(3),
             }
-        };
-        push(b"-----BEGIN CERTIFICATE-----\n");
-        for line in base64.as_bytes().chunks(64) {
-            push(line);
-            push(b"\n");
-        }
-        push(b"-----END CERTIFICATE-----\n");
-        out
+        })
     }
 }
-
-const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// RFC 8941's byte sequence: base64 between colons.
 fn byte_sequence(bytes: &[u8]) -> String {
@@ -106,7 +96,7 @@ mod tests {
         assert_eq!(shown.subject.as_deref(), Some("CN=alice"));
         assert_eq!(shown.issuer.as_deref(), Some("CN=alice"));
         assert_eq!(shown.serial.as_deref(), Some("0BAD"));
-        let escaped = shown.escaped_pem();
+        let escaped: String = shown.escaped_pem().map(char::from).collect();
         assert!(escaped.starts_with("-----BEGIN%20CERTIFICATE-----%0A"));
         assert!(!escaped.contains(['+', '/', '=', '\n', ' ']), "{escaped}");
         let unescaped = (escaped.split('%').enumerate())

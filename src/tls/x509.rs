@@ -6,6 +6,7 @@
 //! number, for the log and the backends (`$ssl_client_s_dn`,
 //! `$ssl_client_i_dn`, `$ssl_client_serial`).
 
+use crate::digits::push_hex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SEQUENCE: u8 = 0x30;
@@ -69,13 +70,8 @@ pub fn serial(certificate: &[u8]) -> Option<String> {
         .iter()
         .position(|&b| b != 0)
         .unwrap_or(magnitude.len() - 1);
-    let mut out = String::with_capacity(1 + 2 * magnitude.len());
-    if negative {
-        out.push('-');
-    }
-    for b in &magnitude[start..] {
-        out.push_str(&format!("{b:02X}"));
-    }
+    let mut out = String::from(if negative { "-" } else { "" });
+    push_hex(&mut out, &magnitude[start..], true);
     Some(out)
 }
 
@@ -221,9 +217,7 @@ fn attribute_value(tag: u8, value: &[u8]) -> String {
     };
     let Some(text) = text else {
         let mut out = String::from("#");
-        for b in value {
-            out.push_str(&format!("{b:02x}"));
-        }
+        push_hex(&mut out, value, false);
         return out;
     };
     let mut out = String::with_capacity(text.len());
@@ -235,7 +229,8 @@ fn attribute_value(tag: u8, value: &[u8]) -> String {
         if c.is_control() {
             let mut utf8 = [0u8; 4];
             for b in c.encode_utf8(&mut utf8).bytes() {
-                out.push_str(&format!("\\{b:02X}"));
+                out.push('\\');
+                push_hex(&mut out, &[b], true);
             }
         } else {
             if special {
