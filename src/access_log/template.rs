@@ -22,44 +22,31 @@ use std::time::{Duration, UNIX_EPOCH};
 pub struct Template {
     /// As written.
     source: Box<str>,
-    parts: Box<[Part]>,
+    /// Text copied as written, and variables; a `$http_<name>` reads the
+    /// request field of that name in `fields`.
+    parts: Box<[Piece]>,
     /// The request fields the parts read, as `$http_` names them (lower
     /// case, `_` for `-`); `$host` reads `host`.
     fields: Arc<[Box<str>]>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    /// Copied as written.
-    Text(Box<str>),
-    Var(Var),
-    /// `$http_<name>`: the request field of that name in `fields`.
-    Field(Box<str>),
 }
 
 impl Template {
     /// Parses `text`: `$name` or `${name}` (which may be followed by
     /// letters) is a variable, `$$` a dollar sign, anything else is copied.
     pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
+        let parts = variables::pieces(text)?;
         let mut fields: Vec<Box<str>> = Vec::new();
-        for piece in variables::pieces(text)? {
-            let part = match piece {
-                Piece::Text(text) => Part::Text(text.into()),
-                Piece::Named(Named::Var(var)) => Part::Var(var),
-                Piece::Named(Named::Field(field)) => Part::Field(field),
+        for piece in &parts {
+            let field = match piece {
+                Piece::Named(Named::Field(field)) => field.clone(),
+                Piece::Named(Named::Var(Var::Host)) => "host".into(),
+                _ => continue,
             };
-            let field = match &part {
-                Part::Field(field) => Some(field.clone()),
-                Part::Var(Var::Host) => Some("host".into()),
-                _ => None,
-            };
-            if let Some(field) = field.filter(|f| !fields.contains(f)) {
+            if !fields.contains(&field) {
                 fields.push(field);
             }
-            parts.push(part);
         }
-        if !parts.iter().any(|p| !matches!(p, Part::Text(_))) {
+        if parts.iter().all(|p| matches!(p, Piece::Text(_))) {
             return Err(
                 "the template names no variable: every line would be the same (`$$` is a \
                  dollar sign, not a variable)"
@@ -75,7 +62,7 @@ impl Template {
 
     /// Whether it writes `$pool`: only then does a record carry the name.
     pub fn names_pool(&self) -> bool {
-        self.parts.contains(&Part::Var(Var::Pool))
+        self.parts.contains(&Piece::Named(Named::Var(Var::Pool)))
     }
 
     /// The template as written.
@@ -129,9 +116,9 @@ impl Template {
         let request = RequestLine::split(&record.request_line);
         for part in &self.parts {
             match part {
-                Part::Text(text) => line.push_str(text),
-                Part::Var(var) => write_var(*var, record, request, line, clock),
-                Part::Field(name) => {
+                Piece::Text(text) => line.push_str(text),
+                Piece::Named(Named::Var(var)) => write_var(*var, record, request, line, clock),
+                Piece::Named(Named::Field(name)) => {
                     let value = record.fields.as_ref().and_then(|f| f.get(name));
                     push_value(line, value);
                 }
