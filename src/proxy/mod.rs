@@ -747,12 +747,13 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // the cache, so that nothing stored reaches a client not signed in.
     if let Some((realm, users)) = (settings.auth_basic.as_ref()).zip(settings.auth_users.as_ref()) {
         match auth::check(users, &head.headers, &mut client.granted) {
-            // `$remote_user` for a backend (or an `auth_request` service):
-            // only a user signed in.
-            Ok(()) => {
+            // `$remote_user`, for the values that may name it (those of
+            // the `auth_request` service's pool too): only a user signed in.
+            Ok(()) if names_variables(settings, shared) => {
                 client.user = auth::claimed_user(&head.headers);
                 render_response_fields(client, &head, settings, shared);
             }
+            Ok(()) => {}
             // A client `auth_basic_except_from` spares goes on, but not
             // with credentials that are not a user's: a backend that
             // trusts the name would take it for a user signed in.
@@ -877,6 +878,14 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         },
     };
     (outcome, line)
+}
+
+/// Whether a field value of `settings`, or of its `auth_request`
+/// service's pool, holds variables.
+fn names_variables(settings: &Config, shared: &Shared) -> bool {
+    let asked = (settings.auth_request.as_ref()).map(|a| shared.config_of_pool(a.pool));
+    (std::iter::once(settings).chain(asked))
+        .any(|c| c.request_headers.has_variables() || c.response_headers.has_variables())
 }
 
 /// Renders the `response_header.*` of `settings` whose values hold
