@@ -2669,7 +2669,6 @@ mod tests {
         assert!(Entry::from_record(stored.record.clone(), &settings).is_some());
         let intercepting = Settings {
             never_stored: Arc::from([404]),
-            rendered_fields: Arc::default(),
             ..plain()
         };
         assert!(Entry::from_record(stored.record.clone(), &intercepting).is_none());

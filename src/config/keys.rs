@@ -757,10 +757,7 @@ pub const KEYS: &[Key] = &[
         help: "`<pool> <path>`: each request is first asked of that pool with a GET of path \
                carrying the client's fields (nginx's auth_request, Traefik's forwardAuth); a 2xx \
                lets it through, any other answer goes to the client as it came; empty or off = off",
-        apply: |c, v| {
-            let on = !v.eq_ignore_ascii_case("off");
-            optional(if on { v } else { "" }, AuthRequest::parse).map(|a| c.auth_request = a)
-        },
+        apply: |c, v| AuthRequest::parse(v).map(|a| c.auth_request = a),
     },
     Key {
         name: "auth_request_headers",

@@ -353,21 +353,24 @@ pub(super) fn parse_field_edit(
 /// of, and the path of that GET.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthRequest {
-    /// As written: `default` for `targets`.
+    /// As written.
     pub pool_name: Arc<str>,
-    /// Its index in the pools (0: `targets`), known once they are.
+    /// Its index in the pools, known once they are.
     pub pool: usize,
     /// Origin-form: `/` and visible ASCII.
     pub path: Box<str>,
 }
 
 impl AuthRequest {
-    pub(super) fn parse(v: &str) -> Result<AuthRequest, String> {
+    /// `<pool> <path>`; empty or `off`: none.
+    pub(super) fn parse(v: &str) -> Result<Option<AuthRequest>, String> {
+        if v.is_empty() || v.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
         let mut words = v.split_whitespace();
         let (Some(pool), Some(path), None) = (words.next(), words.next(), words.next()) else {
             return Err(format!(
-                "`{}`: give the pool that answers and the path it is asked (`auth /verify`, \
-                 `default /auth` for targets)",
+                "`{}`: give the pool that answers and the path it is asked (`sso /verify`)",
                 v.escape_debug()
             ));
         };
@@ -388,11 +391,11 @@ impl AuthRequest {
                 path.escape_debug()
             ));
         }
-        Ok(AuthRequest {
+        Ok(Some(AuthRequest {
             pool_name: pool.into(),
             pool: 0,
             path: path.into(),
-        })
+        }))
     }
 }
 
@@ -415,14 +418,11 @@ pub(super) fn parse_auth_fields(v: &str) -> Result<Arc<[Box<str>]>, String> {
         {
             return refused(why);
         }
-        if ["host", "cookie"]
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(name))
-        {
+        if ["host", "cookie"].contains(&read_as.to_ascii_lowercase().as_str()) {
             return refused("the client's, which an answer on its access does not replace");
         }
-        if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            return refused("named twice");
+        if (names.iter()).any(|n| crate::http::headers::read_alike(n.as_bytes(), name.as_bytes())) {
+            return refused("named twice (`_` reads as `-`)");
         }
         names.push(name.into());
     }

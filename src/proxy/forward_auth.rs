@@ -90,6 +90,8 @@ pub(super) fn ask(
         route: None,
     };
     let metrics = &shared.metrics;
+    // What the client's answers get: its pool's.
+    let edits = &shared.pool_config(client.route).response_headers;
     // The gateway's targets are chosen by its pool's `hash_on`, not by the
     // request's pool's (a gateway that keeps sessions in memory is asked
     // by the same target each time); the request's sticky cookie names
@@ -118,7 +120,6 @@ pub(super) fn ask(
         // Its cookies (a session it refreshed) go to the client with the
         // response, whoever gives it, but where `response_header.Set-Cookie`
         // removes the application's.
-        let edits = &shared.pool_config(client.route).response_headers;
         if !edits.edits(b"set-cookie") {
             for cookie in fetched.response.headers.get_all("set-cookie") {
                 for part in [&b"Set-Cookie: "[..], cookie, b"\r\n"] {
@@ -153,7 +154,6 @@ pub(super) fn ask(
         !accel && !name.eq_ignore_ascii_case(b"content-length")
     });
     let closing = !keep_alive || shared.shutting_down.load(Ordering::Relaxed);
-    let edits = &shared.pool_config(client.route).response_headers;
     edits.remove_from(&mut answer.headers);
     answer.version = Version::Http11;
     let mut bytes = Vec::with_capacity(512);

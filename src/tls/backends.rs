@@ -61,10 +61,7 @@ pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustEr
     let mut config = match &keys.certificate {
         Some(files) => {
             let certified = load_one(files, &provider)?;
-            if let Ok(own) = certified.end_entity_cert() {
-                let own = std::slice::from_ref(own);
-                super::warn_of_expiring(&files.chain, "the certificate", own);
-            }
+            super::warn_of_expiring_key(&files.chain, &certified);
             builder.with_client_cert_resolver(Arc::new(OneCertificate(Arc::new(certified))))
         }
         None => builder.with_no_client_auth(),

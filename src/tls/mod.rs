@@ -59,6 +59,13 @@ fn warn_of_expiring(path: &Path, what: &str, certificates: &[CertificateDer<'_>]
     }
 }
 
+/// [`warn_of_expiring`] for the certificate of `key`, from `path`.
+fn warn_of_expiring_key(path: &Path, key: &CertifiedKey) {
+    if let Ok(own) = key.end_entity_cert() {
+        warn_of_expiring(path, "the certificate", std::slice::from_ref(own));
+    }
+}
+
 /// How long before a certificate served expires its load warns of it: a
 /// renewal (certbot's, every 60 days of 90) has failed by then.
 const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86_400);
@@ -130,8 +137,7 @@ impl fmt::Debug for Certificates {
 
 impl Certificates {
     /// Reads every entry's files, checking each key against its
-    /// certificate.
-    /// Warns of one that has expired or expires within
+    /// certificate, and warns of one that has expired or expires within
     /// [`EXPIRY_WARNING`]: clients refuse it then.
     pub fn load(files: &[CertificateFiles]) -> Result<Certificates, CertificateError> {
         let provider = provider();
@@ -141,11 +147,7 @@ impl Certificates {
             .collect::<Result<_, CertificateError>>()?;
         let certificates = Certificates { entries };
         for (files, key) in &certificates.entries {
-            let own = key
-                .end_entity_cert()
-                .map(std::slice::from_ref)
-                .unwrap_or_default();
-            warn_of_expiring(&files.chain, "the certificate", own);
+            warn_of_expiring_key(&files.chain, key);
         }
         Ok(certificates)
     }
