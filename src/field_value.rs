@@ -454,4 +454,22 @@ mod tests {
         assert_eq!(FieldValue::parse("$uri").unwrap().text(), None);
         assert_eq!(FieldValue::fixed("5$$").text(), Some("5$$"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_field_renders_trimmed_and_fit_for_a_head(value: Vec<u8>, before: Vec<u8>) {
+            let mut headers = Headers::new();
+            headers.push("X-A", &value[..]);
+            let head = RequestHead { headers, ..head("/", &[]) };
+            for template in ["$http_x_a", " $http_x_a ", " <$http_x_a> $http_x_a "] {
+                let mut out = before.clone();
+                FieldValue::parse(template).unwrap().render(&facts(&head), &mut out);
+                proptest::prop_assert_eq!(&out[..before.len()], &before[..]);
+                let rendered = &out[before.len()..];
+                proptest::prop_assert_eq!(rendered.trim_ascii(), rendered);
+                let fits = |&b: &u8| b == b'\t' || (b >= b' ' && b != 0x7f);
+                proptest::prop_assert!(rendered.iter().all(fits));
+            }
+        }
+    }
 }
