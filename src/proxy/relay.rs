@@ -343,6 +343,43 @@ pub(super) fn absorb(
     tee: &mut Tee<'_>,
     within: Duration,
 ) -> Absorbed {
+    match read_body(client, fetched, tee.limit, within, |piece| tee.push(piece)) {
+        Ok(_) => {
+            tee.finish();
+            Absorbed::Whole
+        }
+        Err(Failure::Malformed(Malformed::Body(BodyError::TooLarge(_)))) => Absorbed::TooLarge,
+        Err(_) => Absorbed::Failed,
+    }
+}
+
+/// Reads a response's body whole, up to `limit` bytes and `within` from
+/// now: a small answer the proxy sends on itself (see `forward_auth`).
+pub(super) fn read_whole(
+    client: &Client,
+    fetched: Fetched<'_>,
+    limit: u64,
+    within: Duration,
+) -> Result<(ResponseHead, Vec<u8>), Failure> {
+    let mut body = Vec::new();
+    let response = read_body(client, fetched, limit, within, |piece| {
+        body.extend_from_slice(piece)
+    })?;
+    Ok((response, body))
+}
+
+/// Reads a response's body to its end into `sink`, for no client waiting
+/// on its pieces: past `limit` bytes, or `within` from now, it gives up
+/// and closes the connection; a body that ends cleanly returns it to the
+/// pool. A failure is held against the target, but for a body that is
+/// only too large for this use.
+fn read_body(
+    client: &Client,
+    fetched: Fetched<'_>,
+    limit: u64,
+    within: Duration,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<ResponseHead, Failure> {
     let deadline = Instant::now() + within;
     // The target serves this exchange until its body is read: it counts
     // against max_conns until then.
@@ -352,56 +389,15 @@ pub(super) fn absorb(
         response,
         busy: _busy,
     } = fetched.after_head();
-    let Ok(kind) = BodyKind::for_response(false, &response) else {
-        return Absorbed::Failed;
-    };
-    let mut reader = BodyReader::with_limit(kind, tee.limit);
-    loop {
-        match reader.next(&mut up.conn) {
-            Ok(Some(_)) if Instant::now() > deadline => return Absorbed::Failed,
-            Ok(Some(piece)) => tee.push(piece),
-            Ok(None) => break,
-            Err(BodyError::TooLarge(_)) => return Absorbed::TooLarge,
-            // Cut by a forced shutdown: not the backend's failure.
-            Err(e) => {
-                hold_against(target, &Failure::from(e), client);
-                return Absorbed::Failed;
-            }
-        }
-    }
-    tee.finish();
-    if may_reuse(&response, kind, &up) {
-        reuse(client, target, up.conn);
-    }
-    Absorbed::Whole
-}
-
-/// Reads a response's body whole, up to `limit` bytes and `within` from
-/// now: a small answer the proxy sends on itself (see `forward_auth`). A
-/// body that ends cleanly gives its connection back to the pool.
-pub(super) fn read_whole(
-    client: &Client,
-    fetched: Fetched<'_>,
-    limit: u64,
-    within: Duration,
-) -> Result<(ResponseHead, Vec<u8>), Failure> {
-    let deadline = Instant::now() + within;
-    let AfterHead {
-        target,
-        mut up,
-        response,
-        busy: _busy,
-    } = fetched.after_head();
     let kind = BodyKind::for_response(false, &response)?;
     let mut reader = BodyReader::with_limit(kind, limit);
-    let mut body = Vec::new();
     loop {
         match reader.next(&mut up.conn) {
             Ok(Some(_)) if Instant::now() > deadline => return Err(Failure::Timeout),
-            Ok(Some(piece)) => body.extend_from_slice(piece),
+            Ok(Some(piece)) => sink(piece),
             Ok(None) => break,
-            // Too large for this use: not the backend's failure.
             Err(e @ BodyError::TooLarge(_)) => return Err(Failure::from(e)),
+            // Cut by a forced shutdown: not the backend's failure.
             Err(e) => {
                 let failure = Failure::from(e);
                 hold_against(target, &failure, client);
@@ -412,7 +408,7 @@ pub(super) fn read_whole(
     if may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
     }
-    Ok((response, body))
+    Ok(response)
 }
 
 /// Whether the connection may carry another request once this response's
