@@ -12,7 +12,7 @@ mod template;
 pub use template::{RequestFields, Template};
 
 use crate::config::LogFormat;
-use crate::digits::{push_ip, Decimal};
+use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::conn::{write_all_vectored, write_all_vectored_counting};
 use crate::http::date::{format_rfc3339, LogClock};
 use crate::json;
@@ -203,10 +203,10 @@ impl Record {
         json::push_key(out, "cache");
         json::push_opt_str(out, self.cache);
         out.push_str(",\"duration_ms\":");
-        push_millis(out, self.duration);
+        out.push_str(Thousandths::millis(self.duration).as_str());
         out.push_str(",\"upstream_ms\":");
         match self.upstream_wait {
-            Some(wait) => push_millis(out, wait),
+            Some(wait) => out.push_str(Thousandths::millis(wait).as_str()),
             None => out.push_str("null"),
         }
         if self.show_pool {
@@ -278,10 +278,10 @@ impl Record {
         line.push_str(" cache=");
         line.push_str(self.cache.unwrap_or("-"));
         line.push_str(" duration_ms=");
-        push_millis(line, self.duration);
+        line.push_str(Thousandths::millis(self.duration).as_str());
         line.push_str(" upstream_ms=");
         match self.upstream_wait {
-            Some(wait) => push_millis(line, wait),
+            Some(wait) => line.push_str(Thousandths::millis(wait).as_str()),
             None => line.push('-'),
         }
         if self.show_pool {
@@ -362,35 +362,6 @@ fn push_user(out: &mut String, user: Option<&str>) {
     match user {
         Some(user) if !user.is_empty() => escape_with(out, user, is_plain_unquoted),
         _ => out.push('-'),
-    }
-}
-
-/// Appends `d` in milliseconds with three decimals, rounded to the
-/// nearest microsecond: `1.500`.
-fn push_millis(out: &mut String, d: Duration) {
-    push_thousandths(out, rounded(d, Duration::from_micros(1)));
-}
-
-/// Appends `d` in seconds with three decimals, rounded to the nearest
-/// millisecond, as nginx writes its times (`$request_time`): `0.002`.
-fn push_seconds(out: &mut String, d: Duration) {
-    push_thousandths(out, rounded(d, Duration::from_millis(1)));
-}
-
-/// How many `unit`s `d` is, to the nearest.
-fn rounded(d: Duration, unit: Duration) -> u64 {
-    let unit = unit.as_nanos();
-    u64::try_from((d.as_nanos() + unit / 2) / unit).unwrap_or(u64::MAX)
-}
-
-/// Appends `n` thousandths as a decimal number with three decimals:
-/// `1500` is `1.500`.
-fn push_thousandths(out: &mut String, n: u64) {
-    out.push_str(Decimal::new(n / 1000).as_str());
-    out.push('.');
-    let frac = n % 1000;
-    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
-        out.push(char::from(b'0' + digit as u8));
     }
 }
 
@@ -1232,37 +1203,6 @@ mod tests {
         let all = drained.join().unwrap();
         assert_eq!(all.iter().filter(|&&b| b == b'\n').count(), total);
         assert_eq!(sender.lost(), 0);
-    }
-
-    #[test]
-    fn durations_are_written_in_milliseconds_to_the_microsecond() {
-        for (nanos, text) in [
-            (0, "0.000"),
-            (499, "0.000"),
-            (500, "0.001"),
-            (1_500_000, "1.500"),
-            (12_345_678, "12.346"),
-            (3_600_000_000_000, "3600000.000"),
-        ] {
-            let mut out = String::new();
-            push_millis(&mut out, Duration::from_nanos(nanos));
-            assert_eq!(out, text, "{nanos} ns");
-        }
-    }
-
-    #[test]
-    fn times_in_seconds_are_written_to_the_millisecond() {
-        for (nanos, text) in [
-            (0, "0.000"),
-            (499_999, "0.000"),
-            (500_000, "0.001"),
-            (1_500_000_000, "1.500"),
-            (12_345_678_901, "12.346"),
-        ] {
-            let mut out = String::new();
-            push_seconds(&mut out, Duration::from_nanos(nanos));
-            assert_eq!(out, text, "{nanos} ns");
-        }
     }
 
     #[test]

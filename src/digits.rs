@@ -5,6 +5,7 @@
 //! was a third of a cache hit's instructions.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// `n` in decimal, on the stack.
 pub struct Decimal {
@@ -35,6 +36,59 @@ impl Decimal {
         // Only ASCII digits are ever written.
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
+}
+
+/// A count of thousandths as a decimal number with three decimals
+/// (`1500` is `1.500`): times as nginx writes them.
+pub struct Thousandths {
+    text: [u8; 24],
+    len: usize,
+}
+
+impl Thousandths {
+    pub fn new(n: u64) -> Self {
+        let whole = Decimal::new(n / 1000);
+        let whole = whole.as_bytes();
+        let mut text = [0u8; 24];
+        text[..whole.len()].copy_from_slice(whole);
+        let frac = n % 1000;
+        text[whole.len()] = b'.';
+        for (i, digit) in [frac / 100, frac / 10 % 10, frac % 10]
+            .into_iter()
+            .enumerate()
+        {
+            text[whole.len() + 1 + i] = b'0' + digit as u8;
+        }
+        Thousandths {
+            text,
+            len: whole.len() + 4,
+        }
+    }
+
+    /// `d` in seconds, to the nearest millisecond: `0.002`.
+    pub fn seconds(d: Duration) -> Self {
+        Thousandths::new(rounded(d, Duration::from_millis(1)))
+    }
+
+    /// `d` in milliseconds, to the nearest microsecond: `1.500`.
+    pub fn millis(d: Duration) -> Self {
+        Thousandths::new(rounded(d, Duration::from_micros(1)))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and a point are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+/// How many `unit`s `d` is, to the nearest.
+fn rounded(d: Duration, unit: Duration) -> u64 {
+    let unit = unit.as_nanos();
+    u64::try_from((d.as_nanos() + unit / 2) / unit).unwrap_or(u64::MAX)
 }
 
 /// Appends `name: n\r\n`, a header field with a number for its value.
@@ -98,6 +152,40 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_in_milliseconds_to_the_microsecond() {
+        for (nanos, text) in [
+            (0, "0.000"),
+            (499, "0.000"),
+            (500, "0.001"),
+            (1_500_000, "1.500"),
+            (12_345_678, "12.346"),
+            (3_600_000_000_000, "3600000.000"),
+        ] {
+            let out = Thousandths::millis(Duration::from_nanos(nanos));
+            assert_eq!(out.as_str(), text, "{nanos} ns");
+        }
+    }
+
+    #[test]
+    fn times_in_seconds_are_written_to_the_millisecond() {
+        for (nanos, text) in [
+            (0, "0.000"),
+            (499_999, "0.000"),
+            (500_000, "0.001"),
+            (1_500_000_000, "1.500"),
+            (12_345_678_901, "12.346"),
+        ] {
+            let out = Thousandths::seconds(Duration::from_nanos(nanos));
+            assert_eq!(out.as_str(), text, "{nanos} ns");
+        }
+    }
+
+    #[test]
+    fn the_largest_count_fits() {
+        assert_eq!(Thousandths::new(u64::MAX).as_str(), "18446744073709551.615");
+    }
 
     #[test]
     fn writes_what_display_writes() {

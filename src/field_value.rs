@@ -1,16 +1,20 @@
-//! The value of a `request_header.<Name>` key: fixed text, or text with
-//! nginx's `$variables` (`request_header.X-Client-DN = $ssl_client_s_dn`,
-//! as nginx's `proxy_set_header` and HAProxy's `set-header ... %[...]`),
-//! rendered once per request from what is known of it before it is sent.
+//! The value of a `request_header.<Name>` or `response_header.<Name>`
+//! key: fixed text, or text with nginx's `$variables`
+//! (`request_header.X-Client-DN = $ssl_client_s_dn`, as nginx's
+//! `proxy_set_header` and HAProxy's `set-header ... %[...]`), rendered
+//! once per request from what is known of it before it is sent; a
+//! response's field may also name what is known once the response has
+//! come (`$status`, `$upstream_addr`), filled in as each head is written.
 
-use crate::digits::{hex_pair, Decimal};
+use crate::config::FieldFamily;
+use crate::digits::{hex_pair, Decimal, Thousandths};
 use crate::http::date::{Clf, Iso8601};
 use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A value as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +28,11 @@ pub struct FieldValue {
 enum Kind {
     /// Sent as it is.
     Text(Box<str>),
-    Variables(Box<[Piece]>),
+    Variables {
+        pieces: Box<[Piece]>,
+        /// Some piece is known only once the response has come.
+        of_response: bool,
+    },
 }
 
 /// What is known of a request before it is sent: what variables stand
@@ -69,6 +77,55 @@ impl<'a> Facts<'a> {
     }
 }
 
+/// What is known of a response as its head is written: what the
+/// variables a response's field may name besides the request's stand
+/// for.
+pub struct Answer<'a> {
+    pub status: u16,
+    /// The backend that sent it, or was last tried for it.
+    pub upstream: Option<&'a str>,
+    /// What the cache did (the `X-Cache` value), when it is on.
+    pub cache: Option<&'a str>,
+    /// How long the backend took to send its head once it had the request.
+    pub upstream_wait: Option<Duration>,
+    /// Since the request's head came.
+    pub elapsed: Duration,
+}
+
+/// A response field whose value names variables of the response,
+/// rendered as far as the request goes when it is routed: what each
+/// response head to the request then finishes ([`Pending::finish`]).
+#[derive(Clone, Debug, Default)]
+pub struct Pending {
+    /// `Name: ` and the value so far.
+    text: Vec<u8>,
+    value_at: usize,
+    /// Where each variable of the response goes in `text`, in order.
+    holes: Vec<(usize, Var)>,
+}
+
+impl Pending {
+    /// Appends the field's line for `answer` (CRLF-ended): nothing when
+    /// its value renders empty.
+    pub fn finish(&self, answer: &Answer<'_>, out: &mut Vec<u8>) {
+        let line = out.len();
+        out.extend_from_slice(&self.text[..self.value_at]);
+        let value = out.len();
+        let mut from = self.value_at;
+        for &(at, var) in &self.holes {
+            out.extend_from_slice(&self.text[from..at]);
+            write_answer_var(var, answer, out);
+            from = at;
+        }
+        out.extend_from_slice(&self.text[from..]);
+        tidy(out, value);
+        match out.len() == value {
+            true => out.truncate(line),
+            false => out.extend_from_slice(b"\r\n"),
+        }
+    }
+}
+
 impl FieldValue {
     /// Text sent as it is, `$` and all (`response_header.*`'s values).
     pub fn fixed(text: &str) -> FieldValue {
@@ -78,9 +135,9 @@ impl FieldValue {
         }
     }
 
-    /// `text` with its variables; refused for an unknown one, or one
-    /// known only once the response has come.
-    pub fn parse(text: &str) -> Result<FieldValue, String> {
+    /// `text` with its variables; refused for an unknown one, or one not
+    /// known yet as a message of the `family` is sent.
+    pub fn parse(text: &str, family: FieldFamily) -> Result<FieldValue, String> {
         if !text.contains('$') {
             return Ok(FieldValue::fixed(text));
         }
@@ -89,25 +146,41 @@ impl FieldValue {
             true => e,
             false => format!("{e}; `$$` writes a dollar sign"),
         })?;
+        let mut of_response = false;
         for piece in &pieces {
-            if let Piece::Named(Named::Var(var)) = piece {
-                if var.after_response() {
-                    let name = variables::VARIABLES
-                        .iter()
-                        .find(|(_, v)| v == var)
-                        .map_or("", |(name, _)| name);
+            let Piece::Named(Named::Var(var)) = piece else {
+                continue;
+            };
+            let name = || {
+                (variables::VARIABLES.iter())
+                    .find(|(_, v)| v == var)
+                    .map_or("", |(name, _)| name)
+            };
+            match (family, var) {
+                (FieldFamily::Request, var) if var.after_response() => {
                     return Err(format!(
-                        "`${name}` is known only once the response has come: these values are \
-                         made as the request is routed"
-                    ));
+                        "`${}` is known only once the response has come: a request's values \
+                         are made as it is sent (`response_header.*` may name it)",
+                        name()
+                    ))
                 }
+                (FieldFamily::Response, Var::BodyBytesSent) => {
+                    return Err(format!(
+                        "`${}` is known only once the body has been sent, after the head",
+                        name()
+                    ))
+                }
+                (_, var) => of_response |= var.after_response(),
             }
         }
         let kind = match &pieces[..] {
             // `$$` alone: text after all.
             [] => Kind::Text("".into()),
             [Piece::Text(text)] => Kind::Text(text.as_str().into()),
-            _ => Kind::Variables(pieces.into()),
+            _ => Kind::Variables {
+                pieces: pieces.into(),
+                of_response,
+            },
         };
         Ok(FieldValue {
             source: text.into(),
@@ -123,43 +196,103 @@ impl FieldValue {
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
             Kind::Text(text) => Some(text),
-            Kind::Variables(_) => None,
+            Kind::Variables { .. } => None,
         }
     }
 
+    /// Whether it names a variable known only once the response has come
+    /// (then it is rendered with [`FieldValue::pending`]).
+    pub fn of_response(&self) -> bool {
+        matches!(self.kind, Kind::Variables { of_response, .. } if of_response)
+    }
+
     /// Appends the value for the request `facts` tells of, trimmed, with
-    /// every byte a field value cannot hold written `\xNN`.
+    /// every byte a field value cannot hold written `\xNN`. The
+    /// response's variables are nothing here.
     pub fn render(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
+        let start = out.len();
+        self.write_pieces(facts, out, |_, _| {});
+        tidy(out, start);
+    }
+
+    /// The field `name` with this value rendered for the request `facts`
+    /// tells of, the places of the response's variables kept.
+    pub fn pending(&self, name: &str, facts: &Facts<'_>) -> Pending {
+        let mut text = Vec::with_capacity(64);
+        for part in [name.as_bytes(), b": "] {
+            text.extend_from_slice(part);
+        }
+        let value_at = text.len();
+        let mut holes = Vec::new();
+        self.write_pieces(facts, &mut text, |var, at| holes.push((at, var)));
+        Pending {
+            text,
+            value_at,
+            holes,
+        }
+    }
+
+    /// Appends the pieces: text as it is, the request's variables for
+    /// `facts`; for each of the response's, `hole` is told where it goes.
+    fn write_pieces(&self, facts: &Facts<'_>, out: &mut Vec<u8>, mut hole: impl FnMut(Var, usize)) {
         let pieces = match &self.kind {
             Kind::Text(text) => return out.extend_from_slice(text.as_bytes()),
-            Kind::Variables(pieces) => pieces,
+            Kind::Variables { pieces, .. } => pieces,
         };
-        let start = out.len();
         for piece in pieces.iter() {
             match piece {
                 Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Piece::Named(Named::Var(var)) if var.after_response() => hole(*var, out.len()),
                 Piece::Named(Named::Var(var)) => write_var(*var, facts, out),
                 Piece::Named(Named::Field(name)) => push_field(facts, name, out),
             }
         }
-        let rendered = &out[start..];
-        let leading = rendered.len() - rendered.trim_ascii_start().len();
-        let kept = rendered.trim_ascii_end().len();
-        // All blank: `kept` is 0, and so is what is left to drain.
-        out.truncate(start + kept);
-        out.drain(start..start + leading.min(kept));
-        // Only a certificate's name or a client's field may bring one.
-        let fits = |b: &u8| matches!(b, b'\t' | b' '..=0x7e | 0x80..);
-        if !out[start..].iter().all(fits) {
-            for b in out.split_off(start) {
-                if fits(&b) {
-                    out.push(b);
-                } else {
-                    out.extend_from_slice(b"\\x");
-                    out.extend_from_slice(&hex_pair(b, true));
-                }
+    }
+}
+
+/// Trims what was rendered from `start` on, and writes every byte a field
+/// value cannot hold `\xNN`.
+fn tidy(out: &mut Vec<u8>, start: usize) {
+    let rendered = &out[start..];
+    let leading = rendered.len() - rendered.trim_ascii_start().len();
+    let kept = rendered.trim_ascii_end().len();
+    // All blank: `kept` is 0, and so is what is left to drain.
+    out.truncate(start + kept);
+    out.drain(start..start + leading.min(kept));
+    // Only a certificate's name or a client's field may bring one.
+    let fits = |b: &u8| matches!(b, b'\t' | b' '..=0x7e | 0x80..);
+    if !out[start..].iter().all(fits) {
+        for b in out.split_off(start) {
+            if fits(&b) {
+                out.push(b);
+            } else {
+                out.extend_from_slice(b"\\x");
+                out.extend_from_slice(&hex_pair(b, true));
             }
         }
+    }
+}
+
+/// Appends what the response's `var` stands for; nothing for what it
+/// lacks.
+fn write_answer_var(var: Var, answer: &Answer<'_>, out: &mut Vec<u8>) {
+    let time = |out: &mut Vec<u8>, d: Option<Duration>, unit: fn(Duration) -> Thousandths| {
+        if let Some(d) = d {
+            out.extend_from_slice(unit(d).as_bytes());
+        }
+    };
+    match var {
+        Var::Status => out.extend_from_slice(Decimal::new(answer.status.into()).as_bytes()),
+        Var::UpstreamAddr => out.extend_from_slice(answer.upstream.unwrap_or_default().as_bytes()),
+        Var::UpstreamCacheStatus => {
+            out.extend_from_slice(answer.cache.unwrap_or_default().as_bytes())
+        }
+        Var::RequestTime => time(out, Some(answer.elapsed), Thousandths::seconds),
+        Var::DurationMs => time(out, Some(answer.elapsed), Thousandths::millis),
+        Var::UpstreamHeaderTime => time(out, answer.upstream_wait, Thousandths::seconds),
+        Var::UpstreamMs => time(out, answer.upstream_wait, Thousandths::millis),
+        // The request's are rendered before, and the body's size refused.
+        _ => {}
     }
 }
 
@@ -246,7 +379,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             }
             return;
         }
-        // Refused by `parse`.
+        // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent
         | Var::RequestTime
@@ -303,7 +436,9 @@ mod tests {
 
     fn rendered(value: &str, facts: &Facts<'_>) -> String {
         let mut out = b"before".to_vec();
-        FieldValue::parse(value).unwrap().render(facts, &mut out);
+        FieldValue::parse(value, FieldFamily::Request)
+            .unwrap()
+            .render(facts, &mut out);
         String::from_utf8(out).unwrap()["before".len()..].to_string()
     }
 
@@ -433,25 +568,108 @@ mod tests {
             "request_time",
             "upstream_cache_status",
         ] {
-            let e = FieldValue::parse(&format!("${name}")).unwrap_err();
+            let e = FieldValue::parse(&format!("${name}"), FieldFamily::Request).unwrap_err();
             assert!(e.contains("only once the response"), "{name}: {e}");
+            assert!(FieldValue::parse(&format!("${name}"), FieldFamily::Response).is_ok());
         }
-        let e = FieldValue::parse("$remote_adr").unwrap_err();
+        let e = FieldValue::parse("$body_bytes_sent", FieldFamily::Response).unwrap_err();
+        assert!(e.contains("after the head"), "{e}");
+        let e = FieldValue::parse("$remote_adr", FieldFamily::Request).unwrap_err();
         assert!(e.contains("did you mean `$remote_addr`"), "{e}");
-        assert!(FieldValue::parse("${uri").unwrap_err().contains("no `}`"));
-        assert!(FieldValue::parse("a $ b")
+        assert!(FieldValue::parse("${uri", FieldFamily::Request)
+            .unwrap_err()
+            .contains("no `}`"));
+        assert!(FieldValue::parse("a $ b", FieldFamily::Request)
             .unwrap_err()
             .contains("starts no variable"));
     }
 
+    fn answer() -> Answer<'static> {
+        Answer {
+            status: 502,
+            upstream: Some("10.0.0.5:8080"),
+            cache: Some("MISS"),
+            upstream_wait: Some(Duration::from_micros(12_345_678)),
+            elapsed: Duration::from_micros(1_500_250),
+        }
+    }
+
+    fn finished(value: &str, facts: &Facts<'_>, answer: &Answer<'_>) -> String {
+        let value = FieldValue::parse(value, FieldFamily::Response).unwrap();
+        assert!(value.of_response());
+        let mut out = b"before".to_vec();
+        value.pending("X-A", facts).finish(answer, &mut out);
+        String::from_utf8(out).unwrap()["before".len()..].to_string()
+    }
+
+    #[test]
+    fn a_response_field_is_finished_with_what_the_response_tells() {
+        let head = head("/a?b", &[("X-T", "t\u{1}")]);
+        let facts = facts(&head);
+        let cases = [
+            (
+                "$status $upstream_addr $upstream_cache_status",
+                "502 10.0.0.5:8080 MISS",
+            ),
+            ("${request_time}s ${duration_ms}ms", "1.500s 1500.250ms"),
+            ("$upstream_header_time/$upstream_ms", "12.346/12345.678"),
+            ("  $uri:$status $http_x_t  ", "/a:502 t\\x01"),
+            ("$$status=$status", "$status=502"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                finished(value, &facts, &answer()),
+                format!("X-A: {expected}\r\n"),
+                "{value}"
+            );
+        }
+        // Every variable of the response is above, but the body's size.
+        for (name, var) in variables::VARIABLES {
+            let named =
+                |v: &&str| v.contains(&format!("${name}")) || v.contains(&format!("{{{name}}}"));
+            assert!(
+                !var.after_response()
+                    || *var == Var::BodyBytesSent
+                    || cases.iter().map(|(v, _)| v).any(named),
+                "${name} is not tested"
+            );
+        }
+        // What the response lacks is nothing, and a value that is then
+        // empty sends no field.
+        let from_cache = Answer {
+            upstream: None,
+            cache: None,
+            upstream_wait: None,
+            ..answer()
+        };
+        assert_eq!(
+            finished("[$upstream_addr]", &facts, &from_cache),
+            "X-A: []\r\n"
+        );
+        assert_eq!(
+            finished(" $upstream_addr $upstream_ms ", &facts, &from_cache),
+            ""
+        );
+        // A value without the response's variables is rendered whole at
+        // once.
+        assert!(!FieldValue::parse("$uri", FieldFamily::Response)
+            .unwrap()
+            .of_response());
+    }
+
     #[test]
     fn text_without_variables_is_sent_as_written() {
-        let plain = FieldValue::parse("a; b=\"c\"").unwrap();
+        let plain = FieldValue::parse("a; b=\"c\"", FieldFamily::Request).unwrap();
         assert_eq!(plain.text(), Some("a; b=\"c\""));
-        let dollar = FieldValue::parse("5$$").unwrap();
+        let dollar = FieldValue::parse("5$$", FieldFamily::Request).unwrap();
         assert_eq!(dollar.text(), Some("5$"));
         assert_eq!(dollar.source(), "5$$");
-        assert_eq!(FieldValue::parse("$uri").unwrap().text(), None);
+        assert_eq!(
+            FieldValue::parse("$uri", FieldFamily::Request)
+                .unwrap()
+                .text(),
+            None
+        );
         assert_eq!(FieldValue::fixed("5$$").text(), Some("5$$"));
     }
 
@@ -463,7 +681,7 @@ mod tests {
             let head = RequestHead { headers, ..head("/", &[]) };
             for template in ["$http_x_a", " $http_x_a ", " <$http_x_a> $http_x_a "] {
                 let mut out = before.clone();
-                FieldValue::parse(template).unwrap().render(&facts(&head), &mut out);
+                FieldValue::parse(template, FieldFamily::Request).unwrap().render(&facts(&head), &mut out);
                 proptest::prop_assert_eq!(&out[..before.len()], &before[..]);
                 let rendered = &out[before.len()..];
                 proptest::prop_assert_eq!(rendered.trim_ascii(), rendered);

@@ -1178,11 +1178,83 @@ fn response_fields_with_variables_are_rendered_for_each_request_on_every_answer(
 }
 
 #[test]
-fn a_response_field_cannot_name_what_only_the_response_tells() {
-    let e = config_error("targets = 127.0.0.1:1\nresponse_header.X-Upstream = $upstream_addr\n");
-    assert!(
-        e.contains("proxy.conf:2: response_header.X-Upstream"),
-        "{e}"
+fn response_fields_name_the_status_the_backend_and_the_cache_of_each_answer() {
+    let backend = Backend::start("app", |seen, out| {
+        let page = [("Cache-Control", "max-age=600"), ("ETag", "\"v1\"")];
+        match seen.path() {
+            "/fail" => respond(out, 503, &[], b"down"),
+            _ => respond(out, 200, &page, b"page"),
+        }
+        Action::KeepAlive
+    });
+    let dead = dead_addr();
+    let text = format!(
+        "targets = {}\n\
+         pool.gone = {dead}\n\
+         route./gone/ = gone\n\
+         route./health = return 200 ok\n\
+         response_header.X-Upstream = $upstream_addr\n\
+         response_header.X-Answer = $status $uri [$upstream_cache_status]\n\
+         response_header.Server-Timing = upstream;dur=$upstream_ms, total;dur=$duration_ms\n\
+         response_header.X-Took = ${{request_time}}s\n",
+        backend.addr
     );
-    assert!(e.contains("only once the response has come"), "{e}");
+    let configure = from_file(&text);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let mut client = proxy.connect();
+    let miss = client.get("/page");
+    let hit = client.get("/page");
+    let not_modified = client.get_with("/page", &[("If-None-Match", "\"v1\"")]);
+    let fail = client.get("/fail");
+    let gone = client.get("/gone/x");
+    let own = client.get("/health");
+    let up = backend.addr.to_string();
+    let dead = dead.to_string();
+    let cases = [
+        (&miss, 200, Some(&*up), "200 /page [MISS]"),
+        (&hit, 200, None, "200 /page [HIT]"),
+        (&not_modified, 304, None, "304 /page [HIT]"),
+        (&fail, 503, Some(&*up), "503 /fail [MISS]"),
+        (&gone, 502, Some(&*dead), "502 /gone/x []"),
+        (&own, 200, None, "200 /health []"),
+    ];
+    let seconds = |v: &str| {
+        let (whole, frac) = v.split_once('.').unwrap_or_else(|| panic!("{v}"));
+        assert!(whole.parse::<u64>().is_ok() && frac.len() == 3, "{v}");
+        assert!(frac.parse::<u64>().is_ok(), "{v}");
+    };
+    for (r, status, upstream, answer) in cases {
+        let raw = &r.head.raw;
+        assert_eq!(r.status, status, "{raw}");
+        assert_eq!(r.header("x-upstream"), upstream, "{raw}");
+        assert_eq!(r.header("x-answer"), Some(answer), "{raw}");
+        assert_eq!(r.head.get_all("x-answer").count(), 1, "{raw}");
+        let took = r.header("x-took").unwrap_or_else(|| panic!("{raw}"));
+        seconds(took.strip_suffix('s').unwrap_or_else(|| panic!("{raw}")));
+        let timing = r.header("server-timing").unwrap_or_else(|| panic!("{raw}"));
+        let (upstream_part, total) = timing.split_once(", ").unwrap_or_else(|| panic!("{raw}"));
+        seconds(
+            total
+                .strip_prefix("total;dur=")
+                .unwrap_or_else(|| panic!("{raw}")),
+        );
+        // Only a backend's answer has its time.
+        match status {
+            200 | 503 if upstream.is_some() => {
+                seconds(upstream_part.strip_prefix("upstream;dur=").unwrap())
+            }
+            _ => assert_eq!(upstream_part, "upstream;dur=", "{raw}"),
+        }
+    }
+    assert_eq!(backend.requests(), 2, "/page once, and /fail");
+}
+
+#[test]
+fn a_response_field_cannot_name_the_size_of_a_body_not_yet_sent() {
+    let e = config_error("targets = 127.0.0.1:1\nresponse_header.X-Size = $body_bytes_sent\n");
+    assert!(e.contains("proxy.conf:2: response_header.X-Size"), "{e}");
+    assert!(e.contains("only once the body has been sent"), "{e}");
 }

@@ -9,8 +9,8 @@
 //! beyond what every format logs: they are taken, by name, while the head
 //! is at hand.
 
-use super::{escape_into, push_millis, push_seconds, push_thousandths, push_user, Record};
-use crate::digits::{push_ip, Decimal};
+use super::{escape_into, push_user, Record};
+use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::LogClock;
 use crate::http::headers::Headers;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
@@ -145,7 +145,9 @@ fn write_var(
         Var::TimeIso8601 => line.push_str(clock.iso8601(r.time)),
         Var::Msec => {
             let since = r.time.duration_since(UNIX_EPOCH).unwrap_or_default();
-            push_thousandths(line, u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+            line.push_str(
+                Thousandths::new(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)).as_str(),
+            );
         }
         Var::Request => escape_into(line, &r.request_line),
         Var::RequestMethod => push_value(line, request.map(|l| l.method)),
@@ -155,10 +157,10 @@ fn write_var(
         Var::ServerProtocol => push_value(line, request.map(|l| l.protocol)),
         Var::Status => line.push_str(Decimal::new(u64::from(r.status)).as_str()),
         Var::BodyBytesSent => line.push_str(Decimal::new(r.bytes).as_str()),
-        Var::RequestTime => push_seconds(line, r.duration),
+        Var::RequestTime => line.push_str(Thousandths::seconds(r.duration).as_str()),
         Var::UpstreamAddr => push_value(line, r.upstream.as_deref()),
         Var::UpstreamHeaderTime => match r.upstream_wait {
-            Some(wait) => push_seconds(line, wait),
+            Some(wait) => line.push_str(Thousandths::seconds(wait).as_str()),
             None => line.push('-'),
         },
         Var::UpstreamCacheStatus => push_value(line, r.cache),
@@ -184,9 +186,9 @@ fn write_var(
                 _ => line.push('-'),
             }
         }
-        Var::DurationMs => push_millis(line, r.duration),
+        Var::DurationMs => line.push_str(Thousandths::millis(r.duration).as_str()),
         Var::UpstreamMs => match r.upstream_wait {
-            Some(wait) => push_millis(line, wait),
+            Some(wait) => line.push_str(Thousandths::millis(wait).as_str()),
             None => line.push('-'),
         },
         Var::Pool => push_value(line, r.pool.as_deref()),

@@ -337,7 +337,7 @@ pub(super) fn parse_field_edit(
         // another host or split into another field.
         return parse_host(value).map(|host| Some(FieldValue::fixed(&host)));
     }
-    let parsed = FieldValue::parse(value)?;
+    let parsed = FieldValue::parse(value, family)?;
     if parsed.text().is_none() && family == FieldFamily::Request && is("authorization") {
         return Err(
             "Authorization cannot hold variables: the cache takes a request whose \

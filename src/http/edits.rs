@@ -10,7 +10,7 @@
 
 use super::head::is_tchar;
 use super::headers::Headers;
-use crate::field_value::{Facts, FieldValue};
+use crate::field_value::{Facts, FieldValue, Pending};
 use std::fmt;
 use std::sync::Arc;
 
@@ -135,12 +135,15 @@ impl FieldEdits {
 
     /// Appends the lines of the fields set to values with variables,
     /// rendered for the request `facts` tells of: what a head that has
-    /// [`FieldEdits::set_lines`] lacks. A value that renders empty sends
-    /// no field (as nginx's `proxy_set_header`), though the message's own
-    /// fields of that name are removed all the same.
+    /// [`FieldEdits::set_lines`] lacks, but for those that name the
+    /// response's variables ([`FieldEdits::pending`]). A value that
+    /// renders empty sends no field (as nginx's `proxy_set_header`),
+    /// though the message's own fields of that name are removed all the
+    /// same.
     pub fn render_variable_lines(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
         for (name, set) in self.edits.iter() {
-            let Some(set) = set.as_ref().filter(|v| v.text().is_none()) else {
+            let Some(set) = (set.as_ref()).filter(|v| v.text().is_none() && !v.of_response())
+            else {
                 continue;
             };
             let line = out.len();
@@ -153,6 +156,17 @@ impl FieldEdits {
                 out.truncate(line);
             } else {
                 out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Appends the fields set to values that name the response's
+    /// variables, rendered as far as the request `facts` tells of goes:
+    /// each response head finishes them.
+    pub fn pending(&self, facts: &Facts<'_>, out: &mut Vec<Pending>) {
+        for (name, set) in self.edits.iter() {
+            if let Some(set) = set.as_ref().filter(|v| v.of_response()) {
+                out.push(set.pending(name, facts));
             }
         }
     }
@@ -236,6 +250,7 @@ impl fmt::Debug for FieldEdits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::FieldFamily;
 
     fn edits(pairs: &[(&str, Option<&str>)]) -> FieldEdits {
         FieldEdits::new(
@@ -248,7 +263,7 @@ mod tests {
 
     #[test]
     fn values_with_variables_are_rendered_in_order_and_an_empty_one_sends_nothing() {
-        let parsed = |v: &str| Some(FieldValue::parse(v).unwrap());
+        let parsed = |v: &str| Some(FieldValue::parse(v, FieldFamily::Request).unwrap());
         let e = FieldEdits::new([
             ("X-Path".to_string(), parsed("$uri")),
             ("X-Fixed".to_string(), parsed("5$$")),
@@ -279,6 +294,41 @@ mod tests {
             !edits(&[("X-A", Some("$uri"))]).has_variables(),
             "text as it came"
         );
+    }
+
+    #[test]
+    fn values_naming_the_response_wait_for_it() {
+        let parsed = |v: &str| Some(FieldValue::parse(v, FieldFamily::Response).unwrap());
+        let e = FieldEdits::new([
+            ("X-Upstream".to_string(), parsed("$upstream_addr")),
+            ("X-Path".to_string(), parsed("$uri")),
+            ("X-Both".to_string(), parsed("$uri $status")),
+        ])
+        .unwrap();
+        let head = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/p".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        let facts = Facts::plain(&head);
+        let mut now = Vec::new();
+        e.render_variable_lines(&facts, &mut now);
+        assert_eq!(now, b"X-Path: /p\r\n");
+        let mut pending = Vec::new();
+        e.pending(&facts, &mut pending);
+        let answer = crate::field_value::Answer {
+            status: 304,
+            upstream: None,
+            cache: Some("HIT"),
+            upstream_wait: None,
+            elapsed: std::time::Duration::ZERO,
+        };
+        let mut head = Vec::new();
+        for field in &pending {
+            field.finish(&answer, &mut head);
+        }
+        assert_eq!(head, b"X-Both: /p 304\r\n", "an empty value sends nothing");
     }
 
     #[test]

@@ -1068,7 +1068,7 @@ fn serve_entry(
     // A 304's cookies for this client are the backend's too: gone when
     // `Set-Cookie` is removed.
     edits.push_kept(&mut tail, own, &[]);
-    client.push_own_fields(&mut tail);
+    client.push_own_fields(&mut tail, code, Some(status.name()));
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&head, &tail]);

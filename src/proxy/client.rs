@@ -6,6 +6,7 @@ use super::cached;
 use super::origin::{Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
+use crate::field_value::{Answer, Pending};
 use crate::http::conn::{is_timeout, ClientStream, Leaving as _, SharedStream, Socket as _};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol::{self, NoHeader};
@@ -100,6 +101,15 @@ pub(super) struct Client {
     /// rendered for it, and the cookies its `auth_request` service set.
     /// Empty for most: a buffer kept from request to request.
     pub(super) response_fields: Vec<u8>,
+    /// The `response_header.*` whose values name the response's
+    /// variables (`$status`, `$upstream_addr`), rendered as far as the
+    /// request goes: each final response head finishes them.
+    pub(super) pending_fields: Vec<Pending>,
+    /// With [`Client::pending_fields`]: the backend last tried for the
+    /// request being served (`$upstream_addr`).
+    pub(super) upstream: Option<Arc<str>>,
+    /// When the head of the request being served had come.
+    pub(super) started: Instant,
     /// For the log: how long the backend that answered this request took
     /// to send its response head once it had the request.
     pub(super) upstream_wait: Option<Duration>,
@@ -209,6 +219,9 @@ impl Client {
             scheme: "http",
             user: None,
             response_fields: Vec::new(),
+            pending_fields: Vec::new(),
+            upstream: None,
+            started: Instant::now(),
             timeout,
             idle_timeout: timeout,
             upstream_wait: None,
@@ -432,7 +445,8 @@ impl Client {
 
     /// `send_error_to` with `fields` (whole lines, CRLF-ended) added to
     /// the head, and `text` as the body when given (see
-    /// [`own_response`]).
+    /// [`own_response`]). The cache has no part in it
+    /// (`$upstream_cache_status`).
     pub(super) fn send_own(
         &mut self,
         status: u16,
@@ -443,7 +457,7 @@ impl Client {
         config: &Config,
     ) -> u64 {
         let mut extra = fields.to_vec();
-        self.push_own_fields(&mut extra);
+        self.push_own_fields(&mut extra, status, None);
         let response = own_response(status, close, &extra, text, config);
         self.note_sent_head(&[response.head()]);
         response.send(self.conn.get_mut(), head_request)
@@ -459,10 +473,25 @@ impl Client {
     }
 
     /// Writes the fields of this request's own into the head of a final
-    /// response to it: its ID, and its [`Client::response_fields`].
-    pub(super) fn push_own_fields(&self, head: &mut Vec<u8>) {
+    /// response to it, of `status` and with the cache's part in it
+    /// (`X-Cache`) when it had one: its ID, its
+    /// [`Client::response_fields`], and its [`Client::pending_fields`]
+    /// finished.
+    pub(super) fn push_own_fields(&self, head: &mut Vec<u8>, status: u16, cache: Option<&str>) {
         self.push_request_id(head);
         head.extend_from_slice(&self.response_fields);
+        if !self.pending_fields.is_empty() {
+            let answer = Answer {
+                status,
+                upstream: self.upstream.as_deref(),
+                cache,
+                upstream_wait: self.upstream_wait,
+                elapsed: self.started.elapsed(),
+            };
+            for field in &self.pending_fields {
+                field.finish(&answer, head);
+            }
+        }
     }
 
     /// The value `hash_on` names in the request being served, if it had

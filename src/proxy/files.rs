@@ -170,7 +170,7 @@ pub(super) fn serve(
     let mut bytes = Vec::with_capacity(512);
     response.write_start(&mut bytes);
     bytes.extend_from_slice(keep_alive_field(head.version, close));
-    client.push_own_fields(&mut bytes);
+    client.push_own_fields(&mut bytes, status, None);
     bytes.extend_from_slice(config.response_headers.set_lines());
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);

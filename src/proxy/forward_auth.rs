@@ -129,8 +129,9 @@ pub(super) fn ask(
         }
         relay::discard(fetched, false, client);
         // The log's `upstream_ms` is the backend's that answers, or none
-        // for a cache hit: not the gateway's.
+        // for a cache hit: not the gateway's (nor is `$upstream_addr`).
         client.upstream_wait = None;
+        client.upstream = None;
         return Ok(None);
     }
     let upstream = Some(fetched.target.name.clone());
@@ -161,7 +162,7 @@ pub(super) fn ask(
     if !crate::http::body::forbids_content_length(answer.status) {
         crate::digits::push_field(&mut bytes, "Content-Length", body.len() as u64);
     }
-    client.push_own_fields(&mut bytes);
+    client.push_own_fields(&mut bytes, answer.status, None);
     bytes.extend_from_slice(edits.set_lines());
     push_connection_header(&mut bytes, !closing, head.version);
     bytes.extend_from_slice(b"\r\n");

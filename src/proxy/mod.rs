@@ -353,6 +353,8 @@ pub fn serve(
         client.real_ip = client.peer;
         client.user = None;
         client.response_fields.clear();
+        client.pending_fields.clear();
+        client.upstream = None;
         client.upstream_wait = None;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
@@ -387,6 +389,7 @@ pub fn serve(
             .map(|name| (name, request_id::generate()));
         let time = SystemTime::now();
         let started = Instant::now();
+        client.started = started;
         let (outcome, line) = match head {
             HeadRead::Ready(len) => {
                 let done = exchange(&mut client, len, &shared);
@@ -901,9 +904,14 @@ fn render_response_fields(
     if edits.has_variables() {
         // The fixed ones are in each head already (`set_lines`).
         let mut fields = std::mem::take(&mut client.response_fields);
+        let mut pending = std::mem::take(&mut client.pending_fields);
         fields.clear();
-        edits.render_variable_lines(&origin::facts(head, client, shared), &mut fields);
+        pending.clear();
+        let facts = origin::facts(head, client, shared);
+        edits.render_variable_lines(&facts, &mut fields);
+        edits.pending(&facts, &mut pending);
         client.response_fields = fields;
+        client.pending_fields = pending;
     }
 }
 

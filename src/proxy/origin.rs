@@ -279,6 +279,9 @@ pub(super) fn fetch_from<'s>(
         };
         tried[index] = true;
         let target = &upstreams.targets()[index];
+        if !client.pending_fields.is_empty() {
+            client.upstream = Some(target.name.clone());
+        }
         let request = upstream_request(head, &forwarded, edits, send, target);
         let failed = |status: u16| Refusal {
             status: Some(status),

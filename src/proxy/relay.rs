@@ -572,7 +572,7 @@ fn prepare_response(
             cache_status::push(&mut head, name, member);
         }
     }
-    client.push_own_fields(&mut head);
+    client.push_own_fields(&mut head, response.status, how.x_cache);
     // A client not yet stuck to this target is from now on.
     if let Some((name, sent)) = &client.sticky {
         if sent.as_deref() != Some(&fetched.target.sticky_id) {
