@@ -1348,11 +1348,12 @@ pub fn metrics_text(shared: &Shared) -> String {
     labeled_counter(
         &mut out,
         ("inverso_auth_requests_total", "result"),
-        "Requests asked of the auth_request pool: let through (a 2xx), refused (any other answer, sent to the client), or failed (the pool could not be asked: 502, 503 or 504).",
+        "Requests asked of the auth_request pool: let through (a 2xx), refused (any other answer, sent to the client), or failed (the pool could not be asked: 502, 503 or 504); or let through unasked on a yes auth_request_cache kept (cached).",
         &[
             ("allowed", &m.auth_requests_allowed),
             ("denied", &m.auth_requests_denied),
             ("failed", &m.auth_requests_failed),
+            ("cached", &m.auth_requests_cached),
         ],
     );
     counter(

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub auth_requests_allowed: AtomicU64,
     pub auth_requests_denied: AtomicU64,
     pub auth_requests_failed: AtomicU64,
+    /// Let through on a yes `auth_request_cache` kept.
+    pub auth_requests_cached: AtomicU64,
     /// Requests that came over plain HTTP answered with a redirect to
     /// HTTPS (`redirect_to_https`).
     pub https_redirects: AtomicU64,

@@ -175,6 +175,7 @@ impl Server {
             limiters: limiters_for(&config, None),
             cache_rules,
             gzip: config.pool_configs().map(Gzip::of).collect(),
+            auth_answers: Default::default(),
             config,
         };
         let inner = Arc::new(Inner {
@@ -1325,6 +1326,7 @@ impl Control {
             limiters: limiters_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
             gzip: next.pool_configs().map(Gzip::of).collect(),
+            auth_answers: Default::default(),
             config: next,
             pools,
             log: self.inner.log.clone(),

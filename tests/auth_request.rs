@@ -720,6 +720,16 @@ fn mistakes_are_refused_with_what_is_wrong() {
             "pool.app.auth_request_headers",
             words(&["auth_request is off"]),
         ),
+        (
+            "auth_request_cache = 10s\n".to_string(),
+            "auth_request_cache",
+            words(&["auth_request is off", "no answer to keep"]),
+        ),
+        (
+            format!("{with}auth_request_cache = soon\n"),
+            "auth_request_cache",
+            words(&["soon"]),
+        ),
     ];
     assert_refused(base, &cases);
     // Each of them right is taken.
@@ -730,6 +740,7 @@ fn mistakes_are_refused_with_what_is_wrong() {
         "pool.app.auth_request = sso /verify\npool.app.auth_request_headers = Remote-User\n"
             .to_string(),
         format!("{with}pool.app.auth_request =\n"),
+        format!("{with}auth_request_cache = 30s\npool.app.auth_request_cache = 0\n"),
     ] {
         let text = format!("{base}{good}");
         let mut loader = inverso::config::Loader::new();
@@ -886,4 +897,108 @@ fn hash_on_a_field_the_gateway_gives_hashes_its_value_not_the_client_s() {
     }
     let served = (app1.requests(), app2.requests());
     assert!(served == (8, 0) || served == (0, 8), "{served:?}");
+}
+
+/// A gateway that says yes to `user=<name>` with `Remote-User: <name>`
+/// (with a refreshed session cookie to `user=refreshed`, and `no-store`
+/// to `user=unstored`), and 401 to anyone else.
+fn judging_gateway() -> Backend {
+    Backend::start("sso", |seen, out| {
+        let cookie = seen.field_or("cookie", "");
+        match cookie.strip_prefix("user=") {
+            Some("refreshed") => {
+                let fields = [
+                    ("Remote-User", "refreshed"),
+                    ("Set-Cookie", "user=refreshed"),
+                ];
+                respond(out, 200, &fields, b"")
+            }
+            Some("unstored") => {
+                let fields = [("Remote-User", "unstored"), ("Cache-Control", "no-store")];
+                respond(out, 200, &fields, b"")
+            }
+            Some(user) => respond(out, 200, &[("Remote-User", user)], b""),
+            None => respond(out, 401, &[], b"who are you"),
+        }
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn auth_request_cache_takes_a_yes_again_only_for_the_same_question() {
+    let app = Backend::echo("app");
+    let gate = judging_gateway();
+    let text = guarded(app.addr, gate.addr, "auth_request_cache = 1m\n");
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let get = |client: &mut Client, path: &str, fields: &[(&str, &str)]| {
+        client.get_with(path, fields).status
+    };
+    let ann = ("Cookie", "user=ann");
+    let mut client = proxy.connect();
+    // (request, status, was the gateway asked)
+    type Step<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, bool);
+    let steps: [Step; 10] = [
+        ("/a", &[ann], 200, true),
+        ("/a", &[ann], 200, false),
+        // A forged user changes nothing of the question: kept, and
+        // still never reaches the backend.
+        ("/a", &[ann, ("Remote-User", "admin")], 200, false),
+        ("/b", &[ann], 200, true),
+        ("/a", &[("Cookie", "user=bob")], 200, true),
+        ("/a", &[ann, ("X-Api-Key", "k")], 200, true),
+        ("/a", &[], 401, true),
+        ("/a", &[], 401, true),
+        ("/a", &[("Cookie", "user=refreshed")], 200, true),
+        ("/a", &[("Cookie", "user=refreshed")], 200, true),
+    ];
+    for (i, (path, fields, status, asked)) in steps.into_iter().enumerate() {
+        let before = questions(&gate).len();
+        assert_eq!(get(&mut client, path, fields), status, "step {i}");
+        assert_eq!(
+            questions(&gate).len() - before,
+            usize::from(asked),
+            "step {i}"
+        );
+    }
+    for _ in 0..2 {
+        let before = questions(&gate).len();
+        assert_eq!(get(&mut client, "/a", &[("Cookie", "user=unstored")]), 200);
+        assert_eq!(
+            questions(&gate).len() - before,
+            1,
+            "no-store is asked again"
+        );
+    }
+    // Another client address is another question.
+    let mut other = Client::connect_from("127.0.0.2".parse().unwrap(), proxy.addr);
+    let before = questions(&gate).len();
+    assert_eq!(get(&mut other, "/a", &[ann]), 200);
+    assert_eq!(questions(&gate).len() - before, 1, "another address");
+    // The user the backend got, each time from the gateway's yes.
+    let users: Vec<String> = app
+        .seen()
+        .iter()
+        .map(|s| all(s, "remote-user").join("|"))
+        .collect();
+    assert_eq!(&users[..3], ["ann", "ann", "ann"]);
+    assert_eq!(users[3..].iter().filter(|u| u.contains("admin")).count(), 0);
+    let metric = |result: &str| {
+        proxy.metric(&format!(
+            "inverso_auth_requests_total{{result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(metric("cached"), Some(2));
+    assert_eq!(metric("allowed"), Some(9));
+}
+
+#[test]
+fn without_auth_request_cache_every_request_is_asked() {
+    let app = Backend::echo("app");
+    let gate = judging_gateway();
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    for _ in 0..3 {
+        proxy.get_on("app.example", "/a", &[("Cookie", "user=ann")]);
+    }
+    assert_eq!(questions(&gate).len(), 3);
+    assert_eq!(app.requests(), 3);
 }

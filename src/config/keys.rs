@@ -767,6 +767,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_auth_fields(v).map(|f| c.auth_request_headers = f),
     },
     Key {
+        name: "auth_request_cache",
+        default: "0",
+        help: "how long a 2xx of the auth_request pool is taken again for the same question (the \
+               same client address, method, URL and fields: its cookies and credentials), unasked; \
+               a session revoked meanwhile still passes that long; 0 = asked every time",
+        apply: |c, v| parse_duration(v).map(|d| c.auth_request_cache = d),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

@@ -243,6 +243,9 @@ pub struct Config {
     /// `auth_request_headers`: the fields of its yes sent on to the
     /// backend with the request.
     pub auth_request_headers: Arc<[Box<str>]>,
+    /// `auth_request_cache`: how long a yes of the `auth_request` service
+    /// is taken again for the same question; zero: it is asked each time.
+    pub auth_request_cache: Duration,
     /// `admin_auth_basic_user_file`: who may use the admin listener; `None`:
     /// whoever reaches it.
     pub admin_auth_users: Option<Arc<crate::auth::Users>>,
@@ -1139,6 +1142,16 @@ impl Loader {
                 "is set, but auth_request is off: no answer gives these fields".into(),
             ));
         }
+        if config.auth_request.is_none()
+            && !config.auth_request_cache.is_zero()
+            && self.sets(scope, "auth_request_cache")
+        {
+            return Err(self.refused_in(
+                scope,
+                "auth_request_cache",
+                "is set, but auth_request is off: there is no answer to keep".into(),
+            ));
+        }
         match (&config.auth_basic, &config.auth_users) {
             (Some(_), None) => Err(self.refused_in(
                 scope,
@@ -1603,6 +1616,7 @@ impl Config {
             auth_basic_except_from: Vec::new(),
             auth_request: None,
             auth_request_headers: Arc::from([]),
+            auth_request_cache: Duration::ZERO,
             admin_auth_users: None,
             max_body_size: 0,
             request_buffer_size: 0,

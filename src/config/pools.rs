@@ -47,6 +47,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_basic_except_from",
     "auth_request",
     "auth_request_headers",
+    "auth_request_cache",
     "max_body_size",
     "error_pages",
     "intercept_errors",

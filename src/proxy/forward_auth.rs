@@ -7,6 +7,7 @@
 //! answer (a 401, the 302 to a sign-in page) goes to the client as it
 //! came, and the request goes no further.
 
+use super::auth_answers;
 use super::origin::{self, Destination, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header};
 use super::{Client, Outcome, Refusal, Shared};
@@ -17,6 +18,7 @@ use crate::http::headers::read_alike;
 use crate::http::{BodyKind, Headers, RequestHead, Version};
 use std::io::IoSlice;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// The largest answer body relayed to a client that is refused: a
 /// sign-in page or a short message. A larger one is a 502.
@@ -72,6 +74,20 @@ pub(super) fn ask(
     // the gateway's to judge, even when the gateway's answer replaces it.
     let mut question = question(head, &asked.path, client.scheme, names);
     take_out(head, names);
+    let metrics = &shared.metrics;
+    // `auth_request_cache`: the same question asked a moment ago.
+    let remember = shared.pool_config(client.route).auth_request_cache;
+    let pool = shared.pool_index(client.route);
+    let key = (!remember.is_zero())
+        .then(|| auth_answers::key(pool, client.real_ip, client.scheme, &question))
+        .flatten();
+    if let Some(given) = (key.as_deref()).and_then(|k| shared.auth_answers.get(k, Instant::now())) {
+        metrics.auth_requests_cached.fetch_add(1, Ordering::Relaxed);
+        for (name, value) in given.iter() {
+            head.headers.push(name, value);
+        }
+        return Ok(None);
+    }
     // The client's body stays unread: a refusal closes the connection, or
     // what is left of it would be read as the next request.
     let keep_alive = client.keeps_alive(head) && body_kind == BodyKind::Empty;
@@ -89,7 +105,6 @@ pub(super) fn ask(
         pool: asked.pool,
         route: None,
     };
-    let metrics = &shared.metrics;
     // What the client's answers get: its pool's.
     let edits = &shared.pool_config(client.route).response_headers;
     // The gateway's targets are chosen by its pool's `hash_on`, not by the
@@ -112,9 +127,18 @@ pub(super) fn ask(
         metrics
             .auth_requests_allowed
             .fetch_add(1, Ordering::Relaxed);
+        let mut given = Headers::new();
         for name in names {
             for value in fetched.response.headers.get_all(name) {
                 head.headers.push(name, value);
+                given.push(name, value);
+            }
+        }
+        if let Some(key) = key {
+            let keep = auth_answers::keep_for(&fetched.response.headers, remember);
+            if !keep.is_zero() {
+                let now = Instant::now();
+                shared.auth_answers.put(key, now + keep, given, now);
             }
         }
         // Its cookies (a session it refreshed) go to the client with the

@@ -3,6 +3,7 @@
 //! connection stays alive. This module holds the proxy's policy; the byte
 //! level lives in `http`, backends in `upstream`.
 
+mod auth_answers;
 mod cache_status;
 mod cached;
 mod client;
@@ -13,6 +14,8 @@ mod origin;
 mod relay;
 mod tunnel;
 mod watch;
+
+pub use auth_answers::AuthAnswers;
 
 use crate::access;
 use crate::access_log::{Heads, LogSender, Record, RequestFields};
@@ -74,6 +77,9 @@ pub struct Shared {
     /// With `gzip` on: what is compressed, and how; for each pool,
     /// `targets`' first (see [`Shared::gzip`]).
     pub gzip: Vec<Option<Gzip>>,
+    /// With `auth_request_cache`: the sign-in services' yeses, kept for
+    /// this generation (a reload, which may change them, starts anew).
+    pub auth_answers: AuthAnswers,
 }
 
 impl Shared {
