@@ -18,6 +18,11 @@
 #                     nginx `worker_priority`, inverso `worker_priority`,
 #                     HAProxy started under `nice` (it has no such directive);
 #                     empty = the same as everything else
+#   BENCH_AUTH_CACHE  auth mode: how long each proxy keeps the sign-in
+#                     service's yes (e.g. 30s): nginx-auth a proxy_cache on
+#                     its /_auth location keyed on the client's address,
+#                     cookies, credentials and URI, inverso-auth
+#                     `auth_request_cache`; empty = asked every request
 #
 # Modes:
 #   proxy  direct-to-backend (the ceiling), nginx, HAProxy and inverso (cache
@@ -571,8 +576,18 @@ start_nginx_proxy() {
     auth_loc="auth_request /_auth;
       auth_request_set \$user \$upstream_http_remote_user;
       proxy_set_header Remote-User \$user;"
+    local auth_cache=""
+    if [[ -n ${BENCH_AUTH_CACHE:-} ]]; then
+      mkdir -p "$TMP/$name/auth_cache"
+      auth_http+="
+  proxy_cache_path $TMP/$name/auth_cache keys_zone=auth:1m use_temp_path=off;"
+      auth_cache="proxy_cache auth;
+      proxy_cache_key \"\$remote_addr \$http_cookie \$http_authorization \$request_uri\";
+      proxy_cache_valid 200 204 $BENCH_AUTH_CACHE;"
+    fi
     auth_server="location = /_auth {
       internal;
+      $auth_cache
       proxy_pass http://sso/verify;
       proxy_http_version 1.1;
       proxy_set_header Connection \"\";
@@ -1233,14 +1248,15 @@ auth_probe() {
 }
 
 # auth_counters PORT: inverso's inverso_auth_requests_total from its admin
-# listener, as "allowed denied failed" ("na na na" if it cannot be read).
+# listener, as "allowed denied failed" ("na na na" if it cannot be read);
+# allowed counts those let through on a kept yes (auth_request_cache) too.
 auth_counters() {
   curl -s --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
     /^inverso_auth_requests_total\{/ {
       for (k in want) if (index($1, "\"" k "\"")) n[k] = $2
     }
-    BEGIN { want["allowed"]; want["denied"]; want["failed"] }
-    END { printf "%s %s %s\n", n["allowed"] == "" ? "na" : n["allowed"],
+    BEGIN { want["allowed"]; want["denied"]; want["failed"]; want["cached"] }
+    END { printf "%s %s %s\n", n["allowed"] == "" ? "na" : n["allowed"] + n["cached"],
       n["denied"] == "" ? "na" : n["denied"], n["failed"] == "" ? "na" : n["failed"] }' || true
 }
 
@@ -1618,7 +1634,8 @@ mode_auth() {
   start_inverso inverso_pid inverso-noauth "$p_inverso" 0
   start_inverso inverso_auth_pid inverso-auth "$p_inverso_auth" 0 \
     "pool.sso = 127.0.0.1:$AUTH_SERVICE" "auth_request = sso /verify" \
-    "auth_request_headers = Remote-User" "admin_port = $p_admin"
+    "auth_request_headers = Remote-User" "admin_port = $p_admin" \
+    ${BENCH_AUTH_CACHE:+"auth_request_cache = $BENCH_AUTH_CACHE"}
   # This mode is about inverso's auth_request: without it, nothing to
   # compare (start_inverso said why).
   [[ -n $inverso_auth_pid ]] || failed+=(inverso-auth)

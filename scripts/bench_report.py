@@ -315,8 +315,20 @@ def auth_section(runs, checks, counts, clk_tck):
              "HAProxy: it cannot ask another server before proxying without Lua or an "
              "SPOE agent. Ratios are of the medians. Remote-User at the backend: what "
              "GET /whoami, sent with a forged `Remote-User: mallory`, showed the "
-             "backend got, before measuring." + counted, ""]
+             "backend got, before measuring." + kept_answers() + counted, ""]
             + table(header, rows) + [""])
+
+
+def kept_answers():
+    """What BENCH_AUTH_CACHE set: each proxy keeping the service's yes."""
+    keep = os.environ.get("BENCH_AUTH_CACHE", "")
+    if not keep:
+        return " The service is asked at every request."
+    return (f" Each -auth proxy keeps the service's yes for {keep} (BENCH_AUTH_CACHE): "
+            "nginx-auth a `proxy_cache` on its /_auth location keyed on `$remote_addr "
+            "$http_cookie $http_authorization $request_uri`, inverso-auth "
+            f"`auth_request_cache = {keep}`. wrk asks one question over and over: "
+            "after the first, requests pass unasked until the kept yes expires.")
 
 
 def auth_label(check, auth):
