@@ -307,6 +307,47 @@ impl BodyReader {
         &mut self,
         conn: &'c mut BufConn<S>,
     ) -> Result<Option<&'c [u8]>, BodyError> {
+        Ok(self.advance(conn, true)?.map(|n| conn.take(n)))
+    }
+
+    /// `next`, joined with the rest of the body the buffer already holds:
+    /// the data of every chunk that came with the first, moved together
+    /// over the framing between them. A client's many small chunks then go
+    /// on in a few large ones, not one write each. Reads no more than
+    /// `next` does, so a piece is never larger than the buffer, and what
+    /// has come goes without waiting for the rest. A malformed or too
+    /// large chunk among what is buffered fails the call, the data before
+    /// it with it (the body is refused either way).
+    pub fn next_joined<'c, S: Source>(
+        &mut self,
+        conn: &'c mut BufConn<S>,
+    ) -> Result<Option<&'c [u8]>, BodyError> {
+        let Some(first) = self.advance(conn, true)? else {
+            return Ok(None);
+        };
+        conn.consume(first);
+        let (mut joined, mut skipped) = (first, 0);
+        loop {
+            let before = conn.buffered().len();
+            let more = self.advance(conn, false)?;
+            skipped += before - conn.buffered().len();
+            let Some(n) = more else { break };
+            conn.take_joined(joined, skipped, n);
+            joined += n;
+        }
+        Ok(Some(conn.take_joined(joined, skipped, 0)))
+    }
+
+    /// Decodes up to the next piece of data, left first in the buffer for
+    /// the caller to take, and returns its length: `None` once the body
+    /// has ended or, unless `wait`, when the buffer holds no more of it.
+    /// Reads from the stream only when the buffer holds nothing usable,
+    /// and only if `wait`.
+    fn advance<S: Source>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        wait: bool,
+    ) -> Result<Option<usize>, BodyError> {
         loop {
             match self.state {
                 State::Done => return Ok(None),
@@ -314,8 +355,12 @@ impl BodyReader {
                     if self.read.saturating_add(self.remaining) > self.limit {
                         return Err(BodyError::TooLarge(self.limit));
                     }
-                    if conn.buffered().is_empty() && conn.fill_midway()? == 0 {
-                        return Err(BodyError::Truncated);
+                    if conn.buffered().is_empty() {
+                        match read_more(conn, wait)? {
+                            None => return Ok(None),
+                            Some(0) => return Err(BodyError::Truncated),
+                            Some(_) => {}
+                        }
                     }
                     let n = (conn.buffered().len() as u64).min(self.remaining) as usize;
                     self.remaining -= n as u64;
@@ -327,22 +372,30 @@ impl BodyReader {
                             State::ChunkEnd
                         };
                     }
-                    return Ok(Some(conn.take(n)));
+                    return Ok(Some(n));
                 }
                 State::UntilClose => {
-                    if conn.buffered().is_empty() && conn.fill_midway()? == 0 {
-                        self.state = State::Done;
-                        return Ok(None);
+                    if conn.buffered().is_empty() {
+                        match read_more(conn, wait)? {
+                            None => return Ok(None),
+                            Some(0) => {
+                                self.state = State::Done;
+                                return Ok(None);
+                            }
+                            Some(_) => {}
+                        }
                     }
                     let n = conn.buffered().len();
                     self.read += n as u64;
                     if self.read > self.limit {
                         return Err(BodyError::TooLarge(self.limit));
                     }
-                    return Ok(Some(conn.take(n)));
+                    return Ok(Some(n));
                 }
                 State::ChunkSize => {
-                    let line = read_line(conn, MAX_CHUNK_LINE)?;
+                    let Some(line) = read_line(conn, MAX_CHUNK_LINE, wait)? else {
+                        return Ok(None);
+                    };
                     let size = parse_chunk_size(&line)?;
                     if size == 0 {
                         self.state = State::Trailers;
@@ -352,7 +405,9 @@ impl BodyReader {
                     }
                 }
                 State::ChunkEnd => {
-                    let line = read_line(conn, 2)?;
+                    let Some(line) = read_line(conn, 2, wait)? else {
+                        return Ok(None);
+                    };
                     if !line.is_empty() {
                         return Err(BodyError::BadChunk("missing CRLF after chunk data"));
                     }
@@ -360,7 +415,9 @@ impl BodyReader {
                 }
                 State::Trailers => {
                     let limit = MAX_TRAILERS.saturating_sub(self.trailer_bytes);
-                    let line = read_line(conn, limit)?;
+                    let Some(line) = read_line(conn, limit, wait)? else {
+                        return Ok(None);
+                    };
                     self.trailer_bytes += line.len() + 2;
                     if line.is_empty() {
                         self.state = State::Done;
@@ -379,11 +436,22 @@ impl BodyReader {
     }
 }
 
+/// Reads more into `conn`'s buffer: how many bytes came (0: the stream
+/// ended), or `None`, reading nothing, unless `wait`.
+fn read_more<S: Source>(conn: &mut BufConn<S>, wait: bool) -> io::Result<Option<usize>> {
+    wait.then(|| conn.fill_midway()).transpose()
+}
+
 /// Takes one CRLF-terminated line (without the CRLF) from `conn`, reading
-/// more as needed; a line longer than `limit`, or a CR or LF alone, is an
-/// error as soon as it is seen (neither may stand in a chunk-size line or
-/// a trailer field), not once the peer gives up.
-fn read_line<S: Source>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, BodyError> {
+/// more as needed if `wait`, else `None` while it is not all buffered; a
+/// line longer than `limit`, or a CR or LF alone, is an error as soon as
+/// it is seen (neither may stand in a chunk-size line or a trailer
+/// field), not once the peer gives up.
+fn read_line<S: Source>(
+    conn: &mut BufConn<S>,
+    limit: usize,
+    wait: bool,
+) -> Result<Option<Vec<u8>>, BodyError> {
     loop {
         let buffered = conn.buffered();
         let end = buffered.iter().position(|&b| b == b'\r' || b == b'\n');
@@ -396,14 +464,16 @@ fn read_line<S: Source>(conn: &mut BufConn<S>, limit: usize) -> Result<Vec<u8>, 
                 (_, Some(b'\n')) => {
                     let line = buffered[..i].to_vec();
                     conn.consume(i + 2);
-                    return Ok(line);
+                    return Ok(Some(line));
                 }
                 (_, Some(_)) => return Err(BodyError::BadChunk("bare CR")),
                 (_, None) => {} // the LF may be on its way
             }
         }
-        if conn.fill_midway()? == 0 {
-            return Err(BodyError::Truncated);
+        match read_more(conn, wait)? {
+            None => return Ok(None),
+            Some(0) => return Err(BodyError::Truncated),
+            Some(_) => {}
         }
     }
 }
@@ -874,16 +944,117 @@ mod tests {
         out
     }
 
+    /// A piece by `next`, or by `next_joined` if `joined`.
+    fn piece<'c, S: Source>(
+        reader: &mut BodyReader,
+        conn: &'c mut BufConn<S>,
+        joined: bool,
+    ) -> Result<Option<&'c [u8]>, BodyError> {
+        if joined {
+            reader.next_joined(conn)
+        } else {
+            reader.next(conn)
+        }
+    }
+
+    /// A stream that gives out `wire` at most `step` bytes a read, and
+    /// counts its reads.
+    struct Steps<'a> {
+        wire: &'a [u8],
+        step: usize,
+        reads: usize,
+    }
+
+    impl io::Read for Steps<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let n = self.step.min(buf.len()).min(self.wire.len());
+            buf[..n].copy_from_slice(&self.wire[..n]);
+            self.wire = &self.wire[n..];
+            Ok(n)
+        }
+    }
+
+    impl Source for Steps<'_> {}
+
+    #[test]
+    fn joined_pieces_hold_what_came_in_one_read_and_wait_for_no_more() {
+        let body: Vec<u8> = (0..3000).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        for &b in &body {
+            wire.extend_from_slice(&[b'1', b'\r', b'\n', b, b'\r', b'\n']);
+        }
+        wire.extend_from_slice(b"0\r\nT: 1\r\n\r\n");
+        let steps = Steps {
+            wire: &wire,
+            step: 600,
+            reads: 0,
+        };
+        let mut conn = BufConn::new(steps, 1024);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        let (mut out, mut pieces) = (Vec::new(), 0);
+        loop {
+            let reads = conn.get_ref().reads;
+            let Some(piece) = reader.next_joined(&mut conn).unwrap() else {
+                break;
+            };
+            out.extend_from_slice(piece);
+            pieces += 1;
+            // A piece is what the buffer held once it had some: had it
+            // waited for more, it would have read again.
+            assert!(conn.get_ref().reads <= reads + 1, "piece {pieces}");
+        }
+        assert_eq!(out, body);
+        // A read brings 100 one-byte chunks at most: each goes as one piece.
+        let reads = conn.get_ref().reads;
+        assert!(
+            pieces <= reads && reads < 100,
+            "{pieces} pieces, {reads} reads"
+        );
+    }
+
+    #[test]
+    fn a_joined_piece_ends_with_its_body_and_leaves_the_next_message() {
+        let wire = b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\nNEXT";
+        let mut conn = BufConn::new(&wire[..], 64);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        assert_eq!(reader.next_joined(&mut conn).unwrap(), Some(&b"abcde"[..]));
+        assert!(reader.is_done());
+        assert_eq!(conn.buffered(), b"NEXT");
+        assert_eq!(reader.next_joined(&mut conn).unwrap(), None);
+        // A Content-Length body is one piece per read, as from `next`.
+        let mut conn = BufConn::new(&b"helloGET"[..], 64);
+        let mut reader = BodyReader::new(BodyKind::Length(5));
+        assert_eq!(reader.next_joined(&mut conn).unwrap(), Some(&b"hello"[..]));
+        assert!(reader.is_done());
+        assert_eq!(conn.buffered(), b"GET");
+    }
+
+    #[test]
+    fn a_bad_or_too_large_chunk_among_those_joined_fails_the_piece() {
+        let mut conn = BufConn::new(&b"1\r\na\r\nzz\r\n"[..], 64);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        let got = reader.next_joined(&mut conn);
+        assert!(matches!(got, Err(BodyError::BadChunk(_))), "{got:?}");
+        let wire = b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n";
+        let mut conn = BufConn::new(&wire[..], 64);
+        let mut reader = BodyReader::with_limit(BodyKind::Chunked, 5);
+        let got = reader.next_joined(&mut conn);
+        assert!(matches!(got, Err(BodyError::TooLarge(5))), "{got:?}");
+    }
+
     proptest::proptest! {
         /// Any chunked encoding of a body decodes to that body, whatever the
-        /// chunk boundaries, extensions, trailers and read sizes, and leaves
-        /// the bytes after it (the next message) untouched.
+        /// chunk boundaries, extensions, trailers and read sizes, piece by
+        /// piece or joined, and leaves the bytes after it (the next
+        /// message) untouched.
         #[test]
         fn any_chunking_decodes_to_the_body(
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
             cuts in proptest::collection::vec((1usize..700, proptest::prelude::any::<u8>()), 0..20),
             trailer_count in 0usize..3,
             buffer in 1usize..64,
+            joined in proptest::prelude::any::<bool>(),
         ) {
             let trailers = &["X-Checksum: 1", "Expires: never", "A:"][..trailer_count];
             let mut wire = encode(&body, &cuts, trailers);
@@ -891,7 +1062,7 @@ mod tests {
             let mut conn = BufConn::new(&wire[..], buffer);
             let mut reader = BodyReader::new(BodyKind::Chunked);
             let mut out = Vec::new();
-            while let Some(piece) = reader.next(&mut conn).unwrap() {
+            while let Some(piece) = piece(&mut reader, &mut conn, joined).unwrap() {
                 out.extend_from_slice(piece);
             }
             proptest::prop_assert_eq!(&out, &body);
@@ -906,17 +1077,44 @@ mod tests {
             proptest::prop_assert_eq!(rest, b"NEXT".to_vec());
         }
 
+        /// Small chunks, many to a buffer, joined: the pieces still make
+        /// the body, whatever the read sizes, and the next message is left.
+        #[test]
+        fn small_chunks_joined_decode_to_the_body(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec((1usize..16, proptest::prelude::any::<u8>()), 0..300),
+            trailer_count in 0usize..3,
+            step in 1usize..300,
+            buffer in 16usize..512,
+        ) {
+            let trailers = &["X-Checksum: 1", "Expires: never", "A:"][..trailer_count];
+            let mut wire = encode(&body, &cuts, trailers);
+            wire.extend_from_slice(b"NEXT");
+            let steps = Steps { wire: &wire, step, reads: 0 };
+            let mut conn = BufConn::new(steps, buffer);
+            let mut reader = BodyReader::new(BodyKind::Chunked);
+            let mut out = Vec::new();
+            while let Some(piece) = reader.next_joined(&mut conn).unwrap() {
+                out.extend_from_slice(piece);
+            }
+            proptest::prop_assert_eq!(&out, &body);
+            let mut rest = conn.buffered().to_vec();
+            rest.extend_from_slice(conn.get_ref().wire);
+            proptest::prop_assert_eq!(rest, b"NEXT".to_vec());
+        }
+
         /// Decoding never panics on arbitrary bytes, and never returns more
         /// than the limit.
         #[test]
         fn arbitrary_bytes_never_panic(
             wire in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
             limit in 0u64..600,
+            joined in proptest::prelude::any::<bool>(),
         ) {
             let mut conn = BufConn::new(&wire[..], 7);
             let mut reader = BodyReader::with_limit(BodyKind::Chunked, limit);
             let mut total = 0u64;
-            while let Ok(Some(piece)) = reader.next(&mut conn) {
+            while let Ok(Some(piece)) = piece(&mut reader, &mut conn, joined) {
                 total += piece.len() as u64;
             }
             proptest::prop_assert!(total <= limit);

@@ -111,6 +111,21 @@ impl<S> BufConn<S> {
         self.take(n);
     }
 
+    /// Takes `n` buffered bytes as one piece with the `joined` taken
+    /// before the last `skipped` (framing between them, say): they are
+    /// moved back over those, and all `joined + n` returned. The bytes
+    /// must all have been taken since the last read, which moves them.
+    pub fn take_joined(&mut self, joined: usize, skipped: usize, n: usize) -> &[u8] {
+        assert!(
+            joined + skipped <= self.start && n <= self.end - self.start,
+            "joined more than was taken or buffered"
+        );
+        let to = self.start - skipped;
+        self.buf.copy_within(self.start..self.start + n, to);
+        self.start += n;
+        &self.buf[to - joined..to + n]
+    }
+
     /// Frees the buffer when nothing is pending, so a connection that sits
     /// idle between requests holds no heap memory.
     pub fn release_if_empty(&mut self) {
@@ -1241,6 +1256,19 @@ pub(crate) mod tests {
         assert_eq!(c.buffered(), b"abcdef");
         assert_eq!(c.take(2), b"ab");
         assert_eq!(c.buffered(), b"cdef");
+    }
+
+    #[test]
+    fn taken_bytes_are_joined_over_those_skipped_between() {
+        let mut c = BufConn::new(&b"ab--cd-ef+"[..], 16);
+        c.fill().unwrap();
+        c.consume(2);
+        c.consume(2);
+        assert_eq!(c.take_joined(2, 2, 2), b"abcd");
+        c.consume(1);
+        assert_eq!(c.take_joined(4, 3, 2), b"abcdef");
+        assert_eq!(c.take_joined(6, 3, 0), b"abcdef");
+        assert_eq!(c.buffered(), b"+");
     }
 
     #[test]

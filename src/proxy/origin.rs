@@ -899,6 +899,10 @@ fn answered_or(up: &mut BufConn<SharedStream<Stream>>, e: io::Error) -> Result<b
 
 /// Copies a request body from the client to the backend, re-framed: the
 /// backend sees exactly the framing we announced, whatever the client sent.
+/// What each read from the client brings goes on in one write (one chunk),
+/// however many chunks it held (see [`BodyReader::next_joined`]): a body
+/// sent a byte per chunk would otherwise cost a write, and most likely a
+/// packet, per byte.
 ///
 /// Returns whether the whole body went. A backend may answer before it has
 /// read the body (a 413, a 401), and then stop reading or close (RFC 9112
@@ -919,7 +923,7 @@ fn stream_request_body(
     loop {
         let piece = match start.take() {
             Some(piece) => piece,
-            None => match rest.next(from) {
+            None => match rest.next_joined(from) {
                 Ok(Some(piece)) => piece,
                 Ok(None) => break,
                 Err(e) => return Err(Failure::Client(client_body_status(&e))),
