@@ -129,11 +129,21 @@ fn cached(head: ResponseHead) {
 }
 
 fn decode_chunked(wire: &[u8], buffer: usize, limit: u64) -> Option<Vec<u8>> {
+    decode_chunked_by(wire, buffer, limit, false)
+}
+
+/// [`decode_chunked`], piece by piece or, if `joined`, with the chunks
+/// each read brings joined (as request bodies stream to a backend).
+fn decode_chunked_by(wire: &[u8], buffer: usize, limit: u64, joined: bool) -> Option<Vec<u8>> {
     let mut conn = BufConn::new(wire, buffer);
     let mut reader = BodyReader::with_limit(BodyKind::Chunked, limit);
     let mut body = Vec::new();
     loop {
-        match reader.next(&mut conn) {
+        let piece = match joined {
+            true => reader.next_joined(&mut conn),
+            false => reader.next(&mut conn),
+        };
+        match piece {
             Ok(Some(piece)) => body.extend_from_slice(piece),
             Ok(None) => return Some(body),
             Err(_) => return None,
@@ -153,6 +163,12 @@ pub fn chunked(data: &[u8]) {
     };
     let buffer = 1 + (first as usize % 32);
     let streamed = decode_chunked(wire, buffer, u64::MAX);
+    // Joined or not, the same body, or none.
+    let joined = decode_chunked_by(wire, 8 * buffer, u64::MAX, true);
+    assert_eq!(joined.is_some(), streamed.is_some());
+    if let (Some(a), Some(b)) = (&joined, &streamed) {
+        assert_eq!(a, b);
+    }
     if let Some((whole, used)) = decode_complete_chunked(wire, u64::MAX) {
         assert!(used <= wire.len());
         assert_eq!(streamed.as_deref(), Some(&whole[..]));
