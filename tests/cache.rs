@@ -1790,6 +1790,78 @@ fn vary_on_a_field_that_is_no_list_keeps_its_spelling() {
     assert_eq!(backend.requests(), 4);
 }
 
+/// A CGI-style backend (Python's WSGI, Rack too): `Accept-Language` and
+/// `Accept_Language` are both its `HTTP_ACCEPT_LANGUAGE`, the last sent
+/// winning. It answers `lang=VALUE` (`lang=none` without either), varying
+/// on `Accept-Language`, with `cache_control` and an `ETag` it never
+/// matches (a revalidation brings a 200).
+fn cgi_language_origin(cache_control: &'static str) -> Backend {
+    Backend::start("cgi", move |seen, out| {
+        let mut lang = "none".to_string();
+        for (name, value) in &seen.head.headers {
+            if name
+                .replace('_', "-")
+                .eq_ignore_ascii_case("accept-language")
+            {
+                lang = value.clone();
+            }
+        }
+        let fields = [
+            ("Cache-Control", cache_control),
+            ("Vary", "Accept-Language"),
+            ("ETag", "\"v1\""),
+        ];
+        respond(out, 200, &fields, format!("lang={lang}").as_bytes());
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn vary_stores_no_answer_to_a_request_spelling_the_field_with_underscores() {
+    // With `underscores_in_headers`, the backend may have read the field in
+    // the spelling the variant key does not hold: its answer would be
+    // filed under the `en` variant, for everyone who sends `en`.
+    let backend = cgi_language_origin("max-age=60");
+    let proxy = cached_proxy(&backend, |c| c.underscores_in_headers = true);
+    let en = [("Accept-Language", "en")];
+    let evil = "x><script>alert(1)</script";
+    let both = [("Accept-Language", "en"), ("Accept_Language", evil)];
+    let poisoned = format!("lang={evil}");
+    expect(&get_with(&proxy, "/", &both), 200, "MISS", &poisoned);
+    expect(&get_with(&proxy, "/", &en), 200, "MISS", "lang=en");
+    expect(&get_with(&proxy, "/", &en), 200, "HIT", "lang=en");
+    // Alone, it would be filed under the variant without the field.
+    let alone = [("Accept_Language", evil)];
+    expect(&get_with(&proxy, "/a", &alone), 200, "MISS", &poisoned);
+    expect(&get(&proxy, "/a"), 200, "MISS", "lang=none");
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(stored_keys(&proxy).len(), 2);
+    // Such a request may still be answered from the variant its
+    // `Accept-Language` keys: what every client that sends `en` gets.
+    expect(&get_with(&proxy, "/", &both), 200, "HIT", "lang=en");
+    // A field with `_` that no Vary names keeps nothing out.
+    let de = [("Accept-Language", "de")];
+    let traced = [("Accept-Language", "de"), ("X_Trace", "1")];
+    expect(&get_with(&proxy, "/", &traced), 200, "MISS", "lang=de");
+    expect(&get_with(&proxy, "/", &de), 200, "HIT", "lang=de");
+    assert_eq!(backend.requests(), 5);
+}
+
+#[test]
+fn a_revalidation_spelling_a_varying_field_with_underscores_leaves_the_variant() {
+    // The background revalidation is made with the client's fields: what
+    // it brings back for the other spelling is not stored either, and the
+    // entry stays as it was for everyone.
+    let backend = cgi_language_origin("max-age=0, stale-while-revalidate=60");
+    let proxy = cached_proxy(&backend, |c| c.underscores_in_headers = true);
+    let en = [("Accept-Language", "en")];
+    let both = [("Accept-Language", "en"), ("Accept_Language", "evil")];
+    expect(&get_with(&proxy, "/", &en), 200, "MISS", "lang=en");
+    expect(&get_with(&proxy, "/", &both), 200, "STALE", "lang=en");
+    assert_eq!(backend.requests(), 2, "revalidated after");
+    expect(&get_with(&proxy, "/", &en), 200, "STALE", "lang=en");
+}
+
 // ------------------------------------------------------------ revalidation
 
 #[test]

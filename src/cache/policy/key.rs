@@ -5,7 +5,7 @@
 use super::IgnoredParams;
 use crate::http::forward::is_hop_by_hop;
 use crate::http::head::{push_canonical_authority, split_absolute};
-use crate::http::headers::list_elements;
+use crate::http::headers::{list_elements, read_alike};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -379,6 +379,31 @@ pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String 
         push_variant_value(&mut key, name, request.get_all(name));
     }
     key
+}
+
+/// Whether `request` carries a field that `vary` names in another spelling
+/// a CGI, WSGI or Rack backend reads as the same field: `Accept_Language`
+/// for `accept-language` (both are its `HTTP_ACCEPT_LANGUAGE`, the one
+/// that comes last winning), as [`read_alike`] compares them; with
+/// `underscores_in_headers` on, such fields reach the backend. The
+/// variant key holds the spelling `Vary` names alone (see
+/// [`variant_key`]), so the answer to a request with both
+/// (`Accept-Language: en` and `Accept_Language: <script>`) would be filed
+/// under the `en` variant, for everyone who sends `en`.
+///
+/// Such a response is not stored (see `storable`), and that is enough: a
+/// client without the other spelling is then never served what a
+/// request with it brought. The request itself may still be answered from
+/// a stored variant, the one its `Vary`-named spelling keys: what any
+/// client sending that value gets, never another's, so nothing needs to
+/// keep it from the cache. Keying on every spelling instead would need
+/// the backend's rule for which one wins, which differs between them.
+pub fn spells_a_varying_field_otherwise(request: &Headers, vary: &[String]) -> bool {
+    !vary.is_empty()
+        && request.iter().any(|(name, _)| {
+            vary.iter()
+                .any(|v| read_alike(v.as_bytes(), name.as_bytes()) && !v.eq_ignore_ascii_case(name))
+        })
 }
 
 /// Request fields that are lists by their definition (RFC 9110 §5.6.1's
@@ -1173,6 +1198,32 @@ mod tests {
             keyed("Accept-Language", &["a", "b"]),
             keyed("Accept-Language", &["a, b"])
         );
+    }
+
+    #[test]
+    fn a_varying_field_spelled_otherwise_is_found_in_either_direction() {
+        let otherwise = |vary: &[&str], fields: &[&str]| {
+            let vary: Vec<String> = vary.iter().map(|v| v.to_string()).collect();
+            let mut h = Headers::new();
+            for name in fields {
+                h.push(*name, "x");
+            }
+            super::spells_a_varying_field_otherwise(&h, &vary)
+        };
+        let lang = ["accept-language"];
+        assert!(otherwise(&lang, &["Accept-Language", "Accept_Language"]));
+        assert!(otherwise(&lang, &["ACCEPT_language"]));
+        assert!(otherwise(
+            &["origin", "accept-language"],
+            &["Origin", "accept_Language"]
+        ));
+        // The spelling Vary names is the one the key holds, in any case.
+        assert!(!otherwise(&lang, &["ACCEPT-LANGUAGE", "Accept-Encoding"]));
+        assert!(!otherwise(&lang, &["Accept_Encoding", "X_Accept_Language"]));
+        assert!(!otherwise(&[], &["Accept_Language"]));
+        // A name Vary spells with `_` is read by the backend in `-` too.
+        assert!(otherwise(&["x_lang"], &["X-Lang"]));
+        assert!(!otherwise(&["x_lang"], &["X_LANG"]));
     }
 
     fn keyed(name: &str, values: &[&str]) -> String {
