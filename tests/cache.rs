@@ -1790,6 +1790,78 @@ fn vary_on_a_field_that_is_no_list_keeps_its_spelling() {
     assert_eq!(backend.requests(), 4);
 }
 
+/// A CGI-style backend (Python's WSGI, Rack too): `Accept-Language` and
+/// `Accept_Language` are both its `HTTP_ACCEPT_LANGUAGE`, the last sent
+/// winning. It answers `lang=VALUE` (`lang=none` without either), varying
+/// on `Accept-Language`, with `cache_control` and an `ETag` it never
+/// matches (a revalidation brings a 200).
+fn cgi_language_origin(cache_control: &'static str) -> Backend {
+    Backend::start("cgi", move |seen, out| {
+        let mut lang = "none".to_string();
+        for (name, value) in &seen.head.headers {
+            if name
+                .replace('_', "-")
+                .eq_ignore_ascii_case("accept-language")
+            {
+                lang = value.clone();
+            }
+        }
+        let fields = [
+            ("Cache-Control", cache_control),
+            ("Vary", "Accept-Language"),
+            ("ETag", "\"v1\""),
+        ];
+        respond(out, 200, &fields, format!("lang={lang}").as_bytes());
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn vary_stores_no_answer_to_a_request_spelling_the_field_with_underscores() {
+    // With `underscores_in_headers`, the backend may have read the field in
+    // the spelling the variant key does not hold: its answer would be
+    // filed under the `en` variant, for everyone who sends `en`.
+    let backend = cgi_language_origin("max-age=60");
+    let proxy = cached_proxy(&backend, |c| c.underscores_in_headers = true);
+    let en = [("Accept-Language", "en")];
+    let evil = "x><script>alert(1)</script";
+    let both = [("Accept-Language", "en"), ("Accept_Language", evil)];
+    let poisoned = format!("lang={evil}");
+    expect(&get_with(&proxy, "/", &both), 200, "MISS", &poisoned);
+    expect(&get_with(&proxy, "/", &en), 200, "MISS", "lang=en");
+    expect(&get_with(&proxy, "/", &en), 200, "HIT", "lang=en");
+    // Alone, it would be filed under the variant without the field.
+    let alone = [("Accept_Language", evil)];
+    expect(&get_with(&proxy, "/a", &alone), 200, "MISS", &poisoned);
+    expect(&get(&proxy, "/a"), 200, "MISS", "lang=none");
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(stored_keys(&proxy).len(), 2);
+    // Such a request may still be answered from the variant its
+    // `Accept-Language` keys: what every client that sends `en` gets.
+    expect(&get_with(&proxy, "/", &both), 200, "HIT", "lang=en");
+    // A field with `_` that no Vary names keeps nothing out.
+    let de = [("Accept-Language", "de")];
+    let traced = [("Accept-Language", "de"), ("X_Trace", "1")];
+    expect(&get_with(&proxy, "/", &traced), 200, "MISS", "lang=de");
+    expect(&get_with(&proxy, "/", &de), 200, "HIT", "lang=de");
+    assert_eq!(backend.requests(), 5);
+}
+
+#[test]
+fn a_revalidation_spelling_a_varying_field_with_underscores_leaves_the_variant() {
+    // The background revalidation is made with the client's fields: what
+    // it brings back for the other spelling is not stored either, and the
+    // entry stays as it was for everyone.
+    let backend = cgi_language_origin("max-age=0, stale-while-revalidate=60");
+    let proxy = cached_proxy(&backend, |c| c.underscores_in_headers = true);
+    let en = [("Accept-Language", "en")];
+    let both = [("Accept-Language", "en"), ("Accept_Language", "evil")];
+    expect(&get_with(&proxy, "/", &en), 200, "MISS", "lang=en");
+    expect(&get_with(&proxy, "/", &both), 200, "STALE", "lang=en");
+    assert_eq!(backend.requests(), 2, "revalidated after");
+    expect(&get_with(&proxy, "/", &en), 200, "STALE", "lang=en");
+}
+
 // ------------------------------------------------------------ revalidation
 
 #[test]
@@ -1946,6 +2018,94 @@ fn a_private_304_to_one_clients_request_leaves_the_entry_for_everyone() {
         assert_eq!(r.header("cache-control"), Some("private"), "{why}");
         assert_eq!(cache_of(&proxy).len(), 1, "{why}: the entry was dropped");
         expect(&get(&proxy, "/p"), 200, "REVALIDATED", "/p #1");
+    }
+}
+
+/// An origin whose first answer is `first` with `ETag: "v1"`; a request
+/// carrying it gets a 304 with `on_304`, and `X-Visitor: yes` when it
+/// came with a cookie (a field of that client's).
+fn cookie_304_origin(first: &[(&str, &str)], on_304: &[(&str, &str)]) -> Backend {
+    let first = fields(first);
+    let on_304 = fields(on_304);
+    origin(move |seen| {
+        if seen.head.get("if-none-match") == Some("\"v1\"") {
+            let mut fields = on_304.clone();
+            fields.push(("ETag".into(), "\"v1\"".into()));
+            if seen.head.has("cookie") {
+                fields.push(("X-Visitor".into(), "yes".into()));
+            }
+            (304, fields)
+        } else {
+            let mut fields = first.clone();
+            fields.push(("ETag".into(), "\"v1\"".into()));
+            (200, fields)
+        }
+    })
+}
+
+const ANALYTICS: (&str, &str) = ("Cookie", "_ga=GA1.2.3");
+
+#[test]
+fn a_304_to_a_request_with_cookies_leaves_the_entry_for_everyone() {
+    // A page stored with no positive explicit lifetime (`no-cache`, the
+    // usual for HTML, or one guessed from Last-Modified) would not have
+    // been stored from a request with cookies; its 304 to one, which
+    // brings no body of that client's, is no reason to drop the entry
+    // (an analytics cookie will do). Nor are its fields everyone's: the
+    // entry stays as it was, for the next client to revalidate.
+    let modified = now_date(-100);
+    for first in [
+        &[("Cache-Control", "no-cache")][..],
+        &[("Last-Modified", modified.as_str()), ("Age", "50")],
+    ] {
+        let backend = cookie_304_origin(first, &[]);
+        let proxy = cached_proxy(&backend, |_| {});
+        expect(&get(&proxy, "/p"), 200, "MISS", "/p #1");
+        let r = get_with(&proxy, "/p", &[ANALYTICS]);
+        expect(&r, 200, "REVALIDATED", "/p #1");
+        assert_eq!(r.header("x-visitor"), Some("yes"), "{first:?}");
+        assert_eq!(
+            cache_of(&proxy).len(),
+            1,
+            "{first:?}: the entry was dropped"
+        );
+        let r = get(&proxy, "/p");
+        expect(&r, 200, "REVALIDATED", "/p #1");
+        assert_eq!(r.header("x-visitor"), None, "{first:?}: {}", r.head.raw);
+        assert_eq!(backend.requests(), 3, "{first:?}");
+    }
+    // With a lifetime that would have stored it from that request too,
+    // the 304 refreshes the entry for everyone.
+    let backend = cookie_304_origin(
+        &[("Cache-Control", "no-cache")],
+        &[("Cache-Control", "max-age=60")],
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/p");
+    expect(
+        &get_with(&proxy, "/p", &[ANALYTICS]),
+        200,
+        "REVALIDATED",
+        "/p #1",
+    );
+    expect(&get(&proxy, "/p"), 200, "HIT", "/p #1");
+    assert_eq!(backend.requests(), 2);
+}
+
+#[test]
+fn a_304_to_a_request_with_cookies_that_may_not_be_stored_drops_the_entry() {
+    // Not stored whoever asked: the cookie is not why, and what was
+    // stored is not served again, as with a 304 to any client.
+    for said in ["no-store", "private"] {
+        let backend =
+            cookie_304_origin(&[("Cache-Control", "no-cache")], &[("Cache-Control", said)]);
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/p");
+        let r = get_with(&proxy, "/p", &[ANALYTICS]);
+        expect(&r, 200, "REVALIDATED", "/p #1");
+        assert_eq!(r.header("cache-control"), Some(said));
+        assert!(cache_of(&proxy).is_empty(), "{said}");
+        expect(&get(&proxy, "/p"), 200, "MISS", "/p #3");
     }
 }
 
@@ -2640,6 +2800,44 @@ fn one_clients_own_fields_never_drop_the_shared_entry() {
             "after {own:?}: {}",
             r.head.raw
         );
+    }
+}
+
+#[test]
+fn a_background_revalidation_for_a_client_with_cookies_keeps_the_entry_for_everyone() {
+    // The cache's own request carries the client's cookies: an answer
+    // with no positive lifetime, refused for them alone, is not stored
+    // (it may be that client's page) and does not end the stale window
+    // of what was stored, be it a 304 or a 200.
+    for status in [304, 200] {
+        let backend = origin(move |seen| {
+            let fresh = fields(&[SWR, ("ETag", "\"v1\"")]);
+            match seen.head.has("if-none-match") {
+                true => (status, fresh),
+                false => (200, fresh),
+            }
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/s");
+        let r = get_with(&proxy, "/s", &[ANALYTICS]);
+        expect(&r, 200, "STALE", "/s #1");
+        assert_eq!(backend.requests(), 2, "{status}: revalidated after");
+        expect(&get(&proxy, "/s"), 200, "STALE", "/s #1");
+    }
+    // One that may not be stored whoever asks still ends it.
+    for (status, said) in [(200, "no-store"), (304, "private")] {
+        let backend = origin(move |seen| match seen.head.has("if-none-match") {
+            true => (
+                status,
+                fields(&[("Cache-Control", said), ("ETag", "\"v1\"")]),
+            ),
+            false => (200, fields(&[SWR, ("ETag", "\"v1\"")])),
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/s");
+        let r = get_with(&proxy, "/s", &[ANALYTICS]);
+        expect(&r, 200, "STALE", "/s #1");
+        expect(&get(&proxy, "/s"), 200, "MISS", "/s #3");
     }
 }
 

@@ -165,6 +165,52 @@ fn a_param_not_listed_still_makes_an_entry_of_its_own() {
     assert_eq!(backend.requests(), 6);
 }
 
+/// A backend whose query parser splits at `;` as well as `&` (Rack 2,
+/// Python's `parse_qs` before 3.9.2, Go before 1.17) reads a parameter
+/// hidden after a `;` in an ignored one: left out of the key, it would
+/// change the answer and not the key ("parameter cloaking"). Such a
+/// parameter stays in the key.
+#[test]
+fn a_param_cloaked_after_a_semicolon_in_an_ignored_one_keys_its_own_entry() {
+    // Pairs split at `&` and `;`, the last value wins.
+    let backend = Backend::start("origin", |seen, out| {
+        let query = seen.path().split_once('?').map_or("", |(_, q)| q);
+        let mut callback = "none";
+        for pair in query.split(['&', ';']) {
+            if let Some(("callback", v)) = pair.split_once('=') {
+                callback = v;
+            }
+        }
+        let body = format!("{callback}({{\"ok\":1}})");
+        let fields = [
+            ("Cache-Control", "public, max-age=60"),
+            ("Content-Type", "application/javascript"),
+        ];
+        respond(out, 200, &fields, body.as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = proxy_for(&backend, TRACKERS);
+    let cloaked = "/api?callback=render&utm_source=x;callback=alert(1)";
+    expect(&get(&proxy, cloaked), 200, "MISS", "alert(1)({\"ok\":1})");
+    // Stored under the URL as sent, not under `?callback=render`.
+    expect(
+        &get(&proxy, "/api?callback=render"),
+        200,
+        "MISS",
+        "render({\"ok\":1})",
+    );
+    expect(&get(&proxy, cloaked), 200, "HIT", "alert(1)({\"ok\":1})");
+    // A tracker without a `;`, or with only trackers after it, is left
+    // out as ever.
+    for tracked in [
+        "/api?callback=render&utm_source=y",
+        "/api?callback=render&utm_source=y;utm_medium=z",
+    ] {
+        expect(&get(&proxy, tracked), 200, "HIT", "render({\"ok\":1})");
+    }
+    assert_eq!(backend.requests(), 2);
+}
+
 #[test]
 fn variants_of_a_vary_response_are_keyed_without_the_ignored_params() {
     let backend = origin_with(200, &[("Vary", "Accept-Language")]);

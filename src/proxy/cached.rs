@@ -357,14 +357,20 @@ pub(super) fn serve(
     if let Some(flight) = flight {
         // Still ours: nothing of it will be stored. Remembered only when
         // the response is why: a HEAD, a conditional or credentialed
-        // request, one that says no-store, says nothing of what the next
-        // plain GET would bring.
+        // request, one that says no-store, or one spelling a field the
+        // response varies on otherwise (see `policy::storable`), says
+        // nothing of what the next plain GET would bring.
+        let vary = shared
+            .caching(client.route)
+            .settings
+            .vary_names(&fetched.response);
         let plain_get = request.method == "GET"
             && !policy::has_credentials(&request.headers)
             && !["cookie", "if-none-match", "if-modified-since"]
                 .iter()
                 .any(|f| request.headers.contains(f))
-            && !req_cc.no_store;
+            && !req_cc.no_store
+            && !policy::spells_a_varying_field_otherwise(&request.headers, &vary);
         // Not one that is only not asked for often enough yet: the next
         // misses, which may store it, still wait on each other.
         if plain_get && !unpopular && policy::answers_the_url(fetched.response.status) {
@@ -441,7 +447,9 @@ impl Revalidated<'_> {
     /// when those fields forbid storing it, drops what is stored for the
     /// URI and returns the refreshed entry unstored, for this one answer
     /// (which must say what the 304 said: `private`, say, not the old
-    /// `public`).
+    /// `public`). A 304 that may be stored, but not as the answer to this
+    /// client's own request, refreshes only this answer: the entry stays
+    /// as it was.
     fn store(
         self,
         fetched: Fetched<'_>,
@@ -454,23 +462,17 @@ impl Revalidated<'_> {
         policy::refresh_from_304(&mut head, &fetched.response);
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
         relay::finish_bodiless(fetched, client);
-        // Whether the response may be stored, whoever asked: this client's
-        // own directives or credentials are no reason to drop the entry
-        // for everyone.
         let own = for_the_cache(self.request);
-        let mut neutral = own.clone();
-        neutral.headers.remove("authorization");
-        neutral.headers.remove("client-cert");
-        neutral.headers.remove("client-cert-chain");
         let settings = &shared.caching(client.route).settings;
-        let storable = policy::storable(&neutral, &head, self.response_time, settings);
-        // Nor is an answer to them everyone's: a request saying no-store
-        // has no part of its answer stored (RFC 9111 §5.2.1.5), and one with
-        // credentials may have fields of its own in its 304 (§3.5). Such a
-        // refresh is served this once.
-        let for_everyone = !CacheControl::parse(&self.request.headers).no_store
-            && (!policy::has_credentials(&own.headers)
-                || policy::storable(&own, &head, self.response_time, settings).is_some());
+        let judged =
+            |request: &RequestHead| policy::storable(request, &head, self.response_time, settings);
+        // Whether the response may be stored, whoever asked (see
+        // `neutral`): this client's own directives, credentials, cookies
+        // or spellings are no reason to drop the entry for everyone.
+        let everyones = judged(&neutral(&own));
+        // Whether it may be stored as the answer to this client's own
+        // request, as its fields would be if the entry took them.
+        let its_own = judged(&own);
         let refreshed = |lifetime| {
             Arc::new(Entry::new(
                 self.entry.key().to_string(),
@@ -485,20 +487,60 @@ impl Revalidated<'_> {
             fresh: Duration::ZERO,
             stale_if_error: Duration::ZERO,
         };
-        match storable {
-            // Whatever it says, the entry stays as it was for the others.
-            _ if !for_everyone => refreshed(storable.unwrap_or(unstored)),
-            Some(lifetime) => {
+        match (everyones, its_own) {
+            // A request saying no-store has no part of its answer stored
+            // (RFC 9111 §5.2.1.5): whatever the 304 says, the entry stays
+            // as it was for the others, and this refresh is served once.
+            _ if CacheControl::parse(&self.request.headers).no_store => {
+                refreshed(everyones.unwrap_or(unstored))
+            }
+            (_, Some(lifetime)) => {
                 let e = refreshed(lifetime);
                 cache.replace_filled(self.entry, e.clone(), fill);
                 e
             }
-            None => {
+            // Storable, but not from this request: a 304 answering
+            // credentials may carry fields of that client's (§3.5), and
+            // one answering cookies too, unless it says enough for a page
+            // asked with them to be stored (see `policy::storable`); one
+            // to a request spelling a varying field otherwise, fields of
+            // the variant the backend read in it. The entry keeps its own
+            // fields; this refresh is served once.
+            (Some(lifetime), None) => refreshed(lifetime),
+            // Many applications answer `private` to any signed-in request:
+            // that says nothing of the entry, which is everyone's.
+            (None, None) if policy::has_credentials(&own.headers) => refreshed(unstored),
+            (None, None) => {
                 cache.invalidate(self.primary);
                 refreshed(unstored)
             }
         }
     }
+}
+
+/// The cache's own request (see [`for_the_cache`]) without what makes it
+/// this client's: its credentials, its cookies, and the fields it spells
+/// with `_` (`underscores_in_headers`), which may stand for a field a
+/// variant key holds in another spelling (see `policy::storable`). A
+/// response is judged against it for what the response itself says: the
+/// entry a 304 refreshes was judged, body and all, against the request
+/// that brought it, and a 304 brings no body of this client's to judge.
+/// So `storable`'s rule for pages asked with cookies, which is about a
+/// body rendered for them, does not drop the entry for everyone on one
+/// visitor's analytics cookie, while a 304 that says `no-store` or
+/// `private` still does.
+fn neutral(own: &RequestHead) -> RequestHead {
+    let mut neutral = own.clone();
+    for name in [
+        "authorization",
+        "client-cert",
+        "client-cert-chain",
+        "cookie",
+    ] {
+        neutral.headers.remove(name);
+    }
+    neutral.headers.retain(|name, _| !name.contains(&b'_'));
+    neutral
 }
 
 /// A 200 to a HEAD sent for a stored GET response (RFC 9111 §4.3.5).
@@ -555,11 +597,13 @@ impl Refresh {
 
 /// Revalidates `job`'s entry on the client's thread, after the client got
 /// its answer and the request was logged (nginx's background update also
-/// holds the client connection meanwhile). A 304 refreshes the entry; a
-/// full response replaces it if it may be stored and fits, and drops it
-/// otherwise; a failure or a 5xx leaves it as it is, to be served stale
-/// until its window ends. Also run in the foreground, for a range of a
-/// stale entry (see [`serve_range`]).
+/// holds the client connection meanwhile). A 304 refreshes the entry (see
+/// [`Revalidated::store`]); a full response replaces it if it may be
+/// stored and fits, leaves it if only the client's own fields (its
+/// cookies, say) kept the response out, and drops it otherwise; a failure
+/// or a 5xx leaves it as it is, to be served stale until its window ends.
+/// Also run in the foreground, for a range of a stale entry (see
+/// [`serve_range`]).
 pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared) -> Refreshed<'s> {
     let Some(cache) = &shared.cache else {
         return Refreshed::Skipped;
@@ -617,9 +661,16 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             upstream: Some(upstream),
         };
     }
-    // The cache's own request: a refusal here is the response's doing.
+    // The cache's own request still carries the client's cookies and its
+    // other fields (the backend may need them to answer, or vary on them;
+    // credentials never come this way: those revalidate in the
+    // foreground), so a refusal may be theirs and not the response's (see
+    // `refused_for_its_own`).
     let settings = shared.caching(client.route).settings.clone();
     let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
+    if lifetime.is_none() && refused_for_its_own(&request, &fetched, response_time, &settings) {
+        return Refreshed::Unstorable(fetched);
+    }
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {
             let stored_as = Storing {
@@ -662,12 +713,32 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     }
 }
 
+/// Whether a full response [`refresh`] got was refused only for what made
+/// its request the client's (see [`neutral`]): its cookies, or a field
+/// spelled with `_` that the response varies on. Rendered for them, it is
+/// not stored (see `policy::storable`), but it says nothing against the
+/// entry, which stays for everyone, as a 200 to that client's own request
+/// in the foreground leaves it; only a response that may not be stored
+/// whoever asks (`no-store`, `private`) ends the entry's stale window.
+fn refused_for_its_own(
+    request: &RequestHead,
+    fetched: &Fetched<'_>,
+    response_time: SystemTime,
+    settings: &Settings,
+) -> bool {
+    let neutral = neutral(request);
+    // With nothing taken out, the refusal was the response's own.
+    neutral.headers.len() < request.headers.len()
+        && policy::storable(&neutral, &fetched.response, response_time, settings).is_some()
+}
+
 /// How [`refresh`] went.
 pub(super) enum Refreshed<'s> {
     /// The origin answered, and this is the entry now stored.
     Stored { now: Arc<Entry>, upstream: Arc<str> },
     /// The origin answered with what may not be stored (the old entry is
-    /// dropped); its body is still unread.
+    /// dropped, unless only the client's own fields kept the answer out:
+    /// see [`refused_for_its_own`]); its body is still unread.
     Unstorable(Fetched<'s>),
     /// A 304 to an unconditional request, or a body that failed (the old
     /// entry stays).

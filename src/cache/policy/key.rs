@@ -5,7 +5,7 @@
 use super::IgnoredParams;
 use crate::http::forward::is_hop_by_hop;
 use crate::http::head::{push_canonical_authority, split_absolute};
-use crate::http::headers::list_elements;
+use crate::http::headers::{list_elements, read_alike};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -299,6 +299,11 @@ pub fn push_path(key: &mut String, path: &str) {
 /// so they neither split a parameter nor end its name, in the key as in
 /// the backend's parser. Each parameter is written into `key` and taken
 /// back if ignored: one pass, no other allocation.
+///
+/// An ignored parameter with a `;` in it, in its name or its value, is
+/// read as well as a backend whose parser splits the query at `;` too
+/// reads it (see [`ignored_either_way`]): left out of the key, what that
+/// backend finds after the `;` could change the answer and not the key.
 fn push_query(key: &mut String, query: &str, ignored: &IgnoredParams) {
     if ignored.is_empty() {
         push_path(key, query);
@@ -313,12 +318,27 @@ fn push_query(key: &mut String, query: &str, ignored: &IgnoredParams) {
         key.push(if mark == start { '?' } else { '&' });
         let name_at = key.len();
         push_path(key, param);
-        let spelled = &key[name_at..];
-        let name = &spelled[..spelled.find('=').unwrap_or(spelled.len())];
-        if ignored.matches(name) {
+        if ignored_either_way(&key[name_at..], ignored) {
             key.truncate(mark);
         }
     }
+}
+
+/// Whether the parameter `spelled` (as the key spells it) is ignored
+/// however a backend splits the query: by the name before its first `=`,
+/// and, when it holds a `;`, by the name of each non-empty `;`-separated
+/// piece too, as a parser that splits at `;` as well as `&` reads it
+/// (Rack 2, Python's `parse_qs` before 3.9.2, Go before 1.17). Else it
+/// stays in the key as written: `&utm_source=x;callback=alert(1)` is a
+/// `callback` to such a backend, which answers it, and a key without it
+/// would file that answer under the URL without it for everyone
+/// ("parameter cloaking"). The key so stays at least as specific as any
+/// backend's reading of the query; a tracker's value rarely holds a `;`,
+/// so little sharing is lost, and `utm_source=x;utm_medium=y` (or any
+/// query under a lone `*`) is still left out whole.
+fn ignored_either_way(spelled: &str, ignored: &IgnoredParams) -> bool {
+    let named = |piece: &str| ignored.matches(&piece[..piece.find('=').unwrap_or(piece.len())]);
+    named(spelled) && spelled.split(';').filter(|p| !p.is_empty()).all(named)
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -359,6 +379,31 @@ pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String 
         push_variant_value(&mut key, name, request.get_all(name));
     }
     key
+}
+
+/// Whether `request` carries a field that `vary` names in another spelling
+/// a CGI, WSGI or Rack backend reads as the same field: `Accept_Language`
+/// for `accept-language` (both are its `HTTP_ACCEPT_LANGUAGE`, the one
+/// that comes last winning), as [`read_alike`] compares them; with
+/// `underscores_in_headers` on, such fields reach the backend. The
+/// variant key holds the spelling `Vary` names alone (see
+/// [`variant_key`]), so the answer to a request with both
+/// (`Accept-Language: en` and `Accept_Language: <script>`) would be filed
+/// under the `en` variant, for everyone who sends `en`.
+///
+/// Such a response is not stored (see `storable`), and that is enough: a
+/// client without the other spelling is then never served what a
+/// request with it brought. The request itself may still be answered from
+/// a stored variant, the one its `Vary`-named spelling keys: what any
+/// client sending that value gets, never another's, so nothing needs to
+/// keep it from the cache. Keying on every spelling instead would need
+/// the backend's rule for which one wins, which differs between them.
+pub fn spells_a_varying_field_otherwise(request: &Headers, vary: &[String]) -> bool {
+    !vary.is_empty()
+        && request.iter().any(|(name, _)| {
+            vary.iter()
+                .any(|v| read_alike(v.as_bytes(), name.as_bytes()) && !v.eq_ignore_ascii_case(name))
+        })
 }
 
 /// Request fields that are lists by their definition (RFC 9110 §5.6.1's
@@ -856,6 +901,41 @@ mod tests {
     }
 
     #[test]
+    fn an_ignored_param_holding_a_semicolon_stays_in_the_key() {
+        let key = |target| key_ignoring(TRACKERS, target);
+        for (target, expected) in [
+            // A parser that also splits at `;` reads a `callback` here.
+            (
+                "/api?callback=render&utm_source=x;callback=alert(1)",
+                "h/api?callback=render&utm_source=x;callback=alert(1)",
+            ),
+            // In the name too, and spelled as the key spells it.
+            ("/p?utm_source;id=4=x&id=3", "h/p?utm_source;id=4=x&id=3"),
+            ("/p?gclid=%7e;id=4", "h/p?gclid=~;id=4"),
+            ("/p?utm_source=x;=4", "h/p?utm_source=x;=4"),
+            // Ignored either way: left out.
+            ("/p?utm_source=x;utm_medium=y&id=3", "h/p?id=3"),
+            ("/p?utm_source;&id=3", "h/p?id=3"),
+            ("/p?gclid=a;;%67clid=b", "h/p"),
+            // An escaped `;` splits nothing anywhere: left out as before.
+            ("/p?utm_source=x%3Bid=4&id=3", "h/p?id=3"),
+            // A parameter not listed keeps its `;` as ever: `fbclid;` is
+            // no `fbclid` to a parser that splits at `&` alone.
+            ("/p?id=3;a=1&gclid=y", "h/p?id=3;a=1"),
+            ("/p?fbclid;&id=3", "h/p?fbclid;&id=3"),
+        ] {
+            assert_eq!(key(target), expected, "{target}");
+        }
+        // A lone `*` still leaves out the whole query.
+        assert_eq!(key_ignoring("*", "/p?a=1;b=2&c"), "h/p");
+        // The prefix a PURGE names keeps it as the keys under it do.
+        let kept = "/p?utm_source=x;id=4&id=3";
+        let prefix = prefix(TRACKERS, "h", "/p?utm_source=x;id=4&*").unwrap();
+        assert_eq!(prefix, "h/p?utm_source=x;id=4&");
+        assert!(key(kept).starts_with(&prefix));
+    }
+
+    #[test]
     fn ignored_params_with_a_lone_star_leave_out_the_whole_query() {
         assert_eq!(key_ignoring("*", "/p?a=1&b&=c"), "h/p");
         assert_eq!(key_ignoring("*", "/p/q"), "h/p/q");
@@ -875,8 +955,9 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever the query, its key is the one of the query without
-        /// the ignored parameters and empty pieces, the others in their
-        /// order, and reads back from a snapshot as it was written.
+        /// the ignored parameters (but those in which a `;` sets off
+        /// another one) and empty pieces, the others in their order, and
+        /// reads back from a snapshot as it was written.
         #[test]
         fn ignored_params_leave_the_others_as_they_were(
             params in proptest::collection::vec(
@@ -884,7 +965,7 @@ mod tests {
                     proptest::sample::select(
                         vec!["a", "id", "utm_source", "utm_", "utm", "gclid", "%67clid", "GCLID", ""],
                     ),
-                    proptest::option::of("[a-z0-9=]{0,3}"),
+                    proptest::option::of("[a-z0-9=;]{0,3}"),
                 ),
                 0..6,
             ),
@@ -897,15 +978,18 @@ mod tests {
                 })
                 .collect();
             let target = format!("/p?{}", pieces.join("&"));
-            let kept: Vec<&str> = params
+            let kept: Vec<String> = params
                 .iter()
                 .zip(&pieces)
-                .filter(|((name, _), piece)| {
-                    !piece.is_empty()
-                        && !name.starts_with("utm_")
-                        && !["gclid", "%67clid"].contains(name)
+                .filter(|((name, value), piece)| {
+                    let ignored = name.starts_with("utm_") || ["gclid", "%67clid"].contains(name);
+                    // No value piece after a `;` names an ignored one.
+                    let cloaks = value
+                        .as_ref()
+                        .is_some_and(|v| v.split(';').skip(1).any(|p| !p.is_empty()));
+                    !piece.is_empty() && (!ignored || cloaks)
                 })
-                .map(|(_, piece)| piece.as_str())
+                .map(|(_, piece)| piece.replace("%67", "g"))
                 .collect();
             let expected = match kept.is_empty() {
                 true => "h/p".to_string(),
@@ -1114,6 +1198,32 @@ mod tests {
             keyed("Accept-Language", &["a", "b"]),
             keyed("Accept-Language", &["a, b"])
         );
+    }
+
+    #[test]
+    fn a_varying_field_spelled_otherwise_is_found_in_either_direction() {
+        let otherwise = |vary: &[&str], fields: &[&str]| {
+            let vary: Vec<String> = vary.iter().map(|v| v.to_string()).collect();
+            let mut h = Headers::new();
+            for name in fields {
+                h.push(*name, "x");
+            }
+            super::spells_a_varying_field_otherwise(&h, &vary)
+        };
+        let lang = ["accept-language"];
+        assert!(otherwise(&lang, &["Accept-Language", "Accept_Language"]));
+        assert!(otherwise(&lang, &["ACCEPT_language"]));
+        assert!(otherwise(
+            &["origin", "accept-language"],
+            &["Origin", "accept_Language"]
+        ));
+        // The spelling Vary names is the one the key holds, in any case.
+        assert!(!otherwise(&lang, &["ACCEPT-LANGUAGE", "Accept-Encoding"]));
+        assert!(!otherwise(&lang, &["Accept_Encoding", "X_Accept_Language"]));
+        assert!(!otherwise(&[], &["Accept_Language"]));
+        // A name Vary spells with `_` is read by the backend in `-` too.
+        assert!(otherwise(&["x_lang"], &["X-Lang"]));
+        assert!(!otherwise(&["x_lang"], &["X_LANG"]));
     }
 
     fn keyed(name: &str, values: &[&str]) -> String {

@@ -45,7 +45,8 @@ pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use ignore::IgnoredHeaders;
 pub use key::{
     decode_percent, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
-    primary_keys_of_uri, push_path, respell_key, split_key, variant_key, vary_names,
+    primary_keys_of_uri, push_path, respell_key, spells_a_varying_field_otherwise, split_key,
+    variant_key, vary_names,
 };
 pub use params::IgnoredParams;
 pub use pattern::{KeyPattern, PatternError, MAX_PATTERN_LEN, MAX_PATTERN_SIZE, PURGE_REGEX};
@@ -174,13 +175,18 @@ pub fn storable(
     {
         return None;
     }
+    let vary = settings.vary_names(response);
     if !settings.rendered_fields.is_empty() {
-        let vary = settings.vary_names(response);
         let rendered =
             |name: &String| (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(name));
         if vary.iter().any(rendered) {
             return None;
         }
+    }
+    // `Accept_Language` beside `Accept-Language` (`underscores_in_headers`):
+    // the backend may have read the one the variant key does not hold.
+    if spells_a_varying_field_otherwise(&request.headers, &vary) {
+        return None;
     }
     let response = &*settings.ignored.read(response);
     // Cache-Control not read: whatever it said (`private`, `no-cache`),
@@ -552,6 +558,26 @@ mod tests {
         };
         assert!(!varying("Accept-Encoding, x-client-ip"));
         assert!(varying("Accept-Encoding"));
+    }
+
+    #[test]
+    fn a_response_varying_on_a_field_the_request_also_spells_otherwise_is_not_stored() {
+        let vary = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")];
+        let en = ("Accept-Language", "en");
+        assert!(fresh_for(&[en], 200, &vary).is_some());
+        assert!(fresh_for(&[en, ("accept_LANGUAGE", "x")], 200, &vary).is_none());
+        assert!(fresh_for(&[("Accept_Language", "x")], 200, &vary).is_none());
+        // A field with `_` that Vary does not name, or no Vary at all.
+        assert!(fresh_for(&[en, ("X_Trace", "1")], 200, &vary).is_some());
+        let plain = [("Cache-Control", "max-age=60")];
+        assert!(fresh_for(&[("Accept_Language", "x")], 200, &plain).is_some());
+        // With Vary unread, one entry per URL whatever it says.
+        let vary_unread = Settings {
+            ignored: IgnoredHeaders::parse("vary").unwrap(),
+            ..settings()
+        };
+        let both = [en, ("Accept_Language", "x")];
+        assert!(fresh_with(&vary_unread, &both, 200, &vary).is_some());
     }
 
     #[test]
