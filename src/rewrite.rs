@@ -359,10 +359,14 @@ impl Rule {
 }
 
 impl fmt::Display for Rule {
-    /// What the rule does, for `check`: `^/blog/(.*)$ -> /articles/$1:
-    /// redirect 301`.
+    /// What the rule does, for `check`: `^/blog/(.*)$ -> /articles/$1
+    /// permanent: redirect 301, ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} -> {}: ", self.pattern(), self.written)?;
+        write!(f, "{} -> {}", self.pattern(), self.written)?;
+        if let Some(flag) = self.flag {
+            write!(f, " {}", flag.name())?;
+        }
+        f.write_str(": ")?;
         match self.redirect {
             Some(status) => write!(f, "redirect {status}")?,
             None => f.write_str("sent on with the new path")?,
@@ -773,9 +777,9 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "^/old/(.*)$ -> /new/$1: redirect 301, the client's query kept",
+                "^/old/(.*)$ -> /new/$1 permanent: redirect 301, the client's query kept",
                 "^/x$ -> /y?z=1: sent on with the new path, the client's query after its own",
-                "^/t/(.*)$ -> /$1?: sent on with the new path, the client's query dropped",
+                "^/t/(.*)$ -> /$1? break: sent on with the new path, the client's query dropped",
             ]
         );
         assert_eq!(
