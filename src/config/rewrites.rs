@@ -175,6 +175,23 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_of_proxy_conf_and_the_readme_load() {
+        let rules = |lines: &mut dyn Iterator<Item = &str>| {
+            let examples: String = lines
+                .filter(|l| l.starts_with("rewrite."))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let c = build(&examples).unwrap_or_else(|e| panic!("{e}\n{examples}"));
+            c.rewrites.iter().count()
+        };
+        let shipped = include_str!("../../proxy.conf");
+        let mut commented = shipped.lines().filter_map(|l| l.strip_prefix("#   "));
+        assert_eq!(rules(&mut commented), 4);
+        let readme = include_str!("../../README.md");
+        assert_eq!(rules(&mut readme.lines()), 5);
+    }
+
+    #[test]
     fn at_most_a_hundred_rules() {
         let rules: String = (0..MAX_REWRITES)
             .map(|i| format!("rewrite.r{i} = ^/{i}$ /x\n"))
