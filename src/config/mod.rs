@@ -834,7 +834,10 @@ impl Loader {
                 log::warn!("{var}: {}; ignored", file_only(family, &key));
                 continue;
             }
-            if FILE_ONLY.iter().any(|f| key.starts_with(f)) {
+            let family = |f: &&str| {
+                (key.strip_prefix(*f)).is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+            };
+            if FILE_ONLY.iter().any(family) {
                 log::warn!("{var}: {}; ignored", file_only_keys(&key));
                 continue;
             }

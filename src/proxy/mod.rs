@@ -923,8 +923,8 @@ enum RuleAnswer {
     /// A redirect, with that status, to that `Location`.
     Redirect(u16, String),
     /// The rule made no target the request can go on with (see
-    /// [`crate::rewrite::Unusable`]): 500, as nginx answers a `rewrite`
-    /// that makes an invalid URI.
+    /// [`crate::rewrite::Unusable`]): 500, the configuration's fault
+    /// rather than the client's.
     Failed,
 }
 
