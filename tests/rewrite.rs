@@ -385,10 +385,28 @@ fn each_rule_s_applications_are_counted() {
     get(&proxy, "/old/b");
     get(&proxy, "/moved");
     get(&proxy, "/neither");
-    for (rule, count) in [("old", 2), ("moved", 1), ("unused", 0)] {
-        let name = format!("inverso_rewrites_total{{rule=\"{rule}\"}}");
-        assert_eq!(proxy.metric(&name), Some(count), "{name}");
-    }
+    let count = |rule: &str| proxy.metric(&format!("inverso_rewrites_total{{rule=\"{rule}\"}}"));
+    assert_eq!(
+        [count("old"), count("moved"), count("unused")],
+        [Some(2), Some(1), Some(0)]
+    );
+    // A reload keeps the count of a rule that keeps its name, whatever
+    // it now says; one that went is no longer shown.
+    proxy.reload(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}
+rewrite.old = ^/older/(.*)$ /new/$1
+rewrite.fresh = ^/f$ /x
+",
+            main.addr
+        )),
+    );
+    get(&proxy, "/older/a");
+    assert_eq!(
+        [count("old"), count("fresh"), count("moved")],
+        [Some(3), Some(0), None]
+    );
 }
 
 #[test]
