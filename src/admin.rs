@@ -1362,6 +1362,22 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Requests that came over plain HTTP answered with a redirect to HTTPS (redirect_to_https).",
         m.https_redirects.load(Ordering::Relaxed),
     );
+    // Counted by the rules themselves; a reload keeps a rule's count
+    // while it keeps its name.
+    family(
+        &mut out,
+        "inverso_rewrites_total",
+        "counter",
+        "Requests each rewrite.<name> rule applied to: its path rewritten, or the request redirected.",
+    );
+    for rule in shared.config.rewrites.iter() {
+        let _ = writeln!(
+            out,
+            "inverso_rewrites_total{{rule=\"{}\"}} {}",
+            label(rule.name()),
+            rule.applied()
+        );
+    }
     if let Some(served) = &shared.config.tls_served {
         family(
             &mut out,

@@ -41,6 +41,11 @@ pub struct Facts<'a> {
     /// The request as the client sent it, less what the proxy took out
     /// of it before anything else read it (see `$http_<name>`).
     pub head: &'a RequestHead,
+    /// The request-target as the client sent it, when a `rewrite.<name>`
+    /// rule put another in `head`: `$request` and `$request_uri` are the
+    /// client's, as nginx's stay after its `rewrite`; `$uri` and `$args`
+    /// are the rewritten ones.
+    pub sent_target: Option<&'a str>,
     /// The client, behind `real_ip_from` or a PROXY header the one they
     /// name.
     pub client: IpAddr,
@@ -64,6 +69,7 @@ impl<'a> Facts<'a> {
     pub(crate) fn plain(head: &'a RequestHead) -> Facts<'a> {
         Facts {
             head,
+            sent_target: None,
             client: [192, 0, 2, 10].into(),
             client_port: Some(51_000),
             user: None,
@@ -304,6 +310,11 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         target: &head.target,
         protocol: head.version.as_str(),
     };
+    // The client's own, for what names its request as it came.
+    let sent = RequestLine {
+        target: facts.sent_target.unwrap_or(line.target),
+        ..line
+    };
     let certificate = facts.certificate;
     let text: &str = match var {
         Var::RemoteAddr => return drop(write!(out, "{}", facts.client)),
@@ -325,11 +336,11 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             return drop(write!(
                 out,
                 "{} {} {}",
-                line.method, line.target, line.protocol
+                sent.method, sent.target, sent.protocol
             ))
         }
         Var::RequestMethod => line.method,
-        Var::RequestUri => return out.extend_from_slice(line.uri().as_bytes()),
+        Var::RequestUri => return out.extend_from_slice(sent.uri().as_bytes()),
         Var::Uri => line.path(),
         Var::Args => line.query().unwrap_or_default(),
         Var::ServerProtocol => line.protocol,
@@ -511,6 +522,16 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(rendered(value, &over_tls), expected, "{value}");
         }
+        // After a `rewrite.<name>` rule: the request as it came, but for
+        // its path and query.
+        let rewritten = Facts {
+            sent_target: Some("/old/b?y=2"),
+            ..facts(&head)
+        };
+        assert_eq!(
+            rendered("$request|$request_uri|$uri|$args", &rewritten),
+            "GET /old/b?y=2 HTTP/1.1|/old/b?y=2|/a/b|x=1"
+        );
         // Every variable a request may name is above.
         for (name, var) in variables::VARIABLES {
             let named =

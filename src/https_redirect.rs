@@ -7,7 +7,7 @@
 //! nor the other way round. This module says where a request goes, with
 //! which status, and which paths stay on plain HTTP.
 
-use crate::http::head::push_host_name;
+use crate::http::head::{path_and_query_of, push_host_name};
 use crate::http::RequestHead;
 use crate::patterns::PathPrefixes;
 
@@ -29,12 +29,16 @@ pub struct Redirect {
 /// `Host`), which no browser sends and whose redirect could name none:
 /// an old health checker (HAProxy's default `OPTIONS / HTTP/1.0`), which
 /// a 400 would take for a failed backend.
-pub fn redirect(head: &RequestHead, except: &PathPrefixes) -> Option<Redirect> {
-    if head.target == "*" {
+///
+/// `sent` is the request-target as the client sent it, which a
+/// `rewrite.<name>` rule may have replaced in `head` since: the client is
+/// sent to its own URL over HTTPS, as nginx's `$request_uri` does.
+pub fn redirect(head: &RequestHead, sent: &str, except: &PathPrefixes) -> Option<Redirect> {
+    if sent == "*" {
         return None;
     }
     let authority = head.authority()?;
-    let target = head.path_and_query();
+    let target = path_and_query_of(sent);
     let path = target.split_once('?').map_or(&*target, |(path, _)| path);
     if except.matches(path) {
         return None;
@@ -61,7 +65,8 @@ mod tests {
 
     fn sent_to(raw: &str, except: &str) -> Option<(u16, String)> {
         let except = PathPrefixes::parse(except).unwrap();
-        redirect(&head(raw), &except).map(|r| (r.status, r.location))
+        let head = head(raw);
+        redirect(&head, &head.target, &except).map(|r| (r.status, r.location))
     }
 
     fn to(status: u16, location: &str) -> Option<(u16, String)> {

@@ -25,6 +25,8 @@
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
 //! - `routes`: which pool of backends serves a request (`route.<host><path>`).
+//! - `rewrite`: paths changed by regular expressions, or answered with a
+//!   redirect, before routing (`rewrite.<name>`).
 //! - `https_redirect`: plain-HTTP requests sent to HTTPS (`redirect_to_https`).
 //! - `request_id`: the ID each request carries with `request_id_header`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
@@ -55,6 +57,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod realip;
 pub mod request_id;
+pub mod rewrite;
 pub mod routes;
 pub mod sched;
 pub mod server;

@@ -245,10 +245,19 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
         );
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
+    for (key, setting) in loader.rewrite_settings() {
+        let line = format!(
+            "{} = {}",
+            config::printable(&key),
+            config::printable(&setting.value)
+        );
+        writeln!(out, "{line:<48} # {}", setting.origin)?;
+    }
     for line in config::target_lines(&config) {
         writeln!(out, "{line}")?;
     }
     write_pools(&mut out, &config)?;
+    write_rewrites(&mut out, &config, &loader)?;
     if let config::LogFormat::Template(template) = &config.log_format {
         // Whole (a template runs longer than the values `printable` shows
         // whole), and what it was taken to say, on a made-up request.
@@ -429,6 +438,33 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             None => String::new(),
         };
         writeln!(out, "# route {route} -> {pool}{rewrite}")?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of the `rewrite.<name>` rules: each with its line
+/// and what it does, in the order they are tried.
+fn write_rewrites(
+    out: &mut impl std::io::Write,
+    config: &Config,
+    loader: &Loader,
+) -> std::io::Result<()> {
+    if config.rewrites.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "# rewrites, in the order they are tried (the first that matches applies, before routing):"
+    )?;
+    // The keys are the rules, in the same order.
+    for (rule, (_, setting)) in config.rewrites.iter().zip(loader.rewrite_settings()) {
+        let rule_text = config::printable(&rule.to_string());
+        writeln!(
+            out,
+            "# rewrite {} ({}): {rule_text}",
+            rule.name(),
+            setting.origin
+        )?;
     }
     Ok(())
 }

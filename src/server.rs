@@ -1319,7 +1319,13 @@ impl Control {
     /// force; the caller holds `installing`): targets that stay keep
     /// their health and counters, and their idle connections with
     /// `keep_idle` (see [`Upstreams::keep_state_of`]).
-    fn install(&self, old: &Shared, next: Config, keep_idle: bool) {
+    fn install(&self, old: &Shared, mut next: Config, keep_idle: bool) {
+        // Rules that keep their names keep their counts (rules shared
+        // with the running configuration, as after a new lookup of
+        // targets' names, have them already).
+        if let Some(rewrites) = Arc::get_mut(&mut next.rewrites) {
+            rewrites.keep_counts_of(&old.config.rewrites);
+        }
         let mut pools = Pools::new(&next);
         pools.keep_state_of(&old.pools, keep_idle);
         let replaced = self.inner.current.replace(Shared {

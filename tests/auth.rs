@@ -295,7 +295,9 @@ fn clients_of_auth_basic_except_from_need_not_sign_in() {
         .collect();
     let expected = [("/a", "-"), ("/b", ANN.1), ("/c", "-"), ("/e", ANN.1)];
     assert_eq!(seen, expected.map(|(p, a)| (p.to_string(), a.to_string())));
-    // The log names the user who signed in, not the spared one's guess.
+    // The log names the user who signed in, not the spared one's guess;
+    // its writer thread may not have written the last lines yet.
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() >= 5));
     let lines = proxy.log_lines();
     let user_of = |path: &str| {
         let line = lines

@@ -665,6 +665,33 @@ fn check_shows_each_pool_and_the_routes_in_the_order_they_are_tried() {
 }
 
 #[test]
+fn check_shows_each_rewrite_rule_with_its_line_in_the_order_they_are_tried() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         rewrite.z-blog = ^/blog/(\\d+)$ /articles?id=$1 permanent\n\
+         rewrite.a-v1 = ^/v1/(.*)$ /api/$1\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    for line in [
+        "rewrite.z-blog = ^/blog/(\\d+)$ /articles?id=$1 permanent # proxy.conf:2",
+        "# rewrite z-blog (proxy.conf:2): ^/blog/(\\d+)$ -> /articles?id=$1 permanent: \
+         redirect 301, the client's query after its own",
+        "# rewrite a-v1 (proxy.conf:3): ^/v1/(.*)$ -> /api/$1: sent on with the new path, \
+         the client's query kept",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in {stdout}");
+    }
+    // In the file's order, not by name.
+    let first = stdout.find("# rewrite z-blog").unwrap();
+    assert!(first < stdout.find("# rewrite a-v1").unwrap(), "{stdout}");
+    assert_rejected(
+        "targets = 127.0.0.1:9001\nrewrite.x = ^/(a $1\n",
+        Some(2),
+        &["rewrite.x: the pattern `^/(a` does not compile: unclosed group"],
+    );
+}
+
+#[test]
 fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
     let (code, stdout, stderr) = check(
         "targets = 127.0.0.1:9001\n\

@@ -10,6 +10,7 @@
 
 mod keys;
 mod pools;
+mod rewrites;
 mod values;
 
 use crate::access_log::Template;
@@ -20,6 +21,7 @@ use keys::find_key;
 pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING};
 pub use pools::{PoolConfig, DEFAULT_POOL, MAX_POOLS, POOL_KEYS};
 use pools::{PoolKey, RouteKey, Scope};
+use rewrites::RewriteKey;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +51,10 @@ pub struct Config {
     /// `route.<host><path>`: the requests each pool serves (the rest go
     /// to `targets`).
     pub routes: Arc<crate::routes::Routes>,
+    /// `rewrite.<name>`: the rules that change a request's path, or
+    /// answer it with a redirect, before it is routed, in the order
+    /// written (none for a pool's settings: they are the proxy's).
+    pub rewrites: Arc<crate::rewrite::Rewrites>,
     /// How often targets written as names are resolved again while the
     /// proxy runs; `None`: only at start-up and on reload.
     pub resolve_interval: Option<Duration>,
@@ -647,6 +653,8 @@ pub struct Loader {
     pool_field_keys: Vec<(String, FieldKey)>,
     /// The `route.*` keys, in the file's order.
     route_keys: Vec<RouteKey>,
+    /// The `rewrite.*` keys, in the file's order.
+    rewrite_keys: Vec<RewriteKey>,
     /// The file name whole-file errors are reported against.
     file: String,
     /// Whether a file was read (else defaults, environment and flags only).
@@ -682,6 +690,7 @@ impl Loader {
             pool_keys: Vec::new(),
             pool_field_keys: Vec::new(),
             route_keys: Vec::new(),
+            rewrite_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
             backend_tls: Default::default(),
@@ -734,6 +743,10 @@ impl Loader {
             }
             if let Some(spec) = key.strip_prefix("route.") {
                 self.route_key(spec.trim(), value.trim(), origin)?;
+                continue;
+            }
+            if let Some(name) = key.strip_prefix("rewrite.") {
+                self.rewrite_key(name, value.trim(), origin)?;
                 continue;
             }
             let Some(spec) = find_key(key) else {
@@ -824,6 +837,13 @@ impl Loader {
                 log::warn!("{var}: {}; ignored", file_only(family, &key));
                 continue;
             }
+            let family = |f: &&str| {
+                (key.strip_prefix(*f)).is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+            };
+            if FILE_ONLY.iter().any(family) {
+                log::warn!("{var}: {}; ignored", file_only_keys(&key));
+                continue;
+            }
             match find_key(&key) {
                 Some(spec) => self.put(spec.name, value.trim(), Origin::Env(var.clone())),
                 // Not an error: the environment is shared with other
@@ -843,14 +863,11 @@ impl Loader {
         if let Some((family, _)) = FieldFamily::of(key) {
             return Err(ConfigError::at(&origin, file_only(family, key)));
         }
-        if key.starts_with("pool.") || key.starts_with("route.") {
-            return Err(ConfigError::at(
-                &origin,
-                format!(
-                    "`{}`: pool.* and route.* keys are read from the configuration file only",
-                    key.escape_debug()
-                ),
-            ));
+        if FILE_ONLY
+            .iter()
+            .any(|f| key.strip_prefix(f).is_some_and(|k| k.starts_with('.')))
+        {
+            return Err(ConfigError::at(&origin, file_only_keys(key)));
         }
         let Some(spec) = find_key(key) else {
             return Err(ConfigError::at(&origin, unknown_key_message(key)));
@@ -1430,6 +1447,7 @@ impl Loader {
         }
         self.check_cache(&config, Scope::Top, None)?;
         self.check_auth(&config, Scope::Top)?;
+        config.rewrites = Arc::new(self.build_rewrites()?);
         self.build_pools(&mut config)?;
         Ok(config)
     }
@@ -1521,6 +1539,7 @@ impl Config {
             targets: Vec::new(),
             pools: Vec::new(),
             routes: Arc::default(),
+            rewrites: Arc::default(),
             resolve_interval: None,
             cache_size: 0,
             ttl: Duration::ZERO,
@@ -1812,6 +1831,21 @@ fn strip_comment(line: &str) -> &str {
     line.split_once('#').map_or(line, |(before, _)| before)
 }
 
+/// The families of keys named after a dot (`pool.api`, `route./api/`,
+/// `rewrite.old-blog`) that only the file holds, where they stand in
+/// order; an environment variable's name cannot spell their `.` and `/`
+/// either. (The field families have their own message: [`file_only`].)
+const FILE_ONLY: [&str; 3] = ["pool", "route", "rewrite"];
+
+/// Why a key of [`FILE_ONLY`] given elsewhere than in the file is not
+/// taken.
+fn file_only_keys(key: &str) -> String {
+    format!(
+        "`{}`: pool.*, route.* and rewrite.* keys are read from the configuration file only",
+        key.escape_debug()
+    )
+}
+
 /// Why a `request_header.*` or `response_header.*` key given elsewhere
 /// than in the file is not taken.
 fn file_only(family: FieldFamily, key: &str) -> String {
@@ -1825,6 +1859,7 @@ fn file_only(family: FieldFamily, key: &str) -> String {
 }
 
 fn unknown_key_message(key: &str) -> String {
+    const REWRITE: &str = "rewrite";
     // A key is a short word: anything long is garbage, shown cut and not
     // compared (the edit distance is quadratic).
     const SHOWN: usize = 64;
@@ -1843,20 +1878,22 @@ fn unknown_key_message(key: &str) -> String {
     let key = key.as_str();
     // The families' names without their dot, candidates among the keys:
     // a key with a dot can only be a member of one (no other key has a
-    // dot), misspelt before the field name.
+    // dot), misspelt before the name after the dot.
     let families = FieldFamily::ALL.map(|f| (f.name(), f));
     let family_named = |name: &str| families.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
-    if let Some((prefix, field)) = key.split_once('.') {
-        let nearest = nearest_to(prefix, key.len(), families.iter().map(|(name, _)| *name))
-            .filter(|_| !field.is_empty())
-            .and_then(family_named);
+    if let Some((prefix, rest)) = key.split_once('.') {
+        let names = (families.iter().map(|(name, _)| *name)).chain(FILE_ONLY);
+        let nearest = nearest_to(prefix, key.len(), names).filter(|_| !rest.is_empty());
         return match nearest {
-            Some(f) => format!(
-                "unknown key `{key}` (did you mean `{}{field}`?)",
-                f.prefix()
-            ),
+            Some(name) => format!("unknown key `{key}` (did you mean `{name}.{rest}`?)"),
             None => format!("unknown key `{key}`"),
         };
+    }
+    if key == REWRITE {
+        return format!(
+            "`{REWRITE}` needs a name: `{REWRITE}.<name> = <pattern> <replacement> [<flag>]`, \
+             one key per rule"
+        );
     }
     if let Some(f) = family_named(key) {
         let (set, remove) = f.examples();
@@ -1868,7 +1905,10 @@ fn unknown_key_message(key: &str) -> String {
         );
     }
     let names = (KEYS.iter().map(|k| k.name)).chain(families.iter().map(|(name, _)| *name));
-    match nearest(key, names) {
+    match nearest(key, names.chain([REWRITE])) {
+        Some(REWRITE) => {
+            format!("unknown key `{key}` (did you mean `{REWRITE}.<name>`, one key per rule?)")
+        }
         Some(name) => match family_named(name) {
             Some(f) => format!(
                 "unknown key `{key}` (did you mean `{}<Field-Name>`, one key per field?)",

@@ -575,6 +575,7 @@ impl Loader {
         let mut config = top.clone();
         config.pools = Vec::new();
         config.routes = Arc::default();
+        config.rewrites = Arc::default();
         for key in (self.pool_keys.iter()).filter(|k| k.pool == name) {
             let shown = match key.key {
                 Some(k) => format!("pool.{name}.{k}"),

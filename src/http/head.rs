@@ -131,11 +131,19 @@ impl RequestHead {
     /// The path and query of the target, also for absolute-form targets
     /// (whose empty path becomes "/", RFC 9112 §3.2.2).
     pub fn path_and_query(&self) -> Cow<'_, str> {
-        match split_absolute(&self.target) {
-            Some((_, path)) if path.starts_with('/') => Cow::Borrowed(path),
-            Some((_, path)) => Cow::Owned(format!("/{path}")),
-            None => Cow::Borrowed(&self.target),
-        }
+        path_and_query_of(&self.target)
+    }
+
+    /// Puts `path_and_query` (origin-form) in place of the target's path
+    /// and query, an absolute-form target keeping its scheme and
+    /// authority; returns the target it replaces.
+    pub fn set_path_and_query(&mut self, path_and_query: &str) -> String {
+        let origin = match split_absolute(&self.target) {
+            Some((_, rest)) => &self.target[..self.target.len() - rest.len()],
+            None => "",
+        };
+        let target = [origin, path_and_query].concat();
+        std::mem::replace(&mut self.target, target)
     }
 
     /// The request-target sent to a backend: the path and query, or `*`
@@ -174,6 +182,16 @@ impl RequestHead {
 fn persists(version: Version, headers: &Headers) -> bool {
     !headers.has_token("connection", "close")
         && (version == Version::Http11 || headers.has_token("connection", "keep-alive"))
+}
+
+/// The path and query of `target` (a request-target), also for an
+/// absolute-form one (whose empty path becomes "/", RFC 9112 §3.2.2).
+pub fn path_and_query_of(target: &str) -> Cow<'_, str> {
+    match split_absolute(target) {
+        Some((_, path)) if path.starts_with('/') => Cow::Borrowed(path),
+        Some((_, path)) => Cow::Owned(format!("/{path}")),
+        None => Cow::Borrowed(target),
+    }
 }
 
 /// Splits `http://authority/path?q` into its authority and the rest (which
@@ -855,6 +873,20 @@ mod tests {
         assert_eq!(r.origin_target(), "/");
         let r = req(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(r.origin_target(), "*");
+    }
+
+    #[test]
+    fn a_new_path_and_query_keeps_an_absolute_target_s_scheme_and_authority() {
+        let mut r = req(b"GET http://Example.com:8080/p?q HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.set_path_and_query("/n?m"), "http://Example.com:8080/p?q");
+        assert_eq!(r.target, "http://Example.com:8080/n?m");
+        assert_eq!(r.authority(), Some("Example.com:8080"));
+        let mut r = req(b"GET http://example.com?a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        r.set_path_and_query("/n");
+        assert_eq!(r.target, "http://example.com/n");
+        let mut r = req(b"GET /p?q HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.set_path_and_query("/n"), "/p?q");
+        assert_eq!((&*r.target, r.path_and_query()), ("/n", "/n".into()));
     }
 
     #[test]

@@ -143,6 +143,12 @@ pub(super) struct Client {
     /// The route this request took (its index in the generation's
     /// `routes`); `None`: it goes to `targets`.
     pub(super) route: Option<usize>,
+    /// The request-target as the client sent it, when a `rewrite.<name>`
+    /// rule put another in the head: what names the client's own URL
+    /// (`$request_uri`, the HTTPS redirect's `Location`, the sign-in
+    /// service's `X-Original-URI`), as nginx's `$request_uri` stays the
+    /// client's after its `rewrite`.
+    pub(super) sent_target: Option<String>,
     /// The pool this request was routed to (its index in the
     /// generation's pools); none until it is, and for a route that
     /// answers itself. Counted, and logged, under it.
@@ -238,6 +244,7 @@ impl Client {
             body_read_whole: false,
             sticky: None,
             route: None,
+            sent_target: None,
             pool: None,
             hash_value: Vec::new(),
             granted: Default::default(),

@@ -36,8 +36,10 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
-use crate::routes::{Ambiguous, Asked, Lookup, Return, Routes};
+use crate::rewrite::{Rewrites, Rewritten};
+use crate::routes::{is_ambiguous, Ambiguous, Asked, Lookup, Return, Routes};
 use crate::sched;
+use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
@@ -358,6 +360,7 @@ pub fn serve(
         served += 1;
         client.real_ip = client.peer;
         client.user = None;
+        client.sent_target = None;
         client.response_fields.clear();
         client.pending_fields.clear();
         client.upstream = None;
@@ -666,6 +669,21 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let mut line = LogLine::of(&head, &shared.config);
+    // `rewrite.<name>`: after the log line is taken (it shows the request
+    // as it came, as nginx's `$request`), before routing, which goes by
+    // the new path. A rule that redirects is answered below, where a
+    // redirect route is: it is routed by the path as it came.
+    let rule_answer = match shared.config.rewrites.is_empty() {
+        true => None,
+        false => match rewrite(client, &mut head, &shared.config.rewrites) {
+            Ok(answer) => answer,
+            Err(Ambiguous) => {
+                client.route = None;
+                let outcome = answer_unread(client, &head, body_kind, 400, b"", shared);
+                return (outcome, line);
+            }
+        },
+    };
     let target = head.path_and_query();
     let asked = Asked {
         method: &head.method,
@@ -704,7 +722,8 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // (its rewrite phase) comes before `limit_req`.
     if shared.config.redirect_to_https && client.scheme == "http" {
         let except = &shared.config.redirect_to_https_except;
-        if let Some(redirect) = https_redirect::redirect(&head, except) {
+        let sent = client.sent_target.as_deref().unwrap_or(&head.target);
+        if let Some(redirect) = https_redirect::redirect(&head, sent, except) {
             shared
                 .metrics
                 .https_redirects
@@ -714,6 +733,21 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             let outcome = answer_unread(client, &head, body_kind, status, &location, shared);
             return (outcome, line);
         }
+    }
+    // A rule that redirects (`rewrite.old = ^/old/(.*)$ /new/$1
+    // permanent`), or that made no target to go on with: answered here,
+    // as a redirect route is.
+    match rule_answer {
+        Some(RuleAnswer::Redirect(status, to)) => {
+            let field = location_field(&to);
+            let outcome = answer_unread(client, &head, body_kind, status, &field, shared);
+            return (outcome, line);
+        }
+        Some(RuleAnswer::Failed) => {
+            let outcome = answer_unread(client, &head, body_kind, 500, b"", shared);
+            return (outcome, line);
+        }
+        None => {}
     }
     // A route that redirects (`route.www.example.com = redirect 301
     // https://example.com`): answered here, as the HTTPS redirect is.
@@ -887,6 +921,55 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         },
     };
     (outcome, line)
+}
+
+/// What a `rewrite.<name>` rule leaves to answer once the request is
+/// routed and past the access lists and the HTTPS redirect.
+enum RuleAnswer {
+    /// A redirect, with that status, to that `Location`.
+    Redirect(u16, String),
+    /// The rule made no target the request can go on with (see
+    /// [`crate::rewrite::Unusable`]): 500, the configuration's fault
+    /// rather than the client's.
+    Failed,
+}
+
+/// Applies the first `rewrite.<name>` rule that matches `head`'s path:
+/// a new target goes in the head (the client's is kept in
+/// [`Client::sent_target`]); a redirect, or a failure, is left to answer
+/// (see [`RuleAnswer`]). A path routes refuse is refused here too, with
+/// routes or without: rules match paths as routes read them, and some
+/// backend reads such a path otherwise.
+fn rewrite(
+    client: &mut Client,
+    head: &mut RequestHead,
+    rewrites: &Rewrites,
+) -> Result<Option<RuleAnswer>, Ambiguous> {
+    // Not an `OPTIONS *` (or an absolute-form one with no path): it asks
+    // about the server, and no rule takes it.
+    let target = head.origin_target();
+    let path = &target[..target.find('?').unwrap_or(target.len())];
+    if target.starts_with('/') && is_ambiguous(path) {
+        return Err(Ambiguous);
+    }
+    match rewrites.apply(&target) {
+        Ok(None) => Ok(None),
+        Ok(Some(Rewritten::Internal(to))) => {
+            client.sent_target = Some(head.set_path_and_query(&to));
+            Ok(None)
+        }
+        Ok(Some(Rewritten::Redirect { status, location })) => {
+            Ok(Some(RuleAnswer::Redirect(status, location)))
+        }
+        Err(unusable) => {
+            // A rule that goes wrong for one path goes wrong for many.
+            static UNUSABLE: OnceAMinute = OnceAMinute::new();
+            if UNUSABLE.due() {
+                log::error!("{unusable}; answered 500");
+            }
+            Ok(Some(RuleAnswer::Failed))
+        }
+    }
 }
 
 /// Whether a field value of `settings`, or of its `auth_request`

@@ -604,6 +604,7 @@ pub(super) fn facts<'a>(
 ) -> Facts<'a> {
     Facts {
         head,
+        sent_target: client.sent_target.as_deref(),
         client: client.real_ip,
         // The connection's: not that of a client a proxy in front named.
         client_port: (client.real_ip == client.peer).then_some(client.peer_port),

@@ -1,0 +1,804 @@
+//! `rewrite.<name> = <pattern> <replacement> [<flag>]`: a request's path
+//! changed by a regular expression before it is routed, or the request
+//! answered with a redirect made of it: nginx's `rewrite` (as with its
+//! `last` flag) and HAProxy's `http-request set-path` and `http-request
+//! redirect location` with `regsub`.
+//!
+//! Rules are tried in the order written; the first whose pattern matches
+//! applies, and no other is tried after it. The pattern is matched with
+//! the path as routes read it ([`routing_path`]: percent-encoded letters,
+//! digits and `-_~` decoded, runs of `/` merged), never with the query;
+//! the replacement writes the new path from the pattern's groups (`$1` to
+//! `$9`), and the query follows nginx's rules (see [`Query`]).
+//!
+//! The `regex` crate matches in time linear in the path whatever the
+//! pattern (no backtracking), so no path a client writes makes a rule
+//! slow; a pattern's size is bounded as a `Purge-Regex`'s is.
+
+use crate::cache::policy::{MAX_PATTERN_LEN, MAX_PATTERN_SIZE};
+use crate::http::head::check_target_bytes;
+use crate::routes::{is_ambiguous, routing_path};
+use regex::{Regex, RegexBuilder};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Most rules one configuration may hold: a request that matches none
+/// is compared with every one.
+pub const MAX_REWRITES: usize = 100;
+
+/// Longest target a rule may make, in bytes: the default `max_uri_length`,
+/// so that what a backend is sent is no longer than what it would take
+/// from a client.
+pub const MAX_TARGET_LEN: usize = 8 * 1024;
+
+/// Longest name a rule may have (as a pool's).
+const MAX_NAME_LEN: usize = 64;
+
+/// The highest group a replacement may name: `$1` to `$9`, one digit, as
+/// nginx reads them (`$10` is `$1` and a `0`).
+const MAX_GROUP: usize = 9;
+
+/// The rules of one configuration, in the order written.
+#[derive(Clone, Debug, Default)]
+pub struct Rewrites {
+    rules: Vec<Rule>,
+}
+
+/// One `rewrite.<name>` key.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    name: Arc<str>,
+    regex: Regex,
+    replacement: Replacement,
+    /// The replacement as written, for `check`.
+    written: Box<str>,
+    flag: Option<Flag>,
+    /// `Some(status)`: the rule answers with a redirect there; `None`: the
+    /// request goes on with the new target.
+    redirect: Option<u16>,
+    /// Requests the rule applied to, for `/metrics`; kept by a reload for
+    /// a rule that keeps its name (see [`Rewrites::keep_counts_of`]).
+    applied: Arc<AtomicU64>,
+}
+
+/// The flag after a replacement, nginx's words for what the rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// A 302 to the replacement.
+    Redirect,
+    /// A 301 to the replacement.
+    Permanent,
+    /// The request goes on with the new target (the default). nginx's
+    /// `last` and `break` differ in whether its `location`s are searched
+    /// again, which routes always are here: both are taken for nginx's
+    /// configurations.
+    Last,
+    Break,
+}
+
+impl Flag {
+    const ALL: [(&'static str, Flag); 4] = [
+        ("redirect", Flag::Redirect),
+        ("permanent", Flag::Permanent),
+        ("last", Flag::Last),
+        ("break", Flag::Break),
+    ];
+
+    fn parse(word: &str) -> Result<Flag, String> {
+        (Flag::ALL.iter())
+            .find(|(name, _)| *name == word)
+            .map(|&(_, flag)| flag)
+            .ok_or_else(|| {
+                format!(
+                    "unknown flag `{}`: a rule's flag is `redirect` (302), `permanent` (301), \
+                     or `last` or `break` (sent on with the new path, as without a flag)",
+                    word.escape_debug()
+                )
+            })
+    }
+
+    fn name(self) -> &'static str {
+        (Flag::ALL.iter())
+            .find(|(_, flag)| *flag == self)
+            .map_or("", |(name, _)| name)
+    }
+}
+
+/// A replacement, read: text and the groups to put between it, and what
+/// becomes of the client's query.
+#[derive(Clone, Debug)]
+struct Replacement {
+    pieces: Vec<Piece>,
+    query: Query,
+    /// Some piece is a group: the match's groups are taken (else a match
+    /// alone decides, which costs less).
+    groups: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Text(Box<str>),
+    /// `$N`: what group N matched, or nothing when it took no part.
+    Group(usize),
+}
+
+/// What becomes of the client's query, as nginx decides it from the
+/// replacement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Query {
+    /// No `?` in the replacement: the client's query follows the new
+    /// path, as it came.
+    Kept,
+    /// `?args`: the replacement's arguments first, then `&` and the
+    /// client's query.
+    After,
+    /// A replacement that ends with `?` (its `?` not written): the
+    /// client's query is dropped.
+    Dropped,
+}
+
+/// What a rule made of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rewritten {
+    /// The request goes on with this target (path and query), which
+    /// starts with `/`.
+    Internal(String),
+    /// The request is answered `status` with a `Location` of `location`.
+    Redirect { status: u16, location: String },
+}
+
+/// A rule that matched but made nothing a request can go on with (a
+/// target that does not start with `/`, too long, or with a character a
+/// target cannot hold): the request is answered 500.
+#[derive(Debug, thiserror::Error)]
+#[error("rewrite.{rule}: made `{made}` of `{path}`: {why}")]
+pub struct Unusable {
+    pub rule: Arc<str>,
+    /// What it made, cut to a length a log line takes.
+    made: String,
+    path: String,
+    why: &'static str,
+}
+
+/// What of a made target or path an [`Unusable`] shows.
+const SHOWN: usize = 256;
+
+/// `text`, cut to [`SHOWN`] bytes at a character's boundary.
+fn shown(text: &str) -> String {
+    let cut = (0..=SHOWN.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    match cut < text.len() {
+        true => format!("{}...", &text[..cut]),
+        false => text.to_string(),
+    }
+}
+
+/// A rule's name: letters, digits, `-` and `_`, as a pool's.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = (1..=MAX_NAME_LEN).contains(&name.len())
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match valid {
+        true => Ok(()),
+        false => Err(format!(
+            "`rewrite.{}`: a rule's name is 1 to {MAX_NAME_LEN} letters, digits, `-` or `_` \
+             (e.g. `rewrite.old-blog = ^/blog/(.*)$ /articles/$1 permanent`)",
+            name.escape_debug()
+        )),
+    }
+}
+
+impl Rule {
+    /// The rule `name` (checked by [`check_name`]) of a `rewrite.<name>`
+    /// key whose value is `value`: `<pattern> <replacement> [<flag>]`,
+    /// split at whitespace (neither holds any).
+    pub fn parse(name: &str, value: &str) -> Result<Rule, String> {
+        check_name(name)?;
+        let mut words = value.split_whitespace();
+        let (Some(pattern), Some(written)) = (words.next(), words.next()) else {
+            return Err("a rule is `<pattern> <replacement> [<flag>]`, e.g. \
+                 `^/blog/(.*)$ /articles/$1 permanent`"
+                .into());
+        };
+        let flag = words.next().map(Flag::parse).transpose()?;
+        if let Some(more) = words.next() {
+            return Err(format!(
+                "`{}` after the flag: a rule is `<pattern> <replacement> [<flag>]`, split at \
+                 spaces, so neither holds one (`\\s` or `\\x20` in a pattern, `%20` in a \
+                 replacement)",
+                more.escape_debug()
+            ));
+        }
+        let regex = compile(pattern)?;
+        // Group 0 is the whole match; `$1` is the first in parentheses.
+        let groups = regex.captures_len() - 1;
+        let replacement = Replacement::parse(written, groups)?;
+        let url = is_url(written);
+        if let Some(Piece::Text(text)) = replacement.pieces.first().filter(|_| url) {
+            let authority = text.split_once("://").map_or("", |(_, rest)| rest);
+            if authority.is_empty() || authority.starts_with(['/', '?']) {
+                return Err(format!(
+                    "the URL `{written}` names no host (write it before any `$N`): the host \
+                     would come from the request's path"
+                ));
+            }
+        }
+        let redirect = match flag {
+            Some(Flag::Permanent) => Some(301),
+            Some(Flag::Redirect) => Some(302),
+            // nginx: a replacement with a scheme redirects, whatever else
+            // the flag says.
+            _ if url => Some(302),
+            _ => None,
+        };
+        // What the request goes on with, or a redirect's path, starts
+        // with `/`: a replacement that cannot is refused here; one whose
+        // first group may not is checked at each use.
+        let starts_right = match replacement.pieces.first() {
+            Some(Piece::Text(text)) => text.starts_with('/') || url,
+            Some(Piece::Group(_)) => true,
+            None => false,
+        };
+        if !starts_right {
+            return Err(format!(
+                "the replacement `{written}` must start with `/` (a path), `$N` (a group that \
+                 holds one), or, to redirect, `http://` or `https://`"
+            ));
+        }
+        Ok(Rule {
+            name: name.into(),
+            regex,
+            replacement,
+            written: written.into(),
+            flag,
+            redirect,
+            applied: Arc::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pattern(&self) -> &str {
+        self.regex.as_str()
+    }
+
+    pub fn replacement(&self) -> &str {
+        &self.written
+    }
+
+    pub fn flag(&self) -> Option<&'static str> {
+        self.flag.map(Flag::name)
+    }
+
+    /// The status of the redirect the rule answers with; `None`: the
+    /// request goes on with the new target.
+    pub fn redirect(&self) -> Option<u16> {
+        self.redirect
+    }
+
+    /// How many requests the rule applied to.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// What the rule makes of `path` (as routes read it, matched by the
+    /// pattern) and the client's `query` (none: no `?`).
+    fn rewrite(&self, path: &str, query: Option<&str>) -> Result<Rewritten, Unusable> {
+        let replacement = &self.replacement;
+        let captures = match replacement.groups {
+            true => self.regex.captures(path),
+            false => None,
+        };
+        let mut made = String::with_capacity(path.len() + 32);
+        for piece in &replacement.pieces {
+            match piece {
+                Piece::Text(text) => made.push_str(text),
+                Piece::Group(n) => {
+                    let group = captures.as_ref().and_then(|c| c.get(*n));
+                    made.push_str(group.map_or("", |m| m.as_str()));
+                }
+            }
+        }
+        // `?` and nothing after it stands for no query, as a client's.
+        match (replacement.query, query.filter(|q| !q.is_empty())) {
+            (Query::Kept, Some(query)) => {
+                made.push('?');
+                made.push_str(query);
+            }
+            (Query::After, Some(query)) => {
+                made.push('&');
+                made.push_str(query);
+            }
+            _ => {}
+        }
+        let unusable = |why| Unusable {
+            rule: self.name.clone(),
+            made: shown(&made),
+            path: shown(path),
+            why,
+        };
+        if made.len() > MAX_TARGET_LEN {
+            return Err(unusable("longer than 8 KiB"));
+        }
+        if check_target_bytes(made.as_bytes()).is_err() {
+            return Err(unusable(
+                "a character a target cannot hold (a space, a control, `#`, non-ASCII)",
+            ));
+        }
+        let Some(status) = self.redirect else {
+            if !made.starts_with('/') {
+                return Err(unusable("a path starts with `/`"));
+            }
+            // As a client's path with one would be refused (400): what
+            // backends make of it is not what routes matched.
+            let made_path = made.split('?').next().unwrap_or_default();
+            if is_ambiguous(made_path) {
+                return Err(unusable(
+                    "a `.` or `..` segment, which backends read in different ways",
+                ));
+            }
+            return Ok(Rewritten::Internal(made));
+        };
+        // `//evil.example` (or `/\`) is another site to a browser, where
+        // the replacement said a path on this one.
+        let path_here = made.starts_with('/') && !made.starts_with("//");
+        if !is_url(&made) && !path_here {
+            return Err(unusable(
+                "a redirect goes to a path that starts with one `/`, or to a URL",
+            ));
+        }
+        Ok(Rewritten::Redirect {
+            status,
+            location: made,
+        })
+    }
+}
+
+impl fmt::Display for Rule {
+    /// What the rule does, for `check`: `^/blog/(.*)$ -> /articles/$1
+    /// permanent: redirect 301, ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.pattern(), self.written)?;
+        if let Some(flag) = self.flag {
+            write!(f, " {}", flag.name())?;
+        }
+        f.write_str(": ")?;
+        match self.redirect {
+            Some(status) => write!(f, "redirect {status}")?,
+            None => f.write_str("sent on with the new path")?,
+        }
+        f.write_str(match self.replacement.query {
+            Query::Kept => ", the client's query kept",
+            Query::After => ", the client's query after its own",
+            Query::Dropped => ", the client's query dropped",
+        })
+    }
+}
+
+/// Whether `text` begins with a scheme a redirect may name.
+fn is_url(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
+}
+
+/// `pattern`, compiled within the bounds a `Purge-Regex` has.
+fn compile(pattern: &str) -> Result<Regex, String> {
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err(format!(
+            "the pattern is longer than {MAX_PATTERN_LEN} bytes ({})",
+            pattern.len()
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(MAX_PATTERN_SIZE)
+        .build()
+        .map_err(|e| format!("the pattern `{pattern}` does not compile: {}", one_line(&e)))
+}
+
+/// The regex engine's message on one line: a syntax error is written on
+/// several (the pattern, a line of `^` under the part at fault, then
+/// `error: ...`), which a configuration error cannot be.
+fn one_line(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    // regex-syntax indents the pattern and its carets by four spaces.
+    let spans = |pattern: &str, carets: &str| -> Option<String> {
+        let (pattern, carets) = (pattern.strip_prefix("    ")?, carets.strip_prefix("    ")?);
+        let start = carets.find('^')?;
+        let len = carets[start..]
+            .find(|c| c != '^')
+            .unwrap_or(carets.len() - start);
+        let at: String = pattern.chars().skip(start).take(len).collect();
+        Some(format!("at `{at}`, character {}", start + 1))
+    };
+    match lines.as_slice() {
+        [_, pattern, carets, why] => {
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            match spans(pattern, carets) {
+                Some(at) => format!("{why} ({at})"),
+                None => why.to_string(),
+            }
+        }
+        _ => (lines.iter().map(|l| l.trim()))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+impl Replacement {
+    /// `written`, for a pattern with `groups` groups.
+    fn parse(written: &str, groups: usize) -> Result<Replacement, String> {
+        // A `\` is a `/` to browsers and some servers: refused in paths
+        // (see `is_ambiguous`).
+        let refused = |c: &char| !c.is_ascii_graphic() || matches!(c, '#' | '\\');
+        if let Some(c) = written.chars().find(refused) {
+            return Err(format!(
+                "the replacement `{}` holds `{}`: it is visible ASCII, without space, `#` or \
+                 `\\` (write `%23` for a `#`)",
+                written.escape_debug(),
+                c.escape_debug()
+            ));
+        }
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut chars = written.chars();
+        while let Some(c) = chars.next() {
+            if c != '$' {
+                text.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('$') => text.push('$'),
+                Some(d @ '1'..='9') => {
+                    let n = usize::from(d as u8 - b'0');
+                    if n > groups {
+                        return Err(format!(
+                            "the replacement `{written}` names `${n}`, but the pattern has {}",
+                            match groups {
+                                0 => "no group (parentheses)".to_string(),
+                                1 => "one group".to_string(),
+                                n => format!("{n} groups"),
+                            }
+                        ));
+                    }
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut text).into()));
+                    }
+                    pieces.push(Piece::Group(n));
+                }
+                _ => {
+                    return Err(format!(
+                        "the replacement `{written}` has a `$` that is no `$1` to `${MAX_GROUP}`: \
+                         `$$` writes a dollar"
+                    ))
+                }
+            }
+        }
+        // nginx: a `?` at the very end drops the client's query, and is
+        // not written; one before arguments puts them first.
+        let query = match text.strip_suffix('?') {
+            Some(before) => {
+                text.truncate(before.len());
+                Query::Dropped
+            }
+            None if written.contains('?') => Query::After,
+            None => Query::Kept,
+        };
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text.into()));
+        }
+        let has_groups = pieces.iter().any(|p| matches!(p, Piece::Group(_)));
+        Ok(Replacement {
+            pieces,
+            query,
+            groups: has_groups,
+        })
+    }
+}
+
+impl Rewrites {
+    /// The rules, in the order they are tried (as written). More than
+    /// [`MAX_REWRITES`] are refused by the configuration, where it can say
+    /// where.
+    pub fn new(rules: Vec<Rule>) -> Rewrites {
+        Rewrites { rules }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+
+    /// What the first rule whose pattern matches the path of `target` (a
+    /// request's path and query, origin-form) makes of it, counted;
+    /// `Ok(None)` when none matches, or for a target that is no path
+    /// (`*`) or one that routes refuse as ambiguous (see
+    /// [`is_ambiguous`]): such a request goes on as it came.
+    pub fn apply(&self, target: &str) -> Result<Option<Rewritten>, Unusable> {
+        if self.rules.is_empty() || !target.starts_with('/') {
+            return Ok(None);
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        if is_ambiguous(path) {
+            return Ok(None);
+        }
+        let path = routing_path(path);
+        let Some(rule) = self.rules.iter().find(|r| r.regex.is_match(&path)) else {
+            return Ok(None);
+        };
+        let rewritten = rule.rewrite(&path, query)?;
+        rule.applied.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(rewritten))
+    }
+
+    /// Takes the counts of `running`'s rules of the same names, for a
+    /// reload: a rule's `/metrics` count goes on, as a pool's does. Only
+    /// for rules not in use yet (counted by no request).
+    pub fn keep_counts_of(&mut self, running: &Rewrites) {
+        for rule in &mut self.rules {
+            if let Some(old) = running.rules.iter().find(|r| r.name == rule.name) {
+                rule.applied = old.applied.clone();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(specs: &[(&str, &str)]) -> Rewrites {
+        Rewrites::new(
+            (specs.iter())
+                .map(|(name, value)| Rule::parse(name, value).unwrap())
+                .collect(),
+        )
+    }
+
+    /// What one rule, `value`, makes of `target`.
+    fn made(value: &str, target: &str) -> Option<Rewritten> {
+        rules(&[("r", value)]).apply(target).unwrap()
+    }
+
+    fn internal(target: &str) -> Option<Rewritten> {
+        Some(Rewritten::Internal(target.to_string()))
+    }
+
+    fn redirect(status: u16, location: &str) -> Option<Rewritten> {
+        Some(Rewritten::Redirect {
+            status,
+            location: location.to_string(),
+        })
+    }
+
+    #[track_caller]
+    fn refused(name: &str, value: &str) -> String {
+        Rule::parse(name, value).unwrap_err()
+    }
+
+    #[test]
+    fn groups_are_put_in_place_and_a_dollar_is_written_twice() {
+        let rule = "^/blog/(\\d+)/([a-z-]+)$ /articles/$2/$1";
+        assert_eq!(made(rule, "/blog/42/hello"), internal("/articles/hello/42"));
+        assert_eq!(made(rule, "/blog/x/hello"), None);
+        assert_eq!(
+            made("^/price/(.*)$ /cost/$$/$1$$", "/price/9"),
+            internal("/cost/$/9$")
+        );
+        // `$10` is `$1` and a `0`, as nginx reads it.
+        assert_eq!(made("^/(a)$ /$10", "/a"), internal("/a0"));
+    }
+
+    #[test]
+    fn a_group_that_took_no_part_is_empty() {
+        let rule = "^/(en/)?docs/(.*)$ /docs/$2?lang=$1";
+        assert_eq!(made(rule, "/docs/x"), internal("/docs/x?lang="));
+        assert_eq!(made(rule, "/en/docs/x"), internal("/docs/x?lang=en/"));
+    }
+
+    #[test]
+    fn the_query_is_kept_put_after_the_rule_s_own_or_dropped_as_nginx_does() {
+        // No `?`: the client's query follows, when there is one.
+        let kept = "^/old/(.*)$ /new/$1";
+        assert_eq!(made(kept, "/old/a?x=1&y=2"), internal("/new/a?x=1&y=2"));
+        assert_eq!(made(kept, "/old/a"), internal("/new/a"));
+        assert_eq!(made(kept, "/old/a?"), internal("/new/a"));
+        // `?args`: the rule's first, then the client's.
+        let after = "^/item/(\\d+)$ /show?id=$1";
+        assert_eq!(
+            made(after, "/item/7?ref=mail"),
+            internal("/show?id=7&ref=mail")
+        );
+        assert_eq!(made(after, "/item/7"), internal("/show?id=7"));
+        // A `?` at the end drops the client's query, and is not written.
+        let dropped = "^/tracked/(.*)$ /clean/$1?";
+        assert_eq!(made(dropped, "/tracked/a?utm=x"), internal("/clean/a"));
+        assert_eq!(made(dropped, "/tracked/a"), internal("/clean/a"));
+        // The query is never matched.
+        assert_eq!(made("^/a$ /b", "/a?c"), internal("/b?c"));
+        assert_eq!(made("c$ /b", "/a?c"), None);
+    }
+
+    #[test]
+    fn a_url_redirects_302_and_flags_say_which_redirect() {
+        assert_eq!(
+            made("^/go/(.*)$ https://example.com/$1", "/go/x?q=1"),
+            redirect(302, "https://example.com/x?q=1")
+        );
+        // With a flag that says to go on: nginx redirects all the same.
+        assert_eq!(
+            made("^/go/(.*)$ http://example.com/$1? last", "/go/x?q=1"),
+            redirect(302, "http://example.com/x")
+        );
+        assert_eq!(
+            made("^/old/(.*)$ /new/$1 permanent", "/old/a?b"),
+            redirect(301, "/new/a?b")
+        );
+        assert_eq!(
+            made("^/old/(.*)$ /new/$1 redirect", "/old/a"),
+            redirect(302, "/new/a")
+        );
+        for flag in ["last", "break"] {
+            assert_eq!(
+                made(&format!("^/a/(.*)$ /b/$1 {flag}"), "/a/c"),
+                internal("/b/c")
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_rule_that_matches_applies_and_no_other_after_it() {
+        let r = rules(&[
+            ("specific", "^/a/b$ /one"),
+            ("general", "^/a/ /two"),
+            ("chained", "^/one$ /three"),
+        ]);
+        assert_eq!(r.apply("/a/b").unwrap(), internal("/one"));
+        assert_eq!(r.apply("/a/c").unwrap(), internal("/two"));
+        assert_eq!(r.apply("/one").unwrap(), internal("/three"));
+        assert_eq!(r.apply("/z").unwrap(), None);
+        let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
+        assert_eq!(counts, [1, 1, 1]);
+    }
+
+    #[test]
+    fn the_path_is_matched_as_routes_read_it() {
+        assert_eq!(made("^/api/x$ /v2/x", "/%61pi//x"), internal("/v2/x"));
+        assert_eq!(made("^/api/(.*)$ /$1", "//api/%7Euser"), internal("/~user"));
+        // An escaped `/` stays one: part of a segment.
+        assert_eq!(made("^/a/b$ /c", "/a%2Fb"), None);
+        // What routes refuse is not rewritten: it is answered 400.
+        assert_eq!(made("^/api/ /x", "/x/../api/"), None);
+        assert_eq!(made("^/api/ /x", "/api/%2e%2e/y"), None);
+        // Nor is a target that is no path.
+        assert_eq!(made(". /x", "*"), None);
+    }
+
+    #[test]
+    fn a_made_target_that_is_not_a_path_is_refused_at_its_use() {
+        let r = rules(&[("from-group", "^/(.*)$ $1")]);
+        let e = r.apply("/x/y").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rewrite.from-group: made `x/y` of `/x/y`: a path starts with `/`"
+        );
+        assert_eq!(r.apply("/").unwrap_err().made, "");
+        let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
+        assert_eq!(counts, [0]);
+        // `//host` would be another site to a browser.
+        let e = made_err("^(/.*)$ /$1 redirect", "/evil.example");
+        assert!(e.contains("made `//evil.example`"), "{e}");
+        let e = made_err("^/(.)x(.)$ /$1$2/y", "/.x.");
+        assert!(
+            e.contains("made `/../y`") && e.contains("`..` segment"),
+            "{e}"
+        );
+        let long = format!("/{}", "a".repeat(5000));
+        let e = made_err("^/(.*)$ /$1/$1", &long);
+        assert!(e.contains("longer than 8 KiB"), "{e}");
+        assert!(e.len() < 1000, "{e}");
+    }
+
+    fn made_err(value: &str, target: &str) -> String {
+        rules(&[("r", value)])
+            .apply(target)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_rule_that_cannot_be_read_is_refused_saying_why() {
+        for (name, value, says) in [
+            ("", "^/a /b", "a rule's name is 1 to 64"),
+            ("a.b", "^/a /b", "`rewrite.a.b`: a rule's name"),
+            (&"n".repeat(65), "^/a /b", "a rule's name"),
+            ("r", "", "a rule is `<pattern> <replacement> [<flag>]`"),
+            ("r", "^/a", "a rule is `<pattern> <replacement> [<flag>]`"),
+            ("r", "^/a /b permanently", "unknown flag `permanently`"),
+            ("r", "^/a /b last", ""),
+            ("r", "^/a /b last x", "`x` after the flag"),
+            (
+                "r",
+                "(abc /b",
+                "the pattern `(abc` does not compile: unclosed group (at `(`, character 1)",
+            ),
+            (
+                "r",
+                "[z-a] /b",
+                "invalid character class range, the start must be <= the end (at `z-a`, character 2)",
+            ),
+            ("r", "(\\w{100}){100} /b", "exceeds size limit"),
+            ("r", "^/(a)(b)$ /$3", "names `$3`, but the pattern has 2 groups"),
+            ("r", "^/(a)$ /$7", "names `$7`, but the pattern has one group"),
+            ("r", "^/a$ /$1", "names `$1`, but the pattern has no group"),
+            ("r", "^/(a)$ /$x", "a `$` that is no `$1` to `$9`: `$$` writes a dollar"),
+            ("r", "^/(a)$ /$0", "a `$` that is no `$1` to `$9`"),
+            ("r", "^/(a)$ /${1}", "a `$` that is no `$1` to `$9`"),
+            ("r", "^/(a)$ /a$", "a `$` that is no `$1`"),
+            ("r", "^/a$ /é", "it is visible ASCII"),
+            ("r", "^/a$ /\\evil.example", "without space, `#` or `\\`"),
+            ("r", "^/a$ new/path", "must start with `/`"),
+            ("r", "^/a$ ?x=1", "must start with `/`"),
+            ("r", "^/a$ https:///x", "names no host"),
+            ("r", "^/(.*)$ https://$1", "names no host"),
+        ] {
+            match Rule::parse(name, value) {
+                Ok(_) if says.is_empty() => {}
+                Ok(_) => panic!("{name} = {value}: taken"),
+                Err(e) => assert!(e.contains(says), "{name} = {value}: {e}"),
+            }
+        }
+        let long = format!("^/{} /b", "a".repeat(MAX_PATTERN_LEN));
+        assert!(refused("r", &long).contains("longer than 1024 bytes"));
+        // A host from a group is refused: the group may hold
+        // `evil.example/`.
+        assert!(Rule::parse("r", "^/u/([a-z]+)$ https://$1.example.com/").is_err());
+        assert!(Rule::parse("r", "^/u/([a-z]+)$ https://u.example.com/$1").is_ok());
+    }
+
+    #[test]
+    fn check_says_what_each_rule_does() {
+        let r = rules(&[
+            ("a", "^/old/(.*)$ /new/$1 permanent"),
+            ("b", "^/x$ /y?z=1"),
+            ("c", "^/t/(.*)$ /$1? break"),
+        ]);
+        let shown: Vec<String> = r.iter().map(Rule::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "^/old/(.*)$ -> /new/$1 permanent: redirect 301, the client's query kept",
+                "^/x$ -> /y?z=1: sent on with the new path, the client's query after its own",
+                "^/t/(.*)$ -> /$1? break: sent on with the new path, the client's query dropped",
+            ]
+        );
+        assert_eq!(
+            r.iter().map(Rule::flag).collect::<Vec<_>>(),
+            [Some("permanent"), None, Some("break")]
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counts_of_rules_that_keep_their_names() {
+        let old = rules(&[("a", "^/a /x"), ("b", "^/b /x")]);
+        old.apply("/a").unwrap();
+        old.apply("/b").unwrap();
+        old.apply("/b").unwrap();
+        let mut new = rules(&[("b", "^/bb /y"), ("c", "^/c /y")]);
+        new.keep_counts_of(&old);
+        let counts: Vec<u64> = new.iter().map(Rule::applied).collect();
+        assert_eq!(counts, [2, 0]);
+        new.apply("/bb").unwrap();
+        assert_eq!(old.iter().nth(1).unwrap().applied(), 3);
+    }
+}
