@@ -1318,7 +1318,9 @@ impl Control {
     /// Puts `next` in force as the generation after `old` (the one in
     /// force; the caller holds `installing`): targets that stay keep
     /// their health and counters, and their idle connections with
-    /// `keep_idle` (see [`Upstreams::keep_state_of`]).
+    /// `keep_idle` (see [`Upstreams::keep_state_of`]), which is given for
+    /// `old`'s own settings with new addresses: then the sign-in answers
+    /// kept are too.
     fn install(&self, old: &Shared, mut next: Config, keep_idle: bool) {
         // Rules that keep their names keep their counts (rules shared
         // with the running configuration, as after a new lookup of
@@ -1332,7 +1334,10 @@ impl Control {
             limiters: limiters_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
             gzip: next.pool_configs().map(Gzip::of).collect(),
-            auth_answers: Default::default(),
+            auth_answers: match keep_idle {
+                true => old.auth_answers.clone(),
+                false => Default::default(),
+            },
             config: next,
             pools,
             log: self.inner.log.clone(),

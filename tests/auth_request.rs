@@ -1002,3 +1002,33 @@ fn without_auth_request_cache_every_request_is_asked() {
     assert_eq!(questions(&gate).len(), 3);
     assert_eq!(app.requests(), 3);
 }
+
+#[test]
+fn kept_yeses_outlive_new_addresses_of_targets_but_not_a_reload() {
+    let (app, app2) = (Backend::echo("app"), Backend::echo("app2"));
+    let gate = judging_gateway();
+    let text = guarded(app.addr, gate.addr, "auth_request_cache = 1m\n");
+    let configure = from_file(&text);
+    let proxy = start_proxy(&[], |c| {
+        configure(c);
+        c.targets[0].name = "app.internal:80".into();
+    });
+    let mut client = proxy.connect();
+    let ann = [("Cookie", "user=ann")];
+    for _ in 0..2 {
+        assert_eq!(client.get_with("/a", &ann).status, 200);
+    }
+    assert_eq!(questions(&gate).len(), 1);
+    // `resolve_interval` finds the target's name at another address.
+    let moved = app2.addr;
+    let resolve = move |_: &str| Ok::<_, std::io::Error>(vec![moved]);
+    assert_eq!(proxy.handle().control().re_resolve(&resolve), 1);
+    let r = client.get_with("/a", &ann);
+    assert_eq!((r.status, app2.requests()), (200, 1));
+    assert_eq!(questions(&gate).len(), 1, "the same configuration: kept");
+    // A reload may change the services: they are asked anew.
+    let configure = from_file(&text);
+    proxy.reload(&[], configure);
+    assert_eq!(proxy.connect().get_with("/a", &ann).status, 200);
+    assert_eq!(questions(&gate).len(), 2, "asked again after a reload");
+}

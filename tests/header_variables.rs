@@ -1258,3 +1258,33 @@ fn a_response_field_cannot_name_the_size_of_a_body_not_yet_sent() {
     assert!(e.contains("proxy.conf:2: response_header.X-Size"), "{e}");
     assert!(e.contains("only once the body has been sent"), "{e}");
 }
+
+#[test]
+fn an_intercepted_error_page_names_the_backend_and_the_cache_as_its_answer_would() {
+    let backend = Backend::start("app", |_, out| {
+        respond(out, 503, &[], b"down");
+        Action::KeepAlive
+    });
+    let pages = tempfile::tempdir().unwrap();
+    std::fs::write(pages.path().join("503.html"), "<h1>busy</h1>").unwrap();
+    let text = format!(
+        "targets = {}\nerror_pages = {}\nintercept_errors = true\n\
+         response_header.X-Answer = [$upstream_cache_status] [$upstream_addr] $status\n",
+        backend.addr,
+        pages.path().display()
+    );
+    let configure = from_file(&text);
+    let proxy = start_proxy(&[], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let r = proxy.connect().get("/x");
+    assert_eq!((r.status, r.body_str().as_str()), (503, "<h1>busy</h1>"));
+    let expected = format!("[MISS] [{}] 503", backend.addr);
+    assert_eq!(
+        r.header("x-answer"),
+        Some(expected.as_str()),
+        "{}",
+        r.head.raw
+    );
+}

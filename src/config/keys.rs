@@ -770,8 +770,9 @@ pub const KEYS: &[Key] = &[
         name: "auth_request_cache",
         default: "0",
         help: "how long a 2xx of the auth_request pool is taken again for the same question (the \
-               same client address, method, URL and fields: its cookies and credentials), unasked; \
-               a session revoked meanwhile still passes that long; 0 = asked every time",
+               same pool, client address, scheme, method, URL and fields: its cookies and \
+               credentials), unasked; a session revoked meanwhile still passes that long; 0 = \
+               asked every time",
         apply: |c, v| parse_duration(v).map(|d| c.auth_request_cache = d),
     },
     Key {

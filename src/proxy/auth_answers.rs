@@ -11,29 +11,40 @@
 //! service judges). Which fields a service reads is its own business, so
 //! none is left out of the key: a question that differs in any field is
 //! asked. Only yeses are kept, and not those that set a cookie (a session
-//! the service refreshes) or that say not to be stored.
+//! the service refreshes) or that say not to be stored. Questions are
+//! kept by their SHA-256: a client can neither make its question pass for
+//! another's nor, by asking large ones, take more memory.
 
 use crate::http::{Headers, RequestHead};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use ring::digest::{Context, SHA256};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Most answers kept: a memory bound, whatever clients send. Past it,
-/// expired ones are dropped; if none has, the new one is not kept.
+/// the oldest kept goes (asked again when it comes back).
 const MAX_ANSWERS: usize = 10_000;
 
-/// The longest question kept (its key is the whole question): one
-/// larger is always asked.
-const MAX_QUESTION: usize = 16 * 1024;
+/// A question's key: its SHA-256, so that a large question costs no more
+/// memory than a small one, and no question can be made to pass for
+/// another.
+pub type Key = [u8; 32];
 
 /// The answers of one configuration's services: a reload starts anew.
 #[derive(Default)]
 pub struct AuthAnswers {
-    kept: Mutex<HashMap<Box<[u8]>, Kept>>,
+    kept: Mutex<Kept>,
 }
 
+#[derive(Default)]
 struct Kept {
+    answers: HashMap<Key, Answer>,
+    /// The keys of `answers`, oldest first: the first to go past the bound.
+    order: VecDeque<Key>,
+}
+
+struct Answer {
     until: Instant,
     /// The fields of the answer `auth_request_headers` names.
     fields: Headers,
@@ -41,62 +52,60 @@ struct Kept {
 
 impl AuthAnswers {
     /// The fields the yes to `key` gave, if one is kept and fresh at `now`.
-    pub fn get(&self, key: &[u8], now: Instant) -> Option<Headers> {
+    pub fn get(&self, key: &Key, now: Instant) -> Option<Headers> {
         let kept = self.kept.lock();
-        let answer = kept.get(key).filter(|k| k.until > now)?;
+        let answer = kept.answers.get(key).filter(|a| a.until > now)?;
         Some(answer.fields.clone())
     }
 
     /// Keeps the yes to `key` (its named `fields`) until `until`.
-    pub fn put(&self, key: Box<[u8]>, until: Instant, fields: Headers, now: Instant) {
+    pub fn put(&self, key: Key, until: Instant, fields: Headers) {
         let mut kept = self.kept.lock();
-        if kept.len() >= MAX_ANSWERS && !kept.contains_key(&key) {
-            kept.retain(|_, k| k.until > now);
-            if kept.len() >= MAX_ANSWERS {
-                return;
+        let answer = Answer { until, fields };
+        // One kept before (expired, or it would not have been asked)
+        // keeps its place.
+        if let Some(old) = kept.answers.get_mut(&key) {
+            *old = answer;
+            return;
+        }
+        if kept.answers.len() >= MAX_ANSWERS {
+            if let Some(oldest) = kept.order.pop_front() {
+                kept.answers.remove(&oldest);
             }
         }
-        kept.insert(key, Kept { until, fields });
+        kept.answers.insert(key, answer);
+        kept.order.push_back(key);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.kept.lock().len()
+        let kept = self.kept.lock();
+        assert_eq!(kept.answers.len(), kept.order.len());
+        kept.answers.len()
     }
 }
 
 /// The key of `question`, asked for a request of the pool at `pool` by
-/// `client` over `scheme`; `None` when it is too large to keep.
-pub fn key(pool: usize, client: IpAddr, scheme: &str, question: &RequestHead) -> Option<Box<[u8]>> {
-    let mut key = Vec::with_capacity(256);
-    key.extend_from_slice(&pool.to_le_bytes());
-    for part in [
-        scheme.as_bytes(),
-        b"\n",
-        client.to_string().as_bytes(),
-        b"\n",
-        question.method.as_bytes(),
-        b" ",
-        question.target.as_bytes(),
-        b"\n",
-    ] {
-        key.extend_from_slice(part);
-    }
+/// `client` over `scheme`.
+pub fn key(pool: usize, client: IpAddr, scheme: &str, question: &RequestHead) -> Key {
+    let mut digest = Context::new(&SHA256);
+    // Lengths first: no part can pass for a boundary between two.
+    let mut part = |bytes: &[u8]| {
+        digest.update(&(bytes.len() as u64).to_le_bytes());
+        digest.update(bytes);
+    };
+    part(&pool.to_le_bytes());
+    part(scheme.as_bytes());
+    part(client.to_string().as_bytes());
+    part(question.method.as_bytes());
+    part(question.target.as_bytes());
     for (name, value) in question.headers.iter() {
-        // Lengths first: no value can pass for a field boundary.
-        for part in [
-            &(name.len() as u32).to_le_bytes()[..],
-            &(value.len() as u32).to_le_bytes(),
-            name.as_bytes(),
-            value,
-        ] {
-            key.extend_from_slice(part);
-        }
-        if key.len() > MAX_QUESTION {
-            return None;
-        }
+        part(name.as_bytes());
+        part(value);
     }
-    Some(key.into_boxed_slice())
+    let mut key = [0; 32];
+    key.copy_from_slice(digest.finish().as_ref());
+    key
 }
 
 /// How long a yes with these fields may be kept, at most `longest`: not
@@ -146,26 +155,25 @@ mod tests {
     fn a_question_differing_in_anything_has_another_key() {
         let ip: IpAddr = [192, 0, 2, 1].into();
         let base = question(&[("Cookie", "s=1"), ("X-Original-URI", "/a")]);
-        let k = |pool, ip, scheme, q: &RequestHead| key(pool, ip, scheme, q).unwrap();
-        let same = k(0, ip, "https", &base);
-        assert_eq!(same, k(0, ip, "https", &base.clone()));
+        let same = key(0, ip, "https", &base);
+        assert_eq!(same, key(0, ip, "https", &base.clone()));
         let others = [
-            k(1, ip, "https", &base),
-            k(0, [192, 0, 2, 2].into(), "https", &base),
-            k(0, ip, "http", &base),
-            k(
+            key(1, ip, "https", &base),
+            key(0, [192, 0, 2, 2].into(), "https", &base),
+            key(0, ip, "http", &base),
+            key(
                 0,
                 ip,
                 "https",
                 &question(&[("Cookie", "s=2"), ("X-Original-URI", "/a")]),
             ),
-            k(
+            key(
                 0,
                 ip,
                 "https",
                 &question(&[("Cookie", "s=1"), ("X-Original-URI", "/b")]),
             ),
-            k(
+            key(
                 0,
                 ip,
                 "https",
@@ -176,18 +184,22 @@ mod tests {
                 ]),
             ),
             // A value that would end a field and start another.
-            k(
+            key(
                 0,
                 ip,
                 "https",
                 &question(&[("Cookie", "s=1X-Original-URI/a")]),
             ),
+            key(
+                0,
+                ip,
+                "https",
+                &question(&[("Cookie", "s=1"), ("X-Original-URI", ""), ("", "/a")]),
+            ),
         ];
         for (i, other) in others.iter().enumerate() {
             assert_ne!(&same, other, "{i}");
         }
-        let huge = "x".repeat(MAX_QUESTION);
-        assert_eq!(key(0, ip, "https", &question(&[("Cookie", &huge)])), None);
     }
 
     #[test]
@@ -196,41 +208,38 @@ mod tests {
         let now = Instant::now();
         let mut fields = Headers::new();
         fields.push("Remote-User", "ann");
-        answers.put(
-            b"q".to_vec().into(),
-            now + Duration::from_secs(5),
-            fields,
-            now,
-        );
-        let got = answers.get(b"q", now + Duration::from_secs(4)).unwrap();
+        answers.put([1; 32], now + Duration::from_secs(5), fields);
+        let got = answers.get(&[1; 32], now + Duration::from_secs(4)).unwrap();
         assert_eq!(got.get_str("remote-user"), Some("ann"));
-        assert!(answers.get(b"q", now + Duration::from_secs(5)).is_none());
-        assert!(answers.get(b"other", now).is_none());
+        assert!(answers
+            .get(&[1; 32], now + Duration::from_secs(5))
+            .is_none());
+        assert!(answers.get(&[2; 32], now).is_none());
     }
 
     #[test]
-    fn past_the_bound_expired_answers_go_and_else_new_ones_are_not_kept() {
+    fn past_the_bound_the_oldest_answers_go() {
         let answers = AuthAnswers::default();
-        let now = Instant::now();
-        let later = now + Duration::from_secs(10);
-        for i in 0..MAX_ANSWERS {
-            let until = if i % 2 == 0 { now } else { later };
-            answers.put(i.to_le_bytes().into(), until, Headers::new(), now);
+        let later = Instant::now() + Duration::from_secs(60);
+        let key = |i: usize| {
+            let mut k = [0; 32];
+            k[..8].copy_from_slice(&i.to_le_bytes());
+            k
+        };
+        for i in 0..MAX_ANSWERS + 10 {
+            answers.put(key(i), later, Headers::new());
         }
         assert_eq!(answers.len(), MAX_ANSWERS);
-        let step = now + Duration::from_secs(1);
-        answers.put(b"new".to_vec().into(), later, Headers::new(), step);
-        assert_eq!(answers.len(), MAX_ANSWERS / 2 + 1, "the expired half went");
-        assert!(answers.get(b"new", step).is_some());
-        for i in 0..MAX_ANSWERS {
-            answers.put(
-                (i + MAX_ANSWERS).to_le_bytes().into(),
-                later,
-                Headers::new(),
-                step,
-            );
-        }
-        assert_eq!(answers.len(), MAX_ANSWERS, "none expired: the bound holds");
+        let now = Instant::now();
+        assert!(answers.get(&key(9), now).is_none(), "among the oldest");
+        assert!(answers.get(&key(10), now).is_some());
+        assert!(answers.get(&key(MAX_ANSWERS + 9), now).is_some());
+        // One put again keeps its place, and takes no other's.
+        answers.put(key(10), later, Headers::new());
+        assert_eq!(answers.len(), MAX_ANSWERS);
+        answers.put(key(MAX_ANSWERS + 10), later, Headers::new());
+        assert!(answers.get(&key(10), now).is_none());
+        assert!(answers.get(&key(11), now).is_some());
     }
 
     #[test]

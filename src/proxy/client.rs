@@ -466,6 +466,27 @@ impl Client {
         let mut extra = fields.to_vec();
         self.push_own_fields(&mut extra, status, None);
         let response = own_response(status, close, &extra, text, config);
+        self.send_response(response, head_request)
+    }
+
+    /// `send_own` in place of a backend's answer of `status` that the
+    /// cache had a part in (`cache`, its `X-Cache`): an `intercept_errors`
+    /// page, whose fields say so as the backend's would have.
+    pub(super) fn send_in_place(
+        &mut self,
+        status: u16,
+        close: bool,
+        head_request: bool,
+        mut fields: Vec<u8>,
+        cache: Option<&str>,
+        config: &Config,
+    ) -> u64 {
+        self.push_own_fields(&mut fields, status, cache);
+        let response = own_response(status, close, &fields, None, config);
+        self.send_response(response, head_request)
+    }
+
+    fn send_response(&mut self, response: super::ErrorResponse<'_>, head_request: bool) -> u64 {
         self.note_sent_head(&[response.head()]);
         response.send(self.conn.get_mut(), head_request)
     }

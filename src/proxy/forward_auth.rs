@@ -81,9 +81,8 @@ pub(super) fn ask(
     let remember = shared.pool_config(client.route).auth_request_cache;
     let pool = shared.pool_index(client.route);
     let key = (!remember.is_zero())
-        .then(|| auth_answers::key(pool, client.real_ip, client.scheme, &question))
-        .flatten();
-    if let Some(given) = (key.as_deref()).and_then(|k| shared.auth_answers.get(k, Instant::now())) {
+        .then(|| auth_answers::key(pool, client.real_ip, client.scheme, &question));
+    if let Some(given) = (key.as_ref()).and_then(|k| shared.auth_answers.get(k, Instant::now())) {
         metrics.auth_requests_cached.fetch_add(1, Ordering::Relaxed);
         for (name, value) in given.iter() {
             head.headers.push(name, value);
@@ -139,8 +138,7 @@ pub(super) fn ask(
         if let Some(key) = key {
             let keep = auth_answers::keep_for(&fetched.response.headers, remember);
             if !keep.is_zero() {
-                let now = Instant::now();
-                shared.auth_answers.put(key, now + keep, given, now);
+                (shared.auth_answers).put(key, Instant::now() + keep, given);
             }
         }
         // Its cookies (a session it refreshed) go to the client with the

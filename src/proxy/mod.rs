@@ -80,8 +80,9 @@ pub struct Shared {
     /// `targets`' first (see [`Shared::gzip`]).
     pub gzip: Vec<Option<Gzip>>,
     /// With `auth_request_cache`: the sign-in services' yeses, kept for
-    /// this generation (a reload, which may change them, starts anew).
-    pub auth_answers: AuthAnswers,
+    /// this configuration (a reload, which may change them, starts anew;
+    /// new addresses of targets' names do not).
+    pub auth_answers: Arc<AuthAnswers>,
 }
 
 impl Shared {

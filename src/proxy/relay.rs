@@ -279,7 +279,14 @@ fn intercept(client: &mut Client, fetched: Fetched<'_>, how: &Relay, shared: &Sh
     }
     discard(fetched, how.request_is_head, client);
     let config = shared.pool_config(client.route);
-    let bytes = client.send_own(status, close, how.request_is_head, &fields, None, config);
+    let bytes = client.send_in_place(
+        status,
+        close,
+        how.request_is_head,
+        fields,
+        how.x_cache,
+        config,
+    );
     Outcome {
         status,
         bytes,
