@@ -17,7 +17,7 @@
 
 use crate::cache::policy::{MAX_PATTERN_LEN, MAX_PATTERN_SIZE};
 use crate::http::head::check_target_bytes;
-use crate::routes::{is_ambiguous, routing_path};
+use crate::routes::{is_ambiguous, other_reading, routing_path};
 use regex::{Regex, RegexBuilder};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +57,12 @@ pub struct Rule {
     /// `Some(status)`: the rule answers with a redirect there; `None`: the
     /// request goes on with the new target.
     redirect: Option<u16>,
+    /// For a replacement that is a URL: its scheme and host as written
+    /// (`https://docs.example.com`), which what it makes must start with,
+    /// followed by nothing, a `/` or a `?`: a group written right after
+    /// them (`https://docs.example.com$1`) must not lengthen the host
+    /// (`/docs.evil.example`) or make it a user name (`/docs@evil.example`).
+    site: Option<Box<str>>,
     /// Requests the rule applied to, for `/metrics`; kept by a reload for
     /// a rule that keeps its name (see [`Rewrites::keep_counts_of`]).
     applied: Arc<AtomicU64>,
@@ -216,14 +222,17 @@ impl Rule {
         let groups = regex.captures_len() - 1;
         let replacement = Replacement::parse(written, groups)?;
         let url = is_url(written);
+        let mut site = None;
         if let Some(Piece::Text(text)) = replacement.pieces.first().filter(|_| url) {
-            let authority = text.split_once("://").map_or("", |(_, rest)| rest);
-            if authority.is_empty() || authority.starts_with(['/', '?']) {
+            let (scheme, rest) = text.split_once("://").unwrap_or((text, ""));
+            let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+            if authority.is_empty() || authority.ends_with('@') {
                 return Err(format!(
                     "the URL `{written}` names no host (write it before any `$N`): the host \
                      would come from the request's path"
                 ));
             }
+            site = Some(format!("{scheme}://{authority}").into_boxed_str());
         }
         let redirect = match flag {
             Some(Flag::Permanent) => Some(301),
@@ -254,6 +263,7 @@ impl Rule {
             written: written.into(),
             flag,
             redirect,
+            site,
             applied: Arc::default(),
         })
     }
@@ -301,6 +311,11 @@ impl Rule {
                     let group = captures.as_ref().and_then(|c| c.get(*n));
                     made.push_str(group.map_or("", |m| m.as_str()));
                 }
+            }
+            // Many groups of a long path would make a target of many
+            // times its length: none is built past what may be sent.
+            if made.len() > MAX_TARGET_LEN {
+                break;
             }
         }
         // `?` and nothing after it stands for no query, as a client's.
@@ -350,6 +365,15 @@ impl Rule {
             return Err(unusable(
                 "a redirect goes to a path that starts with one `/`, or to a URL",
             ));
+        }
+        if let Some(site) = &self.site {
+            let after = made.strip_prefix(&**site).map(|rest| rest.bytes().next());
+            if !matches!(after, Some(None | Some(b'/' | b'?'))) {
+                return Err(unusable(
+                    "a URL whose host a group lengthened or made a user name: the host is the \
+                     one written",
+                ));
+            }
         }
         Ok(Rewritten::Redirect {
             status,
@@ -541,6 +565,26 @@ impl Rewrites {
         Ok(Some(rewritten))
     }
 
+    /// Whether backends could read the path of `target` (origin-form) in
+    /// ways that differ on what the rules do with it, as routes refuse
+    /// (see [`is_ambiguous`]): it holds a dot segment or an escape some
+    /// backend decodes into one, as sent or as rules read it (`%25%32%65`
+    /// reads `%252e`); or a `%2F` or `;` parameter that, read as some
+    /// servers read them, would have another rule apply, or none (a rule
+    /// for `^/admin/` and `/admin%2Fusers`, `/admin;x/users`).
+    pub fn ambiguous(&self, target: &str) -> bool {
+        if self.rules.is_empty() || !target.starts_with('/') {
+            return false;
+        }
+        let path = &target[..target.find('?').unwrap_or(target.len())];
+        let read = routing_path(path);
+        if is_ambiguous(path) || is_ambiguous(&read) {
+            return true;
+        }
+        let first = |path: &str| self.rules.iter().position(|r| r.regex.is_match(path));
+        other_reading(path).is_some_and(|other| first(&other) != first(&read))
+    }
+
     /// Takes the counts of `running`'s rules of the same names, for a
     /// reload: a rule's `/metrics` count goes on, as a pool's does. Only
     /// for rules not in use yet (counted by no request).
@@ -707,6 +751,55 @@ mod tests {
         let e = made_err("^/(.*)$ /$1/$1", &long);
         assert!(e.contains("longer than 8 KiB"), "{e}");
         assert!(e.len() < 1000, "{e}");
+    }
+
+    #[test]
+    fn a_group_after_the_host_written_neither_lengthens_it_nor_makes_it_a_user() {
+        let rule = "^/docs(.*)$ https://docs.example.com$1 permanent";
+        assert_eq!(
+            made(rule, "/docs/a?x=1"),
+            redirect(301, "https://docs.example.com/a?x=1")
+        );
+        assert_eq!(
+            made(rule, "/docs"),
+            redirect(301, "https://docs.example.com")
+        );
+        for target in [
+            "/docs.evil.example/x",
+            "/docs@evil.example/x",
+            "/docs:443@evil.example",
+        ] {
+            let e = made_err(rule, target);
+            assert!(
+                e.contains("lengthened or made a user name"),
+                "{target}: {e}"
+            );
+        }
+        // A host written whole, then a group: as written.
+        assert_eq!(
+            made("^/(.*)$ https://a.example/$1", "/@evil.example"),
+            redirect(302, "https://a.example/@evil.example")
+        );
+        let e = Rule::parse("r", "^/(.*)$ https://@$1").unwrap_err();
+        assert!(e.contains("names no host"), "{e}");
+    }
+
+    #[test]
+    fn a_path_read_otherwise_where_that_changes_the_rule_is_ambiguous() {
+        let r = rules(&[("admin", "^/admin/ https://admin.example.com/")]);
+        for (target, ambiguous) in [
+            ("/admin/users", false),
+            ("/admin%2Fusers", true),
+            ("/admin;x/users", true),
+            ("/other;x/y", false),
+            ("/docs%2Fa", false),
+            ("/old/%25%32%65", true),
+            ("/x/../admin/", true),
+            ("*", false),
+        ] {
+            assert_eq!(r.ambiguous(target), ambiguous, "{target}");
+        }
+        assert!(!Rewrites::default().ambiguous("/admin%2Fusers"));
     }
 
     fn made_err(value: &str, target: &str) -> String {

@@ -804,7 +804,7 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
 /// `path` as servers that drop `;` parameters from segments and decode
 /// `%2F` read it, matched as [`routing_path`] matches; `None` when it
 /// has neither.
-fn other_reading(path: &str) -> Option<String> {
+pub fn other_reading(path: &str) -> Option<String> {
     let encoded_slash = (path.as_bytes().windows(3))
         .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'));
     if !path.contains(';') && !encoded_slash {

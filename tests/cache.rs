@@ -2842,6 +2842,88 @@ fn a_background_revalidation_for_a_client_with_cookies_keeps_the_entry_for_every
 }
 
 #[test]
+fn a_background_revalidation_for_a_client_with_cookies_that_brings_a_new_version_ends_the_entry() {
+    // The answer, refused for the client's cookies, is another version
+    // (another validator, none, or one now `no-cache`) or too large: the
+    // cache cannot tell it from that client's own page, and the old one
+    // is served no more.
+    let later: [&[(&str, &str)]; 3] = [
+        &[SWR, ("ETag", "\"v2\"")],
+        &[SWR],
+        &[("Cache-Control", "no-cache"), ("ETag", "\"v2\"")],
+    ];
+    for (i, answer) in later.into_iter().enumerate() {
+        let first = AtomicUsize::new(0);
+        let backend = origin(move |_| match first.fetch_add(1, Ordering::SeqCst) {
+            0 => (200, fields(&[SWR, ("ETag", "\"v1\"")])),
+            _ => (200, fields(answer)),
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/s");
+        expect(&get_with(&proxy, "/s", &[ANALYTICS]), 200, "STALE", "/s #1");
+        assert_eq!(backend.requests(), 2, "{i}: revalidated after");
+        let r = get(&proxy, "/s");
+        assert_eq!(
+            (r.header("x-cache"), r.body_str().as_str()),
+            (Some("MISS"), "/s #3"),
+            "{i}"
+        );
+    }
+    let first = AtomicUsize::new(0);
+    let backend = Backend::start("large", move |_, out| {
+        match first.fetch_add(1, Ordering::SeqCst) {
+            0 => respond(out, 200, &[SWR, ("ETag", "\"v1\"")], b"small"),
+            _ => respond(out, 200, &[SWR, ("ETag", "\"v1\"")], &[b'x'; 4096]),
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1024));
+    get(&proxy, "/s");
+    expect(&get_with(&proxy, "/s", &[ANALYTICS]), 200, "STALE", "small");
+    assert_eq!(backend.requests(), 2);
+    assert!(
+        cache_of(&proxy).is_empty(),
+        "too large for anyone: the entry goes"
+    );
+}
+
+#[test]
+fn a_304_that_sets_a_cookie_refreshes_no_shared_entry_with_its_fields() {
+    // Alice's 304 names her; anyone else's is plain.
+    let backend = origin(|seen| {
+        let validated = fields(&[("ETag", "\"v1\""), ("Cache-Control", "no-cache")]);
+        match (seen.head.has("if-none-match"), seen.head.has("cookie")) {
+            (true, true) => (
+                304,
+                fields(&[
+                    ("ETag", "\"v1\""),
+                    ("Cache-Control", "max-age=600"),
+                    ("Set-Cookie", "sid=alice"),
+                    ("X-User", "alice"),
+                ]),
+            ),
+            (true, false) => (304, validated),
+            (false, _) => (200, validated),
+        }
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/p"), 200, "MISS", "/p #1");
+    let alice = get_with(&proxy, "/p", &[("Cookie", "sid=alice")]);
+    assert_eq!(
+        alice.header("x-cache"),
+        Some("REVALIDATED"),
+        "{}",
+        alice.head.raw
+    );
+    let own = (alice.header("set-cookie"), alice.header("x-user"));
+    assert_eq!(own, (Some("sid=alice"), Some("alice")), "her own answer");
+    // Not made fresh for everyone by her 304, nor holding her field.
+    let r = get(&proxy, "/p");
+    assert_eq!(r.header("x-cache"), Some("REVALIDATED"), "{}", r.head.raw);
+    assert_eq!(r.header("x-user"), None, "{}", r.head.raw);
+}
+
+#[test]
 fn a_412_is_never_stored() {
     let backend = origin(|seen| {
         if seen.head.has("if-match") || seen.head.has("if-unmodified-since") {

@@ -465,3 +465,69 @@ fn rules_that_cannot_be_used_are_refused_at_their_line() {
         "proxy.conf:102: `rewrite.r100`: more than 100 rewrite rules"
     );
 }
+
+#[test]
+fn a_redirect_never_goes_to_a_host_a_group_lengthened_or_made_a_user_name() {
+    let main = Backend::echo("main");
+    let text = format!(
+        "targets = {}\nrewrite.docs = ^/docs(.*)$ https://docs.example.com$1 permanent\n",
+        main.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let (status, location, _) = get(&proxy, "/docs/a");
+    assert_eq!(
+        (status, location.as_str()),
+        (301, "https://docs.example.com/a")
+    );
+    for target in ["/docs.evil.example/", "/docs@evil.example/"] {
+        let (status, location, _) = get(&proxy, target);
+        assert_eq!((status, location.as_str()), (500, "-"), "{target}");
+    }
+    assert_eq!(main.requests(), 0);
+}
+
+#[test]
+fn a_path_some_backends_read_so_that_another_rule_or_none_applies_is_refused() {
+    let main = Backend::echo("main");
+    let text = format!(
+        "targets = {}\nrewrite.moved = ^/admin/(.*)$ https://admin.example.com/$1 permanent\n\
+         rewrite.old = ^/old/(.*)$ /new/$1\n",
+        main.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    assert_eq!(get(&proxy, "/admin/users").0, 301);
+    // As servers that decode `%2F` or drop `;` parameters read them, the
+    // rule would apply: 400, as routes answer such a path.
+    for target in ["/admin%2Fusers", "/admin;x/users", "/old/%25%32%65"] {
+        assert_eq!(get(&proxy, target).0, 400, "{target}");
+    }
+    // Read any way, no rule: as it came.
+    assert_eq!(get(&proxy, "/other;x/y").0, 200);
+    assert_eq!(paths(&main), ["/other;x/y"]);
+}
+
+#[test]
+fn the_sign_in_service_judges_the_url_the_backend_will_serve() {
+    let app = Backend::echo("app");
+    // Refuses what is under /admin/, whatever path the client wrote.
+    let gate = Backend::start("sso", |seen, out| {
+        let uri = seen.field_or("x-original-uri", "-");
+        let status = if uri.starts_with("/admin/") { 403 } else { 200 };
+        respond(out, status, &[], b"");
+        Action::KeepAlive
+    });
+    let text = format!(
+        "targets = {}\npool.sso = {}\nauth_request = sso /verify\n\
+         rewrite.legacy = ^/legacy/(.*)$ /admin/$1\n",
+        app.addr, gate.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    assert_eq!(get(&proxy, "/admin/users").0, 403);
+    assert_eq!(get(&proxy, "/legacy/users").0, 403, "judged as served");
+    assert_eq!(get(&proxy, "/public/x").0, 200);
+    assert_eq!(app.requests(), 1);
+    let asked: Vec<String> = (gate.seen().iter())
+        .map(|s| s.field_or("x-original-url", "-"))
+        .collect();
+    assert_eq!(asked[1], "http://site.test/admin/users");
+}

@@ -460,6 +460,9 @@ impl Revalidated<'_> {
     ) -> Arc<Entry> {
         let mut head = self.entry.head.clone();
         policy::refresh_from_304(&mut head, &fetched.response);
+        // Taken out of `head` above (it goes to this client alone), so
+        // looked for here: its other fields may be that user's too.
+        let sets_cookie = fetched.response.headers.contains("set-cookie");
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
         relay::finish_bodiless(fetched, client);
         let own = for_the_cache(self.request);
@@ -471,8 +474,10 @@ impl Revalidated<'_> {
         // or spellings are no reason to drop the entry for everyone.
         let everyones = judged(&neutral(&own));
         // Whether it may be stored as the answer to this client's own
-        // request, as its fields would be if the entry took them.
-        let its_own = judged(&own);
+        // request, as its fields would be if the entry took them: not
+        // when it set a cookie, unless `public` (as a 200 would not be).
+        let public = CacheControl::parse(&head.headers).public;
+        let its_own = judged(&own).filter(|_| !sets_cookie || public);
         let refreshed = |lifetime| {
             Arc::new(Entry::new(
                 self.entry.key().to_string(),
@@ -600,7 +605,8 @@ impl Refresh {
 /// holds the client connection meanwhile). A 304 refreshes the entry (see
 /// [`Revalidated::store`]); a full response replaces it if it may be
 /// stored and fits, leaves it if only the client's own fields (its
-/// cookies, say) kept the response out, and drops it otherwise; a failure
+/// cookies, say) kept out the stored response again (its validator the
+/// entry's), and drops it otherwise; a failure
 /// or a 5xx leaves it as it is, to be served stale until its window ends.
 /// Also run in the foreground, for a range of a stale entry (see
 /// [`serve_range`]).
@@ -668,7 +674,10 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     // `refused_for_its_own`).
     let settings = shared.caching(client.route).settings.clone();
     let lifetime = policy::storable(&request, &fetched.response, response_time, &settings);
-    if lifetime.is_none() && refused_for_its_own(&request, &fetched, response_time, &settings) {
+    if lifetime.is_none()
+        && refused_for_its_own(&request, &fetched, &entry, response_time, &settings)
+        && fits(&fetched, cache)
+    {
         return Refreshed::Unstorable(fetched);
     }
     match lifetime.filter(|_| fits(&fetched, cache)) {
@@ -713,23 +722,31 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     }
 }
 
-/// Whether a full response [`refresh`] got was refused only for what made
-/// its request the client's (see [`neutral`]): its cookies, or a field
-/// spelled with `_` that the response varies on. Rendered for them, it is
-/// not stored (see `policy::storable`), but it says nothing against the
-/// entry, which stays for everyone, as a 200 to that client's own request
-/// in the foreground leaves it; only a response that may not be stored
-/// whoever asks (`no-store`, `private`) ends the entry's stale window.
+/// Whether a full response [`refresh`] got for `entry` was refused only
+/// for what made its request the client's (see [`neutral`]): its cookies,
+/// or a field spelled with `_` that the response varies on. Rendered for
+/// them, it is not stored (see `policy::storable`), but when it is the
+/// stored response again (its validator the entry's: the same body), it
+/// says nothing against the entry, which stays for everyone. One with
+/// another validator, or none, may be a new version for all as well as
+/// this client's own page: the cache cannot tell, and the entry goes, so
+/// that nobody is served the old one once the origin has answered
+/// otherwise; so does it after a response that may not be stored whoever
+/// asks (`no-store`, `private`).
 fn refused_for_its_own(
     request: &RequestHead,
     fetched: &Fetched<'_>,
+    entry: &Entry,
     response_time: SystemTime,
     settings: &Settings,
 ) -> bool {
     let neutral = neutral(request);
+    let response = &fetched.response;
     // With nothing taken out, the refusal was the response's own.
     neutral.headers.len() < request.headers.len()
-        && policy::storable(&neutral, &fetched.response, response_time, settings).is_some()
+        && policy::has_validator(response)
+        && policy::same_validator(&entry.head, response)
+        && policy::storable(&neutral, response, response_time, settings).is_some()
 }
 
 /// How [`refresh`] went.

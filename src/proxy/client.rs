@@ -145,9 +145,8 @@ pub(super) struct Client {
     pub(super) route: Option<usize>,
     /// The request-target as the client sent it, when a `rewrite.<name>`
     /// rule put another in the head: what names the client's own URL
-    /// (`$request_uri`, the HTTPS redirect's `Location`, the sign-in
-    /// service's `X-Original-URI`), as nginx's `$request_uri` stays the
-    /// client's after its `rewrite`.
+    /// (`$request_uri`, the HTTPS redirect's `Location`), as nginx's
+    /// `$request_uri` stays the client's after its `rewrite`.
     pub(super) sent_target: Option<String>,
     /// The pool this request was routed to (its index in the
     /// generation's pools); none until it is, and for a route that

@@ -14,7 +14,6 @@ use super::{Client, Outcome, Refusal, Shared};
 use crate::config::AuthRequest;
 use crate::http::conn::write_all_vectored;
 use crate::http::forward::strip_hop_by_hop;
-use crate::http::head::path_and_query_of;
 use crate::http::headers::read_alike;
 use crate::http::{BodyKind, Headers, RequestHead, Version};
 use std::io::IoSlice;
@@ -73,8 +72,7 @@ pub(super) fn ask(
 ) -> Result<Option<Outcome>, Refusal> {
     // With the client's fields as it sent them: its `Authorization` is
     // the gateway's to judge, even when the gateway's answer replaces it.
-    let sent = client.sent_target.as_deref();
-    let mut question = question(head, sent, &asked.path, client.scheme, names);
+    let mut question = question(head, &asked.path, client.scheme, names);
     take_out(head, names);
     let metrics = &shared.metrics;
     // `auth_request_cache`: the same question asked a moment ago.
@@ -210,16 +208,11 @@ pub(super) fn ask(
 /// The `GET` of `path` the gateway is asked: with the client's fields
 /// (its cookies and credentials are what it judges) but those that frame
 /// a body or ask for part of one or for an answer on a condition, and
-/// where the request was going: the URL the client asked for (`sent`,
-/// when a `rewrite.<name>` rule put another target in `head`), to which
-/// a sign-in page sends it back.
-fn question(
-    head: &RequestHead,
-    sent: Option<&str>,
-    path: &str,
-    scheme: &str,
-    names: &[Box<str>],
-) -> RequestHead {
+/// where the request is going: after a `rewrite.<name>` rule, the target
+/// it made, which is what the backend will serve and so what a service's
+/// rules on paths must judge (the client's own might pass where it does
+/// not); a sign-in page then sends the client back to that URL.
+fn question(head: &RequestHead, path: &str, scheme: &str, names: &[Box<str>]) -> RequestHead {
     const NOT_ASKED: [&str; 9] = [
         "content-length",
         "transfer-encoding",
@@ -247,8 +240,7 @@ fn question(
     // Here, not with the backend's head: the fields below are ours, and
     // a client naming them in `Connection` must not make them go.
     strip_hop_by_hop(&mut headers, false);
-    // A rewritten target was a path (a rule takes no `OPTIONS *`).
-    let uri = sent.map_or_else(|| head.origin_target(), path_and_query_of);
+    let uri = head.origin_target();
     headers.push("X-Original-Method", &head.method);
     headers.push("X-Forwarded-Method", &head.method);
     headers.push("X-Original-URI", &*uri);
@@ -299,7 +291,7 @@ mod tests {
             version: Version::Http11,
             headers,
         };
-        let q = question(&head, None, "/verify", "https", &["Remote-User".into()]);
+        let q = question(&head, "/verify", "https", &["Remote-User".into()]);
         assert_eq!((&*q.method, &*q.target), ("GET", "/verify"));
         let field = |name| q.headers.get_str(name).map(str::to_string);
         assert_eq!(field("cookie").as_deref(), Some("session=1"));
@@ -316,18 +308,6 @@ mod tests {
         assert_eq!(q.headers.get("if-unmodified-since"), None);
         assert_eq!(q.headers.get("remote_user"), None);
         assert_eq!(q.headers.get("connection"), None);
-        // After a `rewrite.<name>` rule, the URL the client asked for,
-        // which a sign-in page sends it back to.
-        let q = question(&head, Some("/shop/cart?item=7"), "/verify", "https", &[]);
-        let field = |name| q.headers.get_str(name).map(str::to_string);
-        assert_eq!(
-            field("x-forwarded-uri").as_deref(),
-            Some("/shop/cart?item=7")
-        );
-        assert_eq!(
-            field("x-original-url").as_deref(),
-            Some("https://app.example/shop/cart?item=7")
-        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
 use crate::rewrite::{Rewrites, Rewritten};
-use crate::routes::{is_ambiguous, Ambiguous, Asked, Lookup, Return, Routes};
+use crate::routes::{Ambiguous, Asked, Lookup, Return, Routes};
 use crate::sched;
 use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
@@ -949,8 +949,7 @@ fn rewrite(
     // Not an `OPTIONS *` (or an absolute-form one with no path): it asks
     // about the server, and no rule takes it.
     let target = head.origin_target();
-    let path = &target[..target.find('?').unwrap_or(target.len())];
-    if target.starts_with('/') && is_ambiguous(path) {
+    if rewrites.ambiguous(&target) {
         return Err(Ambiguous);
     }
     match rewrites.apply(&target) {
