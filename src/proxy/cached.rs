@@ -475,9 +475,16 @@ impl Revalidated<'_> {
         let everyones = judged(&neutral(&own));
         // Whether it may be stored as the answer to this client's own
         // request, as its fields would be if the entry took them: not
-        // when it set a cookie, unless `public` (as a 200 would not be).
-        let public = CacheControl::parse(&head.headers).public;
-        let its_own = judged(&own).filter(|_| !sets_cookie || public);
+        // when, asked with a cookie, it set one (the fields of a signed-in
+        // user's answer, as a 200 with one would not be stored), unless
+        // `public` or the operator has the cache not read `Set-Cookie`.
+        // Without a cookie asked with, a session cookie handed out is no
+        // sign of a user's answer (session middleware sets one on each).
+        let users = sets_cookie
+            && own.headers.contains("cookie")
+            && !settings.ignored.ignores("set-cookie")
+            && !CacheControl::parse(&head.headers).public;
+        let its_own = judged(&own).filter(|_| !users);
         let refreshed = |lifetime| {
             Arc::new(Entry::new(
                 self.entry.key().to_string(),
