@@ -237,15 +237,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
             family.messages()
         )?;
     }
-    for (key, setting) in loader.pool_and_route_settings() {
-        let line = format!(
-            "{} = {}",
-            config::printable(&key),
-            config::printable(&setting.value)
-        );
-        writeln!(out, "{line:<48} # {}", setting.origin)?;
-    }
-    for (key, setting) in loader.rewrite_settings() {
+    for (key, setting) in (loader.pool_and_route_settings()).chain(loader.rewrite_settings()) {
         let line = format!(
             "{} = {}",
             config::printable(&key),

@@ -1149,25 +1149,24 @@ impl Loader {
     /// than an error. A pool that turns the sign-in off
     /// (`pool.<name>.auth_basic = off`) may keep the top level's file.
     fn check_auth(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
-        if config.auth_request.is_none()
-            && !config.auth_request_headers.is_empty()
-            && self.sets(scope, "auth_request_headers")
-        {
-            return Err(self.refused_in(
-                scope,
+        // Keys that mean something only with `auth_request`.
+        let with_auth_request = [
+            (
                 "auth_request_headers",
-                "is set, but auth_request is off: no answer gives these fields".into(),
-            ));
-        }
-        if config.auth_request.is_none()
-            && !config.auth_request_cache.is_zero()
-            && self.sets(scope, "auth_request_cache")
-        {
-            return Err(self.refused_in(
-                scope,
+                !config.auth_request_headers.is_empty(),
+                "no answer gives these fields",
+            ),
+            (
                 "auth_request_cache",
-                "is set, but auth_request is off: there is no answer to keep".into(),
-            ));
+                !config.auth_request_cache.is_zero(),
+                "there is no answer to keep",
+            ),
+        ];
+        for (key, set, why) in with_auth_request {
+            if config.auth_request.is_none() && set && self.sets(scope, key) {
+                let why = format!("is set, but auth_request is off: {why}");
+                return Err(self.refused_in(scope, key, why));
+            }
         }
         match (&config.auth_basic, &config.auth_users) {
             (Some(_), None) => Err(self.refused_in(
