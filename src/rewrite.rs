@@ -894,4 +894,46 @@ mod tests {
         new.apply("/bb").unwrap();
         assert_eq!(old.iter().nth(1).unwrap().applied(), 3);
     }
+
+    proptest::proptest! {
+        /// Whatever path a client sends, a rule never panics and makes
+        /// only what may go on: an internal target that is a plain path a
+        /// target can hold, or a redirect to a path on this site or to the
+        /// host the rule wrote, followed by nothing, `/` or `?`.
+        #[test]
+        fn any_path_makes_a_usable_target_or_none(
+            path in "/[a-z@:.;/%?2-5A-F~_-]{0,40}",
+        ) {
+            let r = rules(&[
+                ("docs", "^/d(.*)$ https://docs.example.com$1 permanent"),
+                ("at", "^/a(.*)$ https://a.example:8443$1"),
+                ("group", "^/g/(.*)$ $1 redirect"),
+                ("into", "^/(.*)/(.*)$ /$2/$1?x=$1"),
+                ("all", "^(.*)$ /$1"),
+            ]);
+            let _ = r.ambiguous(&path);
+            match r.apply(&path) {
+                Ok(Some(Rewritten::Internal(to))) => {
+                    proptest::prop_assert!(to.starts_with('/'), "{to}");
+                    proptest::prop_assert!(check_target_bytes(to.as_bytes()).is_ok(), "{to}");
+                    let made_path = to.split('?').next().unwrap_or_default();
+                    proptest::prop_assert!(!is_ambiguous(made_path), "{to}");
+                    proptest::prop_assert!(to.len() <= MAX_TARGET_LEN);
+                }
+                Ok(Some(Rewritten::Redirect { location, .. })) => {
+                    let on_site = ["https://docs.example.com", "https://a.example:8443"]
+                        .iter()
+                        .any(|site| {
+                            location.strip_prefix(site).is_some_and(|rest| {
+                                rest.is_empty() || rest.starts_with(['/', '?'])
+                            })
+                        });
+                    let here = location.starts_with('/') && !location.starts_with("//");
+                    proptest::prop_assert!(on_site || here, "{path} -> {location}");
+                    proptest::prop_assert!(check_target_bytes(location.as_bytes()).is_ok());
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+    }
 }
