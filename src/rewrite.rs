@@ -54,9 +54,6 @@ pub struct Rule {
     /// The replacement as written, for `check`.
     written: Box<str>,
     flag: Option<Flag>,
-    /// `Some(status)`: the rule answers with a redirect there; `None`: the
-    /// request goes on with the new target.
-    redirect: Option<u16>,
     /// For a replacement that is a URL: its scheme and host as written
     /// (`https://docs.example.com`), which what it makes must start with,
     /// followed by nothing, a `/` or a `?`: a group written right after
@@ -117,9 +114,6 @@ impl Flag {
 struct Replacement {
     pieces: Vec<Piece>,
     query: Query,
-    /// Some piece is a group: the match's groups are taken (else a match
-    /// alone decides, which costs less).
-    groups: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,14 +228,6 @@ impl Rule {
             }
             site = Some(format!("{scheme}://{authority}").into_boxed_str());
         }
-        let redirect = match flag {
-            Some(Flag::Permanent) => Some(301),
-            Some(Flag::Redirect) => Some(302),
-            // nginx: a replacement with a scheme redirects, whatever else
-            // the flag says.
-            _ if url => Some(302),
-            _ => None,
-        };
         // What the request goes on with, or a redirect's path, starts
         // with `/`: a replacement that cannot is refused here; one whose
         // first group may not is checked at each use.
@@ -262,7 +248,6 @@ impl Rule {
             replacement,
             written: written.into(),
             flag,
-            redirect,
             site,
             applied: Arc::default(),
         })
@@ -287,7 +272,14 @@ impl Rule {
     /// The status of the redirect the rule answers with; `None`: the
     /// request goes on with the new target.
     pub fn redirect(&self) -> Option<u16> {
-        self.redirect
+        match self.flag {
+            Some(Flag::Permanent) => Some(301),
+            Some(Flag::Redirect) => Some(302),
+            // nginx: a replacement with a scheme (a `site`) redirects,
+            // whatever else the flag says.
+            _ if self.site.is_some() => Some(302),
+            _ => None,
+        }
     }
 
     /// How many requests the rule applied to.
@@ -299,10 +291,10 @@ impl Rule {
     /// pattern) and the client's `query` (none: no `?`).
     fn rewrite(&self, path: &str, query: Option<&str>) -> Result<Rewritten, Unusable> {
         let replacement = &self.replacement;
-        let captures = match replacement.groups {
-            true => self.regex.captures(path),
-            false => None,
-        };
+        // The groups are taken only when the replacement names one: a
+        // match alone costs less.
+        let names_groups = (replacement.pieces.iter()).any(|p| matches!(p, Piece::Group(_)));
+        let captures = names_groups.then(|| self.regex.captures(path)).flatten();
         let mut made = String::with_capacity(path.len() + 32);
         for piece in &replacement.pieces {
             match piece {
@@ -344,7 +336,7 @@ impl Rule {
                 "a character a target cannot hold (a space, a control, `#`, non-ASCII)",
             ));
         }
-        let Some(status) = self.redirect else {
+        let Some(status) = self.redirect() else {
             if !made.starts_with('/') {
                 return Err(unusable("a path starts with `/`"));
             }
@@ -391,7 +383,7 @@ impl fmt::Display for Rule {
             write!(f, " {}", flag.name())?;
         }
         f.write_str(": ")?;
-        match self.redirect {
+        match self.redirect() {
             Some(status) => write!(f, "redirect {status}")?,
             None => f.write_str("sent on with the new path")?,
         }
@@ -515,12 +507,7 @@ impl Replacement {
         if !text.is_empty() {
             pieces.push(Piece::Text(text.into()));
         }
-        let has_groups = pieces.iter().any(|p| matches!(p, Piece::Group(_)));
-        Ok(Replacement {
-            pieces,
-            query,
-            groups: has_groups,
-        })
+        Ok(Replacement { pieces, query })
     }
 }
 

@@ -788,10 +788,7 @@ impl Loader {
             .clone()
             .find(|k| k.name.eq_ignore_ascii_case(name))
         {
-            let first = match &first.setting.origin {
-                Origin::File { line, .. } => format!(" (first set on line {line})"),
-                _ => String::new(),
-            };
+            let first = pools::on_line(&first.setting);
             return Err(ConfigError::at(
                 &origin,
                 format!("duplicate key `{prefix}{name}`{first}"),

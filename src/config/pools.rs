@@ -954,7 +954,7 @@ fn check_each_backend_in_one_pool(
 }
 
 /// ` (first set on line N)` for a setting read from the file.
-fn on_line(setting: &Setting) -> String {
+pub(super) fn on_line(setting: &Setting) -> String {
     match &setting.origin {
         Origin::File { line, .. } => format!(" (first set on line {line})"),
         _ => String::new(),

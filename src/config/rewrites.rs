@@ -2,6 +2,7 @@
 //! change a request's path, or answer it with a redirect, before it is
 //! routed (see [`crate::rewrite`]). In the file only, tried in its order.
 
+use super::pools::on_line;
 use super::{ConfigError, Loader, Origin, Setting};
 use crate::rewrite::{check_name, Rewrites, Rule, MAX_REWRITES};
 
@@ -30,10 +31,7 @@ impl Loader {
         }
         check_name(name).map_err(|m| ConfigError::at(&origin, m))?;
         if let Some(first) = self.rewrite_keys.iter().find(|k| k.name == name) {
-            let first = match &first.setting.origin {
-                Origin::File { line, .. } => format!(" (first set on line {line})"),
-                _ => String::new(),
-            };
+            let first = on_line(&first.setting);
             return Err(ConfigError::at(
                 &origin,
                 format!("duplicate key `rewrite.{name}`{first}"),

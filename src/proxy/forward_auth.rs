@@ -75,8 +75,9 @@ pub(super) fn ask(
     let mut question = question(head, &asked.path, client.scheme, names);
     take_out(head, names);
     let metrics = &shared.metrics;
+    let settings = shared.pool_config(client.route);
     // `auth_request_cache`: the same question asked a moment ago.
-    let remember = shared.pool_config(client.route).auth_request_cache;
+    let remember = settings.auth_request_cache;
     let pool = shared.pool_index(client.route);
     let key = (!remember.is_zero())
         .then(|| auth_answers::key(pool, client.real_ip, client.scheme, &question));
@@ -105,7 +106,7 @@ pub(super) fn ask(
         route: None,
     };
     // What the client's answers get: its pool's.
-    let edits = &shared.pool_config(client.route).response_headers;
+    let edits = &settings.response_headers;
     // The gateway's targets are chosen by its pool's `hash_on`, not by the
     // request's pool's (a gateway that keeps sessions in memory is asked
     // by the same target each time); the request's sticky cookie names
@@ -126,18 +127,26 @@ pub(super) fn ask(
         metrics
             .auth_requests_allowed
             .fetch_add(1, Ordering::Relaxed);
-        let mut given = Headers::new();
+        let keep = key
+            .map(|key| {
+                (
+                    key,
+                    auth_answers::keep_for(&fetched.response.headers, remember),
+                )
+            })
+            .filter(|(_, keep)| !keep.is_zero());
+        // The fields given, when the yes is kept (no allocation otherwise).
+        let mut kept = keep.is_some().then(Headers::new);
         for name in names {
             for value in fetched.response.headers.get_all(name) {
                 head.headers.push(name, value);
-                given.push(name, value);
+                if let Some(kept) = &mut kept {
+                    kept.push(name, value);
+                }
             }
         }
-        if let Some(key) = key {
-            let keep = auth_answers::keep_for(&fetched.response.headers, remember);
-            if !keep.is_zero() {
-                (shared.auth_answers).put(key, Instant::now() + keep, given);
-            }
+        if let (Some((key, keep)), Some(kept)) = (keep, kept) {
+            (shared.auth_answers).put(key, Instant::now() + keep, kept);
         }
         // Its cookies (a session it refreshed) go to the client with the
         // response, whoever gives it, but where `response_header.Set-Cookie`

@@ -398,8 +398,7 @@ pub fn serve(
             .clone()
             .map(|name| (name, request_id::generate()));
         let time = SystemTime::now();
-        let started = Instant::now();
-        client.started = started;
+        client.started = Instant::now();
         let (outcome, line) = match head {
             HeadRead::Ready(len) => {
                 let done = exchange(&mut client, len, &shared);
@@ -419,7 +418,7 @@ pub fn serve(
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
             }
         };
-        let duration = started.elapsed();
+        let duration = client.started.elapsed();
         shared.metrics.observe(outcome.status, duration);
         // Counted under the pool whoever answered (one relaxed add, as
         // `observe`); its name, a shared count to touch, only for a log
