@@ -221,6 +221,47 @@ impl FieldValue {
         tidy(out, start);
     }
 
+    /// Appends the value as a URL to send a client to
+    /// (`auth_request_redirect`): the text as written, each variable's
+    /// value percent-encoded so that it stays the part of the URL it is
+    /// written in. After the first `?` written, a value is one query
+    /// value, all but letters, digits and `-._~` encoded
+    /// (`rd=$scheme://$host$request_uri` carries the whole URL, its own
+    /// `?` and `&` included); before, only what a URL cannot hold is
+    /// (`\` among them, which browsers read as `/`).
+    pub fn render_url(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
+        let pieces = match &self.kind {
+            Kind::Text(text) => return out.extend_from_slice(text.as_bytes()),
+            Kind::Variables { pieces, .. } => pieces,
+        };
+        let mut in_query = false;
+        let mut value = Vec::new();
+        for piece in pieces.iter() {
+            value.clear();
+            match piece {
+                Piece::Text(text) => {
+                    in_query |= text.contains('?');
+                    out.extend_from_slice(text.as_bytes());
+                    continue;
+                }
+                Piece::Named(Named::Var(var)) => write_var(*var, facts, &mut value),
+                Piece::Named(Named::Field(name)) => push_field(facts, name, &mut value),
+            }
+            for &b in &value {
+                let kept = b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~')
+                    || (!in_query && b"!$&'()*+,;=:@/?%".contains(&b));
+                match kept {
+                    true => out.push(b),
+                    false => {
+                        out.push(b'%');
+                        out.extend_from_slice(&hex_pair(b, true));
+                    }
+                }
+            }
+        }
+    }
+
     /// The field `name` with this value rendered for the request `facts`
     /// tells of, the places of the response's variables kept.
     pub fn pending(&self, name: &str, facts: &Facts<'_>) -> Pending {
@@ -443,6 +484,38 @@ mod tests {
             now: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             ..Facts::plain(head)
         }
+    }
+
+    fn rendered_url(value: &str, facts: &Facts<'_>) -> String {
+        let mut out = b"Location: ".to_vec();
+        FieldValue::parse(value, FieldFamily::Request)
+            .unwrap()
+            .render_url(facts, &mut out);
+        String::from_utf8(out).unwrap()["Location: ".len()..].to_string()
+    }
+
+    #[test]
+    fn a_url_s_variables_stay_the_part_they_are_written_in() {
+        let head = head(
+            "/a b/c?x=1&y=%2F",
+            &[("Host", "shop.example"), ("X-Odd", "\\evil.example#é")],
+        );
+        let facts = facts(&head);
+        assert_eq!(
+            rendered_url("/start?rd=$scheme://$host$request_uri&k=v", &facts),
+            "/start?rd=http://shop.example%2Fa%20b%2Fc%3Fx%3D1%26y%3D%252F&k=v"
+        );
+        // Before the query only what a URL cannot hold is encoded: the
+        // request's own query comes with it.
+        assert_eq!(
+            rendered_url("/back$request_uri", &facts),
+            "/back/a%20b/c?x=1&y=%2F"
+        );
+        assert_eq!(
+            rendered_url("/x/$http_x_odd", &facts),
+            "/x/%5Cevil.example%23%C3%A9"
+        );
+        assert_eq!(rendered_url("/fixed?a=$$", &facts), "/fixed?a=$");
     }
 
     fn rendered(value: &str, facts: &Facts<'_>) -> String {

@@ -730,6 +730,33 @@ fn mistakes_are_refused_with_what_is_wrong() {
             "auth_request_cache",
             words(&["soon"]),
         ),
+        (
+            "auth_request_redirect = /oauth2/start\n".to_string(),
+            "auth_request_redirect",
+            words(&["auth_request is off", "no service answers 401"]),
+        ),
+        (
+            format!("{with}auth_request_redirect = https://$host/login\n"),
+            "auth_request_redirect",
+            words(&["its host written"]),
+        ),
+        (
+            format!("{with}auth_request_redirect = //sso.example/login\n"),
+            "auth_request_redirect",
+            words(&["give a path"]),
+        ),
+        (
+            format!("{with}auth_request_redirect = /login?rd=$upstream_addr\n"),
+            "auth_request_redirect",
+            words(&["$upstream_addr", "once the response has come"]),
+        ),
+        (
+            format!(
+                "{with}auth_request_redirect = /login\nresponse_header.Location = /elsewhere\n"
+            ),
+            "response_header.Location",
+            words(&["auth_request_redirect", "writes Location"]),
+        ),
     ];
     assert_refused(base, &cases);
     // Each of them right is taken.
@@ -741,6 +768,8 @@ fn mistakes_are_refused_with_what_is_wrong() {
             .to_string(),
         format!("{with}pool.app.auth_request =\n"),
         format!("{with}auth_request_cache = 30s\npool.app.auth_request_cache = 0\n"),
+        format!("{with}auth_request_redirect = /oauth2/start?rd=$request_uri\n"),
+        format!("{with}pool.app.auth_request_redirect = https://sso.example/?rd=$host\n"),
     ] {
         let text = format!("{base}{good}");
         let mut loader = inverso::config::Loader::new();
@@ -1031,4 +1060,91 @@ fn kept_yeses_outlive_new_addresses_of_targets_but_not_a_reload() {
     proxy.reload(&[], configure);
     assert_eq!(proxy.connect().get_with("/a", &ann).status, 200);
     assert_eq!(questions(&gate).len(), 2, "asked again after a reload");
+}
+
+/// A gateway as oauth2-proxy's `/oauth2/auth` answers: 202 to a request
+/// whose cookies hold `session=ok`, 403 to `session=banned` (signed in,
+/// not allowed), and otherwise 401 with a body, a challenge and the
+/// cookie it checks when the client comes back from signing in.
+fn oauth2_gateway() -> Backend {
+    Backend::start("oauth2", |seen, out| {
+        let cookie = seen.field_or("cookie", "");
+        if cookie == "session=ok" {
+            respond(out, 202, &[("X-Auth-Request-User", "ann")], b"");
+        } else if cookie == "session=banned" {
+            respond(out, 403, &[], b"not for you");
+        } else {
+            let fields = [
+                ("Set-Cookie", "_oauth2_csrf=c1; Path=/; HttpOnly"),
+                ("WWW-Authenticate", "Bearer"),
+            ];
+            respond(out, 401, &fields, b"Unauthorized");
+        }
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
+    let (app, other, gate) = (
+        Backend::echo("app"),
+        Backend::echo("other"),
+        oauth2_gateway(),
+    );
+    let config = format!(
+        "targets = {}\npool.oauth2 = {}\npool.other = {}\nroute./other/ = other\n\
+         auth_request = oauth2 /oauth2/auth\nauth_request_redirect = /oauth2/start?rd=$request_uri\n\
+         pool.other.auth_request_redirect = https://sso.example/login?rd=$scheme://$host$request_uri\n\
+         response_header.X-Frame-Options = DENY\n",
+        app.addr, gate.addr, other.addr
+    );
+    let proxy = start_proxy(&[], from_file(&config));
+    let mut client = proxy.connect();
+    // The 401 becomes a 302 to the sign-in start, the client's URL in it
+    // as one query value; the gateway's cookie comes along, its body and
+    // challenge do not; the connection stays open.
+    let r = client.get_with("/private/page?x=1&y=%2F", &[]);
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(
+        r.header("location"),
+        Some("/oauth2/start?rd=%2Fprivate%2Fpage%3Fx%3D1%26y%3D%252F"),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(
+        r.header("set-cookie"),
+        Some("_oauth2_csrf=c1; Path=/; HttpOnly")
+    );
+    assert!(!r.head.has("www-authenticate"), "{}", r.head.raw);
+    assert!(!r.body_str().contains("Unauthorized"), "{}", r.body_str());
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    // A HEAD gets the head alone, and the connection goes on.
+    let r = client.head("/doc");
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(r.header("location"), Some("/oauth2/start?rd=%2Fdoc"));
+    let r = client.get_with("/doc", &[("Cookie", "session=ok")]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    // A 403 (signed in, not allowed) is no call to sign in: it goes to
+    // the client as it came.
+    let r = client.get_with("/doc", &[("Cookie", "session=banned")]);
+    assert_eq!(r.status, 403, "{}", r.head.raw);
+    assert_eq!(r.body_str(), "not for you");
+    // The connection goes on after each of them.
+    let r = client.get_with("/doc", &[("Cookie", "session=ok")]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+
+    // A pool's own URL, with the whole URL sent back to.
+    let r = proxy.get_on("app.example", "/other/a?b=c", &[]);
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(
+        r.header("location"),
+        Some("https://sso.example/login?rd=http://app.example%2Fother%2Fa%3Fb%3Dc")
+    );
+    // A refused request's body is never read: the connection closes.
+    let mut client = proxy.connect();
+    let r = client.request("POST", "/form", &[], b"GET /smuggled HTTP/1.1\r\n\r\n");
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert!(client.is_closed());
+    assert_eq!((app.requests(), other.requests()), (2, 0));
+    assert!(gate.seen().iter().all(|s| s.path() == "/oauth2/auth"));
 }

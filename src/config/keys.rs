@@ -776,6 +776,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_duration(v).map(|d| c.auth_request_cache = d),
     },
     Key {
+        name: "auth_request_redirect",
+        default: "",
+        help: "where a client the auth_request pool answers 401 is sent instead, with a 302 (nginx's \
+               `error_page 401 =302`): a path or an http(s) URL with variables, each written after \
+               the `?` as one query value (`/oauth2/start?rd=$request_uri`); empty = the 401 \
+               goes to the client as it came",
+        apply: |c, v| parse_auth_redirect(v).map(|r| c.auth_request_redirect = r),
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

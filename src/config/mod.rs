@@ -14,6 +14,7 @@ mod rewrites;
 mod values;
 
 use crate::access_log::Template;
+use crate::field_value::FieldValue;
 use crate::http::edits::FieldEdits;
 use crate::ratelimit::Rate;
 use crate::realip::Cidr;
@@ -252,6 +253,10 @@ pub struct Config {
     /// `auth_request_cache`: how long a yes of the `auth_request` service
     /// is taken again for the same question; zero: it is asked each time.
     pub auth_request_cache: Duration,
+    /// `auth_request_redirect`: where a client the service answers 401
+    /// is sent instead (302), its variables rendered for the request;
+    /// `None`: the 401 goes to the client as it came.
+    pub auth_request_redirect: Option<FieldValue>,
     /// `admin_auth_basic_user_file`: who may use the admin listener; `None`:
     /// whoever reaches it.
     pub admin_auth_users: Option<Arc<crate::auth::Users>>,
@@ -939,14 +944,21 @@ impl Loader {
             // Its own redirects' Location would otherwise go out beside the
             // value set (two places to go), or be the one field a removal
             // leaves on a response.
-            if family == FieldFamily::Response
-                && config.redirect_to_https
-                && name.eq_ignore_ascii_case("location")
+            let redirecting = [
+                ("redirect_to_https", config.redirect_to_https),
+                (
+                    "auth_request_redirect",
+                    config.auth_request_redirect.is_some(),
+                ),
+            ];
+            if let Some((key, _)) = (family == FieldFamily::Response
+                && name.eq_ignore_ascii_case("location"))
+            .then(|| redirecting.into_iter().find(|(_, on)| *on))
+            .flatten()
             {
-                return Err(refused(
-                    "with redirect_to_https on, the proxy writes Location on its redirects itself"
-                        .to_string(),
-                ));
+                return Err(refused(format!(
+                    "with {key} on, the proxy writes Location on its redirects itself"
+                )));
             }
             edits.push((name.clone(), value));
         }
@@ -1157,6 +1169,11 @@ impl Loader {
                 "auth_request_cache",
                 !config.auth_request_cache.is_zero(),
                 "there is no answer to keep",
+            ),
+            (
+                "auth_request_redirect",
+                config.auth_request_redirect.is_some(),
+                "no service answers 401",
             ),
         ];
         for (key, set, why) in with_auth_request {
@@ -1632,6 +1649,7 @@ impl Config {
             auth_request: None,
             auth_request_headers: Arc::from([]),
             auth_request_cache: Duration::ZERO,
+            auth_request_redirect: None,
             admin_auth_users: None,
             max_body_size: 0,
             request_buffer_size: 0,

@@ -48,6 +48,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_request",
     "auth_request_headers",
     "auth_request_cache",
+    "auth_request_redirect",
     "max_body_size",
     "error_pages",
     "intercept_errors",

@@ -399,6 +399,48 @@ impl AuthRequest {
     }
 }
 
+/// `auth_request_redirect`: a path (`/oauth2/start?rd=$request_uri`) or
+/// an `http://` or `https://` URL (its scheme may be `$scheme`), with the
+/// variables a request's field may hold; empty or `off`: none.
+pub(super) fn parse_auth_redirect(v: &str) -> Result<Option<FieldValue>, String> {
+    if v.is_empty() || v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    // The host is written, never a variable's: `$host` would let a client
+    // name where it is sent (a `//` path too reads as a host to browsers).
+    let after_scheme = ["http://", "https://", "$scheme://", "${scheme}://"]
+        .iter()
+        .find_map(|scheme| v.strip_prefix(scheme));
+    let well_placed = match after_scheme {
+        Some(rest) => rest
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'['),
+        None => v.starts_with('/') && !v.starts_with("//"),
+    };
+    // The host ends before any variable: none can lengthen it, nor make
+    // it a user name (`https://sso.example$x` with `@evil.example`); nor
+    // can one start a path with another `/`, which browsers read as a host.
+    let host_ends_written = after_scheme.map_or(!v.starts_with("/$"), |rest| {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.contains('$')
+    });
+    if !well_placed || !host_ends_written {
+        return Err(format!(
+            "`{}`: give a path (`/oauth2/start?rd=$request_uri`) or a URL with its host written \
+             (`https://sso.example.com/login?rd=$scheme://$host$request_uri`)",
+            v.escape_debug()
+        ));
+    }
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "`{}`: a URL holds visible ASCII only (write a space `%20`)",
+            v.escape_debug()
+        ));
+    }
+    FieldValue::parse(v, FieldFamily::Request).map(Some)
+}
+
 /// `auth_request_headers`: field names, each one a request may carry to
 /// a backend from the auth answer: not one the proxy frames with or
 /// writes for the backend to trust, nor `Host` or `Cookie`.
@@ -1153,6 +1195,37 @@ mod tests {
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn an_auth_redirect_is_a_path_or_a_url_whose_host_no_variable_touches() {
+        for good in [
+            "/oauth2/start?rd=$request_uri",
+            "/login",
+            "https://sso.example.com/login?rd=$scheme://$host$request_uri",
+            "$scheme://sso.example.com?rd=$request_uri",
+            "http://[::1]:8080/x",
+        ] {
+            let parsed = parse_auth_redirect(good).unwrap().unwrap();
+            assert_eq!(parsed.source(), good);
+        }
+        assert_eq!(parse_auth_redirect("").unwrap(), None);
+        assert_eq!(parse_auth_redirect("off").unwrap(), None);
+        for bad in [
+            "login",
+            "//evil.example/",
+            "/$request_uri",
+            "https://sso.example$http_x_to/login",
+            "https://$host/login",
+            "https:///login",
+            "ftp://sso.example/",
+            "/log in",
+            "/login\u{e9}",
+            "/login?rd=$status",
+            "/login?rd=$nonsense",
+        ] {
+            assert!(parse_auth_redirect(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,14 +5,17 @@
 //! going. A 2xx lets the request through, with the fields of the answer
 //! `auth_request_headers` names (the user it signed in as); any other
 //! answer (a 401, the 302 to a sign-in page) goes to the client as it
-//! came, and the request goes no further.
+//! came, or a 401 becomes a redirect to `auth_request_redirect`, and the
+//! request goes no further.
 
 use super::auth_answers;
 use super::origin::{self, Destination, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header};
 use super::{Client, Outcome, Refusal, Shared};
 use crate::config::AuthRequest;
+use crate::field_value::FieldValue;
 use crate::http::conn::write_all_vectored;
+use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::headers::read_alike;
 use crate::http::{BodyKind, Headers, RequestHead, Version};
@@ -149,15 +152,12 @@ pub(super) fn ask(
             (shared.auth_answers).put(key, Instant::now() + keep, kept);
         }
         // Its cookies (a session it refreshed) go to the client with the
-        // response, whoever gives it, but where `response_header.Set-Cookie`
-        // removes the application's.
-        if !edits.edits(b"set-cookie") {
-            for cookie in fetched.response.headers.get_all("set-cookie") {
-                for part in [&b"Set-Cookie: "[..], cookie, b"\r\n"] {
-                    client.response_fields.extend_from_slice(part);
-                }
-            }
-        }
+        // response, whoever gives it.
+        push_cookies(
+            &fetched.response.headers,
+            edits,
+            &mut client.response_fields,
+        );
         relay::discard(fetched, false, client);
         // The log's `upstream_ms` is the backend's that answers, or none
         // for a cache hit: not the gateway's (nor is `$upstream_addr`).
@@ -177,6 +177,13 @@ pub(super) fn ask(
         }
     })?;
     metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
+    if let Some(to) = settings.auth_request_redirect.as_ref() {
+        if answer.status == 401 {
+            let mut outcome = redirect(client, head, body_kind, to, &answer.headers, shared);
+            outcome.upstream = upstream;
+            return Ok(Some(outcome));
+        }
+    }
     strip_hop_by_hop(&mut answer.headers, false);
     // The gateway's word to a proxy, not to clients.
     answer.headers.retain(|name, _| {
@@ -212,6 +219,39 @@ pub(super) fn ask(
         cache: None,
         linger: true,
     }))
+}
+
+/// Appends a `Set-Cookie` line for each cookie of the gateway's answer
+/// `given`, but where `response_header.Set-Cookie` (`edits`) removes the
+/// application's: then the gateway's go too.
+fn push_cookies(given: &Headers, edits: &FieldEdits, out: &mut Vec<u8>) {
+    if !edits.edits(b"set-cookie") {
+        for cookie in given.get_all("set-cookie") {
+            for part in [&b"Set-Cookie: "[..], cookie, b"\r\n"] {
+                out.extend_from_slice(part);
+            }
+        }
+    }
+}
+
+/// Answers a client the gateway answered 401 with a 302 to `to`
+/// (`auth_request_redirect`, nginx's `error_page 401 =302 <url>`), with
+/// the cookies the gateway set (a CSRF token oauth2-proxy checks on the
+/// way back).
+fn redirect(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    to: &FieldValue,
+    given: &Headers,
+    shared: &Shared,
+) -> Outcome {
+    let mut fields = b"Location: ".to_vec();
+    to.render_url(&origin::facts(head, client, shared), &mut fields);
+    fields.extend_from_slice(b"\r\n");
+    let edits = &shared.pool_config(client.route).response_headers;
+    push_cookies(given, edits, &mut fields);
+    super::answer_unread(client, head, body_kind, 302, &fields, shared)
 }
 
 /// The `GET` of `path` the gateway is asked: with the client's fields
