@@ -1,4 +1,4 @@
-//! `rewrite.<name> = <pattern> <replacement> [<flag>]`: a request's path
+//! `rewrite.<name> = <pattern> <replacement> [<flag>] [host=<hosts>]`: a request's path
 //! changed by a regular expression before it is routed, or the request
 //! answered with a redirect made of it: nginx's `rewrite` (as with its
 //! `last` flag) and HAProxy's `http-request set-path` and `http-request
@@ -17,7 +17,7 @@
 
 use crate::cache::policy::{MAX_PATTERN_LEN, MAX_PATTERN_SIZE};
 use crate::http::head::check_target_bytes;
-use crate::routes::{is_ambiguous, other_reading, routing_path};
+use crate::routes::{host_of, is_ambiguous, other_reading, parse_host, routing_path, HostPattern};
 use regex::{Regex, RegexBuilder};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,10 +39,15 @@ const MAX_NAME_LEN: usize = 64;
 /// nginx reads them (`$10` is `$1` and a `0`).
 const MAX_GROUP: usize = 9;
 
+/// Most hosts one rule's `host=` may name.
+const MAX_HOSTS: usize = 32;
+
 /// The rules of one configuration, in the order written.
 #[derive(Clone, Debug, Default)]
 pub struct Rewrites {
     rules: Vec<Rule>,
+    /// Some rule is for some hosts alone: the request's host is read.
+    by_host: bool,
 }
 
 /// One `rewrite.<name>` key.
@@ -54,6 +59,10 @@ pub struct Rule {
     /// The replacement as written, for `check`.
     written: Box<str>,
     flag: Option<Flag>,
+    /// `host=`: the hosts whose requests the rule is tried on, as a
+    /// route's host is written (`example.com`, `*.example.com`); empty:
+    /// every host's.
+    hosts: Box<[HostPattern]>,
     /// For a replacement that is a URL: its scheme and host as written
     /// (`https://docs.example.com`), which what it makes must start with,
     /// followed by nothing, a `/` or a `?`: a group written right after
@@ -192,24 +201,32 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 impl Rule {
     /// The rule `name` (checked by [`check_name`]) of a `rewrite.<name>`
-    /// key whose value is `value`: `<pattern> <replacement> [<flag>]`,
-    /// split at whitespace (neither holds any).
+    /// key whose value is `value`: `<pattern> <replacement> [<flag>]
+    /// [host=<hosts>]`, split at whitespace (neither holds any).
     pub fn parse(name: &str, value: &str) -> Result<Rule, String> {
         check_name(name)?;
         let mut words = value.split_whitespace();
         let (Some(pattern), Some(written)) = (words.next(), words.next()) else {
-            return Err("a rule is `<pattern> <replacement> [<flag>]`, e.g. \
+            return Err(
+                "a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`, e.g. \
                  `^/blog/(.*)$ /articles/$1 permanent`"
-                .into());
+                    .into(),
+            );
         };
-        let flag = words.next().map(Flag::parse).transpose()?;
-        if let Some(more) = words.next() {
-            return Err(format!(
-                "`{}` after the flag: a rule is `<pattern> <replacement> [<flag>]`, split at \
-                 spaces, so neither holds one (`\\s` or `\\x20` in a pattern, `%20` in a \
-                 replacement)",
-                more.escape_debug()
-            ));
+        let (mut flag, mut hosts) = (None, None);
+        for word in words {
+            match word.strip_prefix("host=") {
+                Some(list) if hosts.is_none() => hosts = Some(parse_hosts(list)?),
+                None if flag.is_none() && hosts.is_none() => flag = Some(Flag::parse(word)?),
+                _ => {
+                    return Err(format!(
+                        "`{}`: a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`, \
+                         split at spaces, so neither the pattern nor the replacement holds one \
+                         (`\\s` or `\\x20` in a pattern, `%20` in a replacement)",
+                        word.escape_debug()
+                    ))
+                }
+            }
         }
         let regex = compile(pattern)?;
         // Group 0 is the whole match; `$1` is the first in parentheses.
@@ -248,6 +265,7 @@ impl Rule {
             replacement,
             written: written.into(),
             flag,
+            hosts: hosts.unwrap_or_default(),
             site,
             applied: Arc::default(),
         })
@@ -285,6 +303,13 @@ impl Rule {
     /// How many requests the rule applied to.
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Whether the rule takes a request for `host` (as [`host_of`] reads
+    /// it) whose path, as routes read it, is `path`.
+    fn applies(&self, host: Option<&str>, path: &str) -> bool {
+        let for_host = self.hosts.is_empty() || self.hosts.iter().any(|h| h.matches(host));
+        for_host && self.regex.is_match(path)
     }
 
     /// What the rule makes of `path` (as routes read it, matched by the
@@ -382,6 +407,10 @@ impl fmt::Display for Rule {
         if let Some(flag) = self.flag {
             write!(f, " {}", flag.name())?;
         }
+        for (i, host) in self.hosts.iter().enumerate() {
+            let before = if i == 0 { " host=" } else { "," };
+            write!(f, "{before}{host}")?;
+        }
         f.write_str(": ")?;
         match self.redirect() {
             Some(status) => write!(f, "redirect {status}")?,
@@ -393,6 +422,20 @@ impl fmt::Display for Rule {
             Query::Dropped => ", the client's query dropped",
         })
     }
+}
+
+/// `host=`'s list: comma-separated hosts, each as a route's is written.
+fn parse_hosts(list: &str) -> Result<Box<[HostPattern]>, String> {
+    let hosts = (list.split(','))
+        .map(|host| match host {
+            "" => Err("`host=` names no host (`host=example.com,www.example.com`)".to_string()),
+            host => parse_host(host),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if hosts.len() > MAX_HOSTS {
+        return Err(format!("`host=` names more than {MAX_HOSTS} hosts"));
+    }
+    Ok(hosts.into())
 }
 
 /// Whether `text` begins with a scheme a redirect may name.
@@ -516,7 +559,8 @@ impl Rewrites {
     /// [`MAX_REWRITES`] are refused by the configuration, where it can say
     /// where.
     pub fn new(rules: Vec<Rule>) -> Rewrites {
-        Rewrites { rules }
+        let by_host = rules.iter().any(|r| !r.hosts.is_empty());
+        Rewrites { rules, by_host }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -527,12 +571,17 @@ impl Rewrites {
         self.rules.iter()
     }
 
-    /// What the first rule whose pattern matches the path of `target` (a
-    /// request's path and query, origin-form) makes of it, counted;
+    /// What the first rule for `authority` (the request's Host, or its
+    /// absolute-form target's) whose pattern matches the path of `target`
+    /// (its path and query, origin-form) makes of it, counted;
     /// `Ok(None)` when none matches, or for a target that is no path
     /// (`*`) or one that routes refuse as ambiguous (see
     /// [`is_ambiguous`]): such a request goes on as it came.
-    pub fn apply(&self, target: &str) -> Result<Option<Rewritten>, Unusable> {
+    pub fn apply(
+        &self,
+        authority: Option<&str>,
+        target: &str,
+    ) -> Result<Option<Rewritten>, Unusable> {
         if self.rules.is_empty() || !target.starts_with('/') {
             return Ok(None);
         }
@@ -544,7 +593,12 @@ impl Rewrites {
             return Ok(None);
         }
         let path = routing_path(path);
-        let Some(rule) = self.rules.iter().find(|r| r.regex.is_match(&path)) else {
+        let host = self.host(authority);
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.applies(host.as_deref(), &path))
+        else {
             return Ok(None);
         };
         let rewritten = rule.rewrite(&path, query)?;
@@ -559,7 +613,7 @@ impl Rewrites {
     /// reads `%252e`); or a `%2F` or `;` parameter that, read as some
     /// servers read them, would have another rule apply, or none (a rule
     /// for `^/admin/` and `/admin%2Fusers`, `/admin;x/users`).
-    pub fn ambiguous(&self, target: &str) -> bool {
+    pub fn ambiguous(&self, authority: Option<&str>, target: &str) -> bool {
         if self.rules.is_empty() || !target.starts_with('/') {
             return false;
         }
@@ -568,8 +622,15 @@ impl Rewrites {
         if is_ambiguous(path) || is_ambiguous(&read) {
             return true;
         }
-        let first = |path: &str| self.rules.iter().position(|r| r.regex.is_match(path));
+        let host = self.host(authority);
+        let first = |path: &str| (self.rules.iter()).position(|r| r.applies(host.as_deref(), path));
         other_reading(path).is_some_and(|other| first(&other) != first(&read))
+    }
+
+    /// The request's host as rules compare it, when some rule is for
+    /// some hosts alone.
+    fn host(&self, authority: Option<&str>) -> Option<String> {
+        authority.filter(|_| self.by_host).map(host_of)
     }
 
     /// Takes the counts of `running`'s rules of the same names, for a
@@ -598,7 +659,7 @@ mod tests {
 
     /// What one rule, `value`, makes of `target`.
     fn made(value: &str, target: &str) -> Option<Rewritten> {
-        rules(&[("r", value)]).apply(target).unwrap()
+        rules(&[("r", value)]).apply(None, target).unwrap()
     }
 
     fn internal(target: &str) -> Option<Rewritten> {
@@ -694,10 +755,10 @@ mod tests {
             ("general", "^/a/ /two"),
             ("chained", "^/one$ /three"),
         ]);
-        assert_eq!(r.apply("/a/b").unwrap(), internal("/one"));
-        assert_eq!(r.apply("/a/c").unwrap(), internal("/two"));
-        assert_eq!(r.apply("/one").unwrap(), internal("/three"));
-        assert_eq!(r.apply("/z").unwrap(), None);
+        assert_eq!(r.apply(None, "/a/b").unwrap(), internal("/one"));
+        assert_eq!(r.apply(None, "/a/c").unwrap(), internal("/two"));
+        assert_eq!(r.apply(None, "/one").unwrap(), internal("/three"));
+        assert_eq!(r.apply(None, "/z").unwrap(), None);
         let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
         assert_eq!(counts, [1, 1, 1]);
     }
@@ -718,12 +779,12 @@ mod tests {
     #[test]
     fn a_made_target_that_is_not_a_path_is_refused_at_its_use() {
         let r = rules(&[("from-group", "^/(.*)$ $1")]);
-        let e = r.apply("/x/y").unwrap_err();
+        let e = r.apply(None, "/x/y").unwrap_err();
         assert_eq!(
             e.to_string(),
             "rewrite.from-group: made `x/y` of `/x/y`: a path starts with `/`"
         );
-        assert_eq!(r.apply("/").unwrap_err().made, "");
+        assert_eq!(r.apply(None, "/").unwrap_err().made, "");
         let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
         assert_eq!(counts, [0]);
         // `//host` would be another site to a browser.
@@ -784,14 +845,50 @@ mod tests {
             ("/x/../admin/", true),
             ("*", false),
         ] {
-            assert_eq!(r.ambiguous(target), ambiguous, "{target}");
+            assert_eq!(r.ambiguous(None, target), ambiguous, "{target}");
         }
-        assert!(!Rewrites::default().ambiguous("/admin%2Fusers"));
+        assert!(!Rewrites::default().ambiguous(None, "/admin%2Fusers"));
+        // A rule for another host changes nothing of this host's path.
+        let r = rules(&[("admin", "^/admin/ /x host=admin.example")]);
+        assert!(r.ambiguous(Some("Admin.Example:8080"), "/admin%2Fusers"));
+        assert!(!r.ambiguous(Some("www.example"), "/admin%2Fusers"));
+    }
+
+    #[test]
+    fn a_rule_with_hosts_is_tried_on_their_requests_alone() {
+        let r = rules(&[
+            (
+                "shop",
+                "^/old/(.*)$ /shop/$1 host=shop.example,*.shop.example",
+            ),
+            ("blog", "^/old/(.*)$ /blog/$1 host=[::1]"),
+            ("any", "^/old/(.*)$ /any/$1"),
+        ]);
+        for (authority, made) in [
+            (Some("shop.example"), "/shop/a"),
+            (Some("SHOP.example.:8443"), "/shop/a"),
+            (Some("eu.shop.example"), "/shop/a"),
+            (Some("[0:0::1]:8080"), "/blog/a"),
+            (Some("evilshop.example"), "/any/a"),
+            (Some("other.example"), "/any/a"),
+            (None, "/any/a"),
+        ] {
+            assert_eq!(
+                r.apply(authority, "/old/a").unwrap(),
+                internal(made),
+                "{authority:?}"
+            );
+        }
+        let shown = r.iter().next().unwrap().to_string();
+        assert!(
+            shown.contains("/shop/$1 host=shop.example,*.shop.example:"),
+            "{shown}"
+        );
     }
 
     fn made_err(value: &str, target: &str) -> String {
         rules(&[("r", value)])
-            .apply(target)
+            .apply(None, target)
             .unwrap_err()
             .to_string()
     }
@@ -802,11 +899,19 @@ mod tests {
             ("", "^/a /b", "a rule's name is 1 to 64"),
             ("a.b", "^/a /b", "`rewrite.a.b`: a rule's name"),
             (&"n".repeat(65), "^/a /b", "a rule's name"),
-            ("r", "", "a rule is `<pattern> <replacement> [<flag>]`"),
-            ("r", "^/a", "a rule is `<pattern> <replacement> [<flag>]`"),
+            ("r", "", "a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`"),
+            ("r", "^/a", "a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`"),
             ("r", "^/a /b permanently", "unknown flag `permanently`"),
             ("r", "^/a /b last", ""),
-            ("r", "^/a /b last x", "`x` after the flag"),
+            ("r", "^/a /b last x", "`x`: a rule is"),
+            ("r", "^/a /b last host=a.example,*.b.example,[::1]", ""),
+            ("r", "^/a /b host=a.example", ""),
+            ("r", "^/a /b host=", "names no host"),
+            ("r", "^/a /b host=a.example,", "names no host"),
+            ("r", "^/a /b host=a..example", "is no host"),
+            ("r", "^/a /b host=a.example:8080", "is no host"),
+            ("r", "^/a /b host=a.example host=b.example", "`host=b.example`: a rule is"),
+            ("r", "^/a /b host=a.example last", "`last`: a rule is"),
             (
                 "r",
                 "(abc /b",
@@ -871,14 +976,14 @@ mod tests {
     #[test]
     fn a_reload_keeps_the_counts_of_rules_that_keep_their_names() {
         let old = rules(&[("a", "^/a /x"), ("b", "^/b /x")]);
-        old.apply("/a").unwrap();
-        old.apply("/b").unwrap();
-        old.apply("/b").unwrap();
+        old.apply(None, "/a").unwrap();
+        old.apply(None, "/b").unwrap();
+        old.apply(None, "/b").unwrap();
         let mut new = rules(&[("b", "^/bb /y"), ("c", "^/c /y")]);
         new.keep_counts_of(&old);
         let counts: Vec<u64> = new.iter().map(Rule::applied).collect();
         assert_eq!(counts, [2, 0]);
-        new.apply("/bb").unwrap();
+        new.apply(None, "/bb").unwrap();
         assert_eq!(old.iter().nth(1).unwrap().applied(), 3);
     }
 
@@ -898,8 +1003,8 @@ mod tests {
                 ("into", "^/(.*)/(.*)$ /$2/$1?x=$1"),
                 ("all", "^(.*)$ /$1"),
             ]);
-            let _ = r.ambiguous(&path);
-            match r.apply(&path) {
+            let _ = r.ambiguous(None, &path);
+            match r.apply(None, &path) {
                 Ok(Some(Rewritten::Internal(to))) => {
                     proptest::prop_assert!(to.starts_with('/'), "{to}");
                     proptest::prop_assert!(check_target_bytes(to.as_bytes()).is_ok(), "{to}");

@@ -123,8 +123,9 @@ pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 /// Longest `to` a redirect route may give.
 const MAX_REDIRECT_LEN: usize = 2048;
 
+/// The host a route (or a `rewrite.<name>` rule's `host=`) is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum HostPattern {
+pub(crate) enum HostPattern {
     Any,
     /// Lower case, without port or trailing dot.
     Exact(Box<str>),
@@ -144,7 +145,9 @@ impl HostPattern {
         }
     }
 
-    fn matches(&self, host: Option<&str>) -> bool {
+    /// Whether a request's host (see [`host_of`]; `None`: it named none)
+    /// is this one.
+    pub(crate) fn matches(&self, host: Option<&str>) -> bool {
         match (self, host) {
             (HostPattern::Any, _) => true,
             (HostPattern::Exact(name), Some(host)) => **name == *host,
@@ -626,11 +629,7 @@ fn parse_spec(spec: &str) -> Result<(HostPattern, Box<str>), String> {
 impl fmt::Display for Route {
     /// As a `route.` key writes it, after the dot.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.host {
-            HostPattern::Any => {}
-            HostPattern::Exact(name) => f.write_str(name)?,
-            HostPattern::Suffix(suffix) => write!(f, "*{suffix}")?,
-        }
+        write!(f, "{}", self.host)?;
         // `shop.example` rather than `shop.example/`.
         if &*self.path != "/" || self.host == HostPattern::Any {
             f.write_str(&self.path)?;
@@ -642,9 +641,20 @@ impl fmt::Display for Route {
     }
 }
 
+impl fmt::Display for HostPattern {
+    /// As written: nothing for any host.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Any => Ok(()),
+            HostPattern::Exact(name) => f.write_str(name),
+            HostPattern::Suffix(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
 /// A route's host as written: empty (any host), a name or address, or
 /// `*.` and a name; lower-cased.
-fn parse_host(host: &str) -> Result<HostPattern, String> {
+pub(crate) fn parse_host(host: &str) -> Result<HostPattern, String> {
     if host.is_empty() {
         return Ok(HostPattern::Any);
     }
@@ -759,7 +769,7 @@ impl Routes {
 
 /// A request's host as routes compare it: lower case, without port or
 /// trailing dot.
-fn host_of(authority: &str) -> String {
+pub(crate) fn host_of(authority: &str) -> String {
     let mut host = String::with_capacity(authority.len());
     push_host_name(&mut host, authority);
     // `[0::1]` and `[::1]` are one address.

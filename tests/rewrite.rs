@@ -1,4 +1,4 @@
-//! `rewrite.<name> = <pattern> <replacement> [<flag>]`: a request's path
+//! `rewrite.<name> = <pattern> <replacement> [<flag>] [host=<hosts>]`: a request's path
 //! changed by a regular expression before it is routed (the backend, the
 //! cache and the routes see the new one, the log the client's), or the
 //! request answered with a redirect made of it, over real sockets.
@@ -191,6 +191,29 @@ fn the_first_rule_that_matches_applies_and_no_other_after_it() {
     assert_eq!(get(&proxy, "/one").0, 200);
     // `/a/b` became `/one`, and `chained` was not tried on it.
     assert_eq!(paths(&main), ["/one", "/two", "/three"]);
+}
+
+#[test]
+fn a_rule_with_hosts_applies_to_their_requests_alone() {
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             rewrite.shop = ^/old/(.*)$ /shop/$1 permanent host=shop.test,*.shop.test\n\
+             rewrite.rest = ^/old/(.*)$ /kept/$1\n",
+            main.addr
+        )),
+    );
+    for host in ["shop.test", "EU.Shop.Test:8080"] {
+        let r = proxy.get_on(host, "/old/a?x=1", &[]);
+        assert_eq!(r.status, 301, "{host}: {}", r.head.raw);
+        assert_eq!(r.header("location"), Some("/shop/a?x=1"), "{host}");
+    }
+    // Any other host's request goes to the next rule.
+    let r = proxy.get_on("blog.test", "/old/a", &[]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(paths(&main), ["/kept/a"]);
 }
 
 #[test]

@@ -1905,8 +1905,8 @@ fn unknown_key_message(key: &str) -> String {
     }
     if key == REWRITE {
         return format!(
-            "`{REWRITE}` needs a name: `{REWRITE}.<name> = <pattern> <replacement> [<flag>]`, \
-             one key per rule"
+            "`{REWRITE}` needs a name: `{REWRITE}.<name> = <pattern> <replacement> [<flag>] \
+             [host=<hosts>]`, one key per rule"
         );
     }
     if let Some(f) = family_named(key) {

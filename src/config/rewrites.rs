@@ -1,4 +1,5 @@
-//! `rewrite.<name> = <pattern> <replacement> [<flag>]`: the rules that
+//! `rewrite.<name> = <pattern> <replacement> [<flag>] [host=<hosts>]`:
+//! the rules that
 //! change a request's path, or answer it with a redirect, before it is
 //! routed (see [`crate::rewrite`]). In the file only, tried in its order.
 
@@ -129,7 +130,7 @@ mod tests {
             ),
             (
                 "rewrite.r = ^/a$",
-                "proxy.conf:3: rewrite.r: a rule is `<pattern> <replacement> [<flag>]`",
+                "proxy.conf:3: rewrite.r: a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`",
             ),
             (
                 "rewrite.a/b = ^/a$ /b",
@@ -154,7 +155,7 @@ mod tests {
             (
                 "rewrite = ^/a$ /b",
                 "proxy.conf:3: `rewrite` needs a name: `rewrite.<name> = <pattern> \
-                 <replacement> [<flag>]`, one key per rule",
+                 <replacement> [<flag>] [host=<hosts>]`, one key per rule",
             ),
             (
                 "rewrites = ^/a$ /b",

@@ -948,10 +948,10 @@ fn rewrite(
     // Not an `OPTIONS *` (or an absolute-form one with no path): it asks
     // about the server, and no rule takes it.
     let target = head.origin_target();
-    if rewrites.ambiguous(&target) {
+    if rewrites.ambiguous(head.authority(), &target) {
         return Err(Ambiguous);
     }
-    match rewrites.apply(&target) {
+    match rewrites.apply(head.authority(), &target) {
         Ok(None) => Ok(None),
         Ok(Some(Rewritten::Internal(to))) => {
             client.sent_target = Some(head.set_path_and_query(&to));
