@@ -185,9 +185,9 @@ mod tests {
         };
         let shipped = include_str!("../../proxy.conf");
         let mut commented = shipped.lines().filter_map(|l| l.strip_prefix("#   "));
-        assert_eq!(rules(&mut commented), 4);
+        assert_eq!(rules(&mut commented), 5);
         let readme = include_str!("../../README.md");
-        assert_eq!(rules(&mut readme.lines()), 5);
+        assert_eq!(rules(&mut readme.lines()), 6);
     }
 
     #[test]
