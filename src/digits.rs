@@ -99,6 +99,12 @@ pub fn push_field(out: &mut Vec<u8>, name: &str, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether `b` is one of RFC 3986's unreserved characters, which
+/// percent-encoding leaves as they are wherever they stand.
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 /// `b` as two hex digits, in upper or lower case.
 pub fn hex_pair(b: u8, upper: bool) -> [u8; 2] {
     let digits = match upper {

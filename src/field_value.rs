@@ -7,7 +7,7 @@
 //! come (`$status`, `$upstream_addr`), filled in as each head is written.
 
 use crate::config::FieldFamily;
-use crate::digits::{hex_pair, Decimal, Thousandths};
+use crate::digits::{hex_pair, is_unreserved, Decimal, Thousandths};
 use crate::http::date::{Clf, Iso8601};
 use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
@@ -228,7 +228,8 @@ impl FieldValue {
     /// value, all but letters, digits and `-._~` encoded
     /// (`rd=$scheme://$host$request_uri` carries the whole URL, its own
     /// `?` and `&` included); before, only what a URL cannot hold is
-    /// (`\` among them, which browsers read as `/`).
+    /// (`\` among them, which browsers read as `/`, and a `%` that starts
+    /// no escape).
     pub fn render_url(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
         let pieces = match &self.kind {
             Kind::Text(text) => return out.extend_from_slice(text.as_bytes()),
@@ -247,10 +248,13 @@ impl FieldValue {
                 Piece::Named(Named::Var(var)) => write_var(*var, facts, &mut value),
                 Piece::Named(Named::Field(name)) => push_field(facts, name, &mut value),
             }
-            for &b in &value {
-                let kept = b.is_ascii_alphanumeric()
-                    || matches!(b, b'-' | b'.' | b'_' | b'~')
-                    || (!in_query && b"!$&'()*+,;=:@/?%".contains(&b));
+            for (i, &b) in value.iter().enumerate() {
+                let escape = || {
+                    (value.get(i + 1..i + 3)).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                };
+                let kept = is_unreserved(b)
+                    || (!in_query && b"!$&'()*+,;=:@/?".contains(&b))
+                    || (!in_query && b == b'%' && escape());
                 match kept {
                     true => out.push(b),
                     false => {
@@ -516,6 +520,12 @@ mod tests {
             "/x/%5Cevil.example%23%C3%A9"
         );
         assert_eq!(rendered_url("/fixed?a=$$", &facts), "/fixed?a=$");
+        // A `%` that starts no escape is one.
+        let odd = self::head("/100%/a%2fb%zz%4", &[]);
+        assert_eq!(
+            rendered_url("/back$request_uri", &self::facts(&odd)),
+            "/back/100%25/a%2fb%25zz%254"
+        );
     }
 
     fn rendered(value: &str, facts: &Facts<'_>) -> String {

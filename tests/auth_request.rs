@@ -754,8 +754,21 @@ fn mistakes_are_refused_with_what_is_wrong() {
             format!(
                 "{with}auth_request_redirect = /login\nresponse_header.Location = /elsewhere\n"
             ),
-            "response_header.Location",
-            words(&["auth_request_redirect", "writes Location"]),
+            "auth_request_redirect",
+            words(&["response_header.Location", "writes Location"]),
+        ),
+        (
+            // A pool's own redirect under the top level's field.
+            format!(
+                "{with}pool.app.auth_request_redirect = /login\nresponse_header.Location = /x\n"
+            ),
+            "pool.app.auth_request_redirect",
+            words(&["response_header.Location", "writes Location"]),
+        ),
+        (
+            format!("{with}auth_request_redirect = /\\$host\n"),
+            "auth_request_redirect",
+            words(&["without `\\` or `#`"]),
         ),
     ];
     assert_refused(base, &cases);
@@ -1064,21 +1077,25 @@ fn kept_yeses_outlive_new_addresses_of_targets_but_not_a_reload() {
 
 /// A gateway as oauth2-proxy's `/oauth2/auth` answers: 202 to a request
 /// whose cookies hold `session=ok`, 403 to `session=banned` (signed in,
-/// not allowed), and otherwise 401 with a body, a challenge and the
-/// cookie it checks when the client comes back from signing in.
+/// not allowed), a redirect of its own to `session=moved`, a 401 with a
+/// body larger than any refusal relayed to `session=big`, and otherwise
+/// 401 with a body, a challenge and the cookie that clears a session it
+/// no longer takes.
 fn oauth2_gateway() -> Backend {
     Backend::start("oauth2", |seen, out| {
         let cookie = seen.field_or("cookie", "");
-        if cookie == "session=ok" {
-            respond(out, 202, &[("X-Auth-Request-User", "ann")], b"");
-        } else if cookie == "session=banned" {
-            respond(out, 403, &[], b"not for you");
-        } else {
-            let fields = [
-                ("Set-Cookie", "_oauth2_csrf=c1; Path=/; HttpOnly"),
-                ("WWW-Authenticate", "Bearer"),
-            ];
-            respond(out, 401, &fields, b"Unauthorized");
+        let cleared = ("Set-Cookie", "_oauth2_proxy=; Path=/; Max-Age=0");
+        match cookie.as_str() {
+            "session=ok" => respond(out, 202, &[("X-Auth-Request-User", "ann")], b""),
+            "session=banned" => respond(out, 403, &[], b"not for you"),
+            "session=moved" => respond(out, 302, &[("Location", "/elsewhere")], b""),
+            "session=big" => respond(out, 401, &[cleared], &vec![b'x'; 100 * 1024]),
+            _ => respond(
+                out,
+                401,
+                &[cleared, ("WWW-Authenticate", "Bearer")],
+                b"Unauthorized",
+            ),
         }
         Action::KeepAlive
     })
@@ -1086,17 +1103,21 @@ fn oauth2_gateway() -> Backend {
 
 #[test]
 fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
-    let (app, other, gate) = (
+    let (app, other, own, gate) = (
         Backend::echo("app"),
         Backend::echo("other"),
+        Backend::echo("own"),
         oauth2_gateway(),
     );
     let config = format!(
         "targets = {}\npool.oauth2 = {}\npool.other = {}\nroute./other/ = other\n\
+         pool.own = {}\nroute./own/ = own\nroute./oauth2/ = oauth2\n\
          auth_request = oauth2 /oauth2/auth\nauth_request_redirect = /oauth2/start?rd=$request_uri\n\
          pool.other.auth_request_redirect = https://sso.example/login?rd=$scheme://$host$request_uri\n\
+         pool.other.response_header.Set-Cookie =\n\
+         pool.own.auth_request = oauth2 /oauth2/auth\n\
          response_header.X-Frame-Options = DENY\n",
-        app.addr, gate.addr, other.addr
+        app.addr, gate.addr, other.addr, own.addr
     );
     let proxy = start_proxy(&[], from_file(&config));
     let mut client = proxy.connect();
@@ -1113,7 +1134,7 @@ fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
     );
     assert_eq!(
         r.header("set-cookie"),
-        Some("_oauth2_csrf=c1; Path=/; HttpOnly")
+        Some("_oauth2_proxy=; Path=/; Max-Age=0")
     );
     assert!(!r.head.has("www-authenticate"), "{}", r.head.raw);
     assert!(!r.body_str().contains("Unauthorized"), "{}", r.body_str());
@@ -1129,6 +1150,14 @@ fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
     let r = client.get_with("/doc", &[("Cookie", "session=banned")]);
     assert_eq!(r.status, 403, "{}", r.head.raw);
     assert_eq!(r.body_str(), "not for you");
+    // Nor is the service's own redirect.
+    let r = client.get_with("/doc", &[("Cookie", "session=moved")]);
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(r.header("location"), Some("/elsewhere"));
+    // A 401's body is not sent, however large.
+    let r = client.get_with("/doc", &[("Cookie", "session=big")]);
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(r.header("location"), Some("/oauth2/start?rd=%2Fdoc"));
     // The connection goes on after each of them.
     let r = client.get_with("/doc", &[("Cookie", "session=ok")]);
     assert_eq!(r.status, 200, "{}", r.head.raw);
@@ -1140,11 +1169,21 @@ fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
         r.header("location"),
         Some("https://sso.example/login?rd=http://app.example%2Fother%2Fa%3Fb%3Dc")
     );
+    // Where the application's cookies are taken out, so are the service's.
+    assert!(!r.head.has("set-cookie"), "{}", r.head.raw);
+    // A pool that names its own service has its own sign-in page, or
+    // none: the 401 goes as it came.
+    let r = proxy.get_on("app.example", "/own/a", &[]);
+    assert_eq!(r.status, 401, "{}", r.head.raw);
+    assert_eq!(r.body_str(), "Unauthorized");
     // A refused request's body is never read: the connection closes.
     let mut client = proxy.connect();
     let r = client.request("POST", "/form", &[], b"GET /smuggled HTTP/1.1\r\n\r\n");
     assert_eq!(r.status, 302, "{}", r.head.raw);
     assert!(client.is_closed());
-    assert_eq!((app.requests(), other.requests()), (2, 0));
+    assert_eq!(
+        (app.requests(), other.requests(), own.requests()),
+        (2, 0, 0)
+    );
     assert!(gate.seen().iter().all(|s| s.path() == "/oauth2/auth"));
 }

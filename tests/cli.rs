@@ -932,3 +932,24 @@ fn check_warns_of_a_certificate_that_has_expired() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_warns_of_a_sign_in_redirect_to_a_page_that_is_asked_too() {
+    let recipe = "targets = 127.0.0.1:9001\npath_to_persistence =\npool.sso = 127.0.0.1:9002\n\
+                  auth_request = sso /oauth2/auth\n\
+                  auth_request_redirect = /oauth2/start?rd=$request_uri\n";
+    let args = ["check", "--config", "proxy.conf"];
+    let warning = "proxy.conf:5: auth_request_redirect: `/oauth2/start` is routed to targets";
+    let dir = conf(recipe);
+    let out = inverso(dir.path(), &args, &[("RUST_LOG", "warn")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(stderr.contains("route./oauth2/start = sso"), "{stderr}");
+    // Routed to the service, whose own requests are never asked: no loop.
+    let dir = conf(&format!("{recipe}route./oauth2/ = sso\n"));
+    let out = inverso(dir.path(), &args, &[("RUST_LOG", "warn")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("in a loop"), "{stderr}");
+}

@@ -944,21 +944,14 @@ impl Loader {
             // Its own redirects' Location would otherwise go out beside the
             // value set (two places to go), or be the one field a removal
             // leaves on a response.
-            let redirecting = [
-                ("redirect_to_https", config.redirect_to_https),
-                (
-                    "auth_request_redirect",
-                    config.auth_request_redirect.is_some(),
-                ),
-            ];
-            if let Some((key, _)) = (family == FieldFamily::Response
-                && name.eq_ignore_ascii_case("location"))
-            .then(|| redirecting.into_iter().find(|(_, on)| *on))
-            .flatten()
+            if family == FieldFamily::Response
+                && config.redirect_to_https
+                && name.eq_ignore_ascii_case("location")
             {
-                return Err(refused(format!(
-                    "with {key} on, the proxy writes Location on its redirects itself"
-                )));
+                return Err(refused(
+                    "with redirect_to_https on, the proxy writes Location on its redirects itself"
+                        .to_string(),
+                ));
             }
             edits.push((name.clone(), value));
         }
@@ -1181,6 +1174,18 @@ impl Loader {
                 let why = format!("is set, but auth_request is off: {why}");
                 return Err(self.refused_in(scope, key, why));
             }
+        }
+        // The redirect's Location would go out beside the one set (two
+        // places to go), or be the one a removal leaves; a pool may take
+        // either from the top level.
+        if config.auth_request_redirect.is_some() && config.response_headers.edits(b"location") {
+            return Err(self.refused_in(
+                scope,
+                "auth_request_redirect",
+                "is on, and response_header.Location is set too: the proxy writes Location on \
+                 its redirects itself"
+                    .into(),
+            ));
         }
         match (&config.auth_basic, &config.auth_users) {
             (Some(_), None) => Err(self.refused_in(

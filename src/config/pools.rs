@@ -390,6 +390,7 @@ impl Loader {
         top.routes = Arc::new(self.build_routes(&pools)?);
         self.read_more_error_pages(top, &mut pools)?;
         self.resolve_auth_requests(top, &mut pools)?;
+        self.warn_of_sign_in_loops(top, &pools);
         let asked = |i: usize| {
             (std::iter::once(&*top).chain(pools.iter().map(|p| &p.config)))
                 .any(|c| c.auth_request.as_ref().is_some_and(|a| a.pool == i))
@@ -449,6 +450,49 @@ impl Loader {
             }
         }
         Ok(())
+    }
+
+    /// Warns of an `auth_request_redirect` path that is routed to a pool
+    /// whose requests are asked too: a client not signed in would be
+    /// sent there, answered 401 and sent on again, in a loop.
+    fn warn_of_sign_in_loops(&self, top: &Config, pools: &[PoolConfig]) {
+        let config_of = |i: usize| match i.checked_sub(1) {
+            Some(i) => &pools[i].config,
+            None => top,
+        };
+        let scopes =
+            std::iter::once((None, top)).chain(pools.iter().map(|p| (Some(&*p.name), &p.config)));
+        for (name, config) in scopes {
+            let (Some(to), Some(asked)) = (&config.auth_request_redirect, &config.auth_request)
+            else {
+                continue;
+            };
+            // A pool that takes the top level's is told of there.
+            let inherited =
+                name.is_some_and(|n| self.own_key(n, "auth_request_redirect").is_none());
+            let source = to.source();
+            if inherited || !source.starts_with('/') {
+                continue;
+            }
+            let path = &source[..source.find(['?', '$']).unwrap_or(source.len())];
+            let route =
+                (top.routes.route(None, path).ok().flatten()).and_then(|r| top.routes.get(r));
+            let pool = route.map_or(0, |r| r.pool);
+            if config_of(pool).auth_request.is_some() {
+                let routed = match pool.checked_sub(1) {
+                    Some(i) => format!("routed to pool {}", pools[i].name),
+                    None => "routed to targets".to_string(),
+                };
+                let why = format!(
+                    "`{path}` is {routed}, whose requests are asked of a sign-in service too: a \
+                     client not signed in would be sent there and back, in a loop (route it to \
+                     the service: `route.{path} = {}`)",
+                    asked.pool_name
+                );
+                let scope = name.map_or(Scope::Top, Scope::Pool);
+                log::warn!("{}", self.refused_in(scope, "auth_request_redirect", why));
+            }
+        }
     }
 
     /// The `error_pages` pages the proxy answers with besides its own
@@ -596,6 +640,10 @@ impl Loader {
         let sets = |key| self.sets(Scope::Pool(name), key);
         if sets("balance") && !sets("hash_on") && config.balance != Balance::Hash {
             config.hash_on = None;
+        }
+        // Another service's sign-in page is its own.
+        if sets("auth_request") && !sets("auth_request_redirect") {
+            config.auth_request_redirect = None;
         }
         // The top-level fields, but for those the pool sets itself.
         for family in FieldFamily::ALL {

@@ -432,9 +432,14 @@ pub(super) fn parse_auth_redirect(v: &str) -> Result<Option<FieldValue>, String>
             v.escape_debug()
         ));
     }
-    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+    // Browsers read `/\` as `//`, another host; `#` would put what
+    // follows in the fragment, which the service never sees.
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'#')
+    {
         return Err(format!(
-            "`{}`: a URL holds visible ASCII only (write a space `%20`)",
+            "`{}`: a URL holds visible ASCII only, without `\\` or `#` (write a space `%20`)",
             v.escape_debug()
         ));
     }
@@ -1220,6 +1225,9 @@ mod tests {
             "https:///login",
             "ftp://sso.example/",
             "/log in",
+            "/\\$host",
+            "/\\x",
+            "/login#x?rd=$request_uri",
             "/login\u{e9}",
             "/login?rd=$status",
             "/login?rd=$nonsense",

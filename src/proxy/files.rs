@@ -58,7 +58,7 @@ pub(super) fn serve(
             // query kept.
             let target = head.path_and_query();
             let (path, query) = target.split_at(target.find('?').unwrap_or(target.len()));
-            let location = location_field(&format!("{}/{query}", routing_path(path)));
+            let location = location_field(format!("{}/{query}", routing_path(path)));
             return Some(answer_unread(
                 client, head, body_kind, 301, &location, shared,
             ));

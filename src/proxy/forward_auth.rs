@@ -11,7 +11,7 @@
 use super::auth_answers;
 use super::origin::{self, Destination, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header};
-use super::{Client, Outcome, Refusal, Shared};
+use super::{answer_unread, location_field, Client, Outcome, Refusal, Shared};
 use crate::config::AuthRequest;
 use crate::field_value::FieldValue;
 use crate::http::conn::write_all_vectored;
@@ -166,6 +166,20 @@ pub(super) fn ask(
         return Ok(None);
     }
     let upstream = Some(fetched.target.name.clone());
+    if let Some(to) = settings.auth_request_redirect.as_ref() {
+        if fetched.response.status == 401 {
+            metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
+            let mut fields = location_field(render_url(to, head, client, shared));
+            push_cookies(&fetched.response.headers, edits, &mut fields);
+            // Its body is not sent: read if it came whole, or let go.
+            relay::discard(fetched, false, client);
+            let outcome = answer_unread(client, head, body_kind, 302, &fields, shared);
+            return Ok(Some(Outcome {
+                upstream,
+                ..outcome
+            }));
+        }
+    }
     let within = shared.pools.get(asked.pool).backend_timeout();
     let read = relay::read_whole(client, fetched, MAX_REFUSAL_BODY, within);
     let (mut answer, body) = read.map_err(|f| {
@@ -177,13 +191,6 @@ pub(super) fn ask(
         }
     })?;
     metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
-    if let Some(to) = settings.auth_request_redirect.as_ref() {
-        if answer.status == 401 {
-            let mut outcome = redirect(client, head, body_kind, to, &answer.headers, shared);
-            outcome.upstream = upstream;
-            return Ok(Some(outcome));
-        }
-    }
     strip_hop_by_hop(&mut answer.headers, false);
     // The gateway's word to a proxy, not to clients.
     answer.headers.retain(|name, _| {
@@ -234,24 +241,11 @@ fn push_cookies(given: &Headers, edits: &FieldEdits, out: &mut Vec<u8>) {
     }
 }
 
-/// Answers a client the gateway answered 401 with a 302 to `to`
-/// (`auth_request_redirect`, nginx's `error_page 401 =302 <url>`), with
-/// the cookies the gateway set (a CSRF token oauth2-proxy checks on the
-/// way back).
-fn redirect(
-    client: &mut Client,
-    head: &RequestHead,
-    body_kind: BodyKind,
-    to: &FieldValue,
-    given: &Headers,
-    shared: &Shared,
-) -> Outcome {
-    let mut fields = b"Location: ".to_vec();
-    to.render_url(&origin::facts(head, client, shared), &mut fields);
-    fields.extend_from_slice(b"\r\n");
-    let edits = &shared.pool_config(client.route).response_headers;
-    push_cookies(given, edits, &mut fields);
-    super::answer_unread(client, head, body_kind, 302, &fields, shared)
+/// Where `auth_request_redirect` (`to`) sends the client of `head`.
+fn render_url(to: &FieldValue, head: &RequestHead, client: &Client, shared: &Shared) -> Vec<u8> {
+    let mut url = Vec::new();
+    to.render_url(&origin::facts(head, client, shared), &mut url);
+    url
 }
 
 /// The `GET` of `path` the gateway is asked: with the client's fields

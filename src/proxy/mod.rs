@@ -1043,9 +1043,10 @@ pub(super) fn keep_alive_field(version: Version, close: bool) -> &'static [u8] {
 }
 
 /// `Location: <to>` and its line end, for a redirect of the proxy's own.
-fn location_field(to: &str) -> Vec<u8> {
+fn location_field(to: impl AsRef<[u8]>) -> Vec<u8> {
+    let to = to.as_ref();
     let mut field = Vec::with_capacity(to.len() + 12);
-    for part in [b"Location: ", to.as_bytes(), b"\r\n"] {
+    for part in [b"Location: ", to, b"\r\n"] {
         field.extend_from_slice(part);
     }
     field

@@ -4,7 +4,7 @@
 //! Made once per connection, at its handshake, and shared by each of its
 //! requests and their log records.
 
-use crate::digits::{hex_pair, push_hex};
+use crate::digits::{hex_pair, is_unreserved, push_hex};
 use base64::Engine as _;
 use rustls_pki_types::CertificateDer;
 
@@ -60,9 +60,8 @@ impl ClientCertificate {
             .chain([&b"-----END CERTIFICATE-----\n"[..]]);
         pem.flatten().flat_map(|&b| {
             let [high, low] = hex_pair(b, true);
-            let plain = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
             let escaped = [b'%', high, low];
-            match plain {
+            match is_unreserved(b) {
                 true => [b, 0, 0].into_iter().take(1),
                 false => escaped.into_iter().take(3),
             }
