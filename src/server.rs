@@ -1249,6 +1249,7 @@ impl Control {
                 next.tls_certificates = was.tls_certificates.clone();
                 next.tls_served = was.tls_served.clone();
                 next.tls_verify_client = was.tls_verify_client;
+                next.tls_protocols = was.tls_protocols;
                 next.tls_client_ca = was.tls_client_ca.clone();
                 next.tls_client_crl = was.tls_client_crl.clone();
                 next.tls_client_auth = was.tls_client_auth.clone();

@@ -387,6 +387,71 @@ fn tls_1_2_and_1_3_handshakes_both_work() {
 }
 
 #[test]
+fn tls_protocols_may_leave_tls_1_2_out() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let conf = tls_conf(
+        &backend.addr.to_string(),
+        &pki.entry,
+        "tls_protocols = tlsv1.3\n",
+    );
+    let proxy = start_tls(&conf, |_| {});
+    let tls12 = client_config(&pki.ca, &[&rustls::version::TLS12], &[], None);
+    assert!(TlsClient::try_connect(tls_addr(&proxy), &tls12, "localhost").is_err());
+    assert_metric_becomes(&proxy, FAILED, 1);
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(
+        client.conn().protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(client.get("/v").status, 200);
+    // TLS 1.2 alone, as nginx's `ssl_protocols TLSv1.2` may be written.
+    let conf = tls_conf(
+        &backend.addr.to_string(),
+        &pki.entry,
+        "tls_protocols = TLSv1.2\n",
+    );
+    let proxy = start_tls(&conf, |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(
+        client.conn().protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert_eq!(client.get("/v").status, 200);
+}
+
+#[test]
+fn tls_protocols_offers_nothing_older_and_needs_tls_port() {
+    for (more, says) in [
+        (
+            "tls_port = 8443\ntls_protocols = TLSv1.1, TLSv1.2\n",
+            "TLSv1.1 is not offered",
+        ),
+        (
+            "tls_port = 8443\ntls_protocols = SSLv3\n",
+            "SSLv3 is not offered",
+        ),
+        (
+            "tls_port = 8443\ntls_protocols = TLSv1.4\n",
+            "expected TLSv1.2 or TLSv1.3",
+        ),
+        ("tls_port = 8443\ntls_protocols = ,\n", "names no version"),
+        ("tls_protocols = TLSv1.3\n", "is set, but tls_port is not"),
+    ] {
+        let text = format!("targets = 127.0.0.1:1\n{more}");
+        let mut loader = inverso::config::Loader::new();
+        let e = match loader.file("proxy.conf", &text) {
+            Err(e) => e.to_string(),
+            Ok(loader) => loader.build().expect_err(more).to_string(),
+        };
+        assert!(
+            e.contains("tls_protocols: ") && e.contains(says),
+            "{more}: {e}"
+        );
+    }
+}
+
+#[test]
 fn alpn_agrees_on_http_1_1_and_refuses_an_h2_only_client() {
     let pki = Pki::new();
     let backend = Backend::echo("app");

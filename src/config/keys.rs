@@ -476,6 +476,14 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "tls_protocols",
+        default: "TLSv1.2, TLSv1.3",
+        help: "the TLS versions tls_port speaks, as nginx's ssl_protocols: TLSv1.2, TLSv1.3 \
+               or both (TLSv1.3 alone refuses clients that cannot speak it, as compliance \
+               rules may ask); nothing older is offered",
+        apply: |c, v| crate::tls::TlsVersions::parse(v).map(|t| c.tls_protocols = t),
+    },
+    Key {
         name: "tls_verify_client",
         default: "off",
         help: "ask clients on tls_port for a certificate of their own, issued by an \

@@ -168,6 +168,8 @@ pub struct Config {
     /// `tls_verify_client`, `tls_client_ca` and `tls_client_crl`: whether
     /// and how clients on `tls_port` show certificates of their own.
     pub tls_verify_client: crate::tls::VerifyClient,
+    /// `tls_protocols`: the TLS versions `tls_port` speaks.
+    pub tls_protocols: crate::tls::TlsVersions,
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_crl: Option<PathBuf>,
     /// The checks those keys make (also of resumed sessions).
@@ -1097,6 +1099,12 @@ impl Loader {
             ));
         }
         let Some(port) = config.tls_port else {
+            if config.tls_protocols != Default::default() {
+                return Err(self.refused(
+                    "tls_protocols",
+                    "is set, but tls_port is not: nothing would take TLS".into(),
+                ));
+            }
             return match (&config.tls_served, verify) {
                 (Some(_), _) => Err(self.refused(
                     "tls_certificates",
@@ -1140,7 +1148,12 @@ impl Loader {
             }
             _ => None,
         };
-        config.tls = Some(crate::tls::server_config(served, client_auth.as_deref()));
+        let versions = config.tls_protocols;
+        config.tls = Some(crate::tls::server_config(
+            served,
+            client_auth.as_deref(),
+            versions,
+        ));
         config.tls_client_auth = client_auth;
         Ok(())
     }
@@ -1615,6 +1628,7 @@ impl Config {
             tls_certificates: Vec::new(),
             tls_served: None,
             tls_verify_client: Default::default(),
+            tls_protocols: Default::default(),
             tls_client_ca: None,
             tls_client_crl: None,
             tls_client_auth: None,

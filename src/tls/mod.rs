@@ -29,7 +29,7 @@ use rustls::server::{
     StoresServerSessions, WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
-use rustls::RootCertStore;
+use rustls::{RootCertStore, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use std::fmt;
@@ -226,6 +226,62 @@ impl VerifyClient {
     }
 }
 
+/// `tls_protocols`: the TLS versions `tls_port` speaks (nginx's
+/// `ssl_protocols`, HAProxy's `ssl-min-ver`): 1.2 and 1.3, or one of
+/// them alone. Nothing older: rustls has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsVersions {
+    tls12: bool,
+    tls13: bool,
+}
+
+impl Default for TlsVersions {
+    fn default() -> Self {
+        TlsVersions {
+            tls12: true,
+            tls13: true,
+        }
+    }
+}
+
+impl TlsVersions {
+    /// Comma (or space) separated, in nginx's spelling and any case:
+    /// `TLSv1.2, TLSv1.3`, `TLSv1.3`.
+    pub fn parse(v: &str) -> Result<TlsVersions, String> {
+        let mut versions = TlsVersions {
+            tls12: false,
+            tls13: false,
+        };
+        for word in v.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "tlsv1.2" => versions.tls12 = true,
+                "tlsv1.3" => versions.tls13 = true,
+                "sslv2" | "sslv3" | "tlsv1" | "tlsv1.0" | "tlsv1.1" => {
+                    return Err(format!(
+                        "{word} is not offered: it is broken or deprecated (RFC 8996); \
+                         TLSv1.2 and TLSv1.3 are"
+                    ))
+                }
+                _ => return Err(format!("`{word}`: expected TLSv1.2 or TLSv1.3")),
+            }
+        }
+        match versions.tls12 || versions.tls13 {
+            true => Ok(versions),
+            false => Err("names no version: TLSv1.2, TLSv1.3 or both".into()),
+        }
+    }
+
+    fn rustls(self) -> Vec<&'static SupportedProtocolVersion> {
+        let versions = [
+            (self.tls13, &rustls::version::TLS13),
+            (self.tls12, &rustls::version::TLS12),
+        ];
+        (versions.into_iter())
+            .filter_map(|(on, version)| on.then_some(version))
+            .collect()
+    }
+}
+
 /// How clients' certificates are checked: against the authorities of
 /// `tls_client_ca`, and the revocation lists of `tls_client_crl`.
 pub struct ClientAuth {
@@ -299,7 +355,7 @@ impl ClientAuth {
     }
 }
 
-/// The rustls settings of `tls_port`: TLS 1.2 and 1.3 with rustls's
+/// The rustls settings of `tls_port`: `versions` (TLS 1.2 and 1.3) with rustls's
 /// cipher suites (AES-GCM and ChaCha20-Poly1305, forward secret alone),
 /// HTTP/1.1 and 1.0 named in ALPN (a client that offers `h2` too then
 /// speaks HTTP/1.1; one that offers only `h2` is refused at the
@@ -316,11 +372,12 @@ impl ClientAuth {
 pub fn server_config(
     certificates: Arc<Certificates>,
     client_auth: Option<&ClientAuth>,
+    versions: TlsVersions,
 ) -> Arc<ServerConfig> {
     let served = certificates.clone();
     let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
-        .with_safe_default_protocol_versions()
-        .expect("rustls's ring provider supports its default protocol versions");
+        .with_protocol_versions(&versions.rustls())
+        .expect("rustls's ring provider supports TLS 1.2 and 1.3");
     let builder = match client_auth {
         Some(auth) => builder.with_client_cert_verifier(auth.verifier.clone()),
         None => builder.with_no_client_auth(),
