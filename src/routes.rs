@@ -107,6 +107,10 @@ pub struct Return {
 /// Longest text a `return` route may answer with.
 pub const MAX_RETURN_TEXT: usize = 4096;
 
+/// `return 444`: nginx's status for a connection closed without an
+/// answer (HAProxy's `http-request silent-drop`), logged as such.
+pub const CLOSE_UNANSWERED: u16 = 444;
+
 /// `redirect <status> <to>`: the proxy answers `status` itself, with a
 /// `Location` of `to` in place of the matched prefix (nginx's `return 301
 /// https://example.com$request_uri`, HAProxy's `http-request redirect
@@ -349,6 +353,11 @@ impl Route {
     /// checks (`return 200 ok`), a path no backend should see (`return
     /// 404`), a site taken down (`return 503 back soon`).
     pub fn returning(spec: &str, status: u16, text: Option<&str>) -> Result<Route, String> {
+        if status == CLOSE_UNANSWERED && text.is_some() {
+            return Err(
+                "return 444 closes the connection without an answer: it takes no text".into(),
+            );
+        }
         // 1xx, 204, 205, 206 and 304 have no body of this kind; a 3xx is
         // a redirect's, with the place it sends to.
         if !matches!(status, 200..=203 | 400..=599) {

@@ -814,6 +814,43 @@ fn a_route_may_return_a_fixed_answer() {
 }
 
 #[test]
+fn return_444_closes_the_connection_without_an_answer() {
+    // nginx's `server { listen 80 default_server; return 444; }` beside
+    // the site's own, and a path scanners ask for.
+    let main = Backend::echo("main");
+    let mut proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nroute.site.test/ = default\nroute./ = return 444\n\
+             route.site.test/.env = return 444\n",
+            main.addr
+        )),
+    );
+    assert_eq!(served_by(&proxy, "site.test", "/a"), "main");
+    for (host, path, body) in [
+        ("scanner.test", "/", ""),
+        ("site.test", "/.env", ""),
+        ("site.test", "/.env", "Content-Length: 5\r\n\r\nhello"),
+    ] {
+        let mut client = proxy.connect();
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+        let end = if body.is_empty() { "\r\n" } else { body };
+        client.send(format!("{head}{end}").as_bytes());
+        let got = client.read_until_closed();
+        assert!(
+            got.is_empty(),
+            "{host}{path}: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let dropped = lines.iter().filter(|l| l.contains(" 444 0 ")).count();
+    assert_eq!(dropped, 3, "{lines:#?}");
+    assert_eq!(main.requests(), 1);
+}
+
+#[test]
 fn a_route_may_take_only_the_requests_that_meet_its_condition() {
     // A canary by cookie, WebSockets by their Upgrade field, writes by
     // their method, the office by its address; the rest as before.

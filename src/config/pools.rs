@@ -13,7 +13,7 @@ use super::{
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
 use crate::files::{Files, MAX_MAX_AGE};
 use crate::http::head::required_field;
-use crate::routes::{Condition, Route, Routes, MAX_ROUTES};
+use crate::routes::{Condition, Route, Routes, CLOSE_UNANSWERED, MAX_ROUTES};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -514,6 +514,7 @@ impl Loader {
             .map(|_| 404);
         let returned: Vec<u16> = (top.routes.iter())
             .filter_map(|r| r.returned().filter(|r| r.text.is_none()).map(|r| r.status))
+            .filter(|&status| status != CLOSE_UNANSWERED)
             .chain(files_404)
             .collect();
         let shares_top = |pool: &PoolConfig| !self.sets(Scope::Pool(&pool.name), "error_pages");
@@ -1235,6 +1236,8 @@ route.static.example = static
             ("route./x = return 200 a\tb", "with no control character (a tab included)"),
             ("route./x = return ok 200", "`ok` is no status"),
             ("route./x = return 204", "a route returns 200 to 203, or 400 to 599"),
+            ("route./x = return 444", ""),
+            ("route./x = return 444 bye", "closes the connection without an answer"),
             ("route./api/ = return 503 down", "a second route for /api/"),
             ("pool.redirect = 127.0.0.1:9005", "`redirect` is what a route that answers itself says"),
             ("pool.return = 127.0.0.1:9005", "`return` is what a route that answers itself says"),

@@ -37,7 +37,7 @@ use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
 use crate::rewrite::{Rewrites, Rewritten};
-use crate::routes::{Ambiguous, Asked, Lookup, Return, Routes};
+use crate::routes::{Ambiguous, Asked, Lookup, Return, Routes, CLOSE_UNANSWERED};
 use crate::sched;
 use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
@@ -757,8 +757,18 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         let outcome = answer_unread(client, &head, body_kind, status, &field, shared);
         return (outcome, line);
     }
-    // `route./healthz = return 200 ok`, `route./.git/ = return 404`.
+    // `route./healthz = return 200 ok`, `route./.git/ = return 404`;
+    // `return 444` says nothing: the connection is closed, what the
+    // client still sends unread (a scanner learns nothing, and gets no
+    // more of a thread's time).
     if let Some(Return { status, text }) = route.and_then(|r| r.returned()) {
+        if *status == CLOSE_UNANSWERED {
+            let outcome = Outcome {
+                linger: false,
+                ..Outcome::closing(CLOSE_UNANSWERED, 0)
+            };
+            return (outcome, line);
+        }
         let answer = (*status, text.as_deref());
         let outcome = answer_unread_with(client, &head, body_kind, answer, b"", shared);
         return (outcome, line);
