@@ -215,16 +215,24 @@ impl Rule {
         };
         let (mut flag, mut hosts) = (None, None);
         for word in words {
+            let misplaced = |why: &str| {
+                Err(format!(
+                    "`{}`: {why}; a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`",
+                    word.escape_debug()
+                ))
+            };
             match word.strip_prefix("host=") {
-                Some(list) if hosts.is_none() => hosts = Some(parse_hosts(list)?),
-                None if flag.is_none() && hosts.is_none() => flag = Some(Flag::parse(word)?),
-                _ => {
-                    return Err(format!(
-                        "`{}`: a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`, \
-                         split at spaces, so neither the pattern nor the replacement holds one \
+                Some(_) if hosts.is_some() => {
+                    return misplaced("one `host=`, its hosts comma separated")
+                }
+                Some(list) => hosts = Some(parse_hosts(list)?),
+                None if hosts.is_some() => return misplaced("the flag goes before `host=`"),
+                None if flag.is_none() => flag = Some(Flag::parse(word)?),
+                None => {
+                    return misplaced(
+                        "split at spaces, neither the pattern nor the replacement holds one \
                          (`\\s` or `\\x20` in a pattern, `%20` in a replacement)",
-                        word.escape_debug()
-                    ))
+                    )
                 }
             }
         }
@@ -303,13 +311,6 @@ impl Rule {
     /// How many requests the rule applied to.
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
-    }
-
-    /// Whether the rule takes a request for `host` (as [`host_of`] reads
-    /// it) whose path, as routes read it, is `path`.
-    fn applies(&self, host: Option<&str>, path: &str) -> bool {
-        let for_host = self.hosts.is_empty() || self.hosts.iter().any(|h| h.matches(host));
-        for_host && self.regex.is_match(path)
     }
 
     /// What the rule makes of `path` (as routes read it, matched by the
@@ -429,7 +430,12 @@ fn parse_hosts(list: &str) -> Result<Box<[HostPattern]>, String> {
     let hosts = (list.split(','))
         .map(|host| match host {
             "" => Err("`host=` names no host (`host=example.com,www.example.com`)".to_string()),
-            host => parse_host(host),
+            host => parse_host(host).map_err(|_| {
+                format!(
+                    "`host={host}`: a host is a name (`example.com`) or `*.` and a name \
+                     (`*.example.com`, its subdomains alone), without a port"
+                )
+            }),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if hosts.len() > MAX_HOSTS {
@@ -571,66 +577,23 @@ impl Rewrites {
         self.rules.iter()
     }
 
-    /// What the first rule for `authority` (the request's Host, or its
-    /// absolute-form target's) whose pattern matches the path of `target`
-    /// (its path and query, origin-form) makes of it, counted;
-    /// `Ok(None)` when none matches, or for a target that is no path
-    /// (`*`) or one that routes refuse as ambiguous (see
-    /// [`is_ambiguous`]): such a request goes on as it came.
-    pub fn apply(
-        &self,
-        authority: Option<&str>,
-        target: &str,
-    ) -> Result<Option<Rewritten>, Unusable> {
-        if self.rules.is_empty() || !target.starts_with('/') {
-            return Ok(None);
+    /// The rules a request for `authority` (its Host, or its absolute-form
+    /// target's) is tried on: those without `host=`, and those of the
+    /// most specific host written that is the request's (a name before
+    /// `*.` ones, the longest of those first), as nginx picks one
+    /// `server` block, and routes a host.
+    pub fn for_host(&self, authority: Option<&str>) -> HostRules<'_> {
+        let host = authority.filter(|_| self.by_host).map(host_of);
+        let best = (self.rules.iter())
+            .flat_map(|r| r.hosts.iter())
+            .filter(|h| h.matches(host.as_deref()))
+            .map(HostPattern::rank)
+            .max();
+        HostRules {
+            rules: &self.rules,
+            host,
+            best,
         }
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (target, None),
-        };
-        if is_ambiguous(path) {
-            return Ok(None);
-        }
-        let path = routing_path(path);
-        let host = self.host(authority);
-        let Some(rule) = self
-            .rules
-            .iter()
-            .find(|r| r.applies(host.as_deref(), &path))
-        else {
-            return Ok(None);
-        };
-        let rewritten = rule.rewrite(&path, query)?;
-        rule.applied.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(rewritten))
-    }
-
-    /// Whether backends could read the path of `target` (origin-form) in
-    /// ways that differ on what the rules do with it, as routes refuse
-    /// (see [`is_ambiguous`]): it holds a dot segment or an escape some
-    /// backend decodes into one, as sent or as rules read it (`%25%32%65`
-    /// reads `%252e`); or a `%2F` or `;` parameter that, read as some
-    /// servers read them, would have another rule apply, or none (a rule
-    /// for `^/admin/` and `/admin%2Fusers`, `/admin;x/users`).
-    pub fn ambiguous(&self, authority: Option<&str>, target: &str) -> bool {
-        if self.rules.is_empty() || !target.starts_with('/') {
-            return false;
-        }
-        let path = &target[..target.find('?').unwrap_or(target.len())];
-        let read = routing_path(path);
-        if is_ambiguous(path) || is_ambiguous(&read) {
-            return true;
-        }
-        let host = self.host(authority);
-        let first = |path: &str| (self.rules.iter()).position(|r| r.applies(host.as_deref(), path));
-        other_reading(path).is_some_and(|other| first(&other) != first(&read))
-    }
-
-    /// The request's host as rules compare it, when some rule is for
-    /// some hosts alone.
-    fn host(&self, authority: Option<&str>) -> Option<String> {
-        authority.filter(|_| self.by_host).map(host_of)
     }
 
     /// Takes the counts of `running`'s rules of the same names, for a
@@ -642,6 +605,75 @@ impl Rewrites {
                 rule.applied = old.applied.clone();
             }
         }
+    }
+}
+
+/// The rules of one request's host (see [`Rewrites::for_host`]).
+pub struct HostRules<'r> {
+    rules: &'r [Rule],
+    /// As routes compare it; `None` when no rule names a host.
+    host: Option<String>,
+    /// How specific the most specific host written that is this one is.
+    best: Option<(u8, usize)>,
+}
+
+impl HostRules<'_> {
+    /// What the first rule whose pattern matches the path of `target` (a
+    /// request's path and query, origin-form) makes of it, counted;
+    /// `Ok(None)` when none matches, or for a target that is no path
+    /// (`*`) or one that routes refuse as ambiguous (see
+    /// [`is_ambiguous`]): such a request goes on as it came.
+    pub fn apply(&self, target: &str) -> Result<Option<Rewritten>, Unusable> {
+        if self.rules.is_empty() || !target.starts_with('/') {
+            return Ok(None);
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        if is_ambiguous(path) {
+            return Ok(None);
+        }
+        let path = routing_path(path);
+        let Some(rule) = self.first(&path).map(|i| &self.rules[i]) else {
+            return Ok(None);
+        };
+        let rewritten = rule.rewrite(&path, query)?;
+        rule.applied.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(rewritten))
+    }
+
+    /// Whether backends could read the path of `target` (origin-form) in
+    /// ways that differ on what this host's rules do with it, as routes
+    /// refuse (see [`is_ambiguous`]): it holds a dot segment or an escape
+    /// some backend decodes into one, as sent or as rules read it
+    /// (`%25%32%65` reads `%252e`); or a `%2F` or `;` parameter that,
+    /// read as some servers read them, would have another rule apply, or
+    /// none (a rule for `^/admin/` and `/admin%2Fusers`,
+    /// `/admin;x/users`). A host no rule is for has nothing to tell.
+    pub fn ambiguous(&self, target: &str) -> bool {
+        if !target.starts_with('/') || !self.rules.iter().any(|r| self.takes(r)) {
+            return false;
+        }
+        let path = &target[..target.find('?').unwrap_or(target.len())];
+        let read = routing_path(path);
+        if is_ambiguous(path) || is_ambiguous(&read) {
+            return true;
+        }
+        other_reading(path).is_some_and(|other| self.first(&other) != self.first(&read))
+    }
+
+    /// Whether `rule` is tried on this host's requests.
+    fn takes(&self, rule: &Rule) -> bool {
+        rule.hosts.is_empty()
+            || (rule.hosts.iter())
+                .any(|h| Some(h.rank()) == self.best && h.matches(self.host.as_deref()))
+    }
+
+    /// The first of this host's rules whose pattern matches `path` (as
+    /// routes read it).
+    fn first(&self, path: &str) -> Option<usize> {
+        (self.rules.iter()).position(|r| self.takes(r) && r.regex.is_match(path))
     }
 }
 
@@ -659,7 +691,7 @@ mod tests {
 
     /// What one rule, `value`, makes of `target`.
     fn made(value: &str, target: &str) -> Option<Rewritten> {
-        rules(&[("r", value)]).apply(None, target).unwrap()
+        rules(&[("r", value)]).for_host(None).apply(target).unwrap()
     }
 
     fn internal(target: &str) -> Option<Rewritten> {
@@ -755,10 +787,10 @@ mod tests {
             ("general", "^/a/ /two"),
             ("chained", "^/one$ /three"),
         ]);
-        assert_eq!(r.apply(None, "/a/b").unwrap(), internal("/one"));
-        assert_eq!(r.apply(None, "/a/c").unwrap(), internal("/two"));
-        assert_eq!(r.apply(None, "/one").unwrap(), internal("/three"));
-        assert_eq!(r.apply(None, "/z").unwrap(), None);
+        assert_eq!(r.for_host(None).apply("/a/b").unwrap(), internal("/one"));
+        assert_eq!(r.for_host(None).apply("/a/c").unwrap(), internal("/two"));
+        assert_eq!(r.for_host(None).apply("/one").unwrap(), internal("/three"));
+        assert_eq!(r.for_host(None).apply("/z").unwrap(), None);
         let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
         assert_eq!(counts, [1, 1, 1]);
     }
@@ -779,12 +811,12 @@ mod tests {
     #[test]
     fn a_made_target_that_is_not_a_path_is_refused_at_its_use() {
         let r = rules(&[("from-group", "^/(.*)$ $1")]);
-        let e = r.apply(None, "/x/y").unwrap_err();
+        let e = r.for_host(None).apply("/x/y").unwrap_err();
         assert_eq!(
             e.to_string(),
             "rewrite.from-group: made `x/y` of `/x/y`: a path starts with `/`"
         );
-        assert_eq!(r.apply(None, "/").unwrap_err().made, "");
+        assert_eq!(r.for_host(None).apply("/").unwrap_err().made, "");
         let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
         assert_eq!(counts, [0]);
         // `//host` would be another site to a browser.
@@ -845,13 +877,17 @@ mod tests {
             ("/x/../admin/", true),
             ("*", false),
         ] {
-            assert_eq!(r.ambiguous(None, target), ambiguous, "{target}");
+            assert_eq!(r.for_host(None).ambiguous(target), ambiguous, "{target}");
         }
-        assert!(!Rewrites::default().ambiguous(None, "/admin%2Fusers"));
+        assert!(!Rewrites::default()
+            .for_host(None)
+            .ambiguous("/admin%2Fusers"));
         // A rule for another host changes nothing of this host's path.
         let r = rules(&[("admin", "^/admin/ /x host=admin.example")]);
-        assert!(r.ambiguous(Some("Admin.Example:8080"), "/admin%2Fusers"));
-        assert!(!r.ambiguous(Some("www.example"), "/admin%2Fusers"));
+        assert!(r
+            .for_host(Some("Admin.Example:8080"))
+            .ambiguous("/admin%2Fusers"));
+        assert!(!r.for_host(Some("www.example")).ambiguous("/admin%2Fusers"));
     }
 
     #[test]
@@ -874,11 +910,39 @@ mod tests {
             (None, "/any/a"),
         ] {
             assert_eq!(
-                r.apply(authority, "/old/a").unwrap(),
+                r.for_host(authority).apply("/old/a").unwrap(),
                 internal(made),
                 "{authority:?}"
             );
         }
+        // The most specific host written wins, whatever the order, as
+        // nginx's `server_name` and routes pick: a name's rules, not the
+        // `*.` ones; rules without `host=` are every host's.
+        let r = rules(&[
+            ("wild", "^/(.*)$ /wild/$1 host=*.example.com"),
+            ("www", "^/x$ /exact host=www.example.com"),
+            ("all", "^/c$ /common"),
+        ]);
+        for (authority, target, made) in [
+            ("www.example.com", "/x", internal("/exact")),
+            ("www.example.com", "/c", internal("/common")),
+            ("www.example.com", "/y", None),
+            ("a.example.com", "/x", internal("/wild/x")),
+            ("example.com", "/x", None),
+        ] {
+            let got = r.for_host(Some(authority)).apply(target).unwrap();
+            assert_eq!(got, made, "{authority}{target}");
+        }
+        // A host no rule is for is not refused what its rules would not
+        // read otherwise.
+        let r = rules(&[("shop", "^/a/ /b/ host=shop.example")]);
+        assert!(r.for_host(Some("shop.example")).ambiguous("/a/../b"));
+        assert!(!r.for_host(Some("blog.example")).ambiguous("/a/../b"));
+        assert!(!r.for_host(None).ambiguous("/a/../b"));
+        let r = rules(&[(
+            "shop",
+            "^/old/(.*)$ /shop/$1 host=shop.example,*.shop.example",
+        )]);
         let shown = r.iter().next().unwrap().to_string();
         assert!(
             shown.contains("/shop/$1 host=shop.example,*.shop.example:"),
@@ -888,7 +952,8 @@ mod tests {
 
     fn made_err(value: &str, target: &str) -> String {
         rules(&[("r", value)])
-            .apply(None, target)
+            .for_host(None)
+            .apply(target)
             .unwrap_err()
             .to_string()
     }
@@ -903,15 +968,15 @@ mod tests {
             ("r", "^/a", "a rule is `<pattern> <replacement> [<flag>] [host=<hosts>]`"),
             ("r", "^/a /b permanently", "unknown flag `permanently`"),
             ("r", "^/a /b last", ""),
-            ("r", "^/a /b last x", "`x`: a rule is"),
+            ("r", "^/a /b last x", "`x`: split at spaces"),
             ("r", "^/a /b last host=a.example,*.b.example,[::1]", ""),
             ("r", "^/a /b host=a.example", ""),
             ("r", "^/a /b host=", "names no host"),
             ("r", "^/a /b host=a.example,", "names no host"),
-            ("r", "^/a /b host=a..example", "is no host"),
-            ("r", "^/a /b host=a.example:8080", "is no host"),
-            ("r", "^/a /b host=a.example host=b.example", "`host=b.example`: a rule is"),
-            ("r", "^/a /b host=a.example last", "`last`: a rule is"),
+            ("r", "^/a /b host=a..example", "`host=a..example`: a host is a name"),
+            ("r", "^/a /b host=a.example:8080", "without a port"),
+            ("r", "^/a /b host=a.example host=b.example", "one `host=`"),
+            ("r", "^/a /b host=a.example last", "`last`: the flag goes before `host=`"),
             (
                 "r",
                 "(abc /b",
@@ -976,14 +1041,14 @@ mod tests {
     #[test]
     fn a_reload_keeps_the_counts_of_rules_that_keep_their_names() {
         let old = rules(&[("a", "^/a /x"), ("b", "^/b /x")]);
-        old.apply(None, "/a").unwrap();
-        old.apply(None, "/b").unwrap();
-        old.apply(None, "/b").unwrap();
+        old.for_host(None).apply("/a").unwrap();
+        old.for_host(None).apply("/b").unwrap();
+        old.for_host(None).apply("/b").unwrap();
         let mut new = rules(&[("b", "^/bb /y"), ("c", "^/c /y")]);
         new.keep_counts_of(&old);
         let counts: Vec<u64> = new.iter().map(Rule::applied).collect();
         assert_eq!(counts, [2, 0]);
-        new.apply(None, "/bb").unwrap();
+        new.for_host(None).apply("/bb").unwrap();
         assert_eq!(old.iter().nth(1).unwrap().applied(), 3);
     }
 
@@ -1003,8 +1068,8 @@ mod tests {
                 ("into", "^/(.*)/(.*)$ /$2/$1?x=$1"),
                 ("all", "^(.*)$ /$1"),
             ]);
-            let _ = r.ambiguous(None, &path);
-            match r.apply(None, &path) {
+            let _ = r.for_host(None).ambiguous(&path);
+            match r.for_host(None).apply(&path) {
                 Ok(Some(Rewritten::Internal(to))) => {
                     proptest::prop_assert!(to.starts_with('/'), "{to}");
                     proptest::prop_assert!(check_target_bytes(to.as_bytes()).is_ok(), "{to}");

@@ -141,7 +141,7 @@ pub(crate) enum HostPattern {
 
 impl HostPattern {
     /// How specific: the more, the earlier tried.
-    fn rank(&self) -> (u8, usize) {
+    pub(crate) fn rank(&self) -> (u8, usize) {
         match self {
             HostPattern::Exact(_) => (2, 0),
             HostPattern::Suffix(s) => (1, s.len()),

@@ -213,7 +213,46 @@ fn a_rule_with_hosts_applies_to_their_requests_alone() {
     // Any other host's request goes to the next rule.
     let r = proxy.get_on("blog.test", "/old/a", &[]);
     assert_eq!(r.status, 200, "{}", r.head.raw);
-    assert_eq!(paths(&main), ["/kept/a"]);
+    // The host is the one routes read: an absolute-form target's over
+    // the Host field; a request that names none takes no host's rule.
+    let r = proxy.exchange(|client| {
+        client.send(b"GET http://shop.test/old/b HTTP/1.1\r\nHost: blog.test\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.status, 301, "{}", r.head.raw);
+    let r = proxy.exchange(|client| {
+        client.send(b"GET http://blog.test/old/c HTTP/1.1\r\nHost: shop.test\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let r = proxy.exchange(|client| {
+        client.send(b"GET /old/d HTTP/1.0\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(paths(&main), ["/kept/a", "/kept/c", "/kept/d"]);
+}
+
+#[test]
+fn a_host_s_rules_refuse_its_paths_read_otherwise_and_no_other_host_s() {
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nrewrite.admin = ^/admin/ /x host=shop.test\n",
+            main.addr
+        )),
+    );
+    assert_eq!(proxy.get_on("shop.test", "/admin%2Fusers", &[]).status, 400);
+    assert_eq!(proxy.get_on("shop.test", "/a/../admin/", &[]).status, 400);
+    let r = proxy.exchange(|client| {
+        client.send(b"GET http://shop.test/admin%2Fusers HTTP/1.1\r\nHost: blog.test\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.status, 400, "{}", r.head.raw);
+    // Another host's requests go on as they would without the rule.
+    assert_eq!(proxy.get_on("blog.test", "/admin%2Fusers", &[]).status, 200);
+    assert_eq!(paths(&main), ["/admin%2Fusers"]);
 }
 
 #[test]

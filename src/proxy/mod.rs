@@ -958,10 +958,11 @@ fn rewrite(
     // Not an `OPTIONS *` (or an absolute-form one with no path): it asks
     // about the server, and no rule takes it.
     let target = head.origin_target();
-    if rewrites.ambiguous(head.authority(), &target) {
+    let rules = rewrites.for_host(head.authority());
+    if rules.ambiguous(&target) {
         return Err(Ambiguous);
     }
-    match rewrites.apply(head.authority(), &target) {
+    match rules.apply(&target) {
         Ok(None) => Ok(None),
         Ok(Some(Rewritten::Internal(to))) => {
             client.sent_target = Some(head.set_path_and_query(&to));
