@@ -108,7 +108,7 @@ pub struct Return {
 pub const MAX_RETURN_TEXT: usize = 4096;
 
 /// `return 444`: nginx's status for a connection closed without an
-/// answer (HAProxy's `http-request silent-drop`), logged as such.
+/// answer (HAProxy's `http-request reject`), logged as such.
 pub const CLOSE_UNANSWERED: u16 = 444;
 
 /// `redirect <status> <to>`: the proxy answers `status` itself, with a

@@ -822,7 +822,8 @@ fn return_444_closes_the_connection_without_an_answer() {
         &[],
         from_file(&format!(
             "targets = {}\nroute.site.test/ = default\nroute./ = return 444\n\
-             route.site.test/.env = return 444\n",
+             route.site.test/.env = return 444\nredirect_to_https = true\n\
+             redirect_to_https_except = /a\n",
             main.addr
         )),
     );

@@ -479,8 +479,11 @@ pub fn serve(
         if !outcome.keep_alive || client.last_request || shutting_down {
             // During a shutdown too when input is left unread: closing on it
             // would send a reset that can destroy the response still on its
-            // way (a pipelined request, an upload cut short). Bounded.
-            if client.has_unread_input() || (outcome.linger && !shutting_down) {
+            // way (a pipelined request, an upload cut short). Bounded. But
+            // for a first request dropped (`return 444`): nothing was sent
+            // that a reset could destroy, and the client gets no more time.
+            let dropped = outcome.status == CLOSE_UNANSWERED && served == 1;
+            if !dropped && (client.has_unread_input() || (outcome.linger && !shutting_down)) {
                 linger(client.conn.get_ref());
             }
             break;
@@ -716,6 +719,20 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     if !access::admits(client.real_ip, &settings.allow_from, &settings.deny_from) {
         return (deny(client, &head, shared), line);
     }
+    // `return 444` says nothing, over either scheme (a scanner gets no
+    // redirect to HTTPS either): the connection is closed, what the
+    // client still sends unread.
+    let route = client.route.and_then(|i| shared.config.routes.get(i));
+    if route
+        .and_then(|r| r.returned())
+        .is_some_and(|r| r.status == CLOSE_UNANSWERED)
+    {
+        let outcome = Outcome {
+            linger: false,
+            ..Outcome::closing(CLOSE_UNANSWERED, 0)
+        };
+        return (outcome, line);
+    }
     // After the access lists, so that a refused client is refused on
     // either scheme; before the rate limit, so that a page is counted
     // once, when the browser asks again over HTTPS, as nginx's `return`
@@ -751,24 +768,13 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     }
     // A route that redirects (`route.www.example.com = redirect 301
     // https://example.com`): answered here, as the HTTPS redirect is.
-    let route = client.route.and_then(|i| shared.config.routes.get(i));
     if let Some((status, to)) = route.and_then(|r| r.redirect_for(&head.path_and_query())) {
         let field = location_field(&to);
         let outcome = answer_unread(client, &head, body_kind, status, &field, shared);
         return (outcome, line);
     }
-    // `route./healthz = return 200 ok`, `route./.git/ = return 404`;
-    // `return 444` says nothing: the connection is closed, what the
-    // client still sends unread (a scanner learns nothing, and gets no
-    // more of a thread's time).
+    // `route./healthz = return 200 ok`, `route./.git/ = return 404`.
     if let Some(Return { status, text }) = route.and_then(|r| r.returned()) {
-        if *status == CLOSE_UNANSWERED {
-            let outcome = Outcome {
-                linger: false,
-                ..Outcome::closing(CLOSE_UNANSWERED, 0)
-            };
-            return (outcome, line);
-        }
         let answer = (*status, text.as_deref());
         let outcome = answer_unread_with(client, &head, body_kind, answer, b"", shared);
         return (outcome, line);

@@ -258,8 +258,8 @@ impl TlsVersions {
                 "tlsv1.3" => versions.tls13 = true,
                 "sslv2" | "sslv3" | "tlsv1" | "tlsv1.0" | "tlsv1.1" => {
                     return Err(format!(
-                        "{word} is not offered: it is broken or deprecated (RFC 8996); \
-                         TLSv1.2 and TLSv1.3 are"
+                        "{word} is not offered: it is broken or deprecated (RFC 7568, RFC \
+                         8996); TLSv1.2 and TLSv1.3 are"
                     ))
                 }
                 _ => return Err(format!("`{word}`: expected TLSv1.2 or TLSv1.3")),
