@@ -491,11 +491,17 @@ mod tests {
     }
 
     fn rendered_url(value: &str, facts: &Facts<'_>) -> String {
-        let mut out = b"Location: ".to_vec();
-        FieldValue::parse(value, FieldFamily::Request)
-            .unwrap()
-            .render_url(facts, &mut out);
-        String::from_utf8(out).unwrap()["Location: ".len()..].to_string()
+        rendered_by(value, |v, out| v.render_url(facts, out))
+    }
+
+    /// What `render` appends of `value`, after what was there.
+    fn rendered_by(value: &str, render: impl FnOnce(&FieldValue, &mut Vec<u8>)) -> String {
+        let mut out = b"before".to_vec();
+        render(
+            &FieldValue::parse(value, FieldFamily::Request).unwrap(),
+            &mut out,
+        );
+        String::from_utf8(out).unwrap()["before".len()..].to_string()
     }
 
     #[test]
@@ -529,11 +535,7 @@ mod tests {
     }
 
     fn rendered(value: &str, facts: &Facts<'_>) -> String {
-        let mut out = b"before".to_vec();
-        FieldValue::parse(value, FieldFamily::Request)
-            .unwrap()
-            .render(facts, &mut out);
-        String::from_utf8(out).unwrap()["before".len()..].to_string()
+        rendered_by(value, |v, out| v.render(facts, out))
     }
 
     #[test]
