@@ -46,6 +46,9 @@ pub struct Record {
     /// The client's port: none when `client` is not the connection's other
     /// end but the address a proxy in front named.
     pub client_port: Option<u16>,
+    /// The port the client connected to (`port` or `tls_port`); none for
+    /// a connection refused as it was accepted.
+    pub server_port: Option<u16>,
     /// The user name the request's `Authorization: Basic` field claims,
     /// whether or not its password is right (nginx's `$remote_user`);
     /// none without one, or for a request refused before its head parsed.
@@ -124,6 +127,7 @@ impl Record {
             time,
             client: client.ip(),
             client_port: Some(client.port()),
+            server_port: None,
             remote_user: None,
             request_line,
             status: 503,
@@ -834,6 +838,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_secs(784_111_777),
             client: "127.0.0.1".parse().unwrap(),
             client_port: Some(40_000),
+            server_port: Some(8080),
             remote_user: None,
             request_line: "GET /a\"b HTTP/1.1".into(),
             status: 200,

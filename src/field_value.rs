@@ -51,6 +51,8 @@ pub struct Facts<'a> {
     pub client: IpAddr,
     /// Its port, when it is the connection's other end.
     pub client_port: Option<u16>,
+    /// The port it connected to.
+    pub server_port: u16,
     /// The user `auth_basic` accepted for this request.
     pub user: Option<&'a str>,
     pub scheme: &'a str,
@@ -72,6 +74,7 @@ impl<'a> Facts<'a> {
             sent_target: None,
             client: [192, 0, 2, 10].into(),
             client_port: Some(51_000),
+            server_port: 8080,
             user: None,
             scheme: "http",
             tls: None,
@@ -369,6 +372,10 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             }
             return;
         }
+        Var::ServerPort => {
+            out.extend_from_slice(Decimal::new(u64::from(facts.server_port)).as_bytes());
+            return;
+        }
         Var::RemoteUser => facts.user.unwrap_or_default(),
         Var::TimeLocal => return drop(write!(out, "{}", Clf(facts.now))),
         Var::TimeIso8601 => return drop(write!(out, "{}", Iso8601(facts.now))),
@@ -571,6 +578,7 @@ mod tests {
         };
         let cases = [
             ("$remote_addr:$remote_port", "192.0.2.10:51000"),
+            ("$server_port", "8080"),
             ("$remote_user", "ann"),
             ("$time_local", "06/Nov/1994:08:49:37 +0000"),
             ("$time_iso8601", "1994-11-06T08:49:37+00:00"),

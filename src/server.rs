@@ -338,7 +338,14 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         timeout,
         read_timeout,
         deferred,
+        port: listener_port(listener),
     }
+}
+
+/// The port `listener` is bound to (known since it was bound: the system
+/// call cannot fail on a listening socket).
+fn listener_port(listener: &TcpListener) -> u16 {
+    listener.local_addr().map_or(0, |a| a.port())
 }
 
 /// Binds and listens on `addr` as `TcpListener::bind` does (with
@@ -660,6 +667,8 @@ struct Workers {
     /// The listener is `tls_port`'s: its connections begin with a TLS
     /// handshake.
     tls: bool,
+    /// The port it listens on (`$server_port` of its connections).
+    port: u16,
 }
 
 impl Workers {
@@ -670,6 +679,7 @@ impl Workers {
         priority: Option<i32>,
         tls: bool,
     ) -> Result<Arc<Workers>, StartError> {
+        let port = listener_port(&listener);
         let workers = Arc::new(Workers {
             listener,
             inner: inner.clone(),
@@ -679,6 +689,7 @@ impl Workers {
             next_sweep: AtomicU64::new(0),
             surplus: Surplus::new(),
             tls,
+            port,
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         Ok(workers)
@@ -881,7 +892,11 @@ fn work(workers: &Arc<Workers>) {
             Ok(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
-                serve(stream, peer, slot, inner);
+                let inherited = Inherited {
+                    port: workers.port,
+                    ..inner.inherited
+                };
+                serve(stream, peer, slot, inner, inherited);
             }
             Err(Some(refusing)) => refuse(stream, peer, &shared, refusing),
             // A shutdown began: dropped, as a connection accepted then is.
@@ -1062,12 +1077,20 @@ struct Refused {
     bytes: u64,
 }
 
-fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &Inner) {
+/// Serves the connection `stream` from `peer`, accepted with what
+/// `inherited` says, in `slot`.
+fn serve(
+    stream: Arc<ClientStream>,
+    peer: SocketAddr,
+    mut slot: Slot,
+    inner: &Inner,
+    inherited: Inherited,
+) {
     if !cfg!(target_os = "linux") {
         let tcp = stream.tcp();
         let _ = tcp.set_nodelay(true);
-        let _ = tcp.set_read_timeout(Some(inner.inherited.read_timeout));
-        let _ = tcp.set_write_timeout(Some(inner.inherited.timeout));
+        let _ = tcp.set_read_timeout(Some(inherited.read_timeout));
+        let _ = tcp.set_write_timeout(Some(inherited.timeout));
     }
     let proxied = match stream.tls().map(|tls| begin_tls(tls, peer, inner)) {
         None => None,
@@ -1076,14 +1099,7 @@ fn serve(stream: Arc<ClientStream>, peer: SocketAddr, mut slot: Slot, inner: &In
     };
     let watch = slot.watch.clone();
     let mut claim = |client, limit| slot.claim(client, limit);
-    proxy::serve(
-        watch,
-        peer,
-        proxied,
-        &inner.current,
-        inner.inherited,
-        &mut claim,
-    );
+    proxy::serve(watch, peer, proxied, &inner.current, inherited, &mut claim);
     if let Some(tls) = stream.tls() {
         tls.say_closing();
     }

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 pub enum Var {
     RemoteAddr,
     RemotePort,
+    ServerPort,
     RemoteUser,
     TimeLocal,
     TimeIso8601,
@@ -71,6 +72,7 @@ impl Var {
 pub const VARIABLES: &[(&str, Var)] = &[
     ("remote_addr", Var::RemoteAddr),
     ("remote_port", Var::RemotePort),
+    ("server_port", Var::ServerPort),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
     ("time_iso8601", Var::TimeIso8601),

@@ -607,6 +607,7 @@ request_header.X-Protocol = $ssl_protocol
 request_header.X-Cipher = $ssl_cipher
 request_header.X-Scheme = $scheme
 request_header.X-Https = $https
+request_header.X-Forwarded-Port = $server_port
 ";
 
 #[test]
@@ -752,7 +753,12 @@ fn without_a_certificate_verify_is_none_and_over_plain_http_every_tls_variable_i
         ],
     );
     assert!(one(&anonymous, "x-cipher").is_some_and(|c| !c.is_empty()));
+    // The port each connected to: `tls_port`'s, then `port`'s.
+    let tls_port = tls_addr(&proxy).port().to_string();
+    assert_eq!(one(&anonymous, "x-forwarded-port"), Some(tls_port));
     let plain = seen_at(&backend, "/plain");
+    let port = proxy.addr.port().to_string();
+    assert_eq!(one(&plain, "x-forwarded-port"), Some(port));
     assert_fields(
         &plain,
         &[

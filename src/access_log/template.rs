@@ -87,6 +87,7 @@ impl Template {
             time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
             client: [203, 0, 113, 7].into(),
             client_port: Some(51_234),
+            server_port: Some(443),
             remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
             status: 200,
@@ -138,6 +139,7 @@ fn write_var(
     match var {
         Var::RemoteAddr => push_ip(line, r.client),
         Var::RemotePort => push_number(line, r.client_port.map(u64::from)),
+        Var::ServerPort => push_number(line, r.server_port.map(u64::from)),
         // As the combined line writes it: its spaces escaped too, since
         // nginx's `combined` has it unquoted.
         Var::RemoteUser => push_user(line, r.remote_user.as_deref()),
@@ -315,6 +317,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             client: "192.0.2.10".parse().unwrap(),
             client_port: Some(51_000),
+            server_port: Some(8443),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
             status: 200,
@@ -381,6 +384,7 @@ mod tests {
         let cases = [
             ("$remote_addr", "192.0.2.10"),
             ("$remote_port", "51000"),
+            ("$server_port", "8443"),
             ("$remote_user", "ann"),
             ("$time_local", "06/Nov/1994:08:49:37 +0000"),
             ("$time_iso8601", "1994-11-06T08:49:37+00:00"),

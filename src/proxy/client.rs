@@ -73,6 +73,8 @@ pub(super) struct Client {
     pub(super) peer: IpAddr,
     /// `peer`'s port, for the log (`$remote_port`).
     pub(super) peer_port: u16,
+    /// The port the client connected to (`port` or `tls_port`).
+    pub(super) server_port: u16,
     /// Whom the request being served is from: `peer`, or the client a
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
@@ -215,6 +217,7 @@ impl Client {
             // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
             peer: peer.ip().to_canonical(),
             peer_port: peer.port(),
+            server_port: inherited.port,
             real_ip: peer.ip().to_canonical(),
             tls_in_front: watch.client().tls().is_some(),
             tls: watch.client().tls().map(TlsStream::agreed),

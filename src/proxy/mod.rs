@@ -302,6 +302,8 @@ pub struct Inherited {
     pub read_timeout: Duration,
     /// It was accepted only once its first bytes had come (TCP_DEFER_ACCEPT).
     pub deferred: bool,
+    /// The port it was accepted on (`$server_port`).
+    pub port: u16,
 }
 
 /// Serves one client connection until it closes, times out, or the server
@@ -445,6 +447,7 @@ pub fn serve(
                 // The port is the connection's: not that of a client a proxy
                 // in front named.
                 client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+                server_port: Some(client.server_port),
                 remote_user: line.remote_user,
                 request_line: line.request_line,
                 status: outcome.status,

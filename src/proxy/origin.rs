@@ -608,6 +608,7 @@ pub(super) fn facts<'a>(
         client: client.real_ip,
         // The connection's: not that of a client a proxy in front named.
         client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+        server_port: client.server_port,
         user: client.user.as_deref(),
         scheme: client.scheme,
         tls: client.tls,
