@@ -46,8 +46,8 @@ pub struct Record {
     /// The client's port: none when `client` is not the connection's other
     /// end but the address a proxy in front named.
     pub client_port: Option<u16>,
-    /// The port the client connected to (`port` or `tls_port`); none for
-    /// a connection refused as it was accepted.
+    /// The port the client connected to (`port` or `tls_port`), when
+    /// known.
     pub server_port: Option<u16>,
     /// The user name the request's `Authorization: Basic` field claims,
     /// whether or not its password is right (nginx's `$remote_user`);
@@ -114,11 +114,13 @@ impl Heads {
 
 impl Record {
     /// A connection answered 503 before any request was read from it
-    /// (over a connection limit): what had arrived of its request line,
-    /// and the body bytes sent.
+    /// (over a connection limit), from `client` to the listener's
+    /// `server_port`: what had arrived of its request line, and the body
+    /// bytes sent.
     pub fn refused(
         time: SystemTime,
         client: SocketAddr,
+        server_port: u16,
         request_line: String,
         bytes: u64,
         duration: Duration,
@@ -127,7 +129,7 @@ impl Record {
             time,
             client: client.ip(),
             client_port: Some(client.port()),
-            server_port: None,
+            server_port: Some(server_port),
             remote_user: None,
             request_line,
             status: 503,

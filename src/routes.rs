@@ -725,6 +725,11 @@ impl Routes {
         self.routes.is_empty()
     }
 
+    /// Whether some route is for some host alone.
+    pub fn by_host(&self) -> bool {
+        self.by_host
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
     }

@@ -898,7 +898,7 @@ fn work(workers: &Arc<Workers>) {
                 };
                 serve(stream, peer, slot, inner, inherited);
             }
-            Err(Some(refusing)) => refuse(stream, peer, &shared, refusing),
+            Err(Some(refusing)) => refuse(stream, (peer, workers.port), &shared, refusing),
             // A shutdown began: dropped, as a connection accepted then is.
             Err(None) => {}
         }
@@ -964,7 +964,14 @@ fn register(
 /// Answers 503 to a connection not served, and logs it. One to
 /// `tls_port` is closed unanswered: an answer over TLS would take the
 /// handshake the limit is there to spare.
-fn refuse(stream: Arc<ClientStream>, peer: SocketAddr, shared: &Shared, refusing: Refusing) {
+/// Answers 503 to `stream` from `peer` on the listener's `port`, and
+/// logs it.
+fn refuse(
+    stream: Arc<ClientStream>,
+    (peer, port): (SocketAddr, u16),
+    shared: &Shared,
+    refusing: Refusing,
+) {
     let (time, started) = (SystemTime::now(), Instant::now());
     let refused = match &*stream {
         ClientStream::Tcp(tcp) => reject(tcp, 503, None, shared),
@@ -973,15 +980,15 @@ fn refuse(stream: Arc<ClientStream>, peer: SocketAddr, shared: &Shared, refusing
             Refused::default()
         }
     };
-    log_rejected(refused, 503, peer, time, started, shared);
+    log_rejected(refused, 503, (peer, port), time, started, shared);
     drop(refusing);
 }
 
-/// Logs what [`reject`] answered.
+/// Logs what [`reject`] answered to `peer` on the listener's `port`.
 fn log_rejected(
     refused: Refused,
     status: u16,
-    peer: SocketAddr,
+    (peer, port): (SocketAddr, u16),
     time: SystemTime,
     started: Instant,
     shared: &Shared,
@@ -990,6 +997,7 @@ fn log_rejected(
     let mut record = Record::refused(
         time,
         SocketAddr::new(client.ip().to_canonical(), client.port()),
+        port,
         refused.request_line,
         refused.bytes,
         started.elapsed(),
@@ -1092,7 +1100,10 @@ fn serve(
         let _ = tcp.set_read_timeout(Some(inherited.read_timeout));
         let _ = tcp.set_write_timeout(Some(inherited.timeout));
     }
-    let proxied = match stream.tls().map(|tls| begin_tls(tls, peer, inner)) {
+    let proxied = match stream
+        .tls()
+        .map(|tls| begin_tls(tls, (peer, inherited.port), inner))
+    {
         None => None,
         Some(Ok(proxied)) => proxied,
         Some(Err(Ended)) => return,
@@ -1116,7 +1127,7 @@ struct Ended;
 /// plain HTTP sent there is answered 400 and logged, as nginx does.
 fn begin_tls(
     tls: &TlsStream,
-    peer: SocketAddr,
+    (peer, port): (SocketAddr, u16),
     inner: &Inner,
 ) -> Result<Option<proxy_protocol::Header>, Ended> {
     let shared = inner.current.get();
@@ -1147,7 +1158,7 @@ fn begin_tls(
         let (time, started) = (SystemTime::now(), Instant::now());
         let text = "The plain HTTP request was sent to the HTTPS port\n";
         let refused = reject(tls.tcp(), 400, Some(text), &shared);
-        log_rejected(refused, 400, peer, time, started, &shared);
+        log_rejected(refused, 400, (peer, port), time, started, &shared);
     } else {
         log::debug!("client {peer}: TLS handshake: {failure}");
     }

@@ -16,7 +16,7 @@ const NGINX_COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$reque
 
 /// Every kind of variable, one per tab-separated field: a value cannot
 /// hold a tab (escaped as `\x09`), so the fields split cleanly.
-const EVERY_KIND: [&str; 22] = [
+const EVERY_KIND: [&str; 23] = [
     "$remote_addr",
     "$remote_port",
     "$time_local",
@@ -39,6 +39,7 @@ const EVERY_KIND: [&str; 22] = [
     "$request_id",
     "$duration_ms",
     "$upstream_ms",
+    "$server_port",
 ];
 
 fn logging_as(template: &str) -> impl FnOnce(&mut Config) + '_ {
@@ -103,6 +104,8 @@ fn a_proxied_request_and_a_cache_hit_are_logged_field_by_field() {
     let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     for (line, f) in lines.iter().zip(&fields) {
         assert_eq!(f.len(), EVERY_KIND.len(), "{line}");
+        // The proxy's port, the refused request's too.
+        assert_eq!(f[22], proxy.addr.port().to_string(), "{line}");
     }
     for (f, response, cache) in [(&fields[0], &miss, "MISS"), (&fields[1], &hit, "HIT")] {
         let line = f.join(" | ");

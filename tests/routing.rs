@@ -823,7 +823,8 @@ fn return_444_closes_the_connection_without_an_answer() {
         from_file(&format!(
             "targets = {}\nroute.site.test/ = default\nroute./ = return 444\n\
              route.site.test/.env = return 444\nredirect_to_https = true\n\
-             redirect_to_https_except = /a\n",
+             redirect_to_https_except = /a\n\
+             rewrite.moved = ^/(.*)$ https://site.test/$1 permanent host=old.test\n",
             main.addr
         )),
     );
@@ -844,6 +845,10 @@ fn return_444_closes_the_connection_without_an_answer() {
             String::from_utf8_lossy(&got)
         );
     }
+    // A host a rule redirects is answered by the rule, not dropped.
+    let r = proxy.get_on("old.test", "/a/page", &[]);
+    assert_eq!(r.status, 301, "{}", r.head.raw);
+    assert_eq!(r.header("location"), Some("https://site.test/a/page"));
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let dropped = lines.iter().filter(|l| l.contains(" 444 0 ")).count();

@@ -454,8 +454,13 @@ impl Loader {
 
     /// Warns of an `auth_request_redirect` path that is routed to a pool
     /// whose requests are asked too: a client not signed in would be
-    /// sent there, answered 401 and sent on again, in a loop.
+    /// sent there, answered 401 and sent on again, in a loop. Not told
+    /// where routes are by host (which host the path is asked on is the
+    /// client's), nor for a route that answers itself.
     fn warn_of_sign_in_loops(&self, top: &Config, pools: &[PoolConfig]) {
+        if top.routes.by_host() {
+            return;
+        }
         let config_of = |i: usize| match i.checked_sub(1) {
             Some(i) => &pools[i].config,
             None => top,
@@ -477,6 +482,9 @@ impl Loader {
             let path = &source[..source.find(['?', '$']).unwrap_or(source.len())];
             let route =
                 (top.routes.route(None, path).ok().flatten()).and_then(|r| top.routes.get(r));
+            if route.is_some_and(Route::answers_itself) {
+                continue;
+            }
             let pool = route.map_or(0, |r| r.pool);
             if config_of(pool).auth_request.is_some() {
                 let routed = match pool.checked_sub(1) {

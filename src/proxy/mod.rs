@@ -528,6 +528,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     shared.log_refusal(Record::refused(
         time,
         SocketAddr::new(client.peer, client.peer_port),
+        client.server_port,
         request_line,
         bytes,
         duration,
@@ -724,12 +725,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     }
     // `return 444` says nothing, over either scheme (a scanner gets no
     // redirect to HTTPS either): the connection is closed, what the
-    // client still sends unread.
+    // client still sends unread. Not a request a rule answers (a
+    // `host=` rule's redirect for a host a catch-all route drops).
     let route = client.route.and_then(|i| shared.config.routes.get(i));
-    if route
-        .and_then(|r| r.returned())
-        .is_some_and(|r| r.status == CLOSE_UNANSWERED)
-    {
+    let dropped = route.and_then(|r| r.returned()).map(|r| r.status) == Some(CLOSE_UNANSWERED);
+    if dropped && rule_answer.is_none() {
         let outcome = Outcome {
             linger: false,
             ..Outcome::closing(CLOSE_UNANSWERED, 0)
