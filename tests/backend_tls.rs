@@ -193,6 +193,35 @@ fn a_backend_speaking_tls_1_2_alone_is_served() {
 }
 
 #[test]
+fn backend_tls_protocols_may_leave_tls_1_2_out() {
+    let trust = Trust::new();
+    static TLS12_ALONE: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let old = TlsBackend::echo("old", trust.serving(&["127.0.0.1"]).versions(TLS12_ALONE));
+    let new = TlsBackend::echo("new", trust.serving(&["127.0.0.1"]));
+    // TLS 1.3 alone for the pool of the old backend, as the top level's.
+    let more = format!(
+        "backend_tls_protocols = tlsv1.3\npool.new = {}\nroute./new/ = new\n",
+        tls_target(&new, "")
+    );
+    let proxy = start(&trust.conf(&tls_target(&old, ""), &more), |_| {});
+    assert_eq!(proxy.connect().get("/a").status, 502);
+    assert!(old.handshakes().is_empty(), "{:?}", old.handshakes());
+    assert!(old.failed_handshakes() >= 1);
+    let r = proxy.connect().get("/new/a");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let handshakes = new.handshakes();
+    assert_eq!(handshakes[0].version, Some(ProtocolVersion::TLSv1_3));
+    // Nothing older, as for tls_protocols.
+    let mut loader = inverso::config::Loader::new();
+    let text = "targets = 127.0.0.1:1\nbackend_tls_protocols = TLSv1.1\n";
+    let e = match loader.file("proxy.conf", text) {
+        Err(e) => e.to_string(),
+        Ok(loader) => loader.build().map(|_| ()).unwrap_err().to_string(),
+    };
+    assert!(e.contains("TLSv1.1 is not offered"), "{e}");
+}
+
+#[test]
 fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
     const LARGE_RESPONSE: usize = 4 << 20;
     const CHUNKED: usize = 300_000;

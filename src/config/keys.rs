@@ -532,6 +532,15 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "backend_tls_protocols",
+        default: "TLSv1.2, TLSv1.3",
+        help: "the TLS versions offered to targets with `tls`, as nginx's proxy_ssl_protocols: \
+               TLSv1.2, TLSv1.3 or both; nothing older is offered",
+        apply: |c, v| {
+            crate::tls::TlsVersions::parse(v).map(|t| c.backend_tls_keys.protocols = t)
+        },
+    },
+    Key {
         name: "backend_tls_certificate",
         default: "",
         help: "client certificate shown to backends over TLS that ask for one: a PEM chain and \

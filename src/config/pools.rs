@@ -81,6 +81,7 @@ pub const POOL_KEYS: &[&str] = &[
     "upstream_keepalive",
     "backend_tls_verify",
     "backend_tls_ca",
+    "backend_tls_protocols",
     "backend_tls_certificate",
     "sticky_cookie",
     "health_check_path",

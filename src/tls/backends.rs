@@ -9,7 +9,7 @@
 //! required`, where nginx's `proxy_ssl_verify` is off unless set.
 
 use super::trust::{self, TrustError};
-use super::{load_one, provider, CertificateFiles};
+use super::{load_one, provider, CertificateFiles, TlsVersions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
@@ -33,6 +33,8 @@ pub struct BackendTlsKeys {
     /// `backend_tls_certificate`: the certificate shown to a backend that
     /// asks for one.
     pub certificate: Option<CertificateFiles>,
+    /// `backend_tls_protocols`: the TLS versions offered to backends.
+    pub protocols: TlsVersions,
 }
 
 impl Default for BackendTlsKeys {
@@ -41,17 +43,18 @@ impl Default for BackendTlsKeys {
             verify: true,
             ca: None,
             certificate: None,
+            protocols: TlsVersions::default(),
         }
     }
 }
 
-/// The rustls settings for connections to backends: TLS 1.2 and 1.3,
-/// `http/1.1` offered in ALPN (a backend that also speaks HTTP/2 then
+/// The rustls settings for connections to backends: the versions of
+/// `keys` (TLS 1.2 and 1.3 by default), `http/1.1` offered in ALPN (a backend that also speaks HTTP/2 then
 /// knows not to), sessions resumed from the last 256 (rustls's memory
 /// store), and the certificate checks `keys` ask for.
 pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustError> {
     let provider = Arc::new(provider());
-    let builder = builder(&provider);
+    let builder = builder(&provider, keys.protocols);
     let builder = match keys.verify {
         true => builder.with_root_certificates(trusted(keys.ca.as_deref())?),
         false => builder
@@ -79,7 +82,7 @@ pub fn default_client_config() -> Arc<ClientConfig> {
     MADE.get_or_init(|| {
         client_config(&BackendTlsKeys::default()).unwrap_or_else(|e| {
             log::warn!("TLS to backends: {e}");
-            let config = builder(&Arc::new(provider()))
+            let config = builder(&Arc::new(provider()), TlsVersions::default())
                 .with_root_certificates(RootCertStore::empty())
                 .with_no_client_auth();
             Arc::new(config)
@@ -88,11 +91,14 @@ pub fn default_client_config() -> Arc<ClientConfig> {
     .clone()
 }
 
-/// Client settings with TLS 1.2 and 1.3, before their checks.
-fn builder(provider: &Arc<CryptoProvider>) -> ConfigBuilder<ClientConfig, WantsVerifier> {
+/// Client settings with `versions`, before their checks.
+fn builder(
+    provider: &Arc<CryptoProvider>,
+    versions: TlsVersions,
+) -> ConfigBuilder<ClientConfig, WantsVerifier> {
     ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("rustls's ring provider supports its default protocol versions")
+        .with_protocol_versions(&versions.rustls())
+        .expect("rustls's ring provider supports TLS 1.2 and 1.3")
 }
 
 /// The name a target with `tls` is checked against, and sent in SNI:
@@ -229,7 +235,7 @@ mod tests {
         let off = BackendTlsKeys {
             verify: false,
             ca: Some(empty),
-            certificate: None,
+            ..BackendTlsKeys::default()
         };
         assert!(client_config(&off).is_ok());
     }

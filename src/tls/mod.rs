@@ -226,9 +226,10 @@ impl VerifyClient {
     }
 }
 
-/// `tls_protocols`: the TLS versions `tls_port` speaks (nginx's
-/// `ssl_protocols`, HAProxy's `ssl-min-ver`): 1.2 and 1.3, or one of
-/// them alone. Nothing older: rustls has none.
+/// `tls_protocols` and `backend_tls_protocols`: the TLS versions
+/// `tls_port` speaks, or backends are offered (nginx's `ssl_protocols`
+/// and `proxy_ssl_protocols`): 1.2 and 1.3, or one of them alone.
+/// Nothing older: rustls has none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsVersions {
     tls12: bool,
@@ -271,7 +272,7 @@ impl TlsVersions {
         }
     }
 
-    fn rustls(self) -> Vec<&'static SupportedProtocolVersion> {
+    pub(crate) fn rustls(self) -> Vec<&'static SupportedProtocolVersion> {
         let versions = [
             (self.tls13, &rustls::version::TLS13),
             (self.tls12, &rustls::version::TLS12),
