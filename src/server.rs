@@ -200,12 +200,13 @@ impl Server {
         drop(first);
         restart_resolver(&inner).map_err(StartError::Thread)?;
         let (stop_tx, stop_rx) = bounded(1);
-        let workers = Workers::start(listener, &inner, worker_priority, false)?;
+        let workers = Workers::start((listener, inherited), &inner, worker_priority, false)?;
         log::info!("listening on {addr}");
         let tls_workers = match tls_listener {
             Some(listener) => {
-                set_inherited_options(&listener, inner.inherited.timeout, inner.inherited.deferred);
-                let workers = Workers::start(listener, &inner, worker_priority, true)?;
+                let inherited =
+                    set_inherited_options(&listener, inherited.timeout, inherited.deferred);
+                let workers = Workers::start((listener, inherited), &inner, worker_priority, true)?;
                 log::info!("listening on {} (TLS)", workers.local_addr());
                 Some(workers)
             }
@@ -338,14 +339,10 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         timeout,
         read_timeout,
         deferred,
-        port: listener_port(listener),
+        // Known since it was bound: the call cannot fail on a listening
+        // socket.
+        port: listener.local_addr().map_or(0, |a| a.port()),
     }
-}
-
-/// The port `listener` is bound to (known since it was bound: the system
-/// call cannot fail on a listening socket).
-fn listener_port(listener: &TcpListener) -> u16 {
-    listener.local_addr().map_or(0, |a| a.port())
 }
 
 /// Binds and listens on `addr` as `TcpListener::bind` does (with
@@ -667,19 +664,19 @@ struct Workers {
     /// The listener is `tls_port`'s: its connections begin with a TLS
     /// handshake.
     tls: bool,
-    /// The port it listens on (`$server_port` of its connections).
-    port: u16,
+    /// What its connections come with, their port (`$server_port`)
+    /// among it (see `set_inherited_options`).
+    inherited: Inherited,
 }
 
 impl Workers {
     /// The first worker of `listener`'s, accepting.
     fn start(
-        listener: TcpListener,
+        (listener, inherited): (TcpListener, Inherited),
         inner: &Arc<Inner>,
         priority: Option<i32>,
         tls: bool,
     ) -> Result<Arc<Workers>, StartError> {
-        let port = listener_port(&listener);
         let workers = Arc::new(Workers {
             listener,
             inner: inner.clone(),
@@ -689,7 +686,7 @@ impl Workers {
             next_sweep: AtomicU64::new(0),
             surplus: Surplus::new(),
             tls,
-            port,
+            inherited,
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
         Ok(workers)
@@ -892,13 +889,11 @@ fn work(workers: &Arc<Workers>) {
             Ok(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
-                let inherited = Inherited {
-                    port: workers.port,
-                    ..inner.inherited
-                };
-                serve(stream, peer, slot, inner, inherited);
+                serve(stream, peer, slot, inner, workers.inherited);
             }
-            Err(Some(refusing)) => refuse(stream, (peer, workers.port), &shared, refusing),
+            Err(Some(refusing)) => {
+                refuse(stream, (peer, workers.inherited.port), &shared, refusing)
+            }
             // A shutdown began: dropped, as a connection accepted then is.
             Err(None) => {}
         }

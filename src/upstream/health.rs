@@ -1124,7 +1124,6 @@ mod tests {
         assert_eq!(silent.to_string(), "no reply within 100ms");
     }
 
-    /// One connect probe of `addr`, within 200 ms.
     /// A connect probe of `addr`, given long enough to pass on a loaded
     /// machine (see [`connect_probe_within`]).
     fn connect_probe(addr: Endpoint) -> Result<(), ProbeError> {
