@@ -785,6 +785,9 @@ fn traffic_returns_from_the_backup_once_a_target_passes_its_checks_again() {
 fn checks(config: &mut Config) {
     config.health_check_path = Some("/health".to_string());
     config.health_check_interval = Duration::from_millis(20);
+    // A probe of a healthy target may take longer than an interval on a
+    // loaded machine: only the targets meant to fail should.
+    config.health_check_timeout = Some(Duration::from_secs(5));
     config.health_check_rise = 2;
     config.health_check_fall = 2;
     // Passive marks last an hour: only the checks can bring a target back.
@@ -840,6 +843,49 @@ fn a_target_whose_probe_body_lacks_the_expected_text_is_held_down() {
         assert_eq!(get(&proxy, &format!("/{i}")), (200, "a".to_string()));
     }
     assert!(b.seen().iter().all(|s| s.path() == "/health"));
+}
+
+#[test]
+fn a_probe_slower_than_the_interval_passes_within_health_check_timeout() {
+    // b answers its probes 200, but only after longer than the interval.
+    let slow_probes = |name: &'static str, delay: Duration| {
+        Backend::start(name, move |seen, out| {
+            if seen.path() == "/health" {
+                std::thread::sleep(delay);
+            }
+            respond(out, 200, &[("X-Backend", name)], name.as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let probes = |b: &Backend| b.seen().iter().filter(|s| s.path() == "/health").count();
+    let served_by = |proxy: &Proxy| {
+        (0..10)
+            .map(|i| get(proxy, &format!("/{i}")).1)
+            .collect::<Vec<_>>()
+    };
+
+    // By default a probe may take no longer than the interval: b is down.
+    let (a, b) = (Backend::echo("a"), slow_probes("b", Duration::from_secs(1)));
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        // Long enough for a's probes on a loaded machine.
+        c.health_check_interval = Duration::from_millis(200);
+        c.health_check_timeout = None;
+    });
+    assert!(wait_until(WAIT_LIMIT, || probes(&b) >= 3));
+    assert!(served_by(&proxy).iter().all(|name| name == "a"));
+
+    // With health_check_timeout above its delay, b stays in rotation.
+    let (a, b) = (
+        Backend::echo("a"),
+        slow_probes("b", Duration::from_millis(150)),
+    );
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.health_check_timeout = Some(Duration::from_secs(5));
+    });
+    assert!(wait_until(WAIT_LIMIT, || probes(&b) >= 3));
+    assert!(served_by(&proxy).iter().any(|name| name == "b"));
 }
 
 #[test]
@@ -1090,6 +1136,7 @@ fn a_reload_that_turns_get_checks_off_or_to_connects_lets_go_of_the_targets_they
 fn tcp_checks(config: &mut Config) {
     config.health_check_tcp = true;
     config.health_check_interval = Duration::from_millis(20);
+    config.health_check_timeout = Some(Duration::from_secs(5));
     config.health_check_rise = 2;
     config.health_check_fall = 2;
     config.max_fails = 0;
@@ -1198,6 +1245,7 @@ fn a_pool_checks_its_targets_by_connecting_and_the_top_level_is_not_checked() {
              pool.checked = {}, {dead}\n\
              pool.checked.health_check_tcp = true\n\
              pool.checked.health_check_interval = 20ms\n\
+             pool.checked.health_check_timeout = 5s\n\
              pool.checked.health_check_fall = 1\n\
              route./c/ = checked\n",
             main.addr, a.addr

@@ -399,6 +399,7 @@ fn a_reload_changes_the_fields_of_the_next_requests() {
 fn checks(config: &mut Config) {
     config.health_check_path = Some("/health".to_string());
     config.health_check_interval = Duration::from_millis(20);
+    config.health_check_timeout = Some(Duration::from_secs(5));
 }
 
 /// The probes `backend` has received so far.

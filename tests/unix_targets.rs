@@ -162,6 +162,7 @@ fn active_health_checks_probe_a_unix_target_with_host_localhost() {
     let proxy = proxy_for(vec![app.target(), b.target()], |c| {
         c.health_check_path = Some("/health".to_string());
         c.health_check_interval = Duration::from_millis(20);
+        c.health_check_timeout = Some(Duration::from_secs(5));
         c.health_check_rise = 1;
         c.health_check_fall = 1;
     });
@@ -198,6 +199,7 @@ fn tcp_checks_connect_to_a_unix_target_s_socket() {
         with_admin(c);
         c.health_check_tcp = true;
         c.health_check_interval = Duration::from_millis(20);
+        c.health_check_timeout = Some(Duration::from_secs(5));
         c.health_check_rise = 1;
         c.health_check_fall = 1;
         // Only the checks take it out; a request sent to it would fail.

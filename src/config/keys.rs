@@ -407,6 +407,13 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_positive_duration(v).map(|d| c.health_check_interval = d),
     },
     Key {
+        name: "health_check_timeout",
+        default: "",
+        help: "longest a whole probe may take, connecting and reading the reply, as HAProxy's \
+               timeout check; empty = the smaller of backend_timeout and health_check_interval",
+        apply: |c, v| optional(v, parse_positive_duration).map(|d| c.health_check_timeout = d),
+    },
+    Key {
         name: "health_check_rise",
         default: "2",
         help: "good probes in a row that bring a target back",

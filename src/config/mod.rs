@@ -155,6 +155,9 @@ pub struct Config {
     /// Text a probe's body must hold.
     pub health_check_expect_body: Option<Arc<str>>,
     pub health_check_interval: Duration,
+    /// How long a whole probe may take; `None`: the smaller of
+    /// `backend_timeout` and the interval.
+    pub health_check_timeout: Option<Duration>,
     pub health_check_rise: u32,
     pub health_check_fall: u32,
     /// The admin listener's port; `None`: no admin listener.
@@ -1621,6 +1624,7 @@ impl Config {
             health_check_expect_status: Arc::from([]),
             health_check_expect_body: None,
             health_check_interval: Duration::from_secs(1),
+            health_check_timeout: None,
             health_check_rise: 1,
             health_check_fall: 1,
             admin_port: None,
@@ -1713,6 +1717,14 @@ impl Config {
 
     pub fn effective_backend_timeout(&self) -> Duration {
         self.backend_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// How long a whole probe may take.
+    pub fn effective_health_check_timeout(&self) -> Duration {
+        self.health_check_timeout.unwrap_or_else(|| {
+            self.effective_backend_timeout()
+                .min(self.health_check_interval)
+        })
     }
 
     /// The cache rules these settings give (`ttl` and friends can change
@@ -2473,6 +2485,17 @@ mod tests {
         assert_eq!(c.health_check_path.as_deref(), Some("/healthz?full=1"));
         assert_eq!(c.health_check_interval, Duration::from_millis(500));
         assert_eq!((c.health_check_rise, c.health_check_fall), (1, 5));
+        // A probe's bound: the interval, under a longer backend_timeout.
+        assert_eq!(
+            c.effective_health_check_timeout(),
+            Duration::from_millis(500)
+        );
+        let c = build("targets = 127.0.0.1:1\nbackend_timeout = 2s\n").unwrap();
+        assert_eq!(c.effective_health_check_timeout(), Duration::from_secs(2));
+        let c = build("targets = 127.0.0.1:1\nhealth_check_timeout = 12s\n").unwrap();
+        assert_eq!(c.effective_health_check_timeout(), Duration::from_secs(12));
+        let e = build("targets = 127.0.0.1:1\nhealth_check_timeout = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
 
         let c = build("targets = 127.0.0.1:1\nconnect_timeout = 3s\n").unwrap();
         assert_eq!(c.effective_connect_timeout(), Duration::from_secs(3));

@@ -659,9 +659,7 @@ impl Upstreams {
             host: (config.health_check_host.clone())
                 .or_else(|| config.request_headers.value_of("host").map(str::to_string)),
             interval: config.health_check_interval,
-            timeout: config
-                .effective_backend_timeout()
-                .min(config.health_check_interval),
+            timeout: config.effective_health_check_timeout(),
             connect_timeout: config.effective_connect_timeout(),
             rise: config.health_check_rise,
             fall: config.health_check_fall,
