@@ -1272,12 +1272,14 @@ impl Control {
                 next.tls_served = was.tls_served.clone();
                 next.tls_verify_client = was.tls_verify_client;
                 next.tls_protocols = was.tls_protocols;
+                next.tls_strict_sni = was.tls_strict_sni;
                 next.tls_client_ca = was.tls_client_ca.clone();
                 next.tls_client_crl = was.tls_client_crl.clone();
                 next.tls_client_auth = was.tls_client_auth.clone();
                 next.tls = was.tls.clone();
             }
         }
+        next.keep_tls_sessions_of(was);
         next.log_to_stdout = was.log_to_stdout;
         let refused = |e| {
             self.refused();

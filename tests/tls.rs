@@ -363,6 +363,80 @@ fn sni_picks_the_first_certificate_valid_for_the_name_else_the_first() {
 }
 
 #[test]
+fn tls_strict_sni_refuses_a_client_naming_no_host_of_a_certificate() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    let a = pki.ca.leaf(&["a.test"]);
+    let b = pki.ca.leaf(&["*.b.test"]);
+    let entries = format!(
+        "{}, {}",
+        a.write(&pki.ca, dir, "a.pem").display(),
+        b.write(&pki.ca, dir, "b.pem").display()
+    );
+    let backend = Backend::echo("app");
+    let conf = tls_conf(
+        &backend.addr.to_string(),
+        &entries,
+        "tls_strict_sni = true
+",
+    );
+    let proxy = start_tls(&conf, |_| {});
+    let addr = tls_addr(&proxy);
+    let verifying = pki.client();
+
+    let mut named = TlsClient::connect(addr, &verifying, "a.test");
+    assert!(named.server_cert() == a.der, "a.test did not get a.test");
+    assert_eq!(named.get("/a").status, 200);
+    let wildcard = TlsClient::connect(addr, &verifying, "x.b.test");
+    assert!(
+        wildcard.server_cert() == b.der,
+        "x.b.test did not get *.b.test"
+    );
+    // A client that would accept the first certificate is refused all
+    // the same: it is not shown the first one's names.
+    let trusting = client_config(&pki.ca, rustls::DEFAULT_VERSIONS, &[], Some("a.test"));
+    for unknown in ["unknown.test", "b.test"] {
+        assert!(
+            TlsClient::try_connect(addr, &trusting, unknown).is_err(),
+            "{unknown} was given a certificate"
+        );
+    }
+    // No SNI at all: a scan by address.
+    assert!(TlsClient::try_connect(addr, &trusting, "127.0.0.1").is_err());
+    assert_metric_becomes(&proxy, FAILED, 3);
+
+    // With one certificate, its own names are checked too.
+    let conf = tls_conf(
+        &backend.addr.to_string(),
+        &pki.entry,
+        "tls_strict_sni = true
+",
+    );
+    let proxy = start_tls(&conf, |_| {});
+    let returning = pki.client();
+    let mut client = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
+    assert_eq!(client.get("/one").status, 200);
+    let trusting = client_config(&pki.ca, rustls::DEFAULT_VERSIONS, &[], Some("localhost"));
+    assert!(TlsClient::try_connect(tls_addr(&proxy), &trusting, "other.test").is_err());
+    assert!(TlsClient::try_connect(tls_addr(&proxy), &trusting, "127.0.0.1").is_err());
+
+    // A reload that turns it off gives such a client the certificate at
+    // its next handshake, and resumes the sessions made before it: the
+    // certificates are the same.
+    let text = tls_conf(&backend.addr.to_string(), &pki.entry, "");
+    let next = proxy.config_for(&[], from_file_with_admin(&text));
+    proxy.handle().control().reload(next).unwrap();
+    let mut by_address = TlsClient::connect(tls_addr(&proxy), &trusting, "127.0.0.1");
+    assert_eq!(by_address.get("/ip").status, 200);
+    let mut resumed = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
+    assert_eq!(
+        resumed.conn().handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    assert_eq!(resumed.get("/resumed").status, 200);
+}
+
+#[test]
 fn tls_1_2_and_1_3_handshakes_both_work() {
     let pki = Pki::new();
     let backend = Backend::echo("app");
@@ -437,6 +511,7 @@ fn tls_protocols_offers_nothing_older_and_needs_tls_port() {
         ),
         ("tls_port = 8443\ntls_protocols = ,\n", "names no version"),
         ("tls_protocols = TLSv1.3\n", "is set, but tls_port is not"),
+        ("tls_strict_sni = true\n", "is set, but tls_port is not"),
     ] {
         let text = format!("targets = 127.0.0.1:1\n{more}");
         let mut loader = inverso::config::Loader::new();
@@ -444,8 +519,9 @@ fn tls_protocols_offers_nothing_older_and_needs_tls_port() {
             Err(e) => e.to_string(),
             Ok(loader) => loader.build().expect_err(more).to_string(),
         };
+        let key = more.lines().last().and_then(|l| l.split(' ').next());
         assert!(
-            e.contains("tls_protocols: ") && e.contains(says),
+            e.contains(&format!("{}: ", key.unwrap())) && e.contains(says),
             "{more}: {e}"
         );
     }

@@ -491,6 +491,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| crate::tls::TlsVersions::parse(v).map(|t| c.tls_protocols = t),
     },
     Key {
+        name: "tls_strict_sni",
+        default: "false",
+        help: "true: a client on tls_port that names no host a certificate of \
+               tls_certificates is valid for (or no host at all: a scan by address) is refused \
+               at the handshake instead of given the first certificate, as HAProxy's \
+               strict-sni and nginx's ssl_reject_handshake",
+        apply: |c, v| parse_bool(v).map(|b| c.tls_strict_sni = b),
+    },
+    Key {
         name: "tls_verify_client",
         default: "off",
         help: "ask clients on tls_port for a certificate of their own, issued by an \

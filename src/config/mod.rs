@@ -173,6 +173,9 @@ pub struct Config {
     pub tls_verify_client: crate::tls::VerifyClient,
     /// `tls_protocols`: the TLS versions `tls_port` speaks.
     pub tls_protocols: crate::tls::TlsVersions,
+    /// `tls_strict_sni`: a client that names no host a certificate is
+    /// valid for is refused at the handshake, not given the first.
+    pub tls_strict_sni: bool,
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_crl: Option<PathBuf>,
     /// The checks those keys make (also of resumed sessions).
@@ -1102,9 +1105,13 @@ impl Loader {
             ));
         }
         let Some(port) = config.tls_port else {
-            if config.tls_protocols != Default::default() {
+            let set_alone = [
+                ("tls_protocols", config.tls_protocols != Default::default()),
+                ("tls_strict_sni", config.tls_strict_sni),
+            ];
+            if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {
                 return Err(self.refused(
-                    "tls_protocols",
+                    key,
                     "is set, but tls_port is not: nothing would take TLS".into(),
                 ));
             }
@@ -1151,11 +1158,11 @@ impl Loader {
             }
             _ => None,
         };
-        let versions = config.tls_protocols;
         config.tls = Some(crate::tls::server_config(
             served,
             client_auth.as_deref(),
-            versions,
+            config.tls_protocols,
+            config.tls_strict_sni,
         ));
         config.tls_client_auth = client_auth;
         Ok(())
@@ -1633,6 +1640,7 @@ impl Config {
             tls_served: None,
             tls_verify_client: Default::default(),
             tls_protocols: Default::default(),
+            tls_strict_sni: false,
             tls_client_ca: None,
             tls_client_crl: None,
             tls_client_auth: None,
@@ -1717,6 +1725,26 @@ impl Config {
 
     pub fn effective_backend_timeout(&self) -> Duration {
         self.backend_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// Resumes the TLS sessions `was` made, when it serves the same
+    /// certificates and checks clients' own alike (see
+    /// [`crate::tls::sessions_carry_over`]): a reload that changes
+    /// nothing else loses no session.
+    pub fn keep_tls_sessions_of(&mut self, was: &Config) {
+        let (Some(next), Some(old)) = (&self.tls, &was.tls) else {
+            return;
+        };
+        let (Some(served), Some(was_served)) = (&self.tls_served, &was.tls_served) else {
+            return;
+        };
+        let carry = crate::tls::sessions_carry_over(
+            (was_served, was.tls_client_auth.as_deref()),
+            (served, self.tls_client_auth.as_deref()),
+        );
+        if carry {
+            self.tls = Some(crate::tls::with_sessions_of(next, old));
+        }
     }
 
     /// How long a whole probe may take.

@@ -21,12 +21,10 @@ pub mod client_cert;
 pub mod trust;
 pub mod x509;
 
-use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{
-    ClientHello, ProducesTickets, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache,
-    StoresServerSessions, WebPkiClientVerifier,
+    ClientHello, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache, WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, SupportedProtocolVersion};
@@ -169,20 +167,25 @@ impl Certificates {
     }
 
     /// The certificate for a client that asked for `name`: the first
-    /// valid for it (wildcards as browsers match them), else the first.
-    fn for_name(&self, name: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+    /// valid for it (wildcards as browsers match them), else the first,
+    /// or, `strict`, none.
+    fn for_name(&self, name: Option<&str>, strict: bool) -> Option<&Arc<CertifiedKey>> {
         let first = self.entries.first().map(|(_, key)| key);
-        let (Some(name), true) = (name, self.entries.len() > 1) else {
-            return first;
+        let otherwise = first.filter(|_| !strict);
+        let Some(name) = name else {
+            return otherwise;
         };
-        let Ok(name) = ServerName::try_from(name) else {
+        if self.entries.len() == 1 && !strict {
             return first;
+        }
+        let Ok(name) = ServerName::try_from(name) else {
+            return otherwise;
         };
         self.entries
             .iter()
             .map(|(_, key)| key)
             .find(|key| valid_for(key, &name))
-            .or(first)
+            .or(otherwise)
     }
 }
 
@@ -194,9 +197,26 @@ fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
         .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(name).is_ok())
 }
 
-impl ResolvesServerCert for Certificates {
+/// Picks the certificate a client is given; `strict` (`tls_strict_sni`)
+/// gives none, refusing the handshake, to a client that named no host a
+/// certificate is valid for.
+#[derive(Debug)]
+struct ByName {
+    certificates: Arc<Certificates>,
+    strict: bool,
+}
+
+impl ResolvesServerCert for ByName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.for_name(hello.server_name()).cloned()
+        let name = hello.server_name();
+        let found = self.certificates.for_name(name, self.strict).cloned();
+        if found.is_none() {
+            log::debug!(
+                "TLS handshake refused (tls_strict_sni): no certificate for {}",
+                name.unwrap_or("a client naming no host")
+            );
+        }
+        found
     }
 }
 
@@ -288,7 +308,7 @@ impl TlsVersions {
 pub struct ClientAuth {
     verifier: Arc<dyn ClientCertVerifier>,
     /// What the checks were made of: sessions resume only under the same
-    /// (see [`Resumption`]).
+    /// (see [`sessions_carry_over`]).
     made_of: ClientAuthInputs,
 }
 
@@ -374,8 +394,8 @@ pub fn server_config(
     certificates: Arc<Certificates>,
     client_auth: Option<&ClientAuth>,
     versions: TlsVersions,
+    strict_sni: bool,
 ) -> Arc<ServerConfig> {
-    let served = certificates.clone();
     let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&versions.rustls())
         .expect("rustls's ring provider supports TLS 1.2 and 1.3");
@@ -383,62 +403,49 @@ pub fn server_config(
         Some(auth) => builder.with_client_cert_verifier(auth.verifier.clone()),
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_cert_resolver(certificates);
+    let mut config = builder.with_cert_resolver(Arc::new(ByName {
+        certificates,
+        strict: strict_sni,
+    }));
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
-    let resumption = Resumption::for_settings(&served, client_auth.map(|auth| &auth.made_of));
-    config.session_storage = resumption.store;
-    if let Some(ticketer) = resumption.ticketer {
-        config.ticketer = ticketer;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    match rustls::crypto::ring::Ticketer::new() {
+        Ok(ticketer) => config.ticketer = ticketer,
+        Err(e) => log::warn!("TLS tickets: {e}; TLS 1.3 sessions resume from memory"),
     }
     Arc::new(config)
 }
 
-/// How sessions resume: the store of TLS 1.2 session IDs and the ticket
-/// key, kept from one configuration to the next while the certificates
-/// and the checks of clients' own stay the same, so that a reload that
-/// changes nothing else loses no session. One that changes a
-/// certificate starts afresh, as nginx's session context, which holds
-/// its certificates' digest, does: every client then sees the new
-/// certificate at its next connection. So does one that changes how
-/// clients' certificates are checked: a resumed session is not checked
-/// again, and a client whose certificate was just revoked, or whose
-/// authority is no longer trusted, would otherwise come back in on it.
-#[derive(Clone)]
-struct Resumption {
-    certificates: Vec<CertificateDer<'static>>,
-    client_auth: Option<ClientAuthInputs>,
-    store: Arc<dyn StoresServerSessions>,
-    ticketer: Option<Arc<dyn ProducesTickets>>,
+/// Whether sessions made under one configuration (`was`: its
+/// certificates, and how it checks clients' own) may resume under
+/// another (`next`), so that a reload that changes nothing else loses
+/// none. One that changes a certificate starts afresh, as nginx's session
+/// context, which holds its certificates' digest, does: every client then
+/// sees the new certificate at its next connection. So does one that
+/// changes how clients' certificates are checked: a resumed session is
+/// not checked again, and a client whose certificate was just revoked, or
+/// whose authority is no longer trusted, would otherwise come back in on
+/// it.
+pub fn sessions_carry_over(
+    was: (&Certificates, Option<&ClientAuth>),
+    next: (&Certificates, Option<&ClientAuth>),
+) -> bool {
+    let served = |c: &Certificates| -> Vec<CertificateDer<'static>> {
+        (c.entries.iter())
+            .filter_map(|(_, key)| key.cert.first().cloned())
+            .collect()
+    };
+    let checks = |auth: Option<&ClientAuth>| auth.map(|a| a.made_of.clone());
+    served(was.0) == served(next.0) && checks(was.1) == checks(next.1)
 }
 
-impl Resumption {
-    fn for_settings(
-        certificates: &Certificates,
-        client_auth: Option<&ClientAuthInputs>,
-    ) -> Resumption {
-        static LAST: Mutex<Option<Resumption>> = parking_lot::const_mutex(None);
-        let served: Vec<_> = (certificates.entries.iter())
-            .filter_map(|(_, key)| key.cert.first().cloned())
-            .collect();
-        let mut last = LAST.lock();
-        let same =
-            |r: &&Resumption| r.certificates == served && r.client_auth.as_ref() == client_auth;
-        if let Some(kept) = last.as_ref().filter(same) {
-            return kept.clone();
-        }
-        let fresh = Resumption {
-            certificates: served,
-            client_auth: client_auth.cloned(),
-            store: ServerSessionMemoryCache::new(SESSION_CACHE),
-            ticketer: rustls::crypto::ring::Ticketer::new()
-                .inspect_err(|e| {
-                    log::warn!("TLS tickets: {e}; TLS 1.3 sessions resume from memory")
-                })
-                .ok(),
-        };
-        *last = Some(fresh.clone());
-        fresh
-    }
+/// `next`, resuming the sessions of `was`: its store of TLS 1.2 session
+/// IDs and its ticket key.
+pub fn with_sessions_of(next: &ServerConfig, was: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = next.clone();
+    config.session_storage = was.session_storage.clone();
+    config.ticketer = was.ticketer.clone();
+    Arc::new(config)
 }
 
 fn provider() -> CryptoProvider {
