@@ -13,6 +13,14 @@ use std::fmt::Write as _;
 /// the string is the same.
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
+    push_escaped(out, s);
+    out.push('"');
+}
+
+/// Appends `s` escaped as [`push_str`] escapes it, without the quotes:
+/// for a string whose quotes are written by someone else (a `log_format`
+/// template with `escape=json`).
+pub fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -26,7 +34,6 @@ pub fn push_str(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// The invisible characters that reorder how a line is shown: the

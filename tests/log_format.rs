@@ -194,3 +194,27 @@ fn nginx_s_combined_format_reads_as_nginx_writes_it() {
         ]
     );
 }
+
+#[test]
+fn escape_json_lines_are_json_objects_whatever_the_client_sends() {
+    let origin = numbered_fresh_origin();
+    let template = "escape=json {\"request\":\"$request\",\"agent\":\"$http_user_agent\",\
+                    \"status\":$status,\"cache\":\"$upstream_cache_status\",\
+                    \"user\":\"$remote_user\"}";
+    let mut proxy = start_proxy(&[origin.addr], logging_as(template));
+    let mut client = proxy.connect();
+    let agent = [("User-Agent", "Mozilla/5.0 \"quoted\" back\\slash\ttab café")];
+    assert_eq!(client.get_with("/j", &agent).status, 200);
+    assert_eq!(client.get("/j").header("x-cache"), Some("HIT"));
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+
+    let lines = proxy.log_lines();
+    assert_eq!(
+        lines,
+        [
+            r#"{"request":"GET /j HTTP/1.1","agent":"Mozilla/5.0 \"quoted\" back\\slash\ttab café","status":200,"cache":"MISS","user":""}"#,
+            r#"{"request":"GET /j HTTP/1.1","agent":"","status":200,"cache":"HIT","user":""}"#,
+        ]
+    );
+}

@@ -22,6 +22,8 @@ use std::time::{Duration, UNIX_EPOCH};
 pub struct Template {
     /// As written.
     source: Box<str>,
+    /// How the values that are text are written into the line.
+    escape: Escape,
     /// Text copied as written, and variables; a `$http_<name>` reads the
     /// request field of that name in `fields`.
     parts: Box<[Piece]>,
@@ -32,9 +34,12 @@ pub struct Template {
 
 impl Template {
     /// Parses `text`: `$name` or `${name}` (which may be followed by
-    /// letters) is a variable, `$$` a dollar sign, anything else is copied.
+    /// letters) is a variable, `$$` a dollar sign, anything else is copied;
+    /// it may begin with `escape=default` or `escape=json` and a space, as
+    /// nginx's `log_format` may.
     pub fn parse(text: &str) -> Result<Template, String> {
-        let parts = variables::pieces(text)?;
+        let (escape, body) = Escape::split_off(text)?;
+        let parts = variables::pieces(body)?;
         let mut fields: Vec<Box<str>> = Vec::new();
         for piece in &parts {
             let field = match piece {
@@ -55,6 +60,7 @@ impl Template {
         }
         Ok(Template {
             source: text.into(),
+            escape,
             parts: parts.into(),
             fields: fields.into(),
         })
@@ -115,15 +121,96 @@ impl Template {
     /// Appends `record`'s line to `line`, without newline.
     pub(super) fn write(&self, record: &Record, line: &mut String, clock: &mut LogClock) {
         let request = RequestLine::split(&record.request_line);
+        let mut out = Out {
+            line,
+            escape: self.escape,
+        };
         for part in &self.parts {
             match part {
-                Piece::Text(text) => line.push_str(text),
-                Piece::Named(Named::Var(var)) => write_var(*var, record, request, line, clock),
+                Piece::Text(text) => out.line.push_str(text),
+                Piece::Named(Named::Var(var)) => write_var(*var, record, request, &mut out, clock),
                 Piece::Named(Named::Field(name)) => {
-                    let value = record.fields.as_ref().and_then(|f| f.get(name));
-                    push_value(line, value);
+                    out.text(record.fields.as_ref().and_then(|f| f.get(name)));
                 }
             }
+        }
+    }
+}
+
+/// How a template writes the values that are text (`escape=` before it,
+/// as in nginx's `log_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Escape {
+    /// As a quoted field of the combined line: every byte outside
+    /// printable ASCII, `"` and `\` as `\xHH`; `-` for a value that is
+    /// absent.
+    Default,
+    /// As inside a JSON string (RFC 8259): `\"`, `\\`, `\n`, `\u00XX`;
+    /// nothing for a value that is absent, as nginx's `escape=json`.
+    Json,
+}
+
+impl Escape {
+    /// The `escape=` a template begins with, if any, and the rest.
+    fn split_off(text: &str) -> Result<(Escape, &str), String> {
+        let Some(rest) = text.strip_prefix("escape=") else {
+            return Ok((Escape::Default, text));
+        };
+        let (word, body) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
+        let escape = match word {
+            "default" => Escape::Default,
+            "json" => Escape::Json,
+            // nginx's `none` would let a client write anything into the
+            // log, line ends included.
+            "none" => {
+                return Err("escape=none is not offered: a client could write a line \
+                                  of its own into the log; escape=default or escape=json"
+                    .into())
+            }
+            _ => {
+                return Err(format!(
+                    "escape={word}: expected escape=default or escape=json"
+                ))
+            }
+        };
+        Ok((escape, body.trim_start()))
+    }
+}
+
+/// Where a template writes its values, escaped as it says.
+struct Out<'a> {
+    line: &'a mut String,
+    escape: Escape,
+}
+
+impl Out<'_> {
+    /// A value that is text from outside (a client's, a backend's, a
+    /// certificate's), escaped so that it can neither end the line nor
+    /// break out of its quotes.
+    fn text(&mut self, value: Option<&str>) {
+        match (value, self.escape) {
+            (Some(value), Escape::Default) => escape_into(self.line, value),
+            (Some(value), Escape::Json) => crate::json::push_escaped(self.line, value),
+            (None, _) => self.absent(),
+        }
+    }
+
+    /// A value the proxy writes itself (a number, a time, a name of its
+    /// own), which needs no escaping.
+    fn own(&mut self, value: Option<&str>) {
+        match value {
+            Some(value) => self.line.push_str(value),
+            None => self.absent(),
+        }
+    }
+
+    fn number(&mut self, n: Option<u64>) {
+        self.own(n.map(Decimal::new).as_ref().map(Decimal::as_str));
+    }
+
+    fn absent(&mut self) {
+        if self.escape == Escape::Default {
+            self.line.push('-');
         }
     }
 }
@@ -132,105 +219,84 @@ fn write_var(
     var: Var,
     r: &Record,
     request: Option<RequestLine>,
-    line: &mut String,
+    out: &mut Out<'_>,
     clock: &mut LogClock,
 ) {
     let certificate = r.client_certificate.as_deref();
+    let seconds = |d: Duration| Thousandths::seconds(d);
+    let millis = |d: Duration| Thousandths::millis(d);
     match var {
-        Var::RemoteAddr => push_ip(line, r.client),
-        Var::RemotePort => push_number(line, r.client_port.map(u64::from)),
-        Var::ServerPort => push_number(line, r.server_port.map(u64::from)),
+        Var::RemoteAddr => push_ip(out.line, r.client),
+        Var::RemotePort => out.number(r.client_port.map(u64::from)),
+        Var::ServerPort => out.number(r.server_port.map(u64::from)),
         // As the combined line writes it: its spaces escaped too, since
         // nginx's `combined` has it unquoted.
-        Var::RemoteUser => push_user(line, r.remote_user.as_deref()),
-        Var::TimeLocal => line.push_str(clock.clf(r.time)),
-        Var::TimeIso8601 => line.push_str(clock.iso8601(r.time)),
+        Var::RemoteUser => match out.escape {
+            Escape::Default => push_user(out.line, r.remote_user.as_deref()),
+            Escape::Json => out.text(r.remote_user.as_deref().filter(|u| !u.is_empty())),
+        },
+        Var::TimeLocal => out.own(Some(clock.clf(r.time))),
+        Var::TimeIso8601 => out.own(Some(clock.iso8601(r.time))),
         Var::Msec => {
             let since = r.time.duration_since(UNIX_EPOCH).unwrap_or_default();
-            line.push_str(
-                Thousandths::new(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)).as_str(),
-            );
+            let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+            out.own(Some(Thousandths::new(millis).as_str()));
         }
-        Var::Request => escape_into(line, &r.request_line),
-        Var::RequestMethod => push_value(line, request.map(|l| l.method)),
-        Var::RequestUri => push_value(line, request.map(|l| l.uri()).as_deref()),
-        Var::Uri => push_value(line, request.map(|l| l.path())),
-        Var::Args => push_value(line, request.and_then(|l| l.query())),
-        Var::ServerProtocol => push_value(line, request.map(|l| l.protocol)),
-        Var::Status => line.push_str(Decimal::new(u64::from(r.status)).as_str()),
-        Var::BodyBytesSent => line.push_str(Decimal::new(r.bytes).as_str()),
-        Var::RequestTime => line.push_str(Thousandths::seconds(r.duration).as_str()),
-        Var::UpstreamAddr => push_value(line, r.upstream.as_deref()),
-        Var::UpstreamHeaderTime => match r.upstream_wait {
-            Some(wait) => line.push_str(Thousandths::seconds(wait).as_str()),
-            None => line.push('-'),
-        },
-        Var::UpstreamCacheStatus => push_value(line, r.cache),
-        Var::Referer => push_value(line, r.referer.as_deref()),
-        Var::UserAgent => push_value(line, r.user_agent.as_deref()),
-        Var::RequestId => push_value(line, r.request_id.as_deref()),
+        Var::Request => out.text(Some(&r.request_line)),
+        Var::RequestMethod => out.text(request.map(|l| l.method)),
+        Var::RequestUri => out.text(request.map(|l| l.uri()).as_deref()),
+        Var::Uri => out.text(request.map(|l| l.path())),
+        Var::Args => out.text(request.and_then(|l| l.query())),
+        Var::ServerProtocol => out.text(request.map(|l| l.protocol)),
+        Var::Status => out.number(Some(u64::from(r.status))),
+        Var::BodyBytesSent => out.number(Some(r.bytes)),
+        Var::RequestTime => out.own(Some(seconds(r.duration).as_str())),
+        Var::UpstreamAddr => out.text(r.upstream.as_deref()),
+        Var::UpstreamHeaderTime => {
+            out.own(r.upstream_wait.map(seconds).as_ref().map(|t| t.as_str()))
+        }
+        Var::UpstreamCacheStatus => out.own(r.cache),
+        Var::Referer => out.text(r.referer.as_deref()),
+        Var::UserAgent => out.text(r.user_agent.as_deref()),
+        Var::RequestId => out.text(r.request_id.as_deref()),
         Var::Host => {
             let field = || r.fields.as_ref().and_then(|f| f.get("host"));
-            match request
-                .and_then(|l| l.authority())
-                .or_else(field)
+            let host = (request.and_then(|l| l.authority()).or_else(field))
                 .map(host_of)
-            {
-                Some(host) if !host.is_empty() => {
-                    // Checked rather than always copied: hosts are mostly
-                    // written in lower case already.
-                    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-                        escape_into(line, &host.to_ascii_lowercase());
-                    } else {
-                        escape_into(line, host);
-                    }
+                .filter(|host| !host.is_empty());
+            // Checked rather than always copied: hosts are mostly written
+            // in lower case already.
+            match host {
+                Some(host) if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+                    out.text(Some(&host.to_ascii_lowercase()))
                 }
-                _ => line.push('-'),
+                host => out.text(host),
             }
         }
-        Var::DurationMs => line.push_str(Thousandths::millis(r.duration).as_str()),
-        Var::UpstreamMs => match r.upstream_wait {
-            Some(wait) => line.push_str(Thousandths::millis(wait).as_str()),
-            None => line.push('-'),
-        },
-        Var::Pool => push_value(line, r.pool.as_deref()),
-        Var::Scheme => line.push_str(r.scheme),
+        Var::DurationMs => out.own(Some(millis(r.duration).as_str())),
+        Var::UpstreamMs => out.own(r.upstream_wait.map(millis).as_ref().map(|t| t.as_str())),
+        Var::Pool => out.text(r.pool.as_deref()),
+        Var::Scheme => out.own(Some(r.scheme)),
         // nginx's: `on` over TLS to this proxy, else empty.
-        Var::Https => line.push_str(if r.tls.is_some() { "on" } else { "" }),
-        Var::SslProtocol => line.push_str(r.tls.map_or("-", |(version, _)| version)),
-        Var::SslCipher => line.push_str(r.tls.map_or("-", |(_, suite)| suite)),
+        Var::Https => out.own(Some(if r.tls.is_some() { "on" } else { "" })),
+        Var::SslProtocol => out.own(r.tls.map(|(version, _)| version)),
+        Var::SslCipher => out.own(r.tls.map(|(_, suite)| suite)),
         // nginx's: whether the client showed a certificate that passed (a
         // failed one fails the handshake, and never makes a request).
-        Var::SslClientVerify => line.push_str(match (r.tls, &r.client_certificate) {
-            (None, _) => "-",
-            (Some(_), None) => "NONE",
-            (Some(_), Some(_)) => "SUCCESS",
+        Var::SslClientVerify => out.own(match (r.tls, &r.client_certificate) {
+            (None, _) => None,
+            (Some(_), None) => Some("NONE"),
+            (Some(_), Some(_)) => Some("SUCCESS"),
         }),
-        Var::SslClientFingerprint => push_value(line, certificate.map(|c| &*c.fingerprint)),
-        Var::SslClientSDn => push_value(line, certificate.and_then(|c| c.subject.as_deref())),
-        Var::SslClientIDn => push_value(line, certificate.and_then(|c| c.issuer.as_deref())),
-        Var::SslClientSerial => push_value(line, certificate.and_then(|c| c.serial.as_deref())),
+        Var::SslClientFingerprint => out.text(certificate.map(|c| &*c.fingerprint)),
+        Var::SslClientSDn => out.text(certificate.and_then(|c| c.subject.as_deref())),
+        Var::SslClientIDn => out.text(certificate.and_then(|c| c.issuer.as_deref())),
+        Var::SslClientSerial => out.text(certificate.and_then(|c| c.serial.as_deref())),
+        // URL-encoded: nothing left to escape.
         Var::SslClientEscapedCert => match certificate {
-            Some(c) => line.extend(c.escaped_pem().map(char::from)),
-            None => line.push('-'),
+            Some(c) => out.line.extend(c.escaped_pem().map(char::from)),
+            None => out.absent(),
         },
-    }
-}
-
-/// `value` escaped as a quoted field of the combined line is (nginx's
-/// `escape=default` does the same), or `-` when there is none: a client
-/// can neither end the line nor break a field out of its quotes.
-fn push_value(line: &mut String, value: Option<&str>) {
-    match value {
-        Some(value) => escape_into(line, value),
-        None => line.push('-'),
-    }
-}
-
-fn push_number(line: &mut String, n: Option<u64>) {
-    match n {
-        Some(n) => line.push_str(Decimal::new(n).as_str()),
-        None => line.push('-'),
     }
 }
 
@@ -580,6 +646,42 @@ mod tests {
              \"\\x22} injected\""
         );
         assert!(!written.contains('\n') && !written.contains('\r'));
+    }
+
+    #[test]
+    fn escape_json_writes_values_as_json_strings_hold_them() {
+        let mut headers = Headers::new();
+        headers.push("X-Evil", "a\"b\\c\r\n\", \"forged\": \"1\x01");
+        headers.push("X-Utf8", "café");
+        let names: Arc<[Box<str>]> = ["x_evil", "x_utf8"].map(Box::from).into();
+        let r = Record {
+            request_line: "GET /\"x\" HTTP/1.1".into(),
+            remote_user: Some("a b".into()),
+            fields: Some(RequestFields::take(&names, &headers)),
+            ..record()
+        };
+        let template = "escape=json {\"evil\":\"$http_x_evil\",\"utf8\":\"$http_x_utf8\",\
+                        \"request\":\"$request\",\"user\":\"$remote_user\",\"status\":$status,\
+                        \"rt\":$request_time,\"dn\":\"$ssl_client_s_dn\"}";
+        assert_eq!(
+            line(template, &r),
+            r#"{"evil":"a\"b\\c\r\n\", \"forged\": \"1\u0001","utf8":"café","request":"GET /\"x\" HTTP/1.1","user":"a b","status":200,"rt":0.002,"dn":"CN=alice,O=Example\\, Inc."}"#
+        );
+        // What a record lacks is nothing, not a dash, as nginx's.
+        let lacking = "escape=json $remote_port|$remote_user|$args|$upstream_addr|\
+                       $upstream_header_time|$upstream_cache_status|$http_referer|$host|\
+                       $upstream_ms|$pool|$ssl_protocol|$ssl_client_verify|\
+                       $ssl_client_escaped_cert|$http_x_absent";
+        assert_eq!(line(lacking, &bare_record()), "|||||||||||||");
+        // escape=default is the default, written or not.
+        assert_eq!(
+            line("escape=default \"$request\" $remote_user", &r),
+            line("\"$request\" $remote_user", &r)
+        );
+        assert_eq!(line("escape=default $remote_user", &r), "a\\x20b");
+        assert!(error("escape=none $request").contains("escape=none is not offered"));
+        assert!(error("escape=xml $request").contains("expected escape=default or escape=json"));
+        assert!(error("escape=json nothing").contains("names no variable"));
     }
 
     #[test]

@@ -4074,5 +4074,10 @@ mod tests {
         assert_eq!(e.place, "proxy.conf:3");
         assert!(e.message.starts_with("log_headers: "), "{e}");
         assert!(e.message.contains("$http_<name>"), "{e}");
+        // nginx's `escape=json`, written before the template as there.
+        let c = build("targets = 127.0.0.1:1\nlog_format = escape=json {\"s\":$status}\n").unwrap();
+        assert!(matches!(c.log_format, LogFormat::Template(_)));
+        let e = build("targets = 127.0.0.1:1\nlog_format = escape=none $status\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
     }
 }
