@@ -68,6 +68,12 @@ pub struct Record {
     /// How long the backend that answered took to send its response head
     /// once it had the request (none when no backend answered).
     pub upstream_wait: Option<Duration>,
+    /// How long the last connection opened to a backend for the request
+    /// took (zero for a pooled one; `$upstream_connect_time`).
+    pub upstream_connect: Option<Duration>,
+    /// How long the backend's part of the last exchange took, from the
+    /// target's pick to the response's end (`$upstream_response_time`).
+    pub upstream_response: Option<Duration>,
     /// The pool the request was routed to (`default` for `targets`): none
     /// for one that went to no pool (a redirect route's, one refused
     /// before it was routed). A cache hit has its route's pool.
@@ -140,6 +146,8 @@ impl Record {
             cache: None,
             duration,
             upstream_wait: None,
+            upstream_connect: None,
+            upstream_response: None,
             pool: None,
             show_pool: false,
             request_id: None,
@@ -851,6 +859,8 @@ mod tests {
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
             upstream_wait: Some(Duration::from_micros(1250)),
+            upstream_connect: Some(Duration::from_micros(310)),
+            upstream_response: Some(Duration::from_micros(2_100)),
             pool: Some("api".into()),
             show_pool: false,
             request_id: None,

@@ -97,6 +97,8 @@ pub struct Answer<'a> {
     pub cache: Option<&'a str>,
     /// How long the backend took to send its head once it had the request.
     pub upstream_wait: Option<Duration>,
+    /// How long the connection to it took to open (zero for a pooled one).
+    pub upstream_connect: Option<Duration>,
     /// Since the request's head came.
     pub elapsed: Duration,
 }
@@ -173,7 +175,7 @@ impl FieldValue {
                         name()
                     ))
                 }
-                (FieldFamily::Response, Var::BodyBytesSent) => {
+                (FieldFamily::Response, Var::BodyBytesSent | Var::UpstreamResponseTime) => {
                     return Err(format!(
                         "`${}` is known only once the body has been sent, after the head",
                         name()
@@ -344,6 +346,7 @@ fn write_answer_var(var: Var, answer: &Answer<'_>, out: &mut Vec<u8>) {
         Var::RequestTime => time(out, Some(answer.elapsed), Thousandths::seconds),
         Var::DurationMs => time(out, Some(answer.elapsed), Thousandths::millis),
         Var::UpstreamHeaderTime => time(out, answer.upstream_wait, Thousandths::seconds),
+        Var::UpstreamConnectTime => time(out, answer.upstream_connect, Thousandths::seconds),
         Var::UpstreamMs => time(out, answer.upstream_wait, Thousandths::millis),
         // The request's are rendered before, and the body's size refused.
         _ => {}
@@ -448,6 +451,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::RequestTime
         | Var::UpstreamAddr
         | Var::UpstreamHeaderTime
+        | Var::UpstreamConnectTime
+        | Var::UpstreamResponseTime
         | Var::UpstreamCacheStatus
         | Var::DurationMs
         | Var::UpstreamMs => "",
@@ -686,8 +691,10 @@ mod tests {
             assert!(e.contains("only once the response"), "{name}: {e}");
             assert!(FieldValue::parse(&format!("${name}"), FieldFamily::Response).is_ok());
         }
-        let e = FieldValue::parse("$body_bytes_sent", FieldFamily::Response).unwrap_err();
-        assert!(e.contains("after the head"), "{e}");
+        for known_after_the_body in ["$body_bytes_sent", "$upstream_response_time"] {
+            let e = FieldValue::parse(known_after_the_body, FieldFamily::Response).unwrap_err();
+            assert!(e.contains("after the head"), "{e}");
+        }
         let e = FieldValue::parse("$remote_adr", FieldFamily::Request).unwrap_err();
         assert!(e.contains("did you mean `$remote_addr`"), "{e}");
         assert!(FieldValue::parse("${uri", FieldFamily::Request)
@@ -704,6 +711,7 @@ mod tests {
             upstream: Some("10.0.0.5:8080"),
             cache: Some("MISS"),
             upstream_wait: Some(Duration::from_micros(12_345_678)),
+            upstream_connect: Some(Duration::from_micros(2_400)),
             elapsed: Duration::from_micros(1_500_250),
         }
     }
@@ -727,6 +735,7 @@ mod tests {
             ),
             ("${request_time}s ${duration_ms}ms", "1.500s 1500.250ms"),
             ("$upstream_header_time/$upstream_ms", "12.346/12345.678"),
+            ("$upstream_connect_time", "0.002"),
             ("  $uri:$status $http_x_t  ", "/a:502 t\\x01"),
             ("$$status=$status", "$status=502"),
         ];
@@ -737,13 +746,14 @@ mod tests {
                 "{value}"
             );
         }
-        // Every variable of the response is above, but the body's size.
+        // Every variable of the response is above, but those known only
+        // after the body.
         for (name, var) in variables::VARIABLES {
             let named =
                 |v: &&str| v.contains(&format!("${name}")) || v.contains(&format!("{{{name}}}"));
             assert!(
                 !var.after_response()
-                    || *var == Var::BodyBytesSent
+                    || matches!(var, Var::BodyBytesSent | Var::UpstreamResponseTime)
                     || cases.iter().map(|(v, _)| v).any(named),
                 "${name} is not tested"
             );
@@ -754,6 +764,7 @@ mod tests {
             upstream: None,
             cache: None,
             upstream_wait: None,
+            upstream_connect: None,
             ..answer()
         };
         assert_eq!(

@@ -29,6 +29,8 @@ pub enum Var {
     RequestTime,
     UpstreamAddr,
     UpstreamHeaderTime,
+    UpstreamConnectTime,
+    UpstreamResponseTime,
     UpstreamCacheStatus,
     Referer,
     UserAgent,
@@ -60,6 +62,8 @@ impl Var {
                 | Var::RequestTime
                 | Var::UpstreamAddr
                 | Var::UpstreamHeaderTime
+                | Var::UpstreamConnectTime
+                | Var::UpstreamResponseTime
                 | Var::UpstreamCacheStatus
                 | Var::DurationMs
                 | Var::UpstreamMs
@@ -89,6 +93,8 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("request_time", Var::RequestTime),
     ("upstream_addr", Var::UpstreamAddr),
     ("upstream_header_time", Var::UpstreamHeaderTime),
+    ("upstream_connect_time", Var::UpstreamConnectTime),
+    ("upstream_response_time", Var::UpstreamResponseTime),
     ("upstream_cache_status", Var::UpstreamCacheStatus),
     ("http_referer", Var::Referer),
     ("http_user_agent", Var::UserAgent),
@@ -111,22 +117,10 @@ pub const VARIABLES: &[(&str, Var)] = &[
 
 /// nginx variables likely to come along that inverso has no value for,
 /// and what to write instead.
-const NOT_KEPT: &[(&str, &str)] = &[
-    (
-        "upstream_response_time",
-        "the backend's whole response is not timed: $upstream_header_time is how long it took \
-         to send its response head",
-    ),
-    (
-        "upstream_connect_time",
-        "connecting is not timed apart: $upstream_header_time is how long the backend took to \
-         send its response head",
-    ),
-    (
-        "bytes_sent",
-        "response heads are not counted: $body_bytes_sent is the body bytes sent",
-    ),
-];
+const NOT_KEPT: &[(&str, &str)] = &[(
+    "bytes_sent",
+    "response heads are not counted: $body_bytes_sent is the body bytes sent",
+)];
 
 /// Longest variable name compared with the known ones for a hint (the
 /// edit distance is quadratic).

@@ -6,6 +6,7 @@ mod support;
 
 use inverso::config::LogFormat;
 use inverso::Config;
+use std::io::Write;
 use std::time::Duration;
 use support::*;
 
@@ -217,4 +218,48 @@ fn escape_json_lines_are_json_objects_whatever_the_client_sends() {
             r#"{"request":"GET /j HTTP/1.1","agent":"","status":200,"cache":"HIT","user":""}"#,
         ]
     );
+}
+
+/// Seconds written `s.mmm`, as milliseconds.
+fn millis(text: &str) -> u64 {
+    assert!(is_thousandths(text), "{text}");
+    text.replace('.', "").parse().unwrap()
+}
+
+#[test]
+fn upstream_times_are_nginx_s_connect_header_and_response() {
+    // `/slow`'s body comes 300 ms after its head; every answer is fresh
+    // for a minute, and a second `/fast` is a cache hit.
+    let origin = Backend::start("origin", |seen, out| {
+        let head = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\n\r\n";
+        let _ = out.write_all(head);
+        if seen.path() == "/slow" {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = out.write_all(b"body");
+        Action::KeepAlive
+    });
+    let template = "$upstream_connect_time $upstream_header_time $upstream_response_time";
+    let mut proxy = start_proxy(&[origin.addr], logging_as(template));
+    let mut client = proxy.connect();
+    for path in ["/fast", "/slow", "/fast"] {
+        assert_eq!(client.get(path).body_str(), "body", "{path}");
+    }
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let times: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
+    for t in &times[..2] {
+        // The response's end comes after its head, both after connecting.
+        let (connect, header, response) = (millis(t[0]), millis(t[1]), millis(t[2]));
+        assert!(response >= header && response >= connect, "{t:?}");
+    }
+    // The second went on the connection the first left in the pool.
+    assert_eq!(times[1][0], "0.000", "{lines:?}");
+    // Its response ended no sooner than the backend's pause.
+    assert!(millis(times[1][2]) >= 300, "{lines:?}");
+    // A cache hit has no backend, and no backend's times.
+    assert_eq!(times[2], ["-", "-", "-"], "{lines:?}");
 }

@@ -1767,6 +1767,8 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         cache: None,
         duration: Duration::ZERO,
         upstream_wait: None,
+        upstream_connect: None,
+        upstream_response: None,
         pool: None,
         show_pool: false,
         request_id: None,

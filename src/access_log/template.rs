@@ -104,6 +104,8 @@ impl Template {
             cache: Some("MISS"),
             duration: Duration::from_micros(12_345),
             upstream_wait: Some(Duration::from_micros(10_512)),
+            upstream_connect: Some(Duration::ZERO),
+            upstream_response: Some(Duration::from_micros(11_204)),
             pool: Some(crate::config::DEFAULT_POOL.into()),
             show_pool: false,
             request_id: Some("2f1b9c4e8d7a6b50".into()),
@@ -255,6 +257,15 @@ fn write_var(
         Var::UpstreamHeaderTime => {
             out.own(r.upstream_wait.map(seconds).as_ref().map(|t| t.as_str()))
         }
+        Var::UpstreamConnectTime => {
+            out.own(r.upstream_connect.map(seconds).as_ref().map(|t| t.as_str()))
+        }
+        Var::UpstreamResponseTime => out.own(
+            r.upstream_response
+                .map(seconds)
+                .as_ref()
+                .map(|t| t.as_str()),
+        ),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Referer => out.text(r.referer.as_deref()),
         Var::UserAgent => out.text(r.user_agent.as_deref()),
@@ -394,6 +405,8 @@ mod tests {
             cache: Some("MISS"),
             duration: Duration::from_micros(1_500),
             upstream_wait: Some(Duration::from_micros(1_250)),
+            upstream_connect: Some(Duration::from_micros(500)),
+            upstream_response: Some(Duration::from_micros(2_750)),
             pool: Some("api".into()),
             show_pool: false,
             request_id: Some("4f1c-x".into()),
@@ -423,6 +436,8 @@ mod tests {
             upstream: None,
             cache: None,
             upstream_wait: None,
+            upstream_connect: None,
+            upstream_response: None,
             pool: None,
             request_id: None,
             fields: None,
@@ -467,6 +482,8 @@ mod tests {
             ("$request_time", "0.002"),
             ("$upstream_addr", "127.0.0.1:9001"),
             ("$upstream_header_time", "0.001"),
+            ("$upstream_connect_time", "0.001"),
+            ("$upstream_response_time", "0.003"),
             ("$upstream_cache_status", "MISS"),
             ("$http_referer", "https://ref.example/"),
             ("$http_user_agent", "curl/8"),
@@ -512,14 +529,15 @@ mod tests {
     #[test]
     fn what_a_record_lacks_is_a_dash() {
         let template = "$remote_port $remote_user $args $upstream_addr \
-                        $upstream_header_time $upstream_cache_status $http_referer \
+                        $upstream_header_time $upstream_connect_time $upstream_response_time \
+                        $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
                         $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
                         $ssl_client_serial $ssl_client_escaped_cert";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - -"
         );
         // Over TLS without a certificate shown.
         let r = Record {
@@ -618,7 +636,7 @@ mod tests {
         assert!(error("$http_").contains("needs a field name"));
         assert!(error("plain text $$").contains("names no variable"));
         assert!(error("$sent_http_content_type").contains("response fields are not kept"));
-        assert!(error("$upstream_response_time").contains("$upstream_header_time"));
+        assert!(error("$bytes_sent").contains("$body_bytes_sent"));
     }
 
     #[test]

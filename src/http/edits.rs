@@ -322,6 +322,7 @@ mod tests {
             upstream: None,
             cache: Some("HIT"),
             upstream_wait: None,
+            upstream_connect: None,
             elapsed: std::time::Duration::ZERO,
         };
         let mut head = Vec::new();

@@ -3,7 +3,7 @@
 //! proxy's own short answers, and closing without losing a response.
 
 use super::cached;
-use super::origin::{Failure, Fetched, RequestBody};
+use super::origin::{ExchangeTime, Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
 use crate::config::Config;
 use crate::field_value::{Answer, Pending};
@@ -115,6 +115,11 @@ pub(super) struct Client {
     /// For the log: how long the backend that answered this request took
     /// to send its response head once it had the request.
     pub(super) upstream_wait: Option<Duration>,
+    /// For the log: how long the last connection to a backend for this
+    /// request took to open (zero for a pooled one).
+    pub(super) upstream_connect: Option<Duration>,
+    /// For the log: how long the backend's part of the last exchange took.
+    pub(super) exchange_time: Arc<ExchangeTime>,
     read_timeout: ReadTimeout,
     /// Connections are accepted once their first bytes have come: the
     /// first read of a new one looks before it yields or waits.
@@ -233,6 +238,8 @@ impl Client {
             timeout,
             idle_timeout: timeout,
             upstream_wait: None,
+            upstream_connect: None,
+            exchange_time: Arc::default(),
             read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
             header_timeout: timeout,
@@ -502,6 +509,15 @@ impl Client {
         }
     }
 
+    /// Lets go of what the log would say of a backend's times: before
+    /// each request, and after an exchange that is not the request's
+    /// (`auth_request`'s).
+    pub(super) fn forget_upstream_times(&mut self) {
+        self.upstream_wait = None;
+        self.upstream_connect = None;
+        self.exchange_time.take();
+    }
+
     /// Writes the fields of this request's own into the head of a final
     /// response to it, of `status` and with the cache's part in it
     /// (`X-Cache`) when it had one: its ID, its
@@ -516,6 +532,7 @@ impl Client {
                 upstream: self.upstream.as_deref(),
                 cache,
                 upstream_wait: self.upstream_wait,
+                upstream_connect: self.upstream_connect,
                 elapsed: self.started.elapsed(),
             };
             for field in &self.pending_fields {

@@ -367,7 +367,7 @@ pub fn serve(
         client.response_fields.clear();
         client.pending_fields.clear();
         client.upstream = None;
-        client.upstream_wait = None;
+        client.forget_upstream_times();
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -458,6 +458,8 @@ pub fn serve(
                 cache: outcome.cache,
                 duration,
                 upstream_wait: client.upstream_wait,
+                upstream_connect: client.upstream_connect,
+                upstream_response: client.exchange_time.take(),
                 pool,
                 show_pool: !shared.config.pools.is_empty(),
                 request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),

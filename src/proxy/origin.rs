@@ -32,7 +32,8 @@ use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn, Upstreams};
 use std::cell::Cell;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The longest one wait for a slot at a target (`max_conns`) lasts before
@@ -96,7 +97,52 @@ pub(super) struct Fetched<'s> {
     pub request_time: SystemTime,
     /// Counts the exchange in the target's in-flight requests; released
     /// as soon as the backend's part is over.
-    busy: Option<InFlight<'s>>,
+    busy: Option<Busy<'s>>,
+}
+
+/// An exchange in flight at its target: it counts there (against
+/// `max_conns` too) until dropped, and its drop, wherever that is, notes
+/// how long the backend's part took from the moment the target was
+/// picked (`$upstream_response_time`, as nginx's from connecting on).
+pub(super) struct Busy<'s> {
+    _slot: InFlight<'s>,
+    began: Instant,
+    took: Arc<ExchangeTime>,
+}
+
+impl<'s> Busy<'s> {
+    fn new(slot: InFlight<'s>, took: &Arc<ExchangeTime>) -> Busy<'s> {
+        Busy {
+            _slot: slot,
+            began: Instant::now(),
+            took: took.clone(),
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.took
+            .0
+            .store(micros.saturating_add(1), Ordering::Relaxed);
+    }
+}
+
+/// How long the backend's part of a client's last exchange took, once
+/// it is over: one per client connection, written by each [`Busy`] as it
+/// drops.
+#[derive(Debug, Default)]
+pub(super) struct ExchangeTime(AtomicU64);
+
+impl ExchangeTime {
+    /// Taken, so that the next request starts without one.
+    pub(super) fn take(&self) -> Option<Duration> {
+        match self.0.swap(0, Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros - 1)),
+        }
+    }
 }
 
 impl<'s> Fetched<'s> {
@@ -126,7 +172,7 @@ pub(super) struct AfterHead<'s> {
     pub target: &'s Upstream,
     pub up: UpstreamConn,
     pub response: ResponseHead,
-    pub busy: Option<InFlight<'s>>,
+    pub busy: Option<Busy<'s>>,
 }
 
 /// What to do with the request before it leaves.
@@ -232,7 +278,7 @@ pub(super) fn fetch_from<'s>(
                 if let Some(answered) = answered {
                     relay::discard(answered, is_head, client);
                 }
-                (index, busy)
+                (index, Busy::new(busy, &client.exchange_time))
             }
             (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
                 return Ok(answered)
@@ -453,6 +499,7 @@ fn attempt(
     let mut fresh = false;
     loop {
         let request_time = SystemTime::now();
+        let connecting = Instant::now();
         let mut up = upstreams
             .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
             .map_err(|e| {
@@ -462,6 +509,11 @@ fn attempt(
                     Failure::Connect(e)
                 }
             })?;
+        // nginx's `$upstream_connect_time`: none for a pooled connection.
+        client.upstream_connect = Some(match up.reused {
+            true => Duration::ZERO,
+            false => connecting.elapsed(),
+        });
         // Whatever the method: bytes that arrived on an idle connection
         // (a late HEAD body, a second response, a 408 before closing) would
         // otherwise be read as the answer to this request, another
