@@ -65,6 +65,9 @@ pub struct Record {
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
+    /// The status of the last backend's answer, or the one the proxy gave
+    /// for its failure (`$upstream_status`).
+    pub upstream_status: Option<u16>,
     /// How long the backend that answered took to send its response head
     /// once it had the request (none when no backend answered).
     pub upstream_wait: Option<Duration>,
@@ -145,6 +148,7 @@ impl Record {
             upstream: None,
             cache: None,
             duration,
+            upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
             upstream_response: None,
@@ -858,6 +862,7 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
+            upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(1250)),
             upstream_connect: Some(Duration::from_micros(310)),
             upstream_response: Some(Duration::from_micros(2_100)),

@@ -95,6 +95,9 @@ pub struct Answer<'a> {
     pub upstream: Option<&'a str>,
     /// What the cache did (the `X-Cache` value), when it is on.
     pub cache: Option<&'a str>,
+    /// The status of the last backend's answer, or the one the proxy gave
+    /// for its failure.
+    pub upstream_status: Option<u16>,
     /// How long the backend took to send its head once it had the request.
     pub upstream_wait: Option<Duration>,
     /// How long the connection to it took to open (zero for a pooled one).
@@ -347,6 +350,11 @@ fn write_answer_var(var: Var, answer: &Answer<'_>, out: &mut Vec<u8>) {
         Var::DurationMs => time(out, Some(answer.elapsed), Thousandths::millis),
         Var::UpstreamHeaderTime => time(out, answer.upstream_wait, Thousandths::seconds),
         Var::UpstreamConnectTime => time(out, answer.upstream_connect, Thousandths::seconds),
+        Var::UpstreamStatus => {
+            if let Some(status) = answer.upstream_status {
+                out.extend_from_slice(Decimal::new(status.into()).as_bytes());
+            }
+        }
         Var::UpstreamMs => time(out, answer.upstream_wait, Thousandths::millis),
         // The request's are rendered before, and the body's size refused.
         _ => {}
@@ -450,6 +458,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::BodyBytesSent
         | Var::RequestTime
         | Var::UpstreamAddr
+        | Var::UpstreamStatus
         | Var::UpstreamHeaderTime
         | Var::UpstreamConnectTime
         | Var::UpstreamResponseTime
@@ -710,6 +719,7 @@ mod tests {
             status: 502,
             upstream: Some("10.0.0.5:8080"),
             cache: Some("MISS"),
+            upstream_status: Some(503),
             upstream_wait: Some(Duration::from_micros(12_345_678)),
             upstream_connect: Some(Duration::from_micros(2_400)),
             elapsed: Duration::from_micros(1_500_250),
@@ -736,6 +746,7 @@ mod tests {
             ("${request_time}s ${duration_ms}ms", "1.500s 1500.250ms"),
             ("$upstream_header_time/$upstream_ms", "12.346/12345.678"),
             ("$upstream_connect_time", "0.002"),
+            ("$status/$upstream_status", "502/503"),
             ("  $uri:$status $http_x_t  ", "/a:502 t\\x01"),
             ("$$status=$status", "$status=502"),
         ];
@@ -763,6 +774,7 @@ mod tests {
         let from_cache = Answer {
             upstream: None,
             cache: None,
+            upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
             ..answer()

@@ -28,6 +28,7 @@ pub enum Var {
     BodyBytesSent,
     RequestTime,
     UpstreamAddr,
+    UpstreamStatus,
     UpstreamHeaderTime,
     UpstreamConnectTime,
     UpstreamResponseTime,
@@ -61,6 +62,7 @@ impl Var {
                 | Var::BodyBytesSent
                 | Var::RequestTime
                 | Var::UpstreamAddr
+                | Var::UpstreamStatus
                 | Var::UpstreamHeaderTime
                 | Var::UpstreamConnectTime
                 | Var::UpstreamResponseTime
@@ -92,6 +94,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("body_bytes_sent", Var::BodyBytesSent),
     ("request_time", Var::RequestTime),
     ("upstream_addr", Var::UpstreamAddr),
+    ("upstream_status", Var::UpstreamStatus),
     ("upstream_header_time", Var::UpstreamHeaderTime),
     ("upstream_connect_time", Var::UpstreamConnectTime),
     ("upstream_response_time", Var::UpstreamResponseTime),

@@ -263,3 +263,26 @@ fn upstream_times_are_nginx_s_connect_header_and_response() {
     // A cache hit has no backend, and no backend's times.
     assert_eq!(times[2], ["-", "-", "-"], "{lines:?}");
 }
+
+#[test]
+fn upstream_status_is_the_backend_s_or_the_proxy_s_for_its_failure() {
+    // The backend answers 503, which the proxy relays; the cache then
+    // stores nothing of it.
+    let origin = Backend::start("origin", |_, out| {
+        respond(out, 503, &[], b"busy");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[origin.addr], logging_as("$status $upstream_status"));
+    assert_eq!(proxy.connect().get("/").status, 503);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["503 503"]);
+
+    // A target that cannot be reached: nginx's 502 for it too.
+    let mut proxy = start_proxy(&[dead_addr()], |c| {
+        logging_as("$status $upstream_status $upstream_connect_time")(c);
+        c.retries = Some(0);
+    });
+    assert_eq!(proxy.connect().get("/").status, 502);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["502 502 -"]);
+}

@@ -1766,6 +1766,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream: None,
         cache: None,
         duration: Duration::ZERO,
+        upstream_status: None,
         upstream_wait: None,
         upstream_connect: None,
         upstream_response: None,

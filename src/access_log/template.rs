@@ -103,6 +103,7 @@ impl Template {
             upstream: Some("10.0.0.5:8080".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(12_345),
+            upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(10_512)),
             upstream_connect: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(11_204)),
@@ -257,6 +258,7 @@ fn write_var(
         Var::UpstreamHeaderTime => {
             out.own(r.upstream_wait.map(seconds).as_ref().map(|t| t.as_str()))
         }
+        Var::UpstreamStatus => out.number(r.upstream_status.map(u64::from)),
         Var::UpstreamConnectTime => {
             out.own(r.upstream_connect.map(seconds).as_ref().map(|t| t.as_str()))
         }
@@ -404,6 +406,7 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1_500),
+            upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(1_250)),
             upstream_connect: Some(Duration::from_micros(500)),
             upstream_response: Some(Duration::from_micros(2_750)),
@@ -435,6 +438,7 @@ mod tests {
             user_agent: None,
             upstream: None,
             cache: None,
+            upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
             upstream_response: None,
@@ -482,6 +486,7 @@ mod tests {
             ("$request_time", "0.002"),
             ("$upstream_addr", "127.0.0.1:9001"),
             ("$upstream_header_time", "0.001"),
+            ("$upstream_status", "200"),
             ("$upstream_connect_time", "0.001"),
             ("$upstream_response_time", "0.003"),
             ("$upstream_cache_status", "MISS"),
@@ -530,6 +535,7 @@ mod tests {
     fn what_a_record_lacks_is_a_dash() {
         let template = "$remote_port $remote_user $args $upstream_addr \
                         $upstream_header_time $upstream_connect_time $upstream_response_time \
+                        $upstream_status \
                         $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
@@ -537,7 +543,7 @@ mod tests {
                         $ssl_client_serial $ssl_client_escaped_cert";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // Over TLS without a certificate shown.
         let r = Record {

@@ -321,6 +321,7 @@ mod tests {
             status: 304,
             upstream: None,
             cache: Some("HIT"),
+            upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
             elapsed: std::time::Duration::ZERO,

@@ -112,6 +112,9 @@ pub(super) struct Client {
     pub(super) upstream: Option<Arc<str>>,
     /// When the head of the request being served had come.
     pub(super) started: Instant,
+    /// For the log: the status of the last backend's answer to this
+    /// request, or the one the proxy gave for its failure (502, 504).
+    pub(super) upstream_status: Option<u16>,
     /// For the log: how long the backend that answered this request took
     /// to send its response head once it had the request.
     pub(super) upstream_wait: Option<Duration>,
@@ -237,6 +240,7 @@ impl Client {
             started: Instant::now(),
             timeout,
             idle_timeout: timeout,
+            upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
             exchange_time: Arc::default(),
@@ -509,10 +513,11 @@ impl Client {
         }
     }
 
-    /// Lets go of what the log would say of a backend's times: before
+    /// Lets go of what the log would say of a backend's answer: before
     /// each request, and after an exchange that is not the request's
     /// (`auth_request`'s).
-    pub(super) fn forget_upstream_times(&mut self) {
+    pub(super) fn forget_upstream_answer(&mut self) {
+        self.upstream_status = None;
         self.upstream_wait = None;
         self.upstream_connect = None;
         self.exchange_time.take();
@@ -531,6 +536,7 @@ impl Client {
                 status,
                 upstream: self.upstream.as_deref(),
                 cache,
+                upstream_status: self.upstream_status,
                 upstream_wait: self.upstream_wait,
                 upstream_connect: self.upstream_connect,
                 elapsed: self.started.elapsed(),

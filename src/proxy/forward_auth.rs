@@ -161,7 +161,7 @@ pub(super) fn ask(
         relay::discard(fetched, false, client);
         // The log's `upstream_ms` is the backend's that answers, or none
         // for a cache hit: not the gateway's (nor is `$upstream_addr`).
-        client.forget_upstream_times();
+        client.forget_upstream_answer();
         client.upstream = None;
         return Ok(None);
     }

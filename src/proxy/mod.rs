@@ -367,7 +367,7 @@ pub fn serve(
         client.response_fields.clear();
         client.pending_fields.clear();
         client.upstream = None;
-        client.forget_upstream_times();
+        client.forget_upstream_answer();
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -457,6 +457,7 @@ pub fn serve(
                 upstream: outcome.upstream,
                 cache: outcome.cache,
                 duration,
+                upstream_status: client.upstream_status,
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
                 upstream_response: client.exchange_time.take(),

@@ -377,7 +377,10 @@ pub(super) fn fetch_from<'s>(
                     keep_alive: false,
                 })
             }
-            Err(f) if client.watch.cut() => return Err(failed(f.status())),
+            Err(f) if client.watch.cut() => {
+                client.upstream_status = Some(f.status());
+                return Err(failed(f.status()));
+            }
             Err(Failure::Local(e)) => {
                 static SHORT: OnceAMinute = OnceAMinute::new();
                 if SHORT.due() {
@@ -393,6 +396,7 @@ pub(super) fn fetch_from<'s>(
             }
             Err(f) => {
                 hold_against(target, &f, client);
+                client.upstream_status = Some(f.status());
                 let untried = tried.iter().any(|&t| !t);
                 if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
                     return Err(failed(f.status()));
@@ -527,6 +531,7 @@ fn attempt(
         match send_request(&mut up, request, send, client, watch, own) {
             Ok((response, head_len)) => {
                 target.stats.responses.count(response.status);
+                client.upstream_status = Some(response.status);
                 if let Some(wait) = client.upstream_wait {
                     target.stats.header_times.observe(wait);
                 }
