@@ -277,6 +277,30 @@ fn upstream_status_is_the_backend_s_or_the_proxy_s_for_its_failure() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(proxy.log_lines(), ["503 503"]);
 
+    // A stale entry the backend says is still good: the client gets the
+    // entry, a 200, and the backend said 304.
+    let origin = Backend::start("origin", |seen, out| {
+        if seen.field_or("if-none-match", "") == "\"v1\"" {
+            write_304(out, &[("ETag", "\"v1\""), ("Cache-Control", "max-age=0")]);
+        } else {
+            respond(
+                out,
+                200,
+                &[("ETag", "\"v1\""), ("Cache-Control", "max-age=0")],
+                b"v1",
+            );
+        }
+        Action::KeepAlive
+    });
+    let template = "$status $upstream_status $upstream_cache_status";
+    let mut proxy = start_proxy(&[origin.addr], logging_as(template));
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/r").body_str(), "v1");
+    assert_eq!(client.get("/r").header("x-cache"), Some("REVALIDATED"));
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["200 200 MISS", "200 304 REVALIDATED"]);
+
     // A target that cannot be reached: nginx's 502 for it too.
     let mut proxy = start_proxy(&[dead_addr()], |c| {
         logging_as("$status $upstream_status $upstream_connect_time")(c);
