@@ -1102,6 +1102,36 @@ fn reloads_neither_restart_the_checks_count_nor_probe_at_once() {
 }
 
 #[test]
+fn a_reload_s_checker_waits_for_a_probe_slower_than_the_interval() {
+    // Each probe takes 200 ms, ten intervals: a reload's checker would
+    // send its own beside the old checker's, were it not to wait.
+    let probing = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, top) = (probing.clone(), most.clone());
+    let a = Backend::start("a", move |seen, out| {
+        if seen.path() == "/health" {
+            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+            top.fetch_max(at_once, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(200));
+            // Before the answer: its probe cannot end before this.
+            now.fetch_sub(1, Ordering::SeqCst);
+        }
+        respond(out, 200, &[("X-Backend", "a")], b"a");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], checks);
+    let probes = || a.seen().iter().filter(|s| s.path() == "/health").count();
+    for round in 1..=3 {
+        assert!(wait_until(WAIT_LIMIT, || probing.load(Ordering::SeqCst) == 1));
+        let next = reloaded(&[a.addr], checks);
+        proxy.handle().control().reload(next).unwrap();
+        assert!(wait_until(WAIT_LIMIT, || probes() > round));
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+    assert_eq!(get(&proxy, "/").1, "a");
+}
+
+#[test]
 fn a_reload_that_turns_get_checks_off_or_to_connects_lets_go_of_the_targets_they_held_down() {
     // Off, or checks by connecting (which b, answering its GET 503,
     // passes): b comes back by the checks, not by a passive mark's end,

@@ -409,8 +409,9 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "health_check_timeout",
         default: "",
-        help: "longest a whole probe may take, connecting and reading the reply, as HAProxy's \
-               timeout check; empty = the smaller of backend_timeout and health_check_interval",
+        help: "longest a whole probe may take, connecting (within connect_timeout) and reading \
+               the reply, as HAProxy's timeout check; empty = the smaller of backend_timeout \
+               and health_check_interval",
         apply: |c, v| optional(v, parse_positive_duration).map(|d| c.health_check_timeout = d),
     },
     Key {

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 const MAX_PROBE_HEAD: usize = 8 * 1024;
 /// Interim (1xx) heads skipped before the final one.
 const MAX_PROBE_INTERIM: usize = 4;
+/// How often a checker looks again whether the probe another one sent
+/// (the one before a reload) has ended.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(50);
 /// Most of a probe's body searched for `health_check_expect_body`: a
 /// health endpoint answers in a few bytes, and a page that is not one
 /// is not read whole.
@@ -79,6 +82,10 @@ struct State {
     /// When the last probe began, so that a new checker keeps the rhythm
     /// rather than probing at once.
     last_probe: Option<Instant>,
+    /// That probe has not ended: a reload's checker waits for the probe
+    /// its old checker sent (one slower than the interval, with a long
+    /// `health_check_timeout`), rather than sending one beside it.
+    probe_in_flight: bool,
     /// Which checker's results count: each new one (a reload's) and
     /// turning checks off move it on, so that a result an old checker got
     /// just as it was stopped is not applied after.
@@ -353,17 +360,29 @@ impl Health {
     }
 
     /// How long until the next probe is due, `interval` after the last
-    /// one began (whichever checker sent it); records that one begins now
-    /// when it is due.
+    /// one began (whichever checker sent it) and once that one has ended;
+    /// records that one begins now when it is due, until
+    /// [`Health::probe_ended`].
     fn probe_due(&self, now: Instant, interval: Duration) -> Duration {
         let mut state = self.state.lock();
+        if state.probe_in_flight {
+            // Another checker's: looked at again shortly.
+            return interval.min(IN_FLIGHT_POLL);
+        }
         let wait = state.last_probe.map_or(Duration::ZERO, |last| {
             (last + interval).saturating_duration_since(now)
         });
         if wait.is_zero() {
             state.last_probe = Some(now);
+            state.probe_in_flight = true;
         }
         wait
+    }
+
+    /// The probe [`Health::probe_due`] said was due has ended (or was not
+    /// sent after all).
+    fn probe_ended(&self) {
+        self.state.lock().probe_in_flight = false;
     }
 }
 
@@ -485,10 +504,11 @@ fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver
         // checks): the backend may be down for the work on it, which is
         // no news, and no "down" line should say otherwise. Its turn is
         // passed, so probes resume an interval later at most.
-        if in_maintenance(probe) {
+        let result = (!in_maintenance(probe)).then(|| probe_once(probe, settings));
+        probe.health.probe_ended();
+        let Some(result) = result else {
             continue;
-        }
-        let result = probe_once(probe, settings);
+        };
         // Stopped while probing: the target's health may belong to a new
         // checker by now.
         if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
@@ -1352,15 +1372,24 @@ mod tests {
         let settings = probing(2, 3);
         let t0 = Instant::now();
         let s = Duration::from_secs;
+        let probe = |at: Instant| {
+            h.probe_ended();
+            h.probed(0, at, &settings, Err(ProbeError::Status(503)));
+        };
         assert_eq!(h.probe_due(t0, s(5)), Duration::ZERO);
-        h.probed(0, t0, &settings, Err(ProbeError::Status(503)));
+        probe(t0);
         assert_eq!(h.probe_due(t0 + s(1), s(5)), s(4));
         assert_eq!(h.probe_due(t0 + s(5), s(5)), Duration::ZERO);
-        h.probed(0, t0 + s(5), &settings, Err(ProbeError::Status(503)));
-        // A reload's checker shares this health: its first probe is the
-        // third in a row, and is due an interval after the last.
-        assert_eq!(h.probe_due(t0 + s(6), s(5)), s(4));
-        h.probed(0, t0 + s(10), &settings, Err(ProbeError::Status(503)));
-        assert!(!h.usable(t0 + s(10)));
+        // A reload's checker shares this health: while the old one's
+        // probe (slower than the interval) has not ended, it looks again
+        // shortly rather than probing beside it...
+        assert_eq!(h.probe_due(t0 + s(11), s(5)), IN_FLIGHT_POLL);
+        probe(t0 + s(11));
+        // ... and its first probe is the third in a row, due an interval
+        // after the last began.
+        assert_eq!(h.probe_due(t0 + s(11), s(5)), Duration::ZERO);
+        probe(t0 + s(12));
+        assert!(!h.usable(t0 + s(12)));
+        assert_eq!(h.probe_due(t0 + s(13), s(5)), s(3));
     }
 }
