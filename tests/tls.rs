@@ -420,6 +420,26 @@ fn tls_strict_sni_refuses_a_client_naming_no_host_of_a_certificate() {
     assert!(TlsClient::try_connect(tls_addr(&proxy), &trusting, "other.test").is_err());
     assert!(TlsClient::try_connect(tls_addr(&proxy), &trusting, "127.0.0.1").is_err());
 
+    // A certificate for an address alone is given to no client: with no
+    // other, the configuration is refused; beside one, it starts.
+    let by_address = pki.ca.leaf(&["127.0.0.1"]);
+    let by_address = by_address
+        .write(&pki.ca, dir, "ip.pem")
+        .display()
+        .to_string();
+    let strict = |entries: &str| {
+        let text = tls_conf("127.0.0.1:1", entries, "tls_strict_sni = true\n");
+        let mut loader = inverso::config::Loader::new();
+        let loaded = loader.file("proxy.conf", &text);
+        loaded.and_then(|l| l.build()).map(|_| ())
+    };
+    let e = strict(&by_address).unwrap_err().to_string();
+    assert!(
+        e.contains("tls_strict_sni: no certificate of tls_certificates names a host"),
+        "{e}"
+    );
+    assert!(strict(&format!("{}, {by_address}", pki.entry)).is_ok());
+
     // A reload that turns it off gives such a client the certificate at
     // its next handshake, and resumes the sessions made before it: the
     // certificates are the same.

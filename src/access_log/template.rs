@@ -154,12 +154,17 @@ enum Escape {
 }
 
 impl Escape {
-    /// The `escape=` a template begins with, if any, and the rest.
+    /// The `escape=<word>` a template begins with, if any, and the rest;
+    /// `escape=` followed by what is not a word and a space is the
+    /// template's own text (`escape=$http_x_e` logs that field).
     fn split_off(text: &str) -> Result<(Escape, &str), String> {
         let Some(rest) = text.strip_prefix("escape=") else {
             return Ok((Escape::Default, text));
         };
         let (word, body) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
+        if word.is_empty() || !word.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Ok((Escape::Default, text));
+        }
         let escape = match word {
             "default" => Escape::Default,
             "json" => Escape::Json,
@@ -706,6 +711,9 @@ mod tests {
         assert!(error("escape=none $request").contains("escape=none is not offered"));
         assert!(error("escape=xml $request").contains("expected escape=default or escape=json"));
         assert!(error("escape=json nothing").contains("names no variable"));
+        // Not a word: the template's own text, as before `escape=` was read.
+        assert_eq!(line("escape=$status", &r), "escape=200");
+        assert_eq!(line("escape= $status", &r), "escape= 200");
     }
 
     #[test]

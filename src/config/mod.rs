@@ -1158,6 +1158,29 @@ impl Loader {
             }
             _ => None,
         };
+        if config.tls_strict_sni {
+            let nameless: Vec<&Path> = served.naming_no_host().collect();
+            let why = |path: &Path| {
+                format!(
+                    "{} names no host (no DNS name among its subject alternative names): \
+                     no client is given it",
+                    path.display()
+                )
+            };
+            if nameless.len() == served.files().count() {
+                return Err(self.refused(
+                    "tls_strict_sni",
+                    format!(
+                        "no certificate of tls_certificates names a host, so every client \
+                             would be refused: {}",
+                        why(nameless[0])
+                    ),
+                ));
+            }
+            for path in nameless {
+                log::warn!("{}", self.refused("tls_strict_sni", why(path)));
+            }
+        }
         config.tls = Some(crate::tls::server_config(
             served,
             client_auth.as_deref(),

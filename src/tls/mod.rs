@@ -166,6 +166,20 @@ impl Certificates {
         })
     }
 
+    /// The files of the certificates that name no host (no DNS name in
+    /// their subject alternative names: an address's alone, or a name in
+    /// the subject's CN, which clients no longer read), which no client
+    /// that names a host is given by name.
+    pub fn naming_no_host(&self) -> impl Iterator<Item = &Path> {
+        (self.entries.iter())
+            .filter(|(_, key)| {
+                let leaf = key.end_entity_cert().ok();
+                let cert = leaf.and_then(|der| webpki::EndEntityCert::try_from(der).ok());
+                cert.is_none_or(|cert| cert.valid_dns_names().next().is_none())
+            })
+            .map(|(files, _)| files.chain.as_path())
+    }
+
     /// The certificate for a client that asked for `name`: the first
     /// valid for it (wildcards as browsers match them), else the first,
     /// or, `strict`, none.
