@@ -212,6 +212,47 @@ fn a_chunked_response_streams_as_it_comes_unless_it_came_whole() {
 }
 
 #[test]
+fn small_chunks_that_came_together_go_on_together() {
+    // After a first event, a hundred chunks of ten bytes in one write: the
+    // proxy's read brings them all, and they go on in one piece, not a
+    // write (and a chunk) each.
+    let gate = Gate::new();
+    let opened = gate.clone();
+    let burst: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let sent = burst.clone();
+    let a = Backend::start("a", move |_, out| {
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        out.write_all(format!("{head}5\r\nfirst\r\n").as_bytes())
+            .unwrap();
+        opened.wait();
+        out.write_all(&chunked(&sent, &[10])).unwrap();
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /burst HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(head.is_chunked(), "{}", head.raw);
+    assert_eq!(client.reader.read_line().unwrap(), "5");
+    assert_eq!(client.reader.read_exact_body(5).unwrap(), b"first");
+    assert_eq!(client.reader.read_line().unwrap(), "");
+    gate.open();
+    let (mut body, mut chunks) = (Vec::new(), 0);
+    loop {
+        let size = usize::from_str_radix(&client.reader.read_line().unwrap(), 16).unwrap();
+        if size == 0 {
+            assert_eq!(client.reader.read_line().unwrap(), "");
+            break;
+        }
+        body.extend(client.reader.read_exact_body(size).unwrap());
+        assert_eq!(client.reader.read_line().unwrap(), "");
+        chunks += 1;
+    }
+    assert!(body == burst, "the burst differs");
+    assert!(chunks < 10, "{chunks} chunks");
+}
+
+#[test]
 fn a_close_delimited_response_is_relayed_intact() {
     let body = pattern(200 * 1024);
     let sent = body.clone();

@@ -261,6 +261,9 @@ pub struct BodyReader {
     read: u64,
     /// Most decoded bytes allowed (`u64::MAX`: no limit).
     limit: u64,
+    /// What [`BodyReader::next_joined`] found wrong past the data it
+    /// returned: the next call's answer.
+    failed: Option<BodyError>,
 }
 
 impl BodyReader {
@@ -277,6 +280,7 @@ impl BodyReader {
             trailer_bytes: 0,
             read: 0,
             limit: u64::MAX,
+            failed: None,
         }
     }
 
@@ -307,6 +311,9 @@ impl BodyReader {
         &mut self,
         conn: &'c mut BufConn<S>,
     ) -> Result<Option<&'c [u8]>, BodyError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         Ok(self.advance(conn, true)?.map(|n| conn.take(n)))
     }
 
@@ -316,12 +323,16 @@ impl BodyReader {
     /// on in a few large ones, not one write each. Reads no more than
     /// `next` does, so a piece is never larger than the buffer, and what
     /// has come goes without waiting for the rest. A malformed or too
-    /// large chunk among what is buffered fails the call, the data before
-    /// it with it (the body is refused either way).
+    /// large chunk among what is buffered ends the piece, and fails the
+    /// next call: what came before it goes on as with `next` (a response
+    /// whose head has not left yet is still answered as it would be).
     pub fn next_joined<'c, S: Source>(
         &mut self,
         conn: &'c mut BufConn<S>,
     ) -> Result<Option<&'c [u8]>, BodyError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let Some(first) = self.advance(conn, true)? else {
             return Ok(None);
         };
@@ -329,7 +340,10 @@ impl BodyReader {
         let (mut joined, mut skipped) = (first, 0);
         loop {
             let before = conn.buffered().len();
-            let more = self.advance(conn, false)?;
+            let more = self.advance(conn, false).unwrap_or_else(|e| {
+                self.failed = Some(e);
+                None
+            });
             skipped += before - conn.buffered().len();
             let Some(n) = more else { break };
             conn.take_joined(joined, skipped, n);
@@ -1031,16 +1045,23 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_or_too_large_chunk_among_those_joined_fails_the_piece() {
-        let mut conn = BufConn::new(&b"1\r\na\r\nzz\r\n"[..], 64);
+    fn a_bad_or_too_large_chunk_among_those_joined_ends_the_piece_and_fails_the_next() {
+        // What came before it goes on, as from `next`.
+        let mut conn = BufConn::new(&b"1\r\na\r\n1\r\nb\r\nzz\r\n"[..], 64);
         let mut reader = BodyReader::new(BodyKind::Chunked);
+        assert_eq!(reader.next_joined(&mut conn).unwrap(), Some(&b"ab"[..]));
         let got = reader.next_joined(&mut conn);
         assert!(matches!(got, Err(BodyError::BadChunk(_))), "{got:?}");
         let wire = b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n";
         let mut conn = BufConn::new(&wire[..], 64);
         let mut reader = BodyReader::with_limit(BodyKind::Chunked, 5);
-        let got = reader.next_joined(&mut conn);
+        assert_eq!(reader.next_joined(&mut conn).unwrap(), Some(&b"abc"[..]));
+        let got = reader.next(&mut conn);
         assert!(matches!(got, Err(BodyError::TooLarge(5))), "{got:?}");
+        // A bad first chunk fails the first call.
+        let mut conn = BufConn::new(&b"zz\r\n"[..], 64);
+        let got = BodyReader::new(BodyKind::Chunked).next_joined(&mut conn);
+        assert!(matches!(got, Err(BodyError::BadChunk(_))), "{got:?}");
     }
 
     proptest::proptest! {

@@ -807,7 +807,10 @@ fn copy_body(
         sent,
     };
     loop {
-        let piece = match reader.next(from) {
+        // Every chunk one read brought, as one piece: a backend's many
+        // small chunks go on in one write, not one each (nothing is
+        // waited for that has not come).
+        let piece = match reader.next_joined(from) {
             Ok(Some(piece)) => piece,
             Ok(None) => break,
             Err(e) => {
