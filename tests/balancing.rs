@@ -3,7 +3,7 @@
 
 mod support;
 
-use inverso::config::{Balance, Loader};
+use inverso::config::{Balance, Loader, LogFormat};
 use inverso::realip::Cidr;
 use inverso::upstream::hash_on::HashOn;
 use inverso::upstream::retry_on::RetryOnStatus;
@@ -886,6 +886,24 @@ fn a_probe_slower_than_the_interval_passes_within_health_check_timeout() {
     });
     assert!(wait_until(WAIT_LIMIT, || probes(&b) >= 3));
     assert!(served_by(&proxy).iter().any(|name| name == "b"));
+}
+
+#[test]
+fn a_target_gone_with_its_pooled_connection_is_logged_with_no_connect_time() {
+    // The pooled connection is found closed, and a new one is refused:
+    // nothing of the dead connection's reuse shows in the log.
+    let a = Killable::start("a");
+    let template = "$status $upstream_status $upstream_connect_time $upstream_addr";
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.log_format = LogFormat::parse(template).unwrap();
+        c.retries = Some(0);
+    });
+    assert_eq!(get(&proxy, "/"), (200, "a".to_string()));
+    a.kill();
+    assert_eq!(get(&proxy, "/").0, 502);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines[1], format!("502 502 - {}", a.addr), "{lines:?}");
 }
 
 #[test]

@@ -301,6 +301,18 @@ fn upstream_status_is_the_backend_s_or_the_proxy_s_for_its_failure() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(proxy.log_lines(), ["200 200 MISS", "200 304 REVALIDATED"]);
 
+    // A head that parses, with a body that cannot be framed: the proxy's
+    // 502, not the 200 the backend wrote.
+    let origin = Backend::start("origin", |_, out| {
+        let _ =
+            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nbody");
+        Action::Close
+    });
+    let mut proxy = start_proxy(&[origin.addr], logging_as("$status $upstream_status"));
+    assert_eq!(proxy.connect().get("/").status, 502);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["502 502"]);
+
     // A target that cannot be reached: nginx's 502 for it too.
     let mut proxy = start_proxy(&[dead_addr()], |c| {
         logging_as("$status $upstream_status $upstream_connect_time")(c);

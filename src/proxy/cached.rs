@@ -875,6 +875,9 @@ fn stale_or(
     answering: &Answering<'_>,
     fallback: &Option<Arc<Entry>>,
 ) -> Result<Outcome, Refusal> {
+    if let Some(status) = refusal.for_backend() {
+        client.upstream_status = Some(status);
+    }
     match stale_fallback(fallback, refusal.status.is_some()) {
         Some(entry) => serve_entry(
             client,

@@ -1035,6 +1035,9 @@ fn answer_refusal(
     head_request: bool,
     shared: &Shared,
 ) -> Outcome {
+    if let Some(status) = refusal.for_backend() {
+        client.upstream_status = Some(status);
+    }
     let bytes = match refusal.status {
         Some(status) => {
             let close = !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed);
@@ -1143,6 +1146,13 @@ struct Refusal {
 }
 
 impl Refusal {
+    /// The status answered for a backend that failed (502, 504), for the
+    /// log's `$upstream_status`.
+    fn for_backend(&self) -> Option<u16> {
+        self.status
+            .filter(|s| self.upstream.is_some() && matches!(s, 502 | 504))
+    }
+
     fn new(status: u16, keep_alive: bool) -> Self {
         Refusal {
             status: Some(status),

@@ -107,7 +107,8 @@ pub(super) struct Fetched<'s> {
 pub(super) struct Busy<'s> {
     _slot: InFlight<'s>,
     began: Instant,
-    took: Arc<ExchangeTime>,
+    /// `None` once it is known no backend was asked after all.
+    took: Option<Arc<ExchangeTime>>,
 }
 
 impl<'s> Busy<'s> {
@@ -115,17 +116,23 @@ impl<'s> Busy<'s> {
         Busy {
             _slot: slot,
             began: Instant::now(),
-            took: took.clone(),
+            took: Some(took.clone()),
         }
+    }
+
+    /// No backend was asked (this proxy could not open a connection): no
+    /// time of one to log.
+    fn untimed(&mut self) {
+        self.took = None;
     }
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.took
-            .0
-            .store(micros.saturating_add(1), Ordering::Relaxed);
+        if let Some(took) = &self.took {
+            let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            took.0.store(micros.saturating_add(1), Ordering::Relaxed);
+        }
     }
 }
 
@@ -271,13 +278,17 @@ pub(super) fn fetch_from<'s>(
         let waiting = queued.as_ref().map(|(place, _)| place);
         let key = client.hash_key();
         let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);
-        let (index, busy) = match (picked, held.take()) {
+        let (index, mut busy) = match (picked, held.take()) {
             (Pick::Chosen(index, busy), answered) => {
                 queued = None;
                 // Another target will answer: this answer goes unread.
                 if let Some(answered) = answered {
                     relay::discard(answered, is_head, client);
                 }
+                // What the log says of a backend is of the last tried.
+                client.upstream_status = None;
+                client.upstream_wait = None;
+                client.upstream_connect = None;
                 (index, Busy::new(busy, &client.exchange_time))
             }
             (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
@@ -382,6 +393,7 @@ pub(super) fn fetch_from<'s>(
                 return Err(failed(f.status()));
             }
             Err(Failure::Local(e)) => {
+                busy.untimed();
                 static SHORT: OnceAMinute = OnceAMinute::new();
                 if SHORT.due() {
                     log::error!(
@@ -504,6 +516,7 @@ fn attempt(
     loop {
         let request_time = SystemTime::now();
         let connecting = Instant::now();
+        client.upstream_connect = None;
         let mut up = upstreams
             .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
             .map_err(|e| {
@@ -513,11 +526,6 @@ fn attempt(
                     Failure::Connect(e)
                 }
             })?;
-        // nginx's `$upstream_connect_time`: none for a pooled connection.
-        client.upstream_connect = Some(match up.reused {
-            true => Duration::ZERO,
-            false => connecting.elapsed(),
-        });
         // Whatever the method: bytes that arrived on an idle connection
         // (a late HEAD body, a second response, a 408 before closing) would
         // otherwise be read as the answer to this request, another
@@ -525,6 +533,11 @@ fn attempt(
         if up.reused && !still_open(&up.conn) {
             continue; // dropped; the next pooled one, or a new one
         }
+        // nginx's `$upstream_connect_time`: none for a pooled connection.
+        client.upstream_connect = Some(match up.reused {
+            true => Duration::ZERO,
+            false => connecting.elapsed(),
+        });
         let watch = send
             .abandon_if_client_leaves
             .then(|| upstreams.backend_timeout());

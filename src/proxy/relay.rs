@@ -161,10 +161,9 @@ pub(super) fn relay(
     let keep_alive = prepared.keep_alive;
     let sent = match prepared.gathered {
         Some(gathered) => {
-            // The backend's part is over: it is free for the next pick, and
-            // its connection back in the pool, before this client has a
+            // The backend's part is over (see `prepare_response`): its
+            // connection goes back to the pool before this client has a
             // byte (a slow reader holds no backend).
-            fetched.release();
             let conn = &mut fetched.up.conn;
             // Anything past the body's end is not pooled (see `reuse`).
             let (body, past_end) = match gathered {
@@ -502,6 +501,14 @@ fn prepare_response(
         Some(Gathered::Decoded(body)) => BodyKind::Length(body.len() as u64),
         _ => kind,
     };
+    // Read whole, the backend's part is over: the target is free for the
+    // next pick (and its time taken) before the proxy's own work on the
+    // body (compressing it), and long before a slow client has it all.
+    if gathered.is_some() {
+        fetched.release();
+    }
+    let up = &mut fetched.up;
+    let response = &mut fetched.response;
 
     // Responses to HEAD and 304s describe a body they do not carry: keep
     // the backend's Content-Length for them (never on a 204), if it is
