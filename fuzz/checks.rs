@@ -10,6 +10,7 @@ use inverso::cache::persist::{read_records, LoadLimits};
 use inverso::cache::policy::{storable, CacheValid, Settings, Targeting, MAX_TAGS};
 use inverso::cache::Entry;
 use inverso::config::Loader;
+use inverso::field_value::Facts;
 use inverso::http::body::{
     chunk_size_line, decode_complete_chunked, response_forbids_reuse, LAST_CHUNK,
 };
@@ -19,7 +20,7 @@ use inverso::http::head::{
 use inverso::http::headers::set_cookie_paths;
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
-use inverso::routes::{is_ambiguous, Asked, Condition, Lookup};
+use inverso::routes::{is_ambiguous, other_reading, routing_path, Asked, Condition, Lookup};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -411,6 +412,514 @@ pub fn proxy_header(data: &[u8]) {
             let mut more = data.to_vec();
             more.extend_from_slice(b"\r\n");
             assert!(proxy_protocol::parse(&more).is_err());
+        }
+    }
+}
+
+/// One `rewrite.<name>` rule as the fuzz input wrote it, read by the
+/// check on its own (the README's words, not the crate's code): what
+/// the rule applied to a request must then be, and make.
+struct Written {
+    name: String,
+    regex: regex::Regex,
+    replacement: String,
+    flag: Option<String>,
+    /// `host=`'s hosts: `(true, ".example.com")` for `*.example.com`,
+    /// `(false, "example.com")` for a name.
+    hosts: Vec<(bool, String)>,
+}
+
+impl Written {
+    /// The status of the redirect the rule answers with, `None`: sent on.
+    fn redirect(&self) -> Option<u16> {
+        match self.flag.as_deref() {
+            Some("permanent") => Some(301),
+            Some("redirect") => Some(302),
+            _ if is_url(&self.replacement) => Some(302),
+            _ => None,
+        }
+    }
+
+    /// For a replacement that is a URL: its scheme and host as written
+    /// (before any `$N`), which every `Location` it makes starts with.
+    fn site(&self) -> Option<String> {
+        if !is_url(&self.replacement) {
+            return None;
+        }
+        let mut literal = String::new();
+        let mut chars = self.replacement.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, chars.peek()) {
+                ('$', Some('$')) => {
+                    chars.next();
+                    literal.push('$');
+                }
+                ('$', _) => break,
+                (c, _) => literal.push(c),
+            }
+        }
+        let (scheme, rest) = literal.split_once("://")?;
+        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        Some(format!("{scheme}://{authority}"))
+    }
+
+    /// What the replacement makes of a path (as routes read it) and the
+    /// client's query: `$N` the group's text (empty when it took no
+    /// part), `$$` a dollar; no `?` keeps the client's query, `?args`
+    /// puts it after its own with `&`, a `?` at the end drops it (and
+    /// is not written).
+    fn made(&self, path: &str, query: Option<&str>) -> String {
+        let captures = self.regex.captures(path);
+        let written = &self.replacement;
+        let (text, mode) = match written.strip_suffix('?') {
+            Some(text) => (text, 'd'),
+            None if written.contains('?') => (&written[..], 'a'),
+            None => (&written[..], 'k'),
+        };
+        let mut made = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '$' {
+                made.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('$') => made.push('$'),
+                Some(d) => {
+                    let n = d.to_digit(10).expect("a rule that loads names $1 to $9") as usize;
+                    let group = captures.as_ref().and_then(|c| c.get(n));
+                    made.push_str(group.map_or("", |m| m.as_str()));
+                }
+                None => unreachable!("a rule that loads ends with no lone `$`"),
+            }
+        }
+        match (mode, query.filter(|q| !q.is_empty())) {
+            ('k', Some(q)) => made = format!("{made}?{q}"),
+            ('a', Some(q)) => made = format!("{made}&{q}"),
+            _ => {}
+        }
+        made
+    }
+}
+
+fn is_url(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
+}
+
+/// A host as rules compare it: without port or trailing dot, in lower
+/// case, an IPv6 address in its one spelling.
+fn compared_host(authority: &str) -> String {
+    let host = match authority.starts_with('[') {
+        true => &authority[..authority.find(']').map_or(authority.len(), |i| i + 1)],
+        false => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let host = host
+        .strip_suffix('.')
+        .filter(|h| !h.is_empty())
+        .unwrap_or(host);
+    let lower = host.to_ascii_lowercase();
+    let inner = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    match inner.and_then(|h| h.parse::<std::net::Ipv6Addr>().ok()) {
+        Some(address) => format!("[{address}]"),
+        None => lower,
+    }
+}
+
+/// Whether some segment of `path`, decoded as a backend may decode it
+/// (every escape, once or twice; `\` a `/`; `;` parameters dropped), is
+/// `.` or `..`; or the crate's own reading of such paths
+/// (`is_ambiguous`), as sent or as rules read it, says so.
+fn dot_segment_however_read(path: &str) -> bool {
+    fn decoded(bytes: &[u8]) -> Vec<u8> {
+        let hex = |b: u8| (b as char).to_digit(16);
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let pair = (bytes[i] == b'%')
+                .then(|| Some((hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?)))
+                .flatten();
+            match pair {
+                Some((hi, lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+    let dots = |bytes: &[u8]| {
+        bytes.split(|&b| b == b'/' || b == b'\\').any(|segment| {
+            let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+            name == b"." || name == b".."
+        })
+    };
+    let once = decoded(path.as_bytes());
+    is_ambiguous(path)
+        || is_ambiguous(&routing_path(path))
+        || dots(path.as_bytes())
+        || dots(&once)
+        || dots(&decoded(&once))
+}
+
+/// `rewrite.<name>` rules and an `auth_request_redirect` URL, through the
+/// configuration loader, and the requests they are applied to: lines
+/// beginning `rewrite.` or `auth_request_redirect` are keys, the others
+/// `host target [field]` requests (`field` is an `X-A` field and the
+/// user `$remote_user` names). As the README says:
+///
+/// - a request is tried on the rules without `host=` and those of the
+///   most specific host written that is its own (a name's, else the
+///   longest `*.` one's), in the order written, and the first whose
+///   pattern matches the path as routes read it (never the query)
+///   applies, no other; a path backends read otherwise is refused (400)
+///   only for a host some rule is tried on, and then when it holds a
+///   dot segment or such an escape, as sent or as rules read it, or when
+///   read with `%2F` decoded or `;` parameters dropped another rule
+///   (or none) would apply;
+/// - what the rule makes is the replacement with `$N` the group's text
+///   and `$$` a dollar, then the query: no `?` keeps the client's,
+///   `?args` puts it after its own with `&`, a `?` at the end drops it;
+/// - `permanent` is a 301, `redirect` a 302, a replacement that is a URL
+///   a 302 whatever the flag; anything else is sent on;
+/// - sent on, it starts with `/`, holds only what a target may hold, at
+///   most 8 KiB, and no `.` or `..` segment however a backend decodes
+///   it; a redirect goes to a path on this site (one `/`, not `//` or
+///   `/\`) or, from a replacement that is a URL, to the scheme and host
+///   written, followed by `/`, `?` or nothing: no group makes the host;
+/// - otherwise the request is answered 500 (`Unusable`), and only then;
+/// - the `auth_request_redirect` URL rendered for the request (after the
+///   rule) is visible ASCII without `\` or `#`; it goes to the host
+///   written, or is a path that does not start with `//` or `/\`; after
+///   the first `?` written a variable is one query value (it adds no
+///   `&`, `=`, `?`, ... of its own); a `%` starts an escape.
+pub fn rewrite(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let is_key = |l: &&str| l.starts_with("rewrite.") || l.starts_with("auth_request_redirect");
+    let (keys, requests): (Vec<&str>, Vec<&str>) = text.lines().partition(is_key);
+    let conf = format!(
+        "targets = 127.0.0.1:9001\npool.sso = 127.0.0.1:9002\nauth_request = sso /check\n{}\n",
+        keys.join("\n")
+    );
+    let mut loader = Loader::new();
+    let Ok(config) = loader.file("proxy.conf", &conf).and_then(|l| l.build()) else {
+        return;
+    };
+    let rules: Vec<&inverso::rewrite::Rule> = config.rewrites.iter().collect();
+    // Each rule as its line wrote it (the loader drops what follows `#`).
+    let mut written = Vec::new();
+    for rule in &rules {
+        let line = keys.iter().find_map(|k| {
+            let k = k.split('#').next().unwrap_or_default();
+            let (key, value) = k.split_once('=')?;
+            (key.trim() == format!("rewrite.{}", rule.name())).then_some(value)
+        });
+        let words: Vec<&str> = line.expect("a rule's line").split_whitespace().collect();
+        assert_eq!(words[0], rule.pattern());
+        assert_eq!(words[1], rule.replacement());
+        let mut flag = None;
+        let mut hosts = Vec::new();
+        for word in &words[2..] {
+            match word.strip_prefix("host=") {
+                Some(list) => {
+                    for host in list.split(',') {
+                        hosts.push(match host.strip_prefix("*.") {
+                            Some(name) => (true, format!(".{}", compared_host(name))),
+                            None => (false, compared_host(host)),
+                        })
+                    }
+                }
+                None => flag = Some(word.to_string()),
+            }
+        }
+        assert_eq!(flag.as_deref(), rule.flag(), "{}", rule.name());
+        let regex = regex::Regex::new(rule.pattern()).expect("a rule's pattern compiles");
+        let written_rule = Written {
+            name: rule.name().to_string(),
+            regex,
+            replacement: rule.replacement().to_string(),
+            flag,
+            hosts,
+        };
+        assert_eq!(written_rule.redirect(), rule.redirect(), "{}", rule.name());
+        // At load: the replacement starts with `/`, `$N`, or a URL whose
+        // host is written (none from a group).
+        let r = &written_rule.replacement;
+        match written_rule.site() {
+            Some(site) => {
+                let host = site.split_once("://").map_or("", |(_, h)| h);
+                assert!(!host.is_empty() && !host.ends_with('@'), "{r}");
+            }
+            None => assert!(r.starts_with('/') || r.starts_with('$'), "{r}"),
+        }
+        assert!(!r.contains(['#', '\\', ' ']), "{r}");
+        written.push(written_rule);
+    }
+    let redirect = config.auth_request_redirect.as_ref();
+    if let Some(url) = redirect {
+        auth_redirect_loaded(url.source());
+    }
+    for (n, request) in requests.into_iter().enumerate() {
+        let (host, rest) = request.split_once(' ').unwrap_or(("", request));
+        let (target, field) = rest.split_once(' ').unwrap_or((rest, ""));
+        let mut wire = format!("GET {target} HTTP/1.1\r\n");
+        if host.is_empty() {
+            wire = format!("GET {target} HTTP/1.0\r\n");
+        } else {
+            wire.push_str(&format!("Host: {host}\r\n"));
+        }
+        if !field.is_empty() {
+            wire.push_str(&format!("X-A: {field}\r\n"));
+        }
+        wire.push_str("\r\n");
+        let Ok(mut head) = parse_request(wire.as_bytes(), &RequestLimits::default()) else {
+            continue;
+        };
+        // The host of an absolute-form target, or else of `Host`.
+        let absolute = ["http://", "https://"]
+            .iter()
+            .find(|s| {
+                target
+                    .get(..s.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(s))
+            })
+            .map(|s| &target[s.len()..]);
+        let authority = match absolute {
+            Some(rest) => Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())]),
+            // Sent only when the line names one, without its blanks.
+            None => (!host.is_empty()).then(|| host.trim_matches([' ', '\t'])),
+        };
+        assert_eq!(head.authority(), authority, "{request}");
+        let authority = authority.map(str::to_string);
+        let sent = head.origin_target().into_owned();
+        let (made, refused) = rewritten(&config.rewrites, &rules, &written, authority, &sent);
+        if refused {
+            continue;
+        }
+        let client_target = made.map(|to| head.set_path_and_query(&to));
+        let Some(url) = redirect else {
+            continue;
+        };
+        let https = n % 2 == 1;
+        let facts = Facts {
+            head: &head,
+            sent_target: client_target.as_deref(),
+            client: std::net::Ipv4Addr::new(192, 0, 2, 10).into(),
+            client_port: Some(51_000),
+            server_port: 8080,
+            user: Some(field).filter(|f| !f.is_empty()),
+            scheme: if https { "https" } else { "http" },
+            tls: https.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            certificate: None,
+            request_id: Some("r-1"),
+            pool: Some("default"),
+            now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        let mut out = Vec::new();
+        url.render_url(&facts, &mut out);
+        auth_redirect_rendered(url.source(), &out, facts.scheme);
+    }
+}
+
+/// The rules applied to one request for `authority` and `target` (its
+/// origin-form path and query), checked: the target it goes on with,
+/// when a rule made one, and whether the request is answered by the
+/// proxy (400 for a path read otherwise, a redirect, a 500).
+fn rewritten(
+    rewrites: &inverso::rewrite::Rewrites,
+    rules: &[&inverso::rewrite::Rule],
+    written: &[Written],
+    authority: Option<String>,
+    target: &str,
+) -> (Option<String>, bool) {
+    use inverso::rewrite::Rewritten;
+    let for_host = rewrites.for_host(authority.as_deref());
+    // The rules this host's requests are tried on: those without `host=`,
+    // and those of the most specific host written that is this one.
+    let host = authority.as_deref().map(compared_host);
+    let rank = |&(wild, ref name): &(bool, String)| match wild {
+        false => (2, 0),
+        true => (1, name.len()),
+    };
+    let is_host = |&(wild, ref name): &(bool, String)| match (&host, wild) {
+        (None, _) => false,
+        (Some(host), false) => host == name,
+        (Some(host), true) => host.len() > name.len() && host.ends_with(name.as_str()),
+    };
+    let best = (written.iter().flat_map(|w| &w.hosts))
+        .filter(|h| is_host(h))
+        .map(rank)
+        .max();
+    let taken = |w: &Written| {
+        w.hosts.is_empty() || w.hosts.iter().any(|h| is_host(h) && Some(rank(h)) == best)
+    };
+    let first = |path: &str| (written.iter()).position(|w| taken(w) && w.regex.is_match(path));
+    let path = &target[..target.find('?').unwrap_or(target.len())];
+    let query = target.find('?').map(|i| &target[i + 1..]);
+    let read = routing_path(path);
+    let some_taken = written.iter().any(taken);
+    let ambiguous = target.starts_with('/')
+        && some_taken
+        && (is_ambiguous(path)
+            || is_ambiguous(&read)
+            || other_reading(path).is_some_and(|other| first(&other) != first(&read)));
+    assert_eq!(
+        for_host.ambiguous(target),
+        ambiguous,
+        "{authority:?} {target}"
+    );
+    if ambiguous {
+        return (None, true);
+    }
+    let before: Vec<u64> = rules.iter().map(|r| r.applied()).collect();
+    let outcome = for_host.apply(target);
+    let counted: Vec<usize> = (rules.iter().zip(&before))
+        .enumerate()
+        .filter(|(_, (r, &b))| r.applied() != b)
+        .map(|(i, _)| i)
+        .collect();
+    let expected = match target.starts_with('/') {
+        true => first(&read),
+        false => None,
+    };
+    let Some(index) = expected else {
+        assert!(
+            matches!(outcome, Ok(None)),
+            "{authority:?} {target}: no rule is for it, made {outcome:?}"
+        );
+        assert!(counted.is_empty());
+        return (None, false);
+    };
+    let rule = &written[index];
+    let made = rule.made(&read, query);
+    let status = rule.redirect();
+    let at = |why: &str| format!("rewrite.{} on {authority:?} {target}: {why}", rule.name);
+    let bytes_fit = made.len() <= 8 * 1024 && check_target_bytes(made.as_bytes()).is_ok();
+    let made_path = &made[..made.find('?').unwrap_or(made.len())];
+    let usable = bytes_fit
+        && match status {
+            None => made.starts_with('/') && !dot_segment_however_read(made_path),
+            Some(_) => match rule.site() {
+                Some(site) => (made.strip_prefix(&site))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?'])),
+                None => {
+                    made.starts_with('/') && !made.starts_with("//") && !made.starts_with("/\\")
+                }
+            },
+        };
+    match outcome {
+        Err(unusable) => {
+            assert_eq!(*unusable.rule, *rule.name, "{}", at("another rule failed"));
+            assert!(counted.is_empty());
+            assert!(!usable, "{}", at(&format!("refused `{made}` ({unusable})")));
+            (None, true)
+        }
+        Ok(None) => panic!(
+            "{}",
+            at(&format!("applied no rule, where it makes `{made}`"))
+        ),
+        Ok(Some(done)) => {
+            assert_eq!(counted, [index], "{}", at("counted as another rule"));
+            assert!(usable, "{}", at(&format!("made {done:?}")));
+            match (done, status) {
+                (Rewritten::Internal(to), None) => {
+                    assert_eq!(to, made, "{}", at("made another target"));
+                    (Some(to), false)
+                }
+                (Rewritten::Redirect { status, location }, Some(expected)) => {
+                    assert_eq!(status, expected, "{}", at("another status"));
+                    assert_eq!(location, made, "{}", at("made another Location"));
+                    (None, true)
+                }
+                (done, _) => panic!(
+                    "{}",
+                    at(&format!("{done:?}, where the status is {status:?}"))
+                ),
+            }
+        }
+    }
+}
+
+/// An `auth_request_redirect` URL that loaded: a path that starts with
+/// one `/` and no variable, or a URL whose host is written; visible ASCII
+/// without `\` or `#`.
+fn auth_redirect_loaded(source: &str) {
+    assert!(
+        source
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'#'),
+        "{source}"
+    );
+    match url_host(source) {
+        Some(host) => assert!(!host.is_empty() && !host.contains('$'), "{source}"),
+        None => assert!(
+            source.starts_with('/') && !source.starts_with("//") && !source.starts_with("/$"),
+            "{source}"
+        ),
+    }
+}
+
+/// The host (authority) a URL or template starts with after its scheme
+/// (`$scheme://` too); `None` for a path.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = ["http://", "https://", "$scheme://", "${scheme}://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))?;
+    Some(&rest[..rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len())])
+}
+
+/// `rendered`, the URL a client of `scheme` is sent to by the
+/// `auth_request_redirect` template `source`.
+fn auth_redirect_rendered(source: &str, rendered: &[u8], scheme: &str) {
+    let shown = String::from_utf8_lossy(rendered);
+    let fits = |&b: &u8| b.is_ascii_graphic() && b != b'\\' && b != b'#';
+    assert!(rendered.iter().all(fits), "{source} made {shown}");
+    let rendered = std::str::from_utf8(rendered).expect("ASCII");
+    match url_host(source) {
+        Some(host) => {
+            let written = format!("{scheme}://");
+            let prefix = match source.starts_with('$') {
+                true => written.as_str(),
+                false => &source[..source.find("://").expect("a URL") + 3],
+            };
+            assert!(rendered.starts_with(prefix), "{source} made {shown}");
+            assert_eq!(url_host(rendered), Some(host), "{source} made {shown}");
+        }
+        None => {
+            let elsewhere = rendered.starts_with("//") || rendered.starts_with("/\\");
+            assert!(
+                rendered.starts_with('/') && !elsewhere,
+                "{source} made {shown}"
+            );
+        }
+    }
+    // A `%` starts an escape, where the template's own do.
+    let escapes = |text: &str| {
+        let b = text.as_bytes();
+        (0..b.len()).filter(|&i| b[i] == b'%').all(|i| {
+            b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        })
+    };
+    if escapes(source) {
+        assert!(escapes(rendered), "{source} made {shown}");
+    }
+    // After the first `?` written (with no variable before it), each
+    // variable is one query value: the delimiters are the template's.
+    if let Some(q) = source.find('?').filter(|&q| !source[..q].contains('$')) {
+        let (before, query) = source.split_at(q);
+        let (head, tail) = rendered.split_at(before.len().min(rendered.len()));
+        if !source.starts_with('$') {
+            assert_eq!(head, before, "{source} made {shown}");
+        }
+        for delimiter in ['?', '&', '=', '/', ':', '@', '+', ';', ','] {
+            let count = |text: &str| text.matches(delimiter).count();
+            assert_eq!(count(tail), count(query), "{source} made {shown}");
         }
     }
 }

@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("proxy_header", checks::proxy_header),
     ("routes", checks::routes),
     ("auth", checks::auth),
+    ("rewrite", checks::rewrite),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
