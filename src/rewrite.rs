@@ -367,9 +367,11 @@ impl Rule {
                 return Err(unusable("a path starts with `/`"));
             }
             // As a client's path with one would be refused (400): what
-            // backends make of it is not what routes matched.
+            // backends make of it is not what routes matched. Read as
+            // routes read it too: `%25%32%65` is `%2e` to them, and `.` to
+            // a backend that decodes twice.
             let made_path = made.split('?').next().unwrap_or_default();
-            if is_ambiguous(made_path) {
+            if is_ambiguous(made_path) || is_ambiguous(&routing_path(made_path)) {
                 return Err(unusable(
                     "a `.` or `..` segment, which backends read in different ways",
                 ));
@@ -377,9 +379,12 @@ impl Rule {
             return Ok(Rewritten::Internal(made));
         };
         // `//evil.example` (or `/\`) is another site to a browser, where
-        // the replacement said a path on this one.
+        // the replacement said a path on this one; and a URL is one only
+        // where the replacement wrote it: groups that spell `https:` and
+        // a host between them (`$1//$2`) make another site too.
         let path_here = made.starts_with('/') && !made.starts_with("//");
-        if !is_url(&made) && !path_here {
+        let url_written = self.site.is_some() && is_url(&made);
+        if !url_written && !path_here {
             return Err(unusable(
                 "a redirect goes to a path that starts with one `/`, or to a URL",
             ));
@@ -827,6 +832,13 @@ mod tests {
             e.contains("made `/../y`") && e.contains("`..` segment"),
             "{e}"
         );
+        // Read as routes read it, a written `%25%32%65` is `%2e`: `.` to
+        // a backend that decodes twice.
+        let e = made_err("^/x$ /%25%32%65", "/x");
+        assert!(e.contains("`..` segment"), "{e}");
+        // Groups that spell a scheme and, after a written `//`, a host.
+        let e = made_err("^/(.*)/(.*)$ $1//$2 redirect", "/https:/evil.example");
+        assert!(e.contains("made `https://evil.example`"), "{e}");
         let long = format!("/{}", "a".repeat(5000));
         let e = made_err("^/(.*)$ /$1/$1", &long);
         assert!(e.contains("longer than 8 KiB"), "{e}");
