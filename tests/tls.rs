@@ -22,7 +22,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use support::pki::{provider, Ca, Pki};
+use support::pki::{provider, Ca, Leaf, Pki};
 use support::tls_client::{client_settings, TlsClient};
 use support::*;
 
@@ -317,9 +317,9 @@ fn large_and_chunked_bodies_cross_tls_intact_both_ways() {
 
 // ---------------------------------------------------------------- handshakes
 
-#[test]
-fn sni_picks_the_first_certificate_valid_for_the_name_else_the_first() {
-    let pki = Pki::new();
+/// Certificates for `a.test` and `*.b.test`, in that order, and the
+/// `tls_certificates` value that names them.
+fn for_a_and_b(pki: &Pki) -> (Leaf, Leaf, String) {
     let dir = pki.dir.path();
     let a = pki.ca.leaf(&["a.test"]);
     let b = pki.ca.leaf(&["*.b.test"]);
@@ -328,6 +328,13 @@ fn sni_picks_the_first_certificate_valid_for_the_name_else_the_first() {
         a.write(&pki.ca, dir, "a.pem").display(),
         b.write(&pki.ca, dir, "b.pem").display()
     );
+    (a, b, entries)
+}
+
+#[test]
+fn sni_picks_the_first_certificate_valid_for_the_name_else_the_first() {
+    let pki = Pki::new();
+    let (a, b, entries) = for_a_and_b(&pki);
     let backend = Backend::echo("app");
     let proxy = start_tls(&tls_conf(&backend.addr.to_string(), &entries, ""), |_| {});
     let addr = tls_addr(&proxy);
@@ -365,14 +372,7 @@ fn sni_picks_the_first_certificate_valid_for_the_name_else_the_first() {
 #[test]
 fn tls_strict_sni_refuses_a_client_naming_no_host_of_a_certificate() {
     let pki = Pki::new();
-    let dir = pki.dir.path();
-    let a = pki.ca.leaf(&["a.test"]);
-    let b = pki.ca.leaf(&["*.b.test"]);
-    let entries = format!(
-        "{}, {}",
-        a.write(&pki.ca, dir, "a.pem").display(),
-        b.write(&pki.ca, dir, "b.pem").display()
-    );
+    let (a, b, entries) = for_a_and_b(&pki);
     let backend = Backend::echo("app");
     let conf = tls_conf(
         &backend.addr.to_string(),
@@ -424,7 +424,7 @@ fn tls_strict_sni_refuses_a_client_naming_no_host_of_a_certificate() {
     // other, the configuration is refused; beside one, it starts.
     let by_address = pki.ca.leaf(&["127.0.0.1"]);
     let by_address = by_address
-        .write(&pki.ca, dir, "ip.pem")
+        .write(&pki.ca, pki.dir.path(), "ip.pem")
         .display()
         .to_string();
     let strict = |entries: &str| {
