@@ -397,8 +397,9 @@ impl ClientAuth {
 /// handshake, as nginx without `http2` refuses it; `curl --http1.0`
 /// offers `http/1.0` alone), and sessions resumed.
 ///
-/// Tickets carry the session, encrypted with a key made at start-up and
-/// replaced every 6 hours, as OpenSSL's do for nginx and HAProxy: a
+/// Tickets carry the session, encrypted with a key made with the
+/// configuration (kept by a reload that keeps the certificates, see
+/// [`sessions_carry_over`]) and replaced every 6 hours, as OpenSSL's do for nginx and HAProxy: a
 /// ticket that named a session kept here had rustls look for it in a
 /// list of every session kept, under one lock, and that search took a
 /// third of the CPU of new connections once 20,000 were kept.
@@ -444,13 +445,10 @@ pub fn sessions_carry_over(
     was: (&Certificates, Option<&ClientAuth>),
     next: (&Certificates, Option<&ClientAuth>),
 ) -> bool {
-    let served = |c: &Certificates| -> Vec<CertificateDer<'static>> {
-        (c.entries.iter())
-            .filter_map(|(_, key)| key.cert.first().cloned())
-            .collect()
-    };
-    let checks = |auth: Option<&ClientAuth>| auth.map(|a| a.made_of.clone());
-    served(was.0) == served(next.0) && checks(was.1) == checks(next.1)
+    let (served, serving) = (&was.0.entries, &next.0.entries);
+    let same_certificates = served.len() == serving.len()
+        && (served.iter().zip(serving)).all(|((_, a), (_, b))| a.cert.first() == b.cert.first());
+    same_certificates && was.1.map(|a| &a.made_of) == next.1.map(|a| &a.made_of)
 }
 
 /// `next`, resuming the sessions of `was`: its store of TLS 1.2 session
