@@ -216,6 +216,11 @@ impl Out<'_> {
         self.own(n.map(Decimal::new).as_ref().map(Decimal::as_str));
     }
 
+    /// A duration in `unit` (seconds or milliseconds, to the thousandth).
+    fn time(&mut self, d: Option<Duration>, unit: fn(Duration) -> Thousandths) {
+        self.own(d.map(unit).as_ref().map(Thousandths::as_str));
+    }
+
     fn absent(&mut self) {
         if self.escape == Escape::Default {
             self.line.push('-');
@@ -231,8 +236,7 @@ fn write_var(
     clock: &mut LogClock,
 ) {
     let certificate = r.client_certificate.as_deref();
-    let seconds = |d: Duration| Thousandths::seconds(d);
-    let millis = |d: Duration| Thousandths::millis(d);
+    let (seconds, millis) = (Thousandths::seconds, Thousandths::millis);
     match var {
         Var::RemoteAddr => push_ip(out.line, r.client),
         Var::RemotePort => out.number(r.client_port.map(u64::from)),
@@ -258,21 +262,12 @@ fn write_var(
         Var::ServerProtocol => out.text(request.map(|l| l.protocol)),
         Var::Status => out.number(Some(u64::from(r.status))),
         Var::BodyBytesSent => out.number(Some(r.bytes)),
-        Var::RequestTime => out.own(Some(seconds(r.duration).as_str())),
+        Var::RequestTime => out.time(Some(r.duration), seconds),
         Var::UpstreamAddr => out.text(r.upstream.as_deref()),
-        Var::UpstreamHeaderTime => {
-            out.own(r.upstream_wait.map(seconds).as_ref().map(|t| t.as_str()))
-        }
+        Var::UpstreamHeaderTime => out.time(r.upstream_wait, seconds),
         Var::UpstreamStatus => out.number(r.upstream_status.map(u64::from)),
-        Var::UpstreamConnectTime => {
-            out.own(r.upstream_connect.map(seconds).as_ref().map(|t| t.as_str()))
-        }
-        Var::UpstreamResponseTime => out.own(
-            r.upstream_response
-                .map(seconds)
-                .as_ref()
-                .map(|t| t.as_str()),
-        ),
+        Var::UpstreamConnectTime => out.time(r.upstream_connect, seconds),
+        Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Referer => out.text(r.referer.as_deref()),
         Var::UserAgent => out.text(r.user_agent.as_deref()),
@@ -291,8 +286,8 @@ fn write_var(
                 host => out.text(host),
             }
         }
-        Var::DurationMs => out.own(Some(millis(r.duration).as_str())),
-        Var::UpstreamMs => out.own(r.upstream_wait.map(millis).as_ref().map(|t| t.as_str())),
+        Var::DurationMs => out.time(Some(r.duration), millis),
+        Var::UpstreamMs => out.time(r.upstream_wait, millis),
         Var::Pool => out.text(r.pool.as_deref()),
         Var::Scheme => out.own(Some(r.scheme)),
         // nginx's: `on` over TLS to this proxy, else empty.
