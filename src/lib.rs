@@ -61,6 +61,7 @@ pub mod rewrite;
 pub mod routes;
 pub mod sched;
 pub mod server;
+pub mod systemd;
 pub mod throttle;
 pub mod tls;
 pub mod upstream;

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use inverso::config::{self, Config, Loader};
-use inverso::{demo, Server};
+use inverso::{demo, systemd, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io::Write as _;
@@ -520,6 +520,12 @@ fn serve(
         .context("cannot install signal handlers")?;
     let handle = Server::start(config).context("cannot start")?;
     started(handle.local_addr(), handle.tls_addr());
+    let https = handle.tls_addr().map(|a| format!(", https on {a}"));
+    systemd::notify(&format!(
+        "READY=1\nSTATUS=serving on {}{}",
+        handle.local_addr(),
+        https.unwrap_or_default()
+    ));
     let trigger = handle.stop_trigger();
     let control = handle.control();
     std::thread::Builder::new()
@@ -544,6 +550,7 @@ fn serve(
                             log::info!(
                                 "signal {signal}: shutting down (send it again to exit at once)"
                             );
+                            systemd::notify("STOPPING=1\nSTATUS=shutting down");
                             trigger.stop();
                         } else {
                             log::warn!("second signal: exiting now");
@@ -564,16 +571,23 @@ fn serve(
 /// SIGHUP: reads the configuration again; a bad one is refused with its
 /// `file:line` error and the running one stays.
 fn reload(args: &ConfigArgs, control: &inverso::Control) {
-    match load(args) {
-        Ok((config, _)) => match control.reload(config) {
-            Ok(_) => {}
-            Err(e) => log::error!("SIGHUP: reload refused, keeping the running configuration: {e}"),
-        },
+    systemd::reloading();
+    let refused = match load(args) {
+        Ok((config, _)) => control.reload(config).err().map(|e| e.to_string()),
         Err(Failure { error, .. }) => {
             control.refused();
-            log::error!("SIGHUP: reload refused, keeping the running configuration: {error:#}");
+            Some(format!("{error:#}"))
         }
-    }
+    };
+    let status = match refused {
+        None => "configuration reloaded".to_string(),
+        Some(why) => {
+            log::error!("SIGHUP: reload refused, keeping the running configuration: {why}");
+            format!("reload refused: {}", why.replace('\n', " "))
+        }
+    };
+    // Serving either way: on the new settings, or on the old ones.
+    systemd::notify(&format!("READY=1\nSTATUS={status}"));
 }
 
 fn run_demo(port: u16) -> Result<(), Failure> {

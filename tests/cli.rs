@@ -953,3 +953,64 @@ fn check_warns_of_a_sign_in_redirect_to_a_page_that_is_asked_too() {
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     assert!(!stderr.contains("in a loop"), "{stderr}");
 }
+
+/// Under systemd with `Type=notify`: ready once listening, each reload
+/// said as it begins and ends (refused or not), and the shutdown.
+#[test]
+fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = conf("port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\npath_to_persistence =\n");
+    let socket = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&socket).unwrap();
+    systemd
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let heard = || {
+        let mut buf = [0u8; 1024];
+        let n = systemd.recv(&mut buf).expect("no notification came");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .args(["--config", "proxy.conf"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .env("NOTIFY_SOCKET", &socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signals to the child this test started, not yet reaped.
+    let signal = |sig| unsafe { libc::kill(pid, sig) };
+
+    let ready = heard();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=serving on 127.0.0.1:"),
+        "{ready}"
+    );
+    signal(libc::SIGHUP);
+    let reloading = heard();
+    let (first, usec) = reloading.split_once('\n').unwrap();
+    assert_eq!(first, "RELOADING=1");
+    let usec = usec.strip_prefix("MONOTONIC_USEC=").unwrap();
+    assert!(usec.parse::<u64>().is_ok_and(|u| u > 0), "{reloading}");
+    assert_eq!(heard(), "READY=1\nSTATUS=configuration reloaded");
+
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        "targets = 127.0.0.1:9001\nnope = 1\n",
+    )
+    .unwrap();
+    signal(libc::SIGHUP);
+    assert!(heard().starts_with("RELOADING=1\n"));
+    let refused = heard();
+    assert!(
+        refused.starts_with("READY=1\nSTATUS=reload refused: "),
+        "{refused}"
+    );
+    assert!(refused.contains("nope"), "{refused}");
+
+    signal(libc::SIGTERM);
+    assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");
+    assert!(child.wait().unwrap().success());
+}

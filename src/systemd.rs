@@ -1,0 +1,112 @@
+//! systemd's readiness protocol (`sd_notify(3)`): under a unit of
+//! `Type=notify` (or `notify-reload`), systemd counts the service as
+//! started once its listeners are bound, not once the process exists, and
+//! `systemctl reload` waits for a reload to be done, as with HAProxy's
+//! master. Written without libsystemd: one datagram to `$NOTIFY_SOCKET`
+//! per change of state; without that variable (not under systemd, or
+//! another `Type=`), nothing is sent.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+/// Tells systemd `state` (`READY=1`, `STOPPING=1`, ... one per line). A
+/// notification that cannot be sent is a warning: the proxy serves
+/// whether systemd heard of it or not.
+pub fn notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = send(&socket, state) {
+        let what = state.lines().next().unwrap_or_default();
+        log::warn!(
+            "cannot tell systemd {what} at NOTIFY_SOCKET {}: {e}",
+            socket.to_string_lossy()
+        );
+    }
+}
+
+/// The start of a reload, as `Type=notify-reload` needs it said: with the
+/// time of the monotonic clock, so that systemd can tell it from an
+/// earlier one.
+pub fn reloading() {
+    notify(&format!(
+        "RELOADING=1\nMONOTONIC_USEC={}",
+        monotonic_micros()
+    ));
+}
+
+fn send(socket: &OsStr, state: &str) -> io::Result<()> {
+    let name = socket.as_bytes();
+    // `@` stands for the abstract namespace's leading NUL.
+    let addr = match name.first() {
+        Some(b'@') => SocketAddr::from_abstract_name(&name[1..])?,
+        Some(b'/') => SocketAddr::from_pathname(socket)?,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "neither a path nor an abstract socket name (`@...`)",
+            ))
+        }
+    };
+    UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(())
+}
+
+/// `CLOCK_MONOTONIC`, in microseconds: the clock systemd reads.
+fn monotonic_micros() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill; the clock
+    // always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or_default();
+    let micros = u64::try_from(now.tv_nsec / 1000).unwrap_or_default();
+    secs.saturating_mul(1_000_000).saturating_add(micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn received(listener: &UnixDatagram) -> String {
+        let mut buf = [0u8; 512];
+        let n = listener.recv(&mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_state_goes_to_a_path_or_an_abstract_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        send(path.as_os_str(), "READY=1\nSTATUS=serving").unwrap();
+        assert_eq!(received(&listener), "READY=1\nSTATUS=serving");
+
+        let name = format!("inverso-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        send(OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+        assert_eq!(received(&listener), "STOPPING=1");
+
+        let e = send(OsStr::new("relative"), "READY=1").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn the_monotonic_clock_goes_forward() {
+        let (a, b) = (monotonic_micros(), monotonic_micros());
+        assert!(a > 0 && b >= a, "{a} {b}");
+    }
+}
