@@ -191,7 +191,13 @@ pub fn chunked(data: &[u8]) {
         Some(&body[..])
     );
     if !body.is_empty() {
-        assert_eq!(decode_chunked(wire, buffer, body.len() as u64 - 1), None);
+        let under = body.len() as u64 - 1;
+        assert_eq!(decode_chunked(wire, buffer, under), None);
+        // Under a limit too, joined or not, the same bytes before the end.
+        assert_eq!(
+            decode_chunked_by(wire, 8 * buffer, under, true),
+            decode_chunked_by(wire, buffer, under, false)
+        );
     }
 }
 

@@ -518,6 +518,14 @@ fn serve(
     // the server starts (loading a large snapshot, say) waits for it.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
         .context("cannot install signal handlers")?;
+    if config.path_to_persistence.is_some() {
+        // A snapshot of many GiB on a slow disk may take longer than
+        // systemd's start timeout (90 s by default): not a failed start.
+        systemd::notify(&format!(
+            "STATUS=loading the cache snapshot\nEXTEND_TIMEOUT_USEC={}",
+            systemd::SNAPSHOT_LOAD_ALLOWANCE.as_micros()
+        ));
+    }
     let handle = Server::start(config).context("cannot start")?;
     started(handle.local_addr(), handle.tls_addr());
     let https = handle.tls_addr().map(|a| format!(", https on {a}"));
@@ -572,22 +580,29 @@ fn serve(
 /// `file:line` error and the running one stays.
 fn reload(args: &ConfigArgs, control: &inverso::Control) {
     systemd::reloading();
-    let refused = match load(args) {
-        Ok((config, _)) => control.reload(config).err().map(|e| e.to_string()),
+    let reloaded = match load(args) {
+        Ok((config, _)) => control.reload(config).map_err(|e| e.to_string()),
         Err(Failure { error, .. }) => {
             control.refused();
-            Some(format!("{error:#}"))
+            Err(format!("{error:#}"))
         }
     };
-    let status = match refused {
-        None => "configuration reloaded".to_string(),
-        Some(why) => {
+    let status = match reloaded {
+        Ok(reloaded) if reloaded.needs_restart.is_empty() => "configuration reloaded".to_string(),
+        Ok(reloaded) => format!(
+            "configuration reloaded; a restart is needed for {}",
+            reloaded.needs_restart.join(", ")
+        ),
+        Err(why) => {
             log::error!("SIGHUP: reload refused, keeping the running configuration: {why}");
-            format!("reload refused: {}", why.replace('\n', " "))
+            format!("reload refused: {why}")
         }
     };
     // Serving either way: on the new settings, or on the old ones.
-    systemd::notify(&format!("READY=1\nSTATUS={status}"));
+    systemd::notify(&format!(
+        "READY=1\nSTATUS={}",
+        systemd::status_line(&status)
+    ));
 }
 
 fn run_demo(port: u16) -> Result<(), Failure> {

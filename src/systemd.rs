@@ -11,6 +11,30 @@ use std::io;
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
+
+/// How long start-up may take once it says it is loading the cache
+/// snapshot (`EXTEND_TIMEOUT_USEC`), beyond the unit's own start timeout.
+pub const SNAPSHOT_LOAD_ALLOWANCE: Duration = Duration::from_secs(600);
+
+/// Longest `STATUS=` text sent: systemd reads a notification into 4 KiB,
+/// and drops (or cuts) a longer one, whose `READY=1` would be lost with it.
+const MAX_STATUS: usize = 1024;
+
+/// `text` as one `STATUS=` line: its line ends made spaces, cut to
+/// [`MAX_STATUS`] bytes at a character's end.
+pub fn status_line(text: &str) -> String {
+    let mut line = text.replace(['\n', '\r'], " ");
+    if line.len() > MAX_STATUS {
+        let mut end = MAX_STATUS - 3;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push_str("...");
+    }
+    line
+}
 
 /// Tells systemd `state` (`READY=1`, `STOPPING=1`, ... one per line). A
 /// notification that cannot be sent is a warning: the proxy serves
@@ -102,6 +126,18 @@ mod tests {
 
         let e = send(OsStr::new("relative"), "READY=1").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_status_is_one_line_of_at_most_a_kib() {
+        assert_eq!(status_line("a\nb\r\nc"), "a b  c");
+        let long = status_line(&"é".repeat(1000));
+        assert!(
+            long.len() <= MAX_STATUS && long.ends_with("..."),
+            "{}",
+            long.len()
+        );
+        assert!(long.starts_with("éé"));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -504,6 +505,52 @@ fn max_body_size_refuses_a_declared_length_up_front_and_a_chunked_body_midway() 
     assert_eq!(client.response().status, 413);
     assert_eq!(backend.requests(), 1);
     assert!(backend.seen().iter().all(|s| s.path() == "/ok"));
+}
+
+#[test]
+fn a_streamed_body_over_max_body_size_sends_the_backend_nothing_of_the_read_past_it() {
+    // A backend that records what reaches it, until the proxy closes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            seen.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let proxy = start_proxy(&[addr], |c| {
+        c.max_body_size = 1000;
+        c.request_buffer_size = 0;
+    });
+    let mut client = proxy.connect();
+    client
+        .send(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    let has = |text: &[u8]| got.lock().unwrap().windows(text.len()).any(|w| w == text);
+    assert!(
+        wait_until(WAIT_LIMIT, || has(b"hello")),
+        "the start never came"
+    );
+    // Three chunks of 400 in one write: the third takes the body past the
+    // limit, and none of the three goes on.
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        rest.extend_from_slice(b"190\r\n");
+        rest.extend_from_slice(&[b'x'; 400]);
+        rest.extend_from_slice(b"\r\n");
+    }
+    client.send(&rest);
+    assert_eq!(client.response().status, 413);
+    assert!(client.is_closed());
+    assert!(
+        !has(b"x"),
+        "{}",
+        String::from_utf8_lossy(&got.lock().unwrap())
+    );
 }
 
 /// A second's grace for the head or body, a minute for everything else:

@@ -299,6 +299,13 @@ impl BodyReader {
         self.state == State::Done
     }
 
+    /// What [`BodyReader::next_joined`] found wrong past the piece it
+    /// returned last, taken: for a caller that would rather not pass on
+    /// that piece of a body it refuses.
+    pub fn take_failure(&mut self) -> Option<BodyError> {
+        self.failed.take()
+    }
+
     /// Decoded body bytes returned so far.
     #[cfg(test)]
     fn bytes_read(&self) -> u64 {

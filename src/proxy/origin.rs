@@ -996,7 +996,15 @@ fn stream_request_body(
         let piece = match start.take() {
             Some(piece) => piece,
             None => match rest.next_joined(from) {
-                Ok(Some(piece)) => piece,
+                Ok(Some(piece)) => {
+                    // A read that ends in a bad or too large chunk sends
+                    // nothing: the backend gets no more of a body the
+                    // client is refused for.
+                    if let Some(e) = rest.take_failure() {
+                        return Err(Failure::Client(client_body_status(&e)));
+                    }
+                    piece
+                }
                 Ok(None) => break,
                 Err(e) => return Err(Failure::Client(client_body_status(&e))),
             },
