@@ -65,6 +65,12 @@ pub struct Record {
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
+    /// The length of the response head sent: `$bytes_sent` is it and
+    /// `bytes`.
+    pub head_bytes: u64,
+    /// The bytes read of the request, its line, fields and body with
+    /// their framing (`$request_length`); none for one never read.
+    pub request_length: Option<u64>,
     /// The status of the last backend's answer, or the one the proxy gave
     /// for its failure (`$upstream_status`).
     pub upstream_status: Option<u16>,
@@ -148,6 +154,8 @@ impl Record {
             upstream: None,
             cache: None,
             duration,
+            head_bytes: 0,
+            request_length: None,
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
@@ -862,6 +870,8 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
+            head_bytes: 180,
+            request_length: Some(96),
             upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(1250)),
             upstream_connect: Some(Duration::from_micros(310)),

@@ -178,7 +178,7 @@ impl FieldValue {
                         name()
                     ))
                 }
-                (FieldFamily::Response, Var::BodyBytesSent | Var::UpstreamResponseTime) => {
+                (FieldFamily::Response, var) if var.after_the_body() => {
                     return Err(format!(
                         "`${}` is known only once the body has been sent, after the head",
                         name()
@@ -456,6 +456,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent
+        | Var::BytesSent
+        | Var::RequestLength
         | Var::RequestTime
         | Var::UpstreamAddr
         | Var::UpstreamStatus
@@ -700,7 +702,12 @@ mod tests {
             assert!(e.contains("only once the response"), "{name}: {e}");
             assert!(FieldValue::parse(&format!("${name}"), FieldFamily::Response).is_ok());
         }
-        for known_after_the_body in ["$body_bytes_sent", "$upstream_response_time"] {
+        for known_after_the_body in [
+            "$body_bytes_sent",
+            "$bytes_sent",
+            "$request_length",
+            "$upstream_response_time",
+        ] {
             let e = FieldValue::parse(known_after_the_body, FieldFamily::Response).unwrap_err();
             assert!(e.contains("after the head"), "{e}");
         }
@@ -764,7 +771,7 @@ mod tests {
                 |v: &&str| v.contains(&format!("${name}")) || v.contains(&format!("{{{name}}}"));
             assert!(
                 !var.after_response()
-                    || matches!(var, Var::BodyBytesSent | Var::UpstreamResponseTime)
+                    || var.after_the_body()
                     || cases.iter().map(|(v, _)| v).any(named),
                 "${name} is not tested"
             );

@@ -26,6 +26,8 @@ pub enum Var {
     ServerProtocol,
     Status,
     BodyBytesSent,
+    BytesSent,
+    RequestLength,
     RequestTime,
     UpstreamAddr,
     UpstreamStatus,
@@ -53,6 +55,16 @@ pub enum Var {
 }
 
 impl Var {
+    /// Whether its value is known only once the exchange is over, its
+    /// bodies sent and read: such a variable can go in neither a
+    /// request's nor a response's field.
+    pub fn after_the_body(self) -> bool {
+        matches!(
+            self,
+            Var::BodyBytesSent | Var::BytesSent | Var::RequestLength | Var::UpstreamResponseTime
+        )
+    }
+
     /// Whether its value is known only once a response has come: such a
     /// variable cannot go in a request.
     pub fn after_response(self) -> bool {
@@ -60,6 +72,8 @@ impl Var {
             self,
             Var::Status
                 | Var::BodyBytesSent
+                | Var::BytesSent
+                | Var::RequestLength
                 | Var::RequestTime
                 | Var::UpstreamAddr
                 | Var::UpstreamStatus
@@ -92,6 +106,8 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("server_protocol", Var::ServerProtocol),
     ("status", Var::Status),
     ("body_bytes_sent", Var::BodyBytesSent),
+    ("bytes_sent", Var::BytesSent),
+    ("request_length", Var::RequestLength),
     ("request_time", Var::RequestTime),
     ("upstream_addr", Var::UpstreamAddr),
     ("upstream_status", Var::UpstreamStatus),
@@ -117,13 +133,6 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("ssl_client_serial", Var::SslClientSerial),
     ("ssl_client_escaped_cert", Var::SslClientEscapedCert),
 ];
-
-/// nginx variables likely to come along that inverso has no value for,
-/// and what to write instead.
-const NOT_KEPT: &[(&str, &str)] = &[(
-    "bytes_sent",
-    "response heads are not counted: $body_bytes_sent is the body bytes sent",
-)];
 
 /// Longest variable name compared with the known ones for a hint (the
 /// edit distance is quadratic).
@@ -223,9 +232,6 @@ pub fn lookup(name: &str) -> Result<Named, String> {
             "`${name}`: response fields are not kept for a template (log_headers = true \
              writes them all, in the combined and json formats)"
         ));
-    }
-    if let Some((_, instead)) = NOT_KEPT.iter().find(|(known, _)| *known == lower) {
-        return Err(format!("`${name}` is nginx's, not inverso's: {instead}"));
     }
     // A misspelt `$http_<name>` is most likely misspelt before its `_`.
     let as_field = lower.split_once('_').map(|(_, f)| format!("http_{f}"));

@@ -322,3 +322,25 @@ fn upstream_status_is_the_backend_s_or_the_proxy_s_for_its_failure() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(proxy.log_lines(), ["502 502 -"]);
 }
+
+#[test]
+fn request_length_and_bytes_sent_count_what_crossed_the_wire() {
+    let origin = numbered_fresh_origin();
+    let template = "$request_length $bytes_sent $body_bytes_sent";
+    let mut proxy = start_proxy(&[origin.addr], logging_as(template));
+    let mut client = proxy.connect();
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\nX-Pad: 12345\r\n\r\n";
+    let post =
+        b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let mut sizes = Vec::new();
+    for request in [&get[..], &post[..]] {
+        client.send(request);
+        let response = client.response();
+        assert_eq!(response.status, 200);
+        let sent = response.head.raw.len() + response.body.len();
+        sizes.push(format!("{} {sent} {}", request.len(), response.body.len()));
+    }
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), sizes);
+}

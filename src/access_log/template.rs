@@ -103,6 +103,8 @@ impl Template {
             upstream: Some("10.0.0.5:8080".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(12_345),
+            head_bytes: 200,
+            request_length: Some(120),
             upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(10_512)),
             upstream_connect: Some(Duration::ZERO),
@@ -262,6 +264,8 @@ fn write_var(
         Var::ServerProtocol => out.text(request.map(|l| l.protocol)),
         Var::Status => out.number(Some(u64::from(r.status))),
         Var::BodyBytesSent => out.number(Some(r.bytes)),
+        Var::BytesSent => out.number(Some(r.head_bytes + r.bytes)),
+        Var::RequestLength => out.number(r.request_length),
         Var::RequestTime => out.time(Some(r.duration), seconds),
         Var::UpstreamAddr => out.text(r.upstream.as_deref()),
         Var::UpstreamHeaderTime => out.time(r.upstream_wait, seconds),
@@ -406,6 +410,8 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1_500),
+            head_bytes: 200,
+            request_length: Some(120),
             upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(1_250)),
             upstream_connect: Some(Duration::from_micros(500)),
@@ -438,6 +444,7 @@ mod tests {
             user_agent: None,
             upstream: None,
             cache: None,
+            request_length: None,
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
@@ -483,6 +490,8 @@ mod tests {
             ("$server_protocol", "HTTP/1.1"),
             ("$status", "200"),
             ("$body_bytes_sent", "512"),
+            ("$bytes_sent", "712"),
+            ("$request_length", "120"),
             ("$request_time", "0.002"),
             ("$upstream_addr", "127.0.0.1:9001"),
             ("$upstream_header_time", "0.001"),
@@ -642,7 +651,7 @@ mod tests {
         assert!(error("$http_").contains("needs a field name"));
         assert!(error("plain text $$").contains("names no variable"));
         assert!(error("$sent_http_content_type").contains("response fields are not kept"));
-        assert!(error("$bytes_sent").contains("$body_bytes_sent"));
+        assert!(error("$bytes_snet").contains("did you mean `$bytes_sent`"));
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct BufConn<S> {
     /// no buffer (after `release_if_empty`) also goes to the small stack
     /// buffer (see `fill_released`), as every read that may wait does.
     probe: bool,
+    /// Bytes taken since the connection began: a request's length is
+    /// what was taken while it was read.
+    taken: u64,
 }
 
 impl<S> BufConn<S> {
@@ -72,6 +75,7 @@ impl<S> BufConn<S> {
             end: 0,
             capacity,
             probe: true,
+            taken: 0,
         }
     }
 
@@ -104,7 +108,13 @@ impl<S> BufConn<S> {
         let from = self.start;
         self.start += n;
         assert!(self.start <= self.end, "took more than was buffered");
+        self.taken += n as u64;
         &self.buf[from..self.start]
+    }
+
+    /// Every byte taken since the connection began.
+    pub fn taken(&self) -> u64 {
+        self.taken
     }
 
     pub fn consume(&mut self, n: usize) {
@@ -123,6 +133,7 @@ impl<S> BufConn<S> {
         let to = self.start - skipped;
         self.buf.copy_within(self.start..self.start + n, to);
         self.start += n;
+        self.taken += n as u64;
         &self.buf[to - joined..to + n]
     }
 
@@ -168,6 +179,7 @@ impl<S> BufConn<S> {
             end: self.end,
             capacity: self.capacity,
         };
+        self.taken += (self.end - self.start) as u64;
         self.start = 0;
         self.end = 0;
         taken
@@ -186,6 +198,7 @@ impl BufConn<&'static [u8]> {
             buf: bytes,
             capacity: 0,
             probe: true,
+            taken: 0,
         }
     }
 }
@@ -259,11 +272,13 @@ impl<S> BufConn<S> {
             end: self.end,
             capacity: self.capacity,
             probe: self.probe,
+            taken: self.taken,
         };
         let result = f(&mut view);
         self.buf = std::mem::take(&mut view.buf);
         self.start = view.start;
         self.end = view.end;
+        self.taken = view.taken;
         result
     }
 }

@@ -112,6 +112,9 @@ pub(super) struct Client {
     pub(super) upstream: Option<Arc<str>>,
     /// When the head of the request being served had come.
     pub(super) started: Instant,
+    /// For the log: the length of the response head sent (`$bytes_sent`
+    /// is it and the body's).
+    pub(super) head_bytes: u64,
     /// For the log: the status of the last backend's answer to this
     /// request, or the one the proxy gave for its failure (502, 504).
     pub(super) upstream_status: Option<u16>,
@@ -240,6 +243,7 @@ impl Client {
             started: Instant::now(),
             timeout,
             idle_timeout: timeout,
+            head_bytes: 0,
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
@@ -437,6 +441,7 @@ impl Client {
     /// Keeps a copy of the response head about to be sent, when the log
     /// wants it (`parts` are written one after the other).
     pub(super) fn note_sent_head(&mut self, parts: &[&[u8]]) {
+        self.head_bytes = parts.iter().map(|p| p.len() as u64).sum();
         if let Some(sent) = &mut self.sent_head {
             sent.clear();
             parts.iter().for_each(|p| sent.extend_from_slice(p));

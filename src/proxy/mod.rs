@@ -368,6 +368,7 @@ pub fn serve(
         client.pending_fields.clear();
         client.upstream = None;
         client.forget_upstream_answer();
+        client.head_bytes = 0;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -376,6 +377,7 @@ pub fn serve(
         // the connection opened: connecting and saying nothing ties up a
         // thread as surely as trickling bytes. Between requests the idle
         // timeout applies until the next head starts.
+        let taken_before = client.conn.taken();
         let head = client.read_head(first.then_some(accepted));
         first = false;
         // Closed by shutdown as idle while the head came: not served, as
@@ -457,6 +459,8 @@ pub fn serve(
                 upstream: outcome.upstream,
                 cache: outcome.cache,
                 duration,
+                head_bytes: client.head_bytes,
+                request_length: Some(client.conn.taken() - taken_before),
                 upstream_status: client.upstream_status,
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
