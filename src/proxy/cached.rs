@@ -137,7 +137,7 @@ pub(super) fn serve_range(
                 // rather than asked for again.
                 Refreshed::Unstorable(fetched) => {
                     let how = answering.as_miss();
-                    let relayed = relay::relay(client, fetched, &how, None, shared);
+                    let relayed = relay::relay(client, *fetched, &how, None, shared);
                     let counted = |_: &Outcome| {
                         cache.stats.misses.fetch_add(1, Ordering::Relaxed);
                     };
@@ -685,7 +685,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         && refused_for_its_own(&request, &fetched, &entry, response_time, &settings)
         && fits(&fetched, cache)
     {
-        return Refreshed::Unstorable(fetched);
+        return Refreshed::Unstorable(Box::new(fetched));
     }
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {
@@ -720,7 +720,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         // of its window either. Its body is the caller's to relay or drop.
         None => {
             cache.invalidate(&primary);
-            return Refreshed::Unstorable(fetched);
+            return Refreshed::Unstorable(Box::new(fetched));
         }
     }
     match cache.lookup(&primary, &request.headers) {
@@ -763,7 +763,7 @@ pub(super) enum Refreshed<'s> {
     /// The origin answered with what may not be stored (the old entry is
     /// dropped, unless only the client's own fields kept the answer out:
     /// see [`refused_for_its_own`]); its body is still unread.
-    Unstorable(Fetched<'s>),
+    Unstorable(Box<Fetched<'s>>),
     /// A 304 to an unconditional request, or a body that failed (the old
     /// entry stays).
     NotStored,
