@@ -340,6 +340,13 @@ fn request_length_and_bytes_sent_count_what_crossed_the_wire() {
         let sent = response.head.raw.len() + response.body.len();
         sizes.push(format!("{} {sent} {}", request.len(), response.body.len()));
     }
+    // Refused as it is (no Host): read all the same.
+    let bad = b"GET /bad HTTP/1.1\r\n\r\n";
+    client.send(bad);
+    let refused = client.response();
+    assert_eq!(refused.status, 400);
+    let sent = refused.head.raw.len() + refused.body.len();
+    sizes.push(format!("{} {sent} {}", bad.len(), refused.body.len()));
     drop(client);
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(proxy.log_lines(), sizes);

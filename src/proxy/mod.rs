@@ -403,6 +403,12 @@ pub fn serve(
             .map(|name| (name, request_id::generate()));
         let time = SystemTime::now();
         client.started = Instant::now();
+        // A head that did not come whole has no length; one refused as it
+        // is (no Host) was read all the same.
+        let head_len = match head {
+            HeadRead::Ready(len) => Some(len as u64),
+            _ => None,
+        };
         let (outcome, line) = match head {
             HeadRead::Ready(len) => {
                 let done = exchange(&mut client, len, &shared);
@@ -460,7 +466,7 @@ pub fn serve(
                 cache: outcome.cache,
                 duration,
                 head_bytes: client.head_bytes,
-                request_length: Some(client.conn.taken() - taken_before),
+                request_length: head_len.map(|len| (client.conn.taken() - taken_before).max(len)),
                 upstream_status: client.upstream_status,
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
