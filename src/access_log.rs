@@ -65,6 +65,11 @@ pub struct Record {
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
+    /// The connection's serial number (from 1, in the order connections
+    /// were taken), and how many requests it has carried, this one
+    /// included (`$connection`, `$connection_requests`); none for one
+    /// refused as it came.
+    pub connection: Option<(u64, u64)>,
     /// The length of the response head sent: `$bytes_sent` is it and
     /// `bytes`.
     pub head_bytes: u64,
@@ -154,6 +159,7 @@ impl Record {
             upstream: None,
             cache: None,
             duration,
+            connection: None,
             head_bytes: 0,
             request_length: None,
             upstream_status: None,
@@ -870,6 +876,7 @@ mod tests {
             upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
+            connection: Some((7, 2)),
             head_bytes: 180,
             request_length: Some(96),
             upstream_status: Some(200),

@@ -171,6 +171,12 @@ impl FieldValue {
                     .map_or("", |(name, _)| name)
             };
             match (family, var) {
+                (_, var) if var.log_only() => {
+                    return Err(format!(
+                        "`${}` is the access log's alone (log_format)",
+                        name()
+                    ))
+                }
                 (FieldFamily::Request, var) if var.after_response() => {
                     return Err(format!(
                         "`${}` is known only once the response has come: a request's values \
@@ -453,6 +459,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             }
             return;
         }
+        // The log's alone: refused by `parse`.
+        Var::Connection | Var::ConnectionRequests => "",
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent
@@ -646,9 +654,13 @@ mod tests {
             let named =
                 |v: &&str| v.contains(&format!("${name}")) || v.contains(&format!("{{{name}}}"));
             assert!(
-                var.after_response() || cases.iter().map(|(v, _)| v).any(named),
+                var.after_response() || var.log_only() || cases.iter().map(|(v, _)| v).any(named),
                 "${name} is not tested"
             );
+        }
+        for family in [FieldFamily::Request, FieldFamily::Response] {
+            let e = FieldValue::parse("c=$connection", family).unwrap_err();
+            assert!(e.contains("the access log's alone"), "{e}");
         }
     }
 

@@ -1103,9 +1103,16 @@ fn serve(
         Some(Ok(proxied)) => proxied,
         Some(Err(Ended)) => return,
     };
-    let watch = slot.watch.clone();
+    let (watch, connection) = (slot.watch.clone(), slot.id + 1);
     let mut claim = |client, limit| slot.claim(client, limit);
-    proxy::serve(watch, peer, proxied, &inner.current, inherited, &mut claim);
+    proxy::serve(
+        watch,
+        (peer, connection),
+        proxied,
+        &inner.current,
+        inherited,
+        &mut claim,
+    );
     if let Some(tls) = stream.tls() {
         tls.say_closing();
     }

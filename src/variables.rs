@@ -28,6 +28,8 @@ pub enum Var {
     BodyBytesSent,
     BytesSent,
     RequestLength,
+    Connection,
+    ConnectionRequests,
     RequestTime,
     UpstreamAddr,
     UpstreamStatus,
@@ -55,6 +57,11 @@ pub enum Var {
 }
 
 impl Var {
+    /// Whether only the access log has it: no header field may name it.
+    pub fn log_only(self) -> bool {
+        matches!(self, Var::Connection | Var::ConnectionRequests)
+    }
+
     /// Whether its value is known only once the exchange is over, its
     /// bodies sent and read: such a variable can go in neither a
     /// request's nor a response's field.
@@ -108,6 +115,8 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("body_bytes_sent", Var::BodyBytesSent),
     ("bytes_sent", Var::BytesSent),
     ("request_length", Var::RequestLength),
+    ("connection", Var::Connection),
+    ("connection_requests", Var::ConnectionRequests),
     ("request_time", Var::RequestTime),
     ("upstream_addr", Var::UpstreamAddr),
     ("upstream_status", Var::UpstreamStatus),

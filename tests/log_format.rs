@@ -351,3 +351,31 @@ fn request_length_and_bytes_sent_count_what_crossed_the_wire() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(proxy.log_lines(), sizes);
 }
+
+#[test]
+fn connection_and_connection_requests_tell_keep_alive_reuse() {
+    let origin = numbered_fresh_origin();
+    let mut proxy = start_proxy(
+        &[origin.addr],
+        logging_as("$connection $connection_requests"),
+    );
+    let mut first = proxy.connect();
+    assert_eq!(first.get("/a").status, 200);
+    assert_eq!(first.get("/b").status, 200);
+    drop(first);
+    let mut second = proxy.connect();
+    assert_eq!(second.get("/c").status, 200);
+    drop(second);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let fields: Vec<(u64, u64)> = (lines.iter())
+        .map(|l| {
+            let (serial, requests) = l.split_once(' ').unwrap();
+            (serial.parse().unwrap(), requests.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(fields.len(), 3, "{lines:?}");
+    let (one, two) = (fields[0].0, fields[2].0);
+    assert!(one >= 1 && two > one, "{lines:?}");
+    assert_eq!(fields, [(one, 1), (one, 2), (two, 1)]);
+}

@@ -1766,6 +1766,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream: None,
         cache: None,
         duration: Duration::ZERO,
+        connection: None,
         head_bytes: 0,
         request_length: None,
         upstream_status: None,

@@ -319,7 +319,7 @@ pub struct Inherited {
 /// or says that client holds the most it may already.
 pub fn serve(
     watch: Arc<ConnWatch>,
-    peer: SocketAddr,
+    (peer, connection): (SocketAddr, u64),
     proxied: Option<proxy_protocol::Header>,
     current: &Current,
     inherited: Inherited,
@@ -465,6 +465,7 @@ pub fn serve(
                 upstream: outcome.upstream,
                 cache: outcome.cache,
                 duration,
+                connection: Some((connection, served)),
                 head_bytes: client.head_bytes,
                 request_length: head_len.map(|len| (client.conn.taken() - taken_before).max(len)),
                 upstream_status: client.upstream_status,
