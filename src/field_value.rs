@@ -177,16 +177,16 @@ impl FieldValue {
                         name()
                     ))
                 }
+                (_, var) if var.after_the_body() => {
+                    return Err(format!(
+                        "`${}` is known only once the bodies have been sent, after the heads",
+                        name()
+                    ))
+                }
                 (FieldFamily::Request, var) if var.after_response() => {
                     return Err(format!(
                         "`${}` is known only once the response has come: a request's values \
                          are made as it is sent (`response_header.*` may name it)",
-                        name()
-                    ))
-                }
-                (FieldFamily::Response, var) if var.after_the_body() => {
-                    return Err(format!(
-                        "`${}` is known only once the body has been sent, after the head",
                         name()
                     ))
                 }

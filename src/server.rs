@@ -998,6 +998,7 @@ fn log_rejected(
         started.elapsed(),
     );
     record.status = status;
+    record.head_bytes = refused.head_bytes;
     shared.log_refusal(record);
 }
 
@@ -1063,12 +1064,13 @@ fn reject(mut stream: &TcpStream, status: u16, text: Option<&str>, shared: &Shar
     }
     let head_request = proxy::starts_a_head_request(received);
     let response = own_response(status, true, b"", text, &shared.config);
-    let bytes = response.send(&mut stream, head_request);
+    let sent = response.send(&mut stream, head_request);
     let _ = stream.shutdown(Shutdown::Write);
     Refused {
         request_line: proxy::first_line(received),
         client,
-        bytes,
+        head_bytes: sent.map_or(0, |_| response.head().len() as u64),
+        bytes: sent.unwrap_or(0),
     }
 }
 
@@ -1077,6 +1079,7 @@ fn reject(mut stream: &TcpStream, status: u16, text: Option<&str>, shared: &Shar
 struct Refused {
     request_line: String,
     client: Option<SocketAddr>,
+    head_bytes: u64,
     bytes: u64,
 }
 

@@ -952,6 +952,49 @@ fn a_websocket_handshake_is_relayed_and_frames_echo_both_ways() {
 }
 
 #[test]
+fn a_websocket_s_log_counts_its_handshake_and_what_went_to_the_client() {
+    let backend = websocket_backend();
+    let mut proxy = start_proxy(&[backend.addr], |c| {
+        c.log_format = inverso::config::LogFormat::parse(
+            "$status $request_length $bytes_sent $body_bytes_sent",
+        )
+        .unwrap();
+    });
+    let mut client = proxy.connect();
+    let handshake = format!(
+        "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    // A frame right behind the handshake: the new protocol's, not the
+    // request's length.
+    let mut sent = handshake.clone().into_bytes();
+    sent.extend_from_slice(&websocket_frame(0x1, b"hello", Some([1, 2, 3, 4])));
+    client.send(&sent);
+    let response = client.try_response(true).unwrap();
+    assert_eq!(response.status, 101);
+    assert_eq!(
+        client.reader.read_websocket_frame().unwrap(),
+        (0x1, b"hello".to_vec())
+    );
+    client.send(&websocket_frame(0x8, &[0x03, 0xe8], Some([5, 5, 5, 5])));
+    assert_eq!(client.reader.read_websocket_frame().unwrap().0, 0x8);
+    assert!(client.is_closed());
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let frames =
+        websocket_frame(0x1, b"hello", None).len() + websocket_frame(0x8, &[3, 0xe8], None).len();
+    let head = response.head.raw.len();
+    assert_eq!(
+        proxy.log_lines(),
+        [format!(
+            "101 {} {} {frames}",
+            handshake.len(),
+            head + frames
+        )]
+    );
+}
+
+#[test]
 fn an_idle_websocket_is_closed_after_tunnel_timeout() {
     let backend = websocket_backend();
     // Clients idle out between requests far later: the tunnel has its own.

@@ -117,6 +117,15 @@ impl<S> BufConn<S> {
         self.taken
     }
 
+    /// Every buffered byte, taken as what comes after the messages read
+    /// (a new protocol's first bytes, after an upgrade): not counted in
+    /// [`BufConn::taken`].
+    pub fn take_past_messages(&mut self) -> Vec<u8> {
+        let rest = self.buffered().to_vec();
+        self.start = self.end;
+        rest
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.take(n);
     }

@@ -506,7 +506,11 @@ impl Client {
 
     fn send_response(&mut self, response: super::ErrorResponse<'_>, head_request: bool) -> u64 {
         self.note_sent_head(&[response.head()]);
-        response.send(self.conn.get_mut(), head_request)
+        let sent = response.send(self.conn.get_mut(), head_request);
+        if sent.is_none() {
+            self.head_bytes = 0;
+        }
+        sent.unwrap_or(0)
     }
 
     /// Writes the request ID field, if IDs are on, into a response head.

@@ -403,8 +403,8 @@ pub fn serve(
             .map(|name| (name, request_id::generate()));
         let time = SystemTime::now();
         client.started = Instant::now();
-        // A head that did not come whole has no length; one refused as it
-        // is (no Host) was read all the same.
+        // A head refused as it is (no Host) was read whole all the same,
+        // if not taken.
         let head_len = match head {
             HeadRead::Ready(len) => Some(len as u64),
             _ => None,
@@ -466,8 +466,15 @@ pub fn serve(
                 cache: outcome.cache,
                 duration,
                 connection: Some((connection, served)),
-                head_bytes: client.head_bytes,
-                request_length: head_len.map(|len| (client.conn.taken() - taken_before).max(len)),
+                // A client gone before anything reached it got no head.
+                head_bytes: if outcome.status == 499 {
+                    0
+                } else {
+                    client.head_bytes
+                },
+                request_length: Some(
+                    (client.conn.taken() - taken_before).max(head_len.unwrap_or_default()),
+                ),
                 upstream_status: client.upstream_status,
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
@@ -539,14 +546,16 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let bytes = client.send_error_to(503, true, head_request, &shared.config);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
     let duration = started.elapsed();
-    shared.log_refusal(Record::refused(
+    let mut record = Record::refused(
         time,
         SocketAddr::new(client.peer, client.peer_port),
         client.server_port,
         request_line,
         bytes,
         duration,
-    ));
+    );
+    record.head_bytes = client.head_bytes;
+    shared.log_refusal(record);
 }
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
@@ -1377,8 +1386,9 @@ impl ErrorResponse<'_> {
 
     /// Writes the response, or its head alone (the answer to a HEAD: RFC
     /// 9110 §9.3.2), in one `writev` in the common case; returns the body
-    /// bytes that went out (none for a HEAD, or when the write failed).
-    pub fn send(&self, out: &mut impl std::io::Write, head_only: bool) -> u64 {
+    /// bytes that went out (none for a HEAD), or `None` when the write
+    /// failed.
+    pub fn send(&self, out: &mut impl std::io::Write, head_only: bool) -> Option<u64> {
         let written = if head_only {
             out.write_all(self.head())
         } else {
@@ -1386,8 +1396,9 @@ impl ErrorResponse<'_> {
             write_all_vectored(out, &mut parts)
         };
         match written {
-            Ok(()) if !head_only => self.body_len,
-            _ => 0,
+            Ok(()) if !head_only => Some(self.body_len),
+            Ok(()) => Some(0),
+            Err(_) => None,
         }
     }
 }

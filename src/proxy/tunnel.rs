@@ -123,14 +123,13 @@ pub(super) fn run(
     response.write_start(&mut head);
     client.push_request_id(&mut head);
     head.extend_from_slice(b"Connection: Upgrade\r\n\r\n");
+    client.note_sent_head(&[&head]);
     // Whatever either side sent right behind its head belongs to the new
-    // protocol and goes through first.
-    head.extend_from_slice(up.conn.buffered());
-    let early_from_client = client.conn.buffered().to_vec();
-    let up_len = up.conn.buffered().len();
-    up.conn.consume(up_len);
-    let client_len = client.conn.buffered().len();
-    client.conn.consume(client_len);
+    // protocol and goes through first (none of it the request's length).
+    let early_from_up = up.conn.take_past_messages();
+    head.extend_from_slice(&early_from_up);
+    let early_from_client = client.conn.take_past_messages();
+    let early = early_from_up.len() as u64;
 
     let closing = |bytes: u64| Outcome {
         status: 101,
@@ -151,7 +150,7 @@ pub(super) fn run(
         return Ok(closing(0));
     }
     let to_client = relay_both_ways(client_stream, up_stream, idle);
-    Ok(closing(to_client))
+    Ok(closing(early + to_client))
 }
 
 /// Copies client -> backend on a helper thread and backend -> client on
