@@ -316,7 +316,8 @@ pub struct Inherited {
 /// configuration says otherwise.
 ///
 /// `claim` counts the connection against the client a PROXY header names,
-/// or says that client holds the most it may already.
+/// or says that client holds the most it may already. The peer comes with
+/// the connection's serial number, for the log (`$connection`).
 pub fn serve(
     watch: Arc<ConnWatch>,
     (peer, connection): (SocketAddr, u64),
