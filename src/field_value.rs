@@ -179,7 +179,7 @@ impl FieldValue {
                 }
                 (_, var) if var.after_the_body() => {
                     return Err(format!(
-                        "`${}` is known only once the bodies have been sent, after the heads",
+                        "`${}` is known only once the body has been sent, after the head of the response",
                         name()
                     ))
                 }
