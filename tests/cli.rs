@@ -970,16 +970,18 @@ fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
         let n = systemd.recv(&mut buf).expect("no notification came");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inverso"))
-        .args(["--config", "proxy.conf"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "off")
-        .env("NOTIFY_SOCKET", &socket)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_inverso"))
+            .args(["--config", "proxy.conf"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "off")
+            .env("NOTIFY_SOCKET", &socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = libc::pid_t::try_from(child.0.id()).unwrap();
     // SAFETY: signals to the child this test started, not yet reaped.
     let signal = |sig| unsafe { libc::kill(pid, sig) };
 
@@ -1012,5 +1014,18 @@ fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
 
     signal(libc::SIGTERM);
     assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
+}
+
+/// A proxy this test started, killed if the test ends before it stopped
+/// (an assertion failed): none outlives its test.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
