@@ -1167,13 +1167,15 @@ impl Loader {
                     path.display()
                 )
             };
-            if nameless.len() == served.files().count() {
+            if let (Some(first), true) =
+                (nameless.first(), nameless.len() == served.files().count())
+            {
                 return Err(self.refused(
                     "tls_strict_sni",
                     format!(
                         "no certificate of tls_certificates names a host, so every client \
                              would be refused: {}",
-                        why(nameless[0])
+                        why(first)
                     ),
                 ));
             }

@@ -523,8 +523,8 @@ impl Client {
     }
 
     /// Lets go of what the log would say of a backend's answer: before
-    /// each request, and after an exchange that is not the request's
-    /// (`auth_request`'s).
+    /// each request, before each target tried, and after an exchange that
+    /// is not the request's (`auth_request`'s).
     pub(super) fn forget_upstream_answer(&mut self) {
         self.upstream_status = None;
         self.upstream_wait = None;

@@ -286,9 +286,7 @@ pub(super) fn fetch_from<'s>(
                     relay::discard(answered, is_head, client);
                 }
                 // What the log says of a backend is of the last tried.
-                client.upstream_status = None;
-                client.upstream_wait = None;
-                client.upstream_connect = None;
+                client.forget_upstream_answer();
                 (index, Busy::new(busy, &client.exchange_time))
             }
             (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
