@@ -46,9 +46,9 @@ pub struct Record {
     /// The client's port: none when `client` is not the connection's other
     /// end but the address a proxy in front named.
     pub client_port: Option<u16>,
-    /// The port the client connected to (`port` or `tls_port`), when
-    /// known.
-    pub server_port: Option<u16>,
+    /// The address and port the client connected to (`port` or
+    /// `tls_port`), when known.
+    pub server: Option<SocketAddr>,
     /// The user name the request's `Authorization: Basic` field claims,
     /// whether or not its password is right (nginx's `$remote_user`);
     /// none without one, or for a request refused before its head parsed.
@@ -108,6 +108,8 @@ pub struct Record {
     /// Over TLS to `tls_port`: the protocol version and cipher suite
     /// agreed (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
     pub tls: Option<(&'static str, &'static str)>,
+    /// There, the host name the client's hello asked for (SNI).
+    pub server_name: Option<Arc<str>>,
     /// The certificate the client showed there (`tls_verify_client`).
     pub client_certificate: Option<Arc<ClientCertificate>>,
 }
@@ -134,13 +136,12 @@ impl Heads {
 
 impl Record {
     /// A connection answered 503 before any request was read from it
-    /// (over a connection limit), from `client` to the listener's
-    /// `server_port`: what had arrived of its request line, and the body
-    /// bytes sent.
+    /// (over a connection limit), from `client` to `server`: what had
+    /// arrived of its request line, and the body bytes sent.
     pub fn refused(
         time: SystemTime,
         client: SocketAddr,
-        server_port: u16,
+        server: SocketAddr,
         request_line: String,
         bytes: u64,
         duration: Duration,
@@ -149,7 +150,7 @@ impl Record {
             time,
             client: client.ip(),
             client_port: Some(client.port()),
-            server_port: Some(server_port),
+            server: Some(server),
             remote_user: None,
             request_line,
             status: 503,
@@ -173,6 +174,7 @@ impl Record {
             fields: None,
             scheme: "http",
             tls: None,
+            server_name: None,
             client_certificate: None,
         }
     }
@@ -866,7 +868,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_secs(784_111_777),
             client: "127.0.0.1".parse().unwrap(),
             client_port: Some(40_000),
-            server_port: Some(8080),
+            server: Some(([127, 0, 0, 1], 8080).into()),
             remote_user: None,
             request_line: "GET /a\"b HTTP/1.1".into(),
             status: 200,
@@ -890,6 +892,7 @@ mod tests {
             fields: None,
             scheme: "http",
             tls: None,
+            server_name: None,
             client_certificate: None,
         }
     }

@@ -13,7 +13,7 @@ use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A value as configured.
@@ -51,13 +51,15 @@ pub struct Facts<'a> {
     pub client: IpAddr,
     /// Its port, when it is the connection's other end.
     pub client_port: Option<u16>,
-    /// The port it connected to.
-    pub server_port: u16,
+    /// The address and port it connected to.
+    pub server: SocketAddr,
     /// The user `auth_basic` accepted for this request.
     pub user: Option<&'a str>,
     pub scheme: &'a str,
     /// The TLS version and cipher suite of a connection to `tls_port`.
     pub tls: Option<(&'a str, &'a str)>,
+    /// The host name its hello asked for (SNI).
+    pub server_name: Option<&'a str>,
     pub certificate: Option<&'a ClientCertificate>,
     pub request_id: Option<&'a str>,
     pub pool: Option<&'a str>,
@@ -74,10 +76,11 @@ impl<'a> Facts<'a> {
             sent_target: None,
             client: [192, 0, 2, 10].into(),
             client_port: Some(51_000),
-            server_port: 8080,
+            server: ([192, 0, 2, 1], 8080).into(),
             user: None,
             scheme: "http",
             tls: None,
+            server_name: None,
             certificate: None,
             request_id: None,
             pool: None,
@@ -389,8 +392,9 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             }
             return;
         }
+        Var::ServerAddr => return drop(write!(out, "{}", facts.server.ip())),
         Var::ServerPort => {
-            out.extend_from_slice(Decimal::new(u64::from(facts.server_port)).as_bytes());
+            out.extend_from_slice(Decimal::new(u64::from(facts.server.port())).as_bytes());
             return;
         }
         Var::RemoteUser => facts.user.unwrap_or_default(),
@@ -438,6 +442,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         },
         Var::SslProtocol => facts.tls.map_or("", |(version, _)| version),
         Var::SslCipher => facts.tls.map_or("", |(_, suite)| suite),
+        Var::SslServerName => facts.server_name.unwrap_or_default(),
         Var::SslClientVerify => match (facts.tls, certificate) {
             (None, _) => "",
             (Some(_), None) => "NONE",
@@ -593,6 +598,7 @@ mod tests {
         };
         let over_tls = Facts {
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            server_name: Some("shop.example"),
             certificate: Some(&cert),
             scheme: "https",
             user: Some("ann"),
@@ -602,7 +608,7 @@ mod tests {
         };
         let cases = [
             ("$remote_addr:$remote_port", "192.0.2.10:51000"),
-            ("$server_port", "8080"),
+            ("$server_addr:$server_port", "192.0.2.1:8080"),
             ("$remote_user", "ann"),
             ("$time_local", "06/Nov/1994:08:49:37 +0000"),
             ("$time_iso8601", "1994-11-06T08:49:37+00:00"),
@@ -622,8 +628,8 @@ mod tests {
             ),
             ("$request_id $pool $scheme $https", "r-1 api https on"),
             (
-                "$ssl_protocol $ssl_cipher",
-                "TLSv1.3 TLS13_AES_128_GCM_SHA256",
+                "$ssl_protocol $ssl_cipher $ssl_server_name",
+                "TLSv1.3 TLS13_AES_128_GCM_SHA256 shop.example",
             ),
             ("$ssl_client_verify $ssl_client_fingerprint", "SUCCESS 70"),
             (

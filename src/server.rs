@@ -341,7 +341,7 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         deferred,
         // Known since it was bound: the call cannot fail on a listening
         // socket.
-        port: listener.local_addr().map_or(0, |a| a.port()),
+        addr: (listener.local_addr()).unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
     }
 }
 
@@ -664,8 +664,8 @@ struct Workers {
     /// The listener is `tls_port`'s: its connections begin with a TLS
     /// handshake.
     tls: bool,
-    /// What its connections come with, their port (`$server_port`)
-    /// among it (see `set_inherited_options`).
+    /// What its connections come with, the address they reach
+    /// (`$server_addr`, `$server_port`) among it (see `set_inherited_options`).
     inherited: Inherited,
 }
 
@@ -889,10 +889,12 @@ fn work(workers: &Arc<Workers>) {
             Ok(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
-                serve(stream, peer, slot, inner, workers.inherited);
+                let inherited = workers.inherited.accepted_by(stream.tcp());
+                serve(stream, peer, slot, inner, inherited);
             }
             Err(Some(refusing)) => {
-                refuse(stream, (peer, workers.inherited.port), &shared, refusing)
+                let server = workers.inherited.accepted_by(stream.tcp()).addr;
+                refuse(stream, (peer, server), &shared, refusing)
             }
             // A shutdown began: dropped, as a connection accepted then is.
             Err(None) => {}
@@ -959,11 +961,11 @@ fn register(
 /// Answers 503 to a connection not served, and logs it. One to
 /// `tls_port` is closed unanswered: an answer over TLS would take the
 /// handshake the limit is there to spare.
-/// Answers 503 to `stream` from `peer` on the listener's `port`, and
-/// logs it.
+/// Answers 503 to `stream` from `peer`, which reached `server`, and logs
+/// it.
 fn refuse(
     stream: Arc<ClientStream>,
-    (peer, port): (SocketAddr, u16),
+    (peer, server): (SocketAddr, SocketAddr),
     shared: &Shared,
     refusing: Refusing,
 ) {
@@ -975,15 +977,15 @@ fn refuse(
             Refused::default()
         }
     };
-    log_rejected(refused, 503, (peer, port), time, started, shared);
+    log_rejected(refused, 503, (peer, server), time, started, shared);
     drop(refusing);
 }
 
-/// Logs what [`reject`] answered to `peer` on the listener's `port`.
+/// Logs what [`reject`] answered to `peer`, which reached `server`.
 fn log_rejected(
     refused: Refused,
     status: u16,
-    (peer, port): (SocketAddr, u16),
+    (peer, server): (SocketAddr, SocketAddr),
     time: SystemTime,
     started: Instant,
     shared: &Shared,
@@ -992,7 +994,7 @@ fn log_rejected(
     let mut record = Record::refused(
         time,
         SocketAddr::new(client.ip().to_canonical(), client.port()),
-        port,
+        server,
         refused.request_line,
         refused.bytes,
         started.elapsed(),
@@ -1100,7 +1102,7 @@ fn serve(
     }
     let proxied = match stream
         .tls()
-        .map(|tls| begin_tls(tls, (peer, inherited.port), inner))
+        .map(|tls| begin_tls(tls, (peer, inherited.addr), inner))
     {
         None => None,
         Some(Ok(proxied)) => proxied,
@@ -1132,7 +1134,7 @@ struct Ended;
 /// plain HTTP sent there is answered 400 and logged, as nginx does.
 fn begin_tls(
     tls: &TlsStream,
-    (peer, port): (SocketAddr, u16),
+    (peer, server): (SocketAddr, SocketAddr),
     inner: &Inner,
 ) -> Result<Option<proxy_protocol::Header>, Ended> {
     let shared = inner.current.get();
@@ -1163,7 +1165,7 @@ fn begin_tls(
         let (time, started) = (SystemTime::now(), Instant::now());
         let text = "The plain HTTP request was sent to the HTTPS port\n";
         let refused = reject(tls.tcp(), 400, Some(text), &shared);
-        log_rejected(refused, 400, (peer, port), time, started, &shared);
+        log_rejected(refused, 400, (peer, server), time, started, &shared);
     } else {
         log::debug!("client {peer}: TLS handshake: {failure}");
     }
@@ -1552,6 +1554,31 @@ mod tests {
         let timeout = accepted.read_timeout().unwrap().unwrap();
         assert!(timeout >= Duration::from_secs(7) && timeout < Duration::from_secs(8));
         assert!(accepted.write_timeout().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_connection_to_a_wildcard_listener_is_told_the_address_it_reached() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inherited = set_inherited_options(&listener, Duration::from_secs(7), false);
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(inherited.addr, SocketAddr::from(([127, 0, 0, 1], port)));
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        // Bound to an address: that one, with no system call.
+        let elsewhere = Inherited {
+            addr: SocketAddr::from(([192, 0, 2, 1], 80)),
+            ..inherited
+        };
+        assert_eq!(elsewhere.accepted_by(&accepted).addr, elsewhere.addr);
+        // Bound to a wildcard (`bind = 0.0.0.0` or `::`): the socket's own.
+        for wildcard in ["0.0.0.0", "::"] {
+            let any = Inherited {
+                addr: SocketAddr::new(wildcard.parse().unwrap(), port),
+                ..inherited
+            };
+            let reached = any.accepted_by(&accepted).addr;
+            assert_eq!(reached, SocketAddr::from(([127, 0, 0, 1], port)));
+        }
     }
 
     #[test]

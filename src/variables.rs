@@ -13,6 +13,7 @@ use std::borrow::Cow;
 pub enum Var {
     RemoteAddr,
     RemotePort,
+    ServerAddr,
     ServerPort,
     RemoteUser,
     TimeLocal,
@@ -48,6 +49,7 @@ pub enum Var {
     Https,
     SslProtocol,
     SslCipher,
+    SslServerName,
     SslClientVerify,
     SslClientFingerprint,
     SslClientSDn,
@@ -99,6 +101,7 @@ impl Var {
 pub const VARIABLES: &[(&str, Var)] = &[
     ("remote_addr", Var::RemoteAddr),
     ("remote_port", Var::RemotePort),
+    ("server_addr", Var::ServerAddr),
     ("server_port", Var::ServerPort),
     ("remote_user", Var::RemoteUser),
     ("time_local", Var::TimeLocal),
@@ -135,6 +138,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("https", Var::Https),
     ("ssl_protocol", Var::SslProtocol),
     ("ssl_cipher", Var::SslCipher),
+    ("ssl_server_name", Var::SslServerName),
     ("ssl_client_verify", Var::SslClientVerify),
     ("ssl_client_fingerprint", Var::SslClientFingerprint),
     ("ssl_client_s_dn", Var::SslClientSDn),

@@ -608,6 +608,8 @@ request_header.X-Cipher = $ssl_cipher
 request_header.X-Scheme = $scheme
 request_header.X-Https = $https
 request_header.X-Forwarded-Port = $server_port
+request_header.X-Server-Addr = $server_addr
+request_header.X-Sni = $ssl_server_name
 ";
 
 #[test]
@@ -648,6 +650,9 @@ fn over_tls_the_backend_is_told_of_the_client_s_certificate() {
                 ("x-protocol", Some("TLSv1.3")),
                 ("x-scheme", Some("https")),
                 ("x-https", Some("on")),
+                ("x-server-addr", Some("127.0.0.1")),
+                // The name the client's hello asked for.
+                ("x-sni", Some("localhost")),
             ],
         );
         let cipher = one(&seen, "x-cipher").unwrap_or_default();

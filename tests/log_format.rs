@@ -17,7 +17,7 @@ const NGINX_COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$reque
 
 /// Every kind of variable, one per tab-separated field: a value cannot
 /// hold a tab (escaped as `\x09`), so the fields split cleanly.
-const EVERY_KIND: [&str; 23] = [
+const EVERY_KIND: [&str; 24] = [
     "$remote_addr",
     "$remote_port",
     "$time_local",
@@ -41,6 +41,7 @@ const EVERY_KIND: [&str; 23] = [
     "$duration_ms",
     "$upstream_ms",
     "$server_port",
+    "$server_addr",
 ];
 
 fn logging_as(template: &str) -> impl FnOnce(&mut Config) + '_ {
@@ -105,8 +106,9 @@ fn a_proxied_request_and_a_cache_hit_are_logged_field_by_field() {
     let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     for (line, f) in lines.iter().zip(&fields) {
         assert_eq!(f.len(), EVERY_KIND.len(), "{line}");
-        // The proxy's port, the refused request's too.
+        // The proxy's address and port, the refused request's too.
         assert_eq!(f[22], proxy.addr.port().to_string(), "{line}");
+        assert_eq!(f[23], "127.0.0.1", "{line}");
     }
     for (f, response, cache) in [(&fields[0], &miss, "MISS"), (&fields[1], &hit, "HIT")] {
         let line = f.join(" | ");

@@ -1756,7 +1756,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         time: std::time::SystemTime::now(),
         client: "127.0.0.1".parse().unwrap(),
         client_port: None,
-        server_port: None,
+        server: None,
         remote_user: None,
         request_line: "GET / HTTP/1.1".into(),
         status: 200,
@@ -1780,6 +1780,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         fields: None,
         scheme: "http",
         tls: None,
+        server_name: None,
         client_certificate: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.

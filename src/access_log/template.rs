@@ -93,7 +93,7 @@ impl Template {
             time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
             client: [203, 0, 113, 7].into(),
             client_port: Some(51_234),
-            server_port: Some(443),
+            server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
             status: 200,
@@ -117,6 +117,7 @@ impl Template {
             fields: Some(RequestFields::take(&self.fields, &headers)),
             scheme: "https",
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            server_name: Some("www.example.com".into()),
             client_certificate: None,
         };
         let mut line = String::new();
@@ -243,7 +244,11 @@ fn write_var(
     match var {
         Var::RemoteAddr => push_ip(out.line, r.client),
         Var::RemotePort => out.number(r.client_port.map(u64::from)),
-        Var::ServerPort => out.number(r.server_port.map(u64::from)),
+        Var::ServerAddr => match r.server {
+            Some(server) => push_ip(out.line, server.ip()),
+            None => out.absent(),
+        },
+        Var::ServerPort => out.number(r.server.map(|server| u64::from(server.port()))),
         // As the combined line writes it: its spaces escaped too, since
         // nginx's `combined` has it unquoted.
         Var::RemoteUser => match out.escape {
@@ -301,6 +306,7 @@ fn write_var(
         Var::Https => out.own(Some(if r.tls.is_some() { "on" } else { "" })),
         Var::SslProtocol => out.own(r.tls.map(|(version, _)| version)),
         Var::SslCipher => out.own(r.tls.map(|(_, suite)| suite)),
+        Var::SslServerName => out.text(r.server_name.as_deref()),
         // nginx's: whether the client showed a certificate that passed (a
         // failed one fails the handshake, and never makes a request).
         Var::SslClientVerify => out.own(match (r.tls, &r.client_certificate) {
@@ -403,7 +409,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             client: "192.0.2.10".parse().unwrap(),
             client_port: Some(51_000),
-            server_port: Some(8443),
+            server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
             status: 200,
@@ -427,6 +433,7 @@ mod tests {
             fields: Some(RequestFields::take(&names, &headers)),
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
+            server_name: Some("shop.example".into()),
             client_certificate: Some(Arc::new(ClientCertificate {
                 byte_sequence: ":AQID:".into(),
                 chain: None,
@@ -459,6 +466,7 @@ mod tests {
             fields: None,
             scheme: "http",
             tls: None,
+            server_name: None,
             client_certificate: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()
@@ -481,6 +489,7 @@ mod tests {
         let cases = [
             ("$remote_addr", "192.0.2.10"),
             ("$remote_port", "51000"),
+            ("$server_addr", "192.0.2.1"),
             ("$server_port", "8443"),
             ("$remote_user", "ann"),
             ("$time_local", "06/Nov/1994:08:49:37 +0000"),
@@ -519,6 +528,7 @@ mod tests {
             ("$https", "on"),
             ("$ssl_protocol", "TLSv1.2"),
             ("$ssl_cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+            ("$ssl_server_name", "shop.example"),
             ("$ssl_client_verify", "SUCCESS"),
             (
                 "$ssl_client_fingerprint",

@@ -193,6 +193,17 @@ impl TlsStream {
         (version, suite)
     }
 
+    /// The host name the client asked for in its hello (SNI), in lower
+    /// case, as nginx's `$ssl_server_name`.
+    pub fn server_name(&self) -> Option<Arc<str>> {
+        match &*self.session.lock() {
+            Connection::Server(server) => {
+                (server.server_name()).map(|name| Arc::from(name.to_ascii_lowercase()))
+            }
+            Connection::Client(_) => None,
+        }
+    }
+
     /// Whether the handshake resumed an earlier session.
     pub fn resumed(&self) -> bool {
         let session = self.session.lock();

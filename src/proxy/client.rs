@@ -73,8 +73,9 @@ pub(super) struct Client {
     pub(super) peer: IpAddr,
     /// `peer`'s port, for the log (`$remote_port`).
     pub(super) peer_port: u16,
-    /// The port the client connected to (`port` or `tls_port`).
-    pub(super) server_port: u16,
+    /// The address and port the client connected to (`port` or
+    /// `tls_port`): `$server_addr`, `$server_port`.
+    pub(super) server: SocketAddr,
     /// Whom the request being served is from: `peer`, or the client a
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
@@ -85,6 +86,8 @@ pub(super) struct Client {
     /// The TLS version and cipher suite of a connection to `tls_port`,
     /// for the log.
     pub(super) tls: Option<(&'static str, &'static str)>,
+    /// The host name its hello asked for (SNI), for the log.
+    pub(super) server_name: Option<Arc<str>>,
     /// The certificate the client showed on `tls_port`
     /// (`tls_verify_client`), for its backend and the log.
     pub(super) certificate: Option<Arc<ClientCertificate>>,
@@ -228,10 +231,11 @@ impl Client {
             // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
             peer: peer.ip().to_canonical(),
             peer_port: peer.port(),
-            server_port: inherited.port,
+            server: inherited.addr,
             real_ip: peer.ip().to_canonical(),
             tls_in_front: watch.client().tls().is_some(),
             tls: watch.client().tls().map(TlsStream::agreed),
+            server_name: watch.client().tls().and_then(TlsStream::server_name),
             certificate: (watch.client().tls())
                 .and_then(|tls| ClientCertificate::of(&tls.client_certificates()))
                 .map(Arc::new),

@@ -50,7 +50,7 @@ use parking_lot::RwLock;
 use relay::Relay;
 use std::borrow::Cow;
 use std::io::IoSlice;
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -302,8 +302,28 @@ pub struct Inherited {
     pub read_timeout: Duration,
     /// It was accepted only once its first bytes had come (TCP_DEFER_ACCEPT).
     pub deferred: bool,
-    /// The port it was accepted on (`$server_port`).
-    pub port: u16,
+    /// The address it reached (`$server_addr`, `$server_port`): the
+    /// listener's, until [`Inherited::accepted_by`] names the one a
+    /// wildcard listener's connection reached.
+    pub addr: SocketAddr,
+}
+
+impl Inherited {
+    /// What `tcp`, just accepted, inherits: on a listener bound to a
+    /// wildcard address, the address it reached (a system call, made only
+    /// then, as nginx makes it).
+    pub fn accepted_by(self, tcp: &TcpStream) -> Inherited {
+        if !self.addr.ip().is_unspecified() {
+            return self;
+        }
+        match tcp.local_addr() {
+            Ok(local) => Inherited {
+                addr: SocketAddr::new(local.ip().to_canonical(), local.port()),
+                ..self
+            },
+            Err(_) => self,
+        }
+    }
 }
 
 /// Serves one client connection until it closes, times out, or the server
@@ -456,7 +476,7 @@ pub fn serve(
                 // The port is the connection's: not that of a client a proxy
                 // in front named.
                 client_port: (client.real_ip == client.peer).then_some(client.peer_port),
-                server_port: Some(client.server_port),
+                server: Some(client.server),
                 remote_user: line.remote_user,
                 request_line: line.request_line,
                 status: outcome.status,
@@ -487,6 +507,7 @@ pub fn serve(
                 fields: line.fields,
                 scheme: client.scheme,
                 tls: client.tls,
+                server_name: client.server_name.clone(),
                 client_certificate: client.certificate.clone(),
             });
         }
@@ -550,7 +571,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let mut record = Record::refused(
         time,
         SocketAddr::new(client.peer, client.peer_port),
-        client.server_port,
+        client.server,
         request_line,
         bytes,
         duration,

@@ -676,10 +676,11 @@ pub(super) fn facts<'a>(
         client: client.real_ip,
         // The connection's: not that of a client a proxy in front named.
         client_port: (client.real_ip == client.peer).then_some(client.peer_port),
-        server_port: client.server_port,
+        server: client.server,
         user: client.user.as_deref(),
         scheme: client.scheme,
         tls: client.tls,
+        server_name: client.server_name.as_deref(),
         certificate: client.certificate.as_deref(),
         request_id: client.request_id.as_ref().map(|(_, id)| id.as_str()),
         // From the route: `client.pool` is taken for the log before a
