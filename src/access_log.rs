@@ -55,6 +55,9 @@ pub struct Record {
     pub remote_user: Option<String>,
     /// `GET /path HTTP/1.1`, or what could be read of a malformed one.
     pub request_line: String,
+    /// The path and query a `rewrite.<name>` rule made of the request's,
+    /// which `$uri` and `$args` write (`request_line` stays the client's).
+    pub made_target: Option<String>,
     pub status: u16,
     /// Body bytes sent to the client.
     pub bytes: u64,
@@ -153,6 +156,7 @@ impl Record {
             server: Some(server),
             remote_user: None,
             request_line,
+            made_target: None,
             status: 503,
             bytes,
             referer: None,
@@ -871,6 +875,7 @@ mod tests {
             server: Some(([127, 0, 0, 1], 8080).into()),
             remote_user: None,
             request_line: "GET /a\"b HTTP/1.1".into(),
+            made_target: None,
             status: 200,
             bytes: 512,
             referer: None,

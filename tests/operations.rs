@@ -1759,6 +1759,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         server: None,
         remote_user: None,
         request_line: "GET / HTTP/1.1".into(),
+        made_target: None,
         status: 200,
         bytes: 0,
         referer: None,

@@ -1,6 +1,7 @@
 //! `rewrite.<name> = <pattern> <replacement> [<flag>] [host=<hosts>]`: a request's path
 //! changed by a regular expression before it is routed (the backend, the
-//! cache and the routes see the new one, the log the client's), or the
+//! cache, the routes and a log template's `$uri` see the new one, the
+//! log's request line the client's), or the
 //! request answered with a redirect made of it, over real sockets.
 //!
 //! The rules are written as proxy.conf is and read by the configuration
@@ -294,6 +295,30 @@ fn the_log_shows_the_request_as_the_client_sent_it() {
     }
     assert_eq!(paths(&main), ["/new/page?x=1", "/new/abs"]);
     assert_eq!(main.seen()[1].field_or("host", "-"), "site.test");
+}
+
+#[test]
+fn a_template_s_uri_and_args_are_the_rewritten_ones_and_its_request_the_client_s() {
+    let main = Backend::echo("main");
+    let mut proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             rewrite.find = ^/find/([a-z]+)$ /search?q=$1\n\
+             log_format = $request_uri|$uri|$args|$request\n",
+            main.addr
+        )),
+    );
+    assert_eq!(get(&proxy, "/find/shoes?page=2").0, 200);
+    assert_eq!(get(&proxy, "/other?x=1").0, 200);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        [
+            "/find/shoes?page=2|/search|q=shoes&page=2|GET /find/shoes?page=2 HTTP/1.1",
+            "/other?x=1|/other|x=1|GET /other?x=1 HTTP/1.1",
+        ]
+    );
 }
 
 #[test]

@@ -96,6 +96,7 @@ impl Template {
             server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
+            made_target: None,
             status: 200,
             bytes: 5120,
             referer: Some("https://www.example.com/".into()),
@@ -265,8 +266,15 @@ fn write_var(
         Var::Request => out.text(Some(&r.request_line)),
         Var::RequestMethod => out.text(request.map(|l| l.method)),
         Var::RequestUri => out.text(request.map(|l| l.uri()).as_deref()),
-        Var::Uri => out.text(request.map(|l| l.path())),
-        Var::Args => out.text(request.and_then(|l| l.query())),
+        // As nginx's: what a rewrite made, when one did.
+        Var::Uri => match r.made_target.as_deref() {
+            Some(made) => out.text(Some(made.split_once('?').map_or(made, |(path, _)| path))),
+            None => out.text(request.map(|l| l.path())),
+        },
+        Var::Args => match r.made_target.as_deref() {
+            Some(made) => out.text(made.split_once('?').map(|(_, query)| query)),
+            None => out.text(request.and_then(|l| l.query())),
+        },
         Var::ServerProtocol => out.text(request.map(|l| l.protocol)),
         Var::Status => out.number(Some(u64::from(r.status))),
         Var::BodyBytesSent => out.number(Some(r.bytes)),
@@ -412,6 +420,7 @@ mod tests {
             server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
+            made_target: None,
             status: 200,
             bytes: 512,
             referer: Some("https://ref.example/".into()),
@@ -566,10 +575,10 @@ mod tests {
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
                         $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
-                        $ssl_client_serial $ssl_client_escaped_cert";
+                        $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // Over TLS without a certificate shown.
         let r = Record {
@@ -590,6 +599,27 @@ mod tests {
             ..record()
         };
         assert_eq!(line("[$args] $uri", &r), "[] /a");
+    }
+
+    #[test]
+    fn uri_and_args_are_what_a_rewrite_made_and_the_request_the_client_s() {
+        let template = "$uri|$args|$request_uri|$request";
+        let r = Record {
+            made_target: Some("/search?q=shoes&page=2".into()),
+            request_line: "GET http://shop.example/find/shoes?page=2 HTTP/1.1".into(),
+            ..record()
+        };
+        assert_eq!(
+            line(template, &r),
+            "/search|q=shoes&page=2|/find/shoes?page=2|\
+             GET http://shop.example/find/shoes?page=2 HTTP/1.1"
+        );
+        // A rule that dropped the query: none, though the client sent one.
+        let r = Record {
+            made_target: Some("/a\"b".into()),
+            ..record()
+        };
+        assert_eq!(line("$uri|$args", &r), "/a\\x22b|-");
     }
 
     #[test]

@@ -164,6 +164,9 @@ pub(super) struct Client {
     /// (`$request_uri`, the HTTPS redirect's `Location`), as nginx's
     /// `$request_uri` stays the client's after its `rewrite`.
     pub(super) sent_target: Option<String>,
+    /// The path and query that rule made: the log's `$uri` and `$args`,
+    /// as nginx's are the new ones.
+    pub(super) made_target: Option<String>,
     /// The pool this request was routed to (its index in the
     /// generation's pools); none until it is, and for a route that
     /// answers itself. Counted, and logged, under it.
@@ -266,6 +269,7 @@ impl Client {
             sticky: None,
             route: None,
             sent_target: None,
+            made_target: None,
             pool: None,
             hash_value: Vec::new(),
             granted: Default::default(),

@@ -385,6 +385,7 @@ pub fn serve(
         client.real_ip = client.peer;
         client.user = None;
         client.sent_target = None;
+        client.made_target = None;
         client.response_fields.clear();
         client.pending_fields.clear();
         client.upstream = None;
@@ -479,6 +480,7 @@ pub fn serve(
                 server: Some(client.server),
                 remote_user: line.remote_user,
                 request_line: line.request_line,
+                made_target: client.made_target.take(),
                 status: outcome.status,
                 bytes: outcome.bytes,
                 referer: line.referer,
@@ -1020,6 +1022,7 @@ fn rewrite(
         Ok(None) => Ok(None),
         Ok(Some(Rewritten::Internal(to))) => {
             client.sent_target = Some(head.set_path_and_query(&to));
+            client.made_target = Some(to);
             Ok(None)
         }
         Ok(Some(Rewritten::Redirect { status, location })) => {
