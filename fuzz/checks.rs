@@ -443,19 +443,69 @@ impl Written {
         match self.flag.as_deref() {
             Some("permanent") => Some(301),
             Some("redirect") => Some(302),
-            _ if is_url(&self.replacement) => Some(302),
+            _ if is_url_written(&self.replacement) => Some(302),
             _ => None,
         }
     }
 
-    /// For a replacement that is a URL: its scheme and host as written
-    /// (before any `$N`), which every `Location` it makes starts with.
-    fn site(&self) -> Option<String> {
-        if !is_url(&self.replacement) {
+    /// Whether the replacement writes `$host` (or `${host}`).
+    fn names_host(&self) -> bool {
+        self.expand(Some("\u{1}"), "http").contains('\u{1}')
+    }
+
+    /// The replacement with the request's `host` and `scheme` written in
+    /// place of `$host` and `$scheme` (`${host}`, `${scheme}`), and
+    /// `${N}` as `$N`; `$$` stays.
+    fn expand(&self, host: Option<&str>, scheme: &str) -> String {
+        let r = &self.replacement;
+        let mut out = String::new();
+        let mut i = 0;
+        let name_char = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        while i < r.len() {
+            let rest = &r[i..];
+            if rest.starts_with("$$") {
+                out.push_str("$$");
+                i += 2;
+                continue;
+            }
+            let value = |name: &str| match name {
+                "host" => Some(host.unwrap_or_default().to_string()),
+                "scheme" => Some(scheme.to_string()),
+                _ => None,
+            };
+            let braced = rest.strip_prefix("${").and_then(|b| b.split_once('}'));
+            if let Some((name, _)) = braced {
+                out.push_str(&value(name).unwrap_or_else(|| format!("${name}")));
+                i += name.len() + 3;
+                continue;
+            }
+            let bare = ["host", "scheme"].into_iter().find(|name| {
+                rest.strip_prefix('$').is_some_and(|after| {
+                    after.starts_with(name) && !name_char(after.as_bytes().get(name.len()))
+                })
+            });
+            if let Some(name) = bare {
+                out.push_str(&value(name).unwrap_or_default());
+                i += name.len() + 1;
+                continue;
+            }
+            let c = rest.chars().next().unwrap_or_default();
+            out.push(c);
+            i += c.len_utf8();
+        }
+        out
+    }
+
+    /// For a replacement that is a URL: its scheme and host (before any
+    /// `$N`), for a request for `host` that came as `scheme`, which every
+    /// `Location` it makes starts with.
+    fn site(&self, host: Option<&str>, scheme: &str) -> Option<String> {
+        if !is_url_written(&self.replacement) {
             return None;
         }
         let mut literal = String::new();
-        let mut chars = self.replacement.chars().peekable();
+        let expanded = self.expand(host, scheme);
+        let mut chars = expanded.chars().peekable();
         while let Some(c) = chars.next() {
             match (c, chars.peek()) {
                 ('$', Some('$')) => {
@@ -476,9 +526,9 @@ impl Written {
     /// part), `$$` a dollar; no `?` keeps the client's query, `?args`
     /// puts it after its own with `&`, a `?` at the end drops it (and
     /// is not written).
-    fn made(&self, path: &str, query: Option<&str>) -> String {
+    fn made(&self, path: &str, query: Option<&str>, host: Option<&str>, scheme: &str) -> String {
         let captures = self.regex.captures(path);
-        let written = &self.replacement;
+        let written = &self.expand(host, scheme);
         let (text, mode) = match written.strip_suffix('?') {
             Some(text) => (text, 'd'),
             None if written.contains('?') => (&written[..], 'a'),
@@ -512,6 +562,25 @@ impl Written {
 
 fn is_url(text: &str) -> bool {
     text.starts_with("http://") || text.starts_with("https://")
+}
+
+/// A replacement written as a URL: `$scheme://` counts.
+fn is_url_written(text: &str) -> bool {
+    is_url(text) || text.starts_with("$scheme://") || text.starts_with("${scheme}://")
+}
+
+/// nginx's `$host` of a valid authority: without port or trailing dot, in
+/// lower case (an IPv6 address as written).
+fn dollar_host(authority: &str) -> String {
+    let host = match authority.starts_with('[') {
+        true => &authority[..authority.find(']').map_or(authority.len(), |i| i + 1)],
+        false => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let host = host
+        .strip_suffix('.')
+        .filter(|h| !h.is_empty())
+        .unwrap_or(host);
+    host.to_ascii_lowercase()
 }
 
 /// A host as rules compare it: without port or trailing dot, in lower
@@ -658,7 +727,7 @@ pub fn rewrite(data: &[u8]) {
         // At load: the replacement starts with `/`, `$N`, or a URL whose
         // host is written (none from a group).
         let r = &written_rule.replacement;
-        match written_rule.site() {
+        match written_rule.site(Some("h.example"), "http") {
             Some(site) => {
                 let host = site.split_once("://").map_or("", |(_, h)| h);
                 assert!(!host.is_empty() && !host.ends_with('@'), "{r}");
@@ -705,7 +774,10 @@ pub fn rewrite(data: &[u8]) {
         assert_eq!(head.authority(), authority, "{request}");
         let authority = authority.map(str::to_string);
         let sent = head.origin_target().into_owned();
-        let (made, refused) = rewritten(&config.rewrites, &rules, &written, authority, &sent);
+        let https = n % 2 == 1;
+        let scheme = if https { "https" } else { "http" };
+        let asked = (authority, scheme);
+        let (made, refused) = rewritten(&config.rewrites, &rules, &written, asked, &sent);
         if refused {
             continue;
         }
@@ -713,7 +785,6 @@ pub fn rewrite(data: &[u8]) {
         let Some(url) = redirect else {
             continue;
         };
-        let https = n % 2 == 1;
         let facts = Facts {
             head: &head,
             sent_target: client_target.as_deref(),
@@ -721,7 +792,7 @@ pub fn rewrite(data: &[u8]) {
             client_port: Some(51_000),
             server: (std::net::Ipv4Addr::new(192, 0, 2, 1), 8080).into(),
             user: Some(field).filter(|f| !f.is_empty()),
-            scheme: if https { "https" } else { "http" },
+            scheme,
             tls: https.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
             server_name: https.then_some("www.example.com"),
             certificate: None,
@@ -743,11 +814,16 @@ fn rewritten(
     rewrites: &inverso::rewrite::Rewrites,
     rules: &[&inverso::rewrite::Rule],
     written: &[Written],
-    authority: Option<String>,
+    (authority, scheme): (Option<String>, &'static str),
     target: &str,
 ) -> (Option<String>, bool) {
     use inverso::rewrite::Rewritten;
-    let for_host = rewrites.for_host(authority.as_deref());
+    let for_host = rewrites.for_request(authority.as_deref(), scheme);
+    // A rule that writes `$host` is not tried on a request without one.
+    let named = authority
+        .as_deref()
+        .map(dollar_host)
+        .filter(|h| !h.is_empty());
     // The rules this host's requests are tried on: those without `host=`,
     // and those of the most specific host written that is this one.
     let host = authority.as_deref().map(compared_host);
@@ -765,7 +841,8 @@ fn rewritten(
         .map(rank)
         .max();
     let taken = |w: &Written| {
-        w.hosts.is_empty() || w.hosts.iter().any(|h| is_host(h) && Some(rank(h)) == best)
+        (w.hosts.is_empty() || w.hosts.iter().any(|h| is_host(h) && Some(rank(h)) == best))
+            && (named.is_some() || !w.names_host())
     };
     let first = |path: &str| (written.iter()).position(|w| taken(w) && w.regex.is_match(path));
     let path = &target[..target.find('?').unwrap_or(target.len())];
@@ -805,7 +882,7 @@ fn rewritten(
         return (None, false);
     };
     let rule = &written[index];
-    let made = rule.made(&read, query);
+    let made = rule.made(&read, query, named.as_deref(), scheme);
     let status = rule.redirect();
     let at = |why: &str| format!("rewrite.{} on {authority:?} {target}: {why}", rule.name);
     let bytes_fit = made.len() <= 8 * 1024 && check_target_bytes(made.as_bytes()).is_ok();
@@ -813,7 +890,7 @@ fn rewritten(
     let usable = bytes_fit
         && match status {
             None => made.starts_with('/') && !dot_segment_however_read(made_path),
-            Some(_) => match rule.site() {
+            Some(_) => match rule.site(named.as_deref(), scheme) {
                 Some(site) => (made.strip_prefix(&site))
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?'])),
                 None => {

@@ -9,17 +9,20 @@
 //! the path as routes read it ([`routing_path`]: percent-encoded letters,
 //! digits and `-_~` decoded, runs of `/` merged), never with the query;
 //! the replacement writes the new path from the pattern's groups (`$1` to
-//! `$9`), and the query follows nginx's rules (see [`Query`]).
+//! `$9`) and the request's `$host` and `$scheme`, and the query follows
+//! nginx's rules (see [`Query`]).
 //!
 //! The `regex` crate matches in time linear in the path whatever the
 //! pattern (no backtracking), so no path a client writes makes a rule
 //! slow; a pattern's size is bounded as a `Purge-Regex`'s is.
 
 use crate::cache::policy::{MAX_PATTERN_LEN, MAX_PATTERN_SIZE};
-use crate::http::head::check_target_bytes;
+use crate::http::head::{check_target_bytes, push_host_name};
 use crate::routes::{host_of, is_ambiguous, other_reading, parse_host, routing_path, HostPattern};
 use regex::{Regex, RegexBuilder};
 use std::fmt;
+use std::iter::Peekable;
+use std::str::Chars;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -48,6 +51,8 @@ pub struct Rewrites {
     rules: Vec<Rule>,
     /// Some rule is for some hosts alone: the request's host is read.
     by_host: bool,
+    /// Some rule's replacement names `$host`: its value is made.
+    names_host: bool,
 }
 
 /// One `rewrite.<name>` key.
@@ -63,12 +68,13 @@ pub struct Rule {
     /// route's host is written (`example.com`, `*.example.com`); empty:
     /// every host's.
     hosts: Box<[HostPattern]>,
-    /// For a replacement that is a URL: its scheme and host as written
-    /// (`https://docs.example.com`), which what it makes must start with,
-    /// followed by nothing, a `/` or a `?`: a group written right after
-    /// them (`https://docs.example.com$1`) must not lengthen the host
+    /// For a replacement that is a URL: how many of its first pieces
+    /// write its scheme and host (`https://docs.example.com`,
+    /// `$scheme://$host`), which what it makes must go on from with
+    /// nothing, a `/` or a `?`: a group written right after them
+    /// (`https://docs.example.com$1`) must not lengthen the host
     /// (`/docs.evil.example`) or make it a user name (`/docs@evil.example`).
-    site: Option<Box<str>>,
+    site: Option<usize>,
     /// Requests the rule applied to, for `/metrics`; kept by a reload for
     /// a rule that keeps its name (see [`Rewrites::keep_counts_of`]).
     applied: Arc<AtomicU64>,
@@ -130,6 +136,11 @@ enum Piece {
     Text(Box<str>),
     /// `$N`: what group N matched, or nothing when it took no part.
     Group(usize),
+    /// `$host`: the request's host, as nginx's (lower case, without its
+    /// port); a request that names none takes no rule that writes it.
+    Host,
+    /// `$scheme`: `http` or `https`, as the request came.
+    Scheme,
 }
 
 /// What becomes of the client's query, as nginx decides it from the
@@ -239,27 +250,26 @@ impl Rule {
         let regex = compile(pattern)?;
         // Group 0 is the whole match; `$1` is the first in parentheses.
         let groups = regex.captures_len() - 1;
-        let replacement = Replacement::parse(written, groups)?;
-        let url = is_url(written);
-        let mut site = None;
-        if let Some(Piece::Text(text)) = replacement.pieces.first().filter(|_| url) {
-            let (scheme, rest) = text.split_once("://").unwrap_or((text, ""));
-            let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-            if authority.is_empty() || authority.ends_with('@') {
-                return Err(format!(
-                    "the URL `{written}` names no host (write it before any `$N`): the host \
-                     would come from the request's path"
-                ));
-            }
-            site = Some(format!("{scheme}://{authority}").into_boxed_str());
-        }
+        let mut replacement = Replacement::parse(written, groups)?;
+        let url = is_url(written)
+            || matches!(&replacement.pieces[..], [Piece::Scheme, Piece::Text(t), ..] if t.starts_with("://"));
+        let site = match url {
+            true => Some(replacement.split_site().ok_or_else(|| {
+                format!(
+                    "the URL `{written}` names no host (write it, or `$host`, before any \
+                     `$N`): the host would come from the request's path"
+                )
+            })?),
+            false => None,
+        };
         // What the request goes on with, or a redirect's path, starts
         // with `/`: a replacement that cannot is refused here; one whose
         // first group may not is checked at each use.
         let starts_right = match replacement.pieces.first() {
             Some(Piece::Text(text)) => text.starts_with('/') || url,
             Some(Piece::Group(_)) => true,
-            None => false,
+            Some(Piece::Scheme) => url,
+            Some(Piece::Host) | None => false,
         };
         if !starts_right {
             return Err(format!(
@@ -314,21 +324,36 @@ impl Rule {
     }
 
     /// What the rule makes of `path` (as routes read it, matched by the
-    /// pattern) and the client's `query` (none: no `?`).
-    fn rewrite(&self, path: &str, query: Option<&str>) -> Result<Rewritten, Unusable> {
+    /// pattern) and the client's `query` (none: no `?`), for a request
+    /// `asked` as it says.
+    fn rewrite(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        asked: &Asked<'_>,
+    ) -> Result<Rewritten, Unusable> {
         let replacement = &self.replacement;
         // The groups are taken only when the replacement names one: a
         // match alone costs less.
         let names_groups = (replacement.pieces.iter()).any(|p| matches!(p, Piece::Group(_)));
         let captures = names_groups.then(|| self.regex.captures(path)).flatten();
         let mut made = String::with_capacity(path.len() + 32);
-        for piece in &replacement.pieces {
+        // Where the site a URL names ends in what is made: past its last
+        // piece, unless a piece comes after it.
+        let mut site_end = None;
+        for (i, piece) in replacement.pieces.iter().enumerate() {
+            if Some(i) == self.site {
+                site_end = Some(made.len());
+            }
             match piece {
                 Piece::Text(text) => made.push_str(text),
                 Piece::Group(n) => {
                     let group = captures.as_ref().and_then(|c| c.get(*n));
                     made.push_str(group.map_or("", |m| m.as_str()));
                 }
+                // Taken only by a request that names a host.
+                Piece::Host => made.push_str(asked.host.as_deref().unwrap_or_default()),
+                Piece::Scheme => made.push_str(asked.scheme),
             }
             // Many groups of a long path would make a target of many
             // times its length: none is built past what may be sent.
@@ -336,6 +361,7 @@ impl Rule {
                 break;
             }
         }
+        let site_end = site_end.unwrap_or(made.len());
         // `?` and nothing after it stands for no query, as a client's.
         match (replacement.query, query.filter(|q| !q.is_empty())) {
             (Query::Kept, Some(query)) => {
@@ -389,14 +415,12 @@ impl Rule {
                 "a redirect goes to a path that starts with one `/`, or to a URL",
             ));
         }
-        if let Some(site) = &self.site {
-            let after = made.strip_prefix(&**site).map(|rest| rest.bytes().next());
-            if !matches!(after, Some(None | Some(b'/' | b'?'))) {
-                return Err(unusable(
-                    "a URL whose host a group lengthened or made a user name: the host is the \
-                     one written",
-                ));
-            }
+        let site_ends_right = matches!(made.as_bytes().get(site_end), None | Some(b'/' | b'?'));
+        if self.site.is_some() && !site_ends_right {
+            return Err(unusable(
+                "a URL whose host a group lengthened or made a user name: the host is the one \
+                 written, or the request's",
+            ));
         }
         Ok(Rewritten::Redirect {
             status,
@@ -499,7 +523,105 @@ fn one_line(error: &regex::Error) -> String {
     }
 }
 
+/// The group of ASCII `digit` (`1` to `9`) of a pattern with `groups`
+/// groups, which the replacement `written` names.
+fn group(written: &str, digit: u8, groups: usize) -> Result<Piece, String> {
+    let n = usize::from(digit - b'0');
+    if n > groups {
+        return Err(format!(
+            "the replacement `{written}` names `${n}`, but the pattern has {}",
+            match groups {
+                0 => "no group (parentheses)".to_string(),
+                1 => "one group".to_string(),
+                n => format!("{n} groups"),
+            }
+        ));
+    }
+    Ok(Piece::Group(n))
+}
+
+/// `pieces` first pieces that write a site whose host ends with `last`
+/// (`None`: an empty host), when that makes one.
+fn site_of(pieces: usize, last: Option<char>) -> Option<usize> {
+    last.filter(|&c| c != '@').map(|_| pieces)
+}
+
+/// The name of a variable whose `$` came before `first`: `${name}`, or
+/// as many letters, digits and `_` as follow (nginx's reading: `$hostx`
+/// is `hostx`). `None` for a `${` without its `}`.
+fn variable_name(first: char, chars: &mut Peekable<Chars<'_>>) -> Option<String> {
+    if first == '{' {
+        let mut name = String::new();
+        for c in chars.by_ref() {
+            if c == '}' {
+                return Some(name);
+            }
+            name.push(c);
+        }
+        return None;
+    }
+    let mut name = String::from(first);
+    while let Some(&c) = chars
+        .peek()
+        .filter(|c| c.is_ascii_alphanumeric() || **c == '_')
+    {
+        name.push(c);
+        chars.next();
+    }
+    Some(name)
+}
+
 impl Replacement {
+    /// Whether it writes the request's host.
+    fn names_host(&self) -> bool {
+        self.pieces.contains(&Piece::Host)
+    }
+
+    /// For a replacement that is a URL (`http://`, `https://` or
+    /// `$scheme://` first): how many of its first pieces write the scheme
+    /// and the host, the text piece in which the host ends split there.
+    /// The host ends at the first `/` or `?` after `://`, or at a group;
+    /// `None` for a URL whose host is empty, or ends with `@` (a group
+    /// after it would be the host).
+    fn split_site(&mut self) -> Option<usize> {
+        let mut after_scheme = false;
+        // The host written so far, as its last character tells: `None`
+        // while it is empty.
+        let mut last: Option<char> = None;
+        for i in 0..self.pieces.len() {
+            let Piece::Text(text) = &self.pieces[i] else {
+                match self.pieces[i] {
+                    Piece::Group(_) => return site_of(i, last),
+                    _ if after_scheme => last = Some('h'),
+                    _ => {}
+                }
+                continue;
+            };
+            let start = match after_scheme {
+                true => 0,
+                false => match text.find("://") {
+                    Some(at) => at + 3,
+                    None => continue,
+                },
+            };
+            after_scheme = true;
+            let host = &text[start..];
+            let Some(end) = host.find(['/', '?']) else {
+                last = host.chars().next_back().or(last);
+                continue;
+            };
+            last = host[..end].chars().next_back().or(last);
+            let (text, cut) = (text.clone(), start + end);
+            if cut == 0 {
+                return site_of(i, last);
+            }
+            self.pieces[i] = Piece::Text(text[..cut].into());
+            self.pieces.insert(i + 1, Piece::Text(text[cut..].into()));
+            return site_of(i + 1, last);
+        }
+        site_of(self.pieces.len(), last)
+    }
+
     /// `written`, for a pattern with `groups` groups.
     fn parse(written: &str, groups: usize) -> Result<Replacement, String> {
         // A `\` is a `/` to browsers and some servers: refused in paths
@@ -515,38 +637,47 @@ impl Replacement {
         }
         let mut pieces = Vec::new();
         let mut text = String::new();
-        let mut chars = written.chars();
+        let mut chars = written.chars().peekable();
         while let Some(c) = chars.next() {
             if c != '$' {
                 text.push(c);
                 continue;
             }
-            match chars.next() {
-                Some('$') => text.push('$'),
-                Some(d @ '1'..='9') => {
-                    let n = usize::from(d as u8 - b'0');
-                    if n > groups {
-                        return Err(format!(
-                            "the replacement `{written}` names `${n}`, but the pattern has {}",
-                            match groups {
-                                0 => "no group (parentheses)".to_string(),
-                                1 => "one group".to_string(),
-                                n => format!("{n} groups"),
-                            }
-                        ));
+            let piece = match chars.next() {
+                Some('$') => {
+                    text.push('$');
+                    continue;
+                }
+                Some(d @ '1'..='9') => group(written, d as u8, groups)?,
+                Some(c) if c == '{' || c.is_ascii_alphabetic() => {
+                    let name = variable_name(c, &mut chars).ok_or_else(|| {
+                        format!("the replacement `{written}` has a `${{` without `}}`")
+                    })?;
+                    match name.as_bytes() {
+                        b"host" => Piece::Host,
+                        b"scheme" => Piece::Scheme,
+                        // `${1}0`: group 1, then a `0`.
+                        &[d @ b'1'..=b'9'] => group(written, d, groups)?,
+                        _ => {
+                            return Err(format!(
+                                "the replacement `{written}` names `${name}`: it may name \
+                                 `$1` to `${MAX_GROUP}`, `$host` and `$scheme` (`${{host}}` \
+                                 before a letter, digit or `_`; `$$` writes a dollar)"
+                            ))
+                        }
                     }
-                    if !text.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut text).into()));
-                    }
-                    pieces.push(Piece::Group(n));
                 }
                 _ => {
                     return Err(format!(
-                        "the replacement `{written}` has a `$` that is no `$1` to `${MAX_GROUP}`: \
-                         `$$` writes a dollar"
+                        "the replacement `{written}` has a `$` that is no `$1` to `${MAX_GROUP}`, \
+                         `$host` or `$scheme`: `$$` writes a dollar"
                     ))
                 }
+            };
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut text).into()));
             }
+            pieces.push(piece);
         }
         // nginx: a `?` at the very end drops the client's query, and is
         // not written; one before arguments puts them first.
@@ -571,7 +702,12 @@ impl Rewrites {
     /// where.
     pub fn new(rules: Vec<Rule>) -> Rewrites {
         let by_host = rules.iter().any(|r| !r.hosts.is_empty());
-        Rewrites { rules, by_host }
+        let names_host = rules.iter().any(|r| r.replacement.names_host());
+        Rewrites {
+            rules,
+            by_host,
+            names_host,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -583,21 +719,31 @@ impl Rewrites {
     }
 
     /// The rules a request for `authority` (its Host, or its absolute-form
-    /// target's) is tried on: those without `host=`, and those of the
-    /// most specific host written that is the request's (a name before
-    /// `*.` ones, the longest of those first), as nginx picks one
-    /// `server` block, and routes a host.
-    pub fn for_host(&self, authority: Option<&str>) -> HostRules<'_> {
+    /// target's; a valid one) that came as `scheme` is tried on: those
+    /// without `host=`, and those of the most specific host written that
+    /// is the request's (a name before `*.` ones, the longest of those
+    /// first), as nginx picks one `server` block, and routes a host.
+    pub fn for_request<'r>(&'r self, authority: Option<&str>, scheme: &'r str) -> HostRules<'r> {
         let host = authority.filter(|_| self.by_host).map(host_of);
         let best = (self.rules.iter())
             .flat_map(|r| r.hosts.iter())
             .filter(|h| h.matches(host.as_deref()))
             .map(HostPattern::rank)
             .max();
+        let named_host = authority.filter(|_| self.names_host).map(|authority| {
+            let mut name = String::with_capacity(authority.len());
+            push_host_name(&mut name, authority);
+            name
+        });
+        let named_host = named_host.filter(|name| !name.is_empty());
         HostRules {
             rules: &self.rules,
             host,
             best,
+            asked: Asked {
+                host: named_host,
+                scheme,
+            },
         }
     }
 
@@ -613,13 +759,22 @@ impl Rewrites {
     }
 }
 
-/// The rules of one request's host (see [`Rewrites::for_host`]).
+/// The rules of one request's host (see [`Rewrites::for_request`]).
 pub struct HostRules<'r> {
     rules: &'r [Rule],
     /// As routes compare it; `None` when no rule names a host.
     host: Option<String>,
     /// How specific the most specific host written that is this one is.
     best: Option<(u8, usize)>,
+    asked: Asked<'r>,
+}
+
+/// What a replacement's `$host` and `$scheme` stand for in one request.
+struct Asked<'a> {
+    /// As nginx's `$host` (see [`push_host_name`]); none for a request
+    /// that names no host, or when no rule writes it.
+    host: Option<String>,
+    scheme: &'a str,
 }
 
 impl HostRules<'_> {
@@ -643,7 +798,7 @@ impl HostRules<'_> {
         let Some(rule) = self.first(&path).map(|i| &self.rules[i]) else {
             return Ok(None);
         };
-        let rewritten = rule.rewrite(&path, query)?;
+        let rewritten = rule.rewrite(&path, query, &self.asked)?;
         rule.applied.fetch_add(1, Ordering::Relaxed);
         Ok(Some(rewritten))
     }
@@ -657,7 +812,7 @@ impl HostRules<'_> {
     /// none (a rule for `^/admin/` and `/admin%2Fusers`,
     /// `/admin;x/users`). A host no rule is for has nothing to tell.
     pub fn ambiguous(&self, target: &str) -> bool {
-        if !target.starts_with('/') || !self.rules.iter().any(|r| self.takes(r)) {
+        if !target.starts_with('/') || !self.rules.iter().any(|r| self.tried(r)) {
             return false;
         }
         let path = &target[..target.find('?').unwrap_or(target.len())];
@@ -668,17 +823,24 @@ impl HostRules<'_> {
         other_reading(path).is_some_and(|other| self.first(&other) != self.first(&read))
     }
 
-    /// Whether `rule` is tried on this host's requests.
+    /// Whether `rule` is for this request's host.
     fn takes(&self, rule: &Rule) -> bool {
         rule.hosts.is_empty()
             || (rule.hosts.iter())
                 .any(|h| Some(h.rank()) == self.best && h.matches(self.host.as_deref()))
     }
 
-    /// The first of this host's rules whose pattern matches `path` (as
-    /// routes read it).
+    /// Whether `rule` is tried on this request: one of its host's, and
+    /// for a rule that writes `$host`, one that names a host (as a rule
+    /// with `host=` is not tried on one that names none).
+    fn tried(&self, rule: &Rule) -> bool {
+        self.takes(rule) && (self.asked.host.is_some() || !rule.replacement.names_host())
+    }
+
+    /// The first of the rules tried on this request whose pattern matches
+    /// `path` (as routes read it).
     fn first(&self, path: &str) -> Option<usize> {
-        (self.rules.iter()).position(|r| self.takes(r) && r.regex.is_match(path))
+        (self.rules.iter()).position(|r| self.tried(r) && r.regex.is_match(path))
     }
 }
 
@@ -696,7 +858,10 @@ mod tests {
 
     /// What one rule, `value`, makes of `target`.
     fn made(value: &str, target: &str) -> Option<Rewritten> {
-        rules(&[("r", value)]).for_host(None).apply(target).unwrap()
+        rules(&[("r", value)])
+            .for_request(None, "http")
+            .apply(target)
+            .unwrap()
     }
 
     fn internal(target: &str) -> Option<Rewritten> {
@@ -792,10 +957,19 @@ mod tests {
             ("general", "^/a/ /two"),
             ("chained", "^/one$ /three"),
         ]);
-        assert_eq!(r.for_host(None).apply("/a/b").unwrap(), internal("/one"));
-        assert_eq!(r.for_host(None).apply("/a/c").unwrap(), internal("/two"));
-        assert_eq!(r.for_host(None).apply("/one").unwrap(), internal("/three"));
-        assert_eq!(r.for_host(None).apply("/z").unwrap(), None);
+        assert_eq!(
+            r.for_request(None, "http").apply("/a/b").unwrap(),
+            internal("/one")
+        );
+        assert_eq!(
+            r.for_request(None, "http").apply("/a/c").unwrap(),
+            internal("/two")
+        );
+        assert_eq!(
+            r.for_request(None, "http").apply("/one").unwrap(),
+            internal("/three")
+        );
+        assert_eq!(r.for_request(None, "http").apply("/z").unwrap(), None);
         let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
         assert_eq!(counts, [1, 1, 1]);
     }
@@ -816,12 +990,12 @@ mod tests {
     #[test]
     fn a_made_target_that_is_not_a_path_is_refused_at_its_use() {
         let r = rules(&[("from-group", "^/(.*)$ $1")]);
-        let e = r.for_host(None).apply("/x/y").unwrap_err();
+        let e = r.for_request(None, "http").apply("/x/y").unwrap_err();
         assert_eq!(
             e.to_string(),
             "rewrite.from-group: made `x/y` of `/x/y`: a path starts with `/`"
         );
-        assert_eq!(r.for_host(None).apply("/").unwrap_err().made, "");
+        assert_eq!(r.for_request(None, "http").apply("/").unwrap_err().made, "");
         let counts: Vec<u64> = r.iter().map(Rule::applied).collect();
         assert_eq!(counts, [0]);
         // `//host` would be another site to a browser.
@@ -889,17 +1063,91 @@ mod tests {
             ("/x/../admin/", true),
             ("*", false),
         ] {
-            assert_eq!(r.for_host(None).ambiguous(target), ambiguous, "{target}");
+            assert_eq!(
+                r.for_request(None, "http").ambiguous(target),
+                ambiguous,
+                "{target}"
+            );
         }
         assert!(!Rewrites::default()
-            .for_host(None)
+            .for_request(None, "http")
             .ambiguous("/admin%2Fusers"));
         // A rule for another host changes nothing of this host's path.
         let r = rules(&[("admin", "^/admin/ /x host=admin.example")]);
         assert!(r
-            .for_host(Some("Admin.Example:8080"))
+            .for_request(Some("Admin.Example:8080"), "http")
             .ambiguous("/admin%2Fusers"));
-        assert!(!r.for_host(Some("www.example")).ambiguous("/admin%2Fusers"));
+        assert!(!r
+            .for_request(Some("www.example"), "http")
+            .ambiguous("/admin%2Fusers"));
+    }
+
+    #[test]
+    fn host_and_scheme_are_the_request_s_own() {
+        let r = rules(&[
+            (
+                "secure",
+                "^/account/(.*)$ https://$host/account/$1 permanent",
+            ),
+            ("moved", "^/old/(.*)$ $scheme://new.example/$1"),
+            ("sites", "^/(.*)$ /sites/${host}_/$1"),
+        ]);
+        let apply =
+            |authority, scheme, target| (r.for_request(authority, scheme).apply(target)).unwrap();
+        // nginx's `$host`: lower case, without the port or a final dot.
+        assert_eq!(
+            apply(Some("Shop.Example.:8080"), "http", "/account/a?x=1"),
+            redirect(301, "https://shop.example/account/a?x=1")
+        );
+        assert_eq!(
+            apply(Some("[::1]:8080"), "http", "/account/a"),
+            redirect(301, "https://[::1]/account/a")
+        );
+        assert_eq!(
+            apply(Some("a.example"), "https", "/old/x"),
+            redirect(302, "https://new.example/x")
+        );
+        assert_eq!(
+            apply(None, "http", "/old/x"),
+            redirect(302, "http://new.example/x")
+        );
+        assert_eq!(
+            apply(Some("a.example"), "http", "/b/c"),
+            internal("/sites/a.example_/b/c")
+        );
+        // A request that names no host takes no rule that writes it (as
+        // none with `host=`): the next that matches applies, or none.
+        assert_eq!(apply(None, "http", "/account/a"), None);
+        let r = rules(&[
+            ("sites", "^/(.*)$ /sites/$host/$1"),
+            ("rest", "^/(.*)$ /default/$1"),
+        ]);
+        assert_eq!(
+            r.for_request(None, "http").apply("/a").unwrap(),
+            internal("/default/a")
+        );
+        // `${N}` is a group, so that a digit can follow it.
+        assert_eq!(made("^/(a)$ /${1}0", "/a"), internal("/a0"));
+    }
+
+    #[test]
+    fn a_host_written_with_host_is_still_the_whole_host() {
+        // What follows `$host` in what a rule makes must not lengthen
+        // the host or make it a user name.
+        let r = rules(&[("r", "^/u(.*)$ https://$host$1")]);
+        let apply = |target| r.for_request(Some("a.example"), "http").apply(target);
+        assert_eq!(apply("/u/x").unwrap(), redirect(302, "https://a.example/x"));
+        assert_eq!(apply("/u").unwrap(), redirect(302, "https://a.example"));
+        assert!(apply("/u.evil.example/").is_err());
+        assert!(apply("/u@evil.example/").is_err());
+        // A port written after it is the site's.
+        let r = rules(&[("r", "^/(.*)$ https://$host:8443/$1")]);
+        assert_eq!(
+            r.for_request(Some("a.example:80"), "http")
+                .apply("/x")
+                .unwrap(),
+            redirect(302, "https://a.example:8443/x")
+        );
     }
 
     #[test]
@@ -922,7 +1170,7 @@ mod tests {
             (None, "/any/a"),
         ] {
             assert_eq!(
-                r.for_host(authority).apply("/old/a").unwrap(),
+                r.for_request(authority, "http").apply("/old/a").unwrap(),
                 internal(made),
                 "{authority:?}"
             );
@@ -942,15 +1190,22 @@ mod tests {
             ("a.example.com", "/x", internal("/wild/x")),
             ("example.com", "/x", None),
         ] {
-            let got = r.for_host(Some(authority)).apply(target).unwrap();
+            let got = r
+                .for_request(Some(authority), "http")
+                .apply(target)
+                .unwrap();
             assert_eq!(got, made, "{authority}{target}");
         }
         // A host no rule is for is not refused what its rules would not
         // read otherwise.
         let r = rules(&[("shop", "^/a/ /b/ host=shop.example")]);
-        assert!(r.for_host(Some("shop.example")).ambiguous("/a/../b"));
-        assert!(!r.for_host(Some("blog.example")).ambiguous("/a/../b"));
-        assert!(!r.for_host(None).ambiguous("/a/../b"));
+        assert!(r
+            .for_request(Some("shop.example"), "http")
+            .ambiguous("/a/../b"));
+        assert!(!r
+            .for_request(Some("blog.example"), "http")
+            .ambiguous("/a/../b"));
+        assert!(!r.for_request(None, "http").ambiguous("/a/../b"));
         let r = rules(&[(
             "shop",
             "^/old/(.*)$ /shop/$1 host=shop.example,*.shop.example",
@@ -964,7 +1219,7 @@ mod tests {
 
     fn made_err(value: &str, target: &str) -> String {
         rules(&[("r", value)])
-            .for_host(None)
+            .for_request(None, "http")
             .apply(target)
             .unwrap_err()
             .to_string()
@@ -1003,9 +1258,21 @@ mod tests {
             ("r", "^/(a)(b)$ /$3", "names `$3`, but the pattern has 2 groups"),
             ("r", "^/(a)$ /$7", "names `$7`, but the pattern has one group"),
             ("r", "^/a$ /$1", "names `$1`, but the pattern has no group"),
-            ("r", "^/(a)$ /$x", "a `$` that is no `$1` to `$9`: `$$` writes a dollar"),
+            (
+                "r",
+                "^/(a)$ /$x",
+                "names `$x`: it may name `$1` to `$9`, `$host` and `$scheme`",
+            ),
+            ("r", "^/(a)$ /$hostname", "names `$hostname`"),
+            ("r", "^/(a)$ /${request_uri}", "names `$request_uri`"),
+            ("r", "^/(a)$ /${host", "a `${` without `}`"),
             ("r", "^/(a)$ /$0", "a `$` that is no `$1` to `$9`"),
-            ("r", "^/(a)$ /${1}", "a `$` that is no `$1` to `$9`"),
+            ("r", "^/(a)$ /${2}", "names `$2`, but the pattern has one group"),
+            ("r", "^/(a)$ /${0}", "names `$0`"),
+            ("r", "^/a$ $host/a", "must start with `/`"),
+            ("r", "^/a$ $scheme/a", "must start with `/`"),
+            ("r", "^/(a)$ https://a@$1", "names no host"),
+            ("r", "^/(a)$ $scheme://$1", "names no host"),
             ("r", "^/(a)$ /a$", "a `$` that is no `$1`"),
             ("r", "^/a$ /é", "it is visible ASCII"),
             ("r", "^/a$ /\\evil.example", "without space, `#` or `\\`"),
@@ -1053,14 +1320,14 @@ mod tests {
     #[test]
     fn a_reload_keeps_the_counts_of_rules_that_keep_their_names() {
         let old = rules(&[("a", "^/a /x"), ("b", "^/b /x")]);
-        old.for_host(None).apply("/a").unwrap();
-        old.for_host(None).apply("/b").unwrap();
-        old.for_host(None).apply("/b").unwrap();
+        old.for_request(None, "http").apply("/a").unwrap();
+        old.for_request(None, "http").apply("/b").unwrap();
+        old.for_request(None, "http").apply("/b").unwrap();
         let mut new = rules(&[("b", "^/bb /y"), ("c", "^/c /y")]);
         new.keep_counts_of(&old);
         let counts: Vec<u64> = new.iter().map(Rule::applied).collect();
         assert_eq!(counts, [2, 0]);
-        new.for_host(None).apply("/bb").unwrap();
+        new.for_request(None, "http").apply("/bb").unwrap();
         assert_eq!(old.iter().nth(1).unwrap().applied(), 3);
     }
 
@@ -1080,8 +1347,8 @@ mod tests {
                 ("into", "^/(.*)/(.*)$ /$2/$1?x=$1"),
                 ("all", "^(.*)$ /$1"),
             ]);
-            let _ = r.for_host(None).ambiguous(&path);
-            match r.for_host(None).apply(&path) {
+            let _ = r.for_request(None, "http").ambiguous(&path);
+            match r.for_request(None, "http").apply(&path) {
                 Ok(Some(Rewritten::Internal(to))) => {
                     proptest::prop_assert!(to.starts_with('/'), "{to}");
                     proptest::prop_assert!(check_target_bytes(to.as_bytes()).is_ok(), "{to}");

@@ -174,6 +174,53 @@ fn a_rule_redirects_301_or_302_to_a_path_or_a_url_and_nothing_reaches_a_backend(
 }
 
 #[test]
+fn a_replacement_writes_the_request_s_host_and_scheme_as_nginx_s_do() {
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             rewrite.secure = ^/account(/.*)?$ https://$host/account$1 permanent\n\
+             rewrite.moved = ^/old/(.*)$ $scheme://new.example/$1\n\
+             rewrite.sites = ^/s/(.*)$ /sites/${{host}}_/$1\n",
+            main.addr
+        )),
+    );
+    let on = |host: &str, target: &str| {
+        let r = proxy.get_on(host, target, &[]);
+        let location = r.header("location").unwrap_or("-").to_string();
+        (r.status, location)
+    };
+    // nginx's `$host`: lower case, without the port.
+    assert_eq!(
+        on("Shop.Example:8080", "/account/orders?page=2"),
+        (301, "https://shop.example/account/orders?page=2".into())
+    );
+    assert_eq!(
+        on("shop.example", "/account"),
+        (301, "https://shop.example/account".into())
+    );
+    // Not the rule's: sent on as it came.
+    assert_eq!(on("shop.example", "/account.evil.example/").0, 200);
+    assert_eq!(
+        on("shop.example", "/old/x"),
+        (302, "http://new.example/x".into())
+    );
+    assert_eq!(on("Blog.Example", "/s/a?b=1").0, 200);
+    assert_eq!(
+        paths(&main),
+        ["/account.evil.example/", "/sites/blog.example_/a?b=1"]
+    );
+    // A request that names no host takes no rule that writes it.
+    let r = proxy.exchange(|client| {
+        client.send(b"GET /account/x HTTP/1.0\r\n\r\n");
+        client.response()
+    });
+    assert_eq!(r.status, 200);
+    assert_eq!(paths(&main).last().map(String::as_str), Some("/account/x"));
+}
+
+#[test]
 fn the_first_rule_that_matches_applies_and_no_other_after_it() {
     let main = Backend::echo("main");
     let proxy = start_proxy(
@@ -518,7 +565,7 @@ fn rules_that_cannot_be_used_are_refused_at_their_line() {
         (
             "rewrite.r = ^/a$ /cost-in-$\n",
             "proxy.conf:2: rewrite.r: the replacement `/cost-in-$` has a `$` that is no `$1` \
-             to `$9`: `$$` writes a dollar",
+             to `$9`, `$host` or `$scheme`: `$$` writes a dollar",
         ),
         (
             "rewrite.r = ^/a$ /b\nrewrite.r = ^/c$ /d\n",

@@ -126,7 +126,7 @@ mod tests {
             (
                 "rewrite.r = ^/a$ /price-in-$",
                 "proxy.conf:3: rewrite.r: the replacement `/price-in-$` has a `$` that is no \
-                 `$1` to `$9`: `$$` writes a dollar",
+                 `$1` to `$9`, `$host` or `$scheme`: `$$` writes a dollar",
             ),
             (
                 "rewrite.r = ^/a$",
@@ -185,9 +185,9 @@ mod tests {
         };
         let shipped = include_str!("../../proxy.conf");
         let mut commented = shipped.lines().filter_map(|l| l.strip_prefix("#   "));
-        assert_eq!(rules(&mut commented), 5);
+        assert_eq!(rules(&mut commented), 6);
         let readme = include_str!("../../README.md");
-        assert_eq!(rules(&mut readme.lines()), 6);
+        assert_eq!(rules(&mut readme.lines()), 8);
     }
 
     #[test]

@@ -1014,7 +1014,7 @@ fn rewrite(
     // Not an `OPTIONS *` (or an absolute-form one with no path): it asks
     // about the server, and no rule takes it.
     let target = head.origin_target();
-    let rules = rewrites.for_host(head.authority());
+    let rules = rewrites.for_request(head.authority(), client.scheme);
     if rules.ambiguous(&target) {
         return Err(Ambiguous);
     }
