@@ -8,6 +8,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use inverso::config::{self, Config, Loader};
+use inverso::files::listing::Format;
 use inverso::{demo, systemd, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
@@ -416,9 +417,14 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                 true => ", .br and .gz copies sent to who takes them",
                 false => "",
             };
+            let listed = match files.autoindex() {
+                Some(Format::Html) => ", directories without index.html listed",
+                Some(Format::Json) => ", directories without index.html listed in JSON",
+                None => "",
+            };
             writeln!(
                 out,
-                "# route {route} -> files in {dir}{max_age}{precompressed}{rest}"
+                "# route {route} -> files in {dir}{max_age}{precompressed}{listed}{rest}"
             )?;
             continue;
         }

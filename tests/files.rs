@@ -257,6 +257,85 @@ fn a_directory_is_its_index_and_one_without_its_slash_is_redirected() {
 }
 
 #[test]
+fn with_autoindex_a_directory_without_an_index_is_listed_as_nginx_lists_it() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let list = site.path().join("list");
+    fs::create_dir(&list).unwrap();
+    fs::create_dir(list.join("sub")).unwrap();
+    fs::write(list.join("x <y>.txt"), "12345").unwrap();
+    fs::write(list.join(".hidden"), HIDDEN).unwrap();
+    symlink(site.dir.path().join("outside.txt"), list.join("out.txt")).unwrap();
+    symlink(site.path().join("small.txt"), list.join("in.txt")).unwrap();
+    symlink(site.path().join(".env"), list.join("env")).unwrap();
+    symlink(site.dir.path(), list.join("up")).unwrap();
+    let fifo = std::ffi::CString::new(list.join("pipe").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let proxy = serving(
+        &app,
+        &site,
+        " autoindex",
+        &format!("route./json/ = files {} autoindex=json\n", site.root()),
+    );
+    let mut client = proxy.connect();
+    let r = client.get("/static/list/");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = r.body_str();
+    assert!(
+        html.contains("<title>Index of /static/list/</title>"),
+        "{html}"
+    );
+    // Directories first; the name escaped, its link encoded.
+    let sub = html.find("<a href=\"sub/\">sub/</a>").expect(&html);
+    let named = html.find("<a href=\"x%20%3Cy%3E.txt\">x &lt;y&gt;.txt</a>");
+    assert!(named.is_some_and(|at| at > sub), "{html}");
+    // A link within the directory, with what it links to.
+    let linked = html
+        .lines()
+        .find(|l| l.contains("href=\"in.txt\""))
+        .expect(&html);
+    assert!(linked.ends_with(&format!(" {SMALL}")), "{linked}");
+    // Nothing the route would not serve by that name.
+    for unlisted in [".hidden", "out.txt", "\"env\"", "\"up/\"", "pipe"] {
+        assert!(!html.contains(unlisted), "{unlisted}: {html}");
+    }
+    // A HEAD says the length of the GET's listing.
+    let r = client.head("/static/list/");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-length"),
+        Some(html.len().to_string().as_str())
+    );
+    assert!(r.body.is_empty());
+    // An index still wins; a directory without its `/` is still sent to it.
+    assert_whole(
+        &client.get("/static/docs/"),
+        b"<h1>docs</h1>",
+        "text/html; charset=utf-8",
+    );
+    assert_eq!(client.get("/static/list").status, 301);
+    // As JSON.
+    let r = client.get("/json/list/");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let json = r.body_str();
+    assert!(
+        json.starts_with("[\n{ \"name\":\"sub\", \"type\":\"directory\""),
+        "{json}"
+    );
+    assert!(
+        json.contains("{ \"name\":\"x <y>.txt\", \"type\":\"file\""),
+        "{json}"
+    );
+    assert!(json.contains("\"size\":5 }"), "{json}");
+    assert!(
+        !json.contains("out.txt") && !json.contains(".hidden"),
+        "{json}"
+    );
+    assert_eq!(app.requests(), 0);
+}
+
+#[test]
 fn hidden_names_decoded_slashes_and_links_out_are_not_found() {
     let (app, site) = (Backend::echo("app"), Site::new());
     let proxy = serving(&app, &site, "", "");

@@ -11,7 +11,7 @@ use super::{
     Setting,
 };
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
-use crate::files::{Files, MAX_MAX_AGE};
+use crate::files::{listing, Files, MAX_MAX_AGE};
 use crate::http::head::required_field;
 use crate::routes::{Condition, Route, Routes, CLOSE_UNANSWERED, MAX_ROUTES};
 use std::collections::HashMap;
@@ -884,23 +884,39 @@ fn redirect_route<'a>(
 }
 
 /// `route.<spec> = files <dir> [max_age=<duration> [immutable]]
-/// [fallback=<pool>|/<file>] [precompressed] [internal]`, `words` being
-/// what comes after `files`.
+/// [fallback=<pool>|/<file>] [precompressed] [internal]
+/// [autoindex[=json]]`, `words` being what comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
     let usage = "a route that serves files is `files <directory> [max_age=<duration> \
-                 [immutable]] [fallback=<pool>|/<file>] [precompressed] [internal]`, e.g. \
-                 `files /srv/www/static max_age=1h`";
+                 [immutable]] [fallback=<pool>|/<file>] [precompressed] [internal] \
+                 [autoindex[=json]]`, e.g. `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
     let (mut max_age, mut fallback, mut fallback_file) = (None, None, None);
     let (mut precompressed, mut internal, mut immutable) = (false, false, false);
+    let mut autoindex = None;
     for option in words {
+        let listing = match option {
+            "autoindex" | "autoindex=html" => Some(listing::Format::Html),
+            "autoindex=json" => Some(listing::Format::Json),
+            _ => None,
+        };
         match option.split_once('=') {
+            _ if listing.is_some() && autoindex.is_some() => {
+                return Err("autoindex given twice".into())
+            }
+            _ if listing.is_some() => autoindex = listing,
+            Some(("autoindex", written)) => {
+                return Err(format!(
+                    "autoindex={}: a listing is `autoindex` (HTML) or `autoindex=json`",
+                    written.escape_debug()
+                ))
+            }
             None if option == "precompressed" => set_once(&mut precompressed, option)?,
             None if option == "internal" => set_once(&mut internal, option)?,
             None if option == "immutable" => set_once(&mut immutable, option)?,
@@ -935,6 +951,9 @@ fn files_route<'a>(
     }
     if precompressed {
         files = files.with_precompressed();
+    }
+    if let Some(format) = autoindex {
+        files = files.with_autoindex(format);
     }
     if immutable {
         files = files.with_immutable()?;
@@ -1458,8 +1477,27 @@ route.static.example = static
                 format!("route./s/ = files {www} strip"),
                 "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
                  `files <directory> [max_age=<duration> [immutable]] \
-                 [fallback=<pool>|/<file>] [precompressed] [internal]`"
+                 [fallback=<pool>|/<file>] [precompressed] [internal] [autoindex[=json]]`"
                     .into(),
+            ),
+            (format!("route./s/ = files {www} autoindex"), String::new()),
+            (
+                format!("route./s/ = files {www} autoindex=html"),
+                String::new(),
+            ),
+            (
+                format!("route./s/ = files {www} autoindex=json"),
+                String::new(),
+            ),
+            (
+                format!("route./s/ = files {www} autoindex=xml"),
+                "proxy.conf:4: route./s/: autoindex=xml: a listing is `autoindex` (HTML) or \
+                 `autoindex=json`"
+                    .into(),
+            ),
+            (
+                format!("route./s/ = files {www} autoindex autoindex=json"),
+                "autoindex given twice".into(),
             ),
             (format!("route./s/ = files {www} max_age=1h"), String::new()),
             (

@@ -24,9 +24,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod beneath;
+pub mod listing;
 pub mod mime;
 
 use beneath::{Beneath, Opened};
+use listing::{Entry, Format, Listing, MAX_LISTED};
 
 /// The file a directory's own path (`/static/`) is answered with.
 pub const INDEX: &str = "index.html";
@@ -52,6 +54,9 @@ pub struct Files {
     /// `precompressed`: a file's `.br` or `.gz` beside it is sent in its
     /// place to the clients that take that coding.
     precompressed: bool,
+    /// `autoindex`: a directory without an index is answered with its
+    /// listing, written so.
+    autoindex: Option<Format>,
 }
 
 /// The compressed copies `precompressed` looks for beside a file, in the
@@ -77,6 +82,8 @@ pub enum Found {
     /// A directory asked for without its trailing `/`: the client is sent
     /// to it with one, so that the page's relative links work.
     Directory,
+    /// With `autoindex`, a directory without an index: what it holds.
+    Listing(Listing, Format),
     /// Nothing the route serves: no such file, a name it refuses, a
     /// directory without an index.
     Missing,
@@ -140,6 +147,7 @@ impl Files {
             max_age: None,
             immutable: false,
             precompressed: false,
+            autoindex: None,
         })
     }
 
@@ -154,6 +162,19 @@ impl Files {
 
     pub fn precompressed(&self) -> bool {
         self.precompressed
+    }
+
+    /// The same directory, a directory without an index in it answered
+    /// with its listing, as `format` writes it (`autoindex`).
+    pub fn with_autoindex(self, format: Format) -> Files {
+        Files {
+            autoindex: Some(format),
+            ..self
+        }
+    }
+
+    pub fn autoindex(&self) -> Option<Format> {
+        self.autoindex
     }
 
     /// The same directory, answered with `Cache-Control: max-age`.
@@ -282,15 +303,65 @@ impl Files {
             if !under.ends_with('/') {
                 return Err(Found::Directory);
             }
+            let directory = file;
             path.push(INDEX);
-            let (file, meta) = self.open_file(&path)?;
-            return Ok((path, file, meta));
+            return match (self.open_file(&path), self.autoindex) {
+                (Err(Found::Missing), Some(format)) => Err(self.listing(&directory, format)),
+                (opened, _) => opened.map(|(file, meta)| (path, file, meta)),
+            };
         }
         // `/app.js/`: a file is no directory (as `ENOTDIR` says).
         if under.ends_with('/') {
             return Err(Found::Missing);
         }
         Ok((path, file, meta))
+    }
+
+    /// What `directory` (opened by [`Files::open_under`]) holds that the
+    /// route serves: its files and directories, and its links to those
+    /// under the directory's real path, less any name that starts with
+    /// `.`; read through `/proc/self/fd`, so that it is the directory
+    /// checked, whatever was renamed since (no listing without `/proc`).
+    fn listing(&self, directory: &File, format: Format) -> Found {
+        let at = format!("/proc/self/fd/{}", directory.as_raw_fd());
+        let names = match std::fs::read_dir(at) {
+            Ok(names) => names,
+            Err(e) => return found_for(&e),
+        };
+        let mut entries = Vec::new();
+        let mut left_out = 0;
+        for name in names.flatten() {
+            if name.file_name().as_bytes().starts_with(b".") {
+                continue;
+            }
+            if entries.len() == MAX_LISTED {
+                left_out += 1;
+                continue;
+            }
+            entries.extend(self.entry(&name));
+        }
+        Found::Listing(Listing::new(entries, left_out), format)
+    }
+
+    /// What the listing says of `name`: nothing for what the route would
+    /// not serve by that name.
+    fn entry(&self, name: &std::fs::DirEntry) -> Option<Entry> {
+        let meta = match name.file_type().ok()?.is_symlink() {
+            true => {
+                let real = name.path().canonicalize().ok()?;
+                if !self.holds(&real) {
+                    return None;
+                }
+                std::fs::metadata(real).ok()?
+            }
+            false => name.metadata().ok()?,
+        };
+        (meta.is_file() || meta.is_dir()).then(|| Entry {
+            name: name.file_name().as_bytes().to_vec(),
+            directory: meta.is_dir(),
+            len: meta.len(),
+            modified: UNIX_EPOCH + Duration::from_secs(meta.mtime().max(0) as u64),
+        })
     }
 
     /// [`Files::open_under`], for a regular file alone: a directory is no

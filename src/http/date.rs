@@ -92,6 +92,21 @@ pub fn format_http_date(t: SystemTime) -> String {
     )
 }
 
+/// A directory listing's date, in UTC, as nginx's `autoindex` writes
+/// it: `06-Nov-1994 08:49`.
+pub fn format_listing_date(t: SystemTime) -> String {
+    let c = to_civil(t);
+    let minutes = c.secs_of_day / 60;
+    format!(
+        "{:02}-{}-{} {:02}:{:02}",
+        c.day,
+        c.month_name(),
+        c.year,
+        minutes / 60,
+        minutes % 60
+    )
+}
+
 /// The Common Log Format timestamp, in UTC: `06/Nov/1994:08:49:37 +0000`.
 /// Written straight into the line that holds it: the access log formats
 /// one per request.

@@ -8,6 +8,7 @@ use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::files::{self, Files, Found, Reply, Served};
 use crate::gzip::Gzip;
 use crate::http::conn::{write_all_vectored_counting, ClientStream};
+use crate::http::date::format_http_date;
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
 use crate::routes::routing_path;
 use crate::throttle::OnceAMinute;
@@ -52,6 +53,24 @@ pub(super) fn serve(
         Found::Missing if fallback => return None,
         Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
         Found::Forbidden => return Some(answer_unread(client, head, body_kind, 403, b"", shared)),
+        Found::Listing(listing, format) => {
+            let target = head.path_and_query();
+            let path = target.split('?').next().unwrap_or_default();
+            let listed = listing.write(path, format);
+            let mut fields = Headers::with_capacity(2, 80);
+            fields.push("Date", format_http_date(SystemTime::now()));
+            fields.push("Content-Type", format.content_type());
+            let len = listed.len() as u64;
+            let body = Body::Bytes(listed.as_bytes()).unless_head(head);
+            return Some(send(
+                client,
+                head,
+                body_kind,
+                (200, fields, Some(len)),
+                body,
+                shared,
+            ));
+        }
         Found::Directory => {
             // The path as routes read it (`//` merged: `//evil.example`
             // would send the browser to another host), a `/` added, the
@@ -154,6 +173,53 @@ pub(super) fn serve(
         }
         (None, Some(_)) => None,
     };
+    let sent = match (&small, sent_body) {
+        (Some(small), _) => Body::Bytes(small),
+        (None, Some((start, len))) => Body::File(&file, start, len),
+        (None, None) => Body::None,
+    };
+    let length = body.map(|(_, len)| len);
+    Some(send(
+        client,
+        head,
+        body_kind,
+        (status, fields, length),
+        sent,
+        shared,
+    ))
+}
+
+/// What follows an answer's head.
+enum Body<'a> {
+    /// Nothing: a HEAD's answer, a 304.
+    None,
+    /// Bytes at hand, sent with the head in one write.
+    Bytes(&'a [u8]),
+    /// Bytes `start..start + len` of a file, sent after the head.
+    File(&'a File, u64, u64),
+}
+
+impl Body<'_> {
+    /// Nothing, for a HEAD.
+    fn unless_head(self, head: &RequestHead) -> Self {
+        match head.is_head() {
+            true => Body::None,
+            false => self,
+        }
+    }
+}
+
+/// Sends the answer of `status` with `fields` and `length` (its
+/// `Content-Length`, when it has one: a HEAD's too), the fields of the
+/// route's pool and of the proxy added, and then `body`.
+fn send(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    (status, fields, length): (u16, Headers, Option<u64>),
+    body: Body<'_>,
+    shared: &Shared,
+) -> Outcome {
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
         || shared.shutting_down.load(Ordering::Relaxed);
@@ -161,7 +227,7 @@ pub(super) fn serve(
     response.headers = fields;
     let config = shared.pool_config(client.route);
     config.response_headers.remove_from(&mut response.headers);
-    if let Some((_, len)) = body {
+    if let Some(len) = length {
         response.headers.push("Content-Length", len.to_string());
     }
     if close {
@@ -175,19 +241,19 @@ pub(super) fn serve(
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
     let mut stream: &ClientStream = client.conn.get_ref();
-    let (sent, complete) = match (small, sent_body) {
-        (Some(small), _) => {
-            let mut parts = [IoSlice::new(&bytes), IoSlice::new(&small)];
+    let (sent, complete) = match body {
+        Body::Bytes(small) => {
+            let mut parts = [IoSlice::new(&bytes), IoSlice::new(small)];
             let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
             (written.saturating_sub(bytes.len()) as u64, result.is_ok())
         }
-        (None, Some((start, len))) => send_large(stream, &bytes, &file, start, len),
-        (None, None) => (0, stream.write_all(&bytes).is_ok()),
+        Body::File(file, start, len) => send_large(stream, &bytes, file, start, len),
+        Body::None => (0, stream.write_all(&bytes).is_ok()),
     };
-    Some(Outcome {
+    Outcome {
         keep_alive: !close && complete,
         ..Outcome::closing(status, sent)
-    })
+    }
 }
 
 /// The backend's fields for the file it named (`X-Accel-Redirect`), in
