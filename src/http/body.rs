@@ -234,6 +234,20 @@ pub enum BodyError {
     Io(#[from] io::Error),
 }
 
+impl BodyError {
+    /// The same error again, for one that says the body cannot be read
+    /// on (its framing broken, its length past the limit, its connection
+    /// closed); `None` for an I/O error, which a timeout may have been.
+    fn again(&self) -> Option<BodyError> {
+        match self {
+            BodyError::Truncated => Some(BodyError::Truncated),
+            BodyError::BadChunk(why) => Some(BodyError::BadChunk(why)),
+            BodyError::TooLarge(limit) => Some(BodyError::TooLarge(*limit)),
+            BodyError::Io(_) => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// `remaining` bytes of a Content-Length body left.
@@ -261,9 +275,12 @@ pub struct BodyReader {
     read: u64,
     /// Most decoded bytes allowed (`u64::MAX`: no limit).
     limit: u64,
-    /// What [`BodyReader::next_joined`] found wrong past the data it
-    /// returned: the next call's answer.
-    failed: Option<BodyError>,
+    /// Why the body cannot be read on, once that is known (by
+    /// [`BodyReader::next_joined`], maybe past the data it returned):
+    /// every later call's answer, so that no byte past a broken frame is
+    /// ever taken for the body's (what follows a bad chunk-size line may
+    /// be another request a smuggler wrote).
+    broken: Option<BodyError>,
 }
 
 impl BodyReader {
@@ -280,7 +297,7 @@ impl BodyReader {
             trailer_bytes: 0,
             read: 0,
             limit: u64::MAX,
-            failed: None,
+            broken: None,
         }
     }
 
@@ -299,11 +316,12 @@ impl BodyReader {
         self.state == State::Done
     }
 
-    /// What [`BodyReader::next_joined`] found wrong past the piece it
-    /// returned last, taken: for a caller that would rather not pass on
-    /// that piece of a body it refuses.
-    pub fn take_failure(&mut self) -> Option<BodyError> {
-        self.failed.take()
+    /// Why the body cannot be read on, if it cannot: what
+    /// [`BodyReader::next_joined`] found past the piece it returned last,
+    /// for a caller that would rather not pass on that piece of a body
+    /// it refuses.
+    pub fn failure(&self) -> Option<BodyError> {
+        self.broken.as_ref().and_then(BodyError::again)
     }
 
     /// Decoded body bytes returned so far.
@@ -318,9 +336,6 @@ impl BodyReader {
         &mut self,
         conn: &'c mut BufConn<S>,
     ) -> Result<Option<&'c [u8]>, BodyError> {
-        if let Some(e) = self.failed.take() {
-            return Err(e);
-        }
         Ok(self.advance(conn, true)?.map(|n| conn.take(n)))
     }
 
@@ -337,9 +352,6 @@ impl BodyReader {
         &mut self,
         conn: &'c mut BufConn<S>,
     ) -> Result<Option<&'c [u8]>, BodyError> {
-        if let Some(e) = self.failed.take() {
-            return Err(e);
-        }
         let Some(first) = self.advance(conn, true)? else {
             return Ok(None);
         };
@@ -347,10 +359,8 @@ impl BodyReader {
         let (mut joined, mut skipped) = (first, 0);
         loop {
             let before = conn.buffered().len();
-            let more = self.advance(conn, false).unwrap_or_else(|e| {
-                self.failed = Some(e);
-                None
-            });
+            // What it finds wrong, the reader keeps: the next call's answer.
+            let more = self.advance(conn, false).unwrap_or(None);
             skipped += before - conn.buffered().len();
             let Some(n) = more else { break };
             conn.take_joined(joined, skipped, n);
@@ -363,8 +373,24 @@ impl BodyReader {
     /// the caller to take, and returns its length: `None` once the body
     /// has ended or, unless `wait`, when the buffer holds no more of it.
     /// Reads from the stream only when the buffer holds nothing usable,
-    /// and only if `wait`.
+    /// and only if `wait`. Once the body is found broken, it stays so.
     fn advance<S: Source>(
+        &mut self,
+        conn: &mut BufConn<S>,
+        wait: bool,
+    ) -> Result<Option<usize>, BodyError> {
+        if let Some(broken) = self.broken.as_ref().and_then(BodyError::again) {
+            return Err(broken);
+        }
+        let advanced = self.decode(conn, wait);
+        if let Err(e) = &advanced {
+            self.broken = e.again();
+        }
+        advanced
+    }
+
+    /// [`BodyReader::advance`], on a body not found broken yet.
+    fn decode<S: Source>(
         &mut self,
         conn: &mut BufConn<S>,
         wait: bool,
@@ -656,6 +682,47 @@ mod tests {
         let mut s = 0;
         let len = find_head_end(bytes, &mut s)?.unwrap();
         BodyKind::for_request(&parse_request(&bytes[..len], &RequestLimits::default())?)
+    }
+
+    #[test]
+    fn a_broken_body_stays_broken_and_nothing_past_the_break_is_read() {
+        // After the bad size line comes what would decode as a chunk: a
+        // caller that read on must not be given it.
+        let wire = b"3\r\nabc\r\nZZ\r\n5\r\nhello\r\n0\r\n\r\n";
+        let mut conn = BufConn::new(&wire[..], 64);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        assert_eq!(reader.next(&mut conn).unwrap(), Some(&b"abc"[..]));
+        for _ in 0..3 {
+            assert!(matches!(
+                reader.next(&mut conn),
+                Err(BodyError::BadChunk(_))
+            ));
+        }
+        assert!(reader.skip_rest(&mut conn).is_err());
+        // Joined: the piece before the break, the break said, and kept.
+        let mut conn = BufConn::new(&wire[..], 64);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        assert_eq!(reader.next_joined(&mut conn).unwrap(), Some(&b"abc"[..]));
+        assert!(matches!(reader.failure(), Some(BodyError::BadChunk(_))));
+        for _ in 0..2 {
+            assert!(matches!(
+                reader.next_joined(&mut conn),
+                Err(BodyError::BadChunk(_))
+            ));
+            assert!(matches!(
+                reader.next(&mut conn),
+                Err(BodyError::BadChunk(_))
+            ));
+        }
+        // Past the limit, the same.
+        let mut conn = BufConn::new(&b"5\r\nhello\r\n0\r\n\r\n"[..], 64);
+        let mut reader = BodyReader::with_limit(BodyKind::Chunked, 4);
+        for _ in 0..2 {
+            assert!(matches!(
+                reader.next(&mut conn),
+                Err(BodyError::TooLarge(4))
+            ));
+        }
     }
 
     #[test]

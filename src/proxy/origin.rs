@@ -999,7 +999,7 @@ fn stream_request_body(
                     // A read that ends in a bad or too large chunk sends
                     // nothing: the backend gets no more of a body the
                     // client is refused for.
-                    if let Some(e) = rest.take_failure() {
+                    if let Some(e) = rest.failure() {
                         return Err(Failure::Client(client_body_status(&e)));
                     }
                     piece
