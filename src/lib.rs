@@ -52,6 +52,7 @@ pub mod https_redirect;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod pace;
 pub mod patterns;
 pub mod proxy;
 pub mod ratelimit;

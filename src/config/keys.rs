@@ -831,6 +831,20 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_size(v).map(|n| c.max_body_size = n),
     },
     Key {
+        name: "limit_rate",
+        default: "0",
+        help: "most bytes a second a response is sent to its client at (`100KiB` or \
+               `100KiB/s`), after limit_rate_after, as nginx's limit_rate; 0 = no limit",
+        apply: |c, v| parse_size(v.strip_suffix("/s").unwrap_or(v)).map(|n| c.pacing.rate = n),
+    },
+    Key {
+        name: "limit_rate_after",
+        default: "0",
+        help: "bytes of a response sent at full speed before limit_rate applies, as nginx's \
+               limit_rate_after",
+        apply: |c, v| parse_size(v).map(|n| c.pacing.after = n),
+    },
+    Key {
         name: "request_buffer_size",
         default: "64KiB",
         help: "request bodies up to this are read whole before a backend is contacted (a slow \

@@ -270,6 +270,9 @@ pub struct Config {
     pub admin_auth_users: Option<Arc<crate::auth::Users>>,
     /// Largest request body in bytes; 413 past it. 0 = unlimited.
     pub max_body_size: u64,
+    /// `limit_rate` and `limit_rate_after`: how fast responses go to
+    /// clients (a rate of 0: at full speed).
+    pub pacing: crate::pace::Pacing,
     /// Request bodies up to this are read whole before a backend is
     /// contacted; larger ones stream.
     pub request_buffer_size: u64,
@@ -1708,6 +1711,7 @@ impl Config {
             auth_request_redirect: None,
             admin_auth_users: None,
             max_body_size: 0,
+            pacing: crate::pace::Pacing::OFF,
             request_buffer_size: 0,
             response_buffer_size: 0,
             client_header_timeout: Duration::from_secs(1),

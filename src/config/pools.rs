@@ -50,6 +50,8 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_request_cache",
     "auth_request_redirect",
     "max_body_size",
+    "limit_rate",
+    "limit_rate_after",
     "error_pages",
     "intercept_errors",
     "cache",

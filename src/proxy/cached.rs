@@ -19,6 +19,7 @@ use crate::http::edits::FieldEdits;
 use crate::http::range::{self, Multipart, Ranged};
 use crate::http::{RequestHead, Version};
 use crate::metrics::GzipCounters;
+use crate::pace::Paced;
 use std::borrow::Cow;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1170,7 +1171,8 @@ fn serve_entry(
     push_connection_header(&mut tail, keep_alive, request.version);
     tail.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&head, &tail]);
-    let out = client.conn.get_mut();
+    let pacing = client.pacing;
+    let out = &mut Paced::new(client.conn.get_mut(), pacing);
     let (written, result) = match &multipart {
         None => write_all_vectored_counting(
             out,

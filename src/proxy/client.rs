@@ -12,6 +12,7 @@ use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol::{self, NoHeader};
 use crate::http::tls::TlsStream;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
+use crate::pace::Pacing;
 use crate::sched::{self, Peer};
 use crate::tls::client_cert::ClientCertificate;
 use std::io::{Read, Write};
@@ -141,6 +142,9 @@ pub(super) struct Client {
     /// The request's pool's max_body_size (`u64::MAX` when unlimited),
     /// set once it is routed.
     pub(super) max_body: u64,
+    /// How fast the response goes to the client: its pool's `limit_rate`,
+    /// set once the request is routed.
+    pub(super) pacing: Pacing,
     /// request_buffer_size: bodies up to this are read whole first.
     pub(super) request_buffer: u64,
     /// response_buffer_size: response bodies of a known length up to this
@@ -261,6 +265,7 @@ impl Client {
             body_timeout: timeout,
             limits: RequestLimits::default(),
             max_body: u64::MAX,
+            pacing: Pacing::OFF,
             request_buffer: 0,
             response_buffer: 0,
             sent_head: None,

@@ -10,6 +10,7 @@ use crate::gzip::Gzip;
 use crate::http::conn::{write_all_vectored_counting, ClientStream};
 use crate::http::date::format_http_date;
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
+use crate::pace::{Paced, Pacing};
 use crate::routes::routing_path;
 use crate::throttle::OnceAMinute;
 use std::fs::File;
@@ -240,15 +241,18 @@ fn send(
     bytes.extend_from_slice(config.response_headers.set_lines());
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
-    let mut stream: &ClientStream = client.conn.get_ref();
+    let stream: &ClientStream = client.conn.get_ref();
     let (sent, complete) = match body {
         Body::Bytes(small) => {
             let mut parts = [IoSlice::new(&bytes), IoSlice::new(small)];
-            let (written, result) = write_all_vectored_counting(&mut stream, &mut parts);
+            let mut paced = Paced::new(stream, client.pacing);
+            let (written, result) = write_all_vectored_counting(&mut paced, &mut parts);
             (written.saturating_sub(bytes.len()) as u64, result.is_ok())
         }
-        Body::File(file, start, len) => send_large(stream, &bytes, file, start, len),
-        Body::None => (0, stream.write_all(&bytes).is_ok()),
+        Body::File(file, start, len) => {
+            send_large(stream, &bytes, (file, start, len), client.pacing)
+        }
+        Body::None => (0, (&mut &*stream).write_all(&bytes).is_ok()),
     };
     Outcome {
         keep_alive: !close && complete,
@@ -325,18 +329,21 @@ fn read_part(file: &mut File, start: u64, len: u64) -> Option<Vec<u8>> {
 fn send_large(
     stream: &ClientStream,
     head: &[u8],
-    file: &File,
-    start: u64,
-    len: u64,
+    (file, start, len): (&File, u64, u64),
+    pacing: Pacing,
 ) -> (u64, bool) {
-    let ClientStream::Tcp(stream) = stream else {
-        // The kernel does not encrypt: over TLS the file goes through a
-        // buffer.
-        if (&mut &*stream).write_all(head).is_err() {
-            return (0, false);
+    let stream = match stream {
+        ClientStream::Tcp(tcp) if pacing.is_off() => tcp,
+        // The kernel does not encrypt, nor send at a pace: over TLS, or
+        // under `limit_rate`, the file goes through a buffer.
+        _ => {
+            let mut out = Paced::new(stream, pacing);
+            if out.write_all(head).is_err() {
+                return (0, false);
+            }
+            let sent = copy_part(&mut out, file, start, len);
+            return (sent, sent == len);
         }
-        let sent = copy_part(stream, file, start, len);
-        return (sent, sent == len);
     };
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
         return (0, false);

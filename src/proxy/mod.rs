@@ -33,6 +33,7 @@ use crate::http::proxy_protocol;
 use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::https_redirect;
 use crate::metrics::Metrics;
+use crate::pace::Pacing;
 use crate::ratelimit::Limiter;
 use crate::realip;
 use crate::request_id;
@@ -391,6 +392,7 @@ pub fn serve(
         client.upstream = None;
         client.forget_upstream_answer();
         client.head_bytes = 0;
+        client.pacing = Pacing::OFF;
         client.watch.set_idle();
         if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
             break;
@@ -763,6 +765,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // The pool's lists and limit: its own, or the top-level ones.
     let settings = shared.pool_config(client.route);
     render_response_fields(client, &head, settings, shared);
+    client.pacing = settings.pacing;
     client.max_body = match settings.max_body_size {
         0 => u64::MAX,
         n => n,

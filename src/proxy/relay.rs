@@ -18,6 +18,7 @@ use crate::http::conn::{ClientStream, Leaving, SharedStream, Stream, Taken, Watc
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::GzipCounters;
+use crate::pace::Paced;
 use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::io::{IoSlice, Write};
 use std::sync::atomic::Ordering;
@@ -644,8 +645,9 @@ fn send_gathered(
         tee.push(body);
         tee.finish();
     }
+    let pacing = client.pacing;
     let (written, result) = write_all_vectored_counting(
-        client.conn.get_mut(),
+        &mut Paced::new(client.conn.get_mut(), pacing),
         &mut [IoSlice::new(&head), IoSlice::new(coded)],
     );
     result.map_err(|_| Broken {
@@ -696,7 +698,8 @@ fn send_streamed(
                 chunked: prepared.rechunk,
                 encoder: encoder.map(|e| (e, &shared.metrics.gzip)),
             };
-            let sent = copy_body(&mut reader, conn, &mut &*to, head, framing, tee);
+            let mut to = Paced::new(to, client.pacing);
+            let sent = copy_body(&mut reader, conn, &mut to, head, framing, tee);
             (sent, conn.get_ref().left)
         },
     );

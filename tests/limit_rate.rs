@@ -1,0 +1,121 @@
+//! `limit_rate` and `limit_rate_after` over real sockets: a response
+//! relayed as it streams, one read whole, a cache hit and a file each
+//! arrive whole and intact, and never faster than the rate allows; a
+//! pool that sets no rate sends at full speed.
+//!
+//! The one time asserted is a lower bound, which a slow machine only
+//! makes easier to meet: under a rate, bytes cannot arrive sooner than it
+//! lets them.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+/// 256 KiB a second, after the first 44 KiB: a body of 300 KiB takes at
+/// least a second.
+const RATE: &str = "limit_rate = 256KiB/s\nlimit_rate_after = 44KiB\n";
+const LARGE: usize = 300 * 1024;
+/// Read whole before it is sent (under `response_buffer_size`).
+const SMALL: usize = 60 * 1024;
+
+/// An origin answering `/small...` with [`SMALL`] bytes and anything else
+/// with [`LARGE`], fresh for a minute under `/cached`.
+fn origin() -> Backend {
+    Backend::start("origin", |seen, out| {
+        let path = seen.path();
+        let fresh: &[(&str, &str)] = match path.starts_with("/cached") {
+            true => &[("Cache-Control", "max-age=60")],
+            false => &[],
+        };
+        let len = if path.starts_with("/small") {
+            SMALL
+        } else {
+            LARGE
+        };
+        respond(out, 200, fresh, &pattern(len));
+        Action::KeepAlive
+    })
+}
+
+/// `GET path` on a connection of its own: the body, and how long it took.
+fn timed_get(proxy: &Proxy, path: &str) -> (Vec<u8>, Duration) {
+    let mut client = proxy.connect();
+    let began = Instant::now();
+    let r = client.get(path);
+    assert_eq!(r.status, 200, "{path}: {}", r.head.raw);
+    (r.body, began.elapsed())
+}
+
+#[test]
+fn every_kind_of_response_arrives_whole_and_no_faster_than_the_rate() {
+    let origin = origin();
+    let fast = Backend::start("fast", |_, out| {
+        respond(out, 200, &[], &pattern(LARGE));
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), pattern(LARGE)).unwrap();
+    let text = format!(
+        "targets = {}\n{RATE}route./files/ = files {}\n\
+         pool.fast = {}\npool.fast.limit_rate = 0\nroute./fast/ = fast\n",
+        origin.addr,
+        dir.path().display(),
+        fast.addr
+    );
+    let proxy = start_proxy(&[], |c| {
+        from_file(&text)(c);
+        c.cache_size = 4 << 20;
+        c.max_object_size = Some(1 << 20);
+    });
+    // The cache takes its entry first, so that the second is a hit: done
+    // once the connection's next request is answered.
+    let mut client = proxy.connect();
+    assert!(client.get("/cached/a").body == pattern(LARGE));
+    assert_eq!(x_cache(&client.head("/cached/a")), "HIT");
+    let paths = ["/relayed", "/cached/a", "/files/big.bin", "/small"];
+    let got: Vec<(Vec<u8>, Duration)> = std::thread::scope(|s| {
+        let asked: Vec<_> = (paths.iter())
+            .map(|path| s.spawn(|| timed_get(&proxy, path)))
+            .collect();
+        asked.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    for (path, (body, took)) in paths.iter().zip(got) {
+        let len = if path.starts_with("/small") {
+            SMALL
+        } else {
+            LARGE
+        };
+        assert!(body == pattern(len), "{path}: {} bytes", body.len());
+        // What is past the first 44 KiB, at 256 KiB a second, less a
+        // tenth for the slices' rounding.
+        let least = (len - 44 * 1024) as f64 / (256.0 * 1024.0) * 0.9;
+        assert!(took.as_secs_f64() >= least, "{path}: {took:?}");
+    }
+    assert_eq!(origin.requests(), 3, "the hit reached no backend");
+    // A pool with no rate of its own sends whole, at its own pace.
+    let (body, _) = timed_get(&proxy, "/fast/x");
+    assert!(body == pattern(LARGE));
+}
+
+#[test]
+fn a_rate_is_refused_where_it_is_no_size() {
+    for (line, says) in [
+        ("limit_rate = fast", "`fast` is not a size"),
+        ("limit_rate = 10KB/s", "use KiB, MiB or GiB"),
+        ("limit_rate_after = 1/s", "unknown size unit `/s`"),
+    ] {
+        let mut loader = inverso::config::Loader::new();
+        let text = format!("targets = 127.0.0.1:9\n{line}\n");
+        let e = loader
+            .file("proxy.conf", &text)
+            .and_then(|l| l.build())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("proxy.conf:2") && e.contains(says),
+            "{line}: {e}"
+        );
+    }
+}
