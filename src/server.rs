@@ -340,8 +340,11 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         read_timeout,
         deferred,
         // Known since it was bound: the call cannot fail on a listening
-        // socket.
-        addr: (listener.local_addr()).unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        // socket. As `$server_addr` writes it: `bind = ::ffff:127.0.0.1`
+        // is 127.0.0.1, and `::ffff:0.0.0.0` a wildcard.
+        addr: (listener.local_addr())
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
     }
 }
 
@@ -1578,6 +1581,13 @@ mod tests {
             };
             let reached = any.accepted_by(&accepted).addr;
             assert_eq!(reached, SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        // Bound to an IPv4 address written as IPv6 (where the system has
+        // IPv6): written as IPv4, as `$remote_addr` is.
+        if let Ok(mapped) = TcpListener::bind("[::ffff:127.0.0.1]:0") {
+            let inherited = set_inherited_options(&mapped, Duration::from_secs(7), false);
+            let port = mapped.local_addr().unwrap().port();
+            assert_eq!(inherited.addr, SocketAddr::from(([127, 0, 0, 1], port)));
         }
     }
 

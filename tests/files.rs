@@ -264,6 +264,8 @@ fn with_autoindex_a_directory_without_an_index_is_listed_as_nginx_lists_it() {
     fs::create_dir(list.join("sub")).unwrap();
     fs::write(list.join("x <y>.txt"), "12345").unwrap();
     fs::write(list.join(".hidden"), HIDDEN).unwrap();
+    // A name a request could not name unrefused (400).
+    fs::write(list.join("back\\slash.txt"), "x").unwrap();
     symlink(site.dir.path().join("outside.txt"), list.join("out.txt")).unwrap();
     symlink(site.path().join("small.txt"), list.join("in.txt")).unwrap();
     symlink(site.path().join(".env"), list.join("env")).unwrap();
@@ -297,7 +299,7 @@ fn with_autoindex_a_directory_without_an_index_is_listed_as_nginx_lists_it() {
         .expect(&html);
     assert!(linked.ends_with(&format!(" {SMALL}")), "{linked}");
     // Nothing the route would not serve by that name.
-    for unlisted in [".hidden", "out.txt", "\"env\"", "\"up/\"", "pipe"] {
+    for unlisted in [".hidden", "out.txt", "\"env\"", "\"up/\"", "pipe", "slash"] {
         assert!(!html.contains(unlisted), "{unlisted}: {html}");
     }
     // A HEAD says the length of the GET's listing.
@@ -333,6 +335,24 @@ fn with_autoindex_a_directory_without_an_index_is_listed_as_nginx_lists_it() {
         "{json}"
     );
     assert_eq!(app.requests(), 0);
+}
+
+#[test]
+fn a_listing_reads_ten_thousand_names_at_most_and_says_it_was_cut() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let many = site.path().join("many");
+    fs::create_dir(&many).unwrap();
+    for i in 0..10_050 {
+        File::create(many.join(format!("f{i:05}"))).unwrap();
+    }
+    let proxy = serving(&app, &site, " autoindex", "");
+    let html = proxy.exchange(|c| c.get("/static/many/")).body_str();
+    let listed = html
+        .lines()
+        .filter(|l| l.starts_with("<a href=\"f"))
+        .count();
+    assert_eq!(listed, 10_000);
+    assert!(html.contains("(the first 10000 names read; more not shown)"));
 }
 
 #[test]

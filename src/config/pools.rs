@@ -955,7 +955,17 @@ fn files_route<'a>(
         files = files.with_precompressed();
     }
     if let Some(format) = autoindex {
-        files = files.with_autoindex(format);
+        // A backend's `X-Accel-Redirect` made of a client's input
+        // (`/protected/` and a name) would list the whole directory set
+        // aside for it.
+        if internal {
+            return Err(
+                "autoindex lists directories to clients; an internal route is for the files \
+                 a backend names one by one: give it one or the other"
+                    .into(),
+            );
+        }
+        files = files.with_autoindex(format)?;
     }
     if immutable {
         files = files.with_immutable()?;
@@ -1500,6 +1510,10 @@ route.static.example = static
             (
                 format!("route./s/ = files {www} autoindex autoindex=json"),
                 "autoindex given twice".into(),
+            ),
+            (
+                format!("route./s/ = files {www} internal autoindex"),
+                "autoindex lists directories to clients; an internal route is for the files".into(),
             ),
             (format!("route./s/ = files {www} max_age=1h"), String::new()),
             (

@@ -45,19 +45,21 @@ pub struct Entry {
     pub modified: SystemTime,
 }
 
-/// A directory's entries, sorted, and how many more there were.
+/// A directory's entries, sorted, and whether it has more than were
+/// read.
 #[derive(Debug)]
 pub struct Listing {
     pub entries: Vec<Entry>,
-    pub left_out: usize,
+    pub cut: bool,
 }
 
 impl Listing {
-    /// `entries` (at most [`MAX_LISTED`]) and the count of those left
-    /// out, directories first, then by name, as nginx sorts them.
-    pub fn new(mut entries: Vec<Entry>, left_out: usize) -> Listing {
+    /// `entries` (of at most [`MAX_LISTED`] names read), directories
+    /// first, then by name, as nginx sorts them; `cut` when the directory
+    /// held more names than were read.
+    pub fn new(mut entries: Vec<Entry>, cut: bool) -> Listing {
         entries.sort_by(|a, b| (!a.directory, &a.name).cmp(&(!b.directory, &b.name)));
-        Listing { entries, left_out }
+        Listing { entries, cut }
     }
 
     /// The listing of the directory at `path` (the request's path, as
@@ -91,7 +93,7 @@ impl Listing {
                 shown = shown.chars().take(NAME_WIDTH - 3).collect::<String>() + "..>";
             }
             out.push_str("<a href=\"");
-            push_href(&mut out, &entry.name);
+            out.push_str(&href(&entry.name));
             if entry.directory {
                 out.push('/');
             }
@@ -106,8 +108,8 @@ impl Listing {
                 false => writeln!(out, " {:>19}", entry.len),
             };
         }
-        if self.left_out > 0 {
-            let _ = writeln!(out, "\n({} more not shown)", self.left_out);
+        if self.cut {
+            let _ = writeln!(out, "\n(the first {MAX_LISTED} names read; more not shown)");
         }
         out.push_str("</pre><hr></body>\n</html>\n");
         out
@@ -133,10 +135,13 @@ impl Listing {
     }
 }
 
-/// `text` with what HTML reads as markup escaped.
+/// `text` with what HTML reads as markup escaped, and a control
+/// character (a line feed, a terminal's escape) as `\u{fffd}`: a name
+/// cannot draw rows of its own.
 fn push_html(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
+            c if c.is_control() => out.push('\u{fffd}'),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -150,7 +155,8 @@ fn push_html(out: &mut String, text: &str) {
 /// A name as a relative link: every byte but letters, digits and
 /// `-._~` percent-encoded, so that a `:` cannot make it a URL of its own
 /// (`javascript:`), nor a `?` or `#` end its path.
-fn push_href(out: &mut String, name: &[u8]) {
+pub fn href(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
     for &b in name {
         match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -161,6 +167,7 @@ fn push_href(out: &mut String, name: &[u8]) {
             }
         }
     }
+    out
 }
 
 /// `path` with its `%XX` escapes decoded (a `%` that starts none kept).
@@ -207,7 +214,7 @@ mod tests {
                 entry(b"a.txt", false, 1),
                 entry(b"Alpha", true, 0),
             ],
-            0,
+            false,
         );
         let names: Vec<&[u8]> = listing.entries.iter().map(|e| &e.name[..]).collect();
         assert_eq!(names, [&b"Alpha"[..], b"zeta", b"a.txt", b"b.txt"]);
@@ -217,7 +224,7 @@ mod tests {
     fn the_html_listing_is_nginx_s() {
         let listing = Listing::new(
             vec![entry(b"docs", true, 0), entry(b"a.txt", false, 1234)],
-            0,
+            false,
         );
         assert_eq!(
             listing.write("/files/sub%20dir/", Format::Html),
@@ -230,7 +237,7 @@ mod tests {
              </pre><hr></body>\n</html>\n"
         );
         // The root has no way up.
-        let root = Listing::new(vec![], 0).write("/", Format::Html);
+        let root = Listing::new(vec![], false).write("/", Format::Html);
         assert!(!root.contains("../"), "{root}");
     }
 
@@ -243,7 +250,7 @@ mod tests {
                 entry(b"a\"b?c#d", false, 1),
                 entry(b"caf\xc3\xa9 \xff", false, 1),
             ],
-            0,
+            false,
         );
         let html = listing.write("/<b>/", Format::Html);
         assert!(
@@ -272,7 +279,7 @@ mod tests {
     #[test]
     fn a_long_name_is_cut_and_the_columns_stay_aligned() {
         let long = "x".repeat(60);
-        let listing = Listing::new(vec![entry(long.as_bytes(), false, 5)], 0);
+        let listing = Listing::new(vec![entry(long.as_bytes(), false, 5)], false);
         let html = listing.write("/", Format::Html);
         let shown = format!(">{}..&gt;</a> 06-Nov-1994", "x".repeat(47));
         assert!(html.contains(&shown), "{html}");
@@ -283,7 +290,7 @@ mod tests {
     fn the_json_listing_is_nginx_s() {
         let listing = Listing::new(
             vec![entry(b"a\"b.txt", false, 7), entry(b"docs", true, 0)],
-            0,
+            false,
         );
         assert_eq!(
             listing.write("/", Format::Json),
@@ -292,12 +299,28 @@ mod tests {
              { \"name\":\"a\\\"b.txt\", \"type\":\"file\", \
              \"mtime\":\"Sun, 06 Nov 1994 08:49:37 GMT\", \"size\":7 }\n]\n"
         );
-        assert_eq!(Listing::new(vec![], 0).write("/", Format::Json), "[\n]\n");
+        assert_eq!(
+            Listing::new(vec![], false).write("/", Format::Json),
+            "[\n]\n"
+        );
     }
 
     #[test]
-    fn entries_left_out_are_counted() {
-        let html = Listing::new(vec![entry(b"a", false, 1)], 3).write("/d/", Format::Html);
-        assert!(html.contains("(3 more not shown)"), "{html}");
+    fn a_cut_listing_says_so() {
+        let html = Listing::new(vec![entry(b"a", false, 1)], true).write("/d/", Format::Html);
+        assert!(
+            html.contains("(the first 10000 names read; more not shown)"),
+            "{html}"
+        );
+        let whole = Listing::new(vec![entry(b"a", false, 1)], false).write("/d/", Format::Html);
+        assert!(!whole.contains("more not shown"), "{whole}");
+    }
+
+    #[test]
+    fn a_control_character_in_a_name_draws_no_row() {
+        let listing = Listing::new(vec![entry(b"a\nb\x1b[31m", false, 1)], false);
+        let html = listing.write("/", Format::Html);
+        assert!(html.contains(">a\u{fffd}b\u{fffd}[31m</a>"), "{html}");
+        assert!(html.contains("href=\"a%0Ab%1B%5B31m\""), "{html}");
     }
 }

@@ -15,6 +15,7 @@ use crate::gzip::accepts_coding;
 use crate::http::date::{format_http_date, parse_http_date};
 use crate::http::range::{self, Ranged};
 use crate::http::{Headers, ResponseHead};
+use crate::routes::is_ambiguous;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -138,7 +139,7 @@ impl Files {
             return Err(FilesError::NotADirectory(path.to_string()));
         }
         // Search permission, which opening what is in it takes (reading
-        // the directory, for a listing, is not needed).
+        // the directory is needed for `autoindex` alone).
         root.join(".").metadata().map_err(unreadable)?;
         Ok(Files {
             dir,
@@ -165,12 +166,19 @@ impl Files {
     }
 
     /// The same directory, a directory without an index in it answered
-    /// with its listing, as `format` writes it (`autoindex`).
-    pub fn with_autoindex(self, format: Format) -> Files {
-        Files {
+    /// with its listing, as `format` writes it (`autoindex`): refused
+    /// when the proxy may not read the directory itself.
+    pub fn with_autoindex(self, format: Format) -> Result<Files, String> {
+        if let Err(e) = std::fs::read_dir(&self.dir) {
+            return Err(format!(
+                "autoindex: {} cannot be listed: {e}",
+                self.dir.display()
+            ));
+        }
+        Ok(Files {
             autoindex: Some(format),
             ..self
-        }
+        })
     }
 
     pub fn autoindex(&self) -> Option<Format> {
@@ -320,36 +328,40 @@ impl Files {
     /// What `directory` (opened by [`Files::open_under`]) holds that the
     /// route serves: its files and directories, and its links to those
     /// under the directory's real path, less any name that starts with
-    /// `.`; read through `/proc/self/fd`, so that it is the directory
-    /// checked, whatever was renamed since (no listing without `/proc`).
+    /// `.` or that a request could not name unrefused; read through
+    /// `/proc/self/fd`, so that it is the directory checked, whatever was
+    /// renamed since (no listing without `/proc`). At most
+    /// [`MAX_LISTED`] names are read, listed or not: a directory of a
+    /// million costs a request no more than that.
     fn listing(&self, directory: &File, format: Format) -> Found {
         let at = format!("/proc/self/fd/{}", directory.as_raw_fd());
         let names = match std::fs::read_dir(at) {
             Ok(names) => names,
             Err(e) => return found_for(&e),
         };
-        let mut entries = Vec::new();
-        let mut left_out = 0;
-        for name in names.flatten() {
-            if name.file_name().as_bytes().starts_with(b".") {
-                continue;
-            }
-            if entries.len() == MAX_LISTED {
-                left_out += 1;
-                continue;
-            }
-            entries.extend(self.entry(&name));
-        }
-        Found::Listing(Listing::new(entries, left_out), format)
+        let Ok(root) = self.dir.canonicalize() else {
+            return Found::Missing;
+        };
+        let mut names = names
+            .flatten()
+            .filter(|n| !n.file_name().as_bytes().starts_with(b"."));
+        let entries = (names.by_ref().take(MAX_LISTED))
+            .filter_map(|name| self.entry(&name, &root))
+            .collect();
+        Found::Listing(Listing::new(entries, names.next().is_some()), format)
     }
 
-    /// What the listing says of `name`: nothing for what the route would
-    /// not serve by that name.
-    fn entry(&self, name: &std::fs::DirEntry) -> Option<Entry> {
+    /// What the listing says of `name`, under the directory whose real
+    /// path is `root`: nothing for what the route would not serve by that
+    /// name.
+    fn entry(&self, name: &std::fs::DirEntry, root: &Path) -> Option<Entry> {
+        if is_ambiguous(&format!("/{}", listing::href(name.file_name().as_bytes()))) {
+            return None;
+        }
         let meta = match name.file_type().ok()?.is_symlink() {
             true => {
                 let real = name.path().canonicalize().ok()?;
-                if !self.holds(&real) {
+                if !holds_under(root, &real) {
                     return None;
                 }
                 std::fs::metadata(real).ok()?
@@ -450,14 +462,17 @@ impl Files {
     /// `releases/42`), and the release before is not served through a
     /// link to it.
     fn holds(&self, real: &Path) -> bool {
-        let Ok(root) = self.dir.canonicalize() else {
-            return false;
-        };
-        real.strip_prefix(root).is_ok_and(|rest| {
-            rest.components()
-                .all(|c| !c.as_os_str().as_bytes().starts_with(b"."))
-        })
+        (self.dir.canonicalize()).is_ok_and(|root| holds_under(&root, real))
     }
+}
+
+/// Whether `real` is under `root` (both real paths), and under no name
+/// there that starts with `.`.
+fn holds_under(root: &Path, real: &Path) -> bool {
+    real.strip_prefix(root).is_ok_and(|rest| {
+        rest.components()
+            .all(|c| !c.as_os_str().as_bytes().starts_with(b"."))
+    })
 }
 
 /// What an error opening a name means for the request.
