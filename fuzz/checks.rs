@@ -657,8 +657,12 @@ fn dot_segment_however_read(path: &str) -> bool {
 ///   dot segment or such an escape, as sent or as rules read it, or when
 ///   read with `%2F` decoded or `;` parameters dropped another rule
 ///   (or none) would apply;
-/// - what the rule makes is the replacement with `$N` the group's text
-///   and `$$` a dollar, then the query: no `?` keeps the client's,
+/// - a rule that writes `$host` is tried only on a request that names a
+///   host;
+/// - what the rule makes is the replacement with `$N` (`${N}`) the
+///   group's text, `$host` nginx's host of the request (lower case, no
+///   port, no final dot), `$scheme` its scheme and `$$` a dollar, then
+///   the query: no `?` keeps the client's,
 ///   `?args` puts it after its own with `&`, a `?` at the end drops it;
 /// - `permanent` is a 301, `redirect` a 302, a replacement that is a URL
 ///   a 302 whatever the flag; anything else is sent on;
@@ -666,7 +670,8 @@ fn dot_segment_however_read(path: &str) -> bool {
 ///   most 8 KiB, and no `.` or `..` segment however a backend decodes
 ///   it; a redirect goes to a path on this site (one `/`, not `//` or
 ///   `/\`) or, from a replacement that is a URL, to the scheme and host
-///   written, followed by `/`, `?` or nothing: no group makes the host;
+///   written (or the request's), followed by `/`, `?` or nothing: no
+///   group makes the host;
 /// - otherwise the request is answered 500 (`Unusable`), and only then;
 /// - the `auth_request_redirect` URL rendered for the request (after the
 ///   rule) is visible ASCII without `\` or `#`; it goes to the host

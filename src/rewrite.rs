@@ -274,7 +274,7 @@ impl Rule {
         if !starts_right {
             return Err(format!(
                 "the replacement `{written}` must start with `/` (a path), `$N` (a group that \
-                 holds one), or, to redirect, `http://` or `https://`"
+                 holds one), or, to redirect, `http://`, `https://` or `$scheme://`"
             ));
         }
         Ok(Rule {

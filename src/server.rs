@@ -1168,7 +1168,9 @@ fn begin_tls(
         let (time, started) = (SystemTime::now(), Instant::now());
         let text = "The plain HTTP request was sent to the HTTPS port\n";
         let refused = reject(tls.tcp(), 400, Some(text), &shared);
-        log_rejected(refused, 400, (peer, server), time, started, &shared);
+        // The client a PROXY header named, read before the handshake.
+        let client = proxied.and_then(|header| header.source).unwrap_or(peer);
+        log_rejected(refused, 400, (client, server), time, started, &shared);
     } else {
         log::debug!("client {peer}: TLS handshake: {failure}");
     }

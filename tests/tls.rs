@@ -1119,7 +1119,7 @@ fn proxy_protocol_on_the_tls_port_comes_before_the_handshake() {
     let pki = Pki::new();
     let a = Backend::echo("a");
     let more = "proxy_protocol = true\n";
-    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    let mut proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
     let addr = tls_addr(&proxy);
     // The plain port wants its PROXY header.
     let mut plain = proxy.connect();
@@ -1145,6 +1145,19 @@ fn proxy_protocol_on_the_tls_port_comes_before_the_handshake() {
     // A hello without the header is no header: closed, never served.
     assert!(TlsClient::try_connect(addr, &pki.client(), "localhost").is_err());
     assert_eq!(a.seen().len(), 2);
+    // Plain HTTP after the header: 400, logged as the named client's.
+    let mut plain = Client::connect(addr);
+    plain.send(
+        b"PROXY TCP4 192.0.2.11 127.0.0.1 5555 443\r\nGET /plain HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(plain.response().status, 400);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("GET /plain"))
+        .expect("logged");
+    assert!(line.starts_with("192.0.2.11 "), "{line}");
 }
 
 // ---------------------------------------------------------------- clients leaving
