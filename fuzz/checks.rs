@@ -586,15 +586,7 @@ fn dollar_host(authority: &str) -> String {
 /// A host as rules compare it: without port or trailing dot, in lower
 /// case, an IPv6 address in its one spelling.
 fn compared_host(authority: &str) -> String {
-    let host = match authority.starts_with('[') {
-        true => &authority[..authority.find(']').map_or(authority.len(), |i| i + 1)],
-        false => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    let host = host
-        .strip_suffix('.')
-        .filter(|h| !h.is_empty())
-        .unwrap_or(host);
-    let lower = host.to_ascii_lowercase();
+    let lower = dollar_host(authority);
     let inner = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     match inner.and_then(|h| h.parse::<std::net::Ipv6Addr>().ok()) {
         Some(address) => format!("[{address}]"),

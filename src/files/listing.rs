@@ -6,6 +6,7 @@
 //! with `.`, no link that leads out of the directory or to a name with a
 //! `.`, nothing but files and directories.
 
+use crate::cache::policy::decode_percent;
 use crate::http::date::{format_http_date, format_listing_date};
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -73,7 +74,10 @@ impl Listing {
 
     fn html(&self, path: &str) -> String {
         let mut title = String::new();
-        push_html(&mut title, &String::from_utf8_lossy(&percent_decoded(path)));
+        push_html(
+            &mut title,
+            &String::from_utf8_lossy(&decode_percent(path.as_bytes())),
+        );
         let mut out = String::with_capacity(256 + self.entries.len() * 120);
         let _ = write!(
             out,
@@ -164,27 +168,6 @@ pub fn href(name: &[u8]) -> String {
             }
             b => {
                 let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    out
-}
-
-/// `path` with its `%XX` escapes decoded (a `%` that starts none kept).
-fn percent_decoded(path: &str) -> Vec<u8> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |at: usize| (*bytes.get(at)? as char).to_digit(16);
-        match (bytes[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
             }
         }
     }
