@@ -7,13 +7,13 @@
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
 
-/// Most one write may carry, in parts of the rate: a tenth of a second's
+/// Most one write carries, in parts of the rate: a tenth of a second's
 /// worth, so that the bytes leave evenly rather than in bursts of a
 /// second's.
 const SLICES_PER_SECOND: u64 = 10;
 
-/// Least one write carries once it is due: below this, the sleeps would
-/// cost more than the bytes.
+/// Least one write carries once it is due (or a second's worth, below
+/// it): below this, the sleeps would cost more than the bytes.
 const MIN_SLICE: u64 = 1024;
 
 /// How a response is paced: its rate in bytes a second (0: not at all),
@@ -30,6 +30,46 @@ impl Pacing {
     pub fn is_off(self) -> bool {
         self.rate == 0
     }
+
+    /// What one write carries at most once the first part has gone, and
+    /// waits for: a tenth of a second's worth, at least [`MIN_SLICE`] or
+    /// a second's worth.
+    fn slice(self) -> u64 {
+        (self.rate / SLICES_PER_SECOND).max(MIN_SLICE.min(self.rate))
+    }
+
+    /// What a writer that has sent `sent` bytes, `elapsed` after its
+    /// first write, does with `want` more (rate not 0): write some now,
+    /// or wait. It is credited with the first part and one slice from the
+    /// start, as nginx credits a second's worth (so a head goes at once),
+    /// then with the rate; it waits until a whole slice is due (or all it
+    /// wants, when that is less), so that it never writes a few bytes at
+    /// a time.
+    fn step(self, sent: u64, elapsed: Duration, want: usize) -> Step {
+        let (rate, slice) = (u128::from(self.rate), u128::from(self.slice()));
+        let by_now = rate.saturating_mul(elapsed.as_nanos()) / 1_000_000_000;
+        let earned = (u128::from(self.after) + slice).saturating_add(by_now);
+        let due = earned.saturating_sub(u128::from(sent));
+        let want = want as u128;
+        let worth_it = want.min(slice);
+        if due >= worth_it {
+            // The first part whole, then a slice at a time.
+            let most = slice.max(u128::from(self.after.saturating_sub(sent)));
+            let now = due.min(most).min(want);
+            return Step::Write(usize::try_from(now).unwrap_or(usize::MAX));
+        }
+        let nanos = (worth_it - due) * 1_000_000_000 / rate + 1;
+        Step::Wait(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        ))
+    }
+}
+
+/// What a paced writer does next.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Write(usize),
+    Wait(Duration),
 }
 
 /// `out`, written no faster than `pacing` says, counted from the first
@@ -51,32 +91,18 @@ impl<W: Write> Paced<W> {
         }
     }
 
-    /// How many of `want` bytes may go now, after sleeping until some
+    /// How many of `want` bytes may go now, after sleeping until they
     /// may: all of them when the pacing is off.
     fn allowance(&mut self, want: usize) -> usize {
-        let Pacing { rate, after } = self.pacing;
-        if rate == 0 || want == 0 {
+        if self.pacing.is_off() || want == 0 {
             return want;
         }
         let began = *self.began.get_or_insert_with(Instant::now);
-        let slice = (rate / SLICES_PER_SECOND).max(MIN_SLICE);
         loop {
-            let elapsed = began.elapsed();
-            let earned = (u128::from(rate) * elapsed.as_nanos() / 1_000_000_000)
-                .saturating_add(u128::from(after));
-            let sent = u128::from(self.sent);
-            if earned > sent {
-                // The first part whole, then a slice at a time.
-                let most = slice.max(after.saturating_sub(self.sent));
-                let free = (earned - sent).min(u128::from(most));
-                return usize::try_from(free).unwrap_or(usize::MAX).min(want);
+            match self.pacing.step(self.sent, began.elapsed(), want) {
+                Step::Write(n) => return n,
+                Step::Wait(wait) => std::thread::sleep(wait),
             }
-            // Until the next slice is earned.
-            let behind = sent - earned + u128::from(slice.min(rate));
-            let nanos = behind * 1_000_000_000 / u128::from(rate);
-            std::thread::sleep(Duration::from_nanos(
-                u64::try_from(nanos).unwrap_or(u64::MAX),
-            ));
         }
     }
 }
@@ -145,20 +171,71 @@ mod tests {
         assert_eq!(out.out.0, [100_000]);
     }
 
+    const MS: Duration = Duration::from_millis(1);
+
     #[test]
-    fn the_first_part_goes_whole_then_slices_of_the_rate() {
-        // 10 MB a second: slices of 1 MB, the first 30 KB at once.
-        let pacing = Pacing {
-            rate: 10_000_000,
+    fn a_head_goes_at_once_then_a_slice_when_one_is_due() {
+        // 10,000 bytes a second: slices of 1,024.
+        let p = Pacing {
+            rate: 10_000,
+            after: 0,
+        };
+        assert_eq!(p.step(0, Duration::ZERO, 300), Step::Write(300));
+        assert_eq!(p.step(0, Duration::ZERO, 5_000), Step::Write(1_024));
+        // Nothing due: it waits for a whole slice, not a few bytes.
+        let Step::Wait(wait) = p.step(1_024, Duration::ZERO, 5_000) else {
+            panic!("wrote before anything was due");
+        };
+        assert!(wait > 102 * MS && wait < 103 * MS, "{wait:?}");
+        assert!(matches!(p.step(1_024, 50 * MS, 5_000), Step::Wait(_)));
+        assert!(matches!(p.step(1_024, 102 * MS, 5_000), Step::Wait(_)));
+        assert_eq!(p.step(1_024, 103 * MS, 5_000), Step::Write(1_024));
+        // Less than a slice wanted: that much, once it is due.
+        assert!(matches!(p.step(1_024, 5 * MS, 100), Step::Wait(_)));
+        assert_eq!(p.step(1_024, 11 * MS, 100), Step::Write(100));
+        // Far behind (a slow client): a slice at a time all the same.
+        assert_eq!(p.step(1_024, 10 * 1000 * MS, 50_000), Step::Write(1_024));
+    }
+
+    #[test]
+    fn the_first_part_goes_whole() {
+        let p = Pacing {
+            rate: 10_000,
             after: 30_000,
         };
-        let mut out = Paced::new(Sizes::default(), pacing);
-        out.write_all(&[0; 2_500_000]).unwrap();
-        let sizes = &out.out.0;
-        assert_eq!(sizes.iter().sum::<usize>(), 2_500_000);
-        assert!(sizes[0] >= 30_000, "{sizes:?}");
-        assert!(sizes.iter().all(|&n| n <= 1_030_000), "{sizes:?}");
-        assert!(sizes.len() >= 3, "{sizes:?}");
+        assert_eq!(p.step(0, Duration::ZERO, 100_000), Step::Write(30_000));
+        assert_eq!(p.step(20_000, Duration::ZERO, 100_000), Step::Write(10_000));
+        assert_eq!(p.step(30_000, Duration::ZERO, 100_000), Step::Write(1_024));
+        assert!(matches!(p.step(31_024, Duration::ZERO, 100), Step::Wait(_)));
+    }
+
+    #[test]
+    fn below_a_kilobyte_a_second_a_write_is_a_second_s_worth() {
+        let p = Pacing {
+            rate: 500,
+            after: 0,
+        };
+        assert_eq!(p.step(0, Duration::ZERO, 2_000), Step::Write(500));
+        let Step::Wait(wait) = p.step(500, Duration::ZERO, 2_000) else {
+            panic!("wrote before anything was due");
+        };
+        assert!(wait > 999 * MS && wait <= 1000 * MS + MS, "{wait:?}");
+    }
+
+    #[test]
+    fn huge_rates_and_parts_neither_overflow_nor_wait() {
+        for (rate, after) in [
+            (u64::MAX, u64::MAX),
+            (u64::MAX, 0),
+            (1, u64::MAX),
+            (1 << 30, 0),
+        ] {
+            let p = Pacing { rate, after };
+            let Step::Write(n) = p.step(0, Duration::from_secs(1 << 40), usize::MAX) else {
+                panic!("{rate} {after}: waited");
+            };
+            assert!(n > 0);
+        }
     }
 
     #[test]
@@ -172,7 +249,7 @@ mod tests {
         let n = out
             .write_vectored(&[IoSlice::new(&head), IoSlice::new(&body)])
             .unwrap();
-        // The first 1,500 bytes: at once, and no more.
+        // The first part, whole, at once, and no more.
         assert_eq!(n, 1_500);
         assert_eq!(&out.out[..1_000], &head[..]);
         assert!(out.out[1_000..].iter().all(|&b| b == b'b'));
