@@ -239,6 +239,20 @@ mod tests {
     }
 
     #[test]
+    fn a_paced_writer_writes_whole_slices_not_a_few_bytes_at_a_time() {
+        // 10 MiB a second: slices of 1 MiB; 3 MiB take about 0.2 s.
+        let pacing = Pacing {
+            rate: 10 << 20,
+            after: 0,
+        };
+        let mut out = Paced::new(Sizes::default(), pacing);
+        out.write_all(&vec![0; 3 << 20]).unwrap();
+        let sizes = &out.out.0;
+        assert_eq!(sizes.iter().sum::<usize>(), 3 << 20);
+        assert!(sizes.iter().all(|&n| n == 1_048_576), "{sizes:?}");
+    }
+
+    #[test]
     fn a_vectored_write_is_cut_where_the_allowance_ends() {
         let pacing = Pacing {
             rate: 10_000,
