@@ -101,11 +101,41 @@ fn every_kind_of_response_arrives_whole_and_no_faster_than_the_rate() {
 }
 
 #[test]
+fn a_files_route_may_have_a_rate_of_its_own() {
+    let origin = origin();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), pattern(LARGE)).unwrap();
+    let text = format!(
+        "targets = {}\nroute./slow/ = files {} limit_rate=256KiB/s limit_rate_after=44KiB\n\
+         route./fast/ = files {}\n",
+        origin.addr,
+        dir.path().display(),
+        dir.path().display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let (body, took) = timed_get(&proxy, "/slow/big.bin");
+    assert!(body == pattern(LARGE));
+    let least = (LARGE - 44 * 1024 - 256 * 1024 / 10) as f64 / (256.0 * 1024.0) * 0.9;
+    assert!(took.as_secs_f64() >= least, "{took:?}");
+    // The other route, and the pool, keep the settings' (none).
+    assert!(timed_get(&proxy, "/fast/big.bin").0 == pattern(LARGE));
+    assert!(timed_get(&proxy, "/relayed").0 == pattern(LARGE));
+}
+
+#[test]
 fn a_rate_is_refused_where_it_is_no_size() {
     for (line, says) in [
         ("limit_rate = fast", "`fast` is not a size"),
         ("limit_rate = 10KB/s", "use KiB, MiB or GiB"),
         ("limit_rate_after = 1/s", "unknown size unit `/s`"),
+        (
+            "route./d/ = files /tmp limit_rate=soon",
+            "route./d/: limit_rate=soon: `soon` is not a size",
+        ),
+        (
+            "route./d/ = files /tmp limit_rate=1k limit_rate=2k",
+            "limit_rate= given twice",
+        ),
     ] {
         let mut loader = inverso::config::Loader::new();
         let text = format!("targets = 127.0.0.1:9\n{line}\n");

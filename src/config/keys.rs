@@ -835,7 +835,7 @@ pub const KEYS: &[Key] = &[
         default: "0",
         help: "most bytes a second a response is sent to its client at (`100KiB` or \
                `100KiB/s`), after limit_rate_after, as nginx's limit_rate; 0 = no limit",
-        apply: |c, v| parse_size(v.strip_suffix("/s").unwrap_or(v)).map(|n| c.pacing.rate = n),
+        apply: |c, v| parse_rate(v).map(|n| c.pacing.rate = n),
     },
     Key {
         name: "limit_rate_after",

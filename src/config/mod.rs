@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 pub use values::{
-    addresses_of, lookup, parse_duration, parse_size, target_lines, written, Addresses,
+    addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines, written, Addresses,
     AuthRequest, Written, MAX_ADDRESSES_PER_NAME,
 };
 

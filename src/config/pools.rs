@@ -7,8 +7,8 @@
 
 use super::keys::{find_key, Apply};
 use super::{
-    nearest, parse_duration, Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Origin,
-    Setting,
+    nearest, parse_duration, parse_rate, parse_size, Balance, Config, ConfigError, FieldFamily,
+    FieldKey, Loader, Origin, Setting,
 };
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
 use crate::files::{listing, Files, MAX_MAX_AGE};
@@ -887,7 +887,8 @@ fn redirect_route<'a>(
 
 /// `route.<spec> = files <dir> [max_age=<duration> [immutable]]
 /// [fallback=<pool>|/<file>] [precompressed] [internal]
-/// [autoindex[=json]]`, `words` being what comes after `files`.
+/// [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>]`,
+/// `words` being what comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
@@ -895,13 +896,15 @@ fn files_route<'a>(
 ) -> Result<Route, String> {
     let usage = "a route that serves files is `files <directory> [max_age=<duration> \
                  [immutable]] [fallback=<pool>|/<file>] [precompressed] [internal] \
-                 [autoindex[=json]]`, e.g. `files /srv/www/static max_age=1h`";
+                 [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>]`, e.g. \
+                 `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
     };
     let (mut max_age, mut fallback, mut fallback_file) = (None, None, None);
     let (mut precompressed, mut internal, mut immutable) = (false, false, false);
     let mut autoindex = None;
+    let (mut rate, mut rate_after) = (None, None);
     for option in words {
         let listing = match option {
             "autoindex" | "autoindex=html" => Some(listing::Format::Html),
@@ -934,6 +937,21 @@ fn files_route<'a>(
                 }
                 max_age = Some(age);
             }
+            Some(("limit_rate", _)) if rate.is_some() => {
+                return Err("limit_rate= given twice".into())
+            }
+            Some(("limit_rate", written)) => {
+                let size = parse_rate(written).map_err(|e| format!("limit_rate={written}: {e}"))?;
+                rate = Some(size);
+            }
+            Some(("limit_rate_after", _)) if rate_after.is_some() => {
+                return Err("limit_rate_after= given twice".into())
+            }
+            Some(("limit_rate_after", written)) => {
+                let size = parse_size(written);
+                let size = size.map_err(|e| format!("limit_rate_after={written}: {e}"))?;
+                rate_after = Some(size);
+            }
             Some(("fallback", _)) if fallback.is_some() || fallback_file.is_some() => {
                 return Err("fallback= given twice".into())
             }
@@ -954,6 +972,7 @@ fn files_route<'a>(
     if precompressed {
         files = files.with_precompressed();
     }
+    files = files.with_pacing(rate, rate_after);
     if let Some(format) = autoindex {
         // A backend's `X-Accel-Redirect` made of a client's input
         // (`/protected/` and a name) would list the whole directory set
@@ -1489,7 +1508,8 @@ route.static.example = static
                 format!("route./s/ = files {www} strip"),
                 "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
                  `files <directory> [max_age=<duration> [immutable]] \
-                 [fallback=<pool>|/<file>] [precompressed] [internal] [autoindex[=json]]`"
+                 [fallback=<pool>|/<file>] [precompressed] [internal] [autoindex[=json]] \
+                 [limit_rate=<size>[/s]] [limit_rate_after=<size>]`"
                     .into(),
             ),
             (format!("route./s/ = files {www} autoindex"), String::new()),

@@ -665,6 +665,11 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{v}` is too large"))
 }
 
+/// A rate in bytes a second: a size, `/s` after it or not (`512KiB/s`).
+pub fn parse_rate(v: &str) -> Result<u64, String> {
+    parse_size(v.strip_suffix("/s").unwrap_or(v))
+}
+
 pub(super) fn parse_size_in(v: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
     let n = parse_size(v)?;
     if range.contains(&n) {

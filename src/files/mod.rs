@@ -15,6 +15,7 @@ use crate::gzip::accepts_coding;
 use crate::http::date::{format_http_date, parse_http_date};
 use crate::http::range::{self, Ranged};
 use crate::http::{Headers, ResponseHead};
+use crate::pace::Pacing;
 use crate::routes::is_ambiguous;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -58,6 +59,10 @@ pub struct Files {
     /// `autoindex`: a directory without an index is answered with its
     /// listing, written so.
     autoindex: Option<Format>,
+    /// `limit_rate=` and `limit_rate_after=`: the route's own, in place
+    /// of its settings' (see [`crate::pace`]).
+    rate: Option<u64>,
+    rate_after: Option<u64>,
 }
 
 /// The compressed copies `precompressed` looks for beside a file, in the
@@ -149,6 +154,8 @@ impl Files {
             immutable: false,
             precompressed: false,
             autoindex: None,
+            rate: None,
+            rate_after: None,
         })
     }
 
@@ -183,6 +190,25 @@ impl Files {
 
     pub fn autoindex(&self) -> Option<Format> {
         self.autoindex
+    }
+
+    /// The same directory, its answers sent at `rate` after `after`
+    /// bytes, where given, in place of the settings' `limit_rate` and
+    /// `limit_rate_after`.
+    pub fn with_pacing(self, rate: Option<u64>, after: Option<u64>) -> Files {
+        Files {
+            rate,
+            rate_after: after,
+            ..self
+        }
+    }
+
+    /// How its answers are paced, given `settings`' pacing.
+    pub fn pacing(&self, settings: Pacing) -> Pacing {
+        Pacing {
+            rate: self.rate.unwrap_or(settings.rate),
+            after: self.rate_after.unwrap_or(settings.after),
+        }
     }
 
     /// The same directory, answered with `Cache-Control: max-age`.

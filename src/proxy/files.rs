@@ -49,7 +49,12 @@ pub(super) fn serve(
         let allow = b"Allow: GET, HEAD\r\n";
         return Some(answer_unread(client, head, body_kind, 405, allow, shared));
     }
-    let served = match files.find(under, &head.headers) {
+    let found = files.find(under, &head.headers);
+    // The route's own `limit_rate=`, for what it answers itself.
+    if !(fallback && matches!(found, Found::Missing)) {
+        client.pacing = files.pacing(client.pacing);
+    }
+    let served = match found {
         Found::File(served) => served,
         Found::Missing if fallback => return None,
         Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
