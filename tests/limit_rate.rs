@@ -128,6 +128,7 @@ fn a_rate_is_refused_where_it_is_no_size() {
         ("limit_rate = fast", "`fast` is not a size"),
         ("limit_rate = 10KB/s", "use KiB, MiB or GiB"),
         ("limit_rate_after = 1/s", "unknown size unit `/s`"),
+        ("limit_rate = /s", "`/s` is not a rate"),
         (
             "route./d/ = files /tmp limit_rate=soon",
             "route./d/: limit_rate=soon: `soon` is not a size",

@@ -667,7 +667,10 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
 
 /// A rate in bytes a second: a size, `/s` after it or not (`512KiB/s`).
 pub fn parse_rate(v: &str) -> Result<u64, String> {
-    parse_size(v.strip_suffix("/s").unwrap_or(v))
+    match v.strip_suffix("/s").unwrap_or(v) {
+        "" => Err(format!("`{v}` is not a rate (e.g. 512KiB/s, 2MiB)")),
+        size => parse_size(size),
+    }
 }
 
 pub(super) fn parse_size_in(v: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
