@@ -4,6 +4,7 @@
 //! by sleeping: the writer holds back what is ahead of the rate, and
 //! writes the rest a slice at a time.
 
+use crate::http::Headers;
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,10 @@ const SLICES_PER_SECOND: u64 = 10;
 /// Least one write carries once it is due (or a second's worth, below
 /// it): below this, the sleeps would cost more than the bytes.
 const MIN_SLICE: u64 = 1024;
+
+/// The field with which a backend sets its response's rate (nginx's
+/// `X-Accel-Limit-Rate`): the proxy's to read, never sent on to a client.
+pub const ACCEL_LIMIT_RATE: &str = "x-accel-limit-rate";
 
 /// How a response is paced: its rate in bytes a second (0: not at all),
 /// and the bytes sent before the rate applies.
@@ -29,6 +34,17 @@ impl Pacing {
 
     pub fn is_off(self) -> bool {
         self.rate == 0
+    }
+
+    /// The same, at the rate a backend's response `headers` set with
+    /// [`ACCEL_LIMIT_RATE`], if they set one: bytes a second, a number
+    /// alone, as nginx reads it (0: none); anything else is not read.
+    pub fn as_backend_says(self, headers: &Headers) -> Pacing {
+        let said = headers.get_str(ACCEL_LIMIT_RATE);
+        match said.and_then(|rate| rate.trim().parse().ok()) {
+            Some(rate) => Pacing { rate, ..self },
+            None => self,
+        }
     }
 
     /// What one write carries at most once the first part has gone, and
@@ -162,6 +178,31 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_backend_sets_its_response_s_rate_with_a_number_alone() {
+        let settings = Pacing {
+            rate: 1_000,
+            after: 50,
+        };
+        let said = |value: &str| {
+            let mut headers = Headers::new();
+            headers.push("X-Accel-Limit-Rate", value);
+            settings.as_backend_says(&headers)
+        };
+        assert_eq!(
+            said("262144"),
+            Pacing {
+                rate: 262_144,
+                after: 50
+            }
+        );
+        assert_eq!(said("0"), Pacing { rate: 0, after: 50 });
+        for unread in ["256k", "off", "-1", ""] {
+            assert_eq!(said(unread), settings, "{unread}");
+        }
+        assert_eq!(settings.as_backend_says(&Headers::new()), settings);
     }
 
     #[test]

@@ -123,6 +123,44 @@ fn a_files_route_may_have_a_rate_of_its_own() {
 }
 
 #[test]
+fn a_backend_sets_its_answer_s_rate_with_x_accel_limit_rate() {
+    let origin = Backend::start("origin", |seen, out| {
+        let mut fields = vec![("X-Accel-Limit-Rate", "262144")];
+        if seen.path().starts_with("/cached") {
+            fields.push(("Cache-Control", "max-age=60"));
+        }
+        respond(out, 200, &fields, &pattern(LARGE));
+        Action::KeepAlive
+    });
+    // No rate of the proxy's own.
+    let text = format!("targets = {}\n", origin.addr);
+    let proxy = start_proxy(&[], |c| {
+        from_file(&text)(c);
+        c.cache_size = 4 << 20;
+        c.max_object_size = Some(1 << 20);
+    });
+    let mut client = proxy.connect();
+    let stored = client.get("/cached/a");
+    assert!(stored.body == pattern(LARGE));
+    // The field is the proxy's to read: never sent on, nor served from
+    // the cache.
+    assert_eq!(stored.header("x-accel-limit-rate"), None);
+    let hit = client.head("/cached/a");
+    assert_eq!(
+        (x_cache(&hit), hit.header("x-accel-limit-rate")),
+        ("HIT", None)
+    );
+    // 256 KiB a second: past the slice credited at the start, 0.9 s.
+    let least = (LARGE - 256 * 1024 / 10) as f64 / (256.0 * 1024.0) * 0.9;
+    for path in ["/relayed", "/cached/a"] {
+        let (body, took) = timed_get(&proxy, path);
+        assert!(body == pattern(LARGE), "{path}");
+        assert!(took.as_secs_f64() >= least, "{path}: {took:?}");
+    }
+    assert_eq!(origin.requests(), 2, "the second /cached/a was a hit");
+}
+
+#[test]
 fn a_rate_is_refused_where_it_is_no_size() {
     for (line, says) in [
         ("limit_rate = fast", "`fast` is not a size"),

@@ -998,6 +998,8 @@ fn serve_entry(
         takes_gzip,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
+    // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`).
+    client.pacing = client.pacing.as_backend_says(&entry.head.headers);
     let counter = match status {
         Status::Hit => &cache.stats.hits,
         Status::Stale => &cache.stats.stale,

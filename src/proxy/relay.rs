@@ -121,6 +121,9 @@ pub(super) fn relay(
         ..*how
     };
     let target = fetched.target;
+    // `X-Accel-Limit-Rate`: the backend's rate for this answer (taken out
+    // of it below, with the cache's own fields).
+    client.pacing = client.pacing.as_backend_says(&fetched.response.headers);
     let refusal = |f: Failure, head_sent: bool, client: &Client| {
         hold_against(target, &f, client);
         // A client gone before anything reached it is answered nothing

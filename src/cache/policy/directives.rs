@@ -63,7 +63,9 @@ pub struct OwnFields {
 }
 
 impl OwnFields {
-    /// Their names, lower case.
+    /// Their names, lower case: with the settings' fields, the one that
+    /// speaks to the proxy itself, `X-Accel-Limit-Rate` (stored, read
+    /// at each hit, never served).
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         let surrogate = self.surrogate_control.then_some("surrogate-control");
         let x_accel = self.x_accel_expires.then_some("x-accel-expires");
@@ -73,7 +75,10 @@ impl OwnFields {
             .iter()
             .map(|name| &**name)
             .filter(|name| !name.eq_ignore_ascii_case(CDN_CACHE_CONTROL));
-        (surrogate.into_iter().chain(x_accel).chain(key)).chain(targeted)
+        let rate = std::iter::once(crate::pace::ACCEL_LIMIT_RATE);
+        (surrogate.into_iter().chain(x_accel).chain(key))
+            .chain(targeted)
+            .chain(rate)
     }
 
     /// Whether `name` (any case) is one of them.
@@ -749,7 +754,8 @@ mod tests {
             [
                 "surrogate-control",
                 "x-accel-expires",
-                "inverso-cache-control"
+                "inverso-cache-control",
+                "x-accel-limit-rate"
             ]
         );
         assert!(own.contains("Inverso-Cache-Control"));
@@ -766,7 +772,10 @@ mod tests {
             ..Targeting::default()
         };
         let own = targeting.own_fields();
-        assert_eq!(own.iter().collect::<Vec<_>>(), ["surrogate-key"]);
+        assert_eq!(
+            own.iter().collect::<Vec<_>>(),
+            ["surrogate-key", "x-accel-limit-rate"]
+        );
         let mut headers = Headers::new();
         headers.push("Surrogate-Key", "product-42 home");
         headers.push("ETag", "\"v1\"");
