@@ -37,11 +37,16 @@ impl Pacing {
     }
 
     /// The same, at the rate a backend's response `headers` set with
-    /// [`ACCEL_LIMIT_RATE`], if they set one: bytes a second, a number
-    /// alone, as nginx reads it (0: none); anything else is not read.
+    /// [`ACCEL_LIMIT_RATE`], if they set one: bytes a second, digits
+    /// alone, as nginx reads it (0: none); anything else is not read, nor
+    /// a field `Connection` names (it is for the hop alone, and dropped).
     pub fn as_backend_says(self, headers: &Headers) -> Pacing {
-        let said = headers.get_str(ACCEL_LIMIT_RATE);
-        match said.and_then(|rate| rate.trim().parse().ok()) {
+        if headers.has_token("connection", ACCEL_LIMIT_RATE) {
+            return self;
+        }
+        let digits = |rate: &&str| !rate.is_empty() && rate.bytes().all(|b| b.is_ascii_digit());
+        let said = headers.get_str(ACCEL_LIMIT_RATE).filter(digits);
+        match said.and_then(|rate| rate.parse().ok()) {
             Some(rate) => Pacing { rate, ..self },
             None => self,
         }
@@ -199,10 +204,15 @@ mod tests {
             }
         );
         assert_eq!(said("0"), Pacing { rate: 0, after: 50 });
-        for unread in ["256k", "off", "-1", ""] {
+        for unread in ["256k", "off", "-1", "+5", "", "99999999999999999999999"] {
             assert_eq!(said(unread), settings, "{unread}");
         }
         assert_eq!(settings.as_backend_says(&Headers::new()), settings);
+        // Named in `Connection`: the hop's alone.
+        let mut headers = Headers::new();
+        headers.push("Connection", "X-Accel-Limit-Rate");
+        headers.push("X-Accel-Limit-Rate", "5");
+        assert_eq!(settings.as_backend_says(&headers), settings);
     }
 
     #[test]

@@ -9,6 +9,9 @@
 
 mod support;
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -158,6 +161,49 @@ fn a_backend_sets_its_answer_s_rate_with_x_accel_limit_rate() {
         assert!(took.as_secs_f64() >= least, "{path}: {took:?}");
     }
     assert_eq!(origin.requests(), 2, "the second /cached/a was a hit");
+}
+
+#[test]
+fn a_stale_answer_is_not_paced_at_the_rate_of_the_answer_that_failed() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let fails = failing.clone();
+    let origin = Backend::start("origin", move |_, out| {
+        if fails.load(Ordering::SeqCst) {
+            // A rate of 1 KiB a second, then a body cut short: the stale
+            // copy is answered instead, and must not go at that rate.
+            let _ = out.write_all(
+                b"HTTP/1.1 200 OK\r\nX-Accel-Limit-Rate: 1024\r\nContent-Length: 5000\r\n\r\nabc",
+            );
+            return Action::Close;
+        }
+        let fields = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+        respond(out, 200, &fields, &pattern(LARGE));
+        Action::KeepAlive
+    });
+    let text = format!("targets = {}\n", origin.addr);
+    let proxy = start_proxy(&[], |c| {
+        from_file(&text)(c);
+        c.cache_size = 4 << 20;
+        c.max_object_size = Some(1 << 20);
+    });
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/s")), "MISS");
+    failing.store(true, Ordering::SeqCst);
+    // At 1 KiB a second, 300 KiB would take five minutes: the answer is
+    // waited for as long as the suite waits for anything.
+    let answered = Arc::new(AtomicBool::new(false));
+    let answer: Arc<Mutex<Option<(String, bool)>>> = Arc::default();
+    let mut asking = proxy.connect();
+    std::thread::spawn({
+        let (answered, answer) = (answered.clone(), Arc::clone(&answer));
+        move || {
+            let r = asking.get("/s");
+            *answer.lock().unwrap() = Some((x_cache(&r).to_string(), r.body == pattern(LARGE)));
+            answered.store(true, Ordering::SeqCst);
+        }
+    });
+    assert!(wait_until(WAIT_LIMIT, || answered.load(Ordering::SeqCst)));
+    assert_eq!(answer.lock().unwrap().take(), Some(("STALE".into(), true)));
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::http::edits::FieldEdits;
 use crate::http::range::{self, Multipart, Ranged};
 use crate::http::{RequestHead, Version};
 use crate::metrics::GzipCounters;
-use crate::pace::Paced;
+use crate::pace::{Paced, Pacing};
 use std::borrow::Cow;
 use std::io::{IoSlice, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -904,6 +904,9 @@ struct Answering<'a> {
     /// The fields for the cache alone, never served (see
     /// [`Entry::served_head`]).
     own_fields: &'a OwnFields,
+    /// How the pool's answers are paced, before an entry's own rate
+    /// (`X-Accel-Limit-Rate`), and whatever a failed backend said.
+    pacing: Pacing,
     /// The fields `response_header.*` sets and removes: applied to what is
     /// served, never to what is stored.
     edits: &'a FieldEdits,
@@ -930,6 +933,7 @@ impl<'a> Answering<'a> {
             cache,
             shutting_down: &shared.shutting_down,
             own_fields: &shared.caching(client.route).own_fields,
+            pacing: shared.pool_config(client.route).pacing,
             edits: &shared.pool_config(client.route).response_headers,
             gzip: shared.gzip(client.route),
             cache_name: shared.config.cache_status.as_deref(),
@@ -991,6 +995,7 @@ fn serve_entry(
         cache,
         shutting_down,
         own_fields,
+        pacing,
         edits,
         gzip,
         cache_name,
@@ -998,8 +1003,9 @@ fn serve_entry(
         takes_gzip,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
-    // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`).
-    client.pacing = client.pacing.as_backend_says(&entry.head.headers);
+    // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`),
+    // not one a backend's failed answer set before a stale one is served.
+    client.pacing = pacing.as_backend_says(&entry.head.headers);
     let counter = match status {
         Status::Hit => &cache.stats.hits,
         Status::Stale => &cache.stats.stale,

@@ -154,7 +154,8 @@ pub struct Caching {
     pub on: bool,
     pub settings: Arc<policy::Settings>,
     /// The fields for the cache alone that it reads and clients never
-    /// get (none without a cache: then they pass through as any other);
+    /// get (none without a cache: then they pass through as any other),
+    /// and `X-Accel-Limit-Rate`, the proxy's, with a cache or without;
     /// compared with an entry's on every hit.
     pub own_fields: policy::OwnFields,
     /// This cache's entry for `Surrogate-Capability`, when it reads

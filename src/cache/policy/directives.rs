@@ -31,8 +31,9 @@ pub struct Targeting {
 }
 
 impl Targeting {
-    /// The fields that speak to this cache alone: read, stored with the
-    /// response, never sent on to a client.
+    /// The fields that speak to this cache alone (and `X-Accel-Limit-Rate`,
+    /// to the proxy): read, stored with the response, never sent on to a
+    /// client.
     pub fn own_fields(&self) -> OwnFields {
         OwnFields {
             surrogate_control: self.surrogate_id.is_some(),

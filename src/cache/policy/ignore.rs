@@ -114,8 +114,9 @@ fn not_a_choice(name: &str) -> String {
     } else if lower.starts_with("x-accel-") {
         format!(
             "the cache does not act on `{name}`: of nginx's X-Accel fields it reads \
-             X-Accel-Expires alone, and never stores an answer with X-Accel-Redirect \
-             (for files routes), whatever is ignored"
+             X-Accel-Expires alone, keeps X-Accel-Limit-Rate unserved with an answer (the \
+             proxy's rate for it, not the cache's), and never stores an answer with \
+             X-Accel-Redirect (for files routes), whatever is ignored"
         )
     } else {
         format!(
