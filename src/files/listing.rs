@@ -11,9 +11,9 @@ use crate::http::date::{format_http_date, format_listing_date};
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-/// Most entries one listing shows: a directory of a million files would
-/// otherwise cost a request that much work and memory. Those past it are
-/// counted, not shown.
+/// Most names one listing reads, listed or not: a directory of a million
+/// files would otherwise cost a request that much work and memory. A
+/// directory that has more is said to be cut.
 pub const MAX_LISTED: usize = 10_000;
 
 /// Longest name the HTML listing shows whole, as nginx's (in characters);

@@ -391,7 +391,8 @@ fn send_large(
 }
 
 /// Bytes `start..start + len` of the file written to the socket through a
-/// buffer, where `sendfile` cannot take them; returns how many went out.
+/// buffer, where `sendfile` cannot take them (over TLS, or at a rate);
+/// returns how many went out.
 fn copy_part(mut stream: impl Write, file: &File, start: u64, len: u64) -> u64 {
     let mut buffer = vec![0; 64 * 1024];
     let mut sent = 0;
@@ -401,10 +402,14 @@ fn copy_part(mut stream: impl Write, file: &File, start: u64, len: u64) -> u64 {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if stream.write_all(&buffer[..read]).is_err() {
+        // Counted as they go: a download cut short logs what reached the
+        // socket, not the buffers written whole.
+        let (written, result) =
+            write_all_vectored_counting(&mut stream, &mut [IoSlice::new(&buffer[..read])]);
+        sent += written as u64;
+        if result.is_err() {
             break;
         }
-        sent += read as u64;
     }
     sent
 }
