@@ -119,6 +119,10 @@ pub(super) struct Client {
     /// For the log: the length of the response head sent (`$bytes_sent`
     /// is it and the body's).
     pub(super) head_bytes: u64,
+    /// The empty lines the last head read skipped before its request
+    /// line, in bytes: not the request's (`$request_length`), as nginx
+    /// counts it.
+    pub(super) blank_before: u64,
     /// For the log: the status of the last backend's answer to this
     /// request, or the one the proxy gave for its failure (502, 504).
     pub(super) upstream_status: Option<u16>,
@@ -255,6 +259,7 @@ impl Client {
             timeout,
             idle_timeout: timeout,
             head_bytes: 0,
+            blank_before: 0,
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
@@ -316,6 +321,7 @@ impl Client {
         let mut scanned = 0;
         let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
         let mut empty_lines = 0;
+        self.blank_before = 0;
         if since.is_some() && self.bytes_on_accept && self.conn.buffered().is_empty() {
             // Whatever this finds (bytes, the end, an error, nothing yet),
             // the loop below takes it from there.
@@ -324,6 +330,7 @@ impl Client {
         loop {
             while self.conn.buffered().starts_with(b"\r\n") {
                 self.conn.consume(2);
+                self.blank_before += 2;
                 empty_lines += 1;
                 scanned = 0;
             }

@@ -499,7 +499,9 @@ pub fn serve(
                     client.head_bytes
                 },
                 request_length: Some(
-                    (client.conn.taken() - taken_before).max(head_len.unwrap_or_default()),
+                    (client.conn.taken() - taken_before)
+                        .saturating_sub(client.blank_before)
+                        .max(head_len.unwrap_or_default()),
                 ),
                 upstream_status: client.upstream_status,
                 upstream_wait: client.upstream_wait,
