@@ -345,6 +345,12 @@ fn a_listing_reads_ten_thousand_names_at_most_and_says_it_was_cut() {
     for i in 0..10_050 {
         File::create(many.join(format!("f{i:05}"))).unwrap();
     }
+    // Hidden names count as read too.
+    let dots = site.path().join("dots");
+    fs::create_dir(&dots).unwrap();
+    for i in 0..10_050 {
+        File::create(dots.join(format!(".d{i:05}"))).unwrap();
+    }
     let proxy = serving(&app, &site, " autoindex", "");
     let html = proxy.exchange(|c| c.get("/static/many/")).body_str();
     let listed = html
@@ -353,6 +359,9 @@ fn a_listing_reads_ten_thousand_names_at_most_and_says_it_was_cut() {
         .count();
     assert_eq!(listed, 10_000);
     assert!(html.contains("(the first 10000 names read; more not shown)"));
+    let hidden = proxy.exchange(|c| c.get("/static/dots/")).body_str();
+    assert!(hidden.contains("more not shown"), "{hidden}");
+    assert!(!hidden.contains(".d"), "{hidden}");
 }
 
 #[test]
