@@ -41,14 +41,16 @@ impl Pacing {
     /// alone, as nginx reads it (0: none); anything else is not read, nor
     /// a field `Connection` names (it is for the hop alone, and dropped).
     pub fn as_backend_says(self, headers: &Headers) -> Pacing {
-        if headers.has_token("connection", ACCEL_LIMIT_RATE) {
+        // Looked for first: nearly every answer has none.
+        let Some(said) = headers.get_str(ACCEL_LIMIT_RATE) else {
             return self;
-        }
-        let digits = |rate: &&str| !rate.is_empty() && rate.bytes().all(|b| b.is_ascii_digit());
-        let said = headers.get_str(ACCEL_LIMIT_RATE).filter(digits);
-        match said.and_then(|rate| rate.parse().ok()) {
-            Some(rate) => Pacing { rate, ..self },
-            None => self,
+        };
+        let digits = !said.is_empty() && said.bytes().all(|b| b.is_ascii_digit());
+        match said.parse() {
+            Ok(rate) if digits && !headers.has_token("connection", ACCEL_LIMIT_RATE) => {
+                Pacing { rate, ..self }
+            }
+            _ => self,
         }
     }
 

@@ -343,7 +343,7 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
         // socket. As `$server_addr` writes it: `bind = ::ffff:127.0.0.1`
         // is 127.0.0.1, and `::ffff:0.0.0.0` a wildcard.
         addr: (listener.local_addr())
-            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+            .map(proxy::canonical)
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
     }
 }
@@ -996,7 +996,7 @@ fn log_rejected(
     let client = refused.client.unwrap_or(peer);
     let mut record = Record::refused(
         time,
-        SocketAddr::new(client.ip().to_canonical(), client.port()),
+        proxy::canonical(client),
         server,
         refused.request_line,
         refused.bytes,

@@ -41,6 +41,16 @@ fn origin() -> Backend {
     })
 }
 
+/// A proxy with the configuration `text` and a cache that stores
+/// [`LARGE`] bodies.
+fn caching_proxy(text: &str) -> Proxy {
+    start_proxy(&[], |c| {
+        from_file(text)(c);
+        c.cache_size = 4 << 20;
+        c.max_object_size = Some(1 << 20);
+    })
+}
+
 /// `GET path` on a connection of its own: the body, and how long it took.
 fn timed_get(proxy: &Proxy, path: &str) -> (Vec<u8>, Duration) {
     let mut client = proxy.connect();
@@ -66,11 +76,7 @@ fn every_kind_of_response_arrives_whole_and_no_faster_than_the_rate() {
         dir.path().display(),
         fast.addr
     );
-    let proxy = start_proxy(&[], |c| {
-        from_file(&text)(c);
-        c.cache_size = 4 << 20;
-        c.max_object_size = Some(1 << 20);
-    });
+    let proxy = caching_proxy(&text);
     // The cache takes its entry first, so that the second is a hit: done
     // once the connection's next request is answered.
     let mut client = proxy.connect();
@@ -137,11 +143,7 @@ fn a_backend_sets_its_answer_s_rate_with_x_accel_limit_rate() {
     });
     // No rate of the proxy's own.
     let text = format!("targets = {}\n", origin.addr);
-    let proxy = start_proxy(&[], |c| {
-        from_file(&text)(c);
-        c.cache_size = 4 << 20;
-        c.max_object_size = Some(1 << 20);
-    });
+    let proxy = caching_proxy(&text);
     let mut client = proxy.connect();
     let stored = client.get("/cached/a");
     assert!(stored.body == pattern(LARGE));
@@ -181,11 +183,7 @@ fn a_stale_answer_is_not_paced_at_the_rate_of_the_answer_that_failed() {
         Action::KeepAlive
     });
     let text = format!("targets = {}\n", origin.addr);
-    let proxy = start_proxy(&[], |c| {
-        from_file(&text)(c);
-        c.cache_size = 4 << 20;
-        c.max_object_size = Some(1 << 20);
-    });
+    let proxy = caching_proxy(&text);
     let mut client = proxy.connect();
     assert_eq!(x_cache(&client.get("/s")), "MISS");
     failing.store(true, Ordering::SeqCst);

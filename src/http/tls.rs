@@ -194,7 +194,7 @@ impl TlsStream {
     }
 
     /// The host name the client asked for in its hello (SNI), in lower
-    /// case, as nginx's `$ssl_server_name`.
+    /// case (nginx's `$ssl_server_name` is as the client wrote it).
     pub fn server_name(&self) -> Option<Arc<str>> {
         match &*self.session.lock() {
             Connection::Server(server) => {

@@ -312,20 +312,28 @@ pub struct Inherited {
 
 impl Inherited {
     /// What `tcp`, just accepted, inherits: on a listener bound to a
-    /// wildcard address, the address it reached (a system call, made only
-    /// then, as nginx makes it).
+    /// wildcard address, the address it reached (a system call on every
+    /// such connection, where nginx makes it only for a request that
+    /// names `$server_addr`).
     pub fn accepted_by(self, tcp: &TcpStream) -> Inherited {
         if !self.addr.ip().is_unspecified() {
             return self;
         }
         match tcp.local_addr() {
             Ok(local) => Inherited {
-                addr: SocketAddr::new(local.ip().to_canonical(), local.port()),
+                addr: canonical(local),
                 ..self
             },
             Err(_) => self,
         }
     }
+}
+
+/// `addr` with an IPv4 address a dual-stack socket writes as IPv6
+/// (`::ffff:127.0.0.1`) written as IPv4, as the log and backends are
+/// told it.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Serves one client connection until it closes, times out, or the server
