@@ -592,6 +592,8 @@ impl Replacement {
             let Piece::Text(text) = &self.pieces[i] else {
                 match self.pieces[i] {
                     Piece::Group(_) => return site_of(i, last),
+                    // `$host` or `$scheme`: the host is not empty, and
+                    // does not end with `@`.
                     _ if after_scheme => last = Some('h'),
                     _ => {}
                 }
