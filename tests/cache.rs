@@ -293,49 +293,6 @@ fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     expect(&client.get("/r"), 200, "HIT", "/r #1");
 }
 
-/// A part of a multipart body: its fields (names lower-cased), its bytes.
-type Part = (Vec<(String, String)>, Vec<u8>);
-
-/// The parts of a `multipart/byteranges` response, each with its fields
-/// and its bytes, read strictly as RFC 9110 §14.6 and RFC 2046 §5.1.1 lay
-/// them out: the body opens with the first delimiter, each part's bytes
-/// end at CRLF and the next delimiter, and the closing one ends the body.
-fn multipart(r: &Response) -> Vec<Part> {
-    let content_type = r.header("content-type").unwrap_or_default();
-    let boundary = content_type
-        .strip_prefix("multipart/byteranges; boundary=")
-        .unwrap_or_else(|| panic!("not multipart: {}", r.head.raw));
-    let delimiter = format!("\r\n--{boundary}").into_bytes();
-    let find = |from: usize, what: &[u8]| {
-        r.body[from..]
-            .windows(what.len())
-            .position(|w| w == what)
-            .map(|at| from + at)
-    };
-    let opening = &delimiter[2..];
-    assert!(r.body.starts_with(opening), "{}", r.body_str());
-    let mut at = opening.len();
-    let mut parts = Vec::new();
-    loop {
-        assert_eq!(&r.body[at..at + 2], b"\r\n", "{}", r.body_str());
-        let fields_end = find(at + 2, b"\r\n\r\n").expect("the part's fields end");
-        let fields = String::from_utf8_lossy(&r.body[at + 2..fields_end])
-            .split("\r\n")
-            .map(|line| {
-                let (name, value) = line.split_once(": ").expect("a field");
-                (name.to_ascii_lowercase(), value.to_string())
-            })
-            .collect();
-        let bytes_start = fields_end + 4;
-        let bytes_end = find(bytes_start, &delimiter).expect("a delimiter after the part");
-        parts.push((fields, r.body[bytes_start..bytes_end].to_vec()));
-        at = bytes_end + delimiter.len();
-        if &r.body[at..] == b"--\r\n" {
-            return parts;
-        }
-    }
-}
-
 /// A backend that answers every GET with `body`, typed `content_type`,
 /// storable for a minute and with validators.
 fn serving(body: Vec<u8>, content_type: &'static str) -> Backend {

@@ -126,6 +126,13 @@ fn a_files_route_may_have_a_rate_of_its_own() {
     assert!(body == pattern(LARGE));
     let least = (LARGE - 44 * 1024 - 256 * 1024 / 10) as f64 / (256.0 * 1024.0) * 0.9;
     assert!(took.as_secs_f64() >= least, "{took:?}");
+    // Several parts of it go through the same buffer, at the same rate.
+    let mut client = proxy.connect();
+    let r = client.get_with("/slow/big.bin", &[("Range", "bytes=0-99,-300000")]);
+    let parts = multipart(&r);
+    let large = pattern(LARGE);
+    assert_eq!(parts.len(), 2, "{}", r.head.raw);
+    assert!(parts[0].1 == large[..100] && parts[1].1 == large[LARGE - 300_000..]);
     // The other route, and the pool, keep the settings' (none).
     assert!(timed_get(&proxy, "/fast/big.bin").0 == pattern(LARGE));
     assert!(timed_get(&proxy, "/relayed").0 == pattern(LARGE));

@@ -49,7 +49,8 @@ pub struct Span {
 }
 
 impl Span {
-    fn len(self) -> u64 {
+    /// How many bytes it holds (at least one).
+    pub fn size(self) -> u64 {
         self.end - self.start + 1
     }
 
@@ -318,7 +319,7 @@ impl Multipart {
 
     /// The body's length: the frames and the parts' bytes.
     pub fn content_length(&self) -> u64 {
-        let parts: u64 = self.spans.iter().map(|s| s.len()).sum();
+        let parts: u64 = self.spans.iter().map(|s| s.size()).sum();
         self.frames.len() as u64 + parts
     }
 
@@ -335,19 +336,38 @@ impl Multipart {
         push_field(out, "Content-Length", self.content_length());
     }
 
+    /// The response's `Content-Type`, in place of the body's.
+    pub fn content_type(&self) -> String {
+        format!("multipart/byteranges; boundary={}", self.boundary)
+    }
+
+    /// Each part's delimiter and fields, with the bytes of the body that
+    /// follow them; after the last part, [`Multipart::closing`].
+    pub fn parts(&self) -> impl Iterator<Item = (&[u8], Span)> {
+        let starts = std::iter::once(0).chain(self.heads_end.iter().copied());
+        let frames = starts
+            .zip(&self.heads_end)
+            .map(|(from, &to)| &self.frames[from..to]);
+        frames.zip(self.spans.iter().copied())
+    }
+
+    /// The closing delimiter, which ends the body.
+    pub fn closing(&self) -> &[u8] {
+        let from = self.heads_end.last().copied().unwrap_or(0);
+        &self.frames[from..]
+    }
+
     /// `before` (the response head), then the body: each part's frame
     /// and its bytes from `body`, the stored body the spans were cut
     /// from, then the closing delimiter.
     pub fn slices<'a>(&'a self, before: &[&'a [u8]], body: &'a [u8]) -> Vec<IoSlice<'a>> {
         let mut slices = Vec::with_capacity(before.len() + 2 * self.spans.len() + 1);
         slices.extend(before.iter().map(|b| IoSlice::new(b)));
-        let mut from = 0;
-        for (span, &to) in self.spans.iter().zip(&self.heads_end) {
-            slices.push(IoSlice::new(&self.frames[from..to]));
+        for (frame, span) in self.parts() {
+            slices.push(IoSlice::new(frame));
             slices.push(IoSlice::new(&body[span.start as usize..=span.end as usize]));
-            from = to;
         }
-        slices.push(IoSlice::new(&self.frames[from..]));
+        slices.push(IoSlice::new(self.closing()));
         slices
     }
 }

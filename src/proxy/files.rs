@@ -9,12 +9,14 @@ use crate::files::{self, Files, Found, Reply, Served};
 use crate::gzip::Gzip;
 use crate::http::conn::{write_all_vectored_counting, ClientStream};
 use crate::http::date::format_http_date;
+use crate::http::range::{Multipart, Span};
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
 use crate::pace::{Paced, Pacing};
 use crate::routes::routing_path;
 use crate::throttle::OnceAMinute;
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Write};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
@@ -110,14 +112,15 @@ pub(super) fn serve(
         cache_control.as_deref(),
         now,
     );
-    let (status, mut fields, body) = match reply {
+    let (status, mut fields, body, spans) = match reply {
         Reply::Body {
             status,
             start,
             len,
             fields,
-        } => (status, fields, Some((start, len))),
-        Reply::NotModified(fields) => (304, fields, None),
+        } => (status, fields, Some((start, len)), None),
+        Reply::Parts { spans, fields } => (206, fields, None, Some(spans)),
+        Reply::NotModified(fields) => (304, fields, None, None),
         Reply::PreconditionFailed => {
             return Some(answer_unread(client, head, body_kind, 412, b"", shared))
         }
@@ -142,10 +145,21 @@ pub(super) fn serve(
     if gzip.is_some() {
         mark_compressed(&mut fields, status);
     }
-    let mut file = served.file;
+    let file = served.file;
+    if let Some(spans) = spans {
+        let parts = (spans, served.len);
+        return Some(send_parts(
+            client,
+            head,
+            body_kind,
+            fields,
+            (&file, parts),
+            shared,
+        ));
+    }
     let compressed = match (gzip, body) {
         (Some(gzip), Some((start, len))) if status == 200 && !head.is_head() => {
-            match read_part(&mut file, start, len) {
+            match read_pieces(&file, &[Piece::File(start, len)]) {
                 Some(bytes) => {
                     let compressed = gzip.compress(&bytes);
                     (shared.metrics.gzip).count(len, compressed.len() as u64);
@@ -172,16 +186,20 @@ pub(super) fn serve(
         (_, None) => None,
         (Some(compressed), Some(_)) => Some(compressed),
         (None, Some((start, len))) if len <= SENT_WITH_HEAD => {
-            match read_part(&mut file, start, len) {
+            match read_pieces(&file, &[Piece::File(start, len)]) {
                 Some(bytes) => Some(bytes),
                 None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
             }
         }
         (None, Some(_)) => None,
     };
+    let whole_part;
     let sent = match (&small, sent_body) {
         (Some(small), _) => Body::Bytes(small),
-        (None, Some((start, len))) => Body::File(&file, start, len),
+        (None, Some((start, len))) => {
+            whole_part = [Piece::File(start, len)];
+            Body::File(&file, &whole_part)
+        }
         (None, None) => Body::None,
     };
     let length = body.map(|(_, len)| len);
@@ -195,14 +213,78 @@ pub(super) fn serve(
     ))
 }
 
+/// Sends the parts `spans` of a file of `len` bytes as one 206
+/// `multipart/byteranges` (RFC 9110 §14.6), laid out as a cached answer's
+/// are (see `range::Multipart`); a small one read and sent with its head
+/// in one write, a larger one part by part from the file.
+fn send_parts(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    mut fields: Headers,
+    (file, (spans, len)): (&File, (Vec<Span>, u64)),
+    shared: &Shared,
+) -> Outcome {
+    let content_type = fields.get("content-type").map(<[u8]>::to_vec);
+    fields.remove("content-type");
+    // Unique, and unguessable (a keyed hash of a counter): no file holds
+    // it, by chance or by design.
+    let boundary = crate::request_id::generate();
+    let parts = Multipart::new(spans, len, content_type.as_deref(), boundary);
+    fields.push("Content-Type", parts.content_type());
+    let length = parts.content_length();
+    let mut pieces = Vec::with_capacity(2 * parts.parts().count() + 1);
+    for (frame, span) in parts.parts() {
+        pieces.push(Piece::Bytes(frame));
+        pieces.push(Piece::File(span.start, span.size()));
+    }
+    pieces.push(Piece::Bytes(parts.closing()));
+    let small = match length <= SENT_WITH_HEAD {
+        true => match read_pieces(file, &pieces) {
+            Some(bytes) => Some(bytes),
+            None => return answer_unread(client, head, body_kind, 500, b"", shared),
+        },
+        false => None,
+    };
+    let body = match &small {
+        Some(bytes) => Body::Bytes(bytes),
+        None => Body::File(file, &pieces),
+    };
+    send(
+        client,
+        head,
+        body_kind,
+        (206, fields, Some(length)),
+        body,
+        shared,
+    )
+}
+
 /// What follows an answer's head.
 enum Body<'a> {
     /// Nothing: a HEAD's answer, a 304.
     None,
     /// Bytes at hand, sent with the head in one write.
     Bytes(&'a [u8]),
-    /// Bytes `start..start + len` of a file, sent after the head.
-    File(&'a File, u64, u64),
+    /// Pieces of a file, and bytes between them, sent after the head.
+    File(&'a File, &'a [Piece<'a>]),
+}
+
+/// A piece of a body sent from a file.
+enum Piece<'a> {
+    /// Bytes at hand: a multipart delimiter and its part's fields.
+    Bytes(&'a [u8]),
+    /// Bytes `start..start + len` of the file.
+    File(u64, u64),
+}
+
+impl Piece<'_> {
+    fn len(&self) -> u64 {
+        match *self {
+            Piece::Bytes(bytes) => bytes.len() as u64,
+            Piece::File(_, len) => len,
+        }
+    }
 }
 
 impl Body<'_> {
@@ -254,9 +336,7 @@ fn send(
             let (written, result) = write_all_vectored_counting(&mut paced, &mut parts);
             (written.saturating_sub(bytes.len()) as u64, result.is_ok())
         }
-        Body::File(file, start, len) => {
-            send_large(stream, &bytes, (file, start, len), client.pacing)
-        }
+        Body::File(file, pieces) => send_large(stream, &bytes, (file, pieces), client.pacing),
         Body::None => (0, (&mut &*stream).write_all(&bytes).is_ok()),
     };
     Outcome {
@@ -316,29 +396,39 @@ fn mark_compressed(fields: &mut Headers, status: u16) {
     }
 }
 
-/// Bytes `start..start + len` of the file, all of them, or `None`.
-fn read_part(file: &mut File, start: u64, len: u64) -> Option<Vec<u8>> {
-    if start > 0 {
-        file.seek(SeekFrom::Start(start)).ok()?;
+/// The pieces' bytes, the file's read whole, or `None` (a file cut
+/// shorter since it was opened).
+fn read_pieces(file: &File, pieces: &[Piece]) -> Option<Vec<u8>> {
+    let total = pieces.iter().map(Piece::len).sum::<u64>();
+    let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
+    for piece in pieces {
+        match *piece {
+            Piece::Bytes(bytes) => body.extend_from_slice(bytes),
+            Piece::File(start, len) => {
+                let at = body.len();
+                body.resize(at + usize::try_from(len).ok()?, 0);
+                file.read_exact_at(&mut body[at..], start).ok()?;
+            }
+        }
     }
-    let mut body = Vec::with_capacity(len as usize);
-    file.take(len).read_to_end(&mut body).ok()?;
-    (body.len() as u64 == len).then_some(body)
+    Some(body)
 }
 
-/// Sends `head`, then bytes `start..start + len` of the file from the page
-/// cache with `sendfile` (`io::copy` does not use it from a file to a
-/// socket); returns the body bytes that went out, and whether all of them
-/// did (a file cut shorter since it was opened ends the response early:
-/// the connection must close, or the client would wait for the rest).
+/// Sends `head`, then the pieces of the file: from the page cache with
+/// `sendfile` where it can (`io::copy` does not use it from a file to a
+/// socket), through a buffer where it cannot. Returns the body bytes that
+/// went out, and whether all of them did (a file cut shorter since it
+/// was opened ends the response early: the connection must close, or
+/// the client would wait for the rest).
 fn send_large(
     stream: &ClientStream,
     head: &[u8],
-    (file, start, len): (&File, u64, u64),
+    (file, pieces): (&File, &[Piece]),
     pacing: Pacing,
 ) -> (u64, bool) {
-    let stream = match stream {
-        ClientStream::Tcp(tcp) if pacing.is_off() => tcp,
+    let total = pieces.iter().map(Piece::len).sum::<u64>();
+    let sent = match stream {
+        ClientStream::Tcp(tcp) if pacing.is_off() => sendfile_pieces(tcp, head, file, pieces),
         // The kernel does not encrypt, nor send at a pace: over TLS, or
         // under `limit_rate`, the file goes through a buffer.
         _ => {
@@ -346,16 +436,48 @@ fn send_large(
             if out.write_all(head).is_err() {
                 return (0, false);
             }
-            let sent = copy_part(&mut out, file, start, len);
-            return (sent, sent == len);
+            copy_pieces(&mut out, file, pieces)
         }
     };
+    (sent, sent == total)
+}
+
+/// Sends `head` and the pieces to a plain TCP client, the file's with
+/// `sendfile`; returns the body bytes that went out.
+fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) -> u64 {
+    if send_more(tcp, head) < head.len() {
+        return 0;
+    }
+    let mut sent = 0;
+    for (i, piece) in pieces.iter().enumerate() {
+        let (went, whole) = match *piece {
+            // The last piece is the closing delimiter: nothing follows it
+            // to take it along.
+            Piece::Bytes(bytes) if i + 1 == pieces.len() => {
+                let (went, result) =
+                    write_all_vectored_counting(&mut &*tcp, &mut [IoSlice::new(bytes)]);
+                (went as u64, result.is_ok())
+            }
+            Piece::Bytes(bytes) => {
+                let went = send_more(tcp, bytes);
+                (went as u64, went == bytes.len())
+            }
+            Piece::File(start, len) => sendfile_part(tcp, file, start, len),
+        };
+        sent += went;
+        if !whole {
+            break;
+        }
+    }
+    sent
+}
+
+/// Sends bytes `start..start + len` of the file with `sendfile`; returns
+/// how many went out, and whether all did.
+fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, bool) {
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
         return (0, false);
     };
-    if send_more(stream, head).is_err() {
-        return (0, false);
-    }
     let mut offset = first;
     loop {
         let done = u64::try_from(offset).unwrap_or(end);
@@ -365,9 +487,9 @@ fn send_large(
         // At most 1 GiB a call: Linux sends no more than about 2 GiB at once.
         let count = (end - done).min(1 << 30) as usize;
         // SAFETY: both descriptors are open for the call (borrowed from
-        // `stream` and `file`), and `offset` is a valid `off_t` that the
+        // `tcp` and `file`), and `offset` is a valid `off_t` that the
         // kernel advances by what it sent.
-        let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut offset, count) };
+        let n = unsafe { libc::sendfile(tcp.as_raw_fd(), file.as_raw_fd(), &mut offset, count) };
         match n {
             // The file ended before its length: cut since it was opened.
             0 => break,
@@ -377,7 +499,7 @@ fn send_large(
                 Some(libc::EINTR) => {}
                 // A file system `sendfile` cannot read from: copied.
                 Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if offset == first => {
-                    let sent = copy_part(stream, file, start, len);
+                    let sent = copy_part(tcp, file, start, len);
                     return (sent, sent == len);
                 }
                 // The send timeout (`EAGAIN` on a socket with
@@ -390,8 +512,31 @@ fn send_large(
     (sent, sent == len)
 }
 
-/// Bytes `start..start + len` of the file written to the socket through a
-/// buffer, where `sendfile` cannot take them (over TLS, or at a rate);
+/// Writes the pieces through a buffer, where `sendfile` cannot take
+/// them (over TLS, or at a rate); returns the bytes that went out.
+fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> u64 {
+    let mut sent = 0;
+    for piece in pieces {
+        let (went, whole) = match *piece {
+            Piece::Bytes(bytes) => {
+                let (went, result) =
+                    write_all_vectored_counting(&mut out, &mut [IoSlice::new(bytes)]);
+                (went as u64, result.is_ok())
+            }
+            Piece::File(start, len) => {
+                let went = copy_part(&mut out, file, start, len);
+                (went, went == len)
+            }
+        };
+        sent += went;
+        if !whole {
+            break;
+        }
+    }
+    sent
+}
+
+/// Bytes `start..start + len` of the file written through a buffer;
 /// returns how many went out.
 fn copy_part(mut stream: impl Write, file: &File, start: u64, len: u64) -> u64 {
     let mut buffer = vec![0; 64 * 1024];
@@ -414,33 +559,32 @@ fn copy_part(mut stream: impl Write, file: &File, start: u64, len: u64) -> u64 {
     sent
 }
 
-/// Writes `bytes` whole, telling the kernel more follows (`MSG_MORE`):
-/// the head goes out in one packet with the start of the body, as
-/// nginx's `tcp_nopush` has it, not in one of its own.
-fn send_more(stream: &std::net::TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
+/// Writes `bytes`, telling the kernel more follows (`MSG_MORE`): the head
+/// goes out in one packet with the start of the body, as nginx's
+/// `tcp_nopush` has it, not in one of its own. Returns how many went out,
+/// all of them unless the client is gone or too slow.
+fn send_more(stream: &TcpStream, bytes: &[u8]) -> usize {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let rest = &bytes[sent..];
         // SAFETY: the descriptor is open (borrowed from `stream`), and the
         // pointer and length are those of a live slice.
         let n = unsafe {
             libc::send(
                 stream.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
+                rest.as_ptr().cast(),
+                rest.len(),
                 libc::MSG_MORE | libc::MSG_NOSIGNAL,
             )
         };
         match usize::try_from(n) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
-    Ok(())
+    sent
 }
 
 /// The fields of a request a file named by `X-Accel-Redirect` is served
