@@ -4,6 +4,7 @@
 //! by sleeping: the writer holds back what is ahead of the rate, and
 //! writes the rest a slice at a time.
 
+use crate::http::conn::ClientStream;
 use crate::http::Headers;
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
@@ -117,17 +118,65 @@ impl<W: Write> Paced<W> {
     /// How many of `want` bytes may go now, after sleeping until they
     /// may: all of them when the pacing is off.
     fn allowance(&mut self, want: usize) -> usize {
-        if self.pacing.is_off() || want == 0 {
-            return want;
-        }
-        let began = *self.began.get_or_insert_with(Instant::now);
         loop {
-            match self.pacing.step(self.sent, began.elapsed(), want) {
-                Step::Write(n) => return n,
-                Step::Wait(wait) => std::thread::sleep(wait),
+            match self.allowed_now(want) {
+                Ok(n) => return n,
+                Err(wait) => std::thread::sleep(wait),
             }
         }
     }
+
+    /// How many of `want` bytes may go now, or how long until some may.
+    fn allowed_now(&mut self, want: usize) -> Result<usize, Duration> {
+        if self.pacing.is_off() || want == 0 {
+            return Ok(want);
+        }
+        let began = *self.began.get_or_insert_with(Instant::now);
+        match self.pacing.step(self.sent, began.elapsed(), want) {
+            Step::Write(n) => Ok(n),
+            Step::Wait(wait) => Err(wait),
+        }
+    }
+
+    /// How long until the pace allows some of `want` bytes: `None` when
+    /// it does now.
+    pub fn due_in(&mut self, want: usize) -> Option<Duration> {
+        self.allowed_now(want).err()
+    }
+}
+
+impl Paced<&ClientStream> {
+    /// Writes what the pace allows now and the socket takes without
+    /// waiting (see [`ClientStream::write_now`]): `Ok(0)` for nothing.
+    pub fn write_now(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let want = bufs.iter().map(|b| b.len()).sum();
+        let written = match self.allowed_now(want) {
+            Err(_) => return Ok(0),
+            Ok(n) if n == want => self.out.write_now(bufs)?,
+            Ok(n) => self.out.write_now(&first_bytes(bufs, n))?,
+        };
+        self.sent += written as u64;
+        Ok(written)
+    }
+
+    /// The client's stream.
+    pub fn get_ref(&self) -> &ClientStream {
+        self.out
+    }
+}
+
+/// The first `n` bytes of `bufs`.
+fn first_bytes<'b>(bufs: &'b [IoSlice<'_>], mut n: usize) -> Vec<IoSlice<'b>> {
+    let mut first = Vec::with_capacity(bufs.len());
+    for buf in bufs {
+        if n == 0 {
+            break;
+        }
+        let take = buf.len().min(n);
+        first.push(IoSlice::new(&buf[..take]));
+        n -= take;
+    }
+    first
 }
 
 impl<W: Write> Write for Paced<W> {
@@ -143,23 +192,14 @@ impl<W: Write> Write for Paced<W> {
             return self.out.write_vectored(bufs);
         }
         let want: usize = bufs.iter().map(|b| b.len()).sum();
-        let mut left = self.allowance(want);
+        let left = self.allowance(want);
         if left == want {
             let written = self.out.write_vectored(bufs)?;
             self.sent += written as u64;
             return Ok(written);
         }
         // What is allowed: the first slices whole, the last one cut.
-        let mut allowed = Vec::with_capacity(bufs.len());
-        for buf in bufs {
-            if left == 0 {
-                break;
-            }
-            let n = buf.len().min(left);
-            allowed.push(IoSlice::new(&buf[..n]));
-            left -= n;
-        }
-        let written = self.out.write_vectored(&allowed)?;
+        let written = self.out.write_vectored(&first_bytes(bufs, left))?;
         self.sent += written as u64;
         Ok(written)
     }

@@ -482,6 +482,32 @@ pub struct WatchingClose<'a> {
     patience: Duration,
     /// Whether the watched peer was found gone: the read failed for that.
     pub left: bool,
+    /// Bytes for the client that it has not taken yet, sent as it takes
+    /// them while this waits for the backend.
+    pub pending: Option<&'a dyn Pending>,
+}
+
+/// Bytes waiting to go to a client while its response is still read from
+/// the backend (the cache taking it: see `relay::ClientOut`). A wait for
+/// the backend's next bytes sends them as the client takes them, so that
+/// neither waits for the other.
+pub trait Pending {
+    /// What the bytes wait for, if any are left.
+    fn lag(&self) -> Lag;
+    /// Sends what the client takes now, without waiting; a failure is
+    /// kept, for the writer to report (the backend is read on).
+    fn send_now(&self);
+}
+
+/// What bytes for a client wait for (see [`Pending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    /// Nothing: none are left, or the client is gone.
+    None,
+    /// Room in this socket's send buffer.
+    Room(RawFd),
+    /// The pace (`limit_rate`) to allow more, this much later.
+    Pace(Duration),
 }
 
 impl<'a> WatchingClose<'a> {
@@ -498,11 +524,17 @@ impl<'a> WatchingClose<'a> {
             grace,
             patience,
             left: false,
+            pending: None,
         }
     }
 
     /// Whether to wait in `recv`; an error ends the read.
     fn wait(&mut self, fd: RawFd) -> io::Result<bool> {
+        if let Some(pending) = self.pending {
+            if !serve_pending_until_readable(fd, pending, self.patience)? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+        }
         if self.paused {
             return Ok(true);
         }
@@ -539,6 +571,46 @@ pub fn wait_unless_left<W: AsRawFd + ?Sized>(
             *watched = None;
             Ok(true)
         }
+    }
+}
+
+/// Sends `pending`'s bytes as the client takes them (or the pace allows)
+/// until `fd` is readable: `Ok(false)` when it is not within `patience`.
+/// With none left, it returns at once, for the usual wait.
+fn serve_pending_until_readable(
+    fd: RawFd,
+    pending: &dyn Pending,
+    patience: Duration,
+) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let (room, wait) = match pending.lag() {
+            Lag::None => return Ok(true),
+            Lag::Room(client) => (Some(client), None),
+            Lag::Pace(wait) => (None, Some(wait)),
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: room.unwrap_or(-1),
+                events: libc::POLLOUT,
+                revents: 0,
+            },
+        ];
+        let timeout = wait.map_or(left, |wait| wait.min(left));
+        let n = poll(&mut fds, timeout)?;
+        if fds[0].revents != 0 {
+            return Ok(true);
+        }
+        if n == 0 && timeout == left {
+            return Ok(false);
+        }
+        pending.send_now();
     }
 }
 
@@ -947,6 +1019,29 @@ impl Read for &ClientStream {
     }
 }
 
+impl ClientStream {
+    /// Writes what the socket takes now, without waiting: `Ok(0)` when
+    /// it takes nothing. Over TLS, records it did not take are kept and
+    /// go first with the next write (or `flush`).
+    pub fn write_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => {
+                let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                match socket2::SockRef::from(s).send_vectored_with_flags(bufs, flags) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                    sent => sent,
+                }
+            }
+            ClientStream::Tls(s) => s.write_now(bufs),
+        }
+    }
+
+    /// Whether written bytes wait to go out (see [`ClientStream::write_now`]).
+    pub fn has_unsent(&self) -> bool {
+        matches!(self, ClientStream::Tls(s) if s.has_unsent())
+    }
+}
+
 impl Write for &ClientStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
@@ -963,7 +1058,10 @@ impl Write for &ClientStream {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            ClientStream::Tcp(_) => Ok(()),
+            ClientStream::Tls(s) => (&**s).flush(),
+        }
     }
 }
 

@@ -465,7 +465,10 @@ impl TlsStream {
             }
         }
         if let Some(mut out) = self.outgoing.try_lock() {
-            *out = Vec::new();
+            // Records not sent yet are kept (see `write_now`).
+            if out.is_empty() {
+                *out = Vec::new();
+            }
         }
     }
 
@@ -591,12 +594,57 @@ impl Write for &TlsStream {
         self.write_plain(bufs)
     }
 
+    /// Sends the records [`TlsStream::write_now`] kept.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        let mut out = self.outgoing.lock();
+        let sent = (&self.tcp).write_all(&out);
+        out.clear();
+        sent
     }
 }
 
 impl TlsStream {
+    /// Encrypts `bufs` (a batch of them, as rustls takes) and sends what
+    /// the socket takes now, without waiting; returns the plaintext bytes
+    /// taken, 0 while records of an earlier call still wait. The records
+    /// the socket did not take stay in `outgoing`, where every other
+    /// write sends them first.
+    pub fn write_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut out = self.outgoing.lock();
+        let send_now = |out: &mut Vec<u8>| -> io::Result<()> {
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            match socket2::SockRef::from(&self.tcp).send_with_flags(out, flags) {
+                Ok(n) => {
+                    out.drain(..n);
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        if !out.is_empty() {
+            send_now(&mut out)?;
+            if !out.is_empty() {
+                return Ok(0);
+            }
+        }
+        let taken = {
+            let mut session = self.session.lock();
+            let taken = session.writer().write_vectored(bufs)?;
+            while session.wants_write() {
+                session.write_tls(&mut *out)?;
+            }
+            taken
+        };
+        send_now(&mut out)?;
+        Ok(taken)
+    }
+
+    /// Whether records [`TlsStream::write_now`] kept wait to be sent.
+    pub fn has_unsent(&self) -> bool {
+        self.outgoing.try_lock().is_some_and(|out| !out.is_empty())
+    }
+
     /// A read that does not wait: `WouldBlock` when no plaintext can be
     /// had without waiting.
     pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -14,13 +14,17 @@ use crate::http::body::{
     response_forbids_reuse, LAST_CHUNK,
 };
 use crate::http::conn::write_all_vectored_counting;
-use crate::http::conn::{ClientStream, Leaving, SharedStream, Stream, Taken, WatchingClose};
+use crate::http::conn::{
+    ClientStream, Lag, Leaving, Pending, SharedStream, Stream, Taken, WatchingClose,
+};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, RequestHead, ResponseHead, Version};
 use crate::metrics::GzipCounters;
 use crate::pace::Paced;
 use crate::upstream::{sticky, Upstream, UpstreamConn};
+use std::cell::RefCell;
 use std::io::{IoSlice, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -690,10 +694,12 @@ fn send_streamed(
         .is_empty()
         .then_some(to as &dyn Leaving);
     let storing = tee.is_some();
+    let out = ClientOut::new(Paced::new(to, client.pacing), storing);
     let (sent, left) = fetched.up.conn.read_through(
         |backend| {
             let mut source = WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience);
             source.paused = storing;
+            source.pending = storing.then_some(&out as &dyn Pending);
             source
         },
         |conn| {
@@ -701,8 +707,7 @@ fn send_streamed(
                 chunked: prepared.rechunk,
                 encoder: encoder.map(|e| (e, &shared.metrics.gzip)),
             };
-            let mut to = Paced::new(to, client.pacing);
-            let sent = copy_body(&mut reader, conn, &mut to, head, framing, tee);
+            let sent = copy_body(&mut reader, conn, &out, head, framing, tee);
             (sent, conn.get_ref().left)
         },
     );
@@ -794,12 +799,12 @@ struct Framing<'a> {
     encoder: Option<(Encoder, &'a GzipCounters)>,
 }
 
-/// Streams a body from `from` to `to`, the head, unless already sent
+/// Streams a body from `from` to `out`, the head, unless already sent
 /// (`None`), going out with the first piece. Returns the body bytes sent.
 fn copy_body(
     reader: &mut BodyReader,
     from: &mut BufConn<WatchingClose<'_>>,
-    to: &mut impl Write,
+    out: &ClientOut<'_>,
     head: Option<Vec<u8>>,
     framing: Framing<'_>,
     mut tee: Option<&mut Tee<'_>>,
@@ -808,16 +813,19 @@ fn copy_body(
         chunked,
         mut encoder,
     } = framing;
+    let head_was_sent = head.is_none();
     let mut pending_head = head;
     let mut sent = 0u64;
     let mut taken = 0u64;
     // The chunk size lines, one buffer for the whole body.
     let mut size_line = Vec::new();
-    // The head counts as sent once any byte of the write it went in did.
-    let client_gone = |sent, head: &[u8], written: usize| Broken {
+    let mut to = out;
+    // The head counts as sent once any byte reached the client; the body
+    // bytes, less what still waited for it.
+    let client_gone = |sent: u64| Broken {
         failure: Failure::Client(None),
-        head_sent: head.is_empty() || written > 0,
-        sent,
+        head_sent: head_was_sent || out.delivered() > 0,
+        sent: sent.saturating_sub(out.unsent()),
     };
     loop {
         // Every chunk one read brought, as one piece: a backend's many
@@ -844,18 +852,20 @@ fn copy_body(
         }
         let head = pending_head.take().unwrap_or_default();
         taken += piece.len() as u64;
-        let out = match encoder.as_mut() {
+        let piece_out = match encoder.as_mut() {
             Some((encoder, _)) => encoder.push(piece),
             None => piece,
         };
-        let (written, result) = write_piece(to, &head, out, chunked, b"", &mut size_line);
-        result.map_err(|_| client_gone(sent, &head, written))?;
-        sent += out.len() as u64;
+        let (_, result) = write_piece(&mut to, &head, piece_out, chunked, b"", &mut size_line);
+        result.map_err(|_| client_gone(sent))?;
+        sent += piece_out.len() as u64;
         if given_up {
             // Nothing will be stored: the response is now its client's
-            // alone, not worth reading on once it has left.
+            // alone, not worth reading on once it has left, nor ahead of
+            // it.
             tee = None;
             from.get_mut().paused = false;
+            to.flush().map_err(|_| client_gone(sent))?;
         }
     }
     if let Some(tee) = tee {
@@ -868,14 +878,174 @@ fn copy_body(
     };
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
-        let (written, result) = write_piece(to, &head, &rest, chunked, last, &mut size_line);
-        result.map_err(|_| client_gone(sent, &head, written))?;
+        let (_, result) = write_piece(&mut to, &head, &rest, chunked, last, &mut size_line);
+        result.map_err(|_| client_gone(sent))?;
         sent += rest.len() as u64;
     }
+    to.flush().map_err(|_| client_gone(sent))?;
     if let Some(counters) = counters {
         counters.count(taken, sent);
     }
     Ok(sent)
+}
+
+/// The client's side of a streamed body. While the cache takes the
+/// response, what the client does not take at once (a slow reader, or
+/// `limit_rate`) waits here, and the backend is read on at its own speed,
+/// its waits sending the rest as the client takes it (see [`Pending`]):
+/// the entry is stored, and the requests coalesced on it answered, once
+/// the backend has sent it all, as nginx's buffering has it, not once
+/// this client has read it. What waits is bounded by what the cache
+/// stores (`max_object_size`): past it, nothing is stored, and what
+/// waits is sent before the body goes on, as it comes.
+struct ClientOut<'a> {
+    state: RefCell<OutState<'a>>,
+}
+
+struct OutState<'a> {
+    to: Paced<&'a ClientStream>,
+    /// Writes go through `backlog` (the cache is taking the response).
+    lagging: bool,
+    backlog: Vec<u8>,
+    /// How much of `backlog` went out.
+    start: usize,
+    /// Bytes that reached the client's socket, the head's among them.
+    delivered: u64,
+    /// A write failed: the client is gone.
+    failed: bool,
+}
+
+impl<'a> ClientOut<'a> {
+    fn new(to: Paced<&'a ClientStream>, lagging: bool) -> Self {
+        let state = OutState {
+            to,
+            lagging,
+            backlog: Vec::new(),
+            start: 0,
+            delivered: 0,
+            failed: false,
+        };
+        ClientOut {
+            state: RefCell::new(state),
+        }
+    }
+
+    fn delivered(&self) -> u64 {
+        self.state.borrow().delivered
+    }
+
+    /// Bytes written that have not reached the client yet.
+    fn unsent(&self) -> u64 {
+        let state = self.state.borrow();
+        (state.backlog.len() - state.start) as u64
+    }
+}
+
+impl OutState<'_> {
+    /// Sends what the client takes now from the backlog.
+    fn send_now(&mut self) {
+        // Over TLS, records of an earlier write may wait alone.
+        let mut again = self.to.get_ref().has_unsent();
+        while !self.failed && (self.start < self.backlog.len() || again) {
+            again = false;
+            match self
+                .to
+                .write_now(&[IoSlice::new(&self.backlog[self.start..])])
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.start += n;
+                    self.delivered += n as u64;
+                }
+                Err(_) => self.failed = true,
+            }
+        }
+        if self.start == self.backlog.len() {
+            self.backlog.clear();
+            self.start = 0;
+        }
+    }
+}
+
+impl Write for &ClientOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    /// Takes all of `bufs` while lagging (sending what the client takes
+    /// now); else writes, waiting for the client.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        let state = &mut *self.state.borrow_mut();
+        if !state.lagging {
+            let n = state.to.write_vectored(bufs)?;
+            state.delivered += n as u64;
+            return Ok(n);
+        }
+        let mut skip = 0;
+        if state.start == state.backlog.len() && !state.failed {
+            match state.to.write_now(bufs) {
+                Ok(n) => {
+                    state.delivered += n as u64;
+                    skip = n;
+                }
+                Err(_) => state.failed = true,
+            }
+        }
+        let mut total = 0;
+        for buf in bufs {
+            let from = skip.min(buf.len());
+            state.backlog.extend_from_slice(&buf[from..]);
+            skip -= from;
+            total += buf.len();
+        }
+        state.send_now();
+        match state.failed {
+            true => Err(std::io::ErrorKind::BrokenPipe.into()),
+            false => Ok(total),
+        }
+    }
+
+    /// Sends what waits, waiting for the client; writes wait for it from
+    /// then on.
+    fn flush(&mut self) -> std::io::Result<()> {
+        let state = &mut *self.state.borrow_mut();
+        let lagged = std::mem::replace(&mut state.lagging, false);
+        if state.failed {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        if !lagged {
+            return Ok(());
+        }
+        let unsent = &state.backlog[state.start..];
+        let (written, result) =
+            write_all_vectored_counting(&mut state.to, &mut [IoSlice::new(unsent)]);
+        state.delivered += written as u64;
+        state.start += written;
+        result?;
+        state.backlog = Vec::new();
+        state.start = 0;
+        state.to.flush()
+    }
+}
+
+impl Pending for ClientOut<'_> {
+    fn lag(&self) -> Lag {
+        let state = &mut *self.state.borrow_mut();
+        let unsent = state.backlog.len() - state.start;
+        let client = state.to.get_ref();
+        if !state.lagging || state.failed || (unsent == 0 && !client.has_unsent()) {
+            return Lag::None;
+        }
+        let fd = client.as_raw_fd();
+        match state.to.due_in(unsent.max(1)) {
+            Some(wait) => Lag::Pace(wait),
+            None => Lag::Room(fd),
+        }
+    }
+
+    fn send_now(&self) {
+        self.state.borrow_mut().send_now();
+    }
 }
 
 /// Writes `head` (maybe empty), a piece of body (in a chunk of its own

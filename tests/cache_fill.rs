@@ -1,0 +1,117 @@
+//! A response the cache takes is read from the backend at the backend's
+//! speed, whatever its client's: a client that reads slowly, or one held
+//! to `limit_rate`, does not hold back the entry it fills, nor the
+//! requests coalesced on it (which would wait 5 s, then go to the backend
+//! themselves), as nginx's buffering does not.
+
+mod support;
+
+use std::sync::Arc;
+use support::pki::Pki;
+use support::tls_client::{client_settings, TlsClient};
+use support::*;
+
+/// Far more than the kernel's buffers between the proxy and a client
+/// that reads nothing hold.
+const BIG: usize = 16 << 20;
+
+/// An origin that answers every request with `len` bytes, storable.
+fn origin(len: usize) -> Backend {
+    let body = pattern(len);
+    Backend::start("origin", move |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], &body);
+        Action::KeepAlive
+    })
+}
+
+/// A caching proxy in front of `origin`, with `more` config lines.
+fn caching(origin: &Backend, more: &str) -> Proxy {
+    let text = format!("targets = {}\n{more}", origin.addr);
+    let from_text = from_file(&text);
+    start_proxy(&[], move |c| {
+        from_text(c);
+        c.cache_size = 64 << 20;
+        c.max_object_size = Some(32 << 20);
+    })
+}
+
+/// Asserts that `r` is the whole body of `len` bytes.
+fn assert_whole(r: &Response, len: usize, what: &str) {
+    assert_eq!(r.status, 200, "{what}: {}", r.head.raw);
+    let expected = pattern(len);
+    assert_eq!(
+        (r.body.len(), fnv(&r.body)),
+        (len, fnv(&expected)),
+        "{what}"
+    );
+}
+
+/// Sends a request for the URL being filled (which waits for it, as
+/// coalesced) and asserts it is answered from what was stored, the
+/// origin asked once; only the head is read, when `head_only`.
+fn asked_again_is_a_hit(proxy: &Proxy, origin: &Backend, head_only: bool) -> Response {
+    assert!(
+        wait_until(WAIT_LIMIT, || origin.requests() == 1),
+        "the filling request reached the origin"
+    );
+    let mut client = proxy.connect();
+    client.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let r = client.try_response(head_only).unwrap();
+    assert_eq!(x_cache(&r), "HIT", "{}", r.head.raw);
+    assert_eq!(origin.requests(), 1);
+    r
+}
+
+#[test]
+fn a_client_that_reads_nothing_does_not_hold_back_the_entry_it_fills() {
+    let origin = origin(BIG);
+    let proxy = caching(&origin, "");
+    let mut slow = proxy.connect();
+    slow.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    // While it reads nothing, the entry is stored and serves another.
+    let r = asked_again_is_a_hit(&proxy, &origin, false);
+    assert_whole(&r, BIG, "the hit");
+    // Then it has its answer whole, the connection going on.
+    let r = slow.response();
+    assert_eq!(x_cache(&r), "MISS", "{}", r.head.raw);
+    assert_whole(&r, BIG, "the slow client's");
+    assert_eq!(x_cache(&slow.get("/big")), "HIT");
+}
+
+#[test]
+fn a_client_held_to_limit_rate_does_not_hold_back_the_entry_it_fills() {
+    // A megabyte at 64 KiB a second would take 16 s to send.
+    let len = 1 << 20;
+    let origin = origin(len);
+    let proxy = caching(&origin, "limit_rate = 64KiB\n");
+    let mut paced = proxy.connect();
+    paced.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    // Another's head, from what was stored (its body goes at the pace).
+    let r = asked_again_is_a_hit(&proxy, &origin, true);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    // The paced answer's start arrived, at its pace.
+    let r = paced.try_response(true).unwrap();
+    assert_eq!((r.status, x_cache(&r)), (200, "MISS"), "{}", r.head.raw);
+}
+
+#[test]
+fn a_tls_client_that_reads_nothing_does_not_hold_back_the_entry_it_fills() {
+    let pki = Pki::new();
+    let origin = origin(BIG);
+    let proxy = caching(
+        &origin,
+        &format!("tls_port = 0\ntls_certificates = {}\n", pki.entry),
+    );
+    let tls_addr = proxy.handle().tls_addr().expect("tls_port is on");
+    let settings = Arc::new(client_settings(&pki.ca, rustls::DEFAULT_VERSIONS, None));
+    let mut slow = TlsClient::connect(tls_addr, &settings, "localhost");
+    slow.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || origin.requests() == 1));
+    let mut other = TlsClient::connect(tls_addr, &settings, "localhost");
+    let r = other.get("/big");
+    assert_eq!(x_cache(&r), "HIT", "{}", r.head.raw);
+    assert_whole(&r, BIG, "the hit");
+    assert_eq!(origin.requests(), 1);
+    let r = slow.response();
+    assert_whole(&r, BIG, "the slow client's");
+}
