@@ -499,7 +499,7 @@ fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, bo
                 Some(libc::EINTR) => {}
                 // A file system `sendfile` cannot read from: copied.
                 Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if offset == first => {
-                    let sent = copy_part(tcp, file, start, len);
+                    let sent = copy_part(tcp, file, (start, len), &mut copy_buffer());
                     return (sent, sent == len);
                 }
                 // The send timeout (`EAGAIN` on a socket with
@@ -515,6 +515,7 @@ fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, bo
 /// Writes the pieces through a buffer, where `sendfile` cannot take
 /// them (over TLS, or at a rate); returns the bytes that went out.
 fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> u64 {
+    let mut buffer = copy_buffer();
     let mut sent = 0;
     for piece in pieces {
         let (went, whole) = match *piece {
@@ -524,7 +525,7 @@ fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> u64 {
                 (went as u64, result.is_ok())
             }
             Piece::File(start, len) => {
-                let went = copy_part(&mut out, file, start, len);
+                let went = copy_part(&mut out, file, (start, len), &mut buffer);
                 (went, went == len)
             }
         };
@@ -536,10 +537,18 @@ fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> u64 {
     sent
 }
 
-/// Bytes `start..start + len` of the file written through a buffer;
+fn copy_buffer() -> Vec<u8> {
+    vec![0; 64 * 1024]
+}
+
+/// Bytes `start..start + len` of the file written through `buffer`;
 /// returns how many went out.
-fn copy_part(mut stream: impl Write, file: &File, start: u64, len: u64) -> u64 {
-    let mut buffer = vec![0; 64 * 1024];
+fn copy_part(
+    mut stream: impl Write,
+    file: &File,
+    (start, len): (u64, u64),
+    buffer: &mut [u8],
+) -> u64 {
     let mut sent = 0;
     while sent < len {
         let want = (len - sent).min(buffer.len() as u64) as usize;
