@@ -1153,6 +1153,44 @@ fn a_fallback_file_that_is_not_there_is_a_configuration_error() {
 }
 
 #[test]
+fn with_gzip_a_listing_goes_compressed_to_who_takes_it() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let list = site.path().join("list");
+    fs::create_dir(&list).unwrap();
+    for i in 0..100 {
+        fs::write(list.join(format!("file-{i:03}.txt")), "x").unwrap();
+    }
+    let text = format!(
+        "targets = {}\nroute./static/ = files {} autoindex\ngzip = true\n",
+        app.addr,
+        site.root()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    let plain = client.get("/static/list/");
+    assert_eq!(plain.status, 200, "{}", plain.head.raw);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let gz = ("Accept-Encoding", "gzip");
+    let r = client.get_with("/static/list/", &[gz]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert!(r.body.len() < plain.body.len() / 2, "{}", r.body.len());
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    // The same listing but for the times, which may have moved on.
+    let lines = |b: &[u8]| String::from_utf8_lossy(b).lines().count();
+    assert_eq!(lines(&unzipped), lines(&plain.body));
+    assert!(String::from_utf8_lossy(&unzipped).contains("file-099.txt"));
+    // Its HEAD says the coding, and no length.
+    let h = client.head_with("/static/list/", &[gz]);
+    assert_eq!(h.header("content-encoding"), Some("gzip"));
+    assert_eq!(h.header("content-length"), None, "{}", h.head.raw);
+}
+
+#[test]
 fn with_gzip_a_text_file_goes_compressed_to_who_takes_it() {
     let (app, site) = (Backend::echo("app"), Site::new());
     let text = format!(

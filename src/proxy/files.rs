@@ -64,17 +64,44 @@ pub(super) fn serve(
         Found::Listing(listing, format) => {
             let target = head.path_and_query();
             let path = target.split('?').next().unwrap_or_default();
-            let listed = listing.write(path, format);
-            let mut fields = Headers::with_capacity(2, 80);
+            let listed = listing.write(path, format).into_bytes();
+            let mut fields = Headers::with_capacity(4, 120);
             fields.push("Date", format_http_date(SystemTime::now()));
             fields.push("Content-Type", format.content_type());
-            let len = listed.len() as u64;
-            let body = Body::Bytes(listed.as_bytes()).unless_head(head);
+            // Compressed as any page of its type, as nginx's `gzip`
+            // takes its `autoindex`'s output.
+            let gzip = shared
+                .gzip(client.route)
+                .filter(|gzip| gzip.suits(200, &fields, Some(listed.len() as u64)));
+            if gzip.is_some() {
+                fields.push("Vary", "Accept-Encoding");
+            }
+            let (body, len) = match gzip.filter(|&gzip| takes_gzip(head, Some(gzip))) {
+                None => {
+                    let len = listed.len() as u64;
+                    (listed, Some(len))
+                }
+                Some(gzip) => {
+                    fields.push("Content-Encoding", "gzip");
+                    // A HEAD's answer leaves out the length that only
+                    // compressing would tell (RFC 9110 §8.6).
+                    match head.is_head() {
+                        true => (Vec::new(), None),
+                        false => {
+                            let compressed = gzip.compress(&listed);
+                            let len = compressed.len() as u64;
+                            (shared.metrics.gzip).count(listed.len() as u64, len);
+                            (compressed, Some(len))
+                        }
+                    }
+                }
+            };
+            let body = Body::Bytes(&body).unless_head(head);
             return Some(send(
                 client,
                 head,
                 body_kind,
-                (200, fields, Some(len)),
+                (200, fields, len),
                 body,
                 shared,
             ));
