@@ -1,8 +1,8 @@
-//! `rate_limit`: requests per client address over time, as nginx's
-//! `limit_req` with `nodelay` and HAProxy's `http_req_rate` stick tables.
-//! Each address has a token bucket: it holds up to `burst + 1` requests,
-//! refills at the rate, and a request that finds it empty is refused
-//! (429) rather than delayed.
+//! `rate_limit`: requests per client address (or per API key: see
+//! [`Who`]) over time, as nginx's `limit_req` with `nodelay` and HAProxy's
+//! `http_req_rate` stick tables. Each address has a token bucket: it holds
+//! up to `burst + 1` requests, refills at the rate, and a request that
+//! finds it empty is refused (429) rather than delayed.
 //!
 //! The buckets live in a bounded table, as nginx's zone: an address whose
 //! bucket has refilled holds nothing worth keeping and is forgotten, and
@@ -73,6 +73,25 @@ impl fmt::Display for Rate {
     }
 }
 
+/// Whose bucket a request takes a token from.
+#[derive(Clone, Copy, Debug)]
+pub enum Who<'a> {
+    /// The client's address.
+    Address(IpAddr),
+    /// What `rate_limit_key` names in the request: an API key, a user's
+    /// cookie.
+    Value(&'a [u8]),
+}
+
+/// A bucket's key in the table: a value is kept as its keyed hash, eight
+/// bytes however long it is, and unguessable, so that no client can make
+/// its value share another's bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Address(IpAddr),
+    Value(u64),
+}
+
 #[derive(Clone, Copy)]
 struct Bucket {
     tokens: f64,
@@ -86,7 +105,7 @@ pub struct Limiter {
     /// Tokens a bucket holds when full: the burst, plus the request itself.
     capacity: f64,
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<IpAddr, Bucket>>>,
+    shards: Vec<Mutex<HashMap<Key, Bucket>>>,
 }
 
 impl Limiter {
@@ -99,9 +118,13 @@ impl Limiter {
         }
     }
 
-    /// Whether `client` may make a request at `now`; if not, how long
-    /// until it may.
-    pub fn admit(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Whether `who` may make a request at `now`; if not, how long until
+    /// it may.
+    pub fn admit(&self, who: Who<'_>, now: Instant) -> Result<(), Duration> {
+        let client = match who {
+            Who::Address(ip) => Key::Address(ip),
+            Who::Value(value) => Key::Value(self.hasher.hash_one(value)),
+        };
         let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
         let mut buckets = self.shards[shard].lock();
         if !buckets.contains_key(&client) && buckets.len() >= MAX_CLIENTS / SHARDS {
@@ -131,11 +154,11 @@ impl Limiter {
     /// full anyway); if that frees too little, the eighth seen longest ago,
     /// so that a flood of new addresses pays for a sweep once every many
     /// requests, not at each.
-    fn make_room(&self, buckets: &mut HashMap<IpAddr, Bucket>, now: Instant) {
+    fn make_room(&self, buckets: &mut HashMap<Key, Bucket>, now: Instant) {
         let most = MAX_CLIENTS / SHARDS;
         buckets.retain(|_, bucket| self.refilled(bucket, now) < self.capacity);
         if buckets.len() > most - most / 8 {
-            let mut by_age: Vec<(Instant, IpAddr)> =
+            let mut by_age: Vec<(Instant, Key)> =
                 buckets.iter().map(|(ip, b)| (b.seen, *ip)).collect();
             let eighth = most / 8;
             by_age.select_nth_unstable(eighth);
@@ -156,8 +179,8 @@ impl Limiter {
 mod tests {
     use super::*;
 
-    fn ip(n: u32) -> IpAddr {
-        IpAddr::from(n.to_be_bytes())
+    fn ip(n: u32) -> Who<'static> {
+        Who::Address(IpAddr::from(n.to_be_bytes()))
     }
 
     #[test]
@@ -198,6 +221,18 @@ mod tests {
             assert_eq!(limiter.admit(ip(1), t2), Ok(()));
         }
         assert!(limiter.admit(ip(1), t2).is_err());
+    }
+
+    #[test]
+    fn each_value_has_a_bucket_apart_from_every_address() {
+        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let t0 = Instant::now();
+        assert_eq!(limiter.admit(Who::Value(b"alice"), t0), Ok(()));
+        assert!(limiter.admit(Who::Value(b"alice"), t0).is_err());
+        assert_eq!(limiter.admit(Who::Value(b"bob"), t0), Ok(()));
+        assert_eq!(limiter.admit(ip(1), t0), Ok(()));
+        assert!(limiter.admit(ip(1), t0).is_err());
+        assert_eq!(limiter.clients(), 3);
     }
 
     #[test]

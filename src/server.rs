@@ -274,11 +274,18 @@ fn restore_states(pools: &Pools, path: &std::path::Path) {
 fn limiter_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Limiter>> {
     let (rate, burst) = config.effective_rate_limit()?;
     match running {
-        Some(old) if old.config.effective_rate_limit() == Some((rate, burst)) => {
+        Some(old) if same_rate_limit(&old.config, config) => {
             old.limiters.first().cloned().flatten()
         }
         _ => Some(Arc::new(Limiter::new(rate, burst))),
     }
+}
+
+/// Whether the two limit requests alike: buckets kept across a reload
+/// count what they counted.
+fn same_rate_limit(old: &Config, new: &Config) -> bool {
+    old.effective_rate_limit() == new.effective_rate_limit()
+        && old.rate_limit_key == new.rate_limit_key
 }
 
 /// The rate limiters of each pool, `targets`' first: a pool that sets
@@ -298,7 +305,7 @@ fn limiters_for(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Lim
         let kept = running.and_then(|old| {
             let at =
                 (old.config.pools.iter()).position(|p| p.name == pool.name && p.own_rate_limit)?;
-            let same = old.config.pools[at].config.effective_rate_limit() == limit;
+            let same = same_rate_limit(&old.config.pools[at].config, &pool.config);
             same.then(|| old.limiters.get(at + 1).cloned().flatten())
                 .flatten()
         });

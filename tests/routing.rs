@@ -1383,6 +1383,50 @@ fn a_pool_with_a_rate_limit_of_its_own_fills_buckets_of_its_own() {
 }
 
 #[test]
+fn rate_limit_key_counts_each_api_key_on_its_own_and_the_rest_by_address() {
+    let (main, api) = (Backend::echo("main"), Backend::echo("api"));
+    // Two requests a minute for each key (a burst of one), then 429.
+    let text = format!(
+        "targets = {}\n\
+         rate_limit = 1/m\n\
+         rate_limit_burst = 1\n\
+         rate_limit_key = header:X-Api-Key\n\
+         pool.api = {}\n\
+         pool.api.rate_limit_key = query:key\n\
+         route./api/ = api\n",
+        main.addr, api.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let status = |target: &str, fields: &[(&str, &str)]| via(&proxy, "site.test", target, fields).0;
+    let (alice, bob) = (("X-Api-Key", "alice"), ("X-Api-Key", " bob "));
+    // Each key has its own bucket, though every request comes from one
+    // address.
+    assert_eq!([status("/", &[alice]), status("/", &[alice])], [200, 200]);
+    assert_eq!(status("/", &[alice]), 429);
+    assert_eq!([status("/", &[bob]), status("/", &[bob])], [200, 200]);
+    // The value trimmed, as `hash_on` reads it: the same key.
+    assert_eq!(status("/", &[("X-Api-Key", "bob")]), 429);
+    // No key, or an empty one: by the address, a bucket of its own.
+    assert_eq!(
+        [status("/", &[]), status("/", &[("X-Api-Key", "")])],
+        [200, 200]
+    );
+    assert_eq!(status("/", &[]), 429);
+    // The API pool's key is another, and its buckets its own.
+    assert_eq!(status("/api/a?key=alice", &[alice]), 200);
+    assert_eq!(status("/api/b?key=alice", &[]), 200);
+    assert_eq!(status("/api/c?key=alice", &[]), 429);
+    assert_eq!(status("/api/d?key=carol", &[]), 200);
+    // A reload that leaves the limits and their keys as they were keeps
+    // the buckets; one that changes a key starts afresh.
+    proxy.reload(&[], from_file(&text));
+    assert_eq!(status("/", &[alice]), 429);
+    proxy.reload(&[], from_file(&text.replace("X-Api-Key", "X-Key")));
+    assert_eq!(status("/", &[("X-Key", "alice")]), 200);
+    assert_eq!((main.requests(), api.requests()), (7, 3));
+}
+
+#[test]
 fn a_backend_s_redirect_goes_back_under_the_route_s_prefix() {
     // An application that thinks it is at `/`: it redirects to its own
     // paths, one answer cacheable.

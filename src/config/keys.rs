@@ -691,6 +691,20 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "rate_limit_key",
+        default: "address",
+        help: "what rate_limit counts requests by: `address` (the client's), or `header:<Name>`, \
+               `cookie:<name>` or `query:<name>` (an API key), by address where a request has none",
+        apply: |c, v| {
+            let key = match v.trim() {
+                "" | "address" => None,
+                v => Some(HashOn::parse(v)?),
+            };
+            c.rate_limit_key = key;
+            Ok(())
+        },
+    },
+    Key {
         name: "max_header_size",
         default: "16KiB",
         help: "largest request head (request line + fields); larger gets 431",

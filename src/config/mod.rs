@@ -223,6 +223,9 @@ pub struct Config {
     /// Requests past the rate a client may make at once; `None`: one
     /// second's worth of the rate.
     pub rate_limit_burst: Option<u32>,
+    /// What a request's bucket is keyed on; `None`: its client's address
+    /// (as for a request that does not carry what this names).
+    pub rate_limit_key: Option<crate::upstream::hash_on::HashOn>,
     /// Largest request head (request line and fields) in bytes; 431 past it.
     pub max_header_size: usize,
     /// Most header fields in a request head; 431 past it.
@@ -1508,11 +1511,8 @@ impl Loader {
                     .into(),
             ));
         }
-        if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
-            return Err(self.refused(
-                "rate_limit_burst",
-                "is set, but rate_limit is not: without a rate there is no burst".into(),
-            ));
+        if let Some((key, why)) = config.rate_limit_unlimited() {
+            return Err(self.refused(key, why.into()));
         }
         self.check_cache(&config, Scope::Top, None)?;
         self.check_auth(&config, Scope::Top)?;
@@ -1692,6 +1692,7 @@ impl Config {
             sticky_cookie: None,
             rate_limit: None,
             rate_limit_burst: None,
+            rate_limit_key: None,
             max_header_size: 0,
             max_headers: 0,
             max_uri_length: 0,
@@ -1829,6 +1830,24 @@ impl Config {
             && status >= 400
             && crate::http::head::required_field(status).is_none()
             && self.error_pages.get(status).is_some()
+    }
+
+    /// A key that says how requests are limited, set without the rate it
+    /// would go with, and what is wrong with it.
+    fn rate_limit_unlimited(&self) -> Option<(&'static str, &'static str)> {
+        if self.rate_limit.is_some() {
+            return None;
+        }
+        if self.rate_limit_burst.is_some() {
+            return Some((
+                "rate_limit_burst",
+                "is set, but rate_limit is not: without a rate there is no burst",
+            ));
+        }
+        self.rate_limit_key.as_ref().map(|_| {
+            let why = "is set, but rate_limit is not: without a rate nothing is limited";
+            ("rate_limit_key", why)
+        })
     }
 
     /// The rate limit and its burst, when one is set.
@@ -3905,6 +3924,24 @@ mod tests {
         }
         let e = build("targets = 127.0.0.1:1\nrate_limit_burst = 5\n").unwrap_err();
         assert!(e.message.contains("rate_limit is not"), "{e}");
+        // What requests are counted by: the address, or what a request
+        // carries.
+        use crate::upstream::hash_on::HashOn;
+        for (value, key) in [
+            ("address", None),
+            ("", None),
+            ("header:X-Api-Key", Some(HashOn::Header("X-Api-Key".into()))),
+            ("query:key", Some(HashOn::Query("key".into()))),
+        ] {
+            let text =
+                format!("targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_key = {value}\n");
+            assert_eq!(build(&text).unwrap().rate_limit_key, key, "{value}");
+        }
+        let e =
+            build("targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_key = ip\n").unwrap_err();
+        assert!(e.message.contains("rate_limit_key"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nrate_limit_key = header:X\n").unwrap_err();
+        assert!(e.message.contains("nothing is limited"), "{e}");
     }
 
     #[test]

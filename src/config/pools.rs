@@ -70,6 +70,7 @@ pub const POOL_KEYS: &[&str] = &[
     "gzip_comp_level",
     "rate_limit",
     "rate_limit_burst",
+    "rate_limit_key",
     "balance",
     "hash_on",
     "max_fails",
@@ -104,8 +105,9 @@ pub const POOL_KEYS: &[&str] = &[
 pub struct PoolConfig {
     pub name: Arc<str>,
     pub config: Config,
-    /// Whether the pool sets its own `rate_limit` or `rate_limit_burst`:
-    /// its requests then fill buckets of their own, not the top level's.
+    /// Whether the pool sets its own `rate_limit`, `rate_limit_burst` or
+    /// `rate_limit_key`: its requests then fill buckets of their own, not
+    /// the top level's.
     pub own_rate_limit: bool,
 }
 
@@ -364,7 +366,9 @@ impl Loader {
             pools.push(PoolConfig {
                 name: targets.pool.as_str().into(),
                 config,
-                own_rate_limit: own("rate_limit") || own("rate_limit_burst"),
+                own_rate_limit: ["rate_limit", "rate_limit_burst", "rate_limit_key"]
+                    .into_iter()
+                    .any(own),
             });
         }
         // A key for a pool that has no targets would set nothing.
@@ -692,12 +696,8 @@ impl Loader {
         if sets("health_check_path") && !sets("health_check_tcp") {
             config.health_check_tcp = false;
         }
-        if config.rate_limit_burst.is_some() && config.rate_limit.is_none() {
-            return Err(self.refused_in(
-                Scope::Pool(name),
-                "rate_limit_burst",
-                "is set, but rate_limit is not: without a rate there is no burst".into(),
-            ));
+        if let Some((key, why)) = config.rate_limit_unlimited() {
+            return Err(self.refused_in(Scope::Pool(name), key, why.into()));
         }
         // Settings of its own for TLS to its backends are made anew.
         if config.backend_tls_keys != top.backend_tls_keys {
@@ -1450,6 +1450,34 @@ route.static.example = static
         )
         .unwrap();
         assert!(c.pools[0].own_rate_limit && !c.pools[1].own_rate_limit);
+        // A key of its own is buckets of its own, at the top level's rate.
+        let c = build(
+            "targets = 127.0.0.1:9001
+rate_limit = 5/s
+pool.s = 127.0.0.1:9002
+\
+             pool.s.rate_limit_key = cookie:session
+pool.t = 127.0.0.1:9003
+",
+        )
+        .unwrap();
+        assert!(c.pools[0].own_rate_limit && !c.pools[1].own_rate_limit);
+        assert_eq!(c.pools[0].config.rate_limit, c.rate_limit);
+        assert_eq!(
+            c.pools[0].config.rate_limit_key,
+            Some(crate::upstream::hash_on::HashOn::Cookie("session".into()))
+        );
+        assert_eq!(c.rate_limit_key, None);
+        let e = refused(
+            "targets = 127.0.0.1:9001
+pool.s = 127.0.0.1:9002
+pool.s.rate_limit_key = query:k
+",
+        );
+        assert!(
+            e.contains("proxy.conf:3: pool.s.rate_limit_key: is set, but rate_limit is not"),
+            "{e}"
+        );
         // With Cache-Control unread, each pool that uses the cache needs
         // lifetimes of its own or the top level's.
         let micro = "targets = 127.0.0.1:9001\ncache_ignore_headers = Cache-Control, Expires, X-Accel-Expires, Surrogate-Control\n\

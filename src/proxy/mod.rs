@@ -34,7 +34,7 @@ use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::https_redirect;
 use crate::metrics::Metrics;
 use crate::pace::Pacing;
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, Who};
 use crate::realip;
 use crate::request_id;
 use crate::rewrite::{Rewrites, Rewritten};
@@ -855,7 +855,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         (name, sent)
     });
     if let Some(limiter) = shared.limiter(client.route) {
-        if let Err(wait) = limiter.admit(client.real_ip, Instant::now()) {
+        // A request that does not carry what `rate_limit_key` names is
+        // counted by its address: leaving the key out gets around nothing.
+        let key = (settings.rate_limit_key.as_ref()).and_then(|on| on.value_in(&head));
+        let who = key.map_or(Who::Address(client.real_ip), Who::Value);
+        if let Err(wait) = limiter.admit(who, Instant::now()) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             // Whole seconds, rounded up, at least one.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
