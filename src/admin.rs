@@ -1356,6 +1356,16 @@ pub fn metrics_text(shared: &Shared) -> String {
             ("cached", &m.auth_requests_cached),
         ],
     );
+    labeled_counter(
+        &mut out,
+        ("inverso_mirror_requests_total", "result"),
+        "Copies of requests sent to a mirror pool: answered (the answer dropped), failed (no answer), or dropped unsent (the queue full, a body streamed, no target to take it).",
+        &[
+            ("answered", &m.mirror_answered),
+            ("failed", &m.mirror_failed),
+            ("dropped", &m.mirror_dropped),
+        ],
+    );
     counter(
         &mut out,
         "inverso_https_redirects_total",

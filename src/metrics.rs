@@ -50,6 +50,12 @@ pub struct Metrics {
     /// Requests that came over plain HTTP answered with a redirect to
     /// HTTPS (`redirect_to_https`).
     pub https_redirects: AtomicU64,
+    /// Copies of requests `mirror` sent and had an answer to, sent and
+    /// had none (no connection, a timeout, not HTTP), and did not send
+    /// (its queue full, a body streamed, no target to take it).
+    pub mirror_answered: AtomicU64,
+    pub mirror_failed: AtomicU64,
+    pub mirror_dropped: AtomicU64,
     /// TLS handshakes on `tls_port` that completed, and those that did not
     /// (a client that gave up, spoke plain HTTP, offered nothing in
     /// common, or took longer than client_header_timeout).

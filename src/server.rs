@@ -32,7 +32,9 @@ use crate::http::proxy_protocol;
 use crate::http::tls::{HandshakeError, TlsStream};
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
-use crate::proxy::{self, own_response, CacheRules, ConnWatch, Current, Inherited, Shared};
+use crate::proxy::{
+    self, own_response, CacheRules, ConnWatch, Current, Inherited, Mirrors, Shared,
+};
 use crate::ratelimit::Limiter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
@@ -166,12 +168,14 @@ impl Server {
         if let Some(path) = &config.state_file {
             restore_states(&pools, path);
         }
+        let (shutting_down, metrics) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let shared = Shared {
             cache: cache.clone(),
             pools,
             log: access_log.sender(),
-            shutting_down: Arc::new(AtomicBool::new(false)),
-            metrics: Arc::new(Metrics::default()),
+            mirrors: Mirrors::new(Arc::clone(&metrics), Arc::clone(&shutting_down)),
+            shutting_down,
+            metrics,
             limiters: limiters_for(&config, None),
             cache_rules,
             gzip: config.pool_configs().map(Gzip::of).collect(),
@@ -193,6 +197,7 @@ impl Server {
             listening: addr,
         });
         let first = inner.current.get();
+        first.mirrors.attach(&inner.current);
         *inner.checker.lock() = first
             .pools
             .start_checkers(&first.config)
@@ -1393,6 +1398,7 @@ impl Control {
             cache: old.cache.clone(),
             shutting_down: self.inner.shutting_down.clone(),
             metrics: self.inner.metrics.clone(),
+            mirrors: old.mirrors.clone(),
         });
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps

@@ -808,6 +808,19 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| AuthRequest::parse(v).map(|a| c.auth_request = a),
     },
     Key {
+        name: "mirror",
+        default: "",
+        help: "a pool that gets a copy of each request sent to a backend, its answer dropped \
+               (nginx's mirror: a new version tried on real traffic); empty or off = none",
+        apply: |c, v| {
+            c.mirror = match v.trim() {
+                "" | "off" => None,
+                name => Some(name.into()),
+            };
+            Ok(())
+        },
+    },
+    Key {
         name: "auth_request_headers",
         default: "",
         help: "fields of the auth_request pool's 2xx sent on to the backend with the request \

@@ -258,6 +258,9 @@ pub struct Config {
     /// `auth_request`: the pool and path each request is first asked of;
     /// `None`: none.
     pub auth_request: Option<AuthRequest>,
+    /// `mirror`: the pool a copy of each request sent to a backend goes
+    /// to as well, its answer dropped; `None`: none.
+    pub mirror: Option<Arc<str>>,
     /// `auth_request_headers`: the fields of its yes sent on to the
     /// backend with the request.
     pub auth_request_headers: Arc<[Box<str>]>,
@@ -1692,6 +1695,7 @@ impl Config {
             sticky_cookie: None,
             rate_limit: None,
             rate_limit_burst: None,
+            mirror: None,
             rate_limit_key: None,
             max_header_size: 0,
             max_headers: 0,

@@ -47,6 +47,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_basic_except_from",
     "auth_request",
     "auth_request_headers",
+    "mirror",
     "auth_request_cache",
     "auth_request_redirect",
     "max_body_size",
@@ -398,13 +399,17 @@ impl Loader {
         top.routes = Arc::new(self.build_routes(&pools)?);
         self.read_more_error_pages(top, &mut pools)?;
         self.resolve_auth_requests(top, &mut pools)?;
+        self.check_mirrors(top, &mut pools)?;
         self.warn_of_sign_in_loops(top, &pools);
-        let asked = |i: usize| {
-            (std::iter::once(&*top).chain(pools.iter().map(|p| &p.config)))
-                .any(|c| c.auth_request.as_ref().is_some_and(|a| a.pool == i))
+        // Asked by `auth_request`, or sent copies by `mirror`.
+        let asked = |i: usize, name: &str| {
+            (std::iter::once(&*top).chain(pools.iter().map(|p| &p.config))).any(|c| {
+                c.auth_request.as_ref().is_some_and(|a| a.pool == i)
+                    || c.mirror.as_deref() == Some(name)
+            })
         };
         for (i, pool) in pools.iter().enumerate() {
-            if !top.routes.iter().any(|r| r.pool == i + 1) && !asked(i + 1) {
+            if !top.routes.iter().any(|r| r.pool == i + 1) && !asked(i + 1, &pool.name) {
                 log::warn!(
                     "{}: pool.{}: no route sends requests to it \
                      (e.g. `route./{}/ = {}`)",
@@ -455,6 +460,39 @@ impl Loader {
                     ));
                 }
                 config.auth_request = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each `mirror`'s pool must be one. A pool's requests are not
+    /// mirrored to itself: the top level's key is off for the pool it
+    /// names, and a pool's own naming itself is refused.
+    fn check_mirrors(&self, top: &mut Config, pools: &mut [PoolConfig]) -> Result<(), ConfigError> {
+        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
+        let scopes = std::iter::once((0, None, top)).chain(
+            (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Some(&*names[i]), &mut p.config)),
+        );
+        for (own, name, config) in scopes {
+            let Some(mirror) = &config.mirror else {
+                continue;
+            };
+            let scope = name.map_or(Scope::Top, Scope::Pool);
+            let key_scope = match self.sets(scope, "mirror") {
+                true => scope,
+                false => Scope::Top,
+            };
+            let to = index_named(mirror, names.iter().map(|n| &**n))
+                .map_err(|m| self.refused_in(key_scope, "mirror", m))?;
+            if to == own {
+                if !matches!(key_scope, Scope::Top) || name.is_none() {
+                    return Err(self.refused_in(
+                        key_scope,
+                        "mirror",
+                        "names the pool itself: its requests would go to it twice".into(),
+                    ));
+                }
+                config.mirror = None;
             }
         }
         Ok(())

@@ -10,12 +10,14 @@ mod client;
 mod client_cert;
 mod files;
 mod forward_auth;
+mod mirror;
 mod origin;
 mod relay;
 mod tunnel;
 mod watch;
 
 pub use auth_answers::AuthAnswers;
+pub use mirror::Mirrors;
 
 use crate::access;
 use crate::access_log::{Heads, LogSender, Record, RequestFields};
@@ -84,6 +86,8 @@ pub struct Shared {
     /// this configuration (a reload, which may change them, starts anew;
     /// new addresses of targets' names do not).
     pub auth_answers: Arc<AuthAnswers>,
+    /// `mirror`'s queue and threads: the same in every generation.
+    pub mirrors: Arc<Mirrors>,
 }
 
 impl Shared {

@@ -6,6 +6,7 @@
 //! target's health.
 
 use super::client::CLIENT_CHECK_AFTER;
+use super::mirror::Duplicate;
 use super::relay;
 use super::{client_body_status, Client, Refusal, Shared, VIA};
 use crate::cache::policy::OwnFields;
@@ -273,6 +274,7 @@ pub(super) fn fetch_from<'s>(
     // While the request waits for a slot (`max_conns`): its place in the
     // queue, and until when it may wait.
     let mut queued: Option<(Waiting, Instant)> = None;
+    let mut mirrored = false;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
         let waiting = queued.as_ref().map(|(place, _)| place);
@@ -338,6 +340,11 @@ pub(super) fn fetch_from<'s>(
             client.upstream = Some(target.name.clone());
         }
         let request = upstream_request(head, &forwarded, edits, send, target);
+        // Once, whatever the retries: the mirror sees the request a
+        // client made.
+        if !std::mem::replace(&mut mirrored, true) {
+            mirror(&request, send, client, uri, to.pool, shared);
+        }
         let failed = |status: u16| Refusal {
             status: Some(status),
             upstream: Some(target.name.clone()),
@@ -416,6 +423,34 @@ pub(super) fn fetch_from<'s>(
             }
         }
     }
+}
+
+/// With `mirror`, a copy of the request the pool's backend is sent (its
+/// head and body), queued for the mirror pool (see [`super::mirror`]).
+fn mirror(
+    request: &[u8],
+    send: &Outgoing<'_>,
+    client: &Client,
+    uri: &str,
+    pool: usize,
+    shared: &Shared,
+) {
+    let Some(name) = &shared.config_of_pool(pool).mirror else {
+        return;
+    };
+    let body = match send.body {
+        RequestBody::Buffered(body) => body.clone(),
+        // Read from the client as it goes: there is no second copy of it.
+        RequestBody::Streamed { .. } => return shared.mirrors.dropped(),
+    };
+    shared.mirrors.send(Duplicate {
+        pool: name.clone(),
+        head: request.to_vec(),
+        body,
+        client: client.real_ip,
+        uri: uri.to_string(),
+        key: client.hash_key().map(<[u8]>::to_vec),
+    });
 }
 
 /// Reports a failed exchange: warned about, counted, and held against the

@@ -427,7 +427,7 @@ fn read_body(
 
 /// Whether the connection may carry another request once this response's
 /// body has been read to its end.
-fn may_reuse(response: &ResponseHead, kind: BodyKind, up: &UpstreamConn) -> bool {
+pub(super) fn may_reuse(response: &ResponseHead, kind: BodyKind, up: &UpstreamConn) -> bool {
     response.allows_keep_alive()
         && !response_forbids_reuse(response)
         && kind != BodyKind::UntilClose

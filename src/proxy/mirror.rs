@@ -1,0 +1,309 @@
+//! `mirror`: a copy of each request a pool sends to a backend goes to
+//! another pool as well, and its answer is read and dropped, as nginx's
+//! `mirror` does: a new version of an application tried on real traffic,
+//! whose answers no client sees.
+//!
+//! A copy never holds up its client: it is queued, and sent by threads
+//! of its own. When the queue is full, or the mirror pool has no target
+//! to take it, the copy is dropped and counted, never waited for.
+
+use super::relay::may_reuse;
+use super::{Current, Shared};
+use crate::http::conn::write_all_vectored_counting;
+use crate::http::conn::{SharedStream, Stream};
+use crate::http::head::{find_head_end, parse_response};
+use crate::http::{BodyKind, BufConn};
+use crate::metrics::Metrics;
+use crate::upstream::{Pick, Upstream, UpstreamConn, Upstreams};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::io::IoSlice;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+/// Copies waiting for a thread; more are dropped.
+const QUEUE: usize = 1024;
+/// Bytes of copies waiting (heads and bodies); more are dropped, so that
+/// large bodies to a slow mirror hold no more memory than this.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Threads sending copies, started as copies find none free.
+const MAX_THREADS: usize = 16;
+/// A thread with no copy to send for this long ends.
+const IDLE: Duration = Duration::from_secs(30);
+/// Largest answer head read.
+const MAX_HEAD: usize = 32 * 1024;
+/// Largest answer body read to keep its connection; past it (or one of a
+/// length not known), the connection is closed instead.
+const MAX_DRAINED: u64 = 1 << 20;
+/// Interim answers (1xx) read before the final one.
+const MAX_INTERIM: usize = 16;
+
+/// A request to send again, to the pool `pool` names.
+pub(super) struct Duplicate {
+    pub pool: Arc<str>,
+    /// The head as the request's own backend is sent it, then its body.
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+    /// What the mirror pool's `balance` may pick its target by.
+    pub client: IpAddr,
+    pub uri: String,
+    pub key: Option<Vec<u8>>,
+}
+
+impl Duplicate {
+    fn size(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+}
+
+/// The copies' queue and the threads that send them, one for the
+/// process: reloads keep it.
+pub struct Mirrors {
+    queue: Sender<Duplicate>,
+    taken: Receiver<Duplicate>,
+    threads: AtomicUsize,
+    idle: AtomicUsize,
+    /// What the copies waiting hold (see [`MAX_QUEUED_BYTES`]).
+    queued_bytes: AtomicUsize,
+    /// Where each copy finds the pools in force when it is sent.
+    current: OnceLock<Weak<Current>>,
+    metrics: Arc<Metrics>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Mirrors {
+    pub fn new(metrics: Arc<Metrics>, shutting_down: Arc<AtomicBool>) -> Arc<Mirrors> {
+        let (queue, taken) = crossbeam_channel::bounded(QUEUE);
+        Arc::new(Mirrors {
+            queue,
+            taken,
+            threads: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            current: OnceLock::new(),
+            metrics,
+            shutting_down,
+        })
+    }
+
+    /// Where the settings in force are found (set once, when they are).
+    pub fn attach(&self, current: &Arc<Current>) {
+        let _ = self.current.set(Arc::downgrade(current));
+    }
+
+    /// Queues `copy`, or drops it when the queue is full; starts a thread
+    /// when none is free.
+    pub(super) fn send(self: &Arc<Self>, copy: Duplicate) {
+        let size = copy.size();
+        let taken = (self.queued_bytes).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n + size <= MAX_QUEUED_BYTES).then_some(n + size)
+        });
+        if taken.is_err() {
+            return self.dropped();
+        }
+        match self.queue.try_send(copy) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
+                self.dropped();
+                return;
+            }
+        }
+        if self.idle.load(Ordering::SeqCst) == 0 {
+            self.start_thread();
+        }
+    }
+
+    /// Counts a copy that was not sent.
+    pub(super) fn dropped(&self) {
+        self.metrics.mirror_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn start_thread(self: &Arc<Self>) {
+        let started = (self.threads).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_THREADS).then_some(n + 1)
+        });
+        if started.is_err() {
+            return;
+        }
+        self.idle.fetch_add(1, Ordering::SeqCst);
+        let mirrors = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mirror".into())
+            .stack_size(256 * 1024)
+            .spawn(move || mirrors.work());
+        if spawned.is_err() {
+            // The copies wait for a thread that exists, if any.
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            self.threads.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn work(&self) {
+        let mut idle_since = Instant::now();
+        loop {
+            match self.taken.recv_timeout(Duration::from_secs(1)) {
+                Ok(copy) => {
+                    self.queued_bytes.fetch_sub(copy.size(), Ordering::SeqCst);
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                    let counter = match self.deliver(&copy) {
+                        Delivered::Answered => &self.metrics.mirror_answered,
+                        Delivered::Failed => &self.metrics.mirror_failed,
+                        Delivered::Dropped => &self.metrics.mirror_dropped,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    self.idle.fetch_add(1, Ordering::SeqCst);
+                    idle_since = Instant::now();
+                }
+                Err(RecvTimeoutError::Timeout)
+                    if idle_since.elapsed() < IDLE
+                        && !self.shutting_down.load(Ordering::Relaxed) => {}
+                Err(_) => break,
+            }
+        }
+        self.idle.fetch_sub(1, Ordering::SeqCst);
+        self.threads.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Sends `copy` to a target of its pool, as the settings in force
+    /// have it, and reads the answer.
+    fn deliver(&self, copy: &Duplicate) -> Delivered {
+        let Some(current) = self.current.get().and_then(Weak::upgrade) else {
+            return Delivered::Dropped;
+        };
+        let shared: Arc<Shared> = current.get();
+        // A reload may have taken the pool away since.
+        let Some(upstreams) = shared.pools.iter().find(|p| p.name() == &*copy.pool) else {
+            return Delivered::Dropped;
+        };
+        let tried = vec![false; upstreams.targets().len()];
+        let key = copy.key.as_deref();
+        let Pick::Chosen(index, busy) =
+            upstreams.pick(copy.client, &copy.uri, key, &tried, None, None)
+        else {
+            return Delivered::Dropped;
+        };
+        let target = &upstreams.targets()[index];
+        target.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let answered = exchange(upstreams, target, copy);
+        drop(busy);
+        match answered {
+            Some(status) => {
+                target.stats.responses.count(status);
+                Delivered::Answered
+            }
+            None => Delivered::Failed,
+        }
+    }
+}
+
+enum Delivered {
+    Answered,
+    Failed,
+    Dropped,
+}
+
+/// Sends the copy on a pooled connection (again on a new one if that
+/// turns out closed before any answer) and reads the answer: its status,
+/// or `None` when there is none. The connection goes back to the pool
+/// when the answer was read to its end.
+fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Option<u16> {
+    let is_head = copy.head.starts_with(b"HEAD ");
+    for fresh in [false, true] {
+        let Ok(mut up) = upstreams.checkout(target, fresh, |_| {}) else {
+            return None;
+        };
+        let reused = up.reused;
+        match send_and_read(&mut up, copy, is_head) {
+            Answer::Read(status, reusable) => {
+                if reusable && up.conn.buffered().is_empty() {
+                    target.checkin(up.conn);
+                }
+                return Some(status);
+            }
+            Answer::Unread(status) => return Some(status),
+            Answer::None { before_any } if reused && before_any => continue,
+            Answer::None { .. } => return None,
+        }
+    }
+    None
+}
+
+enum Answer {
+    /// The whole answer read; whether its connection may carry another.
+    Read(u16, bool),
+    /// Its head read, its body not: the connection is closed.
+    Unread(u16),
+    /// None, and whether not a byte of it came.
+    None { before_any: bool },
+}
+
+fn send_and_read(up: &mut UpstreamConn, copy: &Duplicate, is_head: bool) -> Answer {
+    let stream = up.conn.get_ref().0.clone();
+    let mut out = &*stream;
+    let mut request = [IoSlice::new(&copy.head), IoSlice::new(&copy.body)];
+    if write_all_vectored_counting(&mut out, &mut request)
+        .1
+        .is_err()
+    {
+        return Answer::None { before_any: true };
+    }
+    let mut interim = 0;
+    loop {
+        let Some(len) = read_head(&mut up.conn) else {
+            let before_any = up.conn.buffered().is_empty();
+            return Answer::None { before_any };
+        };
+        let Ok(response) = parse_response(&up.conn.buffered()[..len]) else {
+            return Answer::None { before_any: false };
+        };
+        up.conn.consume(len);
+        if (100..200).contains(&response.status) && interim < MAX_INTERIM {
+            interim += 1;
+            continue;
+        }
+        let status = response.status;
+        let Ok(kind) = BodyKind::for_response(is_head, &response) else {
+            return Answer::Unread(status);
+        };
+        let drained = match kind {
+            BodyKind::Empty => true,
+            BodyKind::Length(n) if n <= MAX_DRAINED => drain(&mut up.conn, n as usize),
+            _ => return Answer::Unread(status),
+        };
+        return match drained {
+            true => Answer::Read(status, may_reuse(&response, kind, up)),
+            false => Answer::Unread(status),
+        };
+    }
+}
+
+/// Reads until a whole head is buffered: its length, or `None`.
+fn read_head(conn: &mut BufConn<SharedStream<Stream>>) -> Option<usize> {
+    let mut scanned = 0;
+    loop {
+        if let Some(len) = find_head_end(conn.buffered(), &mut scanned).ok()? {
+            return Some(len);
+        }
+        if conn.buffered().len() > MAX_HEAD || conn.fill().ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+/// Reads and drops `n` bytes: whether they all came.
+fn drain(conn: &mut BufConn<SharedStream<Stream>>, n: usize) -> bool {
+    let mut left = n;
+    loop {
+        let have = conn.buffered().len().min(left);
+        conn.consume(have);
+        left -= have;
+        if left == 0 {
+            return true;
+        }
+        if !matches!(conn.fill(), Ok(read) if read > 0) {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `mirror`: a copy of each request sent to a backend goes to another
+//! pool too, its answer dropped; the client never waits for it.
+
+mod support;
+
+use support::*;
+
+/// `mirror = shadow` for `targets = main`, then `more`.
+fn mirrored(main: &Backend, shadow_addr: std::net::SocketAddr, more: &str) -> Proxy {
+    let text = format!(
+        "targets = {}\npool.shadow = {shadow_addr}\nmirror = shadow\n{more}",
+        main.addr
+    );
+    start_proxy(&[], from_file_with_admin(&text))
+}
+
+#[test]
+fn each_request_goes_to_the_mirror_too_and_its_answer_is_dropped() {
+    let main = Backend::echo("main");
+    let shadow = Backend::start("shadow", |_, out| {
+        respond(out, 500, &[("X-Shadow", "yes")], b"the shadow's answer");
+        Action::KeepAlive
+    });
+    let proxy = mirrored(&main, shadow.addr, "route./s/ = shadow\n");
+    let mut client = proxy.connect();
+    let r = client.get_with("/a?x=1", &[("X-Custom", "1")]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(!r.head.has("x-shadow"), "{}", r.head.raw);
+    let body = pattern(5000);
+    let r = client.request("POST", "/form", &[], &body);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 2));
+    // The same requests the main backend was sent: method, target,
+    // fields (the forwarding ones too), body.
+    let (seen, sent) = (shadow.seen(), main.seen());
+    for (copy, original) in seen.iter().zip(&sent) {
+        assert_eq!(copy.head.start_line, original.head.start_line);
+        assert_eq!(copy.body, original.body);
+        for field in [
+            "host",
+            "x-custom",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "via",
+        ] {
+            assert_eq!(copy.head.get(field), original.head.get(field), "{field}");
+        }
+    }
+    assert_eq!(seen[1].body, body);
+    // The shadow pool's own requests are not sent to it twice.
+    assert_eq!(client.get("/s/x").status, 500);
+    assert!(wait_until(WAIT_LIMIT, || {
+        proxy.metric("inverso_mirror_requests_total{result=\"answered\"}") == Some(2)
+    }));
+    assert_eq!(shadow.requests(), 3);
+    assert_eq!(main.requests(), 2);
+}
+
+#[test]
+fn a_client_never_waits_for_the_mirror() {
+    let main = Backend::echo("main");
+    let gate = Gate::new();
+    let shadow = {
+        let gate = gate.clone();
+        Backend::start("shadow", move |_, out| {
+            gate.wait();
+            respond(out, 200, &[], b"late");
+            Action::KeepAlive
+        })
+    };
+    let proxy = mirrored(&main, shadow.addr, "");
+    // While the mirror holds its copies unanswered, the clients have
+    // their answers.
+    let mut client = proxy.connect();
+    for path in ["/1", "/2", "/3"] {
+        assert_eq!(client.get(path).status, 200);
+    }
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() >= 1));
+    gate.open();
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 3));
+    assert_eq!(main.requests(), 3);
+}
+
+#[test]
+fn a_mirror_that_cannot_be_reached_is_counted_and_harms_no_one() {
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, dead_addr(), "request_buffer_size = 1KiB\n");
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/a").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || {
+        proxy.metric("inverso_mirror_requests_total{result=\"failed\"}") == Some(1)
+    }));
+    // A body streamed to the backend as it is read has no second copy:
+    // not mirrored, counted.
+    let body = pattern(100_000);
+    let r = client.request("POST", "/upload", &[], &body);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let dropped = "inverso_mirror_requests_total{result=\"dropped\"}";
+    assert_eq!(proxy.metric(dropped), Some(1));
+    assert_eq!(main.requests(), 2);
+}
+
+#[test]
+fn a_cache_hit_is_not_mirrored() {
+    let main = Backend::start("main", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"stored");
+        Action::KeepAlive
+    });
+    let shadow = Backend::echo("shadow");
+    let text = format!(
+        "targets = {}\npool.shadow = {}\nmirror = shadow\n",
+        main.addr, shadow.addr
+    );
+    let proxy = start_proxy(&[], |c| {
+        from_file(&text)(c);
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/c")), "MISS");
+    assert_eq!(x_cache(&client.get("/c")), "HIT");
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 1));
+    // The next miss's copy comes after the hit's would have.
+    assert_eq!(x_cache(&client.get("/d")), "MISS");
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 2));
+    let paths: Vec<String> = shadow.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/c", "/d"]);
+}
+
+#[test]
+fn a_mirror_must_name_a_pool_other_than_its_own() {
+    let cases = [
+        (
+            "targets = 127.0.0.1:9\nmirror = shadw\npool.shadow = 127.0.0.1:10\n",
+            "proxy.conf:2: mirror: no pool is named `shadw` (did you mean `shadow`?)",
+        ),
+        (
+            "targets = 127.0.0.1:9\nmirror = default\n",
+            "proxy.conf:2: mirror: names the pool itself",
+        ),
+        (
+            "targets = 127.0.0.1:9\npool.a = 127.0.0.1:10\npool.a.mirror = a\n",
+            "proxy.conf:3: pool.a.mirror: names the pool itself",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = config_error(text);
+        assert!(e.contains(expected), "{text}: {e}");
+    }
+}
