@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 use support::pki::Pki;
 use support::tls_client::{client_settings, TlsClient};
@@ -114,4 +115,48 @@ fn a_tls_client_that_reads_nothing_does_not_hold_back_the_entry_it_fills() {
     assert_eq!(origin.requests(), 1);
     let r = slow.response();
     assert_whole(&r, BIG, "the slow client's");
+}
+
+#[test]
+fn a_backend_that_fails_mid_body_leaves_a_slow_client_all_it_had_sent() {
+    // Half the body it announces, then the end of the connection.
+    let (announced, sent) = (32 << 20, 24 << 20);
+    let done = Gate::new();
+    let origin = {
+        let done = done.clone();
+        Backend::start("origin", move |_, out| {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {announced}\r\n\r\n"
+            );
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&pattern(sent));
+            done.open();
+            Action::Close
+        })
+    };
+    let proxy = caching(&origin, "");
+    let mut slow = std::net::TcpStream::connect(proxy.addr).unwrap();
+    slow.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    slow.write_all(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n")
+        .unwrap();
+    // Read from the backend whole while the client reads nothing.
+    assert!(done.wait(), "the proxy read all the backend sent");
+    let mut got = Vec::new();
+    let _ = slow.read_to_end(&mut got);
+    let at = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let body = &got[at..];
+    assert_eq!((body.len(), fnv(body)), (sent, fnv(&pattern(sent))));
+    // Logged as what the client got.
+    let mut proxy = proxy;
+    assert!(proxy.shutdown(WAIT_LIMIT));
+    let logged = format!("\" 200 {sent} ");
+    assert!(
+        proxy.log_lines().iter().any(|l| l.contains(&logged)),
+        "{:#?}",
+        proxy.log_lines()
+    );
 }

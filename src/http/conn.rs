@@ -771,7 +771,11 @@ pub(super) fn send_all_unless_answered(
 /// `poll(2)` on `fds` for up to `patience` (at most `i32::MAX` ms):
 /// how many have events.
 fn poll(fds: &mut [libc::pollfd], patience: Duration) -> io::Result<usize> {
-    let ms = patience.as_millis().min(i32::MAX as u128) as i32;
+    // Rounded up: a wait of 0.4 ms is one of 1 ms, not a busy look.
+    let ms = patience
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .min(i32::MAX as u128) as i32;
     loop {
         // SAFETY: `fds` is a valid array of as many pollfds as the count says.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };

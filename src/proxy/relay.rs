@@ -694,7 +694,10 @@ fn send_streamed(
         .is_empty()
         .then_some(to as &dyn Leaving);
     let storing = tee.is_some();
-    let out = ClientOut::new(Paced::new(to, client.pacing), storing);
+    // What waits for the client may be as large as what is stored, and
+    // the framing of its chunks.
+    let bound = tee.as_ref().map(|t| t.limit.saturating_add(CHUNK_FRAMING));
+    let out = ClientOut::new(Paced::new(to, client.pacing), bound);
     let (sent, left) = fetched.up.conn.read_through(
         |backend| {
             let mut source = WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience);
@@ -835,11 +838,14 @@ fn copy_body(
             Ok(Some(piece)) => piece,
             Ok(None) => break,
             Err(e) => {
+                // What the client was sent before the backend failed is
+                // still its own.
+                let _ = to.flush();
                 return Err(Broken {
                     failure: e.into(),
-                    head_sent: pending_head.is_none(),
-                    sent,
-                })
+                    head_sent: head_was_sent || out.delivered() > 0,
+                    sent: sent.saturating_sub(out.unsent()),
+                });
             }
         };
         let mut given_up = false;
@@ -865,7 +871,7 @@ fn copy_body(
             // it.
             tee = None;
             from.get_mut().paused = false;
-            to.flush().map_err(|_| client_gone(sent))?;
+            out.stop_reading_ahead();
         }
     }
     if let Some(tee) = tee {
@@ -896,8 +902,9 @@ fn copy_body(
 /// the entry is stored, and the requests coalesced on it answered, once
 /// the backend has sent it all, as nginx's buffering has it, not once
 /// this client has read it. What waits is bounded by what the cache
-/// stores (`max_object_size`): past it, nothing is stored, and what
-/// waits is sent before the body goes on, as it comes.
+/// stores (`max_object_size`); past that bound, a write waits for the
+/// client until no more than it waits, so that the backend is then read
+/// at the client's pace, as any streamed body is.
 struct ClientOut<'a> {
     state: RefCell<OutState<'a>>,
 }
@@ -909,19 +916,31 @@ struct OutState<'a> {
     backlog: Vec<u8>,
     /// How much of `backlog` went out.
     start: usize,
+    /// The most bytes kept waiting before a write waits for the client.
+    bound: usize,
     /// Bytes that reached the client's socket, the head's among them.
     delivered: u64,
     /// A write failed: the client is gone.
     failed: bool,
 }
 
+/// The least [`OutState::bound`] is brought down to when nothing is to be
+/// stored after all.
+const LEAST_BACKLOG: usize = 64 * 1024;
+/// Sent bytes at the backlog's front are let go once they are this many
+/// and half of it, rather than moving what waits at each write.
+const SENT_KEPT: usize = 256 * 1024;
+
 impl<'a> ClientOut<'a> {
-    fn new(to: Paced<&'a ClientStream>, lagging: bool) -> Self {
+    /// Writes through a backlog of at most `bound` bytes when given one,
+    /// else straight to the client.
+    fn new(to: Paced<&'a ClientStream>, bound: Option<u64>) -> Self {
         let state = OutState {
             to,
-            lagging,
+            lagging: bound.is_some(),
             backlog: Vec::new(),
             start: 0,
+            bound: bound.map_or(0, |b| usize::try_from(b).unwrap_or(usize::MAX)),
             delivered: 0,
             failed: false,
         };
@@ -936,32 +955,65 @@ impl<'a> ClientOut<'a> {
 
     /// Bytes written that have not reached the client yet.
     fn unsent(&self) -> u64 {
-        let state = self.state.borrow();
-        (state.backlog.len() - state.start) as u64
+        self.state.borrow().unsent() as u64
+    }
+
+    /// Nothing will be stored: what waits now is the most that will, and
+    /// the backend is read as the client takes what comes after.
+    fn stop_reading_ahead(&self) {
+        let state = &mut *self.state.borrow_mut();
+        state.bound = state.unsent().max(LEAST_BACKLOG).min(state.bound);
     }
 }
 
 impl OutState<'_> {
+    fn unsent(&self) -> usize {
+        self.backlog.len() - self.start
+    }
+
     /// Sends what the client takes now from the backlog.
     fn send_now(&mut self) {
         // Over TLS, records of an earlier write may wait alone.
         let mut again = self.to.get_ref().has_unsent();
         while !self.failed && (self.start < self.backlog.len() || again) {
             again = false;
-            match self
-                .to
-                .write_now(&[IoSlice::new(&self.backlog[self.start..])])
-            {
+            let unsent = [IoSlice::new(&self.backlog[self.start..])];
+            match self.to.write_now(&unsent) {
                 Ok(0) => break,
-                Ok(n) => {
-                    self.start += n;
-                    self.delivered += n as u64;
-                }
+                Ok(n) => self.sent(n),
                 Err(_) => self.failed = true,
             }
         }
+    }
+
+    /// Sends what waits, waiting for the client, until no more than
+    /// `keep` bytes do.
+    fn send_until(&mut self, keep: usize) -> std::io::Result<()> {
+        let excess = self.unsent().saturating_sub(keep);
+        if excess == 0 {
+            return Ok(());
+        }
+        let from = self.start;
+        let (written, result) = write_all_vectored_counting(
+            &mut self.to,
+            &mut [IoSlice::new(&self.backlog[from..from + excess])],
+        );
+        self.sent(written);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// `n` more bytes of the backlog reached the client.
+    fn sent(&mut self, n: usize) {
+        self.start += n;
+        self.delivered += n as u64;
         if self.start == self.backlog.len() {
             self.backlog.clear();
+            self.start = 0;
+        } else if self.start >= SENT_KEPT && 2 * self.start >= self.backlog.len() {
+            self.backlog.drain(..self.start);
             self.start = 0;
         }
     }
@@ -973,7 +1025,8 @@ impl Write for &ClientOut<'_> {
     }
 
     /// Takes all of `bufs` while lagging (sending what the client takes
-    /// now); else writes, waiting for the client.
+    /// now, and waiting for it only past the bound); else writes, waiting
+    /// for the client.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
         let state = &mut *self.state.borrow_mut();
         if !state.lagging {
@@ -981,8 +1034,11 @@ impl Write for &ClientOut<'_> {
             state.delivered += n as u64;
             return Ok(n);
         }
+        if state.failed {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
         let mut skip = 0;
-        if state.start == state.backlog.len() && !state.failed {
+        if state.unsent() == 0 {
             match state.to.write_now(bufs) {
                 Ok(n) => {
                     state.delivered += n as u64;
@@ -999,10 +1055,11 @@ impl Write for &ClientOut<'_> {
             total += buf.len();
         }
         state.send_now();
-        match state.failed {
-            true => Err(std::io::ErrorKind::BrokenPipe.into()),
-            false => Ok(total),
+        let bound = state.bound;
+        if state.failed || state.send_until(bound).is_err() {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
         }
+        Ok(total)
     }
 
     /// Sends what waits, waiting for the client; writes wait for it from
@@ -1016,14 +1073,8 @@ impl Write for &ClientOut<'_> {
         if !lagged {
             return Ok(());
         }
-        let unsent = &state.backlog[state.start..];
-        let (written, result) =
-            write_all_vectored_counting(&mut state.to, &mut [IoSlice::new(unsent)]);
-        state.delivered += written as u64;
-        state.start += written;
-        result?;
+        state.send_until(0)?;
         state.backlog = Vec::new();
-        state.start = 0;
         state.to.flush()
     }
 }
@@ -1031,7 +1082,7 @@ impl Write for &ClientOut<'_> {
 impl Pending for ClientOut<'_> {
     fn lag(&self) -> Lag {
         let state = &mut *self.state.borrow_mut();
-        let unsent = state.backlog.len() - state.start;
+        let unsent = state.unsent();
         let client = state.to.get_ref();
         if !state.lagging || state.failed || (unsent == 0 && !client.has_unsent()) {
             return Lag::None;
