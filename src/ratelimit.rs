@@ -9,6 +9,10 @@
 //! when addresses that are all still limited fill the table, the one seen
 //! longest ago makes room.
 
+use crate::cache::policy::decode_percent;
+use crate::http::headers::{cookie_pairs, read_alike};
+use crate::http::RequestHead;
+use crate::upstream::hash_on::HashOn;
 use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -81,6 +85,65 @@ pub enum Who<'a> {
     /// What `rate_limit_key` names in the request: an API key, a user's
     /// cookie.
     Value(&'a [u8]),
+}
+
+/// What `rate_limit_key` names in `head`, as a backend will read it:
+/// a query parameter's name and value decoded (`+` and `%XX`), a
+/// cookie's value without its quotes. `None` (the request is counted by
+/// its address) when it is not there, empty, or there more than once:
+/// which of several a backend takes varies (the first, the last, all of
+/// them joined), and counting one would let the others change at will.
+/// A field is found under any name a backend reads as its own
+/// (`X_Api_Key` for `X-Api-Key`).
+pub fn key_in(on: &HashOn, head: &RequestHead) -> Option<Vec<u8>> {
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    match on {
+        HashOn::Header(name) => {
+            let named = head
+                .headers
+                .iter()
+                .filter(|(n, _)| read_alike(n.as_bytes(), name.as_bytes()));
+            found.extend(named.map(|(_, value)| value.trim_ascii().to_vec()));
+        }
+        HashOn::Cookie(name) => {
+            let pairs = head.headers.get_all("cookie").flat_map(cookie_pairs);
+            for pair in pairs {
+                let eq = pair.iter().position(|&b| b == b'=').unwrap_or(pair.len());
+                if pair[..eq].trim_ascii() == name.as_bytes() {
+                    let value = pair.get(eq + 1..).unwrap_or_default().trim_ascii();
+                    let unquoted = value
+                        .strip_prefix(b"\"")
+                        .and_then(|v| v.strip_suffix(b"\""))
+                        .unwrap_or(value);
+                    found.push(unquoted.to_vec());
+                }
+            }
+        }
+        HashOn::Query(name) => {
+            let query = head.target.split_once('?').map_or("", |(_, q)| q);
+            // `;` as well as `&`: some backends split there too, and a
+            // value cut at it is only coarser.
+            for param in query.split(['&', ';']) {
+                let (n, value) = param.split_once('=').unwrap_or((param, ""));
+                if form_decoded(n.as_bytes()) == name.as_bytes() {
+                    found.push(form_decoded(value.as_bytes()));
+                }
+            }
+        }
+    }
+    match found.pop() {
+        Some(only) if found.is_empty() && !only.is_empty() => Some(only),
+        _ => None,
+    }
+}
+
+/// A query's name or value as forms encode it: `+` a space, `%XX` a byte.
+fn form_decoded(bytes: &[u8]) -> Vec<u8> {
+    let spaced: Vec<u8> = bytes
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    decode_percent(&spaced)
 }
 
 /// A bucket's key in the table: a value is kept as its keyed hash, eight
@@ -233,6 +296,61 @@ mod tests {
         assert_eq!(limiter.admit(ip(1), t0), Ok(()));
         assert!(limiter.admit(ip(1), t0).is_err());
         assert_eq!(limiter.clients(), 3);
+    }
+
+    /// What `rate_limit_key = setting` counts `request` (a head's text
+    /// after the request line) by: `None` for its address.
+    fn key(setting: &str, target: &str, fields: &str) -> Option<String> {
+        use crate::http::head::{parse_request, RequestLimits};
+        let text = format!("GET {target} HTTP/1.1\r\nHost: h\r\n{fields}\r\n");
+        let head = parse_request(text.as_bytes(), &RequestLimits::default()).unwrap();
+        let on = HashOn::parse(setting).unwrap();
+        key_in(&on, &head).map(|k| String::from_utf8(k).unwrap())
+    }
+
+    #[test]
+    fn a_key_is_read_as_a_backend_reads_it_and_only_when_it_is_one() {
+        let alice = Some("alice".to_string());
+        // A query parameter, decoded as forms are, its name too.
+        for target in [
+            "/?key=alice",
+            "/?key=%61lice",
+            "/?k%65y=al%69ce",
+            "/?x=1;key=alice",
+        ] {
+            assert_eq!(key("query:key", target, ""), alice, "{target}");
+        }
+        assert_eq!(key("query:key", "/?key=a+b", ""), Some("a b".into()));
+        // Twice (a backend may read either), empty, or absent: by address.
+        for target in [
+            "/?key=j1&key=alice",
+            "/?key=alice&k%65y=x",
+            "/?key=",
+            "/?keys=alice",
+            "/",
+        ] {
+            assert_eq!(key("query:key", target, ""), None, "{target}");
+        }
+        // A cookie, without its quotes or spaces; twice, by address.
+        for cookies in [
+            "session=alice",
+            "session=\"alice\"",
+            "a=1; session = alice ",
+        ] {
+            let field = format!("Cookie: {cookies}\r\n");
+            assert_eq!(key("cookie:session", "/", &field), alice, "{cookies}");
+        }
+        let twice = "Cookie: session=j1\r\nCookie: session=alice\r\n";
+        assert_eq!(key("cookie:session", "/", twice), None);
+        // A field, under any name a backend reads as its own; twice, by
+        // address.
+        assert_eq!(
+            key("header:X-Api-Key", "/", "x-api-key:  alice \r\n"),
+            alice
+        );
+        assert_eq!(key("header:X-Api-Key", "/", "X_Api_Key: alice\r\n"), alice);
+        let both = "X-Api-Key: j1\r\nX_Api_Key: alice\r\n";
+        assert_eq!(key("header:X-Api-Key", "/", both), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::Write;
 use support::*;
 
 /// `mirror = shadow` for `targets = main`, then `more`.
@@ -146,4 +147,64 @@ fn a_mirror_must_name_a_pool_other_than_its_own() {
         let e = config_error(text);
         assert!(e.contains(expected), "{text}: {e}");
     }
+}
+
+#[test]
+fn only_the_client_s_request_is_mirrored_not_the_sign_in_service_s_question() {
+    let main = Backend::echo("main");
+    let shadow = Backend::echo("shadow");
+    let auth = Backend::start("auth", |_, out| {
+        respond(out, 200, &[], b"");
+        Action::KeepAlive
+    });
+    let text = format!(
+        "targets = {}\npool.shadow = {}\npool.auth = {}\nmirror = shadow\n\
+         auth_request = auth /check\n",
+        main.addr, shadow.addr, auth.addr
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    assert_eq!(proxy.connect().get("/app").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() >= 1));
+    assert_eq!(auth.requests(), 1);
+    let paths: Vec<String> = shadow.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(paths, ["/app"]);
+    // Counted once at the mirror's target, as any request.
+    let sent = format!(
+        "inverso_upstream_requests_total{{target=\"{}\",pool=\"shadow\"}}",
+        shadow.addr
+    );
+    let page = proxy.admin("GET", "/metrics", "").body_str();
+    assert!(page.contains(&format!("{sent} 1")), "{page}");
+}
+
+#[test]
+fn a_mirror_s_connection_that_answers_on_and_on_is_not_kept() {
+    // Seventeen interim answers, then the final one later: the
+    // connection is not pooled meanwhile, where the next request on it
+    // would read that final answer as its own.
+    let late = Gate::new();
+    let shadow = {
+        let late = late.clone();
+        Backend::start("shadow", move |seen, out| {
+            if seen.path() == "/long" {
+                for _ in 0..17 {
+                    let _ = out.write_all(b"HTTP/1.1 102 Processing\r\n\r\n");
+                }
+                late.wait();
+                respond(out, 200, &[], b"late answer to /long");
+            } else {
+                respond(out, 200, &[], b"its own answer");
+            }
+            Action::KeepAlive
+        })
+    };
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "route./s/ = shadow\n");
+    assert_eq!(proxy.connect().get("/long").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || {
+        proxy.metric("inverso_mirror_requests_total{result=\"answered\"}") == Some(1)
+    }));
+    let r = proxy.connect().get("/s/next");
+    assert_eq!(r.body_str(), "its own answer");
+    late.open();
 }

@@ -1416,6 +1416,8 @@ fn rate_limit_key_counts_each_api_key_on_its_own_and_the_rest_by_address() {
     assert_eq!(status("/api/a?key=alice", &[alice]), 200);
     assert_eq!(status("/api/b?key=alice", &[]), 200);
     assert_eq!(status("/api/c?key=alice", &[]), 429);
+    // The same key, however spelled, as the backend decodes it.
+    assert_eq!(status("/api/e?key=%61lic%65", &[]), 429);
     assert_eq!(status("/api/d?key=carol", &[]), 200);
     // A reload that leaves the limits and their keys as they were keeps
     // the buckets; one that changes a key starts afresh.

@@ -698,7 +698,7 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| {
             let key = match v.trim() {
                 "" | "address" => None,
-                v => Some(HashOn::parse(v)?),
+                v => Some(HashOn::parse(v).map_err(|e| format!("{e}, or `address`"))?),
             };
             c.rate_limit_key = key;
             Ok(())

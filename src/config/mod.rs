@@ -1517,6 +1517,9 @@ impl Loader {
         if let Some((key, why)) = config.rate_limit_unlimited() {
             return Err(self.refused(key, why.into()));
         }
+        if let Some(why) = config.rate_limit_key_unread() {
+            return Err(self.refused("rate_limit_key", why));
+        }
         self.check_cache(&config, Scope::Top, None)?;
         self.check_auth(&config, Scope::Top)?;
         config.rewrites = Arc::new(self.build_rewrites()?);
@@ -1852,6 +1855,32 @@ impl Config {
             let why = "is set, but rate_limit is not: without a rate nothing is limited";
             ("rate_limit_key", why)
         })
+    }
+
+    /// Why `rate_limit_key` cannot be read where the limit is counted: it
+    /// names what the proxy itself replaces or takes out of a request
+    /// before that, so that a client's own value would be counted.
+    fn rate_limit_key_unread(&self) -> Option<String> {
+        use crate::upstream::hash_on::HashOn;
+        match self.rate_limit_key.as_ref()? {
+            HashOn::Header(name)
+                if self.auth_request.is_some()
+                    && (self.auth_request_headers.iter()).any(|f| f.eq_ignore_ascii_case(name)) =>
+            {
+                Some(format!(
+                    "names {name}, which auth_request_headers takes from the sign-in service \
+                     after the limit is counted: the client's own {name} would be counted \
+                     (any value it likes)"
+                ))
+            }
+            HashOn::Cookie(name) if self.sticky_cookie.as_deref() == Some(&**name) => {
+                Some(format!(
+                    "names {name}, the sticky_cookie, which is taken out of a request before the \
+                 limit is counted, and says which target serves a client, not who it is"
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// The rate limit and its burst, when one is set.

@@ -734,8 +734,15 @@ impl Loader {
         if sets("health_check_path") && !sets("health_check_tcp") {
             config.health_check_tcp = false;
         }
+        // A burst or a key it takes from the top level goes with a rate
+        // the pool turned off (`pool.<name>.rate_limit =`): nothing.
         if let Some((key, why)) = config.rate_limit_unlimited() {
-            return Err(self.refused_in(Scope::Pool(name), key, why.into()));
+            if self.sets(Scope::Pool(name), key) {
+                return Err(self.refused_in(Scope::Pool(name), key, why.into()));
+            }
+        }
+        if let Some(why) = config.rate_limit_key_unread() {
+            return Err(self.refused_in(Scope::Pool(name), "rate_limit_key", why));
         }
         // Settings of its own for TLS to its backends are made anew.
         if config.backend_tls_keys != top.backend_tls_keys {
@@ -1490,13 +1497,8 @@ route.static.example = static
         assert!(c.pools[0].own_rate_limit && !c.pools[1].own_rate_limit);
         // A key of its own is buckets of its own, at the top level's rate.
         let c = build(
-            "targets = 127.0.0.1:9001
-rate_limit = 5/s
-pool.s = 127.0.0.1:9002
-\
-             pool.s.rate_limit_key = cookie:session
-pool.t = 127.0.0.1:9003
-",
+            "targets = 127.0.0.1:9001\nrate_limit = 5/s\npool.s = 127.0.0.1:9002\n\
+             pool.s.rate_limit_key = cookie:session\npool.t = 127.0.0.1:9003\n",
         )
         .unwrap();
         assert!(c.pools[0].own_rate_limit && !c.pools[1].own_rate_limit);
@@ -1506,11 +1508,35 @@ pool.t = 127.0.0.1:9003
             Some(crate::upstream::hash_on::HashOn::Cookie("session".into()))
         );
         assert_eq!(c.rate_limit_key, None);
+        // A pool that turns the top level's rate off takes no limit, its
+        // key and burst neither.
+        let c = build(
+            "targets = 127.0.0.1:9001\nrate_limit = 5/s\nrate_limit_burst = 3\n\
+             rate_limit_key = header:X-Api-Key\npool.s = 127.0.0.1:9002\npool.s.rate_limit =\n",
+        )
+        .unwrap();
+        assert_eq!(c.pools[0].config.effective_rate_limit(), None);
+        // What the proxy replaces or takes out before the limit is counted
+        // cannot be its key.
         let e = refused(
-            "targets = 127.0.0.1:9001
-pool.s = 127.0.0.1:9002
-pool.s.rate_limit_key = query:k
-",
+            "targets = 127.0.0.1:9001\nrate_limit = 5/s\npool.sso = 127.0.0.1:9002\n\
+             pool.s = 127.0.0.1:9003\npool.s.auth_request = sso /check\n\
+             pool.s.auth_request_headers = Remote-User\npool.s.rate_limit_key = header:remote-user\n",
+        );
+        assert!(
+            e.contains("pool.s.rate_limit_key: names remote-user, which auth_request_headers"),
+            "{e}"
+        );
+        let e = refused(
+            "targets = 127.0.0.1:9001\nrate_limit = 5/s\nsticky_cookie = SRV\n\
+             rate_limit_key = cookie:SRV\n",
+        );
+        assert!(
+            e.contains("proxy.conf:4: rate_limit_key: names SRV, the sticky_cookie"),
+            "{e}"
+        );
+        let e = refused(
+            "targets = 127.0.0.1:9001\npool.s = 127.0.0.1:9002\npool.s.rate_limit_key = query:k\n",
         );
         assert!(
             e.contains("proxy.conf:3: pool.s.rate_limit_key: is set, but rate_limit is not"),

@@ -103,6 +103,7 @@ pub(super) fn ask(
         upgrade: false,
         interim_to_client: false,
         abandon_if_client_leaves: true,
+        mirrored: false,
     };
     let to = Destination {
         pool: asked.pool,

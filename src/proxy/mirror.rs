@@ -9,7 +9,7 @@
 
 use super::relay::may_reuse;
 use super::{Current, Shared};
-use crate::http::conn::write_all_vectored_counting;
+use crate::http::conn::{is_timeout, write_all_vectored_counting};
 use crate::http::conn::{SharedStream, Stream};
 use crate::http::head::{find_head_end, parse_response};
 use crate::http::{BodyKind, BufConn};
@@ -140,7 +140,7 @@ impl Mirrors {
         }
     }
 
-    fn work(&self) {
+    fn work(self: &Arc<Self>) {
         let mut idle_since = Instant::now();
         loop {
             match self.taken.recv_timeout(Duration::from_secs(1)) {
@@ -164,6 +164,11 @@ impl Mirrors {
         }
         self.idle.fetch_sub(1, Ordering::SeqCst);
         self.threads.fetch_sub(1, Ordering::SeqCst);
+        // A copy queued while this thread was leaving, seeing it idle,
+        // started none.
+        if !self.taken.is_empty() {
+            self.start_thread();
+        }
     }
 
     /// Sends `copy` to a target of its pool, as the settings in force
@@ -185,7 +190,6 @@ impl Mirrors {
             return Delivered::Dropped;
         };
         let target = &upstreams.targets()[index];
-        target.stats.requests.fetch_add(1, Ordering::Relaxed);
         let answered = exchange(upstreams, target, copy);
         drop(busy);
         match answered {
@@ -205,16 +209,24 @@ enum Delivered {
 }
 
 /// Sends the copy on a pooled connection (again on a new one if that
-/// turns out closed before any answer) and reads the answer: its status,
-/// or `None` when there is none. The connection goes back to the pool
-/// when the answer was read to its end.
+/// turns out closed before any answer, for a method that may be sent
+/// twice) and reads the answer: its status, or `None` when there is none.
+/// The connection goes back to the pool when the answer was read to its
+/// end.
 fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Option<u16> {
     let is_head = copy.head.starts_with(b"HEAD ");
-    for fresh in [false, true] {
+    let idempotent = ["GET ", "HEAD ", "OPTIONS "]
+        .iter()
+        .any(|m| copy.head.starts_with(m.as_bytes()));
+    let mut fresh = false;
+    loop {
         let Ok(mut up) = upstreams.checkout(target, fresh, |_| {}) else {
             return None;
         };
-        let reused = up.reused;
+        // Bytes on an idle connection are no answer to this copy.
+        if up.reused && !super::origin::still_open(&up.conn) {
+            continue;
+        }
         match send_and_read(&mut up, copy, is_head) {
             Answer::Read(status, reusable) => {
                 if reusable && up.conn.buffered().is_empty() {
@@ -223,11 +235,13 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
                 return Some(status);
             }
             Answer::Unread(status) => return Some(status),
-            Answer::None { before_any } if reused && before_any => continue,
+            // A pooled connection the backend had closed while it idled.
+            Answer::None { closed_unanswered } if closed_unanswered && up.reused && idempotent => {
+                fresh = true;
+            }
             Answer::None { .. } => return None,
         }
     }
-    None
 }
 
 enum Answer {
@@ -235,35 +249,45 @@ enum Answer {
     Read(u16, bool),
     /// Its head read, its body not: the connection is closed.
     Unread(u16),
-    /// None, and whether not a byte of it came.
-    None { before_any: bool },
+    /// None; whether the connection ended (closed or reset) before a
+    /// byte of it came, rather than timed out or broke HTTP.
+    None { closed_unanswered: bool },
 }
 
 fn send_and_read(up: &mut UpstreamConn, copy: &Duplicate, is_head: bool) -> Answer {
     let stream = up.conn.get_ref().0.clone();
     let mut out = &*stream;
     let mut request = [IoSlice::new(&copy.head), IoSlice::new(&copy.body)];
-    if write_all_vectored_counting(&mut out, &mut request)
-        .1
-        .is_err()
-    {
-        return Answer::None { before_any: true };
+    if let Err(e) = write_all_vectored_counting(&mut out, &mut request).1 {
+        return Answer::None {
+            closed_unanswered: !is_timeout(&e),
+        };
     }
     let mut interim = 0;
     loop {
-        let Some(len) = read_head(&mut up.conn) else {
-            let before_any = up.conn.buffered().is_empty();
-            return Answer::None { before_any };
+        let len = match read_head(&mut up.conn) {
+            Ok(len) => len,
+            Err(ended) => {
+                let closed_unanswered = ended && interim == 0 && up.conn.buffered().is_empty();
+                return Answer::None { closed_unanswered };
+            }
         };
         let Ok(response) = parse_response(&up.conn.buffered()[..len]) else {
-            return Answer::None { before_any: false };
+            return Answer::None {
+                closed_unanswered: false,
+            };
         };
         up.conn.consume(len);
-        if (100..200).contains(&response.status) && interim < MAX_INTERIM {
+        let status = response.status;
+        // A switch (no copy asks for one), or one interim answer too many:
+        // what comes next on the connection is not known, it is closed.
+        if status == 101 || ((100..200).contains(&status) && interim == MAX_INTERIM) {
+            return Answer::Unread(status);
+        }
+        if (100..200).contains(&status) {
             interim += 1;
             continue;
         }
-        let status = response.status;
         let Ok(kind) = BodyKind::for_response(is_head, &response) else {
             return Answer::Unread(status);
         };
@@ -279,15 +303,21 @@ fn send_and_read(up: &mut UpstreamConn, copy: &Duplicate, is_head: bool) -> Answ
     }
 }
 
-/// Reads until a whole head is buffered: its length, or `None`.
-fn read_head(conn: &mut BufConn<SharedStream<Stream>>) -> Option<usize> {
+/// Reads until a whole head is buffered: its length; or whether the
+/// connection ended (closed, reset) rather than timed out or sent what
+/// is no head.
+fn read_head(conn: &mut BufConn<SharedStream<Stream>>) -> Result<usize, bool> {
     let mut scanned = 0;
     loop {
-        if let Some(len) = find_head_end(conn.buffered(), &mut scanned).ok()? {
-            return Some(len);
+        match find_head_end(conn.buffered(), &mut scanned) {
+            Ok(Some(len)) => return Ok(len),
+            Ok(None) if conn.buffered().len() <= MAX_HEAD => {}
+            _ => return Err(false),
         }
-        if conn.buffered().len() > MAX_HEAD || conn.fill().ok()? == 0 {
-            return None;
+        match conn.fill() {
+            Ok(0) => return Err(true),
+            Ok(_) => {}
+            Err(e) => return Err(!is_timeout(&e)),
         }
     }
 }

@@ -203,6 +203,11 @@ pub(super) struct Outgoing<'a> {
     /// may stop its work. Not for a response the cache may store: that
     /// one is worth having.
     pub abandon_if_client_leaves: bool,
+    /// A copy goes to the pool's `mirror`: a client's request, not an
+    /// upgrade (a WebSocket session would hold a mirror's thread), nor a
+    /// question of the proxy's own (`auth_request`'s, a refresh in the
+    /// background).
+    pub mirrored: bool,
 }
 
 /// Sends `head` (rewritten for the backend in place) to a backend chosen
@@ -274,7 +279,7 @@ pub(super) fn fetch_from<'s>(
     // While the request waits for a slot (`max_conns`): its place in the
     // queue, and until when it may wait.
     let mut queued: Option<(Waiting, Instant)> = None;
-    let mut mirrored = false;
+    let mut copied = false;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
         let waiting = queued.as_ref().map(|(place, _)| place);
@@ -342,7 +347,7 @@ pub(super) fn fetch_from<'s>(
         let request = upstream_request(head, &forwarded, edits, send, target);
         // Once, whatever the retries: the mirror sees the request a
         // client made.
-        if !std::mem::replace(&mut mirrored, true) {
+        if send.mirrored && !std::mem::replace(&mut copied, true) {
             mirror(&request, send, client, uri, to.pool, shared);
         }
         let failed = |status: u16| Refusal {
@@ -491,7 +496,7 @@ fn count_failure(target: &Upstream, reason: &str) {
 
 /// Whether an idle connection can still carry a request (see
 /// [`Stream::still_open`]).
-fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool {
+pub(super) fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool {
     conn.buffered().is_empty() && conn.get_ref().still_open()
 }
 
