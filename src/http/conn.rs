@@ -591,16 +591,8 @@ fn serve_pending_until_readable(
         };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let mut fds = [
-            libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: room.unwrap_or(-1),
-                events: libc::POLLOUT,
-                revents: 0,
-            },
+            pollfd(fd, libc::POLLIN),
+            pollfd(room.unwrap_or(-1), libc::POLLOUT),
         ];
         let timeout = wait.map_or(left, |wait| wait.min(left));
         let n = poll(&mut fds, timeout)?;
@@ -635,11 +627,7 @@ impl AsRawFd for WatchingClose<'_> {
 
 /// Whether `fd` has something to read (data, or its end) within `patience`.
 pub(super) fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
-    let mut fds = [libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }];
+    let mut fds = [pollfd(fd, libc::POLLIN)];
     Ok(poll(&mut fds, patience)? > 0)
 }
 
@@ -675,18 +663,7 @@ fn readable_unless_closed(
     const CLOSED: libc::c_short = libc::POLLRDHUP;
     #[cfg(not(target_os = "linux"))]
     const CLOSED: libc::c_short = 0;
-    let mut fds = [
-        libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: watched,
-            events: CLOSED,
-            revents: 0,
-        },
-    ];
+    let mut fds = [pollfd(fd, libc::POLLIN), pollfd(watched, CLOSED)];
     Ok(match poll(&mut fds, patience - grace)? {
         0 => Awaited::TimedOut,
         _ if fds[0].revents != 0 => Awaited::Readable,
@@ -741,11 +718,7 @@ pub(super) fn send_all_unless_answered(
             true => libc::POLLOUT | libc::POLLIN,
             false => libc::POLLOUT,
         };
-        let mut fds = [libc::pollfd {
-            fd: stream.as_raw_fd(),
-            events,
-            revents: 0,
-        }];
+        let mut fds = [pollfd(stream.as_raw_fd(), events)];
         // Asked only here: most writes (every bodiless request) never
         // wait, and this is a system call.
         let patience = stream.write_timeout()?.unwrap_or(Duration::MAX);
@@ -770,6 +743,15 @@ pub(super) fn send_all_unless_answered(
 
 /// `poll(2)` on `fds` for up to `patience` (at most `i32::MAX` ms):
 /// how many have events.
+/// A `poll` entry asking `events` of `fd` (a negative one is skipped).
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
 fn poll(fds: &mut [libc::pollfd], patience: Duration) -> io::Result<usize> {
     // Rounded up: a wait of 0.4 ms is one of 1 ms, not a busy look.
     let ms = patience
