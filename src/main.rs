@@ -359,9 +359,13 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             (None, Some(_)) => ", auth_basic off".to_string(),
             (None, None) => String::new(),
         };
+        // Its own, or the top level's, which it takes.
+        let mirrored = (settings.mirror.as_ref()).map_or(String::new(), |to| {
+            format!(", mirrored to {}", config::printable(to))
+        });
         writeln!(
             out,
-            "# pool {}: balance {}{}{sign_in}",
+            "# pool {}: balance {}{}{sign_in}{mirrored}",
             pool.name,
             settings.balance.name(),
             match &settings.health_check_path {

@@ -208,3 +208,29 @@ fn a_mirror_s_connection_that_answers_on_and_on_is_not_kept() {
     assert_eq!(r.body_str(), "its own answer");
     late.open();
 }
+
+#[test]
+fn check_says_which_pools_are_mirrored() {
+    let text = "targets = 127.0.0.1:9\npool.api = 127.0.0.1:10\npool.next = 127.0.0.1:11\n\
+                mirror = next\nroute./api/ = api\n";
+    let (code, out, err) = inverso_check(text, "warn");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("# pool api: balance round_robin, mirrored to next"),
+        "{out}"
+    );
+    // The mirror pool's own requests are not mirrored to it.
+    let next = out
+        .lines()
+        .find(|l| l.starts_with("# pool next:"))
+        .expect(&out);
+    assert!(!next.contains("mirrored"), "{next}");
+    // Nor is it warned of as a pool no request reaches, as it is
+    // without the mirror.
+    assert!(!err.contains("no route sends requests to it"), "{err}");
+    let (_, _, err) = inverso_check(&text.replace("mirror = next\n", ""), "warn");
+    assert!(
+        err.contains("pool.next: no route sends requests to it"),
+        "{err}"
+    );
+}
