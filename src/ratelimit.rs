@@ -87,23 +87,41 @@ pub enum Who<'a> {
     Value(&'a [u8]),
 }
 
+/// The most values of `rate_limit_key` one request may carry; one with
+/// more is refused as over the limit (no client sends its key nine times).
+pub const MAX_KEYS: usize = 8;
+
+/// What a request is counted by (see [`key_in`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// Its client's address: it carries no value of the key.
+    Address,
+    /// Each value it carries, each counted: a backend may read any of
+    /// them (the first, the last, all joined), so no value it sends goes
+    /// uncounted.
+    Values(Vec<Vec<u8>>),
+    /// More than [`MAX_KEYS`] values.
+    TooMany,
+}
+
 /// What `rate_limit_key` names in `head`, as a backend will read it:
-/// a query parameter's name and value decoded (`+` and `%XX`), a
-/// cookie's value without its quotes. `None` (the request is counted by
-/// its address) when it is not there, empty, or there more than once:
-/// which of several a backend takes varies (the first, the last, all of
-/// them joined), and counting one would let the others change at will.
-/// A field is found under any name a backend reads as its own
-/// (`X_Api_Key` for `X-Api-Key`).
-pub fn key_in(on: &HashOn, head: &RequestHead) -> Option<Vec<u8>> {
+/// a query parameter's name and value decoded as forms are (`+`,
+/// `%XX`), a cookie's value without its quotes and decoded, a field
+/// under any name a backend reads as its own when `underscores` lets
+/// `X_Api_Key` through for `X-Api-Key` (else that one is dropped before
+/// any backend sees it), but not one `Connection` names (dropped too).
+/// Empty values are none.
+pub fn key_in(on: &HashOn, head: &RequestHead, underscores: bool) -> Keys {
     let mut found: Vec<Vec<u8>> = Vec::new();
     match on {
         HashOn::Header(name) => {
-            let named = head
-                .headers
-                .iter()
-                .filter(|(n, _)| read_alike(n.as_bytes(), name.as_bytes()));
-            found.extend(named.map(|(_, value)| value.trim_ascii().to_vec()));
+            let named = |n: &str| match underscores {
+                true => read_alike(n.as_bytes(), name.as_bytes()),
+                false => n.eq_ignore_ascii_case(name),
+            };
+            let dropped = head.headers.tokens("connection").any(&named);
+            let fields = head.headers.iter().filter(|(n, _)| named(n) && !dropped);
+            found.extend(fields.map(|(_, value)| value.trim_ascii().to_vec()));
         }
         HashOn::Cookie(name) => {
             let pairs = head.headers.get_all("cookie").flat_map(cookie_pairs);
@@ -115,7 +133,7 @@ pub fn key_in(on: &HashOn, head: &RequestHead) -> Option<Vec<u8>> {
                         .strip_prefix(b"\"")
                         .and_then(|v| v.strip_suffix(b"\""))
                         .unwrap_or(value);
-                    found.push(unquoted.to_vec());
+                    found.push(form_decoded(unquoted));
                 }
             }
         }
@@ -131,9 +149,13 @@ pub fn key_in(on: &HashOn, head: &RequestHead) -> Option<Vec<u8>> {
             }
         }
     }
-    match found.pop() {
-        Some(only) if found.is_empty() && !only.is_empty() => Some(only),
-        _ => None,
+    found.retain(|v| !v.is_empty());
+    found.sort_unstable();
+    found.dedup();
+    match found.len() {
+        0 => Keys::Address,
+        n if n > MAX_KEYS => Keys::TooMany,
+        _ => Keys::Values(found),
     }
 }
 
@@ -205,6 +227,26 @@ impl Limiter {
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+        }
+    }
+
+    /// Whether a request counted by `keys` (from `client`) may be made at
+    /// `now`: every bucket it names must have a token (each takes one);
+    /// if not, how long until all may.
+    pub fn admit_request(&self, keys: &Keys, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        match keys {
+            Keys::Address => self.admit(Who::Address(client), now),
+            Keys::Values(values) => {
+                // Each takes its token, whatever the others say.
+                let mut longest: Option<Duration> = None;
+                for value in values {
+                    if let Err(wait) = self.admit(Who::Value(value), now) {
+                        longest = Some(longest.map_or(wait, |w| w.max(wait)));
+                    }
+                }
+                longest.map_or(Ok(()), Err)
+            }
+            Keys::TooMany => Err(Duration::from_secs(1)),
         }
     }
 
@@ -298,19 +340,30 @@ mod tests {
         assert_eq!(limiter.clients(), 3);
     }
 
-    /// What `rate_limit_key = setting` counts `request` (a head's text
-    /// after the request line) by: `None` for its address.
-    fn key(setting: &str, target: &str, fields: &str) -> Option<String> {
+    /// What `rate_limit_key = setting` counts a request for `target`
+    /// with `fields` (lines of a head) by, with `underscores_in_headers`
+    /// off: `[]` for its address.
+    fn keys(setting: &str, target: &str, fields: &str) -> Vec<String> {
+        keys_with(setting, target, fields, false)
+    }
+
+    fn keys_with(setting: &str, target: &str, fields: &str, underscores: bool) -> Vec<String> {
         use crate::http::head::{parse_request, RequestLimits};
         let text = format!("GET {target} HTTP/1.1\r\nHost: h\r\n{fields}\r\n");
         let head = parse_request(text.as_bytes(), &RequestLimits::default()).unwrap();
         let on = HashOn::parse(setting).unwrap();
-        key_in(&on, &head).map(|k| String::from_utf8(k).unwrap())
+        match key_in(&on, &head, underscores) {
+            Keys::Address => Vec::new(),
+            Keys::Values(values) => (values.into_iter())
+                .map(|v| String::from_utf8(v).unwrap())
+                .collect(),
+            Keys::TooMany => vec!["too many".into()],
+        }
     }
 
     #[test]
-    fn a_key_is_read_as_a_backend_reads_it_and_only_when_it_is_one() {
-        let alice = Some("alice".to_string());
+    fn a_key_is_read_as_a_backend_reads_it_and_every_value_counts() {
+        let alice = ["alice"];
         // A query parameter, decoded as forms are, its name too.
         for target in [
             "/?key=alice",
@@ -318,39 +371,55 @@ mod tests {
             "/?k%65y=al%69ce",
             "/?x=1;key=alice",
         ] {
-            assert_eq!(key("query:key", target, ""), alice, "{target}");
+            assert_eq!(keys("query:key", target, ""), alice, "{target}");
         }
-        assert_eq!(key("query:key", "/?key=a+b", ""), Some("a b".into()));
-        // Twice (a backend may read either), empty, or absent: by address.
-        for target in [
-            "/?key=j1&key=alice",
-            "/?key=alice&k%65y=x",
-            "/?key=",
-            "/?keys=alice",
-            "/",
-        ] {
-            assert_eq!(key("query:key", target, ""), None, "{target}");
+        assert_eq!(keys("query:key", "/?key=a+b", ""), ["a b"]);
+        // Every value sent counts, once each: a backend may read any.
+        assert_eq!(keys("query:key", "/?key=j1&key=alice", ""), ["alice", "j1"]);
+        assert_eq!(keys("query:key", "/?key=alice&k%65y=alice", ""), alice);
+        // Empty, or absent: by address.
+        for target in ["/?key=", "/?keys=alice", "/"] {
+            assert!(keys("query:key", target, "").is_empty(), "{target}");
         }
-        // A cookie, without its quotes or spaces; twice, by address.
+        let many: Vec<String> = (0..=MAX_KEYS).map(|i| format!("key={i}")).collect();
+        let many = format!("/?{}", many.join("&"));
+        assert_eq!(keys("query:key", &many, ""), ["too many"]);
+        // A cookie, without its quotes or spaces, decoded.
         for cookies in [
             "session=alice",
             "session=\"alice\"",
             "a=1; session = alice ",
+            "session=%61lice",
         ] {
             let field = format!("Cookie: {cookies}\r\n");
-            assert_eq!(key("cookie:session", "/", &field), alice, "{cookies}");
+            assert_eq!(keys("cookie:session", "/", &field), alice, "{cookies}");
         }
         let twice = "Cookie: session=j1\r\nCookie: session=alice\r\n";
-        assert_eq!(key("cookie:session", "/", twice), None);
-        // A field, under any name a backend reads as its own; twice, by
-        // address.
+        assert_eq!(keys("cookie:session", "/", twice), ["alice", "j1"]);
+        // A field, in any case; under its underscore spelling only where
+        // that reaches a backend; not one `Connection` names, which none
+        // sees.
         assert_eq!(
-            key("header:X-Api-Key", "/", "x-api-key:  alice \r\n"),
+            keys("header:X-Api-Key", "/", "x-api-key:  alice \r\n"),
             alice
         );
-        assert_eq!(key("header:X-Api-Key", "/", "X_Api_Key: alice\r\n"), alice);
-        let both = "X-Api-Key: j1\r\nX_Api_Key: alice\r\n";
-        assert_eq!(key("header:X-Api-Key", "/", both), None);
+        assert!(keys("header:X-Api-Key", "/", "X_Api_Key: alice\r\n").is_empty());
+        let underscored = keys_with("header:X-Api-Key", "/", "X_Api_Key: alice\r\n", true);
+        assert_eq!(underscored, alice);
+        let dropped = "Connection: x-api-key\r\nX-Api-Key: alice\r\n";
+        assert!(keys("header:X-Api-Key", "/", dropped).is_empty());
+    }
+
+    #[test]
+    fn a_request_with_several_values_takes_a_token_from_each() {
+        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
+        let both = Keys::Values(vec![b"alice".to_vec(), b"j1".to_vec()]);
+        assert_eq!(limiter.admit_request(&both, client, t0), Ok(()));
+        let alice = Keys::Values(vec![b"alice".to_vec()]);
+        assert!(limiter.admit_request(&alice, client, t0).is_err());
+        assert!(limiter.admit_request(&Keys::TooMany, client, t0).is_err());
+        assert_eq!(limiter.admit_request(&Keys::Address, client, t0), Ok(()));
     }
 
     #[test]

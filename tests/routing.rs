@@ -1412,6 +1412,11 @@ fn rate_limit_key_counts_each_api_key_on_its_own_and_the_rest_by_address() {
         [200, 200]
     );
     assert_eq!(status("/", &[]), 429);
+    // Nor does a key no backend will see: under an underscore (dropped
+    // with underscores_in_headers off) or named in `Connection`.
+    assert_eq!(status("/", &[("X_Api_Key", "r1")]), 429);
+    let hidden = [("Connection", "X-Api-Key"), ("X-Api-Key", "r2")];
+    assert_eq!(status("/", &hidden), 429);
     // The API pool's key is another, and its buckets its own.
     assert_eq!(status("/api/a?key=alice", &[alice]), 200);
     assert_eq!(status("/api/b?key=alice", &[]), 200);

@@ -1514,8 +1514,8 @@ impl Loader {
                     .into(),
             ));
         }
-        if let Some((key, why)) = config.rate_limit_unlimited() {
-            return Err(self.refused(key, why.into()));
+        if let Some((key, why)) = config.rate_limit_unlimited().first() {
+            return Err(self.refused(key, why.to_string()));
         }
         if let Some(why) = config.rate_limit_key_unread() {
             return Err(self.refused("rate_limit_key", why));
@@ -1839,40 +1839,44 @@ impl Config {
             && self.error_pages.get(status).is_some()
     }
 
-    /// A key that says how requests are limited, set without the rate it
-    /// would go with, and what is wrong with it.
-    fn rate_limit_unlimited(&self) -> Option<(&'static str, &'static str)> {
+    /// The keys that say how requests are limited set without the rate
+    /// they would go with, and what is wrong with each.
+    fn rate_limit_unlimited(&self) -> Vec<(&'static str, &'static str)> {
+        let mut wrong = Vec::new();
         if self.rate_limit.is_some() {
-            return None;
+            return wrong;
         }
         if self.rate_limit_burst.is_some() {
-            return Some((
+            wrong.push((
                 "rate_limit_burst",
                 "is set, but rate_limit is not: without a rate there is no burst",
             ));
         }
-        self.rate_limit_key.as_ref().map(|_| {
-            let why = "is set, but rate_limit is not: without a rate nothing is limited";
-            ("rate_limit_key", why)
-        })
+        if self.rate_limit_key.is_some() {
+            wrong.push((
+                "rate_limit_key",
+                "is set, but rate_limit is not: without a rate nothing is limited",
+            ));
+        }
+        wrong
     }
 
     /// Why `rate_limit_key` cannot be read where the limit is counted: it
     /// names what the proxy itself replaces or takes out of a request
     /// before that, so that a client's own value would be counted.
     fn rate_limit_key_unread(&self) -> Option<String> {
+        use crate::http::headers::read_alike;
         use crate::upstream::hash_on::HashOn;
+        self.rate_limit?;
+        let taken = |name: &str| {
+            (self.auth_request_headers.iter()).any(|f| read_alike(f.as_bytes(), name.as_bytes()))
+        };
         match self.rate_limit_key.as_ref()? {
-            HashOn::Header(name)
-                if self.auth_request.is_some()
-                    && (self.auth_request_headers.iter()).any(|f| f.eq_ignore_ascii_case(name)) =>
-            {
-                Some(format!(
-                    "names {name}, which auth_request_headers takes from the sign-in service \
+            HashOn::Header(name) if self.auth_request.is_some() && taken(name) => Some(format!(
+                "names {name}, which auth_request_headers takes from the sign-in service \
                      after the limit is counted: the client's own {name} would be counted \
                      (any value it likes)"
-                ))
-            }
+            )),
             HashOn::Cookie(name) if self.sticky_cookie.as_deref() == Some(&**name) => {
                 Some(format!(
                     "names {name}, the sticky_cookie, which is taken out of a request before the \

@@ -736,10 +736,9 @@ impl Loader {
         }
         // A burst or a key it takes from the top level goes with a rate
         // the pool turned off (`pool.<name>.rate_limit =`): nothing.
-        if let Some((key, why)) = config.rate_limit_unlimited() {
-            if self.sets(Scope::Pool(name), key) {
-                return Err(self.refused_in(Scope::Pool(name), key, why.into()));
-            }
+        let mut own = config.rate_limit_unlimited().into_iter();
+        if let Some((key, why)) = own.find(|(key, _)| self.sets(Scope::Pool(name), key)) {
+            return Err(self.refused_in(Scope::Pool(name), key, why.into()));
         }
         if let Some(why) = config.rate_limit_key_unread() {
             return Err(self.refused_in(Scope::Pool(name), "rate_limit_key", why));
@@ -1525,6 +1524,30 @@ route.static.example = static
         );
         assert!(
             e.contains("pool.s.rate_limit_key: names remote-user, which auth_request_headers"),
+            "{e}"
+        );
+        // Under any spelling a backend reads as it; but not where no rate
+        // is counted.
+        let sso = "targets = 127.0.0.1:9001\nrate_limit = 5/s\npool.sso = 127.0.0.1:9002\n\
+                   pool.s = 127.0.0.1:9003\npool.s.auth_request = sso /check\n\
+                   pool.s.auth_request_headers = Remote-User\n";
+        let e = refused(&format!(
+            "{sso}pool.s.rate_limit_key = header:Remote_User\n"
+        ));
+        assert!(
+            e.contains("names Remote_User, which auth_request_headers"),
+            "{e}"
+        );
+        let off = format!("{sso}rate_limit_key = header:Remote-User\npool.s.rate_limit =\n");
+        let c = build(&off).unwrap();
+        assert_eq!(c.pools[1].config.effective_rate_limit(), None);
+        // A pool's own key without a rate is refused, whatever it inherits.
+        let e = refused(
+            "targets = 127.0.0.1:9001\nrate_limit = 5/s\nrate_limit_burst = 2\n\
+             pool.s = 127.0.0.1:9002\npool.s.rate_limit =\npool.s.rate_limit_key = header:X-K\n",
+        );
+        assert!(
+            e.contains("pool.s.rate_limit_key: is set, but rate_limit is not"),
             "{e}"
         );
         let e = refused(

@@ -36,7 +36,7 @@ use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
 use crate::https_redirect;
 use crate::metrics::Metrics;
 use crate::pace::Pacing;
-use crate::ratelimit::{self, Limiter, Who};
+use crate::ratelimit::{self, Keys, Limiter};
 use crate::realip;
 use crate::request_id;
 use crate::rewrite::{Rewrites, Rewritten};
@@ -859,14 +859,13 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         (name, sent)
     });
     if let Some(limiter) = shared.limiter(client.route) {
-        // A request that does not carry what `rate_limit_key` names, or
-        // carries it twice, is counted by its address: leaving the key
-        // out gets around nothing.
-        let key = (settings.rate_limit_key.as_ref()).and_then(|on| ratelimit::key_in(on, &head));
-        let who = key
-            .as_deref()
-            .map_or(Who::Address(client.real_ip), Who::Value);
-        if let Err(wait) = limiter.admit(who, Instant::now()) {
+        // A request that does not carry what `rate_limit_key` names is
+        // counted by its address: leaving the key out gets around nothing.
+        let underscores = shared.config.underscores_in_headers;
+        let keys = (settings.rate_limit_key.as_ref()).map_or(Keys::Address, |on| {
+            ratelimit::key_in(on, &head, underscores)
+        });
+        if let Err(wait) = limiter.admit_request(&keys, client.real_ip, Instant::now()) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             // Whole seconds, rounded up, at least one.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -23,6 +23,7 @@ use crate::metrics::GzipCounters;
 use crate::pace::Paced;
 use crate::upstream::{sticky, Upstream, UpstreamConn};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{IoSlice, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -913,23 +914,20 @@ struct OutState<'a> {
     to: Paced<&'a ClientStream>,
     /// Writes go through `backlog` (the cache is taking the response).
     lagging: bool,
-    backlog: Vec<u8>,
-    /// How much of `backlog` went out.
-    start: usize,
+    /// What the client has not taken yet, oldest first.
+    backlog: VecDeque<u8>,
     /// The most bytes kept waiting before a write waits for the client.
     bound: usize,
     /// Bytes that reached the client's socket, the head's among them.
     delivered: u64,
-    /// A write failed: the client is gone.
+    /// A write failed: the client is gone. A lagging write has taken its
+    /// bytes by then; the next write, or the flush, says so.
     failed: bool,
 }
 
 /// The least [`OutState::bound`] is brought down to when nothing is to be
 /// stored after all.
 const LEAST_BACKLOG: usize = 64 * 1024;
-/// Sent bytes at the backlog's front are let go once they are this many
-/// and half of it, rather than moving what waits at each write.
-const SENT_KEPT: usize = 256 * 1024;
 
 impl<'a> ClientOut<'a> {
     /// Writes through a backlog of at most `bound` bytes when given one,
@@ -938,8 +936,7 @@ impl<'a> ClientOut<'a> {
         let state = OutState {
             to,
             lagging: bound.is_some(),
-            backlog: Vec::new(),
-            start: 0,
+            backlog: VecDeque::new(),
             bound: bound.map_or(0, |b| usize::try_from(b).unwrap_or(usize::MAX)),
             delivered: 0,
             failed: false,
@@ -955,30 +952,29 @@ impl<'a> ClientOut<'a> {
 
     /// Bytes written that have not reached the client yet.
     fn unsent(&self) -> u64 {
-        self.state.borrow().unsent() as u64
+        self.state.borrow().backlog.len() as u64
     }
 
     /// Nothing will be stored: what waits now is the most that will, and
     /// the backend is read as the client takes what comes after.
     fn stop_reading_ahead(&self) {
         let state = &mut *self.state.borrow_mut();
-        state.bound = state.unsent().max(LEAST_BACKLOG).min(state.bound);
+        state.bound = state.backlog.len().max(LEAST_BACKLOG).min(state.bound);
     }
 }
 
 impl OutState<'_> {
-    fn unsent(&self) -> usize {
-        self.backlog.len() - self.start
-    }
-
     /// Sends what the client takes now from the backlog.
     fn send_now(&mut self) {
         // Over TLS, records of an earlier write may wait alone.
         let mut again = self.to.get_ref().has_unsent();
-        while !self.failed && (self.start < self.backlog.len() || again) {
+        while !self.failed && (!self.backlog.is_empty() || again) {
             again = false;
-            let unsent = [IoSlice::new(&self.backlog[self.start..])];
-            match self.to.write_now(&unsent) {
+            let (front, back) = self.backlog.as_slices();
+            match self
+                .to
+                .write_now(&[IoSlice::new(front), IoSlice::new(back)])
+            {
                 Ok(0) => break,
                 Ok(n) => self.sent(n),
                 Err(_) => self.failed = true,
@@ -989,33 +985,28 @@ impl OutState<'_> {
     /// Sends what waits, waiting for the client, until no more than
     /// `keep` bytes do.
     fn send_until(&mut self, keep: usize) -> std::io::Result<()> {
-        let excess = self.unsent().saturating_sub(keep);
-        if excess == 0 {
-            return Ok(());
+        while self.backlog.len() > keep {
+            let excess = self.backlog.len() - keep;
+            let (front, back) = self.backlog.as_slices();
+            let first = &front[..front.len().min(excess)];
+            let second = &back[..excess - first.len()];
+            let (written, result) = write_all_vectored_counting(
+                &mut self.to,
+                &mut [IoSlice::new(first), IoSlice::new(second)],
+            );
+            self.sent(written);
+            if let Err(e) = result {
+                self.failed = true;
+                return Err(e);
+            }
         }
-        let from = self.start;
-        let (written, result) = write_all_vectored_counting(
-            &mut self.to,
-            &mut [IoSlice::new(&self.backlog[from..from + excess])],
-        );
-        self.sent(written);
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
+        Ok(())
     }
 
     /// `n` more bytes of the backlog reached the client.
     fn sent(&mut self, n: usize) {
-        self.start += n;
+        self.backlog.drain(..n);
         self.delivered += n as u64;
-        if self.start == self.backlog.len() {
-            self.backlog.clear();
-            self.start = 0;
-        } else if self.start >= SENT_KEPT && 2 * self.start >= self.backlog.len() {
-            self.backlog.drain(..self.start);
-            self.start = 0;
-        }
     }
 }
 
@@ -1038,7 +1029,7 @@ impl Write for &ClientOut<'_> {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
         let mut skip = 0;
-        if state.unsent() == 0 {
+        if state.backlog.is_empty() {
             match state.to.write_now(bufs) {
                 Ok(n) => {
                     state.delivered += n as u64;
@@ -1050,15 +1041,15 @@ impl Write for &ClientOut<'_> {
         let mut total = 0;
         for buf in bufs {
             let from = skip.min(buf.len());
-            state.backlog.extend_from_slice(&buf[from..]);
+            state.backlog.extend(&buf[from..]);
             skip -= from;
             total += buf.len();
         }
         state.send_now();
         let bound = state.bound;
-        if state.failed || state.send_until(bound).is_err() {
-            return Err(std::io::ErrorKind::BrokenPipe.into());
-        }
+        // Taken whole: a failure shows at the next write, and the bytes
+        // that did not go are counted out by `unsent`.
+        let _ = state.send_until(bound);
         Ok(total)
     }
 
@@ -1074,7 +1065,7 @@ impl Write for &ClientOut<'_> {
             return Ok(());
         }
         state.send_until(0)?;
-        state.backlog = Vec::new();
+        state.backlog = VecDeque::new();
         state.to.flush()
     }
 }
@@ -1082,7 +1073,7 @@ impl Write for &ClientOut<'_> {
 impl Pending for ClientOut<'_> {
     fn lag(&self) -> Lag {
         let state = &mut *self.state.borrow_mut();
-        let unsent = state.unsent();
+        let unsent = state.backlog.len();
         let client = state.to.get_ref();
         if !state.lagging || state.failed || (unsent == 0 && !client.has_unsent()) {
             return Lag::None;
