@@ -10,6 +10,7 @@
 //! longest ago makes room.
 
 use crate::cache::policy::decode_percent;
+use crate::http::forward::is_hop_by_hop;
 use crate::http::headers::{cookie_pairs, read_alike};
 use crate::http::RequestHead;
 use crate::upstream::hash_on::HashOn;
@@ -119,8 +120,9 @@ pub fn key_in(on: &HashOn, head: &RequestHead, underscores: bool) -> Keys {
                 true => read_alike(n.as_bytes(), name.as_bytes()),
                 false => n.eq_ignore_ascii_case(name),
             };
-            let dropped = head.headers.tokens("connection").any(&named);
-            let fields = head.headers.iter().filter(|(n, _)| named(n) && !dropped);
+            // Field by field, as they are dropped on the way to a backend.
+            let sent_on = |n: &str| !is_hop_by_hop(&head.headers, &n.to_ascii_lowercase());
+            let fields = head.headers.iter().filter(|(n, _)| named(n) && sent_on(n));
             found.extend(fields.map(|(_, value)| value.trim_ascii().to_vec()));
         }
         HashOn::Cookie(name) => {
@@ -408,6 +410,9 @@ mod tests {
         assert_eq!(underscored, alice);
         let dropped = "Connection: x-api-key\r\nX-Api-Key: alice\r\n";
         assert!(keys("header:X-Api-Key", "/", dropped).is_empty());
+        // A field a backend gets whatever `Connection` says still counts.
+        let kept = "Connection: authorization\r\nAuthorization: Bearer alice\r\n";
+        assert_eq!(keys("header:Authorization", "/", kept), ["Bearer alice"]);
     }
 
     #[test]

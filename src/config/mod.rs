@@ -1865,24 +1865,41 @@ impl Config {
     /// names what the proxy itself replaces or takes out of a request
     /// before that, so that a client's own value would be counted.
     fn rate_limit_key_unread(&self) -> Option<String> {
+        use crate::http::forward::is_proxy_owned;
         use crate::http::headers::read_alike;
         use crate::upstream::hash_on::HashOn;
         self.rate_limit?;
-        let taken = |name: &str| {
-            (self.auth_request_headers.iter()).any(|f| read_alike(f.as_bytes(), name.as_bytes()))
-        };
+        let counted = "after the limit is counted: the client's own would be counted (any value \
+                       it likes), not what the backend gets";
         match self.rate_limit_key.as_ref()? {
-            HashOn::Header(name) if self.auth_request.is_some() && taken(name) => Some(format!(
-                "names {name}, which auth_request_headers takes from the sign-in service \
-                     after the limit is counted: the client's own {name} would be counted \
-                     (any value it likes)"
-            )),
+            HashOn::Header(name) => {
+                let dashed = name.replace('_', "-");
+                let edited = |n: &str| self.request_headers.edits(n.as_bytes());
+                let why = if name.contains('_') && !self.underscores_in_headers {
+                    "is dropped from every request (underscores_in_headers is off)"
+                } else if is_proxy_owned(&dashed) {
+                    "is one the proxy writes itself, in place of the client's,"
+                } else if edited(name) || edited(&dashed) {
+                    "is set or removed by request_header,"
+                } else if (self.auth_request_headers.iter())
+                    .any(|f| read_alike(f.as_bytes(), name.as_bytes()))
+                {
+                    "is taken from the sign-in service by auth_request_headers (or removed),"
+                } else {
+                    return None;
+                };
+                Some(format!("names {name}, which {why} {counted}"))
+            }
             HashOn::Cookie(name) if self.sticky_cookie.as_deref() == Some(&**name) => {
                 Some(format!(
-                    "names {name}, the sticky_cookie, which is taken out of a request before the \
-                 limit is counted, and says which target serves a client, not who it is"
-                ))
+                "names {name}, the sticky_cookie, which is taken out of a request {counted}, and \
+                 says which target serves a client, not who it is"
+            ))
             }
+            HashOn::Cookie(name) if self.request_headers.edits(b"cookie") => Some(format!(
+                "names the cookie {name}, but request_header.Cookie sets or removes the \
+                 client's cookies {counted}"
+            )),
             _ => None,
         }
     }

@@ -1523,7 +1523,7 @@ route.static.example = static
              pool.s.auth_request_headers = Remote-User\npool.s.rate_limit_key = header:remote-user\n",
         );
         assert!(
-            e.contains("pool.s.rate_limit_key: names remote-user, which auth_request_headers"),
+            e.contains("pool.s.rate_limit_key: names remote-user, which is taken from the sign-in"),
             "{e}"
         );
         // Under any spelling a backend reads as it; but not where no rate
@@ -1535,12 +1535,46 @@ route.static.example = static
             "{sso}pool.s.rate_limit_key = header:Remote_User\n"
         ));
         assert!(
-            e.contains("names Remote_User, which auth_request_headers"),
+            e.contains("pool.s.rate_limit_key: names Remote_User, which "),
             "{e}"
         );
         let off = format!("{sso}rate_limit_key = header:Remote-User\npool.s.rate_limit =\n");
         let c = build(&off).unwrap();
         assert_eq!(c.pools[1].config.effective_rate_limit(), None);
+        // Nor a field no backend gets from the client as it sent it.
+        let top = "targets = 127.0.0.1:9001\nrate_limit = 5/s\n";
+        for (more, says) in [
+            (
+                "rate_limit_key = header:X_Api_Key\n",
+                "is dropped from every request",
+            ),
+            (
+                "rate_limit_key = header:X-Real-IP\n",
+                "is one the proxy writes itself",
+            ),
+            (
+                "underscores_in_headers = true\nauth_request = sso /check\n\
+                 auth_request_headers = Remote-User\npool.sso = 127.0.0.1:9002\n\
+                 rate_limit_key = header:Remote_User\n",
+                "is taken from the sign-in service",
+            ),
+            (
+                "rate_limit_key = header:X-Api-Key\nrequest_header.X-Api-Key = fixed\n",
+                "is set or removed by request_header",
+            ),
+            (
+                "auth_request = sso /check\nauth_request_headers = Remote-User\n\
+                 pool.sso = 127.0.0.1:9002\npool.s = 127.0.0.1:9003\npool.s.auth_request =\n\
+                 pool.s.rate_limit_key = header:Remote-User\n",
+                "is taken from the sign-in service",
+            ),
+        ] {
+            let e = refused(&format!("{top}{more}"));
+            assert!(
+                e.contains("rate_limit_key: names ") && e.contains(says),
+                "{more}: {e}"
+            );
+        }
         // A pool's own key without a rate is refused, whatever it inherits.
         let e = refused(
             "targets = 127.0.0.1:9001\nrate_limit = 5/s\nrate_limit_burst = 2\n\
