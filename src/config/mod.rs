@@ -1875,6 +1875,20 @@ impl Config {
             HashOn::Header(name) => {
                 let dashed = name.replace('_', "-");
                 let edited = |n: &str| self.request_headers.edits(n.as_bytes());
+                // Fields one value is spelled many ways in (a scheme in
+                // any case, spaces, padding; a host in any case): each
+                // spelling would be a bucket.
+                let spelled_freely = ["authorization", "proxy-authorization", "host", "cookie"];
+                if spelled_freely
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(&dashed))
+                {
+                    return Some(format!(
+                        "names {name}, whose one value a client may spell in many ways (each \
+                         a bucket of its own); key on a field of the application's own \
+                         (header:X-Api-Key) or a cookie (cookie:<name>)"
+                    ));
+                }
                 let why = if name.contains('_') && !self.underscores_in_headers {
                     "is dropped from every request (underscores_in_headers is off)"
                 } else if is_proxy_owned(&dashed) {

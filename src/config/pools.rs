@@ -1553,6 +1553,10 @@ route.static.example = static
                 "is one the proxy writes itself",
             ),
             (
+                "rate_limit_key = header:authorization\n",
+                "a client may spell in many ways",
+            ),
+            (
                 "underscores_in_headers = true\nauth_request = sso /check\n\
                  auth_request_headers = Remote-User\npool.sso = 127.0.0.1:9002\n\
                  rate_limit_key = header:Remote_User\n",
