@@ -110,7 +110,8 @@ pub enum Keys {
 /// `%XX`), a cookie's value without its quotes and decoded, a field
 /// under any name a backend reads as its own when `underscores` lets
 /// `X_Api_Key` through for `X-Api-Key` (else that one is dropped before
-/// any backend sees it), but not one `Connection` names (dropped too).
+/// any backend sees it), but not one dropped on the way as hop-by-hop
+/// (one `Connection` names, unless the proxy always keeps that field).
 /// Empty values are none.
 pub fn key_in(on: &HashOn, head: &RequestHead, underscores: bool) -> Keys {
     let mut found: Vec<Vec<u8>> = Vec::new();
