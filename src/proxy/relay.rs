@@ -912,12 +912,12 @@ struct ClientOut<'a> {
 
 struct OutState<'a> {
     to: Paced<&'a ClientStream>,
-    /// Writes go through `backlog` (the cache is taking the response).
-    lagging: bool,
     /// What the client has not taken yet, oldest first.
     backlog: VecDeque<u8>,
-    /// The most bytes kept waiting before a write waits for the client.
-    bound: usize,
+    /// While writes go through `backlog` (the cache is taking the
+    /// response): the most bytes kept waiting before a write waits for
+    /// the client. `None`: writes go straight to it.
+    bound: Option<usize>,
     /// Bytes that reached the client's socket, the head's among them.
     delivered: u64,
     /// A write failed: the client is gone. A lagging write has taken its
@@ -935,9 +935,8 @@ impl<'a> ClientOut<'a> {
     fn new(to: Paced<&'a ClientStream>, bound: Option<u64>) -> Self {
         let state = OutState {
             to,
-            lagging: bound.is_some(),
             backlog: VecDeque::new(),
-            bound: bound.map_or(0, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+            bound: bound.map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
             delivered: 0,
             failed: false,
         };
@@ -959,7 +958,8 @@ impl<'a> ClientOut<'a> {
     /// the backend is read as the client takes what comes after.
     fn stop_reading_ahead(&self) {
         let state = &mut *self.state.borrow_mut();
-        state.bound = state.backlog.len().max(LEAST_BACKLOG).min(state.bound);
+        let waiting = state.backlog.len().max(LEAST_BACKLOG);
+        state.bound = state.bound.map(|bound| bound.min(waiting));
     }
 }
 
@@ -1020,11 +1020,11 @@ impl Write for &ClientOut<'_> {
     /// for the client.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
         let state = &mut *self.state.borrow_mut();
-        if !state.lagging {
+        let Some(bound) = state.bound else {
             let n = state.to.write_vectored(bufs)?;
             state.delivered += n as u64;
             return Ok(n);
-        }
+        };
         if state.failed {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
@@ -1046,7 +1046,6 @@ impl Write for &ClientOut<'_> {
             total += buf.len();
         }
         state.send_now();
-        let bound = state.bound;
         // Taken whole: a failure shows at the next write, and the bytes
         // that did not go are counted out by `unsent`.
         let _ = state.send_until(bound);
@@ -1057,7 +1056,7 @@ impl Write for &ClientOut<'_> {
     /// then on.
     fn flush(&mut self) -> std::io::Result<()> {
         let state = &mut *self.state.borrow_mut();
-        let lagged = std::mem::replace(&mut state.lagging, false);
+        let lagged = state.bound.take().is_some();
         if state.failed {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
@@ -1075,7 +1074,7 @@ impl Pending for ClientOut<'_> {
         let state = &mut *self.state.borrow_mut();
         let unsent = state.backlog.len();
         let client = state.to.get_ref();
-        if !state.lagging || state.failed || (unsent == 0 && !client.has_unsent()) {
+        if state.bound.is_none() || state.failed || (unsent == 0 && !client.has_unsent()) {
             return Lag::None;
         }
         let fd = client.as_raw_fd();
