@@ -1515,7 +1515,9 @@ fn settled_threads_of(pid: u32) -> u64 {
 #[test]
 fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     // RLIMIT_NPROC counts a user's threads, and binds only a user without
-    // CAP_SYS_RESOURCE: the binary runs as an otherwise unused one.
+    // CAP_SYS_RESOURCE: the binary runs as an otherwise unused one, chosen by
+    // the test's process id so that two suites run at once (two clones on one
+    // machine) do not count each other's threads.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root to run the proxy as another user");
@@ -1526,10 +1528,11 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(dir.path().join("proxy.conf"), conf(a.addr, "")).unwrap();
+    let unused_id = 50_000 + std::process::id() % 10_000;
     let as_other_user = |threads: Option<u64>| {
         Running::start_with(dir.path(), move |command| {
             use std::os::unix::process::CommandExt;
-            command.uid(54_321).gid(54_321);
+            command.uid(unused_id).gid(unused_id);
             if let Some(threads) = threads {
                 // SAFETY: only setrlimit, async-signal-safe, runs between
                 // fork and exec (after the uid is set).
