@@ -105,9 +105,10 @@ fn a_mirror_that_cannot_be_reached_is_counted_and_harms_no_one() {
 }
 
 #[test]
-fn a_cache_hit_is_not_mirrored() {
+fn a_cache_hit_is_mirrored_as_a_miss_is() {
     let main = Backend::start("main", |_, out| {
-        respond(out, 200, &[("Cache-Control", "max-age=60")], b"stored");
+        let fields = [("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")];
+        respond(out, 200, &fields, b"stored");
         Action::KeepAlive
     });
     let shadow = Backend::echo("shadow");
@@ -120,14 +121,41 @@ fn a_cache_hit_is_not_mirrored() {
         c.cache_size = 1 << 20;
     });
     let mut client = proxy.connect();
-    assert_eq!(x_cache(&client.get("/c")), "MISS");
-    assert_eq!(x_cache(&client.get("/c")), "HIT");
-    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 1));
-    // The next miss's copy comes after the hit's would have.
-    assert_eq!(x_cache(&client.get("/d")), "MISS");
-    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 2));
-    let paths: Vec<String> = shadow.seen().iter().map(|s| s.path().to_string()).collect();
-    assert_eq!(paths, ["/c", "/d"]);
+    // One copy each, in order (each waited for before the next request).
+    let mut copies = 0;
+    let mut copied = |client: &mut Client, path: &str, fields: &[(&str, &str)]| {
+        let r = client.get_with(path, fields);
+        copies += 1;
+        assert!(wait_until(WAIT_LIMIT, || shadow.requests() == copies));
+        r
+    };
+    assert_eq!(x_cache(&copied(&mut client, "/c", &[])), "MISS");
+    assert_eq!(x_cache(&copied(&mut client, "/c", &[])), "HIT");
+    let matching = [("If-None-Match", "\"v1\"")];
+    assert_eq!(copied(&mut client, "/c", &matching).status, 304);
+    let r = copied(&mut client, "/c", &[("Range", "bytes=0-1")]);
+    assert_eq!((r.status, &r.body[..]), (206, &b"st"[..]));
+    assert_eq!(x_cache(&copied(&mut client, "/d", &[])), "MISS");
+    // A request past the cache, copied last: every copy before it was
+    // taken from the queue before it.
+    assert_eq!(client.request("POST", "/end", &[], b"x").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 6));
+    assert_eq!(main.requests(), 3);
+    let seen = shadow.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path()).collect();
+    assert_eq!(paths, ["/c", "/c", "/c", "/c", "/d", "/end"]);
+    // As the backend was sent the miss, forwarding fields and all; the
+    // client's own conditions and range in theirs.
+    let miss = &main.seen()[0];
+    for copy in &seen[..4] {
+        assert_eq!(copy.head.start_line, miss.head.start_line);
+        for field in ["host", "x-forwarded-for", "x-forwarded-proto", "via"] {
+            assert_eq!(copy.head.get(field), miss.head.get(field), "{field}");
+        }
+    }
+    assert_eq!(seen[2].head.get("if-none-match"), Some("\"v1\""));
+    assert_eq!(seen[3].head.get("range"), Some("bytes=0-1"));
+    assert_eq!(seen[1].head.get("if-none-match"), None);
 }
 
 #[test]

@@ -849,7 +849,7 @@ fn fetch<'s>(
         upgrade: false,
         interim_to_client: waiting.is_some() && request.version == Version::Http11,
         abandon_if_client_leaves: false,
-        mirrored: waiting.is_some(),
+        mirrored: false,
     };
     origin::fetch(client, &mut upstream_head, &send, shared)
 }

@@ -1,5 +1,5 @@
-//! `mirror`: a copy of each request a pool sends to a backend goes to
-//! another pool as well, and its answer is read and dropped, as nginx's
+//! `mirror`: a copy of each request a pool sends to a backend, or its
+//! cache answers, goes to another pool as well, and its answer is read and dropped, as nginx's
 //! `mirror` does: a new version of an application tried on real traffic,
 //! whose answers no client sees.
 //!

@@ -1336,9 +1336,11 @@ fn forward(
             }
         } else {
             if cached::eligible(&head, &body) {
+                origin::mirror_cache_request(client, &head, shared);
                 return cached::serve(client, head, cache, shared);
             }
             if let Some(done) = cached::serve_range(client, &head, &body, cache, shared) {
+                origin::mirror_cache_request(client, &head, shared);
                 return done;
             }
         }

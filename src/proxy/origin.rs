@@ -205,8 +205,9 @@ pub(super) struct Outgoing<'a> {
     pub abandon_if_client_leaves: bool,
     /// A copy goes to the pool's `mirror`: a client's request, not an
     /// upgrade (a WebSocket session would hold a mirror's thread), nor a
-    /// question of the proxy's own (`auth_request`'s, a refresh in the
-    /// background).
+    /// question of the proxy's own (`auth_request`'s, the cache's: the
+    /// request it fetches for was copied before, see
+    /// [`mirror_cache_request`]).
     pub mirrored: bool,
 }
 
@@ -228,11 +229,7 @@ pub(super) fn fetch<'s>(
     send: &Outgoing<'_>,
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
-    let to = Destination {
-        pool: shared.pool_index(client.route),
-        route: client.route.and_then(|i| shared.config.routes.get(i)),
-    };
-    fetch_from(client, head, send, to, shared)
+    fetch_from(client, head, send, Destination::of(client, shared), shared)
 }
 
 /// Where a request goes: a pool (its index in the generation's pools),
@@ -241,6 +238,16 @@ pub(super) fn fetch<'s>(
 pub(super) struct Destination<'s> {
     pub pool: usize,
     pub route: Option<&'s Route>,
+}
+
+impl<'s> Destination<'s> {
+    /// The client's request's own: its route's pool.
+    fn of(client: &Client, shared: &'s Shared) -> Destination<'s> {
+        Destination {
+            pool: shared.pool_index(client.route),
+            route: client.route.and_then(|i| shared.config.routes.get(i)),
+        }
+    }
 }
 
 /// [`fetch`] from the pool `to` names, with its settings: a request's
@@ -456,6 +463,37 @@ fn mirror(
         uri: uri.to_string(),
         key: client.hash_key().map(<[u8]>::to_vec),
     });
+}
+
+/// With `mirror`, a copy of a request the cache takes, made before the
+/// cache is looked in, as nginx mirrors one: a hit is copied as a miss
+/// is. The copy is the request as the pool's backend would be sent it
+/// for a miss, the client's own conditions and range in it (not the
+/// validators the cache sends in their place).
+pub(super) fn mirror_cache_request(client: &Client, request: &RequestHead, shared: &Shared) {
+    let to = Destination::of(client, shared);
+    if shared.config_of_pool(to.pool).mirror.is_none() {
+        return;
+    }
+    // Only for a request without `Host`, which is sent its target's.
+    let Some(target) = shared.pools.get(to.pool).targets().first() else {
+        return shared.mirrors.dropped();
+    };
+    let send = Outgoing {
+        body: &RequestBody::Buffered(Vec::new()),
+        expect_continue: false,
+        keep_alive: true,
+        extra: &[],
+        upgrade: false,
+        interim_to_client: false,
+        abandon_if_client_leaves: false,
+        mirrored: true,
+    };
+    let mut head = request.clone();
+    let forwarded = prepare_request(&mut head, &send, client, to, shared);
+    let edits = &shared.config_of_pool(to.pool).request_headers;
+    let copy = upstream_request(&mut head, &forwarded, edits, &send, target);
+    mirror(&copy, &send, client, &forwarded.path, to.pool, shared);
 }
 
 /// Reports a failed exchange: warned about, counted, and held against the
