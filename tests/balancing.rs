@@ -1812,6 +1812,51 @@ fn a_request_that_waits_past_the_queue_timeout_gets_503() {
 }
 
 #[test]
+fn a_request_waiting_for_a_busy_primary_is_not_sent_to_a_backup_and_times_out_as_any() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let backup = Backend::echo("backup");
+    let proxy = start_proxy(&[a.addr, backup.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.targets[1].backup = true;
+        c.connect_timeout = Some(Duration::from_millis(200));
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    // A backup stands in for a primary down, not busy: the request waits
+    // for the primary (before, the free backup made it look for a slot
+    // again and again, never asleep, past its queue's timeout).
+    assert_eq!(send(&proxy, GET).status, 503);
+    assert_eq!((a.requests(), backup.requests()), (1, 0));
+    release.open();
+    assert_eq!(slow.response().status, 200);
+}
+
+#[test]
+fn a_reload_that_raises_max_conns_lets_in_those_waiting_and_those_after_them() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let slots = |max: usize| {
+        move |c: &mut Config| {
+            c.targets[0].max_conns = Some(max);
+            c.admin_port = Some(0);
+            c.connect_timeout = Some(Duration::from_secs(30));
+        }
+    };
+    let proxy = start_proxy(&[a.addr], slots(1));
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut waiting = ask_in_line(&proxy, "/waiting", 1);
+    // Three slots from now on: the one waiting since before the reload
+    // takes one, and a request after it the next, while `/slow` holds
+    // the first.
+    proxy.reload(&[a.addr], slots(3));
+    assert_eq!(waiting.response().body, b"/waiting");
+    assert_eq!(send(&proxy, GET).status, 200);
+    assert_eq!(queued_total(&proxy), 1);
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+}
+
+#[test]
 fn requests_go_around_a_target_at_max_conns() {
     let release = Gate::new();
     let a = holding_backend("a", &release);

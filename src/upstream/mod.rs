@@ -57,7 +57,9 @@ pub struct Upstream {
     pub tls: Option<BackendTls>,
     pub weight: u32,
     pub backup: bool,
-    /// Most requests at once (`max_conns`); 0: no limit.
+    /// Most requests at once (`max_conns`) in this generation's settings;
+    /// 0: no limit. Requests are counted against the limit in force, which
+    /// the target's counters keep (see [`slots::Queue::set_limit`]).
     pub max_conns: usize,
     /// What `sticky_cookie` says to name this target.
     pub sticky_id: String,
@@ -114,8 +116,7 @@ impl Upstream {
     /// No slot here for a request waiting as `waiting` (or not at all):
     /// `max_conns` are served already, or others wait for it first.
     fn has_no_slot(&self, waiting: Option<&slots::Waiting>) -> bool {
-        slots::is_full(&self.stats, self.max_conns)
-            || !slots::in_turn(&self.stats, self.max_conns, waiting)
+        slots::is_full(&self.stats) || !slots::in_turn(&self.stats, waiting)
     }
 }
 
@@ -298,6 +299,9 @@ impl Upstreams {
                 }
             })
             .collect::<Vec<_>>();
+        for target in &targets {
+            target.stats.waiting.set_limit(target.max_conns);
+        }
         let groups = [false, true]
             .into_iter()
             .map(|backup| {
@@ -398,6 +402,9 @@ impl Upstreams {
             } else if let Some(state) = state_of_every(old, &target.written) {
                 target.health.set_admin_state(state);
             }
+            // Counters kept: the requests of the generation before, those
+            // waiting included, count against this one's limit from now on.
+            target.stats.waiting.set_limit(target.max_conns);
         }
     }
 
@@ -471,10 +478,10 @@ impl Upstreams {
         // Slots at limited targets go to those waiting, in turn.
         let take = |index: usize| {
             let target = &self.targets[index];
-            if !slots::in_turn(&target.stats, target.max_conns, waiting) {
+            if !slots::in_turn(&target.stats, waiting) {
                 return None;
             }
-            slots::begin(&target.stats, target.max_conns)
+            slots::begin(&target.stats)
         };
         // A full target the client is stuck to is waited for: its
         // sessions live there.
@@ -567,16 +574,31 @@ impl Upstreams {
     /// The limited targets whose slots the request may wait for.
     fn lines(&self, tried: &[bool], stuck_to: Option<&str>) -> Vec<Arc<TargetStats>> {
         let now = Instant::now();
-        let stuck = self.stuck(stuck_to, tried, now);
-        self.targets
-            .iter()
-            .enumerate()
-            .filter(|&(i, t)| match stuck {
-                Some(s) => s == i,
-                None => t.max_conns > 0 && could_serve(t, i, tried, now),
-            })
-            .map(|(_, t)| t.stats.clone())
+        let waited_for = match self.stuck(stuck_to, tried, now) {
+            Some(index) => vec![index],
+            None => self.waited_for(tried, now).collect(),
+        };
+        (waited_for.into_iter())
+            .map(|i| &self.targets[i].stats)
+            .filter(|stats| stats.waiting.limit() > 0)
+            .cloned()
             .collect()
+    }
+
+    /// The targets that could serve a request the balancer made wait: those
+    /// of the first group with one (see [`Upstreams::choose`]). Not the
+    /// backups while a primary is up, however busy: a request waiting on
+    /// a free backup would find room at once, every time, and never wait.
+    fn waited_for<'a>(
+        &'a self,
+        tried: &'a [bool],
+        now: Instant,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let could = move |i: &usize| could_serve(&self.targets[*i], *i, tried, now);
+        let group = self.groups.iter().find(|g| g.members.iter().any(could));
+        group
+            .into_iter()
+            .flat_map(move |g| g.members.iter().copied().filter(could))
     }
 
     /// The target the client's sticky cookie names (`stuck_to`), while it
@@ -607,16 +629,12 @@ impl Upstreams {
         waiting: &slots::Waiting,
         until: Instant,
     ) -> bool {
-        let free = |t: &Upstream| !t.has_no_slot(Some(waiting));
+        let free = |i: usize| !self.targets[i].has_no_slot(Some(waiting));
         waiting.wait(until, || {
             let now = Instant::now();
             match self.stuck(stuck_to, tried, now) {
-                Some(index) => free(&self.targets[index]),
-                None => self
-                    .targets
-                    .iter()
-                    .enumerate()
-                    .any(|(i, t)| free(t) && could_serve(t, i, tried, now)),
+                Some(index) => free(index),
+                None => self.waited_for(tried, now).any(free),
             }
         })
     }

@@ -5,7 +5,7 @@
 use crate::metrics::TargetStats;
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +28,11 @@ pub struct Queue {
     /// lock, read without it by every request that looks at the target
     /// (nearly always to find nobody waiting).
     first: AtomicU64,
+    /// The target's `max_conns` in the settings in force (0: none), one
+    /// value for the requests of every generation: a reload that raises
+    /// it lets in those waiting since before it too, and the requests
+    /// that came after them are not held behind them.
+    limit: AtomicUsize,
 }
 
 impl Default for Queue {
@@ -35,11 +40,24 @@ impl Default for Queue {
         Queue {
             line: Mutex::default(),
             first: AtomicU64::new(NOBODY),
+            limit: AtomicUsize::new(0),
         }
     }
 }
 
 impl Queue {
+    /// Puts `limit` in force; a change wakes every request waiting, to
+    /// look again.
+    pub fn set_limit(&self, limit: usize) {
+        if self.limit.swap(limit, Ordering::Relaxed) != limit {
+            self.wake_all();
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
     fn join(&self, ticket: u64, wake: &Arc<Wake>) {
         let mut line = self.line.lock();
         line.insert(ticket, wake.clone());
@@ -177,10 +195,11 @@ impl Drop for Waiting {
     }
 }
 
-/// Whether a request may take a slot at a target with `limit` now, as far
-/// as the queue goes: nobody waits there, or it is the first in line.
-pub fn in_turn(stats: &TargetStats, limit: usize, waiting: Option<&Waiting>) -> bool {
-    if limit == 0 {
+/// Whether a request may take a slot at a target now, as far as the
+/// queue goes: it has no limit, nobody waits there, or it is the first in
+/// line.
+pub fn in_turn(stats: &TargetStats, waiting: Option<&Waiting>) -> bool {
+    if stats.waiting.limit() == 0 {
         return true;
     }
     match stats.waiting.first.load(Ordering::Acquire) {
@@ -193,21 +212,23 @@ pub fn in_turn(stats: &TargetStats, limit: usize, waiting: Option<&Waiting>) -> 
 #[derive(Debug)]
 pub struct InFlight<'a> {
     stats: &'a TargetStats,
-    limited: bool,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if self.limited {
+        // The limit now, not the one it began under: one a reload set
+        // since is waited for by requests that this one's end lets in.
+        if self.stats.waiting.limit() > 0 {
             self.stats.waiting.slot_freed();
         }
     }
 }
 
 /// Counts a request at a target and holds it as in flight until the guard
-/// drops; `None` when `limit` requests (0: no limit) are there already.
-pub fn begin(stats: &TargetStats, limit: usize) -> Option<InFlight<'_>> {
+/// drops; `None` when the target's limit of requests is there already.
+pub fn begin(stats: &TargetStats) -> Option<InFlight<'_>> {
+    let limit = stats.waiting.limit();
     if limit == 0 {
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -219,14 +240,12 @@ pub fn begin(stats: &TargetStats, limit: usize) -> Option<InFlight<'_>> {
             .ok()?;
     }
     stats.requests.fetch_add(1, Ordering::Relaxed);
-    Some(InFlight {
-        stats,
-        limited: limit > 0,
-    })
+    Some(InFlight { stats })
 }
 
-/// Whether `limit` (0: none) requests are at the target already.
-pub fn is_full(stats: &TargetStats, limit: usize) -> bool {
+/// Whether the target's limit of requests are there already.
+pub fn is_full(stats: &TargetStats) -> bool {
+    let limit = stats.waiting.limit();
     limit > 0 && stats.in_flight.load(Ordering::Relaxed) >= limit
 }
 
@@ -235,10 +254,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A target's counters with `max_conns = limit`.
+    fn limited(limit: usize) -> Arc<TargetStats> {
+        let t = Arc::new(TargetStats::default());
+        t.waiting.set_limit(limit);
+        t
+    }
+
     #[test]
     fn in_flight_ends_with_its_guard() {
         let t = TargetStats::default();
-        let guard = begin(&t, 0).unwrap();
+        let guard = begin(&t).unwrap();
         assert_eq!(t.in_flight.load(Ordering::Relaxed), 1);
         drop(guard);
         assert_eq!(t.in_flight.load(Ordering::Relaxed), 0);
@@ -247,18 +273,18 @@ mod tests {
 
     #[test]
     fn a_limit_is_never_passed_and_a_freed_slot_wakes_a_waiter() {
-        let t = Arc::new(TargetStats::default());
-        let first = begin(&t, 2).unwrap();
-        let _second = begin(&t, 2).unwrap();
-        assert!(begin(&t, 2).is_none());
-        assert!(is_full(&t, 2));
+        let t = limited(2);
+        let first = begin(&t).unwrap();
+        let _second = begin(&t).unwrap();
+        assert!(begin(&t).is_none());
+        assert!(is_full(&t));
         assert_eq!(t.requests.load(Ordering::Relaxed), 2);
         let waiting = Waiting::at(vec![t.clone()]);
         let third = std::thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let until = Instant::now() + Duration::from_secs(30);
-                let woken = waiting.wait(until, || !is_full(&t, 2));
-                let slot = begin(&t, 2);
+                let woken = waiting.wait(until, || !is_full(&t));
+                let slot = begin(&t);
                 drop(waiting);
                 (woken, slot)
             });
@@ -271,9 +297,9 @@ mod tests {
             slot.expect("the freed slot")
         });
         // Full again, and nothing frees: the wait ends at its deadline.
-        assert!(is_full(&t, 2));
+        assert!(is_full(&t));
         let late = Waiting::at(vec![t.clone()]);
-        assert!(!late.wait(Instant::now(), || !is_full(&t, 2)));
+        assert!(!late.wait(Instant::now(), || !is_full(&t)));
         drop(third);
     }
 
@@ -284,48 +310,72 @@ mod tests {
 
     #[test]
     fn a_freed_slot_wakes_the_first_in_line_only_and_a_first_that_leaves_wakes_the_next() {
-        let t = Arc::new(TargetStats::default());
-        let busy = begin(&t, 1).unwrap();
+        let t = limited(1);
+        let busy = begin(&t).unwrap();
         let first = Waiting::at(vec![t.clone()]);
         let second = Waiting::at(vec![t.clone()]);
         let third = Waiting::at(vec![t.clone()]);
-        assert!(in_turn(&t, 1, Some(&first)));
-        assert!(!in_turn(&t, 1, Some(&second)) && !in_turn(&t, 1, None));
+        assert!(in_turn(&t, Some(&first)));
+        assert!(!in_turn(&t, Some(&second)) && !in_turn(&t, None));
         drop(busy);
         assert!(woken(&first));
         assert!(!woken(&second) && !woken(&third));
         // Served: it leaves the line, and the next is woken to look (no
         // slot for it yet); one behind it leaving wakes nobody.
-        let busy = begin(&t, 1).unwrap();
+        let busy = begin(&t).unwrap();
         drop(first);
-        assert!(in_turn(&t, 1, Some(&second)));
+        assert!(in_turn(&t, Some(&second)));
         assert!(woken(&second));
         drop(third);
         assert!(!woken(&second));
         drop(busy);
         assert!(woken(&second));
         drop(second);
-        assert!(in_turn(&t, 1, None));
-        // A request counted without a limit frees no slot: nobody is woken.
+        assert!(in_turn(&t, None));
+    }
+
+    #[test]
+    fn a_new_limit_holds_for_the_requests_begun_or_waiting_under_the_old_one() {
+        let t = limited(1);
+        let busy = begin(&t).unwrap();
         let waiting = Waiting::at(vec![t.clone()]);
-        drop(begin(&t, 0).unwrap());
-        assert!(in_turn(&t, 0, None) && !woken(&waiting));
+        assert!(is_full(&t));
+        // Raised (a reload): woken to look again, a slot is there for it.
+        t.waiting.set_limit(3);
+        assert!(woken(&waiting));
+        assert!(!is_full(&t) && in_turn(&t, Some(&waiting)));
+        let second = begin(&t).unwrap();
+        drop(waiting);
+        // The same limit again wakes nobody.
+        let next = Waiting::at(vec![t.clone()]);
+        t.waiting.set_limit(3);
+        assert!(!woken(&next));
+        drop((busy, second, next));
+        // Put on a target whose requests began without one: their end
+        // wakes those waiting under it.
+        let t = limited(0);
+        let unlimited = begin(&t).unwrap();
+        t.waiting.set_limit(1);
+        let waiting = Waiting::at(vec![t.clone()]);
+        assert!(is_full(&t));
+        drop(unlimited);
+        assert!(woken(&waiting));
     }
 
     #[test]
     fn a_change_of_state_wakes_every_request_in_the_line() {
-        let t = Arc::new(TargetStats::default());
+        let t = limited(1);
         let line: Vec<Waiting> = (0..3).map(|_| Waiting::at(vec![t.clone()])).collect();
         t.waiting.wake_all();
         assert!(line.iter().all(woken));
         // Still in line, in the same order.
-        assert!(in_turn(&t, 1, Some(&line[0])) && !in_turn(&t, 1, Some(&line[1])));
+        assert!(in_turn(&t, Some(&line[0])) && !in_turn(&t, Some(&line[1])));
     }
 
     #[test]
     fn a_line_of_sleeping_requests_takes_the_slot_in_turn_without_a_wake_lost() {
-        let t = Arc::new(TargetStats::default());
-        let busy = begin(&t, 1).unwrap();
+        let t = limited(1);
+        let busy = begin(&t).unwrap();
         let order = Mutex::new(Vec::new());
         // Each has its place before any sleeps: tickets in this order.
         let line: Vec<Waiting> = (0..8).map(|_| Waiting::at(vec![t.clone()])).collect();
@@ -338,9 +388,9 @@ mod tests {
                     s.spawn(move || {
                         // A lost wake would sleep to the deadline and fail.
                         let until = Instant::now() + Duration::from_secs(30);
-                        let has_room = || !is_full(t, 1) && in_turn(t, 1, Some(&place));
+                        let has_room = || !is_full(t) && in_turn(t, Some(&place));
                         let slot = loop {
-                            if let Some(slot) = has_room().then(|| begin(t, 1)).flatten() {
+                            if let Some(slot) = has_room().then(|| begin(t)).flatten() {
                                 break slot;
                             }
                             if !place.wait(until, has_room) {
@@ -360,6 +410,6 @@ mod tests {
             }
         });
         assert_eq!(*order.lock(), (0..8).collect::<Vec<_>>());
-        assert!(in_turn(&t, 1, None));
+        assert!(in_turn(&t, None));
     }
 }
