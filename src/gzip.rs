@@ -266,10 +266,23 @@ pub fn push_weak_etag(out: &mut Vec<u8>, headers: &Headers) {
 }
 
 /// The fields a response sent compressed replaces (see
-/// [`push_compressed_fields`]); `Accept-Ranges` goes, as the ranges it
-/// offers are of the body the backend sent. Framing fields are not
-/// among them: no stored or relayed head holds them by then.
-pub const REPLACED_FIELDS: [&str; 3] = ["etag", "vary", "accept-ranges"];
+/// [`push_compressed_fields`]): a backend's `Content-Encoding: identity`
+/// beside ours would name two codings (and browsers decode neither).
+/// Those that hold of the bytes the backend sent go: `Accept-Ranges`
+/// (the ranges it offers are of them) and their digests (RFC 9530's,
+/// RFC 3230's, `Content-MD5`), which would fail the client's check.
+/// Framing fields are not among them: no stored or relayed head holds
+/// them by then.
+pub const REPLACED_FIELDS: [&str; 8] = [
+    "etag",
+    "vary",
+    "content-encoding",
+    "accept-ranges",
+    "content-digest",
+    "repr-digest",
+    "digest",
+    "content-md5",
+];
 
 #[cfg(test)]
 mod tests {

@@ -425,3 +425,34 @@ fn a_body_that_ends_with_its_connection_is_compressed_in_chunks_and_the_client_k
     }
     assert_eq!(backend.connections(), 2);
 }
+
+#[test]
+fn a_compressed_answer_says_one_coding_and_no_digest_of_the_bytes_it_replaced() {
+    const FIELDS: &[(&str, &str)] = &[
+        ("Content-Type", "text/html"),
+        ("Content-Encoding", "identity"),
+        ("Content-Digest", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
+        ("Repr-Digest", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
+        ("Content-MD5", "AAAAAAAAAAAAAAAAAAAAAA=="),
+        ("Cache-Control", "max-age=60"),
+    ];
+    let backend = origin(5000, FIELDS);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    // Relayed, then from the cache as the copy is made, then from the copy.
+    for x_cache in ["MISS", "HIT", "HIT"] {
+        let r = client.get_with("/doc", &[GZIP]);
+        assert_eq!(r.header("x-cache"), Some(x_cache));
+        let codings: Vec<&str> = r.head.get_all("content-encoding").collect();
+        assert_eq!(codings, ["gzip"], "{x_cache}: {}", r.head.raw);
+        for digest in ["content-digest", "repr-digest", "content-md5"] {
+            assert!(!r.head.has(digest), "{x_cache}: {}", r.head.raw);
+        }
+        assert_eq!(gunzip(&r.body), page(5000));
+    }
+    // Sent as it came to a client that does not take gzip.
+    let plain = client.get("/doc");
+    assert_eq!(plain.header("content-encoding"), Some("identity"));
+    assert!(plain.head.has("content-digest") && plain.head.has("content-md5"));
+    assert_eq!(plain.body, page(5000));
+}
