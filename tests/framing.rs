@@ -879,3 +879,103 @@ fn a_chunked_body_trickling_in_is_forwarded_as_it_comes() {
         );
     }
 }
+
+/// A backend of raw connections: `answer(connection, head, reader, stream)`
+/// for each request head it reads (the body is the answer's to read);
+/// `false` ends the connection. Returns its address and the request lines
+/// it saw, each as `<connection> <line>`.
+fn raw_backend(
+    answer: impl Fn(usize, &Head, &mut Reader<std::net::TcpStream>, &mut std::net::TcpStream) -> bool
+        + Send
+        + Sync
+        + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (seen, answer) = (lines.clone(), Arc::new(answer));
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let (seen, answer) = (seen.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                let mut reader = Reader::new(stream.try_clone().unwrap());
+                while let Ok(Some(head)) = reader.read_head() {
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("{n} {}", head.start_line));
+                    if !answer(n, &head, &mut reader, &mut stream) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, lines)
+}
+
+#[test]
+fn an_unasked_101_while_the_body_goes_is_a_502_and_its_connection_never_used_again() {
+    // After a 101's blank line the connection speaks another protocol: what
+    // the backend sends next is no HTTP answer, and no other request may
+    // go on it.
+    const BODY: usize = 1 << 20;
+    let (switched, switched_rx) = std::sync::mpsc::channel();
+    let switched = Mutex::new(switched);
+    let (addr, lines) = raw_backend(move |_, head, reader, out| {
+        if head.start_line.starts_with("POST") {
+            out.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                .unwrap();
+            switched.lock().unwrap().send(()).unwrap();
+            if reader.read_exact_body(BODY).is_err() {
+                return false;
+            }
+            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nswitched")
+                .unwrap();
+        } else {
+            respond(out, 200, &[], b"ok");
+        }
+        true
+    });
+    let proxy = start_proxy(&[addr], |_| {});
+    let mut client = proxy.connect();
+    // Streamed (past request_buffer_size): the head goes before the body.
+    client
+        .send(format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {BODY}\r\n\r\n").as_bytes());
+    switched_rx.recv_timeout(WAIT_LIMIT).unwrap();
+    client.send(&pattern(BODY));
+    assert_eq!(client.response().status, 502);
+    assert_eq!(proxy.connect().get("/next").body, b"ok");
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines, ["0 POST /up HTTP/1.1", "1 GET /next HTTP/1.1"]);
+}
+
+#[test]
+fn a_backend_that_closes_after_an_interim_answer_while_the_body_goes_had_the_request() {
+    // As after an interim answer to a request sent whole (tests/forwarding.rs,
+    // a_pooled_connection_closed_after_an_interim_response_is_not_tried_again):
+    // not sent again on a new connection, though the close came while the
+    // body (read whole, larger than the socket takes at once) was going.
+    const BODY: usize = 24 << 20;
+    let (addr, lines) = raw_backend(move |_, head, reader, out| {
+        if head.start_line.starts_with("PUT") {
+            out.write_all(b"HTTP/1.1 102 Processing\r\n\r\n").unwrap();
+            // Read while the proxy's write waits for room.
+            std::thread::sleep(Duration::from_millis(300));
+            return false;
+        }
+        let len = head.get("content-length").map_or(0, |n| n.parse().unwrap());
+        let _ = reader.read_exact_body(len);
+        respond(out, 200, &[], b"ok");
+        true
+    });
+    let proxy = start_proxy(&[addr], |c| c.request_buffer_size = 32 << 20);
+    let mut client = proxy.connect();
+    // A pooled connection for the PUT to go on.
+    assert_eq!(client.get("/warm").status, 200);
+    let response = client.request("PUT", "/doc", &[], &vec![b'x'; BODY]);
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(response.status, 502, "{lines:?}");
+    assert_eq!(lines, ["0 GET /warm HTTP/1.1", "0 PUT /doc HTTP/1.1"]);
+}

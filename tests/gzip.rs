@@ -431,8 +431,14 @@ fn a_compressed_answer_says_one_coding_and_no_digest_of_the_bytes_it_replaced() 
     const FIELDS: &[(&str, &str)] = &[
         ("Content-Type", "text/html"),
         ("Content-Encoding", "identity"),
-        ("Content-Digest", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
-        ("Repr-Digest", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
+        (
+            "Content-Digest",
+            "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:",
+        ),
+        (
+            "Repr-Digest",
+            "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:",
+        ),
         ("Content-MD5", "AAAAAAAAAAAAAAAAAAAAAA=="),
         ("Cache-Control", "max-age=60"),
     ];

@@ -912,38 +912,27 @@ fn send_request(
     watch: Option<Duration>,
     own: &OwnFields,
 ) -> Result<(ResponseHead, usize), Failure> {
-    match send.body {
-        RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
-        RequestBody::Streamed { kind, unsent } => {
-            // Taken before a byte goes: whatever happens next, it cannot be
-            // sent again.
-            let Some(Unsent { start, rest }) = unsent.take() else {
-                log::error!("a streamed request body was to be sent twice; answering 502");
-                return Err(Failure::Client(Some(502)));
-            };
-            up.conn.get_mut().write_all(request).map_err(Failure::io)?;
-            if send.expect_continue {
-                client.send_continue().map_err(|_| Failure::Client(None))?;
-            }
-            let chunked = *kind == BodyKind::Chunked;
-            let whole = stream_request_body(chunked, &start, rest, &mut client.conn, &mut up.conn)?;
-            up.body_cut = !whole;
-            up.client_body_left = !whole;
+    // Once the backend has begun answering (an interim response, read
+    // while the body went or after it), this is no pooled connection it
+    // had closed while idle, and the request is not sent again (see
+    // `attempt`).
+    let began = up.conn.taken();
+    let after_interim = |f: Failure, up: &UpstreamConn| match f {
+        f if up.conn.taken() > began && f.before_response() => {
+            Failure::Malformed(Malformed::ClosedAfterInterim)
         }
+        f => f,
+    };
+    if let Err(f) = send_with_body(up, request, send, client) {
+        return Err(after_interim(f, up));
     }
     // From here on the backend has the request: what it takes to answer
     // is its own time (the log's `upstream_ms`), not the upload's.
     let sent = Instant::now();
-    for interim_seen in 0..=MAX_INTERIM_RESPONSES {
+    for _ in 0..=MAX_INTERIM_RESPONSES {
         let len = match read_response_head(&mut up.conn, client, watch) {
             Ok(len) => len,
-            // The backend has begun answering: this is no pooled
-            // connection it had closed while idle, and the request is not
-            // sent again (see `attempt`).
-            Err(f) if interim_seen > 0 && f.before_response() => {
-                return Err(Failure::Malformed(Malformed::ClosedAfterInterim))
-            }
-            Err(f) => return Err(f),
+            Err(f) => return Err(after_interim(f, up)),
         };
         let mut response = parse_response(&up.conn.buffered()[..len])?;
         // The request's ID is ours to give the client (and the cache must
@@ -983,6 +972,36 @@ fn send_request(
         return Ok((response, len));
     }
     Err(Failure::Malformed(Malformed::TooManyInterim))
+}
+
+/// Sends the request head and its body (see [`send_buffered`] and
+/// [`stream_request_body`]), marking `up` when not all of the body went.
+fn send_with_body(
+    up: &mut UpstreamConn,
+    request: &[u8],
+    send: &Outgoing<'_>,
+    client: &mut Client,
+) -> Result<(), Failure> {
+    match send.body {
+        RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
+        RequestBody::Streamed { kind, unsent } => {
+            // Taken before a byte goes: whatever happens next, it cannot be
+            // sent again.
+            let Some(Unsent { start, rest }) = unsent.take() else {
+                log::error!("a streamed request body was to be sent twice; answering 502");
+                return Err(Failure::Client(Some(502)));
+            };
+            up.conn.get_mut().write_all(request).map_err(Failure::io)?;
+            if send.expect_continue {
+                client.send_continue().map_err(|_| Failure::Client(None))?;
+            }
+            let chunked = *kind == BodyKind::Chunked;
+            let whole = stream_request_body(chunked, &start, rest, &mut client.conn, &mut up.conn)?;
+            up.body_cut = !whole;
+            up.client_body_left = !whole;
+        }
+    }
+    Ok(())
 }
 
 /// Sends an interim response on to the client as it came, less its
@@ -1116,7 +1135,9 @@ fn stream_request_body(
 /// (1xx) responses are dropped, as a backend may send `100 Continue`
 /// unasked, and the start of one is not an answer yet, unless it is
 /// longer than any head may be or malformed: then it is taken as the
-/// answer, which the relay refuses (502), rather than buffered on.
+/// answer, which the relay refuses (502), rather than buffered on. A
+/// `101` is an answer: after it the connection speaks another protocol,
+/// and `send_request` refuses it unless the client asked to switch.
 fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
     if up.buffered().is_empty() && !up.get_ref().has_waiting() {
         return false;
@@ -1128,6 +1149,9 @@ fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
             buffered.len() >= 10 && buffered.starts_with(b"HTTP/1.") && buffered[9] == b'1';
         if !interim {
             return buffered.len() >= 10 || !b"HTTP/1.1 1".starts_with(buffered);
+        }
+        if buffered.get(9..12) == Some(b"101") {
+            return true;
         }
         match find_head_end(buffered, &mut 0) {
             Ok(Some(len)) if len <= MAX_RESPONSE_HEAD => up.consume(len),
