@@ -436,6 +436,39 @@ fn malformed_requests_get_400_and_the_connection_closes() {
 }
 
 #[test]
+fn a_head_refused_before_it_is_parsed_gets_the_head_of_its_answer_alone() {
+    // RFC 9110 §9.3.2: no content in an answer to HEAD.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.max_uri_length = 64);
+    let long_target = format!("HEAD /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(80));
+    let oversized = format!(
+        "HEAD / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(70_000)
+    );
+    let cases: [(&[u8], u16); 5] = [
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (long_target.as_bytes(), 414),
+        (b"HEAD / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        (oversized.as_bytes(), 431),
+    ];
+    for (request, status) in cases {
+        let mut client = proxy.connect();
+        client.send(request);
+        let response = client.head_response();
+        assert_eq!(response.status, status);
+        assert!(response.head.has("content-length"), "{}", response.head.raw);
+        let after = client.read_until_closed();
+        assert_eq!(
+            String::from_utf8_lossy(&after),
+            "",
+            "{status}: a body after the head"
+        );
+    }
+    assert_eq!(a.requests(), 0);
+}
+
+#[test]
 fn an_oversized_head_gets_431_and_the_connection_closes() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

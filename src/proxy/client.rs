@@ -470,9 +470,12 @@ impl Client {
 
     /// Sends the proxy's own answer for `status` (the `error_pages` page
     /// for it, or a short plain-text one, with the fields
-    /// `response_header.*` sets); returns the body size.
-    pub(super) fn send_error(&mut self, status: u16, close: bool, config: &Config) -> u64 {
-        self.send_error_to(status, close, false, config)
+    /// `response_header.*` sets) to a request refused before it could be
+    /// parsed, and closes; returns the body size. A HEAD, as far as its
+    /// first bytes tell, gets the head alone (see [`Self::send_error_to`]).
+    pub(super) fn refuse_unparsed(&mut self, status: u16, config: &Config) -> u64 {
+        let head_request = super::starts_a_head_request(self.conn.buffered());
+        self.send_error_to(status, true, head_request, config)
     }
 
     /// `send_error` in answer to a request known to be a HEAD or not: the

@@ -461,7 +461,7 @@ pub fn serve(
                 (outcome, LogLine::raw(request_line))
             }
             HeadRead::Refused(status, request_line) => {
-                let bytes = client.send_error(status, true, &shared.config);
+                let bytes = client.refuse_unparsed(status, &shared.config);
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
             }
         };
@@ -713,7 +713,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         Ok(ok) => ok,
         Err(e) => {
             let line = LogLine::raw(first_line(client.conn.buffered()));
-            let bytes = client.send_error(e.status(), true, &shared.config);
+            let bytes = client.refuse_unparsed(e.status(), &shared.config);
             return (Outcome::closing(e.status(), bytes), line);
         }
     };
