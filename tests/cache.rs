@@ -3240,6 +3240,45 @@ fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
 }
 
 #[test]
+fn a_set_cookie_brought_by_a_range_s_revalidation_goes_to_that_client() {
+    // As for a whole GET (above): a 304, then a new body, each answering
+    // the range request that revalidated its stale entry.
+    let (_backend, proxy) = behind_cache(etag_origin(
+        &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
+        &[
+            ("ETag", "\"v1\""),
+            ("Cache-Control", "max-age=60"),
+            ("Set-Cookie", "session=alice"),
+        ],
+    ));
+    expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
+    let alice = get_with(&proxy, "/s", &[("Range", "bytes=1-2")]);
+    expect(&alice, 206, "REVALIDATED", "s ");
+    assert_eq!(alice.header("set-cookie"), Some("session=alice"));
+    let answered = AtomicUsize::new(0);
+    let (_backend, proxy) = behind_cache(origin(move |_| {
+        let later = answered.fetch_add(1, Ordering::SeqCst) > 0;
+        let answer: &[(&str, &str)] = match later {
+            false => &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
+            true => &[
+                ("Cache-Control", "public, max-age=60"),
+                ("ETag", "\"v2\""),
+                ("Set-Cookie", "session=bob"),
+            ],
+        };
+        (200, fields(answer))
+    }));
+    expect(&get(&proxy, "/n"), 200, "MISS", "/n #1");
+    let bob = get_with(&proxy, "/n", &[("Range", "bytes=0-1")]);
+    expect(&bob, 206, "MISS", "/n");
+    assert_eq!(bob.header("set-cookie"), Some("session=bob"));
+    // Stored without it.
+    let carol = get(&proxy, "/n");
+    expect(&carol, 200, "HIT", "/n #2");
+    assert!(!carol.head.has("set-cookie"), "{}", carol.head.raw);
+}
+
+#[test]
 fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
     // A crafted (or foreign) record with framing and hop-by-hop fields in
     // its head: served, they would frame the response twice.

@@ -107,6 +107,8 @@ pub(super) fn serve_range(
     // does only for requests without credentials or no-store.
     let on_its_own = !policy::has_credentials(&request.headers) && !req_cc.no_store;
     let answering = Answering::new(request, keep_alive, cache, client, shared);
+    // The cookies of an answer this request brought, which are its own.
+    let mut cookies = Vec::new();
     let (entry, status, upstream) = match look_up(cache, &primary, request, &req_cc, no_cache, ttl)
     {
         Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
@@ -124,7 +126,12 @@ pub(super) fn serve_range(
             match refresh(client, job, shared) {
                 // Stored from the answer to this very request: used
                 // even if it says max-age=0.
-                Refreshed::Stored { now, upstream } => {
+                Refreshed::Stored {
+                    now,
+                    upstream,
+                    set_cookies,
+                } => {
+                    cookies = set_cookies;
                     let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
                     let status = if same_body {
                         Status::Revalidated
@@ -150,7 +157,7 @@ pub(super) fn serve_range(
         _ => return None,
     };
     Some(serve_entry(
-        client, &answering, &entry, status, upstream, b"",
+        client, &answering, &entry, status, upstream, &cookies,
     ))
 }
 
@@ -657,6 +664,9 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     let response_time = SystemTime::now();
     let status = fetched.response.status;
     let upstream = fetched.target.name.clone();
+    // Never stored, but the client's own, should it be waiting.
+    let mut set_cookies = Vec::new();
+    (fetched.response.headers).write_named(&["set-cookie"], &mut set_cookies);
     if status == 304 {
         if !revalidating {
             return Refreshed::NotStored;
@@ -668,7 +678,11 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             response_time,
         };
         let now = revalidated.store(fetched, client, &fill, cache, shared);
-        return Refreshed::Stored { now, upstream };
+        return Refreshed::Stored {
+            now,
+            upstream,
+            set_cookies,
+        };
     }
     if status >= 500 {
         return Refreshed::OriginFailed {
@@ -725,7 +739,11 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
         }
     }
     match cache.lookup(&primary, &request.headers) {
-        Some(now) if !Arc::ptr_eq(&now, &entry) => Refreshed::Stored { now, upstream },
+        Some(now) if !Arc::ptr_eq(&now, &entry) => Refreshed::Stored {
+            now,
+            upstream,
+            set_cookies,
+        },
         _ => Refreshed::NotStored,
     }
 }
@@ -759,8 +777,14 @@ fn refused_for_its_own(
 
 /// How [`refresh`] went.
 pub(super) enum Refreshed<'s> {
-    /// The origin answered, and this is the entry now stored.
-    Stored { now: Arc<Entry>, upstream: Arc<str> },
+    /// The origin answered, and this is the entry now stored; the
+    /// answer's `Set-Cookie` lines, which it was stored without, are for
+    /// a client that waits for it (a range of a stale entry).
+    Stored {
+        now: Arc<Entry>,
+        upstream: Arc<str>,
+        set_cookies: Vec<u8>,
+    },
     /// The origin answered with what may not be stored (the old entry is
     /// dropped, unless only the client's own fields kept the answer out:
     /// see [`refused_for_its_own`]); its body is still unread.
