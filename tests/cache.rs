@@ -3279,6 +3279,30 @@ fn a_set_cookie_brought_by_a_range_s_revalidation_goes_to_that_client() {
 }
 
 #[test]
+fn a_response_varying_on_the_request_id_the_proxy_writes_is_not_stored() {
+    // The key would hold the client's own X-Request-ID (none), the backend
+    // answered the proxy's: each client's page names its own request.
+    let backend = Backend::start("origin", |seen, out| {
+        let id = seen.field_or("x-request-id", "-");
+        let fields = [("Cache-Control", "max-age=60"), ("Vary", "X-Request-ID")];
+        respond(out, 200, &fields, format!("for {id}").as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |c| {
+        c.request_id_header = Some("X-Request-ID".into())
+    });
+    let first = get(&proxy, "/p");
+    let second = get(&proxy, "/p");
+    assert_eq!(x_cache(&second), "MISS");
+    assert_eq!(backend.requests(), 2);
+    assert_ne!(first.body, second.body);
+    assert_eq!(
+        second.body_str(),
+        format!("for {}", second.header("x-request-id").unwrap())
+    );
+}
+
+#[test]
 fn a_snapshot_record_is_cleaned_like_a_fresh_response() {
     // A crafted (or foreign) record with framing and hop-by-hop fields in
     // its head: served, they would frame the response twice.

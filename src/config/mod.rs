@@ -1811,7 +1811,9 @@ impl Config {
             cache_valid: self.cache_valid.clone(),
             ignored: self.cache_ignore_headers,
             never_stored: (400..=599).filter(|&s| self.intercepts(s)).collect(),
-            rendered_fields: self.request_headers.rendered_names().collect(),
+            rendered_fields: (self.request_headers.rendered_names())
+                .chain(self.request_id_header.as_deref().map(Box::from))
+                .collect(),
         }
     }
 

@@ -81,10 +81,10 @@ pub struct Settings {
     /// Statuses whose answers clients get as an error page instead
     /// (`intercept_errors`): stored, they would be served as they came.
     pub never_stored: Arc<[u16]>,
-    /// The request fields `request_header.*` sets from each request's
-    /// variables: variants are keyed on the client's fields, not on what
-    /// the backend was sent, so a response that varies on one of these
-    /// is not stored.
+    /// The request fields the proxy writes anew for each request: those
+    /// `request_header.*` sets from its variables, and `request_id_header`.
+    /// Variants are keyed on the client's fields, not on what the backend
+    /// was sent, so a response that varies on one of these is not stored.
     pub rendered_fields: Arc<[Box<str>]>,
 }
 
