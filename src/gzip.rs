@@ -136,16 +136,28 @@ impl Gzip {
             return false;
         }
         // The likeliest to refuse first: this is asked of every response.
-        // The codings are read as bytes: one that is not UTF-8 is still a
-        // coding, and the body not to be coded again. A quoted string
-        // holding `, no-transform` (a field name in `no-cache="..."`) reads
-        // as the directive: compressing less than allowed is no harm.
+        (headers.get("content-type")).is_some_and(|t| self.types.lists(t))
+            && !headers.contains("content-range")
+            && self.may_code(headers)
+    }
+
+    /// Whether the whole body a `206` is a part of would go out compressed
+    /// to some clients (its length aside): the part, sent as it came, then
+    /// says `Vary` as that `200` would (RFC 9110 §15.3.7).
+    pub fn suits_the_whole_of(&self, part: &Headers) -> bool {
+        (part.get("content-type")).is_some_and(|t| self.types.lists(t)) && self.may_code(part)
+    }
+
+    /// Not coded already, nor forbidden to be transformed (RFC 9111
+    /// §5.2.2.6). The codings are read as bytes: one that is not UTF-8 is
+    /// still a coding, and the body not to be coded again. A quoted string
+    /// holding `, no-transform` (a field name in `no-cache="..."`) reads as
+    /// the directive: compressing less than allowed is no harm.
+    fn may_code(&self, headers: &Headers) -> bool {
         let mut codings = (headers.get_all("content-encoding"))
             .flat_map(|v| v.split(|&b| b == b','))
             .map(<[u8]>::trim_ascii);
-        (headers.get("content-type")).is_some_and(|t| self.types.lists(t))
-            && !headers.contains("content-range")
-            && codings.all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
+        codings.all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
             && !headers.has_token("cache-control", "no-transform")
     }
 

@@ -462,3 +462,60 @@ fn a_compressed_answer_says_one_coding_and_no_digest_of_the_bytes_it_replaced() 
     assert!(plain.head.has("content-digest") && plain.head.has("content-md5"));
     assert_eq!(plain.body, page(5000));
 }
+
+#[test]
+fn a_part_of_a_page_compressed_for_some_says_vary_as_its_200_does() {
+    // RFC 9110 §15.3.7: a 206 carries the Vary its 200 would have. Parts
+    // are never compressed (a range is of the backend's bytes).
+    const FIELDS: &[(&str, &str)] = &[
+        ("Content-Type", "text/html"),
+        ("Cache-Control", "max-age=60"),
+        ("ETag", "\"v1\""),
+    ];
+    let backend = origin(20_000, FIELDS);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/doc")), "MISS");
+    // From the cache: one part, then two.
+    for (range, parts) in [("bytes=0-9", 1), ("bytes=0-9,20-29", 2)] {
+        let part = client.get_with("/doc", &[GZIP, ("Range", range)]);
+        assert_eq!((part.status, x_cache(&part)), (206, "HIT"));
+        assert_eq!(
+            part.header("vary"),
+            Some("Accept-Encoding"),
+            "{}",
+            part.head.raw
+        );
+        assert_eq!(part.header("content-encoding"), None);
+        let multipart = part
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/");
+        assert_eq!(multipart, parts > 1);
+    }
+    // Relayed from a backend that cut it, the cache off.
+    let cutting = Backend::start("origin", |seen, out| {
+        let body = page(5000);
+        let mut fields = vec![("Content-Type", "text/html"), ("ETag", "\"v1\"")];
+        match seen.field_or("range", "") == "bytes=0-9" {
+            true => {
+                fields.push(("Content-Range", "bytes 0-9/5000"));
+                respond(out, 206, &fields, &body[..10]);
+            }
+            false => respond(out, 200, &fields, &body),
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[cutting.addr], gzip_on);
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/").header("vary"), Some("Accept-Encoding"));
+    let part = client.get_with("/", &[GZIP, ("Range", "bytes=0-9")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("vary"),
+        Some("Accept-Encoding"),
+        "{}",
+        part.head.raw
+    );
+    assert_eq!(part.body, page(5000)[..10]);
+}

@@ -1146,8 +1146,16 @@ fn serve_entry(
                     );
                     let mut head = PARTIAL_CONTENT.to_vec();
                     let fields = entry.served_fields(own_fields);
-                    // The part says its own range.
-                    edits.push_kept(&mut head, &fields, &["content-range"]);
+                    // The part says its own range, and the Vary its 200
+                    // would (RFC 9110 §15.3.7).
+                    let replaced: &[&str] = match coding {
+                        Some(_) => &["content-range", "vary"],
+                        None => &["content-range"],
+                    };
+                    edits.push_kept(&mut head, &fields, replaced);
+                    if coding.is_some() {
+                        gzip::push_vary(&mut tail, &entry.head.headers);
+                    }
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -1158,9 +1166,17 @@ fn serve_entry(
                     let parts = Multipart::new(spans, len, stored.get("content-type"), boundary);
                     parts.push_fields(&mut tail);
                     let mut head = PARTIAL_CONTENT.to_vec();
-                    // Each part says the stored type; the response, its own.
+                    // Each part says the stored type; the response, its own,
+                    // and the Vary its 200 would.
                     let fields = entry.served_fields(own_fields);
-                    edits.push_kept(&mut head, &fields, &["content-type", "content-range"]);
+                    let replaced: &[&str] = match coding {
+                        Some(_) => &["content-type", "content-range", "vary"],
+                        None => &["content-type", "content-range"],
+                    };
+                    edits.push_kept(&mut head, &fields, replaced);
+                    if coding.is_some() {
+                        gzip::push_vary(&mut tail, &entry.head.headers);
+                    }
                     multipart = Some(parts);
                     (head.into(), b"", 206)
                 }

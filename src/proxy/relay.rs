@@ -552,7 +552,9 @@ fn prepare_response(
         for name in gzip::REPLACED_FIELDS {
             response.headers.remove(name);
         }
-    } else if coding.is_some() {
+    } else if coding.is_some()
+        || response.status == 206 && gzip.is_some_and(|g| g.suits_the_whole_of(&response.headers))
+    {
         gzip::push_vary(&mut coding_fields, &response.headers);
         response.headers.remove("vary");
     }
