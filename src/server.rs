@@ -1234,6 +1234,10 @@ pub enum ReloadError {
     },
     #[error("access log: {0}")]
     Log(io::Error),
+    /// Checked by the loader with the file's own `path_to_persistence`,
+    /// and again with the one kept until a restart.
+    #[error("state_file: {0}")]
+    StateFile(String),
 }
 
 /// What a reload did.
@@ -1314,6 +1318,9 @@ impl Control {
             self.refused();
             Err(e)
         };
+        if let Some(why) = next.state_file_shared() {
+            return refused(ReloadError::StateFile(why));
+        }
         // Checked by the file's `port` as it was loaded; the port listened
         // on is the running one, which a reload keeps.
         let listening = self.inner.listening;

@@ -357,3 +357,33 @@ fn a_put_sent_on_a_connection_opened_before_a_reload_is_for_the_targets_it_put_i
         [format!("{} drain", a.addr), format!("{} maint", b.addr)]
     );
 }
+
+#[test]
+fn a_reload_may_not_make_the_state_file_the_snapshot_still_written() {
+    // The file names another snapshot, but `path_to_persistence` waits for
+    // a restart: the running one is still written, and may not be the
+    // states' file too.
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("cache.bin");
+    let a = Backend::echo("a");
+    let running = snapshot.clone();
+    let proxy = start_proxy(&[a.addr], move |c| {
+        c.cache_size = 1 << 20;
+        c.path_to_persistence = Some(running);
+    });
+    let mut next = proxy.config_for(&[a.addr], |c| {
+        c.cache_size = 1 << 20;
+        c.path_to_persistence = Some(dir.path().join("new.bin"));
+        c.state_file = Some(snapshot.clone());
+    });
+    assert_eq!(next.state_file_shared(), None, "the file alone is fine");
+    let refused = proxy.handle().control().reload(next.clone()).unwrap_err();
+    assert!(
+        refused.to_string().contains("is also path_to_persistence"),
+        "{refused}"
+    );
+    assert!(!snapshot.exists(), "written over by the states");
+    // With a file of its own, taken.
+    next.state_file = Some(dir.path().join("states"));
+    proxy.handle().control().reload(next).unwrap();
+}

@@ -993,10 +993,13 @@ impl Loader {
         scope: Scope<'_>,
         top: Option<&Config>,
     ) -> Result<(), ConfigError> {
-        let uses_cache = |c: &Config| c.cache_size > 0 && c.cache;
-        if !uses_cache(config) {
+        // Refusals whatever `cache_size`: a reload that sets it to 0 keeps
+        // the cache on until a restart, with the rest of the file's
+        // settings. Warnings only for a cache that is on.
+        if !config.cache {
             return Ok(());
         }
+        let uses_cache = |c: &Config| c.cache_size > 0 && c.cache;
         // The proxy takes its own cookie out of a request before the cache
         // sees it: listed, it would never bypass anything.
         if let Some(sticky) = config
@@ -1013,6 +1016,19 @@ impl Loader {
                 ),
             ));
         }
+        let key = self.first_set_in(
+            scope,
+            &[
+                "cache_ignore_headers",
+                "cache_valid",
+                "cache_unlabeled",
+                "cache",
+            ],
+        );
+        let lifetimes = lifetimes_left(config).map_err(|m| self.refused_in(scope, key, m))?;
+        if !uses_cache(config) {
+            return Ok(());
+        }
         let warned_at_top = |warning: &Option<String>, of: fn(&Config) -> Option<String>| {
             top.is_some_and(|top| uses_cache(top) && of(top) == *warning)
         };
@@ -1025,19 +1041,9 @@ impl Loader {
             let key = self.first_set_in(scope, &["cache_valid", "ttl"]);
             log::warn!("{}", self.refused_in(scope, key, capped.clone()));
         }
-        let key = self.first_set_in(
-            scope,
-            &[
-                "cache_ignore_headers",
-                "cache_valid",
-                "cache_unlabeled",
-                "cache",
-            ],
-        );
-        let warning = lifetimes_left(config).map_err(|m| self.refused_in(scope, key, m))?;
-        if let Some(left) = warning
+        if let Some(left) = lifetimes
             .as_ref()
-            .filter(|_| !warned_at_top(&warning, no_lifetime))
+            .filter(|_| !warned_at_top(&lifetimes, no_lifetime))
         {
             log::warn!("{}", self.refused_in(scope, key, left.clone()));
         }
@@ -1487,22 +1493,8 @@ impl Loader {
                 ),
             ));
         }
-        // Each file is rewritten whole by its own writer: shared, the
-        // snapshot, the log and the states would overwrite one another.
-        if let Some(state_file) = &config.state_file {
-            let others = [
-                ("path_to_persistence", &config.path_to_persistence),
-                ("path_to_log", &config.path_to_log),
-            ];
-            if let Some((key, _)) = others.iter().find(|(_, p)| p.as_ref() == Some(state_file)) {
-                return Err(self.refused(
-                    "state_file",
-                    format!(
-                        "{} is also {key}: each needs a file of its own",
-                        state_file.display()
-                    ),
-                ));
-            }
+        if let Some(why) = config.state_file_shared() {
+            return Err(self.refused("state_file", why));
         }
         self.check_https_redirect(&config)?;
         // The heads would be copied at every request and never written.
@@ -1817,6 +1809,24 @@ impl Config {
         }
     }
 
+    /// Why `state_file` may not be the file it is: another writer's, which
+    /// rewrites it whole (the snapshot's, the log's), so that each would
+    /// overwrite the other. Checked again at a reload, with the
+    /// `path_to_persistence` kept until a restart.
+    pub fn state_file_shared(&self) -> Option<String> {
+        let state_file = self.state_file.as_deref()?;
+        let others = [
+            ("path_to_persistence", &self.path_to_persistence),
+            ("path_to_log", &self.path_to_log),
+        ];
+        let (key, _) = (others.iter())
+            .find(|(_, p)| p.as_deref().is_some_and(|p| same_file(p, state_file)))?;
+        Some(format!(
+            "{} is also {key}: each needs a file of its own",
+            state_file.display()
+        ))
+    }
+
     /// Whether access-log records name the pool a request went to: the
     /// combined and JSON lines do with pools defined, a template that
     /// writes `$pool` always.
@@ -2015,6 +2025,21 @@ pub fn load(
     }
     let config = loader.build()?;
     Ok((config, loader))
+}
+
+/// Whether two paths name one file: as written, once relative ones are
+/// taken from the working directory (`./cache.bin` is `cache.bin`), or as
+/// the system resolves them when both exist (links, `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| match std::env::current_dir() {
+        Ok(cwd) => cwd.join(p),
+        Err(_) => p.to_path_buf(),
+    };
+    absolute(a).components().eq(absolute(b).components())
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
 }
 
 /// `#` starts a comment anywhere on a line (values never contain `#`).
@@ -3024,10 +3049,13 @@ mod tests {
             "cache_valid = 200 1s",
             "cache_unlabeled = true",
             "targeted_cache_control = CDN-Cache-Control",
-            "cache_size = 0",
+            "cache = false",
         ] {
             build(&format!("{base}{more}\n")).unwrap_or_else(|e| panic!("{more}: {e}"));
         }
+        // Not `cache_size = 0`: a reload that sets it keeps the cache on
+        // until a restart, with the rest of the file.
+        build(&format!("{base}cache_size = 0\n")).unwrap_err();
         build("targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control\n").unwrap();
         build(
             "targets = 127.0.0.1:1\nx_accel_expires = false\nsurrogate_id =\n\
@@ -3345,7 +3373,19 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.place, "proxy.conf:3", "{key}");
             assert!(e.message.contains(&format!("is also {key}")), "{e}");
+            // However spelled: from the working directory, or in full.
+            let cwd = std::env::current_dir().unwrap();
+            for spelled in ["./run/f".into(), cwd.join("run/f").display().to_string()] {
+                let e = build(&format!(
+                    "targets = 127.0.0.1:1\n{key} = run/f\nstate_file = {spelled}\n"
+                ))
+                .unwrap_err();
+                assert!(e.message.contains(&format!("is also {key}")), "{e}");
+            }
         }
+        // The snapshot's default name.
+        let e = build("targets = 127.0.0.1:1\nstate_file = ./cache.bin\n").unwrap_err();
+        assert!(e.message.contains("is also path_to_persistence"), "{e}");
         let c = build("targets = 127.0.0.1:1\nstate_file = run/state\n").unwrap();
         assert_eq!(c.state_file, Some(PathBuf::from("run/state")));
     }
@@ -3367,6 +3407,14 @@ mod tests {
             conf("serverid").is_ok(),
             "cookie names are compared as sent"
         );
+        // With `cache_size = 0` too: a reload keeps the cache that is on
+        // until a restart, with these settings.
+        let e = build(
+            "targets = 127.0.0.1:1\ncache_size = 0\nsticky_cookie = SERVERID\n\
+             cache_bypass_cookies = SERVERID\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("SERVERID, the sticky_cookie"), "{e}");
     }
 
     #[test]
