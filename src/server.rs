@@ -973,11 +973,9 @@ fn register(
     })
 }
 
-/// Answers 503 to a connection not served, and logs it. One to
-/// `tls_port` is closed unanswered: an answer over TLS would take the
-/// handshake the limit is there to spare.
 /// Answers 503 to `stream` from `peer`, which reached `server`, and logs
-/// it.
+/// it. One to `tls_port` is closed unanswered: an answer over TLS would
+/// take the handshake the limit is there to spare.
 fn refuse(
     stream: Arc<ClientStream>,
     (peer, server): (SocketAddr, SocketAddr),
@@ -1115,9 +1113,12 @@ fn serve(
         let _ = tcp.set_read_timeout(Some(inherited.read_timeout));
         let _ = tcp.set_write_timeout(Some(inherited.timeout));
     }
+    // What the first request head is due by counts from here: a TLS
+    // handshake takes from its time, as a PROXY header does.
+    let accepted = Instant::now();
     let proxied = match stream
         .tls()
-        .map(|tls| begin_tls(tls, (peer, inherited.addr), inner))
+        .map(|tls| begin_tls(tls, (peer, inherited.addr), accepted, &mut slot, inner))
     {
         None => None,
         Some(Ok(proxied)) => proxied,
@@ -1127,7 +1128,7 @@ fn serve(
     let mut claim = |client, limit| slot.claim(client, limit);
     proxy::serve(
         watch,
-        (peer, connection),
+        (peer, connection, accepted),
         proxied,
         &inner.current,
         inherited,
@@ -1145,17 +1146,21 @@ struct Ended;
 
 /// Reads the PROXY header a connection to `tls_port` starts with (under
 /// `proxy_protocol`), then completes its handshake, both within the time
-/// a request head is given. A failure is counted and the connection ends;
-/// plain HTTP sent there is answered 400 and logged, as nginx does.
+/// a request head is given from `accepted`. A failure is counted and the
+/// connection ends; plain HTTP sent there is answered 400 and logged, as
+/// nginx does. The client a header names is counted in `slot` before the
+/// handshake: over `max_connections_per_client`, the connection is closed
+/// unanswered, as at accept, sparing the handshake.
 fn begin_tls(
     tls: &TlsStream,
     (peer, server): (SocketAddr, SocketAddr),
+    accepted: Instant,
+    slot: &mut Slot,
     inner: &Inner,
 ) -> Result<Option<proxy_protocol::Header>, Ended> {
     let shared = inner.current.get();
     let config = &shared.config;
     let limit = config.client_header_timeout.min(config.connection_timeout);
-    let accepted = Instant::now();
     let proxied = match config.proxy_protocol {
         false => None,
         true => match proxy_protocol::read_header(tls.tcp(), accepted + limit) {
@@ -1166,6 +1171,25 @@ fn begin_tls(
             }
         },
     };
+    let named = proxied.as_ref().and_then(|header| header.source);
+    if let Some(client) = named {
+        if !slot.claim(
+            client.ip().to_canonical(),
+            config.max_connections_per_client,
+        ) {
+            let (time, started) = (SystemTime::now(), Instant::now());
+            let _ = tls.tcp().shutdown(Shutdown::Both);
+            log_rejected(
+                Refused::default(),
+                503,
+                (client, server),
+                time,
+                started,
+                &shared,
+            );
+            return Err(Ended);
+        }
+    }
     let limit = limit.saturating_sub(accepted.elapsed());
     let handshake = tls.handshake(limit, inner.inherited.read_timeout);
     let Err(failure) = handshake.and_then(|()| check_resumed(tls, config)) else {

@@ -1868,3 +1868,37 @@ fn with_reuse_port_a_new_proxy_takes_over_from_a_running_one() {
     }
     assert!(new.shutdown(Duration::from_secs(5)));
 }
+
+#[test]
+fn empty_lines_between_requests_start_the_head_and_its_timeout() {
+    // keepalive_timeout is how long a connection waits for its next
+    // request; an empty line before one starts it, as any byte does (as
+    // nginx has it), and does not start the idle wait afresh.
+    use std::io::{Read, Write};
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(3600);
+        c.keepalive_timeout = Some(Duration::from_secs(1));
+        c.client_header_timeout = Duration::from_secs(1);
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/first").status, 200);
+    let mut stream = client.reader.stream.try_clone().unwrap();
+    // An empty line at once, then one every 0.7 s: each within
+    // keepalive_timeout of the one before, all past the head's second.
+    let began = Instant::now();
+    for _ in 0..4 {
+        let _ = stream.write_all(b"\r\n");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert!(began.elapsed() >= Duration::from_millis(2800));
+    let _ = stream.write_all(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+        "{rest}"
+    );
+    assert_eq!(a.requests(), 1);
+}

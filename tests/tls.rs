@@ -1439,3 +1439,88 @@ fn an_http_1_0_client_naming_it_in_alpn_is_served() {
     assert_eq!(client.conn().alpn_protocol(), Some(&b"http/1.0"[..]));
     assert_eq!(client.get("/old").status, 200);
 }
+
+#[test]
+fn behind_proxy_protocol_a_client_over_its_limit_is_closed_before_its_handshake() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let more = "proxy_protocol = true\nmax_connections_per_client = 1\n\
+                client_header_timeout = 60s\n";
+    let proxy = start_tls(
+        &tls_conf(&backend.addr.to_string(), &pki.entry, more),
+        |c| {
+            c.connection_timeout = Duration::from_secs(60);
+        },
+    );
+    let addr = tls_addr(&proxy);
+    let header = b"PROXY TCP4 203.0.113.1 127.0.0.1 5555 443\r\n";
+    let mut held = TlsClient::try_connect_after(addr, &pki.client(), "localhost", header).unwrap();
+    assert_eq!(held.get("/1").status, 200);
+    // The same client again, its hello never sent: closed unanswered as
+    // soon as the header is read, not held for client_header_timeout.
+    let mut again = raw_connect(addr);
+    again.write_all(header).unwrap();
+    assert_eq!(read_until_closed(&mut again), Some(Vec::new()));
+    assert!(wait_until(WAIT_LIMIT, || {
+        proxy
+            .log_lines()
+            .iter()
+            .any(|l| l.starts_with("203.0.113.1 ") && l.contains(" 503 0 "))
+    }));
+    // Another client behind the same balancer is not held to its limit.
+    let other = b"PROXY TCP4 203.0.113.2 127.0.0.1 5556 443\r\n";
+    let mut other = TlsClient::try_connect_after(addr, &pki.client(), "localhost", other).unwrap();
+    assert_eq!(other.get("/2").status, 200);
+    assert_eq!(held.get("/3").status, 200);
+}
+
+#[test]
+fn a_slow_handshake_takes_from_the_time_the_first_head_is_given() {
+    // client_header_timeout counts from the connection's opening: a
+    // handshake that takes most of it leaves the head the rest.
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let text = tls_conf(
+        &backend.addr.to_string(),
+        &pki.entry,
+        "client_header_timeout = 2s\n",
+    );
+    let proxy = start_tls(&text, |c| c.connection_timeout = IO_TIMEOUT * 6);
+    let name = ServerName::try_from("localhost").unwrap();
+    let config = client_config(&pki.ca, &[&rustls::version::TLS13], &[], None);
+    let mut conn = ClientConnection::new(config, name).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    let mut tcp = raw_connect(tls_addr(&proxy));
+    let opened = std::time::Instant::now();
+    // Half the hello, the rest 1.5 s later: the handshake ends within the
+    // 2 s (or, on a slow machine, fails: nothing served either way).
+    tcp.write_all(&hello[..hello.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    tcp.write_all(&hello[hello.len() / 2..]).unwrap();
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut tcp).is_err() {
+            break;
+        }
+    }
+    // The head whole, but 2.75 s after the opening at the soonest.
+    let due = opened + Duration::from_millis(2750);
+    std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+    let _ = conn
+        .writer()
+        .write_all(b"GET /late HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let _ = conn.complete_io(&mut tcp);
+    let mut answer = Vec::new();
+    while let Ok(n) = conn.read_tls(&mut tcp) {
+        if n == 0 || conn.process_new_packets().is_err() {
+            break;
+        }
+        let _ = conn.reader().read_to_end(&mut answer);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert_eq!(backend.requests(), 0);
+}

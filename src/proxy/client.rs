@@ -338,6 +338,11 @@ impl Client {
                 break HeadRead::Refused(400, String::new());
             }
             let buffered = self.conn.buffered();
+            // An empty line starts the head as any byte does (as with
+            // nginx): else each would start the idle wait afresh.
+            if empty_lines > 0 {
+                deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
+            }
             if !buffered.is_empty() {
                 match find_head_end(buffered, &mut scanned) {
                     // The head may have arrived whole in one read past the

@@ -351,10 +351,11 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 ///
 /// `claim` counts the connection against the client a PROXY header names,
 /// or says that client holds the most it may already. The peer comes with
-/// the connection's serial number, for the log (`$connection`).
+/// the connection's serial number, for the log (`$connection`), and the
+/// time it was accepted, from which its first head is due.
 pub fn serve(
     watch: Arc<ConnWatch>,
-    (peer, connection): (SocketAddr, u64),
+    (peer, connection, accepted): (SocketAddr, u64, Instant),
     proxied: Option<proxy_protocol::Header>,
     current: &Current,
     inherited: Inherited,
@@ -364,26 +365,22 @@ pub fn serve(
     let mut shared = current.get();
     let mut timeout = inherited.timeout;
     let mut client = Client::new(watch, peer, inherited);
-    let accepted = Instant::now();
     if shared.config.proxy_protocol {
-        // Over TLS the header came before the handshake, and was read
-        // with it (none: `proxy_protocol` was turned on since).
-        let taken = match proxied {
-            Some(header) => {
-                client.take_header(header);
-                true
+        match proxied {
+            // Over TLS the header came before the handshake, read and
+            // counted with it.
+            Some(header) => client.take_header(header),
+            // None over TLS: `proxy_protocol` was turned on since.
+            None if client.tls_in_front => {}
+            None if !client.take_proxy_header(accepted, &shared.config) => return,
+            // Over max_connections_per_client for the client the header
+            // named: refused at once, as at accept, so that its slot and
+            // its thread are free again.
+            None if !claim(client.peer, shared.config.max_connections_per_client) => {
+                refuse(&mut client, &shared);
+                return;
             }
-            None => client.tls_in_front || client.take_proxy_header(accepted, &shared.config),
-        };
-        if !taken {
-            return;
-        }
-        // Over max_connections_per_client for the client the header
-        // named: refused at once, as at accept, so that its slot and its
-        // thread are free again.
-        if !claim(client.peer, shared.config.max_connections_per_client) {
-            refuse(&mut client, &shared);
-            return;
+            None => {}
         }
     }
     let mut first = true;
