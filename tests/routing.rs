@@ -1468,6 +1468,42 @@ fn a_backend_s_redirect_goes_back_under_the_route_s_prefix() {
     assert_eq!(main.requests(), 0);
 }
 
+#[test]
+fn a_backend_s_content_location_goes_back_under_the_route_s_prefix_and_invalidates_there() {
+    // A POST answered with the URL of what it made: the entry cached for
+    // that URL, which clients know under the route's prefix, goes.
+    let app = Backend::start("app", |seen, out| {
+        let made = seen.method() == "POST";
+        let fields: &[(&str, &str)] = match made {
+            true => &[("Content-Location", "/items/1")],
+            false => &[("Cache-Control", "max-age=60")],
+        };
+        respond(
+            out,
+            if made { 201 } else { 200 },
+            fields,
+            seen.path().as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\nroute./app/ = default rewrite=/\n",
+        app.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    let item = |proxy: &Proxy| proxy.get_on("test.example", "/app/items/1", &[]);
+    assert_eq!(item(&proxy).header("x-cache"), Some("MISS"));
+    assert_eq!(item(&proxy).header("x-cache"), Some("HIT"));
+    let made = proxy.exchange(|c| c.request("POST", "/app/items", &[], b"name=1"));
+    assert_eq!(made.status, 201);
+    assert_eq!(made.header("content-location"), Some("/app/items/1"));
+    assert_eq!(item(&proxy).header("x-cache"), Some("MISS"));
+    assert_eq!(app.requests(), 3);
+}
+
 /// The values of a response's `Set-Cookie` fields, in their order.
 fn cookies(r: &Response) -> Vec<&str> {
     r.head.get_all("set-cookie").collect()

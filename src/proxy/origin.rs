@@ -366,10 +366,14 @@ pub(super) fn fetch_from<'s>(
         match attempt(client, upstreams, target, &request, send, idempotent, own) {
             Ok((up, mut response, head_len, request_time)) => {
                 if let Some(route) = rewriting {
-                    let location = response.headers.get_str("location");
-                    let back = location.and_then(|l| route.location_back(l.trim(), sent_host));
-                    if let Some(back) = back {
-                        response.headers.set("Location", back);
+                    // `Content-Location` too: it names a URL of the
+                    // client's, which a successful POST's invalidates.
+                    for field in ["Location", "Content-Location"] {
+                        let named = response.headers.get_str(field);
+                        let back = named.and_then(|l| route.location_back(l.trim(), sent_host));
+                        if let Some(back) = back {
+                            response.headers.set(field, back);
+                        }
                     }
                     // The backend's cookies: the proxy's own sticky cookie
                     // is added as the head is written (`relay`), after.
