@@ -18,7 +18,7 @@ use crate::http::headers::push_lines_except;
 use crate::http::{Headers, ResponseHead};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -311,14 +311,19 @@ impl Entry {
 
     /// Bytes counted against the cache capacity: what the entry holds in
     /// memory, not only its key, head and body. The key is held three times
-    /// (the record, the LRU's map and its list), the head twice (as stored
-    /// and parsed) and its tags a third time, and each entry has its
-    /// structs and allocations besides: counting only the payload let a
-    /// cache of many small entries take many times `cache_size`.
+    /// (the record, the LRU's map and its list), a Vary variant's a fourth
+    /// (its URL's index of variants), the head twice (as stored and parsed)
+    /// and its tags a third time, and each entry has its structs and
+    /// allocations besides: counting only the payload let a cache of many
+    /// small entries take many times `cache_size`.
     pub fn weight(&self) -> u64 {
         let record = &self.record;
         let compressed = self.compressed.copy.get().map_or(0, |c| c.len());
-        let held = 3 * record.key.len() + 2 * record.head.len() + self.tags.weight();
+        let key_copies = match record.key.contains(&b'\n') {
+            true => 4,
+            false => 3,
+        };
+        let held = key_copies * record.key.len() + 2 * record.head.len() + self.tags.weight();
         (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD
     }
 }
@@ -540,7 +545,11 @@ impl Group {
 #[derive(Default)]
 struct Variants {
     names: Vec<String>,
-    keys: Vec<String>,
+    /// A set, not a list: a client choosing the values of the fields a
+    /// URL varies on makes as many variants as it likes (one per
+    /// `Accept-Encoding` spelling), and each insert, eviction and expiry
+    /// finds its own here under the cache lock.
+    keys: BTreeSet<String>,
 }
 
 impl State {
@@ -550,7 +559,7 @@ impl State {
             return;
         }
         if let Some(v) = self.vary.get_mut(primary) {
-            v.keys.retain(|k| k != key);
+            v.keys.remove(key);
             if v.keys.is_empty() {
                 self.vary.remove(primary);
             }
@@ -778,11 +787,12 @@ impl Cache {
             // Varying on other fields now: the variants keyed the old way
             // would never be looked up again.
             if v.names != names {
-                superseded.extend(v.keys.drain(..).filter_map(|k| lru.remove(k.as_str())));
+                let keys = std::mem::take(&mut v.keys);
+                superseded.extend(keys.iter().filter_map(|k| lru.remove(k.as_str())));
                 v.names = names;
             }
             if !v.keys.contains(&key) {
-                v.keys.push(key.clone());
+                v.keys.insert(key.clone());
             }
         } else if let Some(old) = state.vary.remove(&primary) {
             superseded.extend(old.keys.iter().filter_map(|k| state.lru.remove(k.as_str())));
@@ -1003,8 +1013,8 @@ impl Cache {
         let state = self.state.lock();
         let mut listing = Listing::default();
         for primary in primaries {
-            let variants = (state.vary.get(primary.as_str())).map_or(&[][..], |v| &v.keys[..]);
-            for key in variants.iter().chain([primary]) {
+            let variants = state.vary.get(primary.as_str()).map(|v| &v.keys);
+            for key in variants.into_iter().flatten().chain([primary]) {
                 let lru = &state.lru;
                 let Some((entry, weight)) =
                     lru.peek(key.as_str()).zip(lru.peek_weight(key.as_str()))
@@ -1382,6 +1392,35 @@ mod tests {
             lifetime,
             &plain(),
         )
+    }
+
+    #[test]
+    fn many_variants_of_one_url_are_indexed_and_forgotten_one_by_one() {
+        // One per `Accept-Encoding` spelling a client chose: each kept,
+        // each evicted and each expired finds its own in the index.
+        let vary = ["accept-encoding".to_string()];
+        let variant = |i: usize| {
+            let mut fields = Headers::new();
+            fields.push("Accept-Encoding", format!("gzip, x-{i}"));
+            policy::variant_key("h/page", &vary, &fields)
+        };
+        let one = entry(&variant(0), "x", 60, Some("Accept-Encoding")).weight();
+        let cache = Cache::new(one * 1000, 1 << 16);
+        for i in 0..3000 {
+            assert!(cache.insert(entry(&variant(i), "x", 60, Some("Accept-Encoding"))));
+        }
+        // The oldest evicted, and gone from the index too.
+        let kept = cache.len();
+        assert!((900..=1000).contains(&kept), "{kept}");
+        assert_eq!(cache.state.lock().vary["h/page"].keys.len(), kept);
+        assert!(!cache.state.lock().vary["h/page"].keys.contains(&variant(0)));
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert_eq!(cache.expire_due(later), kept);
+        assert!(cache.state.lock().vary.is_empty());
+        // Its key held there a fourth time, and counted so.
+        let variant = entry("h/p\nx=1", "x", 60, Some("X"));
+        let url = entry("h/pqrst", "x", 60, Some("X"));
+        assert_eq!(variant.weight(), url.weight() + "h/p\nx=1".len() as u64);
     }
 
     #[test]
@@ -2155,7 +2194,10 @@ mod tests {
         assert!(cache.lookup("h/c/7", &gzip).is_none());
         assert!(cache.lookup("h/c/7", &Headers::new()).is_some());
         // The Vary index keeps only what is still stored.
-        assert_eq!(cache.state.lock().vary["h/c/7"].keys, [plain_variant]);
+        assert_eq!(
+            cache.state.lock().vary["h/c/7"].keys,
+            BTreeSet::from([plain_variant])
+        );
         assert!(cache.state.lock().sweeping.is_empty());
         // Several tags at once: any of them.
         assert_eq!(
