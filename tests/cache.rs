@@ -1055,6 +1055,37 @@ fn a_lower_ttl_applies_to_what_is_already_stored() {
 }
 
 #[test]
+fn a_lower_ttl_ends_the_stale_window_of_what_is_stored_too() {
+    // Stored an hour ago under `ttl = 1d`, fresh for a day, usable on
+    // error a second past that; loaded under `ttl = 60s`: fresh for a
+    // minute, stale for 3540 s, its one second of stale-if-error long past.
+    let (_dir, file) = snapshot_file();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let (hour, day) = (3_600_000, 86_400_000);
+    let mut stored = record("/p", "an hour old");
+    stored.stored_at = now - hour;
+    stored.expires_at = now - hour + day;
+    stored.stale_until = now - hour + day + 1000;
+    write_snapshot(&file, [&stored]).unwrap();
+    let proxy = start_proxy(&[dead_addr()], |c| {
+        persisted(&file)(c);
+        c.ttl = Duration::from_secs(60);
+        c.stale_if_error = Duration::from_secs(1);
+    });
+    assert_eq!(cache_of(&proxy).len(), 1);
+    let r = get(&proxy, "/p");
+    assert_eq!(
+        (r.status, r.header("x-cache")),
+        (502, None),
+        "{}",
+        r.head.raw
+    );
+}
+
+#[test]
 fn cache_valid_stores_what_the_origin_says_nothing_about_by_status() {
     let backend = origin(|seen| match seen.path() {
         "/missing" => (404, Vec::new()),

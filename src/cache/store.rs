@@ -304,9 +304,15 @@ impl Entry {
         Duration::from_millis(self.record.expires_at.saturating_sub(self.record.stored_at))
     }
 
-    /// Whether it may still answer when the origin fails.
-    pub fn within_stale_window(&self, now: SystemTime) -> bool {
-        unix_ms(now) < self.record.stale_until
+    /// Whether it may still answer when the origin fails: within the
+    /// window it was stored with past its freshness, that freshness capped
+    /// by `ttl` as it is now (a lowered one ends the window sooner too).
+    pub fn within_stale_window(&self, now: SystemTime, ttl: Duration) -> bool {
+        let record = &self.record;
+        let window = record.stale_until.saturating_sub(record.expires_at);
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires = record.expires_at.min(record.stored_at.saturating_add(ttl));
+        unix_ms(now) < expires.saturating_add(window)
     }
 
     /// Bytes counted against the cache capacity: what the entry holds in
@@ -2369,7 +2375,10 @@ mod tests {
         for request in [&gzip, &Headers::new()] {
             assert_eq!(fresh_at(&cache, "h/v", request, now), Some(false));
             let e = cache.lookup("h/v", request).unwrap();
-            assert!(e.within_stale_window(now), "still stands in on errors");
+            assert!(
+                e.within_stale_window(now, Duration::MAX),
+                "still stands in on errors"
+            );
             assert_eq!(e.record.stale_until - e.record.expires_at, 10_000);
         }
         assert_eq!(
@@ -2448,7 +2457,7 @@ mod tests {
                 "{key}"
             );
             let e = cache.lookup(key, &Headers::new()).unwrap();
-            assert!(e.within_stale_window(now), "{key}");
+            assert!(e.within_stale_window(now, Duration::MAX), "{key}");
         }
         for key in beside {
             assert_eq!(
@@ -2498,7 +2507,7 @@ mod tests {
         assert!(cache
             .lookup("h/c/7", &gzip)
             .unwrap()
-            .within_stale_window(now));
+            .within_stale_window(now, Duration::MAX));
         assert_eq!(
             fresh_at(&cache, "h/other/3", &Headers::new(), now),
             Some(true)

@@ -120,7 +120,7 @@ pub(super) fn serve_range(
         // RFC 9111 §5.2.1.7, as in `serve`.
         _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
         Some((entry, Use::Validate))
-            if on_its_own && entry.within_stale_window(SystemTime::now()) =>
+            if on_its_own && entry.within_stale_window(SystemTime::now(), ttl) =>
         {
             let job = Refresh::of(request, &entry, primary);
             match refresh(client, job, shared) {
@@ -283,7 +283,7 @@ pub(super) fn serve(
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
-        if let Some(entry) = stale_fallback(&fallback, true) {
+        if let Some(entry) = stale_fallback(&fallback, true, &answering) {
             drop(fetched); // closes the connection; its body is not wanted
             return serve_entry(client, &answering, entry, Status::Stale, upstream, b"");
         }
@@ -887,10 +887,13 @@ fn request_as_get(request: &RequestHead) -> RequestHead {
 
 /// The stored entry to serve when the origin failed, if its stale window
 /// allows (`origin_failed` is false when it was the client that failed).
-fn stale_fallback(stored: &Option<Arc<Entry>>, origin_failed: bool) -> Option<&Arc<Entry>> {
-    stored
-        .as_ref()
-        .filter(|e| origin_failed && e.within_stale_window(SystemTime::now()))
+fn stale_fallback<'e>(
+    stored: &'e Option<Arc<Entry>>,
+    origin_failed: bool,
+    answering: &Answering<'_>,
+) -> Option<&'e Arc<Entry>> {
+    let now = SystemTime::now();
+    (stored.as_ref()).filter(|e| origin_failed && e.within_stale_window(now, answering.ttl))
 }
 
 /// The stale entry, when the origin failed (a refusal with a status: the
@@ -904,7 +907,7 @@ fn stale_or(
     if let Some(status) = refusal.for_backend() {
         client.upstream_status = Some(status);
     }
-    match stale_fallback(fallback, refusal.status.is_some()) {
+    match stale_fallback(fallback, refusal.status.is_some(), answering) {
         Some(entry) => serve_entry(
             client,
             answering,
@@ -942,6 +945,8 @@ struct Answering<'a> {
     gzip_counters: &'a GzipCounters,
     /// The client takes gzip (see [`relay::takes_gzip`]).
     takes_gzip: bool,
+    /// `ttl` as it is now, which caps what was stored under an older one.
+    ttl: Duration,
 }
 
 impl<'a> Answering<'a> {
@@ -964,6 +969,7 @@ impl<'a> Answering<'a> {
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,
             takes_gzip: relay::takes_gzip(request, shared.gzip(client.route)),
+            ttl: shared.caching(client.route).settings.ttl,
         }
     }
 
@@ -1026,6 +1032,7 @@ fn serve_entry(
         cache_name,
         gzip_counters,
         takes_gzip,
+        ttl: _,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`),
