@@ -277,8 +277,9 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 
     /// Does to each of the entries in the next `budget` slots from where
     /// `at` stands what `pick` says (keep it, remove it, or put another
-    /// value in its place), moves `at` past those slots, and returns what
-    /// left the map (see [`Slice`]) with whether the walk is over. A
+    /// value in its place), or to those up to the one after which `enough`
+    /// says so, moves `at` past those slots, and returns what left the map
+    /// (see [`Slice`]) with whether the walk is over. A
     /// caller that holds a lock around the map can so go over every entry
     /// in slices of bounded work, releasing it in between, where
     /// [`Lru::retain`] holds it for the whole walk.
@@ -295,14 +296,19 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         at: &mut Sweep,
         budget: usize,
         mut pick: impl FnMut(&K, &V) -> Pick<V>,
+        mut enough: impl FnMut() -> bool,
     ) -> Slice<K, V> {
-        let (start, end) = self.slots(at, budget);
+        let (start, mut end) = self.slots(at, budget);
         let mut slice = Slice {
             removed: Vec::new(),
             replaced: Vec::new(),
             done: false,
         };
         for idx in start..end {
+            if idx > start && enough() {
+                end = idx;
+                break;
+            }
             let Some(entry) = &mut self.nodes[idx].entry else {
                 continue;
             };
@@ -877,14 +883,24 @@ mod tests {
             let mut between = between.into_iter();
             loop {
                 let order: Vec<u32> = lru.iter().map(|(k, _)| *k).collect();
-                let slice = lru.sweep(&mut at, budget, |k, v| {
-                    *offered.entry(*k).or_default() += 1;
-                    match k % 3 {
-                        0 => Pick::Remove,
-                        1 => Pick::Replace(v + REPLACED),
-                        _ => Pick::Keep,
-                    }
-                });
+                // Some slices end early, after a few entries.
+                let mut left = budget.min(7);
+                let slice = lru.sweep(
+                    &mut at,
+                    budget,
+                    |k, v| {
+                        *offered.entry(*k).or_default() += 1;
+                        match k % 3 {
+                            0 => Pick::Remove,
+                            1 => Pick::Replace(v + REPLACED),
+                            _ => Pick::Keep,
+                        }
+                    },
+                    || {
+                        left = left.saturating_sub(1);
+                        budget % 2 == 1 && left == 0
+                    },
+                );
                 swept.extend(slice.removed.into_iter().map(|(k, _)| k));
                 for v in slice.replaced {
                     prop_assert!(v % 3 == 1 && v < REPLACED, "replaced {}", v);

@@ -48,6 +48,12 @@ const MAX_TRACKED_GROUPS: usize = 64;
 /// removes").
 const SWEEP_SLICE: usize = 1024;
 
+/// The longest a slice of a purge's walk holds the lock, whatever it
+/// finds: a `Purge-Regex` pattern may take milliseconds on each long key
+/// (linear in the key, but by a factor that grows with the pattern), and
+/// 1024 keys of 8 KiB held the lock for seconds.
+const SWEEP_HOLD: Duration = Duration::from_millis(2);
+
 /// One stored response.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -979,13 +985,16 @@ impl Cache {
         loop {
             let mut state = self.state.lock();
             let held = Instant::now();
-            let out = (state.lru).sweep(&mut at, slice, |key, e| {
+            // A read of the clock per slot: some 2% of a slot's work.
+            let enough = || held.elapsed() >= SWEEP_HOLD;
+            let pick = |key: &String, e: &Arc<Entry>| {
                 if !group.holds(key, e) {
                     return Pick::Keep;
                 }
                 named += 1;
                 purge.pick(e)
-            });
+            };
+            let out = (state.lru).sweep(&mut at, slice, pick, enough);
             for (key, _) in &out.removed {
                 state.forget_variant(key);
             }
@@ -1981,6 +1990,28 @@ mod tests {
         let images = key_pattern("shop", "^/products/[0-9]+");
         assert_eq!(cache.invalidate_pattern(&images, Purge::Hard), 1);
         assert_eq!(cache.invalidate_pattern(&images, Purge::Hard), 0);
+    }
+
+    #[test]
+    fn a_slow_pattern_s_purge_lets_go_of_the_lock_within_its_slices() {
+        // A pattern that takes milliseconds on each long key (the regex
+        // engine's time is linear in the key, by a factor the pattern
+        // sets): a slice of slots ends once it has held the lock
+        // SWEEP_HOLD, and the walk still sees every entry once.
+        let cache = Cache::new(1 << 30, 1 << 16);
+        let long = |i: usize| format!("h/search/{i}?q={}", "ab0-c_1~".repeat(1000));
+        for i in 0..40 {
+            assert!(cache.insert(entry(&long(i), "x", 60, None)));
+            assert!(cache.insert(entry(&format!("h/p/{i}.jpg"), "x", 60, None)));
+        }
+        let slow = key_pattern("h", r"(?:[a-j](?:.{300}|.{299})[^\w~=?/-]){1}|\.jpg$");
+        let mut slices = 1;
+        let group = Group::Pattern(slow);
+        let (named, longest) =
+            cache.invalidate_group_by(&group, Purge::Hard, SWEEP_SLICE, || slices += 1);
+        assert_eq!(named, 40);
+        assert_eq!(cache.len(), 40, "the long keys kept");
+        assert!(slices > 1, "{slices} slice held the lock {longest:?}");
     }
 
     #[test]
