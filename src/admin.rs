@@ -40,8 +40,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// Admin connections served at once; more are closed unanswered.
 const MAX_ADMIN_CONNECTIONS: usize = 32;
 /// The longest an admin request head may take to arrive, however it
-/// trickles in (else a few slow clients could hold every slot), and the
-/// write timeout of the reply.
+/// trickles in (else a few slow clients could hold every slot), and its
+/// reply to leave.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The same for a request answered on the listener's own thread (when no
 /// other can be started): short, so that a client that says nothing
@@ -217,6 +217,7 @@ impl Reply {
 /// `PUT` would then set and save the states of targets no longer in force).
 fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     let deadline = Instant::now() + timeout;
+    // For a `100 Continue`; the reply has its own deadline.
     let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
     let (reply, is_head) = match read_head(&mut conn, deadline) {
@@ -259,9 +260,26 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
     if !is_head {
         out.push_str(&reply.body);
     }
-    let stream = conn.get_mut();
-    let _ = stream.write_all(out.as_bytes());
-    let _ = stream.flush();
+    write_within(conn.get_mut(), out.as_bytes(), timeout);
+}
+
+/// Writes `bytes` whole unless `within` passes first: each write waiting
+/// at most what is left of it, a client that reads a few bytes at a time
+/// cannot hold a slot (or, answered inline, the listener) for longer.
+fn write_within(stream: &mut TcpStream, mut bytes: &[u8], within: Duration) {
+    let deadline = Instant::now() + within;
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.write(bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// The realm the admin listener asks a user and password for.
@@ -1637,6 +1655,46 @@ mod tests {
     use crate::cache::policy::{Lifetime, Settings};
     use crate::cache::Entry;
     use crate::http::ResponseHead;
+
+    #[test]
+    fn a_reply_read_a_little_at_a_time_is_given_up_on_within_its_time() {
+        // Small buffers both ways, as a slow client's on a real network:
+        // each write goes on while the client reads 1 KiB a tenth of a
+        // second, and only the deadline ends the reply.
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+        let client = client.unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        client
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let mut client: TcpStream = client.into();
+        let (mut server, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        let reply = vec![b'x'; 4 << 20];
+        let writer = std::thread::spawn(move || {
+            write_within(&mut server, &reply, Duration::from_secs(1));
+        });
+        // Read on until the reply ends, for at most 10 s (40 KiB of 4 MiB):
+        // it ends with what the buffers held after its second.
+        let (mut got, mut ended) = (0, false);
+        let mut chunk = [0u8; 1024];
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            match client.read(&mut chunk).unwrap() {
+                0 => {
+                    ended = true;
+                    break;
+                }
+                n => got += n,
+            }
+        }
+        assert!(ended, "still sending after {got} bytes");
+        writer.join().unwrap();
+    }
 
     fn query(q: &str) -> Result<EntriesQuery, String> {
         entries_query(Some(q))
