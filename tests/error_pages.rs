@@ -492,3 +492,25 @@ fn a_page_any_scope_uses_is_not_called_unused_and_each_warning_comes_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_intercepted_chunked_error_that_came_whole_keeps_its_connection() {
+    let backend = Backend::start("chunked-404", |_, out| {
+        let _ = std::io::Write::write_all(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5\r\noops!\r\n0\r\n\r\n",
+        );
+        Action::KeepAlive
+    });
+    let dir = pages_dir(&[(404, "<h1>not here</h1>")]);
+    let proxy = intercepting(&backend, dir.path());
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let r = client.get("/x");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (404, "<h1>not here</h1>")
+        );
+    }
+    assert_eq!((backend.requests(), backend.connections()), (2, 1));
+}

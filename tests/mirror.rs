@@ -159,6 +159,66 @@ fn a_cache_hit_is_mirrored_as_a_miss_is() {
 }
 
 #[test]
+fn a_range_request_the_cache_takes_is_copied_before_the_cache_fetches_for_it() {
+    // The backend, asked to revalidate, first waits for the mirror to
+    // have the client's copy (for less than the proxy waits for it), and
+    // records whether it came.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let copies = Arc::new(AtomicUsize::new(0));
+    let counted = copies.clone();
+    let shadow = Backend::start("shadow", move |_, out| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        respond(out, 200, &[], b"shadow");
+        Action::KeepAlive
+    });
+    let copied_first: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let (seen_copies, record) = (copies.clone(), copied_first.clone());
+    // Each request the backend is asked (a miss or a revalidation) is a
+    // client's, copied once: the nth (from 1) wants n copies.
+    let asked = AtomicUsize::new(0);
+    let main = Backend::start("main", move |seen, out| {
+        let wanted = asked.fetch_add(1, Ordering::SeqCst) + 1;
+        if seen.head.get("if-none-match").is_some() {
+            let due = Instant::now() + Duration::from_secs(3);
+            while seen_copies.load(Ordering::SeqCst) < wanted && Instant::now() < due {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let came = seen_copies.load(Ordering::SeqCst) >= wanted;
+            record.lock().unwrap().push((seen.path().to_string(), came));
+            respond(out, 304, &[("ETag", "\"v1\"")], b"");
+        } else {
+            let fields = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+            respond(out, 200, &fields, b"stored body");
+        }
+        Action::KeepAlive
+    });
+    let text = format!(
+        "targets = {}\npool.shadow = {}\nmirror = shadow\n",
+        main.addr, shadow.addr
+    );
+    let proxy = start_proxy(&[], |c| {
+        from_file(&text)(c);
+        c.cache_size = 1 << 20;
+        c.stale_if_error = Duration::from_secs(600);
+    });
+    let mut client = proxy.connect();
+    // Stored (a miss, copied), then revalidated: whole, then a range.
+    assert_eq!(client.get("/w").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || copies.load(Ordering::SeqCst) == 1));
+    assert_eq!(client.get("/w").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || copies.load(Ordering::SeqCst) == 2));
+    assert_eq!(client.get("/r").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || copies.load(Ordering::SeqCst) == 3));
+    let part = client.get_with("/r", &[("Range", "bytes=0-1")]);
+    assert_eq!(part.status, 206, "{}", part.head.raw);
+    assert!(wait_until(WAIT_LIMIT, || copies.load(Ordering::SeqCst) == 4));
+    let record = copied_first.lock().unwrap().clone();
+    assert_eq!(record, [("/w".to_string(), true), ("/r".to_string(), true)]);
+}
+
+#[test]
 fn a_mirror_must_name_a_pool_other_than_its_own() {
     let cases = [
         (

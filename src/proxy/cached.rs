@@ -84,6 +84,12 @@ fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
 /// otherwise (nothing stored, credentials, `no-store`, an entry another
 /// request is revalidating, a body found too large as it streamed): the
 /// request goes to the origin as it is, and its answer is not stored.
+/// Whether [`serve_range`] looks in the cache for `request`: a `GET` of
+/// a range that a stored response may answer.
+pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
+    request.method == "GET" && request.headers.contains("range") && asks_for_stored(request, body)
+}
+
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
@@ -91,10 +97,7 @@ pub(super) fn serve_range(
     cache: &Cache,
     shared: &Shared,
 ) -> Option<Result<Outcome, Refusal>> {
-    if request.method != "GET"
-        || !request.headers.contains("range")
-        || !asks_for_stored(request, body)
-    {
+    if !takes_range(request, body) {
         return None;
     }
     let ignored = &shared.config.cache_key_ignore_params;

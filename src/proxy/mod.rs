@@ -1302,6 +1302,8 @@ fn forward(
     };
     client.body_read_whole = body.is_buffered();
     let cache = shared.cache_for(client.route);
+    // Whether `mirror` has its copy already (see below).
+    let mut copied = false;
     if let Some(cache) = cache.filter(|_| !upgrade) {
         let pool = shared.pool_config(client.route);
         // A signed-in user's request (`cache_bypass_cookies`): as one the
@@ -1332,13 +1334,18 @@ fn forward(
                 return Err(Refusal::new(504, keep_alive));
             }
         } else {
+            // Copied before the cache is looked in, as nginx's `mirror`
+            // copies a request before its `proxy_cache` has a say.
             if cached::eligible(&head, &body) {
                 origin::mirror_cache_request(client, &head, shared);
                 return cached::serve(client, head, cache, shared);
             }
-            if let Some(done) = cached::serve_range(client, &head, &body, cache, shared) {
+            if cached::takes_range(&head, &body) {
                 origin::mirror_cache_request(client, &head, shared);
-                return done;
+                copied = true;
+                if let Some(done) = cached::serve_range(client, &head, &body, cache, shared) {
+                    return done;
+                }
             }
         }
     }
@@ -1359,7 +1366,7 @@ fn forward(
         upgrade,
         interim_to_client: head.version == Version::Http11,
         abandon_if_client_leaves: true,
-        mirrored: !upgrade,
+        mirrored: !upgrade && !copied,
     };
     let is_head = head.is_head();
     let version = head.version;

@@ -330,8 +330,17 @@ pub(super) fn discard(fetched: Fetched<'_>, request_is_head: bool, client: &Clie
             }
             whole
         }
-        // Not worth decoding to keep one connection.
-        BodyKind::Chunked | BodyKind::UntilClose => false,
+        // Come whole with the head (an error page most often does): read
+        // to its end, as the connection is worth keeping. Else not worth
+        // waiting for.
+        BodyKind::Chunked => match decode_complete_chunked(up.conn.buffered(), u64::MAX) {
+            Some((_, len)) => {
+                up.conn.consume(len);
+                true
+            }
+            None => false,
+        },
+        BodyKind::UntilClose => false,
     };
     if arrived && may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
