@@ -591,7 +591,14 @@ fn serve(
 fn reload(args: &ConfigArgs, control: &inverso::Control) {
     systemd::reloading();
     let reloaded = match load(args) {
-        Ok((config, _)) => control.reload(config).map_err(|e| e.to_string()),
+        // Checked with the cache that stays on until a restart.
+        Ok((config, loader)) => match loader.check_cache_kept(&config, control.cache_size()) {
+            Ok(()) => control.reload(config).map_err(|e| e.to_string()),
+            Err(e) => {
+                control.refused();
+                Err(e.to_string())
+            }
+        },
         Err(Failure { error, .. }) => {
             control.refused();
             Err(format!("{error:#}"))

@@ -1282,6 +1282,11 @@ impl Control {
         )
     }
 
+    /// The cache's capacity in force, which only a restart changes.
+    pub fn cache_size(&self) -> u64 {
+        self.inner.current.get().config.cache_size
+    }
+
     /// Puts `next` in force: targets, timeouts, limits, log settings and
     /// cache rules change for every request that begins from now on;
     /// requests in flight finish on the old settings. Keys that need a

@@ -1302,6 +1302,36 @@ fn sighup_reads_the_error_pages_again_and_a_bad_one_refuses_the_reload() {
 }
 
 #[test]
+fn a_reload_that_turns_the_cache_off_is_checked_with_the_cache_kept_on() {
+    // `cache_size` waits for a restart: the file's other cache settings
+    // would run with the cache that stays, and are checked so.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    let with_cache = conf(dead_addr(), "").replace("cache_size = 0", "cache_size = 1MiB");
+    std::fs::write(&file, &with_cache).unwrap();
+    let mut running = Running::start(dir.path());
+    running.expect("listening on ");
+    let without = conf(
+        dead_addr(),
+        "sticky_cookie = SERVERID\ncache_bypass_cookies = SERVERID\n",
+    );
+    std::fs::write(&file, without).unwrap();
+    running.signal("HUP");
+    let refused = running.expect("reload refused");
+    assert!(
+        refused.contains("proxy.conf:9: cache_bypass_cookies"),
+        "{refused}"
+    );
+    // Taken with the cache on or off where they agree.
+    std::fs::write(&file, conf(dead_addr(), "sticky_cookie = SERVERID\n")).unwrap();
+    running.signal("HUP");
+    running.expect("`cache_size` changed");
+    running.expect("new configuration in force");
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+}
+
+#[test]
 fn signals_reload_refuse_reopen_and_stop_the_binary() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");

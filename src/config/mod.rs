@@ -993,13 +993,10 @@ impl Loader {
         scope: Scope<'_>,
         top: Option<&Config>,
     ) -> Result<(), ConfigError> {
-        // Refusals whatever `cache_size`: a reload that sets it to 0 keeps
-        // the cache on until a restart, with the rest of the file's
-        // settings. Warnings only for a cache that is on.
-        if !config.cache {
+        let uses_cache = |c: &Config| c.cache_size > 0 && c.cache;
+        if !uses_cache(config) {
             return Ok(());
         }
-        let uses_cache = |c: &Config| c.cache_size > 0 && c.cache;
         // The proxy takes its own cookie out of a request before the cache
         // sees it: listed, it would never bypass anything.
         if let Some(sticky) = config
@@ -1026,9 +1023,6 @@ impl Loader {
             ],
         );
         let lifetimes = lifetimes_left(config).map_err(|m| self.refused_in(scope, key, m))?;
-        if !uses_cache(config) {
-            return Ok(());
-        }
         let warned_at_top = |warning: &Option<String>, of: fn(&Config) -> Option<String>| {
             top.is_some_and(|top| uses_cache(top) && of(top) == *warning)
         };
@@ -1046,6 +1040,26 @@ impl Loader {
             .filter(|_| !warned_at_top(&lifetimes, no_lifetime))
         {
             log::warn!("{}", self.refused_in(scope, key, left.clone()));
+        }
+        Ok(())
+    }
+
+    /// The cache's checks of `config`, read for a reload, with the
+    /// `cache_size` that stays in force until a restart, `running`: a file
+    /// that sets 0 leaves the cache on, with the rest of its settings,
+    /// which its load did not check against a cache.
+    pub fn check_cache_kept(&self, config: &Config, running: u64) -> Result<(), ConfigError> {
+        if config.cache_size != 0 || running == 0 {
+            return Ok(());
+        }
+        let kept = |c: &Config| Config {
+            cache_size: running,
+            ..c.clone()
+        };
+        let top = kept(config);
+        self.check_cache(&top, Scope::Top, None)?;
+        for pool in &config.pools {
+            self.check_cache(&kept(&pool.config), Scope::Pool(&pool.name), Some(&top))?;
         }
         Ok(())
     }
@@ -3050,12 +3064,10 @@ mod tests {
             "cache_unlabeled = true",
             "targeted_cache_control = CDN-Cache-Control",
             "cache = false",
+            "cache_size = 0",
         ] {
             build(&format!("{base}{more}\n")).unwrap_or_else(|e| panic!("{more}: {e}"));
         }
-        // Not `cache_size = 0`: a reload that sets it keeps the cache on
-        // until a restart, with the rest of the file.
-        build(&format!("{base}cache_size = 0\n")).unwrap_err();
         build("targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control\n").unwrap();
         build(
             "targets = 127.0.0.1:1\nx_accel_expires = false\nsurrogate_id =\n\
@@ -3407,14 +3419,26 @@ mod tests {
             conf("serverid").is_ok(),
             "cookie names are compared as sent"
         );
-        // With `cache_size = 0` too: a reload keeps the cache that is on
-        // until a restart, with these settings.
-        let e = build(
-            "targets = 127.0.0.1:1\ncache_size = 0\nsticky_cookie = SERVERID\n\
-             cache_bypass_cookies = SERVERID\n",
-        )
-        .unwrap_err();
-        assert!(e.message.contains("SERVERID, the sticky_cookie"), "{e}");
+        // Without a cache, nothing to bypass; but a reload that sets
+        // `cache_size = 0` keeps the running cache until a restart, with
+        // these settings: refused then, at their line, a pool's too.
+        for (text, line) in [
+            "sticky_cookie = SERVERID\ncache_bypass_cookies = SERVERID\n",
+            "pool.api = 127.0.0.1:2\npool.api.sticky_cookie = SERVERID\n\
+             pool.api.cache_bypass_cookies = SERVERID\n",
+        ]
+        .into_iter()
+        .zip(["proxy.conf:4", "proxy.conf:5"])
+        {
+            let mut loader = Loader::new();
+            let text = format!("targets = 127.0.0.1:1\ncache_size = 0\n{text}");
+            loader.file("proxy.conf", &text).unwrap();
+            let c = loader.build().unwrap();
+            assert!(loader.check_cache_kept(&c, 0).is_ok());
+            let e = loader.check_cache_kept(&c, 1 << 20).unwrap_err();
+            assert!(e.message.contains("SERVERID, the sticky_cookie"), "{e}");
+            assert_eq!(e.place, line, "{e}");
+        }
     }
 
     #[test]
