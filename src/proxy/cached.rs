@@ -72,6 +72,12 @@ fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
         && matches!(body, RequestBody::Buffered(b) if b.is_empty())
 }
 
+/// Whether [`serve_range`] looks in the cache for `request`: a `GET` of
+/// a range that a stored response may answer.
+pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
+    request.method == "GET" && request.headers.contains("range") && asks_for_stored(request, body)
+}
+
 /// A GET with `Range`, answered from what is stored: the part or parts
 /// asked for, cut from a stored 200 (see [`range::requested`]). A fresh entry, or a
 /// stale one the request or `stale-while-revalidate` allows, answers at
@@ -84,12 +90,6 @@ fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
 /// otherwise (nothing stored, credentials, `no-store`, an entry another
 /// request is revalidating, a body found too large as it streamed): the
 /// request goes to the origin as it is, and its answer is not stored.
-/// Whether [`serve_range`] looks in the cache for `request`: a `GET` of
-/// a range that a stored response may answer.
-pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
-    request.method == "GET" && request.headers.contains("range") && asks_for_stored(request, body)
-}
-
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
