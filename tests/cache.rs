@@ -3249,18 +3249,24 @@ fn hop_by_hop_fields_of_a_response_are_neither_stored_nor_replayed() {
     assert!(leaks(&hit).is_empty(), "{}", hit.head.raw);
 }
 
-#[test]
-fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
-    // Session middleware refreshing a cookie on a revalidation: the client
-    // that caused it gets the cookie, the entry does not keep it.
-    let (_backend, proxy) = behind_cache(etag_origin(
+/// An origin whose answer is stale at once, and whose 304 to the cache's
+/// revalidation refreshes a session cookie.
+fn refreshing_a_cookie() -> Backend {
+    etag_origin(
         &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
         &[
             ("ETag", "\"v1\""),
             ("Cache-Control", "max-age=60"),
             ("Set-Cookie", "session=alice"),
         ],
-    ));
+    )
+}
+
+#[test]
+fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
+    // Session middleware refreshing a cookie on a revalidation: the client
+    // that caused it gets the cookie, the entry does not keep it.
+    let (_backend, proxy) = behind_cache(refreshing_a_cookie());
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     let alice = get(&proxy, "/s");
     expect(&alice, 200, "REVALIDATED", "/s #1");
@@ -3274,14 +3280,7 @@ fn a_set_cookie_on_a_304_goes_to_its_own_client_only() {
 fn a_set_cookie_brought_by_a_range_s_revalidation_goes_to_that_client() {
     // As for a whole GET (above): a 304, then a new body, each answering
     // the range request that revalidated its stale entry.
-    let (_backend, proxy) = behind_cache(etag_origin(
-        &[("Cache-Control", "public, max-age=0"), ("ETag", "\"v1\"")],
-        &[
-            ("ETag", "\"v1\""),
-            ("Cache-Control", "max-age=60"),
-            ("Set-Cookie", "session=alice"),
-        ],
-    ));
+    let (_backend, proxy) = behind_cache(refreshing_a_cookie());
     expect(&get(&proxy, "/s"), 200, "MISS", "/s #1");
     let alice = get_with(&proxy, "/s", &[("Range", "bytes=1-2")]);
     expect(&alice, 206, "REVALIDATED", "s ");

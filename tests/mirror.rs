@@ -15,6 +15,18 @@ fn mirrored(main: &Backend, shadow_addr: std::net::SocketAddr, more: &str) -> Pr
     start_proxy(&[], from_file_with_admin(&text))
 }
 
+/// `mirror = shadow` for `targets = main`, with the cache on.
+fn cached_and_mirrored(main: &Backend, shadow: &Backend) -> Proxy {
+    let text = format!(
+        "targets = {}\npool.shadow = {}\nmirror = shadow\n",
+        main.addr, shadow.addr
+    );
+    start_proxy(&[], |c| {
+        from_file(&text)(c);
+        c.cache_size = 1 << 20;
+    })
+}
+
 #[test]
 fn each_request_goes_to_the_mirror_too_and_its_answer_is_dropped() {
     let main = Backend::echo("main");
@@ -112,14 +124,7 @@ fn a_cache_hit_is_mirrored_as_a_miss_is() {
         Action::KeepAlive
     });
     let shadow = Backend::echo("shadow");
-    let text = format!(
-        "targets = {}\npool.shadow = {}\nmirror = shadow\n",
-        main.addr, shadow.addr
-    );
-    let proxy = start_proxy(&[], |c| {
-        from_file(&text)(c);
-        c.cache_size = 1 << 20;
-    });
+    let proxy = cached_and_mirrored(&main, &shadow);
     let mut client = proxy.connect();
     // One copy each, in order (each waited for before the next request).
     let mut copies = 0;
@@ -194,15 +199,7 @@ fn a_range_request_the_cache_takes_is_copied_before_the_cache_fetches_for_it() {
         }
         Action::KeepAlive
     });
-    let text = format!(
-        "targets = {}\npool.shadow = {}\nmirror = shadow\n",
-        main.addr, shadow.addr
-    );
-    let proxy = start_proxy(&[], |c| {
-        from_file(&text)(c);
-        c.cache_size = 1 << 20;
-        c.stale_if_error = Duration::from_secs(600);
-    });
+    let proxy = cached_and_mirrored(&main, &shadow);
     let mut client = proxy.connect();
     // Stored (a miss, copied), then revalidated: whole, then a range.
     assert_eq!(client.get("/w").status, 200);
