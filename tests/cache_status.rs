@@ -59,6 +59,30 @@ fn a_miss_a_hit_and_a_bypass_each_say_what_the_cache_did() {
 }
 
 #[test]
+fn the_ttl_a_hit_says_is_capped_by_ttl_as_its_freshness_is() {
+    let backend = Backend::start("origin", |seen, out| {
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "max-age=3600")],
+            seen.path().as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], named);
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/a")), "MISS");
+    // Stored for an hour; a reload lowers ttl to a minute.
+    proxy.reload(&[backend.addr], |c| {
+        named(c);
+        c.ttl = std::time::Duration::from_secs(60);
+    });
+    let member = ours(&proxy.connect().get("/a"));
+    assert!(member.starts_with("inverso; hit; ttl="), "{member}");
+    assert!((59..=60).contains(&ttl(&member)), "{member}");
+}
+
+#[test]
 fn a_revalidation_says_it_went_on_for_a_stale_entry_and_what_came_back() {
     let numbered = AtomicUsize::new(0);
     let backend = Backend::start("origin", move |seen, out| {

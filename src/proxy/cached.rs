@@ -1035,7 +1035,7 @@ fn serve_entry(
         cache_name,
         gzip_counters,
         takes_gzip,
-        ttl: _,
+        ttl: ttl_now,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`),
@@ -1204,7 +1204,8 @@ fn serve_entry(
     tail.extend_from_slice(status.name().as_bytes());
     tail.extend_from_slice(b"\r\n");
     if let Some(name) = cache_name {
-        let ttl = entry.fresh_lifetime().as_secs() as i64 - age as i64;
+        // Its freshness as it is used: capped by `ttl` as it is now.
+        let ttl = entry.fresh_lifetime().min(ttl_now).as_secs() as i64 - age as i64;
         // A revalidation or a refetch went on because what was stored
         // had gone stale (RFC 9211 §2.2's `fwd=stale`).
         let member = match status {
