@@ -208,6 +208,20 @@ impl PathPrefixes {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_path_a_backend_reads_otherwise_is_under_no_prefix() {
+        let skip = PathPrefixes::parse("/healthz").unwrap();
+        assert!(skip.matches("/healthz/live"));
+        for path in [
+            "/healthz/../admin",
+            "/healthz/%252e%252e/admin",
+            "/healthz/%25%32%65%25%32%65/admin",
+            "/healthz/%%32e%%32e/admin",
+        ] {
+            assert!(!skip.matches(path), "{path}");
+        }
+    }
+
     const LETTERS: Listing = Listing {
         what: "names",
         example: "ab, c*",

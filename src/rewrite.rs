@@ -393,11 +393,9 @@ impl Rule {
                 return Err(unusable("a path starts with `/`"));
             }
             // As a client's path with one would be refused (400): what
-            // backends make of it is not what routes matched. Read as
-            // routes read it too: `%25%32%65` is `%2e` to them, and `.` to
-            // a backend that decodes twice.
+            // backends make of it is not what routes matched.
             let made_path = made.split('?').next().unwrap_or_default();
-            if is_ambiguous(made_path) || is_ambiguous(&routing_path(made_path)) {
+            if is_ambiguous(made_path) {
                 return Err(unusable(
                     "a `.` or `..` segment, which backends read in different ways",
                 ));
@@ -818,10 +816,10 @@ impl HostRules<'_> {
             return false;
         }
         let path = &target[..target.find('?').unwrap_or(target.len())];
-        let read = routing_path(path);
-        if is_ambiguous(path) || is_ambiguous(&read) {
+        if is_ambiguous(path) {
             return true;
         }
+        let read = routing_path(path);
         other_reading(path).is_some_and(|other| self.first(&other) != self.first(&read))
     }
 

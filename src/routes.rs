@@ -855,8 +855,14 @@ pub fn other_reading(path: &str) -> Option<String> {
 /// `;` (`%252e`), an overlong UTF-8 lead byte (`%c0%ae`). Servers resolve
 /// such segments before or after merging `//`, decoding or not: no
 /// matching can be sure to read them as the backend will. Browsers never
-/// send them.
+/// send them. As sent, and as routes read it (see [`routing_path`]):
+/// `%25%32%65` is `%2e` to them, and `.` to a backend that decodes twice.
 pub fn is_ambiguous(path: &str) -> bool {
+    ambiguous_as_spelled(path)
+        || matches!(routing_path(path), Cow::Owned(read) if ambiguous_as_spelled(&read))
+}
+
+fn ambiguous_as_spelled(path: &str) -> bool {
     if path.contains('\\') {
         return true;
     }
@@ -1138,6 +1144,12 @@ mod tests {
             "/.%00/admin/",
             "/%u002e%u002e/admin/",
             "/%252e%252e/admin/",
+            // The same, its escapes of `2` and `e` spelled escaped or
+            // split, which routes decode before matching.
+            "/x/%25%32%65%25%32%65/admin/",
+            "/x/%%32e%%32e/admin/",
+            "/x/%25%32e%25%32e/admin/",
+            "/x/%25%32%46admin/",
             "/%c0%ae%c0%ae/admin/",
             "/x/..%3B/admin/",
         ] {
