@@ -97,7 +97,7 @@ impl Server {
     pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         let addr = config.listen_addr();
         let listener =
-            listen(addr, config.reuse_port).map_err(|error| StartError::Bind { addr, error })?;
+            bind(addr, config.reuse_port).map_err(|error| StartError::Bind { addr, error })?;
         Server::start_on(listener, config)
     }
 
@@ -107,7 +107,7 @@ impl Server {
     pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
         let admin = match config.admin_addr() {
             Some(addr) => Some(
-                listen(addr, config.reuse_port)
+                bind(addr, config.reuse_port)
                     .map_err(|error| StartError::AdminBind { addr, error })?,
             ),
             None => None,
@@ -124,7 +124,7 @@ impl Server {
     ) -> Result<ServerHandle, StartError> {
         let tls_listener = match config.tls_addr() {
             Some(addr) => Some(
-                listen(addr, config.reuse_port)
+                bind(addr, config.reuse_port)
                     .map_err(|error| StartError::TlsBind { addr, error })?,
             ),
             None => None,
@@ -205,12 +205,18 @@ impl Server {
         drop(first);
         restart_resolver(&inner).map_err(StartError::Thread)?;
         let (stop_tx, stop_rx) = bounded(1);
+        // Ready to serve: the snapshot loaded, the settings in force.
+        start_listening(&listener).map_err(|error| StartError::Bind { addr, error })?;
         let workers = Workers::start((listener, inherited), &inner, worker_priority, false)?;
         log::info!("listening on {addr}");
         let tls_workers = match tls_listener {
             Some(listener) => {
                 let inherited =
                     set_inherited_options(&listener, inherited.timeout, inherited.deferred);
+                start_listening(&listener).map_err(|error| StartError::TlsBind {
+                    addr: listener.local_addr().unwrap_or(addr),
+                    error,
+                })?;
                 let workers = Workers::start((listener, inherited), &inner, worker_priority, true)?;
                 log::info!("listening on {} (TLS)", workers.local_addr());
                 Some(workers)
@@ -221,6 +227,9 @@ impl Server {
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
             Some(listener) => {
+                let addr = listener.local_addr().unwrap_or(addr);
+                start_listening(&listener)
+                    .map_err(|error| StartError::AdminBind { addr, error })?;
                 Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
             }
             None => None,
@@ -360,12 +369,15 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
     }
 }
 
-/// Binds and listens on `addr` as `TcpListener::bind` does (with
-/// SO_REUSEADDR, so that a restart is not refused while connections of the
-/// last run linger in TIME_WAIT), and with SO_REUSEPORT when asked: a new
-/// process can then listen beside a running one, and the kernel spreads
-/// new connections over both until the old one is stopped.
-fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+/// Binds `addr` as `TcpListener::bind` does (with SO_REUSEADDR, so that a
+/// restart is not refused while connections of the last run linger in
+/// TIME_WAIT), and with SO_REUSEPORT when asked: a new process can then
+/// listen beside a running one, and the kernel spreads new connections
+/// over both until the old one is stopped. It listens only once it can
+/// serve (see [`start_listening`]): a process that joined the group while
+/// it loaded its snapshot would be handed connections it could not answer
+/// for that long, while the running one could.
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -379,8 +391,13 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
         ));
     }
     socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
+}
+
+/// Starts taking connections on a listener [`bind`] made (again, and
+/// harmlessly, on one already listening: one a test bound).
+fn start_listening(listener: &TcpListener) -> io::Result<()> {
+    socket2::SockRef::from(listener).listen(LISTEN_BACKLOG)
 }
 
 /// Has the kernel hold a new connection until its first bytes arrive
@@ -1689,5 +1706,40 @@ mod tests {
         surplus.note(2);
         surplus.review(4 * minute, 5);
         assert_eq!(surplus.quota.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_socket_bound_beside_a_listening_one_takes_no_connection_until_it_listens() {
+        // A new process binds the running one's port (SO_REUSEPORT) as it
+        // starts, and listens only once it can serve: until then the
+        // kernel hands every connection to the running one.
+        let running = bind(SocketAddr::from(([127, 0, 0, 1], 0)), true).unwrap();
+        start_listening(&running).unwrap();
+        let addr = running.local_addr().unwrap();
+        let starting = bind(addr, true).unwrap();
+        running.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for _ in 0..32 {
+            let _client = std::net::TcpStream::connect(addr).unwrap();
+            let accepted = loop {
+                match running.accept() {
+                    Ok(_) => break true,
+                    Err(_) if Instant::now() < deadline => std::thread::yield_now(),
+                    Err(_) => break false,
+                }
+            };
+            assert!(
+                accepted,
+                "a connection went to the socket not listening yet"
+            );
+        }
+        // Listening, it takes its share.
+        start_listening(&starting).unwrap();
+        starting.set_nonblocking(true).unwrap();
+        let shared = (0..64).any(|_| {
+            let _client = std::net::TcpStream::connect(addr).unwrap();
+            starting.accept().is_ok()
+        });
+        assert!(shared);
     }
 }
