@@ -3642,6 +3642,19 @@ fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
     ];
     let (a, b) = fail_after_storing(&must, |_| {});
     assert_no_stale_copy(&a, &b);
+    // Nor when the response grants a stale-if-error window beside a
+    // directive that forbids serving it stale: the most restrictive holds
+    // (RFC 9111 §4.2.1, §4.2.4).
+    for cc in [
+        "max-age=50, must-revalidate, stale-if-error=600",
+        "max-age=50, proxy-revalidate, stale-if-error=600",
+        "s-maxage=50, stale-if-error=600",
+        "max-age=50, no-cache, stale-if-error=600",
+    ] {
+        let forbids = [("Cache-Control", cc), ("Age", "100"), ("ETag", "\"v1\"")];
+        let (a, b) = fail_after_storing(&forbids, |c| c.stale_if_error = Duration::ZERO);
+        assert_no_stale_copy(&a, &b);
+    }
 
     let old = [("Cache-Control", "max-age=50"), ("Age", "100")];
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::ZERO);

@@ -315,11 +315,12 @@ pub fn stale_window(
     configured_swr: Duration,
 ) -> Duration {
     // §4.2.4 / §5.2.2.2: must-revalidate (and s-maxage, which implies
-    // proxy-revalidate) forbid serving stale, unless the origin grants a
-    // stale-if-error window explicitly (RFC 5861).
+    // proxy-revalidate, and no-cache) forbid serving stale "in all
+    // circumstances", a stale-if-error window beside them too: of
+    // conflicting directives the most restrictive holds (§4.2.1).
     let on_error = match cc.stale_if_error {
+        _ if must_revalidate(fresh, cc, response) => Duration::ZERO,
         Some(s) => Duration::from_secs(s),
-        None if must_revalidate(fresh, cc, response) => Duration::ZERO,
         None => configured,
     };
     // Within a stale-while-revalidate window the entry answers whatever the
