@@ -3635,6 +3635,35 @@ fn assert_no_stale_copy(after_500: &Response, after_hang_up: &Response) {
 }
 
 #[test]
+fn a_no_store_request_within_a_stale_while_revalidate_window_refreshes_nothing() {
+    // Its revalidation is its own, in the foreground, and not stored: a
+    // 304 refreshes nothing, a new body replaces nothing.
+    for answer in [304, 200] {
+        let backend = origin(move |seen| match seen.head.get("if-none-match") {
+            Some(_) => {
+                let etag = if answer == 304 { "\"v1\"" } else { "\"v2\"" };
+                (answer, fields(&[("Cache-Control", "max-age=600"), ("ETag", etag)]))
+            }
+            None => (
+                200,
+                fields(&[
+                    ("Cache-Control", "max-age=50, stale-while-revalidate=600"),
+                    ("Age", "100"),
+                    ("ETag", "\"v1\""),
+                ]),
+            ),
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        expect(&get(&proxy, "/ns"), 200, "MISS", "/ns #1");
+        let own = get_with(&proxy, "/ns", &[("Cache-Control", "no-store")]);
+        assert_eq!(backend.requests(), 2, "{answer}: asked in the foreground");
+        assert_ne!(x_cache(&own), "STALE", "{answer}: {}", own.head.raw);
+        let next = get(&proxy, "/ns");
+        expect(&next, 200, "STALE", "/ns #1");
+    }
+}
+
+#[test]
 fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
     let must = [
         ("Cache-Control", "max-age=50, must-revalidate"),

@@ -233,8 +233,12 @@ pub(super) fn serve(
                     return serve_entry(client, &answering, &entry, Status::Stale, None, b"")
                 }
                 // A request with credentials revalidates in the foreground:
-                // what it would bring back is its own, not the cache's.
-                Use::StaleRevalidating if !policy::has_credentials(&request.headers) => {
+                // what it would bring back is its own, not the cache's. So
+                // does one with `no-store`, whose answer nothing may keep
+                // (RFC 9111 §5.2.1.5), a refresh in the background neither.
+                Use::StaleRevalidating
+                    if !policy::has_credentials(&request.headers) && !req_cc.no_store =>
+                {
                     // Revalidated after the response (see `refresh`).
                     client.after_response = Some(Refresh::of(&request, &entry, primary.clone()));
                     return serve_entry(client, &answering, &entry, Status::Stale, None, b"");
