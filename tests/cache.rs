@@ -3635,6 +3635,28 @@ fn assert_no_stale_copy(after_500: &Response, after_hang_up: &Response) {
 }
 
 #[test]
+fn the_proxy_specific_fields_of_a_response_are_not_stored() {
+    // RFC 9111 §3.1: one hop's challenge or nonce, not the resource's.
+    let (_backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=600"),
+            ("Proxy-Authentication-Info", "nextnonce=\"abc\""),
+            ("Proxy-Authenticate", "Basic realm=\"upstream\""),
+        ],
+    );
+    get(&proxy, "/pa");
+    let hit = get(&proxy, "/pa");
+    assert_eq!(x_cache(&hit), "HIT");
+    assert!(
+        !hit.head.has("proxy-authentication-info"),
+        "{}",
+        hit.head.raw
+    );
+    assert!(!hit.head.has("proxy-authenticate"), "{}", hit.head.raw);
+}
+
+#[test]
 fn a_no_store_request_within_a_stale_while_revalidate_window_refreshes_nothing() {
     // Its revalidation is its own, in the foreground, and not stored: a
     // 304 refreshes nothing, a new body replaces nothing.
@@ -3642,7 +3664,10 @@ fn a_no_store_request_within_a_stale_while_revalidate_window_refreshes_nothing()
         let backend = origin(move |seen| match seen.head.get("if-none-match") {
             Some(_) => {
                 let etag = if answer == 304 { "\"v1\"" } else { "\"v2\"" };
-                (answer, fields(&[("Cache-Control", "max-age=600"), ("ETag", etag)]))
+                (
+                    answer,
+                    fields(&[("Cache-Control", "max-age=600"), ("ETag", etag)]),
+                )
             }
             None => (
                 200,

@@ -342,15 +342,22 @@ impl Entry {
 
 /// Takes out of a head what must not be stored (RFC 9111 §3.1: the
 /// hop-by-hop fields, those its `Connection` names, framing, which is
-/// written per response) or is written per response (`Age`, `X-Cache`),
+/// written per response, and the proxy-specific ones, one hop's
+/// challenge or nonce) or is written per response (`Age`, `X-Cache`),
 /// and returns it serialized as stored, with the length of what is served
 /// of it: the fields named in `own` (for this cache alone) are moved last,
 /// to be stored but not served. Every stored head comes here: new,
 /// refreshed by a 304, or read from a snapshot.
 fn sanitize(head: &mut ResponseHead, own: &OwnFields) -> (Vec<u8>, usize) {
     strip_hop_by_hop(&mut head.headers, false);
-    head.headers.remove("age");
-    head.headers.remove("x-cache");
+    for name in [
+        "age",
+        "x-cache",
+        "proxy-authenticate",
+        "proxy-authentication-info",
+    ] {
+        head.headers.remove(name);
+    }
     // A cookie is for the client whose request the response answered:
     // replayed from the cache it would give every visitor one session.
     head.headers.remove("set-cookie");
