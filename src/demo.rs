@@ -146,6 +146,14 @@ fn page(name: &str, n: u64) -> String {
 pub struct Site(PathBuf);
 
 impl Site {
+    /// Removes the directory when called: for an exit that drops nothing.
+    pub fn remover(&self) -> impl Fn() + Send + 'static {
+        let dir = self.0.clone();
+        move || {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     /// What the `files` route serves.
     pub fn path(&self) -> PathBuf {
         self.0.join("www")
@@ -159,11 +167,28 @@ impl Drop for Site {
 }
 
 /// Writes a small site for the demo's `files` route into a directory of
-/// its own under the system's temporary directory.
+/// its own under the system's temporary directory: made anew, the
+/// process's alone (one another user made there first, with files of his
+/// own or a link elsewhere, is not taken).
 pub fn write_site() -> io::Result<Site> {
-    let dir = std::env::temp_dir().join(format!("inverso-demo-{}", std::process::id()));
+    use std::os::unix::fs::DirBuilderExt;
+    let made = |attempt: u32| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("inverso-demo-{}-{nanos}-{attempt}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map(|()| dir)
+    };
+    let dir = (0..8)
+        .map(made)
+        .find(|made| !matches!(made, Err(e) if e.kind() == io::ErrorKind::AlreadyExists))
+        .unwrap_or_else(|| made(8))?;
     let site = Site(dir);
-    std::fs::create_dir_all(site.path())?;
+    std::fs::create_dir(site.path())?;
     std::fs::write(
         site.path().join("index.html"),
         "<!doctype html>\n<title>inverso demo</title>\n<link rel=stylesheet href=style.css>\n\

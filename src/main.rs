@@ -509,7 +509,7 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
     if loader.read_a_file() {
         reload_from.config = Some(args.config_path());
     }
-    serve(config, Some(reload_from), |_, _| {})
+    serve(config, Some(reload_from), |_, _| {}, || {})
 }
 
 /// Runs until SIGINT/SIGTERM. `reload_from`: how to read the configuration
@@ -517,10 +517,13 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
 /// SIGHUP (the demo).
 /// `started` is told the addresses the proxy listens on: `port`'s, and
 /// `tls_port`'s when it is set.
+/// `at_forced_exit`: what a second stop signal, which ends the process
+/// without unwinding, must still do (the demo's directory removed).
 fn serve(
     config: Config,
     reload_from: Option<ConfigArgs>,
     started: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
+    at_forced_exit: impl Fn() + Send + 'static,
 ) -> Result<(), Failure> {
     // Before anything starts: a signal that came between "listening on"
     // and the handlers would get its default action, and SIGHUP's and
@@ -572,6 +575,7 @@ fn serve(
                             trigger.stop();
                         } else {
                             log::warn!("second signal: exiting now");
+                            at_forced_exit();
                             std::process::exit(1);
                         }
                     }
@@ -683,5 +687,6 @@ fn run_demo(port: u16) -> Result<(), Failure> {
             a.name, a.addr, b.name, b.addr, api.name
         );
     };
-    serve(config, None, banner)
+    let forced = site.remover();
+    serve(config, None, banner, forced)
 }

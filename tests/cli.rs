@@ -736,19 +736,20 @@ struct Demo {
 
 impl Demo {
     fn start() -> Demo {
-        Demo::launch(false)
+        Demo::launch(false, &[])
     }
 
     fn start_with_tls() -> Demo {
-        Demo::launch(true)
+        Demo::launch(true, &[])
     }
 
     /// Waits for the banner's plain address, and with `tls` for its
-    /// HTTPS one too.
-    fn launch(tls: bool) -> Demo {
+    /// HTTPS one too; `env`, settings as `INVERSO_<KEY>`.
+    fn launch(tls: bool, env: &[(&str, &str)]) -> Demo {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_inverso"))
             .args(["demo", "--port", "0"])
+            .envs(env.iter().copied())
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -803,13 +804,28 @@ impl Demo {
 }
 
 impl Demo {
+    /// The directory it wrote its site and certificate in.
+    fn site(&self) -> std::path::PathBuf {
+        let prefix = format!("inverso-demo-{}-", self.child.id());
+        let made = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten();
+        let mine = made.map(|e| e.path()).find(|p| {
+            (p.file_name().and_then(|n| n.to_str())).is_some_and(|n| n.starts_with(&prefix))
+        });
+        mine.expect("the demo's directory")
+    }
+
+    /// Ctrl-C, once.
+    fn ctrl_c(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: a signal to the child this test started, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+
     /// Stops it as Ctrl-C does, so that it removes the directory it
     /// wrote; killed when it has not stopped within 10 s. Whether it
     /// stopped by itself.
     fn interrupt(&mut self) -> bool {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: a signal to the child this test started, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGINT) };
+        self.ctrl_c();
         for _ in 0..200 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return true;
@@ -852,9 +868,44 @@ fn the_demo_serves_a_directory_it_removes_when_it_stops() {
     let page = demo.get("/files/");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("Served from a directory"), "{page}");
-    let site = std::env::temp_dir().join(format!("inverso-demo-{}", demo.child.id()));
+    let site = demo.site();
     assert!(site.join("www/index.html").is_file(), "{}", site.display());
     assert!(demo.interrupt(), "the demo did not stop on SIGINT");
+    assert!(!site.exists(), "{} is left", site.display());
+}
+
+#[test]
+fn a_second_ctrl_c_while_the_demo_drains_removes_its_directory_too() {
+    use std::io::{Read, Write};
+    let mut demo = Demo::launch(false, &[("INVERSO_SHUTDOWN_TIMEOUT", "1h")]);
+    let site = demo.site();
+    // An upload in flight holds the drain: its head read, its body not.
+    let mut upload = std::net::TcpStream::connect(&demo.addr).unwrap();
+    upload
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    upload
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    let mut interim = [0u8; 25];
+    upload.read_exact(&mut interim).unwrap();
+    assert!(interim.starts_with(b"HTTP/1.1 100 Continue"));
+    demo.ctrl_c();
+    // Draining once it no longer takes connections.
+    let refused = || std::net::TcpStream::connect(&demo.addr).is_err();
+    assert!((0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        refused()
+    }));
+    assert!(site.exists(), "removed while the upload goes on");
+    demo.ctrl_c();
+    let exited = (0..200).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        demo.child.try_wait().unwrap()
+    });
+    assert_eq!(exited.and_then(|s| s.code()), Some(1));
     assert!(!site.exists(), "{} is left", site.display());
 }
 
@@ -866,7 +917,7 @@ fn the_demo_takes_https_with_a_certificate_of_its_own() {
         .tls_addr
         .clone()
         .expect("the demo names its HTTPS port");
-    let site = std::env::temp_dir().join(format!("inverso-demo-{}", demo.child.id()));
+    let site = demo.site();
     // Trusted as the demo's own: the file it wrote, out of the files
     // route's reach.
     let pem = std::fs::read(site.join("demo-certificate.pem")).unwrap();
