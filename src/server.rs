@@ -528,6 +528,14 @@ impl ServerHandle {
         for workers in std::iter::once(&self.workers).chain(&self.tls_workers) {
             let _ = socket2::SockRef::from(&workers.listener).shutdown(Shutdown::Read);
         }
+        // Under `reuse_port` a new process may share the admin port too: it
+        // is left at once as well, so that health checks reach the process
+        // that serves, not the one draining (see below otherwise).
+        if inner.current.get().config.reuse_port {
+            if let Some(admin) = self.admin.take() {
+                admin.finish();
+            }
+        }
         for checker in std::mem::take(&mut *inner.checker.lock()) {
             checker.stop();
         }
@@ -541,9 +549,9 @@ impl ServerHandle {
             inner.close_all();
             inner.wait_drained(Instant::now() + FORCED_CLOSE_WAIT);
         }
-        // The admin listener serves through the drain, so that a health
-        // checker reads `/healthz`'s 503 "shutting down" rather than a
-        // refused connection, and `/status` shows the drain.
+        // Alone on its port, the admin listener serves through the drain,
+        // so that a health checker reads `/healthz`'s 503 "shutting down"
+        // rather than a refused connection, and `/status` shows the drain.
         if let Some(admin) = self.admin.take() {
             admin.finish();
         }

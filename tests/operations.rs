@@ -1900,6 +1900,47 @@ fn with_reuse_port_a_new_proxy_takes_over_from_a_running_one() {
 }
 
 #[test]
+fn with_reuse_port_a_proxy_that_drains_leaves_the_admin_port_at_once_too() {
+    let gate = Gate::new();
+    let old_backend = {
+        let gate = gate.clone();
+        Backend::start("old", move |_, out| {
+            gate.wait();
+            respond(out, 200, &[], b"late");
+            Action::KeepAlive
+        })
+    };
+    let new_backend = Backend::echo("new");
+    let old = start_listening(old_backend.addr, 0, 0, true).unwrap();
+    let (addr, admin) = (old.local_addr(), old.admin_addr().unwrap());
+    // A request the old one holds, so that its drain lasts.
+    let mut held = Client::connect(addr);
+    held.send(b"GET /held HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || old_backend.requests() == 1));
+    let new = start_listening(new_backend.addr, addr.port(), admin.port(), true).unwrap();
+    let draining = std::thread::spawn(move || old.shutdown(Duration::from_secs(30)));
+    // Draining: every new connection reaches the new one...
+    let all_new = || {
+        (0..16).all(|_| {
+            Client::connect(addr)
+                .get("/")
+                .body_str()
+                .starts_with("new ")
+        })
+    };
+    assert!(wait_until(WAIT_LIMIT, all_new));
+    // ...and so does every health check, none the old one's 503.
+    for _ in 0..32 {
+        let health = one_request(admin, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(health.status, 200, "{}", health.body_str());
+    }
+    gate.open();
+    assert_eq!(held.response().body_str(), "late");
+    assert!(draining.join().unwrap());
+    assert!(new.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
 fn empty_lines_between_requests_start_the_head_and_its_timeout() {
     // keepalive_timeout is how long a connection waits for its next
     // request; an empty line before one starts it, as any byte does (as
