@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use inverso::config::{self, Config, Loader};
 use inverso::files::listing::Format;
+use inverso::server::StartError;
 use inverso::{demo, systemd, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
@@ -539,7 +540,17 @@ fn serve(
             systemd::SNAPSHOT_LOAD_ALLOWANCE.as_micros()
         ));
     }
-    let handle = Server::start(config).context("cannot start")?;
+    // A file the configuration names that cannot be opened (`check`
+    // refuses it too) is a bad configuration; a port taken, the system's
+    // limits, a failure at run time.
+    let handle = Server::start(config).map_err(|e| {
+        let named_file = matches!(e, StartError::AccessLog(_) | StartError::Persistence { .. });
+        let error = anyhow::Error::new(e).context("cannot start");
+        match named_file {
+            true => Failure::usage(error),
+            false => Failure::from(error),
+        }
+    })?;
     started(handle.local_addr(), handle.tls_addr());
     let https = handle.tls_addr().map(|a| format!(", https on {a}"));
     systemd::notify(&format!(

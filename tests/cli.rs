@@ -1080,3 +1080,18 @@ impl Drop for Reaped {
         }
     }
 }
+
+#[test]
+fn a_log_file_that_cannot_be_opened_is_a_bad_configuration_to_check_and_to_a_run() {
+    let dir = conf(
+        "bind = 127.0.0.1\nport = 0\ntargets = 127.0.0.1:9\ncache_size = 0\n\
+         path_to_persistence =\npath_to_log = logs\n",
+    );
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let checked = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let ran = inverso(dir.path(), &["--config", "proxy.conf"], &[]);
+    assert_eq!(checked.status.code(), Some(2));
+    assert_eq!(ran.status.code(), Some(2), "{ran:?}");
+    let said = String::from_utf8_lossy(&ran.stderr);
+    assert!(said.contains("cannot open the access log"), "{said}");
+}
