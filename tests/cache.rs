@@ -2214,6 +2214,30 @@ fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_h
 }
 
 #[test]
+fn if_none_match_star_holds_of_any_stored_answer_and_a_listed_if_modified_since_of_none() {
+    // RFC 9110 §13.1.2: `*` is true of a current representation, with an
+    // entity-tag or not; §13.1.3: If-Modified-Since with more than one
+    // member is ignored.
+    let lm = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[("Cache-Control", "max-age=60"), ("Last-Modified", lm)],
+    );
+    expect(&get(&proxy, "/c"), 200, "MISS", "/c #1");
+    assert_eq!(
+        get_with(&proxy, "/c", &[("If-None-Match", "*")]).status,
+        304
+    );
+    assert_eq!(
+        get_with(&proxy, "/c", &[("If-Modified-Since", lm)]).status,
+        304
+    );
+    let twice = [("If-Modified-Since", lm), ("If-Modified-Since", lm)];
+    expect(&get_with(&proxy, "/c", &twice), 200, "HIT", "/c #1");
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
 fn a_stale_entry_with_last_modified_is_revalidated_with_if_modified_since() {
     const MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
     let backend = origin(|seen| {

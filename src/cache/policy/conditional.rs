@@ -17,12 +17,15 @@ pub fn not_modified(request: &Headers, stored: &ResponseHead) -> bool {
         return false;
     }
     if request.contains("if-none-match") {
-        let Some(etag) = stored.headers.get_str("etag") else {
-            return false;
-        };
-        return request
-            .quoted_list("if-none-match")
-            .any(|tag| tag == "*" || weak_eq(tag, etag));
+        // `*` holds of any current representation, with an entity-tag or
+        // without (RFC 9110 §13.1.2).
+        let etag = stored.headers.get_str("etag");
+        return (request.quoted_list("if-none-match"))
+            .any(|tag| tag == "*" || etag.is_some_and(|etag| weak_eq(tag, etag)));
+    }
+    // RFC 9110 §13.1.3: a field with more than one member is ignored.
+    if request.get_all("if-modified-since").nth(1).is_some() {
+        return false;
     }
     let Some(since) = request
         .get_str("if-modified-since")
@@ -60,7 +63,10 @@ pub fn validators(stored: &ResponseHead) -> Vec<(&'static str, Vec<u8>)> {
 /// §4.3.4: whether a 304 is about the stored response. Its validator, if
 /// it has one, must be the stored one: a strong entity-tag exactly, a weak
 /// one by weak comparison, a `Last-Modified` the same date. A 304 naming
-/// another representation must not refresh this one.
+/// another representation must not refresh this one. One naming none
+/// refreshes it, as nginx has it (RFC 9111 would have it refresh only a
+/// stored response without a validator): it answered the cache's own
+/// condition, and many servers send their 304s bare.
 pub fn same_validator(stored: &ResponseHead, not_modified: &ResponseHead) -> bool {
     if let Some(tag) = not_modified.headers.get_str("etag") {
         let tag = tag.trim();
