@@ -2238,6 +2238,46 @@ fn if_none_match_star_holds_of_any_stored_answer_and_a_listed_if_modified_since_
 }
 
 #[test]
+fn max_stale_bounds_what_is_served_stale_and_a_bad_value_allows_nothing() {
+    // 50 s stale, within a stale-while-revalidate window of 600: a client
+    // that accepts 5 s of staleness, or a max-stale it wrote wrong, does
+    // not get it.
+    let (backend, proxy) = cached_fixed(
+        200,
+        &[
+            ("Cache-Control", "max-age=50, stale-while-revalidate=600"),
+            ("Age", "100"),
+        ],
+    );
+    expect(&get(&proxy, "/swr"), 200, "MISS", "/swr #1");
+    for asked in ["max-stale=5", "max-stale=abc"] {
+        let r = get_with(&proxy, "/swr", &[("Cache-Control", asked)]);
+        assert_ne!(x_cache(&r), "STALE", "{asked}: {}", r.head.raw);
+    }
+    // Within what it accepts, it does.
+    let r = get_with(&proxy, "/swr", &[("Cache-Control", "max-stale=60")]);
+    assert!(
+        r.header("x-cache")
+            .is_some_and(|x| x == "STALE" || x == "HIT"),
+        "{}",
+        r.head.raw
+    );
+    let _ = backend;
+}
+
+#[test]
+fn a_max_age_with_a_space_beside_its_equals_sign_is_no_max_age() {
+    // RFC 9111 §5.2's grammar, and nginx's reading: not reused.
+    for cc in ["max-age =3600", "max-age= 3600"] {
+        let (backend, proxy) = cached_fixed(200, &[("Cache-Control", cc)]);
+        get(&proxy, "/sp");
+        let r = get(&proxy, "/sp");
+        assert_ne!(x_cache(&r), "HIT", "{cc}");
+        assert_eq!(backend.requests(), 2, "{cc}");
+    }
+}
+
+#[test]
 fn a_stale_entry_with_last_modified_is_revalidated_with_if_modified_since() {
     const MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
     let backend = origin(|seen| {

@@ -221,15 +221,20 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
             let mut it = dmy.split('-');
             let (d, m, y) = (it.next()?, it.next()?, it.next()?);
             let y: i64 = y.parse().ok()?;
-            // RFC 9110: a two-digit year more than 50 years in the future is in the past century.
-            let y = if y < 100 {
-                if y < 70 {
-                    2000 + y
-                } else {
-                    1900 + y
+            // RFC 9110 §5.6.7: a two-digit year that would be more than
+            // 50 years in the future is the last one in the past with
+            // those digits.
+            let y = match y {
+                0..100 => {
+                    let now = to_civil(SystemTime::now()).year;
+                    let year = now - now.rem_euclid(100) + y;
+                    if year > now + 50 {
+                        year - 100
+                    } else {
+                        year
+                    }
                 }
-            } else {
-                y
+                _ => y,
             };
             (d.parse().ok()?, m, y, *t)
         }
@@ -254,6 +259,19 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_two_digit_year_is_the_nearest_not_over_50_years_ahead() {
+        let now = to_civil(SystemTime::now()).year;
+        let year_of = |yy: i64| {
+            let date = format!("Sunday, 06-Nov-{:02} 08:49:37 GMT", yy.rem_euclid(100));
+            to_civil(parse_http_date(&date).unwrap()).year
+        };
+        assert_eq!(year_of(now + 10), now + 10);
+        assert_eq!(year_of(now + 49), now + 49);
+        assert_eq!(year_of(now + 51), now - 49);
+        assert_eq!(year_of(now - 30), now - 30);
+    }
 
     #[test]
     fn formats_the_rfc_example() {

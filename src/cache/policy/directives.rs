@@ -147,7 +147,10 @@ impl CacheControl {
 
     fn apply(&mut self, directive: &str) {
         let (name, value) = match directive.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            // RFC 9111 §5.2: no space around `=` (`max-age =60` is no
+            // max-age, as nginx reads it too).
+            Some((n, v)) if n.ends_with([' ', '\t']) || v.starts_with([' ', '\t']) => return,
+            Some((n, v)) => (n, Some(v.trim_end().trim_matches('"'))),
             None => (directive, None),
         };
         // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
@@ -172,7 +175,8 @@ impl CacheControl {
             "must-revalidate" | "proxy-revalidate" => self.must_revalidate = true,
             "max-age" => self.max_age = self.max_age.or(seconds()),
             "s-maxage" => self.s_maxage = self.s_maxage.or(seconds()),
-            "max-stale" => self.max_stale = Some(value.and_then(delta_seconds)),
+            // Any staleness only without a value: a bad one allows none.
+            "max-stale" => self.max_stale = Some(value.map(|v| delta_seconds(v).unwrap_or(0))),
             "min-fresh" => self.min_fresh = self.min_fresh.or(seconds()),
             "only-if-cached" => self.only_if_cached = true,
             "stale-if-error" => self.stale_if_error = self.stale_if_error.or(seconds()),

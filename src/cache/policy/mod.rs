@@ -520,10 +520,15 @@ pub fn usable(req: &CacheControl, request_no_cache: bool, stored: &Stored) -> Us
     }
     let staleness = age - fresh;
     match req.max_stale {
-        // A client asking for a minimum freshness does not want it stale.
-        // One that accepts it stale (max-stale) gets it all the same, and
-        // the entry is revalidated for the next.
-        _ if staleness < stale_while_revalidate && req.min_fresh.is_none() => {
+        // A client asking for a minimum freshness does not want it stale,
+        // nor one that accepts it stale by less than this. One that
+        // accepts it stale (max-stale) gets it all the same, and the entry
+        // is revalidated for the next.
+        limit
+            if staleness < stale_while_revalidate
+                && req.min_fresh.is_none()
+                && limit.flatten().is_none_or(|l| staleness.as_secs() <= l) =>
+        {
             Use::StaleRevalidating
         }
         Some(limit) if !must_revalidate && limit.is_none_or(|l| staleness.as_secs() <= l) => {
