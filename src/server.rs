@@ -205,18 +205,24 @@ impl Server {
         drop(first);
         restart_resolver(&inner).map_err(StartError::Thread)?;
         let (stop_tx, stop_rx) = bounded(1);
-        // Ready to serve: the snapshot loaded, the settings in force.
+        // Ready to serve: the snapshot loaded, the settings in force. All
+        // listen before any is served, so that none fails with another
+        // already taking connections.
         start_listening(&listener).map_err(|error| StartError::Bind { addr, error })?;
+        if let Some(tls) = &tls_listener {
+            let addr = tls.local_addr().unwrap_or(addr);
+            start_listening(tls).map_err(|error| StartError::TlsBind { addr, error })?;
+        }
+        if let Some(admin) = &admin {
+            let addr = admin.local_addr().unwrap_or(addr);
+            start_listening(admin).map_err(|error| StartError::AdminBind { addr, error })?;
+        }
         let workers = Workers::start((listener, inherited), &inner, worker_priority, false)?;
         log::info!("listening on {addr}");
         let tls_workers = match tls_listener {
             Some(listener) => {
                 let inherited =
                     set_inherited_options(&listener, inherited.timeout, inherited.deferred);
-                start_listening(&listener).map_err(|error| StartError::TlsBind {
-                    addr: listener.local_addr().unwrap_or(addr),
-                    error,
-                })?;
                 let workers = Workers::start((listener, inherited), &inner, worker_priority, true)?;
                 log::info!("listening on {} (TLS)", workers.local_addr());
                 Some(workers)
@@ -227,9 +233,6 @@ impl Server {
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
             Some(listener) => {
-                let addr = listener.local_addr().unwrap_or(addr);
-                start_listening(&listener)
-                    .map_err(|error| StartError::AdminBind { addr, error })?;
                 Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
             }
             None => None,
@@ -373,10 +376,12 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
 /// restart is not refused while connections of the last run linger in
 /// TIME_WAIT), and with SO_REUSEPORT when asked: a new process can then
 /// listen beside a running one, and the kernel spreads new connections
-/// over both until the old one is stopped. It listens only once it can
-/// serve (see [`start_listening`]): a process that joined the group while
-/// it loaded its snapshot would be handed connections it could not answer
-/// for that long, while the running one could.
+/// over both until the old one is stopped. Then it listens only once it
+/// can serve (see [`start_listening`]): a process that joined the group
+/// while it loaded its snapshot would be handed connections it could not
+/// answer for that long, while the running one could. Without it, it
+/// listens at once: a second process on the port is refused here, not
+/// once both have loaded their snapshots.
 fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -391,6 +396,9 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
         ));
     }
     socket.bind(&addr.into())?;
+    if !reuse_port {
+        socket.listen(LISTEN_BACKLOG)?;
+    }
     Ok(socket.into())
 }
 
@@ -1714,6 +1722,13 @@ mod tests {
         surplus.note(2);
         surplus.review(4 * minute, 5);
         assert_eq!(surplus.quota.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn without_reuse_port_a_second_process_is_refused_at_bind() {
+        let first = bind(SocketAddr::from(([127, 0, 0, 1], 0)), false).unwrap();
+        let addr = first.local_addr().unwrap();
+        assert!(bind(addr, false).is_err(), "a second listener on {addr}");
     }
 
     #[test]

@@ -2267,8 +2267,14 @@ fn max_stale_bounds_what_is_served_stale_and_a_bad_value_allows_nothing() {
 
 #[test]
 fn a_max_age_with_a_space_beside_its_equals_sign_is_no_max_age() {
-    // RFC 9111 §5.2's grammar, and nginx's reading: not reused.
-    for cc in ["max-age =3600", "max-age= 3600"] {
+    // RFC 9111 §5.2's grammar, and nginx's reading: not reused. A
+    // restriction so written still restricts.
+    for cc in [
+        "max-age =3600",
+        "max-age= 3600",
+        "max-age=3600, private =\"Set-Cookie\"",
+        "max-age=3600, no-cache = \"Set-Cookie\"",
+    ] {
         let (backend, proxy) = cached_fixed(200, &[("Cache-Control", cc)]);
         get(&proxy, "/sp");
         let r = get(&proxy, "/sp");
@@ -3773,6 +3779,13 @@ fn must_revalidate_or_a_zero_window_gets_the_error_instead() {
         let (a, b) = fail_after_storing(&forbids, |c| c.stale_if_error = Duration::ZERO);
         assert_no_stale_copy(&a, &b);
     }
+
+    // A response that said nothing of freshness may grant the window
+    // itself all the same.
+    let granted = [("Cache-Control", "stale-if-error=600"), ("ETag", "\"v1\"")];
+    let (a, b) = fail_after_storing(&granted, |c| c.stale_if_error = Duration::ZERO);
+    expect(&a, 200, "STALE", "/x #1");
+    expect(&b, 200, "STALE", "/x #1");
 
     let old = [("Cache-Control", "max-age=50"), ("Age", "100")];
     let (a, b) = fail_after_storing(&old, |c| c.stale_if_error = Duration::ZERO);

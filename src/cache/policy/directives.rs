@@ -146,12 +146,15 @@ impl CacheControl {
     }
 
     fn apply(&mut self, directive: &str) {
-        let (name, value) = match directive.split_once('=') {
-            // RFC 9111 §5.2: no space around `=` (`max-age =60` is no
-            // max-age, as nginx reads it too).
-            Some((n, v)) if n.ends_with([' ', '\t']) || v.starts_with([' ', '\t']) => return,
-            Some((n, v)) => (n, Some(v.trim_end().trim_matches('"'))),
-            None => (directive, None),
+        // RFC 9111 §5.2: no space around `=`. A lifetime or a window so
+        // written gives none (`max-age =60` is no max-age, as nginx reads
+        // it); a restriction (`private ="Set-Cookie"`) still restricts.
+        let (name, value, spaced) = match directive.split_once('=') {
+            Some((n, v)) => {
+                let spaced = n.ends_with([' ', '\t']) || v.starts_with([' ', '\t']);
+                (n.trim(), Some(v.trim().trim_matches('"')), spaced)
+            }
+            None => (directive, None, false),
         };
         // RFC 9111 §4.2.1: an invalid delta-seconds makes the response
         // stale, so a bad max-age counts as 0 rather than absent.
@@ -167,6 +170,13 @@ impl CacheControl {
             name
         };
         match name {
+            "max-age"
+            | "s-maxage"
+            | "max-stale"
+            | "min-fresh"
+            | "stale-if-error"
+            | "stale-while-revalidate"
+                if spaced => {}
             "no-store" => self.no_store = true,
             "must-understand" => self.must_understand = true,
             "no-cache" => self.no_cache = true,

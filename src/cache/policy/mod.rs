@@ -319,8 +319,11 @@ pub fn stale_window(
     // circumstances", a stale-if-error window beside them too: of
     // conflicting directives the most restrictive holds (§4.2.1).
     let on_error = match cc.stale_if_error {
-        _ if must_revalidate(fresh, cc, response) => Duration::ZERO,
+        _ if cc.forbids_stale() => Duration::ZERO,
         Some(s) => Duration::from_secs(s),
+        // Nor one that said nothing of freshness, unless it grants the
+        // window itself (see [`must_revalidate`]).
+        None if must_revalidate(fresh, cc, response) => Duration::ZERO,
         None => configured,
     };
     // Within a stale-while-revalidate window the entry answers whatever the
