@@ -6,7 +6,7 @@
 //!
 //! Rules are tried in the order written; the first whose pattern matches
 //! applies, and no other is tried after it. The pattern is matched with
-//! the path as routes read it ([`routing_path`]: percent-encoded letters,
+//! the path as routes read it ([`routing_path`](crate::routes::routing_path): percent-encoded letters,
 //! digits and `-_~` decoded, runs of `/` merged), never with the query;
 //! the replacement writes the new path from the pattern's groups (`$1` to
 //! `$9`) and the request's `$host` and `$scheme`, and the query follows
@@ -18,7 +18,8 @@
 
 use crate::cache::policy::{MAX_PATTERN_LEN, MAX_PATTERN_SIZE};
 use crate::http::head::{check_target_bytes, push_host_name};
-use crate::routes::{host_of, is_ambiguous, other_reading, parse_host, routing_path, HostPattern};
+use crate::routes::HostPattern;
+use crate::routes::{host_of, is_ambiguous, other_reading, parse_host, unambiguous_reading};
 use regex::{Regex, RegexBuilder};
 use std::fmt;
 use std::iter::Peekable;
@@ -791,10 +792,9 @@ impl HostRules<'_> {
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        if is_ambiguous(path) {
+        let Some(path) = unambiguous_reading(path) else {
             return Ok(None);
-        }
-        let path = routing_path(path);
+        };
         let Some(rule) = self.first(&path).map(|i| &self.rules[i]) else {
             return Ok(None);
         };
@@ -816,10 +816,9 @@ impl HostRules<'_> {
             return false;
         }
         let path = &target[..target.find('?').unwrap_or(target.len())];
-        if is_ambiguous(path) {
+        let Some(read) = unambiguous_reading(path) else {
             return true;
-        }
-        let read = routing_path(path);
+        };
         other_reading(path).is_some_and(|other| self.first(&other) != self.first(&read))
     }
 

@@ -760,13 +760,13 @@ impl Routes {
             true => &target[..target.find('?').unwrap_or(target.len())],
             false => "/",
         };
-        if is_ambiguous(path) {
+        let Some(read) = unambiguous_reading(path) else {
             return Err(Ambiguous);
-        }
+        };
         let host = authority.filter(|_| self.by_host).map(host_of);
         let host = host.as_deref();
         let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path, lookup));
-        let route = find(&routing_path(path));
+        let route = find(&read);
         // Java servers drop `;` parameters from segments (`/admin;x/`),
         // and many decode `%2F`: where that would be another route's
         // path, it is no path to route.
@@ -858,8 +858,20 @@ pub fn other_reading(path: &str) -> Option<String> {
 /// send them. As sent, and as routes read it (see [`routing_path`]):
 /// `%25%32%65` is `%2e` to them, and `.` to a backend that decodes twice.
 pub fn is_ambiguous(path: &str) -> bool {
-    ambiguous_as_spelled(path)
-        || matches!(routing_path(path), Cow::Owned(read) if ambiguous_as_spelled(&read))
+    unambiguous_reading(path).is_none()
+}
+
+/// `path` as routes read it ([`routing_path`]), or `None` when backends
+/// could read it otherwise ([`is_ambiguous`]): one decoding for both.
+pub fn unambiguous_reading(path: &str) -> Option<Cow<'_, str>> {
+    if ambiguous_as_spelled(path) {
+        return None;
+    }
+    let read = routing_path(path);
+    match &read {
+        Cow::Owned(decoded) if ambiguous_as_spelled(decoded) => None,
+        _ => Some(read),
+    }
 }
 
 fn ambiguous_as_spelled(path: &str) -> bool {
