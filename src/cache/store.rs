@@ -331,10 +331,7 @@ impl Entry {
     pub fn weight(&self) -> u64 {
         let record = &self.record;
         let compressed = self.compressed.copy.get().map_or(0, |c| c.len());
-        let key_copies = match record.key.contains(&b'\n') {
-            true => 4,
-            false => 3,
-        };
+        let key_copies = 3 + usize::from(record.key.contains(&b'\n'));
         let held = key_copies * record.key.len() + 2 * record.head.len() + self.tags.weight();
         (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD
     }
