@@ -185,7 +185,7 @@ pub fn write_site() -> io::Result<Site> {
     };
     let dir = (0..8)
         .map(made)
-        .find(|made| !matches!(made, Err(e) if e.kind() == io::ErrorKind::AlreadyExists))
+        .find(|tried| !matches!(tried, Err(e) if e.kind() == io::ErrorKind::AlreadyExists))
         .unwrap_or_else(|| made(8))?;
     let site = Site(dir);
     std::fs::create_dir(site.path())?;
