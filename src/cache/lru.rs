@@ -31,6 +31,9 @@ struct Entry<K, V> {
     key: K,
     value: V,
     weight: u64,
+    /// [`Lru::uses`] when the entry was last inserted or used: the list's
+    /// order in a number, for a walk by slot to restore.
+    used: u64,
 }
 
 struct Node<K, V> {
@@ -54,6 +57,8 @@ pub struct Lru<K, V> {
     map: HashMap<K, Index>,
     bytes: u64,
     capacity: u64,
+    /// Inserts and uses so far.
+    uses: u64,
 }
 
 impl<K: Hash + Eq + Clone, V> Lru<K, V> {
@@ -70,6 +75,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             map: HashMap::new(),
             bytes: 0,
             capacity: capacity_bytes,
+            uses: 0,
         }
     }
 
@@ -182,8 +188,9 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             key: key.clone(),
             value,
             weight,
+            used: 0,
         });
-        self.link_after(idx, HEAD);
+        self.link_first(idx);
         self.map.insert(key, idx);
         self.bytes += weight;
         self.debug_check();
@@ -331,23 +338,24 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     }
 
     /// [`Lru::sweep`] for a reader: offers each entry of the next `budget`
-    /// slots from where `at` stands, with the weight it was inserted with,
-    /// to `visit`, changing nothing (recency neither), until `visit`
-    /// breaks. Returns whether the walk is over: every slot seen, or a
+    /// slots from where `at` stands, with the weight it was inserted with
+    /// and its place in the recency order (a number that grows with every
+    /// insert and use: the larger, the more recently used), to `visit`,
+    /// changing nothing (recency neither), until `visit` breaks. Returns whether the walk is over: every slot seen, or a
     /// break, after which `at` is left where it broke. The same slots as a
     /// sweep, so an entry stored for the whole walk is offered once.
     pub fn walk(
         &self,
         at: &mut Sweep,
         budget: usize,
-        mut visit: impl FnMut(&K, &V, u64) -> ControlFlow<()>,
+        mut visit: impl FnMut(&K, &V, u64, u64) -> ControlFlow<()>,
     ) -> bool {
         let (start, end) = self.slots(at, budget);
         for idx in start..end {
             let Some(entry) = &self.nodes[idx].entry else {
                 continue;
             };
-            if visit(&entry.key, &entry.value, entry.weight).is_break() {
+            if visit(&entry.key, &entry.value, entry.weight, entry.used).is_break() {
                 at.next = idx + 1;
                 return true;
             }
@@ -435,16 +443,21 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     fn promote(&mut self, idx: Index) {
         if self.nodes[HEAD].next != idx {
             self.unlink(idx);
-            self.link_after(idx, HEAD);
+            self.link_first(idx);
         }
     }
 
-    fn link_after(&mut self, idx: Index, at: Index) {
-        let next = self.nodes[at].next;
-        self.nodes[idx].prev = at;
+    /// Links slot `idx` as the most recently used.
+    fn link_first(&mut self, idx: Index) {
+        let next = self.nodes[HEAD].next;
+        self.nodes[idx].prev = HEAD;
         self.nodes[idx].next = next;
-        self.nodes[at].next = idx;
+        self.nodes[HEAD].next = idx;
         self.nodes[next].prev = idx;
+        self.uses += 1;
+        if let Some(entry) = self.nodes[idx].entry.as_mut() {
+            entry.used = self.uses;
+        }
     }
 
     fn unlink(&mut self, idx: Index) {
@@ -474,10 +487,13 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         use std::collections::HashSet;
         let mut seen = HashSet::new();
         let (mut prev, mut idx, mut sum) = (HEAD, self.nodes[HEAD].next, 0u64);
+        let mut newer_use = u64::MAX;
         while idx != TAIL {
             assert_eq!(self.nodes[idx].prev, prev, "back link of slot {idx}");
             let entry = self.nodes[idx].entry.as_ref().expect("linked slot is full");
             assert_eq!(self.map.get(&entry.key), Some(&idx), "map points at slot");
+            assert!(entry.used < newer_use, "uses fall along the list");
+            newer_use = entry.used;
             assert!(seen.insert(idx), "cycle at slot {idx}");
             sum += entry.weight;
             prev = idx;
@@ -750,7 +766,7 @@ mod tests {
         lru.get(&"a");
         let before = keys(&lru);
         let (mut at, mut seen, mut slices) = (Sweep::default(), Vec::new(), 0);
-        while !lru.walk(&mut at, 2, |k, v, weight| {
+        while !lru.walk(&mut at, 2, |k, v, weight, _| {
             seen.push((*k, *v, weight));
             ControlFlow::Continue(())
         }) {
@@ -771,7 +787,7 @@ mod tests {
 
         // A break ends the walk where it broke.
         let (mut at, mut seen) = (Sweep::default(), 0);
-        let done = lru.walk(&mut at, 100, |_, _, _| {
+        let done = lru.walk(&mut at, 100, |_, _, _, _| {
             seen += 1;
             if seen == 2 {
                 ControlFlow::Break(())
@@ -781,6 +797,28 @@ mod tests {
         });
         assert!(done);
         assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn a_walk_by_slot_gives_what_puts_its_entries_back_in_recency_order() {
+        let mut lru = Lru::new(100);
+        for k in ["a", "b", "c", "d", "e"] {
+            lru.insert(k, 0, 1);
+        }
+        lru.get(&"b");
+        lru.remove(&"c");
+        lru.insert("c", 0, 1);
+        lru.get(&"a");
+        lru.peek(&"e");
+        let mut seen = Vec::new();
+        lru.walk(&mut Sweep::default(), 100, |k, _, _, used| {
+            seen.push((used, *k));
+            ControlFlow::Continue(())
+        });
+        seen.sort_by(|a, b| b.cmp(a));
+        let by_use: Vec<_> = seen.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(by_use, keys(&lru));
+        assert_eq!(by_use, ["a", "c", "b", "e", "d"]);
     }
 
     #[test]
