@@ -1187,3 +1187,40 @@ fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
     );
     assert!(gate.seen().iter().all(|s| s.path() == "/oauth2/auth"));
 }
+
+/// An absolute-form target names the host the request is for (RFC 9112
+/// §3.2.2): the backend gets it as its Host, whatever the Host field
+/// said. The gateway is asked about that same host: a service that
+/// judges by `X-Forwarded-Host` (Authelia's `/api/authz/forward-auth`,
+/// Traefik's `forwardAuth`) would otherwise judge a public host's rules
+/// while the backend serves the protected one.
+#[test]
+fn an_absolute_form_target_is_asked_about_the_host_the_backend_gets() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    let proxy = start_proxy(&[], from_file(&guarded(app.addr, gate.addr, "")));
+    let r = proxy.exchange(|client| {
+        client.send(
+            b"GET http://Admin.Example:80/secret HTTP/1.1\r\nHost: public.example\r\n\
+              Cookie: session=ok\r\n\r\n",
+        );
+        client.response()
+    });
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    let seen = app.seen();
+    assert_eq!(
+        seen[0].field_or("host", "-"),
+        "admin.example",
+        "{}",
+        seen[0].head.raw
+    );
+    let asked = questions(&gate);
+    let q = &asked[0];
+    for (field, want) in [
+        ("host", "admin.example"),
+        ("x-forwarded-host", "admin.example"),
+        ("x-original-url", "http://admin.example/secret"),
+    ] {
+        assert_eq!(q.field_or(field, "-"), want, "{field}: {}", q.head.raw);
+    }
+    assert!(!q.head.raw.contains("public.example"), "{}", q.head.raw);
+}

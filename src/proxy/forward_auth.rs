@@ -17,6 +17,7 @@ use crate::field_value::FieldValue;
 use crate::http::conn::write_all_vectored;
 use crate::http::edits::FieldEdits;
 use crate::http::forward::strip_hop_by_hop;
+use crate::http::head::push_canonical_authority;
 use crate::http::headers::read_alike;
 use crate::http::{BodyKind, Headers, RequestHead, Version};
 use std::io::IoSlice;
@@ -289,10 +290,18 @@ fn question(head: &RequestHead, path: &str, scheme: &str, names: &[Box<str>]) ->
     headers.push("X-Forwarded-Method", &head.method);
     headers.push("X-Original-URI", &*uri);
     headers.push("X-Forwarded-Uri", &*uri);
-    let host = head
-        .authority()
-        .map(str::as_bytes)
-        .or_else(|| head.headers.get("host"));
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces the
+    // Host field. The backend gets it so (see `origin::prepare_request`),
+    // and a service that judges by the host (`X-Forwarded-Host`, as
+    // Authelia does) must be asked about that one, not the field.
+    let authority = head.authority().map(|authority| {
+        let mut host = String::with_capacity(authority.len());
+        push_canonical_authority(&mut host, authority);
+        headers.remove("host");
+        headers.push("Host", &host);
+        host
+    });
+    let host = (authority.as_deref().map(str::as_bytes)).or_else(|| head.headers.get("host"));
     if let Some(host) = host {
         let mut url = Vec::with_capacity(scheme.len() + 3 + host.len() + uri.len());
         for part in [scheme.as_bytes(), b"://", host, uri.as_bytes()] {
