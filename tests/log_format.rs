@@ -386,3 +386,33 @@ fn connection_and_connection_requests_tell_keep_alive_reuse() {
     assert!(one >= 1 && two > one, "{lines:?}");
     assert_eq!(fields, [(one, 1), (one, 2), (two, 1)]);
 }
+
+#[test]
+fn a_refused_request_logs_its_own_scheme_not_the_one_a_proxy_gave_the_request_before() {
+    // Behind a trusted proxy, the first request on the connection came
+    // over HTTPS to it (X-Forwarded-Proto). The second is malformed (no
+    // Host): its fields are never read, its client is the connection's
+    // other end again, and its scheme the connection's own, http.
+    let origin = numbered_fresh_origin();
+    let mut proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nreal_ip_from = 127.0.0.1/32\nlog_format = $status $scheme $remote_addr\n",
+            origin.addr
+        )),
+    );
+    let mut client = proxy.connect();
+    client.send(
+        b"GET /a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n\
+          X-Forwarded-Proto: https\r\n\r\n",
+    );
+    assert_eq!(client.response().status, 200);
+    client.send(b"GET /bad HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        ["200 https 203.0.113.9", "400 http 127.0.0.1"]
+    );
+}

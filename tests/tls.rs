@@ -1160,6 +1160,23 @@ fn proxy_protocol_on_the_tls_port_comes_before_the_handshake() {
     assert!(line.starts_with("192.0.2.11 "), "{line}");
 }
 
+/// A request refused before its fields are read (no Host) came over
+/// TLS all the same: `$scheme` says so from the connection's first
+/// request on.
+#[test]
+fn a_request_refused_over_tls_is_logged_as_https() {
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "log_format = $status $scheme\n";
+    let mut proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    client.send(b"GET /no-host HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["400 https"]);
+}
+
 // ---------------------------------------------------------------- clients leaving
 
 /// A TLS client asks for `/work` and leaves while the backend works on

@@ -250,7 +250,7 @@ impl Client {
             certificate: (watch.client().tls())
                 .and_then(|tls| ClientCertificate::of(&tls.client_certificates()))
                 .map(Arc::new),
-            scheme: "http",
+            scheme: scheme_of(watch.client().tls().is_some()),
             user: None,
             response_fields: Vec::new(),
             pending_fields: Vec::new(),
@@ -292,6 +292,14 @@ impl Client {
     }
 
     /// Gives the socket's reads `timeout` (see [`ReadTimeout`]).
+    /// Forgets what the last request's fields said of the client (its
+    /// address and scheme behind a trusted proxy): a request refused
+    /// before its fields are read is the connection's own.
+    pub(super) fn forget_forwarded(&mut self) {
+        self.real_ip = self.peer;
+        self.scheme = scheme_of(self.tls_in_front);
+    }
+
     pub(super) fn time_reads_out_after(&mut self, timeout: Duration) {
         self.read_timeout.set(self.conn.get_ref(), timeout);
     }
@@ -671,4 +679,14 @@ pub(crate) fn first_line(buf: &[u8]) -> String {
         .unwrap_or(buf.len())
         .min(256);
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The scheme of a connection's requests, before a trusted proxy says
+/// otherwise.
+fn scheme_of(over_tls: bool) -> &'static str {
+    if over_tls {
+        "https"
+    } else {
+        "http"
+    }
 }

@@ -393,7 +393,7 @@ pub fn serve(
         current.refresh(&mut shared, &mut seen);
         take_settings(&mut client, &shared, seen, &mut timeout);
         served += 1;
-        client.real_ip = client.peer;
+        client.forget_forwarded();
         client.user = None;
         client.sent_target = None;
         client.made_target = None;
