@@ -14,8 +14,8 @@ use std::sync::Arc;
 /// Every status the proxy answers itself on an error, so every page that
 /// may be used. A new error answer adds its status here, or its page is
 /// never read.
-pub const OWN_ERROR_STATUSES: [u16; 15] = [
-    400, 401, 403, 405, 408, 413, 414, 417, 429, 431, 501, 502, 503, 504, 505,
+pub const OWN_ERROR_STATUSES: [u16; 16] = [
+    400, 401, 403, 405, 408, 413, 414, 417, 429, 431, 500, 501, 502, 503, 504, 505,
 ];
 
 /// The largest page accepted: an error page is a small branded notice, and

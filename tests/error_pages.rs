@@ -514,3 +514,25 @@ fn an_intercepted_chunked_error_that_came_whole_keeps_its_connection() {
     }
     assert_eq!((backend.requests(), backend.connections()), (2, 1));
 }
+
+#[test]
+fn a_500_the_proxy_answers_itself_gets_the_500_page() {
+    // A rewrite rule that makes no path: the proxy's own 500 (README,
+    // Rewriting), which nginx's `error_page 500 /500.html` covers.
+    const PAGE_500: &str = "<!doctype html><h1>Oops</h1>\n";
+    let main = Backend::echo("main");
+    let dir = pages_dir(&[(500, PAGE_500)]);
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nerror_pages = {}\nrewrite.bare = ^/bare/(.*)$ $1\n",
+            main.addr,
+            dir.path().display()
+        )),
+    );
+    let r = proxy.connect().get("/bare/x");
+    assert_eq!(r.status, 500, "{}", r.head.raw);
+    assert_eq!(r.header("content-type"), Some(HTML), "{}", r.head.raw);
+    assert_eq!(r.body_str(), PAGE_500);
+    assert_eq!(main.requests(), 0);
+}
