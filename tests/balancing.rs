@@ -2584,3 +2584,46 @@ fn a_request_queued_before_its_target_was_drained_does_not_keep_that_targets_sti
     assert_eq!(waiting.response().body, b"/waiting");
     assert_eq!(a.requests(), 2);
 }
+
+#[test]
+fn a_request_sent_before_its_target_was_taken_out_does_not_bring_it_back() {
+    // README: a target out for `max_fails` failures comes back when
+    // `fail_timeout` is over, or when a request tried on it as the last
+    // resort succeeds. A request that was already at the target when it
+    // was taken out, and ends well later, is neither (nginx resets a
+    // peer's failures only for a request that chose it after them).
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let b = Backend::start("b", move |seen, out| {
+        match seen.path() {
+            "/held" => {
+                let _ = released
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(120));
+            }
+            "/bad" => return Action::Close,
+            _ => {}
+        }
+        respond(out, 200, &[("X-Backend", "b")], b"b");
+        Action::KeepAlive
+    });
+    let spare = Backend::echo("spare");
+    let proxy = start_proxy(&[b.addr, spare.addr], |c| {
+        down_for_an_hour(c);
+        c.targets[1].backup = true;
+    });
+    let mut held = proxy.connect();
+    held.send(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || b.requests() == 1));
+    // b fails another request: out for an hour, and the backup serves
+    // (the failed GET too, retried there).
+    assert_eq!(get(&proxy, "/bad"), (200, "spare".to_string()));
+    assert_eq!(get(&proxy, "/after"), (200, "spare".to_string()));
+    release.send(()).unwrap();
+    assert_eq!(held.response().status, 200);
+    let served: Vec<String> = (0..5)
+        .map(|i| get(&proxy, &format!("/later/{i}")).1)
+        .collect();
+    assert!(served.iter().all(|s| s == "spare"), "{served:?}");
+}

@@ -347,6 +347,7 @@ pub(super) fn fetch_from<'s>(
             }
         };
         tried[index] = true;
+        let picked = Instant::now();
         let target = &upstreams.targets()[index];
         if !client.pending_fields.is_empty() {
             client.upstream = Some(target.name.clone());
@@ -380,7 +381,7 @@ pub(super) fn fetch_from<'s>(
                     (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
                 }
                 let status = response.status;
-                report_answer(target, status, retry_on, client);
+                report_answer(target, picked, status, retry_on, client);
                 let fetched = Fetched {
                     target,
                     up,
@@ -520,9 +521,15 @@ pub(super) fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
 /// [`RetryOnStatus::fails_target`]) goes toward `max_fails`, whether the
 /// request is then retried or the answer relayed (the last attempt, a
 /// POST); any other answer resets the count.
-fn report_answer(target: &Upstream, status: u16, retry_on: &RetryOnStatus, client: &Client) {
+fn report_answer(
+    target: &Upstream,
+    picked: Instant,
+    status: u16,
+    retry_on: &RetryOnStatus,
+    client: &Client,
+) {
     if !retry_on.fails_target(status) {
-        target.health.succeeded();
+        target.health.succeeded(picked);
     } else if !client.watch.cut() {
         let reason = format!("answered {status}");
         log::warn!("target {}: {reason}", target.name);

@@ -278,9 +278,17 @@ impl Health {
         }
     }
 
-    /// An exchange succeeded (a response head arrived).
-    pub fn succeeded(&self) {
+    /// An exchange with the target picked at `picked` succeeded (a
+    /// response head arrived). One picked before the target's last
+    /// failure says nothing newer of it, as nginx, which resets the count
+    /// only for a peer chosen after its last failure: a slow request that
+    /// was already there when the target was taken out must not bring it
+    /// back, nor one begun before a failure clear the count it is in.
+    pub fn succeeded(&self, picked: Instant) {
         let mut state = self.state.lock();
+        if state.last_failure.is_some_and(|failed| picked < failed) {
+            return;
+        }
         state.fails = 0;
         state.window_start = None;
         // Tried while still out (the last resort when every target is
@@ -773,7 +781,7 @@ mod tests {
         let h = health(2, 10);
         let t0 = Instant::now();
         h.failed(t0, "x");
-        h.succeeded();
+        h.succeeded(t0);
         h.failed(t0, "x");
         assert!(h.usable(t0));
 
@@ -783,6 +791,22 @@ mod tests {
         }
         assert!(never.usable(t0));
         assert_eq!(never.fallback_rank().1, Some(t0));
+    }
+
+    #[test]
+    fn a_success_picked_before_the_last_failure_changes_nothing() {
+        let h = health(2, 10);
+        let t0 = Instant::now();
+        let [before, after] = [1, 3].map(|s| t0 + Duration::from_secs(s));
+        h.failed(t0 + Duration::from_secs(2), "x");
+        h.succeeded(before);
+        h.failed(t0 + Duration::from_secs(2), "x");
+        assert!(!h.usable(after), "the count was not cleared");
+        h.succeeded(before);
+        assert!(!h.usable(after), "still out");
+        // Tried as the last resort once out, and answered: back.
+        h.succeeded(after);
+        assert!(h.usable(after));
     }
 
     #[test]
