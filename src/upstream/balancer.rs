@@ -64,7 +64,7 @@ pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balance
     match balance {
         Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
-        Balance::LeastConn => Box::new(LeastConn::default()),
+        Balance::LeastConn => Box::new(LeastConn::new(n)),
         Balance::IpHash => Box::new(IpHash(Ring::new(names, weights))),
         Balance::UriHash => Box::new(UriHash(Ring::new(names, weights))),
         Balance::Hash => Box::new(KeyHash {
@@ -161,51 +161,82 @@ impl Balancer for SmoothWeighted {
 }
 
 /// Fewest requests in flight relative to weight (`in_flight / weight`,
-/// compared by cross-multiplying); ties go round robin among the tied, in
-/// proportion to their weights (as nginx's least_conn does), so weights
-/// count also while load is too light to tell the targets apart.
-#[derive(Default)]
+/// compared by cross-multiplying); ties go in turn among the tied, in
+/// proportion to their weights, so weights count also while load is too
+/// light to tell the targets apart.
+///
+/// The turn is each tied target's turns taken over its weight, the
+/// fewest first (stride scheduling); a target that sat out (busy, or
+/// out) while others took turns rejoins level with the last pick, first
+/// in line but with no arrears to make up in a burst. A counter shared by every tied set,
+/// or nginx's smooth weights moved for the tied alone, fell into
+/// patterns: requests coming in pairs (the first finding three alike
+/// targets idle, the second two) gave them 1:2:3 or 1:2:1.
 pub struct LeastConn {
-    next: AtomicUsize,
+    turns: Mutex<Turns>,
+}
+
+struct Turns {
+    /// Turns each target has taken, or is counted as having taken.
+    taken: Vec<u64>,
+    /// Where the last pick's target stood: its turns and weight.
+    last: (u64, u64),
+}
+
+impl LeastConn {
+    pub fn new(targets: usize) -> Self {
+        LeastConn {
+            turns: Mutex::new(Turns {
+                taken: vec![0; targets],
+                last: (0, 1),
+            }),
+        }
+    }
 }
 
 impl Balancer for LeastConn {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         let peers = cx.peers;
         // Each load read once (see `usable`): the tied found on a second
-        // look might no longer add up to the turn drawn among them.
+        // look might differ from those counted on the first.
         let loads: Vec<(usize, (u64, u64))> = (0..peers.len())
             .filter(|&i| peers.usable(i))
             .map(|i| (i, (peers.in_flight(i) as u64, weight_of(peers, i))))
             .collect();
-        // a/b < c/d without division: a*d < c*b.
-        let lighter = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d < c * b;
-        let same = |(a, b): (u64, u64), (c, d): (u64, u64)| a * d == c * b;
-        let mut best: Option<(u64, u64)> = None;
-        let mut tied_weight = 0;
-        for &(_, l) in &loads {
-            match best {
-                Some(b) if same(l, b) => tied_weight += l.1,
-                Some(b) if !lighter(l, b) => {}
-                _ => {
-                    best = Some(l);
-                    tied_weight = l.1;
-                }
+        // a/b < c/d without division: a*d < c*b (in u128: a weight is up
+        // to u32::MAX thousandfold).
+        let below = |(a, b): (u64, u64), (c, d): (u64, u64)| {
+            u128::from(a) * u128::from(d) < u128::from(c) * u128::from(b)
+        };
+        let best =
+            (loads.iter().map(|&(_, l)| l)).reduce(|b, l| if below(l, b) { l } else { b })?;
+        let mut tied = (loads.iter()).filter(|&&(_, l)| !below(best, l) && !below(l, best));
+        let first = tied.next()?;
+        if tied.clone().next().is_none() {
+            return Some(first.0);
+        }
+        let mut turns = self.turns.lock();
+        let turns = &mut *turns;
+        if turns.taken.len() < peers.len() {
+            turns.taken.resize(peers.len(), 0);
+        }
+        let (last_taken, last_weight) = turns.last;
+        let mut chosen: Option<(usize, (u64, u64))> = None;
+        for &(i, (_, weight)) in std::iter::once(first).chain(tied) {
+            // Level with the last pick: `last_taken / last_weight` in
+            // this target's weight, rounded up.
+            let level =
+                (u128::from(last_taken) * u128::from(weight)).div_ceil(u128::from(last_weight));
+            let taken = turns.taken[i].max(u64::try_from(level).unwrap_or(u64::MAX));
+            turns.taken[i] = taken;
+            if chosen.is_none_or(|(_, place)| below((taken, weight), place)) {
+                chosen = Some((i, (taken, weight)));
             }
         }
-        let best = best?;
-        let tied = || loads.iter().filter(move |&&(_, l)| same(l, best));
-        if tied().all(|&(i, _)| peers.share(i) >= FULL_SHARE) {
-            // In turn, by the weights themselves: turns drawn from their
-            // thousandfold would go a thousand in a row to each.
-            let full = |i| u64::from(peers.weight(i).max(1));
-            let total: u64 = tied().map(|&(i, _)| full(i)).sum();
-            let turn = self.next.fetch_add(1, Ordering::Relaxed) as u64 % total;
-            return by_weight(tied().map(|&(i, _)| (i, full(i))), turn);
-        }
-        // One ramping up among them: by chance, in proportion to its share.
-        let turn = random_below(tied_weight as usize) as u64;
-        by_weight(tied().map(|&(i, (_, weight))| (i, weight)), turn)
+        let (i, place) = chosen?;
+        turns.last = place;
+        turns.taken[i] = place.0.saturating_add(1);
+        Some(i)
     }
 }
 
@@ -616,7 +647,7 @@ mod tests {
     fn a_target_that_stays_usable_is_picked_whatever_changes_during_the_pick() {
         // least_conn: 0 and 1 idle, then 1 takes a request; 0 is idle
         // throughout. The second pick's turn among the tied is the second.
-        let lc = LeastConn::default();
+        let lc = LeastConn::new(3);
         let still = Changing::new(vec![(0, true); 2], vec![(0, true); 2]);
         assert!(pick_from(&lc, &still).is_some());
         let busier = Changing::new(vec![(0, true); 2], vec![(0, true), (1, true)]);
@@ -695,7 +726,7 @@ mod tests {
 
     #[test]
     fn least_conn_prefers_idle_targets_and_respects_weights() {
-        let lc = LeastConn::default();
+        let lc = LeastConn::new(3);
         let peers = Fake(vec![(1, 4, true), (1, 1, true), (1, 2, true)]);
         assert_eq!(picks(&lc, &peers, 5), [1; 5]);
 
@@ -710,7 +741,7 @@ mod tests {
 
     #[test]
     fn least_conn_breaks_ties_round_robin() {
-        let lc = LeastConn::default();
+        let lc = LeastConn::new(3);
         let mut got = picks(&lc, &Fake::even(3), 9);
         got.sort_unstable();
         assert_eq!(got, [0, 0, 0, 1, 1, 1, 2, 2, 2]);
@@ -719,13 +750,52 @@ mod tests {
         let got = picks(&lc, &peers, 10);
         assert!(!got.contains(&0));
         assert_eq!(got.iter().filter(|&&i| i == 1).count(), 5, "{got:?}");
-        // Idle targets share by weight: 3:1:1 in every run of 5.
+        // Idle targets share by weight: 3:1:1 in every run of 5 (another
+        // balancer: these are the weights of another configuration).
+        let lc = LeastConn::new(3);
         let peers = Fake(vec![(3, 0, true), (1, 0, true), (1, 0, true)]);
         let got = picks(&lc, &peers, 50);
         for window in got.chunks(5) {
             let mut w = window.to_vec();
             w.sort_unstable();
             assert_eq!(w, [0, 0, 0, 1, 2], "{got:?}");
+        }
+    }
+
+    #[test]
+    fn least_conn_ties_share_evenly_when_requests_come_in_pairs() {
+        // Three alike targets; requests come two at a time (a page and
+        // its asset): the first finds every target idle, the second the
+        // first one's target busy. Neither load nor weight tells the
+        // targets apart over time: each gets a third of the 600.
+        let lc = LeastConn::new(3);
+        let mut counts = [0usize; 3];
+        for _ in 0..300 {
+            let mut peers = Fake::even(3);
+            let first = picks(&lc, &peers, 1)[0];
+            peers.0[first].1 = 1;
+            let second = picks(&lc, &peers, 1)[0];
+            counts[first] += 1;
+            counts[second] += 1;
+        }
+        assert_eq!(counts, [200; 3]);
+    }
+
+    #[test]
+    fn least_conn_a_target_that_sat_out_rejoins_without_arrears() {
+        // 1 busy for 30 picks, which go to 0 and 2; then all idle: 1 is
+        // not owed 15 turns in a row. It goes first, then in turn.
+        let lc = LeastConn::new(3);
+        let mut peers = Fake::even(3);
+        peers.0[1].1 = 1;
+        let got = picks(&lc, &peers, 30);
+        assert_eq!(got.iter().filter(|&&i| i == 0).count(), 15, "{got:?}");
+        peers.0[1].1 = 0;
+        let got = picks(&lc, &peers, 31);
+        assert_eq!(got[..4], [1, 0, 1, 2], "{got:?}");
+        for i in 0..3 {
+            let n = got.iter().filter(|&&t| t == i).count();
+            assert!((10..=11).contains(&n), "{got:?}");
         }
     }
 
