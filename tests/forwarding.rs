@@ -1337,3 +1337,26 @@ fn the_proxys_own_answers_and_cache_hits_carry_an_id_of_their_own() {
     assert_ne!(hit.header("x-request-id"), miss.header("x-request-id"));
     assert_eq!(a.requests(), 1);
 }
+
+#[test]
+fn an_empty_reason_phrase_is_filled_in_only_from_the_registry() {
+    // RFC 9112 §4: the reason phrase is optional. A backend's empty one
+    // is filled in with the registered phrase (410 Gone, 422...), never
+    // with a wrong "Unknown"; a status no registry names keeps it empty.
+    let a = Backend::start("a", |seen, out| {
+        use std::io::Write;
+        let status = &seen.path()[1..];
+        let _ = write!(out, "HTTP/1.1 {status} \r\nContent-Length: 0\r\n\r\n");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for (status, line) in [
+        ("410", "HTTP/1.1 410 Gone"),
+        ("422", "HTTP/1.1 422 Unprocessable Content"),
+        ("299", "HTTP/1.1 299 "),
+    ] {
+        let response = client.get(&format!("/{status}"));
+        assert_eq!(response.head.start_line, line);
+    }
+}

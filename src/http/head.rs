@@ -660,8 +660,10 @@ pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
     Ok(ResponseHead {
         version: Version::from_minor(minor)?,
         status,
+        // An empty phrase stays empty for a status no registry names: a
+        // backend's `599 ` says no more than that.
         reason: if reason.is_empty() {
-            reason_phrase(status).to_string()
+            registered_reason(status).unwrap_or_default().to_string()
         } else {
             reason.to_string()
         },
@@ -684,42 +686,76 @@ pub fn required_field(status: u16) -> Option<&'static str> {
 
 /// The standard reason phrase of a status code, for responses we make.
 pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
+    registered_reason(status).unwrap_or("Unknown")
+}
+
+/// The reason phrase IANA's status code registry gives `status` (RFC 9110
+/// §15 and the RFCs since), if any: what a backend's empty phrase is
+/// filled in with, so a client is told no "Unknown" of a status it knows.
+fn registered_reason(status: u16) -> Option<&'static str> {
+    Some(match status {
         100 => "Continue",
         101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
         206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
         304 => "Not Modified",
+        305 => "Use Proxy",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
         411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        511 => "Network Authentication Required",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
