@@ -1360,3 +1360,41 @@ fn an_empty_reason_phrase_is_filled_in_only_from_the_registry() {
         assert_eq!(response.head.start_line, line);
     }
 }
+
+#[test]
+fn via_names_the_version_the_request_was_received_in() {
+    // RFC 9110 §7.6.3: a Via entry's received-protocol is the version of
+    // the message this hop received: "1.0 inverso" for a request that
+    // came as HTTP/1.0 (and goes on as HTTP/1.1).
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    assert_eq!(proxy.connect().get("/new").status, 200);
+    let seen = a.seen();
+    let vias: Vec<_> = seen.iter().map(|s| s.field_or("via", "-")).collect();
+    assert_eq!(vias, ["1.0 inverso", "1.1 inverso"]);
+}
+
+#[test]
+fn without_upstream_keepalive_each_request_says_connection_close() {
+    // RFC 9112 §9.6: "A client that does not support persistent
+    // connections MUST send the "close" connection option in every
+    // request message." The client's own connection is kept all the same.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.upstream_keepalive = 0);
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/1").status, 200);
+    assert_eq!(client.get("/2").status, 200);
+    let seen = a.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert!(s.head.has_token("connection", "close"), "{}", s.head.raw);
+    }
+    // With it, nothing says close.
+    let b = Backend::echo("b");
+    let proxy = start_proxy(&[b.addr], |_| {});
+    assert_eq!(proxy.connect().get("/").status, 200);
+    assert_eq!(b.seen()[0].field_or("connection", "-"), "-");
+}

@@ -59,8 +59,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 pub use watch::ConnWatch;
 
-/// This hop's entry in `Via`.
-const VIA: &str = "1.1 inverso";
+/// This hop's entry in `Via` for a request received in `version`: RFC
+/// 9110 §7.6.3 names the protocol it came in, not the one it goes on in.
+fn via_entry(version: Version) -> &'static str {
+    match version {
+        Version::Http10 => "1.0 inverso",
+        Version::Http11 => "1.1 inverso",
+    }
+}
 /// What every connection thread shares: one generation of the settings.
 /// A reload builds a new one; a request keeps the one it started with.
 pub struct Shared {

@@ -8,7 +8,7 @@
 use super::client::CLIENT_CHECK_AFTER;
 use super::mirror::Duplicate;
 use super::relay;
-use super::{client_body_status, Client, Refusal, Shared, VIA};
+use super::{client_body_status, via_entry, Client, Refusal, Shared};
 use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
 use crate::field_value::Facts;
@@ -730,7 +730,7 @@ fn prepare_request(
             real_ip: client.real_ip,
             proto: client.scheme,
             host: host.as_deref(),
-            via: shared.config.via.then_some(VIA),
+            via: shared.config.via.then(|| via_entry(head.version)),
             surrogate_capability: (shared.cache_rules.of_pool(to.pool).surrogate_capability)
                 .as_deref(),
         },
@@ -802,6 +802,12 @@ fn upstream_request(
     head.headers.write_to(&mut out);
     out.extend_from_slice(edits.set_lines());
     out.extend_from_slice(&forwarding.rendered);
+    // A connection used once: RFC 9112 §9.6 has a client that does not
+    // persist say so, and the backend then holds it open for no next
+    // request.
+    if target.keeps_no_connection() && !send.upgrade {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
             push_field(&mut out, "Content-Length", b.len() as u64);

@@ -27,6 +27,11 @@ pub struct IdleConns {
 }
 
 impl IdleConns {
+    /// Whether no connection is ever kept (`upstream_keepalive = 0`).
+    pub fn keeps_none(&self) -> bool {
+        self.max_idle == 0
+    }
+
     pub fn new(max_idle: usize, max_age: Duration) -> IdleConns {
         IdleConns {
             idle: Mutex::new(Vec::new()),

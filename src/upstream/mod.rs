@@ -77,6 +77,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Whether each connection carries one request
+    /// (`upstream_keepalive = 0`).
+    pub fn keeps_no_connection(&self) -> bool {
+        self.idle.keeps_none()
+    }
+
     /// Closes the idle connections: one of them was found dead, and the
     /// others most likely went with it (a restarted backend).
     pub fn forget_idle(&self) {
