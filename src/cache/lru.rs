@@ -79,6 +79,16 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         }
     }
 
+    /// An empty map of the same capacity, whose uses count on from this
+    /// one's: a walk by slot that meets entries of both still orders them
+    /// by their last use.
+    pub fn emptied(&self) -> Self {
+        Lru {
+            uses: self.uses,
+            ..Lru::new(self.capacity)
+        }
+    }
+
     pub fn capacity(&self) -> u64 {
         self.capacity
     }

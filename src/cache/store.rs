@@ -1103,8 +1103,8 @@ impl Cache {
         // Freed outside the lock: dropping hundreds of thousands of
         // entries takes a good part of a second, which every request
         // for the cache would wait out.
-        let capacity = state.lru.capacity();
-        let gone = std::mem::replace(&mut state.lru, Lru::new(capacity));
+        let emptied = state.lru.emptied();
+        let gone = std::mem::replace(&mut state.lru, emptied);
         let vary = std::mem::take(&mut state.vary);
         drop(state);
         drop((gone, vary));
@@ -1853,6 +1853,34 @@ mod tests {
             .filter(|k| k != "h/new")
             .collect();
         assert_eq!(keys, lru_order);
+    }
+
+    #[test]
+    fn entries_met_across_a_clear_keep_the_entry_stored_after_it() {
+        let cache = Cache::new(1 << 20, 1 << 16);
+        for i in 0..10 {
+            assert!(cache.insert(entry(&format!("h/{i}"), "old", 60, None)));
+        }
+        // h/2 (slot 4) used since: its place in the order is the latest.
+        assert!(cache.lookup("h/2", &Headers::new()).is_some());
+        let mut slices = 0;
+        let entries = cache.entries_by(3, || {
+            slices += 1;
+            if slices == 1 {
+                // The walk met slots 2-4. `DELETE /cache`, then fills:
+                // h/2 is stored again, in slot 5, ahead of the walk.
+                cache.clear();
+                for k in ["h/f0", "h/f1", "h/f2"] {
+                    assert!(cache.insert(entry(k, "f", 60, None)));
+                }
+                assert!(cache.insert(entry("h/2", "new", 60, None)));
+            }
+        });
+        let h2: Vec<_> = (entries.iter())
+            .filter(|e| e.key() == "h/2")
+            .map(|e| String::from_utf8_lossy(&e.record.body).into_owned())
+            .collect();
+        assert_eq!(h2, ["new"], "the snapshot holds what the clear removed");
     }
 
     #[test]
