@@ -441,7 +441,16 @@ impl Storing<'_> {
         let lifetime = self.lifetime;
         let flight = self.flight;
         let settings = self.settings;
-        Tee::new(cache.max_object_size(), move |body: Vec<u8>| {
+        Tee::new(cache.max_object_size(), move |body: Option<Vec<u8>>| {
+            let Some(body) = body else {
+                // Too large, found out as it came (chunked, or until the
+                // close): as one announced too large, the next misses of
+                // the URL do not wait on each other (see `not_stored`).
+                if let Some(flight) = flight {
+                    flight.not_stored();
+                }
+                return;
+            };
             let entry = Entry::new(key, head, body.into(), birth, lifetime, &settings);
             cache.insert_filled(Arc::new(entry), &fill);
             drop(flight);

@@ -43,18 +43,19 @@ pub(super) struct Tee<'a> {
     body: Vec<u8>,
     overflowed: bool,
     /// Receives the whole body once it has been read, before its last bytes
-    /// go to the client: a client that asks again as soon as it has the
-    /// response finds the entry stored.
-    on_complete: Option<Box<dyn FnOnce(Vec<u8>) + 'a>>,
+    /// go to the client (a client that asks again as soon as it has the
+    /// response finds the entry stored); or `None` as soon as it grows
+    /// over the limit.
+    on_end: Option<Box<dyn FnOnce(Option<Vec<u8>>) + 'a>>,
 }
 
 impl<'a> Tee<'a> {
-    pub(super) fn new(limit: u64, on_complete: impl FnOnce(Vec<u8>) + 'a) -> Self {
+    pub(super) fn new(limit: u64, on_end: impl FnOnce(Option<Vec<u8>>) + 'a) -> Self {
         Tee {
             limit,
             body: Vec::new(),
             overflowed: false,
-            on_complete: Some(Box::new(on_complete)),
+            on_end: Some(Box::new(on_end)),
         }
     }
 
@@ -67,7 +68,9 @@ impl<'a> Tee<'a> {
             self.body = Vec::new();
             // Nothing will be stored: what waits on it (the key's flight,
             // the fill) is let go now, not once the body is all relayed.
-            self.on_complete = None;
+            if let Some(on_end) = self.on_end.take() {
+                on_end(None);
+            }
         } else {
             self.body.extend_from_slice(piece);
         }
@@ -75,8 +78,8 @@ impl<'a> Tee<'a> {
 
     /// The body ended: hand it over (once), unless it grew too large.
     fn finish(&mut self) {
-        if let Some(on_complete) = self.on_complete.take().filter(|_| !self.overflowed) {
-            on_complete(std::mem::take(&mut self.body));
+        if let Some(on_end) = self.on_end.take() {
+            on_end(Some(std::mem::take(&mut self.body)));
         }
     }
 }
