@@ -625,7 +625,7 @@ fn json_log_lines_with_heads_parse() {
     });
     let mut client = proxy.connect();
     client.send(
-        b"GET /j?x=\"1\" HTTP/1.1\r\nHost: test.example\r\nUser-Agent: t\"\\\r\nX-Test: yes\r\nAuthorization: Basic YW5uOnNlY3JldA==\r\n\r\n",
+        b"GET /j?x=\"1\" HTTP/1.1\r\nHost: test.example\r\nUser-Agent: t\"\\\r\nX-Test: yes\r\nAuthorization: Basic YW5uOnNlY3JldA==\r\nProxy_Authorization: hunter two\r\n\r\n",
     );
     assert_eq!(client.response().status, 200);
     client.send(b"GET /k HTTP/1.1\r\n\r\n"); // no Host: refused with 400
@@ -658,6 +658,10 @@ fn json_log_lines_with_heads_parse() {
     let credentials = ("Authorization".to_string(), "Basic [redacted]".to_string());
     assert!(pairs("request_headers").contains(&credentials));
     assert!(!lines[0].contains("YW5uOnNlY3JldA"), "{}", lines[0]);
+    // Spelled with `_`, and without a scheme: all of it.
+    let spelled = ("Proxy_Authorization".to_string(), "[redacted]".to_string());
+    assert!(pairs("request_headers").contains(&spelled), "{}", lines[0]);
+    assert!(!lines[0].contains("hunter"), "{}", lines[0]);
     assert_eq!(
         a.seen()[0].field_or("authorization", "-"),
         "Basic YW5uOnNlY3JldA=="

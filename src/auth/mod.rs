@@ -8,6 +8,7 @@ mod md5_crypt;
 
 pub use htpasswd::{Users, UsersError};
 
+use crate::http::headers::read_alike;
 use crate::http::Headers;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -105,23 +106,47 @@ pub fn challenge(realm: &str) -> String {
 }
 
 /// Whether the field `name` carries credentials (`Authorization`,
-/// `Proxy-Authorization`): the access log writes them redacted.
+/// `Proxy-Authorization`, or `_` for `-` as a backend may read them):
+/// the access log writes them redacted.
 pub fn is_credentials_field(name: &str) -> bool {
-    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
+    ["authorization", "proxy-authorization"]
+        .iter()
+        .any(|f| read_alike(f.as_bytes(), name.as_bytes()))
 }
+
+/// The authentication schemes a credentials field is logged with: those
+/// IANA registers, and those in wide use beside them. Any other first
+/// word may be the start of the secret (`hunter two`).
+const SCHEMES: [&str; 17] = [
+    "AWS4-HMAC-SHA256",
+    "Basic",
+    "Bearer",
+    "Concealed",
+    "Digest",
+    "DPoP",
+    "GNAP",
+    "HOBA",
+    "Mutual",
+    "Negotiate",
+    "NTLM",
+    "OAuth",
+    "PrivateToken",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "Token",
+    "vapid",
+];
 
 /// A credentials field's value as the access log writes it: its scheme
 /// alone (`Basic [redacted]`), so that the log holds no password, right
-/// or guessed. A value that does not start with a scheme and a space
-/// (a bare token) is all secret.
+/// or guessed. A value that does not start with a known scheme and a
+/// space is all secret.
 pub fn redacted(value: &str) -> String {
     let value = value.trim();
     let scheme = value
         .split_once([' ', '\t'])
         .map(|(scheme, _)| scheme)
-        .filter(|s| {
-            (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
-        });
+        .filter(|s| SCHEMES.iter().any(|known| known.eq_ignore_ascii_case(s)));
     match scheme {
         Some(scheme) => format!("{scheme} [redacted]"),
         None => "[redacted]".to_string(),
@@ -258,11 +283,22 @@ mod tests {
     fn credentials_are_logged_by_their_scheme_alone() {
         assert_eq!(redacted("Basic YW5uOnNlY3JldA=="), "Basic [redacted]");
         assert_eq!(redacted(" Bearer\tabc.def "), "Bearer [redacted]");
-        for all_secret in ["sk_live_SECRET", "Basic,YW5u", "a1b2 c3", "", "Basic"] {
+        assert_eq!(redacted("negotiate YII="), "negotiate [redacted]");
+        let all_secret = [
+            "sk_live_SECRET",
+            "Basic,YW5u",
+            "a1b2 c3",
+            "",
+            "Basic",
+            "hunter two",
+            "Basics two",
+        ];
+        for all_secret in all_secret {
             assert_eq!(redacted(all_secret), "[redacted]", "{all_secret:?}");
         }
         assert!(is_credentials_field("Proxy-Authorization"));
         assert!(is_credentials_field("AUTHORIZATION"));
+        assert!(is_credentials_field("Proxy_Authorization"));
         assert!(!is_credentials_field("X-Authorization"));
     }
 
