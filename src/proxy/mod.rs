@@ -1466,9 +1466,11 @@ impl ErrorResponse<'_> {
 }
 
 /// Whether raw request bytes not parsed yet (what a client sent before it
-/// is refused) begin a HEAD, whose answer is its head alone.
+/// is refused) begin a HEAD, whose answer is its head alone; after empty
+/// lines too, which RFC 9112 §2.2 has a server ignore before a request.
 pub fn starts_a_head_request(received: &[u8]) -> bool {
-    received.starts_with(b"HEAD ")
+    let blank = received.iter().take_while(|&&b| b == b'\r' || b == b'\n');
+    received[blank.count()..].starts_with(b"HEAD ")
 }
 
 /// The response for `status`, e.g. `502 Bad Gateway`: the `error_pages`
