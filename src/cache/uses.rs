@@ -40,8 +40,10 @@ impl Default for Uses {
 impl Uses {
     /// Counts one more request for `key` at `now`; returns how many there
     /// were, this one included, since the count last started. A key
-    /// stored keeps its count: once its entry is gone (evicted, purged), a
-    /// URL still asked for is stored again at its next miss.
+    /// stored keeps its count until [`FORGOTTEN_AFTER`] from its last
+    /// miss (hits are not counted): once its entry is gone (evicted,
+    /// purged) within it, a URL still asked for is stored again at its
+    /// next miss.
     pub fn count(&self, key: &str, now: Instant) -> u32 {
         let hash = self.hasher.hash_one(key);
         let mut counts = self.counts.lock();
