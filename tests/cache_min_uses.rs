@@ -72,3 +72,36 @@ fn a_url_stored_then_purged_is_stored_again_at_its_next_miss() {
         ("HIT", "/page #3")
     );
 }
+
+#[test]
+fn a_stored_url_s_new_version_is_stored_whatever_its_count() {
+    // Stored while cache_min_uses was 1; 2 since a reload, which counts
+    // the URL anew. Its entry must be revalidated (no-cache), and the
+    // origin has a new version: that replaces the stored one, as the URL
+    // is past its count by being stored at all. Else the old one stayed,
+    // to be revalidated against (and served stale if the origin failed).
+    let asked_with = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let backend = {
+        let asked_with = asked_with.clone();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        Backend::start("versions", move |seen, out| {
+            let n = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            asked_with
+                .lock()
+                .unwrap()
+                .push(seen.field_or("if-none-match", "-").to_string());
+            let etag = format!("\"{n}\"");
+            let fields = [("Cache-Control", "no-cache"), ("ETag", etag.as_str())];
+            respond(out, 200, &fields, format!("v{n}").as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let proxy = start_proxy(&[backend.addr], |c| cache_on(c, 1));
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/p").body_str(), "v1");
+    proxy.reload(&[backend.addr], |c| cache_on(c, 2));
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/p").body_str(), "v2");
+    assert_eq!(client.get("/p").body_str(), "v3");
+    assert_eq!(*asked_with.lock().unwrap(), ["-", "\"1\"", "\"2\""]);
+}

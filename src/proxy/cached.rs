@@ -350,9 +350,11 @@ pub(super) fn serve(
     // client has read the whole body (a slow one would hold them all, and
     // the invalidations remembered for fills in flight would pile up).
     let lifetime = lifetime.filter(|_| fits(&fetched, cache));
-    // `cache_min_uses`: stored once its URL was asked for that often.
+    // `cache_min_uses`: stored once its URL was asked for that often. One
+    // with an entry (revalidated, and changed) is past it by being stored.
     let min_uses = shared.pool_config(client.route).cache_min_uses;
     let unpopular = lifetime.is_some()
+        && stored.is_none()
         && min_uses > 1
         && cache.uses.count(&primary, std::time::Instant::now()) < min_uses;
     let mut tee = lifetime
