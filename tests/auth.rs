@@ -40,7 +40,7 @@ fn a_request_without_a_user_of_the_file_is_answered_401_and_never_forwarded() {
     let backend = Backend::echo("app");
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
-    let proxy = start_proxy(
+    let mut proxy = start_proxy(
         &[backend.addr],
         from_file_with_admin(&format!(
             "targets = {}\nauth_basic = Staff only\nauth_basic_user_file = {file}\n",
@@ -75,6 +75,7 @@ fn a_request_without_a_user_of_the_file_is_answered_401_and_never_forwarded() {
     let wrong = "inverso_auth_refused_total{reason=\"wrong\"}";
     assert_eq!(proxy.metric(missing), Some(2));
     assert_eq!(proxy.metric(wrong), Some(2));
+    assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
     let lines = proxy.log_lines();
     assert_eq!(lines.iter().filter(|l| l.contains("\" 401 ")).count(), 4);
 }
@@ -110,7 +111,7 @@ fn a_pool_signs_in_on_its_own_and_the_others_do_not() {
     let admin = Backend::echo("admin");
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
-    let proxy = start_proxy(
+    let mut proxy = start_proxy(
         &[site.addr],
         from_file(&format!(
             "targets = {}\npool.admin = {}\npool.admin.auth_basic = Admin\n\
@@ -128,6 +129,7 @@ fn a_pool_signs_in_on_its_own_and_the_others_do_not() {
     assert_eq!(proxy.get_on("x", "/admin/users", &[ANN]).status, 200);
     assert_eq!((site.requests(), admin.requests()), (1, 1));
     // The log names the pool that refused.
+    assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let refused = lines.iter().find(|l| l.contains("\" 401 ")).unwrap();
     assert!(refused.contains("pool=admin"), "{refused}");
