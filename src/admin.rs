@@ -12,7 +12,7 @@
 
 use crate::auth;
 use crate::cache::store::unix_ms;
-use crate::cache::{policy, Listed, Listing, Named, Purge};
+use crate::cache::{policy, Entry, Listed, Listing, Named, Purge};
 use crate::config::{escape_controls, Config};
 use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
@@ -1027,7 +1027,15 @@ fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Re
         Selection::Everything => (None, cache.list_prefixes(&[String::new()], limit)),
     };
     let status = if listing.entries.is_empty() { 404 } else { 200 };
-    let mut out = listing_json(&listing, SystemTime::now());
+    // The ttl in force caps what an entry was stored with, as when it is
+    // served (see `Entry::expires_under`).
+    let ttl_of = |entry: &Entry| {
+        (shared
+            .cache_rules
+            .settings_of_key(entry.key(), &shared.config.routes))
+        .map_or(Duration::MAX, |settings| settings.ttl)
+    };
+    let mut out = listing_json(&listing, SystemTime::now(), &ttl_of);
     out.pop(); // the closing brace, to add the selection and the totals
     if let Some((label, key)) = named {
         out.push(',');
@@ -1040,14 +1048,15 @@ fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Re
     Reply::json(status, out)
 }
 
-/// `{"entries":[...],"truncated":...}`.
-fn listing_json(listing: &Listing, now: SystemTime) -> String {
+/// `{"entries":[...],"truncated":...}`, each entry's times under the
+/// `ttl_of` it.
+fn listing_json(listing: &Listing, now: SystemTime, ttl_of: &dyn Fn(&Entry) -> Duration) -> String {
     let mut out = String::from("{\"entries\":[");
     for (i, listed) in listing.entries.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_entry(&mut out, listed, now);
+        push_entry(&mut out, listed, now, ttl_of(&listed.entry));
     }
     let _ = write!(out, "],\"truncated\":{}}}", listing.truncated);
     out
@@ -1058,17 +1067,19 @@ fn listing_json(listing: &Listing, now: SystemTime) -> String {
 /// against `cache_size`), `age`, `fresh_for` (seconds left, negative once
 /// stale: rounded down, so the sign is exact), `stale_window_left`
 /// (seconds it may still stand in once stale: the whole window while it
-/// is fresh), whether it has a validator to be revalidated with, the
-/// request fields it varies on, its `Surrogate-Key` tags, and the size
-/// of its gzip copy (`null` until a hit made one).
-fn push_entry(out: &mut String, listed: &Listed, now: SystemTime) {
+/// is fresh), both under `ttl` as it is now, whether it has a validator
+/// to be revalidated with, the request fields it varies on, its
+/// `Surrogate-Key` tags, and the size of its gzip copy (`null` until a
+/// hit made one).
+fn push_entry(out: &mut String, listed: &Listed, now: SystemTime, ttl: Duration) {
     let entry = &listed.entry;
     let record = &entry.record;
     let now_ms = unix_ms(now);
     let seconds_until = |at: u64| (i128::from(at) - i128::from(now_ms)).div_euclid(1000);
-    let stale_left = record
-        .stale_until
-        .saturating_sub(now_ms.max(record.expires_at))
+    let expires = entry.expires_under(ttl);
+    let stale_left = entry
+        .stale_until_under(ttl)
+        .saturating_sub(now_ms.max(expires))
         / 1000;
     out.push('{');
     json::push_key(out, "key");
@@ -1080,7 +1091,7 @@ fn push_entry(out: &mut String, listed: &Listed, now: SystemTime) {
         record.body.len(),
         listed.weight,
         entry.age(now).as_secs(),
-        seconds_until(record.expires_at),
+        seconds_until(expires),
         !policy::validators(&entry.head).is_empty(),
     );
     push_list(out, entry.vary_names());
@@ -1786,7 +1797,7 @@ mod tests {
         };
         let mut out = String::new();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(now_secs);
-        push_entry(&mut out, &listed, now);
+        push_entry(&mut out, &listed, now, Duration::MAX);
         out
     }
 
@@ -1886,7 +1897,7 @@ mod tests {
             entries: vec![listed(), listed()],
             truncated: true,
         };
-        let json = listing_json(&listing, SystemTime::UNIX_EPOCH);
+        let json = listing_json(&listing, SystemTime::UNIX_EPOCH, &|_| Duration::MAX);
         assert!(
             json.starts_with("{\"entries\":[{\"key\":\"h/a\","),
             "{json}"
@@ -1895,7 +1906,7 @@ mod tests {
         assert!(json.ends_with("}],\"truncated\":true}"), "{json}");
         listing.entries.clear();
         listing.truncated = false;
-        let json = listing_json(&listing, SystemTime::UNIX_EPOCH);
+        let json = listing_json(&listing, SystemTime::UNIX_EPOCH, &|_| Duration::MAX);
         assert_eq!(json, "{\"entries\":[],\"truncated\":false}");
     }
 }

@@ -353,3 +353,39 @@ fn an_entry_lists_its_gzip_copy_once_a_hit_made_it() {
     let made: usize = made.parse().unwrap_or_else(|_| panic!("gzip_bytes {made}"));
     assert!((1..BIG).contains(&made), "{made} bytes for {BIG} of x");
 }
+
+#[test]
+fn a_ttl_lowered_by_a_reload_shows_in_the_listing() {
+    // README: a lowered `ttl` applies to what is already stored, and the
+    // stale window counts from the freshness it leaves. The listing says
+    // what serving does: stale, its window running.
+    let origin = origin();
+    let proxy = start_proxy(&[origin.addr], cache_on);
+    assert_eq!(get(&proxy, SHOP, "/lowered", &[]), "MISS");
+    proxy.reload(&[origin.addr], |c| {
+        cache_on(c);
+        c.ttl = Duration::from_millis(1);
+    });
+    // Listed as it was stored, before any request refetched it.
+    let listed = || {
+        let (status, body) = list(&proxy, "url=/lowered", SHOP);
+        assert_eq!(status, 200, "{body}");
+        let [entry] = entries_of(&body)[..] else {
+            panic!("{body}")
+        };
+        let times = ["fresh_for", "stale_window_left"].map(|f| number(entry, f));
+        (times, entry.to_string())
+    };
+    assert!(
+        wait_until(WAIT_LIMIT, || listed().0[0] < 0),
+        "{}",
+        listed().1
+    );
+    let ([_, stale_left], entry) = listed();
+    assert!((1..600).contains(&stale_left), "{entry}");
+    assert_eq!(
+        get(&proxy, SHOP, "/lowered", &[]),
+        "MISS",
+        "served as listed"
+    );
+}

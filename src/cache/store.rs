@@ -310,15 +310,28 @@ impl Entry {
         Duration::from_millis(self.record.expires_at.saturating_sub(self.record.stored_at))
     }
 
-    /// Whether it may still answer when the origin fails: within the
-    /// window it was stored with past its freshness, that freshness capped
-    /// by `ttl` as it is now (a lowered one ends the window sooner too).
-    pub fn within_stale_window(&self, now: SystemTime, ttl: Duration) -> bool {
-        let record = &self.record;
-        let window = record.stale_until.saturating_sub(record.expires_at);
+    /// When it stops being fresh (Unix milliseconds): its stored
+    /// freshness capped by `ttl` as it is now (one lowered by a reload).
+    pub fn expires_under(&self, ttl: Duration) -> u64 {
         let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let expires = record.expires_at.min(record.stored_at.saturating_add(ttl));
-        unix_ms(now) < expires.saturating_add(window)
+        (self.record.expires_at).min(self.record.stored_at.saturating_add(ttl))
+    }
+
+    /// The end of the window it was stored with past its freshness,
+    /// counted from [`Entry::expires_under`] (a lowered `ttl` ends it
+    /// sooner too).
+    pub fn stale_until_under(&self, ttl: Duration) -> u64 {
+        let window = self
+            .record
+            .stale_until
+            .saturating_sub(self.record.expires_at);
+        self.expires_under(ttl).saturating_add(window)
+    }
+
+    /// Whether it may still answer when the origin fails: within
+    /// [`Entry::stale_until_under`] `ttl`.
+    pub fn within_stale_window(&self, now: SystemTime, ttl: Duration) -> bool {
+        unix_ms(now) < self.stale_until_under(ttl)
     }
 
     /// Bytes counted against the cache capacity: what the entry holds in
