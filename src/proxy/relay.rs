@@ -46,8 +46,11 @@ pub(super) struct Tee<'a> {
     /// go to the client (a client that asks again as soon as it has the
     /// response finds the entry stored); or `None` as soon as it grows
     /// over the limit.
-    on_end: Option<Box<dyn FnOnce(Option<Vec<u8>>) + 'a>>,
+    on_end: Option<OnEnd<'a>>,
 }
+
+/// What a [`Tee`] hands the body to: `Some` whole, `None` too large.
+type OnEnd<'a> = Box<dyn FnOnce(Option<Vec<u8>>) + 'a>;
 
 impl<'a> Tee<'a> {
     pub(super) fn new(limit: u64, on_end: impl FnOnce(Option<Vec<u8>>) + 'a) -> Self {
