@@ -807,8 +807,8 @@ fn path_is_under(path: &str, prefix: &str) -> bool {
 }
 
 /// A path as routes match it (see the module's documentation): encoded
-/// unreserved characters decoded (the cache key's spelling), runs of `/`
-/// merged. Paths with dot-segments are refused before (see
+/// unreserved characters decoded (the cache key's spelling, and `.`),
+/// runs of `/` merged. Paths with dot-segments are refused before (see
 /// [`is_ambiguous`]).
 pub fn routing_path(path: &str) -> Cow<'_, str> {
     if !path.contains('%') && !path.contains("//") {
@@ -816,6 +816,11 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
     }
     let mut decoded = String::with_capacity(path.len());
     push_path(&mut decoded, path);
+    // `.` is unreserved too (RFC 3986 §2.3): `/%2Egit/` is `/.git/` to a
+    // backend, and to a route for it. The cache key keeps it escaped (see
+    // `push_path`); here no dot segment can come of it, such paths being
+    // refused first.
+    let decoded = decoded.replace("%2E", ".");
     let mut merged = String::with_capacity(decoded.len());
     for c in decoded.chars() {
         if !(c == '/' && merged.ends_with('/')) {
@@ -825,16 +830,37 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(merged)
 }
 
+/// Reserved characters a route's path may hold, which most servers
+/// decode before they read a path (nginx does, to match its locations),
+/// though RFC 3986 does not make `/%40admin/` `/@admin/`: with `/`, what
+/// [`other_reading`] decodes.
+const DECODED_BY_SERVERS: &str = "/!$&'()+,:=@";
+
 /// `path` as servers that drop `;` parameters from segments and decode
-/// `%2F` read it, matched as [`routing_path`] matches; `None` when it
-/// has neither.
+/// `%2F` and the other reserved characters a route may name read it
+/// (see [`DECODED_BY_SERVERS`]), matched as [`routing_path`] matches;
+/// `None` when it has none of these.
 pub fn other_reading(path: &str) -> Option<String> {
-    let encoded_slash = (path.as_bytes().windows(3))
-        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'));
-    if !path.contains(';') && !encoded_slash {
+    let read = routing_path(path);
+    let escaped = |(i, _): (usize, _)| {
+        let hex = read.get(i + 1..i + 3)?;
+        let byte = u8::from_str_radix(hex, 16).ok()?;
+        DECODED_BY_SERVERS
+            .contains(char::from(byte))
+            .then_some((i, char::from(byte)))
+    };
+    let reserved: Vec<(usize, char)> = read.match_indices('%').filter_map(escaped).collect();
+    if !path.contains(';') && reserved.is_empty() {
         return None;
     }
-    let decoded = routing_path(path).replace("%2F", "/");
+    let mut decoded = String::with_capacity(read.len());
+    let mut from = 0;
+    for (i, c) in reserved {
+        decoded.push_str(&read[from..i]);
+        decoded.push(c);
+        from = i + 3;
+    }
+    decoded.push_str(&read[from..]);
     let mut other = String::with_capacity(decoded.len());
     for (i, segment) in decoded.split('/').enumerate() {
         if i > 0 && !other.ends_with('/') {

@@ -1906,3 +1906,61 @@ fn a_connection_refused_over_max_connections_is_logged_with_no_pool() {
     let refused = line_of(&lines, "GET /api/refused");
     assert!(refused.ends_with(" upstream_ms=- pool=-"), "{refused}");
 }
+
+#[test]
+fn a_route_for_a_dot_name_takes_its_escaped_spellings_too() {
+    // README: `route./.git/ = return 404` "keeps a path from every
+    // backend", and `route./.env = return 444` drops a path scanners ask
+    // for. `.` is unreserved: `/%2Egit/config` is `/.git/config`, and
+    // `/%2Eenv` `/.env`, to every backend.
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nroute./.git/ = return 404\nroute./.env = return 444\n",
+            main.addr
+        )),
+    );
+    for target in ["/.git/config", "/%2Egit/config", "/%2egit/config"] {
+        let (status, backend) = via(&proxy, "site.test", target, &[]);
+        assert_eq!((status, backend.as_str()), (404, "-"), "{target}");
+    }
+    for target in ["/.env", "/%2Eenv"] {
+        let mut client = proxy.connect();
+        client.send(format!("GET {target} HTTP/1.1\r\nHost: site.test\r\n\r\n").as_bytes());
+        let got = client.read_until_closed();
+        assert!(
+            got.is_empty(),
+            "{target}: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    assert_eq!(main.requests(), 0);
+}
+
+#[test]
+fn an_escaped_reserved_character_that_would_read_as_another_route_is_refused() {
+    // Servers decode `%40` before they read a path (nginx, to match its
+    // locations): `/%40admin/` is their `/@admin/`, which has a route of
+    // its own. Where the reading changes no route, the path goes on as
+    // it came.
+    let main = Backend::echo("main");
+    let admin = Backend::echo("admin");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.admin = {}\nroute./@admin/ = admin\n",
+            main.addr, admin.addr
+        )),
+    );
+    assert_eq!(
+        via(&proxy, "site.test", "/@admin/x", &[]),
+        (200, "admin".into())
+    );
+    assert_eq!(via(&proxy, "site.test", "/%40admin/x", &[]).0, 400);
+    assert_eq!(
+        via(&proxy, "site.test", "/user/%40me", &[]),
+        (200, "main".into())
+    );
+    assert_eq!(main.seen()[0].path(), "/user/%40me");
+}
