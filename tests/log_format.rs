@@ -416,3 +416,29 @@ fn a_refused_request_logs_its_own_scheme_not_the_one_a_proxy_gave_the_request_be
         ["200 https 203.0.113.9", "400 http 127.0.0.1"]
     );
 }
+
+/// README, Templates: `$http_<name>` is a request field, a field written
+/// with `_` matching too, "several fields of that name are joined with
+/// `, `". `$http_user_agent` and `$http_referer` (which the combined and
+/// JSON formats log too) are read so as well.
+#[test]
+fn http_user_agent_and_referer_read_their_fields_as_every_http_variable() {
+    let origin = numbered_fresh_origin();
+    let mut proxy = start_proxy(
+        &[origin.addr],
+        logging_as("$http_x_trace|$http_user_agent|$http_referer"),
+    );
+    let mut client = proxy.connect();
+    let headers = [
+        ("X-Trace", "t1"),
+        ("X-Trace", "t2"),
+        ("User-Agent", "ua1"),
+        ("User_Agent", "ua2"),
+        ("Referer", "r1"),
+        ("Referer", "r2"),
+    ];
+    assert_eq!(client.get_with("/joined", &headers).status, 200);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["t1, t2|ua1, ua2|r1, r2"]);
+}

@@ -32,7 +32,7 @@ use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
 use crate::http::headers::read_alike;
 use crate::http::proxy_protocol;
-use crate::http::{BodyError, BodyKind, RequestHead, ResponseHead, Version};
+use crate::http::{BodyError, BodyKind, Headers, RequestHead, ResponseHead, Version};
 use crate::https_redirect;
 use crate::metrics::Metrics;
 use crate::pace::Pacing;
@@ -46,6 +46,7 @@ use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::pools::Pools;
 use crate::upstream::{sticky, Upstreams};
+use crate::variables;
 pub(crate) use client::first_line;
 use client::{linger, Client, HeadRead};
 use origin::{Outgoing, RequestBody};
@@ -678,9 +679,8 @@ impl LogLine {
             // Taken before the request is checked or forwarded: a 401's
             // line names the user refused. No field, no allocation.
             remote_user: crate::auth::claimed_user(&head.headers),
-            // obs-text (not UTF-8) is logged, as U+FFFD, rather than lost.
-            referer: head.headers.get("referer").map(lossy_trimmed),
-            user_agent: head.headers.get("user-agent").map(lossy_trimmed),
+            referer: logged_field(&head.headers, "referer"),
+            user_agent: logged_field(&head.headers, "user_agent"),
             headers,
             fields: (config.log_format.request_fields())
                 .map(|names| RequestFields::take(names, &head.headers)),
@@ -703,8 +703,18 @@ fn logged_value(name: &str, value: &[u8]) -> String {
     }
 }
 
-fn lossy_trimmed(value: &[u8]) -> String {
-    String::from_utf8_lossy(value.trim_ascii()).into_owned()
+/// The fields `$http_<name>` reads (`_` for `-`, as nginx), trimmed and
+/// joined with `, `, as every other `$http_` variable's; obs-text (not
+/// UTF-8) logged as U+FFFD rather than lost.
+fn logged_field(headers: &Headers, name: &str) -> Option<String> {
+    let named = (headers.iter()).filter(|(field, _)| variables::names_field(name, field));
+    named.fold(None, |joined, (_, value)| {
+        let value = String::from_utf8_lossy(value.trim_ascii());
+        Some(match joined {
+            Some(joined) => format!("{joined}, {value}"),
+            None => value.into_owned(),
+        })
+    })
 }
 
 /// One request/response exchange, from a complete head in the client's
