@@ -2650,6 +2650,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_proxy_conf_names_every_key() {
+        let shipped = include_str!("../../proxy.conf");
+        let named = |name: &str| {
+            let set = format!("{name} =");
+            (shipped.lines()).any(|l| l.trim_start_matches("# ").starts_with(&set))
+        };
+        let missing: Vec<&str> = (keys::KEYS.iter().map(|k| k.name))
+            .filter(|name| !named(name))
+            .collect();
+        assert!(missing.is_empty(), "not in proxy.conf: {missing:?}");
+    }
+
+    #[test]
     fn balancing_keys() {
         let c = build("targets = 127.0.0.1:1, 127.0.0.1:2\n").unwrap();
         assert_eq!(c.balance, Balance::RoundRobin);
