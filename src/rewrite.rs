@@ -7,7 +7,7 @@
 //! Rules are tried in the order written; the first whose pattern matches
 //! applies, and no other is tried after it. The pattern is matched with
 //! the path as routes read it ([`routing_path`](crate::routes::routing_path): percent-encoded letters,
-//! digits and `-_~` decoded, runs of `/` merged), never with the query;
+//! digits and `-_~.` decoded, runs of `/` merged), never with the query;
 //! the replacement writes the new path from the pattern's groups (`$1` to
 //! `$9`) and the request's `$host` and `$scheme`, and the query follows
 //! nginx's rules (see [`Query`]).

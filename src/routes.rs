@@ -13,7 +13,7 @@
 //! A path matches whole segments: `/api` matches `/api`, `/api/` and
 //! `/api/v1`, not `/apiary`; `/api/` matches `/api/` and below, not
 //! `/api`. It is compared with the request's path as a backend would read
-//! it: percent-encoded letters, digits and `-_~` decoded, runs of `/`
+//! it: percent-encoded letters, digits and `-_~.` decoded, runs of `/`
 //! merged. A path that backends read in different ways (a `.` or `..`
 //! segment however spelled, a `\`) is refused rather than matched, so
 //! no spelling slips a request past the route meant for it.
