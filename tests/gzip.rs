@@ -519,3 +519,37 @@ fn a_part_of_a_page_compressed_for_some_says_vary_as_its_200_does() {
     );
     assert_eq!(part.body, page(5000)[..10]);
 }
+
+#[test]
+fn an_if_range_date_of_a_compressed_copy_gets_no_part_of_the_uncompressed_body() {
+    // An origin that dates its page and gives it no entity-tag: the
+    // client's only validator is Last-Modified, strong (the stored Date
+    // is years later, RFC 9110 §8.8.2.2), so it may resume with
+    // `If-Range: <date>` (§13.1.5) and join the 206 to what it holds.
+    const DATED_HTML: &[(&str, &str)] = &[
+        ("Content-Type", "text/html"),
+        ("Cache-Control", "max-age=60"),
+        ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    ];
+    let backend = origin(20_000, DATED_HTML);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/doc")), "MISS");
+    // What the client holds: the compressed copy, cut short.
+    let whole = client.get_with("/doc", &[GZIP]);
+    assert_eq!(whole.header("content-encoding"), Some("gzip"));
+    let date = whole.header("last-modified").unwrap().to_string();
+    let rest = client.get_with(
+        "/doc",
+        &[GZIP, ("Range", "bytes=100-"), ("If-Range", &date)],
+    );
+    // The whole answer again, compressed as a GET gets it: a part of the
+    // plain body would be spliced onto gzip bytes.
+    assert_eq!(rest.status, 200, "{}", rest.head.raw);
+    assert_eq!(rest.header("content-encoding"), Some("gzip"));
+    assert_eq!(rest.body, whole.body);
+    // Without gzip, the date names the plain copy: its part.
+    let plain = client.get_with("/doc", &[("Range", "bytes=100-"), ("If-Range", &date)]);
+    assert_eq!(plain.status, 206, "{}", plain.head.raw);
+    assert_eq!(backend.requests(), 1);
+}
