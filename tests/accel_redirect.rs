@@ -268,3 +268,21 @@ fn only_an_internal_route_is_named() {
     assert_eq!(r.status, 502, "{}", r.head.raw);
     assert_eq!(r.header("x-accel-redirect"), None);
 }
+
+#[test]
+fn a_304_for_a_named_file_carries_no_content_type() {
+    // RFC 9110 §15.4.5: a 304 sends no representation metadata beyond
+    // what updates a cache (nginx's not_modified filter clears the type).
+    let app = app();
+    let (_dir, proxy) = setup(&app, "", false);
+    let mut client = proxy.connect();
+    let whole = client.get("/download/report.pdf");
+    assert_eq!(whole.header("content-type"), Some("application/pdf"));
+    let etag = whole.header("etag").unwrap().to_string();
+    let r = client.get_with("/download/report.pdf", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    for field in ["content-type", "content-disposition"] {
+        assert_eq!(r.header(field), None, "{}", r.head.raw);
+    }
+    assert!(r.header("cache-control").is_some(), "{}", r.head.raw);
+}

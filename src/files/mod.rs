@@ -649,9 +649,13 @@ fn preconditions_hold(request: &Headers, etag: &str, modified: SystemTime) -> bo
     if request.contains("if-match") {
         return (request.quoted_list("if-match")).any(|tag| tag == "*" || tag == etag);
     }
-    let since = request
-        .get_str("if-unmodified-since")
-        .and_then(parse_http_date);
+    // Two fields are a list of dates, no date: ignored (RFC 9110
+    // §13.1.4), as two If-Modified-Since are.
+    let mut dates = request.get_all("if-unmodified-since");
+    let since = match (dates.next(), dates.next()) {
+        (Some(date), None) => std::str::from_utf8(date).ok().and_then(parse_http_date),
+        _ => None,
+    };
     since.is_none_or(|since| modified <= since)
 }
 
@@ -687,6 +691,24 @@ mod tests {
             Found::File(served) => io::read_to_string(served.file).unwrap(),
             other => panic!("no file: {other:?}"),
         }
+    }
+
+    #[test]
+    fn if_unmodified_since_sent_as_a_list_of_dates_is_ignored() {
+        // RFC 9110 §13.1.4: ignored when "the field value appears to be a
+        // list of dates": two field lines make one list (§5.3).
+        let before = http_date(MODIFIED - 10);
+        let after = http_date(MODIFIED + 10);
+        let reply = answer(&[
+            ("If-Unmodified-Since", &before),
+            ("If-Unmodified-Since", &after),
+        ]);
+        assert!(
+            matches!(reply, Reply::Body { status: 200, .. }),
+            "{reply:?}"
+        );
+        let reply = answer(&[("If-Unmodified-Since", &before)]);
+        assert!(matches!(reply, Reply::PreconditionFailed), "{reply:?}");
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub(super) fn serve(
         }
     };
     if let Some(kept) = kept {
-        take_kept(&mut fields, kept);
+        take_kept(&mut fields, kept, status);
     }
     let gzip = shared
         .gzip(client.route)
@@ -374,9 +374,16 @@ fn send(
 
 /// The backend's fields for the file it named (`X-Accel-Redirect`), in
 /// place of the file's own of those names; merged before `gzip` is asked,
-/// which reads its type and its `no-transform`.
-fn take_kept(fields: &mut Headers, kept: &Headers) {
-    if kept.contains("content-type") {
+/// which reads its type and its `no-transform`. A 304 takes none that
+/// describes the body (RFC 9110 §15.4.5; nginx clears its type too).
+fn take_kept(fields: &mut Headers, kept: &Headers, status: u16) {
+    let taken = |name: &str| {
+        status != 304
+            || !["content-type", "content-disposition"]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+    };
+    if kept.contains("content-type") && taken("content-type") {
         fields.remove("content-type");
     }
     // Either says how long it may be kept: the file's `max_age` would
@@ -385,7 +392,7 @@ fn take_kept(fields: &mut Headers, kept: &Headers) {
         fields.remove("cache-control");
         fields.remove("expires");
     }
-    for (name, value) in kept.iter() {
+    for (name, value) in kept.iter().filter(|(name, _)| taken(name)) {
         fields.push(name, value);
     }
 }
