@@ -830,24 +830,24 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(merged)
 }
 
-/// Reserved characters a route's path may hold, which most servers
-/// decode before they read a path (nginx does, to match its locations),
-/// though RFC 3986 does not make `/%40admin/` `/@admin/`: with `/`, what
-/// [`other_reading`] decodes.
-const DECODED_BY_SERVERS: &str = "/!$&'()+,:=@";
+/// Whether servers decode the escape of `byte` before they read a path
+/// (nginx does, to match its locations), though RFC 3986 does not make
+/// `/%40admin/` `/@admin/`: `/`, and every other character a route's
+/// path may hold (see `parse_spec`), which [`other_reading`] decodes.
+fn decoded_by_servers(byte: u8) -> bool {
+    byte.is_ascii_graphic() && !b"%?#*;".contains(&byte)
+}
 
 /// `path` as servers that drop `;` parameters from segments and decode
-/// `%2F` and the other reserved characters a route may name read it
-/// (see [`DECODED_BY_SERVERS`]), matched as [`routing_path`] matches;
-/// `None` when it has none of these.
+/// `%2F` and the other characters a route may name read it (see
+/// [`decoded_by_servers`]), matched as [`routing_path`] matches; `None`
+/// when it has none of these.
 pub fn other_reading(path: &str) -> Option<String> {
     let read = routing_path(path);
     let escaped = |(i, _): (usize, _)| {
         let hex = read.get(i + 1..i + 3)?;
         let byte = u8::from_str_radix(hex, 16).ok()?;
-        DECODED_BY_SERVERS
-            .contains(char::from(byte))
-            .then_some((i, char::from(byte)))
+        decoded_by_servers(byte).then_some((i, char::from(byte)))
     };
     let reserved: Vec<(usize, char)> = read.match_indices('%').filter_map(escaped).collect();
     if !path.contains(';') && reserved.is_empty() {

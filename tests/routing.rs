@@ -1963,4 +1963,17 @@ fn an_escaped_reserved_character_that_would_read_as_another_route_is_refused() {
         (200, "main".into())
     );
     assert_eq!(main.seen()[0].path(), "/user/%40me");
+    // Every character a route may name: `[` and `]` too.
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.admin = {}\nroute./[admin]/ = admin\n",
+            main.addr, admin.addr
+        )),
+    );
+    assert_eq!(
+        via(&proxy, "site.test", "/[admin]/x", &[]),
+        (200, "admin".into())
+    );
+    assert_eq!(via(&proxy, "site.test", "/%5Badmin%5D/x", &[]).0, 400);
 }

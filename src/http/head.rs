@@ -753,6 +753,7 @@ fn registered_reason(status: u16) -> Option<&'static str> {
         506 => "Variant Also Negotiates",
         507 => "Insufficient Storage",
         508 => "Loop Detected",
+        510 => "Not Extended",
         511 => "Network Authentication Required",
         _ => return None,
     })
@@ -761,6 +762,14 @@ fn registered_reason(status: u16) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_reason_of_a_registered_status_is_filled_in() {
+        for (status, reason) in [(410, "Gone"), (510, "Not Extended"), (299, "")] {
+            let head = format!("HTTP/1.1 {status} \r\n\r\n");
+            assert_eq!(parse_response(head.as_bytes()).unwrap().reason, reason);
+        }
+    }
 
     #[test]
     fn tchar_is_exactly_rfc_9110s_token_characters() {

@@ -291,7 +291,6 @@ impl Client {
         }
     }
 
-    /// Gives the socket's reads `timeout` (see [`ReadTimeout`]).
     /// Forgets what the last request's fields said of the client (its
     /// address and scheme behind a trusted proxy): a request refused
     /// before its fields are read is the connection's own.
@@ -300,6 +299,7 @@ impl Client {
         self.scheme = scheme_of(self.tls_in_front);
     }
 
+    /// Gives the socket's reads `timeout` (see [`ReadTimeout`]).
     pub(super) fn time_reads_out_after(&mut self, timeout: Duration) {
         self.read_timeout.set(self.conn.get_ref(), timeout);
     }
