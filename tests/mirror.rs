@@ -322,3 +322,36 @@ fn check_says_which_pools_are_mirrored() {
         "{err}"
     );
 }
+
+#[test]
+fn a_copy_says_connection_close_as_its_own_pool_keeps_connections() {
+    // `upstream_keepalive = 0` is per pool: a copy goes on its mirror
+    // pool's connections, and says `Connection: close` as that pool
+    // keeps none (RFC 9112 §9.6), whatever the request's own pool does.
+    for (more, main_closes, copy_closes) in [
+        ("pool.shadow.upstream_keepalive = 0\n", false, true),
+        (
+            "upstream_keepalive = 0\npool.shadow.upstream_keepalive = 16\n",
+            true,
+            false,
+        ),
+    ] {
+        let main = Backend::echo("main");
+        let shadow = Backend::echo("shadow");
+        let proxy = mirrored(&main, shadow.addr, more);
+        assert_eq!(proxy.connect().get("/a").status, 200);
+        assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 1));
+        let (sent, copy) = (&main.seen()[0], &shadow.seen()[0]);
+        assert_eq!(
+            sent.head.has_token("connection", "close"),
+            main_closes,
+            "{more}"
+        );
+        assert_eq!(
+            copy.head.has_token("connection", "close"),
+            copy_closes,
+            "{more}"
+        );
+        assert_eq!(copy.path(), "/a");
+    }
+}

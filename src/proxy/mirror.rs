@@ -7,6 +7,7 @@
 //! of its own. When the queue is full, or the mirror pool has no target
 //! to take it, the copy is dropped and counted, never waited for.
 
+use super::origin::CLOSE_LINE;
 use super::relay::may_reuse;
 use super::{Current, Shared};
 use crate::http::conn::{is_timeout, write_all_vectored_counting};
@@ -42,7 +43,8 @@ const MAX_INTERIM: usize = 16;
 /// A request to send again, to the pool `pool` names.
 pub(super) struct Duplicate {
     pub pool: Arc<str>,
-    /// The head as the request's own backend is sent it, then its body.
+    /// The head as the request's own backend is sent it (but for a
+    /// `Connection: close`, the mirror pool's to add), then its body.
     pub head: Vec<u8>,
     pub body: Vec<u8>,
     /// What the mirror pool's `balance` may pick its target by.
@@ -227,7 +229,7 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
         if up.reused && !super::origin::still_open(&up.conn) {
             continue;
         }
-        match send_and_read(&mut up, copy, is_head) {
+        match send_and_read(&mut up, copy, is_head, target.keeps_no_connection()) {
             Answer::Read(status, reusable) => {
                 if reusable && up.conn.buffered().is_empty() {
                     target.checkin(up.conn);
@@ -254,10 +256,19 @@ enum Answer {
     None { closed_unanswered: bool },
 }
 
-fn send_and_read(up: &mut UpstreamConn, copy: &Duplicate, is_head: bool) -> Answer {
+fn send_and_read(up: &mut UpstreamConn, copy: &Duplicate, is_head: bool, close: bool) -> Answer {
     let stream = up.conn.get_ref().0.clone();
     let mut out = &*stream;
-    let mut request = [IoSlice::new(&copy.head), IoSlice::new(&copy.body)];
+    // `Connection: close` for a pool that keeps no connection (RFC 9112
+    // §9.6), before the head's empty line.
+    let fields = &copy.head[..copy.head.len().saturating_sub(2)];
+    let close: &[u8] = if close { CLOSE_LINE } else { b"" };
+    let mut request = [
+        IoSlice::new(fields),
+        IoSlice::new(close),
+        IoSlice::new(b"\r\n"),
+        IoSlice::new(&copy.body),
+    ];
     if let Err(e) = write_all_vectored_counting(&mut out, &mut request).1 {
         return Answer::None {
             closed_unanswered: !is_timeout(&e),

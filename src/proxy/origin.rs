@@ -460,9 +460,18 @@ fn mirror(
         // Read from the client as it goes: there is no second copy of it.
         RequestBody::Streamed { .. } => return shared.mirrors.dropped(),
     };
+    // Whether the copy's connection is kept is its own pool's word (see
+    // `mirror::send_and_read`), not the one the head was made for.
+    let head = match request
+        .windows(CLOSE_LINE.len())
+        .position(|w| w == CLOSE_LINE)
+    {
+        Some(at) => [&request[..at], &request[at + CLOSE_LINE.len()..]].concat(),
+        None => request.to_vec(),
+    };
     shared.mirrors.send(Duplicate {
         pool: name.clone(),
-        head: request.to_vec(),
+        head,
         body,
         client: client.real_ip,
         uri: uri.to_string(),
@@ -806,7 +815,7 @@ fn upstream_request(
     // persist say so, and the backend then holds it open for no next
     // request.
     if target.keeps_no_connection() && !send.upgrade {
-        out.extend_from_slice(b"Connection: close\r\n");
+        out.extend_from_slice(CLOSE_LINE);
     }
     match send.body {
         RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
@@ -824,6 +833,11 @@ fn upstream_request(
     out.extend_from_slice(b"\r\n");
     out
 }
+
+/// What a request to a backend that keeps no connection says
+/// (`upstream_keepalive = 0`): the only `Connection` field a request
+/// sent on may hold but `Upgrade`, the client's being taken out.
+pub(super) const CLOSE_LINE: &[u8] = b"Connection: close\r\n";
 
 /// Why an exchange with a backend failed.
 #[derive(Debug, thiserror::Error)]
