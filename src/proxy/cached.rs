@@ -357,6 +357,23 @@ pub(super) fn serve(
         && stored.is_none()
         && min_uses > 1
         && cache.uses.count(&primary, std::time::Instant::now()) < min_uses;
+    // Whether this answer, if not stored, says the next plain GET's would
+    // not be either, so that the key's misses stop waiting on each other
+    // (see `FlightGuard::not_stored`). Not when the request is why: a
+    // HEAD, a conditional or credentialed request, one that says
+    // no-store, or one spelling a field the response varies on otherwise
+    // (see `policy::storable`); nor when it is only not asked for often
+    // enough yet: the next misses, which may store it, still wait on
+    // each other.
+    let vary = settings.vary_names(&fetched.response);
+    let plain_get = request.method == "GET"
+        && !policy::has_credentials(&request.headers)
+        && !["cookie", "if-none-match", "if-modified-since"]
+            .iter()
+            .any(|f| request.headers.contains(f))
+        && !req_cc.no_store
+        && !policy::spells_a_varying_field_otherwise(&request.headers, &vary);
+    let for_the_url = plain_get && !unpopular && policy::answers_the_url(fetched.response.status);
     let mut tee = lifetime
         .filter(|_| !unpopular)
         .zip(Some(fill))
@@ -367,32 +384,14 @@ pub(super) fn serve(
                 lifetime,
                 response_time,
                 flight: flight.take(),
+                for_the_url,
                 settings,
             };
             stored_as.tee(&fetched, fill, cache)
         });
-    if let Some(flight) = flight {
-        // Still ours: nothing of it will be stored. Remembered only when
-        // the response is why: a HEAD, a conditional or credentialed
-        // request, one that says no-store, or one spelling a field the
-        // response varies on otherwise (see `policy::storable`), says
-        // nothing of what the next plain GET would bring.
-        let vary = shared
-            .caching(client.route)
-            .settings
-            .vary_names(&fetched.response);
-        let plain_get = request.method == "GET"
-            && !policy::has_credentials(&request.headers)
-            && !["cookie", "if-none-match", "if-modified-since"]
-                .iter()
-                .any(|f| request.headers.contains(f))
-            && !req_cc.no_store
-            && !policy::spells_a_varying_field_otherwise(&request.headers, &vary);
-        // Not one that is only not asked for often enough yet: the next
-        // misses, which may store it, still wait on each other.
-        if plain_get && !unpopular && policy::answers_the_url(fetched.response.status) {
-            flight.not_stored();
-        }
+    // Still ours: nothing of it will be stored.
+    if let Some(flight) = flight.filter(|_| for_the_url) {
+        flight.not_stored();
     }
     // Nothing to store: a client that left meanwhile is not worth the
     // body, as on the uncached path.
@@ -425,6 +424,9 @@ struct Storing<'a> {
     response_time: SystemTime,
     /// The key's flight, released once the entry is stored.
     flight: Option<FlightGuard>,
+    /// Whether the answer, found too large, is one for the URL (see
+    /// `serve`).
+    for_the_url: bool,
     settings: Arc<Settings>,
 }
 
@@ -442,13 +444,14 @@ impl Storing<'_> {
         let head = fetched.response.clone();
         let lifetime = self.lifetime;
         let flight = self.flight;
+        let for_the_url = self.for_the_url;
         let settings = self.settings;
         Tee::new(cache.max_object_size(), move |body: Option<Vec<u8>>| {
             let Some(body) = body else {
                 // Too large, found out as it came (chunked, or until the
                 // close): as one announced too large, the next misses of
                 // the URL do not wait on each other (see `not_stored`).
-                if let Some(flight) = flight {
+                if let Some(flight) = flight.filter(|_| for_the_url) {
                     flight.not_stored();
                 }
                 return;
@@ -728,6 +731,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
                 lifetime,
                 response_time,
                 flight: None,
+                for_the_url: false,
                 settings,
             };
             let mut tee = stored_as.tee(&fetched, fill, cache);
