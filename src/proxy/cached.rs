@@ -353,10 +353,12 @@ pub(super) fn serve(
     // `cache_min_uses`: stored once its URL was asked for that often. One
     // with an entry (revalidated, and changed) is past it by being stored.
     let min_uses = shared.pool_config(client.route).cache_min_uses;
+    // A revalidation still counts, keeping the URL's count from being
+    // forgotten.
     let unpopular = lifetime.is_some()
-        && stored.is_none()
         && min_uses > 1
-        && cache.uses.count(&primary, std::time::Instant::now()) < min_uses;
+        && cache.uses.count(&primary, std::time::Instant::now()) < min_uses
+        && stored.is_none();
     // Whether this answer, if not stored, says the next plain GET's would
     // not be either, so that the key's misses stop waiting on each other
     // (see `FlightGuard::not_stored`). Not when the request is why: a
