@@ -1609,13 +1609,20 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     // limit that serving a client takes (a flaky 503 otherwise, when a
     // thread of start-up had not yet ended).
     wait_until(WAIT_LIMIT, || threads_of(running.child.id()) < threads);
-    let mut held = Client::connect(addr);
-    assert_eq!(held.get("/held").status, 200);
-    // The thread that accepts this one cannot start another to accept
-    // after it: refused at once, not left waiting in the backlog.
-    let mut refused = Client::connect(addr);
-    refused.send(b"GET /refused HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!(refused.response().status, 503);
+    let mut held = vec![Client::connect(addr)];
+    assert_eq!(held[0].get("/held").status, 200);
+    // The thread that accepts the next one cannot start another to accept
+    // after it: refused at once, not left waiting in the backlog. (Or the
+    // one after: a thread of the first run's start-up, or one retiring,
+    // counted then, may have put the limit one thread higher.)
+    let refused = (0..2).any(|_| {
+        let mut client = Client::connect(addr);
+        client.send(b"GET /refused HTTP/1.1\r\nHost: h\r\n\r\n");
+        let status = client.response().status;
+        held.push(client);
+        status == 503
+    });
+    assert!(refused, "no client refused at the thread limit");
     // And it stays the acceptor: the next is refused too, not left waiting.
     assert_eq!(Client::connect(addr).get("/refused-too").status, 503);
     running.expect("cannot start a worker thread");
