@@ -40,7 +40,7 @@ use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
 use crate::upstream::resolve::{self, Resolve, Resolver};
 use crate::upstream::{pools::Pools, state_file};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, SendError, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -48,7 +48,7 @@ use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long an unused worker thread waits for a connection before it exits.
@@ -189,6 +189,7 @@ impl Server {
             current: Arc::new(Current::new(shared)),
             checker: Mutex::new(Vec::new()),
             resolver: Mutex::new(None),
+            idle_closer: Mutex::new(None),
             lookup_failures: Mutex::default(),
             connections: Mutex::new(Connections::default()),
             drained: Condvar::new(),
@@ -550,6 +551,7 @@ impl ServerHandle {
         if let Some(resolver) = inner.resolver.lock().take() {
             resolver.stop();
         }
+        drop(inner.idle_closer.lock().take());
         inner.close_idle();
         let clean = inner.wait_drained(Instant::now() + grace);
         if !clean {
@@ -582,6 +584,10 @@ struct Inner {
     checker: Mutex<Vec<Checker>>,
     /// The thread that looks targets' names up again (`resolve_interval`).
     resolver: Mutex<Option<Resolver>>,
+    /// What asks the thread that closes idle connections after a reload
+    /// shortened their timeout (see `Control::close_idle_after`); dropped,
+    /// it stops the thread.
+    idle_closer: Mutex<Option<Sender<IdleClose>>>,
     /// Names that did not resolve, each said once a minute at most.
     lookup_failures: Mutex<resolve::Failures>,
     /// What every generation shares.
@@ -1532,41 +1538,37 @@ impl Control {
     /// connections should not wait out the old one. A later reload that
     /// lengthens it again makes this wait for the new one.
     fn close_idle_after(&self, generation: u64) {
-        let started = Instant::now();
-        let mut timeout = self
-            .inner
-            .current
-            .get()
-            .config
-            .effective_keepalive_timeout();
+        let close = IdleClose {
+            generation,
+            started: Instant::now(),
+            timeout: (self.inner.current.get().config).effective_keepalive_timeout(),
+        };
+        // One thread for every reload's close: one each piled up, each
+        // sleeping out its timeout (an hour, say), shutdown or not.
+        let mut closer = self.inner.idle_closer.lock();
+        let close = match closer.as_ref() {
+            Some(asked) => match asked.send(close) {
+                Ok(()) => return,
+                // Its thread is gone: another takes its place.
+                Err(SendError(close)) => close,
+            },
+            None => close,
+        };
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let (asked, asks) = unbounded();
         // Weak: a shutdown meanwhile must not wait for this thread.
         let inner = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("idle-close".into())
-            .spawn(move || loop {
-                std::thread::sleep((started + timeout).saturating_duration_since(Instant::now()));
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                let now = inner.current.get().config.effective_keepalive_timeout();
-                // Closed outside the lock, which every accept takes.
-                let old: Vec<Arc<ConnWatch>> = (inner.connections.lock().live.values())
-                    .filter(|conn| conn.waits_from_before(generation, now))
-                    .cloned()
-                    .collect();
-                if now <= timeout {
-                    old.iter().for_each(|conn| conn.close_if_idle());
-                    return;
-                }
-                // Lengthened meanwhile: the new timeout is waited for, if
-                // anything is left to close then.
-                if old.is_empty() {
-                    return;
-                }
-                timeout = now;
-            });
-        if let Err(e) = spawned {
-            log::warn!("reload: cannot start a thread to close idle connections: {e}");
+            .spawn(move || close_idle_when_due(&inner, &asks));
+        match spawned {
+            Ok(_) => {
+                let _ = asked.send(close);
+                *closer = Some(asked);
+            }
+            Err(e) => log::warn!("reload: cannot start a thread to close idle connections: {e}"),
         }
     }
 
@@ -1593,6 +1595,64 @@ impl Control {
             .metrics
             .reloads_refused
             .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A close a reload asked for: at `started + timeout`, of the connections
+/// waiting for a request since before `generation` under a longer
+/// timeout than the one then in force.
+struct IdleClose {
+    generation: u64,
+    started: Instant,
+    timeout: Duration,
+}
+
+impl IdleClose {
+    fn due(&self) -> Instant {
+        self.started + self.timeout
+    }
+}
+
+/// Carries out the closes `asks` brings, each when due, until it is
+/// dropped or the server is gone. A reload that lengthened the timeout
+/// again meanwhile makes a close wait for the new one, if anything is
+/// left to close then.
+fn close_idle_when_due(inner: &Weak<Inner>, asks: &Receiver<IdleClose>) {
+    let mut pending: Vec<IdleClose> = Vec::new();
+    loop {
+        let asked = match pending.iter().map(IdleClose::due).min() {
+            Some(due) => asks.recv_timeout(due.saturating_duration_since(Instant::now())),
+            None => asks.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match asked {
+            Ok(close) => {
+                pending.push(close);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let in_force = inner.current.get().config.effective_keepalive_timeout();
+        let now = Instant::now();
+        pending.retain_mut(|close| {
+            if close.due() > now {
+                return true;
+            }
+            // Closed outside the lock, which every accept takes.
+            let old: Vec<Arc<ConnWatch>> = (inner.connections.lock().live.values())
+                .filter(|conn| conn.waits_from_before(close.generation, in_force))
+                .cloned()
+                .collect();
+            if in_force <= close.timeout {
+                old.iter().for_each(|conn| conn.close_if_idle());
+                return false;
+            }
+            close.timeout = in_force;
+            !old.is_empty()
+        });
     }
 }
 

@@ -944,6 +944,56 @@ fn a_reload_that_shortens_keepalive_timeout_closes_connections_idle_under_the_ol
     assert_eq!(proxy.connect().get("/after").status, 200);
 }
 
+#[test]
+fn a_shorter_close_asked_while_a_longer_one_waits_is_done_first() {
+    // Shortened to half an hour, then to 300 ms: the connection idle under
+    // the hour is closed 300 ms on, not once the half hour is over.
+    let (a, proxy, mut idle) = an_hour_idle();
+    for keepalive in [Duration::from_secs(1800), Duration::from_millis(300)] {
+        let mut next = proxy_config(&[a.addr]);
+        next.connection_timeout = Duration::from_secs(3600);
+        next.keepalive_timeout = Some(keepalive);
+        proxy.handle().control().reload(next).unwrap();
+    }
+    assert!(idle.is_closed());
+}
+
+/// This process's threads named `name`.
+#[cfg(target_os = "linux")]
+fn threads_named(name: &str) -> usize {
+    (std::fs::read_dir("/proc/self/task").unwrap().flatten())
+        .filter(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            comm.trim_end() == name
+        })
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn reloads_that_shorten_keepalive_timeout_share_one_closing_thread() {
+    // An operator switching between two configurations: every other
+    // reload shortens keepalive_timeout (600 s to 300 s), each asking for
+    // a close 300 s on. One thread waits for them all (each of the two
+    // other tests here that shorten it may have one of its own
+    // meanwhile: a thread per reload made 10 or more), and none is left
+    // after the shutdown.
+    let a = Backend::echo("a");
+    let keepalive = |secs: u64| {
+        move |c: &mut inverso::Config| c.keepalive_timeout = Some(Duration::from_secs(secs))
+    };
+    let mut proxy = start_proxy(&[a.addr], keepalive(600));
+    for _ in 0..10 {
+        proxy.reload(&[a.addr], keepalive(300));
+        proxy.reload(&[a.addr], keepalive(600));
+    }
+    assert_eq!(proxy.connect().get("/").status, 200);
+    let closers = threads_named("idle-close");
+    assert!((1..=3).contains(&closers), "{closers} closing threads");
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert!(wait_until(WAIT_LIMIT, || threads_named("idle-close") < closers));
+}
+
 /// The nice value in a /proc/.../stat line.
 #[cfg(target_os = "linux")]
 fn nice_in(stat: &str) -> i64 {
