@@ -1977,3 +1977,34 @@ fn an_escaped_reserved_character_that_would_read_as_another_route_is_refused() {
     );
     assert_eq!(via(&proxy, "site.test", "/%5Badmin%5D/x", &[]).0, 400);
 }
+
+#[test]
+fn a_method_in_lower_case_is_refused_not_routed_past_a_method_route() {
+    // `route./admin/ if method ... = return 403` keeps writes from the
+    // backend. Django and Werkzeug read `delete` as DELETE: refused 400,
+    // as nginx refuses it, it reaches no backend.
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nroute./admin/ if method POST,PUT,PATCH,DELETE = return 403\n",
+            main.addr
+        )),
+    );
+    let send = |method: &str| {
+        proxy.exchange(|client| {
+            client.send(
+                format!("{method} /admin/users/7 HTTP/1.1\r\nHost: site.test\r\nContent-Length: 0\r\n\r\n")
+                    .as_bytes(),
+            );
+            client.response().status
+        })
+    };
+    assert_eq!(send("DELETE"), 403);
+    for method in ["delete", "Delete", "post", "pUT", "trace"] {
+        assert_eq!(send(method), 400, "{method}");
+    }
+    assert_eq!(main.requests(), 0);
+    // Custom methods in capitals go on as they came.
+    assert_eq!(send("PURGE_ME"), 200);
+}

@@ -322,6 +322,12 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
     if target.len() > limits.max_uri_length {
         return Err(HeadError::UriTooLong(limits.max_uri_length));
     }
+    // RFC 9110 makes `delete` another method than DELETE; Django and
+    // Flask upper-case it, and a route `if method DELETE` (or the refusal
+    // of TRACE) would not see it: refused, as nginx refuses it.
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(HeadError::Malformed("a method in lower case"));
+    }
     check_target(method, target)?;
     let headers = collect_headers(req.headers)?;
 
