@@ -355,3 +355,63 @@ fn a_copy_says_connection_close_as_its_own_pool_keeps_connections() {
         assert_eq!(copy.path(), "/a");
     }
 }
+
+#[test]
+fn a_client_s_value_ending_in_connection_close_smuggles_no_request_to_the_mirror() {
+    // A rendered field whose value the client makes end with
+    // `Connection: close`, right before the copy's `Content-Length`:
+    // the copy must keep every line, or the mirror reads the body as a
+    // request of its own. (The client names its `User-Agent` in
+    // `Connection`, so that its own line is taken out.)
+    let main = Backend::echo("main");
+    let shadow = Backend::echo("shadow");
+    let proxy = mirrored(
+        &main,
+        shadow.addr,
+        "request_header.X-Client-UA = $http_user_agent\n",
+    );
+    let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: internal\r\nX-Real-IP: 127.0.0.1\r\n\r\n";
+    let mut client = proxy.connect();
+    let r = client.request(
+        "POST",
+        "/form",
+        &[
+            ("Connection", "User-Agent"),
+            ("User-Agent", "Connection: close"),
+        ],
+        smuggled,
+    );
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() >= 1));
+    let copy = &shadow.seen()[0];
+    assert_eq!(copy.head.start_line, "POST /form HTTP/1.1", "{copy:#?}");
+    assert_eq!(copy.body, smuggled, "{copy:#?}");
+    assert_eq!(main.seen()[0].body, smuggled);
+    // No second request came on the copy's connection: the mirror read
+    // one, then the connection went back to the pool, idle.
+    assert_eq!(proxy.connect().get("/after").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 2));
+    let lines: Vec<String> = (shadow.seen().iter())
+        .map(|s| s.head.start_line.clone())
+        .collect();
+    assert_eq!(lines, ["POST /form HTTP/1.1", "GET /after HTTP/1.1"]);
+}
+
+#[test]
+fn a_client_s_field_cannot_take_the_next_line_out_of_the_mirror_s_copy() {
+    let main = Backend::echo("main");
+    let shadow = Backend::echo("shadow");
+    let proxy = mirrored(&main, shadow.addr, "");
+    let r = proxy.connect().get_with("/a", &[("X-Connection", "close")]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 1));
+    let (sent, copy) = (&main.seen()[0], &shadow.seen()[0]);
+    assert!(sent.head.get("x-forwarded-for").is_some());
+    for field in ["x-connection", "x-forwarded-for"] {
+        assert_eq!(
+            copy.head.get(field),
+            sent.head.get(field),
+            "{field}: {copy:#?}"
+        );
+    }
+}

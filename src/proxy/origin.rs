@@ -352,11 +352,14 @@ pub(super) fn fetch_from<'s>(
         if !client.pending_fields.is_empty() {
             client.upstream = Some(target.name.clone());
         }
-        let request = upstream_request(head, &forwarded, edits, send, target);
+        let close = target.keeps_no_connection();
+        let request = upstream_request(head, &forwarded, edits, send, target, close);
         // Once, whatever the retries: the mirror sees the request a
-        // client made.
+        // client made. Whether its connection is kept is its own pool's
+        // word (see `mirror::send_and_read`), not this one's.
         if send.mirrored && !std::mem::replace(&mut copied, true) {
-            mirror(&request, send, client, uri, to.pool, shared);
+            let copy = upstream_request(head, &forwarded, edits, send, target, false);
+            mirror(&copy, send, client, uri, to.pool, shared);
         }
         let failed = |status: u16| Refusal {
             status: Some(status),
@@ -460,18 +463,9 @@ fn mirror(
         // Read from the client as it goes: there is no second copy of it.
         RequestBody::Streamed { .. } => return shared.mirrors.dropped(),
     };
-    // Whether the copy's connection is kept is its own pool's word (see
-    // `mirror::send_and_read`), not the one the head was made for.
-    let head = match request
-        .windows(CLOSE_LINE.len())
-        .position(|w| w == CLOSE_LINE)
-    {
-        Some(at) => [&request[..at], &request[at + CLOSE_LINE.len()..]].concat(),
-        None => request.to_vec(),
-    };
     shared.mirrors.send(Duplicate {
         pool: name.clone(),
-        head,
+        head: request.to_vec(),
         body,
         client: client.real_ip,
         uri: uri.to_string(),
@@ -506,7 +500,7 @@ pub(super) fn mirror_cache_request(client: &Client, request: &RequestHead, share
     let mut head = request.clone();
     let forwarded = prepare_request(&mut head, &send, client, to, shared);
     let edits = &shared.config_of_pool(to.pool).request_headers;
-    let copy = upstream_request(&mut head, &forwarded, edits, &send, target);
+    let copy = upstream_request(&mut head, &forwarded, edits, &send, target, false);
     mirror(&copy, &send, client, &forwarded.path, to.pool, shared);
 }
 
@@ -790,13 +784,15 @@ pub(super) fn facts<'a>(
 
 /// Builds the head sent to `target`: origin-form request line, the
 /// prepared fields, Host, the fields `request_header.*` sets (`edits`,
-/// whose names [`prepare_request`] took out), and our own framing.
+/// whose names [`prepare_request`] took out), `Connection: close` when
+/// `close`, and our own framing.
 fn upstream_request(
     head: &mut RequestHead,
     forwarding: &Forwarding,
     edits: &FieldEdits,
     send: &Outgoing<'_>,
     target: &Upstream,
+    close: bool,
 ) -> Vec<u8> {
     match &forwarding.host {
         _ if forwarding.host_set => {}
@@ -814,7 +810,7 @@ fn upstream_request(
     // A connection used once: RFC 9112 §9.6 has a client that does not
     // persist say so, and the backend then holds it open for no next
     // request.
-    if target.keeps_no_connection() && !send.upgrade {
+    if close && !send.upgrade {
         out.extend_from_slice(CLOSE_LINE);
     }
     match send.body {
@@ -835,8 +831,7 @@ fn upstream_request(
 }
 
 /// What a request to a backend that keeps no connection says
-/// (`upstream_keepalive = 0`): the only `Connection` field a request
-/// sent on may hold but `Upgrade`, the client's being taken out.
+/// (`upstream_keepalive = 0`).
 pub(super) const CLOSE_LINE: &[u8] = b"Connection: close\r\n";
 
 /// Why an exchange with a backend failed.
