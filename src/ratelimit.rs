@@ -146,7 +146,8 @@ pub fn key_in(on: &HashOn, head: &RequestHead, underscores: bool) -> Keys {
             // value cut at it is only coarser.
             for param in query.split(['&', ';']) {
                 let (n, value) = param.split_once('=').unwrap_or((param, ""));
-                if form_decoded(n.as_bytes()) == name.as_bytes() {
+                let n = form_decoded(n.as_bytes());
+                if n == name.as_bytes() || as_php_reads(&n) == name.as_bytes() {
                     found.push(form_decoded(value.as_bytes()));
                 }
             }
@@ -160,6 +161,30 @@ pub fn key_in(on: &HashOn, head: &RequestHead, underscores: bool) -> Keys {
         n if n > MAX_KEYS => Keys::TooMany,
         _ => Keys::Values(found),
     }
+}
+
+/// A parameter's name as PHP reads it into `$_GET`: leading spaces
+/// dropped, then `.` and spaces, and a `[` that opens no array, made `_`
+/// (`api.key` is `api_key`); an array's (`key[0]`) is its name before
+/// the `[`.
+fn as_php_reads(name: &[u8]) -> Vec<u8> {
+    let name = &name[name.iter().take_while(|&&b| b == b' ').count()..];
+    let bracket = name.iter().position(|&b| b == b'[');
+    let array = bracket.filter(|&at| name[at..].contains(&b']'));
+    let (base, rest) = match (array, bracket) {
+        (Some(at), _) => (&name[..at], &b""[..]),
+        (None, Some(at)) => (&name[..at], &name[at..]),
+        (None, None) => (name, &b""[..]),
+    };
+    let mut read: Vec<u8> = base
+        .iter()
+        .map(|&b| if b == b'.' || b == b' ' { b'_' } else { b })
+        .collect();
+    if let Some((_, after)) = rest.split_first() {
+        read.push(b'_');
+        read.extend_from_slice(after);
+    }
+    read
 }
 
 /// A query's name or value as forms encode it: `+` a space, `%XX` a byte.
@@ -289,6 +314,22 @@ mod tests {
 
     fn ip(n: u32) -> Who<'static> {
         Who::Address(IpAddr::from(n.to_be_bytes()))
+    }
+
+    #[test]
+    fn a_query_name_is_read_as_php_reads_it_too() {
+        for (sent, read) in [
+            ("api_key", "api_key"),
+            ("api.key", "api_key"),
+            ("api key", "api_key"),
+            ("  api.key", "api_key"),
+            ("api[key", "api_key"),
+            ("api_key[0]", "api_key"),
+            ("api_key[]", "api_key"),
+            ("a.b[c.d", "a_b_c.d"),
+        ] {
+            assert_eq!(as_php_reads(sent.as_bytes()), read.as_bytes(), "{sent}");
+        }
     }
 
     #[test]

@@ -2008,3 +2008,31 @@ fn a_method_in_lower_case_is_refused_not_routed_past_a_method_route() {
     // Custom methods in capitals go on as they came.
     assert_eq!(send("PURGE_ME"), 200);
 }
+
+#[test]
+fn rate_limit_key_reads_a_query_name_as_php_reads_it() {
+    // PHP turns `.`, a space and `[` in a parameter's name into `_`:
+    // `?api.key=K` is `$_GET['api_key']`. Counted by address instead of
+    // in K's bucket, K would be used past its limit from every address.
+    let api = Backend::echo("api");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nrate_limit = 1/m\nrate_limit_burst = 0\n\
+             rate_limit_key = query:api_key\nreal_ip_from = 127.0.0.1\n",
+            api.addr
+        )),
+    );
+    let status =
+        |target: &str, from: &str| via(&proxy, "site.test", target, &[("X-Forwarded-For", from)]).0;
+    assert_eq!(status("/v1/orders?api_key=K", "192.0.2.1"), 200);
+    assert_eq!(status("/v1/orders?api_key=K", "192.0.2.2"), 429);
+    for (i, spelled) in ["api.key", "api+key", "api%20key", "api[key", "api_key[]"]
+        .iter()
+        .enumerate()
+    {
+        let from = format!("198.51.100.{}", i + 1);
+        let target = format!("/v1/orders?{spelled}=K");
+        assert_eq!(status(&target, &from), 429, "`{spelled}=K` is K to PHP");
+    }
+}
