@@ -181,7 +181,9 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
         let mut capability = Vec::new();
         for device in headers.quoted_list("surrogate-capability") {
             let token = device.split('=').next().unwrap_or(device).trim();
-            if !token.eq_ignore_ascii_case(ours) {
+            // One with a quote left open would make this cache's entry,
+            // after it, part of its quoted string.
+            if !token.eq_ignore_ascii_case(ours) && quotes_close(device) {
                 capability.extend_from_slice(device.as_bytes());
                 capability.extend_from_slice(b", ");
             }
@@ -189,6 +191,21 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
         capability.extend_from_slice(entry.as_bytes());
         headers.set("Surrogate-Capability", capability);
     }
+}
+
+/// Whether every quoted string `element` opens is closed (RFC 9110
+/// §5.6.4, `\\` escaping the next character inside one).
+fn quotes_close(element: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for b in element.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted
 }
 
 /// Appends this hop's `Forwarded` element (RFC 7239 §4): `for=` the
@@ -445,5 +462,26 @@ mod tests {
             Some("cdn=\"Surrogate/1.0 ESI/1.0\", x=\"a,b\", inverso=\"Surrogate/1.0\"")
         );
         assert_eq!(h.get_all("surrogate-capability").count(), 1);
+    }
+
+    #[test]
+    fn a_device_with_a_quote_left_open_does_not_swallow_this_caches_entry() {
+        let mut h = Headers::new();
+        h.push("Surrogate-Capability", "cdn=\"x, edge=\"a\\\"b\"");
+        add_forwarded(
+            &mut h,
+            &Forwarded {
+                client_ip: "127.0.0.1".parse().unwrap(),
+                real_ip: "127.0.0.1".parse().unwrap(),
+                proto: "http",
+                host: None,
+                via: None,
+                surrogate_capability: Some("inverso=\"Surrogate/1.0\""),
+            },
+        );
+        assert_eq!(
+            h.get_str("surrogate-capability"),
+            Some("edge=\"a\\\"b\", inverso=\"Surrogate/1.0\"")
+        );
     }
 }
