@@ -165,10 +165,13 @@ impl Balancer for SmoothWeighted {
 /// proportion to their weights, so weights count also while load is too
 /// light to tell the targets apart.
 ///
-/// The turn is each tied target's turns taken over its weight, the
-/// fewest first (stride scheduling); a target that sat out (busy, or
-/// out) while others took turns rejoins level with the last pick, first
-/// in line but with no arrears to make up in a burst. A counter shared by every tied set,
+/// The turn is the tied target furthest behind in a virtual time each
+/// turn moves its target on in, by the more the lighter it is (stride
+/// scheduling); a target that sat out (busy, or out) while others took
+/// turns rejoins level with the last pick, first in line but with no
+/// arrears to make up in a burst, and one ramping up under `slow_start`
+/// takes its share from its place, not from turns it took at full
+/// weight. A counter shared by every tied set,
 /// or nginx's smooth weights moved for the tied alone, fell into
 /// patterns: requests coming in pairs (the first finding three alike
 /// targets idle, the second two) gave them 1:2:3 or 1:2:1.
@@ -177,18 +180,27 @@ pub struct LeastConn {
 }
 
 struct Turns {
-    /// Turns each target has taken, or is counted as having taken.
-    taken: Vec<u64>,
-    /// Where the last pick's target stood: its turns and weight.
-    last: (u64, u64),
+    /// Where each target stands in the turn order, in virtual time: a
+    /// turn moves a target on by [`TURN`] over its weight now, so that a
+    /// weight that changes (`slow_start`) changes its pace from then on,
+    /// not its place for the turns already taken.
+    at: Vec<u128>,
+    /// Where the last pick's target stood.
+    last: u128,
 }
+
+/// A turn's length at weight 1: a multiple of every weight up to 16 and
+/// of the thousandths of [`FULL_SHARE`], so that theirs are exact
+/// (weights 3 and 1 take turns 3:1 in every run of 4), and a hundred
+/// thousand times more than any weight, so that others' are close.
+const TURN: u128 = 720_720 * 1000 * (1 << 40);
 
 impl LeastConn {
     pub fn new(targets: usize) -> Self {
         LeastConn {
             turns: Mutex::new(Turns {
-                taken: vec![0; targets],
-                last: (0, 1),
+                at: vec![0; targets],
+                last: 0,
             }),
         }
     }
@@ -217,25 +229,21 @@ impl Balancer for LeastConn {
         }
         let mut turns = self.turns.lock();
         let turns = &mut *turns;
-        if turns.taken.len() < peers.len() {
-            turns.taken.resize(peers.len(), 0);
+        if turns.at.len() < peers.len() {
+            turns.at.resize(peers.len(), 0);
         }
-        let (last_taken, last_weight) = turns.last;
-        let mut chosen: Option<(usize, (u64, u64))> = None;
+        let mut chosen: Option<(usize, u128, u64)> = None;
         for &(i, (_, weight)) in std::iter::once(first).chain(tied) {
-            // Level with the last pick: `last_taken / last_weight` in
-            // this target's weight, rounded up.
-            let level =
-                (u128::from(last_taken) * u128::from(weight)).div_ceil(u128::from(last_weight));
-            let taken = turns.taken[i].max(u64::try_from(level).unwrap_or(u64::MAX));
-            turns.taken[i] = taken;
-            if chosen.is_none_or(|(_, place)| below((taken, weight), place)) {
-                chosen = Some((i, (taken, weight)));
+            // Level with the last pick, if it sat out meanwhile.
+            let at = turns.at[i].max(turns.last);
+            turns.at[i] = at;
+            if chosen.is_none_or(|(_, place, _)| at < place) {
+                chosen = Some((i, at, weight));
             }
         }
-        let (i, place) = chosen?;
-        turns.last = place;
-        turns.taken[i] = place.0.saturating_add(1);
+        let (i, at, weight) = chosen?;
+        turns.last = at;
+        turns.at[i] = at.saturating_add(TURN / u128::from(weight.max(1)));
         Some(i)
     }
 }
@@ -779,6 +787,59 @@ mod tests {
             counts[second] += 1;
         }
         assert_eq!(counts, [200; 3]);
+    }
+
+    #[test]
+    fn least_conn_a_target_ramping_up_after_an_outage_gets_its_share() {
+        // Three alike targets, all idle; the second is out a while, then
+        // back under slow_start: at a tenth of its share it gets about
+        // 1/21 of the requests (0.1 / 2.1), not none.
+        struct Back(Vec<(u32, bool)>);
+        impl Peers for Back {
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn weight(&self, _: usize) -> u32 {
+                1
+            }
+            fn share(&self, i: usize) -> u32 {
+                self.0[i].0
+            }
+            fn in_flight(&self, _: usize) -> usize {
+                0
+            }
+            fn usable(&self, i: usize) -> bool {
+                self.0[i].1
+            }
+        }
+        let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
+        let count = |peers: &Back, n: usize| {
+            let cx = Context {
+                client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                uri: "/",
+                key: None,
+                peers,
+            };
+            let mut counts = [0usize; 3];
+            for _ in 0..n {
+                counts[b.pick(&cx).unwrap()] += 1;
+            }
+            counts
+        };
+        count(&Back(vec![(FULL_SHARE, true); 3]), 3000);
+        let out = Back(vec![
+            (FULL_SHARE, true),
+            (FULL_SHARE, false),
+            (FULL_SHARE, true),
+        ]);
+        assert_eq!(count(&out, 300)[1], 0);
+        let tenth = Back(vec![
+            (FULL_SHARE, true),
+            (FULL_SHARE / 10, true),
+            (FULL_SHARE, true),
+        ]);
+        let ramping = count(&tenth, 2100);
+        assert!((80..120).contains(&ramping[1]), "{ramping:?}");
     }
 
     #[test]
