@@ -18,7 +18,8 @@ use crate::http::body::BodyKind;
 use crate::http::conn::is_timeout;
 use crate::http::date::format_http_date;
 use crate::http::head::{
-    find_head_end, parse_request, reason_phrase, split_absolute, RequestLimits,
+    find_head_end, parse_request, push_canonical_authority, reason_phrase, split_absolute,
+    RequestLimits,
 };
 use crate::http::{BufConn, RequestHead};
 use crate::json;
@@ -521,7 +522,8 @@ fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> R
     let state = match std::str::from_utf8(body).map(str::parse::<AdminState>) {
         _ if !set => None,
         Ok(Ok(state)) => Some(state),
-        Ok(Err(e)) => return Reply::text(400, format!("{e}\n")),
+        // A client's bytes, going to whoever reads the answer.
+        Ok(Err(e)) => return Reply::text(400, format!("{}\n", escape_controls(&e.to_string()))),
         Err(_) => return Reply::text(400, "the body must be ready, drain or maint\n"),
     };
     let each: Vec<String> = (targets.iter())
@@ -970,6 +972,20 @@ fn request_target(value: &str, name: &str) -> Result<String, String> {
     }
 }
 
+/// Whether `value`, a listing's URL or prefix, is an absolute URL of
+/// another site than the request's Host.
+fn names_another_site(head: &RequestHead, value: &str) -> bool {
+    let Some((authority, _)) = split_absolute(value) else {
+        return false;
+    };
+    let canonical = |authority: &str| {
+        let mut canonical = String::with_capacity(authority.len());
+        push_canonical_authority(&mut canonical, authority);
+        canonical
+    };
+    canonical(authority) != canonical(head.headers.get_str("host").unwrap_or_default())
+}
+
 /// `GET /cache/entries`: what the cache holds for a URL (`url=`), under
 /// a prefix (`prefix=`) or in all, each entry as [`push_entry`] writes
 /// it, at most `limit=` of them, with the totals of `/status`; 404 when
@@ -978,17 +994,23 @@ fn request_target(value: &str, name: &str) -> Result<String, String> {
 /// A URL or a prefix is keyed as a `PURGE` of it is, on the site the
 /// `Host` names, and is taken under any Host, as a purge is: a page on a
 /// name rebound to 127.0.0.1 sends its own name, and can list only what
-/// the proxy stores for it. Every site's entries (neither parameter)
-/// are taken only under a Host that is an address, as a purge by tag
-/// that reaches every site is: they would show such a page the URLs
-/// (and, in the keys of responses that vary, the request fields, a
-/// cookie perhaps) of every site the proxy serves.
+/// the proxy stores for it. Another site's (an absolute URL naming
+/// another host, which a page may write in a query as it cannot in its
+/// request-target) and every site's entries (neither parameter) are
+/// taken only under a Host that is an address, as a purge by tag that
+/// reaches every site is: they would show such a page the URLs (and, in
+/// the keys of responses that vary, the request fields, a cookie
+/// perhaps) of the sites the proxy serves.
 fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Reply {
     let EntriesQuery { selection, limit } = match entries_query(query) {
         Ok(query) => query,
         Err(e) => return Reply::text(400, format!("{e}\n")),
     };
-    if selection == Selection::Everything && !host_is_an_address(head) {
+    let another_site = match &selection {
+        Selection::Url(value) | Selection::Prefix(value) => names_another_site(head, value),
+        Selection::Everything => true,
+    };
+    if another_site && !host_is_an_address(head) {
         return Reply::text(
             403,
             "a listing of every site's entries takes a Host that is an IP address or localhost; \

@@ -2627,3 +2627,22 @@ fn a_request_sent_before_its_target_was_taken_out_does_not_bring_it_back() {
         .collect();
     assert!(served.iter().all(|s| s == "spare"), "{served:?}");
 }
+
+#[test]
+fn a_bad_target_state_is_quoted_with_its_control_characters_escaped() {
+    // A PUT body is a client's bytes, going to whoever reads the answer:
+    // quoted with what a terminal would obey escaped.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let path = format!("/targets/{}", a.addr);
+    let body = "\u{1b}]0;pwned\u{7}\u{1b}[2J\rready\u{202e}";
+    let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", body);
+    assert_eq!(r.status, 400);
+    let text = r.body_str();
+    assert!(
+        !text
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+        "{text:?}"
+    );
+}

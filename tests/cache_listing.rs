@@ -184,8 +184,20 @@ fn a_url_lists_each_variant_with_its_times_validator_and_tags() {
     assert_eq!(status, 404, "{body}");
     assert!(body.starts_with("{\"entries\":[],"), "{body}");
     assert_eq!(list(&proxy, "url=/v", OTHER_HOST).0, 404);
-    // An absolute URL names its own host, as a PURGE's does.
-    let (status, body) = list(&proxy, "url=http://test.example/v", OTHER_HOST);
+    // An absolute URL names its own host, as a PURGE's does: another
+    // site's under a Host that is an address (a page on a name rebound
+    // to 127.0.0.1 sends its own, and may write anything in a query).
+    let (status, body) = list(&proxy, "url=http://test.example/v", "127.0.0.1");
+    assert_eq!((status, entries_of(&body).len()), (200, 2), "{body}");
+    for query in [
+        "url=http://test.example/v",
+        "prefix=http%3A%2F%2Ftest.example%2F",
+        "url=http%3A%2F%2FTest.Example%3A80%2Fv",
+    ] {
+        let (status, body) = list(&proxy, query, OTHER_HOST);
+        assert_eq!(status, 403, "{query}: {body}");
+    }
+    let (status, body) = list(&proxy, "url=http://Test.Example:80/v", SHOP);
     assert_eq!((status, entries_of(&body).len()), (200, 2), "{body}");
 }
 
