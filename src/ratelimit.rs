@@ -163,11 +163,13 @@ pub fn key_in(on: &HashOn, head: &RequestHead, underscores: bool) -> Keys {
     }
 }
 
-/// A parameter's name as PHP reads it into `$_GET`: leading spaces
+/// A parameter's name as PHP reads it into `$_GET`: up to a NUL, leading spaces
 /// dropped, then `.` and spaces, and a `[` that opens no array, made `_`
 /// (`api.key` is `api_key`); an array's (`key[0]`) is its name before
 /// the `[`.
 fn as_php_reads(name: &[u8]) -> Vec<u8> {
+    // Read as a C string: up to a NUL (`api_key%00x` is `api_key`).
+    let name = name.split(|&b| b == 0).next().unwrap_or_default();
     let name = &name[name.iter().take_while(|&&b| b == b' ').count()..];
     let bracket = name.iter().position(|&b| b == b'[');
     let array = bracket.filter(|&at| name[at..].contains(&b']'));
@@ -327,6 +329,8 @@ mod tests {
             ("api_key[0]", "api_key"),
             ("api_key[]", "api_key"),
             ("a.b[c.d", "a_b_c.d"),
+            ("api_key\0x", "api_key"),
+            ("api.key\0", "api_key"),
         ] {
             assert_eq!(as_php_reads(sent.as_bytes()), read.as_bytes(), "{sent}");
         }

@@ -31,7 +31,10 @@ pub(super) fn push(out: &mut Vec<u8>, name: &str, member: Member) {
         if ttl < 0 {
             out.push(b'-');
         }
-        out.extend_from_slice(Decimal::new(ttl.unsigned_abs()).as_bytes());
+        // RFC 8941 §3.3.1: an Integer has at most 15 digits (a `ttl` of
+        // millions of years would make the field no structured field).
+        let seconds = ttl.unsigned_abs().min(999_999_999_999_999);
+        out.extend_from_slice(Decimal::new(seconds).as_bytes());
     };
     match member {
         Member::Hit { ttl } => {
@@ -75,6 +78,13 @@ mod tests {
         assert_eq!(
             line(Member::Hit { ttl: -7 }),
             "Cache-Status: inverso; hit; ttl=-7\r\n"
+        );
+        // At most 15 digits (RFC 8941), whatever ttl the loader took.
+        assert_eq!(
+            line(Member::Hit {
+                ttl: 1_000_000_000_080_000
+            }),
+            "Cache-Status: inverso; hit; ttl=999999999999999\r\n"
         );
         let miss = Member::Forwarded {
             fwd: "uri-miss",
