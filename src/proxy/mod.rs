@@ -569,11 +569,13 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
         client.timeout = *timeout;
         let _ = client.conn.get_ref().set_write_timeout(Some(*timeout));
     }
+    // The generation too, whether or not the timeout changed: a close a
+    // reload asked for is of the waits begun before it (see
+    // `server::close_idle_when_due`), and a wait begun after a later
+    // reload gave back the old timeout is not one of them.
     let idle = shared.config.effective_keepalive_timeout();
-    if idle != client.idle_timeout {
-        client.idle_timeout = idle;
-        client.watch.set_idle_timeout(idle, seen);
-    }
+    client.idle_timeout = idle;
+    client.watch.set_idle_timeout(idle, seen);
     client.sent_head = shared.config.log_headers.then(Vec::new);
     client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
     client.apply_limits(&shared.config);
