@@ -3868,108 +3868,76 @@ fn a_status_http_does_not_define_stops_coalescing_as_a_5xx_does() {
     }
 }
 
+/// With `max_object_size` 1000, a first request for `/big` (with
+/// `fields`) answered 5000 bytes, `framing` as named, then two plain
+/// misses at once: how many of these were at the origin together (1: they
+/// waited on each other; 2: they did not). The origin holds its later
+/// answers until two wait together, or 3 s.
+fn misses_together_after_a_large_answer(framing: &str, fields: &[(&str, &str)]) -> usize {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let chunked_body = framing == "chunked";
+    let backend = {
+        let (answered, in_flight, most) = (answered.clone(), in_flight.clone(), most.clone());
+        Backend::start("large", move |_, out| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            if answered.load(Ordering::SeqCst) > 0 {
+                wait_until(Duration::from_secs(3), || most.load(Ordering::SeqCst) >= 2);
+            }
+            let body = pattern(5000);
+            let mut bytes = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n".to_vec();
+            if chunked_body {
+                bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                bytes.extend_from_slice(&chunked(&body, 1000, ""));
+            } else {
+                bytes.extend_from_slice(b"Content-Length: 5000\r\n\r\n");
+                bytes.extend_from_slice(&body);
+            }
+            let _ = out.write_all(&bytes);
+            answered.fetch_add(1, Ordering::SeqCst);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Action::KeepAlive
+        })
+    };
+    let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1000));
+    let first = proxy.connect().get_with("/big", fields);
+    assert_eq!((first.status, first.body.len()), (200, 5000), "{framing}");
+    assert_eq!(cache_of(&proxy).len(), 0, "{framing}: not stored");
+    let addr = proxy.addr;
+    let clients: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || Client::connect(addr).get("/big").body.len()))
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 5000);
+    }
+    most.load(Ordering::SeqCst)
+}
+
 #[test]
 fn an_answer_found_too_large_as_it_streams_stops_coalescing_as_one_announced_too_large_does() {
-    // max_object_size 1000, bodies of 5000: neither framing is stored.
-    // Once one came, the next misses of the URL go to the origin at once,
-    // each on its own, not behind another's answer.
+    // Not stored, whatever its framing: the next misses of the URL go to
+    // the origin at once, each on its own, not behind another's answer.
     for framing in ["content-length", "chunked"] {
-        let answered = Arc::new(AtomicUsize::new(0));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let backend = {
-            let (answered, in_flight, most) = (answered.clone(), in_flight.clone(), most.clone());
-            Backend::start("large", move |_, out| {
-                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                // The first answer at once; the later ones once two wait
-                // together (or after 3 s).
-                if answered.load(Ordering::SeqCst) > 0 {
-                    wait_until(Duration::from_secs(3), || most.load(Ordering::SeqCst) >= 2);
-                }
-                let body = pattern(5000);
-                let mut bytes = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n".to_vec();
-                if framing == "chunked" {
-                    bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-                    bytes.extend_from_slice(&chunked(&body, 1000, ""));
-                } else {
-                    bytes.extend_from_slice(b"Content-Length: 5000\r\n\r\n");
-                    bytes.extend_from_slice(&body);
-                }
-                let _ = out.write_all(&bytes);
-                answered.fetch_add(1, Ordering::SeqCst);
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                Action::KeepAlive
-            })
-        };
-        let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1000));
-        let first = get(&proxy, "/big");
-        assert_eq!((first.status, first.body.len()), (200, 5000), "{framing}");
-        assert_eq!(cache_of(&proxy).len(), 0, "{framing}: not stored");
-        let addr = proxy.addr;
-        let clients: Vec<_> = (0..2)
-            .map(|_| std::thread::spawn(move || Client::connect(addr).get("/big").body.len()))
-            .collect();
-        for client in clients {
-            assert_eq!(client.join().unwrap(), 5000);
-        }
         assert_eq!(
-            most.load(Ordering::SeqCst),
+            misses_together_after_a_large_answer(framing, &[]),
             2,
-            "{framing}: one waited on the other"
+            "{framing}"
         );
     }
 }
 
 #[test]
 fn a_too_large_answer_to_a_request_with_a_cookie_stops_no_coalescing_however_framed() {
-    // An answer too large to store, to a request with a Cookie, says
-    // nothing of what the next plain GET brings: the URL's next misses
-    // still wait on each other, whether it was announced too large or
-    // found so as it streamed.
+    // An answer to a request with a Cookie says nothing of what the next
+    // plain GET brings: the next misses still wait on each other.
     for framing in ["content-length", "chunked"] {
-        let answered = Arc::new(AtomicUsize::new(0));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let backend = {
-            let (answered, in_flight, most) = (answered.clone(), in_flight.clone(), most.clone());
-            Backend::start("large", move |_, out| {
-                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                // The later answers once two wait together (or after 3 s:
-                // the misses that wait on each other never are two).
-                if answered.load(Ordering::SeqCst) > 0 {
-                    wait_until(Duration::from_secs(3), || most.load(Ordering::SeqCst) >= 2);
-                }
-                let body = pattern(5000);
-                let mut bytes = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n".to_vec();
-                if framing == "chunked" {
-                    bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-                    bytes.extend_from_slice(&chunked(&body, 1000, ""));
-                } else {
-                    bytes.extend_from_slice(b"Content-Length: 5000\r\n\r\n");
-                    bytes.extend_from_slice(&body);
-                }
-                let _ = out.write_all(&bytes);
-                answered.fetch_add(1, Ordering::SeqCst);
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                Action::KeepAlive
-            })
-        };
-        let proxy = cached_proxy(&backend, |c| c.max_object_size = Some(1000));
-        let first = proxy.connect().get_with("/big", &[("Cookie", "session=1")]);
-        assert_eq!((first.status, first.body.len()), (200, 5000), "{framing}");
-        let addr = proxy.addr;
-        let clients: Vec<_> = (0..2)
-            .map(|_| std::thread::spawn(move || Client::connect(addr).get("/big").body.len()))
-            .collect();
-        for client in clients {
-            assert_eq!(client.join().unwrap(), 5000);
-        }
+        let cookie = [("Cookie", "session=1")];
         assert_eq!(
-            most.load(Ordering::SeqCst),
+            misses_together_after_a_large_answer(framing, &cookie),
             1,
-            "{framing}: they did not wait"
+            "{framing}"
         );
     }
 }
