@@ -1013,7 +1013,8 @@ fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Re
     if another_site && !host_is_an_address(head) {
         return Reply::text(
             403,
-            "a listing of every site's entries takes a Host that is an IP address or localhost; \
+            "a listing of another site's or every site's entries takes a Host that is an IP \
+             address or localhost; \
              url= or prefix= list the Host's own\n",
         );
     }

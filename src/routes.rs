@@ -820,7 +820,9 @@ pub fn routing_path(path: &str) -> Cow<'_, str> {
     // backend, and to a route for it. The cache key keeps it escaped (see
     // `push_path`); here no dot segment can come of it, such paths being
     // refused first.
-    let decoded = decoded.replace("%2E", ".");
+    if decoded.contains("%2E") {
+        decoded = decoded.replace("%2E", ".");
+    }
     let mut merged = String::with_capacity(decoded.len());
     for c in decoded.chars() {
         if !(c == '/' && merged.ends_with('/')) {

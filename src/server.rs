@@ -1624,11 +1624,10 @@ fn close_idle_when_due(inner: &Weak<Inner>, asks: &Receiver<IdleClose>) {
             Some(due) => asks.recv_timeout(due.saturating_duration_since(Instant::now())),
             None => asks.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
+        // Then whatever is due, asked for or not: reloads one after the
+        // other must not hold back a close whose time has come.
         match asked {
-            Ok(close) => {
-                pending.push(close);
-                continue;
-            }
+            Ok(close) => pending.push(close),
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }

@@ -351,9 +351,10 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     /// slots from where `at` stands, with the weight it was inserted with
     /// and its place in the recency order (a number that grows with every
     /// insert and use: the larger, the more recently used), to `visit`,
-    /// changing nothing (recency neither), until `visit` breaks. Returns whether the walk is over: every slot seen, or a
-    /// break, after which `at` is left where it broke. The same slots as a
-    /// sweep, so an entry stored for the whole walk is offered once.
+    /// changing nothing (recency neither), until `visit` breaks. Returns
+    /// whether the walk is over: every slot seen, or a break, after which
+    /// `at` is left where it broke. The same slots as a sweep, so an entry
+    /// stored for the whole walk is offered once.
     pub fn walk(
         &self,
         at: &mut Sweep,

@@ -1182,13 +1182,8 @@ impl Cache {
         // twice, in the slot it left and the one it took: the later
         // stays.
         let mut keys = HashSet::with_capacity(entries.len());
-        let first: Vec<bool> = (entries.iter())
-            .map(|(_, e)| keys.insert(e.key()))
-            .collect();
-        drop(keys);
-        let mut first = first.into_iter();
-        entries.retain(|_| first.next().unwrap_or(true));
-        entries.into_iter().map(|(_, e)| e).collect()
+        let once = entries.iter().filter(|(_, e)| keys.insert(e.key()));
+        once.map(|(_, e)| e.clone()).collect()
     }
 
     /// Every entry with its place in the recency order (the larger, the

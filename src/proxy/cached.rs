@@ -367,15 +367,18 @@ pub(super) fn serve(
     // (see `policy::storable`); nor when it is only not asked for often
     // enough yet: the next misses, which may store it, still wait on
     // each other.
-    let vary = settings.vary_names(&fetched.response);
-    let plain_get = request.method == "GET"
-        && !policy::has_credentials(&request.headers)
-        && !["cookie", "if-none-match", "if-modified-since"]
-            .iter()
-            .any(|f| request.headers.contains(f))
-        && !req_cc.no_store
-        && !policy::spells_a_varying_field_otherwise(&request.headers, &vary);
-    let for_the_url = plain_get && !unpopular && policy::answers_the_url(fetched.response.status);
+    // Only asked with a flight: none waits on the key otherwise.
+    let for_the_url = flight.is_some() && {
+        let vary = settings.vary_names(&fetched.response);
+        let plain_get = request.method == "GET"
+            && !policy::has_credentials(&request.headers)
+            && !["cookie", "if-none-match", "if-modified-since"]
+                .iter()
+                .any(|f| request.headers.contains(f))
+            && !req_cc.no_store
+            && !policy::spells_a_varying_field_otherwise(&request.headers, &vary);
+        plain_get && !unpopular && policy::answers_the_url(fetched.response.status)
+    };
     let mut tee = lifetime
         .filter(|_| !unpopular)
         .zip(Some(fill))
