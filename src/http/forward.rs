@@ -432,56 +432,45 @@ mod tests {
         assert_eq!(h.get_str("x-real-ip"), Some("6.6.6.6"));
     }
 
+    /// The `Surrogate-Capability` sent on for one whose fields (each a
+    /// line) are `sent`, with this cache's entry added.
+    fn capability_sent_on(sent: &[&str]) -> (Option<String>, usize) {
+        let mut h = Headers::new();
+        for value in sent {
+            h.push("Surrogate-Capability", *value);
+        }
+        add_forwarded(
+            &mut h,
+            &Forwarded {
+                client_ip: "127.0.0.1".parse().unwrap(),
+                real_ip: "127.0.0.1".parse().unwrap(),
+                proto: "http",
+                host: None,
+                via: None,
+                surrogate_capability: Some("inverso=\"Surrogate/1.0\""),
+            },
+        );
+        let lines = h.get_all("surrogate-capability").count();
+        (h.get_str("surrogate-capability").map(str::to_string), lines)
+    }
+
     #[test]
     fn a_capability_in_this_caches_name_is_not_taken_from_the_client() {
         // A client claiming this cache's device token (with a capability
         // it lacks, ESI) would have the origin answer what suits such a
         // device, and the cache store it for everyone.
-        let mut h = Headers::new();
-        h.push(
-            "Surrogate-Capability",
+        let sent = capability_sent_on(&[
             "INVERSO=\"Surrogate/1.0 ESI/1.0\", cdn=\"Surrogate/1.0 ESI/1.0\"",
-        );
-        h.push(
-            "Surrogate-Capability",
             " inverso = \"ESI/1.0\" ,, x=\"a,b\"",
-        );
-        add_forwarded(
-            &mut h,
-            &Forwarded {
-                client_ip: "127.0.0.1".parse().unwrap(),
-                real_ip: "127.0.0.1".parse().unwrap(),
-                proto: "http",
-                host: None,
-                via: None,
-                surrogate_capability: Some("inverso=\"Surrogate/1.0\""),
-            },
-        );
-        assert_eq!(
-            h.get_str("surrogate-capability"),
-            Some("cdn=\"Surrogate/1.0 ESI/1.0\", x=\"a,b\", inverso=\"Surrogate/1.0\"")
-        );
-        assert_eq!(h.get_all("surrogate-capability").count(), 1);
+        ]);
+        let want = "cdn=\"Surrogate/1.0 ESI/1.0\", x=\"a,b\", inverso=\"Surrogate/1.0\"";
+        assert_eq!(sent, (Some(want.to_string()), 1));
     }
 
     #[test]
     fn a_device_with_a_quote_left_open_does_not_swallow_this_caches_entry() {
-        let mut h = Headers::new();
-        h.push("Surrogate-Capability", "cdn=\"x, edge=\"a\\\"b\"");
-        add_forwarded(
-            &mut h,
-            &Forwarded {
-                client_ip: "127.0.0.1".parse().unwrap(),
-                real_ip: "127.0.0.1".parse().unwrap(),
-                proto: "http",
-                host: None,
-                via: None,
-                surrogate_capability: Some("inverso=\"Surrogate/1.0\""),
-            },
-        );
-        assert_eq!(
-            h.get_str("surrogate-capability"),
-            Some("edge=\"a\\\"b\", inverso=\"Surrogate/1.0\"")
-        );
+        let sent = capability_sent_on(&["cdn=\"x, edge=\"a\\\"b\""]);
+        let want = "edge=\"a\\\"b\", inverso=\"Surrogate/1.0\"";
+        assert_eq!(sent, (Some(want.to_string()), 1));
     }
 }
