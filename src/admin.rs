@@ -69,18 +69,20 @@ pub struct Admin {
     listener: TcpListener,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    gate: Arc<Gate>,
 }
 
 impl Admin {
     pub fn start(listener: TcpListener, current: Arc<Current>) -> io::Result<Admin> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Gate::default());
         let thread = {
-            let stop = stop.clone();
+            let (stop, gate) = (stop.clone(), gate.clone());
             let listener = listener.try_clone()?;
             std::thread::Builder::new()
                 .name("admin".into())
-                .spawn(move || accept_loop(listener, current, &stop))?
+                .spawn(move || accept_loop(listener, current, &stop, &gate))?
         };
         log::info!("admin listener on {addr}");
         Ok(Admin {
@@ -88,6 +90,7 @@ impl Admin {
             listener,
             stop,
             thread: Some(thread),
+            gate,
         })
     }
 
@@ -95,9 +98,12 @@ impl Admin {
         self.addr
     }
 
-    /// Stops accepting admin connections (those open finish on their own).
+    /// Stops accepting admin connections, and answering requests on those
+    /// open (503): once this returns, no admin request changes the cache,
+    /// so that a purge answered 200 is in the final snapshot taken then.
     pub fn finish(mut self) {
         self.stop_now();
+        self.gate.close();
     }
 
     fn stop_now(&mut self) {
@@ -112,13 +118,54 @@ impl Admin {
     }
 }
 
+/// The admin requests being answered, and whether more may be.
+#[derive(Default)]
+struct Gate {
+    closed: AtomicBool,
+    answering: AtomicUsize,
+}
+
+impl Gate {
+    /// Lets a request be answered while the guard lives, unless closed.
+    /// As `close` stores before it loads, and this adds before it loads,
+    /// one of the two sees the other (the orders are sequentially
+    /// consistent): a request is refused, or waited for.
+    fn enter(&self) -> Option<Answering<'_>> {
+        self.answering.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.answering.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Answering(self))
+    }
+
+    /// Refuses requests from now on, and waits for those let in (whose
+    /// bodies were read before: what is left is work in memory, or a
+    /// state file written) for at most `ADMIN_TIMEOUT`.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        while self.answering.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+struct Answering<'a>(&'a Gate);
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Admin {
     fn drop(&mut self) {
         self.stop_now();
     }
 }
 
-fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) {
+fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool, gate: &Arc<Gate>) {
     let busy = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = listener.accept();
@@ -148,9 +195,10 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
             .name("admin-conn".into())
             .spawn({
                 let (held, current, busy) = (held.clone(), current.clone(), busy.clone());
+                let gate = gate.clone();
                 move || {
                     if let Some(stream) = held.lock().take() {
-                        handle(stream, &current, ADMIN_TIMEOUT);
+                        handle(stream, &current, &gate, ADMIN_TIMEOUT);
                     }
                     busy.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -164,7 +212,7 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool) 
                 );
             }
             if let Some(stream) = held.lock().take() {
-                handle(stream, &current, INLINE_ADMIN_TIMEOUT);
+                handle(stream, &current, gate, INLINE_ADMIN_TIMEOUT);
             }
             busy.fetch_sub(1, Ordering::SeqCst);
         }
@@ -216,7 +264,7 @@ impl Reply {
 /// within `timeout`, with the configuration in force once it has arrived:
 /// one taken at the accept could be one a reload has since replaced (a
 /// `PUT` would then set and save the states of targets no longer in force).
-fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
+fn handle(stream: TcpStream, current: &Current, gate: &Gate, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     // For a `100 Continue`; the reply has its own deadline.
     let _ = stream.set_write_timeout(Some(timeout));
@@ -227,13 +275,16 @@ fn handle(stream: TcpStream, current: &Current, timeout: Duration) {
             let reply = match refuse_unsigned(&head, &current.get().config) {
                 Some(refusal) => refusal,
                 None => match read_body(&mut conn, &head, deadline) {
-                    Ok(Some(body)) => {
-                        // A target's state is set on the generation in
-                        // force, which a reload or a re-resolution must
-                        // not be replacing meanwhile.
-                        let _installing = (head.method == "PUT").then(|| current.installing());
-                        route(&head, &body, &current.get())
-                    }
+                    Ok(Some(body)) => match gate.enter() {
+                        Some(_answering) => {
+                            // A target's state is set on the generation in
+                            // force, which a reload or a re-resolution must
+                            // not be replacing meanwhile.
+                            let _installing = (head.method == "PUT").then(|| current.installing());
+                            route(&head, &body, &current.get())
+                        }
+                        None => Reply::text(503, "503 Service Unavailable: shutting down\n"),
+                    },
                     Ok(None) => return,
                     Err(reply) => reply,
                 },

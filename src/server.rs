@@ -1301,6 +1301,8 @@ pub enum ReloadError {
     /// and again with the one kept until a restart.
     #[error("state_file: {0}")]
     StateFile(String),
+    #[error("path_to_log: {0}")]
+    LogIsSnapshot(String),
 }
 
 /// What a reload did.
@@ -1388,6 +1390,9 @@ impl Control {
         };
         if let Some(why) = next.state_file_shared() {
             return refused(ReloadError::StateFile(why));
+        }
+        if let Some(why) = next.log_shares_snapshot() {
+            return refused(ReloadError::LogIsSnapshot(why));
         }
         // Checked by the file's `port` as it was loaded; the port listened
         // on is the running one, which a reload keeps.

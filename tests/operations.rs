@@ -1181,6 +1181,76 @@ fn shutdown_writes_the_final_snapshot() {
     assert_eq!(origin.requests(), 1);
 }
 
+#[test]
+fn an_admin_purge_during_shutdown_is_in_the_final_snapshot_or_refused() {
+    // An admin connection accepted before the shutdown, its request sent
+    // during it: a `DELETE /cache` answered 200 must not come back at the
+    // next start.
+    let origin = cacheable_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("cache.bin");
+    let settings = |c: &mut inverso::Config| {
+        c.cache_size = 1 << 20;
+        c.unit_time = Duration::from_secs(3600);
+        c.path_to_persistence = Some(snapshot.clone());
+        c.admin_port = Some(0);
+    };
+    let mut first = start_proxy(&[origin.addr], settings);
+    assert_eq!(
+        get_with(&first, "/kept", "").header("x-cache"),
+        Some("MISS")
+    );
+    let mut purge = Client::connect(first.handle().admin_addr().unwrap());
+    // Let the admin listener accept it; its request comes during the
+    // shutdown.
+    std::thread::sleep(Duration::from_millis(200));
+    let purging = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        purge.send(b"DELETE /cache HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        purge.try_response(false).map(|r| r.status)
+    });
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let answered = purging.join().unwrap();
+    let second = start_proxy(&[origin.addr], settings);
+    let next = get_with(&second, "/kept", "");
+    // Sent after the shutdown began, it is answered as the snapshot has it:
+    // 200 and gone (had the shutdown taken longer), or 503 and kept.
+    match answered {
+        Ok(200) => assert_eq!(next.header("x-cache"), Some("MISS"), "purged, yet back"),
+        Ok(503) => assert_eq!(next.header("x-cache"), Some("HIT"), "refused, yet gone"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn path_to_log_may_not_be_path_to_persistence() {
+    // Taken, each file destroys the other: every snapshot is renamed over
+    // the log (whose lines go on into the unlinked file), and
+    // a reopen (SIGUSR1) appends log lines to the snapshot.
+    let message = config_error(
+        "targets = 127.0.0.1:1\ncache_size = 1MiB\npath_to_log = run/f\npath_to_persistence = ./run/f\n",
+    );
+    assert!(message.contains("path_to_log: "), "{message}");
+    assert!(message.contains("is also path_to_persistence"), "{message}");
+    // Nor at a reload, against the snapshot kept until a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("cache.bin");
+    let proxy = start_proxy(&[], |c| {
+        c.cache_size = 1 << 20;
+        c.path_to_persistence = Some(snapshot.clone());
+    });
+    let mut next = proxy.config_for(&[], |c| {
+        c.cache_size = 1 << 20;
+        c.path_to_persistence = Some(snapshot.clone());
+    });
+    next.path_to_log = Some(snapshot.clone());
+    let refused = proxy.handle().control().reload(next);
+    assert!(
+        refused.is_err(),
+        "a reload logging to the snapshot is taken"
+    );
+}
+
 // ------------------------------------------------------------ the binary
 
 /// `inverso --config proxy.conf` in `dir`, with stderr lines on a channel.

@@ -1510,6 +1510,9 @@ impl Loader {
         if let Some(why) = config.state_file_shared() {
             return Err(self.refused("state_file", why));
         }
+        if let Some(why) = config.log_shares_snapshot() {
+            return Err(self.refused("path_to_log", why));
+        }
         self.check_https_redirect(&config)?;
         // The heads would be copied at every request and never written.
         if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
@@ -1839,6 +1842,22 @@ impl Config {
             "{} is also {key}: each needs a file of its own",
             state_file.display()
         ))
+    }
+
+    /// Why `path_to_log` may not be the file it is: the snapshot's, which
+    /// every snapshot is renamed over (the log's lines then go on into a
+    /// file no longer on disk), and which a reopen would append lines to.
+    /// Checked again at a reload, with the `path_to_persistence` and
+    /// `cache_size` kept until a restart.
+    pub fn log_shares_snapshot(&self) -> Option<String> {
+        let log = self.path_to_log.as_deref()?;
+        let snapshot = (self.path_to_persistence.as_deref()).filter(|_| self.cache_size > 0)?;
+        same_file(log, snapshot).then(|| {
+            format!(
+                "{} is also path_to_persistence: each needs a file of its own",
+                log.display()
+            )
+        })
     }
 
     /// Whether access-log records name the pool a request went to: the
