@@ -8,6 +8,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::time::Duration;
 use support::pki::Pki;
 use support::tls_client::{client_settings, TlsClient};
 use support::*;
@@ -159,4 +160,47 @@ fn a_backend_that_fails_mid_body_leaves_a_slow_client_all_it_had_sent() {
         "{:#?}",
         proxy.log_lines()
     );
+}
+
+#[test]
+fn a_response_being_stored_is_read_on_and_stored_after_its_client_leaves() {
+    // A response the cache is storing is not given up when its client
+    // leaves in the middle of its body: it is worth storing, and other
+    // requests may be waiting for it (as nginx reads on a cacheable one).
+    let left = Gate::new();
+    let a = {
+        let left = left.clone();
+        Backend::start("a", move |seen, out| {
+            let len = 256 * 1024;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {len}\r\n\r\n"
+            );
+            out.write_all(head.as_bytes()).unwrap();
+            let body = vec![b'x'; len];
+            if seen.path() == "/big" {
+                out.write_all(&body[..1024]).unwrap();
+                left.wait();
+                // The rest in pieces, as a backend writing as it goes.
+                for piece in body[1024..].chunks(16 * 1024) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if out.write_all(piece).is_err() {
+                        return Action::Close;
+                    }
+                }
+            }
+            Action::KeepAlive
+        })
+    };
+    let proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
+    let mut client = proxy.connect();
+    client.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(head.start_line.contains(" 200 "), "{head:?}");
+    drop(client);
+    left.open();
+    proxy.assert_becomes_idle();
+    let again = proxy.connect().get("/big");
+    assert_eq!(again.body.len(), 256 * 1024);
+    assert_eq!(again.header("x-cache"), Some("HIT"), "{}", again.head.raw);
+    assert_eq!(a.requests(), 1);
 }

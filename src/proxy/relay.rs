@@ -881,7 +881,15 @@ fn copy_body(
             None => piece,
         };
         let (_, result) = write_piece(&mut to, &head, piece_out, chunked, b"", &mut size_line);
-        result.map_err(|_| client_gone(sent))?;
+        if result.is_err() {
+            // The client is gone, but a response being stored is still
+            // worth having whole (its waits do not watch the client
+            // either): read on into the cache, then report the client.
+            if let Some(copy) = tee.as_deref_mut().filter(|_| !reader.is_done()) {
+                read_on_into(copy, reader, from);
+            }
+            return Err(client_gone(sent));
+        }
         sent += piece_out.len() as u64;
         if given_up {
             // Nothing will be stored: the response is now its client's
@@ -911,6 +919,25 @@ fn copy_body(
         counters.count(taken, sent);
     }
     Ok(sent)
+}
+
+/// Reads the rest of a body into `copy` alone, its client gone: until it
+/// ends (then stored), grows past what is stored, or fails.
+fn read_on_into(
+    copy: &mut Tee<'_>,
+    reader: &mut BodyReader,
+    from: &mut BufConn<WatchingClose<'_>>,
+) {
+    while !copy.overflowed {
+        match reader.next_joined(from) {
+            Ok(Some(piece)) => copy.push(piece),
+            Ok(None) => return copy.finish(),
+            Err(_) => return,
+        }
+        if reader.is_done() {
+            return copy.finish();
+        }
+    }
 }
 
 /// The client's side of a streamed body. While the cache takes the
