@@ -1224,3 +1224,38 @@ fn an_absolute_form_target_is_asked_about_the_host_the_backend_gets() {
     }
     assert!(!q.head.raw.contains("public.example"), "{}", q.head.raw);
 }
+
+#[test]
+fn a_gateway_s_refusal_reaches_the_client_without_the_cache_s_own_fields() {
+    // The cache's own fields are taken out of every response a client
+    // gets (SECURITY.md), a gateway's refusal relayed as it came too.
+    let app = Backend::echo("app");
+    let gate = Backend::start("sso", |_, out| {
+        let fields = [
+            ("Surrogate-Control", "max-age=600"),
+            ("Inverso-Cache-Control", "max-age=600"),
+            ("X-Accel-Expires", "600"),
+        ];
+        respond(out, 403, &fields, b"no");
+        Action::KeepAlive
+    });
+    let conf = format!(
+        "targets = {}\npool.sso = {}\nauth_request = sso /verify\n\
+         surrogate_id = inverso\ntargeted_cache_control = Inverso-Cache-Control\n",
+        app.addr, gate.addr
+    );
+    let proxy = start_proxy(&[], |c| {
+        from_file(&conf)(c);
+        c.cache_size = 4 << 20;
+    });
+    let r = proxy.connect().get("/page");
+    assert_eq!(r.status, 403, "{}", r.head.raw);
+    for own in [
+        "surrogate-control",
+        "inverso-cache-control",
+        "x-accel-expires",
+    ] {
+        assert!(!r.head.has(own), "{own}: {}", r.head.raw);
+    }
+    assert_eq!(app.requests(), 0);
+}

@@ -194,6 +194,9 @@ pub(super) fn ask(
     })?;
     metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
     strip_hop_by_hop(&mut answer.headers, false);
+    // As on every response relayed (see `relay::relay`): the fields for
+    // this cache alone reach no client.
+    (shared.caching(client.route).own_fields).remove_from(&mut answer.headers);
     // The gateway's word to a proxy, not to clients.
     answer.headers.retain(|name, _| {
         let accel = name
