@@ -38,7 +38,7 @@ pub fn push_escaped(out: &mut String, s: &str) {
 
 /// The invisible characters that reorder how a line is shown: the
 /// bidirectional embeddings, overrides and isolates (and the marks).
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

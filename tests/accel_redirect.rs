@@ -286,3 +286,24 @@ fn a_304_for_a_named_file_carries_no_content_type() {
     }
     assert!(r.header("cache-control").is_some(), "{}", r.head.raw);
 }
+
+#[test]
+fn a_304_for_a_named_file_has_the_tag_and_vary_its_200_has() {
+    // The backend types `notes.txt` application/pdf, which gzip_types does
+    // not list: its 200 goes as it is, strong tag and no Vary. Its 304
+    // must name the same (RFC 9110 §15.4.5), not those of a text/plain.
+    let app = app();
+    let (dir, proxy) = setup(&app, "\ngzip = true", false);
+    fs::write(dir.path().join("notes.txt"), body(4096)).unwrap();
+    let mut client = proxy.connect();
+    let gz = ("Accept-Encoding", "gzip");
+    let whole = client.get_with("/download/notes.txt", &[gz]);
+    assert_eq!(whole.status, 200, "{}", whole.head.raw);
+    assert_eq!(whole.header("content-encoding"), None, "{}", whole.head.raw);
+    assert_eq!(whole.header("vary"), None, "{}", whole.head.raw);
+    let etag = whole.header("etag").unwrap().to_string();
+    let r = client.get_with("/download/notes.txt", &[gz, ("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    assert_eq!(r.header("etag"), Some(etag.as_str()), "{}", r.head.raw);
+    assert_eq!(r.header("vary"), None, "{}", r.head.raw);
+}

@@ -1270,3 +1270,56 @@ fn assert_whole_varying(r: &Response) {
     assert_whole(r, &pattern(SMALL), "text/plain; charset=utf-8");
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
 }
+
+#[test]
+fn an_if_range_date_from_a_gzip_client_gets_no_part_of_the_plain_file() {
+    // The compressed 200 and the plain file share one Last-Modified: a
+    // part of the plain file, for that date, would be spliced onto the
+    // gzip bytes the client holds (the cache answers this whole).
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let text = format!(
+        "targets = {}\nroute./static/ = files {}\ngzip = true\n",
+        app.addr,
+        site.root()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    let gz = ("Accept-Encoding", "gzip");
+    let first = client.get_with("/static/small.txt", &[gz]);
+    assert_eq!(first.header("content-encoding"), Some("gzip"));
+    let date = first.header("last-modified").unwrap().to_string();
+    let r = client.get_with(
+        "/static/small.txt",
+        &[gz, ("Range", "bytes=100-"), ("If-Range", &date)],
+    );
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+}
+
+#[test]
+fn an_svgz_is_sent_as_the_gzip_it_is_not_compressed_again() {
+    // `.svgz` is an SVG gzipped (image/svg+xml, which gzip_types lists):
+    // browsers draw it only with `Content-Encoding: gzip`, and with
+    // `gzip` on it must not be compressed a second time.
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\">{}</svg>",
+        "<g/>".repeat(500)
+    );
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, svg.as_bytes()).unwrap();
+    let svgz = encoder.finish().unwrap();
+    fs::write(site.path().join("logo.svgz"), &svgz).unwrap();
+    let text = format!(
+        "targets = {}\nroute./static/ = files {}\ngzip = true\ngzip_min_length = 20\n",
+        app.addr,
+        site.root()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    let r = client.get_with("/static/logo.svgz", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+    assert!(r.body == svgz, "compressed again: {}", r.head.raw);
+}

@@ -140,12 +140,13 @@ impl Listing {
 }
 
 /// `text` with what HTML reads as markup escaped, and a control
-/// character (a line feed, a terminal's escape) as `\u{fffd}`: a name
-/// cannot draw rows of its own.
+/// character (a line feed, a terminal's escape, a bidirectional
+/// override) as `\u{fffd}`: a name cannot draw rows of its own, nor
+/// show its extension reversed (`invoice\u{202e}fdp.exe`).
 fn push_html(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
-            c if c.is_control() => out.push('\u{fffd}'),
+            c if c.is_control() || crate::json::is_bidi_control(c) => out.push('\u{fffd}'),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -297,6 +298,18 @@ mod tests {
         );
         let whole = Listing::new(vec![entry(b"a", false, 1)], false).write("/d/", Format::Html);
         assert!(!whole.contains("more not shown"), "{whole}");
+    }
+
+    #[test]
+    fn a_bidi_override_in_a_name_does_not_reorder_what_it_shows() {
+        // `invoice<U+202E>fdp.exe` would show as `invoiceexe.pdf`.
+        let listing = Listing::new(
+            vec![entry("invoice\u{202e}fdp.exe".as_bytes(), false, 1)],
+            false,
+        );
+        let html = listing.write("/", Format::Html);
+        assert!(!html.contains('\u{202e}'), "{html}");
+        assert!(html.contains(">invoice\u{fffd}fdp.exe</a>"), "{html}");
     }
 
     #[test]

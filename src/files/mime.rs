@@ -93,6 +93,17 @@ pub fn content_type(name: &[u8]) -> &'static str {
         .map_or(UNKNOWN, |i| TYPES[i].1)
 }
 
+/// The content coding a file named `name` is stored in, where its type
+/// says what it is once decoded: an `.svgz` is an SVG gzipped, which a
+/// browser draws only when told `Content-Encoding: gzip` (and which
+/// `gzip` must not compress again).
+pub fn content_encoding(name: &[u8]) -> Option<&'static str> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    name[dot + 1..]
+        .eq_ignore_ascii_case(b"svgz")
+        .then_some("gzip")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

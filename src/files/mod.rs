@@ -107,7 +107,7 @@ pub struct Served {
     pub modified: SystemTime,
     pub content_type: &'static str,
     /// With `precompressed`: the coding of the copy sent in the file's
-    /// place, if one is.
+    /// place, if one is; else the file's own (an `.svgz`'s gzip).
     pub encoding: Option<&'static str>,
     /// With `precompressed`: the answer depends on `Accept-Encoding`.
     pub varies: bool,
@@ -315,7 +315,7 @@ impl Files {
             });
         let (file, meta, encoding) = match compressed {
             Some((file, meta, coding)) => (file, meta, Some(coding)),
-            None => (file, meta, None),
+            None => (file, meta, mime::content_encoding(name)),
         };
         Found::File(Served {
             file,

@@ -129,9 +129,23 @@ pub(super) fn serve(
             return Some(answer_unread(client, head, body_kind, 500, b"", shared));
         }
     };
-    let ranged = head.method == "GET";
-    let now = SystemTime::now();
     let cache_control = files.cache_control();
+    // Whether gzip compresses the file's 200, decided on the fields that
+    // 200 has (the backend's type and caching fields in place of the
+    // file's), so that its 206 and 304 say the same of it.
+    let gzip = shared
+        .gzip(client.route)
+        .filter(|&gzip| compressible(gzip, &served, kept, cache_control.as_deref()));
+    // This client's coding: over HTTP/1.1, as for relayed answers (see
+    // `relay::takes_gzip`).
+    let takes = gzip.filter(|&gzip| takes_gzip(head, Some(gzip)));
+    // A client that takes gzip may hold the compressed copy, whose date
+    // is the file's: a part of the file, for its `If-Range` date, would
+    // be spliced onto gzip bytes. It gets the whole, as the cache has it.
+    let dated_if_range =
+        takes.is_some() && (head.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'));
+    let ranged = head.method == "GET" && !dated_if_range;
+    let now = SystemTime::now();
     let reply = files::reply(
         &served,
         &head.headers,
@@ -160,15 +174,11 @@ pub(super) fn serve(
     if let Some(kept) = kept {
         take_kept(&mut fields, kept, status);
     }
-    let gzip = shared
-        .gzip(client.route)
-        .filter(|&gzip| compressible(gzip, &fields, &served));
     if gzip.is_some() && !served.varies {
         fields.push("Vary", "Accept-Encoding");
     }
-    // This client's coding: over HTTP/1.1, as for relayed answers (see
-    // `relay::takes_gzip`). Its 304 names the tag its 200 would: weak.
-    let gzip = gzip.filter(|&gzip| matches!(status, 200 | 304) && takes_gzip(head, Some(gzip)));
+    // Its 304 names the tag its 200 would: weak.
+    let gzip = takes.filter(|_| matches!(status, 200 | 304));
     if gzip.is_some() {
         mark_compressed(&mut fields, status);
     }
@@ -397,18 +407,34 @@ fn take_kept(fields: &mut Headers, kept: &Headers, status: u16) {
     }
 }
 
-/// Whether `gzip` compresses the file `served` with the answer's `fields`
-/// for the clients that take it: a type it lists, a length it takes and
-/// no more than [`MAX_GZIPPED`], no coding of its own, no `no-transform`,
-/// as nginx's `gzip on` does for what it serves from disk. Every answer
-/// for such a file varies on `Accept-Encoding`.
-fn compressible(gzip: &Gzip, fields: &Headers, served: &Served) -> bool {
+/// Whether `gzip` compresses the file `served` (with the backend's `kept`
+/// fields, and the route's `cache_control`) for the clients that take
+/// it: a type it lists, a length it takes and no more than
+/// [`MAX_GZIPPED`], no coding of its own, no `no-transform`, as nginx's
+/// `gzip on` does for what it serves from disk. Every answer for such a
+/// file varies on `Accept-Encoding`.
+fn compressible(
+    gzip: &Gzip,
+    served: &Served,
+    kept: Option<&Headers>,
+    cache_control: Option<&str>,
+) -> bool {
     let mut described = Headers::new();
-    let content_type = fields.get("content-type");
+    let content_type = kept.and_then(|kept| kept.get("content-type"));
     let content_type = content_type.unwrap_or(served.content_type.as_bytes());
     described.push("Content-Type", content_type);
-    for value in fields.get_all("cache-control") {
-        described.push("Cache-Control", value);
+    // As `take_kept` has them: the backend's in place of the file's.
+    match kept.filter(|kept| kept.contains("cache-control") || kept.contains("expires")) {
+        Some(kept) => {
+            for value in kept.get_all("cache-control") {
+                described.push("Cache-Control", value);
+            }
+        }
+        None => {
+            if let Some(value) = cache_control {
+                described.push("Cache-Control", value);
+            }
+        }
     }
     served.encoding.is_none()
         && served.len <= MAX_GZIPPED
