@@ -647,6 +647,20 @@ fn an_answer_that_comes_while_the_body_waits_for_room_is_relayed_at_once() {
 fn an_unasked_100_continue_does_not_stop_a_streamed_body() {
     // Some servers send 100 Continue whatever the request said: an interim
     // answer, not a reason to stop sending the body.
+    uploads_past(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+#[test]
+fn empty_lines_from_the_backend_do_not_stop_a_streamed_body() {
+    // They may come before a status line (RFC 9112 §2.2), and are skipped
+    // there: no answer yet.
+    uploads_past(b"\r\n");
+    uploads_past(b"\r\nHTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// A 2 MiB upload, streamed to a backend that sends `early` once it has
+/// the head and answers once it has the whole body, arrives whole.
+fn uploads_past(early: &'static [u8]) {
     use std::io::Read;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -659,7 +673,7 @@ fn an_unasked_100_continue_does_not_stop_a_streamed_body() {
         let Ok(Some(head)) = reader.read_head() else {
             return;
         };
-        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let _ = stream.write_all(early);
         let len: usize = head.get("content-length").unwrap().parse().unwrap();
         let body = reader.read_exact_body(len).unwrap_or_default();
         let answer = format!("got {} fnv={:016x}", body.len(), fnv(&body));

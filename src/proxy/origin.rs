@@ -1170,7 +1170,15 @@ fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
     }
     let _ = up.fill_now();
     loop {
+        // Empty lines before a status line are no answer: the head's
+        // reader skips them (RFC 9112 §2.2).
+        while up.buffered().starts_with(b"\r\n") {
+            up.consume(2);
+        }
         let buffered = up.buffered();
+        if buffered == b"\r" {
+            return false;
+        }
         let interim =
             buffered.len() >= 10 && buffered.starts_with(b"HTTP/1.") && buffered[9] == b'1';
         if !interim {
