@@ -2623,6 +2623,45 @@ fn a_heads_answer_naming_another_body_makes_the_entry_stale_not_gone() {
 }
 
 #[test]
+fn a_new_answer_that_may_not_be_stored_drops_the_stale_entry_it_replaced() {
+    // Revalidated while the client waits, a stale entry is answered with
+    // a new 200 that may be stored for nobody: the origin has said the old
+    // body is outdated, and it does not come back as STALE when the origin
+    // then fails (as a refresh in the background drops it too).
+    for unstorable in ["private", "no-store"] {
+        let n = AtomicUsize::new(0);
+        let backend = Backend::start("origin", move |_, out| {
+            let (status, fields, body) = match n.fetch_add(1, Ordering::SeqCst) {
+                0 => (
+                    200,
+                    [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+                    "old",
+                ),
+                1 => (
+                    200,
+                    [("Cache-Control", unstorable), ("ETag", "\"v2\"")],
+                    "new",
+                ),
+                _ => (500, [("X-Down", "1"), ("X-Down", "1")], "down"),
+            };
+            respond(out, status, &fields, body.as_bytes());
+            Action::KeepAlive
+        });
+        let proxy = cached_proxy(&backend, |c| c.stale_if_error = Duration::from_secs(600));
+        expect(&get(&proxy, "/p"), 200, "MISS", "old");
+        expect(&get(&proxy, "/p"), 200, "MISS", "new");
+        let r = get(&proxy, "/p");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (500, "down"),
+            "{unstorable}: {}",
+            r.head.raw
+        );
+        assert!(cache_of(&proxy).is_empty(), "{unstorable}");
+    }
+}
+
+#[test]
 fn a_304_varying_on_other_fields_than_the_stored_response_is_asked_again() {
     // The stored response varied on nothing; revalidated with alice's
     // cookie, the 304 says it varies on Cookie (the session was touched):

@@ -350,6 +350,22 @@ pub(super) fn serve(
     // client has read the whole body (a slow one would hold them all, and
     // the invalidations remembered for fills in flight would pile up).
     let lifetime = lifetime.filter(|_| fits(&fetched, cache));
+    // A new answer for the URL that may not be stored whoever asks
+    // (`no-store`, `private`, too large, another validator refused for
+    // this client's cookie): the old entry must not stand in for it when
+    // the origin then fails, as `refresh` has it. Not when the request is
+    // why (a HEAD, credentials, its own `no-store`). Once it came through:
+    // a body that cannot be framed is the origin failing.
+    let mut drop_stored = false;
+    if let Some(entry) = stored.as_ref().filter(|_| lifetime.is_none()) {
+        let status = fetched.response.status;
+        let a_new_answer = !request.is_head() && policy::answers_the_url(status) && status < 500;
+        let the_clients_own = policy::has_credentials(&request.headers)
+            || req_cc.no_store
+            || (fits(&fetched, cache)
+                && refused_for_its_own(&request, &fetched, entry, response_time, &settings));
+        drop_stored = a_new_answer && !the_clients_own;
+    }
     // `cache_min_uses`: stored once its URL was asked for that often. One
     // with an entry (revalidated, and changed) is past it by being stored.
     let min_uses = shared.pool_config(client.route).cache_min_uses;
@@ -415,6 +431,9 @@ pub(super) fn serve(
         // anything reached the client: as much the origin failing as a 5xx.
         Err(refusal) => stale_or(refusal, client, &answering, &fallback),
         Ok(outcome) => {
+            if drop_stored {
+                cache.invalidate(&primary);
+            }
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             Ok(outcome)
         }
