@@ -1514,3 +1514,47 @@ fn inverso_check_refuses_an_https_target_with_exit_2_and_its_line() {
     assert!(stderr.contains("proxy.conf:3: targets: "), "{stderr}");
     assert!(stderr.contains("127.0.0.1:8443 tls"), "{stderr}");
 }
+
+#[test]
+fn a_client_s_half_close_reaches_a_streaming_tls_backend_as_close_notify() {
+    // The client ends its side while the backend still streams to it:
+    // the proxy passes the end on to the backend as TLS ends a stream,
+    // close_notify then the TCP half-close, not as a cut.
+    const ROUNDS: usize = 20;
+    let trust = Trust::new();
+    let backend = TlsBackend::start_raw("stream", trust.serving(&["127.0.0.1"]), |_, stream| {
+        let mut out = stream.clone();
+        if !matches!(Reader::new(stream.clone()).read_head(), Ok(Some(_))) {
+            return;
+        }
+        let mut bytes =
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n"
+                .to_vec();
+        bytes.extend_from_slice(&pattern(4 << 20));
+        let _ = out.write_all(&bytes);
+        let _ = out.flush();
+        let mut rest = Vec::new();
+        let _ = out.read_to_end(&mut rest);
+    });
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    for round in 0..ROUNDS {
+        let mut client = proxy.connect();
+        client
+            .send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+        assert_eq!(client.try_response(true).unwrap().status, 101);
+        let mut stream = client.reader.stream.try_clone().unwrap();
+        let reading = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = stream.read_to_end(&mut all);
+        });
+        std::thread::sleep(Duration::from_millis(5 + round as u64 % 7));
+        client.finish_sending();
+        reading.join().unwrap();
+        assert!(wait_until(WAIT_LIMIT, || backend.closed() == round + 1));
+    }
+    assert_eq!(
+        backend.close_notifies(),
+        ROUNDS,
+        "half-closes sent as a cut"
+    );
+}

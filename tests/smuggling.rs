@@ -1134,3 +1134,110 @@ fn a_pool_s_tunnel_timeout_closes_its_idle_websockets() {
     // top level's hour or the test's read timeout.
     assert!(client.is_closed());
 }
+
+/// Bytes the kernel still holds unsent on `stream` (`SIOCOUTQ`).
+fn unsent(stream: &std::net::TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    n as usize
+}
+
+#[test]
+fn a_backend_s_last_bytes_reach_the_client_though_the_client_still_sends() {
+    // The backend sends its last message and closes at once, as a
+    // WebSocket server that ends the session does, while the client,
+    // slow to read, still sends. Everything the backend sent before its
+    // close is the client's: the proxy's failed write to the closed
+    // backend must not cut it.
+    const LAST: usize = 256 * 1024;
+    let backend = Backend::start("closing", |_, out| {
+        let _ = out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
+        );
+        let mut last = pattern(LAST);
+        last.extend_from_slice(b"END");
+        let _ = out.write_all(&last);
+        // All of it handed to the proxy before the close.
+        assert!(wait_until(WAIT_LIMIT, || unsent(out) == 0));
+        Action::Close
+    });
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    assert_eq!(client.try_response(true).unwrap().status, 101);
+    let mut sender = client.reader.stream.try_clone().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let talking = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) && sender.write_all(b"ping").is_ok() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    // The client reads nothing for a while: the backend has closed by then.
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    let got = client.read_until_closed();
+    stop.store(true, Ordering::SeqCst);
+    talking.join().unwrap();
+    assert_eq!(got.len(), LAST + 3, "the backend's last bytes were cut");
+    assert!(got.ends_with(b"END"));
+}
+
+#[test]
+fn a_backend_s_last_bytes_reach_the_client_though_it_resets_after_them() {
+    // As above, but the backend's end is a reset (it closed with the
+    // client's bytes unread), after all it sent had reached the proxy.
+    const LAST: usize = 256 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reset = Arc::new(AtomicBool::new(false));
+    let backend = {
+        let reset = reset.clone();
+        std::thread::spawn(move || {
+            let (mut out, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                out.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let mut last = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n".to_vec();
+            last.extend_from_slice(&pattern(LAST));
+            last.extend_from_slice(b"END");
+            out.write_all(&last).unwrap();
+            assert!(wait_until(WAIT_LIMIT, || unsent(&out) == 0));
+            // The client's bytes arrived, unread: the close is a reset.
+            assert!(out.peek(&mut byte).unwrap() == 1);
+            socket2::SockRef::from(&out)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(out);
+            reset.store(true, Ordering::SeqCst);
+        })
+    };
+    let proxy = start_proxy(&[addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    assert_eq!(client.try_response(true).unwrap().status, 101);
+    let mut sender = client.reader.stream.try_clone().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let talking = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) && sender.write_all(b"ping").is_ok() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    assert!(wait_until(WAIT_LIMIT, || reset.load(Ordering::SeqCst)));
+    backend.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = client.read_until_closed();
+    stop.store(true, Ordering::SeqCst);
+    talking.join().unwrap();
+    assert_eq!(got.len(), LAST + 3, "the backend's last bytes were cut");
+    assert!(got.ends_with(b"END"));
+}

@@ -32,6 +32,10 @@ const RECORD_GRACE: Duration = Duration::from_secs(1);
 /// rustls refuses to read more past 16 KiB of it.
 const PLAINTEXT_HELD: usize = 16 * 1024;
 
+/// The most [`TlsStream::say_closing`] waits for the session another
+/// thread holds to make or read records.
+const CLOSING_PATIENCE: Duration = Duration::from_millis(50);
+
 pub struct TlsStream {
     tcp: TcpStream,
     session: Mutex<Connection>,
@@ -44,6 +48,10 @@ pub struct TlsStream {
     /// The connection ended without the peer's `close_notify` (see
     /// [`TlsStream::cut_short`]).
     cut: AtomicBool,
+    /// [`TlsStream::handshake`] holds (or is about to take) the session,
+    /// for as long as the peer takes: [`TlsStream::say_closing`] does not
+    /// wait for it.
+    handshaking: AtomicBool,
 }
 
 /// Ciphertext read from the socket and not yet given to the session.
@@ -96,6 +104,7 @@ impl TlsStream {
             outgoing: Mutex::default(),
             sending: AtomicBool::new(false),
             cut: AtomicBool::new(false),
+            handshaking: AtomicBool::new(false),
         }
     }
 
@@ -116,6 +125,7 @@ impl TlsStream {
     /// `read_timeout` for its reads.
     pub fn handshake(&self, limit: Duration, read_timeout: Duration) -> Result<(), HandshakeError> {
         let deadline = Instant::now() + limit;
+        self.handshaking.store(true, Ordering::SeqCst);
         let mut session = self.session.lock();
         let result = (|| {
             let _ = self.tcp.set_read_timeout(Some(limit));
@@ -159,6 +169,8 @@ impl TlsStream {
             Ok(())
         })();
         let _ = self.tcp.set_read_timeout(Some(read_timeout));
+        drop(session);
+        self.handshaking.store(false, Ordering::SeqCst);
         result
     }
 
@@ -499,9 +511,10 @@ impl TlsStream {
 
     /// Sends `close_notify`, which tells the client the connection ends
     /// here and not by a cut (RFC 8446 §6.1), if the socket takes it at
-    /// once: never waits (shutdown's registry thread calls this, holding
-    /// the registry), and says nothing when a write or the handshake is
-    /// under way on another thread (a forced close).
+    /// once: never waits on the socket (shutdown's registry thread calls
+    /// this, holding the registry), for the session only while another
+    /// thread makes or reads records, and says nothing when a write or the
+    /// handshake is under way on another thread (a forced close).
     pub fn say_closing(&self) {
         let Some(mut out) = self.outgoing.try_lock() else {
             return;
@@ -509,7 +522,14 @@ impl TlsStream {
         if self.sending.load(Ordering::Relaxed) {
             return;
         }
-        let Some(mut session) = self.session.try_lock() else {
+        // Past the handshake, the session is held only while records are
+        // made or read (a tunnel's other direction deciphering what came),
+        // never across a wait on the socket: waited for, briefly, or the
+        // peer would take an orderly end for a cut.
+        if self.handshaking.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(mut session) = self.session.try_lock_for(CLOSING_PATIENCE) else {
             return;
         };
         session.send_close_notify();

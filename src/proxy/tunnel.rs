@@ -22,6 +22,10 @@ const TUNNEL_BUFFER: usize = 16 * 1024;
 /// The helper thread copies bytes and nothing else (its buffer is on the
 /// heap): a small stack, like the workers'.
 const TUNNEL_STACK: usize = 64 * 1024;
+/// How long the client is given, once the backend's side failed after
+/// all it sent had been passed on, to read that and close before its
+/// socket is shut (as a lingering close gives it).
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// RFC 9110 §7.8: a request asks to switch protocols with an `Upgrade`
 /// field named in `Connection` ("A sender of Upgrade MUST also send an
@@ -168,14 +172,59 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
         let upward = std::thread::Builder::new()
             .name("tunnel".into())
             .stack_size(TUNNEL_STACK)
-            .spawn_scoped(scope, || pump(client, up, &activity, idle));
-        if let Err(e) = upward {
-            log::warn!("cannot start a tunnel thread: {e}");
-            close_both(client, up);
-            return 0;
+            .spawn_scoped(scope, || {
+                // A client's failure (a reset) or the tunnel idling out
+                // ends both sides at once.
+                if pump(client, up, &activity, idle).1 != Ended::Done {
+                    close_both(client, up);
+                }
+            });
+        let upward = match upward {
+            Ok(upward) => upward,
+            Err(e) => {
+                log::warn!("cannot start a tunnel thread: {e}");
+                close_both(client, up);
+                return 0;
+            }
+        };
+        let (sent, ended) = pump(up, client, &activity, idle);
+        match ended {
+            Ended::Done => {}
+            Ended::Forced => close_both(up, client),
+            // The backend's side failed (a reset after its last frame):
+            // what it sent before is in the client's socket, still on
+            // its way. Shutting the client's reading side now would
+            // defeat the lingering close that keeps a reset from
+            // destroying it: the client gets the end of the stream, and
+            // a while to read and close, before it is forced.
+            Ended::Cut => {
+                let _ = up.shutdown(Shutdown::Both);
+                let _ = client.shutdown(Shutdown::Write);
+                let deadline = Instant::now() + CLOSE_GRACE;
+                while !upward.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if !upward.is_finished() {
+                    close_both(up, client);
+                }
+            }
         }
-        pump(up, client, &activity, idle)
+        sent
     })
+}
+
+/// How a direction of the tunnel ended.
+#[derive(PartialEq)]
+enum Ended {
+    /// Its source ended (passed on as a half-close), or its destination
+    /// is gone: the other direction goes on to its own end.
+    Done,
+    /// Reading its source failed (a reset, a TLS error): nothing more
+    /// comes from there.
+    Cut,
+    /// The tunnel idled out, or the destination took nothing for as long:
+    /// both sides are to be closed at once.
+    Forced,
 }
 
 /// When either direction last moved a byte, shared by both: a quiet
@@ -204,14 +253,21 @@ impl Activity {
     }
 }
 
-/// Copies `from` to `to` until the end. The end of `from`'s stream is
+/// Copies `from` to `to` until the end: the bytes copied, and how it ended. The end of `from`'s stream is
 /// passed on as a half-close of `to` (a client may send its last message
-/// and shut its side, still waiting for the answer). An error, or the
-/// whole tunnel idling out, closes both sockets, which also wakes the
-/// other direction's blocked read. Generic, not `dyn`: each direction
+/// and shut its side, still waiting for the answer); a destination gone
+/// (a failed write) shuts it and leaves the source to the other
+/// direction. A failed read, the whole tunnel idling out, or a
+/// destination taking nothing for as long is said to the caller, which
+/// closes what it must. Generic, not `dyn`: each direction
 /// goes from one kind of socket to another (a client's TCP, a backend's
 /// TCP or Unix).
-fn pump<F: Socket, T: Socket>(mut from: &F, mut to: &T, activity: &Activity, idle: Duration) -> u64
+fn pump<F: Socket, T: Socket>(
+    mut from: &F,
+    mut to: &T,
+    activity: &Activity,
+    idle: Duration,
+) -> (u64, Ended)
 where
     for<'a> &'a F: Read,
     for<'a> &'a T: Write,
@@ -222,22 +278,32 @@ where
         match from.read(&mut buf) {
             Ok(0) => {
                 let _ = to.shutdown(Shutdown::Write);
-                return copied;
+                return (copied, Ended::Done);
             }
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
+                match to.write_all(&buf[..n]) {
+                    Ok(()) => {}
+                    // `to`'s peer is gone (a backend that closed after
+                    // its last message while the client still talks):
+                    // what it sent before is still on its way the other
+                    // way, which ends as its reads of `to` do. Shutting
+                    // `to` ends them past what arrived; `from` is left to
+                    // that direction, which writes to it.
+                    Err(e) if !is_timeout(&e) => {
+                        let _ = to.shutdown(Shutdown::Both);
+                        return (copied, Ended::Done);
+                    }
+                    Err(_) => return (copied, Ended::Forced),
                 }
                 copied += n as u64;
                 activity.touch();
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) && !activity.idle_for(idle) => {}
-            Err(_) => break,
+            Err(e) if is_timeout(&e) => return (copied, Ended::Forced),
+            Err(_) => return (copied, Ended::Cut),
         }
     }
-    close_both(from, to);
-    copied
 }
 
 fn close_both(a: &impl Socket, b: &impl Socket) {
