@@ -7,6 +7,13 @@ use std::process::{Command, Output};
 /// Runs `inverso args...` in `dir` with no `INVERSO_*` variables except
 /// those in `env`.
 fn inverso(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(dir, args);
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+/// `inverso args...` to run in `dir`, without the test's own `INVERSO_*`.
+fn command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_inverso"));
     command.args(args).current_dir(dir).env("RUST_LOG", "error");
     for (name, _) in std::env::vars() {
@@ -14,8 +21,7 @@ fn inverso(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             command.env_remove(name);
         }
     }
-    command.envs(env.iter().copied());
-    command.output().unwrap()
+    command
 }
 
 /// Writes `proxy.conf` with `text` into a new directory.
@@ -1094,4 +1100,52 @@ fn a_log_file_that_cannot_be_opened_is_a_bad_configuration_to_check_and_to_a_run
     assert_eq!(ran.status.code(), Some(2), "{ran:?}");
     let said = String::from_utf8_lossy(&ran.stderr);
     assert!(said.contains("cannot open the access log"), "{said}");
+}
+
+/// Runs `inverso args...` in `dir`, as [`inverso`], but gives up after
+/// `within` (killing it): `None` when it had not finished by then.
+fn inverso_within(dir: &Path, args: &[&str], within: std::time::Duration) -> Option<Output> {
+    let mut child = command(dir, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    None
+}
+
+#[test]
+fn a_fifo_as_a_users_or_pem_file_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new("mkfifo")
+        .arg(dir.path().join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Each is read at `check` and at every reload (on the thread that
+    // handles SIGTERM too): a FIFO nobody writes would block it forever,
+    // as a configuration file or an error page would.
+    for key in [
+        "auth_basic_user_file",
+        "admin_auth_basic_user_file",
+        "tls_certificates",
+        "backend_tls_ca",
+        "backend_tls_certificate",
+    ] {
+        let set = format!("{key}=fifo");
+        let args = ["check", "--targets", "127.0.0.1:9001", "--set", &set];
+        let out = inverso_within(dir.path(), &args, std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{key}: `inverso check` still waits on the FIFO"));
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a regular file"), "{key}: {stderr}");
+    }
 }

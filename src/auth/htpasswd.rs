@@ -96,7 +96,9 @@ impl Users {
             path: path.clone(),
             error,
         };
-        let file = std::fs::File::open(&path).map_err(unreadable)?;
+        // A regular file only: a FIFO would hang `check`, or a reload and
+        // with it the signal thread.
+        let file = crate::cache::persist::open_regular(&path).map_err(unreadable)?;
         let mut bytes = Vec::new();
         (file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)).map_err(unreadable)?;
         if bytes.len() as u64 > MAX_FILE_BYTES {

@@ -2062,17 +2062,26 @@ pub fn load(
 
 /// Whether two paths name one file: as written, once relative ones are
 /// taken from the working directory (`./cache.bin` is `cache.bin`), or as
-/// the system resolves them when both exist (links, `..`).
+/// the system resolves them (links, `..`): the file, or for one not made
+/// yet (a first start), its directory, with its name.
 fn same_file(a: &Path, b: &Path) -> bool {
     let absolute = |p: &Path| match std::env::current_dir() {
         Ok(cwd) => cwd.join(p),
         Err(_) => p.to_path_buf(),
     };
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let name = p.file_name()?;
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+            Some(
+                std::fs::canonicalize(dir.unwrap_or(Path::new(".")))
+                    .ok()?
+                    .join(name),
+            )
+        })
+    };
     absolute(a).components().eq(absolute(b).components())
-        || matches!(
-            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
-            (Ok(a), Ok(b)) if a == b
-        )
+        || matches!((resolved(a), resolved(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// `#` starts a comment anywhere on a line (values never contain `#`).
@@ -2107,8 +2116,28 @@ fn file_only(family: FieldFamily, key: &str) -> String {
     )
 }
 
+/// The families of [`FILE_ONLY`]: what follows the dot, what a key of
+/// each is set to, what one key stands for, and what the dot needs, for
+/// a key written without it (`pool = 10.0.0.5:80`).
+const NAMED_AFTER_A_DOT: [(&str, &str, &str, &str, &str); 3] = [
+    ("pool", "<name>", "host:port, ...", "pool", "a name"),
+    (
+        "route",
+        "<host><path>",
+        "<pool>",
+        "route",
+        "a host, a path or both",
+    ),
+    (
+        "rewrite",
+        "<name>",
+        "<pattern> <replacement> [<flag>] [host=<hosts>]",
+        "rule",
+        "a name",
+    ),
+];
+
 fn unknown_key_message(key: &str) -> String {
-    const REWRITE: &str = "rewrite";
     // A key is a short word: anything long is garbage, shown cut and not
     // compared (the edit distance is quadratic).
     const SHOWN: usize = 64;
@@ -2138,11 +2167,9 @@ fn unknown_key_message(key: &str) -> String {
             None => format!("unknown key `{key}`"),
         };
     }
-    if key == REWRITE {
-        return format!(
-            "`{REWRITE}` needs a name: `{REWRITE}.<name> = <pattern> <replacement> [<flag>] \
-             [host=<hosts>]`, one key per rule"
-        );
+    let named = |name: &str| NAMED_AFTER_A_DOT.iter().find(|n| n.0 == name);
+    if let Some((family, spec, value, one, needs)) = named(key) {
+        return format!("`{family}` needs {needs}: `{family}.{spec} = {value}`, one key per {one}");
     }
     if let Some(f) = family_named(key) {
         let (set, remove) = f.examples();
@@ -2154,18 +2181,23 @@ fn unknown_key_message(key: &str) -> String {
         );
     }
     let names = (KEYS.iter().map(|k| k.name)).chain(families.iter().map(|(name, _)| *name));
-    match nearest(key, names.chain([REWRITE])) {
-        Some(REWRITE) => {
-            format!("unknown key `{key}` (did you mean `{REWRITE}.<name>`, one key per rule?)")
+    // A family only when nearer than any key: `prot` is `port`, not `pool`.
+    let near_key = nearest(key, names);
+    let near_family = nearest(key, FILE_ONLY).filter(|family| {
+        near_key.is_none_or(|near| edit_distance(key, family) < edit_distance(key, near))
+    });
+    let Some(name) = near_family.or(near_key) else {
+        return format!("unknown key `{key}`");
+    };
+    match (named(name), family_named(name)) {
+        (Some((family, spec, _, one, _)), _) => {
+            format!("unknown key `{key}` (did you mean `{family}.{spec}`, one key per {one}?)")
         }
-        Some(name) => match family_named(name) {
-            Some(f) => format!(
-                "unknown key `{key}` (did you mean `{}<Field-Name>`, one key per field?)",
-                f.prefix()
-            ),
-            None => format!("unknown key `{key}` (did you mean `{name}`?)"),
-        },
-        None => format!("unknown key `{key}`"),
+        (None, Some(f)) => format!(
+            "unknown key `{key}` (did you mean `{}<Field-Name>`, one key per field?)",
+            f.prefix()
+        ),
+        (None, None) => format!("unknown key `{key}` (did you mean `{name}`?)"),
     }
 }
 
@@ -2259,6 +2291,45 @@ mod tests {
         let e = build(&format!("targets = 127.0.0.1:1\n{long} = 1\n")).unwrap_err();
         assert!(e.message.len() < 200, "{}", e.message);
         assert!(e.message.contains("100000 bytes"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_file_only_family_without_its_dot_is_hinted_at_never_another_key() {
+        for (line, says) in [
+            (
+                "pool = 127.0.0.1:2",
+                "proxy.conf:2: `pool` needs a name: `pool.<name> = host:port, ...`, one key per pool",
+            ),
+            (
+                "route = api",
+                "proxy.conf:2: `route` needs a host, a path or both: `route.<host><path> = <pool>`, \
+                 one key per route",
+            ),
+            (
+                "pools = 127.0.0.1:2",
+                "proxy.conf:2: unknown key `pools` (did you mean `pool.<name>`, one key per pool?)",
+            ),
+            (
+                "routes = api",
+                "proxy.conf:2: unknown key `routes` (did you mean `route.<host><path>`, one key \
+                 per route?)",
+            ),
+            (
+                "rout = api",
+                "proxy.conf:2: unknown key `rout` (did you mean `route.<host><path>`, one key \
+                 per route?)",
+            ),
+            ("prot = 1", "proxy.conf:2: unknown key `prot` (did you mean `port`?)"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
+            assert_eq!(e.to_string(), says, "{line}");
+        }
+        // The same from the command line, where `--set pool=...` is as
+        // easily written.
+        let e = Loader::new()
+            .flag("pool", "127.0.0.1:2", "--set")
+            .unwrap_err();
+        assert!(e.message.starts_with("`pool` needs a name"), "{e}");
     }
 
     #[test]
@@ -3432,6 +3503,35 @@ mod tests {
         assert!(e.message.contains("is also path_to_persistence"), "{e}");
         let c = build("targets = 127.0.0.1:1\nstate_file = run/state\n").unwrap();
         assert_eq!(c.state_file, Some(PathBuf::from("run/state")));
+    }
+
+    #[test]
+    fn state_file_and_log_are_files_of_their_own_however_spelled_before_they_exist() {
+        // Neither file is there yet (a first start): spelled through `..`
+        // or through a link to the directory, it is still the snapshot's.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+        let snapshot = dir.path().join("cache.bin");
+        for other in [
+            dir.path().join("sub/../cache.bin"),
+            dir.path().join("link/cache.bin"),
+        ] {
+            for (key, says) in [
+                ("state_file", "is also path_to_persistence"),
+                ("path_to_log", "is also path_to_persistence"),
+            ] {
+                let text = format!(
+                    "targets = 127.0.0.1:1\npath_to_persistence = {}\n{key} = {}\n",
+                    snapshot.display(),
+                    other.display()
+                );
+                let e = build(&text).unwrap_err();
+                assert_eq!(e.place, "proxy.conf:3", "{key} = {}", other.display());
+                assert!(e.message.contains(says), "{e}");
+            }
+        }
+        assert!(!snapshot.exists());
     }
 
     #[test]

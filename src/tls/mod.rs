@@ -531,10 +531,12 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
 
 /// The file at `path`, unless it is larger than `limit` (`None`): a file
 /// named as certificates may be anything, and is not read whole first.
+/// A regular file only: a FIFO would hang `check`, or a reload and with
+/// it the signal thread.
 fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read as _;
     let mut text = Vec::new();
-    std::fs::File::open(path)?
+    crate::cache::persist::open_regular(path)?
         .take(limit + 1)
         .read_to_end(&mut text)?;
     Ok((text.len() as u64 <= limit).then_some(text))
