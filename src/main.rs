@@ -64,9 +64,10 @@ struct ConfigArgs {
     /// file named here must exist].
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Listening port (overrides `port`).
+    /// Listening port (overrides `port`). Read as the key's value is,
+    /// so that a flag takes what the file and environment take.
     #[arg(long)]
-    port: Option<u16>,
+    port: Option<String>,
     /// Listening address (overrides `bind`).
     #[arg(long)]
     bind: Option<String>,
@@ -154,8 +155,8 @@ impl ConfigArgs {
 
 fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
     let mut flags: Vec<(&str, String, &str)> = Vec::new();
-    if let Some(port) = args.port {
-        flags.push(("port", port.to_string(), "--port"));
+    if let Some(port) = &args.port {
+        flags.push(("port", port.clone(), "--port"));
     }
     if let Some(bind) = &args.bind {
         flags.push(("bind", bind.clone(), "--bind"));

@@ -299,6 +299,22 @@ fn a_bad_environment_value_is_reported_with_its_variable() {
 }
 
 #[test]
+fn a_port_flag_is_read_as_the_file_and_environment_read_the_key() {
+    // `+81` and `70000` are refused wherever they are written, with the
+    // flag named.
+    let dir = conf(GOOD);
+    for bad in ["+81", "70000", "nope"] {
+        let args = ["check", "--config", "proxy.conf", "--port", bad];
+        let out = inverso(dir.path(), &args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("flag --port"), "{bad}: {stderr}");
+        let out = inverso(dir.path(), &args[..3], &[("INVERSO_PORT", bad)]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+}
+
+#[test]
 fn environment_values_that_are_not_utf8_are_ours_to_refuse_only_when_ours() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
