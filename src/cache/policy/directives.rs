@@ -231,10 +231,11 @@ impl CacheControl {
     }
 
     /// The request asks to skip stored responses: `no-cache`, or the
-    /// HTTP/1.0 `Pragma: no-cache` when there is no Cache-Control (§5.4).
+    /// HTTP/1.0 `Pragma: no-cache` unless a Cache-Control says something
+    /// this cache understands (§5.4: one of extensions only does not).
     pub fn request_no_cache(&self, headers: &Headers) -> bool {
         self.no_cache
-            || (!headers.contains("cache-control") && headers.has_token("pragma", "no-cache"))
+            || (*self == CacheControl::default() && headers.has_token("pragma", "no-cache"))
     }
 }
 

@@ -927,6 +927,14 @@ mod tests {
         let mut h = Headers::new();
         h.push("Pragma", "no-cache");
         assert!(CacheControl::parse(&h).request_no_cache(&h));
+        // Beside a Cache-Control this cache understands, Pragma is
+        // ignored; beside one of extensions only, it still counts (§5.4).
+        for (cache_control, no_cache) in [("max-age=60", false), ("x-ext, community=\"a\"", true)] {
+            let mut with = h.clone();
+            with.push("Cache-Control", cache_control);
+            let cc = CacheControl::parse(&with);
+            assert_eq!(cc.request_no_cache(&with), no_cache, "{cache_control}");
+        }
     }
 
     #[test]
