@@ -247,15 +247,18 @@ impl Activity {
         self.last_ms.fetch_max(now, Ordering::Relaxed);
     }
 
-    fn idle_for(&self, limit: Duration) -> bool {
+    /// How much longer the tunnel may stay silent before it has idled
+    /// `limit`: zero once it has.
+    fn left_of(&self, limit: Duration) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last) >= limit
+        limit.saturating_sub(self.start.elapsed().saturating_sub(last))
     }
 }
 
-/// Copies `from` to `to` until the end: the bytes copied, and how it ended. The end of `from`'s stream is
-/// passed on as a half-close of `to` (a client may send its last message
-/// and shut its side, still waiting for the answer); a destination gone
+/// Copies `from` to `to` until the end: the bytes copied, and how it
+/// ended. The end of `from`'s stream is passed on as a half-close of `to`
+/// (a client may send its last message and shut its side, still waiting
+/// for the answer); a destination gone
 /// (a failed write) shuts it and leaves the source to the other
 /// direction. A failed read, the whole tunnel idling out, or a
 /// destination taking nothing for as long is said to the caller, which
@@ -299,8 +302,15 @@ where
                 activity.touch();
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) && !activity.idle_for(idle) => {}
-            Err(e) if is_timeout(&e) => return (copied, Ended::Forced),
+            Err(e) if is_timeout(&e) => {
+                let left = activity.left_of(idle);
+                if left.is_zero() {
+                    return (copied, Ended::Forced);
+                }
+                // The other direction talked meanwhile: the next wait is
+                // what is left of the window since, not a whole one more.
+                let _ = from.set_read_timeout(Some(left));
+            }
             Err(_) => return (copied, Ended::Cut),
         }
     }
