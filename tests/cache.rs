@@ -4902,3 +4902,53 @@ fn a_percent_that_starts_no_escape_is_forwarded_as_sent_and_keyed_as_its_escape(
         "/p?promo=50%off #2",
     );
 }
+
+#[test]
+fn dropping_the_replaced_entry_spares_one_stored_while_the_unstorable_200_streamed() {
+    // A stale entry is answered with a 200 `no-store` whose body takes a
+    // while; meanwhile another request stores a fresh answer. The old
+    // entry is what is to go, not the one stored since.
+    let (streaming, stored) = (Gate::new(), Gate::new());
+    let n = AtomicUsize::new(0);
+    let backend = {
+        let (streaming, stored) = (streaming.clone(), stored.clone());
+        Backend::start("origin", move |_, out| {
+            match n.fetch_add(1, Ordering::SeqCst) {
+                0 => respond(
+                    out,
+                    200,
+                    &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+                    b"old",
+                ),
+                1 => {
+                    let _ = out.write_all(
+                        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 10\r\n\r\nnnnnn",
+                    );
+                    streaming.open();
+                    stored.wait();
+                    let _ = out.write_all(b"nnnnn");
+                }
+                2 => respond(out, 200, &[("Cache-Control", "max-age=600")], b"fresh"),
+                _ => respond(out, 200, &[("Cache-Control", "max-age=600")], b"later"),
+            }
+            Action::KeepAlive
+        })
+    };
+    let proxy = Arc::new(cached_proxy(&backend, |_| {}));
+    expect(&get(&proxy, "/p"), 200, "MISS", "old");
+    let slow = {
+        let proxy = proxy.clone();
+        std::thread::spawn(move || get(&proxy, "/p").body_str())
+    };
+    assert!(streaming.wait());
+    // Not `get`, which waits for the proxy to be idle.
+    assert_eq!(proxy.connect().get("/p").body_str(), "fresh");
+    stored.open();
+    assert_eq!(slow.join().unwrap(), "nnnnnnnnnn");
+    let r = get(&proxy, "/p");
+    assert_eq!(
+        (r.body_str().as_str(), r.header("x-cache")),
+        ("fresh", Some("HIT")),
+        "the entry stored meanwhile was dropped"
+    );
+}

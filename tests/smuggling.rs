@@ -1241,3 +1241,63 @@ fn a_backend_s_last_bytes_reach_the_client_though_it_resets_after_them() {
     assert_eq!(got.len(), LAST + 3, "the backend's last bytes were cut");
     assert!(got.ends_with(b"END"));
 }
+
+#[test]
+fn a_tunnel_whose_client_is_gone_does_not_wait_on_a_backend_that_reads_nothing() {
+    // Both directions are blocked: the backend streams to a client that
+    // reads nothing, and the client's bytes fill a backend that reads
+    // nothing. The client then resets. The proxy's write to it fails;
+    // the tunnel must end then (as it did), not when the other
+    // direction's write to the backend times out (`tunnel_timeout`).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let backend = std::thread::spawn(move || {
+        let (mut out, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            out.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        out.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .unwrap();
+        // Never reads; writes until the proxy closes the connection, or
+        // for far longer than the proxy's 2 s of grace.
+        out.set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let chunk = vec![b'b'; 64 * 1024];
+        loop {
+            if let Err(e) = out.write_all(&chunk) {
+                return e.kind();
+            }
+        }
+    });
+    let proxy = start_proxy(&[addr], |c| c.tunnel_timeout = Duration::from_secs(600));
+    let mut client = proxy.connect();
+    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    assert_eq!(client.try_response(true).unwrap().status, 101);
+    // The client sends until nothing more is taken (the backend reads
+    // nothing), and reads nothing itself.
+    let mut sender = client.reader.stream.try_clone().unwrap();
+    sender
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let chunk = vec![b'c'; 64 * 1024];
+    while sender.write_all(&chunk).is_ok() {}
+    // Then resets.
+    socket2::SockRef::from(&sender)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(sender);
+    drop(client);
+    let kind = backend.join().unwrap();
+    assert!(
+        !matches!(
+            kind,
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the tunnel is still open"
+    );
+}

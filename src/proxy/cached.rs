@@ -431,7 +431,14 @@ pub(super) fn serve(
         // anything reached the client: as much the origin failing as a 5xx.
         Err(refusal) => stale_or(refusal, client, &answering, &fallback),
         Ok(outcome) => {
-            if drop_stored {
+            // Only the entry this answer replaced: another request may
+            // have stored a new one while this body was relayed.
+            let replaced = |now: Arc<Entry>| stored.as_ref().is_some_and(|e| Arc::ptr_eq(e, &now));
+            if drop_stored
+                && cache
+                    .lookup(&primary, &request.headers)
+                    .is_some_and(replaced)
+            {
                 cache.invalidate(&primary);
             }
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);

@@ -175,7 +175,10 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
             .spawn_scoped(scope, || {
                 // A client's failure (a reset) or the tunnel idling out
                 // ends both sides at once.
-                if pump(client, up, &activity, idle).1 != Ended::Done {
+                if !matches!(
+                    pump(client, up, &activity, idle).1,
+                    Ended::Done | Ended::Gone
+                ) {
                     close_both(client, up);
                 }
             });
@@ -188,9 +191,22 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
             }
         };
         let (sent, ended) = pump(up, client, &activity, idle);
+        let close_after_grace = || {
+            let deadline = Instant::now() + CLOSE_GRACE;
+            while !upward.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !upward.is_finished() {
+                close_both(up, client);
+            }
+        };
         match ended {
             Ended::Done => {}
             Ended::Forced => close_both(up, client),
+            // The client is gone: what it sent before may still be on its
+            // way to the backend, but no longer than the grace (the backend
+            // may read nothing, and nobody waits for its answer).
+            Ended::Gone => close_after_grace(),
             // The backend's side failed (a reset after its last frame):
             // what it sent before is in the client's socket, still on
             // its way. Shutting the client's reading side now would
@@ -200,13 +216,7 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
             Ended::Cut => {
                 let _ = up.shutdown(Shutdown::Both);
                 let _ = client.shutdown(Shutdown::Write);
-                let deadline = Instant::now() + CLOSE_GRACE;
-                while !upward.is_finished() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                if !upward.is_finished() {
-                    close_both(up, client);
-                }
+                close_after_grace();
             }
         }
         sent
@@ -216,9 +226,13 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
 /// How a direction of the tunnel ended.
 #[derive(PartialEq)]
 enum Ended {
-    /// Its source ended (passed on as a half-close), or its destination
-    /// is gone: the other direction goes on to its own end.
+    /// Its source ended (passed on as a half-close): the other direction
+    /// goes on to its own end.
     Done,
+    /// Its destination is gone (a failed write; shut both ways): the
+    /// other direction goes on, but (towards the backend) only for
+    /// `CLOSE_GRACE`, as nobody is left to read an answer.
+    Gone,
     /// Reading its source failed (a reset, a TLS error): nothing more
     /// comes from there.
     Cut,
@@ -294,7 +308,7 @@ where
                     // that direction, which writes to it.
                     Err(e) if !is_timeout(&e) => {
                         let _ = to.shutdown(Shutdown::Both);
-                        return (copied, Ended::Done);
+                        return (copied, Ended::Gone);
                     }
                     Err(_) => return (copied, Ended::Forced),
                 }
