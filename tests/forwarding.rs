@@ -1398,3 +1398,33 @@ fn without_upstream_keepalive_each_request_says_connection_close() {
     assert_eq!(proxy.connect().get("/").status, 200);
     assert_eq!(b.seen()[0].field_or("connection", "-"), "-");
 }
+
+#[test]
+fn empty_elements_of_an_expect_list_are_no_expectation_of_their_own() {
+    // RFC 9110 §5.6.1.2: "a recipient MUST parse and ignore a reasonable
+    // number of empty list elements"; Expect is `#expectation`. These all
+    // say 100-continue and nothing else: a 100, not a 417.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let spellings: [&[u8]; 3] = [
+        b"Expect: 100-continue,\r\n",
+        b"Expect: , 100-continue\r\n",
+        b"Expect: 100-continue\r\nExpect: ,\r\n",
+    ];
+    for expect in spellings {
+        let what = String::from_utf8_lossy(expect).into_owned();
+        let mut client = proxy.connect();
+        let mut request = b"PUT /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n".to_vec();
+        request.extend_from_slice(expect);
+        request.extend_from_slice(b"\r\n");
+        client.send(&request);
+        let interim = client.response();
+        assert_eq!(interim.status, 100, "{what:?}: {}", interim.head.raw);
+        client.send(b"hello");
+        assert_eq!(client.response().status, 200, "{what:?}");
+    }
+    // An empty Expect is an empty list: no expectation, nothing refused.
+    let mut client = proxy.connect();
+    client.send(b"PUT /f HTTP/1.1\r\nHost: x\r\nExpect:\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(client.response().status, 200);
+}

@@ -1214,11 +1214,13 @@ fn an_admin_purge_during_shutdown_is_in_the_final_snapshot_or_refused() {
     let second = start_proxy(&[origin.addr], settings);
     let next = get_with(&second, "/kept", "");
     // Sent after the shutdown began, it is answered as the snapshot has it:
-    // 200 and gone (had the shutdown taken longer), or 503 and kept.
+    // 200 and gone (had the shutdown taken longer), or 503 and kept (or,
+    // on a machine so loaded that the connection was still waiting to be
+    // accepted when the listener closed, reset, and kept).
     match answered {
         Ok(200) => assert_eq!(next.header("x-cache"), Some("MISS"), "purged, yet back"),
-        Ok(503) => assert_eq!(next.header("x-cache"), Some("HIT"), "refused, yet gone"),
-        other => panic!("{other:?}"),
+        Ok(503) | Err(_) => assert_eq!(next.header("x-cache"), Some("HIT"), "refused, yet gone"),
+        Ok(other) => panic!("{other}"),
     }
 }
 

@@ -1268,15 +1268,19 @@ fn forward(
     // a 100-continue expectation in an HTTP/1.0 request MUST ignore that
     // expectation": such a client may not know 1xx responses at all.
     // Every line counts: `Expect` is a list, whether in one line or several.
+    // Empty list elements are no expectation (RFC 9110 §5.6.1.2: a
+    // recipient MUST ignore them); an element that is not UTF-8 is one.
     if head.version == Version::Http11 && head.headers.contains("expect") {
-        let only_continue = head
-            .headers
-            .get_all("expect")
-            .all(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
-        if !only_continue {
+        let mut expectations = (head.headers.get_all("expect"))
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|e| !e.is_empty())
+            .peekable();
+        let any = expectations.peek().is_some();
+        if !expectations.all(|e| e.eq_ignore_ascii_case(b"100-continue")) {
             return Err(Refusal::new(417, false));
         }
-        expect_continue = body_kind != BodyKind::Empty;
+        expect_continue = any && body_kind != BodyKind::Empty;
     }
     // RFC 9110 §7.6.2: an OPTIONS that may go no further is answered here,
     // as its final recipient; one that may goes one hop less far. (TRACE,
