@@ -106,6 +106,31 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
     address
 }
 
+/// Fields frameworks build links and redirects from, as only a proxy in
+/// front of them can know: the port (Spring, Rack, Django, Laravel), the
+/// path prefix (Spring, Laravel, ASP.NET Core) and the scheme (Rack reads
+/// `X-Forwarded-Ssl: on` and `X-Forwarded-Scheme` before
+/// `X-Forwarded-Proto`; Outlook's `Front-End-Https`). From a client they
+/// are its word, which a page the cache stores would pass on to everyone
+/// (links to another host, or a scheme that loops): [`drop_claims`] takes
+/// them out unless the peer is a trusted proxy.
+const CLAIMS: [&str; 5] = [
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "front-end-https",
+];
+
+/// Removes the [`CLAIMS`] a client that is no trusted proxy sent.
+pub fn drop_claims(headers: &mut Headers) {
+    headers.retain(|name, _| {
+        !CLAIMS
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+    });
+}
+
 /// Whether `peer` is one of the proxies in front listed in `real_ip_from`.
 pub fn is_trusted(peer: IpAddr, trusted: &[Cidr]) -> bool {
     trusted.iter().any(|block| block.contains(peer))

@@ -270,6 +270,34 @@ fn forwarded_quotes_a_host_with_a_port_and_names_none_without_one() {
 }
 
 #[test]
+fn what_only_a_proxy_in_front_can_say_of_the_url_reaches_the_backend_only_from_one() {
+    // Port, prefix and scheme claims frameworks build links from: a
+    // client's own would be passed on to everyone in a page the cache
+    // stores. From a proxy in `real_ip_from`, they are its word.
+    let claims = [
+        ("X-Forwarded-Port", "8443"),
+        ("X-Forwarded-Prefix", "//evil.example"),
+        ("X-Forwarded-Ssl", "on"),
+        ("x-forwarded-scheme", "https"),
+        ("Front-End-Https", "On"),
+    ];
+    for trusted in [false, true] {
+        let a = Backend::echo("a");
+        let proxy = start_proxy(&[a.addr], |c| {
+            if trusted {
+                c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+            }
+        });
+        assert_eq!(proxy.connect().get_with("/t", &claims).status, 200);
+        let seen = a.seen().pop().unwrap();
+        for (name, value) in claims {
+            let passed = seen.head.get(name);
+            assert_eq!(passed, trusted.then_some(value), "{name} (trusted: {trusted})");
+        }
+    }
+}
+
+#[test]
 fn behind_a_trusted_proxy_the_client_it_names_is_in_x_real_ip_and_forwarded() {
     // Tests speak to 127.0.0.1 only: an IPv6 client is one named here
     // (RFC 7239 §6: `for="[2001:db8::7]"`, brackets and quotes).

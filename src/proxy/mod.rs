@@ -736,11 +736,14 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
+    let from_proxy = realip::is_trusted(client.peer, trusted);
+    if !from_proxy {
+        realip::drop_claims(&mut head.headers);
+    }
     // Before the cache reads the request: one with a certificate is an
     // authenticated one (see `policy::has_credentials`).
     client_cert::put_fields(&mut head.headers, client.certificate.as_deref());
     if let Some((name, id)) = &mut client.request_id {
-        let from_proxy = realip::is_trusted(client.peer, trusted);
         // The last field of that name: a proxy in front that adds its own
         // (HAProxy's `unique-id-header` does) leaves its client's before
         // it, as with X-Forwarded-For, and the client's is never kept.
