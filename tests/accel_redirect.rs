@@ -307,3 +307,30 @@ fn a_304_for_a_named_file_has_the_tag_and_vary_its_200_has() {
     assert_eq!(r.header("etag"), Some(etag.as_str()), "{}", r.head.raw);
     assert_eq!(r.header("vary"), None, "{}", r.head.raw);
 }
+
+#[test]
+fn a_missing_file_gets_the_404_page_of_the_pool_that_named_it() {
+    // The answer takes the settings of the backend's pool: with error_pages
+    // of its own, its 404.html (which was not even loaded, and said to be
+    // unused).
+    const PAGE: &str = "<!doctype html><h1>Not here</h1>\n";
+    let app = app();
+    let (files, pages) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    fs::write(pages.path().join("404.html"), PAGE).unwrap();
+    let text = format!(
+        "targets = {}\npool.app = {}\npool.app.error_pages = {}\n\
+         route./download/ = app\nroute./protected/ = files {} internal\n",
+        dead_addr(),
+        app.addr,
+        pages.path().display(),
+        files.path().display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let r = proxy.connect().get("/download/missing.pdf");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (404, PAGE),
+        "{}",
+        r.head.raw
+    );
+}

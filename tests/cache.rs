@@ -4538,6 +4538,29 @@ fn cache_inspect(file: &Path) -> std::process::Command {
 }
 
 #[test]
+fn cache_inspect_lists_a_record_that_ended_at_the_epoch_too() {
+    // Inspecting shows every record the file holds: one whose times are 0
+    // (a hostile or broken file) was left out of the listing and the count.
+    let (_dir, file) = snapshot_file();
+    let record = |key: &str, at: u64| Record {
+        key: key.as_bytes().to_vec(),
+        head: b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n".to_vec(),
+        body: b"body"[..].into(),
+        stored_at: at,
+        expires_at: at,
+        stale_until: at,
+    };
+    write_snapshot(&file, &[record("x/shown", 1), record("x/hidden", 0)]).unwrap();
+    let out = cache_inspect(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("x/shown") && stdout.contains("x/hidden"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("records: 2 "), "{stdout}");
+}
+
+#[test]
 fn cache_inspect_lists_records_and_rejects_other_files() {
     let (dir, file) = snapshot_file();
     let offsets = five_records(&file);

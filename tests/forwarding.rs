@@ -292,7 +292,11 @@ fn what_only_a_proxy_in_front_can_say_of_the_url_reaches_the_backend_only_from_o
         let seen = a.seen().pop().unwrap();
         for (name, value) in claims {
             let passed = seen.head.get(name);
-            assert_eq!(passed, trusted.then_some(value), "{name} (trusted: {trusted})");
+            assert_eq!(
+                passed,
+                trusted.then_some(value),
+                "{name} (trusted: {trusted})"
+            );
         }
     }
 }

@@ -519,9 +519,10 @@ fn trailer(count: u64) -> [u8; TRAILER_LEN as usize] {
 }
 
 /// Loads the snapshot at `path`. A missing file is an empty cache, not an error.
-/// Records past [`Record::keep_until`] at `now_unix_ms` are skipped. Damage is
-/// reported in [`Loaded::damage`] with every valid record before it kept; only an
-/// unreadable file, a foreign file or an unknown version are errors.
+/// Records past [`Record::keep_until`] at `now_unix_ms` are skipped (none at
+/// 0). Damage is reported in [`Loaded::damage`] with every valid record before
+/// it kept; only an unreadable file, a foreign file or an unknown version are
+/// errors.
 pub fn load_snapshot(
     path: &Path,
     now_unix_ms: u64,
@@ -674,7 +675,9 @@ fn read_body<R: Read>(
             continue;
         }
         let decoded = decode(&payload).ok_or(Damage::FieldLengths { record, at, len })?;
-        if decoded.keep_until() <= now_unix_ms {
+        // `now = 0` keeps every record (`cache inspect`), one that says
+        // it ended at the epoch too.
+        if now_unix_ms != 0 && decoded.keep_until() <= now_unix_ms {
             loaded.skipped_expired += 1;
             continue;
         }

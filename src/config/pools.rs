@@ -597,8 +597,11 @@ impl Loader {
                 continue;
             }
             let intercepts = pool.config.intercept_errors;
+            // A file a pool's backend names in `X-Accel-Redirect` is
+            // answered with the pool's settings: a missing one is its 404.
+            let accel_404 = |s: u16| s == 404 && top.routes.iter().any(Route::is_internal);
             let used: Vec<u16> = (400..=599)
-                .filter(|&s| intercepts && interceptable(s))
+                .filter(|&s| intercepts && interceptable(s) || accel_404(s))
                 .collect();
             (pool.config.error_pages.load_more(used.iter().copied())).map_err(|e| {
                 self.refused_in(Scope::Pool(&pool.name), "error_pages", e.to_string())
