@@ -553,3 +553,91 @@ fn an_if_range_date_of_a_compressed_copy_gets_no_part_of_the_uncompressed_body()
     assert_eq!(plain.status, 206, "{}", plain.head.raw);
     assert_eq!(backend.requests(), 1);
 }
+
+#[test]
+fn a_revalidated_entry_keeps_its_compressed_copy() {
+    // An entry that must be revalidated at every use (max-age=0, an
+    // ETag): each hit is a 304 from the backend, which refreshes the
+    // entry's head, its body the same bytes. The copy compressed for the
+    // first gzip hit is still a copy of that body.
+    const ALWAYS_REVALIDATED: &[(&str, &str)] = &[
+        ("Content-Type", "text/html"),
+        ("Cache-Control", "max-age=0"),
+        ("ETag", "\"v3\""),
+    ];
+    let backend = Backend::start("origin", |seen, out| {
+        if seen.field_or("if-none-match", "") == "\"v3\"" {
+            respond(
+                out,
+                304,
+                &[("ETag", "\"v3\""), ("Cache-Control", "max-age=0")],
+                b"",
+            );
+        } else {
+            respond(out, 200, ALWAYS_REVALIDATED, &page(20_000));
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let cache = Arc::clone(proxy.handle().cache().expect("the cache is on"));
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get_with("/doc", &[GZIP])), "MISS");
+    let copy_of = || {
+        let entries = cache.entries();
+        assert_eq!(entries.len(), 1);
+        let (copy, made) = entries[0].compressed(|_| panic!("no copy")).unwrap();
+        assert!(!made);
+        copy.as_ptr() as usize
+    };
+    let first = client.get_with("/doc", &[GZIP]);
+    assert_eq!(x_cache(&first), "REVALIDATED");
+    assert_eq!(gunzip(&first.body), page(20_000));
+    let made = copy_of();
+    let second = client.get_with("/doc", &[GZIP]);
+    assert_eq!(x_cache(&second), "REVALIDATED");
+    assert_eq!(gunzip(&second.body), page(20_000));
+    assert_eq!(
+        copy_of(),
+        made,
+        "the copy was compressed again for a body that did not change"
+    );
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn a_relayed_if_range_date_of_a_compressed_answer_gets_no_part_of_the_plain_body() {
+    // As `an_if_range_date_of_a_compressed_copy_gets_no_part_of_the_uncompressed_body`,
+    // the cache off: a backend that honours ranges and If-Range dates.
+    const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let backend = Backend::start("origin", |seen, out| {
+        let body = page(20_000);
+        let kind = match seen.path() {
+            "/doc" => "text/html",
+            _ => "application/zip",
+        };
+        let mut fields = vec![("Content-Type", kind), ("Last-Modified", LM)];
+        if seen.field_or("range", "") == "bytes=100-" && seen.field_or("if-range", "") == LM {
+            fields.push(("Content-Range", "bytes 100-19999/20000"));
+            respond(out, 206, &fields, &body[100..]);
+        } else {
+            respond(out, 200, &fields, &body);
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    let whole = client.get_with("/doc", &[GZIP]);
+    assert_eq!(whole.header("content-encoding"), Some("gzip"));
+    let date = whole.header("last-modified").unwrap().to_string();
+    let resume = [GZIP, ("Range", "bytes=100-"), ("If-Range", &date)];
+    let rest = client.get_with("/doc", &resume);
+    // What the client holds is gzip: a part of the plain body would be
+    // spliced onto it. It gets the whole, compressed.
+    assert_eq!(rest.status, 200, "{}", rest.head.raw);
+    assert_eq!(gunzip(&rest.body), page(20_000));
+    // A type gzip leaves alone is resumed as the backend answers.
+    let rest = client.get_with("/archive.zip", &resume);
+    assert_eq!(rest.status, 206, "{}", rest.head.raw);
+    assert_eq!(rest.body, page(20_000)[100..]);
+    assert_eq!(backend.requests(), 4);
+}

@@ -194,6 +194,16 @@ impl Entry {
         }
     }
 
+    /// The entry with `old`'s compressed copy, when one was made of the
+    /// same body (an entry refreshed by a 304 or a HEAD): a revalidation
+    /// is not a reason to compress the body again.
+    pub fn with_copy_of(mut self, old: &Entry) -> Entry {
+        if Arc::ptr_eq(&self.record.body, &old.record.body) {
+            self.compressed = old.compressed.clone();
+        }
+        self
+    }
+
     /// The entry as an answer from the origin shows it outdated (RFC 9111
     /// §4.3.5, a HEAD's): stale from `now` if it was still fresh, with the
     /// stale window it was given, so that it still stands in when the

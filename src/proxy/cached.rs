@@ -546,14 +546,17 @@ impl Revalidated<'_> {
             && !CacheControl::parse(&head.headers).public;
         let its_own = judged(&own).filter(|_| !users);
         let refreshed = |lifetime| {
-            Arc::new(Entry::new(
-                self.entry.key().to_string(),
-                head,
-                self.entry.record.body.clone(),
-                birth,
-                lifetime,
-                settings,
-            ))
+            Arc::new(
+                Entry::new(
+                    self.entry.key().to_string(),
+                    head,
+                    self.entry.record.body.clone(),
+                    birth,
+                    lifetime,
+                    settings,
+                )
+                .with_copy_of(self.entry),
+            )
         };
         let unstored = Lifetime {
             fresh: Duration::ZERO,

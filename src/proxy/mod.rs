@@ -1395,8 +1395,34 @@ fn forward(
     };
     let is_head = head.is_head();
     let version = head.version;
-    let takes_gzip = relay::takes_gzip(&head, shared.gzip(client.route));
-    let fetched = origin::fetch(client, &mut head, &send, shared)?;
+    let gzip = shared.gzip(client.route);
+    let takes_gzip = relay::takes_gzip(&head, gzip);
+    // A client that takes gzip may hold a compressed answer, whose date
+    // is the plain body's too: a part of the plain body, sent for its
+    // `If-Range` date, would be spliced onto gzip bytes. Such a part of a
+    // body gzip compresses is not relayed: the whole is asked for, and
+    // goes compressed, as the cache answers it (`cached::serve_entry`).
+    // A part of a type gzip leaves alone (a `.zip` resumed) is.
+    let resumed_by_date = takes_gzip
+        && head.method == "GET"
+        && head.headers.contains("range")
+        && (head.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'))
+        && matches!(&body, RequestBody::Buffered(b) if b.is_empty());
+    let whole = resumed_by_date.then(|| head.clone());
+    let mut fetched = origin::fetch(client, &mut head, &send, shared)?;
+    let part_of_compressed = fetched.response.status == 206
+        && gzip.is_some_and(|g| g.suits_the_whole_of(&fetched.response.headers));
+    if let Some(mut whole) = whole.filter(|_| part_of_compressed) {
+        drop(fetched);
+        whole.headers.remove("range");
+        whole.headers.remove("if-range");
+        let again = Outgoing {
+            mirrored: false,
+            ..send
+        };
+        fetched = origin::fetch(client, &mut whole, &again, shared)?;
+        head = whole;
+    }
     // Sent: the body cannot go again, and is not kept while the response
     // is relayed.
     drop(body);
