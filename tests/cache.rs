@@ -1677,18 +1677,21 @@ fn max_stale_serves_an_expired_entry() {
 
 // -------------------------------------------------------------------- Vary
 
+/// A backend whose answers vary on `Accept-Encoding`, naming the value,
+/// with `more` fields.
+fn varying_backend(more: &'static [(&'static str, &'static str)]) -> Backend {
+    Backend::start("vary", move |seen, out| {
+        let encoding = seen.field_or("accept-encoding", "none");
+        let mut fields = vec![("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")];
+        fields.extend_from_slice(more);
+        respond(out, 200, &fields, format!("encoded {encoding}").as_bytes());
+        Action::KeepAlive
+    })
+}
+
 #[test]
 fn vary_keeps_one_entry_per_value() {
-    let backend = Backend::start("vary", |seen, out| {
-        let encoding = seen.field_or("accept-encoding", "none");
-        respond(
-            out,
-            200,
-            &[("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")],
-            format!("encoded {encoding}").as_bytes(),
-        );
-        Action::KeepAlive
-    });
+    let backend = varying_backend(&[]);
     let proxy = cached_proxy(&backend, |_| {});
     let gzip = [("Accept-Encoding", "gzip")];
     let br = [("Accept-Encoding", "br")];
@@ -4974,4 +4977,27 @@ fn dropping_the_replaced_entry_spares_one_stored_while_the_unstorable_200_stream
         ("fresh", Some("HIT")),
         "the entry stored meanwhile was dropped"
     );
+}
+
+#[test]
+fn a_vary_the_backend_names_in_connection_too_still_keys_its_variants() {
+    // Named in `Connection`, it would be dropped as hop-by-hop: from the
+    // stored head (the variants then stored under keys no lookup made
+    // again) and from the client's answer. It is kept.
+    let backend = varying_backend(&[("Connection", "Vary")]);
+    let proxy = cached_proxy(&backend, |_| {});
+    let gzip = [("Accept-Encoding", "gzip")];
+    let br = [("Accept-Encoding", "br")];
+    let first = get_with(&proxy, "/v", &gzip);
+    expect(&first, 200, "MISS", "encoded gzip");
+    assert_eq!(
+        first.header("vary"),
+        Some("Accept-Encoding"),
+        "{}",
+        first.head.raw
+    );
+    expect(&get_with(&proxy, "/v", &br), 200, "MISS", "encoded br");
+    expect(&get_with(&proxy, "/v", &gzip), 200, "HIT", "encoded gzip");
+    expect(&get_with(&proxy, "/v", &br), 200, "HIT", "encoded br");
+    assert_eq!(backend.requests(), 2);
 }

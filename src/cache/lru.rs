@@ -494,7 +494,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 
     /// Walks the whole structure and panics on any violation of the invariant.
     #[cfg(test)]
-    fn assert_invariant(&self) {
+    pub(crate) fn assert_invariant(&self) {
         use std::collections::HashSet;
         let mut seen = HashSet::new();
         let (mut prev, mut idx, mut sum) = (HEAD, self.nodes[HEAD].next, 0u64);

@@ -764,7 +764,10 @@ impl Cache {
         let primary = primary_of(&key).to_string();
         // Read only for a variant key, which the response's Vary made: a
         // response whose Vary the settings ignore has the primary key.
-        let names = policy::vary_names(&entry.head);
+        // Read from the key itself: lookups rebuild the key from these
+        // names, and the stored head may have lost its Vary (a backend's
+        // `Connection: Vary` makes it hop-by-hop, which `sanitize` drops).
+        let names: Vec<String> = entry.vary_names().map(str::to_string).collect();
         let weight = entry.weight();
         let mut state = self.state.lock();
         // A fill that an invalidation or a newer entry overtook says
@@ -1154,22 +1157,26 @@ impl Cache {
     /// Drops the entries of `due` the cache still holds (not one stored
     /// under the same key since); returns how many.
     fn drop_due(&self, due: Vec<Arc<Entry>>) -> usize {
-        if due.is_empty() {
-            return 0;
-        }
-        let mut state = self.state.lock();
-        let mut gone = Vec::with_capacity(due.len());
-        for entry in &due {
-            let key = entry.key();
-            let held = state.lru.peek(key);
-            if held.is_some_and(|held| Arc::ptr_eq(held, entry)) {
-                gone.extend(state.lru.remove(key));
-                state.forget_variant(key);
+        let mut n = 0;
+        // In slices of the lock, as a purge's walk: a tick that finds a
+        // great many due (stored together, with one lifetime) would
+        // otherwise hold every request for the cache for all of them.
+        for slice in due.chunks(SWEEP_SLICE) {
+            let mut state = self.state.lock();
+            let mut gone = Vec::with_capacity(slice.len());
+            for entry in slice {
+                let key = entry.key();
+                let held = state.lru.peek(key);
+                if held.is_some_and(|held| Arc::ptr_eq(held, entry)) {
+                    gone.extend(state.lru.remove(key));
+                    state.forget_variant(key);
+                }
             }
+            MutexGuard::unlock_fair(state);
+            n += gone.len();
+            drop(gone); // entries freed outside the lock
         }
-        drop(state);
-        let n = gone.len();
-        drop((gone, due)); // entries freed outside the lock
+        drop(due);
         if n > 0 {
             self.changed();
         }
@@ -3081,5 +3088,299 @@ mod tests {
         drop(guard);
         t.join().unwrap();
         assert!(matches!(cache.join_flight("k"), Flight::Leader(_)));
+    }
+}
+
+#[cfg(test)]
+mod model {
+    use super::*;
+    use crate::http::Headers;
+    use proptest::prelude::*;
+
+    fn settings() -> Settings {
+        Settings {
+            targeting: policy::Targeting {
+                surrogate_keys: true,
+                ..Default::default()
+            },
+            ..Settings::default()
+        }
+    }
+
+    const NAMES: [&str; 2] = ["accept-encoding", "accept-language"];
+
+    /// (url, vary: None or Some((name index, value)), body len, tag, fresh secs)
+    fn make(url: u8, vary: Option<(usize, u8)>, body: usize, tag: u8, fresh: u64) -> Entry {
+        let primary = format!("h/{url}");
+        let mut head = ResponseHead::new(200);
+        head.headers
+            .push("Cache-Control", format!("max-age={fresh}"));
+        head.headers.push("Surrogate-Key", format!("t{tag}"));
+        let key = match vary {
+            None => primary.clone(),
+            Some((n, v)) => {
+                head.headers.push("Vary", NAMES[n]);
+                let mut req = Headers::new();
+                req.push(NAMES[n], format!("v{v}"));
+                policy::variant_key(&primary, &[NAMES[n].to_string()], &req)
+            }
+        };
+        Entry::new(
+            key,
+            head,
+            vec![b'x'; body].into(),
+            SystemTime::now(),
+            Lifetime {
+                fresh: Duration::from_secs(fresh),
+                stale_if_error: Duration::from_secs(10),
+            },
+            &settings(),
+        )
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, Option<(usize, u8)>, usize, u8, u64),
+        Lookup(u8, usize, u8),
+        Purge(u8, bool),
+        Prefix(u8, bool),
+        Tag(u8, bool),
+        Compress(u8, Option<(usize, u8)>, usize),
+        Expire(u64),
+        Clear,
+        Begin(usize),
+        Finish(usize, u8, Option<(usize, u8)>, usize, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let vary = prop::option::of((0usize..2, 0u8..3));
+        prop_oneof![
+            8 => (0u8..5, vary.clone(), 0usize..3000, 0u8..3, 0u64..100)
+                .prop_map(|(u, v, b, t, f)| Op::Insert(u, v, b, t, f)),
+            2 => (0u8..5, 0usize..2, 0u8..3).prop_map(|(u, n, v)| Op::Lookup(u, n, v)),
+            1 => (0u8..5, any::<bool>()).prop_map(|(u, s)| Op::Purge(u, s)),
+            1 => (0u8..5, any::<bool>()).prop_map(|(u, s)| Op::Prefix(u, s)),
+            1 => (0u8..3, any::<bool>()).prop_map(|(t, s)| Op::Tag(t, s)),
+            2 => (0u8..5, vary, 0usize..3000).prop_map(|(u, v, b)| Op::Compress(u, v, b)),
+            1 => (0u64..200).prop_map(Op::Expire),
+            1 => Just(Op::Clear),
+            2 => (0usize..3).prop_map(Op::Begin),
+            3 => (0usize..3, 0u8..5, prop::option::of((0usize..2, 0u8..3)), 0usize..3000, 0u8..3)
+                .prop_map(|(f, u, v, b, t)| Op::Finish(f, u, v, b, t)),
+        ]
+    }
+
+    /// The LRU's own invariants (bytes, links), and every variant in its
+    /// URL's index, every index naming stored variants only.
+    pub(super) fn check(cache: &Cache) {
+        let state = cache.state.lock();
+        state.lru.assert_invariant();
+        for (key, entry) in state.lru.iter() {
+            assert_eq!(key, entry.key());
+            let primary = primary_of(key);
+            if primary.len() != key.len() {
+                let v = state
+                    .vary
+                    .get(primary)
+                    .unwrap_or_else(|| panic!("{key:?} unindexed"));
+                assert!(v.keys.contains(key), "{key:?} not in its index");
+            } else {
+                assert!(!state.vary.contains_key(primary), "{key:?} with variants");
+            }
+        }
+        for (primary, v) in &state.vary {
+            assert!(!v.keys.is_empty(), "{primary:?} has no variants");
+            for k in &v.keys {
+                assert!(
+                    state.lru.contains_key(k.as_str()),
+                    "{k:?} indexed, not stored"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn cache_keeps_its_invariants(cap in 0u64..20_000, ops in prop::collection::vec(op(), 1..80)) {
+            let cache = Arc::new(Cache::new(cap, 2500));
+            // Per fill slot: the fill, and what was invalidated since it began
+            // (urls, tags, everything).
+            let mut fills: Vec<Option<(Fill, Vec<u8>, Vec<u8>, bool)>> = vec![None, None, None];
+            for op in ops {
+                let note_url = |fills: &mut Vec<Option<(Fill, Vec<u8>, Vec<u8>, bool)>>, u: u8| {
+                    for f in fills.iter_mut().flatten() { f.1.push(u); }
+                };
+                let note_tag = |fills: &mut Vec<Option<(Fill, Vec<u8>, Vec<u8>, bool)>>, t: u8| {
+                    for f in fills.iter_mut().flatten() { f.2.push(t); }
+                };
+                match op {
+                    Op::Insert(u, v, b, t, f) => {
+                        cache.insert(make(u, v, b, t, f));
+                    }
+                    Op::Lookup(u, n, v) => {
+                        let mut req = Headers::new();
+                        req.push(NAMES[n], format!("v{v}"));
+                        cache.lookup(&format!("h/{u}"), &req);
+                    }
+                    Op::Purge(u, soft) => {
+                        let p = if soft { Purge::Soft(SystemTime::now()) } else { Purge::Hard };
+                        cache.invalidate_all(&[format!("h/{u}")], p);
+                        note_url(&mut fills, u);
+                    }
+                    Op::Prefix(u, soft) => {
+                        let p = if soft { Purge::Soft(SystemTime::now()) } else { Purge::Hard };
+                        cache.invalidate_group_by(&Group::Prefixes(vec![format!("h/{u}")]), p, 2, || check(&cache));
+                        note_url(&mut fills, u);
+                    }
+                    Op::Tag(t, soft) => {
+                        let p = if soft { Purge::Soft(SystemTime::now()) } else { Purge::Hard };
+                        let mut h = Headers::new();
+                        h.push("Surrogate-Key", format!("t{t}"));
+                        let tags = policy::Tags::of_purge(&h).unwrap();
+                        cache.invalidate_group_by(&Group::Tags(tags), p, 2, || check(&cache));
+                        note_tag(&mut fills, t);
+                    }
+                    Op::Compress(u, v, b) => {
+                        // Compress what is stored under that key, then reweigh.
+                        let key = make(u, v, 0, 0, 1).key().to_string();
+                        let held = cache.state.lock().lru.peek(key.as_str()).cloned();
+                        if let Some(e) = held {
+                            e.compressed(|_| vec![b'z'; b]);
+                            cache.reweigh(&e);
+                        }
+                    }
+                    Op::Expire(s) => {
+                        cache.expire_due(SystemTime::now() + Duration::from_secs(s));
+                    }
+                    Op::Clear => {
+                        cache.clear();
+                        for f in fills.iter_mut().flatten() { f.3 = true; }
+                    }
+                    Op::Begin(i) => {
+                        fills[i] = Some((cache.begin_fill(), vec![], vec![], false));
+                    }
+                    Op::Finish(i, u, v, b, t) => {
+                        if let Some((fill, urls, tags, cleared)) = fills[i].take() {
+                            let e = Arc::new(make(u, v, b, t, 60));
+                            let stored = cache.insert_filled(e.clone(), &fill);
+                            let overtaken = cleared || urls.contains(&u) || tags.contains(&t);
+                            if overtaken {
+                                prop_assert!(!stored, "stored after an invalidation");
+                            }
+                            let fits = b <= 2500 && e.weight() <= cap;
+                            if !overtaken && fits {
+                                prop_assert!(stored, "not stored");
+                            }
+                            let held = cache.state.lock().lru.peek(e.key()).cloned();
+                            prop_assert_eq!(stored, held.is_some_and(|h| Arc::ptr_eq(&h, &e)));
+                        }
+                    }
+                }
+                check(&cache);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+    use crate::http::Headers;
+
+    #[test]
+    fn concurrent_operations_keep_the_invariants() {
+        let cache = Arc::new(Cache::new(40_000, 4000));
+        let names = ["accept-encoding", "accept-language"];
+        let mut threads = Vec::new();
+        for t in 0..4u64 {
+            let cache = cache.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut x = t * 7919 + 1;
+                let mut rnd = move |n: u64| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % n
+                };
+                for _ in 0..4000 {
+                    let u = rnd(6);
+                    let primary = format!("h/{u}");
+                    match rnd(10) {
+                        0..=3 => {
+                            let mut head = ResponseHead::new(200);
+                            head.headers.push("Cache-Control", "max-age=60");
+                            head.headers.push("Surrogate-Key", format!("t{}", rnd(3)));
+                            let key = if rnd(2) == 0 {
+                                primary.clone()
+                            } else {
+                                let n = names[rnd(2) as usize];
+                                head.headers.push("Vary", n);
+                                let mut req = Headers::new();
+                                req.push(n, format!("v{}", rnd(3)));
+                                policy::variant_key(&primary, &[n.to_string()], &req)
+                            };
+                            let fill = cache.begin_fill();
+                            let e = Entry::new(
+                                key,
+                                head,
+                                vec![b'x'; rnd(3000) as usize].into(),
+                                SystemTime::now(),
+                                Lifetime {
+                                    fresh: Duration::from_secs(rnd(3)),
+                                    stale_if_error: Duration::ZERO,
+                                },
+                                &Settings::default(),
+                            );
+                            cache.insert_filled(Arc::new(e), &fill);
+                        }
+                        4 => {
+                            let mut req = Headers::new();
+                            req.push(names[rnd(2) as usize], format!("v{}", rnd(3)));
+                            if let Some(e) = cache.lookup(&primary, &req) {
+                                if let Some((_, true)) = e.compressed(|b| b.repeat(2)) {
+                                    cache.reweigh(&e);
+                                }
+                            }
+                        }
+                        5 => {
+                            let p = if rnd(2) == 0 {
+                                Purge::Hard
+                            } else {
+                                Purge::Soft(SystemTime::now())
+                            };
+                            cache.invalidate_all(&[primary], p);
+                        }
+                        6 => {
+                            let p = if rnd(2) == 0 {
+                                Purge::Hard
+                            } else {
+                                Purge::Soft(SystemTime::now())
+                            };
+                            cache.invalidate_group_by(&Group::Prefixes(vec![primary]), p, 2, || {});
+                        }
+                        7 => {
+                            cache.expire_due(SystemTime::now() + Duration::from_secs(rnd(4)));
+                        }
+                        8 => {
+                            if rnd(20) == 0 {
+                                cache.clear();
+                            }
+                        }
+                        _ => {
+                            cache.entries_by(2, || {});
+                        }
+                    }
+                }
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        super::model::check(&cache);
+        let state = cache.state.lock();
+        assert!(
+            state.fills.is_empty() && state.invalidated.is_empty() && state.sweeping.is_empty()
+        );
     }
 }

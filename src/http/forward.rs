@@ -55,9 +55,11 @@ pub fn frames_or_hop_by_hop(name: &str) -> bool {
 /// Fields a peer may not make us drop by naming them in `Connection`: a
 /// client that lists `X-Forwarded-For` or `Host` there is trying to make
 /// the proxy hide something from the backend; a response must keep its
-/// `Date` (RFC 9110 §6.6.1), which the cache's age and freshness read.
+/// `Date` (RFC 9110 §6.6.1), which the cache's age and freshness read,
+/// and its `Vary`, which says which stored variant answers whom (the
+/// cache keys by it, and a client's cache needs it as much).
 fn is_protected(name: &str) -> bool {
-    ["host", "authorization", "cookie", "date"]
+    ["host", "authorization", "cookie", "date", "vary"]
         .iter()
         .chain(&FORWARDING_FIELDS)
         .any(|p| p.eq_ignore_ascii_case(name))
