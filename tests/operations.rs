@@ -1154,18 +1154,23 @@ fn idle_backend_connections_are_closed_at_their_age_while_clients_keep_connectin
 
 // ------------------------------------------------------------ shutdown
 
+/// A cache kept in `snapshot`, whose timer never fires during a test:
+/// only shutdown writes it.
+fn snapshotting(snapshot: &std::path::Path) -> impl Fn(&mut inverso::Config) + '_ {
+    move |c| {
+        c.cache_size = 1 << 20;
+        c.unit_time = Duration::from_secs(3600);
+        c.path_to_persistence = Some(snapshot.to_path_buf());
+    }
+}
+
 #[test]
 fn shutdown_writes_the_final_snapshot() {
     let origin = cacheable_backend();
     let dir = tempfile::tempdir().unwrap();
     let snapshot = dir.path().join("cache.bin");
-    let settings = |c: &mut inverso::Config| {
-        c.cache_size = 1 << 20;
-        // The timer never fires during the test: only shutdown writes.
-        c.unit_time = Duration::from_secs(3600);
-        c.path_to_persistence = Some(snapshot.clone());
-    };
-    let mut first = start_proxy(&[origin.addr], settings);
+    let settings = snapshotting(&snapshot);
+    let mut first = start_proxy(&[origin.addr], &settings);
     assert_eq!(
         get_with(&first, "/kept", "").header("x-cache"),
         Some("MISS")
@@ -1173,7 +1178,7 @@ fn shutdown_writes_the_final_snapshot() {
     assert!(!snapshot.exists());
     assert!(first.shutdown(Duration::from_secs(5)));
     assert!(snapshot.exists());
-    let second = start_proxy(&[origin.addr], settings);
+    let second = start_proxy(&[origin.addr], &settings);
     assert_eq!(
         get_with(&second, "/kept", "").header("x-cache"),
         Some("HIT")
@@ -1190,9 +1195,7 @@ fn an_admin_purge_during_shutdown_is_in_the_final_snapshot_or_refused() {
     let dir = tempfile::tempdir().unwrap();
     let snapshot = dir.path().join("cache.bin");
     let settings = |c: &mut inverso::Config| {
-        c.cache_size = 1 << 20;
-        c.unit_time = Duration::from_secs(3600);
-        c.path_to_persistence = Some(snapshot.clone());
+        snapshotting(&snapshot)(c);
         c.admin_port = Some(0);
     };
     let mut first = start_proxy(&[origin.addr], settings);

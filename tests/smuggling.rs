@@ -1143,29 +1143,39 @@ fn unsent(stream: &std::net::TcpStream) -> usize {
     n as usize
 }
 
-#[test]
-fn a_backend_s_last_bytes_reach_the_client_though_the_client_still_sends() {
-    // The backend sends its last message and closes at once, as a
-    // WebSocket server that ends the session does, while the client,
-    // slow to read, still sends. Everything the backend sent before its
-    // close is the client's: the proxy's failed write to the closed
-    // backend must not cut it.
-    const LAST: usize = 256 * 1024;
-    let backend = Backend::start("closing", |_, out| {
-        let _ = out.write_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
-        );
-        let mut last = pattern(LAST);
-        last.extend_from_slice(b"END");
-        let _ = out.write_all(&last);
-        // All of it handed to the proxy before the close.
-        assert!(wait_until(WAIT_LIMIT, || unsent(out) == 0));
-        Action::Close
-    });
-    let proxy = start_proxy(&[backend.addr], |_| {});
+/// The head a backend answers a switch to `x-test` with.
+const SWITCHED: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n";
+
+/// What a backend sends before its end in the tests of tunnels' ends.
+fn last_message() -> Vec<u8> {
+    let mut last = pattern(256 * 1024);
+    last.extend_from_slice(b"END");
+    last
+}
+
+/// A client whose connection through `proxy` was switched to `x-test`.
+fn switched_client(proxy: &Proxy) -> Client {
     let mut client = proxy.connect();
     client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
     assert_eq!(client.try_response(true).unwrap().status, 101);
+    client
+}
+
+/// The first connection `listener` accepts, its request head read.
+fn accept_request(listener: &TcpListener) -> std::net::TcpStream {
+    let (mut stream, _) = listener.accept().unwrap();
+    let (mut head, mut byte) = (Vec::new(), [0u8; 1]);
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    stream
+}
+
+/// Sends `ping` every 5 ms on `client`'s connection, reading nothing,
+/// until the returned function is called.
+fn keep_talking(client: &Client) -> impl FnOnce() {
     let mut sender = client.reader.stream.try_clone().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let talking = {
@@ -1176,41 +1186,57 @@ fn a_backend_s_last_bytes_reach_the_client_though_the_client_still_sends() {
             }
         })
     };
+    move || {
+        stop.store(true, Ordering::SeqCst);
+        talking.join().unwrap();
+    }
+}
+
+#[test]
+fn a_backend_s_last_bytes_reach_the_client_though_the_client_still_sends() {
+    // The backend sends its last message and closes at once, as a
+    // WebSocket server may after its close frame, while the client, slow
+    // to read, still sends. Everything the backend sent before its close
+    // is the client's: the proxy's failed write to the closed backend
+    // must not cut it.
+    let backend = Backend::start("closing", |_, out| {
+        let _ = out.write_all(SWITCHED);
+        let _ = out.write_all(&last_message());
+        // All of it handed to the proxy before the close.
+        assert!(wait_until(WAIT_LIMIT, || unsent(out) == 0));
+        Action::Close
+    });
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let mut client = switched_client(&proxy);
+    let stop_talking = keep_talking(&client);
     // The client reads nothing for a while: the backend has closed by then.
     assert!(wait_until(WAIT_LIMIT, || backend.closed() == 1));
     std::thread::sleep(Duration::from_millis(300));
     let got = client.read_until_closed();
-    stop.store(true, Ordering::SeqCst);
-    talking.join().unwrap();
-    assert_eq!(got.len(), LAST + 3, "the backend's last bytes were cut");
-    assert!(got.ends_with(b"END"));
+    stop_talking();
+    assert!(
+        got == last_message(),
+        "the backend's last bytes were cut: {} bytes",
+        got.len()
+    );
 }
 
 #[test]
 fn a_backend_s_last_bytes_reach_the_client_though_it_resets_after_them() {
     // As above, but the backend's end is a reset (it closed with the
     // client's bytes unread), after all it sent had reached the proxy.
-    const LAST: usize = 256 * 1024;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let reset = Arc::new(AtomicBool::new(false));
     let backend = {
         let reset = reset.clone();
         std::thread::spawn(move || {
-            let (mut out, _) = listener.accept().unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                out.read_exact(&mut byte).unwrap();
-                head.push(byte[0]);
-            }
-            let mut last = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n".to_vec();
-            last.extend_from_slice(&pattern(LAST));
-            last.extend_from_slice(b"END");
-            out.write_all(&last).unwrap();
+            let mut out = accept_request(&listener);
+            out.write_all(&[SWITCHED, &last_message()].concat())
+                .unwrap();
             assert!(wait_until(WAIT_LIMIT, || unsent(&out) == 0));
             // The client's bytes arrived, unread: the close is a reset.
-            assert!(out.peek(&mut byte).unwrap() == 1);
+            assert!(out.peek(&mut [0u8; 1]).unwrap() == 1);
             socket2::SockRef::from(&out)
                 .set_linger(Some(Duration::ZERO))
                 .unwrap();
@@ -1219,27 +1245,18 @@ fn a_backend_s_last_bytes_reach_the_client_though_it_resets_after_them() {
         })
     };
     let proxy = start_proxy(&[addr], |_| {});
-    let mut client = proxy.connect();
-    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
-    assert_eq!(client.try_response(true).unwrap().status, 101);
-    let mut sender = client.reader.stream.try_clone().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let talking = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) && sender.write_all(b"ping").is_ok() {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let mut client = switched_client(&proxy);
+    let stop_talking = keep_talking(&client);
     assert!(wait_until(WAIT_LIMIT, || reset.load(Ordering::SeqCst)));
     backend.join().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let got = client.read_until_closed();
-    stop.store(true, Ordering::SeqCst);
-    talking.join().unwrap();
-    assert_eq!(got.len(), LAST + 3, "the backend's last bytes were cut");
-    assert!(got.ends_with(b"END"));
+    stop_talking();
+    assert!(
+        got == last_message(),
+        "the backend's last bytes were cut: {} bytes",
+        got.len()
+    );
 }
 
 #[test]
@@ -1252,17 +1269,8 @@ fn a_tunnel_whose_client_is_gone_does_not_wait_on_a_backend_that_reads_nothing()
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let backend = std::thread::spawn(move || {
-        let (mut out, _) = listener.accept().unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            out.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        out.write_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: Upgrade\r\n\r\n",
-        )
-        .unwrap();
+        let mut out = accept_request(&listener);
+        out.write_all(SWITCHED).unwrap();
         // Never reads; writes until the proxy closes the connection, or
         // for far longer than the proxy's 2 s of grace.
         out.set_write_timeout(Some(Duration::from_secs(20)))
@@ -1275,9 +1283,7 @@ fn a_tunnel_whose_client_is_gone_does_not_wait_on_a_backend_that_reads_nothing()
         }
     });
     let proxy = start_proxy(&[addr], |c| c.tunnel_timeout = Duration::from_secs(600));
-    let mut client = proxy.connect();
-    client.send(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
-    assert_eq!(client.try_response(true).unwrap().status, 101);
+    let client = switched_client(&proxy);
     // The client sends until nothing more is taken (the backend reads
     // nothing), and reads nothing itself.
     let mut sender = client.reader.stream.try_clone().unwrap();
