@@ -3199,20 +3199,26 @@ mod model {
         }
     }
 
+    /// A fill begun, and what was invalidated since: URLs, tags, or all.
+    struct Begun {
+        fill: Fill,
+        urls: Vec<u8>,
+        tags: Vec<u8>,
+        cleared: bool,
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
         #[test]
         fn cache_keeps_its_invariants(cap in 0u64..20_000, ops in prop::collection::vec(op(), 1..80)) {
             let cache = Arc::new(Cache::new(cap, 2500));
-            // Per fill slot: the fill, and what was invalidated since it began
-            // (urls, tags, everything).
-            let mut fills: Vec<Option<(Fill, Vec<u8>, Vec<u8>, bool)>> = vec![None, None, None];
+            let mut fills: [Option<Begun>; 3] = [None, None, None];
             for op in ops {
-                let note_url = |fills: &mut Vec<Option<(Fill, Vec<u8>, Vec<u8>, bool)>>, u: u8| {
-                    for f in fills.iter_mut().flatten() { f.1.push(u); }
+                let note_url = |fills: &mut [Option<Begun>; 3], u: u8| {
+                    for f in fills.iter_mut().flatten() { f.urls.push(u); }
                 };
-                let note_tag = |fills: &mut Vec<Option<(Fill, Vec<u8>, Vec<u8>, bool)>>, t: u8| {
-                    for f in fills.iter_mut().flatten() { f.2.push(t); }
+                let note_tag = |fills: &mut [Option<Begun>; 3], t: u8| {
+                    for f in fills.iter_mut().flatten() { f.tags.push(t); }
                 };
                 match op {
                     Op::Insert(u, v, b, t, f) => {
@@ -3255,13 +3261,13 @@ mod model {
                     }
                     Op::Clear => {
                         cache.clear();
-                        for f in fills.iter_mut().flatten() { f.3 = true; }
+                        for f in fills.iter_mut().flatten() { f.cleared = true; }
                     }
                     Op::Begin(i) => {
-                        fills[i] = Some((cache.begin_fill(), vec![], vec![], false));
+                        fills[i] = Some(Begun { fill: cache.begin_fill(), urls: vec![], tags: vec![], cleared: false });
                     }
                     Op::Finish(i, u, v, b, t) => {
-                        if let Some((fill, urls, tags, cleared)) = fills[i].take() {
+                        if let Some(Begun { fill, urls, tags, cleared }) = fills[i].take() {
                             let e = Arc::new(make(u, v, b, t, 60));
                             let stored = cache.insert_filled(e.clone(), &fill);
                             let overtaken = cleared || urls.contains(&u) || tags.contains(&t);
