@@ -3,6 +3,9 @@
 
 mod support;
 
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -1156,6 +1159,47 @@ fn a_pooled_connection_closed_after_an_interim_response_is_not_tried_again() {
     assert_eq!(client.response().status, 502);
     assert_eq!(a.requests(), 2, "the second request was sent again");
     assert_eq!(a.connections(), 1);
+}
+
+#[test]
+fn a_pooled_connection_reset_after_part_of_a_head_is_not_tried_again() {
+    // As after a 103: the backend had the request and began to answer
+    // before its reset. With `retries = 0`, a 502, and the GET sent once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counted = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut reader = Reader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                while let Ok(Some(head)) = reader.read_head() {
+                    if !head.start_line.starts_with("GET /again ") {
+                        respond(&mut out, 200, &[], b"ok");
+                        continue;
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    out.write_all(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap();
+                    // Read by the proxy before the reset comes.
+                    std::thread::sleep(Duration::from_millis(200));
+                    let linger = socket2::SockRef::from(&out).set_linger(Some(Duration::ZERO));
+                    linger.unwrap();
+                    return;
+                }
+            });
+        }
+    });
+    let proxy = start_proxy(&[addr], |c| c.retries = Some(0));
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/warm").status, 200);
+    assert_eq!(client.get("/again").status, 502);
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        1,
+        "sent again after a response byte came"
+    );
 }
 
 #[test]

@@ -644,7 +644,10 @@ fn attempt(
             // idled (a restarted backend, most often): the others it holds
             // went the same way, so they go too. The backend is not at
             // fault; a request that may be sent again goes on a new one.
-            Err(f) if up.reused && f.before_response() => {
+            // Not once part of a response head came: that is no
+            // connection closed while idle, and the request is not sent
+            // again here (only within `retries`, see `retry_elsewhere`).
+            Err(f) if up.reused && f.before_response() && up.conn.buffered().is_empty() => {
                 target.forget_idle();
                 if !replayable {
                     return Err(Failure::Stale(Box::new(f)));
