@@ -125,9 +125,9 @@ const CLAIMS: [&str; 5] = [
 /// Removes the [`CLAIMS`] a client that is no trusted proxy sent.
 pub fn drop_claims(headers: &mut Headers) {
     headers.retain(|name, _| {
-        !CLAIMS
-            .iter()
-            .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+        // Under either spelling: with `underscores_in_headers`, a backend
+        // reading `_` as `-` takes `X_Forwarded_Ssl` for `X-Forwarded-Ssl`.
+        !(CLAIMS.iter()).any(|c| crate::http::headers::read_alike(c.as_bytes(), name))
     });
 }
 

@@ -305,6 +305,45 @@ fn what_only_a_proxy_in_front_can_say_of_the_url_reaches_the_backend_only_from_o
 }
 
 #[test]
+fn a_claim_spelled_with_underscores_is_dropped_too() {
+    // With `underscores_in_headers`, CGI, WSGI and Rack read `X_Forwarded_Ssl`
+    // as `X-Forwarded-Ssl` (HTTP_X_FORWARDED_SSL): the claim a client may not
+    // make under one spelling it may not make under the other.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| c.underscores_in_headers = true);
+    let claims = [
+        ("X_Forwarded_Prefix", "//evil.example"),
+        ("X_Forwarded_Ssl", "on"),
+        ("Front_End_Https", "On"),
+    ];
+    assert_eq!(proxy.connect().get_with("/t", &claims).status, 200);
+    let seen = a.seen().pop().unwrap();
+    for (name, _) in claims {
+        assert_eq!(seen.head.get(name), None, "{name} reached the backend");
+    }
+}
+
+#[test]
+fn the_access_log_shows_a_claim_as_the_client_sent_it() {
+    // README ("The request as the client sent it"): the access log shows
+    // the client's fields; its forged X-Forwarded-Proto is logged, and its
+    // forged X-Forwarded-Prefix should be too (the evidence of the attempt).
+    let a = Backend::echo("a");
+    let template = "$http_x_forwarded_proto $http_x_forwarded_prefix";
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.log_format = inverso::config::LogFormat::parse(template).unwrap();
+    });
+    let claims = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Prefix", "/evil"),
+    ];
+    assert_eq!(proxy.connect().get_with("/t", &claims).status, 200);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines, ["https /evil"]);
+}
+
+#[test]
 fn behind_a_trusted_proxy_the_client_it_names_is_in_x_real_ip_and_forwarded() {
     // Tests speak to 127.0.0.1 only: an IPv6 client is one named here
     // (RFC 7239 §6: `for="[2001:db8::7]"`, brackets and quotes).

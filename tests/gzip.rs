@@ -582,8 +582,7 @@ fn a_revalidated_entry_keeps_its_compressed_copy() {
     let cache = Arc::clone(proxy.handle().cache().expect("the cache is on"));
     let mut client = proxy.connect();
     assert_eq!(x_cache(&client.get_with("/doc", &[GZIP])), "MISS");
-    let copy_of = || {
-        let entries = cache.entries();
+    let copy_of = |entries: &[Arc<inverso::cache::Entry>]| {
         assert_eq!(entries.len(), 1);
         let (copy, made) = entries[0].compressed(|_| panic!("no copy")).unwrap();
         assert!(!made);
@@ -592,12 +591,14 @@ fn a_revalidated_entry_keeps_its_compressed_copy() {
     let first = client.get_with("/doc", &[GZIP]);
     assert_eq!(x_cache(&first), "REVALIDATED");
     assert_eq!(gunzip(&first.body), page(20_000));
-    let made = copy_of();
+    // Held, so that a copy made again cannot be where this one was.
+    let refreshed = cache.entries();
+    let made = copy_of(&refreshed);
     let second = client.get_with("/doc", &[GZIP]);
     assert_eq!(x_cache(&second), "REVALIDATED");
     assert_eq!(gunzip(&second.body), page(20_000));
     assert_eq!(
-        copy_of(),
+        copy_of(&cache.entries()),
         made,
         "the copy was compressed again for a body that did not change"
     );
@@ -640,4 +641,31 @@ fn a_relayed_if_range_date_of_a_compressed_answer_gets_no_part_of_the_plain_body
     assert_eq!(rest.status, 206, "{}", rest.head.raw);
     assert_eq!(rest.body, page(20_000)[100..]);
     assert_eq!(backend.requests(), 4);
+}
+
+#[test]
+fn the_part_asked_again_whole_leaves_its_connection_reusable() {
+    // The 206 that is not relayed came whole with its head: the connection
+    // it came on is as good as any (`relay::discard` keeps such a one, as
+    // for a `retry_on_status` answer); dropped, it is closed, and the
+    // request asked again whole opens another.
+    const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let backend = Backend::start("origin", |seen, out| {
+        let body = page(20_000);
+        let mut fields = vec![("Content-Type", "text/html"), ("Last-Modified", LM)];
+        if seen.field_or("range", "") == "bytes=19900-" {
+            fields.push(("Content-Range", "bytes 19900-19999/20000"));
+            respond(out, 206, &fields, &body[19_900..]);
+        } else {
+            respond(out, 200, &fields, &body);
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    let resume = [GZIP, ("Range", "bytes=19900-"), ("If-Range", LM)];
+    let rest = client.get_with("/doc", &resume);
+    assert_eq!(rest.status, 200, "{}", rest.head.raw);
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(backend.connections(), 1, "the 206's connection was closed");
 }

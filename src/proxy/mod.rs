@@ -737,9 +737,6 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     let from_proxy = realip::is_trusted(client.peer, trusted);
-    if !from_proxy {
-        realip::drop_claims(&mut head.headers);
-    }
     // Before the cache reads the request: one with a certificate is an
     // authenticated one (see `policy::has_credentials`).
     client_cert::put_fields(&mut head.headers, client.certificate.as_deref());
@@ -758,6 +755,11 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     }
     let mut line = LogLine::of(&head, &shared.config);
+    // After the log line, which shows the request as it came (a forged
+    // claim is worth seeing there); before anything else reads them.
+    if !from_proxy {
+        realip::drop_claims(&mut head.headers);
+    }
     // `rewrite.<name>`: after the log line is taken (it shows the request
     // as it came, as nginx's `$request`), before routing, which goes by
     // the new path. A rule that redirects is answered below, where a
@@ -1413,7 +1415,7 @@ fn forward(
     let part_of_compressed = fetched.response.status == 206
         && gzip.is_some_and(|g| g.suits_the_whole_of(&fetched.response.headers));
     if let Some(mut whole) = whole.filter(|_| part_of_compressed) {
-        drop(fetched);
+        relay::discard(fetched, false, client);
         whole.headers.remove("range");
         whole.headers.remove("if-range");
         let again = Outgoing {
