@@ -1259,3 +1259,27 @@ fn a_gateway_s_refusal_reaches_the_client_without_the_cache_s_own_fields() {
     }
     assert_eq!(app.requests(), 0);
 }
+
+#[test]
+fn a_declared_length_over_max_body_size_is_413_before_the_gateway_is_asked() {
+    // As nginx checks client_max_body_size before its access phase: the
+    // client learns its upload is too large, not that it should sign in,
+    // and the gateway is not asked about a request refused anyway.
+    let app = Backend::echo("app");
+    let gate = Backend::start("sso", |_, out| {
+        respond(out, 302, &[("Location", "https://sso.example/login")], b"");
+        Action::KeepAlive
+    });
+    let conf = format!(
+        "targets = {}\npool.sso = {}\nauth_request = sso /verify\nmax_body_size = 1000\n",
+        app.addr, gate.addr
+    );
+    let proxy = start_proxy(&[], from_file(&conf));
+    let mut client = proxy.connect();
+    client.send(
+        b"POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n",
+    );
+    let r = client.response();
+    assert_eq!(r.status, 413, "{}", r.head.raw);
+    assert_eq!(gate.requests(), 0);
+}

@@ -616,21 +616,32 @@ fn after_a_body_the_connection_idles_under_connection_timeout_not_the_body_timeo
 
 #[test]
 fn a_body_that_stops_arriving_gets_408() {
-    let backend = Backend::echo("b");
-    let proxy = start_proxy(&[backend.addr], slow_client_limits);
-    // A small body (read whole before forwarding) and a chunked one
-    // (streamed): both stall after a few bytes.
-    for request in [
-        &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..],
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
-    ] {
-        let mut client = proxy.connect();
-        client.send(request);
-        let response = client.response();
-        assert_eq!(response.status, 408);
-        assert!(client.is_closed());
+    // A body with a length and a chunked one stall after a few bytes:
+    // read whole before forwarding, then streamed (the backend has the
+    // head by then, and its connection is closed, never pooled).
+    for buffer in [None, Some(0)] {
+        let backend = Backend::echo("b");
+        let proxy = start_proxy(&[backend.addr], |c| {
+            slow_client_limits(c);
+            if let Some(buffer) = buffer {
+                c.request_buffer_size = buffer;
+            }
+        });
+        for request in [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"[..],
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        ] {
+            let mut client = proxy.connect();
+            client.send(request);
+            let response = client.response();
+            assert_eq!(response.status, 408, "buffer {buffer:?}");
+            assert!(client.is_closed());
+        }
+        assert_eq!(backend.requests(), 0);
+        let streamed = buffer.is_some();
+        assert_eq!(backend.connections() > 0, streamed, "buffer {buffer:?}");
+        assert!(wait_until(WAIT_LIMIT, || backend.closed() == backend.connections()));
     }
-    assert_eq!(backend.requests(), 0);
 }
 
 // ---------------------------------------------------------------- upstream

@@ -895,6 +895,18 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             return (outcome, line);
         }
     }
+    // RFC 9110 §15.5.14: a server may refuse a request whose content is
+    // larger than it is willing to process with 413, and close the
+    // connection (the body is not read). A declared length is checked
+    // before anything is read or forwarded (nor
+    // asked of `auth_request`'s gateway, as nginx checks
+    // `client_max_body_size` before its access phase); a chunked body is counted as
+    // it streams (BodyReader::with_limit).
+    if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
+        let config = shared.pool_config(client.route);
+        let bytes = client.send_error_to(413, true, head.is_head(), config);
+        return (Outcome::closing(413, bytes), line);
+    }
     // After the rate limit, so that guessing passwords takes a client's
     // tokens (nginx's `limit_req` comes before `auth_basic` too); before
     // the cache, so that nothing stored reaches a client not signed in.
@@ -990,16 +1002,6 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let edits = &settings.request_headers;
     if edits.edits(b"authorization") && !edits.has_variables() {
         head.headers.remove("authorization");
-    }
-    // RFC 9110 §15.5.14: a server may refuse a request whose content is
-    // larger than it is willing to process with 413, and close the
-    // connection (the body is not read). A declared length is checked
-    // before anything is read or forwarded; a chunked body is counted as
-    // it streams (BodyReader::with_limit).
-    if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
-        let config = shared.pool_config(client.route);
-        let bytes = client.send_error_to(413, true, head.is_head(), config);
-        return (Outcome::closing(413, bytes), line);
     }
     // While the body arrives, a pause longer than client_body_timeout ends
     // the exchange with 408 (the response side keeps connection_timeout).

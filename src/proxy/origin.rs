@@ -1182,10 +1182,10 @@ fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
         if buffered == b"\r" {
             return false;
         }
-        let interim =
-            buffered.len() >= 10 && buffered.starts_with(b"HTTP/1.") && buffered[9] == b'1';
-        if !interim {
-            return buffered.len() >= 10 || !b"HTTP/1.1 1".starts_with(buffered);
+        match interim_status(buffered) {
+            None => return false,
+            Some(false) => return true,
+            Some(true) => {}
         }
         if buffered.get(9..12) == Some(b"101") {
             return true;
@@ -1195,6 +1195,21 @@ fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
             Ok(None) if buffered.len() <= MAX_RESPONSE_HEAD => return false,
             _ => return true,
         }
+    }
+}
+
+/// What the first bytes of a response say of it: `Some(true)` the status
+/// line of an interim (1xx) answer, of any HTTP/1 version; `Some(false)`
+/// a final answer's, or no HTTP; `None` too few bytes to tell.
+fn interim_status(start: &[u8]) -> Option<bool> {
+    // `x`: any digit.
+    const INTERIM: &[u8; 10] = b"HTTP/1.x 1";
+    let fits = |(&b, &p): (&u8, &u8)| b == p || (p == b'x' && b.is_ascii_digit());
+    let fitting = start.iter().zip(INTERIM).all(fits);
+    match start.len() {
+        n if n >= INTERIM.len() => Some(fitting),
+        _ if fitting => None,
+        _ => Some(false),
     }
 }
 
@@ -1317,5 +1332,26 @@ mod tests {
         let answered = (0..64).any(|_| answered_early(&mut up));
         assert!(answered);
         assert!(up.buffered().len() <= 2 * MAX_RESPONSE_HEAD);
+    }
+
+    #[test]
+    fn the_first_bytes_of_an_interim_head_of_any_http_1_version_are_no_answer_yet() {
+        // An HTTP/1.0 backend's `100 Continue`, its first bytes arrived
+        // alone: taken for a final answer, the upload was cut and waited
+        // for an answer that never came.
+        for (first, answered) in [
+            (&b"HTTP/1.0"[..], false),
+            (b"HTTP/1.0 1", false),
+            (b"HTTP/1.1 ", false),
+            (b"HTTP/1.0 2", true),
+            (b"HTTP/2", true),
+            (b"SSH-2.0", true),
+        ] {
+            let (mut backend, proxy_side) = loopback_pair();
+            let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 4096);
+            backend.write_all(first).unwrap();
+            let said = String::from_utf8_lossy(first);
+            assert_eq!(answered_early(&mut up), answered, "{said:?}");
+        }
     }
 }
