@@ -86,7 +86,7 @@ pub enum StartError {
     AccessLog(io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
-    #[error("path_to_persistence: cannot create the directory of {}: {error}", path.display())]
+    #[error("path_to_persistence: {}: {error}", path.display())]
     Persistence { path: PathBuf, error: io::Error },
 }
 

@@ -1139,6 +1139,27 @@ fn inverso_within(dir: &Path, args: &[&str], within: std::time::Duration) -> Opt
 }
 
 #[test]
+fn a_snapshot_path_that_is_no_regular_file_is_a_bad_configuration() {
+    // Never written over, the cache would never be kept: said at `check`
+    // and at start-up, as for `path_to_log`, not at every tick.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dir")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(dir.path().join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for path in ["dir", "fifo"] {
+        let set = format!("path_to_persistence={path}");
+        let args = ["check", "--targets", "127.0.0.1:9001", "--set", &set];
+        let out = inverso(dir.path(), &args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a regular file"), "{path}: {stderr}");
+    }
+}
+
+#[test]
 fn a_fifo_as_a_users_or_pem_file_is_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let made = Command::new("mkfifo")

@@ -242,11 +242,19 @@ fn io_error<'p>(step: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 }
 
 /// Creates the directory the snapshot goes in when it is missing, as nginx
-/// creates a `proxy_cache_path`: one that cannot be made is found out at
-/// start-up rather than at every tick.
+/// creates a `proxy_cache_path`, and checks that what is at `path`, if
+/// anything, is a regular file: a directory that cannot be made, or a
+/// directory, FIFO or device the snapshot would never be written over, is
+/// found out at start-up rather than at every tick.
 pub fn ensure_directory(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create its directory: {e}")))?;
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(io::Error::other(
+            "not a regular file (a snapshot is never written over a directory, FIFO or device)",
+        )),
         _ => Ok(()),
     }
 }
