@@ -898,10 +898,10 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // RFC 9110 §15.5.14: a server may refuse a request whose content is
     // larger than it is willing to process with 413, and close the
     // connection (the body is not read). A declared length is checked
-    // before anything is read or forwarded (nor
-    // asked of `auth_request`'s gateway, as nginx checks
-    // `client_max_body_size` before its access phase); a chunked body is counted as
-    // it streams (BodyReader::with_limit).
+    // before anything is read or forwarded, or asked of `auth_basic` and
+    // `auth_request`'s gateway (nginx checks `client_max_body_size` before
+    // its access phase); a chunked body is counted as it streams
+    // (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
         let config = shared.pool_config(client.route);
         let bytes = client.send_error_to(413, true, head.is_head(), config);
