@@ -216,9 +216,7 @@ pub fn accepts_coding(request: &Headers, names: &[&str]) -> bool {
         let mut parts = element.split(';');
         let coding = parts.next().unwrap_or("").trim();
         let weighted = parts.all(|p| match p.trim().split_once('=') {
-            Some((q, v)) if q.trim().eq_ignore_ascii_case("q") => {
-                v.trim().parse::<f32>().is_ok_and(|w| w > 0.0)
-            }
+            Some((q, v)) if q.trim().eq_ignore_ascii_case("q") => weight_above_zero(v.trim()),
             _ => true,
         });
         if names.iter().any(|name| coding.eq_ignore_ascii_case(name)) {
@@ -227,6 +225,19 @@ pub fn accepts_coding(request: &Headers, names: &[&str]) -> bool {
         star |= coding == "*" && weighted;
     }
     star
+}
+
+/// Whether `v` is a weight (RFC 9110 §12.4.2: `0` to `1`, at most three
+/// decimals) above 0. Anything else (`inf`, `1e0`, `+1`, `0.0001`) is no
+/// weight, and takes nothing.
+fn weight_above_zero(v: &str) -> bool {
+    let (whole, decimals) = v.split_once('.').unwrap_or((v, ""));
+    let decimals_fit = decimals.len() <= 3 && decimals.bytes().all(|b| b.is_ascii_digit());
+    match whole {
+        "1" => decimals_fit && decimals.bytes().all(|b| b == b'0'),
+        "0" => decimals_fit && decimals.bytes().any(|b| b != b'0'),
+        _ => false,
+    }
 }
 
 /// The field lines a response sent compressed has in place of its `ETag`,
@@ -338,6 +349,13 @@ mod tests {
             ("br, deflate", false),
             ("identity", false),
             ("gzip;q=x", false),
+            ("gzip;q=0.001", true),
+            ("gzip;q=1.", true),
+            ("gzip;q=inf", false),
+            ("gzip;q=1e0", false),
+            ("gzip;q=+1", false),
+            ("gzip;q=0.0001", false),
+            ("gzip;q=1.5", false),
             ("", false),
             ("gzipped", false),
         ] {
