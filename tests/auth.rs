@@ -455,3 +455,17 @@ fn check_refuses_a_realm_without_users_users_without_a_realm_and_a_bad_file() {
         assert!(stderr.contains(says), "{more}: {stderr}");
     }
 }
+
+#[test]
+fn a_declared_length_over_max_body_size_is_413_before_auth_basic() {
+    let backend = Backend::echo("app");
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_file(dir.path(), USERS);
+    let conf = signing_in(&backend, &file, "max_body_size = 1000\n");
+    let proxy = start_proxy(&[backend.addr], from_file(&conf));
+    let mut client = proxy.connect();
+    client.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\n\r\n");
+    let r = client.response();
+    assert_eq!(r.status, 413, "{}", r.head.raw);
+    assert_eq!(backend.requests(), 0);
+}

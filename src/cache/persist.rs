@@ -247,16 +247,18 @@ fn io_error<'p>(step: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 /// directory, FIFO or device the snapshot would never be written over, is
 /// found out at start-up rather than at every tick.
 pub fn ensure_directory(path: &Path) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+    // Where a snapshot would go, through symlinks as `write_atomically`
+    // goes: a loop, or anything but a regular file there, is refused; the
+    // directory made is the one the file goes in (a dangling link's too).
+    let dest = destination(path).map_err(|e| match e {
+        PersistError::Io { source, .. } => source,
+        e => io::Error::other(e.to_string()),
+    })?;
+    if let Some(dir) = dest.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create its directory: {e}")))?;
     }
-    match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => Err(io::Error::other(
-            "not a regular file (a snapshot is never written over a directory, FIFO or device)",
-        )),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Writes a snapshot atomically, as [`write_atomically`] writes any file.
@@ -1357,5 +1359,33 @@ mod tests {
             prop_assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
             prop_assert_eq!(loaded.records, live);
         }
+    }
+
+    #[test]
+    fn what_ensure_directory_accepts_a_snapshot_can_be_written_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.bin");
+        fs::write(&real, b"").unwrap();
+        let good = dir.path().join("good");
+        std::os::unix::fs::symlink(&real, &good).unwrap();
+        let dangling_ok = dir.path().join("dangling_ok");
+        std::os::unix::fs::symlink(dir.path().join("later.bin"), &dangling_ok).unwrap();
+        let dangling_missing_dir = dir.path().join("dangling_missing_dir");
+        std::os::unix::fs::symlink(dir.path().join("no/such/dir/s.bin"), &dangling_missing_dir)
+            .unwrap();
+        let looped = dir.path().join("looped");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let mut never_written = Vec::new();
+        for path in [good, dangling_ok, dangling_missing_dir, looped] {
+            if ensure_directory(&path).is_ok() {
+                if let Err(e) = write_snapshot(&path, []) {
+                    never_written.push(format!("{}: {e}", path.display()));
+                }
+            }
+        }
+        assert!(
+            never_written.is_empty(),
+            "accepted, never written: {never_written:#?}"
+        );
     }
 }

@@ -1350,6 +1350,12 @@ mod tests {
             let (mut backend, proxy_side) = loopback_pair();
             let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 4096);
             backend.write_all(first).unwrap();
+            // Arrived, or the `false` of an empty socket would pass.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !up.get_ref().has_waiting() {
+                assert!(std::time::Instant::now() < deadline, "nothing arrived");
+                std::thread::yield_now();
+            }
             let said = String::from_utf8_lossy(first);
             assert_eq!(answered_early(&mut up), answered, "{said:?}");
         }
