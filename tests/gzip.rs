@@ -605,26 +605,40 @@ fn a_revalidated_entry_keeps_its_compressed_copy() {
     assert_eq!(backend.requests(), 3);
 }
 
-#[test]
-fn a_relayed_if_range_date_of_a_compressed_answer_gets_no_part_of_the_plain_body() {
-    // As `an_if_range_date_of_a_compressed_copy_gets_no_part_of_the_uncompressed_body`,
-    // the cache off: a backend that honours ranges and If-Range dates.
-    const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
-    let backend = Backend::start("origin", |seen, out| {
+/// The date of [`resuming_origin`]'s page.
+const LAST_MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+/// A backend that honours `Range: bytes=N-` under an `If-Range` of its
+/// date, serving 20,000 bytes of HTML at `/doc` and of a zip elsewhere.
+fn resuming_origin() -> Backend {
+    Backend::start("origin", |seen, out| {
         let body = page(20_000);
         let kind = match seen.path() {
             "/doc" => "text/html",
             _ => "application/zip",
         };
-        let mut fields = vec![("Content-Type", kind), ("Last-Modified", LM)];
-        if seen.field_or("range", "") == "bytes=100-" && seen.field_or("if-range", "") == LM {
-            fields.push(("Content-Range", "bytes 100-19999/20000"));
-            respond(out, 206, &fields, &body[100..]);
-        } else {
-            respond(out, 200, &fields, &body);
+        let mut fields = vec![("Content-Type", kind), ("Last-Modified", LAST_MODIFIED)];
+        let range = seen.field_or("range", "");
+        let from = range
+            .strip_prefix("bytes=")
+            .and_then(|r| r.strip_suffix('-'));
+        match from.and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if seen.field_or("if-range", "") == LAST_MODIFIED => {
+                let content_range = format!("bytes {n}-19999/20000");
+                fields.push(("Content-Range", &content_range));
+                respond(out, 206, &fields, &body[n..]);
+            }
+            _ => respond(out, 200, &fields, &body),
         }
         Action::KeepAlive
-    });
+    })
+}
+
+#[test]
+fn a_relayed_if_range_date_of_a_compressed_answer_gets_no_part_of_the_plain_body() {
+    // As `an_if_range_date_of_a_compressed_copy_gets_no_part_of_the_uncompressed_body`,
+    // the cache off.
+    let backend = resuming_origin();
     let proxy = start_proxy(&[backend.addr], gzip_on);
     let mut client = proxy.connect();
     let whole = client.get_with("/doc", &[GZIP]);
@@ -649,21 +663,10 @@ fn the_part_asked_again_whole_leaves_its_connection_reusable() {
     // it came on is as good as any (`relay::discard` keeps such a one, as
     // for a `retry_on_status` answer); dropped, it is closed, and the
     // request asked again whole opens another.
-    const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
-    let backend = Backend::start("origin", |seen, out| {
-        let body = page(20_000);
-        let mut fields = vec![("Content-Type", "text/html"), ("Last-Modified", LM)];
-        if seen.field_or("range", "") == "bytes=19900-" {
-            fields.push(("Content-Range", "bytes 19900-19999/20000"));
-            respond(out, 206, &fields, &body[19_900..]);
-        } else {
-            respond(out, 200, &fields, &body);
-        }
-        Action::KeepAlive
-    });
+    let backend = resuming_origin();
     let proxy = start_proxy(&[backend.addr], gzip_on);
     let mut client = proxy.connect();
-    let resume = [GZIP, ("Range", "bytes=19900-"), ("If-Range", LM)];
+    let resume = [GZIP, ("Range", "bytes=19900-"), ("If-Range", LAST_MODIFIED)];
     let rest = client.get_with("/doc", &resume);
     assert_eq!(rest.status, 200, "{}", rest.head.raw);
     assert_eq!(backend.requests(), 2);

@@ -1203,6 +1203,20 @@ fn keep_talking(client: &Client) -> impl FnOnce() {
     }
 }
 
+/// Once the backend has ended (and a while after, for the proxy to have
+/// acted on it), the client, which read nothing, reads to the end: all
+/// of [`last_message`], uncut.
+fn reads_the_last_message(mut client: Client, stop_talking: impl FnOnce()) {
+    std::thread::sleep(Duration::from_millis(300));
+    let got = client.read_until_closed();
+    stop_talking();
+    assert!(
+        got == last_message(),
+        "the backend's last bytes were cut: {} bytes",
+        got.len()
+    );
+}
+
 #[test]
 fn a_backend_s_last_bytes_reach_the_client_though_the_client_still_sends() {
     // The backend sends its last message and closes at once, as a
@@ -1218,18 +1232,11 @@ fn a_backend_s_last_bytes_reach_the_client_though_the_client_still_sends() {
         Action::Close
     });
     let proxy = start_proxy(&[backend.addr], |_| {});
-    let mut client = switched_client(&proxy);
+    let client = switched_client(&proxy);
     let stop_talking = keep_talking(&client);
     // The client reads nothing for a while: the backend has closed by then.
     assert!(wait_until(WAIT_LIMIT, || backend.closed() == 1));
-    std::thread::sleep(Duration::from_millis(300));
-    let got = client.read_until_closed();
-    stop_talking();
-    assert!(
-        got == last_message(),
-        "the backend's last bytes were cut: {} bytes",
-        got.len()
-    );
+    reads_the_last_message(client, stop_talking);
 }
 
 #[test]
@@ -1256,18 +1263,11 @@ fn a_backend_s_last_bytes_reach_the_client_though_it_resets_after_them() {
         })
     };
     let proxy = start_proxy(&[addr], |_| {});
-    let mut client = switched_client(&proxy);
+    let client = switched_client(&proxy);
     let stop_talking = keep_talking(&client);
     assert!(wait_until(WAIT_LIMIT, || reset.load(Ordering::SeqCst)));
     backend.join().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let got = client.read_until_closed();
-    stop_talking();
-    assert!(
-        got == last_message(),
-        "the backend's last bytes were cut: {} bytes",
-        got.len()
-    );
+    reads_the_last_message(client, stop_talking);
 }
 
 #[test]
