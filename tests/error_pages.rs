@@ -341,6 +341,29 @@ fn intercept_errors_answers_a_backend_s_error_with_the_page_for_it() {
 }
 
 #[test]
+fn an_intercepted_416_keeps_the_length_a_resuming_client_needs() {
+    let backend = Backend::start("resumable", |_, out| {
+        let fields = [("Content-Range", "bytes */1234"), ("Set-Cookie", "debug=1")];
+        respond(out, 416, &fields, b"stack trace of the backend");
+        Action::KeepAlive
+    });
+    let dir = pages_dir(&[(416, "<h1>no such part</h1>")]);
+    let proxy = intercepting(&backend, dir.path());
+    let r = proxy.connect().get("/video.mp4");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (416, "<h1>no such part</h1>")
+    );
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes */1234"),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(r.header("set-cookie"), None, "{}", r.head.raw);
+}
+
+#[test]
 fn a_pool_intercepts_its_backends_errors_alone() {
     let (main, api) = (erring_backend(), erring_backend());
     let dir = pages_dir(&[(404, "<h1>not here</h1>")]);

@@ -285,10 +285,18 @@ fn intercept(client: &mut Client, fetched: Fetched<'_>, how: &Relay, shared: &Sh
     let (status, upstream) = (fetched.response.status, fetched.target.name.clone());
     let close = !how.keep_alive;
     let mut fields = super::keep_alive_field(how.version, close).to_vec();
-    // When to come back (a 503's, a 429's) is the backend's to say.
-    if let Some(when) = fetched.response.headers.get("retry-after") {
-        for part in [b"Retry-After: ", when, b"\r\n"] {
-            fields.extend_from_slice(part);
+    // When to come back (a 503's, a 429's) is the backend's to say, and
+    // so is a 416's current length (RFC 9110 §15.5.17): a client resuming
+    // a download needs it.
+    let kept: &[&str] = match status {
+        416 => &["Retry-After", "Content-Range"],
+        _ => &["Retry-After"],
+    };
+    for name in kept {
+        if let Some(value) = fetched.response.headers.get(name) {
+            for part in [name.as_bytes(), b": ", value, b"\r\n"] {
+                fields.extend_from_slice(part);
+            }
         }
     }
     discard(fetched, how.request_is_head, client);
