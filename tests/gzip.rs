@@ -427,6 +427,27 @@ fn a_body_that_ends_with_its_connection_is_compressed_in_chunks_and_the_client_k
 }
 
 #[test]
+fn an_etag_the_backend_names_in_connection_is_not_written_back_weakened() {
+    const FIELDS: &[(&str, &str)] = &[
+        ("Content-Type", "text/html"),
+        ("ETag", "\"hop\""),
+        ("Connection", "ETag"),
+        ("Cache-Control", "max-age=60"),
+    ];
+    let backend = origin(5000, FIELDS);
+    for cache in [false, true] {
+        let proxy = start_proxy(&[backend.addr], if cache { cache_on } else { gzip_on });
+        let mut client = proxy.connect();
+        for _ in 0..2 {
+            let r = client.get_with("/doc", &[GZIP]);
+            assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+            assert!(!r.head.has("etag"), "cache {cache}: {}", r.head.raw);
+            assert_eq!(gunzip(&r.body), page(5000));
+        }
+    }
+}
+
+#[test]
 fn a_compressed_answer_says_one_coding_and_no_digest_of_the_bytes_it_replaced() {
     const FIELDS: &[(&str, &str)] = &[
         ("Content-Type", "text/html"),

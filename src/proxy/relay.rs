@@ -551,6 +551,10 @@ fn prepare_response(
         }
         _ => None,
     };
+    // Before any field is copied into a line of our own (a compressed
+    // answer's weak ETag): what the backend named in `Connection` was for
+    // that hop alone.
+    strip_hop_by_hop(&mut response.headers, false);
     // A response gzip may compress says in `Vary` that it is compressed
     // for some clients, and is compressed for this one if it takes gzip:
     // whole when it was read whole, else as it streams, in chunks.
@@ -589,7 +593,6 @@ fn prepare_response(
         matches!(kind, BodyKind::Chunked | BodyKind::UntilClose) || streams_compressed;
     let rechunk = delimited_by_close && how.version == Version::Http11;
     let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
-    strip_hop_by_hop(&mut response.headers, false);
     // Ours says what the cache did; the backend's (a cache behind it)
     // would sit beside it, and clients read the first.
     if how.x_cache.is_some() {
