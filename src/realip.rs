@@ -110,16 +110,22 @@ pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAd
 /// front of them can know: the port (Spring, Rack, Django, Laravel), the
 /// path prefix (Spring, Laravel, ASP.NET Core) and the scheme (Rack reads
 /// `X-Forwarded-Ssl: on` and `X-Forwarded-Scheme` before
-/// `X-Forwarded-Proto`; Outlook's `Front-End-Https`). From a client they
-/// are its word, which a page the cache stores would pass on to everyone
-/// (links to another host, or a scheme that loops): [`drop_claims`] takes
-/// them out unless the peer is a trusted proxy.
-const CLAIMS: [&str; 5] = [
+/// `X-Forwarded-Proto`; Outlook's `Front-End-Https`), and the URL that
+/// IIS's URL Rewrite puts in `X-Original-URL` or `X-Rewrite-URL` (which
+/// Symfony before 3.4.14, Zend Framework and Drupal on them serve in
+/// place of the request's own path). From a client they are its word,
+/// which a page the cache stores would pass on to everyone (links to
+/// another host, a scheme that loops, another path's page under the
+/// request's key; that path past the routes that close it):
+/// [`drop_claims`] takes them out unless the peer is a trusted proxy.
+const CLAIMS: [&str; 7] = [
     "x-forwarded-port",
     "x-forwarded-prefix",
     "x-forwarded-ssl",
     "x-forwarded-scheme",
     "front-end-https",
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// Removes the [`CLAIMS`] a client that is no trusted proxy sent.

@@ -1838,6 +1838,99 @@ fn vary_stores_no_answer_to_a_request_spelling_the_field_with_underscores() {
     assert_eq!(backend.requests(), 5);
 }
 
+/// A backend that serves the path an `X-Original-URL` or `X-Rewrite-URL`
+/// names in place of the request's own, as Symfony before 3.4.14, Zend
+/// Framework and Drupal on it did for IIS's URL Rewrite: `page PATH`,
+/// fresh for a minute.
+fn url_override_origin() -> Backend {
+    Backend::start("legacy", |seen, out| {
+        let path = (seen.head.get("x-original-url"))
+            .or(seen.head.get("x-rewrite-url"))
+            .unwrap_or(seen.path())
+            .to_string();
+        let fields = [("Cache-Control", "max-age=60")];
+        respond(out, 200, &fields, format!("page {path}").as_bytes());
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn a_clients_url_override_is_not_stored_under_the_url_it_asked_for() {
+    // The key is the request's URL; were a client's `X-Original-URL` sent
+    // on, the page it names would be filed under that URL for everyone
+    // ("web cache poisoning" by an unkeyed field), and get past a route
+    // that closes the path it names.
+    let backend = url_override_origin();
+    let proxy = cached_proxy(&backend, |_| {});
+    for (n, field) in ["X-Original-URL", "X-Rewrite-URL"].into_iter().enumerate() {
+        let path = format!("/home{n}");
+        let own = format!("page {path}");
+        let forged = [(field, "/admin/users")];
+        expect(&get_with(&proxy, &path, &forged), 200, "MISS", &own);
+        expect(&get(&proxy, &path), 200, "HIT", &own);
+    }
+    assert_eq!(backend.requests(), 2);
+}
+
+/// A backend that takes a request for the method a method-override field
+/// names, whatever its own (Play 1 reads `X-HTTP-Method-Override` so):
+/// `page PATH` to a `GET`, fresh for a minute; 404 (no such route) to
+/// anything else, which says nothing of its freshness.
+fn method_override_origin() -> Backend {
+    Backend::start("play", |seen, out| {
+        let overridden = (seen.head.headers.iter()).find(|(name, _)| {
+            [
+                "x-http-method-override",
+                "x-http-method",
+                "x-method-override",
+            ]
+            .iter()
+            .any(|m| name.replace('_', "-").eq_ignore_ascii_case(m))
+        });
+        let method = overridden.map_or(seen.method(), |(_, value)| value.as_str());
+        match method {
+            "GET" | "HEAD" => {
+                let fields = [("Cache-Control", "max-age=60")];
+                let body = format!("page {}", seen.path());
+                respond(out, 200, &fields, body.as_bytes());
+            }
+            _ => respond(out, 404, &[], b"no route"),
+        }
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn a_get_with_a_method_override_is_neither_stored_nor_answered_from_the_cache() {
+    // To such a backend it is another method's request: its 404, stored
+    // under the GET's key (as `cache_valid` has 404s stored), would be
+    // what everyone asking for the page gets.
+    let backend = method_override_origin();
+    let proxy = cached_proxy(&backend, |c| {
+        c.underscores_in_headers = true;
+        c.cache_valid = Arc::new(CacheValid::parse("404 1m").unwrap());
+    });
+    let overrides = [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+        "X_HTTP_Method_Override",
+    ];
+    for (n, field) in overrides.into_iter().enumerate() {
+        let path = format!("/item{n}");
+        let page = format!("page {path}");
+        let overridden = get_with(&proxy, &path, &[(field, "DELETE")]);
+        assert_eq!(overridden.status, 404, "{field}");
+        expect(&get(&proxy, &path), 200, "MISS", &page);
+        assert_eq!(overridden.head.get("x-cache"), Some("BYPASS"), "{field}");
+        // Nor is it answered from what the GET stored.
+        let again = get_with(&proxy, &path, &[(field, "DELETE")]);
+        assert_eq!(again.status, 404, "{field}");
+        expect(&get(&proxy, &path), 200, "HIT", &page);
+    }
+    assert_eq!(backend.requests(), 3 * overrides.len());
+}
+
 #[test]
 fn a_revalidation_spelling_a_varying_field_with_underscores_leaves_the_variant() {
     // The background revalidation is made with the client's fields: what

@@ -274,15 +274,18 @@ fn forwarded_quotes_a_host_with_a_port_and_names_none_without_one() {
 
 #[test]
 fn what_only_a_proxy_in_front_can_say_of_the_url_reaches_the_backend_only_from_one() {
-    // Port, prefix and scheme claims frameworks build links from: a
-    // client's own would be passed on to everyone in a page the cache
-    // stores. From a proxy in `real_ip_from`, they are its word.
+    // Port, prefix and scheme claims frameworks build links from, and the
+    // URL some serve in place of the path: a client's own would be passed
+    // on to everyone in a page the cache stores. From a proxy in
+    // `real_ip_from`, they are its word.
     let claims = [
         ("X-Forwarded-Port", "8443"),
         ("X-Forwarded-Prefix", "//evil.example"),
         ("X-Forwarded-Ssl", "on"),
         ("x-forwarded-scheme", "https"),
         ("Front-End-Https", "On"),
+        ("X-Original-URL", "/admin/"),
+        ("X-Rewrite-URL", "/admin/"),
     ];
     for trusted in [false, true] {
         let a = Backend::echo("a");

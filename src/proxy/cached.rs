@@ -16,6 +16,7 @@ use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::date::format_http_date;
 use crate::http::edits::FieldEdits;
+use crate::http::headers::read_alike;
 use crate::http::range::{self, Multipart, Ranged};
 use crate::http::{RequestHead, Version};
 use crate::metrics::GzipCounters;
@@ -64,12 +65,35 @@ pub(super) fn consulted(head: &RequestHead, body: &RequestBody) -> bool {
 
 /// Neither a body nor If-Match or If-Unmodified-Since: the answer to
 /// those, a 412 perhaps, is about this client's copy, so the cache
-/// neither answers nor keeps it.
+/// neither answers nor keeps it. Nor a method override
+/// ([`METHOD_OVERRIDES`]).
 fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
     !["if-match", "if-unmodified-since"]
         .iter()
         .any(|name| head.headers.contains(name))
+        && !overrides_method(head)
         && matches!(body, RequestBody::Buffered(b) if b.is_empty())
+}
+
+/// Fields some frameworks (Play 1, and any that reads them whatever the
+/// method) take a request for the method they name by: a `GET` with
+/// `X-HTTP-Method-Override: DELETE` is a `DELETE` to them, answered with
+/// a 404 or 405 perhaps, which stored under the `GET`'s key would be what
+/// everyone gets ("cache-poisoned denial of service"). Such a request is
+/// not the `GET` the key stands for.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether `head` carries a [`METHOD_OVERRIDES`] field, in either spelling
+/// (with `underscores_in_headers`, `X_HTTP_Method` reaches a CGI backend as
+/// `X-HTTP-Method`).
+fn overrides_method(head: &RequestHead) -> bool {
+    head.headers.iter().any(|(name, _)| {
+        (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
+    })
 }
 
 /// Whether [`serve_range`] looks in the cache for `request`: a `GET` of
