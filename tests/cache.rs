@@ -1932,6 +1932,32 @@ fn a_get_with_a_method_override_is_neither_stored_nor_answered_from_the_cache() 
 }
 
 #[test]
+fn a_get_a_backend_takes_for_a_delete_by_its_override_invalidates_the_page() {
+    let backend = Backend::start("play", |seen, out| {
+        match seen.head.get("x-http-method-override") {
+            Some(_) => respond(out, 204, &[], b""),
+            None => {
+                let fields = [("Cache-Control", "max-age=60")];
+                respond(
+                    out,
+                    200,
+                    &fields,
+                    format!("page {}", seen.path()).as_bytes(),
+                );
+            }
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/item"), 200, "MISS", "page /item");
+    expect(&get(&proxy, "/item"), 200, "HIT", "page /item");
+    let deleted = get_with(&proxy, "/item", &[("X-HTTP-Method-Override", "DELETE")]);
+    assert_eq!(deleted.status, 204);
+    expect(&get(&proxy, "/item"), 200, "MISS", "page /item");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
 fn a_revalidation_spelling_a_varying_field_with_underscores_leaves_the_variant() {
     // The background revalidation is made with the client's fields: what
     // it brings back for the other spelling is not stored either, and the

@@ -90,7 +90,7 @@ const METHOD_OVERRIDES: [&str; 3] = [
 /// Whether `head` carries a [`METHOD_OVERRIDES`] field, in either spelling
 /// (with `underscores_in_headers`, `X_HTTP_Method` reaches a CGI backend as
 /// `X-HTTP-Method`).
-fn overrides_method(head: &RequestHead) -> bool {
+pub(super) fn overrides_method(head: &RequestHead) -> bool {
     head.headers.iter().any(|(name, _)| {
         (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
     })

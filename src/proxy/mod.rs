@@ -1380,12 +1380,13 @@ fn forward(
     }
     // Unsafe methods that succeed invalidate what is stored for their URI,
     // and for the ones their answer's Location and Content-Location name
-    // (RFC 9111 §4.4), keyed as a GET of them would be.
+    // (RFC 9111 §4.4), keyed as a GET of them would be; so does a method
+    // override, which some backends take for the method it names.
     let ignored = &shared.config.cache_key_ignore_params;
     let invalidates = shared
         .cache
         .as_ref()
-        .filter(|_| policy::is_unsafe(&head.method))
+        .filter(|_| policy::is_unsafe(&head.method) || cached::overrides_method(&head))
         .map(|_| policy::primary_keys_of_uri(&head, ignored));
     let send = Outgoing {
         body: &body,
