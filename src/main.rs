@@ -7,10 +7,12 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use crossbeam_channel::{bounded, Sender};
 use inverso::config::{self, Config, Loader};
 use inverso::files::listing::Format;
-use inverso::server::StartError;
+use inverso::server::{ReloadError, StartError};
 use inverso::{demo, systemd, Server};
+use parking_lot::{Mutex, MutexGuard};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::io::Write as _;
@@ -561,6 +563,10 @@ fn serve(
     ));
     let trigger = handle.stop_trigger();
     let control = handle.control();
+    let reloads = match reload_from {
+        Some(args) => Some(start_reloading(args, control.clone())?),
+        None => None,
+    };
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -569,8 +575,8 @@ fn serve(
                 match signal {
                     // A drain finishes on the settings it began with.
                     SIGHUP if stops > 0 => log::info!("SIGHUP: shutting down, not reloading"),
-                    SIGHUP => match &reload_from {
-                        Some(args) => reload(args, &control),
+                    SIGHUP => match &reloads {
+                        Some(reloads) => reloads.ask(),
                         None => log::info!("SIGHUP: nothing to reload in the demo"),
                     },
                     SIGUSR1 => match control.reopen_log() {
@@ -579,6 +585,9 @@ fn serve(
                     },
                     _ => {
                         stops += 1;
+                        // Held while systemd is told: no reload's READY=1
+                        // comes after the STOPPING=1.
+                        let _stopping = reloads.as_ref().map(Reloads::stop);
                         if stops == 1 {
                             log::info!(
                                 "signal {signal}: shutting down (send it again to exit at once)"
@@ -602,14 +611,69 @@ fn serve(
     Ok(())
 }
 
+/// The thread SIGHUP's reloads run on, one after the other: not the
+/// signal thread's, which a reload that hangs (a name lookup, a state
+/// file's directory another process holds locked) would keep from
+/// hearing SIGTERM, a second one too.
+struct Reloads {
+    asked: Sender<()>,
+    stopping: Arc<Mutex<bool>>,
+}
+
+impl Reloads {
+    /// A reload, unless one is waiting already: it reads the file as it
+    /// will be then.
+    fn ask(&self) {
+        let _ = self.asked.try_send(());
+    }
+
+    /// No reload begins once a shutdown has, nor tells systemd it ended.
+    fn stop(&self) -> MutexGuard<'_, bool> {
+        let mut stopping = self.stopping.lock();
+        *stopping = true;
+        stopping
+    }
+}
+
+fn start_reloading(args: ConfigArgs, control: inverso::Control) -> Result<Reloads, Failure> {
+    let (asked, asks) = bounded::<()>(1);
+    let stopping = Arc::new(Mutex::new(false));
+    let stopped = stopping.clone();
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            for () in asks {
+                reload(&args, &control, &stopped);
+            }
+        })
+        .context("cannot start the reload thread")?;
+    Ok(Reloads { asked, stopping })
+}
+
 /// SIGHUP: reads the configuration again; a bad one is refused with its
-/// `file:line` error and the running one stays.
-fn reload(args: &ConfigArgs, control: &inverso::Control) {
-    systemd::reloading();
+/// `file:line` error and the running one stays. None once `stopping`.
+fn reload(args: &ConfigArgs, control: &inverso::Control, stopping: &Mutex<bool>) {
+    {
+        // Checked as systemd is told: nothing after its STOPPING=1.
+        let stopping = stopping.lock();
+        if *stopping {
+            log::info!("SIGHUP: shutting down, not reloading");
+            return;
+        }
+        systemd::reloading();
+    }
     let reloaded = match load(args) {
         // Checked with the cache that stays on until a restart.
         Ok((config, loader)) => match loader.check_cache_kept(&config, control.cache_size()) {
-            Ok(()) => control.reload(config).map_err(|e| e.to_string()),
+            Ok(()) => match control.reload(config) {
+                // The shutdown came while the file was read: said
+                // STOPPING=1 already, nothing more to tell systemd.
+                Err(ReloadError::ShuttingDown) => {
+                    log::info!("SIGHUP: shutting down, not reloading");
+                    return;
+                }
+                reloaded => reloaded.map_err(|e| e.to_string()),
+            },
             Err(e) => {
                 control.refused();
                 Err(e.to_string())
@@ -627,11 +691,18 @@ fn reload(args: &ConfigArgs, control: &inverso::Control) {
             reloaded.needs_restart.join(", ")
         ),
         Err(why) => {
+            // It quotes what the file says (a path), printed safe.
+            let why = config::escape_controls(&why);
             log::error!("SIGHUP: reload refused, keeping the running configuration: {why}");
             format!("reload refused: {why}")
         }
     };
-    // Serving either way: on the new settings, or on the old ones.
+    // Serving either way: on the new settings, or on the old ones; unless
+    // a shutdown has begun meanwhile, which systemd was told of.
+    let stopping = stopping.lock();
+    if *stopping {
+        return;
+    }
     systemd::notify(&format!(
         "READY=1\nSTATUS={}",
         systemd::status_line(&status)

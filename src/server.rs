@@ -1303,6 +1303,9 @@ pub enum ReloadError {
     StateFile(String),
     #[error("path_to_log: {0}")]
     LogIsSnapshot(String),
+    /// A drain finishes on the settings it began with.
+    #[error("a shutdown has begun")]
+    ShuttingDown,
 }
 
 /// What a reload did.
@@ -1332,9 +1335,14 @@ impl Control {
     /// cache rules change for every request that begins from now on;
     /// requests in flight finish on the old settings. Keys that need a
     /// restart keep their old values and are reported (and logged). Fails,
-    /// changing nothing, if a new `path_to_log` cannot be opened.
+    /// changing nothing, if a new `path_to_log` cannot be opened, or once
+    /// a shutdown has begun.
     pub fn reload(&self, mut next: Config) -> Result<Reloaded, ReloadError> {
         let _installing = self.inner.current.installing();
+        // Checked under the lock the shutdown sets its flag with.
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(ReloadError::ShuttingDown);
+        }
         let old = self.inner.current.get();
         let was = &old.config;
         let mut reloaded = Reloaded::default();

@@ -21,10 +21,12 @@ pub const SNAPSHOT_LOAD_ALLOWANCE: Duration = Duration::from_secs(600);
 /// and drops (or cuts) a longer one, whose `READY=1` would be lost with it.
 const MAX_STATUS: usize = 1024;
 
-/// `text` as one `STATUS=` line: its line ends made spaces, cut to
-/// [`MAX_STATUS`] bytes at a character's end.
+/// `text` as one `STATUS=` line: its line ends made spaces, other
+/// control characters escaped (systemd ignores a notification with a NUL
+/// in it, and `systemctl status` would pass an escape sequence on to the
+/// terminal), cut to [`MAX_STATUS`] bytes at a character's end.
 pub fn status_line(text: &str) -> String {
-    let mut line = text.replace(['\n', '\r'], " ");
+    let mut line = crate::config::escape_controls(&text.replace(['\n', '\r'], " "));
     if line.len() > MAX_STATUS {
         let mut end = MAX_STATUS - 3;
         while !line.is_char_boundary(end) {
@@ -131,6 +133,7 @@ mod tests {
     #[test]
     fn a_status_is_one_line_of_at_most_a_kib() {
         assert_eq!(status_line("a\nb\r\nc"), "a b  c");
+        assert_eq!(status_line("a\0b\x1b[2J"), "a\\u{0}b\\u{1b}[2J");
         let long = status_line(&"é".repeat(1000));
         assert!(
             long.len() <= MAX_STATUS && long.ends_with("..."),

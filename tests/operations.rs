@@ -505,6 +505,44 @@ fn healthz_says_shutting_down_while_requests_drain() {
     assert!(shutdown.join().unwrap());
 }
 
+/// A reload that comes once a drain has begun (one that was reading its
+/// file when SIGTERM came) changes nothing: the drain finishes on the
+/// settings it began with.
+#[test]
+fn a_reload_during_a_drain_is_refused() {
+    let release = Gate::new();
+    let gate = release.clone();
+    let a = Backend::start("a", move |_, out| {
+        gate.wait();
+        respond(out, 200, &[], b"late");
+        Action::KeepAlive
+    });
+    let b = Backend::echo("b");
+    let mut proxy = start_proxy(&[a.addr], with_admin);
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    let next = proxy.config_for(&[b.addr], with_admin);
+    let control = proxy.handle().control();
+    let mut busy = proxy.connect();
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    let handle = proxy.take_handle();
+    let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
+    assert!(wait_until(WAIT_LIMIT, || {
+        admin(admin_addr, "GET", "/healthz", "admin").status == 503
+    }));
+    let refused = control.reload(next);
+    assert!(
+        matches!(refused, Err(inverso::server::ReloadError::ShuttingDown)),
+        "{refused:?}"
+    );
+    let status = admin(admin_addr, "GET", "/status", "admin");
+    assert!(status.body_str().contains(&a.addr.to_string()));
+    assert!(!status.body_str().contains(&b.addr.to_string()));
+    release.open();
+    assert_eq!(busy.response().body, b"late");
+    assert!(shutdown.join().unwrap());
+}
+
 #[test]
 fn purge_removes_every_variant_and_only_on_the_admin_port() {
     let origin = cacheable_backend();
@@ -1562,6 +1600,84 @@ fn a_second_sigterm_exits_at_once_and_sighup_no_longer_reloads() {
     running.signal("TERM");
     assert_eq!(running.wait_exit(), Some(1));
     drop(release_tx);
+}
+
+/// A reload that cannot finish (here: its state file's directory locked
+/// by another process; as well a name lookup that hangs) must not take
+/// the stop signals with it: the shutdown begins, and a second signal
+/// exits at once.
+#[test]
+fn a_stop_signal_during_a_reload_that_hangs_is_heard() {
+    use std::os::fd::AsRawFd;
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    std::fs::write(&file, conf(a.addr, "state_file = states\n")).unwrap();
+    let mut running = Running::start(dir.path());
+    running.expect("listening on ");
+    let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
+    // Held by the test until it ends: the reload's write of the state
+    // file waits for it, its new settings in force.
+    let held = std::fs::File::open(dir.path()).unwrap();
+    // SAFETY: flock on a descriptor this test owns, open for the call.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    std::fs::write(&file, conf(b.addr, "state_file = states\n")).unwrap();
+    running.signal("HUP");
+    assert!(wait_until(WAIT_LIMIT, || {
+        let status = admin(admin_addr, "GET", "/status", "admin");
+        status.body_str().contains(&b.addr.to_string())
+    }));
+    running.signal("TERM");
+    running.expect("shutting down (send it again");
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(1));
+    drop(held);
+}
+
+/// Why a reload was refused quotes what the file says, a path with a NUL
+/// or an escape sequence in it too: systemd ignores a notification with
+/// a NUL in it (its READY=1 with it), and neither the log line nor
+/// `systemctl status` may pass the escape on to a terminal.
+#[test]
+fn a_refused_reload_quoting_control_characters_is_told_safely() {
+    use std::os::unix::net::UnixDatagram;
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    std::fs::write(&file, conf(a.addr, "")).unwrap();
+    let socket = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&socket).unwrap();
+    systemd.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let heard = || {
+        let mut buf = [0u8; 2048];
+        let n = systemd.recv(&mut buf).expect("no notification came");
+        buf[..n].to_vec()
+    };
+    let mut running = Running::start_with(dir.path(), |c| {
+        c.env("NOTIFY_SOCKET", &socket);
+    });
+    running.expect("listening on ");
+    assert!(heard().starts_with(b"READY=1\n"));
+    std::fs::write(
+        &file,
+        conf(a.addr, "").replace("access.log", "log\0s\x1b[2J/access.log"),
+    )
+    .unwrap();
+    running.signal("HUP");
+    assert!(heard().starts_with(b"RELOADING=1\n"));
+    let told = heard();
+    let text = String::from_utf8_lossy(&told);
+    assert!(
+        text.starts_with("READY=1\nSTATUS=reload refused: "),
+        "{text}"
+    );
+    assert!(!told.contains(&0) && !told.contains(&0x1b), "{text:?}");
+    let line = running.expect("reload refused");
+    assert!(!line.contains(['\0', '\x1b']), "{line:?}");
+    assert!(line.contains("log\\u{0}s\\u{1b}[2J"), "{line}");
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
 }
 
 #[test]
