@@ -824,6 +824,7 @@ fn return_444_closes_the_connection_without_an_answer() {
             "targets = {}\nroute.site.test/ = default\nroute./ = return 444\n\
              route.site.test/.env = return 444\nredirect_to_https = true\n\
              redirect_to_https_except = /a\n\
+             rewrite.docs = ^/a/docs(.*)$ https://docs.test$1 host=old.test\n\
              rewrite.moved = ^/(.*)$ https://site.test/$1 permanent host=old.test\n",
             main.addr
         )),
@@ -833,6 +834,9 @@ fn return_444_closes_the_connection_without_an_answer() {
         ("scanner.test", "/", ""),
         ("site.test", "/.env", ""),
         ("site.test", "/.env", "Content-Length: 5\r\n\r\nhello"),
+        // A rule that made nothing to go on with (its group would
+        // lengthen the host it writes) answers no more than the route.
+        ("old.test", "/a/docs.evil.test/x", ""),
     ] {
         let mut client = proxy.connect();
         let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
@@ -852,7 +856,7 @@ fn return_444_closes_the_connection_without_an_answer() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     let dropped = lines.iter().filter(|l| l.contains(" 444 0 ")).count();
-    assert_eq!(dropped, 3, "{lines:#?}");
+    assert_eq!(dropped, 4, "{lines:#?}");
     assert_eq!(main.requests(), 1);
 }
 

@@ -810,11 +810,12 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     }
     // `return 444` says nothing, over either scheme (a scanner gets no
     // redirect to HTTPS either): the connection is closed, what the
-    // client still sends unread. Not a request a rule answers (a
-    // `host=` rule's redirect for a host a catch-all route drops).
+    // client still sends unread. Not a request a rule redirects (a
+    // `host=` rule's redirect for a host a catch-all route drops); one a
+    // rule failed on is dropped as the rest, not told of it in a 500.
     let route = client.route.and_then(|i| shared.config.routes.get(i));
     let dropped = route.and_then(|r| r.returned()).map(|r| r.status) == Some(CLOSE_UNANSWERED);
-    if dropped && rule_answer.is_none() {
+    if dropped && !matches!(rule_answer, Some(RuleAnswer::Redirect(..))) {
         let outcome = Outcome {
             linger: false,
             ..Outcome::closing(CLOSE_UNANSWERED, 0)
