@@ -717,11 +717,12 @@ fn purge(head: &RequestHead, shared: &Shared) -> Reply {
         return purge_pattern(head, pattern, purge, shared);
     }
     let ignored = &shared.config.cache_key_ignore_params;
-    if let Some(prefixes) = policy::prefix_keys_of_uri(head, ignored) {
+    if let Some(keys) = policy::prefix_keys_of_uri(head, ignored) {
         let named = purge_counted(shared, Named::Prefix, purge, |c| {
-            c.invalidate_prefixes(&prefixes, purge)
+            let bare = (keys.bare.as_ref()).map_or(0, |bare| c.invalidate_all(bare, purge));
+            bare + c.invalidate_prefixes(&keys.prefixes, purge)
         });
-        return purged(Named::Prefix, &prefixes[0], purge, named);
+        return purged(Named::Prefix, &keys.prefixes[0], purge, named);
     }
     let keys = keys_of_url(head, ignored);
     let named = purge_counted(shared, Named::Url, purge, |c| {
@@ -1008,7 +1009,9 @@ fn entries_query(query: Option<&str>) -> Result<EntriesQuery, String> {
 
 /// A query value decoded into a request-target: origin-form (`/a?b`) or
 /// absolute-form (`http://host/a`), of visible ASCII or UTF-8, as a
-/// client could send it.
+/// client could send it: UTF-8 percent-encoded, as a browser sends
+/// `/café` (`/caf%C3%A9`), the one spelling keys can hold (a target with
+/// raw non-ASCII bytes is refused).
 fn request_target(value: &str, name: &str) -> Result<String, String> {
     let bad = || {
         format!("{name}= takes a URL as a client sends it (/path?query or http://host/path), percent-encoded")
@@ -1016,11 +1019,19 @@ fn request_target(value: &str, name: &str) -> Result<String, String> {
     let decoded = String::from_utf8(policy::decode_percent(value.as_bytes())).map_err(|_| bad())?;
     let visible = !decoded.bytes().any(|b| b <= b' ' || b == 0x7f);
     let form = decoded.starts_with('/') || split_absolute(&decoded).is_some();
-    if visible && form {
-        Ok(decoded)
-    } else {
-        Err(bad())
+    if !(visible && form) {
+        return Err(bad());
     }
+    let mut target = String::with_capacity(decoded.len());
+    for b in decoded.bytes() {
+        match b.is_ascii() {
+            true => target.push(char::from(b)),
+            false => {
+                let _ = write!(target, "%{b:02X}");
+            }
+        }
+    }
+    Ok(target)
 }
 
 /// Whether `value`, a listing's URL or prefix, is an absolute URL of
@@ -1087,15 +1098,20 @@ fn cache_entries(head: &RequestHead, query: Option<&str>, shared: &Shared) -> Re
         }
         Selection::Prefix(prefix) => {
             // `http://host` and a `*` would make the `*` the host's.
-            let Some([http, https]) =
-                policy::prefix_keys_of_uri(&public(format!("{prefix}*")), ignored)
+            let Some(keys) = policy::prefix_keys_of_uri(&public(format!("{prefix}*")), ignored)
             else {
                 return Reply::text(
                     400,
                     "prefix= of an absolute URL takes a path: http://host/\n",
                 );
             };
-            let listing = cache.list_prefixes(&[http.clone(), https], limit);
+            // The bare keys first, then those under the prefix.
+            let mut listing = (keys.bare.as_ref())
+                .map_or_else(Listing::default, |bare| cache.list_all(bare, limit));
+            let under = cache.list_prefixes(&keys.prefixes, limit - listing.entries.len());
+            listing.entries.extend(under.entries);
+            listing.truncated |= under.truncated;
+            let [http, _] = keys.prefixes;
             (Some(("prefix", http)), listing)
         }
         Selection::Everything => (None, cache.list_prefixes(&[String::new()], limit)),

@@ -373,3 +373,63 @@ fn a_reload_changes_the_rule_and_leaves_entries_under_their_old_keys() {
     expect(&get(&proxy, "/r"), 200, "HIT", "/r?gclid=3 #3");
     assert_eq!(backend.requests(), 4);
 }
+
+#[test]
+fn a_prefix_purge_with_trackers_reaches_the_urls_stored_without_them() {
+    let backend = origin();
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c, TRACKERS);
+        c.admin_port = Some(0);
+    });
+    let admin_addr = proxy.handle().admin_addr().unwrap();
+    let stored = |path: &str, n: usize| {
+        let r = get(&proxy, path);
+        assert_eq!((r.status, x_cache(&r)), (200, "MISS"), "{path}");
+        assert!(r.body_str().ends_with(&format!("#{n}")), "{path}");
+        expect(&get(&proxy, path), 200, "HIT", &r.body_str());
+    };
+    // `/p?utm_source=a&utm_medium=b` is under the prefix the purge names,
+    // and is stored as `/p`: the purge drops it.
+    stored("/p?utm_source=a&utm_medium=b", 1);
+    // The listing of the prefix names what its purge drops.
+    let listed = admin(
+        admin_addr,
+        "GET",
+        "/cache/entries?prefix=%2Fp%3Futm_source%3Da%26",
+    );
+    assert_eq!(listed.status, 200, "{}", listed.body_str());
+    assert!(
+        listed.body_str().contains("\"key\":\"test.example/p\""),
+        "{}",
+        listed.body_str()
+    );
+    let purged = admin(admin_addr, "PURGE", "/p?utm_source=a&*");
+    assert_eq!(purged.status, 200, "{}", purged.body_str());
+    assert!(
+        purged.body_str().contains("\"removed\":1"),
+        "{}",
+        purged.body_str()
+    );
+    assert_eq!(get(&proxy, "/p").status, 200);
+    assert_eq!(backend.requests(), 2, "/p was purged: a miss");
+
+    // `/q?gclid=*`: a parameter whose name is whole is left out as from
+    // a request, so every `/q?gclid=...` goes, stored as `/q` or not.
+    stored("/q?gclid=x", 3);
+    stored("/q?gclid=y&id=2", 4);
+    let purged = admin(admin_addr, "PURGE", "/q?gclid=*");
+    assert_eq!(purged.status, 200, "{}", purged.body_str());
+    assert!(
+        purged.body_str().contains("\"removed\":2"),
+        "{}",
+        purged.body_str()
+    );
+
+    // After other parameters: `/r?id=3&gclid=*` drops `/r?id=3` too.
+    stored("/r?id=3&gclid=z", 5);
+    let purged = admin(admin_addr, "PURGE", "/r?id=3&gclid=*");
+    assert_eq!(purged.status, 200, "{}", purged.body_str());
+    assert_eq!(backend.requests(), 5);
+    expect(&get(&proxy, "/q?id=2"), 200, "MISS", "/q?id=2 #6");
+    expect(&get(&proxy, "/r?id=3"), 200, "MISS", "/r?id=3 #7");
+}

@@ -401,3 +401,26 @@ fn a_ttl_lowered_by_a_reload_shows_in_the_listing() {
         "served as listed"
     );
 }
+
+#[test]
+fn a_url_written_in_unicode_lists_the_entry_its_browser_spelling_stored() {
+    let origin = origin();
+    let proxy = start_proxy(&[origin.addr], cache_on);
+    // What a browser sends for `/café/menü`, and what
+    // `curl -G --data-urlencode 'url=/café/menü'` asks for.
+    assert_eq!(get(&proxy, SHOP, "/caf%C3%A9/men%c3%bc", &[]), "MISS");
+    for query in ["url=%2Fcaf%C3%A9%2Fmen%C3%BC", "prefix=%2Fcaf%C3%A9%2F"] {
+        let (status, body) = list(&proxy, query, SHOP);
+        assert_eq!(status, 200, "{query}: {body}");
+        let [entry] = entries_of(&body)[..] else {
+            panic!("{body}")
+        };
+        assert!(
+            entry.starts_with("\"test.example/caf%C3%A9/men%C3%BC\""),
+            "{entry}"
+        );
+    }
+    // Escaped twice, as the contract has it, it is the same URL.
+    let (status, _) = list(&proxy, "url=%2Fcaf%25C3%25A9%2Fmen%25c3%25bc", SHOP);
+    assert_eq!(status, 200);
+}

@@ -47,6 +47,21 @@ pub fn primary_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> [S
     [http, https]
 }
 
+/// What a `PURGE` whose request-target ends in `*` names (see
+/// [`prefix_keys_of_uri`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct PrefixKeys {
+    /// The key prefixes, one per scheme, the `http` one first.
+    pub prefixes: [String; 2],
+    /// With `cache_key_ignore_params`, when the prefix ends its query at a
+    /// `?` or `&`: the key it would have without it, one per scheme. A URL
+    /// under the prefix whose remaining parameters are all ignored is
+    /// stored there (`/p?utm_source=a&utm_medium=b` is `/p`, under the
+    /// prefix `/p?` of `/p?utm_source=a&*`), which no key that starts with
+    /// the prefix is.
+    pub bare: Option<[String; 2]>,
+}
+
 /// The key prefixes a `PURGE` whose request-target ends in `*` names, one
 /// per scheme as [`primary_keys_of_uri`] gives keys: the key of what comes
 /// before the `*`, spelled as keys are, so that `/products/*` and
@@ -54,12 +69,14 @@ pub fn primary_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> [S
 /// `shop.example/products/`. `None` for a target that does not end in `*`.
 ///
 /// The parameters `ignored` names are left out of the query as from a
-/// request's, but for the last one, which the `*` cuts short: its name is
-/// not known whole (`?utm*` may begin `utm_source` or `utmost`), and left
-/// out as ignored it would widen the prefix to every URL that starts with
-/// the path (`/p?gclid=*` would drop all of `/p*`). So `/p?utm_source=a&*`
-/// is `/p?` (every query of `/p`), and `/p?id=3&*` is `/p?id=3&`.
-pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Option<[String; 2]> {
+/// request's, the last one too, which the `*` cuts short, when its name is
+/// whole (it holds a `=`): `/p?utm_source=a&*` and `/p?gclid=*` are `/p?`,
+/// and `/p?id=3&gclid=*` is `/p?id=3&`, each with its bare key (`/p`,
+/// `/p?id=3`) besides, where such URLs with nothing but trackers after
+/// are stored. A name still being typed is kept: `?utm*` may begin
+/// `utm_source` or `utmost`, and left out as ignored it would widen the
+/// prefix to every query of the path (`/p?gclid*` is `/p?gclid`).
+pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Option<PrefixKeys> {
     let target = request.path_and_query();
     let before = without_cut_escape(target.strip_suffix('*')?);
     let authority = request.authority().unwrap_or("");
@@ -67,17 +84,33 @@ pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Opt
     push_canonical_authority(&mut key, authority);
     let (path, query) = before.split_at(before.find('?').unwrap_or(before.len()));
     push_path(&mut key, path);
-    match query.rsplit_once('&') {
-        Some((whole, cut)) if !ignored.is_empty() => {
-            let start = key.len();
-            push_query(&mut key, whole, ignored);
-            key.push(if key.len() == start { '?' } else { '&' });
-            push_path(&mut key, cut);
+    let mut bare = None;
+    if ignored.is_empty() || query.is_empty() {
+        push_path(&mut key, query);
+    } else {
+        // `query` begins with its `?`: the whole parameters up to the
+        // last `&` (or none), then the one the `*` cuts.
+        let (whole, cut) = query.split_at(query.rfind('&').map_or(1, |i| i + 1));
+        let start = key.len();
+        push_query(&mut key, whole, ignored);
+        let separated = key.len();
+        key.push(if separated == start { '?' } else { '&' });
+        let cut_at = key.len();
+        push_path(&mut key, cut);
+        let named = &key[cut_at..];
+        if named.contains('=') && ignored_either_way(named, ignored) {
+            key.truncate(cut_at);
         }
-        _ => push_path(&mut key, query),
+        if key.len() == cut_at {
+            let http = &key[..separated];
+            bare = Some([http.to_string(), format!("{HTTPS_PREFIX}{http}")]);
+        }
     }
     let https = format!("{HTTPS_PREFIX}{key}");
-    Some([key, https])
+    Some(PrefixKeys {
+        prefixes: [key, https],
+        bare,
+    })
 }
 
 /// `before` less a `%` or `%H` at its end: a percent-escape the `*` may
@@ -1043,10 +1076,24 @@ mod tests {
         request.target = target.to_string();
         request.headers.set("Host", host);
         let ignored = IgnoredParams::parse(setting).unwrap();
-        super::prefix_keys_of_uri(&request, &ignored).map(|[http, https]| {
+        super::prefix_keys_of_uri(&request, &ignored).map(|keys| {
+            let [http, https] = keys.prefixes;
             assert_eq!(https, format!("https://{http}"));
             http
         })
+    }
+
+    /// The bare `http` key `PURGE target` names besides its prefix, as
+    /// [`prefix`] does.
+    fn bare(setting: &str, target: &str) -> Option<String> {
+        let mut request = get(&[]);
+        request.method = "PURGE".into();
+        request.target = target.to_string();
+        request.headers.set("Host", "h");
+        let ignored = IgnoredParams::parse(setting).unwrap();
+        let [http, https] = super::prefix_keys_of_uri(&request, &ignored)?.bare?;
+        assert_eq!(https, format!("https://{http}"));
+        Some(http)
     }
 
     #[test]
@@ -1130,27 +1177,54 @@ mod tests {
     }
 
     #[test]
-    fn ignored_params_leave_a_prefix_but_for_the_one_the_star_cuts() {
-        for (target, expected) in [
-            ("/p?utm_source=a&*", "h/p?"),
-            ("/p?id=3&utm_source=a&*", "h/p?id=3&"),
-            ("/p?utm_source=a&id=*", "h/p?id="),
-            ("/p?&&id=3&&*", "h/p?id=3&"),
-            // The parameter the star cuts is kept, ignored or not: left
-            // out, `/p?gclid*` would be all of `/p*`.
-            ("/p?gclid*", "h/p?gclid"),
-            ("/p?id=3&gclid=*", "h/p?id=3&gclid="),
-            ("/p/*", "h/p/"),
-            ("/p?*", "h/p?"),
+    fn ignored_params_leave_a_prefix_but_for_a_name_the_star_cuts() {
+        for (target, expected, bare_key) in [
+            ("/p?utm_source=a&*", "h/p?", Some("h/p")),
+            ("/p?id=3&utm_source=a&*", "h/p?id=3&", Some("h/p?id=3")),
+            ("/p?utm_source=a&id=*", "h/p?id=", None),
+            ("/p?&&id=3&&*", "h/p?id=3&", Some("h/p?id=3")),
+            // A name the star cuts is kept, ignored or not: left out,
+            // `/p?gclid*` would be every query of `/p`. Whole, it goes.
+            ("/p?gclid*", "h/p?gclid", None),
+            ("/p?gclid=*", "h/p?", Some("h/p")),
+            ("/p?id=3&gclid=*", "h/p?id=3&", Some("h/p?id=3")),
+            (
+                "/p?id=3&gclid=x;callback=*",
+                "h/p?id=3&gclid=x;callback=",
+                None,
+            ),
+            ("/p/*", "h/p/", None),
+            ("/p*", "h/p", None),
+            ("/p?*", "h/p?", Some("h/p")),
         ] {
             assert_eq!(
                 prefix(TRACKERS, "h", target).as_deref(),
                 Some(expected),
                 "{target}"
             );
+            assert_eq!(bare(TRACKERS, target).as_deref(), bare_key, "{target}");
         }
-        let under = key_ignoring(TRACKERS, "/p?utm_source=x&id=3&page=2");
-        assert!(under.starts_with(&prefix(TRACKERS, "h", "/p?id=3&*").unwrap()));
+        // Without the setting no key is cut short so: a prefix alone.
+        assert_eq!(bare("", "/p?*"), None);
+        // Every URL under the purge's target is keyed under its prefix
+        // or is its bare key.
+        for (target, url) in [
+            ("/p?id=3&*", "/p?id=3&utm_source=x&page=2"),
+            ("/p?id=3&*", "/p?id=3&utm_source=x"),
+            ("/p?utm_source=a&*", "/p?utm_source=a&utm_medium=b"),
+            ("/p?utm_source=a&*", "/p?utm_source=a&id=1"),
+            ("/p?gclid=*", "/p?gclid=x"),
+            ("/p?gclid=*", "/p?gclid=x&id=1"),
+            ("/p?gclid=*", "/p?gclid=x;callback=y"),
+            ("/p?*", "/p?fbclid=1"),
+        ] {
+            let key = key_ignoring(TRACKERS, url);
+            let under = key.starts_with(&prefix(TRACKERS, "h", target).unwrap());
+            assert!(
+                under || bare(TRACKERS, target).as_deref() == Some(key.as_str()),
+                "{target} {url}: {key}"
+            );
+        }
     }
 
     #[test]

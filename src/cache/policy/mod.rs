@@ -46,7 +46,7 @@ pub use ignore::IgnoredHeaders;
 pub use key::{
     decode_percent, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
     primary_keys_of_uri, push_path, respell_key, spells_a_varying_field_otherwise, split_key,
-    variant_key, vary_names,
+    variant_key, vary_names, PrefixKeys,
 };
 pub use params::IgnoredParams;
 pub use pattern::{KeyPattern, PatternError, MAX_PATTERN_LEN, MAX_PATTERN_SIZE, PURGE_REGEX};
