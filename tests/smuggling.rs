@@ -97,6 +97,9 @@ const HEADS: &[(&[u8], u16)] = &[
     (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\n\r\n", 400),
     (b"GET / HTTP/1.1\rHost: a\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", 400),
+    // a CR before the empty line's: the head never ends for a reader
+    // that looks for CRLF CRLF, so it must be refused as it comes
+    (b"GET / HTTP/1.1\r\nHost: a\r\n\r\r\n", 400),
     // control characters in names and values
     (b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: 1\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\x00\r\n\r\n", 400),

@@ -83,7 +83,10 @@ impl HeadError {
 /// RFC 9112 §2.2 lets a recipient accept a bare LF as a line terminator; we
 /// do not. A proxy that reads `\n` as a line end while the backend does not
 /// (or the other way round) is how requests get smuggled, so a bare LF
-/// anywhere in a head is an error.
+/// anywhere in a head is an error. So is a CR before the CR of a line's
+/// end (`\r\r\n`): it is never part of a valid head, and where the empty
+/// line belongs, a head ended so would never be found complete, and its
+/// client be told 408 when the head timeout passes instead of 400 at once.
 ///
 /// Returns `Ok(Some(len))` with the length of the head including its final
 /// CRLF CRLF, `Ok(None)` when more bytes are needed, and the offset to resume
@@ -94,6 +97,9 @@ pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, H
         let lf = i + off;
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Err(HeadError::BareLf);
+        }
+        if lf >= 2 && buf[lf - 2] == b'\r' {
+            return Err(HeadError::Malformed("bare CR"));
         }
         // An empty line: this LF ends "\r\n\r\n" (or the head is only "\r\n").
         if lf >= 3 && &buf[lf - 3..lf - 1] == b"\r\n" {
@@ -819,6 +825,22 @@ mod tests {
             find_head_end(b"GET / HTTP/1.1\r\nHost: a\n\r\n", &mut s),
             Err(HeadError::BareLf)
         );
+    }
+
+    #[test]
+    fn a_cr_before_a_line_end_is_refused_where_the_head_would_end_too() {
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\r\nHost: a\r\n\r\n",
+        ] {
+            let mut s = 0;
+            assert_eq!(
+                find_head_end(head, &mut s),
+                Err(HeadError::Malformed("bare CR")),
+                "{head:?}"
+            );
+        }
     }
 
     #[test]
