@@ -3283,6 +3283,66 @@ fn one_request_revalidates_while_the_others_are_answered_from_the_cache() {
     proxy.assert_becomes_idle();
 }
 
+#[test]
+fn a_key_not_coalesced_for_a_while_still_has_one_background_revalidation() {
+    // A miss whose answer (a 503) came after another request stored the
+    // URL (a reload, `no-cache`, which waits for no flight) leaves the key
+    // uncoalesced for a while, and stored: its stale answers must still
+    // send one revalidation between them, not one each.
+    let (failing, revalidating) = (Gate::new(), Gate::new());
+    let (fail, hold) = (failing.clone(), revalidating.clone());
+    let conditional = Arc::new(AtomicUsize::new(0));
+    let asked = conditional.clone();
+    let backend = Backend::start("origin", move |seen, out| {
+        let swr = fields(&[SWR, ("ETag", "\"v1\"")]);
+        if seen.head.has("if-none-match") {
+            // The first one waits for the test; any other, at once.
+            if asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                hold.wait();
+            }
+            write_response(out, 304, &swr, None);
+        } else if seen.path() == "/other" {
+            write_response(
+                out,
+                200,
+                &fields(&[("Cache-Control", "no-store")]),
+                Some(b"o"),
+            );
+        } else if seen.head.has("cache-control") {
+            write_response(out, 200, &swr, Some(b"stored"));
+        } else {
+            fail.wait();
+            write_response(out, 503, &[], Some(b"busy"));
+        }
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| proxy.connect().get("/p"));
+        assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
+        let reload = proxy
+            .connect()
+            .get_with("/p", &[("Cache-Control", "no-cache")]);
+        expect(&reload, 200, "MISS", "stored");
+        assert!(wait_until(WAIT_LIMIT, || cache_of(&proxy).len() == 1));
+        failing.open();
+        assert_eq!(first.join().unwrap().status, 503);
+    });
+    let mut one = proxy.connect();
+    expect(&one.get("/p"), 200, "STALE", "stored");
+    let revalidations = || conditional.load(Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || revalidations() == 1));
+    // The next request on this connection goes once its revalidation, if
+    // any, is done.
+    let mut another = proxy.connect();
+    expect(&another.get("/p"), 200, "STALE", "stored");
+    assert_eq!(another.get("/other").body, b"o");
+    assert_eq!(revalidations(), 1, "revalidated twice at once");
+    revalidating.open();
+    drop((one, another));
+    proxy.assert_becomes_idle();
+}
+
 // ------------------------------------------------------------ invalidation
 
 #[test]
@@ -3811,6 +3871,50 @@ fn fail_after_storing(
     mode.store(HANG_UP, Ordering::SeqCst);
     let after_hang_up = get(&proxy, "/x");
     (after_500, after_hang_up)
+}
+
+#[test]
+fn an_entry_purged_while_the_origin_is_asked_does_not_stand_in_when_it_fails() {
+    // The stale entry goes to the origin to be revalidated (for a range
+    // of it too); a PURGE takes it meanwhile; the origin then fails (a
+    // 500, or hanging up): what was purged is not served, whole or in
+    // part, after the purge said it was gone.
+    let cases = [FAIL_500, HANG_UP].map(|f| [(f, None), (f, Some("bytes=0-1"))]);
+    for (failure, range) in cases.into_iter().flatten() {
+        let answer = Gate::new();
+        let hold = answer.clone();
+        let asked = AtomicUsize::new(0);
+        let old = fields(&[
+            ("Cache-Control", "max-age=50, stale-if-error=600"),
+            ("Age", "100"),
+        ]);
+        let backend = Backend::start("failing", move |_, out| {
+            if asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                write_response(out, 200, &old, Some(b"purged"));
+                return Action::KeepAlive;
+            }
+            assert!(hold.wait(), "never let the origin answer");
+            if failure == HANG_UP {
+                return Action::Close;
+            }
+            respond(out, 500, &[], b"broken");
+            Action::KeepAlive
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        expect(&get(&proxy, "/x"), 200, "MISS", "purged");
+        let fields: Vec<_> = range.map(|r| ("Range", r)).into_iter().collect();
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| proxy.connect().get_with("/x", &fields));
+            assert!(wait_until(WAIT_LIMIT, || backend.requests() == 2));
+            assert_eq!(cache_of(&proxy).invalidate(&key("/x")), 1);
+            answer.open();
+            let r = waiting.join().unwrap();
+            let case = format!("{failure} {range:?}: {}", r.head.raw);
+            assert_ne!(r.header("x-cache"), Some("STALE"), "{case}");
+            let status = if failure == HANG_UP { 502 } else { 500 };
+            assert_eq!(r.status, status, "{case}");
+        });
+    }
 }
 
 #[test]

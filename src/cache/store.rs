@@ -1266,6 +1266,16 @@ impl Cache {
         if self.passes.holds(key) {
             return Flight::Alone;
         }
+        self.join_refresh(key)
+    }
+
+    /// [`Cache::join_flight`] for the revalidation of a stored entry:
+    /// never `Alone`. A key not coalesced for a while may hold an entry
+    /// all the same (stored by a request that waited for no flight, a
+    /// `no-cache` one, while the leader's answer, a 503, was on its way),
+    /// and one revalidation at a time is what `stale-while-revalidate`
+    /// promises the origin.
+    pub fn join_refresh(self: &Arc<Self>, key: &str) -> Flight {
         let mut flights = self.flights.lock();
         if let Some(flight) = flights.get(key) {
             return Flight::Follower(flight.clone());

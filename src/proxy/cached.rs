@@ -149,7 +149,7 @@ pub(super) fn serve_range(
         Some((entry, Use::Validate))
             if on_its_own && entry.within_stale_window(SystemTime::now(), ttl) =>
         {
-            let job = Refresh::of(request, &entry, primary);
+            let job = Refresh::of(request, &entry, primary.clone());
             match refresh(client, job, shared) {
                 // Stored from the answer to this very request: used
                 // even if it says max-age=0.
@@ -167,7 +167,13 @@ pub(super) fn serve_range(
                     };
                     (now, status, Some(upstream))
                 }
-                Refreshed::OriginFailed { upstream } => (entry, Status::Stale, upstream),
+                // Not if purged meanwhile (see `stale_fallback`): the
+                // range then goes to the origin as it is.
+                Refreshed::OriginFailed { upstream } => {
+                    let stored = Some(entry);
+                    let now = stale_fallback(&stored, true, &answering, &primary)?;
+                    (now, Status::Stale, upstream)
+                }
                 // Sent whole (a server may always ignore a range),
                 // rather than asked for again.
                 Refreshed::Unstorable(fetched) => {
@@ -309,14 +315,14 @@ pub(super) fn serve(
         shared,
     ) {
         Ok(fetched) => fetched,
-        Err(refusal) => return stale_or(refusal, client, &answering, &fallback),
+        Err(refusal) => return stale_or(refusal, client, &answering, &fallback, &primary),
     };
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
-        if let Some(entry) = stale_fallback(&fallback, true, &answering) {
+        if let Some(entry) = stale_fallback(&fallback, true, &answering, &primary) {
             drop(fetched); // closes the connection; its body is not wanted
-            return serve_entry(client, &answering, entry, Status::Stale, upstream, b"");
+            return serve_entry(client, &answering, &entry, Status::Stale, upstream, b"");
         }
     }
     // A 304 to the cache's conditions, or (RFC 9111 §4.3.5) a 200 to a
@@ -453,7 +459,7 @@ pub(super) fn serve(
         // A head that parsed but a body that cannot be framed (two
         // lengths, an unknown coding, a small body cut short) fails before
         // anything reached the client: as much the origin failing as a 5xx.
-        Err(refusal) => stale_or(refusal, client, &answering, &fallback),
+        Err(refusal) => stale_or(refusal, client, &answering, &fallback, &primary),
         Ok(outcome) => {
             // Only the entry this answer replaced: another request may
             // have stored a new one while this body was relayed.
@@ -716,7 +722,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     // The key's flight is claimed now, not as the stale answer went out:
     // a client reading that slowly would hold up other requests' misses,
     // which wait for a flight. Another request holding it is revalidating.
-    let _flight = match cache.join_flight(entry.key()) {
+    let _flight = match cache.join_refresh(entry.key()) {
         Flight::Leader(flight) => Some(flight),
         Flight::Alone => None,
         Flight::Follower(_) => return Refreshed::Skipped,
@@ -965,15 +971,24 @@ fn request_as_get(request: &RequestHead) -> RequestHead {
     get
 }
 
-/// The stored entry to serve when the origin failed, if its stale window
-/// allows (`origin_failed` is false when it was the client that failed).
-fn stale_fallback<'e>(
-    stored: &'e Option<Arc<Entry>>,
+/// The entry to serve when the origin failed (`origin_failed` is false
+/// when it was the client that failed), if its stale window allows: for a
+/// request that found one `stored`, what the cache holds for it now. Not
+/// an entry purged while the origin was asked (a `PURGE`, a `POST`),
+/// which the purge said was gone; the outdated copy a soft purge left, or
+/// what another request stored since, stands in instead.
+fn stale_fallback(
+    stored: &Option<Arc<Entry>>,
     origin_failed: bool,
     answering: &Answering<'_>,
-) -> Option<&'e Arc<Entry>> {
+    primary: &str,
+) -> Option<Arc<Entry>> {
+    stored.as_ref().filter(|_| origin_failed)?;
+    let held = answering
+        .cache
+        .lookup(primary, &answering.request.headers)?;
     let now = SystemTime::now();
-    (stored.as_ref()).filter(|e| origin_failed && e.within_stale_window(now, answering.ttl))
+    held.within_stale_window(now, answering.ttl).then_some(held)
 }
 
 /// The stale entry, when the origin failed (a refusal with a status: the
@@ -983,15 +998,16 @@ fn stale_or(
     client: &mut Client,
     answering: &Answering<'_>,
     fallback: &Option<Arc<Entry>>,
+    primary: &str,
 ) -> Result<Outcome, Refusal> {
     if let Some(status) = refusal.for_backend() {
         client.upstream_status = Some(status);
     }
-    match stale_fallback(fallback, refusal.status.is_some(), answering) {
+    match stale_fallback(fallback, refusal.status.is_some(), answering, primary) {
         Some(entry) => serve_entry(
             client,
             answering,
-            entry,
+            &entry,
             Status::Stale,
             refusal.upstream,
             b"",
