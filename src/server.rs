@@ -386,6 +386,12 @@ fn set_inherited_options(listener: &TcpListener, timeout: Duration, defer: bool)
 fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // `bind = ::` takes IPv4 too (README), whatever the system's default
+    // is (Linux's net.ipv6.bindv6only, on in some distributions and on
+    // the BSDs); `::ffff:127.0.0.1` can be bound only so.
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
     socket.set_reuse_address(true)?;
     if reuse_port {
         #[cfg(unix)]

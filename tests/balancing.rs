@@ -1098,6 +1098,32 @@ fn a_reload_pointing_a_target_at_the_proxy_itself_is_refused() {
 }
 
 #[test]
+fn a_backend_on_ipv6_at_the_port_of_an_ipv4_proxy_is_another_server() {
+    if !has_ipv6_loopback() {
+        return;
+    }
+    // `bind = 0.0.0.0` (the default) takes IPv4 alone: a backend on
+    // [::1] at the proxy's port is another server, as nginx sees it.
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let six = Backend::echo_on(TcpListener::bind(("::1", port)).unwrap(), "six");
+    let mut loader = Loader::new();
+    let text = format!("port = {port}\ntargets = [::1]:{port}\n");
+    loader.file("proxy.conf", &text).unwrap();
+    let mut config = loader.build().unwrap();
+    config.log_to_stdout = false;
+    config.cache_size = 0;
+    config.path_to_persistence = None;
+    let handle = Server::start_on(listener, config.clone()).unwrap();
+    let response = Client::connect(SocketAddr::from(([127, 0, 0, 1], port))).get("/");
+    assert_eq!(response.header("x-backend"), Some("six"));
+    // A reload to it is taken too.
+    handle.control().reload(config).unwrap();
+    assert_eq!(six.requests(), 1);
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
 fn reloads_neither_restart_the_checks_count_nor_probe_at_once() {
     let a = Killable::start("a");
     let hourly = |c: &mut Config| {

@@ -10,6 +10,30 @@ use std::time::Duration;
 use support::*;
 
 #[test]
+fn bind_on_the_ipv6_wildcard_takes_ipv4_clients_too() {
+    if !has_ipv6_loopback() {
+        return;
+    }
+    // `bind = ::` takes both families, whatever the system's default for
+    // such a socket is (Linux's net.ipv6.bindv6only, the BSDs' V6ONLY).
+    let backend = Backend::echo("a");
+    let mut config = inverso::Config::with_targets(vec![backend.target()]);
+    config.bind = "::".parse().unwrap();
+    config.port = 0;
+    config.log_to_stdout = false;
+    config.cache_size = 0;
+    config.path_to_persistence = None;
+    let handle = inverso::Server::start(config).unwrap();
+    let port = handle.local_addr().port();
+    for ip in ["127.0.0.1", "::1"] {
+        let addr = std::net::SocketAddr::new(ip.parse().unwrap(), port);
+        let response = Client::connect(addr).get("/");
+        assert_eq!(response.header("x-backend"), Some("a"), "{addr}");
+    }
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
 fn round_robin_alternates_between_two_backends() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");

@@ -446,6 +446,38 @@ fn status_is_json_with_targets_and_cache() {
 }
 
 #[test]
+fn the_admin_listener_may_share_the_port_on_the_other_family() {
+    if !has_ipv6_loopback() {
+        return;
+    }
+    // `bind = 0.0.0.0` (the default) takes IPv4 alone: `admin_bind = ::1`
+    // at its port is another socket, as nginx would bind both.
+    let backend = Backend::echo("a");
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let text = format!(
+        "targets = {}\nport = {port}\nadmin_bind = ::1\nadmin_port = {port}\n",
+        backend.addr
+    );
+    let mut loader = inverso::config::Loader::new();
+    loader.file("proxy.conf", &text).unwrap();
+    let mut config = loader.build().unwrap();
+    config.log_to_stdout = false;
+    config.cache_size = 0;
+    config.path_to_persistence = None;
+    let handle = inverso::Server::start_on(listener, config).unwrap();
+    let admin_addr = handle.admin_addr().unwrap();
+    assert_eq!(
+        admin_addr,
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+    );
+    assert_eq!(admin(admin_addr, "GET", "/healthz", "[::1]").status, 200);
+    let response = Client::connect(SocketAddr::from(([127, 0, 0, 1], port))).get("/");
+    assert_eq!(response.header("x-backend"), Some("a"));
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
 fn healthz_unknown_paths_and_wrong_methods() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], with_admin);

@@ -403,6 +403,25 @@ fn the_backend_is_sent_the_host_spelled_as_the_cache_keys_it() {
 }
 
 #[test]
+fn a_host_in_brackets_that_is_no_ipv6_address_is_refused() {
+    // RFC 9112 §3.2: a Host that is not uri-host [":" port] gets 400;
+    // between brackets only an IPv6 address is (RFC 3986 §3.2.2).
+    let (backend, proxy) = echo_proxy();
+    for host in ["[1]", "[:::]:80", "[1:2:3:4:5:6:7:8:9]", "[::1.2.3]"] {
+        let mut client = proxy.connect();
+        client.send(format!("GET /h HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+        assert_eq!(client.response().status, 400, "Host: {host}");
+        let mut client = proxy.connect();
+        client.send(format!("GET http://{host}/h HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        assert_eq!(client.response().status, 400, "GET http://{host}/h");
+    }
+    assert_eq!(backend.requests(), 0);
+    let mut client = proxy.connect();
+    client.send(b"GET /h HTTP/1.1\r\nHost: [2001:DB8::1]:8080\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+}
+
+#[test]
 fn http_1_0_without_host_is_served_and_upgraded_to_1_1_framing() {
     let (backend, proxy) = echo_proxy();
     let mut client = proxy.connect();

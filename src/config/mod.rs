@@ -1165,9 +1165,7 @@ impl Loader {
         if port != 0 && port == config.port {
             return Err(self.refused("tls_port", format!("{port} is also `port`")));
         }
-        let admin_shares = config.admin_bind == config.bind
-            || config.bind.is_unspecified()
-            || config.admin_bind.is_unspecified();
+        let admin_shares = listeners_overlap(config.admin_bind, config.bind);
         if port != 0 && config.admin_port == Some(port) && admin_shares {
             return Err(self.refused("tls_port", format!("{port} is also `admin_port`")));
         }
@@ -1484,9 +1482,7 @@ impl Loader {
         // asks the system for a free port, a different one each).
         if config.admin_port == Some(config.port)
             && config.port != 0
-            && (config.admin_bind == config.bind
-                || config.bind.is_unspecified()
-                || config.admin_bind.is_unspecified())
+            && listeners_overlap(config.admin_bind, config.bind)
         {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
@@ -1994,12 +1990,26 @@ pub fn target_at(listen: SocketAddr, targets: &[Target]) -> Option<&Target> {
     (targets.iter()).find(|t| t.addr.tcp().is_some_and(|addr| is_listener(listen, addr)))
 }
 
+/// Whether listeners on `a` and `b` at one port take the same
+/// connections (the second could not be bound): one address, or a
+/// wildcard of the other's family (`::` takes IPv4 too, see `bind`).
+fn listeners_overlap(a: IpAddr, b: IpAddr) -> bool {
+    let (a, b) = (a.to_canonical(), b.to_canonical());
+    let covers = |w: IpAddr, x: IpAddr| w.is_unspecified() && (w.is_ipv6() || x.is_ipv4());
+    a == b || covers(a, b) || covers(b, a)
+}
+
 /// Whether connecting to `addr` reaches the listener at `listen`.
 pub fn is_listener(listen: SocketAddr, addr: SocketAddr) -> bool {
     let bind = listen.ip().to_canonical();
     let local = bind.is_loopback() || bind.is_unspecified();
     let ip = addr.ip().to_canonical();
+    // An IPv4 listener is never reached over IPv6, nor one on an IPv6
+    // address over IPv4; `::` takes both (see `bind`).
+    let reached =
+        bind.is_ipv4() == ip.is_ipv4() || bind == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
     addr.port() == listen.port()
+        && reached
         && (ip == bind
             || (bind.is_unspecified() && ip.is_loopback())
             // Connecting to 0.0.0.0 or :: reaches this host.
@@ -2359,8 +2369,10 @@ mod tests {
 
         let e = build("targets = 127.0.0.1:1\nunit_time = 0\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
-        let e = build("targets = 127.0.0.1\n").unwrap_err();
-        assert!(e.message.contains("needs a port"), "{e}");
+        for bad in ["127.0.0.1", "[::1]", "[2001:db8::1]"] {
+            let e = build(&format!("targets = {bad}\n")).unwrap_err();
+            assert!(e.message.contains("needs a port"), "{bad}: {e}");
+        }
         let e = build("targets = 127.0.0.1:1 weight=0\n").unwrap_err();
         assert!(e.message.contains("weight"), "{e}");
         let e = build("targets = 127.0.0.1:1,,127.0.0.1:2\n").unwrap_err();
@@ -2461,6 +2473,23 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nbind = 127.0.0.2\nport = 9000\nadmin_port = 9000\n")
             .unwrap();
         assert_eq!(c.admin_port, Some(9000));
+        // A wildcard takes its family's addresses (`::` both families).
+        for (bind, admin, overlap) in [
+            ("0.0.0.0", "127.0.0.1", true),
+            ("::", "127.0.0.1", true),
+            ("0.0.0.0", "::", true),
+            ("::1", "::", true),
+            ("::ffff:127.0.0.1", "127.0.0.1", true),
+            ("0.0.0.0", "::1", false),
+            ("::1", "0.0.0.0", false),
+            ("::1", "127.0.0.1", false),
+        ] {
+            let text = format!(
+                "targets = 127.0.0.1:1\nbind = {bind}\nport = 9000\n\
+                 admin_bind = {admin}\nadmin_port = 9000\n"
+            );
+            assert_eq!(build(&text).is_err(), overlap, "{bind} and {admin}");
+        }
     }
 
     #[test]
@@ -2516,11 +2545,22 @@ mod tests {
         for text in [
             "port = 9000\nbind = 127.0.0.1\ntargets = 0.0.0.0:9000\n",
             "port = 9000\nbind = 127.0.0.1\ntargets = [::ffff:127.0.0.1]:9000\n",
+            // `::` takes IPv4 too.
+            "port = 9000\nbind = ::\ntargets = 127.0.0.1:9000\n",
+            "port = 9000\nbind = ::\ntargets = [::1]:9000\n",
         ] {
             assert!(build(text).is_err(), "{text:?}");
         }
-        // Another address on the same port is another server.
-        assert!(build("port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.1:9000\n").is_ok());
+        // Another address on the same port is another server, and so is
+        // one of the other family.
+        for text in [
+            "port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.1:9000\n",
+            "port = 9000\ntargets = [::1]:9000\n",
+            "port = 9000\ntargets = [::]:9000\n",
+            "port = 9000\nbind = ::1\ntargets = 0.0.0.0:9000\n",
+        ] {
+            assert!(build(text).is_ok(), "{text:?}");
+        }
     }
 
     #[test]

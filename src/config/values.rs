@@ -1026,8 +1026,9 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
             "target `{name}`: `@` has no place in host:port (write a name, or one address)"
         ));
     }
-    let (host, port) = name
-        .rsplit_once(':')
+    // `[::1]`: its last colon is the address's, not a port's.
+    let (host, port) = (name.rsplit_once(':'))
+        .filter(|(_, port)| !port.ends_with(']'))
         .ok_or_else(|| format!("target `{name}` needs a port (host:port)"))?;
     if host.is_empty() {
         return Err(format!("target `{name}` has no host"));

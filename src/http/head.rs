@@ -511,11 +511,10 @@ pub fn check_host(host: &[u8]) -> Result<(), HeadError> {
         let Some(close) = host.iter().position(|&b| b == b']') else {
             return invalid;
         };
-        let literal = &host[1..close];
-        let literal_ok = !literal.is_empty()
-            && literal
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b));
+        // An IPv6 address (IPvFuture and zone ids are refused): `[1]` or
+        // `[:::]` is no address a backend could be reached at.
+        let literal = std::str::from_utf8(&host[1..close]).ok();
+        let literal_ok = literal.is_some_and(|l| l.parse::<std::net::Ipv6Addr>().is_ok());
         if !literal_ok {
             return invalid;
         }
@@ -1064,6 +1063,8 @@ mod tests {
             "127.0.0.1:80",
             "[::1]",
             "[::1]:80",
+            "[2001:DB8::1]:8080",
+            "[::ffff:192.0.2.1]",
             "a:",
             "xn--caf-dma.example",
             "a_b",
@@ -1087,6 +1088,10 @@ mod tests {
             "[]",
             "[::1]x",
             "[::g]",
+            "[1]",
+            "[:::]",
+            "[1:2:3:4:5:6:7:8:9]",
+            "[::1.2.3]",
             "a\\b",
             "a,b:x",
             "a,b",

@@ -367,7 +367,15 @@ impl Backend {
         name: &str,
         handler: impl Fn(&Seen, &mut TcpStream) -> Action + Send + Sync + 'static,
     ) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Backend::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), name, handler)
+    }
+
+    /// [`Backend::start`] on a listener of the test's (`[::1]:0`).
+    pub fn start_on(
+        listener: TcpListener,
+        name: &str,
+        handler: impl Fn(&Seen, &mut TcpStream) -> Action + Send + Sync + 'static,
+    ) -> Backend {
         let backend = Backend::counting(name, listener.local_addr().unwrap());
         let handler: Handler = Arc::new(handler);
         let b = backend.clone();
@@ -402,8 +410,13 @@ impl Backend {
     }
 
     pub fn echo(name: &str) -> Backend {
+        Backend::echo_on(TcpListener::bind("127.0.0.1:0").unwrap(), name)
+    }
+
+    /// [`Backend::echo`] on a listener of the test's (`[::1]:0`).
+    pub fn echo_on(listener: TcpListener, name: &str) -> Backend {
         let me = name.to_string();
-        Backend::start(name, move |seen, out| {
+        Backend::start_on(listener, name, move |seen, out| {
             let body = describe(&me, seen);
             respond(out, 200, &[("X-Backend", &me)], body.as_bytes());
             Action::KeepAlive
@@ -1394,4 +1407,14 @@ pub fn multipart(r: &Response) -> Vec<Part> {
             return parts;
         }
     }
+}
+
+/// Whether this machine has IPv6 on loopback: the tests of IPv6 listeners
+/// skip (saying so) where it has not, a container without IPv6.
+pub fn has_ipv6_loopback() -> bool {
+    let bound = TcpListener::bind("[::1]:0").is_ok();
+    if !bound {
+        eprintln!("no IPv6 loopback here: skipped");
+    }
+    bound
 }
