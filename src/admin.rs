@@ -21,10 +21,10 @@ use crate::http::head::{
     find_head_end, parse_request, push_canonical_authority, reason_phrase, split_absolute,
     RequestLimits,
 };
-use crate::http::{BufConn, RequestHead};
+use crate::http::{BufConn, RequestHead, Version};
 use crate::json;
 use crate::metrics::{DURATION_BUCKETS, STATUS_CLASSES};
-use crate::proxy::{Current, Shared};
+use crate::proxy::{starts_a_head_request, Current, Shared};
 use crate::throttle::OnceAMinute;
 use crate::upstream::admin_state::AdminState;
 use crate::upstream::pools::Pools;
@@ -292,7 +292,8 @@ fn handle(stream: TcpStream, current: &Current, gate: &Gate, timeout: Duration) 
             (reply, head.is_head())
         }
         Ok(None) => return,
-        Err(reply) => (reply, false),
+        // A HEAD refused unparsed gets the head alone too (RFC 9110 §9.3.2).
+        Err(reply) => (reply, starts_a_head_request(conn.buffered())),
     };
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
@@ -418,7 +419,11 @@ fn read_body(
         BodyKind::Length(_) => return Err(Reply::text(413, "request body too large\n")),
         _ => return Err(Reply::text(411, "send the body with a Content-Length\n")),
     };
-    if length > conn.buffered().len() && head.headers.has_token("expect", "100-continue") {
+    // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored (it
+    // may know no 1xx response, which §15.2 forbids sending it).
+    let expects =
+        head.version == Version::Http11 && head.headers.has_token("expect", "100-continue");
+    if length > conn.buffered().len() && expects {
         let _ = conn.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
     while conn.buffered().len() < length {

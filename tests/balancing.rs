@@ -2296,6 +2296,33 @@ fn ready_brings_a_drained_target_back_into_rotation() {
 }
 
 #[test]
+fn the_admin_listener_sends_an_http_1_0_client_no_100_continue() {
+    // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request
+    // is ignored, and §15.2: no 1xx goes to an HTTP/1.0 client. The body
+    // never comes whole, so a `100 Continue` is all that could be sent.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let admin = proxy.handle().admin_addr().unwrap();
+    for version in ["1.1", "1.0"] {
+        let mut client = Client::connect(admin);
+        client.send(
+            format!(
+                "PUT /targets/{} HTTP/{version}\r\nHost: 127.0.0.1\r\n\
+                 Expect: 100-continue\r\nContent-Length: 5\r\n\r\nre",
+                a.addr
+            )
+            .as_bytes(),
+        );
+        client.finish_sending();
+        let sent = String::from_utf8(client.read_until_closed()).unwrap();
+        match version {
+            "1.1" => assert_eq!(sent, "HTTP/1.1 100 Continue\r\n\r\n"),
+            _ => assert_eq!(sent, "", "to HTTP/{version}"),
+        }
+    }
+}
+
+#[test]
 fn under_slow_start_a_target_back_from_maintenance_gets_a_sliver_at_first() {
     for slow_start in [Duration::ZERO, Duration::from_secs(3600)] {
         let a = Backend::echo("a");

@@ -678,6 +678,28 @@ fn an_admin_request_head_trickling_in_gets_408_at_its_deadline() {
 }
 
 #[test]
+fn a_malformed_admin_head_request_gets_its_refusal_without_a_body() {
+    // RFC 9110 §9.3.2: no content in answer to a HEAD, refused or not.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], with_admin);
+    let addr = proxy.handle().admin_addr().unwrap();
+    for (sent, status) in [
+        (
+            "HEAD /status HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n",
+            400,
+        ),
+        ("HEAD /status HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ] {
+        let mut client = Client::connect(addr);
+        client.send(sent.as_bytes());
+        let response = client.head_response();
+        assert_eq!(response.status, status, "{sent:?}");
+        assert!(response.header("content-length").is_some());
+        assert_eq!(client.read_until_closed(), b"", "{sent:?}");
+    }
+}
+
+#[test]
 fn the_admin_listener_is_off_by_default() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

@@ -419,6 +419,26 @@ fn a_429_and_a_403_get_them() {
 }
 
 #[test]
+fn a_field_set_replaces_the_one_of_the_proxy_s_own_redirect() {
+    // Two `Location` fields are no URI a client can follow (RFC 9110
+    // §10.2.2): the set one replaces the redirect's, as a backend's.
+    let backend = Backend::echo("a");
+    let text = format!(
+        "targets = {}\nroute./old/ = redirect 301 /new/\nresponse_header.Location = /set\n",
+        backend.addr
+    );
+    let proxy = start_proxy(&[backend.addr], from_file(&text));
+    let r = proxy.connect().get("/old/a");
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.head.get_all("location").collect::<Vec<_>>(),
+        ["/set"],
+        "{}",
+        r.head.raw
+    );
+}
+
+#[test]
 fn a_malformed_request_s_400_gets_them() {
     let proxy = start_proxy(&[dead_addr()], |c| c.response_headers = edits(EDITS));
     let mut client = proxy.connect();

@@ -517,7 +517,10 @@ impl Client {
         text: Option<&str>,
         config: &Config,
     ) -> u64 {
-        let mut extra = fields.to_vec();
+        // A field `response_header.*` sets replaces the answer's own of
+        // that name (a redirect's `Location`), as it does a backend's.
+        let mut extra = Vec::with_capacity(fields.len());
+        config.response_headers.push_kept(&mut extra, fields, &[]);
         self.push_own_fields(&mut extra, status, None);
         let response = own_response(status, close, &extra, text, config);
         self.send_response(response, head_request)
