@@ -222,11 +222,21 @@ impl Entry {
         entry
     }
 
-    /// How [`policy::usable`] sees it at `now`.
+    /// How [`policy::usable`] sees it at `now`. One born after `now` was
+    /// stored before the clock was set back (NTP, a VM resumed): how old
+    /// it is cannot be told, and counted from its birth it would stay
+    /// fresh for as long as the clock went back besides its lifetime (a
+    /// year and a minute for a `max-age=60` after a year's step). It is
+    /// taken as stale, then, so the next use revalidates it, and the
+    /// refreshed entry is born by the clock as it is now.
     pub fn as_stored(&self, now: SystemTime) -> policy::Stored {
+        let clock_set_back = unix_ms(now) < self.record.stored_at;
         policy::Stored {
             age: self.age(now),
-            fresh: self.fresh_lifetime(),
+            fresh: match clock_set_back {
+                true => Duration::ZERO,
+                false => self.fresh_lifetime(),
+            },
             must_revalidate: self.must_revalidate,
             stale_while_revalidate: self.stale_while_revalidate,
         }
@@ -1728,6 +1738,35 @@ mod tests {
         let out = crafted.outdated(born + Duration::from_secs(5));
         assert!(out.record.stale_until <= crafted.record.stale_until);
         assert!(out.record.expires_at >= out.record.stored_at);
+    }
+
+    #[test]
+    fn an_entry_born_after_now_is_not_fresh_until_the_clock_catches_up() {
+        let mut head = ResponseHead::new(200);
+        head.headers.push("ETag", "\"v1\"");
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::ZERO,
+        };
+        let born = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let entry = stored_at_h_a(head, born, lifetime, &plain());
+        let cc = policy::CacheControl::default();
+        let use_at = |now| policy::usable(&cc, false, &entry.as_stored(now));
+        assert_eq!(use_at(born + Duration::from_secs(30)), policy::Use::Fresh);
+        assert_eq!(
+            use_at(born + Duration::from_secs(61)),
+            policy::Use::Validate
+        );
+        // The clock set back a year (NTP, a VM resumed from an old
+        // image): how old the entry is cannot be told, and counted from
+        // its birth it would be fresh for a year and a minute.
+        let year = Duration::from_secs(365 * 86_400);
+        assert_eq!(use_at(born - year), policy::Use::Validate);
+        assert_eq!(
+            use_at(born - Duration::from_millis(1)),
+            policy::Use::Validate
+        );
+        assert_eq!(entry.age(born - year), Duration::ZERO);
     }
 
     #[test]

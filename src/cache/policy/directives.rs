@@ -358,13 +358,31 @@ fn x_accel_expires(headers: &Headers) -> Option<CacheControl> {
     let value = headers.get_str("x-accel-expires")?;
     let mut cc = CacheControl::default();
     match value.strip_prefix('@') {
-        Some(at) => cc.fresh_until = Some(delta_seconds(at)?),
+        Some(at) => cc.fresh_until = Some(unix_time(at)?),
         None => match delta_seconds(value)? {
             0 => cc.no_store = true,
             n => cc.max_age = Some(n),
         },
     }
     Some(cc)
+}
+
+/// The latest Unix time `X-Accel-Expires: @T` may name: the end of year
+/// 9999, the latest an HTTP date can say.
+const MAX_UNIX_TIME: u64 = 253_402_300_799;
+
+/// `@T`'s T: digits, as delta-seconds, but capped at [`MAX_UNIX_TIME`]
+/// rather than at 2^31, which as a moment is 19 January 2038: capped there,
+/// every `@T` would be past from then on.
+fn unix_time(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        value
+            .parse::<u64>()
+            .map_or(MAX_UNIX_TIME, |n| n.min(MAX_UNIX_TIME)),
+    )
 }
 
 /// The largest delta-seconds we keep (68 years): RFC 9111 §1.2.2, "If a
@@ -807,6 +825,21 @@ mod tests {
         let mut passed = headers.clone();
         off.remove_from(&mut passed);
         assert_eq!(passed.get("surrogate-key"), Some(&b"product-42 home"[..]));
+    }
+
+    #[test]
+    fn x_accel_expires_at_a_time_past_2038_is_that_time() {
+        // `@T` is a moment, not a length of time: capped at 2^31 as
+        // delta-seconds are, it would be 19 January 2038, and from then
+        // on every `@T` would be past.
+        let xa = |v| ("X-Accel-Expires", v);
+        let now = UNIX_EPOCH + Duration::from_secs(2_200_000_000);
+        let date = format_http_date(now);
+        let resp = [("Date", &*date), xa("@2200000600")];
+        assert_eq!(targeted_fresh(&resp), Some(Duration::from_secs(600)));
+        // Far past any date: fresh for `ttl`, no overflow.
+        let resp = [("Date", &*date), xa("@99999999999999999999999")];
+        assert_eq!(targeted_fresh(&resp), Some(Duration::from_secs(3600)));
     }
 
     #[test]

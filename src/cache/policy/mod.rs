@@ -357,7 +357,7 @@ fn explicit_freshness(
     }
     let date = || date_of(response).unwrap_or(response_time);
     if let Some(until) = cc.fresh_until {
-        // At most 2^31 seconds: no overflow.
+        // At most the end of year 9999: no overflow.
         let until = UNIX_EPOCH + Duration::from_secs(until);
         return Some(until.duration_since(date()).unwrap_or(Duration::ZERO));
     }
