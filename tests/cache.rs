@@ -1958,6 +1958,35 @@ fn a_get_a_backend_takes_for_a_delete_by_its_override_invalidates_the_page() {
 }
 
 #[test]
+fn a_method_override_naming_a_safe_method_invalidates_nothing() {
+    // `X-HTTP-Method-Override: GET` is a GET to every backend, whether it
+    // reads the field or not: as any GET (RFC 9111 §4.4), it drops nothing
+    // (else any client could empty the cache of any page at will).
+    let backend = Backend::start("origin", |seen, out| {
+        let fields = [("Cache-Control", "max-age=60")];
+        respond(
+            out,
+            200,
+            &fields,
+            format!("page {}", seen.path()).as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    expect(&get(&proxy, "/item"), 200, "MISS", "page /item");
+    for (field, method) in [
+        ("X-HTTP-Method-Override", "GET"),
+        ("X-HTTP-Method", "head"),
+        ("X-Method-Override", " OPTIONS "),
+    ] {
+        let r = get_with(&proxy, "/item", &[(field, method)]);
+        assert_eq!(r.status, 200, "{field}: {method}");
+        expect(&get(&proxy, "/item"), 200, "HIT", "page /item");
+    }
+    assert_eq!(backend.requests(), 4);
+}
+
+#[test]
 fn a_revalidation_spelling_a_varying_field_with_underscores_leaves_the_variant() {
     // The background revalidation is made with the client's fields: what
     // it brings back for the other spelling is not stored either, and the

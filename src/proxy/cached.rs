@@ -87,6 +87,20 @@ const METHOD_OVERRIDES: [&str; 3] = [
     "x-method-override",
 ];
 
+/// Whether `head` carries a [`METHOD_OVERRIDES`] field that names a method
+/// other than a safe one (any case, as frameworks read it): a `GET` that
+/// says `X-HTTP-Method-Override: GET` is a `GET` to every backend, and
+/// invalidates nothing (RFC 9111 §4.4), or any client could empty the
+/// cache of any page.
+pub(super) fn overrides_to_unsafe(head: &RequestHead) -> bool {
+    head.headers.iter().any(|(name, value)| {
+        (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
+            && !["GET", "HEAD", "OPTIONS", "TRACE"]
+                .iter()
+                .any(|safe| value.trim_ascii().eq_ignore_ascii_case(safe.as_bytes()))
+    })
+}
+
 /// Whether `head` carries a [`METHOD_OVERRIDES`] field, in either spelling
 /// (with `underscores_in_headers`, `X_HTTP_Method` reaches a CGI backend as
 /// `X-HTTP-Method`).

@@ -1387,7 +1387,7 @@ fn forward(
     let invalidates = shared
         .cache
         .as_ref()
-        .filter(|_| policy::is_unsafe(&head.method) || cached::overrides_method(&head))
+        .filter(|_| policy::is_unsafe(&head.method) || cached::overrides_to_unsafe(&head))
         .map(|_| policy::primary_keys_of_uri(&head, ignored));
     let send = Outgoing {
         body: &body,
