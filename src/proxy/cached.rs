@@ -87,26 +87,31 @@ const METHOD_OVERRIDES: [&str; 3] = [
     "x-method-override",
 ];
 
-/// Whether `head` carries a [`METHOD_OVERRIDES`] field that names a method
-/// other than a safe one (any case, as frameworks read it): a `GET` that
-/// says `X-HTTP-Method-Override: GET` is a `GET` to every backend, and
+/// The values of the [`METHOD_OVERRIDES`] fields `head` carries, in
+/// either spelling (with `underscores_in_headers`, `X_HTTP_Method` reaches
+/// a CGI backend as `X-HTTP-Method`).
+fn method_overrides(head: &RequestHead) -> impl Iterator<Item = &[u8]> {
+    (head.headers.iter())
+        .filter(|(name, _)| {
+            (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
+        })
+        .map(|(_, value)| value)
+}
+
+/// Whether `head` carries a method override.
+pub(super) fn overrides_method(head: &RequestHead) -> bool {
+    method_overrides(head).next().is_some()
+}
+
+/// Whether `head` carries a method override that names a method other
+/// than a safe one (any case, as frameworks read it): a `GET` that says
+/// `X-HTTP-Method-Override: GET` is a `GET` to every backend, and
 /// invalidates nothing (RFC 9111 §4.4), or any client could empty the
 /// cache of any page.
 pub(super) fn overrides_to_unsafe(head: &RequestHead) -> bool {
-    head.headers.iter().any(|(name, value)| {
-        (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
-            && !["GET", "HEAD", "OPTIONS", "TRACE"]
-                .iter()
-                .any(|safe| value.trim_ascii().eq_ignore_ascii_case(safe.as_bytes()))
-    })
-}
-
-/// Whether `head` carries a [`METHOD_OVERRIDES`] field, in either spelling
-/// (with `underscores_in_headers`, `X_HTTP_Method` reaches a CGI backend as
-/// `X-HTTP-Method`).
-pub(super) fn overrides_method(head: &RequestHead) -> bool {
-    head.headers.iter().any(|(name, _)| {
-        (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
+    method_overrides(head).any(|value| {
+        let method = String::from_utf8_lossy(value.trim_ascii()).to_ascii_uppercase();
+        policy::is_unsafe(&method)
     })
 }
 

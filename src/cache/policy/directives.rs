@@ -375,14 +375,7 @@ const MAX_UNIX_TIME: u64 = 253_402_300_799;
 /// rather than at 2^31, which as a moment is 19 January 2038: capped there,
 /// every `@T` would be past from then on.
 fn unix_time(value: &str) -> Option<u64> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(
-        value
-            .parse::<u64>()
-            .map_or(MAX_UNIX_TIME, |n| n.min(MAX_UNIX_TIME)),
-    )
+    digits_capped(value, MAX_UNIX_TIME)
 }
 
 /// The largest delta-seconds we keep (68 years): RFC 9111 §1.2.2, "If a
@@ -395,14 +388,16 @@ pub(super) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 /// at [`MAX_DELTA_SECONDS`] so that no later sum or subtraction with it
 /// can overflow.
 pub(super) fn delta_seconds(value: &str) -> Option<u64> {
+    digits_capped(value, MAX_DELTA_SECONDS)
+}
+
+/// `1*DIGIT` as a number, at most `cap` (more digits than a `u64` holds
+/// too).
+fn digits_capped(value: &str, cap: u64) -> Option<u64> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(
-        value
-            .parse::<u64>()
-            .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
-    )
+    Some(value.parse::<u64>().map_or(cap, |n| n.min(cap)))
 }
 
 #[cfg(test)]
