@@ -557,6 +557,37 @@ fn shutdown_finishes_the_request_in_flight_and_closes_idle_clients() {
 }
 
 #[test]
+fn a_shutdown_without_grace_cuts_nothing_when_every_connection_is_idle() {
+    // shutdown_timeout = 0: the idle connections it closes are still
+    // unwinding as the grace ends; none was cut mid-request.
+    // (Connections that have sent nothing yet: one that has just had its
+    // response may still be logging it, busy for a moment more.)
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[], b"unused");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut idle: Vec<_> = (0..4).map(|_| proxy.connect()).collect();
+    assert!(wait_until(WAIT_LIMIT, || proxy.handle().live_connections() == 4));
+    assert!(proxy.take_handle().shutdown(Duration::ZERO));
+    for client in &mut idle {
+        assert!(client.is_closed());
+    }
+}
+
+#[test]
+fn a_shutdown_without_grace_reports_the_request_it_cuts() {
+    let (a, release) = slow_backend(Vec::new());
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut busy = proxy.connect();
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    assert!(!proxy.take_handle().shutdown(Duration::ZERO));
+    assert!(busy.is_closed());
+    release.open();
+}
+
+#[test]
 fn every_kind_of_response_finishing_during_a_shutdown_says_connection_close() {
     // Held at the backend while the shutdown begins: a relayed response, a
     // proxy error (the backend hangs up: 502) and a cached entry the

@@ -71,6 +71,11 @@ impl ConnWatch {
             .compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst);
     }
 
+    /// Serving a request: neither waiting for one nor closed as idle.
+    pub fn is_busy(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == BUSY
+    }
+
     /// A request has arrived: whether it may be served (`false`: shutdown
     /// closed the connection as idle first, and the client was told
     /// nothing was done).
