@@ -535,7 +535,7 @@ fn serve(
     // the server starts (loading a large snapshot, say) waits for it.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
         .context("cannot install signal handlers")?;
-    if config.path_to_persistence.is_some() {
+    if config.path_to_persistence.is_some() && config.cache_size > 0 {
         // A snapshot of many GiB on a slow disk may take longer than
         // systemd's start timeout (90 s by default): not a failed start.
         systemd::notify(&format!(

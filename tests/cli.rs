@@ -1027,23 +1027,16 @@ fn check_warns_of_a_sign_in_redirect_to_a_page_that_is_asked_too() {
     assert!(!stderr.contains("in a loop"), "{stderr}");
 }
 
-/// Under systemd with `Type=notify`: ready once listening, each reload
-/// said as it begins and ends (refused or not), and the shutdown.
-#[test]
-fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
-    use std::os::unix::net::UnixDatagram;
-    let dir = conf("port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\npath_to_persistence =\n");
+/// A proxy started as systemd starts a `Type=notify` service, from the
+/// configuration `text`, and the socket it tells systemd on.
+fn under_systemd(text: &str) -> (tempfile::TempDir, std::os::unix::net::UnixDatagram, Reaped) {
+    let dir = conf(text);
     let socket = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&socket).unwrap();
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
     systemd
         .set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    let heard = || {
-        let mut buf = [0u8; 1024];
-        let n = systemd.recv(&mut buf).expect("no notification came");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let mut child = Reaped(
+    let child = Reaped(
         Command::new(env!("CARGO_BIN_EXE_inverso"))
             .args(["--config", "proxy.conf"])
             .current_dir(dir.path())
@@ -1054,6 +1047,23 @@ fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
             .spawn()
             .unwrap(),
     );
+    (dir, systemd, child)
+}
+
+fn heard(systemd: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 1024];
+    let n = systemd.recv(&mut buf).expect("no notification came");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Under systemd with `Type=notify`: ready once listening, each reload
+/// said as it begins and ends (refused or not), and the shutdown.
+#[test]
+fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
+    let (dir, systemd, mut child) = under_systemd(
+        "port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\npath_to_persistence =\n",
+    );
+    let heard = || heard(&systemd);
     let pid = libc::pid_t::try_from(child.0.id()).unwrap();
     // SAFETY: signals to the child this test started, not yet reaped.
     let signal = |sig| unsafe { libc::kill(pid, sig) };
@@ -1088,6 +1098,28 @@ fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
     signal(libc::SIGTERM);
     assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");
     assert!(child.0.wait().unwrap().success());
+}
+
+/// Loading a snapshot asks systemd for more time to start; with the
+/// cache off there is none to load, whatever `path_to_persistence` says.
+#[test]
+fn systemd_is_asked_for_time_only_to_load_a_snapshot() {
+    for (cache_size, first) in [
+        (
+            "1MiB",
+            "STATUS=loading the cache snapshot\nEXTEND_TIMEOUT_USEC=",
+        ),
+        ("0", "READY=1\n"),
+    ] {
+        let (_dir, systemd, mut child) = under_systemd(&format!(
+            "port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\n\
+             cache_size = {cache_size}\npath_to_persistence = cache.bin\n"
+        ));
+        let said = heard(&systemd);
+        assert!(said.starts_with(first), "cache_size {cache_size}: {said}");
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+    }
 }
 
 /// A proxy this test started, killed if the test ends before it stopped
