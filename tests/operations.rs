@@ -1037,6 +1037,26 @@ fn a_reload_that_shortens_keepalive_timeout_closes_connections_idle_under_the_ol
 }
 
 #[test]
+fn a_reload_that_shortens_keepalive_timeout_lets_a_head_already_begun_arrive() {
+    // As nginx: keepalive_timeout is the wait for a request's first byte;
+    // once the head has begun, client_header_timeout bounds it instead.
+    let (a, proxy, mut idle) = an_hour_idle();
+    let mut begun = proxy.connect();
+    assert_eq!(begun.get("/first").status, 200);
+    begun.send(b"GET /second HTTP/1.1\r\n");
+    let mut next = proxy_config(&[a.addr]);
+    next.connection_timeout = Duration::from_secs(3600);
+    next.keepalive_timeout = Some(Duration::from_secs(1));
+    proxy.handle().control().reload(next).unwrap();
+    // The close has been done once the idle connection is closed.
+    assert!(idle.is_closed());
+    begun.send(b"Host: test.example\r\n\r\n");
+    let response = begun.response();
+    assert_eq!(response.status, 200);
+    assert_eq!(a.requests(), 3);
+}
+
+#[test]
 fn a_shorter_close_asked_while_a_longer_one_waits_is_done_first() {
     // Shortened to half an hour, then to 300 ms: the connection idle under
     // the hour is closed 300 ms on, not once the half hour is over.

@@ -349,7 +349,7 @@ impl Client {
             // An empty line starts the head as any byte does (as with
             // nginx): else each would start the idle wait afresh.
             if empty_lines > 0 {
-                deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
+                self.head_begins(&mut deadline);
             }
             if !buffered.is_empty() {
                 match find_head_end(buffered, &mut scanned) {
@@ -365,7 +365,7 @@ impl Client {
                     Ok(None) => {}
                     Err(e) => break HeadRead::Refused(e.status(), first_line(buffered)),
                 }
-                deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
+                self.head_begins(&mut deadline);
             }
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
@@ -388,6 +388,15 @@ impl Client {
                 Err(_) => break self.head_abandoned(),
             }
         }
+    }
+
+    /// A head has begun to arrive: it is due within the header timeout
+    /// (from the connection's opening for its first), and the connection
+    /// no longer waits for a request, so a reload that shortened
+    /// keepalive_timeout does not close it as idle.
+    fn head_begins(&self, deadline: &mut Option<Instant>) {
+        deadline.get_or_insert_with(|| Instant::now() + self.header_timeout);
+        self.watch.head_begun();
     }
 
     /// Takes the PROXY protocol header the connection starts with (due

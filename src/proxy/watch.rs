@@ -27,7 +27,8 @@ pub struct ConnWatch {
     /// The keepalive_timeout (ms) the connection waits for its next
     /// request under, which a reload that shortens it cannot change for a
     /// read already blocked (see [`ConnWatch::waits_from_before`]),
-    /// and the generation of the settings it was taken from.
+    /// and the generation of the settings it was taken from (`u64::MAX`
+    /// once the next head has begun: no longer waiting under it).
     idle_timeout_ms: AtomicU64,
     idle_generation: AtomicU64,
     backend: Mutex<Backend>,
@@ -123,6 +124,12 @@ impl ConnWatch {
         if closed.is_ok() {
             self.close();
         }
+    }
+
+    /// The next request's head has begun: the connection waits under no
+    /// keepalive_timeout until it is idle again (`set_idle_timeout`).
+    pub(super) fn head_begun(&self) {
+        self.idle_generation.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Whether the connection waits (or will, between requests) under a
