@@ -357,15 +357,19 @@ impl Entry {
     /// Bytes counted against the cache capacity: what the entry holds in
     /// memory, not only its key, head and body. The key is held three times
     /// (the record, the LRU's map and its list), a Vary variant's a fourth
-    /// (its URL's index of variants), the head twice (as stored and parsed)
-    /// and its tags a third time, and each entry has its structs and
-    /// allocations besides: counting only the payload let a cache of many
-    /// small entries take many times `cache_size`.
+    /// (its URL's index of variants), the head twice (as stored and parsed,
+    /// the parsed one with an index of its fields besides: a head of many
+    /// short fields holds more than twice its length) and its tags a third
+    /// time, and each entry has its structs and allocations besides:
+    /// counting only the payload let a cache of many small entries take
+    /// many times `cache_size`.
     pub fn weight(&self) -> u64 {
         let record = &self.record;
         let compressed = self.compressed.copy.get().map_or(0, |c| c.len());
         let key_copies = 3 + usize::from(record.key.contains(&b'\n'));
-        let held = key_copies * record.key.len() + 2 * record.head.len() + self.tags.weight();
+        let index = self.head.headers.len() * Headers::INDEX_BYTES_PER_FIELD;
+        let head = 2 * record.head.len() + index;
+        let held = key_copies * record.key.len() + head + self.tags.weight();
         (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD
     }
 }
@@ -1867,6 +1871,39 @@ mod tests {
     }
 
     #[test]
+    fn a_head_of_many_short_fields_is_weighed_with_its_index() {
+        // 250 empty fields (a backend may send 256): stored as `a: ` lines
+        // of 5 bytes, parsed as 1 byte and a 16-byte range each, which
+        // twice the stored head did not cover.
+        let mut head = ResponseHead::new(200);
+        head.headers.push("Cache-Control", "max-age=60");
+        for _ in 0..250 {
+            head.headers.push("a", "");
+        }
+        let lifetime = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::ZERO,
+        };
+        let entry = Entry::new(
+            "h/a".into(),
+            head,
+            Arc::from(&b"x"[..]),
+            SystemTime::now(),
+            lifetime,
+            &plain(),
+        );
+        let held = 3 * entry.record.key.len()
+            + entry.record.head.len()
+            + entry.head.headers.held_bytes()
+            + entry.record.body.len();
+        assert!(
+            held as u64 + ENTRY_OVERHEAD <= entry.weight(),
+            "{held} held beside the entry's structs, weighed at {}",
+            entry.weight()
+        );
+    }
+
+    #[test]
     fn lookup_insert_and_variants() {
         let cache = Cache::new(1 << 20, 1 << 16);
         assert!(cache.lookup("h/a", &Headers::new()).is_none());
@@ -2343,7 +2380,10 @@ mod tests {
         let field = "Surrogate-Key: product-42 category-7\r\n".len() as u64;
         assert_eq!(
             stored.weight(),
-            untagged.weight() + 2 * field + stored.tags().weight() as u64
+            untagged.weight()
+                + 2 * field
+                + Headers::INDEX_BYTES_PER_FIELD as u64
+                + stored.tags().weight() as u64
         );
         // Off: served as any other field; its tags are still read, for a
         // reload that turns it on (a purge by tag reads them only then).

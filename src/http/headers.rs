@@ -178,10 +178,15 @@ impl Headers {
         *self = compacted;
     }
 
-    /// The bytes the list holds for names and values, removed ones too.
+    /// What the list holds for each field beside its name and value: its
+    /// ranges into the bytes.
+    pub const INDEX_BYTES_PER_FIELD: usize = std::mem::size_of::<Field>();
+
+    /// The bytes the list holds: names and values, removed ones too, and
+    /// the ranges of its fields.
     #[cfg(test)]
     pub(crate) fn held_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.capacity() + self.fields.capacity() * Self::INDEX_BYTES_PER_FIELD
     }
 
     /// Keeps the fields for which `keep(name, value)` holds; names as

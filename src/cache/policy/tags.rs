@@ -19,6 +19,11 @@ pub const MAX_TAGS: usize = 64;
 /// than cut short, which could make it another tag.
 pub const MAX_TAG_LEN: usize = 256;
 
+/// What a small allocation takes beyond the bytes asked for, before it is
+/// rounded up to a multiple of 16 bytes, at least 32 (glibc's malloc, the
+/// system allocator).
+const ALLOCATION_HEADER: usize = 8;
+
 /// A set of tags, each once, sorted (looked up by binary search as a
 /// purge walks the cache). Compared byte for byte: `Product-42` is not
 /// `product-42`, as with Fastly.
@@ -103,10 +108,18 @@ impl Tags {
         !many.is_empty() && few.iter().any(|tag| many.contains(tag))
     }
 
-    /// The bytes the set holds in memory, to weigh an entry by.
+    /// The bytes the set holds in memory, to weigh an entry by. Each tag
+    /// is an allocation of its own, which takes more than its bytes: a
+    /// tag of one byte is its pointer and 32 bytes of the allocator's
+    /// (counted at its bytes alone, an entry of 64 short tags held twice
+    /// its weight).
     pub fn weight(&self) -> usize {
         let per_tag = std::mem::size_of::<Box<str>>();
-        self.0.iter().map(|tag| tag.len() + per_tag).sum()
+        let allocation = |len: usize| (len + ALLOCATION_HEADER).next_multiple_of(16).max(32);
+        self.0
+            .iter()
+            .map(|tag| allocation(tag.len()) + per_tag)
+            .sum()
     }
 }
 
@@ -219,7 +232,19 @@ mod tests {
         assert!(!page.shares_any(&of("product-4 product-420 Home")));
         assert!(!page.shares_any(&Tags::default()));
         assert!(!Tags::default().shares_any(&page));
-        assert_eq!(of("ab").weight(), 2 + std::mem::size_of::<Box<str>>());
         assert_eq!(Tags::default().weight(), 0);
+    }
+
+    #[test]
+    fn each_tag_weighs_at_least_the_smallest_allocation() {
+        let of = |line: &str| Tags::of_response(&headers(&[line.as_bytes()]));
+        let pointer = std::mem::size_of::<Box<str>>();
+        // One byte asked for takes 32 of the allocator's, and so do 24;
+        // past that, the bytes and a header, rounded up to 16.
+        assert_eq!(of("a").weight(), 32 + pointer);
+        assert_eq!(of(&"b".repeat(24)).weight(), 32 + pointer);
+        assert_eq!(of(&"c".repeat(25)).weight(), 48 + pointer);
+        let short: Vec<String> = (0..MAX_TAGS).map(|i| format!("{i:x}")).collect();
+        assert_eq!(of(&short.join(" ")).weight(), MAX_TAGS * (32 + pointer));
     }
 }
