@@ -1601,6 +1601,12 @@ pub fn metrics_text(shared: &Shared) -> String {
             cache.capacity() as f64,
         ),
         (
+            "inverso_cache_read_ahead_bytes",
+            "gauge",
+            "Bytes of responses being stored that wait for slow clients to take them (at most cache_size in all, but 64 KiB each).",
+            load(&s.read_ahead) as f64,
+        ),
+        (
             "inverso_cache_evictions_total",
             "counter",
             "Entries evicted to make room.",

@@ -81,6 +81,49 @@ fn a_client_that_reads_nothing_does_not_hold_back_the_entry_it_fills() {
 }
 
 #[test]
+fn clients_that_read_nothing_keep_no_more_waiting_than_the_cache_holds() {
+    // Each response fits max_object_size, but together they are many
+    // times cache_size: past it, a backend is read at its client's pace
+    // (else a few clients that read nothing held gigabytes).
+    let clients = 6;
+    let origin = origin(BIG);
+    let capacity: u64 = 24 << 20;
+    let proxy = start_proxy(&[origin.addr], |c| {
+        c.cache_size = capacity;
+        c.max_object_size = Some(BIG as u64);
+        // The clients are read one after the other: the last waits long.
+        c.connection_timeout = Duration::from_secs(60);
+    });
+    let waiting = || {
+        let cache = proxy.handle().cache().unwrap();
+        cache
+            .stats
+            .read_ahead
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut slow: Vec<_> = (0..clients)
+        .map(|i| {
+            let mut client = Client::connect_taking(4096, proxy.addr);
+            client.send(format!("GET /big/{i} HTTP/1.1\r\nHost: test.example\r\n\r\n").as_bytes());
+            client
+        })
+        .collect();
+    assert!(wait_until(WAIT_LIMIT, || origin.requests() == clients));
+    // Never more than the capacity, but 64 KiB each.
+    let most = capacity + clients as u64 * (64 << 10);
+    assert!(
+        !wait_until(Duration::from_secs(2), || waiting() > most),
+        "{} bytes wait",
+        waiting()
+    );
+    assert!(waiting() > 0, "nothing read ahead");
+    for (i, client) in slow.iter_mut().enumerate() {
+        assert_whole(&client.response(), BIG, &format!("client {i}"));
+    }
+    assert_eq!(waiting(), 0);
+}
+
+#[test]
 fn a_client_held_to_limit_rate_does_not_hold_back_the_entry_it_fills() {
     // A megabyte at 64 KiB a second would take 16 s to send.
     let len = 1 << 20;

@@ -437,6 +437,10 @@ pub struct Stats {
     pub revalidated: AtomicU64,
     pub bypass: AtomicU64,
     pub evictions: AtomicU64,
+    /// Bytes of responses being stored that wait for their slow clients
+    /// to take them, all connections together (kept under the cache's
+    /// capacity by the relay).
+    pub read_ahead: AtomicU64,
     /// Snapshot files written, the time spent writing them, and failures.
     pub snapshot_writes: AtomicU64,
     pub snapshot_micros: AtomicU64,

@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{IoSlice, Write};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The longest pause of a backend in the middle of a body read whole
@@ -726,7 +726,11 @@ fn send_streamed(
     // What waits for the client may be as large as what is stored, and
     // the framing of its chunks.
     let bound = tee.as_ref().map(|t| t.limit.saturating_add(CHUNK_FRAMING));
-    let out = ClientOut::new(Paced::new(to, client.pacing), bound);
+    let read_ahead = shared.cache.as_deref().map(|cache| ReadAhead {
+        held: &cache.stats.read_ahead,
+        limit: shared.config.cache_size,
+    });
+    let out = ClientOut::new(Paced::new(to, client.pacing), bound.zip(read_ahead));
     let (sent, left) = fetched.up.conn.read_through(
         |backend| {
             let mut source = WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience);
@@ -958,11 +962,21 @@ fn read_on_into(
 /// the entry is stored, and the requests coalesced on it answered, once
 /// the backend has sent it all, as nginx's buffering has it, not once
 /// this client has read it. What waits is bounded by what the cache
-/// stores (`max_object_size`); past that bound, a write waits for the
-/// client until no more than it waits, so that the backend is then read
-/// at the client's pace, as any streamed body is.
+/// stores (`max_object_size`), and by the cache's capacity for every
+/// connection's together (but [`LEAST_BACKLOG`] each); past that bound, a
+/// write waits for the client until no more than it waits, so that the
+/// backend is then read at the client's pace, as any streamed body is.
+/// (Without the shared bound, clients that read nothing of large
+/// responses held `max_object_size` each, twice with the copy stored.)
 struct ClientOut<'a> {
     state: RefCell<OutState<'a>>,
+}
+
+/// What waits for the clients of every response being stored, and the
+/// most that may (`cache_size`).
+struct ReadAhead<'a> {
+    held: &'a AtomicU64,
+    limit: u64,
 }
 
 struct OutState<'a> {
@@ -973,6 +987,8 @@ struct OutState<'a> {
     /// response): the most bytes kept waiting before a write waits for
     /// the client. `None`: writes go straight to it.
     bound: Option<usize>,
+    /// Counts `backlog` among every connection's, while there is a bound.
+    read_ahead: Option<ReadAhead<'a>>,
     /// Bytes that reached the client's socket, the head's among them.
     delivered: u64,
     /// A write failed: the client is gone. A lagging write has taken its
@@ -985,13 +1001,15 @@ struct OutState<'a> {
 const LEAST_BACKLOG: usize = 64 * 1024;
 
 impl<'a> ClientOut<'a> {
-    /// Writes through a backlog of at most `bound` bytes when given one,
-    /// else straight to the client.
-    fn new(to: Paced<&'a ClientStream>, bound: Option<u64>) -> Self {
+    /// Writes through a backlog of at most `bound` bytes, counted in
+    /// `read_ahead`, when given one, else straight to the client.
+    fn new(to: Paced<&'a ClientStream>, bound: Option<(u64, ReadAhead<'a>)>) -> Self {
+        let (bound, read_ahead) = bound.unzip();
         let state = OutState {
             to,
             backlog: VecDeque::new(),
             bound: bound.map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+            read_ahead,
             delivered: 0,
             failed: false,
         };
@@ -1062,6 +1080,42 @@ impl OutState<'_> {
     fn sent(&mut self, n: usize) {
         self.backlog.drain(..n);
         self.delivered += n as u64;
+        if let Some(ahead) = &self.read_ahead {
+            ahead.held.fetch_sub(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// `bytes` wait for the client, after what already did.
+    fn keep(&mut self, bytes: &[u8]) {
+        self.backlog.extend(bytes);
+        if let Some(ahead) = &self.read_ahead {
+            ahead.held.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The most bytes that may wait for this client now: `bound`, less
+    /// what every connection's together keep beyond the cache's capacity.
+    fn room(&self, bound: usize) -> usize {
+        let Some(ahead) = &self.read_ahead else {
+            return bound;
+        };
+        let over = ahead
+            .held
+            .load(Ordering::Relaxed)
+            .saturating_sub(ahead.limit);
+        let over = usize::try_from(over).unwrap_or(usize::MAX);
+        bound.min(self.backlog.len().saturating_sub(over).max(LEAST_BACKLOG))
+    }
+}
+
+impl Drop for OutState<'_> {
+    /// What a client that left did not take no longer waits.
+    fn drop(&mut self) {
+        if let Some(ahead) = &self.read_ahead {
+            ahead
+                .held
+                .fetch_sub(self.backlog.len() as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1096,14 +1150,14 @@ impl Write for &ClientOut<'_> {
         let mut total = 0;
         for buf in bufs {
             let from = skip.min(buf.len());
-            state.backlog.extend(&buf[from..]);
+            state.keep(&buf[from..]);
             skip -= from;
             total += buf.len();
         }
         state.send_now();
         // Taken whole: a failure shows at the next write, and the bytes
         // that did not go are counted out by `unsent`.
-        let _ = state.send_until(bound);
+        let _ = state.send_until(state.room(bound));
         Ok(total)
     }
 

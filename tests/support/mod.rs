@@ -1001,6 +1001,16 @@ impl Client {
         Client::on(socket.into())
     }
 
+    /// Connects with a receive buffer of about `bytes`: the kernel then
+    /// takes little of what the proxy sends a client that reads nothing.
+    pub fn connect_taking(bytes: usize, addr: SocketAddr) -> Client {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        Client::on(socket.into())
+    }
+
     fn on(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
