@@ -72,7 +72,25 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
     if len == 0 || stored.has_token("accept-ranges", "none") || !if_range_holds(request, stored) {
         return Ranged::Whole;
     }
-    std::str::from_utf8(range).map_or(Ranged::Whole, |range| parse(range, len))
+    match std::str::from_utf8(range).map_or(Ranged::Whole, |range| parse(range, len)) {
+        // Parts of a coded representation (a backend's gzip, a
+        // precompressed file) in one multipart body would have its
+        // Content-Encoding say the coding of the whole multipart body,
+        // which clients then fail to decode: sent whole, as nginx's
+        // gzip_static does. One part of it is a 206 of the coded bytes.
+        Ranged::Parts(_) if is_coded(stored) => Ranged::Whole,
+        ranged => ranged,
+    }
+}
+
+/// Whether the stored response's body is in a content coding.
+fn is_coded(stored: &Headers) -> bool {
+    (stored.get_all("content-encoding"))
+        .flat_map(|value| value.split(|&b| b == b','))
+        .any(|coding| {
+            !coding.trim_ascii().is_empty()
+                && !coding.trim_ascii().eq_ignore_ascii_case(b"identity")
+        })
 }
 
 /// Whether a whole stored 200 of `len` bytes should tell the client it
@@ -455,6 +473,20 @@ mod tests {
                 .map(|&(start, end)| Span { start, end })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn several_ranges_of_a_coded_body_are_sent_whole_and_one_as_a_part() {
+        let asked = headers(&[("Range", "bytes=0-9,20-29")]);
+        for coding in ["gzip", "br", "identity, gzip"] {
+            let coded = headers(&[("Content-Encoding", coding)]);
+            assert_eq!(requested(&asked, &coded, 100), Ranged::Whole, "{coding}");
+        }
+        let plain = headers(&[("Content-Encoding", "identity")]);
+        assert_eq!(requested(&asked, &plain, 100), parts(&[(0, 9), (20, 29)]));
+        let one = headers(&[("Range", "bytes=0-9")]);
+        let coded = headers(&[("Content-Encoding", "gzip")]);
+        assert_eq!(requested(&one, &coded, 100), part(0, 9));
     }
 
     #[test]
