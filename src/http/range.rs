@@ -87,10 +87,8 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
 fn is_coded(stored: &Headers) -> bool {
     (stored.get_all("content-encoding"))
         .flat_map(|value| value.split(|&b| b == b','))
-        .any(|coding| {
-            !coding.trim_ascii().is_empty()
-                && !coding.trim_ascii().eq_ignore_ascii_case(b"identity")
-        })
+        .map(<[u8]>::trim_ascii)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
 }
 
 /// Whether a whole stored 200 of `len` bytes should tell the client it
