@@ -105,8 +105,18 @@ pub fn worth_announcing(stored: &Headers, len: u64) -> bool {
 /// (§8.8.2.2: at least a second before the response's `Date`; a file
 /// changed twice within a second has one date for two contents).
 fn if_range_holds(request: &Headers, stored: &Headers) -> bool {
-    let Some(condition) = request.get_str("if-range") else {
-        return true;
+    // One validator, or none that could match, and the range is ignored:
+    // If-Range is no list (§5.3), so two field lines (`"v0"` and `"v1"`)
+    // name none, nor does a value that is not text (nginx refuses two
+    // lines with a 400).
+    let mut conditions = request.get_all("if-range");
+    let condition = match (conditions.next(), conditions.next()) {
+        (None, _) => return true,
+        (Some(one), None) => std::str::from_utf8(one).map(str::trim),
+        (Some(_), Some(_)) => return false,
+    };
+    let Ok(condition) = condition else {
+        return false;
     };
     if condition.starts_with('"') {
         return stored
@@ -631,6 +641,16 @@ mod tests {
         assert_eq!(ask("Tue, 01 Dec 2026 10:00:00 GMT"), part(0, 1));
         assert_eq!(ask("Tue, 01 Dec 2026 10:00:01 GMT"), Ranged::Whole);
         assert_eq!(ask("yesterday"), Ranged::Whole);
+        // No list: two lines are no validator, whatever each says.
+        let twice = headers(&[
+            ("Range", "bytes=0-1"),
+            ("If-Range", "\"v1\""),
+            ("If-Range", "\"v1\""),
+        ]);
+        assert_eq!(requested(&twice, &stored, 10), Ranged::Whole);
+        let mut not_text = headers(&[("Range", "bytes=0-1")]);
+        not_text.push("If-Range", b"\"v1\xff\"");
+        assert_eq!(requested(&not_text, &stored, 10), Ranged::Whole);
         // It holds for the whole set, or not at all.
         let set = |if_range: &str| {
             let request = headers(&[("Range", "bytes=0-1,4-5"), ("If-Range", if_range)]);
