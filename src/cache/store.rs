@@ -30,6 +30,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// small entries: about 500 bytes each).
 pub const ENTRY_OVERHEAD: u64 = 512;
 
+/// What a Vary variant's URL's index of variants costs beyond the keys:
+/// its map slot, its copy of the URL, the names it varies on, and a
+/// B-tree node for the variant keys (allocated whole, eleven keys' worth,
+/// for the first). Measured with many URLs of one variant each: about
+/// 650 bytes a URL, which counted at nothing let such a cache (every
+/// response with `Vary: Accept-Encoding`) take some 1.8 times
+/// `cache_size`. Each variant counts it: most URLs that vary have a
+/// few, and one evicted must not leave the others' index uncounted.
+pub const VARY_INDEX_OVERHEAD: u64 = 512;
+
 /// URIs invalidated while fills are in flight that are remembered one by
 /// one; past this, an invalidation counts as a clear for those fills.
 const MAX_TRACKED_INVALIDATIONS: usize = 4096;
@@ -357,7 +367,8 @@ impl Entry {
     /// Bytes counted against the cache capacity: what the entry holds in
     /// memory, not only its key, head and body. The key is held three times
     /// (the record, the LRU's map and its list), a Vary variant's a fourth
-    /// (its URL's index of variants), the head twice (as stored and parsed,
+    /// (its URL's index of variants, whose own cost it counts too: see
+    /// [`VARY_INDEX_OVERHEAD`]), the head twice (as stored and parsed,
     /// the parsed one with an index of its fields besides: a head of many
     /// short fields holds more than twice its length) and its tags a third
     /// time, and each entry has its structs and allocations besides:
@@ -366,11 +377,17 @@ impl Entry {
     pub fn weight(&self) -> u64 {
         let record = &self.record;
         let compressed = self.compressed.copy.get().map_or(0, |c| c.len());
-        let key_copies = 3 + usize::from(record.key.contains(&b'\n'));
+        let variant = record.key.contains(&b'\n');
+        let key_copies = 3 + usize::from(variant);
         let index = self.head.headers.len() * Headers::INDEX_BYTES_PER_FIELD;
         let head = 2 * record.head.len() + index;
         let held = key_copies * record.key.len() + head + self.tags.weight();
-        (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD
+        let vary_index = if variant {
+            VARY_INDEX_OVERHEAD + primary_of(self.key()).len() as u64
+        } else {
+            0
+        };
+        (held + record.body.len() + compressed) as u64 + ENTRY_OVERHEAD + vary_index
     }
 }
 
@@ -1522,10 +1539,15 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(3600);
         assert_eq!(cache.expire_due(later), kept);
         assert!(cache.state.lock().vary.is_empty());
-        // Its key held there a fourth time, and counted so.
+        // Its key held there a fourth time, and its URL's record, and
+        // counted so.
         let variant = entry("h/p\nx=1", "x", 60, Some("X"));
         let url = entry("h/pqrst", "x", 60, Some("X"));
-        assert_eq!(variant.weight(), url.weight() + "h/p\nx=1".len() as u64);
+        let index = VARY_INDEX_OVERHEAD + "h/p".len() as u64;
+        assert_eq!(
+            variant.weight(),
+            url.weight() + "h/p\nx=1".len() as u64 + index
+        );
     }
 
     #[test]
@@ -1908,6 +1930,34 @@ mod tests {
     }
 
     #[test]
+    fn a_variant_is_weighed_with_its_urls_index_of_variants() {
+        // Each URL that varies has its record in the index: the map's
+        // slot and copy of the URL, the names, and a B-tree node of
+        // eleven keys for its first variant. A variant weighing only its
+        // key's fourth copy let many URLs of one variant each take some
+        // 1.8 times `cache_size`.
+        let mut gzip = Headers::new();
+        gzip.push("Accept-Encoding", "gzip");
+        let key = policy::variant_key("h/v", &["accept-encoding".into()], &gzip);
+        let varying = entry(&key, "zipped", 60, Some("Accept-Encoding"));
+        let plain_key = key.replace('\n', " ");
+        let alone = entry(&plain_key, "zipped", 60, Some("Accept-Encoding"));
+        let record = std::mem::size_of::<(String, Variants)>()
+            + "h/v".len()
+            + std::mem::size_of::<String>() * (1 + 11)
+            + "accept-encoding".len();
+        assert!(
+            alone.weight() + (key.len() + record) as u64 <= varying.weight(),
+            "a variant weighs {} beside its key alone, its URL's record {record} more",
+            varying.weight() - alone.weight()
+        );
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let weight = varying.weight();
+        assert!(cache.insert(varying));
+        assert_eq!(cache.bytes(), weight);
+    }
+
+    #[test]
     fn lookup_insert_and_variants() {
         let cache = Cache::new(1 << 20, 1 << 16);
         assert!(cache.lookup("h/a", &Headers::new()).is_none());
@@ -2018,11 +2068,12 @@ mod tests {
     fn a_listing_of_urls_names_every_variant_with_its_weight_and_promotes_none() {
         // Room for three: a fourth insert evicts the least recently used.
         let weight = entry("h/a", "plain", 60, None).weight();
-        let cache = Cache::new(3 * weight + weight / 2, 1 << 16);
         let mut gzip = Headers::new();
         gzip.push("Accept-Encoding", "gzip");
         let vary = ["accept-encoding".to_string()];
         let zipped = policy::variant_key("h/v", &vary, &gzip);
+        let variant = entry(&zipped, "zippd", 60, Some("Accept-Encoding")).weight();
+        let cache = Cache::new(weight + 2 * variant + weight / 2, 1 << 16);
         assert!(cache.insert(entry("h/a", "plain", 60, None)));
         assert!(cache.insert(entry(&zipped, "zippd", 60, Some("Accept-Encoding"))));
         let plain = policy::variant_key("h/v", &vary, &Headers::new());
