@@ -650,6 +650,8 @@ pub struct Cache {
     /// (Varnish's hit-for-miss): a dynamic page or a long poll gains
     /// nothing from the wait.
     passes: Passes,
+    /// Keys whose conditional misses go with their conditions.
+    conditions_kept: Passes,
     /// Bumped by every change, so the timer knows when to snapshot.
     generation: AtomicU64,
     /// Set by hits: recency changed, which only the final snapshot records
@@ -677,6 +679,7 @@ impl Cache {
             max_object_size,
             flights: Mutex::new(HashMap::new()),
             passes: Passes::default(),
+            conditions_kept: Passes::default(),
             generation: AtomicU64::new(0),
             touched: AtomicBool::new(false),
             stats: Stats::default(),
@@ -794,6 +797,7 @@ impl Cache {
         let key = entry.key().to_string();
         // Storable again: its misses wait on each other again.
         self.passes.forget(&key);
+        self.conditions_kept.forget(primary_of(&key));
         let too_large = entry.record.body.len() as u64 > self.max_object_size
             || entry.weight() > self.capacity();
         let primary = primary_of(&key).to_string();
@@ -1302,6 +1306,29 @@ impl Cache {
             return Flight::Alone;
         }
         self.join_refresh(key)
+    }
+
+    /// Whether `key`'s last response could not be stored, recently enough
+    /// that its misses are not coalesced ([`Cache::join_flight`] is
+    /// `Alone` for it): its next answer most likely will not be either.
+    pub fn passes_over(&self, key: &str) -> bool {
+        self.passes.holds(key)
+    }
+
+    /// A request whose client's conditions were withheld from the origin
+    /// (see `proxy::cached`) had an answer that could not be stored for
+    /// it: `key`'s conditional misses go with their conditions for a
+    /// while, to be answered 304 by the origin (a page `private` to each
+    /// signed-in user, asked for with cookies, would otherwise come whole
+    /// every time, never marking the URL as [`Cache::passes_over`]).
+    pub fn keep_conditions(&self, key: &str) {
+        self.conditions_kept.remember(key);
+    }
+
+    /// Whether `key`'s conditional misses go with their conditions
+    /// ([`Cache::keep_conditions`]).
+    pub fn keeps_conditions(&self, key: &str) -> bool {
+        self.conditions_kept.holds(key)
     }
 
     /// [`Cache::join_flight`] for the revalidation of a stored entry:

@@ -64,6 +64,18 @@ impl Uses {
         1
     }
 
+    /// What [`Uses::count`] would return for `key` at `now`, without
+    /// counting: whether a miss about to go to the origin may be stored
+    /// (see `cached::serve`).
+    pub fn would_count(&self, key: &str, now: Instant) -> u32 {
+        let hash = self.hasher.hash_one(key);
+        let counts = self.counts.lock();
+        let recent = (counts.peek(&hash))
+            .filter(|(_, at)| now.saturating_duration_since(*at) < FORGOTTEN_AFTER)
+            .map_or(0, |(n, _)| *n);
+        recent.saturating_add(1)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.counts.lock().len()
@@ -87,6 +99,19 @@ mod tests {
         assert_eq!(uses.count("a", later), 1);
         assert_eq!(uses.count("a", later), 2);
         assert_eq!(uses.len(), 2);
+    }
+
+    #[test]
+    fn would_count_says_the_next_count_without_counting() {
+        let uses = Uses::default();
+        let t0 = Instant::now();
+        assert_eq!(uses.would_count("a", t0), 1);
+        assert_eq!(uses.would_count("a", t0), 1);
+        assert_eq!(uses.count("a", t0), 1);
+        assert_eq!(uses.would_count("a", t0), 2);
+        assert_eq!(uses.count("a", t0), 2);
+        assert_eq!(uses.would_count("a", t0 + FORGOTTEN_AFTER), 1);
+        assert_eq!(uses.len(), 1);
     }
 
     #[test]

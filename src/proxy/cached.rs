@@ -22,7 +22,9 @@ use crate::http::{RequestHead, Version};
 use crate::metrics::GzipCounters;
 use crate::pace::{Paced, Pacing};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::io::{IoSlice, Write as _};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -249,6 +251,124 @@ fn for_the_cache(request: &RequestHead) -> RequestHead {
     own
 }
 
+/// A miss about to go to the origin, and whether the client's own
+/// `If-None-Match` and `If-Modified-Since` are withheld from it: when the
+/// cache may store the answer, whatever the origin says, as nginx's
+/// `proxy_cache` empties them (RFC 9111 §4.3.1 lets a cache send its own
+/// request). Not when it is known it will not: a `HEAD` (whose answer is
+/// never stored), a request saying `no-store`, a URL not yet asked for
+/// `cache_min_uses` times, or one whose last answer could not be stored
+/// (hit-for-miss: a dynamic page that says `private` keeps its 304s).
+/// `If-Match` and `If-Unmodified-Since` never come this way (see
+/// [`eligible`]), nor does `Range` (see [`serve_range`]).
+struct Withholding<'a> {
+    request: &'a RequestHead,
+    req_cc: &'a CacheControl,
+    primary: &'a str,
+    /// Something is stored for the request (being revalidated, with the
+    /// cache's own conditions when it has validators).
+    stored: bool,
+    min_uses: u32,
+}
+
+impl Withholding<'_> {
+    /// Whether the conditions are withheld, but for `cache_min_uses`
+    /// (see [`Withholding::short_of_uses`]): the request has some, and
+    /// its answer may be stored.
+    fn applies(&self, cache: &Cache) -> bool {
+        let request = self.request;
+        let conditional = CLIENT_CONDITIONS
+            .iter()
+            .any(|name| request.headers.contains(name));
+        conditional
+            && !request.is_head()
+            && !self.req_cc.no_store
+            && !cache.passes_over(&cache.variant_key(self.primary, &request.headers))
+            && !cache.keeps_conditions(self.primary)
+    }
+
+    /// Whether its URL is not asked for often enough yet for its answer
+    /// to be stored, as `serve` counts it once the answer came; one with
+    /// an entry is past it by being stored.
+    fn short_of_uses(&self, cache: &Cache) -> bool {
+        let now = std::time::Instant::now();
+        !self.stored
+            && self.min_uses > 1
+            && cache.uses.would_count(self.primary, now) < self.min_uses
+    }
+}
+
+/// The conditions a cache may evaluate itself on what it stores (see
+/// [`Withholding`]).
+const CLIENT_CONDITIONS: [&str; 2] = ["if-none-match", "if-modified-since"];
+
+/// `request` without [`CLIENT_CONDITIONS`]: what the origin is sent when
+/// they are withheld.
+fn without_conditions(request: &RequestHead) -> RequestHead {
+    let mut sent = request.clone();
+    for name in CLIENT_CONDITIONS {
+        sent.headers.remove(name);
+    }
+    sent
+}
+
+/// A miss whose client's conditions were withheld from the origin, and
+/// which the answer being stored satisfies (by its head).
+struct Withheld<'a> {
+    answering: &'a Answering<'a>,
+    /// Where the tee puts the entry once the body is whole.
+    kept: &'a OnceCell<Arc<Entry>>,
+    /// The answer without its body, for a body too large to store.
+    bodiless: Entry,
+    /// Why the request went on (`Cache-Status`).
+    fwd: &'static str,
+    /// How long the body may take, in all.
+    within: Duration,
+}
+
+impl Withheld<'_> {
+    /// Reads the body into the cache, then answers the client from the
+    /// entry as a hit would be answered: a 304 (with `X-Cache: MISS`), or
+    /// the whole response should the stored head no longer satisfy the
+    /// conditions. A body found too large to store as it streams is
+    /// gone by then; the client's copy is the answer the origin sent
+    /// (its validators say so), and it gets the 304 all the same. A
+    /// body cut short is the origin failing.
+    fn answer(
+        self,
+        client: &mut Client,
+        fetched: Fetched<'_>,
+        tee: &mut Tee<'_>,
+    ) -> Result<Outcome, Refusal> {
+        let upstream = fetched.target.name.clone();
+        // Never stored, but this client's own.
+        let mut cookies = Vec::new();
+        (fetched.response.headers).write_named(&["set-cookie"], &mut cookies);
+        let request = self.answering.request;
+        let entry = match relay::absorb(client, fetched, tee, self.within) {
+            Absorbed::Whole => self.kept.get().cloned(),
+            Absorbed::TooLarge => Some(Arc::new(self.bodiless))
+                .filter(|e| policy::not_modified(&request.headers, &e.head)),
+            Absorbed::Failed => None,
+        };
+        let Some(entry) = entry else {
+            return Err(Refusal {
+                upstream: Some(upstream),
+                ..Refusal::new(502, self.answering.keep_alive)
+            });
+        };
+        let status = Status::Filled { fwd: self.fwd };
+        serve_entry(
+            client,
+            self.answering,
+            &entry,
+            status,
+            Some(upstream),
+            &cookies,
+        )
+    }
+}
+
 pub(super) fn serve(
     client: &mut Client,
     mut request: RequestHead,
@@ -320,22 +440,39 @@ pub(super) fn serve(
         }
     }
 
+    // The client's own conditions, when the cache may store the answer,
+    // are not the origin's to evaluate but the cache's: the request goes
+    // without them (as nginx's `proxy_cache` sends it), so that a URL
+    // whose clients all hold a copy is stored all the same, and the
+    // client is answered from what was stored (see [`Withheld`]).
+    let min_uses = shared.pool_config(client.route).cache_min_uses;
+    let withholding = Withholding {
+        request: &request,
+        req_cc: &req_cc,
+        primary: &primary,
+        stored: stored.is_some(),
+        min_uses,
+    };
+    let applies = withholding.applies(cache);
+    // Held back only by `cache_min_uses`: its 304 counts as a use below.
+    let short_of_uses = applies && withholding.short_of_uses(cache);
+    let withheld = applies && !short_of_uses;
+    let sent = if withheld {
+        Cow::Owned(without_conditions(&request))
+    } else {
+        Cow::Borrowed(&request)
+    };
     // Whatever this fetch brings is not stored if the key is invalidated
     // (PURGE, POST) while it is on its way: it may predate that.
     let fill = cache.begin_fill();
     // What may answer if the origin fails, even after a refetch (below)
     // stopped revalidating it.
     let fallback = stored.clone();
-    let (fetched, revalidating) = match fetch_validated(
-        client,
-        &request,
-        stored.as_deref(),
-        Some(keep_alive),
-        shared,
-    ) {
-        Ok(fetched) => fetched,
-        Err(refusal) => return stale_or(refusal, client, &answering, &fallback, &primary),
-    };
+    let (fetched, revalidating) =
+        match fetch_validated(client, &sent, stored.as_deref(), Some(keep_alive), shared) {
+            Ok(fetched) => fetched,
+            Err(refusal) => return stale_or(refusal, client, &answering, &fallback, &primary),
+        };
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
@@ -392,13 +529,17 @@ pub(super) fn serve(
     let lifetime = if request.is_head() {
         None
     } else {
-        policy::storable(&request, &fetched.response, response_time, &settings)
+        // Judged, and keyed, by the request the origin answered.
+        policy::storable(&sent, &fetched.response, response_time, &settings)
     };
     // The fill goes with the tee; with nothing to store it ends here, as
     // does the flight: those waiting on the key go now, not once this
     // client has read the whole body (a slow one would hold them all, and
     // the invalidations remembered for fills in flight would pile up).
     let lifetime = lifetime.filter(|_| fits(&fetched, cache));
+    if withheld && lifetime.is_none() {
+        cache.keep_conditions(&primary);
+    }
     // A new answer for the URL that may not be stored whoever asks
     // (`no-store`, `private`, too large, another validator refused for
     // this client's cookie): the old entry must not stand in for it when
@@ -417,13 +558,14 @@ pub(super) fn serve(
     }
     // `cache_min_uses`: stored once its URL was asked for that often. One
     // with an entry (revalidated, and changed) is past it by being stored.
-    let min_uses = shared.pool_config(client.route).cache_min_uses;
     // A revalidation still counts, keeping the URL's count from being
-    // forgotten.
-    let unpopular = lifetime.is_some()
-        && min_uses > 1
-        && cache.uses.count(&primary, std::time::Instant::now()) < min_uses
-        && stored.is_none();
+    // forgotten; so does a conditional request whose conditions went to
+    // the origin only because its URL was not asked for often enough
+    // (nginx counts every request), or a URL whose clients all hold a
+    // copy would never be stored.
+    let counted = (lifetime.is_some() || short_of_uses) && min_uses > 1;
+    let below = counted && cache.uses.count(&primary, std::time::Instant::now()) < min_uses;
+    let unpopular = below && stored.is_none() && lifetime.is_some();
     // Whether this answer, if not stored, says the next plain GET's would
     // not be either, so that the key's misses stop waiting on each other
     // (see `FlightGuard::not_stored`). Not when the request is why: a
@@ -431,7 +573,7 @@ pub(super) fn serve(
     // no-store, or one spelling a field the response varies on otherwise
     // (see `policy::storable`); nor when it is only not asked for often
     // enough yet: the next misses, which may store it, still wait on
-    // each other.
+    // each other. Conditions withheld from the origin are not why.
     // Only asked with a flight: none waits on the key otherwise.
     let for_the_url = flight.is_some() && {
         let vary = settings.vary_names(&fetched.response);
@@ -439,26 +581,28 @@ pub(super) fn serve(
             && !policy::has_credentials(&request.headers)
             && !["cookie", "if-none-match", "if-modified-since"]
                 .iter()
-                .any(|f| request.headers.contains(f))
+                .any(|f| sent.headers.contains(f))
             && !req_cc.no_store
             && !policy::spells_a_varying_field_otherwise(&request.headers, &vary);
         plain_get && !unpopular && policy::answers_the_url(fetched.response.status)
     };
-    let mut tee = lifetime
-        .filter(|_| !unpopular)
-        .zip(Some(fill))
-        .map(|(lifetime, fill)| {
-            let stored_as = Storing {
-                request: &request,
-                primary: &primary,
-                lifetime,
-                response_time,
-                flight: flight.take(),
-                for_the_url,
-                settings,
-            };
-            stored_as.tee(&fetched, fill, cache)
-        });
+    // The entry stored, for a client whose withheld conditions the
+    // answer satisfies (see [`Withheld`]).
+    let kept = Rc::new(OnceCell::new());
+    let storing = lifetime.filter(|_| !unpopular);
+    let mut tee = storing.zip(Some(fill)).map(|(lifetime, fill)| {
+        let stored_as = Storing {
+            request: &sent,
+            primary: &primary,
+            lifetime,
+            response_time,
+            flight: flight.take(),
+            for_the_url,
+            settings: settings.clone(),
+            kept: withheld.then(|| kept.clone()),
+        };
+        stored_as.tee(&fetched, fill, cache)
+    });
     // Still ours: nothing of it will be stored.
     if let Some(flight) = flight.filter(|_| for_the_url) {
         flight.not_stored();
@@ -470,6 +614,41 @@ pub(super) fn serve(
             upstream,
             ..Refusal::silent()
         });
+    }
+    // Conditions withheld from the origin are the cache's to evaluate,
+    // on what it stores (nginx's `not_modified` filter does it on what
+    // nginx stored). Only for an answer being stored: one relayed whole
+    // is a 200 the client asked for no less (RFC 9110 §13.2.1 lets a
+    // server ignore conditions). Looked at in the answer's head first: a
+    // client whose copy is not this answer gets it streamed as any miss.
+    let answered_by_us = withheld && policy::not_modified(&request.headers, &fetched.response);
+    if let Some((tee, lifetime)) = tee.as_mut().zip(storing).filter(|_| answered_by_us) {
+        let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
+        // Should the body turn out too large to store, the answer it
+        // would have been, without it: the 304 needs no more.
+        let bodiless = Entry::new(
+            primary.clone(),
+            fetched.response.clone(),
+            Arc::from(&b""[..]),
+            birth,
+            lifetime,
+            &settings,
+        );
+        let withheld = Withheld {
+            answering: &answering,
+            kept: &kept,
+            bodiless,
+            fwd: if stored.is_some() {
+                "stale"
+            } else {
+                "uri-miss"
+            },
+            within: shared.config.connection_timeout,
+        };
+        return match withheld.answer(client, fetched, tee) {
+            Err(refusal) => stale_or(refusal, client, &answering, &fallback, &primary),
+            Ok(outcome) => Ok(outcome),
+        };
     }
     let how = answering.as_miss();
     let relayed = relay::relay(client, fetched, &how, tee.as_mut(), shared);
@@ -508,6 +687,9 @@ struct Storing<'a> {
     /// `serve`).
     for_the_url: bool,
     settings: Arc<Settings>,
+    /// Where the entry goes too, stored or not (an invalidation meanwhile
+    /// keeps it out of the cache), for a client answered from it.
+    kept: Option<Rc<OnceCell<Arc<Entry>>>>,
 }
 
 impl Storing<'_> {
@@ -526,6 +708,7 @@ impl Storing<'_> {
         let flight = self.flight;
         let for_the_url = self.for_the_url;
         let settings = self.settings;
+        let kept = self.kept;
         Tee::new(cache.max_object_size(), move |body: Option<Vec<u8>>| {
             let Some(body) = body else {
                 // Too large, found out as it came (chunked, or until the
@@ -536,8 +719,18 @@ impl Storing<'_> {
                 }
                 return;
             };
-            let entry = Entry::new(key, head, body.into(), birth, lifetime, &settings);
-            cache.insert_filled(Arc::new(entry), &fill);
+            let entry = Arc::new(Entry::new(
+                key,
+                head,
+                body.into(),
+                birth,
+                lifetime,
+                &settings,
+            ));
+            cache.insert_filled(entry.clone(), &fill);
+            if let Some(kept) = kept {
+                let _ = kept.set(entry);
+            }
             drop(flight);
         })
     }
@@ -816,6 +1009,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
                 flight: None,
                 for_the_url: false,
                 settings,
+                kept: None,
             };
             let mut tee = stored_as.tee(&fetched, fill, cache);
             // The client's next request waits meanwhile: a body that
@@ -1106,6 +1300,11 @@ enum Status {
     Stale,
     Revalidated,
     Miss,
+    /// A `MISS` served from what it stored, `fwd` saying why it went on
+    /// (see [`Withheld`]).
+    Filled {
+        fwd: &'static str,
+    },
 }
 
 impl Status {
@@ -1114,7 +1313,7 @@ impl Status {
             Status::Hit => "HIT",
             Status::Stale => "STALE",
             Status::Revalidated => "REVALIDATED",
-            Status::Miss => "MISS",
+            Status::Miss | Status::Filled { .. } => "MISS",
         }
     }
 }
@@ -1157,7 +1356,7 @@ fn serve_entry(
         Status::Hit => &cache.stats.hits,
         Status::Stale => &cache.stats.stale,
         Status::Revalidated => &cache.stats.revalidated,
-        Status::Miss => &cache.stats.misses,
+        Status::Miss | Status::Filled { .. } => &cache.stats.misses,
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let age = entry.age(SystemTime::now()).as_secs();
@@ -1337,6 +1536,11 @@ fn serve_entry(
             },
             Status::Miss => Member::Forwarded {
                 fwd: "stale",
+                status: entry.head.status,
+                stored: Some(ttl),
+            },
+            Status::Filled { fwd } => Member::Forwarded {
+                fwd,
                 status: entry.head.status,
                 stored: Some(ttl),
             },
