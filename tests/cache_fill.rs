@@ -126,6 +126,59 @@ fn clients_that_read_nothing_keep_no_more_waiting_than_the_cache_holds() {
 }
 
 #[test]
+fn what_waited_for_a_client_that_left_is_dropped_while_the_fill_goes_on() {
+    // Half the body, then the backend pauses: the client leaves meanwhile.
+    let (len, first) = (16 << 20, 8 << 20);
+    let (sent_half, go_on) = (Gate::new(), Gate::new());
+    let origin = {
+        let (sent_half, go_on) = (sent_half.clone(), go_on.clone());
+        Backend::start("origin", move |_, out| {
+            let body = pattern(len);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {len}\r\n\r\n"
+            );
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&body[..first]);
+            sent_half.open();
+            go_on.wait();
+            let _ = out.write_all(&body[first..]);
+            Action::KeepAlive
+        })
+    };
+    let proxy = start_proxy(&[origin.addr], |c| {
+        c.cache_size = 64 << 20;
+        c.max_object_size = Some(32 << 20);
+        // The backend's pause is not what ends the wait.
+        c.connection_timeout = Duration::from_secs(60);
+    });
+    let waiting = || {
+        let cache = proxy.handle().cache().unwrap();
+        cache
+            .stats
+            .read_ahead
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut client = Client::connect_taking(4096, proxy.addr);
+    client.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    assert!(sent_half.wait(), "the backend sent half");
+    assert!(wait_until(WAIT_LIMIT, || waiting() > 0), "nothing waits");
+    // Unread bytes in its buffer: the close is a reset.
+    drop(client);
+    // Its bytes are no longer kept for it (nor held against every other
+    // connection's) while the backend pauses.
+    let dropped = wait_until(WAIT_LIMIT, || waiting() == 0);
+    go_on.open();
+    assert!(dropped, "{} bytes wait for a client that left", waiting());
+    // The fill goes on into the cache.
+    let stored = || proxy.handle().cache().unwrap().len() == 1;
+    assert!(wait_until(WAIT_LIMIT, stored), "the fill was not stored");
+    let r = proxy.connect().get("/big");
+    assert_eq!(x_cache(&r), "HIT", "{}", r.head.raw);
+    assert_whole(&r, len, "the hit");
+    assert_eq!(origin.requests(), 1);
+}
+
+#[test]
 fn a_client_held_to_limit_rate_does_not_hold_back_the_entry_it_fills() {
     // A megabyte at 64 KiB a second would take 16 s to send.
     let len = 1 << 20;

@@ -994,6 +994,10 @@ struct OutState<'a> {
     /// A write failed: the client is gone. A lagging write has taken its
     /// bytes by then; the next write, or the flush, says so.
     failed: bool,
+    /// Bytes dropped once the client was found gone, never to reach it:
+    /// kept, they would hold memory and the read-ahead every connection
+    /// shares for as long as the backend takes to send the rest.
+    dropped: u64,
 }
 
 /// The least [`OutState::bound`] is brought down to when nothing is to be
@@ -1012,6 +1016,7 @@ impl<'a> ClientOut<'a> {
             read_ahead,
             delivered: 0,
             failed: false,
+            dropped: 0,
         };
         ClientOut {
             state: RefCell::new(state),
@@ -1024,7 +1029,8 @@ impl<'a> ClientOut<'a> {
 
     /// Bytes written that have not reached the client yet.
     fn unsent(&self) -> u64 {
-        self.state.borrow().backlog.len() as u64
+        let state = self.state.borrow();
+        state.backlog.len() as u64 + state.dropped
     }
 
     /// Nothing will be stored: what waits now is the most that will, and
@@ -1050,7 +1056,7 @@ impl OutState<'_> {
             {
                 Ok(0) => break,
                 Ok(n) => self.sent(n),
-                Err(_) => self.failed = true,
+                Err(_) => self.fail(),
             }
         }
     }
@@ -1069,7 +1075,7 @@ impl OutState<'_> {
             );
             self.sent(written);
             if let Err(e) = result {
-                self.failed = true;
+                self.fail();
                 return Err(e);
             }
         }
@@ -1085,8 +1091,23 @@ impl OutState<'_> {
         }
     }
 
-    /// `bytes` wait for the client, after what already did.
+    /// The client is gone: what waits for it is dropped.
+    fn fail(&mut self) {
+        self.failed = true;
+        let dropped = std::mem::take(&mut self.backlog).len();
+        self.dropped += dropped as u64;
+        if let Some(ahead) = &self.read_ahead {
+            ahead.held.fetch_sub(dropped as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// `bytes` wait for the client, after what already did (dropped
+    /// once it is gone).
     fn keep(&mut self, bytes: &[u8]) {
+        if self.failed {
+            self.dropped += bytes.len() as u64;
+            return;
+        }
         self.backlog.extend(bytes);
         if let Some(ahead) = &self.read_ahead {
             ahead.held.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -1144,7 +1165,7 @@ impl Write for &ClientOut<'_> {
                     state.delivered += n as u64;
                     skip = n;
                 }
-                Err(_) => state.failed = true,
+                Err(_) => state.fail(),
             }
         }
         let mut total = 0;
