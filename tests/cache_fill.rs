@@ -37,6 +37,13 @@ fn caching(origin: &Backend, more: &str) -> Proxy {
     })
 }
 
+/// The bytes `proxy` keeps waiting for slow clients of responses being
+/// stored (`inverso_cache_read_ahead_bytes`).
+fn read_ahead(proxy: &Proxy) -> u64 {
+    let cache = proxy.handle().cache().unwrap();
+    (cache.stats.read_ahead).load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Asserts that `r` is the whole body of `len` bytes.
 fn assert_whole(r: &Response, len: usize, what: &str) {
     assert_eq!(r.status, 200, "{what}: {}", r.head.raw);
@@ -94,13 +101,7 @@ fn clients_that_read_nothing_keep_no_more_waiting_than_the_cache_holds() {
         // The clients are read one after the other: the last waits long.
         c.connection_timeout = Duration::from_secs(60);
     });
-    let waiting = || {
-        let cache = proxy.handle().cache().unwrap();
-        cache
-            .stats
-            .read_ahead
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let waiting = || read_ahead(&proxy);
     let mut slow: Vec<_> = (0..clients)
         .map(|i| {
             let mut client = Client::connect_taking(4096, proxy.addr);
@@ -151,13 +152,7 @@ fn what_waited_for_a_client_that_left_is_dropped_while_the_fill_goes_on() {
         // The backend's pause is not what ends the wait.
         c.connection_timeout = Duration::from_secs(60);
     });
-    let waiting = || {
-        let cache = proxy.handle().cache().unwrap();
-        cache
-            .stats
-            .read_ahead
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let waiting = || read_ahead(&proxy);
     let mut client = Client::connect_taking(4096, proxy.addr);
     client.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
     assert!(sent_half.wait(), "the backend sent half");
