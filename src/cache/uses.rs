@@ -28,6 +28,16 @@ pub struct Uses {
     hasher: RandomState,
 }
 
+/// The count a request at `now` makes of a key counted `count` (its
+/// requests, and when the last came): one more, or one afresh once it
+/// was forgotten.
+fn next_count(count: Option<(u32, Instant)>, now: Instant) -> u32 {
+    let recent = count
+        .filter(|&(_, at)| now.saturating_duration_since(at) < FORGOTTEN_AFTER)
+        .map_or(0, |(n, _)| n);
+    recent.saturating_add(1)
+}
+
 impl Default for Uses {
     fn default() -> Self {
         Uses {
@@ -47,13 +57,10 @@ impl Uses {
     pub fn count(&self, key: &str, now: Instant) -> u32 {
         let hash = self.hasher.hash_one(key);
         let mut counts = self.counts.lock();
-        let recent = |(n, at): (u32, Instant)| {
-            (now.saturating_duration_since(at) < FORGOTTEN_AFTER).then_some(n)
-        };
         // Counted in place (and promoted): a key met again costs no
         // allocation.
         if let Some(count) = counts.get_mut(&hash) {
-            let n = recent(*count).unwrap_or(0).saturating_add(1);
+            let n = next_count(Some(*count), now);
             *count = (n, now);
             return n;
         }
@@ -69,11 +76,7 @@ impl Uses {
     /// (see `cached::serve`).
     pub fn would_count(&self, key: &str, now: Instant) -> u32 {
         let hash = self.hasher.hash_one(key);
-        let counts = self.counts.lock();
-        let recent = (counts.peek(&hash))
-            .filter(|(_, at)| now.saturating_duration_since(*at) < FORGOTTEN_AFTER)
-            .map_or(0, |(n, _)| *n);
-        recent.saturating_add(1)
+        next_count(self.counts.lock().peek(&hash).copied(), now)
     }
 
     #[cfg(test)]

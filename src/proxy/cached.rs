@@ -257,8 +257,10 @@ fn for_the_cache(request: &RequestHead) -> RequestHead {
 /// `proxy_cache` empties them (RFC 9111 §4.3.1 lets a cache send its own
 /// request). Not when it is known it will not: a `HEAD` (whose answer is
 /// never stored), a request saying `no-store`, a URL not yet asked for
-/// `cache_min_uses` times, or one whose last answer could not be stored
-/// (hit-for-miss: a dynamic page that says `private` keeps its 304s).
+/// `cache_min_uses` times, one whose last answer could not be stored
+/// (hit-for-miss), or one whose conditions, withheld lately, brought an
+/// answer that could not be ([`Cache::keep_conditions`]): a dynamic page
+/// that says `private` keeps its 304s.
 /// `If-Match` and `If-Unmodified-Since` never come this way (see
 /// [`eligible`]), nor does `Range` (see [`serve_range`]).
 struct Withholding<'a> {
@@ -588,7 +590,7 @@ pub(super) fn serve(
     };
     // The entry stored, for a client whose withheld conditions the
     // answer satisfies (see [`Withheld`]).
-    let kept = Rc::new(OnceCell::new());
+    let kept = withheld.then(|| Rc::new(OnceCell::new()));
     let storing = lifetime.filter(|_| !unpopular);
     let mut tee = storing.zip(Some(fill)).map(|(lifetime, fill)| {
         let stored_as = Storing {
@@ -599,7 +601,7 @@ pub(super) fn serve(
             flight: flight.take(),
             for_the_url,
             settings: settings.clone(),
-            kept: withheld.then(|| kept.clone()),
+            kept: kept.clone(),
         };
         stored_as.tee(&fetched, fill, cache)
     });
@@ -622,7 +624,9 @@ pub(super) fn serve(
     // server ignore conditions). Looked at in the answer's head first: a
     // client whose copy is not this answer gets it streamed as any miss.
     let answered_by_us = withheld && policy::not_modified(&request.headers, &fetched.response);
-    if let Some((tee, lifetime)) = tee.as_mut().zip(storing).filter(|_| answered_by_us) {
+    let answering_from =
+        (tee.as_mut().zip(storing).zip(kept.as_deref())).filter(|_| answered_by_us);
+    if let Some(((tee, lifetime), kept)) = answering_from {
         let birth = policy::birth_time(&fetched.response, fetched.request_time, response_time);
         // Should the body turn out too large to store, the answer it
         // would have been, without it: the 304 needs no more.
@@ -636,7 +640,7 @@ pub(super) fn serve(
         );
         let withheld = Withheld {
             answering: &answering,
-            kept: &kept,
+            kept,
             bodiless,
             fwd: if stored.is_some() {
                 "stale"
