@@ -1086,6 +1086,11 @@ impl OutState<'_> {
     fn sent(&mut self, n: usize) {
         self.backlog.drain(..n);
         self.delivered += n as u64;
+        self.released(n);
+    }
+
+    /// `n` bytes no longer wait, among every connection's.
+    fn released(&self, n: usize) {
         if let Some(ahead) = &self.read_ahead {
             ahead.held.fetch_sub(n as u64, Ordering::Relaxed);
         }
@@ -1096,9 +1101,7 @@ impl OutState<'_> {
         self.failed = true;
         let dropped = std::mem::take(&mut self.backlog).len();
         self.dropped += dropped as u64;
-        if let Some(ahead) = &self.read_ahead {
-            ahead.held.fetch_sub(dropped as u64, Ordering::Relaxed);
-        }
+        self.released(dropped);
     }
 
     /// `bytes` wait for the client, after what already did (dropped
@@ -1130,13 +1133,9 @@ impl OutState<'_> {
 }
 
 impl Drop for OutState<'_> {
-    /// What a client that left did not take no longer waits.
+    /// What still waits once the response is done no longer counts.
     fn drop(&mut self) {
-        if let Some(ahead) = &self.read_ahead {
-            ahead
-                .held
-                .fetch_sub(self.backlog.len() as u64, Ordering::Relaxed);
-        }
+        self.released(self.backlog.len());
     }
 }
 
