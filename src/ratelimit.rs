@@ -19,7 +19,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// Shards of the table: requests from different addresses rarely wait on
@@ -86,6 +86,19 @@ pub enum Who<'a> {
     /// What `rate_limit_key` names in the request: an API key, a user's
     /// cookie.
     Value(&'a [u8]),
+}
+
+/// The address the per-client limits (`rate_limit`,
+/// `max_connections_per_client`) count `client` by: an IPv4 client's own,
+/// an IPv6 client's /64. A /64 is what one home or host is given, as one
+/// IPv4 address is a home's behind its NAT; counted by the whole address,
+/// a client would make itself a new bucket and a new connection count
+/// with each of the 2^64 addresses it may use.
+pub fn counted_as(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(ip) => IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> 64))),
+        ip => ip,
+    }
 }
 
 /// The most values of `rate_limit_key` one request may carry; one with
@@ -237,7 +250,7 @@ impl Limiter {
     /// it may.
     pub fn admit(&self, who: Who<'_>, now: Instant) -> Result<(), Duration> {
         let client = match who {
-            Who::Address(ip) => Key::Address(ip),
+            Who::Address(ip) => Key::Address(counted_as(ip)),
             Who::Value(value) => Key::Value(self.hasher.hash_one(value)),
         };
         let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
@@ -334,6 +347,14 @@ mod tests {
         ] {
             assert_eq!(as_php_reads(sent.as_bytes()), read.as_bytes(), "{sent}");
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_and_a_mapped_ipv4_one_as_itself() {
+        let counted = |ip: &str| counted_as(ip.parse().unwrap()).to_string();
+        assert_eq!(counted("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(counted("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(counted("192.0.2.7"), "192.0.2.7");
     }
 
     #[test]

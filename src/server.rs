@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{
     self, own_response, CacheRules, ConnWatch, Current, Inherited, Mirrors, Shared,
 };
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{self, Limiter};
 use crate::throttle::OnceAMinute;
 use crate::upstream::health::Checker;
 use crate::upstream::resolve::{self, Resolve, Resolver};
@@ -620,6 +620,7 @@ struct Inner {
 #[derive(Default)]
 struct Connections {
     live: HashMap<u64, Arc<ConnWatch>>,
+    /// By [`ratelimit::counted_as`]: an IPv6 client's /64.
     per_client: HashMap<IpAddr, usize>,
     /// Connections being refused (see [`Refusing`]).
     refusing: usize,
@@ -664,6 +665,8 @@ impl Inner {
 struct Slot {
     inner: Arc<Inner>,
     id: u64,
+    /// The client as `max_connections_per_client` counts it
+    /// ([`ratelimit::counted_as`]).
     client: IpAddr,
     watch: Arc<ConnWatch>,
 }
@@ -673,6 +676,7 @@ impl Slot {
     /// header named; at accept only the balancer was known), unless that
     /// client already holds `limit` connections (0: no limit).
     fn claim(&mut self, client: IpAddr, limit: usize) -> bool {
+        let client = ratelimit::counted_as(client);
         if client == self.client {
             return true;
         }
@@ -996,6 +1000,7 @@ fn register(
     client: IpAddr,
     config: &Config,
 ) -> Result<Slot, Option<Refusing>> {
+    let client = ratelimit::counted_as(client);
     let mut connections = inner.connections.lock();
     // Behind a PROXY protocol balancer the peer is the balancer: the
     // client is known, and checked, once its header is read.

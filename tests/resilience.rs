@@ -399,6 +399,28 @@ fn behind_a_trusted_proxy_the_client_it_names_is_limited() {
     assert_eq!(other.status, 200);
 }
 
+/// An IPv6 client may send from any address of its /64: the limit holds
+/// for the /64, as it would for the one address of a home behind a NAT.
+#[test]
+fn an_ipv6_client_is_rate_limited_by_its_64() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        slow_rate(c);
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+    });
+    let mut balancer = proxy.connect();
+    for i in 1..=3 {
+        let from = format!("2001:db8:0:1::{i}");
+        let r = balancer.get_with("/", &[("X-Forwarded-For", from.as_str())]);
+        assert_eq!(r.status, 200);
+    }
+    let next = [("X-Forwarded-For", "2001:db8:0:1:ffff:ffff:ffff:ffff")];
+    assert_eq!(balancer.get_with("/", &next).status, 429);
+    let next_64 = [("X-Forwarded-For", "2001:db8:0:2::1")];
+    assert_eq!(balancer.get_with("/", &next_64).status, 200);
+    assert_eq!(a.requests(), 4);
+}
+
 #[test]
 fn a_reload_that_keeps_the_rate_limit_keeps_the_buckets() {
     let a = Backend::echo("a");
@@ -467,6 +489,25 @@ fn behind_a_proxy_protocol_balancer_each_named_client_has_its_own_limit() {
         refused[0]
     );
     assert_eq!(a.requests(), 3);
+}
+
+#[test]
+fn the_connections_of_an_ipv6_client_are_counted_by_its_64() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.proxy_protocol = true;
+        c.max_connections_per_client = 1;
+    });
+    let mut held = proxy.connect();
+    held.send(b"PROXY TCP6 2001:db8:0:1::1 ::1 1000 80\r\n");
+    assert_eq!(held.get("/1").status, 200);
+    let mut same_64 = proxy.connect();
+    same_64.send(b"PROXY TCP6 2001:db8:0:1::2 ::1 1001 80\r\n");
+    assert_eq!(same_64.response().status, 503);
+    let mut other_64 = proxy.connect();
+    other_64.send(b"PROXY TCP6 2001:db8:0:2::1 ::1 1002 80\r\n");
+    assert_eq!(other_64.get("/2").status, 200);
+    assert_eq!(a.requests(), 2);
 }
 
 #[test]
