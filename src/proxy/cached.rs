@@ -769,10 +769,18 @@ impl Revalidated<'_> {
         // Taken out of `head` above (it goes to this client alone), so
         // looked for here: its other fields may be that user's too.
         let sets_cookie = fetched.response.headers.contains("set-cookie");
+        let settings = &shared.caching(client.route).settings;
+        // Asked with credentials, the 304 must say itself that it may be
+        // kept (RFC 9111 §3.5), as its 200 would have: merged, it would
+        // take the stored `public`, and that user's fields with it.
+        let shared_answer = policy::answer_shared_despite_credentials(
+            &self.request.headers,
+            &fetched.response,
+            settings,
+        );
         let birth = policy::birth_time(&fetched.response, fetched.request_time, self.response_time);
         relay::finish_bodiless(fetched, client);
         let own = for_the_cache(self.request);
-        let settings = &shared.caching(client.route).settings;
         let judged =
             |request: &RequestHead| policy::storable(request, &head, self.response_time, settings);
         // Whether the response may be stored, whoever asked (see
@@ -790,7 +798,7 @@ impl Revalidated<'_> {
             && own.headers.contains("cookie")
             && !settings.ignored.ignores("set-cookie")
             && !CacheControl::parse(&head.headers).public;
-        let its_own = judged(&own).filter(|_| !users);
+        let its_own = judged(&own).filter(|_| !users && shared_answer);
         let refreshed = |lifetime| {
             Arc::new(
                 Entry::new(

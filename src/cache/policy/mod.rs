@@ -217,15 +217,8 @@ pub fn storable(
     // do Cache-Control's `s-maxage` and `must-revalidate`: they permit it
     // for the revalidation they impose once stale, and with a field for
     // this cache read they are not; only its `public` still counts.
-    if has_credentials(&request.headers) {
-        let permitted = if cc.targeted {
-            CacheControl::parse(&response.headers).public
-        } else {
-            cc.public || cc.s_maxage.is_some() || cc.must_revalidate
-        };
-        if !permitted {
-            return None;
-        }
+    if has_credentials(&request.headers) && !shared_despite_credentials(&cc, response) {
+        return None;
     }
     // Stricter than the RFC: a Set-Cookie meant for one user must not be
     // replayed to others unless the origin marks the response public.
@@ -298,6 +291,38 @@ pub fn storable(
             settings.stale_while_revalidate,
         ),
     })
+}
+
+/// Whether `cc` (a response's directives, [`CacheControl::of_response`])
+/// lets a shared cache store the `response` to a request with credentials
+/// (RFC 9111 §3.5): see [`storable`].
+fn shared_despite_credentials(cc: &CacheControl, response: &ResponseHead) -> bool {
+    if cc.targeted {
+        CacheControl::parse(&response.headers).public
+    } else {
+        cc.public || cc.s_maxage.is_some() || cc.must_revalidate
+    }
+}
+
+/// Whether `answer`, a 304 (or a 200 to a `HEAD`) to a request with
+/// credentials, says itself that a shared cache may keep it (RFC 9111
+/// §3.5), as the 200 it stands for would have had to: its own
+/// `Cache-Control`, not the stored entry's it refreshes. A server sends a
+/// 304 with the `Cache-Control` its 200 would have carried (RFC 9110
+/// §15.4.5); one without says nothing that lets the fields it brings for
+/// that client (the user it answered) go into the entry served to
+/// everyone. A request without credentials needs no such word.
+pub fn answer_shared_despite_credentials(
+    request: &Headers,
+    answer: &ResponseHead,
+    settings: &Settings,
+) -> bool {
+    if !has_credentials(request) {
+        return true;
+    }
+    let answer = &*settings.ignored.read(answer);
+    let cc = CacheControl::of_response(&answer.headers, &settings.targeting);
+    shared_despite_credentials(&cc, answer)
 }
 
 /// How long past its freshness a stored response may still answer when
