@@ -131,15 +131,18 @@ pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
 /// by the cache's own request, and the part cut from what comes back, or
 /// from the stale copy if the origin fails: a client that only ever asks
 /// for parts (a media player) keeps an entry current, as with nginx.
-/// An answer that says it may not be stored is relayed whole. `None`
-/// otherwise (nothing stored, credentials, `no-store`, an entry another
-/// request is revalidating, a body found too large as it streamed): the
-/// request goes to the origin as it is, and its answer is not stored.
+/// An answer that says it may not be stored is relayed whole. With
+/// nothing stored, the miss is fetched whole too, as a conditional miss
+/// is (see [`fills_on_a_miss`]). `None` otherwise (credentials,
+/// `no-store`, an entry another request is revalidating or that may not
+/// stand in, a URL whose answer could not be stored lately, a miss whose
+/// whole 200 will not be stored after all): the request goes to the
+/// origin as it is, and its answer is not stored.
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
     body: &RequestBody,
-    cache: &Cache,
+    cache: &Arc<Cache>,
     shared: &Shared,
 ) -> Option<Result<Outcome, Refusal>> {
     if !takes_range(request, body) {
@@ -208,11 +211,52 @@ pub(super) fn serve_range(
                 Refreshed::NotStored | Refreshed::Skipped => return None,
             }
         }
+        // Nothing stored: fetched whole for the cache, and the part cut
+        // from what is stored, as nginx's `proxy_cache` does, so that a
+        // client that only ever asks for parts fills it. Misses of the
+        // same key wait for one another's fill, as whole ones do.
+        None if on_its_own
+            && fills_on_a_miss(request, &req_cc, &primary, cache, shared, client) =>
+        {
+            return through_cache(client, request.clone(), cache, shared);
+        }
         _ => return None,
     };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, &cookies,
     ))
+}
+
+/// Whether a range `request` that found nothing stored is fetched whole
+/// to be stored, by what withholds a conditional miss's conditions (see
+/// [`Withholding`]): not for a URL whose answer could not be stored
+/// lately (hit-for-miss, or one fetched whole for a range or a condition:
+/// its ranges go as they are for a while, not the whole body each time),
+/// nor one not yet asked for `cache_min_uses` times, whose range counts
+/// as a use and goes as it is.
+fn fills_on_a_miss(
+    request: &RequestHead,
+    req_cc: &CacheControl,
+    primary: &str,
+    cache: &Cache,
+    shared: &Shared,
+    client: &Client,
+) -> bool {
+    let withholding = Withholding {
+        request,
+        req_cc,
+        primary,
+        stored: false,
+        min_uses: shared.pool_config(client.route).cache_min_uses,
+    };
+    if !withholding.applies(cache) {
+        return false;
+    }
+    if withholding.short_of_uses(cache) {
+        cache.uses.count(primary, std::time::Instant::now());
+        return false;
+    }
+    true
 }
 
 /// The entry stored under `primary` for this request, and how it may be
@@ -252,7 +296,8 @@ fn for_the_cache(request: &RequestHead) -> RequestHead {
 }
 
 /// A miss about to go to the origin, and whether the client's own
-/// `If-None-Match` and `If-Modified-Since` are withheld from it: when the
+/// `If-None-Match` and `If-Modified-Since`, or its `Range` and
+/// `If-Range`, are withheld from it: when the
 /// cache may store the answer, whatever the origin says, as nginx's
 /// `proxy_cache` empties them (RFC 9111 §4.3.1 lets a cache send its own
 /// request). Not when it is known it will not: a `HEAD` (whose answer is
@@ -262,7 +307,8 @@ fn for_the_cache(request: &RequestHead) -> RequestHead {
 /// answer that could not be ([`Cache::keep_conditions`]): a dynamic page
 /// that says `private` keeps its 304s.
 /// `If-Match` and `If-Unmodified-Since` never come this way (see
-/// [`eligible`]), nor does `Range` (see [`serve_range`]).
+/// [`eligible`]); a `Range` only when nothing is stored (see
+/// [`fills_on_a_miss`]).
 struct Withholding<'a> {
     request: &'a RequestHead,
     req_cc: &'a CacheControl,
@@ -282,7 +328,7 @@ impl Withholding<'_> {
         let conditional = CLIENT_CONDITIONS
             .iter()
             .any(|name| request.headers.contains(name));
-        conditional
+        (conditional || asks_a_range(request))
             && !request.is_head()
             && !self.req_cc.no_store
             && !cache.passes_over(&cache.variant_key(self.primary, &request.headers))
@@ -304,18 +350,25 @@ impl Withholding<'_> {
 /// [`Withholding`]).
 const CLIENT_CONDITIONS: [&str; 2] = ["if-none-match", "if-modified-since"];
 
-/// `request` without [`CLIENT_CONDITIONS`]: what the origin is sent when
-/// they are withheld.
+/// Whether `request` is a GET of a range, which the cache may cut from
+/// what it stores (see [`serve_range`]). A HEAD's was taken out.
+fn asks_a_range(request: &RequestHead) -> bool {
+    request.method == "GET" && request.headers.contains("range")
+}
+
+/// `request` without [`CLIENT_CONDITIONS`], nor its range: what the
+/// origin is sent when they are withheld.
 fn without_conditions(request: &RequestHead) -> RequestHead {
     let mut sent = request.clone();
-    for name in CLIENT_CONDITIONS {
+    for name in CLIENT_CONDITIONS.iter().chain(&["range", "if-range"]) {
         sent.headers.remove(name);
     }
     sent
 }
 
 /// A miss whose client's conditions were withheld from the origin, and
-/// which the answer being stored satisfies (by its head).
+/// which the answer being stored satisfies (by its head), or whose range
+/// is cut from it.
 struct Withheld<'a> {
     answering: &'a Answering<'a>,
     /// Where the tee puts the entry once the body is whole.
@@ -334,14 +387,15 @@ impl Withheld<'_> {
     /// the whole response should the stored head no longer satisfy the
     /// conditions. A body found too large to store as it streams is
     /// gone by then; the client's copy is the answer the origin sent
-    /// (its validators say so), and it gets the 304 all the same. A
+    /// (its validators say so), and it gets the 304 all the same; a range
+    /// then is not in it (`None`: asked of the origin as it is). A
     /// body cut short is the origin failing.
     fn answer(
         self,
         client: &mut Client,
         fetched: Fetched<'_>,
         tee: &mut Tee<'_>,
-    ) -> Result<Outcome, Refusal> {
+    ) -> Option<Result<Outcome, Refusal>> {
         let upstream = fetched.target.name.clone();
         // Never stored, but this client's own.
         let mut cookies = Vec::new();
@@ -349,34 +403,60 @@ impl Withheld<'_> {
         let request = self.answering.request;
         let entry = match relay::absorb(client, fetched, tee, self.within) {
             Absorbed::Whole => self.kept.get().cloned(),
-            Absorbed::TooLarge => Some(Arc::new(self.bodiless))
-                .filter(|e| policy::not_modified(&request.headers, &e.head)),
+            Absorbed::TooLarge => {
+                let bodiless = Arc::new(self.bodiless);
+                if policy::not_modified(&request.headers, &bodiless.head) {
+                    Some(bodiless)
+                } else if asks_a_range(request) {
+                    // The part is not in what was read, nor worth reading
+                    // the rest for: asked as it is, as for a stale entry.
+                    return None;
+                } else {
+                    None
+                }
+            }
             Absorbed::Failed => None,
         };
         let Some(entry) = entry else {
-            return Err(Refusal {
+            return Some(Err(Refusal {
                 upstream: Some(upstream),
                 ..Refusal::new(502, self.answering.keep_alive)
-            });
+            }));
         };
         let status = Status::Filled { fwd: self.fwd };
-        serve_entry(
+        Some(serve_entry(
             client,
             self.answering,
             &entry,
             status,
             Some(upstream),
             &cookies,
-        )
+        ))
     }
 }
 
 pub(super) fn serve(
     client: &mut Client,
-    mut request: RequestHead,
+    request: RequestHead,
     cache: &Arc<Cache>,
     shared: &Shared,
 ) -> Result<Outcome, Refusal> {
+    let keep_alive = client.keeps_alive(&request);
+    // Only a range is ever left to go to the origin as it is, and ranges
+    // come through `serve_range`.
+    through_cache(client, request, cache, shared).unwrap_or(Err(Refusal::new(502, keep_alive)))
+}
+
+/// A GET or HEAD the cache answers: from what is stored, or from the
+/// origin, storing the answer if it may. `None`: a range miss whose
+/// answer, fetched whole, was found too large to store as it streamed:
+/// the range goes to the origin as it is.
+fn through_cache(
+    client: &mut Client,
+    mut request: RequestHead,
+    cache: &Arc<Cache>,
+    shared: &Shared,
+) -> Option<Result<Outcome, Refusal>> {
     if request.is_head() {
         // RFC 9110 §14.2: a HEAD's Range means nothing, here or upstream.
         request.headers.remove("range");
@@ -398,10 +478,24 @@ pub(super) fn serve(
         if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, ttl) {
             match usable {
                 Use::Fresh => {
-                    return serve_entry(client, &answering, &entry, Status::Hit, None, b"")
+                    return Some(serve_entry(
+                        client,
+                        &answering,
+                        &entry,
+                        Status::Hit,
+                        None,
+                        b"",
+                    ))
                 }
                 Use::AllowedStale => {
-                    return serve_entry(client, &answering, &entry, Status::Stale, None, b"")
+                    return Some(serve_entry(
+                        client,
+                        &answering,
+                        &entry,
+                        Status::Stale,
+                        None,
+                        b"",
+                    ))
                 }
                 // A request with credentials revalidates in the foreground:
                 // what it would bring back is its own, not the cache's. So
@@ -412,7 +506,14 @@ pub(super) fn serve(
                 {
                     // Revalidated after the response (see `refresh`).
                     client.after_response = Some(Refresh::of(&request, &entry, primary.clone()));
-                    return serve_entry(client, &answering, &entry, Status::Stale, None, b"");
+                    return Some(serve_entry(
+                        client,
+                        &answering,
+                        &entry,
+                        Status::Stale,
+                        None,
+                        b"",
+                    ));
                 }
                 Use::StaleRevalidating => stored = Some(entry),
                 Use::Validate => {
@@ -423,7 +524,7 @@ pub(super) fn serve(
         if req_cc.only_if_cached {
             // RFC 9111 §5.2.1.7: nothing usable is stored. Not counted as
             // a miss: the answer has no X-Cache, and the metric counts by it.
-            return Err(Refusal::new(504, keep_alive));
+            return Some(Err(Refusal::new(504, keep_alive)));
         }
         if flight.is_some() || waited || no_cache || stored.is_some() {
             break;
@@ -473,14 +574,23 @@ pub(super) fn serve(
     let (fetched, revalidating) =
         match fetch_validated(client, &sent, stored.as_deref(), Some(keep_alive), shared) {
             Ok(fetched) => fetched,
-            Err(refusal) => return stale_or(refusal, client, &answering, &fallback, &primary),
+            Err(refusal) => {
+                return Some(stale_or(refusal, client, &answering, &fallback, &primary))
+            }
         };
     let response_time = SystemTime::now();
     let upstream = Some(fetched.target.name.clone());
     if fetched.response.status >= 500 {
         if let Some(entry) = stale_fallback(&fallback, true, &answering, &primary) {
             drop(fetched); // closes the connection; its body is not wanted
-            return serve_entry(client, &answering, &entry, Status::Stale, upstream, b"");
+            return Some(serve_entry(
+                client,
+                &answering,
+                &entry,
+                Status::Stale,
+                upstream,
+                b"",
+            ));
         }
     }
     // A 304 to the cache's conditions, or (RFC 9111 §4.3.5) a 200 to a
@@ -516,14 +626,14 @@ pub(super) fn serve(
             response_time,
         };
         let refreshed = revalidated.store(fetched, client, &fill, cache, shared);
-        return serve_entry(
+        return Some(serve_entry(
             client,
             &answering,
             &refreshed,
             Status::Revalidated,
             upstream,
             &cookies,
-        );
+        ));
     }
 
     // A full response: relay it, and store it on the way if allowed.
@@ -612,10 +722,10 @@ pub(super) fn serve(
     // Nothing to store: a client that left meanwhile is not worth the
     // body, as on the uncached path.
     if tee.is_none() && client.gave_up_on(&fetched) {
-        return Err(Refusal {
+        return Some(Err(Refusal {
             upstream,
             ..Refusal::silent()
-        });
+        }));
     }
     // Conditions withheld from the origin are the cache's to evaluate,
     // on what it stores (nginx's `not_modified` filter does it on what
@@ -623,7 +733,17 @@ pub(super) fn serve(
     // is a 200 the client asked for no less (RFC 9110 §13.2.1 lets a
     // server ignore conditions). Looked at in the answer's head first: a
     // client whose copy is not this answer gets it streamed as any miss.
-    let answered_by_us = withheld && policy::not_modified(&request.headers, &fetched.response);
+    // A range withheld is cut from what is stored, whatever the answer.
+    // A whole body that will not be stored (`private`, larger than
+    // `max_object_size`) is not what a client asking for a part should
+    // wait for, a player seeking into a large file: the range is asked
+    // of the origin as it is, as are the URL's next ones for a while
+    // (`keep_conditions`, above).
+    if withheld && asks_a_range(&request) && tee.is_none() && fetched.response.status == 200 {
+        return None;
+    }
+    let answered_by_us = withheld
+        && (asks_a_range(&request) || policy::not_modified(&request.headers, &fetched.response));
     let answering_from =
         (tee.as_mut().zip(storing).zip(kept.as_deref())).filter(|_| answered_by_us);
     if let Some(((tee, lifetime), kept)) = answering_from {
@@ -649,15 +769,21 @@ pub(super) fn serve(
             },
             within: shared.config.connection_timeout,
         };
-        return match withheld.answer(client, fetched, tee) {
-            Err(refusal) => stale_or(refusal, client, &answering, &fallback, &primary),
-            Ok(outcome) => Ok(outcome),
+        let Some(answered) = withheld.answer(client, fetched, tee) else {
+            // Too large to store: the URL's ranges go as they are for a
+            // while, rather than each fetching the whole body again.
+            cache.keep_conditions(&primary);
+            return None;
+        };
+        return match answered {
+            Err(refusal) => Some(stale_or(refusal, client, &answering, &fallback, &primary)),
+            Ok(outcome) => Some(Ok(outcome)),
         };
     }
     let how = answering.as_miss();
     let relayed = relay::relay(client, fetched, &how, tee.as_mut(), shared);
     drop(tee);
-    match relayed {
+    Some(match relayed {
         // A head that parsed but a body that cannot be framed (two
         // lengths, an unknown coding, a small body cut short) fails before
         // anything reached the client: as much the origin failing as a 5xx.
@@ -676,7 +802,7 @@ pub(super) fn serve(
             cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             Ok(outcome)
         }
-    }
+    })
 }
 
 /// A full response that may be stored, and how.

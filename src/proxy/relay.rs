@@ -67,15 +67,20 @@ impl<'a> Tee<'a> {
             return;
         }
         if (self.body.len() + piece.len()) as u64 > self.limit {
-            self.overflowed = true;
-            self.body = Vec::new();
-            // Nothing will be stored: what waits on it (the key's flight,
-            // the fill) is let go now, not once the body is all relayed.
-            if let Some(on_end) = self.on_end.take() {
-                on_end(None);
-            }
+            self.overflow();
         } else {
             self.body.extend_from_slice(piece);
+        }
+    }
+
+    /// The body grew past the limit.
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.body = Vec::new();
+        // Nothing will be stored: what waits on it (the key's flight,
+        // the fill) is let go now, not once the body is all relayed.
+        if let Some(on_end) = self.on_end.take() {
+            on_end(None);
         }
     }
 
@@ -386,7 +391,12 @@ pub(super) fn absorb(
             tee.finish();
             Absorbed::Whole
         }
-        Err(Failure::Malformed(Malformed::Body(BodyError::TooLarge(_)))) => Absorbed::TooLarge,
+        // The reader stops short of the limit, so the tee never saw the
+        // body outgrow it: told here, as a relayed body's tee is.
+        Err(Failure::Malformed(Malformed::Body(BodyError::TooLarge(_)))) => {
+            tee.overflow();
+            Absorbed::TooLarge
+        }
         Err(_) => Absorbed::Failed,
     }
 }

@@ -1,0 +1,301 @@
+//! A `GET` with `Range` that finds nothing stored: when the cache may
+//! store the answer, the origin is asked for the whole response, without
+//! `Range` and `If-Range` (as nginx's `proxy_cache` asks it), the `200` is
+//! stored and the client gets its part cut from it. Otherwise the range
+//! goes to the origin as it is.
+//!
+//! The origin honours a range of one span as a server does (a `206`), so
+//! a range that reached it shows in its answer as well as in what it saw.
+
+mod support;
+
+use inverso::Config;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::*;
+
+/// What the origin serves for every URL.
+const BODY: &str = "0123456789abcdef";
+const ETAG: &str = "\"v1\"";
+
+fn cache_on(c: &mut Config) {
+    c.cache_size = 4 << 20;
+    c.max_object_size = Some(256 * 1024);
+}
+
+/// The span of a `Range: bytes=A-B` the origin honours, if that is what
+/// `seen` asks.
+fn one_span(seen: &Seen) -> Option<(usize, usize)> {
+    let spec = seen.head.get("range")?.strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?))
+}
+
+/// An origin answering [`BODY`] with `cache_control` and `ETag: "v1"`,
+/// its answers numbered in `X-Answer`, a range of one span as a `206`.
+/// Each answer waits for `gate` (open unless a test holds it).
+fn ranging(cache_control: &'static str, gate: Gate) -> Backend {
+    let numbered = AtomicUsize::new(0);
+    Backend::start("origin", move |seen, out| {
+        gate.wait();
+        let n = (numbered.fetch_add(1, Ordering::SeqCst) + 1).to_string();
+        let mut fields = vec![
+            ("Cache-Control", cache_control),
+            ("ETag", ETAG),
+            ("X-Answer", n.as_str()),
+        ];
+        match one_span(seen) {
+            Some((start, end)) => {
+                let range = format!("bytes {start}-{end}/{}", BODY.len());
+                fields.push(("Content-Range", &range));
+                respond(out, 206, &fields, &BODY.as_bytes()[start..=end]);
+            }
+            None => respond(out, 200, &fields, BODY.as_bytes()),
+        }
+        Action::KeepAlive
+    })
+}
+
+fn open_gate() -> Gate {
+    let gate = Gate::new();
+    gate.open();
+    gate
+}
+
+/// The `Range` the origin saw in each request, in order (`-` for none).
+fn ranges_seen(backend: &Backend) -> Vec<String> {
+    (backend.seen().iter())
+        .map(|s| s.field_or("range", "-"))
+        .collect()
+}
+
+fn get_with(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Response {
+    proxy.exchange(|c| c.get_with(path, headers))
+}
+
+fn range(proxy: &Proxy, path: &str, range: &str) -> Response {
+    get_with(proxy, path, &[("Range", range)])
+}
+
+#[test]
+fn a_range_miss_is_fetched_whole_stored_and_each_range_cut_from_it() {
+    let backend = ranging("max-age=60", open_gate());
+    let proxy = start_proxy(&[backend.addr], cache_on);
+
+    let r = range(&proxy, "/one", "bytes=2-5");
+    expect(&r, 206, "MISS", "2345");
+    assert_eq!(r.header("content-range"), Some("bytes 2-5/16"));
+    assert_eq!(r.header("etag"), Some(ETAG));
+    // Several ranges: a multipart 206, as a hit gets.
+    let r = range(&proxy, "/multi", "bytes=0-1,4-5");
+    assert_eq!((r.status, x_cache(&r)), (206, "MISS"), "{}", r.head.raw);
+    let parts: Vec<Vec<u8>> = multipart(&r).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(parts, [b"01".to_vec(), b"45".to_vec()]);
+    // Past the end: 416, with the stored length.
+    let r = range(&proxy, "/past", "bytes=100-");
+    assert_eq!((r.status, x_cache(&r)), (416, "MISS"), "{}", r.head.raw);
+    assert_eq!(r.header("content-range"), Some("bytes */16"));
+    // An If-Range the stored answer does not meet: the whole of it.
+    let asked = [("Range", "bytes=0-1"), ("If-Range", "\"v0\"")];
+    expect(&get_with(&proxy, "/other", &asked), 200, "MISS", BODY);
+    let seen = backend.seen();
+    assert!(seen.iter().all(|s| !s.head.has("if-range")));
+
+    // One request each, none of them ranged; everything stored.
+    assert_eq!(ranges_seen(&backend), ["-", "-", "-", "-"]);
+    expect(&range(&proxy, "/one", "bytes=0-1"), 206, "HIT", "01");
+    for path in ["/one", "/multi", "/past", "/other"] {
+        expect(&proxy.exchange(|c| c.get(path)), 200, "HIT", BODY);
+    }
+    assert_eq!(backend.requests(), 4);
+}
+
+#[test]
+fn a_range_miss_that_may_not_be_stored_is_asked_again_as_it_is() {
+    let backend = ranging("private", open_gate());
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    // The whole answer says it may not be stored: the client gets its
+    // part, asked of the origin as it is.
+    expect(&range(&proxy, "/p", "bytes=2-5"), 206, "BYPASS", "2345");
+    // The URL's ranges are not fetched whole again for a while.
+    expect(&range(&proxy, "/p", "bytes=2-5"), 206, "BYPASS", "2345");
+    assert_eq!(ranges_seen(&backend), ["-", "bytes=2-5", "bytes=2-5"]);
+}
+
+#[test]
+fn a_range_miss_for_a_url_not_asked_often_enough_goes_as_it_is_and_counts() {
+    let backend = ranging("max-age=60", open_gate());
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c);
+        c.cache_min_uses = 2;
+    });
+    expect(&range(&proxy, "/m", "bytes=2-5"), 206, "BYPASS", "2345");
+    // The second use: fetched whole, stored, cut.
+    expect(&range(&proxy, "/m", "bytes=0-1"), 206, "MISS", "01");
+    expect(&range(&proxy, "/m", "bytes=3-4"), 206, "HIT", "34");
+    assert_eq!(ranges_seen(&backend), ["bytes=2-5", "-"]);
+}
+
+#[test]
+fn a_range_miss_with_credentials_or_no_store_goes_as_it_is() {
+    let backend = ranging("public, max-age=60", open_gate());
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    for own in [
+        ("Authorization", "Basic dXNlcjpwYXNz"),
+        ("Cache-Control", "no-store"),
+    ] {
+        let r = get_with(&proxy, "/c", &[("Range", "bytes=2-5"), own]);
+        expect(&r, 206, "BYPASS", "2345");
+    }
+    assert_eq!(ranges_seen(&backend), ["bytes=2-5", "bytes=2-5"]);
+    expect(&proxy.exchange(|c| c.get("/c")), 200, "MISS", BODY);
+}
+
+#[test]
+fn a_range_miss_found_too_large_as_it_streams_is_asked_again_as_it_is() {
+    let large = pattern(300 * 1024);
+    let backend = Backend::start("origin", move |seen, out| {
+        if let Some((start, end)) = one_span(seen) {
+            let range = format!("bytes {start}-{end}/{}", large.len());
+            let fields = [("Content-Range", range.as_str())];
+            respond(out, 206, &fields, &large[start..=end]);
+            return Action::KeepAlive;
+        }
+        let head = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        let mut bytes = head.as_bytes().to_vec();
+        bytes.extend_from_slice(&chunked(&large, 4096, ""));
+        let _ = out.write_all(&bytes);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let expected = pattern(300 * 1024)[10..=19].to_vec();
+
+    let r = range(&proxy, "/big", "bytes=10-19");
+    assert_eq!((r.status, x_cache(&r)), (206, "BYPASS"), "{}", r.head.raw);
+    assert_eq!(r.body, expected);
+    assert_eq!(ranges_seen(&backend), ["-", "bytes=10-19"]);
+    // Not fetched whole again for a while.
+    let r = range(&proxy, "/big", "bytes=10-19");
+    assert_eq!((r.status, r.body.clone()), (206, expected.clone()));
+    assert_eq!(ranges_seen(&backend), ["-", "bytes=10-19", "bytes=10-19"]);
+
+    // Nor with a cookie, whose answer says nothing of the next plain GET's.
+    let cookied = [("Range", "bytes=10-19"), ("Cookie", "a=b")];
+    for _ in 0..2 {
+        let r = get_with(&proxy, "/cookied", &cookied);
+        assert_eq!((r.status, r.body.clone()), (206, expected.clone()));
+    }
+    assert_eq!(
+        ranges_seen(&backend)[3..],
+        ["-", "bytes=10-19", "bytes=10-19"]
+    );
+}
+
+#[test]
+fn a_range_miss_announced_too_large_is_asked_again_as_it_is() {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let large = pattern(300 * 1024);
+    let backend = Backend::start("origin", move |seen, out| {
+        if let Some((start, end)) = one_span(seen) {
+            let range = format!("bytes {start}-{end}/{}", large.len());
+            let fields = [("Content-Range", range.as_str())];
+            respond(out, 206, &fields, &large[start..=end]);
+            return Action::KeepAlive;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {}\r\n\r\n",
+            large.len()
+        );
+        let _ = out.write_all(head.as_bytes());
+        let _ = out.write_all(&large[..1024]);
+        // The rest never comes while the test runs: a proxy waiting for
+        // the whole body would leave the client waiting.
+        held.wait();
+        let _ = out.write_all(&large[1024..]);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], cache_on);
+
+    let r = range(&proxy, "/huge", "bytes=0-9");
+    assert_eq!((r.status, x_cache(&r)), (206, "BYPASS"), "{}", r.head.raw);
+    assert_eq!(r.body, pattern(10));
+    // The URL's ranges now go as they are.
+    let r = range(&proxy, "/huge", "bytes=0-9");
+    assert_eq!((r.status, r.body.clone()), (206, pattern(10)));
+    gate.open();
+    assert_eq!(ranges_seen(&backend), ["-", "bytes=0-9", "bytes=0-9"]);
+}
+
+#[test]
+fn range_misses_coalesced_on_one_fill_each_get_their_own_part() {
+    let gate = Gate::new();
+    let backend = ranging("max-age=60", gate.clone());
+    let proxy = start_proxy(&[backend.addr], cache_on);
+
+    let mut leader = proxy.connect();
+    leader.send(&request_bytes("GET", "/co", &[("Range", "bytes=0-1")], b""));
+    assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
+    let followers: Vec<&[(&str, &str)]> = vec![
+        &[("Range", "bytes=2-3")],
+        &[("Range", "bytes=-2")],
+        &[],
+        &[("Range", "bytes=100-")],
+    ];
+    let mut clients: Vec<Client> = (followers.iter())
+        .map(|fields| {
+            let mut client = proxy.connect();
+            client.send(&request_bytes("GET", "/co", fields, b""));
+            client
+        })
+        .collect();
+    gate.open();
+    expect(&leader.response(), 206, "MISS", "01");
+    let answers: Vec<(u16, String)> = (clients.iter_mut())
+        .map(|c| {
+            let r = c.response();
+            (r.status, r.body_str())
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (206, "23".to_string()),
+            (206, "ef".to_string()),
+            (200, BODY.to_string()),
+            (416, String::new()),
+        ]
+    );
+    assert_eq!(backend.requests(), 1);
+    assert_eq!(ranges_seen(&backend), ["-"]);
+}
+
+/// A range asked while a whole `GET` of the same URL is being fetched
+/// waits for that fill, as a whole miss would: the origin is asked once.
+#[test]
+fn a_range_during_another_requests_fill_waits_for_it() {
+    let gate = Gate::new();
+    let backend = ranging("max-age=60", gate.clone());
+    let proxy = start_proxy(&[backend.addr], cache_on);
+
+    let mut filling = proxy.connect();
+    filling.send(&request_bytes("GET", "/f", &[], b""));
+    assert!(wait_until(WAIT_LIMIT, || backend.requests() == 1));
+    let mut ranged = proxy.connect();
+    ranged.send(&request_bytes("GET", "/f", &[("Range", "bytes=4-7")], b""));
+    gate.open();
+    expect(&filling.response(), 200, "MISS", BODY);
+    let r = ranged.response();
+    assert_eq!((r.status, r.body_str()), (206, "4567".to_string()));
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_heads_range_miss_is_a_head_miss() {
+    let backend = ranging("max-age=60", open_gate());
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let r = proxy.exchange(|c| c.head_with("/h", &[("Range", "bytes=0-1")]));
+    assert_eq!((r.status, x_cache(&r)), (200, "MISS"), "{}", r.head.raw);
+    assert_eq!(ranges_seen(&backend), ["-"]);
+}
