@@ -1127,18 +1127,20 @@ impl OutState<'_> {
         }
     }
 
-    /// The most bytes that may wait for this client now: `bound`, less
-    /// what every connection's together keep beyond the cache's capacity.
-    fn room(&self, bound: usize) -> usize {
-        let Some(ahead) = &self.read_ahead else {
-            return bound;
+    /// The most bytes that may wait for this client before `incoming`
+    /// more join them: `bound`, less what every connection's together
+    /// would keep beyond the cache's capacity (but [`LEAST_BACKLOG`]).
+    fn room(&self, bound: usize, incoming: usize) -> usize {
+        let after = self.backlog.len() + incoming;
+        let most = match &self.read_ahead {
+            None => bound,
+            Some(ahead) => {
+                let held = ahead.held.load(Ordering::Relaxed) + incoming as u64;
+                let over = usize::try_from(held.saturating_sub(ahead.limit)).unwrap_or(usize::MAX);
+                bound.min(after.saturating_sub(over).max(LEAST_BACKLOG))
+            }
         };
-        let over = ahead
-            .held
-            .load(Ordering::Relaxed)
-            .saturating_sub(ahead.limit);
-        let over = usize::try_from(over).unwrap_or(usize::MAX);
-        bound.min(self.backlog.len().saturating_sub(over).max(LEAST_BACKLOG))
+        most.saturating_sub(incoming)
     }
 }
 
@@ -1177,17 +1179,22 @@ impl Write for &ClientOut<'_> {
                 Err(_) => state.fail(),
             }
         }
-        let mut total = 0;
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        // Room is made before the bytes join what waits: a client that
+        // reads nothing then keeps this write waiting with them still in
+        // the backend's buffer, not counted among every connection's
+        // read-ahead on top of what the bound lets wait.
+        let _ = state.send_until(state.room(bound, total - skip));
         for buf in bufs {
             let from = skip.min(buf.len());
             state.keep(&buf[from..]);
             skip -= from;
-            total += buf.len();
         }
         state.send_now();
         // Taken whole: a failure shows at the next write, and the bytes
-        // that did not go are counted out by `unsent`.
-        let _ = state.send_until(state.room(bound));
+        // that did not go are counted out by `unsent`. (A write larger
+        // than the room waits here with them.)
+        let _ = state.send_until(state.room(bound, 0));
         Ok(total)
     }
 
