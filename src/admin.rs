@@ -1157,6 +1157,37 @@ fn listing_json(listing: &Listing, now: SystemTime, ttl_of: &dyn Fn(&Entry) -> D
     out
 }
 
+/// A stored key as `/cache/entries` lists it: the credentials and
+/// cookies a response varying on them is keyed by written as the access
+/// log writes credentials (`Basic [redacted]`), so that the listing holds
+/// no password or session (two users' variants then read alike).
+fn listed_key(key: &str) -> std::borrow::Cow<'_, str> {
+    let secret = |name: &str| matches!(name, "authorization" | "proxy-authorization" | "cookie");
+    let mut lines = key.split('\n');
+    let primary = lines.next().unwrap_or_default();
+    let variant: Vec<&str> = lines.collect();
+    let holds_secret = |line: &&str| line.split_once('=').is_some_and(|(name, _)| secret(name));
+    if !variant.iter().any(holds_secret) {
+        return key.into();
+    }
+    let mut listed = primary.to_string();
+    for line in variant {
+        listed.push('\n');
+        match line.split_once('=') {
+            Some((name, value)) if secret(name) => {
+                let shown = if name == "cookie" {
+                    "[redacted]".to_string()
+                } else {
+                    auth::redacted(value)
+                };
+                let _ = write!(listed, "{name}={shown}");
+            }
+            _ => listed.push_str(line),
+        }
+    }
+    listed.into()
+}
+
 /// One entry as `/cache/entries` lists it: its key (the Vary part after
 /// a newline, escaped), status, body size, `weight` (what it counts for
 /// against `cache_size`), `age`, `fresh_for` (seconds left, negative once
@@ -1178,7 +1209,7 @@ fn push_entry(out: &mut String, listed: &Listed, now: SystemTime, ttl: Duration)
         / 1000;
     out.push('{');
     json::push_key(out, "key");
-    json::push_str(out, entry.key());
+    json::push_str(out, &listed_key(entry.key()));
     let _ = write!(
         out,
         ",\"status\":{},\"body_bytes\":{},\"weight\":{},\"age\":{},\"fresh_for\":{},\"stale_window_left\":{stale_left},\"validator\":{},\"vary\":[",
@@ -1947,6 +1978,26 @@ mod tests {
             0.0,
         );
         assert!(json.contains("\"validator\":true"), "{json}");
+    }
+
+    #[test]
+    fn credentials_and_cookies_a_key_varies_on_are_listed_redacted() {
+        let key = "h/a\naccept-encoding=gzip\nauthorization=Basic YW5uOnNlY3JldA==\n\
+                   cookie=session=abc123\nproxy-authorization=s3cret";
+        let json = entry_json(stored(key, &[], 0), 1.0);
+        assert!(
+            json.starts_with(
+                "{\"key\":\"h/a\\naccept-encoding=gzip\\nauthorization=Basic [redacted]\\n\
+                 cookie=[redacted]\\nproxy-authorization=[redacted]\","
+            ),
+            "{json}"
+        );
+        // A field the request did not carry keeps its name alone.
+        let json = entry_json(stored("h/b\nauthorization", &[], 0), 1.0);
+        assert!(
+            json.starts_with("{\"key\":\"h/b\\nauthorization\","),
+            "{json}"
+        );
     }
 
     #[test]
