@@ -183,10 +183,9 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool, 
                 continue;
             }
         };
-        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_ADMIN_CONNECTIONS {
-            busy.fetch_sub(1, Ordering::SeqCst);
+        let Some(counted) = Counted::take(&busy) else {
             continue;
-        }
+        };
         // Kept here too, to be answered on this thread if no other can be
         // started: the health check and the metrics matter most when the
         // process is at its thread limit.
@@ -194,13 +193,13 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool, 
         let spawned = std::thread::Builder::new()
             .name("admin-conn".into())
             .spawn({
-                let (held, current, busy) = (held.clone(), current.clone(), busy.clone());
+                let (held, current) = (held.clone(), current.clone());
                 let gate = gate.clone();
                 move || {
+                    let _counted = counted;
                     if let Some(stream) = held.lock().take() {
                         handle(stream, &current, &gate, ADMIN_TIMEOUT);
                     }
-                    busy.fetch_sub(1, Ordering::SeqCst);
                 }
             });
         if let Err(e) = spawned {
@@ -211,11 +210,32 @@ fn accept_loop(listener: TcpListener, current: Arc<Current>, stop: &AtomicBool, 
                      (said at most once a minute)"
                 );
             }
+            // (Its count went with the thread's closure: this thread
+            // accepts no other connection meanwhile.)
             if let Some(stream) = held.lock().take() {
                 handle(stream, &current, gate, INLINE_ADMIN_TIMEOUT);
             }
-            busy.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// One admin connection counted among [`MAX_ADMIN_CONNECTIONS`] until it
+/// is dropped, however its handling ended: a panic in it would otherwise
+/// keep its place taken for good.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn take(busy: &Arc<AtomicUsize>) -> Option<Counted> {
+        let taken = busy.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_ADMIN_CONNECTIONS).then_some(n + 1)
+        });
+        taken.ok().map(|_| Counted(busy.clone()))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
