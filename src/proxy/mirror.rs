@@ -143,6 +143,7 @@ impl Mirrors {
     }
 
     fn work(self: &Arc<Self>) {
+        let _place = Place(self);
         let mut idle_since = Instant::now();
         loop {
             match self.taken.recv_timeout(Duration::from_secs(1)) {
@@ -165,12 +166,6 @@ impl Mirrors {
             }
         }
         self.idle.fetch_sub(1, Ordering::SeqCst);
-        self.threads.fetch_sub(1, Ordering::SeqCst);
-        // A copy queued while this thread was leaving, seeing it idle,
-        // started none.
-        if !self.taken.is_empty() {
-            self.start_thread();
-        }
     }
 
     /// Sends `copy` to a target of its pool, as the settings in force
@@ -345,6 +340,23 @@ fn drain(conn: &mut BufConn<SharedStream<Stream>>, n: usize) -> bool {
         }
         if !matches!(conn.fill(), Ok(read) if read > 0) {
             return false;
+        }
+    }
+}
+
+/// A mirror thread's place among [`MAX_THREADS`], given back when the
+/// thread ends however it ends: a panic in `deliver` would otherwise keep
+/// it taken for good.
+struct Place<'a>(&'a Arc<Mirrors>);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mirrors = self.0;
+        mirrors.threads.fetch_sub(1, Ordering::SeqCst);
+        // A copy queued while this thread was leaving, seeing it idle,
+        // started none.
+        if !mirrors.taken.is_empty() {
+            mirrors.start_thread();
         }
     }
 }
