@@ -5099,6 +5099,15 @@ fn an_entry_the_origin_said_nothing_about_is_never_served_stale() {
     let r = get_with(&proxy, "/me", &[("Cache-Control", "max-stale")]);
     assert_eq!(backend.requests(), 2, "{}", r.head.raw);
     assert_eq!(backend.seen()[1].head.get("if-none-match"), Some("\"v1\""));
+
+    // One with a Last-Modified was fresh for a guessed while (a tenth of
+    // its age, RFC 9111 §4.2.2): it stands in on failure as one with a
+    // lifetime of its own does, as nginx's proxy_cache_use_stale.
+    let modified = now_date(-1000);
+    let guessed = [("Last-Modified", modified.as_str()), ("Age", "200")];
+    let (a, b) = fail_after_storing(&guessed, |_| {});
+    expect(&a, 200, "STALE", "/x #1");
+    expect(&b, 200, "STALE", "/x #1");
 }
 
 #[test]
