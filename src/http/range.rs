@@ -84,7 +84,7 @@ pub fn requested(request: &Headers, stored: &Headers, len: u64) -> Ranged {
 }
 
 /// Whether the stored response's body is in a content coding.
-fn is_coded(stored: &Headers) -> bool {
+pub fn is_coded(stored: &Headers) -> bool {
     (stored.get_all("content-encoding"))
         .flat_map(|value| value.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)

@@ -688,7 +688,7 @@ fn through_cache(
     // each other. Conditions withheld from the origin are not why.
     // Only asked with a flight: none waits on the key otherwise.
     let for_the_url = flight.is_some() && {
-        let vary = settings.vary_names(&fetched.response);
+        let vary = settings.key_names(&fetched.response);
         let plain_get = request.method == "GET"
             && !policy::has_credentials(&request.headers)
             && !["cookie", "if-none-match", "if-modified-since"]
@@ -826,7 +826,7 @@ impl Storing<'_> {
     /// A tee that stores the response `fetched` brings once its body is
     /// whole.
     fn tee<'c>(self, fetched: &Fetched<'_>, fill: Fill, cache: &'c Cache) -> Tee<'c> {
-        let vary = self.settings.vary_names(&fetched.response);
+        let vary = self.settings.key_names(&fetched.response);
         let key = if vary.is_empty() {
             self.primary.to_string()
         } else {

@@ -98,6 +98,24 @@ impl Settings {
             false => vary_names(response),
         }
     }
+
+    /// The request fields a response's variants are keyed on
+    /// ([`Settings::vary_names`]), and `accept-encoding` too when its body
+    /// is in a content coding that `Vary` does not say it chose by: nginx
+    /// gzips without `Vary` unless told `gzip_vary on`, and the
+    /// compressed answer to one client that takes gzip, keyed by the URL
+    /// alone, would go to every client, those that take no coding too.
+    /// Keyed so, it goes to those that send the same `Accept-Encoding`.
+    pub fn key_names(&self, response: &ResponseHead) -> Vec<String> {
+        let mut names = self.vary_names(response);
+        let by_coding = "accept-encoding";
+        if crate::http::range::is_coded(&response.headers) && !names.iter().any(|n| n == by_coding)
+        {
+            names.push(by_coding.to_string());
+            names.sort();
+        }
+        names
+    }
 }
 
 /// Statuses a cache may store without explicit freshness (RFC 9110
@@ -175,7 +193,7 @@ pub fn storable(
     {
         return None;
     }
-    let vary = settings.vary_names(response);
+    let vary = settings.key_names(response);
     if !settings.rendered_fields.is_empty() {
         let rendered =
             |name: &String| (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(name));
