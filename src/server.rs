@@ -272,7 +272,7 @@ fn log_error_pages(config: &Config) {
 /// checker starts: a target in maintenance is not probed), and says what
 /// was applied and what was not.
 fn restore_states(pools: &Pools, path: &std::path::Path) {
-    let restored = state_file::restore(pools, path);
+    let restored = state_file::restore_at_start(pools, path);
     if restored.missing {
         log::info!(
             "state_file {}: none yet; every target starts ready",

@@ -17,8 +17,55 @@ use std::time::{Duration, Instant, SystemTime};
 /// Writes the cache to `path` (temporary file, fsync, rename). Only
 /// pointer copies happen under the cache lock.
 pub fn snapshot(cache: &Cache, path: &Path) -> Result<SnapshotStats, PersistError> {
+    snapshot_file(cache, path).map(|(stats, _)| stats)
+}
+
+/// [`snapshot`], and the file it wrote as [`FileId`] tells it apart.
+fn snapshot_file(cache: &Cache, path: &Path) -> Result<(SnapshotStats, FileId), PersistError> {
     let entries = cache.entries();
-    persist::write_snapshot(path, entries.iter().map(|e| &e.record))
+    persist::write_atomically(path, |out| {
+        let stats = persist::write_records(out, entries.iter().map(|e| &e.record))?;
+        // Read from the file written, before the rename: another process
+        // may rename its own over it as soon as the directory is unlocked.
+        let id = FileId::of(&out.get_ref().metadata()?, stats.bytes);
+        Ok((stats, id))
+    })
+}
+
+/// What tells the snapshot this process wrote (or loaded) from one
+/// another process wrote over it since: the old or the new process of an
+/// upgrade under `reuse_port` share `path_to_persistence`, and the old
+/// one's last snapshot, at its exit, replaces the new one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+    len: u64,
+}
+
+impl FileId {
+    /// `len` apart from `meta`: a file still being written is longer
+    /// once its buffer is flushed.
+    fn of(meta: &std::fs::Metadata, len: u64) -> FileId {
+        #[cfg(unix)]
+        let (device, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (device, inode) = {
+            let _ = meta;
+            (0, 0)
+        };
+        FileId { device, inode, len }
+    }
+
+    /// The file at `path` now (through symlinks, as snapshots are
+    /// written); `None` when there is none or it cannot be read.
+    fn at(path: &Path) -> Option<FileId> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileId::of(&meta, meta.len()))
+    }
 }
 
 /// Fills the cache from a snapshot file. Never fails the start: damage or
@@ -126,15 +173,7 @@ impl Timer {
         let (stop, stopped) = bounded::<()>(1);
         // Read here, not in the thread: requests may change the cache before
         // the thread first runs, and those changes must count as unwritten.
-        let mut file = path.map(|path| SnapshotFile {
-            // What was loaded belongs on disk, also when the file it came
-            // from was damaged and moved aside: written at the first tick,
-            // not at the first change, which may never come before a crash.
-            on_disk: path.exists() || !cache.is_empty(),
-            path,
-            written: cache.generation(),
-            failing: Throttle::default(),
-        });
+        let mut file = path.map(|path| SnapshotFile::new(&cache, path));
         let thread = std::thread::Builder::new()
             .name("cache-timer".into())
             .spawn(move || {
@@ -193,13 +232,42 @@ struct SnapshotFile {
     on_disk: bool,
     /// The cache generation it holds.
     written: u64,
+    /// The file this process last wrote, or the one it loaded.
+    ours: Option<FileId>,
     failing: Throttle,
 }
 
 impl SnapshotFile {
+    fn new(cache: &Cache, path: PathBuf) -> SnapshotFile {
+        SnapshotFile {
+            // What was loaded belongs on disk, also when the file it came
+            // from was damaged and moved aside: written at the first tick,
+            // not at the first change, which may never come before a crash.
+            on_disk: path.exists() || !cache.is_empty(),
+            ours: FileId::at(&path),
+            path,
+            written: cache.generation(),
+            failing: Throttle::default(),
+        }
+    }
+
+    /// Whether the file at the path is another than the one this process
+    /// wrote or loaded: another process's snapshot (the old one's at the
+    /// end of an upgrade), which holds what that process cached, not what
+    /// this one does, and would otherwise stay until this cache changes
+    /// (a crash meanwhile would restart from it).
+    fn replaced(&self) -> bool {
+        match (self.ours, FileId::at(&self.path)) {
+            (Some(ours), Some(now)) => ours != now,
+            (None, Some(_)) => self.on_disk,
+            _ => false,
+        }
+    }
+
     /// Writes a snapshot if the cache changed since the last one, if the
     /// file went missing (deleted while the proxy runs: nothing else would
-    /// bring it back before the next change), or at the last moment if
+    /// bring it back before the next change) or was replaced by another
+    /// process's (see [`SnapshotFile::replaced`]), or at the last moment if
     /// reads changed the recency. A failure is tried again next time, and
     /// said once a minute while it lasts; the last one, at shutdown, is
     /// always said: the next start will not find what it held.
@@ -208,12 +276,13 @@ impl SnapshotFile {
         let force = matches!(moment, Moment::Last { touched: true });
         let now = cache.generation();
         let missing = self.on_disk && !self.path.exists();
-        if now == self.written && !force && !missing {
+        if now == self.written && !force && !missing && !self.replaced() {
             return;
         }
         let started = Instant::now();
-        match snapshot(cache, &self.path) {
-            Ok(stats) => {
+        match snapshot_file(cache, &self.path) {
+            Ok((stats, id)) => {
+                self.ours = Some(id);
                 let micros = started.elapsed().as_micros() as u64;
                 cache.stats.snapshot_micros.fetch_add(micros, Relaxed);
                 cache.stats.snapshot_writes.fetch_add(1, Relaxed);
@@ -262,4 +331,48 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::persist::Record;
+
+    #[test]
+    fn a_snapshot_another_process_wrote_over_this_ones_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let now = unix_ms(SystemTime::now());
+        let record = Record {
+            key: b"h/a".to_vec(),
+            head: b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n".to_vec(),
+            body: Arc::from(&b"a"[..]),
+            stored_at: now,
+            expires_at: now + 600_000,
+            stale_until: now + 600_000,
+        };
+        persist::write_snapshot(&path, [&record]).unwrap();
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let settings = Settings::default();
+        assert_eq!(load(&cache, &path, |_| Some(&settings)), 1);
+        let mut file = SnapshotFile::new(&cache, path.clone());
+        let writes = || cache.stats.snapshot_writes.load(Relaxed);
+        // Nothing changed, and the file is the one loaded: not written.
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 0);
+        // The old process of an upgrade under reuse_port writes its last
+        // snapshot as it exits: what it held, not what this one holds.
+        persist::write_snapshot(&path, []).unwrap();
+        file.write_if_needed(&cache, Moment::Tick);
+        let on_disk = persist::load_snapshot(&path, now, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(
+            on_disk.records.len(),
+            1,
+            "this process's cache is on disk again"
+        );
+        assert_eq!(writes(), 1);
+        // Its own file is not written again.
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 1);
+    }
 }

@@ -62,6 +62,7 @@ use std::io::{self, Read, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The first word of the first line.
 const MAGIC: &str = "inverso-state";
@@ -91,6 +92,9 @@ pub struct Line {
 pub struct Parsed {
     /// The lines that parse, in file order.
     pub lines: Vec<Line>,
+    /// Another version's file, or a first line that names the format
+    /// without a version: nothing was applied.
+    pub foreign: bool,
     pub warnings: Warnings,
 }
 
@@ -159,6 +163,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 "format version {other}; this build reads version {FORMAT_VERSION}: nothing applied"
             );
             parsed.warnings.push(Some(1), message);
+            parsed.foreign = true;
             return parsed;
         }
         Some(Header::Bad) => {
@@ -167,6 +172,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                  nothing applied"
             );
             parsed.warnings.push(Some(1), message);
+            parsed.foreign = true;
             return parsed;
         }
         Some(Header::None) => {
@@ -252,6 +258,9 @@ pub struct Restored {
     pub applied: Vec<String>,
     /// What was skipped or ignored and why, naming the file and the line.
     pub warnings: Vec<String>,
+    /// The file is another version's (or names the format without a
+    /// version): nothing of it was applied.
+    pub foreign: bool,
 }
 
 /// Reads the state file at `path` and puts the targets it names in their
@@ -273,6 +282,7 @@ pub fn restore(upstreams: &Pools, path: &Path) -> Restored {
                 warnings.push(None, message);
             }
             let parsed = parse(&bytes);
+            restored.foreign = parsed.foreign;
             let parse_warnings = parsed.warnings;
             for (line, message) in parse_warnings.said {
                 warnings.push(line, message);
@@ -304,6 +314,32 @@ pub fn restore(upstreams: &Pools, path: &Path) -> Restored {
         warnings.push(None, problem);
     }
     restored.warnings = warnings.said_of(&file);
+    restored
+}
+
+/// [`restore`] at start-up: a file of another version, of which nothing
+/// was applied, is then moved aside as the cache snapshot's is (to
+/// `NAME.unread-SECONDS`, see [`persist::set_aside`]), so that the first
+/// write of the states (a `PUT`, a reload) does not destroy it: the
+/// newer version an operator went back from, started again, finds its
+/// states there by hand.
+pub fn restore_at_start(upstreams: &Pools, path: &Path) -> Restored {
+    let mut restored = restore(upstreams, path);
+    if restored.foreign {
+        let file = format!("state_file {}", printable(&path.display().to_string()));
+        let now = (SystemTime::now().duration_since(UNIX_EPOCH)).map_or(0, |d| d.as_secs());
+        match persist::set_aside(path, "unread", now) {
+            Ok(Some(aside)) => restored.warnings.push(format!(
+                "{file}: kept as {} (the next write of the states would replace it)",
+                printable(&aside.display().to_string())
+            )),
+            Ok(None) => {}
+            Err(e) => restored.warnings.push(format!(
+                "{file}: it could not be moved aside ({}), and the next write of the states will replace it",
+                with_causes(&e)
+            )),
+        }
+    }
     restored
 }
 
@@ -525,6 +561,34 @@ mod tests {
             warnings[0].starts_with("f:1: no `inverso-state 1` line"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn another_versions_file_is_moved_aside_at_start_up_not_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let newer = b"inverso-state 2\n127.0.0.1:3 maint weight=0\n";
+        std::fs::write(&path, newer).unwrap();
+        let up = three_of_a_name_and_two();
+        let restored = restore_at_start(&up, &path);
+        assert!(restored.foreign && restored.applied.is_empty());
+        assert!(
+            restored.warnings[1].contains("kept as"),
+            "{:?}",
+            restored.warnings
+        );
+        // The first change through the admin listener writes the states.
+        save(&path, &up).unwrap();
+        let aside: Vec<_> = (std::fs::read_dir(dir.path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p != &path)
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert!(aside[0].to_string_lossy().contains("state.unread-"));
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), newer);
+        // A file this version reads stays where it is.
+        let restored = restore_at_start(&up, &path);
+        assert!(!restored.foreign && path.exists());
     }
 
     #[test]
