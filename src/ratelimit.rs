@@ -19,7 +19,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// Shards of the table: requests from different addresses rarely wait on
@@ -93,11 +93,32 @@ pub enum Who<'a> {
 /// an IPv6 client's /64. A /64 is what one home or host is given, as one
 /// IPv4 address is a home's behind its NAT; counted by the whole address,
 /// a client would make itself a new bucket and a new connection count
-/// with each of the 2^64 addresses it may use.
+/// with each of the 2^64 addresses it may use. An IPv6 address that
+/// stands for an IPv4 one ([`ipv4_within`]) counts as that.
 pub fn counted_as(client: IpAddr) -> IpAddr {
     match client.to_canonical() {
-        IpAddr::V6(ip) => IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> 64))),
+        IpAddr::V6(ip) => match ipv4_within(ip) {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> 64))),
+        },
         ip => ip,
+    }
+}
+
+/// The IPv4 client an IPv6 address is made from, where its /64 is not
+/// that client's: NAT64's well-known prefix (`64:ff9b::/96`, RFC 6052),
+/// whose one /64 is every IPv4 client of a proxy behind it; 6to4
+/// (`2002::/16`, RFC 3056), whose IPv4 host has a /48 of 65,536 /64s;
+/// Teredo (`2001::/32`, RFC 4380), whose /64 is its relay server's,
+/// shared by all its clients, the client's own public address being the
+/// last 32 bits, inverted.
+fn ipv4_within(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let low = (u128::from(ip) & u128::from(u32::MAX)) as u32;
+    match ip.segments() {
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(Ipv4Addr::from(low)),
+        [0x2002, high, next, ..] => Some(Ipv4Addr::from(u32::from(high) << 16 | u32::from(next))),
+        [0x2001, 0, ..] => Some(Ipv4Addr::from(!low)),
+        _ => None,
     }
 }
 
@@ -355,6 +376,22 @@ mod tests {
         assert_eq!(counted("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
         assert_eq!(counted("::ffff:192.0.2.7"), "192.0.2.7");
         assert_eq!(counted("192.0.2.7"), "192.0.2.7");
+    }
+
+    #[test]
+    fn an_ipv6_address_that_stands_for_an_ipv4_one_counts_as_that() {
+        let counted = |ip: &str| counted_as(ip.parse().unwrap()).to_string();
+        // IPv4 clients through NAT64 (RFC 6052's well-known prefix): each
+        // its own, not every IPv4 client as one /64.
+        assert_eq!(counted("64:ff9b::c000:207"), "192.0.2.7");
+        assert_eq!(counted("64:ff9b::c000:208"), "192.0.2.8");
+        // 6to4 (RFC 3056): one IPv4 host's 65,536 /64s are one client.
+        assert_eq!(counted("2002:c000:207:1::1"), "192.0.2.7");
+        assert_eq!(counted("2002:c000:207:ffff::1"), "192.0.2.7");
+        // Teredo (RFC 4380): the client's public address, inverted, last;
+        // not its server's, which every client of that server shares.
+        assert_eq!(counted("2001:0:4136:e378:8000:63bf:3fff:fdf8"), "192.0.2.7");
+        assert_eq!(counted("2001:0:4136:e378:8000:63bf:3fff:fdf7"), "192.0.2.8");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod support;
 use inverso::Config;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use support::*;
 
 /// What the origin serves for every URL.
@@ -298,4 +299,34 @@ fn a_heads_range_miss_is_a_head_miss() {
     let r = proxy.exchange(|c| c.head_with("/h", &[("Range", "bytes=0-1")]));
     assert_eq!((r.status, x_cache(&r)), (200, "MISS"), "{}", r.head.raw);
     assert_eq!(ranges_seen(&backend), ["-"]);
+}
+
+/// The whole body a range miss is cut from may take longer to arrive
+/// than `connection_timeout`, each read within `backend_timeout`, as a
+/// large video does: a miss relayed whole streams it, and the range is
+/// answered once it is whole, not refused 502 (every next range of the
+/// URL refused the same way) for the time the whole took.
+#[test]
+fn a_range_miss_whose_whole_body_arrives_slowly_is_answered() {
+    let backend = Backend::start("origin", |_, out| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {}\r\n\r\n",
+            BODY.len()
+        );
+        let _ = out.write_all(head.as_bytes());
+        let _ = out.write_all(&BODY.as_bytes()[..8]);
+        // Longer than the proxy's connection_timeout, well within its
+        // backend_timeout.
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = out.write_all(&BODY.as_bytes()[8..]);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c);
+        c.connection_timeout = Duration::from_secs(1);
+        c.backend_timeout = Some(Duration::from_secs(30));
+    });
+    expect(&range(&proxy, "/slow", "bytes=10-13"), 206, "MISS", "abcd");
+    expect(&range(&proxy, "/slow", "bytes=0-1"), 206, "HIT", "01");
+    assert_eq!(backend.requests(), 1);
 }

@@ -377,8 +377,6 @@ struct Withheld<'a> {
     bodiless: Entry,
     /// Why the request went on (`Cache-Status`).
     fwd: &'static str,
-    /// How long the body may take, in all.
-    within: Duration,
 }
 
 impl Withheld<'_> {
@@ -401,7 +399,10 @@ impl Withheld<'_> {
         let mut cookies = Vec::new();
         (fetched.response.headers).write_named(&["set-cookie"], &mut cookies);
         let request = self.answering.request;
-        let entry = match relay::absorb(client, fetched, tee, self.within) {
+        // No more time in all than a miss relayed whole gets: a large
+        // body (a video a range was asked of) may take longer than
+        // `connection_timeout`, each read within the backend's timeout.
+        let entry = match relay::absorb(client, fetched, tee, None) {
             Absorbed::Whole => self.kept.get().cloned(),
             Absorbed::TooLarge => {
                 let bodiless = Arc::new(self.bodiless);
@@ -476,27 +477,9 @@ fn through_cache(
     let mut waited = false;
     loop {
         if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, ttl) {
-            match usable {
-                Use::Fresh => {
-                    return Some(serve_entry(
-                        client,
-                        &answering,
-                        &entry,
-                        Status::Hit,
-                        None,
-                        b"",
-                    ))
-                }
-                Use::AllowedStale => {
-                    return Some(serve_entry(
-                        client,
-                        &answering,
-                        &entry,
-                        Status::Stale,
-                        None,
-                        b"",
-                    ))
-                }
+            let served = match usable {
+                Use::Fresh => Some(Status::Hit),
+                Use::AllowedStale => Some(Status::Stale),
                 // A request with credentials revalidates in the foreground:
                 // what it would bring back is its own, not the cache's. So
                 // does one with `no-store`, whose answer nothing may keep
@@ -506,19 +489,15 @@ fn through_cache(
                 {
                     // Revalidated after the response (see `refresh`).
                     client.after_response = Some(Refresh::of(&request, &entry, primary.clone()));
-                    return Some(serve_entry(
-                        client,
-                        &answering,
-                        &entry,
-                        Status::Stale,
-                        None,
-                        b"",
-                    ));
+                    Some(Status::Stale)
                 }
-                Use::StaleRevalidating => stored = Some(entry),
-                Use::Validate => {
-                    stored = Some(entry);
+                Use::StaleRevalidating | Use::Validate => None,
+            };
+            match served {
+                Some(status) => {
+                    return Some(serve_entry(client, &answering, &entry, status, None, b""))
                 }
+                None => stored = Some(entry),
             }
         }
         if req_cc.only_if_cached {
@@ -767,7 +746,6 @@ fn through_cache(
             } else {
                 "uri-miss"
             },
-            within: shared.config.connection_timeout,
         };
         let Some(answered) = withheld.answer(client, fetched, tee) else {
             // Too large to store: the URL's ranges go as they are for a
@@ -1153,7 +1131,7 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
-            match relay::absorb(client, fetched, &mut tee, within) {
+            match relay::absorb(client, fetched, &mut tee, Some(within)) {
                 Absorbed::TooLarge => {
                     // As a Content-Length past max_object_size (below) does.
                     cache.invalidate(&primary);

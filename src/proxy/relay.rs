@@ -377,14 +377,15 @@ pub(super) enum Absorbed {
     Failed,
 }
 
-/// Reads a response's body into `tee` alone: a revalidation no client
-/// waits for. Past the tee's limit, or `within` from now, it gives up and
-/// closes the connection; a body that ends cleanly returns it to the pool.
+/// Reads a response's body into `tee` alone, before anything of it goes
+/// to a client. Past the tee's limit, or `within` from now if given, it
+/// gives up and closes the connection; a body that ends cleanly returns it
+/// to the pool. Each read waits at most the backend's timeout.
 pub(super) fn absorb(
     client: &Client,
     fetched: Fetched<'_>,
     tee: &mut Tee<'_>,
-    within: Duration,
+    within: Option<Duration>,
 ) -> Absorbed {
     match read_body(client, fetched, tee.limit, within, |piece| tee.push(piece)) {
         Ok(_) => {
@@ -410,25 +411,25 @@ pub(super) fn read_whole(
     within: Duration,
 ) -> Result<(ResponseHead, Vec<u8>), Failure> {
     let mut body = Vec::new();
-    let response = read_body(client, fetched, limit, within, |piece| {
+    let response = read_body(client, fetched, limit, Some(within), |piece| {
         body.extend_from_slice(piece)
     })?;
     Ok((response, body))
 }
 
 /// Reads a response's body to its end into `sink`, for no client waiting
-/// on its pieces: past `limit` bytes, or `within` from now, it gives up
-/// and closes the connection; a body that ends cleanly returns it to the
+/// on its pieces: past `limit` bytes, or `within` from now if given, it
+/// gives up and closes the connection; a body that ends cleanly returns it to the
 /// pool. A failure is held against the target, but for a body that is
 /// only too large for this use.
 fn read_body(
     client: &Client,
     fetched: Fetched<'_>,
     limit: u64,
-    within: Duration,
+    within: Option<Duration>,
     mut sink: impl FnMut(&[u8]),
 ) -> Result<ResponseHead, Failure> {
-    let deadline = Instant::now() + within;
+    let deadline = within.and_then(|within| Instant::now().checked_add(within));
     // The target serves this exchange until its body is read: it counts
     // against max_conns until then.
     let AfterHead {
@@ -441,7 +442,9 @@ fn read_body(
     let mut reader = BodyReader::with_limit(kind, limit);
     loop {
         match reader.next(&mut up.conn) {
-            Ok(Some(_)) if Instant::now() > deadline => return Err(Failure::Timeout),
+            Ok(Some(_)) if deadline.is_some_and(|d| Instant::now() > d) => {
+                return Err(Failure::Timeout)
+            }
             Ok(Some(piece)) => sink(piece),
             Ok(None) => break,
             Err(e @ BodyError::TooLarge(_)) => return Err(Failure::from(e)),
