@@ -1138,7 +1138,7 @@ impl OutState<'_> {
         let most = match &self.read_ahead {
             None => bound,
             Some(ahead) => {
-                let held = ahead.held.load(Ordering::Relaxed) + incoming as u64;
+                let held = (ahead.held.load(Ordering::Relaxed)).saturating_add(incoming as u64);
                 let over = usize::try_from(held.saturating_sub(ahead.limit)).unwrap_or(usize::MAX);
                 bound.min(after.saturating_sub(over).max(LEAST_BACKLOG))
             }
