@@ -1,0 +1,406 @@
+//! `GET /metrics`: every counter and gauge the proxy keeps, in the
+//! Prometheus text format.
+
+use super::prometheus::{counter, family, histogram_lines, label, labeled_counter};
+use crate::cache::Named;
+use crate::metrics::STATUS_CLASSES;
+use crate::proxy::Shared;
+use crate::upstream::admin_state::AdminState;
+use crate::upstream::Upstream;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+/// The Prometheus text exposition format (version 0.0.4).
+pub fn metrics_text(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut out = String::with_capacity(4096);
+
+    family(
+        &mut out,
+        "inverso_requests_total",
+        "counter",
+        "Client requests answered, by status class.",
+    );
+    for (class, n) in STATUS_CLASSES.iter().zip(m.requests()) {
+        let _ = writeln!(out, "inverso_requests_total{{class=\"{class}\"}} {n}");
+    }
+
+    family(
+        &mut out,
+        "inverso_request_duration_seconds",
+        "histogram",
+        "Time from a request head's arrival to the last byte of its response.",
+    );
+    let (buckets, sum) = m.durations();
+    histogram_lines(
+        &mut out,
+        "inverso_request_duration_seconds",
+        "",
+        &buckets,
+        sum,
+    );
+
+    family(
+        &mut out,
+        "inverso_connections_in_flight",
+        "gauge",
+        "Client connections open.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_connections_in_flight {}",
+        m.connections.load(Ordering::Relaxed)
+    );
+
+    // Each pool's totals, as HAProxy's per-backend families: what the
+    // clients of its requests got, and how many of its targets may serve.
+    family(
+        &mut out,
+        "inverso_pool_requests_total",
+        "counter",
+        "Client requests routed to each pool, by the status class of their answer (a backend's, the cache's or the proxy's own).",
+    );
+    for pool in shared.pools.iter() {
+        let name = label(pool.name());
+        for (class, n) in STATUS_CLASSES.iter().zip(pool.stats().answers.counts()) {
+            let _ = writeln!(
+                out,
+                "inverso_pool_requests_total{{pool=\"{name}\",class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "inverso_pool_targets_usable",
+        "gauge",
+        "Targets of each pool that may take a new request now: up, neither drained nor in maintenance.",
+    );
+    let now = Instant::now();
+    for pool in shared.pools.iter() {
+        let _ = writeln!(
+            out,
+            "inverso_pool_targets_usable{{pool=\"{}\"}} {}",
+            label(pool.name()),
+            pool.usable(now)
+        );
+    }
+
+    // Each target with its labels: its name, then its pool's (`default`
+    // for `targets`), as HAProxy's per-server metrics carry their
+    // backend's as `proxy`.
+    let targets: Vec<(&Upstream, String)> = (shared.pools.iter())
+        .flat_map(|pool| pool.targets().iter().map(move |t| (t, pool.name())))
+        .map(|(t, pool)| {
+            let labels = format!("target=\"{}\",pool=\"{}\"", label(&t.name), label(pool));
+            (t, labels)
+        })
+        .collect();
+    for (name, kind, help) in [
+        (
+            "inverso_upstream_requests_total",
+            "counter",
+            "Requests sent to each backend.",
+        ),
+        (
+            "inverso_upstream_failures_total",
+            "counter",
+            "Requests that failed at each backend (connect, timeout, bad reply).",
+        ),
+        (
+            "inverso_upstream_in_flight",
+            "gauge",
+            "Requests at each backend right now.",
+        ),
+        (
+            "inverso_upstream_up",
+            "gauge",
+            "1 while a backend is healthy, 0 while health checks or failures keep it out.",
+        ),
+    ] {
+        family(&mut out, name, kind, help);
+        let now = std::time::Instant::now();
+        for (t, labels) in &targets {
+            let value = match name {
+                "inverso_upstream_up" => u64::from(t.health.usable(now)),
+                "inverso_upstream_in_flight" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
+                "inverso_upstream_failures_total" => t.stats.failures.load(Ordering::Relaxed),
+                _ => t.stats.requests.load(Ordering::Relaxed),
+            };
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    family(
+        &mut out,
+        "inverso_upstream_responses_total",
+        "counter",
+        "Response heads received from each backend, by status class (retried ones too).",
+    );
+    for (t, labels) in &targets {
+        for (class, n) in STATUS_CLASSES.iter().zip(t.stats.responses.counts()) {
+            let _ = writeln!(
+                out,
+                "inverso_upstream_responses_total{{{labels},class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "inverso_upstream_header_seconds",
+        "histogram",
+        "Time each backend took to send its response head once it had the request.",
+    );
+    for (t, labels) in &targets {
+        let (buckets, sum) = t.stats.header_times.cumulative();
+        histogram_lines(
+            &mut out,
+            "inverso_upstream_header_seconds",
+            &format!("{labels},"),
+            &buckets,
+            sum,
+        );
+    }
+
+    family(
+        &mut out,
+        "inverso_upstream_admin_state",
+        "gauge",
+        "1 for the state the operator set each backend in (ready, drain or maint), 0 for the others.",
+    );
+    for (t, labels) in &targets {
+        let current = t.health.admin_state();
+        for state in AdminState::ALL {
+            let _ = writeln!(
+                out,
+                "inverso_upstream_admin_state{{{labels},state=\"{state}\"}} {}",
+                u8::from(state == current)
+            );
+        }
+    }
+
+    labeled_counter(
+        &mut out,
+        ("inverso_config_reloads_total", "result"),
+        "Configuration reloads (SIGHUP), applied or refused.",
+        &[("applied", &m.reloads), ("refused", &m.reloads_refused)],
+    );
+
+    counter(
+        &mut out,
+        "inverso_target_address_changes_total",
+        "Names whose set of addresses changed while the proxy ran (resolve_interval): one came, one went, or it moved.",
+        m.address_changes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_upstream_queued_total",
+        "Requests that waited for a slot because the targets that could serve them were at max_conns.",
+        m.queued.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_rate_limited_total",
+        "Requests answered 429 because their client address was over rate_limit.",
+        m.rate_limited.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_access_denied_total",
+        "Requests answered 403 because their client address was refused by allow_from or deny_from.",
+        m.access_denied.load(Ordering::Relaxed),
+    );
+    labeled_counter(
+        &mut out,
+        ("inverso_auth_refused_total", "reason"),
+        "Requests answered 401 by auth_basic: without credentials (a browser's first request), or with a user or password that is not in auth_basic_user_file.",
+        &[("missing", &m.auth_missing), ("wrong", &m.auth_wrong)],
+    );
+    labeled_counter(
+        &mut out,
+        ("inverso_auth_requests_total", "result"),
+        "Requests asked of the auth_request pool: let through (a 2xx), refused (any other answer, sent to the client), or failed (the pool could not be asked: 502, 503 or 504); or let through unasked on a yes auth_request_cache kept (cached).",
+        &[
+            ("allowed", &m.auth_requests_allowed),
+            ("denied", &m.auth_requests_denied),
+            ("failed", &m.auth_requests_failed),
+            ("cached", &m.auth_requests_cached),
+        ],
+    );
+    labeled_counter(
+        &mut out,
+        ("inverso_mirror_requests_total", "result"),
+        "Copies of requests sent to a mirror pool: answered (the answer dropped), failed (no answer), or dropped unsent (the queue full, a body streamed, no target to take it).",
+        &[
+            ("answered", &m.mirror_answered),
+            ("failed", &m.mirror_failed),
+            ("dropped", &m.mirror_dropped),
+        ],
+    );
+    counter(
+        &mut out,
+        "inverso_https_redirects_total",
+        "Requests that came over plain HTTP answered with a redirect to HTTPS (redirect_to_https).",
+        m.https_redirects.load(Ordering::Relaxed),
+    );
+    // Counted by the rules themselves; a reload keeps a rule's count
+    // while it keeps its name.
+    family(
+        &mut out,
+        "inverso_rewrites_total",
+        "counter",
+        "Requests each rewrite.<name> rule applied to: its path rewritten, or the request redirected.",
+    );
+    for rule in shared.config.rewrites.iter() {
+        let _ = writeln!(
+            out,
+            "inverso_rewrites_total{{rule=\"{}\"}} {}",
+            label(rule.name()),
+            rule.applied()
+        );
+    }
+    if let Some(served) = &shared.config.tls_served {
+        family(
+            &mut out,
+            "inverso_tls_certificate_expiry_seconds",
+            "gauge",
+            "When each certificate of tls_certificates stops being valid (its notAfter), in seconds since the Unix epoch.",
+        );
+        for (path, until) in served.valid_until() {
+            let Some(secs) = until.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            else {
+                continue;
+            };
+            let file = label(&path.display().to_string());
+            let secs = secs.as_secs();
+            let _ = writeln!(
+                out,
+                "inverso_tls_certificate_expiry_seconds{{file=\"{file}\"}} {secs}"
+            );
+        }
+    }
+    labeled_counter(
+        &mut out,
+        ("inverso_tls_handshakes_total", "result"),
+        "TLS handshakes on tls_port: completed, or failed (the client gave up or timed out, spoke plain HTTP, or shared no protocol version or cipher suite).",
+        &[("ok", &m.tls_handshakes), ("failed", &m.tls_handshake_failures)],
+    );
+    let gzip = &m.gzip;
+    counter(
+        &mut out,
+        "inverso_gzip_responses_total",
+        "Responses sent compressed with gzip, relayed or from the cache.",
+        gzip.responses.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_gzip_bytes_in_total",
+        "Body bytes of the responses sent compressed, before compression.",
+        gzip.bytes_in.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_gzip_bytes_out_total",
+        "Body bytes of the responses sent compressed, as sent.",
+        gzip.bytes_out.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_access_log_lost_lines_total",
+        "Access-log lines a sink (stdout, the file) could not take, e.g. on a full disk.",
+        shared.log.lost(),
+    );
+
+    let Some(cache) = &shared.cache else {
+        return out;
+    };
+    let s = &cache.stats;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    labeled_counter(
+        &mut out,
+        ("inverso_cache_requests_total", "result"),
+        "Requests that went through the cache, by X-Cache result.",
+        &[
+            ("hit", &s.hits),
+            ("miss", &s.misses),
+            ("stale", &s.stale),
+            ("revalidated", &s.revalidated),
+            ("bypass", &s.bypass),
+        ],
+    );
+    for (name, kind, help, value) in [
+        (
+            "inverso_cache_entries",
+            "gauge",
+            "Responses stored (each Vary variant counts).",
+            cache.len() as f64,
+        ),
+        (
+            "inverso_cache_bytes",
+            "gauge",
+            "Bytes the entries take, counted as cache_size is (body, head, key and bookkeeping).",
+            cache.bytes() as f64,
+        ),
+        (
+            "inverso_cache_capacity_bytes",
+            "gauge",
+            "The cache's capacity (cache_size).",
+            cache.capacity() as f64,
+        ),
+        (
+            "inverso_cache_read_ahead_bytes",
+            "gauge",
+            "Bytes of responses being stored that wait for slow clients to take them (at most cache_size in all, but 64 KiB each).",
+            load(&s.read_ahead) as f64,
+        ),
+        (
+            "inverso_cache_evictions_total",
+            "counter",
+            "Entries evicted to make room.",
+            load(&s.evictions) as f64,
+        ),
+        (
+            "inverso_cache_snapshot_failures_total",
+            "counter",
+            "Snapshot writes that failed.",
+            load(&s.snapshot_failures) as f64,
+        ),
+    ] {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    for (name, help, counts) in [
+        (
+            "inverso_cache_purges_total",
+            "Purges taken on the admin listener, by what they name and whether soft.",
+            &s.purges,
+        ),
+        (
+            "inverso_cache_purged_entries_total",
+            "Entries the purges named: removed (hard) or marked stale (soft).",
+            &s.purged_entries,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for kind in Named::ALL {
+            for (mode, counter) in ["hard", "soft"].iter().zip(&counts[kind as usize]) {
+                let n = load(counter);
+                let kind = kind.label();
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\",mode=\"{mode}\"}} {n}");
+            }
+        }
+    }
+    family(
+        &mut out,
+        "inverso_cache_snapshot_duration_seconds",
+        "summary",
+        "Snapshot files written, and the time spent writing them.",
+    );
+    let _ = writeln!(
+        out,
+        "inverso_cache_snapshot_duration_seconds_sum {}\ninverso_cache_snapshot_duration_seconds_count {}",
+        load(&s.snapshot_micros) as f64 / 1e6,
+        load(&s.snapshot_writes)
+    );
+    out
+}

@@ -1,0 +1,141 @@
+//! `GET /status`: the targets, the pools and the cache, as one JSON object.
+
+use super::targets::push_name_and_address;
+use crate::json;
+use crate::metrics::STATUS_CLASSES;
+use crate::proxy::Shared;
+use crate::upstream::pools::Pools;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// `/status`: the targets and the cache, as one JSON object.
+pub fn status_json(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut out = String::with_capacity(1024);
+    let requests: u64 = m.requests().iter().sum();
+    let _ = write!(
+        out,
+        "{{\"shutting_down\":{},\"connections\":{},\"requests\":{requests},\"targets\":[",
+        shared.shutting_down.load(Ordering::Relaxed),
+        m.connections.load(Ordering::Relaxed),
+    );
+    let in_pools = (shared.pools.iter()).flat_map(|p| p.targets().iter().map(move |t| (p, t)));
+    for (i, (pool, t)) in in_pools.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        push_name_and_address(&mut out, t);
+        out.push(',');
+        json::push_key(&mut out, "pool");
+        json::push_str(&mut out, pool.name());
+        // Its own `max_fails=`/`fail_timeout=`, or the keys'.
+        let passive = t.health.passive();
+        let _ = write!(
+            out,
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            t.weight,
+            t.backup,
+            match t.max_conns {
+                0 => "null".to_string(),
+                n => n.to_string(),
+            },
+            passive.max_fails,
+            passive.fail_timeout.as_millis(),
+            t.health.usable(std::time::Instant::now()),
+            t.health.admin_state(),
+            t.stats.in_flight.load(Ordering::Relaxed),
+            t.stats.requests.load(Ordering::Relaxed),
+            t.stats.failures.load(Ordering::Relaxed),
+        );
+    }
+    out.push_str("],\"pools\":");
+    push_pools(&mut out, &shared.pools, Instant::now());
+    out.push_str(",\"cache\":");
+    push_cache_totals(&mut out, shared);
+    out.push_str("}\n");
+    out
+}
+
+/// `/status`'s `pools` array: each pool's name, how many targets it has
+/// and how many of them may take a new request, and the answers its
+/// requests got by status class (as `/metrics` has them).
+fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
+    out.push('[');
+    for (i, pool) in pools.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(out, "name");
+        json::push_str(out, pool.name());
+        let _ = write!(
+            out,
+            ",\"targets\":{},\"usable\":{},\"requests\":{{",
+            pool.targets().len(),
+            pool.usable(now)
+        );
+        let counts = pool.stats().answers.counts();
+        for (j, (class, n)) in STATUS_CLASSES.iter().zip(counts).enumerate() {
+            let comma = if j > 0 { "," } else { "" };
+            let _ = write!(out, "{comma}\"{class}\":{n}");
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
+}
+
+/// `/status`'s `cache` object: what the cache holds in all, and its counters.
+pub(super) fn push_cache_totals(out: &mut String, shared: &Shared) {
+    match &shared.cache {
+        None => out.push_str("{\"enabled\":false}"),
+        Some(cache) => {
+            let s = &cache.stats;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "{{\"enabled\":true,\"entries\":{},\"bytes\":{},\"capacity\":{},\"hits\":{},\"misses\":{},\"stale\":{},\"revalidated\":{},\"bypass\":{},\"evictions\":{},\"snapshot_writes\":{},\"snapshot_failures\":{}}}",
+                cache.len(),
+                cache.bytes(),
+                cache.capacity(),
+                load(&s.hits),
+                load(&s.misses),
+                load(&s.stale),
+                load(&s.revalidated),
+                load(&s.bypass),
+                load(&s.evictions),
+                load(&s.snapshot_writes),
+                load(&s.snapshot_failures),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::admin_state::AdminState;
+
+    #[test]
+    fn status_lists_each_pool_with_its_targets_and_answers() {
+        let mut loader = crate::config::Loader::new();
+        let text = "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002, 127.0.0.1:9003\n\
+                    route./api/ = api\n";
+        loader.file("proxy.conf", text).unwrap();
+        let pools = Pools::new(&loader.build().unwrap());
+        let api = pools.get(1);
+        api.stats().answers.count(200);
+        api.stats().answers.count(502);
+        pools.set_admin_state(&api.targets()[1], AdminState::Maint);
+        let mut out = String::new();
+        push_pools(&mut out, &pools, Instant::now());
+        assert_eq!(
+            out,
+            "[{\"name\":\"default\",\"targets\":1,\"usable\":1,\
+             \"requests\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0}},\
+             {\"name\":\"api\",\"targets\":2,\"usable\":1,\
+             \"requests\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":0,\"5xx\":1}}]"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! `/targets/<id>`: a target's admin state (`ready`, `drain`, `maint`),
+//! read or set, and saved to `state_file`.
+
+use super::{host_is_an_address, Reply};
+use crate::cache::policy;
+use crate::config::escape_controls;
+use crate::http::RequestHead;
+use crate::json;
+use crate::proxy::Shared;
+use crate::upstream::admin_state::AdminState;
+use crate::upstream::{state_file, Upstream};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+/// `/targets/<id>`: `GET` says the target's state, `PUT` with `ready`,
+/// `drain` or `maint` as the body sets it. `id` is the target's `name`
+/// or `address` as `/status` shows them, percent-encoded if need be
+/// (`%5B::1%5D:80`), or a name as written in `targets` that gives several
+/// addresses (`app:8000`), which stands for each of its targets: a `PUT`
+/// sets them all, as the name is what the operator wrote (and an address
+/// the name comes to give later starts in the state they share, see
+/// `Upstreams::keep_state_of`).
+///
+/// With `state_file`, a `PUT` writes every target's state there before it
+/// is answered, and says whether that worked (`"saved"`).
+pub(super) fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> Reply {
+    let method = head.method.as_str();
+    let set = match method {
+        "GET" | "HEAD" => false,
+        "PUT" => true,
+        _ => return Reply::not_allowed("GET, HEAD, PUT"),
+    };
+    // It changes where requests go: under the same guard against DNS
+    // rebinding as `DELETE /cache`.
+    if set && !host_is_an_address(head) {
+        return Reply::text(
+            403,
+            "PUT /targets/... takes a Host that is an IP address or localhost\n",
+        );
+    }
+    let id = String::from_utf8_lossy(&policy::decode_percent(id.as_bytes())).into_owned();
+    let (targets, several) = match shared.pools.find(&id) {
+        Some(target) => (vec![target], false),
+        None => (shared.pools.written_as(&id), true),
+    };
+    if targets.is_empty() {
+        return Reply::text(404, format!("no target is named {id:?}\n"));
+    }
+    let state = match std::str::from_utf8(body).map(str::parse::<AdminState>) {
+        _ if !set => None,
+        Ok(Ok(state)) => Some(state),
+        // A client's bytes, going to whoever reads the answer.
+        Ok(Err(e)) => return Reply::text(400, format!("{}\n", escape_controls(&e.to_string()))),
+        Err(_) => return Reply::text(400, "the body must be ready, drain or maint\n"),
+    };
+    let each: Vec<String> = (targets.iter())
+        .map(|target| {
+            let was = state.map(|state| {
+                let was = shared.pools.set_admin_state(target, state);
+                if was != state {
+                    log::info!(
+                        "admin: target {} {was} -> {state} ({} request(s) in flight)",
+                        target.name,
+                        target.in_flight()
+                    );
+                }
+                was
+            });
+            target_json(target, was)
+        })
+        .collect();
+    // Every PUT writes the file, a change or not: one that could not be
+    // saved is saved by sending it again.
+    let saved = match (state, &shared.config.state_file) {
+        (Some(_), Some(path)) => Some(state_file::save_or_warn(path, &shared.pools, "admin")),
+        _ => None,
+    };
+    let mut out = match several {
+        false => each.concat(),
+        true => {
+            let mut out = String::from("{");
+            json::push_key(&mut out, "name");
+            json::push_str(&mut out, &id);
+            out.push_str(",\"targets\":[");
+            out.push_str(&each.join(","));
+            out.push_str("]}");
+            out
+        }
+    };
+    if let Some(saved) = saved {
+        out.pop(); // the closing brace
+        push_saved(&mut out, &saved);
+        out.push('}');
+    }
+    out.push('\n');
+    Reply::json(200, out)
+}
+
+/// `"saved":true`, or `"saved":false,"save_error":"..."`: whether the
+/// states were written to `state_file`. The state is in force either way
+/// (200): it is the next start that would not find it.
+fn push_saved(out: &mut String, saved: &Result<(), String>) {
+    let _ = write!(out, ",\"saved\":{}", saved.is_ok());
+    if let Err(e) = saved {
+        out.push(',');
+        json::push_key(out, "save_error");
+        json::push_str(out, e);
+    }
+}
+
+/// A target's `"name":...,"address":...`, the two ids `/targets/<id>` takes.
+pub(super) fn push_name_and_address(out: &mut String, target: &Upstream) {
+    json::push_key(out, "name");
+    json::push_str(out, &target.name);
+    out.push(',');
+    json::push_key(out, "address");
+    json::push_str(out, &target.addr.to_string());
+}
+
+/// A target's state as `/targets/<id>` answers it: what an operator
+/// draining it waits on is `in_flight` coming down to 0. A name that
+/// stands for several targets is answered `{"name":...,"targets":[...]}`,
+/// each of them so.
+fn target_json(target: &Upstream, was: Option<AdminState>) -> String {
+    let mut out = String::from("{");
+    push_name_and_address(&mut out, target);
+    let _ = write!(
+        out,
+        ",\"admin_state\":\"{}\",\"healthy\":{},\"in_flight\":{}",
+        target.health.admin_state(),
+        target.health.usable(Instant::now()),
+        target.in_flight(),
+    );
+    if let Some(was) = was {
+        let _ = write!(out, ",\"previous\":\"{was}\"");
+    }
+    out.push('}');
+    out
+}
