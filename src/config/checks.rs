@@ -1,0 +1,1017 @@
+//! The checks across keys, once each value has parsed: settings that
+//! together mean nothing, or other than they say, are refused or warned
+//! of; and the TLS settings those checks let through are made.
+
+use super::listeners::{listeners_overlap, target_at};
+use super::pools::Scope;
+use super::{printable, Balance, Config, ConfigError, Loader, Origin};
+use crate::realip::Cidr;
+use std::path::Path;
+use std::sync::Arc;
+
+impl Loader {
+    /// `key: message`, placed where the value of `key` came from: for
+    /// checks that span keys, after each key has parsed.
+    pub(super) fn refused(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::at(&self.settings[key].origin, format!("{key}: {message}"))
+    }
+
+    /// The cache's settings of `scope`, each pool's as the top level's
+    /// (`top`, for a pool: what the top level was warned of already is
+    /// not said again for each pool that takes it).
+    pub(super) fn check_cache(
+        &self,
+        config: &Config,
+        scope: Scope<'_>,
+        top: Option<&Config>,
+    ) -> Result<(), ConfigError> {
+        let uses_cache = |c: &Config| c.cache_size > 0 && c.cache;
+        if !uses_cache(config) {
+            return Ok(());
+        }
+        // The proxy takes its own cookie out of a request before the cache
+        // sees it: listed, it would never bypass anything.
+        if let Some(sticky) = config
+            .sticky_cookie
+            .as_deref()
+            .filter(|name| config.cache_bypass_cookies.lists(name))
+        {
+            return Err(self.refused_in(
+                scope,
+                self.first_set_in(scope, &["cache_bypass_cookies", "sticky_cookie"]),
+                format!(
+                    "lists {sticky}, the sticky_cookie, which the proxy takes out of every request \
+                     before the cache sees it: it would bypass nothing"
+                ),
+            ));
+        }
+        let key = self.first_set_in(
+            scope,
+            &[
+                "cache_ignore_headers",
+                "cache_valid",
+                "cache_unlabeled",
+                "cache",
+            ],
+        );
+        let lifetimes = lifetimes_left(config).map_err(|m| self.refused_in(scope, key, m))?;
+        let warned_at_top = |warning: &Option<String>, of: fn(&Config) -> Option<String>| {
+            top.is_some_and(|top| uses_cache(top) && of(top) == *warning)
+        };
+        let ttl_caps = |c: &Config| c.cache_valid.capped_by(c.ttl);
+        let warning = ttl_caps(config);
+        if let Some(capped) = warning
+            .as_ref()
+            .filter(|_| !warned_at_top(&warning, ttl_caps))
+        {
+            let key = self.first_set_in(scope, &["cache_valid", "ttl"]);
+            log::warn!("{}", self.refused_in(scope, key, capped.clone()));
+        }
+        if let Some(left) = lifetimes
+            .as_ref()
+            .filter(|_| !warned_at_top(&lifetimes, no_lifetime))
+        {
+            log::warn!("{}", self.refused_in(scope, key, left.clone()));
+        }
+        Ok(())
+    }
+
+    /// The cache's checks of `config`, read for a reload, with the
+    /// `cache_size` that stays in force until a restart, `running`: a file
+    /// that sets 0 leaves the cache on, with the rest of its settings,
+    /// which its load did not check against a cache.
+    pub fn check_cache_kept(&self, config: &Config, running: u64) -> Result<(), ConfigError> {
+        if config.cache_size != 0 || running == 0 {
+            return Ok(());
+        }
+        let kept = |c: &Config| Config {
+            cache_size: running,
+            ..c.clone()
+        };
+        let top = kept(config);
+        self.check_cache(&top, Scope::Top, None)?;
+        for pool in &config.pools {
+            self.check_cache(&kept(&pool.config), Scope::Pool(&pool.name), Some(&top))?;
+        }
+        Ok(())
+    }
+
+    /// The TLS settings for the backends of `scope`, made (their files
+    /// read) once a target of `config` has `tls`, or a file for them is
+    /// named (so that `check` reads it), and shared by every pool with the
+    /// same keys.
+    pub(super) fn backend_tls_for(
+        &self,
+        config: &mut Config,
+        scope: Scope<'_>,
+    ) -> Result<(), ConfigError> {
+        let keys = &config.backend_tls_keys;
+        let named = keys.ca.is_some() || keys.certificate.is_some();
+        if config.backend_tls.is_some()
+            || (!named && config.targets.iter().all(|t| t.tls.is_none()))
+        {
+            return Ok(());
+        }
+        let mut made = self.backend_tls.borrow_mut();
+        if let Some((_, settings)) = made.iter().find(|(of, _)| of == keys) {
+            config.backend_tls = Some(settings.clone());
+            return Ok(());
+        }
+        if !keys.verify {
+            let warn = |key, m: &str| log::warn!("{}", self.refused_in(scope, key, m.into()));
+            warn(
+                "backend_tls_verify",
+                "is false: targets with tls are taken for whoever they say they are, and \
+                 anyone on the way to them could read and change what they are sent",
+            );
+            if keys.ca.is_some() {
+                warn("backend_tls_ca", "is not read: backend_tls_verify is false");
+            }
+        }
+        let settings = crate::tls::backends::client_config(keys).map_err(|e| {
+            let key = match e {
+                crate::tls::trust::TrustError::Certificate(_) => "backend_tls_certificate",
+                _ => "backend_tls_ca",
+            };
+            self.refused_in(scope, key, e.to_string())
+        })?;
+        made.push((keys.clone(), settings.clone()));
+        config.backend_tls = Some(settings);
+        Ok(())
+    }
+
+    /// `tls_port` and `tls_certificates` go together, and HTTPS has a port
+    /// of its own; clients' certificates are asked for with authorities
+    /// to check them against, and on `tls_port` alone. Makes the settings
+    /// `tls_port` takes TLS with.
+    pub(super) fn check_tls(&self, config: &mut Config) -> Result<(), ConfigError> {
+        use crate::tls::VerifyClient;
+        let verify = config.tls_verify_client;
+        if verify == VerifyClient::Off {
+            for (key, set) in [
+                ("tls_client_ca", config.tls_client_ca.is_some()),
+                ("tls_client_crl", config.tls_client_crl.is_some()),
+            ] {
+                if set {
+                    return Err(self.refused(
+                        key,
+                        "is set, but tls_verify_client is off: no client is asked for a \
+                         certificate"
+                            .into(),
+                    ));
+                }
+            }
+        } else if config.tls_client_ca.is_none() {
+            return Err(self.refused(
+                "tls_verify_client",
+                "is set, but tls_client_ca is empty: there is no authority to check clients' \
+                 certificates against"
+                    .into(),
+            ));
+        }
+        let Some(port) = config.tls_port else {
+            let set_alone = [
+                ("tls_protocols", config.tls_protocols != Default::default()),
+                ("tls_strict_sni", config.tls_strict_sni),
+            ];
+            if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {
+                return Err(self.refused(
+                    key,
+                    "is set, but tls_port is not: nothing would take TLS".into(),
+                ));
+            }
+            return match (&config.tls_served, verify) {
+                (Some(_), _) => Err(self.refused(
+                    "tls_certificates",
+                    "is set, but tls_port is not: nothing would take TLS".into(),
+                )),
+                (None, VerifyClient::Off) => Ok(()),
+                (None, _) => Err(self.refused(
+                    "tls_verify_client",
+                    "is set, but tls_port is not: clients show certificates over TLS alone".into(),
+                )),
+            };
+        };
+        let Some(served) = config.tls_served.clone() else {
+            return Err(self.refused(
+                "tls_port",
+                "is set, but tls_certificates is empty: there is no certificate to serve".into(),
+            ));
+        };
+        if port != 0 && port == config.port {
+            return Err(self.refused("tls_port", format!("{port} is also `port`")));
+        }
+        let admin_shares = listeners_overlap(config.admin_bind, config.bind);
+        if port != 0 && config.admin_port == Some(port) && admin_shares {
+            return Err(self.refused("tls_port", format!("{port} is also `admin_port`")));
+        }
+        let client_auth = match (&config.tls_client_ca, verify) {
+            (Some(ca), VerifyClient::Optional | VerifyClient::On) => {
+                let crl = config.tls_client_crl.as_deref();
+                let auth = crate::tls::ClientAuth::load(verify, ca, crl).map_err(|e| {
+                    let of_crl = crl.is_some() && e.path() == crl;
+                    let key = if of_crl {
+                        "tls_client_crl"
+                    } else {
+                        "tls_client_ca"
+                    };
+                    self.refused(key, e.to_string())
+                })?;
+                Some(Arc::new(auth))
+            }
+            _ => None,
+        };
+        if config.tls_strict_sni {
+            let nameless: Vec<&Path> = served.naming_no_host().collect();
+            let why = |path: &Path| {
+                format!(
+                    "{} names no host (no DNS name among its subject alternative names): \
+                     no client is given it",
+                    path.display()
+                )
+            };
+            if let (Some(first), true) =
+                (nameless.first(), nameless.len() == served.files().count())
+            {
+                return Err(self.refused(
+                    "tls_strict_sni",
+                    format!(
+                        "no certificate of tls_certificates names a host, so every client \
+                             would be refused: {}",
+                        why(first)
+                    ),
+                ));
+            }
+            for path in nameless {
+                log::warn!("{}", self.refused("tls_strict_sni", why(path)));
+            }
+        }
+        config.tls = Some(crate::tls::server_config(
+            served,
+            client_auth.as_deref(),
+            config.tls_protocols,
+            config.tls_strict_sni,
+        ));
+        config.tls_client_auth = client_auth;
+        Ok(())
+    }
+
+    /// `auth_basic` and `auth_basic_user_file` go together: a realm with
+    /// nobody to sign in would refuse every request, and a file without a
+    /// realm would let every request through unchecked, which is worse
+    /// than an error. A pool that turns the sign-in off
+    /// (`pool.<name>.auth_basic = off`) may keep the top level's file.
+    pub(super) fn check_auth(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        // Keys that mean something only with `auth_request`.
+        let with_auth_request = [
+            (
+                "auth_request_headers",
+                !config.auth_request_headers.is_empty(),
+                "no answer gives these fields",
+            ),
+            (
+                "auth_request_cache",
+                !config.auth_request_cache.is_zero(),
+                "there is no answer to keep",
+            ),
+            (
+                "auth_request_redirect",
+                config.auth_request_redirect.is_some(),
+                "no service answers 401",
+            ),
+        ];
+        for (key, set, why) in with_auth_request {
+            if config.auth_request.is_none() && set && self.sets(scope, key) {
+                let why = format!("is set, but auth_request is off: {why}");
+                return Err(self.refused_in(scope, key, why));
+            }
+        }
+        // The redirect's Location would go out beside the one set (two
+        // places to go), or be the one a removal leaves; a pool may take
+        // either from the top level.
+        if config.auth_request_redirect.is_some() && config.response_headers.edits(b"location") {
+            return Err(self.refused_in(
+                scope,
+                "auth_request_redirect",
+                "is on, and response_header.Location is set too: the proxy writes Location on \
+                 its redirects itself"
+                    .into(),
+            ));
+        }
+        match (&config.auth_basic, &config.auth_users) {
+            (Some(_), None) => Err(self.refused_in(
+                scope,
+                "auth_basic",
+                "is on, but auth_basic_user_file is empty: nobody could sign in".into(),
+            )),
+            (None, Some(_)) if self.sets(scope, "auth_basic_user_file") => Err(self.refused_in(
+                scope,
+                "auth_basic_user_file",
+                "is set, but auth_basic is off: every request would pass unchecked; set \
+                 `auth_basic = <realm>` too"
+                    .into(),
+            )),
+            (None, _)
+                if !config.auth_basic_except_from.is_empty()
+                    && self.sets(scope, "auth_basic_except_from") =>
+            {
+                Err(self.refused_in(
+                    scope,
+                    "auth_basic_except_from",
+                    "is set, but auth_basic is off: nobody signs in to be spared it".into(),
+                ))
+            }
+            (Some(_), _) if self.sets(scope, "auth_basic_except_from") => {
+                self.warn_of_spared(config, scope);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Spared blocks that likely spare more than meant: every address,
+    /// or a trusted proxy's own (its requests that name no client, a
+    /// health check, are judged on its address).
+    fn warn_of_spared(&self, config: &Config, scope: Scope<'_>) {
+        let spared = &config.auth_basic_except_from;
+        let why = if spared.iter().any(Cidr::is_everything) {
+            "spares every client of an address family: nobody of it is asked to sign in".into()
+        } else if let Some(proxy) = (config.real_ip_from.iter())
+            .find(|proxy| spared.iter().any(|block| block.overlaps(proxy)))
+        {
+            format!(
+                "shares addresses with real_ip_from ({proxy}): a request from that proxy \
+                 that names no client (its own health check, say) is spared the sign-in"
+            )
+        } else {
+            return;
+        };
+        log::warn!("{}", self.refused_in(scope, "auth_basic_except_from", why));
+    }
+
+    /// `redirect_to_https_except` means nothing without the redirect. The
+    /// redirect without `real_ip_from` or `proxy_protocol` is warned about,
+    /// not refused: no request can then be `https`, and every one is
+    /// redirected, which behind a TLS terminator sends browsers round in a
+    /// loop; but a listener whose only work is to redirect (the port 80
+    /// beside a terminator that sends its HTTPS elsewhere, with the ACME
+    /// challenges in `redirect_to_https_except` going to a backend) is
+    /// what nginx's `server { listen 80; return 301 ...; }` is for.
+    pub(super) fn check_https_redirect(&self, config: &Config) -> Result<(), ConfigError> {
+        if !config.redirect_to_https {
+            if !config.redirect_to_https_except.is_empty() {
+                return Err(self.refused(
+                    "redirect_to_https_except",
+                    "is set, but redirect_to_https is not: there is no redirect to except from"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        }
+        if config.real_ip_from.is_empty() && !config.proxy_protocol && config.tls_port.is_none() {
+            log::warn!(
+                "{}: redirect_to_https: neither real_ip_from, proxy_protocol nor tls_port is set, so no \
+                 request can be https: every request{} is redirected, and behind a TLS \
+                 terminator the redirected ones come back to be redirected again, in a loop \
+                 (list the terminator in real_ip_from: its X-Forwarded-Proto says https)",
+                self.settings["redirect_to_https"].origin,
+                match config.redirect_to_https_except.is_empty() {
+                    true => "",
+                    false => " but those redirect_to_https_except lists",
+                }
+            );
+        }
+        Ok(())
+    }
+
+    /// The checks of what one pool of backends is given: the top-level
+    /// keys' (`scope`), or a `pool.<name>`'s.
+    pub(super) fn check_backends(
+        &self,
+        config: &Config,
+        scope: Scope<'_>,
+    ) -> Result<(), ConfigError> {
+        // A target that is this proxy's own listener: the first request
+        // would be forwarded to itself, again and again, until every
+        // connection slot is taken.
+        if config.port != 0 {
+            if let Some(t) = target_at(config.listen_addr(), &config.targets) {
+                return Err(self.refused_in(
+                    scope,
+                    "targets",
+                    format!(
+                        "{} is this proxy's own address (bind {}, port {}): requests would loop",
+                        t.name, config.bind, config.port
+                    ),
+                ));
+            }
+        }
+        // A probe is a GET or a connect alone; with both asked for, which
+        // one was meant cannot be told.
+        if let Some(path) = config
+            .health_check_path
+            .as_ref()
+            .filter(|_| config.health_check_tcp)
+        {
+            // Where the path came from, when not from the file line the
+            // message points at (an environment variable, a flag).
+            let from = match (scope, &self.settings["health_check_path"].origin) {
+                (Scope::Top, origin @ (Origin::Env(_) | Origin::Flag(_))) => {
+                    format!(", from {origin}")
+                }
+                _ => String::new(),
+            };
+            return Err(self.refused_in(
+                scope,
+                "health_check_tcp",
+                format!(
+                    "is true, but health_check_path is set too ({}{from}): a target is probed \
+                     one way; keep health_check_path for GET probes (which connect first), or \
+                     empty it to probe by connecting alone",
+                    printable(path)
+                ),
+            ));
+        }
+        // A probe inverso itself would answer 414.
+        if let Some(path) = config
+            .health_check_path
+            .as_ref()
+            .filter(|p| p.len() > config.max_uri_length)
+        {
+            return Err(self.refused_in(
+                scope,
+                "health_check_path",
+                format!(
+                    "{} bytes, longer than max_uri_length ({})",
+                    path.len(),
+                    config.max_uri_length
+                ),
+            ));
+        }
+        if config.targets.iter().all(|t| t.backup) {
+            return Err(self.refused_in(
+                scope,
+                "targets",
+                "every target is a backup: at least one must serve before the backups do".into(),
+            ));
+        }
+        // Either alone means nothing: `hash` would have nothing to hash,
+        // and another algorithm would not read the setting.
+        match (config.balance, &config.hash_on) {
+            (Balance::Hash, None) => {
+                return Err(self.refused_in(
+                    scope,
+                    "balance",
+                    "hash needs hash_on, what to hash: `header:<Name>`, `cookie:<name>` or \
+                     `query:<name>` (e.g. `hash_on = header:X-Tenant`)"
+                        .into(),
+                ))
+            }
+            (balance, Some(on)) if balance != Balance::Hash => {
+                return Err(self.refused_in(
+                    scope,
+                    "hash_on",
+                    format!(
+                        "is set ({on}), but balance = {}: only balance = hash reads it",
+                        balance.name()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        // Plain round robin is one atomic increment and has no notion of
+        // weight: a weight there would be silently ignored.
+        if config.balance == Balance::RoundRobin {
+            if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
+                return Err(self.refused_in(
+                    scope,
+                    "targets",
+                    format!(
+                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash, hash or random_two)",
+                        t.as_written(), t.weight
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// With Cache-Control unread, a response is stored only for a lifetime
+/// given to this cache: by `cache_valid` or `cache_unlabeled`, or by a
+/// field still read (`Expires`, `X-Accel-Expires`, `Surrogate-Control`,
+/// a targeted field). Without the first two, the setting is most likely
+/// nginx's micro-caching recipe without its `proxy_cache_valid`: a
+/// warning (`Ok(Some)`), since nginx users also ignore Cache-Control to
+/// let X-Accel-Expires alone decide. With none at all, nothing could
+/// ever be stored: refused (`Err`).
+fn lifetimes_left(config: &Config) -> Result<Option<String>, String> {
+    let ignored = &config.cache_ignore_headers;
+    if !ignored.ignores("cache-control") || !config.cache_valid.is_empty() || config.cache_unlabeled
+    {
+        return Ok(None);
+    }
+    let targeting = config.cache_settings().targeting;
+    let mut read: Vec<&str> = Vec::new();
+    if !ignored.ignores("expires") {
+        read.push("Expires");
+    }
+    if targeting.x_accel_expires {
+        read.push("X-Accel-Expires");
+    }
+    if targeting.surrogate_id.is_some() {
+        read.push("Surrogate-Control");
+    }
+    read.extend(targeting.fields.iter().map(|name| &**name));
+    let recipe = "for micro-caching, set cache_valid (e.g. `cache_valid = 200 1s`)";
+    if read.is_empty() {
+        return Err(format!(
+            "Cache-Control is not read, nor any field that could give a response a lifetime \
+             instead, and neither cache_valid nor cache_unlabeled gives one: nothing would ever \
+             be stored ({recipe}, or `cache = false` where nothing should be)"
+        ));
+    }
+    Ok(Some(format!(
+        "Cache-Control is not read, and neither cache_valid nor cache_unlabeled gives a \
+         lifetime: only responses given one by {} are stored ({recipe})",
+        read.join(", ")
+    )))
+}
+
+/// [`lifetimes_left`]'s warning, if any.
+fn no_lifetime(config: &Config) -> Option<String> {
+    lifetimes_left(config).ok().flatten()
+}
+
+impl Config {
+    /// Why `state_file` may not be the file it is: another writer's, which
+    /// rewrites it whole (the snapshot's, the log's), so that each would
+    /// overwrite the other. Checked again at a reload, with the
+    /// `path_to_persistence` kept until a restart.
+    pub fn state_file_shared(&self) -> Option<String> {
+        let state_file = self.state_file.as_deref()?;
+        let others = [
+            ("path_to_persistence", &self.path_to_persistence),
+            ("path_to_log", &self.path_to_log),
+        ];
+        let (key, _) = (others.iter())
+            .find(|(_, p)| p.as_deref().is_some_and(|p| same_file(p, state_file)))?;
+        Some(format!(
+            "{} is also {key}: each needs a file of its own",
+            state_file.display()
+        ))
+    }
+
+    /// Why `path_to_log` may not be the file it is: the snapshot's, which
+    /// every snapshot is renamed over (the log's lines then go on into a
+    /// file no longer on disk), and which a reopen would append lines to.
+    /// Checked again at a reload, with the `path_to_persistence` and
+    /// `cache_size` kept until a restart.
+    pub fn log_shares_snapshot(&self) -> Option<String> {
+        let log = self.path_to_log.as_deref()?;
+        let snapshot = (self.path_to_persistence.as_deref()).filter(|_| self.cache_size > 0)?;
+        same_file(log, snapshot).then(|| {
+            format!(
+                "{} is also path_to_persistence: each needs a file of its own",
+                log.display()
+            )
+        })
+    }
+
+    /// The keys that say how requests are limited set without the rate
+    /// they would go with, and what is wrong with each.
+    pub(super) fn rate_limit_unlimited(&self) -> Vec<(&'static str, &'static str)> {
+        let mut wrong = Vec::new();
+        if self.rate_limit.is_some() {
+            return wrong;
+        }
+        if self.rate_limit_burst.is_some() {
+            wrong.push((
+                "rate_limit_burst",
+                "is set, but rate_limit is not: without a rate there is no burst",
+            ));
+        }
+        if self.rate_limit_key.is_some() {
+            wrong.push((
+                "rate_limit_key",
+                "is set, but rate_limit is not: without a rate nothing is limited",
+            ));
+        }
+        wrong
+    }
+
+    /// Why `rate_limit_key` cannot be read where the limit is counted: it
+    /// names what the proxy itself replaces or takes out of a request
+    /// before that, so that a client's own value would be counted.
+    pub(super) fn rate_limit_key_unread(&self) -> Option<String> {
+        use crate::http::forward::is_proxy_owned;
+        use crate::http::headers::read_alike;
+        use crate::upstream::hash_on::HashOn;
+        self.rate_limit?;
+        let counted = "after the limit is counted: the client's own would be counted (any value \
+                       it likes), not what the backend gets";
+        match self.rate_limit_key.as_ref()? {
+            HashOn::Header(name) => {
+                let dashed = name.replace('_', "-");
+                let edited = |n: &str| self.request_headers.edits(n.as_bytes());
+                // Fields one value is spelled many ways in (a scheme in
+                // any case, spaces, padding; a host in any case): each
+                // spelling would be a bucket.
+                let spelled_freely = ["authorization", "proxy-authorization", "host", "cookie"];
+                if spelled_freely
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(&dashed))
+                {
+                    return Some(format!(
+                        "names {name}, whose one value a client may spell in many ways (each \
+                         a bucket of its own); key on a field of the application's own \
+                         (header:X-Api-Key) or a cookie (cookie:<name>)"
+                    ));
+                }
+                let why = if name.contains('_') && !self.underscores_in_headers {
+                    "is dropped from every request (underscores_in_headers is off)"
+                } else if is_proxy_owned(&dashed) {
+                    "is one the proxy writes itself, in place of the client's,"
+                } else if edited(name) || edited(&dashed) {
+                    "is set or removed by request_header,"
+                } else if (self.auth_request_headers.iter())
+                    .any(|f| read_alike(f.as_bytes(), name.as_bytes()))
+                {
+                    "is taken from the sign-in service by auth_request_headers (or removed),"
+                } else {
+                    return None;
+                };
+                Some(format!("names {name}, which {why} {counted}"))
+            }
+            HashOn::Cookie(name) if self.sticky_cookie.as_deref() == Some(&**name) => {
+                Some(format!(
+                "names {name}, the sticky_cookie, which is taken out of a request {counted}, and \
+                 says which target serves a client, not who it is"
+            ))
+            }
+            HashOn::Cookie(name) if self.request_headers.edits(b"cookie") => Some(format!(
+                "names the cookie {name}, but request_header.Cookie sets or removes the \
+                 client's cookies {counted}"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Whether two paths name one file: as written, once relative ones are
+/// taken from the working directory (`./cache.bin` is `cache.bin`), or as
+/// the system resolves them (links, `..`): the file, or for one not made
+/// yet (a first start), its directory, with its name.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| match std::env::current_dir() {
+        Ok(cwd) => cwd.join(p),
+        Err(_) => p.to_path_buf(),
+    };
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let name = p.file_name()?;
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+            Some(
+                std::fs::canonicalize(dir.unwrap_or(Path::new(".")))
+                    .ok()?
+                    .join(name),
+            )
+        })
+    };
+    absolute(a).components().eq(absolute(b).components())
+        || matches!((resolved(a), resolved(b)), (Some(a), Some(b)) if a == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::build;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_target_that_is_the_proxy_itself_is_refused() {
+        for text in [
+            "port = 9000\ntargets = 127.0.0.1:9000\n",
+            "port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.2:9000\n",
+            "port = 9000\ntargets = 127.0.0.1:9001, localhost:9000\n",
+        ] {
+            let e = build(text).unwrap_err();
+            assert!(e.message.contains("own address"), "{text:?}: {e}");
+        }
+        for text in [
+            "port = 9000\nbind = 127.0.0.1\ntargets = 0.0.0.0:9000\n",
+            "port = 9000\nbind = 127.0.0.1\ntargets = [::ffff:127.0.0.1]:9000\n",
+            // `::` takes IPv4 too.
+            "port = 9000\nbind = ::\ntargets = 127.0.0.1:9000\n",
+            "port = 9000\nbind = ::\ntargets = [::1]:9000\n",
+        ] {
+            assert!(build(text).is_err(), "{text:?}");
+        }
+        // Another address on the same port is another server, and so is
+        // one of the other family.
+        for text in [
+            "port = 9000\nbind = 127.0.0.2\ntargets = 127.0.0.1:9000\n",
+            "port = 9000\ntargets = [::1]:9000\n",
+            "port = 9000\ntargets = [::]:9000\n",
+            "port = 9000\nbind = ::1\ntargets = 0.0.0.0:9000\n",
+        ] {
+            assert!(build(text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn balance_hash_takes_hash_on_and_weights_and_neither_goes_without_the_other() {
+        use crate::upstream::hash_on::HashOn;
+        let c = build(
+            "targets = 127.0.0.1:1 weight=3, 127.0.0.1:2\nbalance = hash\nhash_on = header:X-Tenant\n",
+        )
+        .unwrap();
+        assert_eq!(c.balance, Balance::Hash);
+        assert_eq!(c.balance.name(), "hash");
+        assert_eq!(c.hash_on, Some(HashOn::Header("X-Tenant".into())));
+        assert_eq!(c.targets[0].weight, 3);
+        for (on, expected) in [
+            ("cookie:sid", HashOn::Cookie("sid".into())),
+            ("query:user", HashOn::Query("user".into())),
+        ] {
+            let c = build(&format!(
+                "targets = 127.0.0.1:1\nhash_on = {on}\nbalance = hash\n"
+            ))
+            .unwrap();
+            assert_eq!(c.hash_on, Some(expected));
+        }
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.hash_on, None);
+
+        // Without hash_on: refused at balance's line.
+        let e = build("targets = 127.0.0.1:1\n\nbalance = hash\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.starts_with("balance: hash needs hash_on"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nbalance = hash\nhash_on =\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        // With another algorithm (the default one too): at hash_on's.
+        for balance in ["", "balance = uri_hash\n", "balance = ip_hash\n"] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n{balance}# the tenant\nhash_on = header:X-Tenant\n"
+            ))
+            .unwrap_err();
+            let line = 3 + usize::from(!balance.is_empty());
+            assert_eq!(e.place, format!("proxy.conf:{line}"), "{balance}");
+            assert!(
+                e.message.starts_with("hash_on: is set (header:X-Tenant)"),
+                "{e}"
+            );
+            assert!(e.message.contains("only balance = hash"), "{e}");
+        }
+        // A bad name, at its line.
+        for (bad, why) in [
+            ("header:X Tenant", "not a header field name"),
+            ("header:", "not a header field name"),
+            ("cookie:sid=1", "not a cookie name"),
+            ("query:a&b", "not a query parameter name"),
+            ("query:", "not a query parameter name"),
+            ("X-Tenant", "is not `header:<Name>`"),
+            ("arg:user", "is not `header:<Name>`"),
+        ] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\nbalance = hash\n\nhash_on = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:4", "{bad}");
+            assert!(e.message.starts_with("hash_on: "), "{bad}: {e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        // From the environment, as every key.
+        let c = Loader::new()
+            .file("proxy.conf", "targets = 127.0.0.1:1\nbalance = hash\n")
+            .unwrap()
+            .env([("INVERSO_HASH_ON".to_string(), "cookie:sid".to_string())])
+            .build()
+            .unwrap();
+        assert_eq!(c.hash_on, Some(HashOn::Cookie("sid".into())));
+    }
+
+    #[test]
+    fn cache_control_unread_without_a_lifetime_left_to_give_is_refused() {
+        let base = "targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control, Expires, \
+                    X-Accel-Expires, Surrogate-Control\n";
+        let e = build(base).unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("nothing would ever be stored"), "{e}");
+        assert!(e.message.contains("cache_valid = 200 1s"), "{e}");
+        // Anything that still gives a lifetime will do (the fields still
+        // read leave a warning).
+        for more in [
+            "cache_valid = 200 1s",
+            "cache_unlabeled = true",
+            "targeted_cache_control = CDN-Cache-Control",
+            "cache = false",
+            "cache_size = 0",
+        ] {
+            build(&format!("{base}{more}\n")).unwrap_or_else(|e| panic!("{more}: {e}"));
+        }
+        build("targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control\n").unwrap();
+        build(
+            "targets = 127.0.0.1:1\nx_accel_expires = false\nsurrogate_id =\n\
+             cache_ignore_headers = Cache-Control\n",
+        )
+        .unwrap();
+        let e = build(
+            "targets = 127.0.0.1:1\nx_accel_expires = false\nsurrogate_id =\n\
+             cache_ignore_headers = Cache-Control, Expires\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:4");
+    }
+
+    #[test]
+    fn health_check_tcp_is_a_bool_refused_beside_a_health_check_path() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(!c.health_check_tcp);
+        let c = build("targets = 127.0.0.1:1\nhealth_check_tcp = true\n").unwrap();
+        assert!(c.health_check_tcp);
+        assert_eq!(c.health_check_path, None);
+        let e = build("targets = 127.0.0.1:1\nhealth_check_tcp = maybe\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.starts_with("health_check_tcp: "), "{e}");
+        // Both: which kind of probe was meant cannot be told.
+        let e = build(
+            "targets = 127.0.0.1:1\nhealth_check_path = /up\nhealth_check_interval = 1s\n\
+             health_check_tcp = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:4: health_check_tcp: is true, but health_check_path is set too (/up): \
+             a target is probed one way; keep health_check_path for GET probes (which connect \
+             first), or empty it to probe by connecting alone"
+        );
+        // A path from the environment is named as such.
+        let mut l = Loader::new();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nhealth_check_tcp = true\n",
+        )
+        .unwrap();
+        l.env([("INVERSO_HEALTH_CHECK_PATH".to_string(), "/up".to_string())]);
+        let e = l.build().unwrap_err().to_string();
+        assert!(
+            e.contains("(/up, from environment INVERSO_HEALTH_CHECK_PATH)"),
+            "{e}"
+        );
+        // An empty path is no GET probe.
+        let c = build("targets = 127.0.0.1:1\nhealth_check_path =\nhealth_check_tcp = true\n");
+        assert!(c.unwrap().health_check_tcp);
+        // Off, it says nothing of the path.
+        let c = build("targets = 127.0.0.1:1\nhealth_check_path = /up\nhealth_check_tcp = false\n");
+        assert_eq!(c.unwrap().health_check_path.as_deref(), Some("/up"));
+    }
+
+    #[test]
+    fn what_only_a_get_probe_reads_is_taken_beside_tcp_checks_as_without_them() {
+        // As without any check: a pool with a health_check_path of its own
+        // may take them from the top level.
+        let expectations = "health_check_host = www.example.com\n\
+                            health_check_expect_status = 200\n\
+                            health_check_expect_body = UP\n";
+        for checks in ["", "health_check_tcp = true\n"] {
+            let text = format!("targets = 127.0.0.1:1\n{checks}{expectations}");
+            let c = build(&text).unwrap_or_else(|e| panic!("{checks:?}: {e}"));
+            assert_eq!(c.health_check_host.as_deref(), Some("www.example.com"));
+            assert_eq!(*c.health_check_expect_status, [(200, 200)]);
+        }
+    }
+
+    #[test]
+    fn state_file_is_a_file_of_its_own() {
+        for key in ["path_to_persistence", "path_to_log"] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n{key} = run/f\nstate_file = run/f\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{key}");
+            assert!(e.message.contains(&format!("is also {key}")), "{e}");
+            // However spelled: from the working directory, or in full.
+            let cwd = std::env::current_dir().unwrap();
+            for spelled in ["./run/f".into(), cwd.join("run/f").display().to_string()] {
+                let e = build(&format!(
+                    "targets = 127.0.0.1:1\n{key} = run/f\nstate_file = {spelled}\n"
+                ))
+                .unwrap_err();
+                assert!(e.message.contains(&format!("is also {key}")), "{e}");
+            }
+        }
+        // The snapshot's default name.
+        let e = build("targets = 127.0.0.1:1\nstate_file = ./cache.bin\n").unwrap_err();
+        assert!(e.message.contains("is also path_to_persistence"), "{e}");
+        let c = build("targets = 127.0.0.1:1\nstate_file = run/state\n").unwrap();
+        assert_eq!(c.state_file, Some(PathBuf::from("run/state")));
+    }
+
+    #[test]
+    fn state_file_and_log_are_files_of_their_own_however_spelled_before_they_exist() {
+        // Neither file is there yet (a first start): spelled through `..`
+        // or through a link to the directory, it is still the snapshot's.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+        let snapshot = dir.path().join("cache.bin");
+        for other in [
+            dir.path().join("sub/../cache.bin"),
+            dir.path().join("link/cache.bin"),
+        ] {
+            for (key, says) in [
+                ("state_file", "is also path_to_persistence"),
+                ("path_to_log", "is also path_to_persistence"),
+            ] {
+                let text = format!(
+                    "targets = 127.0.0.1:1\npath_to_persistence = {}\n{key} = {}\n",
+                    snapshot.display(),
+                    other.display()
+                );
+                let e = build(&text).unwrap_err();
+                assert_eq!(e.place, "proxy.conf:3", "{key} = {}", other.display());
+                assert!(e.message.contains(says), "{e}");
+            }
+        }
+        assert!(!snapshot.exists());
+    }
+
+    #[test]
+    fn cache_bypass_cookies_may_not_list_the_sticky_cookie_which_never_reaches_the_cache() {
+        let conf = |bypass: &str| {
+            build(&format!(
+                "targets = 127.0.0.1:1\nsticky_cookie = SERVERID\ncache_bypass_cookies = {bypass}\n"
+            ))
+        };
+        let e = conf("sid, SERVERID").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("SERVERID, the sticky_cookie"), "{e}");
+        // Under a prefix it is one of many names, and does no harm.
+        assert!(conf("SERVER*").is_ok());
+        assert!(conf("*").is_ok());
+        assert!(
+            conf("serverid").is_ok(),
+            "cookie names are compared as sent"
+        );
+        // Without a cache, nothing to bypass; but a reload that sets
+        // `cache_size = 0` keeps the running cache until a restart, with
+        // these settings: refused then, at their line, a pool's too.
+        for (text, line) in [
+            "sticky_cookie = SERVERID\ncache_bypass_cookies = SERVERID\n",
+            "pool.api = 127.0.0.1:2\npool.api.sticky_cookie = SERVERID\n\
+             pool.api.cache_bypass_cookies = SERVERID\n",
+        ]
+        .into_iter()
+        .zip(["proxy.conf:4", "proxy.conf:5"])
+        {
+            let mut loader = Loader::new();
+            let text = format!("targets = 127.0.0.1:1\ncache_size = 0\n{text}");
+            loader.file("proxy.conf", &text).unwrap();
+            let c = loader.build().unwrap();
+            assert!(loader.check_cache_kept(&c, 0).is_ok());
+            let e = loader.check_cache_kept(&c, 1 << 20).unwrap_err();
+            assert!(e.message.contains("SERVERID, the sticky_cookie"), "{e}");
+            assert_eq!(e.place, line, "{e}");
+        }
+    }
+
+    #[test]
+    fn redirect_to_https_is_off_and_its_exceptions_are_paths_named_by_line() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert!(!c.redirect_to_https && c.redirect_to_https_except.is_empty());
+        let text = "targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8\nredirect_to_https = on\n\
+                    redirect_to_https_except = /healthz, /.well-known/acme-challenge/\n";
+        let c = build(text).unwrap();
+        assert!(c.redirect_to_https);
+        assert!(c.redirect_to_https_except.matches("/healthz"));
+        assert!(c
+            .redirect_to_https_except
+            .matches("/.well-known/acme-challenge/x"));
+        for (line, message) in [
+            (
+                "redirect_to_https_except = healthz",
+                "does not start with `/`",
+            ),
+            ("redirect_to_https_except = /a?b", "not the start of a path"),
+            ("redirect_to_https_except = /a,", "empty entry"),
+        ] {
+            let text = format!("targets = 127.0.0.1:1\nredirect_to_https = true\n\n{line}\n");
+            let e = build(&text).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:4", "{line}");
+            assert!(e.message.contains(message), "{line}: {e}");
+        }
+        let e = build("targets = 127.0.0.1:1\n\nredirect_to_https = maybe\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.starts_with("redirect_to_https: "), "{e}");
+        // Exceptions without the redirect say nothing: refused, by their line.
+        let e = build("targets = 127.0.0.1:1\nredirect_to_https_except = /healthz\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("redirect_to_https is not"), "{e}");
+        // Without a trusted proxy or PROXY header every request would be
+        // redirected: a warning, not an error (a listener that only
+        // redirects is a use).
+        let c = build("targets = 127.0.0.1:1\nredirect_to_https = true\n").unwrap();
+        assert!(c.redirect_to_https);
+    }
+}

@@ -1,0 +1,59 @@
+//! A configuration loaded the way the binary does: proxy.conf read from
+//! disk (a regular file, of bounded size), then the environment and flags.
+
+use super::{Config, ConfigError, Loader};
+use std::path::Path;
+
+/// A configuration is a few dozen lines; anything this large is some other
+/// file (or /dev/zero), refused before it fills the memory.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    // A FIFO would hang `check`, or a SIGHUP's reload and with it the
+    // signal thread: only a regular file is read.
+    crate::cache::persist::open_regular(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"),
+        ));
+    }
+    Ok(text)
+}
+
+/// Reads a configuration the way the binary does: the file (if `path` is
+/// given it must exist; the default `proxy.conf` may be absent), then the
+/// environment, then flags `(key, value, flag name)`.
+pub fn load(
+    path: &Path,
+    path_is_explicit: bool,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &[(&str, String, &str)],
+) -> Result<(Config, Loader), ConfigError> {
+    let mut loader = Loader::new();
+    let name = path.display().to_string();
+    match read_config_file(path) {
+        Ok(text) => {
+            loader.file(&name, &text)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path_is_explicit => {
+            log::info!("{name} not found; using defaults, environment and flags");
+        }
+        Err(e) => {
+            return Err(ConfigError {
+                place: name,
+                message: format!("cannot read: {e}"),
+            })
+        }
+    }
+    loader.env(env);
+    for (key, value, flag) in flags {
+        loader.flag(key, value, flag)?;
+    }
+    let config = loader.build()?;
+    Ok((config, loader))
+}

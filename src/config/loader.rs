@@ -1,0 +1,516 @@
+//! The [`Loader`]: raw values from the file, the environment and flags,
+//! each over the one before, built into a typed [`Config`].
+
+use super::keys::find_key;
+use super::listeners::listeners_overlap;
+use super::pools::{PoolKey, RouteKey, Scope};
+use super::rewrites::RewriteKey;
+use super::suggest::{file_only, file_only_keys, unknown_key_message, FILE_ONLY};
+use super::{Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, KEYS};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// TLS settings for backends, and the keys they were made of.
+type BackendTlsMade = (
+    crate::tls::backends::BackendTlsKeys,
+    Arc<rustls::ClientConfig>,
+);
+
+/// A value and where it came from.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Collects raw values from the sources in increasing precedence, then
+/// builds the typed [`Config`]. Later sources override earlier ones.
+#[derive(Clone, Debug)]
+pub struct Loader {
+    pub(super) settings: BTreeMap<&'static str, Setting>,
+    /// The `request_header.<Name>` and `response_header.<Name>` keys, in
+    /// the file's order.
+    pub(super) field_keys: Vec<FieldKey>,
+    /// The `pool.*` keys, in the file's order, but for the next.
+    pub(super) pool_keys: Vec<PoolKey>,
+    /// The `pool.<name>.request_header.<Name>` and
+    /// `pool.<name>.response_header.<Name>` keys: each with its pool.
+    pub(super) pool_field_keys: Vec<(String, FieldKey)>,
+    /// The `route.*` keys, in the file's order.
+    pub(super) route_keys: Vec<RouteKey>,
+    /// The `rewrite.*` keys, in the file's order.
+    pub(super) rewrite_keys: Vec<RewriteKey>,
+    /// The file name whole-file errors are reported against.
+    pub(super) file: String,
+    /// Whether a file was read (else defaults, environment and flags only).
+    pub(super) file_read: bool,
+    /// The TLS settings for backends as made, by the keys they were made
+    /// of: one for every pool that sets none of its own, so their files
+    /// are read, and their sessions kept, once.
+    pub(super) backend_tls: std::cell::RefCell<Vec<BackendTlsMade>>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// Starts with every key at its default.
+    pub fn new() -> Self {
+        let settings = KEYS
+            .iter()
+            .map(|k| {
+                let s = Setting {
+                    value: k.default.to_string(),
+                    origin: Origin::Default,
+                };
+                (k.name, s)
+            })
+            .collect();
+        Loader {
+            settings,
+            field_keys: Vec::new(),
+            pool_keys: Vec::new(),
+            pool_field_keys: Vec::new(),
+            route_keys: Vec::new(),
+            rewrite_keys: Vec::new(),
+            file: "configuration".to_string(),
+            file_read: false,
+            backend_tls: Default::default(),
+        }
+    }
+
+    /// The file read, or `configuration` when none was (defaults,
+    /// environment and flags only).
+    pub fn source(&self) -> &str {
+        &self.file
+    }
+
+    /// Whether a configuration file was read.
+    pub fn read_a_file(&self) -> bool {
+        self.file_read
+    }
+
+    /// Reads proxy.conf text: `key = value` lines, `#` comments and blank
+    /// lines ignored. Unknown and repeated keys are errors.
+    pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
+        self.file = path.to_string();
+        self.file_read = true;
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        // Some editors start a UTF-8 file with a byte order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let origin = Origin::File {
+                path: path.to_string(),
+                line,
+            };
+            let content = strip_comment(raw).trim();
+            if content.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                return Err(ConfigError::at(
+                    &origin,
+                    format!("expected `key = value`, found `{content}`"),
+                ));
+            };
+            let key = key.trim();
+            if let Some((family, name)) = FieldFamily::of(key) {
+                self.field_key(family, name, value.trim(), origin)?;
+                continue;
+            }
+            if let Some(rest) = key.strip_prefix("pool.") {
+                self.pool_key(rest, value.trim(), origin)?;
+                continue;
+            }
+            if let Some(spec) = key.strip_prefix("route.") {
+                self.route_key(spec.trim(), value.trim(), origin)?;
+                continue;
+            }
+            if let Some(name) = key.strip_prefix("rewrite.") {
+                self.rewrite_key(name, value.trim(), origin)?;
+                continue;
+            }
+            let Some(spec) = find_key(key) else {
+                return Err(ConfigError::at(&origin, unknown_key_message(key)));
+            };
+            if let Some(first) = seen.insert(spec.name, line) {
+                return Err(ConfigError::at(
+                    &origin,
+                    format!("duplicate key `{key}` (first set on line {first})"),
+                ));
+            }
+            self.put(spec.name, value.trim(), origin);
+        }
+        Ok(self)
+    }
+
+    /// Applies `INVERSO_<KEY>` variables. Other variables are ignored.
+    pub fn env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
+        for (var, value) in vars {
+            let Some(rest) = var.strip_prefix("INVERSO_") else {
+                continue;
+            };
+            // One spelling per key: with `INVERSO_port` beside `INVERSO_PORT`
+            // the winner would depend on the environment's order.
+            if rest != rest.to_ascii_uppercase() {
+                log::warn!(
+                    "{var}: environment keys are upper case (INVERSO_{}); ignored",
+                    rest.to_ascii_uppercase()
+                );
+                continue;
+            }
+            let key = rest.to_ascii_lowercase();
+            if let Some(family) = FieldFamily::named_at_start_of(&key) {
+                log::warn!("{var}: {}; ignored", file_only(family, &key));
+                continue;
+            }
+            let family = |f: &&str| {
+                (key.strip_prefix(*f)).is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+            };
+            if FILE_ONLY.iter().any(family) {
+                log::warn!("{var}: {}; ignored", file_only_keys(&key));
+                continue;
+            }
+            match find_key(&key) {
+                Some(spec) => self.put(spec.name, value.trim(), Origin::Env(var.clone())),
+                // Not an error: the environment is shared with other
+                // programs. But a misspelt key should not vanish silently.
+                None => log::warn!(
+                    "{var}: {}; ignored",
+                    unknown_key_message(&rest.to_ascii_lowercase())
+                ),
+            }
+        }
+        self
+    }
+
+    /// Applies a command-line override of one key.
+    pub fn flag(&mut self, key: &str, value: &str, flag: &str) -> Result<&mut Self, ConfigError> {
+        let origin = Origin::Flag(flag.to_string());
+        if let Some((family, _)) = FieldFamily::of(key) {
+            return Err(ConfigError::at(&origin, file_only(family, key)));
+        }
+        if FILE_ONLY
+            .iter()
+            .any(|f| key.strip_prefix(f).is_some_and(|k| k.starts_with('.')))
+        {
+            return Err(ConfigError::at(&origin, file_only_keys(key)));
+        }
+        let Some(spec) = find_key(key) else {
+            return Err(ConfigError::at(&origin, unknown_key_message(key)));
+        };
+        self.put(spec.name, value.trim(), origin);
+        Ok(self)
+    }
+
+    fn put(&mut self, key: &'static str, value: &str, origin: Origin) {
+        self.settings.insert(
+            key,
+            Setting {
+                value: value.to_string(),
+                origin,
+            },
+        );
+    }
+
+    /// Every key with its effective value and origin, in key-table order.
+    pub fn effective(&self) -> impl Iterator<Item = (&'static str, &Setting)> {
+        KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
+    }
+
+    /// Parses every value into a [`Config`], resolving target names.
+    pub fn build(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::blank();
+        for key in KEYS {
+            let setting = &self.settings[key.name];
+            (key.apply)(&mut config, &setting.value)
+                .map_err(|m| ConfigError::at(&setting.origin, format!("{}: {m}", key.name)))?;
+        }
+        config.request_headers = self.field_edits(FieldFamily::Request, &config)?;
+        config.response_headers = self.field_edits(FieldFamily::Response, &config)?;
+        if config.targets.is_empty() {
+            let setting = &self.settings["targets"];
+            let place = match &setting.origin {
+                Origin::Default => self.file.clone(),
+                other => other.to_string(),
+            };
+            return Err(ConfigError {
+                place,
+                message: "targets: at least one backend is required, e.g. `targets = 127.0.0.1:9001, 127.0.0.1:9002`".to_string(),
+            });
+        }
+        // Both listeners on one port: caught here rather than as a bind
+        // error once `check` has said the configuration is fine (port 0
+        // asks the system for a free port, a different one each).
+        if config.admin_port == Some(config.port)
+            && config.port != 0
+            && listeners_overlap(config.admin_bind, config.bind)
+        {
+            return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
+        }
+        self.check_tls(&mut config)?;
+        self.backend_tls_for(&mut config, Scope::Top)?;
+        self.check_backends(&config, Scope::Top)?;
+        // An object larger than the whole cache could never be stored: the
+        // setting would silently mean less than it says.
+        if let Some(max) = config
+            .max_object_size
+            .filter(|&m| config.cache_size > 0 && m > config.cache_size)
+        {
+            return Err(self.refused(
+                "max_object_size",
+                format!(
+                    "{max} bytes is more than cache_size ({} bytes); an object larger than the cache cannot be stored",
+                    config.cache_size
+                ),
+            ));
+        }
+        if let Some(why) = config.state_file_shared() {
+            return Err(self.refused("state_file", why));
+        }
+        if let Some(why) = config.log_shares_snapshot() {
+            return Err(self.refused("path_to_log", why));
+        }
+        self.check_https_redirect(&config)?;
+        // The heads would be copied at every request and never written.
+        if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
+            return Err(self.refused(
+                "log_headers",
+                "adds the heads to combined and json lines; a log_format template writes \
+                 only what it names (a request field as $http_<name>)"
+                    .into(),
+            ));
+        }
+        if let Some((key, why)) = config.rate_limit_unlimited().first() {
+            return Err(self.refused(key, why.to_string()));
+        }
+        if let Some(why) = config.rate_limit_key_unread() {
+            return Err(self.refused("rate_limit_key", why));
+        }
+        self.check_cache(&config, Scope::Top, None)?;
+        self.check_auth(&config, Scope::Top)?;
+        config.rewrites = Arc::new(self.build_rewrites()?);
+        self.build_pools(&mut config)?;
+        Ok(config)
+    }
+}
+
+/// `#` starts a comment anywhere on a line (values never contain `#`).
+fn strip_comment(line: &str) -> &str {
+    line.split_once('#').map_or(line, |(before, _)| before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::build;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_keys_comments_and_blank_lines() {
+        let c = build(
+            "# a comment\n\nport = 9000\nbalance = least_conn\ntargets = 127.0.0.1:1, [::1]:2 weight=3 # trailing\ncache_size = 2MiB\nttl = 90s\npath_to_persistence =\n",
+        )
+        .unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[1].weight, 3);
+        assert_eq!(c.targets[1].addr.tcp(), "[::1]:2".parse().ok());
+        assert_eq!(c.cache_size, 2 << 20);
+        assert_eq!(c.ttl, Duration::from_secs(90));
+        assert_eq!(c.path_to_persistence, None);
+        assert_eq!(c.connection_timeout, Duration::from_secs(30));
+        assert_eq!(c.path_to_log, None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_key() {
+        let c = build("\u{feff}targets = 127.0.0.1:1\nport = 81\n").unwrap();
+        assert_eq!(c.port, 81);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = build("targets = 127.0.0.1:1\n\nport = http\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("port"), "{e}");
+
+        let e = build("targets = 127.0.0.1:1\nprot = 80\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:2: unknown key `prot` (did you mean `port`?)"
+        );
+        let e = build("targets = 127.0.0.1:1\nfoo = 80\n").unwrap_err();
+        assert_eq!(e.to_string(), "proxy.conf:2: unknown key `foo`");
+
+        let e = build("targets = 127.0.0.1:1\nport = 1\n# x\nport = 2\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:4");
+        assert!(e.message.contains("duplicate"));
+
+        let e = build("port 80\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:1");
+
+        let e = build("port = 80\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf");
+        assert!(e.message.contains("targets"));
+
+        let e = build("targets = 127.0.0.1:1\nunit_time = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        for bad in ["127.0.0.1", "[::1]", "[2001:db8::1]"] {
+            let e = build(&format!("targets = {bad}\n")).unwrap_err();
+            assert!(e.message.contains("needs a port"), "{bad}: {e}");
+        }
+        let e = build("targets = 127.0.0.1:1 weight=0\n").unwrap_err();
+        assert!(e.message.contains("weight"), "{e}");
+        let e = build("targets = 127.0.0.1:1,,127.0.0.1:2\n").unwrap_err();
+        assert!(e.message.contains("empty entry"), "{e}");
+        let e = build("targets = no-such-host.invalid:80\n").unwrap_err();
+        assert!(e.message.contains("does not resolve"), "{e}");
+        let e = build("targets = 127.0.0.1:1 weight=2 weight=3\n").unwrap_err();
+        assert!(e.message.contains("weight given twice"), "{e}");
+        let c = build("targets = 127.0.0.1:1 max_conns=8 backup, 127.0.0.1:2\n").unwrap();
+        assert_eq!(
+            c.targets.iter().map(|t| t.max_conns).collect::<Vec<_>>(),
+            [Some(8), None]
+        );
+        for bad in [
+            "max_conns=0",
+            "max_conns=x",
+            "max_conns=1 max_conns=2",
+            "maxconn=3",
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1 {bad}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:1", "{bad}");
+        }
+        let c = build("targets = 127.0.0.1:1, 127.0.0.1:2 backup\n").unwrap();
+        assert_eq!(
+            c.targets.iter().map(|t| t.backup).collect::<Vec<_>>(),
+            [false, true]
+        );
+        let e = build("targets = 127.0.0.1:1, 127.0.0.1:2 backup backup\n").unwrap_err();
+        assert!(e.message.contains("backup given twice"), "{e}");
+        let e = build("targets = 127.0.0.1:1 backup\n").unwrap_err();
+        assert!(e.message.contains("every target is a backup"), "{e}");
+        let e = build("targets = 127.0.0.1:1 spare\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("expected weight=N, max_conns=N or backup"),
+            "{e}"
+        );
+        // One backend under two names.
+        let e = build("targets = 127.0.0.1:1, 127.0.0.1:01\n").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
+        // Spellings that would be read some other way than meant.
+        for (target, says) in [
+            ("http://127.0.0.1:80/", "without a scheme (`127.0.0.1:80`)"),
+            (
+                "https://127.0.0.1:8443",
+                "`tls` for HTTPS (`127.0.0.1:8443 tls`)",
+            ),
+            (
+                "https://localhost/",
+                "`tls` for HTTPS (`localhost:443 tls`)",
+            ),
+            ("::1:80", "as `[::1]:80`"),
+            ("[127.0.0.1]:80", "not an IPv6 address in brackets"),
+            ("[::1:80", "not an IPv6 address in brackets"),
+            ("127.0.0.1:+80", "not a whole number"),
+        ] {
+            let e = build(&format!("targets = {target}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{target}: {e}");
+        }
+        assert!(build("port = +80\ntargets = 127.0.0.1:1\n").is_err());
+        // TLS: checked for the host as written, or for tls_name=.
+        let c = build("targets = localhost:1 tls, 127.0.0.1:2 tls tls_name=api.test\n").unwrap();
+        let names: Vec<_> = (c.targets.iter())
+            .map(|t| t.tls.as_ref().map(|n| n.to_str().into_owned()))
+            .collect();
+        assert_eq!(names, [Some("localhost".into()), Some("api.test".into())]);
+        assert!(c.backend_tls.is_some());
+        assert!(build("targets = 127.0.0.1:1\n")
+            .unwrap()
+            .backend_tls
+            .is_none());
+        for (targets, says) in [
+            ("127.0.0.1:1 tls_name=a.test", "add `tls`"),
+            ("127.0.0.1:1 tls tls", "tls given twice"),
+            (
+                "127.0.0.1:1 tls tls_name=a.test tls_name=b.test",
+                "tls_name given twice",
+            ),
+            ("127.0.0.1:1 tls tls_name=no_such^name", "not a host name"),
+            ("unix:/run/app.sock tls", "not supported"),
+        ] {
+            let e = build(&format!("targets = {targets}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{targets}: {e}");
+        }
+        assert_eq!(
+            build("worker_priority = -5\ntargets = 127.0.0.1:1\n")
+                .unwrap()
+                .worker_priority,
+            Some(-5)
+        );
+    }
+
+    #[test]
+    fn environment_keys_have_one_spelling() {
+        let mut l = Loader::new();
+        l.env([
+            ("INVERSO_port".to_string(), "1".to_string()),
+            ("INVERSO_PORT".to_string(), "2".to_string()),
+            ("INVERSO_Port".to_string(), "3".to_string()),
+        ]);
+        l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
+        assert_eq!(l.build().unwrap().port, 2);
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        let mut l = Loader::new();
+        l.file(
+            "proxy.conf",
+            "targets = 127.0.0.1:1\nport = 1000\nttl = 5s\n",
+        )
+        .unwrap();
+        l.env([
+            ("INVERSO_PORT".to_string(), "2000".to_string()),
+            ("INVERSO_TTL".to_string(), "7s".to_string()),
+            ("HOME".to_string(), "/".to_string()),
+        ]);
+        l.flag("port", "3000", "--port").unwrap();
+        let c = l.build().unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.ttl, Duration::from_secs(7));
+        assert_eq!(c.unit_time, Duration::from_secs(5));
+        let origins: BTreeMap<_, _> = l
+            .effective()
+            .map(|(k, s)| (k, s.origin.to_string()))
+            .collect();
+        assert_eq!(origins["port"], "flag --port");
+        assert_eq!(origins["ttl"], "environment INVERSO_TTL");
+        assert_eq!(origins["targets"], "proxy.conf:1");
+        assert_eq!(origins["unit_time"], "default");
+
+        let mut l = Loader::new();
+        l.env([("INVERSO_PORT".to_string(), "x".to_string())]);
+        l.flag("targets", "127.0.0.1:1", "--targets").unwrap();
+        assert_eq!(l.build().unwrap_err().place, "environment INVERSO_PORT");
+    }
+
+    #[test]
+    fn an_object_limit_larger_than_the_cache_is_refused() {
+        let e = build("targets = 127.0.0.1:1\ncache_size = 1MiB\nmax_object_size = 2MiB\n")
+            .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("more than cache_size"), "{e}");
+        // Equal is fine, and so is any limit with the cache off.
+        assert!(
+            build("targets = 127.0.0.1:1\ncache_size = 1MiB\nmax_object_size = 1MiB\n").is_ok()
+        );
+        assert!(build("targets = 127.0.0.1:1\ncache_size = 0\nmax_object_size = 2MiB\n").is_ok());
+    }
+}

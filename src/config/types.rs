@@ -1,0 +1,309 @@
+//! The small types a `Config` holds: how access-log records are
+//! written, the backends (targets and where each is reached) and how
+//! requests are spread over them.
+
+use crate::access_log::Template;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How access-log records are written.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// The combined log format plus `upstream=`, `cache=`, `duration_ms=`.
+    #[default]
+    Combined,
+    /// One JSON object per line, with the same fields.
+    Json,
+    /// The operator's own line, nginx's `log_format` style.
+    Template(Arc<Template>),
+}
+
+impl LogFormat {
+    /// `combined`, `json`, or a template: any value holding a `$`.
+    pub fn parse(v: &str) -> Result<LogFormat, String> {
+        match v {
+            "combined" => Ok(LogFormat::Combined),
+            "json" => Ok(LogFormat::Json),
+            _ if v.contains('$') => Template::parse(v).map(|t| LogFormat::Template(Arc::new(t))),
+            _ => Err(format!(
+                "`{v}` is not a log format (combined, json, or a template of $variables \
+                 such as `$remote_addr $status $request_time`)"
+            )),
+        }
+    }
+
+    /// The request fields each record must carry for this format: those
+    /// a template names.
+    pub fn request_fields(&self) -> Option<&Arc<[Box<str>]>> {
+        match self {
+            LogFormat::Template(t) => Some(t.request_fields()).filter(|f| !f.is_empty()),
+            _ => None,
+        }
+    }
+}
+
+/// A backend as configured: `host:port` or `unix:PATH` with its options
+/// (`weight=N`, `max_conns=N`, `backup`, `max_fails=N`, `fail_timeout=D`),
+/// resolved at load time. A name that gives several addresses
+/// is one target per address (see [`Target::at`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// As written in the configuration, e.g. `app1.internal:8080`; for
+    /// each address of a name giving several, `app1.internal:8080@10.0.0.5:8080`.
+    /// Unique among the targets: the sticky cookie, `ip_hash`, metrics
+    /// and the admin listener know a target by it.
+    pub name: String,
+    pub addr: Endpoint,
+    pub weight: u32,
+    /// Used only while every other target is down or already tried (as
+    /// nginx's and HAProxy's `backup`).
+    pub backup: bool,
+    /// Most requests at this target at once (`max_conns=N`); more wait for
+    /// a slot. `None`: no limit.
+    pub max_conns: Option<usize>,
+    /// Its own `max_fails=N`, as nginx's `server ... max_fails=N`; `None`:
+    /// the global `max_fails`. Kept as written, not filled in from the
+    /// global key here, so that a reload that changes only the key
+    /// changes every target without an option of its own.
+    pub max_fails: Option<u32>,
+    /// Its own `fail_timeout=D`; `None`: the global `fail_timeout`.
+    pub fail_timeout: Option<Duration>,
+    /// `tls`: spoken to over TLS, its certificate checked for this name
+    /// (`tls_name=NAME`, else the host it is written with) and the name
+    /// sent in SNI unless it is an address; `None`: plain HTTP.
+    pub tls: Option<rustls_pki_types::ServerName<'static>>,
+}
+
+impl Target {
+    /// `name` at `addr`, with none of the options `targets` may give one.
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Target {
+        Target {
+            name: name.into(),
+            addr: Endpoint::Tcp(addr),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+            max_fails: None,
+            fail_timeout: None,
+            tls: None,
+        }
+    }
+
+    /// The Unix socket at `path`, named `unix:PATH` as `targets` writes
+    /// it, with none of the options. `path` is taken as it is: see
+    /// [`crate::config::written`] for what a configuration may name.
+    pub fn unix(path: impl Into<PathBuf>) -> Target {
+        let path = path.into();
+        Target {
+            name: format!("unix:{}", path.display()),
+            addr: Endpoint::Unix(path),
+            ..Target::new("", SocketAddr::from(([0, 0, 0, 0], 0)))
+        }
+    }
+
+    /// The target as written in `targets` (`app:8000`, `10.0.0.5:8000`):
+    /// for each address of a name that gives several, the part of its
+    /// name before `@` (see [`Target::at`]). A `unix:` target is never one
+    /// of several, and its path may hold an `@` (systemd's `app@1.sock`).
+    pub fn as_written(&self) -> &str {
+        if matches!(self.addr, Endpoint::Unix(_)) {
+            return &self.name;
+        }
+        self.name
+            .split_once('@')
+            .map_or(&self.name, |(written, _)| written)
+    }
+
+    /// The targets this one, named as written, stands for at `addrs`
+    /// (sorted, as [`addresses_of`](super::addresses_of) gives them), each with its options
+    /// (weight, `max_conns`, `backup`, `max_fails`, `fail_timeout`). One address keeps the name as written,
+    /// so a name giving one address is the target it has always been
+    /// (its sticky cookie, `ip_hash` points and metrics label); of
+    /// several, each is named `name@address` (`app:8000@10.0.0.5:8000`):
+    /// unique, and the same for an address whatever else the name gives.
+    pub fn at(&self, addrs: &[SocketAddr]) -> Vec<Target> {
+        let written = self.as_written();
+        addrs
+            .iter()
+            .map(|&addr| Target {
+                name: match addrs.len() {
+                    1 => written.to_string(),
+                    _ => format!("{written}@{addr}"),
+                },
+                addr: Endpoint::Tcp(addr),
+                ..self.clone()
+            })
+            .collect()
+    }
+}
+
+/// Where a target is reached: a TCP address, or the path of a
+/// Unix-domain stream socket (`unix:PATH`, as nginx's `server unix:...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    /// As written after `unix:`: a relative path is from the working
+    /// directory, which inverso never changes. Compared as paths
+    /// (`/run//app.sock` is `/run/app.sock`), not resolved: the socket
+    /// may not exist yet when the configuration is read.
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The TCP address, for the checks only TCP targets can fail (the
+    /// proxy's own listener) and the names looked up again.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Tcp(addr) => Some(*addr),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(addr)
+    }
+}
+
+/// The address `/status` shows: `10.0.0.5:8000`, `unix:/run/app.sock`.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => addr.fmt(f),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// How requests are spread over the targets (`balance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConn,
+    IpHash,
+    UriHash,
+    /// Consistent hashing of what `hash_on` names.
+    Hash,
+    RandomTwo,
+}
+
+impl Balance {
+    const NAMES: &'static [(&'static str, Balance)] = &[
+        ("round_robin", Balance::RoundRobin),
+        ("weighted_round_robin", Balance::WeightedRoundRobin),
+        ("least_conn", Balance::LeastConn),
+        ("ip_hash", Balance::IpHash),
+        ("uri_hash", Balance::UriHash),
+        ("hash", Balance::Hash),
+        ("random_two", Balance::RandomTwo),
+    ];
+
+    pub(super) fn parse(v: &str) -> Result<Balance, String> {
+        Balance::NAMES
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                let names: Vec<_> = Balance::NAMES.iter().map(|(n, _)| *n).collect();
+                format!("unknown algorithm `{v}` (one of {})", names.join(", "))
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        Balance::NAMES
+            .iter()
+            .find(|(_, b)| *b == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::build;
+    use crate::config::{target_lines, Config, Loader};
+
+    #[test]
+    fn each_target_of_a_name_giving_several_addresses_has_its_options() {
+        let written = Target {
+            name: "app:80".into(),
+            addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+            max_fails: Some(4),
+            fail_timeout: Some(Duration::from_secs(45)),
+            tls: None,
+        };
+        let addrs: Vec<SocketAddr> = vec![
+            "10.0.0.5:80".parse().unwrap(),
+            "10.0.0.6:80".parse().unwrap(),
+        ];
+        let mut c = Config::with_targets(written.at(&addrs));
+        c.max_fails = 1;
+        assert_eq!(c.targets.len(), 2);
+        for t in &c.targets {
+            assert_eq!(
+                (t.max_fails, t.fail_timeout),
+                (Some(4), Some(Duration::from_secs(45)))
+            );
+            assert_eq!(
+                (c.max_fails_of(t), c.fail_timeout_of(t)),
+                (4, Duration::from_secs(45))
+            );
+        }
+        assert_eq!(
+            target_lines(&c),
+            [
+                "# target app:80 resolves to 2 addresses, each a target of its own:",
+                "# target app:80@10.0.0.5:80 -> 10.0.0.5:80 (weight 1, max_fails 4, fail_timeout 45s)",
+                "# target app:80@10.0.0.6:80 -> 10.0.0.6:80 (weight 1, max_fails 4, fail_timeout 45s)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_log_format_with_a_dollar_is_a_template() {
+        let c = build("targets = 127.0.0.1:1\nlog_format = $remote_addr \"$http_x_id\"\n").unwrap();
+        let LogFormat::Template(t) = &c.log_format else {
+            panic!("{:?}", c.log_format);
+        };
+        assert_eq!(t.source(), "$remote_addr \"$http_x_id\"");
+        assert_eq!(
+            &**c.log_format.request_fields().unwrap(),
+            [Box::from("x_id")]
+        );
+        assert_eq!(LogFormat::Json.request_fields(), None);
+        let e = build("targets = 127.0.0.1:1\n\nlog_format = $remote_addr $stauts\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:3: log_format: unknown variable `$stauts` (did you mean `$status`?)"
+        );
+        let e = Loader::new()
+            .file("proxy.conf", "targets = 127.0.0.1:1\n")
+            .unwrap()
+            .env([("INVERSO_LOG_FORMAT".into(), "$nope".into())])
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment INVERSO_LOG_FORMAT: log_format: unknown variable `$nope`"
+        );
+        // The heads would be taken at every request and never written.
+        let e =
+            build("targets = 127.0.0.1:1\nlog_format = $status\nlog_headers = true\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.starts_with("log_headers: "), "{e}");
+        assert!(e.message.contains("$http_<name>"), "{e}");
+        // nginx's `escape=json`, written before the template as there.
+        let c = build("targets = 127.0.0.1:1\nlog_format = escape=json {\"s\":$status}\n").unwrap();
+        assert!(matches!(c.log_format, LogFormat::Template(_)));
+        let e = build("targets = 127.0.0.1:1\nlog_format = escape=none $status\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+    }
+}
