@@ -32,6 +32,22 @@ fn one_span(seen: &Seen) -> Option<(usize, usize)> {
     Some((start.parse().ok()?, end.parse().ok()?))
 }
 
+/// Answers the range of one span `seen` asks of `body` as a `206`, as a
+/// server does; `false` when it asks none.
+fn answered_a_span(seen: &Seen, out: &mut impl Write, body: &[u8]) -> bool {
+    let Some((start, end)) = one_span(seen) else {
+        return false;
+    };
+    let range = format!("bytes {start}-{end}/{}", body.len());
+    respond(
+        out,
+        206,
+        &[("Content-Range", range.as_str())],
+        &body[start..=end],
+    );
+    true
+}
+
 /// An origin answering [`BODY`] with `cache_control` and `ETag: "v1"`,
 /// its answers numbered in `X-Answer`, a range of one span as a `206`.
 /// Each answer waits for `gate` (open unless a test holds it).
@@ -156,10 +172,7 @@ fn a_range_miss_with_credentials_or_no_store_goes_as_it_is() {
 fn a_range_miss_found_too_large_as_it_streams_is_asked_again_as_it_is() {
     let large = pattern(300 * 1024);
     let backend = Backend::start("origin", move |seen, out| {
-        if let Some((start, end)) = one_span(seen) {
-            let range = format!("bytes {start}-{end}/{}", large.len());
-            let fields = [("Content-Range", range.as_str())];
-            respond(out, 206, &fields, &large[start..=end]);
+        if answered_a_span(seen, out, &large) {
             return Action::KeepAlive;
         }
         let head = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\
@@ -199,10 +212,7 @@ fn a_range_miss_announced_too_large_is_asked_again_as_it_is() {
     let held = gate.clone();
     let large = pattern(300 * 1024);
     let backend = Backend::start("origin", move |seen, out| {
-        if let Some((start, end)) = one_span(seen) {
-            let range = format!("bytes {start}-{end}/{}", large.len());
-            let fields = [("Content-Range", range.as_str())];
-            respond(out, 206, &fields, &large[start..=end]);
+        if answered_a_span(seen, out, &large) {
             return Action::KeepAlive;
         }
         let head = format!(
