@@ -1006,3 +1006,349 @@ fn auth_redirect_rendered(source: &str, rendered: &[u8], scheme: &str) {
         }
     }
 }
+
+/// The fields a `range` input fills, in its order: the request's first
+/// (`Range`, `If-Range`, `If-None-Match`, `If-Modified-Since`), then the
+/// stored response's.
+const RANGE_REQUEST_FIELDS: [&str; 4] = ["Range", "If-Range", "If-None-Match", "If-Modified-Since"];
+const RANGE_STORED_FIELDS: [&str; 6] = [
+    "ETag",
+    "Last-Modified",
+    "Date",
+    "Content-Encoding",
+    "Accept-Ranges",
+    "Content-Type",
+];
+
+/// A head of `start` and the fields named in `names`, each section of
+/// `sections` (if any) one or several lines of its field, split at `\n`.
+fn range_head(start: &str, names: &[&str], sections: &[&[u8]], skip: Option<&str>) -> Vec<u8> {
+    let mut head = start.as_bytes().to_vec();
+    for (name, section) in names.iter().zip(sections) {
+        if section.is_empty() || Some(*name) == skip {
+            continue;
+        }
+        for line in section.split(|&b| b == b'\n') {
+            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend(line.iter().copied().filter(|&b| b != b'\r'));
+            head.extend_from_slice(b"\r\n");
+        }
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// A byte position as RFC 9110 §14.1.1 writes it (`1*DIGIT`), of any
+/// size: its digits without leading zeros, which order positions as
+/// (length, digits); `None` if it is not one.
+fn range_position(s: &str) -> Option<(usize, &str)> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = s.trim_start_matches('0');
+    Some((digits.len(), digits))
+}
+
+/// A position's value, any past `u128` (and so past any body) as
+/// `u128::MAX`.
+fn range_value((_, digits): (usize, &str)) -> u128 {
+    digits
+        .parse()
+        .unwrap_or(if digits.is_empty() { 0 } else { u128::MAX })
+}
+
+/// What RFC 9110 §14 and the README say a `Range` value of a body of
+/// `len > 0` bytes asks for, written apart from `range.rs`: `None` if the
+/// set is to be ignored (another unit, a malformed set, more than
+/// `MAX_RANGES` ranges); else how many ranges were asked for and the
+/// satisfiable ones, clamped to the body, in the order asked.
+fn range_model(value: &str, len: u64) -> Option<(usize, Vec<(u64, u64)>)> {
+    use inverso::http::range::MAX_RANGES;
+    let (unit, set) = value.split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let specs: Vec<&str> = set
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if specs.len() > MAX_RANGES {
+        return None;
+    }
+    let len = len as u128;
+    let mut spans = Vec::new();
+    for spec in &specs {
+        let (first, last) = spec.split_once('-')?;
+        if first.is_empty() {
+            let suffix = range_value(range_position(last)?);
+            if suffix > 0 {
+                spans.push((len - suffix.min(len), len - 1));
+            }
+            continue;
+        }
+        let start = range_position(first)?;
+        let end = match last {
+            "" => u128::MAX,
+            last => {
+                let end = range_position(last)?;
+                // Last before first: invalid, however large (§14.1.1).
+                if end < start {
+                    return None;
+                }
+                range_value(end)
+            }
+        };
+        let start = range_value(start);
+        if start < len {
+            spans.push((start, end.min(len - 1)));
+        }
+    }
+    let spans = spans
+        .into_iter()
+        .map(|(s, e)| (s as u64, e as u64))
+        .collect();
+    Some((specs.len(), spans))
+}
+
+/// Whether `a` is one well-formed entity-tag (RFC 9110 §8.8.3).
+fn is_entity_tag(a: &str) -> bool {
+    let opaque = a.strip_prefix("W/").unwrap_or(a);
+    opaque.len() >= 2
+        && opaque.starts_with('"')
+        && opaque.ends_with('"')
+        && !opaque[1..opaque.len() - 1].contains('"')
+}
+
+/// The client-controlled range and conditional logic a cache hit answers
+/// with (`range::requested`, `Multipart`, `policy::not_modified`). The
+/// input: a byte choosing the stored status (its low 3 bits) and how far
+/// to shift the next three (the body's length, up to 4 MiB, never
+/// allocated past 64 KiB), then sections split at NUL,
+/// each one or several lines (split at `\n`) of a field: the request's
+/// `Range`, `If-Range`, `If-None-Match`, `If-Modified-Since`, then the
+/// stored response's `ETag`, `Last-Modified`, `Date`, `Content-Encoding`,
+/// `Accept-Ranges`, `Content-Type`. Heads the parsers refuse are never
+/// answered from the cache, and are skipped.
+///
+/// What is checked is what the README (Cache, **Ranges:**) promises: the
+/// answer is the one RFC 9110 §14 gives (a model written apart), every part
+/// lies within the body, in the order asked, none overlapping, at most
+/// `MAX_RANGES`; 416 only when no range starts within the body; several
+/// ranges of a coded body, and an `If-Range` that does not match strongly,
+/// get the whole response (and one that does changes nothing); a multipart
+/// body is as long as its `Content-Length` says, at most the body and
+/// `MAX_RANGES` small heads. And the conditions (RFC 9110 §13.1.2-3,
+/// §13.2.2): `*` and a weakly equal entity-tag in `If-None-Match` give a
+/// 304, and only they when it is there.
+pub fn range(data: &[u8]) {
+    use inverso::cache::policy::not_modified;
+    use inverso::http::date::parse_http_date;
+    use inverso::http::range::{requested, Multipart, Ranged, Span, MAX_RANGES};
+
+    let Some((&[status, a, b, c], rest)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    // Small lengths are the likelier, up to 4 MiB.
+    let raw = u32::from_be_bytes([0, a, b, c]) & 0x3F_FFFF;
+    let len = u64::from(raw >> (status >> 3).min(22));
+    let status = [200, 200, 200, 200, 206, 204, 304, 404][status as usize % 8];
+    let sections: Vec<&[u8]> = rest.split(|&b| b == 0).collect();
+    let (asked, kept) = sections.split_at(sections.len().min(4));
+    let request_of = |skip| {
+        let head = range_head(
+            "GET / HTTP/1.1\r\nHost: a\r\n",
+            &RANGE_REQUEST_FIELDS,
+            asked,
+            skip,
+        );
+        parse_request(&head, &RequestLimits::default()).ok()
+    };
+    let Some(request) = request_of(None) else {
+        return;
+    };
+    let stored = range_head(
+        &format!("HTTP/1.1 {status} X\r\n"),
+        &RANGE_STORED_FIELDS,
+        kept,
+        None,
+    );
+    let Ok(stored) = parse_response(&stored) else {
+        return;
+    };
+    let (request, stored_head) = (&request.headers, &stored.headers);
+
+    // The conditions.
+    let fresh = not_modified(request, &stored);
+    if !(200..300).contains(&stored.status) {
+        assert!(!fresh, "a 304 for a stored {}", stored.status);
+    } else if request.contains("if-none-match") {
+        let tags: Vec<&str> = request.quoted_list("if-none-match").collect();
+        let etag = stored_head.get_str("etag");
+        if tags.contains(&"*") {
+            assert!(fresh, "If-None-Match: * of a stored 2xx");
+        }
+        // Well-formed tags, compared weakly (§8.8.3.2).
+        let opaque = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+        if let Some(etag) = etag.filter(|e| is_entity_tag(e)) {
+            if tags
+                .iter()
+                .any(|t| is_entity_tag(t) && opaque(t) == opaque(etag))
+            {
+                assert!(fresh, "{tags:?} matches {etag}");
+            }
+            if tags
+                .iter()
+                .all(|t| is_entity_tag(t) && opaque(t) != opaque(etag))
+            {
+                assert!(!fresh, "{tags:?} does not match {etag}");
+            }
+        }
+        if etag.is_none() && tags.iter().all(|t| *t != "*") {
+            assert!(!fresh, "a tag matched a response without one");
+        }
+    } else {
+        let since: Vec<&[u8]> = request.get_all("if-modified-since").collect();
+        let since = match since[..] {
+            [one] => std::str::from_utf8(one)
+                .ok()
+                .and_then(|s| parse_http_date(s.trim())),
+            _ => None,
+        };
+        let modified = (stored_head.get_str("last-modified"))
+            .or_else(|| stored_head.get_str("date"))
+            .and_then(parse_http_date);
+        let expected = matches!((since, modified), (Some(s), Some(m)) if m <= s);
+        assert_eq!(
+            fresh, expected,
+            "If-Modified-Since {since:?}, modified {modified:?}"
+        );
+    }
+
+    // The range.
+    let ranged = requested(request, stored_head, len);
+    let ranges: Vec<&[u8]> = request.get_all("range").collect();
+    let if_range: Vec<&[u8]> = request.get_all("if-range").collect();
+    let refused = stored_head.has_token("accept-ranges", "none");
+    // RFC 9110 §13.1.5: strong comparison, of a tag or of a date.
+    let strong = match if_range[..] {
+        [] => true,
+        [one] => std::str::from_utf8(one).is_ok_and(|condition| {
+            let condition = condition.trim();
+            let etag = stored_head.get_str("etag");
+            if condition.starts_with('"') {
+                return etag == Some(condition);
+            }
+            let date_of = |name| stored_head.get_str(name).and_then(parse_http_date);
+            match (date_of("last-modified"), date_of("date")) {
+                (Some(modified), Some(date)) => {
+                    date >= modified + Duration::from_secs(1)
+                        && parse_http_date(condition) == Some(modified)
+                }
+                _ => false,
+            }
+        }),
+        _ => false,
+    };
+    let coded = (stored_head.get_all("content-encoding"))
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"));
+    let model = match ranges[..] {
+        [one] if len > 0 && !refused && strong => std::str::from_utf8(one)
+            .ok()
+            .and_then(|v| range_model(v, len)),
+        _ => None,
+    };
+    let spans: Vec<(u64, u64)> = match &ranged {
+        Ranged::Whole => Vec::new(),
+        Ranged::Part { start, end } => vec![(*start, *end)],
+        Ranged::Parts(spans) => spans.iter().map(|s| (s.start, s.end)).collect(),
+        Ranged::Unsatisfiable => Vec::new(),
+    };
+    if ranged != Ranged::Whole {
+        assert!(
+            if_range.is_empty() || strong,
+            "If-Range {if_range:?} holds weakly"
+        );
+        assert!(!refused && len > 0);
+    }
+    match &model {
+        None => assert_eq!(ranged, Ranged::Whole, "no range set to answer"),
+        Some((asked, model)) => {
+            let overlap = (model.iter().enumerate())
+                .any(|(i, a)| model[..i].iter().any(|b| a.0 <= b.1 && b.0 <= a.1));
+            match model.len() {
+                0 if *asked == 0 => assert_eq!(ranged, Ranged::Whole),
+                0 => assert_eq!(ranged, Ranged::Unsatisfiable, "nothing starts within {len}"),
+                1 => assert_eq!(spans, *model, "one range"),
+                _ if overlap || coded => assert_eq!(ranged, Ranged::Whole, "overlap or coded"),
+                _ => {
+                    assert!(matches!(ranged, Ranged::Parts(_)));
+                    assert_eq!(spans, *model, "the parts in the order asked");
+                }
+            }
+        }
+    }
+    assert!(spans.len() <= MAX_RANGES);
+    for (i, &(start, end)) in spans.iter().enumerate() {
+        assert!(start <= end && end < len, "{start}-{end} of {len}");
+        assert!(
+            !spans[..i].iter().any(|&(s, e)| start <= e && s <= end),
+            "overlap"
+        );
+    }
+    // An If-Range that holds changes nothing.
+    if !if_range.is_empty() && strong {
+        let without = request_of(Some("If-Range")).unwrap();
+        assert_eq!(ranged, requested(&without.headers, stored_head, len));
+    }
+
+    // The multipart body the cache would send.
+    let Ranged::Parts(parts) = ranged else { return };
+    let content_type = stored_head.get("content-type");
+    let boundary = inverso::request_id::generate();
+    let multipart = Multipart::new(parts.clone(), len, content_type, boundary.clone());
+    let mut sent = 0u64;
+    let mut heads = 0u64;
+    let mut n = 0;
+    for (frame, span) in multipart.parts() {
+        assert_eq!(span, parts[n], "the parts in their order");
+        let range = format!(
+            "Content-Range: bytes {}-{}/{len}\r\n\r\n",
+            span.start, span.end
+        );
+        assert!(
+            frame.ends_with(range.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(frame)
+        );
+        sent += frame.len() as u64 + span.size();
+        heads += frame.len() as u64;
+        n += 1;
+    }
+    assert_eq!(n, parts.len());
+    let closing = multipart.closing();
+    assert_eq!(closing, format!("\r\n--{boundary}--\r\n").as_bytes());
+    sent += closing.len() as u64;
+    heads += closing.len() as u64;
+    assert_eq!(multipart.content_length(), sent);
+    let body: u64 = parts.iter().map(|s: &Span| s.size()).sum();
+    assert!(body <= len, "disjoint parts add up to at most the body");
+    let frame_room = 110 + boundary.len() as u64 + content_type.map_or(0, |t| t.len() as u64);
+    assert!(
+        heads <= (parts.len() as u64 + 1) * frame_room,
+        "{heads} bytes of heads"
+    );
+    let mut fields = Vec::new();
+    multipart.push_fields(&mut fields);
+    let length = format!("Content-Length: {sent}\r\n");
+    assert!(fields.ends_with(length.as_bytes()));
+    if len <= 65536 {
+        let whole: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let slices = multipart.slices(&[b"head"], &whole);
+        let out: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(out.len() as u64, 4 + sent);
+    }
+}

@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(request_head chunked response_head config snapshot proxy_header routes auth rewrite)
+    targets=(request_head chunked response_head config snapshot proxy_header routes auth rewrite range)
 fi
 
 # With an explicit --target, RUSTFLAGS reach the fuzzed code only, not build

@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("routes", checks::routes),
     ("auth", checks::auth),
     ("rewrite", checks::rewrite),
+    ("range", checks::range),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

@@ -221,21 +221,25 @@ fn one(spec: &str, len: u64) -> Spec {
             None => Spec::Invalid,
         };
     }
-    let start = match digits(first) {
-        Some(Number::Fits(start)) => start,
-        Some(Number::TooLarge) => return Spec::Unsatisfiable,
+    // Both read before either decides: a first position past `u64` is
+    // past any body, but `99999999999999999999-x` and
+    // `99999999999999999999-5` are still no ranges (and make the set
+    // invalid, §14.1.1), not ranges past the end.
+    let (Some(start), end) = (digits(first), digits(last)) else {
+        return Spec::Invalid;
+    };
+    let end = match end {
+        _ if last.is_empty() => u64::MAX,
+        // Last before first, however large the numbers.
+        Some(_) if before(last, first) => return Spec::Invalid,
+        Some(Number::Fits(end)) => end,
+        Some(Number::TooLarge) => u64::MAX,
         None => return Spec::Invalid,
     };
-    let end = match digits(last) {
-        _ if last.is_empty() => u64::MAX,
-        Some(Number::Fits(end)) if end >= start => end,
-        Some(Number::TooLarge) => u64::MAX,
-        // Last before first, or not a number.
-        _ => return Spec::Invalid,
+    let start = match start {
+        Number::Fits(start) if start < len => start,
+        _ => return Spec::Unsatisfiable,
     };
-    if start >= len {
-        return Spec::Unsatisfiable;
-    }
     Spec::Satisfiable(Span {
         start,
         end: end.min(len - 1),
@@ -246,6 +250,12 @@ enum Number {
     Fits(u64),
     /// All digits, but past `u64`: a position beyond any body.
     TooLarge,
+}
+
+/// Whether the position `a` is less than `b`, both all digits, of any size.
+fn before(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) < (b.len(), b)
 }
 
 fn digits(s: &str) -> Option<Number> {
@@ -587,6 +597,38 @@ mod tests {
         ] {
             assert_eq!(range(value, 1000), Ranged::Whole, "{value}");
         }
+    }
+
+    /// Found by the `range` fuzz target: a first position past `u64` was
+    /// taken for a range past the end before its last position was read,
+    /// so a malformed range, or one whose last position comes before its
+    /// first, was left out of its set (or made it a 416) rather than
+    /// making the set invalid.
+    #[test]
+    fn a_first_position_past_u64_is_still_checked_against_its_last() {
+        for value in [
+            "bytes=0-9,244444444444444444444440-29",
+            "bytes=99999999999999999999999-(",
+            "bytes=99999999999999999999999-5",
+            "bytes=99999999999999999999999-99999999999999999999998",
+            "bytes=0-1,99999999999999999999999-x",
+        ] {
+            assert_eq!(range(value, 1000), Ranged::Whole, "{value}");
+        }
+        for value in [
+            "bytes=99999999999999999999999-99999999999999999999999",
+            "bytes=99999999999999999999999-0099999999999999999999999",
+            "bytes=99999999999999999999999-199999999999999999999999",
+        ] {
+            assert_eq!(range(value, 1000), Ranged::Unsatisfiable, "{value}");
+        }
+        assert_eq!(
+            range(
+                "bytes=0-1,99999999999999999999999-99999999999999999999999",
+                1000
+            ),
+            part(0, 1)
+        );
     }
 
     fn laid_out(multipart: &Multipart, body: &[u8]) -> Vec<u8> {
