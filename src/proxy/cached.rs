@@ -405,16 +405,13 @@ impl Withheld<'_> {
         let entry = match relay::absorb(client, fetched, tee, None) {
             Absorbed::Whole => self.kept.get().cloned(),
             Absorbed::TooLarge => {
-                let bodiless = Arc::new(self.bodiless);
-                if policy::not_modified(&request.headers, &bodiless.head) {
-                    Some(bodiless)
-                } else if asks_a_range(request) {
+                let matches = policy::not_modified(&request.headers, &self.bodiless.head);
+                if !matches && asks_a_range(request) {
                     // The part is not in what was read, nor worth reading
                     // the rest for: asked as it is, as for a stale entry.
                     return None;
-                } else {
-                    None
                 }
+                matches.then(|| Arc::new(self.bodiless))
             }
             Absorbed::Failed => None,
         };

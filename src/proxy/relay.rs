@@ -419,9 +419,9 @@ pub(super) fn read_whole(
 
 /// Reads a response's body to its end into `sink`, for no client waiting
 /// on its pieces: past `limit` bytes, or `within` from now if given, it
-/// gives up and closes the connection; a body that ends cleanly returns it to the
-/// pool. A failure is held against the target, but for a body that is
-/// only too large for this use.
+/// gives up and closes the connection; a body that ends cleanly returns
+/// it to the pool. A failure is held against the target, but for a body
+/// that is only too large for this use.
 fn read_body(
     client: &Client,
     fetched: Fetched<'_>,
