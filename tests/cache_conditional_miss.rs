@@ -274,21 +274,10 @@ fn misses_coalesced_on_a_conditional_one_are_each_answered_by_their_own_conditio
         &[("If-Modified-Since", LAST_MODIFIED)],
         &[("If-Modified-Since", EARLIER)],
     ];
-    let mut clients: Vec<Client> = (followers.iter())
-        .map(|fields| {
-            let mut client = proxy.connect();
-            client.send(&request_bytes("GET", "/co", fields, b""));
-            client
-        })
-        .collect();
+    let mut clients = sent_each(&proxy, "/co", &followers);
     gate.open();
     expect(&leader.response(), 304, "MISS", "");
-    let statuses: Vec<(u16, String)> = (clients.iter_mut())
-        .map(|c| {
-            let r = c.response();
-            (r.status, r.body_str())
-        })
-        .collect();
+    let statuses = statuses_and_bodies(&mut clients);
     let body = "/co #1".to_string();
     assert_eq!(
         statuses,

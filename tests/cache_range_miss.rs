@@ -254,21 +254,10 @@ fn range_misses_coalesced_on_one_fill_each_get_their_own_part() {
         &[],
         &[("Range", "bytes=100-")],
     ];
-    let mut clients: Vec<Client> = (followers.iter())
-        .map(|fields| {
-            let mut client = proxy.connect();
-            client.send(&request_bytes("GET", "/co", fields, b""));
-            client
-        })
-        .collect();
+    let mut clients = sent_each(&proxy, "/co", &followers);
     gate.open();
     expect(&leader.response(), 206, "MISS", "01");
-    let answers: Vec<(u16, String)> = (clients.iter_mut())
-        .map(|c| {
-            let r = c.response();
-            (r.status, r.body_str())
-        })
-        .collect();
+    let answers = statuses_and_bodies(&mut clients);
     assert_eq!(
         answers,
         [

@@ -663,6 +663,29 @@ pub fn write_304(out: &mut TcpStream, fields: &[(&str, &str)]) {
     let _ = out.write_all(bytes.as_bytes());
 }
 
+/// Sends a `GET path` with each set of fields on a connection of its
+/// own, without waiting for the answers (requests that queue behind a
+/// fill, say): see [`statuses_and_bodies`].
+pub fn sent_each(proxy: &Proxy, path: &str, each: &[&[(&str, &str)]]) -> Vec<Client> {
+    (each.iter())
+        .map(|fields| {
+            let mut client = proxy.connect();
+            client.send(&request_bytes("GET", path, fields, b""));
+            client
+        })
+        .collect()
+}
+
+/// The status and body each client is answered, in order.
+pub fn statuses_and_bodies(clients: &mut [Client]) -> Vec<(u16, String)> {
+    (clients.iter_mut())
+        .map(|c| {
+            let r = c.response();
+            (r.status, r.body_str())
+        })
+        .collect()
+}
+
 /// Whatever `localhost` resolves to first: where a backend must listen
 /// for a target named `localhost:PORT`.
 /// `method path` for `test.example` with extra fields and a
