@@ -33,6 +33,8 @@ mod listeners;
 mod load;
 mod loader;
 mod pools;
+#[cfg(test)]
+mod readme_examples;
 mod rewrites;
 mod suggest;
 mod types;
