@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn every_level_compresses_within_half_a_worker_threads_stack() {
-        // Workers run on small stacks (`server::WORKER_STACK`, 256 KiB):
+        // Workers run on small stacks (`server::workers::WORKER_STACK`, 256 KiB):
         // an encoder that builds its state on the stack would overflow it.
         let body = page_like(200_000);
         let compressed = std::thread::Builder::new()

@@ -571,7 +571,7 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
     }
     // The generation too, whether or not the timeout changed: a close a
     // reload asked for is of the waits begun before it (see
-    // `server::close_idle_when_due`), and a wait begun after a later
+    // `server::reload::close_idle_when_due`), and a wait begun after a later
     // reload gave back the old timeout is not one of them.
     let idle = shared.config.effective_keepalive_timeout();
     client.idle_timeout = idle;

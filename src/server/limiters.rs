@@ -1,0 +1,54 @@
+//! The rate limiters a generation of settings gets: those of the running
+//! one where a reload leaves a limit as it was, so that clients keep
+//! their buckets, new ones elsewhere.
+
+use crate::config::Config;
+use crate::proxy::Shared;
+use crate::ratelimit::Limiter;
+use std::sync::Arc;
+
+/// The rate limiter `config` asks for: the running one when a reload
+/// leaves the limit as it was (clients keep their buckets), else a new one.
+fn limiter_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Limiter>> {
+    let (rate, burst) = config.effective_rate_limit()?;
+    match running {
+        Some(old) if same_rate_limit(&old.config, config) => {
+            old.limiters.first().cloned().flatten()
+        }
+        _ => Some(Arc::new(Limiter::new(rate, burst))),
+    }
+}
+
+/// Whether the two limit requests alike: buckets kept across a reload
+/// count what they counted.
+fn same_rate_limit(old: &Config, new: &Config) -> bool {
+    old.effective_rate_limit() == new.effective_rate_limit()
+        && old.rate_limit_key == new.rate_limit_key
+}
+
+/// The rate limiters of each pool, `targets`' first: a pool that sets
+/// its own limit has buckets of its own (kept from the running pool of
+/// its name when the limit is the same), the others share the top
+/// level's, as nginx's `limit_req` is inherited by a `location` that
+/// sets none.
+pub(super) fn limiters_for(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Limiter>>> {
+    let top = limiter_for(config, running);
+    let mut limiters = vec![top.clone()];
+    for pool in &config.pools {
+        if !pool.own_rate_limit {
+            limiters.push(top.clone());
+            continue;
+        }
+        let limit = pool.config.effective_rate_limit();
+        let kept = running.and_then(|old| {
+            let at =
+                (old.config.pools.iter()).position(|p| p.name == pool.name && p.own_rate_limit)?;
+            let same = same_rate_limit(&old.config.pools[at].config, &pool.config);
+            same.then(|| old.limiters.get(at + 1).cloned().flatten())
+                .flatten()
+        });
+        let new = || limit.map(|(rate, burst)| Arc::new(Limiter::new(rate, burst)));
+        limiters.push(kept.or_else(new));
+    }
+    limiters
+}

@@ -1,0 +1,261 @@
+//! Start-up: from a `Config` to a running server: the access log, the
+//! cache and its snapshot, the first generation of settings, the threads,
+//! then the listeners, all of them only once everything is ready.
+
+use super::limiters::limiters_for;
+use super::listener::{bind, set_inherited_options, start_listening};
+use super::reload::restart_resolver;
+use super::workers::Workers;
+use super::{Connections, Inner, ServerHandle};
+use crate::access_log::{AccessLog, Outputs};
+use crate::admin::Admin;
+use crate::cache::persist;
+use crate::cache::timer::{self, Timer};
+use crate::cache::Cache;
+use crate::config::{self, Config};
+use crate::gzip::Gzip;
+use crate::limits::{self, Limits};
+use crate::proxy::{CacheRules, Current, Mirrors, Shared};
+use crate::upstream::{pools::Pools, state_file};
+use crossbeam_channel::bounded;
+use parking_lot::{Condvar, Mutex};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// Each says its cause itself (in its message, not as a `source`, so that
+/// printing the chain does not say it twice).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: io::Error },
+    #[error("cannot listen on {addr} (tls_port): {error}")]
+    TlsBind { addr: SocketAddr, error: io::Error },
+    #[error("cannot listen on {addr} (admin): {error}")]
+    AdminBind { addr: SocketAddr, error: io::Error },
+    #[error("cannot open the access log: {0}")]
+    AccessLog(io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+    #[error("path_to_persistence: {}: {error}", path.display())]
+    Persistence { path: PathBuf, error: io::Error },
+}
+
+pub struct Server;
+
+impl Server {
+    /// Binds `bind:port` from the configuration and starts serving.
+    pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+        let addr = config.listen_addr();
+        let listener =
+            bind(addr, config.reuse_port).map_err(|error| StartError::Bind { addr, error })?;
+        Server::start_on(listener, config)
+    }
+
+    /// Serves on an already bound listener (tests bind `127.0.0.1:0`).
+    /// The admin listener, when `admin_port` is set, is bound here, and
+    /// so is the HTTPS one, when `tls_port` is.
+    pub fn start_on(listener: TcpListener, config: Config) -> Result<ServerHandle, StartError> {
+        let admin = match config.admin_addr() {
+            Some(addr) => Some(
+                bind(addr, config.reuse_port)
+                    .map_err(|error| StartError::AdminBind { addr, error })?,
+            ),
+            None => None,
+        };
+        Server::start_with(listener, admin, config)
+    }
+
+    /// Serves on already bound public and admin listeners (`admin_port` is
+    /// then ignored).
+    pub fn start_with(
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        config: Config,
+    ) -> Result<ServerHandle, StartError> {
+        let tls_listener = match config.tls_addr() {
+            Some(addr) => Some(
+                bind(addr, config.reuse_port)
+                    .map_err(|error| StartError::TlsBind { addr, error })?,
+            ),
+            None => None,
+        };
+        let addr = listener.local_addr().map_err(|error| StartError::Bind {
+            addr: config.listen_addr(),
+            error,
+        })?;
+        let worker_priority = config.worker_priority;
+        let inherited =
+            set_inherited_options(&listener, config.connection_timeout, config.defer_accept);
+        let access_log = AccessLog::start(Outputs {
+            stdout: config.log_to_stdout,
+            file: config.path_to_log.clone(),
+            format: config.log_format.clone(),
+        })
+        .map_err(StartError::AccessLog)?;
+        let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
+        let cache_rules = CacheRules::new(&config, &cache);
+        if let (Some(cache), Some(path)) = (&cache, &config.path_to_persistence) {
+            persist::ensure_directory(path).map_err(|error| StartError::Persistence {
+                path: path.clone(),
+                error,
+            })?;
+            timer::load(cache, path, |key| {
+                cache_rules.settings_of_key(key, &config.routes)
+            });
+        }
+        let timer = match &cache {
+            Some(cache) => Some(
+                Timer::start(
+                    cache.clone(),
+                    config.unit_time,
+                    config.path_to_persistence.clone(),
+                )
+                .map_err(StartError::Thread)?,
+            ),
+            None => None,
+        };
+        let pools = Pools::new(&config);
+        if let Some(path) = &config.state_file {
+            restore_states(&pools, path);
+        }
+        let (shutting_down, metrics) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let shared = Shared {
+            cache: cache.clone(),
+            pools,
+            log: access_log.sender(),
+            mirrors: Mirrors::new(Arc::clone(&metrics), Arc::clone(&shutting_down)),
+            shutting_down,
+            metrics,
+            limiters: limiters_for(&config, None),
+            cache_rules,
+            gzip: config.pool_configs().map(Gzip::of).collect(),
+            auth_answers: Default::default(),
+            config,
+        };
+        let inner = Arc::new(Inner {
+            shutting_down: shared.shutting_down.clone(),
+            metrics: shared.metrics.clone(),
+            log: shared.log.clone(),
+            current: Arc::new(Current::new(shared)),
+            checker: Mutex::new(Vec::new()),
+            resolver: Mutex::new(None),
+            idle_closer: Mutex::new(None),
+            lookup_failures: Mutex::default(),
+            connections: Mutex::new(Connections::default()),
+            drained: Condvar::new(),
+            next_id: AtomicU64::new(0),
+            inherited,
+            listening: addr,
+        });
+        let first = inner.current.get();
+        first.mirrors.attach(&inner.current);
+        *inner.checker.lock() = first
+            .pools
+            .start_checkers(&first.config)
+            .map_err(StartError::Thread)?;
+        drop(first);
+        restart_resolver(&inner).map_err(StartError::Thread)?;
+        let (stop_tx, stop_rx) = bounded(1);
+        // Ready to serve: the snapshot loaded, the settings in force. All
+        // listen before any is served, so that none fails with another
+        // already taking connections.
+        start_listening(&listener).map_err(|error| StartError::Bind { addr, error })?;
+        if let Some(tls) = &tls_listener {
+            let addr = tls.local_addr().unwrap_or(addr);
+            start_listening(tls).map_err(|error| StartError::TlsBind { addr, error })?;
+        }
+        if let Some(admin) = &admin {
+            let addr = admin.local_addr().unwrap_or(addr);
+            start_listening(admin).map_err(|error| StartError::AdminBind { addr, error })?;
+        }
+        let workers = Workers::start((listener, inherited), &inner, worker_priority, false)?;
+        log::info!("listening on {addr}");
+        let tls_workers = match tls_listener {
+            Some(listener) => {
+                let inherited =
+                    set_inherited_options(&listener, inherited.timeout, inherited.deferred);
+                let workers = Workers::start((listener, inherited), &inner, worker_priority, true)?;
+                log::info!("listening on {} (TLS)", workers.local_addr());
+                Some(workers)
+            }
+            None => None,
+        };
+        log_error_pages(&inner.current.get().config);
+        warn_of_limits(&inner.current.get().config);
+        let admin = match admin {
+            Some(listener) => {
+                Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
+            }
+            None => None,
+        };
+        Ok(ServerHandle {
+            addr,
+            inner,
+            cache,
+            admin,
+            workers,
+            tls_workers,
+            access_log: Some(access_log),
+            timer,
+            stop_tx,
+            stop_rx,
+        })
+    }
+}
+
+/// Says which error pages are in force (at start and on every reload), so
+/// that an operator sees a page was picked up without making an error.
+pub(super) fn log_error_pages(config: &Config) {
+    let pages = &config.error_pages;
+    if let Some(dir) = pages.dir() {
+        let statuses: Vec<String> = pages.found().map(|(s, _, _)| s.to_string()).collect();
+        let statuses = if statuses.is_empty() {
+            "none".to_string()
+        } else {
+            statuses.join(", ")
+        };
+        log::info!("error pages from {}: {statuses}", dir.display());
+    }
+}
+
+/// Puts the targets in the states `state_file` kept (before the health
+/// checker starts: a target in maintenance is not probed), and says what
+/// was applied and what was not.
+fn restore_states(pools: &Pools, path: &std::path::Path) {
+    let restored = state_file::restore_at_start(pools, path);
+    if restored.missing {
+        log::info!(
+            "state_file {}: none yet; every target starts ready",
+            config::printable(&path.display().to_string())
+        );
+    }
+    for applied in &restored.applied {
+        log::info!("{applied}");
+    }
+    for warning in &restored.warnings {
+        log::warn!("{warning}");
+    }
+}
+
+fn new_cache(config: &Config) -> Cache {
+    Cache::new(config.cache_size, config.effective_max_object_size())
+}
+
+/// Raises the descriptor limit as far as `max_connections` needs and the
+/// hard limit allows, then says which of the process's limits would stop
+/// it short of `max_connections` (and the idle backend connections kept
+/// besides).
+pub(super) fn warn_of_limits(config: &Config) {
+    let targets = config.all_targets().count();
+    let pooled: usize = (config.pool_configs())
+        .map(|c| c.upstream_keepalive * c.targets.len())
+        .sum();
+    limits::raise_descriptor_limit(config.max_connections, targets, pooled);
+    let limits = Limits::of_this_process();
+    for shortfall in limits.shortfalls(config.max_connections, targets, pooled) {
+        log::warn!("{shortfall}");
+    }
+}
