@@ -145,7 +145,7 @@ fn check_directory(dir: &Path) -> Result<(), ErrorPagesError> {
 
 /// The page at `path`: `None` when there is no such file; an error when
 /// there is one that cannot be read whole (a directory, a FIFO, no
-/// permission) or is too large.
+/// permission, a symlink to nothing) or is too large.
 fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
     let unreadable = |error| ErrorPagesError::Unreadable {
         path: path.to_path_buf(),
@@ -155,6 +155,14 @@ fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
     // signal thread.
     let file = match crate::cache::persist::open_regular(path) {
         Ok(file) => file,
+        // A link whose file is gone (one into a release directory since
+        // removed) is a page meant to be there: refused, as one that
+        // cannot be read, rather than the plain text served in silence.
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound && std::fs::symlink_metadata(path).is_ok() =>
+        {
+            return Err(unreadable(e))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(unreadable(e)),
     };
@@ -263,5 +271,20 @@ mod tests {
         std::fs::write(dir.path().join("429.html"), vec![b'x'; limit + 1]).unwrap();
         let e = ErrorPages::load(path).unwrap_err();
         assert!(e.to_string().contains("429.html: larger than 65536"), "{e}");
+    }
+
+    #[test]
+    fn a_page_linked_to_a_file_that_is_gone_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let page = dir.path().join("502.html");
+        std::os::unix::fs::symlink(dir.path().join("release/502.html"), &page).unwrap();
+        let e = ErrorPages::load(path).unwrap_err();
+        assert!(e.to_string().contains("502.html: cannot read"), "{e}");
+        // The link's file back: read through the link.
+        std::fs::create_dir(dir.path().join("release")).unwrap();
+        std::fs::write(dir.path().join("release/502.html"), "<h1>down</h1>").unwrap();
+        let pages = ErrorPages::load(path).unwrap();
+        assert_eq!(pages.get(502), Some(&b"<h1>down</h1>"[..]));
     }
 }
