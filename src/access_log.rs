@@ -789,7 +789,7 @@ struct Failures {
 impl Failures {
     fn failed(&mut self, sink: &str, e: &io::Error, lines: u64) {
         self.lost += lines;
-        if self.throttle.failed(Instant::now()) {
+        if self.throttle.failed_because(Instant::now(), &e.to_string()) {
             log::warn!(
                 "access log ({sink}): cannot write: {e}; {} lines lost so far",
                 self.lost

@@ -13,12 +13,17 @@ pub const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct Throttle {
     /// When the failure was last said; `None` while all is well.
     warned: Option<Instant>,
+    /// What [`Throttle::failed_because`] was last told failed.
+    cause: Option<String>,
 }
 
 impl Throttle {
     /// Nothing said yet (for a `static`).
     pub const fn new() -> Self {
-        Throttle { warned: None }
+        Throttle {
+            warned: None,
+            cause: None,
+        }
     }
 
     /// A failure at `now`: whether to say so.
@@ -32,8 +37,22 @@ impl Throttle {
         say
     }
 
+    /// A failure at `now` of `cause` (its message): as [`Throttle::failed`],
+    /// but a cause other than the last is said at once. A full disk made
+    /// room on, then a directory made read-only, is news to the operator
+    /// who just fixed the first: not for up to a minute later.
+    pub fn failed_because(&mut self, now: Instant, cause: &str) -> bool {
+        let other = self.cause.as_deref() != Some(cause);
+        if other {
+            self.cause = Some(cause.to_owned());
+            self.warned = None;
+        }
+        self.failed(now)
+    }
+
     /// A success: whether it ends failures that were said.
     pub fn recovered(&mut self) -> bool {
+        self.cause = None;
         self.warned.take().is_some()
     }
 }
@@ -75,5 +94,24 @@ mod tests {
         assert!(t.recovered());
         assert!(!t.recovered());
         assert!(t.failed(t0 + WARN_EVERY + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn another_cause_is_said_at_once_the_same_once_a_minute() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        let second = |s| t0 + Duration::from_secs(s);
+        assert!(t.failed_because(t0, "no space left"));
+        assert!(!t.failed_because(second(1), "no space left"));
+        assert!(t.failed_because(second(2), "read-only file system"));
+        assert!(!t.failed_because(second(3), "read-only file system"));
+        assert!(t.failed_because(second(4), "no space left"));
+        assert!(!t.failed_because(second(5), "no space left"));
+        assert!(t.failed_because(second(4) + WARN_EVERY, "no space left"));
+        assert!(t.recovered());
+        assert!(
+            t.failed_because(second(70), "no space left"),
+            "a new failure"
+        );
     }
 }

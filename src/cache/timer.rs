@@ -308,12 +308,14 @@ impl SnapshotFile {
                         self.path.display(),
                         with_causes(&e)
                     );
-                } else if self.failing.failed(Instant::now()) {
-                    log::warn!(
-                        "cache snapshot {}: {} (tried again every unit_time; said again at most once a minute)",
-                        self.path.display(),
-                        with_causes(&e)
-                    );
+                } else {
+                    let cause = with_causes(&e);
+                    if self.failing.failed_because(Instant::now(), &cause) {
+                        log::warn!(
+                            "cache snapshot {}: {cause} (tried again every unit_time; said again at most once a minute, or at once if the cause changes)",
+                            self.path.display(),
+                        );
+                    }
                 }
             }
         }
