@@ -4,6 +4,10 @@
 //! stored and the client gets its part cut from it. Otherwise the range
 //! goes to the origin as it is.
 //!
+//! One range of a `200` whose length its head says goes out as the body
+//! arrives (as nginx's range filter sends it), the whole read on into
+//! the cache; any other answer is cut from what is stored.
+//!
 //! The origin honours a range of one span as a server does (a `206`), so
 //! a range that reached it shows in its answer as well as in what it saw.
 
@@ -12,6 +16,8 @@ mod support;
 use inverso::Config;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Mutex;
 use std::time::Duration;
 use support::*;
 
@@ -327,5 +333,230 @@ fn a_range_miss_whose_whole_body_arrives_slowly_is_answered() {
     });
     expect(&range(&proxy, "/slow", "bytes=10-13"), 206, "MISS", "abcd");
     expect(&range(&proxy, "/slow", "bytes=0-1"), 206, "HIT", "01");
+    assert_eq!(backend.requests(), 1);
+}
+
+/// The length of the body [`holding`] sends, within `max_object_size`.
+const LARGE: usize = 200 * 1024;
+/// What of it comes with its head.
+const FIRST: usize = 1024;
+
+/// What an origin holding the rest of a body does next.
+enum Then {
+    /// Sends the rest.
+    Rest,
+    /// Closes the connection: the body ends short.
+    Close,
+}
+
+/// An origin answering a `200` of [`LARGE`] bytes (`pattern`), its length
+/// in its head, that sends the head and the first [`FIRST`] bytes, then
+/// waits for the test to say what it does with the rest (or closes, if
+/// the test never says).
+fn holding(then: Receiver<Then>) -> Backend {
+    let then = Mutex::new(then);
+    let body = pattern(LARGE);
+    Backend::start("origin", move |_, out| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: {ETAG}\r\n\
+             Last-Modified: Mon, 01 Jun 2026 10:00:00 GMT\r\nContent-Type: video/mp4\r\n\
+             Content-Length: {LARGE}\r\n\r\n"
+        );
+        let _ = out.write_all(head.as_bytes());
+        let _ = out.write_all(&body[..FIRST]);
+        let next = then.lock().unwrap().recv_timeout(WAIT_LIMIT);
+        match next {
+            Ok(Then::Rest) => {
+                let _ = out.write_all(&body[FIRST..]);
+                Action::KeepAlive
+            }
+            Ok(Then::Close) | Err(_) => Action::Close,
+        }
+    })
+}
+
+/// `r`'s fields, in order, but `left_out` (lowercase names).
+fn fields_but(r: &Response, left_out: &[&str]) -> Vec<(String, String)> {
+    (r.head.headers.iter())
+        .filter(|(name, _)| !left_out.contains(&name.to_ascii_lowercase().as_str()))
+        .cloned()
+        .collect()
+}
+
+/// A player's first request for a video: its part comes while the origin
+/// still holds the rest of the body, with the head a hit of the part
+/// then has; once the rest came, the entry is whole.
+#[test]
+fn a_single_range_miss_gets_its_part_before_the_whole_body_arrives() {
+    let (then, held) = mpsc::channel();
+    let backend = holding(held);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    let asked = request_bytes("GET", "/video", &[("Range", "bytes=0-99")], b"");
+
+    client.send(&asked);
+    // The origin sends nothing more until this response is read.
+    let miss = client.response();
+    assert_eq!(
+        (miss.status, x_cache(&miss)),
+        (206, "MISS"),
+        "{}",
+        miss.head.raw
+    );
+    assert_eq!(miss.header("content-range"), Some("bytes 0-99/204800"));
+    assert!(miss.body == pattern(100), "the part differs");
+    then.send(Then::Rest).unwrap();
+
+    // Read on into the cache: the next request on the connection, once
+    // the body is whole, is a hit that says the same.
+    client.send(&asked);
+    let hit = client.response();
+    assert_eq!(
+        (hit.status, x_cache(&hit)),
+        (206, "HIT"),
+        "{}",
+        hit.head.raw
+    );
+    assert!(hit.body == miss.body, "the hit's part differs");
+    let own = ["x-cache", "age", "date"];
+    assert_eq!(fields_but(&miss, &own), fields_but(&hit, &own));
+    assert_eq!(miss.header("etag"), Some(ETAG));
+
+    let whole = client.get("/video");
+    assert_eq!((whole.status, x_cache(&whole)), (200, "HIT"));
+    assert!(whole.body == pattern(LARGE), "the entry differs");
+    assert_eq!(backend.requests(), 1);
+}
+
+/// Parts that begin and end within the pieces the body comes in, a
+/// suffix, and one to the end, each streamed from its own miss.
+#[test]
+fn a_range_in_the_middle_or_at_the_end_streams_its_bytes() {
+    let body = pattern(LARGE);
+    let sent = body.clone();
+    let backend = Backend::start("origin", move |_, out| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {LARGE}\r\n\r\n"
+        );
+        let _ = out.write_all(head.as_bytes());
+        for piece in sent.chunks(4000) {
+            let _ = out.write_all(piece);
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let cases = [
+        ("/middle", "bytes=5001-70002", 5001, 70002),
+        ("/suffix", "bytes=-3000", LARGE - 3000, LARGE - 1),
+        ("/rest", "bytes=204000-", 204000, LARGE - 1),
+        ("/past", "bytes=10-999999", 10, LARGE - 1),
+    ];
+    for (path, asked, start, end) in cases {
+        let mut client = proxy.connect();
+        let r = client.get_with(path, &[("Range", asked)]);
+        assert_eq!((r.status, x_cache(&r)), (206, "MISS"), "{}", r.head.raw);
+        let said = format!("bytes {start}-{end}/{LARGE}");
+        assert_eq!(r.header("content-range"), Some(said.as_str()), "{path}");
+        assert!(r.body == body[start..=end], "{path}: the part differs");
+        let whole = client.get(path);
+        assert_eq!((whole.status, x_cache(&whole)), (200, "HIT"), "{path}");
+        assert!(whole.body == body, "{path}: the entry differs");
+    }
+    assert_eq!(backend.requests(), cases.len());
+}
+
+/// The origin's body ends short once the part's head went out: the client
+/// has what came of its part, then the close; nothing is stored, and the
+/// log says what the client got.
+#[test]
+fn a_streamed_range_miss_cut_short_closes_the_connection_and_stores_nothing() {
+    let (then, held) = mpsc::channel();
+    let backend = holding(held);
+    let mut proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    client.send(&request_bytes(
+        "GET",
+        "/cut",
+        &[("Range", "bytes=500-1999")],
+        b"",
+    ));
+
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(head.start_line.contains(" 206 "), "{}", head.raw);
+    assert_eq!(head.get("x-cache"), Some("MISS"));
+    assert_eq!(head.get("content-range"), Some("bytes 500-1999/204800"));
+    let came = client.reader.read_exact_body(FIRST - 500).unwrap();
+    assert!(came == pattern(LARGE)[500..FIRST], "the part differs");
+    then.send(Then::Close).unwrap();
+    assert!(client.reader.is_closed(), "the connection stayed open");
+
+    // Nothing stored: the next range is a miss again.
+    then.send(Then::Rest).unwrap();
+    let r = range(&proxy, "/cut", "bytes=0-99");
+    assert_eq!((r.status, x_cache(&r)), (206, "MISS"), "{}", r.head.raw);
+    assert!(r.body == pattern(100), "the part differs");
+    assert_eq!(backend.requests(), 2);
+
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let cut_short = format!("\" 206 {} ", FIRST - 500);
+    assert!(lines[0].contains(&cut_short), "{}", lines[0]);
+}
+
+/// An `If-Range` the `200` meets (its strong tag) lets the part stream.
+#[test]
+fn a_range_miss_whose_if_range_the_answer_meets_streams_its_part() {
+    let (then, held) = mpsc::channel();
+    let backend = holding(held);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    let asked = [("Range", "bytes=100-199"), ("If-Range", ETAG)];
+
+    let r = client.get_with("/met", &asked);
+    assert_eq!((r.status, x_cache(&r)), (206, "MISS"), "{}", r.head.raw);
+    assert!(r.body == pattern(LARGE)[100..200], "the part differs");
+    then.send(Then::Rest).unwrap();
+    let r = client.get_with("/met", &asked);
+    assert_eq!((r.status, x_cache(&r)), (206, "HIT"), "{}", r.head.raw);
+    assert_eq!(backend.requests(), 1);
+}
+
+/// With `gzip` on for the answer's type, a streamed part says the `Vary`
+/// its `200` would, as the hit's part does, to a client that takes gzip.
+#[test]
+fn a_streamed_part_of_a_type_gzip_compresses_says_what_a_hit_says() {
+    let (then, held) = mpsc::channel();
+    then.send(Then::Rest).unwrap();
+    let backend = holding(held);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        cache_on(c);
+        c.gzip = true;
+        c.gzip_types = inverso::gzip::MediaTypes::parse("video/mp4").unwrap();
+    });
+    let mut client = proxy.connect();
+    let asked = [("Range", "bytes=10-19"), ("Accept-Encoding", "gzip")];
+    let miss = client.get_with("/zipped", &asked);
+    let hit = client.get_with("/zipped", &asked);
+    assert_eq!(
+        (miss.status, x_cache(&miss)),
+        (206, "MISS"),
+        "{}",
+        miss.head.raw
+    );
+    assert_eq!(
+        (hit.status, x_cache(&hit)),
+        (206, "HIT"),
+        "{}",
+        hit.head.raw
+    );
+    assert!(miss.body == pattern(20)[10..] && hit.body == miss.body);
+    assert!(
+        miss.head.has_token("vary", "accept-encoding"),
+        "{}",
+        miss.head.raw
+    );
+    let own = ["x-cache", "age", "date"];
+    assert_eq!(fields_but(&miss, &own), fields_but(&hit, &own));
     assert_eq!(backend.requests(), 1);
 }

@@ -18,7 +18,7 @@ use crate::http::date::format_http_date;
 use crate::http::edits::FieldEdits;
 use crate::http::headers::read_alike;
 use crate::http::range::{self, Multipart, Ranged};
-use crate::http::{RequestHead, Version};
+use crate::http::{BodyKind, RequestHead, Version};
 use crate::metrics::GzipCounters;
 use crate::pace::{Paced, Pacing};
 use std::borrow::Cow;
@@ -133,11 +133,13 @@ pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
 /// for parts (a media player) keeps an entry current, as with nginx.
 /// An answer that says it may not be stored is relayed whole. With
 /// nothing stored, the miss is fetched whole too, as a conditional miss
-/// is (see [`fills_on_a_miss`]). `None` otherwise (credentials,
-/// `no-store`, an entry another request is revalidating or that may not
-/// stand in, a URL whose answer could not be stored lately, a miss whose
-/// whole 200 will not be stored after all): the request goes to the
-/// origin as it is, and its answer is not stored.
+/// is (see [`fills_on_a_miss`]), one range of it streamed as it comes
+/// when the answer says its length (see [`StreamedPart`]). `None`
+/// otherwise (credentials, `no-store`, an entry another request is
+/// revalidating or that may not stand in, a URL whose answer could not
+/// be stored lately, a miss whose whole 200 will not be stored after
+/// all): the request goes to the origin as it is, and its answer is not
+/// stored.
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
@@ -212,9 +214,10 @@ pub(super) fn serve_range(
             }
         }
         // Nothing stored: fetched whole for the cache, and the part cut
-        // from what is stored, as nginx's `proxy_cache` does, so that a
-        // client that only ever asks for parts fills it. Misses of the
-        // same key wait for one another's fill, as whole ones do.
+        // from what is stored (one range streamed as it comes), as
+        // nginx's `proxy_cache` does, so that a client that only ever
+        // asks for parts fills it. Misses of the same key wait for one
+        // another's fill, as whole ones do.
         None if on_its_own
             && fills_on_a_miss(request, &req_cc, &primary, cache, shared, client) =>
         {
@@ -709,7 +712,9 @@ fn through_cache(
     // is a 200 the client asked for no less (RFC 9110 §13.2.1 lets a
     // server ignore conditions). Looked at in the answer's head first: a
     // client whose copy is not this answer gets it streamed as any miss.
-    // A range withheld is cut from what is stored, whatever the answer.
+    // A range withheld is cut from what is stored, whatever the answer,
+    // but one range of a 200 whose length is known, which goes out as
+    // the body comes (see [`StreamedPart`]).
     // A whole body that will not be stored (`private`, larger than
     // `max_object_size`) is not what a client asking for a part should
     // wait for, a player seeking into a large file: the range is asked
@@ -734,15 +739,23 @@ fn through_cache(
             lifetime,
             &settings,
         );
+        let fwd = if stored.is_some() {
+            "stale"
+        } else {
+            "uri-miss"
+        };
+        // One range of a body of known length goes out as it comes.
+        if let Some(part) = StreamedPart::of(&answering, &bodiless, &fetched, fwd) {
+            return match part.stream(client, fetched, tee, shared) {
+                Err(refusal) => Some(stale_or(refusal, client, &answering, &fallback, &primary)),
+                Ok(outcome) => Some(Ok(outcome)),
+            };
+        }
         let withheld = Withheld {
             answering: &answering,
             kept,
             bodiless,
-            fwd: if stored.is_some() {
-                "stale"
-            } else {
-                "uri-miss"
-            },
+            fwd,
         };
         let Some(answered) = withheld.answer(client, fetched, tee) else {
             // Too large to store: the URL's ranges go as they are for a
@@ -1395,6 +1408,18 @@ impl<'a> Answering<'a> {
         }
     }
 
+    /// Whether a client that takes gzip asks for a part with a date in
+    /// `If-Range`, of an answer `coding` compresses: it may hold the
+    /// compressed copy, whose date is the plain one's, and a part of the
+    /// plain body would be spliced onto gzip bytes (a strong tag is the
+    /// plain copy's, the compressed one's being weak). It gets the whole
+    /// answer, as nginx sends a gzipped one.
+    fn dated_if_range(&self, coding: Option<&Gzip>) -> bool {
+        coding.is_some()
+            && self.takes_gzip
+            && (self.request.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'))
+    }
+
     /// How a response from the origin goes out to this client as a `MISS`.
     fn as_miss(&self) -> Relay {
         Relay {
@@ -1456,10 +1481,10 @@ fn serve_entry(
         pacing,
         edits,
         gzip,
-        cache_name,
+        cache_name: _,
         gzip_counters,
         takes_gzip,
-        ttl: ttl_now,
+        ttl: _,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
     // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`),
@@ -1472,7 +1497,6 @@ fn serve_entry(
         Status::Miss | Status::Filled { .. } => &cache.stats.misses,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    let age = entry.age(SystemTime::now()).as_secs();
     let whole = &entry.record.body;
     let len = whole.len() as u64;
     // Compressed for some clients: it says so in Vary to every client,
@@ -1516,14 +1540,7 @@ fn serve_entry(
             }
             (head.into(), b"", 304)
         } else {
-            // A client that takes gzip may hold the compressed copy, whose
-            // date is the plain one's: a part of the plain body, for its
-            // `If-Range` date, would be spliced onto gzip bytes (a strong
-            // tag is the plain copy's, the compressed one's being weak).
-            // It gets the whole answer, as nginx sends a gzipped one.
-            let dated_if_range = coding.is_some()
-                && takes_gzip
-                && (request.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'));
+            let dated_if_range = answering.dated_if_range(coding);
             let ranged = if entry.head.status == 200 && !request.is_head() && !dated_if_range {
                 range::requested(&request.headers, &entry.head.headers, len)
             } else {
@@ -1581,23 +1598,7 @@ fn serve_entry(
                     (head, body, entry.head.status)
                 }
                 Ranged::Part { start, end } => {
-                    let _ = write!(
-                        tail,
-                        "Content-Range: bytes {start}-{end}/{len}\r\nContent-Length: {}\r\n",
-                        end - start + 1
-                    );
-                    let mut head = PARTIAL_CONTENT.to_vec();
-                    let fields = entry.served_fields(own_fields);
-                    // The part says its own range, and the Vary its 200
-                    // would (RFC 9110 §15.3.7).
-                    let replaced: &[&str] = match coding {
-                        Some(_) => &["content-range", "vary"],
-                        None => &["content-range"],
-                    };
-                    edits.push_kept(&mut head, &fields, replaced);
-                    if coding.is_some() {
-                        gzip::push_vary(&mut tail, &entry.head.headers);
-                    }
+                    let head = part_head(answering, entry, coding, (start, end, len), &mut tail);
                     (head.into(), &whole[start as usize..=end as usize], 206)
                 }
                 Ranged::Parts(spans) => {
@@ -1631,42 +1632,13 @@ fn serve_entry(
                 }
             }
         };
-    push_field(&mut tail, "Age", age);
-    tail.extend_from_slice(b"X-Cache: ");
-    tail.extend_from_slice(status.name().as_bytes());
-    tail.extend_from_slice(b"\r\n");
-    if let Some(name) = cache_name {
-        // Its freshness as it is used: capped by `ttl` as it is now.
-        let ttl = entry.fresh_lifetime().min(ttl_now).as_secs() as i64 - age as i64;
-        // A revalidation or a refetch went on because what was stored
-        // had gone stale (RFC 9211 §2.2's `fwd=stale`).
-        let member = match status {
-            Status::Hit | Status::Stale => Member::Hit { ttl },
-            Status::Revalidated => Member::Forwarded {
-                fwd: "stale",
-                status: 304,
-                stored: Some(ttl),
-            },
-            Status::Miss => Member::Forwarded {
-                fwd: "stale",
-                status: entry.head.status,
-                stored: Some(ttl),
-            },
-            Status::Filled { fwd } => Member::Forwarded {
-                fwd,
-                status: entry.head.status,
-                stored: Some(ttl),
-            },
-        };
-        cache_status::push(&mut tail, name, member);
-    }
-    tail.extend_from_slice(edits.set_lines());
-    // A 304's cookies for this client are the backend's too: gone when
-    // `Set-Cookie` is removed.
-    edits.push_kept(&mut tail, own, &[]);
-    client.push_own_fields(&mut tail, code, Some(status.name()));
-    push_connection_header(&mut tail, keep_alive, request.version);
-    tail.extend_from_slice(b"\r\n");
+    let ending = Ending {
+        status,
+        own,
+        code,
+        keep_alive,
+    };
+    ending.push(&mut tail, client, answering, entry);
     client.note_sent_head(&[&head, &tail]);
     let pacing = client.pacing;
     let out = &mut Paced::new(client.conn.get_mut(), pacing);
@@ -1695,4 +1667,199 @@ fn serve_entry(
         cache: Some(status.name()),
         linger: result.is_ok(),
     })
+}
+
+/// The head of a 206 of bytes `start..=end` of `entry`'s `len`, a hit's
+/// or a streamed miss's (see [`StreamedPart`]): the stored status line
+/// replaced, its fields but the ones this part says itself; its framing,
+/// and the `Vary` its 200 would say with `coding` (RFC 9110 §15.3.7), go
+/// in `tail`.
+fn part_head(
+    answering: &Answering<'_>,
+    entry: &Entry,
+    coding: Option<&Gzip>,
+    (start, end, len): (u64, u64, u64),
+    tail: &mut Vec<u8>,
+) -> Vec<u8> {
+    let _ = write!(
+        tail,
+        "Content-Range: bytes {start}-{end}/{len}\r\nContent-Length: {}\r\n",
+        end - start + 1
+    );
+    let mut head = PARTIAL_CONTENT.to_vec();
+    let fields = entry.served_fields(answering.own_fields);
+    let replaced: &[&str] = match coding {
+        Some(_) => &["content-range", "vary"],
+        None => &["content-range"],
+    };
+    answering.edits.push_kept(&mut head, &fields, replaced);
+    if coding.is_some() {
+        gzip::push_vary(tail, &entry.head.headers);
+    }
+    head
+}
+
+/// What ends the head of an answer made from an entry, whatever its
+/// status: Age, X-Cache, Cache-Status, the fields `response_header.*`
+/// sets, `own` (fields for this client alone, each line ending in CRLF),
+/// and `Connection`.
+struct Ending<'a> {
+    status: Status,
+    own: &'a [u8],
+    /// The status code sent.
+    code: u16,
+    keep_alive: bool,
+}
+
+impl Ending<'_> {
+    fn push(self, tail: &mut Vec<u8>, client: &Client, answering: &Answering<'_>, entry: &Entry) {
+        let Ending {
+            status,
+            own,
+            code,
+            keep_alive,
+        } = self;
+        let edits = answering.edits;
+        let age = entry.age(SystemTime::now()).as_secs();
+        push_field(tail, "Age", age);
+        tail.extend_from_slice(b"X-Cache: ");
+        tail.extend_from_slice(status.name().as_bytes());
+        tail.extend_from_slice(b"\r\n");
+        if let Some(name) = answering.cache_name {
+            // Its freshness as it is used: capped by `ttl` as it is now.
+            let ttl = entry.fresh_lifetime().min(answering.ttl).as_secs() as i64 - age as i64;
+            // A revalidation or a refetch went on because what was stored
+            // had gone stale (RFC 9211 §2.2's `fwd=stale`).
+            let member = match status {
+                Status::Hit | Status::Stale => Member::Hit { ttl },
+                Status::Revalidated => Member::Forwarded {
+                    fwd: "stale",
+                    status: 304,
+                    stored: Some(ttl),
+                },
+                Status::Miss => Member::Forwarded {
+                    fwd: "stale",
+                    status: entry.head.status,
+                    stored: Some(ttl),
+                },
+                Status::Filled { fwd } => Member::Forwarded {
+                    fwd,
+                    status: entry.head.status,
+                    stored: Some(ttl),
+                },
+            };
+            cache_status::push(tail, name, member);
+        }
+        tail.extend_from_slice(edits.set_lines());
+        // A 304's cookies for this client are the backend's too: gone when
+        // `Set-Cookie` is removed.
+        edits.push_kept(tail, own, &[]);
+        client.push_own_fields(tail, code, Some(status.name()));
+        push_connection_header(tail, keep_alive, answering.request.version);
+        tail.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A withheld range miss whose one part goes out as the body streams
+/// into the cache, as nginx's range filter sends one range of a body of
+/// known length, rather than once the body is whole (a player asking
+/// `bytes=0-` of a large video would wait for all of it): its 206 is the
+/// one a hit would get then. Bytes past the part are read on into the
+/// cache, not sent; a body cut short cuts the response, and nothing is
+/// stored.
+struct StreamedPart<'a> {
+    answering: &'a Answering<'a>,
+    /// The answer as it will be stored, without its body.
+    bodiless: &'a Entry,
+    /// Bytes `start..=end` of `len`.
+    span: (u64, u64, u64),
+    /// With `gzip`, as for the entry: its Vary says it is compressed for
+    /// some clients.
+    coding: Option<&'a Gzip>,
+    /// Why the request went on (`Cache-Status`).
+    fwd: &'static str,
+}
+
+impl<'a> StreamedPart<'a> {
+    /// The part, when the 200 being stored says its length, the request
+    /// asks one satisfiable range its `If-Range` (if any) lets through,
+    /// and no condition of its own that could make the answer a 304
+    /// (those stay the entry's to evaluate). `None` for anything else,
+    /// cut from the entry once stored (see [`Withheld`]).
+    fn of(
+        answering: &'a Answering<'a>,
+        bodiless: &'a Entry,
+        fetched: &Fetched<'_>,
+        fwd: &'static str,
+    ) -> Option<StreamedPart<'a>> {
+        let request = answering.request;
+        let head = &bodiless.head;
+        let conditional = (CLIENT_CONDITIONS.iter()).any(|name| request.headers.contains(name));
+        if !asks_a_range(request) || conditional || head.status != 200 {
+            return None;
+        }
+        let Ok(BodyKind::Length(len)) = BodyKind::for_response(false, &fetched.response) else {
+            return None;
+        };
+        // As `serve_entry` would answer once it is stored.
+        let coding = (answering.gzip).filter(|g| g.suits(head.status, &head.headers, Some(len)));
+        if answering.dated_if_range(coding) {
+            return None;
+        }
+        match range::requested(&request.headers, &head.headers, len) {
+            Ranged::Part { start, end } => Some(StreamedPart {
+                answering,
+                bodiless,
+                span: (start, end, len),
+                coding,
+                fwd,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Sends the 206 a hit would send (with `X-Cache: MISS`), and the
+    /// part's bytes as they come, while `tee` takes the whole body
+    /// (see [`relay::relay_part`]).
+    fn stream(
+        self,
+        client: &mut Client,
+        fetched: Fetched<'_>,
+        tee: &mut Tee<'_>,
+        shared: &Shared,
+    ) -> Result<Outcome, Refusal> {
+        let StreamedPart {
+            answering,
+            bodiless: entry,
+            span,
+            coding,
+            fwd,
+        } = self;
+        let keep_alive = answering.keep_alive && !answering.shutting_down.load(Ordering::Relaxed);
+        client.pacing = (answering.pacing).as_backend_says(&entry.head.headers);
+        // Never stored, but this client's own.
+        let mut cookies = Vec::new();
+        (fetched.response.headers).write_named(&["set-cookie"], &mut cookies);
+        let mut tail = Vec::with_capacity(256);
+        let mut head = part_head(answering, entry, coding, span, &mut tail);
+        let ending = Ending {
+            status: Status::Filled { fwd },
+            own: &cookies,
+            code: 206,
+            keep_alive,
+        };
+        ending.push(&mut tail, client, answering, entry);
+        head.extend_from_slice(&tail);
+        let how = Relay {
+            keep_alive,
+            ..answering.as_miss()
+        };
+        let (start, end, _) = span;
+        let part = (head, relay::Window::of(start, end));
+        let streamed = relay::relay_part(client, fetched, &how, part, tee, shared);
+        if streamed.is_ok() {
+            answering.cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        streamed
+    }
 }

@@ -140,20 +140,8 @@ pub(super) fn relay(
     // `X-Accel-Limit-Rate`: the backend's rate for this answer (taken out
     // of it below, with the cache's own fields).
     client.pacing = client.pacing.as_backend_says(&fetched.response.headers);
-    let refusal = |f: Failure, head_sent: bool, client: &Client| {
-        hold_against(target, &f, client);
-        // A client gone before anything reached it is answered nothing
-        // (and logged 499).
-        let status = match f {
-            Failure::Client(status) => status,
-            _ => (!head_sent).then(|| f.status()),
-        };
-        Refusal {
-            status,
-            upstream: Some(target.name.clone()),
-            keep_alive: how.keep_alive && !head_sent,
-        }
-    };
+    let refusal =
+        |f: Failure, head_sent: bool, client: &Client| refused(target, f, head_sent, how, client);
     // `X-Accel-Redirect`: the file the backend names goes in its answer's
     // place (never one being stored: see `cached`).
     if let Some(to) = super::files::accel_redirect_of(&fetched.response, client) {
@@ -220,9 +208,85 @@ pub(super) fn relay(
             })
         }
     };
+    let status = fetched.response.status;
+    relayed(client, target, sent, status, keep_alive, how)
+}
+
+/// One range of a response the cache is storing, for a client that asked
+/// for that range alone (see `cached`): `head`, the `206` the cache made
+/// of the response's head, goes out with the first piece of the body,
+/// and of the body only what falls in `window`, while `tee` takes all of
+/// it, read on past the window as any body being stored is. `how` says
+/// the connection as `head` does. Failures go as [`relay`]'s: before the
+/// head went out, a refusal; after, the connection cut.
+pub(super) fn relay_part(
+    client: &mut Client,
+    mut fetched: Fetched<'_>,
+    how: &Relay,
+    (head, window): (Vec<u8>, Window),
+    tee: &mut Tee<'_>,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
+    let target = fetched.target;
+    fetched.up.conn.consume(fetched.head_len);
+    let kind = BodyKind::for_response(false, &fetched.response)
+        .map_err(|e| refused(target, e.into(), false, how, client))?;
+    let prepared = Prepared {
+        head,
+        kind,
+        rechunk: false,
+        keep_alive: how.keep_alive,
+        upstream_reusable: may_reuse(&fetched.response, kind, &fetched.up),
+        gathered: None,
+        compressed: None,
+        encoder: None,
+        window: Some(window),
+    };
+    client.note_sent_head(&[&prepared.head]);
+    let sent =
+        send_streamed(client, &mut fetched, prepared, Some(tee), shared).map(|(sent, reusable)| {
+            if reusable {
+                reuse(client, target, fetched.up.conn);
+            }
+            sent
+        });
+    relayed(client, target, sent, 206, how.keep_alive, how)
+}
+
+/// A failure of an exchange with `target`, held against it, as the
+/// client is answered: nothing for a client gone before anything reached
+/// it (logged 499), and nothing more once the head went out.
+fn refused(
+    target: &Upstream,
+    f: Failure,
+    head_sent: bool,
+    how: &Relay,
+    client: &Client,
+) -> Refusal {
+    hold_against(target, &f, client);
+    let status = match f {
+        Failure::Client(status) => status,
+        _ => (!head_sent).then(|| f.status()),
+    };
+    Refusal {
+        status,
+        upstream: Some(target.name.clone()),
+        keep_alive: how.keep_alive && !head_sent,
+    }
+}
+
+/// How a relayed response went, `status` sent and `keep_alive` said.
+fn relayed(
+    client: &Client,
+    target: &Upstream,
+    sent: Result<u64, Broken>,
+    status: u16,
+    keep_alive: bool,
+    how: &Relay,
+) -> Result<Outcome, Refusal> {
     match sent {
         Ok(sent) => Ok(Outcome {
-            status: fetched.response.status,
+            status,
             bytes: sent,
             upstream: Some(target.name.clone()),
             keep_alive,
@@ -237,9 +301,9 @@ pub(super) fn relay(
             // Cut short: logged as what the client got, the status sent
             // and the body bytes that went out (as nginx), not as a 499.
             let client_gone = matches!(failure, Failure::Client(_));
-            refusal(failure, true, client);
+            refused(target, failure, true, how, client);
             Ok(Outcome {
-                status: fetched.response.status,
+                status,
                 bytes: sent,
                 upstream: Some(target.name.clone()),
                 keep_alive: false,
@@ -247,7 +311,7 @@ pub(super) fn relay(
                 linger: !client_gone,
             })
         }
-        Err(Broken { failure, .. }) => Err(refusal(failure, false, client)),
+        Err(Broken { failure, .. }) => Err(refused(target, failure, false, how, client)),
     }
 }
 
@@ -485,6 +549,38 @@ struct Prepared {
     compressed: Option<Vec<u8>>,
     /// For a body compressed as it streams.
     encoder: Option<Encoder>,
+    /// For a client that gets one range of the body (see [`relay_part`]).
+    window: Option<Window>,
+}
+
+/// The one range of a body a client gets as it streams: the first `skip`
+/// bytes are left out, the next `take` go, and what comes after is left
+/// out too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Window {
+    skip: u64,
+    take: u64,
+}
+
+impl Window {
+    /// Bytes `start..=end` of the body, `start <= end`.
+    pub(super) fn of(start: u64, end: u64) -> Window {
+        Window {
+            skip: start,
+            take: end.saturating_sub(start).saturating_add(1),
+        }
+    }
+
+    /// What of `piece`, the body's next bytes, falls in the window.
+    fn cut<'p>(&mut self, piece: &'p [u8]) -> &'p [u8] {
+        let len = piece.len() as u64;
+        let skipped = self.skip.min(len);
+        self.skip -= skipped;
+        let taken = self.take.min(len - skipped);
+        self.take -= taken;
+        // Both within `piece`, whose length is a `usize`.
+        &piece[skipped as usize..(skipped + taken) as usize]
+    }
 }
 
 /// Where a body read whole is.
@@ -668,6 +764,7 @@ fn prepare_response(
         gathered,
         compressed,
         encoder: compress.filter(|_| streams_compressed).map(Gzip::encoder),
+        window: None,
     })
 }
 
@@ -755,6 +852,7 @@ fn send_streamed(
             let framing = Framing {
                 chunked: prepared.rechunk,
                 encoder: encoder.map(|e| (e, &shared.metrics.gzip)),
+                window: prepared.window,
             };
             let sent = copy_body(&mut reader, conn, &out, head, framing, tee);
             (sent, conn.get_ref().left)
@@ -846,6 +944,8 @@ struct Framing<'a> {
     chunked: bool,
     /// Compressed as it goes, counted once it all went.
     encoder: Option<(Encoder, &'a GzipCounters)>,
+    /// Only this range of it goes (never compressed).
+    window: Option<Window>,
 }
 
 /// Streams a body from `from` to `out`, the head, unless already sent
@@ -861,6 +961,7 @@ fn copy_body(
     let Framing {
         chunked,
         mut encoder,
+        mut window,
     } = framing;
     let head_was_sent = head.is_none();
     let mut pending_head = head;
@@ -904,6 +1005,10 @@ fn copy_body(
         }
         let head = pending_head.take().unwrap_or_default();
         taken += piece.len() as u64;
+        let piece = match window.as_mut() {
+            Some(window) => window.cut(piece),
+            None => piece,
+        };
         let piece_out = match encoder.as_mut() {
             Some((encoder, _)) => encoder.push(piece),
             None => piece,
@@ -1266,4 +1371,25 @@ fn write_piece(
             IoSlice::new(after),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    /// The window's bytes, whatever pieces the body comes in.
+    #[test]
+    fn a_window_lets_through_its_range_of_the_pieces() {
+        let body: Vec<u8> = (0..=99).collect();
+        for (start, end) in [(0, 0), (0, 99), (10, 19), (95, 99), (7, 63)] {
+            for size in [1, 3, 10, 64, 100] {
+                let mut window = Window::of(start, end);
+                let got: Vec<u8> = (body.chunks(size))
+                    .flat_map(|piece| window.cut(piece).to_vec())
+                    .collect();
+                let (start, end) = (start as usize, end as usize);
+                assert_eq!(got, body[start..=end], "{start}-{end} in pieces of {size}");
+            }
+        }
+    }
 }
