@@ -693,3 +693,51 @@ fn the_part_asked_again_whole_leaves_its_connection_reusable() {
     assert_eq!(backend.requests(), 2);
     assert_eq!(backend.connections(), 1, "the 206's connection was closed");
 }
+
+/// The proxy's own pages go as they are: an `intercept_errors` page in
+/// place of a backend's 404 is neither compressed nor said to vary, its
+/// `HEAD` gives the length its `GET` sends, and the connection stays in
+/// step; the backend's 403, for which there is no page, is compressed as
+/// any 403 of a listed type.
+#[test]
+fn an_error_page_goes_uncompressed_beside_a_compressed_relayed_error() {
+    let backend = Backend::start("origin", |seen, out| {
+        let status = if seen.path() == "/forbidden" {
+            403
+        } else {
+            404
+        };
+        respond(out, status, HTML, &page(5000));
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let not_found = "<p>Nothing here, and nothing compressed either.</p>\n".repeat(40);
+    std::fs::write(dir.path().join("404.html"), &not_found).unwrap();
+    let text = format!(
+        "targets = {}\ngzip = true\ngzip_min_length = 100\nerror_pages = {}\n\
+         intercept_errors = true\n",
+        backend.addr,
+        dir.path().display()
+    );
+    let proxy = start_proxy(&[backend.addr], from_file(&text));
+    let mut client = proxy.connect();
+
+    let replaced = client.get_with("/missing", &[GZIP]);
+    assert_eq!(replaced.status, 404);
+    assert!(!replaced.head.has("content-encoding"));
+    assert!(!replaced.head.has("vary"));
+    assert_eq!(replaced.body_str(), not_found);
+    let head = client.head_with("/missing", &[GZIP]);
+    assert_eq!(head.status, 404);
+    assert!(!head.head.has("content-encoding"));
+    assert_eq!(
+        head.header("content-length"),
+        Some(not_found.len().to_string().as_str())
+    );
+
+    let relayed = client.get_with("/forbidden", &[GZIP]);
+    assert_eq!(relayed.status, 403);
+    assert_eq!(relayed.header("content-encoding"), Some("gzip"));
+    assert!(relayed.head.has_token("vary", "accept-encoding"));
+    assert_eq!(gunzip(&relayed.body), page(5000));
+}
