@@ -1352,3 +1352,543 @@ pub fn range(data: &[u8]) {
         assert_eq!(out.len() as u64, 4 + sent);
     }
 }
+
+/// The list fields the cache rules read, on either side: two field lines
+/// of one of them mean what one line with both values comma-joined means
+/// (RFC 9110 §5.3), and the decisions must be the same.
+const CACHE_LIST_FIELDS: &[&str] = &[
+    "cache-control",
+    "pragma",
+    "vary",
+    "surrogate-control",
+    "cdn-cache-control",
+    "edge-cache-control",
+];
+
+/// `headers` with every line of each of [`CACHE_LIST_FIELDS`] joined into
+/// one, where its first stood; `None` when a value would not join to the
+/// same list: an empty one (nothing to put between commas), or one whose
+/// quotes are left open or escaped, which may swallow the next line's.
+fn joined_lists(headers: &Headers) -> Option<Headers> {
+    let mut out = Headers::new();
+    for (name, value) in headers.iter() {
+        let lower = name.to_ascii_lowercase();
+        if !CACHE_LIST_FIELDS.contains(&lower.as_str()) {
+            out.push(name, value);
+            continue;
+        }
+        if out.contains(&lower) {
+            continue;
+        }
+        let values: Vec<&[u8]> = headers.get_all(&lower).collect();
+        let clean = |v: &&[u8]| {
+            !v.trim_ascii().is_empty()
+                && !v.contains(&b'\\')
+                && v.iter().filter(|&&b| b == b'"').count() % 2 == 0
+        };
+        if values.len() > 1 && !values.iter().all(clean) {
+            return None;
+        }
+        out.push(name, values.join(&b", "[..]));
+    }
+    Some(out)
+}
+
+/// What the cache makes of one request and response, every public
+/// decision compared whole.
+#[derive(Debug, PartialEq)]
+struct CacheDecision {
+    request: inverso::cache::policy::CacheControl,
+    request_no_cache: bool,
+    response: inverso::cache::policy::CacheControl,
+    vary: Vec<String>,
+    lifetime: Option<inverso::cache::policy::Lifetime>,
+    birth: std::time::SystemTime,
+}
+
+fn cache_decision(
+    request: &RequestHead,
+    response: &ResponseHead,
+    settings: &Settings,
+    times: (std::time::SystemTime, std::time::SystemTime),
+) -> CacheDecision {
+    use inverso::cache::policy::{birth_time, CacheControl};
+    let (request_time, response_time) = times;
+    let cc = CacheControl::parse(&request.headers);
+    CacheDecision {
+        request_no_cache: cc.request_no_cache(&request.headers),
+        request: cc,
+        response: CacheControl::of_response(&response.headers, &settings.targeting),
+        vary: settings.vary_names(response),
+        lifetime: storable(request, response, response_time, settings),
+        birth: birth_time(response, request_time, response_time),
+    }
+}
+
+/// Whether a Cache-Control value, read as plainly as possible (no
+/// quotes at all, split at every comma), has `directive` as a member.
+fn plainly_has(headers: &Headers, directive: &str) -> bool {
+    headers.get_all("cache-control").any(|v| {
+        !v.contains(&b'"')
+            && v.split(|&b| b == b',')
+                .any(|d| d.trim_ascii().eq_ignore_ascii_case(directive.as_bytes()))
+    })
+}
+
+/// The response fields the cache reads (Cache-Control with its
+/// directives, Expires, Date, Age, Last-Modified, Vary, the targeted
+/// fields, Surrogate-Control, X-Accel-Expires) and the request's
+/// Cache-Control and Pragma, through `storable`, `birth_time` and
+/// `usable`. The first byte picks the status and settings, the second
+/// and third how much later the entry is looked at; then lines of
+/// `Name: value`, those after a line `>` for the request.
+pub fn cache_rules(data: &[u8]) {
+    use inverso::cache::policy::{
+        must_revalidate, stale_while_revalidate, usable, CacheControl, Stored, Use,
+    };
+    const STATUSES: &[u16] = &[200, 203, 204, 206, 301, 304, 404, 410, 500, 503, 599, 600];
+    let [flags, later_hi, later_lo, rest @ ..] = data else {
+        return;
+    };
+    let status = STATUSES[usize::from(flags & 0x0f) % STATUSES.len()];
+    let mut response = ResponseHead::new(status);
+    let mut request = RequestHead {
+        method: "GET".into(),
+        target: "/".into(),
+        version: Version::Http11,
+        headers: Headers::new(),
+    };
+    request.headers.push("Host", "h");
+    let mut to_request = false;
+    for line in rest.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line == b">" {
+            to_request = true;
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let Ok(name) = std::str::from_utf8(&line[..colon]) else {
+            continue;
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            continue;
+        }
+        let value = line[colon + 1..].trim_ascii();
+        match to_request {
+            true => request.headers.push(name, value),
+            false => response.headers.push(name, value),
+        }
+    }
+    let ttl = Duration::from_secs(match flags >> 6 {
+        0 => 3600,
+        1 => 0,
+        2 => 1,
+        _ => u64::from(u32::MAX),
+    });
+    let plain = Settings {
+        ttl,
+        cache_unlabeled: flags & 0x10 != 0,
+        stale_if_error: Duration::from_secs(60),
+        stale_while_revalidate: Duration::from_secs(30),
+        cache_valid: match flags & 0x20 {
+            0 => Arc::default(),
+            _ => Arc::new(CacheValid::parse("200 301 10m, any 1m").expect("parses")),
+        },
+        ..Settings::default()
+    };
+    let targeted = Settings {
+        targeting: Targeting {
+            surrogate_id: Some(Arc::from("edge")),
+            x_accel_expires: true,
+            fields: Arc::from(["edge-cache-control".into(), "cdn-cache-control".into()]),
+            surrogate_keys: true,
+        },
+        ..plain.clone()
+    };
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let times = (now - Duration::from_millis(250), now);
+    let later = now + Duration::from_secs(u64::from(u16::from_be_bytes([*later_hi, *later_lo])));
+    let joined = (
+        joined_lists(&request.headers),
+        joined_lists(&response.headers),
+    );
+    for settings in [&plain, &targeted] {
+        let decision = cache_decision(&request, &response, settings, times);
+        // Two lines of a list field are one comma-joined line.
+        if let (Some(req), Some(resp)) = &joined {
+            let request = RequestHead {
+                headers: req.clone(),
+                ..request.clone()
+            };
+            let response = ResponseHead {
+                headers: resp.clone(),
+                ..response.clone()
+            };
+            let again = cache_decision(&request, &response, settings, times);
+            assert_eq!(decision, again, "joined lines decide otherwise");
+        }
+        assert!(decision.birth <= now && decision.birth >= UNIX_EPOCH);
+        let cc = &decision.response;
+        // Cache-Control's own word, with no field for this cache alone.
+        if settings.targeting == Targeting::default() {
+            assert_eq!(*cc, CacheControl::parse(&response.headers));
+            for directive in ["private", "no-store", "no-cache", "public"] {
+                if plainly_has(&response.headers, directive) {
+                    let read = [cc.private, cc.no_store, cc.no_cache, cc.public];
+                    let at = ["private", "no-store", "no-cache", "public"]
+                        .iter()
+                        .position(|d| *d == directive);
+                    assert!(read[at.unwrap()], "{directive} not read");
+                }
+            }
+        }
+        let Some(lifetime) = decision.lifetime else {
+            continue;
+        };
+        // Never fresher than the operator's cap, never for a response
+        // that is not for a shared cache.
+        assert!(lifetime.fresh <= settings.ttl, "fresh past ttl");
+        assert!(!cc.private, "private stored");
+        assert!(!cc.no_store || cc.must_understand, "no-store stored");
+        assert!(!decision.request.no_store, "request's no-store stored");
+        if cc.no_cache {
+            assert!(lifetime.fresh.is_zero(), "no-cache fresh");
+        }
+        if cc.forbids_stale() {
+            assert!(lifetime.stale_if_error.is_zero(), "stale when forbidden");
+        }
+        // What a later request makes of the entry.
+        let stored = Stored {
+            age: later.duration_since(decision.birth).expect("born before"),
+            fresh: lifetime.fresh,
+            must_revalidate: must_revalidate(lifetime.fresh, cc, &response),
+            stale_while_revalidate: stale_while_revalidate(
+                lifetime.fresh,
+                cc,
+                &response,
+                settings.stale_while_revalidate,
+            ),
+        };
+        let req = &decision.request;
+        let used = usable(req, decision.request_no_cache, &stored);
+        let stale = stored.age >= stored.fresh;
+        match used {
+            Use::Fresh => assert!(!stale && !decision.request_no_cache),
+            Use::AllowedStale => {
+                assert!(stale && !stored.must_revalidate && req.max_stale.is_some())
+            }
+            Use::StaleRevalidating => {
+                assert!(stale && stored.age - stored.fresh < stored.stale_while_revalidate)
+            }
+            Use::Validate => assert!(
+                stale
+                    || decision.request_no_cache
+                    || req.max_age.is_some()
+                    || req.min_fresh.is_some(),
+                "fresh entry revalidated unasked"
+            ),
+        }
+        if decision.request_no_cache || req.max_age == Some(0) {
+            assert_eq!(used, Use::Validate);
+        }
+    }
+    huge_max_age(data, &plain);
+}
+
+/// RFC 9111 §1.2.2: a `max-age` past what the cache represents is 2^31
+/// seconds, not an error: a response with nothing else to say is fresh
+/// for that, capped at `ttl`; a zero one (without a validator) is not
+/// stored. The digits are the input's.
+fn huge_max_age(data: &[u8], settings: &Settings) {
+    let digits: String = data
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .take(40)
+        .map(|&b| char::from(b))
+        .collect();
+    if digits.is_empty() {
+        return;
+    }
+    let value = digits.parse::<u128>().map_or(1 << 31, |n| n.min(1 << 31)) as u64;
+    let mut response = ResponseHead::new(200);
+    response
+        .headers
+        .push("Cache-Control", format!("max-age={digits}"));
+    let mut request = RequestHead {
+        method: "GET".into(),
+        target: "/".into(),
+        version: Version::Http11,
+        headers: Headers::new(),
+    };
+    request.headers.push("Host", "h");
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let lifetime = storable(&request, &response, now, settings);
+    let fresh = Duration::from_secs(value).min(settings.ttl);
+    match fresh.is_zero() {
+        true => assert_eq!(lifetime, None, "max-age={digits}"),
+        false => assert_eq!(lifetime.map(|l| l.fresh), Some(fresh), "max-age={digits}"),
+    }
+}
+
+/// A DER TLV: `tag`, the length in the shortest form, `contents`.
+fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = contents.len();
+    match len {
+        0..=0x7f => out.push(len as u8),
+        _ => {
+            let bytes = (len as u32).to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (4 - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+/// A certificate's outline around `subject`, the contents of its Name:
+/// what the parser walks to reach it, with nothing else of interest.
+fn certificate_around(subject: &[u8]) -> Vec<u8> {
+    let cn = [der(0x06, &[0x55, 0x04, 0x03]), der(0x0c, b"Issuer CA")].concat();
+    let issuer = der(0x31, &der(0x30, &cn));
+    let validity = [der(0x17, b"240101000000Z"), der(0x18, b"20991231235959Z")].concat();
+    let tbs = [
+        der(0xa0, &der(0x02, &[2])),
+        der(0x02, &[0x01, 0x02]),
+        der(
+            0x30,
+            &der(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+        ),
+        der(0x30, &issuer),
+        der(0x30, &validity),
+        der(0x30, subject),
+    ]
+    .concat();
+    der(0x30, &der(0x30, &tbs))
+}
+
+/// RFC 4514's escapes undone: `\XX` a byte, `\c` the character.
+fn unescape_dn_value(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let c = bytes.next()?;
+        if c.is_ascii_hexdigit() {
+            let low = bytes.next()?;
+            let hex = [c, low];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// A name as the parser writes it for the log and the backends: no
+/// control character (C0, DEL, C1: a line break, an escape sequence, in a
+/// log line or a header value), and bounded by its DER's length.
+fn check_dn(dn: &str, der_len: usize) {
+    assert!(
+        !dn.chars().any(char::is_control),
+        "control character in {dn:?}"
+    );
+    assert!(
+        dn.len() <= 4 * der_len + 8,
+        "{} bytes of {der_len}",
+        dn.len()
+    );
+}
+
+/// Certificate DER as `tls::x509` walks it by hand: the end of validity,
+/// subject and issuer names, serial number. With a first byte `0x00` the
+/// rest is one attribute value put in a certificate's subject (`CN`, a
+/// UTF8String), which must read back escaped and unescape to itself;
+/// otherwise the input is the DER itself (seeded with real certificates).
+pub fn x509(data: &[u8]) {
+    use inverso::tls::x509::{issuer, not_after, serial, subject};
+    let certificate = match data.split_first() {
+        Some((0, value)) => {
+            let pair = [der(0x06, &[0x55, 0x04, 0x03]), der(0x0c, value)].concat();
+            let certificate = certificate_around(&der(0x31, &der(0x30, &pair)));
+            let dn = subject(&certificate).expect("a made certificate reads");
+            check_dn(&dn, certificate.len());
+            let escaped = dn.strip_prefix("CN=").expect("one CN");
+            match std::str::from_utf8(value) {
+                Ok(text) => {
+                    let back = unescape_dn_value(escaped).expect("escapes complete");
+                    assert_eq!(back, text.as_bytes(), "{dn:?}");
+                }
+                Err(_) => assert!(escaped.starts_with('#')),
+            }
+            certificate
+        }
+        _ => data.to_vec(),
+    };
+    let _ = not_after(&certificate);
+    for dn in [subject(&certificate), issuer(&certificate)]
+        .into_iter()
+        .flatten()
+    {
+        check_dn(&dn, certificate.len());
+    }
+    if let Some(serial) = serial(&certificate) {
+        let digits = serial.strip_prefix('-').unwrap_or(&serial);
+        assert!(!digits.is_empty() && digits.len() <= 2 * certificate.len());
+        assert!(digits
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')));
+    }
+}
+
+/// Whether a weight (`q=` of RFC 9110 §12.4.2) written `v` is zero:
+/// `0`, `0.`, `0.0` up to three zeros.
+fn weight_is_zero(v: &str) -> bool {
+    let (whole, decimals) = v.split_once('.').unwrap_or((v, ""));
+    whole == "0" && decimals.len() <= 3 && decimals.bytes().all(|b| b == b'0')
+}
+
+/// The request fields read for features: `X-Forwarded-For` and
+/// `X-Forwarded-Proto` from a peer trusted or not (`real_ip_from`),
+/// `Cookie` (`cache_bypass_cookies`, and the cookie a sticky pool reads),
+/// `Accept-Encoding` with its weights (`gzip`), and the Structured Field
+/// Dictionaries a targeted cache-control field is. The first byte picks
+/// the peer; then lines of `Name: value`.
+pub fn client_fields(data: &[u8]) {
+    use inverso::cache::policy::BypassCookies;
+    use inverso::gzip::accepted;
+    use inverso::http::structured::{parse_dictionary, Item};
+    use inverso::realip::{client_address, client_scheme, Cidr};
+    use std::net::IpAddr;
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let peers: [IpAddr; 4] = [
+        "10.1.2.3".parse().unwrap(),
+        "192.0.2.7".parse().unwrap(),
+        "::1".parse().unwrap(),
+        "203.0.113.9".parse().unwrap(),
+    ];
+    let peer = peers[usize::from(pick) % peers.len()];
+    let mut headers = Headers::new();
+    for line in rest.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let Ok(name) = std::str::from_utf8(&line[..colon]) else {
+            continue;
+        };
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()) {
+            headers.push(name, line[colon + 1..].trim_ascii());
+        }
+    }
+    // The same fields, every line of a name joined into one; an empty
+    // line is no member of a list (and `a, ` no Dictionary).
+    let mut joined = Headers::new();
+    for (name, _) in headers.iter() {
+        if !joined.contains(name) {
+            let lines = headers.get_all(name).filter(|v| !v.trim_ascii().is_empty());
+            joined.push(name, lines.collect::<Vec<_>>().join(&b", "[..]));
+        }
+    }
+
+    // The client's address: the peer's own unless it is trusted, else an
+    // address the field names; two lines as one joined.
+    let trusted: Vec<Cidr> = ["10.0.0.0/8", "::1/128", "192.0.2.0/24"]
+        .iter()
+        .map(|c| Cidr::parse(c).expect("a block"))
+        .collect();
+    let address = client_address(peer, &headers, &trusted);
+    assert_eq!(address, client_address(peer, &joined, &trusted));
+    if !trusted.iter().any(|c| c.contains(peer)) {
+        assert_eq!(address, peer);
+    } else if address != peer {
+        let named = headers
+            .get_all("x-forwarded-for")
+            .flat_map(|f| f.split(|&b| b == b','))
+            .filter_map(|e| std::str::from_utf8(e).ok())
+            .any(|e| {
+                let e = e.trim();
+                let bare = e.trim_start_matches('[');
+                let named = |text: &str| text.parse::<IpAddr>().ok();
+                let ip = named(e)
+                    .or_else(|| named(bare.split(']').next().unwrap_or("")))
+                    .or_else(|| named(e.rsplit_once(':').map_or("", |(ip, _)| ip)));
+                ip.is_some_and(|ip| ip.to_canonical() == address)
+            });
+        assert!(named, "{address} named by no element");
+    }
+    let scheme = client_scheme(peer, false, &headers, &trusted);
+    assert!(scheme == "http" || trusted.iter().any(|c| c.contains(peer)));
+    assert_eq!(scheme, client_scheme(peer, false, &joined, &trusted));
+
+    // Cookies: the names a pool's sticky cookie is read by bypass too.
+    let bypass = BypassCookies::parse("session, wp_*").expect("parses");
+    let matched = bypass.matches(&headers);
+    if headers.cookie("session").is_some() {
+        assert!(matched, "a session cookie not bypassed");
+    }
+
+    // gzip: never for a client whose every gzip (or, naming none, every
+    // `*`) has weight 0; two lines as one.
+    let taken = accepted(&headers);
+    assert_eq!(taken, accepted(&joined));
+    let elements: Vec<&str> = headers.tokens("accept-encoding").collect();
+    let zero = |e: &&str| {
+        e.split(';')
+            .skip(1)
+            .filter_map(|p| p.trim().split_once('='))
+            .any(|(q, v)| q.trim().eq_ignore_ascii_case("q") && weight_is_zero(v.trim()))
+    };
+    let coding = |e: &&str| {
+        e.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let gzips: Vec<&&str> = (elements.iter())
+        .filter(|e| matches!(coding(e).as_str(), "gzip" | "x-gzip"))
+        .collect();
+    let stars: Vec<&&str> = elements.iter().filter(|e| coding(e) == "*").collect();
+    if !gzips.is_empty() && gzips.iter().all(|e| zero(e)) {
+        assert!(!taken, "gzip;q=0 taken");
+    }
+    if gzips.is_empty() && stars.iter().all(|e| zero(e)) {
+        assert!(!taken, "*;q=0 taken");
+    }
+
+    // Structured Field Dictionaries (RFC 8941): whatever parses holds
+    // only what the grammar allows.
+    for name in ["cdn-cache-control", "edge-cache-control"] {
+        let Some(dictionary) = parse_dictionary(headers.get_all(name)) else {
+            continue;
+        };
+        assert_eq!(
+            Some(&dictionary),
+            parse_dictionary(joined.get_all(name)).as_ref()
+        );
+        for (key, item) in &dictionary {
+            let first = key.bytes().next().expect("a key");
+            assert!(first.is_ascii_lowercase() || first == b'*', "key {key:?}");
+            assert!(key.bytes().all(|b| b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'.' | b'*')));
+            match item {
+                Item::Integer(n) => assert!(n.unsigned_abs() <= 999_999_999_999_999),
+                Item::Decimal(d) => assert!(d.is_finite() && d.abs() < 1e12),
+                Item::String(s) => assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b))),
+                Item::Token(t) => assert!(t.bytes().all(|b| b.is_ascii_graphic())),
+                _ => {}
+            }
+        }
+    }
+}

@@ -22,6 +22,9 @@ const TARGETS: &[(&str, Check)] = &[
     ("auth", checks::auth),
     ("rewrite", checks::rewrite),
     ("range", checks::range),
+    ("cache_rules", checks::cache_rules),
+    ("x509", checks::x509),
+    ("client_fields", checks::client_fields),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
