@@ -587,15 +587,23 @@ fn a_range_revalidation_is_logged_with_its_backend() {
 }
 
 #[test]
-fn a_range_refetch_that_may_not_be_stored_is_sent_whole_not_asked_again() {
+fn a_range_refetch_that_may_not_be_stored_is_dropped_and_the_range_asked_as_it_is() {
     let (backend, proxy) = behind_cache(two_phase(
         &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
         &[("Cache-Control", "no-store")],
     ));
     get(&proxy, "/u");
+    // This origin ignores ranges: the answer to the range is whole.
     let r = get_with(&proxy, "/u", &[("Range", "bytes=0-1")]);
-    expect(&r, 200, "MISS", "/u #2");
-    assert_eq!(backend.requests(), 2, "one request to the origin for it");
+    expect(&r, 200, "BYPASS", "/u #3");
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[1].head.get("range"), None, "the cache's own request");
+    assert_eq!(
+        seen[2].head.get("range"),
+        Some("bytes=0-1"),
+        "asked as it is"
+    );
     assert_eq!(cache_of(&proxy).len(), 0, "the old entry is dropped");
 }
 
@@ -654,23 +662,31 @@ fn stale_then(later: impl Fn(&Seen, &mut TcpStream) -> Action + Send + Sync + 's
     })
 }
 
+/// A new body that says its length and ends before its first byte (the
+/// part's head, which goes with that byte, never went out), or one of
+/// unknown length cut short (read whole before the part is cut).
 #[test]
 fn a_range_whose_refetch_is_cut_short_gets_the_stale_part() {
-    let backend = stale_then(|_, out| {
-        let cut =
-            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 1000\r\n\r\nshort";
-        let _ = out.write_all(cut);
-        Action::Close
-    });
-    let proxy = cached_proxy(&backend, |_| {});
-    get(&proxy, "/cut");
-    expect(
-        &get_with(&proxy, "/cut", &[("Range", "bytes=0-1")]),
-        206,
-        "STALE",
-        "01",
-    );
-    assert_eq!(backend.requests(), 2);
+    let cuts: [&[u8]; 2] = [
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 1000\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nshort\r\n",
+    ];
+    for cut in cuts {
+        let backend = stale_then(move |_, out| {
+            let _ = out.write_all(cut);
+            Action::Close
+        });
+        let proxy = cached_proxy(&backend, |_| {});
+        get(&proxy, "/cut");
+        expect(
+            &get_with(&proxy, "/cut", &[("Range", "bytes=0-1")]),
+            206,
+            "STALE",
+            "01",
+        );
+        assert_eq!(backend.requests(), 2);
+    }
 }
 
 #[test]
@@ -2363,9 +2379,15 @@ fn a_304_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_ent
 
 #[test]
 fn a_range_refetch_on_a_connection_that_closes_has_it_closed_before_the_client_has_the_part() {
+    // Chunked: one range of a body whose length is known streams as it
+    // comes (see tests/cache_range_miss.rs), at the client's pace.
     let (a, big) = closing_origin(|out, body| {
-        let new = [("ETag", "\"v2\""), ("Connection", "close")];
-        respond(out, 200, &new, body);
+        let head = "HTTP/1.1 200 OK\r\nETag: \"v2\"\r\nConnection: close\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        let size = format!("{:x}\r\n", body.len());
+        for piece in [head.as_bytes(), size.as_bytes(), body, b"\r\n0\r\n\r\n"] {
+            let _ = out.write_all(piece);
+        }
     });
     let request = b"GET /doc HTTP/1.1\r\nHost: test.example\r\nRange: bytes=0-\r\n\r\n";
     let (_proxy, mut slow, head) = slow_reader_of_a_refetch(&a, &big, request);
@@ -2714,6 +2736,36 @@ fn a_heads_answer_for_one_client_does_not_take_the_entry_from_others() {
         );
         expect(&get(&proxy, "/h"), 200, "HIT", "/h #1");
     }
+}
+
+#[test]
+fn a_heads_answer_to_credentials_naming_another_body_leaves_a_public_entry_fresh() {
+    // The entry says `public`; the HEAD's answer, for a signed-in client,
+    // names that user's own page and has no `Cache-Control` of its own,
+    // so nothing lets a shared cache use it (RFC 9111 §3.5; the entry's
+    // `public` is not its word): it is no word on everyone's page either.
+    // Saying `public` itself, it is (§4.3.5).
+    let backend = head_origin(
+        &[("Cache-Control", "public, max-age=60"), ("ETag", "\"v1\"")],
+        |seen| match seen.head.get("x-public") {
+            Some(_) => fields(&[("Cache-Control", "public"), ("ETag", "\"alice-1\"")]),
+            None => fields(&[("ETag", "\"alice-1\"")]),
+        },
+    );
+    let proxy = cached_proxy(&backend, |_| {});
+    get(&proxy, "/h");
+    let alice = [("Authorization", "alice"), ("Cache-Control", "no-cache")];
+    head_with(&proxy, "/h", &alice);
+    expect(&get(&proxy, "/h"), 200, "HIT", "/h #1");
+    assert_eq!(backend.requests(), 2);
+    let public = [alice[0], alice[1], ("X-Public", "1")];
+    head_with(&proxy, "/h", &public);
+    assert_ne!(
+        x_cache(&get(&proxy, "/h")),
+        "HIT",
+        "the entry was not made stale"
+    );
+    assert_eq!(backend.requests(), 4);
 }
 
 #[test]

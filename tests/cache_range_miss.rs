@@ -354,9 +354,25 @@ enum Then {
 /// waits for the test to say what it does with the rest (or closes, if
 /// the test never says).
 fn holding(then: Receiver<Then>) -> Backend {
+    holding_after(0, then)
+}
+
+/// A [`holding`] origin whose first `stale` answers are a short body,
+/// stored stale (`max-age=0`, with `stale-if-error`, and `ETag: "v0"`):
+/// its next answer, to the cache's revalidation, is a new body, held.
+fn holding_after(stale: usize, then: Receiver<Then>) -> Backend {
     let then = Mutex::new(then);
     let body = pattern(LARGE);
+    let answered = AtomicUsize::new(0);
     Backend::start("origin", move |_, out| {
+        if answered.fetch_add(1, Ordering::SeqCst) < stale {
+            let old = [
+                ("Cache-Control", "max-age=0, stale-if-error=60"),
+                ("ETag", "\"v0\""),
+            ];
+            respond(out, 200, &old, b"old");
+            return Action::KeepAlive;
+        }
         let head = format!(
             "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: {ETAG}\r\n\
              Last-Modified: Mon, 01 Jun 2026 10:00:00 GMT\r\nContent-Type: video/mp4\r\n\
@@ -426,6 +442,74 @@ fn a_single_range_miss_gets_its_part_before_the_whole_body_arrives() {
     assert_eq!((whole.status, x_cache(&whole)), (200, "HIT"));
     assert!(whole.body == pattern(LARGE), "the entry differs");
     assert_eq!(backend.requests(), 1);
+}
+
+/// As on a miss, a range of a stale entry whose revalidation brings a
+/// new body gets its part as that body comes, and the entry is the new
+/// body once it is whole.
+#[test]
+fn a_range_of_a_stale_entry_gets_its_part_of_a_new_body_before_it_is_whole() {
+    let (then, held) = mpsc::channel();
+    let backend = holding_after(1, held);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    let old = client.get("/video");
+    assert_eq!((old.status, old.body_str().as_str()), (200, "old"));
+    let asked = request_bytes("GET", "/video", &[("Range", "bytes=0-99")], b"");
+
+    client.send(&asked);
+    // The origin sends nothing more until this response is read.
+    let part = client.response();
+    assert_eq!(
+        (part.status, x_cache(&part)),
+        (206, "MISS"),
+        "{}",
+        part.head.raw
+    );
+    assert_eq!(part.header("content-range"), Some("bytes 0-99/204800"));
+    assert!(part.body == pattern(100), "the part differs");
+    assert_eq!(backend.seen()[1].head.get("if-none-match"), Some("\"v0\""));
+    then.send(Then::Rest).unwrap();
+
+    client.send(&asked);
+    let hit = client.response();
+    assert_eq!(
+        (hit.status, x_cache(&hit)),
+        (206, "HIT"),
+        "{}",
+        hit.head.raw
+    );
+    assert!(hit.body == part.body, "the hit's part differs");
+    let whole = client.get("/video");
+    assert_eq!((whole.status, x_cache(&whole)), (200, "HIT"));
+    assert!(whole.body == pattern(LARGE), "the entry differs");
+    assert_eq!(backend.requests(), 2);
+}
+
+/// A stale entry's revalidation brings a `200` that will not be stored:
+/// as on a miss, the range is asked of the origin as it is rather than
+/// sent the whole body, and so are the URL's next ones for a while.
+#[test]
+fn a_range_of_a_stale_entry_whose_new_answer_may_not_be_stored_is_asked_as_it_is() {
+    let answered = AtomicUsize::new(0);
+    let backend = Backend::start("origin", move |seen, out| {
+        if answered.fetch_add(1, Ordering::SeqCst) == 0 {
+            let old = [
+                ("Cache-Control", "max-age=0, stale-if-error=60"),
+                ("ETag", ETAG),
+            ];
+            respond(out, 200, &old, BODY.as_bytes());
+        } else if !answered_a_span(seen, out, BODY.as_bytes()) {
+            respond(out, 200, &[("Cache-Control", "private")], BODY.as_bytes());
+        }
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    expect(&get_with(&proxy, "/p", &[]), 200, "MISS", BODY);
+
+    expect(&range(&proxy, "/p", "bytes=2-5"), 206, "BYPASS", "2345");
+    expect(&range(&proxy, "/p", "bytes=2-5"), 206, "BYPASS", "2345");
+    assert_eq!(ranges_seen(&backend), ["-", "-", "bytes=2-5", "bytes=2-5"]);
 }
 
 /// Parts that begin and end within the pieces the body comes in, a

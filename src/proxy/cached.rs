@@ -131,15 +131,15 @@ pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
 /// by the cache's own request, and the part cut from what comes back, or
 /// from the stale copy if the origin fails: a client that only ever asks
 /// for parts (a media player) keeps an entry current, as with nginx.
-/// An answer that says it may not be stored is relayed whole. With
-/// nothing stored, the miss is fetched whole too, as a conditional miss
-/// is (see [`fills_on_a_miss`]), one range of it streamed as it comes
-/// when the answer says its length (see [`StreamedPart`]). `None`
-/// otherwise (credentials, `no-store`, an entry another request is
-/// revalidating or that may not stand in, a URL whose answer could not
-/// be stored lately, a miss whose whole 200 will not be stored after
-/// all): the request goes to the origin as it is, and its answer is not
-/// stored.
+/// With nothing stored, the miss is fetched whole too, as a conditional
+/// miss is (see [`fills_on_a_miss`]). Either way one range of a new 200
+/// goes out as it comes when the answer says its length (see
+/// [`StreamedPart`]), and a 200 that will not be stored is left unread
+/// (see [`range_asked_instead`]). `None` otherwise (credentials,
+/// `no-store`, an entry another request is revalidating or that may not
+/// stand in, a URL whose answer could not be stored lately, a whole 200
+/// that will not be stored after all): the request goes to the origin as
+/// it is, and its answer is not stored.
 pub(super) fn serve_range(
     client: &mut Client,
     request: &RequestHead,
@@ -176,7 +176,7 @@ pub(super) fn serve_range(
             if on_its_own && entry.within_stale_window(SystemTime::now(), ttl) =>
         {
             let job = Refresh::of(request, &entry, primary.clone());
-            match refresh(client, job, shared) {
+            match revalidate(client, job, Some(&answering), shared) {
                 // Stored from the answer to this very request: used
                 // even if it says max-age=0.
                 Refreshed::Stored {
@@ -200,8 +200,20 @@ pub(super) fn serve_range(
                     let now = stale_fallback(&stored, true, &answering, &primary)?;
                     (now, Status::Stale, upstream)
                 }
-                // Sent whole (a server may always ignore a range),
-                // rather than asked for again.
+                // One range of a new 200 went out as it came.
+                Refreshed::Streamed(streamed) => {
+                    let stored = Some(entry);
+                    let or_stale = |r| stale_or(r, client, &answering, &stored, &primary);
+                    return Some(streamed.or_else(or_stale));
+                }
+                // As on a miss (see `range_asked_instead`): left unread,
+                // and the URL's ranges go as they are for a while.
+                Refreshed::Unstorable(fetched) if range_asked_instead(request, &fetched) => {
+                    cache.keep_conditions(&primary);
+                    return None;
+                }
+                // Another status is the answer to the part too: sent as it
+                // came (a server may always ignore a range).
                 Refreshed::Unstorable(fetched) => {
                     let how = answering.as_miss();
                     let relayed = relay::relay(client, *fetched, &how, None, shared);
@@ -367,6 +379,17 @@ fn without_conditions(request: &RequestHead) -> RequestHead {
         sent.headers.remove(name);
     }
     sent
+}
+
+/// Whether `fetched`, the whole response the cache asked for a range of
+/// `request` (a miss's, or a stale entry's refetch), which will not be
+/// stored (`private`, `no-store`, larger than `max_object_size`), is left
+/// unread and the range asked of the origin as it is: a client asking
+/// for a part, a player seeking near the end of a large file, should not
+/// wait for the whole body. Not another status (a `404` without a
+/// lifetime): that is the answer to the part too, sent as it came.
+fn range_asked_instead(request: &RequestHead, fetched: &Fetched<'_>) -> bool {
+    asks_a_range(request) && fetched.response.status == 200
 }
 
 /// A miss whose client's conditions were withheld from the origin, and
@@ -539,6 +562,13 @@ fn through_cache(
     // Held back only by `cache_min_uses`: its 304 counts as a use below.
     let short_of_uses = applies && withholding.short_of_uses(cache);
     let withheld = applies && !short_of_uses;
+    // A range let through to fill the cache (`fills_on_a_miss`) whose URL
+    // another request has since let go (`keep_conditions`): asked as it
+    // is, outside the cache, as any range not withheld; its 206 must not
+    // reach the miss path, where it could mark the URL hit-for-miss.
+    if asks_a_range(&request) && !withheld {
+        return None;
+    }
     let sent = if withheld {
         Cow::Owned(without_conditions(&request))
     } else {
@@ -715,12 +745,10 @@ fn through_cache(
     // A range withheld is cut from what is stored, whatever the answer,
     // but one range of a 200 whose length is known, which goes out as
     // the body comes (see [`StreamedPart`]).
-    // A whole body that will not be stored (`private`, larger than
-    // `max_object_size`) is not what a client asking for a part should
-    // wait for, a player seeking into a large file: the range is asked
-    // of the origin as it is, as are the URL's next ones for a while
-    // (`keep_conditions`, above).
-    if withheld && asks_a_range(&request) && tee.is_none() && fetched.response.status == 200 {
+    // A whole body that will not be stored is not waited for (see
+    // [`range_asked_instead`]); nor are the URL's next ranges fetched
+    // whole for a while (`keep_conditions`, above).
+    if withheld && tee.is_none() && range_asked_instead(&request, &fetched) {
         return None;
     }
     let answered_by_us = withheld
@@ -1001,7 +1029,15 @@ impl HeadAnswer<'_> {
     /// entry (it was chosen by them), or that could not be stored as a
     /// GET's with the stored fields it leaves in place (for a request
     /// with credentials, setting a cookie, `private`, or to a request
-    /// saying `no-store`).
+    /// saying `no-store`). Nor one naming another body to a request with
+    /// credentials, unless it says itself a shared cache may keep it (see
+    /// `policy::answer_shared_despite_credentials`): RFC 9111 §4.3.5 has
+    /// a cache update or mark stale what it could have chosen for the
+    /// request, and §3.5 has a shared cache not use an answer to
+    /// credentials for anyone else. That user's body may well differ
+    /// from everyone's (a page for the signed-in), which says nothing of
+    /// everyone's: the entry stays fresh, rather than revalidated by the
+    /// next request of anyone.
     fn describes_entry(&self, fetched: &Fetched<'_>, settings: &policy::Settings) -> Option<bool> {
         let answer = &fetched.response;
         if settings.vary_names(answer) != settings.vary_names(&self.entry.head) {
@@ -1015,7 +1051,10 @@ impl HeadAnswer<'_> {
         let as_get = request_as_get(self.request);
         policy::storable(&as_get, &merged, self.response_time, settings)?;
         let body_len = self.entry.record.body.len();
-        Some(policy::head_describes(&self.entry.head, body_len, answer))
+        let describes = policy::head_describes(&self.entry.head, body_len, answer);
+        let shared =
+            policy::answer_shared_despite_credentials(&self.request.headers, answer, settings);
+        (describes || shared).then_some(describes)
     }
 }
 
@@ -1047,8 +1086,21 @@ impl Refresh {
 /// entry's), and drops it otherwise; a failure
 /// or a 5xx leaves it as it is, to be served stale until its window ends.
 /// Also run in the foreground, for a range of a stale entry (see
-/// [`serve_range`]).
+/// [`revalidate`]).
 pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared) -> Refreshed<'s> {
+    revalidate(client, job, None, shared)
+}
+
+/// [`refresh`], for a client `waiting` for the answer when there is one:
+/// a range of a stale entry (see [`serve_range`]), whose one part of a
+/// new `200` that says its length goes out as the body comes, as on a
+/// miss (see [`StreamedPart`]), rather than once it is whole.
+fn revalidate<'s>(
+    client: &mut Client,
+    job: Refresh,
+    waiting: Option<&Answering<'_>>,
+    shared: &'s Shared,
+) -> Refreshed<'s> {
     let Some(cache) = &shared.cache else {
         return Refreshed::Skipped;
     };
@@ -1127,6 +1179,13 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
     }
     match lifetime.filter(|_| fits(&fetched, cache)) {
         Some(lifetime) => {
+            let bodiless = waiting.map(|_| {
+                let birth =
+                    policy::birth_time(&fetched.response, fetched.request_time, response_time);
+                let head = fetched.response.clone();
+                let body = Arc::from(&b""[..]);
+                Entry::new(primary.clone(), head, body, birth, lifetime, &settings)
+            });
             let stored_as = Storing {
                 request: &request,
                 primary: &primary,
@@ -1138,6 +1197,14 @@ pub(super) fn refresh<'s>(client: &mut Client, job: Refresh, shared: &'s Shared)
                 kept: None,
             };
             let mut tee = stored_as.tee(&fetched, fill, cache);
+            // Stored once whole, as the body read here would be; the
+            // flight held meanwhile.
+            let part = (waiting.zip(bodiless.as_ref())).and_then(|(waiting, bodiless)| {
+                StreamedPart::of(waiting, bodiless, &fetched, "stale")
+            });
+            if let Some(part) = part {
+                return Refreshed::Streamed(part.stream(client, fetched, &mut tee, shared));
+            }
             // The client's next request waits meanwhile: a body that
             // trickles gets connection_timeout in all, not per read.
             let within = shared.config.connection_timeout;
@@ -1214,6 +1281,10 @@ pub(super) enum Refreshed<'s> {
     /// dropped, unless only the client's own fields kept the answer out:
     /// see [`refused_for_its_own`]); its body is still unread.
     Unstorable(Box<Fetched<'s>>),
+    /// For a client waiting (see [`revalidate`]): a new `200` stored as
+    /// its one part went out, as it did; a refusal before its head went
+    /// out is the origin failing (the old entry stays).
+    Streamed(Result<Outcome, Refusal>),
     /// A 304 to an unconditional request, or a body that failed (the old
     /// entry stays).
     NotStored,
