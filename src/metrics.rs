@@ -184,6 +184,9 @@ pub struct TargetStats {
     /// The requests waiting for a slot here (`max_conns`), in the order
     /// they began to wait (see [`crate::upstream::slots::Waiting`]).
     pub waiting: crate::upstream::slots::Queue,
+    /// When its failures were last said on stderr, and how many since
+    /// were not: one line a request would flood it while it is down.
+    pub failures_said: crate::throttle::Counted,
 }
 
 /// One pool's counters (`targets`' or a `pool.<name>`'s); kept across

@@ -78,6 +78,28 @@ impl OnceAMinute {
     }
 }
 
+/// A [`Throttle`] that counts what it kept quiet, for a failure every
+/// request may meet (a dead backend under load): said once a minute with
+/// how many went unsaid since, rather than once a request.
+#[derive(Debug, Default)]
+pub struct Counted(Mutex<(Throttle, u64)>);
+
+impl Counted {
+    /// A failure of `cause` at `now` (as [`Throttle::failed_because`]):
+    /// `Some(n)` to say it, `n` the failures not said since the last one
+    /// that was; `None` to keep quiet.
+    pub fn failed_because(&self, now: Instant, cause: &str) -> Option<u64> {
+        let mut guard = self.0.lock();
+        let (throttle, quiet) = &mut *guard;
+        if throttle.failed_because(now, cause) {
+            Some(std::mem::take(quiet))
+        } else {
+            *quiet += 1;
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +134,22 @@ mod tests {
         assert!(
             t.failed_because(second(70), "no space left"),
             "a new failure"
+        );
+    }
+
+    #[test]
+    fn counted_says_how_many_it_kept_quiet() {
+        let c = Counted::default();
+        let t0 = Instant::now();
+        let second = |s| t0 + Duration::from_secs(s);
+        assert_eq!(c.failed_because(t0, "refused"), Some(0));
+        assert_eq!(c.failed_because(second(1), "refused"), None);
+        assert_eq!(c.failed_because(second(2), "refused"), None);
+        assert_eq!(c.failed_because(second(3), "timed out"), Some(2));
+        assert_eq!(c.failed_because(second(4), "timed out"), None);
+        assert_eq!(
+            c.failed_because(second(3) + WARN_EVERY, "timed out"),
+            Some(1)
         );
     }
 }

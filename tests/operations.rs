@@ -2308,3 +2308,37 @@ fn empty_lines_between_requests_start_the_head_and_its_timeout() {
     );
     assert_eq!(a.requests(), 1);
 }
+
+#[test]
+fn a_dead_backend_is_said_with_its_client_once_not_once_a_request() {
+    // nginx's error log names the client of each failure; a line per
+    // request of a dead backend under load would drown stderr, whose
+    // access log has every one already. The ID ties the two together.
+    let dead = dead_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "max_fails = 0\nrequest_id_header = X-Request-ID\n";
+    std::fs::write(dir.path().join("proxy.conf"), conf(dead, extra)).unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    for i in 0..5 {
+        let request = format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(one_request(addr, request.as_bytes()).status, 502);
+    }
+    let said = running.expect("cannot connect");
+    assert!(said.contains(&format!("target {dead}: ")), "{said}");
+    assert!(said.contains("client 127.0.0.1"), "{said}");
+    let id = said
+        .split("request_id ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    running.signal("TERM");
+    running.expect("stopped");
+    let lines = running.seen.iter().filter(|l| l.contains("cannot connect"));
+    assert_eq!(lines.count(), 1, "{:#?}", running.seen);
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    let first = log.lines().next().unwrap();
+    assert!(first.contains("\"GET /0 ") && first.contains(id), "{log}");
+}

@@ -513,7 +513,7 @@ pub(super) fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
         return;
     }
     let reason = f.to_string();
-    log::warn!("target {}: {reason}", target.name);
+    warn_failure(target, &reason, client);
     if !matches!(f, Failure::Stale(_)) {
         count_failure(target, &reason);
     }
@@ -535,9 +535,38 @@ fn report_answer(
         target.health.succeeded(picked);
     } else if !client.watch.cut() {
         let reason = format!("answered {status}");
-        log::warn!("target {}: {reason}", target.name);
+        warn_failure(target, &reason, client);
         count_failure(target, &reason);
     }
+}
+
+/// Says a failure of `target` on stderr, naming the client and the
+/// request's ID (the access log's `request_id`), as nginx's error log
+/// names the client and request. At most once a minute for each target
+/// and cause, with the count of those not said: a dead backend under load
+/// fails every request, each in the access log already.
+fn warn_failure(target: &Upstream, reason: &str, client: &Client) {
+    let Some(quiet) = target
+        .stats
+        .failures_said
+        .failed_because(Instant::now(), reason)
+    else {
+        return;
+    };
+    let id = match &client.request_id {
+        Some((_, id)) => format!(", request_id {id}"),
+        None => String::new(),
+    };
+    let since = match quiet {
+        0 => String::new(),
+        n => format!("; {n} failure(s) of it not said since the last"),
+    };
+    log::warn!(
+        "target {}: {reason} (client {}{id}; said at most once a minute for each \
+         target and cause{since})",
+        target.name,
+        client.real_ip,
+    );
 }
 
 /// One failure of `target`: toward `max_fails`, and in its failure count.
