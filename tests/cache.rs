@@ -3563,6 +3563,51 @@ fn a_successful_unsafe_method_invalidates_what_its_location_and_content_location
 }
 
 #[test]
+fn webdav_propfind_invalidates_nothing_and_copy_and_move_their_destination() {
+    // A WebDAV server: 207 to PROPFIND, 201 to COPY and MOVE.
+    let backend = origin(|seen| {
+        let status = match seen.method() {
+            "PROPFIND" => 207,
+            "COPY" | "MOVE" => 201,
+            _ => 200,
+        };
+        (status, fields(&[("Cache-Control", "max-age=60")]))
+    });
+    let proxy = cached_proxy(&backend, |_| {});
+    for file in ["/dav/a", "/dav/b", "/dav/c", "/dav/d"] {
+        get(&proxy, file);
+        assert_eq!(x_cache(&get(&proxy, file)), "HIT", "{file}");
+    }
+    // PROPFIND is safe (RFC 4918 §9.1): relayed with its body, and the
+    // file a sync client only looks at stays stored.
+    let r = request(&proxy, "PROPFIND", "/dav/a", &[("Depth", "0")]);
+    assert_eq!((r.status, x_cache(&r)), (207, "BYPASS"), "{}", r.head.raw);
+    let seen = backend.seen();
+    let propfind = seen.last().expect("the PROPFIND reached the backend");
+    assert_eq!(propfind.method(), "PROPFIND");
+    assert_eq!(
+        (propfind.head.get("depth"), &*propfind.body),
+        (Some("0"), &b"x"[..])
+    );
+    assert_eq!(x_cache(&get(&proxy, "/dav/a")), "HIT", "after PROPFIND");
+    // COPY changes its Destination too, and, as any unsafe method, its
+    // own URI. Another origin's URI is not this cache's to drop.
+    let copy = [("Destination", "http://TEST.example/dav/b")];
+    assert_eq!(request(&proxy, "COPY", "/dav/a", &copy).status, 201);
+    let elsewhere = [("Destination", "http://other.example/dav/d")];
+    assert_eq!(request(&proxy, "MOVE", "/dav/c", &elsewhere).status, 201);
+    let after = [
+        ("/dav/a", "MISS"),
+        ("/dav/b", "MISS"),
+        ("/dav/c", "MISS"),
+        ("/dav/d", "HIT"),
+    ];
+    for (file, cache) in after {
+        assert_eq!(x_cache(&get(&proxy, file)), cache, "{file}");
+    }
+}
+
+#[test]
 fn invalidation_drops_every_variant() {
     let (_backend, proxy) = cached_fixed(
         200,

@@ -5,6 +5,7 @@
 use super::listeners::{listeners_overlap, target_at};
 use super::pools::Scope;
 use super::{printable, Balance, Config, ConfigError, Loader, Origin};
+use crate::cache::persist::MAX_SNAPSHOT_BODY;
 use crate::realip::Cidr;
 use std::path::Path;
 use std::sync::Arc;
@@ -578,6 +579,20 @@ impl Config {
         })
     }
 
+    /// Why an entry the cache may store would be left out of its snapshot:
+    /// a record's lengths are 32-bit, so a body of about 4 GiB or more is
+    /// answered from memory but gone after a restart.
+    pub fn snapshot_leaves_out(&self) -> Option<String> {
+        (self.path_to_persistence.as_ref()).filter(|_| self.cache_size > 0)?;
+        let max = self.effective_max_object_size();
+        (max > MAX_SNAPSHOT_BODY).then(|| {
+            format!(
+                "{max} bytes: a body over {MAX_SNAPSHOT_BODY} bytes (4 GiB) is stored in memory \
+                 but not in the snapshot (path_to_persistence), and is gone after a restart"
+            )
+        })
+    }
+
     /// The keys that say how requests are limited set without the rate
     /// they would go with, and what is wrong with each.
     pub(super) fn rate_limit_unlimited(&self) -> Vec<(&'static str, &'static str)> {
@@ -687,6 +702,24 @@ mod tests {
     use super::*;
     use crate::config::tests::build;
     use std::path::PathBuf;
+
+    #[test]
+    fn a_max_object_size_past_what_a_snapshot_record_holds_is_warned_of() {
+        let with = |sizes: &str| build(&format!("targets = 127.0.0.1:1\n{sizes}")).unwrap();
+        let big = with("cache_size = 8GiB\nmax_object_size = 5GiB\n");
+        let why = big
+            .snapshot_leaves_out()
+            .expect("a 5 GiB body fits no record");
+        assert!(why.contains("not in the snapshot"), "{why}");
+        // An eighth of 40 GiB, by default.
+        assert!(with("cache_size = 40GiB\n").snapshot_leaves_out().is_some());
+        for fits in [
+            "cache_size = 8GiB\nmax_object_size = 4095MiB\n",
+            "cache_size = 8GiB\nmax_object_size = 5GiB\npath_to_persistence =\n",
+        ] {
+            assert_eq!(with(fits).snapshot_leaves_out(), None, "{fits:?}");
+        }
+    }
 
     #[test]
     fn a_target_that_is_the_proxy_itself_is_refused() {

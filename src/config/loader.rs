@@ -269,6 +269,9 @@ impl Loader {
                 ),
             ));
         }
+        if let Some(why) = config.snapshot_leaves_out() {
+            log::warn!("{}", self.refused("max_object_size", why));
+        }
         if let Some(why) = config.state_file_shared() {
             return Err(self.refused("state_file", why));
         }

@@ -1389,6 +1389,15 @@ fn forward(
         .as_ref()
         .filter(|_| policy::is_unsafe(&head.method) || cached::overrides_to_unsafe(&head))
         .map(|_| policy::primary_keys_of_uri(&head, ignored));
+    // A COPY or MOVE also changes the resource its `Destination` names
+    // (RFC 4918 §9.8, §9.9): what is stored for it goes as for a
+    // `Location`, when it is on the request's own host. Taken as the
+    // client sent it, before anything is set on the request for the
+    // backend: the cache keys the client's URLs.
+    let destination = (invalidates.as_ref())
+        .filter(|_| matches!(&*head.method, "COPY" | "MOVE"))
+        .and_then(|_| head.headers.get_str("destination"))
+        .map(str::to_owned);
     let send = Outgoing {
         body: &body,
         expect_continue,
@@ -1441,11 +1450,10 @@ fn forward(
     if let (Some(cache), Some(keys)) = (&shared.cache, &invalidates) {
         if (200..400).contains(&fetched.response.status) {
             cache.invalidate_all(keys, Purge::Hard);
-            for field in ["location", "content-location"] {
-                let named = fetched.response.headers.get_str(field);
-                if let Some(more) =
-                    named.and_then(|uri| policy::keys_of_reference(keys, uri, ignored))
-                {
+            let named = ["location", "content-location"]
+                .map(|field| fetched.response.headers.get_str(field));
+            for uri in named.into_iter().chain([destination.as_deref()]).flatten() {
+                if let Some(more) = policy::keys_of_reference(keys, uri, ignored) {
                     cache.invalidate_all(&more, Purge::Hard);
                 }
             }

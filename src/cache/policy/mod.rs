@@ -584,9 +584,17 @@ pub fn usable(req: &CacheControl, request_no_cache: bool, stored: &Stored) -> Us
     }
 }
 
-/// Methods whose success invalidates what is stored for their URI (§4.4).
+/// Methods whose success invalidates what is stored for their URI (§4.4):
+/// all but the safe ones, which are those of RFC 9110 §9.2.1 and the
+/// WebDAV reads the IANA method registry marks safe: `PROPFIND` (RFC 4918
+/// §9.1), `REPORT` (RFC 3253 §3.6) and `SEARCH` (RFC 5323 §2). A WebDAV
+/// client (a Nextcloud sync, a calendar) sends them all the time, and
+/// would otherwise empty the cache of the files it only looks at.
 pub fn is_unsafe(method: &str) -> bool {
-    !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+    !matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PROPFIND" | "REPORT" | "SEARCH"
+    )
 }
 
 #[cfg(test)]
@@ -596,6 +604,23 @@ mod tests {
     use super::*;
     use crate::http::date::format_http_date;
     use crate::http::Headers;
+
+    #[test]
+    fn only_methods_that_change_nothing_are_safe() {
+        for safe in [
+            "GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH",
+        ] {
+            assert!(!is_unsafe(safe), "{safe}");
+        }
+        // Methods are case-sensitive: `propfind` is another, unknown, one.
+        let unsafe_ones = ["POST", "PUT", "PATCH", "DELETE", "MKCOL", "COPY", "MOVE"];
+        for method in unsafe_ones
+            .into_iter()
+            .chain(["PROPPATCH", "LOCK", "UNLOCK", "propfind"])
+        {
+            assert!(is_unsafe(method), "{method}");
+        }
+    }
 
     #[test]
     fn a_response_varying_on_a_field_set_from_variables_is_not_stored() {
