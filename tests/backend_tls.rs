@@ -563,6 +563,74 @@ fn the_certificate_must_name_the_target_s_address_or_its_tls_name() {
     assert_eq!(snis, [Some("backend.test")]);
 }
 
+/// Why a handshake with `backend`, checked for `name` against `trust`'s
+/// CA, fails: what the log says after `cannot connect: `.
+fn refusal(trust: &Trust, backend: &TlsBackend, name: &str) -> String {
+    use inverso::config::Endpoint;
+    use inverso::tls::backends::{client_config, server_name, BackendTlsKeys};
+    use inverso::upstream::{connect, handshake, open, BackendTls};
+    let keys = BackendTlsKeys {
+        ca: Some(trust.ca_file.clone().into()),
+        ..BackendTlsKeys::default()
+    };
+    let tls = BackendTls {
+        settings: client_config(&keys).unwrap(),
+        name: server_name(name, None).unwrap(),
+    };
+    let endpoint = Endpoint::Tcp(backend.addr);
+    let stream = open(&endpoint, Some(&tls)).unwrap();
+    connect(&stream, &endpoint, Duration::from_secs(10)).unwrap();
+    let failure = handshake(&stream, Duration::from_secs(10)).unwrap_err();
+    failure.to_string()
+}
+
+#[test]
+fn a_refused_certificate_is_said_in_words_with_what_it_holds() {
+    let trust = Trust::new();
+    let named = TlsBackend::echo("named", trust.serving(&["backend.test", "api.test"]));
+    let said = refusal(&trust, &named, "other.test");
+    assert_eq!(
+        said,
+        "TLS handshake: certificate refused: not valid for other.test: it is for backend.test, api.test"
+    );
+
+    let stranger = Ca::named("another CA");
+    let setup = TlsSetup::serving(&stranger.leaf(&["backend.test"]), &stranger);
+    let foreign = TlsBackend::echo("foreign", setup);
+    let said = refusal(&trust, &foreign, "backend.test");
+    assert!(
+        said.starts_with("TLS handshake: certificate refused: not issued by a trusted authority"),
+        "{said}"
+    );
+    // Another authority of the trusted one's name: its signature fails.
+    let twin = Ca::new();
+    let setup = TlsSetup::serving(&twin.leaf(&["backend.test"]), &twin);
+    let twin = TlsBackend::echo("twin", setup);
+    let said = refusal(&trust, &twin, "backend.test");
+    assert!(
+        said.starts_with("TLS handshake: certificate refused: its signature does not match"),
+        "{said}"
+    );
+
+    let day = Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    let leaf = trust
+        .ca()
+        .leaf_valid(&["backend.test"], now - 30 * day, now - 10 * day);
+    let expired = TlsBackend::echo("expired", TlsSetup::serving(&leaf, trust.ca()));
+    let said = refusal(&trust, &expired, "backend.test");
+    let end = inverso::http::date::format_rfc3339(now - 10 * day);
+    // To the second, as the certificate says it.
+    let end = format!("{}Z", &end[..19]);
+    assert_eq!(
+        said,
+        format!("TLS handshake: certificate refused: expired at {end}, 10 days ago")
+    );
+    for backend in [&named, &foreign, &twin, &expired] {
+        assert_eq!(backend.requests(), 0);
+    }
+}
+
 #[test]
 fn a_target_named_localhost_asks_for_localhost_and_checks_that_name() {
     let trust = Trust::new();

@@ -89,15 +89,25 @@ pub fn load<'s>(
     let now = unix_ms(SystemTime::now());
     match persist::load_snapshot(path, now, &limits) {
         Ok(loaded) => {
-            if let Some(damage) = &loaded.damage {
-                // Outside the macro, which evaluates nothing when warnings
-                // are not logged.
-                let aside = set_aside(path, "damaged");
-                log::warn!(
-                    "cache snapshot {}: {damage}; keeping the {} valid records{aside}",
+            match &loaded.damage {
+                // Nothing in it to recover, nor to move aside: the first
+                // tick writes over it (see `SnapshotFile::new`).
+                Some(damage @ persist::Damage::Empty) => log::warn!(
+                    "cache snapshot {}: {damage}; starting with an empty cache, and a snapshot \
+                     replaces it within unit_time",
                     path.display(),
-                    loaded.records.len(),
-                );
+                ),
+                Some(damage) => {
+                    // Outside the macro, which evaluates nothing when
+                    // warnings are not logged.
+                    let aside = set_aside(path, "damaged");
+                    log::warn!(
+                        "cache snapshot {}: {damage}; keeping the {} valid records{aside}",
+                        path.display(),
+                        loaded.records.len(),
+                    );
+                }
+                None => {}
             }
             let total = loaded.records.len();
             // Left out on purpose, not for damage: their pool's `cache`
@@ -230,6 +240,9 @@ struct SnapshotFile {
     path: PathBuf,
     /// A snapshot was there at start-up or has been written since.
     on_disk: bool,
+    /// The file there at start-up is empty, and is written over at the
+    /// first tick.
+    empty: bool,
     /// The cache generation it holds.
     written: u64,
     /// The file this process last wrote, or the one it loaded.
@@ -244,6 +257,11 @@ impl SnapshotFile {
             // from was damaged and moved aside: written at the first tick,
             // not at the first change, which may never come before a crash.
             on_disk: path.exists() || !cache.is_empty(),
+            // A zero-byte file (what a crash during a first write leaves
+            // on some file systems, or a `touch`) would otherwise stay
+            // until the cache changes, and each start with an empty cache
+            // would warn of it again.
+            empty: FileId::at(&path).is_some_and(|file| file.len == 0),
             ours: FileId::at(&path),
             path,
             written: cache.generation(),
@@ -265,7 +283,7 @@ impl SnapshotFile {
     }
 
     /// Writes a snapshot if the cache changed since the last one, if the
-    /// file went missing (deleted while the proxy runs: nothing else would
+    /// file is the empty one found at start-up, if the file went missing (deleted while the proxy runs: nothing else would
     /// bring it back before the next change) or was replaced by another
     /// process's (see [`SnapshotFile::replaced`]), or at the last moment if
     /// reads changed the recency. A failure is tried again next time, and
@@ -276,7 +294,7 @@ impl SnapshotFile {
         let force = matches!(moment, Moment::Last { touched: true });
         let now = cache.generation();
         let missing = self.on_disk && !self.path.exists();
-        if now == self.written && !force && !missing && !self.replaced() {
+        if now == self.written && !force && !missing && !self.empty && !self.replaced() {
             return;
         }
         let started = Instant::now();
@@ -298,6 +316,7 @@ impl SnapshotFile {
                 );
                 self.written = now;
                 self.on_disk = true;
+                self.empty = false;
             }
             Err(e) => {
                 cache.stats.snapshot_failures.fetch_add(1, Relaxed);
@@ -374,6 +393,31 @@ mod tests {
         );
         assert_eq!(writes(), 1);
         // Its own file is not written again.
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 1);
+    }
+
+    #[test]
+    fn an_empty_snapshot_file_is_written_over_at_the_first_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        std::fs::write(&path, b"").unwrap();
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let settings = Settings::default();
+        assert_eq!(load(&cache, &path, |_| Some(&settings)), 0);
+        // Not moved aside: nothing in it to keep.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut file = SnapshotFile::new(&cache, path.clone());
+        let writes = || cache.stats.snapshot_writes.load(Relaxed);
+        // The cache has not changed, but the file is no snapshot: the next
+        // start would warn of it again.
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 1);
+        let now = unix_ms(SystemTime::now());
+        let on_disk = persist::load_snapshot(&path, now, &LoadLimits::UNLIMITED).unwrap();
+        assert!(on_disk.damage.is_none(), "{:?}", on_disk.damage);
+        assert!(on_disk.records.is_empty());
+        // Once is enough.
         file.write_if_needed(&cache, Moment::Tick);
         assert_eq!(writes(), 1);
     }

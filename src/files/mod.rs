@@ -103,6 +103,9 @@ pub enum Found {
 #[derive(Debug)]
 pub struct Served {
     pub file: File,
+    /// Where `file` was opened: the file asked for, or its
+    /// `precompressed` copy (for the log).
+    pub path: PathBuf,
     pub len: u64,
     pub modified: SystemTime,
     pub content_type: &'static str,
@@ -311,14 +314,16 @@ impl Files {
                 copy.push(".");
                 copy.push(suffix);
                 let (file, meta) = self.open_file(Path::new(&copy)).ok()?;
-                Some((file, meta, coding))
+                Some((file, PathBuf::from(copy), meta, coding))
             });
-        let (file, meta, encoding) = match compressed {
-            Some((file, meta, coding)) => (file, meta, Some(coding)),
-            None => (file, meta, mime::content_encoding(name)),
+        let own_encoding = mime::content_encoding(name);
+        let (file, path, meta, encoding) = match compressed {
+            Some((file, copy, meta, coding)) => (file, copy, meta, Some(coding)),
+            None => (file, path, meta, own_encoding),
         };
         Found::File(Served {
             file,
+            path,
             len: meta.len(),
             // Whole seconds: what `Last-Modified` can say, and what a
             // client's `If-Modified-Since` is compared with.
@@ -920,6 +925,7 @@ mod tests {
     fn served(len: u64, modified_secs: u64) -> Served {
         Served {
             file: File::open("/dev/null").unwrap(),
+            path: PathBuf::from("/dev/null"),
             len,
             modified: UNIX_EPOCH + Duration::from_secs(modified_secs),
             content_type: "text/plain; charset=utf-8",

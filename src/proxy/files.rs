@@ -19,6 +19,7 @@ use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -182,7 +183,7 @@ pub(super) fn serve(
     if gzip.is_some() {
         mark_compressed(&mut fields, status);
     }
-    let file = served.file;
+    let (file, path) = (served.file, served.path);
     if let Some(spans) = spans {
         let parts = (spans, served.len);
         return Some(send_parts(
@@ -190,7 +191,7 @@ pub(super) fn serve(
             head,
             body_kind,
             fields,
-            (&file, parts),
+            (Opened(&file, &path), parts),
             shared,
         ));
     }
@@ -235,7 +236,7 @@ pub(super) fn serve(
         (Some(small), _) => Body::Bytes(small),
         (None, Some((start, len))) => {
             whole_part = [Piece::File(start, len)];
-            Body::File(&file, &whole_part)
+            Body::File(Opened(&file, &path), &whole_part)
         }
         (None, None) => Body::None,
     };
@@ -259,7 +260,7 @@ fn send_parts(
     head: &RequestHead,
     body_kind: BodyKind,
     mut fields: Headers,
-    (file, (spans, len)): (&File, (Vec<Span>, u64)),
+    (opened, (spans, len)): (Opened<'_>, (Vec<Span>, u64)),
     shared: &Shared,
 ) -> Outcome {
     let content_type = fields.get("content-type").map(<[u8]>::to_vec);
@@ -277,7 +278,7 @@ fn send_parts(
     }
     pieces.push(Piece::Bytes(parts.closing()));
     let small = match length <= SENT_WITH_HEAD {
-        true => match read_pieces(file, &pieces) {
+        true => match read_pieces(opened.0, &pieces) {
             Some(bytes) => Some(bytes),
             None => return answer_unread(client, head, body_kind, 500, b"", shared),
         },
@@ -285,7 +286,7 @@ fn send_parts(
     };
     let body = match &small {
         Some(bytes) => Body::Bytes(bytes),
-        None => Body::File(file, &pieces),
+        None => Body::File(opened, &pieces),
     };
     send(
         client,
@@ -304,7 +305,34 @@ enum Body<'a> {
     /// Bytes at hand, sent with the head in one write.
     Bytes(&'a [u8]),
     /// Pieces of a file, and bytes between them, sent after the head.
-    File(&'a File, &'a [Piece<'a>]),
+    File(Opened<'a>, &'a [Piece<'a>]),
+}
+
+/// A file served, and where it was opened (for the log).
+#[derive(Clone, Copy)]
+struct Opened<'a>(&'a File, &'a Path);
+
+/// How sending a piece of a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Went {
+    /// All of it went out.
+    Whole,
+    /// The file ended before the piece did: it was cut shorter since it
+    /// was opened.
+    FileEnded,
+    /// The client is gone, or took nothing within the send timeout (or
+    /// the file could not be read).
+    Stopped,
+}
+
+impl Went {
+    /// How a write of bytes at hand ended: all of them, or not.
+    fn of_write(whole: bool) -> Went {
+        match whole {
+            true => Went::Whole,
+            false => Went::Stopped,
+        }
+    }
 }
 
 /// A piece of a body sent from a file.
@@ -373,13 +401,37 @@ fn send(
             let (written, result) = write_all_vectored_counting(&mut paced, &mut parts);
             (written.saturating_sub(bytes.len()) as u64, result.is_ok())
         }
-        Body::File(file, pieces) => send_large(stream, &bytes, (file, pieces), client.pacing),
+        Body::File(opened, pieces) => {
+            let (sent, went) = send_large(stream, &bytes, (opened.0, pieces), client.pacing);
+            if went == Went::FileEnded {
+                say_truncated(opened, sent, length.unwrap_or(0));
+            }
+            (sent, went == Went::Whole)
+        }
         Body::None => (0, (&mut &*stream).write_all(&bytes).is_ok()),
     };
     Outcome {
         keep_alive: !close && complete,
         ..Outcome::closing(status, sent)
     }
+}
+
+/// Says that the file `opened` ended before the answer's `length` bytes
+/// of body were sent (nginx's "was truncated"): changed in place while
+/// served (a deploy that rewrites files rather than renaming new ones
+/// over them). The client is sent `sent` bytes, then the connection
+/// closes; a client gone is no news and is not said.
+fn say_truncated(Opened(file, path): Opened<'_>, sent: u64, length: u64) {
+    let now = match file.metadata() {
+        Ok(meta) => format!(", {} bytes now", meta.len()),
+        Err(_) => String::new(),
+    };
+    // The name is on disk, not the request's, but may hold anything.
+    let path = crate::config::printable(&path.to_string_lossy());
+    log::warn!(
+        "{path}: the file was truncated while it was served ({sent} of {length} body bytes sent{now}); \
+         the connection is closed: rename new files into place rather than rewrite them"
+    );
 }
 
 /// The backend's fields for the file it named (`X-Accel-Redirect`), in
@@ -477,36 +529,34 @@ fn read_pieces(file: &File, pieces: &[Piece]) -> Option<Vec<u8>> {
 /// Sends `head`, then the pieces of the file: from the page cache with
 /// `sendfile` where it can (`io::copy` does not use it from a file to a
 /// socket), through a buffer where it cannot. Returns the body bytes that
-/// went out, and whether all of them did (a file cut shorter since it
-/// was opened ends the response early: the connection must close, or
-/// the client would wait for the rest).
+/// went out, and how the sending ended: short of the whole (a client
+/// gone, or a file cut shorter since it was opened), the connection must
+/// close, or the client would wait for the rest.
 fn send_large(
     stream: &ClientStream,
     head: &[u8],
     (file, pieces): (&File, &[Piece]),
     pacing: Pacing,
-) -> (u64, bool) {
-    let total = pieces.iter().map(Piece::len).sum::<u64>();
-    let sent = match stream {
+) -> (u64, Went) {
+    match stream {
         ClientStream::Tcp(tcp) if pacing.is_off() => sendfile_pieces(tcp, head, file, pieces),
         // The kernel does not encrypt, nor send at a pace: over TLS, or
         // under `limit_rate`, the file goes through a buffer.
         _ => {
             let mut out = Paced::new(stream, pacing);
             if out.write_all(head).is_err() {
-                return (0, false);
+                return (0, Went::Stopped);
             }
             copy_pieces(&mut out, file, pieces)
         }
-    };
-    (sent, sent == total)
+    }
 }
 
 /// Sends `head` and the pieces to a plain TCP client, the file's with
-/// `sendfile`; returns the body bytes that went out.
-fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) -> u64 {
+/// `sendfile`; returns the body bytes that went out, and how it ended.
+fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) -> (u64, Went) {
     if send_more(tcp, head) < head.len() {
-        return 0;
+        return (0, Went::Stopped);
     }
     let mut sent = 0;
     for (i, piece) in pieces.iter().enumerate() {
@@ -516,32 +566,34 @@ fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) 
             Piece::Bytes(bytes) if i + 1 == pieces.len() => {
                 let (went, result) =
                     write_all_vectored_counting(&mut &*tcp, &mut [IoSlice::new(bytes)]);
-                (went as u64, result.is_ok())
+                (went as u64, Went::of_write(result.is_ok()))
             }
             Piece::Bytes(bytes) => {
                 let went = send_more(tcp, bytes);
-                (went as u64, went == bytes.len())
+                (went as u64, Went::of_write(went == bytes.len()))
             }
             Piece::File(start, len) => sendfile_part(tcp, file, start, len),
         };
         sent += went;
-        if !whole {
-            break;
+        if whole != Went::Whole {
+            return (sent, whole);
         }
     }
-    sent
+    (sent, Went::Whole)
 }
 
 /// Sends bytes `start..start + len` of the file with `sendfile`; returns
-/// how many went out, and whether all did.
-fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, bool) {
+/// how many went out, and how it ended.
+fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, Went) {
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
-        return (0, false);
+        return (0, Went::Stopped);
     };
     let mut offset = first;
+    let mut ended = Went::Stopped;
     loop {
         let done = u64::try_from(offset).unwrap_or(end);
         if done >= end {
+            ended = Went::Whole;
             break;
         }
         // At most 1 GiB a call: Linux sends no more than about 2 GiB at once.
@@ -552,15 +604,17 @@ fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, bo
         let n = unsafe { libc::sendfile(tcp.as_raw_fd(), file.as_raw_fd(), &mut offset, count) };
         match n {
             // The file ended before its length: cut since it was opened.
-            0 => break,
+            0 => {
+                ended = Went::FileEnded;
+                break;
+            }
             n if n > 0 => {}
             _ => match io::Error::last_os_error().raw_os_error() {
                 // A signal: again.
                 Some(libc::EINTR) => {}
                 // A file system `sendfile` cannot read from: copied.
                 Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if offset == first => {
-                    let sent = copy_part(tcp, file, (start, len), &mut copy_buffer());
-                    return (sent, sent == len);
+                    return copy_part(tcp, file, (start, len), &mut copy_buffer());
                 }
                 // The send timeout (`EAGAIN` on a socket with
                 // `SO_SNDTIMEO`), a client gone: the end.
@@ -569,12 +623,13 @@ fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, bo
         }
     }
     let sent = u64::try_from(offset).map_or(0, |at| at.saturating_sub(start));
-    (sent, sent == len)
+    (sent, ended)
 }
 
 /// Writes the pieces through a buffer, where `sendfile` cannot take
-/// them (over TLS, or at a rate); returns the bytes that went out.
-fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> u64 {
+/// them (over TLS, or at a rate); returns the bytes that went out, and
+/// how it ended.
+fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> (u64, Went) {
     let mut buffer = copy_buffer();
     let mut sent = 0;
     for piece in pieces {
@@ -582,19 +637,16 @@ fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> u64 {
             Piece::Bytes(bytes) => {
                 let (went, result) =
                     write_all_vectored_counting(&mut out, &mut [IoSlice::new(bytes)]);
-                (went as u64, result.is_ok())
+                (went as u64, Went::of_write(result.is_ok()))
             }
-            Piece::File(start, len) => {
-                let went = copy_part(&mut out, file, (start, len), &mut buffer);
-                (went, went == len)
-            }
+            Piece::File(start, len) => copy_part(&mut out, file, (start, len), &mut buffer),
         };
         sent += went;
-        if !whole {
-            break;
+        if whole != Went::Whole {
+            return (sent, whole);
         }
     }
-    sent
+    (sent, Went::Whole)
 }
 
 fn copy_buffer() -> Vec<u8> {
@@ -602,19 +654,23 @@ fn copy_buffer() -> Vec<u8> {
 }
 
 /// Bytes `start..start + len` of the file written through `buffer`;
-/// returns how many went out.
+/// returns how many went out, and how it ended.
 fn copy_part(
     mut stream: impl Write,
     file: &File,
     (start, len): (u64, u64),
     buffer: &mut [u8],
-) -> u64 {
+) -> (u64, Went) {
     let mut sent = 0;
     while sent < len {
         let want = (len - sent).min(buffer.len() as u64) as usize;
         let read = match file.read_at(&mut buffer[..want], start + sent) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => return (sent, Went::FileEnded),
             Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A read error (EIO) ends the answer short, as before: not
+            // said here.
+            Err(_) => return (sent, Went::Stopped),
         };
         // Counted as they go: a download cut short logs what reached the
         // socket, not the buffers written whole.
@@ -622,10 +678,10 @@ fn copy_part(
             write_all_vectored_counting(&mut stream, &mut [IoSlice::new(&buffer[..read])]);
         sent += written as u64;
         if result.is_err() {
-            break;
+            return (sent, Went::Stopped);
         }
     }
-    sent
+    (sent, Went::Whole)
 }
 
 /// Writes `bytes`, telling the kernel more follows (`MSG_MORE`): the head
@@ -782,4 +838,86 @@ pub(super) fn serve_accel(
         shared,
     );
     outcome.unwrap_or_else(|| Outcome::closing(502, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A file of ten bytes, `0123456789`, in a directory removed when
+    /// the first is dropped.
+    fn ten_bytes() -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ten");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        (dir, file)
+    }
+
+    /// A client that is gone: every write fails.
+    struct Gone;
+
+    impl Write for Gone {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_copied_file_that_ends_early_is_told_apart_from_a_client_gone() {
+        let (_dir, file) = ten_bytes();
+        let mut buffer = [0; 4];
+        let mut out = Vec::new();
+        assert_eq!(
+            copy_part(&mut out, &file, (2, 5), &mut buffer),
+            (5, Went::Whole)
+        );
+        assert_eq!(out, b"23456");
+        // Said to be twenty bytes long when opened: it ends at ten.
+        let mut out = Vec::new();
+        assert_eq!(
+            copy_part(&mut out, &file, (0, 20), &mut buffer),
+            (10, Went::FileEnded)
+        );
+        assert_eq!(out, b"0123456789");
+        assert_eq!(
+            copy_part(Gone, &file, (0, 10), &mut buffer),
+            (0, Went::Stopped)
+        );
+        // Pieces stop at the first that ends early, and say how.
+        let pieces = [Piece::Bytes(b"<"), Piece::File(8, 5), Piece::Bytes(b">")];
+        let mut out = Vec::new();
+        assert_eq!(copy_pieces(&mut out, &file, &pieces), (3, Went::FileEnded));
+        assert_eq!(out, b"<89");
+    }
+
+    #[test]
+    fn a_file_sent_by_sendfile_that_ends_early_is_told_apart_from_a_client_gone() {
+        let (_dir, file) = ten_bytes();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        assert_eq!(sendfile_part(&tcp, &file, 0, 10), (10, Went::Whole));
+        assert_eq!(sendfile_part(&tcp, &file, 4, 16), (6, Went::FileEnded));
+        let mut received = [0; 16];
+        peer.read_exact(&mut received).unwrap();
+        assert_eq!(&received, b"0123456789456789");
+        let pieces = [Piece::File(0, 3), Piece::File(9, 2), Piece::Bytes(b"!")];
+        assert_eq!(
+            sendfile_pieces(&tcp, b"head ", &file, &pieces),
+            (4, Went::FileEnded)
+        );
+        let mut received = [0; 9];
+        peer.read_exact(&mut received).unwrap();
+        assert_eq!(&received, b"head 0129");
+        // Our side shut for writing: what a client gone gives, EPIPE.
+        tcp.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(sendfile_part(&tcp, &file, 0, 10), (0, Went::Stopped));
+    }
 }

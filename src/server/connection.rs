@@ -122,6 +122,8 @@ fn begin_tls(
         // The client a PROXY header named, read before the handshake.
         let client = proxied.and_then(|header| header.source).unwrap_or(peer);
         log_rejected(refused, 400, (client, server), time, started, &shared);
+    } else if let HandshakeError::Tls(e) = &failure {
+        log::debug!("client {peer}: {}", crate::tls::words::handshake_failure(e));
     } else {
         log::debug!("client {peer}: TLS handshake: {failure}");
     }

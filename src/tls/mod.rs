@@ -14,11 +14,13 @@
 //! Clients may be asked for certificates of their own (`tls_verify_client`,
 //! checked against `tls_client_ca` and `tls_client_crl`: mutual TLS).
 //!
-//! TLS to backends, the other way round, is [`backends`]'s.
+//! TLS to backends, the other way round, is [`backends`]'s. Why a
+//! handshake failed, either way, is said by [`words`].
 
 pub mod backends;
 pub mod client_cert;
 pub mod trust;
+pub mod words;
 pub mod x509;
 
 use rustls::crypto::CryptoProvider;

@@ -798,6 +798,9 @@ pub fn handshake(stream: &Stream, limit: Duration) -> io::Result<()> {
         };
         match e {
             HandshakeError::Io(e) => e,
+            HandshakeError::Tls(e) => {
+                io::Error::new(kind, crate::tls::words::handshake_failure(&e))
+            }
             e => io::Error::new(kind, format!("TLS handshake: {e}")),
         }
     })
