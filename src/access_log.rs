@@ -8,8 +8,10 @@
 //! record queued before it to the old file, then opens the path afresh.
 
 mod template;
+mod termination;
 
 pub use template::{RequestFields, Template};
+pub use termination::{By, Stage, Termination};
 
 use crate::config::LogFormat;
 use crate::digits::{push_ip, Decimal, Thousandths};
@@ -91,6 +93,9 @@ pub struct Record {
     /// How long the backend's part of the last exchange took, from the
     /// target's pick to the response's end (`$upstream_response_time`).
     pub upstream_response: Option<Duration>,
+    /// Why and where the exchange ended, as HAProxy's termination state
+    /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
+    pub termination: Termination,
     /// The pool the request was routed to (`default` for `targets`): none
     /// for one that went to no pool (a redirect route's, one refused
     /// before it was routed). A cache hit has its route's pool.
@@ -171,6 +176,9 @@ impl Record {
             upstream_wait: None,
             upstream_connect: None,
             upstream_response: None,
+            // Over a connection limit: the proxy's refusal, before a
+            // request was read, as HAProxy's `PR`.
+            termination: Termination::new(By::Proxy, Stage::Request),
             pool: None,
             show_pool: false,
             request_id: None,
@@ -197,7 +205,7 @@ impl Record {
     /// `time` (RFC 3339, UTC), `client`, `remote_user`, `request`,
     /// `status`, `bytes`, `referer`, `user_agent`, `upstream`, `cache`
     /// (null when absent), `duration_ms`, `upstream_ms` (null when
-    /// absent), with pools defined
+    /// absent), `termination` (`$termination`), with pools defined
     /// `pool` (null for a request that went to no pool), with
     /// `request_id_header` `request_id`, and with
     /// `log_headers` `request_headers` and `response_headers` as arrays of
@@ -247,6 +255,9 @@ impl Record {
             Some(wait) => out.push_str(Thousandths::millis(wait).as_str()),
             None => out.push_str("null"),
         }
+        out.push_str(",\"termination\":\"");
+        out.push_str(self.termination.as_str());
+        out.push('"');
         if self.show_pool {
             out.push(',');
             json::push_key(out, "pool");
@@ -890,6 +901,7 @@ mod tests {
             upstream_wait: Some(Duration::from_micros(1250)),
             upstream_connect: Some(Duration::from_micros(310)),
             upstream_response: Some(Duration::from_micros(2_100)),
+            termination: Default::default(),
             pool: Some("api".into()),
             show_pool: false,
             request_id: None,
@@ -1023,7 +1035,7 @@ mod tests {
         }));
         assert_eq!(
             r.to_json(),
-            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","remote_user":null,"request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"upstream_ms":1.250,"request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
+            r#"{"time":"1994-11-06T08:49:37.000Z","client":"127.0.0.1","remote_user":null,"request":"GET /a\"b HTTP/1.1","status":200,"bytes":512,"referer":null,"user_agent":"curl/8\n","upstream":"127.0.0.1:9001","cache":"MISS","duration_ms":1.500,"upstream_ms":1.250,"termination":"--","request_headers":[["Host","a\"b"]],"response_headers":[["X-Cache","MISS"]]}"#
         );
         assert!(r
             .format()
@@ -1036,9 +1048,9 @@ mod tests {
         assert!(!r.to_json().contains("request_id"));
         assert!(!r.format().contains("request_id"));
         r.request_id = Some("4f1c-x".into());
-        assert!(r
-            .to_json()
-            .ends_with(r#""duration_ms":1.500,"upstream_ms":1.250,"request_id":"4f1c-x"}"#));
+        assert!(r.to_json().ends_with(
+            r#""duration_ms":1.500,"upstream_ms":1.250,"termination":"--","request_id":"4f1c-x"}"#
+        ));
         assert!(r
             .format()
             .ends_with(" duration_ms=1.500 upstream_ms=1.250 request_id=4f1c-x"));
@@ -1055,16 +1067,16 @@ mod tests {
         assert!(r
             .format()
             .ends_with(" cache=MISS duration_ms=1.500 upstream_ms=1.250 pool=api"));
-        assert!(r
-            .to_json()
-            .ends_with(r#""duration_ms":1.500,"upstream_ms":1.250,"pool":"api"}"#));
+        assert!(r.to_json().ends_with(
+            r#""duration_ms":1.500,"upstream_ms":1.250,"termination":"--","pool":"api"}"#
+        ));
         r.request_id = Some("4f1c-x".into());
         assert!(r
             .format()
             .ends_with(" upstream_ms=1.250 pool=api request_id=4f1c-x"));
-        assert!(r
-            .to_json()
-            .ends_with(r#""upstream_ms":1.250,"pool":"api","request_id":"4f1c-x"}"#));
+        assert!(r.to_json().ends_with(
+            r#""upstream_ms":1.250,"termination":"--","pool":"api","request_id":"4f1c-x"}"#
+        ));
         // A request that went to no pool (a redirect route's, one refused
         // before it was routed).
         r.pool = None;
@@ -1165,7 +1177,7 @@ mod tests {
         assert!(r.format().ends_with(" duration_ms=1.500 upstream_ms=-"));
         assert!(r
             .to_json()
-            .ends_with(r#""duration_ms":1.500,"upstream_ms":null}"#));
+            .ends_with(r#""duration_ms":1.500,"upstream_ms":null,"termination":"--"}"#));
     }
 
     #[test]

@@ -56,12 +56,16 @@ pub enum Var {
     SslClientIDn,
     SslClientSerial,
     SslClientEscapedCert,
+    Termination,
 }
 
 impl Var {
     /// Whether only the access log has it: no header field may name it.
     pub fn log_only(self) -> bool {
-        matches!(self, Var::Connection | Var::ConnectionRequests)
+        matches!(
+            self,
+            Var::Connection | Var::ConnectionRequests | Var::Termination
+        )
     }
 
     /// Whether its value is known only once the exchange is over, its
@@ -70,7 +74,11 @@ impl Var {
     pub fn after_the_body(self) -> bool {
         matches!(
             self,
-            Var::BodyBytesSent | Var::BytesSent | Var::RequestLength | Var::UpstreamResponseTime
+            Var::BodyBytesSent
+                | Var::BytesSent
+                | Var::RequestLength
+                | Var::UpstreamResponseTime
+                | Var::Termination
         )
     }
 
@@ -92,12 +100,14 @@ impl Var {
                 | Var::UpstreamCacheStatus
                 | Var::DurationMs
                 | Var::UpstreamMs
+                | Var::Termination
         )
     }
 }
 
 /// Every variable by name: nginx's where nginx has one; `duration_ms`,
-/// `upstream_ms` and `pool` are the combined line's own fields.
+/// `upstream_ms` and `pool` are the combined line's own fields, and
+/// `termination` HAProxy's termination state.
 pub const VARIABLES: &[(&str, Var)] = &[
     ("remote_addr", Var::RemoteAddr),
     ("remote_port", Var::RemotePort),
@@ -145,6 +155,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("ssl_client_i_dn", Var::SslClientIDn),
     ("ssl_client_serial", Var::SslClientSerial),
     ("ssl_client_escaped_cert", Var::SslClientEscapedCert),
+    ("termination", Var::Termination),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

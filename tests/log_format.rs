@@ -442,3 +442,226 @@ fn http_user_agent_and_referer_read_their_fields_as_every_http_variable() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(proxy.log_lines(), ["t1, t2|ua1, ua2|r1, r2"]);
 }
+
+// ------------------------------------------------ $termination (HAProxy's)
+
+/// The proxy's log lines once it has shut down, `$status $termination`
+/// each (see [`termination_of`]).
+fn lines_of(mut proxy: Proxy) -> Vec<String> {
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    proxy.log_lines()
+}
+
+/// A proxy in front of `targets` logging `$status $termination`, sending
+/// a request once and no more, waiting at most `backend_timeout` for a
+/// backend. Without a cache, which would take a response whole before a
+/// client that left is noticed.
+fn termination_of(targets: &[std::net::SocketAddr], backend_timeout: Duration) -> Proxy {
+    start_proxy(targets, |c| {
+        logging_as("$status $termination")(c);
+        c.cache_size = 0;
+        c.retries = Some(0);
+        c.backend_timeout = Some(backend_timeout);
+    })
+}
+
+#[test]
+fn termination_is_dashes_for_an_exchange_that_ended_as_it_should_and_a_cache_hit() {
+    let origin = numbered_fresh_origin();
+    let mut proxy = start_proxy(
+        &[origin.addr],
+        logging_as("$termination $upstream_cache_status"),
+    );
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/a").header("x-cache"), Some("MISS"));
+    assert_eq!(client.get("/a").header("x-cache"), Some("HIT"));
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["-- MISS", "-- HIT"]);
+}
+
+#[test]
+fn termination_of_a_target_that_refuses_the_connection_is_sc() {
+    let proxy = termination_of(&[dead_addr()], Duration::from_secs(5));
+    assert_eq!(proxy.connect().get("/").status, 502);
+    assert_eq!(lines_of(proxy), ["502 SC"]);
+}
+
+#[test]
+fn termination_of_a_backend_slow_to_send_its_head_is_sh_in_lower_case() {
+    let origin = Backend::start("origin", |_, _| Action::Hang);
+    let proxy = termination_of(&[origin.addr], Duration::from_millis(300));
+    assert_eq!(proxy.connect().get("/").status, 504);
+    assert_eq!(lines_of(proxy), ["504 sH"]);
+}
+
+#[test]
+fn termination_of_a_response_head_that_is_not_http_is_ph() {
+    let origin = Backend::start("origin", |_, out| {
+        let _ = out.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
+        Action::Close
+    });
+    let proxy = termination_of(&[origin.addr], Duration::from_secs(5));
+    assert_eq!(proxy.connect().get("/").status, 502);
+    assert_eq!(lines_of(proxy), ["502 PH"]);
+}
+
+#[test]
+fn termination_of_a_backend_that_closes_without_answering_is_sh() {
+    let origin = Backend::start("origin", |_, _| Action::Close);
+    let proxy = termination_of(&[origin.addr], Duration::from_secs(5));
+    assert_eq!(proxy.connect().get("/").status, 502);
+    assert_eq!(lines_of(proxy), ["502 SH"]);
+}
+
+#[test]
+fn termination_of_a_body_the_backend_cut_short_is_sd() {
+    // Larger than any buffer the proxy reads a body into before it
+    // answers: the head is out when the backend closes.
+    let origin = Backend::start("origin", |_, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4000000\r\n\r\n");
+        let _ = out.write_all(&pattern(64 * 1024));
+        Action::Close
+    });
+    let proxy = termination_of(&[origin.addr], Duration::from_secs(5));
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    // Read until the proxy closes: the body ends short of its length.
+    let body = client.reader.read_to_end().unwrap();
+    assert!(body.len() < 4_000_000, "{}", body.len());
+    assert_eq!(lines_of(proxy), ["200 SD"]);
+}
+
+#[test]
+fn termination_of_a_client_gone_in_the_middle_of_the_body_is_cd() {
+    // A body that never ends, sent as long as the proxy takes it.
+    let origin = Backend::start("origin", |_, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n");
+        let piece = pattern(64 * 1024);
+        for _ in 0..1_000_000_000 / piece.len() {
+            if out.write_all(&piece).is_err() {
+                break;
+            }
+        }
+        Action::Close
+    });
+    let proxy = termination_of(&[origin.addr], Duration::from_secs(5));
+    let mut client = Client::connect_taking(4096, proxy.addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    drop(client);
+    assert!(wait_until(Duration::from_secs(10), || origin.closed() == 1));
+    assert_eq!(lines_of(proxy), ["200 CD"]);
+}
+
+#[test]
+fn termination_of_a_client_gone_before_the_response_head_is_ch() {
+    let origin = Backend::start("origin", |_, _| Action::Hang);
+    let proxy = termination_of(&[origin.addr], Duration::from_secs(5));
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Gone once the backend has the request.
+    assert!(wait_until(Duration::from_secs(5), || origin.requests() == 1));
+    drop(client);
+    assert!(wait_until(Duration::from_secs(5), || origin.closed() == 1));
+    assert_eq!(lines_of(proxy), ["499 CH"]);
+}
+
+#[test]
+fn termination_of_a_malformed_request_is_pr_and_of_one_abandoned_cr() {
+    let origin = numbered_fresh_origin();
+    let proxy = termination_of(&[origin.addr], Duration::from_secs(5));
+    // No Host: the proxy refuses it.
+    let mut client = proxy.connect();
+    client.send(b"GET /bad HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    // Not a request line at all.
+    let mut client = proxy.connect();
+    client.send(b"\x01\x02 nonsense\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    // Half a head, then gone.
+    let mut client = proxy.connect();
+    client.send(b"GET /half HTTP/1.1\r\nHo");
+    client
+        .reader
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    assert!(client.reader.read_to_end().unwrap().is_empty());
+    assert_eq!(origin.requests(), 0);
+    // Three connections: their lines in any order.
+    let mut lines = lines_of(proxy);
+    lines.sort();
+    assert_eq!(lines, ["400 CR", "400 PR", "400 PR"]);
+}
+
+#[test]
+fn termination_of_a_head_that_took_too_long_is_cr_in_lower_case() {
+    let origin = numbered_fresh_origin();
+    let proxy = start_proxy(&[origin.addr], |c| {
+        logging_as("$status $termination")(c);
+        c.client_header_timeout = Duration::from_millis(300);
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\n");
+    assert_eq!(client.response().status, 408);
+    assert_eq!(lines_of(proxy), ["408 cR"]);
+}
+
+#[test]
+fn termination_of_the_proxy_s_own_refusals_is_pr_and_of_its_own_answers_lr() {
+    let origin = numbered_fresh_origin();
+    let proxy = start_proxy(
+        &[origin.addr],
+        from_file(&format!(
+            "targets = {}\nrate_limit = 2/h\nroute./health = return 200 ok\n\
+             log_format = $status $termination\n",
+            origin.addr
+        )),
+    );
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/health").status, 200);
+    assert_eq!(client.get("/a").status, 200);
+    assert_eq!(client.get("/a").status, 200);
+    assert_eq!(client.get("/a").status, 429);
+    drop(client);
+    assert_eq!(lines_of(proxy), ["200 LR", "200 --", "200 --", "429 PR"]);
+}
+
+#[test]
+fn termination_of_a_connection_over_max_connections_is_pr() {
+    let origin = Backend::start("origin", |_, _| Action::Hang);
+    let proxy = start_proxy(&[origin.addr], |c| {
+        logging_as("$status $termination")(c);
+        c.cache_size = 0;
+        c.max_connections = 1;
+    });
+    let mut first = proxy.connect();
+    first.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(Duration::from_secs(5), || origin.requests() == 1));
+    let mut second = proxy.connect();
+    second.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(second.response().status, 503);
+    drop(second);
+    drop(first);
+    assert!(wait_until(Duration::from_secs(5), || origin.closed() == 1));
+    // Two connections: their lines in any order.
+    let mut lines = lines_of(proxy);
+    lines.sort();
+    assert_eq!(lines, ["499 CH", "503 PR"]);
+}
+
+#[test]
+fn the_json_line_carries_termination() {
+    let proxy = start_proxy(&[dead_addr()], |c| {
+        c.log_format = LogFormat::Json;
+        c.retries = Some(0);
+    });
+    assert_eq!(proxy.connect().get("/").status, 502);
+    let lines = lines_of(proxy);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains(r#","termination":"SC""#), "{}", lines[0]);
+}

@@ -2140,6 +2140,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_wait: None,
         upstream_connect: None,
         upstream_response: None,
+        termination: Default::default(),
         pool: None,
         show_pool: false,
         request_id: None,

@@ -111,6 +111,7 @@ impl Template {
             upstream_wait: Some(Duration::from_micros(10_512)),
             upstream_connect: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(11_204)),
+            termination: Default::default(),
             pool: Some(crate::config::DEFAULT_POOL.into()),
             show_pool: false,
             request_id: Some("2f1b9c4e8d7a6b50".into()),
@@ -289,6 +290,7 @@ fn write_var(
         Var::UpstreamConnectTime => out.time(r.upstream_connect, seconds),
         Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
         Var::UpstreamCacheStatus => out.own(r.cache),
+        Var::Termination => out.own(Some(r.termination.as_str())),
         Var::Referer => out.text(r.referer.as_deref()),
         Var::UserAgent => out.text(r.user_agent.as_deref()),
         Var::RequestId => out.text(r.request_id.as_deref()),
@@ -391,6 +393,7 @@ impl RequestFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access_log::{By, Stage, Termination};
     use crate::tls::client_cert::ClientCertificate;
 
     /// A cache miss a backend answered, every field set.
@@ -435,6 +438,7 @@ mod tests {
             upstream_wait: Some(Duration::from_micros(1_250)),
             upstream_connect: Some(Duration::from_micros(500)),
             upstream_response: Some(Duration::from_micros(2_750)),
+            termination: Termination::new(By::Server, Stage::Data),
             pool: Some("api".into()),
             show_pool: false,
             request_id: Some("4f1c-x".into()),
@@ -470,6 +474,7 @@ mod tests {
             upstream_wait: None,
             upstream_connect: None,
             upstream_response: None,
+            termination: Default::default(),
             pool: None,
             request_id: None,
             fields: None,
@@ -524,6 +529,7 @@ mod tests {
             ("$upstream_connect_time", "0.001"),
             ("$upstream_response_time", "0.003"),
             ("$upstream_cache_status", "MISS"),
+            ("$termination", "SD"),
             ("$http_referer", "https://ref.example/"),
             ("$http_user_agent", "curl/8"),
             ("$request_id", "4f1c-x"),

@@ -7,6 +7,7 @@ use super::cache_status::{self, Member};
 use super::origin::{self, Fetched, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header, Absorbed, Relay, Tee};
 use super::{Client, Outcome, Refusal, Shared};
+use crate::access_log::{By, Stage, Termination};
 use crate::cache::policy::{self, CacheControl, Lifetime, OwnFields, Settings, Use};
 use crate::cache::store::{Fill, Flight, FlightGuard};
 use crate::cache::{Cache, Entry};
@@ -1722,7 +1723,10 @@ fn serve_entry(
     };
     // A client gone before a byte went out is logged 499; one gone in the
     // middle, as what it got (as a relayed response cut short is): the
-    // status and the body bytes that went out.
+    // status and the body bytes that went out. Either is its `CD`.
+    if result.is_err() {
+        client.ended(Termination::new(By::Client, Stage::Data));
+    }
     if result.is_err() && written == 0 {
         return Err(Refusal::silent());
     }

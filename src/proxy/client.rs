@@ -5,6 +5,7 @@
 use super::cached;
 use super::origin::{ExchangeTime, Failure, Fetched, RequestBody};
 use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
+use crate::access_log::{By, Stage, Termination};
 use crate::config::Config;
 use crate::field_value::{Answer, Pending};
 use crate::http::conn::{is_timeout, ClientStream, Leaving as _, SharedStream, Socket as _};
@@ -15,6 +16,7 @@ use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
 use crate::pace::Pacing;
 use crate::sched::{self, Peer};
 use crate::tls::client_cert::ClientCertificate;
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -134,6 +136,10 @@ pub(super) struct Client {
     pub(super) upstream_connect: Option<Duration>,
     /// For the log: how long the backend's part of the last exchange took.
     pub(super) exchange_time: Arc<ExchangeTime>,
+    /// For the log: why and where this request's exchange ended
+    /// (`$termination`). The first failure told of it stays (see
+    /// [`Client::ended`]); a cell, as the relay sees the client shared.
+    termination: Cell<Termination>,
     read_timeout: ReadTimeout,
     /// Connections are accepted once their first bytes have come: the
     /// first read of a new one looks before it yields or waits.
@@ -264,6 +270,7 @@ impl Client {
             upstream_wait: None,
             upstream_connect: None,
             exchange_time: Arc::default(),
+            termination: Cell::new(Termination::NORMAL),
             read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
             header_timeout: timeout,
@@ -638,22 +645,57 @@ impl Client {
         self.conn.buffered().is_empty() && self.conn.get_ref().peer_gone()
     }
 
-    /// What a client found gone is put down to: its leaving, or a forced
-    /// shutdown, which closes the client too (told as it is when the
-    /// backend's side closes first).
-    pub(super) fn departure(&self) -> Failure {
+    /// What a client found gone at `stage` is put down to: its leaving,
+    /// or a forced shutdown, which closes the client too (told as it is
+    /// when the backend's side closes first). The log says which.
+    pub(super) fn departure(&self, stage: Stage) -> Failure {
         if self.watch.cut() {
+            self.ended(Termination::new(By::Killed, stage));
             Failure::Closed
         } else {
+            self.ended(Termination::new(By::Client, stage));
             Failure::Client(None)
         }
+    }
+
+    /// Says why and where the exchange ended, for the log: as HAProxy's,
+    /// the first event that ended it, so that what it brought about
+    /// later (a backend cut off because the client left) does not hide
+    /// it. [`Client::begin_anew`] forgets it.
+    pub(super) fn ended(&self, how: Termination) {
+        if self.termination.get().is_normal() {
+            self.termination.set(how);
+        }
+    }
+
+    /// [`Client::ended`] by `failure`: a forced shutdown's doing if it
+    /// cut the connections, else the failure's.
+    pub(super) fn failed(&self, failure: &Failure) {
+        self.ended(match self.watch.cut() {
+            true => Termination::new(By::Killed, failure.stage()),
+            false => failure.termination(),
+        });
+    }
+
+    /// Forgets how the exchange ended: before each request, and before
+    /// each target tried for one (the log tells of the last).
+    pub(super) fn begin_anew(&self) {
+        self.termination.set(Termination::NORMAL);
+    }
+
+    /// How this request's exchange ended (see [`Client::ended`]).
+    pub(super) fn termination(&self) -> Termination {
+        self.termination.get()
     }
 
     pub(super) fn send_continue(&mut self) -> Result<(), Refusal> {
         self.conn
             .get_mut()
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .map_err(|_| Refusal::silent())
+            .map_err(|_| {
+                self.ended(Termination::new(By::Client, Stage::Data));
+                Refusal::silent()
+            })
     }
 
     /// Reads a request body whole if it ends within request_buffer_size;
@@ -672,11 +714,14 @@ impl Client {
                 }
                 Ok(None) => return Ok(RequestBody::Buffered(body)),
                 Err(e) => {
+                    let status = client_body_status(&e);
+                    // Gone (`CD`), slow (`cD`) or refused (`PD`).
+                    self.failed(&Failure::Client(status));
                     return Err(Refusal {
-                        status: client_body_status(&e),
+                        status,
                         upstream: None,
                         keep_alive: false,
-                    })
+                    });
                 }
             }
         }

@@ -20,7 +20,7 @@ pub use auth_answers::AuthAnswers;
 pub use mirror::Mirrors;
 
 use crate::access;
-use crate::access_log::{Heads, LogSender, Record, RequestFields};
+use crate::access_log::{By, Heads, LogSender, Record, RequestFields, Stage, Termination};
 use crate::auth;
 use crate::cache::{policy, Cache, Purge};
 use crate::config::Config;
@@ -408,6 +408,7 @@ pub fn serve(
         client.pending_fields.clear();
         client.upstream = None;
         client.forget_upstream_answer();
+        client.begin_anew();
         client.head_bytes = 0;
         client.pacing = Pacing::OFF;
         client.watch.set_idle();
@@ -458,6 +459,7 @@ pub fn serve(
             }
             HeadRead::Closed => break,
             HeadRead::Abandoned(request_line) => {
+                client.ended(Termination::new(By::Client, Stage::Request));
                 let outcome = Outcome {
                     linger: false,
                     ..Outcome::closing(400, 0)
@@ -465,12 +467,18 @@ pub fn serve(
                 (outcome, LogLine::raw(request_line))
             }
             HeadRead::Refused(status, request_line) => {
+                client.ended(refused_head(status));
                 let bytes = client.refuse_unparsed(status, &shared.config);
                 (Outcome::closing(status, bytes), LogLine::raw(request_line))
             }
         };
         let duration = client.started.elapsed();
         shared.metrics.observe(outcome.status, duration);
+        // Logged 499: the client left before its answer began, whoever
+        // saw it go.
+        if outcome.status == 499 {
+            client.ended(Termination::new(By::Client, Stage::Head));
+        }
         // Counted under the pool whoever answered (one relaxed add, as
         // `observe`); its name, a shared count to touch, only for a log
         // that writes it.
@@ -523,6 +531,7 @@ pub fn serve(
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
                 upstream_response: client.exchange_time.take(),
+                termination: client.termination(),
                 pool,
                 show_pool: !shared.config.pools.is_empty(),
                 request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
@@ -559,6 +568,20 @@ pub fn serve(
         }
         client.conn.release_if_empty();
         client.conn.get_ref().release_if_empty();
+    }
+}
+
+/// A request the proxy refused (an access rule, a limit, a malformed
+/// or ambiguous head): HAProxy's `PR`.
+const REFUSED: Termination = Termination::new(By::Proxy, Stage::Request);
+
+/// How a request head refused with `status` ended its exchange: a slow
+/// client's (`cR`, HAProxy's for a 408), else the proxy's refusal of a
+/// malformed or too large head (`PR`, HAProxy's for its 400).
+fn refused_head(status: u16) -> Termination {
+    match status {
+        408 => Termination::new(By::ClientTimeout, Stage::Request),
+        _ => REFUSED,
     }
 }
 
@@ -727,6 +750,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let (mut head, body_kind) = match parsed {
         Ok(ok) => ok,
         Err(e) => {
+            client.ended(refused_head(e.status()));
             let line = LogLine::raw(first_line(client.conn.buffered()));
             let bytes = client.refuse_unparsed(e.status(), &shared.config);
             return (Outcome::closing(e.status(), bytes), line);
@@ -770,6 +794,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             Ok(answer) => answer,
             Err(Ambiguous) => {
                 client.route = None;
+                client.ended(REFUSED);
                 let outcome = answer_unread(client, &head, body_kind, 400, b"", shared);
                 return (outcome, line);
             }
@@ -789,6 +814,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         // depends on how each backend reads it.
         Err(Ambiguous) => {
             client.route = None;
+            client.ended(REFUSED);
             let outcome = answer_unread(client, &head, body_kind, 400, b"", shared);
             return (outcome, line);
         }
@@ -816,6 +842,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     let route = client.route.and_then(|i| shared.config.routes.get(i));
     let dropped = route.and_then(|r| r.returned()).map(|r| r.status) == Some(CLOSE_UNANSWERED);
     if dropped && !matches!(rule_answer, Some(RuleAnswer::Redirect(..))) {
+        client.ended(REFUSED);
         let outcome = Outcome {
             linger: false,
             ..Outcome::closing(CLOSE_UNANSWERED, 0)
@@ -888,6 +915,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         });
         if let Err(wait) = limiter.admit_request(&keys, client.real_ip, Instant::now()) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            client.ended(REFUSED);
             // Whole seconds, rounded up, at least one.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut retry_after = Vec::new();
@@ -904,6 +932,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // its access phase); a chunked body is counted as it streams
     // (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
+        client.ended(REFUSED);
         let config = shared.pool_config(client.route);
         let bytes = client.send_error_to(413, true, head.is_head(), config);
         return (Outcome::closing(413, bytes), line);
@@ -930,6 +959,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
             }
             Err(refused) => {
                 shared.metrics.count_auth_refusal(refused);
+                client.ended(REFUSED);
                 let challenge = auth::challenge(realm);
                 let challenge = challenge.as_bytes();
                 let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
@@ -1181,6 +1211,7 @@ fn location_field(to: impl AsRef<[u8]>) -> Vec<u8> {
 /// that connection closes too, and the balancer opens another.
 fn deny(client: &mut Client, head: &RequestHead, shared: &Shared) -> Outcome {
     shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+    client.ended(REFUSED);
     let config = shared.pool_config(client.route);
     let bytes = client.send_error_to(403, true, head.is_head(), config);
     Outcome::closing(403, bytes)
@@ -1222,6 +1253,9 @@ fn answer_unread_with(
         true => Cow::Borrowed(fields),
         false => Cow::Owned([fields, kept].concat()),
     };
+    // Answered here, as told (a redirect, a `return`): HAProxy's `LR`,
+    // unless it is a refusal, told so before.
+    client.ended(Termination::new(By::Local, Stage::Request));
     let bytes = client.send_own(status, close, head.is_head(), &fields, text, config);
     Outcome {
         keep_alive: !close,

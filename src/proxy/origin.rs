@@ -9,6 +9,7 @@ use super::client::CLIENT_CHECK_AFTER;
 use super::mirror::Duplicate;
 use super::relay;
 use super::{client_body_status, via_entry, Client, Refusal, Shared};
+use crate::access_log::{By, Stage, Termination};
 use crate::cache::policy::OwnFields;
 use crate::digits::push_field;
 use crate::field_value::Facts;
@@ -31,6 +32,7 @@ use crate::upstream::retry_on::RetryOnStatus;
 use crate::upstream::slots::Waiting;
 use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn, Upstreams};
 use std::cell::Cell;
+use std::fmt;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -304,7 +306,9 @@ pub(super) fn fetch_from<'s>(
                 (index, Busy::new(busy, &client.exchange_time))
             }
             (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
-                return Ok(answered)
+                // An answer after all, whatever failed after it.
+                client.begin_anew();
+                return Ok(answered);
             }
             (Pick::Full, None) => {
                 // Woken after a change of state: in the lines it may
@@ -323,27 +327,35 @@ pub(super) fn fetch_from<'s>(
                 let step = until.min(Instant::now() + QUEUE_STEP);
                 let woken = upstreams.wait_for_slot(&tried, stuck_to, place, step);
                 if client.has_left() {
+                    client.ended(Termination::new(By::Client, Stage::Queue));
                     return Err(Refusal::silent());
                 }
                 let over = Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed);
                 if !woken && over {
-                    // As HAProxy answers a request its queue timed out.
+                    // As HAProxy answers a request its queue timed out,
+                    // and logs it (`sQ`).
+                    client.ended(Termination::new(By::ServerTimeout, Stage::Queue));
                     let keep_alive = send.keep_alive && send.body.is_buffered();
                     return Err(Refusal::new(503, keep_alive));
                 }
                 continue;
             }
             (Pick::Nothing, None) => {
+                // No target to try (none healthy): HAProxy's `SC`, unless
+                // the last one tried told how it failed.
+                client.ended(Termination::new(By::Server, Stage::Connect));
                 return Err(last_failure.unwrap_or_else(|| {
                     Refusal::new(502, send.keep_alive && send.body.is_buffered())
-                }))
+                }));
             }
-            // Every target drained or in maintenance: as HAProxy's 503.
+            // Every target drained or in maintenance: as HAProxy's 503
+            // (and its `SC`).
             (Pick::Unavailable, None) => {
+                client.ended(Termination::new(By::Server, Stage::Connect));
                 return Err(Refusal::new(
                     503,
                     send.keep_alive && send.body.is_buffered(),
-                ))
+                ));
             }
         };
         tried[index] = true;
@@ -367,7 +379,13 @@ pub(super) fn fetch_from<'s>(
             keep_alive: send.keep_alive && send.body.is_buffered(),
         };
         let own = &shared.cache_rules.of_pool(to.pool).own_fields;
-        match attempt(client, upstreams, target, &request, send, idempotent, own) {
+        // The log tells how the last target tried ended the exchange.
+        client.begin_anew();
+        let attempted = attempt(client, upstreams, target, &request, send, idempotent, own);
+        if let Err(f) = &attempted {
+            client.failed(f);
+        }
+        match attempted {
             Ok((up, mut response, head_len, request_time)) => {
                 if let Some(route) = rewriting {
                     // `Content-Location` too: it names a URL of the
@@ -508,7 +526,11 @@ pub(super) fn mirror_cache_request(client: &Client, request: &RequestHead, share
 /// target's health. Not what is not the backend's doing: the client's
 /// side failing, a pooled connection it had closed while idle (a retry's
 /// business), or a connection cut by a forced shutdown.
+///
+/// The choke point of the failures past the response head too: the log
+/// is told how it ended the exchange (see [`Client::failed`]).
 pub(super) fn hold_against(target: &Upstream, f: &Failure, client: &Client) {
+    client.failed(f);
     if matches!(f, Failure::Client(_)) || client.watch.cut() {
         return;
     }
@@ -876,14 +898,14 @@ pub(super) enum Failure {
     /// memory): not the backend's doing, and no other does better.
     #[error("this proxy cannot open a connection: {0}")]
     Local(io::Error),
-    /// The backend did not answer in time.
-    #[error("timed out")]
-    Timeout,
+    /// The backend did not answer in time, at that phase.
+    #[error("timed out {0}")]
+    Timeout(Phase),
     /// The connection ended before a single response byte.
     #[error("closed the connection without a response")]
     Closed,
-    #[error("I/O error: {0}")]
-    Io(io::Error),
+    #[error("I/O error {0}: {1}")]
+    Io(Phase, io::Error),
     #[error("malformed response: {0}")]
     Malformed(Malformed),
     /// The client's side failed; answer with this, if anything.
@@ -893,6 +915,39 @@ pub(super) enum Failure {
     /// a request that must not be sent twice: not held against the target.
     #[error("a pooled connection it had closed: {0}")]
     Stale(Box<Failure>),
+}
+
+/// Where in an exchange with a backend, once connected, a timeout or an
+/// I/O error struck: said on stderr, and the stage of `$termination`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// The request (its head, its body) was going to the backend.
+    Sending,
+    /// The request had gone; its response head had not come.
+    Head,
+    /// The response body was on its way.
+    Body,
+}
+
+impl Phase {
+    /// HAProxy's stage: the request going out counts as the wait for
+    /// the response head (`sH` for a timeout either way).
+    fn stage(self) -> Stage {
+        match self {
+            Phase::Sending | Phase::Head => Stage::Head,
+            Phase::Body => Stage::Data,
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Sending => "sending the request",
+            Phase::Head => "waiting for the response head",
+            Phase::Body => "reading the response body",
+        })
+    }
 }
 
 /// How a backend's reply broke HTTP.
@@ -921,7 +976,7 @@ pub(super) enum Malformed {
 impl Failure {
     pub(super) fn status(&self) -> u16 {
         match self {
-            Failure::Timeout => 504,
+            Failure::Timeout(_) => 504,
             Failure::Connect(e) if is_timeout(e) => 504,
             Failure::Local(_) => 503,
             _ => 502,
@@ -930,15 +985,63 @@ impl Failure {
 
     /// Failures that leave no doubt the backend never sent a response.
     fn before_response(&self) -> bool {
-        matches!(self, Failure::Closed | Failure::Io(_))
+        matches!(self, Failure::Closed | Failure::Io(..))
     }
 
-    pub(super) fn io(e: io::Error) -> Self {
+    pub(super) fn io(phase: Phase, e: io::Error) -> Self {
         if is_timeout(&e) {
-            Failure::Timeout
+            Failure::Timeout(phase)
         } else {
-            Failure::Io(e)
+            Failure::Io(phase, e)
         }
+    }
+
+    /// The stage of the exchange this failure ended (see
+    /// [`Failure::termination`]).
+    pub(super) fn stage(&self) -> Stage {
+        match self {
+            Failure::Connect(_) | Failure::Local(_) => Stage::Connect,
+            Failure::Timeout(phase) | Failure::Io(phase, _) => phase.stage(),
+            Failure::Closed => Stage::Head,
+            Failure::Malformed(m) => match m {
+                Malformed::Body(_) | Malformed::ClosedInBody => Stage::Data,
+                _ => Stage::Head,
+            },
+            // A client that left while the answer was awaited told so
+            // itself (`Client::departure`); others failed in a body.
+            Failure::Client(_) => Stage::Data,
+            Failure::Stale(f) => f.stage(),
+        }
+    }
+
+    /// Why and where the exchange ended, as HAProxy's termination state:
+    /// the backend refused or cut it (`SC`, `SH`, `SD`), timed out
+    /// (`sC`, `sH`, `sD`), or sent what the proxy refuses (`PH`, `PD`);
+    /// the client left (`CD`), was slow (`cD`) or sent a body the proxy
+    /// refuses (`PD`); the proxy had no descriptor to connect with (`RC`).
+    pub(super) fn termination(&self) -> Termination {
+        let by = match self {
+            Failure::Connect(e) if is_timeout(e) => By::ServerTimeout,
+            Failure::Connect(_) | Failure::Closed | Failure::Io(..) => By::Server,
+            Failure::Local(_) => By::Resource,
+            Failure::Timeout(_) => By::ServerTimeout,
+            Failure::Malformed(m) => match m {
+                // Cut short: the backend's doing.
+                Malformed::ClosedInHead
+                | Malformed::ClosedAfterInterim
+                | Malformed::ClosedInBody
+                | Malformed::Body(BodyError::Truncated) => By::Server,
+                Malformed::Body(BodyError::Io(e)) if is_timeout(e) => By::ServerTimeout,
+                Malformed::Body(BodyError::Io(_)) => By::Server,
+                // What the proxy would not pass on (HAProxy's `PH`, `PD`).
+                _ => By::Proxy,
+            },
+            Failure::Client(None) => By::Client,
+            Failure::Client(Some(408)) => By::ClientTimeout,
+            Failure::Client(Some(_)) => By::Proxy,
+            Failure::Stale(f) => return f.termination(),
+        };
+        Termination::new(by, self.stage())
     }
 }
 
@@ -951,7 +1054,7 @@ impl From<HeadError> for Failure {
 impl From<BodyError> for Failure {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::Io(e) => Failure::io(e),
+            BodyError::Io(e) => Failure::io(Phase::Body, e),
             e => Failure::Malformed(Malformed::Body(e)),
         }
     }
@@ -1049,7 +1152,7 @@ fn send_with_body(
                 log::error!("a streamed request body was to be sent twice; answering 502");
                 return Err(Failure::Client(Some(502)));
             };
-            up.conn.get_mut().write_all(request).map_err(Failure::io)?;
+            (up.conn.get_mut().write_all(request)).map_err(|e| Failure::io(Phase::Sending, e))?;
             if send.expect_continue {
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
@@ -1119,7 +1222,7 @@ fn answered_or(up: &mut BufConn<SharedStream<Stream>>, e: io::Error) -> Result<b
     if answered_early(up) {
         Ok(false)
     } else {
-        Err(Failure::io(e))
+        Err(Failure::io(Phase::Sending, e))
     }
 }
 
@@ -1183,7 +1286,7 @@ fn stream_request_body(
         }
     }
     if chunked {
-        up.get_mut().write_all(LAST_CHUNK).map_err(Failure::io)?;
+        (up.get_mut().write_all(LAST_CHUNK)).map_err(|e| Failure::io(Phase::Sending, e))?;
     }
     Ok(true)
 }
@@ -1275,13 +1378,13 @@ fn read_response_head(
             fill_unless_client_leaves(conn, client, &mut watch, &mut left)
         });
         if left {
-            return Err(client.departure());
+            return Err(client.departure(Stage::Head));
         }
         match filled {
             Ok(0) if conn.buffered().is_empty() => return Err(Failure::Closed),
             Ok(0) => return Err(Failure::Malformed(Malformed::ClosedInHead)),
             Ok(_) => {}
-            Err(e) => return Err(Failure::io(e)),
+            Err(e) => return Err(Failure::io(Phase::Head, e)),
         }
     }
 }
@@ -1337,6 +1440,52 @@ mod tests {
     use super::*;
     use crate::http::conn::tests::loopback_pair;
     use std::sync::Arc;
+
+    #[test]
+    fn a_failure_says_its_stage_on_stderr_and_in_the_log() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let slow = io::Error::from(io::ErrorKind::TimedOut);
+        let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+        let cases = [
+            (Failure::Connect(refused), "SC"),
+            (Failure::Connect(slow), "sC"),
+            (
+                Failure::Local(io::Error::from(io::ErrorKind::OutOfMemory)),
+                "RC",
+            ),
+            (Failure::Timeout(Phase::Sending), "sH"),
+            (Failure::Timeout(Phase::Head), "sH"),
+            (Failure::Timeout(Phase::Body), "sD"),
+            (Failure::Io(Phase::Head, reset()), "SH"),
+            (Failure::Io(Phase::Body, reset()), "SD"),
+            (Failure::Closed, "SH"),
+            (Failure::Malformed(Malformed::NotHttp), "PH"),
+            (Failure::Malformed(Malformed::ClosedInHead), "SH"),
+            (Failure::Malformed(Malformed::ClosedInBody), "SD"),
+            (Failure::from(BodyError::Truncated), "SD"),
+            (Failure::from(BodyError::BadChunk("size")), "PD"),
+            (Failure::Client(None), "CD"),
+            (Failure::Client(Some(408)), "cD"),
+            (Failure::Client(Some(413)), "PD"),
+            (Failure::Stale(Box::new(Failure::Closed)), "SH"),
+        ];
+        for (failure, state) in cases {
+            assert_eq!(failure.termination().as_str(), state, "{failure}");
+        }
+        let said = |f: Failure| f.to_string();
+        assert_eq!(
+            said(Failure::Timeout(Phase::Head)),
+            "timed out waiting for the response head"
+        );
+        assert_eq!(
+            said(Failure::Timeout(Phase::Body)),
+            "timed out reading the response body"
+        );
+        assert_eq!(
+            said(Failure::io(Phase::Sending, reset())),
+            format!("I/O error sending the request: {}", reset())
+        );
+    }
 
     #[test]
     fn an_interim_head_that_never_ends_is_an_answer_past_the_head_limit() {

@@ -5,8 +5,9 @@
 
 use super::cache_status::{self, Member};
 use super::client::CLIENT_CHECK_AFTER;
-use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed};
+use super::origin::{hold_against, AfterHead, Failure, Fetched, Malformed, Phase};
 use super::{Client, Outcome, Refusal, Shared};
+use crate::access_log::Stage;
 use crate::digits::push_field;
 use crate::gzip::{self, Encoder, Gzip};
 use crate::http::body::{
@@ -507,7 +508,7 @@ fn read_body(
     loop {
         match reader.next(&mut up.conn) {
             Ok(Some(_)) if deadline.is_some_and(|d| Instant::now() > d) => {
-                return Err(Failure::Timeout)
+                return Err(Failure::Timeout(Phase::Body))
             }
             Ok(Some(piece)) => sink(piece),
             Ok(None) => break,
@@ -861,7 +862,7 @@ fn send_streamed(
     let sent = sent.map_err(|broken| {
         if left {
             Broken {
-                failure: client.departure(),
+                failure: client.departure(Stage::Data),
                 ..broken
             }
         } else {
@@ -904,7 +905,7 @@ fn head_unless_body_begins(
             Ok(None)
         }
         Err(e) => Err(Broken {
-            failure: Failure::io(e),
+            failure: Failure::io(Phase::Body, e),
             head_sent: false,
             sent: 0,
         }),
@@ -932,7 +933,7 @@ fn gather(conn: &mut BufConn<SharedStream<Stream>>, n: usize) -> Result<bool, Fa
             Ok(None) => return Ok(false),
             Ok(Some(0)) => return Err(Failure::Malformed(Malformed::ClosedInBody)),
             Ok(Some(_)) => {}
-            Err(e) => return Err(Failure::io(e)),
+            Err(e) => return Err(Failure::io(Phase::Body, e)),
         }
     }
     Ok(true)

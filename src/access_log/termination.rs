@@ -1,0 +1,134 @@
+//! Why and where an exchange ended (`$termination`), in the two letters
+//! of HAProxy's termination state ("Session state at disconnection"):
+//! who or what ended it, then the stage it was at. `--` is an exchange
+//! that ended as it should.
+//!
+//! Two bytes, copied by value: setting one costs nothing on the hot
+//! path, and writing one allocates nothing.
+
+/// Who or what ended an exchange before its time: the first letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// `C`: the client aborted (closed, reset).
+    Client,
+    /// `S`: the backend aborted, refused the connection, or none was
+    /// there to take it.
+    Server,
+    /// `P`: the proxy refused (a limit, an access rule, a malformed or
+    /// too large message, a response it would not pass on).
+    Proxy,
+    /// `R`: a resource of the proxy's ran out (descriptors, memory).
+    Resource,
+    /// `L`: the proxy answered itself, as it was told to (a redirect, a
+    /// `return`), and no backend was asked.
+    Local,
+    /// `K`: a forced shutdown cut it.
+    Killed,
+    /// `c`: the client's timeout expired.
+    ClientTimeout,
+    /// `s`: the backend's timeout expired.
+    ServerTimeout,
+}
+
+/// The stage an exchange was at when it ended: the second letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// `R`: waiting for the client's request head (or checking it).
+    Request,
+    /// `Q`: waiting in a queue for a target's free slot (`max_conns`).
+    Queue,
+    /// `C`: connecting to a backend.
+    Connect,
+    /// `H`: waiting for the backend's response head (the request being
+    /// sent is part of it, as in HAProxy).
+    Head,
+    /// `D`: a body on its way, the request's or the response's.
+    Data,
+}
+
+impl By {
+    const fn letter(self) -> u8 {
+        match self {
+            By::Client => b'C',
+            By::Server => b'S',
+            By::Proxy => b'P',
+            By::Resource => b'R',
+            By::Local => b'L',
+            By::Killed => b'K',
+            By::ClientTimeout => b'c',
+            By::ServerTimeout => b's',
+        }
+    }
+}
+
+impl Stage {
+    const fn letter(self) -> u8 {
+        match self {
+            Stage::Request => b'R',
+            Stage::Queue => b'Q',
+            Stage::Connect => b'C',
+            Stage::Head => b'H',
+            Stage::Data => b'D',
+        }
+    }
+}
+
+/// The two letters: `--`, or [`By`] and [`Stage`] (`SC`, `sH`, `CD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Termination([u8; 2]);
+
+impl Termination {
+    /// An exchange that ended as it should.
+    pub const NORMAL: Termination = Termination(*b"--");
+
+    pub const fn new(by: By, at: Stage) -> Termination {
+        Termination([by.letter(), at.letter()])
+    }
+
+    pub fn is_normal(self) -> bool {
+        self == Termination::NORMAL
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Always two ASCII letters (or dashes): see the constructors.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl Default for Termination {
+    fn default() -> Self {
+        Termination::NORMAL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_are_haproxy_s() {
+        assert_eq!(Termination::NORMAL.as_str(), "--");
+        assert_eq!(Termination::new(By::Server, Stage::Connect).as_str(), "SC");
+        assert_eq!(
+            Termination::new(By::ServerTimeout, Stage::Head).as_str(),
+            "sH"
+        );
+        assert_eq!(Termination::new(By::Client, Stage::Data).as_str(), "CD");
+        assert_eq!(
+            Termination::new(By::ClientTimeout, Stage::Request).as_str(),
+            "cR"
+        );
+        assert_eq!(Termination::new(By::Proxy, Stage::Request).as_str(), "PR");
+        assert_eq!(
+            Termination::new(By::Resource, Stage::Connect).as_str(),
+            "RC"
+        );
+        assert_eq!(Termination::new(By::Local, Stage::Request).as_str(), "LR");
+        assert_eq!(
+            Termination::new(By::ServerTimeout, Stage::Queue).as_str(),
+            "sQ"
+        );
+        assert_eq!(Termination::new(By::Killed, Stage::Data).as_str(), "KD");
+        assert!(Termination::default().is_normal());
+    }
+}
