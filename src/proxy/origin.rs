@@ -34,6 +34,7 @@ use crate::upstream::{InFlight, Pick, Upstream, UpstreamConn, Upstreams};
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -564,19 +565,24 @@ fn report_answer(
 
 /// Says a failure of `target` on stderr, naming the client and the
 /// request's ID (the access log's `request_id`), as nginx's error log
-/// names the client and request. At most once a minute for each target
-/// and cause, with the count of those not said: a dead backend under load
-/// fails every request, each in the access log already.
-fn warn_failure(target: &Upstream, reason: &str, client: &Client) {
-    let Some(quiet) = target
-        .stats
-        .failures_said
-        .failed_because(Instant::now(), reason)
-    else {
-        return;
+/// names the client and request (see [`say_failure`]).
+pub(super) fn warn_failure(target: &Upstream, reason: &str, client: &Client) {
+    let request_id = client.request_id.as_ref().map(|(_, id)| id.as_str());
+    say_failure(target, reason, (client.real_ip, request_id));
+}
+
+/// Says `reason`, a failure of `target` met by `client` (its address, and
+/// its request's ID), at most once a minute for each target and cause,
+/// with the count of those not said: a dead backend under load fails
+/// every request, each in the access log already. Returns whether it was
+/// said.
+fn say_failure(target: &Upstream, reason: &str, client: (IpAddr, Option<&str>)) -> bool {
+    let failures = &target.stats.failures_said;
+    let Some(quiet) = failures.failed_because(Instant::now(), reason) else {
+        return false;
     };
-    let id = match &client.request_id {
-        Some((_, id)) => format!(", request_id {id}"),
+    let id = match client.1 {
+        Some(id) => format!(", request_id {id}"),
         None => String::new(),
     };
     let since = match quiet {
@@ -587,8 +593,9 @@ fn warn_failure(target: &Upstream, reason: &str, client: &Client) {
         "target {}: {reason} (client {}{id}; said at most once a minute for each \
          target and cause{since})",
         target.name,
-        client.real_ip,
+        client.0,
     );
+    true
 }
 
 /// One failure of `target`: toward `max_fails`, and in its failure count.
@@ -1438,8 +1445,33 @@ fn fill_unless_client_leaves(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Target};
     use crate::http::conn::tests::loopback_pair;
+    use std::net::SocketAddr;
     use std::sync::Arc;
+
+    #[test]
+    fn a_target_s_failures_are_said_once_a_minute_for_each_cause() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let upstreams = Upstreams::new(&Config::with_targets(vec![Target::new("a", addr)]));
+        let target = &upstreams.targets()[0];
+        let client = (IpAddr::from([192, 0, 2, 7]), Some("id-1"));
+        assert!(say_failure(target, "101 without Upgrade", client));
+        // Every upgrade after it meets the same: not said again within
+        // the minute, but counted for the next line.
+        assert!(!say_failure(target, "101 without Upgrade", client));
+        let said = &target.stats.failures_said;
+        assert_eq!(
+            said.failed_because(Instant::now(), "101 without Upgrade"),
+            None
+        );
+        // One throttle with the target's other failures: another cause is
+        // said at once, with the count of those kept quiet.
+        assert_eq!(
+            said.failed_because(Instant::now(), "cannot connect: refused"),
+            Some(2)
+        );
+    }
 
     #[test]
     fn a_failure_says_its_stage_on_stderr_and_in_the_log() {

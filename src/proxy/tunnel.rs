@@ -13,9 +13,8 @@ use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::is_tchar;
 use crate::http::{RequestHead, Version};
 use crate::throttle::OnceAMinute;
-use crate::upstream::Upstream;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -113,8 +112,9 @@ pub(super) fn run(
         }
     };
     if let Some(problem) = problem {
-        let request_id = client.request_id.as_ref().map(|(_, id)| id.as_str());
-        warn_refused(target, problem, (client.real_ip, request_id));
+        // A failure of the target, a 502 in the access log: said as the
+        // others are (a backend that does it does it to every upgrade).
+        super::origin::warn_failure(target, problem, client);
         return Err(Refusal {
             status: Some(502),
             upstream,
@@ -158,35 +158,6 @@ pub(super) fn run(
     }
     let to_client = relay_both_ways(client_stream, up_stream, idle);
     Ok(closing(early + to_client))
-}
-
-/// Says that `target` answered an upgrade of `client` (its address, and
-/// its request's ID) with a 101 the proxy does not pass on, a 502 in the
-/// access log: a failure of the target, said as the others are (see
-/// `origin::warn_failure`), at most once a minute for each target and
-/// cause with the count of those not said. A backend that does it does
-/// it to every upgrade, and WebSockets come by the thousand. Returns
-/// whether it was said.
-fn warn_refused(target: &Upstream, problem: &str, client: (IpAddr, Option<&str>)) -> bool {
-    let failures = &target.stats.failures_said;
-    let Some(quiet) = failures.failed_because(Instant::now(), problem) else {
-        return false;
-    };
-    let id = match client.1 {
-        Some(id) => format!(", request_id {id}"),
-        None => String::new(),
-    };
-    let since = match quiet {
-        0 => String::new(),
-        n => format!("; {n} failure(s) of it not said since the last"),
-    };
-    log::warn!(
-        "target {}: {problem} (client {}{id}; said at most once a minute for each \
-         target and cause{since})",
-        target.name,
-        client.0,
-    );
-    true
 }
 
 /// Copies client -> backend on a helper thread and backend -> client on
@@ -370,35 +341,4 @@ where
 fn close_both(a: &impl Socket, b: &impl Socket) {
     let _ = a.shutdown(Shutdown::Both);
     let _ = b.shutdown(Shutdown::Both);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Config, Target};
-    use crate::upstream::Upstreams;
-    use std::net::SocketAddr;
-
-    #[test]
-    fn a_bad_101_is_said_through_the_target_s_throttle() {
-        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        let upstreams = Upstreams::new(&Config::with_targets(vec![Target::new("a", addr)]));
-        let target = &upstreams.targets()[0];
-        let client = (IpAddr::from([192, 0, 2, 7]), Some("id-1"));
-        assert!(warn_refused(target, "101 without Upgrade", client));
-        // Every upgrade after it meets the same: not said again within
-        // the minute, but counted for the next line.
-        assert!(!warn_refused(target, "101 without Upgrade", client));
-        let said = &target.stats.failures_said;
-        assert_eq!(
-            said.failed_because(Instant::now(), "101 without Upgrade"),
-            None
-        );
-        // One throttle with the target's other failures: another cause is
-        // said at once, with the count of those kept quiet.
-        assert_eq!(
-            said.failed_because(Instant::now(), "cannot connect: refused"),
-            Some(2)
-        );
-    }
 }
