@@ -78,23 +78,61 @@ impl OnceAMinute {
     }
 }
 
-/// A [`Throttle`] that counts what it kept quiet, for a failure every
-/// request may meet (a dead backend under load): said once a minute with
-/// how many went unsaid since, rather than once a request.
+/// A failure every request may meet (a dead backend under load), said
+/// at most once a minute for each cause, with how many of that cause went
+/// unsaid since, rather than once a request. Each cause has its own
+/// throttle: a target flapping between two causes (refused, then timed
+/// out, then refused) says each once a minute, not every failure.
 #[derive(Debug, Default)]
-pub struct Counted(Mutex<(Throttle, u64)>);
+pub struct Counted(Mutex<Vec<Said>>);
+
+/// The causes a [`Counted`] tells apart at once. One past them takes the
+/// place of a cause last said a minute ago or more; while none was, it
+/// is kept quiet: a line a minute for each of these is enough to read.
+const CAUSES_KEPT: usize = 8;
+
+#[derive(Debug)]
+struct Said {
+    cause: String,
+    throttle: Throttle,
+    /// Failures of `cause` not said since it last was.
+    quiet: u64,
+}
 
 impl Counted {
-    /// A failure of `cause` at `now` (as [`Throttle::failed_because`]):
-    /// `Some(n)` to say it, `n` the failures not said since the last one
-    /// that was; `None` to keep quiet.
+    /// A failure of `cause` at `now`: `Some(n)` to say it, `n` the
+    /// failures of that cause not said since it last was; `None` to keep
+    /// quiet.
     pub fn failed_because(&self, now: Instant, cause: &str) -> Option<u64> {
-        let mut guard = self.0.lock();
-        let (throttle, quiet) = &mut *guard;
-        if throttle.failed_because(now, cause) {
-            Some(std::mem::take(quiet))
+        let mut said = self.0.lock();
+        let at = match said.iter().position(|s| s.cause == cause) {
+            Some(at) => at,
+            None => {
+                let new = Said {
+                    cause: cause.to_owned(),
+                    throttle: Throttle::new(),
+                    quiet: 0,
+                };
+                if said.len() < CAUSES_KEPT {
+                    said.push(new);
+                    said.len() - 1
+                } else {
+                    let due = |s: &Said| {
+                        s.throttle
+                            .warned
+                            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+                    };
+                    let at = said.iter().position(due)?;
+                    said[at] = new;
+                    at
+                }
+            }
+        };
+        let said = &mut said[at];
+        if said.throttle.failed(now) {
+            Some(std::mem::take(&mut said.quiet))
         } else {
-            *quiet += 1;
+            said.quiet += 1;
             None
         }
     }
@@ -145,11 +183,42 @@ mod tests {
         assert_eq!(c.failed_because(t0, "refused"), Some(0));
         assert_eq!(c.failed_because(second(1), "refused"), None);
         assert_eq!(c.failed_because(second(2), "refused"), None);
-        assert_eq!(c.failed_because(second(3), "timed out"), Some(2));
+        assert_eq!(c.failed_because(second(3), "timed out"), Some(0));
         assert_eq!(c.failed_because(second(4), "timed out"), None);
         assert_eq!(
             c.failed_because(second(3) + WARN_EVERY, "timed out"),
             Some(1)
         );
+        assert_eq!(c.failed_because(t0 + WARN_EVERY, "refused"), Some(2));
+    }
+
+    /// A target flapping between two causes: each is said once a minute,
+    /// not at every change.
+    #[test]
+    fn counted_causes_that_alternate_are_each_said_once_a_minute() {
+        let c = Counted::default();
+        let t0 = Instant::now();
+        let said = (0..100)
+            .map(|s| {
+                let cause = ["refused", "timed out"][s as usize % 2];
+                c.failed_because(t0 + Duration::from_millis(s * 100), cause)
+            })
+            .filter(Option::is_some)
+            .count();
+        assert_eq!(said, 2);
+    }
+
+    /// Past the causes it keeps apart, a new cause takes the place of one
+    /// said a minute ago, and is kept quiet while none was.
+    #[test]
+    fn counted_keeps_a_bounded_number_of_causes() {
+        let c = Counted::default();
+        let t0 = Instant::now();
+        for n in 0..CAUSES_KEPT {
+            assert_eq!(c.failed_because(t0, &format!("cause {n}")), Some(0));
+        }
+        assert_eq!(c.failed_because(t0, "one more"), None);
+        assert_eq!(c.failed_because(t0 + WARN_EVERY, "one more"), Some(0));
+        assert_eq!(c.0.lock().len(), CAUSES_KEPT);
     }
 }
