@@ -557,6 +557,28 @@ fn termination_of_a_client_gone_in_the_middle_of_the_body_is_cd() {
     assert_eq!(lines_of(proxy), ["200 CD"]);
 }
 
+/// As a relayed body's: a file the client stops taking is `CD`, not an
+/// exchange that ended as it should.
+#[test]
+fn termination_of_a_client_gone_in_the_middle_of_a_file_is_cd() {
+    let dir = tempfile::tempdir().unwrap();
+    // Past what the sockets between them hold: the client is gone while
+    // the file still goes.
+    std::fs::write(dir.path().join("big.bin"), pattern(16 << 20)).unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let proxy = start_proxy(&[], move |c| {
+        let text = format!("targets = {}\nroute./f/ = files {root}\n", dead_addr());
+        from_file(&text)(c);
+        c.log_format = LogFormat::parse("$status $termination").unwrap();
+    });
+    let mut client = Client::connect_taking(4096, proxy.addr);
+    client.send(b"GET /f/big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    drop(client);
+    assert_eq!(lines_of(proxy), ["200 CD"]);
+}
+
 #[test]
 fn termination_of_a_client_gone_before_the_response_head_is_ch() {
     let origin = Backend::start("origin", |_, _| Action::Hang);

@@ -5,6 +5,7 @@
 use super::client::Client;
 use super::relay::takes_gzip;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
+use crate::access_log::{By, Stage, Termination};
 use crate::files::{self, Files, Found, Reply, Served};
 use crate::gzip::Gzip;
 use crate::http::conn::{write_all_vectored_counting, ClientStream};
@@ -394,24 +395,30 @@ fn send(
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
     let stream: &ClientStream = client.conn.get_ref();
-    let (sent, complete) = match body {
+    let (sent, went) = match body {
         Body::Bytes(small) => {
             let mut parts = [IoSlice::new(&bytes), IoSlice::new(small)];
             let mut paced = Paced::new(stream, client.pacing);
             let (written, result) = write_all_vectored_counting(&mut paced, &mut parts);
-            (written.saturating_sub(bytes.len()) as u64, result.is_ok())
+            let sent = written.saturating_sub(bytes.len()) as u64;
+            (sent, Went::of_write(result.is_ok()))
         }
         Body::File(opened, pieces) => {
             let (sent, went) = send_large(stream, &bytes, (opened.0, pieces), client.pacing);
             if went == Went::FileEnded {
                 say_truncated(opened, sent, length.unwrap_or(0));
             }
-            (sent, went == Went::Whole)
+            (sent, went)
         }
-        Body::None => (0, (&mut &*stream).write_all(&bytes).is_ok()),
+        Body::None => (0, Went::of_write((&mut &*stream).write_all(&bytes).is_ok())),
     };
+    // The client gone (or too slow to take it within the send timeout):
+    // `CD`, as a relayed or cached body's.
+    if went == Went::Stopped {
+        client.ended(Termination::new(By::Client, Stage::Data));
+    }
     Outcome {
-        keep_alive: !close && complete,
+        keep_alive: !close && went == Went::Whole,
         ..Outcome::closing(status, sent)
     }
 }
