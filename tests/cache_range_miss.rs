@@ -644,3 +644,75 @@ fn a_streamed_part_of_a_type_gzip_compresses_says_what_a_hit_says() {
     assert_eq!(fields_but(&miss, &own), fields_but(&hit, &own));
     assert_eq!(backend.requests(), 1);
 }
+
+/// A request pipelined behind a streamed part is answered after it, the
+/// connection in step: the part's framing says its own length, not the
+/// body's, and the rest of the body read into the cache goes nowhere.
+#[test]
+fn a_request_pipelined_behind_a_streamed_part_is_answered_in_step() {
+    let (then, held) = mpsc::channel();
+    then.send(Then::Rest).unwrap();
+    let backend = holding(held);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    let mut both = request_bytes("GET", "/piped", &[("Range", "bytes=300-2299")], b"");
+    both.extend(request_bytes(
+        "GET",
+        "/piped",
+        &[("Range", "bytes=5-9")],
+        b"",
+    ));
+
+    client.send(&both);
+    let part = client.response();
+    assert_eq!(
+        (part.status, x_cache(&part)),
+        (206, "MISS"),
+        "{}",
+        part.head.raw
+    );
+    assert!(part.body == pattern(LARGE)[300..2300], "the part differs");
+    let next = client.response();
+    assert_eq!(
+        (next.status, x_cache(&next)),
+        (206, "HIT"),
+        "{}",
+        next.head.raw
+    );
+    assert_eq!(next.header("content-range"), Some("bytes 5-9/204800"));
+    assert!(next.body == pattern(LARGE)[5..10], "the next part differs");
+    assert_eq!(backend.requests(), 1);
+}
+
+/// A whole GET coalesced on the fill a streamed part leads waits for it
+/// and is answered from it; a client that left after its part does not
+/// keep the fill from completing.
+#[test]
+fn a_miss_waiting_on_a_streamed_parts_fill_gets_the_whole_entry() {
+    let (then, held) = mpsc::channel();
+    let backend = holding(held);
+    let proxy = start_proxy(&[backend.addr], cache_on);
+    let mut client = proxy.connect();
+    client.send(&request_bytes(
+        "GET",
+        "/shared",
+        &[("Range", "bytes=0-99")],
+        b"",
+    ));
+    let part = client.response();
+    assert_eq!(
+        (part.status, x_cache(&part)),
+        (206, "MISS"),
+        "{}",
+        part.head.raw
+    );
+    drop(client);
+
+    let mut waiting = proxy.connect();
+    waiting.send(&request_bytes("GET", "/shared", &[], b""));
+    then.send(Then::Rest).unwrap();
+    let whole = waiting.response();
+    assert_eq!(whole.status, 200, "{}", whole.head.raw);
+    assert!(whole.body == pattern(LARGE), "the entry differs");
+    assert_eq!(backend.requests(), 1);
+}

@@ -57,9 +57,11 @@ const HEADER_LEN: u64 = 12;
 const FIXED_PAYLOAD_LEN: u32 = 3 * 8 + 3 * 4;
 const END_MARKER: u32 = u32::MAX;
 const MAX_PAYLOAD_LEN: u32 = END_MARKER - 1;
-/// The largest body a record may hold (with an empty key and head): a
-/// larger entry is left out of the snapshot (see [`write_records`]).
-pub const MAX_SNAPSHOT_BODY: u64 = (MAX_PAYLOAD_LEN - FIXED_PAYLOAD_LEN) as u64;
+/// The largest body a record surely holds, with room for its key and
+/// head (each at most 1 MiB: `max_header_size`'s bound, and a response
+/// head's): a larger entry may be left out of the snapshot (see
+/// [`write_records`]).
+pub const MAX_SNAPSHOT_BODY: u64 = (MAX_PAYLOAD_LEN - FIXED_PAYLOAD_LEN) as u64 - (2 << 20);
 const TRAILER_LEN: u64 = 16;
 
 /// One cached response as stored on disk.

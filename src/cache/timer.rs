@@ -283,8 +283,9 @@ impl SnapshotFile {
     }
 
     /// Writes a snapshot if the cache changed since the last one, if the
-    /// file is the empty one found at start-up, if the file went missing (deleted while the proxy runs: nothing else would
-    /// bring it back before the next change) or was replaced by another
+    /// file is the empty one found at start-up, if the file went missing
+    /// (deleted while the proxy runs: nothing else would bring it back
+    /// before the next change) or was replaced by another
     /// process's (see [`SnapshotFile::replaced`]), or at the last moment if
     /// reads changed the recency. A failure is tried again next time, and
     /// said once a minute while it lasts; the last one, at shutdown, is

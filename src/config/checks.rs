@@ -587,7 +587,7 @@ impl Config {
         let max = self.effective_max_object_size();
         (max > MAX_SNAPSHOT_BODY).then(|| {
             format!(
-                "{max} bytes: a body over {MAX_SNAPSHOT_BODY} bytes (4 GiB) is stored in memory \
+                "{max} bytes: a body over {MAX_SNAPSHOT_BODY} bytes (4 GiB less room for its key and head) is stored in memory \
                  but not in the snapshot (path_to_persistence), and is gone after a restart"
             )
         })
@@ -714,7 +714,7 @@ mod tests {
         // An eighth of 40 GiB, by default.
         assert!(with("cache_size = 40GiB\n").snapshot_leaves_out().is_some());
         for fits in [
-            "cache_size = 8GiB\nmax_object_size = 4095MiB\n",
+            "cache_size = 8GiB\nmax_object_size = 4000MiB\n",
             "cache_size = 8GiB\nmax_object_size = 5GiB\npath_to_persistence =\n",
         ] {
             assert_eq!(with(fits).snapshot_leaves_out(), None, "{fits:?}");

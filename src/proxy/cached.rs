@@ -775,10 +775,10 @@ fn through_cache(
         };
         // One range of a body of known length goes out as it comes.
         if let Some(part) = StreamedPart::of(&answering, &bodiless, &fetched, fwd) {
-            return match part.stream(client, fetched, tee, shared) {
-                Err(refusal) => Some(stale_or(refusal, client, &answering, &fallback, &primary)),
-                Ok(outcome) => Some(Ok(outcome)),
-            };
+            let streamed = part.stream(client, fetched, tee, shared);
+            return Some(
+                streamed.or_else(|r| stale_or(r, client, &answering, &fallback, &primary)),
+            );
         }
         let withheld = Withheld {
             answering: &answering,
