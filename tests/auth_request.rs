@@ -211,6 +211,32 @@ fn a_request_not_signed_in_gets_the_gateway_s_answer_and_never_reaches_the_backe
     assert_eq!(questions(&gate).len(), 2);
 }
 
+/// The log tells a request the gateway refused (its redirect or its 401
+/// relayed, or the 302 to `auth_request_redirect`) as the proxy's refusal,
+/// `PR`, as `auth_basic`'s; one it let through ended as it should.
+#[test]
+fn a_refused_request_is_logged_as_the_proxy_s_refusal() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    for (more, status) in [("", 401), ("auth_request_redirect = /login\n", 302)] {
+        let text = guarded(app.addr, gate.addr, more);
+        let mut proxy = start_proxy(&[], move |c| {
+            from_file(&text)(c);
+            c.log_format = inverso::config::LogFormat::parse("$status $termination").unwrap();
+        });
+        let expired = [("Authorization", "Bearer expired")];
+        let signed_in = [("Cookie", "session=ok")];
+        assert_eq!(proxy.get_on("app.example", "/a", &[]).status, 302);
+        assert_eq!(proxy.get_on("app.example", "/a", &expired).status, status);
+        assert_eq!(proxy.get_on("app.example", "/a", &signed_in).status, 200);
+        assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            proxy.log_lines(),
+            ["302 PR", &format!("{status} PR"), "200 --"],
+            "{more}"
+        );
+    }
+}
+
 #[test]
 fn the_client_cannot_forge_the_fields_the_gateway_gives() {
     let (app, gate) = (Backend::echo("app"), gateway());

@@ -12,6 +12,7 @@ use super::auth_answers;
 use super::origin::{self, Destination, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header};
 use super::{answer_unread, location_field, Client, Outcome, Refusal, Shared};
+use crate::access_log::{By, Stage, Termination};
 use crate::config::AuthRequest;
 use crate::field_value::FieldValue;
 use crate::http::conn::write_all_vectored;
@@ -171,6 +172,7 @@ pub(super) fn ask(
     if let Some(to) = settings.auth_request_redirect.as_ref() {
         if fetched.response.status == 401 {
             metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
+            client.ended(DENIED);
             let mut fields = location_field(render_url(to, head, client, shared));
             push_cookies(&fetched.response.headers, edits, &mut fields);
             // Its body is not sent: read if it came whole, or let go.
@@ -193,6 +195,7 @@ pub(super) fn ask(
         }
     })?;
     metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
+    client.ended(DENIED);
     strip_hop_by_hop(&mut answer.headers, false);
     // As on every response relayed (see `relay::relay`): the fields for
     // this cache alone reach no client.
@@ -232,6 +235,11 @@ pub(super) fn ask(
         linger: true,
     }))
 }
+
+/// How a request the gateway said no to ended, for the log: refused by
+/// the proxy's access rule, as one `auth_basic` refuses (`PR`), whatever
+/// the answer the gateway gave it.
+const DENIED: Termination = Termination::new(By::Proxy, Stage::Request);
 
 /// Appends a `Set-Cookie` line for each cookie of the gateway's answer
 /// `given`, but where `response_header.Set-Cookie` (`edits`) removes the
