@@ -13,8 +13,9 @@ pub const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct Throttle {
     /// When the failure was last said; `None` while all is well.
     warned: Option<Instant>,
-    /// What [`Throttle::failed_because`] was last told failed.
-    cause: Option<String>,
+    /// The causes [`Throttle::failed_because`] said lately, and when:
+    /// the oldest goes first past [`CAUSES_KEPT`].
+    causes: Vec<(String, Instant)>,
 }
 
 impl Throttle {
@@ -22,7 +23,7 @@ impl Throttle {
     pub const fn new() -> Self {
         Throttle {
             warned: None,
-            cause: None,
+            causes: Vec::new(),
         }
     }
 
@@ -38,21 +39,30 @@ impl Throttle {
     }
 
     /// A failure at `now` of `cause` (its message): as [`Throttle::failed`],
-    /// but a cause other than the last is said at once. A full disk made
-    /// room on, then a directory made read-only, is news to the operator
-    /// who just fixed the first: not for up to a minute later.
+    /// once a minute for each cause, so that a cause not said lately is
+    /// said at once. A full disk made room on, then a directory made
+    /// read-only, is news to the operator who just fixed the first: not
+    /// for up to a minute later; two causes that alternate are each said
+    /// once a minute, not at every change.
     pub fn failed_because(&mut self, now: Instant, cause: &str) -> bool {
-        let other = self.cause.as_deref() != Some(cause);
-        if other {
-            self.cause = Some(cause.to_owned());
-            self.warned = None;
+        let lately = |at: Instant| now.duration_since(at) < WARN_EVERY;
+        match self.causes.iter().position(|(c, _)| c == cause) {
+            Some(i) if lately(self.causes[i].1) => return false,
+            Some(i) => self.causes[i].1 = now,
+            None => {
+                if self.causes.len() == CAUSES_KEPT {
+                    self.causes.remove(0);
+                }
+                self.causes.push((cause.to_owned(), now));
+            }
         }
-        self.failed(now)
+        self.warned = Some(now);
+        true
     }
 
     /// A success: whether it ends failures that were said.
     pub fn recovered(&mut self) -> bool {
-        self.cause = None;
+        self.causes.clear();
         self.warned.take().is_some()
     }
 }
@@ -165,9 +175,12 @@ mod tests {
         assert!(!t.failed_because(second(1), "no space left"));
         assert!(t.failed_because(second(2), "read-only file system"));
         assert!(!t.failed_because(second(3), "read-only file system"));
-        assert!(t.failed_because(second(4), "no space left"));
-        assert!(!t.failed_because(second(5), "no space left"));
-        assert!(t.failed_because(second(4) + WARN_EVERY, "no space left"));
+        // Back and forth between the two: each said once a minute, not at
+        // every change.
+        assert!(!t.failed_because(second(4), "no space left"));
+        assert!(!t.failed_because(second(5), "read-only file system"));
+        assert!(t.failed_because(t0 + WARN_EVERY, "no space left"));
+        assert!(!t.failed_because(second(61), "no space left"));
         assert!(t.recovered());
         assert!(
             t.failed_because(second(70), "no space left"),

@@ -332,7 +332,7 @@ impl SnapshotFile {
                     let cause = with_causes(&e);
                     if self.failing.failed_because(Instant::now(), &cause) {
                         log::warn!(
-                            "cache snapshot {}: {cause} (tried again every unit_time; said again at most once a minute, or at once if the cause changes)",
+                            "cache snapshot {}: {cause} (tried again every unit_time; said again at most once a minute for each cause)",
                             self.path.display(),
                         );
                     }
