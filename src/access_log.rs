@@ -800,7 +800,10 @@ struct Failures {
 impl Failures {
     fn failed(&mut self, sink: &str, e: &io::Error, lines: u64) {
         self.lost += lines;
-        if self.throttle.failed_because(Instant::now(), &e.to_string()) {
+        if (self.throttle)
+            .failed_because(Instant::now(), &e.to_string())
+            .is_some()
+        {
             log::warn!(
                 "access log ({sink}): cannot write: {e}; {} lines lost so far",
                 self.lost

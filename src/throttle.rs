@@ -13,9 +13,8 @@ pub const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct Throttle {
     /// When the failure was last said; `None` while all is well.
     warned: Option<Instant>,
-    /// The causes [`Throttle::failed_because`] said lately, and when:
-    /// the oldest goes first past [`CAUSES_KEPT`].
-    causes: Vec<(String, Instant)>,
+    /// The causes [`Throttle::failed_because`] was told of lately.
+    causes: Vec<Said>,
 }
 
 impl Throttle {
@@ -38,26 +37,42 @@ impl Throttle {
         say
     }
 
-    /// A failure at `now` of `cause` (its message): as [`Throttle::failed`],
-    /// once a minute for each cause, so that a cause not said lately is
-    /// said at once. A full disk made room on, then a directory made
-    /// read-only, is news to the operator who just fixed the first: not
-    /// for up to a minute later; two causes that alternate are each said
-    /// once a minute, not at every change.
-    pub fn failed_because(&mut self, now: Instant, cause: &str) -> bool {
-        let lately = |at: Instant| now.duration_since(at) < WARN_EVERY;
-        match self.causes.iter().position(|(c, _)| c == cause) {
-            Some(i) if lately(self.causes[i].1) => return false,
-            Some(i) => self.causes[i].1 = now,
-            None => {
-                if self.causes.len() == CAUSES_KEPT {
-                    self.causes.remove(0);
-                }
-                self.causes.push((cause.to_owned(), now));
+    /// A failure at `now` of `cause` (its message), said at most once a
+    /// minute for each cause: `Some(n)` to say it, `n` the failures of
+    /// that cause not said since it last was; `None` to keep quiet. So a
+    /// cause not said lately is said at once (a full disk made room on,
+    /// then a directory made read-only, is news to the operator who just
+    /// fixed the first), and two causes that alternate (a backend refusing,
+    /// then timing out) are each said once a minute, not at every change.
+    /// Past [`CAUSES_KEPT`] causes, a new one takes the place of one last
+    /// said a minute ago or more; while none was, it is kept quiet.
+    pub fn failed_because(&mut self, now: Instant, cause: &str) -> Option<u64> {
+        let due = |at: Instant| now.duration_since(at) >= WARN_EVERY;
+        let new = || Said {
+            cause: cause.to_owned(),
+            at: now,
+            quiet: 0,
+        };
+        let i = match self.causes.iter().position(|s| s.cause == cause) {
+            Some(i) if !due(self.causes[i].at) => {
+                self.causes[i].quiet += 1;
+                return None;
             }
-        }
+            Some(i) => i,
+            None if self.causes.len() < CAUSES_KEPT => {
+                self.causes.push(new());
+                self.causes.len() - 1
+            }
+            None => {
+                let i = self.causes.iter().position(|s| due(s.at))?;
+                self.causes[i] = new();
+                i
+            }
+        };
+        let said = &mut self.causes[i];
+        said.at = now;
         self.warned = Some(now);
-        true
+        Some(std::mem::take(&mut said.quiet))
     }
 
     /// A success: whether it ends failures that were said.
@@ -89,62 +104,30 @@ impl OnceAMinute {
 }
 
 /// A failure every request may meet (a dead backend under load), said
-/// at most once a minute for each cause, with how many of that cause went
-/// unsaid since, rather than once a request. Each cause has its own
-/// throttle: a target flapping between two causes (refused, then timed
-/// out, then refused) says each once a minute, not every failure.
+/// as [`Throttle::failed_because`] says one, from any thread: once a
+/// minute for each cause, with how many of that cause went unsaid since,
+/// rather than once a request.
 #[derive(Debug, Default)]
-pub struct Counted(Mutex<Vec<Said>>);
+pub struct Counted(Mutex<Throttle>);
 
-/// The causes a [`Counted`] tells apart at once. One past them takes the
-/// place of a cause last said a minute ago or more; while none was, it
-/// is kept quiet: a line a minute for each of these is enough to read.
+/// The causes a [`Throttle`] tells apart at once: a line a minute for
+/// each of these is enough to read.
 const CAUSES_KEPT: usize = 8;
 
+/// A cause of failure a [`Throttle`] was told of.
 #[derive(Debug)]
 struct Said {
     cause: String,
-    throttle: Throttle,
-    /// Failures of `cause` not said since it last was.
+    /// When it was last said.
+    at: Instant,
+    /// Failures of `cause` not said since.
     quiet: u64,
 }
 
 impl Counted {
-    /// A failure of `cause` at `now`: `Some(n)` to say it, `n` the
-    /// failures of that cause not said since it last was; `None` to keep
-    /// quiet.
+    /// See [`Throttle::failed_because`].
     pub fn failed_because(&self, now: Instant, cause: &str) -> Option<u64> {
-        let mut said = self.0.lock();
-        let at = match said.iter().position(|s| s.cause == cause) {
-            Some(at) => at,
-            None => {
-                let new = Said {
-                    cause: cause.to_owned(),
-                    throttle: Throttle::new(),
-                    quiet: 0,
-                };
-                if said.len() < CAUSES_KEPT {
-                    said.push(new);
-                    said.len() - 1
-                } else {
-                    let due = |s: &Said| {
-                        s.throttle
-                            .warned
-                            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
-                    };
-                    let at = said.iter().position(due)?;
-                    said[at] = new;
-                    at
-                }
-            }
-        };
-        let said = &mut said[at];
-        if said.throttle.failed(now) {
-            Some(std::mem::take(&mut said.quiet))
-        } else {
-            said.quiet += 1;
-            None
-        }
+        self.0.lock().failed_because(now, cause)
     }
 }
 
@@ -171,19 +154,20 @@ mod tests {
         let mut t = Throttle::default();
         let t0 = Instant::now();
         let second = |s| t0 + Duration::from_secs(s);
-        assert!(t.failed_because(t0, "no space left"));
-        assert!(!t.failed_because(second(1), "no space left"));
-        assert!(t.failed_because(second(2), "read-only file system"));
-        assert!(!t.failed_because(second(3), "read-only file system"));
+        let mut said = |at, cause| t.failed_because(at, cause).is_some();
+        assert!(said(t0, "no space left"));
+        assert!(!said(second(1), "no space left"));
+        assert!(said(second(2), "read-only file system"));
+        assert!(!said(second(3), "read-only file system"));
         // Back and forth between the two: each said once a minute, not at
         // every change.
-        assert!(!t.failed_because(second(4), "no space left"));
-        assert!(!t.failed_because(second(5), "read-only file system"));
-        assert!(t.failed_because(t0 + WARN_EVERY, "no space left"));
-        assert!(!t.failed_because(second(61), "no space left"));
+        assert!(!said(second(4), "no space left"));
+        assert!(!said(second(5), "read-only file system"));
+        assert!(said(t0 + WARN_EVERY, "no space left"));
+        assert!(!said(second(61), "no space left"));
         assert!(t.recovered());
         assert!(
-            t.failed_because(second(70), "no space left"),
+            t.failed_because(second(70), "no space left").is_some(),
             "a new failure"
         );
     }
@@ -232,6 +216,6 @@ mod tests {
         }
         assert_eq!(c.failed_because(t0, "one more"), None);
         assert_eq!(c.failed_because(t0 + WARN_EVERY, "one more"), Some(0));
-        assert_eq!(c.0.lock().len(), CAUSES_KEPT);
+        assert_eq!(c.0.lock().causes.len(), CAUSES_KEPT);
     }
 }

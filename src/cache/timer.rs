@@ -330,7 +330,11 @@ impl SnapshotFile {
                     );
                 } else {
                     let cause = with_causes(&e);
-                    if self.failing.failed_because(Instant::now(), &cause) {
+                    if self
+                        .failing
+                        .failed_because(Instant::now(), &cause)
+                        .is_some()
+                    {
                         log::warn!(
                             "cache snapshot {}: {cause} (tried again every unit_time; said again at most once a minute for each cause)",
                             self.path.display(),
