@@ -1450,7 +1450,7 @@ fn forward(
     // is the plain body's too: a part of the plain body, sent for its
     // `If-Range` date, would be spliced onto gzip bytes. Such a part of a
     // body gzip compresses is not relayed: the whole is asked for, and
-    // goes compressed, as the cache answers it (`cached::serve_entry`).
+    // goes compressed, as the cache answers it (`cached::answer::serve_entry`).
     // A part of a type gzip leaves alone (a `.zip` resumed) is.
     let resumed_by_date = takes_gzip
         && head.method == "GET"

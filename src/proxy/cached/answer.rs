@@ -1,0 +1,351 @@
+//! Answering from a stored response: its 200, 304, 206 (one part or
+//! several) or 416, head and body in one `writev`.
+
+use super::{Answering, Status};
+use crate::access_log::{By, Stage, Termination};
+use crate::cache::policy;
+use crate::cache::Entry;
+use crate::digits::push_field;
+use crate::gzip::{self, Gzip};
+use crate::http::body::forbids_content_length;
+use crate::http::conn::write_all_vectored_counting;
+use crate::http::date::format_http_date;
+use crate::http::range::{self, Multipart, Ranged};
+use crate::pace::Paced;
+use crate::proxy::cache_status::{self, Member};
+use crate::proxy::relay::push_connection_header;
+use crate::proxy::{Client, Outcome, Refusal};
+use std::borrow::Cow;
+use std::io::{IoSlice, Write as _};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The status line of a 206, of one part or several.
+const PARTIAL_CONTENT: &[u8] = b"HTTP/1.1 206 Partial Content\r\n";
+
+/// Fields a 304 made from a stored response carries (RFC 9110 §15.4.5).
+const NOT_MODIFIED_FIELDS: &[&str] = &[
+    "cache-control",
+    "content-location",
+    "date",
+    "etag",
+    "expires",
+    "last-modified",
+    "vary",
+];
+
+/// Answers from a stored response: its head, then Age, X-Cache, the
+/// fields `response_header.*` sets, `own` (fields for this client alone,
+/// each line ending in CRLF) and framing, then the shared body (or the
+/// parts cut from it, between their multipart frames), in one `writev`. A
+/// client's own conditional request that the entry satisfies gets a 304.
+/// The fields those keys name are left out of the stored head as it goes.
+/// With `gzip`, a whole body of a type it lists goes compressed to a
+/// client that takes it, from the entry's compressed copy.
+pub(super) fn serve_entry(
+    client: &mut Client,
+    answering: &Answering<'_>,
+    entry: &Arc<Entry>,
+    status: Status,
+    upstream: Option<Arc<str>>,
+    own: &[u8],
+) -> Result<Outcome, Refusal> {
+    let Answering {
+        request,
+        keep_alive,
+        cache,
+        shutting_down,
+        own_fields,
+        pacing,
+        edits,
+        gzip,
+        cache_name: _,
+        gzip_counters,
+        takes_gzip,
+        ttl: _,
+    } = *answering;
+    let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
+    // The rate the backend set for the stored answer (`X-Accel-Limit-Rate`),
+    // not one a backend's failed answer set before a stale one is served.
+    client.pacing = pacing.as_backend_says(&entry.head.headers);
+    let counter = match status {
+        Status::Hit => &cache.stats.hits,
+        Status::Stale => &cache.stats.stale,
+        Status::Revalidated => &cache.stats.revalidated,
+        Status::Miss | Status::Filled { .. } => &cache.stats.misses,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let whole = &entry.record.body;
+    let len = whole.len() as u64;
+    // Compressed for some clients: it says so in Vary to every client,
+    // and goes compressed to this one if it takes gzip.
+    let coding = gzip.filter(|g| g.suits(entry.head.status, &entry.head.headers, Some(len)));
+    let replaced: &[&str] = match coding {
+        Some(_) if takes_gzip => &gzip::REPLACED_FIELDS,
+        Some(_) => &["vary"],
+        None => &[],
+    };
+    // With fields set, removed or replaced, room for them and for the
+    // stored head, which may be copied here (see `Ranged::Whole`): still
+    // the one allocation a hit makes.
+    let room = if edits.is_empty() && coding.is_none() {
+        128
+    } else {
+        256 + entry.record.head.len() + edits.set_lines().len() + own.len()
+    } + client.response_fields.len();
+    let mut tail = Vec::with_capacity(room);
+    // Several parts go out from the stored body (see `Multipart`).
+    let mut multipart = None;
+    // The body goes compressed: counted once it went.
+    let mut compressed_from = None;
+    let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) =
+        if policy::not_modified(&request.headers, &entry.head) {
+            let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
+            let kept = |name: &[u8]| {
+                !edits.edits(name)
+                    && !replaced
+                        .iter()
+                        .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+            };
+            (entry.head.headers).write_named_where(NOT_MODIFIED_FIELDS, kept, &mut head);
+            // What the 200 would say of its validator and variants (RFC
+            // 9110 §15.4.5).
+            if coding.is_some() {
+                gzip::push_vary(&mut head, &entry.head.headers);
+                if takes_gzip {
+                    gzip::push_weak_etag(&mut head, &entry.head.headers);
+                }
+            }
+            (head.into(), b"", 304)
+        } else {
+            let dated_if_range = answering.dated_if_range(coding);
+            let ranged = if entry.head.status == 200 && !request.is_head() && !dated_if_range {
+                range::requested(&request.headers, &entry.head.headers, len)
+            } else {
+                Ranged::Whole
+            };
+            match ranged {
+                Ranged::Whole => {
+                    let compressed = coding.filter(|_| takes_gzip).and_then(|gzip| {
+                        let (compressed, made) =
+                            entry.compressed(|body| gzip.compress_to_keep(body))?;
+                        if made {
+                            cache.reweigh(entry);
+                        }
+                        Some(compressed)
+                    });
+                    // Uncompressed while another hit makes the copy: only
+                    // Vary is replaced then.
+                    let replaced: &[&str] = match (compressed, coding) {
+                        (Some(_), _) => &gzip::REPLACED_FIELDS,
+                        (None, Some(_)) => &["vary"],
+                        (None, None) => &[],
+                    };
+                    let sent = compressed.unwrap_or(whole);
+                    let body: &[u8] = if request.is_head() { b"" } else { sent };
+                    if compressed.is_some() && !request.is_head() {
+                        compressed_from = Some(len);
+                    }
+                    let served = entry.served_head(own_fields);
+                    // With an edited or replaced field stored, the head goes
+                    // less that field's lines, copied to the start of `tail`
+                    // (room was made for it) rather than into an allocation
+                    // of its own.
+                    let stored = &entry.head.headers;
+                    let replacing = replaced.iter().any(|name| stored.contains(name));
+                    let head = if edits.touches(&served) || replacing {
+                        edits.push_kept(&mut tail, &served, replaced);
+                        Cow::Borrowed(&b""[..])
+                    } else {
+                        served
+                    };
+                    match compressed {
+                        Some(_) => gzip::push_compressed_fields(&mut tail, &entry.head.headers),
+                        None if coding.is_some() => gzip::push_vary(&mut tail, &entry.head.headers),
+                        None => {}
+                    }
+                    if !forbids_content_length(entry.head.status) {
+                        push_field(&mut tail, "Content-Length", sent.len() as u64);
+                    }
+                    if entry.head.status == 200
+                        && compressed.is_none()
+                        && range::worth_announcing(&entry.head.headers, len)
+                    {
+                        tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+                    }
+                    (head, body, entry.head.status)
+                }
+                Ranged::Part { start, end } => {
+                    let head = part_head(answering, entry, coding, (start, end, len), &mut tail);
+                    (head.into(), &whole[start as usize..=end as usize], 206)
+                }
+                Ranged::Parts(spans) => {
+                    let stored = &entry.head.headers;
+                    // Unique, and unguessable (a keyed hash of a counter):
+                    // no stored body holds it, by chance or by design.
+                    let boundary = crate::request_id::generate();
+                    let parts = Multipart::new(spans, len, stored.get("content-type"), boundary);
+                    parts.push_fields(&mut tail);
+                    let mut head = PARTIAL_CONTENT.to_vec();
+                    // Each part says the stored type; the response, its own,
+                    // and the Vary its 200 would.
+                    let fields = entry.served_fields(own_fields);
+                    let replaced: &[&str] = match coding {
+                        Some(_) => &["content-type", "content-range", "vary"],
+                        None => &["content-type", "content-range"],
+                    };
+                    edits.push_kept(&mut head, &fields, replaced);
+                    if coding.is_some() {
+                        gzip::push_vary(&mut tail, &entry.head.headers);
+                    }
+                    multipart = Some(parts);
+                    (head.into(), b"", 206)
+                }
+                Ranged::Unsatisfiable => {
+                    let mut head = b"HTTP/1.1 416 Range Not Satisfiable\r\n".to_vec();
+                    let now = format_http_date(SystemTime::now());
+                    let _ = write!(head, "Date: {now}\r\nContent-Range: bytes */{len}\r\n");
+                    head.extend_from_slice(b"Content-Length: 0\r\n");
+                    (head.into(), b"", 416)
+                }
+            }
+        };
+    let ending = Ending {
+        status,
+        own,
+        code,
+        keep_alive,
+    };
+    ending.push(&mut tail, client, answering, entry);
+    client.note_sent_head(&[&head, &tail]);
+    let pacing = client.pacing;
+    let out = &mut Paced::new(client.conn.get_mut(), pacing);
+    let (written, result) = match &multipart {
+        None => write_all_vectored_counting(
+            out,
+            &mut [IoSlice::new(&head), IoSlice::new(&tail), IoSlice::new(body)],
+        ),
+        Some(parts) => write_all_vectored_counting(out, &mut parts.slices(&[&head, &tail], whole)),
+    };
+    // A client gone before a byte went out is logged 499; one gone in the
+    // middle, as what it got (as a relayed response cut short is): the
+    // status and the body bytes that went out. Either is its `CD`.
+    if result.is_err() {
+        client.ended(Termination::new(By::Client, Stage::Data));
+    }
+    if result.is_err() && written == 0 {
+        return Err(Refusal::silent());
+    }
+    let sent = written.saturating_sub(head.len() + tail.len());
+    if let (Some(len), Ok(())) = (compressed_from, &result) {
+        gzip_counters.count(len, body.len() as u64);
+    }
+    Ok(Outcome {
+        status: code,
+        bytes: sent as u64,
+        upstream,
+        keep_alive: keep_alive && result.is_ok(),
+        cache: Some(status.name()),
+        linger: result.is_ok(),
+    })
+}
+
+/// The head of a 206 of bytes `start..=end` of `entry`'s `len`, a hit's
+/// or a streamed miss's (see [`StreamedPart`]): the stored status line
+/// replaced, its fields but the ones this part says itself; its framing,
+/// and the `Vary` its 200 would say with `coding` (RFC 9110 §15.3.7), go
+/// in `tail`.
+///
+/// [`StreamedPart`]: super::streamed::StreamedPart
+pub(super) fn part_head(
+    answering: &Answering<'_>,
+    entry: &Entry,
+    coding: Option<&Gzip>,
+    (start, end, len): (u64, u64, u64),
+    tail: &mut Vec<u8>,
+) -> Vec<u8> {
+    let _ = write!(
+        tail,
+        "Content-Range: bytes {start}-{end}/{len}\r\nContent-Length: {}\r\n",
+        end - start + 1
+    );
+    let mut head = PARTIAL_CONTENT.to_vec();
+    let fields = entry.served_fields(answering.own_fields);
+    let replaced: &[&str] = match coding {
+        Some(_) => &["content-range", "vary"],
+        None => &["content-range"],
+    };
+    answering.edits.push_kept(&mut head, &fields, replaced);
+    if coding.is_some() {
+        gzip::push_vary(tail, &entry.head.headers);
+    }
+    head
+}
+
+/// What ends the head of an answer made from an entry, whatever its
+/// status: Age, X-Cache, Cache-Status, the fields `response_header.*`
+/// sets, `own` (fields for this client alone, each line ending in CRLF),
+/// and `Connection`.
+pub(super) struct Ending<'a> {
+    pub(super) status: Status,
+    pub(super) own: &'a [u8],
+    /// The status code sent.
+    pub(super) code: u16,
+    pub(super) keep_alive: bool,
+}
+
+impl Ending<'_> {
+    pub(super) fn push(
+        self,
+        tail: &mut Vec<u8>,
+        client: &Client,
+        answering: &Answering<'_>,
+        entry: &Entry,
+    ) {
+        let Ending {
+            status,
+            own,
+            code,
+            keep_alive,
+        } = self;
+        let edits = answering.edits;
+        let age = entry.age(SystemTime::now()).as_secs();
+        push_field(tail, "Age", age);
+        tail.extend_from_slice(b"X-Cache: ");
+        tail.extend_from_slice(status.name().as_bytes());
+        tail.extend_from_slice(b"\r\n");
+        if let Some(name) = answering.cache_name {
+            // Its freshness as it is used: capped by `ttl` as it is now.
+            let ttl = entry.fresh_lifetime().min(answering.ttl).as_secs() as i64 - age as i64;
+            // A revalidation or a refetch went on because what was stored
+            // had gone stale (RFC 9211 §2.2's `fwd=stale`).
+            let member = match status {
+                Status::Hit | Status::Stale => Member::Hit { ttl },
+                Status::Revalidated => Member::Forwarded {
+                    fwd: "stale",
+                    status: 304,
+                    stored: Some(ttl),
+                },
+                Status::Miss => Member::Forwarded {
+                    fwd: "stale",
+                    status: entry.head.status,
+                    stored: Some(ttl),
+                },
+                Status::Filled { fwd } => Member::Forwarded {
+                    fwd,
+                    status: entry.head.status,
+                    stored: Some(ttl),
+                },
+            };
+            cache_status::push(tail, name, member);
+        }
+        tail.extend_from_slice(edits.set_lines());
+        // A 304's cookies for this client are the backend's too: gone when
+        // `Set-Cookie` is removed.
+        edits.push_kept(tail, own, &[]);
+        client.push_own_fields(tail, code, Some(status.name()));
+        push_connection_header(tail, keep_alive, answering.request.version);
+        tail.extend_from_slice(b"\r\n");
+    }
+}

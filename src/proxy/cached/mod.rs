@@ -1,0 +1,223 @@
+//! GET and HEAD through the cache: answer from a stored response when the
+//! rules allow, coalesce concurrent misses, revalidate stale entries, fall
+//! back to a stale entry when the origin fails, and store what may be
+//! stored while relaying it.
+//!
+//! # Layout
+//! - `miss`: a GET or HEAD through the cache: look-up, coalesced misses,
+//!   the fetch and what comes of its answer.
+//! - `ranges`: GETs of a range ([`serve_range`]).
+//! - `withhold`: a miss's own conditions and range withheld from the
+//!   origin, and answered from what is stored.
+//! - `streamed`: one range of a 200 sent as it streams into the cache.
+//! - `fill`: storing a response as it is relayed.
+//! - `refresh`: revalidating a stale entry ([`refresh()`]).
+//! - `freshen`: an entry updated from a 304, or a HEAD's 200.
+//! - `fetch`: asking the origin for the cache.
+//! - `stale`: a stale entry standing in when the origin fails.
+//! - `answer`: answering from a stored response.
+//! - `overrides`: method override fields.
+//! - here: which requests the cache has a say in, [`serve`], the look-up,
+//!   and the request being answered ([`Answering`], [`Status`]).
+
+mod answer;
+mod fetch;
+mod fill;
+mod freshen;
+mod miss;
+mod overrides;
+mod ranges;
+mod refresh;
+mod stale;
+mod streamed;
+mod withhold;
+
+pub(super) use overrides::overrides_to_unsafe;
+pub(super) use ranges::serve_range;
+pub(super) use refresh::{refresh, Refresh};
+
+use super::origin::RequestBody;
+use super::relay::{self, Relay};
+use super::{Client, Outcome, Refusal, Shared};
+use crate::cache::policy::{self, CacheControl, OwnFields, Use};
+use crate::cache::{Cache, Entry};
+use crate::gzip::Gzip;
+use crate::http::edits::FieldEdits;
+use crate::http::RequestHead;
+use crate::metrics::GzipCounters;
+use crate::pace::Pacing;
+use miss::through_cache;
+use overrides::overrides_method;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Whether the cache has a say in this request: a HEAD, or a GET without
+/// Range (see [`serve_range`]), with no body, If-Match or
+/// If-Unmodified-Since. A HEAD's Range means nothing (RFC 9110 §14.2).
+pub(super) fn eligible(head: &RequestHead, body: &RequestBody) -> bool {
+    match head.method.as_str() {
+        "HEAD" => asks_for_stored(head, body),
+        "GET" => !head.headers.contains("range") && asks_for_stored(head, body),
+        _ => false,
+    }
+}
+
+/// Whether the cache would answer this request, whole or in part: a
+/// request [`eligible`] or one [`serve_range`] takes.
+pub(super) fn consulted(head: &RequestHead, body: &RequestBody) -> bool {
+    matches!(head.method.as_str(), "GET" | "HEAD") && asks_for_stored(head, body)
+}
+
+/// Neither a body nor If-Match or If-Unmodified-Since: the answer to
+/// those, a 412 perhaps, is about this client's copy, so the cache
+/// neither answers nor keeps it. Nor a method override
+/// ([`METHOD_OVERRIDES`]).
+///
+/// [`METHOD_OVERRIDES`]: overrides
+fn asks_for_stored(head: &RequestHead, body: &RequestBody) -> bool {
+    !["if-match", "if-unmodified-since"]
+        .iter()
+        .any(|name| head.headers.contains(name))
+        && !overrides_method(head)
+        && matches!(body, RequestBody::Buffered(b) if b.is_empty())
+}
+
+/// Whether [`serve_range`] looks in the cache for `request`: a `GET` of
+/// a range that a stored response may answer.
+pub(super) fn takes_range(request: &RequestHead, body: &RequestBody) -> bool {
+    request.method == "GET" && request.headers.contains("range") && asks_for_stored(request, body)
+}
+
+pub(super) fn serve(
+    client: &mut Client,
+    request: RequestHead,
+    cache: &Arc<Cache>,
+    shared: &Shared,
+) -> Result<Outcome, Refusal> {
+    let keep_alive = client.keeps_alive(&request);
+    // Only a range is ever left to go to the origin as it is, and ranges
+    // come through `serve_range`.
+    through_cache(client, request, cache, shared).unwrap_or(Err(Refusal::new(502, keep_alive)))
+}
+
+/// The entry stored under `primary` for this request, and how it may be
+/// used. `ttl` as it is now caps what was stored under an older one (or
+/// read from a crafted snapshot).
+fn look_up(
+    cache: &Cache,
+    primary: &str,
+    request: &RequestHead,
+    req_cc: &CacheControl,
+    no_cache: bool,
+    ttl: Duration,
+) -> Option<(Arc<Entry>, Use)> {
+    let entry = cache.lookup(primary, &request.headers)?;
+    let mut as_stored = entry.as_stored(SystemTime::now());
+    as_stored.fresh = as_stored.fresh.min(ttl);
+    let usable = policy::usable(req_cc, no_cache, &as_stored);
+    Some((entry, usable))
+}
+
+/// The request being answered, for `serve_entry`.
+#[derive(Clone, Copy)]
+struct Answering<'a> {
+    request: &'a RequestHead,
+    keep_alive: bool,
+    cache: &'a Cache,
+    /// A shutdown that began since the request did closes the connection
+    /// after this response too, which then says so.
+    shutting_down: &'a AtomicBool,
+    /// The fields for the cache alone, never served (see
+    /// [`Entry::served_head`]).
+    own_fields: &'a OwnFields,
+    /// How the pool's answers are paced, before an entry's own rate
+    /// (`X-Accel-Limit-Rate`), and whatever a failed backend said.
+    pacing: Pacing,
+    /// The fields `response_header.*` sets and removes: applied to what is
+    /// served, never to what is stored.
+    edits: &'a FieldEdits,
+    /// With `gzip` on: what is compressed.
+    gzip: Option<&'a Gzip>,
+    /// The cache's name in `Cache-Status` (`cache_status`).
+    cache_name: Option<&'a str>,
+    gzip_counters: &'a GzipCounters,
+    /// The client takes gzip (see [`relay::takes_gzip`]).
+    takes_gzip: bool,
+    /// `ttl` as it is now, which caps what was stored under an older one.
+    ttl: Duration,
+}
+
+impl<'a> Answering<'a> {
+    fn new(
+        request: &'a RequestHead,
+        keep_alive: bool,
+        cache: &'a Cache,
+        client: &Client,
+        shared: &'a Shared,
+    ) -> Answering<'a> {
+        Answering {
+            request,
+            keep_alive,
+            cache,
+            shutting_down: &shared.shutting_down,
+            own_fields: &shared.caching(client.route).own_fields,
+            pacing: shared.pool_config(client.route).pacing,
+            edits: &shared.pool_config(client.route).response_headers,
+            gzip: shared.gzip(client.route),
+            cache_name: shared.config.cache_status.as_deref(),
+            gzip_counters: &shared.metrics.gzip,
+            takes_gzip: relay::takes_gzip(request, shared.gzip(client.route)),
+            ttl: shared.caching(client.route).settings.ttl,
+        }
+    }
+
+    /// Whether a client that takes gzip asks for a part with a date in
+    /// `If-Range`, of an answer `coding` compresses: it may hold the
+    /// compressed copy, whose date is the plain one's, and a part of the
+    /// plain body would be spliced onto gzip bytes (a strong tag is the
+    /// plain copy's, the compressed one's being weak). It gets the whole
+    /// answer, as nginx sends a gzipped one.
+    fn dated_if_range(&self, coding: Option<&Gzip>) -> bool {
+        coding.is_some()
+            && self.takes_gzip
+            && (self.request.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'))
+    }
+
+    /// How a response from the origin goes out to this client as a `MISS`.
+    fn as_miss(&self) -> Relay {
+        Relay {
+            request_is_head: self.request.is_head(),
+            version: self.request.version,
+            keep_alive: self.keep_alive,
+            x_cache: Some(Status::Miss.name()),
+            takes_gzip: self.takes_gzip,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Status {
+    Hit,
+    Stale,
+    Revalidated,
+    Miss,
+    /// A `MISS` served from what it stored, `fwd` saying why it went on
+    /// (see [`Withheld`]).
+    ///
+    /// [`Withheld`]: withhold::Withheld
+    Filled {
+        fwd: &'static str,
+    },
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Hit => "HIT",
+            Status::Stale => "STALE",
+            Status::Revalidated => "REVALIDATED",
+            Status::Miss | Status::Filled { .. } => "MISS",
+        }
+    }
+}
