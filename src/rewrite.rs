@@ -9,8 +9,9 @@
 //! the path as routes read it ([`routing_path`](crate::routes::routing_path): percent-encoded letters,
 //! digits and `-_~.` decoded, runs of `/` merged), never with the query;
 //! the replacement writes the new path from the pattern's groups (`$1` to
-//! `$9`) and the request's `$host` and `$scheme`, and the query follows
-//! nginx's rules (see [`Query`]).
+//! `$9`), the request's `$host` and `$scheme` and the client's
+//! `$request_uri`, `$args` and `$is_args`, and the query follows nginx's
+//! rules (see [`Query`]).
 //!
 //! The `regex` crate matches in time linear in the path whatever the
 //! pattern (no backtracking), so no path a client writes makes a rule
@@ -142,6 +143,23 @@ enum Piece {
     Host,
     /// `$scheme`: `http` or `https`, as the request came.
     Scheme,
+    /// `$request_uri`: the client's target from its path on, as sent
+    /// (not decoded, its query included), which starts with `/`.
+    RequestUri,
+    /// `$args` (`$query_string`): the client's query as sent, without
+    /// its `?`; empty for none.
+    Args,
+    /// `$is_args`: `?` when the client sent a query, else nothing.
+    IsArgs,
+}
+
+impl Piece {
+    /// Whether it writes the client's query (or a part of the target the
+    /// client chose): then nothing of it is appended, and a URL's host
+    /// must end before it, as before a group.
+    fn is_client_target(&self) -> bool {
+        matches!(self, Piece::RequestUri | Piece::Args | Piece::IsArgs)
+    }
 }
 
 /// What becomes of the client's query, as nginx decides it from the
@@ -157,6 +175,10 @@ enum Query {
     /// A replacement that ends with `?` (its `?` not written): the
     /// client's query is dropped.
     Dropped,
+    /// The replacement writes the client's query where it wants it
+    /// (`$args`, `$is_args`, `$request_uri`): it is not appended as
+    /// well, where nginx would write it twice unless told `?` at the end.
+    Written,
 }
 
 /// What a rule made of a request.
@@ -268,9 +290,10 @@ impl Rule {
         // first group may not is checked at each use.
         let starts_right = match replacement.pieces.first() {
             Some(Piece::Text(text)) => text.starts_with('/') || url,
-            Some(Piece::Group(_)) => true,
+            // An origin-form target (a rule takes no other) starts with `/`.
+            Some(Piece::Group(_) | Piece::RequestUri) => true,
             Some(Piece::Scheme) => url,
-            Some(Piece::Host) | None => false,
+            Some(Piece::Host | Piece::Args | Piece::IsArgs) | None => false,
         };
         if !starts_right {
             return Err(format!(
@@ -325,15 +348,12 @@ impl Rule {
     }
 
     /// What the rule makes of `path` (as routes read it, matched by the
-    /// pattern) and the client's `query` (none: no `?`), for a request
-    /// `asked` as it says.
-    fn rewrite(
-        &self,
-        path: &str,
-        query: Option<&str>,
-        asked: &Asked<'_>,
-    ) -> Result<Rewritten, Unusable> {
+    /// pattern) of the client's `target` (origin-form, as sent), for a
+    /// request `asked` as it says.
+    fn rewrite(&self, path: &str, target: &str, asked: &Asked<'_>) -> Result<Rewritten, Unusable> {
         let replacement = &self.replacement;
+        // `?` and nothing after it stands for no query, as a client's.
+        let query = (target.split_once('?')).and_then(|(_, q)| Some(q).filter(|q| !q.is_empty()));
         // The groups are taken only when the replacement names one: a
         // match alone costs less.
         let names_groups = (replacement.pieces.iter()).any(|p| matches!(p, Piece::Group(_)));
@@ -355,6 +375,9 @@ impl Rule {
                 // Taken only by a request that names a host.
                 Piece::Host => made.push_str(asked.host.as_deref().unwrap_or_default()),
                 Piece::Scheme => made.push_str(asked.scheme),
+                Piece::RequestUri => made.push_str(target),
+                Piece::Args => made.push_str(query.unwrap_or_default()),
+                Piece::IsArgs => made.push_str(if query.is_some() { "?" } else { "" }),
             }
             // Many groups of a long path would make a target of many
             // times its length: none is built past what may be sent.
@@ -363,8 +386,7 @@ impl Rule {
             }
         }
         let site_end = site_end.unwrap_or(made.len());
-        // `?` and nothing after it stands for no query, as a client's.
-        match (replacement.query, query.filter(|q| !q.is_empty())) {
+        match (replacement.query, query) {
             (Query::Kept, Some(query)) => {
                 made.push('?');
                 made.push_str(query);
@@ -449,6 +471,7 @@ impl fmt::Display for Rule {
             Query::Kept => ", the client's query kept",
             Query::After => ", the client's query after its own",
             Query::Dropped => ", the client's query dropped",
+            Query::Written => ", the client's query where it writes it",
         })
     }
 }
@@ -590,6 +613,8 @@ impl Replacement {
         for i in 0..self.pieces.len() {
             let Piece::Text(text) = &self.pieces[i] else {
                 match self.pieces[i] {
+                    // What the client wrote ends the host as a group does.
+                    ref p if p.is_client_target() => return site_of(i, last),
                     Piece::Group(_) => return site_of(i, last),
                     // `$host` or `$scheme`: the host is not empty, and
                     // does not end with `@`.
@@ -657,21 +682,26 @@ impl Replacement {
                     match name.as_bytes() {
                         b"host" => Piece::Host,
                         b"scheme" => Piece::Scheme,
+                        b"request_uri" => Piece::RequestUri,
+                        b"args" | b"query_string" => Piece::Args,
+                        b"is_args" => Piece::IsArgs,
                         // `${1}0`: group 1, then a `0`.
                         &[d @ b'1'..=b'9'] => group(written, d, groups)?,
                         _ => {
                             return Err(format!(
                                 "the replacement `{written}` names `${name}`: it may name \
-                                 `$1` to `${MAX_GROUP}`, `$host` and `$scheme` (`${{host}}` \
-                                 before a letter, digit or `_`; `$$` writes a dollar)"
+                                 `$1` to `${MAX_GROUP}`, `$host`, `$scheme`, `$request_uri`, \
+                                 `$args` (`$query_string`) and `$is_args` (`${{host}}` before \
+                                 a letter, digit or `_`; `$$` writes a dollar)"
                             ))
                         }
                     }
                 }
                 _ => {
                     return Err(format!(
-                        "the replacement `{written}` has a `$` that is no `$1` to `${MAX_GROUP}`, \
-                         `$host` or `$scheme`: `$$` writes a dollar"
+                        "the replacement `{written}` has a `$` that is no `$1` to `${MAX_GROUP}` \
+                         or variable (`$host`, `$scheme`, `$request_uri`, `$args`, `$is_args`): \
+                         `$$` writes a dollar"
                     ))
                 }
             };
@@ -682,11 +712,16 @@ impl Replacement {
         }
         // nginx: a `?` at the very end drops the client's query, and is
         // not written; one before arguments puts them first.
+        let writes_query = pieces.iter().any(Piece::is_client_target);
         let query = match text.strip_suffix('?') {
             Some(before) => {
                 text.truncate(before.len());
-                Query::Dropped
+                match writes_query {
+                    true => Query::Written,
+                    false => Query::Dropped,
+                }
             }
+            None if writes_query => Query::Written,
             None if written.contains('?') => Query::After,
             None => Query::Kept,
         };
@@ -788,17 +823,14 @@ impl HostRules<'_> {
         if self.rules.is_empty() || !target.starts_with('/') {
             return Ok(None);
         }
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (target, None),
-        };
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
         let Some(path) = unambiguous_reading(path) else {
             return Ok(None);
         };
         let Some(rule) = self.first(&path).map(|i| &self.rules[i]) else {
             return Ok(None);
         };
-        let rewritten = rule.rewrite(&path, query, &self.asked)?;
+        let rewritten = rule.rewrite(&path, target, &self.asked)?;
         rule.applied.fetch_add(1, Ordering::Relaxed);
         Ok(Some(rewritten))
     }
@@ -920,6 +952,80 @@ mod tests {
         // The query is never matched.
         assert_eq!(made("^/a$ /b", "/a?c"), internal("/b?c"));
         assert_eq!(made("c$ /b", "/a?c"), None);
+    }
+
+    #[test]
+    fn the_client_s_target_and_query_are_written_where_the_replacement_says() {
+        // nginx's `return 301 https://new.example$request_uri`: the
+        // target as sent, escapes and query as they came.
+        let moved = "^/ https://new.example$request_uri permanent";
+        assert_eq!(
+            made(moved, "/a%2Fb//c?x=1&y=%20"),
+            redirect(301, "https://new.example/a%2Fb//c?x=1&y=%20")
+        );
+        assert_eq!(made(moved, "/a"), redirect(301, "https://new.example/a"));
+        // Written, it is not appended again (nginx would, but for a
+        // replacement that ends with `?`): with `?` or without, once.
+        let go = "^/go/(.*)$ https://$host/$1$is_args$args";
+        let on = |rule: &str, target: &str| {
+            (rules(&[("r", rule)]).for_request(Some("a.test"), "http"))
+                .apply(target)
+                .unwrap()
+        };
+        assert_eq!(
+            on(go, "/go/p?x=1&y=2"),
+            redirect(302, "https://a.test/p?x=1&y=2")
+        );
+        assert_eq!(on(go, "/go/p"), redirect(302, "https://a.test/p"));
+        assert_eq!(on(go, "/go/p?"), redirect(302, "https://a.test/p"));
+        assert_eq!(
+            made("^/ https://new.example$request_uri?", "/a?b"),
+            redirect(302, "https://new.example/a?b")
+        );
+        let legacy = "^/legacy(/.*)$ /app$1?from=legacy&${query_string}";
+        assert_eq!(
+            made(legacy, "/legacy/z?k=v"),
+            internal("/app/z?from=legacy&k=v")
+        );
+        assert_eq!(made(legacy, "/legacy/z"), internal("/app/z?from=legacy&"));
+        assert_eq!(made("^/x$ /y?$args", "/x?a=1"), internal("/y?a=1"));
+        // A path sent on from the client's target: as routes would
+        // refuse it, so is it refused here.
+        let r = rules(&[("r", "^/old/ /new$request_uri")]);
+        assert_eq!(
+            r.for_request(None, "http").apply("/old/a").unwrap(),
+            internal("/new/old/a")
+        );
+        // A redirect to the target as sent, which may start with `//`
+        // (another site to a browser): refused, as a group's.
+        let r = rules(&[("r", "^/ $request_uri redirect")]);
+        assert!(r
+            .for_request(None, "http")
+            .apply("//evil.example/x")
+            .is_err());
+        assert_eq!(
+            r.for_request(None, "http").apply("/a?b").unwrap(),
+            redirect(302, "/a?b")
+        );
+        // After a URL's host, what the client wrote must not lengthen it
+        // or make it a user name, as a group must not.
+        let r = rules(&[("r", "^/ https://new.example$args")]);
+        let e = r
+            .for_request(None, "http")
+            .apply("/?@evil.example")
+            .unwrap_err();
+        assert!(e.to_string().contains("a group lengthened"), "{e}");
+        assert_eq!(
+            r.for_request(None, "http").apply("/?/x").unwrap(),
+            redirect(302, "https://new.example/x")
+        );
+        // `check` says where the query goes.
+        let r = Rule::parse("go", go).unwrap();
+        assert!(
+            r.to_string()
+                .ends_with(", the client's query where it writes it"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -1260,10 +1366,15 @@ mod tests {
             (
                 "r",
                 "^/(a)$ /$x",
-                "names `$x`: it may name `$1` to `$9`, `$host` and `$scheme`",
+                "names `$x`: it may name `$1` to `$9`, `$host`, `$scheme`, `$request_uri`, \
+                 `$args` (`$query_string`) and `$is_args`",
             ),
             ("r", "^/(a)$ /$hostname", "names `$hostname`"),
-            ("r", "^/(a)$ /${request_uri}", "names `$request_uri`"),
+            ("r", "^/(a)$ /${uri}", "names `$uri`"),
+            ("r", "^/a$ $args/a", "must start with `/`"),
+            ("r", "^/a$ $is_args$args", "must start with `/`"),
+            ("r", "^/a$ https://$args", "names no host"),
+            ("r", "^/a$ https://$request_uri", "names no host"),
             ("r", "^/(a)$ /${host", "a `${` without `}`"),
             ("r", "^/(a)$ /$0", "a `$` that is no `$1` to `$9`"),
             ("r", "^/(a)$ /${2}", "names `$2`, but the pattern has one group"),

@@ -593,6 +593,14 @@ impl Route {
             }
             _ => out.push_str(rest),
         }
+        // A URL with no path left (`https://example.com` for `/`) names
+        // its root, as nginx's `https://example.com$request_uri` does:
+        // `/` before a query too, which some clients would otherwise
+        // take for a part of the host.
+        let site = (with.split_once("://")).map(|(_, after)| after);
+        if site.is_some_and(|after| !after.contains('/')) && rest.is_empty() {
+            out.push('/');
+        }
         out.push_str(query);
         Some(out)
     }
@@ -1440,6 +1448,35 @@ mod tests {
                 "https://example",
                 "*",
                 "https://example",
+            ),
+            // The root's `/`, as nginx's `https://example$request_uri`.
+            (
+                "www.example",
+                301,
+                "https://example",
+                "/",
+                "https://example/",
+            ),
+            (
+                "www.example",
+                301,
+                "https://example",
+                "/?utm=1",
+                "https://example/?utm=1",
+            ),
+            (
+                "/docs",
+                302,
+                "https://docs.example",
+                "/docs",
+                "https://docs.example/",
+            ),
+            (
+                "/docs",
+                302,
+                "https://docs.example",
+                "/docs/x",
+                "https://docs.example/x",
             ),
             ("/old/", 308, "/new/", "/old/x?y", "/new/x?y"),
             ("/old", 302, "/new", "/old", "/new"),

@@ -221,6 +221,44 @@ fn a_replacement_writes_the_request_s_host_and_scheme_as_nginx_s_do() {
 }
 
 #[test]
+fn a_replacement_writes_the_client_s_target_and_query_as_nginx_s_variables_do() {
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             rewrite.moved = ^/shop/ https://shop.example$request_uri permanent\n\
+             rewrite.go = ^/go/(.*)$ https://$host/$1$is_args$args redirect\n\
+             rewrite.legacy = ^/legacy(/.*)$ /app$1?from=legacy&$args\n",
+            main.addr
+        )),
+    );
+    // As sent: escapes and the query as they came, written once.
+    assert_eq!(
+        get(&proxy, "/shop/a%20b?x=1&y=%2F"),
+        (
+            301,
+            "https://shop.example/shop/a%20b?x=1&y=%2F".into(),
+            "-".into()
+        )
+    );
+    assert_eq!(
+        get(&proxy, "/go/p/q?x=1&y=2"),
+        (302, "https://site.test/p/q?x=1&y=2".into(), "-".into())
+    );
+    assert_eq!(
+        get(&proxy, "/go/p"),
+        (302, "https://site.test/p".into(), "-".into())
+    );
+    assert_eq!(get(&proxy, "/legacy/z?k=v").0, 200);
+    assert_eq!(get(&proxy, "/legacy/z").0, 200);
+    assert_eq!(
+        paths(&main),
+        ["/app/z?from=legacy&k=v", "/app/z?from=legacy&"]
+    );
+}
+
+#[test]
 fn the_first_rule_that_matches_applies_and_no_other_after_it() {
     let main = Backend::echo("main");
     let proxy = start_proxy(
@@ -565,7 +603,8 @@ fn rules_that_cannot_be_used_are_refused_at_their_line() {
         (
             "rewrite.r = ^/a$ /cost-in-$\n",
             "proxy.conf:2: rewrite.r: the replacement `/cost-in-$` has a `$` that is no `$1` \
-             to `$9`, `$host` or `$scheme`: `$$` writes a dollar",
+             to `$9` or variable (`$host`, `$scheme`, `$request_uri`, `$args`, `$is_args`): \
+             `$$` writes a dollar",
         ),
         (
             "rewrite.r = ^/a$ /b\nrewrite.r = ^/c$ /d\n",

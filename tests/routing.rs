@@ -732,6 +732,10 @@ fn a_route_may_redirect_instead_of_sending_on() {
     let r = proxy.get_on("WWW.site.test", "/a/b?x=1", &[]);
     assert_eq!(r.status, 301, "{}", r.head.raw);
     assert_eq!(r.header("location"), Some("https://site.test/a/b?x=1"));
+    // The home page to the other site's, `/` written as nginx's
+    // `return 301 https://site.test$request_uri` writes it.
+    let r = proxy.get_on("www.site.test", "/?utm=1", &[]);
+    assert_eq!(r.header("location"), Some("https://site.test/?utm=1"));
     // A form's POST is sent on as one: 308, its body left unread.
     let r = proxy.exchange(|client| {
         client

@@ -126,7 +126,8 @@ mod tests {
             (
                 "rewrite.r = ^/a$ /price-in-$",
                 "proxy.conf:3: rewrite.r: the replacement `/price-in-$` has a `$` that is no \
-                 `$1` to `$9`, `$host` or `$scheme`: `$$` writes a dollar",
+                 `$1` to `$9` or variable (`$host`, `$scheme`, `$request_uri`, `$args`, \
+                 `$is_args`): `$$` writes a dollar",
             ),
             (
                 "rewrite.r = ^/a$",
@@ -187,7 +188,7 @@ mod tests {
         let mut commented = shipped.lines().filter_map(|l| l.strip_prefix("#   "));
         assert_eq!(rules(&mut commented), 6);
         let readme = include_str!("../../README.md");
-        assert_eq!(rules(&mut readme.lines()), 8);
+        assert_eq!(rules(&mut readme.lines()), 9);
     }
 
     #[test]
