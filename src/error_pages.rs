@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Every status the proxy answers itself on an error, so every page that
 /// may be used. A new error answer adds its status here, or its page is
@@ -41,13 +41,20 @@ pub enum ErrorPagesError {
 
 /// The pages read from an `error_pages` directory; empty when it is off.
 /// Cloning shares the bytes: a generation of the settings, and each clone
-/// of it, points at the same pages.
+/// of it, points at the same pages (and at their compressed copies).
 #[derive(Clone, Default)]
 pub struct ErrorPages {
     dir: Option<PathBuf>,
     /// At most one per status: [`OWN_ERROR_STATUSES`], in that order,
     /// then those read by [`ErrorPages::load_more`].
-    pages: Vec<(u16, Arc<[u8]>)>,
+    pages: Vec<(u16, Arc<Page>)>,
+}
+
+struct Page {
+    bytes: Box<[u8]>,
+    /// The page gzip'd, made by the first answer that sends it so (see
+    /// [`ErrorPages::gzipped`]).
+    gzipped: OnceLock<Box<[u8]>>,
 }
 
 impl ErrorPages {
@@ -93,10 +100,23 @@ impl ErrorPages {
 
     /// The page for `status`, if the directory has one.
     pub fn get(&self, status: u16) -> Option<&[u8]> {
-        self.pages
-            .iter()
+        self.page(status).map(|page| &page.bytes[..])
+    }
+
+    /// The page for `status` gzip'd by `compress`, if the directory has
+    /// one. Compressed once, by the first answer that wants it, and kept
+    /// until a reload reads the pages again: the page does not change in
+    /// between, and a flood of 404s to a scanner compresses nothing.
+    /// Nothing is compressed for a page no client that takes gzip gets.
+    pub fn gzipped(&self, status: u16, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> Option<&[u8]> {
+        let page = self.page(status)?;
+        Some(page.gzipped.get_or_init(|| compress(&page.bytes).into()))
+    }
+
+    fn page(&self, status: u16) -> Option<&Page> {
+        (self.pages.iter())
             .find(|(s, _)| *s == status)
-            .map(|(_, page)| &page[..])
+            .map(|(_, page)| &**page)
     }
 
     /// The directory the pages came from; `None` when off.
@@ -108,7 +128,7 @@ impl ErrorPages {
     pub fn found(&self) -> impl Iterator<Item = (u16, PathBuf, usize)> + '_ {
         let dir = self.dir.as_deref().unwrap_or(Path::new(""));
         (self.pages.iter())
-            .map(move |(status, page)| (*status, page_path(dir, *status), page.len()))
+            .map(move |(status, page)| (*status, page_path(dir, *status), page.bytes.len()))
     }
 }
 
@@ -146,7 +166,7 @@ fn check_directory(dir: &Path) -> Result<(), ErrorPagesError> {
 /// The page at `path`: `None` when there is no such file; an error when
 /// there is one that cannot be read whole (a directory, a FIFO, no
 /// permission, a symlink to nothing) or is too large.
-fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
+fn read_page(path: &Path) -> Result<Option<Arc<Page>>, ErrorPagesError> {
     let unreadable = |error| ErrorPagesError::Unreadable {
         path: path.to_path_buf(),
         error,
@@ -175,7 +195,10 @@ fn read_page(path: &Path) -> Result<Option<Arc<[u8]>>, ErrorPagesError> {
             path: path.to_path_buf(),
         });
     }
-    Ok(Some(page.into()))
+    Ok(Some(Arc::new(Page {
+        bytes: page.into(),
+        gzipped: OnceLock::new(),
+    })))
 }
 
 /// Warns of the `NNN.html` files in `dir` for statuses the proxy never
@@ -239,6 +262,24 @@ mod tests {
         assert_eq!(pages.get(410), None);
         let found: Vec<u16> = pages.found().map(|(s, _, _)| s).collect();
         assert_eq!(found, [502, 504, 404]);
+    }
+
+    #[test]
+    fn a_page_is_compressed_once_and_shared_by_clones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("403.html"), "<h1>no</h1>").unwrap();
+        let pages = ErrorPages::load(dir.path().to_str().unwrap()).unwrap();
+        let clone = pages.clone();
+        let mut made = 0;
+        let mut compress = |page: &[u8]| {
+            made += 1;
+            page.to_ascii_uppercase()
+        };
+        assert_eq!(pages.gzipped(403, &mut compress), Some(&b"<H1>NO</H1>"[..]));
+        assert_eq!(clone.gzipped(403, &mut compress), Some(&b"<H1>NO</H1>"[..]));
+        assert_eq!(pages.gzipped(502, &mut compress), None);
+        assert_eq!(made, 1);
+        assert_eq!(pages.get(403), Some(&b"<h1>no</h1>"[..]));
     }
 
     #[test]

@@ -178,6 +178,16 @@ impl Gzip {
     }
 }
 
+/// `gzip` as it stands for one request: its pool's settings, and whether
+/// its client takes gzip (see `proxy::relay::takes_gzip`). A response
+/// [`Gzip::suits`] says `Vary: Accept-Encoding` whether or not this
+/// client takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct ForClient<'g> {
+    pub gzip: &'g Gzip,
+    pub takes: bool,
+}
+
 /// A body compressed as it streams.
 pub struct Encoder(GzEncoder<Vec<u8>>);
 

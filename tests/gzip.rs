@@ -1,7 +1,9 @@
 //! `gzip`: responses of the listed types go compressed to clients that
 //! take gzip, relayed (read whole or streamed) and from the cache, which
 //! compresses an entry once and keeps the copy; other clients get the
-//! body as the backend sent it, and every client is told in `Vary`.
+//! body as the backend sent it, and every client is told in `Vary`. The
+//! proxy's own answers (`error_pages` pages, `return` texts) by the same
+//! rules.
 
 mod support;
 
@@ -9,6 +11,7 @@ use flate2::read::GzDecoder;
 use inverso::gzip::MediaTypes;
 use inverso::Config;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use support::*;
@@ -694,14 +697,39 @@ fn the_part_asked_again_whole_leaves_its_connection_reusable() {
     assert_eq!(backend.connections(), 1, "the 206's connection was closed");
 }
 
-/// The proxy's own pages go as they are: an `intercept_errors` page in
-/// place of a backend's 404 is neither compressed nor said to vary, its
-/// `HEAD` gives the length its `GET` sends, and the connection stays in
-/// step; the backend's 403, for which there is no page, is compressed as
-/// any 403 of a listed type.
-#[test]
-fn an_error_page_goes_uncompressed_beside_a_compressed_relayed_error() {
-    let backend = Backend::start("origin", |seen, out| {
+/// The pages of `error_pages` and the texts of `return` routes, as any
+/// answer of their status, type and length: compressed for a client that
+/// takes gzip, with `Vary` for every client.
+fn own_answers(gzip: bool, backend: &Backend, dir: &Path) -> Proxy {
+    let text = format!(
+        "targets = {}\ngzip = {gzip}\ngzip_min_length = 100\nerror_pages = {}\n\
+         intercept_errors = true\nroute./gone/ = return 404\n\
+         route./long = return 200 {}\nroute./short = return 200 ok\n\
+         pool.dead = {}\nroute./dead/ = dead\n",
+        backend.addr,
+        dir.display(),
+        long_text(),
+        dead_addr(),
+    );
+    start_proxy(&[backend.addr], from_file_with_admin(&text))
+}
+
+fn long_text() -> String {
+    "This page moved to the new site; follow the link on the front page.".repeat(6)
+}
+
+fn not_found_page() -> String {
+    "<p>Nothing here, and that is compressed too.</p>\n".repeat(40)
+}
+
+/// A 16 KiB page, as a branded 502 may be.
+fn bad_gateway_page() -> String {
+    "<p>We will be right back: the shop is being restocked.</p>\n".repeat(280)
+}
+
+/// A backend that answers 404 with `page(5000)` and 403 for `/forbidden`.
+fn erring_origin() -> Backend {
+    Backend::start("origin", |seen, out| {
         let status = if seen.path() == "/forbidden" {
             403
         } else {
@@ -709,35 +737,115 @@ fn an_error_page_goes_uncompressed_beside_a_compressed_relayed_error() {
         };
         respond(out, status, HTML, &page(5000));
         Action::KeepAlive
-    });
+    })
+}
+
+fn pages_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let not_found = "<p>Nothing here, and nothing compressed either.</p>\n".repeat(40);
-    std::fs::write(dir.path().join("404.html"), &not_found).unwrap();
-    let text = format!(
-        "targets = {}\ngzip = true\ngzip_min_length = 100\nerror_pages = {}\n\
-         intercept_errors = true\n",
-        backend.addr,
-        dir.path().display()
-    );
-    let proxy = start_proxy(&[backend.addr], from_file(&text));
+    std::fs::write(dir.path().join("404.html"), not_found_page()).unwrap();
+    std::fs::write(dir.path().join("502.html"), bad_gateway_page()).unwrap();
+    dir
+}
+
+#[track_caller]
+fn assert_gzipped(response: &Response, body: &str) {
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    assert!(response.head.has_token("vary", "accept-encoding"));
+    let length = response.body.len().to_string();
+    assert_eq!(response.header("content-length"), Some(length.as_str()));
+    assert_eq!(String::from_utf8(gunzip(&response.body)).unwrap(), body);
+}
+
+#[track_caller]
+fn assert_plain(response: &Response, body: &str, vary: bool) {
+    assert!(!response.head.has("content-encoding"));
+    assert_eq!(response.head.has_token("vary", "accept-encoding"), vary);
+    let length = body.len().to_string();
+    assert_eq!(response.header("content-length"), Some(length.as_str()));
+    assert_eq!(response.body_str(), body);
+}
+
+/// The page in place of a backend's 404 (`intercept_errors`) goes
+/// compressed as the backend's 403, for which there is no page, does; a
+/// HEAD gets the GET's head; a client that does not take gzip gets the
+/// page as it is, told in `Vary` that others may not.
+#[test]
+fn an_error_page_is_compressed_as_the_error_it_stands_for() {
+    let backend = erring_origin();
+    let dir = pages_dir();
+    let proxy = own_answers(true, &backend, dir.path());
     let mut client = proxy.connect();
 
     let replaced = client.get_with("/missing", &[GZIP]);
     assert_eq!(replaced.status, 404);
-    assert!(!replaced.head.has("content-encoding"));
-    assert!(!replaced.head.has("vary"));
-    assert_eq!(replaced.body_str(), not_found);
+    assert_eq!(
+        replaced.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_gzipped(&replaced, &not_found_page());
     let head = client.head_with("/missing", &[GZIP]);
     assert_eq!(head.status, 404);
-    assert!(!head.head.has("content-encoding"));
-    assert_eq!(
-        head.header("content-length"),
-        Some(not_found.len().to_string().as_str())
-    );
+    assert_eq!(head.head.headers.len(), replaced.head.headers.len());
+    for name in ["content-encoding", "content-length", "vary", "content-type"] {
+        assert_eq!(head.header(name), replaced.header(name), "{name}");
+    }
+    // Still in step: the HEAD's answer carried no body.
+    assert_gzipped(&client.get_with("/missing", &[GZIP]), &not_found_page());
+
+    for refused in [vec![], vec![("Accept-Encoding", "gzip;q=0")]] {
+        let plain = client.get_with("/missing", &refused);
+        assert_eq!(plain.status, 404);
+        assert_plain(&plain, &not_found_page(), true);
+    }
+    let mut old = proxy.connect();
+    old.send(b"GET /missing HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n");
+    assert_plain(&old.response(), &not_found_page(), true);
 
     let relayed = client.get_with("/forbidden", &[GZIP]);
     assert_eq!(relayed.status, 403);
     assert_eq!(relayed.header("content-encoding"), Some("gzip"));
-    assert!(relayed.head.has_token("vary", "accept-encoding"));
     assert_eq!(gunzip(&relayed.body), page(5000));
+    // The page twice and the backend's 403, each counted.
+    assert_eq!(proxy.metric("inverso_gzip_responses_total"), Some(3));
+}
+
+/// A `return` route's 404 page and its text, each compressed when long
+/// enough; a 502 page, of a status gzip leaves alone (nginx's and
+/// HAProxy's too), goes as it is, and says no `Vary`; so does every
+/// answer with `gzip` off.
+#[test]
+fn a_return_route_s_page_and_long_text_are_compressed_and_the_rest_is_not() {
+    let backend = erring_origin();
+    let dir = pages_dir();
+    let proxy = own_answers(true, &backend, dir.path());
+    let mut client = proxy.connect();
+
+    let gone = client.get_with("/gone/x", &[GZIP]);
+    assert_eq!(gone.status, 404);
+    assert_gzipped(&gone, &not_found_page());
+    let long = client.get_with("/long", &[GZIP]);
+    assert_eq!(long.status, 200);
+    assert_eq!(
+        long.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_gzipped(&long, &long_text());
+    let head = client.head_with("/long", &[GZIP]);
+    assert_eq!(head.header("content-length"), long.header("content-length"));
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_plain(&client.get_with("/long", &[]), &long_text(), true);
+    // Under `gzip_min_length`: no coding, and nothing to vary on.
+    assert_plain(&client.get_with("/short", &[GZIP]), "ok", false);
+    let bad_gateway = client.get_with("/dead/x", &[GZIP]);
+    assert_eq!(bad_gateway.status, 502);
+    assert_plain(&bad_gateway, &bad_gateway_page(), false);
+    assert_eq!(proxy.metric("inverso_gzip_responses_total"), Some(2));
+
+    let off = own_answers(false, &backend, dir.path());
+    let mut client = off.connect();
+    for path in ["/missing", "/gone/x"] {
+        assert_plain(&client.get_with(path, &[GZIP]), &not_found_page(), false);
+    }
+    assert_plain(&client.get_with("/long", &[GZIP]), &long_text(), false);
+    assert_eq!(off.metric("inverso_gzip_responses_total"), Some(0));
 }

@@ -289,7 +289,7 @@ pub fn metrics_text(shared: &Shared) -> String {
     counter(
         &mut out,
         "inverso_gzip_responses_total",
-        "Responses sent compressed with gzip, relayed or from the cache.",
+        "Responses sent compressed with gzip (relayed, cached, files, own answers).",
         gzip.responses.load(Ordering::Relaxed),
     );
     counter(

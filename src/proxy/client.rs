@@ -4,15 +4,17 @@
 
 use super::cached;
 use super::origin::{ExchangeTime, Failure, Fetched, RequestBody};
-use super::{client_body_status, own_response, ConnWatch, Inherited, Refusal};
+use super::{client_body_status, coded_response, ConnWatch, Inherited, Refusal, Shared};
 use crate::access_log::{By, Stage, Termination};
 use crate::config::Config;
 use crate::field_value::{Answer, Pending};
+use crate::gzip::ForClient;
 use crate::http::conn::{is_timeout, ClientStream, Leaving as _, SharedStream, Socket as _};
 use crate::http::head::{find_head_end, RequestLimits};
 use crate::http::proxy_protocol::{self, NoHeader};
 use crate::http::tls::TlsStream;
 use crate::http::{BodyKind, BodyReader, BufConn, RequestHead};
+use crate::metrics::GzipCounters;
 use crate::pace::Pacing;
 use crate::sched::{self, Peer};
 use crate::tls::client_cert::ClientCertificate;
@@ -101,6 +103,10 @@ pub(super) struct Client {
     pub(super) timeout: Duration,
     /// keepalive_timeout: the longest the wait for a next request may be.
     pub(super) idle_timeout: Duration,
+    /// The request being served is HTTP/1.1 and its `Accept-Encoding`
+    /// takes gzip (see `relay::takes_gzip`): with `gzip` on, the proxy's
+    /// own answers to it may go compressed.
+    pub(super) takes_gzip: bool,
     /// The user `auth_basic` accepted for the request being served
     /// (`$remote_user`).
     pub(super) user: Option<String>,
@@ -257,6 +263,7 @@ impl Client {
                 .and_then(|tls| ClientCertificate::of(&tls.client_certificates()))
                 .map(Arc::new),
             scheme: scheme_of(watch.client().tls().is_some()),
+            takes_gzip: false,
             user: None,
             response_fields: Vec::new(),
             pending_fields: Vec::new(),
@@ -502,27 +509,30 @@ impl Client {
     /// `response_header.*` sets) to a request refused before it could be
     /// parsed, and closes; returns the body size. A HEAD, as far as its
     /// first bytes tell, gets the head alone (see [`Self::send_error_to`]).
+    /// Never compressed: the request's `Accept-Encoding` is not known
+    /// (and these statuses, 400, 408, 414, 431, are not compressed).
     pub(super) fn refuse_unparsed(&mut self, status: u16, config: &Config) -> u64 {
         let head_request = super::starts_a_head_request(self.conn.buffered());
-        self.send_error_to(status, true, head_request, config)
+        self.answer(status, (true, head_request), b"", None, config, None)
     }
 
     /// `send_error` in answer to a request known to be a HEAD or not: the
     /// answer to a HEAD has the head alone (RFC 9110 §9.3.2), or its body
     /// would be read as the start of the next response on the connection.
+    /// Made with the settings of the pool the request went to.
     pub(super) fn send_error_to(
         &mut self,
         status: u16,
         close: bool,
         head_request: bool,
-        config: &Config,
+        shared: &Shared,
     ) -> u64 {
-        self.send_own(status, close, head_request, b"", None, config)
+        self.send_own(status, close, head_request, b"", None, shared)
     }
 
     /// `send_error_to` with `fields` (whole lines, CRLF-ended) added to
     /// the head, and `text` as the body when given (see
-    /// [`own_response`]). The cache has no part in it
+    /// [`coded_response`]). The cache has no part in it
     /// (`$upstream_cache_status`).
     pub(super) fn send_own(
         &mut self,
@@ -531,15 +541,30 @@ impl Client {
         head_request: bool,
         fields: &[u8],
         text: Option<&str>,
+        shared: &Shared,
+    ) -> u64 {
+        let config = shared.pool_config(self.route);
+        let gzip = self.gzip_of(shared);
+        self.answer(status, (close, head_request), fields, text, config, gzip)
+    }
+
+    fn answer(
+        &mut self,
+        status: u16,
+        (close, head_request): (bool, bool),
+        fields: &[u8],
+        text: Option<&str>,
         config: &Config,
+        gzip: Option<(ForClient<'_>, &GzipCounters)>,
     ) -> u64 {
         // A field `response_header.*` sets replaces the answer's own of
         // that name (a redirect's `Location`), as it does a backend's.
         let mut extra = Vec::with_capacity(fields.len());
         config.response_headers.push_kept(&mut extra, fields, &[]);
         self.push_own_fields(&mut extra, status, None);
-        let response = own_response(status, close, &extra, text, config);
-        self.send_response(response, head_request)
+        let coding = gzip.map(|(coding, _)| coding);
+        let response = coded_response(status, close, &extra, text, config, coding);
+        self.send_response(response, head_request, gzip.map(|(_, counted)| counted))
     }
 
     /// `send_own` in place of a backend's answer of `status` that the
@@ -552,18 +577,42 @@ impl Client {
         head_request: bool,
         mut fields: Vec<u8>,
         cache: Option<&str>,
-        config: &Config,
+        shared: &Shared,
     ) -> u64 {
         self.push_own_fields(&mut fields, status, cache);
-        let response = own_response(status, close, &fields, None, config);
-        self.send_response(response, head_request)
+        let config = shared.pool_config(self.route);
+        let gzip = self.gzip_of(shared);
+        let coding = gzip.map(|(coding, _)| coding);
+        let response = coded_response(status, close, &fields, None, config, coding);
+        self.send_response(response, head_request, gzip.map(|(_, counted)| counted))
     }
 
-    fn send_response(&mut self, response: super::ErrorResponse<'_>, head_request: bool) -> u64 {
+    /// With `gzip` on for the pool the request went to: how its answers
+    /// are compressed for this client, and where that is counted.
+    fn gzip_of<'s>(&self, shared: &'s Shared) -> Option<(ForClient<'s>, &'s GzipCounters)> {
+        let gzip = shared.gzip(self.route)?;
+        let coding = ForClient {
+            gzip,
+            takes: self.takes_gzip,
+        };
+        Some((coding, &shared.metrics.gzip))
+    }
+
+    fn send_response(
+        &mut self,
+        response: super::ErrorResponse<'_>,
+        head_request: bool,
+        gzip: Option<&GzipCounters>,
+    ) -> u64 {
         self.note_sent_head(&[response.head()]);
         let sent = response.send(self.conn.get_mut(), head_request);
         if sent.is_none() {
             self.head_bytes = 0;
+        }
+        if let (Some(counted), Some(from), Some(sent)) = (gzip, response.gzipped_from, sent) {
+            if !head_request {
+                counted.count(from, sent);
+            }
         }
         sent.unwrap_or(0)
     }

@@ -26,7 +26,7 @@ use crate::cache::{policy, Cache, Purge};
 use crate::config::Config;
 use crate::digits::push_field;
 use crate::error_pages::PAGE_CONTENT_TYPE;
-use crate::gzip::Gzip;
+use crate::gzip::{self, ForClient, Gzip};
 use crate::http::conn::{is_timeout, write_all_vectored, Socket as _};
 use crate::http::forward::{max_forwards, FORWARDING_FIELDS};
 use crate::http::head::{parse_request, reason_phrase};
@@ -402,6 +402,7 @@ pub fn serve(
         served += 1;
         client.forget_forwarded();
         client.user = None;
+        client.takes_gzip = false;
         client.sent_target = None;
         client.made_target = None;
         client.response_fields.clear();
@@ -613,7 +614,7 @@ fn refuse(client: &mut Client, shared: &Shared) {
     let _ = client.conn.fill_now();
     let request_line = first_line(client.conn.buffered());
     let head_request = starts_a_head_request(client.conn.buffered());
-    let bytes = client.send_error_to(503, true, head_request, &shared.config);
+    let bytes = client.send_error_to(503, true, head_request, shared);
     let _ = client.conn.get_ref().shutdown(Shutdown::Write);
     let duration = started.elapsed();
     let mut record = Record::refused(
@@ -757,6 +758,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         }
     };
     client.conn.consume(head_len);
+    client.takes_gzip = relay::client_takes_gzip(&head);
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
@@ -933,8 +935,7 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
     // (BodyReader::with_limit).
     if matches!(body_kind, BodyKind::Length(n) if n > client.max_body) {
         client.ended(REFUSED);
-        let config = shared.pool_config(client.route);
-        let bytes = client.send_error_to(413, true, head.is_head(), config);
+        let bytes = client.send_error_to(413, true, head.is_head(), shared);
         return (Outcome::closing(413, bytes), line);
     }
     // After the rate limit, so that guessing passwords takes a client's
@@ -1164,8 +1165,7 @@ fn answer_refusal(
         Some(status) => {
             let close = !refusal.keep_alive || shared.shutting_down.load(Ordering::Relaxed);
             let fields = keep_alive_field(version, close);
-            let config = shared.pool_config(client.route);
-            client.send_own(status, close, head_request, fields, None, config)
+            client.send_own(status, close, head_request, fields, None, shared)
         }
         None => 0,
     };
@@ -1212,8 +1212,7 @@ fn location_field(to: impl AsRef<[u8]>) -> Vec<u8> {
 fn deny(client: &mut Client, head: &RequestHead, shared: &Shared) -> Outcome {
     shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
     client.ended(REFUSED);
-    let config = shared.pool_config(client.route);
-    let bytes = client.send_error_to(403, true, head.is_head(), config);
+    let bytes = client.send_error_to(403, true, head.is_head(), shared);
     Outcome::closing(403, bytes)
 }
 
@@ -1247,7 +1246,6 @@ fn answer_unread_with(
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
         || shared.shutting_down.load(Ordering::Relaxed);
-    let config = shared.pool_config(client.route);
     let kept = keep_alive_field(head.version, close);
     let fields: Cow<'_, [u8]> = match kept.is_empty() {
         true => Cow::Borrowed(fields),
@@ -1256,7 +1254,7 @@ fn answer_unread_with(
     // Answered here, as told (a redirect, a `return`): HAProxy's `LR`,
     // unless it is a refusal, told so before.
     client.ended(Termination::new(By::Local, Stage::Request));
-    let bytes = client.send_own(status, close, head.is_head(), &fields, text, config);
+    let bytes = client.send_own(status, close, head.is_head(), &fields, text, shared);
     Outcome {
         keep_alive: !close,
         ..Outcome::closing(status, bytes)
@@ -1524,13 +1522,16 @@ fn client_body_status(e: &BodyError) -> Option<u16> {
 }
 
 /// A response the proxy makes itself: its head (and the plain-text body,
-/// when there is no page), then the operator's page, if any, sent from
-/// where it is held rather than copied.
+/// or a body compressed for it, when there is no page or page copy held
+/// in the settings), then the operator's page, or its compressed copy, if
+/// any, sent from where it is held rather than copied.
 pub struct ErrorResponse<'p> {
     bytes: Vec<u8>,
     head_len: usize,
     page: &'p [u8],
     pub body_len: u64,
+    /// The body's length before it was compressed, when it was.
+    pub gzipped_from: Option<u64>,
 }
 
 impl ErrorResponse<'_> {
@@ -1589,6 +1590,22 @@ pub fn own_response<'p>(
     text: Option<&'p str>,
     config: &'p Config,
 ) -> ErrorResponse<'p> {
+    coded_response(status, close, fields, text, config, None)
+}
+
+/// [`own_response`] with `gzip` on for the request it answers: its body
+/// goes compressed, and says `Vary`, by the rules a backend's answer of
+/// that status, type and length would (see [`Gzip::suits`]). Held whole,
+/// it is compressed whole and sent with its length (a HEAD's too, which
+/// is the GET's head); an `error_pages` page once, a text at each answer.
+pub fn coded_response<'p>(
+    status: u16,
+    close: bool,
+    fields: &[u8],
+    text: Option<&'p str>,
+    config: &'p Config,
+    gzip: Option<ForClient<'_>>,
+) -> ErrorResponse<'p> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     let page = match text {
         Some(text) => Some((text.as_bytes(), PLAIN)),
@@ -1600,13 +1617,27 @@ pub fn own_response<'p>(
         None => (format!("{status} {}\n", reason_phrase(status)), PLAIN),
     };
     let page = page.map(|(page, _)| page);
-    let body_len = page.map_or(plain.len(), <[u8]>::len);
+    let body = page.unwrap_or(plain.as_bytes());
     let mut head = ResponseHead::new(status);
     head.headers.push(
         "Date",
         crate::http::date::format_http_date(SystemTime::now()),
     );
     head.headers.push("Content-Type", content_type);
+    let coding = gzip.filter(|g| g.gzip.suits(status, &head.headers, Some(body.len() as u64)));
+    let gzipped: Option<Cow<'p, [u8]>> = coding.filter(|g| g.takes).map(|g| {
+        let kept = text.is_none().then(|| {
+            let gzip = g.gzip;
+            config
+                .error_pages
+                .gzipped(status, |page| gzip.compress_to_keep(page))
+        });
+        match kept.flatten() {
+            Some(kept) => Cow::Borrowed(kept),
+            None => Cow::Owned(g.gzip.compress(body)),
+        }
+    });
+    let body_len = gzipped.as_deref().map_or(body.len(), <[u8]>::len);
     head.headers.push("Content-Length", body_len.to_string());
     // RFC 9110 §15.5.6: a 405 lists the methods the resource supports;
     // the proxy passes on every method but CONNECT and TRACE. So does the
@@ -1627,15 +1658,33 @@ pub fn own_response<'p>(
     let set = config.response_headers.set_lines();
     let mut bytes = Vec::with_capacity(192 + fields.len() + set.len());
     head.write_start(&mut bytes);
+    // The proxy's own fields stand for a backend's here: no `ETag` or
+    // `Vary` of their own to carry over.
+    match (&gzipped, coding) {
+        (Some(_), _) => gzip::push_compressed_fields(&mut bytes, &head.headers),
+        (None, Some(_)) => gzip::push_vary(&mut bytes, &head.headers),
+        (None, None) => {}
+    }
     bytes.extend_from_slice(fields);
     bytes.extend_from_slice(set);
     bytes.extend_from_slice(b"\r\n");
     let head_len = bytes.len();
-    bytes.extend_from_slice(plain.as_bytes());
+    let page = match gzipped {
+        Some(Cow::Borrowed(kept)) => kept,
+        Some(Cow::Owned(compressed)) => {
+            bytes.extend_from_slice(&compressed);
+            &[]
+        }
+        None => {
+            bytes.extend_from_slice(plain.as_bytes());
+            page.unwrap_or_default()
+        }
+    };
     ErrorResponse {
         bytes,
         head_len,
-        page: page.unwrap_or_default(),
+        page,
         body_len: body_len as u64,
+        gzipped_from: coding.filter(|g| g.takes).map(|_| body.len() as u64),
     }
 }

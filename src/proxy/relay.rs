@@ -110,7 +110,12 @@ pub(super) struct Relay {
 /// (a body whose compressed length is not known in advance would end
 /// an HTTP/1.0 connection).
 pub(super) fn takes_gzip(request: &RequestHead, gzip: Option<&Gzip>) -> bool {
-    gzip.is_some() && request.version == Version::Http11 && gzip::accepted(&request.headers)
+    gzip.is_some() && client_takes_gzip(request)
+}
+
+/// [`takes_gzip`] as far as the client goes, whatever its pool's `gzip`.
+pub(super) fn client_takes_gzip(request: &RequestHead) -> bool {
+    request.version == Version::Http11 && gzip::accepted(&request.headers)
 }
 
 /// Sends the response head and streams the body to the client, and puts
@@ -370,14 +375,13 @@ fn intercept(client: &mut Client, fetched: Fetched<'_>, how: &Relay, shared: &Sh
         }
     }
     discard(fetched, how.request_is_head, client);
-    let config = shared.pool_config(client.route);
     let bytes = client.send_in_place(
         status,
         close,
         how.request_is_head,
         fields,
         how.x_cache,
-        config,
+        shared,
     );
     Outcome {
         status,
