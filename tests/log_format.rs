@@ -579,6 +579,64 @@ fn termination_of_a_client_gone_in_the_middle_of_a_file_is_cd() {
     assert_eq!(lines_of(proxy), ["200 CD"]);
 }
 
+/// A proxy serving `dir` under `/f/` (with the route's `options`)
+/// logging `$status $termination`, its client connections timing out
+/// after `timeout`.
+fn serving_files(dir: &std::path::Path, options: &str, timeout: Duration) -> Proxy {
+    let text = format!(
+        "targets = {}\nroute./f/ = files {} {options}\n",
+        dead_addr(),
+        dir.to_str().unwrap()
+    );
+    start_proxy(&[], move |c| {
+        from_file(&text)(c);
+        c.log_format = LogFormat::parse("$status $termination").unwrap();
+        c.connection_timeout = timeout;
+    })
+}
+
+/// A file cut shorter while it is sent (rewritten in place by a deploy)
+/// is the proxy's failure midway, `PD`: it was `--`, as if the short body
+/// had been the whole.
+#[test]
+fn termination_of_a_file_cut_short_while_it_was_sent_is_pd() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, pattern(4 << 20)).unwrap();
+    // Sent at a pace: most of it is still on disk once the head is out.
+    let proxy = serving_files(dir.path(), "limit_rate=256KiB", Duration::from_secs(10));
+    let mut client = proxy.connect();
+    client.send(b"GET /f/big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(0).unwrap();
+    let body = client.reader.read_to_end().unwrap();
+    assert!(body.len() < 4 << 20, "{}", body.len());
+    drop(client);
+    assert_eq!(lines_of(proxy), ["200 PD"]);
+}
+
+/// A client that takes nothing of a file for the send timeout is the
+/// client's timeout, `cD`, as HAProxy's; not one gone (`CD`).
+#[test]
+fn termination_of_a_client_too_slow_to_take_a_file_is_cd_in_lower_case() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sparse: far past what the sockets between them hold, and no disk.
+    let file = std::fs::File::create(dir.path().join("huge.bin")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let proxy = serving_files(dir.path(), "", Duration::from_millis(300));
+    let mut client = Client::connect_taking(4096, proxy.addr);
+    client.send(b"GET /f/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    // Reads no more, and stays: the proxy's shutdown waits for the
+    // exchange, which its send timeout ends.
+    let lines = lines_of(proxy);
+    drop(client);
+    assert_eq!(lines, ["200 cD"]);
+}
+
 #[test]
 fn termination_of_a_client_gone_before_the_response_head_is_ch() {
     let origin = Backend::start("origin", |_, _| Action::Hang);

@@ -1484,6 +1484,45 @@ fn conf(targets: SocketAddr, extra: &str) -> String {
     )
 }
 
+/// A small file is read whole before its answer goes: one found shorter
+/// than its size then was answered 500 without a word, and logged as if
+/// all had gone well. It is said, with its path and sizes, as a file
+/// found cut while it is sent is, and logged `PH`: the proxy would not
+/// send what it had of it. A kernel file stands for a file cut between
+/// its opening and its reading: sysfs says 4096 bytes of each, and has a
+/// few.
+#[test]
+fn a_small_file_found_shorter_than_its_size_is_said_and_logged_ph() {
+    let cpus = Path::new("/sys/devices/system/cpu");
+    let size = std::fs::metadata(cpus.join("online")).map(|m| m.len());
+    let content = std::fs::read(cpus.join("online")).map(|c| c.len() as u64);
+    let (Ok(size), Ok(content)) = (size, content) else {
+        eprintln!("no sysfs here: nothing to serve short");
+        return;
+    };
+    assert!(content < size && size <= 32 * 1024, "{content} of {size}");
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "log_format = $status $termination\nroute./cpu/ = files {}\n",
+        cpus.display()
+    );
+    std::fs::write(dir.path().join("proxy.conf"), conf(dead_addr(), &extra)).unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let response = one_request(addr, b"GET /cpu/online HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(response.status, 500);
+    let said = running.expect("the file was truncated");
+    let sizes = format!("({content} of {size} bytes read");
+    assert!(
+        said.contains("/sys/devices/system/cpu/online") && said.contains(&sizes),
+        "{said}"
+    );
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["500 PH"]);
+}
+
 #[test]
 fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
     // Started on the default proxy.conf (not named), targets on the

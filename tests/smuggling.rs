@@ -1340,3 +1340,91 @@ fn a_tunnel_whose_client_is_gone_does_not_wait_on_a_backend_that_reads_nothing()
         "the tunnel is still open"
     );
 }
+
+// ------------------------------------------------ a tunnel's $termination
+
+/// A proxy in front of `addr` logging `$status $termination`, its
+/// tunnels idling out after `idle`.
+fn logging_termination(addr: std::net::SocketAddr, idle: Duration) -> Proxy {
+    start_proxy(&[addr], |c| {
+        c.log_format = inverso::config::LogFormat::parse("$status $termination").unwrap();
+        c.tunnel_timeout = idle;
+    })
+}
+
+/// Makes the close of `stream` a reset: with no linger, it sends an RST,
+/// not a FIN.
+fn to_reset(stream: &std::net::TcpStream) {
+    socket2::SockRef::from(stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+}
+
+/// As HAProxy's: a tunnel whose sides closed (a FIN each way) ended as it
+/// should, `--`; one the client aborted (a reset) is the client's, `CD`.
+/// Both were `--`.
+#[test]
+fn a_tunnel_the_client_resets_is_cd_and_one_closed_is_dashes() {
+    // Reads until the proxy passes the client's end on, then closes.
+    let backend = Backend::start("closing", |_, out| {
+        let _ = out.write_all(SWITCHED);
+        let _ = std::io::Read::read_to_end(out, &mut Vec::new());
+        Action::Close
+    });
+    let mut proxy = logging_termination(backend.addr, Duration::from_secs(600));
+    let mut client = switched_client(&proxy);
+    client
+        .reader
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    assert!(client.read_until_closed().is_empty());
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 1));
+    let client = switched_client(&proxy);
+    to_reset(&client.reader.stream);
+    drop(client);
+    assert!(wait_until(WAIT_LIMIT, || backend.closed() == 2));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["101 --", "101 CD"]);
+}
+
+/// A tunnel the backend aborted (a reset) is the backend's, `SD`.
+#[test]
+fn a_tunnel_the_backend_resets_is_sd() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (switched, told) = std::sync::mpsc::channel::<()>();
+    let backend = std::thread::spawn(move || {
+        let mut out = accept_request(&listener);
+        out.write_all(SWITCHED).unwrap();
+        // Once the client has the 101.
+        told.recv().unwrap();
+        to_reset(&out);
+        drop(out);
+    });
+    let mut proxy = logging_termination(addr, Duration::from_secs(600));
+    let mut client = switched_client(&proxy);
+    switched.send(()).unwrap();
+    backend.join().unwrap();
+    assert!(client.read_until_closed().is_empty());
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["101 SD"]);
+}
+
+/// A tunnel that idled out (`tunnel_timeout`) is the client's timeout,
+/// `cD`, as HAProxy's `timeout tunnel` is logged.
+#[test]
+fn a_tunnel_that_idled_out_is_cd_in_lower_case() {
+    let backend = Backend::start("silent", |_, out| {
+        let _ = out.write_all(SWITCHED);
+        let _ = std::io::Read::read_to_end(out, &mut Vec::new());
+        Action::Close
+    });
+    let mut proxy = logging_termination(backend.addr, Duration::from_millis(300));
+    let mut client = switched_client(&proxy);
+    assert!(client.is_closed());
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), ["101 cD"]);
+}

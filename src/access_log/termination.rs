@@ -15,7 +15,8 @@ pub enum By {
     /// there to take it.
     Server,
     /// `P`: the proxy refused (a limit, an access rule, a malformed or
-    /// too large message, a response it would not pass on).
+    /// too large message, a response it would not pass on), or failed (a
+    /// file it serves found short of its size, or unreadable).
     Proxy,
     /// `R`: a resource of the proxy's ran out (descriptors, memory).
     Resource,

@@ -8,7 +8,7 @@ use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::access_log::{By, Stage, Termination};
 use crate::files::{self, Files, Found, Reply, Served};
 use crate::gzip::Gzip;
-use crate::http::conn::{write_all_vectored_counting, ClientStream};
+use crate::http::conn::{is_timeout, write_all_vectored_counting, ClientStream};
 use crate::http::date::format_http_date;
 use crate::http::range::{Multipart, Span};
 use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
@@ -192,19 +192,24 @@ pub(super) fn serve(
             head,
             body_kind,
             fields,
-            (Opened(&file, &path), parts),
+            (Opened(&file, &path, files.dir()), parts),
             shared,
         ));
     }
     let compressed = match (gzip, body) {
         (Some(gzip), Some((start, len))) if status == 200 && !head.is_head() => {
             match read_pieces(&file, &[Piece::File(start, len)]) {
-                Some(bytes) => {
+                Ok(bytes) => {
                     let compressed = gzip.compress(&bytes);
                     (shared.metrics.gzip).count(len, compressed.len() as u64);
                     Some(compressed)
                 }
-                None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
+                Err(unread) => {
+                    let opened = Opened(&file, &path, files.dir());
+                    return Some(unread_answer(
+                        client, head, body_kind, opened, unread, shared,
+                    ));
+                }
             }
         }
         _ => None,
@@ -226,8 +231,13 @@ pub(super) fn serve(
         (Some(compressed), Some(_)) => Some(compressed),
         (None, Some((start, len))) if len <= SENT_WITH_HEAD => {
             match read_pieces(&file, &[Piece::File(start, len)]) {
-                Some(bytes) => Some(bytes),
-                None => return Some(answer_unread(client, head, body_kind, 500, b"", shared)),
+                Ok(bytes) => Some(bytes),
+                Err(unread) => {
+                    let opened = Opened(&file, &path, files.dir());
+                    return Some(unread_answer(
+                        client, head, body_kind, opened, unread, shared,
+                    ));
+                }
             }
         }
         (None, Some(_)) => None,
@@ -237,7 +247,7 @@ pub(super) fn serve(
         (Some(small), _) => Body::Bytes(small),
         (None, Some((start, len))) => {
             whole_part = [Piece::File(start, len)];
-            Body::File(Opened(&file, &path), &whole_part)
+            Body::File(Opened(&file, &path, files.dir()), &whole_part)
         }
         (None, None) => Body::None,
     };
@@ -280,8 +290,8 @@ fn send_parts(
     pieces.push(Piece::Bytes(parts.closing()));
     let small = match length <= SENT_WITH_HEAD {
         true => match read_pieces(opened.0, &pieces) {
-            Some(bytes) => Some(bytes),
-            None => return answer_unread(client, head, body_kind, 500, b"", shared),
+            Ok(bytes) => Some(bytes),
+            Err(unread) => return unread_answer(client, head, body_kind, opened, unread, shared),
         },
         false => None,
     };
@@ -309,9 +319,18 @@ enum Body<'a> {
     File(Opened<'a>, &'a [Piece<'a>]),
 }
 
-/// A file served, and where it was opened (for the log).
+/// A file served, and where it was opened, under what directory (for
+/// the warnings that name it).
 #[derive(Clone, Copy)]
-struct Opened<'a>(&'a File, &'a Path);
+struct Opened<'a>(&'a File, &'a Path, &'a Path);
+
+impl Opened<'_> {
+    /// Its whole path, for a warning: the name is on disk, not the
+    /// request's, but may hold anything.
+    fn printable(&self) -> String {
+        crate::config::printable(&self.2.join(self.1).to_string_lossy())
+    }
+}
 
 /// How sending a piece of a body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,19 +340,55 @@ enum Went {
     /// The file ended before the piece did: it was cut shorter since it
     /// was opened.
     FileEnded,
-    /// The client is gone, or took nothing within the send timeout (or
-    /// the file could not be read).
-    Stopped,
+    /// Reading the file failed (`EIO`).
+    Unreadable,
+    /// The client is gone (closed, reset).
+    ClientGone,
+    /// The client took nothing within the send timeout.
+    ClientSlow,
 }
 
 impl Went {
-    /// How a write of bytes at hand ended: all of them, or not.
-    fn of_write(whole: bool) -> Went {
-        match whole {
-            true => Went::Whole,
-            false => Went::Stopped,
+    /// How a write to the client ended.
+    fn of_write(result: &io::Result<()>) -> Went {
+        match result {
+            Ok(()) => Went::Whole,
+            Err(e) => Went::of_client(e),
         }
     }
+
+    /// What a failed write to the client says of it.
+    fn of_client(e: &io::Error) -> Went {
+        match is_timeout(e) {
+            true => Went::ClientSlow,
+            false => Went::ClientGone,
+        }
+    }
+
+    /// The log's `$termination` for a body that went so: as a relayed
+    /// body's, the client's `CD` or `cD`; a file that failed the proxy
+    /// midway, its `PD` (nothing else is to blame: the file is its own).
+    fn termination(self) -> Option<Termination> {
+        let by = match self {
+            Went::Whole => return None,
+            Went::FileEnded | Went::Unreadable => By::Proxy,
+            Went::ClientGone => By::Client,
+            Went::ClientSlow => By::ClientTimeout,
+        };
+        Some(Termination::new(by, Stage::Data))
+    }
+}
+
+/// Why the pieces of a file could not be read whole before they were
+/// sent.
+#[derive(Debug)]
+enum Unread {
+    /// The file ended `read` bytes into what was to be read of it.
+    Short {
+        read: u64,
+        wanted: u64,
+    },
+    Failed(io::Error),
 }
 
 /// A piece of a body sent from a file.
@@ -401,7 +456,7 @@ fn send(
             let mut paced = Paced::new(stream, client.pacing);
             let (written, result) = write_all_vectored_counting(&mut paced, &mut parts);
             let sent = written.saturating_sub(bytes.len()) as u64;
-            (sent, Went::of_write(result.is_ok()))
+            (sent, Went::of_write(&result))
         }
         Body::File(opened, pieces) => {
             let (sent, went) = send_large(stream, &bytes, (opened.0, pieces), client.pacing);
@@ -410,12 +465,13 @@ fn send(
             }
             (sent, went)
         }
-        Body::None => (0, Went::of_write((&mut &*stream).write_all(&bytes).is_ok())),
+        Body::None => (0, Went::of_write(&(&mut &*stream).write_all(&bytes))),
     };
-    // The client gone (or too slow to take it within the send timeout):
-    // `CD`, as a relayed or cached body's.
-    if went == Went::Stopped {
-        client.ended(Termination::new(By::Client, Stage::Data));
+    // A forced shutdown closes the client too: `KD`, not its leaving.
+    match went.termination() {
+        Some(_) if went == Went::ClientGone => _ = client.departure(Stage::Data),
+        Some(how) => client.ended(how),
+        None => {}
     }
     Outcome {
         keep_alive: !close && went == Went::Whole,
@@ -428,17 +484,54 @@ fn send(
 /// served (a deploy that rewrites files rather than renaming new ones
 /// over them). The client is sent `sent` bytes, then the connection
 /// closes; a client gone is no news and is not said.
-fn say_truncated(Opened(file, path): Opened<'_>, sent: u64, length: u64) {
-    let now = match file.metadata() {
-        Ok(meta) => format!(", {} bytes now", meta.len()),
-        Err(_) => String::new(),
-    };
-    // The name is on disk, not the request's, but may hold anything.
-    let path = crate::config::printable(&path.to_string_lossy());
+fn say_truncated(opened: Opened<'_>, sent: u64, length: u64) {
+    let now = size_now(opened.0);
+    let path = opened.printable();
     log::warn!(
         "{path}: the file was truncated while it was served ({sent} of {length} body bytes sent{now}); \
          the connection is closed: rename new files into place rather than rewrite them"
     );
+}
+
+/// Answers 500 for a file whose pieces could not be read whole before
+/// its answer's head went (`opened`, why in `unread`), and says so: a
+/// file cut shorter since it was opened, as [`say_truncated`] does for
+/// one found so while it was sent, or one that cannot be read. Logged
+/// `PH`: the proxy would not send what it had of it, as it would not a
+/// backend's broken answer.
+fn unread_answer(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    opened: Opened<'_>,
+    unread: Unread,
+    shared: &Shared,
+) -> Outcome {
+    let printable = opened.printable();
+    match unread {
+        Unread::Short { read, wanted } => log::warn!(
+            "{printable}: the file was truncated before it was served ({read} of {wanted} bytes \
+             read{}); answered 500: rename new files into place rather than rewrite them",
+            size_now(opened.0)
+        ),
+        Unread::Failed(e) => {
+            static UNREADABLE: OnceAMinute = OnceAMinute::new();
+            if UNREADABLE.due() {
+                log::warn!("{printable}: reading the file failed: {e}; answered 500");
+            }
+        }
+    }
+    client.ended(Termination::new(By::Proxy, Stage::Head));
+    answer_unread(client, head, body_kind, 500, b"", shared)
+}
+
+/// `, N bytes now`: the size of `file` as it is now, for a warning that
+/// it was cut (nothing when it cannot be told).
+fn size_now(file: &File) -> String {
+    match file.metadata() {
+        Ok(meta) => format!(", {} bytes now", meta.len()),
+        Err(_) => String::new(),
+    }
 }
 
 /// The backend's fields for the file it named (`X-Accel-Redirect`), in
@@ -515,22 +608,36 @@ fn mark_compressed(fields: &mut Headers, status: u16) {
     }
 }
 
-/// The pieces' bytes, the file's read whole, or `None` (a file cut
-/// shorter since it was opened).
-fn read_pieces(file: &File, pieces: &[Piece]) -> Option<Vec<u8>> {
+/// The pieces' bytes, the file's read whole, or why they could not be
+/// (a file cut shorter since it was opened, a read error).
+fn read_pieces(file: &File, pieces: &[Piece]) -> Result<Vec<u8>, Unread> {
+    let too_large = || Unread::Failed(io::ErrorKind::OutOfMemory.into());
     let total = pieces.iter().map(Piece::len).sum::<u64>();
-    let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
+    let mut body = Vec::with_capacity(usize::try_from(total).map_err(|_| too_large())?);
     for piece in pieces {
         match *piece {
             Piece::Bytes(bytes) => body.extend_from_slice(bytes),
             Piece::File(start, len) => {
                 let at = body.len();
-                body.resize(at + usize::try_from(len).ok()?, 0);
-                file.read_exact_at(&mut body[at..], start).ok()?;
+                body.resize(at + usize::try_from(len).map_err(|_| too_large())?, 0);
+                let mut read = 0;
+                while read < body.len() - at {
+                    match file.read_at(&mut body[at + read..], start + read as u64) {
+                        Ok(0) => {
+                            return Err(Unread::Short {
+                                read: read as u64,
+                                wanted: len,
+                            })
+                        }
+                        Ok(n) => read += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(Unread::Failed(e)),
+                    }
+                }
             }
         }
     }
-    Some(body)
+    Ok(body)
 }
 
 /// Sends `head`, then the pieces of the file: from the page cache with
@@ -551,8 +658,8 @@ fn send_large(
         // under `limit_rate`, the file goes through a buffer.
         _ => {
             let mut out = Paced::new(stream, pacing);
-            if out.write_all(head).is_err() {
-                return (0, Went::Stopped);
+            if let Err(e) = out.write_all(head) {
+                return (0, Went::of_client(&e));
             }
             copy_pieces(&mut out, file, pieces)
         }
@@ -562,8 +669,8 @@ fn send_large(
 /// Sends `head` and the pieces to a plain TCP client, the file's with
 /// `sendfile`; returns the body bytes that went out, and how it ended.
 fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) -> (u64, Went) {
-    if send_more(tcp, head) < head.len() {
-        return (0, Went::Stopped);
+    if let (_, went @ (Went::ClientGone | Went::ClientSlow)) = send_more(tcp, head) {
+        return (0, went);
     }
     let mut sent = 0;
     for (i, piece) in pieces.iter().enumerate() {
@@ -573,11 +680,11 @@ fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) 
             Piece::Bytes(bytes) if i + 1 == pieces.len() => {
                 let (went, result) =
                     write_all_vectored_counting(&mut &*tcp, &mut [IoSlice::new(bytes)]);
-                (went as u64, Went::of_write(result.is_ok()))
+                (went as u64, Went::of_write(&result))
             }
             Piece::Bytes(bytes) => {
-                let went = send_more(tcp, bytes);
-                (went as u64, Went::of_write(went == bytes.len()))
+                let (went, whole) = send_more(tcp, bytes);
+                (went as u64, whole)
             }
             Piece::File(start, len) => sendfile_part(tcp, file, start, len),
         };
@@ -593,10 +700,10 @@ fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) 
 /// how many went out, and how it ended.
 fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, Went) {
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
-        return (0, Went::Stopped);
+        return (0, Went::Unreadable);
     };
     let mut offset = first;
-    let mut ended = Went::Stopped;
+    let ended;
     loop {
         let done = u64::try_from(offset).unwrap_or(end);
         if done >= end {
@@ -624,8 +731,16 @@ fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, We
                     return copy_part(tcp, file, (start, len), &mut copy_buffer());
                 }
                 // The send timeout (`EAGAIN` on a socket with
-                // `SO_SNDTIMEO`), a client gone: the end.
-                _ => break,
+                // `SO_SNDTIMEO`), a file that cannot be read, a client
+                // gone: the end.
+                error => {
+                    ended = match error {
+                        Some(libc::EAGAIN) => Went::ClientSlow,
+                        Some(libc::EIO) => Went::Unreadable,
+                        _ => Went::ClientGone,
+                    };
+                    break;
+                }
             },
         }
     }
@@ -644,7 +759,7 @@ fn copy_pieces(mut out: impl Write, file: &File, pieces: &[Piece]) -> (u64, Went
             Piece::Bytes(bytes) => {
                 let (went, result) =
                     write_all_vectored_counting(&mut out, &mut [IoSlice::new(bytes)]);
-                (went as u64, Went::of_write(result.is_ok()))
+                (went as u64, Went::of_write(&result))
             }
             Piece::File(start, len) => copy_part(&mut out, file, (start, len), &mut buffer),
         };
@@ -675,17 +790,17 @@ fn copy_part(
             Ok(0) => return (sent, Went::FileEnded),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A read error (EIO) ends the answer short, as before: not
-            // said here.
-            Err(_) => return (sent, Went::Stopped),
+            // A read error (EIO) ends the answer short: told by the
+            // log's `PD`.
+            Err(_) => return (sent, Went::Unreadable),
         };
         // Counted as they go: a download cut short logs what reached the
         // socket, not the buffers written whole.
         let (written, result) =
             write_all_vectored_counting(&mut stream, &mut [IoSlice::new(&buffer[..read])]);
         sent += written as u64;
-        if result.is_err() {
-            return (sent, Went::Stopped);
+        if let Err(e) = result {
+            return (sent, Went::of_client(&e));
         }
     }
     (sent, Went::Whole)
@@ -694,8 +809,8 @@ fn copy_part(
 /// Writes `bytes`, telling the kernel more follows (`MSG_MORE`): the head
 /// goes out in one packet with the start of the body, as nginx's
 /// `tcp_nopush` has it, not in one of its own. Returns how many went out,
-/// all of them unless the client is gone or too slow.
-fn send_more(stream: &TcpStream, bytes: &[u8]) -> usize {
+/// all of them unless the client is gone or too slow, and which.
+fn send_more(stream: &TcpStream, bytes: &[u8]) -> (usize, Went) {
     let mut sent = 0;
     while sent < bytes.len() {
         let rest = &bytes[sent..];
@@ -710,13 +825,15 @@ fn send_more(stream: &TcpStream, bytes: &[u8]) -> usize {
             )
         };
         match usize::try_from(n) {
-            Ok(0) => break,
+            Ok(0) => return (sent, Went::ClientGone),
             Ok(n) => sent += n,
-            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(_) => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => {}
+                e => return (sent, Went::of_client(&e)),
+            },
         }
     }
-    sent
+    (sent, Went::Whole)
 }
 
 /// The fields of a request a file named by `X-Accel-Redirect` is served
@@ -895,7 +1012,7 @@ mod tests {
         assert_eq!(out, b"0123456789");
         assert_eq!(
             copy_part(Gone, &file, (0, 10), &mut buffer),
-            (0, Went::Stopped)
+            (0, Went::ClientGone)
         );
         // Pieces stop at the first that ends early, and say how.
         let pieces = [Piece::Bytes(b"<"), Piece::File(8, 5), Piece::Bytes(b">")];
@@ -925,6 +1042,68 @@ mod tests {
         assert_eq!(&received, b"head 0129");
         // Our side shut for writing: what a client gone gives, EPIPE.
         tcp.shutdown(std::net::Shutdown::Write).unwrap();
-        assert_eq!(sendfile_part(&tcp, &file, 0, 10), (0, Went::Stopped));
+        assert_eq!(sendfile_part(&tcp, &file, 0, 10), (0, Went::ClientGone));
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_told_apart_from_a_client_gone_or_slow() {
+        // A directory opened as a file: every read of it fails (`EISDIR`),
+        // as a file on a failing disk's does (`EIO`).
+        let dir = tempfile::tempdir().unwrap();
+        let unreadable = File::open(dir.path()).unwrap();
+        let mut buffer = [0; 4];
+        assert_eq!(
+            copy_part(Vec::new(), &unreadable, (0, 10), &mut buffer),
+            (0, Went::Unreadable)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _peer = listener.accept().unwrap();
+        assert_eq!(
+            sendfile_part(&tcp, &unreadable, 0, 10),
+            (0, Went::Unreadable)
+        );
+        assert!(matches!(
+            read_pieces(&unreadable, &[Piece::File(0, 10)]),
+            Err(Unread::Failed(_))
+        ));
+        // A client that takes nothing within the send timeout is slow,
+        // not gone.
+        struct Slow;
+        impl Write for Slow {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (_dir, file) = ten_bytes();
+        assert_eq!(
+            copy_part(Slow, &file, (0, 10), &mut buffer),
+            (0, Went::ClientSlow)
+        );
+        assert_eq!(
+            Went::ClientSlow
+                .termination()
+                .map(|t| t.as_str().to_owned()),
+            Some("cD".to_owned())
+        );
+        assert_eq!(Went::Unreadable.termination().unwrap().as_str(), "PD");
+        assert_eq!(Went::FileEnded.termination().unwrap().as_str(), "PD");
+        assert_eq!(Went::Whole.termination(), None);
+    }
+
+    #[test]
+    fn pieces_read_short_say_how_much_of_them_was_there() {
+        let (_dir, file) = ten_bytes();
+        assert_eq!(
+            read_pieces(&file, &[Piece::Bytes(b"<"), Piece::File(8, 2)]).unwrap(),
+            b"<89"
+        );
+        assert!(matches!(
+            read_pieces(&file, &[Piece::File(6, 8)]),
+            Err(Unread::Short { read: 4, wanted: 8 })
+        ));
     }
 }

@@ -5,9 +5,15 @@
 //! half-close, and the other direction goes on), either fails, or both stay
 //! silent for the idle timeout. The backend connection is never returned
 //! to the pool.
+//!
+//! Its `$termination` is HAProxy's for a tunnel: `--` when the sides
+//! closed (a FIN each way, whoever began), `CD` or `SD` for the side that
+//! aborted it (a reset, a failed read or write), `cD` for the tunnel idling
+//! out, `cD` or `sD` for a side that took nothing for as long.
 
 use super::origin::Fetched;
 use super::{Client, Outcome, Refusal, Shared};
+use crate::access_log::{By, Stage, Termination};
 use crate::http::conn::{is_timeout, ClientStream, Socket, Stream};
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::is_tchar;
@@ -16,6 +22,7 @@ use crate::throttle::OnceAMinute;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Bytes copied per read in each direction.
@@ -147,6 +154,7 @@ pub(super) fn run(
         linger: true,
     };
     if client.conn.get_mut().write_all(&head).is_err() {
+        client.departure(Stage::Data);
         return Ok(closing(0));
     }
     let idle = shared.pool_config(client.route).tunnel_timeout;
@@ -154,23 +162,46 @@ pub(super) fn run(
     let mut up_stream: &Stream = up.conn.get_ref();
     if up_stream.write_all(&early_from_client).is_err() {
         let _ = client_stream.shutdown(Shutdown::Both);
+        client.ended(Termination::new(By::Server, Stage::Data));
         return Ok(closing(0));
     }
-    let to_client = relay_both_ways(client_stream, up_stream, idle);
+    let (to_client, ended) = relay_both_ways(client_stream, up_stream, idle);
+    // A forced shutdown cuts tunnels as it does any exchange: whatever
+    // each side then saw is its doing.
+    if client.watch.cut() {
+        client.ended(Termination::new(By::Killed, Stage::Data));
+    } else if let Some(ended) = ended {
+        client.ended(ended);
+    }
     Ok(closing(early + to_client))
 }
 
 /// Copies client -> backend on a helper thread and backend -> client on
 /// this one, until both directions have ended, either fails, or neither
-/// sends anything for `idle`. Returns the bytes sent to the client.
-fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
+/// sends anything for `idle`. Returns the bytes sent to the client, and
+/// what ended the tunnel if it was not both sides closing: the first
+/// direction to fail tells it, as the other's failure is then of the
+/// proxy's closing (see [`Ended::termination`]).
+fn relay_both_ways(
+    client: &ClientStream,
+    up: &Stream,
+    idle: Duration,
+) -> (u64, Option<Termination>) {
     let sockets: [&dyn Socket; 2] = [client, up];
     for s in sockets {
         let _ = s.set_read_timeout(Some(idle));
         let _ = s.set_write_timeout(Some(idle));
     }
     let activity = Activity::new();
-    std::thread::scope(|scope| {
+    // Set before the sockets are closed, so the failure that closing
+    // brings about on the other direction comes second.
+    let first = OnceLock::new();
+    let tell = |ended: &Ended, toward_client: bool| {
+        if let Some(how) = ended.termination(toward_client) {
+            let _ = first.set(how);
+        }
+    };
+    let sent = std::thread::scope(|scope| {
         // `scope.spawn` would panic if the system refused a thread.
         let upward = std::thread::Builder::new()
             .name("tunnel".into())
@@ -178,10 +209,9 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
             .spawn_scoped(scope, || {
                 // A client's failure (a reset) or the tunnel idling out
                 // ends both sides at once.
-                if !matches!(
-                    pump(client, up, &activity, idle).1,
-                    Ended::Done | Ended::Gone
-                ) {
+                let ended = pump(client, up, &activity, idle).1;
+                tell(&ended, false);
+                if !matches!(ended, Ended::Done | Ended::Gone) {
                     close_both(client, up);
                 }
             });
@@ -195,10 +225,14 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
                     log::warn!("cannot start a tunnel thread: {e} (said at most once a minute)");
                 }
                 close_both(client, up);
+                // Neither side's doing: none of HAProxy's letters fits a
+                // thread refused better than a resource run out.
+                let _ = first.set(Termination::new(By::Resource, Stage::Data));
                 return 0;
             }
         };
         let (sent, ended) = pump(up, client, &activity, idle);
+        tell(&ended, true);
         let close_after_grace = || {
             let deadline = Instant::now() + CLOSE_GRACE;
             while !upward.is_finished() && Instant::now() < deadline {
@@ -210,7 +244,7 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
         };
         match ended {
             Ended::Done => {}
-            Ended::Forced => close_both(up, client),
+            Ended::Idle | Ended::Stalled => close_both(up, client),
             // The client is gone: what it sent before may still be on its
             // way to the backend, but no longer than the grace (the backend
             // may read nothing, and nobody waits for its answer).
@@ -228,7 +262,8 @@ fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> u64 {
             }
         }
         sent
-    })
+    });
+    (sent, first.get().copied())
 }
 
 /// How a direction of the tunnel ended.
@@ -244,9 +279,35 @@ enum Ended {
     /// Reading its source failed (a reset, a TLS error): nothing more
     /// comes from there.
     Cut,
-    /// The tunnel idled out, or the destination took nothing for as long:
+    /// The tunnel idled out: both sides are to be closed at once.
+    Idle,
+    /// The destination took nothing for as long as the tunnel may idle:
     /// both sides are to be closed at once.
-    Forced,
+    Stalled,
+}
+
+impl Ended {
+    /// What the end of a direction (`toward_client`, or toward the
+    /// backend) says of the tunnel's, in HAProxy's letters: a source that
+    /// ended is a side closing, no failure; a side that failed (read
+    /// from or written to) aborted it; the tunnel idling out is the
+    /// client's timeout, as HAProxy's `timeout tunnel` is told first on
+    /// the client's side; a side that took nothing, its own timeout.
+    fn termination(&self, toward_client: bool) -> Option<Termination> {
+        let (source, destination) = match toward_client {
+            true => (By::Server, By::Client),
+            false => (By::Client, By::Server),
+        };
+        let by = match self {
+            Ended::Done => return None,
+            Ended::Gone => destination,
+            Ended::Cut => source,
+            Ended::Idle => By::ClientTimeout,
+            Ended::Stalled if toward_client => By::ClientTimeout,
+            Ended::Stalled => By::ServerTimeout,
+        };
+        Some(Termination::new(by, Stage::Data))
+    }
 }
 
 /// When either direction last moved a byte, shared by both: a quiet
@@ -318,7 +379,7 @@ where
                         let _ = to.shutdown(Shutdown::Both);
                         return (copied, Ended::Gone);
                     }
-                    Err(_) => return (copied, Ended::Forced),
+                    Err(_) => return (copied, Ended::Stalled),
                 }
                 copied += n as u64;
                 activity.touch();
@@ -327,7 +388,7 @@ where
             Err(e) if is_timeout(&e) => {
                 let left = activity.left_of(idle);
                 if left.is_zero() {
-                    return (copied, Ended::Forced);
+                    return (copied, Ended::Idle);
                 }
                 // The other direction talked meanwhile: the next wait is
                 // what is left of the window since, not a whole one more.
