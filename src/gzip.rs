@@ -5,7 +5,7 @@
 //!
 //! What the cache stores is the response as the backend sent it; a hit
 //! for a client that takes gzip is served from a compressed copy made
-//! once per entry (see `cache::store::Entry::gzipped`), where nginx
+//! once per entry (see `cache::store::Entry::compressed`), where nginx
 //! compresses the stored body again for every hit.
 
 use crate::http::Headers;
