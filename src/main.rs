@@ -421,6 +421,7 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                 true => format!("{rest}, for X-Accel-Redirect alone"),
                 false => rest,
             };
+            let rest = format!("{rest}{}", route_limit(route));
             let precompressed = match files.precompressed() {
                 true => ", .br and .gz copies sent to who takes them",
                 false => "",
@@ -443,9 +444,20 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             Some(to) => format!(", its prefix rewritten to {to}"),
             None => String::new(),
         };
-        writeln!(out, "# route {route} -> {pool}{rewrite}")?;
+        let limit = route_limit(route);
+        writeln!(out, "# route {route} -> {pool}{rewrite}{limit}")?;
     }
     Ok(())
+}
+
+/// `check`'s account of a route's own `rate_limit=`, if any.
+fn route_limit(route: &inverso::routes::Route) -> String {
+    match route.rate_limit() {
+        Some((rate, burst)) => {
+            format!(", rate_limit {rate} (burst {burst}) of its own, its pool's too")
+        }
+        None => String::new(),
+    }
 }
 
 /// `check`'s account of the `rewrite.<name>` rules: each with its line

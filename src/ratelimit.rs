@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Shards of the table: requests from different addresses rarely wait on
@@ -314,6 +315,29 @@ impl Limiter {
         }
     }
 
+    /// Gives back the token each bucket `keys` names took at `now`: the
+    /// request was refused by another limit it is under, and as nginx
+    /// counts a request refused by one `limit_req` in no zone, it costs
+    /// nothing here either.
+    fn refund(&self, keys: &Keys, client: IpAddr) {
+        let give_back = |client: Key| {
+            let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
+            // Forgotten meanwhile: it would start full anyway.
+            if let Some(bucket) = self.shards[shard].lock().get_mut(&client) {
+                bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
+            }
+        };
+        match keys {
+            Keys::Address => give_back(Key::Address(counted_as(client))),
+            Keys::Values(values) => {
+                for value in values {
+                    give_back(Key::Value(self.hasher.hash_one(&value[..])));
+                }
+            }
+            Keys::TooMany => {}
+        }
+    }
+
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.seen).as_secs_f64();
         (bucket.tokens + elapsed * self.rate).min(self.capacity)
@@ -342,6 +366,63 @@ impl Limiter {
     fn clients(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
+}
+
+/// The buckets of one generation of the settings: each pool's, and each
+/// route's with a `rate_limit=` of its own.
+#[derive(Default)]
+pub struct Limiters {
+    /// For each pool, `targets`' first; a pool without a limit of its own
+    /// shares the top level's.
+    pub pools: Vec<Option<Arc<Limiter>>>,
+    /// For each route, in the order of `Routes::get`.
+    pub routes: Vec<Option<Arc<Limiter>>>,
+}
+
+impl Limiters {
+    /// The pool's at `index` (0: `targets`').
+    pub fn of_pool(&self, index: usize) -> Option<&Arc<Limiter>> {
+        self.pools.get(index)?.as_ref()
+    }
+
+    /// The route's at `index`, with a `rate_limit=` of its own.
+    pub fn of_route(&self, index: usize) -> Option<&Arc<Limiter>> {
+        self.routes.get(index)?.as_ref()
+    }
+}
+
+/// Whether a request counted by `keys` (from `client`) may be made at
+/// `now` under every one of `limits` (a route's own, then its pool's;
+/// `None`: no limit there), as nginx applies every `limit_req` in force:
+/// it passes only if each has a token for it; if not, it takes none from
+/// any, and it is told how long until all may.
+pub fn admit_under_all<const N: usize>(
+    limits: [Option<&Limiter>; N],
+    keys: &Keys,
+    client: IpAddr,
+    now: Instant,
+) -> Result<(), Duration> {
+    let mut longest: Option<Duration> = None;
+    // Which of `limits` took a token.
+    let mut took = [false; N];
+    for (limiter, took) in limits.iter().zip(&mut took) {
+        let Some(limiter) = limiter else { continue };
+        match limiter.admit_request(keys, client, now) {
+            Ok(()) => *took = true,
+            Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
+        }
+    }
+    let Some(wait) = longest else {
+        return Ok(());
+    };
+    for limiter in limits
+        .iter()
+        .zip(took)
+        .filter_map(|(l, took)| l.filter(|_| took))
+    {
+        limiter.refund(keys, client);
+    }
+    Err(wait)
 }
 
 #[cfg(test)]
@@ -529,6 +610,29 @@ mod tests {
         assert!(limiter.admit_request(&alice, client, t0).is_err());
         assert!(limiter.admit_request(&Keys::TooMany, client, t0).is_err());
         assert_eq!(limiter.admit_request(&Keys::Address, client, t0), Ok(()));
+    }
+
+    #[test]
+    fn a_request_passes_every_limit_it_is_under_or_costs_none_of_them() {
+        let route = Limiter::new(Rate::parse("1/h").unwrap(), 1);
+        let pool = Limiter::new(Rate::parse("1/h").unwrap(), 2);
+        let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
+        let both = [Some(&route), Some(&pool)];
+        for _ in 0..2 {
+            assert_eq!(admit_under_all(both, &Keys::Address, client, t0), Ok(()));
+        }
+        // The route's bucket is spent: refused, and the pool's token is
+        // given back.
+        let wait = admit_under_all(both, &Keys::Address, client, t0).unwrap_err();
+        assert!(wait > Duration::from_secs(3000), "{wait:?}");
+        assert_eq!(pool.admit(Who::Address(client), t0), Ok(()));
+        // The pool's is spent now: the route's token is given back too.
+        let route = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let keys = Keys::Values(vec![b"alice".to_vec(), b"j1".to_vec()]);
+        assert!(admit_under_all([Some(&route), Some(&pool)], &keys, client, t0).is_ok());
+        assert!(admit_under_all([Some(&route), Some(&pool)], &Keys::Address, client, t0).is_err());
+        assert_eq!(route.admit(Who::Address(client), t0), Ok(()));
+        assert!(route.admit(Who::Value(b"alice"), t0).is_err());
     }
 
     #[test]

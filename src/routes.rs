@@ -22,6 +22,7 @@ use crate::cache::policy::push_path;
 use crate::files::Files;
 use crate::http::head::push_host_name;
 use crate::http::headers::set_cookie_paths;
+use crate::ratelimit::Rate;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -75,6 +76,9 @@ pub struct Route {
     /// `files <dir>`: the files under the route's prefix are served from
     /// `dir` (and with `fallback=`, what is not there goes to `pool`).
     files: Option<FilesRoute>,
+    /// `rate_limit=` and its burst: buckets of the route's own, which its
+    /// requests fill as well as their pool's.
+    rate_limit: Option<(Rate, u32)>,
 }
 
 /// A `files` route's directory, and whether a missing file goes to the
@@ -193,6 +197,7 @@ impl Route {
             answer: None,
             condition: None,
             files: None,
+            rate_limit: None,
         })
     }
 
@@ -219,6 +224,7 @@ impl Route {
                 fallback: fallback.is_some(),
                 internal: false,
             }),
+            rate_limit: None,
         })
     }
 
@@ -284,6 +290,39 @@ impl Route {
         self.cookie_paths
     }
 
+    /// This route, its requests also limited to `rate` (with `burst`
+    /// past it; none given: a second's worth, as `rate_limit_burst`) in
+    /// buckets of its own: nginx's `limit_req` in a `location`, in front
+    /// of the same backends as the rest of the site. Not on a route that
+    /// answers before any limit is counted (a redirect, a `return`: as
+    /// nginx's `return`, which comes before `limit_req`), nor on an
+    /// `internal` one, which clients never reach.
+    pub fn with_rate_limit(self, rate: Rate, burst: Option<u32>) -> Result<Route, String> {
+        if self.answer.is_some() {
+            return Err(
+                "rate_limit=: a redirect or a `return` is answered before any rate limit is \
+                 counted; a route to a pool or to files takes one"
+                    .into(),
+            );
+        }
+        if self.is_internal() {
+            return Err(
+                "rate_limit=: an internal route is reached by a backend's X-Accel-Redirect \
+                 alone, counted by the route the client asked for"
+                    .into(),
+            );
+        }
+        Ok(Route {
+            rate_limit: Some((rate, burst.unwrap_or(rate.one_second()))),
+            ..self
+        })
+    }
+
+    /// With `rate_limit=`: the route's rate and burst.
+    pub fn rate_limit(&self) -> Option<(Rate, u32)> {
+        self.rate_limit
+    }
+
     /// A route (`spec` as for [`Route::parse`]) that answers `status` with
     /// a `Location` of `to` (a path, or an `http://` or `https://` URL)
     /// in place of the matched prefix.
@@ -325,6 +364,7 @@ impl Route {
             })),
             condition: None,
             files: None,
+            rate_limit: None,
         };
         // `/old/` to `/old/new/` (or to `/old`) would send its clients
         // round until 414: where a path under the route is sent, it is
@@ -397,6 +437,7 @@ impl Route {
             answer: Some(Answer::Return(Return { status, text })),
             condition: None,
             files: None,
+            rate_limit: None,
         })
     }
 

@@ -2044,3 +2044,152 @@ fn rate_limit_key_reads_a_query_name_as_php_reads_it() {
         assert_eq!(status(&target, &from), 429, "`{spelled}=K` is K to PHP");
     }
 }
+
+#[test]
+fn a_route_s_own_rate_limit_refuses_its_path_alone_and_survives_a_reload() {
+    let (main, files) = (Backend::echo("main"), tempfile::tempdir().unwrap());
+    std::fs::write(files.path().join("report.pdf"), b"pdf").unwrap();
+    // One request an hour past a burst of 2: nothing refills in a test.
+    let text = format!(
+        "targets = {}\n\
+         route./login = default rate_limit=1/h rate_limit_burst=2\n\
+         route./dl/ = files {} rate_limit=1/h rate_limit_burst=0\n\
+         log_format = $status $termination $request_uri\n",
+        main.addr,
+        files.path().display()
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let status = |path: &str| via(&proxy, "site.test", path, &[]).0;
+    for path in ["/login", "/login?next=/", "/login/sso"] {
+        assert_eq!(status(path), 200, "{path}");
+    }
+    let refused = proxy.get_on("site.test", "/login", &[]);
+    assert_eq!(refused.status, 429);
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    // The rest of the site, on the same backends, is not limited.
+    for i in 0..5 {
+        assert_eq!(status(&format!("/page/{i}")), 200);
+    }
+    // A files route takes one too.
+    assert_eq!(status("/dl/report.pdf"), 200);
+    assert_eq!(status("/dl/report.pdf"), 429);
+    // One counter, logged as the other limits' refusals are.
+    assert_eq!(proxy.metric("inverso_rate_limited_total"), Some(2));
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 11));
+    let lines = proxy.log_lines();
+    assert!(lines.contains(&"429 PR /login".to_string()), "{lines:?}");
+    // A reload that keeps the route's line keeps its buckets, though
+    // another route now comes before it.
+    let more = format!("{text}route./account/settings/ = default\n");
+    proxy.reload(&[], from_file_with_admin(&more));
+    assert_eq!(status("/login"), 429);
+    assert_eq!(status("/dl/report.pdf"), 429);
+    // One that changes its limit starts it afresh.
+    let changed = more.replace("rate_limit_burst=2", "rate_limit_burst=3");
+    proxy.reload(&[], from_file_with_admin(&changed));
+    assert_eq!(status("/login"), 200);
+    assert_eq!(status("/dl/report.pdf"), 429);
+    assert_eq!(main.requests(), 9);
+}
+
+#[test]
+fn a_route_s_rate_limit_adds_to_its_pool_s_and_counts_by_its_key() {
+    let (main, api) = (Backend::echo("main"), Backend::echo("api"));
+    let text = format!(
+        "targets = {}\n\
+         rate_limit = 1/h\n\
+         rate_limit_burst = 1\n\
+         pool.api = {}\n\
+         pool.api.rate_limit = 1/h\n\
+         pool.api.rate_limit_burst = 5\n\
+         pool.api.rate_limit_key = header:X-Api-Key\n\
+         route./login = default rate_limit=1/h rate_limit_burst=0\n\
+         route./api/search = api rate_limit=1/h rate_limit_burst=1\n\
+         route./api/ = api\n",
+        main.addr, api.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let status = |target: &str, fields: &[(&str, &str)]| via(&proxy, "site.test", target, fields).0;
+    // The login's bucket is spent after one; the one refused takes no
+    // token of the site's, which has one more.
+    assert_eq!(status("/login", &[]), 200);
+    assert_eq!(status("/login", &[]), 429);
+    assert_eq!(status("/", &[]), 200);
+    // The site's is spent now: nothing passes, the login's limit or not.
+    assert_eq!(status("/", &[]), 429);
+    // The search counts by the API pool's key, in buckets of its own.
+    let (alice, bob) = (("X-Api-Key", "alice"), ("X-Api-Key", "bob"));
+    for _ in 0..2 {
+        assert_eq!(status("/api/search?q=1", &[alice]), 200);
+    }
+    assert_eq!(status("/api/search?q=2", &[alice]), 429);
+    assert_eq!(status("/api/search?q=2", &[bob]), 200);
+    // The pool's limit still holds on the search: carol's key spent
+    // elsewhere in the API, her search is refused, its bucket full or not.
+    let carol = ("X-Api-Key", "carol");
+    for i in 0..6 {
+        assert_eq!(status(&format!("/api/items/{i}"), &[carol]), 200);
+    }
+    assert_eq!(status("/api/search?q=3", &[carol]), 429);
+    assert_eq!(status("/api/items/6", &[carol]), 429);
+    assert_eq!((main.requests(), api.requests()), (2, 9));
+}
+
+#[test]
+fn a_route_s_rate_limit_is_shown_by_check_and_refused_where_it_means_nothing() {
+    let top = "targets = 127.0.0.1:9001\n";
+    let (code, stdout, stderr) = inverso_check(
+        &format!("{top}route./login = default rewrite=/sign-in rate_limit=5/m\n"),
+        "error",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(
+            "# route /login -> default, its prefix rewritten to /sign-in, \
+             rate_limit 5/m (burst 1) of its own, its pool's too\n"
+        ),
+        "{stdout}"
+    );
+    for (route, says) in [
+        (
+            "default rate_limit=10/d",
+            "rate_limit=10/d: `10/d` is not a rate",
+        ),
+        (
+            "default rate_limit=0/s",
+            "rate_limit=0/s: `0/s` is not a rate",
+        ),
+        (
+            "default rate_limit_burst=3",
+            "rate_limit_burst= is set, but rate_limit= is not",
+        ),
+        (
+            "default rate_limit=1/s rate_limit_burst=-1",
+            "rate_limit_burst=-1: ",
+        ),
+        (
+            "default rate_limit=1/s rate_limit=2/s",
+            "rate_limit= given twice",
+        ),
+        (
+            "return 200 ok rate_limit=1/s",
+            "rate_limit=: a return route is answered before any rate limit",
+        ),
+        (
+            "redirect 301 /new rate_limit=1/s",
+            "rate_limit=: a redirect route is answered before any rate",
+        ),
+        (
+            "files / internal rate_limit=1/s",
+            "rate_limit=: an internal route is reached by a backend's",
+        ),
+    ] {
+        let (code, _, stderr) = inverso_check(&format!("{top}route./login = {route}\n"), "error");
+        assert_eq!(code, Some(2), "{route}: {stderr}");
+        assert!(
+            stderr.contains(&format!("proxy.conf:2: route./login: {says}")),
+            "{route}: {stderr}"
+        );
+    }
+}

@@ -201,7 +201,7 @@ pub fn metrics_text(shared: &Shared) -> String {
     counter(
         &mut out,
         "inverso_rate_limited_total",
-        "Requests answered 429 because their client address was over rate_limit.",
+        "Requests answered 429 for being over a rate_limit (top level, pool or route).",
         m.rate_limited.load(Ordering::Relaxed),
     );
     counter(

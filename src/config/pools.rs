@@ -6,6 +6,7 @@
 //! pool serves (see [`crate::routes`]).
 
 use super::keys::{find_key, Apply};
+use super::values::parse_number;
 use super::{
     nearest, parse_duration, parse_rate, parse_size, Balance, Config, ConfigError, FieldFamily,
     FieldKey, Loader, Origin, Setting,
@@ -13,6 +14,7 @@ use super::{
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
 use crate::files::{listing, Files, MAX_MAX_AGE};
 use crate::http::head::required_field;
+use crate::ratelimit::Rate;
 use crate::routes::{Condition, Route, Routes, CLOSE_UNANSWERED, MAX_ROUTES};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -816,6 +818,16 @@ impl Loader {
                 )));
             };
             let (place, condition) = split_condition(spec).map_err(refused)?;
+            // Answered before any limit is counted: a limit there would
+            // never refuse anything (and a `return`'s text would take
+            // it in silently).
+            if matches!(pool, REDIRECT | RETURN) && words.clone().any(is_limit_option) {
+                return Err(refused(format!(
+                    "rate_limit=: a {pool} route is answered before any rate limit is \
+                     counted (as nginx's `return` comes before `limit_req`): limit the route \
+                     to a pool or to files instead"
+                )));
+            }
             let route = match pool {
                 REDIRECT => redirect_route(place, words),
                 RETURN => return_route(place, &setting.value),
@@ -858,8 +870,9 @@ fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
-/// `route.<spec> = <pool> [rewrite=<path> [cookie_paths]]`, `words` being what comes
-/// after the pool's name.
+/// `route.<spec> = <pool> [rewrite=<path> [cookie_paths]]
+/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, `words` being what
+/// comes after the pool's name.
 fn pool_route<'a>(
     spec: &str,
     pool: &str,
@@ -868,7 +881,11 @@ fn pool_route<'a>(
 ) -> Result<Route, String> {
     let index = pool_index(pool, pools)?;
     let (mut rewrite, mut cookie_paths) = (None, false);
+    let mut limit = RouteLimit::default();
     for option in words {
+        if limit.read(option)? {
+            continue;
+        }
         match (option.strip_prefix("rewrite="), option) {
             (Some(_), _) if rewrite.is_some() => return Err("rewrite= given twice".into()),
             (Some(path), _) => rewrite = Some(path),
@@ -876,7 +893,8 @@ fn pool_route<'a>(
             (None, _) => {
                 return Err(format!(
                     "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/ \
-                     [cookie_paths]`, `redirect <status> <to>`, `return <status> [<text>]` or \
+                     [cookie_paths] [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, \
+                     `redirect <status> <to>`, `return <status> [<text>]` or \
                      `files <directory>`)",
                     option.escape_debug()
                 ))
@@ -884,9 +902,61 @@ fn pool_route<'a>(
         }
     }
     let route = Route::parse(spec, index, rewrite)?;
-    match cookie_paths {
-        true => route.with_cookie_paths(),
-        false => Ok(route),
+    let route = match cookie_paths {
+        true => route.with_cookie_paths()?,
+        false => route,
+    };
+    limit.apply(route)
+}
+
+/// Whether a word of a route's value is one of [`RouteLimit`]'s options.
+fn is_limit_option(word: &str) -> bool {
+    word.starts_with("rate_limit=") || word.starts_with("rate_limit_burst=")
+}
+
+/// A route's `rate_limit=` and `rate_limit_burst=`, as read.
+#[derive(Default)]
+struct RouteLimit {
+    rate: Option<Rate>,
+    burst: Option<u32>,
+}
+
+impl RouteLimit {
+    /// Takes `option` if it is `rate_limit=` or `rate_limit_burst=`:
+    /// whether it was.
+    fn read(&mut self, option: &str) -> Result<bool, String> {
+        match option.split_once('=') {
+            Some(("rate_limit", _)) if self.rate.is_some() => Err("rate_limit= given twice".into()),
+            Some(("rate_limit", written)) => {
+                let rate =
+                    Rate::parse(written).map_err(|e| format!("rate_limit={written}: {e}"))?;
+                self.rate = Some(rate);
+                Ok(true)
+            }
+            Some(("rate_limit_burst", _)) if self.burst.is_some() => {
+                Err("rate_limit_burst= given twice".into())
+            }
+            Some(("rate_limit_burst", written)) => {
+                let burst = parse_number(written, 0..=1_000_000);
+                let burst = burst.map_err(|e| format!("rate_limit_burst={written}: {e}"))?;
+                self.burst = Some(burst);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// `route` with the limit read, if any.
+    fn apply(self, route: Route) -> Result<Route, String> {
+        match (self.rate, self.burst) {
+            (Some(rate), burst) => route.with_rate_limit(rate, burst),
+            (None, Some(_)) => Err(
+                "rate_limit_burst= is set, but rate_limit= is not: without a rate there is \
+                 no burst"
+                    .into(),
+            ),
+            (None, None) => Ok(route),
+        }
     }
 }
 
@@ -934,8 +1004,9 @@ fn redirect_route<'a>(
 
 /// `route.<spec> = files <dir> [max_age=<duration> [immutable]]
 /// [fallback=<pool>|/<file>] [precompressed] [internal]
-/// [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>]`,
-/// `words` being what comes after `files`.
+/// [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>]
+/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, `words` being what
+/// comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
@@ -943,7 +1014,8 @@ fn files_route<'a>(
 ) -> Result<Route, String> {
     let usage = "a route that serves files is `files <directory> [max_age=<duration> \
                  [immutable]] [fallback=<pool>|/<file>] [precompressed] [internal] \
-                 [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>]`, e.g. \
+                 [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>] \
+                 [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, e.g. \
                  `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
@@ -952,7 +1024,11 @@ fn files_route<'a>(
     let (mut precompressed, mut internal, mut immutable) = (false, false, false);
     let mut autoindex = None;
     let (mut rate, mut rate_after) = (None, None);
+    let mut limit = RouteLimit::default();
     for option in words {
+        if limit.read(option)? {
+            continue;
+        }
         let listing = match option {
             "autoindex" | "autoindex=html" => Some(listing::Format::Html),
             "autoindex=json" => Some(listing::Format::Json),
@@ -1040,10 +1116,11 @@ fn files_route<'a>(
         files = files.with_fallback_file(file)?;
     }
     let route = Route::serving_files(spec, Arc::new(files), fallback)?;
-    match internal {
-        true => route.internal(),
-        false => Ok(route),
-    }
+    let route = match internal {
+        true => route.internal()?,
+        false => route,
+    };
+    limit.apply(route)
 }
 
 /// Sets a route's option `flag`, `name` in its value, refused when given
@@ -1129,6 +1206,24 @@ mod tests {
 
     fn refused(text: &str) -> String {
         build(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_route_s_rate_limit_takes_a_second_s_worth_of_burst_unless_given() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nroute./login = default rate_limit=120/m\n\
+             route./search = default rate_limit=5/m rate_limit_burst=0\nroute./ = default\n",
+        )
+        .unwrap();
+        let limit = |path: &str| {
+            let route = c.routes.iter().find(|r| r.to_string() == path).unwrap();
+            route
+                .rate_limit()
+                .map(|(rate, burst)| (rate.to_string(), burst))
+        };
+        assert_eq!(limit("/login"), Some(("120/m".into(), 2)));
+        assert_eq!(limit("/search"), Some(("5/m".into(), 0)));
+        assert_eq!(limit("/"), None);
     }
 
     const TWO_POOLS: &str = "\
@@ -1301,6 +1396,9 @@ route.static.example = static
             ("route.x.example =", "route.x.example: needs the pool"),
             ("route.x.example = api strip", "unknown option `strip`"),
             ("route./v2/ = api rewrite=/a rewrite=/b", "rewrite= given twice"),
+            ("route./login = api rate_limit=5/m rate_limit_burst=3", ""),
+            ("route./login = api rate_limit=5/m rate_limit_burst=3 rate_limit_burst=1", "rate_limit_burst= given twice"),
+            ("route./login = api rate_limit=5/week", "rate_limit=5/week: `5/week` is not a rate"),
             ("route./v2/ = api cookie_paths", "it needs rewrite="),
             (
                 "route./v2/ = api rewrite=/ cookie_paths cookie_paths",
@@ -1665,7 +1763,8 @@ route.static.example = static
                 "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
                  `files <directory> [max_age=<duration> [immutable]] \
                  [fallback=<pool>|/<file>] [precompressed] [internal] [autoindex[=json]] \
-                 [limit_rate=<size>[/s]] [limit_rate_after=<size>]`"
+                 [limit_rate=<size>[/s]] [limit_rate_after=<size>] \
+                 [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`"
                     .into(),
             ),
             (format!("route./s/ = files {www} autoindex"), String::new()),

@@ -36,7 +36,7 @@ use crate::http::{BodyError, BodyKind, Headers, RequestHead, ResponseHead, Versi
 use crate::https_redirect;
 use crate::metrics::Metrics;
 use crate::pace::Pacing;
-use crate::ratelimit::{self, Keys, Limiter};
+use crate::ratelimit::{self, Keys, Limiter, Limiters};
 use crate::realip;
 use crate::request_id;
 use crate::rewrite::{Rewrites, Rewritten};
@@ -81,9 +81,10 @@ pub struct Shared {
     /// The same counters in every generation.
     pub metrics: Arc<Metrics>,
     /// With `rate_limit`: every client address's bucket (kept by a reload
-    /// that leaves the limit as it was), for each pool, `targets`' first;
-    /// a pool without a limit of its own shares the top level's.
-    pub limiters: Vec<Option<Arc<Limiter>>>,
+    /// that leaves the limit as it was), for each pool, `targets`' first
+    /// (a pool without a limit of its own shares the top level's), and
+    /// for each route with a `rate_limit=` of its own.
+    pub limiters: Limiters,
     /// The cache rules of this generation, made once, not per request.
     pub cache_rules: CacheRules,
     /// With `gzip` on: what is compressed, and how; for each pool,
@@ -134,7 +135,7 @@ impl Shared {
     /// With a `rate_limit`: the buckets the request fills (see
     /// [`Shared::limiters`]).
     pub fn limiter(&self, route: Option<usize>) -> Option<&Arc<Limiter>> {
-        self.limiters.get(self.pool_index(route))?.as_ref()
+        self.limiters.of_pool(self.pool_index(route))
     }
 
     /// The pool a request that took `route` goes to (0 for `targets`);
@@ -908,14 +909,18 @@ fn exchange(client: &mut Client, head_len: usize, shared: &Shared) -> (Outcome, 
         let sent = sticky::take(&mut head.headers, &name);
         (name, sent)
     });
-    if let Some(limiter) = shared.limiter(client.route) {
+    // The route's own `rate_limit=` and its pool's, both: by the pool's key.
+    let own = client.route.and_then(|i| shared.limiters.of_route(i));
+    let limits = [own, shared.limiter(client.route)].map(|l| l.map(|l| &**l));
+    if limits.iter().any(Option::is_some) {
         // A request that does not carry what `rate_limit_key` names is
         // counted by its address: leaving the key out gets around nothing.
         let underscores = shared.config.underscores_in_headers;
         let keys = (settings.rate_limit_key.as_ref()).map_or(Keys::Address, |on| {
             ratelimit::key_in(on, &head, underscores)
         });
-        if let Err(wait) = limiter.admit_request(&keys, client.real_ip, Instant::now()) {
+        let now = Instant::now();
+        if let Err(wait) = ratelimit::admit_under_all(limits, &keys, client.real_ip, now) {
             shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             client.ended(REFUSED);
             // Whole seconds, rounded up, at least one.

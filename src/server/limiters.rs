@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::proxy::Shared;
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, Limiters};
+use crate::upstream::hash_on::HashOn;
 use std::sync::Arc;
 
 /// The rate limiter `config` asks for: the running one when a reload
@@ -13,7 +14,7 @@ fn limiter_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Limiter>
     let (rate, burst) = config.effective_rate_limit()?;
     match running {
         Some(old) if same_rate_limit(&old.config, config) => {
-            old.limiters.first().cloned().flatten()
+            old.limiters.pools.first().cloned().flatten()
         }
         _ => Some(Arc::new(Limiter::new(rate, burst))),
     }
@@ -31,7 +32,7 @@ fn same_rate_limit(old: &Config, new: &Config) -> bool {
 /// its name when the limit is the same), the others share the top
 /// level's, as nginx's `limit_req` is inherited by a `location` that
 /// sets none.
-pub(super) fn limiters_for(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Limiter>>> {
+fn pool_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Limiter>>> {
     let top = limiter_for(config, running);
     let mut limiters = vec![top.clone()];
     for pool in &config.pools {
@@ -44,11 +45,45 @@ pub(super) fn limiters_for(config: &Config, running: Option<&Shared>) -> Vec<Opt
             let at =
                 (old.config.pools.iter()).position(|p| p.name == pool.name && p.own_rate_limit)?;
             let same = same_rate_limit(&old.config.pools[at].config, &pool.config);
-            same.then(|| old.limiters.get(at + 1).cloned().flatten())
+            same.then(|| old.limiters.pools.get(at + 1).cloned().flatten())
                 .flatten()
         });
         let new = || limit.map(|(rate, burst)| Arc::new(Limiter::new(rate, burst)));
         limiters.push(kept.or_else(new));
     }
     limiters
+}
+
+/// The rate limiters of each route with a `rate_limit=` of its own: the
+/// running one of the same route (its host, path and condition) when the
+/// reload leaves its limit, and the key its pool counts by, as they were
+/// (its clients keep their buckets), else a new one.
+fn route_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Limiter>>> {
+    let key_of = |config: &Config, pool: usize| -> Option<HashOn> {
+        let settings = (config.pool_configs().nth(pool)).unwrap_or(config);
+        settings.rate_limit_key.clone()
+    };
+    (config.routes.iter())
+        .map(|route| {
+            let (rate, burst) = route.rate_limit()?;
+            let kept = running.and_then(|old| {
+                let written = route.to_string();
+                let (at, was) = (old.config.routes.iter().enumerate())
+                    .find(|(_, r)| r.to_string() == written)?;
+                let same = was.rate_limit() == route.rate_limit()
+                    && key_of(&old.config, was.pool) == key_of(config, route.pool);
+                same.then(|| old.limiters.of_route(at).cloned()).flatten()
+            });
+            Some(kept.unwrap_or_else(|| Arc::new(Limiter::new(rate, burst))))
+        })
+        .collect()
+}
+
+/// The rate limiters of one generation of the settings: each pool's and
+/// each route's (see [`Limiters`]).
+pub(super) fn limiters_for(config: &Config, running: Option<&Shared>) -> Limiters {
+    Limiters {
+        pools: pool_limiters(config, running),
+        routes: route_limiters(config, running),
+    }
 }
