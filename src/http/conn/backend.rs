@@ -1,0 +1,185 @@
+//! A backend's connection ([`Stream`]): TCP, Unix or TLS.
+
+use super::sys::{peek, recv_now};
+use super::Socket;
+use crate::http::tls::TlsStream;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// A connection to a backend: TCP, a Unix-domain stream socket (a
+/// `unix:PATH` target), or TLS over TCP (a target with `tls`). An enum,
+/// not a trait object: each call on a TCP backend costs one branch more
+/// than on the `TcpStream` itself, and nothing is allocated or called
+/// through a pointer.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<TlsStream>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stream::Tcp(s) => s.fmt(f),
+            Stream::Unix(s) => s.fmt(f),
+            Stream::Tls(s) => f.debug_tuple("Tls").field(s.tcp()).finish(),
+        }
+    }
+}
+
+impl Stream {
+    /// Whether bytes are waiting to be read, without reading or waiting:
+    /// over TLS, plaintext or records that would give some (or end the
+    /// connection).
+    pub fn has_waiting(&self) -> bool {
+        match self {
+            Stream::Tls(s) => s.has_waiting(),
+            _ => matches!(peek(self), Ok(n) if n > 0),
+        }
+    }
+
+    /// Whether a pooled connection can carry another request: nothing
+    /// came on it while it idled, not even the backend's close (anything
+    /// at all would be a response nobody asked for). Over TLS, records
+    /// that carry no data (a session ticket) do not count.
+    pub fn still_open(&self) -> bool {
+        match self {
+            Stream::Tls(s) => !s.peer_gone() && !s.has_waiting(),
+            _ => matches!(peek(self), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        }
+    }
+}
+
+impl Socket for Stream {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tls(s) => s.read_now(buf),
+            _ => recv_now(self.as_raw_fd(), buf),
+        }
+    }
+
+    fn ack_now(&self) {
+        match self {
+            Stream::Tcp(s) => s.ack_now(),
+            Stream::Tls(s) => s.tcp().ack_now(),
+            Stream::Unix(_) => {}
+        }
+    }
+
+    fn cut_short(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.cut_short())
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+            Stream::Tls(s) => s.shutdown(how),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout),
+            Stream::Unix(s) => s.set_read_timeout(timeout),
+            Stream::Tls(s) => s.tcp().set_read_timeout(timeout),
+        }
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(timeout),
+            Stream::Unix(s) => s.set_write_timeout(timeout),
+            Stream::Tls(s) => s.tcp().set_write_timeout(timeout),
+        }
+    }
+
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        match self {
+            Stream::Tcp(s) => s.write_timeout(),
+            Stream::Unix(s) => s.write_timeout(),
+            Stream::Tls(s) => s.tcp().write_timeout(),
+        }
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Tls(s) => (&**s).read(buf),
+        }
+    }
+}
+
+/// Writes to a Unix socket go out with `MSG_NOSIGNAL`, as std's do to a
+/// TCP one: a backend that closed fails the write (`EPIPE`) rather than
+/// raise `SIGPIPE`, whatever the process does with that signal (a Rust
+/// `main` ignores it, an embedder's may not).
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
+            Stream::Tls(s) => (&**s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => {
+                socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+            }
+            Stream::Tls(s) => (&**s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tls(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.as_raw_fd(),
+        }
+    }
+}
