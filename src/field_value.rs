@@ -416,6 +416,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         Var::RequestUri => return out.extend_from_slice(sent.uri().as_bytes()),
         Var::Uri => line.path(),
         Var::Args => line.query().unwrap_or_default(),
+        Var::IsArgs => line.is_args(),
         Var::ServerProtocol => line.protocol,
         Var::Referer => return push_field(facts, "referer", out),
         Var::UserAgent => return push_field(facts, "user_agent", out),
@@ -562,6 +563,17 @@ mod tests {
             "/x/%5Cevil.example%23%C3%A9"
         );
         assert_eq!(rendered_url("/fixed?a=$$", &facts), "/fixed?a=$");
+        // `$is_args$args` carries the query as it came, `?` and all, as
+        // `$request_uri` does; nothing without one.
+        assert_eq!(
+            rendered_url("/login$is_args$args", &facts),
+            "/login?x=1&y=%2F"
+        );
+        let bare = self::head("/a", &[]);
+        assert_eq!(
+            rendered_url("/login$is_args$args", &self::facts(&bare)),
+            "/login"
+        );
         // A `%` that starts no escape is one.
         let odd = self::head("/100%/a%2fb%zz%4", &[]);
         assert_eq!(
@@ -619,6 +631,7 @@ mod tests {
                 "GET /a/b?x=1 /a/b x=1",
             ),
             ("$query_string $server_protocol", "x=1 HTTP/1.1"),
+            ("$uri$is_args$args", "/a/b?x=1"),
             ("$host", "shop.example"),
             ("$http_x_token", "t1, t2"),
             ("$http_cookie", "a=1; b=2"),
@@ -655,6 +668,13 @@ mod tests {
             rendered("$request|$request_uri|$uri|$args", &rewritten),
             "GET /old/b?y=2 HTTP/1.1|/old/b?y=2|/a/b|x=1"
         );
+        // `$is_args` follows the query the rule made, as `$args` does.
+        let dropped = self::head("/a/b", &[]);
+        let dropped = Facts {
+            sent_target: Some("/old/b?y=2"),
+            ..facts(&dropped)
+        };
+        assert_eq!(rendered("[$is_args$args]", &dropped), "[]");
         // Every variable a request may name is above.
         for (name, var) in variables::VARIABLES {
             let named =
@@ -674,9 +694,12 @@ mod tests {
     fn what_the_request_lacks_is_nothing() {
         let head = head("/", &[]);
         let plain = facts(&head);
-        let value = "$remote_user$args$http_x_absent$request_id$pool$https$ssl_protocol\
+        let value = "$remote_user$args$is_args$http_x_absent$request_id$pool$https$ssl_protocol\
                      $ssl_client_verify$ssl_client_s_dn$ssl_client_escaped_cert$host";
         assert_eq!(rendered(value, &plain), "");
+        // An empty query is none to `$is_args`, as nginx's.
+        let empty = self::head("/a?", &[]);
+        assert_eq!(rendered("[$uri$is_args$args]", &facts(&empty)), "[/a]");
         let over_tls = Facts {
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
             ..facts(&head)

@@ -24,6 +24,7 @@ pub enum Var {
     RequestUri,
     Uri,
     Args,
+    IsArgs,
     ServerProtocol,
     Status,
     BodyBytesSent,
@@ -123,6 +124,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("uri", Var::Uri),
     ("args", Var::Args),
     ("query_string", Var::Args),
+    ("is_args", Var::IsArgs),
     ("server_protocol", Var::ServerProtocol),
     ("status", Var::Status),
     ("body_bytes_sent", Var::BodyBytesSent),
@@ -362,5 +364,20 @@ impl<'a> RequestLine<'a> {
         self.after_authority()
             .split_once('?')
             .map(|(_, query)| query)
+    }
+
+    /// nginx's `$is_args`: `?` for a target with a query, else nothing.
+    pub fn is_args(&self) -> &'static str {
+        is_args(self.query())
+    }
+}
+
+/// nginx's `$is_args` for a target's `query` (after its `?`): `?` when
+/// there is one; nothing for none, nor for an empty one (`/a?`), as
+/// nginx's, whose `$args` is empty then too.
+pub fn is_args(query: Option<&str>) -> &'static str {
+    match query {
+        Some(query) if !query.is_empty() => "?",
+        _ => "",
     }
 }

@@ -1127,6 +1127,31 @@ fn oauth2_gateway() -> Backend {
     })
 }
 
+/// `$is_args$args` carries the client's query to the sign-in page as it
+/// came, and a `?` only when there is one, as nginx's.
+#[test]
+fn auth_request_redirect_writes_is_args_before_a_query_alone() {
+    let (app, gate) = (Backend::echo("app"), oauth2_gateway());
+    let config = format!(
+        "targets = {}\npool.oauth2 = {}\nroute./oauth2/ = oauth2\n\
+         auth_request = oauth2 /oauth2/auth\n\
+         auth_request_redirect = /oauth2/start$is_args$args\n",
+        app.addr, gate.addr
+    );
+    let proxy = start_proxy(&[], from_file(&config));
+    let mut client = proxy.connect();
+    for (path, location) in [
+        ("/private/page?x=1&y=%2F", "/oauth2/start?x=1&y=%2F"),
+        ("/doc", "/oauth2/start"),
+        ("/doc?", "/oauth2/start"),
+    ] {
+        let r = client.get_with(path, &[]);
+        assert_eq!(r.status, 302, "{}", r.head.raw);
+        assert_eq!(r.header("location"), Some(location), "{}", r.head.raw);
+    }
+    assert_eq!(app.requests(), 0);
+}
+
 #[test]
 fn auth_request_redirect_sends_a_client_answered_401_to_sign_in_and_back() {
     let (app, other, own, gate) = (

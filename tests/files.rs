@@ -7,7 +7,7 @@
 
 mod support;
 
-use inverso::http::date::format_http_date;
+use inverso::http::date::{format_http_date, parse_http_date};
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::symlink;
@@ -804,8 +804,46 @@ fn max_age_and_the_top_level_response_fields_are_on_file_answers() {
     for (status, r) in &answers[..4] {
         let cache: Vec<&str> = r.head.get_all("cache-control").collect();
         assert_eq!(cache, ["max-age=3600"], "{status}: {}", r.head.raw);
+        // As nginx's `expires 1h`: `Expires` beside it, an hour past the
+        // answer's `Date`, on its 304 too.
+        assert_eq!(
+            expires_after_date(r),
+            Some(3600),
+            "{status}: {}",
+            r.head.raw
+        );
+    }
+    for (status, r) in &answers[4..] {
+        assert!(!r.head.has("expires"), "{status}: {}", r.head.raw);
     }
     assert_eq!(app.requests(), 0);
+}
+
+/// How many seconds the answer's `Expires` is past its `Date`, when it
+/// has one of each.
+fn expires_after_date(r: &Response) -> Option<u64> {
+    let mut expires = r.head.get_all("expires");
+    let (Some(expires), None) = (expires.next(), expires.next()) else {
+        return None;
+    };
+    let date = parse_http_date(r.header("date")?)?;
+    parse_http_date(expires)?
+        .duration_since(date)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+#[test]
+fn immutable_files_say_their_expiry_too() {
+    let (app, site) = (Backend::echo("app"), Site::new());
+    let proxy = serving(&app, &site, " max_age=365d immutable", "");
+    let r = proxy.get_on("x", "/static/small.txt", &[]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=31536000, immutable")
+    );
+    assert_eq!(expires_after_date(&r), Some(31_536_000), "{}", r.head.raw);
 }
 
 #[test]
@@ -821,6 +859,9 @@ fn a_response_field_set_at_the_top_level_replaces_the_files_own() {
     assert_eq!(r.status, 200);
     let cache: Vec<&str> = r.head.get_all("cache-control").collect();
     assert_eq!(cache, ["no-store"], "{}", r.head.raw);
+    // The route's `Expires` would tell the caches that read only it to
+    // keep what the operator's field says not to.
+    assert!(!r.head.has("expires"), "{}", r.head.raw);
     assert_eq!(r.header("etag"), Some(etag(SMALL).as_str()));
     assert_eq!(r.body, pattern(SMALL));
 }

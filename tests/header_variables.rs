@@ -293,6 +293,26 @@ fn http_variables_are_the_client_s_fields_joined() {
     assert_eq!(all(&seen, "x-trace-id"), ["t-1"]);
 }
 
+/// nginx's `$is_args`: `?` before a query, nothing without one (nor
+/// for an empty one), so that `$uri$is_args$args` writes the target back.
+#[test]
+fn is_args_is_a_question_mark_only_before_a_query() {
+    let backend = Backend::echo("app");
+    let proxy = proxy_for(&backend, "request_header.X-Url = [$uri$is_args$args]\n");
+    let mut client = proxy.connect();
+    for path in ["/none", "/some?q=1", "/empty?"] {
+        assert_eq!(client.get(path).status, 200, "{path}");
+    }
+    for (path, url) in [
+        ("/none", "[/none]"),
+        ("/some?q=1", "[/some?q=1]"),
+        ("/empty?", "[/empty]"),
+    ] {
+        let seen = seen_at(&backend, path);
+        assert_eq!(all(&seen, "x-url"), [url], "{}", seen.head.raw);
+    }
+}
+
 #[test]
 fn a_value_that_renders_empty_sends_no_field_and_the_client_s_is_still_removed() {
     let backend = Backend::echo("app");

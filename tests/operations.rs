@@ -8,7 +8,7 @@ use inverso::config::LogFormat;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -1523,6 +1523,142 @@ fn a_small_file_found_shorter_than_its_size_is_said_and_logged_ph() {
     assert_eq!(log.lines().collect::<Vec<_>>(), ["500 PH"]);
 }
 
+/// What is left on the process's stderr once it has exited.
+fn stderr_after_exit(running: &mut Running) -> Vec<String> {
+    let mut lines = std::mem::take(&mut running.seen);
+    lines.extend(running.stderr.try_iter());
+    lines
+}
+
+/// A file the proxy may not read is 403, as nginx's, and no longer a
+/// silent `LR`: the proxy's failure before any head (`PH`), said on stderr
+/// with the file's path, once a minute rather than at every request. A
+/// test run as root is refused by no mode bits: a sysfs attribute that
+/// can only be written is refused to root too (`EACCES`, the kernel's
+/// check, not the mode's).
+#[test]
+fn a_file_the_proxy_may_not_read_is_403_said_once_and_logged_ph() {
+    let dir_of = Path::new("/sys/bus/platform");
+    let refused = std::fs::File::open(dir_of.join("drivers_probe")).map_err(|e| e.kind());
+    if refused.as_ref().err() != Some(&io::ErrorKind::PermissionDenied) {
+        eprintln!("no write-only sysfs attribute here ({refused:?}): nothing to refuse");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "log_format = $status $termination\nroute./bus/ = files {}\n",
+        dir_of.display()
+    );
+    std::fs::write(dir.path().join("proxy.conf"), conf(dead_addr(), &extra)).unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let mut client = Client::connect(addr);
+    for _ in 0..3 {
+        assert_eq!(client.get("/bus/drivers_probe").status, 403);
+    }
+    // A missing one is answered as before, and said nowhere.
+    assert_eq!(client.get("/bus/nothing").status, 404);
+    let said = running.expect("opening the file failed");
+    assert!(
+        said.contains("/sys/bus/platform/drivers_probe") && said.contains("answered 403"),
+        "{said}"
+    );
+    drop(client);
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+    let said = stderr_after_exit(&mut running);
+    let times = said
+        .iter()
+        .filter(|l| l.contains("opening the file failed"));
+    assert_eq!(times.count(), 1, "{said:#?}");
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    let lines = ["403 PH", "403 PH", "403 PH", "404 LR"];
+    assert_eq!(log.lines().collect::<Vec<_>>(), lines);
+}
+
+/// The descriptors `pid` holds open, and what each is open on.
+fn open_fds(pid: u32) -> Vec<(u64, PathBuf)> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    fds.filter_map(|e| {
+        let e = e.ok()?;
+        Some((
+            e.file_name().to_str()?.parse().ok()?,
+            std::fs::read_link(e.path()).ok()?,
+        ))
+    })
+    .collect()
+}
+
+/// `pid`'s limit on open files.
+fn open_files_limit(pid: u32) -> libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: prlimit(2) writes `limit`, a live `rlimit` of ours.
+    let got = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit) };
+    assert_eq!(got, 0, "{}", io::Error::last_os_error());
+    limit
+}
+
+fn set_open_files_limit(pid: u32, limit: libc::rlimit) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: prlimit(2) reads `limit`, a live `rlimit` of ours.
+    let set = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "{}", io::Error::last_os_error());
+}
+
+/// A file that cannot be opened for want of descriptors is 500, as
+/// nginx's, logged as the proxy's resource run out (`RH`), not a silent
+/// `LR`, and said with the file's path. The process's limit on open
+/// files is lowered to what it holds, between two requests on one
+/// connection, then put back.
+#[test]
+fn a_file_not_opened_for_want_of_descriptors_is_500_said_and_logged_rh() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("a.txt"), "a").unwrap();
+    let extra = format!(
+        "log_format = $status $termination\nroute./f/ = files {}\n",
+        site.display()
+    );
+    std::fs::write(dir.path().join("proxy.conf"), conf(dead_addr(), &extra)).unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let mut client = Client::connect(addr);
+    assert_eq!(client.get("/f/a.txt").status, 200);
+    let pid = running.child.id();
+    // The file is closed once it is sent, maybe after the client has it.
+    let file = site.join("a.txt");
+    assert!(wait_until(WAIT_LIMIT, || open_fds(pid)
+        .iter()
+        .all(|(_, on)| *on != file)));
+    // Its next descriptor would be its lowest free one: none is.
+    let held: Vec<u64> = open_fds(pid).into_iter().map(|(fd, _)| fd).collect();
+    let lowest_free = (0..).find(|n| !held.contains(n)).unwrap();
+    let was = open_files_limit(pid);
+    let none_more = libc::rlimit {
+        rlim_cur: lowest_free,
+        ..was
+    };
+    set_open_files_limit(pid, none_more);
+    let r = client.get("/f/a.txt");
+    set_open_files_limit(pid, was);
+    assert_eq!(r.status, 500, "{}", r.head.raw);
+    let said = running.expect("opening the file failed");
+    assert!(
+        said.contains(&site.join("a.txt").display().to_string()) && said.contains("answered 500"),
+        "{said}"
+    );
+    drop(client);
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(), Some(0));
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["200 --", "500 RH"]);
+}
+
 #[test]
 fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
     // Started on the default proxy.conf (not named), targets on the
@@ -2379,6 +2515,7 @@ fn a_dead_backend_is_said_with_its_client_once_not_once_a_request() {
     let lines = running.seen.iter().filter(|l| l.contains("cannot connect"));
     assert_eq!(lines.count(), 1, "{:#?}", running.seen);
     let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
-    let first = log.lines().next().unwrap();
-    assert!(first.contains("\"GET /0 ") && first.contains(id), "{log}");
+    // Logged as each worker finishes: not always in the order sent.
+    let first = log.lines().find(|l| l.contains("\"GET /0 ")).unwrap();
+    assert!(first.contains(id), "{log}");
 }

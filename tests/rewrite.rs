@@ -406,6 +406,37 @@ fn a_template_s_uri_and_args_are_the_rewritten_ones_and_its_request_the_client_s
     );
 }
 
+/// A template's `$is_args`, as its `$args`, is the rewritten query's.
+#[test]
+fn a_template_s_is_args_follows_the_query_a_rule_made() {
+    let main = Backend::echo("main");
+    let mut proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             rewrite.find = ^/find/([a-z]+)$ /search?q=$1\n\
+             rewrite.drop = ^/drop$ /dropped?\n\
+             log_format = $uri$is_args$args|[$is_args]\n",
+            main.addr
+        )),
+    );
+    for path in ["/find/shoes", "/drop?x=1", "/other", "/other?x=1"] {
+        assert_eq!(get(&proxy, path).0, 200, "{path}");
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        // Without a query `$args` is the log's `-` (nginx's too), while
+        // `$is_args` is empty.
+        [
+            "/search?q=shoes|[?]",
+            "/dropped-|[]",
+            "/other-|[]",
+            "/other?x=1|[?]"
+        ]
+    );
+}
+
 #[test]
 fn the_cache_keys_the_rewritten_target() {
     let origin = cacheable_echo("origin");

@@ -276,6 +276,12 @@ fn write_var(
             Some(made) => out.text(made.split_once('?').map(|(_, query)| query)),
             None => out.text(request.and_then(|l| l.query())),
         },
+        // Empty rather than `-` without a query, as nginx writes it: its
+        // value is then an empty string, not a missing one.
+        Var::IsArgs => out.own(Some(match r.made_target.as_deref() {
+            Some(made) => variables::is_args(made.split_once('?').map(|(_, query)| query)),
+            None => request.map_or("", |l| l.is_args()),
+        })),
         Var::ServerProtocol => out.text(request.map(|l| l.protocol)),
         Var::Status => out.number(Some(u64::from(r.status))),
         Var::BodyBytesSent => out.number(Some(r.bytes)),
@@ -515,6 +521,7 @@ mod tests {
             ("$uri", "/a/b.html"),
             ("$args", "x=1&y=%22"),
             ("$query_string", "x=1&y=%22"),
+            ("$is_args", "?"),
             ("$server_protocol", "HTTP/1.1"),
             ("$status", "200"),
             ("$body_bytes_sent", "512"),
@@ -605,6 +612,10 @@ mod tests {
             ..record()
         };
         assert_eq!(line("[$args] $uri", &r), "[] /a");
+        // `$is_args` is empty, not a dash, as nginx writes it: without a
+        // query, and with an empty one.
+        assert_eq!(line("[$is_args]", &r), "[]");
+        assert_eq!(line("[$is_args]", &bare_record()), "[]");
     }
 
     #[test]
@@ -620,12 +631,20 @@ mod tests {
             "/search|q=shoes&page=2|/find/shoes?page=2|\
              GET http://shop.example/find/shoes?page=2 HTTP/1.1"
         );
+        // A rule that made a query for a client that sent none.
+        let r = Record {
+            made_target: Some("/search?q=shoes".into()),
+            request_line: "GET /find/shoes HTTP/1.1".into(),
+            ..record()
+        };
+        assert_eq!(line("$uri$is_args$args", &r), "/search?q=shoes");
         // A rule that dropped the query: none, though the client sent one.
         let r = Record {
             made_target: Some("/a\"b".into()),
             ..record()
         };
         assert_eq!(line("$uri|$args", &r), "/a\\x22b|-");
+        assert_eq!(line("[$is_args]", &r), "[]");
     }
 
     #[test]

@@ -93,10 +93,32 @@ pub enum Found {
     /// Nothing the route serves: no such file, a name it refuses, a
     /// directory without an index.
     Missing,
-    /// The proxy may not read it.
-    Forbidden,
-    /// Opening it failed otherwise (too many open files).
-    Failed(io::Error),
+    /// The proxy may not read it (`EACCES`, `EPERM`).
+    Forbidden(Unopened),
+    /// Opening it failed otherwise: too many open files (see
+    /// [`Unopened::exhausted`]), an I/O error.
+    Failed(Unopened),
+}
+
+/// A name under the directory that could not be opened, and why.
+#[derive(Debug)]
+pub struct Unopened {
+    /// The directory's path with the name asked for under it (a link on
+    /// its way not followed), for the warning that names it.
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
+impl Unopened {
+    /// Whether what ran out is the proxy's own (descriptors, memory), not
+    /// the file that failed it.
+    pub fn exhausted(&self) -> bool {
+        self.error.kind() == io::ErrorKind::OutOfMemory
+            || matches!(
+                self.error.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+            )
+    }
 }
 
 /// A file about to be sent.
@@ -347,9 +369,12 @@ impl Files {
                 return Err(Found::Directory);
             }
             let directory = file;
+            let directory_path = self.dir.join(&path);
             path.push(INDEX);
             return match (self.open_file(&path), self.autoindex) {
-                (Err(Found::Missing), Some(format)) => Err(self.listing(&directory, format)),
+                (Err(Found::Missing), Some(format)) => {
+                    Err(self.listing(&directory, &directory_path, format))
+                }
                 (opened, _) => opened.map(|(file, meta)| (path, file, meta)),
             };
         }
@@ -368,11 +393,11 @@ impl Files {
     /// renamed since (no listing without `/proc`). At most
     /// [`MAX_LISTED`] names are read, listed or not: a directory of a
     /// million costs a request no more than that.
-    fn listing(&self, directory: &File, format: Format) -> Found {
+    fn listing(&self, directory: &File, directory_path: &Path, format: Format) -> Found {
         let at = format!("/proc/self/fd/{}", directory.as_raw_fd());
         let names = match std::fs::read_dir(at) {
             Ok(names) => names,
-            Err(e) => return found_for(&e),
+            Err(e) => return found_for(e, directory_path),
         };
         let Ok(root) = self.dir.canonicalize() else {
             return Found::Missing;
@@ -426,13 +451,14 @@ impl Files {
     /// directory's real path. Opened non-blocking, so that a FIFO does not
     /// wait for a writer (nor a read for its data).
     fn open_under(&self, relative: &Path) -> Result<(File, std::fs::Metadata), Found> {
+        let path = || self.dir.join(relative);
         let file = match self.beneath.open(&self.dir, relative) {
             Opened::File(file) => file,
-            Opened::Failed(e) => return Err(found_for(&e)),
-            Opened::Linked => return self.open_checked(&self.dir.join(relative), true),
-            Opened::NotHere => return self.open_checked(&self.dir.join(relative), false),
+            Opened::Failed(e) => return Err(found_for(e, &path())),
+            Opened::Linked => return self.open_checked(&path(), true),
+            Opened::NotHere => return self.open_checked(&path(), false),
         };
-        let meta = file.metadata().map_err(Found::Failed)?;
+        let meta = file.metadata().map_err(|e| failed(e, &path()))?;
         match meta.is_file() || meta.is_dir() {
             true => Ok((file, meta)),
             false => Err(Found::Missing),
@@ -448,10 +474,10 @@ impl Files {
     /// could if the path were resolved first and opened after; only then
     /// is it opened for reading, through that same descriptor.
     fn open_checked(&self, path: &Path, linked: bool) -> Result<(File, std::fs::Metadata), Found> {
-        let found = |e: io::Error| match found_for(&e) {
+        let found = |e: io::Error| match found_for(e, path) {
             // Behind a link, what the proxy may not search is not there:
             // a link out says nothing of what it points to.
-            Found::Forbidden if linked => Found::Missing,
+            Found::Forbidden(_) if linked => Found::Missing,
             other => other,
         };
         let placed = OpenOptions::new()
@@ -459,7 +485,7 @@ impl Files {
             .custom_flags(libc::O_PATH)
             .open(path)
             .map_err(found)?;
-        let meta = placed.metadata().map_err(Found::Failed)?;
+        let meta = placed.metadata().map_err(|e| failed(e, path))?;
         if !meta.is_file() && !meta.is_dir() {
             return Err(Found::Missing);
         }
@@ -481,9 +507,9 @@ impl Files {
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&reopen)
-            .map_err(|e| found_for(&e))?;
+            .map_err(|e| found_for(e, path))?;
         // Opened again by its path (no `/proc`): the file checked, or none.
-        let opened = file.metadata().map_err(Found::Failed)?;
+        let opened = file.metadata().map_err(|e| failed(e, path))?;
         if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
             return Err(Found::Missing);
         }
@@ -511,10 +537,13 @@ fn holds_under(root: &Path, real: &Path) -> bool {
     })
 }
 
-/// What an error opening a name means for the request.
-fn found_for(e: &io::Error) -> Found {
+/// What an error opening the name at `path` means for the request.
+fn found_for(e: io::Error, path: &Path) -> Found {
     match e.kind() {
-        io::ErrorKind::PermissionDenied => Found::Forbidden,
+        io::ErrorKind::PermissionDenied => Found::Forbidden(Unopened {
+            path: path.to_path_buf(),
+            error: e,
+        }),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename => {
             Found::Missing
         }
@@ -527,8 +556,16 @@ fn found_for(e: &io::Error) -> Found {
         {
             Found::Missing
         }
-        _ => Found::Failed(io::Error::new(e.kind(), e.to_string())),
+        _ => failed(e, path),
     }
+}
+
+/// Opening `path` failed for a cause a request cannot help.
+fn failed(error: io::Error, path: &Path) -> Found {
+    Found::Failed(Unopened {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 /// The path under the directory that `under` names: its segments, each
@@ -571,11 +608,12 @@ fn percent_decoded(segment: &str) -> Option<Vec<u8>> {
 /// `If-Modified-Since` (304); then, when `ranged` (a GET: RFC 9110
 /// §14.2 defines ranges for GET alone, and a HEAD's `Range` is
 /// ignored, as the cache does), `Range` (206, 416) under `If-Range`.
+/// `fresh` is the route's `Cache-Control` and the `max_age=` it says.
 pub fn reply(
     served: &Served,
     request: &Headers,
     ranged: bool,
-    cache_control: Option<&str>,
+    fresh: Option<(&str, Duration)>,
     now: SystemTime,
 ) -> Reply {
     let etag = entity_tag(served);
@@ -589,7 +627,11 @@ pub fn reply(
     fields.push("Date", format_http_date(now));
     fields.push("Last-Modified", format_http_date(modified));
     fields.push("ETag", &etag);
-    if let Some(cache_control) = cache_control {
+    // Both, as nginx's `expires` sends them: `Expires` for the HTTP/1.0
+    // caches and CDNs that read only it (HTTP/1.1 ones read `max-age`
+    // first, RFC 9111 §5.3), on a 304 too (RFC 9110 §15.4.5).
+    if let Some((cache_control, max_age)) = fresh {
+        fields.push("Expires", format_http_date(now + max_age));
         fields.push("Cache-Control", cache_control);
     }
     // A 304 names what its 200 would vary on (RFC 9110 §15.4.5).
@@ -951,7 +993,7 @@ mod tests {
             &served(1000, MODIFIED),
             &request(fields),
             true,
-            Some("max-age=60"),
+            Some(("max-age=60", Duration::from_secs(60))),
             now,
         )
     }
@@ -969,6 +1011,26 @@ mod tests {
         assert!(files.immutable());
         let immutable = files.cache_control();
         assert_eq!(immutable.as_deref(), Some("max-age=3600, immutable"));
+    }
+
+    #[test]
+    fn max_age_sends_expires_beside_cache_control_on_a_304_too() {
+        let expected = [
+            ("expires", http_date(NOW + 60)),
+            ("cache-control", "max-age=60".to_owned()),
+        ];
+        let Reply::Body { fields, .. } = answer(&[]) else {
+            panic!("no body");
+        };
+        let tag = format!("\"{MODIFIED:x}-{:x}\"", 1000);
+        let Reply::NotModified(not_modified) = answer(&[("If-None-Match", &tag)]) else {
+            panic!("no 304");
+        };
+        for fields in [fields, not_modified] {
+            for (name, value) in &expected {
+                assert_eq!(fields.get_str(name), Some(value.as_str()), "{name}");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::client::Client;
 use super::relay::takes_gzip;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::access_log::{By, Stage, Termination};
-use crate::files::{self, Files, Found, Reply, Served};
+use crate::files::{self, Files, Found, Reply, Served, Unopened};
 use crate::gzip::Gzip;
 use crate::http::conn::{is_timeout, write_all_vectored_counting, ClientStream};
 use crate::http::date::format_http_date;
@@ -62,7 +62,12 @@ pub(super) fn serve(
         Found::File(served) => served,
         Found::Missing if fallback => return None,
         Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
-        Found::Forbidden => return Some(answer_unread(client, head, body_kind, 403, b"", shared)),
+        // As nginx's: 403 for a file the proxy may not read, 500 for any
+        // other failure to open one.
+        Found::Forbidden(unopened) => {
+            let answer = (403, unopened);
+            return Some(unopened_answer(client, head, body_kind, answer, shared));
+        }
         Found::Listing(listing, format) => {
             let target = head.path_and_query();
             let path = target.split('?').next().unwrap_or_default();
@@ -119,16 +124,9 @@ pub(super) fn serve(
                 client, head, body_kind, 301, &location, shared,
             ));
         }
-        Found::Failed(e) => {
-            static FAILING: OnceAMinute = OnceAMinute::new();
-            if FAILING.due() {
-                log::warn!(
-                    "files {}: opening a file for {}: {e}",
-                    files.dir().display(),
-                    head.path_and_query()
-                );
-            }
-            return Some(answer_unread(client, head, body_kind, 500, b"", shared));
+        Found::Failed(unopened) => {
+            let answer = (500, unopened);
+            return Some(unopened_answer(client, head, body_kind, answer, shared));
         }
     };
     let cache_control = files.cache_control();
@@ -148,13 +146,8 @@ pub(super) fn serve(
         takes.is_some() && (head.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'));
     let ranged = head.method == "GET" && !dated_if_range;
     let now = SystemTime::now();
-    let reply = files::reply(
-        &served,
-        &head.headers,
-        ranged,
-        cache_control.as_deref(),
-        now,
-    );
+    let fresh = cache_control.as_deref().zip(files.max_age());
+    let reply = files::reply(&served, &head.headers, ranged, fresh, now);
     let (status, mut fields, body, spans) = match reply {
         Reply::Body {
             status,
@@ -340,8 +333,9 @@ enum Went {
     /// The file ended before the piece did: it was cut shorter since it
     /// was opened.
     FileEnded,
-    /// Reading the file failed (`EIO`).
-    Unreadable,
+    /// Reading the file failed (`EIO`): the error's number, for the
+    /// warning.
+    Unreadable(i32),
     /// The client is gone (closed, reset).
     ClientGone,
     /// The client took nothing within the send timeout.
@@ -371,7 +365,7 @@ impl Went {
     fn termination(self) -> Option<Termination> {
         let by = match self {
             Went::Whole => return None,
-            Went::FileEnded | Went::Unreadable => By::Proxy,
+            Went::FileEnded | Went::Unreadable(_) => By::Proxy,
             Went::ClientGone => By::Client,
             Went::ClientSlow => By::ClientTimeout,
         };
@@ -436,6 +430,12 @@ fn send(
     response.headers = fields;
     let config = shared.pool_config(client.route);
     config.response_headers.remove_from(&mut response.headers);
+    // The operator's `Cache-Control` says how long, as a backend's does
+    // (see `take_kept`): the route's `Expires` would say otherwise to the
+    // caches that read only it.
+    if config.response_headers.edits(b"cache-control") {
+        response.headers.remove("expires");
+    }
     if let Some(len) = length {
         response.headers.push("Content-Length", len.to_string());
     }
@@ -460,8 +460,13 @@ fn send(
         }
         Body::File(opened, pieces) => {
             let (sent, went) = send_large(stream, &bytes, (opened.0, pieces), client.pacing);
-            if went == Went::FileEnded {
-                say_truncated(opened, sent, length.unwrap_or(0));
+            match went {
+                Went::FileEnded => say_truncated(opened, sent, length.unwrap_or(0)),
+                Went::Unreadable(errno) if UNREADABLE.due() => {
+                    let error = io::Error::from_raw_os_error(errno);
+                    log::warn!("{}", unreadable_while_sent(opened, sent, length, &error));
+                }
+                _ => {}
             }
             (sent, went)
         }
@@ -477,6 +482,30 @@ fn send(
         keep_alive: !close && went == Went::Whole,
         ..Outcome::closing(status, sent)
     }
+}
+
+/// A file that could not be read is said at most once a minute, before
+/// its head went (answered 500) or after (the connection closed short):
+/// a failing disk fails every request for what is on it.
+static UNREADABLE: OnceAMinute = OnceAMinute::new();
+
+/// The warning for the file `opened` that could not be read while it was
+/// sent (`error`, after `sent` of the answer's `length` body bytes), as
+/// nginx's error log tells its failed `sendfile()` or `pread()`: the
+/// client is cut short, and the log's `PD` alone says not which file,
+/// nor why.
+fn unreadable_while_sent(
+    opened: Opened<'_>,
+    sent: u64,
+    length: Option<u64>,
+    error: &io::Error,
+) -> String {
+    let of = length.map_or(String::new(), |length| format!(" of {length}"));
+    format!(
+        "{}: reading the file failed while it was served ({sent}{of} body bytes sent): \
+         {error}; the connection is closed",
+        opened.printable()
+    )
 }
 
 /// Says that the file `opened` ended before the answer's `length` bytes
@@ -515,7 +544,6 @@ fn unread_answer(
             size_now(opened.0)
         ),
         Unread::Failed(e) => {
-            static UNREADABLE: OnceAMinute = OnceAMinute::new();
             if UNREADABLE.due() {
                 log::warn!("{printable}: reading the file failed: {e}; answered 500");
             }
@@ -523,6 +551,39 @@ fn unread_answer(
     }
     client.ended(Termination::new(By::Proxy, Stage::Head));
     answer_unread(client, head, body_kind, 500, b"", shared)
+}
+
+/// Answers `status` for a file that could not be opened, and says so
+/// with its path, as nginx's error log does: at most once a minute for
+/// each cause (refused, the proxy's resources out, another failure),
+/// since a scanner may ask for it at every request, and one cause must
+/// not hide another. Logged as the proxy's failure before any head
+/// (`PH`), as a file found short is; for descriptors or memory run out,
+/// as its resource's (`RH`).
+fn unopened_answer(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    (status, unopened): (u16, Unopened),
+    shared: &Shared,
+) -> Outcome {
+    static REFUSED: OnceAMinute = OnceAMinute::new();
+    static EXHAUSTED: OnceAMinute = OnceAMinute::new();
+    static FAILING: OnceAMinute = OnceAMinute::new();
+    let (said, by) = match (status, unopened.exhausted()) {
+        (403, _) => (&REFUSED, By::Proxy),
+        (_, true) => (&EXHAUSTED, By::Resource),
+        (_, false) => (&FAILING, By::Proxy),
+    };
+    if said.due() {
+        let path = crate::config::printable(&unopened.path.to_string_lossy());
+        log::warn!(
+            "{path}: opening the file failed: {}; answered {status}",
+            unopened.error
+        );
+    }
+    client.ended(Termination::new(by, Stage::Head));
+    answer_unread(client, head, body_kind, status, b"", shared)
 }
 
 /// `, N bytes now`: the size of `file` as it is now, for a warning that
@@ -700,7 +761,7 @@ fn sendfile_pieces(tcp: &TcpStream, head: &[u8], file: &File, pieces: &[Piece]) 
 /// how many went out, and how it ended.
 fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, Went) {
     let (Ok(first), Some(end)) = (libc::off_t::try_from(start), start.checked_add(len)) else {
-        return (0, Went::Unreadable);
+        return (0, Went::Unreadable(libc::EOVERFLOW));
     };
     let mut offset = first;
     let ended;
@@ -736,7 +797,7 @@ fn sendfile_part(tcp: &TcpStream, file: &File, start: u64, len: u64) -> (u64, We
                 error => {
                     ended = match error {
                         Some(libc::EAGAIN) => Went::ClientSlow,
-                        Some(libc::EIO) => Went::Unreadable,
+                        Some(libc::EIO) => Went::Unreadable(libc::EIO),
                         _ => Went::ClientGone,
                     };
                     break;
@@ -792,7 +853,12 @@ fn copy_part(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // A read error (EIO) ends the answer short: told by the
             // log's `PD`.
-            Err(_) => return (sent, Went::Unreadable),
+            Err(e) => {
+                return (
+                    sent,
+                    Went::Unreadable(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            }
         };
         // Counted as they go: a download cut short logs what reached the
         // socket, not the buffers written whole.
@@ -1054,14 +1120,14 @@ mod tests {
         let mut buffer = [0; 4];
         assert_eq!(
             copy_part(Vec::new(), &unreadable, (0, 10), &mut buffer),
-            (0, Went::Unreadable)
+            (0, Went::Unreadable(libc::EISDIR))
         );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let _peer = listener.accept().unwrap();
         assert_eq!(
             sendfile_part(&tcp, &unreadable, 0, 10),
-            (0, Went::Unreadable)
+            (0, Went::Unreadable(libc::EISDIR))
         );
         assert!(matches!(
             read_pieces(&unreadable, &[Piece::File(0, 10)]),
@@ -1089,9 +1155,36 @@ mod tests {
                 .map(|t| t.as_str().to_owned()),
             Some("cD".to_owned())
         );
-        assert_eq!(Went::Unreadable.termination().unwrap().as_str(), "PD");
+        assert_eq!(
+            Went::Unreadable(libc::EIO).termination().unwrap().as_str(),
+            "PD"
+        );
         assert_eq!(Went::FileEnded.termination().unwrap().as_str(), "PD");
         assert_eq!(Went::Whole.termination(), None);
+    }
+
+    /// A read that fails while a large file streams is said with the
+    /// file's path and the error, not only logged `PD`.
+    #[test]
+    fn a_file_unreadable_while_it_is_sent_is_said_with_its_path_and_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let unreadable = File::open(dir.path()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _peer = listener.accept().unwrap();
+        let pieces = [Piece::Bytes(b"--part\r\n"), Piece::File(0, 10)];
+        let (sent, went) = sendfile_pieces(&tcp, b"head", &unreadable, &pieces);
+        assert_eq!((sent, went), (8, Went::Unreadable(libc::EISDIR)));
+        let opened = Opened(&unreadable, Path::new("big.bin"), dir.path());
+        let error = io::Error::from_raw_os_error(libc::EISDIR);
+        let said = unreadable_while_sent(opened, sent, Some(18), &error);
+        let path = dir.path().join("big.bin");
+        assert!(
+            said.starts_with(&format!("{}: reading the file failed", path.display()))
+                && said.contains("(8 of 18 body bytes sent)")
+                && said.contains(&error.to_string()),
+            "{said}"
+        );
     }
 
     #[test]
