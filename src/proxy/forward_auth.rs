@@ -302,7 +302,7 @@ fn question(head: &RequestHead, path: &str, scheme: &str, names: &[Box<str>]) ->
     headers.push("X-Original-URI", &*uri);
     headers.push("X-Forwarded-Uri", &*uri);
     // RFC 9112 §3.2.2: an absolute-form target's authority replaces the
-    // Host field. The backend gets it so (see `origin::prepare_request`),
+    // Host field. The backend gets it so (see `origin::request::prepare_request`),
     // and a service that judges by the host (`X-Forwarded-Host`, as
     // Authelia does) must be asked about that one, not the field.
     let authority = head.authority().map(|authority| {

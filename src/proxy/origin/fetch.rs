@@ -1,0 +1,254 @@
+//! A request's way to a backend: the balancer's pick, the wait in the
+//! queue at `max_conns`, other targets tried after a failure, and answers
+//! whose status `retry_on_status` lists held while another is asked.
+
+use super::attempt::attempt;
+use super::mirrored::mirror;
+use super::report::{hold_against, report_answer};
+use super::request::{prepare_request, upstream_request};
+use super::retry::{is_idempotent, may_send_again, retry_elsewhere};
+use super::{Busy, Destination, Failure, Fetched, Outgoing};
+use crate::access_log::{By, Stage, Termination};
+use crate::http::RequestHead;
+use crate::proxy::{relay, Client, Refusal, Shared};
+use crate::throttle::OnceAMinute;
+use crate::upstream::slots::Waiting;
+use crate::upstream::Pick;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The longest one wait for a slot at a target (`max_conns`) lasts before
+/// the request looks again, whether the server is shutting down included.
+const QUEUE_STEP: Duration = Duration::from_millis(250);
+
+/// Sends `head` (rewritten for the backend in place) to a backend chosen
+/// by the balancer and reads its final response head, trying other
+/// targets when that is safe (see [`retry_elsewhere`]), and when the
+/// answer's status is listed in `retry_on_status` and the request may be
+/// sent again (see [`may_send_again`]).
+///
+/// Such an answer is held while the next target is picked, and is the
+/// one returned when none is left (the client gets the backend's own
+/// answer, as with HAProxy and nginx, not a 502 of ours), or when every
+/// one left is at its `max_conns`: an answer in hand is not given up to
+/// wait in the queue. Only once another target is chosen is it
+/// discarded; nothing of it reaches the client or the cache.
+pub(in crate::proxy) fn fetch<'s>(
+    client: &mut Client,
+    head: &mut RequestHead,
+    send: &Outgoing<'_>,
+    shared: &'s Shared,
+) -> Result<Fetched<'s>, Refusal> {
+    fetch_from(client, head, send, Destination::of(client, shared), shared)
+}
+
+/// [`fetch`] from the pool `to` names, with its settings: a request's
+/// own pool, or the one `auth_request` asks.
+pub(in crate::proxy) fn fetch_from<'s>(
+    client: &mut Client,
+    head: &mut RequestHead,
+    send: &Outgoing<'_>,
+    to: Destination<'s>,
+    shared: &'s Shared,
+) -> Result<Fetched<'s>, Refusal> {
+    let upstreams = shared.pools.get(to.pool);
+    let edits = &shared.config_of_pool(to.pool).request_headers;
+    let forwarded = prepare_request(head, send, client, to, shared);
+    // With a route's `rewrite=`: the backend's redirects and its cookies'
+    // paths within what it was sent go back under the route's prefix.
+    let rewriting = to.route.filter(|r| r.rewrite().is_some());
+    let sent_host = edits.value_of("host").or(forwarded.host.as_deref());
+    // uri_hash's key: the path and query the backend is sent (as the
+    // client sent them, an absolute-form target's without its scheme and
+    // host, so that either form of one URL goes to one target; as a
+    // route's `rewrite=` made them), taken before anything in the head is
+    // edited. `hash`'s key
+    // was taken earlier still, before the sticky cookie left the request
+    // (see `Client::hash_value`).
+    let uri = forwarded.path.as_str();
+    let idempotent = is_idempotent(&head.method);
+    let mut tried = vec![false; upstreams.targets().len()];
+    let mut retries_left = upstreams.retries();
+    let retry_on = upstreams.retry_on_status();
+    let is_head = head.is_head();
+    // The failure the client hears of when no target is left to try.
+    let mut last_failure = None;
+    // An answer with a listed status, held until another target is chosen.
+    let mut held: Option<Fetched<'s>> = None;
+    // While the request waits for a slot (`max_conns`): its place in the
+    // queue, and until when it may wait.
+    let mut queued: Option<(Waiting, Instant)> = None;
+    let mut copied = false;
+    loop {
+        let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
+        let waiting = queued.as_ref().map(|(place, _)| place);
+        let key = client.hash_key();
+        let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);
+        let (index, mut busy) = match (picked, held.take()) {
+            (Pick::Chosen(index, busy), answered) => {
+                queued = None;
+                // Another target will answer: this answer goes unread.
+                if let Some(answered) = answered {
+                    relay::discard(answered, is_head, client);
+                }
+                // What the log says of a backend is of the last tried.
+                client.forget_upstream_answer();
+                (index, Busy::new(busy, &client.exchange_time))
+            }
+            (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
+                // An answer after all, whatever failed after it.
+                client.begin_anew();
+                return Ok(answered);
+            }
+            (Pick::Full, None) => {
+                // Woken after a change of state: in the lines it may
+                // still take a slot from, and no other.
+                if let Some((place, _)) = &mut queued {
+                    upstreams.requeue(&tried, stuck_to, place);
+                }
+                let (place, until) = &*queued.get_or_insert_with(|| {
+                    shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+                    let until = Instant::now() + upstreams.queue_timeout();
+                    (upstreams.enqueue(&tried, stuck_to), until)
+                });
+                let until = *until;
+                // In short steps, so that a shutdown is not kept waiting,
+                // nor a slot taken for a client that left meanwhile.
+                let step = until.min(Instant::now() + QUEUE_STEP);
+                let woken = upstreams.wait_for_slot(&tried, stuck_to, place, step);
+                if client.has_left() {
+                    client.ended(Termination::new(By::Client, Stage::Queue));
+                    return Err(Refusal::silent());
+                }
+                let over = Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed);
+                if !woken && over {
+                    // As HAProxy answers a request its queue timed out,
+                    // and logs it (`sQ`).
+                    client.ended(Termination::new(By::ServerTimeout, Stage::Queue));
+                    let keep_alive = send.keep_alive && send.body.is_buffered();
+                    return Err(Refusal::new(503, keep_alive));
+                }
+                continue;
+            }
+            (Pick::Nothing, None) => {
+                // No target to try (none healthy): HAProxy's `SC`, unless
+                // the last one tried told how it failed.
+                client.ended(Termination::new(By::Server, Stage::Connect));
+                return Err(last_failure.unwrap_or_else(|| {
+                    Refusal::new(502, send.keep_alive && send.body.is_buffered())
+                }));
+            }
+            // Every target drained or in maintenance: as HAProxy's 503
+            // (and its `SC`).
+            (Pick::Unavailable, None) => {
+                client.ended(Termination::new(By::Server, Stage::Connect));
+                return Err(Refusal::new(
+                    503,
+                    send.keep_alive && send.body.is_buffered(),
+                ));
+            }
+        };
+        tried[index] = true;
+        let picked = Instant::now();
+        let target = &upstreams.targets()[index];
+        if !client.pending_fields.is_empty() {
+            client.upstream = Some(target.name.clone());
+        }
+        let close = target.keeps_no_connection();
+        let request = upstream_request(head, &forwarded, edits, send, target, close);
+        // Once, whatever the retries: the mirror sees the request a
+        // client made. Whether its connection is kept is its own pool's
+        // word (see `mirror::send_and_read`), not this one's.
+        if send.mirrored && !std::mem::replace(&mut copied, true) {
+            let copy = upstream_request(head, &forwarded, edits, send, target, false);
+            mirror(&copy, send, client, uri, to.pool, shared);
+        }
+        let failed = |status: u16| Refusal {
+            status: Some(status),
+            upstream: Some(target.name.clone()),
+            keep_alive: send.keep_alive && send.body.is_buffered(),
+        };
+        let own = &shared.cache_rules.of_pool(to.pool).own_fields;
+        // The log tells how the last target tried ended the exchange.
+        client.begin_anew();
+        let attempted = attempt(client, upstreams, target, &request, send, idempotent, own);
+        if let Err(f) = &attempted {
+            client.failed(f);
+        }
+        match attempted {
+            Ok((up, mut response, head_len, request_time)) => {
+                if let Some(route) = rewriting {
+                    // `Content-Location` too: it names a URL of the
+                    // client's, which a successful POST's invalidates.
+                    for field in ["Location", "Content-Location"] {
+                        let named = response.headers.get_str(field);
+                        let back = named.and_then(|l| route.location_back(l.trim(), sent_host));
+                        if let Some(back) = back {
+                            response.headers.set(field, back);
+                        }
+                    }
+                    // The backend's cookies: the proxy's own sticky cookie
+                    // is added as the head is written (`relay`), after.
+                    (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
+                }
+                let status = response.status;
+                report_answer(target, picked, status, retry_on, client);
+                let fetched = Fetched {
+                    target,
+                    up,
+                    response,
+                    head_len,
+                    request_time,
+                    busy: Some(busy),
+                };
+                // After a forced shutdown cut the connections, the answer
+                // in hand is the last there will be.
+                if !retry_on.contains(status)
+                    || retries_left == 0
+                    || !tried.contains(&false)
+                    || !may_send_again(idempotent, send.body)
+                    || client.watch.cut()
+                {
+                    return Ok(fetched);
+                }
+                held = Some(fetched);
+                retries_left -= 1;
+            }
+            Err(Failure::Client(status)) => {
+                return Err(Refusal {
+                    status,
+                    upstream: Some(target.name.clone()),
+                    keep_alive: false,
+                })
+            }
+            Err(f) if client.watch.cut() => {
+                client.upstream_status = Some(f.status());
+                return Err(failed(f.status()));
+            }
+            Err(Failure::Local(e)) => {
+                busy.untimed();
+                static SHORT: OnceAMinute = OnceAMinute::new();
+                if SHORT.due() {
+                    log::error!(
+                        "cannot open a connection to a backend: {e}; answering 503 (this \
+                         process's limits: see `max_connections`; said at most once a minute)"
+                    );
+                }
+                return Err(Refusal {
+                    upstream: None,
+                    ..failed(503)
+                });
+            }
+            Err(f) => {
+                hold_against(target, &f, client);
+                client.upstream_status = Some(f.status());
+                let untried = tried.iter().any(|&t| !t);
+                if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
+                    return Err(failed(f.status()));
+                }
+                last_failure = Some(failed(f.status()));
+                retries_left -= 1;
+            }
+        }
+    }
+}

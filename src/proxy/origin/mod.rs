@@ -1,0 +1,243 @@
+//! The request side of an exchange with a backend: build the forwarded
+//! request, send it (retrying on a fresh connection when a pooled one turns
+//! out dead, and on other targets when that is safe, or when the answer's
+//! status is one `retry_on_status` lists) and read the response head;
+//! [`super::relay`] takes it from there. Each failure is reported to the
+//! target's health.
+//!
+//! # Layout
+//! - `fetch`: a request's way to a backend ([`fetch()`], [`fetch_from`]):
+//!   the balancer's pick, the queue at `max_conns`, other targets after a
+//!   failure, answers `retry_on_status` lists held.
+//! - `retry`: which requests may be sent again, after what.
+//! - `attempt`: one target: a connection checked out, the request sent on
+//!   it, a pooled connection the backend had closed replaced.
+//! - `request`: the head a backend is sent ([`facts`] of its
+//!   `request_header.*` variables, [`CLOSE_LINE`]).
+//! - `mirrored`: the copies for the pool's `mirror`
+//!   ([`mirror_cache_request`]).
+//! - `exchange`: sending a request and reading its final response head,
+//!   interim responses passed on or dropped.
+//! - `upload`: sending the request body, unless the backend answers first.
+//! - `response_head`: reading a response head, watching the client.
+//! - `failure`: why an exchange failed ([`Failure`], [`Phase`],
+//!   [`Malformed`]): its status, and its `$termination`.
+//! - `report`: failures and answers told to the target's health and on
+//!   stderr ([`hold_against`], [`warn_failure`]).
+//! - here: the request body ([`RequestBody`]), what a request is sent with
+//!   ([`Outgoing`]) and where ([`Destination`]), a response head received
+//!   ([`Fetched`], [`AfterHead`]), and the exchange counted and timed at
+//!   its target ([`Busy`], [`ExchangeTime`]).
+
+mod attempt;
+mod exchange;
+mod failure;
+mod fetch;
+mod mirrored;
+mod report;
+mod request;
+mod response_head;
+mod retry;
+mod upload;
+
+pub(super) use attempt::still_open;
+pub(super) use failure::{Failure, Malformed, Phase};
+pub(super) use fetch::{fetch, fetch_from};
+pub(super) use mirrored::mirror_cache_request;
+pub(super) use report::{hold_against, warn_failure};
+pub(super) use request::{facts, CLOSE_LINE};
+
+use super::{Client, Shared};
+use crate::http::{BodyKind, BodyReader, ResponseHead};
+use crate::routes::Route;
+use crate::upstream::{InFlight, Upstream, UpstreamConn};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Largest response head accepted from a backend (502 past it).
+const MAX_RESPONSE_HEAD: usize = 32 * 1024;
+
+/// How the request body travels to the backend.
+pub(super) enum RequestBody {
+    /// Read whole from the client already (replayable).
+    Buffered(Vec<u8>),
+    /// Copied from the client while it is sent; cannot be replayed. The
+    /// first attempt that sends it takes it: a second finds nothing (see
+    /// [`retry_elsewhere`](retry::retry_elsewhere): a streamed body goes
+    /// again only when nothing of it went, and then it is still here).
+    Streamed {
+        kind: BodyKind,
+        unsent: Cell<Option<Unsent>>,
+    },
+}
+
+/// A streamed body, before it goes.
+pub(super) struct Unsent {
+    /// What was read of it already: the start of a chunked body that
+    /// outgrew `request_buffer_size`.
+    pub start: Vec<u8>,
+    /// Reads the rest from the client connection.
+    pub rest: BodyReader,
+}
+
+impl RequestBody {
+    /// A body none of which has been read, to stream.
+    pub(super) fn streamed(kind: BodyKind, max_body: u64) -> Self {
+        RequestBody::streamed_from(kind, Vec::new(), BodyReader::with_limit(kind, max_body))
+    }
+
+    /// A body whose `start` was read already, `rest` reading the remainder.
+    pub(super) fn streamed_from(kind: BodyKind, start: Vec<u8>, rest: BodyReader) -> Self {
+        RequestBody::Streamed {
+            kind,
+            unsent: Cell::new(Some(Unsent { start, rest })),
+        }
+    }
+
+    pub(super) fn is_buffered(&self) -> bool {
+        matches!(self, RequestBody::Buffered(_))
+    }
+}
+
+/// A response head received, its body still on the connection.
+pub(super) struct Fetched<'s> {
+    pub target: &'s Upstream,
+    pub up: UpstreamConn,
+    pub response: ResponseHead,
+    pub head_len: usize,
+    /// When the request was sent (for the response's age).
+    pub request_time: SystemTime,
+    /// Counts the exchange in the target's in-flight requests; released
+    /// as soon as the backend's part is over.
+    busy: Option<Busy<'s>>,
+}
+
+/// An exchange in flight at its target: it counts there (against
+/// `max_conns` too) until dropped, and its drop, wherever that is, notes
+/// how long the backend's part took from the moment the target was
+/// picked (`$upstream_response_time`, as nginx's from connecting on).
+pub(super) struct Busy<'s> {
+    _slot: InFlight<'s>,
+    began: Instant,
+    /// `None` once it is known no backend was asked after all.
+    took: Option<Arc<ExchangeTime>>,
+}
+
+impl<'s> Busy<'s> {
+    fn new(slot: InFlight<'s>, took: &Arc<ExchangeTime>) -> Busy<'s> {
+        Busy {
+            _slot: slot,
+            began: Instant::now(),
+            took: Some(took.clone()),
+        }
+    }
+
+    /// No backend was asked (this proxy could not open a connection): no
+    /// time of one to log.
+    fn untimed(&mut self) {
+        self.took = None;
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(took) = &self.took {
+            let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            took.0.store(micros.saturating_add(1), Ordering::Relaxed);
+        }
+    }
+}
+
+/// How long the backend's part of a client's last exchange took, once
+/// it is over: one per client connection, written by each [`Busy`] as it
+/// drops.
+#[derive(Debug, Default)]
+pub(super) struct ExchangeTime(AtomicU64);
+
+impl ExchangeTime {
+    /// Taken, so that the next request starts without one.
+    pub(super) fn take(&self) -> Option<Duration> {
+        match self.0.swap(0, Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros - 1)),
+        }
+    }
+}
+
+impl<'s> Fetched<'s> {
+    /// The target, its connection positioned after the response head, the
+    /// head, and what counts the exchange as in flight (at the target's
+    /// `max_conns` too) until it is dropped.
+    pub(super) fn after_head(self) -> AfterHead<'s> {
+        let mut up = self.up;
+        up.conn.consume(self.head_len);
+        AfterHead {
+            target: self.target,
+            up,
+            response: self.response,
+            busy: self.busy,
+        }
+    }
+
+    /// The exchange no longer counts as in flight for the target: its
+    /// part is over, though the client may not have its bytes yet.
+    pub(super) fn release(&mut self) {
+        self.busy = None;
+    }
+}
+
+/// A response head read, its body next on the connection.
+pub(super) struct AfterHead<'s> {
+    pub target: &'s Upstream,
+    pub up: UpstreamConn,
+    pub response: ResponseHead,
+    pub busy: Option<Busy<'s>>,
+}
+
+/// What to do with the request before it leaves.
+pub(super) struct Outgoing<'a> {
+    pub body: &'a RequestBody,
+    pub expect_continue: bool,
+    /// Whether the client connection may stay open if this fails.
+    pub keep_alive: bool,
+    /// Extra request fields (cache validators).
+    pub extra: &'a [(&'static str, Vec<u8>)],
+    /// Forward the client's `Upgrade` and accept a `101 Switching Protocols`.
+    pub upgrade: bool,
+    /// Pass the backend's interim responses other than `100 Continue` on
+    /// to the client: to an HTTP/1.1 client (RFC 9110 §15.2: never to an
+    /// HTTP/1.0 one).
+    pub interim_to_client: bool,
+    /// Give the request up, closing the backend connection, if the client
+    /// leaves while the backend has not answered (nginx's default,
+    /// `proxy_ignore_client_abort off`): the backend sees the close and
+    /// may stop its work. Not for a response the cache may store: that
+    /// one is worth having.
+    pub abandon_if_client_leaves: bool,
+    /// A copy goes to the pool's `mirror`: a client's request, not an
+    /// upgrade (a WebSocket session would hold a mirror's thread), nor a
+    /// question of the proxy's own (`auth_request`'s, the cache's: the
+    /// request it fetches for was copied before, see
+    /// [`mirror_cache_request`]).
+    pub mirrored: bool,
+}
+
+/// Where a request goes: a pool (its index in the generation's pools),
+/// and the route that chose it, if any.
+#[derive(Clone, Copy)]
+pub(super) struct Destination<'s> {
+    pub pool: usize,
+    pub route: Option<&'s Route>,
+}
+
+impl<'s> Destination<'s> {
+    /// The client's request's own: its route's pool.
+    fn of(client: &Client, shared: &'s Shared) -> Destination<'s> {
+        Destination {
+            pool: shared.pool_index(client.route),
+            route: client.route.and_then(|i| shared.config.routes.get(i)),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The head a backend is sent: the client's request rewritten once for
+//! any backend, then written for the target chosen.
+
+use super::{Destination, Outgoing, RequestBody};
+use crate::digits::push_field;
+use crate::field_value::Facts;
+use crate::http::edits::FieldEdits;
+use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
+use crate::http::head::push_canonical_authority;
+use crate::http::{BodyKind, RequestHead};
+use crate::proxy::{via_entry, Client, Shared};
+use crate::upstream::Upstream;
+use std::time::SystemTime;
+
+/// The parts of the forwarded head that do not depend on the target.
+pub(super) struct Forwarding {
+    pub(super) path: String,
+    /// The authority the client asked for, if any: the backend's Host
+    /// unless `request_header.Host` sets another, and its
+    /// `X-Forwarded-Host` whatever that sets.
+    pub(super) host: Option<String>,
+    /// `request_header.Host` is set: the backend gets that Host.
+    host_set: bool,
+    had_body: bool,
+    /// With `request_header.*` values that hold variables: the lines of
+    /// those fields, rendered for this request (every attempt sends the
+    /// same); empty without.
+    rendered: Vec<u8>,
+}
+
+/// Rewrites `head` for any backend once: end-to-end fields only, less
+/// those `request_header.*` names, plus the forwarding fields and cache
+/// validators.
+pub(super) fn prepare_request(
+    head: &mut RequestHead,
+    send: &Outgoing<'_>,
+    client: &Client,
+    to: Destination<'_>,
+    shared: &Shared,
+) -> Forwarding {
+    let edits = &shared.config_of_pool(to.pool).request_headers;
+    // From the request as the client sent it (less what the proxy took
+    // out before anything read it: an underscored name, its own cookie).
+    let mut rendered = Vec::new();
+    if edits.has_variables() {
+        edits.render_variable_lines(&facts(head, client, shared), &mut rendered);
+    }
+    // With a route's `rewrite=`, the path it replaces a prefix of.
+    let target = head.origin_target();
+    let path = match to.route.and_then(|r| r.rewritten(&target)) {
+        Some(rewritten) => rewritten,
+        None => target.into_owned(),
+    };
+    // RFC 9112 §3.2.2: for an absolute-form target, the authority in it
+    // replaces any Host field. Spelled as the cache keys it (see
+    // `push_canonical_authority`).
+    let host = head.authority().map(|authority| {
+        let mut host = String::with_capacity(authority.len());
+        push_canonical_authority(&mut host, authority);
+        host
+    });
+    // A body the client framed, even an empty one, is announced with a
+    // Content-Length: some backends answer a POST without one 411.
+    let had_body =
+        head.headers.contains("content-length") || head.headers.contains("transfer-encoding");
+    strip_hop_by_hop(&mut head.headers, send.upgrade);
+    head.headers.remove("expect");
+    // Every field the client sent of a name `request_header.*` sets or
+    // removes, or that a backend reading `_` as `-` would take for one
+    // (with `underscores_in_headers`): the set ones go after the fields
+    // on each attempt (see `upstream_request`). Never one the proxy
+    // writes below (the configuration refuses those names), and after
+    // what the cache and the log read: they see the request as the
+    // client sent it (but for an edited `Authorization`, which
+    // `exchange` takes out before the cache reads the request).
+    let host_set = !edits.is_empty() && {
+        edits.remove_read_alike_from(&mut head.headers);
+        edits.edits(b"host")
+    };
+    if send.upgrade {
+        head.headers.push("Connection", "Upgrade");
+    }
+    add_forwarded(
+        &mut head.headers,
+        &Forwarded {
+            client_ip: client.peer,
+            real_ip: client.real_ip,
+            proto: client.scheme,
+            host: host.as_deref(),
+            via: shared.config.via.then(|| via_entry(head.version)),
+            surrogate_capability: (shared.cache_rules.of_pool(to.pool).surrogate_capability)
+                .as_deref(),
+        },
+    );
+    for (name, value) in send.extra {
+        head.headers.set(name, value);
+    }
+    // After the hop-by-hop fields went: a client naming the field in
+    // `Connection` cannot make it disappear.
+    if let Some((name, id)) = &client.request_id {
+        head.headers.set(name, id);
+    }
+    Forwarding {
+        path,
+        host,
+        host_set,
+        had_body,
+        rendered,
+    }
+}
+
+/// What the variables of `request_header.*` values stand for in the
+/// request `head` from `client`.
+pub(in crate::proxy) fn facts<'a>(
+    head: &'a RequestHead,
+    client: &'a Client,
+    shared: &'a Shared,
+) -> Facts<'a> {
+    Facts {
+        head,
+        sent_target: client.sent_target.as_deref(),
+        client: client.real_ip,
+        // The connection's: not that of a client a proxy in front named.
+        client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+        server: client.server,
+        user: client.user.as_deref(),
+        scheme: client.scheme,
+        tls: client.tls,
+        server_name: client.server_name.as_deref(),
+        certificate: client.certificate.as_deref(),
+        request_id: client.request_id.as_ref().map(|(_, id)| id.as_str()),
+        // From the route: `client.pool` is taken for the log before a
+        // revalidation in the background renders these.
+        pool: (shared.routed_pool(client.route)).map(|i| &**shared.pools.get(i).shared_name()),
+        now: SystemTime::now(),
+    }
+}
+
+/// Builds the head sent to `target`: origin-form request line, the
+/// prepared fields, Host, the fields `request_header.*` sets (`edits`,
+/// whose names [`prepare_request`] took out), `Connection: close` when
+/// `close`, and our own framing.
+pub(super) fn upstream_request(
+    head: &mut RequestHead,
+    forwarding: &Forwarding,
+    edits: &FieldEdits,
+    send: &Outgoing<'_>,
+    target: &Upstream,
+    close: bool,
+) -> Vec<u8> {
+    match &forwarding.host {
+        _ if forwarding.host_set => {}
+        Some(h) => head.headers.set("Host", h.as_str()),
+        None => head.headers.set("Host", &*target.host),
+    }
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(forwarding.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    head.headers.write_to(&mut out);
+    out.extend_from_slice(edits.set_lines());
+    out.extend_from_slice(&forwarding.rendered);
+    // A connection used once: RFC 9112 §9.6 has a client that does not
+    // persist say so, and the backend then holds it open for no next
+    // request.
+    if close && !send.upgrade {
+        out.extend_from_slice(CLOSE_LINE);
+    }
+    match send.body {
+        RequestBody::Buffered(b) if !b.is_empty() || forwarding.had_body => {
+            push_field(&mut out, "Content-Length", b.len() as u64);
+        }
+        RequestBody::Buffered(_) => {}
+        RequestBody::Streamed {
+            kind: BodyKind::Length(n),
+            ..
+        } => {
+            push_field(&mut out, "Content-Length", *n);
+        }
+        RequestBody::Streamed { .. } => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// What a request to a backend that keeps no connection says
+/// (`upstream_keepalive = 0`).
+pub(in crate::proxy) const CLOSE_LINE: &[u8] = b"Connection: close\r\n";

@@ -1,0 +1,226 @@
+//! Sending the request body, watching for the backend to answer before
+//! it has all of it: then the rest stays unsent and the answer is relayed.
+
+use super::{Failure, Phase, MAX_RESPONSE_HEAD};
+use crate::http::body::{chunk_size_line, LAST_CHUNK};
+use crate::http::conn::{write_all_unless_answered, SharedStream, Source, Stream};
+use crate::http::head::find_head_end;
+use crate::http::{BodyReader, BufConn};
+use crate::proxy::client_body_status;
+use std::io::{self, IoSlice, Write};
+
+/// Sends a request with its whole body; returns whether all of the body
+/// went (see [`send_unless_answered`]).
+pub(super) fn send_buffered(
+    up: &mut BufConn<SharedStream<Stream>>,
+    request: &[u8],
+    body: &[u8],
+) -> Result<bool, Failure> {
+    send_unless_answered(up, &mut [IoSlice::new(request), IoSlice::new(body)])
+}
+
+/// Writes `bufs` to the backend whole, unless it answers first (see
+/// [`answered_early`]): whenever the socket takes no more, the wait for it
+/// also watches for the backend's answer. `Ok(false)`: it answered, and
+/// not all went. A backend that answered a large body's head with a 413
+/// and stopped reading would otherwise leave the write waiting for its
+/// timeout, or for the backend to close.
+fn send_unless_answered(
+    up: &mut BufConn<SharedStream<Stream>>,
+    bufs: &mut [IoSlice<'_>],
+) -> Result<bool, Failure> {
+    let stream = up.get_ref().0.clone();
+    match write_all_unless_answered(&stream, bufs, || answered_early(up)) {
+        Ok(all) => Ok(all),
+        Err(e) => answered_or(up, e),
+    }
+}
+
+/// After a failed write of the request body: `Ok(false)` (not all of it
+/// went) if the backend answered early, which is what the failure was,
+/// else the failure.
+fn answered_or(up: &mut BufConn<SharedStream<Stream>>, e: io::Error) -> Result<bool, Failure> {
+    if answered_early(up) {
+        Ok(false)
+    } else {
+        Err(Failure::io(Phase::Sending, e))
+    }
+}
+
+/// Copies a request body from the client to the backend, re-framed: the
+/// backend sees exactly the framing we announced, whatever the client sent.
+/// What each read from the client brings goes on in one write (one chunk),
+/// however many chunks it held (see [`BodyReader::next_joined`]): a body
+/// sent a byte per chunk would otherwise cost a write, and most likely a
+/// packet, per byte.
+///
+/// Returns whether the whole body went. A backend may answer before it has
+/// read the body (a 413, a 401), and then stop reading or close (RFC 9112
+/// §9.5: a client sending a body should watch for that). Before each piece
+/// and after a failed write, a non-blocking peek looks for such an answer:
+/// then the rest of the body is not sent, and the answer is relayed rather
+/// than turned into a 502 (or, from a backend that stops reading but keeps
+/// the connection, a 504 some write timeouts later).
+pub(super) fn stream_request_body(
+    chunked: bool,
+    start: &[u8],
+    mut rest: BodyReader,
+    from: &mut BufConn<impl Source>,
+    up: &mut BufConn<SharedStream<Stream>>,
+) -> Result<bool, Failure> {
+    let mut size_line = Vec::new();
+    let mut start = Some(start).filter(|s| !s.is_empty());
+    loop {
+        let piece = match start.take() {
+            Some(piece) => piece,
+            None => match rest.next_joined(from) {
+                Ok(Some(piece)) => {
+                    // A read that ends in a bad or too large chunk sends
+                    // nothing: the backend gets no more of a body the
+                    // client is refused for.
+                    if let Some(e) = rest.failure() {
+                        return Err(Failure::Client(client_body_status(&e)));
+                    }
+                    piece
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Failure::Client(client_body_status(&e))),
+            },
+        };
+        if answered_early(up) {
+            return Ok(false);
+        }
+        let all = if chunked {
+            size_line.clear();
+            chunk_size_line(piece.len(), &mut size_line);
+            let mut framed = [
+                IoSlice::new(&size_line),
+                IoSlice::new(piece),
+                IoSlice::new(b"\r\n"),
+            ];
+            send_unless_answered(up, &mut framed)?
+        } else {
+            send_unless_answered(up, &mut [IoSlice::new(piece)])?
+        };
+        if !all {
+            return Ok(false);
+        }
+    }
+    if chunked {
+        (up.get_mut().write_all(LAST_CHUNK)).map_err(|e| Failure::io(Phase::Sending, e))?;
+    }
+    Ok(true)
+}
+
+/// Whether the backend has begun its final answer while the request body
+/// is still going. What it sent is read without waiting; whole interim
+/// (1xx) responses are dropped, as a backend may send `100 Continue`
+/// unasked, and the start of one is not an answer yet, unless it is
+/// longer than any head may be or malformed: then it is taken as the
+/// answer, which the relay refuses (502), rather than buffered on. A
+/// `101` is an answer: after it the connection speaks another protocol,
+/// and `send_request` refuses it unless the client asked to switch.
+fn answered_early(up: &mut BufConn<SharedStream<Stream>>) -> bool {
+    if up.buffered().is_empty() && !up.get_ref().has_waiting() {
+        return false;
+    }
+    let _ = up.fill_now();
+    loop {
+        // Empty lines before a status line are no answer: the head's
+        // reader skips them (RFC 9112 §2.2).
+        while up.buffered().starts_with(b"\r\n") {
+            up.consume(2);
+        }
+        let buffered = up.buffered();
+        if buffered == b"\r" {
+            return false;
+        }
+        match interim_status(buffered) {
+            None => return false,
+            Some(false) => return true,
+            Some(true) => {}
+        }
+        if buffered.get(9..12) == Some(b"101") {
+            return true;
+        }
+        match find_head_end(buffered, &mut 0) {
+            Ok(Some(len)) if len <= MAX_RESPONSE_HEAD => up.consume(len),
+            Ok(None) if buffered.len() <= MAX_RESPONSE_HEAD => return false,
+            _ => return true,
+        }
+    }
+}
+
+/// What the first bytes of a response say of it: `Some(true)` the status
+/// line of an interim (1xx) answer, of any HTTP/1 version; `Some(false)`
+/// a final answer's, or no HTTP; `None` too few bytes to tell.
+fn interim_status(start: &[u8]) -> Option<bool> {
+    // `x`: any digit.
+    const INTERIM: &[u8; 10] = b"HTTP/1.x 1";
+    let fits = |(&b, &p): (&u8, &u8)| b == p || (p == b'x' && b.is_ascii_digit());
+    let fitting = start.iter().zip(INTERIM).all(fits);
+    match start.len() {
+        n if n >= INTERIM.len() => Some(fitting),
+        _ if fitting => None,
+        _ => Some(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::conn::tests::loopback_pair;
+    use std::sync::Arc;
+
+    #[test]
+    fn an_interim_head_that_never_ends_is_an_answer_past_the_head_limit() {
+        // A `100 Continue` started during an upload and never finished:
+        // taken as the answer (which the relay refuses) once longer than
+        // any head may be, not buffered for as long as the backend sends.
+        let (mut backend, proxy_side) = loopback_pair();
+        let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 16 * 1024);
+        backend.write_all(b"HTTP/1.1 100 Continue\r\nX: ").unwrap();
+        assert!(!answered_early(&mut up), "the start of an interim head");
+        let writer = std::thread::spawn(move || {
+            let junk = vec![b'a'; 8 * 1024];
+            for _ in 0..16 {
+                if backend.write_all(&junk).is_err() {
+                    break;
+                }
+            }
+            backend
+        });
+        let _backend = writer.join().unwrap();
+        // Bounded: each call reads what has arrived, 128 KiB in all.
+        let answered = (0..64).any(|_| answered_early(&mut up));
+        assert!(answered);
+        assert!(up.buffered().len() <= 2 * MAX_RESPONSE_HEAD);
+    }
+
+    #[test]
+    fn the_first_bytes_of_an_interim_head_of_any_http_1_version_are_no_answer_yet() {
+        // An HTTP/1.0 backend's `100 Continue`, its first bytes arrived
+        // alone: taken for a final answer, the upload was cut and waited
+        // for an answer that never came.
+        for (first, answered) in [
+            (&b"HTTP/1.0"[..], false),
+            (b"HTTP/1.0 1", false),
+            (b"HTTP/1.1 ", false),
+            (b"HTTP/1.0 2", true),
+            (b"HTTP/2", true),
+            (b"SSH-2.0", true),
+        ] {
+            let (mut backend, proxy_side) = loopback_pair();
+            let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 4096);
+            backend.write_all(first).unwrap();
+            // Arrived, or the `false` of an empty socket would pass.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !up.get_ref().has_waiting() {
+                assert!(std::time::Instant::now() < deadline, "nothing arrived");
+                std::thread::yield_now();
+            }
+            let said = String::from_utf8_lossy(first);
+            assert_eq!(answered_early(&mut up), answered, "{said:?}");
+        }
+    }
+}
