@@ -6,10 +6,15 @@
 //! Control messages travel on the same channel, so they take effect in
 //! order with the records: a reopen (SIGUSR1, for logrotate) writes every
 //! record queued before it to the old file, then opens the path afresh.
+//!
+//! With `log_syslog`, each line also goes to syslog, one datagram each
+//! (see `syslog`), from the same thread.
 
+mod syslog;
 mod template;
 mod termination;
 
+pub use syslog::{parse_tag, Facility, Syslog, SyslogTarget, MAX_DATAGRAM};
 pub use template::{RequestFields, Template};
 pub use termination::{By, Stage, Termination};
 
@@ -30,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+use syslog::SyslogSink;
 
 /// Records in flight between request threads and the writer.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
@@ -416,10 +422,12 @@ fn push_user(out: &mut String, user: Option<&str>) {
 
 enum Message {
     Record(Box<Record>),
-    /// Flush, then open the file again (or another one), and say how it went.
+    /// Flush, then open the file again (or another one), and say how it
+    /// went; open the syslog socket again (or another one).
     Reopen {
         file: Option<PathBuf>,
         format: LogFormat,
+        syslog: Option<Syslog>,
         done: Sender<io::Result<()>>,
         /// Taken by whichever comes first: the writer, which then does
         /// the reopen, or the caller giving up on it, and then it is not
@@ -436,6 +444,8 @@ pub struct Outputs {
     pub stdout: bool,
     pub file: Option<PathBuf>,
     pub format: LogFormat,
+    /// Where a copy of each line goes as a syslog message, if anywhere.
+    pub syslog: Option<Syslog>,
 }
 
 /// A cheap handle request threads use to log.
@@ -466,20 +476,27 @@ impl LogSender {
 
     /// Writes out every record queued so far, then reopens the log file at
     /// `file` (the same path after logrotate moved it away, or a new one
-    /// after a reload) and switches to `format`. On failure the old file
-    /// stays in use. Returns once the writer has done it.
+    /// after a reload) and switches to `format`; sends to `syslog` from
+    /// then on, its socket opened afresh (a restarted daemon's). On
+    /// failure the old file stays in use. Returns once the writer has done it.
     ///
     /// Waits at most `STALL_WAIT` (5 s) for the writer: behind a queue that
     /// whatever reads stdout stopped emptying, it would wait for good, and
     /// it is the signal thread that waits (a SIGTERM after would go
     /// unheard).
-    pub fn reopen(&self, file: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
+    pub fn reopen(
+        &self,
+        file: Option<PathBuf>,
+        format: LogFormat,
+        syslog: Option<Syslog>,
+    ) -> io::Result<()> {
         let stalled = || io::Error::other("the access log is stalled (its reader stopped reading)");
         let (done, result) = bounded(1);
         let claimed = Arc::new(AtomicBool::new(false));
         let message = Message::Reopen {
             file,
             format,
+            syslog,
             done,
             claimed: claimed.clone(),
         };
@@ -611,6 +628,7 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
 struct Sinks {
     stdout: Option<Sink<io::StdoutLock<'static>>>,
     file: Option<Sink<File>>,
+    syslog: Option<SyslogSink>,
     format: LogFormat,
     lost: Arc<AtomicU64>,
     /// The line being written, its memory kept from one to the next.
@@ -626,11 +644,12 @@ impl Sinks {
             Message::Reopen {
                 file,
                 format,
+                syslog,
                 done,
                 claimed,
             } => {
                 if !claimed.swap(true, Ordering::SeqCst) {
-                    let _ = done.send(self.reopen(file, format));
+                    let _ = done.send(self.reopen(file, format, syslog));
                 }
             }
             Message::Close => return false,
@@ -642,6 +661,9 @@ impl Sinks {
         let line = &mut self.line;
         line.clear();
         record.write_as(&self.format, line, &mut self.clock);
+        if let Some(sink) = &mut self.syslog {
+            sink.send(line, record.status, &self.lost);
+        }
         line.push('\n');
         if let Some(sink) = &mut self.stdout {
             sink.write(line.as_bytes(), &self.lost);
@@ -660,7 +682,12 @@ impl Sinks {
         }
     }
 
-    fn reopen(&mut self, path: Option<PathBuf>, format: LogFormat) -> io::Result<()> {
+    fn reopen(
+        &mut self,
+        path: Option<PathBuf>,
+        format: LogFormat,
+        syslog: Option<Syslog>,
+    ) -> io::Result<()> {
         self.flush();
         // A fresh file deserves a fresh warning if it fails too.
         self.file = match &path {
@@ -668,6 +695,10 @@ impl Sinks {
             None => None,
         };
         self.format = format;
+        match (&mut self.syslog, syslog) {
+            (Some(sink), Some(settings)) if *sink.settings() == settings => sink.reconnect(),
+            (_, settings) => self.syslog = settings.map(SyslogSink::new),
+        }
         Ok(())
     }
 }
@@ -832,6 +863,7 @@ fn write_loop(rx: Receiver<Message>, outputs: Outputs, file: Option<File>, lost:
             .as_deref()
             .zip(file)
             .map(|(path, f)| Sink::for_file(path, f)),
+        syslog: outputs.syslog.map(SyslogSink::new),
         format: outputs.format,
         lost,
         line: String::with_capacity(256),
@@ -1191,13 +1223,16 @@ mod tests {
             stdout: false,
             file: Some(path.clone()),
             format: LogFormat::Combined,
+            syslog: None,
         })
         .unwrap();
         let sender = log.sender();
         sender.log(record());
         let rotated = dir.path().join("access.log.1");
         std::fs::rename(&path, &rotated).unwrap();
-        sender.reopen(Some(path.clone()), LogFormat::Json).unwrap();
+        sender
+            .reopen(Some(path.clone()), LogFormat::Json, None)
+            .unwrap();
         sender.log(record());
         log.finish();
         assert_eq!(
@@ -1206,7 +1241,7 @@ mod tests {
         );
         let now = std::fs::read_to_string(&path).unwrap();
         assert!(now.starts_with("{\"time\""), "{now}");
-        assert!(sender.reopen(None, LogFormat::Json).is_err());
+        assert!(sender.reopen(None, LogFormat::Json, None).is_err());
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! - `files`: files served from a directory (`route./static/ = files /srv/www`).
 //! - `gzip`: responses compressed for the clients that take it (`gzip`).
 //! - `patterns`: name lists with `*` prefixes, as several settings write them.
-//! - `access_log`: request records to one writer thread, stdout and a file; the
-//!   combined, JSON and template (`log_format = $remote_addr ...`) lines.
+//! - `access_log`: request records to one writer thread, stdout, a file and
+//!   syslog (`log_syslog`); the combined, JSON and template
+//!   (`log_format = $remote_addr ...`) lines.
 //! - `admin`: the admin listener: metrics, status, health, purge, target states.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.

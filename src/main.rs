@@ -255,6 +255,9 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
     }
     write_pools(&mut out, &config)?;
     write_rewrites(&mut out, &config, &loader)?;
+    if let Some(syslog) = inverso::access_log::Syslog::of(&config) {
+        writeln!(out, "# {}", config::escape_controls(&syslog.describe()))?;
+    }
     if let config::LogFormat::Template(template) = &config.log_format {
         // Whole (a template runs longer than the values `printable` shows
         // whole), and what it was taken to say, on a made-up request.

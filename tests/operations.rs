@@ -2290,6 +2290,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         stdout: false,
         file: Some(fifo.clone()),
         format: LogFormat::Combined,
+        syslog: None,
     })
     .unwrap();
     let sender = log.sender();
@@ -2332,7 +2333,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let other = dir.path().join("other.log");
-    let refused = sender.reopen(Some(other.clone()), LogFormat::Json);
+    let refused = sender.reopen(Some(other.clone()), LogFormat::Json, None);
     assert!(refused.is_err(), "the reopen should have timed out");
     // The reader catches up.
     let drain = std::thread::spawn(move || {

@@ -627,6 +627,31 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_status_ranges(v).map(|r| c.log_skip_statuses = r.into()),
     },
     Key {
+        name: "log_syslog",
+        default: "",
+        help: "also send each access-log line to syslog, one RFC 3164 datagram each: \
+               udp://host:port, host:port, [IPv6]:port (port 514 when left out) or unix:PATH \
+               (/dev/log), as nginx's access_log syslog:server=; empty = off",
+        apply: |c, v| {
+            optional(v, crate::access_log::SyslogTarget::parse).map(|t| c.log_syslog = t)
+        },
+    },
+    Key {
+        name: "log_syslog_facility",
+        default: "local7",
+        help: "the facility of log_syslog's messages: kern ... cron, local0 to local7 (nginx's \
+               names)",
+        apply: |c, v| {
+            crate::access_log::Facility::parse(v).map(|f| c.log_syslog_facility = f)
+        },
+    },
+    Key {
+        name: "log_syslog_tag",
+        default: "inverso",
+        help: "the tag of log_syslog's messages: 1 to 32 letters, digits or _",
+        apply: |c, v| crate::access_log::parse_tag(v).map(|t| c.log_syslog_tag = t),
+    },
+    Key {
         name: "via",
         default: "true",
         help: "add `Via: 1.1 inverso` to requests to backends (RFC 9110); false leaves Via as it \

@@ -224,6 +224,10 @@ pub struct Config {
     pub log_skip_paths: crate::patterns::PathPrefixes,
     /// Statuses, in inclusive ranges, whose answers are not logged.
     pub log_skip_statuses: Arc<[(u16, u16)]>,
+    /// Where a copy of each access-log line goes as a syslog message.
+    pub log_syslog: Option<crate::access_log::SyslogTarget>,
+    pub log_syslog_facility: crate::access_log::Facility,
+    pub log_syslog_tag: Arc<str>,
     /// Add this hop to `Via` on requests to backends.
     pub via: bool,
     /// Requests for a URL before its response is stored.
@@ -433,6 +437,9 @@ impl Config {
             log_headers: false,
             log_skip_paths: Default::default(),
             log_skip_statuses: Arc::from([]),
+            log_syslog: None,
+            log_syslog_facility: Default::default(),
+            log_syslog_tag: Arc::from("inverso"),
             via: true,
             cache_min_uses: 1,
             cache_status: None,

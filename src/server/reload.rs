@@ -5,6 +5,7 @@
 use super::limiters::limiters_for;
 use super::start::{log_error_pages, warn_of_limits};
 use super::Inner;
+use crate::access_log::Syslog;
 use crate::config::{self, Config};
 use crate::gzip::Gzip;
 use crate::proxy::{CacheRules, ConnWatch, Shared};
@@ -54,12 +55,14 @@ pub struct Reloaded {
 
 impl Control {
     /// Writes out the records queued so far, then reopens `path_to_log`
-    /// (after logrotate renamed it). On failure the old file stays in use.
+    /// (after logrotate renamed it) and the syslog socket (after the
+    /// daemon restarted). On failure the old file stays in use.
     pub fn reopen_log(&self) -> io::Result<()> {
         let shared = self.inner.current.get();
         shared.log.reopen(
             shared.config.path_to_log.clone(),
             shared.config.log_format.clone(),
+            Syslog::of(&shared.config),
         )
     }
 
@@ -150,10 +153,13 @@ impl Control {
                 listening: self.inner.listening,
             });
         }
-        if next.path_to_log != was.path_to_log || next.log_format != was.log_format {
-            if let Err(e) = old
-                .log
-                .reopen(next.path_to_log.clone(), next.log_format.clone())
+        let syslog = Syslog::of(&next);
+        if next.path_to_log != was.path_to_log
+            || next.log_format != was.log_format
+            || syslog != Syslog::of(was)
+        {
+            if let Err(e) =
+                (old.log).reopen(next.path_to_log.clone(), next.log_format.clone(), syslog)
             {
                 return refused(ReloadError::Log(e));
             }

@@ -7,7 +7,7 @@ use super::listener::{bind, set_inherited_options, start_listening};
 use super::reload::restart_resolver;
 use super::workers::Workers;
 use super::{Connections, Inner, ServerHandle};
-use crate::access_log::{AccessLog, Outputs};
+use crate::access_log::{AccessLog, Outputs, Syslog};
 use crate::admin::Admin;
 use crate::cache::persist;
 use crate::cache::timer::{self, Timer};
@@ -93,6 +93,7 @@ impl Server {
             stdout: config.log_to_stdout,
             file: config.path_to_log.clone(),
             format: config.log_format.clone(),
+            syslog: Syslog::of(&config),
         })
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
