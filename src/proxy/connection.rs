@@ -1,0 +1,288 @@
+//! One client connection's loop ([`serve`]): a request after another,
+//! each on the settings in force when it begins, logged once answered.
+
+use super::client::{linger, Client, HeadRead};
+use super::exchange::exchange;
+use super::log_line::LogLine;
+use super::own_answer::refused_head;
+use super::{cached, first_line, starts_a_head_request, ConnWatch, Current, Inherited};
+use super::{Outcome, Shared};
+use crate::access_log::{By, Heads, Record, Stage, Termination};
+use crate::http::conn::Socket as _;
+use crate::http::proxy_protocol;
+use crate::pace::Pacing;
+use crate::request_id;
+use crate::routes::CLOSE_UNANSWERED;
+use crate::sched;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Serves one client connection until it closes, times out, or the server
+/// shuts down. `watch` says when the connection waits for a request, so
+/// shutdown can close exactly the connections that are not mid-request,
+/// and which backend socket a request uses, so a forced close ends it.
+///
+/// The socket arrives with TCP_NODELAY and the timeouts of `inherited`
+/// (Linux copies them from the listener), so nothing is set here unless the
+/// configuration says otherwise.
+///
+/// `claim` counts the connection against the client a PROXY header names,
+/// or says that client holds the most it may already. The peer comes with
+/// the connection's serial number, for the log (`$connection`), and the
+/// time it was accepted, from which its first head is due.
+pub fn serve(
+    watch: Arc<ConnWatch>,
+    (peer, connection, accepted): (SocketAddr, u64, Instant),
+    proxied: Option<proxy_protocol::Header>,
+    current: &Current,
+    inherited: Inherited,
+    claim: &mut dyn FnMut(IpAddr, usize) -> bool,
+) {
+    let mut seen = current.generation();
+    let mut shared = current.get();
+    let mut timeout = inherited.timeout;
+    let mut client = Client::new(watch, peer, inherited);
+    if shared.config.proxy_protocol {
+        match proxied {
+            // Over TLS the header came before the handshake, read and
+            // counted with it.
+            Some(header) => client.take_header(header),
+            // None over TLS: `proxy_protocol` was turned on since.
+            None if client.tls_in_front => {}
+            None if !client.take_proxy_header(accepted, &shared.config) => return,
+            // Over max_connections_per_client for the client the header
+            // named: refused at once, as at accept, so that its slot and
+            // its thread are free again.
+            None if !claim(client.peer, shared.config.max_connections_per_client) => {
+                refuse(&mut client, &shared);
+                return;
+            }
+            None => {}
+        }
+    }
+    let mut first = true;
+    let mut served: u64 = 0;
+    loop {
+        // Reload: each request runs on the settings in force when it
+        // begins; those in flight finish on theirs. Taken here for the wait
+        // for the next head (its timeouts and limits), and again once it
+        // has come.
+        current.refresh(&mut shared, &mut seen);
+        take_settings(&mut client, &shared, seen, &mut timeout);
+        served += 1;
+        client.forget_forwarded();
+        client.user = None;
+        client.takes_gzip = false;
+        client.sent_target = None;
+        client.made_target = None;
+        client.response_fields.clear();
+        client.pending_fields.clear();
+        client.upstream = None;
+        client.forget_upstream_answer();
+        client.begin_anew();
+        client.head_bytes = 0;
+        client.pacing = Pacing::OFF;
+        client.watch.set_idle();
+        if shared.shutting_down.load(Ordering::SeqCst) && client.conn.buffered().is_empty() {
+            break;
+        }
+        // A new connection's first head is due client_header_timeout after
+        // the connection opened: connecting and saying nothing ties up a
+        // thread as surely as trickling bytes. Between requests the idle
+        // timeout applies until the next head starts.
+        let taken_before = client.conn.taken();
+        let head = client.read_head(first.then_some(accepted));
+        first = false;
+        // Closed by shutdown as idle while the head came: not served, as
+        // the client was already told by the close.
+        if matches!(head, HeadRead::Ready(_) | HeadRead::Refused(..))
+            && !client.watch.begin_request()
+        {
+            break;
+        }
+        let generation = seen;
+        current.refresh(&mut shared, &mut seen);
+        if seen != generation {
+            take_settings(&mut client, &shared, seen, &mut timeout);
+        }
+        let limit = shared.config.keepalive_requests;
+        client.last_request = limit != 0 && served >= limit;
+        // Every request gets its own, given before its head is parsed: one
+        // refused as malformed has one too, in its answer and its log line.
+        client.request_id = shared
+            .config
+            .request_id_header
+            .clone()
+            .map(|name| (name, request_id::generate()));
+        let time = SystemTime::now();
+        client.started = Instant::now();
+        // A head refused as it is (no Host) was read whole all the same,
+        // if not taken.
+        let head_len = match head {
+            HeadRead::Ready(len) => Some(len as u64),
+            _ => None,
+        };
+        let (outcome, line) = match head {
+            HeadRead::Ready(len) => {
+                let done = exchange(&mut client, len, &shared);
+                client.watch.backend_done();
+                done
+            }
+            HeadRead::Closed => break,
+            HeadRead::Abandoned(request_line) => {
+                client.ended(Termination::new(By::Client, Stage::Request));
+                let outcome = Outcome {
+                    linger: false,
+                    ..Outcome::closing(400, 0)
+                };
+                (outcome, LogLine::raw(request_line))
+            }
+            HeadRead::Refused(status, request_line) => {
+                client.ended(refused_head(status));
+                let bytes = client.refuse_unparsed(status, &shared.config);
+                (Outcome::closing(status, bytes), LogLine::raw(request_line))
+            }
+        };
+        let duration = client.started.elapsed();
+        shared.metrics.observe(outcome.status, duration);
+        // Logged 499: the client left before its answer began, whoever
+        // saw it go.
+        if outcome.status == 499 {
+            client.ended(Termination::new(By::Client, Stage::Head));
+        }
+        // Counted under the pool whoever answered (one relaxed add, as
+        // `observe`); its name, a shared count to touch, only for a log
+        // that writes it.
+        let pool = client.pool.take().map(|i| shared.pools.get(i));
+        if let Some(pool) = pool {
+            pool.stats().answers.count(outcome.status);
+        }
+        let pool = pool
+            .filter(|_| shared.config.logs_pool())
+            .map(|pool| pool.shared_name().clone());
+        let sent_head = client.sent_head.take();
+        // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
+        if !shared.config.log_skips(line.quiet_path, outcome.status) {
+            let heads = sent_head.map(|sent| {
+                Box::new(Heads {
+                    request: line.headers.unwrap_or_default(),
+                    response: Heads::fields_of(&sent),
+                })
+            });
+            shared.log.log(Record {
+                time,
+                client: client.real_ip,
+                // The port is the connection's: not that of a client a proxy
+                // in front named.
+                client_port: (client.real_ip == client.peer).then_some(client.peer_port),
+                server: Some(client.server),
+                remote_user: line.remote_user,
+                request_line: line.request_line,
+                made_target: client.made_target.take(),
+                status: outcome.status,
+                bytes: outcome.bytes,
+                referer: line.referer,
+                user_agent: line.user_agent,
+                upstream: outcome.upstream,
+                cache: outcome.cache,
+                duration,
+                connection: Some((connection, served)),
+                // A client gone before anything reached it got no head.
+                head_bytes: if outcome.status == 499 {
+                    0
+                } else {
+                    client.head_bytes
+                },
+                request_length: Some(
+                    (client.conn.taken() - taken_before)
+                        .saturating_sub(client.blank_before)
+                        .max(head_len.unwrap_or_default()),
+                ),
+                upstream_status: client.upstream_status,
+                upstream_wait: client.upstream_wait,
+                upstream_connect: client.upstream_connect,
+                upstream_response: client.exchange_time.take(),
+                termination: client.termination(),
+                pool,
+                show_pool: !shared.config.pools.is_empty(),
+                request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
+                heads,
+                fields: line.fields,
+                scheme: client.scheme,
+                tls: client.tls,
+                server_name: client.server_name.clone(),
+                client_certificate: client.certificate.clone(),
+            });
+        }
+        // Idle as far as shutdown is concerned, before the flag is read: a
+        // shutdown then either is seen here or ends the revalidation, never
+        // waits for it. Not begun during a shutdown: no client waits for it.
+        if let Some(job) = client.after_response.take() {
+            client.watch.set_idle();
+            if !shared.shutting_down.load(Ordering::SeqCst) {
+                cached::refresh(&mut client, job, &shared);
+                client.watch.backend_done();
+            }
+        }
+        let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
+        if !outcome.keep_alive || client.last_request || shutting_down {
+            // During a shutdown too when input is left unread: closing on it
+            // would send a reset that can destroy the response still on its
+            // way (a pipelined request, an upload cut short). Bounded. But
+            // for a first request dropped (`return 444`): nothing was sent
+            // that a reset could destroy, and the client gets no more time.
+            let dropped = outcome.status == CLOSE_UNANSWERED && served == 1;
+            if !dropped && (client.has_unread_input() || (outcome.linger && !shutting_down)) {
+                linger(client.conn.get_ref());
+            }
+            break;
+        }
+        client.conn.release_if_empty();
+        client.conn.get_ref().release_if_empty();
+    }
+}
+
+/// Applies the settings of `shared` (generation `seen`) to the connection.
+fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut Duration) {
+    if shared.config.connection_timeout != *timeout {
+        *timeout = shared.config.connection_timeout;
+        client.timeout = *timeout;
+        let _ = client.conn.get_ref().set_write_timeout(Some(*timeout));
+    }
+    // The generation too, whether or not the timeout changed: a close a
+    // reload asked for is of the waits begun before it (see
+    // `server::reload::close_idle_when_due`), and a wait begun after a later
+    // reload gave back the old timeout is not one of them.
+    let idle = shared.config.effective_keepalive_timeout();
+    client.idle_timeout = idle;
+    client.watch.set_idle_timeout(idle, seen);
+    client.sent_head = shared.config.log_headers.then(Vec::new);
+    client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
+    client.apply_limits(&shared.config);
+}
+
+/// Answers 503 to a connection over a limit without waiting for its
+/// request (what has arrived of it names it in the log), and closes it.
+fn refuse(client: &mut Client, shared: &Shared) {
+    let (time, started) = (SystemTime::now(), Instant::now());
+    // Read what the client already sent, so closing does not reset the
+    // connection before it sees the answer.
+    let _ = client.conn.fill_now();
+    let request_line = first_line(client.conn.buffered());
+    let head_request = starts_a_head_request(client.conn.buffered());
+    let bytes = client.send_error_to(503, true, head_request, shared);
+    let _ = client.conn.get_ref().shutdown(Shutdown::Write);
+    let duration = started.elapsed();
+    let mut record = Record::refused(
+        time,
+        SocketAddr::new(client.peer, client.peer_port),
+        client.server,
+        request_line,
+        bytes,
+        duration,
+    );
+    record.head_bytes = client.head_bytes;
+    shared.log_refusal(record);
+}

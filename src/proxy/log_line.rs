@@ -1,0 +1,85 @@
+//! The request fields the access log shows ([`LogLine`]).
+
+use crate::access_log::RequestFields;
+use crate::auth;
+use crate::config::Config;
+use crate::http::{Headers, RequestHead};
+use crate::variables;
+
+/// The request fields the access log shows.
+pub(super) struct LogLine {
+    pub(super) request_line: String,
+    /// The user `Authorization: Basic` claims, right password or not.
+    pub(super) remote_user: Option<String>,
+    pub(super) referer: Option<String>,
+    pub(super) user_agent: Option<String>,
+    /// With `log_headers`: the request's fields.
+    pub(super) headers: Option<Vec<(String, String)>>,
+    /// Those a `log_format` template names.
+    pub(super) fields: Option<RequestFields>,
+    /// Its path is one `log_skip_paths` lists.
+    pub(super) quiet_path: bool,
+}
+
+impl LogLine {
+    pub(super) fn raw(request_line: String) -> Self {
+        LogLine {
+            request_line,
+            remote_user: None,
+            referer: None,
+            user_agent: None,
+            headers: None,
+            fields: None,
+            quiet_path: false,
+        }
+    }
+
+    pub(super) fn of(head: &RequestHead, config: &Config) -> Self {
+        let headers = config.log_headers.then(|| {
+            head.headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), logged_value(name, value)))
+                .collect()
+        });
+        LogLine {
+            request_line: [head.method.as_str(), &head.target, head.version.as_str()].join(" "),
+            // Taken before the request is checked or forwarded: a 401's
+            // line names the user refused. No field, no allocation.
+            remote_user: crate::auth::claimed_user(&head.headers),
+            referer: logged_field(&head.headers, "referer"),
+            user_agent: logged_field(&head.headers, "user_agent"),
+            headers,
+            fields: (config.log_format.request_fields())
+                .map(|names| RequestFields::take(names, &head.headers)),
+            quiet_path: !config.log_skip_paths.is_empty() && {
+                let target = head.path_and_query();
+                let path = target.split('?').next().unwrap_or_default();
+                config.log_skip_paths.matches(path)
+            },
+        }
+    }
+}
+
+/// A request field's value as `log_headers` writes it: credentials
+/// redacted (see [`auth::redacted`]).
+fn logged_value(name: &str, value: &[u8]) -> String {
+    let value = String::from_utf8_lossy(value);
+    match auth::is_credentials_field(name) {
+        true => auth::redacted(&value),
+        false => value.into_owned(),
+    }
+}
+
+/// The fields `$http_<name>` reads (`_` for `-`, as nginx), trimmed and
+/// joined with `, `, as every other `$http_` variable's; obs-text (not
+/// UTF-8) logged as U+FFFD rather than lost.
+fn logged_field(headers: &Headers, name: &str) -> Option<String> {
+    let named = (headers.iter()).filter(|(field, _)| variables::names_field(name, field));
+    named.fold(None, |joined, (_, value)| {
+        let value = String::from_utf8_lossy(value.trim_ascii());
+        Some(match joined {
+            Some(joined) => format!("{joined}, {value}"),
+            None => value.into_owned(),
+        })
+    })
+}

@@ -1,0 +1,110 @@
+//! [`Shared`]: one generation of the settings, and what is found in it
+//! for the pool a request was routed to.
+
+use super::{AuthAnswers, CacheRules, Caching, Mirrors};
+use crate::access_log::{LogSender, Record};
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::gzip::Gzip;
+use crate::metrics::Metrics;
+use crate::ratelimit::{Limiter, Limiters};
+use crate::upstream::pools::Pools;
+use crate::upstream::Upstreams;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// What every connection thread shares: one generation of the settings.
+/// A reload builds a new one; a request keeps the one it started with.
+pub struct Shared {
+    pub config: Config,
+    /// `targets` and each `pool.<name>`.
+    pub pools: Pools,
+    pub log: LogSender,
+    pub cache: Option<Arc<Cache>>,
+    /// The same flag in every generation.
+    pub shutting_down: Arc<AtomicBool>,
+    /// The same counters in every generation.
+    pub metrics: Arc<Metrics>,
+    /// With `rate_limit`: every client address's bucket (kept by a reload
+    /// that leaves the limit as it was), for each pool, `targets`' first
+    /// (a pool without a limit of its own shares the top level's), and
+    /// for each route with a `rate_limit=` of its own.
+    pub limiters: Limiters,
+    /// The cache rules of this generation, made once, not per request.
+    pub cache_rules: CacheRules,
+    /// With `gzip` on: what is compressed, and how; for each pool,
+    /// `targets`' first (see [`Shared::gzip`]).
+    pub gzip: Vec<Option<Gzip>>,
+    /// With `auth_request_cache`: the sign-in services' yeses, kept for
+    /// this configuration (a reload, which may change them, starts anew;
+    /// new addresses of targets' names do not).
+    pub auth_answers: Arc<AuthAnswers>,
+    /// `mirror`'s queue and threads: the same in every generation.
+    pub mirrors: Arc<Mirrors>,
+}
+
+impl Shared {
+    /// The pool a request that took `route` goes to (see
+    /// `Client::route`).
+    pub fn pool(&self, route: Option<usize>) -> &Upstreams {
+        self.pools.get(self.pool_index(route))
+    }
+
+    /// The settings of that pool: the top-level ones for `targets`.
+    pub fn pool_config(&self, route: Option<usize>) -> &Config {
+        self.config_of_pool(self.pool_index(route))
+    }
+
+    /// The settings of the pool at `index` (0: `targets`, the top level's).
+    pub fn config_of_pool(&self, index: usize) -> &Config {
+        (self.config.pool_configs().nth(index)).unwrap_or(&self.config)
+    }
+
+    /// How requests routed to that pool use the cache.
+    pub fn caching(&self, route: Option<usize>) -> &Caching {
+        self.cache_rules.of_pool(self.pool_index(route))
+    }
+
+    /// The cache, for a request that took `route`: none when the pool's
+    /// `cache` is off.
+    pub fn cache_for(&self, route: Option<usize>) -> Option<&Arc<Cache>> {
+        self.cache.as_ref().filter(|_| self.caching(route).on)
+    }
+
+    /// With `gzip` on for that pool: what of its answers is compressed,
+    /// and how.
+    pub fn gzip(&self, route: Option<usize>) -> Option<&Gzip> {
+        self.gzip.get(self.pool_index(route))?.as_ref()
+    }
+
+    /// With a `rate_limit`: the buckets the request fills (see
+    /// [`Shared::limiters`]).
+    pub fn limiter(&self, route: Option<usize>) -> Option<&Arc<Limiter>> {
+        self.limiters.of_pool(self.pool_index(route))
+    }
+
+    /// The pool a request that took `route` goes to (0 for `targets`);
+    /// none for a route that answers itself (a redirect, a `return`).
+    pub(super) fn routed_pool(&self, route: Option<usize>) -> Option<usize> {
+        let taken = route.and_then(|i| self.config.routes.get(i));
+        (!taken.is_some_and(|r| r.answers_itself())).then(|| self.pool_index(route))
+    }
+
+    pub(super) fn pool_index(&self, route: Option<usize>) -> usize {
+        let route = route.and_then(|i| self.config.routes.get(i));
+        route.map_or(0, |r| r.pool)
+    }
+}
+
+impl Shared {
+    /// Counts and logs a connection answered 503 before any request was
+    /// read from it (see [`Record::refused`]).
+    pub fn log_refusal(&self, mut record: Record) {
+        self.metrics.observe(record.status, record.duration);
+        if self.config.log_skips(false, record.status) {
+            return;
+        }
+        record.show_pool = !self.config.pools.is_empty();
+        self.log.log(record);
+    }
+}
