@@ -28,6 +28,10 @@ use support::*;
 
 // ---------------------------------------------------------------- helpers
 
+/// The head of an event stream, its body chunked.
+const EVENT_STREAM_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+
 /// A test CA whose certificate is written where `backend_tls_ca` can
 /// name it.
 struct Trust {
@@ -1113,6 +1117,110 @@ fn a_client_leaving_while_a_tls_backend_works_is_noticed() {
     let lines = proxy.log_lines();
     let line = lines.iter().find(|l| l.contains("/work")).unwrap();
     assert!(line.contains("\" 499 "), "{line}");
+}
+
+#[test]
+fn an_event_stream_s_head_is_relayed_when_records_without_data_follow_it() {
+    // tests/resilience.rs's event stream, over TLS: the head of a body of
+    // unknown length goes on once none of the body comes within a short
+    // patience (50 ms). A record that carries no data (a key update here;
+    // a TLS 1.3 session ticket is another) coming in that patience makes
+    // the socket readable but gives no byte: no reason to wait for one
+    // for the whole backend_timeout. The backend sends such records for a
+    // while (so that some come while the proxy waits, however late it
+    // begins to), then its first event only if the client had the head
+    // by then: a proxy that waits for the event first never sends it.
+    let trust = Trust::new();
+    let first_event = Gate::new();
+    let held = first_event.clone();
+    let backend = TlsBackend::start("a", trust.serving(&["127.0.0.1"]), move |_, out| {
+        let _ = out.write_all(EVENT_STREAM_HEAD);
+        let _ = out.flush();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(10));
+            let _ = out.send_key_update();
+        }
+        if held.wait() {
+            let _ = out.write_all(b"c\r\ndata: tick\n\n\r\n0\r\n\r\n");
+            let _ = out.flush();
+        }
+        Action::Close
+    });
+    let long = Duration::from_secs(30);
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |c| {
+        c.connection_timeout = long;
+        c.backend_timeout = Some(long);
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head();
+    first_event.open();
+    let head = (head.unwrap_or_else(|e| panic!("no head within {IO_TIMEOUT:?}: {e}")))
+        .expect("closed before a head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{head:?}");
+    assert!(head.is_chunked(), "{head:?}");
+    let event = client.reader.read_line();
+    assert_eq!(
+        event.ok().as_deref(),
+        Some("c"),
+        "the backend sent no event"
+    );
+}
+
+#[test]
+fn a_client_leaving_an_event_stream_is_noticed_after_a_record_without_data() {
+    // tests/resilience.rs's client that leaves an event stream, over TLS:
+    // between events the proxy waits on the backend watching the client.
+    // A record that carries no data (a key update) ends that wait but
+    // gives no byte: the wait goes on, still watching, rather than a read
+    // that sees only the backend until backend_timeout.
+    let trust = Trust::new();
+    let (read_event, updated) = (Gate::new(), Gate::new());
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let backend = {
+        let (read_event, updated, closes) =
+            (read_event.clone(), updated.clone(), saw_close.clone());
+        TlsBackend::start("a", trust.serving(&["127.0.0.1"]), move |_, out| {
+            let _ = out.write_all(EVENT_STREAM_HEAD);
+            let _ = out.write_all(b"c\r\ndata: tick\n\n\r\n");
+            let _ = out.flush();
+            read_event.wait();
+            // Time for the proxy to wait for the next event (a
+            // precondition, not a measurement).
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = out.send_key_update();
+            updated.open();
+            match out.read(&mut [0u8; 64]) {
+                Ok(0) => {
+                    closes.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    closes.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {}
+            }
+            Action::Close
+        })
+    };
+    let long = Duration::from_secs(30);
+    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |c| {
+        c.connection_timeout = long;
+        c.backend_timeout = Some(long);
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{head:?}");
+    assert_eq!(client.reader.read_line().unwrap(), "c");
+    read_event.open();
+    assert!(updated.wait(), "the backend sent no key update");
+    // Time for the record to reach the proxy before the client leaves.
+    std::thread::sleep(Duration::from_millis(50));
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close"
+    );
 }
 
 // ---------------------------------------------------------------- websocket

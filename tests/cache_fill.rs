@@ -297,3 +297,55 @@ fn a_response_being_stored_is_read_on_and_stored_after_its_client_leaves() {
     assert_eq!(again.header("x-cache"), Some("HIT"), "{}", again.head.raw);
     assert_eq!(a.requests(), 1);
 }
+
+#[test]
+fn a_backend_silent_while_a_slow_client_drains_times_out_from_its_last_byte() {
+    // backend_timeout bounds the backend's silence from its last byte, as
+    // nginx's proxy_read_timeout (between two reads): the time its slow
+    // client took to drain what waited for it does not start it over.
+    // The client reads nothing for 3 s after the backend's first part,
+    // then all of it; the backend sends the rest 5.5 s after the first
+    // part, past the timeout (4 s) but before 3 + 4 s. (Preconditions with
+    // margins of 1.5 s each way, not measurements.)
+    let timeout = Duration::from_secs(4);
+    let (first, rest) = (8 << 20, 1 << 20);
+    let sent_first = Gate::new();
+    let origin = {
+        let sent_first = sent_first.clone();
+        Backend::start("origin", move |_, out| {
+            let body = pattern(first + rest);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {}\r\n\r\n",
+                first + rest
+            );
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&body[..first]);
+            sent_first.open();
+            std::thread::sleep(timeout * 11 / 8);
+            let _ = out.write_all(&body[first..]);
+            Action::Close
+        })
+    };
+    let mut proxy = start_proxy(&[origin.addr], |c| {
+        c.log_format = inverso::config::LogFormat::parse("$status $termination").unwrap();
+        c.cache_size = 64 << 20;
+        c.max_object_size = Some(32 << 20);
+        c.backend_timeout = Some(timeout);
+        // The client's slowness is not what ends the exchange.
+        c.connection_timeout = Duration::from_secs(60);
+    });
+    let mut client = Client::connect_taking(4096, proxy.addr);
+    client.send(b"GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    assert!(sent_first.wait(), "the backend sent its first part");
+    std::thread::sleep(timeout * 3 / 4);
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    let body = client.reader.read_exact_body(first + rest);
+    assert!(
+        body.is_err(),
+        "the whole body came, the backend's silence outlasting backend_timeout"
+    );
+    drop(client);
+    assert!(proxy.shutdown(WAIT_LIMIT));
+    assert_eq!(proxy.log_lines(), ["200 sD"]);
+}

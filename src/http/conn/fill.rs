@@ -6,7 +6,7 @@ use super::spare::take_buffer;
 use super::sys::{read_retrying, readable_within};
 use super::{BufConn, SharedStream, Socket, Source, Stream};
 use std::io::{self, Read};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes read by one `read` call into an empty, released buffer. Small on
 /// purpose: it lives on the stack of a thread that may sit idle for minutes.
@@ -94,14 +94,17 @@ impl<S: Source> BufConn<S> {
 
 impl BufConn<SharedStream<Stream>> {
     /// `fill` that waits at most `patience` for the first byte: `None` when
-    /// nothing came in that time. As in `read_acking`, the acknowledgement
-    /// held back goes first, so that a sender waiting on it is not what the
-    /// patience runs out on.
+    /// nothing came in that time (over TLS, records that carry no data do
+    /// not count, nor make it wait longer). As in `read_acking`, the
+    /// acknowledgement held back goes first, so that a sender waiting on it
+    /// is not what the patience runs out on.
     pub fn fill_within(&mut self, patience: Duration) -> io::Result<Option<usize>> {
+        let deadline = Instant::now() + patience;
         let mut waited_out = false;
         let n = self.fill_by(|stream, buf| {
             read_acking_or(&**stream, buf, |fd| {
-                waited_out = !readable_within(fd, patience)?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                waited_out = !readable_within(fd, left)?;
                 Ok(!waited_out)
             })
         })?;

@@ -53,31 +53,53 @@ fn read_acking<S: Socket>(stream: &S, buf: &mut [u8]) -> io::Result<usize>
 where
     for<'a> &'a S: Read,
 {
-    read_acking_or(stream, buf, |_| Ok(true))
-}
-
-/// `read_acking` that, when it would wait, first asks `wait` (given the
-/// socket) whether to: `Ok(false)` reads nothing (`Ok(0)`).
-pub(super) fn read_acking_or<S: Socket>(
-    stream: &S,
-    buf: &mut [u8],
-    wait: impl FnOnce(RawFd) -> io::Result<bool>,
-) -> io::Result<usize>
-where
-    for<'a> &'a S: Read,
-{
     let read = match stream.read_now(buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             stream.ack_now();
-            if !wait(stream.as_raw_fd())? {
-                return Ok(0);
-            }
             read_retrying(&mut &*stream, buf)
         }
         done => done,
     };
+    end_midway(stream, read)
+}
+
+/// `read_acking` whose waits are `wait`'s (given the socket): `Ok(false)`
+/// reads nothing (`Ok(0)`). Each time `wait` says the socket has
+/// something, what came is read without waiting, and `wait` is asked
+/// again when that gave no byte: over TLS, what makes the socket readable
+/// may carry no data (a TLS 1.3 session ticket or key update, part of a
+/// record), and a read that then waited would wait out the socket's whole
+/// timeout, past the caller's patience and blind to what `wait` watches.
+/// So `wait` must not say yes without a readable socket (or an end).
+pub(super) fn read_acking_or<S: Socket>(
+    stream: &S,
+    buf: &mut [u8],
+    mut wait: impl FnMut(RawFd) -> io::Result<bool>,
+) -> io::Result<usize>
+where
+    for<'a> &'a S: Read,
+{
+    let mut acked = false;
+    let read = loop {
+        match stream.read_now(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => break done,
+        }
+        if !acked {
+            stream.ack_now();
+            acked = true;
+        }
+        if !wait(stream.as_raw_fd())? {
+            return Ok(0);
+        }
+    };
+    end_midway(stream, read)
+}
+
+/// What a read inside a message gave: an end that may have been anyone's
+/// (a TLS connection cut without `close_notify`) is none.
+fn end_midway(stream: &impl Socket, read: io::Result<usize>) -> io::Result<usize> {
     match read {
-        // Inside a message, an end that may have been anyone's is none.
         Ok(0) if stream.cut_short() => Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the TLS connection ended without close_notify",

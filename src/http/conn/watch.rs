@@ -6,7 +6,7 @@ use super::sys::{poll, pollfd, readable_within};
 use super::{Leaving, Source, Stream};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A socket read inside a message (see [`Source`]) whose waits also watch
 /// another socket for its peer's close: a backend's body on its way to a
@@ -23,7 +23,8 @@ pub struct WatchingClose<'a> {
     /// How long each wait looks at `stream` alone first (see
     /// `readable_unless_closed`).
     grace: Duration,
-    /// How long a wait may last (the read timeout `stream` has).
+    /// How long a read may wait, all its waits together (the read timeout
+    /// `stream` has).
     patience: Duration,
     /// Whether the watched peer was found gone: the read failed for that.
     pub left: bool,
@@ -73,18 +74,30 @@ impl<'a> WatchingClose<'a> {
         }
     }
 
-    /// Whether to wait in `recv`; an error ends the read.
-    fn wait(&mut self, fd: RawFd) -> io::Result<bool> {
+    /// Waits until `deadline` for `fd` to be readable (`Ok(true)`), serving
+    /// `pending` and watching the client meanwhile; an error ends the read.
+    /// One deadline for all the waits of a read, counted from its first:
+    /// the backend's silence is bounded by `patience` (as nginx's
+    /// `proxy_read_timeout`, between two reads), however long the client
+    /// took to drain its bytes, and however many records without data
+    /// (over TLS) woke the waits.
+    fn wait(&mut self, fd: RawFd, deadline: Instant) -> io::Result<bool> {
         if let Some(pending) = self.pending {
-            if !serve_pending_until_readable(fd, pending, self.patience)? {
-                return Err(io::ErrorKind::TimedOut.into());
+            match serve_pending_until_readable(fd, pending, deadline)? {
+                Served::Readable => return Ok(true),
+                Served::TimedOut => return Err(io::ErrorKind::TimedOut.into()),
+                Served::Sent => {}
             }
         }
-        if self.paused {
+        let patience = deadline.saturating_duration_since(Instant::now());
+        if self.paused || self.watched.is_none() {
+            if !readable_within(fd, patience)? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
             return Ok(true);
         }
         let gone = |peer: &(dyn Leaving + 'a)| peer.peer_gone();
-        if !wait_unless_left(fd, &mut self.watched, self.grace, self.patience, gone)? {
+        if !wait_unless_left(fd, &mut self.watched, self.grace, patience, gone)? {
             self.left = true;
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
@@ -119,22 +132,31 @@ pub fn wait_unless_left<W: AsRawFd + ?Sized>(
     }
 }
 
+/// How [`serve_pending_until_readable`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    /// The backend's socket is readable.
+    Readable,
+    /// No bytes are left for the client (or it is gone): the usual wait
+    /// goes on.
+    Sent,
+    TimedOut,
+}
+
 /// Sends `pending`'s bytes as the client takes them (or the pace allows)
-/// until `fd` is readable: `Ok(false)` when it is not within `patience`.
-/// With none left, it returns at once, for the usual wait.
+/// until `fd` is readable, none are left, or `deadline` passes.
 fn serve_pending_until_readable(
     fd: RawFd,
     pending: &dyn Pending,
-    patience: Duration,
-) -> io::Result<bool> {
-    let deadline = std::time::Instant::now() + patience;
+    deadline: Instant,
+) -> io::Result<Served> {
     loop {
         let (room, wait) = match pending.lag() {
-            Lag::None => return Ok(true),
+            Lag::None => return Ok(Served::Sent),
             Lag::Room(client) => (Some(client), None),
             Lag::Pace(wait) => (None, Some(wait)),
         };
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         let mut fds = [
             pollfd(fd, libc::POLLIN),
             pollfd(room.unwrap_or(-1), libc::POLLOUT),
@@ -142,10 +164,10 @@ fn serve_pending_until_readable(
         let timeout = wait.map_or(left, |wait| wait.min(left));
         let n = poll(&mut fds, timeout)?;
         if fds[0].revents != 0 {
-            return Ok(true);
+            return Ok(Served::Readable);
         }
         if n == 0 && timeout == left {
-            return Ok(false);
+            return Ok(Served::TimedOut);
         }
         pending.send_now();
     }
@@ -160,7 +182,11 @@ impl Read for WatchingClose<'_> {
 impl Source for WatchingClose<'_> {
     fn read_midway(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let stream = self.stream;
-        read_acking_or(stream, buf, |fd| self.wait(fd))
+        let mut deadline = None;
+        read_acking_or(stream, buf, |fd| {
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.patience);
+            self.wait(fd, deadline)
+        })
     }
 }
 
