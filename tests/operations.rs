@@ -1523,11 +1523,20 @@ fn a_small_file_found_shorter_than_its_size_is_said_and_logged_ph() {
     assert_eq!(log.lines().collect::<Vec<_>>(), ["500 PH"]);
 }
 
-/// What is left on the process's stderr once it has exited.
+/// Every line of the process's stderr once it has exited: read to the
+/// end of the pipe, which the reading thread may not have reached yet
+/// when the exit is seen (lines left out would pass for lines never said).
 fn stderr_after_exit(running: &mut Running) -> Vec<String> {
     let mut lines = std::mem::take(&mut running.seen);
-    lines.extend(running.stderr.try_iter());
-    lines
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match running.stderr.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("stderr never ended: {lines:#?}"),
+        }
+    }
 }
 
 /// A file the proxy may not read is 403, as nginx's, and no longer a
