@@ -271,10 +271,7 @@ impl Limiter {
     /// Whether `who` may make a request at `now`; if not, how long until
     /// it may.
     pub fn admit(&self, who: Who<'_>, now: Instant) -> Result<(), Duration> {
-        let client = match who {
-            Who::Address(ip) => Key::Address(counted_as(ip)),
-            Who::Value(value) => Key::Value(self.hasher.hash_one(value)),
-        };
+        let client = self.key_of(who);
         let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
         let mut buckets = self.shards[shard].lock();
         if !buckets.contains_key(&client) && buckets.len() >= MAX_CLIENTS / SHARDS {
@@ -295,46 +292,23 @@ impl Limiter {
         }
     }
 
-    /// Whether a request counted by `keys` (from `client`) may be made at
-    /// `now`: every bucket it names must have a token (each takes one);
-    /// if not, how long until all may.
-    pub fn admit_request(&self, keys: &Keys, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        match keys {
-            Keys::Address => self.admit(Who::Address(client), now),
-            Keys::Values(values) => {
-                // Each takes its token, whatever the others say.
-                let mut longest: Option<Duration> = None;
-                for value in values {
-                    if let Err(wait) = self.admit(Who::Value(value), now) {
-                        longest = Some(longest.map_or(wait, |w| w.max(wait)));
-                    }
-                }
-                longest.map_or(Ok(()), Err)
-            }
-            Keys::TooMany => Err(Duration::from_secs(1)),
+    /// The bucket `who` takes its token from.
+    fn key_of(&self, who: Who<'_>) -> Key {
+        match who {
+            Who::Address(ip) => Key::Address(counted_as(ip)),
+            Who::Value(value) => Key::Value(self.hasher.hash_one(value)),
         }
     }
 
-    /// Gives back the token each bucket `keys` names took at `now`: the
-    /// request was refused by another limit it is under, and as nginx
-    /// counts a request refused by one `limit_req` in no zone, it costs
-    /// nothing here either.
-    fn refund(&self, keys: &Keys, client: IpAddr) {
-        let give_back = |client: Key| {
-            let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
-            // Forgotten meanwhile: it would start full anyway.
-            if let Some(bucket) = self.shards[shard].lock().get_mut(&client) {
-                bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
-            }
-        };
-        match keys {
-            Keys::Address => give_back(Key::Address(counted_as(client))),
-            Keys::Values(values) => {
-                for value in values {
-                    give_back(Key::Value(self.hasher.hash_one(&value[..])));
-                }
-            }
-            Keys::TooMany => {}
+    /// Gives back the token `who` took: the request was refused by
+    /// another bucket it is counted in, and as nginx counts a request
+    /// refused by one `limit_req` in no zone, it costs nothing here either.
+    fn give_back(&self, who: Who<'_>) {
+        let client = self.key_of(who);
+        let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
+        // Forgotten meanwhile: it would start full anyway.
+        if let Some(bucket) = self.shards[shard].lock().get_mut(&client) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
         }
     }
 
@@ -394,33 +368,39 @@ impl Limiters {
 /// Whether a request counted by `keys` (from `client`) may be made at
 /// `now` under every one of `limits` (a route's own, then its pool's;
 /// `None`: no limit there), as nginx applies every `limit_req` in force:
-/// it passes only if each has a token for it; if not, it takes none from
-/// any, and it is told how long until all may.
+/// it passes only if each has a token for it, for each of its values; if
+/// not, it takes none from any bucket, and it is told how long until all
+/// may.
 pub fn admit_under_all<const N: usize>(
     limits: [Option<&Limiter>; N],
     keys: &Keys,
     client: IpAddr,
     now: Instant,
 ) -> Result<(), Duration> {
+    let whos: Vec<Who<'_>> = match keys {
+        Keys::Address => vec![Who::Address(client)],
+        Keys::Values(values) => values.iter().map(|v| Who::Value(v)).collect(),
+        Keys::TooMany if limits.iter().any(Option::is_some) => return Err(Duration::from_secs(1)),
+        Keys::TooMany => return Ok(()),
+    };
     let mut longest: Option<Duration> = None;
-    // Which of `limits` took a token.
-    let mut took = [false; N];
-    for (limiter, took) in limits.iter().zip(&mut took) {
-        let Some(limiter) = limiter else { continue };
-        match limiter.admit_request(keys, client, now) {
-            Ok(()) => *took = true,
-            Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
+    // Each bucket that took a token, of each of the request's values: one
+    // value's refusal gives back the others' too, in the same limit as in
+    // another (a key sent beside a spent one is not spent by it).
+    let mut took: Vec<(&Limiter, Who<'_>)> = Vec::with_capacity(N * whos.len());
+    for limiter in limits.iter().flatten() {
+        for &who in &whos {
+            match limiter.admit(who, now) {
+                Ok(()) => took.push((limiter, who)),
+                Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
+            }
         }
     }
     let Some(wait) = longest else {
         return Ok(());
     };
-    for limiter in limits
-        .iter()
-        .zip(took)
-        .filter_map(|(l, took)| l.filter(|_| took))
-    {
-        limiter.refund(keys, client);
+    for (limiter, who) in took {
+        limiter.give_back(who);
     }
     Err(wait)
 }
@@ -604,12 +584,13 @@ mod tests {
     fn a_request_with_several_values_takes_a_token_from_each() {
         let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
         let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
+        let only = [Some(&limiter)];
         let both = Keys::Values(vec![b"alice".to_vec(), b"j1".to_vec()]);
-        assert_eq!(limiter.admit_request(&both, client, t0), Ok(()));
+        assert_eq!(admit_under_all(only, &both, client, t0), Ok(()));
         let alice = Keys::Values(vec![b"alice".to_vec()]);
-        assert!(limiter.admit_request(&alice, client, t0).is_err());
-        assert!(limiter.admit_request(&Keys::TooMany, client, t0).is_err());
-        assert_eq!(limiter.admit_request(&Keys::Address, client, t0), Ok(()));
+        assert!(admit_under_all(only, &alice, client, t0).is_err());
+        assert!(admit_under_all(only, &Keys::TooMany, client, t0).is_err());
+        assert_eq!(admit_under_all(only, &Keys::Address, client, t0), Ok(()));
     }
 
     #[test]

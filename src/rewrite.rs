@@ -443,10 +443,14 @@ impl Rule {
                  written, or the request's",
             ));
         }
-        Ok(Rewritten::Redirect {
-            status,
-            location: made,
-        })
+        // Browsers read `\` as `/`: `/\evil.example`, which the client's
+        // query may write after a `/`, is `//evil.example`, another site.
+        // Escaped, as a redirect route's `Location` is; the same to a server.
+        let location = match made.contains('\\') {
+            true => made.replace('\\', "%5C"),
+            false => made,
+        };
+        Ok(Rewritten::Redirect { status, location })
     }
 }
 

@@ -735,3 +735,28 @@ fn the_sign_in_service_judges_the_url_the_backend_will_serve() {
         .collect();
     assert_eq!(asked[1], "http://site.test/admin/users");
 }
+
+#[test]
+fn a_redirect_made_of_the_client_s_query_never_starts_with_a_backslash_browsers_read_as_a_slash() {
+    // "Back where the sign-in began": the query is a path on this site.
+    // Browsers read `\` as `/`, so `/\evil.example` is `//evil.example`,
+    // another site, which a `//` the query wrote is refused as.
+    let main = Backend::echo("main");
+    let text = format!(
+        "targets = {}\nrewrite.back = ^/signed-in$ /$args redirect\n",
+        main.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    assert_eq!(
+        get(&proxy, "/signed-in?account/orders"),
+        (302, "/account/orders".into(), "-".into())
+    );
+    assert_eq!(get(&proxy, "/signed-in?/evil.example").0, 500);
+    let (status, location, _) = get(&proxy, "/signed-in?\\evil.example/x");
+    assert_eq!(
+        (status, location.as_str()),
+        (302, "/%5Cevil.example/x"),
+        "a Location a browser reads as another site's"
+    );
+    assert_eq!(main.requests(), 0);
+}

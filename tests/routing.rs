@@ -2137,6 +2137,39 @@ fn a_route_s_rate_limit_adds_to_its_pool_s_and_counts_by_its_key() {
 }
 
 #[test]
+fn a_request_refused_for_one_of_its_keys_spends_no_token_of_its_other_keys() {
+    // A request with two values of the key (two fields, of which a
+    // backend may read either) passes only if each has a token; refused,
+    // it costs neither, in the route's buckets as in the pool's.
+    let (main, api) = (Backend::echo("main"), Backend::echo("api"));
+    let text = format!(
+        "targets = {}\n\
+         pool.api = {}\n\
+         pool.api.rate_limit = 1/h\n\
+         pool.api.rate_limit_burst = 5\n\
+         pool.api.rate_limit_key = header:X-Api-Key\n\
+         route./api/search = api rate_limit=1/h rate_limit_burst=0\n\
+         route./api/ = api\n",
+        main.addr, api.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let status = |target: &str, fields: &[(&str, &str)]| via(&proxy, "site.test", target, fields).0;
+    let (alice, bob) = (("X-Api-Key", "alice"), ("X-Api-Key", "bob"));
+    assert_eq!(status("/api/search?q=1", &[alice]), 200);
+    // Alice's search bucket is spent: refused, whatever bob's holds.
+    for _ in 0..3 {
+        assert_eq!(status("/api/search?q=2", &[alice, bob]), 429);
+    }
+    // Bob spent nothing on them, in the search's buckets or the pool's.
+    assert_eq!(status("/api/search?q=3", &[bob]), 200);
+    for i in 0..5 {
+        assert_eq!(status(&format!("/api/items/{i}"), &[bob]), 200, "{i}");
+    }
+    assert_eq!(status("/api/items/5", &[bob]), 429);
+    assert_eq!(api.requests(), 7);
+}
+
+#[test]
 fn a_route_s_rate_limit_is_shown_by_check_and_refused_where_it_means_nothing() {
     let top = "targets = 127.0.0.1:9001\n";
     let (code, stdout, stderr) = inverso_check(
