@@ -668,6 +668,59 @@ mod tests {
         assert_eq!(sink.unsent, 100);
     }
 
+    #[test]
+    fn a_daemon_that_never_reads_loses_lines_without_holding_up_the_logger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let _receiver = UnixDatagram::bind(&path).unwrap();
+        let mut sink = sink_to(SyslogTarget::Unix(path));
+        let lost = AtomicU64::new(0);
+        assert!(nonblocking(&sink));
+        // Far more than a datagram socket queues (10 by default): were a
+        // send to wait for room, this would never return.
+        for _ in 0..1000 {
+            sink.send("a line", 200, &lost);
+        }
+        let full = lost.load(Ordering::Relaxed);
+        assert!(full > 0, "the queue never filled");
+        // The socket SIGUSR1 opens again does not wait either.
+        sink.reconnect();
+        sink.send("a line", 200, &lost);
+        assert!(nonblocking(&sink));
+        for _ in 0..1000 {
+            sink.send("a line", 200, &lost);
+        }
+        assert!(lost.load(Ordering::Relaxed) >= full + 990);
+    }
+
+    fn nonblocking(sink: &SyslogSink) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = match sink.socket.as_ref().expect("a socket") {
+            Socket::Udp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
+        };
+        // SAFETY: F_GETFL only reads the flags of a descriptor `sink` keeps open.
+        unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+    }
+
+    #[test]
+    fn a_path_that_is_no_datagram_socket_loses_lines_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = dir.path().join("stream.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&stream).unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c_fifo` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        for path in [dir.path().to_path_buf(), stream, fifo] {
+            let mut sink = sink_to(SyslogTarget::Unix(path.clone()));
+            assert!(sink.socket.is_none(), "{}", path.display());
+            let lost = AtomicU64::new(0);
+            sink.send("a line", 200, &lost);
+            assert_eq!(lost.load(Ordering::Relaxed), 1, "{}", path.display());
+        }
+    }
+
     fn unix(time: SystemTime) -> i64 {
         time.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
     }
