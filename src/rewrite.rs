@@ -443,14 +443,12 @@ impl Rule {
                  written, or the request's",
             ));
         }
-        // Browsers read `\` as `/`: `/\evil.example`, which the client's
-        // query may write after a `/`, is `//evil.example`, another site.
-        // Escaped, as a redirect route's `Location` is; the same to a server.
-        let location = match made.contains('\\') {
-            true => made.replace('\\', "%5C"),
-            false => made,
-        };
-        Ok(Rewritten::Redirect { status, location })
+        // A `\` the client's query wrote goes as `%5C` (see
+        // `proxy::own_answer::location_field`).
+        Ok(Rewritten::Redirect {
+            status,
+            location: made,
+        })
     }
 }
 

@@ -32,13 +32,22 @@ pub(super) fn keep_alive_field(version: Version, close: bool) -> &'static [u8] {
     }
 }
 
-/// `Location: <to>` and its line end, for a redirect of the proxy's own.
+/// `Location: <to>` and its line end, for a redirect of the proxy's own
+/// (a route's, a rewrite's, the HTTPS one, a directory's slash, a sign-in
+/// service's). A `\` goes as `%5C`, the same to a server: browsers read
+/// it as `/`, and `/\evil.example`, which a client's path or query may
+/// put after a `/`, would be `//evil.example`, another site.
 pub(super) fn location_field(to: impl AsRef<[u8]>) -> Vec<u8> {
     let to = to.as_ref();
     let mut field = Vec::with_capacity(to.len() + 12);
-    for part in [b"Location: ", to, b"\r\n"] {
-        field.extend_from_slice(part);
+    field.extend_from_slice(b"Location: ");
+    for &b in to {
+        match b {
+            b'\\' => field.extend_from_slice(b"%5C"),
+            b => field.push(b),
+        }
     }
+    field.extend_from_slice(b"\r\n");
     field
 }
 
@@ -102,5 +111,22 @@ pub(super) fn answer_unread_with(
     Outcome {
         keep_alive: !close,
         ..Outcome::closing(status, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::location_field;
+
+    #[test]
+    fn a_location_never_carries_a_backslash_browsers_read_as_a_slash() {
+        assert_eq!(
+            location_field("/\\evil.example/x?a\\b"),
+            b"Location: /%5Cevil.example/x?a%5Cb\r\n"
+        );
+        assert_eq!(
+            location_field("https://a.example/"),
+            b"Location: https://a.example/\r\n"
+        );
     }
 }
