@@ -179,7 +179,7 @@ impl Gzip {
 }
 
 /// `gzip` as it stands for one request: its pool's settings, and whether
-/// its client takes gzip (see `proxy::relay::takes_gzip`). A response
+/// its client takes gzip (see `proxy::relay::client_takes_gzip`). A response
 /// [`Gzip::suits`] says `Vary: Accept-Encoding` whether or not this
 /// client takes it.
 #[derive(Clone, Copy, Debug)]

@@ -377,30 +377,46 @@ pub fn admit_under_all<const N: usize>(
     client: IpAddr,
     now: Instant,
 ) -> Result<(), Duration> {
-    let whos: Vec<Who<'_>> = match keys {
-        Keys::Address => vec![Who::Address(client)],
-        Keys::Values(values) => values.iter().map(|v| Who::Value(v)).collect(),
-        Keys::TooMany if limits.iter().any(Option::is_some) => return Err(Duration::from_secs(1)),
-        Keys::TooMany => return Ok(()),
+    let values: &[Vec<u8>] = match keys {
+        Keys::Address => &[],
+        Keys::Values(values) if values.len() <= MAX_KEYS => values,
+        _ if limits.iter().any(Option::is_some) => return Err(Duration::from_secs(1)),
+        _ => return Ok(()),
+    };
+    // Its address, or each of its values (at most `MAX_KEYS`).
+    let whos = || {
+        let address = matches!(keys, Keys::Address).then_some(Who::Address(client));
+        address
+            .into_iter()
+            .chain(values.iter().map(|v| Who::Value(v)))
     };
     let mut longest: Option<Duration> = None;
-    // Each bucket that took a token, of each of the request's values: one
-    // value's refusal gives back the others' too, in the same limit as in
-    // another (a key sent beside a spent one is not spent by it).
-    let mut took: Vec<(&Limiter, Who<'_>)> = Vec::with_capacity(N * whos.len());
-    for limiter in limits.iter().flatten() {
-        for &who in &whos {
-            match limiter.admit(who, now) {
-                Ok(()) => took.push((limiter, who)),
-                Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
-            }
+    // Each bucket that took a token, of each of the request's values (bit
+    // `limit * MAX_KEYS + value`): one value's refusal gives back the
+    // others' too, in the same limit as in another (a key sent beside a
+    // spent one is not spent by it).
+    let mut took: u128 = 0;
+    const { assert!(N * MAX_KEYS <= 128, "a bit per bucket") };
+    let buckets = || {
+        (limits.iter().enumerate())
+            .filter_map(|(l, limiter)| limiter.map(|limiter| (l, limiter)))
+            .flat_map(move |(l, limiter)| {
+                (whos().enumerate()).map(move |(v, who)| (l * MAX_KEYS + v, limiter, who))
+            })
+    };
+    for (bit, limiter, who) in buckets() {
+        match limiter.admit(who, now) {
+            Ok(()) => took |= 1 << bit,
+            Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
         }
     }
     let Some(wait) = longest else {
         return Ok(());
     };
-    for (limiter, who) in took {
-        limiter.give_back(who);
+    for (bit, limiter, who) in buckets() {
+        if took & (1 << bit) != 0 {
+            limiter.give_back(who);
+        }
     }
     Err(wait)
 }

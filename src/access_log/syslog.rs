@@ -10,6 +10,7 @@
 //! lines, never stdout's or the file's, and never holds up the logger.
 
 use crate::config::lookup;
+use crate::digits::Decimal;
 use crate::throttle::Throttle;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -417,7 +418,7 @@ impl SyslogSink {
         d.clear();
         let pri = u16::from(self.settings.facility.0) * 8 + u16::from(severity);
         d.push(b'<');
-        d.extend_from_slice(pri.to_string().as_bytes());
+        d.extend_from_slice(Decimal::new(u64::from(pri)).as_bytes());
         d.push(b'>');
         d.extend_from_slice(self.clock.stamp(time).as_bytes());
         d.push(b' ');

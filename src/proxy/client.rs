@@ -104,7 +104,7 @@ pub(super) struct Client {
     /// keepalive_timeout: the longest the wait for a next request may be.
     pub(super) idle_timeout: Duration,
     /// The request being served is HTTP/1.1 and its `Accept-Encoding`
-    /// takes gzip (see `relay::takes_gzip`): with `gzip` on, the proxy's
+    /// takes gzip (see `relay::client_takes_gzip`): with `gzip` on, the proxy's
     /// own answers to it may go compressed.
     pub(super) takes_gzip: bool,
     /// The user `auth_basic` accepted for the request being served

@@ -53,7 +53,9 @@ pub(super) fn exchange(
         }
     };
     client.conn.consume(head_len);
-    client.takes_gzip = relay::client_takes_gzip(&head);
+    // Read once for every answer to it, and only where some pool
+    // compresses: `Accept-Encoding` is looked for in each head otherwise.
+    client.takes_gzip = shared.gzip.iter().any(Option::is_some) && relay::client_takes_gzip(&head);
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);

@@ -3,7 +3,6 @@
 //! from the file to the socket.
 
 use super::client::Client;
-use super::relay::takes_gzip;
 use super::{answer_unread, keep_alive_field, location_field, Outcome, Shared};
 use crate::access_log::{By, Stage, Termination};
 use crate::files::{self, Files, Found, Reply, Served, Unopened};
@@ -83,7 +82,7 @@ pub(super) fn serve(
             if gzip.is_some() {
                 fields.push("Vary", "Accept-Encoding");
             }
-            let (body, len) = match gzip.filter(|&gzip| takes_gzip(head, Some(gzip))) {
+            let (body, len) = match gzip.filter(|_| client.takes_gzip) {
                 None => {
                     let len = listed.len() as u64;
                     (listed, Some(len))
@@ -137,8 +136,8 @@ pub(super) fn serve(
         .gzip(client.route)
         .filter(|&gzip| compressible(gzip, &served, kept, cache_control.as_deref()));
     // This client's coding: over HTTP/1.1, as for relayed answers (see
-    // `relay::takes_gzip`).
-    let takes = gzip.filter(|&gzip| takes_gzip(head, Some(gzip)));
+    // `relay::client_takes_gzip`).
+    let takes = gzip.filter(|_| client.takes_gzip);
     // A client that takes gzip may hold the compressed copy, whose date
     // is the file's: a part of the file, for its `If-Range` date, would
     // be spliced onto gzip bytes. It gets the whole, as the cache has it.

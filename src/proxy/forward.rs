@@ -166,7 +166,7 @@ pub(super) fn forward(
     let is_head = head.is_head();
     let version = head.version;
     let gzip = shared.gzip(client.route);
-    let takes_gzip = relay::takes_gzip(&head, gzip);
+    let takes_gzip = gzip.is_some() && client.takes_gzip;
     // A client that takes gzip may hold a compressed answer, whose date
     // is the plain body's too: a part of the plain body, sent for its
     // `If-Range` date, would be spliced onto gzip bytes. Such a part of a

@@ -101,19 +101,14 @@ pub(super) struct Relay {
     /// With the cache on, the `X-Cache` the response carries (`MISS`,
     /// `BYPASS`): it replaces any the backend sent, and the log shows it.
     pub x_cache: Option<&'static str>,
-    /// The client takes gzip, and `gzip` is on (see [`takes_gzip`]).
+    /// The client takes gzip, and `gzip` is on (see [`client_takes_gzip`]).
     pub takes_gzip: bool,
 }
 
-/// Whether a request's answer may go out compressed: `gzip` is on, and
-/// the client takes gzip over HTTP/1.1, as nginx's `gzip_http_version`
-/// (a body whose compressed length is not known in advance would end
-/// an HTTP/1.0 connection).
-pub(super) fn takes_gzip(request: &RequestHead, gzip: Option<&Gzip>) -> bool {
-    gzip.is_some() && client_takes_gzip(request)
-}
-
-/// [`takes_gzip`] as far as the client goes, whatever its pool's `gzip`.
+/// Whether the client takes gzip over HTTP/1.1, as nginx's
+/// `gzip_http_version` (a body whose compressed length is not known in
+/// advance would end an HTTP/1.0 connection): read once per request
+/// (`Client::takes_gzip`), its pool's `gzip` asked apart.
 pub(super) fn client_takes_gzip(request: &RequestHead) -> bool {
     request.version == Version::Http11 && gzip::accepted(&request.headers)
 }

@@ -69,6 +69,7 @@ fn route_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<L
             let kept = running.and_then(|old| {
                 let written = route.to_string();
                 let (at, was) = (old.config.routes.iter().enumerate())
+                    .filter(|(_, r)| r.rate_limit().is_some())
                     .find(|(_, r)| r.to_string() == written)?;
                 let same = was.rate_limit() == route.rate_limit()
                     && key_of(&old.config, was.pool) == key_of(config, route.pool);

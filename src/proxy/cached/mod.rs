@@ -37,7 +37,7 @@ pub(super) use ranges::serve_range;
 pub(super) use refresh::{refresh, Refresh};
 
 use super::origin::RequestBody;
-use super::relay::{self, Relay};
+use super::relay::Relay;
 use super::{Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, OwnFields, Use};
 use crate::cache::{Cache, Entry};
@@ -142,7 +142,7 @@ struct Answering<'a> {
     /// The cache's name in `Cache-Status` (`cache_status`).
     cache_name: Option<&'a str>,
     gzip_counters: &'a GzipCounters,
-    /// The client takes gzip (see [`relay::takes_gzip`]).
+    /// The client takes gzip (see [`super::relay::client_takes_gzip`]).
     takes_gzip: bool,
     /// `ttl` as it is now, which caps what was stored under an older one.
     ttl: Duration,
@@ -167,7 +167,7 @@ impl<'a> Answering<'a> {
             gzip: shared.gzip(client.route),
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,
-            takes_gzip: relay::takes_gzip(request, shared.gzip(client.route)),
+            takes_gzip: shared.gzip(client.route).is_some() && client.takes_gzip,
             ttl: shared.caching(client.route).settings.ttl,
         }
     }
