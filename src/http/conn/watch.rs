@@ -34,7 +34,7 @@ pub struct WatchingClose<'a> {
 }
 
 /// Bytes waiting to go to a client while its response is still read from
-/// the backend (the cache taking it: see `relay::ClientOut`). A wait for
+/// the backend (the cache taking it: see `relay::client_out::ClientOut`). A wait for
 /// the backend's next bytes sends them as the client takes them, so that
 /// neither waits for the other.
 pub trait Pending {

@@ -1,0 +1,288 @@
+//! The head and body sent to the client: a body read whole in one write
+//! with its head, or one streamed as it arrives (framed, compressed or
+//! cut to its range), with the cache's copy taken on the way.
+
+use super::client_out::{write_piece, ClientOut, ReadAhead};
+use super::prepare::{Prepared, Window};
+use super::{Broken, Tee, CHUNK_FRAMING, GATHER_PATIENCE};
+use crate::access_log::Stage;
+use crate::gzip::Encoder;
+use crate::http::body::LAST_CHUNK;
+use crate::http::conn::write_all_vectored_counting;
+use crate::http::conn::{ClientStream, Leaving, Pending, SharedStream, Stream, WatchingClose};
+use crate::http::{BodyKind, BodyReader, BufConn};
+use crate::metrics::GzipCounters;
+use crate::pace::Paced;
+use crate::proxy::client::CLIENT_CHECK_AFTER;
+use crate::proxy::origin::{Failure, Fetched, Phase};
+use crate::proxy::{Client, Shared};
+use std::io::{IoSlice, Write};
+
+/// Sends the head and a body read whole in one write, `coded` as the
+/// client gets it (compressed, or `body` itself); returns the body bytes
+/// sent. The tee takes `body`, as the backend sent it.
+pub(super) fn send_gathered(
+    client: &mut Client,
+    head: Vec<u8>,
+    body: &[u8],
+    coded: &[u8],
+    tee: Option<&mut Tee<'_>>,
+) -> Result<u64, Broken> {
+    if let Some(tee) = tee {
+        tee.push(body);
+        tee.finish();
+    }
+    let pacing = client.pacing;
+    let (written, result) = write_all_vectored_counting(
+        &mut Paced::new(client.conn.get_mut(), pacing),
+        &mut [IoSlice::new(&head), IoSlice::new(coded)],
+    );
+    result.map_err(|_| Broken {
+        failure: Failure::Client(None),
+        head_sent: written > 0,
+        sent: written.saturating_sub(head.len()) as u64,
+    })?;
+    Ok(coded.len() as u64)
+}
+
+/// Streams the body as it arrives; returns the body bytes sent, and
+/// whether the connection may carry another request.
+///
+/// While it waits on the backend, the client is watched (past the same
+/// grace as for the head): one that leaves between two pieces (an event
+/// stream closed, a long poll given up) has the backend's connection
+/// closed at once, as nginx does, not when a next piece finds it gone, if
+/// one ever comes. Not while the cache takes the response (worth having
+/// whole, as when waiting for the head: from the piece that makes it too
+/// large to store on, it is watched), nor with requests pipelined behind
+/// it.
+pub(super) fn send_streamed(
+    client: &Client,
+    fetched: &mut Fetched<'_>,
+    prepared: Prepared,
+    tee: Option<&mut Tee<'_>>,
+    shared: &Shared,
+) -> Result<(u64, bool), Broken> {
+    let patience = shared.pool(client.route).backend_timeout();
+    let mut reader = BodyReader::new(prepared.kind);
+    let to: &ClientStream = client.conn.get_ref();
+    let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
+    let encoder = prepared.encoder;
+    let watched = client
+        .conn
+        .buffered()
+        .is_empty()
+        .then_some(to as &dyn Leaving);
+    let storing = tee.is_some();
+    // What waits for the client may be as large as what is stored, and
+    // the framing of its chunks.
+    let bound = tee.as_ref().map(|t| t.limit.saturating_add(CHUNK_FRAMING));
+    let read_ahead = shared.cache.as_deref().map(|cache| ReadAhead {
+        held: &cache.stats.read_ahead,
+        limit: shared.config.cache_size,
+    });
+    let out = ClientOut::new(Paced::new(to, client.pacing), bound.zip(read_ahead));
+    let (sent, left) = fetched.up.conn.read_through(
+        |backend| {
+            let mut source = WatchingClose::new(backend, watched, CLIENT_CHECK_AFTER, patience);
+            source.paused = storing;
+            source.pending = storing.then_some(&out as &dyn Pending);
+            source
+        },
+        |conn| {
+            let framing = Framing {
+                chunked: prepared.rechunk,
+                encoder: encoder.map(|e| (e, &shared.metrics.gzip)),
+                window: prepared.window,
+            };
+            let sent = copy_body(&mut reader, conn, &out, head, framing, tee);
+            (sent, conn.get_ref().left)
+        },
+    );
+    let sent = sent.map_err(|broken| {
+        if left {
+            Broken {
+                failure: client.departure(Stage::Data),
+                ..broken
+            }
+        } else {
+            broken
+        }
+    })?;
+    Ok((sent, prepared.upstream_reusable && reader.is_done()))
+}
+
+/// Sends the head now, and returns `None` (nothing to send with the body:
+/// a failure from here on can only cut the response short), when the
+/// body's length is unknown (chunked, or until the close) and none of it
+/// comes within [`GATHER_PATIENCE`]: an event stream, a long poll, whose
+/// client should have the status now (a browser's `EventSource` opens on
+/// it, a `fetch` resolves), as HAProxy sends it (nginx holds it back
+/// unless told `X-Accel-Buffering: no`). Otherwise the head goes with the
+/// first piece, and a backend that fails before it, within the patience
+/// or with a body of a known length, is answered 502 or 504.
+fn head_unless_body_begins(
+    conn: &mut BufConn<SharedStream<Stream>>,
+    kind: BodyKind,
+    head: Vec<u8>,
+    mut to: &ClientStream,
+) -> Result<Option<Vec<u8>>, Broken> {
+    let open_ended = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose);
+    if !open_ended || !conn.buffered().is_empty() {
+        return Ok(Some(head));
+    }
+    match conn.fill_within(GATHER_PATIENCE) {
+        // Bytes, or the end that the body's reader will find.
+        Ok(Some(_)) => Ok(Some(head)),
+        Ok(None) => {
+            let (written, result) =
+                write_all_vectored_counting(&mut to, &mut [IoSlice::new(&head)]);
+            result.map_err(|_| Broken {
+                failure: Failure::Client(None),
+                head_sent: written > 0,
+                sent: 0,
+            })?;
+            Ok(None)
+        }
+        Err(e) => Err(Broken {
+            failure: Failure::io(Phase::Body, e),
+            head_sent: false,
+            sent: 0,
+        }),
+    }
+}
+
+/// How a streamed body goes to the client.
+struct Framing<'a> {
+    /// In chunks (the client's length being unknown).
+    chunked: bool,
+    /// Compressed as it goes, counted once it all went.
+    encoder: Option<(Encoder, &'a GzipCounters)>,
+    /// Only this range of it goes (never compressed).
+    window: Option<Window>,
+}
+
+/// Streams a body from `from` to `out`, the head, unless already sent
+/// (`None`), going out with the first piece. Returns the body bytes sent.
+fn copy_body(
+    reader: &mut BodyReader,
+    from: &mut BufConn<WatchingClose<'_>>,
+    out: &ClientOut<'_>,
+    head: Option<Vec<u8>>,
+    framing: Framing<'_>,
+    mut tee: Option<&mut Tee<'_>>,
+) -> Result<u64, Broken> {
+    let Framing {
+        chunked,
+        mut encoder,
+        mut window,
+    } = framing;
+    let head_was_sent = head.is_none();
+    let mut pending_head = head;
+    let mut sent = 0u64;
+    let mut taken = 0u64;
+    // The chunk size lines, one buffer for the whole body.
+    let mut size_line = Vec::new();
+    let mut to = out;
+    // The head counts as sent once any byte reached the client; the body
+    // bytes, less what still waited for it.
+    let client_gone = |sent: u64| Broken {
+        failure: Failure::Client(None),
+        head_sent: head_was_sent || out.delivered() > 0,
+        sent: sent.saturating_sub(out.unsent()),
+    };
+    loop {
+        // Every chunk one read brought, as one piece: a backend's many
+        // small chunks go on in one write, not one each (nothing is
+        // waited for that has not come).
+        let piece = match reader.next_joined(from) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(e) => {
+                // What the client was sent before the backend failed is
+                // still its own.
+                let _ = to.flush();
+                return Err(Broken {
+                    failure: e.into(),
+                    head_sent: head_was_sent || out.delivered() > 0,
+                    sent: sent.saturating_sub(out.unsent()),
+                });
+            }
+        };
+        let mut given_up = false;
+        if let Some(copy) = tee.as_deref_mut() {
+            copy.push(piece);
+            if reader.is_done() {
+                copy.finish();
+            }
+            given_up = copy.overflowed;
+        }
+        let head = pending_head.take().unwrap_or_default();
+        taken += piece.len() as u64;
+        let piece = match window.as_mut() {
+            Some(window) => window.cut(piece),
+            None => piece,
+        };
+        let piece_out = match encoder.as_mut() {
+            Some((encoder, _)) => encoder.push(piece),
+            None => piece,
+        };
+        let (_, result) = write_piece(&mut to, &head, piece_out, chunked, b"", &mut size_line);
+        if result.is_err() {
+            // The client is gone, but a response being stored is still
+            // worth having whole (its waits do not watch the client
+            // either): read on into the cache, then report the client.
+            if let Some(copy) = tee.as_deref_mut().filter(|_| !reader.is_done()) {
+                read_on_into(copy, reader, from);
+            }
+            return Err(client_gone(sent));
+        }
+        sent += piece_out.len() as u64;
+        if given_up {
+            // Nothing will be stored: the response is now its client's
+            // alone, not worth reading on once it has left, nor ahead of
+            // it.
+            tee = None;
+            from.get_mut().paused = false;
+            out.stop_reading_ahead();
+        }
+    }
+    if let Some(tee) = tee {
+        tee.finish();
+    }
+    let head = pending_head.take().unwrap_or_default();
+    let (rest, counters) = match encoder {
+        Some((encoder, counters)) => (encoder.finish(), Some(counters)),
+        None => (Vec::new(), None),
+    };
+    let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
+    if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
+        let (_, result) = write_piece(&mut to, &head, &rest, chunked, last, &mut size_line);
+        result.map_err(|_| client_gone(sent))?;
+        sent += rest.len() as u64;
+    }
+    to.flush().map_err(|_| client_gone(sent))?;
+    if let Some(counters) = counters {
+        counters.count(taken, sent);
+    }
+    Ok(sent)
+}
+
+/// Reads the rest of a body into `copy` alone, its client gone: until it
+/// ends (then stored), grows past what is stored, or fails.
+fn read_on_into(
+    copy: &mut Tee<'_>,
+    reader: &mut BodyReader,
+    from: &mut BufConn<WatchingClose<'_>>,
+) {
+    while !copy.overflowed {
+        match reader.next_joined(from) {
+            Ok(Some(piece)) => copy.push(piece),
+            Ok(None) => return copy.finish(),
+            Err(_) => return,
+        }
+        if reader.is_done() {
+            return copy.finish();
+        }
+    }
+}
