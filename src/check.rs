@@ -1,0 +1,332 @@
+//! `inverso check`: the configuration validated as a run would load it,
+//! and the effective settings printed, each with where it came from;
+//! then what the file's pools, routes, rewrites, pages, users and state
+//! file come to.
+
+use crate::{load, ConfigArgs, Failure};
+use anyhow::Context;
+use inverso::config::{self, Config, Loader};
+use inverso::files::listing::Format;
+use std::io::Write as _;
+use std::sync::Arc;
+
+pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
+    let (config, loader) = load(args)?;
+    // What a run would open first: a log file it cannot open stops it
+    // (created if missing, as nginx -t creates its logs).
+    if let Some(path) = &config.path_to_log {
+        inverso::access_log::open_log_file(path)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("path_to_log: {e}")))?;
+    }
+    // And the snapshot's directory, created if missing, as a run would.
+    if let Some(path) = config
+        .path_to_persistence
+        .as_ref()
+        .filter(|_| config.cache_size > 0)
+    {
+        inverso::cache::persist::ensure_directory(path).map_err(|error| {
+            let path = path.clone();
+            Failure::usage(inverso::server::StartError::Persistence { path, error })
+        })?;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "# {}: OK", loader.source())?;
+    for (key, setting) in loader.effective() {
+        let line = format!("{key} = {}", config::printable(&setting.value));
+        writeln!(out, "{line:<48} # {}", setting.origin)?;
+    }
+    // The fields set and removed on every request and response, in the
+    // file's order.
+    for (family, key, setting) in loader.field_settings() {
+        let line = format!(
+            "{} = {}",
+            config::printable(&key),
+            config::printable(&setting.value)
+        );
+        let does = if setting.value.is_empty() {
+            "removed from"
+        } else {
+            "set on"
+        };
+        writeln!(
+            out,
+            "{line:<48} # {} ({does} {})",
+            setting.origin,
+            family.messages()
+        )?;
+    }
+    for (key, setting) in (loader.pool_and_route_settings()).chain(loader.rewrite_settings()) {
+        let line = format!(
+            "{} = {}",
+            config::printable(&key),
+            config::printable(&setting.value)
+        );
+        writeln!(out, "{line:<48} # {}", setting.origin)?;
+    }
+    for line in config::target_lines(&config) {
+        writeln!(out, "{line}")?;
+    }
+    write_pools(&mut out, &config)?;
+    write_rewrites(&mut out, &config, &loader)?;
+    if let Some(syslog) = inverso::access_log::Syslog::of(&config) {
+        writeln!(out, "# {}", config::escape_controls(&syslog.describe()))?;
+    }
+    if let config::LogFormat::Template(template) = &config.log_format {
+        // Whole (a template runs longer than the values `printable` shows
+        // whole), and what it was taken to say, on a made-up request.
+        writeln!(
+            out,
+            "# log_format template: {}",
+            config::escape_controls(template.source())
+        )?;
+        writeln!(
+            out,
+            "# a line looks like:   {}",
+            config::escape_controls(&template.example_line())
+        )?;
+    }
+    write_error_pages(&mut out, "", &config.error_pages)?;
+    for pool in &config.pools {
+        // A pool's own directory (one that has the top level's says
+        // nothing more).
+        if pool.config.error_pages.dir() != config.error_pages.dir() {
+            let whose = format!("pool {}: ", pool.name);
+            write_error_pages(&mut out, &whose, &pool.config.error_pages)?;
+        }
+    }
+    let key = "auth_basic_user_file";
+    write_users(&mut out, key, &config.auth_users)?;
+    for pool in &config.pools {
+        let own = match (&pool.config.auth_users, &config.auth_users) {
+            (Some(pool_users), Some(top_users)) => !Arc::ptr_eq(pool_users, top_users),
+            (pool_users, _) => pool_users.is_some(),
+        };
+        if own {
+            let whose = format!("pool {}: {key}", pool.name);
+            write_users(&mut out, &whose, &pool.config.auth_users)?;
+        }
+    }
+    write_users(
+        &mut out,
+        "admin_auth_basic_user_file",
+        &config.admin_auth_users,
+    )?;
+    write_state_file(&mut out, &config)?;
+    out.flush().context("cannot write the output")?;
+    Ok(())
+}
+
+/// `check`'s account of a users file (`key`'s): how many users it read
+/// (a file that is not the one meant shows at once).
+fn write_users(
+    out: &mut impl std::io::Write,
+    key: &str,
+    users: &Option<Arc<inverso::auth::Users>>,
+) -> std::io::Result<()> {
+    let Some(users) = users else {
+        return Ok(());
+    };
+    let path = config::printable(&users.path().display().to_string());
+    let count = users.len();
+    let noun = if count == 1 { "user" } else { "users" };
+    writeln!(out, "# {key}: {count} {noun} in {path}")
+}
+
+/// `check`'s account of `error_pages`: each page found, or that none was
+/// (every status then keeps its plain-text body, likely not what was meant).
+fn write_error_pages(
+    out: &mut impl std::io::Write,
+    whose: &str,
+    pages: &inverso::error_pages::ErrorPages,
+) -> std::io::Result<()> {
+    let Some(dir) = pages.dir() else {
+        return Ok(());
+    };
+    let mut found = 0;
+    for (status, path, size) in pages.found() {
+        let path = config::printable(&path.display().to_string());
+        writeln!(out, "# {whose}error page {status} <- {path} ({size} bytes)")?;
+        found += 1;
+    }
+    if found == 0 {
+        let dir = config::printable(&dir.display().to_string());
+        writeln!(
+            out,
+            "# {whose}error_pages: no <status>.html in {dir}: every error keeps its plain-text body"
+        )?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of the pools and routes: each pool's targets and
+/// the settings it has of its own, then the routes in the order they are
+/// tried.
+fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Result<()> {
+    for pool in &config.pools {
+        let settings = &pool.config;
+        // Whether its clients sign in: a pool that opens what the top
+        // level closes (or the other way round) shows at a glance.
+        let sign_in = match (&settings.auth_basic, &config.auth_basic) {
+            (Some(realm), _) if settings.auth_basic_except_from.is_empty() => {
+                format!(", auth_basic \"{realm}\"")
+            }
+            (Some(realm), _) => {
+                let spared: Vec<String> = (settings.auth_basic_except_from.iter())
+                    .map(|block| block.to_string())
+                    .collect();
+                format!(", auth_basic \"{realm}\" but for {}", spared.join(", "))
+            }
+            (None, Some(_)) => ", auth_basic off".to_string(),
+            (None, None) => String::new(),
+        };
+        // Its own, or the top level's, which it takes.
+        let mirrored = (settings.mirror.as_ref()).map_or(String::new(), |to| {
+            format!(", mirrored to {}", config::printable(to))
+        });
+        writeln!(
+            out,
+            "# pool {}: balance {}{}{sign_in}{mirrored}",
+            pool.name,
+            settings.balance.name(),
+            match &settings.health_check_path {
+                Some(path) => format!(", health_check_path {}", config::printable(path)),
+                None if settings.health_check_tcp => ", health_check_tcp".to_string(),
+                None => String::new(),
+            }
+        )?;
+        for line in config::target_lines(settings) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    if config.routes.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "# routes, in the order they are tried (the rest go to targets):"
+    )?;
+    for route in config.routes.iter() {
+        let pool = match route.pool {
+            0 => config::DEFAULT_POOL,
+            i => config.pools.get(i - 1).map_or("?", |p| &*p.name),
+        };
+        if let Some((status, to)) = route.redirect() {
+            writeln!(out, "# route {route} -> redirect {status} to {to}")?;
+            continue;
+        }
+        if let Some(answer) = route.returned() {
+            let text = match &answer.text {
+                Some(text) => format!(" \"{}\"", text.escape_debug()),
+                None => String::new(),
+            };
+            writeln!(out, "# route {route} -> return {}{text}", answer.status)?;
+            continue;
+        }
+        if let Some((files, fallback)) = route.files() {
+            let max_age = match files.cache_control() {
+                Some(cache_control) => format!(", Cache-Control: {cache_control}"),
+                None => String::new(),
+            };
+            let rest = match (fallback, files.fallback_file()) {
+                (true, _) => format!(", the rest to {pool}"),
+                (false, Some(file)) => format!(", the rest answered with /{}", file.display()),
+                (false, None) => String::new(),
+            };
+            let dir = files.dir().display();
+            let rest = match route.is_internal() {
+                true => format!("{rest}, for X-Accel-Redirect alone"),
+                false => rest,
+            };
+            let rest = format!("{rest}{}", route_limit(route));
+            let precompressed = match files.precompressed() {
+                true => ", .br and .gz copies sent to who takes them",
+                false => "",
+            };
+            let listed = match files.autoindex() {
+                Some(Format::Html) => ", directories without index.html listed",
+                Some(Format::Json) => ", directories without index.html listed in JSON",
+                None => "",
+            };
+            writeln!(
+                out,
+                "# route {route} -> files in {dir}{max_age}{precompressed}{listed}{rest}"
+            )?;
+            continue;
+        }
+        let rewrite = match route.rewrite() {
+            Some(to) if route.rewrites_cookie_paths() => {
+                format!(", its prefix rewritten to {to}, and back in cookie paths")
+            }
+            Some(to) => format!(", its prefix rewritten to {to}"),
+            None => String::new(),
+        };
+        let limit = route_limit(route);
+        writeln!(out, "# route {route} -> {pool}{rewrite}{limit}")?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of a route's own `rate_limit=`, if any.
+fn route_limit(route: &inverso::routes::Route) -> String {
+    match route.rate_limit() {
+        Some((rate, burst)) => {
+            format!(", rate_limit {rate} (burst {burst}) of its own, its pool's too")
+        }
+        None => String::new(),
+    }
+}
+
+/// `check`'s account of the `rewrite.<name>` rules: each with its line
+/// and what it does, in the order they are tried.
+fn write_rewrites(
+    out: &mut impl std::io::Write,
+    config: &Config,
+    loader: &Loader,
+) -> std::io::Result<()> {
+    if config.rewrites.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "# rewrites, in the order they are tried (the first that matches applies, before routing):"
+    )?;
+    // The keys are the rules, in the same order.
+    for (rule, (_, setting)) in config.rewrites.iter().zip(loader.rewrite_settings()) {
+        let rule_text = config::printable(&rule.to_string());
+        writeln!(
+            out,
+            "# rewrite {} ({}): {rule_text}",
+            rule.name(),
+            setting.origin
+        )?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of `state_file`: the states a start would put
+/// targets in, and the lines it would skip or ignore (a run starts
+/// whatever the file holds).
+fn write_state_file(out: &mut impl std::io::Write, config: &Config) -> std::io::Result<()> {
+    let Some(path) = &config.state_file else {
+        return Ok(());
+    };
+    // Applied as a start applies them, to targets made for the purpose.
+    let pools = inverso::upstream::pools::Pools::new(config);
+    let restored = inverso::upstream::state_file::restore(&pools, path);
+    let file = config::printable(&path.display().to_string());
+    if restored.missing {
+        writeln!(
+            out,
+            "# state_file {file}: none yet: every target starts ready"
+        )?;
+    } else if restored.applied.is_empty() {
+        writeln!(out, "# state_file {file}: every target starts ready")?;
+    }
+    for applied in &restored.applied {
+        writeln!(out, "# {applied}")?;
+    }
+    for warning in &restored.warnings {
+        writeln!(out, "# warning: {warning}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! Routes that answer themselves instead of sending to a pool: a
+//! redirect (`redirect <status> <to>`) or a fixed response (`return
+//! <status> [<text>]`).
+
+use super::paths::{path_is_under, routing_path};
+use super::spec::parse_spec;
+use super::{Answer, Route};
+
+/// `return <status> [<text>]`: the proxy answers `status` itself, with
+/// `text` as the body, or without one its own page for the status
+/// (nginx's `return 403;` and `return 200 "ok";`, HAProxy's `http-request
+/// return` and `http-request deny`).
+#[derive(Clone, Debug)]
+pub struct Return {
+    pub status: u16,
+    pub text: Option<Box<str>>,
+}
+
+/// Longest text a `return` route may answer with.
+pub const MAX_RETURN_TEXT: usize = 4096;
+
+/// `return 444`: nginx's status for a connection closed without an
+/// answer (HAProxy's `http-request reject`), logged as such.
+pub const CLOSE_UNANSWERED: u16 = 444;
+
+/// `redirect <status> <to>`: the proxy answers `status` itself, with a
+/// `Location` of `to` in place of the matched prefix (nginx's `return 301
+/// https://example.com$request_uri`, HAProxy's `http-request redirect
+/// prefix`).
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    pub status: u16,
+    to: Box<str>,
+}
+
+/// The statuses a redirect route may answer.
+pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// Longest `to` a redirect route may give.
+const MAX_REDIRECT_LEN: usize = 2048;
+
+impl Route {
+    /// A route (`spec` as for [`Route::parse`]) that answers `status` with
+    /// a `Location` of `to` (a path, or an `http://` or `https://` URL)
+    /// in place of the matched prefix.
+    pub fn redirecting(spec: &str, status: u16, to: &str) -> Result<Route, String> {
+        if !REDIRECT_STATUSES.contains(&status) {
+            return Err(format!(
+                "redirect {status}: the status of a redirect is 301, 302, 303, 307 or 308"
+            ));
+        }
+        // A URL names its host: `https://` alone would take the host from
+        // the request's path (`/old/evil.example/x`).
+        let authority = (to
+            .strip_prefix("http://")
+            .or_else(|| to.strip_prefix("https://")))
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+        let url = authority.is_some_and(|host| !host.is_empty());
+        if !(url || authority.is_none() && to.starts_with('/') && !to.starts_with("//"))
+            || to.len() > MAX_REDIRECT_LEN
+            || to.contains(['?', '#'])
+            || to.bytes().any(|b| !b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "redirect {status} {to}: the place to send clients to is a path (`/new/`) or an \
+                 `http://` or `https://` URL, with no `?`, `#`, space or non-ASCII character, \
+                 at most {MAX_REDIRECT_LEN} bytes: the rest of the path and the query are \
+                 added to it"
+            ));
+        }
+        let (host, path) = parse_spec(spec)?;
+        let route = Route {
+            host,
+            path,
+            pool: 0,
+            rewrite: None,
+            cookie_paths: false,
+            answer: Some(Answer::Redirect(Redirect {
+                status,
+                to: to.into(),
+            })),
+            condition: None,
+            files: None,
+            rate_limit: None,
+        };
+        // `/old/` to `/old/new/` (or to `/old`) would send its clients
+        // round until 414: where a path under the route is sent, it is
+        // under the route again.
+        let under = match route.path.ends_with('/') {
+            true => format!("{}x", route.path),
+            false => format!("{}/x", route.path),
+        };
+        let sent = route.with_prefix_replaced(to, &under).unwrap_or_default();
+        if to.starts_with('/') && path_is_under(&routing_path(&sent), &route.path) {
+            return Err(format!(
+                "redirect {status} {to}: sends `{under}` to `{sent}`, under the route again: \
+                 clients would go round in a loop"
+            ));
+        }
+        Ok(route)
+    }
+
+    /// The route for `spec` that answers `status` itself, with `text`
+    /// as the body if given: an endpoint for a load balancer's health
+    /// checks (`return 200 ok`), a path no backend should see (`return
+    /// 404`), a site taken down (`return 503 back soon`).
+    pub fn returning(spec: &str, status: u16, text: Option<&str>) -> Result<Route, String> {
+        if status == CLOSE_UNANSWERED && text.is_some() {
+            return Err(
+                "return 444 closes the connection without an answer: it takes no text".into(),
+            );
+        }
+        // 1xx, 204, 205, 206 and 304 have no body of this kind; a 3xx is
+        // a redirect's, with the place it sends to.
+        if !matches!(status, 200..=203 | 400..=599) {
+            return Err(format!(
+                "return {status}: a route returns 200 to 203, or 400 to 599 \
+                 (for 301 to 308: `redirect <status> <to>`)"
+            ));
+        }
+        // Answers that RFC 9110 says must carry a field a route cannot
+        // give: they would tell the client what to do, and not how.
+        if let Some(field) = crate::http::head::required_field(status) {
+            return Err(format!(
+                "return {status}: a {status} must say `{field}`, which a route cannot give"
+            ));
+        }
+        if let Some(text) = text {
+            if text.len() > MAX_RETURN_TEXT || text.chars().any(char::is_control) {
+                return Err(format!(
+                    "return {status}: the text is one line of at most {MAX_RETURN_TEXT} bytes, \
+                     with no control character (a tab included)"
+                ));
+            }
+        }
+        // A 2xx has no page of the proxy's own (nor the `Allow` of its
+        // answer to an OPTIONS): its status line, as text.
+        let text = text.map(Box::from).or_else(|| {
+            let reason = crate::http::head::reason_phrase(status);
+            (status < 300).then(|| format!("{status} {reason}\n").into())
+        });
+        let (host, path) = parse_spec(spec)?;
+        Ok(Route {
+            host,
+            path,
+            pool: 0,
+            rewrite: None,
+            cookie_paths: false,
+            answer: Some(Answer::Return(Return { status, text })),
+            condition: None,
+            files: None,
+            rate_limit: None,
+        })
+    }
+
+    /// For a redirect route: the status and the place it sends to.
+    pub fn redirect(&self) -> Option<(u16, &str)> {
+        match &self.answer {
+            Some(Answer::Redirect(r)) => Some((r.status, &*r.to)),
+            _ => None,
+        }
+    }
+
+    /// For a `return` route: what it answers.
+    pub fn returned(&self) -> Option<&Return> {
+        match &self.answer {
+            Some(Answer::Return(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// For a redirect route, its status and its `Location` for `target`:
+    /// the place it sends to in place of the matched prefix, the query
+    /// kept. A target that is no path (`*`) is sent to the place as
+    /// written.
+    pub fn redirect_for(&self, target: &str) -> Option<(u16, String)> {
+        let Some(Answer::Redirect(Redirect { status, to })) = &self.answer else {
+            return None;
+        };
+        let location = self.with_prefix_replaced(to, target);
+        // A `\` in it goes as `%5C` (see `proxy::own_answer::location_field`).
+        Some((*status, location.unwrap_or_else(|| to.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_return_route_answers_a_status_and_its_text_alone() {
+        let route = Route::returning("/healthz", 200, Some("ok")).unwrap();
+        let answer = route.returned().unwrap();
+        assert_eq!((answer.status, answer.text.as_deref()), (200, Some("ok")));
+        assert!(route.answers_itself() && route.redirect().is_none());
+        assert_eq!(route.redirect_for("/healthz"), None);
+        assert_eq!(route.to_string(), "/healthz");
+        let bare = Route::returning("example.com/.git/", 404, None).unwrap();
+        assert_eq!(bare.returned().unwrap().text, None);
+        let bare = Route::returning("/up", 200, None).unwrap();
+        assert_eq!(bare.returned().unwrap().text.as_deref(), Some("200 OK\n"));
+        for status in [401, 405, 407, 426] {
+            let e = Route::returning("/x", status, None).unwrap_err();
+            assert!(e.contains("which a route cannot give"), "{e}");
+        }
+        for status in [200, 203, 400, 403, 404, 410, 451, 503, 599] {
+            assert!(Route::returning("/x", status, None).is_ok(), "{status}");
+        }
+        // No body, or a redirect's.
+        for status in [100, 101, 199, 204, 205, 206, 301, 304, 308, 399, 600] {
+            let e = Route::returning("/x", status, None).unwrap_err();
+            assert!(
+                e.contains("a route returns 200 to 203, or 400 to 599"),
+                "{e}"
+            );
+        }
+        for text in ["two\nlines", "\u{1b}[31m", &"x".repeat(MAX_RETURN_TEXT + 1)] {
+            let e = Route::returning("/x", 200, Some(text)).unwrap_err();
+            assert!(e.contains("one line of at most"), "{e}");
+        }
+        assert!(!Route::parse("/api/", 1, None).unwrap().answers_itself());
+    }
+
+    #[test]
+    fn a_redirect_sends_to_its_place_with_the_rest_of_the_path_and_the_query() {
+        let redirect = |spec: &str, status: u16, to: &str, target: &str| {
+            let route = Route::redirecting(spec, status, to).unwrap();
+            assert_eq!(route.pool, 0);
+            route.redirect_for(target).unwrap()
+        };
+        let cases = [
+            (
+                "www.example",
+                301,
+                "https://example",
+                "/a/b?x=1",
+                "https://example/a/b?x=1",
+            ),
+            (
+                "www.example",
+                301,
+                "https://example/",
+                "/",
+                "https://example/",
+            ),
+            (
+                "www.example",
+                301,
+                "https://example",
+                "*",
+                "https://example",
+            ),
+            // The root's `/`, as nginx's `https://example$request_uri`.
+            (
+                "www.example",
+                301,
+                "https://example",
+                "/",
+                "https://example/",
+            ),
+            (
+                "www.example",
+                301,
+                "https://example",
+                "/?utm=1",
+                "https://example/?utm=1",
+            ),
+            (
+                "/docs",
+                302,
+                "https://docs.example",
+                "/docs",
+                "https://docs.example/",
+            ),
+            (
+                "/docs",
+                302,
+                "https://docs.example",
+                "/docs/x",
+                "https://docs.example/x",
+            ),
+            ("/old/", 308, "/new/", "/old/x?y", "/new/x?y"),
+            ("/old", 302, "/new", "/old", "/new"),
+            ("/old/", 308, "/", "/old//evil.example/", "/evil.example/"),
+            (
+                "/old/",
+                308,
+                "/",
+                "/old/\\evil.example/",
+                "/\\evil.example/",
+            ),
+            (
+                "/blog/",
+                301,
+                "https://blog.example",
+                "/blog/%61//p",
+                "https://blog.example/a/p",
+            ),
+        ];
+        for (spec, status, to, target, want) in cases {
+            let got = redirect(spec, status, to, target);
+            assert_eq!(got, (status, want.to_string()), "{spec} {to} {target}");
+        }
+        let pooled = Route::parse("/api/", 1, Some("/")).unwrap();
+        assert_eq!(pooled.redirect_for("/api/x"), None);
+        for (status, to, says) in [
+            (200, "/x", "301, 302, 303, 307 or 308"),
+            (301, "x", "a path (`/new/`)"),
+            (301, "//evil.example", "a path (`/new/`)"),
+            (301, "ftp://example", "a path (`/new/`)"),
+            (301, "https://", "a path (`/new/`)"),
+            (301, "http:///x", "a path (`/new/`)"),
+            (308, "/old/new/", "in a loop"),
+            (308, "/old", "in a loop"),
+            (301, "/a?b", "no `?`"),
+        ] {
+            let e = Route::redirecting("/old/", status, to).unwrap_err();
+            assert!(e.contains(says), "{status} {to}: {e}");
+        }
+    }
+}
