@@ -36,6 +36,10 @@
 //! - `tls`: the certificates and settings of `tls_port`.
 //! - `demo`: the built-in origin servers of `inverso demo`.
 
+// The library serves its own binary: its docs are read with
+// `cargo doc --document-private-items`, where links to private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod access;
 pub mod access_log;
 pub mod admin;

@@ -117,7 +117,7 @@ impl Routes {
 
 impl Route {
     /// Whether a request for `host` (as [`host_of`] gives it) and `path`
-    /// (as [`routing_path`] gives it, without the query) comes here; to
+    /// (as [`routing_path`](super::routing_path) gives it, without the query) comes here; to
     /// a route with a condition, only one that meets it (see [`Lookup`]).
     fn matches(&self, host: Option<&str>, path: &str, lookup: Lookup<'_>) -> bool {
         let condition_met = || (self.condition.as_ref()).is_none_or(|c| c.met(lookup));

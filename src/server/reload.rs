@@ -203,7 +203,7 @@ impl Control {
     /// Puts `next` in force as the generation after `old` (the one in
     /// force; the caller holds `installing`): targets that stay keep
     /// their health and counters, and their idle connections with
-    /// `keep_idle` (see [`Upstreams::keep_state_of`]), which is given for
+    /// `keep_idle` (see [`Upstreams::keep_state_of`](crate::upstream::Upstreams::keep_state_of)), which is given for
     /// `old`'s own settings with new addresses: then the sign-in answers
     /// kept are too.
     fn install(&self, old: &Shared, mut next: Config, keep_idle: bool) {

@@ -416,7 +416,7 @@ impl Upstreams {
 
     /// Sets `target`'s administrative state; returns the one it replaced.
     /// Into maintenance, its idle connections are closed (those in use are
-    /// when their request ends, see [`Upstreams::checkin`]). Every request
+    /// when their request ends, see [`Upstream::checkin`]). Every request
     /// waiting for a slot is woken to choose again: the targets it may
     /// wait for have changed.
     pub fn set_admin_state(&self, target: &Upstream, state: AdminState) -> AdminState {
