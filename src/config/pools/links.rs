@@ -1,0 +1,237 @@
+//! What pools mean to one another once all are built: the pools
+//! `auth_request` and `mirror` name, sign-in loops, sticky cookies, and
+//! each backend in one pool.
+
+use super::routes::index_named;
+use super::{PoolConfig, Scope, DEFAULT_POOL};
+use crate::config::{Config, ConfigError, Loader, Origin};
+use crate::routes::Route;
+use std::sync::Arc;
+
+impl Loader {
+    /// Each `auth_request`'s pool, by name. A pool's requests are not
+    /// asked of itself (its sign-in pages must be reachable by a client
+    /// that has not signed in): the top level's key is off for it, and
+    /// its own naming itself is refused.
+    pub(super) fn resolve_auth_requests(
+        &self,
+        top: &mut Config,
+        pools: &mut [PoolConfig],
+    ) -> Result<(), ConfigError> {
+        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
+        let scopes = std::iter::once((0, None, top)).chain(
+            (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Some(&*names[i]), &mut p.config)),
+        );
+        for (own, name, config) in scopes {
+            let Some(asked) = &mut config.auth_request else {
+                continue;
+            };
+            let scope = name.map_or(Scope::Top, Scope::Pool);
+            // A pool that takes the top level's key is judged there.
+            let key_scope = match self.sets(scope, "auth_request") {
+                true => scope,
+                false => Scope::Top,
+            };
+            asked.pool = index_named(&asked.pool_name, names.iter().map(|n| &**n))
+                .map_err(|m| self.refused_in(key_scope, "auth_request", m))?;
+            if asked.pool == own {
+                if !matches!(key_scope, Scope::Top) {
+                    return Err(self.refused_in(
+                        scope,
+                        "auth_request",
+                        "names the pool itself, which is never asked about its own requests \
+                         (its sign-in pages must be reached unasked)"
+                            .into(),
+                    ));
+                }
+                config.auth_request = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each `mirror`'s pool must be one. A pool's requests are not
+    /// mirrored to itself: the top level's key is off for the pool it
+    /// names, and a pool's own naming itself is refused.
+    pub(super) fn check_mirrors(
+        &self,
+        top: &mut Config,
+        pools: &mut [PoolConfig],
+    ) -> Result<(), ConfigError> {
+        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
+        let scopes = std::iter::once((0, None, top)).chain(
+            (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Some(&*names[i]), &mut p.config)),
+        );
+        for (own, name, config) in scopes {
+            let Some(mirror) = &config.mirror else {
+                continue;
+            };
+            let scope = name.map_or(Scope::Top, Scope::Pool);
+            let key_scope = match self.sets(scope, "mirror") {
+                true => scope,
+                false => Scope::Top,
+            };
+            let to = index_named(mirror, names.iter().map(|n| &**n))
+                .map_err(|m| self.refused_in(key_scope, "mirror", m))?;
+            if to == own {
+                if !matches!(key_scope, Scope::Top) || name.is_none() {
+                    return Err(self.refused_in(
+                        key_scope,
+                        "mirror",
+                        "names the pool itself: its requests would go to it twice".into(),
+                    ));
+                }
+                config.mirror = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Warns of an `auth_request_redirect` path that is routed to a pool
+    /// whose requests are asked too: a client not signed in would be
+    /// sent there, answered 401 and sent on again, in a loop. Not told
+    /// where routes are by host (which host the path is asked on is the
+    /// client's), nor for a route that answers itself.
+    pub(super) fn warn_of_sign_in_loops(&self, top: &Config, pools: &[PoolConfig]) {
+        if top.routes.by_host() {
+            return;
+        }
+        let config_of = |i: usize| match i.checked_sub(1) {
+            Some(i) => &pools[i].config,
+            None => top,
+        };
+        let scopes =
+            std::iter::once((None, top)).chain(pools.iter().map(|p| (Some(&*p.name), &p.config)));
+        for (name, config) in scopes {
+            let (Some(to), Some(asked)) = (&config.auth_request_redirect, &config.auth_request)
+            else {
+                continue;
+            };
+            // A pool that takes the top level's is told of there.
+            let inherited =
+                name.is_some_and(|n| self.own_key(n, "auth_request_redirect").is_none());
+            let source = to.source();
+            if inherited || !source.starts_with('/') {
+                continue;
+            }
+            let path = &source[..source.find(['?', '$']).unwrap_or(source.len())];
+            let route =
+                (top.routes.route(None, path).ok().flatten()).and_then(|r| top.routes.get(r));
+            if route.is_some_and(Route::answers_itself) {
+                continue;
+            }
+            let pool = route.map_or(0, |r| r.pool);
+            if config_of(pool).auth_request.is_some() {
+                let routed = match pool.checked_sub(1) {
+                    Some(i) => format!("routed to pool {}", pools[i].name),
+                    None => "routed to targets".to_string(),
+                };
+                let why = format!(
+                    "`{path}` is {routed}, whose requests are asked of a sign-in service too: a \
+                     client not signed in would be sent there and back, in a loop (route it to \
+                     the service: `route.{path} = {}`)",
+                    asked.pool_name
+                );
+                let scope = name.map_or(Scope::Top, Scope::Pool);
+                log::warn!("{}", self.refused_in(scope, "auth_request_redirect", why));
+            }
+        }
+    }
+
+    /// One sticky cookie per pool: a client served by two pools under one
+    /// name would have its cookie replaced at each turn, each naming a
+    /// target the other pool does not have, and be stuck to none.
+    pub(super) fn check_sticky_cookies(
+        &self,
+        top: &Config,
+        pools: &[PoolConfig],
+    ) -> Result<(), ConfigError> {
+        let mut taken: Vec<(&str, String)> = Vec::new();
+        if let Some(name) = top.sticky_cookie.as_deref() {
+            taken.push((name, "targets'".to_string()));
+        }
+        for pool in pools {
+            let Some(name) = pool.config.sticky_cookie.as_deref() else {
+                continue;
+            };
+            if let Some((_, whose)) = taken.iter().find(|(n, _)| *n == name) {
+                return Err(self.refused_in(
+                    Scope::Pool(&pool.name),
+                    "sticky_cookie",
+                    format!(
+                        "{name} is also {whose}: a client served by both would have it replaced \
+                         at each turn; give the pool its own (`pool.{0}.sticky_cookie = \
+                         {name}_{0}`) or none (`pool.{0}.sticky_cookie =`)",
+                        pool.name
+                    ),
+                ));
+            }
+            taken.push((name, format!("pool.{}'s", pool.name)));
+        }
+        Ok(())
+    }
+}
+
+/// A backend serves one pool: its health, its counters, its drain or
+/// maintenance state and its sticky id are one of each, which two pools
+/// would share, and the admin listener and the state file name it alone.
+pub(super) fn check_each_backend_in_one_pool(
+    top: &Config,
+    pools: &[PoolConfig],
+    origin_of: impl Fn(&str) -> Origin,
+) -> Result<(), ConfigError> {
+    let mut seen: Vec<(&str, &super::Target)> =
+        top.targets.iter().map(|t| (DEFAULT_POOL, t)).collect();
+    for pool in pools {
+        for target in &pool.config.targets {
+            if let Some((other, twin)) = seen.iter().find(|(_, t)| t.addr == target.addr) {
+                let mut other = match *other {
+                    DEFAULT_POOL => "targets".to_string(),
+                    name => format!("pool.{name}"),
+                };
+                if twin.name != target.name {
+                    other = format!("{other} as {} (both {})", twin.name, target.addr);
+                }
+                return Err(ConfigError::at(
+                    &origin_of(&pool.name),
+                    format!(
+                        "pool.{}: {} is also in {other}: a backend serves one pool",
+                        pool.name, target.name
+                    ),
+                ));
+            }
+            seen.push((&pool.name, target));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::pools::tests::{build, refused};
+
+    #[test]
+    fn two_pools_may_not_share_a_sticky_cookie() {
+        let base = "targets = 127.0.0.1:9001\nsticky_cookie = SRV\npool.api = 127.0.0.1:9002\n\
+                    route./api/ = api\n";
+        let e = refused(base);
+        assert!(
+            e.contains(
+                "proxy.conf:3: pool.api: sticky_cookie (the top level's): SRV is also targets'"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("`pool.api.sticky_cookie = SRV_api`"), "{e}");
+        let e = refused(&format!("{base}pool.api.sticky_cookie = SRV\n"));
+        assert!(
+            e.contains("proxy.conf:5: pool.api.sticky_cookie: SRV is also"),
+            "{e}"
+        );
+        for own in ["SRV_api", ""] {
+            let c = build(&format!("{base}pool.api.sticky_cookie = {own}\n")).unwrap();
+            let own = Some(own).filter(|o| !o.is_empty());
+            assert_eq!(c.pools[0].config.sticky_cookie.as_deref(), own);
+            assert_eq!(c.sticky_cookie.as_deref(), Some("SRV"));
+        }
+    }
+}

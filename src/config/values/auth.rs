@@ -1,0 +1,227 @@
+//! Signing in: `auth_request` and its redirect and fields, and
+//! `auth_basic`'s realm and users.
+
+use super::header_fields::REQUEST_OWNED;
+use crate::config::FieldFamily;
+use crate::field_value::FieldValue;
+use std::sync::Arc;
+
+/// `auth_request = <pool> <path>`: the pool each request is first asked
+/// of, and the path of that GET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// As written.
+    pub pool_name: Arc<str>,
+    /// Its index in the pools, known once they are.
+    pub pool: usize,
+    /// Origin-form: `/` and visible ASCII.
+    pub path: Box<str>,
+}
+
+impl AuthRequest {
+    /// `<pool> <path>`; empty or `off`: none.
+    pub(in crate::config) fn parse(v: &str) -> Result<Option<AuthRequest>, String> {
+        if v.is_empty() || v.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let mut words = v.split_whitespace();
+        let (Some(pool), Some(path), None) = (words.next(), words.next(), words.next()) else {
+            return Err(format!(
+                "`{}`: give the pool that answers and the path it is asked (`sso /verify`)",
+                v.escape_debug()
+            ));
+        };
+        if pool == super::DEFAULT_POOL {
+            return Err(
+                "the service goes in a pool of its own (`pool.<name> = host:port`), which its \
+                 sign-in pages are routed to and which is never asked about its own requests"
+                    .into(),
+            );
+        }
+        // `//x` reads as another host to some servers.
+        if !path.starts_with('/')
+            || path.starts_with("//")
+            || !path.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "`{}` is not a path: it starts with one `/`, and holds visible ASCII only",
+                path.escape_debug()
+            ));
+        }
+        Ok(Some(AuthRequest {
+            pool_name: pool.into(),
+            pool: 0,
+            path: path.into(),
+        }))
+    }
+}
+
+/// `auth_request_redirect`: a path (`/oauth2/start?rd=$request_uri`) or
+/// an `http://` or `https://` URL (its scheme may be `$scheme`), with the
+/// variables a request's field may hold; empty or `off`: none.
+pub(in crate::config) fn parse_auth_redirect(v: &str) -> Result<Option<FieldValue>, String> {
+    if v.is_empty() || v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    // The host is written, never a variable's: `$host` would let a client
+    // name where it is sent (a `//` path too reads as a host to browsers).
+    let after_scheme = ["http://", "https://", "$scheme://", "${scheme}://"]
+        .iter()
+        .find_map(|scheme| v.strip_prefix(scheme));
+    let well_placed = match after_scheme {
+        Some(rest) => rest
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'['),
+        None => v.starts_with('/') && !v.starts_with("//"),
+    };
+    // The host ends before any variable: none can lengthen it, nor make
+    // it a user name (`https://sso.example$x` with `@evil.example`); nor
+    // can one start a path with another `/`, which browsers read as a host.
+    let host_ends_written = after_scheme.map_or(!v.starts_with("/$"), |rest| {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.contains('$')
+    });
+    if !well_placed || !host_ends_written {
+        return Err(format!(
+            "`{}`: give a path (`/oauth2/start?rd=$request_uri`) or a URL with its host written \
+             (`https://sso.example.com/login?rd=$scheme://$host$request_uri`)",
+            v.escape_debug()
+        ));
+    }
+    // Browsers read `/\` as `//`, another host; `#` would put what
+    // follows in the fragment, which the service never sees.
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'#')
+    {
+        return Err(format!(
+            "`{}`: a URL holds visible ASCII only, without `\\` or `#` (write a space `%20`)",
+            v.escape_debug()
+        ));
+    }
+    FieldValue::parse(v, FieldFamily::Request).map(Some)
+}
+
+/// `auth_request_headers`: field names, each one a request may carry to
+/// a backend from the auth answer: not one the proxy frames with or
+/// writes for the backend to trust, nor `Host` or `Cookie`.
+pub(in crate::config) fn parse_auth_fields(v: &str) -> Result<Arc<[Box<str>]>, String> {
+    let mut names: Vec<Box<str>> = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let read_as = name.replace('_', "-");
+        let refused = |why: &str| Err(format!("{name}: {why}"));
+        if !name.bytes().all(crate::http::head::is_tchar) {
+            return refused("not a header field name (letters, digits and !#$%&'*+-.^_`|~)");
+        }
+        if crate::http::forward::frames_or_hop_by_hop(&read_as) {
+            return refused("frames the message or describes the connection");
+        }
+        if let Some((_, why)) =
+            (REQUEST_OWNED.iter()).find(|(owned, _)| owned.eq_ignore_ascii_case(&read_as))
+        {
+            return refused(why);
+        }
+        if ["host", "cookie"].contains(&read_as.to_ascii_lowercase().as_str()) {
+            return refused("the client's, which an answer on its access does not replace");
+        }
+        if (names.iter()).any(|n| crate::http::headers::read_alike(n.as_bytes(), name.as_bytes())) {
+            return refused("named twice (`_` reads as `-`)");
+        }
+        names.push(name.into());
+    }
+    Ok(names.into())
+}
+
+/// `auth_basic`'s realm: what a browser shows when it asks for a user
+/// and password, sent in `WWW-Authenticate` as a quoted string. Printable
+/// ASCII without `"` and `\`, which would need escaping many browsers do
+/// not undo. Empty or `off` (nginx's word): no sign-in.
+pub(in crate::config) fn parse_realm(v: &str) -> Result<Option<Arc<str>>, String> {
+    if v.is_empty() || v == "off" {
+        return Ok(None);
+    }
+    if v.len() > 128 {
+        return Err("a realm of more than 128 characters".into());
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|&c| !(' '..='~').contains(&c) || c == '"' || c == '\\')
+    {
+        return Err(format!(
+            "{c:?} in a realm: printable ASCII only, without `\"` and `\\` (it is sent in a header field)"
+        ));
+    }
+    Ok(Some(v.into()))
+}
+
+/// The users of an htpasswd file (see [`crate::auth::Users`]); empty:
+/// none.
+pub(in crate::config) fn optional_users(
+    v: &str,
+) -> Result<Option<Arc<crate::auth::Users>>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let users = crate::auth::Users::load(v).map_err(|e| e.to_string())?;
+    if users.costs_differ() {
+        log::warn!(
+            "{v}: the users' hashes differ in kind or cost: a wrong password comes back sooner \
+             for those with cheaper ones than for a name not in the file, which tells that they \
+             have an account; hash every password alike (htpasswd -B -C 10)"
+        );
+    }
+    Ok(Some(Arc::new(users)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_auth_redirect_is_a_path_or_a_url_whose_host_no_variable_touches() {
+        for good in [
+            "/oauth2/start?rd=$request_uri",
+            "/login",
+            "https://sso.example.com/login?rd=$scheme://$host$request_uri",
+            "$scheme://sso.example.com?rd=$request_uri",
+            "http://[::1]:8080/x",
+        ] {
+            let parsed = parse_auth_redirect(good).unwrap().unwrap();
+            assert_eq!(parsed.source(), good);
+        }
+        assert_eq!(parse_auth_redirect("").unwrap(), None);
+        assert_eq!(parse_auth_redirect("off").unwrap(), None);
+        for bad in [
+            "login",
+            "//evil.example/",
+            "/$request_uri",
+            "https://sso.example$http_x_to/login",
+            "https://$host/login",
+            "https:///login",
+            "ftp://sso.example/",
+            "/log in",
+            "/\\$host",
+            "/\\x",
+            "/login#x?rd=$request_uri",
+            "/login\u{e9}",
+            "/login?rd=$status",
+            "/login?rd=$nonsense",
+        ] {
+            assert!(parse_auth_redirect(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_realm_is_printable_ascii_without_quotes_and_off_is_none() {
+        assert_eq!(
+            parse_realm("Staff only").unwrap().as_deref(),
+            Some("Staff only")
+        );
+        assert_eq!(parse_realm("").unwrap(), None);
+        assert_eq!(parse_realm("off").unwrap(), None);
+        for bad in ["a\"b", "a\\b", "caf\u{e9}", "a\tb", &"x".repeat(129)] {
+            assert!(parse_realm(bad).is_err(), "{bad:?}");
+        }
+    }
+}

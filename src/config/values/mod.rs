@@ -1,0 +1,45 @@
+//! Parsers for configuration values: numbers, durations, sizes, booleans,
+//! paths, address blocks and targets. Each says what is wrong in words;
+//! the loader adds where (`proxy.conf:7: ...`).
+//!
+//! # Layout
+//! - `scalars`: numbers, durations, sizes, rates, booleans, paths, ports,
+//!   address blocks, and a health probe's statuses and body.
+//! - `targets`: `targets` as written, the addresses a name stands for,
+//!   and `check`'s account of them.
+//! - `header_fields`: what the proxy writes in header fields: the
+//!   `request_header.*` and `response_header.*` edits, and the tokens,
+//!   cache names, Host values and targeted fields it sends.
+//! - `auth`: `auth_request` and its redirect and fields, and
+//!   `auth_basic`'s realm and users.
+//! - `certificates`: `tls_certificates` and `backend_tls_certificate`.
+
+mod auth;
+mod certificates;
+mod header_fields;
+mod scalars;
+mod targets;
+
+// Named as `super::DEFAULT_POOL` by `AuthRequest::parse`, from when the
+// values were one file in `config`.
+use super::DEFAULT_POOL;
+pub use auth::AuthRequest;
+pub(super) use auth::{optional_users, parse_auth_fields, parse_auth_redirect, parse_realm};
+pub(super) use certificates::{backend_certificate, parse_certificates};
+pub(super) use header_fields::{
+    parse_cache_name, parse_cookie_name, parse_device_token, parse_field_edit, parse_field_name,
+    parse_host, parse_targeted_fields, MAX_FIELD_EDITS,
+};
+pub(super) use scalars::{
+    optional, optional_path, optional_port, parse_bool, parse_cidrs, parse_expected_body,
+    parse_fail_timeout, parse_max_fails, parse_number, parse_positive_duration, parse_size_in,
+    parse_status_ranges,
+};
+pub use scalars::{parse_duration, parse_rate, parse_size};
+pub(super) use targets::parse_targets;
+// For `config`'s tests, which write a socket path one byte too long.
+#[cfg(test)]
+pub(super) use targets::max_unix_path;
+pub use targets::{
+    addresses_of, lookup, target_lines, written, Addresses, Written, MAX_ADDRESSES_PER_NAME,
+};

@@ -1,0 +1,578 @@
+//! Targets: `targets` as written, the addresses a name stands for, and
+//! `check`'s account of them.
+
+use super::scalars::{parse_fail_timeout, parse_max_fails, parse_number};
+use crate::config::{Config, Endpoint, Target};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+/// `host:port[ weight=N][ max_conns=N][ backup][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME], ...`
+/// (`max_fails` and `fail_timeout` override the global keys for that
+/// target only), or `unix:PATH` with the same options but TLS; each
+/// name is resolved once, here, so a
+/// typo is a start-up error rather than a stream of 502s, and stands for a
+/// target per address it gives (see [`addresses_of`] and [`Target::at`]).
+pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for item in v.split(',') {
+        let mut words = item.split_whitespace();
+        let Some(name) = words.next() else {
+            if v.trim().is_empty() {
+                break;
+            }
+            return Err("empty entry in the targets list".to_string());
+        };
+        let mut weight = None;
+        let mut max_conns = None;
+        let mut max_fails = None;
+        let mut fail_timeout = None;
+        let mut backup = false;
+        let mut tls = false;
+        let mut tls_name = None;
+        let once = |key: &str| format!("target {name}: {key} given twice");
+        let bad = |key: &str, m: String| format!("target {name}: {key}: {m}");
+        for option in words {
+            if option == "backup" {
+                if backup {
+                    return Err(once("backup"));
+                }
+                backup = true;
+                continue;
+            }
+            if option == "tls" {
+                if tls {
+                    return Err(once("tls"));
+                }
+                tls = true;
+                continue;
+            }
+            match option.split_once('=') {
+                Some(("tls_name", _)) if tls_name.is_some() => return Err(once("tls_name")),
+                Some(("tls_name", n)) => tls_name = Some(n),
+                Some(("weight", _)) if weight.is_some() => return Err(once("weight")),
+                Some(("weight", w)) => {
+                    weight = Some(parse_number(w, 1..=10_000).map_err(|m| bad("weight", m))? as u32)
+                }
+                Some(("max_conns", _)) if max_conns.is_some() => return Err(once("max_conns")),
+                Some(("max_conns", n)) => {
+                    max_conns =
+                        Some(parse_number(n, 1..=1_000_000).map_err(|m| bad("max_conns", m))?)
+                }
+                Some(("max_fails", _)) if max_fails.is_some() => return Err(once("max_fails")),
+                Some(("max_fails", n)) => {
+                    max_fails = Some(parse_max_fails(n).map_err(|m| bad("max_fails", m))?)
+                }
+                Some(("fail_timeout", _)) if fail_timeout.is_some() => {
+                    return Err(once("fail_timeout"))
+                }
+                Some(("fail_timeout", d)) => {
+                    fail_timeout = Some(parse_fail_timeout(d).map_err(|m| bad("fail_timeout", m))?)
+                }
+                _ => {
+                    return Err(format!(
+                        "target {name}: unknown option `{option}` (expected weight=N, \
+                         max_conns=N or backup; for passive health, max_fails=N or \
+                         fail_timeout=D; for TLS, tls and tls_name=NAME)"
+                    ))
+                }
+            }
+        }
+        let tls = match (tls, tls_name) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(format!(
+                    "target {name}: tls_name= is for a target spoken to over TLS: add `tls`"
+                ))
+            }
+            (true, tls_name) => {
+                let host = match written(name)? {
+                    Written::Unix(_) => {
+                        return Err(format!(
+                            "target {name}: tls over a Unix socket is not supported (it stays \
+                             on this machine: speak plain HTTP to it)"
+                        ))
+                    }
+                    Written::Address(addr) => addr.ip().to_string(),
+                    Written::Name { host, .. } => host.to_string(),
+                };
+                let name = crate::tls::backends::server_name(&host, tls_name)
+                    .map_err(|m| format!("target {name}: tls_name: {m}"))?;
+                Some(name)
+            }
+        };
+        // As written; `at` gives it each address found.
+        let as_written = Target {
+            name: name.to_string(),
+            addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
+            weight: weight.unwrap_or(1),
+            backup,
+            max_conns,
+            max_fails,
+            fail_timeout,
+            tls,
+        };
+        let found = match written(name)? {
+            // A path, not a name: nothing to look up.
+            Written::Unix(path) => vec![Target {
+                addr: Endpoint::Unix(path.to_path_buf()),
+                ..as_written
+            }],
+            Written::Address(addr) => as_written.at(&[addr]),
+            Written::Name { host, port } => {
+                let found = lookup(host, port)
+                    .map(addresses_of)
+                    .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
+                if found.left_out > 0 {
+                    log::warn!("{}", found.cap_warning(name));
+                }
+                as_written.at(&found.used)
+            }
+        };
+        for target in found {
+            // By address: `127.0.0.1:80` and `localhost:80` are one backend.
+            if let Some(twin) = targets.iter().find(|t: &&Target| t.addr == target.addr) {
+                return Err(format!(
+                    "target {name} is listed twice (as {}, both {}; use weight=N instead)",
+                    twin.name, target.addr
+                ));
+            }
+            targets.push(target);
+        }
+    }
+    Ok(targets)
+}
+
+/// `check`'s account of the targets: each with its address and options,
+/// and a name that gives several addresses said once, before its targets.
+/// A target's `max_fails` and `fail_timeout` are said where they are not
+/// the global keys' (those lines come before, with the other keys).
+pub fn target_lines(config: &Config) -> Vec<String> {
+    let targets = &config.targets[..];
+    let mut lines = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let written = target.as_written();
+        let first_of_several =
+            written != target.name && !targets[..i].iter().any(|t| t.as_written() == written);
+        if first_of_several {
+            let count = targets.iter().filter(|t| t.as_written() == written).count();
+            lines.push(format!(
+                "# target {written} resolves to {count} addresses, each a target of its own:"
+            ));
+        }
+        let mut options = format!("weight {}", target.weight);
+        if let Some(n) = target.max_conns {
+            options.push_str(&format!(", max_conns {n}"));
+        }
+        if let Some(name) = &target.tls {
+            options.push_str(&format!(", tls for {}", name.to_str()));
+        }
+        if target.backup {
+            options.push_str(", backup");
+        }
+        let max_fails = config.max_fails_of(target);
+        if max_fails != config.max_fails {
+            options.push_str(&format!(", max_fails {max_fails}"));
+        }
+        let fail_timeout = config.fail_timeout_of(target);
+        if fail_timeout != config.fail_timeout {
+            options.push_str(&format!(", fail_timeout {fail_timeout:?}"));
+        }
+        lines.push(format!(
+            "# target {} -> {} ({options})",
+            target.name, target.addr
+        ));
+    }
+    lines
+}
+
+/// How a target is written: as an address, as a name for the system
+/// resolver (the only kind re-resolved while the proxy runs, see
+/// `resolve_interval`), or as a Unix socket's path (`unix:PATH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written<'a> {
+    Address(SocketAddr),
+    Name { host: &'a str, port: u16 },
+    Unix(&'a Path),
+}
+
+/// The most addresses one name stands for: past it, the first
+/// [`MAX_ADDRESSES_PER_NAME`] in sorted order are used (and a warning
+/// says so), so that a name answering with a whole subnet does not
+/// become thousands of targets, each with its health checker thread.
+pub const MAX_ADDRESSES_PER_NAME: usize = 64;
+
+/// The addresses a target as written stands for: see [`addresses_of`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Addresses {
+    /// Sorted, without duplicates, of one family; at most
+    /// [`MAX_ADDRESSES_PER_NAME`].
+    pub used: Vec<SocketAddr>,
+    /// Addresses of that family past the cap, not used.
+    pub left_out: usize,
+}
+
+impl Addresses {
+    /// What to warn of when `left_out` is not 0.
+    pub fn cap_warning(&self, name: &str) -> String {
+        format!(
+            "target {name} resolves to {} addresses; only the first {} (sorted) are used",
+            self.used.len() + self.left_out,
+            self.used.len()
+        )
+    }
+}
+
+/// The addresses of a resolver's answer that become targets: those of
+/// the family of its first address (a dual-stack `localhost` gives `::1`
+/// and `127.0.0.1`, a backend usually listens on one of them: two
+/// targets, one refusing every connection, is nginx's known annoyance),
+/// each once, sorted, so that the set does not depend on the order a DNS
+/// server rotates its answers in, and at most [`MAX_ADDRESSES_PER_NAME`]
+/// of them. The one rule for start-up, reloads and re-resolution alike.
+pub fn addresses_of(answer: impl IntoIterator<Item = SocketAddr>) -> Addresses {
+    let mut answer = answer.into_iter().peekable();
+    let Some(family) = answer.peek().map(SocketAddr::is_ipv4) else {
+        return Addresses::default();
+    };
+    let mut used: Vec<SocketAddr> = answer.filter(|a| a.is_ipv4() == family).collect();
+    used.sort_unstable();
+    used.dedup();
+    let left_out = used.len().saturating_sub(MAX_ADDRESSES_PER_NAME);
+    used.truncate(MAX_ADDRESSES_PER_NAME);
+    Addresses { used, left_out }
+}
+
+/// Every address the system resolver gives for `host`, in its order
+/// (getaddrinfo's, RFC 6724); never none. Blocks for as long as the
+/// resolver takes.
+pub fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    let found: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if found.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address returned",
+        ));
+    }
+    Ok(found)
+}
+
+/// What a target as written in `targets` is: an address, a name and a
+/// port, or a Unix socket's path; an error says what is wrong with it.
+pub fn written(name: &str) -> Result<Written<'_>, String> {
+    // Before the scheme check: `unix:///run/app.sock` (Docker's spelling)
+    // is the path `///run/app.sock`, which is `/run/app.sock`.
+    if let Some(path) = name.strip_prefix("unix:") {
+        return unix_path(path).map(Written::Unix);
+    }
+    if let Some((scheme, rest)) = name.split_once("://") {
+        let rest = rest.trim_end_matches('/');
+        let hint = match scheme.to_ascii_lowercase().as_str() {
+            "http" => format!(" (`{rest}`)"),
+            "https" if rest.ends_with(']') || !rest.contains(':') => {
+                format!(", and `tls` for HTTPS (`{rest}:443 tls`)")
+            }
+            "https" => format!(", and `tls` for HTTPS (`{rest} tls`)"),
+            _ => String::new(),
+        };
+        return Err(format!(
+            "target `{name}`: write host:port, without a scheme{hint}"
+        ));
+    }
+    // Each address of a name giving several is called `name@address`
+    // (see `Target::as_written`); no host has an `@` in it.
+    if name.contains('@') {
+        return Err(format!(
+            "target `{name}`: `@` has no place in host:port (write a name, or one address)"
+        ));
+    }
+    // `[::1]`: its last colon is the address's, not a port's.
+    let (host, port) = (name.rsplit_once(':'))
+        .filter(|(_, port)| !port.ends_with(']'))
+        .ok_or_else(|| format!("target `{name}` needs a port (host:port)"))?;
+    if host.is_empty() {
+        return Err(format!("target `{name}` has no host"));
+    }
+    let port = parse_number(port, 1..=65535).map_err(|m| format!("target `{name}`: port {m}"))?;
+    let port = port as u16;
+    // Brackets are for IPv6 addresses (RFC 3986 §3.2.2), and an IPv6
+    // address needs them: `::1:80` could be an address without a port.
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .and_then(|ip| ip.parse::<std::net::Ipv6Addr>().ok())
+            .map(|ip| Written::Address(SocketAddr::new(ip.into(), port)))
+            .ok_or_else(|| {
+                format!("target `{name}`: `{host}` is not an IPv6 address in brackets")
+            });
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "target `{name}`: an IPv6 address goes in brackets, as `[{host}]:{port}`"
+        ));
+    }
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(Written::Address(SocketAddr::new(ip, port))),
+        Err(_) => Ok(Written::Name { host, port }),
+    }
+}
+
+/// The longest path a Unix socket may be reached at: `sun_path` of
+/// `sockaddr_un` less its terminating NUL (107 bytes on Linux, 103 on
+/// the BSDs and macOS). A longer one cannot be connected to at all.
+pub fn max_unix_path() -> usize {
+    // SAFETY: `sockaddr_un` is plain integers and arrays of them, for
+    // which all-zero is a valid value.
+    let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_path.len() - 1
+}
+
+/// The path of a `unix:PATH` target: not empty, no NUL byte (the kernel
+/// would end it there, and connect to another socket) nor other control
+/// character, and short enough for `sockaddr_un`. Whether a socket is
+/// there is not asked: a backend may well start after the proxy, and
+/// until it does the target fails as a refused TCP connection does.
+fn unix_path(path: &str) -> Result<&Path, String> {
+    let name = format!("unix:{path}");
+    let name = name.escape_debug();
+    if path.is_empty() {
+        return Err(format!(
+            "target `{name}` has no path (write unix:/run/app.sock)"
+        ));
+    }
+    if path.contains('\0') {
+        return Err(format!("target `{name}`: a path holds no NUL byte"));
+    }
+    // The name goes as it is into the access log's `upstream=`, the
+    // state file and `check`'s lines, where one would garble the line.
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "target `{name}`: the path holds a control character"
+        ));
+    }
+    let max = max_unix_path();
+    if path.len() > max {
+        return Err(format!(
+            "target `{name}`: the path is {} bytes, and a Unix socket's path is at most {max}",
+            path.len()
+        ));
+    }
+    Ok(Path::new(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn only_the_family_of_the_first_answer_is_used() {
+        // A dual-stack localhost: the backend listens on one of the two.
+        let found = addresses_of(addrs(&["[::1]:3000", "127.0.0.1:3000"]));
+        assert_eq!(found.used, addrs(&["[::1]:3000"]));
+        let found = addresses_of(addrs(&["127.0.0.1:3000", "[::1]:3000", "127.0.0.2:3000"]));
+        assert_eq!(found.used, addrs(&["127.0.0.1:3000", "127.0.0.2:3000"]));
+        assert_eq!(found.left_out, 0);
+    }
+
+    #[test]
+    fn addresses_are_sorted_and_each_used_once() {
+        let a = addresses_of(addrs(&[
+            "10.0.0.7:80",
+            "10.0.0.5:80",
+            "10.0.0.7:80",
+            "10.0.0.6:80",
+        ]));
+        let b = addresses_of(addrs(&["10.0.0.6:80", "10.0.0.7:80", "10.0.0.5:80"]));
+        assert_eq!(
+            a.used,
+            addrs(&["10.0.0.5:80", "10.0.0.6:80", "10.0.0.7:80"])
+        );
+        assert_eq!(a, b, "the order of the answer does not matter");
+        assert_eq!(addresses_of([]), Addresses::default());
+    }
+
+    #[test]
+    fn a_name_gives_at_most_the_first_addresses_in_sorted_order() {
+        // Given from the highest down, so the first are not the first given.
+        let answer: Vec<SocketAddr> = (0..100u8)
+            .rev()
+            .map(|i| SocketAddr::from(([10, 0, 0, i], 80)))
+            .collect();
+        let found = addresses_of(answer);
+        assert_eq!(found.used.len(), MAX_ADDRESSES_PER_NAME);
+        assert_eq!(found.left_out, 100 - MAX_ADDRESSES_PER_NAME);
+        assert_eq!(found.used[0], SocketAddr::from(([10, 0, 0, 0], 80)));
+        assert_eq!(
+            found.used[MAX_ADDRESSES_PER_NAME - 1],
+            SocketAddr::from(([10, 0, 0, MAX_ADDRESSES_PER_NAME as u8 - 1], 80))
+        );
+        assert_eq!(
+            found.cap_warning("app:80"),
+            "target app:80 resolves to 100 addresses; only the first 64 (sorted) are used"
+        );
+        let exactly = addresses_of((0..64u8).map(|i| SocketAddr::from(([10, 0, 0, i], 80))));
+        assert_eq!((exactly.used.len(), exactly.left_out), (64, 0));
+    }
+
+    fn written_as(name: &str) -> Target {
+        Target {
+            name: name.into(),
+            addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
+            weight: 3,
+            backup: true,
+            max_conns: Some(7),
+            max_fails: None,
+            fail_timeout: None,
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn a_name_giving_one_address_is_the_target_it_always_was() {
+        let [one] = &written_as("app:8000").at(&addrs(&["10.0.0.5:8000"]))[..] else {
+            panic!("one target");
+        };
+        assert_eq!(one.name, "app:8000");
+        assert_eq!(one.as_written(), "app:8000");
+        assert_eq!(one.addr.tcp(), "10.0.0.5:8000".parse().ok());
+        assert_eq!((one.weight, one.backup, one.max_conns), (3, true, Some(7)));
+        // The sticky cookie hashes the name: as before for such a target.
+        assert_eq!(
+            crate::upstream::sticky::id_of(&one.name),
+            crate::upstream::sticky::id_of("app:8000")
+        );
+    }
+
+    #[test]
+    fn each_address_of_a_name_giving_several_is_a_target_named_by_it() {
+        let several = addrs(&["10.0.0.5:8000", "[fd00::6]:8000"]);
+        let targets = written_as("app:8000").at(&several);
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["app:8000@10.0.0.5:8000", "app:8000@[fd00::6]:8000"]);
+        for (t, addr) in targets.iter().zip(&several) {
+            assert_eq!(t.addr, Endpoint::Tcp(*addr));
+            assert_eq!(t.as_written(), "app:8000");
+            assert_eq!((t.weight, t.backup, t.max_conns), (3, true, Some(7)));
+            // Spread again from one of its own targets: the same.
+            assert_eq!(t.at(&several), targets);
+        }
+        // An address keeps its name whatever else the name gives.
+        let more = written_as("app:8000").at(&addrs(&["10.0.0.4:8000", "10.0.0.5:8000"]));
+        assert_eq!(more[1].name, targets[0].name);
+    }
+
+    #[test]
+    fn check_lists_each_address_of_a_name_under_the_name() {
+        let mut targets = vec![Target::new("10.0.0.1:80", "10.0.0.1:80".parse().unwrap())];
+        targets.extend(written_as("app:80").at(&addrs(&["10.0.0.5:80", "10.0.0.6:80"])));
+        targets.extend(written_as("db:80").at(&addrs(&["10.0.0.9:80"])));
+        assert_eq!(
+            target_lines(&Config::with_targets(targets)),
+            [
+                "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1)",
+                "# target app:80 resolves to 2 addresses, each a target of its own:",
+                "# target app:80@10.0.0.5:80 -> 10.0.0.5:80 (weight 3, max_conns 7, backup)",
+                "# target app:80@10.0.0.6:80 -> 10.0.0.6:80 (weight 3, max_conns 7, backup)",
+                "# target db:80 -> 10.0.0.9:80 (weight 3, max_conns 7, backup)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_unix_target_is_its_path_with_the_options_of_any_target() {
+        let targets = parse_targets(
+            "unix:/run/app.sock weight=2 max_conns=4 backup max_fails=3 fail_timeout=30s, \
+             unix:run/app@1.sock, 10.0.0.5:8000",
+        )
+        .unwrap();
+        let [app, relative, tcp] = &targets[..] else {
+            panic!("three targets: {targets:?}");
+        };
+        assert_eq!(app.name, "unix:/run/app.sock");
+        assert_eq!(app.as_written(), "unix:/run/app.sock");
+        assert_eq!(app.addr, Endpoint::Unix("/run/app.sock".into()));
+        assert_eq!(app.addr.to_string(), "unix:/run/app.sock");
+        assert_eq!(app.addr.tcp(), None);
+        assert_eq!((app.weight, app.max_conns, app.backup), (2, Some(4), true));
+        assert_eq!(
+            (app.max_fails, app.fail_timeout),
+            (Some(3), Some(Duration::from_secs(30)))
+        );
+        // Relative, from the working directory; an `@` in a path is no
+        // `name@address`.
+        assert_eq!(relative.addr, Endpoint::Unix("run/app@1.sock".into()));
+        assert_eq!(relative.as_written(), "unix:run/app@1.sock");
+        assert_eq!(tcp.addr, Endpoint::Tcp("10.0.0.5:8000".parse().unwrap()));
+        assert_eq!(
+            written("unix:/run/app.sock"),
+            Ok(Written::Unix(Path::new("/run/app.sock")))
+        );
+        // Built for tests and embedders, named as `targets` names it.
+        assert_eq!(
+            parse_targets("unix:/run/app.sock").unwrap(),
+            [Target::unix("/run/app.sock")]
+        );
+    }
+
+    #[test]
+    fn one_socket_is_one_target_however_its_path_is_spelled() {
+        for twice in [
+            "unix:/run/app.sock, unix:/run//app.sock",
+            "unix:/run/app.sock, unix:///run/./app.sock",
+        ] {
+            let e = parse_targets(twice).unwrap_err();
+            assert!(e.contains("listed twice"), "{twice}: {e}");
+        }
+        assert_eq!(
+            parse_targets("unix:/run/a.sock, unix:/run/b.sock")
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_unix_path_that_cannot_be_connected_to_is_refused() {
+        let max = max_unix_path();
+        if cfg!(target_os = "linux") {
+            assert_eq!(max, 107);
+        }
+        let longest = format!("/{}", "s".repeat(max - 1));
+        assert_eq!(parse_targets(&format!("unix:{longest}")).unwrap().len(), 1);
+        for (bad, says) in [
+            ("unix:", "has no path"),
+            ("unix: weight=2", "has no path"),
+            ("unix:/run/a\0b.sock", "NUL"),
+            ("unix:/run/a\u{1}b.sock", "control character"),
+            (&format!("unix:{longest}s"), &format!("at most {max}")),
+        ] {
+            let e = parse_targets(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert!(!e.contains('\0'), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_lists_a_unix_target_with_its_path() {
+        let targets = parse_targets("unix:/run/app.sock max_conns=8, 10.0.0.1:80").unwrap();
+        assert_eq!(
+            target_lines(&Config::with_targets(targets)),
+            [
+                "# target unix:/run/app.sock -> unix:/run/app.sock (weight 1, max_conns 8)",
+                "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_target_is_written_without_an_at_sign() {
+        for name in ["app:8000@10.0.0.5:8000", "user@app:8000"] {
+            let e = written(name).unwrap_err();
+            assert!(e.contains("`@`"), "{e}");
+        }
+    }
+}
