@@ -23,6 +23,7 @@
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
 //! - `json`: string escaping for the JSON log and `/status`.
 //! - `access`: which client addresses may send requests (`allow_from`, `deny_from`).
+//! - `cidr_set`: lists of address blocks, searched by address in a handful of steps.
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
 //! - `routes`: which pool of backends serves a request (`route.<host><path>`).
@@ -45,6 +46,7 @@ pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod cache;
+pub mod cidr_set;
 pub mod config;
 pub mod demo;
 pub mod digits;

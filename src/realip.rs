@@ -55,6 +55,20 @@ impl Cidr {
         self.contains(other.network) || other.contains(self.network)
     }
 
+    /// The block's first and last addresses, of its family.
+    pub fn range(&self) -> (IpAddr, IpAddr) {
+        let width = if self.network.is_ipv4() { 32 } else { 128 };
+        let host_bits = u32::from(width - self.prefix);
+        let hosts = u128::MAX.checked_shr(128 - host_bits).unwrap_or(0);
+        let first = bits_of(self.network);
+        let last = first | hosts;
+        match self.network {
+            // The bits past a /0..32 of a 32-bit address stay within it.
+            IpAddr::V4(_) => (self.network, IpAddr::V4((last as u32).into())),
+            IpAddr::V6(_) => (self.network, IpAddr::V6(last.into())),
+        }
+    }
+
     /// Whether the block holds every address of its family (`0.0.0.0/0`).
     pub fn is_everything(&self) -> bool {
         self.prefix == 0

@@ -4,14 +4,16 @@
 
 mod support;
 
+use inverso::cidr_set::CidrList;
 use inverso::config::Config;
 use inverso::realip::Cidr;
 use std::net::IpAddr;
 use std::time::Duration;
 use support::*;
 
-fn blocks(list: &[&str]) -> Vec<Cidr> {
-    list.iter().map(|b| Cidr::parse(b).unwrap()).collect()
+fn blocks(list: &[&str]) -> CidrList {
+    let list: Vec<Cidr> = list.iter().map(|b| Cidr::parse(b).unwrap()).collect();
+    list.into()
 }
 
 const HERE: [u8; 4] = [127, 0, 0, 1];
@@ -104,7 +106,7 @@ fn deny_from_wins_over_allow_from() {
 #[test]
 fn behind_a_trusted_proxy_the_client_it_names_is_checked() {
     let a = Backend::echo("a");
-    let trusted = |c: &mut Config| c.real_ip_from = blocks(&["127.0.0.1"]);
+    let trusted = |c: &mut Config| c.real_ip_from = blocks(&["127.0.0.1"]).to_vec();
     let proxy = start_proxy(&[a.addr], |c| {
         trusted(c);
         c.deny_from = blocks(&["10.0.0.0/8"]);

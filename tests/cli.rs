@@ -240,10 +240,31 @@ fn check_rejects_a_config_without_targets() {
 fn a_file_too_large_to_be_a_configuration_is_refused() {
     // /dev/zero, or a log file given by mistake, is not read to the end.
     let mut text = String::from("targets = 127.0.0.1:9001\n");
-    text.push_str(&"# padding\n".repeat(200_000));
+    text.push_str(&"# padding\n".repeat(1_700_000));
     let (code, _, stderr) = check(&text);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("not a configuration file"), "{stderr}");
+}
+
+#[test]
+fn thousands_of_routes_and_a_country_s_blocks_are_taken_and_more_routes_refused() {
+    // A map of hosts to pools, as HAProxy's map files hold, and a block
+    // list past the old 1 MiB cap on the file.
+    let mut text = String::from("targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("route.shop{i}.example.com/api/ = api\n"));
+    }
+    let blocks: Vec<String> = (0..70_000u32)
+        .map(|i| format!("{}.{}.{}.0/24", 1 + i / 65_536, i / 256 % 256, i % 256))
+        .collect();
+    text.push_str(&format!("deny_from = {}\n", blocks.join(", ")));
+    assert!(text.len() > 1 << 20);
+    let (code, stdout, stderr) = check(&text);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("shop9999.example.com/api/"), "{stdout}");
+    text.push_str("route.one-too-many.example.com/ = api\n");
+    let line = text.lines().count();
+    assert_rejected(&text, Some(line), &["more than 10000 routes"]);
 }
 
 #[test]

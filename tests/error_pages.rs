@@ -255,7 +255,7 @@ fn a_client_the_access_lists_refuse_gets_the_403_page() {
     let backend = Backend::echo("a");
     let proxy = start_proxy(&[backend.addr], |c| {
         c.error_pages = pages(&[(403, page)]);
-        c.deny_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.deny_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let response = proxy.connect().get("/");
     assert_eq!(response.status, 403);

@@ -411,7 +411,7 @@ fn a_429_and_a_403_get_them() {
 
     let proxy = start_proxy(&[backend.addr], |c| {
         c.response_headers = edits(EDITS);
-        c.deny_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.deny_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let r = proxy.connect().get("/");
     assert_eq!(r.status, 403);

@@ -793,14 +793,14 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "client addresses and blocks (10.0.0.0/8) that may send requests, others get 403; \
                the client as logged (after real_ip_from and proxy_protocol); empty = every client",
-        apply: |c, v| parse_cidrs(v).map(|list| c.allow_from = list),
+        apply: |c, v| parse_cidrs(v).map(|list| c.allow_from = list.into()),
     },
     Key {
         name: "deny_from",
         default: "",
         help: "client addresses and blocks refused 403, even if allow_from lists them; the client \
                as logged; empty = none",
-        apply: |c, v| parse_cidrs(v).map(|list| c.deny_from = list),
+        apply: |c, v| parse_cidrs(v).map(|list| c.deny_from = list.into()),
     },
     Key {
         name: "auth_basic",
@@ -822,7 +822,7 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "client addresses and blocks that need not sign in, as nginx's `satisfy any` with \
                `allow`: the office's network, a monitoring host; the client as logged; empty = none",
-        apply: |c, v| parse_cidrs(v).map(|list| c.auth_basic_except_from = list),
+        apply: |c, v| parse_cidrs(v).map(|list| c.auth_basic_except_from = list.into()),
     },
     Key {
         name: "auth_request",

@@ -4,9 +4,11 @@
 use super::{Config, ConfigError, Loader};
 use std::path::Path;
 
-/// A configuration is a few dozen lines; anything this large is some other
-/// file (or /dev/zero), refused before it fills the memory.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Most configurations are a few dozen lines, but one may carry a country's
+/// address blocks in `deny_from` or thousands of routes (each some tens of
+/// bytes, 100,000 blocks near 2 MiB); anything larger than this is some
+/// other file (or /dev/zero), refused before it fills the memory.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 fn read_config_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;

@@ -40,6 +40,7 @@ mod suggest;
 mod types;
 mod values;
 
+use crate::cidr_set::CidrList;
 use crate::field_value::FieldValue;
 use crate::http::edits::FieldEdits;
 use crate::ratelimit::Rate;
@@ -272,16 +273,16 @@ pub struct Config {
     pub redirect_to_https_except: crate::patterns::PathPrefixes,
     /// Client addresses that may send requests; empty = every one (see
     /// [`crate::access`]).
-    pub allow_from: Vec<Cidr>,
+    pub allow_from: CidrList,
     /// Client addresses refused 403, whatever `allow_from` says.
-    pub deny_from: Vec<Cidr>,
+    pub deny_from: CidrList,
     /// `auth_basic`: the realm clients sign in to (see [`crate::auth`]);
     /// `None`: no sign-in.
     pub auth_basic: Option<Arc<str>>,
     /// `auth_basic_user_file`: who may sign in.
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
-    pub auth_basic_except_from: Vec<Cidr>,
+    pub auth_basic_except_from: CidrList,
     /// `auth_request`: the pool and path each request is first asked of;
     /// `None`: none.
     pub auth_request: Option<AuthRequest>,
@@ -461,11 +462,11 @@ impl Config {
             proxy_protocol: false,
             redirect_to_https: false,
             redirect_to_https_except: Default::default(),
-            allow_from: Vec::new(),
-            deny_from: Vec::new(),
+            allow_from: CidrList::default(),
+            deny_from: CidrList::default(),
             auth_basic: None,
             auth_users: None,
-            auth_basic_except_from: Vec::new(),
+            auth_basic_except_from: CidrList::default(),
             auth_request: None,
             auth_request_headers: Arc::from([]),
             auth_request_cache: Duration::ZERO,
@@ -581,7 +582,7 @@ impl Config {
     /// Whether `client` (as the access lists see it) is spared
     /// `auth_basic` by `auth_basic_except_from`.
     pub fn spares_auth(&self, client: IpAddr) -> bool {
-        (self.auth_basic_except_from.iter()).any(|block| block.contains(client))
+        self.auth_basic_except_from.holds(client)
     }
 
     /// Whether a backend's answer with `status` goes to the client as the

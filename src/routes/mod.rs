@@ -32,6 +32,8 @@
 //! - `paths`: a request's path as routes read it, and the spellings
 //!   refused as ambiguous.
 //! - `condition`: a route's `if` condition ([`Condition`]).
+//! - `index`: a long table by host and path, for a request to look up
+//!   only the routes that could take it.
 //! - here: [`Route`]'s fields, which each of those reads.
 
 use crate::files::Files;
@@ -40,6 +42,7 @@ use std::sync::Arc;
 
 mod answers;
 mod condition;
+mod index;
 mod paths;
 mod rewriting;
 mod route;

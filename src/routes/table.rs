@@ -1,6 +1,7 @@
 //! The table of routes ([`Routes`]), most specific first, and the one
 //! route of it a request goes to.
 
+use super::index::Index;
 use super::paths::{other_reading, path_is_under, unambiguous_reading};
 use super::spec::{host_of, HostPattern};
 use super::{Lookup, Route};
@@ -8,14 +9,24 @@ use super::{Lookup, Route};
 #[cfg(doc)]
 use super::is_ambiguous;
 
-/// Most routes one configuration may hold: each request compares its
-/// host and path with every one, in order of specificity.
-pub const MAX_ROUTES: usize = 1000;
+/// Most routes one configuration may hold. A request looks up only those
+/// that could take it (see `index`), so this bounds the memory and the
+/// time to load, as HAProxy's map files of thousands of lines.
+pub const MAX_ROUTES: usize = 10_000;
+
+/// Most routes a request is compared with one by one: up to about this
+/// many, a scan costs less than the index's hash look-ups (one for each
+/// whole-segment prefix of the path, for each host the request could
+/// match), and finds the same route.
+pub(super) const SCAN_AT_MOST: usize = 100;
 
 /// The routes of one configuration, most specific first.
 #[derive(Clone, Debug, Default)]
 pub struct Routes {
     routes: Vec<Route>,
+    /// With many routes, the routes by host and path: a request looks
+    /// only at those that could take it (see [`SCAN_AT_MOST`]).
+    index: Option<Index>,
     /// Some route names a host: the request's is read (else no request
     /// pays for spelling it).
     by_host: bool,
@@ -43,6 +54,7 @@ impl Routes {
         let by_host = routes.iter().any(|r| r.host != HostPattern::Any);
         let accel = routes.iter().any(Route::is_internal);
         Routes {
+            index: (routes.len() > SCAN_AT_MOST).then(|| Index::new(&routes)),
             routes,
             by_host,
             accel,
@@ -53,6 +65,12 @@ impl Routes {
     /// `X-Accel-Redirect` to name a file of.
     pub fn take_accel_redirects(&self) -> bool {
         self.accel
+    }
+
+    /// Whether a request looks its route up in the index.
+    #[cfg(test)]
+    pub(super) fn is_indexed(&self) -> bool {
+        self.index.is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,7 +117,10 @@ impl Routes {
         };
         let host = authority.filter(|_| self.by_host).map(host_of);
         let host = host.as_deref();
-        let find = |path: &str| (self.routes.iter()).position(|r| r.matches(host, path, lookup));
+        let find = |path: &str| match &self.index {
+            Some(index) => index.find(&self.routes, host, path, lookup),
+            None => (self.routes.iter()).position(|r| r.matches(host, path, lookup)),
+        };
         let route = find(&read);
         // Java servers drop `;` parameters from segments (`/admin;x/`),
         // and many decode `%2F`: where that would be another route's
@@ -119,7 +140,7 @@ impl Route {
     /// Whether a request for `host` (as [`host_of`] gives it) and `path`
     /// (as [`routing_path`](super::routing_path) gives it, without the query) comes here; to
     /// a route with a condition, only one that meets it (see [`Lookup`]).
-    fn matches(&self, host: Option<&str>, path: &str, lookup: Lookup<'_>) -> bool {
+    pub(super) fn matches(&self, host: Option<&str>, path: &str, lookup: Lookup<'_>) -> bool {
         let condition_met = || (self.condition.as_ref()).is_none_or(|c| c.met(lookup));
         self.host.matches(host) && path_is_under(path, &self.path) && condition_met()
     }

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::proxy::Shared;
 use crate::ratelimit::{Limiter, Limiters};
 use crate::upstream::hash_on::HashOn;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The rate limiter `config` asks for: the running one when a reload
@@ -63,14 +64,23 @@ fn route_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<L
         let settings = (config.pool_configs().nth(pool)).unwrap_or(config);
         settings.rate_limit_key.clone()
     };
+    // Each running route with a limit by how it is written, once: a
+    // search of them all for each new route would make a reload of
+    // thousands of routes quadratic.
+    let mut running_at: HashMap<String, usize> = HashMap::new();
+    if let Some(old) = running {
+        for (at, was) in old.config.routes.iter().enumerate() {
+            if was.rate_limit().is_some() {
+                running_at.entry(was.to_string()).or_insert(at);
+            }
+        }
+    }
     (config.routes.iter())
         .map(|route| {
             let (rate, burst) = route.rate_limit()?;
             let kept = running.and_then(|old| {
-                let written = route.to_string();
-                let (at, was) = (old.config.routes.iter().enumerate())
-                    .filter(|(_, r)| r.rate_limit().is_some())
-                    .find(|(_, r)| r.to_string() == written)?;
+                let at = *running_at.get(&route.to_string())?;
+                let was = old.config.routes.get(at)?;
                 let same = was.rate_limit() == route.rate_limit()
                     && key_of(&old.config, was.pool) == key_of(config, route.pool);
                 same.then(|| old.limiters.of_route(at).cloned()).flatten()
