@@ -191,6 +191,39 @@ mod tests {
         assert_eq!(rules(&mut readme.lines()), 9);
     }
 
+    /// The README's rules stand in one block, which a reader copies whole:
+    /// a catch-all written before another rule would leave that rule
+    /// unreached, the first match alone applying.
+    #[test]
+    fn every_rule_of_the_readme_example_is_reached() {
+        let readme = include_str!("../../README.md");
+        let examples: String = (readme.lines())
+            .filter(|l| l.starts_with("rewrite."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = build(&examples).unwrap_or_else(|e| panic!("{e}\n{examples}"));
+        // One request meant for each rule: (its host, its target).
+        for (host, target) in [
+            ("example.org", "/blog/42/hello"),
+            ("example.org", "/v1/users"),
+            ("example.org", "/docs/a"),
+            ("example.org", "/find/shoes"),
+            ("example.org", "/t/a?utm_source=x"),
+            ("shop.example.com", "/store/a"),
+            ("example.org", "/account/orders"),
+            ("example.org", "/shop/a"),
+            ("example.org", "/about"),
+        ] {
+            let rules = c.rewrites.for_request(Some(host), "http");
+            assert!(rules.apply(target).unwrap().is_some(), "{host}{target}");
+        }
+        let unreached: Vec<&str> = (c.rewrites.iter())
+            .filter(|r| r.applied() == 0)
+            .map(|r| r.name())
+            .collect();
+        assert!(unreached.is_empty(), "never applied: {unreached:?}");
+    }
+
     #[test]
     fn at_most_a_hundred_rules() {
         let rules: String = (0..MAX_REWRITES)
