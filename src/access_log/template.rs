@@ -9,7 +9,8 @@
 //! beyond what every format logs: they are taken, by name, while the head
 //! is at hand.
 
-use super::{escape_into, push_user, Record};
+use super::record::{escape_into, push_user};
+use super::Record;
 use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::LogClock;
 use crate::http::headers::Headers;
