@@ -1,0 +1,577 @@
+//! Active health: a checker thread per target probing it each interval,
+//! `fall` failed probes in a row taking it out and `rise` good ones
+//! bringing it back (HAProxy's model), one checker's results at a time.
+
+use super::probe::{probe_once, ProbeError};
+use super::{Health, Streak};
+use crate::config::Endpoint;
+use crate::upstream::admin_state::AdminState;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a checker looks again whether the probe another one sent
+/// (the one before a reload) has ended.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(50);
+
+impl Health {
+    /// A checker starts (at start-up, or a reload's): from now on only its
+    /// results count. Returns its number.
+    fn new_checker(&self) -> u64 {
+        let mut state = self.state.lock();
+        state.checker += 1;
+        state.checker
+    }
+
+    /// Active checks were turned off (by a reload): what they held down
+    /// is let go, and their run starts anew should they come back.
+    pub fn checks_off(&self) {
+        let mut state = self.state.lock();
+        state.checker += 1;
+        state.streak = Streak::default();
+        state.last_probe = None;
+        if state.active_down {
+            state.active_down = false;
+            if state.down_until.is_none() {
+                state.announce_up(&self.name(), ": health checks are off");
+            }
+        }
+    }
+
+    /// Counts one probe result, and flips the target's state at a
+    /// threshold: `fall` failed probes in a row take it out, `rise` good
+    /// ones bring it back (also from a passive mark).
+    pub(super) fn probed(
+        &self,
+        checker: u64,
+        now: Instant,
+        settings: &Active,
+        result: Result<(), ProbeError>,
+    ) {
+        let mut state = self.state.lock();
+        if state.checker != checker {
+            return;
+        }
+        let state = &mut *state;
+        let streak = &mut state.streak;
+        match result {
+            Ok(()) => {
+                streak.bad = 0;
+                streak.good = streak.good.saturating_add(1);
+                let passive_out = state.down_until.is_some_and(|u| now < u);
+                if streak.good >= settings.rise && (state.active_down || streak.rise_pending) {
+                    streak.rise_pending = false;
+                    // A `GET` answered as asked outweighs older passive
+                    // failures; a connection accepted says nothing of the
+                    // requests that failed (a backend that resets each
+                    // one accepts): it ends the checks' own mark alone,
+                    // and a passive one runs to fail_timeout.
+                    let clears_passive = matches!(settings.kind, ProbeKind::Get(_));
+                    let still_out = passive_out && !clears_passive;
+                    // Back now only if out until now: a passive mark that
+                    // already ended brought it back when it did.
+                    if (state.active_down || passive_out) && !still_out {
+                        state.back_since = Some(now);
+                    }
+                    state.active_down = false;
+                    if clears_passive {
+                        state.down_until = None;
+                        state.fails = 0;
+                        state.window_start = None;
+                    }
+                    if !still_out {
+                        state.announce_up(&self.name(), "");
+                    }
+                }
+            }
+            Err(reason) => {
+                streak.good = 0;
+                streak.bad = streak.bad.saturating_add(1);
+                if streak.bad >= settings.fall && !state.active_down {
+                    state.active_down = true;
+                    state.last_failure = Some(now);
+                    if !state.announced_down {
+                        state.announced_down = true;
+                        log::warn!(
+                            "target {} down: health check {} failed {} time(s): {reason}",
+                            self.name(),
+                            settings.kind,
+                            streak.bad
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long until the next probe is due, `interval` after the last
+    /// one began (whichever checker sent it) and once that one has ended;
+    /// records that one begins now when it is due, until
+    /// [`Health::probe_ended`].
+    fn probe_due(&self, now: Instant, interval: Duration) -> Duration {
+        let mut state = self.state.lock();
+        if state.probe_in_flight {
+            // Another checker's: looked at again shortly.
+            return interval.min(IN_FLIGHT_POLL);
+        }
+        let wait = state.last_probe.map_or(Duration::ZERO, |last| {
+            (last + interval).saturating_duration_since(now)
+        });
+        if wait.is_zero() {
+            state.last_probe = Some(now);
+            state.probe_in_flight = true;
+        }
+        wait
+    }
+
+    /// The probe [`Health::probe_due`] said was due has ended (or was not
+    /// sent after all).
+    fn probe_ended(&self) {
+        self.state.lock().probe_in_flight = false;
+    }
+}
+
+/// What a probe does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// `GET path`, the answer judged (`health_check_path`, HAProxy's
+    /// `option httpchk`).
+    Get(String),
+    /// A connection opened and closed at once, nothing sent or read
+    /// (`health_check_tcp`, HAProxy's plain `check`): a backend that
+    /// accepts is up, whatever it does next.
+    Connect,
+}
+
+/// As the "down" line names the check: its path, or `by connect`.
+impl std::fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeKind::Get(path) => f.write_str(path),
+            ProbeKind::Connect => f.write_str("by connect"),
+        }
+    }
+}
+
+/// Active check settings.
+#[derive(Clone, Debug)]
+pub struct Active {
+    pub kind: ProbeKind,
+    /// The Host every `GET` probe sends (`health_check_host`, else
+    /// `request_header.Host`); `None`: each target's name as written
+    /// (`10.0.0.2:8000`), which a backend that checks Host may refuse.
+    pub host: Option<String>,
+    pub interval: Duration,
+    /// The longest one probe may take, connecting and reading included
+    /// (HAProxy's `timeout check`): a reply trickling in byte by byte
+    /// fails at this deadline rather than holding the checker.
+    pub timeout: Duration,
+    /// The longest connecting may take, within `timeout`.
+    pub connect_timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// The final statuses a `GET` probe passes with
+    /// (`health_check_expect_status`); empty: any 2xx or 3xx.
+    pub expect_status: Arc<[(u16, u16)]>,
+    /// Text the body must hold (`health_check_expect_body`).
+    pub expect_body: Option<Arc<str>>,
+}
+
+/// A target as the checker sees it.
+pub struct Probe {
+    /// The target as written in `targets` (`app:8000`, for each address
+    /// of a name giving several too).
+    pub name: Arc<str>,
+    /// The Host a probe sends when `health_check_host` is empty (see
+    /// `Upstream::host`).
+    pub host: Arc<str>,
+    pub addr: Endpoint,
+    /// Probes of a target with `tls` go over TLS, as its requests do.
+    pub tls: Option<super::BackendTls>,
+    pub health: Arc<Health>,
+}
+
+/// The checker threads, one per target; stopped by [`Checker::stop`] (or
+/// on drop) without waiting for them: one in the middle of a probe ends
+/// when the probe does (at most its timeout later) and applies nothing
+/// more. Waiting would hold a reload, and with it the signal thread, or a
+/// shutdown, on a backend that accepts and never answers.
+pub struct Checker {
+    /// Dropping it wakes every thread's wait between probes.
+    _stop: Sender<()>,
+}
+
+impl Checker {
+    pub fn start(probes: Vec<Probe>, settings: Active) -> io::Result<Checker> {
+        let (stop, stopped) = bounded(1);
+        let settings = Arc::new(settings);
+        for probe in probes {
+            let (settings, stopped) = (settings.clone(), stopped.clone());
+            let checker = probe.health.new_checker();
+            std::thread::Builder::new()
+                .name("health".into())
+                .spawn(move || check_loop(&probe, checker, &settings, &stopped))?;
+        }
+        Ok(Checker { _stop: stop })
+    }
+
+    pub fn stop(self) {}
+}
+
+fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver<()>) {
+    loop {
+        let wait = probe.health.probe_due(Instant::now(), settings.interval);
+        if !wait.is_zero() {
+            match stopped.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => return,
+            }
+        }
+        // A target in maintenance is not probed (HAProxy pauses its
+        // checks): the backend may be down for the work on it, which is
+        // no news, and no "down" line should say otherwise. Its turn is
+        // passed, so probes resume an interval later at most.
+        let result = (!in_maintenance(probe)).then(|| probe_once(probe, settings));
+        probe.health.probe_ended();
+        let Some(result) = result else {
+            continue;
+        };
+        // Stopped while probing: the target's health may belong to a new
+        // checker by now.
+        if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
+            return;
+        }
+        // Nor does a probe that began before maintenance count.
+        if in_maintenance(probe) {
+            continue;
+        }
+        // This process out of descriptors or ports says nothing of the
+        // target: the probe counts neither way.
+        if let Err(ProbeError::Local(e)) = &result {
+            log::debug!("health check of {} at {}: {e}", probe.name, probe.addr);
+            continue;
+        }
+        probe
+            .health
+            .probed(checker, Instant::now(), settings, result);
+    }
+}
+
+fn in_maintenance(probe: &Probe) -> bool {
+    probe.health.admin_state() == AdminState::Maint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{health, probing};
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+
+    #[test]
+    fn rise_and_fall_thresholds() {
+        let h = health(1, 10);
+        let settings = probing(2, 3);
+        let now = Instant::now();
+        let bad = || Err(ProbeError::Status(503));
+        h.probed(0, now, &settings, bad());
+        h.probed(0, now, &settings, bad());
+        assert!(h.usable(now));
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, bad());
+        h.probed(0, now, &settings, bad());
+        assert!(h.usable(now), "the good probe reset the streak");
+        h.probed(0, now, &settings, bad());
+        assert!(!h.usable(now));
+        assert_eq!(h.fallback_rank().1, Some(now));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(!h.usable(now));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn rise_good_probes_after_a_passive_mark_bring_a_target_back() {
+        let h = health(1, 3600);
+        let settings = probing(2, 3);
+        let now = Instant::now();
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
+        h.failed(now, "refused");
+        assert!(!h.usable(now));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(!h.usable(now), "one good probe is not enough");
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn the_checker_probes_and_stops_within_its_interval() {
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let probes = Arc::new(AtomicUsize::new(0));
+        let seen = probes.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        // An hour between rounds: stopping must not wait for it.
+        let (h, checker) = check_hourly(addr, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.usable(Instant::now()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!h.usable(Instant::now()), "a 503 probe did not take it out");
+        stop_within_limit(checker);
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn stopping_does_not_wait_for_a_probe_that_hangs() {
+        // A backend that accepts and never answers, probed with a minute's
+        // timeout: a reload or a shutdown must not wait that minute.
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().take(4).flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_secs(60));
+        });
+        let (h, checker) = check_hourly(addr, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while accepted.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "no probe arrived");
+        stop_within_limit(checker);
+        assert!(h.usable(Instant::now()));
+    }
+
+    /// A checker probing `addr` once an hour (rise and fall 1), and the
+    /// target's health.
+    fn check_hourly(addr: SocketAddr, timeout: Duration) -> (Arc<Health>, Checker) {
+        let h = Arc::new(health(1, 10));
+        let probe = Probe {
+            name: "t:1".into(),
+            host: "t:1".into(),
+            addr: addr.into(),
+            tls: None,
+            health: h.clone(),
+        };
+        let settings = Active {
+            interval: Duration::from_secs(3600),
+            timeout,
+            connect_timeout: timeout,
+            ..probing(1, 1)
+        };
+        (h, Checker::start(vec![probe], settings).unwrap())
+    }
+
+    /// Stops `checker`, failing the test if that takes more than 10 s.
+    fn stop_within_limit(checker: Checker) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            checker.stop();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the checker did not stop");
+    }
+
+    /// A health endpoint that answers `reply` to each probe, byte by byte
+    /// with `pause` in between (1000 bytes at most).
+    fn endpoint(reply: &'static [u8], pause: Duration) -> SocketAddr {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    let _ = stream.read(&mut buf);
+                    for byte in reply.iter().cycle().take(1000) {
+                        if stream.write_all(&[*byte]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(pause);
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_reply_trickling_in_fails_its_probe_and_delays_no_other_target() {
+        let trickle = endpoint(b"HTTP/1.1 200 OK\r\nX-Pad: aaaa", Duration::from_millis(20));
+        let failing = endpoint(
+            b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        );
+        let probes: Vec<Probe> = [trickle, failing]
+            .into_iter()
+            .map(|addr| Probe {
+                name: addr.to_string().into(),
+                host: addr.to_string().into(),
+                addr: addr.into(),
+                tls: None,
+                health: Arc::new(health(1, 3600)),
+            })
+            .collect();
+        let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
+        let settings = Active {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_millis(200),
+            ..probing(1, 1)
+        };
+        let checker = Checker::start(probes, settings).unwrap();
+        // Each reply byte came within the timeout, the whole reply never.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while healths.iter().any(|h| h.usable(Instant::now())) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            !healths[1].usable(Instant::now()),
+            "the 503 target was not checked"
+        );
+        assert!(
+            !healths[0].usable(Instant::now()),
+            "the trickle never failed"
+        );
+        stop_within_limit(checker);
+    }
+
+    #[test]
+    fn a_failed_connect_probe_is_logged_as_one() {
+        assert_eq!(ProbeKind::Connect.to_string(), "by connect");
+        assert_eq!(ProbeKind::Get("/up".into()).to_string(), "/up");
+        // Counted as a GET's failures are.
+        let h = health(0, 10);
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            ..probing(2, 2)
+        };
+        let now = Instant::now();
+        let refused = || Err(ProbeError::Connect(io::ErrorKind::ConnectionRefused.into()));
+        h.probed(0, now, &settings, refused());
+        assert!(h.usable(now));
+        h.probed(0, now, &settings, refused());
+        assert!(!h.usable(now));
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn checks_passing_clear_a_passive_mark() {
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.failed(now, "refused");
+        assert!(!h.usable(now));
+        let settings = probing(1, 1);
+        h.probed(0, now, &settings, Err(ProbeError::Status(500)));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn connects_accepted_end_the_checks_mark_but_not_a_passive_one() {
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            ..probing(1, 1)
+        };
+        // Out for its requests: connects go on being accepted (a backend
+        // that resets every request does), and it stays out.
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.failed(now, "reset");
+        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(!h.usable(now));
+        assert!(h.usable(now + Duration::from_secs(3600)));
+        // Out for its connects: back once one is accepted.
+        let h = health(1, 3600);
+        h.probed(0, now, &settings, Err(ProbeError::Status(500)));
+        assert!(!h.usable(now));
+        h.probed(0, now, &settings, Ok(()));
+        assert!(h.usable(now));
+    }
+
+    #[test]
+    fn a_result_from_a_checker_stopped_by_a_reload_counts_no_more() {
+        // Its probe ended just as a reload turned checks off: applied
+        // after, its failure would hold the target down with no checker
+        // left to bring it back.
+        let h = health(1, 3600);
+        let fail = |checker| {
+            let failed = Err(ProbeError::Status(500));
+            h.probed(checker, Instant::now(), &probing(1, 1), failed);
+        };
+        let old = h.new_checker();
+        h.checks_off();
+        fail(old);
+        assert!(h.usable(Instant::now()));
+        // Nor does an old checker's once a new one runs.
+        let new = h.new_checker();
+        fail(old);
+        assert!(h.usable(Instant::now()));
+        fail(new);
+        assert!(!h.usable(Instant::now()));
+    }
+
+    #[test]
+    fn checks_turned_off_let_go_of_what_they_held_down() {
+        let h = health(1, 3600);
+        let now = Instant::now();
+        h.probed(0, now, &probing(1, 1), Err(ProbeError::Status(500)));
+        assert!(!h.usable(now));
+        h.checks_off();
+        assert!(h.usable(now));
+        // A passive mark is not theirs to lift.
+        h.failed(now, "refused");
+        h.checks_off();
+        assert!(!h.usable(now));
+    }
+
+    #[test]
+    fn a_new_checker_goes_on_with_the_old_ones_count_and_rhythm() {
+        let h = health(1, 3600);
+        let settings = probing(2, 3);
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let probe = |at: Instant| {
+            h.probe_ended();
+            h.probed(0, at, &settings, Err(ProbeError::Status(503)));
+        };
+        assert_eq!(h.probe_due(t0, s(5)), Duration::ZERO);
+        probe(t0);
+        assert_eq!(h.probe_due(t0 + s(1), s(5)), s(4));
+        assert_eq!(h.probe_due(t0 + s(5), s(5)), Duration::ZERO);
+        // A reload's checker shares this health: while the old one's
+        // probe (slower than the interval) has not ended, it looks again
+        // shortly rather than probing beside it...
+        assert_eq!(h.probe_due(t0 + s(11), s(5)), IN_FLIGHT_POLL);
+        probe(t0 + s(11));
+        // ... and its first probe is the third in a row, due an interval
+        // after the last began.
+        assert_eq!(h.probe_due(t0 + s(11), s(5)), Duration::ZERO);
+        probe(t0 + s(12));
+        assert!(!h.usable(t0 + s(12)));
+        assert_eq!(h.probe_due(t0 + s(13), s(5)), s(3));
+    }
+}

@@ -1,0 +1,407 @@
+//! One probe on a fresh connection: a connect alone, or a `GET` whose
+//! status and body are judged, all within the probe's timeout.
+
+use super::checker::{Active, Probe, ProbeKind};
+use crate::http::body::decode_complete_chunked;
+use crate::http::conn::{is_local_shortage, is_timeout, Socket as _};
+use crate::http::head::{find_head_end, parse_response, HeadError};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest probe response head read; a health endpoint needs no more.
+const MAX_PROBE_HEAD: usize = 8 * 1024;
+
+/// Interim (1xx) heads skipped before the final one.
+const MAX_PROBE_INTERIM: usize = 4;
+
+/// Most of a probe's body searched for `health_check_expect_body`: a
+/// health endpoint answers in a few bytes, and a page that is not one
+/// is not read whole.
+pub const MAX_PROBE_BODY: usize = 64 * 1024;
+
+impl Active {
+    fn passes(&self, status: u16) -> bool {
+        match self.expect_status.is_empty() {
+            true => (200..=399).contains(&status),
+            false => (self.expect_status.iter()).any(|&(low, high)| (low..=high).contains(&status)),
+        }
+    }
+}
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    #[error("this proxy cannot open a connection: {0}")]
+    Local(io::Error),
+    #[error("no reply within {0:?}")]
+    Late(Duration),
+    #[error("cannot send: {0}")]
+    Send(io::Error),
+    #[error("no reply: {0}")]
+    Receive(io::Error),
+    #[error("bad reply: {0}")]
+    BadReply(HeadError),
+    #[error("reply head too large")]
+    HeadTooLarge,
+    #[error("closed without a reply")]
+    Closed,
+    #[error("status {0}")]
+    Status(u16),
+    #[error("body without `{0}`")]
+    Body(Arc<str>),
+}
+
+/// One probe on a fresh connection, all within `settings.timeout`.
+///
+/// [`ProbeKind::Connect`]: the connect is the probe, bounded by
+/// `connect_timeout` (and the probe's timeout), and the connection is
+/// closed as soon as it is made: nothing is sent or read, so a backend
+/// that accepts and never answers, or resets the connection at once, is
+/// up (HAProxy's layer-4 check).
+///
+/// To a target with `tls`, connecting takes the TLS handshake too, in the
+/// same time: a certificate that would fail a request fails the probe
+/// (HAProxy's layer-6 check).
+///
+/// [`ProbeKind::Get`]: a 2xx or 3xx final status is healthy, or one
+/// `expect_status` lists, with a body that holds `expect_body` when that
+/// is set (interim 1xx heads are skipped).
+pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
+    let deadline = Instant::now() + settings.timeout;
+    let too_late = || ProbeError::Late(settings.timeout);
+    let left = || {
+        Some(deadline.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+            .ok_or_else(too_late)
+    };
+    let failed = |e: io::Error, otherwise: fn(io::Error) -> ProbeError| {
+        if is_timeout(&e) {
+            too_late()
+        } else {
+            otherwise(e)
+        }
+    };
+    let connect_within = settings.timeout.min(settings.connect_timeout);
+    let started = Instant::now();
+    let mut stream = super::open(&probe.addr, probe.tls.as_ref())
+        .and_then(|stream| {
+            super::connect(&stream, &probe.addr, connect_within)?;
+            let left =
+                (deadline.min(started + connect_within)).saturating_duration_since(Instant::now());
+            super::handshake(&stream, left)?;
+            Ok(stream)
+        })
+        .map_err(|e| {
+            if is_local_shortage(&e) {
+                ProbeError::Local(e)
+            } else {
+                ProbeError::Connect(e)
+            }
+        })?;
+    let path = match &settings.kind {
+        // Dropped here: a plain close, nothing waited for (the proxy's
+        // side keeps a TIME_WAIT a minute, one per probe: a dozen per
+        // target at the default interval).
+        ProbeKind::Connect => return Ok(()),
+        ProbeKind::Get(path) => path,
+    };
+    stream
+        .set_write_timeout(Some(left()?))
+        .map_err(ProbeError::Send)?;
+    let host = settings.host.as_deref().unwrap_or(&probe.host);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| failed(e, ProbeError::Send))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let mut scanned = 0;
+    let mut interim = 0;
+    loop {
+        match find_head_end(&buf, &mut scanned) {
+            Ok(Some(len)) => {
+                let head = parse_response(&buf[..len]).map_err(ProbeError::BadReply)?;
+                match head.status {
+                    100..=199 if interim < MAX_PROBE_INTERIM => {
+                        interim += 1;
+                        buf.drain(..len);
+                        scanned = 0;
+                        continue;
+                    }
+                    status if !settings.passes(status) => return Err(ProbeError::Status(status)),
+                    _ => {
+                        let Some(expected) = &settings.expect_body else {
+                            return Ok(());
+                        };
+                        buf.drain(..len);
+                        let body = probe_body(&mut stream, &head, buf, &left, settings.timeout)?;
+                        let found = expected.is_empty()
+                            || (body.windows(expected.len())).any(|w| w == expected.as_bytes());
+                        return found
+                            .then_some(())
+                            .ok_or_else(|| ProbeError::Body(expected.clone()));
+                    }
+                }
+            }
+            Ok(None) if buf.len() > MAX_PROBE_HEAD => return Err(ProbeError::HeadTooLarge),
+            Ok(None) => {}
+            Err(e) => return Err(ProbeError::BadReply(e)),
+        }
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(ProbeError::Receive)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(ProbeError::Closed),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(failed(e, ProbeError::Receive)),
+        }
+    }
+}
+
+/// As much of a probe's body as there is, up to [`MAX_PROBE_BODY`]: read
+/// to its end (the probe said `Connection: close`, and a length or the
+/// last chunk may end it sooner) within what `left` leaves of the probe's
+/// time, and decoded from chunks. `buf` holds what came after the head.
+fn probe_body(
+    stream: &mut crate::http::conn::Stream,
+    head: &crate::http::ResponseHead,
+    mut buf: Vec<u8>,
+    left: &impl Fn() -> Result<Duration, ProbeError>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProbeError> {
+    use crate::http::{BodyKind, BodyReader, BufConn};
+    let kind = BodyKind::for_response(false, head).map_err(ProbeError::BadReply)?;
+    // A chunk's data may itself end in an empty line: whole only once the
+    // chunks decode to their end.
+    let whole = |buf: &[u8]| match kind {
+        BodyKind::Length(n) => buf.len() as u64 >= n,
+        BodyKind::Chunked => decode_complete_chunked(buf, MAX_PROBE_BODY as u64).is_some(),
+        _ => false,
+    };
+    let mut chunk = [0u8; 4096];
+    while buf.len() < MAX_PROBE_BODY && !whole(&buf) {
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(ProbeError::Receive)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => return Err(ProbeError::Late(timeout)),
+            Err(e) => return Err(ProbeError::Receive(e)),
+        }
+    }
+    // What came, decoded as far as it goes: a body cut short (or longer
+    // than what is read of it) may still hold the text. No limit on the
+    // reader, which would refuse a larger body before its first byte.
+    let mut conn = BufConn::holding(buf);
+    let mut reader = BodyReader::new(kind);
+    let mut body = Vec::new();
+    while let Ok(Some(piece)) = reader.next(&mut conn) {
+        body.extend_from_slice(piece);
+    }
+    body.truncate(MAX_PROBE_BODY);
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{health, probing};
+    use super::*;
+    use crate::config::Endpoint;
+    use std::net::SocketAddr;
+
+    /// One probe of a server that reads the request, writes `reply` and
+    /// holds the connection open.
+    fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<(), ProbeError> {
+        let settings = Active {
+            timeout,
+            ..probing(1, 1)
+        };
+        probe_with(reply, &settings)
+    }
+
+    /// [`probe_answered_with`] under `settings`.
+    fn probe_with(reply: &'static [u8], settings: &Active) -> Result<(), ProbeError> {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply);
+            // Held until the prober is done with it.
+            let _ = stream.read(&mut buf);
+        });
+        let probe = Probe {
+            name: addr.to_string().into(),
+            host: addr.to_string().into(),
+            addr: addr.into(),
+            tls: None,
+            health: Arc::new(health(1, 10)),
+        };
+        let result = probe_once(&probe, settings);
+        drop(probe);
+        server.join().unwrap();
+        result
+    }
+
+    #[test]
+    fn a_probe_passes_with_the_expected_statuses_and_a_body_holding_the_text() {
+        let expecting = |statuses: &[(u16, u16)], body: Option<&str>| Active {
+            expect_status: statuses.into(),
+            expect_body: body.map(Into::into),
+            ..probing(1, 1)
+        };
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"UP\"}";
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n";
+        let only_200 = expecting(&[(200, 200)], None);
+        assert!(probe_with(ok, &only_200).is_ok());
+        // A redirect to a login page passes by default, not when 200 is asked.
+        assert!(probe_with(redirect, &probing(1, 1)).is_ok());
+        let refused = probe_with(redirect, &only_200).unwrap_err();
+        assert_eq!(refused.to_string(), "status 302");
+        let degraded = b"HTTP/1.1 503 Down\r\nContent-Length: 0\r\n\r\n";
+        assert!(probe_with(degraded, &expecting(&[(200, 299), (503, 503)], None)).is_ok());
+
+        assert!(probe_with(ok, &expecting(&[], Some("\"UP\""))).is_ok());
+        let down = b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"status\":\"DOWN\"}";
+        let missing = probe_with(down, &expecting(&[], Some("\"UP\""))).unwrap_err();
+        assert_eq!(missing.to_string(), "body without `\"UP\"`");
+        // Decoded from its chunks: the text split between two is found.
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        3\r\nall\r\n7\r\n is wel\r\n1\r\nl\r\n0\r\n\r\n";
+        assert!(probe_with(chunked, &expecting(&[], Some("is well"))).is_ok());
+        // A body longer than what is read of it: its start is searched.
+        let long: &'static [u8] = Box::leak(
+            [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nstatus UP "[..],
+                &[b'.'; 100_000 - 10],
+            ]
+            .concat()
+            .into_boxed_slice(),
+        );
+        assert!(probe_with(long, &expecting(&[], Some("UP"))).is_ok());
+        // A chunk whose data ends in an empty line is not the body's end.
+        let blank = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                      4\r\n\r\n\r\n\r\n2\r\nUP\r\n0\r\n\r\n";
+        assert!(probe_with(blank, &expecting(&[], Some("UP"))).is_ok());
+        let empty = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert!(probe_with(empty, &expecting(&[], Some("ok"))).is_err());
+        // A body that never ends fails at the probe's deadline.
+        let endless = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nnot yet";
+        let slow = Active {
+            timeout: Duration::from_millis(100),
+            ..expecting(&[], Some("ok"))
+        };
+        assert_eq!(
+            probe_with(endless, &slow).unwrap_err().to_string(),
+            "no reply within 100ms"
+        );
+    }
+
+    #[test]
+    fn a_probe_skips_interim_heads_and_names_a_timeout() {
+        let s = Duration::from_secs;
+        let continued = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert!(probe_answered_with(continued, s(5)).is_ok());
+        let failing = b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 503 No\r\n\r\n";
+        let failed = probe_answered_with(failing, s(5));
+        assert!(matches!(failed, Err(ProbeError::Status(503))), "{failed:?}");
+        let silent = probe_answered_with(b"", Duration::from_millis(100)).unwrap_err();
+        assert_eq!(silent.to_string(), "no reply within 100ms");
+    }
+
+    /// A connect probe of `addr`, given long enough to pass on a loaded
+    /// machine (see [`connect_probe_within`]).
+    fn connect_probe(addr: Endpoint) -> Result<(), ProbeError> {
+        connect_probe_within(addr, Duration::from_secs(10))
+    }
+
+    fn connect_probe_within(addr: Endpoint, within: Duration) -> Result<(), ProbeError> {
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            timeout: within,
+            connect_timeout: within,
+            ..probing(1, 1)
+        };
+        let probe = Probe {
+            name: "t:1".into(),
+            host: "t:1".into(),
+            addr,
+            tls: None,
+            health: Arc::new(health(1, 10)),
+        };
+        probe_once(&probe, &settings)
+    }
+
+    #[test]
+    fn a_connect_probe_passes_whatever_the_backend_does_once_connected() {
+        use std::net::TcpListener;
+        // Never accepted: the system completes the handshake all the same.
+        let unaccepted = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(connect_probe(unaccepted.local_addr().unwrap().into()).is_ok());
+        // Accepted, then nothing: closed by the probe, nothing sent.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = silent.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.read(&mut [0u8; 64]).map_err(|e| e.kind())
+        });
+        assert!(connect_probe(addr.into()).is_ok());
+        assert_eq!(server.join().unwrap(), Ok(0), "not closed, or sent to");
+        // Accepted and reset at once: still up (a layer-4 check).
+        let resetting = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = resetting.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in resetting.incoming().flatten() {
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+        });
+        assert!(connect_probe(addr.into()).is_ok());
+    }
+
+    #[test]
+    fn a_connect_probe_fails_where_nothing_listens() {
+        use socket2::{Domain, Socket, Type};
+        // Bound, not listening: refused.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let refused = connect_probe(addr.into()).unwrap_err();
+        assert!(matches!(refused, ProbeError::Connect(_)), "{refused:?}");
+        assert!(
+            refused.to_string().starts_with("cannot connect: "),
+            "{refused}"
+        );
+        // A listen queue that stays full: SYNs dropped, the connect
+        // ends at its timeout.
+        socket.listen(0).unwrap();
+        let _filler = std::net::TcpStream::connect(addr).unwrap();
+        assert!(connect_probe_within(addr.into(), Duration::from_millis(200)).is_err());
+    }
+
+    #[test]
+    fn a_connect_probe_of_a_unix_target_connects_to_its_socket() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let missing = connect_probe(Endpoint::Unix(path.clone())).unwrap_err();
+        assert!(matches!(missing, ProbeError::Connect(_)), "{missing:?}");
+        let listener = UnixListener::bind(&path).unwrap();
+        assert!(connect_probe(Endpoint::Unix(path.clone())).is_ok());
+        // Left behind by a backend that died: refused.
+        drop(listener);
+        assert!(connect_probe(Endpoint::Unix(path)).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! What a target's state carries over to the next generation of its pool
+//! (a reload, a re-resolution), and the operator's drain and maintenance
+//! set through the admin listener.
+
+use super::admin_state::AdminState;
+use super::health::Health;
+use super::{Upstream, Upstreams};
+use std::sync::Arc;
+
+impl Upstreams {
+    /// Takes over the counters and health of the targets `old` shares
+    /// with us (by name), so a reload does not reset them, and a target
+    /// that was down stays down; the health goes on under our settings.
+    /// A name now at another address is another server: its health
+    /// starts afresh, and only its counters and the operator's state
+    /// (drain, maint) go on. With `keep_idle` (a re-resolution, whose
+    /// settings are those of `old`), a target at the address it was at
+    /// keeps its idle connections too.
+    ///
+    /// The address of a name that came to give several, or came back to
+    /// one, is renamed (`app:8000` is now `app:8000@10.0.0.5:8000`, see
+    /// [`Target::at`]) but is the same target: found by the name as
+    /// written and the address, it keeps all of that, and answers to its
+    /// former sticky id too. An address new to a name starts afresh,
+    /// `ready`, unless every address the name had was in one other state:
+    /// a name put in maintenance stays there as its replicas come and go.
+    ///
+    /// [`Target::at`]: crate::config::Target::at
+    pub fn keep_state_of(&mut self, old: &[&Upstream], keep_idle: bool) {
+        for target in &mut self.targets {
+            let passive = target.health.passive();
+            let same_name = old.iter().find(|o| o.name == target.name);
+            let renamed = || {
+                old.iter()
+                    .find(|o| o.written == target.written && o.addr == target.addr)
+            };
+            if let Some(same) = same_name.filter(|o| o.addr != target.addr) {
+                target.stats = same.stats.clone();
+                target.health = Arc::new(Health::sharing_admin_of(&same.health, passive));
+            } else if let Some(same) = same_name.or_else(renamed) {
+                target.stats = same.stats.clone();
+                // Renamed first: what the new settings announce names it
+                // as it is now.
+                if same.name != target.name {
+                    same.health.rename(target.name.clone());
+                }
+                same.health.set_passive(passive);
+                target.health = same.health.clone();
+                target.former_sticky_id = match same.name == target.name {
+                    true => same.former_sticky_id.clone(),
+                    false => Some(same.sticky_id.clone()),
+                };
+                if keep_idle {
+                    target.idle = same.idle.clone();
+                }
+            } else if let Some(state) = state_of_every(old, &target.written) {
+                target.health.set_admin_state(state);
+            }
+            // Counters kept: the requests of the generation before, those
+            // waiting included, count against this one's limit from now on.
+            target.stats.waiting.set_limit(target.max_conns);
+        }
+    }
+
+    /// Sets `target`'s administrative state; returns the one it replaced.
+    /// Into maintenance, its idle connections are closed (those in use are
+    /// when their request ends, see [`Upstream::checkin`]). Every request
+    /// waiting for a slot is woken to choose again: the targets it may
+    /// wait for have changed.
+    pub fn set_admin_state(&self, target: &Upstream, state: AdminState) -> AdminState {
+        let was = target.health.set_admin_state(state);
+        // After the store: a connection given back meanwhile either is in
+        // the pool for this clear, or its giver sees the new state.
+        if state == AdminState::Maint {
+            target.idle.clear();
+        }
+        for t in &self.targets {
+            t.stats.waiting.wake_all();
+        }
+        was
+    }
+}
+
+/// The administrative state every target of `targets` written as
+/// `written` is in, if there are some and they agree.
+fn state_of_every(targets: &[&Upstream], written: &str) -> Option<AdminState> {
+    let mut states = (targets.iter())
+        .filter(|t| *t.written == *written)
+        .map(|t| t.health.admin_state());
+    let first = states.next()?;
+    states.all(|s| s == first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sticky;
+    use super::super::test_support::all;
+    use super::*;
+    use crate::config::{Config, Endpoint, Target};
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_address_of_a_name_that_comes_to_give_several_is_the_same_target_renamed() {
+        let written = Target::new("app:80", "127.0.0.1:1".parse().unwrap());
+        let (a, b) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        let generation = |addrs: &[SocketAddr]| {
+            let mut config = Config::with_targets(written.at(addrs));
+            config.max_fails = 1;
+            Upstreams::new(&config)
+        };
+        let one = generation(&[a]);
+        let alone = &one.targets()[0];
+        alone.health.failed(Instant::now(), "test");
+        one.set_admin_state(alone, AdminState::Drain);
+
+        let mut two = generation(&[a, b]);
+        two.keep_state_of(&all(&one), true);
+        let (kept, new) = (&two.targets()[0], &two.targets()[1]);
+        assert_eq!(&*kept.name, "app:80@127.0.0.1:1");
+        assert!(Arc::ptr_eq(&kept.health, &alone.health));
+        assert!(Arc::ptr_eq(&kept.stats, &alone.stats));
+        assert!(Arc::ptr_eq(&kept.idle, &alone.idle));
+        assert!(!kept.health.usable(Instant::now()), "still down");
+        assert_eq!(kept.health.admin_state(), AdminState::Drain);
+        // Its clients stuck to it under its former name still are.
+        assert_eq!(
+            kept.former_sticky_id.as_deref(),
+            Some(&*sticky::id_of("app:80"))
+        );
+        // The new address: fresh, in the state the name's addresses shared.
+        assert!(new.health.usable(Instant::now()));
+        assert_eq!(new.health.admin_state(), AdminState::Drain);
+        assert_eq!(new.former_sticky_id, None);
+
+        // A reload keeps all but the idle connections.
+        let mut reloaded = generation(&[a, b]);
+        reloaded.keep_state_of(&all(&two), false);
+        assert!(Arc::ptr_eq(&reloaded.targets()[0].health, &kept.health));
+        assert!(!Arc::ptr_eq(&reloaded.targets()[0].idle, &kept.idle));
+        // Back to one: named as written, the same target still.
+        let mut back = generation(&[a]);
+        back.keep_state_of(&all(&two), true);
+        assert_eq!(&*back.targets()[0].name, "app:80");
+        assert!(Arc::ptr_eq(&back.targets()[0].health, &kept.health));
+    }
+
+    #[test]
+    fn each_target_is_under_its_own_max_fails_and_fail_timeout_or_the_keys_across_reloads() {
+        let secs = Duration::from_secs;
+        let target = |port: u16, max_fails, fail_timeout| Target {
+            name: format!("127.0.0.1:{port}"),
+            addr: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], port))),
+            weight: 1,
+            backup: false,
+            max_conns: None,
+            max_fails,
+            fail_timeout,
+            tls: None,
+        };
+        let generation = |own: Option<u32>, keys: (u32, u64)| {
+            let mut config =
+                Config::with_targets(vec![target(1, None, None), target(2, own, Some(secs(60)))]);
+            (config.max_fails, config.fail_timeout) = (keys.0, secs(keys.1));
+            Upstreams::new(&config)
+        };
+        let passive = |up: &Upstreams| -> Vec<(u32, Duration)> {
+            (up.targets().iter())
+                .map(|t| t.health.passive())
+                .map(|p| (p.max_fails, p.fail_timeout))
+                .collect()
+        };
+        let first = generation(Some(3), (1, 10));
+        assert_eq!(passive(&first), [(1, secs(10)), (3, secs(60))]);
+        // Held out under its own max_fails: three failures, not one.
+        let now = Instant::now();
+        let own = &first.targets()[1].health;
+        for i in 0..3 {
+            assert!(own.usable(now), "out after {i} failure(s)");
+            own.failed(now, "test");
+        }
+        assert!(!own.usable(now));
+        assert!(!own.usable(now + secs(59)));
+        assert!(own.usable(now + secs(60)), "out for its own fail_timeout");
+
+        // A reload that changes only the keys: the target with its own
+        // options keeps them, and its health (still out).
+        let mut keys_only = generation(Some(3), (5, 20));
+        keys_only.keep_state_of(&all(&first), false);
+        assert_eq!(passive(&keys_only), [(5, secs(20)), (3, secs(60))]);
+        assert!(Arc::ptr_eq(&keys_only.targets()[1].health, own));
+        assert!(!own.usable(now), "kept out: its settings did not change");
+
+        // A reload that changes its option: in force on the same health,
+        // and the mark made under the old one is let go.
+        let mut changed = generation(Some(0), (5, 20));
+        changed.keep_state_of(&all(&keys_only), false);
+        assert_eq!(passive(&changed), [(5, secs(20)), (0, secs(60))]);
+        assert!(Arc::ptr_eq(&changed.targets()[1].health, own));
+        assert!(own.usable(now));
+        for _ in 0..10 {
+            own.failed(now, "test");
+        }
+        assert!(own.usable(now), "max_fails=0: never taken out");
+    }
+}

@@ -1,0 +1,139 @@
+//! One backend: whether the balancer may give it a request, and a
+//! connection to it lent from its idle ones or made anew, and given back.
+
+use super::admin_state::AdminState;
+use super::dial::{connect, handshake, open};
+use super::{slots, Upstream, Upstreams};
+use crate::http::conn::{SharedStream, Socket as _, Stream};
+use crate::http::BufConn;
+use rustls_pki_types::ServerName;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Buffer for reading a backend's responses: large enough that a 64 KiB
+/// response arrives in one read and leaves in one write (read straight
+/// into it when found there; see `BufConn::without_probe`).
+const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
+
+impl Upstream {
+    /// Whether each connection carries one request
+    /// (`upstream_keepalive = 0`).
+    pub fn keeps_no_connection(&self) -> bool {
+        self.idle.keeps_none()
+    }
+
+    /// Closes the idle connections: one of them was found dead, and the
+    /// others most likely went with it (a restarted backend).
+    pub fn forget_idle(&self) {
+        self.idle.clear();
+    }
+
+    /// Returns a connection whose last exchange ended cleanly; one to a
+    /// target in maintenance is closed.
+    pub fn checkin(&self, mut conn: BufConn<SharedStream<Stream>>) {
+        if self.health.admin_state() == AdminState::Maint {
+            return;
+        }
+        conn.release_if_empty();
+        if let Stream::Tls(tls) = &**conn.get_ref() {
+            tls.release_if_empty();
+        }
+        self.idle.give(conn);
+        // Put into maintenance while it was given back: the clear that
+        // came with the change may have missed it (see `set_admin_state`).
+        if self.health.admin_state() == AdminState::Maint {
+            self.idle.clear();
+        }
+    }
+
+    /// Whether the balancer may give it a new request at `now`: up (as
+    /// far as failures and health checks say) and `ready`, neither
+    /// drained nor in maintenance.
+    pub fn in_rotation(&self, now: Instant) -> bool {
+        self.health.admin_state().takes_new_requests() && self.health.usable(now)
+    }
+
+    /// Requests being served by this backend right now.
+    pub fn in_flight(&self) -> usize {
+        self.stats.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// No slot here for a request waiting as `waiting` (or not at all):
+    /// `max_conns` are served already, or others wait for it first.
+    pub(super) fn has_no_slot(&self, waiting: Option<&slots::Waiting>) -> bool {
+        slots::is_full(&self.stats) || !slots::in_turn(&self.stats, waiting)
+    }
+}
+
+/// A target's TLS: the settings its connections are made with, and the
+/// name its certificate is checked for.
+#[derive(Clone, Debug)]
+pub struct BackendTls {
+    pub settings: Arc<rustls::ClientConfig>,
+    pub name: ServerName<'static>,
+}
+
+/// A connection to a backend, checked out for one exchange.
+pub struct UpstreamConn {
+    pub conn: BufConn<SharedStream<Stream>>,
+    /// Whether it served an earlier request: a reused connection may have
+    /// been closed by the backend while idle, which is worth one retry.
+    pub reused: bool,
+    /// The backend answered before the whole request body was sent, and
+    /// the rest was not: the connection is out of step, never reused.
+    pub body_cut: bool,
+    /// The same for a body streamed from the client: the rest of it is
+    /// still on the client connection, which closes after the answer.
+    pub client_body_left: bool,
+}
+
+impl Upstreams {
+    /// An idle pooled connection to `target`, or a new one when none is
+    /// left or `fresh` is asked for.
+    ///
+    /// `in_use` is shown the socket before anything waits on it, even the
+    /// connect: a forced shutdown can then end the wait (see
+    /// `proxy::ConnWatch`). One that comes before the connect begins
+    /// makes it fail: Linux keeps the shutdown of an unconnected socket.
+    pub fn checkout(
+        &self,
+        target: &Upstream,
+        fresh: bool,
+        in_use: impl FnOnce(&Arc<Stream>),
+    ) -> io::Result<UpstreamConn> {
+        if !fresh {
+            if let Some(conn) = target.idle.take() {
+                in_use(&conn.get_ref().0);
+                return Ok(UpstreamConn {
+                    conn,
+                    reused: true,
+                    body_cut: false,
+                    client_body_left: false,
+                });
+            }
+        }
+        let stream = Arc::new(open(&target.addr, target.tls.as_ref())?);
+        in_use(&stream);
+        let started = Instant::now();
+        connect(&stream, &target.addr, self.connect_timeout)?;
+        match &*stream {
+            Stream::Tcp(tcp) => tcp.set_nodelay(true)?,
+            Stream::Tls(tls) => tls.tcp().set_nodelay(true)?,
+            Stream::Unix(_) => {}
+        }
+        handshake(
+            &stream,
+            self.connect_timeout.saturating_sub(started.elapsed()),
+        )?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        Ok(UpstreamConn {
+            conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER).without_probe(),
+            reused: false,
+            body_cut: false,
+            client_body_left: false,
+        })
+    }
+}
