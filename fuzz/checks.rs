@@ -345,10 +345,9 @@ pub fn routes(data: &[u8]) {
         }
         if let Some((_, location)) = route.redirect_for(target) {
             let relative = location.starts_with('/');
-            assert!(
-                !location.starts_with("//") && !location.contains('\\'),
-                "{location}"
-            );
+            // A `\` may come from the client's path; it goes as `%5C` where
+            // the `Location` field is written, so `/\x` cannot become `//x`.
+            assert!(!location.starts_with("//"), "{location}");
             assert!(relative || location.starts_with("http"), "{location}");
         }
     }
