@@ -1,0 +1,265 @@
+//! The tests of a directory served: its settings, and what requests
+//! find in it (files, indexes, copies, nothing outside it).
+
+use super::*;
+use crate::http::Headers;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+
+fn site() -> (tempfile::TempDir, Files) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    fs::create_dir_all(root.join("docs")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
+    fs::write(root.join("docs/index.html"), "<h1>docs</h1>").unwrap();
+    fs::write(root.join("app.js"), "let a = 1;").unwrap();
+    fs::write(root.join("a b.txt"), "spaced").unwrap();
+    fs::write(root.join(".env"), "SECRET=1").unwrap();
+    fs::write(dir.path().join("outside.txt"), "outside").unwrap();
+    let files = Files::open(root.to_str().unwrap()).unwrap();
+    (dir, files)
+}
+
+impl Files {
+    fn find_plain(&self, under: &str) -> Found {
+        self.find(under, &Headers::new())
+    }
+}
+
+fn body_of(found: Found) -> String {
+    match found {
+        Found::File(served) => io::read_to_string(served.file).unwrap(),
+        other => panic!("no file: {other:?}"),
+    }
+}
+
+#[test]
+fn a_path_names_a_file_and_a_directory_its_index() {
+    let (_dir, files) = site();
+    assert_eq!(body_of(files.find_plain("/app.js")), "let a = 1;");
+    assert_eq!(body_of(files.find_plain("/")), "<h1>home</h1>");
+    assert!(matches!(files.find_plain(""), Found::Directory));
+}
+
+#[test]
+fn escapes_are_decoded_and_slashes_merged() {
+    let (_dir, files) = site();
+    assert_eq!(body_of(files.find_plain("/a%20b.txt")), "spaced");
+    assert_eq!(body_of(files.find_plain("//docs//")), "<h1>docs</h1>");
+    assert_eq!(body_of(files.find_plain("/%61pp.js")), "let a = 1;");
+}
+
+#[test]
+fn a_directory_without_its_slash_is_redirected_and_one_without_index_missing() {
+    let (_dir, files) = site();
+    assert!(matches!(files.find_plain("/docs"), Found::Directory));
+    assert!(matches!(files.find_plain("/empty/"), Found::Missing));
+    assert!(matches!(files.find_plain("/nothing.txt"), Found::Missing));
+    assert!(matches!(files.find_plain("/app.js/"), Found::Missing));
+}
+
+#[test]
+fn nothing_outside_or_hidden_is_served() {
+    let (dir, files) = site();
+    for path in [
+        "/.env",
+        "/%2Eenv",
+        "/../outside.txt",
+        "/%2E%2E/outside.txt",
+        "/docs/%2E%2E/%2E%2E/outside.txt",
+        "/..%2Foutside.txt",
+        "/docs%2F..%2F..%2Foutside.txt",
+        "/app.js%00.png",
+        "/%zz",
+        "/%4",
+        "/%+0",
+    ] {
+        assert!(matches!(files.find_plain(path), Found::Missing), "{path}");
+    }
+    // A link out of the directory is not followed out of it; one
+    // inside it is.
+    let root = dir.path().join("site");
+    symlink(dir.path().join("outside.txt"), root.join("out.txt")).unwrap();
+    symlink(root.join("app.js"), root.join("latest.js")).unwrap();
+    symlink(dir.path(), root.join("up")).unwrap();
+    fs::create_dir(root.join(".git")).unwrap();
+    fs::write(root.join(".git/config"), "secret").unwrap();
+    symlink(root.join(".git"), root.join("git")).unwrap();
+    assert!(matches!(files.find_plain("/git/config"), Found::Missing));
+    assert!(matches!(files.find_plain("/out.txt"), Found::Missing));
+    assert!(matches!(
+        files.find_plain("/up/outside.txt"),
+        Found::Missing
+    ));
+    assert_eq!(body_of(files.find_plain("/latest.js")), "let a = 1;");
+}
+
+#[test]
+fn a_directory_that_is_a_link_is_followed_when_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    for release in ["1", "2"] {
+        fs::create_dir(dir.path().join(release)).unwrap();
+        fs::write(dir.path().join(release).join("v.txt"), release).unwrap();
+    }
+    let current = dir.path().join("current");
+    symlink(dir.path().join("1"), &current).unwrap();
+    let files = Files {
+        beneath: Beneath::reopening_each_time(),
+        ..Files::open(current.to_str().unwrap()).unwrap()
+    };
+    assert_eq!(body_of(files.find_plain("/v.txt")), "1");
+    let next = dir.path().join("next");
+    symlink(dir.path().join("2"), &next).unwrap();
+    fs::rename(&next, &current).unwrap();
+    assert_eq!(body_of(files.find_plain("/v.txt")), "2");
+    // The first release, now outside the directory, is not served
+    // through a link left in the second.
+    symlink(dir.path().join("1/v.txt"), dir.path().join("2/old.txt")).unwrap();
+    assert!(matches!(files.find_plain("/old.txt"), Found::Missing));
+}
+
+#[test]
+fn a_fallback_file_answers_what_is_missing_and_nothing_else() {
+    let (_dir, files) = site();
+    let files = files.with_fallback_file("/index.html").unwrap();
+    assert_eq!(files.fallback_file(), Some(Path::new("index.html")));
+    for missing in ["/app/settings", "/nothing.txt", "/.env", "/empty/"] {
+        assert_eq!(
+            body_of(files.find_plain(missing)),
+            "<h1>home</h1>",
+            "{missing}"
+        );
+    }
+    assert_eq!(body_of(files.find_plain("/app.js")), "let a = 1;");
+    assert!(matches!(files.find_plain("/docs"), Found::Directory));
+    let Found::File(served) = files.find_plain("/deep/link") else {
+        panic!()
+    };
+    assert_eq!(served.content_type, "text/html; charset=utf-8");
+}
+
+#[test]
+fn a_fallback_file_must_be_a_file_of_the_directory() {
+    let (dir, _) = site();
+    let files = || Files::open(dir.path().join("site").to_str().unwrap()).unwrap();
+    for bad in [
+        "/index%2Ehtml",
+        "/missing.html",
+        "/docs",
+        "/",
+        "/.env",
+        "/../outside.txt",
+        "index.html",
+    ] {
+        let e = files().with_fallback_file(bad).map(|_| ()).unwrap_err();
+        assert!(e.starts_with(&format!("fallback={bad}: ")), "{bad}: {e}");
+    }
+    assert!(files().with_fallback_file("/docs/index.html").is_ok());
+}
+
+#[test]
+fn a_socket_is_no_file() {
+    let (dir, files) = site();
+    let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("site/sock")).unwrap();
+    assert!(matches!(files.find_plain("/sock"), Found::Missing));
+}
+
+#[test]
+fn a_fifo_is_not_served_nor_waited_on() {
+    let (dir, files) = site();
+    let fifo = dir.path().join("site/pipe");
+    let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    assert!(matches!(files.find_plain("/pipe"), Found::Missing));
+}
+
+#[test]
+fn precompressed_copies_go_to_the_clients_that_take_them() {
+    let (dir, files) = site();
+    let root = dir.path().join("site");
+    fs::write(root.join("app.js.gz"), "gzipped").unwrap();
+    fs::write(root.join("app.js.br"), "brotli").unwrap();
+    fs::write(root.join("docs/index.html.gz"), "gzipped index").unwrap();
+    let asking = |coding: &str| request(&[("Accept-Encoding", coding)]);
+    let plain = files.find("/app.js", &asking("gzip, br"));
+    assert_eq!(body_of(plain), "let a = 1;", "off unless asked for");
+    let files = files.with_precompressed();
+    let found = |under, coding| match files.find(under, &asking(coding)) {
+        Found::File(served) => {
+            assert!(served.varies);
+            if under == "/app.js" {
+                assert_eq!(served.content_type, mime::content_type(b"x.js"));
+            }
+            let encoding = served.encoding;
+            (encoding, io::read_to_string(served.file).unwrap())
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(found("/app.js", "gzip, br"), (Some("br"), "brotli".into()));
+    assert_eq!(found("/app.js", "gzip"), (Some("gzip"), "gzipped".into()));
+    assert_eq!(
+        found("/app.js", "br;q=0, gzip"),
+        (Some("gzip"), "gzipped".into())
+    );
+    assert_eq!(found("/app.js", "identity"), (None, "let a = 1;".into()));
+    assert_eq!(
+        found("/docs/", "br, gzip"),
+        (Some("gzip"), "gzipped index".into())
+    );
+    // The copy is asked for as the file is; by its own name it is a
+    // file as any other.
+    assert!(matches!(
+        files.find("/app.js.gz", &asking("identity")),
+        Found::File(Served { encoding: None, .. })
+    ));
+}
+
+#[test]
+fn the_type_is_the_names() {
+    let (_dir, files) = site();
+    let Found::File(served) = files.find_plain("/docs/") else {
+        panic!()
+    };
+    assert_eq!(served.content_type, "text/html; charset=utf-8");
+    assert_eq!(served.len, 13);
+}
+
+#[test]
+fn a_missing_or_plain_file_is_no_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    fs::write(&file, "x").unwrap();
+    let missing = dir.path().join("missing");
+    assert!(matches!(
+        Files::open(file.to_str().unwrap()),
+        Err(FilesError::NotADirectory(_))
+    ));
+    let error = Files::open(missing.to_str().unwrap()).unwrap_err();
+    assert!(error.to_string().contains("missing"), "{error}");
+}
+
+pub(super) fn request(fields: &[(&str, &str)]) -> Headers {
+    let mut headers = Headers::new();
+    for (name, value) in fields {
+        headers.push(name, value);
+    }
+    headers
+}
+
+#[test]
+fn max_age_and_immutable_make_the_cache_control() {
+    let (_dir, files) = site();
+    assert_eq!(files.cache_control(), None);
+    let e = files.with_immutable().map(|_| ()).unwrap_err();
+    assert!(e.contains("max_age="), "{e}");
+    let (_dir, files) = site();
+    let files = files.with_max_age(Duration::from_secs(3600));
+    assert_eq!(files.cache_control().as_deref(), Some("max-age=3600"));
+    let files = files.with_immutable().unwrap();
+    assert!(files.immutable());
+    let immutable = files.cache_control();
+    assert_eq!(immutable.as_deref(), Some("max-age=3600, immutable"));
+}

@@ -1,0 +1,328 @@
+//! The client side of a connection: reading request heads (within their
+//! limits and timeouts, after the PROXY header when there is one), the
+//! proxy's own short answers, and closing without losing a response.
+//!
+//! # Layout
+//! - `read`: a request read: its head, within its limits and timeouts
+//!   ([`HeadRead`]), the PROXY header before it, and its body.
+//! - `answer`: the proxy's own answers to the client, with the fields of
+//!   the request's own they carry.
+//! - `leaving`: whether the client is still there, how its exchange
+//!   ended (for the log), and the lingering close ([`linger`]).
+//! - here: [`Client`], what the connection knows of its client and of the
+//!   request being served, and the settings it takes.
+
+mod answer;
+mod leaving;
+mod read;
+
+pub(super) use leaving::{linger, CLIENT_CHECK_AFTER};
+pub(crate) use read::first_line;
+pub(super) use read::HeadRead;
+
+use super::cached;
+use super::origin::ExchangeTime;
+use super::{ConnWatch, Inherited};
+// `answer` names these as `super::...`, which from there is this module.
+use super::{starts_a_head_request, ErrorResponse};
+use crate::access_log::Termination;
+use crate::config::Config;
+use crate::field_value::Pending;
+use crate::http::conn::{ClientStream, SharedStream, Socket as _};
+use crate::http::head::RequestLimits;
+use crate::http::tls::TlsStream;
+use crate::http::{BufConn, RequestHead};
+use crate::pace::Pacing;
+use crate::tls::client_cert::ClientCertificate;
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Initial size of a client connection's read buffer (it grows up to the
+/// head limit for a large head, and is freed while the connection idles).
+const CLIENT_BUFFER: usize = 16 * 1024;
+
+pub(super) struct Client {
+    pub(super) conn: BufConn<SharedStream<ClientStream>>,
+    /// The connection's other end: the client, or a proxy in front.
+    pub(super) peer: IpAddr,
+    /// `peer`'s port, for the log (`$remote_port`).
+    pub(super) peer_port: u16,
+    /// The address and port the client connected to (`port` or
+    /// `tls_port`): `$server_addr`, `$server_port`.
+    pub(super) server: SocketAddr,
+    /// Whom the request being served is from: `peer`, or the client a
+    /// trusted proxy in front names (see [`crate::realip`]). Logged, and
+    /// what `ip_hash` hashes.
+    pub(super) real_ip: IpAddr,
+    /// The client came over TLS: to `tls_port`, or to a proxy in front
+    /// whose PROXY header says so.
+    pub(super) tls_in_front: bool,
+    /// The TLS version and cipher suite of a connection to `tls_port`,
+    /// for the log.
+    pub(super) tls: Option<(&'static str, &'static str)>,
+    /// The host name its hello asked for (SNI), for the log.
+    pub(super) server_name: Option<Arc<str>>,
+    /// The certificate the client showed on `tls_port`
+    /// (`tls_verify_client`), for its backend and the log.
+    pub(super) certificate: Option<Arc<ClientCertificate>>,
+    /// The scheme of the request being served, for `X-Forwarded-Proto`.
+    pub(super) scheme: &'static str,
+    /// connection_timeout: the longest any socket read may wait, and the
+    /// cap of the head timeout.
+    pub(super) timeout: Duration,
+    /// keepalive_timeout: the longest the wait for a next request may be.
+    pub(super) idle_timeout: Duration,
+    /// The request being served is HTTP/1.1 and its `Accept-Encoding`
+    /// takes gzip (see `relay::client_takes_gzip`): with `gzip` on, the proxy's
+    /// own answers to it may go compressed.
+    pub(super) takes_gzip: bool,
+    /// The user `auth_basic` accepted for the request being served
+    /// (`$remote_user`).
+    pub(super) user: Option<String>,
+    /// Field lines every final response to the request being served
+    /// carries: the `response_header.*` whose values hold variables, as
+    /// rendered for it, and the cookies its `auth_request` service set.
+    /// Empty for most: a buffer kept from request to request.
+    pub(super) response_fields: Vec<u8>,
+    /// The `response_header.*` whose values name the response's
+    /// variables (`$status`, `$upstream_addr`), rendered as far as the
+    /// request goes: each final response head finishes them.
+    pub(super) pending_fields: Vec<Pending>,
+    /// With [`Client::pending_fields`]: the backend last tried for the
+    /// request being served (`$upstream_addr`).
+    pub(super) upstream: Option<Arc<str>>,
+    /// When the head of the request being served had come.
+    pub(super) started: Instant,
+    /// For the log: the length of the response head sent (`$bytes_sent`
+    /// is it and the body's).
+    pub(super) head_bytes: u64,
+    /// The empty lines the last head read skipped before its request
+    /// line, in bytes: not the request's (`$request_length`), as nginx
+    /// counts it.
+    pub(super) blank_before: u64,
+    /// For the log: the status of the last backend's answer to this
+    /// request, or the one the proxy gave for its failure (502, 504).
+    pub(super) upstream_status: Option<u16>,
+    /// For the log: how long the backend that answered this request took
+    /// to send its response head once it had the request.
+    pub(super) upstream_wait: Option<Duration>,
+    /// For the log: how long the last connection to a backend for this
+    /// request took to open (zero for a pooled one).
+    pub(super) upstream_connect: Option<Duration>,
+    /// For the log: how long the backend's part of the last exchange took.
+    pub(super) exchange_time: Arc<ExchangeTime>,
+    /// For the log: why and where this request's exchange ended
+    /// (`$termination`). The first failure told of it stays (see
+    /// [`Client::ended`]); a cell, as the relay sees the client shared.
+    termination: Cell<Termination>,
+    read_timeout: ReadTimeout,
+    /// Connections are accepted once their first bytes have come: the
+    /// first read of a new one looks before it yields or waits.
+    bytes_on_accept: bool,
+    /// The longest a whole request head may take.
+    pub(super) header_timeout: Duration,
+    /// The longest a pause between two reads of a request body may take.
+    pub(super) body_timeout: Duration,
+    pub(super) limits: RequestLimits,
+    /// The request's pool's max_body_size (`u64::MAX` when unlimited),
+    /// set once it is routed.
+    pub(super) max_body: u64,
+    /// How fast the response goes to the client: its pool's `limit_rate`,
+    /// set once the request is routed.
+    pub(super) pacing: Pacing,
+    /// request_buffer_size: bodies up to this are read whole first.
+    pub(super) request_buffer: u64,
+    /// response_buffer_size: response bodies of a known length up to this
+    /// are read whole before the client gets any.
+    pub(super) response_buffer: u64,
+    /// With `log_headers`: the response head sent, for the log.
+    pub(super) sent_head: Option<Vec<u8>>,
+    /// With `request_id_header`: the field's name and this request's ID.
+    pub(super) request_id: Option<(Arc<str>, String)>,
+    /// This request's body (if any) was read to its end before it went to
+    /// a backend: nothing of the request is left on the connection.
+    pub(super) body_read_whole: bool,
+    /// With `sticky_cookie`: the cookie's name, and the target it named in
+    /// this request, if it did.
+    pub(super) sticky: Option<(Arc<str>, Option<String>)>,
+    /// The route this request took (its index in the generation's
+    /// `routes`); `None`: it goes to `targets`.
+    pub(super) route: Option<usize>,
+    /// The request-target as the client sent it, when a `rewrite.<name>`
+    /// rule put another in the head: what names the client's own URL
+    /// (`$request_uri`, the HTTPS redirect's `Location`), as nginx's
+    /// `$request_uri` stays the client's after its `rewrite`.
+    pub(super) sent_target: Option<String>,
+    /// The path and query that rule made: the log's `$uri` and `$args`,
+    /// as nginx's are the new ones.
+    pub(super) made_target: Option<String>,
+    /// The pool this request was routed to (its index in the
+    /// generation's pools); none until it is, and for a route that
+    /// answers itself. Counted, and logged, under it.
+    pub(super) pool: Option<usize>,
+    /// With `balance = hash`: the value `hash_on` names in this request,
+    /// as the client sent it (empty: none). Kept here, not read from the
+    /// head each time, so that the cache's own requests for it (which
+    /// lose fields such as `Cache-Control`, as the request the backend
+    /// gets loses the sticky cookie) go where the request itself would.
+    /// A buffer reused from request to request: no allocation per request.
+    pub(super) hash_value: Vec<u8>,
+    /// The credentials `auth_basic` last accepted on this connection.
+    pub(super) granted: crate::auth::Granted,
+    /// Enough client connections are open for workers to yield before
+    /// blocking (see [`crate::sched::fill_yielding`]); taken once per request.
+    pub(super) crowded: bool,
+    /// This request is the last keepalive_requests allows on the
+    /// connection: its response says Connection: close.
+    pub(super) last_request: bool,
+    pub(super) watch: Arc<ConnWatch>,
+    /// A cache entry to revalidate once this request's response is out
+    /// and logged (stale-while-revalidate).
+    pub(super) after_response: Option<cached::Refresh>,
+    /// When a route serves files: what of this request a file its
+    /// backend names in `X-Accel-Redirect` is served for (see
+    /// [`super::files::accel_request`]).
+    pub(super) accel: Option<RequestHead>,
+}
+
+/// The receive timeout a client socket has. Each read that may wait sets
+/// what it needs, and nothing is put back after it: the system call is
+/// made only when a read wants another than the last one.
+struct ReadTimeout(Duration);
+
+impl ReadTimeout {
+    fn set(&mut self, stream: &ClientStream, wanted: Duration) {
+        if self.0 != wanted && stream.set_read_timeout(Some(wanted)).is_ok() {
+            self.0 = wanted;
+        }
+    }
+}
+
+impl Client {
+    /// A connection just accepted from `peer`, its socket watched by
+    /// `watch`, with what it `inherited` from the listener (its timeouts
+    /// become its idle and read timeout).
+    pub(super) fn new(watch: Arc<ConnWatch>, peer: SocketAddr, inherited: Inherited) -> Client {
+        let timeout = inherited.timeout;
+        Client {
+            conn: BufConn::new(SharedStream(watch.client().clone()), CLIENT_BUFFER),
+            // A dual-stack listener (bind = ::) sees IPv4 clients as
+            // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
+            peer: peer.ip().to_canonical(),
+            peer_port: peer.port(),
+            server: inherited.addr,
+            real_ip: peer.ip().to_canonical(),
+            tls_in_front: watch.client().tls().is_some(),
+            tls: watch.client().tls().map(TlsStream::agreed),
+            server_name: watch.client().tls().and_then(TlsStream::server_name),
+            certificate: (watch.client().tls())
+                .and_then(|tls| ClientCertificate::of(&tls.client_certificates()))
+                .map(Arc::new),
+            scheme: scheme_of(watch.client().tls().is_some()),
+            takes_gzip: false,
+            user: None,
+            response_fields: Vec::new(),
+            pending_fields: Vec::new(),
+            upstream: None,
+            started: Instant::now(),
+            timeout,
+            idle_timeout: timeout,
+            head_bytes: 0,
+            blank_before: 0,
+            upstream_status: None,
+            upstream_wait: None,
+            upstream_connect: None,
+            exchange_time: Arc::default(),
+            termination: Cell::new(Termination::NORMAL),
+            read_timeout: ReadTimeout(inherited.read_timeout),
+            bytes_on_accept: inherited.deferred,
+            header_timeout: timeout,
+            body_timeout: timeout,
+            limits: RequestLimits::default(),
+            max_body: u64::MAX,
+            pacing: Pacing::OFF,
+            request_buffer: 0,
+            response_buffer: 0,
+            sent_head: None,
+            request_id: None,
+            body_read_whole: false,
+            sticky: None,
+            route: None,
+            sent_target: None,
+            made_target: None,
+            pool: None,
+            hash_value: Vec::new(),
+            granted: Default::default(),
+            crowded: false,
+            last_request: false,
+            watch,
+            after_response: None,
+            accel: None,
+        }
+    }
+
+    /// Forgets what the last request's fields said of the client (its
+    /// address and scheme behind a trusted proxy): a request refused
+    /// before its fields are read is the connection's own.
+    pub(super) fn forget_forwarded(&mut self) {
+        self.real_ip = self.peer;
+        self.scheme = scheme_of(self.tls_in_front);
+    }
+
+    /// Gives the socket's reads `timeout` (see [`ReadTimeout`]).
+    pub(super) fn time_reads_out_after(&mut self, timeout: Duration) {
+        self.read_timeout.set(self.conn.get_ref(), timeout);
+    }
+
+    /// Takes the request limits of the settings in force.
+    pub(super) fn apply_limits(&mut self, config: &Config) {
+        // The head must arrive within client_header_timeout, and no read
+        // may stall longer than connection_timeout: the smaller one bounds
+        // the whole head.
+        self.header_timeout = config.client_header_timeout.min(self.timeout);
+        self.body_timeout = config.client_body_timeout;
+        self.limits = RequestLimits {
+            max_head_size: config.max_header_size,
+            max_headers: config.max_headers,
+            max_uri_length: config.max_uri_length,
+        };
+        self.request_buffer = config.request_buffer_size;
+        self.response_buffer = config.response_buffer_size;
+    }
+
+    /// Lets go of what the log would say of a backend's answer: before
+    /// each request, before each target tried, and after an exchange that
+    /// is not the request's (`auth_request`'s).
+    pub(super) fn forget_upstream_answer(&mut self) {
+        self.upstream_status = None;
+        self.upstream_wait = None;
+        self.upstream_connect = None;
+        self.exchange_time.take();
+    }
+
+    /// The value `hash_on` names in the request being served, if it had
+    /// one (see [`Client::hash_value`]).
+    pub(super) fn hash_key(&self) -> Option<&[u8]> {
+        (!self.hash_value.is_empty()).then_some(&self.hash_value[..])
+    }
+
+    /// Whether the connection may stay open after this request's
+    /// response: the client wants it and keepalive_requests allows it. A
+    /// shutdown is checked where each response is written (relay, cache,
+    /// the proxy's own errors), as it may begin while the request runs.
+    pub(super) fn keeps_alive(&self, head: &RequestHead) -> bool {
+        head.wants_keep_alive() && !self.last_request
+    }
+}
+
+/// The scheme of a connection's requests, before a trusted proxy says
+/// otherwise.
+fn scheme_of(over_tls: bool) -> &'static str {
+    if over_tls {
+        "https"
+    } else {
+        "http"
+    }
+}
