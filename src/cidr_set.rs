@@ -53,6 +53,18 @@ impl CidrList {
             IpAddr::V6(v6) => in_ranges(&self.v6, u128::from(v6)),
         }
     }
+
+    /// Whether some address of `block` is in one of the blocks, as
+    /// [`Cidr::overlaps`] says for any of them: by a binary search too,
+    /// as a long `real_ip_from` is checked against a long list at start.
+    pub fn meets(&self, block: &Cidr) -> bool {
+        match block.range() {
+            (IpAddr::V4(first), IpAddr::V4(last)) => {
+                meets_ranges(&self.v4, u32::from(first), u32::from(last))
+            }
+            (first, last) => meets_ranges(&self.v6, bits_of(first), bits_of(last)),
+        }
+    }
 }
 
 fn bits_of(ip: IpAddr) -> u128 {
@@ -82,6 +94,14 @@ fn merged<T: Ord + Copy + num_step::Step>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)
 fn in_ranges<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
     let after = ranges.partition_point(|&(first, _)| first <= x);
     after > 0 && ranges[after - 1].1 >= x
+}
+
+/// Whether a range of `ranges` (sorted, apart) shares an address with
+/// `first..=last`: the last that starts at or before `last` is the only
+/// one that can, as those after it start past `last`.
+fn meets_ranges<T: Ord + Copy>(ranges: &[(T, T)], first: T, last: T) -> bool {
+    let after = ranges.partition_point(|&(start, _)| start <= last);
+    after > 0 && ranges[after - 1].1 >= first
 }
 
 mod num_step {
@@ -229,6 +249,83 @@ mod tests {
         for _ in 0..20_000 {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(step() & 0x00ff_ffff | 0x0a00_0000));
             assert_eq!(set.holds(ip), scanned(&blocks, ip), "{ip}");
+        }
+    }
+
+    /// Blocks of every prefix length of both families, crowded near
+    /// each other and the ends of the ranges so that they nest, overlap
+    /// and touch; probed at and beside each block's first and last
+    /// address, IPv4 ones also as IPv4-mapped IPv6 clients.
+    #[test]
+    fn any_mix_of_blocks_answers_as_its_scan_does() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let mut seed = 0x6c07_8965_u64;
+        let mut step = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut block = || {
+            let v4 = step() % 2 == 0;
+            let width = if v4 { 32 } else { 128 };
+            let prefix = (step() % (width + 1)) as u32;
+            // Near 0, near the top, or in a small crowded middle.
+            let high = match step() % 3 {
+                0 => 0u128,
+                1 => u128::MAX,
+                _ => 0x0a00_0000 | (u128::from(step() as u32) << 96),
+            };
+            let bits = high ^ u128::from(step() % 1024);
+            // Bits past the prefix would be refused: the network's.
+            let mask = u128::MAX.checked_shl(width as u32 - prefix).unwrap_or(0);
+            let network = match v4 {
+                true => IpAddr::V4(Ipv4Addr::from((bits & mask) as u32)),
+                false => IpAddr::V6(Ipv6Addr::from(bits & mask)),
+            };
+            Cidr::parse(&format!("{network}/{prefix}")).unwrap()
+        };
+        for round in 0..300 {
+            let blocks: Vec<Cidr> = (0..round % 12).map(|_| block()).collect();
+            let others: Vec<Cidr> = (0..8).map(|_| block()).collect();
+            let set = CidrList::new(blocks.clone());
+            let mut probes: Vec<IpAddr> = Vec::new();
+            for block in &blocks {
+                let (first, last) = block.range();
+                for ip in [first, last] {
+                    let bits = bits_of(ip);
+                    for near in [bits.wrapping_sub(1), bits, bits.wrapping_add(1)] {
+                        probes.push(match ip {
+                            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(near as u32)),
+                            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(near)),
+                        });
+                    }
+                }
+            }
+            probes.extend(
+                ["0.0.0.0", "255.255.255.255", "::", "::1"].map(|p| p.parse::<IpAddr>().unwrap()),
+            );
+            let mapped: Vec<IpAddr> = (probes.iter())
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            for ip in probes.into_iter().chain(mapped) {
+                assert_eq!(
+                    set.holds(ip),
+                    scanned(&blocks, ip),
+                    "round {round}: {ip} in {blocks:?}"
+                );
+            }
+            for other in others.iter().chain(&blocks) {
+                let overlapped = blocks.iter().any(|b| b.overlaps(other));
+                assert_eq!(
+                    set.meets(other),
+                    overlapped,
+                    "round {round}: {other} in {blocks:?}"
+                );
+            }
         }
     }
 

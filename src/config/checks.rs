@@ -337,9 +337,7 @@ impl Loader {
         let spared = &config.auth_basic_except_from;
         let why = if spared.iter().any(Cidr::is_everything) {
             "spares every client of an address family: nobody of it is asked to sign in".into()
-        } else if let Some(proxy) = (config.real_ip_from.iter())
-            .find(|proxy| spared.iter().any(|block| block.overlaps(proxy)))
-        {
+        } else if let Some(proxy) = (config.real_ip_from.iter()).find(|proxy| spared.meets(proxy)) {
             format!(
                 "shares addresses with real_ip_from ({proxy}): a request from that proxy \
                  that names no client (its own health check, say) is spared the sign-in"

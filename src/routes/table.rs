@@ -16,8 +16,8 @@ pub const MAX_ROUTES: usize = 10_000;
 
 /// Most routes a request is compared with one by one: up to about this
 /// many, a scan costs less than the index's hash look-ups (one for each
-/// whole-segment prefix of the path, for each host the request could
-/// match), and finds the same route.
+/// length of route path that cuts the request's path at a segment, for
+/// each host the request could match), and finds the same route.
 pub(super) const SCAN_AT_MOST: usize = 100;
 
 /// The routes of one configuration, most specific first.
