@@ -9,6 +9,7 @@ use inverso::auth::{claimed_user, Credentials, Users};
 use inverso::cache::persist::{read_records, LoadLimits};
 use inverso::cache::policy::{storable, CacheValid, Settings, Targeting, MAX_TAGS};
 use inverso::cache::Entry;
+use inverso::cidr_set::CidrList;
 use inverso::config::Loader;
 use inverso::field_value::Facts;
 use inverso::http::body::{
@@ -1805,6 +1806,7 @@ pub fn client_fields(data: &[u8]) {
         .iter()
         .map(|c| Cidr::parse(c).expect("a block"))
         .collect();
+    let trusted = CidrList::from(trusted);
     let address = client_address(peer, &headers, &trusted);
     assert_eq!(address, client_address(peer, &joined, &trusted));
     if !trusted.iter().any(|c| c.contains(peer)) {

@@ -4,6 +4,7 @@
 //! the configuration trusts (`real_ip_from`, after nginx's
 //! `set_real_ip_from`) are believed: anyone else can write that field.
 
+use crate::cidr_set::CidrList;
 use crate::http::headers::Headers;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -100,7 +101,7 @@ fn bits_of(ip: IpAddr) -> u128 {
 /// hop's word taken for the one before it while that hop is trusted (nginx's
 /// `real_ip_recursive on`). An element that is not an address ends the
 /// walk: the last hop that named a proper one is taken.
-pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &[Cidr]) -> IpAddr {
+pub fn client_address(peer: IpAddr, headers: &Headers, trusted: &CidrList) -> IpAddr {
     let is_trusted = |ip: IpAddr| is_trusted(ip, trusted);
     if !is_trusted(peer) {
         return peer;
@@ -151,9 +152,11 @@ pub fn drop_claims(headers: &mut Headers) {
     });
 }
 
-/// Whether `peer` is one of the proxies in front listed in `real_ip_from`.
-pub fn is_trusted(peer: IpAddr, trusted: &[Cidr]) -> bool {
-    trusted.iter().any(|block| block.contains(peer))
+/// Whether `peer` is one of the proxies in front listed in `real_ip_from`
+/// (asked for each hop of `X-Forwarded-For` too: a binary search, however
+/// many blocks a CDN's list holds).
+pub fn is_trusted(peer: IpAddr, trusted: &CidrList) -> bool {
+    trusted.holds(peer)
 }
 
 /// The scheme the client used, for `X-Forwarded-Proto`: `https` when the
@@ -167,7 +170,7 @@ pub fn client_scheme(
     peer: IpAddr,
     over_tls: bool,
     headers: &Headers,
-    trusted: &[Cidr],
+    trusted: &CidrList,
 ) -> &'static str {
     let said_https = || {
         headers
@@ -195,8 +198,9 @@ fn parse_element(text: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    fn cidrs(list: &[&str]) -> Vec<Cidr> {
-        list.iter().map(|c| Cidr::parse(c).unwrap()).collect()
+    fn cidrs(list: &[&str]) -> CidrList {
+        let list: Vec<Cidr> = list.iter().map(|c| Cidr::parse(c).unwrap()).collect();
+        list.into()
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -312,7 +316,7 @@ mod tests {
             "http"
         );
         assert_eq!(
-            client_scheme(ip("192.0.2.1"), true, &with(&[]), &[]),
+            client_scheme(ip("192.0.2.1"), true, &with(&[]), &CidrList::default()),
             "https"
         );
     }

@@ -106,7 +106,7 @@ fn deny_from_wins_over_allow_from() {
 #[test]
 fn behind_a_trusted_proxy_the_client_it_names_is_checked() {
     let a = Backend::echo("a");
-    let trusted = |c: &mut Config| c.real_ip_from = blocks(&["127.0.0.1"]).to_vec();
+    let trusted = |c: &mut Config| c.real_ip_from = blocks(&["127.0.0.1"]).to_vec().into();
     let proxy = start_proxy(&[a.addr], |c| {
         trusted(c);
         c.deny_from = blocks(&["10.0.0.0/8"]);

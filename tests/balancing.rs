@@ -338,7 +338,7 @@ fn behind_a_trusted_proxy_ip_hash_and_the_log_follow_the_forwarded_client() {
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let mut proxy = start_proxy(&addrs, |c| {
         c.balance = Balance::IpHash;
-        c.real_ip_from = vec![Cidr::parse("127.0.0.0/8").unwrap()];
+        c.real_ip_from = vec![Cidr::parse("127.0.0.0/8").unwrap()].into();
     });
     let mut balancer = proxy.connect();
     let mut served = |client: &str| {
@@ -374,7 +374,7 @@ fn behind_a_trusted_proxy_ip_hash_and_the_log_follow_the_forwarded_client() {
 fn an_untrusted_peer_cannot_choose_its_address() {
     let a = Backend::echo("a");
     let mut proxy = start_proxy(&[a.addr], |c| {
-        c.real_ip_from = vec![Cidr::parse("10.0.0.0/8").unwrap()];
+        c.real_ip_from = vec![Cidr::parse("10.0.0.0/8").unwrap()].into();
     });
     let r = proxy
         .connect()

@@ -740,7 +740,7 @@ fn https_keys_survive_a_restart() {
     let trusted = |c: &mut Config| {
         cache_on(c);
         c.path_to_persistence = Some(file.clone());
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     };
     let tls = [("X-Forwarded-Proto", "https")];
     let mut first = start_proxy(&[backend.addr], trusted);
@@ -803,7 +803,7 @@ fn behind_a_tls_terminator_http_and_https_are_stored_apart() {
         Action::KeepAlive
     });
     let proxy = cached_proxy(&backend, |c| {
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let tls = [("X-Forwarded-Proto", "https")];
     expect(&get(&proxy, "/p"), 301, "MISS", "");

@@ -315,7 +315,7 @@ fn what_only_a_proxy_in_front_can_say_of_the_url_reaches_the_backend_only_from_o
         let a = Backend::echo("a");
         let proxy = start_proxy(&[a.addr], |c| {
             if trusted {
-                c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+                c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
             }
         });
         assert_eq!(proxy.connect().get_with("/t", &claims).status, 200);
@@ -376,7 +376,7 @@ fn behind_a_trusted_proxy_the_client_it_names_is_in_x_real_ip_and_forwarded() {
     // (RFC 7239 §6: `for="[2001:db8::7]"`, brackets and quotes).
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let mut client = proxy.connect();
     let spoofed = [
@@ -1406,7 +1406,7 @@ fn a_given_id_is_kept_only_from_a_trusted_proxy_and_only_if_well_formed() {
     );
     let trusted = start_proxy(&[a.addr], |c| {
         with_request_ids(c);
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     assert_eq!(sent_for(&trusted, &a, "lb-7f3a"), "lb-7f3a");
     let replaced = sent_for(&trusted, &a, "two\"words");
@@ -1420,7 +1420,7 @@ fn a_trusted_proxy_that_appends_its_id_is_believed_not_its_client() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
         with_request_ids(c);
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let response = proxy.connect().get_with(
         "/",

@@ -14,7 +14,7 @@ use support::*;
 
 /// The proxy in front (a TLS terminator, a load balancer) is 127.0.0.1.
 fn behind_a_terminator(c: &mut Config) {
-    c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()];
+    c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()].into();
     c.redirect_to_https = true;
 }
 
@@ -340,7 +340,7 @@ fn the_cache_neither_answers_nor_stores_a_redirected_request() {
 fn a_reload_turns_the_redirect_on_and_off_from_the_next_request() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
-        c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let mut balancer = proxy.connect();
     assert_eq!(
@@ -352,7 +352,7 @@ fn a_reload_turns_the_redirect_on_and_off_from_the_next_request() {
     let r = balancer.get_with("/2", &[PLAIN]);
     assert_redirect(&r, 301, "https://test.example/2", false);
     proxy.reload(&[a.addr], |c| {
-        c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()].into();
     });
     assert_eq!(balancer.get_with("/3", &[PLAIN]).status, 200);
     assert_eq!(a.requests(), 2);

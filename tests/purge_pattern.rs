@@ -24,7 +24,7 @@ const SOFT: (&str, &str) = ("Soft-Purge", "1");
 fn cache_on(c: &mut Config) {
     c.admin_port = Some(0);
     c.cache_size = 1 << 20;
-    c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()];
+    c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()].into();
 }
 
 fn origin(hold: Gate) -> Backend {

@@ -26,7 +26,7 @@ const TLS: (&str, &str) = ("X-Forwarded-Proto", "https");
 fn cache_on(c: &mut Config) {
     c.admin_port = Some(0);
     c.cache_size = 1 << 20;
-    c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()];
+    c.real_ip_from = vec![Cidr::parse("127.0.0.1").unwrap()].into();
 }
 
 fn origin() -> Backend {

@@ -386,7 +386,7 @@ fn behind_a_trusted_proxy_the_client_it_names_is_limited() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
         slow_rate(c);
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let mut balancer = proxy.connect();
     for _ in 0..3 {
@@ -406,7 +406,7 @@ fn an_ipv6_client_is_rate_limited_by_its_64() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {
         slow_rate(c);
-        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()];
+        c.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.1").unwrap()].into();
     });
     let mut balancer = proxy.connect();
     for i in 1..=3 {

@@ -546,7 +546,7 @@ fn ip_hash_moves_only_the_clients_of_an_address_that_comes() {
     let mut proxy = start_proxy(&[a.addr, x.addr], |conf| {
         named(conf);
         conf.balance = inverso::config::Balance::IpHash;
-        conf.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.0/8").unwrap()];
+        conf.real_ip_from = vec![inverso::realip::Cidr::parse("127.0.0.0/8").unwrap()].into();
     });
     let dns = Replicas::default();
     assert_eq!(step(&proxy, &dns, &[a.addr, b.addr]), 1);

@@ -764,7 +764,7 @@ pub const KEYS: &[Key] = &[
         name: "real_ip_from",
         default: "",
         help: "addresses and blocks (10.0.0.0/8) of proxies in front whose X-Forwarded-For names the client (for the log and ip_hash) and whose X-Forwarded-Proto: https is passed on; empty = none",
-        apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list),
+        apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list.into()),
     },
     Key {
         name: "proxy_protocol",

@@ -44,7 +44,6 @@ use crate::cidr_set::CidrList;
 use crate::field_value::FieldValue;
 use crate::http::edits::FieldEdits;
 use crate::ratelimit::Rate;
-use crate::realip::Cidr;
 pub use error::{escape_controls, printable, ConfigError, Origin};
 pub use fields::FieldFamily;
 use fields::FieldKey;
@@ -263,7 +262,7 @@ pub struct Config {
     /// Forward request fields whose name has an underscore (else dropped).
     pub underscores_in_headers: bool,
     /// Proxies in front whose `X-Forwarded-For` names the client.
-    pub real_ip_from: Vec<Cidr>,
+    pub real_ip_from: CidrList,
     /// Every client connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
     /// Requests that came over plain HTTP are answered with a redirect to
@@ -458,7 +457,7 @@ impl Config {
             max_headers: 0,
             max_uri_length: 0,
             underscores_in_headers: false,
-            real_ip_from: Vec::new(),
+            real_ip_from: CidrList::default(),
             proxy_protocol: false,
             redirect_to_https: false,
             redirect_to_https_except: Default::default(),
@@ -621,6 +620,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::realip::Cidr;
 
     pub(super) fn build(text: &str) -> Result<Config, ConfigError> {
         Loader::new().file("proxy.conf", text)?.build()
