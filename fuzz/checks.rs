@@ -454,8 +454,8 @@ impl Written {
     }
 
     /// The replacement with the request's `host` and `scheme` written in
-    /// place of `$host` and `$scheme` (`${host}`, `${scheme}`), and
-    /// `${N}` as `$N`; `$$` stays.
+    /// place of `$host` and `$scheme` (`${host}`, `${scheme}`); every
+    /// other variable and `$$` stay as written.
     fn expand(&self, host: Option<&str>, scheme: &str) -> String {
         let r = &self.replacement;
         let mut out = String::new();
@@ -475,7 +475,7 @@ impl Written {
             };
             let braced = rest.strip_prefix("${").and_then(|b| b.split_once('}'));
             if let Some((name, _)) = braced {
-                out.push_str(&value(name).unwrap_or_else(|| format!("${name}")));
+                out.push_str(&value(name).unwrap_or_else(|| format!("${{{name}}}")));
                 i += name.len() + 3;
                 continue;
             }
@@ -522,11 +522,18 @@ impl Written {
     }
 
     /// What the replacement makes of a path (as routes read it) and the
-    /// client's query: `$N` the group's text (empty when it took no
-    /// part), `$$` a dollar; no `?` keeps the client's query, `?args`
-    /// puts it after its own with `&`, a `?` at the end drops it (and
-    /// is not written).
-    fn made(&self, path: &str, query: Option<&str>, host: Option<&str>, scheme: &str) -> String {
+    /// client's `target` (origin-form, as sent): `$N` the group's text
+    /// (empty when it took no part), `$$` a dollar, `$request_uri` the
+    /// target, `$args` (`$query_string`) its query and `$is_args` a `?`
+    /// when it has one (a bare `?` is none); no `?` keeps the client's
+    /// query, `?args` puts it after its own with `&`, a `?` at the end
+    /// drops it (and is not written), and a replacement that writes the
+    /// query (any of those three) has none appended.
+    fn made(&self, path: &str, target: &str, host: Option<&str>, scheme: &str) -> String {
+        let query = target
+            .split_once('?')
+            .map(|(_, q)| q)
+            .filter(|q| !q.is_empty());
         let captures = self.regex.captures(path);
         let written = &self.expand(host, scheme);
         let (text, mode) = match written.strip_suffix('?') {
@@ -535,23 +542,46 @@ impl Written {
             None => (&written[..], 'k'),
         };
         let mut made = String::new();
-        let mut chars = text.chars();
+        let mut writes_query = false;
+        let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
             if c != '$' {
                 made.push(c);
                 continue;
             }
-            match chars.next() {
-                Some('$') => made.push('$'),
-                Some(d) => {
-                    let n = d.to_digit(10).expect("a rule that loads names $1 to $9") as usize;
-                    let group = captures.as_ref().and_then(|c| c.get(n));
-                    made.push_str(group.map_or("", |m| m.as_str()));
+            let name = match chars.next() {
+                Some('$') => {
+                    made.push('$');
+                    continue;
+                }
+                Some('{') => chars.by_ref().take_while(|&c| c != '}').collect(),
+                Some(d) if d.is_ascii_digit() => d.to_string(),
+                Some(first) => {
+                    let mut name = String::from(first);
+                    while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                        name.push(c);
+                    }
+                    name
                 }
                 None => unreachable!("a rule that loads ends with no lone `$`"),
+            };
+            match name.as_str() {
+                "request_uri" => made.push_str(target),
+                "args" | "query_string" => made.push_str(query.unwrap_or_default()),
+                "is_args" => made.push_str(if query.is_some() { "?" } else { "" }),
+                digit => {
+                    let n = digit
+                        .parse::<usize>()
+                        .expect("a rule that loads names $1 to $9");
+                    let group = captures.as_ref().and_then(|c| c.get(n));
+                    made.push_str(group.map_or("", |m| m.as_str()));
+                    continue;
+                }
             }
+            writes_query = true;
         }
-        match (mode, query.filter(|q| !q.is_empty())) {
+        match (mode, query) {
+            _ if writes_query => {}
             ('k', Some(q)) => made = format!("{made}?{q}"),
             ('a', Some(q)) => made = format!("{made}&{q}"),
             _ => {}
@@ -843,7 +873,6 @@ fn rewritten(
     };
     let first = |path: &str| (written.iter()).position(|w| taken(w) && w.regex.is_match(path));
     let path = &target[..target.find('?').unwrap_or(target.len())];
-    let query = target.find('?').map(|i| &target[i + 1..]);
     let read = routing_path(path);
     let some_taken = written.iter().any(taken);
     let ambiguous = target.starts_with('/')
@@ -879,7 +908,7 @@ fn rewritten(
         return (None, false);
     };
     let rule = &written[index];
-    let made = rule.made(&read, query, named.as_deref(), scheme);
+    let made = rule.made(&read, target, named.as_deref(), scheme);
     let status = rule.redirect();
     let at = |why: &str| format!("rewrite.{} on {authority:?} {target}: {why}", rule.name);
     let bytes_fit = made.len() <= 8 * 1024 && check_target_bytes(made.as_bytes()).is_ok();
@@ -890,9 +919,8 @@ fn rewritten(
             Some(_) => match rule.site(named.as_deref(), scheme) {
                 Some(site) => (made.strip_prefix(&site))
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?'])),
-                None => {
-                    made.starts_with('/') && !made.starts_with("//") && !made.starts_with("/\\")
-                }
+                // A `\\` goes as `%5C` where `Location` is written.
+                None => made.starts_with('/') && !made.starts_with("//"),
             },
         };
     match outcome {
