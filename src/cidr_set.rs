@@ -330,6 +330,32 @@ mod tests {
     }
 
     #[test]
+    fn adjacent_ipv6_blocks_are_one_range() {
+        // Two halves of a /32, and the last address of one block right
+        // before the first of the next: each pair is one range, as for
+        // IPv4 above, so that a long list stays as short as its addresses.
+        let (blocks, set) = list(&[
+            "2001:db8::/33",
+            "2001:db8:8000::/33",
+            "2001:db9::/128",
+            "2001:db9::1/128",
+        ]);
+        assert_eq!(set.v6.len(), 1);
+        for probe in ["2001:db8:7fff:ffff::1", "2001:db8:8000::", "2001:db9::1"] {
+            let ip: IpAddr = probe.parse().unwrap();
+            assert!(set.holds(ip) && scanned(&blocks, ip), "{probe}");
+        }
+    }
+
+    #[test]
+    fn made_from_a_vec_indexes_its_blocks() {
+        let set = CidrList::from(vec![Cidr::parse("192.0.2.0/24").unwrap()]);
+        assert_eq!(set.len(), 1);
+        assert!(set.holds("192.0.2.9".parse().unwrap()));
+        assert!(!set.holds("192.0.3.9".parse().unwrap()));
+    }
+
+    #[test]
     fn shows_and_counts_the_blocks_as_written() {
         let (_, set) = list(&["10.0.0.0/8", "10.1.0.0/16", "::1"]);
         assert_eq!(set.len(), 3);

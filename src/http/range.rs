@@ -658,12 +658,30 @@ mod tests {
             )
         );
 
+        // The same type, for a response head made as a `Headers`.
+        assert_eq!(m.content_type(), "multipart/byteranges; boundary=B");
+
         let untyped = Multipart::new(spans, 10, None, "B".into());
         assert_eq!(
             String::from_utf8_lossy(&laid_out(&untyped, body)),
             "head|--B\r\nContent-Range: bytes 7-9/10\r\n\r\n789\r\n\
              --B\r\nContent-Range: bytes 0-2/10\r\n\r\n012\r\n--B--\r\n"
         );
+    }
+
+    #[test]
+    fn accept_ranges_is_announced_only_where_a_range_could_be_cut() {
+        assert!(worth_announcing(&headers(&[]), 10));
+        // An empty body has no part to cut; the origin's own word stands.
+        assert!(!worth_announcing(&headers(&[]), 0));
+        assert!(!worth_announcing(
+            &headers(&[("Accept-Ranges", "none")]),
+            10
+        ));
+        assert!(!worth_announcing(
+            &headers(&[("Accept-Ranges", "bytes")]),
+            10
+        ));
     }
 
     #[test]
