@@ -479,14 +479,19 @@ impl Written {
                 i += name.len() + 3;
                 continue;
             }
-            let bare = ["host", "scheme"].into_iter().find(|name| {
-                rest.strip_prefix('$').is_some_and(|after| {
-                    after.starts_with(name) && !name_char(after.as_bytes().get(name.len()))
-                })
-            });
-            if let Some(name) = bare {
-                out.push_str(&value(name).unwrap_or_default());
-                i += name.len() + 1;
+            // A bare name runs over every letter, digit and `_` after a
+            // letter: written back braced when it is not expanded, so that
+            // a value after it (`$request_uri$host`) does not run into it.
+            let bare = rest
+                .strip_prefix('$')
+                .filter(|after| after.starts_with(|c: char| c.is_ascii_alphabetic()));
+            if let Some(after) = bare {
+                let len = (1..=after.len())
+                    .find(|&n| !name_char(after.as_bytes().get(n)))
+                    .unwrap_or(after.len());
+                let name = &after[..len];
+                out.push_str(&value(name).unwrap_or_else(|| format!("${{{name}}}")));
+                i += len + 1;
                 continue;
             }
             let c = rest.chars().next().unwrap_or_default();
