@@ -186,9 +186,15 @@ pub fn client_scheme(
 }
 
 /// An address, with a port after it or not (`192.0.2.1:4711`,
-/// `[2001:db8::1]:4711`, as some balancers write them).
+/// `[2001:db8::1]:4711`, as some balancers write them). Not one with a
+/// zone (`[fe80::1%2]:4711`, which the socket address parser takes): an
+/// interface index of another machine names no client, and a zone is in
+/// no address a proxy writes (RFC 7239 leaves it out), as nginx reads it.
 fn parse_element(text: &str) -> Option<IpAddr> {
     let text = text.trim();
+    if text.contains('%') {
+        return None;
+    }
     text.parse::<IpAddr>()
         .or_else(|_| text.parse::<SocketAddr>().map(|s| s.ip()))
         .ok()
@@ -276,6 +282,15 @@ mod tests {
             from("10.0.0.5", &["10.0.0.1, 10.0.0.2"], &trusted),
             ip("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn an_address_with_a_zone_ends_the_walk() {
+        let trusted = ["10.0.0.0/8"];
+        let xff = ["203.0.113.7, [fe80::1%2]:4711, 10.0.0.9"];
+        assert_eq!(from("10.0.0.5", &xff, &trusted), ip("10.0.0.9"));
+        let bare = ["203.0.113.7, fe80::1%2"];
+        assert_eq!(from("10.0.0.5", &bare, &trusted), ip("10.0.0.5"));
     }
 
     #[test]
