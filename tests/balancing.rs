@@ -1843,6 +1843,32 @@ fn a_request_that_waits_past_the_queue_timeout_gets_503() {
 }
 
 #[test]
+fn a_queue_timeout_longer_than_connect_timeout_keeps_a_request_waiting_past_it() {
+    // HAProxy's `timeout connect 100ms` with `timeout queue 30s`: a dead
+    // host is given up on at once, a busy one waited for.
+    let connect_timeout = Duration::from_millis(100);
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+        c.connect_timeout = Some(connect_timeout);
+        c.queue_timeout = Some(Duration::from_secs(30));
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut next = ask_in_line(&proxy, "/next", 1);
+    // Past the connect timeout, by which a queue bound to it answers 503;
+    // what this request gets does not depend on how long this is.
+    std::thread::sleep(connect_timeout * 3);
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    let next = next.response();
+    assert_eq!(next.status, 200);
+    assert_eq!(next.body, b"/next");
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
 fn a_request_waiting_for_a_busy_primary_is_not_sent_to_a_backup_and_times_out_as_any() {
     let release = Gate::new();
     let a = holding_backend("a", &release);

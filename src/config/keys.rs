@@ -117,6 +117,13 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_positive_duration).map(|d| c.connect_timeout = d),
     },
     Key {
+        name: "queue_timeout",
+        default: "",
+        help: "longest a request may wait for a free slot when its targets are at their \
+               max_conns; then 503; empty = connect_timeout",
+        apply: |c, v| optional(v, parse_positive_duration).map(|d| c.queue_timeout = d),
+    },
+    Key {
         name: "backend_timeout",
         default: "",
         help: "longest a backend may keep the proxy waiting: for the response head, on each read \

@@ -92,6 +92,9 @@ pub struct Config {
     /// The longest opening a backend connection may take; `None`:
     /// `connection_timeout`.
     pub connect_timeout: Option<Duration>,
+    /// The longest a request may wait for a target's free slot
+    /// (`max_conns`); `None`: the connect timeout.
+    pub queue_timeout: Option<Duration>,
     /// Read and write timeout of backend connections (the wait for a
     /// response head too); `None`: `connection_timeout`.
     pub backend_timeout: Option<Duration>,
@@ -372,6 +375,7 @@ impl Config {
             connection_timeout: Duration::from_secs(1),
             keepalive_timeout: None,
             connect_timeout: None,
+            queue_timeout: None,
             backend_timeout: None,
             tunnel_timeout: Duration::from_secs(1),
             path_to_persistence: None,
@@ -506,6 +510,16 @@ impl Config {
     /// The longest opening a backend connection may take.
     pub fn effective_connect_timeout(&self) -> Duration {
         self.connect_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// The longest a request may wait for a slot at a target at its
+    /// `max_conns`: by default the connect timeout, as HAProxy's `timeout
+    /// queue` defaults to its `timeout connect`; set apart so that queued
+    /// requests may wait out a spike while a dead host is still given up
+    /// on quickly.
+    pub fn effective_queue_timeout(&self) -> Duration {
+        self.queue_timeout
+            .unwrap_or_else(|| self.effective_connect_timeout())
     }
 
     /// How long a client connection may wait for its next request.
@@ -832,6 +846,14 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nbackend_timeout = 5m\n").unwrap();
         assert_eq!(c.effective_backend_timeout(), Duration::from_secs(300));
         let e = build("targets = 127.0.0.1:1\nbackend_timeout = 0\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        // The queue waits as long as a connect may take, unless told apart.
+        let c = build("targets = 127.0.0.1:1\nconnect_timeout = 2s\n").unwrap();
+        assert_eq!(c.effective_queue_timeout(), Duration::from_secs(2));
+        let c = build("targets = 127.0.0.1:1\nconnect_timeout = 2s\nqueue_timeout = 1m\n").unwrap();
+        assert_eq!(c.effective_queue_timeout(), Duration::from_secs(60));
+        assert_eq!(c.effective_connect_timeout(), Duration::from_secs(2));
+        let e = build("targets = 127.0.0.1:1\nqueue_timeout = 0\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
 
         let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();

@@ -98,6 +98,7 @@ pub struct Upstreams {
     /// Reads and writes.
     timeout: Duration,
     connect_timeout: Duration,
+    queue_timeout: Duration,
     retries: usize,
     retry_on_status: retry_on::RetryOnStatus,
     /// How long a target back in rotation takes to get its whole share.
@@ -194,6 +195,7 @@ impl Upstreams {
             targets,
             timeout: config.effective_backend_timeout(),
             connect_timeout: config.effective_connect_timeout(),
+            queue_timeout: config.effective_queue_timeout(),
             retries: config.effective_retries(),
             retry_on_status: config.retry_on_status,
             slow_start: config.slow_start,
@@ -243,10 +245,9 @@ impl Upstreams {
     }
 
     /// How long a request may wait for a slot when every target that could
-    /// serve it is at its `max_conns`: `connect_timeout`, as HAProxy's
-    /// `timeout queue` defaults to its `timeout connect`.
+    /// serve it is at its `max_conns`: `queue_timeout`.
     pub fn queue_timeout(&self) -> Duration {
-        self.connect_timeout
+        self.queue_timeout
     }
 
     /// What the active checker probes.

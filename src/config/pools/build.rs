@@ -644,4 +644,21 @@ mod tests {
         );
         assert_eq!(c.effective_backend_timeout(), Duration::from_secs(30));
     }
+
+    #[test]
+    fn a_pool_has_its_own_queue_timeout_or_the_top_level_s() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nconnect_timeout = 1s\nqueue_timeout = 10s\n\
+             pool.busy = 127.0.0.1:9002\npool.busy.queue_timeout = 1m\n\
+             pool.plain = 127.0.0.1:9003\n",
+        )
+        .unwrap();
+        let queue = |name: &str| {
+            let pool = c.pools.iter().find(|p| &*p.name == name).unwrap();
+            pool.config.effective_queue_timeout()
+        };
+        assert_eq!(queue("busy"), Duration::from_secs(60));
+        assert_eq!(queue("plain"), Duration::from_secs(10));
+        assert_eq!(c.effective_queue_timeout(), Duration::from_secs(10));
+    }
 }

@@ -58,6 +58,7 @@ pub const POOL_KEYS: &[&str] = &[
     "retry_on_status",
     "slow_start",
     "connect_timeout",
+    "queue_timeout",
     "backend_timeout",
     "tunnel_timeout",
     "upstream_keepalive",
