@@ -9,7 +9,7 @@
 //! whatever the length, and so does this. The blocks are kept as written
 //! too, for what shows them (`inverso check`, warnings).
 
-use crate::realip::Cidr;
+use crate::realip::{bits_of, Cidr};
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -64,13 +64,6 @@ impl CidrList {
             }
             (first, last) => meets_ranges(&self.v6, bits_of(first), bits_of(last)),
         }
-    }
-}
-
-fn bits_of(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
     }
 }
 

@@ -89,7 +89,8 @@ impl fmt::Display for Cidr {
     }
 }
 
-fn bits_of(ip: IpAddr) -> u128 {
+/// An address as a number of its family's width (IPv4 in the low 32 bits).
+pub(crate) fn bits_of(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
         IpAddr::V6(v6) => u128::from(v6),
