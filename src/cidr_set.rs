@@ -49,8 +49,8 @@ impl CidrList {
     /// for any of them.
     pub fn holds(&self, ip: IpAddr) -> bool {
         match ip.to_canonical() {
-            IpAddr::V4(v4) => in_ranges(&self.v4, u32::from(v4)),
-            IpAddr::V6(v6) => in_ranges(&self.v6, u128::from(v6)),
+            IpAddr::V4(v4) => meets_ranges(&self.v4, u32::from(v4), u32::from(v4)),
+            IpAddr::V6(v6) => meets_ranges(&self.v6, u128::from(v6), u128::from(v6)),
         }
     }
 
@@ -82,11 +82,6 @@ fn merged<T: Ord + Copy + num_step::Step>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)
         }
     }
     out
-}
-
-fn in_ranges<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
-    let after = ranges.partition_point(|&(first, _)| first <= x);
-    after > 0 && ranges[after - 1].1 >= x
 }
 
 /// Whether a range of `ranges` (sorted, apart) shares an address with
