@@ -202,21 +202,37 @@ pub fn chunked(data: &[u8]) {
     }
 }
 
-/// Whether a proxy.conf text would make `targets` resolve a host name
-/// (anything that is not an IP address literal): DNS is slow and not what
-/// is under test, so such inputs are skipped.
+/// Whether a proxy.conf text would make the loader resolve a host name
+/// (anything that is not an IP address literal): in `targets`, a pool's
+/// targets (`pool.<name> = ...`) or `log_syslog`. DNS is slow, leaves
+/// the machine, and is not what is under test, so such inputs are skipped.
 fn resolves_names(text: &str) -> bool {
+    let named = |host: &str| {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        !host.is_empty() && host.parse::<std::net::IpAddr>().is_err()
+    };
     text.lines().any(|line| {
         let line = line.split('#').next().unwrap_or_default();
         let Some((key, value)) = line.split_once('=') else {
             return false;
         };
-        key.trim() == "targets"
+        let key = key.trim();
+        let pool = key.strip_prefix("pool.").is_some_and(|p| !p.contains('.'));
+        if key == "log_syslog" {
+            // `udp://host:port`, `host:port`, `[v6]:port`, `host`, `unix:PATH`.
+            let value = value.trim();
+            let rest = value.split_once("://").map_or(value, |(_, rest)| rest);
+            let host = match rest.parse::<std::net::SocketAddr>() {
+                Ok(_) => "",
+                Err(_) => rest,
+            };
+            return !value.starts_with("unix:") && named(host);
+        }
+        (key == "targets" || pool)
             && value.split(',').any(|item| {
                 let name = item.split_whitespace().next().unwrap_or_default();
                 let host = name.rsplit_once(':').map_or(name, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                !host.is_empty() && host.parse::<std::net::IpAddr>().is_err()
+                !name.starts_with("unix:") && named(host)
             })
     })
 }
@@ -242,7 +258,8 @@ pub fn config(data: &[u8]) {
 /// target is a path with no dot-segment, a backend's `Location` brought
 /// back under a route is a path, its `Set-Cookie` changes in its `Path`
 /// values alone, and a redirect never leaves for a host the client names
-/// (no `//` or `\` at its start).
+/// (no `//` or `\` at its start, a URL's host as written). Each route
+/// has the `rate_limit=` its line writes, and only such a line.
 pub fn routes(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -258,6 +275,7 @@ pub fn routes(data: &[u8]) {
         return;
     };
     let routes = &config.routes;
+    route_limits(&loader, routes);
     for request in requests {
         // `host target [cookie]`: the cookie for routes' conditions.
         let (host, rest) = request.split_once(' ').unwrap_or(("", request));
@@ -350,8 +368,61 @@ pub fn routes(data: &[u8]) {
             // the `Location` field is written, so `/\x` cannot become `//x`.
             assert!(!location.starts_with("//"), "{location}");
             assert!(relative || location.starts_with("http"), "{location}");
+            // `<to>` in place of the matched prefix: a URL's host as
+            // written, then a path, its root's `/` at least (`/` to
+            // `https://example.com/`), so no `?` or byte of the client's
+            // lengthens the host.
+            let (_, to) = route.redirect().expect("a redirect route");
+            assert!(location.starts_with(to), "{to} made {location}");
+            let site = to.split_once("://").map(|(scheme, after)| {
+                let host = after.split('/').next().unwrap_or_default();
+                scheme.len() + 3 + host.len()
+            });
+            if let Some(site) = site.filter(|_| target.starts_with('/')) {
+                assert!(location[site..].starts_with('/'), "{to} made {location}");
+            }
         }
     }
+}
+
+/// A route's own limit, as README's Routing says: each route line with
+/// `rate_limit=<N>/s|m|h` has that rate, with `rate_limit_burst=`'s burst
+/// or, without it, a second's worth of the rate; a line without has none;
+/// and a route answered before any limit counts (a redirect, a `return`)
+/// or that only a backend reaches (`internal`) never loads with one.
+fn route_limits(loader: &Loader, routes: &inverso::routes::Routes) {
+    use inverso::ratelimit::Rate;
+    let mut written: Vec<(String, u32)> = Vec::new();
+    for (key, setting) in loader.pool_and_route_settings() {
+        if !key.starts_with("route.") {
+            continue;
+        }
+        let words = || setting.value.split_whitespace();
+        let option = |name: &str| words().find_map(|w| w.strip_prefix(name));
+        let Some(rate) = option("rate_limit=") else {
+            continue;
+        };
+        let rate = Rate::parse(rate).expect("a route that loads has its rate");
+        let burst = option("rate_limit_burst=").map_or(rate.one_second(), |b| {
+            b.parse().expect("a burst that loads")
+        });
+        written.push((rate.to_string(), burst));
+    }
+    let mut limited: Vec<(String, u32)> = Vec::new();
+    for route in routes.iter() {
+        let Some((rate, burst)) = route.rate_limit() else {
+            continue;
+        };
+        assert!(
+            route.returned().is_none() && route.redirect().is_none(),
+            "{route}"
+        );
+        assert!(!route.is_internal(), "{route}");
+        limited.push((rate.to_string(), burst));
+    }
+    written.sort();
+    limited.sort();
+    assert_eq!(written, limited, "the routes' limits are not those written");
 }
 
 /// The cache snapshot loader on arbitrary bytes: it must never panic and
@@ -704,7 +775,9 @@ fn dot_segment_however_read(path: &str) -> bool {
 ///   rule) is visible ASCII without `\` or `#`; it goes to the host
 ///   written, or is a path that does not start with `//` or `/\`; after
 ///   the first `?` written a variable is one query value (it adds no
-///   `&`, `=`, `?`, ... of its own); a `%` starts an escape.
+///   `&`, `=`, `?`, ... of its own); a `%` starts an escape;
+/// - a request field's `$is_args` and `$args` are those of the query the
+///   request goes on with (after the rule, the one it made).
 pub fn rewrite(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -814,9 +887,6 @@ pub fn rewrite(data: &[u8]) {
             continue;
         }
         let client_target = made.map(|to| head.set_path_and_query(&to));
-        let Some(url) = redirect else {
-            continue;
-        };
         let facts = Facts {
             head: &head,
             sent_target: client_target.as_deref(),
@@ -832,10 +902,31 @@ pub fn rewrite(data: &[u8]) {
             pool: Some("default"),
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };
+        is_args_field(&facts, &head);
+        let Some(url) = redirect else {
+            continue;
+        };
         let mut out = Vec::new();
         url.render_url(&facts, &mut out);
         auth_redirect_rendered(url.source(), &out, facts.scheme);
     }
+}
+
+/// A request field of `$is_args` and `$args`, as README's Templates
+/// say of a header field: the query the request goes on with (after a
+/// rule, the one it made), `$is_args` a `?` only when that query is not
+/// empty, so that `$uri$is_args$args` writes the target back.
+fn is_args_field(facts: &Facts<'_>, head: &RequestHead) {
+    use inverso::config::FieldFamily;
+    use inverso::field_value::FieldValue;
+    let value = FieldValue::parse("[$is_args][$args]", FieldFamily::Request).expect("parses");
+    let mut out = Vec::new();
+    value.render(facts, &mut out);
+    let target = head.origin_target();
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let is_args = if query.is_empty() { "" } else { "?" };
+    let expected = format!("[{is_args}][{query}]");
+    assert_eq!(String::from_utf8_lossy(&out), expected, "{}", head.target);
 }
 
 /// The rules applied to one request for `authority` and `target` (its
@@ -1792,8 +1883,9 @@ fn weight_is_zero(v: &str) -> bool {
 /// `X-Forwarded-Proto` from a peer trusted or not (`real_ip_from`),
 /// `Cookie` (`cache_bypass_cookies`, and the cookie a sticky pool reads),
 /// `Accept-Encoding` with its weights (`gzip`), and the Structured Field
-/// Dictionaries a targeted cache-control field is. The first byte picks
-/// the peer; then lines of `Name: value`.
+/// Dictionaries a targeted cache-control field is; and the fields a
+/// client that is no trusted proxy may not claim (`drop_claims`). The
+/// first byte picks the peer; then lines of `Name: value`.
 pub fn client_fields(data: &[u8]) {
     use inverso::cache::policy::BypassCookies;
     use inverso::gzip::accepted;
@@ -1863,6 +1955,25 @@ pub fn client_fields(data: &[u8]) {
     let scheme = client_scheme(peer, false, &headers, &trusted);
     assert!(scheme == "http" || trusted.iter().any(|c| c.contains(peer)));
     assert_eq!(scheme, client_scheme(peer, false, &joined, &trusted));
+
+    // A client's own claims, as README's `real_ip_from` names them, are
+    // dropped under any spelling a backend reads alike (case, `_` for
+    // `-`); every other field stays, in its order.
+    let claims = [
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-ssl",
+        "x-forwarded-scheme",
+        "front-end-https",
+        "x-original-url",
+        "x-rewrite-url",
+    ];
+    let claimed =
+        |name: &str| claims.contains(&name.to_ascii_lowercase().replace('_', "-").as_str());
+    let mut dropped = headers.clone();
+    inverso::realip::drop_claims(&mut dropped);
+    let kept: Vec<(&str, &[u8])> = headers.iter().filter(|(n, _)| !claimed(n)).collect();
+    assert_eq!(dropped.iter().collect::<Vec<_>>(), kept, "claims dropped");
 
     // Cookies: the names a pool's sticky cookie is read by bypass too.
     let bypass = BypassCookies::parse("session, wp_*").expect("parses");
