@@ -65,6 +65,7 @@ mod tests {
             upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(1250)),
             upstream_connect: Some(Duration::from_micros(310)),
+            upstream_queue: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(2_100)),
             termination: Default::default(),
             pool: Some("api".into()),

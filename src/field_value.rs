@@ -105,6 +105,9 @@ pub struct Answer<'a> {
     pub upstream_wait: Option<Duration>,
     /// How long the connection to it took to open (zero for a pooled one).
     pub upstream_connect: Option<Duration>,
+    /// How long the request waited for a slot at a target (`max_conns`)
+    /// before its exchanges, all told (zero when it did not).
+    pub upstream_queue: Option<Duration>,
     /// Since the request's head came.
     pub elapsed: Duration,
 }
@@ -359,6 +362,7 @@ fn write_answer_var(var: Var, answer: &Answer<'_>, out: &mut Vec<u8>) {
         Var::DurationMs => time(out, Some(answer.elapsed), Thousandths::millis),
         Var::UpstreamHeaderTime => time(out, answer.upstream_wait, Thousandths::seconds),
         Var::UpstreamConnectTime => time(out, answer.upstream_connect, Thousandths::seconds),
+        Var::UpstreamQueueTime => time(out, answer.upstream_queue, Thousandths::seconds),
         Var::UpstreamStatus => {
             if let Some(status) = answer.upstream_status {
                 out.extend_from_slice(Decimal::new(status.into()).as_bytes());
@@ -477,6 +481,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::UpstreamStatus
         | Var::UpstreamHeaderTime
         | Var::UpstreamConnectTime
+        | Var::UpstreamQueueTime
         | Var::UpstreamResponseTime
         | Var::UpstreamCacheStatus
         | Var::DurationMs
@@ -770,6 +775,7 @@ mod tests {
             upstream_status: Some(503),
             upstream_wait: Some(Duration::from_micros(12_345_678)),
             upstream_connect: Some(Duration::from_micros(2_400)),
+            upstream_queue: Some(Duration::from_micros(301_200)),
             elapsed: Duration::from_micros(1_500_250),
         }
     }
@@ -794,6 +800,7 @@ mod tests {
             ("${request_time}s ${duration_ms}ms", "1.500s 1500.250ms"),
             ("$upstream_header_time/$upstream_ms", "12.346/12345.678"),
             ("$upstream_connect_time", "0.002"),
+            ("$upstream_queue_time", "0.301"),
             ("$status/$upstream_status", "502/503"),
             ("  $uri:$status $http_x_t  ", "/a:502 t\\x01"),
             ("$$status=$status", "$status=502"),
@@ -825,6 +832,7 @@ mod tests {
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
+            upstream_queue: None,
             ..answer()
         };
         assert_eq!(

@@ -37,6 +37,7 @@ pub enum Var {
     UpstreamStatus,
     UpstreamHeaderTime,
     UpstreamConnectTime,
+    UpstreamQueueTime,
     UpstreamResponseTime,
     UpstreamCacheStatus,
     Referer,
@@ -97,6 +98,7 @@ impl Var {
                 | Var::UpstreamStatus
                 | Var::UpstreamHeaderTime
                 | Var::UpstreamConnectTime
+                | Var::UpstreamQueueTime
                 | Var::UpstreamResponseTime
                 | Var::UpstreamCacheStatus
                 | Var::DurationMs
@@ -137,6 +139,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("upstream_status", Var::UpstreamStatus),
     ("upstream_header_time", Var::UpstreamHeaderTime),
     ("upstream_connect_time", Var::UpstreamConnectTime),
+    ("upstream_queue_time", Var::UpstreamQueueTime),
     ("upstream_response_time", Var::UpstreamResponseTime),
     ("upstream_cache_status", Var::UpstreamCacheStatus),
     ("http_referer", Var::Referer),

@@ -1842,6 +1842,79 @@ fn a_request_that_waits_past_the_queue_timeout_gets_503() {
     assert_eq!(slow.response().status, 200);
 }
 
+/// Seconds as `$upstream_queue_time` writes them (`0.301`), in
+/// milliseconds.
+#[track_caller]
+fn queued_millis(text: &str) -> u64 {
+    let (whole, frac) = text.split_once('.').unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(frac.len(), 3, "{text}");
+    whole.parse::<u64>().unwrap() * 1000 + frac.parse::<u64>().unwrap()
+}
+
+/// How long the gate stays closed on a request waiting for a slot: the
+/// least its `$upstream_queue_time` may say.
+const HELD: Duration = Duration::from_millis(300);
+
+#[test]
+fn a_request_that_waited_for_a_slot_logs_how_long_and_one_that_did_not_zero() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+        c.queue_timeout = Some(Duration::from_secs(30));
+        c.log_format = LogFormat::parse("$request_uri $upstream_queue_time").unwrap();
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut next = ask_in_line(&proxy, "/next", 1);
+    // Counted in the queue only once its wait had begun: it waits at
+    // least as long as the slot is held from here.
+    std::thread::sleep(HELD);
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(next.response().body, b"/next");
+    drop((slow, next));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let logged = |uri: &str| {
+        let line = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{uri} ")));
+        line.unwrap_or_else(|| panic!("{uri} not in {lines:?}"))
+            .to_string()
+    };
+    assert_eq!(logged("/slow"), "0.000", "{lines:?}");
+    let waited = queued_millis(&logged("/next"));
+    assert!(waited >= HELD.as_millis() as u64, "{lines:?}");
+}
+
+#[test]
+fn a_request_the_queue_timed_out_logs_how_long_it_waited() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.queue_timeout = Some(HELD);
+        c.log_format =
+            LogFormat::parse("$request_uri $status $termination $upstream_queue_time").unwrap();
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    assert_eq!(send(&proxy, GET).status, 503);
+    release.open();
+    assert_eq!(slow.response().status, 200);
+    drop(slow);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    let timed_out = lines.iter().find_map(|l| l.strip_prefix("/ 503 sQ "));
+    let timed_out = timed_out.unwrap_or_else(|| panic!("{lines:?}"));
+    // As HAProxy's `Tw` with `sQ`: the whole queue_timeout, at least.
+    assert!(
+        queued_millis(timed_out) >= HELD.as_millis() as u64,
+        "{lines:?}"
+    );
+}
+
 #[test]
 fn a_queue_timeout_longer_than_connect_timeout_keeps_a_request_waiting_past_it() {
     // HAProxy's `timeout connect 100ms` with `timeout queue 30s`: a dead

@@ -267,6 +267,31 @@ fn upstream_times_are_nginx_s_connect_header_and_response() {
 }
 
 #[test]
+fn upstream_queue_time_is_zero_for_a_request_that_did_not_wait_and_a_dash_without_a_backend() {
+    // No `max_conns`: no request waits. A cache hit and the proxy's own
+    // answer ask no backend.
+    let origin = numbered_fresh_origin();
+    let proxy = start_proxy(&[origin.addr], |c| {
+        from_file(&format!(
+            "targets = {}\nroute./health = return 200 ok\n\
+             log_format = $request_uri $upstream_cache_status $upstream_queue_time\n",
+            origin.addr
+        ))(c);
+        // `from_file` turns the cache off.
+        c.cache_size = 4 << 20;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/a").header("x-cache"), Some("MISS"));
+    assert_eq!(client.get("/a").header("x-cache"), Some("HIT"));
+    assert_eq!(client.get("/health").status, 200);
+    drop(client);
+    assert_eq!(
+        lines_of(proxy),
+        ["/a MISS 0.000", "/a HIT -", "/health - -"]
+    );
+}
+
+#[test]
 fn upstream_status_is_the_backend_s_or_the_proxy_s_for_its_failure() {
     // The backend answers 503, which the proxy relays; the cache then
     // stores nothing of it.

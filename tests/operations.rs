@@ -2324,6 +2324,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_status: None,
         upstream_wait: None,
         upstream_connect: None,
+        upstream_queue: None,
         upstream_response: None,
         termination: Default::default(),
         pool: None,

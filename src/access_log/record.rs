@@ -63,6 +63,10 @@ pub struct Record {
     /// How long the last connection opened to a backend for the request
     /// took (zero for a pooled one; `$upstream_connect_time`).
     pub upstream_connect: Option<Duration>,
+    /// How long the request waited for a slot at a target (`max_conns`)
+    /// before its exchanges, summed over the targets tried (zero when it
+    /// did not wait; `$upstream_queue_time`, HAProxy's `Tw`).
+    pub upstream_queue: Option<Duration>,
     /// How long the backend's part of the last exchange took, from the
     /// target's pick to the response's end (`$upstream_response_time`).
     pub upstream_response: Option<Duration>,
@@ -148,6 +152,7 @@ impl Record {
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
+            upstream_queue: None,
             upstream_response: None,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.

@@ -111,6 +111,7 @@ impl Template {
             upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(10_512)),
             upstream_connect: Some(Duration::ZERO),
+            upstream_queue: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(11_204)),
             termination: Default::default(),
             pool: Some(crate::config::DEFAULT_POOL.into()),
@@ -295,6 +296,7 @@ fn write_var(
         Var::UpstreamHeaderTime => out.time(r.upstream_wait, seconds),
         Var::UpstreamStatus => out.number(r.upstream_status.map(u64::from)),
         Var::UpstreamConnectTime => out.time(r.upstream_connect, seconds),
+        Var::UpstreamQueueTime => out.time(r.upstream_queue, seconds),
         Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Termination => out.own(Some(r.termination.as_str())),
@@ -444,6 +446,7 @@ mod tests {
             upstream_status: Some(200),
             upstream_wait: Some(Duration::from_micros(1_250)),
             upstream_connect: Some(Duration::from_micros(500)),
+            upstream_queue: Some(Duration::from_micros(1_250_400)),
             upstream_response: Some(Duration::from_micros(2_750)),
             termination: Termination::new(By::Server, Stage::Data),
             pool: Some("api".into()),
@@ -480,6 +483,7 @@ mod tests {
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
+            upstream_queue: None,
             upstream_response: None,
             termination: Default::default(),
             pool: None,
@@ -535,6 +539,7 @@ mod tests {
             ("$upstream_header_time", "0.001"),
             ("$upstream_status", "200"),
             ("$upstream_connect_time", "0.001"),
+            ("$upstream_queue_time", "1.250"),
             ("$upstream_response_time", "0.003"),
             ("$upstream_cache_status", "MISS"),
             ("$termination", "SD"),
@@ -584,7 +589,7 @@ mod tests {
     fn what_a_record_lacks_is_a_dash() {
         let template = "$remote_port $remote_user $args $upstream_addr \
                         $upstream_header_time $upstream_connect_time $upstream_response_time \
-                        $upstream_status \
+                        $upstream_queue_time $upstream_status \
                         $upstream_cache_status $http_referer \
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
@@ -592,7 +597,7 @@ mod tests {
                         $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // Over TLS without a certificate shown.
         let r = Record {

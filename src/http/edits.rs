@@ -324,6 +324,7 @@ mod tests {
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
+            upstream_queue: None,
             elapsed: std::time::Duration::ZERO,
         };
         let mut head = Vec::new();

@@ -81,6 +81,7 @@ pub fn serve(
         client.pending_fields.clear();
         client.upstream = None;
         client.forget_upstream_answer();
+        client.upstream_queue = None;
         client.begin_anew();
         client.head_bytes = 0;
         client.pacing = Pacing::OFF;
@@ -203,6 +204,7 @@ pub fn serve(
                 upstream_status: client.upstream_status,
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
+                upstream_queue: client.upstream_queue,
                 upstream_response: client.exchange_time.take(),
                 termination: client.termination(),
                 pool,

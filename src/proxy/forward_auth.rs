@@ -163,8 +163,10 @@ pub(super) fn ask(
         );
         relay::discard(fetched, false, client);
         // The log's `upstream_ms` is the backend's that answers, or none
-        // for a cache hit: not the gateway's (nor is `$upstream_addr`).
+        // for a cache hit: not the gateway's (nor is `$upstream_addr`, nor
+        // its wait for a slot).
         client.forget_upstream_answer();
+        client.upstream_queue = None;
         client.upstream = None;
         return Ok(None);
     }

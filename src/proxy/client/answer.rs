@@ -163,6 +163,7 @@ impl Client {
                 upstream_status: self.upstream_status,
                 upstream_wait: self.upstream_wait,
                 upstream_connect: self.upstream_connect,
+                upstream_queue: self.upstream_queue,
                 elapsed: self.started.elapsed(),
             };
             for field in &self.pending_fields {

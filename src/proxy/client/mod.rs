@@ -111,6 +111,11 @@ pub(super) struct Client {
     /// For the log: how long the last connection to a backend for this
     /// request took to open (zero for a pooled one).
     pub(super) upstream_connect: Option<Duration>,
+    /// For the log: how long this request waited for a slot at a target
+    /// (`max_conns`), over every target tried; none until one is chosen
+    /// or the wait ends it. Unlike the others above, kept from one target
+    /// tried to the next: a retry that waits again adds to it.
+    pub(super) upstream_queue: Option<Duration>,
     /// For the log: how long the backend's part of the last exchange took.
     pub(super) exchange_time: Arc<ExchangeTime>,
     /// For the log: why and where this request's exchange ended
@@ -234,6 +239,7 @@ impl Client {
             upstream_status: None,
             upstream_wait: None,
             upstream_connect: None,
+            upstream_queue: None,
             exchange_time: Arc::default(),
             termination: Cell::new(Termination::NORMAL),
             read_timeout: ReadTimeout(inherited.read_timeout),
@@ -300,6 +306,13 @@ impl Client {
         self.upstream_wait = None;
         self.upstream_connect = None;
         self.exchange_time.take();
+    }
+
+    /// Adds `waited` to the time the request being served spent waiting
+    /// for a slot (`$upstream_queue_time`): zero makes it known that it
+    /// went to a target, and did not wait for it.
+    pub(super) fn waited_in_queue(&mut self, waited: Duration) {
+        self.upstream_queue = Some(self.upstream_queue.unwrap_or_default() + waited);
     }
 
     /// The value `hash_on` names in the request being served, if it had

@@ -21,6 +21,14 @@ use std::time::{Duration, Instant};
 /// the request looks again, whether the server is shutting down included.
 const QUEUE_STEP: Duration = Duration::from_millis(250);
 
+/// A request's place in the queue for a slot (`max_conns`): since when
+/// it waits (`$upstream_queue_time`), and until when it may.
+struct InLine {
+    place: Waiting,
+    since: Instant,
+    until: Instant,
+}
+
 /// Sends `head` (rewritten for the backend in place) to a backend chosen
 /// by the balancer and reads its final response head, trying other
 /// targets when that is safe (see [`retry_elsewhere`]), and when the
@@ -75,18 +83,20 @@ pub(in crate::proxy) fn fetch_from<'s>(
     let mut last_failure = None;
     // An answer with a listed status, held until another target is chosen.
     let mut held: Option<Fetched<'s>> = None;
-    // While the request waits for a slot (`max_conns`): its place in the
-    // queue, and until when it may wait.
-    let mut queued: Option<(Waiting, Instant)> = None;
+    // While the request waits for a slot (`max_conns`).
+    let mut queued: Option<InLine> = None;
     let mut copied = false;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
-        let waiting = queued.as_ref().map(|(place, _)| place);
+        let waiting = queued.as_ref().map(|line| &line.place);
         let key = client.hash_key();
         let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);
         let (index, mut busy) = match (picked, held.take()) {
             (Pick::Chosen(index, busy), answered) => {
-                queued = None;
+                // The clock is read only after a wait: a request that
+                // found a slot at once, as most do, costs nothing here.
+                let waited = queued.take().map_or(Duration::ZERO, |l| l.since.elapsed());
+                client.waited_in_queue(waited);
                 // Another target will answer: this answer goes unread.
                 if let Some(answered) = answered {
                     relay::discard(answered, is_head, client);
@@ -103,25 +113,38 @@ pub(in crate::proxy) fn fetch_from<'s>(
             (Pick::Full, None) => {
                 // Woken after a change of state: in the lines it may
                 // still take a slot from, and no other.
-                if let Some((place, _)) = &mut queued {
-                    upstreams.requeue(&tried, stuck_to, place);
+                if let Some(line) = &mut queued {
+                    upstreams.requeue(&tried, stuck_to, &mut line.place);
                 }
-                let (place, until) = &*queued.get_or_insert_with(|| {
+                let line = &*queued.get_or_insert_with(|| {
+                    // Before it is counted: whoever sees the count knows
+                    // the wait had begun.
+                    let since = Instant::now();
                     shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
-                    let until = Instant::now() + upstreams.queue_timeout();
-                    (upstreams.enqueue(&tried, stuck_to), until)
+                    InLine {
+                        place: upstreams.enqueue(&tried, stuck_to),
+                        since,
+                        until: since + upstreams.queue_timeout(),
+                    }
                 });
-                let until = *until;
+                let (since, until) = (line.since, line.until);
                 // In short steps, so that a shutdown is not kept waiting,
                 // nor a slot taken for a client that left meanwhile.
                 let step = until.min(Instant::now() + QUEUE_STEP);
-                let woken = upstreams.wait_for_slot(&tried, stuck_to, place, step);
+                let woken = upstreams.wait_for_slot(&tried, stuck_to, &line.place, step);
+                let now = Instant::now();
+                // A wait that ends the request is logged too, as HAProxy
+                // logs `Tw` with its `sQ` and `CQ`: how long the queue
+                // held it is the point then.
+                let waited = now.saturating_duration_since(since);
                 if client.has_left() {
+                    client.waited_in_queue(waited);
                     client.ended(Termination::new(By::Client, Stage::Queue));
                     return Err(Refusal::silent());
                 }
-                let over = Instant::now() >= until || shared.shutting_down.load(Ordering::Relaxed);
+                let over = now >= until || shared.shutting_down.load(Ordering::Relaxed);
                 if !woken && over {
+                    client.waited_in_queue(waited);
                     // As HAProxy answers a request its queue timed out,
                     // and logs it (`sQ`).
                     client.ended(Termination::new(By::ServerTimeout, Stage::Queue));
