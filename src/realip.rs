@@ -295,6 +295,41 @@ mod tests {
     }
 
     #[test]
+    fn odd_elements_name_no_client_and_end_the_walk_as_nginx_reads_them() {
+        let trusted = ["10.0.0.0/8"];
+        // Each after a client, before a trusted hop: the walk stops at
+        // the element, the hop after it taken.
+        for odd in [
+            "[2001:db8::1]",
+            "[2001:db8::1]:",
+            "1.2.3.4:",
+            "1.2.3.4:65536",
+            "unknown",
+            "_hidden",
+            "_SEVKISEK",
+            "\"[2001:db8::1]\"",
+            "for=1.2.3.4",
+            "01.2.3.4",
+        ] {
+            let xff = [format!("203.0.113.7, {odd}, 10.0.0.9")];
+            let xff: Vec<&str> = xff.iter().map(String::as_str).collect();
+            assert_eq!(from("10.0.0.5", &xff, &trusted), ip("10.0.0.9"), "{odd}");
+        }
+        // An IPv4 address in IPv6 form is that IPv4 address, port or not.
+        for mapped in ["::ffff:10.1.2.3", "[::ffff:10.1.2.3]:4711"] {
+            let xff = [format!("203.0.113.7, {mapped}")];
+            let xff: Vec<&str> = xff.iter().map(String::as_str).collect();
+            assert_eq!(
+                from("10.0.0.5", &xff, &trusted),
+                ip("203.0.113.7"),
+                "{mapped}"
+            );
+        }
+        let xff = ["203.0.113.7, [2001:db8::1]:4711"];
+        assert_eq!(from("10.0.0.5", &xff, &trusted), ip("2001:db8::1"));
+    }
+
+    #[test]
     fn only_a_trusted_proxy_or_a_tls_proxy_header_makes_it_https() {
         let trusted = cidrs(&["10.0.0.0/8"]);
         let with = |values: &[&str]| {

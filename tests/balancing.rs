@@ -1987,6 +1987,34 @@ fn a_reload_that_raises_max_conns_lets_in_those_waiting_and_those_after_them() {
 }
 
 #[test]
+fn a_reload_that_shortens_queue_timeout_holds_for_the_requests_after_it_not_those_waiting() {
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let queue = |timeout: Duration| {
+        move |c: &mut Config| {
+            c.targets[0].max_conns = Some(1);
+            c.admin_port = Some(0);
+            c.queue_timeout = Some(timeout);
+        }
+    };
+    let short = Duration::from_millis(200);
+    let proxy = start_proxy(&[a.addr], queue(Duration::from_secs(30)));
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut waiting = ask_in_line(&proxy, "/waiting", 1);
+    proxy.reload(&[a.addr], queue(short));
+    // A request that comes after the reload has its timeout.
+    assert_eq!(send(&proxy, GET).status, 503);
+    // The one waiting since before it keeps its own deadline, 30 s:
+    // well past the new one, it is still in line when the slot frees.
+    std::thread::sleep(short * 3);
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    let waited = waiting.response();
+    assert_eq!(waited.status, 200);
+    assert_eq!(waited.body, b"/waiting");
+}
+
+#[test]
 fn requests_go_around_a_target_at_max_conns() {
     let release = Gate::new();
     let a = holding_backend("a", &release);
