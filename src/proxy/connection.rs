@@ -79,9 +79,7 @@ pub fn serve(
         client.made_target = None;
         client.response_fields.clear();
         client.pending_fields.clear();
-        client.upstream = None;
-        client.forget_upstream_answer();
-        client.upstream_queue = None;
+        client.forget_backend();
         client.begin_anew();
         client.head_bytes = 0;
         client.pacing = Pacing::OFF;

@@ -165,9 +165,7 @@ pub(super) fn ask(
         // The log's `upstream_ms` is the backend's that answers, or none
         // for a cache hit: not the gateway's (nor is `$upstream_addr`, nor
         // its wait for a slot).
-        client.forget_upstream_answer();
-        client.upstream_queue = None;
-        client.upstream = None;
+        client.forget_backend();
         return Ok(None);
     }
     let upstream = Some(fetched.target.name.clone());

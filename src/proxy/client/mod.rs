@@ -299,13 +299,22 @@ impl Client {
     }
 
     /// Lets go of what the log would say of a backend's answer: before
-    /// each request, before each target tried, and after an exchange that
-    /// is not the request's (`auth_request`'s).
+    /// each target tried (and, with the rest, in [`Client::forget_backend`]).
     pub(super) fn forget_upstream_answer(&mut self) {
         self.upstream_status = None;
         self.upstream_wait = None;
         self.upstream_connect = None;
         self.exchange_time.take();
+    }
+
+    /// Lets go of every trace of a backend in what the log would say: its
+    /// answer, its address and the wait for its slot. Before each request,
+    /// and after an exchange that is not the request's (`auth_request`'s);
+    /// a target tried after another keeps the address and the wait.
+    pub(super) fn forget_backend(&mut self) {
+        self.forget_upstream_answer();
+        self.upstream = None;
+        self.upstream_queue = None;
     }
 
     /// Adds `waited` to the time the request being served spent waiting
