@@ -2287,6 +2287,107 @@ fn a_sticky_cookie_beside_a_cookie_that_is_not_utf_8_still_holds_and_stays_the_p
     }
 }
 
+/// A backend answering with the `Cache-Control` the request asks for in
+/// `X-Cc` (none without it).
+fn cache_control_backend(name: &str) -> Backend {
+    let me = name.to_string();
+    Backend::start(name, move |seen, out| {
+        let mut fields = vec![("X-Backend", me.as_str())];
+        if let Some(cc) = seen.head.get("x-cc") {
+            fields.push(("Cache-Control", cc));
+        }
+        respond(out, 200, &fields, b"ok");
+        Action::KeepAlive
+    })
+}
+
+/// The `Cache-Control` fields of `GET /` asking the backend for `cc`,
+/// sending the sticky cookie `id` if given, and whether it set the cookie.
+fn cache_control_of(proxy: &Proxy, cc: Option<&str>, id: Option<&str>) -> (Vec<String>, bool) {
+    let cookie = id.map(|id| format!("srv={id}"));
+    let fields: Vec<(&str, &str)> = [("X-Cc", cc), ("Cookie", cookie.as_deref())]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect();
+    let response = proxy.connect().get_with("/", &fields);
+    assert_eq!(response.status, 200);
+    let all = response.head.get_all("cache-control").map(String::from);
+    (all.collect(), response.header("set-cookie").is_some())
+}
+
+#[test]
+fn sticky_cookie_nocache_marks_private_a_storable_response_that_sets_the_cookie() {
+    let a = cache_control_backend("a");
+    let id = inverso::upstream::sticky::id_of(&a.addr.to_string());
+    let proxy = start_proxy(&[a.addr], |c| {
+        sticky(c);
+        c.sticky_cookie_nocache = true;
+    });
+    let private = |cc: &str| (vec![cc.to_string(), "private".to_string()], true);
+    assert_eq!(
+        cache_control_of(&proxy, Some("max-age=60"), None),
+        private("max-age=60")
+    );
+    assert_eq!(
+        cache_control_of(&proxy, Some("public, s-maxage=9"), None),
+        private("public, s-maxage=9")
+    );
+    assert_eq!(
+        cache_control_of(&proxy, None, None),
+        (vec!["private".to_string()], true)
+    );
+    // no-cache still lets a shared cache store it (and revalidate).
+    assert_eq!(
+        cache_control_of(&proxy, Some("no-cache"), None),
+        private("no-cache")
+    );
+    // Already kept from shared caches: as it came.
+    for kept in ["private, max-age=5", "no-store", "Private=\"Set-Cookie\""] {
+        assert_eq!(
+            cache_control_of(&proxy, Some(kept), None),
+            (vec![kept.to_string()], true)
+        );
+    }
+    // A client already stuck gets no cookie, and the response as it came.
+    assert_eq!(
+        cache_control_of(&proxy, Some("max-age=60"), Some(&id)),
+        (vec!["max-age=60".to_string()], false)
+    );
+
+    // The operator's Cache-Control is the one read.
+    let edits = |value: &str| {
+        let mut loader = Loader::new();
+        let text = format!("targets = 127.0.0.1:1\nresponse_header.Cache-Control = {value}\n");
+        loader.file("proxy.conf", &text).unwrap();
+        loader.build().unwrap().response_headers
+    };
+    proxy.reload(&[a.addr], |c| {
+        sticky(c);
+        c.sticky_cookie_nocache = true;
+        c.response_headers = edits("no-store");
+    });
+    assert_eq!(
+        cache_control_of(&proxy, Some("max-age=60"), None),
+        (vec!["no-store".to_string()], true)
+    );
+    proxy.reload(&[a.addr], |c| {
+        sticky(c);
+        c.sticky_cookie_nocache = true;
+        c.response_headers = edits("max-age=600");
+    });
+    assert_eq!(
+        cache_control_of(&proxy, Some("private"), None),
+        private("max-age=600")
+    );
+
+    // Off (the default, as HAProxy's `insert` without `nocache`): left alone.
+    proxy.reload(&[a.addr], sticky);
+    assert_eq!(
+        cache_control_of(&proxy, Some("max-age=60"), None),
+        (vec!["max-age=60".to_string()], true)
+    );
+}
+
 // --------------------------------------------------------- targets by name
 
 #[test]

@@ -591,10 +591,17 @@ impl Config {
         })
     }
 
-    /// The keys that say how requests are limited set without the rate
-    /// they would go with, and what is wrong with each.
-    pub(super) fn rate_limit_unlimited(&self) -> Vec<(&'static str, &'static str)> {
+    /// The keys set without the key they go with (a burst or a key
+    /// without a rate, `sticky_cookie_nocache` without a cookie), and
+    /// what is wrong with each.
+    pub(super) fn set_in_vain(&self) -> Vec<(&'static str, &'static str)> {
         let mut wrong = Vec::new();
+        if self.sticky_cookie_nocache && self.sticky_cookie.is_none() {
+            wrong.push((
+                "sticky_cookie_nocache",
+                "is set, but sticky_cookie is not: without the cookie no response is marked",
+            ));
+        }
         if self.rate_limit.is_some() {
             return wrong;
         }

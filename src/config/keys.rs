@@ -708,6 +708,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_cookie_name).map(|n| c.sticky_cookie = n),
     },
     Key {
+        name: "sticky_cookie_nocache",
+        default: "false",
+        help: "a response that sets the sticky_cookie is marked `Cache-Control: private` unless it \
+               is already private or no-store, so that no shared cache in front stores the cookie \
+               and sends every client to one target (HAProxy's `nocache`)",
+        apply: |c, v| parse_bool(v).map(|b| c.sticky_cookie_nocache = b),
+    },
+    Key {
         name: "rate_limit",
         default: "",
         help: "requests one client address may make over time (`10/s`, `600/m`); more get 429; \

@@ -288,7 +288,7 @@ impl Loader {
                     .into(),
             ));
         }
-        if let Some((key, why)) = config.rate_limit_unlimited().first() {
+        if let Some((key, why)) = config.set_in_vain().first() {
             return Err(self.refused(key, why.to_string()));
         }
         if let Some(why) = config.rate_limit_key_unread() {

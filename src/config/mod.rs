@@ -248,6 +248,9 @@ pub struct Config {
     pub request_id_header: Option<Arc<str>>,
     /// The cookie that keeps a client on the target that served it.
     pub sticky_cookie: Option<Arc<str>>,
+    /// A response that sets the sticky cookie is marked `private`, so that
+    /// no shared cache in front hands that cookie to every client.
+    pub sticky_cookie_nocache: bool,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -453,6 +456,7 @@ impl Config {
             gzip_comp_level: 1,
             request_id_header: None,
             sticky_cookie: None,
+            sticky_cookie_nocache: false,
             rate_limit: None,
             rate_limit_burst: None,
             mirror: None,

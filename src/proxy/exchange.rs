@@ -23,7 +23,7 @@ use crate::realip;
 use crate::request_id;
 use crate::routes::{Ambiguous, Asked, Lookup, Return, CLOSE_UNANSWERED};
 use crate::upstream::hash_on::HashOn;
-use crate::upstream::sticky;
+use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -201,9 +201,10 @@ pub(super) fn exchange(
     if let Some(value) = (settings.hash_on.as_ref()).and_then(|on| on.value_in(&head)) {
         client.hash_value.extend_from_slice(value);
     }
-    client.sticky = settings.sticky_cookie.clone().map(|name| {
-        let sent = sticky::take(&mut head.headers, &name);
-        (name, sent)
+    client.sticky = settings.sticky_cookie.clone().map(|name| Sticky {
+        sent: sticky::take(&mut head.headers, &name),
+        name,
+        nocache: settings.sticky_cookie_nocache,
     });
     // The route's own `rate_limit=` and its pool's, both: by the pool's key.
     let own = client.route.and_then(|i| shared.limiters.of_route(i));

@@ -4,7 +4,21 @@
 //! request that carries the cookie goes to that target while it can serve.
 
 use super::balancer::stable_hash;
+use crate::cache::policy::CacheControl;
+use crate::http::edits::FieldEdits;
 use crate::http::headers::{cookie_named, cookie_pairs, Headers};
+use std::sync::Arc;
+
+/// A request's part in `sticky_cookie`.
+pub struct Sticky {
+    /// The cookie's name.
+    pub name: Arc<str>,
+    /// The target the request's cookie named, if it had one.
+    pub sent: Option<String>,
+    /// `sticky_cookie_nocache`: a response that sets the cookie is marked
+    /// `private`.
+    pub nocache: bool,
+}
 
 /// The cookie value that names a target: a hash of its name as written in
 /// `targets`, so that it survives restarts and reloads, and is the same
@@ -47,6 +61,27 @@ pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
 /// The `Set-Cookie` line that sends the client to target `id`.
 pub fn set_cookie_line(name: &str, id: &str) -> String {
     format!("Set-Cookie: {name}={id}; Path=/; HttpOnly\r\n")
+}
+
+/// Whether a shared cache may store a response that goes out with the
+/// fields `headers` holds (the backend's, less those `edits` replace)
+/// and those `edits` set: then, under `sticky_cookie_nocache`, it is
+/// marked `private`, as HAProxy's `nocache` does, lest a cache in front
+/// hand one client's cookie to all. One already `private` or `no-store`
+/// is left as it is; `no-cache` still lets a cache store it.
+pub fn shared_caches_may_store(headers: &Headers, edits: &FieldEdits) -> bool {
+    let cc = match edits.edits(b"cache-control") {
+        false => CacheControl::parse(headers),
+        // The operator's value; one rendered per request counts as none.
+        true => {
+            let mut set = Headers::default();
+            if let Some(value) = edits.value_of("cache-control") {
+                set.push("Cache-Control", value);
+            }
+            CacheControl::parse(&set)
+        }
+    };
+    !(cc.private || cc.no_store)
 }
 
 #[cfg(test)]

@@ -394,9 +394,6 @@ impl Backend {
         backend
     }
 
-    /// A backend answering every request with 200, an `X-Backend: name`
-    /// header and a body describing what it received:
-    /// `name METHOD PATH len=N fnv=HASH`.
     /// A backend named `name` at `addr`, having counted nothing yet.
     pub fn counting(name: &str, addr: SocketAddr) -> Backend {
         Backend {
@@ -409,6 +406,9 @@ impl Backend {
         }
     }
 
+    /// A backend answering every request with 200, an `X-Backend: name`
+    /// header and a body describing what it received:
+    /// `name METHOD PATH len=N fnv=HASH`.
     pub fn echo(name: &str) -> Backend {
         Backend::echo_on(TcpListener::bind("127.0.0.1:0").unwrap(), name)
     }

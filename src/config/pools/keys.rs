@@ -67,6 +67,7 @@ pub const POOL_KEYS: &[&str] = &[
     "backend_tls_protocols",
     "backend_tls_certificate",
     "sticky_cookie",
+    "sticky_cookie_nocache",
     "health_check_path",
     "health_check_tcp",
     "health_check_host",

@@ -234,4 +234,26 @@ mod tests {
             assert_eq!(c.sticky_cookie.as_deref(), Some("SRV"));
         }
     }
+
+    #[test]
+    fn sticky_cookie_nocache_goes_with_a_cookie_in_its_scope() {
+        let e = refused("targets = 127.0.0.1:9001\nsticky_cookie_nocache = on\n");
+        assert!(
+            e.contains("proxy.conf:2: sticky_cookie_nocache: is set, but sticky_cookie is not"),
+            "{e}"
+        );
+        let base = "targets = 127.0.0.1:9001\nsticky_cookie = SRV\nsticky_cookie_nocache = on\n\
+                    pool.api = 127.0.0.1:9002\npool.api.sticky_cookie =\n";
+        // Taken from the top level by a pool without a cookie: nothing to mark.
+        let c = build(base).unwrap();
+        assert!(c.sticky_cookie_nocache && c.pools[0].config.sticky_cookie.is_none());
+        let e = refused(&format!("{base}pool.api.sticky_cookie_nocache = on\n"));
+        assert!(
+            e.contains("proxy.conf:6: pool.api.sticky_cookie_nocache: is set, but sticky_cookie"),
+            "{e}"
+        );
+        let own = base.replace("sticky_cookie =\n", "sticky_cookie = A\n");
+        let c = build(&format!("{own}pool.api.sticky_cookie_nocache = off\n")).unwrap();
+        assert!(c.sticky_cookie_nocache && !c.pools[0].config.sticky_cookie_nocache);
+    }
 }

@@ -34,6 +34,7 @@ use crate::http::tls::TlsStream;
 use crate::http::{BufConn, RequestHead};
 use crate::pace::Pacing;
 use crate::tls::client_cert::ClientCertificate;
+use crate::upstream::sticky::Sticky;
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -149,9 +150,9 @@ pub(super) struct Client {
     /// This request's body (if any) was read to its end before it went to
     /// a backend: nothing of the request is left on the connection.
     pub(super) body_read_whole: bool,
-    /// With `sticky_cookie`: the cookie's name, and the target it named in
-    /// this request, if it did.
-    pub(super) sticky: Option<(Arc<str>, Option<String>)>,
+    /// With `sticky_cookie`: the cookie, and the target it named in this
+    /// request, if it did.
+    pub(super) sticky: Option<Sticky>,
     /// The route this request took (its index in the generation's
     /// `routes`); `None`: it goes to `targets`.
     pub(super) route: Option<usize>,

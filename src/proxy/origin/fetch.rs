@@ -87,7 +87,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
     let mut queued: Option<InLine> = None;
     let mut copied = false;
     loop {
-        let stuck_to = client.sticky.as_ref().and_then(|(_, sent)| sent.as_deref());
+        let stuck_to = client.sticky.as_ref().and_then(|s| s.sent.as_deref());
         let waiting = queued.as_ref().map(|line| &line.place);
         let key = client.hash_key();
         let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);

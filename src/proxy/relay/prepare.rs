@@ -215,11 +215,11 @@ pub(super) fn prepare_response(
     }
     client.push_own_fields(&mut head, response.status, how.x_cache);
     // A client not yet stuck to this target is from now on.
-    if let Some((name, sent)) = &client.sticky {
-        if sent.as_deref() != Some(&fetched.target.sticky_id) {
-            head.extend_from_slice(
-                sticky::set_cookie_line(name, &fetched.target.sticky_id).as_bytes(),
-            );
+    let id = &fetched.target.sticky_id;
+    if let Some(stuck) = (client.sticky.as_ref()).filter(|s| s.sent.as_deref() != Some(id)) {
+        head.extend_from_slice(sticky::set_cookie_line(&stuck.name, id).as_bytes());
+        if stuck.nocache && sticky::shared_caches_may_store(&response.headers, edits) {
+            head.extend_from_slice(b"Cache-Control: private\r\n");
         }
     }
     match (kind, &compressed) {
