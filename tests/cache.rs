@@ -5278,6 +5278,31 @@ fn a_response_to_a_request_with_cookies_is_stored_only_when_it_says_so() {
 }
 
 #[test]
+fn sticky_cookie_nocache_marks_the_response_that_sets_the_cookie_not_what_the_cache_stores() {
+    let backend = fixed(200, &[("Cache-Control", "max-age=60")]);
+    let proxy = cached_proxy(&backend, |c| {
+        c.sticky_cookie = Some("srv".into());
+        c.sticky_cookie_nocache = true;
+    });
+    let cache_control = |r: &Response| {
+        r.head
+            .get_all("cache-control")
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let miss = get(&proxy, "/page");
+    expect(&miss, 200, "MISS", "/page #1");
+    assert!(miss.header("set-cookie").is_some());
+    assert_eq!(cache_control(&miss), ["max-age=60", "private"]);
+    // Stored as the backend sent it: a hit, which sets no cookie, is no
+    // one's to keep private.
+    let hit = get(&proxy, "/page");
+    expect(&hit, 200, "HIT", "/page #1");
+    assert_eq!(hit.header("set-cookie"), None);
+    assert_eq!(cache_control(&hit), ["max-age=60"]);
+}
+
+#[test]
 fn a_percent_that_starts_no_escape_is_forwarded_as_sent_and_keyed_as_its_escape() {
     // As browsers send what was typed: `?q=100%`, `?promo=50%off`.
     let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
