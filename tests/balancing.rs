@@ -2388,6 +2388,28 @@ fn sticky_cookie_nocache_marks_private_a_storable_response_that_sets_the_cookie(
     );
 }
 
+#[test]
+fn sticky_cookie_attributes_go_in_the_set_cookie_line() {
+    let a = Backend::echo("a");
+    let mut loader = Loader::new();
+    let text = format!(
+        "targets = {}\nsticky_cookie = srv\nsticky_cookie_attributes = Secure; SameSite=Lax; Max-Age=1h\n",
+        a.addr
+    );
+    loader.file("proxy.conf", &text).unwrap();
+    let attributes = loader.build().unwrap().sticky_cookie_attributes;
+    let proxy = start_proxy(&[a.addr], |c| {
+        sticky(c);
+        c.sticky_cookie_attributes = attributes;
+    });
+    let id = inverso::upstream::sticky::id_of(&a.addr.to_string());
+    let response = proxy.connect().get("/");
+    assert_eq!(
+        response.header("set-cookie"),
+        Some(format!("srv={id}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=3600").as_str())
+    );
+}
+
 // --------------------------------------------------------- targets by name
 
 #[test]

@@ -592,7 +592,8 @@ impl Config {
     }
 
     /// The keys set without the key they go with (a burst or a key
-    /// without a rate, `sticky_cookie_nocache` without a cookie), and
+    /// without a rate, `sticky_cookie_nocache` or `_attributes` without a
+    /// cookie), and
     /// what is wrong with each.
     pub(super) fn set_in_vain(&self) -> Vec<(&'static str, &'static str)> {
         let mut wrong = Vec::new();
@@ -600,6 +601,12 @@ impl Config {
             wrong.push((
                 "sticky_cookie_nocache",
                 "is set, but sticky_cookie is not: without the cookie no response is marked",
+            ));
+        }
+        if !self.sticky_cookie_attributes.is_empty() && self.sticky_cookie.is_none() {
+            wrong.push((
+                "sticky_cookie_attributes",
+                "is set, but sticky_cookie is not: there is no cookie to give them",
             ));
         }
         if self.rate_limit.is_some() {

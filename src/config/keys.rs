@@ -708,6 +708,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_cookie_name).map(|n| c.sticky_cookie = n),
     },
     Key {
+        name: "sticky_cookie_attributes",
+        default: "",
+        help: "what the sticky_cookie's Set-Cookie says besides `Path=/; HttpOnly`: Secure, \
+               SameSite=Strict|Lax|None, Max-Age=<duration>, Domain=<name>, Partitioned, \
+               `;`-separated (HAProxy's `secure`, `domain`, `attr`); empty = nothing more",
+        apply: |c, v| parse_cookie_attributes(v).map(|a| c.sticky_cookie_attributes = a),
+    },
+    Key {
         name: "sticky_cookie_nocache",
         default: "false",
         help: "a response that sets the sticky_cookie is marked `Cache-Control: private` unless it \

@@ -251,6 +251,9 @@ pub struct Config {
     /// A response that sets the sticky cookie is marked `private`, so that
     /// no shared cache in front hands that cookie to every client.
     pub sticky_cookie_nocache: bool,
+    /// What the sticky cookie's `Set-Cookie` says after `Path=/;
+    /// HttpOnly`, as written there (`; Secure; SameSite=Lax`); empty: nothing.
+    pub sticky_cookie_attributes: Arc<str>,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -457,6 +460,7 @@ impl Config {
             request_id_header: None,
             sticky_cookie: None,
             sticky_cookie_nocache: false,
+            sticky_cookie_attributes: Arc::from(""),
             rate_limit: None,
             rate_limit_burst: None,
             mirror: None,
@@ -1452,6 +1456,54 @@ mod tests {
             let e = build(&format!("targets = 127.0.0.1:1\nsticky_cookie = {bad}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{bad}");
         }
+    }
+
+    #[test]
+    fn sticky_cookie_attributes_are_the_known_ones_written_as_cookies_spell_them() {
+        let attributes = |v: &str| {
+            let text = format!(
+                "targets = 127.0.0.1:1\nsticky_cookie = S\nsticky_cookie_attributes = {v}\n"
+            );
+            build(&text).map(|c| c.sticky_cookie_attributes.to_string())
+        };
+        assert_eq!(attributes("").unwrap(), "");
+        assert_eq!(
+            attributes("secure; samesite=lax ;MAX-AGE=7d; Domain=.Example.com;").unwrap(),
+            "; Secure; SameSite=Lax; Max-Age=604800; Domain=Example.com"
+        );
+        assert_eq!(
+            attributes("SameSite=None; Secure; Partitioned").unwrap(),
+            "; SameSite=None; Secure; Partitioned"
+        );
+        let refused = |v: &str| attributes(v).unwrap_err().message;
+        for (bad, why) in [
+            ("SameSite=None", "SameSite=None needs Secure"),
+            ("Partitioned", "Partitioned needs Secure"),
+            ("Secure; secure", "secure is given twice"),
+            (
+                "SameSite=Loose",
+                "SameSite is Strict, Lax or None, not `Loose`",
+            ),
+            ("Max-Age=500ms", "under a second"),
+            ("Max-Age=soon", "is not a duration"),
+            ("Domain=a b", "is not a domain name"),
+            ("Domain=", "is not a domain name"),
+            ("Domain=.", "is not a domain name"),
+            ("Path=/app", "always says `Path=/; HttpOnly`"),
+            ("HttpOnly", "always says"),
+            ("Expires=Wed, 21 Oct 2037 07:28:00 GMT", "Max-Age"),
+            ("Secure, HttpOnly", "is not one of"),
+            ("Priority=High", "is not one of"),
+            ("Secure=yes", "is not one of"),
+        ] {
+            assert!(refused(bad).contains(why), "{bad}: {}", refused(bad));
+        }
+        // Set without the cookie they would go with.
+        let e = build("targets = 127.0.0.1:1\nsticky_cookie_attributes = Secure\n").unwrap_err();
+        assert!(
+            e.message.contains("is set, but sticky_cookie is not"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -205,6 +205,7 @@ pub(super) fn exchange(
         sent: sticky::take(&mut head.headers, &name),
         name,
         nocache: settings.sticky_cookie_nocache,
+        attributes: settings.sticky_cookie_attributes.clone(),
     });
     // The route's own `rate_limit=` and its pool's, both: by the pool's key.
     let own = client.route.and_then(|i| shared.limiters.of_route(i));

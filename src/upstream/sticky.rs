@@ -18,6 +18,8 @@ pub struct Sticky {
     /// `sticky_cookie_nocache`: a response that sets the cookie is marked
     /// `private`.
     pub nocache: bool,
+    /// `sticky_cookie_attributes`, as `Set-Cookie` says them.
+    pub attributes: Arc<str>,
 }
 
 /// The cookie value that names a target: a hash of its name as written in
@@ -58,9 +60,10 @@ pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
     Some(value)
 }
 
-/// The `Set-Cookie` line that sends the client to target `id`.
-pub fn set_cookie_line(name: &str, id: &str) -> String {
-    format!("Set-Cookie: {name}={id}; Path=/; HttpOnly\r\n")
+/// The `Set-Cookie` line that sends the client to target `id`;
+/// `attributes` as kept by the configuration (`; Secure`).
+pub fn set_cookie_line(name: &str, id: &str, attributes: &str) -> String {
+    format!("Set-Cookie: {name}={id}; Path=/; HttpOnly{attributes}\r\n")
 }
 
 /// Whether a shared cache may store a response that goes out with the

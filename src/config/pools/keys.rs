@@ -68,6 +68,7 @@ pub const POOL_KEYS: &[&str] = &[
     "backend_tls_certificate",
     "sticky_cookie",
     "sticky_cookie_nocache",
+    "sticky_cookie_attributes",
     "health_check_path",
     "health_check_tcp",
     "health_check_host",

@@ -354,6 +354,82 @@ pub(in crate::config) fn parse_cookie_name(v: &str) -> Result<Arc<str>, String> 
     }
 }
 
+/// `sticky_cookie_attributes`: what the sticky cookie's `Set-Cookie`
+/// says after `Path=/; HttpOnly` (which it always says), as HAProxy's
+/// `secure`, `domain` and `attr` and nginx's `sticky cookie` parameters:
+/// `Secure`, `SameSite=Strict|Lax|None`, `Max-Age=<duration>`,
+/// `Domain=<name>` and `Partitioned`, `;`-separated in any case, each at
+/// most once. Kept as the text to append (`; Secure; SameSite=Lax`).
+pub(in crate::config) fn parse_cookie_attributes(v: &str) -> Result<Arc<str>, String> {
+    let mut out = String::new();
+    let mut seen: Vec<String> = Vec::new();
+    for attribute in v.split(';').map(str::trim).filter(|a| !a.is_empty()) {
+        let (name, value) = match attribute.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (attribute, None),
+        };
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(format!("{name} is given twice"));
+        }
+        let written = match (lower.as_str(), value) {
+            ("secure", None) => "Secure".to_string(),
+            ("partitioned", None) => "Partitioned".to_string(),
+            ("samesite", Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "strict" => "SameSite=Strict".to_string(),
+                "lax" => "SameSite=Lax".to_string(),
+                "none" => "SameSite=None".to_string(),
+                _ => return Err(format!("SameSite is Strict, Lax or None, not `{v}`")),
+            },
+            ("max-age", Some(v)) => match super::parse_duration(v)?.as_secs() {
+                0 => {
+                    return Err(format!(
+                        "Max-Age={v} is under a second: the cookie would be gone at once"
+                    ))
+                }
+                seconds => format!("Max-Age={seconds}"),
+            },
+            ("domain", Some(v)) => {
+                let name = v.strip_prefix('.').unwrap_or(v);
+                let fits = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+                if name.is_empty() || name.len() > 253 || !name.bytes().all(fits) {
+                    return Err(format!(
+                        "Domain=`{}` is not a domain name",
+                        v.escape_debug()
+                    ));
+                }
+                format!("Domain={name}")
+            }
+            ("path" | "httponly", _) => {
+                return Err(format!("{name}: the cookie always says `Path=/; HttpOnly`"))
+            }
+            ("expires", _) => {
+                return Err("Expires: say how long with Max-Age (`Max-Age=7d`)".into())
+            }
+            _ => {
+                return Err(format!(
+                    "`{}` is not one of Secure, SameSite=Strict|Lax|None, Max-Age=<duration>, \
+                     Domain=<name>, Partitioned",
+                    attribute.escape_debug()
+                ))
+            }
+        };
+        seen.push(lower);
+        out.push_str("; ");
+        out.push_str(&written);
+    }
+    // Browsers drop a cookie that says either without Secure.
+    let says = |what: &str| out.split("; ").any(|a| a == what);
+    for needs_secure in ["SameSite=None", "Partitioned"] {
+        if says(needs_secure) && !says("Secure") {
+            return Err(format!(
+                "{needs_secure} needs Secure: browsers drop such a cookie without it"
+            ));
+        }
+    }
+    Ok(Arc::from(out))
+}
+
 /// A device token for `Surrogate-Capability` and `Surrogate-Control`
 /// (an HTTP token: no `=`, `;`, `,` or quote to break those fields).
 pub(in crate::config) fn parse_device_token(v: &str) -> Result<Arc<str>, String> {

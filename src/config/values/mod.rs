@@ -27,8 +27,8 @@ pub use auth::AuthRequest;
 pub(super) use auth::{optional_users, parse_auth_fields, parse_auth_redirect, parse_realm};
 pub(super) use certificates::{backend_certificate, parse_certificates};
 pub(super) use header_fields::{
-    parse_cache_name, parse_cookie_name, parse_device_token, parse_field_edit, parse_field_name,
-    parse_host, parse_targeted_fields, MAX_FIELD_EDITS,
+    parse_cache_name, parse_cookie_attributes, parse_cookie_name, parse_device_token,
+    parse_field_edit, parse_field_name, parse_host, parse_targeted_fields, MAX_FIELD_EDITS,
 };
 pub(super) use scalars::{
     optional, optional_path, optional_port, parse_bool, parse_cidrs, parse_expected_body,

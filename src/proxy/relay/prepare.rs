@@ -217,7 +217,9 @@ pub(super) fn prepare_response(
     // A client not yet stuck to this target is from now on.
     let id = &fetched.target.sticky_id;
     if let Some(stuck) = (client.sticky.as_ref()).filter(|s| s.sent.as_deref() != Some(id)) {
-        head.extend_from_slice(sticky::set_cookie_line(&stuck.name, id).as_bytes());
+        head.extend_from_slice(
+            sticky::set_cookie_line(&stuck.name, id, &stuck.attributes).as_bytes(),
+        );
         if stuck.nocache && sticky::shared_caches_may_store(&response.headers, edits) {
             head.extend_from_slice(b"Cache-Control: private\r\n");
         }
