@@ -593,8 +593,7 @@ impl Config {
 
     /// The keys set without the key they go with (a burst or a key
     /// without a rate, `sticky_cookie_nocache` or `_attributes` without a
-    /// cookie), and
-    /// what is wrong with each.
+    /// cookie), and what is wrong with each.
     pub(super) fn set_in_vain(&self) -> Vec<(&'static str, &'static str)> {
         let mut wrong = Vec::new();
         if self.sticky_cookie_nocache && self.sticky_cookie.is_none() {

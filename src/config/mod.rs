@@ -1489,6 +1489,8 @@ mod tests {
             ("Domain=a b", "is not a domain name"),
             ("Domain=", "is not a domain name"),
             ("Domain=.", "is not a domain name"),
+            ("Domain=..a", "is not a domain name"),
+            ("Domain=a..b", "is not a domain name"),
             ("Path=/app", "always says `Path=/; HttpOnly`"),
             ("HttpOnly", "always says"),
             ("Expires=Wed, 21 Oct 2037 07:28:00 GMT", "Max-Age"),

@@ -231,7 +231,7 @@ impl Loader {
         }
         // A burst or a key it takes from the top level goes with a rate
         // the pool turned off (`pool.<name>.rate_limit =`): nothing; so
-        // does a `sticky_cookie_nocache` with a cookie turned off.
+        // does a sticky cookie's marking or attributes without it.
         let mut own = config.set_in_vain().into_iter();
         if let Some((key, why)) = own.find(|(key, _)| self.sets(Scope::Pool(name), key)) {
             return Err(self.refused_in(Scope::Pool(name), key, why.into()));

@@ -391,8 +391,11 @@ pub(in crate::config) fn parse_cookie_attributes(v: &str) -> Result<Arc<str>, St
             },
             ("domain", Some(v)) => {
                 let name = v.strip_prefix('.').unwrap_or(v);
-                let fits = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-                if name.is_empty() || name.len() > 253 || !name.bytes().all(fits) {
+                let fits = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+                let labels = name
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.bytes().all(fits));
+                if name.len() > 253 || !labels {
                     return Err(format!(
                         "Domain=`{}` is not a domain name",
                         v.escape_debug()
