@@ -2037,3 +2037,669 @@ pub fn client_fields(data: &[u8]) {
         }
     }
 }
+
+/// The `log_format` templates the `log_line` target picks from, beside
+/// `combined`, `json` and the input's own: README's nginx `combined`,
+/// its `escape=json` example, and every variable that is text quoted
+/// after its key, in both escapes ([`LOG_TEXT`]).
+fn log_templates() -> [String; 4] {
+    let quoted: Vec<String> = LOG_TEXT
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect();
+    let json: Vec<String> = LOG_TEXT
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+        .collect();
+    [
+        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \
+         \"$http_referer\" \"$http_user_agent\" rt=$request_time"
+            .into(),
+        "escape=json {\"time\":\"$time_iso8601\",\"client\":\"$remote_addr\",\
+         \"request\":\"$request\",\"status\":$status,\"bytes\":$body_bytes_sent,\
+         \"rt\":$request_time,\"agent\":\"$http_user_agent\",\
+         \"cache\":\"$upstream_cache_status\"}"
+            .into(),
+        quoted.join(" "),
+        format!("escape=json {{{}}}", json.join(",")),
+    ]
+}
+
+/// The variables that are text, each under a key of [`log_templates`].
+const LOG_TEXT: &[(&str, &str)] = &[
+    ("request", "$request"),
+    ("method", "$request_method"),
+    ("request_uri", "$request_uri"),
+    ("uri", "$uri"),
+    ("args", "$args"),
+    ("protocol", "$server_protocol"),
+    ("user", "$remote_user"),
+    ("referer", "$http_referer"),
+    ("agent", "$http_user_agent"),
+    ("id", "$request_id"),
+    ("host", "$host"),
+    ("x_a", "$http_x_a"),
+    ("cookie", "$http_cookie"),
+    ("upstream", "$upstream_addr"),
+    ("pool", "$pool"),
+    ("sni", "$ssl_server_name"),
+    ("s_dn", "$ssl_client_s_dn"),
+    ("i_dn", "$ssl_client_i_dn"),
+    ("serial", "$ssl_client_serial"),
+    ("fingerprint", "$ssl_client_fingerprint"),
+    ("cert", "$ssl_client_escaped_cert"),
+];
+
+/// What a record holds of a client's or backend's bytes, as the log
+/// must give it back.
+enum Logged {
+    /// Exactly this value; none is absent.
+    Value(Option<String>),
+    /// Absent, or a piece of one of these (less a leading `/`, which
+    /// `$request_uri` adds to an absolute-form target without a path;
+    /// `$host` is in lower case).
+    PieceOf(Vec<String>),
+    /// A certificate URL-encoded: nothing left to escape.
+    UrlEncoded,
+}
+
+/// An access-log line (README's Access log) of a record whose text comes
+/// from clients and backends, written in a format the first byte picks:
+/// `combined`, `json`, one of [`log_templates`], or a template read from
+/// the input (which must parse or be refused with a reason, never
+/// panic). The second byte sets what the record has (pools, `log_headers`,
+/// TLS, a backend, the status); the rest, split at 0xFE bytes, is the
+/// template, then the request line, the Basic user, what a rewrite made,
+/// `Referer`, `User-Agent`, a request ID, the TLS server name, the client
+/// certificate's subject, issuer, serial and bytes, the request fields
+/// (`name:value` lines) and the response head's. A part left out is
+/// absent; bytes that are not UTF-8 are U+FFFD, as the proxy takes them.
+///
+/// No value writes into the line a control byte, nor anything outside
+/// printable ASCII where values are escaped as `\xHH`, nor, in JSON, a
+/// C1 control, a Unicode line end or a bidirectional control: only the
+/// template's own text may hold those. Each value is
+/// given back by undoing the format's escaping (`\xHH`; JSON strings),
+/// breaks out of no quotes, and a syslog datagram holds the line, or
+/// what fits of it, on one line.
+pub fn log_line(data: &[u8]) {
+    use inverso::access_log::{fit_to_datagram, Heads, Record, RequestFields, MAX_DATAGRAM};
+    use inverso::config::LogFormat;
+    use inverso::http::date::LogClock;
+    use inverso::tls::client_cert::ClientCertificate;
+    let [pick, flags, rest @ ..] = data else {
+        return;
+    };
+    let mut parts = rest.split(|&b| b == 0xFE);
+    let mut next = || {
+        parts
+            .next()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    };
+    let source = next().unwrap_or_default();
+    let own = LogFormat::parse(&source);
+    match &own {
+        Ok(LogFormat::Template(t)) => {
+            assert_eq!(t.source(), source);
+            let _ = t.example_line();
+        }
+        Ok(_) => assert!(source == "combined" || source == "json"),
+        Err(e) => assert!(!e.is_empty(), "refused without a reason"),
+    }
+    let templates = log_templates();
+    let format = match pick % 4 {
+        0 => LogFormat::Combined,
+        1 => LogFormat::Json,
+        2 => LogFormat::parse(&templates[usize::from(pick / 4) % templates.len()]).unwrap(),
+        _ => match own {
+            Ok(format) => format,
+            Err(_) => return,
+        },
+    };
+
+    let request_line = next().unwrap_or_default();
+    let remote_user = next();
+    let made_target = next();
+    let referer = next();
+    let user_agent = next();
+    // Kept only well-formed (a trusted proxy's); else the proxy makes one.
+    let request_id = next().filter(|id| inverso::request_id::is_well_formed(id));
+    let server_name = next();
+    let (subject, issuer, serial) = (next(), next(), next());
+    let certificate_bytes = next().unwrap_or_default();
+    let mut headers = Headers::new();
+    let mut request_fields = Vec::new();
+    for line in next().unwrap_or_default().split('\n') {
+        // A parser's fields: a token for a name, the value without OWS.
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim_ascii();
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()) {
+            headers.push(name, value);
+            request_fields.push((name.to_string(), value.to_string()));
+        }
+    }
+    let response_head = format!("HTTP/1.1 200 OK\r\n{}", next().unwrap_or_default());
+    let tls = flags & 4 != 0;
+    let record = Record {
+        time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
+        client: [203, 0, 113, 7].into(),
+        client_port: Some(51_234),
+        server: Some(([10, 0, 0, 1], 443).into()),
+        remote_user,
+        request_line,
+        made_target,
+        status: [200, 404, 502, 499][usize::from(flags >> 6)],
+        bytes: 5120,
+        referer,
+        user_agent,
+        upstream: (flags & 8 != 0).then(|| "backend.example:8080".into()),
+        cache: Some("MISS"),
+        duration: Duration::from_micros(12_345),
+        connection: Some((7, 3)),
+        head_bytes: 200,
+        request_length: Some(120),
+        upstream_status: Some(200),
+        upstream_wait: Some(Duration::from_micros(10_512)),
+        upstream_connect: Some(Duration::ZERO),
+        upstream_queue: Some(Duration::ZERO),
+        upstream_response: Some(Duration::from_micros(11_204)),
+        termination: Default::default(),
+        pool: (flags & 16 != 0).then(|| "api".into()),
+        show_pool: flags & 1 != 0,
+        request_id,
+        heads: (flags & 2 != 0).then(|| {
+            Box::new(Heads {
+                request: request_fields,
+                response: Heads::fields_of(response_head.as_bytes()),
+            })
+        }),
+        fields: format
+            .request_fields()
+            .map(|names| RequestFields::take(names, &headers)),
+        scheme: if tls { "https" } else { "http" },
+        tls: tls.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+        server_name: server_name.filter(|_| tls).map(Arc::from),
+        client_certificate: (tls && flags & 32 != 0).then(|| {
+            Arc::new(ClientCertificate {
+                byte_sequence: certificate_bytes.into(),
+                chain: None,
+                fingerprint: "3f2a9c".into(),
+                subject: subject.map(Box::from),
+                issuer: issuer.map(Box::from),
+                serial: serial.map(Box::from),
+            })
+        }),
+    };
+    let mut line = String::new();
+    record.write_as(&format, &mut line, &mut LogClock::new());
+
+    // The characters a value may not write raw: for `\xHH` escaping,
+    // everything outside printable ASCII; for JSON, what README says it
+    // escapes. The template's own text may hold them, no value adds one.
+    let json = match &format {
+        LogFormat::Combined => false,
+        LogFormat::Json => true,
+        LogFormat::Template(t) => is_escape_json(t.source()),
+    };
+    let special = |c: char| match json {
+        true => c.is_control() || is_unicode_line_end_or_bidi(c),
+        false => !(' '..='~').contains(&c),
+    };
+    let own_text = match &format {
+        LogFormat::Template(t) if pick % 4 == 3 => t.source(),
+        _ => "",
+    };
+    let mut seen = Vec::new();
+    for c in line.chars().filter(|&c| special(c)) {
+        if seen.contains(&c) {
+            continue;
+        }
+        seen.push(c);
+        let (written, allowed) = (line.matches(c).count(), own_text.matches(c).count());
+        assert!(
+            written <= allowed,
+            "{c:?} written {written} times, the template has it {allowed}: {line:?}"
+        );
+    }
+
+    // A syslog datagram holds the line, or as much as fits, on one line.
+    for header in [0, 40, 41, MAX_DATAGRAM - 1, MAX_DATAGRAM, MAX_DATAGRAM + 1] {
+        let held = fit_to_datagram(&line, header);
+        assert!(line.starts_with(held));
+        let room = MAX_DATAGRAM.saturating_sub(header);
+        assert!(held.len() <= room);
+        assert!(
+            held.len() == line.len() || held.len() + 4 > room,
+            "cut short"
+        );
+        let ends = |s: &str| s.matches(['\n', '\r']).count();
+        assert!(ends(held) <= ends(own_text), "a datagram of two lines");
+    }
+
+    // Each value given back from the line. README's `$http_<name>` is the
+    // fields of that name, in lower case with `_` for `-` (a field
+    // written with `_` too), joined.
+    let field_of = |name: &str, join: &str| {
+        let values: Vec<&str> = headers
+            .iter()
+            .filter(|(field, _)| field.to_ascii_lowercase().replace('-', "_") == name)
+            .map(|(_, value)| std::str::from_utf8(value).unwrap())
+            .collect();
+        (!values.is_empty()).then(|| values.join(join))
+    };
+    let certificate = record.client_certificate.as_deref();
+    let of_certificate = |part: fn(&ClientCertificate) -> Option<&str>| {
+        Logged::Value(certificate.and_then(part).map(String::from))
+    };
+    let mut pieces = vec![record.request_line.clone()];
+    pieces.extend(record.made_target.clone());
+    let mut hosts = vec![record.request_line.to_ascii_lowercase()];
+    hosts.extend(field_of("host", ", ").map(|h| h.to_ascii_lowercase()));
+    let logged = |key: &str| -> Logged {
+        match key {
+            "request" => Logged::Value(Some(record.request_line.clone())),
+            "method" | "request_uri" | "uri" | "args" | "protocol" => {
+                Logged::PieceOf(pieces.clone())
+            }
+            "host" => Logged::PieceOf(hosts.clone()),
+            // Empty is absent, as nginx's.
+            "user" => Logged::Value(record.remote_user.clone().filter(|u| !u.is_empty())),
+            "referer" => Logged::Value(record.referer.clone()),
+            "agent" => Logged::Value(record.user_agent.clone()),
+            "id" => Logged::Value(record.request_id.clone()),
+            "x_a" => Logged::Value(field_of("x_a", ", ")),
+            "cookie" => Logged::Value(field_of("cookie", "; ")),
+            "upstream" => Logged::Value(record.upstream.as_deref().map(String::from)),
+            "pool" => Logged::Value(record.pool.as_deref().map(String::from)),
+            "sni" => Logged::Value(record.server_name.as_deref().map(String::from)),
+            "s_dn" => of_certificate(|c| c.subject.as_deref()),
+            "i_dn" => of_certificate(|c| c.issuer.as_deref()),
+            "serial" => of_certificate(|c| c.serial.as_deref()),
+            "fingerprint" => of_certificate(|c| Some(&c.fingerprint)),
+            "cert" => Logged::UrlEncoded,
+            _ => Logged::Value(None),
+        }
+    };
+    let heads_line = |fields: &[(String, String)]| {
+        let lines: Vec<String> = fields.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        lines.join("\r\n")
+    };
+    match &format {
+        LogFormat::Combined => {
+            let quoted = combined_start(&line, &record);
+            let tail = &quoted[6..];
+            let mut extras = tail[0].trim().split(' ');
+            for key in ["upstream", "cache", "duration_ms", "upstream_ms"] {
+                let field = extras.next().expect("a field");
+                assert!(field.starts_with(&format!("{key}=")), "{line}");
+            }
+            let mut expect = |key: &str, value: Option<&str>| {
+                if let Some(value) = value {
+                    let field = extras.next().expect("a field");
+                    assert_eq!(unescape_log(field.strip_prefix(key).unwrap()), value);
+                }
+            };
+            let pool = record.pool.as_deref().unwrap_or("-");
+            expect("pool=", record.show_pool.then_some(pool));
+            expect("request_id=", record.request_id.as_deref());
+            expect("request_headers=", record.heads.is_some().then_some(""));
+            assert_eq!(extras.next(), None, "{line}");
+            match &record.heads {
+                Some(heads) => {
+                    assert_eq!(tail.len(), 5, "{line}");
+                    assert_eq!(tail[2], " response_headers=");
+                    assert_eq!(unescape_log(tail[1]), heads_line(&heads.request));
+                    assert_eq!(unescape_log(tail[3]), heads_line(&heads.response));
+                }
+                None => assert_eq!(tail.len(), 1, "{line}"),
+            }
+        }
+        LogFormat::Json => {
+            let Json::Obj(members) = parse_json(&line) else {
+                panic!("not an object: {line}");
+            };
+            let get = |key: &str| {
+                let found = members.iter().find(|(k, _)| k == key);
+                found
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| panic!("no {key}: {line}"))
+            };
+            let string = |value: Option<&str>| value.map_or(Json::Null, |v| Json::Str(v.into()));
+            assert_eq!(*get("request"), string(Some(&record.request_line)));
+            assert_eq!(*get("remote_user"), string(record.remote_user.as_deref()));
+            assert_eq!(*get("referer"), string(record.referer.as_deref()));
+            assert_eq!(*get("user_agent"), string(record.user_agent.as_deref()));
+            assert_eq!(*get("upstream"), string(record.upstream.as_deref()));
+            if record.show_pool {
+                assert_eq!(*get("pool"), string(record.pool.as_deref()));
+            }
+            if let Some(id) = &record.request_id {
+                assert_eq!(*get("request_id"), string(Some(id)));
+            }
+            if let Some(heads) = &record.heads {
+                for (key, fields) in [
+                    ("request_headers", &heads.request),
+                    ("response_headers", &heads.response),
+                ] {
+                    let pairs = fields
+                        .iter()
+                        .map(|(n, v)| Json::Arr(vec![Json::Str(n.clone()), Json::Str(v.clone())]));
+                    assert_eq!(*get(key), Json::Arr(pairs.collect()), "{key}");
+                }
+            }
+        }
+        LogFormat::Template(_) if pick % 4 == 3 => {}
+        LogFormat::Template(t) if t.source() == templates[0] => {
+            let quoted = combined_start(&line, &record);
+            assert_eq!(quoted.len(), 7, "{line}");
+            assert!(quoted[6].starts_with(" rt="), "{line}");
+        }
+        LogFormat::Template(t) if t.source() == templates[1] => {
+            let Json::Obj(members) = parse_json(&line) else {
+                panic!("not an object: {line}");
+            };
+            let agent = record.user_agent.clone().unwrap_or_default();
+            assert!(members.contains(&("agent".into(), Json::Str(agent))));
+            let request = Json::Str(record.request_line.clone());
+            assert!(members.contains(&("request".into(), request)));
+        }
+        LogFormat::Template(t) => {
+            // Every text variable, quoted after its key.
+            let written: Vec<(String, String)> = if json {
+                let Json::Obj(members) = parse_json(&line) else {
+                    panic!("not an object: {line}");
+                };
+                let strings = members.into_iter().map(|(key, value)| match value {
+                    Json::Str(s) => (key, s),
+                    other => panic!("{key} is {other:?}: {line}"),
+                });
+                strings.collect()
+            } else {
+                let quoted: Vec<&str> = line.split('"').collect();
+                assert_eq!(quoted.len(), 2 * LOG_TEXT.len() + 1, "{line}");
+                assert_eq!(quoted[quoted.len() - 1], "");
+                let keys = quoted
+                    .iter()
+                    .step_by(2)
+                    .map(|k| k.trim().trim_end_matches('='));
+                let values = quoted.iter().skip(1).step_by(2).map(|v| unescape_log(v));
+                keys.zip(values).map(|(k, v)| (k.to_string(), v)).collect()
+            };
+            let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+            let expected: Vec<&str> = LOG_TEXT.iter().map(|(k, _)| *k).collect();
+            assert_eq!(keys, expected, "{}", t.source());
+            let absent = if json { "" } else { "-" };
+            for (key, value) in &written {
+                match logged(key) {
+                    Logged::Value(v) => {
+                        assert_eq!(value, v.as_deref().unwrap_or(absent), "{key}: {line}")
+                    }
+                    Logged::PieceOf(haystacks) => {
+                        let piece = value.strip_prefix('/').unwrap_or(value);
+                        assert!(
+                            value == absent || haystacks.iter().any(|h| h.contains(piece)),
+                            "{key} {value:?} is no piece of {haystacks:?}"
+                        );
+                    }
+                    Logged::UrlEncoded => {
+                        assert!(
+                            value == absent || value.starts_with("-----BEGIN%20"),
+                            "{value}"
+                        );
+                        let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~%".contains(&b);
+                        assert!(value.bytes().all(plain), "{value}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a template begins with `escape=json` and a space, as README's
+/// Templates say (nginx's `log_format` takes a tab as a space too).
+fn is_escape_json(template: &str) -> bool {
+    template
+        .strip_prefix("escape=json")
+        .is_some_and(|rest| rest.starts_with([' ', '\t']))
+}
+
+/// The characters README's JSON lines write as `\uXXXX` though JSON
+/// allows them raw: Unicode's line ends and the bidirectional controls.
+fn is_unicode_line_end_or_bidi(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// The start every combined line has, README's nginx template's too:
+/// `addr - user [time] "request" status bytes "referer" "agent"`, its
+/// values given back from their escaping; what follows, split at `"`
+/// (quotes are escaped inside a value, so each `"` is the line's own).
+fn combined_start<'a>(line: &'a str, record: &inverso::access_log::Record) -> Vec<&'a str> {
+    let quoted: Vec<&str> = line.split('"').collect();
+    assert!(quoted.len() >= 7, "{line}");
+    let start: Vec<&str> = quoted[0].split(' ').collect();
+    assert_eq!(start.len(), 6, "the user is one field: {line}");
+    let user = record.remote_user.as_deref().filter(|u| !u.is_empty());
+    assert_eq!(unescape_log(start[2]), user.unwrap_or("-"), "{line}");
+    assert_eq!(unescape_log(quoted[1]), record.request_line, "{line}");
+    let status_and_bytes = format!(" {} {} ", record.status, record.bytes);
+    assert_eq!(quoted[2], status_and_bytes, "{line}");
+    assert_eq!(quoted[4], " ", "{line}");
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    assert_eq!(unescape_log(quoted[3]), or_dash(&record.referer), "{line}");
+    assert_eq!(
+        unescape_log(quoted[5]),
+        or_dash(&record.user_agent),
+        "{line}"
+    );
+    quoted
+}
+
+/// A value as README's quoted fields escape it (`\xHH` for `"`, `\` and
+/// every byte outside printable ASCII), given back: what the `\xHH`
+/// stand for, read as UTF-8 (what they escaped was).
+fn unescape_log(escaped: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = escaped.as_bytes();
+    while let Some((&b, after)) = rest.split_first() {
+        assert!(
+            (0x20..0x7f).contains(&b) && b != b'"',
+            "{b:#x} raw in {escaped:?}"
+        );
+        if b != b'\\' {
+            bytes.push(b);
+            rest = after;
+            continue;
+        }
+        let hex = |b: u8| matches!(b, b'0'..=b'9' | b'A'..=b'F');
+        let [b'x', high, low, tail @ ..] = after else {
+            panic!("a `\\` that is no \\xHH in {escaped:?}");
+        };
+        assert!(hex(*high) && hex(*low), "\\x{high}{low} in {escaped:?}");
+        let pair = std::str::from_utf8(&after[1..3]).unwrap();
+        bytes.push(u8::from_str_radix(pair, 16).unwrap());
+        rest = tail;
+    }
+    String::from_utf8(bytes).expect("the escaped bytes were UTF-8")
+}
+
+/// A JSON value (RFC 8259), as [`parse_json`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    /// As written.
+    Num(String),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+/// `text` as one JSON value, read strictly (RFC 8259: no raw control
+/// character in a string, no escape but its own, no lone surrogate, no
+/// trailing text); panics on anything else.
+fn parse_json(text: &str) -> Json {
+    let mut at = 0;
+    let value = json_value(text, &mut at);
+    json_space(text.as_bytes(), &mut at);
+    assert_eq!(at, text.len(), "text after the JSON value: {text}");
+    value
+}
+
+fn json_space(b: &[u8], at: &mut usize) {
+    while b.get(*at).is_some_and(|c| b" \t\n\r".contains(c)) {
+        *at += 1;
+    }
+}
+
+fn json_value(text: &str, at: &mut usize) -> Json {
+    let b = text.as_bytes();
+    json_space(b, at);
+    let Some(&first) = b.get(*at) else {
+        panic!("a JSON value cut short: {text}");
+    };
+    let expect = |c: u8, at: &mut usize| {
+        json_space(b, at);
+        assert_eq!(b.get(*at), Some(&c), "{} at {at} in {text}", c as char);
+        *at += 1;
+    };
+    match first {
+        b'{' | b'[' => {
+            *at += 1;
+            let close = if first == b'{' { b'}' } else { b']' };
+            let mut items = Vec::new();
+            json_space(b, at);
+            if b.get(*at) == Some(&close) {
+                *at += 1;
+            } else {
+                loop {
+                    let key = if first == b'{' {
+                        json_space(b, at);
+                        let Json::Str(key) = json_value(text, at) else {
+                            panic!("a key that is no string at {at} in {text}");
+                        };
+                        expect(b':', at);
+                        Some(key)
+                    } else {
+                        None
+                    };
+                    items.push((key, json_value(text, at)));
+                    json_space(b, at);
+                    match b.get(*at) {
+                        Some(b',') => *at += 1,
+                        Some(&c) if c == close => {
+                            *at += 1;
+                            break;
+                        }
+                        other => panic!("{other:?} at {at} in {text}"),
+                    }
+                }
+            }
+            if first == b'[' {
+                Json::Arr(items.into_iter().map(|(_, v)| v).collect())
+            } else {
+                Json::Obj(items.into_iter().map(|(k, v)| (k.unwrap(), v)).collect())
+            }
+        }
+        b'"' => {
+            *at += 1;
+            let mut s = Vec::new();
+            loop {
+                let Some(&c) = b.get(*at) else {
+                    panic!("a string cut short in {text}");
+                };
+                *at += 1;
+                match c {
+                    b'"' => break,
+                    b'\\' => {
+                        let e = b.get(*at).copied();
+                        *at += 1;
+                        let simple = match e {
+                            Some(b'"') => Some(b'"'),
+                            Some(b'\\') => Some(b'\\'),
+                            Some(b'/') => Some(b'/'),
+                            Some(b'b') => Some(8),
+                            Some(b'f') => Some(12),
+                            Some(b'n') => Some(b'\n'),
+                            Some(b'r') => Some(b'\r'),
+                            Some(b't') => Some(b'\t'),
+                            Some(b'u') => None,
+                            other => panic!("escape {other:?} in {text}"),
+                        };
+                        if let Some(c) = simple {
+                            s.push(c);
+                            continue;
+                        }
+                        let unit = |at: &mut usize| {
+                            let hex = b.get(*at..*at + 4).expect("four hex digits");
+                            *at += 4;
+                            let hex = std::str::from_utf8(hex).expect("hex digits");
+                            assert!(hex.bytes().all(|h| h.is_ascii_hexdigit()), "{text}");
+                            u32::from_str_radix(hex, 16).unwrap()
+                        };
+                        let mut code = unit(at);
+                        if (0xD800..0xDC00).contains(&code) {
+                            assert_eq!(b.get(*at..*at + 2), Some(&b"\\u"[..]), "lone surrogate");
+                            *at += 2;
+                            let low = unit(at);
+                            assert!((0xDC00..0xE000).contains(&low), "lone surrogate");
+                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                        }
+                        let c = char::from_u32(code).expect("no lone surrogate");
+                        s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    }
+                    c if c < 0x20 => panic!("raw control byte {c:#x} in a string: {text}"),
+                    c => s.push(c),
+                }
+            }
+            Json::Str(String::from_utf8(s).expect("UTF-8"))
+        }
+        b't' | b'f' | b'n' => {
+            for (word, value) in [
+                ("true", Json::Bool(true)),
+                ("false", Json::Bool(false)),
+                ("null", Json::Null),
+            ] {
+                if b[*at..].starts_with(word.as_bytes()) {
+                    *at += word.len();
+                    return value;
+                }
+            }
+            panic!("no literal at {at} in {text}");
+        }
+        _ => {
+            // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+            let start = *at;
+            let digits = |at: &mut usize| {
+                let from = *at;
+                while b.get(*at).is_some_and(u8::is_ascii_digit) {
+                    *at += 1;
+                }
+                assert!(*at > from, "a number without digits at {from} in {text}");
+            };
+            if b[*at] == b'-' {
+                *at += 1;
+            }
+            if b.get(*at) == Some(&b'0') {
+                *at += 1;
+            } else {
+                digits(at);
+            }
+            if b.get(*at) == Some(&b'.') {
+                *at += 1;
+                digits(at);
+            }
+            if b.get(*at).is_some_and(|c| matches!(c, b'e' | b'E')) {
+                *at += 1;
+                if b.get(*at).is_some_and(|c| matches!(c, b'+' | b'-')) {
+                    *at += 1;
+                }
+                digits(at);
+            }
+            Json::Num(String::from_utf8_lossy(&b[start..*at]).into_owned())
+        }
+    }
+}

@@ -34,7 +34,7 @@ mod writer;
 pub use channel::{AccessLog, LogSender, Outputs};
 pub use record::{Heads, Record};
 pub use sink::open_log_file;
-pub use syslog::{parse_tag, Facility, Syslog, SyslogTarget, MAX_DATAGRAM};
+pub use syslog::{fit_to_datagram, parse_tag, Facility, Syslog, SyslogTarget, MAX_DATAGRAM};
 pub use template::{RequestFields, Template};
 pub use termination::{By, Stage, Termination};
 

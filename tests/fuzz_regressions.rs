@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("cache_rules", checks::cache_rules),
     ("x509", checks::x509),
     ("client_fields", checks::client_fields),
+    ("log_line", checks::log_line),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

@@ -169,9 +169,10 @@ impl Record {
         }
     }
 
-    /// Appends the line in the given format to `line`, without newline;
-    /// `clock` keeps the timestamps of the last second it wrote.
-    pub(super) fn write_as(&self, format: &LogFormat, line: &mut String, clock: &mut LogClock) {
+    /// Appends the line in the given format to `line`, without newline,
+    /// as the logger writes it; `clock` keeps the timestamps of the last
+    /// second it wrote.
+    pub fn write_as(&self, format: &LogFormat, line: &mut String, clock: &mut LogClock) {
         match format {
             LogFormat::Combined => self.write_combined(line, clock),
             LogFormat::Json => self.write_json(line),

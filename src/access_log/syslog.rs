@@ -428,13 +428,20 @@ impl SyslogSink {
         }
         d.extend_from_slice(self.settings.tag.as_bytes());
         d.extend_from_slice(b": ");
-        let room = MAX_DATAGRAM.saturating_sub(d.len());
-        let mut end = line.len().min(room);
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        d.extend_from_slice(&line.as_bytes()[..end]);
+        d.extend_from_slice(fit_to_datagram(line, d.len()).as_bytes());
     }
+}
+
+/// What a datagram whose header takes `header` bytes holds of `line`: all
+/// of it, or as much as fits in [`MAX_DATAGRAM`], cut at a character's
+/// boundary.
+pub fn fit_to_datagram(line: &str, header: usize) -> &str {
+    let room = MAX_DATAGRAM.saturating_sub(header);
+    let mut end = line.len().min(room);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
 }
 
 /// This machine's name, as RFC 3164's HOSTNAME: one word.
