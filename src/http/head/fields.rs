@@ -104,4 +104,33 @@ mod tests {
             assert_eq!(is_tchar(b), expected, "byte {b:#04x}");
         }
     }
+
+    // httparse refuses these too; the checks here do not depend on it.
+    #[test]
+    fn collect_headers_refuses_control_characters_and_non_token_names() {
+        fn header<'a>(name: &'a str, value: &'a [u8]) -> [httparse::Header<'a>; 1] {
+            [httparse::Header { name, value }]
+        }
+        for b in 0..=255u8 {
+            let value = [b'a', b, b'b'];
+            let refused = (b < 0x20 && b != b'\t') || b == 0x7f;
+            assert_eq!(
+                collect_headers(&header("X", &value)).is_err(),
+                refused,
+                "byte {b:#04x}"
+            );
+        }
+        assert!(collect_headers(&header("X", b"\x01\x02")).is_err());
+        for name in ["", "X Y", "X:", "X\u{e9}"] {
+            assert_eq!(
+                collect_headers(&header(name, b"1")),
+                Err(HeadError::Malformed("invalid header name")),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            collect_headers(&header("X-A", b"a b")).unwrap().get("x-a"),
+            Some(&b"a b"[..])
+        );
+    }
 }

@@ -19,7 +19,9 @@ pub fn push_canonical_authority(key: &mut String, authority: &str) {
         Ok(n) => {
             let _ = write!(key, ":{n}");
         }
-        // Empty; anything else was refused with the request.
+        // Empty. A request's port is a number (else refused with it); an
+        // authority from elsewhere (a backend's URL, a listing's) keeps
+        // what it says, so that it is no other site's key.
         Err(_) if port.is_empty() => {}
         Err(_) => {
             key.push(':');
@@ -192,5 +194,30 @@ mod tests {
         let mut key = String::new();
         push_canonical_authority(&mut key, "[2001:DB8::1]:8080");
         assert_eq!(key, "[2001:db8::1]:8080");
+    }
+
+    #[test]
+    fn a_host_may_be_255_bytes_long_and_no_longer() {
+        assert_eq!(check_host("a".repeat(255).as_bytes()), Ok(()));
+        assert!(check_host("a".repeat(256).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn canonical_authorities() {
+        for (authority, canonical) in [
+            ("A.Example.:80", "a.example"),
+            ("a:", "a"),
+            ("a:0080", "a"),
+            ("a:08080", "a:8080"),
+            ("[::1]:80", "[::1]"),
+            // Unchecked authorities (a backend's Location, a listing's URL)
+            // keep a port that is no number, and are no other site's.
+            ("a:x", "a:x"),
+            ("a:99999", "a:99999"),
+        ] {
+            let mut key = String::new();
+            push_canonical_authority(&mut key, authority);
+            assert_eq!(key, canonical, "{authority}");
+        }
     }
 }

@@ -184,6 +184,8 @@ mod tests {
             );
         }
         assert_eq!(find_head_end(full, &mut scanned), Ok(Some(full.len() - 4)));
+        // Resuming from a complete head starts past it, not inside it.
+        assert_eq!(scanned, full.len() - 4);
     }
 
     #[test]
@@ -213,6 +215,21 @@ mod tests {
                 Err(HeadError::Malformed("bare CR")),
                 "{head:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_a_higher_minor_of_http_1_is_taken_as_1_1() {
+        assert_eq!(
+            as_http11(b"HTTP/1.2 200 OK\r\n", 0).as_deref(),
+            Some(&b"HTTP/1.1 200 OK\r\n"[..])
+        );
+        for head in [
+            &b"HTTP/1.x 200 OK\r\n"[..],
+            b"HTTP/2.2 200 OK\r\n",
+            b"HTTP/1.0",
+        ] {
+            assert_eq!(as_http11(head, 0), None, "{head:?}");
         }
     }
 }

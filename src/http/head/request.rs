@@ -372,6 +372,7 @@ mod tests {
         let r = parse_response(b"HTTP/1.9 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!((r.version, r.status), (Version::Http11, 200));
         assert_eq!(status(b"GET / HTTP/1.2 \r\nHost: a\r\n\r\n"), Err(400));
+        assert_eq!(status(b"GET / HTTP/1.x\r\nHost: a\r\n\r\n"), Err(400));
         // obs-text in values and leading/trailing whitespace are fine
         let r = req(b"GET / HTTP/1.1\r\nHost: a\r\nX: \t caf\xc3\xa9 \t\r\n\r\n").unwrap();
         assert_eq!(r.headers.get("x"), Some(&b"caf\xc3\xa9"[..]));
@@ -431,5 +432,65 @@ mod tests {
         );
         let long = format!("GET / HTTP/1.1\r\nHost: a\r\nA: {}\r\n\r\n", "x".repeat(64));
         assert_eq!(parse(long.as_bytes()), Err(431));
+    }
+
+    #[test]
+    fn a_head_of_exactly_the_limit_is_accepted() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let limits = |max_head_size| RequestLimits {
+            max_head_size,
+            ..RequestLimits::default()
+        };
+        assert!(parse_request(head, &limits(head.len())).is_ok());
+        assert_eq!(
+            parse_request(head, &limits(head.len() - 1)),
+            Err(HeadError::TooLarge(head.len() - 1))
+        );
+    }
+
+    #[test]
+    fn is_head_is_the_head_method_only() {
+        assert!(req(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_head());
+        assert!(!req(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().is_head());
+    }
+
+    #[test]
+    fn only_options_asks_about_the_whole_server() {
+        let r = req(b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.origin_target(), "/");
+    }
+
+    // The refusals are all 400s; the reason logged says which rule it was.
+    #[test]
+    fn malformed_heads_say_why() {
+        for (bad, why) in [
+            (
+                &b"GET / HTTP/1.1\r\n Host: a\r\n\r\n"[..],
+                "whitespace before the first field",
+            ),
+            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", "invalid header name"),
+            (
+                b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+                "invalid header value",
+            ),
+            (b"GET / HTTP/1.1\rHost: a\r\n\r\n", "invalid line ending"),
+            (
+                b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+                "invalid request line",
+            ),
+            (
+                b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+                "invalid request-target",
+            ),
+        ] {
+            assert_eq!(
+                parse_request(bad, &RequestLimits::default()),
+                Err(HeadError::Malformed(why)),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -238,4 +238,12 @@ mod tests {
         let relayed = parse_response(b"HTTP/1.1 307 \r\n\r\n").unwrap();
         assert_eq!(relayed.reason, "Temporary Redirect");
     }
+
+    #[test]
+    fn status_100_and_a_tab_in_the_reason_are_accepted() {
+        let r = parse_response(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+        assert_eq!(r.status, 100);
+        let r = parse_response(b"HTTP/1.1 200 A\tB\r\n\r\n").unwrap();
+        assert_eq!(r.reason, "A\tB");
+    }
 }
