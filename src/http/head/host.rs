@@ -19,10 +19,10 @@ pub fn push_canonical_authority(key: &mut String, authority: &str) {
         Ok(n) => {
             let _ = write!(key, ":{n}");
         }
-        // Empty. A request's port is a number (else refused with it); an
-        // authority from elsewhere (a backend's URL, a listing's) keeps
-        // what it says, so that it is no other site's key.
         Err(_) if port.is_empty() => {}
+        // Not a request's, whose port is a number (else refused with it):
+        // an authority from elsewhere (a backend's URL, a listing's) keeps
+        // what it says, so that it is no other site's key.
         Err(_) => {
             key.push(':');
             key.push_str(port);
