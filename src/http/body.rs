@@ -828,6 +828,15 @@ mod tests {
             Ok(BodyKind::Empty)
         );
         assert_eq!(r(b"HTTP/1.1 204 OK\r\n\r\n", false), Ok(BodyKind::Empty));
+        // 1xx has no body, whatever it says; any other 2xx but 204 may.
+        assert_eq!(
+            r(b"HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\n", false),
+            Ok(BodyKind::Empty)
+        );
+        assert_eq!(
+            r(b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\n", false),
+            Ok(BodyKind::Length(3))
+        );
         assert_eq!(
             r(b"HTTP/1.1 200 OK\r\n\r\n", false),
             Ok(BodyKind::UntilClose)
@@ -1220,6 +1229,166 @@ mod tests {
     fn until_close_reads_everything() {
         let (body, _) = decode(BodyKind::UntilClose, b"all of it").unwrap();
         assert_eq!(body, b"all of it");
+    }
+
+    #[test]
+    fn a_reader_is_done_only_once_its_body_has_ended() {
+        let mut conn = BufConn::new(&b"3\r\nabc\r\n0\r\n\r\n"[..], 64);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        assert!(!reader.is_done());
+        assert_eq!(reader.next(&mut conn).unwrap(), Some(&b"abc"[..]));
+        assert!(!reader.is_done());
+        assert_eq!(reader.next(&mut conn).unwrap(), None);
+        assert!(reader.is_done());
+    }
+
+    #[test]
+    fn a_body_of_exactly_the_limit_is_read_whole() {
+        for (kind, wire) in [
+            (BodyKind::Length(5), &b"hello"[..]),
+            (BodyKind::Chunked, b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"),
+            (BodyKind::UntilClose, b"hello"),
+        ] {
+            let got = decode_limited(kind, wire, 5);
+            assert_eq!(got.ok().as_deref(), Some(&b"hello"[..]), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_size_line_may_be_max_chunk_line_long_however_it_arrives() {
+        for (len, fits) in [(MAX_CHUNK_LINE, true), (MAX_CHUNK_LINE + 1, false)] {
+            let mut line = b"5;".to_vec();
+            line.resize(len, b'a');
+            let wire = [line, b"\r\nhello\r\n0\r\n\r\n".to_vec()].concat();
+            // One byte a read: the buffer holds the whole line before its CR.
+            for step in [1, wire.len()] {
+                let steps = Steps {
+                    wire: &wire,
+                    step,
+                    reads: 0,
+                };
+                let mut conn = BufConn::new(steps, 64);
+                let mut reader = BodyReader::new(BodyKind::Chunked);
+                let mut out = Vec::new();
+                let got = loop {
+                    match reader.next(&mut conn) {
+                        Ok(Some(piece)) => out.extend_from_slice(piece),
+                        Ok(None) => break Ok(out),
+                        Err(e) => break Err(e),
+                    }
+                };
+                if fits {
+                    assert_eq!(got.ok().as_deref(), Some(&b"hello"[..]), "{step}");
+                } else {
+                    let line_too_long = matches!(got, Err(BodyError::BadChunk("line too long")));
+                    assert!(line_too_long, "{step}: {got:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trailers_may_take_16_kib_with_their_line_ends_and_no_more() {
+        // MAX_TRAILERS, as documented: a field's CRLF counts, not the
+        // empty line that ends them.
+        let most = 16 * 1024;
+        let field = |len: usize| {
+            let mut field = b"A:".to_vec();
+            field.resize(len, b'x');
+            field.extend_from_slice(b"\r\n");
+            field
+        };
+        let body = |fields: &[Vec<u8>]| {
+            let wire = [&b"0\r\n"[..], &fields.concat(), b"\r\n"].concat();
+            decode(BodyKind::Chunked, &wire).map(|(body, _)| body)
+        };
+        assert!(body(&[field(most)]).is_ok());
+        assert!(body(&[field(100), field(most - 102)]).is_ok());
+        for over in [vec![field(most + 1)], vec![field(100), field(most - 101)]] {
+            let got = body(&over);
+            let line_too_long = matches!(got, Err(BodyError::BadChunk("line too long")));
+            assert!(line_too_long, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_after_a_chunk_size_is_told_from_other_junk() {
+        for (line, why) in [
+            (&b"5 "[..], "trailing whitespace after chunk size"),
+            (b"5\t", "trailing whitespace after chunk size"),
+            (b"5 \t ", "trailing whitespace after chunk size"),
+            (b"5x", "invalid chunk size or extension"),
+            (b"5 x", "invalid chunk size or extension"),
+        ] {
+            let got = parse_chunk_size(line);
+            let shown = String::from_utf8_lossy(line);
+            assert!(
+                matches!(got, Err(BodyError::BadChunk(w)) if w == why),
+                "{shown:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trailer_field_has_a_token_name_and_a_value_without_controls() {
+        for good in [
+            &b"A:"[..],
+            b"A: b",
+            b"A:\tb c\t",
+            b"X-Y: \xc3\xa9",
+            b"!#$%&'*+-.^_`|~0aZ: v",
+        ] {
+            assert!(is_field_line(good), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b": b"[..],
+            b"A",
+            b"A b: c",
+            b"A : c",
+            b"A\x01: b",
+            b"\xc3\xa9: b",
+            b"A: b\x01",
+            b"A: b\x00",
+            b"A: b\x7f",
+        ] {
+            assert!(!is_field_line(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_response_with_both_framing_fields_forbids_reuse() {
+        let reuse_forbidden = |b: &[u8]| {
+            let mut s = 0;
+            let len = find_head_end(b, &mut s).unwrap().unwrap();
+            response_forbids_reuse(&parse_response(&b[..len]).unwrap())
+        };
+        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(reuse_forbidden(both));
+        assert!(!reuse_forbidden(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+        ));
+        assert!(!reuse_forbidden(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn eight_transfer_codings_are_looked_at_and_nine_are_refused() {
+        // Eight: read, and refused for the coding before chunked (501).
+        let eight = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: a, b, c, d, e, f, gzip, chunked\r\n\r\n";
+        assert_eq!(request(eight).map_err(|e| e.status()), Err(501));
+        let nine = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: a, b, c, d, e, f, g, gzip, chunked\r\n\r\n";
+        assert_eq!(request(nine).map_err(|e| e.status()), Err(400));
+    }
+
+    #[test]
+    fn only_1xx_and_204_forbid_a_content_length() {
+        for status in [100, 101, 199, 204] {
+            assert!(forbids_content_length(status), "{status}");
+        }
+        for status in [200, 201, 205, 304, 404] {
+            assert!(!forbids_content_length(status), "{status}");
+        }
     }
 
     #[test]
