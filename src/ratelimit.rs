@@ -481,6 +481,9 @@ mod tests {
             })
         );
         assert_eq!(Rate::parse(" 600 / m").unwrap().to_string(), "600/m");
+        for text in ["10/s", "600/m", "5/h"] {
+            assert_eq!(Rate::parse(text).unwrap().to_string(), text);
+        }
         assert_eq!(Rate::parse("600/m").unwrap().one_second(), 10);
         assert_eq!(Rate::parse("5/h").unwrap().one_second(), 1);
         for bad in ["10", "10/d", "0/s", "-1/s", "x/s", "2000000/s", "/s"] {
@@ -503,6 +506,11 @@ mod tests {
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(limiter.admit(ip(1), t1), Ok(()));
         assert!(limiter.admit(ip(1), t1).is_err());
+        // Half a token back: half a tenth of a second to wait.
+        let wait = limiter
+            .admit(ip(1), t1 + Duration::from_millis(50))
+            .unwrap_err();
+        assert!((wait.as_secs_f64() - 0.05).abs() < 1e-6, "{wait:?}");
         // Refusals take nothing: the bucket keeps refilling under them.
         let t2 = t1 + Duration::from_secs(10);
         for _ in 0..3 {
@@ -537,6 +545,7 @@ mod tests {
         let on = HashOn::parse(setting).unwrap();
         match key_in(&on, &head, underscores) {
             Keys::Address => Vec::new(),
+            Keys::Values(values) if values.is_empty() => vec!["no values".into()],
             Keys::Values(values) => (values.into_iter())
                 .map(|v| String::from_utf8(v).unwrap())
                 .collect(),
@@ -557,6 +566,8 @@ mod tests {
             assert_eq!(keys("query:key", target, ""), alice, "{target}");
         }
         assert_eq!(keys("query:key", "/?key=a+b", ""), ["a b"]);
+        // Under the name PHP reads it by as well as its own.
+        assert_eq!(keys("query:api_key", "/?api.key=alice", ""), alice);
         // Every value sent counts, once each: a backend may read any.
         assert_eq!(keys("query:key", "/?key=j1&key=alice", ""), ["alice", "j1"]);
         assert_eq!(keys("query:key", "/?key=alice&k%65y=alice", ""), alice);
@@ -565,6 +576,8 @@ mod tests {
             assert!(keys("query:key", target, "").is_empty(), "{target}");
         }
         let many: Vec<String> = (0..=MAX_KEYS).map(|i| format!("key={i}")).collect();
+        let most = format!("/?{}", many[..MAX_KEYS].join("&"));
+        assert_eq!(keys("query:key", &most, "").len(), MAX_KEYS);
         let many = format!("/?{}", many.join("&"));
         assert_eq!(keys("query:key", &many, ""), ["too many"]);
         // A cookie, without its quotes or spaces, decoded.
@@ -647,5 +660,69 @@ mod tests {
         let t1 = t0 + Duration::from_secs(3600);
         assert_eq!(limiter.admit(ip(u32::MAX), t1), Ok(()));
         assert!(limiter.admit(ip(u32::MAX), t1).is_err());
+    }
+
+    /// Takes `who`'s token at `t0`, then fills the shard its bucket is in
+    /// up to `limited` spent buckets and `refilled` full ones more, seen
+    /// a millisecond apart after it; returns that shard.
+    fn fill_shard_of(
+        limiter: &Limiter,
+        who: Who<'_>,
+        limited: usize,
+        refilled: usize,
+        t0: Instant,
+    ) -> usize {
+        assert_eq!(limiter.admit(who, t0), Ok(()));
+        let key = limiter.key_of(who);
+        let shard = (limiter.shards.iter())
+            .position(|s| s.lock().contains_key(&key))
+            .unwrap();
+        let mut buckets = limiter.shards[shard].lock();
+        for n in 0..limited + refilled {
+            let tokens = if n < limited { 0.0 } else { limiter.capacity };
+            let seen = t0 + Duration::from_millis(n as u64 + 1);
+            buckets.insert(Key::Value(n as u64), Bucket { tokens, seen });
+        }
+        shard
+    }
+
+    #[test]
+    fn a_full_shard_forgets_refilled_buckets_then_the_eighth_seen_longest_ago() {
+        let (most, eighth) = (MAX_CLIENTS / SHARDS, MAX_CLIENTS / SHARDS / 8);
+        let t0 = Instant::now();
+        // Spent and refilled buckets in a shard, and how many a new
+        // address finds there beside its own.
+        for (limited, refilled, kept) in [
+            // Not full yet: no room is made.
+            (most - 1, 0, most - 1),
+            // Forgetting the refilled makes room enough.
+            (most - eighth, eighth, most - eighth),
+            // Not quite: the eighth seen longest ago go too.
+            (most - eighth + 1, eighth - 1, most - 2 * eighth + 1),
+            (most - 250, 250, most - 250 - eighth),
+        ] {
+            let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+            let shard = fill_shard_of(&limiter, ip(0), limited, refilled, t0);
+            limiter.shards[shard].lock().remove(&limiter.key_of(ip(0)));
+            let later = t0 + Duration::from_secs(10);
+            assert_eq!(limiter.admit(ip(0), later), Ok(()));
+            let buckets = limiter.shards[shard].lock();
+            let case = format!("{limited} spent, {refilled} refilled");
+            assert_eq!(buckets.len(), kept + 1, "{case}");
+            let gone = (0..limited as u64).filter(|&n| !buckets.contains_key(&Key::Value(n)));
+            assert!(gone.eq(0..(limited - kept) as u64), "{case}: the oldest go");
+        }
+    }
+
+    #[test]
+    fn a_spent_address_in_a_full_shard_stays_limited() {
+        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let t0 = Instant::now();
+        // The oldest bucket of a full shard: room is made for new
+        // addresses only, not by forgetting one that asks again.
+        let shard = fill_shard_of(&limiter, ip(0), MAX_CLIENTS / SHARDS - 1, 0, t0);
+        let later = t0 + Duration::from_secs(10);
+        assert!(limiter.admit(ip(0), later).is_err());
+        assert_eq!(limiter.shards[shard].lock().len(), MAX_CLIENTS / SHARDS);
     }
 }

@@ -634,6 +634,7 @@ mod tests {
             assert!(lru.insert(k, i as u32, 10).is_empty());
         }
         assert_eq!(keys(&lru), ["d", "c", "b", "a"]);
+        assert!(!lru.is_empty());
         assert_eq!(lru.get(&"b"), Some(&1));
         assert_eq!(keys(&lru), ["b", "d", "c", "a"]);
         assert_eq!(lru.peek(&"a"), Some(&0));
@@ -808,6 +809,13 @@ mod tests {
         });
         assert!(done);
         assert_eq!(seen, 2);
+        // Walked on from there, it goes on past the entry it broke at.
+        let mut rest = 0;
+        lru.walk(&mut at, 100, |_, _, _, _| {
+            rest += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!(rest, 3, "each entry once");
     }
 
     #[test]
@@ -847,6 +855,19 @@ mod tests {
         assert_eq!(lru.bytes(), 3);
         assert!(lru.set_weight(&"z", 1).is_empty());
         lru.assert_invariant();
+    }
+
+    #[test]
+    fn a_weight_set_to_exactly_the_capacity_keeps_the_entry_alone() {
+        let mut lru = Lru::new(10);
+        lru.insert("a", 1, 3);
+        lru.insert("b", 2, 3);
+        assert_eq!(lru.set_weight(&"b", 10), vec![("a", 1)]);
+        assert_eq!(keys(&lru), ["b"]);
+        assert_eq!(lru.bytes(), 10);
+        // Full to the byte is not over: nothing more goes.
+        assert!(lru.set_weight(&"b", 10).is_empty());
+        assert_eq!(keys(&lru), ["b"]);
     }
 
     #[test]
