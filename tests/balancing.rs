@@ -2355,26 +2355,23 @@ fn sticky_cookie_nocache_marks_private_a_storable_response_that_sets_the_cookie(
     );
 
     // The operator's Cache-Control is the one read.
-    let edits = |value: &str| {
+    let set_by_operator = |value: &str| {
         let mut loader = Loader::new();
         let text = format!("targets = 127.0.0.1:1\nresponse_header.Cache-Control = {value}\n");
         loader.file("proxy.conf", &text).unwrap();
-        loader.build().unwrap().response_headers
+        let edits = loader.build().unwrap().response_headers;
+        proxy.reload(&[a.addr], |c| {
+            sticky(c);
+            c.sticky_cookie_nocache = true;
+            c.response_headers = edits;
+        });
     };
-    proxy.reload(&[a.addr], |c| {
-        sticky(c);
-        c.sticky_cookie_nocache = true;
-        c.response_headers = edits("no-store");
-    });
+    set_by_operator("no-store");
     assert_eq!(
         cache_control_of(&proxy, Some("max-age=60"), None),
         (vec!["no-store".to_string()], true)
     );
-    proxy.reload(&[a.addr], |c| {
-        sticky(c);
-        c.sticky_cookie_nocache = true;
-        c.response_headers = edits("max-age=600");
-    });
+    set_by_operator("max-age=600");
     assert_eq!(
         cache_control_of(&proxy, Some("private"), None),
         private("max-age=600")
