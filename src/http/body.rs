@@ -1416,4 +1416,46 @@ mod tests {
         assert_eq!(decode_complete_chunked(b"3\nabc\r\n0\r\n\r\n", 64), None);
         assert_eq!(decode_complete_chunked(b"zz\r\n", 64), None);
     }
+
+    #[test]
+    fn chunked_not_last_and_chunked_twice_are_refused_for_what_they_are() {
+        // Both are a 400; the reason tells a coding after chunked from a
+        // second chunked.
+        let why = |te: &str| {
+            let head = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
+            request(head.as_bytes())
+        };
+        let not_final = Err(HeadError::Malformed(
+            "chunked is not the final transfer coding",
+        ));
+        assert_eq!(why("chunked, identity"), not_final);
+        assert_eq!(why("identity"), not_final);
+        let twice = Err(HeadError::Malformed("chunked applied twice"));
+        assert_eq!(why("chunked, chunked"), twice);
+        assert_eq!(why("chunked, gzip, chunked"), twice);
+    }
+
+    #[test]
+    fn a_complete_chunked_body_takes_only_its_own_bytes_of_what_arrived() {
+        // A whole next message after it also ends in an empty line: the
+        // count taken must stop at the body's end, or the caller consumes
+        // that message too.
+        let body = b"3\r\nabc\r\n0\r\n\r\n";
+        let wire = [&body[..], b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"].concat();
+        assert_eq!(
+            decode_complete_chunked(&wire, 64),
+            Some((b"abc".to_vec(), body.len()))
+        );
+    }
+
+    #[test]
+    fn a_quoted_pair_in_a_chunk_extension_escapes_only_text() {
+        // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ): a backslash
+        // does not let a control character into the value.
+        for ctl in [0x00, 0x01, 0x1f, 0x7f] {
+            let line = [&b"5;a=\"\\"[..], &[ctl], b"\""].concat();
+            assert!(parse_chunk_size(&line).is_err(), "{ctl:#x}");
+        }
+        assert_eq!(parse_chunk_size(b"5;a=\"\\\t\\ \\\x80\"").ok(), Some(5));
+    }
 }
