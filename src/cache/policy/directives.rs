@@ -876,4 +876,53 @@ mod tests {
         let lifetime = storable(&get(&[]), &resp, SystemTime::now(), &off);
         assert_eq!(lifetime.map(|l| l.fresh), secs(5));
     }
+
+    #[test]
+    fn a_lifetime_with_a_space_beside_its_equals_sign_is_none() {
+        let cc = |v| CacheControl::parse(&get(&[("Cache-Control", v)]).headers);
+        // A space on either side alone is enough (RFC 9111 §5.2).
+        for spaced in ["max-age =60", "max-age= 60", "max-age = 60"] {
+            assert_eq!(cc(spaced).max_age, None, "{spaced}");
+        }
+        let windows = cc("s-maxage =5, min-fresh =5, stale-if-error =5, stale-while-revalidate =5");
+        assert_eq!(windows, CacheControl::default());
+        assert_eq!(cc("max-stale =5").max_stale, None);
+        // A restriction so written still restricts.
+        assert!(cc("private =\"Set-Cookie\"").private);
+        assert_eq!(cc("max-age=60").max_age, Some(60));
+    }
+
+    #[test]
+    fn only_if_cached_is_read() {
+        let cc = |v| CacheControl::parse(&get(&[("Cache-Control", v)]).headers);
+        assert!(cc("max-age=0, only-if-cached").only_if_cached);
+        assert!(!cc("max-age=0").only_if_cached);
+    }
+
+    #[test]
+    fn surrogate_capability_names_the_device_token() {
+        assert_eq!(surrogate_capability("edge"), "edge=\"Surrogate/1.0\"");
+    }
+
+    #[test]
+    fn a_targeted_field_reads_proxy_revalidate_must_understand_and_stale_while_revalidate() {
+        let cdn = |v| ("CDN-Cache-Control", v);
+        let proxy = rfc_9213(&[], &[cdn("max-age=60, proxy-revalidate")]).unwrap();
+        assert_eq!(proxy.stale_if_error, Duration::ZERO);
+        // Its `no-store` is for caches that do not know the status.
+        let understood = [cdn("must-understand, no-store, max-age=60")];
+        assert_eq!(rfc_9213_fresh(&understood), Some(60));
+        let swr = rfc_9213(&[], &[cdn("max-age=60, stale-while-revalidate=600")]).unwrap();
+        assert_eq!(swr.stale_if_error, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn surrogate_control_reads_stale_while_revalidate_and_quoted_semicolons() {
+        let sc = |v| ("Surrogate-Control", v);
+        let swr = targeted(&[], &[sc("max-age=60, stale-while-revalidate=600")]).unwrap();
+        assert_eq!(swr.stale_if_error, Duration::from_secs(600));
+        // A `;` inside quotes targets no device: this no-store is for all.
+        let quoted = [sc("max-age=60, no-store=\"for;other\"")];
+        assert_eq!(targeted_fresh(&quoted), None);
+    }
 }

@@ -840,6 +840,8 @@ mod tests {
         assert_eq!(fresh_for(&[], 302, &[("ETag", "\"x\"")]), None);
         assert!(fresh_for(&[], 302, &[("Cache-Control", "max-age=5")]).is_some());
         assert_eq!(fresh_for(&[], 206, &[("Cache-Control", "max-age=5")]), None);
+        // 600 and up: not HTTP's (599 is, see must_understand's test).
+        assert_eq!(fresh_for(&[], 600, &[("Cache-Control", "max-age=5")]), None);
         let mut post = get(&[]);
         post.method = "POST".into();
         assert!(storable(
@@ -907,6 +909,11 @@ mod tests {
         assert_eq!(l("max-age=5, stale-if-error=7"), Duration::from_secs(7));
         assert_eq!(l("max-age=5, must-revalidate"), Duration::ZERO);
         assert_eq!(l("s-maxage=5"), Duration::ZERO);
+        // A stale-if-error window beside them too: the strictest holds.
+        for strict in ["max-age=5, must-revalidate", "s-maxage=5"] {
+            let with_window = format!("{strict}, stale-if-error=7");
+            assert_eq!(l(&with_window), Duration::ZERO, "{with_window}");
+        }
         // A stale-while-revalidate window is one where it answers anyway.
         assert_eq!(
             l("max-age=5, stale-while-revalidate=30"),
@@ -1016,5 +1023,100 @@ mod tests {
         // Dated this very second: not a fraction of a second old.
         let r = response(200, &[("Date", &format_http_date(now))]);
         assert_eq!(initial_age(&r, now, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_lifetime_guessed_from_last_modified_stores_no_page_asked_with_a_cookie() {
+        let now = SystemTime::now();
+        let date = format_http_date(now);
+        let lm = format_http_date(now - Duration::from_secs(1000));
+        let resp = [("Date", &*date), ("Last-Modified", &*lm)];
+        assert_eq!(fresh_for(&[], 200, &resp), Some(Duration::from_secs(100)));
+        assert_eq!(fresh_for(&[("Cookie", "sid=alice")], 200, &resp), None);
+    }
+
+    #[test]
+    fn key_names_add_accept_encoding_for_a_coded_body_once() {
+        let names = |resp: &[(&str, &str)]| settings().key_names(&response(200, resp));
+        let gzip = ("Content-Encoding", "gzip");
+        assert_eq!(names(&[gzip]), ["accept-encoding"]);
+        assert_eq!(
+            names(&[gzip, ("Vary", "Accept-Language")]),
+            ["accept-encoding", "accept-language"]
+        );
+        assert_eq!(
+            names(&[gzip, ("Vary", "Accept-Encoding")]),
+            ["accept-encoding"]
+        );
+        // Not coded: what Vary names, nothing more.
+        assert_eq!(names(&[("Vary", "Accept-Language")]), ["accept-language"]);
+        assert!(names(&[("Content-Encoding", "identity")]).is_empty());
+    }
+
+    #[test]
+    fn an_answer_to_a_request_with_credentials_is_shared_only_when_it_says_so() {
+        let auth = get(&[("Authorization", "Basic eDp5")]).headers;
+        let anonymous = get(&[]).headers;
+        let bare = response(304, &[("ETag", "\"x\"")]);
+        let public = response(304, &[("Cache-Control", "public"), ("ETag", "\"x\"")]);
+        let s = settings();
+        assert!(answer_shared_despite_credentials(&anonymous, &bare, &s));
+        assert!(!answer_shared_despite_credentials(&auth, &bare, &s));
+        assert!(answer_shared_despite_credentials(&auth, &public, &s));
+    }
+
+    #[test]
+    fn usable_at_the_edges_of_each_window() {
+        let cc = |v: &str| {
+            let mut h = Headers::new();
+            h.push("Cache-Control", v);
+            CacheControl::parse(&h)
+        };
+        let stored = |age, fresh, swr| Stored {
+            age: Duration::from_secs(age),
+            fresh: Duration::from_secs(fresh),
+            must_revalidate: false,
+            stale_while_revalidate: Duration::from_secs(swr),
+        };
+        // Fresh while its age is below its lifetime (§4.2), not at it.
+        assert_eq!(usable(&cc(""), false, &stored(10, 10, 0)), Use::Validate);
+        // A request's max-age accepts an age up to and including it
+        // (§5.2.1.1), and min-fresh a freshness left of at least it.
+        for accepted in ["max-age=60", "max-age=5", "min-fresh=5"] {
+            let use_ = usable(&cc(accepted), false, &stored(5, 10, 0));
+            assert_eq!(use_, Use::Fresh, "{accepted}");
+        }
+        // Within stale-while-revalidate, a max-stale that allows less
+        // still wants it revalidated first; one that allows as much not.
+        assert_eq!(
+            usable(&cc("max-stale=2"), false, &stored(15, 10, 10)),
+            Use::Validate
+        );
+        assert_eq!(
+            usable(&cc("max-stale=5"), false, &stored(15, 10, 10)),
+            Use::StaleRevalidating
+        );
+    }
+
+    #[test]
+    fn the_configured_stale_while_revalidate_is_not_given_to_a_response_fresh_for_no_time() {
+        let configured = Duration::from_secs(30);
+        let window = |fresh: u64, resp: &[(&str, &str)]| {
+            let r = response(200, resp);
+            let cc = CacheControl::of_response(&r.headers, &Targeting::default());
+            stale_while_revalidate(Duration::from_secs(fresh), &cc, &r, configured)
+        };
+        let etag = ("ETag", "\"x\"");
+        // `max-age=0`: the origin asks to be asked on every use.
+        assert_eq!(
+            window(0, &[("Cache-Control", "max-age=0"), etag]),
+            Duration::ZERO
+        );
+        // A validator alone: it never said it may be served unasked.
+        assert_eq!(window(0, &[etag]), Duration::ZERO);
+        assert_eq!(
+            window(60, &[("Cache-Control", "max-age=60"), etag]),
+            configured
+        );
     }
 }
