@@ -391,4 +391,44 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn only_a_block_of_prefix_zero_is_everything() {
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().is_everything());
+        assert!(Cidr::parse("::/0").unwrap().is_everything());
+        assert!(!Cidr::parse("0.0.0.0/1").unwrap().is_everything());
+        assert!(!Cidr::parse("10.0.0.0/8").unwrap().is_everything());
+    }
+
+    #[test]
+    fn claims_are_dropped_under_either_spelling_and_other_fields_kept() {
+        let mut headers = Headers::default();
+        for name in [
+            "Host",
+            "X-Forwarded-Port",
+            "x-forwarded-prefix",
+            "X_Forwarded_Ssl",
+            "X-Forwarded-Scheme",
+            "FRONT-END-HTTPS",
+            "X-Original-URL",
+            "X_Rewrite_Url",
+            "X-Forwarded-For",
+            "X-Forwarded-Proto",
+            "X-Forwarded-Ports",
+        ] {
+            headers.push(name, "1");
+        }
+        drop_claims(&mut headers);
+        let kept: Vec<&str> = headers.iter().map(|(name, _)| name).collect();
+        // `X-Forwarded-For` and `-Proto` are read by who is trusted instead.
+        assert_eq!(
+            kept,
+            [
+                "Host",
+                "X-Forwarded-For",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Ports"
+            ]
+        );
+    }
 }

@@ -423,6 +423,7 @@ mod tests {
         );
         let users = users(&file).unwrap();
         assert_eq!(users.len(), 5);
+        assert!(!users.is_empty());
         for name in ["ann", "bob", "cyd"] {
             assert!(users.verify(name.as_bytes(), b"secret"), "{name}");
             assert!(!users.verify(name.as_bytes(), b"Secret"), "{name}");
@@ -496,6 +497,12 @@ mod tests {
             ("ann:{SSHA}abcdefgh\n", "`{SHA}` and `{SSHA}`"),
             ("ann:{PLAIN}secret\n", "a password in plain text is not"),
             ("ann:$y$j9T$abc$def\n", "this kind of hash is not read"),
+            ("ann:$7$abc\n", "this kind of hash is not read"),
+            ("ann:$argon2id$abc\n", "this kind of hash is not read"),
+            (
+                "ann:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ*\n",
+                "not an MD5-crypt hash",
+            ),
             ("ann:$9$abc\n", "a hash of an unknown kind"),
             ("# nobody\n\n", "htpasswd: no users in it"),
             ("a\u{7}b:{APR1}\n", "control character"),
@@ -567,5 +574,71 @@ mod tests {
         let shown = format!("{users:?}");
         assert!(shown.contains("users: 1"), "{shown}");
         assert!(!shown.contains("h9FW"), "{shown}");
+    }
+
+    #[test]
+    fn a_file_of_sixteen_mebibytes_is_read() {
+        // The documented limit, written out: not the constant it pins.
+        let limit = 16 * 1024 * 1024;
+        let user = format!("ann:{APR1}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let mut text = "#".repeat(limit - user.len() - 1);
+        text.push('\n');
+        text.push_str(&user);
+        assert_eq!(text.len(), limit);
+        std::fs::write(&path, text).unwrap();
+        let users = Users::load(path.to_str().unwrap()).unwrap();
+        assert!(users.verify(b"ann", b"secret"));
+    }
+
+    #[test]
+    fn a_user_name_may_have_256_bytes_and_no_more() {
+        let name = "a".repeat(256);
+        let read = users(&format!("{name}:{APR1}\n")).unwrap();
+        assert!(read.verify(name.as_bytes(), b"secret"));
+        let message = users(&format!("{name}a:{APR1}\n")).err().unwrap();
+        assert!(message.contains("longer than 256 bytes"), "{message}");
+    }
+
+    #[test]
+    fn bcrypt_costs_from_4_to_14_are_read() {
+        for cost in ["04", "14"] {
+            let hash = BCRYPT.replace("$05$", &format!("${cost}$"));
+            assert!(users(&format!("ann:{hash}\n")).is_ok(), "{hash}");
+        }
+    }
+
+    #[test]
+    fn the_decoy_is_the_hash_of_most_work_whatever_its_kind() {
+        let decoy = |hashes: &[&str]| {
+            let text: String = (hashes.iter().enumerate())
+                .map(|(i, hash)| format!("user{i}:{hash}\n"))
+                .collect();
+            let users = users(&text).unwrap();
+            let (kind, cost) = users.decoy.cost();
+            (kind.to_string(), cost)
+        };
+        let bcrypt = |cost: &str| BCRYPT.replace("$05$", &format!("${cost}$"));
+        // Their work: SHA-512 crypt at 5,000 rounds 3,000, SHA-256 crypt
+        // at 10,000 rounds 1,800, bcrypt 4, 5, 6 1,280, 2,560, 5,120.
+        assert_eq!(decoy(&[SHA512, SHA256_ROUNDS]), ("$6$".into(), 5000));
+        assert_eq!(
+            decoy(&[&bcrypt("04"), SHA256_ROUNDS]),
+            ("$5$".into(), 10000)
+        );
+        assert_eq!(decoy(&[&bcrypt("05"), SHA512]), ("$6$".into(), 5000));
+        // SHA-512 crypt at 6,000 rounds: 3,600.
+        let sha512_6000 = SHA512.replace("$6$", "$6$rounds=6000$");
+        assert_eq!(decoy(&[&sha512_6000, &bcrypt("06")]), ("bcrypt".into(), 6));
+    }
+
+    #[test]
+    fn same_bytes_differing_in_two_places_are_not_the_same() {
+        // Differences that cancel out under XOR must still count.
+        assert!(!same_bytes(b"ab", b"ba"));
+        assert!(!same_bytes(b"aa", b"ab"));
+        assert!(same_bytes(b"ab", b"ab"));
+        assert!(!same_bytes(b"ab", b"abc"));
     }
 }
