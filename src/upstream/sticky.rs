@@ -75,7 +75,8 @@ pub fn set_cookie_line(name: &str, id: &str, attributes: &str) -> String {
 pub fn shared_caches_may_store(headers: &Headers, edits: &FieldEdits) -> bool {
     let cc = match edits.edits(b"cache-control") {
         false => CacheControl::parse(headers),
-        // The operator's value; one rendered per request counts as none.
+        // The operator's value; one with variables is not read here,
+        // and the response is marked.
         true => {
             let mut set = Headers::default();
             if let Some(value) = edits.value_of("cache-control") {

@@ -216,11 +216,12 @@ pub(super) fn prepare_response(
     client.push_own_fields(&mut head, response.status, how.x_cache);
     // A client not yet stuck to this target is from now on.
     let id = &fetched.target.sticky_id;
-    if let Some(stuck) = (client.sticky.as_ref()).filter(|s| s.sent.as_deref() != Some(id)) {
+    if let Some(sticky_cookie) = (client.sticky.as_ref()).filter(|s| s.sent.as_deref() != Some(id))
+    {
         head.extend_from_slice(
-            sticky::set_cookie_line(&stuck.name, id, &stuck.attributes).as_bytes(),
+            sticky::set_cookie_line(&sticky_cookie.name, id, &sticky_cookie.attributes).as_bytes(),
         );
-        if stuck.nocache && sticky::shared_caches_may_store(&response.headers, edits) {
+        if sticky_cookie.nocache && sticky::shared_caches_may_store(&response.headers, edits) {
             head.extend_from_slice(b"Cache-Control: private\r\n");
         }
     }
