@@ -336,6 +336,14 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_header_not_sent_by_its_due_time_is_late() {
+        use crate::http::conn::tests::loopback_pair;
+        let (_near, far) = loopback_pair();
+        let due = Instant::now() + std::time::Duration::from_millis(100);
+        assert!(matches!(read_header(&far, due), Err(NoHeader::Late)));
+    }
+
     fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
         let mut out = V2_SIGNATURE.to_vec();
         out.push(0x20 | command);
@@ -416,6 +424,47 @@ mod tests {
         assert!(with(&after_another).unwrap().unwrap().tls);
         assert!(with(&[0x20, 0, 9, 1]).is_err(), "longer than the header");
         assert!(with(&[0x20, 0]).is_err(), "truncated");
+    }
+
+    #[test]
+    fn header_part_stops_at_the_header_end() {
+        // read_header takes only this much off the socket.
+        assert_eq!(header_part(b"PROXY UNKNOWN\r\nGET / HTTP/1.1\r\n"), 15);
+        assert_eq!(header_part(b"PROXY UNKNOWN"), 13);
+        assert_eq!(header_part(&[b'P'; 200]), V1_MAX);
+        let mut whole = v2(1, 0x11, &[0; 12]);
+        whole.extend_from_slice(b"\x16\x03\x01hello");
+        assert_eq!(header_part(&whole), 28);
+        assert_eq!(header_part(&whole[..10]), 10);
+        assert_eq!(header_part(&whole[..15]), 15);
+        assert_eq!(header_part(&whole[..20]), 20);
+    }
+
+    #[test]
+    fn headers_of_the_longest_accepted_length() {
+        let line = format!("PROXY UNKNOWN {}\r\n", "x".repeat(V1_MAX - 16));
+        assert_eq!(line.len(), V1_MAX);
+        assert_eq!(parse(line.as_bytes()).unwrap().unwrap().len, V1_MAX);
+        let mut addresses = vec![192, 0, 2, 1, 198, 51, 100, 1, 0, 80, 0, 80];
+        let tlv_len = V2_MAX - 16 - addresses.len() - 3;
+        addresses.extend_from_slice(&[0x04, (tlv_len >> 8) as u8, tlv_len as u8]);
+        addresses.resize(V2_MAX - 16, 0);
+        let header = parse(&v2(1, 0x11, &addresses)).unwrap().unwrap();
+        assert_eq!((header.len, header.source), (V2_MAX, addr("192.0.2.1:80")));
+    }
+
+    #[test]
+    fn a_dgram_header_names_its_client() {
+        let header = parse(&v2(1, 0x12, &[192, 0, 2, 1, 198, 51, 100, 1, 0, 53, 0, 53]));
+        assert_eq!(header.unwrap().unwrap().source, addr("192.0.2.1:53"));
+    }
+
+    #[test]
+    fn short_ipv6_addresses_are_refused() {
+        assert_eq!(
+            parse(&v2(1, 0x21, &[0; 12])),
+            Err(ProxyHeaderError::ShortAddresses)
+        );
     }
 
     #[test]
