@@ -816,6 +816,14 @@ mod tests {
             ControlFlow::Continue(())
         });
         assert_eq!(rest, 3, "each entry once");
+        // A slice of one slot from the start is an entry's, not the list's
+        // own ends'.
+        let mut first = 0;
+        lru.walk(&mut Sweep::default(), 1, |_, _, _, _| {
+            first += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!(first, 1);
     }
 
     #[test]
