@@ -288,11 +288,8 @@ class Backend:
             s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\nCache-Control: no-store\r\n\r\n" + b"x" * 4000)
             rst_close(s) if random.random() < 0.5 else s.close()
             return False
-        if path == "/bad/chunk":
-            s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n5\r\nhello\r\nzz\r\nbad\r\n0\r\n\r\n")
-            return False
-        if path == "/bad/status":
-            s.sendall(b"HTTQ/9 what is this\r\n\r\n")
+        if path in BAD_REPLIES:
+            s.sendall(BAD_REPLIES[path])
             return False
         if path == "/bad/reset":
             rst_close(s)
@@ -300,13 +297,18 @@ class Backend:
         if path == "/bad/silent":
             time.sleep(5)  # past backend_timeout
             return False
-        if path == "/bad/twocl":
-            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!")
-            return False
-        if path == "/bad/bigcl":
-            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabc")
-            return False
         return self.send(s, "404 Not Found", [("Content-Length", 3)], b"no\n", method, close)
+
+
+# The bad pool's answers that are bytes sent as they are, the connection
+# closed after them.
+BAD_REPLIES = {
+    "/bad/chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n"
+    b"5\r\nhello\r\nzz\r\nbad\r\n0\r\n\r\n",
+    "/bad/status": b"HTTQ/9 what is this\r\n\r\n",
+    "/bad/twocl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!",
+    "/bad/bigcl": b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabc",
+}
 
 
 def dead_port():
