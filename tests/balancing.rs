@@ -8,7 +8,7 @@ use inverso::realip::Cidr;
 use inverso::upstream::hash_on::HashOn;
 use inverso::upstream::retry_on::RetryOnStatus;
 use inverso::{Config, Server};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -2133,6 +2133,69 @@ fn get_sticky(proxy: &Proxy, cookie: Option<&str>) -> (String, Option<String>) {
             .to_string()
     });
     (response.header("x-backend").unwrap().to_string(), set)
+}
+
+fn unix_now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_secs()
+}
+
+/// A dated sticky cookie's id, last and first dates.
+fn dates_of(value: &str) -> (String, u64, u64) {
+    let parts: Vec<&str> = value.split('|').collect();
+    assert_eq!(parts.len(), 3, "{value}");
+    let date = |p: &str| u64::from_str_radix(p, 16).unwrap();
+    (parts[0].to_string(), date(parts[1]), date(parts[2]))
+}
+
+#[test]
+fn sticky_cookie_lifetimes_let_an_idle_or_old_client_go_and_keep_a_busy_one_dated() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let hour = 3600;
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        sticky(c);
+        c.sticky_cookie_lifetimes = inverso::upstream::sticky::Lifetimes {
+            max_idle: Some(hour),
+            max_life: Some(8 * hour),
+        };
+    });
+    let before = unix_now();
+    let (home, set) = get_sticky(&proxy, None);
+    let set = set.expect("the first response names its target");
+    let (id, last, first) = dates_of(&set);
+    let now = unix_now();
+    assert!((before..=now).contains(&last) && first == last, "{set}");
+    // As set, it holds the client, and is not set again at each response.
+    for _ in 0..3 {
+        assert_eq!(get_sticky(&proxy, Some(&set)), (home.clone(), None));
+    }
+    // Last refreshed twenty minutes ago, a quarter of max_idle past: the
+    // client stays, told a new last date and its first one kept.
+    let (served, renewed) = get_sticky(
+        &proxy,
+        Some(&format!("{id}|{:x}|{:x}", now - 1200, now - 2 * hour)),
+    );
+    assert_eq!(served, home);
+    let (renewed_id, renewed_last, kept_first) = dates_of(&renewed.expect("renewed"));
+    assert_eq!((renewed_id, kept_first), (id.clone(), now - 2 * hour));
+    assert!(renewed_last >= now);
+    // Idle two hours, or stuck nine though busy: let go. Balanced afresh
+    // (round robin: both backends serve four such requests), each
+    // response telling the client where it is now stuck, from now.
+    let idle = format!("{id}|{:x}|{:x}", now - 2 * hour, now - 2 * hour);
+    let old = format!("{id}|{:x}|{:x}", now - 60, now - 9 * hour);
+    for cookie in [idle, old] {
+        let served: HashSet<String> = (0..4)
+            .map(|_| {
+                let (served, set) = get_sticky(&proxy, Some(&cookie));
+                let (_, last, first) = dates_of(&set.expect("stuck afresh"));
+                assert!(last >= now && first >= now, "{cookie}");
+                served
+            })
+            .collect();
+        assert_eq!(served.len(), 2, "{cookie}: {served:?}");
+    }
 }
 
 #[test]

@@ -592,8 +592,8 @@ impl Config {
     }
 
     /// The keys set without the key they go with (a burst or a key
-    /// without a rate, `sticky_cookie_nocache` or `_attributes` without a
-    /// cookie), and what is wrong with each.
+    /// without a rate, `sticky_cookie_nocache`, `_attributes` or a
+    /// lifetime without a cookie), and what is wrong with each.
     pub(super) fn set_in_vain(&self) -> Vec<(&'static str, &'static str)> {
         let mut wrong = Vec::new();
         if self.sticky_cookie_nocache && self.sticky_cookie.is_none() {
@@ -606,6 +606,19 @@ impl Config {
             wrong.push((
                 "sticky_cookie_attributes",
                 "is set, but sticky_cookie is not: there is no cookie to give them",
+            ));
+        }
+        let lifetimes = self.sticky_cookie_lifetimes;
+        if lifetimes.max_idle.is_some() && self.sticky_cookie.is_none() {
+            wrong.push((
+                "sticky_cookie_max_idle",
+                "is set, but sticky_cookie is not: there is no cookie to expire",
+            ));
+        }
+        if lifetimes.max_life.is_some() && self.sticky_cookie.is_none() {
+            wrong.push((
+                "sticky_cookie_max_life",
+                "is set, but sticky_cookie is not: there is no cookie to expire",
             ));
         }
         if self.rate_limit.is_some() {

@@ -28,6 +28,22 @@ fn parse_resolve_interval(v: &str) -> Result<Option<std::time::Duration>, String
     }
 }
 
+/// `sticky_cookie_max_idle` and `_max_life`, in whole seconds, as the
+/// cookie's dates count them; empty or zero is no limit.
+fn parse_cookie_lifetime(v: &str) -> Result<Option<u64>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match parse_duration(v)? {
+        d if d.is_zero() => Ok(None),
+        d if d.as_secs() == 0 => Err(format!(
+            "`{v}` is under a second, which the cookie's dates do not count: at least 1s, or 0 \
+             for no limit"
+        )),
+        d => Ok(Some(d.as_secs())),
+    }
+}
+
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
 
 /// One configuration key.
@@ -722,6 +738,22 @@ pub const KEYS: &[Key] = &[
                is already private or no-store, so that no shared cache in front stores the cookie \
                and sends every client to one target (HAProxy's `nocache`)",
         apply: |c, v| parse_bool(v).map(|b| c.sticky_cookie_nocache = b),
+    },
+    Key {
+        name: "sticky_cookie_max_idle",
+        default: "",
+        help: "a client that made no request for this long is balanced afresh, whatever its \
+               sticky_cookie names: the cookie carries the date it was last refreshed (HAProxy's \
+               `maxidle`); empty or 0 = no limit",
+        apply: |c, v| parse_cookie_lifetime(v).map(|d| c.sticky_cookie_lifetimes.max_idle = d),
+    },
+    Key {
+        name: "sticky_cookie_max_life",
+        default: "",
+        help: "a client stuck to a target for this long is balanced afresh, however busy: the \
+               cookie carries the date it was first set (HAProxy's `maxlife`); empty or 0 = no \
+               limit",
+        apply: |c, v| parse_cookie_lifetime(v).map(|d| c.sticky_cookie_lifetimes.max_life = d),
     },
     Key {
         name: "rate_limit",

@@ -254,6 +254,9 @@ pub struct Config {
     /// What the sticky cookie's `Set-Cookie` says after `Path=/;
     /// HttpOnly`, as written there (`; Secure; SameSite=Lax`); empty: nothing.
     pub sticky_cookie_attributes: Arc<str>,
+    /// How long the sticky cookie holds a client that makes no request,
+    /// and how long at all (HAProxy's `maxidle` and `maxlife`).
+    pub sticky_cookie_lifetimes: crate::upstream::sticky::Lifetimes,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -461,6 +464,7 @@ impl Config {
             sticky_cookie: None,
             sticky_cookie_nocache: false,
             sticky_cookie_attributes: Arc::from(""),
+            sticky_cookie_lifetimes: Default::default(),
             rate_limit: None,
             rate_limit_burst: None,
             mirror: None,
@@ -1506,6 +1510,40 @@ mod tests {
             e.message.contains("is set, but sticky_cookie is not"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sticky_cookie_lifetimes_are_whole_seconds_or_none() {
+        let lifetimes = |idle: &str, life: &str| {
+            let text = format!(
+                "targets = 127.0.0.1:1\nsticky_cookie = S\nsticky_cookie_max_idle = {idle}\n\
+                 sticky_cookie_max_life = {life}\n"
+            );
+            build(&text).map(|c| c.sticky_cookie_lifetimes)
+        };
+        let l = lifetimes("30m", "8h").unwrap();
+        assert_eq!((l.max_idle, l.max_life), (Some(1800), Some(28_800)));
+        let l = lifetimes("", "0").unwrap();
+        assert_eq!((l.max_idle, l.max_life), (None, None));
+        assert_eq!(lifetimes("1500ms", "1s").unwrap().max_idle, Some(1));
+        for (idle, life, why) in [
+            ("500ms", "", "under a second"),
+            ("", "999ms", "under a second"),
+            ("soon", "", "is not a duration"),
+        ] {
+            let e = lifetimes(idle, life).unwrap_err();
+            assert!(e.message.contains(why), "{idle} {life}: {e}");
+        }
+        for key in ["sticky_cookie_max_idle", "sticky_cookie_max_life"] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{key} = 1h\n")).unwrap_err();
+            assert!(
+                e.message.contains("is set, but sticky_cookie is not"),
+                "{e}"
+            );
+            assert!(e.to_string().contains(key), "{e}");
+            // Off is no lifetime, with or without a cookie.
+            assert!(build(&format!("targets = 127.0.0.1:1\n{key} = 0\n")).is_ok());
+        }
     }
 
     #[test]

@@ -201,11 +201,19 @@ pub(super) fn exchange(
     if let Some(value) = (settings.hash_on.as_ref()).and_then(|on| on.value_in(&head)) {
         client.hash_value.extend_from_slice(value);
     }
-    client.sticky = settings.sticky_cookie.clone().map(|name| Sticky {
-        sent: sticky::take(&mut head.headers, &name),
-        name,
-        nocache: settings.sticky_cookie_nocache,
-        attributes: settings.sticky_cookie_attributes.clone(),
+    client.sticky = settings.sticky_cookie.clone().map(|name| {
+        let lifetimes = settings.sticky_cookie_lifetimes;
+        // Only a dated cookie needs the clock.
+        let now = lifetimes.any().then(sticky::unix_now).unwrap_or(0);
+        let sent = sticky::take(&mut head.headers, &name);
+        Sticky {
+            sent: sent.map_or_else(Default::default, |v| lifetimes.read(&v, now)),
+            name,
+            lifetimes,
+            now,
+            nocache: settings.sticky_cookie_nocache,
+            attributes: settings.sticky_cookie_attributes.clone(),
+        }
     });
     // The route's own `rate_limit=` and its pool's, both: by the pool's key.
     let own = client.route.and_then(|i| shared.limiters.of_route(i));

@@ -13,13 +13,141 @@ use std::sync::Arc;
 pub struct Sticky {
     /// The cookie's name.
     pub name: Arc<str>,
-    /// The target the request's cookie named, if it had one.
-    pub sent: Option<String>,
+    /// What the request's cookie said, read at `now`.
+    pub sent: Read,
+    /// `sticky_cookie_max_idle` and `_max_life`.
+    pub lifetimes: Lifetimes,
+    /// When the request came, in Unix seconds (0 without lifetimes,
+    /// which need no clock).
+    pub now: u64,
     /// `sticky_cookie_nocache`: a response that sets the cookie is marked
     /// `private`.
     pub nocache: bool,
     /// `sticky_cookie_attributes`, as `Set-Cookie` says them.
     pub attributes: Arc<str>,
+}
+
+impl Sticky {
+    /// The target the request's cookie names while it holds the client.
+    pub fn stuck_to(&self) -> Option<&str> {
+        self.sent.id.as_deref()
+    }
+
+    /// The cookie's value to set on a response from the target `id`: for
+    /// a client not yet stuck to it, or stuck with dates due again.
+    pub fn value_for(&self, id: &str) -> Option<String> {
+        let stays = self.stuck_to() == Some(id);
+        if stays && !self.sent.due {
+            return None;
+        }
+        // A client moved to another target is stuck afresh.
+        let first = self.sent.first.filter(|_| stays);
+        Some(self.lifetimes.value(id, self.now, first))
+    }
+}
+
+/// `sticky_cookie_max_idle` and `_max_life`, in seconds (HAProxy's
+/// `maxidle` and `maxlife`): with either, the cookie carries the dates
+/// that tell how long it has held its client, after the target's id
+/// (`<id>|<last>|<first>`, each date hexadecimal Unix seconds, the one
+/// not kept left empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A client that sent nothing for longer is balanced afresh.
+    pub max_idle: Option<u64>,
+    /// A client stuck for longer is balanced afresh.
+    pub max_life: Option<u64>,
+}
+
+/// How far past the proxy's clock a cookie's date may be: another
+/// proxy's clock, or this one's set back, as HAProxy allows. A date
+/// further ahead was made up, and the cookie holds nobody.
+const FUTURE_SLACK: u64 = 24 * 3600;
+
+/// A request's sticky cookie, read against the [`Lifetimes`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Read {
+    /// The target it names, while it holds the client: not expired,
+    /// nor dated ahead, nor malformed.
+    pub id: Option<String>,
+    /// Under `max_life`, when the client was first stuck (now, for a
+    /// cookie that says not).
+    pub first: Option<u64>,
+    /// Its dates are to be written again though the target stays: the
+    /// last one has aged a quarter of `max_idle` (so a client that keeps
+    /// coming is not set a cookie at every response), or they are not
+    /// the ones the lifetimes keep (set or taken off since).
+    pub due: bool,
+}
+
+impl Lifetimes {
+    pub fn any(self) -> bool {
+        self.max_idle.is_some() || self.max_life.is_some()
+    }
+
+    /// Reads the cookie's `value` at `now` (Unix seconds).
+    pub fn read(self, value: &str, now: u64) -> Read {
+        let mut parts = value.split('|');
+        let id = parts.next().unwrap_or_default();
+        let (last, first) = (date(parts.next()), date(parts.next()));
+        let (Ok(last), Ok(first), None) = (last, first, parts.next()) else {
+            return Read::default();
+        };
+        // A date the lifetimes do not keep is not read: it is written
+        // off at this response.
+        let holds = |date: Option<u64>, limit: Option<u64>| match (date, limit) {
+            (Some(date), Some(limit)) => {
+                date <= now.saturating_add(FUTURE_SLACK) && now.saturating_sub(date) <= limit
+            }
+            _ => true,
+        };
+        if id.is_empty() || !holds(last, self.max_idle) || !holds(first, self.max_life) {
+            return Read::default();
+        }
+        let idle_due = match (self.max_idle, last) {
+            (Some(limit), Some(last)) => now.saturating_sub(last) >= limit / 4,
+            (Some(_), None) => true,
+            (None, last) => last.is_some(),
+        };
+        Read {
+            id: Some(id.to_string()),
+            first: self.max_life.map(|_| first.unwrap_or(now)),
+            due: idle_due || self.max_life.is_some() != first.is_some(),
+        }
+    }
+
+    /// The cookie's value for target `id` set at `now`, the client first
+    /// stuck at `first` (now, if it was not).
+    pub fn value(self, id: &str, now: u64, first: Option<u64>) -> String {
+        let last = match self.max_idle {
+            Some(_) => format!("{now:x}"),
+            None => String::new(),
+        };
+        match self.max_life {
+            Some(_) => format!("{id}|{last}|{:x}", first.unwrap_or(now)),
+            None if self.max_idle.is_some() => format!("{id}|{last}"),
+            None => id.to_string(),
+        }
+    }
+}
+
+/// One of the cookie's dates: absent or empty is none; anything but up to
+/// 16 hexadecimal digits is a cookie that was not ours.
+fn date(part: Option<&str>) -> Result<Option<u64>, ()> {
+    match part {
+        None | Some("") => Ok(None),
+        Some(p) if p.len() <= 16 && p.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u64::from_str_radix(p, 16).map(Some).map_err(|_| ())
+        }
+        Some(_) => Err(()),
+    }
+}
+
+/// The time by the system's clock, in Unix seconds, as cookies' dates
+/// count it; 0 for a clock set before 1970.
+pub fn unix_now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_secs())
 }
 
 /// The cookie value that names a target: a hash of its name as written in
@@ -60,10 +188,11 @@ pub fn take(headers: &mut Headers, name: &str) -> Option<String> {
     Some(value)
 }
 
-/// The `Set-Cookie` line that sends the client to target `id`;
-/// `attributes` as kept by the configuration (`; Secure`).
-pub fn set_cookie_line(name: &str, id: &str, attributes: &str) -> String {
-    format!("Set-Cookie: {name}={id}; Path=/; HttpOnly{attributes}\r\n")
+/// The `Set-Cookie` line that sends the client to the target `value`
+/// names ([`Sticky::value_for`]); `attributes` as kept by the
+/// configuration (`; Secure`).
+pub fn set_cookie_line(name: &str, value: &str, attributes: &str) -> String {
+    format!("Set-Cookie: {name}={value}; Path=/; HttpOnly{attributes}\r\n")
 }
 
 /// Whether a shared cache may store a response that goes out with the
@@ -131,5 +260,152 @@ mod tests {
         headers.push("Cookie", b"x=\xff; srv=abc".as_slice());
         assert_eq!(take(&mut headers, "srv").as_deref(), Some("abc"));
         assert_eq!(headers.get("cookie"), Some(&b"x=\xff"[..]));
+    }
+
+    const HOUR: u64 = 3600;
+    const NOW: u64 = 1_800_000_000;
+
+    fn lifetimes(max_idle: Option<u64>, max_life: Option<u64>) -> Lifetimes {
+        Lifetimes { max_idle, max_life }
+    }
+
+    fn sticky(lifetimes: Lifetimes, cookie: &str) -> Sticky {
+        Sticky {
+            name: Arc::from("S"),
+            sent: lifetimes.read(cookie, NOW),
+            lifetimes,
+            now: NOW,
+            nocache: false,
+            attributes: Arc::from(""),
+        }
+    }
+
+    #[test]
+    fn without_lifetimes_the_cookie_is_the_id_alone_and_dates_are_written_off() {
+        let none = Lifetimes::default();
+        assert_eq!(none.value("abc", NOW, Some(5)), "abc");
+        let read = none.read("abc", NOW);
+        assert_eq!(
+            (read.id.as_deref(), read.first, read.due),
+            (Some("abc"), None, false)
+        );
+        // Dates of lifetimes since taken off: the client stays, and is
+        // given the plain id, however old or new the dates.
+        for cookie in ["abc|1", "abc||1", "abc|1|1", &format!("abc|{:x}", u64::MAX)] {
+            let read = none.read(cookie, NOW);
+            assert_eq!(
+                (read.id.as_deref(), read.due),
+                (Some("abc"), true),
+                "{cookie}"
+            );
+            assert_eq!(
+                sticky(none, cookie).value_for("abc").as_deref(),
+                Some("abc")
+            );
+        }
+        assert_eq!(sticky(none, "abc").value_for("abc"), None);
+        assert_eq!(sticky(none, "abc").value_for("def").as_deref(), Some("def"));
+    }
+
+    #[test]
+    fn a_cookie_idle_longer_than_max_idle_holds_nobody() {
+        let idle = lifetimes(Some(HOUR), None);
+        assert_eq!(idle.value("abc", NOW, None), format!("abc|{NOW:x}"));
+        let at = |ago: u64| idle.read(&format!("abc|{:x}", NOW - ago), NOW);
+        assert_eq!(at(HOUR).id.as_deref(), Some("abc"));
+        assert_eq!(at(HOUR + 1), Read::default());
+        // Set again once a quarter of the limit has passed, not before.
+        assert!(!at(HOUR / 4 - 1).due && at(HOUR / 4).due && at(HOUR).due);
+        assert!(!at(0).due);
+        // One from before the limit was set has no date: it holds, and is dated.
+        let undated = idle.read("abc", NOW);
+        assert_eq!((undated.id.as_deref(), undated.due), (Some("abc"), true));
+        assert_eq!(undated.first, None);
+    }
+
+    #[test]
+    fn a_cookie_older_than_max_life_holds_nobody_however_busy() {
+        let life = lifetimes(None, Some(8 * HOUR));
+        assert_eq!(life.value("abc", NOW, Some(7)), "abc||7");
+        assert_eq!(life.value("abc", NOW, None), format!("abc||{NOW:x}"));
+        let at = |ago: u64| life.read(&format!("abc||{:x}", NOW - ago), NOW);
+        let kept = at(8 * HOUR);
+        assert_eq!(
+            (kept.id.as_deref(), kept.first, kept.due),
+            (Some("abc"), Some(NOW - 8 * HOUR), false)
+        );
+        assert_eq!(at(8 * HOUR + 1), Read::default());
+        // Undated: first stuck now, and told so.
+        let undated = life.read("abc", NOW);
+        assert_eq!((undated.first, undated.due), (Some(NOW), true));
+        // A last date max_life does not keep is written off.
+        assert!(life.read(&format!("abc|1|{NOW:x}"), NOW).due);
+    }
+
+    #[test]
+    fn with_both_the_first_date_stays_while_the_last_moves_on() {
+        let both = lifetimes(Some(HOUR), Some(8 * HOUR));
+        let first = NOW - 5 * HOUR;
+        let cookie = format!("abc|{:x}|{first:x}", NOW - HOUR / 2);
+        let s = sticky(both, &cookie);
+        assert_eq!(s.stuck_to(), Some("abc"));
+        assert_eq!(s.value_for("abc"), Some(format!("abc|{NOW:x}|{first:x}")));
+        // Moved to another target: stuck afresh.
+        assert_eq!(s.value_for("def"), Some(format!("def|{NOW:x}|{NOW:x}")));
+        // Idle too long, or stuck too long: either lets the client go.
+        let idle = format!("abc|{:x}|{:x}", NOW - 2 * HOUR, NOW - 3 * HOUR);
+        let old = format!("abc|{:x}|{:x}", NOW - 60, NOW - 9 * HOUR);
+        for cookie in [idle, old] {
+            assert_eq!(sticky(both, &cookie).stuck_to(), None, "{cookie}");
+            let fresh = sticky(both, &cookie).value_for("abc");
+            assert_eq!(fresh, Some(format!("abc|{NOW:x}|{NOW:x}")), "{cookie}");
+        }
+        // Written by this proxy a moment ago: read back whole, nothing due.
+        let written = both.value("abc", NOW - 1, Some(first));
+        let read = both.read(&written, NOW);
+        assert_eq!(
+            (read.id.as_deref(), read.first, read.due),
+            (Some("abc"), Some(first), false)
+        );
+    }
+
+    #[test]
+    fn a_date_far_ahead_or_a_cookie_not_ours_holds_nobody() {
+        let both = lifetimes(Some(HOUR), Some(HOUR));
+        let ahead = |secs: u64| format!("abc|{:x}|{:x}", NOW + secs, NOW);
+        // Another proxy's clock a day ahead is still believed; more is made up.
+        assert_eq!(both.read(&ahead(24 * HOUR), NOW).id.as_deref(), Some("abc"));
+        assert_eq!(both.read(&ahead(24 * HOUR + 1), NOW), Read::default());
+        assert_eq!(
+            both.read(&format!("abc|{:x}|{:x}", NOW, u64::MAX), NOW),
+            Read::default()
+        );
+        let too_long = format!("abc|{}|1", "1".repeat(17));
+        for cookie in [
+            "",
+            "|1|1",
+            "abc|x",
+            "abc|1|1|1",
+            "abc|-1",
+            "abc| 1",
+            "abc|+1",
+            &too_long,
+        ] {
+            assert_eq!(both.read(cookie, NOW), Read::default(), "{cookie:?}");
+            assert_eq!(
+                Lifetimes::default().read(cookie, NOW),
+                Read::default(),
+                "{cookie:?}"
+            );
+        }
+        // Up to 16 digits, in either case.
+        assert_eq!(
+            both.read(&format!("abc|{NOW:X}"), NOW).id.as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            both.read(&format!("abc|{NOW:016x}"), NOW).id.as_deref(),
+            Some("abc")
+        );
     }
 }

@@ -69,6 +69,8 @@ pub const POOL_KEYS: &[&str] = &[
     "sticky_cookie",
     "sticky_cookie_nocache",
     "sticky_cookie_attributes",
+    "sticky_cookie_max_idle",
+    "sticky_cookie_max_life",
     "health_check_path",
     "health_check_tcp",
     "health_check_host",

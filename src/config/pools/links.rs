@@ -256,4 +256,25 @@ mod tests {
         let c = build(&format!("{own}pool.api.sticky_cookie_nocache = off\n")).unwrap();
         assert!(c.sticky_cookie_nocache && !c.pools[0].config.sticky_cookie_nocache);
     }
+
+    #[test]
+    fn sticky_cookie_lifetimes_are_a_pool_s_own_and_go_with_its_cookie() {
+        let base = "targets = 127.0.0.1:9001\nsticky_cookie = SRV\nsticky_cookie_max_idle = 30m\n\
+                    pool.api = 127.0.0.1:9002\npool.api.sticky_cookie = API\n";
+        let c = build(&format!("{base}pool.api.sticky_cookie_max_life = 8h\n")).unwrap();
+        let (top, api) = (
+            c.sticky_cookie_lifetimes,
+            c.pools[0].config.sticky_cookie_lifetimes,
+        );
+        assert_eq!((top.max_idle, top.max_life), (Some(1800), None));
+        assert_eq!((api.max_idle, api.max_life), (Some(1800), Some(28_800)));
+        let c = build(&format!("{base}pool.api.sticky_cookie_max_idle = 0\n")).unwrap();
+        assert_eq!(c.pools[0].config.sticky_cookie_lifetimes.max_idle, None);
+        let without = base.replace("sticky_cookie = API", "sticky_cookie =");
+        let e = refused(&format!("{without}pool.api.sticky_cookie_max_life = 1h\n"));
+        assert!(
+            e.contains("pool.api.sticky_cookie_max_life: is set, but sticky_cookie is not"),
+            "{e}"
+        );
+    }
 }

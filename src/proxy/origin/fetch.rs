@@ -13,6 +13,7 @@ use crate::http::RequestHead;
 use crate::proxy::{relay, Client, Refusal, Shared};
 use crate::throttle::OnceAMinute;
 use crate::upstream::slots::Waiting;
+use crate::upstream::sticky::Sticky;
 use crate::upstream::Pick;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -87,7 +88,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
     let mut queued: Option<InLine> = None;
     let mut copied = false;
     loop {
-        let stuck_to = client.sticky.as_ref().and_then(|s| s.sent.as_deref());
+        let stuck_to = client.sticky.as_ref().and_then(Sticky::stuck_to);
         let waiting = queued.as_ref().map(|line| &line.place);
         let key = client.hash_key();
         let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);

@@ -214,12 +214,14 @@ pub(super) fn prepare_response(
         }
     }
     client.push_own_fields(&mut head, response.status, how.x_cache);
-    // A client not yet stuck to this target is from now on.
-    let id = &fetched.target.sticky_id;
-    if let Some(sticky_cookie) = (client.sticky.as_ref()).filter(|s| s.sent.as_deref() != Some(id))
-    {
+    // A client not yet stuck to this target is from now on; one stuck to
+    // it is told its cookie's new dates when they are due.
+    let set =
+        (client.sticky.as_ref()).and_then(|s| Some((s, s.value_for(&fetched.target.sticky_id)?)));
+    if let Some((sticky_cookie, value)) = set {
         head.extend_from_slice(
-            sticky::set_cookie_line(&sticky_cookie.name, id, &sticky_cookie.attributes).as_bytes(),
+            sticky::set_cookie_line(&sticky_cookie.name, &value, &sticky_cookie.attributes)
+                .as_bytes(),
         );
         if sticky_cookie.nocache && sticky::shared_caches_may_store(&response.headers, edits) {
             head.extend_from_slice(b"Cache-Control: private\r\n");
