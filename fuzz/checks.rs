@@ -21,7 +21,9 @@ use inverso::http::head::{
 use inverso::http::headers::set_cookie_paths;
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
-use inverso::routes::{is_ambiguous, other_reading, routing_path, Asked, Condition, Lookup};
+use inverso::routes::{
+    is_ambiguous, other_reading, routing_path, unambiguous_reading, Asked, Condition, Lookup,
+};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -296,15 +298,20 @@ pub fn routes(data: &[u8]) {
             headers: &headers,
             client: std::net::Ipv4Addr::LOCALHOST.into(),
         };
-        // No request, no condition met (a negated one neither); a stored
-        // GET never came through a route that sends around the cache.
+        // No request, no condition met (a negated one neither) but on the
+        // path alone; a stored GET never came through a route that sends
+        // around the cache.
         let found = |lookup| {
             let index = routes.route_asked(host, target, lookup).ok().flatten();
             index
                 .and_then(|i| routes.get(i))
                 .and_then(|r| r.condition())
         };
-        assert!(found(Lookup::Bare).is_none(), "{request}");
+        let bare = found(Lookup::Bare);
+        assert!(
+            bare.is_none_or(Condition::reads_the_path_alone),
+            "{request}"
+        );
         let stored = found(Lookup::StoredGet);
         assert!(!stored.is_some_and(|c| c.reads_past_the_key()), "{request}");
         let Ok(Some(index)) = routes.route_asked(host, target, Lookup::Request(&asked)) else {
@@ -312,7 +319,13 @@ pub fn routes(data: &[u8]) {
         };
         let route = routes.get(index).expect("a route found is there");
         assert!(route.pool <= config.pools.len());
-        let met = |c: &Condition| c.met(Lookup::Request(&asked));
+        // As routes read it: `*` goes by its host, at `/`.
+        let path = match target.starts_with('/') {
+            true => &target[..target.find('?').unwrap_or(target.len())],
+            false => "/",
+        };
+        let read = unambiguous_reading(path).expect("a path routed is read one way");
+        let met = |c: &Condition| c.met(Lookup::Request(&asked), &read);
         assert!(route.condition().is_none_or(met), "{route} for {request}");
         // A condition is read back as it is written (`check` lists it so,
         // and two routes are one when written alike).
@@ -328,7 +341,6 @@ pub fn routes(data: &[u8]) {
             assert!(!line.chars().any(char::is_control), "{text:?}");
             assert!(route.rewritten(target).is_none() && route.redirect().is_none());
         }
-        let path = &target[..target.find('?').unwrap_or(target.len())];
         assert!(!is_ambiguous(path), "{target} was routed");
         if let Some(sent) = route.rewritten(target) {
             let sent_path = &sent[..sent.find('?').unwrap_or(sent.len())];

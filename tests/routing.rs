@@ -936,6 +936,48 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
 }
 
 #[test]
+fn a_route_on_what_the_path_ends_in_or_matches_takes_those_paths_and_is_cached() {
+    // HAProxy's classic `acl static path_end .jpg .css` with `use_backend
+    // static if static`, and nginx's `location ~ \.php(/|$) { return 403; }`.
+    let (main, assets) = (cacheable_echo("main"), cacheable_echo("assets"));
+    let proxy = start_proxy(&[], |c: &mut Config| {
+        from_file(&format!(
+            "targets = {}\npool.assets = {}\n\
+                 route./ if path_end .css,.js,.png = assets\n\
+                 route./ if path_reg \\.php(/|$) = return 403\n\
+                 route./app/ if not path_reg ^/app/[a-z]+$ = return 404\n",
+            main.addr, assets.addr
+        ))(c);
+        c.cache_size = 1 << 20;
+    });
+    assert_eq!(served_by(&proxy, "site.test", "/css/site.css"), "assets");
+    assert_eq!(
+        served_by(&proxy, "site.test", "/img/LOGO.PNG?v=2"),
+        "assets"
+    );
+    assert_eq!(served_by(&proxy, "site.test", "/page"), "main");
+    assert_eq!(served_by(&proxy, "site.test", "/site.css/x"), "main");
+    for path in ["/index.php", "/index.php/user", "/x.ph%70"] {
+        assert_eq!(via(&proxy, "site.test", path, &[]).0, 403, "{path}");
+    }
+    // Read otherwise by a server that drops `;` parameters: refused.
+    assert_eq!(via(&proxy, "site.test", "/x.php;a", &[]).0, 400);
+    assert_eq!(served_by(&proxy, "site.test", "/app/home"), "main");
+    assert_eq!(via(&proxy, "site.test", "/app/Home", &[]).0, 404);
+    // What the path alone decides is cached as any other route's answer.
+    let r = proxy.get_on("site.test", "/a.js", &[]);
+    assert_eq!(
+        (r.header("x-backend"), x_cache(&r)),
+        (Some("assets"), "MISS")
+    );
+    let r = proxy.get_on("site.test", "/a.js", &[]);
+    assert_eq!(
+        (r.header("x-backend"), x_cache(&r)),
+        (Some("assets"), "HIT")
+    );
+}
+
+#[test]
 fn a_negated_condition_takes_the_requests_that_do_not_meet_it() {
     // Visitors without a session to the static copy, the admin area
     // closed but to the office, WebSockets refused but to the beta's

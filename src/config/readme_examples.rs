@@ -75,7 +75,8 @@ const CONTEXT: &[(&str, &str, &str, &str)] = &[
         "README.md",
         "route./api/ if method POST,PUT,PATCH,DELETE = primary",
         "pool.api = 127.0.0.1:2\npool.canary = 127.0.0.1:3\npool.primary = 127.0.0.1:4\n\
-         pool.sockets = 127.0.0.1:5\npool.admin = 127.0.0.1:6\npool.next = 127.0.0.1:7\n",
+         pool.sockets = 127.0.0.1:5\npool.admin = 127.0.0.1:6\npool.next = 127.0.0.1:7\n\
+         pool.assets = 127.0.0.1:8\n",
         "routes with conditions, in a list: the pools they name are the section's",
     ),
     (
@@ -88,7 +89,7 @@ const CONTEXT: &[(&str, &str, &str, &str)] = &[
         "proxy.conf",
         "route./ if header Upgrade websocket = sockets",
         "pool.canary = 127.0.0.1:3\npool.sockets = 127.0.0.1:5\npool.admin = 127.0.0.1:6\n\
-         pool.next = 127.0.0.1:7\n",
+         pool.next = 127.0.0.1:7\npool.assets = 127.0.0.1:8\n",
         "routes with conditions: the pools they name are the README's",
     ),
     (

@@ -240,7 +240,7 @@ pub(super) fn is_url(text: &str) -> bool {
 }
 
 /// `pattern`, compiled within the bounds a `Purge-Regex` has.
-fn compile(pattern: &str) -> Result<Regex, String> {
+pub fn compile(pattern: &str) -> Result<Regex, String> {
     if pattern.len() > MAX_PATTERN_LEN {
         return Err(format!(
             "the pattern is longer than {MAX_PATTERN_LEN} bytes ({})",

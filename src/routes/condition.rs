@@ -1,7 +1,9 @@
 //! A route's condition (`route./api/ if cookie canary 1 = canary`): what
 //! a request must carry besides its host and path for the route to take
 //! it, HAProxy's `use_backend ... if { req.cook(canary) -m str 1 }` and
-//! nginx's `map $cookie_canary $pool`. Each may be negated (`if not
+//! nginx's `map $cookie_canary $pool`; or what its path ends in or
+//! matches (`if path_end .jpg,.png`), HAProxy's `path_end` and
+//! `path_reg`, nginx's `location ~`. Each may be negated (`if not
 //! client 10.0.0.0/8`): HAProxy's `!` before an ACL, nginx's `if
 //! ($cookie_beta = "")`.
 
@@ -16,6 +18,9 @@ const MAX_VALUE_LEN: usize = 256;
 
 /// Most conditions one route joins with `and` (`not x` is one).
 const MAX_PARTS: usize = 8;
+
+/// Most endings one `path_end` lists.
+const MAX_ENDINGS: usize = 32;
 
 /// What of a request a condition reads.
 pub struct Asked<'a> {
@@ -33,7 +38,8 @@ pub struct Asked<'a> {
 pub enum Lookup<'a> {
     /// Only a host and a path: no condition is met, a negated one
     /// neither (there is no request to lack the cookie), so only a route
-    /// without one is taken.
+    /// without one is taken; but for a condition on the path alone
+    /// (`path_end`, `path_reg`), met as the path meets it.
     Bare,
     /// A request: a condition is met as the request meets it.
     Request(&'a Asked<'a>),
@@ -41,7 +47,8 @@ pub enum Lookup<'a> {
     /// by a condition on the method alone that takes `GET` (`method
     /// GET,HEAD`, `not method POST`), by no other, negated or not: a
     /// route that reads past the cache's key sends its requests around
-    /// the cache, so nothing stored came through it.
+    /// the cache, so nothing stored came through it. A condition on the
+    /// path alone is met as the URL's path meets it.
     StoredGet,
 }
 
@@ -67,6 +74,14 @@ pub enum Condition {
     },
     /// One of these methods, sorted, each once.
     Method(Box<[Box<str>]>),
+    /// A path (as routes read it: decoded, without its query) that ends
+    /// in one of these, compared without case (`.jpg` takes `/a.JPG`),
+    /// kept in lower case, sorted, each once: HAProxy's `path_end -i`.
+    PathEnd(Box<[Box<str>]>),
+    /// A path (as routes read it) this pattern matches somewhere, as
+    /// written (`(?i)` for any case): HAProxy's `path_reg`, nginx's
+    /// `location ~`.
+    PathReg(PathPattern),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
     /// The clients whose address hashes into the first this many
@@ -80,11 +95,27 @@ pub enum Condition {
     All(Box<[Condition]>),
 }
 
+/// A `path_reg` pattern, compiled, compared by its text.
+#[derive(Clone, Debug)]
+pub struct PathPattern {
+    text: Box<str>,
+    regex: regex::Regex,
+}
+
+impl PartialEq for PathPattern {
+    fn eq(&self, other: &PathPattern) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for PathPattern {}
+
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
     /// [<value>]`, `cookie <name> [<value>]`, `query <name> [<value>]`,
-    /// `method <M>[,<M>...]`, `client <block>[,<block>...]` or `share
-    /// <N>%`, each may be negated by a `not` before it, or several joined
+    /// `method <M>[,<M>...]`, `client <block>[,<block>...]`, `share
+    /// <N>%`, `path_end <ending>[,<ending>...]` or `path_reg <pattern>`,
+    /// each may be negated by a `not` before it, or several joined
     /// by `and`.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
@@ -134,8 +165,9 @@ impl Condition {
     fn parse_positive(words: &[&str], text: &str) -> Result<Condition, String> {
         let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
-                     `if client <address or block>[,...]` or `if share <N>%`, or one of \
-                     these negated (`if not cookie beta`)";
+                     `if client <address or block>[,...]`, `if share <N>%`, \
+                     `if path_end <ending>[,...]` or `if path_reg <pattern>`, or one of these \
+                     negated (`if not cookie beta`)";
         let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
             match word {
                 Some(v) if v.len() > MAX_VALUE_LEN || !v.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -205,16 +237,66 @@ impl Condition {
                     .collect::<Result<Vec<Cidr>, String>>()?;
                 Ok(Condition::Client(blocks.into()))
             }
+            ["path_end", list] => {
+                value(Some(list))?;
+                let mut endings: Vec<Box<str>> = list
+                    .split(',')
+                    .map(|e| e.to_ascii_lowercase().into())
+                    .collect();
+                endings.sort();
+                endings.dedup();
+                if endings.iter().any(|e| e.is_empty()) || endings.len() > MAX_ENDINGS {
+                    return Err(format!(
+                        "`path_end {list}`: up to {MAX_ENDINGS} endings, comma separated, none \
+                         empty (`.jpg,.png`)"
+                    ));
+                }
+                Ok(Condition::PathEnd(endings.into()))
+            }
+            ["path_reg", pattern] => {
+                value(Some(pattern))?;
+                let regex = crate::rewrite::compile_pattern(pattern)?;
+                Ok(Condition::PathReg(PathPattern {
+                    text: (*pattern).into(),
+                    regex,
+                }))
+            }
             _ => Err(format!("`if {}`: {usage}", text.escape_debug())),
         }
     }
 
-    /// Whether the condition is met for `lookup`.
-    pub fn met(&self, lookup: Lookup<'_>) -> bool {
-        match lookup {
-            Lookup::Bare => false,
-            Lookup::Request(asked) => self.holds(asked),
-            Lookup::StoredGet => self.takes_stored_get(),
+    /// Whether the condition is met for `lookup` at `path` (as routes
+    /// read it, without the query).
+    pub fn met(&self, lookup: Lookup<'_>, path: &str) -> bool {
+        match (self, lookup) {
+            (_, Lookup::Request(asked)) => self.holds(asked, path),
+            // Without a request, what reads the path alone still can.
+            (Condition::PathEnd(_) | Condition::PathReg(_), _) => self.holds_for_path(path),
+            (Condition::Not(negated), _) if negated.reads_the_path_alone() => {
+                !negated.met(lookup, path)
+            }
+            (Condition::All(each), _) => each.iter().all(|c| c.met(lookup, path)),
+            (_, Lookup::Bare) => false,
+            (_, Lookup::StoredGet) => self.takes_stored_get(),
+        }
+    }
+
+    /// Whether the condition reads nothing but the path.
+    pub fn reads_the_path_alone(&self) -> bool {
+        match self {
+            Condition::PathEnd(_) | Condition::PathReg(_) => true,
+            Condition::Not(negated) => negated.reads_the_path_alone(),
+            Condition::All(each) => each.iter().all(Condition::reads_the_path_alone),
+            _ => false,
+        }
+    }
+
+    /// Whether `path` meets a condition on the path; `false` for another.
+    fn holds_for_path(&self, path: &str) -> bool {
+        match self {
+            Condition::PathEnd(endings) => endings.iter().any(|e| ends_with_any_case(path, e)),
+            Condition::PathReg(pattern) => pattern.regex.is_match(path),
+            _ => false,
         }
     }
 
@@ -231,8 +313,8 @@ impl Condition {
         }
     }
 
-    /// Whether `asked` meets the condition.
-    fn holds(&self, asked: &Asked<'_>) -> bool {
+    /// Whether `asked`, at `path`, meets the condition.
+    fn holds(&self, asked: &Asked<'_>, path: &str) -> bool {
         match self {
             Condition::Header { name, value } => {
                 let mut values = asked.headers.get_all(name);
@@ -258,8 +340,9 @@ impl Condition {
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
             Condition::Share(percent) => share_of(asked.client) < *percent,
-            Condition::Not(negated) => !negated.holds(asked),
-            Condition::All(each) => each.iter().all(|c| c.holds(asked)),
+            Condition::PathEnd(_) | Condition::PathReg(_) => self.holds_for_path(path),
+            Condition::Not(negated) => !negated.holds(asked, path),
+            Condition::All(each) => each.iter().all(|c| c.holds(asked, path)),
         }
     }
 
@@ -269,10 +352,11 @@ impl Condition {
     /// requests for one URL may then go to two pools, and what one pool
     /// answered must not answer the other's clients. Negated, it reads
     /// the same (`not cookie beta` sends the requests without the cookie
-    /// to one pool, those with it to another).
+    /// to one pool, those with it to another). The path is the key's,
+    /// however spelled: one key is one path as routes read it.
     pub fn reads_past_the_key(&self) -> bool {
         match self {
-            Condition::Method(_) => false,
+            Condition::Method(_) | Condition::PathEnd(_) | Condition::PathReg(_) => false,
             Condition::Not(negated) => negated.reads_past_the_key(),
             Condition::All(each) => each.iter().any(Condition::reads_past_the_key),
             _ => true,
@@ -291,6 +375,12 @@ fn share_of(client: IpAddr) -> u8 {
         IpAddr::V6(ip) => stable_hash(&ip.octets()[..8]),
     };
     (hash % 100) as u8
+}
+
+/// Whether `path` ends in `ending` (lower case), in any case.
+fn ends_with_any_case(path: &str, ending: &str) -> bool {
+    let (path, ending) = (path.as_bytes(), ending.as_bytes());
+    path.len() >= ending.len() && path[path.len() - ending.len()..].eq_ignore_ascii_case(ending)
 }
 
 /// RFC 9110 §5.6.2's token characters.
@@ -315,6 +405,8 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
+            Condition::PathEnd(endings) => return write!(f, "path_end {}", endings.join(",")),
+            Condition::PathReg(pattern) => return write!(f, "path_reg {}", pattern.text),
             Condition::Not(negated) => return write!(f, "not {negated}"),
         };
         write!(f, "{kind} {name}")?;
@@ -348,7 +440,7 @@ mod tests {
         let holds = |text: &str| {
             Condition::parse(text)
                 .unwrap()
-                .met(Lookup::Request(&request))
+                .met(Lookup::Request(&request), "/p")
         };
         assert!(holds("header upgrade websocket"));
         assert!(holds("header X-Version 2"));
@@ -378,6 +470,64 @@ mod tests {
     }
 
     #[test]
+    fn path_conditions_read_the_path_as_routes_read_it_for_any_lookup() {
+        let headers = Headers::new();
+        let request = asked("GET", &headers, "10.1.2.3");
+        let met = |text: &str, lookup: Lookup<'_>, path: &str| {
+            Condition::parse(text).unwrap().met(lookup, path)
+        };
+        for lookup in [Lookup::Request(&request), Lookup::Bare, Lookup::StoredGet] {
+            let holds = |text: &str, path: &str| met(text, lookup, path);
+            assert!(holds("path_end .jpg,.png", "/a/b.png"));
+            // In any case, as extensions are written both ways.
+            assert!(holds("path_end .JPG", "/a/b.jpg"));
+            assert!(holds("path_end .jpg", "/a/B.JPG"));
+            assert!(holds("path_end /index.html", "/docs/index.html"));
+            assert!(!holds("path_end .jpg", "/a/b.jpg/"));
+            assert!(!holds("path_end .jpg", "/a/b.jpeg"));
+            assert!(!holds("path_end .jpg", "/jpg"));
+            assert!(holds("path_end jpg", "/jpg"));
+            assert!(holds(r"path_reg \.php(/|$)", "/index.php/x"));
+            assert!(holds(r"path_reg \.php(/|$)", "/index.php"));
+            assert!(!holds(r"path_reg \.php(/|$)", "/index.phpx"));
+            // A pattern is as written: `(?i)` for any case.
+            assert!(!holds(r"path_reg \.PHP$", "/a.php"));
+            assert!(holds(r"path_reg (?i)\.PHP$", "/a.php"));
+            assert!(holds("path_reg ^/[0-9]+$", "/123"));
+            assert!(holds("not path_end .jpg", "/a.png"));
+            assert!(!holds("not path_end .jpg", "/a.jpg"));
+            assert!(holds("path_end .jpg and not path_reg ^/private/", "/a.jpg"));
+            assert!(!holds(
+                "path_end .jpg and not path_reg ^/private/",
+                "/private/a.jpg"
+            ));
+        }
+        // Beside what only a request has, met only for a request.
+        let mixed = "path_end .jpg and method GET,HEAD";
+        assert!(met(mixed, Lookup::Request(&request), "/a.jpg"));
+        assert!(met(mixed, Lookup::StoredGet, "/a.jpg"));
+        assert!(!met(mixed, Lookup::Bare, "/a.jpg"));
+        let mixed = "path_end .jpg and not cookie beta";
+        assert!(met(mixed, Lookup::Request(&request), "/a.jpg"));
+        assert!(!met(mixed, Lookup::Bare, "/a.jpg"));
+        assert!(!met(mixed, Lookup::StoredGet, "/a.jpg"));
+        // The path is the cache key's: a route on it is cached as any other.
+        for text in [
+            "path_end .jpg",
+            "not path_reg ^/a",
+            "path_end .jpg and method GET,HEAD",
+        ] {
+            assert!(
+                !Condition::parse(text).unwrap().reads_past_the_key(),
+                "{text}"
+            );
+        }
+        assert!(Condition::parse("path_end .jpg and cookie beta")
+            .unwrap()
+            .reads_past_the_key());
+    }
+
+    #[test]
     fn a_condition_is_written_back_as_read() {
         for text in [
             "header upgrade websocket",
@@ -394,6 +544,9 @@ mod tests {
             "not client 10.0.0.0/8",
             "not share 10%",
             "header upgrade websocket and not cookie beta and not method POST",
+            "path_end .css,.js",
+            r"path_reg ^/(img|css)/.*\.(png|css)$",
+            "not path_end .php",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
         }
@@ -405,6 +558,8 @@ mod tests {
         assert_eq!(c.to_string(), "header x-version beta");
         let c = Condition::parse("method PUT,POST,PUT").unwrap();
         assert_eq!(c.to_string(), "method POST,PUT");
+        let c = Condition::parse("path_end .JS,.css,.js").unwrap();
+        assert_eq!(c.to_string(), "path_end .css,.js");
     }
 
     #[test]
@@ -412,6 +567,12 @@ mod tests {
         for (text, says) in [
             ("", "a condition is"),
             ("path /x", "a condition is"),
+            ("path_end", "a condition is"),
+            ("path_end .a .b", "a condition is"),
+            ("path_end .a,,.b", "none empty"),
+            ("path_end .a,", "none empty"),
+            ("path_reg (", "does not compile"),
+            ("path_reg", "a condition is"),
             ("header", "a condition is"),
             ("header X a b", "a condition is"),
             ("header X(y) 1", "a condition is"),
@@ -484,7 +645,7 @@ mod tests {
         let holds = |text: &str| {
             Condition::parse(text)
                 .unwrap()
-                .met(Lookup::Request(&request))
+                .met(Lookup::Request(&request), "/p")
         };
         for (text, met) in [
             ("header upgrade websocket", true),
@@ -506,8 +667,11 @@ mod tests {
         // Without a Cookie field at all, no cookie is sent.
         let bare = Headers::new();
         let none = asked("POST", &bare, "192.0.2.1");
-        let holds_for_none =
-            |text: &str| Condition::parse(text).unwrap().met(Lookup::Request(&none));
+        let holds_for_none = |text: &str| {
+            Condition::parse(text)
+                .unwrap()
+                .met(Lookup::Request(&none), "/p")
+        };
         assert!(holds_for_none("not cookie session"));
         assert!(holds_for_none("not header upgrade"));
         assert!(holds_for_none(
@@ -523,7 +687,11 @@ mod tests {
         // A client in exactly one of a share and the rest.
         for ip in ["10.0.0.1", "10.9.8.7", "192.0.2.200", "2001:db8::1"] {
             let one = asked("GET", &bare, ip);
-            let met = |text: &str| Condition::parse(text).unwrap().met(Lookup::Request(&one));
+            let met = |text: &str| {
+                Condition::parse(text)
+                    .unwrap()
+                    .met(Lookup::Request(&one), "/p")
+            };
             assert_ne!(met("share 30%"), met("not share 30%"), "{ip}");
         }
     }
@@ -540,13 +708,16 @@ mod tests {
             "not share 10%",
             "not cookie c and not method POST",
         ] {
-            assert!(!Condition::parse(text).unwrap().met(Lookup::Bare), "{text}");
+            assert!(
+                !Condition::parse(text).unwrap().met(Lookup::Bare, "/p"),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn a_stored_get_meets_a_negated_method_condition_that_takes_get() {
-        let met = |text: &str| Condition::parse(text).unwrap().met(Lookup::StoredGet);
+        let met = |text: &str| Condition::parse(text).unwrap().met(Lookup::StoredGet, "/p");
         assert!(met("not method POST"));
         assert!(met("not method POST,PUT,DELETE"));
         assert!(met("not method POST and not method PUT"));
@@ -611,7 +782,7 @@ mod tests {
         let share = Condition::parse("share 10%").unwrap();
         let taken = (0..=255u8)
             .flat_map(|a| (0..40u8).map(move |b| format!("10.{a}.{b}.7")))
-            .filter(|ip| share.met(Lookup::Request(&asked("GET", &headers, ip))))
+            .filter(|ip| share.met(Lookup::Request(&asked("GET", &headers, ip)), "/p"))
             .count();
         // 10,240 addresses: a tenth, give or take.
         assert!((800..1250).contains(&taken), "{taken}");
@@ -619,24 +790,24 @@ mod tests {
         let again = asked("GET", &headers, "::ffff:192.0.2.1");
         let all = Condition::parse("share 99%").unwrap();
         // One /64, one share.
-        let host = |ip: &str| share.met(Lookup::Request(&asked("GET", &headers, ip)));
+        let host = |ip: &str| share.met(Lookup::Request(&asked("GET", &headers, ip)), "/p");
         let first = host("2001:db8:1:2::1");
         assert!(["2001:db8:1:2:aaaa::7", "2001:db8:1:2:ffff:1:2:3"].map(host) == [first; 2]);
         assert_eq!(
-            share.met(Lookup::Request(&one)),
-            share.met(Lookup::Request(&again))
+            share.met(Lookup::Request(&one), "/p"),
+            share.met(Lookup::Request(&again), "/p")
         );
-        assert!(share.reads_past_the_key() && !share.met(Lookup::StoredGet));
+        assert!(share.reads_past_the_key() && !share.met(Lookup::StoredGet, "/p"));
         let wider = (0..=255u8).filter(|a| {
             let ip = format!("10.{a}.0.1");
-            all.met(Lookup::Request(&asked("GET", &headers, &ip)))
+            all.met(Lookup::Request(&asked("GET", &headers, &ip)), "/p")
         });
         assert!(wider.count() > 240);
     }
 
     #[test]
     fn a_stored_get_meets_the_method_conditions_that_take_get_alone() {
-        let met = |text: &str, lookup| Condition::parse(text).unwrap().met(lookup);
+        let met = |text: &str, lookup| Condition::parse(text).unwrap().met(lookup, "/p");
         assert!(met("method GET,HEAD", Lookup::StoredGet));
         assert!(!met("method POST", Lookup::StoredGet));
         for text in [
@@ -656,7 +827,7 @@ mod tests {
         assert!(!both.reads_past_the_key());
         let mixed = Condition::parse("method GET,HEAD and cookie c").unwrap();
         assert!(mixed.reads_past_the_key());
-        assert!(!mixed.met(Lookup::StoredGet) && both.met(Lookup::StoredGet));
+        assert!(!mixed.met(Lookup::StoredGet, "/p") && both.met(Lookup::StoredGet, "/p"));
         let many = ["cookie c"; 9].join(" and ");
         let e = Condition::parse(&many).unwrap_err();
         assert!(e.contains("at most 8 conditions"), "{e}");

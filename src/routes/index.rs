@@ -172,7 +172,13 @@ mod tests {
         const PATHS: [&str; 10] = [
             "/", "/a", "/a/", "/a/b", "/a/b/", "/ab", "/b/c", "/a/b/c/d", "/a/b/c/", "/a-b/",
         ];
-        const CONDITIONS: [Option<&str>; 3] = [None, Some("method GET,HEAD"), Some("method POST")];
+        const CONDITIONS: [Option<&str>; 5] = [
+            None,
+            Some("method GET,HEAD"),
+            Some("method POST"),
+            Some("path_end /c,/"),
+            Some("not path_reg b"),
+        ];
         let mut seed = 0x9e37_79b9_u32;
         let mut next = |n: usize| {
             seed ^= seed << 13;

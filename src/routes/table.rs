@@ -141,7 +141,7 @@ impl Route {
     /// (as [`routing_path`](super::routing_path) gives it, without the query) comes here; to
     /// a route with a condition, only one that meets it (see [`Lookup`]).
     pub(super) fn matches(&self, host: Option<&str>, path: &str, lookup: Lookup<'_>) -> bool {
-        let condition_met = || (self.condition.as_ref()).is_none_or(|c| c.met(lookup));
+        let condition_met = || (self.condition.as_ref()).is_none_or(|c| c.met(lookup, path));
         self.host.matches(host) && path_is_under(path, &self.path) && condition_met()
     }
 }
@@ -192,6 +192,49 @@ mod tests {
             let r = routes(&specs);
             assert_eq!(pool(&r, None, "/a/b/c"), 2);
             assert_eq!(pool(&r, None, "/a/c"), 1);
+        }
+    }
+
+    #[test]
+    fn a_path_condition_reads_the_path_backends_read_and_refuses_another_reading() {
+        let on = |spec: &str, pool: usize, condition: &str| {
+            let route = Route::parse(spec, pool, None).unwrap();
+            route.on_condition(Condition::parse(condition).unwrap())
+        };
+        let r = Routes::new(vec![
+            on("/", 1, "path_end .php"),
+            on("/", 2, r"path_reg ^/[^/]+\.(png|jpg)$"),
+            on("/static/", 3, "not path_end .map"),
+        ]);
+        for (target, want) in [
+            ("/index.php", 1),
+            ("/a/INDEX.PHP?x=.png", 1),
+            // Escaped letters are decoded, as backends decode them.
+            ("/x.ph%70", 1),
+            ("/x.%50HP", 1),
+            ("/a.png", 2),
+            ("/a/b.png", 0),
+            ("/a.png/x", 0),
+            ("/static/app.js", 3),
+            ("/static/app.js.map", 0),
+            ("/static/x.php", 3),
+        ] {
+            for lookup in [Lookup::Bare, Lookup::StoredGet] {
+                let index = r.route_asked(None, target, lookup).unwrap();
+                let pool = index.and_then(|i| r.get(i)).map_or(0, |route| route.pool);
+                assert_eq!(pool, want, "{target}");
+            }
+        }
+        // A path a Java server reads without its `;` parameter, or one
+        // that decodes `%2F`, where that reading ends otherwise: no path
+        // to route (400), rather than a way around `return 403`.
+        for target in [
+            "/x.php;a",
+            "/x.php;.png",
+            "/a%2Fb.png",
+            "/static/app.js.map;x",
+        ] {
+            assert_eq!(r.route(None, target), Err(Ambiguous), "{target}");
         }
     }
 
