@@ -399,12 +399,13 @@ pub fn routes(data: &[u8]) {
 
 /// A route's own limit, as README's Routing says: each route line with
 /// `rate_limit=<N>/s|m|h` has that rate, with `rate_limit_burst=`'s burst
-/// or, without it, a second's worth of the rate; a line without has none;
+/// or, without it, a second's worth of the rate, and `rate_limit_delay=`'s
+/// delay or none; a line without has none;
 /// and a route answered before any limit counts (a redirect, a `return`)
 /// or that only a backend reaches (`internal`) never loads with one.
 fn route_limits(loader: &Loader, routes: &inverso::routes::Routes) {
-    use inverso::ratelimit::Rate;
-    let mut written: Vec<(String, u32)> = Vec::new();
+    use inverso::ratelimit::{Limit, Rate};
+    let mut written: Vec<(String, u32, Option<u32>)> = Vec::new();
     for (key, setting) in loader.pool_and_route_settings() {
         if !key.starts_with("route.") {
             continue;
@@ -418,11 +419,12 @@ fn route_limits(loader: &Loader, routes: &inverso::routes::Routes) {
         let burst = option("rate_limit_burst=").map_or(rate.one_second(), |b| {
             b.parse().expect("a burst that loads")
         });
-        written.push((rate.to_string(), burst));
+        let delay = option("rate_limit_delay=").map(|d| d.parse().expect("a delay that loads"));
+        written.push((rate.to_string(), burst, delay));
     }
-    let mut limited: Vec<(String, u32)> = Vec::new();
+    let mut limited: Vec<(String, u32, Option<u32>)> = Vec::new();
     for route in routes.iter() {
-        let Some((rate, burst)) = route.rate_limit() else {
+        let Some(Limit { rate, burst, delay }) = route.rate_limit() else {
             continue;
         };
         assert!(
@@ -430,7 +432,7 @@ fn route_limits(loader: &Loader, routes: &inverso::routes::Routes) {
             "{route}"
         );
         assert!(!route.is_internal(), "{route}");
-        limited.push((rate.to_string(), burst));
+        limited.push((rate.to_string(), burst, delay));
     }
     written.sort();
     limited.sort();

@@ -7,6 +7,7 @@ use crate::{load, ConfigArgs, Failure};
 use anyhow::Context;
 use inverso::config::{self, Config, Loader};
 use inverso::files::listing::Format;
+use inverso::ratelimit::Limit;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -269,8 +270,12 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
 /// `check`'s account of a route's own `rate_limit=`, if any.
 fn route_limit(route: &inverso::routes::Route) -> String {
     match route.rate_limit() {
-        Some((rate, burst)) => {
-            format!(", rate_limit {rate} (burst {burst}) of its own, its pool's too")
+        Some(Limit { rate, burst, delay }) => {
+            let delayed = match delay {
+                Some(at_once) if at_once < burst => format!(", delayed past {at_once}"),
+                _ => String::new(),
+            };
+            format!(", rate_limit {rate} (burst {burst}{delayed}) of its own, its pool's too")
         }
         None => String::new(),
     }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub queued: AtomicU64,
     /// Requests refused 429 by `rate_limit`.
     pub rate_limited: AtomicU64,
+    /// Requests held back to the rate by `rate_limit_delay`.
+    pub rate_limit_delayed: AtomicU64,
     /// Targets whose name came to resolve to another address while the
     /// proxy ran (`resolve_interval`).
     pub address_changes: AtomicU64,

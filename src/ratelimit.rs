@@ -1,8 +1,11 @@
 //! `rate_limit`: requests per client address (or per API key: see
-//! [`Who`]) over time, as nginx's `limit_req` with `nodelay` and HAProxy's
+//! [`Who`]) over time, as nginx's `limit_req` and HAProxy's
 //! `http_req_rate` stick tables. Each address has a token bucket: it holds
 //! up to `burst + 1` requests, refills at the rate, and a request that
-//! finds it empty is refused (429) rather than delayed.
+//! finds it empty is refused (429). With `rate_limit_delay` (nginx's
+//! `limit_req` without `nodelay`, or with `delay=`), the requests of a
+//! burst past the first few wait their turn at the rate instead of
+//! passing at once.
 //!
 //! The buckets live in a bounded table, as nginx's zone: an address whose
 //! bucket has refilled holds nothing worth keeping and is forgotten, and
@@ -77,6 +80,19 @@ impl fmt::Display for Rate {
         };
         write!(f, "{}/{unit}", self.count)
     }
+}
+
+/// A limit as configured: `rate_limit`, `rate_limit_burst` and
+/// `rate_limit_delay`, or a route's own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limit {
+    pub rate: Rate,
+    /// Requests past the rate a client may make at once.
+    pub burst: u32,
+    /// Of those, how many pass at once, the others waiting their turn at
+    /// the rate (nginx's `delay=`; 0: nginx's `limit_req` without
+    /// `nodelay`); `None`: all of them (nginx's `nodelay`).
+    pub delay: Option<u32>,
 }
 
 /// Whose bucket a request takes a token from.
@@ -254,23 +270,29 @@ pub struct Limiter {
     rate: f64,
     /// Tokens a bucket holds when full: the burst, plus the request itself.
     capacity: f64,
+    /// A request that leaves fewer tokens than this waits until the
+    /// bucket is back at it: 0 unless `rate_limit_delay` is set.
+    at_once: f64,
     hasher: RandomState,
     shards: Vec<Mutex<HashMap<Key, Bucket>>>,
 }
 
 impl Limiter {
-    pub fn new(rate: Rate, burst: u32) -> Limiter {
+    pub fn new(limit: Limit) -> Limiter {
+        let undelayed = limit.delay.unwrap_or(limit.burst).min(limit.burst);
         Limiter {
-            rate: rate.per_second(),
-            capacity: f64::from(burst) + 1.0,
+            rate: limit.rate.per_second(),
+            capacity: f64::from(limit.burst) + 1.0,
+            at_once: f64::from(limit.burst - undelayed),
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 
-    /// Whether `who` may make a request at `now`; if not, how long until
-    /// it may.
-    pub fn admit(&self, who: Who<'_>, now: Instant) -> Result<(), Duration> {
+    /// Whether `who` may make a request at `now`, and how long it is to
+    /// wait first (zero but under `rate_limit_delay`); if not, how long
+    /// until it may.
+    pub fn admit(&self, who: Who<'_>, now: Instant) -> Result<Duration, Duration> {
         let client = self.key_of(who);
         let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
         let mut buckets = self.shards[shard].lock();
@@ -286,7 +308,8 @@ impl Limiter {
         bucket.seen = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            Ok(())
+            let short = (self.at_once - bucket.tokens).max(0.0);
+            Ok(Duration::from_secs_f64(short / self.rate))
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
         }
@@ -370,18 +393,19 @@ impl Limiters {
 /// `None`: no limit there), as nginx applies every `limit_req` in force:
 /// it passes only if each has a token for it, for each of its values; if
 /// not, it takes none from any bucket, and it is told how long until all
-/// may.
+/// may. Passed, it waits the longest any bucket asks of it (under
+/// `rate_limit_delay`).
 pub fn admit_under_all<const N: usize>(
     limits: [Option<&Limiter>; N],
     keys: &Keys,
     client: IpAddr,
     now: Instant,
-) -> Result<(), Duration> {
+) -> Result<Duration, Duration> {
     let values: &[Vec<u8>] = match keys {
         Keys::Address => &[],
         Keys::Values(values) if values.len() <= MAX_KEYS => values,
         _ if limits.iter().any(Option::is_some) => return Err(Duration::from_secs(1)),
-        _ => return Ok(()),
+        _ => return Ok(Duration::ZERO),
     };
     // Its address, or each of its values (at most `MAX_KEYS`).
     let whos = || {
@@ -404,14 +428,18 @@ pub fn admit_under_all<const N: usize>(
                 (whos().enumerate()).map(move |(v, who)| (l * MAX_KEYS + v, limiter, who))
             })
     };
+    let mut delay = Duration::ZERO;
     for (bit, limiter, who) in buckets() {
         match limiter.admit(who, now) {
-            Ok(()) => took |= 1 << bit,
+            Ok(wait) => {
+                took |= 1 << bit;
+                delay = delay.max(wait);
+            }
             Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
         }
     }
     let Some(wait) = longest else {
-        return Ok(());
+        return Ok(delay);
     };
     for (bit, limiter, who) in buckets() {
         if took & (1 << bit) != 0 {
@@ -427,6 +455,57 @@ mod tests {
 
     fn ip(n: u32) -> Who<'static> {
         Who::Address(IpAddr::from(n.to_be_bytes()))
+    }
+
+    fn limiter(rate: &str, burst: u32, delay: Option<u32>) -> Limiter {
+        let rate = Rate::parse(rate).unwrap();
+        Limiter::new(Limit { rate, burst, delay })
+    }
+
+    #[test]
+    fn under_a_delay_the_burst_past_its_first_requests_waits_its_turn_at_the_rate() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let waits = |limiter: &Limiter, count: usize| -> Vec<Result<Duration, Duration>> {
+            (0..count).map(|_| limiter.admit(ip(1), now)).collect()
+        };
+        // nginx's `limit_req burst=4` without `nodelay`: one at once, the
+        // next four a tenth of a second apart, the sixth refused.
+        let queued = waits(&limiter("10/s", 4, Some(0)), 6);
+        let expected = [0, 100, 200, 300, 400].map(|n| Ok(ms(n)));
+        assert_eq!(queued[..5], expected);
+        assert!(queued[5].is_err());
+        // `delay=2`: three at once (the request and two past the rate).
+        let delayed = waits(&limiter("10/s", 4, Some(2)), 6);
+        assert_eq!(delayed[..5], [0, 0, 0, 100, 200].map(|n| Ok(ms(n))));
+        assert!(delayed[5].is_err());
+        // No delay, or one as large as the burst or larger: all at once.
+        for delay in [None, Some(4), Some(9)] {
+            let at_once = waits(&limiter("10/s", 4, delay), 6);
+            assert_eq!(at_once[..5], [Ok(Duration::ZERO); 5], "{delay:?}");
+            assert!(at_once[5].is_err(), "{delay:?}");
+        }
+        // Time refills the queue as it drains it: a request a tenth of a
+        // second later waits as the one before did.
+        let paced = limiter("10/s", 4, Some(0));
+        assert_eq!(waits(&paced, 2), [Ok(ms(0)), Ok(ms(100))]);
+        assert_eq!(paced.admit(ip(1), now + ms(100)), Ok(ms(100)));
+    }
+
+    #[test]
+    fn a_request_waits_the_longest_of_its_limits_and_a_refusal_gives_every_token_back() {
+        let now = Instant::now();
+        let route = limiter("10/s", 1, Some(0));
+        let pool = limiter("2/s", 3, Some(1));
+        let client = IpAddr::from([192, 0, 2, 1]);
+        let admit = || admit_under_all([Some(&route), Some(&pool)], &Keys::Address, client, now);
+        assert_eq!(admit(), Ok(Duration::ZERO));
+        // The route's queue says 100 ms, the pool's nothing yet.
+        assert_eq!(admit(), Ok(Duration::from_millis(100)));
+        // The route's bucket is spent: refused, the pool's token given back.
+        assert!(admit().is_err());
+        let next = pool.admit(Who::Address(client), now);
+        assert_eq!(next, Ok(Duration::from_millis(500)));
     }
 
     #[test]
@@ -493,18 +572,18 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_rate_and_each_address_on_its_own() {
-        let limiter = Limiter::new(Rate::parse("10/s").unwrap(), 2);
+        let limiter = limiter("10/s", 2, None);
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert_eq!(limiter.admit(ip(1), t0), Ok(()));
+            assert_eq!(limiter.admit(ip(1), t0), Ok(Duration::ZERO));
         }
         let wait = limiter.admit(ip(1), t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
         // Another address has its own bucket.
-        assert_eq!(limiter.admit(ip(2), t0), Ok(()));
+        assert_eq!(limiter.admit(ip(2), t0), Ok(Duration::ZERO));
         // A tenth of a second brings one more request back, not two.
         let t1 = t0 + Duration::from_millis(100);
-        assert_eq!(limiter.admit(ip(1), t1), Ok(()));
+        assert_eq!(limiter.admit(ip(1), t1), Ok(Duration::ZERO));
         assert!(limiter.admit(ip(1), t1).is_err());
         // Half a token back: half a tenth of a second to wait.
         let wait = limiter
@@ -514,19 +593,19 @@ mod tests {
         // Refusals take nothing: the bucket keeps refilling under them.
         let t2 = t1 + Duration::from_secs(10);
         for _ in 0..3 {
-            assert_eq!(limiter.admit(ip(1), t2), Ok(()));
+            assert_eq!(limiter.admit(ip(1), t2), Ok(Duration::ZERO));
         }
         assert!(limiter.admit(ip(1), t2).is_err());
     }
 
     #[test]
     fn each_value_has_a_bucket_apart_from_every_address() {
-        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let limiter = limiter("1/h", 0, None);
         let t0 = Instant::now();
-        assert_eq!(limiter.admit(Who::Value(b"alice"), t0), Ok(()));
+        assert_eq!(limiter.admit(Who::Value(b"alice"), t0), Ok(Duration::ZERO));
         assert!(limiter.admit(Who::Value(b"alice"), t0).is_err());
-        assert_eq!(limiter.admit(Who::Value(b"bob"), t0), Ok(()));
-        assert_eq!(limiter.admit(ip(1), t0), Ok(()));
+        assert_eq!(limiter.admit(Who::Value(b"bob"), t0), Ok(Duration::ZERO));
+        assert_eq!(limiter.admit(ip(1), t0), Ok(Duration::ZERO));
         assert!(limiter.admit(ip(1), t0).is_err());
         assert_eq!(limiter.clients(), 3);
     }
@@ -611,43 +690,49 @@ mod tests {
 
     #[test]
     fn a_request_with_several_values_takes_a_token_from_each() {
-        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let limiter = limiter("1/h", 0, None);
         let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
         let only = [Some(&limiter)];
         let both = Keys::Values(vec![b"alice".to_vec(), b"j1".to_vec()]);
-        assert_eq!(admit_under_all(only, &both, client, t0), Ok(()));
+        assert_eq!(admit_under_all(only, &both, client, t0), Ok(Duration::ZERO));
         let alice = Keys::Values(vec![b"alice".to_vec()]);
         assert!(admit_under_all(only, &alice, client, t0).is_err());
         assert!(admit_under_all(only, &Keys::TooMany, client, t0).is_err());
-        assert_eq!(admit_under_all(only, &Keys::Address, client, t0), Ok(()));
+        assert_eq!(
+            admit_under_all(only, &Keys::Address, client, t0),
+            Ok(Duration::ZERO)
+        );
     }
 
     #[test]
     fn a_request_passes_every_limit_it_is_under_or_costs_none_of_them() {
-        let route = Limiter::new(Rate::parse("1/h").unwrap(), 1);
-        let pool = Limiter::new(Rate::parse("1/h").unwrap(), 2);
+        let route = limiter("1/h", 1, None);
+        let pool = limiter("1/h", 2, None);
         let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
         let both = [Some(&route), Some(&pool)];
         for _ in 0..2 {
-            assert_eq!(admit_under_all(both, &Keys::Address, client, t0), Ok(()));
+            assert_eq!(
+                admit_under_all(both, &Keys::Address, client, t0),
+                Ok(Duration::ZERO)
+            );
         }
         // The route's bucket is spent: refused, and the pool's token is
         // given back.
         let wait = admit_under_all(both, &Keys::Address, client, t0).unwrap_err();
         assert!(wait > Duration::from_secs(3000), "{wait:?}");
-        assert_eq!(pool.admit(Who::Address(client), t0), Ok(()));
+        assert_eq!(pool.admit(Who::Address(client), t0), Ok(Duration::ZERO));
         // The pool's is spent now: the route's token is given back too.
-        let route = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let route = limiter("1/h", 0, None);
         let keys = Keys::Values(vec![b"alice".to_vec(), b"j1".to_vec()]);
         assert!(admit_under_all([Some(&route), Some(&pool)], &keys, client, t0).is_ok());
         assert!(admit_under_all([Some(&route), Some(&pool)], &Keys::Address, client, t0).is_err());
-        assert_eq!(route.admit(Who::Address(client), t0), Ok(()));
+        assert_eq!(route.admit(Who::Address(client), t0), Ok(Duration::ZERO));
         assert!(route.admit(Who::Value(b"alice"), t0).is_err());
     }
 
     #[test]
     fn the_table_stays_bounded_and_forgets_refilled_addresses_first() {
-        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let limiter = limiter("1/h", 0, None);
         let t0 = Instant::now();
         for n in 0..(MAX_CLIENTS as u32 + 5_000) {
             let _ = limiter.admit(ip(n), t0);
@@ -658,7 +743,7 @@ mod tests {
         // An hour later every bucket has refilled: all are forgotten as
         // room is needed, and a limited address is still limited.
         let t1 = t0 + Duration::from_secs(3600);
-        assert_eq!(limiter.admit(ip(u32::MAX), t1), Ok(()));
+        assert_eq!(limiter.admit(ip(u32::MAX), t1), Ok(Duration::ZERO));
         assert!(limiter.admit(ip(u32::MAX), t1).is_err());
     }
 
@@ -672,7 +757,7 @@ mod tests {
         refilled: usize,
         t0: Instant,
     ) -> usize {
-        assert_eq!(limiter.admit(who, t0), Ok(()));
+        assert_eq!(limiter.admit(who, t0), Ok(Duration::ZERO));
         let key = limiter.key_of(who);
         let shard = (limiter.shards.iter())
             .position(|s| s.lock().contains_key(&key))
@@ -701,11 +786,11 @@ mod tests {
             (most - eighth + 1, eighth - 1, most - 2 * eighth + 1),
             (most - 250, 250, most - 250 - eighth),
         ] {
-            let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+            let limiter = limiter("1/h", 0, None);
             let shard = fill_shard_of(&limiter, ip(0), limited, refilled, t0);
             limiter.shards[shard].lock().remove(&limiter.key_of(ip(0)));
             let later = t0 + Duration::from_secs(10);
-            assert_eq!(limiter.admit(ip(0), later), Ok(()));
+            assert_eq!(limiter.admit(ip(0), later), Ok(Duration::ZERO));
             let buckets = limiter.shards[shard].lock();
             let case = format!("{limited} spent, {refilled} refilled");
             assert_eq!(buckets.len(), kept + 1, "{case}");
@@ -716,7 +801,7 @@ mod tests {
 
     #[test]
     fn a_spent_address_in_a_full_shard_stays_limited() {
-        let limiter = Limiter::new(Rate::parse("1/h").unwrap(), 0);
+        let limiter = limiter("1/h", 0, None);
         let t0 = Instant::now();
         // The oldest bucket of a full shard: room is made for new
         // addresses only, not by forgetting one that asks again.

@@ -382,6 +382,30 @@ fn a_client_address_over_rate_limit_gets_429_and_others_do_not() {
 }
 
 #[test]
+fn under_rate_limit_delay_a_burst_waits_its_turn_instead_of_passing_at_once() {
+    // nginx's `limit_req zone=z burst=2;` (no `nodelay`) at one a second:
+    // a client's second and third requests in a row go on, each held
+    // back to the rate, none refused.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\nrate_limit = 60/m\nrate_limit_burst = 2\nrate_limit_delay = 0\n",
+            a.addr
+        )),
+    );
+    let delayed = "inverso_rate_limit_delayed_total";
+    assert_eq!(proxy.metric(delayed), Some(0));
+    let mut client = proxy.connect();
+    for i in 0..3 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    assert_eq!(proxy.metric(delayed), Some(2));
+    assert_eq!(proxy.metric("inverso_rate_limited_total"), Some(0));
+    assert_eq!(a.requests(), 3);
+}
+
+#[test]
 fn behind_a_trusted_proxy_the_client_it_names_is_limited() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {

@@ -206,6 +206,12 @@ pub fn metrics_text(shared: &Shared) -> String {
     );
     counter(
         &mut out,
+        "inverso_rate_limit_delayed_total",
+        "Requests held back to the rate before going on, under a rate_limit_delay.",
+        m.rate_limit_delayed.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "inverso_access_denied_total",
         "Requests answered 403 because their client address was refused by allow_from or deny_from.",
         m.access_denied.load(Ordering::Relaxed),

@@ -630,6 +630,12 @@ impl Config {
                 "is set, but rate_limit is not: without a rate there is no burst",
             ));
         }
+        if self.rate_limit_delay.is_some() {
+            wrong.push((
+                "rate_limit_delay",
+                "is set, but rate_limit is not: without a rate nothing is delayed",
+            ));
+        }
         if self.rate_limit_key.is_some() {
             wrong.push((
                 "rate_limit_key",

@@ -771,6 +771,16 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "rate_limit_delay",
+        default: "",
+        help: "of the burst, how many requests pass at once; the others wait their turn at the \
+               rate (nginx's `delay=`; 0: nginx's limit_req without nodelay); empty = all of \
+               them (nodelay)",
+        apply: |c, v| {
+            optional(v, |v| parse_number(v, 0..=1_000_000)).map(|n| c.rate_limit_delay = n)
+        },
+    },
+    Key {
         name: "rate_limit_key",
         default: "address",
         help: "what rate_limit counts requests by: `address` (the client's), or `header:<Name>`, \

@@ -43,7 +43,7 @@ mod values;
 use crate::cidr_set::CidrList;
 use crate::field_value::FieldValue;
 use crate::http::edits::FieldEdits;
-use crate::ratelimit::Rate;
+use crate::ratelimit::{Limit, Rate};
 pub use error::{escape_controls, printable, ConfigError, Origin};
 pub use fields::FieldFamily;
 use fields::FieldKey;
@@ -262,6 +262,9 @@ pub struct Config {
     /// Requests past the rate a client may make at once; `None`: one
     /// second's worth of the rate.
     pub rate_limit_burst: Option<u32>,
+    /// Of the burst, the requests that pass at once, the others delayed
+    /// to the rate; `None`: all of them.
+    pub rate_limit_delay: Option<u32>,
     /// What a request's bucket is keyed on; `None`: its client's address
     /// (as for a request that does not carry what this names).
     pub rate_limit_key: Option<crate::upstream::hash_on::HashOn>,
@@ -467,6 +470,7 @@ impl Config {
             sticky_cookie_lifetimes: Default::default(),
             rate_limit: None,
             rate_limit_burst: None,
+            rate_limit_delay: None,
             mirror: None,
             rate_limit_key: None,
             max_header_size: 0,
@@ -620,10 +624,13 @@ impl Config {
             && self.error_pages.get(status).is_some()
     }
 
-    /// The rate limit and its burst, when one is set.
-    pub fn effective_rate_limit(&self) -> Option<(Rate, u32)> {
-        self.rate_limit
-            .map(|rate| (rate, self.rate_limit_burst.unwrap_or(rate.one_second())))
+    /// The rate limit, its burst and delay, when one is set.
+    pub fn effective_rate_limit(&self) -> Option<Limit> {
+        self.rate_limit.map(|rate| Limit {
+            rate,
+            burst: self.rate_limit_burst.unwrap_or(rate.one_second()),
+            delay: self.rate_limit_delay,
+        })
     }
 
     /// The HTTPS listener's address, when it is on.
@@ -1551,10 +1558,11 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\n").unwrap();
         assert_eq!(c.effective_rate_limit(), None);
         let c = build("targets = 127.0.0.1:1\nrate_limit = 600/m\n").unwrap();
-        let (rate, burst) = c.effective_rate_limit().unwrap();
+        let crate::ratelimit::Limit { rate, burst, delay } = c.effective_rate_limit().unwrap();
+        assert_eq!(delay, None);
         assert_eq!((rate.to_string(), burst), ("600/m".to_string(), 10));
         let c = build("targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_burst = 0\n").unwrap();
-        assert_eq!(c.effective_rate_limit().unwrap().1, 0);
+        assert_eq!(c.effective_rate_limit().unwrap().burst, 0);
         for bad in [
             "rate_limit = 10",
             "rate_limit = 10/d",
@@ -1565,6 +1573,16 @@ mod tests {
         }
         let e = build("targets = 127.0.0.1:1\nrate_limit_burst = 5\n").unwrap_err();
         assert!(e.message.contains("rate_limit is not"), "{e}");
+        // How much of the burst passes at once: all but with a delay.
+        let text = "targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_delay = 2\n";
+        assert_eq!(
+            build(text).unwrap().effective_rate_limit().unwrap().delay,
+            Some(2)
+        );
+        let e = build("targets = 127.0.0.1:1\nrate_limit_delay = 0\n").unwrap_err();
+        assert!(e.message.contains("rate_limit is not"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_delay = x\n");
+        assert_eq!(e.unwrap_err().place, "proxy.conf:3");
         // What requests are counted by: the address, or what a request
         // carries.
         use crate::upstream::hash_on::HashOn;

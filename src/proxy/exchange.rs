@@ -226,15 +226,28 @@ pub(super) fn exchange(
             ratelimit::key_in(on, &head, underscores)
         });
         let now = Instant::now();
-        if let Err(wait) = ratelimit::admit_under_all(limits, &keys, client.real_ip, now) {
-            shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            client.ended(REFUSED);
-            // Whole seconds, rounded up, at least one.
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut retry_after = Vec::new();
-            push_field(&mut retry_after, "Retry-After", seconds.max(1));
-            let outcome = answer_unread(client, &head, body_kind, 429, &retry_after, shared);
-            return (outcome, line);
+        match ratelimit::admit_under_all(limits, &keys, client.real_ip, now) {
+            Ok(delay) if delay.is_zero() => {}
+            // `rate_limit_delay`: its turn at the rate, as nginx's
+            // `limit_req` without `nodelay` holds a request back; the
+            // thread waiting is the connection's own.
+            Ok(delay) => {
+                shared
+                    .metrics
+                    .rate_limit_delayed
+                    .fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(delay);
+            }
+            Err(wait) => {
+                shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                client.ended(REFUSED);
+                // Whole seconds, rounded up, at least one.
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut retry_after = Vec::new();
+                push_field(&mut retry_after, "Retry-After", seconds.max(1));
+                let outcome = answer_unread(client, &head, body_kind, 429, &retry_after, shared);
+                return (outcome, line);
+            }
         }
     }
     // RFC 9110 §15.5.14: a server may refuse a request whose content is

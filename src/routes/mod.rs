@@ -37,7 +37,7 @@
 //! - here: [`Route`]'s fields, which each of those reads.
 
 use crate::files::Files;
-use crate::ratelimit::Rate;
+use crate::ratelimit::Limit;
 use std::sync::Arc;
 
 mod answers;
@@ -82,7 +82,7 @@ pub struct Route {
     files: Option<FilesRoute>,
     /// `rate_limit=` and its burst: buckets of the route's own, which its
     /// requests fill as well as their pool's.
-    rate_limit: Option<(Rate, u32)>,
+    rate_limit: Option<Limit>,
 }
 
 /// A `files` route's directory, and whether a missing file goes to the

@@ -6,7 +6,7 @@ use super::paths::{is_ambiguous, routing_path};
 use super::spec::{parse_spec, HostPattern};
 use super::{Condition, FilesRoute, Route};
 use crate::files::Files;
-use crate::ratelimit::Rate;
+use crate::ratelimit::{Limit, Rate};
 use std::fmt;
 use std::sync::Arc;
 
@@ -134,13 +134,19 @@ impl Route {
     }
 
     /// This route, its requests also limited to `rate` (with `burst`
-    /// past it; none given: a second's worth, as `rate_limit_burst`) in
+    /// past it; none given: a second's worth, as `rate_limit_burst`; and
+    /// of those, `delay` passing at once, as `rate_limit_delay`) in
     /// buckets of its own: nginx's `limit_req` in a `location`, in front
     /// of the same backends as the rest of the site. Not on a route that
     /// answers before any limit is counted (a redirect, a `return`: as
     /// nginx's `return`, which comes before `limit_req`), nor on an
     /// `internal` one, which clients never reach.
-    pub fn with_rate_limit(self, rate: Rate, burst: Option<u32>) -> Result<Route, String> {
+    pub fn with_rate_limit(
+        self,
+        rate: Rate,
+        burst: Option<u32>,
+        delay: Option<u32>,
+    ) -> Result<Route, String> {
         if self.answer.is_some() {
             return Err(
                 "rate_limit=: a redirect or a `return` is answered before any rate limit is \
@@ -155,14 +161,16 @@ impl Route {
                     .into(),
             );
         }
+        let burst = burst.unwrap_or(rate.one_second());
+        let limit = Limit { rate, burst, delay };
         Ok(Route {
-            rate_limit: Some((rate, burst.unwrap_or(rate.one_second()))),
+            rate_limit: Some(limit),
             ..self
         })
     }
 
-    /// With `rate_limit=`: the route's rate and burst.
-    pub fn rate_limit(&self) -> Option<(Rate, u32)> {
+    /// With `rate_limit=`: the route's rate, burst and delay.
+    pub fn rate_limit(&self) -> Option<Limit> {
         self.rate_limit
     }
 

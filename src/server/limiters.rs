@@ -12,12 +12,12 @@ use std::sync::Arc;
 /// The rate limiter `config` asks for: the running one when a reload
 /// leaves the limit as it was (clients keep their buckets), else a new one.
 fn limiter_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Limiter>> {
-    let (rate, burst) = config.effective_rate_limit()?;
+    let limit = config.effective_rate_limit()?;
     match running {
         Some(old) if same_rate_limit(&old.config, config) => {
             old.limiters.pools.first().cloned().flatten()
         }
-        _ => Some(Arc::new(Limiter::new(rate, burst))),
+        _ => Some(Arc::new(Limiter::new(limit))),
     }
 }
 
@@ -49,7 +49,7 @@ fn pool_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<Li
             same.then(|| old.limiters.pools.get(at + 1).cloned().flatten())
                 .flatten()
         });
-        let new = || limit.map(|(rate, burst)| Arc::new(Limiter::new(rate, burst)));
+        let new = || limit.map(|limit| Arc::new(Limiter::new(limit)));
         limiters.push(kept.or_else(new));
     }
     limiters
@@ -77,7 +77,7 @@ fn route_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<L
     }
     (config.routes.iter())
         .map(|route| {
-            let (rate, burst) = route.rate_limit()?;
+            let limit = route.rate_limit()?;
             let kept = running.and_then(|old| {
                 let at = *running_at.get(&route.to_string())?;
                 let was = old.config.routes.get(at)?;
@@ -85,7 +85,7 @@ fn route_limiters(config: &Config, running: Option<&Shared>) -> Vec<Option<Arc<L
                     && key_of(&old.config, was.pool) == key_of(config, route.pool);
                 same.then(|| old.limiters.of_route(at).cloned()).flatten()
             });
-            Some(kept.unwrap_or_else(|| Arc::new(Limiter::new(rate, burst))))
+            Some(kept.unwrap_or_else(|| Arc::new(Limiter::new(limit))))
         })
         .collect()
 }

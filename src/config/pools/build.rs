@@ -20,9 +20,14 @@ impl Loader {
             pools.push(PoolConfig {
                 name: targets.pool.as_str().into(),
                 config,
-                own_rate_limit: ["rate_limit", "rate_limit_burst", "rate_limit_key"]
-                    .into_iter()
-                    .any(own),
+                own_rate_limit: [
+                    "rate_limit",
+                    "rate_limit_burst",
+                    "rate_limit_delay",
+                    "rate_limit_key",
+                ]
+                .into_iter()
+                .any(own),
             });
         }
         // A key for a pool that has no targets would set nothing.

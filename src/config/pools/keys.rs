@@ -49,6 +49,7 @@ pub const POOL_KEYS: &[&str] = &[
     "gzip_comp_level",
     "rate_limit",
     "rate_limit_burst",
+    "rate_limit_delay",
     "rate_limit_key",
     "balance",
     "hash_on",

@@ -128,6 +128,11 @@ route.static.example = static
             ("route./login = api rate_limit=5/m rate_limit_burst=3", ""),
             ("route./login = api rate_limit=5/m rate_limit_burst=3 rate_limit_burst=1", "rate_limit_burst= given twice"),
             ("route./login = api rate_limit=5/week", "rate_limit=5/week: `5/week` is not a rate"),
+            ("route./login = api rate_limit=5/m rate_limit_delay=0", ""),
+            ("route./login = api rate_limit_delay=1", "rate_limit_delay= is set, but rate_limit= is not"),
+            ("route./login = api rate_limit=5/m rate_limit_delay=1 rate_limit_delay=2", "rate_limit_delay= given twice"),
+            ("route./login = api rate_limit=5/m rate_limit_delay=-1", "rate_limit_delay=-1: "),
+            ("route./old/ = return 404 rate_limit_delay=1", "answered before any rate limit"),
             ("route./v2/ = api cookie_paths", "it needs rewrite="),
             (
                 "route./v2/ = api rewrite=/ cookie_paths cookie_paths",

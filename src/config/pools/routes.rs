@@ -131,19 +131,22 @@ fn pool_route<'a>(
 
 /// Whether a word of a route's value is one of [`RouteLimit`]'s options.
 fn is_limit_option(word: &str) -> bool {
-    word.starts_with("rate_limit=") || word.starts_with("rate_limit_burst=")
+    ["rate_limit=", "rate_limit_burst=", "rate_limit_delay="]
+        .iter()
+        .any(|option| word.starts_with(option))
 }
 
-/// A route's `rate_limit=` and `rate_limit_burst=`, as read.
+/// A route's `rate_limit=`, `rate_limit_burst=` and `rate_limit_delay=`,
+/// as read.
 #[derive(Default)]
 struct RouteLimit {
     rate: Option<Rate>,
     burst: Option<u32>,
+    delay: Option<u32>,
 }
 
 impl RouteLimit {
-    /// Takes `option` if it is `rate_limit=` or `rate_limit_burst=`:
-    /// whether it was.
+    /// Takes `option` if it is one of the limit's: whether it was.
     fn read(&mut self, option: &str) -> Result<bool, String> {
         match option.split_once('=') {
             Some(("rate_limit", _)) if self.rate.is_some() => Err("rate_limit= given twice".into()),
@@ -162,20 +165,34 @@ impl RouteLimit {
                 self.burst = Some(burst);
                 Ok(true)
             }
+            Some(("rate_limit_delay", _)) if self.delay.is_some() => {
+                Err("rate_limit_delay= given twice".into())
+            }
+            Some(("rate_limit_delay", written)) => {
+                let delay = parse_number(written, 0..=1_000_000);
+                let delay = delay.map_err(|e| format!("rate_limit_delay={written}: {e}"))?;
+                self.delay = Some(delay);
+                Ok(true)
+            }
             _ => Ok(false),
         }
     }
 
     /// `route` with the limit read, if any.
     fn apply(self, route: Route) -> Result<Route, String> {
-        match (self.rate, self.burst) {
-            (Some(rate), burst) => route.with_rate_limit(rate, burst),
-            (None, Some(_)) => Err(
+        match (self.rate, self.burst, self.delay) {
+            (Some(rate), burst, delay) => route.with_rate_limit(rate, burst, delay),
+            (None, Some(_), _) => Err(
                 "rate_limit_burst= is set, but rate_limit= is not: without a rate there is \
                  no burst"
                     .into(),
             ),
-            (None, None) => Ok(route),
+            (None, None, Some(_)) => Err(
+                "rate_limit_delay= is set, but rate_limit= is not: without a rate nothing is \
+                 delayed"
+                    .into(),
+            ),
+            (None, None, None) => Ok(route),
         }
     }
 }
@@ -382,17 +399,24 @@ mod tests {
     fn a_route_s_rate_limit_takes_a_second_s_worth_of_burst_unless_given() {
         let c = build(
             "targets = 127.0.0.1:9001\nroute./login = default rate_limit=120/m\n\
-             route./search = default rate_limit=5/m rate_limit_burst=0\nroute./ = default\n",
+             route./search = default rate_limit=5/m rate_limit_burst=0\nroute./ = default\n\
+             route./signin = default rate_limit=10/m rate_limit_delay=0 rate_limit_burst=5\n",
         )
         .unwrap();
         let limit = |path: &str| {
             let route = c.routes.iter().find(|r| r.to_string() == path).unwrap();
             route
                 .rate_limit()
-                .map(|(rate, burst)| (rate.to_string(), burst))
+                .map(|limit| (limit.rate.to_string(), limit.burst))
         };
         assert_eq!(limit("/login"), Some(("120/m".into(), 2)));
         assert_eq!(limit("/search"), Some(("5/m".into(), 0)));
+        let signin = c
+            .routes
+            .iter()
+            .find(|r| r.to_string() == "/signin")
+            .unwrap();
+        assert_eq!(signin.rate_limit().unwrap().delay, Some(0));
         assert_eq!(limit("/"), None);
     }
 
