@@ -978,6 +978,38 @@ fn a_route_on_what_the_path_ends_in_or_matches_takes_those_paths_and_is_cached()
 }
 
 #[test]
+fn a_route_on_a_pattern_in_a_field_takes_the_requests_whose_field_matches() {
+    // nginx's `if ($http_user_agent ~* (bot|crawler))`: crawlers to a
+    // pool of their own, a scraper refused.
+    let (main, bots) = (cacheable_echo("main"), cacheable_echo("bots"));
+    let proxy = start_proxy(&[], |c: &mut Config| {
+        from_file(&format!(
+            "targets = {}\npool.bots = {}\n\
+             route./ if header_reg User-Agent (?i)(bot|crawler) = bots\n\
+             route./ if header_reg User-Agent ^python- = return 403\n",
+            main.addr, bots.addr
+        ))(c);
+        c.cache_size = 1 << 20;
+    });
+    let agent = |ua: &str| proxy.get_on("site.test", "/page", &[("User-Agent", ua)]);
+    let browser = "Mozilla/5.0 (X11; Linux x86_64)";
+    let r = agent(browser);
+    assert_eq!((r.header("x-backend"), x_cache(&r)), (Some("main"), "MISS"));
+    assert_eq!(x_cache(&agent(browser)), "HIT");
+    // What a field decides goes around the cache: the crawler is not
+    // served the page the browser's request stored.
+    for ua in ["Mozilla/5.0 (compatible; Googlebot/2.1)", "SomeCRAWLER"] {
+        let r = agent(ua);
+        assert_eq!(
+            (r.header("x-backend"), x_cache(&r)),
+            (Some("bots"), "BYPASS")
+        );
+    }
+    assert_eq!(agent("python-requests/2.31").status, 403);
+    assert_eq!(agent("my-python-tool").header("x-backend"), Some("main"));
+}
+
+#[test]
 fn a_negated_condition_takes_the_requests_that_do_not_meet_it() {
     // Visitors without a session to the static copy, the admin area
     // closed but to the office, WebSockets refused but to the beta's

@@ -61,6 +61,13 @@ pub enum Condition {
         name: Box<str>,
         value: Option<Box<str>>,
     },
+    /// A field of that name (lower case) with a value (each field's
+    /// whole value, trimmed) that this pattern matches somewhere:
+    /// HAProxy's `hdr_reg`, nginx's `if ($http_user_agent ~* bot)`.
+    HeaderReg {
+        name: Box<str>,
+        pattern: PathPattern,
+    },
     /// A cookie of that name, with that value (compared as sent) or any.
     Cookie {
         name: Box<str>,
@@ -95,11 +102,20 @@ pub enum Condition {
     All(Box<[Condition]>),
 }
 
-/// A `path_reg` pattern, compiled, compared by its text.
+/// A `path_reg` or `header_reg` pattern, compiled, compared by its text.
 #[derive(Clone, Debug)]
 pub struct PathPattern {
     text: Box<str>,
     regex: regex::Regex,
+}
+
+impl PathPattern {
+    fn compile(pattern: &str) -> Result<PathPattern, String> {
+        Ok(PathPattern {
+            text: pattern.into(),
+            regex: crate::rewrite::compile_pattern(pattern)?,
+        })
+    }
 }
 
 impl PartialEq for PathPattern {
@@ -112,7 +128,7 @@ impl Eq for PathPattern {}
 
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
-    /// [<value>]`, `cookie <name> [<value>]`, `query <name> [<value>]`,
+    /// [<value>]`, `header_reg <Name> <pattern>`, `cookie <name> [<value>]`, `query <name> [<value>]`,
     /// `method <M>[,<M>...]`, `client <block>[,<block>...]`, `share
     /// <N>%`, `path_end <ending>[,<ending>...]` or `path_reg <pattern>`,
     /// each may be negated by a `not` before it, or several joined
@@ -163,7 +179,8 @@ impl Condition {
 
     /// One condition without `not`, of `words`; `text` is as written.
     fn parse_positive(words: &[&str], text: &str) -> Result<Condition, String> {
-        let usage = "a condition is `if header <Name> [<value>]`, `if cookie <name> [<value>]`, \
+        let usage = "a condition is `if header <Name> [<value>]`, \
+                     `if header_reg <Name> <pattern>`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
                      `if client <address or block>[,...]`, `if share <N>%`, \
                      `if path_end <ending>[,...]` or `if path_reg <pattern>`, or one of these \
@@ -187,6 +204,13 @@ impl Condition {
                 name: name.to_ascii_lowercase().into(),
                 value: value(words.get(2))?.map(|v| v.to_ascii_lowercase().into()),
             }),
+            ["header_reg", name, pattern] if token(name) => {
+                value(Some(pattern))?;
+                Ok(Condition::HeaderReg {
+                    name: name.to_ascii_lowercase().into(),
+                    pattern: PathPattern::compile(pattern)?,
+                })
+            }
             ["cookie", name] | ["cookie", name, _] if token(name) => Ok(Condition::Cookie {
                 name: (*name).into(),
                 value: value(words.get(2))?,
@@ -255,11 +279,7 @@ impl Condition {
             }
             ["path_reg", pattern] => {
                 value(Some(pattern))?;
-                let regex = crate::rewrite::compile_pattern(pattern)?;
-                Ok(Condition::PathReg(PathPattern {
-                    text: (*pattern).into(),
-                    regex,
-                }))
+                Ok(Condition::PathReg(PathPattern::compile(pattern)?))
             }
             _ => Err(format!("`if {}`: {usage}", text.escape_debug())),
         }
@@ -325,6 +345,12 @@ impl Condition {
                     }
                 }
             }
+            // A byte that is not UTF-8 hides nothing around it.
+            Condition::HeaderReg { name, pattern } => (asked.headers.get_all(name)).any(|v| {
+                pattern
+                    .regex
+                    .is_match(&String::from_utf8_lossy(v.trim_ascii()))
+            }),
             Condition::Cookie { name, value } => match (asked.headers.cookie(name), value) {
                 (Some(_), None) => true,
                 (Some(sent), Some(value)) => sent == value.as_bytes(),
@@ -393,6 +419,9 @@ impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (kind, name, value) = match self {
             Condition::Header { name, value } => ("header", &**name, value.as_deref()),
+            Condition::HeaderReg { name, pattern } => {
+                return write!(f, "header_reg {name} {}", pattern.text)
+            }
             Condition::Cookie { name, value } => ("cookie", &**name, value.as_deref()),
             Condition::Query { name, value } => ("query", &**name, value.as_deref()),
             Condition::Method(methods) => return write!(f, "method {}", methods.join(",")),
@@ -528,6 +557,42 @@ mod tests {
     }
 
     #[test]
+    fn header_reg_matches_any_field_of_its_name_anywhere_in_its_value() {
+        let mut headers = Headers::new();
+        headers.push(
+            "User-Agent",
+            b" Mozilla/5.0 (compatible; Googlebot/2.1) \xff".as_slice(),
+        );
+        headers.push("X-Tag", "a");
+        headers.push("X-Tag", "beta-7");
+        let request = asked("GET", &headers, "10.1.2.3");
+        let holds = |text: &str| {
+            let c = Condition::parse(text).unwrap();
+            assert!(
+                c.reads_past_the_key() && !c.met(Lookup::Bare, "/p"),
+                "{text}"
+            );
+            c.met(Lookup::Request(&request), "/p")
+        };
+        assert!(holds("header_reg User-Agent (?i)googlebot|bingbot"));
+        assert!(holds(r"header_reg user-agent bot/\d"));
+        assert!(!holds("header_reg User-Agent ^Googlebot"));
+        assert!(holds(r"header_reg User-Agent \)\s\x{FFFD}$"));
+        assert!(holds("header_reg X-Tag ^beta-[0-9]+$"));
+        assert!(!holds("header_reg X-Absent ."));
+        assert!(holds("not header_reg X-Absent ."));
+        for (bad, says) in [
+            ("header_reg User-Agent", "a condition is"),
+            ("header_reg User-Agent a b", "a condition is"),
+            ("header_reg X(y) a", "a condition is"),
+            ("header_reg User-Agent (", "does not compile"),
+        ] {
+            let e = Condition::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn a_condition_is_written_back_as_read() {
         for text in [
             "header upgrade websocket",
@@ -547,6 +612,7 @@ mod tests {
             "path_end .css,.js",
             r"path_reg ^/(img|css)/.*\.(png|css)$",
             "not path_end .php",
+            "header_reg user-agent (?i)bot",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
         }
