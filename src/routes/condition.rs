@@ -64,10 +64,7 @@ pub enum Condition {
     /// A field of that name (lower case) with a value (each field's
     /// whole value, trimmed) that this pattern matches somewhere:
     /// HAProxy's `hdr_reg`, nginx's `if ($http_user_agent ~* bot)`.
-    HeaderReg {
-        name: Box<str>,
-        pattern: PathPattern,
-    },
+    HeaderReg { name: Box<str>, pattern: Pattern },
     /// A cookie of that name, with that value (compared as sent) or any.
     Cookie {
         name: Box<str>,
@@ -88,7 +85,7 @@ pub enum Condition {
     /// A path (as routes read it) this pattern matches somewhere, as
     /// written (`(?i)` for any case): HAProxy's `path_reg`, nginx's
     /// `location ~`.
-    PathReg(PathPattern),
+    PathReg(Pattern),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
     /// The clients whose address hashes into the first this many
@@ -104,27 +101,27 @@ pub enum Condition {
 
 /// A `path_reg` or `header_reg` pattern, compiled, compared by its text.
 #[derive(Clone, Debug)]
-pub struct PathPattern {
+pub struct Pattern {
     text: Box<str>,
     regex: regex::Regex,
 }
 
-impl PathPattern {
-    fn compile(pattern: &str) -> Result<PathPattern, String> {
-        Ok(PathPattern {
+impl Pattern {
+    fn compile(pattern: &str) -> Result<Pattern, String> {
+        Ok(Pattern {
             text: pattern.into(),
             regex: crate::rewrite::compile_pattern(pattern)?,
         })
     }
 }
 
-impl PartialEq for PathPattern {
-    fn eq(&self, other: &PathPattern) -> bool {
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
         self.text == other.text
     }
 }
 
-impl Eq for PathPattern {}
+impl Eq for Pattern {}
 
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
@@ -208,7 +205,7 @@ impl Condition {
                 value(Some(pattern))?;
                 Ok(Condition::HeaderReg {
                     name: name.to_ascii_lowercase().into(),
-                    pattern: PathPattern::compile(pattern)?,
+                    pattern: Pattern::compile(pattern)?,
                 })
             }
             ["cookie", name] | ["cookie", name, _] if token(name) => Ok(Condition::Cookie {
@@ -279,7 +276,7 @@ impl Condition {
             }
             ["path_reg", pattern] => {
                 value(Some(pattern))?;
-                Ok(Condition::PathReg(PathPattern::compile(pattern)?))
+                Ok(Condition::PathReg(Pattern::compile(pattern)?))
             }
             _ => Err(format!("`if {}`: {usage}", text.escape_debug())),
         }
