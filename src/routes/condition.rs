@@ -125,11 +125,11 @@ impl Eq for Pattern {}
 
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
-    /// [<value>]`, `header_reg <Name> <pattern>`, `cookie <name> [<value>]`, `query <name> [<value>]`,
-    /// `method <M>[,<M>...]`, `client <block>[,<block>...]`, `share
-    /// <N>%`, `path_end <ending>[,<ending>...]` or `path_reg <pattern>`,
-    /// each may be negated by a `not` before it, or several joined
-    /// by `and`.
+    /// [<value>]`, `header_reg <Name> <pattern>`, `cookie <name>
+    /// [<value>]`, `query <name> [<value>]`, `method <M>[,<M>...]`,
+    /// `client <block>[,<block>...]`, `share <N>%`, `path_end
+    /// <ending>[,<ending>...]` or `path_reg <pattern>`, each may be
+    /// negated by a `not` before it, or several joined by `and`.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let parts: Vec<&[&str]> = words.split(|w| *w == "and").collect();
