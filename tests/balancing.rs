@@ -316,6 +316,41 @@ fn least_conn_sends_new_requests_away_from_a_busy_target() {
 }
 
 #[test]
+fn under_hash_balance_factor_a_hot_url_spills_off_its_busy_target_and_comes_back() {
+    let release = Gate::new();
+    let holding_backend = |name: &'static str| {
+        let gate = release.clone();
+        Backend::start(name, move |seen, out| {
+            if seen.head.get("x-hold").is_some() {
+                // Bounded: a test that never releases fails, not hangs.
+                gate.wait();
+            }
+            respond(out, 200, &[("X-Backend", name)], name.as_bytes());
+            Action::KeepAlive
+        })
+    };
+    let a = holding_backend("a");
+    let b = holding_backend("b");
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        c.balance = Balance::UriHash;
+        c.hash_balance_factor = Some(100);
+    });
+    let (_, home) = get(&proxy, "/hot");
+    assert_eq!(get(&proxy, "/hot").1, home);
+    // One request for it held on its target: with 2 placed and 2 slots,
+    // one a target's, the target holding one is at its bound.
+    let mut held = proxy.connect();
+    held.send(b"GET /hot HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() + b.requests() == 3));
+    let (_, spilled) = get(&proxy, "/hot");
+    assert_ne!(spilled, home);
+    release.open();
+    assert_eq!(held.response().header("x-backend"), Some(home.as_str()));
+    // Below its bound again: the URL is back home.
+    assert_eq!(get(&proxy, "/hot").1, home);
+}
+
+#[test]
 fn ip_hash_keeps_a_client_on_one_target() {
     let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::echo(n)).collect();
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();

@@ -44,6 +44,19 @@ fn parse_cookie_lifetime(v: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// `hash_balance_factor`: a percentage of at least 100 (under it, no
+/// target could take its share), or empty or 0 for none.
+fn parse_hash_balance_factor(v: &str) -> Result<Option<u32>, String> {
+    match optional(v, |v| parse_number(v, 0..=100_000))? {
+        None | Some(0) => Ok(None),
+        Some(f) if f < 100 => Err(format!(
+            "`{v}` is under 100: every target would be over its bound (150 lets one take half as \
+             much again as the average), or 0 for none"
+        )),
+        Some(f) => Ok(Some(f)),
+    }
+}
+
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
 
 /// One configuration key.
@@ -336,6 +349,15 @@ pub const KEYS: &[Key] = &[
         help: "what balance = hash hashes: header:<Name>, cookie:<name> or query:<name>; \
                requests without it go round robin; empty = none (set with balance = hash only)",
         apply: |c, v| optional(v, HashOn::parse).map(|h| c.hash_on = h),
+    },
+    Key {
+        name: "hash_balance_factor",
+        default: "",
+        help: "under ip_hash, uri_hash and hash, a target with more requests in flight than this \
+               percentage of the average (by weight) is passed over for the next on the ring, \
+               as HAProxy's hash-balance-factor (150: half as much again); at least 100; empty \
+               or 0 = keys go to their target however busy",
+        apply: |c, v| parse_hash_balance_factor(v).map(|f| c.hash_balance_factor = f),
     },
     Key {
         name: "max_fails",

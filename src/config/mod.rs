@@ -159,6 +159,9 @@ pub struct Config {
     pub balance: Balance,
     /// What `balance = hash` hashes; set with it alone.
     pub hash_on: Option<crate::upstream::hash_on::HashOn>,
+    /// Under the hashing balances, a target past this percentage of the
+    /// average load (by weight) is passed over; `None`: never.
+    pub hash_balance_factor: Option<u32>,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
     pub fail_timeout: Duration,
@@ -419,6 +422,7 @@ impl Config {
             cache_key_ignore_params: Default::default(),
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
+            hash_balance_factor: None,
             hash_on: None,
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),
@@ -1517,6 +1521,30 @@ mod tests {
             e.message.contains("is set, but sticky_cookie is not"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn hash_balance_factor_is_a_percentage_of_at_least_100_or_none() {
+        let factor = |v: &str| {
+            let text =
+                format!("targets = 127.0.0.1:1\nbalance = uri_hash\nhash_balance_factor = {v}\n");
+            build(&text).map(|c| c.hash_balance_factor)
+        };
+        assert_eq!(factor("150").unwrap(), Some(150));
+        assert_eq!(factor("100").unwrap(), Some(100));
+        assert_eq!(factor("0").unwrap(), None);
+        assert_eq!(factor("").unwrap(), None);
+        for bad in ["99", "1.5", "-150", "100001"] {
+            assert_eq!(factor(bad).unwrap_err().place, "proxy.conf:3", "{bad}");
+        }
+        assert!(factor("50").unwrap_err().message.contains("under 100"));
+        let c = build(
+            "targets = 127.0.0.1:1\npool.c = 127.0.0.1:2\npool.c.balance = uri_hash\n\
+             pool.c.hash_balance_factor = 125\n",
+        )
+        .unwrap();
+        assert_eq!(c.hash_balance_factor, None);
+        assert_eq!(c.pools[0].config.hash_balance_factor, Some(125));
     }
 
     #[test]

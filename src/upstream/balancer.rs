@@ -60,15 +60,29 @@ pub trait Balancer: Send + Sync {
 
 /// The balancer `balance` names, for targets with these names and weights.
 pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balancer> {
+    bounded(balance, names, weights, None)
+}
+
+/// [`new`], its hashing under `hash_balance_factor` (see [`Ring::bound`]).
+pub fn bounded(
+    balance: Balance,
+    names: &[&str],
+    weights: &[u32],
+    hash_balance_factor: Option<u32>,
+) -> Box<dyn Balancer> {
     let n = names.len();
+    let ring = || Ring {
+        bound: hash_balance_factor,
+        ..Ring::new(names, weights)
+    };
     match balance {
         Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
         Balance::LeastConn => Box::new(LeastConn::new(n)),
-        Balance::IpHash => Box::new(IpHash(Ring::new(names, weights))),
-        Balance::UriHash => Box::new(UriHash(Ring::new(names, weights))),
+        Balance::IpHash => Box::new(IpHash(ring())),
+        Balance::UriHash => Box::new(UriHash(ring())),
         Balance::Hash => Box::new(KeyHash {
-            ring: Ring::new(names, weights),
+            ring: ring(),
             keyless: SmoothWeighted::new(n),
         }),
         Balance::RandomTwo => Box::new(RandomTwo),
@@ -267,6 +281,12 @@ pub struct Ring {
     /// (point, target index), sorted by point.
     points: Vec<(u64, usize)>,
     targets: usize,
+    /// `hash_balance_factor`, in percent (HAProxy's, "consistent hashing
+    /// with bounded loads"): a target with more requests in flight than
+    /// this share of the average, by its weight, is passed over for the
+    /// next on the ring, so one very busy key does not load its target
+    /// alone; `None`: keys go to their owner however busy.
+    bound: Option<u32>,
 }
 
 impl Ring {
@@ -291,7 +311,21 @@ impl Ring {
         Ring {
             points,
             targets: names.len(),
+            bound: None,
         }
+    }
+
+    /// The target for `hash` among `peers`: the owner of its point, or the
+    /// next usable one on the ring; under [`Ring::bound`], the first of
+    /// those below its bound (its owner, while it is), or with none below
+    /// (which the bound leaves room against), the owner all the same.
+    fn pick(&self, hash: u64, peers: &dyn Peers) -> Option<usize> {
+        let usable = |i| peers.usable(i);
+        let Some(factor) = self.bound else {
+            return self.owner(hash, usable);
+        };
+        let below = below_bound(peers, factor);
+        (self.owner(hash, |i| usable(i) && below(i))).or_else(|| self.owner(hash, usable))
     }
 
     /// The target owning `hash`, walking on past unusable targets. Each
@@ -328,7 +362,7 @@ impl Balancer for IpHash {
             IpAddr::V4(ip) => stable_hash(&ip.octets()),
             IpAddr::V6(ip) => stable_hash(&ip.octets()),
         };
-        self.0.owner(hash, |i| cx.peers.usable(i))
+        self.0.pick(hash, cx.peers)
     }
 }
 
@@ -343,7 +377,7 @@ pub struct UriHash(Ring);
 impl Balancer for UriHash {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         let hash = stable_hash(cx.uri.as_bytes());
-        self.0.owner(hash, |i| cx.peers.usable(i))
+        self.0.pick(hash, cx.peers)
     }
 }
 
@@ -362,7 +396,7 @@ pub struct KeyHash {
 impl Balancer for KeyHash {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
         match cx.key {
-            Some(key) => self.ring.owner(stable_hash(key), |i| cx.peers.usable(i)),
+            Some(key) => self.ring.pick(stable_hash(key), cx.peers),
             // Not ramped under slow_start either: the algorithm does not
             // ramp, whichever way a request is sent.
             None => self.keyless.pick(&Context {
@@ -455,6 +489,22 @@ fn by_weight(targets: impl Iterator<Item = (usize, u64)>, mut turn: u64) -> Opti
         turn -= w;
     }
     None
+}
+
+/// Whether a target is below its bound under `hash_balance_factor`
+/// (`factor` percent), as HAProxy reckons it: the requests in flight on
+/// the usable targets, the one being placed counted, times the factor,
+/// shared by weight; a target holding its share or more is passed over.
+/// The shares add up to more than the load, so some target is below.
+fn below_bound(peers: &dyn Peers, factor: u32) -> impl Fn(usize) -> bool + '_ {
+    let usable = || (0..peers.len()).filter(|&i| peers.usable(i));
+    let load: u64 = usable().map(|i| peers.in_flight(i) as u64).sum::<u64>() + 1;
+    let weights: u64 = usable().map(|i| u64::from(peers.weight(i).max(1))).sum();
+    let slots = (load * u64::from(factor)).div_ceil(100);
+    move |i| {
+        let weight = u64::from(peers.weight(i).max(1));
+        (peers.in_flight(i) as u64) * weights.max(1) < slots * weight
+    }
 }
 
 /// Target `i`'s weight (at least 1) times its share now, in thousandths:
@@ -878,6 +928,66 @@ mod tests {
                 names[i].clone()
             })
             .collect()
+    }
+
+    #[test]
+    fn under_a_balance_factor_a_key_leaves_its_owner_only_while_that_is_past_its_bound() {
+        let names = names(3);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let uri = "/hot";
+        let pick = |factor: Option<u32>, peers: &Fake| {
+            let b = bounded(Balance::UriHash, &names, &[1, 1, 1], factor);
+            let cx = Context {
+                client: Ipv4Addr::LOCALHOST.into(),
+                uri,
+                key: None,
+                peers,
+            };
+            b.pick(&cx).unwrap()
+        };
+        let idle = Fake::even(3);
+        let home = pick(None, &idle);
+        let next = pick(None, &Fake((0..3).map(|i| (1, 0, i != home)).collect()));
+        assert_eq!(pick(Some(150), &idle), home);
+        // Its owner at 4 in flight, the others at 1: 7 placed, 10.5 slots
+        // at 150%, 3.5 each; the owner is past it, the next one is not.
+        let busy = |home_load: usize| {
+            Fake(
+                (0..3)
+                    .map(|i| (1, if i == home { home_load } else { 1 }, true))
+                    .collect(),
+            )
+        };
+        assert_eq!(pick(Some(150), &busy(4)), next);
+        assert_eq!(pick(None, &busy(4)), home);
+        // At 3 (6 placed, 9 slots, 3 each) it is at its bound too; at 2, below.
+        assert_eq!(pick(Some(150), &busy(3)), next);
+        assert_eq!(pick(Some(150), &busy(2)), home);
+        // A larger factor lets it take more: 7 placed, 21 slots, 7 each.
+        assert_eq!(pick(Some(300), &busy(4)), home);
+        // By weight: at three times the weight, three times the share.
+        let heavy = bounded(Balance::UriHash, &names, &[3, 1, 1], Some(100));
+        let loads = |load: usize| Fake(vec![(3, load, true), (1, 0, true), (1, 0, true)]);
+        let pick_heavy = |uri: &str, peers: &Fake| {
+            let cx = Context {
+                client: Ipv4Addr::LOCALHOST.into(),
+                uri,
+                key: None,
+                peers,
+            };
+            heavy.pick(&cx).unwrap()
+        };
+        let on_0 = (0..)
+            .map(|k| format!("/k{k}"))
+            .find(|u| pick_heavy(u, &loads(0)) == 0);
+        let on_0 = on_0.unwrap();
+        // 2 placed, 2 slots: 3/5 of them, 1.2, is the heavy one's: 1 is
+        // below; 3 placed, 3 slots, 1.8: 2 is not.
+        assert_eq!(pick_heavy(&on_0, &loads(1)), 0);
+        assert_ne!(pick_heavy(&on_0, &loads(2)), 0);
+        // Every target past its bound cannot be: some is always below.
+        let all_busy = Fake(vec![(1, 5, true); 3]);
+        assert_eq!(pick(Some(100), &all_busy), home);
     }
 
     #[test]

@@ -183,7 +183,12 @@ impl Upstreams {
                 let names: Vec<&str> = members.iter().map(|&i| &*targets[i].name).collect();
                 let weights: Vec<u32> = members.iter().map(|&i| targets[i].weight).collect();
                 Group {
-                    balancer: balancer::new(config.balance, &names, &weights),
+                    balancer: balancer::bounded(
+                        config.balance,
+                        &names,
+                        &weights,
+                        config.hash_balance_factor,
+                    ),
                     members,
                 }
             })

@@ -58,6 +58,7 @@ pub const POOL_KEYS: &[&str] = &[
     "retries",
     "retry_on_status",
     "slow_start",
+    "hash_balance_factor",
     "connect_timeout",
     "queue_timeout",
     "backend_timeout",
