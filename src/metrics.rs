@@ -33,6 +33,10 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Requests held back to the rate by `rate_limit_delay`.
     pub rate_limit_delayed: AtomicU64,
+    /// Requests `rate_limit_dry_run` let through that a limit would have
+    /// refused, and that it would have held back.
+    pub rate_limited_dry_run: AtomicU64,
+    pub rate_limit_delayed_dry_run: AtomicU64,
     /// Targets whose name came to resolve to another address while the
     /// proxy ran (`resolve_interval`).
     pub address_changes: AtomicU64,

@@ -406,6 +406,33 @@ fn under_rate_limit_delay_a_burst_waits_its_turn_instead_of_passing_at_once() {
 }
 
 #[test]
+fn under_rate_limit_dry_run_what_the_limit_would_refuse_or_hold_passes_and_is_counted() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "targets = {}\nrate_limit = 3/h\nrate_limit_burst = 2\nrate_limit_delay = 1\n\
+             rate_limit_dry_run = true\n",
+            a.addr
+        )),
+    );
+    let mut client = proxy.connect();
+    for i in 0..5 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200, "request {i}");
+    }
+    // The third would have waited 20 minutes, the fourth and fifth been
+    // refused (a refused request takes no token, so both find none).
+    assert_eq!(
+        proxy.metric("inverso_rate_limit_delayed_dry_run_total"),
+        Some(1)
+    );
+    assert_eq!(proxy.metric("inverso_rate_limited_dry_run_total"), Some(2));
+    assert_eq!(proxy.metric("inverso_rate_limited_total"), Some(0));
+    assert_eq!(proxy.metric("inverso_rate_limit_delayed_total"), Some(0));
+    assert_eq!(a.requests(), 5);
+}
+
+#[test]
 fn behind_a_trusted_proxy_the_client_it_names_is_limited() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |c| {

@@ -212,6 +212,18 @@ pub fn metrics_text(shared: &Shared) -> String {
     );
     counter(
         &mut out,
+        "inverso_rate_limited_dry_run_total",
+        "Requests a rate_limit would have answered 429, let through under rate_limit_dry_run.",
+        m.rate_limited_dry_run.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_rate_limit_delayed_dry_run_total",
+        "Requests a rate_limit_delay would have held back, not held under rate_limit_dry_run.",
+        m.rate_limit_delayed_dry_run.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "inverso_access_denied_total",
         "Requests answered 403 because their client address was refused by allow_from or deny_from.",
         m.access_denied.load(Ordering::Relaxed),

@@ -630,6 +630,12 @@ impl Config {
                 "is set, but rate_limit is not: without a rate there is no burst",
             ));
         }
+        if self.rate_limit_dry_run {
+            wrong.push((
+                "rate_limit_dry_run",
+                "is set, but rate_limit is not: without a rate there is nothing to try",
+            ));
+        }
         if self.rate_limit_delay.is_some() {
             wrong.push((
                 "rate_limit_delay",

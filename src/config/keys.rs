@@ -803,6 +803,14 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "rate_limit_dry_run",
+        default: "false",
+        help: "true: the rate limits count requests but refuse and delay none; those they would \
+               are counted in /metrics and said in the log at most once a minute (nginx's \
+               limit_req_dry_run), to try a limit on real traffic first",
+        apply: |c, v| parse_bool(v).map(|b| c.rate_limit_dry_run = b),
+    },
+    Key {
         name: "rate_limit_key",
         default: "address",
         help: "what rate_limit counts requests by: `address` (the client's), or `header:<Name>`, \

@@ -268,6 +268,9 @@ pub struct Config {
     /// Of the burst, the requests that pass at once, the others delayed
     /// to the rate; `None`: all of them.
     pub rate_limit_delay: Option<u32>,
+    /// The rate limits are counted but neither refuse nor delay: what
+    /// they would do is counted and said.
+    pub rate_limit_dry_run: bool,
     /// What a request's bucket is keyed on; `None`: its client's address
     /// (as for a request that does not carry what this names).
     pub rate_limit_key: Option<crate::upstream::hash_on::HashOn>,
@@ -475,6 +478,7 @@ impl Config {
             rate_limit: None,
             rate_limit_burst: None,
             rate_limit_delay: None,
+            rate_limit_dry_run: false,
             mirror: None,
             rate_limit_key: None,
             max_header_size: 0,
@@ -1608,6 +1612,11 @@ mod tests {
             Some(2)
         );
         let e = build("targets = 127.0.0.1:1\nrate_limit_delay = 0\n").unwrap_err();
+        assert!(e.message.contains("rate_limit is not"), "{e}");
+        // Tried first, in a dry run.
+        let text = "targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_dry_run = true\n";
+        assert!(build(text).unwrap().rate_limit_dry_run);
+        let e = build("targets = 127.0.0.1:1\nrate_limit_dry_run = true\n").unwrap_err();
         assert!(e.message.contains("rate_limit is not"), "{e}");
         let e = build("targets = 127.0.0.1:1\nrate_limit = 5/s\nrate_limit_delay = x\n");
         assert_eq!(e.unwrap_err().place, "proxy.conf:3");

@@ -22,6 +22,7 @@ use crate::ratelimit::{self, Keys};
 use crate::realip;
 use crate::request_id;
 use crate::routes::{Ambiguous, Asked, Lookup, Return, CLOSE_UNANSWERED};
+use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
@@ -226,8 +227,25 @@ pub(super) fn exchange(
             ratelimit::key_in(on, &head, underscores)
         });
         let now = Instant::now();
-        match ratelimit::admit_under_all(limits, &keys, client.real_ip, now) {
+        let admitted = ratelimit::admit_under_all(limits, &keys, client.real_ip, now);
+        match admitted {
             Ok(delay) if delay.is_zero() => {}
+            // nginx's `limit_req_dry_run`: a limit tried on real traffic.
+            _ if settings.rate_limit_dry_run => {
+                let (counter, would) = match admitted {
+                    Ok(_) => (&shared.metrics.rate_limit_delayed_dry_run, "held back"),
+                    Err(_) => (&shared.metrics.rate_limited_dry_run, "refused"),
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                static SAID: OnceAMinute = OnceAMinute::new();
+                if SAID.due() {
+                    log::warn!(
+                        "rate_limit_dry_run: a request from {} would have been {would} (said at \
+                         most once a minute; /metrics counts them all)",
+                        client.real_ip
+                    );
+                }
+            }
             // `rate_limit_delay`: its turn at the rate, as nginx's
             // `limit_req` without `nodelay` holds a request back; the
             // thread waiting is the connection's own.

@@ -50,6 +50,7 @@ pub const POOL_KEYS: &[&str] = &[
     "rate_limit",
     "rate_limit_burst",
     "rate_limit_delay",
+    "rate_limit_dry_run",
     "rate_limit_key",
     "balance",
     "hash_on",
