@@ -2220,6 +2220,7 @@ pub fn log_line(data: &[u8]) {
         upstream_queue: Some(Duration::ZERO),
         upstream_response: Some(Duration::from_micros(11_204)),
         termination: Default::default(),
+        limit_req: None,
         pool: (flags & 16 != 0).then(|| "api".into()),
         show_pool: flags & 1 != 0,
         request_id,

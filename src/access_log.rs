@@ -68,6 +68,7 @@ mod tests {
             upstream_queue: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(2_100)),
             termination: Default::default(),
+            limit_req: None,
             pool: Some("api".into()),
             show_pool: false,
             request_id: None,

@@ -470,7 +470,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             return;
         }
         // The log's alone: refused by `parse`.
-        Var::Connection | Var::ConnectionRequests | Var::Termination => "",
+        Var::Connection | Var::ConnectionRequests | Var::Termination | Var::LimitReqStatus => "",
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent

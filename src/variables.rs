@@ -59,6 +59,7 @@ pub enum Var {
     SslClientSerial,
     SslClientEscapedCert,
     Termination,
+    LimitReqStatus,
 }
 
 impl Var {
@@ -66,7 +67,7 @@ impl Var {
     pub fn log_only(self) -> bool {
         matches!(
             self,
-            Var::Connection | Var::ConnectionRequests | Var::Termination
+            Var::Connection | Var::ConnectionRequests | Var::Termination | Var::LimitReqStatus
         )
     }
 
@@ -161,6 +162,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("ssl_client_serial", Var::SslClientSerial),
     ("ssl_client_escaped_cert", Var::SslClientEscapedCert),
     ("termination", Var::Termination),
+    ("limit_req_status", Var::LimitReqStatus),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

@@ -2327,6 +2327,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_queue: None,
         upstream_response: None,
         termination: Default::default(),
+        limit_req: None,
         pool: None,
         show_pool: false,
         request_id: None,

@@ -412,7 +412,8 @@ fn under_rate_limit_dry_run_what_the_limit_would_refuse_or_hold_passes_and_is_co
         &[],
         from_file_with_admin(&format!(
             "targets = {}\nrate_limit = 3/h\nrate_limit_burst = 2\nrate_limit_delay = 1\n\
-             rate_limit_dry_run = true\n",
+             rate_limit_dry_run = true\nlog_format = $request_uri $status $limit_req_status\n\
+             route./free = return 200\n",
             a.addr
         )),
     );
@@ -430,6 +431,21 @@ fn under_rate_limit_dry_run_what_the_limit_would_refuse_or_hold_passes_and_is_co
     assert_eq!(proxy.metric("inverso_rate_limited_total"), Some(0));
     assert_eq!(proxy.metric("inverso_rate_limit_delayed_total"), Some(0));
     assert_eq!(a.requests(), 5);
+    // Each line says what the limits did; a request answered before them
+    // has no such status.
+    assert_eq!(client.get("/free").status, 200);
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 6));
+    assert_eq!(
+        proxy.log_lines(),
+        [
+            "/0 200 PASSED",
+            "/1 200 PASSED",
+            "/2 200 DELAYED_DRY_RUN",
+            "/3 200 REJECTED_DRY_RUN",
+            "/4 200 REJECTED_DRY_RUN",
+            "/free 200 -",
+        ]
+    );
 }
 
 #[test]

@@ -73,6 +73,10 @@ pub struct Record {
     /// Why and where the exchange ended, as HAProxy's termination state
     /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
     pub termination: Termination,
+    /// What the rate limits did with the request, as nginx's
+    /// `$limit_req_status` says it (`PASSED`, `DELAYED`, `REJECTED`, or
+    /// one of the last two with `_DRY_RUN`); none when no limit applied.
+    pub limit_req: Option<&'static str>,
     /// The pool the request was routed to (`default` for `targets`): none
     /// for one that went to no pool (a redirect route's, one refused
     /// before it was routed). A cache hit has its route's pool.
@@ -157,6 +161,7 @@ impl Record {
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.
             termination: Termination::new(By::Proxy, Stage::Request),
+            limit_req: None,
             pool: None,
             show_pool: false,
             request_id: None,

@@ -74,6 +74,7 @@ pub fn serve(
         served += 1;
         client.forget_forwarded();
         client.user = None;
+        client.limit_req = None;
         client.takes_gzip = false;
         client.sent_target = None;
         client.made_target = None;
@@ -205,6 +206,7 @@ pub fn serve(
                 upstream_queue: client.upstream_queue,
                 upstream_response: client.exchange_time.take(),
                 termination: client.termination(),
+                limit_req: client.limit_req,
                 pool,
                 show_pool: !shared.config.pools.is_empty(),
                 request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),

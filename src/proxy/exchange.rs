@@ -229,13 +229,22 @@ pub(super) fn exchange(
         let now = Instant::now();
         let admitted = ratelimit::admit_under_all(limits, &keys, client.real_ip, now);
         match admitted {
-            Ok(delay) if delay.is_zero() => {}
+            Ok(delay) if delay.is_zero() => client.limit_req = Some("PASSED"),
             // nginx's `limit_req_dry_run`: a limit tried on real traffic.
             _ if settings.rate_limit_dry_run => {
-                let (counter, would) = match admitted {
-                    Ok(_) => (&shared.metrics.rate_limit_delayed_dry_run, "held back"),
-                    Err(_) => (&shared.metrics.rate_limited_dry_run, "refused"),
+                let (counter, would, status) = match admitted {
+                    Ok(_) => (
+                        &shared.metrics.rate_limit_delayed_dry_run,
+                        "held back",
+                        "DELAYED_DRY_RUN",
+                    ),
+                    Err(_) => (
+                        &shared.metrics.rate_limited_dry_run,
+                        "refused",
+                        "REJECTED_DRY_RUN",
+                    ),
                 };
+                client.limit_req = Some(status);
                 counter.fetch_add(1, Ordering::Relaxed);
                 static SAID: OnceAMinute = OnceAMinute::new();
                 if SAID.due() {
@@ -250,6 +259,7 @@ pub(super) fn exchange(
             // `limit_req` without `nodelay` holds a request back; the
             // thread waiting is the connection's own.
             Ok(delay) => {
+                client.limit_req = Some("DELAYED");
                 shared
                     .metrics
                     .rate_limit_delayed
@@ -257,6 +267,7 @@ pub(super) fn exchange(
                 std::thread::sleep(delay);
             }
             Err(wait) => {
+                client.limit_req = Some("REJECTED");
                 shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
                 client.ended(REFUSED);
                 // Whole seconds, rounded up, at least one.

@@ -82,6 +82,9 @@ pub(super) struct Client {
     /// The user `auth_basic` accepted for the request being served
     /// (`$remote_user`).
     pub(super) user: Option<String>,
+    /// For the log: what the rate limits did with the request being
+    /// served (`$limit_req_status`); none when none applied.
+    pub(super) limit_req: Option<&'static str>,
     /// Field lines every final response to the request being served
     /// carries: the `response_header.*` whose values hold variables, as
     /// rendered for it, and the cookies its `auth_request` service set.
@@ -229,6 +232,7 @@ impl Client {
             scheme: scheme_of(watch.client().tls().is_some()),
             takes_gzip: false,
             user: None,
+            limit_req: None,
             response_fields: Vec::new(),
             pending_fields: Vec::new(),
             upstream: None,
