@@ -185,7 +185,7 @@ fn take_field<'a>(cur: &mut &'a [u8]) -> Option<&'a [u8]> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{encode, read};
+    use super::super::test_support::{encode, read, record};
     use super::super::{read_records, LoadLimits};
     use super::*;
     use proptest::prelude::*;
@@ -237,5 +237,77 @@ mod tests {
             prop_assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
             prop_assert_eq!(loaded.records, live);
         }
+    }
+
+    fn with_head(head: &str, expires_at: u64, stale_until: u64) -> Record {
+        Record {
+            head: head.as_bytes().to_vec(),
+            expires_at,
+            stale_until,
+            ..record(1)
+        }
+    }
+
+    #[test]
+    fn a_revalidatable_record_is_kept_ten_minutes_past_its_freshness() {
+        let ten_minutes = 10 * 60 * 1000;
+        for head in [
+            "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nlast-modified: Tue, 01 Jan 2030 00:00:00 GMT\r\n\r\n",
+        ] {
+            let r = with_head(head, 5_000, 5_000);
+            assert_eq!(r.keep_until(), 5_000 + ten_minutes, "{head:?}");
+            // A longer stale-if-error window outlasts the revalidation one.
+            let r = with_head(head, 5_000, 5_000 + ten_minutes + 1);
+            assert_eq!(r.keep_until(), 5_000 + ten_minutes + 1, "{head:?}");
+        }
+        // Nothing to revalidate with: only the stale-if-error window counts.
+        let plain = with_head("HTTP/1.1 200 OK\r\nx-etag: \"v1\"\r\n\r\n", 5_000, 7_000);
+        assert_eq!(plain.keep_until(), 7_000);
+    }
+
+    /// A zero-filled body of `len` bytes that costs next to no memory: the
+    /// zeroed pages are mapped lazily and never touched, so records can
+    /// reach the format's 4 GiB bound in a test.
+    #[cfg(target_pointer_width = "64")]
+    fn untouched_body(len: u64) -> Arc<[u8]> {
+        let body = Arc::<[u8]>::new_zeroed_slice(usize::try_from(len).unwrap());
+        // SAFETY: all zeroes is a valid u8.
+        unsafe { body.assume_init() }
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_largest_snapshot_body_fits_beside_a_mebibyte_key_and_head_and_no_more() {
+        let mib = vec![b'k'; 1 << 20];
+        let at_most = |body_len| Record {
+            key: mib.clone(),
+            head: mib.clone(),
+            body: untouched_body(body_len),
+            ..record(1)
+        };
+        assert_eq!(
+            at_most(MAX_SNAPSHOT_BODY).payload_len(),
+            Some(MAX_PAYLOAD_LEN)
+        );
+        assert_eq!(at_most(MAX_SNAPSHOT_BODY + 1).payload_len(), None);
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_record_the_format_cannot_hold_is_left_out_and_counted() {
+        let huge = Record {
+            key: Vec::new(),
+            head: Vec::new(),
+            body: untouched_body(u64::from(MAX_PAYLOAD_LEN - FIXED_PAYLOAD_LEN) + 1),
+            ..record(2)
+        };
+        let records = [record(1), huge, record(3)];
+        let mut out = Vec::new();
+        let stats = write_records(&mut out, &records).unwrap();
+        assert_eq!((stats.records, stats.skipped_too_large), (2, 1));
+        let loaded = read(&out);
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
+        assert_eq!(loaded.records, [records[0].clone(), records[2].clone()]);
     }
 }

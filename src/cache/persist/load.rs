@@ -652,4 +652,154 @@ mod tests {
             &fs::symlink_metadata(&fifo).unwrap().file_type()
         ));
     }
+
+    #[test]
+    fn a_cut_is_reported_as_a_truncation_of_the_part_it_falls_in() {
+        let records = [record(1), record(200), record(2)];
+        let bytes = encode(&records);
+        let ends = record_ends(&records);
+        let trailer_at = *ends.last().unwrap();
+        let len = |i: usize| u64::from(records[i].payload_len().unwrap());
+        // The middle record skipped (read past, never kept) or kept: a cut
+        // is found where it is either way.
+        let skipping = LoadLimits {
+            max_record_bytes: len(0).max(len(2)),
+            max_total_bytes: u64::MAX,
+        };
+        for limits in [LoadLimits::UNLIMITED, skipping] {
+            for cut in HEADER_LEN as usize..bytes.len() {
+                let whole = ends.iter().filter(|&&end| end <= cut).count();
+                let at = if whole == 0 {
+                    HEADER_LEN as usize
+                } else {
+                    ends[whole - 1]
+                };
+                let expected = if cut == at {
+                    Damage::NoTrailer {
+                        at: at as u64,
+                        found: whole as u64,
+                    }
+                } else {
+                    let part = if cut < at + 4 {
+                        Part::RecordHeader
+                    } else if at == trailer_at {
+                        Part::Trailer
+                    } else {
+                        Part::Record(whole as u64 + 1)
+                    };
+                    Damage::Truncated {
+                        end: cut as u64,
+                        part,
+                        at: at as u64,
+                    }
+                };
+                let loaded = read_records(&bytes[..cut], 0, &limits).unwrap();
+                assert_eq!(
+                    format!("{:?}", loaded.damage),
+                    format!("{:?}", Some(expected)),
+                    "cut at {cut}, {limits:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncation_names_the_part_it_falls_in() {
+        let records = [record(1), record(2)];
+        let bytes = encode(&records);
+        let ends = record_ends(&records);
+        let trailer_at = ends[1];
+        for (cut, part) in [
+            (ends[0] + 2, "inside a record header"),
+            (ends[0] + 6, "inside record 2"),
+            (trailer_at + 6, "inside the end trailer"),
+        ] {
+            let damage = read(&bytes[..cut]).damage.unwrap().to_string();
+            assert!(damage.contains(part), "{damage}");
+        }
+    }
+
+    #[test]
+    fn a_record_of_the_fixed_fields_alone_is_valid() {
+        let bare = Record {
+            key: Vec::new(),
+            head: Vec::new(),
+            body: Vec::new().into(),
+            ..record(1)
+        };
+        assert_eq!(bare.payload_len(), Some(FIXED_PAYLOAD_LEN));
+        let records = [bare, record(2)];
+        let loaded = read(&encode(&records));
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
+        assert_eq!(loaded.records, records);
+    }
+
+    #[test]
+    fn a_record_exactly_at_the_size_limit_is_kept() {
+        let records = [record(1), record(2)];
+        let limits = LoadLimits {
+            max_record_bytes: u64::from(records[1].payload_len().unwrap()),
+            max_total_bytes: u64::MAX,
+        };
+        let loaded = read_records(&encode(&records)[..], 0, &limits).unwrap();
+        assert_eq!(loaded.records, records);
+        assert_eq!(loaded.skipped_over_limit, 0);
+    }
+
+    /// Hands out `bytes`, failing once with `error` when `fail_at` bytes are out.
+    struct FailingOnce<'a> {
+        bytes: &'a [u8],
+        out: usize,
+        fail_at: usize,
+        error: Option<io::ErrorKind>,
+    }
+
+    impl Read for FailingOnce<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.out == self.fail_at {
+                if let Some(kind) = self.error.take() {
+                    return Err(kind.into());
+                }
+            }
+            let until = if self.out < self.fail_at {
+                self.fail_at
+            } else {
+                self.bytes.len()
+            };
+            let n = buf.len().min(until - self.out);
+            buf[..n].copy_from_slice(&self.bytes[self.out..self.out + n]);
+            self.out += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_damage_and_an_interrupted_read_is_retried() {
+        let records: Vec<_> = (1..=3).map(record).collect();
+        let bytes = encode(&records);
+        let fail_at = record_ends(&records)[0];
+        let reading = |error| FailingOnce {
+            bytes: &bytes,
+            out: 0,
+            fail_at,
+            error: Some(error),
+        };
+        let loaded = read_records(
+            reading(io::ErrorKind::Interrupted),
+            0,
+            &LoadLimits::UNLIMITED,
+        )
+        .unwrap();
+        assert!(loaded.damage.is_none(), "{:?}", loaded.damage);
+        assert_eq!(loaded.records, records);
+
+        let loaded =
+            read_records(reading(io::ErrorKind::Other), 0, &LoadLimits::UNLIMITED).unwrap();
+        assert_eq!(loaded.records, records[..1]);
+        assert!(
+            matches!(loaded.damage, Some(Damage::Read { near, .. }) if near == fail_at as u64),
+            "{:?}",
+            loaded.damage
+        );
+    }
 }

@@ -398,4 +398,51 @@ mod tests {
             "accepted, never written: {never_written:#?}"
         );
     }
+
+    #[test]
+    fn the_directory_synced_and_locked_is_the_snapshots_own() {
+        let path = Path::new("/var/cache/inverso/cache.bin");
+        assert_eq!(parent_dir(path), Path::new("/var/cache/inverso"));
+        assert_eq!(parent_dir(Path::new("cache.bin")), Path::new("."));
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_synced_is_an_error() {
+        // The rename is only durable once the directory is; not being able
+        // to open it must not pass for success.
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        let err = sync_parent_dir(&gone.join("cache.bin")).unwrap_err();
+        let PersistError::Io { step, path, .. } = &err else {
+            panic!("expected an io error, got {err}");
+        };
+        assert_eq!((*step, path), ("fsync the directory", &gone));
+    }
+
+    #[test]
+    fn a_temporary_path_that_cannot_be_cleared_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        // A directory is never removed as a leftover temporary file.
+        fs::create_dir(tmp_path(&path)).unwrap();
+        let err = write_snapshot(&path, &[record(1)]).unwrap_err();
+        let PersistError::Io { step, path: at, .. } = &err else {
+            panic!("expected an io error, got {err}");
+        };
+        assert_eq!((*step, at), ("remove the old", &tmp_path(&path)), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_path_that_cannot_be_resolved_is_named_not_its_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"").unwrap();
+        let path = file.join("cache.bin");
+        let err = write_snapshot(&path, &[record(1)]).unwrap_err();
+        let PersistError::Io { step, path: at, .. } = &err else {
+            panic!("expected an io error, got {err}");
+        };
+        assert_eq!((*step, at), ("resolve", &path), "{err}");
+    }
 }
