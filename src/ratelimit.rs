@@ -272,7 +272,7 @@ pub struct Limiter {
     capacity: f64,
     /// A request that leaves fewer tokens than this waits until the
     /// bucket is back at it: 0 unless `rate_limit_delay` is set.
-    at_once: f64,
+    wait_below: f64,
     hasher: RandomState,
     shards: Vec<Mutex<HashMap<Key, Bucket>>>,
 }
@@ -283,7 +283,7 @@ impl Limiter {
         Limiter {
             rate: limit.rate.per_second(),
             capacity: f64::from(limit.burst) + 1.0,
-            at_once: f64::from(limit.burst - undelayed),
+            wait_below: f64::from(limit.burst - undelayed),
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
@@ -308,7 +308,7 @@ impl Limiter {
         bucket.seen = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            let short = (self.at_once - bucket.tokens).max(0.0);
+            let short = (self.wait_below - bucket.tokens).max(0.0);
             Ok(Duration::from_secs_f64(short / self.rate))
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
