@@ -2102,6 +2102,7 @@ const LOG_TEXT: &[(&str, &str)] = &[
     ("serial", "$ssl_client_serial"),
     ("fingerprint", "$ssl_client_fingerprint"),
     ("cert", "$ssl_client_escaped_cert"),
+    ("sent_x_b", "$sent_http_x_b"),
 ];
 
 /// What a record holds of a client's or backend's bytes, as the log
@@ -2233,6 +2234,7 @@ pub fn log_line(data: &[u8]) {
         fields: format
             .request_fields()
             .map(|names| RequestFields::take(names, &headers)),
+        response_head: Some(response_head.as_bytes().to_vec()),
         scheme: if tls { "https" } else { "http" },
         tls: tls.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
         server_name: server_name.filter(|_| tls).map(Arc::from),
@@ -2334,6 +2336,12 @@ pub fn log_line(data: &[u8]) {
             "serial" => of_certificate(|c| c.serial.as_deref()),
             "fingerprint" => of_certificate(|c| Some(&c.fingerprint)),
             "cert" => Logged::UrlEncoded,
+            // The first response field `x_b` names, as the head went out.
+            "sent_x_b" => Logged::Value(
+                (Heads::fields_of(response_head.as_bytes()).into_iter())
+                    .find(|(name, _)| inverso::variables::names_field("x_b", name))
+                    .map(|(_, value)| value),
+            ),
             _ => Logged::Value(None),
         }
     };

@@ -74,6 +74,7 @@ mod tests {
             request_id: None,
             heads: None,
             fields: None,
+            response_head: None,
             scheme: "http",
             tls: None,
             server_name: None,

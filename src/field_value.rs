@@ -168,6 +168,11 @@ impl FieldValue {
         })?;
         let mut of_response = false;
         for piece in &pieces {
+            if let Piece::Named(Named::SentField(name)) = piece {
+                return Err(format!(
+                    "`$sent_http_{name}` is the access log's alone (log_format)"
+                ));
+            }
             let Piece::Named(Named::Var(var)) = piece else {
                 continue;
             };
@@ -267,6 +272,8 @@ impl FieldValue {
                 }
                 Piece::Named(Named::Var(var)) => write_var(*var, facts, &mut value),
                 Piece::Named(Named::Field(name)) => push_field(facts, name, &mut value),
+                // Refused by `parse`.
+                Piece::Named(Named::SentField(_)) => {}
             }
             for (i, &b) in value.iter().enumerate() {
                 let escape = || {
@@ -316,6 +323,8 @@ impl FieldValue {
                 Piece::Named(Named::Var(var)) if var.after_response() => hole(*var, out.len()),
                 Piece::Named(Named::Var(var)) => write_var(*var, facts, out),
                 Piece::Named(Named::Field(name)) => push_field(facts, name, out),
+                // Refused by `parse`.
+                Piece::Named(Named::SentField(_)) => {}
             }
         }
     }
@@ -690,8 +699,10 @@ mod tests {
             );
         }
         for family in [FieldFamily::Request, FieldFamily::Response] {
-            let e = FieldValue::parse("c=$connection", family).unwrap_err();
-            assert!(e.contains("the access log's alone"), "{e}");
+            for value in ["c=$connection", "t=$limit_req_status", "$sent_http_content_type"] {
+                let e = FieldValue::parse(value, family).unwrap_err();
+                assert!(e.contains("the access log's alone"), "{value}: {e}");
+            }
         }
     }
 

@@ -176,6 +176,9 @@ pub enum Named {
     /// `$http_<name>`: the request field of that name, as `$http_` names
     /// it (lower case, `_` for `-`).
     Field(Box<str>),
+    /// `$sent_http_<name>`: the field of that name of the response sent,
+    /// named alike; the access log's alone.
+    SentField(Box<str>),
 }
 
 /// A piece of a text holding variables.
@@ -258,11 +261,11 @@ pub fn lookup(name: &str) -> Result<Named, String> {
         }
         return Ok(Named::Field(field.into()));
     }
-    if lower.starts_with("sent_http_") {
-        return Err(format!(
-            "`${name}`: response fields are not kept for a template (log_headers = true \
-             writes them all, in the combined and json formats)"
-        ));
+    if let Some(field) = lower.strip_prefix("sent_http_") {
+        if field.is_empty() {
+            return Err("`$sent_http_` needs a field name, e.g. `$sent_http_content_type`".into());
+        }
+        return Ok(Named::SentField(field.into()));
     }
     // A misspelt `$http_<name>` is most likely misspelt before its `_`.
     let as_field = lower.split_once('_').map(|(_, f)| format!("http_{f}"));

@@ -151,6 +151,33 @@ fn a_proxied_request_and_a_cache_hit_are_logged_field_by_field() {
 }
 
 #[test]
+fn sent_http_reads_the_response_fields_as_the_client_got_them() {
+    let origin = numbered_fresh_origin();
+    let template = "$request_uri|$sent_http_x_cache|$sent_http_content_length|$sent_http_x_none";
+    let mut proxy = start_proxy(&[origin.addr], logging_as(template));
+    let mut client = proxy.connect();
+    let miss = client.get("/page");
+    let hit = client.get("/page");
+    client.send(b"GET /bad HTTP/1.1\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let length = |r: &Response| r.header("content-length").unwrap().to_string();
+    let lines = proxy.log_lines();
+    assert_eq!(
+        lines[..2],
+        [
+            format!("/page|MISS|{}|-", length(&miss)),
+            format!("/page|HIT|{}|-", length(&hit)),
+        ]
+    );
+    // The proxy's own answer: its fields, as sent.
+    let refused: Vec<&str> = lines[2].split('|').collect();
+    assert_eq!([refused[0], refused[1], refused[3]], ["/bad", "-", "-"]);
+    assert!(refused[2].parse::<u64>().unwrap() > 0, "{}", lines[2]);
+}
+
+#[test]
 fn nginx_s_combined_format_reads_as_nginx_writes_it() {
     let origin = numbered_fresh_origin();
     let mut proxy = start_proxy(&[origin.addr], logging_as(NGINX_COMBINED));

@@ -2333,6 +2333,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         request_id: None,
         heads: None,
         fields: None,
+        response_head: None,
         scheme: "http",
         tls: None,
         server_name: None,

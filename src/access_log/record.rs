@@ -92,6 +92,9 @@ pub struct Record {
     pub heads: Option<Box<Heads>>,
     /// The request fields a `log_format` template names.
     pub fields: Option<RequestFields>,
+    /// The response head sent as it went on the wire, when a template
+    /// names one of its fields (`$sent_http_<name>`), read by the logger.
+    pub response_head: Option<Vec<u8>>,
     /// The request's scheme, as `X-Forwarded-Proto` tells the backend.
     pub scheme: &'static str,
     /// Over TLS to `tls_port`: the protocol version and cipher suite
@@ -167,6 +170,7 @@ impl Record {
             request_id: None,
             heads: None,
             fields: None,
+            response_head: None,
             scheme: "http",
             tls: None,
             server_name: None,

@@ -10,7 +10,7 @@
 //! is at hand.
 
 use super::record::{escape_into, push_user};
-use super::Record;
+use super::{Heads, Record};
 use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::LogClock;
 use crate::http::headers::Headers;
@@ -72,6 +72,12 @@ impl Template {
         self.parts.contains(&Piece::Named(Named::Var(Var::Pool)))
     }
 
+    /// Whether it writes a `$sent_http_<name>`: only then does a record
+    /// carry the response head sent.
+    pub fn names_sent_fields(&self) -> bool {
+        (self.parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_))))
+    }
+
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -120,6 +126,7 @@ impl Template {
             request_id: Some("2f1b9c4e8d7a6b50".into()),
             heads: None,
             fields: Some(RequestFields::take(&self.fields, &headers)),
+            response_head: None,
             scheme: "https",
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
             server_name: Some("www.example.com".into()),
@@ -143,6 +150,12 @@ impl Template {
                 Piece::Named(Named::Var(var)) => write_var(*var, record, request, &mut out, clock),
                 Piece::Named(Named::Field(name)) => {
                     out.text(record.fields.as_ref().and_then(|f| f.get(name)));
+                }
+                Piece::Named(Named::SentField(name)) => {
+                    let sent = record.response_head.as_deref().map(Heads::fields_of);
+                    let mut sent = sent.into_iter().flatten();
+                    let value = sent.find(|(field, _)| variables::names_field(name, field));
+                    out.text(value.as_ref().map(|(_, value)| value.as_str()));
                 }
             }
         }
@@ -457,6 +470,7 @@ mod tests {
             request_id: Some("4f1c-x".into()),
             heads: None,
             fields: Some(RequestFields::take(&names, &headers)),
+            response_head: None,
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
             server_name: Some("shop.example".into()),
@@ -493,6 +507,7 @@ mod tests {
             pool: None,
             request_id: None,
             fields: None,
+            response_head: None,
             scheme: "http",
             tls: None,
             server_name: None,
@@ -733,7 +748,7 @@ mod tests {
         );
         assert!(error("$http_").contains("needs a field name"));
         assert!(error("plain text $$").contains("names no variable"));
-        assert!(error("$sent_http_content_type").contains("response fields are not kept"));
+        assert!(error("$sent_http_").contains("needs a field name"));
         assert!(error("$bytes_snet").contains("did you mean `$bytes_sent`"));
     }
 
@@ -748,6 +763,7 @@ mod tests {
             request_line: "GET /\"x\"\n HTTP/1.1".into(),
             user_agent: Some("\"} injected".into()),
             fields: Some(RequestFields::take(&names, &headers)),
+            response_head: None,
             ..record()
         };
         let written = line(
@@ -774,6 +790,7 @@ mod tests {
             request_line: "GET /\"x\" HTTP/1.1".into(),
             remote_user: Some("a b".into()),
             fields: Some(RequestFields::take(&names, &headers)),
+            response_head: None,
             ..record()
         };
         let template = "escape=json {\"evil\":\"$http_x_evil\",\"utf8\":\"$http_x_utf8\",\
@@ -813,6 +830,7 @@ mod tests {
             .into();
         let r = Record {
             fields: Some(RequestFields::take(&names, &headers)),
+            response_head: None,
             ..record()
         };
         let written = line("$http_authorization|$http_proxy_authorization", &r);
@@ -853,6 +871,7 @@ mod tests {
             let r = Record {
                 request_line: request_line.into(),
                 fields: Some(RequestFields::take(&names, &headers)),
+                response_head: None,
                 ..record()
             };
             line("$host", &r)

@@ -611,6 +611,13 @@ impl Config {
     /// Whether access-log records name the pool a request went to: the
     /// combined and JSON lines do with pools defined, a template that
     /// writes `$pool` always.
+    /// Whether each response head sent is kept for the log: `log_headers`
+    /// writes it, a template its `$sent_http_<name>` fields.
+    pub fn logs_response_head(&self) -> bool {
+        self.log_headers
+            || matches!(&self.log_format, LogFormat::Template(t) if t.names_sent_fields())
+    }
+
     pub fn logs_pool(&self) -> bool {
         !self.pools.is_empty()
             || matches!(&self.log_format, LogFormat::Template(t) if t.names_pool())

@@ -165,12 +165,20 @@ pub fn serve(
         let sent_head = client.sent_head.take();
         // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
         if !shared.config.log_skips(line.quiet_path, outcome.status) {
-            let heads = sent_head.map(|sent| {
-                Box::new(Heads {
-                    request: line.headers.unwrap_or_default(),
-                    response: Heads::fields_of(&sent),
-                })
-            });
+            // `log_headers` (combined, JSON) writes every field, a
+            // template its `$sent_http_<name>` (never both: refused).
+            let (heads, response_head) = match shared.config.log_headers {
+                true => (
+                    sent_head.map(|sent| {
+                        Box::new(Heads {
+                            request: line.headers.unwrap_or_default(),
+                            response: Heads::fields_of(&sent),
+                        })
+                    }),
+                    None,
+                ),
+                false => (None, sent_head),
+            };
             shared.log.log(Record {
                 time,
                 client: client.real_ip,
@@ -212,6 +220,7 @@ pub fn serve(
                 request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
                 heads,
                 fields: line.fields,
+                response_head,
                 scheme: client.scheme,
                 tls: client.tls,
                 server_name: client.server_name.clone(),
@@ -260,7 +269,7 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
     let idle = shared.config.effective_keepalive_timeout();
     client.idle_timeout = idle;
     client.watch.set_idle_timeout(idle, seen);
-    client.sent_head = shared.config.log_headers.then(Vec::new);
+    client.sent_head = shared.config.logs_response_head().then(Vec::new);
     client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
     client.apply_limits(&shared.config);
 }
