@@ -699,7 +699,11 @@ mod tests {
             );
         }
         for family in [FieldFamily::Request, FieldFamily::Response] {
-            for value in ["c=$connection", "t=$limit_req_status", "$sent_http_content_type"] {
+            for value in [
+                "c=$connection",
+                "t=$limit_req_status",
+                "$sent_http_content_type",
+            ] {
                 let e = FieldValue::parse(value, family).unwrap_err();
                 assert!(e.contains("the access log's alone"), "{value}: {e}");
             }

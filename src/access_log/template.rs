@@ -763,7 +763,6 @@ mod tests {
             request_line: "GET /\"x\"\n HTTP/1.1".into(),
             user_agent: Some("\"} injected".into()),
             fields: Some(RequestFields::take(&names, &headers)),
-            response_head: None,
             ..record()
         };
         let written = line(
@@ -790,7 +789,6 @@ mod tests {
             request_line: "GET /\"x\" HTTP/1.1".into(),
             remote_user: Some("a b".into()),
             fields: Some(RequestFields::take(&names, &headers)),
-            response_head: None,
             ..record()
         };
         let template = "escape=json {\"evil\":\"$http_x_evil\",\"utf8\":\"$http_x_utf8\",\
@@ -830,7 +828,6 @@ mod tests {
             .into();
         let r = Record {
             fields: Some(RequestFields::take(&names, &headers)),
-            response_head: None,
             ..record()
         };
         let written = line("$http_authorization|$http_proxy_authorization", &r);
@@ -871,7 +868,6 @@ mod tests {
             let r = Record {
                 request_line: request_line.into(),
                 fields: Some(RequestFields::take(&names, &headers)),
-                response_head: None,
                 ..record()
             };
             line("$host", &r)
