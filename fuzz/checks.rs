@@ -2103,6 +2103,8 @@ const LOG_TEXT: &[(&str, &str)] = &[
     ("fingerprint", "$ssl_client_fingerprint"),
     ("cert", "$ssl_client_escaped_cert"),
     ("sent_x_b", "$sent_http_x_b"),
+    ("cookie_a", "$cookie_a"),
+    ("arg_a", "$arg_a"),
 ];
 
 /// What a record holds of a client's or backend's bytes, as the log
@@ -2336,6 +2338,14 @@ pub fn log_line(data: &[u8]) {
             "serial" => of_certificate(|c| c.serial.as_deref()),
             "fingerprint" => of_certificate(|c| Some(&c.fingerprint)),
             "cert" => Logged::UrlEncoded,
+            "cookie_a" => Logged::Value(
+                (field_of("cookie", "; "))
+                    .and_then(|c| {
+                        inverso::variables::cookie_in(c.as_bytes(), "a").map(<[u8]>::to_vec)
+                    })
+                    .map(|v| String::from_utf8(v).expect("cut at ASCII")),
+            ),
+            "arg_a" => Logged::PieceOf(pieces.clone()),
             // The first response field `x_b` names, as the head went out.
             "sent_x_b" => Logged::Value(
                 (Heads::fields_of(response_head.as_bytes()).into_iter())

@@ -272,8 +272,7 @@ impl FieldValue {
                 }
                 Piece::Named(Named::Var(var)) => write_var(*var, facts, &mut value),
                 Piece::Named(Named::Field(name)) => push_field(facts, name, &mut value),
-                // Refused by `parse`.
-                Piece::Named(Named::SentField(_)) => {}
+                Piece::Named(named) => push_named(facts, named, &mut value),
             }
             for (i, &b) in value.iter().enumerate() {
                 let escape = || {
@@ -323,8 +322,7 @@ impl FieldValue {
                 Piece::Named(Named::Var(var)) if var.after_response() => hole(*var, out.len()),
                 Piece::Named(Named::Var(var)) => write_var(*var, facts, out),
                 Piece::Named(Named::Field(name)) => push_field(facts, name, out),
-                // Refused by `parse`.
-                Piece::Named(Named::SentField(_)) => {}
+                Piece::Named(named) => push_named(facts, named, out),
             }
         }
     }
@@ -501,6 +499,26 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
 
 /// `$http_<name>`: every request field so called, as nginx joins them
 /// (`; ` for Cookie, `, ` for the others), each trimmed.
+/// `$cookie_<name>` and `$arg_<name>` (nothing when the request has
+/// none); a `$sent_http_<name>` is refused by `parse`.
+fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
+    match named {
+        Named::Cookie(name) => {
+            let cookies = facts.head.headers.get_all("cookie");
+            if let Some(value) = cookies.filter_map(|c| variables::cookie_in(c, name)).next() {
+                out.extend_from_slice(value);
+            }
+        }
+        Named::Arg(name) => {
+            let query = facts.head.target.split_once('?').map(|(_, query)| query);
+            if let Some(value) = query.and_then(|query| variables::arg_in(query, name)) {
+                out.extend_from_slice(value.as_bytes());
+            }
+        }
+        Named::Var(_) | Named::Field(_) | Named::SentField(_) => {}
+    }
+}
+
 fn push_field(facts: &Facts<'_>, name: &str, out: &mut Vec<u8>) {
     let separator: &[u8] = if name == "cookie" { b"; " } else { b", " };
     let mut first = true;
@@ -708,6 +726,42 @@ mod tests {
                 assert!(e.contains("the access log's alone"), "{value}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn cookies_and_arguments_are_found_by_name_in_any_case() {
+        use variables::{arg_in, cookie_in};
+        assert_eq!(cookie_in(b"a=1; SID = x ; b=", "sid"), Some(&b"x"[..]));
+        assert_eq!(cookie_in(b"a=1; b=", "b"), Some(&b""[..]));
+        assert_eq!(cookie_in(b"a=1; b", "b"), None);
+        assert_eq!(cookie_in(b"ab=1", "a"), None);
+        assert_eq!(arg_in("a=1&B=2&b=3", "b"), Some("2"));
+        assert_eq!(arg_in("a=1&flag", "flag"), Some(""));
+        assert_eq!(arg_in("ab=1", "a"), None);
+        assert_eq!(arg_in("", "a"), None);
+    }
+
+    #[test]
+    fn cookie_and_arg_read_the_request_s_cookie_and_query_parameter_as_sent() {
+        let head = head(
+            "/p?Tenant=a%20b&flag&q=1&tenant=second",
+            &[
+                ("Cookie", "a=1; Session = s%3D7 ;b"),
+                ("Cookie", "session=late; c=3"),
+            ],
+        );
+        let f = facts(&head);
+        assert_eq!(
+            rendered("$cookie_session|$cookie_c|$cookie_b", &f),
+            "s%3D7|3|"
+        );
+        assert_eq!(
+            rendered("$arg_tenant|$arg_flag|$arg_Q|$arg_none", &f),
+            "a%20b||1|"
+        );
+        assert_eq!(rendered("t=${arg_tenant}x", &f), "t=a%20bx");
+        let bare = self::head("/p", &[]);
+        assert_eq!(rendered("[$cookie_session$arg_q]", &facts(&bare)), "[]");
     }
 
     #[test]

@@ -179,6 +179,11 @@ pub enum Named {
     /// `$sent_http_<name>`: the field of that name of the response sent,
     /// named alike; the access log's alone.
     SentField(Box<str>),
+    /// `$cookie_<name>`: the request's cookie of that name (see
+    /// [`cookie_in`]).
+    Cookie(Box<str>),
+    /// `$arg_<name>`: the query parameter of that name (see [`arg_in`]).
+    Arg(Box<str>),
 }
 
 /// A piece of a text holding variables.
@@ -261,6 +266,20 @@ pub fn lookup(name: &str) -> Result<Named, String> {
         }
         return Ok(Named::Field(field.into()));
     }
+    for (prefix, what) in [("cookie_", "cookie"), ("arg_", "query parameter")] {
+        let Some(named) = lower.strip_prefix(prefix) else {
+            continue;
+        };
+        if named.is_empty() {
+            return Err(format!(
+                "`${prefix}` needs a {what} name, e.g. `${prefix}id`"
+            ));
+        }
+        return Ok(match prefix {
+            "cookie_" => Named::Cookie(named.into()),
+            _ => Named::Arg(named.into()),
+        });
+    }
     if let Some(field) = lower.strip_prefix("sent_http_") {
         if field.is_empty() {
             return Err("`$sent_http_` needs a field name, e.g. `$sent_http_content_type`".into());
@@ -276,6 +295,29 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     Err(match hint {
         Some(near) => format!("unknown variable `${name}` (did you mean `${near}`?)"),
         None => format!("unknown variable `${name}`"),
+    })
+}
+
+/// nginx's `$cookie_<name>` in `cookies` (the request's Cookie fields'
+/// values): the value of the first cookie so named, in any case (nginx
+/// compares without case), as sent, its spaces aside.
+pub fn cookie_in<'a>(cookies: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    crate::http::headers::cookie_pairs(cookies).find_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let named = pair[..eq]
+            .trim_ascii()
+            .eq_ignore_ascii_case(name.as_bytes());
+        named.then(|| pair[eq + 1..].trim_ascii())
+    })
+}
+
+/// nginx's `$arg_<name>` in `query` (what follows a target's `?`): the
+/// value of the first parameter so named, in any case, as sent (not
+/// decoded); empty for one without `=`.
+pub fn arg_in<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|param| {
+        let (named, value) = param.split_once('=').unwrap_or((param, ""));
+        named.eq_ignore_ascii_case(name).then_some(value)
     })
 }
 

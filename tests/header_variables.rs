@@ -123,6 +123,26 @@ request_header.X-Local = $time_local
 ";
 
 #[test]
+fn cookie_and_arg_send_a_cookie_s_and_a_query_parameter_s_value_but_not_the_sticky_cookie() {
+    let backend = Backend::echo("a");
+    let proxy = proxy_for(
+        &backend,
+        "sticky_cookie = srv\nrequest_header.X-Tenant = t=$arg_tenant s=$cookie_session\n\
+         request_header.X-Sticky = [$cookie_srv]\n",
+    );
+    let mut client = proxy.connect();
+    let cookie = [("Cookie", "srv=0123456789abcdef; Session=abc")];
+    assert_eq!(
+        client.get_with("/p?TENANT=acme%20co&x", &cookie).status,
+        200
+    );
+    let seen = seen_at(&backend, "/p?TENANT=acme%20co&x");
+    assert_eq!(one(&seen, "x-tenant").as_deref(), Some("t=acme%20co s=abc"));
+    // The proxy's own cookie left the request before the value was made.
+    assert_eq!(one(&seen, "x-sticky").as_deref(), Some("[]"));
+}
+
+#[test]
 fn the_backend_sees_the_client_and_its_request_rendered() {
     let backend = Backend::echo("app");
     let proxy = proxy_for(&backend, REQUEST_VARIABLES);

@@ -46,6 +46,7 @@ impl Template {
             let field = match piece {
                 Piece::Named(Named::Field(field)) => field.clone(),
                 Piece::Named(Named::Var(Var::Host)) => "host".into(),
+                Piece::Named(Named::Cookie(_)) => "cookie".into(),
                 _ => continue,
             };
             if !fields.contains(&field) {
@@ -150,6 +151,18 @@ impl Template {
                 Piece::Named(Named::Var(var)) => write_var(*var, record, request, &mut out, clock),
                 Piece::Named(Named::Field(name)) => {
                     out.text(record.fields.as_ref().and_then(|f| f.get(name)));
+                }
+                Piece::Named(Named::Cookie(name)) => {
+                    let cookies = record.fields.as_ref().and_then(|f| f.get("cookie"));
+                    let value = cookies.and_then(|c| variables::cookie_in(c.as_bytes(), name));
+                    out.text(value.map(|v| std::str::from_utf8(v).unwrap_or_default()));
+                }
+                Piece::Named(Named::Arg(name)) => {
+                    let query = match record.made_target.as_deref() {
+                        Some(made) => made.split_once('?').map(|(_, query)| query),
+                        None => request.and_then(|l| l.query()),
+                    };
+                    out.text(query.and_then(|query| variables::arg_in(query, name)));
                 }
                 Piece::Named(Named::SentField(name)) => {
                     let sent = record.response_head.as_deref().map(Heads::fields_of);
@@ -545,6 +558,10 @@ mod tests {
             ("$uri", "/a/b.html"),
             ("$args", "x=1&y=%22"),
             ("$query_string", "x=1&y=%22"),
+            ("$arg_y", "%22"),
+            ("$arg_Z", "-"),
+            ("$cookie_b", "2"),
+            ("$cookie_c", "-"),
             ("$is_args", "?"),
             ("$server_protocol", "HTTP/1.1"),
             ("$status", "200"),
