@@ -290,6 +290,9 @@ mod tests {
             e.edits(b"x-absent"),
             "the client's X-Absent goes all the same"
         );
+        // What the cache must not store a response varying on.
+        let rendered: Vec<String> = e.rendered_names().map(String::from).collect();
+        assert_eq!(rendered, ["X-Path", "X-Absent", "X-Args"]);
         assert!(
             !edits(&[("X-A", Some("$uri"))]).has_variables(),
             "text as it came"
@@ -368,6 +371,12 @@ mod tests {
         e.remove_from(&mut h);
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Content-Type"]);
+        // `check` shows them so, in configuration order.
+        assert_eq!(
+            format!("{e:?}"),
+            "{\"X-Frame-Options\": Some(\"DENY\"), \"x-powered-by\": None, \
+             \"Content-Security-Policy\": Some(\"default-src 'self'; img-src *, data:\")}"
+        );
     }
 
     #[test]
@@ -384,6 +393,26 @@ mod tests {
         assert_eq!(
             out,
             b"HTTP/1.1 200 Server: odd reason\r\nServer-Timing: db;dur=5\r\n"
+        );
+    }
+
+    #[test]
+    fn a_serialized_head_loses_the_lines_of_edits_or_of_also_alone() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: app\r\nX-Cache: HIT\r\nX-Other: 1\r\n";
+        let kept = |e: &FieldEdits, also: &[&str]| {
+            let mut out = Vec::new();
+            e.push_kept(&mut out, head, also);
+            String::from_utf8(out).unwrap()
+        };
+        let server = edits(&[("Server", None)]);
+        assert_eq!(
+            kept(&server, &[]),
+            "HTTP/1.1 200 OK\r\nX-Cache: HIT\r\nX-Other: 1\r\n"
+        );
+        // `X-Cache` is as long as `x-other`: only the name itself counts.
+        assert_eq!(
+            kept(&FieldEdits::default(), &["x-other"]),
+            "HTTP/1.1 200 OK\r\nServer: app\r\nX-Cache: HIT\r\n"
         );
     }
 

@@ -434,6 +434,46 @@ mod tests {
         assert_eq!(h.get_str("x-real-ip"), Some("6.6.6.6"));
     }
 
+    #[test]
+    fn only_framing_hop_by_hop_and_forwarding_fields_are_the_proxys_own() {
+        for name in ["Transfer-Encoding", "content-length", "TE", "Keep-Alive"] {
+            assert!(frames_or_hop_by_hop(name), "{name}");
+            assert!(is_proxy_owned(name), "{name}");
+        }
+        // Config refuses to set the proxy's own fields: a false positive
+        // here would refuse a backend's ordinary ones.
+        for name in ["Accept", "X-Request-ID", "Content-Type", "X-Forwarded-Port"] {
+            assert!(!frames_or_hop_by_hop(name), "{name}");
+            assert!(!is_proxy_owned(name), "{name}");
+        }
+        assert!(!frames_or_hop_by_hop("X-Forwarded-For"));
+    }
+
+    #[test]
+    fn is_hop_by_hop_names_exactly_what_stripping_removes() {
+        let names = [
+            "keep-alive",
+            "x-secret",
+            "x-real-ip",
+            "host",
+            "date",
+            "accept",
+            "te",
+        ];
+        let mut h = Headers::new();
+        h.push("Connection", "close, X-Secret, Host, Date");
+        for name in names {
+            h.push(name, "1");
+        }
+        let hop: Vec<&str> = (names.into_iter())
+            .filter(|n| is_hop_by_hop(&h, n))
+            .collect();
+        assert_eq!(hop, ["keep-alive", "x-secret", "te"]);
+        strip_hop_by_hop(&mut h, false);
+        let kept: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(kept, ["x-real-ip", "host", "date", "accept"]);
+    }
+
     /// The `Surrogate-Capability` sent on for one whose fields (each a
     /// line) are `sent`, with this cache's entry added.
     fn capability_sent_on(sent: &[&str]) -> (Option<String>, usize) {
@@ -473,6 +513,11 @@ mod tests {
     fn a_device_with_a_quote_left_open_does_not_swallow_this_caches_entry() {
         let sent = capability_sent_on(&["cdn=\"x, edge=\"a\\\"b\""]);
         let want = "edge=\"a\\\"b\", inverso=\"Surrogate/1.0\"";
+        assert_eq!(sent, (Some(want.to_string()), 1));
+        // Outside a quoted string a backslash escapes nothing: the quote
+        // after it still opens one, left open.
+        let sent = capability_sent_on(&["x=\\\"y"]);
+        let want = "inverso=\"Surrogate/1.0\"";
         assert_eq!(sent, (Some(want.to_string()), 1));
     }
 }

@@ -445,6 +445,11 @@ mod tests {
             out,
             b"HTTP/1.1 200 OK\r\ncontent-type-options: b\r\nX: content-type: d\r\n"
         );
+        // A last line that is the name alone, without its colon, names
+        // no field.
+        out.clear();
+        push_lines_except(&mut out, b"X: 1\r\nvia", &["via"]);
+        assert_eq!(out, b"X: 1\r\nvia");
     }
 
     #[test]
@@ -508,6 +513,7 @@ mod tests {
             [] as [&str; 0]
         );
         assert_eq!(paths("a=1;Path=/x;"), ["/x"]);
+        assert_eq!(paths(";Path=/x"), ["/x"], "a cookie without a name");
     }
 
     #[test]
@@ -656,6 +662,102 @@ mod tests {
         let elements: Vec<&str> = h.quoted_list("cache-control").collect();
         assert_eq!(elements.len(), 3);
         assert_eq!(elements[2], "private");
+    }
+
+    #[test]
+    fn a_list_counts_its_fields_and_keeps_their_names_as_sent() {
+        let mut h = Headers::new();
+        assert!(h.is_empty());
+        h.push("X-Mixed_Case", " v \t");
+        h.push("Via", "1.1 a");
+        h.push("x-mixed_case", "2");
+        assert_eq!(h.len(), 3);
+        assert!(!h.is_empty());
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["X-Mixed_Case", "Via", "x-mixed_case"]);
+        assert_eq!(h.get_str("x-mixed_case"), Some("v"));
+        assert_eq!(h.get_str("age"), None);
+        assert!(h.contains("VIA"));
+        assert!(!h.contains("age"), "as long as `Via`, but another name");
+        assert!(!h.has_token("connection", "close"));
+        assert_eq!(h.remove("X-MIXED_CASE"), 2, "only those it removed");
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn read_alike_takes_underscores_for_dashes_in_names_of_one_length() {
+        assert!(read_alike(b"X_Api_Key", b"x-api-key"));
+        assert!(read_alike(b"x-api-key", b"X_API_KEY"));
+        assert!(read_alike(b"Accept", b"ACCEPT"));
+        for (a, b) in [
+            (&b"X-Debug"[..], &b"X-Debugs"[..]),
+            (b"X-Debugs", b"X-Debug"),
+            (b"X.Debug", b"X-Debug"),
+            (b"X_Debug", b"X-Debuh"),
+        ] {
+            assert!(!read_alike(a, b), "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn compacting_keeps_the_live_fields_and_drops_the_rest() {
+        let mut h = Headers::new();
+        for i in 0..9 {
+            h.push(format!("X-Field-{i}"), format!("a longer value {i}"));
+        }
+        h.retain(|name, _| name.ends_with(b"0") || name.ends_with(b"7"));
+        let kept = |h: &Headers| -> Vec<(String, Vec<u8>)> {
+            h.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+        };
+        let before = kept(&h);
+        assert_eq!(before.len(), 2);
+        assert_eq!(before[1].0, "X-Field-7");
+        h.compact();
+        assert_eq!(kept(&h), before);
+        // A cached head is weighed by what it holds: no removed bytes,
+        // no spare room.
+        let live: usize = before.iter().map(|(n, v)| n.len() + v.len()).sum();
+        assert!(
+            h.held_bytes() <= live + 2 * Headers::INDEX_BYTES_PER_FIELD,
+            "{} held for {live}",
+            h.held_bytes()
+        );
+    }
+
+    #[test]
+    fn named_fields_are_written_in_order_and_where_kept() {
+        let mut h = Headers::new();
+        h.push("Set-Cookie", "a=1");
+        h.push("Via", "1.1 a");
+        h.push("set-cookie", "b=2");
+        h.push("Age", "3");
+        let mut out = Vec::new();
+        h.write_named(&["SET-COOKIE", "age"], &mut out);
+        assert_eq!(out, b"Set-Cookie: a=1\r\nset-cookie: b=2\r\nAge: 3\r\n");
+        out.clear();
+        h.write_named_where(&["set-cookie", "via"], |n| n != b"set-cookie", &mut out);
+        assert_eq!(out, b"Set-Cookie: a=1\r\nVia: 1.1 a\r\n");
+    }
+
+    #[test]
+    fn lists_are_equal_by_their_fields_in_order_and_show_them() {
+        let mut a = Headers::new();
+        a.push("Age", "1");
+        a.push("X-Gone", "x");
+        a.remove("x-gone");
+        let mut b = Headers::new();
+        b.push("Age", "1");
+        assert_eq!(a, b, "whatever bytes removed fields left");
+        let mut c = Headers::new();
+        c.push("Age", "2");
+        assert_ne!(a, c, "as many fields, another value");
+        assert_eq!(format!("{a:?}"), r#"{"Age": "1"}"#);
+    }
+
+    #[test]
+    fn list_elements_are_untrimmed_with_empty_ones() {
+        let elements: Vec<&[u8]> = list_elements(br#"a, "b,c" ,,d"#).collect();
+        assert_eq!(elements, [&b"a"[..], br#" "b,c" "#, b"", b"d"]);
     }
 
     #[test]
