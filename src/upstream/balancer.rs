@@ -105,12 +105,14 @@ impl Balancer for RoundRobin {
             return None;
         }
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        let i = turn % n;
+        let mut i = turn % n;
         if !cx.peers.usable(i) {
-            return nth_usable(cx.peers, turn / n, None);
+            i = nth_usable(cx.peers, turn / n, None)?;
         }
-        // A target ramping up (slow_start) takes its turn with the
-        // probability of its share, and passes it on otherwise.
+        // A target ramping up (slow_start) takes its turn, or the turn of
+        // one out it stands in for, with the probability of its share,
+        // and passes it on otherwise: taken whole, the turns of a target
+        // out beside it gave it a share it was not ramped to.
         let share = cx.peers.share(i);
         if share >= FULL_SHARE || random_below(FULL_SHARE as usize) < share as usize {
             return Some(i);
@@ -589,6 +591,28 @@ mod tests {
         }
     }
 
+    /// Targets of weight 1, idle, each with its share and whether it is
+    /// usable.
+    struct Back(Vec<(u32, bool)>);
+
+    impl Peers for Back {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn weight(&self, _: usize) -> u32 {
+            1
+        }
+        fn share(&self, i: usize) -> u32 {
+            self.0[i].0
+        }
+        fn in_flight(&self, _: usize) -> usize {
+            0
+        }
+        fn usable(&self, i: usize) -> bool {
+            self.0[i].1
+        }
+    }
+
     #[test]
     fn a_target_ramping_up_gets_its_share_from_every_dynamic_algorithm() {
         // The second of three at a tenth of its share: a thirtieth-odd of
@@ -752,6 +776,70 @@ mod tests {
     }
 
     #[test]
+    fn round_robin_shares_the_turns_of_adjacent_unusable_targets_evenly() {
+        // Two out side by side: their turns are dealt out over the two
+        // left, not all handed to one of them.
+        let rr = RoundRobin::default();
+        let mut peers = Fake::even(4);
+        peers.0[1].2 = false;
+        peers.0[2].2 = false;
+        let got = picks(&rr, &peers, 40);
+        let zeros = got.iter().filter(|&&i| i == 0).count();
+        assert_eq!((zeros, 40 - zeros), (20, 20), "{got:?}");
+        assert!(got.iter().all(|&i| i == 0 || i == 3), "{got:?}");
+    }
+
+    #[test]
+    fn round_robin_gives_a_target_at_the_least_share_about_a_thousandth_of_its_turns() {
+        // 100000 turns at 1/1000: about 100 taken (sd 10); twice that is
+        // another share.
+        let peers = Ramping(vec![FULL_SHARE, 1, FULL_SHARE]);
+        let rr = RoundRobin::default();
+        let mut taken = 0;
+        for _ in 0..300_000 {
+            if pick_from(&rr, &peers) == Some(1) {
+                taken += 1;
+            }
+        }
+        assert!((50..150).contains(&taken), "{taken}");
+    }
+
+    #[test]
+    fn round_robin_ramps_a_target_up_on_the_turns_of_one_out_too() {
+        // The second at its least share, the third out: the third's turns
+        // go to the first two, the second's part of them by its share.
+        let peers = Back(vec![(FULL_SHARE, true), (1, true), (FULL_SHARE, false)]);
+        let rr = RoundRobin::default();
+        let mut taken = 0;
+        for _ in 0..30_000 {
+            if pick_from(&rr, &peers) == Some(1) {
+                taken += 1;
+            }
+        }
+        // About 15 (a thousandth of 10000 turns and of 5000); half the
+        // third's turns would be 5000.
+        assert!(taken < 100, "{taken}");
+    }
+
+    #[test]
+    fn round_robin_deals_the_turns_a_ramping_target_passes_over_the_others_evenly() {
+        let peers = Back(vec![
+            (FULL_SHARE, true),
+            (1, true),
+            (FULL_SHARE, true),
+            (FULL_SHARE, false),
+        ]);
+        let rr = RoundRobin::default();
+        let mut counts = [0usize; 4];
+        for _ in 0..4_000 {
+            counts[pick_from(&rr, &peers).unwrap()] += 1;
+        }
+        // About 2000 each: the second's 1000 turns split, not all to the
+        // first (2500 to 1500).
+        assert!(counts[0].abs_diff(counts[2]) < 100, "{counts:?}");
+    }
+
+    #[test]
     fn smooth_weighted_is_exact_in_every_window_and_interleaved() {
         let wrr = SmoothWeighted::new(2);
         let peers = Fake(vec![(3, 0, true), (1, 0, true)]);
@@ -821,6 +909,12 @@ mod tests {
     }
 
     #[test]
+    fn least_conn_asked_about_more_targets_than_it_was_built_for_takes_them_in_turn() {
+        let lc = LeastConn::new(1);
+        assert_eq!(picks(&lc, &Fake::even(3), 6), [0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
     fn least_conn_ties_share_evenly_when_requests_come_in_pairs() {
         // Three alike targets; requests come two at a time (a page and
         // its asset): the first finds every target idle, the second the
@@ -844,24 +938,6 @@ mod tests {
         // Three alike targets, all idle; the second is out a while, then
         // back under slow_start: at a tenth of its share it gets about
         // 1/21 of the requests (0.1 / 2.1), not none.
-        struct Back(Vec<(u32, bool)>);
-        impl Peers for Back {
-            fn len(&self) -> usize {
-                self.0.len()
-            }
-            fn weight(&self, _: usize) -> u32 {
-                1
-            }
-            fn share(&self, i: usize) -> u32 {
-                self.0[i].0
-            }
-            fn in_flight(&self, _: usize) -> usize {
-                0
-            }
-            fn usable(&self, i: usize) -> bool {
-                self.0[i].1
-            }
-        }
         let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
         let count = |peers: &Back, n: usize| {
             let cx = Context {
@@ -1008,6 +1084,39 @@ mod tests {
         let mut reversed = names.clone();
         reversed.reverse();
         assert_eq!(first, owners(&ring(&reversed), &reversed));
+    }
+
+    #[test]
+    fn threads_draw_apart() {
+        // Seeded alike, every worker thread would make the same random
+        // choices in step with the others.
+        let draws = || (0..4).map(|_| random_below(1 << 30)).collect::<Vec<_>>();
+        let one = std::thread::spawn(draws).join().unwrap();
+        let another = std::thread::spawn(draws).join().unwrap();
+        assert_ne!(one, another);
+    }
+
+    #[test]
+    fn the_hash_is_the_same_from_one_version_to_the_next() {
+        // Pinned: a change would move every client, URL and tenant to
+        // another target at the upgrade, each cache cold.
+        assert_eq!(stable_hash(b""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(stable_hash(b"tenant-1"), 0x82b9_4b9e_8abe_94cd);
+        assert_eq!(stable_hash(b"10.0.0.1:80#0"), 0xfe0c_fe8a_2ef1_1643);
+    }
+
+    #[test]
+    fn a_key_hashing_onto_a_point_goes_to_that_point_s_target() {
+        // The first point at or after the key's hash: a point's own hash
+        // is its own, not the next one's.
+        let names = names(3);
+        let hash = ring(&names);
+        for (i, name) in names.iter().enumerate() {
+            for p in 0..20 {
+                let point = stable_hash(format!("{name}#{p}").as_bytes());
+                assert_eq!(hash.owner(point, |_| true), Some(i), "{name}#{p}");
+            }
+        }
     }
 
     #[test]
@@ -1326,6 +1435,24 @@ mod tests {
         let heavy = got.iter().filter(|&&g| g == 0).count();
         // 3/5 of 5000 expected; far from an even third (1667).
         assert!((2700..3300).contains(&heavy), "{heavy} of 5000");
+    }
+
+    #[test]
+    fn random_two_takes_the_lighter_of_two_by_one_request() {
+        // Two targets: both always drawn, in either order.
+        for loads in [[1, 0], [0, 1], [1, 2], [2, 1]] {
+            let peers = Fake(loads.iter().map(|&l| (1, l, true)).collect());
+            let lighter = usize::from(loads[1] < loads[0]);
+            assert_eq!(picks(&RandomTwo, &peers, 20), [lighter; 20], "{loads:?}");
+        }
+    }
+
+    #[test]
+    fn by_weight_gives_each_target_as_many_numbers_as_its_weight() {
+        let targets = || [(0, 3), (1, 1), (2, 2)].into_iter();
+        let owners: Vec<Option<usize>> = (0..7).map(|t| by_weight(targets(), t)).collect();
+        let [a, b, c] = [Some(0), Some(1), Some(2)];
+        assert_eq!(owners, [a, a, a, b, c, c, None]);
     }
 
     #[test]

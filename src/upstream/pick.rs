@@ -441,4 +441,110 @@ mod tests {
             Pick::Chosen(0, _)
         ));
     }
+
+    /// Primary `127.0.0.1:1`, then backups `127.0.0.1:2..=3`.
+    fn with_two_backups() -> Upstreams {
+        let targets = (1..=3)
+            .map(|port: u16| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                Target {
+                    backup: port > 1,
+                    ..Target::new(addr.to_string(), addr)
+                }
+            })
+            .collect();
+        Upstreams::new(&Config::with_targets(targets))
+    }
+
+    fn chosen(pick: Pick<'_>) -> usize {
+        match pick {
+            Pick::Chosen(i, _) => i,
+            _ => panic!("nothing chosen"),
+        }
+    }
+
+    #[test]
+    fn a_client_stuck_to_a_backup_stays_on_it_while_no_primary_can_serve() {
+        let up = with_two_backups();
+        let client = IpAddr::from([10, 0, 0, 1]);
+        up.set_admin_state(&up.targets()[0], AdminState::Maint);
+        // The second backup: round robin over the backups alone would
+        // give the first one every other request.
+        let second = up.targets()[2].sticky_id.clone();
+        for _ in 0..4 {
+            let pick = up.pick(client, "/", None, &[false; 3], Some(&second), None);
+            assert_eq!(chosen(pick), 2);
+        }
+        up.set_admin_state(&up.targets()[0], AdminState::Ready);
+        let pick = up.pick(client, "/", None, &[false; 3], Some(&second), None);
+        assert_eq!(chosen(pick), 0, "back to the primary");
+    }
+
+    #[test]
+    fn a_cookie_naming_no_target_sticks_the_client_to_none() {
+        let up = upstreams(2, Balance::RoundRobin, None);
+        let client = IpAddr::from([10, 0, 0, 1]);
+        // A target since removed, or a cookie made up: plain round robin.
+        let got: Vec<usize> = (0..4)
+            .map(|_| chosen(up.pick(client, "/", None, &[false; 2], Some("gone"), None)))
+            .collect();
+        assert_eq!(got, [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn a_request_waits_in_the_line_of_the_target_it_may_go_to_and_no_other() {
+        let up = upstreams(2, Balance::RoundRobin, Some(1));
+        let client = IpAddr::from([10, 0, 0, 1]);
+        // Tried at the first already; the second full.
+        let tried = [true, false];
+        let busy = match up.pick(client, "/", None, &tried, None, None) {
+            Pick::Chosen(1, busy) => busy,
+            _ => panic!("not the untried target"),
+        };
+        assert!(matches!(
+            up.pick(client, "/", None, &tried, None, None),
+            Pick::Full
+        ));
+        let place = up.enqueue(&tried, None);
+        // Requests that just came are held behind it at the second only.
+        let [first, second] = [0, 1].map(|i| slots::in_turn(&up.targets()[i].stats, None));
+        assert!(first && !second, "in turn: {first} {second}");
+        drop((busy, place));
+    }
+
+    #[test]
+    fn a_wait_for_a_slot_ends_at_once_when_one_is_free_and_at_its_deadline_when_none_frees() {
+        let up = upstreams(1, Balance::RoundRobin, Some(1));
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let tried = [false];
+        let busy = match up.pick(client, "/", None, &tried, None, None) {
+            Pick::Chosen(0, busy) => busy,
+            _ => panic!("the free target"),
+        };
+        let place = up.enqueue(&tried, None);
+        assert!(!up.wait_for_slot(&tried, None, &place, Instant::now()));
+        drop(busy);
+        // A deadline the test never reaches: a wait that misses the free
+        // slot fails the test rather than passing late.
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert!(up.wait_for_slot(&tried, None, &place, far));
+        match up.pick(client, "/", None, &tried, None, Some(&place)) {
+            Pick::Chosen(0, busy) => drop(busy),
+            _ => panic!("the slot that freed"),
+        };
+    }
+
+    #[test]
+    fn a_stuck_client_s_retry_goes_to_another_target() {
+        let up = upstreams(2, Balance::RoundRobin, None);
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let first = up.targets()[0].sticky_id.clone();
+        let pick = up.pick(client, "/", None, &[false; 2], Some(&first), None);
+        assert_eq!(chosen(pick), 0);
+        // It failed there: the cookie does not send the retry back.
+        for _ in 0..2 {
+            let pick = up.pick(client, "/", None, &[true, false], Some(&first), None);
+            assert_eq!(chosen(pick), 1);
+        }
+    }
 }

@@ -363,6 +363,24 @@ mod tests {
     }
 
     #[test]
+    fn a_request_moved_leaves_the_lines_it_no_longer_waits_in_and_keeps_its_place_in_the_rest() {
+        let (a, b) = (limited(1), limited(1));
+        let mut moved = Waiting::at(vec![a.clone(), b.clone()]);
+        let later = Waiting::at(vec![a.clone(), b.clone()]);
+        moved.move_to(vec![b.clone()]);
+        // Out of a's line: the later request is first there now, and a
+        // slot freeing at a wakes it.
+        assert!(in_turn(&a, Some(&later)));
+        // Still ahead at b.
+        assert!(in_turn(&b, Some(&moved)) && !in_turn(&b, Some(&later)));
+        // Back in a's line with the ticket it had: ahead again.
+        moved.move_to(vec![a.clone(), b.clone()]);
+        assert!(in_turn(&a, Some(&moved)) && !in_turn(&a, Some(&later)));
+        drop(moved);
+        assert!(in_turn(&a, Some(&later)) && in_turn(&b, Some(&later)));
+    }
+
+    #[test]
     fn a_change_of_state_wakes_every_request_in_the_line() {
         let t = limited(1);
         let line: Vec<Waiting> = (0..3).map(|_| Waiting::at(vec![t.clone()])).collect();
