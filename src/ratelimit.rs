@@ -731,6 +731,41 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_gives_back_only_the_tokens_taken_of_each_value_in_each_limit() {
+        let route = limiter("1/h", 0, None);
+        let pool = limiter("1/h", 0, None);
+        let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(pool.admit(Who::Value(b"alice"), t0), Ok(Duration::ZERO));
+        // The route takes a token of each value, the pool one of `j1`
+        // alone: `alice` is spent there.
+        let keys = Keys::Values(vec![b"alice".to_vec(), b"j1".to_vec()]);
+        assert!(admit_under_all([Some(&route), Some(&pool)], &keys, client, t0).is_err());
+        // What was taken comes back, and nothing that was not: `alice`
+        // stays spent in the pool.
+        assert!(pool.admit(Who::Value(b"alice"), t0).is_err());
+        assert_eq!(pool.admit(Who::Value(b"j1"), t0), Ok(Duration::ZERO));
+        assert_eq!(route.admit(Who::Value(b"alice"), t0), Ok(Duration::ZERO));
+        assert_eq!(route.admit(Who::Value(b"j1"), t0), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn too_many_values_are_refused_under_a_limit_and_pass_without_one() {
+        let limiter = limiter("10/s", 20, None);
+        let (t0, client) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
+        let nine: Vec<Vec<u8>> = (0..=MAX_KEYS).map(|i| vec![b'a' + i as u8]).collect();
+        let nine = Keys::Values(nine);
+        let refused = admit_under_all([Some(&limiter)], &nine, client, t0);
+        assert_eq!(refused, Err(Duration::from_secs(1)));
+        assert_eq!(limiter.clients(), 0, "no bucket touched");
+        for keys in [Keys::TooMany, nine] {
+            assert_eq!(
+                admit_under_all([None], &keys, client, t0),
+                Ok(Duration::ZERO)
+            );
+        }
+    }
+
+    #[test]
     fn the_table_stays_bounded_and_forgets_refilled_addresses_first() {
         let limiter = limiter("1/h", 0, None);
         let t0 = Instant::now();

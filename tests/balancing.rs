@@ -2234,6 +2234,27 @@ fn sticky_cookie_lifetimes_let_an_idle_or_old_client_go_and_keep_a_busy_one_date
 }
 
 #[test]
+fn a_single_sticky_cookie_lifetime_dates_the_cookie_by_the_clock() {
+    // Either lifetime alone needs the clock, as both together do.
+    for (max_idle, max_life) in [(Some(3600), None), (None, Some(3600))] {
+        let a = Backend::echo("a");
+        let proxy = start_proxy(&[a.addr], |c| {
+            sticky(c);
+            c.sticky_cookie_lifetimes = inverso::upstream::sticky::Lifetimes { max_idle, max_life };
+        });
+        let before = unix_now();
+        let (_, set) = get_sticky(&proxy, None);
+        let set = set.expect("the first response names its target");
+        let now = unix_now();
+        // `<id>|<last>` under max_idle, `<id>||<first>` under max_life.
+        let parts: Vec<&str> = set.split('|').collect();
+        let date = parts[if max_idle.is_some() { 1 } else { 2 }];
+        let date = u64::from_str_radix(date, 16).unwrap();
+        assert!((before..=now).contains(&date), "{set}");
+    }
+}
+
+#[test]
 fn a_sticky_cookie_keeps_a_client_on_the_target_that_served_it() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");

@@ -318,14 +318,14 @@ impl Condition {
     }
 
     /// Whether a stored `GET` could have come through a route with this
-    /// condition (see [`Lookup::StoredGet`]).
+    /// condition (see [`Lookup::StoredGet`]); one `met` reads itself (on
+    /// the path, or joined by `and`) never comes here.
     fn takes_stored_get(&self) -> bool {
         match self {
             Condition::Method(methods) => methods.iter().any(|m| &**m == "GET"),
             // `not method POST` takes a GET; `not cookie beta` does, but
             // sends it around the cache.
             Condition::Not(negated) => !negated.reads_past_the_key() && !negated.takes_stored_get(),
-            Condition::All(each) => each.iter().all(Condition::takes_stored_get),
             _ => false,
         }
     }
@@ -882,6 +882,60 @@ mod tests {
             assert!(!met(text, Lookup::Bare), "{text}");
         }
         assert!(!met("client 0.0.0.0/0", Lookup::StoredGet));
+    }
+
+    #[test]
+    fn a_path_end_takes_up_to_its_limit_of_endings_and_a_value_up_to_its_length() {
+        let endings = |n: usize| (0..n).map(|i| format!(".e{i}")).collect::<Vec<_>>();
+        let most = format!("path_end {}", endings(MAX_ENDINGS).join(","));
+        assert!(Condition::parse(&most).is_ok());
+        let more = format!("path_end {}", endings(MAX_ENDINGS + 1).join(","));
+        assert!(Condition::parse(&more)
+            .unwrap_err()
+            .contains("up to 32 endings"));
+        let longest = format!("cookie c {}", "x".repeat(MAX_VALUE_LEN));
+        assert!(Condition::parse(&longest).is_ok());
+    }
+
+    #[test]
+    fn a_share_of_n_takes_the_clients_below_n_hundredths_not_those_at_n() {
+        let headers = Headers::new();
+        // An address whose place among the hundred shares is exactly 10.
+        let at_ten = (0..=255u8)
+            .flat_map(|a| (0..=255u8).map(move |b| format!("10.{a}.{b}.7")))
+            .find(|ip| share_of(ip.parse().unwrap()) == 10)
+            .unwrap();
+        let one = asked("GET", &headers, &at_ten);
+        let met = |text: &str| {
+            Condition::parse(text)
+                .unwrap()
+                .met(Lookup::Request(&one), "/p")
+        };
+        assert!(!met("share 10%"), "{at_ten}");
+        assert!(met("share 11%"), "{at_ten}");
+    }
+
+    #[test]
+    fn patterns_are_the_same_condition_when_written_the_same() {
+        let parse = |text: &str| Condition::parse(text).unwrap();
+        assert_eq!(parse("path_reg ^/a"), parse("path_reg  ^/a"));
+        assert_ne!(parse("path_reg ^/a"), parse("path_reg ^/b"));
+        assert_ne!(parse("header_reg x a"), parse("header_reg x b"));
+    }
+
+    #[test]
+    fn only_conditions_on_the_path_alone_read_the_path_alone() {
+        for (text, alone) in [
+            ("path_end .jpg", true),
+            ("not path_reg ^/a", true),
+            ("path_end .jpg and not path_reg ^/private/", true),
+            ("path_end .jpg and method GET,HEAD", false),
+            ("not cookie c", false),
+            ("method GET,HEAD", false),
+        ] {
+            let c = Condition::parse(text).unwrap();
+            assert_eq!(c.reads_the_path_alone(), alone, "{text}");
+        }
     }
 
     #[test]
