@@ -91,7 +91,7 @@ fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
 }
 
 /// `route.<spec> = <pool> [rewrite=<path> [cookie_paths]]
-/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, `words` being what
+/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] [rate_limit_delay=<N>]]`, `words` being what
 /// comes after the pool's name.
 fn pool_route<'a>(
     spec: &str,
@@ -113,9 +113,9 @@ fn pool_route<'a>(
             (None, _) => {
                 return Err(format!(
                     "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/ \
-                     [cookie_paths] [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, \
-                     `redirect <status> <to>`, `return <status> [<text>]` or \
-                     `files <directory>`)",
+                     [cookie_paths] [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] \
+                     [rate_limit_delay=<N>]]`, `redirect <status> <to>`, \
+                     `return <status> [<text>]` or `files <directory>`)",
                     option.escape_debug()
                 ))
             }
@@ -242,17 +242,17 @@ fn redirect_route<'a>(
 /// `route.<spec> = files <dir> [max_age=<duration> [immutable]]
 /// [fallback=<pool>|/<file>] [precompressed] [internal]
 /// [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>]
-/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, `words` being what
+/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] [rate_limit_delay=<N>]]`, `words` being what
 /// comes after `files`.
 fn files_route<'a>(
     spec: &str,
     mut words: impl Iterator<Item = &'a str>,
     pools: &[PoolConfig],
 ) -> Result<Route, String> {
-    let usage = "a route that serves files is `files <directory> [max_age=<duration> \
+    let usage = "a files route is `files <directory> [max_age=<duration> \
                  [immutable]] [fallback=<pool>|/<file>] [precompressed] [internal] \
                  [autoindex[=json]] [limit_rate=<size>[/s]] [limit_rate_after=<size>] \
-                 [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`, e.g. \
+                 [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] [rate_limit_delay=<N>]]`, e.g. \
                  `files /srv/www/static max_age=1h`";
     let Some(dir) = words.next().filter(|w| !w.contains('=')) else {
         return Err(usage.to_string());
@@ -454,11 +454,11 @@ mod tests {
             ),
             (
                 format!("route./s/ = files {www} strip"),
-                "proxy.conf:4: route./s/: unknown option `strip` (a route that serves files is \
+                "proxy.conf:4: route./s/: unknown option `strip` (a files route is \
                  `files <directory> [max_age=<duration> [immutable]] \
                  [fallback=<pool>|/<file>] [precompressed] [internal] [autoindex[=json]] \
                  [limit_rate=<size>[/s]] [limit_rate_after=<size>] \
-                 [rate_limit=<N>/s|m|h [rate_limit_burst=<N>]]`"
+                 [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] [rate_limit_delay=<N>]]`"
                     .into(),
             ),
             (format!("route./s/ = files {www} autoindex"), String::new()),
@@ -531,11 +531,11 @@ mod tests {
             ),
             (
                 "route./s/ = files".into(),
-                "proxy.conf:4: route./s/: a route that serves files is `files <directory>".into(),
+                "proxy.conf:4: route./s/: a files route is `files <directory>".into(),
             ),
             (
                 "route./s/ = files max_age=1h".into(),
-                "a route that serves files is `files <directory>".into(),
+                "a files route is `files <directory>".into(),
             ),
             (
                 format!("route./app/ = files {www}"),
