@@ -58,13 +58,9 @@ pub trait Balancer: Send + Sync {
     fn pick(&self, cx: &Context<'_>) -> Option<usize>;
 }
 
-/// The balancer `balance` names, for targets with these names and weights.
-pub fn new(balance: Balance, names: &[&str], weights: &[u32]) -> Box<dyn Balancer> {
-    bounded(balance, names, weights, None)
-}
-
-/// [`new`], its hashing under `hash_balance_factor` (see [`Ring::bound`]).
-pub fn bounded(
+/// The balancer `balance` names, for targets with these names and
+/// weights; its hashing under `hash_balance_factor` (see [`Ring::bound`]).
+pub fn new(
     balance: Balance,
     names: &[&str],
     weights: &[u32],
@@ -630,7 +626,7 @@ mod tests {
             Balance::LeastConn,
             Balance::RandomTwo,
         ] {
-            let b = new(balance, &["a", "b", "c"], &[1, 1, 1]);
+            let b = new(balance, &["a", "b", "c"], &[1, 1, 1], None);
             let mut counts = [0usize; 3];
             for _ in 0..6_000 {
                 counts[b.pick(&cx).unwrap()] += 1;
@@ -650,7 +646,7 @@ mod tests {
             key: None,
             peers: &peers,
         };
-        let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
+        let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1], None);
         let turns: Vec<usize> = (0..6).map(|_| b.pick(&cx).unwrap()).collect();
         assert_eq!(
             turns,
@@ -938,7 +934,7 @@ mod tests {
         // Three alike targets, all idle; the second is out a while, then
         // back under slow_start: at a tenth of its share it gets about
         // 1/21 of the requests (0.1 / 2.1), not none.
-        let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1]);
+        let b = new(Balance::LeastConn, &["a", "b", "c"], &[1, 1, 1], None);
         let count = |peers: &Back, n: usize| {
             let cx = Context {
                 client: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -1012,7 +1008,7 @@ mod tests {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let uri = "/hot";
         let pick = |factor: Option<u32>, peers: &Fake| {
-            let b = bounded(Balance::UriHash, &names, &[1, 1, 1], factor);
+            let b = new(Balance::UriHash, &names, &[1, 1, 1], factor);
             let cx = Context {
                 client: Ipv4Addr::LOCALHOST.into(),
                 uri,
@@ -1042,7 +1038,7 @@ mod tests {
         // A larger factor lets it take more: 7 placed, 21 slots, 7 each.
         assert_eq!(pick(Some(300), &busy(4)), home);
         // By weight: at three times the weight, three times the share.
-        let heavy = bounded(Balance::UriHash, &names, &[3, 1, 1], Some(100));
+        let heavy = new(Balance::UriHash, &names, &[3, 1, 1], Some(100));
         let loads = |load: usize| Fake(vec![(3, load, true), (1, 0, true), (1, 0, true)]);
         let pick_heavy = |uri: &str, peers: &Fake| {
             let cx = Context {
@@ -1185,7 +1181,7 @@ mod tests {
 
     fn uri_hash(names: &[String], weights: &[u32]) -> Box<dyn Balancer> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        new(Balance::UriHash, &names, weights)
+        new(Balance::UriHash, &names, weights, None)
     }
 
     #[test]
@@ -1275,7 +1271,7 @@ mod tests {
 
     fn key_hash(names: &[String], weights: &[u32]) -> Box<dyn Balancer> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        new(Balance::Hash, &names, weights)
+        new(Balance::Hash, &names, weights, None)
     }
 
     /// The target `b` picks for each of `keys`, asked by `client` for `uri`.

@@ -183,7 +183,7 @@ impl Upstreams {
                 let names: Vec<&str> = members.iter().map(|&i| &*targets[i].name).collect();
                 let weights: Vec<u32> = members.iter().map(|&i| targets[i].weight).collect();
                 Group {
-                    balancer: balancer::bounded(
+                    balancer: balancer::new(
                         config.balance,
                         &names,
                         &weights,
