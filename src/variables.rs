@@ -260,31 +260,35 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     if let Some((_, var)) = VARIABLES.iter().find(|(known, _)| *known == lower) {
         return Ok(Named::Var(*var));
     }
-    if let Some(field) = lower.strip_prefix("http_") {
-        if field.is_empty() {
-            return Err("`$http_` needs a field name, e.g. `$http_x_request_id`".into());
+    // The families of names: a prefix, then what it names.
+    let families: [(&str, fn(Box<str>) -> Named, &str); 4] = [
+        (
+            "http_",
+            Named::Field,
+            "field name, e.g. `$http_x_request_id`",
+        ),
+        (
+            "sent_http_",
+            Named::SentField,
+            "field name, e.g. `$sent_http_content_type`",
+        ),
+        (
+            "cookie_",
+            Named::Cookie,
+            "cookie name, e.g. `$cookie_session`",
+        ),
+        (
+            "arg_",
+            Named::Arg,
+            "query parameter's name, e.g. `$arg_page`",
+        ),
+    ];
+    for (prefix, named, example) in families {
+        match lower.strip_prefix(prefix) {
+            Some("") => return Err(format!("`${prefix}` needs a {example}")),
+            Some(name) => return Ok(named(name.into())),
+            None => {}
         }
-        return Ok(Named::Field(field.into()));
-    }
-    for (prefix, what) in [("cookie_", "cookie"), ("arg_", "query parameter")] {
-        let Some(named) = lower.strip_prefix(prefix) else {
-            continue;
-        };
-        if named.is_empty() {
-            return Err(format!(
-                "`${prefix}` needs a {what} name, e.g. `${prefix}id`"
-            ));
-        }
-        return Ok(match prefix {
-            "cookie_" => Named::Cookie(named.into()),
-            _ => Named::Arg(named.into()),
-        });
-    }
-    if let Some(field) = lower.strip_prefix("sent_http_") {
-        if field.is_empty() {
-            return Err("`$sent_http_` needs a field name, e.g. `$sent_http_content_type`".into());
-        }
-        return Ok(Named::SentField(field.into()));
     }
     // A misspelt `$http_<name>` is most likely misspelt before its `_`.
     let as_field = lower.split_once('_').map(|(_, f)| format!("http_{f}"));

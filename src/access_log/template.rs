@@ -145,6 +145,8 @@ impl Template {
             line,
             escape: self.escape,
         };
+        // The response head's fields, read once for all `$sent_http_`.
+        let mut sent: Option<Vec<(String, String)>> = None;
         for part in &self.parts {
             match part {
                 Piece::Text(text) => out.line.push_str(text),
@@ -165,10 +167,12 @@ impl Template {
                     out.text(query.and_then(|query| variables::arg_in(query, name)));
                 }
                 Piece::Named(Named::SentField(name)) => {
-                    let sent = record.response_head.as_deref().map(Heads::fields_of);
-                    let mut sent = sent.into_iter().flatten();
-                    let value = sent.find(|(field, _)| variables::names_field(name, field));
-                    out.text(value.as_ref().map(|(_, value)| value.as_str()));
+                    let head = record.response_head.as_deref().unwrap_or_default();
+                    let fields = sent.get_or_insert_with(|| Heads::fields_of(head));
+                    let value = fields
+                        .iter()
+                        .find(|(field, _)| variables::names_field(name, field));
+                    out.text(value.map(|(_, value)| value.as_str()));
                 }
             }
         }

@@ -148,34 +148,30 @@ struct RouteLimit {
 impl RouteLimit {
     /// Takes `option` if it is one of the limit's: whether it was.
     fn read(&mut self, option: &str) -> Result<bool, String> {
-        match option.split_once('=') {
-            Some(("rate_limit", _)) if self.rate.is_some() => Err("rate_limit= given twice".into()),
-            Some(("rate_limit", written)) => {
-                let rate =
-                    Rate::parse(written).map_err(|e| format!("rate_limit={written}: {e}"))?;
-                self.rate = Some(rate);
-                Ok(true)
+        let Some((key, written)) = option.split_once('=') else {
+            return Ok(false);
+        };
+        /// `slot` set once, to `written` as `parse` reads it.
+        fn once<T>(
+            slot: &mut Option<T>,
+            key: &str,
+            written: &str,
+            parse: impl FnOnce(&str) -> Result<T, String>,
+        ) -> Result<(), String> {
+            if slot.is_some() {
+                return Err(format!("{key}= given twice"));
             }
-            Some(("rate_limit_burst", _)) if self.burst.is_some() => {
-                Err("rate_limit_burst= given twice".into())
-            }
-            Some(("rate_limit_burst", written)) => {
-                let burst = parse_number(written, 0..=1_000_000);
-                let burst = burst.map_err(|e| format!("rate_limit_burst={written}: {e}"))?;
-                self.burst = Some(burst);
-                Ok(true)
-            }
-            Some(("rate_limit_delay", _)) if self.delay.is_some() => {
-                Err("rate_limit_delay= given twice".into())
-            }
-            Some(("rate_limit_delay", written)) => {
-                let delay = parse_number(written, 0..=1_000_000);
-                let delay = delay.map_err(|e| format!("rate_limit_delay={written}: {e}"))?;
-                self.delay = Some(delay);
-                Ok(true)
-            }
-            _ => Ok(false),
+            *slot = Some(parse(written).map_err(|e| format!("{key}={written}: {e}"))?);
+            Ok(())
         }
+        let count = |v: &str| parse_number(v, 0..=1_000_000);
+        match key {
+            "rate_limit" => once(&mut self.rate, key, written, Rate::parse)?,
+            "rate_limit_burst" => once(&mut self.burst, key, written, count)?,
+            "rate_limit_delay" => once(&mut self.delay, key, written, count)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// `route` with the limit read, if any.
