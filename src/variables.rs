@@ -261,7 +261,8 @@ pub fn lookup(name: &str) -> Result<Named, String> {
         return Ok(Named::Var(*var));
     }
     // The families of names: a prefix, then what it names.
-    let families: [(&str, fn(Box<str>) -> Named, &str); 4] = [
+    type Make = fn(Box<str>) -> Named;
+    let families: [(&str, Make, &str); 4] = [
         (
             "http_",
             Named::Field,
