@@ -2863,6 +2863,40 @@ fn health_checks_pause_while_a_target_is_in_maintenance() {
 }
 
 #[test]
+fn a_target_written_down_gets_nothing_until_ready_or_a_reload_without_the_word() {
+    let a = Killable::start("a");
+    let b = Killable::start("b");
+    let down = |c: &mut Config| {
+        checks(c);
+        with_admin(c);
+        c.targets[0].down = true;
+    };
+    let proxy = start_proxy(&[a.addr, b.addr], down);
+    assert_eq!(state_of(&proxy, a.addr), "maint");
+    assert!(answers(&proxy, 4).iter().all(|s| s == "b"));
+    // Not probed either: b's probes are the clock.
+    assert!(wait_until(WAIT_LIMIT, || b.probes() >= 5));
+    assert_eq!(a.probes(), 0);
+
+    // A reload with the word as it was keeps what the operator set.
+    set_state(&proxy, a.addr, "ready");
+    let next = reloaded(&[a.addr, b.addr], down);
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+    // One that takes the word out lets it in, whatever the operator set.
+    set_state(&proxy, a.addr, "maint");
+    let next = reloaded(&[a.addr, b.addr], |c| {
+        checks(c);
+        with_admin(c);
+    });
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+    assert!(wait_until(WAIT_LIMIT, || a.probes() >= 2));
+    let served = answers(&proxy, 4);
+    assert!(served.iter().any(|s| s == "a"), "{served:?}");
+}
+
+#[test]
 fn the_state_survives_a_reload_for_the_targets_that_stay() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");

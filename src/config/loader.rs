@@ -401,7 +401,7 @@ mod tests {
         let e = build("targets = 127.0.0.1:1 spare\n").unwrap_err();
         assert!(
             e.message
-                .contains("expected weight=N, max_conns=N or backup"),
+                .contains("expected weight=N, max_conns=N, backup or down"),
             "{e}"
         );
         // One backend under two names.

@@ -787,6 +787,21 @@ mod tests {
     }
 
     #[test]
+    fn a_target_written_down_is_read_once_beside_its_other_options() {
+        let c = build("targets = 127.0.0.1:1 down weight=2, 127.0.0.1:2\nbalance = least_conn\n")
+            .unwrap();
+        let down: Vec<_> = c.targets.iter().map(|t| (t.down, t.weight)).collect();
+        assert_eq!(down, [(true, 2), (false, 1)]);
+        let lines = crate::config::target_lines(&c);
+        assert!(lines[0].ends_with("(weight 2, down (in maintenance from the start))"));
+        assert!(lines[1].ends_with("(weight 1)"), "{lines:?}");
+        let e = build("targets = 127.0.0.1:1 down down\n").unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("target 127.0.0.1:1: down given twice"));
+    }
+
+    #[test]
     fn check_says_a_target_max_fails_and_fail_timeout_only_where_not_the_keys() {
         let c = build(
             "targets = 127.0.0.1:1, 127.0.0.1:2 max_fails=3 fail_timeout=10s, \

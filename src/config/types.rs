@@ -61,6 +61,10 @@ pub struct Target {
     /// Used only while every other target is down or already tried (as
     /// nginx's and HAProxy's `backup`).
     pub backup: bool,
+    /// `down`: in maintenance from the start (nginx's `server ... down`,
+    /// HAProxy's `disabled`), until the admin listener or a reload that
+    /// takes the word out says otherwise.
+    pub down: bool,
     /// Most requests at this target at once (`max_conns=N`); more wait for
     /// a slot. `None`: no limit.
     pub max_conns: Option<usize>,
@@ -85,6 +89,7 @@ impl Target {
             addr: Endpoint::Tcp(addr),
             weight: 1,
             backup: false,
+            down: false,
             max_conns: None,
             max_fails: None,
             fail_timeout: None,
@@ -235,6 +240,7 @@ mod tests {
             addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: 1,
             backup: false,
+            down: false,
             max_conns: None,
             max_fails: Some(4),
             fail_timeout: Some(Duration::from_secs(45)),

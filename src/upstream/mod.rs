@@ -42,6 +42,7 @@ pub use target::{BackendTls, UpstreamConn};
 
 use crate::config::{Config, Endpoint, Target};
 use crate::metrics::{PoolStats, TargetStats};
+use admin_state::AdminState;
 use balancer::Balancer;
 use health::{Active, Checker, Health, Passive, Probe, ProbeKind};
 use idle::IdleConns;
@@ -67,6 +68,9 @@ pub struct Upstream {
     pub tls: Option<BackendTls>,
     pub weight: u32,
     pub backup: bool,
+    /// Written `down`: in maintenance from the start (see
+    /// [`Upstreams::keep_state_of`] for a reload).
+    down: bool,
     /// Most requests at once (`max_conns`) in this generation's settings;
     /// 0: no limit. Requests are counted against the limit in force, which
     /// the target's counters keep (see [`slots::Queue::set_limit`]).
@@ -138,8 +142,12 @@ impl Upstreams {
                     max_fails: config.max_fails_of(t),
                     fail_timeout: config.fail_timeout_of(t),
                 };
+                let health = Health::new(name.clone(), passive);
+                if t.down {
+                    health.set_admin_state(AdminState::Maint);
+                }
                 Upstream {
-                    health: Arc::new(Health::new(name.clone(), passive)),
+                    health: Arc::new(health),
                     name,
                     host: match (&t.addr, &t.tls) {
                         // The name its certificate is for (`tls_name=`):
@@ -160,6 +168,7 @@ impl Upstreams {
                     }),
                     weight: t.weight,
                     backup: t.backup,
+                    down: t.down,
                     max_conns: t.max_conns.unwrap_or(0),
                     sticky_id: sticky::id_of(&t.name),
                     former_sticky_id: None,

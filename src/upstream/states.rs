@@ -25,9 +25,14 @@ impl Upstreams {
     /// `ready`, unless every address the name had was in one other state:
     /// a name put in maintenance stays there as its replicas come and go.
     ///
+    /// A target whose `down` was written or taken out since takes what
+    /// the word now says (maintenance, or ready), whatever the operator
+    /// set; one whose word is as it was keeps the state it had.
+    ///
     /// [`Target::at`]: crate::config::Target::at
     pub fn keep_state_of(&mut self, old: &[&Upstream], keep_idle: bool) {
-        for target in &mut self.targets {
+        let mut flipped = Vec::new();
+        for (i, target) in self.targets.iter_mut().enumerate() {
             let passive = target.health.passive();
             let same_name = old.iter().find(|o| o.name == target.name);
             let renamed = || {
@@ -56,9 +61,23 @@ impl Upstreams {
             } else if let Some(state) = state_of_every(old, &target.written) {
                 target.health.set_admin_state(state);
             }
+            let was_down = (same_name.or_else(renamed))
+                .or_else(|| old.iter().find(|o| o.written == target.written))
+                .map(|o| o.down);
+            if was_down.is_some_and(|was| was != target.down) {
+                flipped.push(i);
+            }
             // Counters kept: the requests of the generation before, those
             // waiting included, count against this one's limit from now on.
             target.stats.waiting.set_limit(target.max_conns);
+        }
+        for i in flipped {
+            let target = &self.targets[i];
+            let state = match target.down {
+                true => AdminState::Maint,
+                false => AdminState::Ready,
+            };
+            self.set_admin_state(target, state);
         }
     }
 
@@ -156,6 +175,7 @@ mod tests {
             addr: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], port))),
             weight: 1,
             backup: false,
+            down: false,
             max_conns: None,
             max_fails,
             fail_timeout,
@@ -205,5 +225,41 @@ mod tests {
             own.failed(now, "test");
         }
         assert!(own.usable(now), "max_fails=0: never taken out");
+    }
+
+    #[test]
+    fn a_target_written_down_is_in_maintenance_until_the_word_is_taken_out() {
+        let generation = |down: [bool; 2]| {
+            let targets = (1..=2).map(|port| Target {
+                down: down[port as usize - 1],
+                ..Target::new(format!("127.0.0.1:{port}"), ([127, 0, 0, 1], port).into())
+            });
+            Upstreams::new(&Config::with_targets(targets.collect()))
+        };
+        let states = |up: &Upstreams| -> Vec<AdminState> {
+            (up.targets().iter())
+                .map(|t| t.health.admin_state())
+                .collect()
+        };
+        let first = generation([false, true]);
+        assert_eq!(states(&first), [AdminState::Ready, AdminState::Maint]);
+
+        // The operator lets it in; a reload with the word as it was keeps that.
+        first.set_admin_state(&first.targets()[1], AdminState::Ready);
+        let mut same = generation([false, true]);
+        same.keep_state_of(&all(&first), false);
+        assert_eq!(states(&same), [AdminState::Ready, AdminState::Ready]);
+
+        // The word written since: in maintenance, whatever the operator
+        // set (a drain); the other, its word as it was, stays ready.
+        same.set_admin_state(&same.targets()[0], AdminState::Drain);
+        let mut written = generation([true, true]);
+        written.keep_state_of(&all(&same), false);
+        assert_eq!(states(&written), [AdminState::Maint, AdminState::Ready]);
+
+        // Taken out: ready again.
+        let mut taken_out = generation([false, true]);
+        taken_out.keep_state_of(&all(&written), false);
+        assert_eq!(states(&taken_out), [AdminState::Ready, AdminState::Ready]);
     }
 }

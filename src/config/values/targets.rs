@@ -6,7 +6,7 @@ use crate::config::{Config, Endpoint, Target};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME], ...`
+/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
 /// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
@@ -27,6 +27,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut max_fails = None;
         let mut fail_timeout = None;
         let mut backup = false;
+        let mut down = false;
         let mut tls = false;
         let mut tls_name = None;
         let once = |key: &str| format!("target {name}: {key} given twice");
@@ -37,6 +38,13 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     return Err(once("backup"));
                 }
                 backup = true;
+                continue;
+            }
+            if option == "down" {
+                if down {
+                    return Err(once("down"));
+                }
+                down = true;
                 continue;
             }
             if option == "tls" {
@@ -71,7 +79,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 _ => {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
-                         max_conns=N or backup; for passive health, max_fails=N or \
+                         max_conns=N, backup or down; for passive health, max_fails=N or \
                          fail_timeout=D; for TLS, tls and tls_name=NAME)"
                     ))
                 }
@@ -106,6 +114,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: weight.unwrap_or(1),
             backup,
+            down,
             max_conns,
             max_fails,
             fail_timeout,
@@ -168,6 +177,9 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         }
         if target.backup {
             options.push_str(", backup");
+        }
+        if target.down {
+            options.push_str(", down (in maintenance from the start)");
         }
         let max_fails = config.max_fails_of(target);
         if max_fails != config.max_fails {
@@ -424,6 +436,7 @@ mod tests {
             addr: Endpoint::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: 3,
             backup: true,
+            down: false,
             max_conns: Some(7),
             max_fails: None,
             fail_timeout: None,
