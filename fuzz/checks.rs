@@ -2103,6 +2103,7 @@ const LOG_TEXT: &[(&str, &str)] = &[
     ("fingerprint", "$ssl_client_fingerprint"),
     ("cert", "$ssl_client_escaped_cert"),
     ("sent_x_b", "$sent_http_x_b"),
+    ("upstream_x_a", "$upstream_http_x_a"),
     ("cookie_a", "$cookie_a"),
     ("arg_a", "$arg_a"),
 ];
@@ -2237,6 +2238,8 @@ pub fn log_line(data: &[u8]) {
             .request_fields()
             .map(|names| RequestFields::take(names, &headers)),
         response_head: Some(response_head.as_bytes().to_vec()),
+        // The request's fields stand for a backend's: text of any kind.
+        upstream_fields: (flags & 8 != 0).then(|| headers.clone()),
         scheme: if tls { "https" } else { "http" },
         tls: tls.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
         server_name: server_name.filter(|_| tls).map(Arc::from),
@@ -2351,6 +2354,12 @@ pub fn log_line(data: &[u8]) {
                 (Heads::fields_of(response_head.as_bytes()).into_iter())
                     .find(|(name, _)| inverso::variables::names_field("x_b", name))
                     .map(|(_, value)| value),
+            ),
+            // The first of the backend's fields `x_a` names, as it came.
+            "upstream_x_a" => Logged::Value(
+                (record.upstream_fields.iter().flat_map(Headers::iter))
+                    .find(|(name, _)| inverso::variables::names_field("x_a", name))
+                    .map(|(_, value)| String::from_utf8_lossy(value).into_owned()),
             ),
             _ => Logged::Value(None),
         }

@@ -75,6 +75,7 @@ mod tests {
             heads: None,
             fields: None,
             response_head: None,
+            upstream_fields: None,
             scheme: "http",
             tls: None,
             server_name: None,

@@ -168,9 +168,14 @@ impl FieldValue {
         })?;
         let mut of_response = false;
         for piece in &pieces {
-            if let Piece::Named(Named::SentField(name)) = piece {
+            let log_only = match piece {
+                Piece::Named(Named::SentField(name)) => Some(format!("sent_http_{name}")),
+                Piece::Named(Named::UpstreamField(name)) => Some(format!("upstream_http_{name}")),
+                _ => None,
+            };
+            if let Some(variable) = log_only {
                 return Err(format!(
-                    "`$sent_http_{name}` is the access log's alone (log_format)"
+                    "`${variable}` is the access log's alone (log_format)"
                 ));
             }
             let Piece::Named(Named::Var(var)) = piece else {
@@ -515,7 +520,7 @@ fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
                 out.extend_from_slice(value.as_bytes());
             }
         }
-        Named::Var(_) | Named::Field(_) | Named::SentField(_) => {}
+        Named::Var(_) | Named::Field(_) | Named::SentField(_) | Named::UpstreamField(_) => {}
     }
 }
 
@@ -721,6 +726,7 @@ mod tests {
                 "c=$connection",
                 "t=$limit_req_status",
                 "$sent_http_content_type",
+                "$upstream_http_server",
             ] {
                 let e = FieldValue::parse(value, family).unwrap_err();
                 assert!(e.contains("the access log's alone"), "{value}: {e}");

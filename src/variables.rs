@@ -179,6 +179,10 @@ pub enum Named {
     /// `$sent_http_<name>`: the field of that name of the response sent,
     /// named alike; the access log's alone.
     SentField(Box<str>),
+    /// `$upstream_http_<name>`: the field of that name of the answer the
+    /// (last) backend gave, as it came, named alike; the access log's
+    /// alone.
+    UpstreamField(Box<str>),
     /// `$cookie_<name>`: the request's cookie of that name (see
     /// [`cookie_in`]).
     Cookie(Box<str>),
@@ -262,7 +266,7 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     }
     // The families of names: a prefix, then what it names.
     type Make = fn(Box<str>) -> Named;
-    let families: [(&str, Make, &str); 4] = [
+    let families: [(&str, Make, &str); 5] = [
         (
             "http_",
             Named::Field,
@@ -272,6 +276,11 @@ pub fn lookup(name: &str) -> Result<Named, String> {
             "sent_http_",
             Named::SentField,
             "field name, e.g. `$sent_http_content_type`",
+        ),
+        (
+            "upstream_http_",
+            Named::UpstreamField,
+            "field name, e.g. `$upstream_http_server`",
         ),
         (
             "cookie_",

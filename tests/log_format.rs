@@ -178,6 +178,40 @@ fn sent_http_reads_the_response_fields_as_the_client_got_them() {
 }
 
 #[test]
+fn upstream_http_reads_the_backend_s_fields_as_they_came() {
+    let origin = Backend::start("origin", |_, out| {
+        let fields = [
+            ("Cache-Control", "max-age=60"),
+            ("X-Powered-By", "Express"),
+            ("X-App-Time", "12ms"),
+        ];
+        respond(out, 200, &fields, b"body");
+        Action::KeepAlive
+    });
+    let template = "$request_uri|$upstream_http_x_powered_by|$sent_http_x_powered_by|\
+                    $upstream_http_X_App_Time|$upstream_http_x_cache|$sent_http_x_cache";
+    let mut proxy = start_proxy(&[origin.addr], |c| {
+        logging_as(template)(c);
+        let mut loader = inverso::config::Loader::new();
+        let text = "targets = 127.0.0.1:1\nresponse_header.X-Powered-By =\n";
+        loader.file("proxy.conf", text).unwrap();
+        c.response_headers = loader.build().unwrap().response_headers;
+    });
+    let mut client = proxy.connect();
+    let miss = client.get("/page");
+    assert_eq!(miss.header("x-powered-by"), None, "{}", miss.head.raw);
+    client.get("/page");
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    // The backend's field before the proxy took it out; the proxy's own
+    // X-Cache is no backend's; a hit asked no backend.
+    assert_eq!(
+        proxy.log_lines(),
+        ["/page|Express|-|12ms|-|MISS", "/page|-|-|-|-|HIT"]
+    );
+}
+
+#[test]
 fn nginx_s_combined_format_reads_as_nginx_writes_it() {
     let origin = numbered_fresh_origin();
     let mut proxy = start_proxy(&[origin.addr], logging_as(NGINX_COMBINED));

@@ -2334,6 +2334,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         heads: None,
         fields: None,
         response_head: None,
+        upstream_fields: None,
         scheme: "http",
         tls: None,
         server_name: None,

@@ -5,6 +5,7 @@ use super::{By, RequestFields, Stage, Termination};
 use crate::config::LogFormat;
 use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::{format_rfc3339, LogClock};
+use crate::http::Headers;
 use crate::json;
 use crate::tls::client_cert::ClientCertificate;
 use std::fmt::Write as _;
@@ -95,6 +96,9 @@ pub struct Record {
     /// The response head sent as it went on the wire, when a template
     /// names one of its fields (`$sent_http_<name>`), read by the logger.
     pub response_head: Option<Vec<u8>>,
+    /// The fields of the backend's answer as they came (the last tried
+    /// backend's), when a template names one (`$upstream_http_<name>`).
+    pub upstream_fields: Option<Headers>,
     /// The request's scheme, as `X-Forwarded-Proto` tells the backend.
     pub scheme: &'static str,
     /// Over TLS to `tls_port`: the protocol version and cipher suite
@@ -171,6 +175,7 @@ impl Record {
             heads: None,
             fields: None,
             response_head: None,
+            upstream_fields: None,
             scheme: "http",
             tls: None,
             server_name: None,

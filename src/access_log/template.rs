@@ -79,6 +79,12 @@ impl Template {
         (self.parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_))))
     }
 
+    /// Whether it writes an `$upstream_http_<name>`: only then does a
+    /// record carry the backend's fields.
+    pub fn names_upstream_fields(&self) -> bool {
+        (self.parts.iter()).any(|p| matches!(p, Piece::Named(Named::UpstreamField(_))))
+    }
+
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -128,6 +134,7 @@ impl Template {
             heads: None,
             fields: Some(RequestFields::take(&self.fields, &headers)),
             response_head: None,
+            upstream_fields: None,
             scheme: "https",
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
             server_name: Some("www.example.com".into()),
@@ -173,6 +180,17 @@ impl Template {
                         .iter()
                         .find(|(field, _)| variables::names_field(name, field));
                     out.text(value.map(|(_, value)| value.as_str()));
+                }
+                Piece::Named(Named::UpstreamField(name)) => {
+                    let fields = record.upstream_fields.as_ref();
+                    let value = fields.and_then(|fields| {
+                        (fields.iter()).find(|(field, _)| variables::names_field(name, field))
+                    });
+                    out.text(
+                        value
+                            .map(|(_, value)| String::from_utf8_lossy(value))
+                            .as_deref(),
+                    );
                 }
             }
         }
@@ -488,6 +506,7 @@ mod tests {
             heads: None,
             fields: Some(RequestFields::take(&names, &headers)),
             response_head: None,
+            upstream_fields: None,
             scheme: "https",
             tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
             server_name: Some("shop.example".into()),
@@ -525,6 +544,7 @@ mod tests {
             request_id: None,
             fields: None,
             response_head: None,
+            upstream_fields: None,
             scheme: "http",
             tls: None,
             server_name: None,

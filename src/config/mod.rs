@@ -608,9 +608,6 @@ impl Config {
         }
     }
 
-    /// Whether access-log records name the pool a request went to: the
-    /// combined and JSON lines do with pools defined, a template that
-    /// writes `$pool` always.
     /// Whether each response head sent is kept for the log: `log_headers`
     /// writes it, a template its `$sent_http_<name>` fields.
     pub fn logs_response_head(&self) -> bool {
@@ -618,6 +615,15 @@ impl Config {
             || matches!(&self.log_format, LogFormat::Template(t) if t.names_sent_fields())
     }
 
+    /// Whether the fields of each backend's answer are kept for the log:
+    /// a template writes its `$upstream_http_<name>`.
+    pub fn logs_upstream_fields(&self) -> bool {
+        matches!(&self.log_format, LogFormat::Template(t) if t.names_upstream_fields())
+    }
+
+    /// Whether access-log records name the pool a request went to: the
+    /// combined and JSON lines do with pools defined, a template that
+    /// writes `$pool` always.
     pub fn logs_pool(&self) -> bool {
         !self.pools.is_empty()
             || matches!(&self.log_format, LogFormat::Template(t) if t.names_pool())

@@ -221,6 +221,7 @@ pub fn serve(
                 heads,
                 fields: line.fields,
                 response_head,
+                upstream_fields: client.upstream_fields.take(),
                 scheme: client.scheme,
                 tls: client.tls,
                 server_name: client.server_name.clone(),

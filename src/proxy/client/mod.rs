@@ -148,6 +148,9 @@ pub(super) struct Client {
     pub(super) response_buffer: u64,
     /// With `log_headers`: the response head sent, for the log.
     pub(super) sent_head: Option<Vec<u8>>,
+    /// With `$upstream_http_<name>` in the log's template: the fields of
+    /// the last backend's answer, as it came.
+    pub(super) upstream_fields: Option<crate::http::Headers>,
     /// With `request_id_header`: the field's name and this request's ID.
     pub(super) request_id: Option<(Arc<str>, String)>,
     /// This request's body (if any) was read to its end before it went to
@@ -257,6 +260,7 @@ impl Client {
             request_buffer: 0,
             response_buffer: 0,
             sent_head: None,
+            upstream_fields: None,
             request_id: None,
             body_read_whole: false,
             sticky: None,
@@ -309,6 +313,7 @@ impl Client {
         self.upstream_status = None;
         self.upstream_wait = None;
         self.upstream_connect = None;
+        self.upstream_fields = None;
         self.exchange_time.take();
     }
 

@@ -201,6 +201,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
         }
         match attempted {
             Ok((up, mut response, head_len, request_time)) => {
+                // As the backend wrote them, before `Location` is made
+                // the client's.
+                if shared.config.logs_upstream_fields() {
+                    client.upstream_fields = Some(response.headers.clone());
+                }
                 if let Some(route) = rewriting {
                     // `Content-Location` too: it names a URL of the
                     // client's, which a successful POST's invalidates.
