@@ -189,6 +189,49 @@ fn removing_set_cookie_drops_the_backend_s_cookies_but_not_the_sticky_one() {
     assert!(cookies[0].starts_with("SERVERID="), "{}", r.head.raw);
 }
 
+#[test]
+fn cookie_flags_give_each_pool_s_cookies_theirs_and_leave_the_sticky_one_alone() {
+    let cookies = |name: &str| {
+        Backend::start(name, |_, out| {
+            let fields = [
+                ("Set-Cookie", "sid=1; Path=/; SameSite=None"),
+                ("Set-Cookie", "lang=en; Secure"),
+            ];
+            respond(out, 200, &fields, b"x");
+            Action::KeepAlive
+        })
+    };
+    let (app, api) = (cookies("app"), cookies("api"));
+    let text = format!(
+        "targets = {}\nsticky_cookie = SRV\n\
+         cookie_flags = sid secure httponly samesite=lax, * secure\n\
+         pool.api = {}\npool.api.sticky_cookie =\npool.api.cookie_flags = lang nosecure\n\
+         route./api = api\n",
+        app.addr, api.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let set =
+        |r: &Response| -> Vec<String> { r.head.get_all("set-cookie").map(String::from).collect() };
+    let app_said = [
+        "sid=1; Path=/; Secure; HttpOnly; SameSite=Lax",
+        "lang=en; Secure",
+    ];
+    let first = get(&proxy, "/page", &[]);
+    let first_set = set(&first);
+    let (backend, sticky) = first_set.split_at(2);
+    assert_eq!(backend, app_said, "{}", first.head.raw);
+    // The sticky cookie says what sticky_cookie_attributes says, no more.
+    assert!(sticky[0].starts_with("SRV=") && sticky[0].ends_with("; Path=/; HttpOnly"));
+    // The pool's own rules, in place of the top level's.
+    let api_said = get(&proxy, "/api/x", &[]);
+    assert_eq!(
+        set(&api_said),
+        ["sid=1; Path=/; SameSite=None", "lang=en"],
+        "{}",
+        api_said.head.raw
+    );
+}
+
 // ---------------------------------------------------------------- cache
 
 /// A proxy with its cache on in front of `backend`, with `lines` of

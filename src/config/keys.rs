@@ -754,6 +754,16 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_cookie_attributes(v).map(|a| c.sticky_cookie_attributes = a),
     },
     Key {
+        name: "cookie_flags",
+        default: "",
+        help: "flags given to the backends' cookies on their way to clients, as nginx's \
+               proxy_cookie_flags: comma separated rules, each a cookie name (a trailing * for a \
+               prefix, a lone * for every cookie) and its flags, secure, httponly, \
+               samesite=strict|lax|none, nosecure, nohttponly, nosamesite: `* secure httponly \
+               samesite=lax`; the first rule naming a cookie applies; empty = none",
+        apply: |c, v| crate::cookie_flags::CookieFlags::parse(v).map(|f| c.cookie_flags = f),
+    },
+    Key {
         name: "sticky_cookie_nocache",
         default: "false",
         help: "a response that sets the sticky_cookie is marked `Cache-Control: private` unless it \

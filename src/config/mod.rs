@@ -260,6 +260,9 @@ pub struct Config {
     /// How long the sticky cookie holds a client that makes no request,
     /// and how long at all (HAProxy's `maxidle` and `maxlife`).
     pub sticky_cookie_lifetimes: crate::upstream::sticky::Lifetimes,
+    /// `Secure`, `HttpOnly` and `SameSite` given to (or taken from) the
+    /// backends' cookies (nginx's `proxy_cookie_flags`); empty: none.
+    pub cookie_flags: crate::cookie_flags::CookieFlags,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -475,6 +478,7 @@ impl Config {
             sticky_cookie_nocache: false,
             sticky_cookie_attributes: Arc::from(""),
             sticky_cookie_lifetimes: Default::default(),
+            cookie_flags: Default::default(),
             rate_limit: None,
             rate_limit_burst: None,
             rate_limit_delay: None,

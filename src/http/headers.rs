@@ -258,6 +258,19 @@ impl Headers {
     }
 }
 
+/// A cookie name as written in a setting (an HTTP token, RFC 6265
+/// §4.1.1), as names are compared: as sent.
+pub fn spell_cookie_name(name: &str) -> Result<Vec<u8>, String> {
+    match name.bytes().all(crate::http::head::is_tchar) {
+        true => Ok(name.as_bytes().to_vec()),
+        false => Err(format!(
+            "`{}` is not a cookie name (letters, digits and !#$%&'+-.^_`|~; no space, `=`, `;` \
+             or quote)",
+            name.escape_debug()
+        )),
+    }
+}
+
 /// The `;`-separated pairs of a `Cookie` field, trimmed, empty ones left out.
 pub fn cookie_pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
     field

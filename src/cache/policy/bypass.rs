@@ -4,7 +4,7 @@
 //! `Cookie` that names a session. A signed-in user's request is neither
 //! answered from the cache nor stored, while everyone else's is.
 
-use crate::http::head::is_tchar;
+use crate::http::headers::spell_cookie_name;
 use crate::http::Headers;
 use crate::patterns::{Listing, NamePatterns};
 
@@ -31,14 +31,7 @@ impl BypassCookies {
     /// Comma separated cookie names (HTTP tokens, RFC 6265 §4.1.1), each
     /// with an optional trailing `*`; empty = off.
     pub fn parse(v: &str) -> Result<BypassCookies, String> {
-        let names = NamePatterns::parse(v, &COOKIES, |name| match name.bytes().all(is_tchar) {
-            true => Ok(name.as_bytes().to_vec()),
-            false => Err(format!(
-                "`{}` is not a cookie name (letters, digits and !#$%&'+-.^_`|~; no space, `=`, \
-                 `;` or quote)",
-                name.escape_debug()
-            )),
-        })?;
+        let names = NamePatterns::parse(v, &COOKIES, spell_cookie_name)?;
         Ok(BypassCookies { names })
     }
 

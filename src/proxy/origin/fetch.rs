@@ -220,6 +220,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     // is added as the head is written (`relay`), after.
                     (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
                 }
+                // After the paths: a rule reads the cookie's name alone.
+                let cookie_flags = &shared.config_of_pool(to.pool).cookie_flags;
+                if !cookie_flags.is_empty() {
+                    (response.headers).edit_values("set-cookie", |c| cookie_flags.apply(c));
+                }
                 let status = response.status;
                 report_answer(target, picked, status, retry_on, client);
                 let fetched = Fetched {
