@@ -51,6 +51,9 @@ pub struct Facts<'a> {
     pub client: IpAddr,
     /// Its port, when it is the connection's other end.
     pub client_port: Option<u16>,
+    /// The connection's other end (or the client its PROXY header
+    /// names), before `real_ip_from`: `$realip_remote_addr`.
+    pub peer: SocketAddr,
     /// The address and port it connected to.
     pub server: SocketAddr,
     /// The user `auth_basic` accepted for this request.
@@ -76,6 +79,7 @@ impl<'a> Facts<'a> {
             sent_target: None,
             client: [192, 0, 2, 10].into(),
             client_port: Some(51_000),
+            peer: ([192, 0, 2, 10], 51_000).into(),
             server: ([192, 0, 2, 1], 8080).into(),
             user: None,
             scheme: "http",
@@ -409,6 +413,16 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             return;
         }
         Var::ServerAddr => return drop(write!(out, "{}", facts.server.ip())),
+        Var::RealipRemoteAddr => return drop(write!(out, "{}", facts.peer.ip())),
+        Var::RealipRemotePort => {
+            out.extend_from_slice(Decimal::new(u64::from(facts.peer.port())).as_bytes());
+            return;
+        }
+        Var::Hostname => variables::hostname(),
+        Var::Pid => {
+            out.extend_from_slice(Decimal::new(u64::from(std::process::id())).as_bytes());
+            return;
+        }
         Var::ServerPort => {
             out.extend_from_slice(Decimal::new(u64::from(facts.server.port())).as_bytes());
             return;
@@ -653,10 +667,16 @@ mod tests {
             user: Some("ann"),
             request_id: Some("r-1"),
             pool: Some("api"),
+            peer: ([10, 0, 0, 9], 40_001).into(),
             ..facts(&head)
         };
+        let pid = std::process::id().to_string();
         let cases = [
             ("$remote_addr:$remote_port", "192.0.2.10:51000"),
+            ("$realip_remote_addr:$realip_remote_port", "10.0.0.9:40001"),
+            ("$hostname", variables::hostname()),
+            ("$pid", &pid),
+            ("$document_uri", "/a/b"),
             ("$server_addr:$server_port", "192.0.2.1:8080"),
             ("$remote_user", "ann"),
             ("$time_local", "06/Nov/1994:08:49:37 +0000"),

@@ -60,6 +60,10 @@ pub enum Var {
     SslClientEscapedCert,
     Termination,
     LimitReqStatus,
+    RealipRemoteAddr,
+    RealipRemotePort,
+    Hostname,
+    Pid,
 }
 
 impl Var {
@@ -163,6 +167,11 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("ssl_client_escaped_cert", Var::SslClientEscapedCert),
     ("termination", Var::Termination),
     ("limit_req_status", Var::LimitReqStatus),
+    ("realip_remote_addr", Var::RealipRemoteAddr),
+    ("realip_remote_port", Var::RealipRemotePort),
+    ("hostname", Var::Hostname),
+    ("pid", Var::Pid),
+    ("document_uri", Var::Uri),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the
@@ -264,6 +273,10 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     if let Some((_, var)) = VARIABLES.iter().find(|(known, _)| *known == lower) {
         return Ok(Named::Var(*var));
     }
+    // nginx's names for two request fields.
+    if matches!(lower.as_str(), "content_type" | "content_length") {
+        return Ok(Named::Field(lower.into()));
+    }
     // The families of names: a prefix, then what it names.
     type Make = fn(Box<str>) -> Named;
     let families: [(&str, Make, &str); 5] = [
@@ -309,6 +322,25 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     Err(match hint {
         Some(near) => format!("unknown variable `${name}` (did you mean `${near}`?)"),
         None => format!("unknown variable `${name}`"),
+    })
+}
+
+/// The machine's host name (`$hostname`), read once: `-` when the
+/// system gives none that is text.
+pub fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<Box<str>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for writes of its whole length,
+        // which is what is passed; the name is NUL-terminated within it
+        // when it fits, and a longer one is cut without (read up to the
+        // first NUL or the end, below).
+        let done = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        match (done, std::str::from_utf8(&buf[..len])) {
+            (0, Ok(name)) if !name.is_empty() => name.into(),
+            _ => "-".into(),
+        }
     })
 }
 

@@ -22,6 +22,9 @@ pub struct Record {
     /// The client's port: none when `client` is not the connection's other
     /// end but the address a proxy in front named.
     pub client_port: Option<u16>,
+    /// The connection's other end (or the client its PROXY header names),
+    /// before `real_ip_from` read who is behind it: `$realip_remote_addr`.
+    pub peer: Option<SocketAddr>,
     /// The address and port the client connected to (`port` or
     /// `tls_port`), when known.
     pub server: Option<SocketAddr>,
@@ -146,6 +149,7 @@ impl Record {
             time,
             client: client.ip(),
             client_port: Some(client.port()),
+            peer: Some(client),
             server: Some(server),
             remote_user: None,
             request_line,

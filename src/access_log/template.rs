@@ -107,6 +107,7 @@ impl Template {
             time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
             client: [203, 0, 113, 7].into(),
             client_port: Some(51_234),
+            peer: Some(([203, 0, 113, 7], 51_234).into()),
             server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
@@ -302,6 +303,13 @@ fn write_var(
             None => out.absent(),
         },
         Var::ServerPort => out.number(r.server.map(|server| u64::from(server.port()))),
+        Var::RealipRemoteAddr => match r.peer {
+            Some(peer) => push_ip(out.line, peer.ip()),
+            None => out.absent(),
+        },
+        Var::RealipRemotePort => out.number(r.peer.map(|peer| u64::from(peer.port()))),
+        Var::Hostname => out.text(Some(variables::hostname())),
+        Var::Pid => out.number(Some(u64::from(std::process::id()))),
         // As the combined line writes it: its spaces escaped too, since
         // nginx's `combined` has it unquoted.
         Var::RemoteUser => match out.escape {
@@ -479,6 +487,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             client: "192.0.2.10".parse().unwrap(),
             client_port: Some(51_000),
+            peer: Some(([10, 0, 0, 9], 40_001).into()),
             server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
@@ -526,6 +535,7 @@ mod tests {
     fn bare_record() -> Record {
         Record {
             client_port: None,
+            peer: None,
             remote_user: None,
             referer: None,
             user_agent: None,
@@ -567,9 +577,15 @@ mod tests {
 
     #[test]
     fn every_variable_is_written_for_a_full_record() {
+        let pid = std::process::id().to_string();
         let cases = [
             ("$remote_addr", "192.0.2.10"),
             ("$remote_port", "51000"),
+            // The connection's other end, a balancer in front.
+            ("$realip_remote_addr", "10.0.0.9"),
+            ("$realip_remote_port", "40001"),
+            ("$hostname", variables::hostname()),
+            ("$pid", &pid),
             ("$server_addr", "192.0.2.1"),
             ("$server_port", "8443"),
             ("$remote_user", "ann"),
@@ -580,6 +596,7 @@ mod tests {
             ("$request_method", "GET"),
             ("$request_uri", "/a/b.html?x=1&y=%22"),
             ("$uri", "/a/b.html"),
+            ("$document_uri", "/a/b.html"),
             ("$args", "x=1&y=%22"),
             ("$query_string", "x=1&y=%22"),
             ("$arg_y", "%22"),
@@ -644,6 +661,23 @@ mod tests {
                 "${name} is not tested"
             );
         }
+    }
+
+    #[test]
+    fn content_type_and_content_length_are_the_request_s_fields_as_nginx_names_them() {
+        let template = Template::parse("$content_type|$Content_Length|$http_content_type").unwrap();
+        assert_eq!(
+            &*template.fields,
+            [Box::from("content_type"), Box::from("content_length")]
+        );
+        let mut headers = Headers::new();
+        headers.push("Content-Type", "text/plain");
+        headers.push("Content-Length", "5");
+        let record = Record {
+            fields: Some(RequestFields::take(&template.fields, &headers)),
+            ..record()
+        };
+        assert_eq!(line(&template.source, &record), "text/plain|5|text/plain");
     }
 
     #[test]
