@@ -2351,18 +2351,22 @@ pub fn log_line(data: &[u8]) {
                     .map(|v| String::from_utf8(v).expect("cut at ASCII")),
             ),
             "arg_a" => Logged::PieceOf(pieces.clone()),
-            // The first response field `x_b` names, as the head went out.
-            "sent_x_b" => Logged::Value(
-                (Heads::fields_of(response_head.as_bytes()).into_iter())
-                    .find(|(name, _)| inverso::variables::names_field("x_b", name))
-                    .map(|(_, value)| value),
-            ),
-            // The first of the backend's fields `x_a` names, as it came.
-            "upstream_x_a" => Logged::Value(
-                (record.upstream_fields.iter().flat_map(Headers::iter))
-                    .find(|(name, _)| inverso::variables::names_field("x_a", name))
-                    .map(|(_, value)| String::from_utf8_lossy(value).into_owned()),
-            ),
+            // The response fields `x_b` names, as the head went out, joined.
+            "sent_x_b" => Logged::Value({
+                let values: Vec<String> = (Heads::fields_of(response_head.as_bytes()).into_iter())
+                    .filter(|(name, _)| inverso::variables::names_field("x_b", name))
+                    .map(|(_, value)| value)
+                    .collect();
+                (!values.is_empty()).then(|| values.join(", "))
+            }),
+            // The backend's fields `x_a` names, as they came, joined.
+            "upstream_x_a" => Logged::Value({
+                let values: Vec<String> = (record.upstream_fields.iter().flat_map(Headers::iter))
+                    .filter(|(name, _)| inverso::variables::names_field("x_a", name))
+                    .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+                    .collect();
+                (!values.is_empty()).then(|| values.join(", "))
+            }),
             _ => Logged::Value(None),
         }
     };

@@ -184,12 +184,15 @@ fn upstream_http_reads_the_backend_s_fields_as_they_came() {
             ("Cache-Control", "max-age=60"),
             ("X-Powered-By", "Express"),
             ("X-App-Time", "12ms"),
+            ("X-Tag", "a"),
+            ("x-tag", "b"),
         ];
         respond(out, 200, &fields, b"body");
         Action::KeepAlive
     });
     let template = "$request_uri|$upstream_http_x_powered_by|$sent_http_x_powered_by|\
-                    $upstream_http_X_App_Time|$upstream_http_x_cache|$sent_http_x_cache";
+                    $upstream_http_X_App_Time|$upstream_http_x_cache|$sent_http_x_cache|\
+                    $upstream_http_x_tag|$sent_http_x_tag";
     let mut proxy = start_proxy(&[origin.addr], |c| {
         logging_as(template)(c);
         let mut loader = inverso::config::Loader::new();
@@ -207,7 +210,10 @@ fn upstream_http_reads_the_backend_s_fields_as_they_came() {
     // X-Cache is no backend's; a hit asked no backend.
     assert_eq!(
         proxy.log_lines(),
-        ["/page|Express|-|12ms|-|MISS", "/page|-|-|-|-|HIT"]
+        [
+            "/page|Express|-|12ms|-|MISS|a, b|a, b",
+            "/page|-|-|-|-|HIT|-|a, b"
+        ]
     );
 }
 

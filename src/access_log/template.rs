@@ -15,6 +15,7 @@ use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::LogClock;
 use crate::http::headers::Headers;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -177,25 +178,29 @@ impl Template {
                 Piece::Named(Named::SentField(name)) => {
                     let head = record.response_head.as_deref().unwrap_or_default();
                     let fields = sent.get_or_insert_with(|| Heads::fields_of(head));
-                    let value = fields
-                        .iter()
-                        .find(|(field, _)| variables::names_field(name, field));
-                    out.text(value.map(|(_, value)| value.as_str()));
+                    let values = (fields.iter())
+                        .filter(|(field, _)| variables::names_field(name, field))
+                        .map(|(_, value)| Cow::from(value.as_str()));
+                    out.text(joined(values).as_deref());
                 }
                 Piece::Named(Named::UpstreamField(name)) => {
-                    let fields = record.upstream_fields.as_ref();
-                    let value = fields.and_then(|fields| {
-                        (fields.iter()).find(|(field, _)| variables::names_field(name, field))
-                    });
-                    out.text(
-                        value
-                            .map(|(_, value)| String::from_utf8_lossy(value))
-                            .as_deref(),
-                    );
+                    let fields = record.upstream_fields.iter().flat_map(Headers::iter);
+                    let values = fields
+                        .filter(|(field, _)| variables::names_field(name, field))
+                        .map(|(_, value)| String::from_utf8_lossy(value));
+                    out.text(joined(values).as_deref());
                 }
             }
         }
     }
+}
+
+/// A response's fields of one name, joined with `, ` as nginx (since
+/// 1.23) joins them for `$sent_http_` and `$upstream_http_`; `None`
+/// without one.
+fn joined<'a>(mut values: impl Iterator<Item = Cow<'a, str>>) -> Option<Cow<'a, str>> {
+    let first = values.next()?;
+    Some(values.fold(first, |all, value| Cow::Owned(format!("{all}, {value}"))))
 }
 
 /// How a template writes the values that are text (`escape=` before it,
