@@ -190,7 +190,13 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             pool.name,
             settings.balance.name(),
             match &settings.health_check_path {
-                Some(path) => format!(", health_check_path {}", config::printable(path)),
+                Some(path) => match settings.health_check_method {
+                    "GET" => format!(", health_check_path {}", config::printable(path)),
+                    method => format!(
+                        ", health_check_path {} by {method}",
+                        config::printable(path)
+                    ),
+                },
                 None if settings.health_check_tcp => ", health_check_tcp".to_string(),
                 None => String::new(),
             }

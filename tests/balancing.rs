@@ -1054,6 +1054,25 @@ fn probes_seen(backend: &Backend) -> usize {
 }
 
 #[test]
+fn probes_are_sent_with_health_check_method_and_a_head_s_answer_passes() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        checks(c);
+        c.health_check_method = "HEAD";
+    });
+    let probes = || -> Vec<String> {
+        (a.seen().iter())
+            .filter(|seen| seen.path() == "/health")
+            .map(|seen| seen.method().to_string())
+            .collect()
+    };
+    // fall = 2: had the probes failed, two of three would have taken it out.
+    assert!(wait_until(WAIT_LIMIT, || probes().len() >= 3));
+    assert!(probes().iter().all(|m| m == "HEAD"), "{:?}", probes());
+    assert_eq!(get(&proxy, "/").0, 200);
+}
+
+#[test]
 fn probes_send_health_check_host_and_a_backend_checking_host_stays_in() {
     let a = Killable::start("a");
     let v = virtual_host("www.example.com");

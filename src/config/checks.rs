@@ -431,6 +431,16 @@ impl Loader {
                 ),
             ));
         }
+        // The answer to a HEAD has no body to hold the text.
+        if config.health_check_method == "HEAD" && config.health_check_expect_body.is_some() {
+            return Err(self.refused_in(
+                scope,
+                "health_check_method",
+                "is HEAD, but health_check_expect_body is set: the answer to a HEAD has no \
+                 body; probe with GET to read it"
+                    .into(),
+            ));
+        }
         // A probe inverso itself would answer 414.
         if let Some(path) = config
             .health_check_path
@@ -891,6 +901,29 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.place, "proxy.conf:4");
+    }
+
+    #[test]
+    fn health_check_method_is_one_of_three_and_a_head_reads_no_body() {
+        let c = build("targets = 127.0.0.1:1\nhealth_check_path = /\nhealth_check_method = HEAD\n");
+        assert_eq!(c.unwrap().health_check_method, "HEAD");
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.health_check_method, "GET");
+        let e = build("targets = 127.0.0.1:1\nhealth_check_method = head\n").unwrap_err();
+        assert!(
+            e.to_string().contains("GET, HEAD or OPTIONS (in capitals"),
+            "{e}"
+        );
+        let e = build(
+            "targets = 127.0.0.1:1\nhealth_check_path = /\nhealth_check_method = HEAD\n\
+             health_check_expect_body = UP\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("proxy.conf:3: health_check_method: is HEAD, but"),
+            "{e}"
+        );
     }
 
     #[test]

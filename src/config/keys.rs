@@ -417,6 +417,26 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "health_check_method",
+        default: "GET",
+        help: "the probes' method: GET, HEAD (for a backend that logs or renders every GET; \
+               not with health_check_expect_body) or OPTIONS (HAProxy's bare option httpchk)",
+        apply: |c, v| {
+            c.health_check_method = match v {
+                "GET" => "GET",
+                "HEAD" => "HEAD",
+                "OPTIONS" => "OPTIONS",
+                _ => {
+                    return Err(format!(
+                        "`{}`: GET, HEAD or OPTIONS (in capitals, as methods are written)",
+                        v.escape_debug()
+                    ))
+                }
+            };
+            Ok(())
+        },
+    },
+    Key {
         name: "health_check_tcp",
         default: "false",
         help: "probe every target by connecting (to a unix: target's socket too) and closing \

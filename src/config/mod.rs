@@ -183,6 +183,8 @@ pub struct Config {
     pub health_check_expect_status: Arc<[(u16, u16)]>,
     /// Text a probe's body must hold.
     pub health_check_expect_body: Option<Arc<str>>,
+    /// The probes' method: `GET`, `HEAD` or `OPTIONS`.
+    pub health_check_method: &'static str,
     pub health_check_interval: Duration,
     /// How long a whole probe may take; `None`: the smaller of
     /// `backend_timeout` and the interval.
@@ -440,6 +442,7 @@ impl Config {
             health_check_host: None,
             health_check_expect_status: Arc::from([]),
             health_check_expect_body: None,
+            health_check_method: "GET",
             health_check_interval: Duration::from_secs(1),
             health_check_timeout: None,
             health_check_rise: 1,

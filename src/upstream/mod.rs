@@ -284,7 +284,10 @@ impl Upstreams {
     /// the `GET`, which connects too.
     pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
         let kind = match &config.health_check_path {
-            Some(path) => ProbeKind::Get(path.clone()),
+            Some(path) => ProbeKind::Http {
+                method: config.health_check_method,
+                path: path.clone(),
+            },
             None if config.health_check_tcp => ProbeKind::Connect,
             None => {
                 // Off, perhaps since a reload: nothing is held down by them.

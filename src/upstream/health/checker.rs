@@ -67,7 +67,7 @@ impl Health {
                     // requests that failed (a backend that resets each
                     // one accepts): it ends the checks' own mark alone,
                     // and a passive one runs to fail_timeout.
-                    let clears_passive = matches!(settings.kind, ProbeKind::Get(_));
+                    let clears_passive = matches!(settings.kind, ProbeKind::Http { .. });
                     let still_out = passive_out && !clears_passive;
                     // Back now only if out until now: a passive mark that
                     // already ended brought it back when it did.
@@ -135,9 +135,13 @@ impl Health {
 /// What a probe does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeKind {
-    /// `GET path`, the answer judged (`health_check_path`, HAProxy's
-    /// `option httpchk`).
-    Get(String),
+    /// A request for the path, the answer judged (`health_check_path`
+    /// and `health_check_method`, HAProxy's `option httpchk HEAD /up`).
+    Http {
+        /// `GET`, `HEAD` or `OPTIONS`.
+        method: &'static str,
+        path: String,
+    },
     /// A connection opened and closed at once, nothing sent or read
     /// (`health_check_tcp`, HAProxy's plain `check`): a backend that
     /// accepts is up, whatever it does next.
@@ -148,7 +152,11 @@ pub enum ProbeKind {
 impl std::fmt::Display for ProbeKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ProbeKind::Get(path) => f.write_str(path),
+            ProbeKind::Http {
+                method: "GET",
+                path,
+            } => f.write_str(path),
+            ProbeKind::Http { method, path } => write!(f, "{method} {path}"),
             ProbeKind::Connect => f.write_str("by connect"),
         }
     }
@@ -459,7 +467,12 @@ mod tests {
     #[test]
     fn a_failed_connect_probe_is_logged_as_one() {
         assert_eq!(ProbeKind::Connect.to_string(), "by connect");
-        assert_eq!(ProbeKind::Get("/up".into()).to_string(), "/up");
+        let http = |method, path: &str| ProbeKind::Http {
+            method,
+            path: path.into(),
+        };
+        assert_eq!(http("GET", "/up").to_string(), "/up");
+        assert_eq!(http("HEAD", "/").to_string(), "HEAD /");
         // Counted as a GET's failures are.
         let h = health(0, 10);
         let settings = Active {

@@ -173,7 +173,10 @@ mod test_support {
 
     pub(super) fn probing(rise: u32, fall: u32) -> Active {
         Active {
-            kind: ProbeKind::Get("/health".into()),
+            kind: ProbeKind::Http {
+                method: "GET",
+                path: "/health".into(),
+            },
             host: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),

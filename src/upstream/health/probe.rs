@@ -66,7 +66,7 @@ pub enum ProbeError {
 /// same time: a certificate that would fail a request fails the probe
 /// (HAProxy's layer-6 check).
 ///
-/// [`ProbeKind::Get`]: a 2xx or 3xx final status is healthy, or one
+/// [`ProbeKind::Http`]: a 2xx or 3xx final status is healthy, or one
 /// `expect_status` lists, with a body that holds `expect_body` when that
 /// is set (interim 1xx heads are skipped).
 pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
@@ -101,19 +101,19 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
                 ProbeError::Connect(e)
             }
         })?;
-    let path = match &settings.kind {
+    let (method, path) = match &settings.kind {
         // Dropped here: a plain close, nothing waited for (the proxy's
         // side keeps a TIME_WAIT a minute, one per probe: a dozen per
         // target at the default interval).
         ProbeKind::Connect => return Ok(()),
-        ProbeKind::Get(path) => path,
+        ProbeKind::Http { method, path } => (method, path),
     };
     stream
         .set_write_timeout(Some(left()?))
         .map_err(ProbeError::Send)?;
     let host = settings.host.as_deref().unwrap_or(&probe.host);
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
