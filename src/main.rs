@@ -77,8 +77,9 @@ struct ConfigArgs {
     #[arg(long)]
     bind: Option<String>,
     /// Backends, comma separated host:port or unix:PATH, each with optional
-    /// weight=N, max_conns=N, `backup`, and `tls` (with tls_name=NAME) for
-    /// one spoken to over TLS (overrides `targets`).
+    /// weight=N, max_conns=N, `backup`, `down`, max_fails=N, fail_timeout=D,
+    /// and `tls` (with tls_name=NAME) for one spoken to over TLS (overrides
+    /// `targets`).
     #[arg(long)]
     targets: Option<String>,
     /// Override any key, e.g. `--set cache_size=128MiB` (repeatable).
