@@ -71,6 +71,39 @@ fn sample(proxy: &Proxy, metric: &str, target: SocketAddr) -> u64 {
 }
 
 #[test]
+fn retry_timeout_ends_the_retries_of_a_request_whose_first_try_took_longer() {
+    // The first target (round robin's first) takes its time to say 503.
+    let slow = Backend::start("slow", |_, out| {
+        std::thread::sleep(Duration::from_millis(300));
+        respond(out, 503, &[], b"busy slow");
+        Action::KeepAlive
+    });
+    let good = Backend::echo("good");
+    for (limit, status) in [(Duration::ZERO, 200), (Duration::from_millis(100), 503)] {
+        let proxy = start_proxy(&[slow.addr, good.addr], |c| {
+            listing("503")(c);
+            c.retry_timeout = limit;
+        });
+        let answer = send(&proxy, GET);
+        assert_eq!(answer.status, status, "retry_timeout {limit:?}");
+    }
+    assert_eq!(good.requests(), 1, "retried once, under no limit");
+
+    // A first target that never answers: its timeout past the limit, the
+    // client hears of it rather than waiting for the next one.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    for (limit, status) in [(Duration::ZERO, 200), (Duration::from_millis(100), 504)] {
+        let proxy = start_proxy(&[silent_addr, good.addr], |c| {
+            c.backend_timeout = Some(Duration::from_millis(300));
+            c.retry_timeout = limit;
+        });
+        let answer = send(&proxy, GET);
+        assert_eq!(answer.status, status, "retry_timeout {limit:?}");
+    }
+}
+
+#[test]
 fn a_get_answered_with_a_listed_status_goes_to_the_next_target() {
     // Round robin sends a new proxy's first request to the first target.
     let bad = answering("bad", 503, &[]);

@@ -380,6 +380,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, |v| parse_number(v, 0..=1000)).map(|n| c.retries = n),
     },
     Key {
+        name: "retry_timeout",
+        default: "0",
+        help: "how long after the first try a failed request may still go on to another \
+               target, as nginx's proxy_next_upstream_timeout: bounds the wait of a request \
+               whose targets time out one after another; 0 = no limit",
+        apply: |c, v| parse_duration(v).map(|d| c.retry_timeout = d),
+    },
+    Key {
         name: "retry_on_status",
         default: "",
         help: "response statuses that send an idempotent request with a buffered body on to \

@@ -167,6 +167,9 @@ pub struct Config {
     pub fail_timeout: Duration,
     /// Other targets tried after a failure; `None`: every other target.
     pub retries: Option<usize>,
+    /// After this long from the first try, a failure is not sent on to
+    /// another target (nginx's `proxy_next_upstream_timeout`); 0: never.
+    pub retry_timeout: Duration,
     /// Response statuses retried on another target; empty: none.
     pub retry_on_status: crate::upstream::retry_on::RetryOnStatus,
     /// How long a target back in rotation takes to get its whole share of
@@ -435,6 +438,7 @@ impl Config {
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),
             retries: None,
+            retry_timeout: Duration::ZERO,
             retry_on_status: Default::default(),
             slow_start: Duration::ZERO,
             health_check_path: None,

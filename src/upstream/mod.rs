@@ -104,6 +104,8 @@ pub struct Upstreams {
     connect_timeout: Duration,
     queue_timeout: Duration,
     retries: usize,
+    /// `retry_timeout`; `None`: no limit.
+    retry_timeout: Option<Duration>,
     retry_on_status: retry_on::RetryOnStatus,
     /// How long a target back in rotation takes to get its whole share.
     slow_start: Duration,
@@ -211,6 +213,7 @@ impl Upstreams {
             connect_timeout: config.effective_connect_timeout(),
             queue_timeout: config.effective_queue_timeout(),
             retries: config.effective_retries(),
+            retry_timeout: (!config.retry_timeout.is_zero()).then_some(config.retry_timeout),
             retry_on_status: config.retry_on_status,
             slow_start: config.slow_start,
             stats: Arc::default(),
@@ -246,6 +249,12 @@ impl Upstreams {
     /// Other targets a failed request may be tried on.
     pub fn retries(&self) -> usize {
         self.retries
+    }
+
+    /// How long after the first try a request may still be sent on to
+    /// another target; `None`: as long as `retries` allows.
+    pub fn retry_timeout(&self) -> Option<Duration> {
+        self.retry_timeout
     }
 
     /// Response statuses that send a request on to another target.

@@ -57,6 +57,7 @@ pub const POOL_KEYS: &[&str] = &[
     "max_fails",
     "fail_timeout",
     "retries",
+    "retry_timeout",
     "retry_on_status",
     "slow_start",
     "hash_balance_factor",

@@ -78,6 +78,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
     let idempotent = is_idempotent(&head.method);
     let mut tried = vec![false; upstreams.targets().len()];
     let mut retries_left = upstreams.retries();
+    // The clock is read for it only where the limit is set.
+    let retry_until = upstreams
+        .retry_timeout()
+        .map(|limit| Instant::now() + limit);
+    let out_of_time = || retry_until.is_some_and(|until| Instant::now() >= until);
     let retry_on = upstreams.retry_on_status();
     let is_head = head.is_head();
     // The failure the client hears of when no target is left to try.
@@ -239,6 +244,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 // in hand is the last there will be.
                 if !retry_on.contains(status)
                     || retries_left == 0
+                    || out_of_time()
                     || !tried.contains(&false)
                     || !may_send_again(idempotent, send.body)
                     || client.watch.cut()
@@ -277,7 +283,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 hold_against(target, &f, client);
                 client.upstream_status = Some(f.status());
                 let untried = tried.iter().any(|&t| !t);
-                if retries_left == 0 || !untried || !retry_elsewhere(&f, idempotent, send.body) {
+                if retries_left == 0
+                    || !untried
+                    || !retry_elsewhere(&f, idempotent, send.body)
+                    || out_of_time()
+                {
                     return Err(failed(f.status()));
                 }
                 last_failure = Some(failed(f.status()));
