@@ -11,14 +11,15 @@
 //!
 //! ```text
 //! inverso-state 1
-//! # <target> <state>: the targets not ready, as set through the admin listener
+//! # <target> <state>: the targets not as configured, as set through the admin listener
 //! app:8000 maint
 //! 10.0.0.7:80 drain
 //! ```
 //!
 //! The first line names the format and its version, so that a later one
 //! can be told apart instead of sniffed. Then one line per target that is
-//! not `ready`: the target and its state (`ready`, `drain` or `maint`, in
+//! not in the state its configuration gives it (`ready`, or `maint` for
+//! one written `down`): the target and its state (`ready`, `drain` or `maint`, in
 //! any case), separated by blanks. Blank lines and lines starting with `#`
 //! are ignored. The target is named as `/status` shows it (its `name`, or
 //! its `address`), or by a name as written in `targets` that gives several
@@ -406,13 +407,20 @@ fn targets_named<'a>(upstreams: &'a Pools, id: &str) -> Vec<&'a Upstream> {
 }
 
 /// The file for the states `upstreams` are in now: one line per target
-/// not `ready`, or one for a name that gives several addresses, all in
-/// one state.
+/// not in the state its configuration gives it (`ready`, or `maint` for
+/// one written `down`), or one for a name that gives several addresses,
+/// all in one state. A target written `down` and in maintenance is left
+/// out: a start puts it there anyway, and one whose word was taken out
+/// meanwhile starts `ready`, as the configuration now says.
 pub fn render(upstreams: &Pools) -> String {
     let mut out = format!(
         "{MAGIC} {FORMAT_VERSION}\n\
-         # <target> <state>: the targets not ready, as set through the admin listener\n"
+         # <target> <state>: the targets not as configured, as set through the admin listener\n"
     );
+    let configured = |target: &Upstream| match target.down {
+        true => AdminState::Maint,
+        false => AdminState::Ready,
+    };
     let targets: Vec<&Upstream> = upstreams.targets().collect();
     // Read once: a change made meanwhile by another admin request is
     // written by that request.
@@ -424,12 +432,12 @@ pub fn render(upstreams: &Pools) -> String {
             .collect();
         let shared = states[i];
         if group.len() > 1 && group.iter().all(|&j| states[j] == shared) {
-            if shared != AdminState::Ready && names_done.insert(&target.written) {
+            if shared != configured(target) && names_done.insert(&target.written) {
                 let _ = writeln!(out, "{} {shared}", target.written);
             }
             continue;
         }
-        if states[i] != AdminState::Ready {
+        if states[i] != configured(target) {
             let _ = writeln!(out, "{} {}", target.name, states[i]);
         }
     }
@@ -648,7 +656,7 @@ mod tests {
         assert_eq!(
             render(&up),
             "inverso-state 1\n\
-             # <target> <state>: the targets not ready, as set through the admin listener\n"
+             # <target> <state>: the targets not as configured, as set through the admin listener\n"
         );
         let [a1, a2, third, db] = up.get(0).targets() else {
             panic!()
@@ -669,6 +677,36 @@ mod tests {
             body(&up),
             "app:80@127.0.0.1:2 maint\ndb.internal:5432 maint"
         );
+    }
+
+    #[test]
+    fn a_target_written_down_is_saved_only_out_of_maintenance() {
+        let generation = || {
+            let mut down = target("127.0.0.1:2", "127.0.0.1:2");
+            down.down = true;
+            upstreams(vec![target("127.0.0.1:1", "127.0.0.1:1"), down])
+        };
+        let up = generation();
+        let body = |up: &Pools| render(up).lines().skip(2).collect::<Vec<_>>().join("\n");
+        // In maintenance as written: nothing to keep.
+        assert_eq!(body(&up), "");
+        let down = &up.get(0).targets()[1];
+        up.set_admin_state(down, AdminState::Ready);
+        assert_eq!(body(&up), "127.0.0.1:2 ready");
+        up.set_admin_state(down, AdminState::Drain);
+        assert_eq!(body(&up), "127.0.0.1:2 drain");
+        // The operator's ready outlives a restart, as a drain does.
+        up.set_admin_state(down, AdminState::Ready);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        save(&path, &up).unwrap();
+        let next = generation();
+        assert_eq!(
+            next.get(0).targets()[1].health.admin_state(),
+            AdminState::Maint
+        );
+        restore(&next, &path);
+        assert_eq!(states(&next), states(&up));
     }
 
     #[test]
