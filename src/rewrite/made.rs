@@ -161,7 +161,7 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rewrite::tests::{made, redirect, rules};
+    use crate::rewrite::tests::{internal, made, redirect, rules};
 
     #[test]
     fn a_made_target_that_is_not_a_path_is_refused_at_its_use() {
@@ -244,6 +244,15 @@ mod tests {
                 .unwrap(),
             redirect(302, "https://a.example:8443/x")
         );
+    }
+
+    #[test]
+    fn a_made_target_may_be_8_kib_and_not_a_byte_more() {
+        let target = format!("/{}", "a".repeat(MAX_TARGET_LEN - 1));
+        assert_eq!(made("^/(.*)$ /$1", &target), internal(&target));
+        // The piece after one that reaches the limit still counts.
+        let e = made_err("^/(.*)$ /$1/", &target);
+        assert!(e.contains("longer than 8 KiB"), "{e}");
     }
 
     fn made_err(value: &str, target: &str) -> String {

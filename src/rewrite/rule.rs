@@ -397,6 +397,27 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_takes_as_many_hosts_and_as_long_a_pattern_as_allowed() {
+        let hosts = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("h{i}.example")).collect();
+            format!("^/a /b host={}", names.join(","))
+        };
+        assert!(Rule::parse("r", &hosts(MAX_HOSTS)).is_ok());
+        assert!(refused("r", &hosts(MAX_HOSTS + 1)).contains("more than 32 hosts"));
+        let longest = format!("^/{} /b", "a".repeat(MAX_PATTERN_LEN - 2));
+        assert!(Rule::parse("r", &longest).is_ok());
+    }
+
+    #[test]
+    fn a_rule_shows_its_name_pattern_and_replacement_as_written() {
+        let r = Rule::parse("old-blog", "^/blog/(.*)$ /articles/$1? permanent").unwrap();
+        assert_eq!(
+            (r.name(), r.pattern(), r.replacement()),
+            ("old-blog", "^/blog/(.*)$", "/articles/$1?")
+        );
+    }
+
+    #[test]
     fn check_says_what_each_rule_does() {
         let r = rules(&[
             ("a", "^/old/(.*)$ /new/$1 permanent"),

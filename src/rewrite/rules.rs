@@ -341,6 +341,12 @@ mod tests {
     }
 
     #[test]
+    fn a_configuration_without_rules_is_empty() {
+        assert!(Rewrites::default().is_empty());
+        assert!(!rules(&[("a", "^/a /x")]).is_empty());
+    }
+
+    #[test]
     fn a_reload_keeps_the_counts_of_rules_that_keep_their_names() {
         let old = rules(&[("a", "^/a /x"), ("b", "^/b /x")]);
         old.for_request(None, "http").apply("/a").unwrap();
