@@ -184,3 +184,89 @@ fn openat2_works(dir: &OwnedFd) -> bool {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    /// Whether this kernel opens with `openat2` at all: where it does not,
+    /// every name is the caller's, and there is nothing here to check.
+    fn at_hand(dir: &Path) -> bool {
+        openat2_works(&OwnedFd::from(File::open(dir).unwrap()))
+    }
+
+    fn contents(opened: Opened) -> String {
+        match opened {
+            Opened::File(file) => io::read_to_string(file).unwrap(),
+            _ => panic!("not opened here"),
+        }
+    }
+
+    #[test]
+    fn a_name_without_a_link_is_opened_here_and_one_with_a_link_left_to_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        if !at_hand(dir.path()) {
+            return;
+        }
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/a.txt"), "a").unwrap();
+        symlink("sub", dir.path().join("link")).unwrap();
+        let beneath = Beneath::default();
+        let open = |name: &str| beneath.open(dir.path(), Path::new(name));
+        let Opened::File(file) = open("sub/a.txt") else {
+            panic!("not opened here");
+        };
+        // As every descriptor std opens: none is left to a program run.
+        // SAFETY: F_GETFD on an open descriptor only reads its flags.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        assert_eq!(io::read_to_string(file).unwrap(), "a");
+        assert!(matches!(open(""), Opened::File(d) if d.metadata().unwrap().is_dir()));
+        assert!(matches!(open("link/a.txt"), Opened::Linked));
+        assert!(matches!(
+            open("missing"),
+            Opened::Failed(e) if e.kind() == io::ErrorKind::NotFound
+        ));
+    }
+
+    #[test]
+    fn a_call_that_fails_for_its_own_reason_does_not_give_openat2_up() {
+        let dir = tempfile::tempdir().unwrap();
+        if !at_hand(dir.path()) {
+            return;
+        }
+        // `.` beneath a file is `ENOTDIR`: that call's failure, not the
+        // kernel's refusal of `openat2`.
+        let file = dir.path().join("f");
+        fs::write(&file, "").unwrap();
+        assert!(openat2_works(&OwnedFd::from(File::open(&file).unwrap())));
+    }
+
+    #[test]
+    fn the_directory_opened_is_used_until_it_is_due_to_be_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        if !at_hand(dir.path()) {
+            return;
+        }
+        for release in ["1", "2"] {
+            fs::create_dir(dir.path().join(release)).unwrap();
+            fs::write(dir.path().join(release).join("v.txt"), release).unwrap();
+        }
+        let current = dir.path().join("current");
+        symlink("1", &current).unwrap();
+        let hourly = Beneath {
+            opened: RwLock::new(None),
+            reopen_every: Duration::from_secs(3600),
+        };
+        let v = Path::new("v.txt");
+        assert_eq!(contents(hourly.open(&current, v)), "1");
+        let next = dir.path().join("next");
+        symlink("2", &next).unwrap();
+        fs::rename(&next, &current).unwrap();
+        assert_eq!(contents(hourly.open(&current, v)), "1");
+        let each_time = Beneath::reopening_each_time();
+        assert_eq!(contents(each_time.open(&current, v)), "2");
+    }
+}

@@ -319,4 +319,18 @@ mod tests {
         assert!(html.contains(">a\u{fffd}b\u{fffd}[31m</a>"), "{html}");
         assert!(html.contains("href=\"a%0Ab%1B%5B31m\""), "{html}");
     }
+
+    #[test]
+    fn each_format_says_its_type() {
+        assert_eq!(Format::Html.content_type(), "text/html; charset=utf-8");
+        assert_eq!(Format::Json.content_type(), "application/json");
+    }
+
+    #[test]
+    fn a_name_as_wide_as_the_column_is_shown_whole() {
+        let name = "x".repeat(NAME_WIDTH);
+        let listing = Listing::new(vec![entry(name.as_bytes(), false, 5)], false);
+        let html = listing.write("/", Format::Html);
+        assert!(html.contains(&format!(">{name}</a> 06-Nov-1994")), "{html}");
+    }
 }

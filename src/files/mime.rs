@@ -142,4 +142,14 @@ mod tests {
         assert_eq!(content_type(b"trailing."), UNKNOWN);
         assert_eq!(content_type(b""), UNKNOWN);
     }
+
+    #[test]
+    fn an_svgz_is_an_svg_stored_gzipped() {
+        assert_eq!(content_type(b"logo.svgz"), "image/svg+xml");
+        assert_eq!(content_encoding(b"logo.svgz"), Some("gzip"));
+        assert_eq!(content_encoding(b"LOGO.SVGZ"), Some("gzip"));
+        for plain in [&b"logo.svg"[..], b"svgz", b"logo.svgz.txt"] {
+            assert_eq!(content_encoding(plain), None);
+        }
+    }
 }

@@ -6,6 +6,7 @@ use crate::http::Headers;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::time::UNIX_EPOCH;
 
 fn site() -> (tempfile::TempDir, Files) {
     let dir = tempfile::tempdir().unwrap();
@@ -262,4 +263,129 @@ fn max_age_and_immutable_make_the_cache_control() {
     assert!(files.immutable());
     let immutable = files.cache_control();
     assert_eq!(immutable.as_deref(), Some("max-age=3600, immutable"));
+}
+
+#[test]
+fn a_relative_link_leads_only_to_what_a_request_could_name() {
+    let (dir, files) = site();
+    let root = dir.path().join("site");
+    fs::create_dir(root.join(".git")).unwrap();
+    fs::write(root.join(".git/config"), "secret").unwrap();
+    symlink(".git", root.join("git")).unwrap();
+    symlink(".env", root.join("env")).unwrap();
+    symlink("../outside.txt", root.join("out.txt")).unwrap();
+    symlink("docs/index.html", root.join("docs.html")).unwrap();
+    for path in ["/git/config", "/env", "/out.txt"] {
+        assert!(matches!(files.find_plain(path), Found::Missing), "{path}");
+    }
+    assert_eq!(body_of(files.find_plain("/docs.html")), "<h1>docs</h1>");
+}
+
+#[test]
+fn an_escaped_slash_is_no_separator() {
+    let (_dir, files) = site();
+    assert!(matches!(
+        files.find_plain("/docs%2Findex.html"),
+        Found::Missing
+    ));
+}
+
+#[test]
+fn a_link_to_a_fifo_is_not_served() {
+    let (dir, files) = site();
+    let fifo = dir.path().join("site/pipe");
+    let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    symlink("pipe", dir.path().join("site/pipe.txt")).unwrap();
+    assert!(matches!(files.find_plain("/pipe.txt"), Found::Missing));
+}
+
+#[test]
+fn a_file_is_served_with_its_length_and_its_time_to_the_second() {
+    let (dir, files) = site();
+    let at = UNIX_EPOCH + Duration::new(784_111_777, 500_000_000);
+    let app = fs::File::options()
+        .write(true)
+        .open(dir.path().join("site/app.js"));
+    app.unwrap().set_modified(at).unwrap();
+    let Found::File(served) = files.find_plain("/app.js") else {
+        panic!()
+    };
+    assert_eq!(served.len, 10);
+    assert_eq!(
+        served.modified,
+        UNIX_EPOCH + Duration::from_secs(784_111_777)
+    );
+}
+
+#[test]
+fn a_listing_holds_what_the_route_serves_and_nothing_else() {
+    let (dir, files) = site();
+    let files = files.with_autoindex(Format::Json).unwrap();
+    let root = dir.path().join("site");
+    let empty = root.join("empty");
+    fs::write(empty.join("a.txt"), "aaa").unwrap();
+    let a = fs::File::options().write(true).open(empty.join("a.txt"));
+    a.unwrap()
+        .set_modified(UNIX_EPOCH + Duration::from_secs(784_111_777))
+        .unwrap();
+    fs::create_dir(empty.join("sub")).unwrap();
+    fs::write(empty.join(".hidden"), "h").unwrap();
+    fs::write(empty.join("back\\slash"), "b").unwrap();
+    symlink(root.join("app.js"), empty.join("app.js")).unwrap();
+    symlink(root.join("docs"), empty.join("docs")).unwrap();
+    symlink(dir.path().join("outside.txt"), empty.join("out.txt")).unwrap();
+    symlink(root.join(".env"), empty.join("env")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(empty.join("sock")).unwrap();
+    let Found::Listing(listing, Format::Json) = files.find_plain("/empty/") else {
+        panic!()
+    };
+    let listed: Vec<(&[u8], bool)> = (listing.entries.iter())
+        .map(|e| (&e.name[..], e.directory))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (&b"docs"[..], true),
+            (b"sub", true),
+            (b"a.txt", false),
+            (b"app.js", false)
+        ]
+    );
+    let (a, app) = (&listing.entries[2], &listing.entries[3]);
+    assert_eq!(a.len, 3);
+    assert_eq!(a.modified, UNIX_EPOCH + Duration::from_secs(784_111_777));
+    // A link's is what it leads to.
+    assert_eq!(app.len, 10);
+    assert!(!listing.cut);
+}
+
+#[test]
+fn only_what_the_proxy_itself_ran_out_of_is_exhaustion() {
+    let unopened = |error| Unopened {
+        path: PathBuf::from("/srv/www/a.txt"),
+        error,
+    };
+    for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM] {
+        let error = io::Error::from_raw_os_error(errno);
+        assert!(unopened(error).exhausted(), "{errno}");
+    }
+    assert!(unopened(io::ErrorKind::OutOfMemory.into()).exhausted());
+    for errno in [libc::EIO, libc::EACCES] {
+        let error = io::Error::from_raw_os_error(errno);
+        assert!(!unopened(error).exhausted(), "{errno}");
+    }
+}
+
+#[test]
+fn a_refused_open_is_forbidden_and_an_unexpected_one_failed() {
+    let path = Path::new("/srv/www/a.txt");
+    let found = |errno| open::found_for(io::Error::from_raw_os_error(errno), path);
+    assert!(matches!(found(libc::EACCES), Found::Forbidden(u) if u.path == path));
+    assert!(matches!(found(libc::EPERM), Found::Forbidden(_)));
+    for missing in [libc::ENOENT, libc::ENOTDIR, libc::ELOOP, libc::ENXIO] {
+        assert!(matches!(found(missing), Found::Missing), "{missing}");
+    }
+    assert!(matches!(found(libc::EIO), Found::Failed(u) if u.path == path));
 }
