@@ -910,7 +910,11 @@ pub fn rewrite(data: &[u8]) {
             server: (std::net::Ipv4Addr::new(192, 0, 2, 1), 8080).into(),
             user: Some(field).filter(|f| !f.is_empty()),
             scheme,
-            tls: https.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            tls: https.then_some(inverso::http::tls::Agreed {
+                protocol: "TLSv1.3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
+                resumed: false,
+            }),
             server_name: https.then_some("www.example.com"),
             certificate: None,
             request_id: Some("r-1"),
@@ -2243,7 +2247,11 @@ pub fn log_line(data: &[u8]) {
         // The request's fields stand for a backend's: text of any kind.
         upstream_fields: (flags & 8 != 0).then(|| headers.clone()),
         scheme: if tls { "https" } else { "http" },
-        tls: tls.then_some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+        tls: tls.then_some(inverso::http::tls::Agreed {
+            protocol: "TLSv1.3",
+            cipher: "TLS13_AES_128_GCM_SHA256",
+            resumed: false,
+        }),
         server_name: server_name.filter(|_| tls).map(Arc::from),
         client_certificate: (tls && flags & 32 != 0).then(|| {
             Arc::new(ClientCertificate {

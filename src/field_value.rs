@@ -60,7 +60,7 @@ pub struct Facts<'a> {
     pub user: Option<&'a str>,
     pub scheme: &'a str,
     /// The TLS version and cipher suite of a connection to `tls_port`.
-    pub tls: Option<(&'a str, &'a str)>,
+    pub tls: Option<crate::http::tls::Agreed>,
     /// The host name its hello asked for (SNI).
     pub server_name: Option<&'a str>,
     pub certificate: Option<&'a ClientCertificate>,
@@ -471,8 +471,13 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             Some(_) => "on",
             None => "",
         },
-        Var::SslProtocol => facts.tls.map_or("", |(version, _)| version),
-        Var::SslCipher => facts.tls.map_or("", |(_, suite)| suite),
+        Var::SslProtocol => facts.tls.map_or("", |tls| tls.protocol),
+        Var::SslCipher => facts.tls.map_or("", |tls| tls.cipher),
+        Var::SslSessionReused => match facts.tls {
+            Some(tls) if tls.resumed => "r",
+            Some(_) => ".",
+            None => "",
+        },
         Var::SslServerName => facts.server_name.unwrap_or_default(),
         Var::SslClientVerify => match (facts.tls, certificate) {
             (None, _) => "",
@@ -660,7 +665,11 @@ mod tests {
             serial: Some("0BAD".into()),
         };
         let over_tls = Facts {
-            tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            tls: Some(crate::http::tls::Agreed {
+                protocol: "TLSv1.3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
+                resumed: false,
+            }),
             server_name: Some("shop.example"),
             certificate: Some(&cert),
             scheme: "https",
@@ -701,6 +710,7 @@ mod tests {
                 "$ssl_protocol $ssl_cipher $ssl_server_name",
                 "TLSv1.3 TLS13_AES_128_GCM_SHA256 shop.example",
             ),
+            ("[$ssl_session_reused]", "[.]"),
             ("$ssl_client_verify $ssl_client_fingerprint", "SUCCESS 70"),
             (
                 "$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial",
@@ -801,7 +811,11 @@ mod tests {
         let empty = self::head("/a?", &[]);
         assert_eq!(rendered("[$uri$is_args$args]", &facts(&empty)), "[/a]");
         let over_tls = Facts {
-            tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            tls: Some(crate::http::tls::Agreed {
+                protocol: "TLSv1.3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
+                resumed: false,
+            }),
             ..facts(&head)
         };
         assert_eq!(

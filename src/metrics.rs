@@ -67,6 +67,8 @@ pub struct Metrics {
     /// common, or took longer than client_header_timeout).
     pub tls_handshakes: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
+    /// Of the completed, those that resumed an earlier session.
+    pub tls_resumed: AtomicU64,
     /// Responses sent compressed (`gzip`).
     pub gzip: GzipCounters,
 }

@@ -457,6 +457,32 @@ fn tls_strict_sni_refuses_a_client_naming_no_host_of_a_certificate() {
 }
 
 #[test]
+fn a_resumed_session_is_logged_and_counted_as_one() {
+    let pki = Pki::new();
+    let backend = Backend::echo("a");
+    let more = "log_format = $ssl_session_reused $request_uri\n";
+    let mut proxy = start_tls(
+        &tls_conf(&backend.addr.to_string(), &pki.entry, more),
+        |_| {},
+    );
+    let returning = pki.client();
+    let mut first = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
+    assert_eq!(first.get("/new").status, 200);
+    drop(first);
+    let mut again = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
+    assert_eq!(
+        again.conn().handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    assert_eq!(again.get("/again").status, 200);
+    assert_metric_becomes(&proxy, OK, 2);
+    assert_metric_becomes(&proxy, "inverso_tls_sessions_resumed_total", 1);
+    drop(again);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(proxy.log_lines(), [". /new", "r /again"]);
+}
+
+#[test]
 fn tls_1_2_and_1_3_handshakes_both_work() {
     let pki = Pki::new();
     let backend = Backend::echo("app");

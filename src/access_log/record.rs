@@ -106,7 +106,7 @@ pub struct Record {
     pub scheme: &'static str,
     /// Over TLS to `tls_port`: the protocol version and cipher suite
     /// agreed (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
-    pub tls: Option<(&'static str, &'static str)>,
+    pub tls: Option<crate::http::tls::Agreed>,
     /// There, the host name the client's hello asked for (SNI).
     pub server_name: Option<Arc<str>>,
     /// The certificate the client showed there (`tls_verify_client`).

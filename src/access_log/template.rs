@@ -138,7 +138,11 @@ impl Template {
             response_head: None,
             upstream_fields: None,
             scheme: "https",
-            tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
+            tls: Some(crate::http::tls::Agreed {
+                protocol: "TLSv1.3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
+                resumed: false,
+            }),
             server_name: Some("www.example.com".into()),
             client_certificate: None,
         };
@@ -386,8 +390,9 @@ fn write_var(
         Var::Scheme => out.own(Some(r.scheme)),
         // nginx's: `on` over TLS to this proxy, else empty.
         Var::Https => out.own(Some(if r.tls.is_some() { "on" } else { "" })),
-        Var::SslProtocol => out.own(r.tls.map(|(version, _)| version)),
-        Var::SslCipher => out.own(r.tls.map(|(_, suite)| suite)),
+        Var::SslProtocol => out.own(r.tls.map(|tls| tls.protocol)),
+        Var::SslCipher => out.own(r.tls.map(|tls| tls.cipher)),
+        Var::SslSessionReused => out.own(r.tls.map(|tls| if tls.resumed { "r" } else { "." })),
         Var::SslServerName => out.text(r.server_name.as_deref()),
         // nginx's: whether the client showed a certificate that passed (a
         // failed one fails the handshake, and never makes a request).
@@ -522,7 +527,11 @@ mod tests {
             response_head: None,
             upstream_fields: None,
             scheme: "https",
-            tls: Some(("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")),
+            tls: Some(crate::http::tls::Agreed {
+                protocol: "TLSv1.2",
+                cipher: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                resumed: true,
+            }),
             server_name: Some("shop.example".into()),
             client_certificate: Some(Arc::new(ClientCertificate {
                 byte_sequence: ":AQID:".into(),
@@ -639,6 +648,7 @@ mod tests {
             ("$https", "on"),
             ("$ssl_protocol", "TLSv1.2"),
             ("$ssl_cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+            ("$ssl_session_reused", "r"),
             ("$ssl_server_name", "shop.example"),
             ("$ssl_client_verify", "SUCCESS"),
             (

@@ -79,6 +79,19 @@ pub enum HandshakeError {
     Io(io::Error),
 }
 
+/// What a client's TLS handshake agreed, for the log and the `$ssl_*`
+/// variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Agreed {
+    /// The protocol version: `TLSv1.3`, `TLSv1.2`.
+    pub protocol: &'static str,
+    /// The cipher suite: `TLS13_AES_128_GCM_SHA256`.
+    pub cipher: &'static str,
+    /// Whether the handshake resumed an earlier session (by a ticket or
+    /// an ID) rather than making a new one: `$ssl_session_reused`.
+    pub resumed: bool,
+}
+
 impl TlsStream {
     /// A client's connection, to be accepted with [`TlsStream::handshake`].
     pub fn accepting(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, rustls::Error> {
@@ -189,9 +202,9 @@ impl TlsStream {
         }
     }
 
-    /// The protocol version and cipher suite agreed, for the log
-    /// (`TLSv1.3`, `TLS13_AES_128_GCM_SHA256`).
-    pub fn agreed(&self) -> (&'static str, &'static str) {
+    /// The protocol version and cipher suite agreed, and whether the
+    /// session was resumed, for the log.
+    pub fn agreed(&self) -> Agreed {
         let session = self.session.lock();
         let version = match session.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
@@ -202,7 +215,11 @@ impl TlsStream {
             .negotiated_cipher_suite()
             .and_then(|s| s.suite().as_str())
             .unwrap_or("-");
-        (version, suite)
+        Agreed {
+            protocol: version,
+            cipher: suite,
+            resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        }
     }
 
     /// The host name the client asked for in its hello (SNI), in lower

@@ -109,6 +109,9 @@ fn begin_tls(
     let handshake = tls.handshake(limit, inner.inherited.read_timeout);
     let Err(failure) = handshake.and_then(|()| check_resumed(tls, config)) else {
         inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        if tls.resumed() {
+            inner.metrics.tls_resumed.fetch_add(1, Ordering::Relaxed);
+        }
         return Ok(proxied);
     };
     inner

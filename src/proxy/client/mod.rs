@@ -62,7 +62,7 @@ pub(super) struct Client {
     pub(super) tls_in_front: bool,
     /// The TLS version and cipher suite of a connection to `tls_port`,
     /// for the log.
-    pub(super) tls: Option<(&'static str, &'static str)>,
+    pub(super) tls: Option<crate::http::tls::Agreed>,
     /// The host name its hello asked for (SNI), for the log.
     pub(super) server_name: Option<Arc<str>>,
     /// The certificate the client showed on `tls_port`
