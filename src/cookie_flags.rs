@@ -235,4 +235,37 @@ mod tests {
         assert!(CookieFlags::parse(&vec!["a secure"; MAX_RULES].join(",")).is_ok());
         assert!(CookieFlags::parse("  ").unwrap().is_empty());
     }
+
+    proptest::proptest! {
+        /// Whatever a backend's field holds, a rule for every cookie keeps
+        /// its pair and every attribute it does not name as sent, and says
+        /// each flag it adds once, last.
+        #[test]
+        fn a_rule_adds_its_flags_once_and_keeps_the_rest(
+            field in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b";= SecureHttpOnlysamesite".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..40,
+            ),
+        ) {
+            let rules = CookieFlags::parse("* secure samesite=lax").unwrap();
+            let made = rules.apply(&field).unwrap();
+            let named = |part: &[u8], name: &str| {
+                let key = part.split(|&b| b == b'=').next().unwrap_or_default();
+                key.trim_ascii().eq_ignore_ascii_case(name.as_bytes())
+            };
+            let mut parts = made.split(|&b| b == b';');
+            let mut sent = field.split(|&b| b == b';');
+            proptest::prop_assert_eq!(parts.next(), sent.next());
+            let kept: Vec<&[u8]> = sent
+                .filter(|p| !named(p, "secure") && !named(p, "samesite"))
+                .collect();
+            let parts: Vec<&[u8]> = parts.collect();
+            let (made_kept, added) = parts.split_at(parts.len() - 2);
+            proptest::prop_assert_eq!(made_kept, &kept[..]);
+            proptest::prop_assert_eq!(added, &[&b" Secure"[..], &b" SameSite=Lax"[..]][..]);
+        }
+    }
 }
