@@ -1,9 +1,10 @@
 //! A route's condition (`route./api/ if cookie canary 1 = canary`): what
 //! a request must carry besides its host and path for the route to take
 //! it, HAProxy's `use_backend ... if { req.cook(canary) -m str 1 }` and
-//! nginx's `map $cookie_canary $pool`; or what its path ends in or
-//! matches (`if path_end .jpg,.png`), HAProxy's `path_end` and
-//! `path_reg`, nginx's `location ~`. Each may be negated (`if not
+//! nginx's `map $cookie_canary $pool`; or what its path begins with,
+//! ends in, holds or matches (`if path_end .jpg,.png`), HAProxy's
+//! `path_beg`, `path_end`, `path_sub` and `path_reg`, nginx's
+//! `location ~`. Each may be negated (`if not
 //! client 10.0.0.0/8`): HAProxy's `!` before an ACL, nginx's `if
 //! ($cookie_beta = "")`.
 
@@ -19,8 +20,8 @@ const MAX_VALUE_LEN: usize = 256;
 /// Most conditions one route joins with `and` (`not x` is one).
 const MAX_PARTS: usize = 8;
 
-/// Most endings one `path_end` lists.
-const MAX_ENDINGS: usize = 32;
+/// Most texts one `path_beg`, `path_end` or `path_sub` lists.
+const MAX_TEXTS: usize = 32;
 
 /// What of a request a condition reads.
 pub struct Asked<'a> {
@@ -39,7 +40,8 @@ pub enum Lookup<'a> {
     /// Only a host and a path: no condition is met, a negated one
     /// neither (there is no request to lack the cookie), so only a route
     /// without one is taken; but for a condition on the path alone
-    /// (`path_end`, `path_reg`), met as the path meets it.
+    /// (`path_beg`, `path_end`, `path_sub`, `path_reg`), met as the path
+    /// meets it.
     Bare,
     /// A request: a condition is met as the request meets it.
     Request(&'a Asked<'a>),
@@ -78,10 +80,12 @@ pub enum Condition {
     },
     /// One of these methods, sorted, each once.
     Method(Box<[Box<str>]>),
-    /// A path (as routes read it: decoded, without its query) that ends
-    /// in one of these, compared without case (`.jpg` takes `/a.JPG`),
-    /// kept in lower case, sorted, each once: HAProxy's `path_end -i`.
-    PathEnd(Box<[Box<str>]>),
+    /// A path (as routes read it: decoded, without its query) that
+    /// begins with, ends in or holds one of these texts, sorted, each
+    /// once: HAProxy's `path_beg`, `path_end -i` and `path_sub`. An
+    /// ending is compared without case (`.jpg` takes `/a.JPG`) and kept
+    /// in lower case; a beginning or a piece as written, as paths are.
+    PathText(PathMatch, Box<[Box<str>]>),
     /// A path (as routes read it) this pattern matches somewhere, as
     /// written (`(?i)` for any case): HAProxy's `path_reg`, nginx's
     /// `location ~`.
@@ -97,6 +101,42 @@ pub enum Condition {
     /// Each of these (`if cookie canary 1 and not method POST`); none is
     /// itself a conjunction.
     All(Box<[Condition]>),
+}
+
+/// Where a `path_beg`, `path_end` or `path_sub` text is looked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    Begins,
+    Ends,
+    Holds,
+}
+
+impl PathMatch {
+    fn keyword(self) -> &'static str {
+        match self {
+            PathMatch::Begins => "path_beg",
+            PathMatch::Ends => "path_end",
+            PathMatch::Holds => "path_sub",
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            PathMatch::Begins => "/api,/v2/api",
+            PathMatch::Ends => ".jpg,.png",
+            PathMatch::Holds => "/wp-,/.git",
+        }
+    }
+
+    /// Whether `path` begins with, ends in or holds `text`, as
+    /// [`Condition::PathText`] compares.
+    fn found(self, path: &str, text: &str) -> bool {
+        match self {
+            PathMatch::Begins => path.starts_with(text),
+            PathMatch::Ends => ends_with_any_case(path, text),
+            PathMatch::Holds => path.contains(text),
+        }
+    }
 }
 
 /// A `path_reg` or `header_reg` pattern, compiled, compared by its text.
@@ -127,8 +167,9 @@ impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
     /// [<value>]`, `header_reg <Name> <pattern>`, `cookie <name>
     /// [<value>]`, `query <name> [<value>]`, `method <M>[,<M>...]`,
-    /// `client <block>[,<block>...]`, `share <N>%`, `path_end
-    /// <ending>[,<ending>...]` or `path_reg <pattern>`, each may be
+    /// `client <block>[,<block>...]`, `share <N>%`, `path_beg`,
+    /// `path_end` or `path_sub <text>[,<text>...]`, or `path_reg
+    /// <pattern>`, each may be
     /// negated by a `not` before it, or several joined by `and`.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
@@ -180,7 +221,8 @@ impl Condition {
                      `if header_reg <Name> <pattern>`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
                      `if client <address or block>[,...]`, `if share <N>%`, \
-                     `if path_end <ending>[,...]` or `if path_reg <pattern>`, or one of these \
+                     `if path_beg <beginning>[,...]`, `if path_end <ending>[,...]`, \
+                     `if path_sub <text>[,...]` or `if path_reg <pattern>`, or one of these \
                      negated (`if not cookie beta`)";
         let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
             match word {
@@ -258,21 +300,29 @@ impl Condition {
                     .collect::<Result<Vec<Cidr>, String>>()?;
                 Ok(Condition::Client(blocks.into()))
             }
-            ["path_end", list] => {
+            [keyword @ ("path_beg" | "path_end" | "path_sub"), list] => {
+                let how = match *keyword {
+                    "path_beg" => PathMatch::Begins,
+                    "path_end" => PathMatch::Ends,
+                    _ => PathMatch::Holds,
+                };
                 value(Some(list))?;
-                let mut endings: Vec<Box<str>> = list
-                    .split(',')
-                    .map(|e| e.to_ascii_lowercase().into())
+                let mut texts: Vec<Box<str>> = (list.split(','))
+                    .map(|t| match how {
+                        PathMatch::Ends => t.to_ascii_lowercase().into(),
+                        _ => t.into(),
+                    })
                     .collect();
-                endings.sort();
-                endings.dedup();
-                if endings.iter().any(|e| e.is_empty()) || endings.len() > MAX_ENDINGS {
+                texts.sort();
+                texts.dedup();
+                if texts.iter().any(|t| t.is_empty()) || texts.len() > MAX_TEXTS {
                     return Err(format!(
-                        "`path_end {list}`: up to {MAX_ENDINGS} endings, comma separated, none \
-                         empty (`.jpg,.png`)"
+                        "`{keyword} {list}`: up to {MAX_TEXTS} texts, comma separated, none \
+                         empty (`{}`)",
+                        how.example()
                     ));
                 }
-                Ok(Condition::PathEnd(endings.into()))
+                Ok(Condition::PathText(how, texts.into()))
             }
             ["path_reg", pattern] => {
                 value(Some(pattern))?;
@@ -288,7 +338,7 @@ impl Condition {
         match (self, lookup) {
             (_, Lookup::Request(asked)) => self.holds(asked, path),
             // Without a request, what reads the path alone still can.
-            (Condition::PathEnd(_) | Condition::PathReg(_), _) => self.holds_for_path(path),
+            (Condition::PathText(..) | Condition::PathReg(_), _) => self.holds_for_path(path),
             (Condition::Not(negated), _) if negated.reads_the_path_alone() => {
                 !negated.met(lookup, path)
             }
@@ -301,7 +351,7 @@ impl Condition {
     /// Whether the condition reads nothing but the path.
     pub fn reads_the_path_alone(&self) -> bool {
         match self {
-            Condition::PathEnd(_) | Condition::PathReg(_) => true,
+            Condition::PathText(..) | Condition::PathReg(_) => true,
             Condition::Not(negated) => negated.reads_the_path_alone(),
             Condition::All(each) => each.iter().all(Condition::reads_the_path_alone),
             _ => false,
@@ -311,7 +361,7 @@ impl Condition {
     /// Whether `path` meets a condition on the path; `false` for another.
     fn holds_for_path(&self, path: &str) -> bool {
         match self {
-            Condition::PathEnd(endings) => endings.iter().any(|e| ends_with_any_case(path, e)),
+            Condition::PathText(how, texts) => texts.iter().any(|t| how.found(path, t)),
             Condition::PathReg(pattern) => pattern.regex.is_match(path),
             _ => false,
         }
@@ -363,7 +413,7 @@ impl Condition {
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
             Condition::Share(percent) => share_of(asked.client) < *percent,
-            Condition::PathEnd(_) | Condition::PathReg(_) => self.holds_for_path(path),
+            Condition::PathText(..) | Condition::PathReg(_) => self.holds_for_path(path),
             Condition::Not(negated) => !negated.holds(asked, path),
             Condition::All(each) => each.iter().all(|c| c.holds(asked, path)),
         }
@@ -379,7 +429,7 @@ impl Condition {
     /// however spelled: one key is one path as routes read it.
     pub fn reads_past_the_key(&self) -> bool {
         match self {
-            Condition::Method(_) | Condition::PathEnd(_) | Condition::PathReg(_) => false,
+            Condition::Method(_) | Condition::PathText(..) | Condition::PathReg(_) => false,
             Condition::Not(negated) => negated.reads_past_the_key(),
             Condition::All(each) => each.iter().any(Condition::reads_past_the_key),
             _ => true,
@@ -431,7 +481,9 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
-            Condition::PathEnd(endings) => return write!(f, "path_end {}", endings.join(",")),
+            Condition::PathText(how, texts) => {
+                return write!(f, "{} {}", how.keyword(), texts.join(","))
+            }
             Condition::PathReg(pattern) => return write!(f, "path_reg {}", pattern.text),
             Condition::Not(negated) => return write!(f, "not {negated}"),
         };
@@ -513,6 +565,16 @@ mod tests {
             assert!(!holds("path_end .jpg", "/a/b.jpeg"));
             assert!(!holds("path_end .jpg", "/jpg"));
             assert!(holds("path_end jpg", "/jpg"));
+            // A beginning or a piece as written, as paths are; not whole
+            // segments, as a route's path is.
+            assert!(holds("path_beg /api,/v2", "/apix"));
+            assert!(holds("path_beg /api,/v2", "/v2/users"));
+            assert!(!holds("path_beg /api", "/API/x"));
+            assert!(!holds("path_beg /api", "/x/api"));
+            assert!(holds("path_sub /wp-,/.git", "/blog/wp-login.php"));
+            assert!(holds("path_sub /wp-,/.git", "/a/.git/config"));
+            assert!(!holds("path_sub /wp-", "/blog/WP-login.php"));
+            assert!(holds("not path_sub /.git", "/a/git"));
             assert!(holds(r"path_reg \.php(/|$)", "/index.php/x"));
             assert!(holds(r"path_reg \.php(/|$)", "/index.php"));
             assert!(!holds(r"path_reg \.php(/|$)", "/index.phpx"));
@@ -609,6 +671,8 @@ mod tests {
             "path_end .css,.js",
             r"path_reg ^/(img|css)/.*\.(png|css)$",
             "not path_end .php",
+            "path_beg /API,/v2",
+            "path_sub /.git",
             "header_reg user-agent (?i)bot",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
@@ -634,6 +698,8 @@ mod tests {
             ("path_end .a .b", "a condition is"),
             ("path_end .a,,.b", "none empty"),
             ("path_end .a,", "none empty"),
+            ("path_beg /a,", "(`/api,/v2/api`)"),
+            ("path_sub ,x", "(`/wp-,/.git`)"),
             ("path_reg (", "does not compile"),
             ("path_reg", "a condition is"),
             ("header", "a condition is"),
@@ -887,12 +953,12 @@ mod tests {
     #[test]
     fn a_path_end_takes_up_to_its_limit_of_endings_and_a_value_up_to_its_length() {
         let endings = |n: usize| (0..n).map(|i| format!(".e{i}")).collect::<Vec<_>>();
-        let most = format!("path_end {}", endings(MAX_ENDINGS).join(","));
+        let most = format!("path_end {}", endings(MAX_TEXTS).join(","));
         assert!(Condition::parse(&most).is_ok());
-        let more = format!("path_end {}", endings(MAX_ENDINGS + 1).join(","));
+        let more = format!("path_end {}", endings(MAX_TEXTS + 1).join(","));
         assert!(Condition::parse(&more)
             .unwrap_err()
-            .contains("up to 32 endings"));
+            .contains("up to 32 texts"));
         let longest = format!("cookie c {}", "x".repeat(MAX_VALUE_LEN));
         assert!(Condition::parse(&longest).is_ok());
     }
