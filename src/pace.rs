@@ -291,6 +291,24 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_lasts_until_a_slice_is_due_and_no_longer() {
+        // 3,000 bytes a second: a slice of 1,024 takes no whole number of
+        // nanoseconds, so a wait cut short would leave it not quite due.
+        let p = Pacing {
+            rate: 3_000,
+            after: 0,
+        };
+        for (sent, elapsed) in [(1_024, Duration::ZERO), (1_024, 50 * MS), (2_048, 400 * MS)] {
+            let Step::Wait(wait) = p.step(sent, elapsed, 5_000) else {
+                panic!("{sent} {elapsed:?}: wrote before a slice was due");
+            };
+            assert_eq!(p.step(sent, elapsed + wait, 5_000), Step::Write(1_024));
+            let sooner = elapsed + wait - Duration::from_nanos(1);
+            assert!(matches!(p.step(sent, sooner, 5_000), Step::Wait(_)));
+        }
+    }
+
+    #[test]
     fn the_first_part_goes_whole() {
         let p = Pacing {
             rate: 10_000,
@@ -360,5 +378,61 @@ mod tests {
         assert_eq!(n, 1_500);
         assert_eq!(&out.out[..1_000], &head[..]);
         assert!(out.out[1_000..].iter().all(|&b| b == b'b'));
+    }
+
+    /// A slice of 100 bytes at 100 a second.
+    const SLOW: Pacing = Pacing {
+        rate: 100,
+        after: 0,
+    };
+
+    #[test]
+    fn what_is_written_counts_against_the_rate() {
+        let mut out = Paced::new(Vec::new(), SLOW);
+        assert_eq!(out.due_in(0), None);
+        assert_eq!(out.due_in(100), None, "the first slice goes at once");
+        assert_eq!(out.write(&[0; 500]).unwrap(), 100);
+        assert_eq!(out.sent, 100);
+        // Begun an hour ahead, so that no second can pass in the test.
+        out.began = out.began.map(|began| began + Duration::from_secs(3600));
+        assert!(out.due_in(1).is_some());
+
+        let mut out = Paced::new(Vec::new(), SLOW);
+        let whole = [IoSlice::new(&[0; 60]), IoSlice::new(&[0; 40])];
+        assert_eq!(out.write_vectored(&whole).unwrap(), 100);
+        assert_eq!(out.sent, 100);
+
+        let mut out = Paced::new(Vec::new(), SLOW);
+        let cut = [IoSlice::new(&[0; 60]), IoSlice::new(&[0; 60])];
+        assert_eq!(out.write_vectored(&cut).unwrap(), 100);
+        assert_eq!(out.sent, 100);
+    }
+
+    #[test]
+    fn flush_reaches_the_stream_beneath() {
+        let mut out = Paced::new(io::BufWriter::new(Vec::new()), Pacing::OFF);
+        out.write_all(b"held").unwrap();
+        out.flush().unwrap();
+        assert_eq!(out.out.get_ref(), b"held");
+    }
+
+    #[test]
+    fn write_now_sends_what_the_pace_allows_and_counts_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let client = ClientStream::Tcp(listener.accept().unwrap().0);
+        let (head, body) = ([b'h'; 60], [b'b'; 60]);
+        let bufs = [IoSlice::new(&head), IoSlice::new(&body)];
+
+        let mut paced = Paced::new(&client, SLOW);
+        assert_eq!(paced.write_now(&bufs).unwrap(), 100, "cut to a slice");
+        assert_eq!(paced.sent, 100);
+        let mut off = Paced::new(&client, Pacing::OFF);
+        assert_eq!(off.write_now(&bufs).unwrap(), 120);
+
+        let mut received = [0; 220];
+        io::Read::read_exact(&mut peer, &mut received).unwrap();
+        let expected: Vec<u8> = [&head[..], &body[..40], &head, &body].concat();
+        assert_eq!(received[..], expected[..]);
     }
 }

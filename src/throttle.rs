@@ -218,4 +218,15 @@ mod tests {
         assert_eq!(c.failed_because(t0 + WARN_EVERY, "one more"), Some(0));
         assert_eq!(c.0.lock().causes.len(), CAUSES_KEPT);
     }
+
+    #[test]
+    fn once_a_minute_says_the_start_and_the_end_of_a_failure() {
+        static FAILING: OnceAMinute = OnceAMinute::new();
+        assert!(!FAILING.recovered(), "nothing failed yet");
+        assert!(FAILING.due());
+        assert!(!FAILING.due(), "said a moment ago");
+        assert!(FAILING.recovered());
+        assert!(!FAILING.recovered());
+        assert!(FAILING.due(), "a new failure");
+    }
 }
