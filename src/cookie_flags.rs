@@ -236,6 +236,12 @@ mod tests {
         assert!(CookieFlags::parse("  ").unwrap().is_empty());
     }
 
+    #[test]
+    fn a_setting_with_a_rule_is_not_empty() {
+        // The proxy skips the `Set-Cookie` pass on an empty setting.
+        assert!(!CookieFlags::parse("sid secure").unwrap().is_empty());
+    }
+
     proptest::proptest! {
         /// Whatever a backend's field holds, a rule for every cookie keeps
         /// its pair and every attribute it does not name as sent, and says

@@ -368,6 +368,8 @@ mod tests {
             ("gzip;q=1.5", false),
             ("", false),
             ("gzipped", false),
+            // A parameter other than the weight says nothing of it.
+            ("gzip;level=9", true),
         ] {
             let request = headers(&[("Accept-Encoding", value)]);
             assert_eq!(accepted(&request), takes, "{value:?}");
@@ -442,6 +444,43 @@ mod tests {
         assert!(MediaTypes::parse("text/html, text/html")
             .unwrap_err()
             .contains("listed twice"));
+    }
+
+    #[test]
+    fn a_part_says_vary_when_its_whole_body_would_be_compressed() {
+        let gzip = gzip();
+        let part = |fields: &[(&str, &str)]| {
+            let mut h = headers(&[("Content-Range", "bytes 0-9/99")]);
+            for (name, value) in fields {
+                h.push(name, value);
+            }
+            gzip.suits_the_whole_of(&h)
+        };
+        assert!(part(&[("Content-Type", "text/html")]));
+        assert!(!part(&[("Content-Type", "image/png")]));
+        assert!(!part(&[
+            ("Content-Type", "text/html"),
+            ("Content-Encoding", "br")
+        ]));
+        assert!(!part(&[]));
+    }
+
+    #[test]
+    fn the_settings_of_a_config_with_gzip_on_are_its_own() {
+        let mut config = crate::config::Config::with_targets(Vec::new());
+        config.gzip = true;
+        config.gzip_min_length = 50;
+        let gzip = Gzip::of(&config).unwrap();
+        let html = headers(&[("Content-Type", "text/html")]);
+        assert!(gzip.suits(200, &html, Some(50)));
+        assert!(!gzip.suits(200, &html, Some(49)));
+    }
+
+    #[test]
+    fn a_type_of_the_longest_length_rfc_6838_allows_is_listed() {
+        let longest = format!("text/{}", "x".repeat(MAX_TYPE_LEN - 5));
+        let types = MediaTypes::parse(&longest).unwrap();
+        assert!(types.lists(longest.as_bytes()));
     }
 
     #[test]

@@ -401,6 +401,17 @@ mod tests {
     }
 
     #[test]
+    fn blocks_overlap_when_one_holds_the_other_either_way_round() {
+        let block = |c| Cidr::parse(c).unwrap();
+        let (ten, ten_one) = (block("10.0.0.0/8"), block("10.1.0.0/16"));
+        assert!(ten.overlaps(&ten_one));
+        assert!(ten_one.overlaps(&ten));
+        assert!(ten.overlaps(&ten));
+        assert!(!ten.overlaps(&block("11.0.0.0/8")));
+        assert!(!block("0.0.0.0/0").overlaps(&block("::/0")), "families");
+    }
+
+    #[test]
     fn claims_are_dropped_under_either_spelling_and_other_fields_kept() {
         let mut headers = Headers::default();
         for name in [

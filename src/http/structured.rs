@@ -302,6 +302,15 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_true_reads_as_a_bare_key_does() {
+        assert_eq!(members("a=?1"), members("a"));
+        assert_eq!(
+            members("a=?1"),
+            vec![("a".to_string(), Item::Boolean(true))]
+        );
+    }
+
+    #[test]
     fn a_repeated_key_comes_again_for_its_last_value_to_win() {
         assert_eq!(
             members("max-age=10, public, max-age=20"),
