@@ -23,18 +23,29 @@ impl Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let network: IpAddr = addr
+        let written: IpAddr = addr
             .parse()
             .map_err(|_| format!("`{text}` is not an address or address/prefix"))?;
-        let network = network.to_canonical();
-        let bits = if network.is_ipv4() { 32 } else { 128 };
+        // Clients are compared in IPv4 form (`::ffff:10.1.2.3` is
+        // 10.1.2.3): a block of such addresses written in IPv6 form
+        // (`::ffff:10.0.0.0/104`) is that IPv4 block (10.0.0.0/8).
+        let network = written.to_canonical();
+        let mapped = written.is_ipv6() && network.is_ipv4();
+        let (bits, written_bits, lowest) = match (network.is_ipv4(), mapped) {
+            (true, false) => (32, 32, 0),
+            (true, true) => (32, 128, 96),
+            (false, _) => (128, 128, 0),
+        };
         let prefix = match prefix {
             None => bits,
             Some(p) => p
                 .parse::<u8>()
                 .ok()
-                .filter(|&p| p <= bits)
-                .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {bits}"))?,
+                .filter(|&p| (lowest..=written_bits).contains(&p))
+                .map(|p| p - lowest)
+                .ok_or_else(|| {
+                    format!("`{text}`: the prefix must be {lowest} to {written_bits}")
+                })?,
         };
         let cidr = Cidr { network, prefix };
         // `10.1.2.3/8` most likely means a typo for `10.1.2.3` or `10.0.0.0/8`.
@@ -228,6 +239,21 @@ mod tests {
         assert!(ten.contains(ip("10.255.0.1")));
         assert!(!ten.contains(ip("11.0.0.1")));
         assert!(ten.contains(ip("::ffff:10.1.2.3")), "mapped IPv4");
+        // The same block written in IPv6 form, as a dual-stack listener
+        // shows its IPv4 clients.
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(mapped, ten);
+        assert_eq!(mapped.to_string(), "10.0.0.0/8");
+        assert_eq!(
+            Cidr::parse("::ffff:10.1.2.3").unwrap(),
+            Cidr::parse("10.1.2.3").unwrap()
+        );
+        for wider in ["::ffff:0.0.0.0/95", "::ffff:10.0.0.0/129"] {
+            let e = Cidr::parse(wider).unwrap_err();
+            assert!(e.contains("the prefix must be 96 to 128"), "{wider}: {e}");
+        }
+        let e = Cidr::parse("10.0.0.0/33").unwrap_err();
+        assert!(e.contains("the prefix must be 0 to 32"), "{e}");
         assert!(!ten.contains(ip("::1")));
         let one = Cidr::parse("192.168.1.10").unwrap();
         assert!(one.contains(ip("192.168.1.10")));
