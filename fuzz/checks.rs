@@ -905,7 +905,6 @@ pub fn rewrite(data: &[u8]) {
             head: &head,
             sent_target: client_target.as_deref(),
             client: std::net::Ipv4Addr::new(192, 0, 2, 10).into(),
-            client_port: Some(51_000),
             peer: ([192, 0, 2, 10], 51_000).into(),
             server: (std::net::Ipv4Addr::new(192, 0, 2, 1), 8080).into(),
             user: Some(field).filter(|f| !f.is_empty()),
@@ -2208,7 +2207,6 @@ pub fn log_line(data: &[u8]) {
     let record = Record {
         time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
         client: [203, 0, 113, 7].into(),
-        client_port: Some(51_234),
         peer: Some(([10, 0, 0, 9], 40_001).into()),
         server: Some(([10, 0, 0, 1], 443).into()),
         remote_user,

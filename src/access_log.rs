@@ -47,7 +47,6 @@ mod tests {
         Record {
             time: UNIX_EPOCH + Duration::from_secs(784_111_777),
             client: "127.0.0.1".parse().unwrap(),
-            client_port: Some(40_000),
             peer: Some(([127, 0, 0, 1], 40_000).into()),
             server: Some(([127, 0, 0, 1], 8080).into()),
             remote_user: None,

@@ -49,8 +49,6 @@ pub struct Facts<'a> {
     /// The client, behind `real_ip_from` or a PROXY header the one they
     /// name.
     pub client: IpAddr,
-    /// Its port, when it is the connection's other end.
-    pub client_port: Option<u16>,
     /// The connection's other end (or the client its PROXY header
     /// names), before `real_ip_from`: `$realip_remote_addr`.
     pub peer: SocketAddr,
@@ -70,6 +68,12 @@ pub struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
+    /// The client's port, when it is the connection's other end (not a
+    /// client a proxy in front named).
+    pub fn client_port(&self) -> Option<u16> {
+        (self.peer.ip() == self.client).then_some(self.peer.port())
+    }
+
     /// A plain HTTP request from 192.0.2.10:51000, and nothing else
     /// known of it, now.
     #[cfg(test)]
@@ -78,7 +82,6 @@ impl<'a> Facts<'a> {
             head,
             sent_target: None,
             client: [192, 0, 2, 10].into(),
-            client_port: Some(51_000),
             peer: ([192, 0, 2, 10], 51_000).into(),
             server: ([192, 0, 2, 1], 8080).into(),
             user: None,
@@ -407,7 +410,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
     let text: &str = match var {
         Var::RemoteAddr => return drop(write!(out, "{}", facts.client)),
         Var::RemotePort => {
-            if let Some(port) = facts.client_port {
+            if let Some(port) = facts.client_port() {
                 out.extend_from_slice(Decimal::new(u64::from(port)).as_bytes());
             }
             return;
@@ -676,13 +679,15 @@ mod tests {
             user: Some("ann"),
             request_id: Some("r-1"),
             pool: Some("api"),
-            peer: ([10, 0, 0, 9], 40_001).into(),
             ..facts(&head)
         };
         let pid = std::process::id().to_string();
         let cases = [
             ("$remote_addr:$remote_port", "192.0.2.10:51000"),
-            ("$realip_remote_addr:$realip_remote_port", "10.0.0.9:40001"),
+            (
+                "$realip_remote_addr:$realip_remote_port",
+                "192.0.2.10:51000",
+            ),
             ("$hostname", variables::hostname()),
             ("$pid", &pid),
             ("$document_uri", "/a/b"),
@@ -725,6 +730,19 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(rendered(value, &over_tls), expected, "{value}");
         }
+        // Behind a balancer the client's port is not known; the
+        // connection's other end is the balancer.
+        let behind = Facts {
+            peer: ([10, 0, 0, 9], 40_001).into(),
+            ..facts(&head)
+        };
+        assert_eq!(
+            rendered(
+                "$remote_addr:[$remote_port] $realip_remote_addr:$realip_remote_port",
+                &behind
+            ),
+            "192.0.2.10:[] 10.0.0.9:40001"
+        );
         // After a `rewrite.<name>` rule: the request as it came, but for
         // its path and query.
         let rewritten = Facts {

@@ -2306,7 +2306,6 @@ fn a_reopen_given_up_on_is_never_applied_later() {
     let record = || Record {
         time: std::time::SystemTime::now(),
         client: "127.0.0.1".parse().unwrap(),
-        client_port: None,
         peer: None,
         server: None,
         remote_user: None,

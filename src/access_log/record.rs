@@ -19,9 +19,6 @@ pub struct Record {
     /// When the request head arrived.
     pub time: SystemTime,
     pub client: IpAddr,
-    /// The client's port: none when `client` is not the connection's other
-    /// end but the address a proxy in front named.
-    pub client_port: Option<u16>,
     /// The connection's other end (or the client its PROXY header names),
     /// before `real_ip_from` read who is behind it: `$realip_remote_addr`.
     pub peer: Option<SocketAddr>,
@@ -134,6 +131,14 @@ impl Heads {
 }
 
 impl Record {
+    /// The client's port: none when `client` is not the connection's
+    /// other end but the address a proxy in front named.
+    pub fn client_port(&self) -> Option<u16> {
+        (self.peer)
+            .filter(|peer| peer.ip() == self.client)
+            .map(|peer| peer.port())
+    }
+
     /// A connection answered 503 before any request was read from it
     /// (over a connection limit), from `client` to `server`: what had
     /// arrived of its request line, and the body bytes sent.
@@ -148,7 +153,6 @@ impl Record {
         Record {
             time,
             client: client.ip(),
-            client_port: Some(client.port()),
             peer: Some(client),
             server: Some(server),
             remote_user: None,

@@ -107,7 +107,6 @@ impl Template {
         let record = Record {
             time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
             client: [203, 0, 113, 7].into(),
-            client_port: Some(51_234),
             peer: Some(([203, 0, 113, 7], 51_234).into()),
             server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
@@ -306,7 +305,7 @@ fn write_var(
     let (seconds, millis) = (Thousandths::seconds, Thousandths::millis);
     match var {
         Var::RemoteAddr => push_ip(out.line, r.client),
-        Var::RemotePort => out.number(r.client_port.map(u64::from)),
+        Var::RemotePort => out.number(r.client_port().map(u64::from)),
         Var::ServerAddr => match r.server {
             Some(server) => push_ip(out.line, server.ip()),
             None => out.absent(),
@@ -496,8 +495,7 @@ mod tests {
         Record {
             time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             client: "192.0.2.10".parse().unwrap(),
-            client_port: Some(51_000),
-            peer: Some(([10, 0, 0, 9], 40_001).into()),
+            peer: Some(([192, 0, 2, 10], 51_000).into()),
             server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
@@ -548,7 +546,6 @@ mod tests {
     /// that named the client, from a request without Referer or Host.
     fn bare_record() -> Record {
         Record {
-            client_port: None,
             peer: None,
             remote_user: None,
             referer: None,
@@ -595,9 +592,8 @@ mod tests {
         let cases = [
             ("$remote_addr", "192.0.2.10"),
             ("$remote_port", "51000"),
-            // The connection's other end, a balancer in front.
-            ("$realip_remote_addr", "10.0.0.9"),
-            ("$realip_remote_port", "40001"),
+            ("$realip_remote_addr", "192.0.2.10"),
+            ("$realip_remote_port", "51000"),
             ("$hostname", variables::hostname()),
             ("$pid", &pid),
             ("$server_addr", "192.0.2.1"),
@@ -667,6 +663,14 @@ mod tests {
         for (template, written) in cases {
             assert_eq!(line(template, &record()), written, "{template}");
         }
+        // Behind a balancer the client's port is not known; the
+        // connection's other end is the balancer.
+        let behind = Record {
+            peer: Some(([10, 0, 0, 9], 40_001).into()),
+            ..record()
+        };
+        let both = "$remote_addr:$remote_port $realip_remote_addr:$realip_remote_port";
+        assert_eq!(line(both, &behind), "192.0.2.10:- 10.0.0.9:40001");
         // Every variable is in the list above, under one of its names.
         for (name, var) in variables::VARIABLES {
             assert!(

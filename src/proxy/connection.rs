@@ -182,9 +182,6 @@ pub fn serve(
             shared.log.log(Record {
                 time,
                 client: client.real_ip,
-                // The port is the connection's: not that of a client a proxy
-                // in front named.
-                client_port: (client.real_ip == client.peer).then_some(client.peer_port),
                 peer: Some(SocketAddr::new(client.peer, client.peer_port)),
                 server: Some(client.server),
                 remote_user: line.remote_user,

@@ -61,7 +61,8 @@ pub(in crate::proxy) fn fetch_from<'s>(
     shared: &'s Shared,
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = shared.pools.get(to.pool);
-    let edits = &shared.config_of_pool(to.pool).request_headers;
+    let pool_config = shared.config_of_pool(to.pool);
+    let edits = &pool_config.request_headers;
     let forwarded = prepare_request(head, send, client, to, shared);
     // With a route's `rewrite=`: the backend's redirects and its cookies'
     // paths within what it was sent go back under the route's prefix.
@@ -226,7 +227,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
                 }
                 // After the paths: a rule reads the cookie's name alone.
-                let cookie_flags = &shared.config_of_pool(to.pool).cookie_flags;
+                let cookie_flags = &pool_config.cookie_flags;
                 if !cookie_flags.is_empty() {
                     (response.headers).edit_values("set-cookie", |c| cookie_flags.apply(c));
                 }

@@ -120,8 +120,6 @@ pub(in crate::proxy) fn facts<'a>(
         head,
         sent_target: client.sent_target.as_deref(),
         client: client.real_ip,
-        // The connection's: not that of a client a proxy in front named.
-        client_port: (client.real_ip == client.peer).then_some(client.peer_port),
         peer: std::net::SocketAddr::new(client.peer, client.peer_port),
         server: client.server,
         user: client.user.as_deref(),
