@@ -67,6 +67,8 @@ mod tests {
             upstream_connect: Some(Duration::from_micros(310)),
             upstream_queue: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(2_100)),
+            upstream_bytes_received: Some(1_290),
+            upstream_response_length: Some(1_024),
             termination: Default::default(),
             limit_req: None,
             pool: Some("api".into()),

@@ -517,9 +517,12 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::UpstreamConnectTime
         | Var::UpstreamQueueTime
         | Var::UpstreamResponseTime
+        | Var::UpstreamBytesReceived
+        | Var::UpstreamResponseLength
         | Var::UpstreamCacheStatus
         | Var::DurationMs
-        | Var::UpstreamMs => "",
+        | Var::UpstreamMs
+        | Var::RequestCompletion => "",
     };
     out.extend_from_slice(text.as_bytes());
 }
@@ -880,6 +883,9 @@ mod tests {
             "$bytes_sent",
             "$request_length",
             "$upstream_response_time",
+            "$upstream_bytes_received",
+            "$upstream_response_length",
+            "$request_completion",
         ] {
             let e = FieldValue::parse(known_after_the_body, FieldFamily::Response).unwrap_err();
             assert!(e.contains("after the head"), "{e}");

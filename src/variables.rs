@@ -39,6 +39,8 @@ pub enum Var {
     UpstreamConnectTime,
     UpstreamQueueTime,
     UpstreamResponseTime,
+    UpstreamBytesReceived,
+    UpstreamResponseLength,
     UpstreamCacheStatus,
     Referer,
     UserAgent,
@@ -65,6 +67,7 @@ pub enum Var {
     RealipRemotePort,
     Hostname,
     Pid,
+    RequestCompletion,
 }
 
 impl Var {
@@ -86,7 +89,10 @@ impl Var {
                 | Var::BytesSent
                 | Var::RequestLength
                 | Var::UpstreamResponseTime
+                | Var::UpstreamBytesReceived
+                | Var::UpstreamResponseLength
                 | Var::Termination
+                | Var::RequestCompletion
         )
     }
 
@@ -106,10 +112,13 @@ impl Var {
                 | Var::UpstreamConnectTime
                 | Var::UpstreamQueueTime
                 | Var::UpstreamResponseTime
+                | Var::UpstreamBytesReceived
+                | Var::UpstreamResponseLength
                 | Var::UpstreamCacheStatus
                 | Var::DurationMs
                 | Var::UpstreamMs
                 | Var::Termination
+                | Var::RequestCompletion
         )
     }
 }
@@ -147,6 +156,8 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("upstream_connect_time", Var::UpstreamConnectTime),
     ("upstream_queue_time", Var::UpstreamQueueTime),
     ("upstream_response_time", Var::UpstreamResponseTime),
+    ("upstream_bytes_received", Var::UpstreamBytesReceived),
+    ("upstream_response_length", Var::UpstreamResponseLength),
     ("upstream_cache_status", Var::UpstreamCacheStatus),
     ("http_referer", Var::Referer),
     ("http_user_agent", Var::UserAgent),
@@ -174,6 +185,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("hostname", Var::Hostname),
     ("pid", Var::Pid),
     ("document_uri", Var::Uri),
+    ("request_completion", Var::RequestCompletion),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

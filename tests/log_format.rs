@@ -839,3 +839,105 @@ fn the_json_line_carries_termination() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains(r#","termination":"SC""#), "{}", lines[0]);
 }
+
+#[test]
+fn upstream_bytes_are_those_of_each_exchange_head_and_framing_included() {
+    // Answers of known sizes on one kept-alive backend connection: a body
+    // with a length, a chunked one (its framing counted, as nginx counts
+    // what it reads), one larger than the proxy gathers (streamed to the
+    // client), and one that ends with the connection.
+    const SMALL: &[u8] =
+        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\nhello";
+    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n\
+                             Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    const LARGE_HEAD: &[u8] =
+        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 300000\r\n\r\n";
+    const CLOSING_HEAD: &[u8] =
+        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+    let origin = Backend::start("origin", |seen, out| {
+        match seen.path() {
+            "/small" => out.write_all(SMALL).unwrap(),
+            "/chunked" => out.write_all(CHUNKED).unwrap(),
+            "/large" => {
+                out.write_all(LARGE_HEAD).unwrap();
+                out.write_all(&pattern(300_000)).unwrap();
+            }
+            "/cut" => {
+                out.write_all(LARGE_HEAD).unwrap();
+                out.write_all(&pattern(64 * 1024)).unwrap();
+                return Action::Close;
+            }
+            _ => {
+                out.write_all(CLOSING_HEAD).unwrap();
+                out.write_all(b"until the end").unwrap();
+                return Action::Close;
+            }
+        }
+        Action::KeepAlive
+    });
+    let template = "$request_uri $upstream_bytes_received $upstream_response_length \
+                    $request_completion";
+    let proxy = start_proxy(&[origin.addr], |c| {
+        c.log_format = LogFormat::parse(template).unwrap();
+        c.cache_size = 0;
+    });
+    let mut client = proxy.connect();
+    for path in ["/small", "/chunked", "/large", "/small", "/closing"] {
+        assert_eq!(client.get(path).status, 200, "{path}");
+    }
+    // The backend closes 64 KiB into a body of 300,000 bytes: what it
+    // sent is counted, and the answer was not whole.
+    client.send(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = client.reader.read_head().unwrap().expect("a response head");
+    assert!(head.start_line.starts_with("HTTP/1.1 200"), "{}", head.raw);
+    assert!(client.reader.read_to_end().unwrap().len() < 300_000);
+    drop(client);
+    let count = |head: &[u8], body: usize| format!("{} {body}", head.len() + body);
+    assert_eq!(
+        lines_of(proxy),
+        [
+            format!("/small {} OK", count(&SMALL[..SMALL.len() - 5], 5)),
+            format!("/chunked {} OK", count(&CHUNKED[..CHUNKED.len() - 13], 13)),
+            format!("/large {} OK", count(LARGE_HEAD, 300_000)),
+            // The connection was pooled: counted from this exchange on.
+            format!("/small {} OK", count(&SMALL[..SMALL.len() - 5], 5)),
+            format!("/closing {} OK", count(CLOSING_HEAD, 13)),
+            format!("/cut {} ", count(LARGE_HEAD, 64 * 1024)),
+        ]
+    );
+}
+
+#[test]
+fn upstream_bytes_are_the_last_target_s_and_a_dash_without_an_answer() {
+    // Round robin over a target that refuses connections and one that
+    // answers: of two requests, one tries the first target before the
+    // second. Each logs the answer's bytes alone, and a cache hit none.
+    let origin = Backend::start("origin", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"four");
+        Action::KeepAlive
+    });
+    let answer =
+        "HTTP/1.1 200 Whatever\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\n\r\nfour";
+    let template = "$request_uri $upstream_addr $upstream_bytes_received \
+                    $upstream_response_length $upstream_cache_status";
+    let proxy = start_proxy(&[dead_addr(), origin.addr], logging_as(template));
+    let mut client = proxy.connect();
+    for path in ["/a", "/b"] {
+        assert_eq!(client.get(path).body_str(), "four", "{path}");
+    }
+    assert_eq!(client.get("/a").header("x-cache"), Some("HIT"));
+    drop(client);
+    let answered = |path: &str| format!("{path} {} {} 4 MISS", origin.addr, answer.len());
+    assert_eq!(
+        lines_of(proxy),
+        [answered("/a"), answered("/b"), "/a - - - HIT".to_string()]
+    );
+
+    // No target answered: nothing read.
+    let proxy = start_proxy(&[dead_addr()], |c| {
+        c.log_format = LogFormat::parse("$status $upstream_bytes_received").unwrap();
+        c.cache_size = 0;
+    });
+    assert_eq!(proxy.connect().get("/").status, 502);
+    assert_eq!(lines_of(proxy), ["502 -"]);
+}

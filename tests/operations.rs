@@ -2326,6 +2326,8 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_connect: None,
         upstream_queue: None,
         upstream_response: None,
+        upstream_bytes_received: None,
+        upstream_response_length: None,
         termination: Default::default(),
         limit_req: None,
         pool: None,

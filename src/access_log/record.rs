@@ -71,6 +71,11 @@ pub struct Record {
     /// How long the backend's part of the last exchange took, from the
     /// target's pick to the response's end (`$upstream_response_time`).
     pub upstream_response: Option<Duration>,
+    /// The bytes read of the last backend's answer: its head, body and
+    /// the body's framing (`$upstream_bytes_received`), and those after
+    /// its head (`$upstream_response_length`); none when no answer came.
+    pub upstream_bytes_received: Option<u64>,
+    pub upstream_response_length: Option<u64>,
     /// Why and where the exchange ended, as HAProxy's termination state
     /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
     pub termination: Termination,
@@ -173,6 +178,8 @@ impl Record {
             upstream_connect: None,
             upstream_queue: None,
             upstream_response: None,
+            upstream_bytes_received: None,
+            upstream_response_length: None,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.
             termination: Termination::new(By::Proxy, Stage::Request),

@@ -32,6 +32,16 @@ pub struct Template {
     /// The request fields the parts read, as `$http_` names them (lower
     /// case, `_` for `-`); `$host` reads `host`.
     fields: Arc<[Box<str>]>,
+    /// What a record carries only for a template that writes it, told
+    /// once here rather than looked for in the parts per request.
+    names: Names,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Names {
+    pool: bool,
+    sent_fields: bool,
+    upstream_fields: bool,
 }
 
 impl Template {
@@ -61,29 +71,36 @@ impl Template {
                     .into(),
             );
         }
+        let names = Names {
+            pool: parts.contains(&Piece::Named(Named::Var(Var::Pool))),
+            sent_fields: (parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_)))),
+            upstream_fields: (parts.iter())
+                .any(|p| matches!(p, Piece::Named(Named::UpstreamField(_)))),
+        };
         Ok(Template {
             source: text.into(),
             escape,
             parts: parts.into(),
             fields: fields.into(),
+            names,
         })
     }
 
     /// Whether it writes `$pool`: only then does a record carry the name.
     pub fn names_pool(&self) -> bool {
-        self.parts.contains(&Piece::Named(Named::Var(Var::Pool)))
+        self.names.pool
     }
 
     /// Whether it writes a `$sent_http_<name>`: only then does a record
     /// carry the response head sent.
     pub fn names_sent_fields(&self) -> bool {
-        (self.parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_))))
+        self.names.sent_fields
     }
 
     /// Whether it writes an `$upstream_http_<name>`: only then does a
     /// record carry the backend's fields.
     pub fn names_upstream_fields(&self) -> bool {
-        (self.parts.iter()).any(|p| matches!(p, Piece::Named(Named::UpstreamField(_))))
+        self.names.upstream_fields
     }
 
     /// The template as written.
@@ -127,6 +144,8 @@ impl Template {
             upstream_connect: Some(Duration::ZERO),
             upstream_queue: Some(Duration::ZERO),
             upstream_response: Some(Duration::from_micros(11_204)),
+            upstream_bytes_received: Some(5_320),
+            upstream_response_length: Some(5_120),
             termination: Default::default(),
             limit_req: None,
             pool: Some(crate::config::DEFAULT_POOL.into()),
@@ -363,8 +382,15 @@ fn write_var(
         Var::UpstreamConnectTime => out.time(r.upstream_connect, seconds),
         Var::UpstreamQueueTime => out.time(r.upstream_queue, seconds),
         Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
+        Var::UpstreamBytesReceived => out.number(r.upstream_bytes_received),
+        Var::UpstreamResponseLength => out.number(r.upstream_response_length),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Termination => out.own(Some(r.termination.as_str())),
+        // Empty otherwise, as nginx's: a value, not a missing one.
+        Var::RequestCompletion => out.own(Some(match r.termination.answered_whole() {
+            true => "OK",
+            false => "",
+        })),
         Var::LimitReqStatus => out.own(r.limit_req),
         Var::Referer => out.text(r.referer.as_deref()),
         Var::UserAgent => out.text(r.user_agent.as_deref()),
@@ -515,6 +541,8 @@ mod tests {
             upstream_connect: Some(Duration::from_micros(500)),
             upstream_queue: Some(Duration::from_micros(1_250_400)),
             upstream_response: Some(Duration::from_micros(2_750)),
+            upstream_bytes_received: Some(1_290),
+            upstream_response_length: Some(1_024),
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
             pool: Some("api".into()),
@@ -559,6 +587,8 @@ mod tests {
             upstream_connect: None,
             upstream_queue: None,
             upstream_response: None,
+            upstream_bytes_received: None,
+            upstream_response_length: None,
             termination: Default::default(),
             limit_req: None,
             pool: None,
@@ -628,8 +658,12 @@ mod tests {
             ("$upstream_connect_time", "0.001"),
             ("$upstream_queue_time", "1.250"),
             ("$upstream_response_time", "0.003"),
+            ("$upstream_bytes_received", "1290"),
+            ("$upstream_response_length", "1024"),
             ("$upstream_cache_status", "MISS"),
             ("$termination", "SD"),
+            // Cut short (`SD`): empty, as nginx's.
+            ("$request_completion", ""),
             ("$limit_req_status", "DELAYED"),
             ("$http_referer", "https://ref.example/"),
             ("$http_user_agent", "curl/8"),
@@ -708,11 +742,14 @@ mod tests {
                         $http_user_agent $request_id $host $http_x_request_id $upstream_ms \
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
                         $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
-                        $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name";
+                        $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name \
+                        $upstream_bytes_received $upstream_response_length";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - - - - -"
         );
+        // A hit, answered whole.
+        assert_eq!(line("[$request_completion]", &bare_record()), "[OK]");
         // Over TLS without a certificate shown.
         let r = Record {
             client_certificate: None,

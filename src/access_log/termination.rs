@@ -90,6 +90,17 @@ impl Termination {
         self == Termination::NORMAL
     }
 
+    /// Whether the client had an answer whole, as nginx's
+    /// `$request_completion` says `OK`: the exchange ended as it should,
+    /// or with an answer of the proxy's own (a 502, a 504, a refusal).
+    /// Not when the client left or timed out, a forced shutdown cut the
+    /// connection, or a body was cut short (the request's or the
+    /// response's: which one, the two letters do not say).
+    pub fn answered_whole(self) -> bool {
+        let [by, stage] = self.0;
+        !matches!(by, b'C' | b'c' | b'K') && stage != b'D'
+    }
+
     pub fn as_str(&self) -> &str {
         // Always two ASCII letters (or dashes): see the constructors.
         std::str::from_utf8(&self.0).unwrap_or("??")
@@ -105,6 +116,33 @@ impl Default for Termination {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_whole_unless_the_client_left_or_a_body_was_cut() {
+        let whole = [
+            Termination::NORMAL,
+            Termination::new(By::Server, Stage::Connect),
+            Termination::new(By::ServerTimeout, Stage::Head),
+            Termination::new(By::Proxy, Stage::Request),
+            Termination::new(By::Local, Stage::Request),
+            Termination::new(By::Resource, Stage::Connect),
+            Termination::new(By::ServerTimeout, Stage::Queue),
+        ];
+        let cut = [
+            Termination::new(By::Client, Stage::Head),
+            Termination::new(By::Client, Stage::Queue),
+            Termination::new(By::ClientTimeout, Stage::Request),
+            Termination::new(By::Killed, Stage::Head),
+            Termination::new(By::Server, Stage::Data),
+            Termination::new(By::Proxy, Stage::Data),
+        ];
+        for t in whole {
+            assert!(t.answered_whole(), "{}", t.as_str());
+        }
+        for t in cut {
+            assert!(!t.answered_whole(), "{}", t.as_str());
+        }
+    }
 
     #[test]
     fn letters_are_haproxy_s() {

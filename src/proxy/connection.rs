@@ -179,6 +179,7 @@ pub fn serve(
                 ),
                 false => (None, sent_head),
             };
+            let tally = client.exchange_tally.take();
             shared.log.log(Record {
                 time,
                 client: client.real_ip,
@@ -210,7 +211,9 @@ pub fn serve(
                 upstream_wait: client.upstream_wait,
                 upstream_connect: client.upstream_connect,
                 upstream_queue: client.upstream_queue,
-                upstream_response: client.exchange_time.take(),
+                upstream_response: tally.time,
+                upstream_bytes_received: tally.received,
+                upstream_response_length: tally.body,
                 termination: client.termination(),
                 limit_req: client.limit_req,
                 pool,

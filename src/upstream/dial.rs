@@ -4,7 +4,7 @@
 
 use super::BackendTls;
 use crate::config::Endpoint;
-use crate::http::conn::Stream;
+use crate::http::conn::{Kind, Stream};
 use crate::http::tls::{HandshakeError, TlsStream};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use std::io;
@@ -14,21 +14,20 @@ use std::time::Duration;
 /// forced close may be shown before the connect begins. With `tls`, its
 /// session too, to begin once connected (see [`handshake`]).
 pub fn open(endpoint: &Endpoint, tls: Option<&BackendTls>) -> io::Result<Stream> {
-    Ok(match (endpoint, tls) {
+    let kind = match (endpoint, tls) {
         (Endpoint::Tcp(addr), None) => {
-            Stream::Tcp(Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into())
+            Kind::Tcp(Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into())
         }
         (Endpoint::Tcp(addr), Some(tls)) => {
             let tcp = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into();
             let session = TlsStream::connecting(tcp, tls.settings.clone(), tls.name.clone())
                 .map_err(io::Error::other)?;
-            Stream::Tls(Box::new(session))
+            Kind::Tls(Box::new(session))
         }
         // The loader refuses `tls` on a Unix socket.
-        (Endpoint::Unix(_), _) => {
-            Stream::Unix(Socket::new(Domain::UNIX, Type::STREAM, None)?.into())
-        }
-    })
+        (Endpoint::Unix(_), _) => Kind::Unix(Socket::new(Domain::UNIX, Type::STREAM, None)?.into()),
+    };
+    Ok(kind.into())
 }
 
 /// Completes the TLS handshake of `stream`, connected, if it is a TLS
@@ -38,7 +37,7 @@ pub fn open(endpoint: &Endpoint, tls: Option<&BackendTls>) -> io::Result<Stream>
 /// A failed one is a failure to connect, which says why (the
 /// certificate, most often).
 pub fn handshake(stream: &Stream, limit: Duration) -> io::Result<()> {
-    let Stream::Tls(tls) = stream else {
+    let Kind::Tls(tls) = stream.kind() else {
         return Ok(());
     };
     if limit.is_zero() {

@@ -113,6 +113,7 @@ impl IdleConns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::conn::Kind;
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 
@@ -122,7 +123,9 @@ mod tests {
         let conns = (0..n)
             .map(|_| {
                 BufConn::new(
-                    SharedStream(Arc::new(Stream::Tcp(TcpStream::connect(addr).unwrap()))),
+                    SharedStream(Arc::new(Stream::from(Kind::Tcp(
+                        TcpStream::connect(addr).unwrap(),
+                    )))),
                     1024,
                 )
             })

@@ -4,7 +4,7 @@
 use super::admin_state::AdminState;
 use super::dial::{connect, handshake, open};
 use super::{slots, Upstream, Upstreams};
-use crate::http::conn::{SharedStream, Socket as _, Stream};
+use crate::http::conn::{Kind, SharedStream, Socket as _, Stream};
 use crate::http::BufConn;
 use rustls_pki_types::ServerName;
 use std::io;
@@ -37,7 +37,7 @@ impl Upstream {
             return;
         }
         conn.release_if_empty();
-        if let Stream::Tls(tls) = &**conn.get_ref() {
+        if let Kind::Tls(tls) = conn.get_ref().kind() {
             tls.release_if_empty();
         }
         self.idle.give(conn);
@@ -87,6 +87,9 @@ pub struct UpstreamConn {
     /// The same for a body streamed from the client: the rest of it is
     /// still on the client connection, which closes after the answer.
     pub client_body_left: bool,
+    /// What had been read from it when it was checked out: what this
+    /// exchange receives is counted from there.
+    pub received_from: u64,
 }
 
 impl Upstreams {
@@ -107,6 +110,7 @@ impl Upstreams {
             if let Some(conn) = target.idle.take() {
                 in_use(&conn.get_ref().0);
                 return Ok(UpstreamConn {
+                    received_from: conn.get_ref().received(),
                     conn,
                     reused: true,
                     body_cut: false,
@@ -118,10 +122,10 @@ impl Upstreams {
         in_use(&stream);
         let started = Instant::now();
         connect(&stream, &target.addr, self.connect_timeout)?;
-        match &*stream {
-            Stream::Tcp(tcp) => tcp.set_nodelay(true)?,
-            Stream::Tls(tls) => tls.tcp().set_nodelay(true)?,
-            Stream::Unix(_) => {}
+        match stream.kind() {
+            Kind::Tcp(tcp) => tcp.set_nodelay(true)?,
+            Kind::Tls(tls) => tls.tcp().set_nodelay(true)?,
+            Kind::Unix(_) => {}
         }
         handshake(
             &stream,
@@ -130,6 +134,7 @@ impl Upstreams {
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
+            received_from: stream.received(),
             conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER).without_probe(),
             reused: false,
             body_cut: false,

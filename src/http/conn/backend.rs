@@ -7,14 +7,23 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// A connection to a backend: TCP, a Unix-domain stream socket (a
-/// `unix:PATH` target), or TLS over TCP (a target with `tls`). An enum,
-/// not a trait object: each call on a TCP backend costs one branch more
-/// than on the `TcpStream` itself, and nothing is allocated or called
-/// through a pointer.
-pub enum Stream {
+/// A connection to a backend, and the bytes read from it.
+pub struct Stream {
+    kind: Kind,
+    /// Every byte read since it was opened: what one exchange received is
+    /// the difference over it (`$upstream_bytes_received`). Written only
+    /// by the thread that has the connection checked out.
+    received: AtomicU64,
+}
+
+/// TCP, a Unix-domain stream socket (a `unix:PATH` target), or TLS over
+/// TCP (a target with `tls`). An enum, not a trait object: each call on
+/// a TCP backend costs one branch more than on the `TcpStream` itself,
+/// and nothing is allocated or called through a pointer.
+pub enum Kind {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(Box<TlsStream>),
@@ -22,21 +31,50 @@ pub enum Stream {
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stream::Tcp(s) => s.fmt(f),
-            Stream::Unix(s) => s.fmt(f),
-            Stream::Tls(s) => f.debug_tuple("Tls").field(s.tcp()).finish(),
+        match &self.kind {
+            Kind::Tcp(s) => s.fmt(f),
+            Kind::Unix(s) => s.fmt(f),
+            Kind::Tls(s) => f.debug_tuple("Tls").field(s.tcp()).finish(),
+        }
+    }
+}
+
+impl From<Kind> for Stream {
+    fn from(kind: Kind) -> Stream {
+        Stream {
+            kind,
+            received: AtomicU64::new(0),
         }
     }
 }
 
 impl Stream {
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The bytes read from it since it was opened (its TLS records'
+    /// contents over TLS, as they are read).
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Counts what a read gave.
+    fn count(&self, read: io::Result<usize>) -> io::Result<usize> {
+        if let Ok(n) = read {
+            // One reader at a time: no add need be atomic as a whole.
+            let seen = self.received.load(Ordering::Relaxed);
+            self.received.store(seen + n as u64, Ordering::Relaxed);
+        }
+        read
+    }
+
     /// Whether bytes are waiting to be read, without reading or waiting:
     /// over TLS, plaintext or records that would give some (or end the
     /// connection).
     pub fn has_waiting(&self) -> bool {
-        match self {
-            Stream::Tls(s) => s.has_waiting(),
+        match &self.kind {
+            Kind::Tls(s) => s.has_waiting(),
             _ => matches!(peek(self), Ok(n) if n > 0),
         }
     }
@@ -46,8 +84,8 @@ impl Stream {
     /// at all would be a response nobody asked for). Over TLS, records
     /// that carry no data (a session ticket) do not count.
     pub fn still_open(&self) -> bool {
-        match self {
-            Stream::Tls(s) => !s.peer_gone() && !s.has_waiting(),
+        match &self.kind {
+            Kind::Tls(s) => !s.peer_gone() && !s.has_waiting(),
             _ => matches!(peek(self), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
         }
     }
@@ -55,64 +93,64 @@ impl Stream {
 
 impl Socket for Stream {
     fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tls(s) => s.read_now(buf),
+        self.count(match &self.kind {
+            Kind::Tls(s) => s.read_now(buf),
             _ => recv_now(self.as_raw_fd(), buf),
-        }
+        })
     }
 
     fn ack_now(&self) {
-        match self {
-            Stream::Tcp(s) => s.ack_now(),
-            Stream::Tls(s) => s.tcp().ack_now(),
-            Stream::Unix(_) => {}
+        match &self.kind {
+            Kind::Tcp(s) => s.ack_now(),
+            Kind::Tls(s) => s.tcp().ack_now(),
+            Kind::Unix(_) => {}
         }
     }
 
     fn cut_short(&self) -> bool {
-        matches!(self, Stream::Tls(s) if s.cut_short())
+        matches!(&self.kind, Kind::Tls(s) if s.cut_short())
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.shutdown(how),
-            Stream::Unix(s) => s.shutdown(how),
-            Stream::Tls(s) => s.shutdown(how),
+        match &self.kind {
+            Kind::Tcp(s) => s.shutdown(how),
+            Kind::Unix(s) => s.shutdown(how),
+            Kind::Tls(s) => s.shutdown(how),
         }
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(timeout),
-            Stream::Unix(s) => s.set_read_timeout(timeout),
-            Stream::Tls(s) => s.tcp().set_read_timeout(timeout),
+        match &self.kind {
+            Kind::Tcp(s) => s.set_read_timeout(timeout),
+            Kind::Unix(s) => s.set_read_timeout(timeout),
+            Kind::Tls(s) => s.tcp().set_read_timeout(timeout),
         }
     }
 
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(timeout),
-            Stream::Unix(s) => s.set_write_timeout(timeout),
-            Stream::Tls(s) => s.tcp().set_write_timeout(timeout),
+        match &self.kind {
+            Kind::Tcp(s) => s.set_write_timeout(timeout),
+            Kind::Unix(s) => s.set_write_timeout(timeout),
+            Kind::Tls(s) => s.tcp().set_write_timeout(timeout),
         }
     }
 
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        match self {
-            Stream::Tcp(s) => s.write_timeout(),
-            Stream::Unix(s) => s.write_timeout(),
-            Stream::Tls(s) => s.tcp().write_timeout(),
+        match &self.kind {
+            Kind::Tcp(s) => s.write_timeout(),
+            Kind::Unix(s) => s.write_timeout(),
+            Kind::Tls(s) => s.tcp().write_timeout(),
         }
     }
 }
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).read(buf),
-            Stream::Unix(s) => (&*s).read(buf),
-            Stream::Tls(s) => (&**s).read(buf),
-        }
+        self.count(match &self.kind {
+            Kind::Tcp(s) => (&*s).read(buf),
+            Kind::Unix(s) => (&*s).read(buf),
+            Kind::Tls(s) => (&**s).read(buf),
+        })
     }
 }
 
@@ -122,20 +160,20 @@ impl Read for &Stream {
 /// `main` ignores it, an embedder's may not).
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write(buf),
-            Stream::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
-            Stream::Tls(s) => (&**s).write(buf),
+        match &self.kind {
+            Kind::Tcp(s) => (&*s).write(buf),
+            Kind::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
+            Kind::Tls(s) => (&**s).write(buf),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            Stream::Unix(s) => {
+        match &self.kind {
+            Kind::Tcp(s) => (&*s).write_vectored(bufs),
+            Kind::Unix(s) => {
                 socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
             }
-            Stream::Tls(s) => (&**s).write_vectored(bufs),
+            Kind::Tls(s) => (&**s).write_vectored(bufs),
         }
     }
 
@@ -166,20 +204,20 @@ impl Write for Stream {
 
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Stream::Tcp(s) => s.as_fd(),
-            Stream::Unix(s) => s.as_fd(),
-            Stream::Tls(s) => s.as_fd(),
+        match &self.kind {
+            Kind::Tcp(s) => s.as_fd(),
+            Kind::Unix(s) => s.as_fd(),
+            Kind::Tls(s) => s.as_fd(),
         }
     }
 }
 
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.as_raw_fd(),
+        match &self.kind {
+            Kind::Tcp(s) => s.as_raw_fd(),
+            Kind::Unix(s) => s.as_raw_fd(),
+            Kind::Tls(s) => s.as_raw_fd(),
         }
     }
 }

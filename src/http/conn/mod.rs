@@ -44,7 +44,7 @@ mod taken;
 mod watch;
 mod write;
 
-pub use backend::Stream;
+pub use backend::{Kind, Stream};
 pub use client::ClientStream;
 pub use errors::{is_local_shortage, is_timeout};
 pub use leaving::{peer_gone, Leaving};

@@ -241,6 +241,7 @@ mod tests {
     use super::*;
     use crate::http::conn::tests::loopback_pair;
     use crate::http::conn::BufConn;
+    use crate::http::conn::Kind;
     use std::io::Write;
     use std::net::TcpStream;
     use std::os::unix::net::UnixStream;
@@ -265,12 +266,12 @@ mod tests {
         let (tcp_backend, tcp_proxy_side) = loopback_pair();
         let (unix_backend, unix_proxy_side) = UnixStream::pair().unwrap();
         let backends: [(Box<dyn Write>, Stream); 2] = [
-            (Box::new(tcp_backend), Stream::Tcp(tcp_proxy_side)),
-            (Box::new(unix_backend), Stream::Unix(unix_proxy_side)),
+            (Box::new(tcp_backend), Kind::Tcp(tcp_proxy_side).into()),
+            (Box::new(unix_backend), Kind::Unix(unix_proxy_side).into()),
         ];
         for (mut backend, proxy_side) in backends {
             let (client, watched) = loopback_pair();
-            let unix = matches!(proxy_side, Stream::Unix(_));
+            let unix = matches!(proxy_side.kind(), Kind::Unix(_));
             let mut conn = BufConn::new(proxy_side, 64);
             backend.write_all(b"ab").unwrap();
             while conn.buffered().len() < 2 {
@@ -293,7 +294,7 @@ mod tests {
         let (mut client, watched) = loopback_pair();
         client.write_all(b"GET /next").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut conn = BufConn::new(Stream::Tcp(proxy_side), 64);
+        let mut conn = BufConn::new(Stream::from(Kind::Tcp(proxy_side)), 64);
         let answer = std::thread::spawn(move || {
             // Late enough that the read waits (nothing to measure).
             std::thread::sleep(Duration::from_millis(50));

@@ -1,7 +1,7 @@
 //! Writing buffers whole, or unless the peer answers first.
 
 use super::sys::{peek, poll, pollfd};
-use super::{Socket, Stream};
+use super::{Kind, Socket, Stream};
 use std::io::{self, IoSlice, Write};
 use std::time::Duration;
 
@@ -20,8 +20,8 @@ pub fn write_all_unless_answered(
     bufs: &mut [IoSlice<'_>],
     answered: impl FnMut() -> bool,
 ) -> io::Result<bool> {
-    match stream {
-        Stream::Tls(s) => s.write_all_unless_answered(bufs, answered),
+    match stream.kind() {
+        Kind::Tls(s) => s.write_all_unless_answered(bufs, answered),
         _ => send_all_unless_answered(stream, bufs, answered),
     }
 }

@@ -21,7 +21,7 @@ pub(crate) use read::first_line;
 pub(super) use read::HeadRead;
 
 use super::cached;
-use super::origin::ExchangeTime;
+use super::origin::ExchangeTally;
 use super::{ConnWatch, Inherited};
 // `answer` names these as `super::...`, which from there is this module.
 use super::{starts_a_head_request, ErrorResponse};
@@ -120,8 +120,9 @@ pub(super) struct Client {
     /// or the wait ends it. Unlike the others above, kept from one target
     /// tried to the next: a retry that waits again adds to it.
     pub(super) upstream_queue: Option<Duration>,
-    /// For the log: how long the backend's part of the last exchange took.
-    pub(super) exchange_time: Arc<ExchangeTime>,
+    /// For the log: how long the backend's part of the last exchange
+    /// took, and what it read.
+    pub(super) exchange_tally: Arc<ExchangeTally>,
     /// For the log: why and where this request's exchange ended
     /// (`$termination`). The first failure told of it stays (see
     /// [`Client::ended`]); a cell, as the relay sees the client shared.
@@ -248,7 +249,7 @@ impl Client {
             upstream_wait: None,
             upstream_connect: None,
             upstream_queue: None,
-            exchange_time: Arc::default(),
+            exchange_tally: Arc::default(),
             termination: Cell::new(Termination::NORMAL),
             read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
@@ -314,7 +315,7 @@ impl Client {
         self.upstream_wait = None;
         self.upstream_connect = None;
         self.upstream_fields = None;
-        self.exchange_time.take();
+        self.exchange_tally.take();
     }
 
     /// Lets go of every trace of a backend in what the log would say: its

@@ -110,7 +110,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 }
                 // What the log says of a backend is of the last tried.
                 client.forget_upstream_answer();
-                (index, Busy::new(busy, &client.exchange_time))
+                (index, Busy::new(busy, &client.exchange_tally))
             }
             (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
                 // An answer after all, whatever failed after it.
@@ -207,6 +207,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
         }
         match attempted {
             Ok((up, mut response, head_len, request_time)) => {
+                busy.answered_on(&up, head_len);
                 // As the backend wrote them, before `Location` is made
                 // the client's.
                 if shared.config.logs_upstream_fields() {

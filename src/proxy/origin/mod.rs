@@ -27,7 +27,7 @@
 //! - here: the request body ([`RequestBody`]), what a request is sent with
 //!   ([`Outgoing`]) and where ([`Destination`]), a response head received
 //!   ([`Fetched`], [`AfterHead`]), and the exchange counted and timed at
-//!   its target ([`Busy`], [`ExchangeTime`]).
+//!   its target ([`Busy`], [`ExchangeTally`]).
 
 mod attempt;
 mod exchange;
@@ -48,6 +48,7 @@ pub(super) use report::{hold_against, warn_failure};
 pub(super) use request::{facts, CLOSE_LINE};
 
 use super::{Client, Shared};
+use crate::http::conn::Stream;
 use crate::http::{BodyKind, BodyReader, ResponseHead};
 use crate::routes::Route;
 use crate::upstream::{InFlight, Upstream, UpstreamConn};
@@ -117,20 +118,33 @@ pub(super) struct Fetched<'s> {
 /// An exchange in flight at its target: it counts there (against
 /// `max_conns` too) until dropped, and its drop, wherever that is, notes
 /// how long the backend's part took from the moment the target was
-/// picked (`$upstream_response_time`, as nginx's from connecting on).
+/// picked (`$upstream_response_time`, as nginx's from connecting on) and,
+/// once an answer came, what was read of the connection meanwhile. It is
+/// dropped before the connection goes back to the pool (see
+/// `relay::reuse`): past that, another exchange may be reading it.
 pub(super) struct Busy<'s> {
     _slot: InFlight<'s>,
     began: Instant,
     /// `None` once it is known no backend was asked after all.
-    took: Option<Arc<ExchangeTime>>,
+    took: Option<Arc<ExchangeTally>>,
+    /// The connection an answer came on, and how much had been read of
+    /// it before the exchange and before the answer's body.
+    reading: Option<Reading>,
+}
+
+struct Reading {
+    stream: Arc<Stream>,
+    from: u64,
+    body_from: u64,
 }
 
 impl<'s> Busy<'s> {
-    fn new(slot: InFlight<'s>, took: &Arc<ExchangeTime>) -> Busy<'s> {
+    fn new(slot: InFlight<'s>, took: &Arc<ExchangeTally>) -> Busy<'s> {
         Busy {
             _slot: slot,
             began: Instant::now(),
             took: Some(took.clone()),
+            reading: None,
         }
     }
 
@@ -139,29 +153,75 @@ impl<'s> Busy<'s> {
     fn untimed(&mut self) {
         self.took = None;
     }
+
+    /// An answer's head, `head_len` bytes long, came on `up`: what is
+    /// read of it from the exchange's start, and from after the head, is
+    /// counted until the drop.
+    fn answered_on(&mut self, up: &UpstreamConn, head_len: usize) {
+        let stream = &up.conn.get_ref().0;
+        // Of what was read so far, what follows the head is the body's.
+        let past_head = up.conn.buffered().len().saturating_sub(head_len) as u64;
+        self.reading = Some(Reading {
+            stream: stream.clone(),
+            from: up.received_from,
+            body_from: stream.received().saturating_sub(past_head),
+        });
+    }
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        if let Some(took) = &self.took {
-            let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
-            took.0.store(micros.saturating_add(1), Ordering::Relaxed);
-        }
+        let Some(took) = &self.took else {
+            return;
+        };
+        let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        took.micros
+            .store(micros.saturating_add(1), Ordering::Relaxed);
+        // Without an answer, none: not an earlier target's either.
+        let (received, body) = match &self.reading {
+            Some(reading) => {
+                let now = reading.stream.received();
+                let since = |from: u64| now.saturating_sub(from).saturating_add(1);
+                (since(reading.from), since(reading.body_from))
+            }
+            None => (0, 0),
+        };
+        took.received.store(received, Ordering::Relaxed);
+        took.body.store(body, Ordering::Relaxed);
     }
 }
 
-/// How long the backend's part of a client's last exchange took, once
-/// it is over: one per client connection, written by each [`Busy`] as it
-/// drops.
+/// What the backend's part of a client's last exchange took, once it is
+/// over: one per client connection, written by each [`Busy`] as it
+/// drops. Each count is kept one more than it is, so that 0 is none.
 #[derive(Debug, Default)]
-pub(super) struct ExchangeTime(AtomicU64);
+pub(super) struct ExchangeTally {
+    micros: AtomicU64,
+    received: AtomicU64,
+    body: AtomicU64,
+}
 
-impl ExchangeTime {
+/// What an [`ExchangeTally`] held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Tally {
+    /// From the target's pick to the backend's part's end
+    /// (`$upstream_response_time`).
+    pub time: Option<Duration>,
+    /// The bytes of the answer read, its head, body and framing
+    /// (`$upstream_bytes_received`), and those after its head
+    /// (`$upstream_response_length`); none when no answer came.
+    pub received: Option<u64>,
+    pub body: Option<u64>,
+}
+
+impl ExchangeTally {
     /// Taken, so that the next request starts without one.
-    pub(super) fn take(&self) -> Option<Duration> {
-        match self.0.swap(0, Ordering::Relaxed) {
-            0 => None,
-            micros => Some(Duration::from_micros(micros - 1)),
+    pub(super) fn take(&self) -> Tally {
+        let take = |count: &AtomicU64| count.swap(0, Ordering::Relaxed).checked_sub(1);
+        Tally {
+            time: take(&self.micros).map(Duration::from_micros),
+            received: take(&self.received),
+            body: take(&self.body),
         }
     }
 }

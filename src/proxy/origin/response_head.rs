@@ -3,7 +3,7 @@
 
 use super::{Failure, Malformed, Phase, MAX_RESPONSE_HEAD};
 use crate::access_log::Stage;
-use crate::http::conn::{wait_unless_left, SharedStream, Stream};
+use crate::http::conn::{wait_unless_left, Kind, SharedStream, Stream};
 use crate::http::head::find_head_end;
 use crate::http::BufConn;
 use crate::proxy::client::CLIENT_CHECK_AFTER;
@@ -77,7 +77,7 @@ fn fill_unless_client_leaves(
     // readable may give none (a TLS 1.3 session ticket, sent right after
     // the handshake; part of a record). The wait is then taken up again,
     // still watching the client, for what is left of the patience.
-    let tls = matches!(&**conn.get_ref(), Stream::Tls(_));
+    let tls = matches!(conn.get_ref().kind(), Kind::Tls(_));
     let deadline = Instant::now() + patience;
     let mut watched = Some(client.conn.get_ref().0.as_ref());
     let backend_fd = conn.get_ref().as_raw_fd();

@@ -170,6 +170,7 @@ fn interim_status(start: &[u8]) -> Option<bool> {
 mod tests {
     use super::*;
     use crate::http::conn::tests::loopback_pair;
+    use crate::http::conn::Kind;
     use std::sync::Arc;
 
     #[test]
@@ -178,7 +179,10 @@ mod tests {
         // taken as the answer (which the relay refuses) once longer than
         // any head may be, not buffered for as long as the backend sends.
         let (mut backend, proxy_side) = loopback_pair();
-        let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 16 * 1024);
+        let mut up = BufConn::new(
+            SharedStream(Arc::new(Stream::from(Kind::Tcp(proxy_side)))),
+            16 * 1024,
+        );
         backend.write_all(b"HTTP/1.1 100 Continue\r\nX: ").unwrap();
         assert!(!answered_early(&mut up), "the start of an interim head");
         let writer = std::thread::spawn(move || {
@@ -211,7 +215,10 @@ mod tests {
             (b"SSH-2.0", true),
         ] {
             let (mut backend, proxy_side) = loopback_pair();
-            let mut up = BufConn::new(SharedStream(Arc::new(Stream::Tcp(proxy_side))), 4096);
+            let mut up = BufConn::new(
+                SharedStream(Arc::new(Stream::from(Kind::Tcp(proxy_side)))),
+                4096,
+            );
             backend.write_all(first).unwrap();
             // Arrived, or the `false` of an empty socket would pass.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -11,8 +11,9 @@ use crate::proxy::Client;
 use crate::upstream::{Upstream, UpstreamConn};
 use std::time::{Duration, Instant};
 
-/// Returns a connection whose response was read to its end to the pool.
-/// Bytes past the end of the response are not the start of the next one:
+/// Returns a connection whose response was read to its end to the pool,
+/// its exchange over (its `Busy` dropped: past this, another may read
+/// the connection, and the bytes it counts would be theirs). Bytes past the end of the response are not the start of the next one:
 /// nothing was asked yet. A backend that sends them has lost track of
 /// framing (or is desynchronising us on purpose); pooled, they would be
 /// read as the answer to someone else's request. The connection is
@@ -51,7 +52,7 @@ pub(in crate::proxy) fn discard(fetched: Fetched<'_>, request_is_head: bool, cli
         target,
         mut up,
         response,
-        busy: _busy,
+        busy,
     } = fetched.after_head();
     let Ok(kind) = BodyKind::for_response(request_is_head, &response) else {
         return;
@@ -78,6 +79,7 @@ pub(in crate::proxy) fn discard(fetched: Fetched<'_>, request_is_head: bool, cli
         },
         BodyKind::UntilClose => false,
     };
+    drop(busy);
     if arrived && may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
     }
@@ -153,7 +155,7 @@ fn read_body(
         target,
         mut up,
         response,
-        busy: _busy,
+        busy,
     } = fetched.after_head();
     let kind = BodyKind::for_response(false, &response)?;
     let mut reader = BodyReader::with_limit(kind, limit);
@@ -173,6 +175,7 @@ fn read_body(
             }
         }
     }
+    drop(busy);
     if may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
     }

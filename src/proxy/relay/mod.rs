@@ -157,7 +157,9 @@ pub(super) fn relay(
             sent
         }
         None => {
-            send_streamed(client, &mut fetched, prepared, tee, shared).map(|(sent, reusable)| {
+            let streamed = send_streamed(client, &mut fetched, prepared, tee, shared);
+            fetched.release();
+            streamed.map(|(sent, reusable)| {
                 if reusable {
                     reuse(client, target, fetched.up.conn);
                 }
@@ -200,13 +202,14 @@ pub(super) fn relay_part(
         window: Some(window),
     };
     client.note_sent_head(&[&prepared.head]);
-    let sent =
-        send_streamed(client, &mut fetched, prepared, Some(tee), shared).map(|(sent, reusable)| {
-            if reusable {
-                reuse(client, target, fetched.up.conn);
-            }
-            sent
-        });
+    let streamed = send_streamed(client, &mut fetched, prepared, Some(tee), shared);
+    fetched.release();
+    let sent = streamed.map(|(sent, reusable)| {
+        if reusable {
+            reuse(client, target, fetched.up.conn);
+        }
+        sent
+    });
     relayed(client, target, sent, 206, how.keep_alive, how)
 }
 
