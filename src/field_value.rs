@@ -522,7 +522,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::UpstreamCacheStatus
         | Var::DurationMs
         | Var::UpstreamMs
-        | Var::RequestCompletion => "",
+        | Var::RequestCompletion
+        | Var::GzipRatio => "",
     };
     out.extend_from_slice(text.as_bytes());
 }
@@ -886,6 +887,7 @@ mod tests {
             "$upstream_bytes_received",
             "$upstream_response_length",
             "$request_completion",
+            "$gzip_ratio",
         ] {
             let e = FieldValue::parse(known_after_the_body, FieldFamily::Response).unwrap_err();
             assert!(e.contains("after the head"), "{e}");

@@ -68,6 +68,7 @@ pub enum Var {
     Hostname,
     Pid,
     RequestCompletion,
+    GzipRatio,
 }
 
 impl Var {
@@ -93,6 +94,7 @@ impl Var {
                 | Var::UpstreamResponseLength
                 | Var::Termination
                 | Var::RequestCompletion
+                | Var::GzipRatio
         )
     }
 
@@ -119,6 +121,7 @@ impl Var {
                 | Var::UpstreamMs
                 | Var::Termination
                 | Var::RequestCompletion
+                | Var::GzipRatio
         )
     }
 }
@@ -186,6 +189,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("pid", Var::Pid),
     ("document_uri", Var::Uri),
     ("request_completion", Var::RequestCompletion),
+    ("gzip_ratio", Var::GzipRatio),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

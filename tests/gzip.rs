@@ -849,3 +849,62 @@ fn a_return_route_s_page_and_long_text_are_compressed_and_the_rest_is_not() {
     assert_plain(&client.get_with("/long", &[GZIP]), &long_text(), false);
     assert_eq!(off.metric("inverso_gzip_responses_total"), Some(0));
 }
+
+#[test]
+fn the_log_s_gzip_ratio_is_the_body_s_length_over_what_went_compressed() {
+    // Read whole and stored, then a hit served from the entry's
+    // compressed copy; a large body compressed as it streams; a client
+    // that takes no gzip.
+    let page_origin = Backend::start("origin", |seen, out| {
+        let (len, fields): (usize, &[(&str, &str)]) = match seen.path() {
+            "/big" => (
+                600 * 1024,
+                &[
+                    ("Content-Type", "text/plain"),
+                    ("Cache-Control", "no-store"),
+                ],
+            ),
+            _ => (
+                5000,
+                &[
+                    ("Content-Type", "text/html"),
+                    ("Cache-Control", "max-age=60"),
+                ],
+            ),
+        };
+        respond(out, 200, fields, &page(len));
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[page_origin.addr], |c| {
+        cache_on(c);
+        c.log_format = inverso::config::LogFormat::parse(
+            "$request_uri $upstream_cache_status $body_bytes_sent $gzip_ratio",
+        )
+        .unwrap();
+    });
+    let mut client = proxy.connect();
+    for path in ["/page", "/page", "/big"] {
+        let zipped = client.get_with(path, &[GZIP]);
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"), "{path}");
+    }
+    assert!(!client.get("/page").head.has("content-encoding"));
+    drop(client);
+    let mut proxy = proxy;
+    assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (line, (path, cache, len)) in lines.iter().zip([
+        ("/page", "MISS", 5000),
+        ("/page", "HIT", 5000),
+        ("/big", "MISS", 600 * 1024),
+    ]) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields[..2], [path, cache], "{line}");
+        let sent: f64 = fields[2].parse().unwrap();
+        let ratio: f64 = fields[3].parse().unwrap();
+        assert!(ratio > 5.0, "{line}");
+        assert!((ratio - len as f64 / sent).abs() <= 0.005, "{line}");
+        assert_eq!(fields[3].split_once('.').unwrap().1.len(), 2, "{line}");
+    }
+    assert_eq!(lines[3], "/page HIT 5000 -");
+}

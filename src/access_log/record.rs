@@ -76,6 +76,9 @@ pub struct Record {
     /// its head (`$upstream_response_length`); none when no answer came.
     pub upstream_bytes_received: Option<u64>,
     pub upstream_response_length: Option<u64>,
+    /// The body bytes of the answer before and after it was compressed,
+    /// when it went compressed (`$gzip_ratio`).
+    pub gzip_sizes: Option<(u64, u64)>,
     /// Why and where the exchange ended, as HAProxy's termination state
     /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
     pub termination: Termination,
@@ -180,6 +183,7 @@ impl Record {
             upstream_response: None,
             upstream_bytes_received: None,
             upstream_response_length: None,
+            gzip_sizes: None,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.
             termination: Termination::new(By::Proxy, Stage::Request),

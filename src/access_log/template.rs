@@ -146,6 +146,7 @@ impl Template {
             upstream_response: Some(Duration::from_micros(11_204)),
             upstream_bytes_received: Some(5_320),
             upstream_response_length: Some(5_120),
+            gzip_sizes: None,
             termination: Default::default(),
             limit_req: None,
             pool: Some(crate::config::DEFAULT_POOL.into()),
@@ -384,6 +385,7 @@ fn write_var(
         Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
         Var::UpstreamBytesReceived => out.number(r.upstream_bytes_received),
         Var::UpstreamResponseLength => out.number(r.upstream_response_length),
+        Var::GzipRatio => out.own(r.gzip_sizes.and_then(gzip_ratio).as_deref()),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Termination => out.own(Some(r.termination.as_str())),
         // Empty otherwise, as nginx's: a value, not a missing one.
@@ -436,6 +438,15 @@ fn write_var(
             None => out.absent(),
         },
     }
+}
+
+/// nginx's `$gzip_ratio` of a body `bytes_in` long compressed to
+/// `bytes_out`: their ratio to two decimals, the third rounding half up
+/// (`3.75`); none for nothing compressed.
+fn gzip_ratio((bytes_in, bytes_out): (u64, u64)) -> Option<String> {
+    let thousandths = u128::from(bytes_in) * 1000 / u128::from(bytes_out).max(1);
+    let hundredths = (thousandths + 5) / 10;
+    (bytes_out > 0).then(|| format!("{}.{:02}", hundredths / 100, hundredths % 100))
 }
 
 /// The request fields a template names, taken from a request's head for
@@ -543,6 +554,7 @@ mod tests {
             upstream_response: Some(Duration::from_micros(2_750)),
             upstream_bytes_received: Some(1_290),
             upstream_response_length: Some(1_024),
+            gzip_sizes: Some((5_120, 1_536)),
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
             pool: Some("api".into()),
@@ -589,6 +601,7 @@ mod tests {
             upstream_response: None,
             upstream_bytes_received: None,
             upstream_response_length: None,
+            gzip_sizes: None,
             termination: Default::default(),
             limit_req: None,
             pool: None,
@@ -664,6 +677,7 @@ mod tests {
             ("$termination", "SD"),
             // Cut short (`SD`): empty, as nginx's.
             ("$request_completion", ""),
+            ("$gzip_ratio", "3.33"),
             ("$limit_req_status", "DELAYED"),
             ("$http_referer", "https://ref.example/"),
             ("$http_user_agent", "curl/8"),
@@ -734,6 +748,24 @@ mod tests {
     }
 
     #[test]
+    fn gzip_ratio_is_nginx_s_two_decimals_rounded_half_up() {
+        for (sizes, ratio) in [
+            ((5_120, 1_536), "3.33"),
+            // 2.125 and 2.124: the third decimal rounds.
+            ((2_125, 1_000), "2.13"),
+            ((2_124, 1_000), "2.12"),
+            ((1_999, 1_000), "2.00"),
+            ((1_000, 1_000), "1.00"),
+            // A body too small to gain: the gzip wrapper outweighs it.
+            ((10, 30), "0.33"),
+            ((u64::MAX, 1), "18446744073709551615.00"),
+        ] {
+            assert_eq!(gzip_ratio(sizes).as_deref(), Some(ratio), "{sizes:?}");
+        }
+        assert_eq!(gzip_ratio((0, 0)), None);
+    }
+
+    #[test]
     fn what_a_record_lacks_is_a_dash() {
         let template = "$remote_port $remote_user $args $upstream_addr \
                         $upstream_header_time $upstream_connect_time $upstream_response_time \
@@ -743,10 +775,10 @@ mod tests {
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
                         $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
                         $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name \
-                        $upstream_bytes_received $upstream_response_length";
+                        $upstream_bytes_received $upstream_response_length $gzip_ratio";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // A hit, answered whole.
         assert_eq!(line("[$request_completion]", &bare_record()), "[OK]");

@@ -82,6 +82,7 @@ pub fn serve(
         client.pending_fields.clear();
         client.forget_backend();
         client.begin_anew();
+        client.take_gzip_sizes();
         client.head_bytes = 0;
         client.pacing = Pacing::OFF;
         client.watch.set_idle();
@@ -214,6 +215,7 @@ pub fn serve(
                 upstream_response: tally.time,
                 upstream_bytes_received: tally.received,
                 upstream_response_length: tally.body,
+                gzip_sizes: client.take_gzip_sizes(),
                 termination: client.termination(),
                 limit_req: client.limit_req,
                 pool,

@@ -97,7 +97,7 @@ pub(super) fn serve_entry(
     let mut tail = Vec::with_capacity(room);
     // Several parts go out from the stored body (see `Multipart`).
     let mut multipart = None;
-    // The body goes compressed: counted once it went.
+    // The body goes compressed: counted as it goes.
     let mut compressed_from = None;
     let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) =
         if policy::not_modified(&request.headers, &entry.head) {
@@ -219,6 +219,10 @@ pub(super) fn serve_entry(
     };
     ending.push(&mut tail, client, answering, entry);
     client.note_sent_head(&[&head, &tail]);
+    // Counted before it goes: a client that has it finds it counted.
+    if let Some(len) = compressed_from {
+        client.count_gzip(gzip_counters, len, body.len() as u64);
+    }
     let pacing = client.pacing;
     let out = &mut Paced::new(client.conn.get_mut(), pacing);
     let (written, result) = match &multipart {
@@ -238,9 +242,6 @@ pub(super) fn serve_entry(
         return Err(Refusal::silent());
     }
     let sent = written.saturating_sub(head.len() + tail.len());
-    if let (Some(len), Ok(())) = (compressed_from, &result) {
-        gzip_counters.count(len, body.len() as u64);
-    }
     Ok(Outcome {
         status: code,
         bytes: sent as u64,

@@ -121,14 +121,13 @@ impl Client {
         gzip: Option<&GzipCounters>,
     ) -> u64 {
         self.note_sent_head(&[response.head()]);
+        // Counted before it goes: a client that has it finds it counted.
+        if let (Some(counters), Some(from), false) = (gzip, response.gzipped_from, head_request) {
+            self.count_gzip(counters, from, response.body_len);
+        }
         let sent = response.send(self.conn.get_mut(), head_request);
         if sent.is_none() {
             self.head_bytes = 0;
-        }
-        if let (Some(counted), Some(from), Some(sent)) = (gzip, response.gzipped_from, sent) {
-            if !head_request {
-                counted.count(from, sent);
-            }
         }
         sent.unwrap_or(0)
     }

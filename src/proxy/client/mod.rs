@@ -32,6 +32,7 @@ use crate::http::conn::{ClientStream, SharedStream, Socket as _};
 use crate::http::head::RequestLimits;
 use crate::http::tls::TlsStream;
 use crate::http::{BufConn, RequestHead};
+use crate::metrics::GzipCounters;
 use crate::pace::Pacing;
 use crate::tls::client_cert::ClientCertificate;
 use crate::upstream::sticky::Sticky;
@@ -152,6 +153,10 @@ pub(super) struct Client {
     /// With `$upstream_http_<name>` in the log's template: the fields of
     /// the last backend's answer, as it came.
     pub(super) upstream_fields: Option<crate::http::Headers>,
+    /// For the log: the body bytes of this request's answer before and
+    /// after it was compressed, when it was (`$gzip_ratio`). A cell, as
+    /// the relay sees the client shared.
+    gzip_sizes: Cell<Option<(u64, u64)>>,
     /// With `request_id_header`: the field's name and this request's ID.
     pub(super) request_id: Option<(Arc<str>, String)>,
     /// This request's body (if any) was read to its end before it went to
@@ -262,6 +267,7 @@ impl Client {
             response_buffer: 0,
             sent_head: None,
             upstream_fields: None,
+            gzip_sizes: Cell::new(None),
             request_id: None,
             body_read_whole: false,
             sticky: None,
@@ -316,6 +322,18 @@ impl Client {
         self.upstream_connect = None;
         self.upstream_fields = None;
         self.exchange_tally.take();
+    }
+
+    /// Counts an answer that went compressed, `bytes_in` of body made
+    /// `bytes_out`: in the metrics, and for this request's log line.
+    pub(super) fn count_gzip(&self, counters: &GzipCounters, bytes_in: u64, bytes_out: u64) {
+        counters.count(bytes_in, bytes_out);
+        self.gzip_sizes.set(Some((bytes_in, bytes_out)));
+    }
+
+    /// What [`Client::count_gzip`] said of this request, taken.
+    pub(super) fn take_gzip_sizes(&self) -> Option<(u64, u64)> {
+        self.gzip_sizes.take()
     }
 
     /// Lets go of every trace of a backend in what the log would say: its

@@ -105,7 +105,7 @@ pub(super) fn serve(
                         false => {
                             let compressed = gzip.compress(&listed);
                             let len = compressed.len() as u64;
-                            (shared.metrics.gzip).count(listed.len() as u64, len);
+                            client.count_gzip(&shared.metrics.gzip, listed.len() as u64, len);
                             (compressed, Some(len))
                         }
                     }
@@ -202,7 +202,7 @@ pub(super) fn serve(
             match read_pieces(&file, &[Piece::File(start, len)]) {
                 Ok(bytes) => {
                     let compressed = gzip.compress(&bytes);
-                    (shared.metrics.gzip).count(len, compressed.len() as u64);
+                    client.count_gzip(&shared.metrics.gzip, len, compressed.len() as u64);
                     Some(compressed)
                 }
                 Err(unread) => {

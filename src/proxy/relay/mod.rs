@@ -147,14 +147,12 @@ pub(super) fn relay(
                 drop(fetched.up.conn);
             }
             let coded = prepared.compressed.as_deref().unwrap_or(&body);
-            let sent = send_gathered(client, prepared.head, &body, coded, tee);
-            if prepared.compressed.is_some() && sent.is_ok() {
-                shared
-                    .metrics
-                    .gzip
-                    .count(body.len() as u64, coded.len() as u64);
+            // Counted before it goes: a client that has it finds it counted.
+            if prepared.compressed.is_some() {
+                let gzip = &shared.metrics.gzip;
+                client.count_gzip(gzip, body.len() as u64, coded.len() as u64);
             }
-            sent
+            send_gathered(client, prepared.head, &body, coded, tee)
         }
         None => {
             let streamed = send_streamed(client, &mut fetched, prepared, tee, shared);

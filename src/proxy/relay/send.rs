@@ -92,7 +92,7 @@ pub(super) fn send_streamed(
         |conn| {
             let framing = Framing {
                 chunked: prepared.rechunk,
-                encoder: encoder.map(|e| (e, &shared.metrics.gzip)),
+                encoder: encoder.map(|e| (e, &shared.metrics.gzip, client)),
                 window: prepared.window,
             };
             let sent = copy_body(&mut reader, conn, &out, head, framing, tee);
@@ -156,8 +156,9 @@ fn head_unless_body_begins(
 struct Framing<'a> {
     /// In chunks (the client's length being unknown).
     chunked: bool,
-    /// Compressed as it goes, counted once it all went.
-    encoder: Option<(Encoder, &'a GzipCounters)>,
+    /// Compressed as it goes, counted once it all went (in the metrics
+    /// and the client's log line).
+    encoder: Option<(Encoder, &'a GzipCounters, &'a Client)>,
     /// Only this range of it goes (never compressed).
     window: Option<Window>,
 }
@@ -224,7 +225,7 @@ fn copy_body(
             None => piece,
         };
         let piece_out = match encoder.as_mut() {
-            Some((encoder, _)) => encoder.push(piece),
+            Some((encoder, ..)) => encoder.push(piece),
             None => piece,
         };
         let (_, result) = write_piece(&mut to, &head, piece_out, chunked, b"", &mut size_line);
@@ -251,9 +252,15 @@ fn copy_body(
         tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
-    let (rest, counters) = match encoder {
-        Some((encoder, counters)) => (encoder.finish(), Some(counters)),
-        None => (Vec::new(), None),
+    let rest = match encoder {
+        Some((encoder, counters, client)) => {
+            let rest = encoder.finish();
+            // Counted before the last bytes go: a client that has them
+            // finds it counted.
+            client.count_gzip(counters, taken, sent + rest.len() as u64);
+            rest
+        }
+        None => Vec::new(),
     };
     let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
     if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
@@ -262,9 +269,6 @@ fn copy_body(
         sent += rest.len() as u64;
     }
     to.flush().map_err(|_| client_gone(sent))?;
-    if let Some(counters) = counters {
-        counters.count(taken, sent);
-    }
     Ok(sent)
 }
 
